@@ -1,0 +1,46 @@
+/*
+ * main.c - `hearth <command> [args]`: finds the subcommand and hands it the
+ * rest of the command line.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"info", cmd_info, "print a GGUF file's metadata and tensor table"},
+    {"logits", cmd_logits, "evaluate token ids and write the logits (llama.cpp's golden format)"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text"},
+    {"run", cmd_run, "generate text from a prompt"},
+    {"synth", cmd_synth, "write a small model with random weights (for demos and tests)"},
+};
+
+int cli_fail(const char *cmd, const char *what) {
+    fprintf(stderr, "hearth %s: %s: %s\n", cmd, what, hearth_last_error());
+    return 1;
+}
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: hearth <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`hearth <command> --help` describes a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "hearth: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,64 @@
+/*
+ * core.h - the base layer: error reporting, overflow-checked sizes, file
+ * mapping and the thread pool. Everything above may use it; it uses only libc
+ * and pthreads.
+ */
+#ifndef HEARTH_CORE_H
+#define HEARTH_CORE_H
+
+#include "hearth.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define HR_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define HR_PRINTF(a, b)
+#endif
+
+/* Records `code` with a formatted detail message for hearth_last_error() and
+ * returns `code`, so failure sites read: return hr_fail(HEARTH_ERR_FORMAT, ...). */
+hearth_err hr_fail(hearth_err code, const char *fmt, ...) HR_PRINTF(2, 3);
+/* Prefixes the current detail message with a formatted context ("loading x: ")
+ * and returns `code`. */
+hearth_err hr_wrap(hearth_err code, const char *fmt, ...) HR_PRINTF(2, 3);
+
+/* Overflow-checked arithmetic on sizes: false when the result would not fit. */
+static inline bool hr_mul_ok(uint64_t a, uint64_t b, uint64_t *out) {
+    return !__builtin_mul_overflow(a, b, out);
+}
+static inline bool hr_add_ok(uint64_t a, uint64_t b, uint64_t *out) {
+    return !__builtin_add_overflow(a, b, out);
+}
+
+/* Allocation that reports failure through hr_fail. Free with free(). */
+void *hr_calloc(size_t n, size_t size);
+void *hr_aligned_alloc(size_t bytes); /* 64-byte aligned, zeroed; free() it */
+
+/* A read-only mapping of a whole file. */
+typedef struct hr_map {
+    const uint8_t *data;
+    uint64_t size;
+} hr_map;
+
+hearth_err hr_map_open(hr_map *map, const char *path);
+void hr_map_close(hr_map *map);
+
+/* Physical cores of this machine (at least 1). */
+int hr_cpu_cores(void);
+
+/* A fixed set of worker threads that run one job at a time: job(ctx, ith, nth)
+ * is called once for every ith in [0, nth) with the caller taking ith = 0.
+ * hr_pool_run returns when every part has finished. */
+typedef struct hr_pool hr_pool;
+typedef void (*hr_pool_job)(void *ctx, int ith, int nth);
+
+hearth_err hr_pool_new(int n_threads, hr_pool **out);
+void hr_pool_free(hr_pool *pool);
+int hr_pool_size(const hr_pool *pool);
+void hr_pool_run(hr_pool *pool, hr_pool_job job, void *ctx);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * err.c - the per-thread detail message behind hearth_last_error().
+ *
+ * The library never prints: the failure site records what went wrong and the
+ * CLI or server decides what to show.
+ */
+#include "core.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { ERR_MSG_MAX = 1024 };
+
+static _Thread_local char err_msg[ERR_MSG_MAX];
+
+hearth_err hr_fail(hearth_err code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err_msg, sizeof err_msg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+hearth_err hr_wrap(hearth_err code, const char *fmt, ...) {
+    char prefix[ERR_MSG_MAX];
+    char old[ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, err_msg, sizeof old);
+    snprintf(err_msg, sizeof err_msg, "%s%s", prefix, old);
+    return code;
+}
+
+const char *hearth_last_error(void) { return err_msg; }
+
+const char *hearth_err_name(hearth_err err) {
+    switch (err) {
+    case HEARTH_OK: return "ok";
+    case HEARTH_ERR_IO: return "io";
+    case HEARTH_ERR_FORMAT: return "format";
+    case HEARTH_ERR_UNSUPPORTED: return "unsupported";
+    case HEARTH_ERR_NOMEM: return "nomem";
+    case HEARTH_ERR_INVALID_ARG: return "invalid-argument";
+    case HEARTH_ERR_CONTEXT_FULL: return "context-full";
+    }
+    return "unknown";
+}
+
+void *hr_calloc(size_t n, size_t size) {
+    void *p = (n && size) ? calloc(n, size) : NULL;
+    if (!p && n && size) hr_fail(HEARTH_ERR_NOMEM, "out of memory allocating %zu x %zu bytes", n, size);
+    return p;
+}
+
+void *hr_aligned_alloc(size_t bytes) {
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded < bytes || rounded == 0) rounded = 64;
+    void *p = aligned_alloc(64, rounded);
+    if (!p) {
+        hr_fail(HEARTH_ERR_NOMEM, "out of memory allocating %zu bytes", bytes);
+        return NULL;
+    }
+    memset(p, 0, rounded);
+    return p;
+}

@@ -1,0 +1,46 @@
+/*
+ * fmap.c - read-only file mappings. Model weights are used in place from the
+ * mapping (MAP_PRIVATE, PROT_READ): the page cache is shared between processes
+ * and nothing is copied.
+ */
+#define _GNU_SOURCE
+#include "core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+hearth_err hr_map_open(hr_map *map, const char *path) {
+    map->data = NULL;
+    map->size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return hr_fail(HEARTH_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    hearth_err err = HEARTH_OK;
+    if (fstat(fd, &st) != 0) {
+        err = hr_fail(HEARTH_ERR_IO, "cannot stat '%s': %s", path, strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        err = hr_fail(HEARTH_ERR_IO, "'%s' is not a regular file", path);
+    } else if (st.st_size == 0) {
+        err = hr_fail(HEARTH_ERR_FORMAT, "'%s' is empty", path);
+    } else {
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            err = hr_fail(HEARTH_ERR_IO, "cannot map '%s': %s", path, strerror(errno));
+        } else {
+            map->data = p;
+            map->size = (uint64_t)st.st_size;
+        }
+    }
+    close(fd);
+    return err;
+}
+
+void hr_map_close(hr_map *map) {
+    if (map->data) munmap((void *)map->data, (size_t)map->size);
+    map->data = NULL;
+    map->size = 0;
+}

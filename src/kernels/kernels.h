@@ -1,0 +1,93 @@
+/*
+ * kernels.h - math on raw arrays: element types, block formats, conversions,
+ * dot products and the matrix product every layer goes through. Knows nothing
+ * of models.
+ *
+ * Each type has a scalar reference (ref_*.c) that is the specification; the
+ * SIMD kernels (x86_avx2.c, x86_avx512.c, arm_neon.c) are tested against it
+ * and chosen at run time by dispatch.c.
+ */
+#ifndef HEARTH_KERNELS_H
+#define HEARTH_KERNELS_H
+
+#include "core/core.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* GGML type ids, as stored in GGUF tensor infos. */
+typedef enum kern_type {
+    KERN_F32 = 0,
+    KERN_F16 = 1,
+    KERN_Q4_0 = 2,
+    KERN_Q4_1 = 3,
+    KERN_Q5_0 = 6,
+    KERN_Q5_1 = 7,
+    KERN_Q8_0 = 8,
+    KERN_Q8_1 = 9,
+    KERN_Q2_K = 10,
+    KERN_Q3_K = 11,
+    KERN_Q4_K = 12,
+    KERN_Q5_K = 13,
+    KERN_Q6_K = 14,
+    KERN_Q8_K = 15,
+    KERN_BF16 = 30,
+    KERN_TYPE_COUNT = 40 /* ids below this are known to GGML */
+} kern_type;
+
+typedef struct kern_type_info {
+    const char *name;     /* "q4_K"; "?" for ids GGML knows but Hearth does not */
+    uint32_t block_size;  /* elements per block (1 for float types) */
+    uint32_t block_bytes; /* bytes per block */
+    kern_type vec_dot_type; /* what activations are converted to for dot products */
+    bool supported;       /* Hearth can dequantize and multiply it */
+} kern_type_info;
+
+/* Traits of type id `type`, or NULL when the id is not a GGML type at all. */
+const kern_type_info *kern_type_get(uint32_t type);
+/* Bytes of a row of n elements; 0 when n is not a multiple of the block size. */
+size_t kern_row_bytes(kern_type type, int64_t n);
+
+/* Half-precision conversions with round-to-nearest-even (as F16C / ggml). */
+float kern_f16_to_f32(uint16_t h);
+uint16_t kern_f32_to_f16(float f);
+float kern_bf16_to_f32(uint16_t h);
+uint16_t kern_f32_to_bf16(float f);
+
+/* --- scalar references: the specification (ref_quants.c, ref_kquants.c) ---
+ * n must be a multiple of the type's block size. quantize produces exactly the
+ * blocks ggml's quantize_row_*_ref produces; vec_dot takes the weight row `w`
+ * of type `type` and activations `x` already in its vec_dot_type. */
+void kern_ref_quantize_row(kern_type type, const float *x, void *y, int64_t n);
+void kern_ref_dequantize_row(kern_type type, const void *x, float *y, int64_t n);
+void kern_ref_vec_dot(kern_type type, int64_t n, float *s, const void *w, const void *x);
+
+/* --- dispatched kernels: the fastest this CPU runs (dispatch.c) --- */
+typedef void (*kern_vec_dot_fn)(int64_t n, float *s, const void *w, const void *x);
+typedef void (*kern_from_float_fn)(const float *x, void *y, int64_t n);
+typedef void (*kern_to_float_fn)(const void *x, float *y, int64_t n);
+
+typedef struct kern_fns {
+    kern_vec_dot_fn vec_dot;       /* w: this type, x: vec_dot_type */
+    kern_from_float_fn from_float; /* f32 -> this type (for activations) */
+    kern_to_float_fn to_float;     /* this type -> f32 */
+} kern_fns;
+
+/* The kernels for `type` (NULL if unsupported). Selected once per process from
+ * the CPU's features; HEARTH_ISA=scalar|avx2|avx512 in the environment caps it. */
+const kern_fns *kern_get(kern_type type);
+/* Name of the instruction set in use ("avx512-vnni", "avx2", "neon", "scalar"). */
+const char *kern_isa_name(void);
+
+/* --- matrix product (matmul.c) ---
+ * Y[t][r] = dot(W row r, X row t) for t < n_tok, r < n_rows.
+ * W: [n_rows][n_cols] of `type`, row stride kern_row_bytes(type, n_cols).
+ * X: [n_tok][n_cols] f32. Y: [n_tok][n_rows] f32, row stride ldy floats.
+ * `scratch` holds X converted to the vec_dot type: at least
+ * kern_matmul_scratch_bytes(type, n_cols, n_tok) bytes. Split across the pool. */
+size_t kern_matmul_scratch_bytes(kern_type type, int64_t n_cols, int64_t n_tok);
+void kern_matmul(hr_pool *pool, kern_type type, const void *w, int64_t n_rows, int64_t n_cols,
+                 const float *x, int64_t n_tok, float *y, int64_t ldy, void *scratch);
+
+#endif

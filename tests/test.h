@@ -1,0 +1,65 @@
+/*
+ * test.h - a minimal test harness: CHECK records a failure and goes on,
+ * REQUIRE stops the test. Each test file's main returns test_done(), or
+ * TEST_SKIP (77, CTest's SKIP_RETURN_CODE) with a reason when a fixture is
+ * missing.
+ */
+#ifndef HEARTH_TEST_H
+#define HEARTH_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TEST_SKIP 77
+
+static int test_failures;
+static int test_checks;
+
+#define CHECK(cond)                                                                   \
+    do {                                                                              \
+        test_checks++;                                                                \
+        if (!(cond)) {                                                                \
+            test_failures++;                                                          \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                             \
+    } while (0)
+
+#define CHECKF(cond, ...)                                                             \
+    do {                                                                              \
+        test_checks++;                                                                \
+        if (!(cond)) {                                                                \
+            test_failures++;                                                          \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);  \
+            fprintf(stderr, __VA_ARGS__);                                             \
+            fputc('\n', stderr);                                                      \
+        }                                                                             \
+    } while (0)
+
+#define REQUIRE(cond)                                                                   \
+    do {                                                                                \
+        test_checks++;                                                                  \
+        if (!(cond)) {                                                                  \
+            fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond); \
+            exit(1);                                                                    \
+        }                                                                               \
+    } while (0)
+
+static inline int test_done(const char *name) {
+    printf("%s: %d checks, %d failures\n", name, test_checks, test_failures);
+    return test_failures ? 1 : 0;
+}
+
+/* Deterministic pseudo-random numbers for tests (xorshift64*). */
+static inline unsigned long long test_rand_u64(unsigned long long *s) {
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ULL;
+}
+static inline float test_rand_f(unsigned long long *s) { /* uniform in [-1, 1) */
+    return (float)((double)(test_rand_u64(s) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+#endif
