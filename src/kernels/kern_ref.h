@@ -1,0 +1,72 @@
+/*
+ * kern_ref.h - per-type entry points of the scalar references (ref_quants.c,
+ * ref_kquants.c), private to src/kernels/. dispatch.c puts them in its table;
+ * the SIMD files call them for what they do not vectorise; tests compare
+ * against them. Signatures match kern_fns so they can be stored there as is.
+ *
+ * Conventions: n is the number of elements and a multiple of the type's block
+ * size; quantize_* reproduces ggml's quantize_row_*_ref byte for byte;
+ * vec_dot_* takes the weight row `w` of the named type and the activations `x`
+ * in its vec_dot type and reproduces ggml's generic (scalar) dot product,
+ * including the order of its float operations.
+ */
+#ifndef HEARTH_KERN_REF_H
+#define HEARTH_KERN_REF_H
+
+#include "kernels/blocks.h"
+#include "kernels/kernels.h"
+
+#include <stdint.h>
+
+#define KERN_REF_DECLARE(t)                                                                        \
+    void kern_ref_quantize_##t(const float *x, void *y, int64_t n);                                \
+    void kern_ref_dequantize_##t(const void *x, float *y, int64_t n);                              \
+    void kern_ref_vec_dot_##t(int64_t n, float *s, const void *w, const void *x);
+
+KERN_REF_DECLARE(f32)
+KERN_REF_DECLARE(f16)
+KERN_REF_DECLARE(bf16)
+KERN_REF_DECLARE(q4_0)
+KERN_REF_DECLARE(q4_1)
+KERN_REF_DECLARE(q5_0)
+KERN_REF_DECLARE(q5_1)
+KERN_REF_DECLARE(q8_0)
+KERN_REF_DECLARE(q8_1)
+KERN_REF_DECLARE(q4_K)
+KERN_REF_DECLARE(q5_K)
+KERN_REF_DECLARE(q6_K)
+KERN_REF_DECLARE(q8_K)
+
+#undef KERN_REF_DECLARE
+
+/* Activation quantizers as llama.cpp's x86 build runs them (the golden data
+ * come from such a build). They differ from quantize_q8_0/q8_1 (the weight
+ * format references) in two ways: the inverse scale is 127/amax instead of
+ * 1/(amax/127), and values are rounded half to even instead of half away from
+ * zero. Both change a quant now and then, so activations must use these. */
+void kern_quantize_q8_0_act(const float *x, void *y, int64_t n);
+void kern_quantize_q8_1_act(const float *x, void *y, int64_t n);
+
+/* ggml's nearest_int: round half to even via the 1.5*2^23 trick; valid for
+ * |f| <= 4194303. Shared by the references and the SIMD tails. */
+static inline int kern_nearest_int(float f) {
+    union {
+        float f;
+        int32_t i;
+    } u;
+    u.f = f + 12582912.f;
+    return (u.i & 0x007fffff) - 0x00400000;
+}
+
+/* The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K block. */
+static inline void kern_get_scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+#endif

@@ -1,0 +1,486 @@
+/*
+ * ref_kquants.c - scalar references for the K-quant super-blocks of 256
+ * elements: Q4_K and Q5_K (8 sub-blocks of 32 with 6-bit scales and mins),
+ * Q6_K (16 sub-blocks of 16 with int8 scales) and Q8_K (the activations they
+ * are multiplied with).
+ *
+ * Spec: ggml-quants.c quantize_row_{q4,q5,q6,q8}_K_ref with make_qkx2_quants
+ * and make_qx_quants (the no-imatrix path llama-quantize takes), the
+ * dequantize_row_*_K, and the generic dot products of ggml-cpu/quants.c.
+ * As in ref_quants.c the float operations follow ggml's order exactly: the
+ * quantizers search over candidate scales and a different last bit picks a
+ * different candidate, so "equivalent" algebra is not equivalent here.
+ */
+#include "kernels/kern_ref.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+#define H2F(h) kern_f16_to_f32(h)
+#define F2H(f) kern_f32_to_f16(f)
+
+#define GROUP_MAX_EPS 1e-15f
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int imax(int a, int b) { return a > b ? a : b; }
+
+/* Fits x[i] ~ scale * L[i] - the_min with L in [0, nmax] by weighted least
+ * squares over a sweep of nstep+1 candidate inverse scales (ggml's
+ * make_qkx2_quants with use_mad = false). Returns the scale; *the_min >= 0. */
+static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
+                              float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep) {
+    float min = x[0], max = x[0];
+    float sum_w = weights[0];
+    float sum_x = sum_w * x[0];
+    for (int i = 1; i < n; i++) {
+        if (x[i] < min) min = x[i];
+        if (x[i] > max) max = x[i];
+        const float w = weights[i];
+        sum_w += w;
+        sum_x += w * x[i];
+    }
+    if (min > 0) min = 0;
+    if (max == min) {
+        for (int i = 0; i < n; i++) L[i] = 0;
+        *the_min = -min;
+        return 0.f;
+    }
+    float iscale = (float)nmax / (max - min);
+    float scale = 1 / iscale;
+    float best_error = 0;
+    for (int i = 0; i < n; i++) {
+        const int l = kern_nearest_int(iscale * (x[i] - min));
+        L[i] = (uint8_t)imax(0, imin(nmax, l));
+        float diff = scale * (float)L[i] + min - x[i];
+        diff = diff * diff;
+        best_error += weights[i] * diff;
+    }
+    if (nstep < 1) {
+        *the_min = -min;
+        return scale;
+    }
+    for (int is = 0; is <= nstep; is++) {
+        iscale = (rmin + rdelta * (float)is + (float)nmax) / (max - min);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; i++) {
+            int l = kern_nearest_int(iscale * (x[i] - min));
+            l = imax(0, imin(nmax, l));
+            Laux[i] = (uint8_t)l;
+            const float w = weights[i];
+            sum_l += w * (float)l;
+            sum_l2 += w * (float)l * (float)l;
+            sum_xl += w * (float)l * x[i];
+        }
+        const float D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+            if (this_min > 0) {
+                this_min = 0;
+                this_scale = sum_xl / sum_l2;
+            }
+            float cur_error = 0;
+            for (int i = 0; i < n; i++) {
+                float diff = this_scale * (float)Laux[i] + this_min - x[i];
+                diff = diff * diff;
+                cur_error += weights[i] * diff;
+            }
+            if (cur_error < best_error) {
+                memcpy(L, Laux, (size_t)n);
+                best_error = cur_error;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    *the_min = -min;
+    return scale;
+}
+
+/* Fits x[i] ~ scale * (L[i] - nmax) with L in [0, 2*nmax), weights x^2, trying
+ * 19 inverse scales around -nmax/max (ggml's make_qx_quants, rmse_type 1 and
+ * no importance weights: the only form the Q6_K reference uses). */
+static float make_qx_quants_rmse1(int n, int nmax, const float *x, int8_t *L) {
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; i++) {
+        const float ax = fabsf(x[i]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[i];
+        }
+    }
+    if (amax < GROUP_MAX_EPS) {
+        for (int i = 0; i < n; i++) L[i] = 0;
+        return 0.f;
+    }
+    float iscale = (float)-nmax / max;
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        int l = kern_nearest_int(iscale * x[i]);
+        l = imax(-nmax, imin(nmax - 1, l));
+        L[i] = (int8_t)(l + nmax);
+        const float w = x[i] * x[i];
+        sumlx += w * x[i] * (float)l;
+        suml2 += w * (float)l * (float)l;
+    }
+    float scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
+    float best = scale * sumlx;
+    for (int is = -9; is <= 9; is++) {
+        if (is == 0) continue;
+        iscale = -((float)nmax + 0.1f * (float)is) / max;
+        sumlx = suml2 = 0;
+        for (int i = 0; i < n; i++) {
+            int l = kern_nearest_int(iscale * x[i]);
+            l = imax(-nmax, imin(nmax - 1, l));
+            const float w = x[i] * x[i];
+            sumlx += w * x[i] * (float)l;
+            suml2 += w * (float)l * (float)l;
+        }
+        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+            for (int i = 0; i < n; i++) {
+                const int l = kern_nearest_int(iscale * x[i]);
+                L[i] = (int8_t)(nmax + imax(-nmax, imin(nmax - 1, l)));
+            }
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+/* Packs eight 6-bit scales and mins into the 12 bytes of Q4_K/Q5_K: bytes
+ * 0-3 scales 0-3 (+ top 2 bits of scales 4-7), bytes 4-7 mins 0-3 (+ top 2
+ * bits of mins 4-7), bytes 8-11 the low nibbles of scales and mins 4-7. */
+static void pack_scales_k4(uint8_t *out, const uint8_t *ls, const uint8_t *lm) {
+    for (int j = 0; j < 4; j++) {
+        out[j] = (uint8_t)(ls[j] | (ls[j + 4] >> 4) << 6);
+        out[j + 4] = (uint8_t)(lm[j] | (lm[j + 4] >> 4) << 6);
+        out[j + 8] = (uint8_t)((ls[j + 4] & 0xF) | (lm[j + 4] & 0xF) << 4);
+    }
+}
+
+/* The shared front half of the Q4_K and Q5_K references: per-sub-block
+ * scale/min fits, their 6-bit quantization and the final levels L (0..nmax). */
+static void quantize_k4_block(const float *x, int nmax, float rmin, int nstep, uint8_t *scales12,
+                              kern_f16 *d_out, kern_f16 *dmin_out, uint8_t *L) {
+    uint8_t Laux[32];
+    float weights[32], mins[QK_K / 32], scales[QK_K / 32];
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < QK_K / 32; j++) {
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
+        const float av_x = sqrtf(sum_x2 / 32);
+        for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
+        scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux,
+                                     rmin, 0.1f, nstep);
+        if (scales[j] > max_scale) max_scale = scales[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+    const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+    uint8_t ls[QK_K / 32], lm[QK_K / 32];
+    for (int j = 0; j < QK_K / 32; j++) {
+        /* ggml stores nearest_int in a uint8_t before clamping: keep the wrap */
+        const uint8_t s8 = (uint8_t)kern_nearest_int(inv_scale * scales[j]);
+        const uint8_t m8 = (uint8_t)kern_nearest_int(inv_min * mins[j]);
+        ls[j] = s8 < 63 ? s8 : 63;
+        lm[j] = m8 < 63 ? m8 : 63;
+    }
+    pack_scales_k4(scales12, ls, lm);
+    *d_out = F2H(max_scale / 63.f);
+    *dmin_out = F2H(max_min / 63.f);
+
+    for (int j = 0; j < QK_K / 32; j++) {
+        uint8_t sc, m;
+        kern_get_scale_min_k4(j, scales12, &sc, &m);
+        const float d = H2F(*d_out) * (float)sc;
+        if (d == 0.0f) continue; /* keep the levels of the fit */
+        const float dm = H2F(*dmin_out) * (float)m;
+        for (int ii = 0; ii < 32; ii++) {
+            const int l = kern_nearest_int((x[32 * j + ii] + dm) / d);
+            L[32 * j + ii] = (uint8_t)imax(0, imin(nmax, l));
+        }
+    }
+}
+
+/* ---- Q4_K ------------------------------------------------------------------- */
+
+void kern_ref_quantize_q4_K(const float *x, void *vy, int64_t n) {
+    block_q4_K *y = vy;
+    uint8_t L[QK_K];
+    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        quantize_k4_block(x, 15, -1.f, 20, y[i].scales, &y[i].d, &y[i].dmin, L);
+        /* 64 elements per 32 bytes: low nibbles first half, high nibbles second */
+        uint8_t *q = y[i].qs;
+        for (int j = 0; j < QK_K; j += 64, q += 32)
+            for (int l = 0; l < 32; l++) q[l] = (uint8_t)(L[j + l] | L[j + l + 32] << 4);
+    }
+}
+
+void kern_ref_dequantize_q4_K(const void *vx, float *y, int64_t n) {
+    const block_q4_K *x = vx;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float d = H2F(x[i].d), min = H2F(x[i].dmin);
+        const uint8_t *q = x[i].qs;
+        for (int j = 0, is = 0; j < QK_K; j += 64, is += 2, q += 32) {
+            uint8_t sc, m;
+            kern_get_scale_min_k4(is, x[i].scales, &sc, &m);
+            const float d1 = d * (float)sc, m1 = min * (float)m;
+            kern_get_scale_min_k4(is + 1, x[i].scales, &sc, &m);
+            const float d2 = d * (float)sc, m2 = min * (float)m;
+            for (int l = 0; l < 32; l++) *y++ = d1 * (float)(q[l] & 0xF) - m1;
+            for (int l = 0; l < 32; l++) *y++ = d2 * (float)(q[l] >> 4) - m2;
+        }
+    }
+}
+
+/* The common tail of the K-quant dots: ggml's generic versions keep eight
+ * float lanes, lane l summing d * (integer sum over the elements l mod 8), and
+ * add the lanes only at the end; the min corrections go straight to sumf. */
+typedef struct {
+    float lanes[8];
+    float sumf;
+} kdot_acc;
+
+static void kdot_add(kdot_acc *a, float d, const int32_t *aux32) {
+    for (int l = 0; l < 8; l++) a->lanes[l] += d * (float)aux32[l];
+}
+
+static float kdot_finish(const kdot_acc *a) {
+    float s = a->sumf;
+    for (int l = 0; l < 8; l++) s += a->lanes[l];
+    return s;
+}
+
+/* Integer part of a Q4_K/Q5_K block: levels q[256] (0..31) against the Q8_K
+ * quants, scaled per 32-element sub-block, into 8 lanes by index mod 8. Also
+ * returns the min correction sum(bsums * mins). */
+static int kdot_k4_block(const uint8_t *scales12, const int8_t *q, const block_q8_K *y,
+                         int32_t *aux32) {
+    uint8_t sc[8], mn[8];
+    for (int j = 0; j < 8; j++) kern_get_scale_min_k4(j, scales12, &sc[j], &mn[j]);
+    int summ = 0;
+    for (int j = 0; j < QK_K / 16; j++) summ += y->bsums[j] * mn[j / 2];
+    memset(aux32, 0, 8 * sizeof(int32_t));
+    for (int k = 0; k < QK_K; k++) aux32[k % 8] += sc[k / 32] * (q[k] * y->qs[k]);
+    return summ;
+}
+
+void kern_ref_vec_dot_q4_K(int64_t n, float *s, const void *vw, const void *vx) {
+    const block_q4_K *w = vw;
+    const block_q8_K *x = vx;
+    kdot_acc acc = {{0}, 0.0f};
+    int8_t q[QK_K];
+    int32_t aux32[8];
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        for (int j = 0; j < QK_K / 64; j++)
+            for (int l = 0; l < 32; l++) {
+                q[64 * j + l] = (int8_t)(w[i].qs[32 * j + l] & 0xF);
+                q[64 * j + 32 + l] = (int8_t)(w[i].qs[32 * j + l] >> 4);
+            }
+        const int summ = kdot_k4_block(w[i].scales, q, &x[i], aux32);
+        kdot_add(&acc, H2F(w[i].d) * x[i].d, aux32);
+        const float dmin = H2F(w[i].dmin) * x[i].d;
+        acc.sumf -= dmin * (float)summ;
+    }
+    *s = kdot_finish(&acc);
+}
+
+/* ---- Q5_K ------------------------------------------------------------------- */
+
+void kern_ref_quantize_q5_K(const float *x, void *vy, int64_t n) {
+    block_q5_K *y = vy;
+    uint8_t L[QK_K];
+    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        quantize_k4_block(x, 31, -0.5f, 15, y[i].scales, &y[i].d, &y[i].dmin, L);
+        /* low 4 bits as Q4_K; bit 4 of element 64*k + j in qh[j] bit 2k, of
+         * element 64*k + 32 + j in qh[j] bit 2k+1 */
+        memset(y[i].qh, 0, sizeof y[i].qh);
+        uint8_t *ql = y[i].qs;
+        for (int k = 0; k < QK_K / 64; k++, ql += 32) {
+            for (int j = 0; j < 32; j++) {
+                const int l1 = L[64 * k + j], l2 = L[64 * k + j + 32];
+                y[i].qh[j] |=
+                    (uint8_t)(((l1 >> 4) & 1) << (2 * k) | ((l2 >> 4) & 1) << (2 * k + 1));
+                ql[j] = (uint8_t)((l1 & 0xF) | (l2 & 0xF) << 4);
+            }
+        }
+    }
+}
+
+static void unpack_q5_K(const block_q5_K *b, int8_t *q) {
+    for (int k = 0; k < QK_K / 64; k++)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t byte = b->qs[32 * k + l], h = b->qh[l];
+            q[64 * k + l] = (int8_t)((byte & 0xF) | ((h >> (2 * k)) & 1) << 4);
+            q[64 * k + 32 + l] = (int8_t)((byte >> 4) | ((h >> (2 * k + 1)) & 1) << 4);
+        }
+}
+
+void kern_ref_dequantize_q5_K(const void *vx, float *y, int64_t n) {
+    const block_q5_K *x = vx;
+    int8_t q[QK_K];
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float d = H2F(x[i].d), min = H2F(x[i].dmin);
+        unpack_q5_K(&x[i], q);
+        for (int j = 0; j < QK_K / 32; j++) {
+            uint8_t sc, m;
+            kern_get_scale_min_k4(j, x[i].scales, &sc, &m);
+            const float d1 = d * (float)sc, m1 = min * (float)m;
+            for (int l = 0; l < 32; l++) *y++ = d1 * (float)q[32 * j + l] - m1;
+        }
+    }
+}
+
+void kern_ref_vec_dot_q5_K(int64_t n, float *s, const void *vw, const void *vx) {
+    const block_q5_K *w = vw;
+    const block_q8_K *x = vx;
+    kdot_acc acc = {{0}, 0.0f};
+    int8_t q[QK_K];
+    int32_t aux32[8];
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        unpack_q5_K(&w[i], q);
+        const int summ = kdot_k4_block(w[i].scales, q, &x[i], aux32);
+        kdot_add(&acc, H2F(w[i].d) * x[i].d, aux32);
+        const float dmin = H2F(w[i].dmin) * x[i].d;
+        acc.sumf -= dmin * (float)summ;
+    }
+    *s = kdot_finish(&acc);
+}
+
+/* ---- Q6_K ------------------------------------------------------------------- */
+
+void kern_ref_quantize_q6_K(const float *x, void *vy, int64_t n) {
+    block_q6_K *y = vy;
+    int8_t L[QK_K];
+    float scales[QK_K / 16];
+    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        float max_scale = 0, max_abs_scale = 0;
+        for (int ib = 0; ib < QK_K / 16; ib++) {
+            const float scale = make_qx_quants_rmse1(16, 32, x + 16 * ib, L + 16 * ib);
+            scales[ib] = scale;
+            if (fabsf(scale) > max_abs_scale) {
+                max_abs_scale = fabsf(scale);
+                max_scale = scale;
+            }
+        }
+        if (max_abs_scale < GROUP_MAX_EPS) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        const float iscale = -128.f / max_scale;
+        y[i].d = F2H(1 / iscale);
+        for (int ib = 0; ib < QK_K / 16; ib++)
+            y[i].scales[ib] = (int8_t)imin(127, kern_nearest_int(iscale * scales[ib]));
+        for (int j = 0; j < QK_K / 16; j++) {
+            const float d = H2F(y[i].d) * (float)y[i].scales[j];
+            if (d == 0.0f) continue;
+            for (int ii = 0; ii < 16; ii++) {
+                const int l = kern_nearest_int(x[16 * j + ii] / d);
+                L[16 * j + ii] = (int8_t)(imax(-32, imin(31, l)) + 32);
+            }
+        }
+        /* per 128 elements: ql[0..31] = low nibbles of 0..31 | 64..95 << 4,
+         * ql[32..63] = 32..63 | 96..127 << 4, qh[l] = the four top 2-bit pairs */
+        uint8_t *ql = y[i].ql, *qh = y[i].qh;
+        for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32) {
+            for (int l = 0; l < 32; l++) {
+                const int q1 = L[j + l], q2 = L[j + l + 32], q3 = L[j + l + 64], q4 = L[j + l + 96];
+                ql[l] = (uint8_t)((q1 & 0xF) | (q3 & 0xF) << 4);
+                ql[l + 32] = (uint8_t)((q2 & 0xF) | (q4 & 0xF) << 4);
+                qh[l] = (uint8_t)((q1 >> 4) | (q2 >> 4) << 2 | (q3 >> 4) << 4 | (q4 >> 4) << 6);
+            }
+        }
+    }
+}
+
+/* The 256 signed levels (-32..31) of a Q6_K block, in element order. */
+static void unpack_q6_K(const block_q6_K *b, int8_t *q) {
+    const uint8_t *ql = b->ql, *qh = b->qh;
+    for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32, q += 128) {
+        for (int l = 0; l < 32; l++) {
+            q[l] = (int8_t)(((ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4) - 32);
+            q[l + 32] = (int8_t)(((ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4) - 32);
+            q[l + 64] = (int8_t)(((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32);
+            q[l + 96] = (int8_t)(((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32);
+        }
+    }
+}
+
+void kern_ref_dequantize_q6_K(const void *vx, float *y, int64_t n) {
+    const block_q6_K *x = vx;
+    int8_t q[QK_K];
+    for (int64_t i = 0; i < n / QK_K; i++, y += QK_K) {
+        const float d = H2F(x[i].d);
+        unpack_q6_K(&x[i], q);
+        for (int k = 0; k < QK_K; k++) y[k] = d * (float)x[i].scales[k / 16] * (float)q[k];
+    }
+}
+
+void kern_ref_vec_dot_q6_K(int64_t n, float *s, const void *vw, const void *vx) {
+    const block_q6_K *w = vw;
+    const block_q8_K *x = vx;
+    kdot_acc acc = {{0}, 0.0f};
+    int8_t q[QK_K];
+    int32_t aux32[8];
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        unpack_q6_K(&w[i], q);
+        memset(aux32, 0, sizeof aux32);
+        for (int k = 0; k < QK_K; k++) aux32[k % 8] += w[i].scales[k / 16] * (q[k] * x[i].qs[k]);
+        kdot_add(&acc, H2F(w[i].d) * x[i].d, aux32);
+    }
+    *s = kdot_finish(&acc);
+}
+
+/* ---- Q8_K ------------------------------------------------------------------- */
+
+void kern_ref_quantize_q8_K(const float *x, void *vy, int64_t n) {
+    block_q8_K *y = vy;
+    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        float max = 0, amax = 0;
+        for (int j = 0; j < QK_K; j++) {
+            const float ax = fabsf(x[j]);
+            if (ax > amax) {
+                amax = ax;
+                max = x[j];
+            }
+        }
+        if (amax == 0.0f) {
+            /* ggml leaves bsums unset here; zero is what they sum to */
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        const float iscale = -127.f / max;
+        for (int j = 0; j < QK_K; j++)
+            y[i].qs[j] = (int8_t)imin(127, kern_nearest_int(iscale * x[j]));
+        for (int j = 0; j < QK_K / 16; j++) {
+            int sum = 0;
+            for (int ii = 0; ii < 16; ii++) sum += y[i].qs[16 * j + ii];
+            y[i].bsums[j] = (int16_t)sum;
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
+void kern_ref_dequantize_q8_K(const void *vx, float *y, int64_t n) {
+    const block_q8_K *x = vx;
+    for (int64_t i = 0; i < n / QK_K; i++)
+        for (int j = 0; j < QK_K; j++) *y++ = x[i].d * (float)x[i].qs[j];
+}
+
+/* Not in ggml (Q8_K is only an activation format); completes the table. */
+void kern_ref_vec_dot_q8_K(int64_t n, float *s, const void *vw, const void *vx) {
+    const block_q8_K *w = vw;
+    const block_q8_K *x = vx;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        int sumi = 0;
+        for (int j = 0; j < QK_K; j++) sumi += w[i].qs[j] * x[i].qs[j];
+        sum += (float)sumi * (w[i].d * x[i].d);
+    }
+    *s = sum;
+}
