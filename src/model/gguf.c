@@ -404,7 +404,7 @@ static hearth_err parse_alignment(gguf_file *f) {
     if (vtype_is_signed(t) && kv->value.v.i64 < 0) a = 0;
     if (a == 0 || (a & (a - 1)) != 0 || a > UINT32_MAX)
         return hr_fail(HEARTH_ERR_FORMAT,
-                       "gguf: general.alignment %lld is not a non-zero power of two",
+                       "gguf: general.alignment %lld is not a power of two in 1..2^31",
                        vtype_is_signed(t) ? (long long)kv->value.v.i64 : (long long)a);
     f->alignment = a;
     return HEARTH_OK;
