@@ -24,13 +24,16 @@ hearth_err hr_fail(hearth_err code, const char *fmt, ...) {
 
 hearth_err hr_wrap(hearth_err code, const char *fmt, ...) {
     char prefix[ERR_MSG_MAX];
-    char old[ERR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    memcpy(old, err_msg, sizeof old);
-    snprintf(err_msg, sizeof err_msg, "%s%s", prefix, old);
+    size_t plen = n < 0 ? 0 : (size_t)n >= sizeof prefix ? sizeof prefix - 1 : (size_t)n;
+    size_t olen = strlen(err_msg);
+    if (plen + olen >= sizeof err_msg) olen = sizeof err_msg - 1 - plen;
+    memmove(err_msg + plen, err_msg, olen);
+    memcpy(err_msg, prefix, plen);
+    err_msg[plen + olen] = '\0';
     return code;
 }
 

@@ -91,3 +91,20 @@ void kern_matmul(hr_pool *pool, kern_type type, const void *w, int64_t n_rows, i
                  const float *x, int64_t n_tok, float *y, int64_t ldy, void *scratch);
 
 #endif
+
+/* --- element-wise and row operations (ops.c), matching ggml's rounding --- */
+/* y = x / sqrt(mean(x^2) + eps) * w (w may be NULL); the sum is in double. */
+void kern_rms_norm(float *y, const float *x, const float *w, int64_t n, float eps);
+/* cos/sin of theta_i = scale * pos * base^(-2i/n_rot) / freq_factors[i], for
+ * i < n_rot/2 (freq_factors may be NULL), evaluated as ggml does. */
+void kern_rope_cache(float *cos_sin, int n_rot, float pos, float base, float scale,
+                     const float *freq_factors);
+/* Rotates the first n_rot dims of one head of x in place: adjacent pairs
+ * (neox = false) or dims i and i + n_rot/2 (neox = true). */
+void kern_rope_apply(float *x, const float *cos_sin, int n_rot, bool neox);
+/* In place: x = softmax(x); returns nothing, sums in double. */
+void kern_softmax(float *x, int64_t n);
+/* y[i] = silu(g[i]) * u[i] */
+void kern_swiglu(float *y, const float *g, const float *u, int64_t n);
+/* y[i] = gelu(g[i]) * u[i], tanh approximation through ggml's FP16 table. */
+void kern_geglu(float *y, const float *g, const float *u, int64_t n);

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Hearth builds, tests and benchmarks with.
+# Idempotent: does nothing when every package is already installed.
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config clang libclang-rt-14-dev   # compilers, sanitizers, libFuzzer
+  libpcre2-dev            # pre-tokenizer regexes
+  libcjson-dev            # JSON (server, cloud tiers)
+  libmicrohttpd-dev       # HTTP server
+  libcurl4-openssl-dev    # cloud tier client
+  libsqlite3-dev          # ledger, audit log
+  python3-numpy           # ../shared/perf/gguf_synth.py (benchmark model files)
+  curl                    # server tests
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"

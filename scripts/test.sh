@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds Hearth and runs every test: the release build, then the whole suite
+# again under AddressSanitizer + UndefinedBehaviorSanitizer, then each fuzz
+# target for a short time. Uses ../shared when present (tests skip without it).
+#   FUZZ_SECONDS=N   time per fuzz target (default 30; 0 skips fuzzing)
+#   QUICK=1          release build and tests only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+jobs=$(nproc)
+
+echo "== release build (warnings are errors) + tests"
+cmake --preset ci >/dev/null
+cmake --build --preset ci -j"$jobs"
+ctest --preset ci -j"$jobs"
+[ "${QUICK:-0}" = 1 ] && exit 0
+
+echo "== ASan + UBSan build + tests"
+cmake --preset asan >/dev/null
+cmake --build --preset asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -j"$jobs"
+
+secs=${FUZZ_SECONDS:-30}
+if [ "$secs" -gt 0 ]; then
+  echo "== libFuzzer targets, ${secs}s each"
+  cmake --preset fuzz >/dev/null
+  cmake --build --preset fuzz -j"$jobs"
+  for bin in build/fuzz/fuzz_*; do
+    name=$(basename "$bin"); corpus="fuzz/corpus/${name#fuzz_}"
+    work=$(mktemp -d)
+    cp -r "$corpus"/. "$work"/ 2>/dev/null || true
+    "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=0 "$work" 2>&1 | tail -n 3
+    rm -rf "$work"
+  done
+fi
+echo "== all tests passed"

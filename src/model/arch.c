@@ -1,0 +1,28 @@
+/*
+ * arch.c - the architectures Hearth runs, as data. Adding a family whose
+ * blocks are a combination of these features is one table row.
+ */
+#include "model.h"
+
+#include <string.h>
+
+static const arch_desc arches[] = {
+    {.name = "llama", .rope = ROPE_NORM, .act = FFN_SILU},
+    {.name = "qwen2", .rope = ROPE_NEOX, .act = FFN_SILU},
+    {.name = "qwen3", .rope = ROPE_NEOX, .act = FFN_SILU, .qk_norm = true},
+    {.name = "gemma3",
+     .rope = ROPE_NEOX,
+     .act = FFN_GELU,
+     .qk_norm = true,
+     .post_norms = true,
+     .scale_embd = true,
+     .swa = true},
+    {.name = "phi3", .rope = ROPE_NEOX, .act = FFN_SILU, .fused_qkv = true, .fused_gate_up = true},
+};
+
+const arch_desc *arch_find(const char *name, size_t len) {
+    for (size_t i = 0; i < sizeof arches / sizeof arches[0]; i++)
+        if (strlen(arches[i].name) == len && memcmp(arches[i].name, name, len) == 0)
+            return &arches[i];
+    return NULL;
+}

@@ -1,0 +1,115 @@
+/*
+ * hparams.c - an architecture's hyper-parameters from GGUF metadata keys
+ * "<arch>.<name>", with llama.cpp's defaults for the optional ones, checked
+ * for consistency before anything is sized from them.
+ */
+#include "model.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct hp_reader {
+    const gguf_file *f;
+    const char *arch;
+    char key[160];
+} hp_reader;
+
+static const char *hp_key(hp_reader *r, const char *suffix) {
+    snprintf(r->key, sizeof r->key, "%s.%s", r->arch, suffix);
+    return r->key;
+}
+
+static hearth_err hp_int(hp_reader *r, const char *suffix, int *out, bool required, int dflt) {
+    uint32_t v;
+    const char *key = hp_key(r, suffix);
+    if (gguf_get_u32(r->f, key, &v)) {
+        if (v > (1u << 30)) return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' = %u is out of range", key, v);
+        *out = (int)v;
+        return HEARTH_OK;
+    }
+    if (gguf_find(r->f, key)) return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' is not an unsigned integer", key);
+    if (required) return hr_fail(HEARTH_ERR_FORMAT, "model: required key '%s' is missing", key);
+    *out = dflt;
+    return HEARTH_OK;
+}
+
+static hearth_err hp_float(hp_reader *r, const char *suffix, float *out, bool required, float dflt) {
+    const char *key = hp_key(r, suffix);
+    if (gguf_get_f32(r->f, key, out)) return HEARTH_OK;
+    if (gguf_find(r->f, key)) return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' is not a float", key);
+    if (required) return hr_fail(HEARTH_ERR_FORMAT, "model: required key '%s' is missing", key);
+    *out = dflt;
+    return HEARTH_OK;
+}
+
+static hearth_err hp_check(const model_hparams *hp) {
+    if (hp->n_embd < 1 || hp->n_layer < 1 || hp->n_ff < 1 || hp->n_head < 1 || hp->n_head_kv < 1 ||
+        hp->head_dim < 2 || hp->n_ctx_train < 1)
+        return hr_fail(HEARTH_ERR_FORMAT, "model: a dimension is zero (n_embd %d, n_layer %d, n_ff %d, "
+                       "n_head %d, n_head_kv %d, head_dim %d, context %d)", hp->n_embd, hp->n_layer,
+                       hp->n_ff, hp->n_head, hp->n_head_kv, hp->head_dim, hp->n_ctx_train);
+    if (hp->n_layer > 4096 || hp->n_head > 4096 || hp->head_dim > 4096)
+        return hr_fail(HEARTH_ERR_FORMAT, "model: implausible shape (%d layers, %d heads of %d)",
+                       hp->n_layer, hp->n_head, hp->head_dim);
+    if (hp->n_head % hp->n_head_kv)
+        return hr_fail(HEARTH_ERR_FORMAT, "model: %d heads are not a multiple of %d kv heads",
+                       hp->n_head, hp->n_head_kv);
+    if (hp->n_rot < 2 || hp->n_rot % 2 || hp->n_rot > hp->head_dim)
+        return hr_fail(HEARTH_ERR_FORMAT, "model: rope dimension %d does not fit head size %d",
+                       hp->n_rot, hp->head_dim);
+    if (!(hp->rms_eps > 0.0f) || !(hp->rope_base > 0.0f) || !(hp->rope_base_swa > 0.0f) ||
+        !(hp->rope_scale > 0.0f))
+        return hr_fail(HEARTH_ERR_FORMAT, "model: norm epsilon and rope base/scale must be positive");
+    if (hp->swa_window < 0 || hp->swa_pattern < 0)
+        return hr_fail(HEARTH_ERR_FORMAT, "model: negative sliding window");
+    return HEARTH_OK;
+}
+
+hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_hparams *hp) {
+    hp_reader r = {.f = f, .arch = arch->name};
+    model_hparams h = {0};
+    hearth_err err;
+    if ((err = hp_int(&r, "context_length", &h.n_ctx_train, true, 0)) ||
+        (err = hp_int(&r, "embedding_length", &h.n_embd, true, 0)) ||
+        (err = hp_int(&r, "block_count", &h.n_layer, true, 0)) ||
+        (err = hp_int(&r, "feed_forward_length", &h.n_ff, true, 0)) ||
+        (err = hp_int(&r, "attention.head_count", &h.n_head, true, 0)) ||
+        (err = hp_int(&r, "attention.head_count_kv", &h.n_head_kv, false, h.n_head)))
+        return err;
+    if (h.n_head < 1) return hr_fail(HEARTH_ERR_FORMAT, "model: attention.head_count is 0");
+    if ((err = hp_int(&r, "attention.key_length", &h.head_dim, false, h.n_embd / h.n_head)) ||
+        (err = hp_int(&r, "rope.dimension_count", &h.n_rot, false, h.head_dim)) ||
+        (err = hp_float(&r, "attention.layer_norm_rms_epsilon", &h.rms_eps, true, 0)) ||
+        (err = hp_float(&r, "rope.freq_base", &h.rope_base, false, 10000.0f)) ||
+        (err = hp_float(&r, "final_logit_softcapping", &h.final_softcap, false, 0.0f)))
+        return err;
+    int value_length;
+    if ((err = hp_int(&r, "attention.value_length", &value_length, false, h.head_dim))) return err;
+    if (value_length != h.head_dim)
+        return hr_fail(HEARTH_ERR_UNSUPPORTED, "model: value length %d differs from key length %d",
+                       value_length, h.head_dim);
+
+    h.rope_scale = 1.0f;
+    gguf_str scaling;
+    if (gguf_get_str(f, hp_key(&r, "rope.scaling.type"), &scaling) && !gguf_str_eq(scaling, "none")) {
+        if (!gguf_str_eq(scaling, "linear"))
+            return hr_fail(HEARTH_ERR_UNSUPPORTED, "model: rope scaling '%.*s' is not supported",
+                           (int)(scaling.len > 64 ? 64 : scaling.len), scaling.ptr);
+        float factor;
+        if ((err = hp_float(&r, "rope.scaling.factor", &factor, false, 1.0f))) return err;
+        if (!(factor > 0.0f)) return hr_fail(HEARTH_ERR_FORMAT, "model: rope scaling factor must be positive");
+        h.rope_scale = 1.0f / factor;
+    }
+
+    h.rope_base_swa = h.rope_base;
+    if (arch->swa) {
+        if ((err = hp_int(&r, "attention.sliding_window", &h.swa_window, false, 0)) ||
+            (err = hp_int(&r, "attention.sliding_window_pattern", &h.swa_pattern, false, 6)) ||
+            (err = hp_float(&r, "rope.freq_base_swa", &h.rope_base_swa, false, 10000.0f)))
+            return err;
+        if (h.swa_window == 0) h.swa_pattern = 0;
+    }
+    if ((err = hp_check(&h))) return err;
+    *hp = h;
+    return HEARTH_OK;
+}

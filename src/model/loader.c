@@ -1,0 +1,162 @@
+/*
+ * loader.c - hearth_model_load: maps a GGUF file, finds its architecture,
+ * reads the hyper-parameters and binds every tensor to a view in the mapping,
+ * checking its type and shape. Nothing is copied.
+ */
+#include "model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+hearth_model_params hearth_model_default_params(void) {
+    return (hearth_model_params){.n_threads = 0};
+}
+
+static hearth_err find_tensor(const hearth_model *m, const char *name, bool required,
+                              const gguf_tensor **out) {
+    const gguf_tensor *t = gguf_find_tensor(m->gguf, name);
+    if (!t && required) return hr_fail(HEARTH_ERR_FORMAT, "model: tensor '%s' is missing", name);
+    if (t) {
+        const kern_type_info *ti = kern_type_get(t->type);
+        if (!ti || !ti->supported || !kern_get((kern_type)t->type))
+            return hr_fail(HEARTH_ERR_UNSUPPORTED, "model: tensor '%s' has type %s, which Hearth does not support",
+                           name, ti ? ti->name : "?");
+    }
+    *out = t;
+    return HEARTH_OK;
+}
+
+static hearth_err bind_matrix(const hearth_model *m, const char *name, int64_t n_cols, int64_t n_rows,
+                              bool required, model_weight *out) {
+    const gguf_tensor *t;
+    hearth_err err = find_tensor(m, name, required, &t);
+    if (err || !t) return err;
+    if (t->n_dims > 2 || t->ne[0] != n_cols || t->ne[1] != n_rows)
+        return hr_fail(HEARTH_ERR_FORMAT, "model: tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]",
+                       name, (long long)t->ne[0], (long long)t->ne[1], (long long)n_cols, (long long)n_rows);
+    *out = (model_weight){.type = (kern_type)t->type, .data = t->data, .n_rows = n_rows, .n_cols = n_cols};
+    return HEARTH_OK;
+}
+
+static hearth_err bind_vector(const hearth_model *m, const char *name, int64_t n, bool required,
+                              const float **out) {
+    const gguf_tensor *t;
+    hearth_err err = find_tensor(m, name, required, &t);
+    if (err || !t) return err;
+    if (t->type != KERN_F32 || t->n_elements != n)
+        return hr_fail(HEARTH_ERR_FORMAT, "model: tensor '%s' must be %lld F32 values (has %lld of type %s)",
+                       name, (long long)n, (long long)t->n_elements, kern_type_get(t->type)->name);
+    *out = t->data;
+    return HEARTH_OK;
+}
+
+typedef struct layer_binder {
+    const hearth_model *m;
+    int il;
+    char name[96];
+} layer_binder;
+
+static const char *lname(layer_binder *b, const char *suffix) {
+    snprintf(b->name, sizeof b->name, "blk.%d.%s", b->il, suffix);
+    return b->name;
+}
+
+static hearth_err bind_layer(hearth_model *m, int il) {
+    const model_hparams *hp = &m->hp;
+    const arch_desc *a = m->arch;
+    model_layer *l = &m->layers[il];
+    layer_binder b = {.m = m, .il = il};
+    const int64_t n_q = (int64_t)hp->n_head * hp->head_dim, n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
+    hearth_err err;
+    if ((err = bind_vector(m, lname(&b, "attn_norm.weight"), hp->n_embd, true, &l->attn_norm)) ||
+        (err = bind_vector(m, lname(&b, "ffn_norm.weight"), hp->n_embd, true, &l->ffn_norm)) ||
+        (err = bind_matrix(m, lname(&b, "attn_output.weight"), n_q, hp->n_embd, true, &l->wo)) ||
+        (err = bind_matrix(m, lname(&b, "ffn_down.weight"), hp->n_ff, hp->n_embd, true, &l->down)))
+        return err;
+    if (a->fused_qkv) {
+        err = bind_matrix(m, lname(&b, "attn_qkv.weight"), hp->n_embd, n_q + 2 * n_kv, true, &l->wqkv);
+    } else if (!(err = bind_matrix(m, lname(&b, "attn_q.weight"), hp->n_embd, n_q, true, &l->wq)) &&
+               !(err = bind_matrix(m, lname(&b, "attn_k.weight"), hp->n_embd, n_kv, true, &l->wk)) &&
+               !(err = bind_matrix(m, lname(&b, "attn_v.weight"), hp->n_embd, n_kv, true, &l->wv)) &&
+               !(err = bind_vector(m, lname(&b, "attn_q.bias"), n_q, false, &l->bq)) &&
+               !(err = bind_vector(m, lname(&b, "attn_k.bias"), n_kv, false, &l->bk))) {
+        err = bind_vector(m, lname(&b, "attn_v.bias"), n_kv, false, &l->bv);
+    }
+    if (err) return err;
+    if (a->fused_gate_up) {
+        err = bind_matrix(m, lname(&b, "ffn_up.weight"), hp->n_embd, 2 * (int64_t)hp->n_ff, true, &l->gate_up);
+    } else if (!(err = bind_matrix(m, lname(&b, "ffn_gate.weight"), hp->n_embd, hp->n_ff, true, &l->gate))) {
+        err = bind_matrix(m, lname(&b, "ffn_up.weight"), hp->n_embd, hp->n_ff, true, &l->up);
+    }
+    if (err) return err;
+    if (a->qk_norm &&
+        ((err = bind_vector(m, lname(&b, "attn_q_norm.weight"), hp->head_dim, true, &l->q_norm)) ||
+         (err = bind_vector(m, lname(&b, "attn_k_norm.weight"), hp->head_dim, true, &l->k_norm))))
+        return err;
+    if (a->post_norms &&
+        ((err = bind_vector(m, lname(&b, "post_attention_norm.weight"), hp->n_embd, true, &l->post_attn_norm)) ||
+         (err = bind_vector(m, lname(&b, "post_ffw_norm.weight"), hp->n_embd, true, &l->post_ffn_norm))))
+        return err;
+    l->swa = hp->swa_pattern > 0 && il % hp->swa_pattern < hp->swa_pattern - 1;
+    l->rope_base = l->swa ? hp->rope_base_swa : hp->rope_base;
+    l->rope_scale = l->swa ? 1.0f : hp->rope_scale;
+    return HEARTH_OK;
+}
+
+hearth_err model_bind_tensors(hearth_model *m) {
+    model_hparams *hp = &m->hp;
+    const gguf_tensor *embd = gguf_find_tensor(m->gguf, "token_embd.weight");
+    if (!embd) return hr_fail(HEARTH_ERR_FORMAT, "model: tensor 'token_embd.weight' is missing");
+    if (embd->n_dims != 2 || embd->ne[1] < 1 || embd->ne[1] > (1 << 24))
+        return hr_fail(HEARTH_ERR_FORMAT, "model: token_embd.weight must be a matrix of at most 2^24 rows");
+    hp->n_vocab = (int)embd->ne[1];
+    hearth_err err;
+    if ((err = bind_matrix(m, "token_embd.weight", hp->n_embd, hp->n_vocab, true, &m->tok_embd)) ||
+        (err = bind_vector(m, "output_norm.weight", hp->n_embd, true, &m->output_norm)) ||
+        (err = bind_matrix(m, "output.weight", hp->n_embd, hp->n_vocab, false, &m->output)) ||
+        (err = bind_vector(m, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)))
+        return err;
+    if (!m->output.data) m->output = m->tok_embd; /* tied */
+    m->layers = hr_calloc((size_t)hp->n_layer, sizeof *m->layers);
+    if (!m->layers) return HEARTH_ERR_NOMEM;
+    for (int il = 0; il < hp->n_layer; il++)
+        if ((err = bind_layer(m, il))) return err;
+    return HEARTH_OK;
+}
+
+hearth_err hearth_model_load(const char *path, const hearth_model_params *params, hearth_model **out) {
+    hearth_model_params p = params ? *params : hearth_model_default_params();
+    hearth_model *m = hr_calloc(1, sizeof *m);
+    if (!m) return HEARTH_ERR_NOMEM;
+    hearth_err err = gguf_open(path, &m->gguf);
+    gguf_str arch;
+    if (!err && !gguf_get_str(m->gguf, "general.architecture", &arch))
+        err = hr_fail(HEARTH_ERR_FORMAT, "model: key 'general.architecture' is missing");
+    if (!err && !(m->arch = arch_find(arch.ptr, arch.len)))
+        err = hr_fail(HEARTH_ERR_UNSUPPORTED, "model: architecture '%.*s' is not supported "
+                      "(Hearth runs llama, qwen2, qwen3, gemma3, phi3)", (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
+    if (!err) err = model_load_hparams(m->gguf, m->arch, &m->hp);
+    if (!err) err = model_bind_tensors(m);
+    if (!err) err = hr_pool_new(p.n_threads, &m->pool);
+    if (err) {
+        hr_wrap(err, "loading '%s': ", path);
+        hearth_model_free(m);
+        return err;
+    }
+    *out = m;
+    return HEARTH_OK;
+}
+
+void hearth_model_free(hearth_model *m) {
+    if (!m) return;
+    hr_pool_free(m->pool);
+    free(m->layers);
+    gguf_close(m->gguf);
+    free(m);
+}
+
+int hearth_model_n_vocab(const hearth_model *m) { return m->hp.n_vocab; }
+int hearth_model_n_ctx_train(const hearth_model *m) { return m->hp.n_ctx_train; }
+int hearth_model_n_embd(const hearth_model *m) { return m->hp.n_embd; }
+const char *hearth_model_arch(const hearth_model *m) { return m->arch->name; }

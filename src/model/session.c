@@ -1,0 +1,162 @@
+/*
+ * session.c - a session: one sequence's KV cache and every activation buffer,
+ * sized once at creation so that decoding allocates nothing (llama2.c's
+ * RunState), and hearth_decode, which feeds tokens through forward.c in
+ * batches of at most n_batch.
+ */
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+hearth_session_params hearth_session_default_params(void) {
+    return (hearth_session_params){.n_ctx = 0, .n_batch = 0, .kv_type = HEARTH_KV_F32};
+}
+
+/* Bytes the matrix products need for converted activations: the largest over
+ * every weight the forward pass multiplies. */
+static size_t scratch_bytes(const hearth_model *m, int n_batch) {
+    size_t max = 0;
+#define SCRATCH_FOR(wt)                                                                          \
+    do {                                                                                         \
+        if ((wt).data) {                                                                         \
+            size_t b = kern_matmul_scratch_bytes((wt).type, (wt).n_cols, n_batch);               \
+            max = b > max ? b : max;                                                             \
+        }                                                                                        \
+    } while (0)
+    SCRATCH_FOR(m->output);
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        const model_layer *l = &m->layers[il];
+        SCRATCH_FOR(l->wq);
+        SCRATCH_FOR(l->wk);
+        SCRATCH_FOR(l->wv);
+        SCRATCH_FOR(l->wqkv);
+        SCRATCH_FOR(l->wo);
+        SCRATCH_FOR(l->gate);
+        SCRATCH_FOR(l->up);
+        SCRATCH_FOR(l->gate_up);
+        SCRATCH_FOR(l->down);
+    }
+#undef SCRATCH_FOR
+    return max;
+}
+
+/* Allocates n floats (64-byte aligned) or records failure in *err. */
+static float *alloc_f32(size_t n, hearth_err *err) {
+    if (*err) return NULL;
+    uint64_t bytes;
+    if (!hr_mul_ok(n, sizeof(float), &bytes) || bytes > SIZE_MAX / 2) {
+        *err = hr_fail(HEARTH_ERR_NOMEM, "session: buffer of %zu floats is too large", n);
+        return NULL;
+    }
+    float *p = hr_aligned_alloc((size_t)bytes);
+    if (!p) *err = HEARTH_ERR_NOMEM;
+    return p;
+}
+
+hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *params,
+                              hearth_session **out) {
+    hearth_session_params p = params ? *params : hearth_session_default_params();
+    const model_hparams *hp = &m->hp;
+    if (p.n_ctx <= 0) p.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    if (p.n_batch <= 0) p.n_batch = 512;
+    if (p.n_batch > p.n_ctx) p.n_batch = p.n_ctx;
+    if (p.n_ctx > (1 << 24))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "session: context of %d positions is over 2^24", p.n_ctx);
+    if (p.kv_type != HEARTH_KV_F32 && p.kv_type != HEARTH_KV_F16)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "session: unknown KV cache type %d", (int)p.kv_type);
+
+    hearth_session *s = hr_calloc(1, sizeof *s);
+    if (!s) return HEARTH_ERR_NOMEM;
+    s->model = m;
+    s->n_ctx = p.n_ctx;
+    s->n_batch = p.n_batch;
+    s->kv_f16 = p.kv_type == HEARTH_KV_F16;
+    s->n_q = hp->n_head * hp->head_dim;
+    s->n_kv = hp->n_head_kv * hp->head_dim;
+    s->n_threads = hr_pool_size(m->pool);
+
+    const size_t nb = (size_t)p.n_batch;
+    hearth_err err = HEARTH_OK;
+    s->x = alloc_f32(nb * (size_t)hp->n_embd, &err);
+    s->xb = alloc_f32(nb * (size_t)hp->n_embd, &err);
+    s->qkv = alloc_f32(nb * (size_t)(s->n_q + 2 * s->n_kv), &err);
+    s->att = alloc_f32(nb * (size_t)s->n_q, &err);
+    s->ffn = alloc_f32(nb * 2 * (size_t)hp->n_ff, &err);
+    s->hb = alloc_f32(nb * (size_t)hp->n_ff, &err);
+    s->scores = alloc_f32((size_t)s->n_threads * (size_t)p.n_ctx, &err);
+    s->rope = alloc_f32(nb * (size_t)hp->n_rot, &err);
+    s->logits = alloc_f32((size_t)hp->n_vocab, &err);
+    /* K and V: [n_layer][n_ctx][n_kv] each, F32 or F16. */
+    const size_t kv_elems = (size_t)hp->n_layer * (size_t)p.n_ctx * (size_t)s->n_kv;
+    const size_t kv_floats = s->kv_f16 ? (kv_elems + 1) / 2 : kv_elems;
+    s->k_cache = alloc_f32(kv_floats, &err);
+    s->v_cache = alloc_f32(kv_floats, &err);
+    size_t sb = scratch_bytes(m, p.n_batch);
+    if (!err && sb && !(s->scratch = hr_aligned_alloc(sb))) err = HEARTH_ERR_NOMEM;
+    if (err) {
+        hearth_session_free(s);
+        return hr_wrap(err, "creating a session of %d positions: ", p.n_ctx);
+    }
+    *out = s;
+    return HEARTH_OK;
+}
+
+void hearth_session_free(hearth_session *s) {
+    if (!s) return;
+    free(s->x);
+    free(s->xb);
+    free(s->qkv);
+    free(s->att);
+    free(s->ffn);
+    free(s->hb);
+    free(s->scores);
+    free(s->rope);
+    free(s->logits);
+    free(s->k_cache);
+    free(s->v_cache);
+    free(s->scratch);
+    free(s);
+}
+
+int hearth_session_pos(const hearth_session *s) { return s->pos; }
+int hearth_session_n_ctx(const hearth_session *s) { return s->n_ctx; }
+
+hearth_err hearth_session_truncate(hearth_session *s, int pos) {
+    if (pos < 0 || pos > s->pos)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "session: cannot truncate to %d (position is %d)", pos, s->pos);
+    s->pos = pos;
+    return HEARTH_OK;
+}
+
+hearth_err hearth_decode(hearth_session *s, const int32_t *ids, int n, float *logits, bool all_logits) {
+    const int n_vocab = s->model->hp.n_vocab;
+    if (n <= 0) return hr_fail(HEARTH_ERR_INVALID_ARG, "decode: no tokens");
+    if (n > s->n_ctx - s->pos)
+        return hr_fail(HEARTH_ERR_CONTEXT_FULL, "decode: %d tokens do not fit: %d of %d positions are used",
+                       n, s->pos, s->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= n_vocab)
+            return hr_fail(HEARTH_ERR_INVALID_ARG, "decode: token id %d at index %d is outside the vocabulary (%d)",
+                           ids[i], i, n_vocab);
+    for (int done = 0; done < n;) {
+        const int nb = n - done < s->n_batch ? n - done : s->n_batch;
+        const bool last = done + nb == n;
+        float *out = NULL;
+        int out_first = 0;
+        if (all_logits && logits) {
+            out = logits + (size_t)done * (size_t)n_vocab;
+        } else if (last) {
+            out = s->logits; /* only the final row is wanted */
+            out_first = nb - 1;
+        }
+        forward_batch(s, ids + done, nb, out, out_first);
+        s->pos += nb;
+        done += nb;
+    }
+    if (logits && !all_logits) memcpy(logits, s->logits, (size_t)n_vocab * sizeof(float));
+    if (all_logits && logits)
+        memcpy(s->logits, logits + (size_t)(n - 1) * (size_t)n_vocab, (size_t)n_vocab * sizeof(float));
+    return HEARTH_OK;
+}
+

@@ -1,0 +1,35 @@
+/*
+ * session.h - the session's buffers, shared by session.c (lifecycle,
+ * batching) and forward.c (the forward pass). Private to src/model/.
+ */
+#ifndef HEARTH_SESSION_H
+#define HEARTH_SESSION_H
+
+#include "model.h"
+
+struct hearth_session {
+    hearth_model *model;
+    int n_ctx, n_batch, pos;
+    int n_q, n_kv;   /* n_head * head_dim, n_head_kv * head_dim */
+    int n_threads;
+    bool kv_f16;
+    float *x;        /* [n_batch][n_embd] residual stream */
+    float *xb;       /* [n_batch][n_embd] normalised input / sub-layer output */
+    float *qkv;      /* [n_batch][n_q + 2 n_kv] */
+    float *att;      /* [n_batch][n_q] attention output */
+    float *ffn;      /* [n_batch][2 n_ff] gate, up */
+    float *hb;       /* [n_batch][n_ff] activation(gate) * up */
+    float *scores;   /* [n_threads][n_ctx] attention weights */
+    float *rope;     /* [n_batch][n_rot] cos/sin pairs of the current layer */
+    float *logits;   /* [n_vocab] of the last evaluated token */
+    void *k_cache;   /* [n_layer][n_ctx][n_kv] F32 or F16 */
+    void *v_cache;
+    void *scratch;   /* activations converted for the matrix products */
+};
+
+/* Runs n tokens (n <= n_batch) at positions pos..pos+n-1 and writes the
+ * logits of rows out_first..n-1 to out ([n - out_first][n_vocab]) unless out
+ * is NULL. Does not advance pos. */
+void forward_batch(hearth_session *s, const int32_t *ids, int n, float *out, int out_first);
+
+#endif
