@@ -1,0 +1,450 @@
+/*
+ * sampler.c - the sampler chain: penalties -> top-k -> top-p -> min-p ->
+ * temperature -> draw, with the semantics of llama.cpp's samplers of the same
+ * names (src/llama-sampler.cpp) and OpenAI's frequency/presence penalties.
+ *
+ * Candidates live in two buffers sized n_vocab at creation:
+ *   sorted[0, n_sorted)  the best candidates, best first;
+ *   rest[0, n_rest)      the others, each worse than every sorted one, kept as
+ *                        a binary max-heap when rest_is_heap.
+ * Top-k selects its k into `sorted` in one pass (a heap of the k best so far);
+ * a later stage that needs the i-th best candidate pops it from the heap on
+ * demand (have_rank). No stage sorts the whole vocabulary unless it keeps
+ * all of it, and nothing is allocated per token.
+ *
+ * "Better" is a total order (higher logit, then lower id) so that ties go to
+ * the lowest id and no result depends on the order of equal elements.
+ */
+#include "sampling.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Far beyond any real vocabulary or context; keeps a bad argument from
+ * turning into a multi-gigabyte allocation. */
+enum { SMP_WINDOW_MAX = 1 << 24 };
+
+struct smp_sampler {
+    smp_params params;
+    int32_t n_vocab;
+    uint64_t seed; /* resolved: never SMP_SEED_RANDOM */
+    smp_rng rng;
+
+    smp_cand *rest;   /* [n_vocab] */
+    smp_cand *sorted; /* [n_vocab] */
+    float *weights;   /* [n_vocab] the draw's exp(logit - max), in walk order */
+    size_t n_rest, n_sorted;
+    bool rest_is_heap;
+
+    bool penalties_on;
+    int32_t *counts; /* [n_vocab] occurrences in the window, NULL when penalties are off */
+    int32_t *window; /* ring of the last penalty_last_n accepted tokens */
+    int32_t win_head, win_len;
+};
+
+smp_params smp_default_params(void) {
+    smp_params p = {
+        .temperature = 0.8f,
+        .top_k = 40,
+        .top_p = 0.95f,
+        .min_p = 0.05f,
+        .penalty_last_n = 64,
+        .repeat_penalty = 1.0f,
+        .frequency_penalty = 0.0f,
+        .presence_penalty = 0.0f,
+        .seed = SMP_SEED_RANDOM,
+    };
+    return p;
+}
+
+static hearth_err check_params(const smp_params *p) {
+    if (isnan(p->temperature))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: temperature is NaN");
+    if (!(p->top_p >= 0.0f && p->top_p <= 1.0f))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: top_p %g is outside [0, 1]",
+                       (double)p->top_p);
+    if (!(p->min_p >= 0.0f && p->min_p <= 1.0f))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: min_p %g is outside [0, 1]",
+                       (double)p->min_p);
+    if (p->penalty_last_n < 0 || p->penalty_last_n > SMP_WINDOW_MAX)
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "sampling: penalty_last_n %d is outside [0, %d] (map -1 to n_ctx first)",
+                       (int)p->penalty_last_n, (int)SMP_WINDOW_MAX);
+    if (!(p->repeat_penalty > 0.0f) || !isfinite(p->repeat_penalty))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: repeat_penalty %g must be > 0",
+                       (double)p->repeat_penalty);
+    if (!isfinite(p->frequency_penalty) || !isfinite(p->presence_penalty))
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "sampling: frequency and presence penalties must be finite");
+    return HEARTH_OK;
+}
+
+hearth_err smp_new(int32_t n_vocab, const smp_params *params, smp_sampler **out) {
+    smp_params p = params ? *params : smp_default_params();
+    if (n_vocab <= 0) return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: n_vocab %d", (int)n_vocab);
+    hearth_err err = check_params(&p);
+    if (err) return err;
+
+    smp_sampler *s = hr_calloc(1, sizeof *s);
+    if (!s) return HEARTH_ERR_NOMEM;
+    s->params = p;
+    s->n_vocab = n_vocab;
+    s->penalties_on =
+        p.penalty_last_n > 0 &&
+        (p.repeat_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f);
+    /* n_vocab and the window are positive int32, so the byte counts of these
+     * calloc calls fit in size_t; calloc checks n * size itself. */
+    s->rest = hr_calloc((size_t)n_vocab, sizeof *s->rest);
+    s->sorted = hr_calloc((size_t)n_vocab, sizeof *s->sorted);
+    s->weights = hr_calloc((size_t)n_vocab, sizeof *s->weights);
+    if (!s->rest || !s->sorted || !s->weights) goto nomem;
+    if (s->penalties_on) {
+        s->counts = hr_calloc((size_t)n_vocab, sizeof *s->counts);
+        s->window = hr_calloc((size_t)p.penalty_last_n, sizeof *s->window);
+        if (!s->counts || !s->window) goto nomem;
+    }
+    s->seed = p.seed == SMP_SEED_RANDOM ? smp_seed_from_entropy() : p.seed;
+    smp_rng_seed(&s->rng, s->seed);
+    *out = s;
+    return HEARTH_OK;
+nomem:
+    smp_free(s);
+    return hr_wrap(HEARTH_ERR_NOMEM, "sampling: %d candidates: ", (int)n_vocab);
+}
+
+void smp_free(smp_sampler *s) {
+    if (!s) return;
+    free(s->rest);
+    free(s->sorted);
+    free(s->weights);
+    free(s->counts);
+    free(s->window);
+    free(s);
+}
+
+void smp_reset(smp_sampler *s) {
+    if (s->penalties_on) {
+        for (int32_t i = 0; i < s->win_len; i++) {
+            s->counts[s->window[(s->win_head + i) % s->params.penalty_last_n]] = 0;
+        }
+    }
+    s->win_head = 0;
+    s->win_len = 0;
+    smp_rng_seed(&s->rng, s->seed);
+}
+
+uint64_t smp_seed(const smp_sampler *s) { return s->seed; }
+
+hearth_err smp_accept(smp_sampler *s, int32_t token) {
+    if (token < 0 || token >= s->n_vocab)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: token %d is outside [0, %d)", (int)token,
+                       (int)s->n_vocab);
+    if (!s->penalties_on) return HEARTH_OK;
+    const int32_t cap = s->params.penalty_last_n;
+    if (s->win_len == cap) { /* full: the oldest token leaves the window */
+        s->counts[s->window[s->win_head]]--;
+        s->window[s->win_head] = token;
+        s->win_head = (s->win_head + 1) % cap;
+    } else {
+        s->window[(s->win_head + s->win_len) % cap] = token;
+        s->win_len++;
+    }
+    s->counts[token]++;
+    return HEARTH_OK;
+}
+
+/* ---- ordering and the heap ----------------------------------------------- */
+
+static inline bool better(smp_cand a, smp_cand b) {
+    return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+}
+
+/* Sift-down for a heap whose root is its best element (worst_on_top false)
+ * or its worst (true). */
+static void heap_sift_down(smp_cand *h, size_t n, size_t i, bool worst_on_top) {
+    smp_cand x = h[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && better(h[c + 1], h[c]) != worst_on_top) c++;
+        if (better(h[c], x) == worst_on_top) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = x;
+}
+
+static void heap_build(smp_cand *h, size_t n, bool worst_on_top) {
+    for (size_t i = n / 2; i-- > 0;) heap_sift_down(h, n, i, worst_on_top);
+}
+
+/* Makes sorted[i] hold the i-th best kept candidate if there is one. */
+static bool have_rank(smp_sampler *s, size_t i) {
+    if (i < s->n_sorted) return true;
+    if (s->n_rest == 0) return false;
+    if (!s->rest_is_heap) {
+        heap_build(s->rest, s->n_rest, false);
+        s->rest_is_heap = true;
+    }
+    s->sorted[s->n_sorted++] = s->rest[0];
+    s->n_rest--;
+    if (s->n_rest > 0) {
+        s->rest[0] = s->rest[s->n_rest];
+        heap_sift_down(s->rest, s->n_rest, 0, false);
+    }
+    return true;
+}
+
+/* The best kept candidate's logit, without sorting anything. */
+static float best_logit(const smp_sampler *s) {
+    if (s->n_sorted > 0) return s->sorted[0].logit;
+    if (s->rest_is_heap) return s->rest[0].logit;
+    float m = -INFINITY;
+    for (size_t i = 0; i < s->n_rest; i++) m = s->rest[i].logit > m ? s->rest[i].logit : m;
+    return m;
+}
+
+/* ---- the stages ------------------------------------------------------------ */
+
+/* llama.cpp's repetition penalty divides positive logits and multiplies the
+ * others (dividing a negative logit would make the token more likely); then
+ * OpenAI's: logit -= count * frequency_penalty + (count > 0) * presence_penalty. */
+static float penalize(const smp_params *p, float logit, int32_t count) {
+    logit = logit <= 0.0f ? logit * p->repeat_penalty : logit / p->repeat_penalty;
+    return logit - ((float)count * p->frequency_penalty + p->presence_penalty);
+}
+
+/* Model output is not trusted to be finite: NaN would break the total order
+ * and inf - inf the softmax. */
+static inline float sanitize(float x) {
+    if (isnan(x)) return -INFINITY;
+    return x > FLT_MAX ? FLT_MAX : x;
+}
+
+/* Stage 0 and 1: every token, in id order, with its penalized logit. */
+static void stage_fill(smp_sampler *s, const float *logits) {
+    const bool pen = s->penalties_on && s->win_len > 0;
+    for (int32_t i = 0; i < s->n_vocab; i++) {
+        float l = sanitize(logits[i]);
+        if (pen && s->counts[i] > 0) l = sanitize(penalize(&s->params, l, s->counts[i]));
+        s->rest[i].id = i;
+        s->rest[i].logit = l;
+    }
+    s->n_rest = (size_t)s->n_vocab;
+    s->n_sorted = 0;
+    s->rest_is_heap = false;
+}
+
+/* The k best, best first. Selection through a heap of the k best so far with
+ * the worst on top: in a logits row most tokens lose against that root in one
+ * comparison, so this is one cheap pass over n_vocab plus O(k log k). */
+static void stage_top_k(smp_sampler *s, size_t k) {
+    if (s->n_sorted > 0) { /* not reached by run_chain, where top-k comes first */
+        while (s->n_sorted < k && have_rank(s, s->n_sorted)) {
+        }
+        if (s->n_sorted > k) s->n_sorted = k;
+        s->n_rest = 0;
+        return;
+    }
+    smp_cand *h = s->sorted;
+    size_t m = 0;
+    for (size_t i = 0; i < s->n_rest; i++) {
+        const smp_cand c = s->rest[i];
+        if (m < k) {
+            h[m++] = c;
+            if (m == k) heap_build(h, k, true);
+        } else if (better(c, h[0])) {
+            h[0] = c;
+            heap_sift_down(h, k, 0, true);
+        }
+    }
+    if (m < k) heap_build(h, m, true);
+    /* Heap sort: moving the worst to the end each time leaves best first. */
+    for (size_t end = m; end > 1; end--) {
+        const smp_cand t = h[0];
+        h[0] = h[end - 1];
+        h[end - 1] = t;
+        heap_sift_down(h, end - 1, 0, true);
+    }
+    s->n_sorted = m;
+    s->n_rest = 0;
+}
+
+/* Keeps the smallest best-first prefix whose probability (softmax over the
+ * candidates still kept) reaches p; at least one. */
+static void stage_top_p(smp_sampler *s, float p) {
+    const float max = best_logit(s);
+    if (max == -INFINITY) return; /* nothing has any probability to rank */
+    double sum = 0.0;
+    for (size_t i = 0; i < s->n_sorted; i++) sum += expf(s->sorted[i].logit - max);
+    for (size_t i = 0; i < s->n_rest; i++) sum += expf(s->rest[i].logit - max);
+    const double target = (double)p * sum;
+    double cum = 0.0;
+    size_t i = 0;
+    while (have_rank(s, i)) {
+        cum += expf(s->sorted[i].logit - max);
+        i++;
+        if (cum >= target) break;
+    }
+    s->n_sorted = i;
+    s->n_rest = 0;
+}
+
+/* Keeps tokens with p >= min_p * p_max, i.e. logit >= max + log(min_p); the
+ * best token always. Unsorted candidates are filtered without sorting. */
+static void stage_min_p(smp_sampler *s, float min_p) {
+    const float max = best_logit(s);
+    const float threshold = max + logf(min_p);
+    for (size_t i = 1; i < s->n_sorted; i++) {
+        if (s->sorted[i].logit < threshold) {
+            s->n_sorted = i;
+            s->n_rest = 0;
+            return;
+        }
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < s->n_rest; i++) {
+        if (s->rest[i].logit >= threshold) s->rest[w++] = s->rest[i];
+    }
+    s->n_rest = w;
+    s->rest_is_heap = false;
+}
+
+static void stage_temperature(smp_sampler *s, float t) {
+    /* Dividing by t > 0 keeps the order, so sorted and heap stay valid (a
+     * tiny t may overflow to inf, clamped to FLT_MAX, which keeps it weakly;
+     * ties then fall back on the id order, as everywhere). */
+    for (size_t i = 0; i < s->n_sorted; i++) s->sorted[i].logit = sanitize(s->sorted[i].logit / t);
+    for (size_t i = 0; i < s->n_rest; i++) s->rest[i].logit = sanitize(s->rest[i].logit / t);
+}
+
+/* Runs every stage but the draw. */
+static void run_chain(smp_sampler *s, const float *logits) {
+    const smp_params *p = &s->params;
+    stage_fill(s, logits);
+    if (p->top_k > 0 && (size_t)p->top_k < s->n_rest) stage_top_k(s, (size_t)p->top_k);
+    if (p->top_p < 1.0f) stage_top_p(s, p->top_p);
+    if (p->min_p > 0.0f) stage_min_p(s, p->min_p);
+    stage_temperature(s, p->temperature);
+}
+
+/* Greedy: the best penalized candidate (truncation never removes it). */
+static smp_cand greedy_pick(smp_sampler *s, const float *logits) {
+    stage_fill(s, logits);
+    smp_cand best = s->rest[0];
+    for (size_t i = 1; i < s->n_rest; i++) {
+        if (better(s->rest[i], best)) best = s->rest[i];
+    }
+    return best;
+}
+
+/* Draws from softmax over the kept candidates. A candidate of probability 0
+ * (logit -inf, or underflow) is never drawn: it needs cum > target to win. */
+static int32_t draw(smp_sampler *s) {
+    const float max = best_logit(s);
+    if (max == -INFINITY) { /* all equally impossible: the order's first */
+        have_rank(s, 0);
+        return s->sorted[0].id;
+    }
+    /* Walk order: the sorted candidates, then the rest. */
+    const size_t n = s->n_sorted + s->n_rest;
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const smp_cand c = i < s->n_sorted ? s->sorted[i] : s->rest[i - s->n_sorted];
+        s->weights[i] = expf(c.logit - max);
+        sum += s->weights[i];
+    }
+    const double target = smp_rng_uniform(&s->rng) * sum;
+    double cum = 0.0;
+    int32_t last = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s->weights[i] <= 0.0f) continue;
+        const int32_t id = i < s->n_sorted ? s->sorted[i].id : s->rest[i - s->n_sorted].id;
+        cum += s->weights[i];
+        last = id;
+        if (cum > target) return id;
+    }
+    return last; /* rounding left target at the very top: the last possible one */
+}
+
+/* ---- logprobs over the original logits ------------------------------------ */
+
+/* lse: log of the softmax denominator, -inf when every logit is -inf (then
+ * every token counts as equally likely). */
+static float logprob_of(float logit, double lse, int32_t n_vocab) {
+    if (lse == -INFINITY) return (float)-log((double)n_vocab);
+    return (float)((double)logit - lse);
+}
+
+static void fill_info(const smp_sampler *s, const float *logits, int n_top, smp_info *info) {
+    const int32_t n = s->n_vocab;
+    float max = -INFINITY;
+    for (int32_t i = 0; i < n; i++) {
+        const float l = sanitize(logits[i]);
+        max = l > max ? l : max;
+    }
+    double lse = -INFINITY;
+    if (max != -INFINITY) {
+        double sum = 0.0;
+        for (int32_t i = 0; i < n; i++) sum += expf(sanitize(logits[i]) - max);
+        lse = (double)max + log(sum);
+    }
+    info->logprob = logprob_of(sanitize(logits[info->id]), lse, n);
+
+    /* The n_top best by insertion into a short sorted list: most tokens fail
+     * the first comparison with its current worst. */
+    if (n_top < 0) n_top = 0;
+    if (n_top > SMP_TOP_LOGPROBS_MAX) n_top = SMP_TOP_LOGPROBS_MAX;
+    if (n_top > n) n_top = (int)n;
+    smp_cand top[SMP_TOP_LOGPROBS_MAX];
+    int k = 0;
+    for (int32_t i = 0; i < n && n_top > 0; i++) {
+        const smp_cand c = {i, sanitize(logits[i])};
+        if (k == n_top && !better(c, top[k - 1])) continue;
+        int j = k < n_top ? k++ : k - 1;
+        for (; j > 0 && better(c, top[j - 1]); j--) top[j] = top[j - 1];
+        top[j] = c;
+    }
+    for (int j = 0; j < k; j++) {
+        info->top[j].id = top[j].id;
+        info->top[j].logprob = logprob_of(top[j].logit, lse, n);
+    }
+    info->n_top = k;
+}
+
+/* ---- entry points ------------------------------------------------------------ */
+
+int32_t smp_sample_ex(smp_sampler *s, const float *logits, int n_top, smp_info *info) {
+    int32_t id;
+    if (s->params.temperature <= 0.0f) {
+        id = greedy_pick(s, logits).id;
+    } else {
+        run_chain(s, logits);
+        id = draw(s);
+    }
+    if (info) {
+        info->id = id;
+        fill_info(s, logits, n_top, info);
+    }
+    return id;
+}
+
+int32_t smp_sample(smp_sampler *s, const float *logits) {
+    return smp_sample_ex(s, logits, 0, NULL);
+}
+
+int32_t smp_candidates(smp_sampler *s, const float *logits, smp_cand *out, int32_t cap) {
+    if (s->params.temperature <= 0.0f) {
+        if (cap > 0) out[0] = greedy_pick(s, logits);
+        return 1;
+    }
+    run_chain(s, logits);
+    while (have_rank(s, s->n_sorted)) {
+    }
+    const size_t n = s->n_sorted;
+    const size_t m = cap > 0 && (size_t)cap < n ? (size_t)cap : (cap > 0 ? n : 0);
+    if (m) memcpy(out, s->sorted, m * sizeof *out);
+    return (int32_t)n;
+}

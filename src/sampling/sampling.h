@@ -1,0 +1,160 @@
+/*
+ * sampling.h - the sampling layer: from a row of logits to one token id, and
+ * the stop-string matcher that decides how much generated text may be shown.
+ *
+ * A sampler (smp_sampler) is a fixed chain configured once by smp_params:
+ *
+ *     penalties -> top-k -> top-p -> min-p -> temperature -> draw
+ *
+ * the order of llama.cpp's default chain (its DRY, typical-p, XTC and
+ * top-n-sigma stages are not implemented). Temperature <= 0 means greedy: the
+ * argmax of the penalized logits (the truncations never remove the argmax).
+ * Every ordering is total: logit descending, then token id ascending, so ties
+ * go to the lowest id and results never depend on sort stability.
+ *
+ * Memory: smp_new allocates everything for n_vocab; sampling a token allocates
+ * nothing. A sampler is not thread-safe; use one per sequence.
+ *
+ * Depends only on src/core.
+ */
+#ifndef HEARTH_SAMPLING_H
+#define HEARTH_SAMPLING_H
+
+#include "core/core.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- random numbers (rng.c) --------------------------------------------- */
+
+/* xoshiro256** (Blackman & Vigna, 2018), seeded through splitmix64 so that
+ * every 64-bit seed, 0 included, gives a well-mixed non-zero state. */
+typedef struct smp_rng {
+    uint64_t s[4];
+} smp_rng;
+
+void smp_rng_seed(smp_rng *rng, uint64_t seed);
+uint64_t smp_rng_next(smp_rng *rng);
+/* Uniform in [0, 1): the top 53 bits of the next output times 2^-53, so every
+ * value is a multiple of 2^-53 and 1.0 is never returned. */
+double smp_rng_uniform(smp_rng *rng);
+/* Uniform in [0, 1) as a float: the top 24 bits times 2^-24. */
+float smp_rng_uniform_f(smp_rng *rng);
+/* A seed from the clocks, the address space and a process-wide counter, for
+ * callers that want a different run each time (not cryptographic). */
+uint64_t smp_seed_from_entropy(void);
+
+/* ---- the sampler chain (sampler.c) --------------------------------------- */
+
+/* smp_params.seed value asking smp_new for smp_seed_from_entropy(). */
+#define SMP_SEED_RANDOM UINT64_MAX
+
+typedef struct smp_params {
+    float temperature;       /* <= 0: greedy; logits are divided by it otherwise */
+    int32_t top_k;           /* keep the k best; <= 0: off */
+    float top_p;             /* keep the smallest best-first set whose probability >= top_p;
+                                in [0, 1], 1: off */
+    float min_p;             /* keep tokens with p >= min_p * p_max; in [0, 1], 0: off */
+    int32_t penalty_last_n;  /* window of accepted tokens the penalties look at; 0: off.
+                                Callers map llama.cpp's -1 ("the context") to n_ctx. */
+    float repeat_penalty;    /* > 0; 1: off. Positive logits / it, negative ones * it */
+    float frequency_penalty; /* subtracted once per occurrence in the window; 0: off */
+    float presence_penalty;  /* subtracted once if the token occurs in the window; 0: off */
+    uint64_t seed;           /* SMP_SEED_RANDOM: pick one at smp_new */
+} smp_params;
+
+/* llama.cpp's defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05,
+ * a window of 64 with every penalty off, a random seed. */
+smp_params smp_default_params(void);
+
+typedef struct smp_sampler smp_sampler;
+
+/* Validates `params` (NULL: defaults) and allocates a sampler for logits rows
+ * of n_vocab floats. On success *out owns it; free it with smp_free. */
+hearth_err smp_new(int32_t n_vocab, const smp_params *params, smp_sampler **out);
+void smp_free(smp_sampler *s);
+
+/* Forgets the penalty window and restarts the random stream from the seed, so
+ * a reset sampler behaves like a new one. */
+void smp_reset(smp_sampler *s);
+
+/* The seed in use (the one drawn at smp_new when SMP_SEED_RANDOM was asked). */
+uint64_t smp_seed(const smp_sampler *s);
+
+/* Records a token (from the prompt or generated) in the penalty window. The
+ * sampler never accepts the tokens it draws by itself: the caller does, after
+ * deciding to keep them. Fails only for an id outside [0, n_vocab). */
+hearth_err smp_accept(smp_sampler *s, int32_t token);
+
+/* Samples one token from `logits` ([n_vocab], not modified). NaN logits count
+ * as -inf; +inf as FLT_MAX. Allocates nothing. */
+int32_t smp_sample(smp_sampler *s, const float *logits);
+
+/* OpenAI's logprobs / top_logprobs: log-softmax of the ORIGINAL logits,
+ * before penalties, truncation and temperature. */
+enum { SMP_TOP_LOGPROBS_MAX = 20 };
+
+typedef struct smp_logprob {
+    int32_t id;
+    float logprob;
+} smp_logprob;
+
+typedef struct smp_info {
+    int32_t id;    /* the token drawn (also smp_sample_ex's result) */
+    float logprob; /* of `id` */
+    int n_top;     /* entries of top[] filled: min(n_top asked, SMP_TOP_LOGPROBS_MAX, n_vocab) */
+    smp_logprob top[SMP_TOP_LOGPROBS_MAX]; /* best first, ties by lowest id */
+} smp_info;
+
+/* smp_sample, and when info is not NULL also fills it, with the n_top
+ * (clamped to [0, SMP_TOP_LOGPROBS_MAX]) most likely tokens. */
+int32_t smp_sample_ex(smp_sampler *s, const float *logits, int n_top, smp_info *info);
+
+/* For tests and diagnostics: runs the chain on `logits` up to, not including,
+ * the draw (no random number is consumed) and writes up to `cap` surviving
+ * candidates to `out`, best first, with their logits as the draw would see
+ * them (penalized, divided by the temperature). Returns how many survived. In
+ * greedy mode only the argmax survives. */
+typedef struct smp_cand {
+    int32_t id;
+    float logit;
+} smp_cand;
+
+int32_t smp_candidates(smp_sampler *s, const float *logits, smp_cand *out, int32_t cap);
+
+/* ---- stop strings (stop.c) ----------------------------------------------- */
+
+/* Streams generated text through a set of stop strings. Text that could still
+ * be the start of a stop string is held back until it is decided; text before
+ * a stop string is released; the stop string itself and everything after it
+ * never are. The result does not depend on how the text is cut into pieces. */
+typedef struct smp_stop smp_stop;
+
+typedef struct smp_stop_out {
+    const char *text; /* bytes safe to emit now; owned by the matcher, valid until its next call */
+    size_t len;
+    bool stopped;   /* a stop string was found: emit `text`, then end the generation */
+    int stop_index; /* which one: the earliest in the text; at equal starts the
+                       shortest, then the first listed; -1 if none */
+} smp_stop_out;
+
+/* Copies the n_stops stop strings (none may be empty; n_stops may be 0). On
+ * success *out owns the matcher; free it with smp_stop_free. */
+hearth_err smp_stop_new(const char *const *stops, int n_stops, smp_stop **out);
+void smp_stop_free(smp_stop *st);
+/* Drops held text and the stopped state, for a new generation. */
+void smp_stop_reset(smp_stop *st);
+/* Longest stop string in bytes (0 if none): at most this minus 1 bytes are
+ * ever held back. */
+size_t smp_stop_max_len(const smp_stop *st);
+
+/* Feeds the next piece of text. After a stop, further pieces release nothing.
+ * Fails only when the held text plus the piece cannot be buffered (NOMEM); the
+ * buffer grows only for a piece longer than any before. */
+hearth_err smp_stop_feed(smp_stop *st, const char *piece, size_t len, smp_stop_out *out);
+/* At the end of the generation: releases the held text, up to a stop string
+ * it may hold behind a prefix that can no longer complete (then `stopped`). */
+void smp_stop_flush(smp_stop *st, smp_stop_out *out);
+
+#endif
