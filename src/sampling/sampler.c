@@ -444,7 +444,8 @@ int32_t smp_candidates(smp_sampler *s, const float *logits, smp_cand *out, int32
     while (have_rank(s, s->n_sorted)) {
     }
     const size_t n = s->n_sorted;
-    const size_t m = cap > 0 && (size_t)cap < n ? (size_t)cap : (cap > 0 ? n : 0);
-    if (m) memcpy(out, s->sorted, m * sizeof *out);
+    size_t m = cap > 0 ? (size_t)cap : 0;
+    if (m > n) m = n;
+    if (m > 0) memcpy(out, s->sorted, m * sizeof *out);
     return (int32_t)n;
 }
