@@ -1,0 +1,230 @@
+/*
+ * synth.c - random-weight models written with the GGUF writer (see synth.h).
+ * Weights are N(0, 1/fan_in) from a seeded generator so activations stay at
+ * unit scale and attention is far from uniform; norms are 1 + small noise.
+ */
+#include "synth.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+synth_params synth_default_params(void) {
+    return (synth_params){.arch = "llama", .type = KERN_F32, .n_embd = 256, .n_layer = 2,
+                          .n_head = 4, .n_head_kv = 2, .head_dim = 64, .n_ff = 512, .n_ctx = 512,
+                          .tied = false, .seed = 42};
+}
+
+typedef struct synth_rng {
+    uint64_t s;
+} synth_rng;
+
+static double rng_uniform(synth_rng *r) { /* (0, 1) */
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return ((double)((r->s * 2685821657736338717ULL) >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static float rng_normal(synth_rng *r) { /* Box-Muller */
+    const double u = rng_uniform(r), v = rng_uniform(r);
+    return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
+}
+
+/* Everything the writer borrows until it has written the file. */
+typedef struct synth_ctx {
+    gguf_writer *w;
+    synth_rng rng;
+    void **bufs;
+    size_t n_bufs, cap_bufs;
+} synth_ctx;
+
+static void *keep(synth_ctx *c, size_t bytes) {
+    if (c->n_bufs == c->cap_bufs) {
+        size_t cap = c->cap_bufs ? 2 * c->cap_bufs : 64;
+        void **grown = realloc(c->bufs, cap * sizeof *grown);
+        if (!grown) return NULL;
+        c->bufs = grown;
+        c->cap_bufs = cap;
+    }
+    void *p = calloc(1, bytes ? bytes : 1);
+    if (p) c->bufs[c->n_bufs++] = p;
+    return p;
+}
+
+/* A tensor of rows x cols: std-scaled normal values (plus `mean`), stored as
+ * `type` (1-D tensors are always F32, as converters write them). */
+static hearth_err add_tensor(synth_ctx *c, const char *name, kern_type type, int64_t cols, int64_t rows,
+                             float mean, float std) {
+    const bool vec = rows == 1;
+    if (vec) type = KERN_F32;
+    const size_t n = (size_t)(cols * rows);
+    float *f = keep(c, n * sizeof(float));
+    if (!f) return hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
+    for (size_t i = 0; i < n; i++) f[i] = mean + std * rng_normal(&c->rng);
+    const size_t row_bytes = kern_row_bytes(type, cols);
+    if (!row_bytes)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: %s rows of %lld cannot be stored as %s", name,
+                       (long long)cols, kern_type_get(type)->name);
+    void *data = f;
+    if (type != KERN_F32) {
+        data = keep(c, row_bytes * (size_t)rows);
+        if (!data) return hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
+        for (int64_t r = 0; r < rows; r++)
+            kern_ref_quantize_row(type, f + r * cols, (uint8_t *)data + (size_t)r * row_bytes, cols);
+    }
+    const int64_t ne[2] = {cols, rows};
+    return gguf_writer_add_tensor(c->w, name, (uint32_t)type, vec ? 1 : 2, ne, data, row_bytes * (size_t)rows);
+}
+
+/* A SentencePiece-style vocabulary: <unk> <s> </s>, 256 byte tokens, then
+ * single letters and frequent English pieces with scores by rank. */
+static hearth_err add_vocab(synth_ctx *c, int *n_vocab_out) {
+    static const char *const pieces[] = {
+        "▁", "e", "t", "a", "o", "i", "n", "s", "r", "h", "l", "d", "c", "u", "m", "f", "p", "g", "w", "y",
+        "b", "v", "k", "x", "j", "q", "z", ".", ",", "!", "?", "'", "▁t", "▁a", "he", "in", "▁the", "er",
+        "▁s", "▁w", "on", "at", "en", "nd", "▁o", "▁b", "es", "▁h", "▁c", "is", "it", "or", "ou", "▁f",
+        "an", "ed", "▁m", "▁th", "▁and", "▁to", "▁of", "ing", "▁in", "▁is", "▁it", "▁was", "▁he", "▁I",
+        "▁you", "▁that", "▁for", "▁on", "▁with", "▁as", "▁be", "▁at", "▁his", "▁by", "▁we", "▁she",
+        "▁Once", "▁upon", "▁time", "▁there", "▁little", "▁girl", "▁named", "▁Lily", "▁day", "▁big",
+        "▁happy", "▁friend", "▁play", "▁said", "▁had", "▁very", "▁they", "▁her", "▁saw", "▁went",
+        "▁Hello", "▁world", "▁local", "▁model", "▁Hearth", "▁fire", "▁warm", "▁home",
+    };
+    const int n_pieces = (int)(sizeof pieces / sizeof pieces[0]);
+    const int n_vocab = 3 + 256 + n_pieces;
+    const char **tokens = keep(c, (size_t)n_vocab * sizeof *tokens);
+    char *bytes = keep(c, 256 * 8);
+    float *scores = keep(c, (size_t)n_vocab * sizeof *scores);
+    int32_t *types = keep(c, (size_t)n_vocab * sizeof *types);
+    if (!tokens || !bytes || !scores || !types) return hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
+    tokens[0] = "<unk>", tokens[1] = "<s>", tokens[2] = "</s>";
+    types[0] = 2, types[1] = 3, types[2] = 3; /* unknown, control, control */
+    for (int b = 0; b < 256; b++) {
+        snprintf(bytes + 8 * b, 8, "<0x%02X>", b);
+        tokens[3 + b] = bytes + 8 * b;
+        types[3 + b] = 6; /* byte */
+    }
+    for (int i = 0; i < n_pieces; i++) {
+        tokens[259 + i] = pieces[i];
+        scores[259 + i] = -(float)i;
+        types[259 + i] = 1;
+    }
+    hearth_err err;
+    if ((err = gguf_writer_set_str(c->w, "tokenizer.ggml.model", "llama")) ||
+        (err = gguf_writer_set_str(c->w, "tokenizer.ggml.pre", "default")) ||
+        (err = gguf_writer_set_arr_str(c->w, "tokenizer.ggml.tokens", tokens, (uint64_t)n_vocab)) ||
+        (err = gguf_writer_set_arr(c->w, "tokenizer.ggml.scores", GGUF_F32, scores, (uint64_t)n_vocab)) ||
+        (err = gguf_writer_set_arr(c->w, "tokenizer.ggml.token_type", GGUF_I32, types, (uint64_t)n_vocab)) ||
+        (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.bos_token_id", 1)) ||
+        (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.eos_token_id", 2)) ||
+        (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.unknown_token_id", 0)) ||
+        (err = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_bos_token", true)))
+        return err;
+    *n_vocab_out = n_vocab;
+    return HEARTH_OK;
+}
+
+static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_desc *a) {
+    char key[128];
+    hearth_err err = HEARTH_OK;
+#define SET_U32(suffix, v)                                                  \
+    if (!err) {                                                             \
+        snprintf(key, sizeof key, "%s.%s", p->arch, suffix);               \
+        err = gguf_writer_set_u32(c->w, key, (uint32_t)(v));                \
+    }
+#define SET_F32(suffix, v)                                                  \
+    if (!err) {                                                             \
+        snprintf(key, sizeof key, "%s.%s", p->arch, suffix);               \
+        err = gguf_writer_set_f32(c->w, key, (v));                          \
+    }
+    SET_U32("context_length", p->n_ctx);
+    SET_U32("embedding_length", p->n_embd);
+    SET_U32("block_count", p->n_layer);
+    SET_U32("feed_forward_length", p->n_ff);
+    SET_U32("attention.head_count", p->n_head);
+    SET_U32("attention.head_count_kv", p->n_head_kv);
+    SET_U32("attention.key_length", p->head_dim);
+    SET_U32("attention.value_length", p->head_dim);
+    SET_U32("rope.dimension_count", p->head_dim);
+    SET_F32("attention.layer_norm_rms_epsilon", 1e-5f);
+    SET_F32("rope.freq_base", 10000.0f);
+    if (a->swa) {
+        SET_U32("attention.sliding_window", 8);
+        SET_U32("attention.sliding_window_pattern", 2);
+        SET_F32("rope.freq_base_swa", 10000.0f);
+    }
+#undef SET_U32
+#undef SET_F32
+    if (!err) err = gguf_writer_set_str(c->w, "general.architecture", p->arch);
+    if (!err) err = gguf_writer_set_str(c->w, "general.name", "hearth-synth (random weights)");
+    if (!err) err = gguf_writer_set_u32(c->w, "general.alignment", 32);
+    return err;
+}
+
+static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc *a, int il) {
+    const int64_t d = p->n_embd, nq = (int64_t)p->n_head * p->head_dim, nkv = (int64_t)p->n_head_kv * p->head_dim;
+    const float sd = 1.0f / sqrtf((float)d), sq = 1.0f / sqrtf((float)nq), sf = 1.0f / sqrtf((float)p->n_ff);
+    char n[96];
+    hearth_err err = HEARTH_OK;
+#define T(suffix, cols, rows, mean, std)                                          \
+    if (!err) {                                                                   \
+        snprintf(n, sizeof n, "blk.%d.%s", il, suffix);                           \
+        err = add_tensor(c, n, p->type, cols, rows, mean, std);                   \
+    }
+    T("attn_norm.weight", d, 1, 1.0f, 0.05f);
+    if (a->fused_qkv) {
+        T("attn_qkv.weight", d, nq + 2 * nkv, 0.0f, sd);
+    } else {
+        T("attn_q.weight", d, nq, 0.0f, sd);
+        T("attn_k.weight", d, nkv, 0.0f, sd);
+        T("attn_v.weight", d, nkv, 0.0f, sd);
+    }
+    if (!strcmp(p->arch, "qwen2")) {
+        T("attn_q.bias", nq, 1, 0.0f, 0.1f);
+        T("attn_k.bias", nkv, 1, 0.0f, 0.1f);
+        T("attn_v.bias", nkv, 1, 0.0f, 0.1f);
+    }
+    if (a->qk_norm) {
+        T("attn_q_norm.weight", p->head_dim, 1, 1.0f, 0.05f);
+        T("attn_k_norm.weight", p->head_dim, 1, 1.0f, 0.05f);
+    }
+    T("attn_output.weight", nq, d, 0.0f, sq);
+    if (a->post_norms) {
+        T("post_attention_norm.weight", d, 1, 1.0f, 0.05f);
+        T("post_ffw_norm.weight", d, 1, 1.0f, 0.05f);
+    }
+    T("ffn_norm.weight", d, 1, 1.0f, 0.05f);
+    if (a->fused_gate_up) {
+        T("ffn_up.weight", d, 2 * (int64_t)p->n_ff, 0.0f, sd);
+    } else {
+        T("ffn_gate.weight", d, p->n_ff, 0.0f, sd);
+        T("ffn_up.weight", d, p->n_ff, 0.0f, sd);
+    }
+    T("ffn_down.weight", p->n_ff, d, 0.0f, sf);
+#undef T
+    return err;
+}
+
+hearth_err synth_write(const char *path, const synth_params *p) {
+    const arch_desc *a = arch_find(p->arch, strlen(p->arch));
+    if (!a) return hr_fail(HEARTH_ERR_UNSUPPORTED, "synth: unknown architecture '%s'", p->arch);
+    if (p->n_embd < 1 || p->n_layer < 1 || p->n_head < 1 || p->n_head_kv < 1 || p->n_head % p->n_head_kv ||
+        p->head_dim < 2 || p->head_dim % 2 || p->n_ff < 1 || p->n_ctx < 1)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: inconsistent shape");
+    synth_ctx c = {.rng = {.s = p->seed * 0x9E3779B97F4A7C15ULL + 1}};
+    hearth_err err = gguf_writer_new(&c.w);
+    int n_vocab = 0;
+    if (!err) err = add_hparams(&c, p, a);
+    if (!err) err = add_vocab(&c, &n_vocab);
+    const float se = 2.0f / sqrtf((float)p->n_embd);
+    if (!err) err = add_tensor(&c, "token_embd.weight", p->type, p->n_embd, n_vocab, 0.0f, se);
+    if (!err) err = add_tensor(&c, "output_norm.weight", KERN_F32, p->n_embd, 1, 1.0f, 0.05f);
+    if (!err && !p->tied) err = add_tensor(&c, "output.weight", p->type, p->n_embd, n_vocab, 0.0f, se);
+    for (int il = 0; il < p->n_layer && !err; il++) err = add_layer(&c, p, a, il);
+    if (!err) err = gguf_writer_write(c.w, path);
+    gguf_writer_free(c.w);
+    for (size_t i = 0; i < c.n_bufs; i++) free(c.bufs[i]);
+    free(c.bufs);
+    return err;
+}
