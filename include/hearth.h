@@ -91,6 +91,104 @@ HEARTH_API hearth_err hearth_session_truncate(hearth_session *session, int pos);
 HEARTH_API hearth_err hearth_decode(hearth_session *session, const int32_t *ids, int n,
                                     float *logits, bool all_logits);
 
+/* ---- text ----------------------------------------------------------------
+ * The model's own tokenizer, from its GGUF metadata. Functions that fill a
+ * caller's buffer fail with HEARTH_ERR_INVALID_ARG when it is too small and
+ * still report the size needed in *n_out (call with cap 0 to measure). */
+
+/* add_special: BOS/EOS as the model asks; parse_special: text such as
+ * "<|eot_id|>" becomes that control token instead of plain text. */
+HEARTH_API hearth_err hearth_tokenize(const hearth_model *model, const char *text, size_t len,
+                                      bool add_special, bool parse_special, int32_t *ids,
+                                      size_t cap, size_t *n_out);
+/* Raw bytes of ids (may be invalid UTF-8 for arbitrary ids); special: render
+ * control tokens' text. */
+HEARTH_API hearth_err hearth_detokenize(const hearth_model *model, const int32_t *ids, size_t n,
+                                        bool special, char *out, size_t cap, size_t *n_out);
+HEARTH_API int32_t hearth_token_bos(const hearth_model *model); /* -1 if none */
+HEARTH_API int32_t hearth_token_eos(const hearth_model *model);
+/* End of generation (EOS, EOT, <|im_end|>, <end_of_turn>, ...). */
+HEARTH_API bool hearth_token_is_eog(const hearth_model *model, int32_t id);
+
+/* ---- sampling ------------------------------------------------------------ */
+#define HEARTH_SEED_RANDOM UINT64_MAX
+#define HEARTH_TOP_LOGPROBS_MAX 20
+
+typedef struct hearth_sampling {
+    float temperature;       /* <= 0: greedy */
+    int32_t top_k;           /* <= 0: off */
+    float top_p;             /* in [0, 1]; 1: off */
+    float min_p;             /* in [0, 1]; 0: off */
+    int32_t penalty_last_n;  /* window of recent tokens the penalties see; 0: off */
+    float repeat_penalty;    /* 1: off */
+    float frequency_penalty; /* 0: off */
+    float presence_penalty;  /* 0: off */
+    uint64_t seed;           /* HEARTH_SEED_RANDOM: a new seed each time */
+} hearth_sampling;
+
+/* llama.cpp's defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05. */
+HEARTH_API hearth_sampling hearth_sampling_default_params(void);
+
+typedef struct hearth_sampler hearth_sampler;
+
+HEARTH_API hearth_err hearth_sampler_new(const hearth_model *model, const hearth_sampling *params,
+                                         hearth_sampler **out);
+HEARTH_API void hearth_sampler_free(hearth_sampler *sampler);
+/* Forgets the penalty window and restarts from the seed. */
+HEARTH_API void hearth_sampler_reset(hearth_sampler *sampler);
+HEARTH_API uint64_t hearth_sampler_seed(const hearth_sampler *sampler);
+
+/* ---- generation ---------------------------------------------------------- */
+typedef enum hearth_finish {
+    HEARTH_FINISH_STOP = 0, /* end-of-generation token or a stop string */
+    HEARTH_FINISH_LENGTH,   /* max_tokens reached, or the context is full */
+    HEARTH_FINISH_CALLBACK  /* the callback asked to stop */
+} hearth_finish;
+
+typedef struct hearth_token_logprob {
+    int32_t id;
+    float logprob;
+} hearth_token_logprob;
+
+/* One generated token as the callback sees it. `text` is the text that became
+ * safe to show with this token: complete UTF-8, never part of a stop string
+ * (it may be empty while a character or a possible stop string is pending).
+ * A last event with id -1 carries text held back until the end, if any. */
+typedef struct hearth_token_event {
+    int32_t id;
+    const char *text;
+    size_t len;
+    float logprob; /* log-softmax of the raw logits */
+    int n_top;     /* alternatives filled in top[] (as many as asked) */
+    hearth_token_logprob top[HEARTH_TOP_LOGPROBS_MAX];
+} hearth_token_event;
+
+/* Return false to stop generating. */
+typedef bool (*hearth_token_cb)(const hearth_token_event *event, void *user);
+
+typedef struct hearth_gen_params {
+    int max_tokens;           /* <= 0: until the context is full */
+    const char *const *stop;  /* stop strings (not emitted); may be NULL */
+    int n_stop;
+    int n_top_logprobs;       /* 0..HEARTH_TOP_LOGPROBS_MAX alternatives per token */
+} hearth_gen_params;
+
+typedef struct hearth_gen_result {
+    int n_prompt;            /* prompt tokens evaluated (after any cached prefix) */
+    int n_cached;            /* prompt tokens reused from the session's KV cache */
+    int n_gen;               /* tokens generated */
+    hearth_finish finish;
+    double prompt_ms, gen_ms, first_token_ms;
+} hearth_gen_result;
+
+/* Continues the session with `prompt`, then samples until a stop condition.
+ * When the session already holds a prefix of prompt, that prefix is reused.
+ * The text given to cb is complete, valid UTF-8. */
+HEARTH_API hearth_err hearth_generate(hearth_session *session, hearth_sampler *sampler,
+                                      const int32_t *prompt, int n_prompt,
+                                      const hearth_gen_params *params, hearth_token_cb cb,
+                                      void *user, hearth_gen_result *result);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,5 @@
 /*
- * loader.c - hearth_model_load: maps a GGUF file, finds its architecture,
+ * loader.c - model_open: maps a GGUF file, finds its architecture,
  * reads the hyper-parameters and binds every tensor to a view in the mapping,
  * checking its type and shape. Nothing is copied.
  */
@@ -8,10 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-hearth_model_params hearth_model_default_params(void) {
-    return (hearth_model_params){.n_threads = 0};
-}
 
 static hearth_err find_tensor(const hearth_model *m, const char *name, bool required,
                               const gguf_tensor **out) {
@@ -125,8 +121,7 @@ hearth_err model_bind_tensors(hearth_model *m) {
     return HEARTH_OK;
 }
 
-hearth_err hearth_model_load(const char *path, const hearth_model_params *params, hearth_model **out) {
-    hearth_model_params p = params ? *params : hearth_model_default_params();
+hearth_err model_open(const char *path, int n_threads, hearth_model **out) {
     hearth_model *m = hr_calloc(1, sizeof *m);
     if (!m) return HEARTH_ERR_NOMEM;
     hearth_err err = gguf_open(path, &m->gguf);
@@ -138,17 +133,17 @@ hearth_err hearth_model_load(const char *path, const hearth_model_params *params
                       "(Hearth runs llama, qwen2, qwen3, gemma3, phi3)", (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
     if (!err) err = model_load_hparams(m->gguf, m->arch, &m->hp);
     if (!err) err = model_bind_tensors(m);
-    if (!err) err = hr_pool_new(p.n_threads, &m->pool);
+    if (!err) err = hr_pool_new(n_threads, &m->pool);
     if (err) {
         hr_wrap(err, "loading '%s': ", path);
-        hearth_model_free(m);
+        model_close(m);
         return err;
     }
     *out = m;
     return HEARTH_OK;
 }
 
-void hearth_model_free(hearth_model *m) {
+void model_close(hearth_model *m) {
     if (!m) return;
     hr_pool_free(m->pool);
     free(m->layers);

@@ -71,8 +71,19 @@ struct hearth_model {
     const float *rope_freqs;        /* [n_rot/2] or NULL */
     model_layer *layers;            /* [n_layer] */
     hr_pool *pool;
-    struct tok_vocab *vocab;        /* NULL when the file has no tokenizer */
+    void *vocab;                    /* the engine's tokenizer; the model never reads it */
 };
+
+/* Maps and binds the model at `path` with a pool of n_threads (<= 0: one per
+ * physical core). On success *out owns it; free with model_close. */
+hearth_err model_open(const char *path, int n_threads, hearth_model **out);
+void model_close(hearth_model *m);
+
+hearth_model *model_session_model(const hearth_session *s);
+/* Token ids held in the session's KV cache, positions 0..pos-1. */
+const int32_t *model_session_tokens(const hearth_session *s);
+/* Logits of the last token decoded ([n_vocab]); valid until the next decode. */
+const float *model_session_logits(const hearth_session *s);
 
 /* Reads the hyper-parameters of `arch` from the file's metadata. */
 hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_hparams *hp);

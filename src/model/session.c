@@ -87,6 +87,7 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     s->scores = alloc_f32((size_t)s->n_threads * (size_t)p.n_ctx, &err);
     s->rope = alloc_f32(nb * (size_t)hp->n_rot, &err);
     s->logits = alloc_f32((size_t)hp->n_vocab, &err);
+    if (!err && !(s->tokens = hr_calloc((size_t)p.n_ctx, sizeof *s->tokens))) err = HEARTH_ERR_NOMEM;
     /* K and V: [n_layer][n_ctx][n_kv] each, F32 or F16. */
     const size_t kv_elems = (size_t)hp->n_layer * (size_t)p.n_ctx * (size_t)s->n_kv;
     const size_t kv_floats = s->kv_f16 ? (kv_elems + 1) / 2 : kv_elems;
@@ -113,6 +114,7 @@ void hearth_session_free(hearth_session *s) {
     free(s->scores);
     free(s->rope);
     free(s->logits);
+    free(s->tokens);
     free(s->k_cache);
     free(s->v_cache);
     free(s->scratch);
@@ -121,6 +123,9 @@ void hearth_session_free(hearth_session *s) {
 
 int hearth_session_pos(const hearth_session *s) { return s->pos; }
 int hearth_session_n_ctx(const hearth_session *s) { return s->n_ctx; }
+const int32_t *model_session_tokens(const hearth_session *s) { return s->tokens; }
+hearth_model *model_session_model(const hearth_session *s) { return s->model; }
+const float *model_session_logits(const hearth_session *s) { return s->logits; }
 
 hearth_err hearth_session_truncate(hearth_session *s, int pos) {
     if (pos < 0 || pos > s->pos)
@@ -151,6 +156,7 @@ hearth_err hearth_decode(hearth_session *s, const int32_t *ids, int n, float *lo
             out_first = nb - 1;
         }
         forward_batch(s, ids + done, nb, out, out_first);
+        memcpy(s->tokens + s->pos, ids + done, (size_t)nb * sizeof *ids);
         s->pos += nb;
         done += nb;
     }

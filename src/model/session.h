@@ -22,6 +22,7 @@ struct hearth_session {
     float *scores;   /* [n_threads][n_ctx] attention weights */
     float *rope;     /* [n_batch][n_rot] cos/sin pairs of the current layer */
     float *logits;   /* [n_vocab] of the last evaluated token */
+    int32_t *tokens; /* [n_ctx] ids at positions 0..pos-1 */
     void *k_cache;   /* [n_layer][n_ctx][n_kv] F32 or F16 */
     void *v_cache;
     void *scratch;   /* activations converted for the matrix products */

@@ -1,0 +1,180 @@
+/*
+ * cmd_run.c - `hearth run`: generate text from a prompt and stream it to
+ * stdout, then report prompt and generation speed on stderr (as llama.cpp's
+ * CLI does).
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char run_usage[] =
+    "usage: hearth run -m FILE [-p PROMPT | -f FILE] [options]\n"
+    "  Generates text after PROMPT (from -f FILE, or stdin when neither or '-p -' is given).\n"
+    "  -n N                tokens to generate (default 128; -1: until the context is full)\n"
+    "  --temp T            temperature (default 0.8; 0: greedy)\n"
+    "  --top-k K           (default 40; 0: off)\n"
+    "  --top-p P           (default 0.95; 1: off)\n"
+    "  --min-p M           (default 0.05; 0: off)\n"
+    "  --repeat-penalty R  (default 1: off), --repeat-last-n N (default 64)\n"
+    "  --frequency-penalty F, --presence-penalty P (default 0)\n"
+    "  --seed S            reproducible sampling (default: random)\n"
+    "  --stop STR          stop string (repeatable; not printed)\n"
+    "  -t N                threads (default: physical cores)\n"
+    "  -c, --ctx N         context length (default: min(model's, 4096))\n"
+    "  --kv-type f32|f16   KV cache element type (default f32)\n"
+    "  --no-parse-special  treat text like <|eot_id|> in the prompt as plain text\n";
+
+enum { RUN_MAX_STOPS = 16, RUN_MAX_PROMPT = 64 << 20 };
+
+static char *read_stream(FILE *f, size_t *len) {
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+        if (n + 1 == cap) {
+            if (cap >= RUN_MAX_PROMPT) {
+                fprintf(stderr, "hearth run: the prompt is over %d MiB\n", RUN_MAX_PROMPT >> 20);
+                free(buf);
+                return NULL;
+            }
+            char *grown = realloc(buf, cap * 2);
+            if (!grown) free(buf);
+            buf = grown;
+            cap *= 2;
+        }
+    }
+    if (buf) {
+        buf[n] = '\0';
+        *len = n;
+    }
+    return buf;
+}
+
+static bool print_token(const hearth_token_event *ev, void *user) {
+    (void)user;
+    fwrite(ev->text, 1, ev->len, stdout);
+    fflush(stdout);
+    return true;
+}
+
+typedef struct run_opts {
+    const char *model, *prompt, *prompt_file;
+    hearth_model_params mp;
+    hearth_session_params sp;
+    hearth_sampling smp;
+    hearth_gen_params gen;
+    const char *stops[RUN_MAX_STOPS];
+    bool parse_special;
+} run_opts;
+
+static int parse_run(int argc, char **argv, run_opts *o) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(run_usage, stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--no-parse-special")) {
+            o->parse_special = false;
+            continue;
+        }
+        const char *v = i + 1 < argc ? argv[++i] : NULL;
+        if (!v) {
+            fprintf(stderr, "hearth run: option '%s' needs a value\n", a);
+            return 2;
+        }
+        if (!strcmp(a, "-m")) o->model = v;
+        else if (!strcmp(a, "-p")) o->prompt = v;
+        else if (!strcmp(a, "-f")) o->prompt_file = v;
+        else if (!strcmp(a, "-n")) o->gen.max_tokens = atoi(v);
+        else if (!strcmp(a, "--temp")) o->smp.temperature = strtof(v, NULL);
+        else if (!strcmp(a, "--top-k")) o->smp.top_k = atoi(v);
+        else if (!strcmp(a, "--top-p")) o->smp.top_p = strtof(v, NULL);
+        else if (!strcmp(a, "--min-p")) o->smp.min_p = strtof(v, NULL);
+        else if (!strcmp(a, "--repeat-penalty")) o->smp.repeat_penalty = strtof(v, NULL);
+        else if (!strcmp(a, "--repeat-last-n")) o->smp.penalty_last_n = atoi(v);
+        else if (!strcmp(a, "--frequency-penalty")) o->smp.frequency_penalty = strtof(v, NULL);
+        else if (!strcmp(a, "--presence-penalty")) o->smp.presence_penalty = strtof(v, NULL);
+        else if (!strcmp(a, "--seed")) o->smp.seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "-t")) o->mp.n_threads = atoi(v);
+        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) o->sp.n_ctx = atoi(v);
+        else if (!strcmp(a, "--kv-type") && (!strcmp(v, "f32") || !strcmp(v, "f16")))
+            o->sp.kv_type = !strcmp(v, "f16") ? HEARTH_KV_F16 : HEARTH_KV_F32;
+        else if (!strcmp(a, "--stop") && o->gen.n_stop < RUN_MAX_STOPS) o->stops[o->gen.n_stop++] = v;
+        else {
+            fprintf(stderr, "hearth run: unknown option '%s'\n%s", a, run_usage);
+            return 2;
+        }
+    }
+    if (!o->model) {
+        fputs(run_usage, stderr);
+        return 2;
+    }
+    return -1;
+}
+
+static char *load_prompt(const run_opts *o, size_t *len) {
+    if (o->prompt && strcmp(o->prompt, "-") != 0) {
+        *len = strlen(o->prompt);
+        return strdup(o->prompt);
+    }
+    FILE *f = o->prompt_file ? fopen(o->prompt_file, "rb") : stdin;
+    if (!f) {
+        fprintf(stderr, "hearth run: cannot open '%s': %s\n", o->prompt_file, strerror(errno));
+        return NULL;
+    }
+    char *text = read_stream(f, len);
+    if (f != stdin) fclose(f);
+    return text;
+}
+
+static int generate(hearth_model *m, const run_opts *o, const char *text, size_t len) {
+    size_t n = 0;
+    hearth_tokenize(m, text, len, true, o->parse_special, NULL, 0, &n);
+    int32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    hearth_session *s = NULL;
+    hearth_sampler *smp = NULL;
+    hearth_gen_result r;
+    int rc = 0;
+    if (!ids) rc = 1;
+    else if (hearth_tokenize(m, text, len, true, o->parse_special, ids, n, &n)) rc = cli_fail("run", "tokenizing");
+    else if (n == 0) rc = (fprintf(stderr, "hearth run: the prompt is empty\n"), 1);
+    else if (hearth_session_new(m, &o->sp, &s)) rc = cli_fail("run", "creating the session");
+    else if (hearth_sampler_new(m, &o->smp, &smp)) rc = cli_fail("run", "creating the sampler");
+    else if (hearth_generate(s, smp, ids, (int)n, &o->gen, print_token, NULL, &r)) rc = cli_fail("run", "generating");
+    if (!rc) {
+        static const char *const why[] = {"stop", "length", "callback"};
+        fprintf(stderr, "\n\nprompt: %d tokens in %.1f ms (%.1f tokens/s) | generation: %d tokens in %.1f ms "
+                "(%.1f tokens/s) | first token after %.1f ms | finish: %s | seed %llu\n",
+                r.n_prompt, r.prompt_ms, r.prompt_ms > 0 ? r.n_prompt * 1e3 / r.prompt_ms : 0.0, r.n_gen,
+                r.gen_ms, r.gen_ms > 0 ? r.n_gen * 1e3 / r.gen_ms : 0.0, r.first_token_ms, why[r.finish],
+                (unsigned long long)hearth_sampler_seed(smp));
+    }
+    hearth_sampler_free(smp);
+    hearth_session_free(s);
+    free(ids);
+    return rc;
+}
+
+int cmd_run(int argc, char **argv) {
+    run_opts o = {.mp = hearth_model_default_params(), .sp = hearth_session_default_params(),
+                  .smp = hearth_sampling_default_params(), .parse_special = true};
+    o.gen.max_tokens = 128;
+    o.gen.stop = o.stops;
+    int rc = parse_run(argc, argv, &o);
+    if (rc >= 0) return rc;
+    size_t len = 0;
+    char *text = load_prompt(&o, &len);
+    if (!text) return 1;
+    hearth_model *m = NULL;
+    if (hearth_model_load(o.model, &o.mp, &m)) rc = cli_fail("run", "loading the model");
+    else rc = generate(m, &o, text, len);
+    hearth_model_free(m);
+    free(text);
+    return rc;
+}
