@@ -24,8 +24,9 @@
 
 /* ---- type table ---------------------------------------------------------- */
 
-#define KT_TABLE_N 43 /* ggml ids 0..42 (40..42: NVFP4, Q1_0, Q2_0 - newer than KERN_TYPE_COUNT)   \
-                       */
+#define KT_TABLE_N                                                                                 \
+    43 /* ggml ids 0..42 (40..42: NVFP4, Q1_0, Q2_0 - newer than KERN_TYPE_COUNT)                  \
+        */
 
 #define KT(nm, bs, bb, vdt, sup)                                                                   \
     { nm, bs, bb, (kern_type)(vdt), sup }
@@ -247,12 +248,15 @@ void kern_ref_vec_dot_q4_0(int64_t n, float *s, const void *vw, const void *vx) 
     const block_q8_0 *x = vx;
     float sum = 0.0f;
     for (int64_t i = 0; i < n / QK8_0; i++) {
-        int sumi0 = 0, sumi1 = 0;
+        /* sum((q - 8) * y) computed as sum(q * y) - 8 * sum(y): the same
+         * integer, but gcc 12 with AVX-VNNI (-march=native on recent x86)
+         * vectorizes the direct form into vpdpbusd and gets it wrong. */
+        int sumqy = 0, sumy = 0;
         for (int j = 0; j < QK8_0 / 2; j++) {
-            sumi0 += ((w[i].qs[j] & 0x0F) - 8) * x[i].qs[j];
-            sumi1 += ((w[i].qs[j] >> 4) - 8) * x[i].qs[j + QK8_0 / 2];
+            sumqy += (w[i].qs[j] & 0x0F) * x[i].qs[j] + (w[i].qs[j] >> 4) * x[i].qs[j + QK8_0 / 2];
+            sumy += x[i].qs[j] + x[i].qs[j + QK8_0 / 2];
         }
-        sum += (float)(sumi0 + sumi1) * H2F(w[i].d) * H2F(x[i].d);
+        sum += (float)(sumqy - 8 * sumy) * H2F(w[i].d) * H2F(x[i].d);
     }
     *s = sum;
 }
