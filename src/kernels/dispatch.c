@@ -12,6 +12,7 @@
  * scalar entry is its exact scalar twin (kern_quantize_q8_*_act) and not
  * kern_ref_quantize_q8_*. For the other types it is the reference.
  */
+#include "kernels/isa.h"
 #include "kernels/kern_ref.h"
 
 #include <pthread.h>
@@ -59,7 +60,7 @@ typedef struct {
 } kd_isa_entry;
 
 static const kd_isa_entry kd_isas[] = {
-    {"scalar", NULL, NULL},
+    {"scalar", NULL, NULL}, KERN_ISA_ROWS /* isa.h: the rows of this architecture */
 };
 
 static void kd_init(void) {

@@ -1,0 +1,548 @@
+/*
+ * x86_avx512.c - kernels for CPUs with AVX-512 F/BW/VL/DQ (Skylake-X, Ice
+ * Lake, Zen 4 and later); the only file built with those flags.
+ *
+ * Two tables come from the same code: the "-vnni" one multiplies bytes with
+ * vpdpbusd and applies int16 scales with vpdpwssd; the plain one uses
+ * vpmaddubsw + vpmaddwd, for AVX-512 CPUs without VNNI. Every kernel body is
+ * an always-inline function of a constant `vnni` flag, and thin wrappers
+ * instantiate it twice, so the plain instantiation executes no VNNI
+ * instruction even though this file is compiled with -mavx512vnni (when
+ * optimizing, it contains none: the other branch is folded away).
+ *
+ * Layout of the work: the 32-element formats go four blocks per iteration,
+ * two per 512-bit register (the block's scale product covers 8 int32 lanes);
+ * the fp16 scales of the four blocks are gathered with word unpacks and
+ * converted in one vcvtph2ps. K-quants go 64 elements per register with the
+ * sub-block scales applied as int16 (dpwssd) to an int32 accumulator that is
+ * converted to float once per 256 elements. Float sums are left in 16 lanes
+ * until the end; results therefore differ from the scalar references only by
+ * float rounding. Activation quantizers are bit-identical to the scalar ones.
+ */
+#include "kernels/isa.h"
+#include "kernels/kern_ref.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define AI static inline __attribute__((always_inline))
+
+/* ---- helpers -------------------------------------------------------------------- */
+
+AI float f16_at(const void *p) {
+    uint16_t h;
+    memcpy(&h, p, sizeof h);
+    return _cvtsh_ss(h);
+}
+
+AI __m512i load512(const void *p) { return _mm512_loadu_si512(p); }
+AI __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+/* Two 32-byte rows side by side; b == NULL leaves the upper half zero. */
+AI __m512i load2x32(const void *a, const void *b) {
+    const __m512i lo = _mm512_zextsi256_si512(load256(a));
+    return b ? _mm512_inserti64x4(lo, load256(b), 1) : lo;
+}
+
+/* Sums of u*s over each group of 4 bytes (u unsigned, s signed), added to acc.
+ * Without VNNI the int16 pair sums must not saturate: |s| <= 127 and u <= 128
+ * make them at most 32512. */
+AI __m512i dp_us(__m512i acc, __m512i u, __m512i s, bool vnni) {
+    if (vnni) return _mm512_dpbusd_epi32(acc, u, s);
+    const __m512i p = _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1));
+    return _mm512_add_epi32(acc, p);
+}
+
+/* Sums of int16 pairs a*b, added to acc. */
+AI __m512i dp_ww(__m512i acc, __m512i a, __m512i b, bool vnni) {
+    if (vnni) return _mm512_dpwssd_epi32(acc, a, b);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
+}
+
+/* Signed x signed bytes: the sign of a moves onto b, |a| is read unsigned. */
+AI __m512i dot_ss(__m512i a, __m512i b, bool vnni) {
+    const __mmask64 neg = _mm512_movepi8_mask(a);
+    const __m512i sb = _mm512_mask_sub_epi8(b, neg, _mm512_setzero_si512(), b);
+    return dp_us(_mm512_setzero_si512(), _mm512_abs_epi8(a), sb, vnni);
+}
+
+/* (q - off) * x for unsigned levels q. */
+AI __m512i dot_off(__m512i q, __m512i x, __m512i off, bool vnni) {
+    if (vnni) {
+        const __m512i z = _mm512_setzero_si512();
+        return _mm512_sub_epi32(_mm512_dpbusd_epi32(z, q, x), _mm512_dpbusd_epi32(z, off, x));
+    }
+    const __m512i p = _mm512_sub_epi16(_mm512_maddubs_epi16(q, x), _mm512_maddubs_epi16(off, x));
+    return _mm512_madd_epi16(p, _mm512_set1_epi16(1));
+}
+
+/* The levels of two 16-byte nibble arrays in element order: low nibbles of a,
+ * high nibbles of a, then the same of b. */
+AI __m512i nibbles2x32(const uint8_t *a, const uint8_t *b) {
+    const __m256i t =
+        _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
+                                _mm_loadu_si128((const __m128i *)b), 1);
+    const __m512i z = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3),
+                                               _mm512_castsi256_si512(t));
+    const __m512i sh = _mm512_srlv_epi64(z, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
+    return _mm512_and_si512(sh, _mm512_set1_epi8(0x0F));
+}
+
+/* For 4 consecutive blocks of byte sizes wsz and xsz: the products of their
+ * first fp16 fields (w.d * x.d) in lanes 0..3 and of their second ones
+ * (w.m * x.s, where they exist) in lanes 4..7. */
+AI __m256 scales4(const uint8_t *w, size_t wsz, const uint8_t *x, size_t xsz) {
+    const __m128i w01 = _mm_unpacklo_epi16(_mm_loadu_si32(w), _mm_loadu_si32(w + wsz));
+    const __m128i w23 =
+        _mm_unpacklo_epi16(_mm_loadu_si32(w + 2 * wsz), _mm_loadu_si32(w + 3 * wsz));
+    const __m128i x01 = _mm_unpacklo_epi16(_mm_loadu_si32(x), _mm_loadu_si32(x + xsz));
+    const __m128i x23 =
+        _mm_unpacklo_epi16(_mm_loadu_si32(x + 2 * xsz), _mm_loadu_si32(x + 3 * xsz));
+    return _mm256_mul_ps(_mm256_cvtph_ps(_mm_unpacklo_epi32(w01, w23)),
+                         _mm256_cvtph_ps(_mm_unpacklo_epi32(x01, x23)));
+}
+
+/* Lanes a and b of s, each repeated 8 times. */
+AI __m512 spread2(__m256 s, int a, int b) {
+    const __m512i idx = _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b);
+    return _mm512_permutexvar_ps(idx, _mm512_castps256_ps512(s));
+}
+
+/* ---- 32-element block formats ----------------------------------------------------- */
+
+typedef enum { BK_Q4_0, BK_Q5_0, BK_Q8_0, BK_Q4_1, BK_Q5_1 } blk_kind;
+
+/* Int32 dot products of the weight blocks at wa and wb (byte pointers to
+ * whole blocks) with activation quants xa and xb: lanes 0..7 belong to the
+ * first pair, 8..15 to the second. wb == wa with xb == NULL computes one
+ * block (the upper half multiplies zeros). */
+AI __m512i blk_dot2(blk_kind k, const uint8_t *wa, const uint8_t *wb, const int8_t *xa,
+                    const int8_t *xb, bool vnni) {
+    const __m512i x = load2x32(xa, xb);
+    switch (k) {
+    case BK_Q4_0: return dot_off(nibbles2x32(wa + 2, wb + 2), x, _mm512_set1_epi8(8), vnni);
+    case BK_Q8_0: return dot_ss(load2x32(wa + 2, wb + 2), x, vnni);
+    case BK_Q4_1: return dp_us(_mm512_setzero_si512(), nibbles2x32(wa + 4, wb + 4), x, vnni);
+    case BK_Q5_0:
+    case BK_Q5_1: {
+        const int hoff = k == BK_Q5_0 ? 2 : 4; /* qh, then the nibbles */
+        uint32_t ha, hb;
+        memcpy(&ha, wa + hoff, 4);
+        memcpy(&hb, wb + hoff, 4);
+        const __mmask64 hi = _cvtu64_mask64((uint64_t)ha | (uint64_t)hb << 32);
+        __m512i q = nibbles2x32(wa + hoff + 4, wb + hoff + 4);
+        q = _mm512_mask_add_epi8(q, hi, q, _mm512_set1_epi8(16));
+        if (k == BK_Q5_0) return dot_off(q, x, _mm512_set1_epi8(16), vnni);
+        return dp_us(_mm512_setzero_si512(), q, x, vnni);
+    }
+    }
+    return _mm512_setzero_si512();
+}
+
+AI void vd_blocks(blk_kind k, int64_t n, float *s, const void *vw, const void *vx, bool vnni) {
+    const bool affine = k == BK_Q4_1 || k == BK_Q5_1; /* + w.m * x.s per block */
+    const size_t wsz = k == BK_Q4_0   ? sizeof(block_q4_0)
+                       : k == BK_Q5_0 ? sizeof(block_q5_0)
+                       : k == BK_Q8_0 ? sizeof(block_q8_0)
+                       : k == BK_Q4_1 ? sizeof(block_q4_1)
+                                      : sizeof(block_q5_1);
+    const size_t xsz = affine ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t xq = affine ? 4 : 2; /* offset of the activation quants */
+    const uint8_t *w = vw, *x = vx;
+    const int64_t nb = n / 32;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    __m128 accm = _mm_setzero_ps();
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4, w += 4 * wsz, x += 4 * xsz) {
+        const __m256 sc = scales4(w, wsz, x, xsz);
+        const __m512i pa =
+            blk_dot2(k, w, w + wsz, (const int8_t *)(x + xq), (const int8_t *)(x + xsz + xq), vnni);
+        const __m512i pb = blk_dot2(k, w + 2 * wsz, w + 3 * wsz, (const int8_t *)(x + 2 * xsz + xq),
+                                    (const int8_t *)(x + 3 * xsz + xq), vnni);
+        acc0 = _mm512_fmadd_ps(spread2(sc, 0, 1), _mm512_cvtepi32_ps(pa), acc0);
+        acc1 = _mm512_fmadd_ps(spread2(sc, 2, 3), _mm512_cvtepi32_ps(pb), acc1);
+        if (affine) accm = _mm_add_ps(accm, _mm256_extractf128_ps(sc, 1));
+    }
+    float summ = 0.0f;
+    for (; i < nb; i++, w += wsz, x += xsz) {
+        const __m512i p = blk_dot2(k, w, w, (const int8_t *)(x + xq), NULL, vnni);
+        const __m512 d = _mm512_set1_ps(f16_at(w) * f16_at(x));
+        acc0 = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc0);
+        if (affine) summ += f16_at(w + 2) * f16_at(x + 2);
+    }
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    if (affine) {
+        accm = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+        accm = _mm_add_ss(accm, _mm_movehdup_ps(accm));
+        sum += _mm_cvtss_f32(accm) + summ;
+    }
+    *s = sum;
+}
+
+/* ---- K-quants ------------------------------------------------------------------------ */
+
+/* Bytes 0..7: the 6-bit scales of a Q4_K/Q5_K block, 8..15: the mins. */
+AI __m128i k4_scales_mins(const uint8_t *q12) {
+    uint32_t a, b, c;
+    memcpy(&a, q12, 4);
+    memcpy(&b, q12 + 4, 4);
+    memcpy(&c, q12 + 8, 4);
+    const uint32_t sc_lo = a & 0x3f3f3f3fu;
+    const uint32_t sc_hi = (c & 0x0f0f0f0fu) | ((a >> 6) & 0x03030303u) << 4;
+    const uint32_t m_lo = b & 0x3f3f3f3fu;
+    const uint32_t m_hi = ((c >> 4) & 0x0f0f0f0fu) | ((b >> 6) & 0x03030303u) << 4;
+    return _mm_set_epi32((int)m_hi, (int)m_lo, (int)sc_hi, (int)sc_lo);
+}
+
+/* acc - dmin * sum_j min_j * (bsum[2j] + bsum[2j+1]), in 4 lanes. */
+AI __m128 k4_mins_term(__m128i scmn, const int16_t *bsums, float dmin, __m128 acc) {
+    const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(scmn, scmn));
+    const __m128i b0 = _mm_loadu_si128((const __m128i *)bsums);
+    const __m128i b1 = _mm_loadu_si128((const __m128i *)(bsums + 8));
+    const __m128i prod = _mm_madd_epi16(mins, _mm_hadd_epi16(b0, b1));
+    return _mm_fmadd_ps(_mm_set1_ps(-dmin), _mm_cvtepi32_ps(prod), acc);
+}
+
+/* Each int32 lane of v (holding a small signed value) as the int16 pair
+ * (v, v), so that dpwssd multiplies both halves of a lane by it. */
+AI __m512i pair16(__m512i v) {
+    return _mm512_or_si512(_mm512_and_si512(v, _mm512_set1_epi32(0xFFFF)),
+                           _mm512_slli_epi32(v, 16));
+}
+
+/* 64 levels of Q4_K/Q5_K elements 64j..64j+63: low nibbles of the 32 bytes at
+ * q4, then their high nibbles. */
+AI __m512i k4_levels64(const uint8_t *q4) {
+    const __m512i b = _mm512_broadcast_i64x4(load256(q4));
+    const __m512i h = _mm512_mask_srli_epi16(b, (__mmask32)0xFFFF0000u, b, 4);
+    return _mm512_and_si512(h, _mm512_set1_epi8(0x0F));
+}
+
+/* One Q4_K or Q5_K block against Q8_K: the int32 lanes of sum_j sc_j * q.x. */
+AI __m512i k4_block(const uint8_t *qs, const uint8_t *qh, const int8_t *q8, __m128i scmn,
+                    bool vnni) {
+    const __m512i scw = pair16(_mm512_cvtepu8_epi32(scmn));
+    const __m512i hb = qh ? _mm512_broadcast_i64x4(load256(qh)) : _mm512_setzero_si512();
+    __m512i sumi = _mm512_setzero_si512();
+    for (int j = 0; j < QK_K / 64; j++) {
+        __m512i q = k4_levels64(qs + 32 * j);
+        if (qh) { /* bit 2j of qh[l]: element 64j + l; bit 2j+1: 64j + 32 + l */
+            const __m512i sel = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * j))),
+                                                   _mm256_set1_epi8((char)(2 << (2 * j))), 1);
+            const __mmask64 hi = _mm512_test_epi8_mask(hb, sel);
+            q = _mm512_mask_add_epi8(q, hi, q, _mm512_set1_epi8(16));
+        }
+        const __m512i p = _mm512_maddubs_epi16(q, load512(q8 + 64 * j));
+        const int a = 2 * j, b = 2 * j + 1;
+        const __m512i idx = _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b);
+        sumi = dp_ww(sumi, p, _mm512_permutexvar_epi32(idx, scw), vnni);
+    }
+    return sumi;
+}
+
+AI void vd_q4_K(int64_t n, float *s, const void *vw, const void *vx, bool vnni) {
+    const block_q4_K *w = vw;
+    const block_q8_K *x = vx;
+    __m512 acc = _mm512_setzero_ps();
+    __m128 accm = _mm_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const __m128i scmn = k4_scales_mins(w[i].scales);
+        accm = k4_mins_term(scmn, x[i].bsums, f16_at(&w[i].dmin) * x[i].d, accm);
+        const __m512i sumi = k4_block(w[i].qs, NULL, x[i].qs, scmn, vnni);
+        const float d = f16_at(&w[i].d) * x[i].d;
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    accm = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+    accm = _mm_add_ss(accm, _mm_movehdup_ps(accm));
+    *s = _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(accm);
+}
+
+AI void vd_q5_K(int64_t n, float *s, const void *vw, const void *vx, bool vnni) {
+    const block_q5_K *w = vw;
+    const block_q8_K *x = vx;
+    __m512 acc = _mm512_setzero_ps();
+    __m128 accm = _mm_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const __m128i scmn = k4_scales_mins(w[i].scales);
+        accm = k4_mins_term(scmn, x[i].bsums, f16_at(&w[i].dmin) * x[i].d, accm);
+        const __m512i sumi = k4_block(w[i].qs, w[i].qh, x[i].qs, scmn, vnni);
+        const float d = f16_at(&w[i].d) * x[i].d;
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    accm = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+    accm = _mm_add_ss(accm, _mm_movehdup_ps(accm));
+    *s = _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(accm);
+}
+
+/* Q6_K: per 128 elements, ql[0..63] holds the low nibbles of elements 0..63
+ * and the high nibbles of 64..127; qh[l] the 2-bit pairs of elements l,
+ * l+32, l+64, l+96. Levels are stored +32; the offset comes off once per
+ * block through the activations' 16-element sums. */
+AI void vd_q6_K(int64_t n, float *s, const void *vw, const void *vx, bool vnni) {
+    const block_q6_K *w = vw;
+    const block_q8_K *x = vx;
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    /* high pairs of elements 0..31 / 32..63 (bits 0-1 / 2-3) to bits 4-5 */
+    const __m512i mlo = _mm512_inserti64x4(_mm512_set1_epi8(0x03), _mm256_set1_epi8(0x0C), 1);
+    const __m512i slo = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    /* of elements 64..95 / 96..127 (bits 4-5 / 6-7) */
+    const __m512i mhi = _mm512_inserti64x4(_mm512_set1_epi8(0x30), _mm256_set1_epi8((char)0xC0), 1);
+    const __m512i shi = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
+        const __m512i scw = pair16(_mm512_cvtepi8_epi32(sc8));
+        const __m256i off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), load256(x[i].bsums));
+        __m512i sumi = _mm512_zextsi256_si512(
+            _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)));
+        for (int half = 0; half < 2; half++) {
+            const __m512i l = load512(w[i].ql + 64 * half);
+            const __m512i h = _mm512_broadcast_i64x4(load256(w[i].qh + 32 * half));
+            const __m512i hl = _mm512_sllv_epi16(_mm512_and_si512(h, mlo), slo);
+            const __m512i hh = _mm512_srlv_epi16(_mm512_and_si512(h, mhi), shi);
+            const __m512i qlo = _mm512_ternarylogic_epi32(l, m4, hl, 0xEA); /* (l & m4) | hl */
+            const __m512i qhi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), m4, hh, 0xEA);
+            const int8_t *q8 = x[i].qs + 128 * half;
+            for (int k = 0; k < 2; k++) {
+                const int b = 8 * half + 4 * k; /* scales b..b+3, 16 elements each */
+                const __m512i idx =
+                    _mm512_setr_epi32(b, b, b, b, b + 1, b + 1, b + 1, b + 1, b + 2, b + 2, b + 2,
+                                      b + 2, b + 3, b + 3, b + 3, b + 3);
+                const __m512i p = _mm512_maddubs_epi16(k ? qhi : qlo, load512(q8 + 64 * k));
+                sumi = dp_ww(sumi, p, _mm512_permutexvar_epi32(idx, scw), vnni);
+            }
+        }
+        const float d = f16_at(&w[i].d) * x[i].d;
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    *s = _mm512_reduce_add_ps(acc);
+}
+
+/* ---- float types ----------------------------------------------------------------------- */
+
+/* The lanes of a 16-wide step with `rem` elements left. */
+AI __mmask16 tail16(int64_t rem) { return (__mmask16)(rem >= 16 ? 0xFFFFu : (1u << rem) - 1u); }
+
+typedef enum { FK_F32, FK_F16, FK_BF16 } flt_kind;
+
+/* 16 elements at p (only the first `m` lanes when m is not all ones). */
+AI __m512 load16f(flt_kind k, const void *p, __mmask16 m) {
+    switch (k) {
+    case FK_F32: return _mm512_maskz_loadu_ps(m, p);
+    case FK_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+    case FK_BF16: {
+        const __m512i u = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
+    }
+    }
+    return _mm512_setzero_ps();
+}
+
+AI void vd_float(flt_kind k, int64_t n, float *s, const void *vw, const void *vx) {
+    const size_t es = k == FK_F32 ? 4 : 2;
+    const uint8_t *a = vw, *b = vx;
+    const __mmask16 all = 0xFFFF;
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        for (int j = 0; j < 4; j++) {
+            const size_t o = (size_t)(i + 16 * j) * es;
+            acc[j] = _mm512_fmadd_ps(load16f(k, a + o, all), load16f(k, b + o, all), acc[j]);
+        }
+    for (; i < n; i += 16) {
+        const __mmask16 m = tail16(n - i);
+        const size_t o = (size_t)i * es;
+        acc[0] = _mm512_fmadd_ps(load16f(k, a + o, m), load16f(k, b + o, m), acc[0]);
+    }
+    *s = _mm512_reduce_add_ps(
+        _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+}
+
+static void vec_dot_f32(int64_t n, float *s, const void *w, const void *x) {
+    vd_float(FK_F32, n, s, w, x);
+}
+static void vec_dot_f16(int64_t n, float *s, const void *w, const void *x) {
+    vd_float(FK_F16, n, s, w, x);
+}
+static void vec_dot_bf16(int64_t n, float *s, const void *w, const void *x) {
+    vd_float(FK_BF16, n, s, w, x);
+}
+
+static void to_float_f16(const void *vx, float *y, int64_t n) {
+    const uint16_t *x = vx;
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail16(n - i);
+        _mm512_mask_storeu_ps(y + i, m, load16f(FK_F16, x + i, m));
+    }
+}
+
+static void to_float_bf16(const void *vx, float *y, int64_t n) {
+    const uint16_t *x = vx;
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail16(n - i);
+        _mm512_mask_storeu_ps(y + i, m, load16f(FK_BF16, x + i, m));
+    }
+}
+
+static void from_float_f16(const float *x, void *vy, int64_t n) {
+    uint16_t *y = vy;
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail16(n - i);
+        const __m256i h =
+            _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT);
+        _mm256_mask_storeu_epi16(y + i, m, h);
+    }
+}
+
+/* Round to nearest even; NaNs keep their top bits and become quiet. */
+static void from_float_bf16(const float *x, void *vy, int64_t n) {
+    uint16_t *y = vy;
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail16(n - i);
+        const __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, x + i));
+        const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+        __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd));
+        r = _mm512_srli_epi32(r, 16);
+        const __mmask16 nan = _mm512_cmpgt_epi32_mask(
+            _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+        r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(64));
+        _mm256_mask_storeu_epi16(y + i, m, _mm512_cvtepi32_epi16(r));
+    }
+}
+
+/* ---- activation quantizers ------------------------------------------------------------------ */
+
+/* The 32 values at x and their largest magnitude. */
+AI float absmax32(const float *x, __m512 v[2]) {
+    v[0] = _mm512_loadu_ps(x);
+    v[1] = _mm512_loadu_ps(x + 16);
+    return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1])));
+}
+
+/* v * mul rounded half to even (vcvtps2dq in the default rounding mode),
+ * stored as int8 at q; returns the int32 values. */
+AI __m512i quant16(__m512 v, float mul, int8_t *q) {
+    const __m512i iv = _mm512_cvtps_epi32(_mm512_mul_ps(v, _mm512_set1_ps(mul)));
+    _mm_storeu_si128((__m128i *)q, _mm512_cvtsepi32_epi8(iv));
+    return iv;
+}
+
+static void from_float_q8_0(const float *x, void *vy, int64_t n) {
+    block_q8_0 *y = vy;
+    for (int64_t i = 0; i < n / QK8_0; i++, x += QK8_0) {
+        __m512 v[2];
+        const float amax = absmax32(x, v);
+        const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+        y[i].d = (kern_f16)_cvtss_sh(amax / 127.f, _MM_FROUND_TO_NEAREST_INT);
+        quant16(v[0], id, y[i].qs);
+        quant16(v[1], id, y[i].qs + 16);
+    }
+}
+
+static void from_float_q8_1(const float *x, void *vy, int64_t n) {
+    block_q8_1 *y = vy;
+    for (int64_t i = 0; i < n / QK8_1; i++, x += QK8_1) {
+        __m512 v[2];
+        const float amax = absmax32(x, v);
+        const float d = amax / 127.f;
+        const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+        y[i].d = (kern_f16)_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+        const __m512i a = quant16(v[0], id, y[i].qs);
+        const __m512i b = quant16(v[1], id, y[i].qs + 16);
+        const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(a, b));
+        y[i].s = (kern_f16)_cvtss_sh(d * (float)sum, _MM_FROUND_TO_NEAREST_INT);
+    }
+}
+
+/* As the reference: the scale comes from the first element of largest
+ * magnitude, with its sign; an all-zero block is all zeros. */
+static void from_float_q8_K(const float *x, void *vy, int64_t n) {
+    block_q8_K *y = vy;
+    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        __m512 m = _mm512_setzero_ps();
+        for (int k = 0; k < QK_K; k += 16)
+            m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + k)));
+        const float amax = _mm512_reduce_max_ps(m);
+        if (amax == 0.0f) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        const __m512 am = _mm512_set1_ps(amax);
+        int first = 0;
+        for (int k = 0; k < QK_K; k += 16) {
+            const __mmask16 hit =
+                _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + k)), am, _CMP_EQ_OQ);
+            if (hit) {
+                first = k + __builtin_ctz((unsigned)hit);
+                break;
+            }
+        }
+        const float iscale = -127.f / x[first];
+        for (int k = 0; k < QK_K; k += 16) {
+            const __m512i iv = quant16(_mm512_loadu_ps(x + k), iscale, y[i].qs + k);
+            y[i].bsums[k / 16] = (int16_t)_mm512_reduce_add_epi32(iv);
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
+/* ---- instantiation and registration ------------------------------------------------------------
+ */
+
+#define VD_BLOCKS(name, kind)                                                                      \
+    static void name##_vnni(int64_t n, float *s, const void *w, const void *x) {                   \
+        vd_blocks(kind, n, s, w, x, true);                                                         \
+    }                                                                                              \
+    static void name##_plain(int64_t n, float *s, const void *w, const void *x) {                  \
+        vd_blocks(kind, n, s, w, x, false);                                                        \
+    }
+#define VD_KQUANT(name, body)                                                                      \
+    static void name##_vnni(int64_t n, float *s, const void *w, const void *x) {                   \
+        body(n, s, w, x, true);                                                                    \
+    }                                                                                              \
+    static void name##_plain(int64_t n, float *s, const void *w, const void *x) {                  \
+        body(n, s, w, x, false);                                                                   \
+    }
+
+VD_BLOCKS(vec_dot_q4_0, BK_Q4_0)
+VD_BLOCKS(vec_dot_q5_0, BK_Q5_0)
+VD_BLOCKS(vec_dot_q8_0, BK_Q8_0)
+VD_BLOCKS(vec_dot_q4_1, BK_Q4_1)
+VD_BLOCKS(vec_dot_q5_1, BK_Q5_1)
+VD_KQUANT(vec_dot_q4_K, vd_q4_K)
+VD_KQUANT(vec_dot_q5_K, vd_q5_K)
+VD_KQUANT(vec_dot_q6_K, vd_q6_K)
+
+#define AVX512_TABLE(sfx)                                                                          \
+    {                                                                                              \
+        [KERN_F32] = {vec_dot_f32, NULL, NULL},                                                    \
+        [KERN_F16] = {vec_dot_f16, from_float_f16, to_float_f16},                                  \
+        [KERN_BF16] = {vec_dot_bf16, from_float_bf16, to_float_bf16},                              \
+        [KERN_Q4_0] = {vec_dot_q4_0_##sfx, NULL, NULL},                                            \
+        [KERN_Q4_1] = {vec_dot_q4_1_##sfx, NULL, NULL},                                            \
+        [KERN_Q5_0] = {vec_dot_q5_0_##sfx, NULL, NULL},                                            \
+        [KERN_Q5_1] = {vec_dot_q5_1_##sfx, NULL, NULL},                                            \
+        [KERN_Q8_0] = {vec_dot_q8_0_##sfx, from_float_q8_0, NULL},                                 \
+        [KERN_Q8_1] = {NULL, from_float_q8_1, NULL},                                               \
+        [KERN_Q4_K] = {vec_dot_q4_K_##sfx, NULL, NULL},                                            \
+        [KERN_Q5_K] = {vec_dot_q5_K_##sfx, NULL, NULL},                                            \
+        [KERN_Q6_K] = {vec_dot_q6_K_##sfx, NULL, NULL},                                            \
+        [KERN_Q8_K] = {NULL, from_float_q8_K, NULL},                                               \
+    }
+
+const kern_fns kern_avx512_fns[KERN_ISA_NTYPES] = AVX512_TABLE(plain);
+const kern_fns kern_avx512_vnni_fns[KERN_ISA_NTYPES] = AVX512_TABLE(vnni);
+
+bool kern_avx512_usable(void) {
+    return kern_avx2_usable() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq");
+}
+
+bool kern_avx512_vnni_usable(void) {
+    return kern_avx512_usable() && __builtin_cpu_supports("avx512vnni");
+}
+
+void kern_avx512_install(kern_fns *table) { kern_isa_apply(table, kern_avx512_fns); }
+void kern_avx512_vnni_install(kern_fns *table) { kern_isa_apply(table, kern_avx512_vnni_fns); }

@@ -1,0 +1,485 @@
+/*
+ * test_kernels_simd.c - every SIMD kernel of every instruction set this CPU
+ * runs, against the scalar table dispatch.c starts from.
+ *
+ * Each ISA row of KERN_ISA_ROWS is installed over a copy of the scalar
+ * table; every entry that changed is a kernel under test:
+ *  - vec_dot on random weight bytes, on reference-quantized weights and on
+ *    inputs whose float arithmetic is exact (scales 1 or 2, activations in
+ *    [-1, 1]); the first two within float rounding (1e-5 of the sum of the
+ *    magnitudes of the terms), the last bit for bit;
+ *  - from_float bit for bit against the scalar quantizer, including ties,
+ *    zero blocks and both signs of the largest magnitude;
+ *  - to_float bit for bit (every F16/BF16 pattern).
+ * Block counts 1..33 and float lengths that are no multiple of any vector
+ * width, in heap buffers of exactly the row's size so ASan sees overreads.
+ * Dispatch itself (the choice, HEARTH_ISA) is checked in child processes,
+ * since the choice is made once per process.
+ * ISAs the CPU lacks are reported and skipped.
+ */
+#include "kernels/isa.h"
+#include "kernels/kern_ref.h"
+#include "test.h"
+
+#include <float.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct {
+    const char *name;
+    bool (*usable)(void);
+    void (*install)(kern_fns *table);
+} isa_row;
+
+static const isa_row k_isas[] = {{"scalar", NULL, NULL}, KERN_ISA_ROWS};
+#define N_ISAS ((int)(sizeof k_isas / sizeof k_isas[0]))
+
+static kern_fns g_scalar[KERN_ISA_NTYPES];
+static unsigned long long g_seed = 0x9E3779B97F4A7C15ULL;
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    REQUIRE(p != NULL);
+    return p;
+}
+
+static uint32_t rnd_u32(void) { return (uint32_t)(test_rand_u64(&g_seed) >> 32); }
+static float rnd_f(void) { return test_rand_f(&g_seed); }
+
+static void fill_bytes(void *p, size_t n) {
+    uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) b[i] = (uint8_t)rnd_u32();
+}
+
+static void put_f16(uint8_t *p, float f) {
+    const uint16_t h = kern_f32_to_f16(f);
+    memcpy(p, &h, sizeof h);
+}
+
+static bool is_float_type(kern_type t) { return t == KERN_F32 || t == KERN_F16 || t == KERN_BF16; }
+
+/* ---- input generation ---------------------------------------------------- */
+
+typedef enum { GEN_BYTES, GEN_QUANTIZED, GEN_EXACT } gen_mode;
+
+/* Offsets of the fp16 scale fields of a block (-1: none). */
+static void scale_fields(kern_type t, int *a, int *b) {
+    *a = 0;
+    *b = -1;
+    switch (t) {
+    case KERN_Q4_1:
+    case KERN_Q5_1:
+    case KERN_Q8_1: *b = 2; break;
+    case KERN_Q4_K: *b = (int)offsetof(block_q4_K, dmin); break;
+    case KERN_Q5_K: *b = (int)offsetof(block_q5_K, dmin); break;
+    case KERN_Q6_K: *a = (int)offsetof(block_q6_K, d); break;
+    default: break;
+    }
+}
+
+/* Small integers (exact) or random values of a float type. */
+static void gen_float_row(kern_type t, void *row, int64_t n, bool exact) {
+    float *f = xmalloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++)
+        f[i] = exact ? (float)((int)(rnd_u32() % 17) - 8) : rnd_f() * 2.0f;
+    kern_ref_quantize_row(t, f, row, n);
+    free(f);
+}
+
+/* A weight row of n elements of quantized type t. */
+static void gen_weights(kern_type t, void *row, int64_t n, gen_mode mode) {
+    const kern_type_info *ti = kern_type_get((uint32_t)t);
+    const int64_t nb = n / ti->block_size;
+    if (is_float_type(t)) {
+        gen_float_row(t, row, n, mode == GEN_EXACT);
+        return;
+    }
+    if (mode == GEN_QUANTIZED) {
+        float *f = xmalloc((size_t)n * sizeof(float));
+        for (int64_t i = 0; i < n; i++) f[i] = rnd_f() * (1.0f + (float)(i % 7));
+        kern_ref_quantize_row(t, f, row, n);
+        free(f);
+        return;
+    }
+    fill_bytes(row, (size_t)nb * ti->block_bytes);
+    int fa, fb;
+    scale_fields(t, &fa, &fb);
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t *blk = (uint8_t *)row + i * ti->block_bytes;
+        if (mode == GEN_EXACT) {
+            put_f16(blk + fa, (float)(1 + rnd_u32() % 2));
+            if (fb >= 0) put_f16(blk + fb, (float)(1 + rnd_u32() % 2));
+        } else {
+            put_f16(blk + fa, rnd_f() * 0.1f);
+            if (fb >= 0) put_f16(blk + fb, rnd_f() * 0.1f);
+        }
+    }
+}
+
+/* Activations in vec_dot type vt: a quantized random row, or (exact) levels
+ * in [-1, 1] with scales 1 or 2 (Q8_K: 1) and consistent sums. */
+static void gen_acts(kern_type vt, void *row, int64_t n, bool exact) {
+    const kern_type_info *ti = kern_type_get((uint32_t)vt);
+    const int64_t nb = n / ti->block_size;
+    if (is_float_type(vt)) {
+        gen_float_row(vt, row, n, exact);
+        return;
+    }
+    if (!exact) {
+        float *f = xmalloc((size_t)n * sizeof(float));
+        for (int64_t i = 0; i < n; i++) f[i] = rnd_f() * (float)(1 + i % 5);
+        g_scalar[vt].from_float(f, row, n);
+        free(f);
+        return;
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        if (vt == KERN_Q8_K) {
+            block_q8_K *b = (block_q8_K *)row + i;
+            b->d = 1.0f;
+            for (int j = 0; j < QK_K; j++) b->qs[j] = (int8_t)((int)(rnd_u32() % 3) - 1);
+            for (int j = 0; j < QK_K / 16; j++) {
+                int sum = 0;
+                for (int k = 0; k < 16; k++) sum += b->qs[16 * j + k];
+                b->bsums[j] = (int16_t)sum;
+            }
+        } else {
+            uint8_t *b = (uint8_t *)row + i * ti->block_bytes;
+            const int qoff = vt == KERN_Q8_1 ? 4 : 2;
+            const float d = (float)(1 + rnd_u32() % 2);
+            int sum = 0;
+            for (int j = 0; j < 32; j++) {
+                const int8_t q = (int8_t)((int)(rnd_u32() % 3) - 1);
+                b[qoff + j] = (uint8_t)q;
+                sum += q;
+            }
+            put_f16(b, d);
+            if (vt == KERN_Q8_1) put_f16(b + 2, d * (float)sum);
+        }
+    }
+}
+
+/* The quant bits of a copy of a weight row set to zero: dequantizing it gives
+ * the part of each weight that does not depend on its level (the offset). */
+static void zero_levels(kern_type t, void *row, int64_t nb) {
+    const size_t bb = kern_type_get((uint32_t)t)->block_bytes;
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t *b = (uint8_t *)row + i * bb;
+        switch (t) {
+        case KERN_Q4_0: memset(b + 2, 0, 16); break;
+        case KERN_Q4_1: memset(b + 4, 0, 16); break;
+        case KERN_Q5_0: memset(b + 2, 0, 20); break;
+        case KERN_Q5_1: memset(b + 4, 0, 20); break;
+        case KERN_Q8_0: memset(b + 2, 0, 32); break;
+        case KERN_Q8_1: memset(b + 4, 0, 32); break;
+        case KERN_Q4_K: memset(b + offsetof(block_q4_K, qs), 0, QK_K / 2); break;
+        case KERN_Q5_K: memset(b + offsetof(block_q5_K, qh), 0, QK_K / 8 + QK_K / 2); break;
+        case KERN_Q6_K: memset(b, 0, QK_K / 2 + QK_K / 4); break;
+        case KERN_Q8_K: memset(b + 4, 0, QK_K); break;
+        default: break;
+        }
+    }
+}
+
+/* Sum over elements of |level part| * |x| + |offset part| * |x|: the scale
+ * of the rounding errors any correct order of summation can make. */
+static double magnitude(kern_type t, kern_type vt, const void *w, const void *x, int64_t n,
+                        size_t wbytes) {
+    float *wf = xmalloc((size_t)n * sizeof(float));
+    float *of = xmalloc((size_t)n * sizeof(float));
+    float *xf = xmalloc((size_t)n * sizeof(float));
+    kern_ref_dequantize_row(t, w, wf, n);
+    kern_ref_dequantize_row(vt, x, xf, n);
+    if (is_float_type(t)) {
+        memset(of, 0, (size_t)n * sizeof(float));
+    } else {
+        void *z = xmalloc(wbytes);
+        memcpy(z, w, wbytes);
+        zero_levels(t, z, n / kern_type_get((uint32_t)t)->block_size);
+        kern_ref_dequantize_row(t, z, of, n);
+        free(z);
+    }
+    double m = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        m += (fabs((double)wf[i] - (double)of[i]) + fabs((double)of[i])) * fabs((double)xf[i]);
+    free(wf);
+    free(of);
+    free(xf);
+    return m;
+}
+
+/* ---- vec_dot -------------------------------------------------------------- */
+
+static const int k_nb32[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 33};
+static const int k_nbK[] = {1, 2, 3, 5, 8, 9};
+static const int k_nfloat[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 257, 1000};
+
+static int64_t case_n(kern_type t, int i, int *count) {
+    const uint32_t bs = kern_type_get((uint32_t)t)->block_size;
+    if (bs == 1) {
+        *count = (int)(sizeof k_nfloat / sizeof k_nfloat[0]);
+        return i < *count ? k_nfloat[i] : 0;
+    }
+    if (bs == QK_K) {
+        *count = (int)(sizeof k_nbK / sizeof k_nbK[0]);
+        return i < *count ? (int64_t)k_nbK[i] * QK_K : 0;
+    }
+    *count = (int)(sizeof k_nb32 / sizeof k_nb32[0]);
+    return i < *count ? (int64_t)k_nb32[i] * bs : 0;
+}
+
+static void check_vec_dot(const char *isa, kern_type t, kern_vec_dot_fn fn) {
+    const kern_type_info *ti = kern_type_get((uint32_t)t);
+    const kern_type vt = ti->vec_dot_type;
+    int count = 0;
+    case_n(t, 0, &count);
+    for (int c = 0; c < count; c++) {
+        const int64_t n = case_n(t, c, &count);
+        const size_t wb = kern_row_bytes(t, n), xb = kern_row_bytes(vt, n);
+        void *w = xmalloc(wb), *x = xmalloc(xb);
+        for (int mode = GEN_BYTES; mode <= GEN_EXACT; mode++) {
+            /* exact sums stay below 2^24 only for short K-quant rows */
+            if (mode == GEN_EXACT && ti->block_size == QK_K && n > 5 * QK_K) continue;
+            if (mode == GEN_BYTES && is_float_type(t)) continue;
+            gen_weights(t, w, n, (gen_mode)mode);
+            gen_acts(vt, x, n, mode == GEN_EXACT);
+            float ref = NAN, got = NAN;
+            g_scalar[t].vec_dot(n, &ref, w, x);
+            fn(n, &got, w, x);
+            if (mode == GEN_EXACT) {
+                CHECKF(got == ref, "%s %s n=%lld exact: got %.9g want %.9g", isa, ti->name,
+                       (long long)n, got, ref);
+            } else {
+                const double tol = 1e-5 * magnitude(t, vt, w, x, n, wb) + 1e-30;
+                CHECKF(fabs((double)got - (double)ref) <= tol,
+                       "%s %s n=%lld mode %d: got %.9g want %.9g (tol %.3g)", isa, ti->name,
+                       (long long)n, mode, got, ref, tol);
+            }
+        }
+        free(w);
+        free(x);
+    }
+}
+
+/* ---- from_float ----------------------------------------------------------- */
+
+/* Random values with special blocks mixed in: zeros, exact ties after
+ * scaling (largest magnitude 127 makes the multiplier exactly 1), both signs
+ * of the largest magnitude, tiny and huge values. */
+static void gen_float_input(float *f, int64_t n, int64_t bs, int variant) {
+    for (int64_t i = 0; i < n; i++) f[i] = rnd_f() * (float)(1 + i % 9);
+    const int64_t nb = bs > 1 ? n / bs : 0;
+    for (int64_t b = 0; b < nb; b++) {
+        float *blk = f + b * bs;
+        switch ((b + variant) % 7) {
+        case 0: memset(blk, 0, (size_t)bs * sizeof(float)); break;
+        case 1:
+            for (int64_t j = 0; j < bs; j++) blk[j] = (float)((int)(rnd_u32() % 254) - 127) + 0.5f;
+            blk[rnd_u32() % bs] = 127.0f;
+            break;
+        case 2:
+            for (int64_t j = 0; j < bs; j++) blk[j] = (float)((int)(rnd_u32() % 254) - 127) + 0.5f;
+            blk[bs - 1] = -127.0f;
+            blk[bs / 2] = 127.0f;
+            break;
+        case 3:
+            for (int64_t j = 0; j < bs; j++) blk[j] *= 1e-30f;
+            break;
+        case 4:
+            for (int64_t j = 0; j < bs; j++) blk[j] *= 1e30f;
+            break;
+        case 5: { /* near-ties: how the multiplier is computed matters */
+            const float amax = 0.5f + rnd_f() * rnd_f() * 100.0f;
+            for (int64_t j = 0; j < bs; j++)
+                blk[j] = ((float)((int)(rnd_u32() % 254) - 127) + 0.5f) * (amax / 127.0f);
+            blk[0] = amax;
+            break;
+        }
+        default: /* the largest magnitude twice, the negative one first */
+            blk[bs / 2 + 1] = -200.0f;
+            blk[bs / 2 + 3] = 200.0f;
+            break;
+        }
+    }
+    if (bs == 1 && variant == 1) { /* every kind of float, NaN included */
+        for (int64_t i = 0; i < n; i++) {
+            const uint32_t u = rnd_u32();
+            memcpy(&f[i], &u, sizeof u);
+        }
+    }
+}
+
+static void check_from_float(const char *isa, kern_type t, kern_from_float_fn fn) {
+    const kern_type_info *ti = kern_type_get((uint32_t)t);
+    int count = 0;
+    case_n(t, 0, &count);
+    for (int c = 0; c < count; c++) {
+        const int64_t n = case_n(t, c, &count);
+        const size_t yb = kern_row_bytes(t, n);
+        float *f = xmalloc((size_t)n * sizeof(float));
+        uint8_t *want = xmalloc(yb), *got = xmalloc(yb);
+        for (int variant = 0; variant < 7; variant++) {
+            gen_float_input(f, n, ti->block_size, variant);
+            memset(want, 0xAA, yb);
+            memset(got, 0x55, yb);
+            g_scalar[t].from_float(f, want, n);
+            fn(f, got, n);
+            size_t k = 0;
+            while (k < yb && want[k] == got[k]) k++;
+            CHECKF(k == yb, "%s from_float %s n=%lld variant %d: first difference at byte %zu", isa,
+                   ti->name, (long long)n, variant, k);
+        }
+        free(f);
+        free(want);
+        free(got);
+    }
+}
+
+/* ---- to_float --------------------------------------------------------------- */
+
+static bool same_float(float a, float b) {
+    if (isnan(a) || isnan(b)) return isnan(a) && isnan(b);
+    return memcmp(&a, &b, sizeof a) == 0;
+}
+
+static void check_to_float(const char *isa, kern_type t, kern_to_float_fn fn) {
+    const kern_type_info *ti = kern_type_get((uint32_t)t);
+    int count = 0;
+    case_n(t, 0, &count);
+    for (int c = 0; c <= count; c++) {
+        /* the last case: for 16-bit floats, every bit pattern */
+        int64_t n = c < count ? case_n(t, c, &count) : 0;
+        const bool all16 = c == count && (t == KERN_F16 || t == KERN_BF16);
+        if (all16) n = 65536;
+        if (n == 0) continue;
+        const size_t xb = kern_row_bytes(t, n);
+        uint8_t *x = xmalloc(xb);
+        float *want = xmalloc((size_t)n * sizeof(float)), *got = xmalloc((size_t)n * sizeof(float));
+        if (all16)
+            for (int64_t i = 0; i < n; i++) ((uint16_t *)x)[i] = (uint16_t)i;
+        else
+            gen_weights(t, x, n, GEN_BYTES);
+        g_scalar[t].to_float(x, want, n);
+        fn(x, got, n);
+        int64_t k = 0;
+        while (k < n && same_float(want[k], got[k])) k++;
+        CHECKF(k == n, "%s to_float %s n=%lld: element %lld differs", isa, ti->name, (long long)n,
+               (long long)k);
+        free(x);
+        free(want);
+        free(got);
+    }
+}
+
+/* ---- one ISA ------------------------------------------------------------------ */
+
+static void check_isa(const isa_row *row) {
+    kern_fns table[KERN_ISA_NTYPES];
+    memcpy(table, g_scalar, sizeof table);
+    row->install(table);
+    int n_kernels = 0;
+    for (int t = 0; t < KERN_ISA_NTYPES; t++) {
+        const kern_type_info *ti = kern_type_get((uint32_t)t);
+        if (!ti || !ti->supported) {
+            CHECKF(memcmp(&table[t], &g_scalar[t], sizeof table[t]) == 0,
+                   "%s installs kernels for unsupported type %d", row->name, t);
+            continue;
+        }
+        if (table[t].vec_dot != g_scalar[t].vec_dot) {
+            check_vec_dot(row->name, (kern_type)t, table[t].vec_dot);
+            n_kernels++;
+        }
+        if (table[t].from_float != g_scalar[t].from_float) {
+            check_from_float(row->name, (kern_type)t, table[t].from_float);
+            n_kernels++;
+        }
+        if (table[t].to_float != g_scalar[t].to_float) {
+            check_to_float(row->name, (kern_type)t, table[t].to_float);
+            n_kernels++;
+        }
+    }
+    printf("%s: %d kernels checked against scalar\n", row->name, n_kernels);
+    CHECK(n_kernels > 0);
+}
+
+/* ---- dispatch, in child processes ----------------------------------------------- */
+
+/* What dispatch.c must choose under HEARTH_ISA=cap: the last usable row at or
+ * before the row named cap (all rows when cap names none). */
+static int expected_isa(const char *cap) {
+    int best = 0;
+    for (int i = 1; i < N_ISAS; i++) {
+        if (cap && strcmp(cap, k_isas[i - 1].name) == 0) break;
+        if (k_isas[i].usable()) best = i;
+    }
+    return best;
+}
+
+static int dispatch_child(const char *cap) {
+    if (cap)
+        setenv("HEARTH_ISA", cap, 1);
+    else
+        unsetenv("HEARTH_ISA");
+    const int want = expected_isa(cap);
+    kern_fns table[KERN_ISA_NTYPES] = {0};
+    table[KERN_Q4_0].vec_dot = kern_ref_vec_dot_q4_0;
+    table[KERN_Q8_0].from_float = kern_quantize_q8_0_act;
+    for (int i = 1; i <= want; i++)
+        if (k_isas[i].usable()) k_isas[i].install(table);
+    const kern_fns *q4 = kern_get(KERN_Q4_0), *q8 = kern_get(KERN_Q8_0);
+    int bad = 0;
+    if (strcmp(kern_isa_name(), k_isas[want].name) != 0) bad |= 1;
+    if (!q4 || q4->vec_dot != table[KERN_Q4_0].vec_dot) bad |= 2;
+    if (!q8 || q8->from_float != table[KERN_Q8_0].from_float) bad |= 4;
+    if (bad)
+        fprintf(stderr, "HEARTH_ISA=%s: dispatch chose %s, expected %s (mask %d)\n",
+                cap ? cap : "(unset)", kern_isa_name(), k_isas[want].name, bad);
+    return bad;
+}
+
+static void check_dispatch(void) {
+    const char *caps[N_ISAS + 2];
+    int n_caps = 0;
+    caps[n_caps++] = NULL;
+    caps[n_caps++] = "no-such-isa";
+    for (int i = 0; i < N_ISAS; i++) caps[n_caps++] = k_isas[i].name;
+    for (int c = 0; c < n_caps; c++) {
+        fflush(NULL);
+        const pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) _exit(dispatch_child(caps[c]));
+        int status = 0;
+        REQUIRE(waitpid(pid, &status, 0) == pid);
+        CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "dispatch with HEARTH_ISA=%s",
+               caps[c] ? caps[c] : "(unset)");
+    }
+}
+
+int main(void) {
+    check_dispatch(); /* before this process makes its own choice */
+
+    setenv("HEARTH_ISA", "scalar", 1);
+    REQUIRE(strcmp(kern_isa_name(), "scalar") == 0);
+    for (int t = 0; t < KERN_ISA_NTYPES; t++) {
+        const kern_type_info *ti = kern_type_get((uint32_t)t);
+        const kern_fns *f = kern_get((kern_type)t);
+        if (ti && ti->supported) REQUIRE(f && f->vec_dot && f->from_float && f->to_float);
+        if (f) g_scalar[t] = *f;
+    }
+
+    int n_run = 0;
+    for (int i = 1; i < N_ISAS; i++) {
+        if (!k_isas[i].usable()) {
+            printf("%s: not supported by this CPU, skipped\n", k_isas[i].name);
+            continue;
+        }
+        check_isa(&k_isas[i]);
+        n_run++;
+    }
+    if (n_run == 0) {
+        printf("test_kernels_simd: no SIMD instruction set on this CPU\n");
+        return TEST_SKIP;
+    }
+    return test_done("test_kernels_simd");
+}
