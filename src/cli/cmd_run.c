@@ -88,24 +88,40 @@ static int parse_run(int argc, char **argv, run_opts *o) {
             fprintf(stderr, "hearth run: option '%s' needs a value\n", a);
             return 2;
         }
-        if (!strcmp(a, "-m")) o->model = v;
-        else if (!strcmp(a, "-p")) o->prompt = v;
-        else if (!strcmp(a, "-f")) o->prompt_file = v;
-        else if (!strcmp(a, "-n")) o->gen.max_tokens = atoi(v);
-        else if (!strcmp(a, "--temp")) o->smp.temperature = strtof(v, NULL);
-        else if (!strcmp(a, "--top-k")) o->smp.top_k = atoi(v);
-        else if (!strcmp(a, "--top-p")) o->smp.top_p = strtof(v, NULL);
-        else if (!strcmp(a, "--min-p")) o->smp.min_p = strtof(v, NULL);
-        else if (!strcmp(a, "--repeat-penalty")) o->smp.repeat_penalty = strtof(v, NULL);
-        else if (!strcmp(a, "--repeat-last-n")) o->smp.penalty_last_n = atoi(v);
-        else if (!strcmp(a, "--frequency-penalty")) o->smp.frequency_penalty = strtof(v, NULL);
-        else if (!strcmp(a, "--presence-penalty")) o->smp.presence_penalty = strtof(v, NULL);
-        else if (!strcmp(a, "--seed")) o->smp.seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "-t")) o->mp.n_threads = atoi(v);
-        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) o->sp.n_ctx = atoi(v);
+        if (!strcmp(a, "-m"))
+            o->model = v;
+        else if (!strcmp(a, "-p"))
+            o->prompt = v;
+        else if (!strcmp(a, "-f"))
+            o->prompt_file = v;
+        else if (!strcmp(a, "-n"))
+            o->gen.max_tokens = atoi(v);
+        else if (!strcmp(a, "--temp"))
+            o->smp.temperature = strtof(v, NULL);
+        else if (!strcmp(a, "--top-k"))
+            o->smp.top_k = atoi(v);
+        else if (!strcmp(a, "--top-p"))
+            o->smp.top_p = strtof(v, NULL);
+        else if (!strcmp(a, "--min-p"))
+            o->smp.min_p = strtof(v, NULL);
+        else if (!strcmp(a, "--repeat-penalty"))
+            o->smp.repeat_penalty = strtof(v, NULL);
+        else if (!strcmp(a, "--repeat-last-n"))
+            o->smp.penalty_last_n = atoi(v);
+        else if (!strcmp(a, "--frequency-penalty"))
+            o->smp.frequency_penalty = strtof(v, NULL);
+        else if (!strcmp(a, "--presence-penalty"))
+            o->smp.presence_penalty = strtof(v, NULL);
+        else if (!strcmp(a, "--seed"))
+            o->smp.seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "-t"))
+            o->mp.n_threads = atoi(v);
+        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx"))
+            o->sp.n_ctx = atoi(v);
         else if (!strcmp(a, "--kv-type") && (!strcmp(v, "f32") || !strcmp(v, "f16")))
             o->sp.kv_type = !strcmp(v, "f16") ? HEARTH_KV_F16 : HEARTH_KV_F32;
-        else if (!strcmp(a, "--stop") && o->gen.n_stop < RUN_MAX_STOPS) o->stops[o->gen.n_stop++] = v;
+        else if (!strcmp(a, "--stop") && o->gen.n_stop < RUN_MAX_STOPS)
+            o->stops[o->gen.n_stop++] = v;
         else {
             fprintf(stderr, "hearth run: unknown option '%s'\n%s", a, run_usage);
             return 2;
@@ -141,19 +157,27 @@ static int generate(hearth_model *m, const run_opts *o, const char *text, size_t
     hearth_sampler *smp = NULL;
     hearth_gen_result r;
     int rc = 0;
-    if (!ids) rc = 1;
-    else if (hearth_tokenize(m, text, len, true, o->parse_special, ids, n, &n)) rc = cli_fail("run", "tokenizing");
-    else if (n == 0) rc = (fprintf(stderr, "hearth run: the prompt is empty\n"), 1);
-    else if (hearth_session_new(m, &o->sp, &s)) rc = cli_fail("run", "creating the session");
-    else if (hearth_sampler_new(m, &o->smp, &smp)) rc = cli_fail("run", "creating the sampler");
-    else if (hearth_generate(s, smp, ids, (int)n, &o->gen, print_token, NULL, &r)) rc = cli_fail("run", "generating");
+    if (!ids)
+        rc = 1;
+    else if (hearth_tokenize(m, text, len, true, o->parse_special, ids, n, &n))
+        rc = cli_fail("run", "tokenizing");
+    else if (n == 0)
+        rc = (fprintf(stderr, "hearth run: the prompt is empty\n"), 1);
+    else if (hearth_session_new(m, &o->sp, &s))
+        rc = cli_fail("run", "creating the session");
+    else if (hearth_sampler_new(m, &o->smp, &smp))
+        rc = cli_fail("run", "creating the sampler");
+    else if (hearth_generate(s, smp, ids, (int)n, &o->gen, print_token, NULL, &r))
+        rc = cli_fail("run", "generating");
     if (!rc) {
         static const char *const why[] = {"stop", "length", "callback"};
-        fprintf(stderr, "\n\nprompt: %d tokens in %.1f ms (%.1f tokens/s) | generation: %d tokens in %.1f ms "
-                "(%.1f tokens/s) | first token after %.1f ms | finish: %s | seed %llu\n",
-                r.n_prompt, r.prompt_ms, r.prompt_ms > 0 ? r.n_prompt * 1e3 / r.prompt_ms : 0.0, r.n_gen,
-                r.gen_ms, r.gen_ms > 0 ? r.n_gen * 1e3 / r.gen_ms : 0.0, r.first_token_ms, why[r.finish],
-                (unsigned long long)hearth_sampler_seed(smp));
+        fprintf(
+            stderr,
+            "\n\nprompt: %d tokens in %.1f ms (%.1f tokens/s) | generation: %d tokens in %.1f ms "
+            "(%.1f tokens/s) | first token after %.1f ms | finish: %s | seed %llu\n",
+            r.n_prompt, r.prompt_ms, r.prompt_ms > 0 ? r.n_prompt * 1e3 / r.prompt_ms : 0.0,
+            r.n_gen, r.gen_ms, r.gen_ms > 0 ? r.n_gen * 1e3 / r.gen_ms : 0.0, r.first_token_ms,
+            why[r.finish], (unsigned long long)hearth_sampler_seed(smp));
     }
     hearth_sampler_free(smp);
     hearth_session_free(s);
@@ -162,8 +186,10 @@ static int generate(hearth_model *m, const run_opts *o, const char *text, size_t
 }
 
 int cmd_run(int argc, char **argv) {
-    run_opts o = {.mp = hearth_model_default_params(), .sp = hearth_session_default_params(),
-                  .smp = hearth_sampling_default_params(), .parse_special = true};
+    run_opts o = {.mp = hearth_model_default_params(),
+                  .sp = hearth_session_default_params(),
+                  .smp = hearth_sampling_default_params(),
+                  .parse_special = true};
     o.gen.max_tokens = 128;
     o.gen.stop = o.stops;
     int rc = parse_run(argc, argv, &o);
@@ -172,8 +198,10 @@ int cmd_run(int argc, char **argv) {
     char *text = load_prompt(&o, &len);
     if (!text) return 1;
     hearth_model *m = NULL;
-    if (hearth_model_load(o.model, &o.mp, &m)) rc = cli_fail("run", "loading the model");
-    else rc = generate(m, &o, text, len);
+    if (hearth_model_load(o.model, &o.mp, &m))
+        rc = cli_fail("run", "loading the model");
+    else
+        rc = generate(m, &o, text, len);
     hearth_model_free(m);
     free(text);
     return rc;

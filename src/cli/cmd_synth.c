@@ -11,8 +11,10 @@
 #include <strings.h>
 
 static const char synth_usage[] =
-    "usage: hearth synth -o FILE [--arch llama|qwen2|qwen3|gemma3|phi3] [--type f32|f16|q8_0|q4_0|q4_K|q6_K]\n"
-    "                    [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ff N]\n"
+    "usage: hearth synth -o FILE [--arch llama|qwen2|qwen3|gemma3|phi3] [--type "
+    "f32|f16|q8_0|q4_0|q4_K|q6_K]\n"
+    "                    [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ff "
+    "N]\n"
     "                    [--ctx N] [--tied] [--seed S]\n"
     "  Writes a model with random weights (labelled so in general.name) and a small\n"
     "  SentencePiece-style vocabulary. Useful to try Hearth without downloading a model.\n";
@@ -46,21 +48,31 @@ int cmd_synth(int argc, char **argv) {
             fprintf(stderr, "hearth synth: option '%s' needs a value\n", a);
             return 2;
         }
-        if (!strcmp(a, "-o")) out = v;
-        else if (!strcmp(a, "--arch")) p.arch = v;
+        if (!strcmp(a, "-o"))
+            out = v;
+        else if (!strcmp(a, "--arch"))
+            p.arch = v;
         else if (!strcmp(a, "--type")) {
             if (parse_type(v, &p.type)) {
                 fprintf(stderr, "hearth synth: unknown type '%s'\n", v);
                 return 2;
             }
-        } else if (!strcmp(a, "--embd")) p.n_embd = atoi(v);
-        else if (!strcmp(a, "--layers")) p.n_layer = atoi(v);
-        else if (!strcmp(a, "--heads")) p.n_head = atoi(v);
-        else if (!strcmp(a, "--kv-heads")) p.n_head_kv = atoi(v);
-        else if (!strcmp(a, "--head-dim")) p.head_dim = atoi(v);
-        else if (!strcmp(a, "--ff")) p.n_ff = atoi(v);
-        else if (!strcmp(a, "--ctx")) p.n_ctx = atoi(v);
-        else if (!strcmp(a, "--seed")) p.seed = strtoull(v, NULL, 10);
+        } else if (!strcmp(a, "--embd"))
+            p.n_embd = atoi(v);
+        else if (!strcmp(a, "--layers"))
+            p.n_layer = atoi(v);
+        else if (!strcmp(a, "--heads"))
+            p.n_head = atoi(v);
+        else if (!strcmp(a, "--kv-heads"))
+            p.n_head_kv = atoi(v);
+        else if (!strcmp(a, "--head-dim"))
+            p.head_dim = atoi(v);
+        else if (!strcmp(a, "--ff"))
+            p.n_ff = atoi(v);
+        else if (!strcmp(a, "--ctx"))
+            p.n_ctx = atoi(v);
+        else if (!strcmp(a, "--seed"))
+            p.seed = strtoull(v, NULL, 10);
         else {
             fprintf(stderr, "hearth synth: unknown option '%s'\n%s", a, synth_usage);
             return 2;
@@ -71,7 +83,8 @@ int cmd_synth(int argc, char **argv) {
         return 2;
     }
     if (synth_write(out, &p)) return cli_fail("synth", out);
-    printf("wrote %s: %s, %d layers, n_embd %d, %s weights (RANDOM: the text it generates is noise)\n", out,
-           p.arch, p.n_layer, p.n_embd, kern_type_get(p.type)->name);
+    printf(
+        "wrote %s: %s, %d layers, n_embd %d, %s weights (RANDOM: the text it generates is noise)\n",
+        out, p.arch, p.n_layer, p.n_embd, kern_type_get(p.type)->name);
     return 0;
 }

@@ -18,7 +18,8 @@ int hr_cpu_cores(void) {
     for (long cpu = 0; cpu < n_cpu && cpu < MAX_CPU; cpu++) {
         char path[128];
         unsigned pkg = 0, core = 0;
-        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%ld/topology/physical_package_id", cpu);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%ld/topology/physical_package_id",
+                 cpu);
         FILE *f = fopen(path, "r");
         if (!f) return (int)n_cpu;
         int ok = fscanf(f, "%u", &pkg) == 1;

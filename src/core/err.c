@@ -54,7 +54,8 @@ const char *hearth_err_name(hearth_err err) {
 
 void *hr_calloc(size_t n, size_t size) {
     void *p = (n && size) ? calloc(n, size) : NULL;
-    if (!p && n && size) hr_fail(HEARTH_ERR_NOMEM, "out of memory allocating %zu x %zu bytes", n, size);
+    if (!p && n && size)
+        hr_fail(HEARTH_ERR_NOMEM, "out of memory allocating %zu x %zu bytes", n, size);
     return p;
 }
 

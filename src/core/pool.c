@@ -37,8 +37,8 @@ struct hr_pool {
     pool_worker *workers; /* n_threads - 1 of them; the caller is thread 0 */
     hr_pool_job job;
     void *ctx;
-    atomic_uint_fast64_t gen;  /* bumped once per job */
-    atomic_int pending;        /* workers still inside the current job */
+    atomic_uint_fast64_t gen; /* bumped once per job */
+    atomic_int pending;       /* workers still inside the current job */
     atomic_int n_sleeping;
     atomic_bool stop;
     pthread_mutex_t mu;
@@ -73,7 +73,8 @@ static void *pool_main(void *arg) {
 
 hearth_err hr_pool_new(int n_threads, hr_pool **out) {
     if (n_threads < 1) n_threads = hr_cpu_cores();
-    if (n_threads > 256) return hr_fail(HEARTH_ERR_INVALID_ARG, "thread count %d is over 256", n_threads);
+    if (n_threads > 256)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "thread count %d is over 256", n_threads);
     hr_pool *p = hr_calloc(1, sizeof *p);
     if (!p) return HEARTH_ERR_NOMEM;
     p->n_threads = n_threads;

@@ -30,10 +30,12 @@ typedef struct gen_state {
 
 /* Reuses the longest cached prefix of prompt (keeping at least one token to
  * evaluate, whose logits start the generation) and evaluates the rest. */
-static hearth_err gen_prompt(gen_state *g, const int32_t *prompt, int n_prompt, hearth_gen_result *r) {
+static hearth_err gen_prompt(gen_state *g, const int32_t *prompt, int n_prompt,
+                             hearth_gen_result *r) {
     const int32_t *cached = model_session_tokens(g->session);
     int n_cached = 0, pos = hearth_session_pos(g->session);
-    while (n_cached < pos && n_cached < n_prompt - 1 && cached[n_cached] == prompt[n_cached]) n_cached++;
+    while (n_cached < pos && n_cached < n_prompt - 1 && cached[n_cached] == prompt[n_cached])
+        n_cached++;
     hearth_err err = hearth_session_truncate(g->session, n_cached);
     if (!err) err = hearth_decode(g->session, prompt + n_cached, n_prompt - n_cached, NULL, false);
     r->n_cached = n_cached;
@@ -50,7 +52,8 @@ static bool gen_emit(gen_state *g, int32_t id, const smp_info *info, const char 
         ev.logprob = info->logprob;
         ev.n_top = info->n_top;
         for (int i = 0; i < info->n_top; i++)
-            ev.top[i] = (hearth_token_logprob){.id = info->top[i].id, .logprob = info->top[i].logprob};
+            ev.top[i] =
+                (hearth_token_logprob){.id = info->top[i].id, .logprob = info->top[i].logprob};
     }
     return g->cb ? g->cb(&ev, g->user) : true;
 }
@@ -111,19 +114,25 @@ static hearth_err gen_flush(gen_state *g, hearth_gen_result *r) {
     return HEARTH_OK;
 }
 
-hearth_err hearth_generate(hearth_session *session, hearth_sampler *sampler, const int32_t *prompt, int n_prompt,
-                           const hearth_gen_params *params, hearth_token_cb cb, void *user,
-                           hearth_gen_result *result) {
+hearth_err hearth_generate(hearth_session *session, hearth_sampler *sampler, const int32_t *prompt,
+                           int n_prompt, const hearth_gen_params *params, hearth_token_cb cb,
+                           void *user, hearth_gen_result *result) {
     hearth_gen_params p = params ? *params : (hearth_gen_params){0};
     if (n_prompt <= 0) return hr_fail(HEARTH_ERR_INVALID_ARG, "generate: the prompt is empty");
     if (p.n_top_logprobs < 0 || p.n_top_logprobs > HEARTH_TOP_LOGPROBS_MAX)
-        return hr_fail(HEARTH_ERR_INVALID_ARG, "generate: top logprobs must be in 0..%d", HEARTH_TOP_LOGPROBS_MAX);
-    gen_state g = {.session = session, .model = model_session_model(session), .smp = sampler->smp,
-                   .cb = cb, .user = user, .n_top = p.n_top_logprobs};
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "generate: top logprobs must be in 0..%d",
+                       HEARTH_TOP_LOGPROBS_MAX);
+    gen_state g = {.session = session,
+                   .model = model_session_model(session),
+                   .smp = sampler->smp,
+                   .cb = cb,
+                   .user = user,
+                   .n_top = p.n_top_logprobs};
     if (!(g.vocab = engine_vocab(g.model))) return HEARTH_ERR_UNSUPPORTED;
     if (n_prompt > hearth_session_n_ctx(session))
-        return hr_fail(HEARTH_ERR_CONTEXT_FULL, "generate: the prompt has %d tokens but the context holds %d",
-                       n_prompt, hearth_session_n_ctx(session));
+        return hr_fail(HEARTH_ERR_CONTEXT_FULL,
+                       "generate: the prompt has %d tokens but the context holds %d", n_prompt,
+                       hearth_session_n_ctx(session));
     hearth_gen_result r = {0};
     hearth_err err = tok_stream_new(g.vocab, false, &g.stream);
     if (!err) err = smp_stop_new(p.stop, p.n_stop, &g.stop);

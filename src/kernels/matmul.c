@@ -32,7 +32,8 @@ size_t kern_matmul_scratch_bytes(kern_type type, int64_t n_cols, int64_t n_tok) 
 static void matmul_convert(void *ctx, int ith, int nth) {
     matmul_job *j = ctx;
     for (int64_t t = ith; t < j->n_tok; t += nth)
-        j->act_fns->from_float(j->x + t * j->n_cols, j->xq + (size_t)t * j->xq_row_bytes, j->n_cols);
+        j->act_fns->from_float(j->x + t * j->n_cols, j->xq + (size_t)t * j->xq_row_bytes,
+                               j->n_cols);
 }
 
 static void matmul_rows(void *ctx, int ith, int nth) {
@@ -43,7 +44,8 @@ static void matmul_rows(void *ctx, int ith, int nth) {
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *wr = j->w + (size_t)r * j->w_row_bytes;
         for (int64_t t = 0; t < j->n_tok; t++)
-            j->fns->vec_dot(j->n_cols, j->y + t * j->ldy + r, wr, j->xq + (size_t)t * j->xq_row_bytes);
+            j->fns->vec_dot(j->n_cols, j->y + t * j->ldy + r, wr,
+                            j->xq + (size_t)t * j->xq_row_bytes);
     }
 }
 

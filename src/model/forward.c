@@ -18,7 +18,8 @@ typedef struct attn_job {
 
 /* Element `off` of the cached K or V row of layer il at position pos. */
 static const void *kv_at(const hearth_session *s, const void *cache, int il, int pos, int off) {
-    const size_t idx = ((size_t)il * (size_t)s->n_ctx + (size_t)pos) * (size_t)s->n_kv + (size_t)off;
+    const size_t idx =
+        ((size_t)il * (size_t)s->n_ctx + (size_t)pos) * (size_t)s->n_kv + (size_t)off;
     return s->kv_f16 ? (const void *)((const uint16_t *)cache + idx)
                      : (const void *)((const float *)cache + idx);
 }
@@ -82,7 +83,8 @@ static void attention_job(void *ctx, int ith, int nth) {
     }
 }
 
-static void matmul(hearth_session *s, const model_weight *w, const float *x, int n, float *y, int64_t ldy) {
+static void matmul(hearth_session *s, const model_weight *w, const float *x, int n, float *y,
+                   int64_t ldy) {
     kern_matmul(s->model->pool, w->type, w->data, w->n_rows, w->n_cols, x, n, y, ldy, s->scratch);
 }
 
@@ -111,7 +113,8 @@ static void attention_inputs(hearth_session *s, const model_layer *l, int il, in
         add_bias(k, l->bk, s->n_kv);
         add_bias(v, l->bv, s->n_kv);
         float *cs = s->rope + (size_t)t * hp->n_rot;
-        kern_rope_cache(cs, hp->n_rot, (float)(pos0 + t), l->rope_base, l->rope_scale, m->rope_freqs);
+        kern_rope_cache(cs, hp->n_rot, (float)(pos0 + t), l->rope_base, l->rope_scale,
+                        m->rope_freqs);
         for (int h = 0; h < hp->n_head; h++) {
             if (l->q_norm) kern_rms_norm(q + h * hd, q + h * hd, l->q_norm, hd, hp->rms_eps);
             kern_rope_apply(q + h * hd, cs, hp->n_rot, neox);
@@ -138,7 +141,8 @@ static void residual_add(hearth_session *s, const float *post_norm, int n) {
 static void norm_rows(hearth_session *s, const float *w, int n) {
     const model_hparams *hp = &s->model->hp;
     for (int t = 0; t < n; t++)
-        kern_rms_norm(s->xb + (size_t)t * hp->n_embd, s->x + (size_t)t * hp->n_embd, w, hp->n_embd, hp->rms_eps);
+        kern_rms_norm(s->xb + (size_t)t * hp->n_embd, s->x + (size_t)t * hp->n_embd, w, hp->n_embd,
+                      hp->rms_eps);
 }
 
 static void feed_forward(hearth_session *s, const model_layer *l, int n) {

@@ -23,17 +23,20 @@ static hearth_err hp_int(hp_reader *r, const char *suffix, int *out, bool requir
     uint32_t v;
     const char *key = hp_key(r, suffix);
     if (gguf_get_u32(r->f, key, &v)) {
-        if (v > (1u << 30)) return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' = %u is out of range", key, v);
+        if (v > (1u << 30))
+            return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' = %u is out of range", key, v);
         *out = (int)v;
         return HEARTH_OK;
     }
-    if (gguf_find(r->f, key)) return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' is not an unsigned integer", key);
+    if (gguf_find(r->f, key))
+        return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' is not an unsigned integer", key);
     if (required) return hr_fail(HEARTH_ERR_FORMAT, "model: required key '%s' is missing", key);
     *out = dflt;
     return HEARTH_OK;
 }
 
-static hearth_err hp_float(hp_reader *r, const char *suffix, float *out, bool required, float dflt) {
+static hearth_err hp_float(hp_reader *r, const char *suffix, float *out, bool required,
+                           float dflt) {
     const char *key = hp_key(r, suffix);
     if (gguf_get_f32(r->f, key, out)) return HEARTH_OK;
     if (gguf_find(r->f, key)) return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' is not a float", key);
@@ -45,9 +48,11 @@ static hearth_err hp_float(hp_reader *r, const char *suffix, float *out, bool re
 static hearth_err hp_check(const model_hparams *hp) {
     if (hp->n_embd < 1 || hp->n_layer < 1 || hp->n_ff < 1 || hp->n_head < 1 || hp->n_head_kv < 1 ||
         hp->head_dim < 2 || hp->n_ctx_train < 1)
-        return hr_fail(HEARTH_ERR_FORMAT, "model: a dimension is zero (n_embd %d, n_layer %d, n_ff %d, "
-                       "n_head %d, n_head_kv %d, head_dim %d, context %d)", hp->n_embd, hp->n_layer,
-                       hp->n_ff, hp->n_head, hp->n_head_kv, hp->head_dim, hp->n_ctx_train);
+        return hr_fail(HEARTH_ERR_FORMAT,
+                       "model: a dimension is zero (n_embd %d, n_layer %d, n_ff %d, "
+                       "n_head %d, n_head_kv %d, head_dim %d, context %d)",
+                       hp->n_embd, hp->n_layer, hp->n_ff, hp->n_head, hp->n_head_kv, hp->head_dim,
+                       hp->n_ctx_train);
     if (hp->n_layer > 4096 || hp->n_head > 4096 || hp->head_dim > 4096)
         return hr_fail(HEARTH_ERR_FORMAT, "model: implausible shape (%d layers, %d heads of %d)",
                        hp->n_layer, hp->n_head, hp->head_dim);
@@ -59,7 +64,8 @@ static hearth_err hp_check(const model_hparams *hp) {
                        hp->n_rot, hp->head_dim);
     if (!(hp->rms_eps > 0.0f) || !(hp->rope_base > 0.0f) || !(hp->rope_base_swa > 0.0f) ||
         !(hp->rope_scale > 0.0f))
-        return hr_fail(HEARTH_ERR_FORMAT, "model: norm epsilon and rope base/scale must be positive");
+        return hr_fail(HEARTH_ERR_FORMAT,
+                       "model: norm epsilon and rope base/scale must be positive");
     if (hp->swa_window < 0 || hp->swa_pattern < 0)
         return hr_fail(HEARTH_ERR_FORMAT, "model: negative sliding window");
     return HEARTH_OK;
@@ -91,13 +97,15 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
 
     h.rope_scale = 1.0f;
     gguf_str scaling;
-    if (gguf_get_str(f, hp_key(&r, "rope.scaling.type"), &scaling) && !gguf_str_eq(scaling, "none")) {
+    if (gguf_get_str(f, hp_key(&r, "rope.scaling.type"), &scaling) &&
+        !gguf_str_eq(scaling, "none")) {
         if (!gguf_str_eq(scaling, "linear"))
             return hr_fail(HEARTH_ERR_UNSUPPORTED, "model: rope scaling '%.*s' is not supported",
                            (int)(scaling.len > 64 ? 64 : scaling.len), scaling.ptr);
         float factor;
         if ((err = hp_float(&r, "rope.scaling.factor", &factor, false, 1.0f))) return err;
-        if (!(factor > 0.0f)) return hr_fail(HEARTH_ERR_FORMAT, "model: rope scaling factor must be positive");
+        if (!(factor > 0.0f))
+            return hr_fail(HEARTH_ERR_FORMAT, "model: rope scaling factor must be positive");
         h.rope_scale = 1.0f / factor;
     }
 

@@ -16,22 +16,25 @@ static hearth_err find_tensor(const hearth_model *m, const char *name, bool requ
     if (t) {
         const kern_type_info *ti = kern_type_get(t->type);
         if (!ti || !ti->supported || !kern_get((kern_type)t->type))
-            return hr_fail(HEARTH_ERR_UNSUPPORTED, "model: tensor '%s' has type %s, which Hearth does not support",
-                           name, ti ? ti->name : "?");
+            return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                           "model: tensor '%s' has type %s, which Hearth does not support", name,
+                           ti ? ti->name : "?");
     }
     *out = t;
     return HEARTH_OK;
 }
 
-static hearth_err bind_matrix(const hearth_model *m, const char *name, int64_t n_cols, int64_t n_rows,
-                              bool required, model_weight *out) {
+static hearth_err bind_matrix(const hearth_model *m, const char *name, int64_t n_cols,
+                              int64_t n_rows, bool required, model_weight *out) {
     const gguf_tensor *t;
     hearth_err err = find_tensor(m, name, required, &t);
     if (err || !t) return err;
     if (t->n_dims > 2 || t->ne[0] != n_cols || t->ne[1] != n_rows)
-        return hr_fail(HEARTH_ERR_FORMAT, "model: tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]",
-                       name, (long long)t->ne[0], (long long)t->ne[1], (long long)n_cols, (long long)n_rows);
-    *out = (model_weight){.type = (kern_type)t->type, .data = t->data, .n_rows = n_rows, .n_cols = n_cols};
+        return hr_fail(
+            HEARTH_ERR_FORMAT, "model: tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]",
+            name, (long long)t->ne[0], (long long)t->ne[1], (long long)n_cols, (long long)n_rows);
+    *out = (model_weight){
+        .type = (kern_type)t->type, .data = t->data, .n_rows = n_rows, .n_cols = n_cols};
     return HEARTH_OK;
 }
 
@@ -41,8 +44,9 @@ static hearth_err bind_vector(const hearth_model *m, const char *name, int64_t n
     hearth_err err = find_tensor(m, name, required, &t);
     if (err || !t) return err;
     if (t->type != KERN_F32 || t->n_elements != n)
-        return hr_fail(HEARTH_ERR_FORMAT, "model: tensor '%s' must be %lld F32 values (has %lld of type %s)",
-                       name, (long long)n, (long long)t->n_elements, kern_type_get(t->type)->name);
+        return hr_fail(HEARTH_ERR_FORMAT,
+                       "model: tensor '%s' must be %lld F32 values (has %lld of type %s)", name,
+                       (long long)n, (long long)t->n_elements, kern_type_get(t->type)->name);
     *out = t->data;
     return HEARTH_OK;
 }
@@ -63,7 +67,8 @@ static hearth_err bind_layer(hearth_model *m, int il) {
     const arch_desc *a = m->arch;
     model_layer *l = &m->layers[il];
     layer_binder b = {.m = m, .il = il};
-    const int64_t n_q = (int64_t)hp->n_head * hp->head_dim, n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t n_q = (int64_t)hp->n_head * hp->head_dim,
+                  n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
     hearth_err err;
     if ((err = bind_vector(m, lname(&b, "attn_norm.weight"), hp->n_embd, true, &l->attn_norm)) ||
         (err = bind_vector(m, lname(&b, "ffn_norm.weight"), hp->n_embd, true, &l->ffn_norm)) ||
@@ -71,18 +76,23 @@ static hearth_err bind_layer(hearth_model *m, int il) {
         (err = bind_matrix(m, lname(&b, "ffn_down.weight"), hp->n_ff, hp->n_embd, true, &l->down)))
         return err;
     if (a->fused_qkv) {
-        err = bind_matrix(m, lname(&b, "attn_qkv.weight"), hp->n_embd, n_q + 2 * n_kv, true, &l->wqkv);
+        err = bind_matrix(m, lname(&b, "attn_qkv.weight"), hp->n_embd, n_q + 2 * n_kv, true,
+                          &l->wqkv);
     } else if (!(err = bind_matrix(m, lname(&b, "attn_q.weight"), hp->n_embd, n_q, true, &l->wq)) &&
-               !(err = bind_matrix(m, lname(&b, "attn_k.weight"), hp->n_embd, n_kv, true, &l->wk)) &&
-               !(err = bind_matrix(m, lname(&b, "attn_v.weight"), hp->n_embd, n_kv, true, &l->wv)) &&
+               !(err =
+                     bind_matrix(m, lname(&b, "attn_k.weight"), hp->n_embd, n_kv, true, &l->wk)) &&
+               !(err =
+                     bind_matrix(m, lname(&b, "attn_v.weight"), hp->n_embd, n_kv, true, &l->wv)) &&
                !(err = bind_vector(m, lname(&b, "attn_q.bias"), n_q, false, &l->bq)) &&
                !(err = bind_vector(m, lname(&b, "attn_k.bias"), n_kv, false, &l->bk))) {
         err = bind_vector(m, lname(&b, "attn_v.bias"), n_kv, false, &l->bv);
     }
     if (err) return err;
     if (a->fused_gate_up) {
-        err = bind_matrix(m, lname(&b, "ffn_up.weight"), hp->n_embd, 2 * (int64_t)hp->n_ff, true, &l->gate_up);
-    } else if (!(err = bind_matrix(m, lname(&b, "ffn_gate.weight"), hp->n_embd, hp->n_ff, true, &l->gate))) {
+        err = bind_matrix(m, lname(&b, "ffn_up.weight"), hp->n_embd, 2 * (int64_t)hp->n_ff, true,
+                          &l->gate_up);
+    } else if (!(err = bind_matrix(m, lname(&b, "ffn_gate.weight"), hp->n_embd, hp->n_ff, true,
+                                   &l->gate))) {
         err = bind_matrix(m, lname(&b, "ffn_up.weight"), hp->n_embd, hp->n_ff, true, &l->up);
     }
     if (err) return err;
@@ -90,9 +100,10 @@ static hearth_err bind_layer(hearth_model *m, int il) {
         ((err = bind_vector(m, lname(&b, "attn_q_norm.weight"), hp->head_dim, true, &l->q_norm)) ||
          (err = bind_vector(m, lname(&b, "attn_k_norm.weight"), hp->head_dim, true, &l->k_norm))))
         return err;
-    if (a->post_norms &&
-        ((err = bind_vector(m, lname(&b, "post_attention_norm.weight"), hp->n_embd, true, &l->post_attn_norm)) ||
-         (err = bind_vector(m, lname(&b, "post_ffw_norm.weight"), hp->n_embd, true, &l->post_ffn_norm))))
+    if (a->post_norms && ((err = bind_vector(m, lname(&b, "post_attention_norm.weight"), hp->n_embd,
+                                             true, &l->post_attn_norm)) ||
+                          (err = bind_vector(m, lname(&b, "post_ffw_norm.weight"), hp->n_embd, true,
+                                             &l->post_ffn_norm))))
         return err;
     l->swa = hp->swa_pattern > 0 && il % hp->swa_pattern < hp->swa_pattern - 1;
     l->rope_base = l->swa ? hp->rope_base_swa : hp->rope_base;
@@ -105,7 +116,8 @@ hearth_err model_bind_tensors(hearth_model *m) {
     const gguf_tensor *embd = gguf_find_tensor(m->gguf, "token_embd.weight");
     if (!embd) return hr_fail(HEARTH_ERR_FORMAT, "model: tensor 'token_embd.weight' is missing");
     if (embd->n_dims != 2 || embd->ne[1] < 1 || embd->ne[1] > (1 << 24))
-        return hr_fail(HEARTH_ERR_FORMAT, "model: token_embd.weight must be a matrix of at most 2^24 rows");
+        return hr_fail(HEARTH_ERR_FORMAT,
+                       "model: token_embd.weight must be a matrix of at most 2^24 rows");
     hp->n_vocab = (int)embd->ne[1];
     hearth_err err;
     if ((err = bind_matrix(m, "token_embd.weight", hp->n_embd, hp->n_vocab, true, &m->tok_embd)) ||
@@ -129,8 +141,10 @@ hearth_err model_open(const char *path, int n_threads, hearth_model **out) {
     if (!err && !gguf_get_str(m->gguf, "general.architecture", &arch))
         err = hr_fail(HEARTH_ERR_FORMAT, "model: key 'general.architecture' is missing");
     if (!err && !(m->arch = arch_find(arch.ptr, arch.len)))
-        err = hr_fail(HEARTH_ERR_UNSUPPORTED, "model: architecture '%.*s' is not supported "
-                      "(Hearth runs llama, qwen2, qwen3, gemma3, phi3)", (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
+        err = hr_fail(HEARTH_ERR_UNSUPPORTED,
+                      "model: architecture '%.*s' is not supported "
+                      "(Hearth runs llama, qwen2, qwen3, gemma3, phi3)",
+                      (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
     if (!err) err = model_load_hparams(m->gguf, m->arch, &m->hp);
     if (!err) err = model_bind_tensors(m);
     if (!err) err = hr_pool_new(n_threads, &m->pool);

@@ -50,15 +50,15 @@ typedef struct model_weight {
 } model_weight;
 
 typedef struct model_layer {
-    const float *attn_norm;                       /* [n_embd] */
-    model_weight wq, wk, wv, wqkv, wo;            /* wqkv when fused */
-    const float *bq, *bk, *bv;                    /* optional biases */
-    const float *q_norm, *k_norm;                 /* [head_dim] */
-    const float *post_attn_norm;                  /* [n_embd] */
-    const float *ffn_norm;                        /* [n_embd] */
-    model_weight gate, up, gate_up, down;         /* gate_up when fused */
-    const float *post_ffn_norm;                   /* [n_embd] */
-    bool swa;                                     /* sliding-window attention layer */
+    const float *attn_norm;               /* [n_embd] */
+    model_weight wq, wk, wv, wqkv, wo;    /* wqkv when fused */
+    const float *bq, *bk, *bv;            /* optional biases */
+    const float *q_norm, *k_norm;         /* [head_dim] */
+    const float *post_attn_norm;          /* [n_embd] */
+    const float *ffn_norm;                /* [n_embd] */
+    model_weight gate, up, gate_up, down; /* gate_up when fused */
+    const float *post_ffn_norm;           /* [n_embd] */
+    bool swa;                             /* sliding-window attention layer */
     float rope_base, rope_scale;
 } model_layer;
 
@@ -66,12 +66,12 @@ struct hearth_model {
     gguf_file *gguf;
     const arch_desc *arch;
     model_hparams hp;
-    model_weight tok_embd, output;  /* output == tok_embd when tied */
-    const float *output_norm;       /* [n_embd] */
-    const float *rope_freqs;        /* [n_rot/2] or NULL */
-    model_layer *layers;            /* [n_layer] */
+    model_weight tok_embd, output; /* output == tok_embd when tied */
+    const float *output_norm;      /* [n_embd] */
+    const float *rope_freqs;       /* [n_rot/2] or NULL */
+    model_layer *layers;           /* [n_layer] */
     hr_pool *pool;
-    void *vocab;                    /* the engine's tokenizer; the model never reads it */
+    void *vocab; /* the engine's tokenizer; the model never reads it */
 };
 
 /* Maps and binds the model at `path` with a pool of n_threads (<= 0: one per

@@ -17,12 +17,12 @@ hearth_session_params hearth_session_default_params(void) {
  * every weight the forward pass multiplies. */
 static size_t scratch_bytes(const hearth_model *m, int n_batch) {
     size_t max = 0;
-#define SCRATCH_FOR(wt)                                                                          \
-    do {                                                                                         \
-        if ((wt).data) {                                                                         \
-            size_t b = kern_matmul_scratch_bytes((wt).type, (wt).n_cols, n_batch);               \
-            max = b > max ? b : max;                                                             \
-        }                                                                                        \
+#define SCRATCH_FOR(wt)                                                                            \
+    do {                                                                                           \
+        if ((wt).data) {                                                                           \
+            size_t b = kern_matmul_scratch_bytes((wt).type, (wt).n_cols, n_batch);                 \
+            max = b > max ? b : max;                                                               \
+        }                                                                                          \
     } while (0)
     SCRATCH_FOR(m->output);
     for (int il = 0; il < m->hp.n_layer; il++) {
@@ -62,7 +62,8 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     if (p.n_batch <= 0) p.n_batch = 512;
     if (p.n_batch > p.n_ctx) p.n_batch = p.n_ctx;
     if (p.n_ctx > (1 << 24))
-        return hr_fail(HEARTH_ERR_INVALID_ARG, "session: context of %d positions is over 2^24", p.n_ctx);
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "session: context of %d positions is over 2^24",
+                       p.n_ctx);
     if (p.kv_type != HEARTH_KV_F32 && p.kv_type != HEARTH_KV_F16)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "session: unknown KV cache type %d", (int)p.kv_type);
 
@@ -87,7 +88,8 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     s->scores = alloc_f32((size_t)s->n_threads * (size_t)p.n_ctx, &err);
     s->rope = alloc_f32(nb * (size_t)hp->n_rot, &err);
     s->logits = alloc_f32((size_t)hp->n_vocab, &err);
-    if (!err && !(s->tokens = hr_calloc((size_t)p.n_ctx, sizeof *s->tokens))) err = HEARTH_ERR_NOMEM;
+    if (!err && !(s->tokens = hr_calloc((size_t)p.n_ctx, sizeof *s->tokens)))
+        err = HEARTH_ERR_NOMEM;
     /* K and V: [n_layer][n_ctx][n_kv] each, F32 or F16. */
     const size_t kv_elems = (size_t)hp->n_layer * (size_t)p.n_ctx * (size_t)s->n_kv;
     const size_t kv_floats = s->kv_f16 ? (kv_elems + 1) / 2 : kv_elems;
@@ -129,21 +131,25 @@ const float *model_session_logits(const hearth_session *s) { return s->logits; }
 
 hearth_err hearth_session_truncate(hearth_session *s, int pos) {
     if (pos < 0 || pos > s->pos)
-        return hr_fail(HEARTH_ERR_INVALID_ARG, "session: cannot truncate to %d (position is %d)", pos, s->pos);
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "session: cannot truncate to %d (position is %d)",
+                       pos, s->pos);
     s->pos = pos;
     return HEARTH_OK;
 }
 
-hearth_err hearth_decode(hearth_session *s, const int32_t *ids, int n, float *logits, bool all_logits) {
+hearth_err hearth_decode(hearth_session *s, const int32_t *ids, int n, float *logits,
+                         bool all_logits) {
     const int n_vocab = s->model->hp.n_vocab;
     if (n <= 0) return hr_fail(HEARTH_ERR_INVALID_ARG, "decode: no tokens");
     if (n > s->n_ctx - s->pos)
-        return hr_fail(HEARTH_ERR_CONTEXT_FULL, "decode: %d tokens do not fit: %d of %d positions are used",
-                       n, s->pos, s->n_ctx);
+        return hr_fail(HEARTH_ERR_CONTEXT_FULL,
+                       "decode: %d tokens do not fit: %d of %d positions are used", n, s->pos,
+                       s->n_ctx);
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= n_vocab)
-            return hr_fail(HEARTH_ERR_INVALID_ARG, "decode: token id %d at index %d is outside the vocabulary (%d)",
-                           ids[i], i, n_vocab);
+            return hr_fail(HEARTH_ERR_INVALID_ARG,
+                           "decode: token id %d at index %d is outside the vocabulary (%d)", ids[i],
+                           i, n_vocab);
     for (int done = 0; done < n;) {
         const int nb = n - done < s->n_batch ? n - done : s->n_batch;
         const bool last = done + nb == n;
@@ -162,7 +168,7 @@ hearth_err hearth_decode(hearth_session *s, const int32_t *ids, int n, float *lo
     }
     if (logits && !all_logits) memcpy(logits, s->logits, (size_t)n_vocab * sizeof(float));
     if (all_logits && logits)
-        memcpy(s->logits, logits + (size_t)(n - 1) * (size_t)n_vocab, (size_t)n_vocab * sizeof(float));
+        memcpy(s->logits, logits + (size_t)(n - 1) * (size_t)n_vocab,
+               (size_t)n_vocab * sizeof(float));
     return HEARTH_OK;
 }
-

@@ -10,7 +10,7 @@
 struct hearth_session {
     hearth_model *model;
     int n_ctx, n_batch, pos;
-    int n_q, n_kv;   /* n_head * head_dim, n_head_kv * head_dim */
+    int n_q, n_kv; /* n_head * head_dim, n_head_kv * head_dim */
     int n_threads;
     bool kv_f16;
     float *x;        /* [n_batch][n_embd] residual stream */
@@ -25,7 +25,7 @@ struct hearth_session {
     int32_t *tokens; /* [n_ctx] ids at positions 0..pos-1 */
     void *k_cache;   /* [n_layer][n_ctx][n_kv] F32 or F16 */
     void *v_cache;
-    void *scratch;   /* activations converted for the matrix products */
+    void *scratch; /* activations converted for the matrix products */
 };
 
 /* Runs n tokens (n <= n_batch) at positions pos..pos+n-1 and writes the

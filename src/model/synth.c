@@ -11,9 +11,17 @@
 #include <string.h>
 
 synth_params synth_default_params(void) {
-    return (synth_params){.arch = "llama", .type = KERN_F32, .n_embd = 256, .n_layer = 2,
-                          .n_head = 4, .n_head_kv = 2, .head_dim = 64, .n_ff = 512, .n_ctx = 512,
-                          .tied = false, .seed = 42};
+    return (synth_params){.arch = "llama",
+                          .type = KERN_F32,
+                          .n_embd = 256,
+                          .n_layer = 2,
+                          .n_head = 4,
+                          .n_head_kv = 2,
+                          .head_dim = 64,
+                          .n_ff = 512,
+                          .n_ctx = 512,
+                          .tied = false,
+                          .seed = 42};
 }
 
 typedef struct synth_rng {
@@ -55,8 +63,8 @@ static void *keep(synth_ctx *c, size_t bytes) {
 
 /* A tensor of rows x cols: std-scaled normal values (plus `mean`), stored as
  * `type` (1-D tensors are always F32, as converters write them). */
-static hearth_err add_tensor(synth_ctx *c, const char *name, kern_type type, int64_t cols, int64_t rows,
-                             float mean, float std) {
+static hearth_err add_tensor(synth_ctx *c, const char *name, kern_type type, int64_t cols,
+                             int64_t rows, float mean, float std) {
     const bool vec = rows == 1;
     if (vec) type = KERN_F32;
     const size_t n = (size_t)(cols * rows);
@@ -65,31 +73,37 @@ static hearth_err add_tensor(synth_ctx *c, const char *name, kern_type type, int
     for (size_t i = 0; i < n; i++) f[i] = mean + std * rng_normal(&c->rng);
     const size_t row_bytes = kern_row_bytes(type, cols);
     if (!row_bytes)
-        return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: %s rows of %lld cannot be stored as %s", name,
-                       (long long)cols, kern_type_get(type)->name);
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: %s rows of %lld cannot be stored as %s",
+                       name, (long long)cols, kern_type_get(type)->name);
     void *data = f;
     if (type != KERN_F32) {
         data = keep(c, row_bytes * (size_t)rows);
         if (!data) return hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
         for (int64_t r = 0; r < rows; r++)
-            kern_ref_quantize_row(type, f + r * cols, (uint8_t *)data + (size_t)r * row_bytes, cols);
+            kern_ref_quantize_row(type, f + r * cols, (uint8_t *)data + (size_t)r * row_bytes,
+                                  cols);
     }
     const int64_t ne[2] = {cols, rows};
-    return gguf_writer_add_tensor(c->w, name, (uint32_t)type, vec ? 1 : 2, ne, data, row_bytes * (size_t)rows);
+    return gguf_writer_add_tensor(c->w, name, (uint32_t)type, vec ? 1 : 2, ne, data,
+                                  row_bytes * (size_t)rows);
 }
 
 /* A SentencePiece-style vocabulary: <unk> <s> </s>, 256 byte tokens, then
  * single letters and frequent English pieces with scores by rank. */
 static hearth_err add_vocab(synth_ctx *c, int *n_vocab_out) {
     static const char *const pieces[] = {
-        "▁", "e", "t", "a", "o", "i", "n", "s", "r", "h", "l", "d", "c", "u", "m", "f", "p", "g", "w", "y",
-        "b", "v", "k", "x", "j", "q", "z", ".", ",", "!", "?", "'", "▁t", "▁a", "he", "in", "▁the", "er",
-        "▁s", "▁w", "on", "at", "en", "nd", "▁o", "▁b", "es", "▁h", "▁c", "is", "it", "or", "ou", "▁f",
-        "an", "ed", "▁m", "▁th", "▁and", "▁to", "▁of", "ing", "▁in", "▁is", "▁it", "▁was", "▁he", "▁I",
-        "▁you", "▁that", "▁for", "▁on", "▁with", "▁as", "▁be", "▁at", "▁his", "▁by", "▁we", "▁she",
-        "▁Once", "▁upon", "▁time", "▁there", "▁little", "▁girl", "▁named", "▁Lily", "▁day", "▁big",
-        "▁happy", "▁friend", "▁play", "▁said", "▁had", "▁very", "▁they", "▁her", "▁saw", "▁went",
-        "▁Hello", "▁world", "▁local", "▁model", "▁Hearth", "▁fire", "▁warm", "▁home",
+        "▁",      "e",       "t",      "a",       "o",      "i",       "n",     "s",     "r",
+        "h",      "l",       "d",      "c",       "u",      "m",       "f",     "p",     "g",
+        "w",      "y",       "b",      "v",       "k",      "x",       "j",     "q",     "z",
+        ".",      ",",       "!",      "?",       "'",      "▁t",      "▁a",    "he",    "in",
+        "▁the",   "er",      "▁s",     "▁w",      "on",     "at",      "en",    "nd",    "▁o",
+        "▁b",     "es",      "▁h",     "▁c",      "is",     "it",      "or",    "ou",    "▁f",
+        "an",     "ed",      "▁m",     "▁th",     "▁and",   "▁to",     "▁of",   "ing",   "▁in",
+        "▁is",    "▁it",     "▁was",   "▁he",     "▁I",     "▁you",    "▁that", "▁for",  "▁on",
+        "▁with",  "▁as",     "▁be",    "▁at",     "▁his",   "▁by",     "▁we",   "▁she",  "▁Once",
+        "▁upon",  "▁time",   "▁there", "▁little", "▁girl",  "▁named",  "▁Lily", "▁day",  "▁big",
+        "▁happy", "▁friend", "▁play",  "▁said",   "▁had",   "▁very",   "▁they", "▁her",  "▁saw",
+        "▁went",  "▁Hello",  "▁world", "▁local",  "▁model", "▁Hearth", "▁fire", "▁warm", "▁home",
     };
     const int n_pieces = (int)(sizeof pieces / sizeof pieces[0]);
     const int n_vocab = 3 + 256 + n_pieces;
@@ -97,7 +111,8 @@ static hearth_err add_vocab(synth_ctx *c, int *n_vocab_out) {
     char *bytes = keep(c, 256 * 8);
     float *scores = keep(c, (size_t)n_vocab * sizeof *scores);
     int32_t *types = keep(c, (size_t)n_vocab * sizeof *types);
-    if (!tokens || !bytes || !scores || !types) return hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
+    if (!tokens || !bytes || !scores || !types)
+        return hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
     tokens[0] = "<unk>", tokens[1] = "<s>", tokens[2] = "</s>";
     types[0] = 2, types[1] = 3, types[2] = 3; /* unknown, control, control */
     for (int b = 0; b < 256; b++) {
@@ -114,8 +129,10 @@ static hearth_err add_vocab(synth_ctx *c, int *n_vocab_out) {
     if ((err = gguf_writer_set_str(c->w, "tokenizer.ggml.model", "llama")) ||
         (err = gguf_writer_set_str(c->w, "tokenizer.ggml.pre", "default")) ||
         (err = gguf_writer_set_arr_str(c->w, "tokenizer.ggml.tokens", tokens, (uint64_t)n_vocab)) ||
-        (err = gguf_writer_set_arr(c->w, "tokenizer.ggml.scores", GGUF_F32, scores, (uint64_t)n_vocab)) ||
-        (err = gguf_writer_set_arr(c->w, "tokenizer.ggml.token_type", GGUF_I32, types, (uint64_t)n_vocab)) ||
+        (err = gguf_writer_set_arr(c->w, "tokenizer.ggml.scores", GGUF_F32, scores,
+                                   (uint64_t)n_vocab)) ||
+        (err = gguf_writer_set_arr(c->w, "tokenizer.ggml.token_type", GGUF_I32, types,
+                                   (uint64_t)n_vocab)) ||
         (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.bos_token_id", 1)) ||
         (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.eos_token_id", 2)) ||
         (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.unknown_token_id", 0)) ||
@@ -128,15 +145,15 @@ static hearth_err add_vocab(synth_ctx *c, int *n_vocab_out) {
 static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_desc *a) {
     char key[128];
     hearth_err err = HEARTH_OK;
-#define SET_U32(suffix, v)                                                  \
-    if (!err) {                                                             \
-        snprintf(key, sizeof key, "%s.%s", p->arch, suffix);               \
-        err = gguf_writer_set_u32(c->w, key, (uint32_t)(v));                \
+#define SET_U32(suffix, v)                                                                         \
+    if (!err) {                                                                                    \
+        snprintf(key, sizeof key, "%s.%s", p->arch, suffix);                                       \
+        err = gguf_writer_set_u32(c->w, key, (uint32_t)(v));                                       \
     }
-#define SET_F32(suffix, v)                                                  \
-    if (!err) {                                                             \
-        snprintf(key, sizeof key, "%s.%s", p->arch, suffix);               \
-        err = gguf_writer_set_f32(c->w, key, (v));                          \
+#define SET_F32(suffix, v)                                                                         \
+    if (!err) {                                                                                    \
+        snprintf(key, sizeof key, "%s.%s", p->arch, suffix);                                       \
+        err = gguf_writer_set_f32(c->w, key, (v));                                                 \
     }
     SET_U32("context_length", p->n_ctx);
     SET_U32("embedding_length", p->n_embd);
@@ -163,14 +180,16 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
 }
 
 static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc *a, int il) {
-    const int64_t d = p->n_embd, nq = (int64_t)p->n_head * p->head_dim, nkv = (int64_t)p->n_head_kv * p->head_dim;
-    const float sd = 1.0f / sqrtf((float)d), sq = 1.0f / sqrtf((float)nq), sf = 1.0f / sqrtf((float)p->n_ff);
+    const int64_t d = p->n_embd, nq = (int64_t)p->n_head * p->head_dim,
+                  nkv = (int64_t)p->n_head_kv * p->head_dim;
+    const float sd = 1.0f / sqrtf((float)d), sq = 1.0f / sqrtf((float)nq),
+                sf = 1.0f / sqrtf((float)p->n_ff);
     char n[96];
     hearth_err err = HEARTH_OK;
-#define T(suffix, cols, rows, mean, std)                                          \
-    if (!err) {                                                                   \
-        snprintf(n, sizeof n, "blk.%d.%s", il, suffix);                           \
-        err = add_tensor(c, n, p->type, cols, rows, mean, std);                   \
+#define T(suffix, cols, rows, mean, std)                                                           \
+    if (!err) {                                                                                    \
+        snprintf(n, sizeof n, "blk.%d.%s", il, suffix);                                            \
+        err = add_tensor(c, n, p->type, cols, rows, mean, std);                                    \
     }
     T("attn_norm.weight", d, 1, 1.0f, 0.05f);
     if (a->fused_qkv) {
@@ -209,8 +228,9 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
 hearth_err synth_write(const char *path, const synth_params *p) {
     const arch_desc *a = arch_find(p->arch, strlen(p->arch));
     if (!a) return hr_fail(HEARTH_ERR_UNSUPPORTED, "synth: unknown architecture '%s'", p->arch);
-    if (p->n_embd < 1 || p->n_layer < 1 || p->n_head < 1 || p->n_head_kv < 1 || p->n_head % p->n_head_kv ||
-        p->head_dim < 2 || p->head_dim % 2 || p->n_ff < 1 || p->n_ctx < 1)
+    if (p->n_embd < 1 || p->n_layer < 1 || p->n_head < 1 || p->n_head_kv < 1 ||
+        p->n_head % p->n_head_kv || p->head_dim < 2 || p->head_dim % 2 || p->n_ff < 1 ||
+        p->n_ctx < 1)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: inconsistent shape");
     synth_ctx c = {.rng = {.s = p->seed * 0x9E3779B97F4A7C15ULL + 1}};
     hearth_err err = gguf_writer_new(&c.w);
@@ -220,7 +240,8 @@ hearth_err synth_write(const char *path, const synth_params *p) {
     const float se = 2.0f / sqrtf((float)p->n_embd);
     if (!err) err = add_tensor(&c, "token_embd.weight", p->type, p->n_embd, n_vocab, 0.0f, se);
     if (!err) err = add_tensor(&c, "output_norm.weight", KERN_F32, p->n_embd, 1, 1.0f, 0.05f);
-    if (!err && !p->tied) err = add_tensor(&c, "output.weight", p->type, p->n_embd, n_vocab, 0.0f, se);
+    if (!err && !p->tied)
+        err = add_tensor(&c, "output.weight", p->type, p->n_embd, n_vocab, 0.0f, se);
     for (int il = 0; il < p->n_layer && !err; il++) err = add_layer(&c, p, a, il);
     if (!err) err = gguf_writer_write(c.w, path);
     gguf_writer_free(c.w);

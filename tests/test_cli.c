@@ -1,0 +1,141 @@
+/*
+ * test_cli.c - the `hearth` program as a user runs it: synth, info, logits
+ * (files in the golden layout, checked against the library and, when
+ * ../shared is present, against llama.cpp's golden logits), run, and clear
+ * failures on bad input.
+ */
+#include "golden.h"
+#include "hearth.h"
+#include "test.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[64];
+
+/* Runs a formatted shell command line; returns its exit status. */
+__attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void logits_layout(const char *model) {
+    char ids_path[128], prefix[128], path[256];
+    snprintf(ids_path, sizeof ids_path, "%s/ids.txt", dir);
+    snprintf(prefix, sizeof prefix, "%s/out", dir);
+    FILE *f = fopen(ids_path, "w");
+    REQUIRE(f);
+    const int32_t ids[6] = {1, 300, 301, 40, 50, 60};
+    fputs("1, 300,301\n40 50\t60\n", f);
+    fclose(f);
+    char args[512];
+    snprintf(args, sizeof args, "--ids %s -o %s --gen 3", ids_path, prefix);
+    REQUIRE(sh("%s logits -m %s %s", HEARTH_BINARY, model, args) == 0);
+    size_t len;
+    snprintf(path, sizeof path, "%s.logits.f32", prefix);
+    float *got = (float *)golden_read(path, &len);
+    hearth_model *m = NULL;
+    REQUIRE(got && hearth_model_load(model, NULL, &m) == HEARTH_OK);
+    const int nv = hearth_model_n_vocab(m);
+    CHECK(len == 6 * (size_t)nv * sizeof(float));
+    hearth_session *s = NULL;
+    REQUIRE(hearth_session_new(m, NULL, &s) == HEARTH_OK);
+    float *want = malloc(6 * (size_t)nv * sizeof(float));
+    REQUIRE(want && hearth_decode(s, ids, 6, want, true) == HEARTH_OK);
+    double max = 0;
+    for (size_t i = 0; i < 6 * (size_t)nv && len == 6 * (size_t)nv * sizeof(float); i++)
+        max = fmax(max, fabs((double)got[i] - want[i]));
+    CHECKF(max < 1e-5, "hearth logits differs from hearth_decode by %g", max);
+    snprintf(path, sizeof path, "%s.gen_logits.f32", prefix);
+    float *gen = (float *)golden_read(path, &len);
+    CHECK(gen && len == 3 * (size_t)nv * sizeof(float));
+    snprintf(path, sizeof path, "%s.json", prefix);
+    char *json = golden_read(path, NULL);
+    double gen_ids[8];
+    CHECK(json && golden_array(json, "gen_ids", gen_ids, 8) == 3);
+    free(json);
+    free(gen);
+    free(want);
+    free(got);
+    hearth_session_free(s);
+    hearth_model_free(m);
+}
+
+static void golden_logits(void) {
+    char model[1024], golden[1024], ids_path[1024], prefix[128], path[256], args[2048];
+    snprintf(model, sizeof model, "%s/conformance/models/tiny-llama/tiny-llama.F32.gguf",
+             HEARTH_SHARED_DIR);
+    snprintf(golden, sizeof golden, "%s/conformance/prompt_tokens.txt", HEARTH_SHARED_DIR);
+    if (access(model, R_OK) || access(golden, R_OK)) {
+        printf("SKIP (golden): ../shared/conformance is absent\n");
+        return;
+    }
+    snprintf(ids_path, sizeof ids_path, "%s", golden);
+    snprintf(prefix, sizeof prefix, "%s/golden", dir);
+    snprintf(args, sizeof args, "--ids %s -o %s --gen 16", ids_path, prefix);
+    REQUIRE(sh("%s logits -m %s %s", HEARTH_BINARY, model, args) == 0);
+    const char *const files[] = {"logits.f32", "gen_logits.f32"};
+    for (int i = 0; i < 2; i++) {
+        size_t n1, n2;
+        snprintf(path, sizeof path, "%s.%s", prefix, files[i]);
+        float *got = (float *)golden_read(path, &n1);
+        snprintf(golden, sizeof golden, "%s/conformance/models/tiny-llama/golden/F32.%s",
+                 HEARTH_SHARED_DIR, files[i]);
+        float *want = (float *)golden_read(golden, &n2);
+        REQUIRE(got && want);
+        CHECK(n1 == n2);
+        double max = 0;
+        for (size_t j = 0; j < n1 / 4 && n1 == n2; j++)
+            max = fmax(max, fabs((double)got[j] - want[j]));
+        CHECKF(max <= 2e-4, "%s differs from llama.cpp's by %g", files[i], max);
+        free(got);
+        free(want);
+    }
+    snprintf(path, sizeof path, "%s.json", prefix);
+    snprintf(golden, sizeof golden, "%s/conformance/models/tiny-llama/golden/F32.json",
+             HEARTH_SHARED_DIR);
+    char *a = golden_read(path, NULL), *b = golden_read(golden, NULL);
+    double ga[32], gb[32];
+    REQUIRE(a && b);
+    const int na = golden_array(a, "gen_ids", ga, 32), nb = golden_array(b, "gen_ids", gb, 32);
+    CHECK(na == 16 && na == nb && memcmp(ga, gb, sizeof(double) * 16) == 0);
+    free(a);
+    free(b);
+}
+
+int main(void) {
+    snprintf(dir, sizeof dir, "/tmp/hearth-test-cli-%d", (int)getpid());
+    char model[128], bad[128];
+    snprintf(model, sizeof model, "%s/m.gguf", dir);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+    REQUIRE(system(cmd) == 0);
+    CHECK(sh("%s synth -o %s --type q8_0 --layers 2 >/dev/null", HEARTH_BINARY, model) == 0);
+    CHECK(sh("%s info %s | grep -q 'blk.1.ffn_down.weight'", HEARTH_BINARY, model) == 0);
+    CHECK(sh("%s run -m %s -p 'Once upon a time' -n 8 --temp 0 >/dev/null 2>&1", HEARTH_BINARY,
+             model) == 0);
+    CHECK(sh("echo 'Once upon' | %s run -m %s -n 4 >/dev/null 2>&1", HEARTH_BINARY, model) == 0);
+    CHECK(sh("%s tokenize -m %s 'Hello world' | grep -Eq '^[0-9 ]+$'", HEARTH_BINARY, model) == 0);
+    logits_layout(model);
+    golden_logits();
+    /* Bad input: a clear error and exit 1, never a crash. */
+    snprintf(bad, sizeof bad, "%s/bad.gguf", dir);
+    FILE *f = fopen(bad, "wb");
+    REQUIRE(f);
+    fputs("GGUF\x03\0\0\0garbage", f);
+    fclose(f);
+    CHECK(sh("%s info %s 2>&1 | grep -q 'gguf'", HEARTH_BINARY, bad) == 0);
+    CHECK(sh("%s run -m %s -p hi 2>/dev/null", HEARTH_BINARY, bad) == 1);
+    CHECK(sh("%s run -m /nonexistent.gguf -p hi 2>/dev/null", HEARTH_BINARY) == 1);
+    CHECK(sh("%s nosuchcommand 2>/dev/null", HEARTH_BINARY) == 2);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    return test_done("cli");
+}
