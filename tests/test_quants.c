@@ -121,6 +121,8 @@ __attribute__((target("f16c"))) static uint16_t f16c_convert(float f) {
     return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
 }
 
+__attribute__((target("f16c"))) static float f16c_widen(uint16_t h) { return _cvtsh_ss(h); }
+
 /* F16C (CPUID.1:ECX bit 29) is VEX-encoded: the OS must also save the YMM
  * state (OSXSAVE, bit 27, and XCR0 bits 1-2). */
 static bool cpu_has_f16c(void) {
@@ -153,6 +155,8 @@ static void test_f16(void) {
     CHECK(isinf(kern_f16_to_f32(0x7c00)) && kern_f16_to_f32(0x7c00) > 0);
     CHECK(isinf(kern_f16_to_f32(0xfc00)) && kern_f16_to_f32(0xfc00) < 0);
     CHECK(bits_of(kern_f16_to_f32(0x8000)) == 0x80000000u);
+    CHECK(bits_of(kern_f16_to_f32(0x7c01)) == 0x7fc02000u); /* signalling NaN comes out quiet */
+    CHECK(bits_of(kern_f16_to_f32(0xfe00)) == 0xffc00000u);
 
     /* Rounding, checked between every pair of adjacent finite halves: the
      * exact midpoint goes to the even one, anything off it to the nearer. */
@@ -198,6 +202,10 @@ static void test_f16(void) {
             }
         }
         CHECKF(diff == 0, "%d of 2e6 random floats differ from F16C", diff);
+        diff = 0;
+        for (uint32_t h = 0; h < 65536; h++)
+            if (bits_of(kern_f16_to_f32((uint16_t)h)) != bits_of(f16c_widen((uint16_t)h))) diff++;
+        CHECKF(diff == 0, "%d halves widen differently from F16C", diff);
     } else {
         printf("test_quants: no F16C on this CPU, skipping the hardware oracle\n");
     }

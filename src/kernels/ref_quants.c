@@ -107,7 +107,8 @@ float kern_f16_to_f32(uint16_t h) {
         const float v = (float)mant * 0x1p-24f;
         return sign ? -v : v;
     }
-    if (exp == 31) return f32_from_bits(sign | 0x7f800000u | (mant << 13)); /* inf, nan */
+    if (exp == 31) /* inf; NaNs come out quiet, as from vcvtph2ps and ggml */
+        return f32_from_bits(sign | 0x7f800000u | (mant << 13) | (mant ? 0x400000u : 0));
     return f32_from_bits(sign | ((exp + 112) << 23) | (mant << 13));
 }
 
