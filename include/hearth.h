@@ -73,7 +73,8 @@ typedef struct hearth_session_params {
 HEARTH_API hearth_session_params hearth_session_default_params(void);
 
 /* Creates a session: the KV cache and every activation buffer, sized once.
- * The model must outlive the session. */
+ * The model must outlive the session. A model's thread pool runs one decode
+ * at a time: use a model's sessions from one thread at a time. */
 HEARTH_API hearth_err hearth_session_new(hearth_model *model, const hearth_session_params *params,
                                          hearth_session **out);
 HEARTH_API void hearth_session_free(hearth_session *session);
