@@ -467,7 +467,9 @@ static void test_roundtrip(void) {
                     /* whole zero blocks come back as exact zeros */
                     for (int64_t i = 32; i < 64 && i < n; i++) CHECK(y[i] == 0.0f);
                 }
-                /* the dispatched to_float agrees with the reference exactly */
+                /* the dispatched to_float agrees with the reference exactly:
+                 * ggml dequantizes (get_rows) with its scalar code, so a
+                 * faster to_float must not change a bit */
                 float *y2 = xmalloc((size_t)n * sizeof(float));
                 kern_get(t)->to_float(q, y2, n);
                 CHECKF(memcmp(y, y2, (size_t)n * sizeof(float)) == 0, "%s to_float", info->name);
