@@ -12,6 +12,7 @@
 #include "core.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -24,7 +25,17 @@
 #define POOL_PAUSE() ((void)0)
 #endif
 
-enum { POOL_SPIN_ITERS = 1 << 16 };
+/* Spin this long for the next job before sleeping; when the machine has
+ * more runnable threads than cores, a waiter yields after POOL_YIELD_AFTER
+ * spins so that the thread it waits for can run. */
+enum { POOL_SPIN_ITERS = 1 << 16, POOL_YIELD_AFTER = 1 << 10 };
+
+static void pool_backoff(int *spins) {
+    if (++*spins < POOL_YIELD_AFTER)
+        POOL_PAUSE();
+    else
+        sched_yield();
+}
 
 typedef struct pool_worker {
     hr_pool *pool;
@@ -51,8 +62,8 @@ static void *pool_main(void *arg) {
     uint64_t seen = 0;
     for (;;) {
         uint64_t g = atomic_load(&p->gen);
-        for (int i = 0; g == seen && i < POOL_SPIN_ITERS; i++) {
-            POOL_PAUSE();
+        for (int i = 0, spins = 0; g == seen && i < POOL_SPIN_ITERS; i++) {
+            pool_backoff(&spins);
             g = atomic_load(&p->gen);
         }
         if (g == seen) {
@@ -132,5 +143,6 @@ void hr_pool_run(hr_pool *p, hr_pool_job job, void *ctx) {
         pthread_mutex_unlock(&p->mu);
     }
     job(ctx, 0, p->n_threads);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) POOL_PAUSE();
+    int spins = 0;
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) pool_backoff(&spins);
 }
