@@ -1,0 +1,157 @@
+/*
+ * bench_kernels.c - speed of every vec_dot and activation quantizer, scalar
+ * versus each instruction set this CPU runs. A measurement, not a test.
+ *
+ * For each type: a matrix of rows of n_cols elements is multiplied by one
+ * activation row, one vec_dot per row, single-threaded:
+ *   hot:  a matrix of ~256 KiB (stays in L2): kernel speed, ns per row and
+ *         weight GB/s;
+ *   cold: a matrix of ~256 MiB (streams from memory): GB/s of weights.
+ * from_float is timed on a row of n_cols floats (ns per row).
+ *
+ * usage: bench_kernels [n_cols (4096), a multiple of 32] [seconds per measurement (0.2)]
+ * [cold: 0 to skip the streaming measurement (1)]
+ */
+#include "kernels/isa.h"
+#include "kernels/kern_ref.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct {
+    const char *name;
+    bool (*usable)(void);
+    void (*install)(kern_fns *table);
+} isa_row;
+
+static const isa_row k_isas[] = {{"scalar", NULL, NULL}, KERN_ISA_ROWS};
+#define N_ISAS ((int)(sizeof k_isas / sizeof k_isas[0]))
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static volatile float g_sink;
+
+/* Seconds per pass over n_rows rows (best of several passes). */
+static double time_rows(kern_vec_dot_fn fn, int64_t n_cols, const uint8_t *w, size_t row_bytes,
+                        int64_t n_rows, const void *x, double budget_s) {
+    double best = 1e30, spent = 0.0;
+    int passes = 0;
+    while (passes < 3 || (spent < budget_s && passes < 100000)) {
+        float acc = 0.0f;
+        const double t0 = now_s();
+        for (int64_t r = 0; r < n_rows; r++) {
+            float s;
+            fn(n_cols, &s, w + (size_t)r * row_bytes, x);
+            acc += s;
+        }
+        const double dt = now_s() - t0;
+        g_sink = acc;
+        if (dt < best) best = dt;
+        spent += dt;
+        passes++;
+    }
+    return best;
+}
+
+static double time_quant(kern_from_float_fn fn, const float *x, void *y, int64_t n,
+                         double budget_s) {
+    double best = 1e30, spent = 0.0;
+    int passes = 0;
+    while (passes < 3 || (spent < budget_s && passes < 1000000)) {
+        const double t0 = now_s();
+        for (int k = 0; k < 16; k++) fn(x, y, n);
+        const double dt = (now_s() - t0) / 16;
+        if (dt < best) best = dt;
+        spent += dt * 16;
+        passes++;
+    }
+    return best;
+}
+
+int main(int argc, char **argv) {
+    const int64_t n_cols = argc > 1 ? atoll(argv[1]) : 4096;
+    const double budget = argc > 2 ? atof(argv[2]) : 0.2;
+    const bool do_cold = argc > 3 ? atoi(argv[3]) != 0 : true;
+    if (n_cols <= 0 || n_cols % 32 != 0) {
+        fprintf(stderr, "n_cols must be a positive multiple of 32\n");
+        return 2;
+    }
+    setenv("HEARTH_ISA", "scalar", 1);
+    kern_fns scalar[KERN_ISA_NTYPES];
+    for (int t = 0; t < KERN_ISA_NTYPES; t++) {
+        const kern_fns *f = kern_get((kern_type)t);
+        if (f) scalar[t] = *f;
+    }
+    kern_fns tables[8][KERN_ISA_NTYPES];
+    bool usable[8] = {true};
+    for (int i = 0; i < N_ISAS && i < 8; i++) {
+        memcpy(tables[i], scalar, sizeof scalar);
+        if (i > 0) {
+            usable[i] = k_isas[i].usable();
+            if (usable[i]) k_isas[i].install(tables[i]);
+        }
+    }
+
+    const kern_type types[] = {KERN_F32,  KERN_F16,  KERN_BF16, KERN_Q8_0, KERN_Q4_0, KERN_Q5_0,
+                               KERN_Q4_1, KERN_Q5_1, KERN_Q4_K, KERN_Q5_K, KERN_Q6_K};
+    float *xf = malloc((size_t)n_cols * sizeof(float));
+    unsigned long long seed = 12345;
+    for (int64_t i = 0; i < n_cols; i++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        xf[i] = (float)((double)(seed >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    }
+    printf("n_cols %lld, single thread, best of passes within %.2f s\n", (long long)n_cols, budget);
+    printf("%-6s %-12s %10s %10s %10s\n", "type", "isa", "ns/row hot", "GB/s hot", "GB/s cold");
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const kern_type t = types[ti];
+        const kern_type_info *info = kern_type_get((uint32_t)t);
+        const size_t rb = kern_row_bytes(t, n_cols);
+        if (rb == 0) continue; /* n_cols is no multiple of the block size */
+        const int64_t hot_rows = (int64_t)(256 * 1024 / rb) + 1;
+        const int64_t cold_rows = (int64_t)(256ull * 1024 * 1024 / rb) + 1;
+        uint8_t *w = malloc((size_t)cold_rows * rb);
+        /* realistic weights: quantize a random row, repeat it with varied bytes */
+        float *wf = malloc((size_t)n_cols * sizeof(float));
+        for (int64_t i = 0; i < n_cols; i++) wf[i] = xf[(i * 7 + 3) % n_cols] * 0.5f;
+        kern_ref_quantize_row(t, wf, w, n_cols);
+        for (int64_t r = 1; r < cold_rows; r++) memcpy(w + (size_t)r * rb, w, rb);
+        void *x = malloc(kern_row_bytes(info->vec_dot_type, n_cols));
+        scalar[info->vec_dot_type].from_float(xf, x, n_cols);
+        for (int i = 0; i < N_ISAS && i < 8; i++) {
+            if (!usable[i] || (i > 0 && tables[i][t].vec_dot == scalar[t].vec_dot)) continue;
+            const kern_vec_dot_fn fn = tables[i][t].vec_dot;
+            const double hot = time_rows(fn, n_cols, w, rb, hot_rows, x, budget);
+            const double cold =
+                do_cold ? time_rows(fn, n_cols, w, rb, cold_rows, x, i == 0 ? 0 : budget) : 1e30;
+            printf("%-6s %-12s %10.1f %10.2f %10.2f\n", info->name, k_isas[i].name,
+                   hot / (double)hot_rows * 1e9, (double)hot_rows * (double)rb / hot / 1e9,
+                   (double)cold_rows * (double)rb / cold / 1e9);
+            fflush(stdout);
+        }
+        free(x);
+        free(wf);
+        free(w);
+    }
+    printf("\n%-6s %-12s %10s\n", "act", "isa", "ns/row");
+    const kern_type acts[] = {KERN_Q8_0, KERN_Q8_1, KERN_Q8_K, KERN_F16, KERN_BF16};
+    for (size_t ai = 0; ai < sizeof acts / sizeof acts[0]; ai++) {
+        const kern_type t = acts[ai];
+        if (kern_row_bytes(t, n_cols) == 0) continue;
+        void *y = malloc(kern_row_bytes(t, n_cols));
+        for (int i = 0; i < N_ISAS && i < 8; i++) {
+            if (!usable[i] || (i > 0 && tables[i][t].from_float == scalar[t].from_float)) continue;
+            const double dt = time_quant(tables[i][t].from_float, xf, y, n_cols, budget);
+            printf("%-6s %-12s %10.1f\n", kern_type_get((uint32_t)t)->name, k_isas[i].name,
+                   dt * 1e9);
+        }
+        free(y);
+    }
+    free(xf);
+    return 0;
+}
