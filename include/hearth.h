@@ -190,6 +190,15 @@ HEARTH_API hearth_err hearth_generate(hearth_session *session, hearth_sampler *s
                                       const hearth_gen_params *params, hearth_token_cb cb,
                                       void *user, hearth_gen_result *result);
 
+/* ---- metadata ------------------------------------------------------------ */
+
+/* The string value of GGUF metadata key `key` (e.g. "tokenizer.chat_template",
+ * "general.name"). *out points into the model's mapping, is NOT NUL-terminated
+ * and lives as long as the model; *len receives its length in bytes. Fails with
+ * HEARTH_ERR_INVALID_ARG when the key is absent or does not hold a string. */
+HEARTH_API hearth_err hearth_model_meta_str(const hearth_model *model, const char *key,
+                                            const char **out, size_t *len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,564 @@
+/*
+ * chat_template.c - recognition of the chat template families small models
+ * ship and a C renderer for each (see chat_template.h for the contract).
+ *
+ * Recognition looks for substrings that only one family's template text
+ * contains, after turning the two-character escape \n into a newline (some
+ * GGUF files store templates with real newlines inside Jinja strings, others
+ * with the escape). Each renderer follows its Jinja source line by line; the
+ * comments quote the lines where the output is not obvious (trim, defaults,
+ * prefixes). Jinja's trim is Python's str.strip(): it removes Unicode
+ * whitespace, not only ASCII.
+ */
+#include "chat_template.h"
+
+#include "core/core.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- a growing output buffer -------------------------------------------- */
+
+typedef struct ct_buf {
+    char *p;
+    size_t n, cap;
+    bool oom;
+} ct_buf;
+
+static void buf_put(ct_buf *b, const char *s, size_t len) {
+    if (b->oom || len == 0) return;
+    uint64_t need;
+    if (!hr_add_ok(b->n, len, &need) || !hr_add_ok(need, 1, &need)) {
+        b->oom = true;
+        return;
+    }
+    if (need > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < need) cap = cap > SIZE_MAX / 2 ? (size_t)need : cap * 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, len);
+    b->n += len;
+    b->p[b->n] = '\0';
+}
+
+static void buf_puts(ct_buf *b, const char *s) { buf_put(b, s, strlen(s)); }
+
+/* ---- text helpers -------------------------------------------------------- */
+
+typedef struct ct_span {
+    const char *p;
+    size_t n;
+} ct_span;
+
+/* Length of the Python-whitespace character at s[0..n), or 0 if none. */
+static size_t py_space_len(const unsigned char *s, size_t n) {
+    if (s[0] == ' ' || (s[0] >= 0x09 && s[0] <= 0x0d) || (s[0] >= 0x1c && s[0] <= 0x1f)) return 1;
+    if (n >= 2 && s[0] == 0xc2 && (s[1] == 0x85 || s[1] == 0xa0)) return 2;
+    if (n < 3) return 0;
+    const unsigned cp3 =
+        ((unsigned)(s[0] & 0x0f) << 12) | ((unsigned)(s[1] & 0x3f) << 6) | (s[2] & 0x3f);
+    if ((s[0] & 0xf0) != 0xe0 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80) return 0;
+    if (cp3 == 0x1680 || (cp3 >= 0x2000 && cp3 <= 0x200a) || cp3 == 0x2028 || cp3 == 0x2029 ||
+        cp3 == 0x202f || cp3 == 0x205f || cp3 == 0x3000)
+        return 3;
+    return 0;
+}
+
+/* Whether a Python-whitespace character ends at s[n). */
+static size_t py_space_len_back(const unsigned char *s, size_t n) {
+    for (size_t k = 1; k <= 3 && k <= n; k++)
+        if (py_space_len(s + n - k, k) == k) return k;
+    return 0;
+}
+
+static ct_span span_trim(ct_span s) { /* Jinja's |trim, Python's str.strip() */
+    const unsigned char *u = (const unsigned char *)s.p;
+    size_t a = 0, b = s.n, k;
+    while (a < b && (k = py_space_len(u + a, b - a)) > 0) a += k;
+    while (b > a && (k = py_space_len_back(u + a, b - a)) > 0) b -= k;
+    return (ct_span){s.p + a, b - a};
+}
+
+static ct_span span_lstrip_nl(ct_span s) { /* str.lstrip('\n') */
+    while (s.n && s.p[0] == '\n') s.p++, s.n--;
+    return s;
+}
+
+static ct_span span_rstrip_nl(ct_span s) { /* str.rstrip('\n') */
+    while (s.n && s.p[s.n - 1] == '\n') s.n--;
+    return s;
+}
+
+/* First (last when `last`) occurrence of needle in s, or NULL. */
+static const char *span_find(ct_span s, const char *needle, bool last) {
+    const size_t m = strlen(needle);
+    const char *hit = NULL;
+    for (size_t i = 0; m <= s.n && i + m <= s.n; i++) {
+        if (memcmp(s.p + i, needle, m) == 0) {
+            hit = s.p + i;
+            if (!last) break;
+        }
+    }
+    return hit;
+}
+
+static void buf_span(ct_buf *b, ct_span s) { buf_put(b, s.p, s.n); }
+
+/* ---- recognition --------------------------------------------------------- */
+
+static const char ct_names[] =
+    "chatml|qwen3|llama3|llama3.1|llama3.2|gemma|gemma3|phi3|phi3-mini|phi4-mini|phi4";
+
+const char *tok_chat_names(void) { return ct_names; }
+
+hearth_err tok_chat_named(const char *name, tok_chat_template *out) {
+    tok_chat_template t = {0};
+    if (!strcmp(name, "chatml")) {
+        t = (tok_chat_template){.family = TOK_CHAT_CHATML, .name = "chatml"};
+    } else if (!strcmp(name, "qwen3")) {
+        t = (tok_chat_template){.family = TOK_CHAT_CHATML, .name = "qwen3", .think = true};
+    } else if (!strcmp(name, "llama3")) {
+        t = (tok_chat_template){.family = TOK_CHAT_LLAMA3, .name = "llama3", .bos = true};
+    } else if (!strcmp(name, "llama3.1")) {
+        t = (tok_chat_template){
+            .family = TOK_CHAT_LLAMA3, .name = "llama3.1", .bos = true, .dated = true};
+    } else if (!strcmp(name, "llama3.2")) {
+        t = (tok_chat_template){.family = TOK_CHAT_LLAMA3,
+                                .name = "llama3.2",
+                                .bos = true,
+                                .dated = true,
+                                .date_now = true};
+    } else if (!strcmp(name, "gemma")) {
+        t = (tok_chat_template){
+            .family = TOK_CHAT_GEMMA, .name = "gemma", .bos = true, .merge_system = true};
+    } else if (!strcmp(name, "gemma3")) {
+        t = (tok_chat_template){
+            .family = TOK_CHAT_GEMMA, .name = "gemma3", .bos = true, .gemma_prefix = true};
+    } else if (!strcmp(name, "phi3")) {
+        t = (tok_chat_template){.family = TOK_CHAT_PHI3,
+                                .name = "phi3",
+                                .role_newline = true,
+                                .skip_empty_system = true};
+    } else if (!strcmp(name, "phi3-mini")) {
+        t = (tok_chat_template){.family = TOK_CHAT_PHI3,
+                                .name = "phi3-mini",
+                                .bos = true,
+                                .legacy_turns = true,
+                                .merge_system = true,
+                                .role_newline = true};
+    } else if (!strcmp(name, "phi4-mini")) {
+        t = (tok_chat_template){.family = TOK_CHAT_PHI3, .name = "phi4-mini"};
+    } else if (!strcmp(name, "phi4")) {
+        t = (tok_chat_template){.family = TOK_CHAT_PHI4, .name = "phi4", .legacy_turns = true};
+    } else {
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: unknown name '%s' (known: %s)", name,
+                       ct_names);
+    }
+    *out = t;
+    return HEARTH_OK;
+}
+
+/* The template text with every backslash-n escape turned into a newline, so
+ * one pattern matches both spellings. */
+static char *normalize(const char *tmpl, size_t len) {
+    char *s = malloc(len + 1);
+    if (!s) return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (tmpl[i] == '\\' && i + 1 < len && tmpl[i + 1] == 'n') {
+            s[n++] = '\n';
+            i++;
+        } else {
+            s[n++] = tmpl[i];
+        }
+    }
+    s[n] = '\0';
+    return s;
+}
+
+static bool has(const char *s, const char *needle) { return strstr(s, needle) != NULL; }
+
+/* A literal default system prompt: "<|im_start|>system\n" followed by plain
+ * text up to "<|im_end|>" inside one Jinja string (Qwen 2.5, SmolLM2). Text
+ * with quotes, braces or '+' is an expression, not a default. */
+static void chatml_default_system(const char *s, tok_chat_template *t) {
+    static const char open[] = "<|im_start|>system\n";
+    for (const char *p = strstr(s, open); p; p = strstr(p + 1, open)) {
+        const char *text = p + sizeof open - 1;
+        const char *end = strstr(text, "<|im_end|>");
+        if (!end || end == text || (size_t)(end - text) >= sizeof t->default_system) continue;
+        if (memchr(text, '\'', (size_t)(end - text)) || memchr(text, '"', (size_t)(end - text)) ||
+            memchr(text, '{', (size_t)(end - text)) || memchr(text, '}', (size_t)(end - text)) ||
+            memchr(text, '+', (size_t)(end - text)))
+            continue;
+        memcpy(t->default_system, text, (size_t)(end - text));
+        t->default_system[end - text] = '\0';
+        return;
+    }
+}
+
+static hearth_err detect_chatml(const char *s, tok_chat_template *t) {
+    if (has(s, "<end_of_utterance>"))
+        return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                       "chat template: SmolVLM's template is not supported");
+    t->family = TOK_CHAT_CHATML;
+    t->name = "chatml";
+    if (has(s, "<think>") || has(s, "</think>")) {
+        /* Qwen 3 keeps the reasoning of turns after the last user query only;
+         * other reasoning templates (QwQ, R1 distills) differ. */
+        if (!has(s, "last_query_index"))
+            return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                           "chat template: a ChatML template with <think> handling other than "
+                           "Qwen 3's is not supported");
+        t->think = true;
+        t->name = "qwen3";
+    }
+    chatml_default_system(s, t);
+    return HEARTH_OK;
+}
+
+static void detect_phi3(const char *s, tok_chat_template *t) {
+    t->family = TOK_CHAT_PHI3;
+    t->bos = has(s, "bos_token");
+    /* Phi-3-mini/medium: {{'<|user|>' + '\n' + message['content'] + '<|end|>' + '\n' +
+     * '<|assistant|>' + '\n'}}, assistant turns print only their content, and
+     * system messages are ignored. */
+    t->legacy_turns = has(s, "'<|end|>' + '\n' + '<|assistant|>'");
+    t->merge_system = t->legacy_turns;
+    /* Phi-4-mini: '<|' + message['role'] + '|>' + message['content'] + '<|end|>' */
+    t->role_newline = !has(s, "'|>' + message['content']");
+    /* Phi-3.5: {% if message['role'] == 'system' and message['content'] %} */
+    t->skip_empty_system = has(s, "message['role'] == 'system' and message['content']");
+    t->name = t->legacy_turns ? "phi3-mini" : t->role_newline ? "phi3" : "phi4-mini";
+}
+
+hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out) {
+    char *s = normalize(tmpl, len);
+    if (!s) return hr_fail(HEARTH_ERR_NOMEM, "chat template: out of memory");
+    tok_chat_template t = {0};
+    hearth_err err = HEARTH_OK;
+    if (has(s, "<|im_start|>") && has(s, "<|im_sep|>")) {
+        t.family = TOK_CHAT_PHI4;
+        t.name = "phi4";
+        t.legacy_turns = has(s, "<|im_end|><|im_start|>assistant<|im_sep|>");
+    } else if (has(s, "<|im_start|>")) {
+        err = detect_chatml(s, &t);
+    } else if (has(s, "<|start_header_id|>") && has(s, "<|end_header_id|>")) {
+        t.family = TOK_CHAT_LLAMA3;
+        t.bos = has(s, "bos_token");
+        t.dated = has(s, "Cutting Knowledge Date");
+        t.date_now = t.dated && has(s, "strftime_now");
+        t.name = !t.dated ? "llama3" : t.date_now ? "llama3.2" : "llama3.1";
+    } else if (has(s, "<start_of_turn>")) {
+        t.family = TOK_CHAT_GEMMA;
+        t.bos = has(s, "bos_token");
+        t.gemma_prefix = has(s, "first_user_prefix");
+        t.merge_system = !t.gemma_prefix;
+        t.name = t.gemma_prefix ? "gemma3" : "gemma";
+    } else if (has(s, "<|assistant|>") && has(s, "<|end|>")) {
+        detect_phi3(s, &t);
+    } else {
+        err = hr_fail(HEARTH_ERR_UNSUPPORTED,
+                      "chat template: not one Hearth recognizes (it renders Llama 3.x, ChatML as "
+                      "in Qwen 2.5/3 and SmolLM2, Gemma 2/3, Phi-3/3.5/4-mini and Phi-4); choose "
+                      "one with --chat-template %s",
+                      ct_names);
+    }
+    free(s);
+    if (!err) *out = t;
+    return err;
+}
+
+/* ---- rendering ----------------------------------------------------------- */
+
+static const char *role_name(tok_chat_role r) {
+    return r == TOK_CHAT_SYSTEM ? "system" : r == TOK_CHAT_USER ? "user" : "assistant";
+}
+
+typedef struct ct_msg {
+    tok_chat_role role;
+    ct_span content;
+} ct_msg;
+
+/* Qwen 3's assistant turn. The template cuts a reasoning block out of the
+ * content ("content.split('</think>')[-1].lstrip('\n')", reasoning =
+ * "split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n')") and
+ * prints it back only for turns after the last user query. */
+static void qwen3_assistant(ct_buf *b, ct_span c, bool after_query, bool last) {
+    ct_span content = c, reasoning = {c.p, 0};
+    const char *first_end = span_find(c, "</think>", false);
+    if (first_end) {
+        const char *last_end = span_find(c, "</think>", true);
+        const char *after = last_end + strlen("</think>");
+        content = span_lstrip_nl((ct_span){after, (size_t)(c.p + c.n - after)});
+        ct_span before = span_rstrip_nl((ct_span){c.p, (size_t)(first_end - c.p)});
+        const char *open = span_find(before, "<think>", true);
+        if (open) {
+            const char *r = open + strlen("<think>");
+            before = (ct_span){r, (size_t)(before.p + before.n - r)};
+        }
+        reasoning = span_lstrip_nl(before);
+    }
+    buf_puts(b, "<|im_start|>assistant\n");
+    if (after_query && (last || reasoning.n)) {
+        ct_span r = span_rstrip_nl(span_lstrip_nl(reasoning));
+        buf_puts(b, "<think>\n");
+        buf_span(b, r);
+        buf_puts(b, "\n</think>\n\n");
+        buf_span(b, span_lstrip_nl(content));
+    } else {
+        buf_span(b, content);
+    }
+    buf_puts(b, "<|im_end|>\n");
+}
+
+static bool is_tool_response(ct_span c) {
+    static const char open[] = "<tool_response>", close[] = "</tool_response>";
+    return c.n >= sizeof open - 1 && c.n >= sizeof close - 1 &&
+           !memcmp(c.p, open, sizeof open - 1) &&
+           !memcmp(c.p + c.n - (sizeof close - 1), close, sizeof close - 1);
+}
+
+static void render_chatml(const tok_chat_template *t, const ct_msg *m, size_t n, ct_buf *b) {
+    size_t i0 = 0;
+    if (n && m[0].role == TOK_CHAT_SYSTEM) {
+        buf_puts(b, "<|im_start|>system\n");
+        buf_span(b, m[0].content);
+        buf_puts(b, "<|im_end|>\n");
+        i0 = 1;
+    } else if (t->default_system[0]) {
+        buf_puts(b, "<|im_start|>system\n");
+        buf_puts(b, t->default_system);
+        buf_puts(b, "<|im_end|>\n");
+    }
+    /* Qwen 3: ns.last_query_index = the last user message that is not a
+     * wrapped tool response (n - 1 when there is none). */
+    size_t last_query = n ? n - 1 : 0;
+    for (size_t i = n; i-- > 0;) {
+        if (m[i].role == TOK_CHAT_USER && !is_tool_response(m[i].content)) {
+            last_query = i;
+            break;
+        }
+    }
+    for (size_t i = i0; i < n; i++) {
+        if (t->think && m[i].role == TOK_CHAT_ASSISTANT) {
+            qwen3_assistant(b, m[i].content, i > last_query, i + 1 == n);
+            continue;
+        }
+        buf_puts(b, "<|im_start|>");
+        buf_puts(b, role_name(m[i].role));
+        buf_puts(b, "\n");
+        buf_span(b, m[i].content);
+        buf_puts(b, "<|im_end|>\n");
+    }
+}
+
+static void llama3_date(int64_t now, bool real, char *out, size_t cap) {
+    if (!real) {
+        snprintf(out, cap, "26 Jul 2024"); /* {%- set date_string = "26 Jul 2024" %} */
+        return;
+    }
+    time_t tt = now ? (time_t)now : time(NULL);
+    struct tm tm;
+    if (!localtime_r(&tt, &tm) || !strftime(out, cap, "%d %b %Y", &tm))
+        snprintf(out, cap, "26 Jul 2024");
+}
+
+static void render_llama3(const tok_chat_template *t, const ct_msg *m, size_t n,
+                          const tok_chat_opts *o, ct_buf *b) {
+    size_t i0 = 0;
+    if (t->bos && n) buf_puts(b, o->bos);
+    if (t->dated) {
+        /* Llama 3.1+: the system header is always printed, holding
+         * messages[0]['content']|trim when messages[0] is a system message. */
+        ct_span sys = {"", 0};
+        if (n && m[0].role == TOK_CHAT_SYSTEM) {
+            sys = span_trim(m[0].content);
+            i0 = 1;
+        }
+        char date[64];
+        llama3_date(o->now, t->date_now, date, sizeof date);
+        buf_puts(b, "<|start_header_id|>system<|end_header_id|>\n\n");
+        buf_puts(b, "Cutting Knowledge Date: December 2023\nToday Date: ");
+        buf_puts(b, date);
+        buf_puts(b, "\n\n");
+        buf_span(b, sys);
+        buf_puts(b, "<|eot_id|>");
+    }
+    for (size_t i = i0; i < n; i++) {
+        buf_puts(b, "<|start_header_id|>");
+        buf_puts(b, role_name(m[i].role));
+        buf_puts(b, "<|end_header_id|>\n\n");
+        buf_span(b, span_trim(m[i].content));
+        buf_puts(b, "<|eot_id|>");
+    }
+}
+
+static hearth_err render_gemma(const tok_chat_template *t, const ct_msg *m, size_t n,
+                               const tok_chat_opts *o, ct_buf *b) {
+    size_t i0 = 0;
+    ct_span prefix = {"", 0};
+    if (t->bos) buf_puts(b, o->bos);
+    if (t->gemma_prefix && n && m[0].role == TOK_CHAT_SYSTEM) {
+        prefix = m[0].content; /* first_user_prefix = messages[0]['content'] + '\n\n' */
+        i0 = 1;
+    }
+    for (size_t i = i0; i < n; i++) {
+        const size_t k = i - i0; /* loop.index0 over loop_messages */
+        if ((m[i].role == TOK_CHAT_USER) != (k % 2 == 0))
+            return hr_fail(HEARTH_ERR_INVALID_ARG,
+                           "Conversation roles must alternate user/assistant/user/assistant/...");
+        buf_puts(b, "<start_of_turn>");
+        buf_puts(b, m[i].role == TOK_CHAT_ASSISTANT ? "model" : role_name(m[i].role));
+        buf_puts(b, "\n");
+        if (k == 0 && i0 == 1) {
+            buf_span(b, prefix);
+            buf_puts(b, "\n\n");
+        }
+        buf_span(b, span_trim(m[i].content));
+        buf_puts(b, "<end_of_turn>\n");
+    }
+    return HEARTH_OK;
+}
+
+static void render_phi3(const tok_chat_template *t, const ct_msg *m, size_t n, ct_buf *b) {
+    const char *nl = t->role_newline ? "\n" : "";
+    for (size_t i = 0; i < n; i++) {
+        if (t->legacy_turns) {
+            if (m[i].role == TOK_CHAT_USER) {
+                buf_puts(b, "<|user|>\n");
+                buf_span(b, m[i].content);
+                buf_puts(b, "<|end|>\n<|assistant|>\n");
+            } else if (m[i].role == TOK_CHAT_ASSISTANT) {
+                buf_span(b, m[i].content);
+                buf_puts(b, "<|end|>\n");
+            }
+            continue;
+        }
+        if (m[i].role == TOK_CHAT_SYSTEM && t->skip_empty_system && m[i].content.n == 0) continue;
+        buf_puts(b, "<|");
+        buf_puts(b, role_name(m[i].role));
+        buf_puts(b, "|>");
+        buf_puts(b, nl);
+        buf_span(b, m[i].content);
+        buf_puts(b, "<|end|>");
+        buf_puts(b, nl);
+    }
+}
+
+static void render_phi4(const tok_chat_template *t, const ct_msg *m, size_t n, ct_buf *b) {
+    for (size_t i = 0; i < n; i++) {
+        if (t->legacy_turns && m[i].role == TOK_CHAT_ASSISTANT) {
+            buf_span(b, m[i].content);
+            buf_puts(b, "<|im_end|>");
+            continue;
+        }
+        buf_puts(b, "<|im_start|>");
+        buf_puts(b, role_name(m[i].role));
+        buf_puts(b, "<|im_sep|>");
+        buf_span(b, m[i].content);
+        buf_puts(b, "<|im_end|>");
+        if (t->legacy_turns && m[i].role == TOK_CHAT_USER)
+            buf_puts(b, "<|im_start|>assistant<|im_sep|>");
+    }
+}
+
+static void generation_prompt(const tok_chat_template *t, const tok_chat_opts *o, ct_buf *b) {
+    switch (t->family) {
+    case TOK_CHAT_CHATML:
+        if (o->add_generation_prompt) buf_puts(b, "<|im_start|>assistant\n");
+        break;
+    case TOK_CHAT_LLAMA3:
+        if (o->add_generation_prompt)
+            buf_puts(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+        break;
+    case TOK_CHAT_GEMMA:
+        if (o->add_generation_prompt) buf_puts(b, "<start_of_turn>model\n");
+        break;
+    case TOK_CHAT_PHI3:
+        if (t->legacy_turns) break; /* the user turn already opened the assistant's */
+        if (o->add_generation_prompt)
+            buf_puts(b, t->role_newline ? "<|assistant|>\n" : "<|assistant|>");
+        else
+            buf_puts(b, o->eos); /* {% else %}{{ eos_token }}{% endif %} */
+        break;
+    case TOK_CHAT_PHI4:
+        if (!t->legacy_turns && o->add_generation_prompt)
+            buf_puts(b, "<|im_start|>assistant<|im_sep|>");
+        break;
+    }
+}
+
+hearth_err tok_chat_render(const tok_chat_template *t, const tok_chat_msg *msgs, size_t n,
+                           const tok_chat_opts *opts, char **out, size_t *out_len) {
+    if (n == 0) return hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: no messages");
+    tok_chat_opts o = *opts;
+    if (!o.bos) o.bos = "";
+    if (!o.eos) o.eos = "";
+    ct_msg *m = hr_calloc(n, sizeof *m);
+    if (!m) return HEARTH_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        m[i] = (ct_msg){msgs[i].role, {msgs[i].content, msgs[i].content_len}};
+    char *merged = NULL;
+    size_t nm = n;
+    ct_msg *mm = m;
+    if (t->merge_system && m[0].role == TOK_CHAT_SYSTEM) {
+        /* The template has no place for a system message: like llama.cpp,
+         * prepend it to the next message with "\n" (or drop it when alone). */
+        if (n > 1) {
+            ct_buf mb = {0};
+            buf_span(&mb, m[0].content);
+            buf_puts(&mb, "\n");
+            buf_span(&mb, m[1].content);
+            if (mb.oom || !mb.p) {
+                free(mb.p);
+                free(m);
+                return hr_fail(HEARTH_ERR_NOMEM, "chat template: out of memory");
+            }
+            merged = mb.p;
+            m[1].content = (ct_span){merged, mb.n};
+        }
+        mm = m + 1;
+        nm = n - 1;
+    }
+    ct_buf b = {0};
+    hearth_err err = HEARTH_OK;
+    switch (t->family) {
+    case TOK_CHAT_CHATML: render_chatml(t, mm, nm, &b); break;
+    case TOK_CHAT_LLAMA3: render_llama3(t, mm, nm, &o, &b); break;
+    case TOK_CHAT_GEMMA: err = render_gemma(t, mm, nm, &o, &b); break;
+    case TOK_CHAT_PHI3:
+        if (t->bos) buf_puts(&b, o.bos);
+        render_phi3(t, mm, nm, &b);
+        break;
+    case TOK_CHAT_PHI4: render_phi4(t, mm, nm, &b); break;
+    default: err = hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: no template chosen"); break;
+    }
+    if (!err) generation_prompt(t, &o, &b);
+    if (!err && b.oom) err = hr_fail(HEARTH_ERR_NOMEM, "chat template: out of memory");
+    if (!err && !b.p) {
+        b.p = malloc(1);
+        if (!b.p)
+            err = hr_fail(HEARTH_ERR_NOMEM, "chat template: out of memory");
+        else
+            b.p[0] = '\0';
+    }
+    free(merged);
+    free(m);
+    if (err) {
+        free(b.p);
+        return err;
+    }
+    *out = b.p;
+    *out_len = b.n;
+    return HEARTH_OK;
+}

@@ -1,0 +1,86 @@
+/*
+ * chat_template.h - turning a chat (role, content messages) into the prompt
+ * text a model was trained on, as its GGUF's tokenizer.chat_template would.
+ *
+ * Hearth does not interpret Jinja. It recognizes the template families that
+ * small models ship (Llama 3.x, ChatML as in Qwen 2.5 / Qwen 3 / SmolLM2,
+ * Gemma 2/3, Phi-3/3.5/4-mini, Phi-4) by distinctive substrings of the
+ * template text and renders each in C. The renderers reproduce what the
+ * Jinja templates print for system/user/assistant messages without tools,
+ * with add_generation_prompt; a template no rule recognizes is reported as
+ * unsupported, naming the overrides (tok_chat_named) that exist.
+ *
+ * Where a template cannot place a system message (Gemma 2, Phi-3-mini) the
+ * first system message is merged into the next message as "system\n" +
+ * content, as llama.cpp does, rather than dropped or refused.
+ */
+#ifndef HEARTH_CHAT_TEMPLATE_H
+#define HEARTH_CHAT_TEMPLATE_H
+
+#include "hearth.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum tok_chat_family {
+    TOK_CHAT_CHATML = 1, /* <|im_start|>role\n...<|im_end|>\n (Qwen 2.5/3, SmolLM2, ...) */
+    TOK_CHAT_LLAMA3,     /* <|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|> */
+    TOK_CHAT_GEMMA,      /* <start_of_turn>role\n...<end_of_turn>\n */
+    TOK_CHAT_PHI3,       /* <|role|>\n...<|end|>\n (Phi-3, 3.5, 4-mini) */
+    TOK_CHAT_PHI4        /* <|im_start|>role<|im_sep|>...<|im_end|> */
+} tok_chat_family;
+
+#define TOK_CHAT_SYSTEM_MAX 1024 /* longest default system prompt taken from a template */
+
+/* A recognized template: the family and the variant's switches. Plain data
+ * (no allocation): copy it freely. */
+typedef struct tok_chat_template {
+    tok_chat_family family;
+    const char *name;       /* variant: "chatml", "qwen3", "llama3", "llama3.1", "gemma3", ... */
+    bool bos;               /* the template prints bos_token first */
+    bool merge_system;      /* no system role: merge the first system message into the next */
+    bool legacy_turns;      /* a user turn ends with the assistant header; no generation prompt */
+    bool think;             /* Qwen 3: <think> blocks are cut from earlier assistant turns */
+    bool dated;             /* Llama 3.1+: a system header with the knowledge and today's date */
+    bool date_now;          /* ... today's date is the real one (strftime_now), else 26 Jul 2024 */
+    bool gemma_prefix;      /* Gemma 3: the system text opens the first user turn, then "\n\n" */
+    bool skip_empty_system; /* Phi-3.5: a system message with empty content prints nothing */
+    bool role_newline;      /* Phi: a newline after <|role|> (Phi-3/3.5: yes; Phi-4-mini: no) */
+    char default_system[TOK_CHAT_SYSTEM_MAX]; /* ChatML: printed when messages[0] is not system */
+} tok_chat_template;
+
+/* Recognizes template text tmpl[0..len). HEARTH_ERR_UNSUPPORTED, with a
+ * message naming the overrides, when no family matches. */
+hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out);
+
+/* A template by name: chatml, qwen3, llama3 (3.0: no system header), llama3.1
+ * (dated system header, 26 Jul 2024), llama3.2 (dated with today's date),
+ * gemma (Gemma 1/2), gemma3, phi3 (Phi-3.5 style), phi3-mini, phi4-mini,
+ * phi4. HEARTH_ERR_INVALID_ARG for any other name. */
+hearth_err tok_chat_named(const char *name, tok_chat_template *out);
+/* The names tok_chat_named accepts, separated by '|'. */
+const char *tok_chat_names(void);
+
+typedef enum tok_chat_role { TOK_CHAT_SYSTEM, TOK_CHAT_USER, TOK_CHAT_ASSISTANT } tok_chat_role;
+
+typedef struct tok_chat_msg {
+    tok_chat_role role;
+    const char *content; /* UTF-8, content_len bytes (need not be NUL-terminated) */
+    size_t content_len;
+} tok_chat_msg;
+
+typedef struct tok_chat_opts {
+    const char *bos, *eos;      /* the texts of bos_token / eos_token ("" when none) */
+    bool add_generation_prompt; /* end with the assistant's header */
+    int64_t now;                /* Unix time for templates that print today's date; 0: now */
+} tok_chat_opts;
+
+/* Renders msgs[0..n) (n >= 1). On success *out (NUL-terminated, *out_len
+ * bytes) is owned by the caller: free() it. A chat the template itself would
+ * refuse (Gemma: roles not alternating user/assistant) fails with
+ * HEARTH_ERR_INVALID_ARG and the template's message. */
+hearth_err tok_chat_render(const tok_chat_template *t, const tok_chat_msg *msgs, size_t n,
+                           const tok_chat_opts *opts, char **out, size_t *out_len);
+
+#endif

@@ -1,0 +1,53 @@
+/*
+ * model_fixture.h - test models for the server tests: a copy of a GGUF file
+ * with tokenizer.chat_template set (GGUF files without one are all the
+ * conformance set has), and the path of a small model with a vocabulary
+ * (tiny-llama from ../shared when present, else one written by synth_write).
+ */
+#ifndef HEARTH_TEST_MODEL_FIXTURE_H
+#define HEARTH_TEST_MODEL_FIXTURE_H
+
+#include "model/gguf.h"
+#include "model/synth.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Copies every key and tensor of src to dst, then sets tokenizer.chat_template
+ * to tmpl (when not NULL). */
+static inline hearth_err fixture_with_template(const char *src, const char *dst, const char *tmpl) {
+    gguf_file *f = NULL;
+    gguf_writer *w = NULL;
+    hearth_err err = gguf_open(src, &f);
+    if (!err) err = gguf_writer_new(&w);
+    if (!err) err = gguf_writer_copy_kv(w, f);
+    for (int64_t i = 0; !err && i < gguf_n_tensors(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
+        err = gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data, t->n_bytes);
+    }
+    if (!err && tmpl) err = gguf_writer_set_str(w, "tokenizer.chat_template", tmpl);
+    if (!err) err = gguf_writer_write(w, dst);
+    gguf_writer_free(w);
+    gguf_close(f);
+    return err;
+}
+
+/* A model with a SentencePiece vocabulary: ../shared's tiny-llama, or a
+ * random one written to `scratch`. Returns the path (static storage). */
+static inline const char *fixture_model(const char *scratch) {
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/conformance/models/tiny-llama/tiny-llama.Q8_0.gguf",
+             HEARTH_SHARED_DIR);
+    if (access(path, R_OK) == 0) return path;
+    synth_params p = synth_default_params();
+    p.arch = "llama";
+    p.n_ctx = 256;
+    if (synth_write(scratch, &p)) return NULL;
+    snprintf(path, sizeof path, "%s", scratch);
+    return path;
+}
+
+#endif
