@@ -59,6 +59,9 @@ bool tok_is_eog(const tok_vocab *v, int32_t id);
 /* Control tokens (type 3 or promoted to control by their text, e.g. EOG
  * tokens): rendered as "" unless special text is asked for. */
 bool tok_is_control(const tok_vocab *v, int32_t id);
+/* Tokens taken from the raw text before the algorithm runs: control, unknown
+ * and user-defined ones (their piece is their text). */
+bool tok_is_special(const tok_vocab *v, int32_t id);
 
 /* The stored text of token id (not NUL-terminated; SentencePiece pieces keep
  * their U+2581, BPE pieces their byte alphabet). NULL when id is out of range.
