@@ -394,14 +394,14 @@ AI __mmask16 tail16(int64_t rem) { return (__mmask16)(rem >= 16 ? 0xFFFFu : (1u 
 
 typedef enum { FK_F32, FK_F16, FK_BF16 } flt_kind;
 
-/* 16 elements at p (only the first `m` lanes when m is not all ones). */
-AI __m512 load16f(flt_kind k, const void *p, __mmask16 m) {
+/* 16 elements at p; with a mask only its lanes are read (the rest are zero). */
+AI __m512 load16f(flt_kind k, const void *p, bool masked, __mmask16 m) {
     switch (k) {
-    case FK_F32: return _mm512_maskz_loadu_ps(m, p);
-    case FK_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+    case FK_F32: return masked ? _mm512_maskz_loadu_ps(m, p) : _mm512_loadu_ps(p);
+    case FK_F16: return _mm512_cvtph_ps(masked ? _mm256_maskz_loadu_epi16(m, p) : load256(p));
     case FK_BF16: {
-        const __m512i u = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
-        return _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
+        const __m256i h = masked ? _mm256_maskz_loadu_epi16(m, p) : load256(p);
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
     }
     }
     return _mm512_setzero_ps();
@@ -410,19 +410,19 @@ AI __m512 load16f(flt_kind k, const void *p, __mmask16 m) {
 AI void vd_float(flt_kind k, int64_t n, float *s, const void *vw, const void *vx) {
     const size_t es = k == FK_F32 ? 4 : 2;
     const uint8_t *a = vw, *b = vx;
-    const __mmask16 all = 0xFFFF;
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                      _mm512_setzero_ps()};
     int64_t i = 0;
     for (; i + 64 <= n; i += 64)
         for (int j = 0; j < 4; j++) {
             const size_t o = (size_t)(i + 16 * j) * es;
-            acc[j] = _mm512_fmadd_ps(load16f(k, a + o, all), load16f(k, b + o, all), acc[j]);
+            acc[j] =
+                _mm512_fmadd_ps(load16f(k, a + o, false, 0), load16f(k, b + o, false, 0), acc[j]);
         }
     for (; i < n; i += 16) {
         const __mmask16 m = tail16(n - i);
         const size_t o = (size_t)i * es;
-        acc[0] = _mm512_fmadd_ps(load16f(k, a + o, m), load16f(k, b + o, m), acc[0]);
+        acc[0] = _mm512_fmadd_ps(load16f(k, a + o, true, m), load16f(k, b + o, true, m), acc[0]);
     }
     *s = _mm512_reduce_add_ps(
         _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
@@ -438,47 +438,46 @@ static void vec_dot_bf16(int64_t n, float *s, const void *w, const void *x) {
     vd_float(FK_BF16, n, s, w, x);
 }
 
-static void to_float_f16(const void *vx, float *y, int64_t n) {
+AI void to_float16(flt_kind k, const void *vx, float *y, int64_t n) {
     const uint16_t *x = vx;
-    for (int64_t i = 0; i < n; i += 16) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, load16f(k, x + i, false, 0));
+    if (i < n) {
         const __mmask16 m = tail16(n - i);
-        _mm512_mask_storeu_ps(y + i, m, load16f(FK_F16, x + i, m));
+        _mm512_mask_storeu_ps(y + i, m, load16f(k, x + i, true, m));
     }
 }
 
-static void to_float_bf16(const void *vx, float *y, int64_t n) {
-    const uint16_t *x = vx;
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = tail16(n - i);
-        _mm512_mask_storeu_ps(y + i, m, load16f(FK_BF16, x + i, m));
-    }
+static void to_float_f16(const void *x, float *y, int64_t n) { to_float16(FK_F16, x, y, n); }
+static void to_float_bf16(const void *x, float *y, int64_t n) { to_float16(FK_BF16, x, y, n); }
+
+/* f32 -> f16 or bf16, both rounding to nearest even. For bf16, NaNs keep
+ * their top bits and become quiet (as kern_f32_to_bf16). */
+AI __m256i to_half16(flt_kind k, __m512 v) {
+    if (k == FK_F16) return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT);
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd));
+    r = _mm512_srli_epi32(r, 16);
+    const __mmask16 nan = _mm512_cmpgt_epi32_mask(
+        _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+    r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(64));
+    return _mm512_cvtepi32_epi16(r);
 }
 
-static void from_float_f16(const float *x, void *vy, int64_t n) {
+AI void from_float16(flt_kind k, const float *x, void *vy, int64_t n) {
     uint16_t *y = vy;
-    for (int64_t i = 0; i < n; i += 16) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(y + i), to_half16(k, _mm512_loadu_ps(x + i)));
+    if (i < n) {
         const __mmask16 m = tail16(n - i);
-        const __m256i h =
-            _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT);
-        _mm256_mask_storeu_epi16(y + i, m, h);
+        _mm256_mask_storeu_epi16(y + i, m, to_half16(k, _mm512_maskz_loadu_ps(m, x + i)));
     }
 }
 
-/* Round to nearest even; NaNs keep their top bits and become quiet. */
-static void from_float_bf16(const float *x, void *vy, int64_t n) {
-    uint16_t *y = vy;
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = tail16(n - i);
-        const __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, x + i));
-        const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-        __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd));
-        r = _mm512_srli_epi32(r, 16);
-        const __mmask16 nan = _mm512_cmpgt_epi32_mask(
-            _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
-        r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(64));
-        _mm256_mask_storeu_epi16(y + i, m, _mm512_cvtepi32_epi16(r));
-    }
-}
+static void from_float_f16(const float *x, void *y, int64_t n) { from_float16(FK_F16, x, y, n); }
+static void from_float_bf16(const float *x, void *y, int64_t n) { from_float16(FK_BF16, x, y, n); }
 
 /* ---- activation quantizers ------------------------------------------------------------------ */
 
