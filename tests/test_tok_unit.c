@@ -14,6 +14,7 @@
 #include "tok_fixture.h"
 
 #include <stdint.h>
+#include <sys/wait.h>
 #include <time.h>
 
 static double now_ms(void) {
@@ -594,6 +595,62 @@ static void test_shared(void) {
     }
 }
 
+/* ---- hearth tokenize (the CLI) ---- */
+
+/* Runs cmd, reads the ids it prints; -1 on a failed command. */
+static int run_ids(const char *cmd, int32_t *ids, size_t *n) {
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    *n = 0;
+    long x;
+    while (*n < 512 && fscanf(p, "%ld", &x) == 1) ids[(*n)++] = (int32_t)x;
+    int st = pclose(p);
+    return st == 0 ? 0 : -1;
+}
+
+static void check_cli_ids(const char *cmd, const tok_vocab *v, const char *text, bool add,
+                          bool parse) {
+    int32_t got[512], want[512];
+    size_t ng = 0, nw = enc_ids(v, text, add, parse, want);
+    CHECKF(run_ids(cmd, got, &ng) == 0, "%s", cmd);
+    CHECKF(ng == nw && !memcmp(got, want, nw * sizeof *got), "%s: %zu ids, want %zu", cmd, ng, nw);
+}
+
+static void test_cli(void) {
+    const char *vp = HEARTH_SHARED_DIR "/conformance/tokenizer/ggml-vocab-llama-bpe.gguf";
+    FILE *probe = fopen(HEARTH_BINARY, "rb");
+    tok_vocab *v = probe ? load_shared("llama-bpe") : NULL;
+    if (probe) fclose(probe);
+    if (!v) {
+        printf("test_tok_unit: hearth binary or ../shared absent, CLI checks skipped\n");
+        return;
+    }
+    const char *text = "Hello world, <|eot_id|> and 'quotes'";
+    char cmd[2048], path[] = "/tmp/hearth-tok-cli-XXXXXX";
+    snprintf(cmd, sizeof cmd, "%s tokenize -m '%s' --no-special \"%s\"", HEARTH_BINARY, vp, text);
+    check_cli_ids(cmd, v, text, false, false);
+    snprintf(cmd, sizeof cmd, "%s tokenize -m '%s' --parse-special \"%s\"", HEARTH_BINARY, vp,
+             text);
+    check_cli_ids(cmd, v, text, true, true);
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    REQUIRE(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+    snprintf(cmd, sizeof cmd, "%s tokenize -m '%s' --file '%s'", HEARTH_BINARY, vp, path);
+    check_cli_ids(cmd, v, text, true, false);
+    snprintf(cmd, sizeof cmd, "%s tokenize -m '%s' --no-special < '%s'", HEARTH_BINARY, vp, path);
+    check_cli_ids(cmd, v, text, false, false);
+    snprintf(cmd, sizeof cmd, "%s tokenize -m '%s' --no-special -- -5", HEARTH_BINARY, vp);
+    check_cli_ids(cmd, v, "-5", false, false);
+    unlink(path);
+    /* usage errors exit 2, a file that is not a vocabulary exits 1 */
+    snprintf(cmd, sizeof cmd, "%s tokenize 'x' 2>/dev/null", HEARTH_BINARY);
+    CHECK(WEXITSTATUS(system(cmd)) == 2);
+    snprintf(cmd, sizeof cmd, "%s tokenize -m /nonexistent 'x' 2>/dev/null", HEARTH_BINARY);
+    CHECK(WEXITSTATUS(system(cmd)) == 1);
+    tok_vocab_free(v);
+}
+
 int main(void) {
     test_utf8();
     test_spm();
@@ -601,5 +658,6 @@ int main(void) {
     test_wpm();
     test_errors();
     test_shared();
+    test_cli();
     return test_done("test_tok_unit");
 }

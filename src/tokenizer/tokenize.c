@@ -172,6 +172,10 @@ static hearth_err encode_all(const tok_vocab *v, const char *text, const frag_li
 hearth_err tok_encode(const tok_vocab *v, const char *text, size_t len, bool add_special,
                       bool parse_special, int32_t *ids, size_t cap, size_t *n_out) {
     if (!text && len) return hr_fail(HEARTH_ERR_INVALID_ARG, "tokenize: text is NULL");
+    /* offsets inside the algorithms are 32-bit */
+    if (len > INT32_MAX / 4)
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "tokenize: %zu bytes of text exceed the 512 MiB limit", len);
     frag_list fr = {0};
     tok_ids out = {0};
     hearth_err err = len ? partition(v, text, len, parse_special, &fr) : HEARTH_OK;
