@@ -120,22 +120,11 @@ static size_t fx_byte_char(int b, char *out) {
     return 2;
 }
 
-static const char *const FX_BPE_MERGES[] = {"b c",
-                                            "a b",
-                                            "a bc",
-                                            "\xc4\xa0 a",
-                                            "a a",
-                                            "\xc4\xa0"
-                                            "a b"};
-static const char *const FX_BPE_EXTRA[] = {"bc",
-                                           "ab",
-                                           "abc",
-                                           "\xc4\xa0"
-                                           "a",
-                                           "aa",
-                                           "\xc4\xa0"
-                                           "ab",
-                                           "xyz"};
+/* "\xc4\xa0" is U+0120, the byte alphabet's space; \x61 = 'a', \x62 = 'b' */
+static const char *const FX_BPE_MERGES[] = {"b c",        "a b", "a bc",
+                                            "\xc4\xa0 a", "a a", "\xc4\xa0\x61 b"};
+static const char *const FX_BPE_EXTRA[] = {
+    "bc", "ab", "abc", "\xc4\xa0\x61", "aa", "\xc4\xa0\x61\x62", "xyz"};
 #define FX_BPE_N (256 + 7 + 1)
 
 static tok_vocab *fx_bpe(const char *pre) {
