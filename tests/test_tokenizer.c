@@ -88,7 +88,7 @@ static void check_round_trip(const tok_vocab *v, const char *name, const char *s
 
 static int run_vocab(const char *dir, const char *file) {
     char path[1024], inp[1100], outp[1100];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
+    snprintf(path, sizeof path, "%.700s/%.255s", dir, file);
     snprintf(inp, sizeof inp, "%s.inp", path);
     snprintf(outp, sizeof outp, "%s.out", path);
     double t0 = now_ms(), t_vocab = 0;
