@@ -63,6 +63,7 @@ def main():
     out.write(" * Character classes as sorted range starts, simple lowercase mappings and the\n")
     out.write(" * first code point of canonical decompositions, all sorted for binary search.\n */\n")
     out.write('#include "tokenizer/tok_impl.h"\n\n')
+    out.write("/* clang-format off */\n")
     out.write("const char tok_unicode_version[] = \"%s\";\n\n" % unicodedata.unidata_version)
 
     def table(name, ctype, rows, fmt):
@@ -80,6 +81,7 @@ def main():
     table("tok_uc_ranges", "tok_uc_range", ranges, lambda r: "{0x%X, %d}" % r)
     table("tok_uc_lower", "tok_uc_pair", lower, lambda r: "{0x%X, 0x%X}" % r)
     table("tok_uc_nfd", "tok_uc_nfd_range", nfd, lambda r: "{0x%X, 0x%X, 0x%X}" % r)
+    out.write("/* clang-format on */\n")
 
 
 if __name__ == "__main__":
