@@ -19,6 +19,8 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"run", cmd_run, "generate text from a prompt"},
     {"synth", cmd_synth, "write a small model with random weights (for demos and tests)"},
+    {"bench", cmd_bench, "measure prompt and generation speed (llama-bench's tests and output)"},
+    {"quantize", cmd_quantize, "convert a model to F16, Q8_0, Q4_0, Q4_K_M, Q5_K_M or Q6_K"},
 };
 
 int cli_fail(const char *cmd, const char *what) {

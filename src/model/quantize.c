@@ -1,0 +1,567 @@
+/*
+ * quantize.c - llama-quantize's presets for Hearth: which type each tensor
+ * gets (quant_plan) and the conversion itself (quant_model).
+ *
+ * Facts taken from llama.cpp's src/llama-quant.cpp (commit 34af94cd), which
+ * the files in ../shared were made with; the aim is byte-identical output:
+ *  - output order: llama_model_loader keeps tensors in a map ordered by the
+ *    layer number parsed from "blk.%d." (-1 for the rest), then by name;
+ *  - the per-layer counters of the *_K_M rules (i_attention_wv, i_ffn_down)
+ *    advance in that order, and only for tensors the rules were asked about
+ *    (not for 1-D ones, nor for tensors taken by an override);
+ *  - metadata: every pair of the input, then general.quantization_version = 2
+ *    and general.file_type = the preset, both moved to the end (ggml's
+ *    gguf_set_val_* removes a key before appending it);
+ *  - data: each row quantized on its own by quantize_row_*_ref (no imatrix),
+ *    which kern_ref_quantize_row reproduces bit for bit.
+ */
+#include "quantize.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum { QUANT_QNT_VERSION = 2 }; /* ggml's GGML_QNT_VERSION */
+
+typedef struct preset {
+    const char *name;
+    quant_ftype ftype;
+    kern_type base;
+} preset;
+
+static const preset presets[] = {
+    {"F16", QUANT_FTYPE_F16, KERN_F16},        {"Q8_0", QUANT_FTYPE_Q8_0, KERN_Q8_0},
+    {"Q4_0", QUANT_FTYPE_Q4_0, KERN_Q4_0},     {"Q4_K_M", QUANT_FTYPE_Q4_K_M, KERN_Q4_K},
+    {"Q5_K_M", QUANT_FTYPE_Q5_K_M, KERN_Q5_K}, {"Q6_K", QUANT_FTYPE_Q6_K, KERN_Q6_K},
+};
+enum { N_PRESETS = sizeof presets / sizeof presets[0] };
+
+static const preset *preset_find(quant_ftype ftype) {
+    for (int i = 0; i < N_PRESETS; i++)
+        if (presets[i].ftype == ftype) return &presets[i];
+    return NULL;
+}
+
+bool quant_ftype_parse(const char *name, quant_ftype *out) {
+    for (int i = 0; name && i < N_PRESETS; i++) {
+        if (!strcasecmp(presets[i].name, name)) {
+            *out = presets[i].ftype;
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *quant_ftype_name(quant_ftype ftype) {
+    const preset *p = preset_find(ftype);
+    return p ? p->name : NULL;
+}
+
+kern_type quant_ftype_base_type(quant_ftype ftype) {
+    const preset *p = preset_find(ftype);
+    return p ? p->base : KERN_F32;
+}
+
+quant_params quant_default_params(void) {
+    return (quant_params){.ftype = QUANT_FTYPE_Q8_0, .n_threads = 0};
+}
+
+/* ---- tensor names ---- */
+
+typedef enum category {
+    CAT_TOKEN_EMBD,
+    CAT_OUTPUT,
+    CAT_ATTN_V, /* attn_v, and the tensors llama.cpp treats like it: attn_qkv, attn_kv_b */
+    CAT_FFN_DOWN,
+    CAT_OTHER
+} category;
+
+static bool has(const char *s, const char *sub) { return strstr(s, sub) != NULL; }
+
+static bool ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !memcmp(s + n - k, suffix, k);
+}
+
+/* llama.cpp tests these in this order (a fused attn_qkv is attn_v-like). */
+static category category_of(const char *name) {
+    if (!strcmp(name, "output.weight")) return CAT_OUTPUT;
+    if (!strcmp(name, "token_embd.weight") || !strcmp(name, "per_layer_token_embd.weight"))
+        return CAT_TOKEN_EMBD;
+    if (has(name, "attn_qkv.weight") || has(name, "attn_kv_b.weight") || has(name, "attn_v.weight"))
+        return CAT_ATTN_V;
+    if (has(name, "attn_k.weight") || has(name, "attn_q.weight") ||
+        has(name, "attn_output.weight") || has(name, "ffn_up") || has(name, "ffn_gate"))
+        return CAT_OTHER;
+    if (has(name, "ffn_down")) return CAT_FFN_DOWN;
+    return CAT_OTHER;
+}
+
+/* Tensors llama-quantize never converts even when they are matrices: small
+ * or precision-critical ones of various architectures (names they contain). */
+static const char *const keep_substrings[] = {
+    "_norm.weight",
+    "ffn_gate_inp.weight",
+    "ffn_gate_tid2eid.weight",
+    "altup",
+    "laurel",
+    "per_layer_model_proj",
+    "ssm_conv1d",
+    "shortconv.conv.weight",
+    "indexer.k_proj.weight",
+    "indexer.q_proj.weight",
+    "time_mix_first.weight",
+    "time_mix_w0.weight",
+    "time_mix_w1.weight",
+    "time_mix_w2.weight",
+    "time_mix_v0.weight",
+    "time_mix_v1.weight",
+    "time_mix_v2.weight",
+    "time_mix_a0.weight",
+    "time_mix_a1.weight",
+    "time_mix_a2.weight",
+    "time_mix_g1.weight",
+    "time_mix_g2.weight",
+    "time_mix_decay_w1.weight",
+    "time_mix_decay_w2.weight",
+    "time_mix_lerp_fused.weight",
+    "attn_rel_b.weight",
+    ".position_embd",
+    "sam.pos_embd",
+    "sam.neck.",
+    "sam.net_",
+    ".rel_pos",
+    ".patch_embd",
+    ".patch_merger",
+    "a.rvq.codebook",
+    "mm.a.code_embd",
+};
+
+/* ggml_n_dims: dimensions up to the last one that is not 1 (at least 1). */
+static uint32_t n_dims_of(const gguf_tensor *t) {
+    uint32_t n = 1;
+    for (uint32_t d = 1; d < GGUF_MAX_DIMS; d++)
+        if (t->ne[d] > 1) n = d + 1;
+    return n;
+}
+
+static bool allows_quantization(const char *name, const gguf_tensor *t) {
+    if (n_dims_of(t) < 2 || !ends_with(name, "weight")) return false;
+    if (!strcmp(name, "position_embd.weight") || !strcmp(name, "token_types.weight")) return false;
+    for (size_t i = 0; i < sizeof keep_substrings / sizeof keep_substrings[0]; i++)
+        if (has(name, keep_substrings[i])) return false;
+    return true;
+}
+
+/* ---- type choice ---- */
+
+typedef struct plan_state {
+    quant_ftype ftype;
+    bool falcon; /* llama.cpp has Falcon-only rules for Q4_K_M */
+    bool tied;   /* no output.weight: token_embd is also the output */
+    int n_layer; /* <arch>.block_count */
+    int n_attn_v, i_attn_v;
+    int i_ffn_down;
+} plan_state;
+
+/* llama.cpp's use_more_bits: the first and last eighth of the layers and
+ * every third layer in between. */
+static bool more_bits(int i_layer, int n_layers) {
+    return i_layer < n_layers / 8 || i_layer >= 7 * n_layers / 8 ||
+           (i_layer - n_layers / 8) % 3 == 2;
+}
+
+static kern_type rule_type(plan_state *st, kern_type type, const gguf_tensor *t, category cat) {
+    const bool k_m = st->ftype == QUANT_FTYPE_Q4_K_M || st->ftype == QUANT_FTYPE_Q5_K_M;
+    if (cat == CAT_OUTPUT || (st->tied && cat == CAT_TOKEN_EMBD)) {
+        if (st->falcon || t->ne[0] % (int64_t)kern_type_get(type)->block_size != 0)
+            return KERN_Q8_0;
+        return type == KERN_Q8_0 ? KERN_Q8_0 : KERN_Q6_K;
+    }
+    if (cat == CAT_ATTN_V) {
+        if (k_m && more_bits(st->i_attn_v, st->n_attn_v)) type = KERN_Q6_K;
+        st->i_attn_v++;
+    } else if (cat == CAT_FFN_DOWN) {
+        const int i = st->i_ffn_down++, n = st->n_layer;
+        if (st->ftype == QUANT_FTYPE_Q4_K_M && st->falcon)
+            type = i < n / 16 ? KERN_Q6_K : more_bits(i, n) ? KERN_Q5_K : KERN_Q4_K;
+        else if (k_m && more_bits(i, n))
+            type = KERN_Q6_K;
+    }
+    return type;
+}
+
+/* A type whose block does not divide the row length is replaced; false when
+ * llama.cpp defines no replacement (it refuses to quantize then). */
+static bool fallback_type(kern_type type, int64_t n_cols, kern_type *out, bool *changed) {
+    *changed = false;
+    *out = type;
+    if (n_cols % (int64_t)kern_type_get(type)->block_size == 0) return true;
+    *changed = true;
+    switch (type) {
+    case KERN_Q2_K:
+    case KERN_Q3_K: *out = KERN_Q4_0; break;
+    case KERN_Q4_K: *out = KERN_Q5_0; break;
+    case KERN_Q5_K: *out = KERN_Q5_1; break;
+    case KERN_Q6_K: *out = KERN_Q8_0; break;
+    default: return false;
+    }
+    if (n_cols % (int64_t)kern_type_get(*out)->block_size != 0) *out = KERN_F16;
+    return true;
+}
+
+static bool is_quantized(kern_type t) { return t != KERN_F32 && t != KERN_F16 && t != KERN_BF16; }
+
+/* Types the converter writes (blocks ggml stores in files). */
+static bool writable(kern_type t) {
+    switch (t) {
+    case KERN_F32:
+    case KERN_F16:
+    case KERN_BF16:
+    case KERN_Q4_0:
+    case KERN_Q4_1:
+    case KERN_Q5_0:
+    case KERN_Q5_1:
+    case KERN_Q8_0:
+    case KERN_Q4_K:
+    case KERN_Q5_K:
+    case KERN_Q6_K: return true;
+    default: return false;
+    }
+}
+
+/* A tensor's name as a C string and its place in llama.cpp's order. */
+typedef struct named {
+    int64_t index;
+    int layer;
+    char *name;
+} named;
+
+static int layer_of(const char *name) {
+    if (strncmp(name, "blk.", 4) != 0) return -1;
+    char *end;
+    long v = strtol(name + 4, &end, 10);
+    if (end == name + 4 || v < -1 || v > 1000000) return -1;
+    return (int)v;
+}
+
+static int cmp_named(const void *a, const void *b) {
+    const named *x = a, *y = b;
+    if (x->layer != y->layer) return x->layer < y->layer ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+static void free_names(named *v, int64_t n) {
+    for (int64_t i = 0; v && i < n; i++) free(v[i].name);
+    free(v);
+}
+
+/* Every tensor of f with its name, in output order. */
+static hearth_err sorted_names(const gguf_file *f, named **out) {
+    const int64_t n = gguf_n_tensors(f);
+    named *v = hr_calloc(n > 0 ? (size_t)n : 1, sizeof *v);
+    if (!v) return HEARTH_ERR_NOMEM;
+    for (int64_t i = 0; i < n; i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        v[i].index = i;
+        v[i].name = malloc((size_t)t->name.len + 1);
+        if (!v[i].name) {
+            free_names(v, n);
+            return hr_fail(HEARTH_ERR_NOMEM, "quantize: out of memory for tensor names");
+        }
+        memcpy(v[i].name, t->name.ptr, (size_t)t->name.len);
+        v[i].name[t->name.len] = '\0';
+        v[i].layer = layer_of(v[i].name);
+    }
+    qsort(v, (size_t)n, sizeof *v, cmp_named);
+    *out = v;
+    return HEARTH_OK;
+}
+
+static hearth_err plan_init(const gguf_file *f, const quant_params *p, const named *v, int64_t n,
+                            plan_state *st) {
+    *st = (plan_state){.ftype = p->ftype, .tied = true};
+    gguf_str arch;
+    if (!gguf_get_str(f, "general.architecture", &arch))
+        return hr_fail(HEARTH_ERR_FORMAT, "quantize: no general.architecture");
+    char key[160];
+    if (arch.len > 100) return hr_fail(HEARTH_ERR_FORMAT, "quantize: architecture name too long");
+    snprintf(key, sizeof key, "%.*s.block_count", (int)arch.len, arch.ptr);
+    uint32_t n_layer;
+    if (!gguf_get_u32(f, key, &n_layer) || n_layer > 1000000)
+        return hr_fail(HEARTH_ERR_FORMAT, "quantize: no valid %s", key);
+    st->n_layer = (int)n_layer;
+    st->falcon = gguf_str_eq(arch, "falcon");
+    for (int64_t i = 0; i < n; i++) {
+        category c = category_of(v[i].name);
+        st->n_attn_v += c == CAT_ATTN_V;
+        if (c == CAT_OUTPUT) st->tied = false;
+    }
+    return HEARTH_OK;
+}
+
+static const quant_override *find_override(const quant_params *p, const char *name) {
+    for (int i = 0; i < p->n_overrides; i++)
+        if (p->overrides[i].pattern && has(name, p->overrides[i].pattern)) return &p->overrides[i];
+    return NULL;
+}
+
+/* The type of one tensor (llama_tensor_get_type). */
+static hearth_err choose(plan_state *st, const quant_params *p, const char *name,
+                         const gguf_tensor *t, quant_choice *c) {
+    c->type = (kern_type)t->type;
+    if (!allows_quantization(name, t)) return HEARTH_OK;
+    const kern_type base = quant_ftype_base_type(p->ftype);
+    kern_type type = base;
+    if (!is_quantized(base)) {
+        c->type = base; /* float presets: no rules, no fall-backs */
+        return HEARTH_OK;
+    }
+    const quant_override *o = find_override(p, name);
+    if (o) {
+        type = o->type;
+        c->manual = true;
+    } else {
+        type = rule_type(st, type, t, category_of(name));
+    }
+    if (!fallback_type(type, t->ne[0], &c->type, &c->fallback))
+        return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                       "quantize: %s has rows of %lld, not a multiple of the %s block (%u), and "
+                       "llama-quantize defines no fall-back for %s (override it, e.g. "
+                       "--tensor-type %s=f16)",
+                       name, (long long)t->ne[0], kern_type_get(type)->name,
+                       kern_type_get(type)->block_size, kern_type_get(type)->name, name);
+    return HEARTH_OK;
+}
+
+hearth_err quant_plan(const gguf_file *f, const quant_params *p, quant_choice **out) {
+    if (!preset_find(p->ftype))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "quantize: unknown preset %d", (int)p->ftype);
+    for (int i = 0; i < p->n_overrides; i++)
+        if (!writable(p->overrides[i].type))
+            return hr_fail(HEARTH_ERR_UNSUPPORTED, "quantize: cannot write type %u",
+                           (unsigned)p->overrides[i].type);
+    const int64_t n = gguf_n_tensors(f);
+    named *v = NULL;
+    hearth_err err = sorted_names(f, &v);
+    if (err) return err;
+    quant_choice *c = hr_calloc(n > 0 ? (size_t)n : 1, sizeof *c);
+    plan_state st;
+    if (!c) err = HEARTH_ERR_NOMEM;
+    if (!err) err = plan_init(f, p, v, n, &st);
+    for (int64_t i = 0; !err && i < n; i++) {
+        c[i].src_index = v[i].index;
+        err = choose(&st, p, v[i].name, gguf_tensor_at(f, v[i].index), &c[i]);
+    }
+    free_names(v, n);
+    if (err) {
+        free(c);
+        return err;
+    }
+    *out = c;
+    return HEARTH_OK;
+}
+
+/* ---- metadata ---- */
+
+/* The key-value pairs of `src` except the keys in `drop`, as a parsed
+ * metadata-only GGUF over *buf (which the caller frees after closing it), so
+ * that gguf_writer_copy_kv copies them in their order. The pairs are copied
+ * as bytes: in a GGUF file they are contiguous, each starting with its key's
+ * u64 length just before the key text, and the tensor infos follow them (the
+ * reader's strings point into the file, see gguf.h). */
+static hearth_err kv_subset(const gguf_file *src, const char *const *drop, int n_drop,
+                            uint8_t **buf, gguf_file **out) {
+    const int64_t n_kv = gguf_n_kv(src);
+    if (gguf_n_tensors(src) < 1)
+        return hr_fail(HEARTH_ERR_FORMAT, "quantize: the file has no tensors");
+    const uint8_t *kv_end = (const uint8_t *)gguf_tensor_at(src, 0)->name.ptr - 8;
+    uint64_t total = 24, n_keep = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        uint8_t *w = pass ? *buf + 24 : NULL;
+        for (int64_t i = 0; i < n_kv; i++) {
+            const gguf_kv *kv = gguf_kv_at(src, i);
+            const uint8_t *start = (const uint8_t *)kv->key.ptr - 8;
+            const uint8_t *end =
+                i + 1 < n_kv ? (const uint8_t *)gguf_kv_at(src, i + 1)->key.ptr - 8 : kv_end;
+            if (end <= start)
+                return hr_fail(HEARTH_ERR_FORMAT, "quantize: unexpected metadata layout");
+            bool skip = false;
+            for (int d = 0; d < n_drop; d++) skip |= gguf_str_eq(kv->key, drop[d]);
+            if (skip) continue;
+            if (!pass) {
+                total += (uint64_t)(end - start);
+                n_keep++;
+            } else {
+                memcpy(w, start, (size_t)(end - start));
+                w += end - start;
+            }
+        }
+        if (!pass) {
+            *buf = malloc((size_t)total);
+            if (!*buf) return hr_fail(HEARTH_ERR_NOMEM, "quantize: out of memory for metadata");
+            /* magic, version 3, no tensors, n_keep pairs (GGUF is little-endian, as are
+             * the hosts Hearth builds for) */
+            const uint32_t version = 3;
+            const uint64_t n_tensors = 0;
+            memcpy(*buf, "GGUF", 4);
+            memcpy(*buf + 4, &version, 4);
+            memcpy(*buf + 8, &n_tensors, 8);
+            memcpy(*buf + 16, &n_keep, 8);
+        }
+    }
+    hearth_err err = gguf_open_memory(*buf, total, out);
+    if (err) {
+        free(*buf);
+        *buf = NULL;
+        return hr_wrap(err, "quantize: copying metadata: ");
+    }
+    return HEARTH_OK;
+}
+
+static hearth_err copy_metadata(gguf_writer *w, const gguf_file *src, quant_ftype ftype) {
+    static const char *const moved[] = {"general.quantization_version", "general.file_type",
+                                        "split.no", "split.count", "split.tensors.count"};
+    uint8_t *buf = NULL;
+    gguf_file *sub = NULL;
+    hearth_err err = kv_subset(src, moved, 5, &buf, &sub);
+    if (err) return err;
+    err = gguf_writer_copy_kv(w, sub);
+    gguf_close(sub);
+    free(buf);
+    if (!err) err = gguf_writer_set_u32(w, "general.quantization_version", QUANT_QNT_VERSION);
+    if (!err) err = gguf_writer_set_u32(w, "general.file_type", (uint32_t)ftype);
+    return err;
+}
+
+/* ---- conversion ---- */
+
+typedef struct convert_job {
+    const gguf_tensor *src;
+    kern_type to;
+    uint8_t *dst;
+    int64_t n_rows, n_cols;
+    size_t src_row, dst_row; /* bytes per row */
+    float *rows;             /* one row of floats per thread */
+} convert_job;
+
+/* Rows [n_rows * ith / nth, n_rows * (ith + 1) / nth): each row goes to
+ * floats (unless it is F32 already) and then to the new type. */
+static void convert_rows(void *ctx, int ith, int nth) {
+    const convert_job *j = ctx;
+    const int64_t r0 = j->n_rows * ith / nth, r1 = j->n_rows * (ith + 1) / nth;
+    float *tmp = j->rows + (size_t)ith * (size_t)j->n_cols;
+    const uint8_t *src = j->src->data;
+    for (int64_t r = r0; r < r1; r++) {
+        const void *in = src + (size_t)r * j->src_row;
+        const float *x = in;
+        if (j->src->type != KERN_F32) {
+            kern_ref_dequantize_row((kern_type)j->src->type, in, tmp, j->n_cols);
+            x = tmp;
+        }
+        kern_ref_quantize_row(j->to, x, j->dst + (size_t)r * j->dst_row, j->n_cols);
+    }
+}
+
+typedef struct quant_run {
+    gguf_file *in;
+    gguf_writer *w;
+    hr_pool *pool;
+    quant_choice *plan;
+    uint8_t **bufs; /* converted data, one per tensor (NULL when copied) */
+    float *rows;
+    size_t rows_cap; /* floats */
+    int64_t n;
+} quant_run;
+
+static hearth_err convert_tensor(quant_run *q, const quant_choice *c, const char *name,
+                                 quant_stats *st) {
+    const gguf_tensor *t = gguf_tensor_at(q->in, c->src_index);
+    const kern_type from = (kern_type)t->type;
+    const uint32_t n_dims = n_dims_of(t);
+    const void *data = t->data;
+    uint64_t n_bytes = t->n_bytes;
+    if (from != c->type) {
+        const kern_type_info *fi = kern_type_get(from);
+        if (!fi->supported || !writable(c->type))
+            return hr_fail(HEARTH_ERR_UNSUPPORTED, "quantize: %s: cannot convert %s to %s", name,
+                           fi->name, kern_type_get(c->type)->name);
+        convert_job j = {.src = t, .to = c->type, .n_cols = t->ne[0]};
+        j.n_rows = t->n_elements / t->ne[0];
+        j.src_row = kern_row_bytes(from, j.n_cols);
+        j.dst_row = kern_row_bytes(c->type, j.n_cols);
+        const int nth = hr_pool_size(q->pool);
+        uint64_t need, floats;
+        if (!j.dst_row || !hr_mul_ok((uint64_t)j.n_rows, j.dst_row, &n_bytes) ||
+            !hr_mul_ok((uint64_t)nth, (uint64_t)j.n_cols, &floats) || n_bytes > SIZE_MAX ||
+            !hr_mul_ok(floats, sizeof(float), &need) || need > SIZE_MAX)
+            return hr_fail(HEARTH_ERR_NOMEM, "quantize: %s: size overflow", name);
+        if (floats > q->rows_cap) {
+            free(q->rows);
+            q->rows = hr_aligned_alloc((size_t)need);
+            q->rows_cap = q->rows ? (size_t)floats : 0;
+            if (!q->rows) return HEARTH_ERR_NOMEM;
+        }
+        j.rows = q->rows;
+        j.dst = hr_aligned_alloc(n_bytes ? (size_t)n_bytes : 1);
+        if (!j.dst) return HEARTH_ERR_NOMEM;
+        q->bufs[q->n] = j.dst;
+        hr_pool_run(q->pool, convert_rows, &j);
+        data = j.dst;
+        st->n_converted++;
+        st->n_requantized += is_quantized(from);
+    }
+    st->n_fallback += c->fallback;
+    st->bytes_in += t->n_bytes;
+    st->bytes_out += n_bytes;
+    return gguf_writer_add_tensor(q->w, name, (uint32_t)c->type, n_dims, t->ne, data, n_bytes);
+}
+
+static hearth_err run_all(quant_run *q, const quant_params *p, const char *out_path,
+                          quant_stats *st) {
+    const int64_t n = gguf_n_tensors(q->in);
+    hearth_err err = copy_metadata(q->w, q->in, p->ftype);
+    char name[256];
+    for (q->n = 0; !err && q->n < n; q->n++) {
+        const quant_choice *c = &q->plan[q->n];
+        const gguf_tensor *t = gguf_tensor_at(q->in, c->src_index);
+        if (t->name.len >= sizeof name)
+            return hr_fail(HEARTH_ERR_UNSUPPORTED, "quantize: tensor name over %zu bytes",
+                           sizeof name - 1);
+        memcpy(name, t->name.ptr, (size_t)t->name.len);
+        name[t->name.len] = '\0';
+        err = convert_tensor(q, c, name, st);
+        st->n_tensors++;
+        if (!err && p->progress)
+            p->progress(p->progress_user, q->n + 1, n, name, (kern_type)t->type, c->type);
+    }
+    if (!err) err = gguf_writer_write(q->w, out_path);
+    return err;
+}
+
+hearth_err quant_model(const char *in_path, const char *out_path, const quant_params *p,
+                       quant_stats *stats) {
+    quant_run q = {0};
+    quant_stats st = {0};
+    hearth_err err = gguf_open(in_path, &q.in);
+    if (!err) err = quant_plan(q.in, p, &q.plan);
+    if (!err) {
+        int64_t n = gguf_n_tensors(q.in);
+        q.bufs = hr_calloc(n > 0 ? (size_t)n : 1, sizeof *q.bufs);
+        if (!q.bufs) err = HEARTH_ERR_NOMEM;
+    }
+    if (!err) err = hr_pool_new(p->n_threads, &q.pool);
+    if (!err) err = gguf_writer_new(&q.w);
+    if (!err) err = run_all(&q, p, out_path, &st);
+    for (int64_t i = 0; q.bufs && q.in && i < gguf_n_tensors(q.in); i++) free(q.bufs[i]);
+    free(q.bufs);
+    free(q.rows);
+    free(q.plan);
+    gguf_writer_free(q.w);
+    hr_pool_free(q.pool);
+    gguf_close(q.in);
+    if (err) return hr_wrap(err, "quantizing '%s' to '%s': ", in_path, out_path);
+    if (stats) *stats = st;
+    return HEARTH_OK;
+}

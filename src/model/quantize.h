@@ -1,0 +1,96 @@
+/*
+ * quantize.h - converting a GGUF model to one of llama-quantize's presets
+ * (F16, Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_K) with the same per-tensor type
+ * choices, the same tensor order and metadata, and the same blocks (the
+ * scalar references kern_ref_quantize_row), so that the output file is byte
+ * for byte what `llama-quantize IN OUT TYPE` writes (without an imatrix).
+ *
+ * The rules follow llama.cpp's src/llama-quant.cpp at commit 34af94cd (the
+ * commit ../shared was made with): 1-D tensors, norms and a few special
+ * tensors keep their type; the output matrix (and token_embd when tied) gets
+ * Q6_K, or Q8_0 when its rows do not fit the preset's blocks; the *_K_M presets
+ * give attn_v and ffn_down Q6_K in the "more bits" layers; a type whose block
+ * does not divide the row length falls back (Q4_K->Q5_0, Q5_K->Q5_1,
+ * Q6_K->Q8_0, then F16). Not reproduced: the 70B and mixture-of-experts
+ * special cases, imatrix-driven choices, and presets other than those above.
+ */
+#ifndef HEARTH_QUANTIZE_H
+#define HEARTH_QUANTIZE_H
+
+#include "gguf.h"
+#include "kernels/kernels.h"
+
+/* llama.cpp's llama_ftype values, written to general.file_type. */
+typedef enum quant_ftype {
+    QUANT_FTYPE_F16 = 1,
+    QUANT_FTYPE_Q4_0 = 2,
+    QUANT_FTYPE_Q8_0 = 7,
+    QUANT_FTYPE_Q4_K_M = 15,
+    QUANT_FTYPE_Q5_K_M = 17,
+    QUANT_FTYPE_Q6_K = 18
+} quant_ftype;
+
+/* Parses a preset name ("Q4_K_M", case-insensitive); false when unknown. */
+bool quant_ftype_parse(const char *name, quant_ftype *out);
+/* "Q4_K_M", or NULL for a value that is not one of the presets. */
+const char *quant_ftype_name(quant_ftype ftype);
+/* The type most 2-D weights get under this preset (Q4_K for Q4_K_M). */
+kern_type quant_ftype_base_type(quant_ftype ftype);
+
+/* A manual per-tensor type, like llama-quantize's --tensor-type: every tensor
+ * whose name CONTAINS `pattern` (a plain substring, not a regex) gets `type`
+ * (the first matching override wins; the shape fall-backs still apply). */
+typedef struct quant_override {
+    const char *pattern;
+    kern_type type;
+} quant_override;
+
+/* Called after each tensor is written to memory: tensors done so far (1..n),
+ * the total, and the tensor's name, old type and new type. */
+typedef void (*quant_progress_fn)(void *user, int64_t done, int64_t total, const char *name,
+                                  kern_type from, kern_type to);
+
+typedef struct quant_params {
+    quant_ftype ftype;
+    int n_threads;                   /* rows are split across them; <= 0: physical cores */
+    const quant_override *overrides; /* may be NULL */
+    int n_overrides;
+    quant_progress_fn progress; /* may be NULL */
+    void *progress_user;
+} quant_params;
+
+quant_params quant_default_params(void);
+
+/* One output tensor, in output order (llama-quantize's: tensors outside
+ * blk.N first, then by layer, by name within a layer). */
+typedef struct quant_choice {
+    int64_t src_index; /* the tensor in the input file (gguf_tensor_at) */
+    kern_type type;    /* its type in the output */
+    bool fallback;     /* the preset's type did not fit the row length */
+    bool manual;       /* chosen by an override */
+} quant_choice;
+
+/* The type of every tensor of `f` under `p` (no data is touched). On success
+ * *out (n_tensors entries, caller frees) is set. Fails with
+ * HEARTH_ERR_UNSUPPORTED where llama-quantize refuses (a row length no
+ * fall-back fits, as for stories260K's ffn_down under Q4_0). */
+hearth_err quant_plan(const gguf_file *f, const quant_params *p, quant_choice **out);
+
+typedef struct quant_stats {
+    int64_t n_tensors;            /* tensors written */
+    int64_t n_converted;          /* tensors whose type changed */
+    int64_t n_requantized;        /* of those, tensors that were already quantized (lossy twice) */
+    int64_t n_fallback;           /* tensors given a fall-back type */
+    uint64_t bytes_in, bytes_out; /* tensor data, without padding */
+} quant_stats;
+
+/* Reads `in_path` (F32, F16, BF16 or quantized weights), writes `out_path`
+ * with every key-value pair copied (general.quantization_version and
+ * general.file_type set last, as llama-quantize does) and every tensor
+ * converted per quant_plan. The whole output is built in memory before it is
+ * written (about the size of the output file, plus one row per thread).
+ * *stats (may be NULL) is filled on success. */
+hearth_err quant_model(const char *in_path, const char *out_path, const quant_params *p,
+                       quant_stats *stats);
+
+#endif
