@@ -157,6 +157,7 @@ static inline int32_t k4_block(const uint8_t *qs, const uint8_t *qh, const int8_
         h1 = vld1q_u8(qh + 16);
     }
     int32x4_t acc = vdupq_n_s32(0);
+#pragma GCC unroll 4
     for (int j = 0; j < QK_K / 64; j++, qs += 32, q8 += 64) {
         const uint8x16_t b0 = vld1q_u8(qs), b1 = vld1q_u8(qs + 16);
         uint8x16_t l0 = vandq_u8(b0, m4), l1 = vandq_u8(b1, m4);
@@ -221,9 +222,11 @@ static void vec_dot_q6_K(int64_t n, float *s, const void *vw, const void *vx) {
     for (int64_t i = 0; i < n / QK_K; i++) {
         int32x4_t acc = vdupq_n_s32(0);
         const int8_t *sc = w[i].scales;
+#pragma GCC unroll 2
         for (int half = 0; half < 2; half++) {
             const uint8_t *ql = w[i].ql + 64 * half, *qh = w[i].qh + 32 * half;
             const int8_t *q8 = x[i].qs + 128 * half;
+#pragma GCC unroll 2
             for (int k = 0; k < 2; k++) { /* l in 16k .. 16k + 15 */
                 const uint8x16_t l0 = vld1q_u8(ql + 16 * k), l1 = vld1q_u8(ql + 32 + 16 * k);
                 const uint8x16_t h = vld1q_u8(qh + 16 * k);
@@ -232,6 +235,7 @@ static void vec_dot_q6_K(int64_t n, float *s, const void *vw, const void *vx) {
                 q[1] = vorrq_u8(vandq_u8(l1, m4), vshlq_n_u8(vandq_u8(vshrq_n_u8(h, 2), m3), 4));
                 q[2] = vorrq_u8(vshrq_n_u8(l0, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(h, 4), m3), 4));
                 q[3] = vorrq_u8(vshrq_n_u8(l1, 4), vshlq_n_u8(vshrq_n_u8(h, 6), 4));
+#pragma GCC unroll 4
                 for (int g = 0; g < 4; g++) { /* elements 32g + 16k + (0..15) */
                     const int8x16_t lv = vsubq_s8(vreinterpretq_s8_u8(q[g]), off);
                     const int32x4_t p = dot16(vdupq_n_s32(0), lv, vld1q_s8(q8 + 32 * g + 16 * k));
@@ -312,6 +316,7 @@ static void to_float_f16(const void *vx, float *y, int64_t n) {
 /* 32 values times mul, rounded half to even, stored as int8; returns their sum. */
 static inline int32_t quant32(const float32x4_t v[8], float mul, int8_t *q) {
     int32x4_t sum = vdupq_n_s32(0);
+#pragma GCC unroll 4
     for (int k = 0; k < 8; k += 2) {
         const int32x4_t a = vcvtnq_s32_f32(vmulq_n_f32(v[k], mul));
         const int32x4_t b = vcvtnq_s32_f32(vmulq_n_f32(v[k + 1], mul));
@@ -324,6 +329,7 @@ static inline int32_t quant32(const float32x4_t v[8], float mul, int8_t *q) {
 
 static inline float absmax32(const float *x, float32x4_t v[8]) {
     float32x4_t m = vdupq_n_f32(0.0f);
+#pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
         v[k] = vld1q_f32(x + 4 * k);
         m = vmaxq_f32(m, vabsq_f32(v[k]));
@@ -372,8 +378,10 @@ static void from_float_q8_K(const float *x, void *vy, int64_t n) {
         const float iscale = -127.f / x[first];
         for (int k = 0; k < QK_K; k += 32) {
             float32x4_t v[8];
+#pragma GCC unroll 8
             for (int j = 0; j < 8; j++) v[j] = vld1q_f32(x + k + 4 * j);
             int32x4_t s0 = vdupq_n_s32(0), s1 = vdupq_n_s32(0);
+#pragma GCC unroll 4
             for (int j = 0; j < 8; j += 2) {
                 const int32x4_t a = vcvtnq_s32_f32(vmulq_n_f32(v[j], iscale));
                 const int32x4_t b = vcvtnq_s32_f32(vmulq_n_f32(v[j + 1], iscale));

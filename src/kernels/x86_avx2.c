@@ -215,6 +215,7 @@ static void vec_dot_q4_K(int64_t n, float *s, const void *vw, const void *vx) {
         const uint8_t *q4 = w[i].qs;
         const int8_t *q8 = x[i].qs;
         __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 4
         for (int j = 0; j < QK_K / 64; j++, q4 += 32, q8 += 64) {
             const __m256i b = load256(q4);
             const __m256i lo = _mm256_and_si256(b, m4);
@@ -249,6 +250,7 @@ static void vec_dot_q5_K(int64_t n, float *s, const void *vw, const void *vx) {
          * (16-bit shifts carry across bytes only into bits that are masked). */
         __m256i h = load256(w[i].qh);
         __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 4
         for (int j = 0; j < QK_K / 64; j++, q4 += 32, q8 += 64) {
             const __m256i b = load256(q4);
             const __m256i hlo = _mm256_slli_epi16(_mm256_and_si256(h, one), 4);
@@ -295,10 +297,12 @@ static void vec_dot_q6_K(int64_t n, float *s, const void *vw, const void *vx) {
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
         const __m256i off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), load256(x[i].bsums));
         __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
+#pragma GCC unroll 2
         for (int half = 0; half < 2; half++) {
             __m256i q[4];
             q6_levels(w[i].ql + 64 * half, w[i].qh + 32 * half, q);
             const int8_t *q8 = x[i].qs + 128 * half;
+#pragma GCC unroll 4
             for (int k = 0; k < 4; k++) {
                 /* scales 8*half + 2k (first 16 elements) and + 1 (next 16) */
                 const int s0 = 8 * half + 2 * k;
@@ -332,6 +336,7 @@ static void vec_dot_f32(int64_t n, float *s, const void *vw, const void *vx) {
                      _mm256_setzero_ps()};
     int64_t i = 0;
     for (; i + 32 <= n; i += 32)
+#pragma GCC unroll 4
         for (int k = 0; k < 4; k++)
             acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * k), _mm256_loadu_ps(b + i + 8 * k),
                                      acc[k]);
@@ -349,6 +354,7 @@ static void vec_dot_f16(int64_t n, float *s, const void *vw, const void *vx) {
                      _mm256_setzero_ps()};
     int64_t i = 0;
     for (; i + 32 <= n; i += 32)
+#pragma GCC unroll 4
         for (int k = 0; k < 4; k++)
             acc[k] = _mm256_fmadd_ps(f16x8(a + i + 8 * k), f16x8(b + i + 8 * k), acc[k]);
     for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(f16x8(a + i), f16x8(b + i), acc[0]);
@@ -364,6 +370,7 @@ static void vec_dot_bf16(int64_t n, float *s, const void *vw, const void *vx) {
                      _mm256_setzero_ps()};
     int64_t i = 0;
     for (; i + 32 <= n; i += 32)
+#pragma GCC unroll 4
         for (int k = 0; k < 4; k++)
             acc[k] = _mm256_fmadd_ps(bf16x8(a + i + 8 * k), bf16x8(b + i + 8 * k), acc[k]);
     for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(bf16x8(a + i), bf16x8(b + i), acc[0]);
@@ -398,6 +405,7 @@ static void from_float_bf16(const float *x, void *vy, int64_t n) {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m256i r[2];
+#pragma GCC unroll 2
         for (int k = 0; k < 2; k++) {
             const __m256i u = _mm256_castps_si256(_mm256_loadu_ps(x + i + 8 * k));
             const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
@@ -424,6 +432,7 @@ static void to_float_bf16(const void *vx, float *y, int64_t n) {
 static inline float absmax32(const float *x, __m256 v[4]) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     __m256 m = _mm256_setzero_ps();
+#pragma GCC unroll 4
     for (int k = 0; k < 4; k++) {
         v[k] = _mm256_loadu_ps(x + 8 * k);
         m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k]));
@@ -438,6 +447,7 @@ static inline float absmax32(const float *x, __m256 v[4]) {
  * values are left in iv for sums. */
 static inline __m256i quant32(const __m256 v[4], float id, __m256i iv[4]) {
     const __m256 mul = _mm256_set1_ps(id);
+#pragma GCC unroll 4
     for (int k = 0; k < 4; k++) iv[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], mul));
     const __m256i a = _mm256_packs_epi32(iv[0], iv[1]);
     const __m256i b = _mm256_packs_epi32(iv[2], iv[3]);
@@ -512,6 +522,7 @@ static void from_float_q8_K(const float *x, void *vy, int64_t n) {
         for (int k = 0; k < QK_K; k += 32) {
             __m256 v[4];
             __m256i iv[4];
+#pragma GCC unroll 4
             for (int j = 0; j < 4; j++) v[j] = _mm256_loadu_ps(x + k + 8 * j);
             _mm256_storeu_si256((__m256i *)(y[i].qs + k), quant32(v, iscale, iv));
             y[i].bsums[k / 16] = (int16_t)hsum_epi32(_mm256_add_epi32(iv[0], iv[1]));

@@ -66,16 +66,6 @@ AI __m512i dot_ss(__m512i a, __m512i b, bool vnni) {
     return dp_us(_mm512_setzero_si512(), _mm512_abs_epi8(a), sb, vnni);
 }
 
-/* (q - off) * x for unsigned levels q. */
-AI __m512i dot_off(__m512i q, __m512i x, __m512i off, bool vnni) {
-    if (vnni) {
-        const __m512i z = _mm512_setzero_si512();
-        return _mm512_sub_epi32(_mm512_dpbusd_epi32(z, q, x), _mm512_dpbusd_epi32(z, off, x));
-    }
-    const __m512i p = _mm512_sub_epi16(_mm512_maddubs_epi16(q, x), _mm512_maddubs_epi16(off, x));
-    return _mm512_madd_epi16(p, _mm512_set1_epi16(1));
-}
-
 /* ---- 32-element block formats ------------------------------------------------------
  * Four blocks per step. Their bytes are loaded as a few 64-byte vectors and
  * rearranged with vpermt2w (every field of these formats sits at an even
@@ -116,6 +106,7 @@ AI int wsrc(int c, int b0, int b1, int len) {
 /* Indices that put the 16 bytes at c + b * stride in 128-bit lane b. */
 AI __m512i idx_chunks(int c, int stride, int b0, int b1) {
     int s[4];
+#pragma GCC unroll 4
     for (int b = 0; b < 4; b++) s[b] = wsrc(c + b * stride, b0, b1, 16) * 0x10001;
     const __m512i base = _mm512_setr_epi32(s[0], s[0], s[0], s[0], s[1], s[1], s[1], s[1], s[2],
                                            s[2], s[2], s[2], s[3], s[3], s[3], s[3]);
@@ -129,6 +120,7 @@ AI __m512i idx_chunks(int c, int stride, int b0, int b1) {
  * cb + b * stride in words 4..7. */
 AI __m512i idx_words(int ca, int cb, int stride, int b0, int b1) {
     int v[8];
+#pragma GCC unroll 4
     for (int b = 0; b < 4; b++) {
         v[b] = wsrc(ca + b * stride, b0, b1, 2);
         v[4 + b] = wsrc(cb + b * stride, b0, b1, 2);
@@ -225,6 +217,15 @@ AI void q8_0_step4(const uint8_t *w, const uint8_t *x, bool vnni, __m512 *acc0, 
     *acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(ib, dp), _mm512_cvtepi32_ps(pb), *acc1);
 }
 
+/* One Q8_0 block pair as 8 int32 lanes: the few blocks after the last step. */
+AI __m256i q8_0_dot1(const uint8_t *w, const uint8_t *x, bool vnni) {
+    const __m256i a = load256(w + 2), b = load256(x + 2);
+    const __m256i sb = _mm256_mask_sub_epi8(b, _mm256_movepi8_mask(a), _mm256_setzero_si256(), b);
+    const __m256i ua = _mm256_abs_epi8(a);
+    if (vnni) return _mm256_dpbusd_epi32(_mm256_setzero_si256(), ua, sb);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(ua, sb), _mm256_set1_epi16(1));
+}
+
 AI void vd_blocks(blk_kind k, int64_t n, float *s, const void *vw, const void *vx, bool vnni) {
     const blk_geom g = geom_of(k);
     const uint8_t *w = vw, *x = vx;
@@ -232,8 +233,16 @@ AI void vd_blocks(blk_kind k, int64_t n, float *s, const void *vw, const void *v
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     __m128 accm = _mm_setzero_ps();
     int64_t i = 0;
-    if (k == BK_Q8_0)
+    if (k == BK_Q8_0) {
         for (; i + 4 <= nb; i += 4) q8_0_step4(w + i * g.sw, x + i * g.sx, vnni, &acc0, &acc1);
+        __m256 acc = _mm256_setzero_ps();
+        for (; i < nb; i++) {
+            const uint8_t *wb = w + i * g.sw, *xb = x + i * g.sx;
+            const __m256 d = _mm256_set1_ps(f16_at(wb) * f16_at(xb));
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(q8_0_dot1(wb, xb, vnni)), acc);
+        }
+        acc0 = _mm512_add_ps(acc0, _mm512_zextps256_ps512(acc));
+    }
     for (; i + 8 <= nb; i += 8) { /* two chains of FMAs */
         blk_step4(k, w + i * g.sw, x + i * g.sx, 4, true, vnni, &acc0, &accm);
         blk_step4(k, w + (i + 4) * g.sw, x + (i + 4) * g.sx, 4, true, vnni, &acc1, &accm);
@@ -293,6 +302,7 @@ AI __m512i k4_block(const uint8_t *qs, const uint8_t *qh, const int8_t *q8, __m1
     const __m512i scw = pair16(_mm512_cvtepu8_epi32(scmn));
     const __m512i hb = qh ? _mm512_broadcast_i64x4(load256(qh)) : _mm512_setzero_si512();
     __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 4
     for (int j = 0; j < QK_K / 64; j++) {
         __m512i q = k4_levels64(qs + 32 * j);
         if (qh) { /* bit 2j of qh[l]: element 64j + l; bit 2j+1: 64j + 32 + l */
@@ -364,6 +374,7 @@ AI void vd_q6_K(int64_t n, float *s, const void *vw, const void *vx, bool vnni) 
         const __m256i off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), load256(x[i].bsums));
         __m512i sumi = _mm512_zextsi256_si512(
             _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)));
+#pragma GCC unroll 2
         for (int half = 0; half < 2; half++) {
             const __m512i l = load512(w[i].ql + 64 * half);
             const __m512i h = _mm512_broadcast_i64x4(load256(w[i].qh + 32 * half));
@@ -372,6 +383,7 @@ AI void vd_q6_K(int64_t n, float *s, const void *vw, const void *vx, bool vnni) 
             const __m512i qlo = _mm512_ternarylogic_epi32(l, m4, hl, 0xEA); /* (l & m4) | hl */
             const __m512i qhi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), m4, hh, 0xEA);
             const int8_t *q8 = x[i].qs + 128 * half;
+#pragma GCC unroll 2
             for (int k = 0; k < 2; k++) {
                 const int b = 8 * half + 4 * k; /* scales b..b+3, 16 elements each */
                 const __m512i idx =
@@ -414,6 +426,7 @@ AI void vd_float(flt_kind k, int64_t n, float *s, const void *vw, const void *vx
                      _mm512_setzero_ps()};
     int64_t i = 0;
     for (; i + 64 <= n; i += 64)
+#pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             const size_t o = (size_t)(i + 16 * j) * es;
             acc[j] =
@@ -436,6 +449,27 @@ static void vec_dot_f16(int64_t n, float *s, const void *w, const void *x) {
 }
 static void vec_dot_bf16(int64_t n, float *s, const void *w, const void *x) {
     vd_float(FK_BF16, n, s, w, x);
+}
+
+/* BF16 x BF16 with vdpbf16ps (pairs of exact products added to float lanes),
+ * installed only on CPUs with AVX512-BF16. Like ggml's, it reads bf16 values
+ * below the normal range as zero. */
+__attribute__((target("avx512bf16"))) static void vec_dot_bf16_dp(int64_t n, float *s,
+                                                                  const void *vw, const void *vx) {
+    const uint16_t *a = vw, *b = vx;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)load512(a + i), (__m512bh)load512(b + i));
+        acc1 = _mm512_dpbf16_ps(acc1, (__m512bh)load512(a + i + 32), (__m512bh)load512(b + i + 32));
+    }
+    for (; i < n; i += 32) {
+        const int64_t rem = n - i;
+        const __mmask32 m = (__mmask32)(rem >= 32 ? 0xFFFFFFFFu : (1u << rem) - 1u);
+        acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)_mm512_maskz_loadu_epi16(m, a + i),
+                                (__m512bh)_mm512_maskz_loadu_epi16(m, b + i));
+    }
+    *s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
 AI void to_float16(flt_kind k, const void *vx, float *y, int64_t n) {
@@ -612,5 +646,12 @@ bool kern_avx512_vnni_usable(void) {
     return kern_avx512_usable() && __builtin_cpu_supports("avx512vnni");
 }
 
-void kern_avx512_install(kern_fns *table) { kern_isa_apply(table, kern_avx512_fns); }
-void kern_avx512_vnni_install(kern_fns *table) { kern_isa_apply(table, kern_avx512_vnni_fns); }
+void kern_avx512_install(kern_fns *table) {
+    kern_isa_apply(table, kern_avx512_fns);
+    if (__builtin_cpu_supports("avx512bf16")) table[KERN_BF16].vec_dot = vec_dot_bf16_dp;
+}
+
+void kern_avx512_vnni_install(kern_fns *table) {
+    kern_isa_apply(table, kern_avx512_vnni_fns);
+    if (__builtin_cpu_supports("avx512bf16")) table[KERN_BF16].vec_dot = vec_dot_bf16_dp;
+}
