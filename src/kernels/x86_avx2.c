@@ -66,109 +66,121 @@ static inline __m256i nibbles32(const uint8_t *qs) {
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
 }
 
-/* 0x10 in byte i where bit i of the 32-bit little-endian word at qh is set. */
-static inline __m256i bit4_from_bits32(const uint8_t *qh) {
+/* 0xFF in byte i where bit i of the 32-bit little-endian word at qh is set. */
+static inline __m256i bytes_from_bits32(const uint8_t *qh) {
     uint32_t bits;
     memcpy(&bits, qh, sizeof bits);
     const __m256i spread = _mm256_shuffle_epi8(
         _mm256_set1_epi32((int)bits),
         _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
     const __m256i sel = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    const __m256i on = _mm256_cmpeq_epi8(_mm256_and_si256(spread, sel), sel);
-    return _mm256_and_si256(on, _mm256_set1_epi8(0x10));
+    return _mm256_cmpeq_epi8(_mm256_and_si256(spread, sel), sel);
 }
 
-/* ---- 32-element block formats ------------------------------------------------ */
+/* ---- 32-element block formats ------------------------------------------------
+ * Four blocks per step: their fp16 scales are gathered with word unpacks and
+ * converted together (one vcvtph2ps instead of four), each block's integer
+ * sum is scaled by its lane of the products. Leftover blocks go one by one. */
 
-static void vec_dot_q8_0(int64_t n, float *s, const void *vw, const void *vx) {
-    const block_q8_0 *w = vw;
-    const block_q8_0 *x = vx;
-    const int64_t nb = n / QK8_0;
+typedef enum { BK_Q4_0, BK_Q5_0, BK_Q4_1, BK_Q5_1, BK_Q8_0 } blk_kind;
+
+#define AI static inline __attribute__((always_inline))
+
+/* Byte sizes of the weight and activation blocks, offset of the activation
+ * quants; affine formats add w.m * x.s per block. */
+AI size_t blk_wsize(blk_kind k) {
+    switch (k) {
+    case BK_Q4_0: return sizeof(block_q4_0);
+    case BK_Q5_0: return sizeof(block_q5_0);
+    case BK_Q4_1: return sizeof(block_q4_1);
+    case BK_Q5_1: return sizeof(block_q5_1);
+    case BK_Q8_0: break;
+    }
+    return sizeof(block_q8_0);
+}
+AI bool blk_affine(blk_kind k) { return k == BK_Q4_1 || k == BK_Q5_1; }
+
+/* The int32 lanes of one weight block (whole block at w) times its
+ * activation quants. */
+AI __m256i blk_dot(blk_kind k, const uint8_t *w, const int8_t *xq) {
+    const __m256i x = load256(xq);
+    switch (k) {
+    case BK_Q4_0: return dot_off(nibbles32(w + 2), x, _mm256_set1_epi8(8));
+    case BK_Q5_0: { /* level - 16 as a signed byte: 0xF0 on top where bit 4 is clear */
+        const __m256i top =
+            _mm256_andnot_si256(bytes_from_bits32(w + 2), _mm256_set1_epi8((char)0xF0));
+        return dot_ss(_mm256_or_si256(nibbles32(w + 6), top), x);
+    }
+    case BK_Q4_1: return dot_us(nibbles32(w + 4), x);
+    case BK_Q5_1: {
+        const __m256i b4 = _mm256_and_si256(bytes_from_bits32(w + 4), _mm256_set1_epi8(0x10));
+        return dot_us(_mm256_or_si256(nibbles32(w + 8), b4), x);
+    }
+    case BK_Q8_0: break;
+    }
+    return dot_ss(load256(w + 2), x);
+}
+
+/* Products of the first fp16 fields (w.d * x.d) of 4 consecutive blocks in
+ * lanes 0..3, of the second ones (w.m * x.s where they exist) in 4..7. */
+AI __m256 scales4(const uint8_t *w, size_t ws, const uint8_t *x, size_t xs) {
+    const __m128i w01 = _mm_unpacklo_epi16(_mm_loadu_si32(w), _mm_loadu_si32(w + ws));
+    const __m128i w23 = _mm_unpacklo_epi16(_mm_loadu_si32(w + 2 * ws), _mm_loadu_si32(w + 3 * ws));
+    const __m128i x01 = _mm_unpacklo_epi16(_mm_loadu_si32(x), _mm_loadu_si32(x + xs));
+    const __m128i x23 = _mm_unpacklo_epi16(_mm_loadu_si32(x + 2 * xs), _mm_loadu_si32(x + 3 * xs));
+    return _mm256_mul_ps(_mm256_cvtph_ps(_mm_unpacklo_epi32(w01, w23)),
+                         _mm256_cvtph_ps(_mm_unpacklo_epi32(x01, x23)));
+}
+
+AI void vd_blocks(blk_kind k, int64_t n, float *s, const void *vw, const void *vx) {
+    const size_t ws = blk_wsize(k);
+    const size_t xs = blk_affine(k) ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t xo = blk_affine(k) ? 4 : 2;
+    const uint8_t *w = vw, *x = vx;
+    const int64_t nb = n / 32;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m128 accm = _mm_setzero_ps();
     int64_t i = 0;
-    for (; i + 1 < nb; i += 2) {
-        const __m256i p0 = dot_ss(load256(w[i].qs), load256(x[i].qs));
-        const __m256i p1 = dot_ss(load256(w[i + 1].qs), load256(x[i + 1].qs));
-        const __m256 d0 = _mm256_set1_ps(f16_at(&w[i].d) * f16_at(&x[i].d));
-        const __m256 d1 = _mm256_set1_ps(f16_at(&w[i + 1].d) * f16_at(&x[i + 1].d));
-        acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(p1), acc1);
+    for (; i + 4 <= nb; i += 4, w += 4 * ws, x += 4 * xs) {
+        /* through memory: broadcasts from a load cost no shuffle (or register) */
+        float sc[8];
+        _mm256_storeu_ps(sc, scales4(w, ws, x, xs));
+#pragma GCC unroll 4
+        for (int b = 0; b < 4; b++) {
+            const __m256i p = blk_dot(k, w + b * ws, (const int8_t *)(x + b * xs + xo));
+            const __m256 d = _mm256_broadcast_ss(&sc[b]);
+            if (b & 1)
+                acc1 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc1);
+            else
+                acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc0);
+        }
+        if (blk_affine(k)) accm = _mm_add_ps(accm, _mm_loadu_ps(sc + 4));
     }
-    if (i < nb) {
-        const __m256i p = dot_ss(load256(w[i].qs), load256(x[i].qs));
-        const __m256 d = _mm256_set1_ps(f16_at(&w[i].d) * f16_at(&x[i].d));
+    float summ = hsum_ps128(accm);
+    for (; i < nb; i++, w += ws, x += xs) {
+        const __m256i p = blk_dot(k, w, (const int8_t *)(x + xo));
+        const __m256 d = _mm256_set1_ps(f16_at((const kern_f16 *)w) * f16_at((const kern_f16 *)x));
         acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc0);
+        if (blk_affine(k))
+            summ += f16_at((const kern_f16 *)(w + 2)) * f16_at((const kern_f16 *)(x + 2));
     }
-    *s = hsum_ps(_mm256_add_ps(acc0, acc1));
+    *s = hsum_ps(_mm256_add_ps(acc0, acc1)) + summ;
 }
 
-static void vec_dot_q4_0(int64_t n, float *s, const void *vw, const void *vx) {
-    const block_q4_0 *w = vw;
-    const block_q8_0 *x = vx;
-    const int64_t nb = n / QK8_0;
-    const __m256i off = _mm256_set1_epi8(8);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 1 < nb; i += 2) {
-        const __m256i p0 = dot_off(nibbles32(w[i].qs), load256(x[i].qs), off);
-        const __m256i p1 = dot_off(nibbles32(w[i + 1].qs), load256(x[i + 1].qs), off);
-        const __m256 d0 = _mm256_set1_ps(f16_at(&w[i].d) * f16_at(&x[i].d));
-        const __m256 d1 = _mm256_set1_ps(f16_at(&w[i + 1].d) * f16_at(&x[i + 1].d));
-        acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(p1), acc1);
-    }
-    if (i < nb) {
-        const __m256i p = dot_off(nibbles32(w[i].qs), load256(x[i].qs), off);
-        const __m256 d = _mm256_set1_ps(f16_at(&w[i].d) * f16_at(&x[i].d));
-        acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc0);
-    }
-    *s = hsum_ps(_mm256_add_ps(acc0, acc1));
+static void vec_dot_q8_0(int64_t n, float *s, const void *w, const void *x) {
+    vd_blocks(BK_Q8_0, n, s, w, x);
 }
-
-static void vec_dot_q5_0(int64_t n, float *s, const void *vw, const void *vx) {
-    const block_q5_0 *w = vw;
-    const block_q8_0 *x = vx;
-    const int64_t nb = n / QK8_0;
-    const __m256i off = _mm256_set1_epi8(16);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        const __m256i q = _mm256_or_si256(nibbles32(w[i].qs), bit4_from_bits32(w[i].qh));
-        const __m256i p = dot_off(q, load256(x[i].qs), off);
-        const __m256 d = _mm256_set1_ps(f16_at(&w[i].d) * f16_at(&x[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
-    }
-    *s = hsum_ps(acc);
+static void vec_dot_q4_0(int64_t n, float *s, const void *w, const void *x) {
+    vd_blocks(BK_Q4_0, n, s, w, x);
 }
-
-static void vec_dot_q4_1(int64_t n, float *s, const void *vw, const void *vx) {
-    const block_q4_1 *w = vw;
-    const block_q8_1 *x = vx;
-    const int64_t nb = n / QK8_1;
-    __m256 acc = _mm256_setzero_ps();
-    float summ = 0.0f;
-    for (int64_t i = 0; i < nb; i++) {
-        const __m256i p = dot_us(nibbles32(w[i].qs), load256(x[i].qs));
-        const __m256 d = _mm256_set1_ps(f16_at(&w[i].d) * f16_at(&x[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
-        summ += f16_at(&w[i].m) * f16_at(&x[i].s);
-    }
-    *s = hsum_ps(acc) + summ;
+static void vec_dot_q5_0(int64_t n, float *s, const void *w, const void *x) {
+    vd_blocks(BK_Q5_0, n, s, w, x);
 }
-
-static void vec_dot_q5_1(int64_t n, float *s, const void *vw, const void *vx) {
-    const block_q5_1 *w = vw;
-    const block_q8_1 *x = vx;
-    const int64_t nb = n / QK8_1;
-    __m256 acc = _mm256_setzero_ps();
-    float summ = 0.0f;
-    for (int64_t i = 0; i < nb; i++) {
-        const __m256i q = _mm256_or_si256(nibbles32(w[i].qs), bit4_from_bits32(w[i].qh));
-        const __m256i p = dot_us(q, load256(x[i].qs));
-        const __m256 d = _mm256_set1_ps(f16_at(&w[i].d) * f16_at(&x[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
-        summ += f16_at(&w[i].m) * f16_at(&x[i].s);
-    }
-    *s = hsum_ps(acc) + summ;
+static void vec_dot_q4_1(int64_t n, float *s, const void *w, const void *x) {
+    vd_blocks(BK_Q4_1, n, s, w, x);
+}
+static void vec_dot_q5_1(int64_t n, float *s, const void *w, const void *x) {
+    vd_blocks(BK_Q5_1, n, s, w, x);
 }
 
 /* ---- K-quants ---------------------------------------------------------------- */
