@@ -14,7 +14,8 @@
  * Float sums are kept in 8 lanes and added at the end, so results differ
  * from the scalar references only by float rounding; the activation
  * quantizers reproduce the scalar ones bit for bit (same operations on the
- * same values, and vcvtps2dq rounds half to even like kern_nearest_int).
+ * same values, and vcvtps2dq in the default MXCSR mode rounds half to even,
+ * like kern_nearest_int).
  */
 #include "kernels/isa.h"
 #include "kernels/kern_ref.h"

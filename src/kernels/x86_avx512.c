@@ -10,10 +10,12 @@
  * instruction even though this file is compiled with -mavx512vnni (when
  * optimizing, it contains none: the other branch is folded away).
  *
- * Layout of the work: the 32-element formats go four blocks per iteration,
- * two per 512-bit register (the block's scale product covers 8 int32 lanes);
- * the fp16 scales of the four blocks are gathered with word unpacks and
- * converted in one vcvtph2ps. K-quants go 64 elements per register with the
+ * Layout of the work: the 32-element formats go four blocks per step,
+ * rearranged with vpermt2w so that one int32 vector holds the four blocks'
+ * sums and their four fp16 scales convert in one vcvtph2ps (Q8_0 weights, which
+ * need no unpacking, go two blocks per register as they lie); a last partial
+ * step uses masked loads. BF16 uses vdpbf16ps where the CPU has AVX512-BF16
+ * (chosen at install time). K-quants go 64 elements per register with the
  * sub-block scales applied as int16 (dpwssd) to an int32 accumulator that is
  * converted to float once per 256 elements. Float sums are left in 16 lanes
  * until the end; results therefore differ from the scalar references only by
