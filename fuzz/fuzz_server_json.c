@@ -1,0 +1,66 @@
+/*
+ * fuzz_server_json.c - the server's request parser on arbitrary bytes: the
+ * first byte chooses the endpoint ('c' chat, anything else completions), the
+ * rest is the body. A body that parses is then rendered by every chat
+ * template (the renderers see the same untrusted strings); one that does not
+ * must yield an error whose JSON is well-formed UTF-8 with a 400/500 status.
+ * Built with -DHEARTH_FUZZ=ON as a libFuzzer target, otherwise replays
+ * fuzz/corpus/server_json/.
+ */
+#include "server/server.h"
+
+#include <cjson/cJSON.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void render_all(const srv_request *r) {
+    if (r->n_messages <= 0) return;
+    tok_chat_msg *m = calloc((size_t)r->n_messages, sizeof *m);
+    if (!m) return;
+    for (int i = 0; i < r->n_messages; i++)
+        m[i] =
+            (tok_chat_msg){r->messages[i].role, r->messages[i].content, r->messages[i].content_len};
+    char names[256];
+    snprintf(names, sizeof names, "%s", tok_chat_names());
+    for (char *save = NULL, *n = strtok_r(names, "|", &save); n; n = strtok_r(NULL, "|", &save)) {
+        tok_chat_template t;
+        if (tok_chat_named(n, &t)) abort();
+        tok_chat_opts o = {.bos = "<s>", .eos = "</s>", .add_generation_prompt = true, .now = 1};
+        char *out = NULL;
+        size_t len = 0;
+        if (tok_chat_render(&t, m, (size_t)r->n_messages, &o, &out, &len) == HEARTH_OK) {
+            if (strlen(out) > len) abort();
+            free(out);
+        }
+    }
+    free(m);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size == 0) return 0;
+    const srv_kind kind = data[0] == 'c' ? SRV_CHAT : SRV_COMPLETION;
+    srv_request r;
+    srv_error e;
+    if (srv_parse_request(kind, (const char *)data + 1, size - 1, &r, &e)) {
+        for (int i = 0; i < r.n_messages; i++)
+            if (!srv_utf8_valid(r.messages[i].content, r.messages[i].content_len, NULL)) abort();
+        if (r.n_stop > SRV_MAX_STOP || r.top_logprobs < 0 || r.top_logprobs > SRV_MAX_LOGPROBS)
+            abort();
+        render_all(&r);
+        srv_request_free(&r);
+        return 0;
+    }
+    if (e.status != 400 && e.status != 500) abort();
+    char *json = srv_error_json(&e);
+    if (json) {
+        if (!srv_utf8_valid(json, strlen(json), NULL)) abort();
+        cJSON *back = cJSON_Parse(json);
+        if (!back) abort();
+        cJSON_Delete(back);
+        free(json);
+    }
+    return 0;
+}

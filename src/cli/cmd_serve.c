@@ -1,0 +1,137 @@
+/*
+ * cmd_serve.c - `hearth serve`: the OpenAI-compatible HTTP server. Parses the
+ * options, starts the server, prints where it listens and waits for SIGINT
+ * or SIGTERM (or a model that failed to load) to stop it.
+ */
+#include "cli.h"
+#include "server/server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char serve_usage[] =
+    "usage: hearth serve -m FILE [options]\n"
+    "  Serves the model over an OpenAI-compatible HTTP API: POST /v1/chat/completions,\n"
+    "  POST /v1/completions, GET /v1/models, GET /health, GET /metrics.\n"
+    "  --host ADDR          address to listen on (default 127.0.0.1)\n"
+    "  --port N             port (default 8080; 0: any free port)\n"
+    "  --parallel N         requests generated at the same time, one KV cache each (default 1)\n"
+    "  --ctx N              context of each slot (default: min(model's, 4096))\n"
+    "  --queue N            requests that may wait for a slot before 503 (default 4 x parallel)\n"
+    "  --timeout S          seconds a request may take, waiting included (default 600; 0: none)\n"
+    "  --max-body BYTES     largest request body (default 8388608)\n"
+    "  --api-key KEY        require 'Authorization: Bearer KEY' on /v1/* (or HEARTH_API_KEY)\n"
+    "  -t N                 threads (default: physical cores)\n"
+    "  --chat-template T    chatml|qwen3|llama3|llama3.1|llama3.2|gemma|gemma3|phi3|phi3-mini|\n"
+    "                       phi4-mini|phi4, or a file holding a Jinja template to recognize\n"
+    "                       (default: the model's tokenizer.chat_template)\n"
+    "  --log-prompts        put prompt text in the request log (off: only sizes and times)\n";
+
+static bool parse_int(const char *v, long lo, long hi, int *out) {
+    char *end;
+    errno = 0;
+    const long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) return false;
+    *out = (int)x;
+    return true;
+}
+
+static int parse_serve(int argc, char **argv, srv_config *c) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(serve_usage, stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--log-prompts")) {
+            c->log_prompts = true;
+            continue;
+        }
+        const char *v = i + 1 < argc ? argv[++i] : NULL;
+        if (!v) {
+            fprintf(stderr, "hearth serve: option '%s' needs a value\n", a);
+            return 2;
+        }
+        int n = 0;
+        bool ok = true;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+            c->model_path = v;
+        else if (!strcmp(a, "--host"))
+            c->host = v;
+        else if (!strcmp(a, "--port"))
+            ok = parse_int(v, 0, 65535, &c->port);
+        else if (!strcmp(a, "--parallel") || !strcmp(a, "-np"))
+            ok = parse_int(v, 1, 256, &c->n_parallel);
+        else if (!strcmp(a, "--ctx") || !strcmp(a, "-c"))
+            ok = parse_int(v, 0, 1 << 24, &c->n_ctx);
+        else if (!strcmp(a, "--queue"))
+            ok = parse_int(v, 0, 1 << 20, &c->queue_max);
+        else if (!strcmp(a, "--timeout"))
+            ok = parse_int(v, 0, 1 << 24, &c->timeout_s);
+        else if (!strcmp(a, "--max-body") && (ok = parse_int(v, 1024, 1 << 30, &n)))
+            c->max_body_bytes = (size_t)n;
+        else if (!strcmp(a, "--api-key"))
+            c->api_key = v;
+        else if (!strcmp(a, "-t"))
+            ok = parse_int(v, 0, 1024, &c->n_threads);
+        else if (!strcmp(a, "--chat-template"))
+            c->chat_template = v;
+        else {
+            fprintf(stderr, "hearth serve: unknown option '%s'\n%s", a, serve_usage);
+            return 2;
+        }
+        if (!ok) {
+            fprintf(stderr, "hearth serve: bad value '%s' for %s\n", v, a);
+            return 2;
+        }
+    }
+    if (!c->model_path) {
+        fputs(serve_usage, stderr);
+        return 2;
+    }
+    return -1;
+}
+
+int cmd_serve(int argc, char **argv) {
+    srv_config c = srv_default_config();
+    const char *env_key = getenv("HEARTH_API_KEY");
+    if (env_key && *env_key) c.api_key = env_key;
+    int rc = parse_serve(argc, argv, &c);
+    if (rc >= 0) return rc;
+
+    /* Signals are taken synchronously by this thread: block them before any
+     * server thread starts so every thread inherits the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    srv_server *s = NULL;
+    if (srv_start(&c, &s)) return cli_fail("serve", "starting");
+    const bool v6 = strchr(c.host, ':') != NULL;
+    fprintf(stderr, "hearth serve: listening on http://%s%s%s:%d\n", v6 ? "[" : "", c.host,
+            v6 ? "]" : "", srv_port(s));
+    fflush(stderr);
+    rc = 0;
+    for (;;) {
+        const struct timespec tick = {.tv_sec = 0, .tv_nsec = 200 * 1000 * 1000};
+        const int sig = sigtimedwait(&set, NULL, &tick);
+        if (sig == SIGINT || sig == SIGTERM) {
+            fprintf(stderr, "hearth serve: %s, stopping\n",
+                    sig == SIGINT ? "interrupted" : "terminated");
+            break;
+        }
+        if (srv_state_get(s) == SRV_FAILED) {
+            rc = 1;
+            break;
+        }
+    }
+    srv_stop(s);
+    return rc;
+}

@@ -1,0 +1,335 @@
+/*
+ * api_gen.c - what chat and completion requests share once their prompt is
+ * tokens: the context check, the job, the wait (noticing a client that went
+ * away and a request that waited too long), and the non-streaming response
+ * bodies of OpenAI's chat.completion and text_completion objects with their
+ * logprobs and usage. Streaming responses are sse.c's.
+ */
+#include "server.h"
+
+#include "engine/engine.h"
+
+#include <cjson/cJSON.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+void srv_make_id(srv_kind kind, char *out, size_t cap) {
+    static atomic_uint_fast64_t counter;
+    const uint64_t n = atomic_fetch_add(&counter, 1);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(out, cap, "%s-%08llx%06llx", kind == SRV_CHAT ? "chatcmpl" : "cmpl",
+             (unsigned long long)(ts.tv_sec & 0xffffffff), (unsigned long long)(n & 0xffffff));
+}
+
+const char *srv_finish_reason(const srv_job *j) {
+    /* A request cut by its time limit ended early, like one cut by max_tokens. */
+    return j->result.finish == HEARTH_FINISH_STOP && !j->timed_out ? "stop" : "length";
+}
+
+void srv_usage_json(cJSON *obj, const srv_job *j) {
+    cJSON *u = cJSON_AddObjectToObject(obj, "usage");
+    const int prompt = j->result.n_prompt + j->result.n_cached;
+    cJSON_AddNumberToObject(u, "prompt_tokens", prompt);
+    cJSON_AddNumberToObject(u, "completion_tokens", j->result.n_gen);
+    cJSON_AddNumberToObject(u, "total_tokens", prompt + j->result.n_gen);
+    cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
+    cJSON_AddNumberToObject(d, "cached_tokens", j->result.n_cached);
+}
+
+/* The piece of token id as bytes, and as a JSON-safe string (ill-formed
+ * UTF-8, e.g. half a character, becomes U+FFFD). text_cap >= 3 * cap + 1. */
+static void token_piece(srv_server *s, int32_t id, char *raw, size_t cap, size_t *n_raw,
+                        char *text) {
+    const tok_vocab *v = engine_vocab(s->model);
+    size_t n = 0;
+    if (!v)
+        n = 0;
+    else if (tok_piece(v, id, false, raw, cap, &n) != HEARTH_OK)
+        n = n > cap ? cap : 0;
+    *n_raw = n;
+    size_t o = 0, i = 0;
+    while (i < n) {
+        size_t bad = 0;
+        if (srv_utf8_valid(raw + i, n - i, &bad)) bad = n - i;
+        memcpy(text + o, raw + i, bad);
+        o += bad;
+        i += bad;
+        if (i < n) {
+            memcpy(text + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        }
+    }
+    text[o] = '\0';
+}
+
+enum { PIECE_MAX = 256 };
+
+static cJSON *bytes_json(const char *raw, size_t n) {
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber((unsigned char)raw[i]));
+    return a;
+}
+
+/* chat: {"content": [{"token","logprob","bytes","top_logprobs":[...]}...]} */
+static cJSON *chat_logprobs(srv_server *s, const srv_job *j, int from, int to) {
+    cJSON *lp = cJSON_CreateObject(), *content = cJSON_AddArrayToObject(lp, "content");
+    char raw[PIECE_MAX], text[PIECE_MAX * 3 + 4];
+    size_t n;
+    for (int i = from; i < to; i++) {
+        const srv_event *e = &j->events[i];
+        if (e->id < 0) continue;
+        cJSON *t = cJSON_CreateObject();
+        token_piece(s, e->id, raw, sizeof raw, &n, text);
+        cJSON_AddStringToObject(t, "token", text);
+        cJSON_AddNumberToObject(t, "logprob", e->logprob);
+        cJSON_AddItemToObject(t, "bytes", bytes_json(raw, n));
+        cJSON *top = cJSON_AddArrayToObject(t, "top_logprobs");
+        for (int k = 0; k < e->n_top; k++) {
+            cJSON *a = cJSON_CreateObject();
+            token_piece(s, e->top[k].id, raw, sizeof raw, &n, text);
+            cJSON_AddStringToObject(a, "token", text);
+            cJSON_AddNumberToObject(a, "logprob", e->top[k].logprob);
+            cJSON_AddItemToObject(a, "bytes", bytes_json(raw, n));
+            cJSON_AddItemToArray(top, a);
+        }
+        cJSON_AddItemToArray(content, t);
+    }
+    return lp;
+}
+
+/* completions: {"tokens","token_logprobs","top_logprobs","text_offset"} */
+static cJSON *completion_logprobs(srv_server *s, const srv_job *j, int from, int to,
+                                  size_t text_base) {
+    cJSON *lp = cJSON_CreateObject();
+    cJSON *tokens = cJSON_AddArrayToObject(lp, "tokens");
+    cJSON *lps = cJSON_AddArrayToObject(lp, "token_logprobs");
+    cJSON *tops = cJSON_AddArrayToObject(lp, "top_logprobs");
+    cJSON *offs = cJSON_AddArrayToObject(lp, "text_offset");
+    char raw[PIECE_MAX], text[PIECE_MAX * 3 + 4];
+    size_t n;
+    for (int i = from; i < to; i++) {
+        const srv_event *e = &j->events[i];
+        if (e->id < 0) continue;
+        token_piece(s, e->id, raw, sizeof raw, &n, text);
+        cJSON_AddItemToArray(tokens, cJSON_CreateString(text));
+        cJSON_AddItemToArray(lps, cJSON_CreateNumber(e->logprob));
+        cJSON *top = cJSON_CreateObject();
+        for (int k = 0; k < e->n_top; k++) {
+            token_piece(s, e->top[k].id, raw, sizeof raw, &n, text);
+            if (!cJSON_GetObjectItemCaseSensitive(top, text))
+                cJSON_AddNumberToObject(top, text, e->top[k].logprob);
+        }
+        cJSON_AddItemToArray(tops, top);
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(text_base + e->text_off)));
+    }
+    return lp;
+}
+
+cJSON *srv_logprobs_json(srv_server *s, srv_kind kind, const srv_job *j, int from, int to,
+                         size_t text_base) {
+    return kind == SRV_CHAT ? chat_logprobs(s, j, from, to)
+                            : completion_logprobs(s, j, from, to, text_base);
+}
+
+/* A JSON string of text[0..len): cJSON stops at a NUL byte, so a generated
+ * U+0000 would cut the text; it is dropped instead. */
+static cJSON *string_json(const char *text, size_t len) {
+    if (!memchr(text, '\0', len)) return cJSON_CreateString(text);
+    char *c = malloc(len + 1);
+    if (!c) return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        if (text[i]) c[n++] = text[i];
+    c[n] = '\0';
+    cJSON *s = cJSON_CreateString(c);
+    free(c);
+    return s;
+}
+
+static char *response_json(srv_server *s, const srv_gen *g, const srv_job *j) {
+    char id[64];
+    srv_make_id(g->kind, id, sizeof id);
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "id", id);
+    cJSON_AddStringToObject(root, "object",
+                            g->kind == SRV_CHAT ? "chat.completion" : "text_completion");
+    cJSON_AddNumberToObject(root, "created", (double)time(NULL));
+    cJSON_AddStringToObject(root, "model", s->model_id);
+    cJSON_AddNullToObject(root, "system_fingerprint");
+    cJSON *choices = cJSON_AddArrayToObject(root, "choices"), *c = cJSON_CreateObject();
+    cJSON_AddItemToArray(choices, c);
+    cJSON_AddNumberToObject(c, "index", 0);
+    const char *text = j->text ? j->text : "";
+    if (g->kind == SRV_CHAT) {
+        cJSON *msg = cJSON_AddObjectToObject(c, "message");
+        cJSON_AddStringToObject(msg, "role", "assistant");
+        cJSON_AddItemToObject(msg, "content", string_json(text, j->text_len));
+    } else if (g->echo_text) {
+        char *both = malloc(g->echo_len + j->text_len + 1);
+        if (both) {
+            memcpy(both, g->echo_text, g->echo_len);
+            memcpy(both + g->echo_len, text, j->text_len);
+            both[g->echo_len + j->text_len] = '\0';
+            cJSON_AddItemToObject(c, "text", string_json(both, g->echo_len + j->text_len));
+            free(both);
+        }
+    } else {
+        cJSON_AddItemToObject(c, "text", string_json(text, j->text_len));
+    }
+    if (g->req->logprobs)
+        cJSON_AddItemToObject(c, "logprobs",
+                              srv_logprobs_json(s, g->kind, j, 0, j->n_events, g->echo_len));
+    else
+        cJSON_AddNullToObject(c, "logprobs");
+    cJSON_AddStringToObject(c, "finish_reason", srv_finish_reason(j));
+    srv_usage_json(root, j);
+    char *out = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return out;
+}
+
+bool srv_client_gone(int fd) {
+    if (fd < 0) return false;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 0) <= 0) return false;
+    if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) return true;
+    char c;
+    const ssize_t k = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+typedef enum wait_result { WAIT_OK, WAIT_GONE, WAIT_QUEUE_TIMEOUT } wait_result;
+
+/* Waits until the job is done (or, with until_started, has left the queue),
+ * checking every 100 ms for a client that closed its connection and for a
+ * queued job whose time ran out. Either cancels the job. */
+static wait_result wait_job(srv_exchange *x, srv_job *j, bool until_started) {
+    srv_server *s = x->srv;
+    pthread_mutex_lock(&j->mu);
+    for (;;) {
+        if (j->state == SRV_JOB_DONE || (until_started && j->state != SRV_JOB_QUEUED)) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+        if (j->state == SRV_JOB_DONE) break;
+        const bool queued = j->state == SRV_JOB_QUEUED;
+        pthread_mutex_unlock(&j->mu);
+        wait_result w = WAIT_OK;
+        if (srv_client_gone(x->client_fd))
+            w = WAIT_GONE;
+        else if (queued && j->deadline_ms > 0 && srv_now_ms() > j->deadline_ms)
+            w = WAIT_QUEUE_TIMEOUT;
+        if (w != WAIT_OK) {
+            srv_sched_cancel(s->sched, j);
+            return w;
+        }
+        pthread_mutex_lock(&j->mu);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return WAIT_OK;
+}
+
+static srv_job *make_job(srv_exchange *x, const srv_gen *g, srv_error *e) {
+    srv_server *s = x->srv;
+    const srv_request *r = g->req;
+    srv_job *j = srv_job_new(g->ids, g->n_ids);
+    if (!j) {
+        srv_fail(e, 500, NULL, NULL, "out of memory");
+        return NULL;
+    }
+    j->sampling = r->sampling;
+    j->max_tokens = r->max_tokens > 0                                ? r->max_tokens
+                    : g->kind == SRV_COMPLETION && r->max_tokens < 0 ? 16
+                                                                     : 0;
+    for (int i = 0; i < r->n_stop; i++) {
+        if (!(j->stop[i] = strdup(r->stop[i]))) {
+            srv_job_release(j);
+            srv_fail(e, 500, NULL, NULL, "out of memory");
+            return NULL;
+        }
+        j->n_stop = i + 1;
+    }
+    j->n_top = r->logprobs ? r->top_logprobs : 0;
+    if (s->cfg.timeout_s > 0) j->deadline_ms = srv_now_ms() + 1e3 * s->cfg.timeout_s;
+    return j;
+}
+
+void srv_generate(srv_exchange *x, const srv_gen *g) {
+    srv_server *s = x->srv;
+    srv_error e;
+    const int n_ctx = srv_sched_n_ctx(s->sched);
+    x->prompt_tokens = g->n_ids;
+    if (g->n_ids >= n_ctx) {
+        srv_fail(&e, 400, g->kind == SRV_CHAT ? "messages" : "prompt", "context_length_exceeded",
+                 "the prompt has %d tokens but a slot's context holds %d (at least one must be "
+                 "left to generate); shorten the prompt or start the server with a larger --ctx",
+                 g->n_ids, n_ctx);
+        srv_respond_error(x, &e);
+        return;
+    }
+    srv_job *j = make_job(x, g, &e);
+    if (!j) {
+        srv_respond_error(x, &e);
+        return;
+    }
+    if (!srv_sched_submit(s->sched, j)) {
+        int queued, busy, slots;
+        srv_sched_stats(s->sched, &queued, &busy, &slots);
+        srv_fail(&e, 503, NULL, "server_busy",
+                 "all %d slots are busy and %d requests are waiting (the queue's limit); retry "
+                 "later",
+                 slots, queued);
+        srv_respond_error(x, &e);
+        srv_job_release(j);
+        return;
+    }
+    const wait_result w = wait_job(x, j, g->req->stream);
+    if (w == WAIT_GONE) {
+        x->status = 499; /* nginx's "client closed request": no response is sent */
+        srv_job_release(j);
+        return;
+    }
+    if (w == WAIT_QUEUE_TIMEOUT) {
+        srv_fail(&e, 503, NULL, "timeout", "the request waited %d s for a free slot; retry later",
+                 s->cfg.timeout_s);
+        srv_respond_error(x, &e);
+        srv_job_release(j);
+        return;
+    }
+    if (g->req->stream) {
+        char id[64];
+        srv_make_id(g->kind, id, sizeof id);
+        srv_stream_start(x, g->kind, g->req, j, id, (int64_t)time(NULL));
+        return;
+    }
+    if (j->err) {
+        srv_fail(&e, j->err == HEARTH_ERR_CONTEXT_FULL ? 400 : 500, NULL, NULL,
+                 "generation failed: %s", j->err_msg);
+        srv_respond_error(x, &e);
+    } else {
+        x->prompt_tokens = j->result.n_prompt + j->result.n_cached;
+        x->cached_tokens = j->result.n_cached;
+        x->completion_tokens = j->result.n_gen;
+        char *body = response_json(s, g, j);
+        if (body)
+            srv_respond_json(x, 200, body);
+        else {
+            srv_fail(&e, 500, NULL, NULL, "out of memory");
+            srv_respond_error(x, &e);
+        }
+    }
+    srv_job_release(j);
+}

@@ -1,0 +1,331 @@
+/*
+ * http.c - the libmicrohttpd side: the daemon (one thread per connection),
+ * routing, the checks made before a body is read (unknown path 404, wrong
+ * method 405, missing or wrong API key 401, declared body too large 413),
+ * body collection under the size limit, and one log line per request when
+ * libmicrohttpd reports it complete:
+ *
+ *   <time> <method> <path> <status> prompt=<n> cached=<n> completion=<n> <ms>ms
+ *
+ * Prompt text appears in the log only with --log-prompts.
+ */
+#include "server.h"
+
+#include "core/core.h"
+
+#include <microhttpd.h>
+
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+typedef enum route_id {
+    ROUTE_NONE,
+    ROUTE_CHAT,
+    ROUTE_COMPLETIONS,
+    ROUTE_MODELS,
+    ROUTE_MODEL,
+    ROUTE_HEALTH,
+    ROUTE_METRICS
+} route_id;
+
+typedef struct route {
+    const char *path;
+    bool prefix;
+    const char *method;
+    route_id id;
+    bool auth;
+} route;
+
+static const route routes[] = {
+    {"/v1/chat/completions", false, "POST", ROUTE_CHAT, true},
+    {"/v1/completions", false, "POST", ROUTE_COMPLETIONS, true},
+    {"/v1/models", false, "GET", ROUTE_MODELS, true},
+    {"/v1/models/", true, "GET", ROUTE_MODEL, true},
+    {"/health", false, "GET", ROUTE_HEALTH, false},
+    {"/metrics", false, "GET", ROUTE_METRICS, false},
+};
+
+/* Per-request state (libmicrohttpd's con_cls), freed when it completes. */
+typedef struct srv_conn {
+    srv_exchange x;
+    char method[16];
+    char path[512];
+    const route *route;
+    char *body;
+    size_t body_len, body_cap;
+    bool too_large;
+    bool answered; /* a response was queued before the body */
+    double t0;
+} srv_conn;
+
+void srv_respond_json(srv_exchange *x, int status, char *json) {
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(json), json, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(json);
+        return;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    x->status = status;
+    x->response = r;
+}
+
+void srv_respond_error(srv_exchange *x, const srv_error *e) {
+    char *json = srv_error_json(e);
+    if (!json) return;
+    srv_respond_json(x, e->status, json);
+    if (x->response && e->status == 503) MHD_add_response_header(x->response, "Retry-After", "1");
+}
+
+static void log_line(srv_server *s, srv_conn *c, const char *note) {
+    if (!s->cfg.log) return;
+    char when[32];
+    const time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    const double ms = srv_now_ms() - c->t0;
+    pthread_mutex_lock(&s->log_mu);
+    fprintf(s->cfg.log, "%s %s %s %d prompt=%d cached=%d completion=%d %.1fms%s%s", when, c->method,
+            c->path, c->x.status, c->x.prompt_tokens, c->x.cached_tokens, c->x.completion_tokens,
+            ms, note ? " " : "", note ? note : "");
+    if (c->x.log_prompt) {
+        /* the prompt as a JSON string, so one request stays one line */
+        fputs(" prompt=\"", s->cfg.log);
+        for (const unsigned char *p = (const unsigned char *)c->x.log_prompt; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                fprintf(s->cfg.log, "\\%c", *p);
+            else if (*p < 0x20)
+                fprintf(s->cfg.log, "\\u%04x", *p);
+            else
+                fputc(*p, s->cfg.log);
+        }
+        fputc('"', s->cfg.log);
+    }
+    fputc('\n', s->cfg.log);
+    fflush(s->cfg.log);
+    pthread_mutex_unlock(&s->log_mu);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    (void)connection;
+    srv_server *s = cls;
+    srv_conn *c = *con_cls;
+    if (!c) return;
+    const char *note = NULL;
+    if (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT)
+        note = "(client closed the connection)";
+    else if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
+        note = "(connection timed out)";
+    else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        note = "(connection failed)";
+    if (c->x.status == 0) c->x.status = 499; /* nothing was answered */
+    log_line(s, c, note);
+    const bool gen = c->route && (c->route->id == ROUTE_CHAT || c->route->id == ROUTE_COMPLETIONS);
+    srv_metrics_request(&s->metrics, srv_metrics_route(c->path), c->x.status,
+                        (srv_now_ms() - c->t0) / 1e3, gen && c->x.status == 200);
+    free(c->x.log_prompt);
+    free(c->body);
+    free(c);
+    *con_cls = NULL;
+}
+
+/* Constant-time comparison of the bearer token with the key. */
+static bool auth_ok(srv_server *s, struct MHD_Connection *conn) {
+    if (!s->cfg.api_key) return true;
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
+    h += 7;
+    while (*h == ' ') h++;
+    const size_t n = strlen(h), k = strlen(s->cfg.api_key);
+    unsigned diff = n != k;
+    for (size_t i = 0; i < k; i++)
+        diff |= (unsigned char)(i < n ? h[i] : 0) ^ (unsigned char)s->cfg.api_key[i];
+    return diff == 0;
+}
+
+static void find_route(srv_conn *c, bool *method_ok, const char **allow) {
+    *method_ok = false;
+    *allow = NULL;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const route *r = &routes[i];
+        const bool match =
+            r->prefix ? !strncmp(c->path, r->path, strlen(r->path)) && c->path[strlen(r->path)]
+                      : !strcmp(c->path, r->path);
+        if (!match) continue;
+        c->route = r;
+        *allow = r->method;
+        *method_ok = !strcmp(c->method, r->method);
+        return;
+    }
+}
+
+/* The checks that need no body; true when one answered. */
+static bool early_checks(srv_server *s, srv_conn *c, struct MHD_Connection *conn) {
+    srv_error e;
+    bool method_ok;
+    const char *allow;
+    find_route(c, &method_ok, &allow);
+    if (!c->route) {
+        srv_fail(&e, 404, NULL, "not_found", "no such endpoint: %s %s", c->method, c->path);
+    } else if (!method_ok) {
+        srv_fail(&e, 405, NULL, "method_not_allowed", "%s does not accept %s (use %s)", c->path,
+                 c->method, allow);
+    } else if (c->route->auth && !auth_ok(s, conn)) {
+        srv_fail(&e, 401, NULL, "invalid_api_key",
+                 "a valid API key is required: send 'Authorization: Bearer <key>'");
+    } else {
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (!cl || strtoull(cl, NULL, 10) <= s->cfg.max_body_bytes) return false;
+        srv_fail(&e, 413, NULL, "request_too_large",
+                 "the request body has %s bytes; the limit is %zu (--max-body)", cl,
+                 s->cfg.max_body_bytes);
+    }
+    srv_respond_error(&c->x, &e);
+    if (c->x.response && e.status == 405) MHD_add_response_header(c->x.response, "Allow", allow);
+    return true;
+}
+
+static void dispatch(srv_server *s, srv_conn *c) {
+    srv_exchange *x = &c->x;
+    x->body = c->body ? c->body : "";
+    x->body_len = c->body_len;
+    const route_id id = c->route->id;
+    const int state = atomic_load(&s->state);
+    if (id == ROUTE_HEALTH) {
+        srv_handle_health(x);
+    } else if (id == ROUTE_METRICS) {
+        srv_handle_metrics(x);
+    } else if (state != SRV_READY) {
+        srv_error e;
+        srv_fail(&e, 503, NULL, state == SRV_LOADING ? "model_loading" : "model_failed",
+                 state == SRV_LOADING ? "the model is still loading" : "the model failed to load");
+        srv_respond_error(x, &e);
+    } else if (id == ROUTE_CHAT)
+        srv_handle_chat(x);
+    else if (id == ROUTE_COMPLETIONS)
+        srv_handle_completions(x);
+    else if (id == ROUTE_MODELS)
+        srv_handle_models(x, NULL);
+    else
+        srv_handle_models(x, c->path + strlen("/v1/models/"));
+}
+
+static enum MHD_Result queue(struct MHD_Connection *conn, srv_exchange *x) {
+    if (!x->response) return MHD_NO; /* nothing to say (client gone, out of memory): close */
+    const enum MHD_Result r = MHD_queue_response(conn, (unsigned)x->status, x->response);
+    MHD_destroy_response(x->response);
+    x->response = NULL;
+    return r;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls) {
+    (void)version;
+    srv_server *s = cls;
+    srv_conn *c = *con_cls;
+    if (!c) {
+        if (!(c = calloc(1, sizeof *c))) return MHD_NO;
+        *con_cls = c;
+        c->t0 = srv_now_ms();
+        c->x.srv = s;
+        snprintf(c->method, sizeof c->method, "%s", method);
+        snprintf(c->path, sizeof c->path, "%s", url);
+        c->x.method = c->method;
+        c->x.path = c->path;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c->x.client_fd = ci ? ci->connect_fd : -1;
+        if (early_checks(s, c, conn)) {
+            c->answered = true;
+            return queue(conn, &c->x);
+        }
+        return MHD_YES;
+    }
+    if (c->answered) { /* the body of a refused request: drop it */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        const size_t n = *upload_size;
+        *upload_size = 0;
+        if (c->too_large || c->body_len + n > s->cfg.max_body_bytes) {
+            c->too_large = true; /* read and dropped, answered 413 at the end */
+            return MHD_YES;
+        }
+        if (c->body_len + n + 1 > c->body_cap) {
+            size_t cap = c->body_cap ? c->body_cap : 4096;
+            while (cap < c->body_len + n + 1) cap *= 2;
+            char *nb = realloc(c->body, cap);
+            if (!nb) return MHD_NO;
+            c->body = nb;
+            c->body_cap = cap;
+        }
+        memcpy(c->body + c->body_len, upload, n);
+        c->body_len += n;
+        c->body[c->body_len] = '\0';
+        return MHD_YES;
+    }
+    if (c->too_large) {
+        srv_error e;
+        srv_fail(&e, 413, NULL, "request_too_large",
+                 "the request body is over the limit of %zu bytes (--max-body)",
+                 s->cfg.max_body_bytes);
+        srv_respond_error(&c->x, &e);
+    } else {
+        dispatch(s, c);
+    }
+    return queue(conn, &c->x);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    srv_server *s = cls;
+    if (!s->cfg.log) return;
+    pthread_mutex_lock(&s->log_mu);
+    fputs("hearth serve: http: ", s->cfg.log);
+    vfprintf(s->cfg.log, fmt, ap);
+    fflush(s->cfg.log);
+    pthread_mutex_unlock(&s->log_mu);
+}
+
+hearth_err srv_http_start(srv_server *s) {
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->cfg.port);
+    if (getaddrinfo(s->cfg.host, port, &hints, &ai) != 0 || !ai)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "server: '%s' is not an IPv4 or IPv6 address",
+                       s->cfg.host);
+    unsigned flags =
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    /* Idle keep-alive connections hold a thread: close them after a while,
+     * but never while a request may still be generating. */
+    const unsigned idle_s = s->cfg.timeout_s > 0 ? (unsigned)s->cfg.timeout_s + 30 : 0;
+    s->daemon = MHD_start_daemon(flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s,
+                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_SOCK_ADDR,
+                                 ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!s->daemon)
+        return hr_fail(HEARTH_ERR_IO, "server: cannot listen on %s port %d (in use?)", s->cfg.host,
+                       s->cfg.port);
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : s->cfg.port;
+    return HEARTH_OK;
+}
+
+void srv_http_stop(srv_server *s) {
+    if (s->daemon) MHD_stop_daemon(s->daemon);
+    s->daemon = NULL;
+}

@@ -1,0 +1,469 @@
+/*
+ * request.c - the body of POST /v1/chat/completions and /v1/completions as a
+ * validated srv_request. Every field the API defines is checked for type and
+ * range, and a failure is a 400 that names the field ("messages[2].content",
+ * "stop[1]", ...). Fields the server ignores (user, metadata, store, ...) are
+ * accepted; fields whose feature is missing (tools, logit_bias, JSON mode)
+ * get a 400 that says so rather than being ignored. The body must be UTF-8
+ * (RFC 8259); ill-formed bytes are refused, not replaced.
+ *
+ * This file touches no model and no network: fuzz/fuzz_server_json.c feeds
+ * it arbitrary bytes.
+ */
+#include "server.h"
+
+#include <cjson/cJSON.h>
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool srv_utf8_valid(const char *s, size_t len, size_t *bad) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = u[i];
+        size_t n;
+        unsigned lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            if (c == 0xe0)
+                lo = 0xa0; /* no overlong forms */
+            else if (c == 0xed)
+                hi = 0x9f; /* no surrogates */
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            if (c == 0xf0)
+                lo = 0x90;
+            else if (c == 0xf4)
+                hi = 0x8f; /* nothing above U+10FFFF */
+        } else {
+            if (bad) *bad = i;
+            return false;
+        }
+        if (len - i <= n) {
+            if (bad) *bad = i;
+            return false;
+        }
+        for (size_t k = 1; k <= n; k++) {
+            const unsigned b = u[i + k];
+            if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xbf)) {
+                if (bad) *bad = i;
+                return false;
+            }
+        }
+        i += n + 1;
+    }
+    return true;
+}
+
+/* ---- typed field access -------------------------------------------------- */
+
+typedef struct parse_ctx {
+    srv_error *e;
+    srv_request *r;
+} parse_ctx;
+
+static const cJSON *field(const cJSON *obj, const char *name) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return v && !cJSON_IsNull(v) ? v : NULL; /* null means "not given", as OpenAI treats it */
+}
+
+static bool bad_type(srv_error *e, const char *name, const char *want) {
+    return srv_fail(e, 400, name, NULL, "'%s' must be %s", name, want);
+}
+
+static bool get_bool(parse_ctx *c, const cJSON *obj, const char *name, bool *out) {
+    const cJSON *v = field(obj, name);
+    if (!v) return true;
+    if (!cJSON_IsBool(v)) return bad_type(c->e, name, "a boolean");
+    *out = cJSON_IsTrue(v);
+    return true;
+}
+
+static bool get_number(parse_ctx *c, const cJSON *obj, const char *name, double lo, double hi,
+                       bool *given, double *out) {
+    const cJSON *v = field(obj, name);
+    if (given) *given = false;
+    if (!v) return true;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) return bad_type(c->e, name, "a number");
+    if (v->valuedouble < lo || v->valuedouble > hi)
+        return srv_fail(c->e, 400, name, NULL, "'%s' must be between %g and %g (got %g)", name, lo,
+                        hi, v->valuedouble);
+    *out = v->valuedouble;
+    if (given) *given = true;
+    return true;
+}
+
+static bool get_int(parse_ctx *c, const cJSON *obj, const char *name, long long lo, long long hi,
+                    bool *given, long long *out) {
+    const cJSON *v = field(obj, name);
+    if (given) *given = false;
+    if (!v) return true;
+    const double d = v->valuedouble;
+    if (!cJSON_IsNumber(v) || !isfinite(d) || d != floor(d) || fabs(d) > 9007199254740992.0)
+        return bad_type(c->e, name, "an integer");
+    if (d < (double)lo || d > (double)hi)
+        return srv_fail(c->e, 400, name, NULL, "'%s' must be between %lld and %lld (got %.0f)",
+                        name, lo, hi, d);
+    *out = (long long)d;
+    if (given) *given = true;
+    return true;
+}
+
+/* A copy of a JSON string (cJSON already decoded the escapes; the body was
+ * checked to be UTF-8, and cJSON refuses unpaired surrogate escapes). */
+static bool dup_string(parse_ctx *c, const cJSON *v, const char *name, char **out, size_t *len) {
+    if (!cJSON_IsString(v) || !v->valuestring) return bad_type(c->e, name, "a string");
+    const size_t n = strlen(v->valuestring);
+    size_t bad;
+    if (!srv_utf8_valid(v->valuestring, n, &bad))
+        return srv_fail(c->e, 400, name, NULL, "'%s' is not valid UTF-8 (byte %zu)", name, bad);
+    char *s = malloc(n + 1);
+    if (!s) return srv_fail(c->e, 500, NULL, NULL, "out of memory");
+    memcpy(s, v->valuestring, n + 1);
+    *out = s;
+    if (len) *len = n;
+    return true;
+}
+
+/* ---- shared fields --------------------------------------------------------- */
+
+static bool parse_stop(parse_ctx *c, const cJSON *root) {
+    const cJSON *v = field(root, "stop");
+    if (!v) return true;
+    if (cJSON_IsString(v)) {
+        if (!v->valuestring[0]) return true; /* "" stops nothing */
+        if (strlen(v->valuestring) > SRV_MAX_STOP_BYTES)
+            return srv_fail(c->e, 400, "stop", NULL, "'stop' is longer than %d bytes",
+                            SRV_MAX_STOP_BYTES);
+        if (!dup_string(c, v, "stop", &c->r->stop[0], NULL)) return false;
+        c->r->n_stop = 1;
+        return true;
+    }
+    if (!cJSON_IsArray(v)) return bad_type(c->e, "stop", "a string or an array of strings");
+    if (cJSON_GetArraySize(v) > SRV_MAX_STOP)
+        return srv_fail(c->e, 400, "stop", NULL, "'stop' may hold at most %d strings",
+                        SRV_MAX_STOP);
+    int i = 0;
+    for (const cJSON *s = v->child; s; s = s->next, i++) {
+        char name[32];
+        snprintf(name, sizeof name, "stop[%d]", i);
+        if (!cJSON_IsString(s)) return bad_type(c->e, name, "a string");
+        if (strlen(s->valuestring) > SRV_MAX_STOP_BYTES)
+            return srv_fail(c->e, 400, name, NULL, "'%s' is longer than %d bytes", name,
+                            SRV_MAX_STOP_BYTES);
+        if (!s->valuestring[0]) continue;
+        if (!dup_string(c, s, name, &c->r->stop[c->r->n_stop], NULL)) return false;
+        c->r->n_stop++;
+    }
+    return true;
+}
+
+static bool parse_sampling(parse_ctx *c, const cJSON *root) {
+    srv_request *r = c->r;
+    hearth_sampling *s = &r->sampling;
+    /* OpenAI's defaults: temperature 1, top_p 1, nothing else. */
+    *s = hearth_sampling_default_params();
+    s->temperature = 1.0f;
+    s->top_k = 0;
+    s->top_p = 1.0f;
+    s->min_p = 0.0f;
+    s->penalty_last_n = 64;
+    s->repeat_penalty = 1.0f;
+    s->frequency_penalty = 0.0f;
+    s->presence_penalty = 0.0f;
+    s->seed = HEARTH_SEED_RANDOM;
+    double d;
+    long long ll;
+    bool given;
+    if (!get_number(c, root, "temperature", 0, 2, &given, &d)) return false;
+    if (given) s->temperature = (float)d;
+    if (!get_number(c, root, "top_p", 0, 1, &given, &d)) return false;
+    if (given) s->top_p = (float)d;
+    if (!get_number(c, root, "frequency_penalty", -2, 2, &given, &d)) return false;
+    if (given) s->frequency_penalty = (float)d;
+    if (!get_number(c, root, "presence_penalty", -2, 2, &given, &d)) return false;
+    if (given) s->presence_penalty = (float)d;
+    if (!get_int(c, root, "seed", LLONG_MIN / 2, LLONG_MAX / 2, &given, &ll)) return false;
+    if (given) s->seed = (uint64_t)ll == HEARTH_SEED_RANDOM ? 0 : (uint64_t)ll;
+    /* llama.cpp's extensions, for clients that send them */
+    if (!get_int(c, root, "top_k", 0, INT_MAX, &given, &ll)) return false;
+    if (given) s->top_k = (int32_t)ll;
+    if (!get_number(c, root, "min_p", 0, 1, &given, &d)) return false;
+    if (given) s->min_p = (float)d;
+    if (!get_number(c, root, "repeat_penalty", 0, 10, &given, &d)) return false;
+    if (given) s->repeat_penalty = (float)d;
+    return true;
+}
+
+static bool parse_common(parse_ctx *c, const cJSON *root) {
+    srv_request *r = c->r;
+    const cJSON *v;
+    long long ll;
+    bool given;
+    if ((v = field(root, "model")) && !dup_string(c, v, "model", &r->model, NULL)) return false;
+    r->max_tokens = -1;
+    /* max_completion_tokens replaces max_tokens in the chat API; either works. */
+    if (!get_int(c, root, "max_tokens", 1, INT_MAX, &given, &ll)) return false;
+    if (given) r->max_tokens = (int)ll;
+    if (!get_int(c, root, "max_completion_tokens", 1, INT_MAX, &given, &ll)) return false;
+    if (given) r->max_tokens = (int)ll;
+    if (!get_int(c, root, "n", 1, 128, &given, &ll)) return false;
+    if (given && ll != 1)
+        return srv_fail(c->e, 400, "n", NULL, "'n' must be 1: one choice per request is supported");
+    if (!get_bool(c, root, "stream", &r->stream)) return false;
+    if ((v = field(root, "stream_options"))) {
+        if (!cJSON_IsObject(v)) return bad_type(c->e, "stream_options", "an object");
+        const cJSON *u = field(v, "include_usage");
+        if (u && !cJSON_IsBool(u))
+            return bad_type(c->e, "stream_options.include_usage", "a boolean");
+        r->include_usage = u && cJSON_IsTrue(u);
+    }
+    if (!parse_stop(c, root) || !parse_sampling(c, root)) return false;
+    if ((v = field(root, "logit_bias"))) {
+        if (!cJSON_IsObject(v)) return bad_type(c->e, "logit_bias", "an object");
+        if (v->child)
+            return srv_fail(c->e, 400, "logit_bias", NULL, "'logit_bias' is not supported yet");
+    }
+    if ((v = field(root, "user")) && !cJSON_IsString(v)) return bad_type(c->e, "user", "a string");
+    return true;
+}
+
+/* ---- chat ---------------------------------------------------------------- */
+
+/* content: a string, or an array of {"type":"text","text":...} parts that are
+ * joined with "\n" (as llama.cpp joins them). */
+static bool parse_content(parse_ctx *c, const cJSON *v, const char *name, srv_message *m) {
+    if (!v) {
+        m->content = calloc(1, 1);
+        if (!m->content) return srv_fail(c->e, 500, NULL, NULL, "out of memory");
+        return true;
+    }
+    if (cJSON_IsString(v)) return dup_string(c, v, name, &m->content, &m->content_len);
+    if (!cJSON_IsArray(v)) return bad_type(c->e, name, "a string or an array of content parts");
+    size_t total = 0;
+    int i = 0;
+    char pname[96];
+    for (const cJSON *p = v->child; p; p = p->next, i++) {
+        snprintf(pname, sizeof pname, "%s[%d]", name, i);
+        const cJSON *type = cJSON_IsObject(p) ? field(p, "type") : NULL;
+        const cJSON *text = cJSON_IsObject(p) ? field(p, "text") : NULL;
+        if (!type || !cJSON_IsString(type))
+            return bad_type(c->e, pname, "an object with a string 'type'");
+        if (strcmp(type->valuestring, "text") != 0)
+            return srv_fail(c->e, 400, pname, NULL,
+                            "content parts of type '%.32s' are not supported (only 'text')",
+                            type->valuestring);
+        if (!text || !cJSON_IsString(text)) {
+            snprintf(pname, sizeof pname, "%s[%d].text", name, i);
+            return bad_type(c->e, pname, "a string");
+        }
+        total += strlen(text->valuestring) + 1;
+    }
+    char *s = malloc(total + 1);
+    if (!s) return srv_fail(c->e, 500, NULL, NULL, "out of memory");
+    size_t n = 0;
+    for (const cJSON *p = v->child; p; p = p->next) {
+        const char *t = field(p, "text")->valuestring;
+        if (n) s[n++] = '\n';
+        memcpy(s + n, t, strlen(t));
+        n += strlen(t);
+    }
+    s[n] = '\0';
+    m->content = s;
+    m->content_len = n;
+    size_t bad;
+    if (!srv_utf8_valid(s, n, &bad))
+        return srv_fail(c->e, 400, name, NULL, "'%s' is not valid UTF-8 (byte %zu)", name, bad);
+    return true;
+}
+
+static bool parse_message(parse_ctx *c, const cJSON *v, int i, srv_message *m) {
+    char name[64];
+    snprintf(name, sizeof name, "messages[%d]", i);
+    if (!cJSON_IsObject(v)) return bad_type(c->e, name, "an object");
+    const cJSON *role = field(v, "role");
+    snprintf(name, sizeof name, "messages[%d].role", i);
+    if (!role || !cJSON_IsString(role)) return bad_type(c->e, name, "a string");
+    const char *rs = role->valuestring;
+    if (!strcmp(rs, "system") || !strcmp(rs, "developer"))
+        m->role = TOK_CHAT_SYSTEM;
+    else if (!strcmp(rs, "user"))
+        m->role = TOK_CHAT_USER;
+    else if (!strcmp(rs, "assistant"))
+        m->role = TOK_CHAT_ASSISTANT;
+    else if (!strcmp(rs, "tool") || !strcmp(rs, "function"))
+        return srv_fail(c->e, 400, name, NULL, "role '%s' is not supported yet (no tool calling)",
+                        rs);
+    else
+        return srv_fail(c->e, 400, name, NULL,
+                        "'%s' must be one of system, developer, user, assistant", name);
+    const cJSON *content = field(v, "content");
+    snprintf(name, sizeof name, "messages[%d].content", i);
+    if (!content && m->role != TOK_CHAT_ASSISTANT)
+        return srv_fail(c->e, 400, name, NULL, "'%s' is required", name);
+    if (field(v, "tool_calls")) {
+        snprintf(name, sizeof name, "messages[%d].tool_calls", i);
+        return srv_fail(c->e, 400, name, NULL, "tool calls are not supported yet");
+    }
+    return parse_content(c, content, name, m);
+}
+
+static bool parse_chat(parse_ctx *c, const cJSON *root) {
+    srv_request *r = c->r;
+    const cJSON *v = field(root, "messages");
+    if (!v) return srv_fail(c->e, 400, "messages", NULL, "'messages' is required");
+    if (!cJSON_IsArray(v)) return bad_type(c->e, "messages", "an array");
+    const int n = cJSON_GetArraySize(v);
+    if (n == 0) return srv_fail(c->e, 400, "messages", NULL, "'messages' must not be empty");
+    r->messages = calloc((size_t)n, sizeof *r->messages);
+    if (!r->messages) return srv_fail(c->e, 500, NULL, NULL, "out of memory");
+    int i = 0;
+    for (const cJSON *m = v->child; m; m = m->next, i++) {
+        r->n_messages = i + 1; /* so srv_request_free sees what was filled */
+        if (!parse_message(c, m, i, &r->messages[i])) return false;
+    }
+    if (!get_bool(c, root, "logprobs", &r->logprobs)) return false;
+    long long ll = 0;
+    bool given;
+    if (!get_int(c, root, "top_logprobs", 0, SRV_MAX_LOGPROBS, &given, &ll)) return false;
+    if (given && !r->logprobs && ll > 0)
+        return srv_fail(c->e, 400, "top_logprobs", NULL,
+                        "'top_logprobs' needs 'logprobs' to be true");
+    r->top_logprobs = (int)ll;
+    if ((v = field(root, "response_format"))) {
+        const cJSON *t = cJSON_IsObject(v) ? field(v, "type") : NULL;
+        if (!t || !cJSON_IsString(t))
+            return bad_type(c->e, "response_format", "an object with a string 'type'");
+        if (!strcmp(t->valuestring, "json_object") || !strcmp(t->valuestring, "json_schema"))
+            return srv_fail(c->e, 400, "response_format", NULL,
+                            "response_format '%s' is not supported yet (JSON mode needs "
+                            "constrained decoding); use {\"type\": \"text\"}",
+                            t->valuestring);
+        if (strcmp(t->valuestring, "text") != 0)
+            return srv_fail(c->e, 400, "response_format.type", NULL,
+                            "'response_format.type' must be text, json_object or json_schema");
+    }
+    if ((v = field(root, "tools"))) {
+        if (!cJSON_IsArray(v)) return bad_type(c->e, "tools", "an array");
+        if (v->child)
+            return srv_fail(c->e, 400, "tools", NULL, "tool calling is not supported yet");
+    }
+    if ((v = field(root, "functions")) && (!cJSON_IsArray(v) || v->child))
+        return srv_fail(c->e, 400, "functions", NULL, "function calling is not supported yet");
+    return true;
+}
+
+/* ---- completions ------------------------------------------------------------ */
+
+static bool parse_prompt_ids(parse_ctx *c, const cJSON *v) {
+    srv_request *r = c->r;
+    const int n = cJSON_GetArraySize(v);
+    r->prompt_ids = malloc((size_t)(n ? n : 1) * sizeof *r->prompt_ids);
+    if (!r->prompt_ids) return srv_fail(c->e, 500, NULL, NULL, "out of memory");
+    int i = 0;
+    for (const cJSON *t = v->child; t; t = t->next, i++) {
+        const double d = t->valuedouble;
+        if (!cJSON_IsNumber(t) || d != floor(d) || d < 0 || d > INT32_MAX) {
+            char name[32];
+            snprintf(name, sizeof name, "prompt[%d]", i);
+            return bad_type(c->e, name, "a token id (a non-negative integer)");
+        }
+        r->prompt_ids[i] = (int32_t)d;
+    }
+    r->n_prompt_ids = n;
+    return true;
+}
+
+static bool parse_completion(parse_ctx *c, const cJSON *root) {
+    srv_request *r = c->r;
+    const cJSON *v = field(root, "prompt");
+    if (!v) return srv_fail(c->e, 400, "prompt", NULL, "'prompt' is required");
+    if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 1 && cJSON_IsString(v->child)) {
+        v = v->child; /* ["text"] is one prompt */
+    } else if (cJSON_IsArray(v) && v->child && cJSON_IsString(v->child)) {
+        return srv_fail(c->e, 400, "prompt", NULL, "one prompt per request is supported");
+    }
+    if (cJSON_IsString(v)) {
+        if (!dup_string(c, v, "prompt", &r->prompt, &r->prompt_len)) return false;
+    } else if (cJSON_IsArray(v) && (!v->child || cJSON_IsNumber(v->child))) {
+        if (!parse_prompt_ids(c, v)) return false;
+    } else {
+        return bad_type(c->e, "prompt",
+                        "a string, an array of one string, or an array of token ids");
+    }
+    if ((r->prompt && r->prompt_len == 0) || (!r->prompt && r->n_prompt_ids == 0))
+        return srv_fail(c->e, 400, "prompt", NULL, "'prompt' must not be empty");
+    long long ll = 0;
+    bool given;
+    /* The completions API's logprobs is the number of alternatives (0..5 in
+     * OpenAI's; up to 20 here). */
+    if (!get_int(c, root, "logprobs", 0, SRV_MAX_LOGPROBS, &given, &ll)) return false;
+    r->logprobs = given;
+    r->top_logprobs = (int)ll;
+    if (!get_bool(c, root, "echo", &r->echo)) return false;
+    if (r->echo && !r->prompt)
+        return srv_fail(c->e, 400, "echo", NULL, "'echo' needs a text prompt");
+    if (!get_int(c, root, "best_of", 1, 128, &given, &ll)) return false;
+    if (given && ll != 1) return srv_fail(c->e, 400, "best_of", NULL, "'best_of' must be 1");
+    if ((v = field(root, "suffix")) && (!cJSON_IsString(v) || v->valuestring[0]))
+        return srv_fail(c->e, 400, "suffix", NULL, "'suffix' is not supported");
+    return true;
+}
+
+bool srv_parse_request(srv_kind kind, const char *body, size_t len, srv_request *out,
+                       srv_error *e) {
+    size_t bad;
+    if (!srv_utf8_valid(body, len, &bad))
+        return srv_fail(e, 400, NULL, "invalid_utf8",
+                        "the request body is not valid UTF-8 (ill-formed byte at offset %zu)", bad);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
+    if (!root) {
+        const size_t at = end && end >= body && end <= body + len ? (size_t)(end - body) : 0;
+        return srv_fail(e, 400, NULL, "invalid_json",
+                        "the request body is not valid JSON (near byte %zu)", at);
+    }
+    /* Nothing but white space may follow the value. */
+    for (const char *p = end; p && p < body + len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            cJSON_Delete(root);
+            return srv_fail(e, 400, NULL, "invalid_json",
+                            "the request body has data after the JSON value (byte %zu)",
+                            (size_t)(p - body));
+        }
+    }
+    srv_request r = {.kind = kind};
+    parse_ctx c = {.e = e, .r = &r};
+    bool ok;
+    if (!cJSON_IsObject(root))
+        ok = srv_fail(e, 400, NULL, "invalid_json", "the request body must be a JSON object");
+    else
+        ok = parse_common(&c, root) &&
+             (kind == SRV_CHAT ? parse_chat(&c, root) : parse_completion(&c, root));
+    cJSON_Delete(root);
+    if (!ok) {
+        srv_request_free(&r);
+        return false;
+    }
+    *out = r;
+    return true;
+}
+
+void srv_request_free(srv_request *r) {
+    if (!r) return;
+    free(r->model);
+    for (int i = 0; i < r->n_messages; i++) free(r->messages[i].content);
+    free(r->messages);
+    free(r->prompt);
+    free(r->prompt_ids);
+    for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
+    *r = (srv_request){0};
+}

@@ -1,0 +1,201 @@
+/*
+ * server.c - start-up and shut-down of `hearth serve`. The HTTP daemon
+ * starts first so /health can say "loading"; a loader thread then maps the
+ * model, chooses the chat template (--chat-template, else the GGUF's
+ * tokenizer.chat_template, else ChatML with a warning), opens the slots and
+ * flips the state to ready. A template Hearth does not recognize is a
+ * warning at start-up and a clear 500 on /v1/chat/completions; completions
+ * still work.
+ */
+#include "server.h"
+
+#include "core/core.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+srv_config srv_default_config(void) {
+    return (srv_config){.host = "127.0.0.1",
+                        .port = 8080,
+                        .n_parallel = 1,
+                        .n_ctx = 0,
+                        .n_threads = 0,
+                        .queue_max = -1,
+                        .timeout_s = 600,
+                        .max_body_bytes = 8u << 20,
+                        .log = stderr};
+}
+
+static void say(srv_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(srv_server *s, const char *fmt, ...) {
+    if (!s->cfg.log) return;
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&s->log_mu);
+    fputs("hearth serve: ", s->cfg.log);
+    vfprintf(s->cfg.log, fmt, ap);
+    fputc('\n', s->cfg.log);
+    fflush(s->cfg.log);
+    pthread_mutex_unlock(&s->log_mu);
+    va_end(ap);
+}
+
+/* The text of a special token ("" when the model has none). */
+static char *token_text(hearth_model *m, int32_t id) {
+    size_t n = 0;
+    if (id < 0) return strdup("");
+    hearth_detokenize(m, &id, 1, true, NULL, 0, &n);
+    char *t = calloc(n + 1, 1);
+    if (t && hearth_detokenize(m, &id, 1, true, t, n, &n) != HEARTH_OK) t[0] = '\0';
+    return t;
+}
+
+/* Reads a template file given to --chat-template (at most 1 MiB). */
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    enum { MAX = 1 << 20 };
+    char *buf = malloc(MAX + 1);
+    size_t n = buf ? fread(buf, 1, MAX + 1, f) : 0;
+    fclose(f);
+    if (!buf || n > MAX) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static hearth_err choose_template(srv_server *s) {
+    const char *name = s->cfg.chat_template;
+    if (name) {
+        if (tok_chat_named(name, &s->tmpl) == HEARTH_OK) {
+            s->have_template = true;
+            say(s, "chat template: %s (--chat-template)", s->tmpl.name);
+            return HEARTH_OK;
+        }
+        size_t len = 0;
+        char *text = read_file(name, &len);
+        if (!text)
+            return hr_fail(HEARTH_ERR_INVALID_ARG,
+                           "--chat-template '%s' is neither a known name (%s) nor a readable file",
+                           name, tok_chat_names());
+        hearth_err err = tok_chat_detect(text, len, &s->tmpl);
+        free(text);
+        if (err) return hr_wrap(err, "--chat-template '%s': ", name);
+        s->have_template = true;
+        say(s, "chat template: %s (recognized in %s)", s->tmpl.name, name);
+        return HEARTH_OK;
+    }
+    const char *text = NULL;
+    size_t len = 0;
+    if (hearth_model_meta_str(s->model, "tokenizer.chat_template", &text, &len) != HEARTH_OK) {
+        tok_chat_named("chatml", &s->tmpl);
+        s->have_template = true;
+        say(s,
+            "warning: the model has no tokenizer.chat_template; chat requests use ChatML "
+            "(choose another with --chat-template %s)",
+            tok_chat_names());
+        return HEARTH_OK;
+    }
+    if (tok_chat_detect(text, len, &s->tmpl) != HEARTH_OK) {
+        snprintf(s->template_error, sizeof s->template_error,
+                 "this model's chat template is not supported: %s", hearth_last_error());
+        say(s,
+            "warning: %s; /v1/chat/completions will fail until the server is started with "
+            "--chat-template",
+            s->template_error);
+        return HEARTH_OK;
+    }
+    s->have_template = true;
+    say(s, "chat template: %s (recognized in the model's tokenizer.chat_template)%s", s->tmpl.name,
+        s->tmpl.default_system[0] ? ", with its default system prompt" : "");
+    return HEARTH_OK;
+}
+
+static void *loader_main(void *arg) {
+    srv_server *s = arg;
+    hearth_model_params mp = hearth_model_default_params();
+    mp.n_threads = s->cfg.n_threads;
+    hearth_err err = hearth_model_load(s->cfg.model_path, &mp, &s->model);
+    size_t n_probe = 0;
+    if (!err && hearth_tokenize(s->model, "a", 1, false, false, NULL, 0, &n_probe) ==
+                    HEARTH_ERR_UNSUPPORTED)
+        err = HEARTH_ERR_UNSUPPORTED; /* no vocabulary: the server cannot take text */
+    if (!err) err = choose_template(s);
+    if (!err) {
+        s->bos_text = token_text(s->model, hearth_token_bos(s->model));
+        s->eos_text = token_text(s->model, hearth_token_eos(s->model));
+        if (!s->bos_text || !s->eos_text) err = hr_fail(HEARTH_ERR_NOMEM, "out of memory");
+    }
+    const int queue_max = s->cfg.queue_max >= 0 ? s->cfg.queue_max : 4 * s->cfg.n_parallel;
+    if (!err)
+        err = srv_sched_new(s->model, s->cfg.n_parallel, s->cfg.n_ctx, queue_max, &s->metrics,
+                            &s->sched);
+    if (err) {
+        s->load_err = err;
+        say(s, "error: %s: %s", s->cfg.model_path, hearth_last_error());
+        atomic_store(&s->state, SRV_FAILED);
+        return NULL;
+    }
+    s->created = (int64_t)time(NULL);
+    say(s, "model %s (%s) ready: %d slot%s of %d tokens, queue of %d", s->model_id,
+        hearth_model_arch(s->model), s->cfg.n_parallel, s->cfg.n_parallel == 1 ? "" : "s",
+        srv_sched_n_ctx(s->sched), queue_max);
+    atomic_store(&s->state, SRV_READY);
+    return NULL;
+}
+
+hearth_err srv_start(const srv_config *cfg, srv_server **out) {
+    if (!cfg->model_path) return hr_fail(HEARTH_ERR_INVALID_ARG, "server: no model given");
+    if (cfg->n_parallel < 1 || cfg->n_parallel > 256)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "server: --parallel must be in 1..256");
+    if (cfg->port < 0 || cfg->port > 65535)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "server: --port must be in 0..65535");
+    srv_server *s = calloc(1, sizeof *s);
+    if (!s) return hr_fail(HEARTH_ERR_NOMEM, "server: out of memory");
+    s->cfg = *cfg;
+    if (!s->cfg.host) s->cfg.host = "127.0.0.1";
+    pthread_mutex_init(&s->log_mu, NULL);
+    srv_metrics_init(&s->metrics);
+    atomic_init(&s->state, SRV_LOADING);
+    const char *base = strrchr(cfg->model_path, '/');
+    snprintf(s->model_id, sizeof s->model_id, "%s", base ? base + 1 : cfg->model_path);
+    s->created = (int64_t)time(NULL);
+    hearth_err err = srv_http_start(s);
+    if (!err && pthread_create(&s->loader, NULL, loader_main, s) != 0)
+        err = hr_fail(HEARTH_ERR_NOMEM, "server: cannot start the loader thread");
+    if (err) {
+        srv_http_stop(s);
+        srv_metrics_fini(&s->metrics);
+        pthread_mutex_destroy(&s->log_mu);
+        free(s);
+        return err;
+    }
+    s->loader_started = true;
+    *out = s;
+    return HEARTH_OK;
+}
+
+int srv_port(const srv_server *s) { return s->port; }
+
+int srv_state_get(const srv_server *s) { return atomic_load(&s->state); }
+
+void srv_stop(srv_server *s) {
+    if (!s) return;
+    if (s->loader_started) pthread_join(s->loader, NULL);
+    /* Wake every waiting handler first, so the connection threads the
+     * daemon joins can finish; free the slots only after. */
+    srv_sched_shutdown(s->sched);
+    srv_http_stop(s);
+    srv_sched_free(s->sched);
+    hearth_model_free(s->model);
+    free(s->bos_text);
+    free(s->eos_text);
+    srv_metrics_fini(&s->metrics);
+    pthread_mutex_destroy(&s->log_mu);
+    free(s);
+}

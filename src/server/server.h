@@ -1,0 +1,316 @@
+/*
+ * server.h - the server layer: `hearth serve`'s OpenAI-compatible HTTP API on
+ * libmicrohttpd. The public face is srv_config / srv_start / srv_stop (used
+ * by the CLI); the rest of this header is shared by the files of this folder:
+ *
+ *   request.c     JSON body -> srv_request (validation; the fuzzed parser)
+ *   api_errors.c  srv_error -> HTTP status and OpenAI's error JSON
+ *   sched.c       slots (a session each), the bounded queue, the engine turn
+ *   api_gen.c     a generation request from tokens to a JSON or SSE response
+ *   api_chat.c    POST /v1/chat/completions (chat template, then api_gen)
+ *   api_completions.c  POST /v1/completions
+ *   api_models.c  GET /v1/models, /health, /metrics
+ *   sse.c         the Server-Sent Events body fed from a running job
+ *   metrics.c     counters and the latency histogram
+ *   http.c        the daemon, routing, body limits, auth and the request log
+ *   server.c      start-up (model, template, slots) and shut-down
+ *
+ * Threads: libmicrohttpd runs one thread per connection; those threads only
+ * parse, tokenize (the tokenizer is immutable, so thread-safe), enqueue and
+ * stream. Engine work (sessions, decoding) happens in the slot threads of
+ * sched.c, one at a time (see there).
+ */
+#ifndef HEARTH_SERVER_H
+#define HEARTH_SERVER_H
+
+#include "hearth.h"
+#include "tokenizer/chat_template.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- configuration and lifecycle (the CLI's interface) ------------------ */
+
+typedef struct srv_config {
+    const char *model_path;
+    const char *host;          /* address to bind (default 127.0.0.1) */
+    int port;                  /* 0: any free port (srv_port tells which) */
+    int n_parallel;            /* slots: requests generated at the same time */
+    int n_ctx;                 /* context per slot; <= 0: min(model's, 4096) */
+    int n_threads;             /* model threads; <= 0: physical cores */
+    int queue_max;             /* requests waiting for a slot before 503; < 0: 4 * n_parallel */
+    int timeout_s;             /* per request, from arrival to the last token; <= 0: none */
+    size_t max_body_bytes;     /* larger bodies get 413 */
+    const char *api_key;       /* NULL: no authentication */
+    const char *chat_template; /* NULL: the model's; else a name (tok_chat_names) or a file */
+    bool log_prompts;          /* put prompt text in the request log */
+    FILE *log;                 /* the request log and start-up messages (stderr) */
+} srv_config;
+
+srv_config srv_default_config(void);
+
+typedef struct srv_server srv_server;
+
+/* Binds the address, starts answering (/health says "loading"), loads the
+ * model and opens the slots. On success *out runs until srv_stop. */
+hearth_err srv_start(const srv_config *cfg, srv_server **out);
+/* The port bound (useful with port 0). */
+int srv_port(const srv_server *s);
+/* SRV_LOADING, SRV_READY or SRV_FAILED (the model could not be loaded). */
+int srv_state_get(const srv_server *s);
+/* Stops accepting, cancels what runs, frees everything. NULL is a no-op. */
+void srv_stop(srv_server *s);
+
+/* ---- errors (api_errors.c) ---------------------------------------------- */
+
+typedef struct srv_error {
+    int status;       /* HTTP status */
+    const char *code; /* OpenAI's "code" (NULL: null) */
+    char param[64];   /* the request field at fault ("" : null) */
+    char message[512];
+} srv_error;
+
+/* Fills e and returns false (so parsers can `return srv_fail(...)`). */
+bool srv_fail(srv_error *e, int status, const char *param, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* OpenAI's "type" for a status: invalid_request_error, authentication_error, ... */
+const char *srv_error_type(int status);
+/* {"error":{"message","type","param","code"}} as a malloc'd string. */
+char *srv_error_json(const srv_error *e);
+
+/* ---- requests (request.c) ----------------------------------------------- */
+
+enum {
+    SRV_MAX_STOP = 16,        /* stop strings per request */
+    SRV_MAX_STOP_BYTES = 512, /* length of one stop string */
+    SRV_MAX_LOGPROBS = HEARTH_TOP_LOGPROBS_MAX
+};
+
+typedef enum srv_kind { SRV_CHAT, SRV_COMPLETION } srv_kind;
+
+typedef struct srv_message {
+    tok_chat_role role;
+    char *content; /* valid UTF-8, content_len bytes, NUL-terminated */
+    size_t content_len;
+} srv_message;
+
+/* A validated request. Strings are owned copies (valid UTF-8); free with
+ * srv_request_free. */
+typedef struct srv_request {
+    srv_kind kind;
+    char *model;           /* as the client named it (may be NULL) */
+    srv_message *messages; /* chat */
+    int n_messages;
+    char *prompt; /* completion: text prompt ... */
+    size_t prompt_len;
+    int32_t *prompt_ids; /* ... or token ids */
+    int n_prompt_ids;
+    int max_tokens; /* -1: not given */
+    hearth_sampling sampling;
+    char *stop[SRV_MAX_STOP];
+    int n_stop;
+    bool stream, include_usage;
+    bool logprobs;    /* chat: logprobs; completion: logprobs given */
+    int top_logprobs; /* alternatives per token, 0..SRV_MAX_LOGPROBS */
+    bool echo;        /* completion: the prompt text starts the output */
+} srv_request;
+
+/* Parses and validates body[0..len) as a chat (SRV_CHAT) or completion
+ * request. On failure returns false with e filled (400 naming the field) and
+ * nothing to free; on success *out must be freed with srv_request_free. */
+bool srv_parse_request(srv_kind kind, const char *body, size_t len, srv_request *out, srv_error *e);
+void srv_request_free(srv_request *r);
+
+/* Whether s[0..len) is well-formed UTF-8; *bad receives the offset of the
+ * first ill-formed byte. */
+bool srv_utf8_valid(const char *s, size_t len, size_t *bad);
+
+/* ---- metrics (metrics.c) ------------------------------------------------- */
+
+enum { SRV_N_ROUTES = 6, SRV_N_STATUSES = 13, SRV_N_BUCKETS = 14 };
+
+typedef struct srv_metrics {
+    pthread_mutex_t mu;
+    uint64_t requests[SRV_N_ROUTES][SRV_N_STATUSES];
+    uint64_t prompt_tokens, cached_tokens, generated_tokens;
+    uint64_t latency_buckets[SRV_N_BUCKETS]; /* generation requests, cumulative at print */
+    uint64_t latency_count;
+    double latency_sum_s;
+} srv_metrics;
+
+void srv_metrics_init(srv_metrics *m);
+void srv_metrics_fini(srv_metrics *m);
+/* Route index of a path for the requests counter ("other" for unknown). */
+int srv_metrics_route(const char *path);
+void srv_metrics_request(srv_metrics *m, int route, int status, double seconds, bool generation);
+void srv_metrics_tokens(srv_metrics *m, int prompt, int cached, int generated);
+/* Prometheus text exposition; malloc'd. */
+char *srv_metrics_text(srv_metrics *m, int queue_depth, int slots_busy, int slots_total);
+
+/* ---- scheduler (sched.c) -------------------------------------------------- */
+
+/* One generated token, or (id -1) text released at the end. Its text is
+ * job->text[text_off .. text_off + text_len). */
+typedef struct srv_event {
+    int32_t id;
+    float logprob;
+    int n_top;
+    hearth_token_logprob top[SRV_MAX_LOGPROBS];
+    size_t text_off, text_len;
+} srv_event;
+
+typedef enum srv_job_state { SRV_JOB_QUEUED, SRV_JOB_RUNNING, SRV_JOB_DONE } srv_job_state;
+
+/* A generation handed from an HTTP thread to a slot. The input fields are
+ * set before srv_sched_submit and never change; the output fields are
+ * guarded by mu and signalled on cv as events arrive. Reference counted: the
+ * submitter and the scheduler each hold one. */
+typedef struct srv_job {
+    /* input */
+    int32_t *prompt;
+    int n_prompt;
+    hearth_sampling sampling;
+    int max_tokens;           /* <= 0: until the context is full */
+    char *stop[SRV_MAX_STOP]; /* owned copies */
+    int n_stop;
+    int n_top;          /* alternatives per event (0..SRV_MAX_LOGPROBS) */
+    double deadline_ms; /* srv_now_ms() clock; 0: none */
+    /* output */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    srv_job_state state;
+    char *text;
+    size_t text_len, text_cap;
+    srv_event *events;
+    int n_events, cap_events;
+    hearth_err err;
+    char err_msg[256];
+    hearth_gen_result result;
+    bool timed_out;
+    atomic_bool cancel; /* set by the HTTP side: stop as soon as possible */
+    int refs;           /* guarded by mu */
+} srv_job;
+
+typedef struct srv_sched srv_sched;
+
+/* Opens n_slots sessions of n_ctx positions and their threads; queue_max
+ * requests may wait for a slot. */
+hearth_err srv_sched_new(hearth_model *m, int n_slots, int n_ctx, int queue_max,
+                         srv_metrics *metrics, srv_sched **out);
+/* Refuses new jobs and cancels every queued and running one (their waiters
+ * wake up); the threads keep running until srv_sched_free. */
+void srv_sched_shutdown(srv_sched *s);
+/* Shuts down, joins the threads and frees. NULL is a no-op. */
+void srv_sched_free(srv_sched *s);
+int srv_sched_n_ctx(const srv_sched *s);
+void srv_sched_stats(srv_sched *s, int *queued, int *busy, int *slots);
+
+/* A new job (refs = 1, the caller's) owning a copy of prompt[0..n). NULL when
+ * out of memory. */
+srv_job *srv_job_new(const int32_t *prompt, int n);
+/* Drops a reference; the last one frees the job. */
+void srv_job_release(srv_job *j);
+/* Hands the job to a free slot, or queues it. False when the queue is full
+ * (the job is untouched). The scheduler takes its own reference. */
+bool srv_sched_submit(srv_sched *s, srv_job *j);
+/* Asks a job to stop: a queued one leaves the queue at once, a running one
+ * stops before its next token. */
+void srv_sched_cancel(srv_sched *s, srv_job *j);
+
+double srv_now_ms(void);
+
+/* ---- the server object and the HTTP side ---------------------------------- */
+
+typedef enum srv_state { SRV_LOADING, SRV_READY, SRV_FAILED } srv_state;
+
+struct srv_server {
+    srv_config cfg;
+    struct MHD_Daemon *daemon;
+    int port;
+    atomic_int state;
+    pthread_mutex_t log_mu;
+    hearth_model *model;
+    char model_id[256];
+    int64_t created;
+    bool have_template; /* false: chat requests fail with template_error */
+    tok_chat_template tmpl;
+    char template_error[512];
+    char *bos_text, *eos_text; /* token texts for templates */
+    srv_sched *sched;
+    srv_metrics metrics;
+    pthread_t loader;
+    bool loader_started;
+    hearth_err load_err;
+};
+
+/* One HTTP request as the handlers see it: what the log line reports. */
+typedef struct srv_exchange {
+    srv_server *srv;
+    const char *method, *path;
+    const char *body;
+    size_t body_len;
+    int client_fd; /* for noticing a client that went away; -1: unknown */
+    /* filled by the handler */
+    int status;
+    int prompt_tokens, cached_tokens, completion_tokens;
+    char *log_prompt; /* --log-prompts: the prompt text (malloc'd) */
+    struct MHD_Response *response;
+    struct srv_stream *stream; /* a streaming response's state (owned by the response) */
+} srv_exchange;
+
+/* The daemon (http.c): binds cfg.host:cfg.port and starts answering. */
+hearth_err srv_http_start(srv_server *s);
+void srv_http_stop(srv_server *s);
+
+/* Handlers: each sets x->status and x->response. */
+void srv_handle_chat(srv_exchange *x);
+void srv_handle_completions(srv_exchange *x);
+void srv_handle_models(srv_exchange *x, const char *id);
+void srv_handle_health(srv_exchange *x);
+void srv_handle_metrics(srv_exchange *x);
+
+/* Responses (http.c): a JSON body (taken over: freed by the response) and an
+ * error. */
+void srv_respond_json(srv_exchange *x, int status, char *json);
+void srv_respond_error(srv_exchange *x, const srv_error *e);
+
+/* ---- generation (api_gen.c, sse.c) --------------------------------------- */
+
+/* What a generation request needs once its prompt is tokens. */
+typedef struct srv_gen {
+    srv_kind kind;
+    const srv_request *req;
+    int32_t *ids; /* prompt tokens (the callee copies them) */
+    int n_ids;
+    const char *echo_text; /* completion with echo: the prompt text */
+    size_t echo_len;
+} srv_gen;
+
+void srv_generate(srv_exchange *x, const srv_gen *g);
+/* Tokenizes a prompt (BOS as the vocabulary asks, special tokens parsed);
+ * *ids is malloc'd. */
+bool srv_tokenize(srv_server *s, const char *text, size_t len, int32_t **ids, int *n, srv_error *e);
+
+/* The pieces of a response both the JSON and the SSE writers use. */
+const char *srv_finish_reason(const srv_job *j);
+/* Appends the logprobs of events[from..to) in the request kind's format to
+ * `obj` (chat: {"content":[...]}, completion: {"tokens",...}). */
+struct cJSON;
+struct cJSON *srv_logprobs_json(srv_server *s, srv_kind kind, const srv_job *j, int from, int to,
+                                size_t text_base);
+void srv_usage_json(struct cJSON *obj, const srv_job *j);
+/* "chatcmpl-..." / "cmpl-..." */
+void srv_make_id(srv_kind kind, char *out, size_t cap);
+
+/* Streaming: takes over the job reference and answers with SSE. */
+void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, srv_job *j,
+                      const char *id, int64_t created);
+
+/* Whether the client's socket was closed by the peer. */
+bool srv_client_gone(int fd);
+
+#endif

@@ -1,0 +1,296 @@
+/*
+ * sse.c - streaming responses: Server-Sent Events fed from a running job.
+ *
+ * libmicrohttpd pulls the body through sse_read on the connection's own
+ * thread. Each call hands out what is pending; when nothing is, it waits for
+ * the job's next events (100 ms at a time, looking for a client that went
+ * away) and formats them as OpenAI's chunks:
+ *
+ *   data: {"object":"chat.completion.chunk", "choices":[{"delta":{"role":..}}]}   (chat only)
+ *   data: {... "delta":{"content":"..."} ...}          one per token with text (or logprobs)
+ *   data: {... "delta":{}, "finish_reason":"stop"}     when the job is done
+ *   data: {... "choices":[], "usage":{...}}            with stream_options.include_usage
+ *   data: [DONE]
+ *
+ * A failure after the headers went out is an event {"error": {...}} before
+ * [DONE]. When the response is destroyed (finished, or the client left)
+ * sse_free cancels the job, which frees its slot at once.
+ */
+#include "server.h"
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef enum sse_phase { SSE_HEAD, SSE_BODY, SSE_USAGE, SSE_DONE, SSE_END } sse_phase;
+
+typedef struct srv_stream {
+    srv_server *srv;
+    srv_exchange *x; /* valid while libmicrohttpd calls sse_read */
+    srv_job *job;
+    srv_kind kind;
+    char id[64];
+    int64_t created;
+    bool include_usage, logprobs;
+    char *echo; /* completion with echo: the prompt text, sent first */
+    sse_phase phase;
+    int next_event;
+    char *out;
+    size_t out_len, out_off, out_cap;
+} srv_stream;
+
+static void out_put(srv_stream *st, const char *s, size_t n) {
+    if (st->out_len + n + 1 > st->out_cap) {
+        size_t cap = st->out_cap ? st->out_cap : 4096;
+        while (cap < st->out_len + n + 1) cap *= 2;
+        char *np = realloc(st->out, cap);
+        if (!np) return; /* the chunk is lost; the stream goes on */
+        st->out = np;
+        st->out_cap = cap;
+    }
+    memcpy(st->out + st->out_len, s, n);
+    st->out_len += n;
+}
+
+/* Sends one event: "data: <json>\n\n" (takes obj). */
+static void send_json(srv_stream *st, cJSON *obj) {
+    char *s = cJSON_PrintUnformatted(obj);
+    cJSON_Delete(obj);
+    if (!s) return;
+    out_put(st, "data: ", 6);
+    out_put(st, s, strlen(s));
+    out_put(st, "\n\n", 2);
+    free(s);
+}
+
+static cJSON *chunk(srv_stream *st) {
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "id", st->id);
+    cJSON_AddStringToObject(c, "object",
+                            st->kind == SRV_CHAT ? "chat.completion.chunk" : "text_completion");
+    cJSON_AddNumberToObject(c, "created", (double)st->created);
+    cJSON_AddStringToObject(c, "model", st->srv->model_id);
+    cJSON_AddNullToObject(c, "system_fingerprint");
+    return c;
+}
+
+/* A chunk with one choice; *choice receives it. */
+static cJSON *choice_chunk(srv_stream *st, cJSON **choice) {
+    cJSON *c = chunk(st), *choices = cJSON_AddArrayToObject(c, "choices");
+    *choice = cJSON_CreateObject();
+    cJSON_AddItemToArray(choices, *choice);
+    cJSON_AddNumberToObject(*choice, "index", 0);
+    return c;
+}
+
+/* text[0..len) as a JSON string, without NUL bytes (cJSON would stop there). */
+static void add_text(cJSON *obj, const char *key, const char *text, size_t len) {
+    char *c = malloc(len + 1);
+    if (!c) return;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        if (text[i]) c[n++] = text[i];
+    c[n] = '\0';
+    cJSON_AddStringToObject(obj, key, c);
+    free(c);
+}
+
+static void send_text(srv_stream *st, const char *text, size_t len, int ev) {
+    cJSON *choice, *c = choice_chunk(st, &choice);
+    if (st->kind == SRV_CHAT)
+        add_text(cJSON_AddObjectToObject(choice, "delta"), "content", text, len);
+    else
+        add_text(choice, "text", text, len);
+    if (ev >= 0 && st->logprobs && st->job->events[ev].id >= 0)
+        cJSON_AddItemToObject(choice, "logprobs",
+                              srv_logprobs_json(st->srv, st->kind, st->job, ev, ev + 1,
+                                                st->echo ? strlen(st->echo) : 0));
+    else
+        cJSON_AddNullToObject(choice, "logprobs");
+    cJSON_AddNullToObject(choice, "finish_reason");
+    if (st->include_usage) cJSON_AddNullToObject(c, "usage");
+    send_json(st, c);
+}
+
+/* Formats what the job produced since the last call. Called with job->mu held. */
+static void format_events(srv_stream *st) {
+    srv_job *j = st->job;
+    for (; st->next_event < j->n_events; st->next_event++) {
+        const srv_event *e = &j->events[st->next_event];
+        if (e->id >= 0 && st->x) st->x->completion_tokens++; /* for the log, even if cut short */
+        if (e->text_len == 0 && !(st->logprobs && e->id >= 0)) continue;
+        send_text(st, j->text + e->text_off, e->text_len, st->next_event);
+    }
+}
+
+static void format_end(srv_stream *st) {
+    srv_job *j = st->job;
+    srv_exchange *x = st->x;
+    if (j->err) {
+        srv_error e;
+        srv_fail(&e, 500, NULL, NULL, "generation failed: %s", j->err_msg);
+        char *s = srv_error_json(&e);
+        if (s) {
+            out_put(st, "data: ", 6);
+            out_put(st, s, strlen(s));
+            out_put(st, "\n\n", 2);
+            free(s);
+        }
+        st->phase = SSE_DONE;
+        return;
+    }
+    if (x) {
+        x->prompt_tokens = j->result.n_prompt + j->result.n_cached;
+        x->cached_tokens = j->result.n_cached;
+        x->completion_tokens = j->result.n_gen;
+    }
+    cJSON *choice, *c = choice_chunk(st, &choice);
+    if (st->kind == SRV_CHAT)
+        cJSON_AddObjectToObject(choice, "delta");
+    else
+        cJSON_AddStringToObject(choice, "text", "");
+    cJSON_AddNullToObject(choice, "logprobs");
+    cJSON_AddStringToObject(choice, "finish_reason", srv_finish_reason(j));
+    if (st->include_usage) cJSON_AddNullToObject(c, "usage");
+    send_json(st, c);
+    st->phase = st->include_usage ? SSE_USAGE : SSE_DONE;
+}
+
+/* Waits up to 100 ms for news from the job. Called with job->mu held. */
+static void wait_news(srv_job *j) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 100 * 1000 * 1000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+}
+
+/* Fills st->out with the next events; false when the client went away. */
+static bool refill(srv_stream *st) {
+    srv_job *j = st->job;
+    switch (st->phase) {
+    case SSE_HEAD: {
+        if (st->kind == SRV_CHAT) {
+            cJSON *choice, *c = choice_chunk(st, &choice);
+            cJSON *d = cJSON_AddObjectToObject(choice, "delta");
+            cJSON_AddStringToObject(d, "role", "assistant");
+            cJSON_AddStringToObject(d, "content", "");
+            cJSON_AddNullToObject(choice, "logprobs");
+            cJSON_AddNullToObject(choice, "finish_reason");
+            if (st->include_usage) cJSON_AddNullToObject(c, "usage");
+            send_json(st, c);
+        } else if (st->echo) {
+            send_text(st, st->echo, strlen(st->echo), -1);
+        }
+        st->phase = SSE_BODY;
+        return true;
+    }
+    case SSE_BODY: {
+        pthread_mutex_lock(&j->mu);
+        while (st->next_event == j->n_events && j->state != SRV_JOB_DONE) {
+            wait_news(j);
+            if (st->next_event < j->n_events || j->state == SRV_JOB_DONE) break;
+            pthread_mutex_unlock(&j->mu);
+            const bool gone = srv_client_gone(st->x ? st->x->client_fd : -1);
+            pthread_mutex_lock(&j->mu);
+            if (gone) {
+                pthread_mutex_unlock(&j->mu);
+                return false;
+            }
+        }
+        format_events(st);
+        if (st->next_event == j->n_events && j->state == SRV_JOB_DONE) format_end(st);
+        pthread_mutex_unlock(&j->mu);
+        return true;
+    }
+    case SSE_USAGE: {
+        cJSON *c = chunk(st);
+        cJSON_AddArrayToObject(c, "choices");
+        srv_usage_json(c, j);
+        send_json(st, c);
+        st->phase = SSE_DONE;
+        return true;
+    }
+    case SSE_DONE:
+        out_put(st, "data: [DONE]\n\n", 14);
+        st->phase = SSE_END;
+        return true;
+    case SSE_END: return true;
+    }
+    return true;
+}
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    srv_stream *st = cls;
+    while (st->out_off == st->out_len) {
+        st->out_off = st->out_len = 0;
+        if (st->phase == SSE_END) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (!refill(st)) {
+            srv_sched_cancel(st->srv->sched, st->job);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
+    size_t n = st->out_len - st->out_off;
+    if (n > max) n = max;
+    memcpy(buf, st->out + st->out_off, n);
+    st->out_off += n;
+    return (ssize_t)n;
+}
+
+static void sse_free(void *cls) {
+    srv_stream *st = cls;
+    pthread_mutex_lock(&st->job->mu);
+    const bool done = st->job->state == SRV_JOB_DONE;
+    pthread_mutex_unlock(&st->job->mu);
+    if (!done) srv_sched_cancel(st->srv->sched, st->job); /* the client left: free the slot */
+    srv_job_release(st->job);
+    free(st->echo);
+    free(st->out);
+    free(st);
+}
+
+void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, srv_job *j,
+                      const char *id, int64_t created) {
+    srv_stream *st = calloc(1, sizeof *st);
+    struct MHD_Response *resp = NULL;
+    if (st && req->echo && req->prompt && !(st->echo = strdup(req->prompt))) {
+        free(st);
+        st = NULL;
+    }
+    if (st) {
+        st->srv = x->srv;
+        st->x = x;
+        st->job = j;
+        st->kind = kind;
+        snprintf(st->id, sizeof st->id, "%s", id);
+        st->created = created;
+        st->include_usage = req->include_usage;
+        st->logprobs = req->logprobs;
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, st, sse_free);
+    }
+    if (!resp) {
+        if (st) {
+            free(st->echo);
+            free(st);
+        }
+        srv_sched_cancel(x->srv->sched, j);
+        srv_job_release(j);
+        srv_error e;
+        srv_fail(&e, 500, NULL, NULL, "out of memory");
+        srv_respond_error(x, &e);
+        return;
+    }
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    x->status = 200;
+    x->response = resp;
+    x->stream = st;
+}

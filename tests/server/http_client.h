@@ -1,0 +1,171 @@
+/*
+ * http_client.h - what the server's integration test uses to drive a real
+ * `hearth serve` process: start it on a free loopback port and wait until it
+ * is ready, stop it, and make requests with curl (a client no one on the
+ * team wrote), reading status and body back.
+ */
+#ifndef HEARTH_TEST_HTTP_CLIENT_H
+#define HEARTH_TEST_HTTP_CLIENT_H
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct test_server {
+    pid_t pid;
+    int port;
+    char log[512];     /* the server's stderr */
+    char scratch[512]; /* a directory for request and response files */
+    int seq;
+} test_server;
+
+typedef struct test_reply {
+    int status;
+    char *body; /* NUL-terminated, malloc'd */
+    size_t len;
+} test_reply;
+
+static inline void test_sleep_ms(int ms) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static inline char *test_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (size_t got; buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
+        n += got;
+        if (n + 1 == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf) buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}
+
+static inline bool test_write_file(const char *path, const char *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return false;
+    const bool ok = fwrite(data, 1, len, f) == len;
+    return fclose(f) == 0 && ok;
+}
+
+/* Runs `hearth serve -m model --port 0 <args>` with stderr to a log file and
+ * waits (up to 120 s) until it listens and /health answers 200. */
+static inline bool test_server_start(test_server *sv, const char *binary, const char *model,
+                                     const char *scratch, const char *args) {
+    memset(sv, 0, sizeof *sv);
+    snprintf(sv->scratch, sizeof sv->scratch, "%s", scratch);
+    static int n_started;
+    snprintf(sv->log, sizeof sv->log, "%s/server%d.log", scratch, n_started++);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "exec '%s' serve -m '%s' --host 127.0.0.1 --port 0 %s 2>'%s'", binary,
+             model, args, sv->log);
+    sv->pid = fork();
+    if (sv->pid < 0) return false;
+    if (sv->pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 1200 && !sv->port; i++) {
+        test_sleep_ms(100);
+        char *log = test_read_file(sv->log, NULL);
+        const char *p = log ? strstr(log, "listening on http://127.0.0.1:") : NULL;
+        if (p) sv->port = atoi(p + strlen("listening on http://127.0.0.1:"));
+        free(log);
+        int st;
+        if (waitpid(sv->pid, &st, WNOHANG) == sv->pid) {
+            sv->pid = 0;
+            return false;
+        }
+    }
+    if (!sv->port) return false;
+    for (int i = 0; i < 1200; i++) {
+        char c[1024];
+        snprintf(c, sizeof c, "curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/health",
+                 sv->port);
+        FILE *p = popen(c, "r");
+        char out[16] = "";
+        if (p) {
+            if (!fgets(out, sizeof out, p)) out[0] = '\0';
+            pclose(p);
+        }
+        if (!strcmp(out, "200")) return true;
+        test_sleep_ms(100);
+    }
+    return false;
+}
+
+/* SIGTERM, then waits up to 30 s (SIGKILL after). Returns the exit status. */
+static inline int test_server_stop(test_server *sv) {
+    if (sv->pid <= 0) return -1;
+    kill(sv->pid, SIGTERM);
+    int st = 0;
+    for (int i = 0; i < 300; i++) {
+        if (waitpid(sv->pid, &st, WNOHANG) == sv->pid) {
+            sv->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        test_sleep_ms(100);
+    }
+    kill(sv->pid, SIGKILL);
+    waitpid(sv->pid, &st, 0);
+    sv->pid = 0;
+    return -1;
+}
+
+/* The curl command for one request (body from a file, response to files).
+ * extra: more curl arguments (headers). */
+static inline void test_curl_cmd(test_server *sv, char *cmd, size_t cap, const char *method,
+                                 const char *path, const char *body, size_t body_len,
+                                 const char *extra, int n) {
+    char req[600];
+    snprintf(req, sizeof req, "%s/req%d", sv->scratch, n);
+    if (body) test_write_file(req, body, body_len);
+    snprintf(cmd, cap,
+             "curl -s -S -N -X %s %s%s%s -H 'Content-Type: application/json' %s "
+             "-o '%s/resp%d' -w '%%{http_code}' 'http://127.0.0.1:%d%s' > '%s/code%d'",
+             method, body ? "--data-binary '@" : "", body ? req : "", body ? "'" : "",
+             extra ? extra : "", sv->scratch, n, sv->port, path, sv->scratch, n);
+}
+
+static inline test_reply test_collect(test_server *sv, int n) {
+    test_reply r = {0};
+    char p[600];
+    snprintf(p, sizeof p, "%s/code%d", sv->scratch, n);
+    char *code = test_read_file(p, NULL);
+    r.status = code ? atoi(code) : -1;
+    free(code);
+    snprintf(p, sizeof p, "%s/resp%d", sv->scratch, n);
+    r.body = test_read_file(p, &r.len);
+    if (!r.body) r.body = calloc(1, 1);
+    return r;
+}
+
+static inline test_reply test_http(test_server *sv, const char *method, const char *path,
+                                   const char *body, const char *extra) {
+    char cmd[4096];
+    const int n = sv->seq++;
+    test_curl_cmd(sv, cmd, sizeof cmd, method, path, body, body ? strlen(body) : 0, extra, n);
+    if (system(cmd) == -1) return (test_reply){.status = -1, .body = calloc(1, 1)};
+    return test_collect(sv, n);
+}
+
+#endif

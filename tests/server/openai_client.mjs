@@ -1,0 +1,88 @@
+// openai_client.mjs - the official OpenAI Node client against `hearth serve`.
+//
+//   HEARTH_NODE_MODULES=<dir holding openai/> node openai_client.mjs <base URL ending in /v1> <api key>
+//
+// test_server.c runs it when the package is installed (npm install --prefix
+// build/npm openai). It checks what an application would rely on: listing
+// models, a chat completion, the same chat streamed (same text, a finish
+// reason, usage when asked), a legacy completion, logprobs, and that errors
+// arrive as the client's typed exceptions with the right status.
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import assert from 'node:assert/strict';
+
+const [baseURL, apiKey] = process.argv.slice(2);
+const modules = process.env.HEARTH_NODE_MODULES;
+if (!baseURL || !apiKey || !modules) {
+  console.error('usage: HEARTH_NODE_MODULES=dir node openai_client.mjs BASE_URL API_KEY');
+  process.exit(2);
+}
+const require = createRequire(path.join(path.resolve(modules), 'noop.js'));
+const mod = require('openai');
+const OpenAI = mod.OpenAI ?? mod.default ?? mod;
+
+const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 60_000 });
+const messages = [
+  { role: 'system', content: 'You are terse.' },
+  { role: 'user', content: 'Name three colours.' },
+];
+
+async function main() {
+  const models = await client.models.list();
+  const ids = [];
+  for await (const m of models) ids.push(m.id);
+  assert.equal(ids.length, 1, 'one model is listed');
+
+  const chat = await client.chat.completions.create({
+    model: ids[0], messages, max_tokens: 16, temperature: 0,
+  });
+  assert.equal(chat.object, 'chat.completion');
+  const text = chat.choices[0].message.content;
+  assert.equal(typeof text, 'string');
+  assert.ok(['stop', 'length'].includes(chat.choices[0].finish_reason));
+  assert.ok(chat.usage.prompt_tokens > 0 && chat.usage.completion_tokens <= 16);
+
+  const stream = await client.chat.completions.create({
+    model: ids[0], messages, max_tokens: 16, temperature: 0, stream: true,
+    stream_options: { include_usage: true },
+  });
+  let streamed = '';
+  let finish = null;
+  let usage = null;
+  for await (const chunk of stream) {
+    if (chunk.usage) usage = chunk.usage;
+    for (const c of chunk.choices) {
+      streamed += c.delta?.content ?? '';
+      if (c.finish_reason) finish = c.finish_reason;
+    }
+  }
+  assert.equal(streamed, text, 'streamed text equals the non-streamed text');
+  assert.equal(finish, chat.choices[0].finish_reason);
+  assert.equal(usage?.completion_tokens, chat.usage.completion_tokens);
+
+  const withLogprobs = await client.chat.completions.create({
+    model: ids[0], messages, max_tokens: 4, temperature: 0, logprobs: true, top_logprobs: 2,
+  });
+  const lp = withLogprobs.choices[0].logprobs.content;
+  assert.equal(lp.length, withLogprobs.usage.completion_tokens);
+  assert.equal(lp[0].top_logprobs.length, 2);
+
+  const completion = await client.completions.create({
+    model: ids[0], prompt: 'Once upon a time', max_tokens: 8, temperature: 0,
+  });
+  assert.equal(completion.object, 'text_completion');
+  assert.equal(typeof completion.choices[0].text, 'string');
+
+  await assert.rejects(
+    client.chat.completions.create({ model: ids[0], messages, n: 2 }),
+    (e) => e instanceof OpenAI.BadRequestError && e.status === 400 && e.param === 'n');
+  const stranger = new OpenAI({ baseURL, apiKey: 'wrong', maxRetries: 0 });
+  await assert.rejects(stranger.models.list(),
+    (e) => e instanceof OpenAI.AuthenticationError && e.status === 401);
+  console.log('openai_client.mjs: all checks passed');
+}
+
+main().catch((e) => {
+  console.error('openai_client.mjs:', e);
+  process.exit(1);
+});

@@ -1,0 +1,733 @@
+/*
+ * test_server.c - the integration test of `hearth serve`: starts the real
+ * program on a free loopback port with a small model and talks to it with
+ * curl. Greedy outputs are compared with what the library itself generates
+ * for the same tokens (loaded in this process), so the server must neither
+ * lose nor alter a token, whether streaming, reusing a slot's cache, or
+ * serving several clients at once. Then errors, limits, a full queue, a
+ * client that disconnects, and (when node and the openai npm package are
+ * present, see HEARTH_NODE_MODULES) the official OpenAI client.
+ */
+#include "test.h"
+
+#include "server/http_client.h"
+#include "server/model_fixture.h"
+#include "tokenizer/chat_template.h"
+
+#include <cjson/cJSON.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+static const char *binary = HEARTH_BINARY;
+static const char *key_header = "-H 'Authorization: Bearer sekrit'";
+static hearth_model *model;
+static char scratch[] = "/tmp/hearth_srv_XXXXXX";
+
+/* ---- what the library generates (the reference) -------------------------- */
+
+typedef struct text_sink {
+    char buf[16384];
+    size_t n;
+} text_sink;
+
+static bool sink_token(const hearth_token_event *ev, void *user) {
+    text_sink *t = user;
+    if (t->n + ev->len < sizeof t->buf) {
+        memcpy(t->buf + t->n, ev->text, ev->len);
+        t->n += ev->len;
+        t->buf[t->n] = '\0';
+    }
+    return true;
+}
+
+/* Greedy generation from ids; the text, malloc'd. */
+static char *reference_ids(const int32_t *ids, int n_ids, int max_tokens, const char *stop,
+                           hearth_gen_result *res) {
+    hearth_session *s = NULL;
+    hearth_sampler *smp = NULL;
+    hearth_sampling sp = hearth_sampling_default_params();
+    sp.temperature = 0;
+    REQUIRE(hearth_session_new(model, NULL, &s) == HEARTH_OK);
+    REQUIRE(hearth_sampler_new(model, &sp, &smp) == HEARTH_OK);
+    text_sink *t = calloc(1, sizeof *t);
+    REQUIRE(t);
+    const char *stops[1] = {stop};
+    hearth_gen_params gp = {.max_tokens = max_tokens, .stop = stops, .n_stop = stop ? 1 : 0};
+    hearth_gen_result r;
+    REQUIRE(hearth_generate(s, smp, ids, n_ids, &gp, sink_token, t, &r) == HEARTH_OK);
+    if (res) *res = r;
+    hearth_sampler_free(smp);
+    hearth_session_free(s);
+    char *text = strdup(t->buf);
+    free(t);
+    return text;
+}
+
+static int tokenize(const char *text, bool add_special, int32_t *ids, size_t cap) {
+    size_t n = 0;
+    REQUIRE(hearth_tokenize(model, text, strlen(text), add_special, true, ids, cap, &n) ==
+            HEARTH_OK);
+    return (int)n;
+}
+
+/* The ChatML prompt of one user message, as tokens. */
+static int chat_ids(const char *user, int32_t *ids, size_t cap) {
+    char text[4096];
+    snprintf(text, sizeof text, "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", user);
+    return tokenize(text, true, ids, cap);
+}
+
+static char *reference_chat_text(const char *user, int max_tokens, const char *stop,
+                                 hearth_gen_result *r) {
+    int32_t ids[2048];
+    const int n = chat_ids(user, ids, 2048);
+    return reference_ids(ids, n, max_tokens, stop, r);
+}
+
+/* ---- request bodies ------------------------------------------------------- */
+
+static char *chat_body(const char *user, int max_tokens, bool stream, const char *extra_json) {
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "model", "whatever");
+    cJSON *msgs = cJSON_AddArrayToObject(b, "messages"), *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "user");
+    cJSON_AddStringToObject(m, "content", user);
+    cJSON_AddItemToArray(msgs, m);
+    cJSON_AddNumberToObject(b, "max_tokens", max_tokens);
+    cJSON_AddNumberToObject(b, "temperature", 0);
+    if (stream) cJSON_AddTrueToObject(b, "stream");
+    if (extra_json) { /* merge the members of extra_json */
+        cJSON *x = cJSON_Parse(extra_json);
+        REQUIRE(x);
+        while (x->child) {
+            cJSON *it = cJSON_DetachItemViaPointer(x, x->child);
+            cJSON_DeleteItemFromObjectCaseSensitive(b, it->string);
+            cJSON_AddItemToObject(b, it->string, it);
+        }
+        cJSON_Delete(x);
+    }
+    char *s = cJSON_PrintUnformatted(b);
+    cJSON_Delete(b);
+    return s;
+}
+
+static cJSON *parse_reply(const test_reply *r) {
+    cJSON *j = cJSON_ParseWithLength(r->body, r->len);
+    CHECKF(j != NULL, "reply is not JSON: %.300s", r->body);
+    return j;
+}
+
+static const char *jstr(const cJSON *o, const char *path) {
+    /* path: "a.b.0.c" */
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    const cJSON *cur = o;
+    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k && cur;
+         k = strtok_r(NULL, ".", &save))
+        cur = (*k >= '0' && *k <= '9') ? cJSON_GetArrayItem(cur, atoi(k))
+                                       : cJSON_GetObjectItemCaseSensitive(cur, k);
+    return cur && cJSON_IsString(cur) ? cur->valuestring : NULL;
+}
+
+static double jnum(const cJSON *o, const char *path) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    const cJSON *cur = o;
+    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k && cur;
+         k = strtok_r(NULL, ".", &save))
+        cur = (*k >= '0' && *k <= '9') ? cJSON_GetArrayItem(cur, atoi(k))
+                                       : cJSON_GetObjectItemCaseSensitive(cur, k);
+    return cur && cJSON_IsNumber(cur) ? cur->valuedouble : -1e300;
+}
+
+static const cJSON *jget(const cJSON *o, const char *path) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    const cJSON *cur = o;
+    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k && cur;
+         k = strtok_r(NULL, ".", &save))
+        cur = (*k >= '0' && *k <= '9') ? cJSON_GetArrayItem(cur, atoi(k))
+                                       : cJSON_GetObjectItemCaseSensitive(cur, k);
+    return cur;
+}
+
+/* An OpenAI error reply: status, shape, and (when given) the param and a
+ * piece of the message. */
+static void check_error(const char *what, const test_reply *r, int status, const char *param,
+                        const char *needle) {
+    CHECKF(r->status == status, "%s: status %d, expected %d (%.300s)", what, r->status, status,
+           r->body);
+    cJSON *j = cJSON_ParseWithLength(r->body, r->len);
+    CHECKF(j && cJSON_IsObject(jget(j, "error")), "%s: no error object: %.300s", what, r->body);
+    if (j) {
+        CHECKF(jstr(j, "error.message") && jstr(j, "error.type"), "%s: message/type", what);
+        CHECKF(jget(j, "error.param") && jget(j, "error.code"), "%s: param/code present", what);
+        if (param)
+            CHECKF(jstr(j, "error.param") && !strcmp(jstr(j, "error.param"), param),
+                   "%s: param %s, expected %s", what, jstr(j, "error.param"), param);
+        if (needle)
+            CHECKF(jstr(j, "error.message") && strstr(jstr(j, "error.message"), needle),
+                   "%s: message '%s' lacks '%s'", what, jstr(j, "error.message"), needle);
+    }
+    cJSON_Delete(j);
+}
+
+/* ---- SSE ------------------------------------------------------------------ */
+
+typedef struct sse_result {
+    bool framing_ok, done;
+    int n_chunks;
+    char content[16384];
+    const char *finish;
+    char finish_buf[32];
+    bool role_first;
+    int usage_prompt, usage_completion;
+    int n_logprob_tokens;
+} sse_result;
+
+/* Parses a text/event-stream body: events "data: <json>\n\n", then
+ * "data: [DONE]\n\n" and nothing after. */
+static sse_result parse_sse(const char *body, bool chat) {
+    sse_result r = {.framing_ok = true, .usage_prompt = -1, .usage_completion = -1};
+    const char *p = body;
+    while (*p) {
+        const char *end = strstr(p, "\n\n");
+        if (strncmp(p, "data: ", 6) != 0 || !end) {
+            r.framing_ok = false;
+            break;
+        }
+        const char *data = p + 6;
+        if (r.done) r.framing_ok = false; /* something after [DONE] */
+        if (end - data == 6 && !strncmp(data, "[DONE]", 6)) {
+            r.done = true;
+        } else {
+            cJSON *j = cJSON_ParseWithLength(data, (size_t)(end - data));
+            if (!j) {
+                r.framing_ok = false;
+                break;
+            }
+            const cJSON *ch = jget(j, "choices.0");
+            if (ch) {
+                const char *t = jstr(ch, chat ? "delta.content" : "text");
+                if (r.n_chunks == 0) r.role_first = chat && jstr(ch, "delta.role");
+                if (t && strlen(r.content) + strlen(t) < sizeof r.content) strcat(r.content, t);
+                const char *f = jstr(ch, "finish_reason");
+                if (f) snprintf(r.finish_buf, sizeof r.finish_buf, "%s", f);
+                const cJSON *lp = jget(ch, chat ? "logprobs.content" : "logprobs.tokens");
+                if (cJSON_IsArray(lp)) r.n_logprob_tokens += cJSON_GetArraySize(lp);
+            } else if (cJSON_IsObject(jget(j, "usage"))) {
+                r.usage_prompt = (int)jnum(j, "usage.prompt_tokens");
+                r.usage_completion = (int)jnum(j, "usage.completion_tokens");
+            }
+            r.n_chunks++;
+            cJSON_Delete(j);
+        }
+        p = end + 2;
+    }
+    r.finish = r.finish_buf[0] ? r.finish_buf : NULL;
+    return r;
+}
+
+/* ---- the tests ------------------------------------------------------------ */
+
+static void test_basics(test_server *sv) {
+    test_reply r = test_http(sv, "GET", "/health", NULL, NULL);
+    CHECKF(r.status == 200 && strstr(r.body, "\"ok\""), "health: %d %s", r.status, r.body);
+    free(r.body);
+    r = test_http(sv, "GET", "/v1/models", NULL, key_header);
+    CHECK(r.status == 200);
+    cJSON *j = parse_reply(&r);
+    CHECK(jstr(j, "object") && !strcmp(jstr(j, "object"), "list"));
+    const char *id = jstr(j, "data.0.id");
+    CHECKF(id && strstr(id, ".gguf"), "model id %s", id ? id : "(none)");
+    char path[300];
+    snprintf(path, sizeof path, "/v1/models/%s", id ? id : "x");
+    test_reply r2 = test_http(sv, "GET", path, NULL, key_header);
+    CHECK(r2.status == 200);
+    free(r2.body);
+    cJSON_Delete(j);
+    free(r.body);
+    r = test_http(sv, "GET", "/v1/models/nope", NULL, key_header);
+    check_error("model 404", &r, 404, "model", "nope");
+    free(r.body);
+    r = test_http(sv, "GET", "/v1/models", NULL, NULL);
+    check_error("no key", &r, 401, NULL, "API key");
+    free(r.body);
+    r = test_http(sv, "GET", "/v1/models", NULL, "-H 'Authorization: Bearer wrong'");
+    check_error("wrong key", &r, 401, NULL, NULL);
+    free(r.body);
+    r = test_http(sv, "GET", "/metrics", NULL, NULL);
+    CHECKF(r.status == 200 && strstr(r.body, "hearth_requests_total{") &&
+               strstr(r.body, "hearth_queue_depth ") &&
+               strstr(r.body, "hearth_request_duration_seconds_bucket{le=\"+Inf\"}"),
+           "metrics: %.300s", r.body);
+    free(r.body);
+}
+
+static void test_chat(test_server *sv) {
+    const char *user = "Tell me a story about a dragon.";
+    hearth_gen_result ref_r;
+    char *ref = reference_chat_text(user, 24, NULL, &ref_r);
+    int32_t ids[2048];
+    const int n_prompt = chat_ids(user, ids, 2048);
+    char *body = chat_body(user, 24, false, NULL);
+    test_reply r = test_http(sv, "POST", "/v1/chat/completions", body, key_header);
+    CHECKF(r.status == 200, "chat: %d %s", r.status, r.body);
+    cJSON *j = parse_reply(&r);
+    CHECK(jstr(j, "object") && !strcmp(jstr(j, "object"), "chat.completion"));
+    CHECK(jstr(j, "id") && !strncmp(jstr(j, "id"), "chatcmpl-", 9));
+    CHECK(jnum(j, "created") > 1.6e9);
+    CHECK(jstr(j, "model") != NULL);
+    CHECK(jstr(j, "choices.0.message.role") &&
+          !strcmp(jstr(j, "choices.0.message.role"), "assistant"));
+    const char *content = jstr(j, "choices.0.message.content");
+    CHECKF(content && !strcmp(content, ref), "chat content '%s' != library '%s'", content, ref);
+    char fin[16];
+    snprintf(fin, sizeof fin, "%s",
+             jstr(j, "choices.0.finish_reason") ? jstr(j, "choices.0.finish_reason") : "?");
+    CHECKF(!strcmp(fin, ref_r.finish == HEARTH_FINISH_STOP ? "stop" : "length"), "finish %s", fin);
+    CHECKF((int)jnum(j, "usage.prompt_tokens") == n_prompt, "prompt tokens %g vs %d",
+           jnum(j, "usage.prompt_tokens"), n_prompt);
+    CHECK((int)jnum(j, "usage.completion_tokens") == ref_r.n_gen);
+    CHECK((int)jnum(j, "usage.total_tokens") == n_prompt + ref_r.n_gen);
+    cJSON_Delete(j);
+    free(r.body);
+
+    /* The same again: the slot's cache holds the prompt, the answer is the same. */
+    r = test_http(sv, "POST", "/v1/chat/completions", body, key_header);
+    j = parse_reply(&r);
+    content = jstr(j, "choices.0.message.content");
+    CHECKF(content && !strcmp(content, ref), "cached chat '%s' != '%s'", content, ref);
+    CHECKF(jnum(j, "usage.prompt_tokens_details.cached_tokens") >= n_prompt - 1, "cached tokens %g",
+           jnum(j, "usage.prompt_tokens_details.cached_tokens"));
+    cJSON_Delete(j);
+    free(r.body);
+    free(body);
+
+    /* Streaming: SSE framing, a role chunk first, the same text, [DONE]. */
+    body = chat_body(user, 24, true, "{\"stream_options\":{\"include_usage\":true}}");
+    r = test_http(sv, "POST", "/v1/chat/completions", body, key_header);
+    CHECK(r.status == 200);
+    sse_result s = parse_sse(r.body, true);
+    CHECKF(s.framing_ok && s.done, "SSE framing: %.400s", r.body);
+    CHECK(s.role_first);
+    CHECKF(!strcmp(s.content, ref), "streamed '%s' != '%s'", s.content, ref);
+    CHECK(s.finish && !strcmp(s.finish, fin));
+    CHECK(s.usage_prompt == n_prompt && s.usage_completion == ref_r.n_gen);
+    free(r.body);
+    free(body);
+    free(ref);
+
+    /* A stop string cut from the greedy text: the text before it, "stop". */
+    char *longer = reference_chat_text(user, 40, NULL, NULL);
+    const size_t L = strlen(longer);
+    size_t at = L / 2;
+    for (; at + 2 <= L; at++) { /* two plain ASCII characters, no JSON escapes */
+        const unsigned char a = (unsigned char)longer[at], b = (unsigned char)longer[at + 1];
+        if (a >= 0x20 && a < 0x7f && b >= 0x20 && b < 0x7f && a != '"' && b != '"' && a != '\\' &&
+            b != '\\')
+            break;
+    }
+    if (at + 2 <= L) {
+        char stop[3] = {longer[at], longer[at + 1], 0}, extra[128];
+        snprintf(extra, sizeof extra, "{\"stop\":[\"%s\"]}", stop);
+        const size_t cut = (size_t)(strstr(longer, stop) - longer);
+        body = chat_body(user, 40, false, extra);
+        r = test_http(sv, "POST", "/v1/chat/completions", body, key_header);
+        j = parse_reply(&r);
+        content = jstr(j, "choices.0.message.content");
+        CHECKF(content && strlen(content) == cut && !strncmp(content, longer, cut),
+               "stop '%s': '%s' vs '%s'", stop, content, longer);
+        CHECK(jstr(j, "choices.0.finish_reason") &&
+              !strcmp(jstr(j, "choices.0.finish_reason"), "stop"));
+        cJSON_Delete(j);
+        free(r.body);
+        free(body);
+        /* streamed, no piece of the stop string shows either */
+        body = chat_body(user, 40, true, extra);
+        r = test_http(sv, "POST", "/v1/chat/completions", body, key_header);
+        s = parse_sse(r.body, true);
+        CHECKF(strlen(s.content) == cut && !strncmp(s.content, longer, cut), "streamed stop: '%s'",
+               s.content);
+        CHECK(s.finish && !strcmp(s.finish, "stop"));
+        free(r.body);
+        free(body);
+    } else {
+        printf("no stop string found in '%s'\n", longer);
+    }
+    free(longer);
+
+    /* logprobs with 3 alternatives: one entry per token, greedy = the best. */
+    body = chat_body(user, 8, false, "{\"logprobs\":true,\"top_logprobs\":3}");
+    r = test_http(sv, "POST", "/v1/chat/completions", body, key_header);
+    j = parse_reply(&r);
+    const cJSON *lp = jget(j, "choices.0.logprobs.content");
+    CHECKF(cJSON_IsArray(lp) && cJSON_GetArraySize(lp) == (int)jnum(j, "usage.completion_tokens"),
+           "logprobs: %.300s", r.body);
+    for (int i = 0; lp && i < cJSON_GetArraySize(lp); i++) {
+        const cJSON *t = cJSON_GetArrayItem(lp, i);
+        CHECK(jstr(t, "token") && cJSON_IsArray(jget(t, "bytes")));
+        CHECK(cJSON_GetArraySize(jget(t, "top_logprobs")) == 3);
+        CHECK(jnum(t, "logprob") <= 0 &&
+              fabs(jnum(t, "logprob") - jnum(t, "top_logprobs.0.logprob")) < 1e-6);
+        CHECK(jnum(t, "top_logprobs.0.logprob") >= jnum(t, "top_logprobs.1.logprob"));
+    }
+    cJSON_Delete(j);
+    free(r.body);
+    free(body);
+}
+
+static void test_completions(test_server *sv) {
+    const char *prompt = "Once upon a time";
+    int32_t ids[256];
+    const int n = tokenize(prompt, true, ids, 256);
+    hearth_gen_result ref_r;
+    char *ref = reference_ids(ids, n, 16, NULL, &ref_r);
+    test_reply r = test_http(sv, "POST", "/v1/completions",
+                             "{\"prompt\":\"Once upon a time\",\"temperature\":0}", key_header);
+    CHECKF(r.status == 200, "completions: %d %s", r.status, r.body);
+    cJSON *j = parse_reply(&r);
+    CHECK(jstr(j, "object") && !strcmp(jstr(j, "object"), "text_completion"));
+    const char *text = jstr(j, "choices.0.text");
+    CHECKF(text && !strcmp(text, ref), "completion '%s' != '%s'", text, ref);
+    CHECK((int)jnum(j, "usage.completion_tokens") == ref_r.n_gen && ref_r.n_gen <= 16);
+    CHECK((int)jnum(j, "usage.prompt_tokens") == n);
+    cJSON_Delete(j);
+    free(r.body);
+    /* token ids as the prompt, echo, legacy logprobs, streaming */
+    char body[2048];
+    int o = snprintf(body, sizeof body, "{\"prompt\":[");
+    for (int i = 0; i < n; i++)
+        o += snprintf(body + o, sizeof body - (size_t)o, "%s%d", i ? "," : "", ids[i]);
+    snprintf(body + o, sizeof body - (size_t)o,
+             "],\"max_tokens\":16,\"temperature\":0,\"logprobs\":2}");
+    r = test_http(sv, "POST", "/v1/completions", body, key_header);
+    j = parse_reply(&r);
+    text = jstr(j, "choices.0.text");
+    CHECKF(text && !strcmp(text, ref), "ids completion '%s'", text);
+    const cJSON *toks = jget(j, "choices.0.logprobs.tokens");
+    CHECK(cJSON_GetArraySize(toks) == ref_r.n_gen);
+    CHECK(cJSON_GetArraySize(jget(j, "choices.0.logprobs.token_logprobs")) == ref_r.n_gen);
+    CHECK(cJSON_GetArraySize(jget(j, "choices.0.logprobs.top_logprobs.0")) >= 1);
+    cJSON_Delete(j);
+    free(r.body);
+    r = test_http(sv, "POST", "/v1/completions",
+                  "{\"prompt\":\"Once upon a time\",\"temperature\":0,\"echo\":true}", key_header);
+    j = parse_reply(&r);
+    text = jstr(j, "choices.0.text");
+    CHECKF(text && !strncmp(text, prompt, strlen(prompt)) && !strcmp(text + strlen(prompt), ref),
+           "echo '%s'", text);
+    cJSON_Delete(j);
+    free(r.body);
+    r = test_http(sv, "POST", "/v1/completions",
+                  "{\"prompt\":\"Once upon a time\",\"temperature\":0,\"stream\":true}",
+                  key_header);
+    sse_result s = parse_sse(r.body, false);
+    CHECKF(s.framing_ok && s.done && !strcmp(s.content, ref), "streamed completion '%s'",
+           s.content);
+    CHECK(s.usage_prompt == -1); /* no include_usage: no usage chunk */
+    free(r.body);
+    free(ref);
+}
+
+static void test_errors(test_server *sv) {
+    test_reply r = test_http(sv, "POST", "/v1/chat/completions", "{\"messages\": [", key_header);
+    check_error("bad JSON", &r, 400, NULL, "JSON");
+    free(r.body);
+    r = test_http(sv, "POST", "/v1/chat/completions",
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":\"ten\"}",
+                  key_header);
+    check_error("wrong type", &r, 400, "max_tokens", "max_tokens");
+    free(r.body);
+    r = test_http(sv, "POST", "/v1/chat/completions",
+                  "{\"messages\":[{\"role\":\"user\",\"content\":5}]}", key_header);
+    check_error("content type", &r, 400, "messages[0].content", NULL);
+    free(r.body);
+    r = test_http(sv, "POST", "/v1/chat/completions",
+                  "{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", key_header);
+    check_error("role", &r, 400, "messages[0].role", NULL);
+    free(r.body);
+    r = test_http(sv, "POST", "/v1/chat/completions", "{\"model\":\"x\"}", key_header);
+    check_error("no messages", &r, 400, "messages", NULL);
+    free(r.body);
+    r = test_http(sv, "POST", "/v1/chat/completions",
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":2}", key_header);
+    check_error("n=2", &r, 400, "n", NULL);
+    free(r.body);
+    r = test_http(sv, "POST", "/v1/chat/completions",
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{"
+                  "\"type\":\"json_object\"}}",
+                  key_header);
+    check_error("json mode", &r, 400, "response_format", "not supported yet");
+    free(r.body);
+    r = test_http(sv, "POST", "/v1/chat/completions",
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{"
+                  "\"type\":\"text\"},\"max_tokens\":2}",
+                  key_header);
+    CHECKF(r.status == 200, "response_format text: %d", r.status);
+    free(r.body);
+    r = test_http(sv, "POST", "/v1/chat/completions",
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":7}",
+                  key_header);
+    check_error("temperature range", &r, 400, "temperature", NULL);
+    free(r.body);
+    r = test_http(sv, "POST", "/v1/chat/completions",
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}", key_header);
+    check_error("invalid UTF-8", &r, 400, NULL, "UTF-8");
+    free(r.body);
+    r = test_http(sv, "POST", "/v1/completions", "{\"prompt\":[99999999],\"max_tokens\":2}",
+                  key_header);
+    check_error("token id", &r, 400, "prompt[0]", NULL);
+    free(r.body);
+    r = test_http(sv, "POST", "/v1/nothing", "{}", key_header);
+    check_error("unknown path", &r, 404, NULL, "/v1/nothing");
+    free(r.body);
+    r = test_http(sv, "GET", "/v1/chat/completions", NULL, key_header);
+    check_error("wrong method", &r, 405, NULL, "POST");
+    free(r.body);
+    /* a prompt longer than the context (256): 400 with both numbers */
+    char *big = malloc(64 * 1024);
+    REQUIRE(big);
+    int o = snprintf(big, 64 * 1024, "{\"prompt\":\"");
+    for (int i = 0; i < 600; i++) o += snprintf(big + o, 64 * 1024 - (size_t)o, "word%d ", i);
+    snprintf(big + o, 64 * 1024 - (size_t)o, "\"}");
+    r = test_http(sv, "POST", "/v1/completions", big, key_header);
+    check_error("too long", &r, 400, "prompt", "context holds 256");
+    free(r.body);
+    free(big);
+    /* over --max-body: 413, whether the length is declared or chunked */
+    big = malloc(300 * 1024);
+    REQUIRE(big);
+    memset(big, ' ', 300 * 1024);
+    memcpy(big, "{\"prompt\":\"x\"", 13);
+    big[300 * 1024 - 2] = '}';
+    big[300 * 1024 - 1] = '\0';
+    r = test_http(sv, "POST", "/v1/completions", big, key_header);
+    check_error("too large", &r, 413, NULL, NULL);
+    free(r.body);
+    char hdr[256];
+    snprintf(hdr, sizeof hdr, "%s -H 'Transfer-Encoding: chunked'", key_header);
+    r = test_http(sv, "POST", "/v1/completions", big, hdr);
+    check_error("too large, chunked", &r, 413, NULL, NULL);
+    free(r.body);
+    free(big);
+    /* still alive */
+    r = test_http(sv, "GET", "/health", NULL, NULL);
+    CHECK(r.status == 200);
+    free(r.body);
+}
+
+/* Several clients at once get what they get one by one (greedy). */
+static void test_concurrent(test_server *sv) {
+    enum { N = 8 };
+    char *bodies[N], *sequential[N];
+    for (int i = 0; i < N; i++) {
+        char user[128];
+        snprintf(user, sizeof user, "Question number %d: what is %d plus %d?", i, i * 7, i + 3);
+        bodies[i] = chat_body(user, 20 + i, i % 2 == 1, NULL);
+        test_reply r = test_http(sv, "POST", "/v1/chat/completions", bodies[i], key_header);
+        if (i % 2) {
+            sse_result s = parse_sse(r.body, true);
+            sequential[i] = strdup(s.content);
+        } else {
+            cJSON *j = parse_reply(&r);
+            sequential[i] = strdup(
+                jstr(j, "choices.0.message.content") ? jstr(j, "choices.0.message.content") : "?");
+            cJSON_Delete(j);
+        }
+        free(r.body);
+    }
+    /* all at once: one shell starts N curls in the background and waits */
+    char *cmd = malloc(N * 4200 + 64);
+    REQUIRE(cmd);
+    size_t o = 0;
+    const int base = sv->seq;
+    sv->seq += N;
+    for (int i = 0; i < N; i++) {
+        char one[4096];
+        test_curl_cmd(sv, one, sizeof one, "POST", "/v1/chat/completions", bodies[i],
+                      strlen(bodies[i]), key_header, base + i);
+        o += (size_t)snprintf(cmd + o, N * 4200 + 64 - o, "%s & ", one);
+    }
+    snprintf(cmd + o, N * 4200 + 64 - o, "wait");
+    CHECK(system(cmd) == 0);
+    free(cmd);
+    for (int i = 0; i < N; i++) {
+        test_reply r = test_collect(sv, base + i);
+        CHECKF(r.status == 200, "concurrent %d: %d %s", i, r.status, r.body);
+        const char *got = NULL;
+        cJSON *j = NULL;
+        sse_result s;
+        if (i % 2) {
+            s = parse_sse(r.body, true);
+            CHECK(s.framing_ok && s.done);
+            got = s.content;
+        } else {
+            j = parse_reply(&r);
+            got = jstr(j, "choices.0.message.content");
+        }
+        CHECKF(got && !strcmp(got, sequential[i]), "client %d: '%s' at once, '%s' alone", i, got,
+               sequential[i]);
+        cJSON_Delete(j);
+        free(r.body);
+        free(bodies[i]);
+        free(sequential[i]);
+    }
+}
+
+/* One slot, a queue of one: a burst gets 503s with the error shape; a client
+ * that disconnects mid-stream frees the slot at once. */
+static void test_busy_and_disconnect(const char *model_path) {
+    test_server sv;
+    if (!test_server_start(&sv, binary, model_path, scratch,
+                           "--parallel 1 --queue 1 -t 1 --ctx 256")) {
+        CHECKF(false, "second server did not start");
+        return;
+    }
+    enum { N = 6 };
+    char *body = chat_body("Count to one hundred, please.", 200, false, NULL);
+    char *cmd = malloc(N * 4200 + 64);
+    REQUIRE(cmd);
+    size_t o = 0;
+    const int base = sv.seq;
+    sv.seq += N;
+    for (int i = 0; i < N; i++) {
+        char one[4096];
+        test_curl_cmd(&sv, one, sizeof one, "POST", "/v1/chat/completions", body, strlen(body),
+                      NULL, base + i);
+        o += (size_t)snprintf(cmd + o, N * 4200 + 64 - o, "%s & ", one);
+    }
+    snprintf(cmd + o, N * 4200 + 64 - o, "wait");
+    CHECK(system(cmd) == 0);
+    free(cmd);
+    int ok = 0, busy = 0;
+    for (int i = 0; i < N; i++) {
+        test_reply r = test_collect(&sv, base + i);
+        if (r.status == 200)
+            ok++;
+        else {
+            check_error("busy", &r, 503, NULL, "busy");
+            busy++;
+        }
+        free(r.body);
+    }
+    CHECKF(ok >= 1 && busy >= 1 && ok + busy == N, "burst: %d ok, %d busy", ok, busy);
+
+    /* a streaming client that goes away after the first chunk */
+    test_reply m0 = test_http(&sv, "GET", "/metrics", NULL, NULL);
+    char req[600];
+    snprintf(req, sizeof req, "%s/stream_body", scratch);
+    char *sbody = chat_body("Tell me everything about the sea.", 250, true, NULL);
+    test_write_file(req, sbody, strlen(sbody));
+    free(sbody);
+    int pfd[2];
+    REQUIRE(pipe(pfd) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        char url[128], data[700];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", sv.port);
+        snprintf(data, sizeof data, "@%s", req);
+        execlp("curl", "curl", "-s", "-N", "--data-binary", data, url, (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[1]);
+    char buf[256];
+    const ssize_t got = read(pfd[0], buf, sizeof buf);
+    CHECK(got > 0);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(pfd[0]);
+    test_sleep_ms(400);
+    /* the slot is free: with a queue of one, two more requests are accepted */
+    test_reply a =
+        test_http(&sv, "POST", "/v1/chat/completions",
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":2}", NULL);
+    CHECKF(a.status == 200, "after a disconnect: %d %s", a.status, a.body);
+    free(a.body);
+    test_reply m1 = test_http(&sv, "GET", "/metrics", NULL, NULL);
+    const char *g0 = strstr(m0.body, "hearth_generated_tokens_total ");
+    const char *g1 = strstr(m1.body, "hearth_generated_tokens_total ");
+    if (g0 && g1) {
+        const long d = atol(g1 + 30) - atol(g0 + 30);
+        CHECKF(d < 250, "the disconnected stream generated %ld tokens (it should stop early)", d);
+    } else {
+        CHECK(false);
+    }
+    free(m0.body);
+    free(m1.body);
+    free(body);
+    CHECK(test_server_stop(&sv) == 0);
+    char *log = test_read_file(sv.log, NULL);
+    CHECKF(log && strstr(log, "POST /v1/chat/completions 503"), "log lines: %.500s", log);
+    CHECK(log && !strstr(log, "Count to one hundred")); /* no prompt text without --log-prompts */
+    free(log);
+}
+
+/* The official OpenAI client for Node, when it is installed. */
+static void test_openai_node(test_server *sv) {
+    const char *mods = getenv("HEARTH_NODE_MODULES");
+    char def[4096];
+    if (!mods) {
+        snprintf(def, sizeof def, "%s/build/npm/node_modules", HEARTH_SOURCE_DIR);
+        mods = def;
+    }
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/openai/package.json", mods);
+    if (access(probe, R_OK) != 0 || system("node --version > /dev/null 2>&1") != 0) {
+        printf("skipping the openai npm client: no %s (npm install --prefix build/npm openai)\n",
+               probe);
+        return;
+    }
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd,
+             "HEARTH_NODE_MODULES='%s' node '%s/tests/server/openai_client.mjs' "
+             "'http://127.0.0.1:%d/v1' sekrit",
+             mods, HEARTH_SOURCE_DIR, sv->port);
+    const int rc = system(cmd);
+    CHECKF(rc == 0, "openai_client.mjs failed (%d)", rc);
+}
+
+int main(void) {
+    if (system("curl --version > /dev/null 2>&1") != 0) {
+        printf("test_server: curl is not installed; skipping\n");
+        return TEST_SKIP;
+    }
+    REQUIRE(mkdtemp(scratch));
+    char synth[600];
+    snprintf(synth, sizeof synth, "%s/synth.gguf", scratch);
+    const char *model_path = fixture_model(synth);
+    REQUIRE(model_path);
+    hearth_model_params mp = hearth_model_default_params();
+    mp.n_threads = 1;
+    REQUIRE(hearth_model_load(model_path, &mp, &model) == HEARTH_OK);
+
+    test_server sv;
+    REQUIRE(test_server_start(&sv, binary, model_path, scratch,
+                              "--parallel 4 -t 1 --chat-template chatml --api-key sekrit "
+                              "--max-body 65536"));
+    test_basics(&sv);
+    test_chat(&sv);
+    test_completions(&sv);
+    test_errors(&sv);
+    test_concurrent(&sv);
+    test_openai_node(&sv);
+    CHECK(test_server_stop(&sv) == 0);
+    char *log = test_read_file(sv.log, NULL);
+    CHECKF(log && strstr(log, "POST /v1/chat/completions 200 prompt="), "log: %.300s", log);
+    free(log);
+
+    test_busy_and_disconnect(model_path);
+    hearth_model_free(model);
+    if (!test_failures) {
+        char rm[700];
+        snprintf(rm, sizeof rm, "rm -rf '%s'", scratch);
+        if (system(rm) != 0) printf("could not remove %s\n", scratch);
+    } else {
+        printf("test_server: files kept in %s\n", scratch);
+    }
+    return test_done("test_server");
+}
