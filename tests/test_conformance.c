@@ -3,9 +3,17 @@
  * ../shared/conformance: every model (five architectures and stories260K) in
  * every type, every prompt position and every greedy step, within the
  * tolerances of that directory's README. Skips when the directory is absent.
+ *
+ * It runs in exact mode (kern_set_exact): matrix products in the order of
+ * llama.cpp's x86 kernels (ggml_matmul.c) instead of Hearth's faster SIMD
+ * order. With it, and the ggml arithmetic of ops.c the forward pass always
+ * uses, Hearth reproduces the golden logits bit for bit (on x86-64 with
+ * glibc; other libms may differ in expf/cosf by an ulp), so the README's
+ * thresholds for exact engines apply to every type, quantized ones included.
  */
 #include "hearth.h"
 #include "golden.h"
+#include "kernels/kernels.h"
 #include "test.h"
 
 #include <dirent.h>
@@ -14,17 +22,22 @@
 
 static const char *const types[] = {"F32", "F16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"};
 
-/* Max |a - b| allowed against the golden logits of the same file, for the
- * float types: the README's thresholds, except two measured gaps (see the
- * README's "Conformance" section): gemma3 F32 (5.7e-4; GELU goes through the
- * same FP16 table, the rest is not yet explained) and F16 files, where we
- * differ from llama.cpp by 2.4e-3..4.7e-3 (stories260K, whose logits are ten
- * times more sensitive, 3.7e-2). For quantized types this bounds the rows
- * counted as exact, see check_quantized. */
+/* gemma3 is the one family not yet reproduced: llama.cpp multiplies its Q by
+ * 1/sqrt(head_dim) after RoPE instead of scaling the scores, which rounds
+ * differently (4e-4 on F32 logits, and with quantized activations a code
+ * flips now and then); Hearth needs an arch_desc flag for that (see
+ * attn_scales in forward.c). Until then it keeps the looser bounds below. */
+static bool reproduced(const char *name) { return strstr(name, "gemma3") == NULL; }
+
+/* Max |a - b| allowed against the golden logits of the same file: the
+ * README's thresholds for an engine that computes what llama.cpp computes
+ * (F32 2e-4, F16 1e-3, activation-quantized types 2e-3), for every prompt
+ * row and greedy step. gemma3 (see above): F32 1e-3, F16 5e-3, and for
+ * quantized types the README's criterion for engines that are not bit-exact
+ * (check_quantized). */
 static double tolerance(const char *name, const char *type) {
-    const bool stories = strstr(name, "stories") != NULL;
-    if (!strcmp(type, "F32")) return strstr(name, "gemma3") ? 1e-3 : 2e-4;
-    if (!strcmp(type, "F16")) return stories ? 5e-2 : 5e-3;
+    if (!strcmp(type, "F32")) return reproduced(name) ? 2e-4 : 1e-3;
+    if (!strcmp(type, "F16")) return reproduced(name) ? 1e-3 : 5e-3;
     return 2e-3;
 }
 
@@ -44,19 +57,29 @@ static void diff_add(diff *d, const float *a, const float *b, size_t n) {
     d->n += n;
 }
 
-static int n_checked_files;
+static int n_checked_files, n_identical_files;
 static int n_exact_rows, n_rows;
 
-/* Quantized files. We quantize activations exactly as llama.cpp does (Q8_0,
- * Q8_1, Q8_K, integer dot products), so most rows match to float rounding;
- * but the float parts (softmax, SiLU, summation order) differ from ggml's
- * SIMD code in the last bits, and now and then that moves an activation
- * across a rounding boundary of its 8-bit code, which shifts later logits by
- * up to ~0.3. So: the README's criterion for engines that are not bit-exact
- * (rms(ours - golden) <= 0.25 rms(golden - golden_F32), argmax >= 95 %), and
- * the share of rows within 2e-3 is reported. */
+/* Quantized files. Activations are quantized exactly as llama.cpp does
+ * (Q8_0, Q8_1, Q8_K, integer dot products) and every float operation
+ * before a quantization is reproduced, so the rows match like the float
+ * types': all within tolerance(). Where that does not hold yet (gemma3), one
+ * last-bit difference can move an activation across a rounding boundary of
+ * its 8-bit code and shift later logits by up to ~0.3; those files get the
+ * README's criterion for engines that are not bit-exact: rms(ours - golden)
+ * <= 0.25 rms(golden - golden_F32) and argmax >= 95 %. */
 static void check_quantized(const char *dir, const char *name, const char *type, const float *got,
-                            const float *want, size_t n, int argmax_ok, int argmax_n) {
+                            const float *want, size_t n, int argmax_ok, int argmax_n,
+                            double max_abs, double gen_max_abs) {
+    const double tol = tolerance(name, type);
+    if (reproduced(name)) {
+        CHECKF(max_abs <= tol, "%s %s: prompt logits differ by %.3g (tolerance %.3g)", name, type,
+               max_abs, tol);
+        CHECKF(gen_max_abs <= tol, "%s %s: greedy-step logits differ by %.3g", name, type,
+               gen_max_abs);
+        CHECKF(argmax_ok == argmax_n, "%s %s: argmax %d/%d", name, type, argmax_ok, argmax_n);
+        return;
+    }
     char path[1024];
     size_t len;
     snprintf(path, sizeof path, "%s/golden/F32.logits.f32", dir);
@@ -165,11 +188,13 @@ static void check_file(const char *dir, const char *name, const char *type) {
                dg.max_abs);
         CHECKF(argmax_ok == argmax_n, "%s %s: argmax %d/%d", name, type, argmax_ok, argmax_n);
     } else {
-        check_quantized(dir, name, type, got, want, (size_t)n_tok * n_vocab, argmax_ok, argmax_n);
+        check_quantized(dir, name, type, got, want, (size_t)n_tok * n_vocab, argmax_ok, argmax_n,
+                        d.max_abs, dg.max_abs);
     }
     CHECKF(gen_ok == steps, "%s %s: greedy ids agree for %d of %d decisive steps", name, type,
            gen_ok, steps);
     n_checked_files++;
+    n_identical_files += d.max_abs == 0.0 && dg.max_abs == 0.0;
     free(row);
     free(got);
     free(want);
@@ -180,6 +205,7 @@ static void check_file(const char *dir, const char *name, const char *type) {
 }
 
 int main(void) {
+    kern_set_exact(true); /* see the file comment */
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/conformance/models", HEARTH_SHARED_DIR);
     DIR *d = opendir(dir);
@@ -199,7 +225,8 @@ int main(void) {
     snprintf(dir, sizeof dir, "%s/conformance/stories260K", HEARTH_SHARED_DIR);
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         check_file(dir, "stories260K", types[i]);
-    printf("%d of %d prompt rows within tolerance of llama.cpp's\n", n_exact_rows, n_rows);
+    printf("%d of %d prompt rows within tolerance of llama.cpp's; %d of %d files bit-identical\n",
+           n_exact_rows, n_rows, n_identical_files, n_checked_files);
     CHECKF(n_checked_files >= 36, "only %d model files were checked", n_checked_files);
     return test_done("conformance");
 }

@@ -37,11 +37,11 @@ typedef enum kern_type {
 } kern_type;
 
 typedef struct kern_type_info {
-    const char *name;     /* "q4_K"; "?" for ids GGML knows but Hearth does not */
-    uint32_t block_size;  /* elements per block (1 for float types) */
-    uint32_t block_bytes; /* bytes per block */
+    const char *name;       /* "q4_K"; "?" for ids GGML knows but Hearth does not */
+    uint32_t block_size;    /* elements per block (1 for float types) */
+    uint32_t block_bytes;   /* bytes per block */
     kern_type vec_dot_type; /* what activations are converted to for dot products */
-    bool supported;       /* Hearth can dequantize and multiply it */
+    bool supported;         /* Hearth can dequantize and multiply it */
 } kern_type_info;
 
 /* Traits of type id `type`, or NULL when the id is not a GGML type at all. */
@@ -90,8 +90,6 @@ size_t kern_matmul_scratch_bytes(kern_type type, int64_t n_cols, int64_t n_tok);
 void kern_matmul(hr_pool *pool, kern_type type, const void *w, int64_t n_rows, int64_t n_cols,
                  const float *x, int64_t n_tok, float *y, int64_t ldy, void *scratch);
 
-#endif
-
 /* --- element-wise and row operations (ops.c), matching ggml's rounding --- */
 /* y = x / sqrt(mean(x^2) + eps) * w (w may be NULL); the sum is in double. */
 void kern_rms_norm(float *y, const float *x, const float *w, int64_t n, float eps);
@@ -102,9 +100,53 @@ void kern_rope_cache(float *cos_sin, int n_rot, float pos, float base, float sca
 /* Rotates the first n_rot dims of one head of x in place: adjacent pairs
  * (neox = false) or dims i and i + n_rot/2 (neox = true). */
 void kern_rope_apply(float *x, const float *cos_sin, int n_rot, bool neox);
-/* In place: x = softmax(x); returns nothing, sums in double. */
-void kern_softmax(float *x, int64_t n);
-/* y[i] = silu(g[i]) * u[i] */
+/* Attention of one query over the cache rows of one kv head at positions
+ * p0..p0+n-1, in ggml's arithmetic (see ops.c); row i is at k + i * ld (or
+ * v + i * ld) elements of f32, or of f16 when *_f16. `batch` selects the
+ * order llama.cpp uses when the batch holds two or more tokens.
+ * kern_attn_scores: sc[i] = q . k_i.
+ * kern_attn_softmax: in place, x = softmax(x * scale).
+ * kern_attn_values: out[hd] = sum_i w[i] v_i. */
+void kern_attn_scores(float *sc, const float *q, const void *k, size_t ld, int64_t n, int hd,
+                      bool k_f16, bool batch);
+void kern_attn_softmax(float *x, int64_t p0, int64_t n, float scale);
+void kern_attn_values(float *out, const float *w, const void *v, size_t ld, int64_t p0, int64_t n,
+                      int hd, bool v_f16, bool batch);
+/* y[i] = silu(g[i]) * u[i], with ggml's approximate exp. */
 void kern_swiglu(float *y, const float *g, const float *u, int64_t n);
 /* y[i] = gelu(g[i]) * u[i], tanh approximation through ggml's FP16 table. */
 void kern_geglu(float *y, const float *g, const float *u, int64_t n);
+
+/* --- ggml's float arithmetic, bit for bit (ggml_math.c) ---
+ * Scalar twins of what llama.cpp's CPU backend computes on x86-64 with
+ * AVX-512: its exp/SiLU approximations and the summation orders of its SIMD
+ * dot products. "_x16" is llamafile's tinyBLAS order (used for products of
+ * two or more rows), the plain names ggml's vec_dot order. */
+float kern_ggml_expf(float x);
+float kern_ggml_silu(float x);
+float kern_ggml_hsum16(const float v[16]);
+float kern_ggml_hsum8(const float v[8]);
+float kern_ggml_reduce4x16(float acc[4][16]);
+float kern_ggml_dot_f32(const float *x, const float *y, int64_t n);
+float kern_ggml_dot_f32_x16(const float *x, const float *y, int64_t n);
+float kern_ggml_dot_f16(const uint16_t *x, const uint16_t *y, int64_t n);
+float kern_ggml_dot_f16_x16(const uint16_t *x, const uint16_t *y, int64_t n);
+
+/* kern_matmul with llama.cpp's float arithmetic (ggml_matmul.c): each dot
+ * product in the order of the kernel llama.cpp's x86-64 AVX-512 build runs
+ * for this type and n_tok. `repack`: the weight would sit in llama.cpp's
+ * CPU_REPACK buffer (every matrix product weight but a tied token
+ * embedding), which changes the order for Q4_0 and Q4_K. Same arguments and
+ * scratch as kern_matmul; scalar, so several times slower. */
+void kern_matmul_ggml(hr_pool *pool, kern_type type, const void *w, int64_t n_rows, int64_t n_cols,
+                      const float *x, int64_t n_tok, float *y, int64_t ldy, void *scratch,
+                      bool repack);
+/* Whether the forward pass runs its products with kern_matmul_ggml (llama.cpp's
+ * bits, slow) instead of kern_matmul (fast, equal up to float rounding).
+ * Initially HEARTH_EXACT from the environment (unset or "0": off);
+ * kern_set_exact overrides it for the whole process, before any session
+ * computes. */
+bool kern_exact(void);
+void kern_set_exact(bool on);
+
+#endif

@@ -1,13 +1,23 @@
 /*
- * ops.c - the element-wise and row operations of a transformer block. Each
- * follows ggml's CPU arithmetic (double sums in norms and softmax, the
- * iterative RoPE angle, GELU through an FP16 table) so that Hearth's logits
- * match llama.cpp's to float rounding.
+ * ops.c - the element-wise and row operations of a transformer block and the
+ * attention of one query. Each reproduces the arithmetic of llama.cpp's CPU
+ * backend (x86-64 AVX-512 build) bit for bit: double sums in norms, the
+ * iterative RoPE angle with the multiply-adds its compiler fuses, GELU
+ * through an FP16 table, SiLU and softmax with ggml's approximate exp, and
+ * the lane order of its attention dot products (ggml_math.c has the
+ * primitives). Bit equality matters because activations are then quantized.
  */
 #include "kernels.h"
 
 #include <math.h>
 #include <pthread.h>
+#include <string.h>
+
+/* The fused multiply-adds below are spelled out with fmaf; no others may be
+ * formed (gcc does not in ISO C mode, clang must be told). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 
 void kern_rms_norm(float *y, const float *x, const float *w, int64_t n, float eps) {
     double sum = 0.0;
@@ -40,25 +50,113 @@ void kern_rope_apply(float *x, const float *cos_sin, int n_rot, bool neox) {
         float *a = neox ? &x[i] : &x[2 * i];
         float *b = neox ? &x[i + half] : &x[2 * i + 1];
         const float x0 = *a, x1 = *b;
-        *a = x0 * c - x1 * s;
-        *b = x0 * s + x1 * c;
+        /* ggml's compiler fuses the first product of each line. */
+        *a = fmaf(x0, c, -(x1 * s));
+        *b = fmaf(x0, s, x1 * c);
     }
 }
 
-void kern_softmax(float *x, int64_t n) {
-    float max = -INFINITY;
-    for (int64_t i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
-    double sum = 0.0;
+/* --- attention (llama.cpp's build_attn_mha without flash attention) ---
+ * ggml computes, per query head, kq = K^T q over the whole cache (masked
+ * positions get -inf), softmax(kq * scale + mask), then V kq. The order of
+ * the float additions depends on the cache position of each key, not on its
+ * index among the keys a query sees, so these take the absolute position p0
+ * of their first key. ggml's cache is at least as long as the last position
+ * and a multiple of 64 (it pads it to 256), which these assume. */
+
+/* f16 rounding of an activation, as ggml converts src1 to the cache type. */
+static inline float f16_round(float x) { return kern_f16_to_f32(kern_f32_to_f16(x)); }
+
+void kern_attn_scores(float *sc, const float *q, const void *k, size_t ld, int64_t n, int hd,
+                      bool k_f16, bool batch) {
     for (int64_t i = 0; i < n; i++) {
-        x[i] = expf(x[i] - max);
-        sum += (double)x[i];
+        if (!k_f16) { /* ggml_vec_dot_f32: q is not contiguous, tinyBLAS declines */
+            sc[i] = kern_ggml_dot_f32((const float *)k + (size_t)i * ld, q, hd);
+            continue;
+        }
+        const uint16_t *kr = (const uint16_t *)k + (size_t)i * ld;
+        if (batch && hd % 16 == 0) { /* q converted to f16, then tinyBLAS F16 */
+            float acc[16] = {0};
+            for (int e = 0; e < hd; e++)
+                acc[e & 15] = fmaf(kern_f16_to_f32(kr[e]), f16_round(q[e]), acc[e & 15]);
+            sc[i] = kern_ggml_hsum16(acc);
+        } else { /* ggml_vec_dot_f16 (tinyBLAS declines rows of other lengths) */
+            float acc[4][16] = {{0}};
+            const int np = hd & ~63;
+            for (int e = 0; e < np; e++)
+                acc[(e >> 4) & 3][e & 15] =
+                    fmaf(kern_f16_to_f32(kr[e]), f16_round(q[e]), acc[(e >> 4) & 3][e & 15]);
+            double sum = kern_ggml_reduce4x16(acc);
+            for (int e = np; e < hd; e++) sum += (double)(kern_f16_to_f32(kr[e]) * f16_round(q[e]));
+            sc[i] = (float)sum;
+        }
+    }
+}
+
+/* ggml_compute_forward_soft_max_f32: x * scale, max, then ggml_vec_soft_max_f32
+ * exponentiates 16 cache positions at a time (from position 0) with
+ * ggml_v_expf and adds each group's 16-lane tree to a double; the weights are
+ * multiplied by (float)(1 / sum). Masked positions contribute exact zeros. */
+void kern_attn_softmax(float *x, int64_t p0, int64_t n, float scale) {
+    float max = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] *= scale;
+        max = x[i] > max ? x[i] : max;
+    }
+    double sum = 0.0;
+    for (int64_t g = p0 & ~(int64_t)15; g < p0 + n; g += 16) {
+        float v[16];
+        for (int r = 0; r < 16; r++) {
+            const int64_t i = g + r - p0;
+            v[r] = 0.0f;
+            if (i >= 0 && i < n) x[i] = v[r] = kern_ggml_expf(x[i] - max);
+        }
+        sum += (double)kern_ggml_hsum16(v);
     }
     const float inv = (float)(1.0 / sum);
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
 
+/* out = sum_i w[i] v_i. Several tokens: tinyBLAS, one 16-lane accumulator
+ * per output, lane = position % 16. One token: ggml_vec_dot over the cache
+ * row, four accumulators chosen by (position / 16) % 4. With an F16 cache the
+ * weights are rounded to f16 first. Output dims go 16 at a time so the
+ * accumulators stay small. */
+void kern_attn_values(float *out, const float *w, const void *v, size_t ld, int64_t p0, int64_t n,
+                      int hd, bool v_f16, bool batch) {
+    enum { D = 16 };
+    batch = batch && hd % 4 == 0; /* tinyBLAS needs whole 4-row tiles */
+    for (int d0 = 0; d0 < hd; d0 += D) {
+        const int nd = hd - d0 < D ? hd - d0 : D;
+        float acc[4][16][D];
+        memset(acc, 0, sizeof acc);
+        for (int64_t i = 0; i < n; i++) {
+            const int64_t pos = p0 + i;
+            float(*a)[D] = acc[batch ? 0 : (pos >> 4) & 3] + (pos & 15);
+            const float wi = v_f16 ? f16_round(w[i]) : w[i];
+            if (v_f16) {
+                const uint16_t *vr = (const uint16_t *)v + (size_t)i * ld + d0;
+                for (int d = 0; d < nd; d++) (*a)[d] = fmaf(kern_f16_to_f32(vr[d]), wi, (*a)[d]);
+            } else {
+                const float *vr = (const float *)v + (size_t)i * ld + d0;
+                for (int d = 0; d < nd; d++) (*a)[d] = fmaf(vr[d], wi, (*a)[d]);
+            }
+        }
+        for (int d = 0; d < nd; d++) {
+            float lanes[4][16];
+            for (int j = 0; j < 4; j++)
+                for (int r = 0; r < 16; r++) lanes[j][r] = acc[j][r][d];
+            out[d0 + d] = batch ? kern_ggml_hsum16(lanes[0]) : kern_ggml_reduce4x16(lanes);
+        }
+    }
+}
+
+/* ggml_vec_swiglu_f32: 16 at a time with ggml_v_silu, the n % 16 rest with
+ * expf. */
 void kern_swiglu(float *y, const float *g, const float *u, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    const int64_t nv = n & ~(int64_t)15;
+    for (int64_t i = 0; i < nv; i++) y[i] = kern_ggml_silu(g[i]) * u[i];
+    for (int64_t i = nv; i < n; i++) y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 /* ggml evaluates GELU on CPU through a 64K-entry table indexed by the FP16
@@ -70,7 +168,9 @@ static void gelu_table_init(void) {
     const float sqrt_2_over_pi = 0.79788456080286535587989211986876f, coef_a = 0.044715f;
     for (uint32_t i = 0; i < (1u << 16); i++) {
         const float x = kern_f16_to_f32((uint16_t)i);
-        const float gx = 0.5f * x * (1.0f + tanhf(sqrt_2_over_pi * x * (1.0f + coef_a * x * x)));
+        /* ggml's compiler fuses 1 + (a x) x into one multiply-add; one entry
+         * (x = -1.999) differs without it. */
+        const float gx = 0.5f * x * (1.0f + tanhf(sqrt_2_over_pi * x * fmaf(coef_a * x, x, 1.0f)));
         gelu_table[i] = kern_f32_to_f16(gx);
     }
 }

@@ -3,7 +3,8 @@
  * sequence, shared by every architecture: arch_desc flags select fused
  * projections, biases, q/k norms, post-norms, embedding scaling, sliding
  * windows and the FFN activation. Every matrix product goes through
- * kern_matmul; attention is split over (token, head) pairs on the pool.
+ * kern_matmul (kern_matmul_ggml in exact mode, for llama.cpp's bits);
+ * attention is split over (token, head) pairs on the pool.
  */
 #include "session.h"
 
@@ -34,38 +35,32 @@ static void kv_store(hearth_session *s, void *cache, int il, int pos, const floa
     }
 }
 
-static float kv_dot(const hearth_session *s, const void *row, const float *q, int hd) {
-    float sum = 0.0f;
-    if (s->kv_f16) {
-        const uint16_t *k = row;
-        for (int i = 0; i < hd; i++) sum += kern_f16_to_f32(k[i]) * q[i];
-    } else {
-        const float *k = row;
-        for (int i = 0; i < hd; i++) sum += k[i] * q[i];
-    }
-    return sum;
-}
-
-static void kv_axpy(const hearth_session *s, float *out, float a, const void *row, int hd) {
-    if (s->kv_f16) {
-        const uint16_t *v = row;
-        for (int i = 0; i < hd; i++) out[i] += a * kern_f16_to_f32(v[i]);
-    } else {
-        const float *v = row;
-        for (int i = 0; i < hd; i++) out[i] += a * v[i];
-    }
+/* Where 1/sqrt(head_dim) goes. llama.cpp scales the scores (inside its
+ * softmax) for most families, but its gemma3 graph multiplies Q after RoPE
+ * (f_attention_scale) and passes a score scale of 1; the two round
+ * differently and the difference reaches the logits (4e-4 with F32
+ * weights, more once activations are quantized). */
+static void attn_scales(const hearth_model *m, float *q_scale, float *kq_scale) {
+    const float scale = 1.0f / sqrtf((float)m->hp.head_dim);
+    const bool on_q = false; /* gemma3, once arch_desc has a flag for it */
+    *q_scale = on_q ? scale : 1.0f;
+    *kq_scale = on_q ? 1.0f : scale;
 }
 
 /* softmax(q k^T / sqrt(head_dim)) v for each (token, head) pair this thread
  * owns; query head h reads kv head h / (n_head / n_head_kv) (GQA). A
- * sliding-window layer lets position p see keys k with p - k < window. */
+ * sliding-window layer lets position p see keys k with p - k < window. The
+ * kern_attn_* functions reproduce llama.cpp's arithmetic, which differs
+ * between a batch of several tokens and a single one. */
 static void attention_job(void *ctx, int ith, int nth) {
     const attn_job *j = ctx;
     hearth_session *s = j->s;
     const model_hparams *hp = &s->model->hp;
     const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
     const int qkv_stride = s->n_q + 2 * s->n_kv;
-    const float scale = 1.0f / sqrtf((float)hd);
+    float q_scale, kq_scale;
+    attn_scales(s->model, &q_scale, &kq_scale);
+    const bool batch = j->n > 1;
     float *scores = s->scores + (size_t)ith * (size_t)s->n_ctx;
     for (int unit = ith; unit < j->n * hp->n_head; unit += nth) {
         const int t = unit / hp->n_head, h = unit % hp->n_head, off = (h / group) * hd;
@@ -73,19 +68,23 @@ static void attention_job(void *ctx, int ith, int nth) {
         const int k0 = j->l->swa && p - hp->swa_window + 1 > 0 ? p - hp->swa_window + 1 : 0;
         const int n_keys = p - k0 + 1;
         const float *q = s->qkv + (size_t)t * qkv_stride + (size_t)h * hd;
-        for (int k = 0; k < n_keys; k++)
-            scores[k] = kv_dot(s, kv_at(s, s->k_cache, j->il, k0 + k, off), q, hd) * scale;
-        kern_softmax(scores, n_keys);
         float *out = s->att + (size_t)t * s->n_q + (size_t)h * hd;
-        memset(out, 0, (size_t)hd * sizeof(float));
-        for (int k = 0; k < n_keys; k++)
-            kv_axpy(s, out, scores[k], kv_at(s, s->v_cache, j->il, k0 + k, off), hd);
+        kern_attn_scores(scores, q, kv_at(s, s->k_cache, j->il, k0, off), (size_t)s->n_kv, n_keys,
+                         hd, s->kv_f16, batch);
+        kern_attn_softmax(scores, k0, n_keys, kq_scale);
+        kern_attn_values(out, scores, kv_at(s, s->v_cache, j->il, k0, off), (size_t)s->n_kv, k0,
+                         n_keys, hd, s->kv_f16, batch);
     }
 }
 
 static void matmul(hearth_session *s, const model_weight *w, const float *x, int n, float *y,
                    int64_t ldy) {
-    kern_matmul(s->model->pool, w->type, w->data, w->n_rows, w->n_cols, x, n, y, ldy, s->scratch);
+    const hearth_model *m = s->model;
+    if (kern_exact()) /* llama.cpp repacks every product weight but a tied embedding */
+        kern_matmul_ggml(m->pool, w->type, w->data, w->n_rows, w->n_cols, x, n, y, ldy, s->scratch,
+                         w->data != m->tok_embd.data);
+    else
+        kern_matmul(m->pool, w->type, w->data, w->n_rows, w->n_cols, x, n, y, ldy, s->scratch);
 }
 
 static void add_bias(float *y, const float *b, int64_t n) {
@@ -107,6 +106,8 @@ static void attention_inputs(hearth_session *s, const model_layer *l, int il, in
         matmul(s, &l->wv, s->xb, n, s->qkv + s->n_q + s->n_kv, stride);
     }
     const bool neox = m->arch->rope == ROPE_NEOX;
+    float q_scale, kq_scale;
+    attn_scales(m, &q_scale, &kq_scale);
     for (int t = 0; t < n; t++) {
         float *q = s->qkv + (size_t)t * stride, *k = q + s->n_q, *v = k + s->n_kv;
         add_bias(q, l->bq, s->n_q);
@@ -119,6 +120,8 @@ static void attention_inputs(hearth_session *s, const model_layer *l, int il, in
             if (l->q_norm) kern_rms_norm(q + h * hd, q + h * hd, l->q_norm, hd, hp->rms_eps);
             kern_rope_apply(q + h * hd, cs, hp->n_rot, neox);
         }
+        if (q_scale != 1.0f)
+            for (int i = 0; i < s->n_q; i++) q[i] *= q_scale;
         for (int h = 0; h < hp->n_head_kv; h++) {
             if (l->k_norm) kern_rms_norm(k + h * hd, k + h * hd, l->k_norm, hd, hp->rms_eps);
             kern_rope_apply(k + h * hd, cs, hp->n_rot, neox);

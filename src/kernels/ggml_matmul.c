@@ -1,0 +1,470 @@
+/*
+ * ggml_matmul.c - matrix products with llama.cpp's float arithmetic, bit
+ * for bit: the same Y[t][r] = dot(W row r, X row t) as kern_matmul, but each
+ * dot product adds its terms in the order the kernel llama.cpp's x86-64
+ * AVX-512 build runs for that weight type and batch size would:
+ *
+ *   F32, F16     two or more tokens: llamafile's tinyBLAS (16 lanes), when
+ *                n_cols % 16 == 0 and n_rows % 4 == 0; else ggml_vec_dot_f32/
+ *                _f16 (4 x 16 lanes). F16 activations are rounded to f16.
+ *   Q8_0, Q5_0,  8 lanes of 4 products per block, scaled and accumulated by
+ *   Q4_0         fused multiply-add, then an 8-lane tree (ggml_vec_dot_*_q8_0
+ *                AVX2 and tinyBLAS_Q0_AVX add identically).
+ *   Q4_0, Q4_K   with n_rows % 8 == 0, llama.cpp moves the weights to its
+ *                CPU_REPACK buffer (8 rows interleaved) unless they are the
+ *                tied token embedding: one accumulator per output, one fused
+ *                multiply-add per block of the block's whole integer sum
+ *                (Q4_K: per super-block for single rows, per 64 elements for
+ *                rows taken four at a time).
+ *   Q4_1, Q5_1,  ggml_vec_dot_*_q8_1 / _q8_K, AVX2 code (there is no AVX-512
+ *   Q4_K, Q5_K,  variant): 8 lanes per block or super-block, min terms as
+ *   Q6_K         that code adds them.
+ *
+ * Integer parts are exact in any order; what is spelled out is which
+ * integers become one float and the order of the float operations. The
+ * activations are converted by the dispatched from_float (bit-identical to
+ * ggml's). Other types fall back to the dispatched vec_dot.
+ *
+ * This is scalar code: several times slower than the SIMD kernels, meant
+ * for conformance checks (or until those kernels adopt the same order).
+ */
+#include "kernels/blocks.h"
+#include "kernels/kern_ref.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+typedef float (*gm_dot_fn)(int64_t n, const void *w, const void *x);
+
+/* ---- 32-element blocks ---------------------------------------------------------- */
+
+/* The signed weights of one block in element order. */
+static void q4_0_values(const block_q4_0 *b, int8_t v[32]) {
+    for (int e = 0; e < 16; e++) {
+        v[e] = (int8_t)((b->qs[e] & 15) - 8);
+        v[e + 16] = (int8_t)((b->qs[e] >> 4) - 8);
+    }
+}
+
+static void q5_0_values(const block_q5_0 *b, int8_t v[32]) {
+    uint32_t qh;
+    memcpy(&qh, b->qh, sizeof qh);
+    for (int e = 0; e < 16; e++) {
+        v[e] = (int8_t)(((b->qs[e] & 15) | (((qh >> e) & 1) << 4)) - 16);
+        v[e + 16] = (int8_t)(((b->qs[e] >> 4) | (((qh >> (e + 16)) & 1) << 4)) - 16);
+    }
+}
+
+/* lane[l] = sum of w[e] x[e] over e = 4l..4l+3 (vpdpbusd / pmaddubsw+pmaddwd). */
+static void lanes8(const int8_t *w, const int8_t *x, int32_t lane[8]) {
+    for (int l = 0; l < 8; l++) {
+        int32_t s = 0;
+        for (int k = 0; k < 4; k++) s += w[4 * l + k] * x[4 * l + k];
+        lane[l] = s;
+    }
+}
+
+static void lanes8_u(const uint8_t *w, const int8_t *x, int32_t lane[8]) {
+    for (int l = 0; l < 8; l++) {
+        int32_t s = 0;
+        for (int k = 0; k < 4; k++) s += w[4 * l + k] * x[4 * l + k];
+        lane[l] = s;
+    }
+}
+
+/* acc[l] += d * lane[l], fused; the vec_dot and tinyBLAS inner step. */
+static void acc8(float acc[8], float d, const int32_t lane[8]) {
+    for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lane[l], acc[l]);
+}
+
+static float dot_q8_0(int64_t n, const void *vw, const void *vx) {
+    const block_q8_0 *w = vw, *x = vx;
+    float acc[8] = {0};
+    int32_t lane[8];
+    for (int64_t b = 0; b < n / 32; b++) {
+        lanes8(w[b].qs, x[b].qs, lane);
+        acc8(acc, kern_f16_to_f32(w[b].d) * kern_f16_to_f32(x[b].d), lane);
+    }
+    return kern_ggml_hsum8(acc);
+}
+
+static float dot_q4_0(int64_t n, const void *vw, const void *vx) {
+    const block_q4_0 *w = vw;
+    const block_q8_0 *x = vx;
+    float acc[8] = {0};
+    int32_t lane[8];
+    int8_t v[32];
+    for (int64_t b = 0; b < n / 32; b++) {
+        q4_0_values(&w[b], v);
+        lanes8(v, x[b].qs, lane);
+        acc8(acc, kern_f16_to_f32(w[b].d) * kern_f16_to_f32(x[b].d), lane);
+    }
+    return kern_ggml_hsum8(acc);
+}
+
+static float dot_q5_0(int64_t n, const void *vw, const void *vx) {
+    const block_q5_0 *w = vw;
+    const block_q8_0 *x = vx;
+    float acc[8] = {0};
+    int32_t lane[8];
+    int8_t v[32];
+    for (int64_t b = 0; b < n / 32; b++) {
+        q5_0_values(&w[b], v);
+        lanes8(v, x[b].qs, lane);
+        acc8(acc, kern_f16_to_f32(w[b].d) * kern_f16_to_f32(x[b].d), lane);
+    }
+    return kern_ggml_hsum8(acc);
+}
+
+/* Q4_1 / Q5_1: unsigned levels; the m * s terms go to a scalar sum that
+ * ggml's compiler fuses. */
+static float dot_q4_1(int64_t n, const void *vw, const void *vx) {
+    const block_q4_1 *w = vw;
+    const block_q8_1 *x = vx;
+    float acc[8] = {0}, summs = 0.0f;
+    int32_t lane[8];
+    uint8_t v[32];
+    for (int64_t b = 0; b < n / 32; b++) {
+        summs = fmaf(kern_f16_to_f32(w[b].m), kern_f16_to_f32(x[b].s), summs);
+        for (int e = 0; e < 16; e++) {
+            v[e] = w[b].qs[e] & 15;
+            v[e + 16] = w[b].qs[e] >> 4;
+        }
+        lanes8_u(v, x[b].qs, lane);
+        acc8(acc, kern_f16_to_f32(w[b].d) * kern_f16_to_f32(x[b].d), lane);
+    }
+    return kern_ggml_hsum8(acc) + summs;
+}
+
+static float dot_q5_1(int64_t n, const void *vw, const void *vx) {
+    const block_q5_1 *w = vw;
+    const block_q8_1 *x = vx;
+    float acc[8] = {0}, summs = 0.0f;
+    int32_t lane[8];
+    uint8_t v[32];
+    for (int64_t b = 0; b < n / 32; b++) {
+        summs = fmaf(kern_f16_to_f32(w[b].m), kern_f16_to_f32(x[b].s), summs);
+        uint32_t qh;
+        memcpy(&qh, w[b].qh, sizeof qh);
+        for (int e = 0; e < 16; e++) {
+            v[e] = (uint8_t)((w[b].qs[e] & 15) | (((qh >> e) & 1) << 4));
+            v[e + 16] = (uint8_t)((w[b].qs[e] >> 4) | (((qh >> (e + 16)) & 1) << 4));
+        }
+        lanes8_u(v, x[b].qs, lane);
+        acc8(acc, kern_f16_to_f32(w[b].d) * kern_f16_to_f32(x[b].d), lane);
+    }
+    return kern_ggml_hsum8(acc) + summs;
+}
+
+/* ---- K-quants ------------------------------------------------------------------- */
+
+/* Scales and mins of the 8 sub-blocks of a Q4_K/Q5_K super-block. */
+static void k4_scales(const uint8_t *q, int32_t sc[8], int32_t mn[8]) {
+    for (int j = 0; j < 8; j++) {
+        uint8_t s, m;
+        kern_get_scale_min_k4(j, q, &s, &m);
+        sc[j] = s;
+        mn[j] = m;
+    }
+}
+
+/* Sums of pairs of bsums: the 32-element sums of the activations. */
+static void bsums32(const block_q8_K *x, int32_t s[8]) {
+    for (int j = 0; j < 8; j++) s[j] = x->bsums[2 * j] + x->bsums[2 * j + 1];
+}
+
+/* lane[l] += sc * sum of q[e] x[e] over e = 4l..4l+3 of a 32-element run. */
+static void lanes8_k(const uint8_t *q, const int8_t *x, int32_t sc, int32_t lane[8]) {
+    for (int l = 0; l < 8; l++) {
+        int32_t s = 0;
+        for (int k = 0; k < 4; k++) s += q[4 * l + k] * x[4 * l + k];
+        lane[l] += sc * s;
+    }
+}
+
+/* Levels of sub-block j (32 elements) of a Q4_K/Q5_K super-block. */
+static void k4_levels(const uint8_t *qs, const uint8_t *qh, int j, uint8_t v[32]) {
+    const uint8_t *q = qs + 32 * (j / 2);
+    for (int e = 0; e < 32; e++) {
+        v[e] = (uint8_t)(j % 2 ? q[e] >> 4 : q[e] & 15);
+        if (qh) v[e] = (uint8_t)(v[e] | (((qh[e] >> j) & 1) << 4));
+    }
+}
+
+/* ggml_vec_dot_q4_K_q8_K (AVX2): 8 integer lanes per super-block scaled by
+ * d and accumulated; the mins as 4 lanes of pairs, accumulated separately
+ * and added after the 8-lane tree as (m0 + m2) + (m1 + m3). */
+static float dot_q4_K(int64_t n, const void *vw, const void *vx) {
+    const block_q4_K *w = vw;
+    const block_q8_K *x = vx;
+    float acc[8] = {0}, accm[4] = {0};
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float d = x[i].d * kern_f16_to_f32(w[i].d);
+        const float dmin = -x[i].d * kern_f16_to_f32(w[i].dmin);
+        int32_t sc[8], mn[8], bs[8], lane[8] = {0};
+        k4_scales(w[i].scales, sc, mn);
+        bsums32(&x[i], bs);
+        for (int m = 0; m < 4; m++)
+            accm[m] =
+                fmaf(dmin, (float)(mn[2 * m] * bs[2 * m] + mn[2 * m + 1] * bs[2 * m + 1]), accm[m]);
+        uint8_t v[32];
+        for (int j = 0; j < 8; j++) {
+            k4_levels(w[i].qs, NULL, j, v);
+            lanes8_k(v, x[i].qs + 32 * j, sc[j], lane);
+        }
+        acc8(acc, d, lane);
+    }
+    return kern_ggml_hsum8(acc) + ((accm[0] + accm[2]) + (accm[1] + accm[3]));
+}
+
+/* ggml_vec_dot_q5_K_q8_K (AVX2): like Q4_K, but the mins go to one scalar,
+ * summs += dmin * (integer sum), which ggml's compiler fuses. */
+static float dot_q5_K(int64_t n, const void *vw, const void *vx) {
+    const block_q5_K *w = vw;
+    const block_q8_K *x = vx;
+    float acc[8] = {0}, summs = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float d = x[i].d * kern_f16_to_f32(w[i].d);
+        const float dmin = -x[i].d * kern_f16_to_f32(w[i].dmin);
+        int32_t sc[8], mn[8], bs[8], lane[8] = {0}, msum = 0;
+        k4_scales(w[i].scales, sc, mn);
+        bsums32(&x[i], bs);
+        for (int j = 0; j < 8; j++) msum += mn[j] * bs[j];
+        summs = fmaf(dmin, (float)msum, summs);
+        uint8_t v[32];
+        for (int j = 0; j < 8; j++) {
+            k4_levels(w[i].qs, w[i].qh, j, v);
+            lanes8_k(v, x[i].qs + 32 * j, sc[j], lane);
+        }
+        acc8(acc, d, lane);
+    }
+    return kern_ggml_hsum8(acc) + summs;
+}
+
+/* ggml_vec_dot_q6_K_q8_K (AVX2): unsigned 6-bit levels in 32-element chunks,
+ * lanes of 4 with the 16-element sub-block scale; the -32 offset is taken
+ * out per lane as 32 (bsums[2l] sc[2l] + bsums[2l+1] sc[2l+1]). */
+static float dot_q6_K(int64_t n, const void *vw, const void *vx) {
+    const block_q6_K *w = vw;
+    const block_q8_K *x = vx;
+    float acc[8] = {0};
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float d = x[i].d * kern_f16_to_f32(w[i].d);
+        const int8_t *sc = w[i].scales;
+        int32_t lane[8];
+        for (int l = 0; l < 8; l++)
+            lane[l] = -32 * (x[i].bsums[2 * l] * sc[2 * l] + x[i].bsums[2 * l + 1] * sc[2 * l + 1]);
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = w[i].ql + 64 * h, *qh = w[i].qh + 32 * h;
+            for (int k = 0; k < 4; k++) {
+                const int8_t *q8 = x[i].qs + 128 * h + 32 * k;
+                uint8_t v[32];
+                for (int e = 0; e < 32; e++) {
+                    const uint8_t lo = k < 2 ? ql[32 * k + e] & 15 : ql[32 * (k - 2) + e] >> 4;
+                    v[e] = (uint8_t)(lo | (((qh[e] >> (2 * k)) & 3) << 4));
+                }
+                for (int l = 0; l < 8; l++) {
+                    int32_t s = 0;
+                    for (int b = 0; b < 4; b++) s += v[4 * l + b] * q8[4 * l + b];
+                    lane[l] += sc[8 * h + 2 * k + (l >= 4)] * s;
+                }
+            }
+        }
+        acc8(acc, d, lane);
+    }
+    return kern_ggml_hsum8(acc);
+}
+
+/* ---- CPU_REPACK layouts: one accumulator per output ------------------------------- */
+
+static float dot_q4_0_repacked(int64_t n, const void *vw, const void *vx) {
+    const block_q4_0 *w = vw;
+    const block_q8_0 *x = vx;
+    float acc = 0.0f;
+    int8_t v[32];
+    for (int64_t b = 0; b < n / 32; b++) {
+        q4_0_values(&w[b], v);
+        int32_t s = 0;
+        for (int e = 0; e < 32; e++) s += v[e] * x[b].qs[e];
+        acc = fmaf((float)s, kern_f16_to_f32(w[b].d) * kern_f16_to_f32(x[b].d), acc);
+    }
+    return acc;
+}
+
+/* Q4_K repacked: gemv (single rows) applies each super-block's integer sums
+ * at once, gemm (rows in groups of four) each 64-element half-pair of
+ * sub-blocks; `step` is the number of sub-blocks per fused multiply-add. */
+static float q4_K_repacked(int64_t n, const void *vw, const void *vx, int step) {
+    const block_q4_K *w = vw;
+    const block_q8_K *x = vx;
+    float acc = 0.0f, accm = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        int32_t sc[8], mn[8], bs[8];
+        k4_scales(w[i].scales, sc, mn);
+        bsums32(&x[i], bs);
+        const float d = kern_f16_to_f32(w[i].d) * x[i].d;
+        const float dmin = kern_f16_to_f32(w[i].dmin) * x[i].d;
+        for (int j0 = 0; j0 < 8; j0 += step) {
+            int32_t s = 0, sm = 0;
+            for (int j = j0; j < j0 + step; j++) {
+                uint8_t v[32];
+                k4_levels(w[i].qs, NULL, j, v);
+                int32_t sj = 0;
+                for (int e = 0; e < 32; e++) sj += v[e] * x[i].qs[32 * j + e];
+                s += sc[j] * sj;
+                sm += mn[j] * bs[j];
+            }
+            acc = fmaf((float)s, d, acc);
+            accm = fmaf((float)sm, dmin, accm);
+        }
+    }
+    return acc - accm;
+}
+
+static float dot_q4_K_gemv(int64_t n, const void *w, const void *x) {
+    return q4_K_repacked(n, w, x, 8);
+}
+static float dot_q4_K_gemm(int64_t n, const void *w, const void *x) {
+    return q4_K_repacked(n, w, x, 2);
+}
+
+/* ---- float types ---------------------------------------------------------------- */
+
+static float dot_f32(int64_t n, const void *w, const void *x) { return kern_ggml_dot_f32(w, x, n); }
+static float dot_f32_x16(int64_t n, const void *w, const void *x) {
+    return kern_ggml_dot_f32_x16(w, x, n);
+}
+static float dot_f16(int64_t n, const void *w, const void *x) { return kern_ggml_dot_f16(w, x, n); }
+static float dot_f16_x16(int64_t n, const void *w, const void *x) {
+    return kern_ggml_dot_f16_x16(w, x, n);
+}
+
+/* ---- the product ---------------------------------------------------------------- */
+
+/* The ggml-order dot product for this weight matrix, or NULL for types this
+ * file does not cover. */
+static gm_dot_fn gm_pick(kern_type type, int64_t n_rows, int64_t n_cols, int64_t n_tok,
+                         bool repack) {
+    const bool tiny = n_tok >= 2 && n_cols % 16 == 0 && n_rows % 4 == 0;
+    repack = repack && n_rows % 8 == 0;
+    switch (type) {
+    case KERN_F32: return tiny ? dot_f32_x16 : dot_f32;
+    case KERN_F16: return tiny ? dot_f16_x16 : dot_f16;
+    case KERN_Q8_0: return dot_q8_0;
+    case KERN_Q4_0: return repack ? dot_q4_0_repacked : dot_q4_0;
+    case KERN_Q5_0: return dot_q5_0;
+    case KERN_Q4_1: return dot_q4_1;
+    case KERN_Q5_1: return dot_q5_1;
+    case KERN_Q4_K: return repack ? dot_q4_K_gemv : dot_q4_K;
+    case KERN_Q5_K: return dot_q5_K;
+    case KERN_Q6_K: return dot_q6_K;
+    default: return NULL;
+    }
+}
+
+typedef struct gm_job {
+    gm_dot_fn dot;
+    gm_dot_fn dot4; /* tokens in whole groups of four, when they differ */
+    int64_t n_tok4;
+    kern_vec_dot_fn vec_dot; /* when dot is NULL */
+    const kern_fns *act_fns;
+    const uint8_t *w;
+    size_t w_row_bytes;
+    int64_t n_rows, n_cols;
+    const float *x;
+    int64_t n_tok;
+    float *y;
+    int64_t ldy;
+    uint8_t *xq;
+    size_t xq_row_bytes;
+} gm_job;
+
+static void gm_convert(void *ctx, int ith, int nth) {
+    gm_job *j = ctx;
+    for (int64_t t = ith; t < j->n_tok; t += nth)
+        j->act_fns->from_float(j->x + t * j->n_cols, j->xq + (size_t)t * j->xq_row_bytes,
+                               j->n_cols);
+}
+
+static void gm_rows(void *ctx, int ith, int nth) {
+    gm_job *j = ctx;
+    const int64_t per = (j->n_rows + nth - 1) / nth;
+    const int64_t r0 = per * ith, r1 = r0 + per < j->n_rows ? r0 + per : j->n_rows;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *wr = j->w + (size_t)r * j->w_row_bytes;
+        for (int64_t t = 0; t < j->n_tok; t++) {
+            const uint8_t *xr = j->xq + (size_t)t * j->xq_row_bytes;
+            float *yr = j->y + t * j->ldy + r;
+            if (t < j->n_tok4)
+                *yr = j->dot4(j->n_cols, wr, xr);
+            else if (j->dot)
+                *yr = j->dot(j->n_cols, wr, xr);
+            else
+                j->vec_dot(j->n_cols, yr, wr, xr);
+        }
+    }
+}
+
+void kern_matmul_ggml(hr_pool *pool, kern_type type, const void *w, int64_t n_rows, int64_t n_cols,
+                      const float *x, int64_t n_tok, float *y, int64_t ldy, void *scratch,
+                      bool repack) {
+    const kern_type_info *ti = kern_type_get((uint32_t)type);
+    gm_job j = {
+        .dot = gm_pick(type, n_rows, n_cols, n_tok, repack),
+        .vec_dot = kern_get(type)->vec_dot,
+        .act_fns = kern_get(ti->vec_dot_type),
+        .w = w,
+        .w_row_bytes = kern_row_bytes(type, n_cols),
+        .n_rows = n_rows,
+        .n_cols = n_cols,
+        .x = x,
+        .n_tok = n_tok,
+        .y = y,
+        .ldy = ldy,
+    };
+    /* CPU_REPACK's gemm takes the rows of src1 in groups of four when there
+     * are more than three, its gemv the rest. */
+    if (j.dot == dot_q4_K_gemv && n_tok > 3) {
+        j.dot4 = dot_q4_K_gemm;
+        j.n_tok4 = n_tok & ~(int64_t)3;
+    }
+    if (ti->vec_dot_type == KERN_F32) {
+        j.xq = (uint8_t *)x;
+        j.xq_row_bytes = (size_t)n_cols * sizeof(float);
+    } else {
+        j.xq = scratch;
+        j.xq_row_bytes = kern_row_bytes(ti->vec_dot_type, n_cols);
+        if (n_tok > 1)
+            hr_pool_run(pool, gm_convert, &j);
+        else
+            gm_convert(&j, 0, 1);
+    }
+    hr_pool_run(pool, gm_rows, &j);
+}
+
+/* ---- the switch ----------------------------------------------------------------- */
+
+static pthread_once_t gm_once = PTHREAD_ONCE_INIT;
+static atomic_bool gm_exact;
+
+static void gm_init(void) {
+    const char *e = getenv("HEARTH_EXACT");
+    atomic_store(&gm_exact, e && *e && strcmp(e, "0") != 0);
+}
+
+bool kern_exact(void) {
+    pthread_once(&gm_once, gm_init);
+    return atomic_load_explicit(&gm_exact, memory_order_relaxed);
+}
+
+void kern_set_exact(bool on) {
+    pthread_once(&gm_once, gm_init);
+    atomic_store(&gm_exact, on);
+}
