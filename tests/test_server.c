@@ -179,8 +179,7 @@ typedef struct sse_result {
     bool framing_ok, done;
     int n_chunks;
     char content[16384];
-    const char *finish;
-    char finish_buf[32];
+    char finish[32]; /* "" when no chunk had one */
     bool role_first;
     int usage_prompt, usage_completion;
     int n_logprob_tokens;
@@ -213,7 +212,7 @@ static sse_result parse_sse(const char *body, bool chat) {
                 if (r.n_chunks == 0) r.role_first = chat && jstr(ch, "delta.role");
                 if (t && strlen(r.content) + strlen(t) < sizeof r.content) strcat(r.content, t);
                 const char *f = jstr(ch, "finish_reason");
-                if (f) snprintf(r.finish_buf, sizeof r.finish_buf, "%s", f);
+                if (f) snprintf(r.finish, sizeof r.finish, "%s", f);
                 const cJSON *lp = jget(ch, chat ? "logprobs.content" : "logprobs.tokens");
                 if (cJSON_IsArray(lp)) r.n_logprob_tokens += cJSON_GetArraySize(lp);
             } else if (cJSON_IsObject(jget(j, "usage"))) {
@@ -225,7 +224,6 @@ static sse_result parse_sse(const char *body, bool chat) {
         }
         p = end + 2;
     }
-    r.finish = r.finish_buf[0] ? r.finish_buf : NULL;
     return r;
 }
 
@@ -313,7 +311,7 @@ static void test_chat(test_server *sv) {
     CHECKF(s.framing_ok && s.done, "SSE framing: %.400s", r.body);
     CHECK(s.role_first);
     CHECKF(!strcmp(s.content, ref), "streamed '%s' != '%s'", s.content, ref);
-    CHECK(s.finish && !strcmp(s.finish, fin));
+    CHECK(!strcmp(s.finish, fin));
     CHECK(s.usage_prompt == n_prompt && s.usage_completion == ref_r.n_gen);
     free(r.body);
     free(body);
@@ -350,7 +348,7 @@ static void test_chat(test_server *sv) {
         s = parse_sse(r.body, true);
         CHECKF(strlen(s.content) == cut && !strncmp(s.content, longer, cut), "streamed stop: '%s'",
                s.content);
-        CHECK(s.finish && !strcmp(s.finish, "stop"));
+        CHECK(!strcmp(s.finish, "stop"));
         free(r.body);
         free(body);
     } else {
@@ -662,7 +660,8 @@ static void test_busy_and_disconnect(const char *model_path) {
     free(body);
     CHECK(test_server_stop(&sv) == 0);
     char *log = test_read_file(sv.log, NULL);
-    CHECKF(log && strstr(log, "POST /v1/chat/completions 503"), "log lines: %.500s", log);
+    CHECKF(log && strstr(log, "POST /v1/chat/completions 503"), "log lines: %.500s",
+           log ? log : "(none)");
     CHECK(log && !strstr(log, "Count to one hundred")); /* no prompt text without --log-prompts */
     free(log);
 }
@@ -717,7 +716,8 @@ int main(void) {
     test_openai_node(&sv);
     CHECK(test_server_stop(&sv) == 0);
     char *log = test_read_file(sv.log, NULL);
-    CHECKF(log && strstr(log, "POST /v1/chat/completions 200 prompt="), "log: %.300s", log);
+    CHECKF(log && strstr(log, "POST /v1/chat/completions 200 prompt="), "log: %.300s",
+           log ? log : "(none)");
     free(log);
 
     test_busy_and_disconnect(model_path);

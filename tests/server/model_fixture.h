@@ -38,7 +38,7 @@ static inline hearth_err fixture_with_template(const char *src, const char *dst,
 /* A model with a SentencePiece vocabulary: ../shared's tiny-llama, or a
  * random one written to `scratch`. Returns the path (static storage). */
 static inline const char *fixture_model(const char *scratch) {
-    static char path[4096];
+    static char path[8192];
     snprintf(path, sizeof path, "%s/conformance/models/tiny-llama/tiny-llama.Q8_0.gguf",
              HEARTH_SHARED_DIR);
     if (access(path, R_OK) == 0) return path;
