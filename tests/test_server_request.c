@@ -1,0 +1,189 @@
+/*
+ * test_server_request.c - the server's request parser and UTF-8 check
+ * without a server: what a valid body becomes (defaults included), and that
+ * each kind of bad body is a 400 naming the field at fault.
+ */
+#include "test.h"
+
+#include "server/server.h"
+
+#include <cjson/cJSON.h>
+
+static bool parse(srv_kind kind, const char *body, srv_request *r, srv_error *e) {
+    return srv_parse_request(kind, body, strlen(body), r, e);
+}
+
+/* A body that must fail with 400 and `param` named. */
+static void refused(srv_kind kind, const char *body, const char *param, const char *needle) {
+    srv_request r;
+    srv_error e = {0};
+    const bool ok = parse(kind, body, &r, &e);
+    CHECKF(!ok, "accepted: %s", body);
+    if (ok) {
+        srv_request_free(&r);
+        return;
+    }
+    CHECKF(e.status == 400, "%s: status %d", body, e.status);
+    CHECKF(!strcmp(e.param, param ? param : ""), "%s: param '%s', expected '%s'", body, e.param,
+           param ? param : "");
+    if (needle) CHECKF(strstr(e.message, needle), "%s: message '%s'", body, e.message);
+    /* the error body is JSON of OpenAI's shape */
+    char *json = srv_error_json(&e);
+    cJSON *j = json ? cJSON_Parse(json) : NULL;
+    CHECK(j && cJSON_IsString(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "message")));
+    CHECK(j && !strcmp(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "type")->valuestring,
+                       "invalid_request_error"));
+    cJSON_Delete(j);
+    free(json);
+}
+
+static void test_utf8(void) {
+    size_t bad = 99;
+    CHECK(srv_utf8_valid("", 0, &bad));
+    CHECK(srv_utf8_valid("a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10, &bad)); /* a é € 😀 */
+    CHECK(!srv_utf8_valid("ab\xff", 3, &bad) && bad == 2);
+    CHECK(!srv_utf8_valid("\xc0\xaf", 2, &bad) && bad == 0);         /* overlong '/' */
+    CHECK(!srv_utf8_valid("\xe0\x80\xaf", 3, &bad) && bad == 0);     /* overlong, 3 bytes */
+    CHECK(!srv_utf8_valid("x\xed\xa0\x80", 4, &bad) && bad == 1);    /* a surrogate */
+    CHECK(!srv_utf8_valid("\xf4\x90\x80\x80", 4, &bad) && bad == 0); /* above U+10FFFF */
+    CHECK(!srv_utf8_valid("\xe2\x82", 2, &bad) && bad == 0);         /* cut short */
+    CHECK(!srv_utf8_valid("\xe2\x82x", 3, &bad) && bad == 0);        /* bad continuation */
+    CHECK(srv_utf8_valid("\xf4\x8f\xbf\xbf", 4, &bad));              /* U+10FFFF */
+    CHECK(srv_utf8_valid("\xed\x9f\xbf", 3, &bad));                  /* U+D7FF */
+}
+
+static void test_chat_valid(void) {
+    srv_request r;
+    srv_error e;
+    REQUIRE(parse(SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", &r, &e));
+    CHECK(r.kind == SRV_CHAT && r.n_messages == 1 && r.messages[0].role == TOK_CHAT_USER);
+    CHECK(!strcmp(r.messages[0].content, "Hi") && r.messages[0].content_len == 2);
+    /* OpenAI's defaults */
+    CHECK(r.max_tokens == -1 && !r.stream && !r.include_usage && !r.logprobs && r.n_stop == 0);
+    CHECK(r.sampling.temperature == 1.0f && r.sampling.top_p == 1.0f && r.sampling.top_k == 0 &&
+          r.sampling.min_p == 0.0f && r.sampling.seed == HEARTH_SEED_RANDOM);
+    srv_request_free(&r);
+
+    REQUIRE(parse(
+        SRV_CHAT,
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"developer\",\"content\":\"S\"},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
+        "{\"type\":\"text\",\"text\":\"b\\u00e9\"}]},{\"role\":\"assistant\",\"content\":null}],"
+        "\"max_tokens\":5,\"max_completion_tokens\":7,\"temperature\":0,\"top_p\":0.5,"
+        "\"seed\":42,\"stop\":[\"x\",\"\",\"yz\"],\"stream\":true,"
+        "\"stream_options\":{\"include_usage\":true},\"logprobs\":true,\"top_logprobs\":4,"
+        "\"response_format\":{\"type\":\"text\"},\"tools\":[],\"user\":\"u\","
+        "\"metadata\":{\"anything\":1},\"top_k\":3,\"min_p\":0.1,"
+        "\"presence_penalty\":0.5,\"n\":1}",
+        &r, &e));
+    CHECK(!strcmp(r.model, "m") && r.n_messages == 3);
+    CHECK(r.messages[0].role == TOK_CHAT_SYSTEM);          /* developer is the system role */
+    CHECK(!strcmp(r.messages[1].content, "a\nb\xc3\xa9")); /* parts joined with \n */
+    CHECK(r.messages[2].role == TOK_CHAT_ASSISTANT && r.messages[2].content_len == 0);
+    CHECK(r.max_tokens == 7); /* max_completion_tokens wins */
+    CHECK(r.sampling.temperature == 0.0f && r.sampling.top_p == 0.5f && r.sampling.seed == 42);
+    CHECK(r.sampling.top_k == 3 && fabsf(r.sampling.min_p - 0.1f) < 1e-6f);
+    CHECK(r.sampling.presence_penalty == 0.5f);
+    CHECK(r.n_stop == 2 && !strcmp(r.stop[0], "x") && !strcmp(r.stop[1], "yz")); /* "" dropped */
+    CHECK(r.stream && r.include_usage && r.logprobs && r.top_logprobs == 4);
+    srv_request_free(&r);
+
+    REQUIRE(parse(SRV_CHAT,
+                  " {\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":\"END\"} \n", &r,
+                  &e));
+    CHECK(r.n_stop == 1 && !strcmp(r.stop[0], "END"));
+    srv_request_free(&r);
+}
+
+static void test_completion_valid(void) {
+    srv_request r;
+    srv_error e;
+    REQUIRE(parse(SRV_COMPLETION, "{\"prompt\":\"Once\",\"echo\":true,\"logprobs\":3}", &r, &e));
+    CHECK(r.prompt && !strcmp(r.prompt, "Once") && r.prompt_len == 4 && r.echo);
+    CHECK(r.logprobs && r.top_logprobs == 3);
+    srv_request_free(&r);
+    REQUIRE(parse(SRV_COMPLETION, "{\"prompt\":[\"one\"]}", &r, &e));
+    CHECK(r.prompt && !strcmp(r.prompt, "one") && !r.logprobs);
+    srv_request_free(&r);
+    REQUIRE(parse(SRV_COMPLETION, "{\"prompt\":[1,2,30000],\"logprobs\":0}", &r, &e));
+    CHECK(!r.prompt && r.n_prompt_ids == 3 && r.prompt_ids[2] == 30000);
+    CHECK(r.logprobs && r.top_logprobs == 0);
+    srv_request_free(&r);
+}
+
+static void test_refused(void) {
+    refused(SRV_CHAT, "", NULL, "JSON");
+    refused(SRV_CHAT, "{\"messages\":", NULL, "JSON");
+    refused(SRV_CHAT, "{} {}", NULL, "after the JSON");
+    refused(SRV_CHAT, "[]", NULL, "object");
+    refused(SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"\xc3\"}]}", NULL, "UTF-8");
+    refused(SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"\\ud800\"}]}", NULL, "JSON");
+    refused(SRV_CHAT, "{}", "messages", "required");
+    refused(SRV_CHAT, "{\"messages\":{}}", "messages", "array");
+    refused(SRV_CHAT, "{\"messages\":[]}", "messages", "empty");
+    refused(SRV_CHAT, "{\"messages\":[1]}", "messages[0]", "object");
+    refused(SRV_CHAT, "{\"messages\":[{\"content\":\"x\"}]}", "messages[0].role", NULL);
+    refused(SRV_CHAT, "{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", "messages[0].role",
+            "not supported");
+    refused(SRV_CHAT, "{\"messages\":[{\"role\":\"user\"}]}", "messages[0].content", "required");
+    refused(SRV_CHAT,
+            "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":"
+            "[{\"type\":\"image_url\"}]}]}",
+            "messages[1].content[0]", "image_url");
+    refused(SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\"}]}]}",
+            "messages[0].content[0].text", NULL);
+    refused(SRV_CHAT,
+            "{\"messages\":[{\"role\":\"assistant\",\"content\":\"x\",\"tool_calls\":[{}]}]}",
+            "messages[0].tool_calls", NULL);
+#define M "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+    refused(SRV_CHAT, M "\"max_tokens\":0}", "max_tokens", "between");
+    refused(SRV_CHAT, M "\"max_tokens\":1.5}", "max_tokens", "integer");
+    refused(SRV_CHAT, M "\"max_completion_tokens\":\"9\"}", "max_completion_tokens", NULL);
+    refused(SRV_CHAT, M "\"temperature\":2.5}", "temperature", "between");
+    refused(SRV_CHAT, M "\"temperature\":\"hot\"}", "temperature", "number");
+    refused(SRV_CHAT, M "\"top_p\":-0.1}", "top_p", NULL);
+    refused(SRV_CHAT, M "\"seed\":\"1\"}", "seed", NULL);
+    refused(SRV_CHAT, M "\"n\":3}", "n", "must be 1");
+    refused(SRV_CHAT, M "\"stream\":1}", "stream", "boolean");
+    refused(SRV_CHAT, M "\"stream_options\":{\"include_usage\":\"yes\"}}",
+            "stream_options.include_usage", NULL);
+    refused(SRV_CHAT, M "\"stop\":5}", "stop", NULL);
+    refused(SRV_CHAT, M "\"stop\":[\"a\",7]}", "stop[1]", NULL);
+    refused(SRV_CHAT,
+            M
+            "\"stop\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\",\"10\",\"11\",\"12\","
+            "\"13\",\"14\",\"15\",\"16\",\"17\"]}",
+            "stop", "at most");
+    refused(SRV_CHAT, M "\"logprobs\":\"yes\"}", "logprobs", NULL);
+    refused(SRV_CHAT, M "\"top_logprobs\":3}", "top_logprobs", "logprobs");
+    refused(SRV_CHAT, M "\"logprobs\":true,\"top_logprobs\":21}", "top_logprobs", NULL);
+    refused(SRV_CHAT, M "\"response_format\":{\"type\":\"json_object\"}}", "response_format",
+            "not supported yet");
+    refused(SRV_CHAT, M "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{}}}",
+            "response_format", "not supported yet");
+    refused(SRV_CHAT, M "\"response_format\":{\"type\":\"yaml\"}}", "response_format.type", NULL);
+    refused(SRV_CHAT, M "\"response_format\":\"text\"}", "response_format", NULL);
+    refused(SRV_CHAT, M "\"tools\":[{\"type\":\"function\"}]}", "tools", "not supported yet");
+    refused(SRV_CHAT, M "\"logit_bias\":{\"50256\":-100}}", "logit_bias", "not supported yet");
+    refused(SRV_CHAT, M "\"model\":7}", "model", NULL);
+#undef M
+    refused(SRV_COMPLETION, "{}", "prompt", "required");
+    refused(SRV_COMPLETION, "{\"prompt\":\"\"}", "prompt", "empty");
+    refused(SRV_COMPLETION, "{\"prompt\":[]}", "prompt", "empty");
+    refused(SRV_COMPLETION, "{\"prompt\":[\"a\",\"b\"]}", "prompt", "one prompt");
+    refused(SRV_COMPLETION, "{\"prompt\":[1,-2]}", "prompt[1]", NULL);
+    refused(SRV_COMPLETION, "{\"prompt\":[1,\"a\"]}", "prompt[1]", NULL);
+    refused(SRV_COMPLETION, "{\"prompt\":{}}", "prompt", NULL);
+    refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"logprobs\":true}", "logprobs", NULL);
+    refused(SRV_COMPLETION, "{\"prompt\":[1],\"echo\":true}", "echo", NULL);
+    refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"best_of\":2}", "best_of", NULL);
+    refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"suffix\":\"y\"}", "suffix", NULL);
+}
+
+int main(void) {
+    test_utf8();
+    test_chat_valid();
+    test_completion_valid();
+    test_refused();
+    return test_done("test_server_request");
+}
