@@ -10,6 +10,7 @@
  */
 #include "test.h"
 
+#include "server/chat_templates.h"
 #include "server/http_client.h"
 #include "server/model_fixture.h"
 #include "tokenizer/chat_template.h"
@@ -690,6 +691,53 @@ static void test_openai_node(test_server *sv) {
     CHECKF(rc == 0, "openai_client.mjs failed (%d)", rc);
 }
 
+/* The template comes from the GGUF: a Gemma 3 one is recognized (and its
+ * rendering is what gets tokenized), an unknown one makes chat a clear 500
+ * while completions still work. */
+static void test_model_templates(const char *model_path) {
+    char with[700];
+    snprintf(with, sizeof with, "%s/gemma3.gguf", scratch);
+    REQUIRE(fixture_with_template(model_path, with, TMPL_GEMMA3) == HEARTH_OK);
+    test_server sv;
+    REQUIRE(test_server_start(&sv, binary, with, scratch, "-t 1"));
+    test_reply r = test_http(&sv, "POST", "/v1/chat/completions",
+                             "{\"messages\":[{\"role\":\"system\",\"content\":\"Be kind.\"},"
+                             "{\"role\":\"user\",\"content\":\" Hello \"}],\"max_tokens\":3}",
+                             NULL);
+    CHECKF(r.status == 200, "gemma3 chat: %d %s", r.status, r.body);
+    cJSON *j = parse_reply(&r);
+    /* the Gemma 3 turns; the server drops the BOS text and the tokenizer adds BOS */
+    int32_t ids[512];
+    const int n_ids = tokenize("<start_of_turn>user\nBe kind.\n\nHello<end_of_turn>\n"
+                               "<start_of_turn>model\n",
+                               true, ids, 512);
+    CHECKF((int)jnum(j, "usage.prompt_tokens") == n_ids, "gemma3 prompt tokens %g, expected %d",
+           jnum(j, "usage.prompt_tokens"), n_ids);
+    cJSON_Delete(j);
+    free(r.body);
+    CHECK(test_server_stop(&sv) == 0);
+    char *log = test_read_file(sv.log, NULL);
+    CHECKF(log && strstr(log, "chat template: gemma3"), "log: %.300s", log ? log : "(none)");
+    free(log);
+
+    snprintf(with, sizeof with, "%s/unknown.gguf", scratch);
+    REQUIRE(fixture_with_template(model_path, with, TMPL_UNKNOWN) == HEARTH_OK);
+    REQUIRE(test_server_start(&sv, binary, with, scratch, "-t 1"));
+    r = test_http(&sv, "POST", "/v1/chat/completions",
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],\"max_tokens\":3}",
+                  NULL);
+    check_error("unknown template", &r, 500, NULL, "--chat-template");
+    free(r.body);
+    r = test_http(&sv, "POST", "/v1/completions", "{\"prompt\":\"Hello\",\"max_tokens\":3}", NULL);
+    CHECK(r.status == 200);
+    free(r.body);
+    CHECK(test_server_stop(&sv) == 0);
+    log = test_read_file(sv.log, NULL);
+    CHECKF(log && strstr(log, "warning:") && strstr(log, "not supported"), "log: %.300s",
+           log ? log : "(none)");
+    free(log);
+}
+
 int main(void) {
     if (system("curl --version > /dev/null 2>&1") != 0) {
         printf("test_server: curl is not installed; skipping\n");
@@ -721,6 +769,7 @@ int main(void) {
     free(log);
 
     test_busy_and_disconnect(model_path);
+    test_model_templates(model_path);
     hearth_model_free(model);
     if (!test_failures) {
         char rm[700];

@@ -137,7 +137,7 @@ static void *loader_main(void *arg) {
                             &s->sched);
     if (err) {
         s->load_err = err;
-        say(s, "error: %s: %s", s->cfg.model_path, hearth_last_error());
+        say(s, "error: %s", hearth_last_error());
         atomic_store(&s->state, SRV_FAILED);
         return NULL;
     }
