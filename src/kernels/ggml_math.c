@@ -18,6 +18,7 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <string.h>
 
 /* Contractions would change the bits; gcc in ISO C mode does not contract,
  * clang needs to be told. */
@@ -29,7 +30,7 @@
  * trick, b = x - n ln 2 in two fused steps, a degree-5 polynomial in b by
  * Estrin's scheme, then j * 2^n (vscalefps, which ldexpf matches: both are
  * exact or correctly rounded). |n| > 192 saturates to 0 or +inf. */
-float kern_ggml_expf(float x) {
+KERN_FMA_CLONES float kern_ggml_expf(float x) {
     const float r = 0x1.8p23f;
     const float z = fmaf(x, 0x1.715476p+0f, r);
     const float n = z - r;
@@ -39,6 +40,14 @@ float kern_ggml_expf(float x) {
     const float j = fmaf(
         fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
         u, fmaf(0x1.ffffecp-1f, b, 1.0f));
+    /* j * 2^n: one exact multiplication while 2^n is a normal float (a
+     * subnormal product rounds once, as vscalefps does). */
+    if (n >= -126.0f && n <= 127.0f) {
+        const uint32_t e = (uint32_t)((int)n + 127) << 23;
+        float p;
+        memcpy(&p, &e, sizeof p);
+        return j * p;
+    }
     return ldexpf(j, (int)n);
 }
 
@@ -66,7 +75,7 @@ float kern_ggml_hsum8(const float v[8]) {
  * The n % 64 remaining elements are added one by one in a scalar loop that
  * gcc -O3 vectorises: products of whole groups of 8 are rounded before the
  * (in-order) additions, the last n % 8 are fused multiply-adds. */
-float kern_ggml_dot_f32(const float *x, const float *y, int64_t n) {
+KERN_FMA_CLONES float kern_ggml_dot_f32(const float *x, const float *y, int64_t n) {
     const int64_t np = n & ~(int64_t)63;
     float acc[4][16] = {{0}};
     for (int64_t i = 0; i < np; i += 64)
@@ -92,7 +101,7 @@ float kern_ggml_reduce4x16(float acc[4][16]) {
 /* llamafile's tinyBLAS for F32 on AVX-512: one 16-lane accumulator, lane r
  * takes elements 16 s + r in order by fused multiply-add, then the 16-lane
  * tree. n must be a multiple of 16 (tinyBLAS declines otherwise). */
-float kern_ggml_dot_f32_x16(const float *x, const float *y, int64_t n) {
+KERN_FMA_CLONES float kern_ggml_dot_f32_x16(const float *x, const float *y, int64_t n) {
     float acc[16] = {0};
     for (int64_t i = 0; i < n; i += 16)
         for (int r = 0; r < 16; r++) acc[r] = fmaf(x[i + r], y[i + r], acc[r]);
@@ -102,7 +111,7 @@ float kern_ggml_dot_f32_x16(const float *x, const float *y, int64_t n) {
 /* ggml_vec_dot_f16 (AVX-512 without FP16 arithmetic): the f32 dot product's
  * accumulators on values converted from f16, but the tree's result goes to
  * a double and the n % 64 remaining products are added in double. */
-float kern_ggml_dot_f16(const uint16_t *x, const uint16_t *y, int64_t n) {
+KERN_FMA_CLONES float kern_ggml_dot_f16(const uint16_t *x, const uint16_t *y, int64_t n) {
     const int64_t np = n & ~(int64_t)63;
     float acc[4][16] = {{0}};
     for (int64_t i = 0; i < np; i += 64)
@@ -118,7 +127,7 @@ float kern_ggml_dot_f16(const uint16_t *x, const uint16_t *y, int64_t n) {
 
 /* tinyBLAS for F16 x F16 on AVX-512: the 16-lane order of
  * kern_ggml_dot_f32_x16 on values converted from f16; n % 16 == 0. */
-float kern_ggml_dot_f16_x16(const uint16_t *x, const uint16_t *y, int64_t n) {
+KERN_FMA_CLONES float kern_ggml_dot_f16_x16(const uint16_t *x, const uint16_t *y, int64_t n) {
     float acc[16] = {0};
     for (int64_t i = 0; i < n; i += 16)
         for (int r = 0; r < 16; r++)

@@ -117,6 +117,17 @@ void kern_swiglu(float *y, const float *g, const float *u, int64_t n);
 /* y[i] = gelu(g[i]) * u[i], tanh approximation through ggml's FP16 table. */
 void kern_geglu(float *y, const float *g, const float *u, int64_t n);
 
+/* Hot loops written with fmaf: on x86-64 Linux the compiler also builds a
+ * copy for CPUs with AVX2 and FMA, chosen once at load time (ifunc), where
+ * fmaf is one instruction instead of a libm call and fixed-length lane
+ * loops vectorise. The two copies give the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__) &&                              \
+    !defined(__SANITIZE_ADDRESS__) && !defined(HEARTH_NO_CLONES)
+#define KERN_FMA_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
+#else
+#define KERN_FMA_CLONES
+#endif
+
 /* --- ggml's float arithmetic, bit for bit (ggml_math.c) ---
  * Scalar twins of what llama.cpp's CPU backend computes on x86-64 with
  * AVX-512: its exp/SiLU approximations and the summation orders of its SIMD

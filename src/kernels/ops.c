@@ -67,37 +67,53 @@ void kern_rope_apply(float *x, const float *cos_sin, int n_rot, bool neox) {
 /* f16 rounding of an activation, as ggml converts src1 to the cache type. */
 static inline float f16_round(float x) { return kern_f16_to_f32(kern_f32_to_f16(x)); }
 
+/* One key of an F16 cache against q rounded to f16 (by ggml when it
+ * converts src1; here q16 holds the rounded values, or q itself is rounded
+ * on the fly when q16 is NULL): tinyBLAS F16 (several tokens and
+ * hd % 16 == 0) or ggml_vec_dot_f16. */
+KERN_FMA_CLONES static float score_f16(const uint16_t *kr, const float *q16, const float *q, int hd,
+                                       bool tiny) {
+#define QR(e) (q16 ? q16[e] : f16_round(q[e]))
+    if (tiny) {
+        float acc[16] = {0};
+        for (int e = 0; e < hd; e += 16)
+            for (int r = 0; r < 16; r++)
+                acc[r] = fmaf(kern_f16_to_f32(kr[e + r]), QR(e + r), acc[r]);
+        return kern_ggml_hsum16(acc);
+    }
+    float acc[4][16] = {{0}};
+    const int np = hd & ~63;
+    for (int e = 0; e < np; e += 64)
+        for (int j = 0; j < 4; j++)
+            for (int r = 0; r < 16; r++)
+                acc[j][r] =
+                    fmaf(kern_f16_to_f32(kr[e + 16 * j + r]), QR(e + 16 * j + r), acc[j][r]);
+    double sum = kern_ggml_reduce4x16(acc);
+    for (int e = np; e < hd; e++) sum += (double)(kern_f16_to_f32(kr[e]) * QR(e));
+    return (float)sum;
+#undef QR
+}
+
 void kern_attn_scores(float *sc, const float *q, const void *k, size_t ld, int64_t n, int hd,
                       bool k_f16, bool batch) {
-    for (int64_t i = 0; i < n; i++) {
-        if (!k_f16) { /* ggml_vec_dot_f32: q is not contiguous, tinyBLAS declines */
+    if (!k_f16) { /* ggml_vec_dot_f32: q is not contiguous, so tinyBLAS is not tried */
+        for (int64_t i = 0; i < n; i++)
             sc[i] = kern_ggml_dot_f32((const float *)k + (size_t)i * ld, q, hd);
-            continue;
-        }
-        const uint16_t *kr = (const uint16_t *)k + (size_t)i * ld;
-        if (batch && hd % 16 == 0) { /* q converted to f16, then tinyBLAS F16 */
-            float acc[16] = {0};
-            for (int e = 0; e < hd; e++)
-                acc[e & 15] = fmaf(kern_f16_to_f32(kr[e]), f16_round(q[e]), acc[e & 15]);
-            sc[i] = kern_ggml_hsum16(acc);
-        } else { /* ggml_vec_dot_f16 (tinyBLAS declines rows of other lengths) */
-            float acc[4][16] = {{0}};
-            const int np = hd & ~63;
-            for (int e = 0; e < np; e++)
-                acc[(e >> 4) & 3][e & 15] =
-                    fmaf(kern_f16_to_f32(kr[e]), f16_round(q[e]), acc[(e >> 4) & 3][e & 15]);
-            double sum = kern_ggml_reduce4x16(acc);
-            for (int e = np; e < hd; e++) sum += (double)(kern_f16_to_f32(kr[e]) * f16_round(q[e]));
-            sc[i] = (float)sum;
-        }
+        return;
     }
+    float q16[512];
+    const bool pre = hd <= 512; /* larger heads round q on the fly */
+    for (int e = 0; pre && e < hd; e++) q16[e] = f16_round(q[e]);
+    for (int64_t i = 0; i < n; i++)
+        sc[i] = score_f16((const uint16_t *)k + (size_t)i * ld, pre ? q16 : NULL, q, hd,
+                          batch && hd % 16 == 0);
 }
 
 /* ggml_compute_forward_soft_max_f32: x * scale, max, then ggml_vec_soft_max_f32
  * exponentiates 16 cache positions at a time (from position 0) with
  * ggml_v_expf and adds each group's 16-lane tree to a double; the weights are
  * multiplied by (float)(1 / sum). Masked positions contribute exact zeros. */
-void kern_attn_softmax(float *x, int64_t p0, int64_t n, float scale) {
+KERN_FMA_CLONES void kern_attn_softmax(float *x, int64_t p0, int64_t n, float scale) {
     float max = -INFINITY;
     for (int64_t i = 0; i < n; i++) {
         x[i] *= scale;
@@ -117,11 +133,19 @@ void kern_attn_softmax(float *x, int64_t p0, int64_t n, float scale) {
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
 
+/* acc[d] += v[d] w for the 16 (or nd) output dims of one cache row. */
+KERN_FMA_CLONES static void axpy16(float *acc, const float *v, float w) {
+    for (int d = 0; d < 16; d++) acc[d] = fmaf(v[d], w, acc[d]);
+}
+KERN_FMA_CLONES static void axpy16_f16(float *acc, const uint16_t *v, float w) {
+    for (int d = 0; d < 16; d++) acc[d] = fmaf(kern_f16_to_f32(v[d]), w, acc[d]);
+}
+
 /* out = sum_i w[i] v_i. Several tokens: tinyBLAS, one 16-lane accumulator
  * per output, lane = position % 16. One token: ggml_vec_dot over the cache
  * row, four accumulators chosen by (position / 16) % 4. With an F16 cache the
  * weights are rounded to f16 first. Output dims go 16 at a time so the
- * accumulators stay small. */
+ * accumulators stay small; a last partial group is padded. */
 void kern_attn_values(float *out, const float *w, const void *v, size_t ld, int64_t p0, int64_t n,
                       int hd, bool v_f16, bool batch) {
     enum { D = 16 };
@@ -132,14 +156,26 @@ void kern_attn_values(float *out, const float *w, const void *v, size_t ld, int6
         memset(acc, 0, sizeof acc);
         for (int64_t i = 0; i < n; i++) {
             const int64_t pos = p0 + i;
-            float(*a)[D] = acc[batch ? 0 : (pos >> 4) & 3] + (pos & 15);
-            const float wi = v_f16 ? f16_round(w[i]) : w[i];
+            float *a = acc[batch ? 0 : (pos >> 4) & 3][pos & 15];
             if (v_f16) {
                 const uint16_t *vr = (const uint16_t *)v + (size_t)i * ld + d0;
-                for (int d = 0; d < nd; d++) (*a)[d] = fmaf(kern_f16_to_f32(vr[d]), wi, (*a)[d]);
+                const float wi = f16_round(w[i]);
+                if (nd == D) {
+                    axpy16_f16(a, vr, wi);
+                } else {
+                    uint16_t pad[D] = {0};
+                    memcpy(pad, vr, (size_t)nd * sizeof *pad);
+                    axpy16_f16(a, pad, wi);
+                }
             } else {
                 const float *vr = (const float *)v + (size_t)i * ld + d0;
-                for (int d = 0; d < nd; d++) (*a)[d] = fmaf(vr[d], wi, (*a)[d]);
+                if (nd == D) {
+                    axpy16(a, vr, w[i]);
+                } else {
+                    float pad[D] = {0};
+                    memcpy(pad, vr, (size_t)nd * sizeof *pad);
+                    axpy16(a, pad, w[i]);
+                }
             }
         }
         for (int d = 0; d < nd; d++) {
@@ -153,7 +189,7 @@ void kern_attn_values(float *out, const float *w, const void *v, size_t ld, int6
 
 /* ggml_vec_swiglu_f32: 16 at a time with ggml_v_silu, the n % 16 rest with
  * expf. */
-void kern_swiglu(float *y, const float *g, const float *u, int64_t n) {
+KERN_FMA_CLONES void kern_swiglu(float *y, const float *g, const float *u, int64_t n) {
     const int64_t nv = n & ~(int64_t)15;
     for (int64_t i = 0; i < nv; i++) y[i] = kern_ggml_silu(g[i]) * u[i];
     for (int64_t i = nv; i < n; i++) y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
