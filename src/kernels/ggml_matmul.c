@@ -84,7 +84,7 @@ static void acc8(float acc[8], float d, const int32_t lane[8]) {
     for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lane[l], acc[l]);
 }
 
-static float dot_q8_0(int64_t n, const void *vw, const void *vx) {
+KERN_FMA_CLONES static float dot_q8_0(int64_t n, const void *vw, const void *vx) {
     const block_q8_0 *w = vw, *x = vx;
     float acc[8] = {0};
     int32_t lane[8];
@@ -95,7 +95,7 @@ static float dot_q8_0(int64_t n, const void *vw, const void *vx) {
     return kern_ggml_hsum8(acc);
 }
 
-static float dot_q4_0(int64_t n, const void *vw, const void *vx) {
+KERN_FMA_CLONES static float dot_q4_0(int64_t n, const void *vw, const void *vx) {
     const block_q4_0 *w = vw;
     const block_q8_0 *x = vx;
     float acc[8] = {0};
@@ -109,7 +109,7 @@ static float dot_q4_0(int64_t n, const void *vw, const void *vx) {
     return kern_ggml_hsum8(acc);
 }
 
-static float dot_q5_0(int64_t n, const void *vw, const void *vx) {
+KERN_FMA_CLONES static float dot_q5_0(int64_t n, const void *vw, const void *vx) {
     const block_q5_0 *w = vw;
     const block_q8_0 *x = vx;
     float acc[8] = {0};
@@ -125,7 +125,7 @@ static float dot_q5_0(int64_t n, const void *vw, const void *vx) {
 
 /* Q4_1 / Q5_1: unsigned levels; the m * s terms go to a scalar sum that
  * ggml's compiler fuses. */
-static float dot_q4_1(int64_t n, const void *vw, const void *vx) {
+KERN_FMA_CLONES static float dot_q4_1(int64_t n, const void *vw, const void *vx) {
     const block_q4_1 *w = vw;
     const block_q8_1 *x = vx;
     float acc[8] = {0}, summs = 0.0f;
@@ -143,7 +143,7 @@ static float dot_q4_1(int64_t n, const void *vw, const void *vx) {
     return kern_ggml_hsum8(acc) + summs;
 }
 
-static float dot_q5_1(int64_t n, const void *vw, const void *vx) {
+KERN_FMA_CLONES static float dot_q5_1(int64_t n, const void *vw, const void *vx) {
     const block_q5_1 *w = vw;
     const block_q8_1 *x = vx;
     float acc[8] = {0}, summs = 0.0f;
@@ -201,7 +201,7 @@ static void k4_levels(const uint8_t *qs, const uint8_t *qh, int j, uint8_t v[32]
 /* ggml_vec_dot_q4_K_q8_K (AVX2): 8 integer lanes per super-block scaled by
  * d and accumulated; the mins as 4 lanes of pairs, accumulated separately
  * and added after the 8-lane tree as (m0 + m2) + (m1 + m3). */
-static float dot_q4_K(int64_t n, const void *vw, const void *vx) {
+KERN_FMA_CLONES static float dot_q4_K(int64_t n, const void *vw, const void *vx) {
     const block_q4_K *w = vw;
     const block_q8_K *x = vx;
     float acc[8] = {0}, accm[4] = {0};
@@ -226,7 +226,7 @@ static float dot_q4_K(int64_t n, const void *vw, const void *vx) {
 
 /* ggml_vec_dot_q5_K_q8_K (AVX2): like Q4_K, but the mins go to one scalar,
  * summs += dmin * (integer sum), which ggml's compiler fuses. */
-static float dot_q5_K(int64_t n, const void *vw, const void *vx) {
+KERN_FMA_CLONES static float dot_q5_K(int64_t n, const void *vw, const void *vx) {
     const block_q5_K *w = vw;
     const block_q8_K *x = vx;
     float acc[8] = {0}, summs = 0.0f;
@@ -251,7 +251,7 @@ static float dot_q5_K(int64_t n, const void *vw, const void *vx) {
 /* ggml_vec_dot_q6_K_q8_K (AVX2): unsigned 6-bit levels in 32-element chunks,
  * lanes of 4 with the 16-element sub-block scale; the -32 offset is taken
  * out per lane as 32 (bsums[2l] sc[2l] + bsums[2l+1] sc[2l+1]). */
-static float dot_q6_K(int64_t n, const void *vw, const void *vx) {
+KERN_FMA_CLONES static float dot_q6_K(int64_t n, const void *vw, const void *vx) {
     const block_q6_K *w = vw;
     const block_q8_K *x = vx;
     float acc[8] = {0};
@@ -284,7 +284,7 @@ static float dot_q6_K(int64_t n, const void *vw, const void *vx) {
 
 /* ---- CPU_REPACK layouts: one accumulator per output ------------------------------- */
 
-static float dot_q4_0_repacked(int64_t n, const void *vw, const void *vx) {
+KERN_FMA_CLONES static float dot_q4_0_repacked(int64_t n, const void *vw, const void *vx) {
     const block_q4_0 *w = vw;
     const block_q8_0 *x = vx;
     float acc = 0.0f;
@@ -301,7 +301,7 @@ static float dot_q4_0_repacked(int64_t n, const void *vw, const void *vx) {
 /* Q4_K repacked: gemv (single rows) applies each super-block's integer sums
  * at once, gemm (rows in groups of four) each 64-element half-pair of
  * sub-blocks; `step` is the number of sub-blocks per fused multiply-add. */
-static float q4_K_repacked(int64_t n, const void *vw, const void *vx, int step) {
+KERN_FMA_CLONES static float q4_K_repacked(int64_t n, const void *vw, const void *vx, int step) {
     const block_q4_K *w = vw;
     const block_q8_K *x = vx;
     float acc = 0.0f, accm = 0.0f;
