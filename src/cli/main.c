@@ -22,6 +22,7 @@ static const command commands[] = {
     {"synth", cmd_synth, "write a small model with random weights (for demos and tests)"},
     {"bench", cmd_bench, "measure prompt and generation speed (llama-bench's tests and output)"},
     {"quantize", cmd_quantize, "convert a model to F16, Q8_0, Q4_0, Q4_K_M, Q5_K_M or Q6_K"},
+    {"ledger", cmd_ledger, "report what the gateway's ledger recorded: local share, cost, savings"},
 };
 
 int cli_fail(const char *cmd, const char *what) {

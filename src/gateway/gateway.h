@@ -161,4 +161,94 @@ void gw_restorer_init(gw_restorer *s, const gw_redaction *r);
 hearth_err gw_restorer_feed(gw_restorer *s, const char *chunk, size_t len, gw_buf *out);
 hearth_err gw_restorer_flush(gw_restorer *s, gw_buf *out);
 
+/* ---- the ledger and the audit log (ledger.c, audit.c) ---------------------- */
+
+/* How a request reached its tier: chosen by the policy and kept local,
+ * escalated to a remote tier by the policy (pre-routing or the confidence
+ * check), or forced by the client (model name or x-hearth-tier header). */
+typedef enum gw_route { GW_ROUTE_LOCAL = 0, GW_ROUTE_ESCALATED, GW_ROUTE_EXPLICIT } gw_route;
+const char *gw_route_name(gw_route r); /* "local", "escalated", "explicit" */
+
+/* One request, as the ledger records it. Strings are borrowed for the call;
+ * NULL text fields are stored as NULL. Scores are NAN when not computed. */
+typedef struct gw_ledger_row {
+    int64_t time_ms; /* Unix time in ms; 0: now */
+    gw_route route;
+    const char *tier;   /* the tier that answered ("local", a remote tier's name) */
+    const char *reason; /* why (the x-hearth-reason header) */
+    const char *model;  /* what the client asked for (may be NULL) */
+    int status;         /* HTTP status of the answer (200 ok) */
+    int prompt_tokens, completion_tokens;
+    int64_t latency_ms;
+    int64_t cost_usd_micro;            /* at the answering tier's prices */
+    int64_t cloud_only_cost_usd_micro; /* the same tokens at the reference cloud tier's prices */
+    bool degraded;                     /* answered locally because every remote tier was down */
+    double router_score;               /* the learned pre-router's score */
+    double conf_mean, conf_min;        /* the local answer's confidence (see gw_confidence) */
+    /* only when the deployment opts in (--ledger-prompts): */
+    const char *prompt, *local_answer, *remote_answer;
+} gw_ledger_row;
+
+/* A ledger row with every score NAN and the rest zero. */
+gw_ledger_row gw_ledger_row_init(void);
+
+typedef struct gw_ledger gw_ledger;
+
+/* Opens (creating) the SQLite database at path (":memory:": private, for a
+ * server without --ledger). Thread-safe; several processes may share a file
+ * (WAL). Free with gw_ledger_close. */
+hearth_err gw_ledger_open(const char *path, gw_ledger **out);
+void gw_ledger_close(gw_ledger *l);
+/* Appends one row; *id (may be NULL) receives its rowid. */
+hearth_err gw_ledger_add(gw_ledger *l, const gw_ledger_row *row, int64_t *id);
+/* Rows in the ledger (all time). */
+hearth_err gw_ledger_count(gw_ledger *l, int64_t *n);
+
+/* One escalation as the audit log records it: never the text, only what
+ * kinds of entities were replaced and a digest of what was sent. */
+typedef struct gw_audit_row {
+    int64_t time_ms; /* 0: now */
+    const char *tier;
+    const char *action;          /* "sent", "blocked" (kept local by policy), "refused" */
+    const char *entities;        /* gw_redaction_summary: "EMAIL:2,PHONE:1" ("" none) */
+    const char *sent_sha256;     /* hex digest of the request body sent ("" if none) */
+    const char *received_sha256; /* hex digest of the answer text received ("" if none) */
+} gw_audit_row;
+
+hearth_err gw_audit_add(gw_ledger *l, const gw_audit_row *row);
+hearth_err gw_audit_count(gw_ledger *l, int64_t *n);
+
+enum { GW_STATS_TIERS = 16 };
+
+typedef struct gw_tier_stats {
+    char tier[64];
+    int64_t requests, prompt_tokens, completion_tokens, cost_usd_micro;
+    double p50_ms, p95_ms; /* nearest-rank percentiles of latency_ms */
+} gw_tier_stats;
+
+typedef struct gw_stats {
+    int64_t since_ms;
+    int64_t requests;  /* rows: local + escalated + errors */
+    int64_t local;     /* answered (status < 400) by the local tier */
+    int64_t escalated; /* answered (status < 400) by a remote tier */
+    int64_t errors;    /* status >= 400 */
+    int64_t degraded;  /* answered locally because the remote tiers were down */
+    int64_t cost_usd_micro, cloud_only_cost_usd_micro;
+    double savings_pct; /* 100 (1 - cost / cloud_only); 0 when cloud_only is 0 */
+    int n_tiers;        /* the busiest GW_STATS_TIERS tiers, by requests */
+    gw_tier_stats tiers[GW_STATS_TIERS];
+} gw_stats;
+
+/* Aggregates the rows with time_ms >= since_ms (0: all). */
+hearth_err gw_ledger_stats(gw_ledger *l, int64_t since_ms, gw_stats *out);
+/* {"requests":..,"local":..,"escalated":..,"cost_usd":..,"cloud_only_cost_usd":..,
+ *  "savings_pct":..,"tiers":{"local":{"requests","p50_ms","p95_ms",..}}} (malloc'd) */
+char *gw_stats_json(const gw_stats *s);
+/* The human report `hearth ledger report` prints (malloc'd). */
+char *gw_stats_text(const gw_stats *s);
+/* --since: an ISO date/time ("2024-05-01", "2024-05-01T12:30:00Z", UTC) or a
+ * duration back from now_ms ("90s", "30m", "24h", "7d"). */
+hearth_err gw_parse_since(const char *s, int64_t now_ms, int64_t *since_ms);
+int64_t gw_now_ms(void); /* wall clock, Unix ms */
+
 #endif
