@@ -16,7 +16,8 @@ static const arch_desc arches[] = {
      .qk_norm = true,
      .post_norms = true,
      .scale_embd = true,
-     .swa = true},
+     .swa = true,
+     .scale_q = true},
     {.name = "phi3", .rope = ROPE_NEOX, .act = FFN_SILU, .fused_qkv = true, .fused_gate_up = true},
 };
 

@@ -42,7 +42,7 @@ static void kv_store(hearth_session *s, void *cache, int il, int pos, const floa
  * weights, more once activations are quantized). */
 static void attn_scales(const hearth_model *m, float *q_scale, float *kq_scale) {
     const float scale = 1.0f / sqrtf((float)m->hp.head_dim);
-    const bool on_q = false; /* gemma3, once arch_desc has a flag for it */
+    const bool on_q = m->arch->scale_q;
     *q_scale = on_q ? scale : 1.0f;
     *kq_scale = on_q ? 1.0f : scale;
 }

@@ -28,6 +28,7 @@ typedef struct arch_desc {
     bool post_norms;    /* RMSNorm of each sub-layer's output before the residual (gemma3) */
     bool scale_embd;    /* input embeddings times sqrt(n_embd) (gemma3) */
     bool swa;           /* sliding-window layers by pattern (gemma3) */
+    bool scale_q;       /* 1/sqrt(head_dim) multiplies Q after RoPE, not the scores (gemma3) */
 } arch_desc;
 
 /* The description of architecture `name`, or NULL if Hearth has none. */
