@@ -47,7 +47,7 @@ static void name_of(const gguf_tensor *t, char *out, size_t cap) {
 }
 
 static bool files_equal(const char *a, const char *b) {
-    size_t la, lb;
+    size_t la = 0, lb = 0;
     char *x = golden_read(a, &la), *y = golden_read(b, &lb);
     bool eq = x && y && la == lb && !memcmp(x, y, la);
     free(x);
