@@ -15,6 +15,9 @@ cmake --build --preset ci -j"$jobs"
 ctest --preset ci -j"$jobs"
 [ "${QUICK:-0}" = 1 ] && exit 0
 
+echo "== NEON kernels: aarch64 cross build, tests under qemu-user"
+bash tools/cross_check_neon.sh build/neon-cross
+
 echo "== ASan + UBSan build + tests"
 cmake --preset asan >/dev/null
 cmake --build --preset asan -j"$jobs"
