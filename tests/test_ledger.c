@@ -319,7 +319,8 @@ static void test_cli(void) {
     text[m] = '\0';
     fclose(f);
     cJSON *o = cJSON_Parse(text);
-    CHECKF(o && cJSON_GetObjectItem(o, "requests")->valuedouble == 100, "%s", text);
+    const cJSON *req = cJSON_GetObjectItem(o, "requests");
+    CHECKF(cJSON_IsNumber(req) && req->valuedouble == 100, "%s", text);
     cJSON_Delete(o);
     snprintf(cmd, sizeof cmd, "'%s' ledger report --db '%s' --since tomorrow >/dev/null 2>&1",
              HEARTH_BINARY, db_path);

@@ -251,4 +251,181 @@ char *gw_stats_text(const gw_stats *s);
 hearth_err gw_parse_since(const char *s, int64_t now_ms, int64_t *since_ms);
 int64_t gw_now_ms(void); /* wall clock, Unix ms */
 
+/* ---- tiers, policy and the configuration file (config.c) ------------------- */
+
+enum { GW_MAX_TIERS = 16, GW_MAX_RULES = 32, GW_NAME_MAX = 64 };
+
+typedef enum gw_tier_kind { GW_TIER_LOCAL = 0, GW_TIER_OPENAI, GW_TIER_ANTHROPIC } gw_tier_kind;
+const char *gw_tier_kind_name(gw_tier_kind k); /* "local", "openai", "anthropic" */
+
+/* One tier. tiers[0] of a gw_config is always the local model ("local"). */
+typedef struct gw_tier {
+    char name[GW_NAME_MAX];
+    gw_tier_kind kind;
+    char url[512];               /* the endpoint POSTed to (gw_endpoint_url of base_url) */
+    char model[128];             /* the remote model's name */
+    char api_key_env[128];       /* the key is read from this environment variable ("": none) */
+    int64_t price_in_usd_micro;  /* per million input (prompt) tokens */
+    int64_t price_out_usd_micro; /* per million output (completion) tokens */
+    int timeout_ms;              /* non-streaming: the whole call; streaming: the longest silence */
+    int retries;                 /* attempts after the first on 429, 5xx and network errors */
+    int backoff_ms;              /* the first retry waits up to this (full jitter), doubling */
+    int backoff_max_ms;          /* cap of one wait (Retry-After included) */
+    int breaker_failures;        /* consecutive failed calls that open the circuit */
+    int breaker_cooldown_ms;     /* how long it stays open before one probe call */
+    int max_tokens;              /* sent when the client gives none (Anthropic requires one) */
+} gw_tier;
+
+/* A remote tier with the defaults (timeout 60 s, 2 retries, backoff 500 ms
+ * up to 8 s, breaker 5 failures / 30 s, max_tokens 1024). */
+gw_tier gw_tier_default(void);
+
+/* The endpoint for a base URL: an URL already ending in /chat/completions
+ * (OpenAI) or /messages (Anthropic) is kept; one ending in /v1 gets that
+ * suffix; anything else gets /v1 and the suffix. */
+hearth_err gw_endpoint_url(gw_tier_kind kind, const char *base, char *out, size_t cap);
+
+/* Confidence thresholds of the post-hoc check (see gw_confidence): escalate
+ * when the local answer's mean token log-probability is below mean_logprob
+ * or its lowest one is below min_logprob; -INFINITY switches a test off.
+ * Answers shorter than min_tokens are never escalated on confidence. */
+typedef struct gw_conf_thresholds {
+    double mean_logprob;
+    double min_logprob;
+    int min_tokens;
+} gw_conf_thresholds;
+
+/* A pre-routing rule: when every condition given holds, the request goes to
+ * `target` (a tier name, or "local"). Conditions: prompt length in bytes
+ * (min_chars/max_chars, 0 = none), a PCRE2 pattern on the prompt text, a
+ * task type (as gw_task_guess or the x-hearth-task header says). A rule that
+ * routes local may carry its own confidence thresholds. */
+typedef struct gw_rule {
+    char name[GW_NAME_MAX];
+    size_t min_chars, max_chars;
+    char pattern[256];
+    void *re; /* pcre2_code, compiled by gw_config_finish; owned by the config */
+    char task[32];
+    char target[GW_NAME_MAX];
+    bool has_conf;
+    gw_conf_thresholds conf;
+} gw_rule;
+
+typedef struct gw_config {
+    gw_tier tiers[GW_MAX_TIERS];
+    int n_tiers; /* >= 1: tiers[0] is the local tier */
+    /* routing */
+    char escalate_to[GW_NAME_MAX];    /* the remote tier auto requests escalate to */
+    char reference_tier[GW_NAME_MAX]; /* the tier whose prices give cloud_only_cost */
+    gw_rule rules[GW_MAX_RULES];
+    int n_rules;
+    double router_threshold; /* escalate when the router's score >= this; NAN: the router file's */
+    bool confidence_check;   /* generate locally first and escalate on low confidence */
+    gw_conf_thresholds conf;
+    /* privacy */
+    gw_pii_action pii[GW_N_ENT];
+    bool block_refuses; /* a "block" entity: refuse (403) rather than answer locally */
+    gw_dob_mode dob_mode;
+    bool air_gapped;     /* never contact a remote tier */
+    bool ledger_prompts; /* store prompt and answer texts in the ledger */
+} gw_config;
+
+/* The configuration with only the local tier: everything redacted, dates of
+ * birth by context, blocked entities answered locally, confidence check on
+ * (mean log-prob < -1.0 or min < -6.0, at least 4 tokens). */
+void gw_config_init(gw_config *c);
+/* Releases the compiled patterns. */
+void gw_config_fini(gw_config *c);
+/* Reads a JSON configuration file (format in docs/gateway.md) over c (which
+ * gw_config_init prepared). Errors name the file and the field. */
+hearth_err gw_config_load(gw_config *c, const char *path);
+/* Parses the same JSON from memory; `what` names it in errors. */
+hearth_err gw_config_parse(gw_config *c, const char *json, size_t len, const char *what);
+/* --cloud-url URL --cloud-model NAME [--cloud-key-env VAR] [--cloud-price IN,OUT]:
+ * adds an OpenAI-compatible tier named "cloud" (price: dollars per million
+ * input and output tokens, e.g. "0.15,0.60"; key_env and price may be NULL). */
+hearth_err gw_config_add_cloud(gw_config *c, const char *url, const char *model,
+                               const char *key_env, const char *price);
+/* Checks the whole (names unique, targets exist, patterns compile) and fills
+ * the defaults that depend on the tiers (escalate_to, reference_tier). Call
+ * once after loading and adding, before use. */
+hearth_err gw_config_finish(gw_config *c);
+/* The index of the tier named name, or -1. */
+int gw_config_tier(const gw_config *c, const char *name);
+/* "0.15" or "2.5" (dollars, at most 6 decimals) -> micro-dollars. */
+hearth_err gw_parse_usd(const char *s, int64_t *usd_micro);
+/* What tokens cost at a tier's prices, micro-dollars, rounded half up. */
+int64_t gw_cost_usd_micro(const gw_tier *t, int64_t prompt_tokens, int64_t completion_tokens);
+
+/* ---- remote tiers (cloud.c) -------------------------------------------------- */
+
+typedef struct gw_message {
+    const char *role;    /* "system", "user", "assistant" */
+    const char *content; /* NUL-terminated UTF-8 */
+} gw_message;
+
+/* A chat request in the gateway's terms; the client builds the tier's body. */
+typedef struct gw_chat {
+    const gw_message *messages;
+    int n_messages;
+    int max_tokens;          /* <= 0: the tier's default (Anthropic), absent (OpenAI) */
+    double temperature;      /* NAN: not sent */
+    double top_p;            /* NAN: not sent */
+    const char *const *stop; /* stop strings; may be NULL */
+    int n_stop;
+    bool stream; /* ask for SSE and hand text over as it comes */
+} gw_chat;
+
+/* Receives answer text as it arrives (the whole text once when not
+ * streaming). Return false to cancel the call. */
+typedef bool (*gw_text_cb)(const char *text, size_t len, void *user);
+
+typedef enum gw_cloud_status {
+    GW_CLOUD_OK = 0,
+    GW_CLOUD_BREAKER_OPEN, /* the circuit is open: not called */
+    GW_CLOUD_UNREACHABLE,  /* network errors, timeouts, 429 or 5xx on every attempt */
+    GW_CLOUD_REJECTED,     /* another 4xx (bad request, key): not retried */
+    GW_CLOUD_BAD_RESPONSE, /* 2xx with a body that is not the expected JSON/SSE */
+    GW_CLOUD_BROKEN,       /* the stream broke after text was handed over */
+    GW_CLOUD_CANCELLED     /* the callback asked to stop */
+} gw_cloud_status;
+const char *gw_cloud_status_name(gw_cloud_status s);
+
+typedef struct gw_cloud_result {
+    gw_cloud_status status;
+    int http_status; /* of the last attempt (0: no HTTP answer) */
+    int attempts;
+    char *text; /* the whole answer as the tier sent it (malloc'd, NUL-terminated) */
+    size_t text_len;
+    int prompt_tokens, completion_tokens;
+    bool usage_estimated;   /* the tier reported no usage: bytes / 4 */
+    char finish_reason[16]; /* "stop" or "length" */
+    char sent_sha256[65];   /* digest of the request body sent */
+    char error[256];        /* what went wrong, for logs and error bodies */
+    int64_t latency_ms;
+} gw_cloud_result;
+
+void gw_cloud_result_free(gw_cloud_result *r);
+
+/* A remote tier at run time: its configuration and its circuit breaker
+ * (closed -> open after breaker_failures consecutive failed calls -> after
+ * breaker_cooldown_ms one probe call -> closed on success, open again on
+ * failure). Thread-safe. */
+typedef struct gw_remote gw_remote;
+
+hearth_err gw_remote_new(const gw_tier *tier, gw_remote **out);
+void gw_remote_free(gw_remote *r);
+const gw_tier *gw_remote_tier(const gw_remote *r);
+/* False while the circuit is open (before its cooldown has passed). */
+bool gw_remote_available(gw_remote *r);
+
+/* Calls the tier: builds the body, POSTs it, retries 429/5xx/network
+ * failures that happened before any text was handed over (exponential
+ * backoff with full jitter, Retry-After honoured up to backoff_max_ms),
+ * parses JSON or SSE. Returns HEARTH_OK whenever it produced a result;
+ * out->status says whether the call succeeded. Free out with
+ * gw_cloud_result_free. */
+hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *user,
+                         gw_cloud_result *out);
+
 #endif

@@ -1,0 +1,702 @@
+/*
+ * cloud.c - the remote tiers: OpenAI-compatible POST /v1/chat/completions and
+ * Anthropic's Messages API (POST /v1/messages), over libcurl.
+ *
+ * One call = up to 1 + retries attempts. An attempt is retried when it failed
+ * before any answer text was handed to the caller and the failure is one a
+ * later attempt may not meet: a network error, a timeout, HTTP 408, 429 or
+ * 5xx. The wait before attempt k (k >= 1) is uniform in [0, min(backoff_max,
+ * backoff * 2^(k-1))] ("full jitter", so clients that failed together do not
+ * retry together), or the server's Retry-After when it gives one (capped the
+ * same way). Other 4xx (a bad request, a wrong key) are not retried.
+ *
+ * Timeouts: the transfer runs on a curl multi handle polled every 20 ms, so
+ * the limit is kept to the millisecond: a non-streaming call may take
+ * timeout_ms in all; a streaming call may stay silent (before its first byte
+ * or between two chunks) at most timeout_ms.
+ *
+ * Streaming: Server-Sent Events are parsed as the WHATWG spec says (lines end
+ * in LF, CRLF or CR; "data:" lines joined by LF; a blank line dispatches).
+ * OpenAI sends chat.completion.chunk objects and "[DONE]"; Anthropic sends
+ * message_start, content_block_delta (text_delta), message_delta (stop
+ * reason, output tokens) and message_stop. Text is handed over as it comes;
+ * a stream that breaks after that cannot be retried (the caller has shown
+ * the text) and ends as GW_CLOUD_BROKEN.
+ *
+ * Circuit breaker (per tier): closed; open after breaker_failures calls in a
+ * row failed (REJECTED calls do not count: they say nothing about the tier's
+ * health); after breaker_cooldown_ms one probe call is let through; its
+ * success closes the circuit, its failure opens it again.
+ */
+#include "gateway.h"
+
+#include "core/core.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+enum {
+    BODY_MAX = 16 << 20, /* a non-streaming answer */
+    ERROR_BODY_MAX = 64 << 10,
+    SSE_EVENT_MAX = 4 << 20,
+    POLL_MS = 20
+};
+
+struct gw_remote {
+    gw_tier tier;
+    pthread_mutex_t mu;
+    int failures;       /* calls failed in a row */
+    bool open;          /* the circuit */
+    int64_t open_until; /* monotonic ms */
+    bool probing;       /* the one call let through after the cooldown */
+    uint64_t rng;       /* jitter */
+};
+
+const char *gw_cloud_status_name(gw_cloud_status s) {
+    static const char *const names[] = {"ok",           "breaker_open", "unreachable", "rejected",
+                                        "bad_response", "broken",       "cancelled"};
+    return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown";
+}
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms) {
+    if (ms <= 0) return;
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+static void init_curl(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+hearth_err gw_remote_new(const gw_tier *tier, gw_remote **out) {
+    pthread_once(&curl_once, init_curl);
+    if (curl_init_rc != CURLE_OK)
+        return hr_fail(HEARTH_ERR_IO, "cloud: libcurl failed to initialize: %s",
+                       curl_easy_strerror(curl_init_rc));
+    if (tier->kind == GW_TIER_LOCAL)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "cloud: tier '%s' is local", tier->name);
+    gw_remote *r = calloc(1, sizeof *r);
+    if (!r) return hr_fail(HEARTH_ERR_NOMEM, "cloud: out of memory");
+    r->tier = *tier;
+    pthread_mutex_init(&r->mu, NULL);
+    r->rng = (uint64_t)mono_ms() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)r;
+    *out = r;
+    return HEARTH_OK;
+}
+
+void gw_remote_free(gw_remote *r) {
+    if (!r) return;
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+const gw_tier *gw_remote_tier(const gw_remote *r) { return &r->tier; }
+
+bool gw_remote_available(gw_remote *r) {
+    pthread_mutex_lock(&r->mu);
+    const bool ok = !r->open || (mono_ms() >= r->open_until && !r->probing);
+    pthread_mutex_unlock(&r->mu);
+    return ok;
+}
+
+/* Whether a call may go out now; *probe says it is the half-open probe. */
+static bool breaker_acquire(gw_remote *r, bool *probe) {
+    pthread_mutex_lock(&r->mu);
+    bool ok = !r->open;
+    *probe = false;
+    if (r->open && mono_ms() >= r->open_until && !r->probing) {
+        ok = *probe = r->probing = true;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return ok;
+}
+
+static void breaker_report(gw_remote *r, bool probe, bool success, bool counts) {
+    pthread_mutex_lock(&r->mu);
+    if (probe) r->probing = false;
+    if (success) {
+        r->failures = 0;
+        r->open = false;
+    } else if (counts) {
+        r->failures++;
+        if (probe || r->failures >= r->tier.breaker_failures) {
+            r->open = true;
+            r->open_until = mono_ms() + r->tier.breaker_cooldown_ms;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+static uint64_t next_rand(gw_remote *r) {
+    pthread_mutex_lock(&r->mu);
+    r->rng ^= r->rng >> 12;
+    r->rng ^= r->rng << 25;
+    r->rng ^= r->rng >> 27;
+    const uint64_t v = r->rng * 2685821657736338717ULL;
+    pthread_mutex_unlock(&r->mu);
+    return v;
+}
+
+/* ---- request bodies ----------------------------------------------------------- */
+
+static char *openai_body(const gw_tier *t, const gw_chat *q) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", t->model);
+    cJSON *msgs = cJSON_AddArrayToObject(o, "messages");
+    for (int i = 0; i < q->n_messages; i++) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "role", q->messages[i].role);
+        cJSON_AddStringToObject(m, "content", q->messages[i].content);
+        cJSON_AddItemToArray(msgs, m);
+    }
+    if (q->max_tokens > 0) cJSON_AddNumberToObject(o, "max_tokens", q->max_tokens);
+    if (!isnan(q->temperature)) cJSON_AddNumberToObject(o, "temperature", q->temperature);
+    if (!isnan(q->top_p)) cJSON_AddNumberToObject(o, "top_p", q->top_p);
+    if (q->n_stop > 0) {
+        cJSON *stop = cJSON_AddArrayToObject(o, "stop");
+        for (int i = 0; i < q->n_stop; i++)
+            cJSON_AddItemToArray(stop, cJSON_CreateString(q->stop[i]));
+    }
+    if (q->stream) {
+        cJSON_AddBoolToObject(o, "stream", true);
+        cJSON_AddBoolToObject(cJSON_AddObjectToObject(o, "stream_options"), "include_usage", true);
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* Anthropic: system messages go to "system"; the conversation must alternate
+ * user/assistant, so consecutive messages of one role are joined. */
+static char *anthropic_body(const gw_tier *t, const gw_chat *q) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", t->model);
+    cJSON_AddNumberToObject(o, "max_tokens", q->max_tokens > 0 ? q->max_tokens : t->max_tokens);
+    gw_buf sys = {0}, cur = {0};
+    const char *cur_role = NULL;
+    cJSON *msgs = cJSON_CreateArray();
+    for (int i = 0; i <= q->n_messages; i++) {
+        const gw_message *m = i < q->n_messages ? &q->messages[i] : NULL;
+        if (m && !strcmp(m->role, "system")) {
+            if (sys.len) gw_buf_puts(&sys, "\n\n");
+            gw_buf_puts(&sys, m->content);
+            continue;
+        }
+        const char *role = m ? (!strcmp(m->role, "assistant") ? "assistant" : "user") : NULL;
+        if (cur_role && (!role || strcmp(role, cur_role))) {
+            cJSON *jm = cJSON_CreateObject();
+            cJSON_AddStringToObject(jm, "role", cur_role);
+            cJSON_AddStringToObject(jm, "content", cur.data ? cur.data : "");
+            cJSON_AddItemToArray(msgs, jm);
+            cur.len = 0;
+            if (cur.data) cur.data[0] = '\0';
+        }
+        if (!m) break;
+        if (cur.len) gw_buf_puts(&cur, "\n\n");
+        gw_buf_puts(&cur, m->content);
+        cur_role = role;
+    }
+    if (sys.len) cJSON_AddStringToObject(o, "system", sys.data);
+    cJSON_AddItemToObject(o, "messages", msgs);
+    if (!isnan(q->temperature)) cJSON_AddNumberToObject(o, "temperature", q->temperature);
+    if (!isnan(q->top_p)) cJSON_AddNumberToObject(o, "top_p", q->top_p);
+    if (q->n_stop > 0) {
+        cJSON *stop = cJSON_AddArrayToObject(o, "stop_sequences");
+        for (int i = 0; i < q->n_stop; i++)
+            cJSON_AddItemToArray(stop, cJSON_CreateString(q->stop[i]));
+    }
+    if (q->stream) cJSON_AddBoolToObject(o, "stream", true);
+    gw_buf_free(&sys);
+    gw_buf_free(&cur);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* ---- one attempt ---------------------------------------------------------------- */
+
+typedef struct xfer {
+    const gw_tier *tier;
+    CURL *easy;
+    bool stream;
+    gw_text_cb cb;
+    void *user;
+    long status; /* HTTP status, read at the first body byte */
+    gw_buf body; /* non-streaming answer, or an error body */
+    gw_buf line; /* SSE: the line being read */
+    gw_buf data; /* SSE: the event's data */
+    bool cr;     /* SSE: the last byte was CR (a following LF belongs to it) */
+    gw_buf text; /* the answer */
+    bool delivered, cancelled, done, bad, overflow;
+    bool stream_error; /* an SSE "error" event */
+    char err[256];
+    bool have_usage;
+    int prompt_tokens, completion_tokens;
+    char finish[16];
+    int64_t last_activity;
+    double retry_after_s;
+} xfer;
+
+static void set_err(xfer *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_err(xfer *x, const char *fmt, ...) {
+    if (x->err[0]) return; /* the first cause is the one to report */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->err, sizeof x->err, fmt, ap);
+    va_end(ap);
+}
+
+static void deliver(xfer *x, const char *s, size_t n) {
+    if (!n || x->cancelled) return;
+    if (gw_buf_put(&x->text, s, n)) {
+        x->overflow = true;
+        return;
+    }
+    x->delivered = true;
+    if (x->cb && !x->cb(s, n, x->user)) x->cancelled = true;
+}
+
+static void set_finish(xfer *x, const char *reason) {
+    const bool length = !strcmp(reason, "length") || !strcmp(reason, "max_tokens");
+    snprintf(x->finish, sizeof x->finish, "%s", length ? "length" : "stop");
+}
+
+static int json_int(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e9 ? (int)v->valuedouble
+                                                                            : -1;
+}
+
+static void error_message(xfer *x, const cJSON *o) {
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
+    const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "message"));
+    if (!msg) msg = cJSON_GetStringValue(e);
+    set_err(x, "%s", msg ? msg : "an error without a message");
+}
+
+static void openai_usage(xfer *x, const cJSON *o) {
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "usage");
+    if (!cJSON_IsObject(u)) return;
+    const int p = json_int(u, "prompt_tokens"), c = json_int(u, "completion_tokens");
+    if (p >= 0 && c >= 0) {
+        x->prompt_tokens = p;
+        x->completion_tokens = c;
+        x->have_usage = true;
+    }
+}
+
+/* One chat.completion.chunk (or "[DONE]"). */
+static void openai_event(xfer *x, const char *data, size_t len) {
+    if (len == 6 && !memcmp(data, "[DONE]", 6)) {
+        x->done = true;
+        return;
+    }
+    cJSON *o = cJSON_ParseWithLength(data, len);
+    if (!o) {
+        x->bad = true;
+        set_err(x, "a stream event is not JSON");
+        return;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(o, "error")) {
+        x->stream_error = true;
+        error_message(x, o);
+    }
+    const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
+    const cJSON *delta = cJSON_GetObjectItemCaseSensitive(c0, "delta");
+    const char *content = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(delta, "content"));
+    if (content) deliver(x, content, strlen(content));
+    const char *fin = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c0, "finish_reason"));
+    if (fin) set_finish(x, fin);
+    openai_usage(x, o);
+    cJSON_Delete(o);
+}
+
+static void anthropic_event(xfer *x, const char *data, size_t len) {
+    cJSON *o = cJSON_ParseWithLength(data, len);
+    if (!o) {
+        x->bad = true;
+        set_err(x, "a stream event is not JSON");
+        return;
+    }
+    const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "type"));
+    type = type ? type : "";
+    if (!strcmp(type, "message_start")) {
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(o, "message"), "usage");
+        const int p = json_int(u, "input_tokens");
+        if (p >= 0) x->prompt_tokens = p;
+    } else if (!strcmp(type, "content_block_delta")) {
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "delta");
+        const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "text"));
+        if (t) deliver(x, t, strlen(t));
+    } else if (!strcmp(type, "message_delta")) {
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "delta");
+        const char *stop = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "stop_reason"));
+        if (stop) set_finish(x, stop);
+        const int c = json_int(cJSON_GetObjectItemCaseSensitive(o, "usage"), "output_tokens");
+        if (c >= 0) {
+            x->completion_tokens = c;
+            x->have_usage = true;
+        }
+    } else if (!strcmp(type, "message_stop")) {
+        x->done = true;
+    } else if (!strcmp(type, "error")) {
+        x->stream_error = true;
+        error_message(x, o);
+    }
+    cJSON_Delete(o);
+}
+
+static void sse_dispatch(xfer *x) {
+    if (!x->data.len) return;
+    if (x->tier->kind == GW_TIER_ANTHROPIC)
+        anthropic_event(x, x->data.data, x->data.len);
+    else
+        openai_event(x, x->data.data, x->data.len);
+    x->data.len = 0;
+}
+
+static void sse_line(xfer *x) {
+    const char *l = x->line.data ? x->line.data : "";
+    const size_t n = x->line.len;
+    if (n == 0) {
+        sse_dispatch(x);
+    } else if (n >= 5 && !memcmp(l, "data:", 5)) {
+        const size_t skip = n > 5 && l[5] == ' ' ? 6 : 5;
+        if (x->data.len && gw_buf_put(&x->data, "\n", 1)) x->overflow = true;
+        if (gw_buf_put(&x->data, l + skip, n - skip)) x->overflow = true;
+    } /* event:, id:, retry: and comments carry nothing the gateway needs */
+    x->line.len = 0;
+}
+
+static void sse_feed(xfer *x, const char *p, size_t n) {
+    for (size_t i = 0; i < n && !x->overflow; i++) {
+        const char c = p[i];
+        if (c == '\n' && x->cr) {
+            x->cr = false;
+            continue;
+        }
+        x->cr = c == '\r';
+        if (c == '\n' || c == '\r')
+            sse_line(x);
+        else if (gw_buf_put(&x->line, &c, 1))
+            x->overflow = true;
+    }
+}
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *user) {
+    xfer *x = user;
+    const size_t n = size * nmemb;
+    x->last_activity = mono_ms();
+    if (!x->status) curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+    const bool ok_status = x->status >= 200 && x->status < 300;
+    if (ok_status && x->stream)
+        sse_feed(x, p, n);
+    else if (gw_buf_put(&x->body, p, n))
+        x->overflow = true;
+    if (x->cancelled || x->overflow) return 0; /* aborts the transfer */
+    return n;
+}
+
+static size_t on_header(char *p, size_t size, size_t nmemb, void *user) {
+    xfer *x = user;
+    const size_t n = size * nmemb;
+    x->last_activity = mono_ms();
+    if (n > 12 && !strncasecmp(p, "retry-after:", 12)) {
+        char v[32];
+        snprintf(v, sizeof v, "%.*s", (int)(n - 12 < 31 ? n - 12 : 31), p + 12);
+        char *end;
+        const double s = strtod(v, &end);
+        if (end != v && s >= 0) x->retry_after_s = s;
+    }
+    return n;
+}
+
+static void parse_whole(xfer *x) {
+    cJSON *o = cJSON_ParseWithLength(x->body.data ? x->body.data : "", x->body.len);
+    if (!o) {
+        x->bad = true;
+        set_err(x, "the answer is not JSON");
+        return;
+    }
+    if (x->tier->kind == GW_TIER_ANTHROPIC) {
+        const cJSON *blocks = cJSON_GetObjectItemCaseSensitive(o, "content"), *b;
+        if (!cJSON_IsArray(blocks)) x->bad = true;
+        cJSON_ArrayForEach(b, blocks) {
+            const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "text"));
+            if (t) deliver(x, t, strlen(t));
+        }
+        const char *stop = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "stop_reason"));
+        set_finish(x, stop ? stop : "end_turn");
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "usage");
+        const int p = json_int(u, "input_tokens"), c = json_int(u, "output_tokens");
+        if (p >= 0 && c >= 0) {
+            x->prompt_tokens = p;
+            x->completion_tokens = c;
+            x->have_usage = true;
+        }
+    } else {
+        const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(c0, "message");
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
+        if (cJSON_IsString(content))
+            deliver(x, content->valuestring, strlen(content->valuestring));
+        else if (!cJSON_IsNull(content))
+            x->bad = true;
+        const char *fin =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c0, "finish_reason"));
+        set_finish(x, fin ? fin : "stop");
+        openai_usage(x, o);
+    }
+    if (x->bad) set_err(x, "the answer lacks the expected fields");
+    x->done = !x->bad;
+    cJSON_Delete(o);
+}
+
+typedef enum outcome {
+    OUT_OK,
+    OUT_RETRY,
+    OUT_REJECTED,
+    OUT_BAD,
+    OUT_BROKEN,
+    OUT_CANCELLED
+} outcome;
+
+static struct curl_slist *headers_for(const gw_tier *t, const char *key, bool stream) {
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    char line[1024];
+    if (stream) h = curl_slist_append(h, "Accept: text/event-stream");
+    if (t->kind == GW_TIER_ANTHROPIC) {
+        h = curl_slist_append(h, "anthropic-version: 2023-06-01");
+        if (key) {
+            snprintf(line, sizeof line, "x-api-key: %s", key);
+            h = curl_slist_append(h, line);
+        }
+    } else if (key) {
+        snprintf(line, sizeof line, "Authorization: Bearer %s", key);
+        h = curl_slist_append(h, line);
+    }
+    h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
+    return h;
+}
+
+/* Runs the transfer on a multi handle, keeping the time limit (see the top). */
+static CURLcode run_transfer(CURL *e, xfer *x, bool *timed_out) {
+    CURLM *m = curl_multi_init();
+    if (!m) return CURLE_OUT_OF_MEMORY;
+    curl_multi_add_handle(m, e);
+    const int64_t start = mono_ms(), limit = x->tier->timeout_ms;
+    x->last_activity = start;
+    int running = 1;
+    CURLcode rc = CURLE_OK;
+    *timed_out = false;
+    while (running) {
+        if (curl_multi_perform(m, &running) != CURLM_OK) {
+            rc = CURLE_FAILED_INIT;
+            break;
+        }
+        if (!running) break;
+        const int64_t now = mono_ms();
+        if (x->stream ? now - x->last_activity > limit : now - start > limit) {
+            *timed_out = true;
+            rc = CURLE_OPERATION_TIMEDOUT;
+            break;
+        }
+        curl_multi_poll(m, NULL, 0, POLL_MS, NULL);
+    }
+    if (!*timed_out) {
+        int left;
+        for (CURLMsg *msg; (msg = curl_multi_info_read(m, &left));)
+            if (msg->msg == CURLMSG_DONE) rc = msg->data.result;
+    }
+    curl_multi_remove_handle(m, e);
+    curl_multi_cleanup(m);
+    return rc;
+}
+
+static outcome attempt(const gw_tier *t, const char *body, const char *key, xfer *x) {
+    CURL *e = curl_easy_init();
+    if (!e) {
+        set_err(x, "libcurl: cannot create a handle");
+        return OUT_RETRY;
+    }
+    struct curl_slist *h = headers_for(t, key, x->stream);
+    curl_easy_setopt(e, CURLOPT_URL, t->url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)t->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "hearth-gateway/0.1");
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    x->easy = e;
+    x->status = 0; /* on_body reads it at the first body byte */
+    bool timed_out = false;
+    const CURLcode rc = run_transfer(e, x, &timed_out);
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(e);
+    x->status = status;
+    if (x->stream && x->line.len) sse_line(x); /* a last line without its newline */
+    if (x->stream) sse_dispatch(x);
+    if (x->cancelled) return OUT_CANCELLED;
+    if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && x->overflow)) {
+        if (timed_out)
+            set_err(x, "no answer within %d ms", t->timeout_ms);
+        else
+            set_err(x, "%s", curl_easy_strerror(rc));
+        return x->delivered ? OUT_BROKEN : OUT_RETRY;
+    }
+    if (x->overflow) {
+        set_err(x, "the answer is larger than the gateway accepts");
+        return x->delivered ? OUT_BROKEN : OUT_BAD;
+    }
+    if (status == 408 || status == 429 || status >= 500 || status < 200) {
+        set_err(x, "HTTP %ld from %s", status, t->url);
+        return OUT_RETRY;
+    }
+    if (status >= 300) {
+        cJSON *o = cJSON_ParseWithLength(x->body.data ? x->body.data : "", x->body.len);
+        if (o) error_message(x, o);
+        cJSON_Delete(o);
+        char why[200];
+        snprintf(why, sizeof why, "%s", x->err);
+        x->err[0] = '\0';
+        set_err(x, "HTTP %ld: %s", status, why[0] ? why : "(no message)");
+        return OUT_REJECTED;
+    }
+    if (!x->stream) parse_whole(x);
+    if (x->stream_error) return x->delivered ? OUT_BROKEN : OUT_RETRY;
+    if (x->bad) return x->delivered ? OUT_BROKEN : OUT_BAD;
+    if (x->stream && !x->done && !x->finish[0]) {
+        set_err(x, "the stream ended before its end marker");
+        return x->delivered ? OUT_BROKEN : OUT_RETRY;
+    }
+    return OUT_OK;
+}
+
+/* ---- the call ------------------------------------------------------------------ */
+
+void gw_cloud_result_free(gw_cloud_result *r) {
+    free(r->text);
+    r->text = NULL;
+    r->text_len = 0;
+}
+
+static void reset_xfer(xfer *x) {
+    gw_buf_free(&x->body);
+    gw_buf_free(&x->line);
+    gw_buf_free(&x->data);
+    gw_buf_free(&x->text);
+}
+
+/* The wait before attempt k >= 1 (see the top of the file). */
+static int64_t backoff_ms(gw_remote *r, int k, double retry_after_s) {
+    const gw_tier *t = &r->tier;
+    if (retry_after_s > 0) {
+        const double ms = retry_after_s * 1000.0;
+        return ms > t->backoff_max_ms ? t->backoff_max_ms : (int64_t)ms;
+    }
+    int64_t cap = t->backoff_ms;
+    for (int i = 1; i < k && cap < t->backoff_max_ms; i++) cap *= 2;
+    if (cap > t->backoff_max_ms) cap = t->backoff_max_ms;
+    return cap > 0 ? (int64_t)(next_rand(r) % (uint64_t)(cap + 1)) : 0;
+}
+
+static size_t prompt_bytes(const gw_chat *q) {
+    size_t n = 0;
+    for (int i = 0; i < q->n_messages; i++) n += strlen(q->messages[i].content);
+    return n;
+}
+
+hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *user,
+                         gw_cloud_result *out) {
+    const gw_tier *t = &r->tier;
+    gw_cloud_result res;
+    memset(&res, 0, sizeof res);
+    const int64_t t0 = mono_ms();
+    const char *key = NULL;
+    if (t->api_key_env[0] && !(key = getenv(t->api_key_env))) {
+        res.status = GW_CLOUD_REJECTED;
+        snprintf(res.error, sizeof res.error,
+                 "the environment variable %s (tier %s's key) is not set", t->api_key_env, t->name);
+        *out = res;
+        return HEARTH_OK;
+    }
+    char *body = t->kind == GW_TIER_ANTHROPIC ? anthropic_body(t, req) : openai_body(t, req);
+    if (!body) return hr_fail(HEARTH_ERR_NOMEM, "cloud: out of memory");
+    gw_sha256_hex(body, strlen(body), res.sent_sha256);
+    bool probe = false;
+    if (!breaker_acquire(r, &probe)) {
+        free(body);
+        res.status = GW_CLOUD_BREAKER_OPEN;
+        snprintf(res.error, sizeof res.error, "tier %s is down (circuit open)", t->name);
+        *out = res;
+        return HEARTH_OK;
+    }
+    xfer x;
+    outcome oc = OUT_RETRY;
+    double retry_after = 0;
+    for (int k = 0; k <= t->retries; k++) {
+        if (k > 0) sleep_ms(backoff_ms(r, k, retry_after));
+        memset(&x, 0, sizeof x);
+        x.tier = t;
+        x.stream = req->stream;
+        x.cb = cb;
+        x.user = user;
+        x.text.cap_max = BODY_MAX;
+        x.body.cap_max = BODY_MAX;
+        x.data.cap_max = SSE_EVENT_MAX;
+        x.line.cap_max = SSE_EVENT_MAX;
+        oc = attempt(t, body, key, &x);
+        res.attempts = k + 1;
+        res.http_status = (int)x.status;
+        retry_after = x.retry_after_s;
+        if (oc != OUT_RETRY || k == t->retries) break;
+        reset_xfer(&x);
+    }
+    free(body);
+    static const gw_cloud_status map[] = {GW_CLOUD_OK,       GW_CLOUD_UNREACHABLE,
+                                          GW_CLOUD_REJECTED, GW_CLOUD_BAD_RESPONSE,
+                                          GW_CLOUD_BROKEN,   GW_CLOUD_CANCELLED};
+    res.status = map[oc];
+    snprintf(res.error, sizeof res.error, "%s", x.err);
+    res.text = gw_buf_take(&x.text, &res.text_len);
+    snprintf(res.finish_reason, sizeof res.finish_reason, "%s", x.finish[0] ? x.finish : "stop");
+    if (x.have_usage) {
+        res.prompt_tokens = x.prompt_tokens;
+        res.completion_tokens = x.completion_tokens;
+    } else {
+        res.usage_estimated = true;
+        res.prompt_tokens = (int)(prompt_bytes(req) / 4 + 1);
+        res.completion_tokens = (int)((res.text_len + 3) / 4);
+    }
+    reset_xfer(&x);
+    /* a rejected or cancelled call says nothing about the tier's health */
+    breaker_report(r, probe, oc == OUT_OK, oc != OUT_REJECTED && oc != OUT_CANCELLED);
+    res.latency_ms = mono_ms() - t0;
+    if (!res.text) return hr_fail(HEARTH_ERR_NOMEM, "cloud: out of memory");
+    *out = res;
+    return HEARTH_OK;
+}

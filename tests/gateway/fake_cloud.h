@@ -1,0 +1,406 @@
+/*
+ * fake_cloud.h - a small cloud LLM for the gateway's tests, on
+ * libmicrohttpd and a loopback port: POST /v1/chat/completions answers in
+ * OpenAI's format, POST /v1/messages in Anthropic's (JSON or SSE, as the
+ * request asks). The answer echoes the last user message ("echo: <text>"),
+ * streamed in 3-byte pieces (whole UTF-8 characters) so that placeholders
+ * are cut across events. Every request body is recorded for inspection.
+ *
+ * Faults are chosen by the request's "model":
+ *   ok            answer normally
+ *   e429-N        the first N requests get 429 (with Retry-After when
+ *                 fc->retry_after is set), then ok; e500-N likewise with 500
+ *   slow-MS       wait MS before answering
+ *   stall-MS      (streaming) send the first pieces, then wait MS
+ *   drop          (streaming) send the first pieces, then cut the connection
+ *   drop0-N       the first N requests: close the connection without a word
+ *   bad           400 with an OpenAI-style error body
+ *   garbage       200 with a body that is not JSON
+ */
+#ifndef HEARTH_TEST_FAKE_CLOUD_H
+#define HEARTH_TEST_FAKE_CLOUD_H
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+enum { FC_MAX_BODIES = 512 };
+
+typedef struct fake_cloud {
+    struct MHD_Daemon *daemon;
+    int port;
+    pthread_mutex_t mu;
+    int n_requests;
+    int n_failed; /* faults served since the last reset */
+    char *bodies[FC_MAX_BODIES];
+    int n_bodies;
+    const char *expect_key; /* when set: requests without it get 401 */
+    int retry_after;        /* seconds sent with 429 (0: no header) */
+} fake_cloud;
+
+typedef struct fc_conn {
+    char *body;
+    size_t len, cap;
+} fc_conn;
+
+typedef struct fc_stream {
+    char **events;
+    int n, next;
+    size_t off;
+    int stall_ms, stall_at; /* sleep before event stall_at */
+    int drop_at;            /* -1: never */
+} fc_stream;
+
+static void fc_sleep_ms(int ms) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static ssize_t fc_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    fc_stream *st = cls;
+    if (st->next == st->drop_at) return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (st->next >= st->n) return MHD_CONTENT_READER_END_OF_STREAM;
+    if (st->next == st->stall_at && st->off == 0 && st->stall_ms) {
+        fc_sleep_ms(st->stall_ms);
+        st->stall_ms = 0;
+    }
+    const char *e = st->events[st->next];
+    size_t n = strlen(e) - st->off;
+    if (n > max) n = max;
+    memcpy(buf, e + st->off, n);
+    st->off += n;
+    if (st->off == strlen(e)) {
+        st->next++;
+        st->off = 0;
+    }
+    return (ssize_t)n;
+}
+
+static void fc_stream_free(void *cls) {
+    fc_stream *st = cls;
+    for (int i = 0; i < st->n; i++) free(st->events[i]);
+    free(st->events);
+    free(st);
+}
+
+static void fc_add_event(fc_stream *st, bool anthropic, const char *type, cJSON *data) {
+    char *json = cJSON_PrintUnformatted(data);
+    cJSON_Delete(data);
+    const size_t n = strlen(json) + 64;
+    char *e = malloc(n);
+    if (anthropic) /* CRLF line ends, as SSE allows */
+        snprintf(e, n, "event: %s\r\ndata: %s\r\n\r\n", type, json);
+    else
+        snprintf(e, n, "data: %s\n\n", json);
+    free(json);
+    st->events = realloc(st->events, (size_t)(st->n + 1) * sizeof *st->events);
+    st->events[st->n++] = e;
+}
+
+static void fc_add_raw(fc_stream *st, const char *text) {
+    st->events = realloc(st->events, (size_t)(st->n + 1) * sizeof *st->events);
+    st->events[st->n++] = strdup(text);
+}
+
+/* The pieces of the answer: 3 bytes, extended to whole UTF-8 characters. */
+static int fc_piece(const char *s, size_t at, size_t len) {
+    size_t e = at + 3 < len ? at + 3 : len;
+    while (e < len && ((unsigned char)s[e] & 0xc0) == 0x80) e++;
+    return (int)(e - at);
+}
+
+static cJSON *fc_openai_chunk(const char *content, size_t n, const char *finish) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", "chatcmpl-fake");
+    cJSON_AddStringToObject(o, "object", "chat.completion.chunk");
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON *d = cJSON_AddObjectToObject(c, "delta");
+    if (content) {
+        char *t = strndup(content, n);
+        cJSON_AddStringToObject(d, "content", t);
+        free(t);
+    }
+    if (finish)
+        cJSON_AddStringToObject(c, "finish_reason", finish);
+    else
+        cJSON_AddNullToObject(c, "finish_reason");
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), c);
+    return o;
+}
+
+static struct MHD_Response *fc_stream_response(bool anthropic, const char *answer,
+                                               int prompt_tokens, int stall_ms, bool drop) {
+    fc_stream *st = calloc(1, sizeof *st);
+    st->drop_at = -1;
+    const size_t len = strlen(answer);
+    int pieces = 0;
+    if (anthropic) {
+        cJSON *m = cJSON_CreateObject(), *msg = cJSON_AddObjectToObject(m, "message");
+        cJSON_AddStringToObject(m, "type", "message_start");
+        cJSON_AddStringToObject(msg, "id", "msg_fake");
+        cJSON_AddStringToObject(msg, "role", "assistant");
+        cJSON_AddNumberToObject(cJSON_AddObjectToObject(msg, "usage"), "input_tokens",
+                                prompt_tokens);
+        fc_add_event(st, true, "message_start", m);
+        fc_add_raw(st, "event: ping\r\ndata: {\"type\": \"ping\"}\r\n\r\n");
+    } else {
+        fc_add_event(st, false, "", fc_openai_chunk("", 0, NULL));
+    }
+    for (size_t at = 0; at < len; pieces++) {
+        const int n = fc_piece(answer, at, len);
+        if (anthropic) {
+            cJSON *o = cJSON_CreateObject(), *d;
+            cJSON_AddStringToObject(o, "type", "content_block_delta");
+            cJSON_AddNumberToObject(o, "index", 0);
+            d = cJSON_AddObjectToObject(o, "delta");
+            cJSON_AddStringToObject(d, "type", "text_delta");
+            char *t = strndup(answer + at, (size_t)n);
+            cJSON_AddStringToObject(d, "text", t);
+            free(t);
+            fc_add_event(st, true, "content_block_delta", o);
+        } else {
+            fc_add_event(st, false, "", fc_openai_chunk(answer + at, (size_t)n, NULL));
+        }
+        at += (size_t)n;
+    }
+    if (anthropic) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "type", "message_delta");
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "delta"), "stop_reason", "end_turn");
+        cJSON_AddNumberToObject(cJSON_AddObjectToObject(o, "usage"), "output_tokens", pieces);
+        fc_add_event(st, true, "message_delta", o);
+        fc_add_raw(st, "event: message_stop\r\ndata: {\"type\":\"message_stop\"}\r\n\r\n");
+    } else {
+        fc_add_event(st, false, "", fc_openai_chunk(NULL, 0, "stop"));
+        cJSON *u = cJSON_CreateObject(), *us = cJSON_AddObjectToObject(u, "usage");
+        cJSON_AddArrayToObject(u, "choices");
+        cJSON_AddNumberToObject(us, "prompt_tokens", prompt_tokens);
+        cJSON_AddNumberToObject(us, "completion_tokens", pieces);
+        fc_add_event(st, false, "", u);
+        fc_add_raw(st, "data: [DONE]\n\n");
+    }
+    if (stall_ms) {
+        st->stall_ms = stall_ms;
+        st->stall_at = 3;
+    }
+    if (drop) st->drop_at = 3;
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024, fc_read, st, fc_stream_free);
+    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    return r;
+}
+
+static char *fc_whole_json(bool anthropic, const char *answer, int prompt_tokens) {
+    cJSON *o = cJSON_CreateObject();
+    const int completion = (int)(strlen(answer) + 2) / 3;
+    if (anthropic) {
+        cJSON_AddStringToObject(o, "id", "msg_fake");
+        cJSON_AddStringToObject(o, "type", "message");
+        cJSON *b = cJSON_CreateObject();
+        cJSON_AddStringToObject(b, "type", "text");
+        cJSON_AddStringToObject(b, "text", answer);
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "content"), b);
+        cJSON_AddStringToObject(o, "stop_reason", "end_turn");
+        cJSON *u = cJSON_AddObjectToObject(o, "usage");
+        cJSON_AddNumberToObject(u, "input_tokens", prompt_tokens);
+        cJSON_AddNumberToObject(u, "output_tokens", completion);
+    } else {
+        cJSON_AddStringToObject(o, "id", "chatcmpl-fake");
+        cJSON_AddStringToObject(o, "object", "chat.completion");
+        cJSON *c = cJSON_CreateObject(), *m = cJSON_AddObjectToObject(c, "message");
+        cJSON_AddNumberToObject(c, "index", 0);
+        cJSON_AddStringToObject(m, "role", "assistant");
+        cJSON_AddStringToObject(m, "content", answer);
+        cJSON_AddStringToObject(c, "finish_reason", "stop");
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), c);
+        cJSON *u = cJSON_AddObjectToObject(o, "usage");
+        cJSON_AddNumberToObject(u, "prompt_tokens", prompt_tokens);
+        cJSON_AddNumberToObject(u, "completion_tokens", completion);
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static enum MHD_Result fc_send(struct MHD_Connection *c, int status, const char *body) {
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    const enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/* Whether this request is one of the first n faulty ones since the reset. */
+static bool fc_take_fault(fake_cloud *fc, int n) {
+    pthread_mutex_lock(&fc->mu);
+    const bool fault = fc->n_failed < n;
+    if (fault) fc->n_failed++;
+    pthread_mutex_unlock(&fc->mu);
+    return fault;
+}
+
+static enum MHD_Result fc_answer(fake_cloud *fc, struct MHD_Connection *c, const char *url,
+                                 const char *body) {
+    const bool anthropic = strstr(url, "/messages") != NULL;
+    if (fc->expect_key) {
+        const char *got = anthropic
+                              ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-api-key")
+                              : MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+        char want[256];
+        snprintf(want, sizeof want, "%s%s", anthropic ? "" : "Bearer ", fc->expect_key);
+        if (!got || strcmp(got, want))
+            return fc_send(c, 401,
+                           "{\"error\":{\"message\":\"invalid api key\",\"type\":\"auth\"}}");
+    }
+    if (anthropic && !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "anthropic-version"))
+        return fc_send(c, 400, "{\"error\":{\"message\":\"anthropic-version missing\"}}");
+    cJSON *req = cJSON_Parse(body);
+    if (!req) return fc_send(c, 400, "{\"error\":{\"message\":\"not JSON\"}}");
+    const char *model = cJSON_GetStringValue(cJSON_GetObjectItem(req, "model"));
+    model = model ? model : "ok";
+    const bool stream = cJSON_IsTrue(cJSON_GetObjectItem(req, "stream"));
+    const cJSON *msgs = cJSON_GetObjectItem(req, "messages"), *m;
+    const char *last_user = "";
+    int n_msgs = 0;
+    cJSON_ArrayForEach(m, msgs) {
+        n_msgs++;
+        if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(m, "role")), "user"))
+            last_user = cJSON_GetStringValue(cJSON_GetObjectItem(m, "content"));
+    }
+    char *answer = malloc(strlen(last_user) + 16);
+    sprintf(answer, "echo: %s", last_user);
+    const int prompt_tokens = 10 * n_msgs + 1;
+    int ms = 0, n = 0;
+    enum MHD_Result rc;
+    if (sscanf(model, "e429-%d", &n) == 1 && fc_take_fault(fc, n)) {
+        struct MHD_Response *r =
+            MHD_create_response_from_buffer(2, (void *)"{}", MHD_RESPMEM_PERSISTENT);
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", fc->retry_after);
+        if (fc->retry_after) MHD_add_response_header(r, "Retry-After", ra);
+        rc = MHD_queue_response(c, 429, r);
+        MHD_destroy_response(r);
+    } else if (sscanf(model, "e500-%d", &n) == 1 && fc_take_fault(fc, n)) {
+        rc = fc_send(c, 500, "{\"error\":{\"message\":\"internal\"}}");
+    } else if (sscanf(model, "drop0-%d", &n) == 1 && fc_take_fault(fc, n)) {
+        rc = MHD_NO;
+    } else if (!strcmp(model, "bad")) {
+        rc = fc_send(c, 400, "{\"error\":{\"message\":\"the model 'bad' does not exist\"}}");
+    } else if (!strcmp(model, "garbage")) {
+        rc = fc_send(c, 200, "<html>not json</html>");
+    } else {
+        if (sscanf(model, "slow-%d", &ms) == 1) fc_sleep_ms(ms);
+        const bool stall = sscanf(model, "stall-%d", &ms) == 1;
+        if (stream) {
+            struct MHD_Response *r = fc_stream_response(anthropic, answer, prompt_tokens,
+                                                        stall ? ms : 0, !strcmp(model, "drop"));
+            rc = MHD_queue_response(c, 200, r);
+            MHD_destroy_response(r);
+        } else {
+            char *json = fc_whole_json(anthropic, answer, prompt_tokens);
+            rc = fc_send(c, 200, json);
+            free(json);
+        }
+    }
+    free(answer);
+    cJSON_Delete(req);
+    return rc;
+}
+
+static enum MHD_Result fc_handler(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls) {
+    (void)version;
+    fake_cloud *fc = cls;
+    fc_conn *cn = *con_cls;
+    if (!cn) {
+        *con_cls = calloc(1, sizeof(fc_conn));
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (cn->len + *upload_size + 1 > cn->cap) {
+            cn->cap = (cn->len + *upload_size + 1) * 2;
+            cn->body = realloc(cn->body, cn->cap);
+        }
+        memcpy(cn->body + cn->len, upload, *upload_size);
+        cn->len += *upload_size;
+        cn->body[cn->len] = '\0';
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    pthread_mutex_lock(&fc->mu);
+    fc->n_requests++;
+    if (fc->n_bodies < FC_MAX_BODIES) fc->bodies[fc->n_bodies++] = strdup(cn->body ? cn->body : "");
+    pthread_mutex_unlock(&fc->mu);
+    if (strcmp(method, "POST") ||
+        (strcmp(url, "/v1/chat/completions") && strcmp(url, "/v1/messages")))
+        return fc_send(c, 404, "{\"error\":{\"message\":\"no such endpoint\"}}");
+    return fc_answer(fc, c, url, cn->body ? cn->body : "");
+}
+
+static void fc_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    (void)cls;
+    (void)c;
+    (void)toe;
+    fc_conn *cn = *con_cls;
+    if (cn) free(cn->body);
+    free(cn);
+    *con_cls = NULL;
+}
+
+static bool fake_cloud_start(fake_cloud *fc) {
+    memset(fc, 0, sizeof *fc);
+    pthread_mutex_init(&fc->mu, NULL);
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    fc->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
+                                  0, NULL, NULL, fc_handler, fc, MHD_OPTION_NOTIFY_COMPLETED,
+                                  fc_completed, fc, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                                  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_END);
+    if (!fc->daemon) return false;
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(fc->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    fc->port = di ? di->port : 0;
+    return fc->port > 0;
+}
+
+/* Forgets the recorded bodies and the faults served. */
+static void fake_cloud_reset(fake_cloud *fc) {
+    pthread_mutex_lock(&fc->mu);
+    for (int i = 0; i < fc->n_bodies; i++) free(fc->bodies[i]);
+    fc->n_bodies = 0;
+    fc->n_requests = 0;
+    fc->n_failed = 0;
+    pthread_mutex_unlock(&fc->mu);
+}
+
+static int fake_cloud_requests(fake_cloud *fc) {
+    pthread_mutex_lock(&fc->mu);
+    const int n = fc->n_requests;
+    pthread_mutex_unlock(&fc->mu);
+    return n;
+}
+
+static void fake_cloud_stop(fake_cloud *fc) {
+    if (fc->daemon) MHD_stop_daemon(fc->daemon);
+    fc->daemon = NULL;
+    fake_cloud_reset(fc);
+    pthread_mutex_destroy(&fc->mu);
+}
+
+#endif
