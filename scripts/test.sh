@@ -27,9 +27,11 @@ secs=${FUZZ_SECONDS:-30}
 if [ "$secs" -gt 0 ]; then
   echo "== libFuzzer targets, ${secs}s each"
   cmake --preset fuzz >/dev/null
-  cmake --build --preset fuzz -j"$jobs"
-  for bin in build/fuzz/fuzz_*; do
-    name=$(basename "$bin"); corpus="fuzz/corpus/${name#fuzz_}"
+  targets=$(ls fuzz/fuzz_*.c | xargs -n1 basename | sed 's/\.c$//')
+  cmake --build --preset fuzz -j"$jobs" --target $targets
+  for name in $targets; do
+    bin=build/fuzz/$name
+    corpus="fuzz/corpus/${name#fuzz_}"
     work=$(mktemp -d)
     cp -r "$corpus"/. "$work"/ 2>/dev/null || true
     "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=0 "$work" 2>&1 | tail -n 3

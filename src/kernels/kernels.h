@@ -112,6 +112,29 @@ void kern_attn_scores(float *sc, const float *q, const void *k, size_t ld, int64
 void kern_attn_softmax(float *x, int64_t p0, int64_t n, float scale);
 void kern_attn_values(float *out, const float *w, const void *v, size_t ld, int64_t p0, int64_t n,
                       int hd, bool v_f16, bool batch);
+
+/* --- attention in the default (fast) mode (attn.c) ---
+ * The cache of one layer and kv head as these read it: K in tiles of
+ * KERN_KV_TILE positions stored transposed, so element d of the key at
+ * position p is at k[(p / T) * T * hd + d * T + p % T] (T = KERN_KV_TILE);
+ * V row p at v[p * hd]. Elements are f32, or f16 when `f16`.
+ * kern_attn_tile computes out = softmax(q . k_p * scale for lo <= p <= hi) V
+ * for each of n_rows <= KERN_ATTN_ROWS rows (each hd floats), whose key
+ * ranges may differ; every position up to the largest hi must have been
+ * written. Equal to the ggml-order functions above up to float rounding
+ * (another summation order, an exp of a few ulps). Head sizes:
+ * kern_attn_tile_ok (multiples of 16 up to 256). */
+#define KERN_KV_TILE   16
+#define KERN_ATTN_ROWS 4
+typedef struct kern_attn_row {
+    const float *q; /* [hd] */
+    float *out;     /* [hd] */
+    int lo, hi;     /* first and last key position, lo <= hi */
+} kern_attn_row;
+bool kern_attn_tile_ok(int hd);
+void kern_attn_tile(const kern_attn_row *rows, int n_rows, const void *k, const void *v, int hd,
+                    bool f16, float scale);
+
 /* y[i] = silu(g[i]) * u[i], with ggml's approximate exp. */
 void kern_swiglu(float *y, const float *g, const float *u, int64_t n);
 /* y[i] = gelu(g[i]) * u[i], tanh approximation through ggml's FP16 table. */
@@ -120,8 +143,9 @@ void kern_geglu(float *y, const float *g, const float *u, int64_t n);
 /* Hot loops written with fmaf: on x86-64 Linux the compiler also builds a
  * copy for CPUs with AVX2 and FMA, chosen once at load time (ifunc), where
  * fmaf is one instruction instead of a libm call and fixed-length lane
- * loops vectorise. The two copies give the same bits. */
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__) &&                              \
+ * loops vectorise. The two copies give the same bits. GCC only: clang 14
+ * names the clones so that other translation units cannot link them. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) &&       \
     !defined(__SANITIZE_ADDRESS__) && !defined(HEARTH_NO_CLONES)
 #define KERN_FMA_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
 #else
