@@ -251,9 +251,12 @@ static srv_job *make_job(srv_exchange *x, const srv_gen *g, srv_error *e) {
         return NULL;
     }
     j->sampling = r->sampling;
-    j->max_tokens = r->max_tokens > 0                                ? r->max_tokens
-                    : g->kind == SRV_COMPLETION && r->max_tokens < 0 ? 16
-                                                                     : 0;
+    /* Not given: chat runs until the context is full, a completion stops
+     * after 16 tokens (OpenAI's defaults). */
+    if (r->max_tokens > 0)
+        j->max_tokens = r->max_tokens;
+    else
+        j->max_tokens = g->kind == SRV_COMPLETION ? 16 : 0;
     for (int i = 0; i < r->n_stop; i++) {
         if (!(j->stop[i] = strdup(r->stop[i]))) {
             srv_job_release(j);
