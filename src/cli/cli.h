@@ -17,6 +17,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_ledger(int argc, char **argv);
+int cmd_router(int argc, char **argv);
 
 /* Prints "hearth <cmd>: <what>: <hearth_last_error()>" to stderr; returns 1. */
 int cli_fail(const char *cmd, const char *what);

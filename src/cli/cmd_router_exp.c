@@ -1,0 +1,281 @@
+/*
+ * cmd_router_exp.c - the reporting half of `hearth router`: RouteLLM's metrics
+ * per benchmark beside the random router and the oracle, the --tune grid, the
+ * one-shot RouteLLM experiment (decontaminate, split by prompt hash, tune on
+ * the training part only, score the held-out part once, compare with the
+ * subject-rate baseline), and --from-ledger.
+ */
+#include "cli.h"
+#include "cmd_router_impl.h"
+
+#include <cjson/cJSON.h>
+#include <glob.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void rcli_grid(const rcli *c, rtr_train_params *grid, size_t *n) {
+    static const double l2s[] = {3e-4, 1e-3, 3e-3, 1e-2};
+    size_t k = 0;
+    for (int t = 0; t < 2; t++)
+        for (size_t i = 0; i < sizeof l2s / sizeof l2s[0] && k < RCLI_MAX_GRID; i++) {
+            grid[k] = c->tp;
+            grid[k].target = t ? RTR_TARGET_NEEDS_STRONG : RTR_TARGET_GAIN;
+            grid[k++].l2 = l2s[i];
+        }
+    *n = k;
+}
+
+static void print_row(FILE *out, const char *name, const rtr_metrics *m) {
+    fprintf(out, "  %-22s %6.4f   %6.4f   %6.1f %%   %6.1f %%   %6.1f %%\n", name, m->apgr,
+            m->apgr_routellm, 100 * m->cpt50, 100 * m->cpt80, 100 * m->local_at_95);
+}
+
+static void print_curve(FILE *out, const char *name, const rtr_metrics *m) {
+    fprintf(out, "  %-22s", name);
+    for (int t = 0; t <= 10; t++) fprintf(out, " %5.2f", m->pgr_at[t]);
+    fputc('\n', out);
+}
+
+/* The metrics of one benchmark (rows whose group's source is `src`, or all
+ * rows when src is NULL). */
+static int report_one(FILE *out, const rtr_dataset *d, const size_t *rows, size_t n,
+                      const double *scores, const double *baseline, const char *src) {
+    double *s = malloc((n ? n : 1) * sizeof *s), *b = malloc((n ? n : 1) * sizeof *b);
+    bool *wk = malloc(n ? n : 1), *st = malloc(n ? n : 1);
+    size_t m = 0;
+    int rc = 1;
+    if (!s || !b || !wk || !st) goto done;
+    for (size_t i = 0; i < n; i++) {
+        const rtr_example *x = &d->ex[rows ? rows[i] : i];
+        char g[128];
+        rtr_group_source(d->groups[x->group], g, sizeof g);
+        if (src && strcmp(g, src)) continue;
+        s[m] = scores[i];
+        b[m] = baseline ? baseline[i] : 0;
+        wk[m] = x->weak_ok;
+        st[m++] = x->strong_ok;
+    }
+    rtr_metrics mr, mb, mx, mo;
+    if (rtr_metrics_compute(s, wk, st, m, &mr)) {
+        fprintf(stderr, "hearth router: %s: %s\n", src ? src : "all", hearth_last_error());
+        goto done;
+    }
+    rtr_metrics_random(wk, st, m, &mx);
+    bool have_oracle = !rtr_metrics_oracle(wk, st, m, &mo);
+    bool have_base = baseline && !rtr_metrics_compute(b, wk, st, m, &mb);
+    fprintf(out, "%s: %zu prompts, weak tier right %.1f %%, strong tier right %.1f %%\n",
+            src ? src : "all", m, 100 * mr.weak_quality, 100 * mr.strong_quality);
+    fprintf(out, "  %-22s %-8s %-8s %-10s %-10s %s\n", "router", "APGR", "APGR-11", "CPT(50%)",
+            "CPT(80%)", "local@95%");
+    print_row(out, "hearth", &mr);
+    if (have_base) print_row(out, "baseline (group+len)", &mb);
+    print_row(out, "random", &mx);
+    if (have_oracle) print_row(out, "oracle", &mo);
+    fprintf(out, "  PGR at strong-call share 0, 10, ..., 100 %%:\n");
+    print_curve(out, "hearth", &mr);
+    if (have_base) print_curve(out, "baseline (group+len)", &mb);
+    print_curve(out, "random", &mx);
+    fputc('\n', out);
+    rc = 0;
+done:
+    free(s), free(b), free(wk), free(st);
+    return rc;
+}
+
+int rcli_report(FILE *out, const rtr_dataset *d, const size_t *rows, size_t n, const double *scores,
+                const double *baseline) {
+    /* the distinct benchmarks, in order of first appearance */
+    char srcs[16][128];
+    size_t n_src = 0;
+    for (size_t i = 0; i < n && n_src < 16; i++) {
+        char g[128];
+        rtr_group_source(d->groups[d->ex[rows ? rows[i] : i].group], g, sizeof g);
+        bool seen = false;
+        for (size_t k = 0; k < n_src && !seen; k++) seen = !strcmp(srcs[k], g);
+        if (!seen) memcpy(srcs[n_src++], g, sizeof g);
+    }
+    int rc = 0;
+    for (size_t k = 0; k < n_src && n_src > 1; k++)
+        rc |= report_one(out, d, rows, n, scores, baseline, srcs[k]);
+    rc |= report_one(out, d, rows, n, scores, baseline, NULL);
+    return rc;
+}
+
+/* ------------------------------------------------------------- experiment */
+
+static int load_routellm(rcli *c, rtr_dataset *d) {
+    char pat[4096];
+    glob_t g;
+    snprintf(pat, sizeof pat, "%s/mmlu/responses/mmlu_*.csv", c->routellm);
+    if (glob(pat, 0, NULL, &g) != 0 || g.gl_pathc == 0) {
+        fprintf(stderr, "hearth router experiment: no files match %s\n", pat);
+        return 1;
+    }
+    c->n_data = 0;
+    static char paths[RCLI_MAX_FILES][4096];
+    for (size_t i = 0; i < g.gl_pathc && c->n_data + 1 < RCLI_MAX_FILES; i++) {
+        snprintf(paths[c->n_data], sizeof paths[0], "%s", g.gl_pathv[i]);
+        c->data[c->n_data] = paths[c->n_data];
+        c->n_data++;
+    }
+    globfree(&g);
+    snprintf(paths[c->n_data], sizeof paths[0], "%s/gsm8k/gsm8k_responses.csv", c->routellm);
+    c->data[c->n_data] = paths[c->n_data];
+    c->n_data++;
+    static char ex[2][4096];
+    snprintf(ex[0], sizeof ex[0], "%s/mmlu/contaminated_prompts.jsonl", c->routellm);
+    snprintf(ex[1], sizeof ex[1], "%s/gsm8k/contaminated_prompts.jsonl", c->routellm);
+    c->exclude[0] = ex[0];
+    c->exclude[1] = ex[1];
+    c->n_exclude = 2;
+    return rcli_load(c, d, true);
+}
+
+static int write_split(const rcli *c, const rtr_dataset *d, const size_t *rows, size_t n,
+                       const char *name) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", c->split_dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "hearth router: cannot write %s\n", path);
+        return 1;
+    }
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        const rtr_example *x = &d->ex[rows[i]];
+        cJSON *o = cJSON_CreateObject();
+        cJSON *id = cJSON_Parse(x->id);
+        char *s = NULL;
+        if (o && id && cJSON_AddItemToObject(o, "id", id) &&
+            cJSON_AddStringToObject(o, "group", d->groups[x->group]) &&
+            cJSON_AddStringToObject(o, "prompt", x->prompt) &&
+            cJSON_AddBoolToObject(o, "weak_ok", x->weak_ok) &&
+            cJSON_AddBoolToObject(o, "strong_ok", x->strong_ok))
+            s = cJSON_PrintUnformatted(o);
+        else
+            cJSON_Delete(id);
+        ok = s && fprintf(f, "%s\n", s) > 0;
+        cJSON_free(s);
+        cJSON_Delete(o);
+    }
+    ok = (fclose(f) == 0) && ok;
+    if (!ok) fprintf(stderr, "hearth router: failed writing %s\n", path);
+    return ok ? 0 : 1;
+}
+
+/* --dev: 5-fold cross-validation inside the training part (the held-out part
+ * is never touched): every training row gets a score from the model fitted
+ * on the other four folds, and the report pools them. */
+static int dev_folds(rcli *c, rtr_dataset *d, const size_t *tr, size_t n_tr) {
+    enum { K = 5 };
+    size_t *fit = malloc(n_tr * sizeof *fit), *val = malloc(n_tr * sizeof *val);
+    size_t *order = malloc(n_tr * sizeof *order);
+    double *s = malloc(n_tr * sizeof *s), *b = malloc(n_tr * sizeof *b);
+    size_t n_done = 0;
+    int rc = 1;
+    if (!fit || !val || !order || !s || !b) goto done;
+    for (unsigned k = 0; k < K; k++) {
+        size_t n_fit = 0, n_val = 0;
+        for (size_t i = 0; i < n_tr; i++) {
+            const rtr_example *x = &d->ex[tr[i]];
+            bool in =
+                rtr_split_pick("hearth-router-dev", x->prompt, x->prompt_len, 100 * (k + 1) / K) &&
+                !rtr_split_pick("hearth-router-dev", x->prompt, x->prompt_len, 100 * k / K);
+            if (in)
+                val[n_val++] = tr[i];
+            else
+                fit[n_fit++] = tr[i];
+        }
+        rtr_model *m = NULL;
+        if ((rc = rcli_fit(c, d, fit, n_fit, &m))) goto done;
+        double *sk = rcli_score_all(m, d, val, n_val);
+        rtr_free(m);
+        if (!sk) goto done;
+        memcpy(s + n_done, sk, n_val * sizeof *sk);
+        free(sk);
+        if (rtr_baseline_scores(d, fit, n_fit, val, n_val, b + n_done)) {
+            rc = cli_fail("router", "baseline");
+            goto done;
+        }
+        memcpy(order + n_done, val, n_val * sizeof *val);
+        n_done += n_val;
+    }
+    printf("Development: %d-fold cross-validation inside the training part (%zu prompts):\n\n", K,
+           n_done);
+    rc = rcli_report(stdout, d, order, n_done, s, b);
+done:
+    free(fit), free(val), free(order), free(s), free(b);
+    return rc;
+}
+
+int rcli_experiment(rcli *c) {
+    rtr_dataset d;
+    rtr_model *m = NULL;
+    size_t *tr = NULL, *ev = NULL, n_tr = 0, n_ev = 0;
+    double *s = NULL, *b = NULL;
+    int rc;
+    if (!c->routellm) {
+        fprintf(stderr, "hearth router experiment: --routellm DIR is required\n");
+        return 2;
+    }
+    if (c->eval_pct < 1 || c->eval_pct > 90) {
+        fprintf(stderr, "hearth router experiment: --eval-pct must be 1..90\n");
+        return 2;
+    }
+    rtr_dataset_init(&d);
+    if ((rc = load_routellm(c, &d))) goto done;
+    tr = malloc(d.n * sizeof *tr);
+    ev = malloc(d.n * sizeof *ev);
+    if (!tr || !ev) {
+        rc = 1;
+        goto done;
+    }
+    for (size_t i = 0; i < d.n; i++) {
+        if (rtr_split_pick("hearth-router-eval", d.ex[i].prompt, d.ex[i].prompt_len, c->eval_pct))
+            ev[n_ev++] = i;
+        else
+            tr[n_tr++] = i;
+    }
+    fprintf(stderr, "hearth router: %zu prompts after decontamination: %zu train, %zu eval\n", d.n,
+            n_tr, n_ev);
+    c->tune = !c->quick;
+    if (c->dev) {
+        rc = dev_folds(c, &d, tr, n_tr);
+        goto done;
+    }
+    if (c->split_dir && ((rc = write_split(c, &d, tr, n_tr, "train.jsonl")) ||
+                         (rc = write_split(c, &d, ev, n_ev, "eval.jsonl"))))
+        goto done;
+    if ((rc = rcli_fit(c, &d, tr, n_tr, &m))) goto done;
+    if (c->out && rtr_save(m, c->out)) {
+        rc = cli_fail("router", "saving");
+        goto done;
+    }
+    if (!(s = rcli_score_all(m, &d, ev, n_ev)) || !(b = malloc(n_ev * sizeof *b))) {
+        rc = 1;
+        goto done;
+    }
+    if (rtr_baseline_scores(&d, tr, n_tr, ev, n_ev, b)) {
+        rc = cli_fail("router", "baseline");
+        goto done;
+    }
+    printf("Held-out part (%u %% of the prompts by hash), scored once:\n\n", c->eval_pct);
+    rc = rcli_report(stdout, &d, ev, n_ev, s, b);
+done:
+    free(s), free(b), free(tr), free(ev);
+    rtr_free(m);
+    rtr_dataset_fini(&d);
+    return rc;
+}
+
+/* --------------------------------------------------------------- ledger */
+
+int rcli_from_ledger(rcli *c, rtr_dataset *d) {
+    (void)d;
+    fprintf(stderr,
+            "hearth router train: --from-ledger %s: this build has no gateway ledger schema to "
+            "read labels from yet (see docs/router.md, \"Learning from traffic\")\n",
+            c->ledger);
+    return 1;
+}

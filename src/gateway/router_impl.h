@@ -1,0 +1,94 @@
+/*
+ * router_impl.h - private to the router files of src/gateway: the model's
+ * layout in memory, the feature extractor, the sparse design matrix and the
+ * L-BFGS logistic-regression solver that training and the baseline share.
+ */
+#ifndef HEARTH_ROUTER_IMPL_H
+#define HEARTH_ROUTER_IMPL_H
+
+#include "router.h"
+
+/* The structural numbers of a prompt (router_feat.c lists what each is). */
+enum { RTR_N_DENSE = 16, RTR_MAX_HEADS = 4 };
+
+/* How text becomes sparse features; stored in the router file. */
+typedef struct rtr_feat_cfg {
+    uint32_t hash_bits;   /* buckets = 2^hash_bits */
+    uint32_t word_ngrams; /* 0..3 */
+    uint32_t char_min, char_max;
+    uint32_t dense; /* 0/1: the RTR_N_DENSE numbers and their length bins */
+} rtr_feat_cfg;
+
+/* One logistic head: p = sigmoid(bias + dense_w . standardized dense +
+ * sum over the prompt's sparse features of w[idx] * value), predicting label
+ * `label` (0: only the strong tier was right, 1: only the weak one was). The
+ * model's score is sum over heads of coef * p. */
+typedef struct rtr_head {
+    uint32_t label;
+    float coef;
+    float smooth; /* the group smoothing it was trained with (for rtr_describe) */
+    float bias;
+    float dense_w[RTR_N_DENSE];
+    uint32_t n_sparse;
+    uint32_t *idx; /* [n_sparse], strictly ascending, < 2^hash_bits */
+    float *w;      /* [n_sparse] */
+} rtr_head;
+
+struct rtr_model {
+    rtr_feat_cfg cfg;
+    uint32_t target; /* rtr_target */
+    uint32_t n_heads;
+    float dense_mean[RTR_N_DENSE], dense_inv_std[RTR_N_DENSE];
+    rtr_head heads[RTR_MAX_HEADS];
+    double threshold, local_share;
+};
+
+hearth_err rtr_feat_cfg_check(const rtr_feat_cfg *cfg);
+
+/* A prompt's features: sorted unique bucket indices with their values, and
+ * the raw (unstandardized) dense numbers. Reusable across calls. */
+typedef struct rtr_fvec {
+    uint32_t *idx;
+    float *val;
+    size_t n, cap;
+    uint64_t *scratch; /* hashes before sorting */
+    size_t scratch_n, scratch_cap;
+    float dense[RTR_N_DENSE];
+} rtr_fvec;
+
+void rtr_fvec_fini(rtr_fvec *f);
+hearth_err rtr_featurize(const rtr_feat_cfg *cfg, const char *text, size_t len, rtr_fvec *f);
+
+/* A row-major sparse matrix of training examples over compacted columns. */
+typedef struct rtr_csr {
+    size_t n_rows, n_cols;
+    size_t *row_start; /* [n_rows + 1] */
+    uint32_t *col;     /* [nnz] */
+    float *val;        /* [nnz] */
+} rtr_csr;
+
+void rtr_csr_fini(rtr_csr *m);
+
+/* Minimizes mean_i c_i * logloss(y_i, x_i . w) / mean(c) + l2/2 * |w[0..n_reg)|^2
+ * (y_i in [0, 1]: soft labels are allowed)
+ * over w[n_cols] (columns >= n_reg, such as the bias, are not penalized).
+ * w holds the starting point and receives the result. */
+typedef struct rtr_lr_problem {
+    const rtr_csr *x;
+    const float *y;      /* [n_rows], in [0, 1] */
+    const float *weight; /* [n_rows] or NULL for 1 */
+    double l2;
+    size_t n_reg;
+    int max_iter;
+    int n_threads; /* 0 or 1: the calling thread alone */
+} rtr_lr_problem;
+
+hearth_err rtr_lr_fit(const rtr_lr_problem *p, double *w, double *final_loss);
+
+double rtr_sigmoid(double z);
+
+/* The score of a featurized prompt under the model (the pure part of
+ * rtr_score, used by training to score validation rows). */
+double rtr_model_score_fvec(const rtr_model *m, const rtr_fvec *f);
+
+#endif

@@ -1,0 +1,328 @@
+/*
+ * router_model.c - a trained router in memory and on disk: scoring, the
+ * calibrated threshold, and the binary file format (docs/router.md, "File
+ * format"). A router file is untrusted input: the reader checks the magic,
+ * version, every count against the bytes left, index order and range, that
+ * every float is finite, and a trailing FNV-1a checksum, before anything is
+ * allocated from a count.
+ */
+#include "router_impl.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char RTR_MAGIC[8] = {'H', 'R', 'T', 'H', 'R', 'O', 'U', 'T'};
+enum { RTR_VERSION = 1, RTR_MAX_FILE_BYTES = 1 << 30 };
+
+double rtr_sigmoid(double z) {
+    if (z >= 0) return 1.0 / (1.0 + exp(-z));
+    double e = exp(z);
+    return e / (1.0 + e);
+}
+
+void rtr_free(rtr_model *m) {
+    if (!m) return;
+    for (uint32_t h = 0; h < RTR_MAX_HEADS; h++) {
+        free(m->heads[h].idx);
+        free(m->heads[h].w);
+    }
+    free(m);
+}
+
+double rtr_threshold(const rtr_model *m) { return m->threshold; }
+double rtr_calibrated_local_share(const rtr_model *m) { return m->local_share; }
+void rtr_set_threshold(rtr_model *m, double threshold, double local_share) {
+    m->threshold = threshold;
+    m->local_share = local_share;
+}
+
+void rtr_describe(const rtr_model *m, char *buf, size_t cap) {
+    size_t nf = 0;
+    for (uint32_t h = 0; h < m->n_heads; h++) nf += m->heads[h].n_sparse;
+    int n = snprintf(buf, cap,
+                     "logistic regression, target %s, %zu sparse weights in 2^%u buckets, word "
+                     "n-grams 1..%u, char n-grams %u..%u, dense %s, threshold %g (local share %g); "
+                     "heads:",
+                     m->target == RTR_TARGET_GAIN ? "gain" : "needs-strong", nf, m->cfg.hash_bits,
+                     m->cfg.word_ngrams, m->cfg.char_min, m->cfg.char_max,
+                     m->cfg.dense ? "on" : "off", m->threshold, m->local_share);
+    for (uint32_t h = 0; h < m->n_heads && n > 0 && (size_t)n < cap; h++)
+        n += snprintf(buf + n, cap - (size_t)n, " %+.3g*P(only %s right | smooth %.2f)",
+                      m->heads[h].coef, m->heads[h].label ? "weak" : "strong", m->heads[h].smooth);
+}
+
+static double head_logit(const rtr_model *m, const rtr_head *h, const rtr_fvec *f) {
+    double z = h->bias;
+    if (m->cfg.dense)
+        for (int k = 0; k < RTR_N_DENSE; k++)
+            z += (double)h->dense_w[k] * ((double)f->dense[k] - (double)m->dense_mean[k]) *
+                 (double)m->dense_inv_std[k];
+    /* both lists are sorted: a merge walk, galloping by binary search over
+     * the (much longer) weight list */
+    size_t lo = 0;
+    for (size_t i = 0; i < f->n && lo < h->n_sparse; i++) {
+        uint32_t want = f->idx[i];
+        size_t a = lo, b = h->n_sparse;
+        while (a < b) {
+            size_t mid = a + (b - a) / 2;
+            if (h->idx[mid] < want)
+                a = mid + 1;
+            else
+                b = mid;
+        }
+        lo = a;
+        if (a < h->n_sparse && h->idx[a] == want) z += (double)h->w[a] * (double)f->val[i];
+    }
+    return z;
+}
+
+double rtr_model_score_fvec(const rtr_model *m, const rtr_fvec *f) {
+    double s = 0;
+    for (uint32_t h = 0; h < m->n_heads; h++)
+        s += (double)m->heads[h].coef * rtr_sigmoid(head_logit(m, &m->heads[h], f));
+    return s;
+}
+
+hearth_err rtr_score(const rtr_model *m, const char *text, size_t len, double *score) {
+    rtr_fvec f = {0};
+    hearth_err e = rtr_featurize(&m->cfg, text, len, &f);
+    if (!e) *score = rtr_model_score_fvec(m, &f);
+    rtr_fvec_fini(&f);
+    return e;
+}
+
+/* ------------------------------------------------------------- writing */
+
+typedef struct wbuf {
+    uint8_t *p;
+    size_t n, cap;
+    bool oom;
+} wbuf;
+
+static void put(wbuf *b, const void *src, size_t n) {
+    if (b->oom) return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n) cap *= 2;
+        uint8_t *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+
+/* Little-endian encodings whatever the host's byte order. */
+static void put_u32(wbuf *b, uint32_t v) {
+    uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    put(b, x, 4);
+}
+static void put_f32(wbuf *b, float f) {
+    uint32_t v;
+    memcpy(&v, &f, 4);
+    put_u32(b, v);
+}
+static void put_f64(wbuf *b, double d) {
+    uint64_t v;
+    memcpy(&v, &d, 8);
+    put_u32(b, (uint32_t)v);
+    put_u32(b, (uint32_t)(v >> 32));
+}
+
+static uint32_t fnv32(const uint8_t *p, size_t n) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+hearth_err rtr_save_mem(const rtr_model *m, uint8_t **data, size_t *size) {
+    wbuf b = {0};
+    put(&b, RTR_MAGIC, sizeof RTR_MAGIC);
+    const uint32_t hdr[] = {RTR_VERSION,     m->cfg.hash_bits, m->cfg.word_ngrams,
+                            m->cfg.char_min, m->cfg.char_max,  m->cfg.dense,
+                            m->target,       m->n_heads,       RTR_N_DENSE};
+    for (size_t i = 0; i < sizeof hdr / sizeof hdr[0]; i++) put_u32(&b, hdr[i]);
+    put_f64(&b, m->threshold);
+    put_f64(&b, m->local_share);
+    for (int k = 0; k < RTR_N_DENSE; k++) put_f32(&b, m->dense_mean[k]);
+    for (int k = 0; k < RTR_N_DENSE; k++) put_f32(&b, m->dense_inv_std[k]);
+    for (uint32_t h = 0; h < m->n_heads; h++) {
+        const rtr_head *hd = &m->heads[h];
+        put_u32(&b, hd->label);
+        put_f32(&b, hd->coef);
+        put_f32(&b, hd->smooth);
+        put_f32(&b, hd->bias);
+        for (int k = 0; k < RTR_N_DENSE; k++) put_f32(&b, hd->dense_w[k]);
+        put_u32(&b, hd->n_sparse);
+        for (uint32_t i = 0; i < hd->n_sparse; i++) put_u32(&b, hd->idx[i]);
+        for (uint32_t i = 0; i < hd->n_sparse; i++) put_f32(&b, hd->w[i]);
+    }
+    if (!b.oom) put_u32(&b, fnv32(b.p, b.n));
+    if (b.oom) {
+        free(b.p);
+        return hr_fail(HEARTH_ERR_NOMEM, "router: out of memory writing the model");
+    }
+    *data = b.p;
+    *size = b.n;
+    return HEARTH_OK;
+}
+
+hearth_err rtr_save(const rtr_model *m, const char *path) {
+    uint8_t *data = NULL;
+    size_t size = 0;
+    hearth_err e = rtr_save_mem(m, &data, &size);
+    if (e) return e;
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+        free(data);
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "router: path too long: %s", path);
+    }
+    FILE *fp = fopen(tmp, "wb");
+    if (!fp)
+        e = hr_fail(HEARTH_ERR_IO, "router: cannot create %s", tmp);
+    else {
+        bool ok = fwrite(data, 1, size, fp) == size;
+        ok = (fclose(fp) == 0) && ok;
+        if (!ok || rename(tmp, path) != 0) {
+            remove(tmp);
+            e = hr_fail(HEARTH_ERR_IO, "router: cannot write %s", path);
+        }
+    }
+    free(data);
+    return e;
+}
+
+/* ------------------------------------------------------------- reading */
+
+typedef struct rbuf {
+    const uint8_t *p;
+    size_t n, off;
+} rbuf;
+
+static bool get_u32(rbuf *r, uint32_t *v) {
+    if (r->n - r->off < 4) return false;
+    const uint8_t *x = r->p + r->off;
+    *v = (uint32_t)x[0] | (uint32_t)x[1] << 8 | (uint32_t)x[2] << 16 | (uint32_t)x[3] << 24;
+    r->off += 4;
+    return true;
+}
+static bool get_f32(rbuf *r, float *f) {
+    uint32_t v;
+    if (!get_u32(r, &v)) return false;
+    memcpy(f, &v, 4);
+    return isfinite(*f);
+}
+static bool get_f64(rbuf *r, double *d) {
+    uint32_t lo, hi;
+    if (!get_u32(r, &lo) || !get_u32(r, &hi)) return false;
+    uint64_t v = (uint64_t)hi << 32 | lo;
+    memcpy(d, &v, 8);
+    return true;
+}
+
+#define BAD(...) (e = hr_fail(HEARTH_ERR_FORMAT, "router file: " __VA_ARGS__))
+
+static hearth_err read_head(rbuf *r, const rtr_model *m, rtr_head *hd, uint32_t h) {
+    hearth_err e = HEARTH_OK;
+    if (!get_u32(r, &hd->label) || hd->label > 1) return BAD("head %u: bad label", h);
+    if (!get_f32(r, &hd->coef)) return BAD("head %u: coefficient truncated or not finite", h);
+    if (!get_f32(r, &hd->smooth) || hd->smooth < 0 || hd->smooth > 1)
+        return BAD("head %u: smoothing truncated or outside [0, 1]", h);
+    if (!get_f32(r, &hd->bias)) return BAD("head %u: bias truncated or not finite", h);
+    for (int k = 0; k < RTR_N_DENSE; k++)
+        if (!get_f32(r, &hd->dense_w[k]))
+            return BAD("head %u: dense weight %d truncated or not finite", h, k);
+    if (!get_u32(r, &hd->n_sparse)) return BAD("head %u: truncated before its weight count", h);
+    uint64_t need, buckets = 1ull << m->cfg.hash_bits;
+    if (hd->n_sparse > buckets)
+        return BAD("head %u: %u weights but only %llu buckets", h, hd->n_sparse,
+                   (unsigned long long)buckets);
+    if (!hr_mul_ok(hd->n_sparse, 8, &need) || need > r->n - r->off)
+        return BAD("head %u: %u weights need %llu bytes, %zu left", h, hd->n_sparse,
+                   (unsigned long long)hd->n_sparse * 8, r->n - r->off);
+    size_t ns = hd->n_sparse ? hd->n_sparse : 1;
+    hd->idx = malloc(ns * sizeof *hd->idx);
+    hd->w = malloc(ns * sizeof *hd->w);
+    if (!hd->idx || !hd->w) return hr_fail(HEARTH_ERR_NOMEM, "router file: out of memory");
+    for (uint32_t i = 0; i < hd->n_sparse; i++) {
+        get_u32(r, &hd->idx[i]);
+        if (hd->idx[i] >= buckets || (i && hd->idx[i] <= hd->idx[i - 1]))
+            return BAD("head %u: weight index %u at %u out of order or range", h, hd->idx[i], i);
+    }
+    for (uint32_t i = 0; i < hd->n_sparse; i++)
+        if (!get_f32(r, &hd->w[i])) return BAD("head %u: weight %u is not finite", h, i);
+    return HEARTH_OK;
+}
+
+static hearth_err read_model(rbuf *r, rtr_model *m) {
+    hearth_err e = HEARTH_OK;
+    uint32_t hdr[9];
+    if (r->n < sizeof RTR_MAGIC || memcmp(r->p, RTR_MAGIC, sizeof RTR_MAGIC))
+        return BAD("bad magic (not a Hearth router file)");
+    r->off = sizeof RTR_MAGIC;
+    for (size_t i = 0; i < 9; i++)
+        if (!get_u32(r, &hdr[i])) return BAD("truncated header");
+    if (hdr[0] != RTR_VERSION) return BAD("version %u (this build reads %d)", hdr[0], RTR_VERSION);
+    m->cfg = (rtr_feat_cfg){hdr[1], hdr[2], hdr[3], hdr[4], hdr[5]};
+    if ((e = rtr_feat_cfg_check(&m->cfg))) return hr_wrap(HEARTH_ERR_FORMAT, "router file: ");
+    m->target = hdr[6];
+    m->n_heads = hdr[7];
+    if (m->target > RTR_TARGET_GAIN) return BAD("unknown target %u", m->target);
+    if (m->n_heads < 1 || m->n_heads > RTR_MAX_HEADS)
+        return BAD("%u heads (1..%d)", m->n_heads, RTR_MAX_HEADS);
+    if (hdr[8] != RTR_N_DENSE) return BAD("%u dense features (expected %d)", hdr[8], RTR_N_DENSE);
+    if (!get_f64(r, &m->threshold) || !get_f64(r, &m->local_share)) return BAD("truncated header");
+    if (isnan(m->threshold)) return BAD("threshold is NaN");
+    if (!isnan(m->local_share) && !(m->local_share >= 0 && m->local_share <= 1))
+        return BAD("local share %g outside [0, 1]", m->local_share);
+    for (int k = 0; k < RTR_N_DENSE; k++)
+        if (!get_f32(r, &m->dense_mean[k])) return BAD("dense mean %d bad", k);
+    for (int k = 0; k < RTR_N_DENSE; k++)
+        if (!get_f32(r, &m->dense_inv_std[k])) return BAD("dense scale %d bad", k);
+    for (uint32_t h = 0; h < m->n_heads; h++)
+        if ((e = read_head(r, m, &m->heads[h], h))) return e;
+    if (r->off != r->n) return BAD("%zu bytes after the last head", r->n - r->off);
+    return HEARTH_OK;
+}
+
+hearth_err rtr_load_mem(const uint8_t *data, size_t size, rtr_model **out) {
+    hearth_err e = HEARTH_OK;
+    if (size < 8 + 4) return BAD("%zu bytes is too short", size);
+    uint32_t stored = (uint32_t)data[size - 4] | (uint32_t)data[size - 3] << 8 |
+                      (uint32_t)data[size - 2] << 16 | (uint32_t)data[size - 1] << 24;
+    if (memcmp(data, RTR_MAGIC, sizeof RTR_MAGIC))
+        return BAD("bad magic (not a Hearth router file)");
+    if (fnv32(data, size - 4) != stored) return BAD("checksum mismatch (file damaged)");
+    rtr_model *m = calloc(1, sizeof *m);
+    if (!m) return hr_fail(HEARTH_ERR_NOMEM, "router file: out of memory");
+    rbuf r = {data, size - 4, 0};
+    if ((e = read_model(&r, m))) {
+        rtr_free(m);
+        return e;
+    }
+    *out = m;
+    return HEARTH_OK;
+}
+
+hearth_err rtr_load(const char *path, rtr_model **out) {
+    hr_map map;
+    hearth_err e = hr_map_open(&map, path);
+    if (e) return e;
+    if (map.size > RTR_MAX_FILE_BYTES)
+        e = hr_fail(HEARTH_ERR_FORMAT, "router file: %s is %llu bytes (at most %d)", path,
+                    (unsigned long long)map.size, RTR_MAX_FILE_BYTES);
+    else if ((e = rtr_load_mem(map.data, (size_t)map.size, out)))
+        hr_wrap(e, "%s: ", path);
+    hr_map_close(&map);
+    return e;
+}

@@ -1,0 +1,453 @@
+/*
+ * router_train.c - fitting a router: featurize the labeled rows once, compact
+ * the hashed buckets that occur into matrix columns, standardize the dense
+ * numbers, fit one logistic head per label (router_lbfgs.c), and keep the
+ * non-zero weights under their bucket numbers. rtr_train_tune picks the
+ * hyper-parameters on a validation part of the training rows only.
+ */
+#include "router_impl.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+rtr_train_params rtr_train_default_params(void) {
+    return (rtr_train_params){
+        .target = RTR_TARGET_GAIN,
+        .l2 = 1e-3,
+        .max_iter = 300,
+        .hash_bits = 20,
+        .word_ngrams = 2,
+        .char_min = 3,
+        .char_max = 5,
+        .dense = true,
+    };
+}
+
+static rtr_feat_cfg cfg_of(const rtr_train_params *p) {
+    return (rtr_feat_cfg){p->hash_bits, p->word_ngrams, p->char_min, p->char_max, p->dense};
+}
+
+/* The featurized rows of a dataset under one feature configuration. */
+typedef struct design {
+    size_t n;
+    size_t *start; /* [n + 1] into idx/val */
+    uint32_t *idx;
+    float *val;
+    float *dense; /* [n][RTR_N_DENSE] */
+} design;
+
+static void design_fini(design *x) {
+    free(x->start);
+    free(x->idx);
+    free(x->val);
+    free(x->dense);
+    memset(x, 0, sizeof *x);
+}
+
+static hearth_err design_build(const rtr_dataset *d, const size_t *rows, size_t n,
+                               const rtr_feat_cfg *cfg, design *x) {
+    hearth_err e = HEARTH_OK;
+    rtr_fvec f = {0};
+    size_t cap = 0, nnz = 0;
+    memset(x, 0, sizeof *x);
+    x->n = n;
+    x->start = malloc((n + 1) * sizeof *x->start);
+    x->dense = malloc((n ? n : 1) * RTR_N_DENSE * sizeof *x->dense);
+    if (!x->start || !x->dense) e = hr_fail(HEARTH_ERR_NOMEM, "router: out of memory");
+    for (size_t i = 0; i < n && !e; i++) {
+        const rtr_example *ex = &d->ex[rows ? rows[i] : i];
+        if ((e = rtr_featurize(cfg, ex->prompt, ex->prompt_len, &f))) break;
+        if (nnz + f.n > cap) {
+            size_t nc = cap ? cap : 1 << 16;
+            while (nc < nnz + f.n) nc *= 2;
+            uint32_t *ni = realloc(x->idx, nc * sizeof *ni);
+            if (ni) x->idx = ni;
+            float *nv = ni ? realloc(x->val, nc * sizeof *nv) : NULL;
+            if (nv) x->val = nv;
+            if (!ni || !nv) {
+                e = hr_fail(HEARTH_ERR_NOMEM, "router: out of memory (%zu features)", nc);
+                break;
+            }
+            cap = nc;
+        }
+        x->start[i] = nnz;
+        memcpy(x->idx + nnz, f.idx, f.n * sizeof *f.idx);
+        memcpy(x->val + nnz, f.val, f.n * sizeof *f.val);
+        memcpy(x->dense + i * RTR_N_DENSE, f.dense, sizeof f.dense);
+        nnz += f.n;
+    }
+    if (!e) x->start[n] = nnz;
+    rtr_fvec_fini(&f);
+    if (e) design_fini(x);
+    return e;
+}
+
+/* A view of row i of a design as a feature vector (no copy). */
+static rtr_fvec design_row(const design *x, size_t i) {
+    rtr_fvec f = {0};
+    f.idx = x->idx + x->start[i];
+    f.val = x->val + x->start[i];
+    f.n = x->start[i + 1] - x->start[i];
+    memcpy(f.dense, x->dense + i * RTR_N_DENSE, sizeof f.dense);
+    return f;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static size_t find_u32(const uint32_t *a, size_t n, uint32_t v) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The matrix over the chosen design rows (sel[0..n_sel)): used buckets become
+ * columns 0..n_b-1, then the standardized dense numbers, then the bias. */
+typedef struct fit_matrix {
+    rtr_csr x;
+    uint32_t *buckets; /* [n_b] */
+    size_t n_b;
+    float mean[RTR_N_DENSE], inv_std[RTR_N_DENSE];
+} fit_matrix;
+
+static void fit_matrix_fini(fit_matrix *m) {
+    rtr_csr_fini(&m->x);
+    free(m->buckets);
+    memset(m, 0, sizeof *m);
+}
+
+static void dense_stats(const design *x, const size_t *sel, size_t n_sel, float *mean,
+                        float *inv_std) {
+    for (int k = 0; k < RTR_N_DENSE; k++) {
+        double s = 0, ss = 0;
+        for (size_t i = 0; i < n_sel; i++) s += x->dense[sel[i] * RTR_N_DENSE + k];
+        double mu = n_sel ? s / (double)n_sel : 0;
+        for (size_t i = 0; i < n_sel; i++) {
+            double dv = x->dense[sel[i] * RTR_N_DENSE + k] - mu;
+            ss += dv * dv;
+        }
+        double sd = n_sel ? sqrt(ss / (double)n_sel) : 0;
+        mean[k] = (float)mu;
+        inv_std[k] = sd > 1e-9 ? (float)(1.0 / sd) : 0.0f; /* a constant carries nothing */
+    }
+}
+
+static hearth_err fit_matrix_build(const design *x, const size_t *sel, size_t n_sel, bool dense,
+                                   fit_matrix *m) {
+    memset(m, 0, sizeof *m);
+    size_t nnz = 0;
+    for (size_t i = 0; i < n_sel; i++) nnz += x->start[sel[i] + 1] - x->start[sel[i]];
+    size_t extra = (dense ? RTR_N_DENSE : 0) + 1;
+    m->buckets = malloc((nnz ? nnz : 1) * sizeof *m->buckets);
+    m->x.row_start = malloc((n_sel + 1) * sizeof *m->x.row_start);
+    m->x.col = malloc((nnz + n_sel * extra + 1) * sizeof *m->x.col);
+    m->x.val = malloc((nnz + n_sel * extra + 1) * sizeof *m->x.val);
+    if (!m->buckets || !m->x.row_start || !m->x.col || !m->x.val) {
+        fit_matrix_fini(m);
+        return hr_fail(HEARTH_ERR_NOMEM, "router: out of memory (%zu non-zeros)", nnz);
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n_sel; i++)
+        for (size_t j = x->start[sel[i]]; j < x->start[sel[i] + 1]; j++)
+            m->buckets[k++] = x->idx[j];
+    qsort(m->buckets, nnz, sizeof *m->buckets, cmp_u32);
+    size_t nb = 0;
+    for (size_t i = 0; i < nnz; i++)
+        if (!nb || m->buckets[nb - 1] != m->buckets[i]) m->buckets[nb++] = m->buckets[i];
+    m->n_b = nb;
+    dense_stats(x, sel, n_sel, m->mean, m->inv_std);
+    m->x.n_rows = n_sel;
+    m->x.n_cols = nb + extra;
+    k = 0;
+    for (size_t i = 0; i < n_sel; i++) {
+        m->x.row_start[i] = k;
+        for (size_t j = x->start[sel[i]]; j < x->start[sel[i] + 1]; j++) {
+            m->x.col[k] = (uint32_t)find_u32(m->buckets, nb, x->idx[j]);
+            m->x.val[k++] = x->val[j];
+        }
+        if (dense)
+            for (int q = 0; q < RTR_N_DENSE; q++) {
+                m->x.col[k] = (uint32_t)(nb + (size_t)q);
+                m->x.val[k++] = (x->dense[sel[i] * RTR_N_DENSE + q] - m->mean[q]) * m->inv_std[q];
+            }
+        m->x.col[k] = (uint32_t)(m->x.n_cols - 1);
+        m->x.val[k++] = 1.0f;
+    }
+    m->x.row_start[n_sel] = k;
+    return HEARTH_OK;
+}
+
+/* Label of head h for an example: 0 "only strong right", 1 "only weak right". */
+static double head_label(const rtr_example *ex, uint32_t h) {
+    return h == 0 ? (ex->strong_ok && !ex->weak_ok) : (ex->weak_ok && !ex->strong_ok);
+}
+
+/* The training labels of head h: each example's own label blended by
+ * `smooth` toward its group's mean label (shrunk toward the overall mean by
+ * GROUP_PRIOR pseudo-examples). The blend teaches the text model the
+ * group-level rate, which one noisy outcome per prompt states badly. */
+enum { GROUP_PRIOR = 20 };
+
+static hearth_err soft_labels(const rtr_dataset *d, const size_t *rows, const size_t *sel,
+                              size_t n_sel, uint32_t h, double smooth, float *y) {
+    double *sum = calloc(d->n_groups + 1, sizeof *sum), *cnt = calloc(d->n_groups + 1, sizeof *cnt);
+    if (!sum || !cnt) {
+        free(sum), free(cnt);
+        return hr_fail(HEARTH_ERR_NOMEM, "router: out of memory");
+    }
+    double all = 0;
+    for (size_t i = 0; i < n_sel; i++) {
+        const rtr_example *ex = &d->ex[rows[sel[i]]];
+        double v = head_label(ex, h);
+        sum[ex->group] += v;
+        cnt[ex->group] += 1;
+        all += v;
+    }
+    all = n_sel ? all / (double)n_sel : 0;
+    for (size_t i = 0; i < n_sel; i++) {
+        const rtr_example *ex = &d->ex[rows[sel[i]]];
+        double g = (sum[ex->group] + GROUP_PRIOR * all) / (cnt[ex->group] + GROUP_PRIOR);
+        y[i] = (float)((1 - smooth) * head_label(ex, h) + smooth * g);
+    }
+    free(sum), free(cnt);
+    return HEARTH_OK;
+}
+
+static hearth_err fit_model(const rtr_dataset *d, const size_t *rows, const design *x,
+                            const size_t *sel, size_t n_sel, const rtr_train_params *p,
+                            rtr_model **out) {
+    fit_matrix fm;
+    hearth_err e = fit_matrix_build(x, sel, n_sel, p->dense, &fm);
+    if (e) return e;
+    rtr_model *m = calloc(1, sizeof *m);
+    float *y = malloc((n_sel ? n_sel : 1) * sizeof *y);
+    double *w = calloc(fm.x.n_cols, sizeof *w);
+    if (!m || !y || !w) {
+        e = hr_fail(HEARTH_ERR_NOMEM, "router: out of memory");
+        goto done;
+    }
+    m->cfg = cfg_of(p);
+    m->target = p->target;
+    m->threshold = INFINITY;
+    m->local_share = NAN;
+    if (p->dense) {
+        memcpy(m->dense_mean, fm.mean, sizeof fm.mean);
+        memcpy(m->dense_inv_std, fm.inv_std, sizeof fm.inv_std);
+    }
+    /* the heads: (label, smoothing, l2, coefficient) */
+    uint32_t n_lab = p->target == RTR_TARGET_GAIN ? 2 : 1;
+    bool item = p->group_smooth > 0 && p->item_weight > 0;
+    double l2_item = p->l2_item > 0 ? p->l2_item : p->l2;
+    m->n_heads = n_lab * (item ? 2 : 1);
+    for (uint32_t h = 0; h < m->n_heads; h++) {
+        bool second = h >= n_lab;
+        m->heads[h].label = h % n_lab;
+        m->heads[h].smooth = second ? 0.0f : (float)p->group_smooth;
+        m->heads[h].coef = (float)((second ? p->item_weight : 1.0) * (h % n_lab ? -1 : 1));
+    }
+    for (uint32_t h = 0; h < m->n_heads && !e; h++) {
+        double l2 = h >= n_lab ? l2_item : p->l2;
+        if ((e = soft_labels(d, rows, sel, n_sel, m->heads[h].label, m->heads[h].smooth, y))) break;
+        memset(w, 0, fm.x.n_cols * sizeof *w);
+        rtr_lr_problem lp = {&fm.x,
+                             y,
+                             NULL,
+                             l2,
+                             fm.x.n_cols - 1,
+                             p->max_iter,
+                             p->n_threads > 0 ? p->n_threads : hr_cpu_cores()};
+        if ((e = rtr_lr_fit(&lp, w, NULL))) break;
+        rtr_head *hd = &m->heads[h];
+        size_t nz = 0;
+        for (size_t j = 0; j < fm.n_b; j++) nz += w[j] != 0;
+        hd->idx = malloc((nz ? nz : 1) * sizeof *hd->idx);
+        hd->w = malloc((nz ? nz : 1) * sizeof *hd->w);
+        if (!hd->idx || !hd->w) {
+            e = hr_fail(HEARTH_ERR_NOMEM, "router: out of memory");
+            break;
+        }
+        for (size_t j = 0; j < fm.n_b; j++)
+            if (w[j] != 0) {
+                hd->idx[hd->n_sparse] = fm.buckets[j];
+                hd->w[hd->n_sparse++] = (float)w[j];
+            }
+        if (p->dense)
+            for (int q = 0; q < RTR_N_DENSE; q++) hd->dense_w[q] = (float)w[fm.n_b + (size_t)q];
+        hd->bias = (float)w[fm.x.n_cols - 1];
+    }
+done:
+    free(y);
+    free(w);
+    fit_matrix_fini(&fm);
+    if (e)
+        rtr_free(m);
+    else
+        *out = m;
+    return e;
+}
+
+static hearth_err check_params(const rtr_train_params *p) {
+    rtr_feat_cfg c = cfg_of(p);
+    hearth_err e = rtr_feat_cfg_check(&c);
+    if (e) return e;
+    if (!(p->l2 >= 0 && p->l2 < 1e3))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "router: l2 %g outside [0, 1000)", p->l2);
+    if (p->max_iter < 1 || p->max_iter > 100000)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "router: max_iter %d outside 1..100000",
+                       p->max_iter);
+    if (!(p->item_weight >= 0 && p->item_weight < 1e3) || !(p->l2_item >= 0 && p->l2_item < 1e3))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "router: item weight %g or l2_item %g out of range",
+                       p->item_weight, p->l2_item);
+    if (!(p->group_smooth >= 0 && p->group_smooth <= 1))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "router: group_smooth %g outside [0, 1]",
+                       p->group_smooth);
+    if (p->target != RTR_TARGET_GAIN && p->target != RTR_TARGET_NEEDS_STRONG)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "router: unknown target %d", (int)p->target);
+    return HEARTH_OK;
+}
+
+/* rows[] of the caller, or 0..n-1, as an owned index array. */
+static size_t *row_list(const rtr_dataset *d, const size_t *rows, size_t *n_rows) {
+    if (!rows) *n_rows = d->n;
+    size_t *r = malloc((*n_rows ? *n_rows : 1) * sizeof *r);
+    if (r)
+        for (size_t i = 0; i < *n_rows; i++) r[i] = rows ? rows[i] : i;
+    return r;
+}
+
+hearth_err rtr_train(const rtr_dataset *d, const size_t *rows, size_t n_rows,
+                     const rtr_train_params *p, rtr_model **out) {
+    hearth_err e = check_params(p);
+    if (e) return e;
+    size_t *r = row_list(d, rows, &n_rows), *sel = malloc((n_rows ? n_rows : 1) * sizeof *sel);
+    design x = {0};
+    rtr_feat_cfg cfg = cfg_of(p);
+    if (!r || !sel) e = hr_fail(HEARTH_ERR_NOMEM, "router: out of memory");
+    size_t n_lab = 0;
+    for (size_t i = 0; !e && i < n_rows; i++)
+        if (d->ex[r[i]].labeled) sel[n_lab++] = i;
+    if (!e && n_lab == 0)
+        e = hr_fail(HEARTH_ERR_INVALID_ARG, "router: no labeled rows to train on");
+    if (!e) e = design_build(d, r, n_rows, &cfg, &x);
+    if (!e) e = fit_model(d, r, &x, sel, n_lab, p, out);
+    design_fini(&x);
+    free(r);
+    free(sel);
+    return e;
+}
+
+/* ------------------------------------------------------------------ tuning */
+
+void rtr_group_source(const char *group, char *out, size_t cap) {
+    size_t n = strcspn(group, "_");
+    if (n >= cap) n = cap - 1;
+    memcpy(out, group, n);
+    out[n] = '\0';
+}
+
+/* Mean APGR over the benchmarks present in the validation rows. */
+static double val_score(const rtr_dataset *d, const size_t *rows, const size_t *val, size_t n_val,
+                        const double *scores) {
+    double *s = malloc((n_val ? n_val : 1) * sizeof *s);
+    bool *wk = malloc(n_val ? n_val : 1), *st = malloc(n_val ? n_val : 1);
+    bool *done = calloc(n_val ? n_val : 1, 1);
+    double sum = 0;
+    int n_src = 0;
+    for (size_t i = 0; s && wk && st && done && i < n_val; i++) {
+        if (done[i]) continue;
+        char src[128], other[128];
+        rtr_group_source(d->groups[d->ex[rows[val[i]]].group], src, sizeof src);
+        size_t m = 0;
+        for (size_t j = i; j < n_val; j++) {
+            const rtr_example *ex = &d->ex[rows[val[j]]];
+            rtr_group_source(d->groups[ex->group], other, sizeof other);
+            if (done[j] || strcmp(src, other)) continue;
+            done[j] = true;
+            s[m] = scores[j];
+            wk[m] = ex->weak_ok;
+            st[m++] = ex->strong_ok;
+        }
+        rtr_metrics mt;
+        if (m >= 20 && !rtr_metrics_compute(s, wk, st, m, &mt)) {
+            sum += mt.apgr;
+            n_src++;
+        }
+    }
+    free(s);
+    free(wk);
+    free(st);
+    free(done);
+    return n_src ? sum / n_src : NAN;
+}
+
+static bool same_features(const rtr_train_params *a, const rtr_train_params *b) {
+    return a->hash_bits == b->hash_bits && a->word_ngrams == b->word_ngrams &&
+           a->char_min == b->char_min && a->char_max == b->char_max && a->dense == b->dense;
+}
+
+hearth_err rtr_train_tune(const rtr_dataset *d, const size_t *rows, size_t n_rows,
+                          const rtr_train_params *grid, size_t n_grid, unsigned val_pct,
+                          rtr_tune_log log, void *user, rtr_train_params *best, rtr_model **out) {
+    hearth_err e = HEARTH_OK;
+    if (!n_grid || val_pct < 1 || val_pct > 90)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "router: tuning needs candidates and 1..90 %%");
+    for (size_t g = 0; g < n_grid; g++)
+        if ((e = check_params(&grid[g]))) return e;
+    size_t *r = row_list(d, rows, &n_rows);
+    size_t *fit = malloc((n_rows ? n_rows : 1) * sizeof *fit);
+    size_t *val = malloc((n_rows ? n_rows : 1) * sizeof *val);
+    double *sc = malloc((n_rows ? n_rows : 1) * sizeof *sc);
+    size_t n_fit = 0, n_val = 0, best_g = 0;
+    double best_score = -INFINITY;
+    design x = {0};
+    if (!r || !fit || !val || !sc) e = hr_fail(HEARTH_ERR_NOMEM, "router: out of memory");
+    for (size_t i = 0; !e && i < n_rows; i++) {
+        const rtr_example *ex = &d->ex[r[i]];
+        if (!ex->labeled) continue;
+        if (rtr_split_pick("hearth-router-validation", ex->prompt, ex->prompt_len, val_pct))
+            val[n_val++] = i;
+        else
+            fit[n_fit++] = i;
+    }
+    if (!e && (n_fit == 0 || n_val == 0))
+        e = hr_fail(HEARTH_ERR_INVALID_ARG, "router: too few rows to tune (%zu fit, %zu val)",
+                    n_fit, n_val);
+    for (size_t g = 0; g < n_grid && !e; g++) {
+        if (g == 0 || !same_features(&grid[g], &grid[g - 1])) {
+            design_fini(&x);
+            rtr_feat_cfg cfg = cfg_of(&grid[g]);
+            if ((e = design_build(d, r, n_rows, &cfg, &x))) break;
+        }
+        rtr_model *m = NULL;
+        if ((e = fit_model(d, r, &x, fit, n_fit, &grid[g], &m))) break;
+        for (size_t i = 0; i < n_val; i++) {
+            rtr_fvec f = design_row(&x, val[i]);
+            sc[i] = rtr_model_score_fvec(m, &f);
+        }
+        rtr_free(m);
+        double v = val_score(d, r, val, n_val, sc);
+        if (log) log(user, &grid[g], v);
+        if (v > best_score) {
+            best_score = v;
+            best_g = g;
+        }
+    }
+    design_fini(&x);
+    if (!e) e = rtr_train(d, r, n_rows, &grid[best_g], out);
+    if (!e) *best = grid[best_g];
+    free(r);
+    free(fit);
+    free(val);
+    free(sc);
+    return e;
+}

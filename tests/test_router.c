@@ -1,0 +1,579 @@
+/*
+ * test_router.c - the learned pre-router (src/gateway/router*.c): the CSV and
+ * JSONL readers on tricky and broken input, RouteLLM's metrics on a tiny
+ * example computed by hand, calibration, training on a synthetic set where a
+ * keyword decides the label, the file format's round trip and its rejection
+ * of damaged files, the `hearth router` commands end to end, and (when
+ * ../shared/data is present) a quick train + eval on RouteLLM's MMLU outcomes.
+ */
+#include "gateway/router.h"
+#include "test.h"
+
+#include <glob.h>
+#include <stdint.h>
+#include <sys/wait.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmp_dir[] = "/tmp/hearth_router_XXXXXX";
+
+static const char *tmp_path(const char *name) {
+    static char buf[8][512];
+    static int k;
+    char *p = buf[k++ % 8];
+    snprintf(p, sizeof buf[0], "%s/%s", tmp_dir, name);
+    return p;
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f);
+    REQUIRE(fwrite(text, 1, strlen(text), f) == strlen(text));
+    REQUIRE(fclose(f) == 0);
+}
+
+static bool has(const char *haystack, const char *needle) { return strstr(haystack, needle); }
+
+/* ------------------------------------------------------------------- CSV */
+
+/* Reads all records of `text`; returns the number, or -1 on error. Fields of
+ * record r are joined with '|' into out[r]. */
+static int csv_all(const char *text, char out[][128], int cap) {
+    rtr_csv c;
+    bool got;
+    int n = 0;
+    rtr_csv_init(&c, text, strlen(text));
+    for (;;) {
+        if (rtr_csv_next(&c, &got)) {
+            n = -1;
+            break;
+        }
+        if (!got) break;
+        if (n < cap) {
+            out[n][0] = '\0';
+            for (size_t i = 0; i < c.n_fields; i++) {
+                if (i) strcat(out[n], "|");
+                strcat(out[n], rtr_csv_field(&c, i, NULL));
+            }
+        }
+        n++;
+    }
+    rtr_csv_fini(&c);
+    return n;
+}
+
+static void test_csv(void) {
+    char r[8][128];
+    CHECK(csv_all("a,b,c\n1,2,3\n", r, 8) == 2);
+    CHECK(!strcmp(r[0], "a|b|c") && !strcmp(r[1], "1|2|3"));
+    /* quoted commas, a line break inside quotes, doubled quotes, CRLF */
+    CHECK(csv_all("\"x, y\",\"line1\nline2\",\"say \"\"hi\"\"\"\r\nlast,,\"\"", r, 8) == 2);
+    CHECK(!strcmp(r[0], "x, y|line1\nline2|say \"hi\""));
+    CHECK(!strcmp(r[1], "last||"));
+    CHECK(csv_all("\xEF\xBB\xBFprompt,w\n", r, 8) == 1 && !strcmp(r[0], "prompt|w"));
+    CHECK(csv_all("no newline at end", r, 8) == 1 && !strcmp(r[0], "no newline at end"));
+    CHECK(csv_all("", r, 8) == 0);
+
+    /* the line counter follows quoted line breaks */
+    rtr_csv c;
+    bool got;
+    const char *t = "\"a\nb\nc\",1\nx,2\n";
+    rtr_csv_init(&c, t, strlen(t));
+    CHECK(!rtr_csv_next(&c, &got) && got && c.line == 4);
+    size_t len;
+    CHECK(!strcmp(rtr_csv_field(&c, 0, &len), "a\nb\nc") && len == 5);
+    CHECK(rtr_csv_field(&c, 2, NULL) == NULL);
+    rtr_csv_fini(&c);
+
+    static const struct {
+        const char *text, *msg;
+    } bad[] = {
+        {"a,\"unterminated\n", "not closed"},
+        {"ok\n\"abc\"x,1\n", "line 2: text after a closing quote"},
+        {"ab\"c,1\n", "quote inside an unquoted field"},
+        {"a\rb\n", "bare carriage return"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(csv_all(bad[i].text, r, 8) == -1);
+        CHECKF(has(hearth_last_error(), bad[i].msg), "%s", hearth_last_error());
+    }
+}
+
+/* ------------------------------------------------------------- datasets */
+
+static void test_load(void) {
+    rtr_dataset d;
+    rtr_dataset_init(&d);
+    /* RouteLLM's GSM8K layout: extra columns with commas, quotes, newlines */
+    const char *csv_path = tmp_path("mmlu_toy.csv");
+    write_file(csv_path, "prompt,mistralai/Mixtral-8x7B-Instruct-v0.1,gpt-4-1106-preview,resp\n"
+                         "\"What is 2+2?\nA. 3\nB. 4\",True,True,\"It is \"\"4\"\", clearly\"\n"
+                         "\"Hard, very hard\",False,True,x\n"
+                         "\n"
+                         "plain,false,FALSE,y\n");
+    CHECK(!rtr_dataset_load(&d, csv_path, NULL));
+    REQUIRE(d.n == 3);
+    CHECK(!strcmp(d.ex[0].prompt, "What is 2+2?\nA. 3\nB. 4") && d.ex[0].weak_ok &&
+          d.ex[0].strong_ok);
+    CHECK(!strcmp(d.ex[1].prompt, "Hard, very hard") && !d.ex[1].weak_ok && d.ex[1].strong_ok);
+    CHECK(!d.ex[2].weak_ok && !d.ex[2].strong_ok && d.ex[2].labeled);
+    CHECK(!strcmp(d.groups[d.ex[0].group], "mmlu_toy"));
+    CHECK(!strcmp(d.ex[1].id, "2"));
+
+    /* column names from options; broken rows name their line */
+    const char *p2 = tmp_path("named.csv");
+    write_file(p2, "text,cheap,dear\nhello,1,0\n");
+    rtr_load_opts o = {
+        .prompt_col = "text", .weak_col = "cheap", .strong_col = "dear", .require_labels = true};
+    CHECK(!rtr_dataset_load(&d, p2, &o) && d.n == 4 && d.ex[3].weak_ok && !d.ex[3].strong_ok);
+    static const struct {
+        const char *text, *msg;
+    } bad[] = {
+        {"prompt,weak_ok,strong_ok\na,True,True\nb,True\n", "line 3: 2 fields, the header has 3"},
+        {"prompt,weak_ok,strong_ok\na,yes,True\n", "line 2: 'weak_ok' or 'strong_ok' is not"},
+        {"prompt,weak_ok\na,True\n", "no column named 'gpt-4-1106-preview'"},
+        {"question,weak_ok,strong_ok\n", "no column named 'prompt'"},
+        {"prompt,weak_ok,strong_ok\n\"a,True,True\n", "not closed"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *p = tmp_path("bad.csv");
+        write_file(p, bad[i].text);
+        size_t before = d.n;
+        CHECK(rtr_dataset_load(&d, p, NULL) == HEARTH_ERR_FORMAT);
+        CHECKF(has(hearth_last_error(), bad[i].msg) && has(hearth_last_error(), "bad.csv"), "%s",
+               hearth_last_error());
+        CHECK(d.n == before); /* all of a file or none of it */
+    }
+
+    /* JSONL: ids kept as JSON, blank lines skipped, numbers 0/1 as flags */
+    const char *jp = tmp_path("set.jsonl");
+    write_file(jp, "{\"id\":\"q-1\",\"prompt\":\"say \\\"hi\\\"\\nnow\",\"weak_ok\":true,"
+                   "\"strong_ok\":false,\"group\":\"g1\"}\n"
+                   "\n"
+                   "{\"prompt\":\"second\",\"weak_ok\":0,\"strong_ok\":1,\"id\":17}\r\n"
+                   "{\"prompt\":\"third\",\"weak_ok\":false,\"strong_ok\":true}");
+    size_t base = d.n;
+    CHECK(!rtr_dataset_load(&d, jp, NULL));
+    REQUIRE(d.n == base + 3);
+    CHECK(!strcmp(d.ex[base].id, "\"q-1\"") && !strcmp(d.ex[base].prompt, "say \"hi\"\nnow"));
+    CHECK(d.ex[base].weak_ok && !d.ex[base].strong_ok);
+    CHECK(!strcmp(d.groups[d.ex[base].group], "g1"));
+    CHECK(!strcmp(d.ex[base + 1].id, "17") && d.ex[base + 1].strong_ok);
+    CHECK(!strcmp(d.ex[base + 2].id, "4")); /* no id: its line number */
+    static const struct {
+        const char *text, *msg;
+    } jbad[] = {
+        {"{\"prompt\":\"a\",\"weak_ok\":true,\"strong_ok\":true}\n{\"prompt\":", "line 2: not a"},
+        {"{\"weak_ok\":true,\"strong_ok\":true}\n", "line 1: no string field \"prompt\""},
+        {"{\"prompt\":\"a\",\"weak_ok\":\"yes\",\"strong_ok\":true}\n", "must be true or false"},
+        {"{\"prompt\":\"a\",\"weak_ok\":true}\n", "missing \"strong_ok\""},
+        {"{\"prompt\":\"a\",\"weak_ok\":true,\"strong_ok\":true} x\n", "text after the JSON"},
+        {"[1,2]\n", "not a JSON object"},
+        {"{\"prompt\":\"a\",\"id\":[1],\"weak_ok\":true,\"strong_ok\":true}\n", "\"id\" must be"},
+    };
+    for (size_t i = 0; i < sizeof jbad / sizeof jbad[0]; i++) {
+        const char *p = tmp_path("bad.jsonl");
+        write_file(p, jbad[i].text);
+        size_t before = d.n;
+        CHECK(rtr_dataset_load(&d, p, NULL) == HEARTH_ERR_FORMAT);
+        CHECKF(has(hearth_last_error(), jbad[i].msg), "%s", hearth_last_error());
+        CHECK(d.n == before);
+    }
+    /* unlabeled input is fine for scoring */
+    const char *up = tmp_path("unlabeled.jsonl");
+    write_file(up, "{\"prompt\":\"a\"}\n");
+    rtr_load_opts ol = {.require_labels = false};
+    CHECK(!rtr_dataset_load(&d, up, &ol) && !d.ex[d.n - 1].labeled);
+
+    /* decontamination matches modulo whitespace */
+    const char *cp = tmp_path("contaminated.jsonl");
+    write_file(cp, "{\"train_prompt\":\"x\",\"eval_prompt\":\"Hard,   very\\nhard \"}\n");
+    size_t removed = 0, n0 = d.n;
+    CHECK(!rtr_dataset_decontaminate(&d, cp, &removed) && removed == 1 && d.n == n0 - 1);
+    for (size_t i = 0; i < d.n; i++) CHECK(strcmp(d.ex[i].prompt, "Hard, very hard"));
+    rtr_dataset_fini(&d);
+
+    /* the hash split: deterministic, blind to spacing, about pct percent */
+    CHECK(rtr_split_pick("s", "a  b\n", 5, 50) == rtr_split_pick("s", "a b", 3, 50));
+    int in = 0;
+    char text[64];
+    for (int i = 0; i < 10000; i++) {
+        int n = snprintf(text, sizeof text, "prompt number %d", i);
+        in += rtr_split_pick("salt", text, (size_t)n, 20);
+        CHECK(rtr_split_pick("salt", text, (size_t)n, 20) <=
+              rtr_split_pick("salt", text, (size_t)n, 21));
+    }
+    CHECKF(in > 1800 && in < 2200, "%d of 10000 picked at 20 %%", in);
+}
+
+/* -------------------------------------------------------------- metrics */
+
+static bool near(double a, double b) { return fabs(a - b) < 1e-9; }
+
+static void test_metrics(void) {
+    /* q1, q2: only the strong tier right; q3: both; q4: only the weak one.
+     * weak quality 0.5, strong 0.75, gap 0.25. Sending q1, q2, q3, q4 in that
+     * order gives PGR 0, 1, 2, 2, 1 at shares 0, .25, .5, .75, 1. */
+    bool w[4] = {false, false, true, true}, s[4] = {true, true, true, false};
+    double perfect[4] = {4, 3, 2, 1}, reverse[4] = {1, 2, 3, 4}, ties[4] = {7, 7, 7, 7};
+    rtr_metrics m;
+    REQUIRE(!rtr_metrics_compute(perfect, w, s, 4, &m));
+    CHECK(near(m.weak_quality, 0.5) && near(m.strong_quality, 0.75));
+    CHECKF(near(m.apgr, 1.375), "%g", m.apgr); /* .25 * (.5 + 1.5 + 2 + 1.5) */
+    CHECK(near(m.apgr_routellm, 1.375));
+    CHECK(near(m.cpt50, 0.125) && near(m.cpt80, 0.2));
+    CHECK(near(m.local_at_95, 1 - 0.2125)); /* PGR (0.95 * .75 - .5) / .25 = .85 */
+    CHECK(near(m.pgr_at[0], 0) && near(m.pgr_at[10], 1) && near(m.pgr_at[5], 2));
+    CHECK(near(m.pgr_at[1], 0.4));
+    rtr_metrics o;
+    CHECK(!rtr_metrics_oracle(w, s, 4, &o) && near(o.apgr, m.apgr));
+
+    REQUIRE(!rtr_metrics_compute(reverse, w, s, 4, &m));
+    CHECKF(near(m.apgr, -0.375), "%g", m.apgr);
+    CHECK(near(m.cpt50, 0.875) && near(m.cpt80, 0.95));
+
+    /* one tie group: the straight line of a random router */
+    REQUIRE(!rtr_metrics_compute(ties, w, s, 4, &m));
+    CHECK(near(m.apgr, 0.5) && near(m.cpt50, 0.5) && near(m.cpt80, 0.8));
+
+    rtr_metrics r;
+    rtr_metrics_random(w, s, 4, &r);
+    CHECK(near(r.apgr, 0.5) && near(r.cpt50, 0.5) && near(r.local_at_95, 1 - 0.85));
+
+    /* a strong tier no better than the weak one has no PGR */
+    bool same[4] = {true, true, false, false};
+    CHECK(rtr_metrics_compute(perfect, same, same, 4, &m) == HEARTH_ERR_INVALID_ARG);
+
+    /* scores unrelated to the outcomes: APGR near 0.5 */
+    enum { N = 20000 };
+    static double sc[N];
+    static bool ww[N], ss[N];
+    unsigned long long seed = 42;
+    for (int i = 0; i < N; i++) {
+        ww[i] = test_rand_u64(&seed) % 100 < 68;
+        ss[i] = test_rand_u64(&seed) % 100 < 80;
+        sc[i] = test_rand_f(&seed);
+    }
+    REQUIRE(!rtr_metrics_compute(sc, ww, ss, N, &m));
+    CHECKF(fabs(m.apgr - 0.5) < 0.04, "random-order APGR %g", m.apgr);
+    CHECKF(fabs(m.apgr_routellm - 0.5) < 0.04, "%g", m.apgr_routellm);
+    CHECKF(fabs(m.cpt50 - 0.5) < 0.08, "random-order CPT(50%%) %g", m.cpt50);
+}
+
+static void test_calibrate(void) {
+    double s[10], t, got;
+    for (int i = 0; i < 10; i++) s[i] = (i + 1) / 10.0;
+    REQUIRE(!rtr_calibrate(s, 10, 0.8, &t, &got));
+    CHECK(near(got, 0.8) && t > 0.8 && t <= 0.9);
+    REQUIRE(!rtr_calibrate(s, 10, 1.0, &t, &got));
+    CHECK(near(got, 1.0) && t > 1.0);
+    REQUIRE(!rtr_calibrate(s, 10, 0.0, &t, &got));
+    CHECK(near(got, 0.0) && t <= 0.1);
+    /* a tie across the cut: the whole group goes one way */
+    double tie[10] = {1, 1, 1, 1, 0, 0, 0, 0, 0, 0};
+    REQUIRE(!rtr_calibrate(tie, 10, 0.8, &t, &got));
+    int local = 0;
+    for (int i = 0; i < 10; i++) local += tie[i] < t;
+    CHECK(near(got, local / 10.0) && (near(got, 0.6) || near(got, 1.0)));
+    CHECK(rtr_calibrate(s, 10, 1.5, &t, &got) == HEARTH_ERR_INVALID_ARG);
+}
+
+/* ---------------------------------------------------- training and files */
+
+static const char *const filler[] = {"the",   "report",  "about",  "weather", "market", "river",
+                                     "quick", "summary", "please", "write",   "table",  "list"};
+
+/* Synthetic prompts: the keyword "zorblax" means only the strong tier
+ * answers; otherwise both do. */
+static void synth(rtr_dataset *d, int n, unsigned long long seed) {
+    char text[256];
+    for (int i = 0; i < n; i++) {
+        bool hard = i % 2;
+        int k = 0;
+        for (int j = 0; j < 8; j++) {
+            k += snprintf(text + k, sizeof text - (size_t)k, "%s ",
+                          filler[test_rand_u64(&seed) % (sizeof filler / sizeof filler[0])]);
+            if (j == 3 && hard) k += snprintf(text + k, sizeof text - (size_t)k, "zorblax ");
+        }
+        REQUIRE(!rtr_dataset_add(d, text, (size_t)k, !hard, true, NULL, "synthetic"));
+    }
+}
+
+static rtr_train_params small_params(void) {
+    rtr_train_params p = rtr_train_default_params();
+    p.hash_bits = 16;
+    p.max_iter = 100;
+    p.n_threads = 2;
+    return p;
+}
+
+static rtr_model *train_synthetic(void) {
+    rtr_dataset d;
+    rtr_dataset_init(&d);
+    synth(&d, 200, 1);
+    rtr_train_params p = small_params();
+    rtr_model *m = NULL;
+    REQUIRE(!rtr_train(&d, NULL, 0, &p, &m));
+    rtr_dataset_fini(&d);
+    return m;
+}
+
+static void test_train(rtr_model *m) {
+    rtr_dataset t;
+    rtr_dataset_init(&t);
+    synth(&t, 100, 99); /* unseen filler orders */
+    double lo_hard = 1e9, hi_easy = -1e9;
+    for (size_t i = 0; i < t.n; i++) {
+        double s;
+        REQUIRE(!rtr_score(m, t.ex[i].prompt, t.ex[i].prompt_len, &s));
+        CHECK(isfinite(s) && s >= -1 && s <= 1);
+        if (t.ex[i].weak_ok)
+            hi_easy = fmax(hi_easy, s);
+        else
+            lo_hard = fmin(lo_hard, s);
+    }
+    CHECKF(lo_hard > hi_easy + 0.3, "keyword prompts %g vs others %g", lo_hard, hi_easy);
+    rtr_dataset_fini(&t);
+    /* scoring the same text twice, or an empty one, works */
+    double a, b;
+    CHECK(!rtr_score(m, "", 0, &a) && isfinite(a));
+    CHECK(!rtr_score(m, "zorblax", 7, &a) && !rtr_score(m, "zorblax", 7, &b) && a == b);
+    CHECK(isinf(rtr_threshold(m)) && isnan(rtr_calibrated_local_share(m)));
+
+    /* parameters are checked */
+    rtr_dataset d;
+    rtr_dataset_init(&d);
+    synth(&d, 10, 3);
+    rtr_train_params p = small_params();
+    rtr_model *bad = NULL;
+    p.hash_bits = 30;
+    CHECK(rtr_train(&d, NULL, 0, &p, &bad) == HEARTH_ERR_INVALID_ARG && !bad);
+    p = small_params();
+    p.char_min = 5, p.char_max = 3;
+    CHECK(rtr_train(&d, NULL, 0, &p, &bad) == HEARTH_ERR_INVALID_ARG && !bad);
+    rtr_dataset_fini(&d);
+}
+
+static uint32_t fnv32(const uint8_t *p, size_t n) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+/* Rewrites the trailing checksum after an edit (docs/router.md's format). */
+static void reseal(uint8_t *b, size_t n) {
+    uint32_t h = fnv32(b, n - 4);
+    for (int i = 0; i < 4; i++) b[n - 4 + (size_t)i] = (uint8_t)(h >> (8 * i));
+}
+
+static void put32(uint8_t *b, size_t off, uint32_t v) {
+    for (int i = 0; i < 4; i++) b[off + (size_t)i] = (uint8_t)(v >> (8 * i));
+}
+
+static void test_file(rtr_model *m) {
+    const char *probe[] = {"zorblax report", "the weather", "", "A. 1\nB. 2\nC. 3\nD. 4"};
+    rtr_set_threshold(m, 0.25, 0.8);
+    uint8_t *data;
+    size_t size;
+    REQUIRE(!rtr_save_mem(m, &data, &size));
+    rtr_model *m2 = NULL;
+    REQUIRE(!rtr_load_mem(data, size, &m2));
+    for (size_t i = 0; i < sizeof probe / sizeof probe[0]; i++) {
+        double a, b;
+        CHECK(!rtr_score(m, probe[i], strlen(probe[i]), &a));
+        CHECK(!rtr_score(m2, probe[i], strlen(probe[i]), &b));
+        CHECK(a == b);
+    }
+    CHECK(rtr_threshold(m2) == 0.25 && rtr_calibrated_local_share(m2) == 0.8);
+    rtr_free(m2);
+    /* through a file */
+    const char *path = tmp_path("toy.rtr");
+    REQUIRE(!rtr_save(m, path));
+    m2 = NULL;
+    REQUIRE(!rtr_load(path, &m2));
+    char d1[512], d2[512];
+    rtr_describe(m, d1, sizeof d1);
+    rtr_describe(m2, d2, sizeof d2);
+    CHECK(!strcmp(d1, d2));
+    rtr_free(m2);
+
+    /* every truncation fails cleanly */
+    for (size_t n = 0; n < size; n += (n < 400 ? 1 : 997)) {
+        m2 = NULL;
+        CHECK(rtr_load_mem(data, n, &m2) == HEARTH_ERR_FORMAT && !m2);
+    }
+    uint8_t *b = malloc(size);
+    REQUIRE(b);
+    /* a flipped byte anywhere is caught by the checksum */
+    memcpy(b, data, size);
+    b[size / 2] ^= 0x40;
+    CHECK(rtr_load_mem(b, size, &m2) == HEARTH_ERR_FORMAT);
+    CHECKF(has(hearth_last_error(), "checksum"), "%s", hearth_last_error());
+    memcpy(b, data, size);
+    b[0] = 'X';
+    CHECK(rtr_load_mem(b, size, &m2) == HEARTH_ERR_FORMAT && has(hearth_last_error(), "magic"));
+    /* edits with a valid checksum are caught by the checks themselves */
+    enum { OFF_VERSION = 8, OFF_BITS = 12, OFF_HEADS = 36, OFF_HEAD0 = 188 };
+    enum { OFF_NSPARSE = OFF_HEAD0 + 16 + 4 * 16 };
+    static const struct {
+        size_t off;
+        uint32_t v;
+        const char *msg;
+    } edits[] = {
+        {OFF_VERSION, 99, "version 99"},
+        {OFF_BITS, 40, "hash_bits 40"},
+        {OFF_HEADS, 9, "9 heads"},
+        {OFF_HEAD0, 7, "bad label"},
+        {OFF_NSPARSE, 0xFFFFFFF0u, "weights"},
+        {OFF_NSPARSE, 0, "router file: "}, /* the rest no longer parses */
+        {OFF_NSPARSE + 4, 0xFFFFFFFFu, "out of order or range"},
+        {OFF_HEAD0 + 4, 0x7fc00000u, "not finite"}, /* a NaN coefficient */
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        memcpy(b, data, size);
+        put32(b, edits[i].off, edits[i].v);
+        reseal(b, size);
+        m2 = NULL;
+        CHECK(rtr_load_mem(b, size, &m2) == HEARTH_ERR_FORMAT && !m2);
+        CHECKF(has(hearth_last_error(), edits[i].msg), "edit %zu: %s", i, hearth_last_error());
+    }
+    free(b);
+    free(data);
+    const char *empty = tmp_path("empty.rtr");
+    write_file(empty, "");
+    CHECK(rtr_load(empty, &m2) != HEARTH_OK);
+    CHECK(rtr_load(tmp_path("missing.rtr"), &m2) == HEARTH_ERR_IO);
+}
+
+/* ------------------------------------------------------- the CLI, end to end */
+
+static int run_cmd(const char *cmd, char *out, size_t cap) {
+    FILE *p = popen(cmd, "r");
+    REQUIRE(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_cli(void) {
+    const char *data = tmp_path("train.jsonl");
+    FILE *f = fopen(data, "w");
+    REQUIRE(f);
+    unsigned long long seed = 5;
+    for (int i = 0; i < 120; i++) {
+        bool hard = i % 3 == 0;
+        fprintf(f,
+                "{\"id\":\"p%d\",\"prompt\":\"%s %s %s %s\",\"weak_ok\":%s,\"strong_ok\":true}\n",
+                i, filler[test_rand_u64(&seed) % 12], hard ? "zorblax" : "plain",
+                filler[test_rand_u64(&seed) % 12], filler[test_rand_u64(&seed) % 12],
+                hard ? "false" : "true");
+    }
+    fclose(f);
+    char cmd[2048], out[1 << 15];
+    const char *rtr = tmp_path("cli.rtr");
+    snprintf(cmd, sizeof cmd, "%s router train --data %s -o %s --hash-bits 16 -q 2>&1",
+             HEARTH_BINARY, data, rtr);
+    CHECKF(run_cmd(cmd, out, sizeof out) == 0, "%s", out);
+
+    const char *in = tmp_path("in.jsonl");
+    write_file(in, "{\"id\":\"a\",\"prompt\":\"zorblax now\"}\n{\"prompt\":\"plain words\"}\n");
+    snprintf(cmd, sizeof cmd, "%s router score --router %s --input %s", HEARTH_BINARY, rtr, in);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0);
+    double s1 = 0, s2 = 0;
+    CHECKF(sscanf(out, "{\"id\":\"a\",\"score\":%lf}\n{\"id\":2,\"score\":%lf}", &s1, &s2) == 2,
+           "%s", out);
+    CHECK(s1 > s2);
+
+    snprintf(cmd, sizeof cmd, "%s router eval --router %s --data %s", HEARTH_BINARY, rtr, data);
+    CHECKF(run_cmd(cmd, out, sizeof out) == 0 && has(out, "APGR") && has(out, "random"), "%s", out);
+    snprintf(cmd, sizeof cmd, "%s router calibrate --router %s --data %s --local-share 0.75",
+             HEARTH_BINARY, rtr, data);
+    CHECKF(run_cmd(cmd, out, sizeof out) == 0 && has(out, "keeps 75.00 % of 120"), "%s", out);
+    rtr_model *m = NULL;
+    REQUIRE(!rtr_load(rtr, &m));
+    CHECK(rtr_calibrated_local_share(m) == 0.75 && isfinite(rtr_threshold(m)));
+    rtr_free(m);
+
+    /* errors say what and where */
+    const char *bad = tmp_path("broken.csv");
+    write_file(bad, "prompt,weak_ok,strong_ok\nx,True\n");
+    snprintf(cmd, sizeof cmd, "%s router train --data %s -o %s 2>&1", HEARTH_BINARY, bad, rtr);
+    CHECKF(run_cmd(cmd, out, sizeof out) == 1 && has(out, "broken.csv: csv: line 2"), "%s", out);
+    snprintf(cmd, sizeof cmd, "%s router eval --router %s --data %s 2>&1", HEARTH_BINARY, data,
+             data);
+    CHECKF(run_cmd(cmd, out, sizeof out) == 1 && has(out, "magic"), "%s", out);
+    snprintf(cmd, sizeof cmd, "%s router frobnicate 2>&1", HEARTH_BINARY);
+    CHECK(run_cmd(cmd, out, sizeof out) == 2);
+}
+
+/* ------------------------------------------- RouteLLM's MMLU outcomes, quickly */
+
+static int test_routellm(void) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/data/routing/routellm/mmlu/responses", HEARTH_SHARED_DIR);
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        printf("test_router: %s absent, skipping the RouteLLM check\n", dir);
+        return TEST_SKIP;
+    }
+    rtr_dataset d;
+    rtr_dataset_init(&d);
+    char pat[600];
+    snprintf(pat, sizeof pat, "%s/mmlu_*.csv", dir);
+    glob_t gl;
+    REQUIRE(glob(pat, 0, NULL, &gl) == 0 && gl.gl_pathc == 57);
+    for (size_t i = 0; i < gl.gl_pathc; i++) REQUIRE(!rtr_dataset_load(&d, gl.gl_pathv[i], NULL));
+    globfree(&gl);
+    size_t *tr = malloc(d.n * sizeof *tr), *ev = malloc(d.n * sizeof *ev), n_tr = 0, n_ev = 0;
+    REQUIRE(tr && ev);
+    for (size_t i = 0; i < d.n; i++) {
+        if (rtr_split_pick("test-router", d.ex[i].prompt, d.ex[i].prompt_len, 20))
+            ev[n_ev++] = i;
+        else
+            tr[n_tr++] = i;
+    }
+    rtr_train_params p = rtr_train_default_params();
+    p.char_min = p.char_max = 0; /* words only: quick even in a debug build */
+    p.max_iter = 100;
+    p.n_threads = 2;
+    rtr_model *m = NULL;
+    REQUIRE(!rtr_train(&d, tr, n_tr, &p, &m));
+    double *s = malloc(n_ev * sizeof *s);
+    bool *w = malloc(n_ev), *g = malloc(n_ev);
+    REQUIRE(s && w && g);
+    for (size_t i = 0; i < n_ev; i++) {
+        const rtr_example *x = &d.ex[ev[i]];
+        REQUIRE(!rtr_score(m, x->prompt, x->prompt_len, &s[i]));
+        w[i] = x->weak_ok;
+        g[i] = x->strong_ok;
+    }
+    rtr_metrics mt;
+    REQUIRE(!rtr_metrics_compute(s, w, g, n_ev, &mt));
+    printf("test_router: MMLU subset (%zu train, %zu eval): APGR %.3f, CPT(50%%) %.1f %%\n", n_tr,
+           n_ev, mt.apgr, 100 * mt.cpt50);
+    CHECKF(mt.apgr > 0.6, "APGR %g", mt.apgr);
+    rtr_free(m);
+    free(s), free(w), free(g), free(tr), free(ev);
+    rtr_dataset_fini(&d);
+    return 0;
+}
+
+int main(void) {
+    REQUIRE(mkdtemp(tmp_dir));
+    test_csv();
+    test_load();
+    test_metrics();
+    test_calibrate();
+    rtr_model *m = train_synthetic();
+    test_train(m);
+    test_file(m);
+    rtr_free(m);
+    test_cli();
+    int skip = test_routellm();
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
+    if (system(cmd) != 0) fprintf(stderr, "test_router: could not remove %s\n", tmp_dir);
+    int rc = test_done("test_router");
+    return rc ? rc : skip;
+}
