@@ -428,4 +428,133 @@ bool gw_remote_available(gw_remote *r);
 hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *user,
                          gw_cloud_result *out);
 
+/* ---- the routing policy (policy.c) ------------------------------------------ */
+
+/* What the policy looks at for one request. */
+typedef struct gw_signals {
+    const char *model;       /* the request's "model" (NULL, "" or "auto": the policy decides) */
+    const char *tier_header; /* x-hearth-tier (NULL: none) */
+    const char *task;        /* x-hearth-task, or NULL: gw_task_guess(text) */
+    const char *text;        /* the prompt: every message's content, joined */
+    size_t text_len;
+    double router_score;          /* the learned pre-router's score; NAN: none */
+    double router_threshold;      /* the router file's threshold (used when the config has none) */
+    const char *blocked;          /* entity types found whose action is block ("SSN"); NULL: none */
+    bool available[GW_MAX_TIERS]; /* per tier: not behind an open circuit */
+} gw_signals;
+
+typedef struct gw_decision {
+    gw_route route;
+    int tier;              /* index into the config's tiers (0: local) */
+    bool refuse;           /* answer with an error instead */
+    int refuse_status;     /* 400 (unknown tier) or 403 (privacy, air gap) */
+    bool degraded;         /* a remote tier was wanted but is down: local */
+    bool pii_blocked;      /* a remote tier was wanted, but a blocked entity kept it local */
+    bool check_confidence; /* answer locally first; escalate on low confidence */
+    int escalate_tier;     /* where a low-confidence answer goes (-1: nowhere) */
+    gw_conf_thresholds conf;
+    char reason[192]; /* the x-hearth-reason header */
+} gw_decision;
+
+/* The routing decision as a pure function of the configuration and the
+ * signals, in this order: (1) explicit: x-hearth-tier or a model naming a
+ * tier; (2) rules, the first that matches; (3) the learned router's score
+ * against its threshold; (4) local with the confidence check. A remote
+ * choice then meets the privacy guard (a blocked entity keeps the request
+ * local, or refuses it) and the circuit breakers (a tier that is down makes
+ * the answer local and degraded). Air-gapped or without remote tiers,
+ * everything is local. */
+void gw_policy_decide(const gw_config *c, const gw_signals *s, gw_decision *d);
+
+/* A coarse task type for rules: "code" (fences, code keywords), "math"
+ * (equations, "solve", "calculate"), "translate", "summarize", else "chat". */
+const char *gw_task_guess(const char *text, size_t len);
+
+/* The confidence of a locally generated answer from its tokens' log-
+ * probabilities (the sampled token's log-softmax): the mean (log of the
+ * geometric-mean probability, i.e. minus the log-perplexity) and the
+ * minimum (the least certain token, where a small model guesses a fact). */
+typedef struct gw_confidence {
+    int n_tokens;
+    double mean_logprob, min_logprob; /* 0 when n_tokens is 0 */
+} gw_confidence;
+
+gw_confidence gw_confidence_of(const float *logprobs, int n);
+/* Whether the answer should be escalated under t; *why says which test. */
+bool gw_should_escalate(const gw_confidence *c, const gw_conf_thresholds *t, char *why, size_t cap);
+
+/* ---- the cascade (cascade.c) ------------------------------------------------- */
+
+/* What the local tier produced for one request. */
+typedef struct gw_local_result {
+    bool ok;
+    int status; /* on failure: the HTTP status to answer with (400, 503, 500, ...) */
+    char error[256];
+    char *text; /* malloc'd (the gateway frees it) */
+    size_t text_len;
+    int prompt_tokens, completion_tokens;
+    float *logprobs; /* malloc'd: the sampled token's log-probability, per token */
+    int n_logprobs;
+    char finish_reason[16];
+} gw_local_result;
+
+/* Generates req's answer with the local model, handing text to cb as it
+ * comes when cb is not NULL (stop when it returns false); fills *out. */
+typedef void (*gw_local_fn)(void *ctx, const gw_chat *req, gw_text_cb cb, void *user,
+                            gw_local_result *out);
+
+/* The learned pre-router: the score of a prompt (higher: needs the strong
+ * tier). False when it cannot score. */
+typedef bool (*gw_score_fn)(void *ctx, const char *text, size_t len, double *score);
+
+/* The answer to one request, as the server turns it into HTTP. */
+typedef struct gw_response {
+    int status; /* 200, or the error's HTTP status */
+    char error[256];
+    gw_route route;
+    char tier[GW_NAME_MAX]; /* x-hearth-route */
+    char reason[256];       /* x-hearth-reason */
+    bool degraded;
+    char *text; /* the whole answer, placeholders restored (malloc'd) */
+    size_t text_len;
+    int prompt_tokens, completion_tokens;
+    char finish_reason[16];
+    bool streamed; /* text went to the request's cb (a later error cannot change the status) */
+    int64_t ledger_id;
+} gw_response;
+
+void gw_response_free(gw_response *r);
+
+typedef struct gw_request {
+    const gw_chat *chat; /* as the client sent it */
+    const char *model, *tier_header, *task_header;
+    /* Streaming (cb NULL: the whole answer comes back in the response). */
+    gw_text_cb cb;
+    void *user;
+    /* Called once before the first text goes to cb (or before gw_handle
+     * returns a success without text), with route, tier, reason and degraded
+     * filled: the moment to send the response headers. May be NULL. */
+    void (*on_start)(const gw_response *head, void *user);
+} gw_request;
+
+typedef struct gw_gateway gw_gateway;
+
+/* Builds the gateway: takes over *c (its compiled patterns; c is left
+ * empty), compiles the privacy guard, opens a gw_remote per remote tier.
+ * The ledger is borrowed (may be NULL) and must outlive the gateway. */
+hearth_err gw_gateway_new(gw_config *c, gw_ledger *ledger, gw_gateway **out);
+void gw_gateway_free(gw_gateway *g);
+const gw_config *gw_gateway_config(const gw_gateway *g);
+gw_remote *gw_gateway_remote(gw_gateway *g, int tier); /* NULL for the local tier */
+/* Uses fn for auto requests; threshold is the router's own (NAN: none). */
+void gw_gateway_set_router(gw_gateway *g, gw_score_fn fn, void *ctx, double threshold);
+
+/* Answers one request: privacy scan, policy, then the tiers (remote with
+ * redaction and restore; failover to the other remote tiers and then to the
+ * local model, marked degraded; local with the confidence check and
+ * escalation), the audit rows and exactly one ledger row. HEARTH_OK whenever
+ * *out holds an answer or an error to send; free it with gw_response_free. */
+hearth_err gw_handle(gw_gateway *g, const gw_request *r, gw_local_fn local, void *local_ctx,
+                     gw_response *out);
+
 #endif
