@@ -91,10 +91,13 @@ static int64_t mono_ms(void) {
 
 /* ---- per-request state -------------------------------------------------------- */
 
-typedef struct job {
+struct gw_call {
     gw_gateway *g;
     const gw_request *rq;
-    gw_response *out;
+    gw_response *out; /* during gw_call_run */
+    gw_decision d;
+    int64_t t0;
+    bool finished;
     gw_buf prompt;   /* every message's content, joined by newlines */
     gw_span **scans; /* per message */
     size_t *n_scans;
@@ -111,7 +114,10 @@ typedef struct job {
     int64_t extra_cost; /* a local answer generated before escalating */
     double conf_mean, conf_min, router_score;
     char *local_answer, *remote_answer;
-} job;
+    int64_t ledger_id;
+};
+
+typedef struct gw_call job;
 
 static void start(job *j) {
     if (j->started) return;
@@ -368,14 +374,13 @@ static void local_path(job *j, const gw_decision *d, gw_local_fn local, void *ct
     free_local(&lr);
 }
 
-static void ledger_row(job *j, int64_t latency_ms) {
+static void ledger_row(job *j, const gw_response *o, int64_t latency_ms) {
     if (!j->g->ledger) return;
     const gw_config *c = &j->g->cfg;
-    gw_response *o = j->out;
     gw_ledger_row row = gw_ledger_row_init();
     row.route = o->route;
     row.tier = o->tier[0] ? o->tier : "none";
-    row.reason = o->status == 200 ? o->reason : o->error;
+    row.reason = o->status < 400 ? o->reason : o->error[0] ? o->error : o->reason;
     row.model = j->rq->model;
     row.status = o->status;
     row.prompt_tokens = o->prompt_tokens;
@@ -399,10 +404,12 @@ static void ledger_row(job *j, int64_t latency_ms) {
         row.local_answer = j->local_answer;
         row.remote_answer = j->remote_answer;
     }
-    if (gw_ledger_add(j->g->ledger, &row, &o->ledger_id) != HEARTH_OK) o->ledger_id = 0;
+    int64_t id = 0;
+    if (gw_ledger_add(j->g->ledger, &row, &id) == HEARTH_OK) j->ledger_id = id;
 }
 
-static void job_free(job *j) {
+void gw_call_free(gw_call *j) {
+    if (!j) return;
     const int n = j->rq->chat->n_messages;
     for (int i = 0; i < n; i++) {
         if (j->scans) free(j->scans[i]);
@@ -418,67 +425,98 @@ static void job_free(job *j) {
     gw_buf_free(&j->answer);
     free(j->local_answer);
     free(j->remote_answer);
+    free(j);
 }
 
-hearth_err gw_handle(gw_gateway *g, const gw_request *r, gw_local_fn local, void *local_ctx,
-                     gw_response *out) {
-    const int64_t t0 = mono_ms();
-    memset(out, 0, sizeof *out);
-    job j;
-    memset(&j, 0, sizeof j);
-    j.g = g;
-    j.rq = r;
-    j.out = out;
-    j.conf_mean = j.conf_min = j.router_score = NAN;
-    j.answer.cap_max = 64u << 20;
-    hearth_err err = scan(&j);
+hearth_err gw_call_new(gw_gateway *g, const gw_request *r, gw_call **out) {
+    job *j = calloc(1, sizeof *j);
+    if (!j) return hr_fail(HEARTH_ERR_NOMEM, "gateway: out of memory");
+    j->t0 = mono_ms();
+    j->g = g;
+    j->rq = r;
+    j->conf_mean = j->conf_min = j->router_score = NAN;
+    j->answer.cap_max = 64u << 20;
+    const hearth_err err = scan(j);
     if (err) {
-        job_free(&j);
+        gw_call_free(j);
         return err;
     }
     const gw_config *c = &g->cfg;
     gw_signals s = {.model = r->model,
                     .tier_header = r->tier_header,
                     .task = r->task_header,
-                    .text = j.prompt.data,
-                    .text_len = j.prompt.len,
+                    .text = j->prompt.data,
+                    .text_len = j->prompt.len,
                     .router_score = NAN,
                     .router_threshold = g->score_threshold,
-                    .blocked = j.blocked[0] ? j.blocked : NULL};
+                    .blocked = j->blocked[0] ? j->blocked : NULL};
     for (int i = 0; i < c->n_tiers; i++)
         s.available[i] = i == 0 || gw_remote_available(g->remote[i]);
     double score;
     if (g->score && c->n_tiers > 1 && !c->air_gapped &&
-        g->score(g->score_ctx, j.prompt.data, j.prompt.len, &score))
-        s.router_score = j.router_score = score;
-    gw_decision d;
-    gw_policy_decide(c, &s, &d);
-    out->route = d.route;
-    out->degraded = d.degraded;
-    snprintf(out->reason, sizeof out->reason, "%s", d.reason);
-    if (d.pii_blocked && d.tier == 0 && !d.refuse) {
+        g->score(g->score_ctx, j->prompt.data, j->prompt.len, &score))
+        s.router_score = j->router_score = score;
+    gw_policy_decide(c, &s, &j->d);
+    *out = j;
+    return HEARTH_OK;
+}
+
+const gw_decision *gw_call_decision(const gw_call *j) { return &j->d; }
+
+bool gw_call_direct_local(const gw_call *j) {
+    return !j->d.refuse && j->d.tier == 0 && !j->d.check_confidence;
+}
+
+void gw_call_head(const gw_call *j, gw_response *out) {
+    memset(out, 0, sizeof *out);
+    out->route = j->d.route;
+    out->degraded = j->d.degraded;
+    snprintf(out->tier, sizeof out->tier, "%s", j->d.refuse ? "none" : "local");
+    snprintf(out->reason, sizeof out->reason, "%s", j->d.reason);
+    if (j->d.refuse) {
+        out->status = j->d.refuse_status;
+        snprintf(out->error, sizeof out->error, "%s", j->d.reason);
+    }
+}
+
+void gw_call_run(gw_call *j, gw_local_fn local, void *local_ctx, gw_response *out) {
+    gw_call_head(j, out);
+    j->out = out;
+    const gw_config *c = &j->g->cfg;
+    const gw_decision *d = &j->d;
+    if (d->pii_blocked) {
         const int want = gw_config_tier(c, c->escalate_to);
-        if (want > 0) audit(&j, &c->tiers[want], "blocked", NULL, NULL, 0);
+        if (want > 0) audit(j, &c->tiers[want], d->refuse ? "refused" : "blocked", NULL, NULL, 0);
     }
-    if (d.refuse) {
-        out->status = d.refuse_status;
-        snprintf(out->error, sizeof out->error, "%s", d.reason);
-        if (d.pii_blocked) {
-            const int want = gw_config_tier(c, c->escalate_to);
-            if (want > 0) audit(&j, &c->tiers[want], "refused", NULL, NULL, 0);
-        }
-    } else if (d.tier > 0) {
-        remote_path(&j, &d, local, local_ctx);
-    } else {
-        local_path(&j, &d, local, local_ctx);
-    }
-    if (j.client_gone) {
+    if (d->refuse)
+        ;
+    else if (d->tier > 0)
+        remote_path(j, d, local, local_ctx);
+    else
+        local_path(j, d, local, local_ctx);
+    if (j->client_gone) {
         out->status = 499; /* nginx's "client closed request" */
         snprintf(out->error, sizeof out->error, "the client went away");
     }
-    if (out->status == 200) start(&j); /* an empty answer still gets its headers */
-    out->text = gw_buf_take(&j.answer, &out->text_len);
-    ledger_row(&j, mono_ms() - t0);
-    job_free(&j);
+    if (out->status == 200) start(j); /* an empty answer still gets its headers */
+    out->text = gw_buf_take(&j->answer, &out->text_len);
+    j->out = NULL;
+}
+
+int64_t gw_call_finish(gw_call *j, const gw_response *resp) {
+    if (j->finished) return j->ledger_id;
+    j->finished = true;
+    ledger_row(j, resp, mono_ms() - j->t0);
+    return j->ledger_id;
+}
+
+hearth_err gw_handle(gw_gateway *g, const gw_request *r, gw_local_fn local, void *local_ctx,
+                     gw_response *out) {
+    gw_call *j = NULL;
+    const hearth_err err = gw_call_new(g, r, &j);
+    if (err) return err;
+    gw_call_run(j, local, local_ctx, out);
+    out->ledger_id = gw_call_finish(j, out);
+    gw_call_free(j);
     return HEARTH_OK;
 }

@@ -549,6 +549,28 @@ gw_remote *gw_gateway_remote(gw_gateway *g, int tier); /* NULL for the local tie
 /* Uses fn for auto requests; threshold is the router's own (NAN: none). */
 void gw_gateway_set_router(gw_gateway *g, gw_score_fn fn, void *ctx, double threshold);
 
+/* One request in flight, for callers that run some paths themselves (the
+ * server answers direct local requests on its own path, with logprobs and
+ * echo): gw_call_new scans and decides; gw_call_run answers; gw_call_finish
+ * writes the ledger row (once; the latency runs from gw_call_new). The
+ * request r must outlive the call. */
+typedef struct gw_call gw_call;
+
+hearth_err gw_call_new(gw_gateway *g, const gw_request *r, gw_call **out);
+void gw_call_free(gw_call *c);
+const gw_decision *gw_call_decision(const gw_call *c);
+/* True when the answer is the local model's alone (no remote tier, no
+ * confidence check): the caller may generate it itself and report the
+ * outcome to gw_call_finish. */
+bool gw_call_direct_local(const gw_call *c);
+/* The response's head as decided: route, tier, reason, degraded (and the
+ * status and error of a refusal). */
+void gw_call_head(const gw_call *c, gw_response *out);
+void gw_call_run(gw_call *c, gw_local_fn local, void *local_ctx, gw_response *out);
+/* The ledger row from resp (status, tier, route, reason, tokens, degraded);
+ * returns its id (0 without a ledger). Only the first call writes. */
+int64_t gw_call_finish(gw_call *c, const gw_response *resp);
+
 /* Answers one request: privacy scan, policy, then the tiers (remote with
  * redaction and restore; failover to the other remote tiers and then to the
  * local model, marked degraded; local with the confidence check and
