@@ -374,6 +374,93 @@ static void check_to_float(const char *isa, kern_type t, kern_to_float_fn fn) {
 
 /* ---- one ISA ------------------------------------------------------------------ */
 
+/* ---- attention over the tiled cache ------------------------------------------------- */
+
+/* One kern_attn_tile case: n_rows rows with random key ranges over a cache of
+ * n_pos positions whose unwritten positions (past the largest hi) hold NaNs;
+ * each row against ops.c's functions on its keys gathered into rows, bit
+ * for bit. fn NULL: the dispatched kern_attn_tile. */
+static void check_attn_case(const char *isa, kern_attn_fn fn, bool f16, int hd, int n_pos,
+                            int n_rows, bool batch, float qmag) {
+    const size_t es = f16 ? 2 : sizeof(float);
+    uint8_t *k = xmalloc((size_t)n_pos * hd * es), *v = xmalloc((size_t)n_pos * hd * es);
+    uint8_t *krow = xmalloc((size_t)n_pos * hd * es);
+    float *q = xmalloc((size_t)n_rows * hd * sizeof(float));
+    float *out = xmalloc((size_t)n_rows * hd * sizeof(float)), *want = xmalloc(hd * sizeof(float));
+    float *sc = xmalloc((size_t)n_pos * sizeof(float));
+    float *work = xmalloc(kern_attn_work_floats(hd, n_pos) * sizeof(float));
+    kern_attn_row rows[KERN_ATTN_ROWS];
+    int hi_max = 0;
+    for (int r = 0; r < n_rows; r++) {
+        const int hi = (int)(rnd_u32() % (uint32_t)n_pos);
+        const int lo = rnd_u32() % 3 == 0 ? 0 : (int)(rnd_u32() % (uint32_t)(hi + 1));
+        rows[r] = (kern_attn_row){
+            .q = q + (size_t)r * hd, .out = out + (size_t)r * hd, .lo = lo, .hi = hi};
+        hi_max = hi > hi_max ? hi : hi_max;
+        for (int e = 0; e < hd; e++) q[(size_t)r * hd + e] = qmag * rnd_f();
+    }
+    for (int p = 0; p < n_pos; p++)
+        for (int d = 0; d < hd; d++) {
+            const size_t ik = ((size_t)(p / KERN_KV_TILE) * KERN_KV_TILE * hd +
+                               (size_t)d * KERN_KV_TILE + (size_t)(p % KERN_KV_TILE)) *
+                              es,
+                         iv = ((size_t)p * hd + d) * es;
+            const float kx = p <= hi_max ? rnd_f() : NAN, vx = p <= hi_max ? rnd_f() : NAN;
+            if (f16) {
+                put_f16(k + ik, kx);
+                put_f16(v + iv, vx);
+            } else {
+                memcpy(k + ik, &kx, sizeof kx);
+                memcpy(v + iv, &vx, sizeof vx);
+            }
+        }
+    const float scale = 1.0f / sqrtf((float)hd);
+    const kern_attn_args a = {.rows = rows,
+                              .n_rows = n_rows,
+                              .hd = hd,
+                              .n_pos = n_pos,
+                              .k = k,
+                              .v = v,
+                              .batch = batch,
+                              .scale = scale,
+                              .work = work};
+    if (fn)
+        fn(&a);
+    else
+        kern_attn_tile(&a, f16);
+    for (int r = 0; r < n_rows; r++) {
+        const int lo = rows[r].lo, n = rows[r].hi - lo + 1;
+        for (int p = lo; p < lo + n; p++)
+            for (int d = 0; d < hd; d++)
+                memcpy(krow + ((size_t)(p - lo) * hd + d) * es,
+                       k + ((size_t)(p / KERN_KV_TILE) * KERN_KV_TILE * hd +
+                            (size_t)d * KERN_KV_TILE + (size_t)(p % KERN_KV_TILE)) *
+                               es,
+                       es);
+        kern_attn_scores(sc, rows[r].q, krow, (size_t)hd, n, hd, f16, batch);
+        kern_attn_softmax(sc, lo, n, scale);
+        kern_attn_values(want, sc, v + (size_t)lo * hd * es, (size_t)hd, lo, n, hd, f16, batch);
+        CHECKF(memcmp(want, rows[r].out, (size_t)hd * sizeof(float)) == 0,
+               "%s attn %s hd %d rows %d batch %d q*%g: row %d (keys %d..%d) differs from ops.c "
+               "(%g vs %g)",
+               isa, f16 ? "f16" : "f32", hd, n_rows, batch, (double)qmag, r, lo, rows[r].hi,
+               (double)rows[r].out[0], (double)want[0]);
+    }
+    free(k), free(v), free(krow), free(q), free(out), free(want), free(sc), free(work);
+}
+
+static void check_attn(const char *isa, kern_type t, kern_attn_fn fn) {
+    static const int hds[] = {16, 32, 48, 64, 80, 128, 256};
+    static const int n_poss[] = {16, 48, 160, 528};
+    for (size_t i = 0; i < sizeof hds / sizeof hds[0]; i++)
+        for (size_t j = 0; j < sizeof n_poss / sizeof n_poss[0]; j++)
+            for (int rows = 1; rows <= KERN_ATTN_ROWS; rows++)
+                for (int batch = 0; batch < 2; batch++)
+                    /* q*40: score differences past 126 ln 2, exp's scalar lanes */
+                    check_attn_case(isa, fn, t == KERN_F16, hds[i], n_poss[j], rows, batch,
+                                    rows == 2 ? 40.0f : 3.0f);
+}
+
 static void check_isa(const isa_row *row) {
     kern_fns table[KERN_ISA_NTYPES];
     memcpy(table, g_scalar, sizeof table);
@@ -396,6 +483,10 @@ static void check_isa(const isa_row *row) {
         }
         if (table[t].to_float != g_scalar[t].to_float) {
             check_to_float(row->name, (kern_type)t, table[t].to_float);
+            n_kernels++;
+        }
+        if (table[t].attn != g_scalar[t].attn) {
+            check_attn(row->name, (kern_type)t, table[t].attn);
             n_kernels++;
         }
     }
@@ -467,6 +558,10 @@ int main(void) {
         if (ti && ti->supported) REQUIRE(f && f->vec_dot && f->from_float && f->to_float);
         if (f) g_scalar[t] = *f;
     }
+
+    /* the portable kern_attn_tile (scalar dispatch: no kern_fns.attn) */
+    check_attn("scalar", KERN_F32, NULL);
+    check_attn("scalar", KERN_F16, NULL);
 
     int n_run = 0;
     for (int i = 1; i < N_ISAS; i++) {

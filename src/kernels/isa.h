@@ -31,6 +31,7 @@ static inline void kern_isa_apply(kern_fns *table, const kern_fns *over) {
         if (over[t].vec_dot) table[t].vec_dot = over[t].vec_dot;
         if (over[t].from_float) table[t].from_float = over[t].from_float;
         if (over[t].to_float) table[t].to_float = over[t].to_float;
+        if (over[t].attn) table[t].attn = over[t].attn;
     }
 }
 

@@ -68,10 +68,14 @@ typedef void (*kern_vec_dot_fn)(int64_t n, float *s, const void *w, const void *
 typedef void (*kern_from_float_fn)(const float *x, void *y, int64_t n);
 typedef void (*kern_to_float_fn)(const void *x, float *y, int64_t n);
 
+struct kern_attn_args;
+typedef void (*kern_attn_fn)(const struct kern_attn_args *a);
+
 typedef struct kern_fns {
     kern_vec_dot_fn vec_dot;       /* w: this type, x: vec_dot_type */
     kern_from_float_fn from_float; /* f32 -> this type (for activations) */
     kern_to_float_fn to_float;     /* this type -> f32 */
+    kern_attn_fn attn; /* KERN_F32/KERN_F16: kern_attn_tile over a cache of this type, or NULL */
 } kern_fns;
 
 /* The kernels for `type` (NULL if unsupported). Selected once per process from
@@ -113,27 +117,39 @@ void kern_attn_softmax(float *x, int64_t p0, int64_t n, float scale);
 void kern_attn_values(float *out, const float *w, const void *v, size_t ld, int64_t p0, int64_t n,
                       int hd, bool v_f16, bool batch);
 
-/* --- attention in the default (fast) mode (attn.c) ---
+/* --- attention over a tiled cache, for several query rows at once (attn.c) ---
  * The cache of one layer and kv head as these read it: K in tiles of
  * KERN_KV_TILE positions stored transposed, so element d of the key at
  * position p is at k[(p / T) * T * hd + d * T + p % T] (T = KERN_KV_TILE);
  * V row p at v[p * hd]. Elements are f32, or f16 when `f16`.
- * kern_attn_tile computes out = softmax(q . k_p * scale for lo <= p <= hi) V
- * for each of n_rows <= KERN_ATTN_ROWS rows (each hd floats), whose key
- * ranges may differ; every position up to the largest hi must have been
- * written. Equal to the ggml-order functions above up to float rounding
- * (another summation order, an exp of a few ulps). Head sizes:
- * kern_attn_tile_ok (multiples of 16 up to 256). */
-#define KERN_KV_TILE   16
-#define KERN_ATTN_ROWS 4
+ * kern_attn_tile computes, for each of n_rows <= KERN_ATTN_ROWS rows (q and
+ * out: hd floats), out = softmax(q . k_p * scale, lo <= p <= hi) V with the
+ * same bits as kern_attn_scores/softmax/values (ggml's order; `batch` as
+ * there) would. The rows' key ranges may differ; every position up to the
+ * largest hi must have been written, and hi < n_pos. `work` holds
+ * kern_attn_work_floats(hd, n_pos) floats, owned by the calling thread.
+ * The per-ISA kernels (kern_fns.attn of KERN_F32/KERN_F16, for head sizes
+ * that are multiples of 16 up to KERN_ATTN_MAX_HD) share the loads of the
+ * cache between the rows and vectorise across keys; the fallback calls the
+ * functions above row by row. */
+#define KERN_KV_TILE     16
+#define KERN_ATTN_ROWS   4
+#define KERN_ATTN_MAX_HD 256
 typedef struct kern_attn_row {
     const float *q; /* [hd] */
     float *out;     /* [hd] */
     int lo, hi;     /* first and last key position, lo <= hi */
 } kern_attn_row;
-bool kern_attn_tile_ok(int hd);
-void kern_attn_tile(const kern_attn_row *rows, int n_rows, const void *k, const void *v, int hd,
-                    bool f16, float scale);
+typedef struct kern_attn_args {
+    const kern_attn_row *rows;
+    int n_rows, hd, n_pos;
+    const void *k, *v; /* the tiles and rows of one layer and kv head, from position 0 */
+    bool batch;
+    float scale;
+    float *work;
+} kern_attn_args;
+size_t kern_attn_work_floats(int hd, int n_pos);
+void kern_attn_tile(const kern_attn_args *a, bool f16);
 
 /* y[i] = silu(g[i]) * u[i], with ggml's approximate exp. */
 void kern_swiglu(float *y, const float *g, const float *u, int64_t n);

@@ -17,21 +17,57 @@ typedef struct attn_job {
     int il, n, pos0;
 } attn_job;
 
-/* Element `off` of the cached K or V row of layer il at position pos. */
-static const void *kv_at(const hearth_session *s, const void *cache, int il, int pos, int off) {
-    const size_t idx =
-        ((size_t)il * (size_t)s->n_ctx + (size_t)pos) * (size_t)s->n_kv + (size_t)off;
-    return s->kv_f16 ? (const void *)((const uint16_t *)cache + idx)
-                     : (const void *)((const float *)cache + idx);
+/* Offset in elements of the cache of layer il, kv head g (session.h). */
+static size_t kv_head_off(const hearth_session *s, int il, int g) {
+    const size_t head = (size_t)il * (size_t)s->model->hp.n_head_kv + (size_t)g;
+    return head * (size_t)s->n_ctx_pad * (size_t)s->model->hp.head_dim;
 }
 
-static void kv_store(hearth_session *s, void *cache, int il, int pos, const float *src) {
-    void *dst = (void *)kv_at(s, cache, il, pos, 0);
-    if (s->kv_f16) {
-        uint16_t *d = dst;
-        for (int i = 0; i < s->n_kv; i++) d[i] = kern_f32_to_f16(src[i]);
-    } else {
-        memcpy(dst, src, (size_t)s->n_kv * sizeof(float));
+static size_t kv_elem_bytes(const hearth_session *s) { return s->kv_f16 ? 2 : sizeof(float); }
+
+static void *kv_at(const hearth_session *s, void *cache, size_t elem) {
+    return (uint8_t *)cache + elem * kv_elem_bytes(s);
+}
+
+/* K and V of one token (all kv heads, [n_kv] each) into the cache: V as a
+ * row, K scattered into its tile column. */
+static void kv_store(hearth_session *s, int il, int pos, const float *k, const float *v) {
+    const int hd = s->model->hp.head_dim;
+    const size_t es = kv_elem_bytes(s);
+    const kern_fns *f16 = kern_get(KERN_F16);
+    const size_t tile = (size_t)(pos / KERN_KV_TILE) * KERN_KV_TILE * (size_t)hd;
+    for (int g = 0; g < s->model->hp.n_head_kv; g++) {
+        const size_t off = kv_head_off(s, il, g);
+        const float *kg = k + (size_t)g * hd, *vg = v + (size_t)g * hd;
+        uint8_t *kt = kv_at(s, s->k_cache, off + tile + (size_t)(pos % KERN_KV_TILE));
+        void *vr = kv_at(s, s->v_cache, off + (size_t)pos * (size_t)hd);
+        if (s->kv_f16) {
+            f16->from_float(vg, vr, hd);
+            uint16_t h[64];
+            for (int d0 = 0; d0 < hd; d0 += 64) {
+                const int nd = hd - d0 < 64 ? hd - d0 : 64;
+                f16->from_float(kg + d0, h, nd);
+                for (int d = 0; d < nd; d++)
+                    memcpy(kt + (size_t)(d0 + d) * KERN_KV_TILE * es, &h[d], es);
+            }
+        } else {
+            memcpy(vr, vg, (size_t)hd * es);
+            for (int d = 0; d < hd; d++) memcpy(kt + (size_t)d * KERN_KV_TILE * es, &kg[d], es);
+        }
+    }
+}
+
+/* Keys k0..k0+n-1 of layer il, kv head g as rows of head_dim elements. */
+static void kv_gather_k(const hearth_session *s, int il, int g, int k0, int n, uint8_t *dst) {
+    const int hd = s->model->hp.head_dim;
+    const size_t es = kv_elem_bytes(s), off = kv_head_off(s, il, g);
+    for (int p = k0; p < k0 + n; p++) {
+        const uint8_t *kt = kv_at(s, s->k_cache,
+                                  off + (size_t)(p / KERN_KV_TILE) * KERN_KV_TILE * (size_t)hd +
+                                      (size_t)(p % KERN_KV_TILE));
+        uint8_t *row = dst + (size_t)(p - k0) * (size_t)hd * es;
+        for (int d = 0; d < hd; d++)
+            memcpy(row + (size_t)d * es, kt + (size_t)d * KERN_KV_TILE * es, es);
     }
 }
 
@@ -47,12 +83,19 @@ static void attn_scales(const hearth_model *m, float *q_scale, float *kq_scale) 
     *kq_scale = on_q ? 1.0f : scale;
 }
 
-/* softmax(q k^T / sqrt(head_dim)) v for each (token, head) pair this thread
- * owns; query head h reads kv head h / (n_head / n_head_kv) (GQA). A
- * sliding-window layer lets position p see keys k with p - k < window. The
- * kern_attn_* functions reproduce llama.cpp's arithmetic, which differs
- * between a batch of several tokens and a single one. */
-static void attention_job(void *ctx, int ith, int nth) {
+/* The keys position p sees: all before it, or those with p - k < window on
+ * a sliding-window layer. */
+static int attn_first_key(const hearth_session *s, const model_layer *l, int p) {
+    const int w = s->model->hp.swa_window;
+    return l->swa && p - w + 1 > 0 ? p - w + 1 : 0;
+}
+
+/* Exact mode: softmax(q k^T / sqrt(head_dim)) v for each (token, head) pair
+ * this thread owns, in llama.cpp's arithmetic (kern_attn_* in ops.c), which
+ * differs between a batch of several tokens and a single one. Query head h
+ * reads kv head h / (n_head / n_head_kv) (GQA); its keys are first gathered
+ * from the tiles into rows. */
+static void attention_exact_job(void *ctx, int ith, int nth) {
     const attn_job *j = ctx;
     hearth_session *s = j->s;
     const model_hparams *hp = &s->model->hp;
@@ -61,19 +104,62 @@ static void attention_job(void *ctx, int ith, int nth) {
     float q_scale, kq_scale;
     attn_scales(s->model, &q_scale, &kq_scale);
     const bool batch = j->n > 1;
-    float *scores = s->scores + (size_t)ith * (size_t)s->n_ctx;
+    float *scores = s->attn_work + (size_t)ith * s->attn_work_floats; /* [n_ctx_pad] */
+    uint8_t *krows = (uint8_t *)(scores + s->n_ctx_pad);              /* [n_ctx_pad][hd] */
     for (int unit = ith; unit < j->n * hp->n_head; unit += nth) {
-        const int t = unit / hp->n_head, h = unit % hp->n_head, off = (h / group) * hd;
-        const int p = j->pos0 + t;
-        const int k0 = j->l->swa && p - hp->swa_window + 1 > 0 ? p - hp->swa_window + 1 : 0;
-        const int n_keys = p - k0 + 1;
+        const int t = unit / hp->n_head, h = unit % hp->n_head, g = h / group;
+        const int p = j->pos0 + t, k0 = attn_first_key(s, j->l, p), n_keys = p - k0 + 1;
         const float *q = s->qkv + (size_t)t * qkv_stride + (size_t)h * hd;
         float *out = s->att + (size_t)t * s->n_q + (size_t)h * hd;
-        kern_attn_scores(scores, q, kv_at(s, s->k_cache, j->il, k0, off), (size_t)s->n_kv, n_keys,
-                         hd, s->kv_f16, batch);
+        const size_t off = kv_head_off(s, j->il, g);
+        kv_gather_k(s, j->il, g, k0, n_keys, krows);
+        kern_attn_scores(scores, q, krows, (size_t)hd, n_keys, hd, s->kv_f16, batch);
         kern_attn_softmax(scores, k0, n_keys, kq_scale);
-        kern_attn_values(out, scores, kv_at(s, s->v_cache, j->il, k0, off), (size_t)s->n_kv, k0,
-                         n_keys, hd, s->kv_f16, batch);
+        kern_attn_values(out, scores, kv_at(s, s->v_cache, off + (size_t)k0 * (size_t)hd),
+                         (size_t)hd, k0, n_keys, hd, s->kv_f16, batch);
+    }
+}
+
+/* Default mode: the same arithmetic through kern_attn_tile, which takes the
+ * (token, head) rows that read kv head g KERN_ATTN_ROWS at a time in
+ * (token, head) order and shares its loads of the cache between them. Units
+ * (tile, kv head) are dealt round-robin: later tokens see more keys, so
+ * consecutive units cost about the same. */
+static void attention_fast_job(void *ctx, int ith, int nth) {
+    const attn_job *j = ctx;
+    hearth_session *s = j->s;
+    const model_hparams *hp = &s->model->hp;
+    const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    const int qkv_stride = s->n_q + 2 * s->n_kv;
+    float q_scale, kq_scale;
+    attn_scales(s->model, &q_scale, &kq_scale);
+    const int n_rows = j->n * group, n_tiles = (n_rows + KERN_ATTN_ROWS - 1) / KERN_ATTN_ROWS;
+    for (int unit = ith; unit < n_tiles * hp->n_head_kv; unit += nth) {
+        const int g = unit % hp->n_head_kv, tile = unit / hp->n_head_kv;
+        kern_attn_row rows[KERN_ATTN_ROWS];
+        int nr = 0;
+        for (int i = tile * KERN_ATTN_ROWS; i < n_rows && nr < KERN_ATTN_ROWS; i++, nr++) {
+            const int t = i / group, h = g * group + i % group, p = j->pos0 + t;
+            rows[nr] = (kern_attn_row){
+                .q = s->qkv + (size_t)t * qkv_stride + (size_t)h * hd,
+                .out = s->att + (size_t)t * s->n_q + (size_t)h * hd,
+                .lo = attn_first_key(s, j->l, p),
+                .hi = p,
+            };
+        }
+        const size_t off = kv_head_off(s, j->il, g);
+        const kern_attn_args args = {
+            .rows = rows,
+            .n_rows = nr,
+            .hd = hd,
+            .n_pos = s->n_ctx_pad,
+            .k = kv_at(s, s->k_cache, off),
+            .v = kv_at(s, s->v_cache, off),
+            .batch = j->n > 1,
+            .scale = kq_scale,
+            .work = s->attn_work + (size_t)ith * s->attn_work_floats,
+        };
+        kern_attn_tile(&args, s->kv_f16);
     }
 }
 
@@ -126,8 +212,7 @@ static void attention_inputs(hearth_session *s, const model_layer *l, int il, in
             if (l->k_norm) kern_rms_norm(k + h * hd, k + h * hd, l->k_norm, hd, hp->rms_eps);
             kern_rope_apply(k + h * hd, cs, hp->n_rot, neox);
         }
-        kv_store(s, s->k_cache, il, pos0 + t, k);
-        kv_store(s, s->v_cache, il, pos0 + t, v);
+        kv_store(s, il, pos0 + t, k, v);
     }
 }
 
@@ -191,7 +276,7 @@ void forward_batch(hearth_session *s, const int32_t *ids, int n, float *out, int
         norm_rows(s, l->attn_norm, n);
         attention_inputs(s, l, il, n, s->pos);
         attn_job job = {.s = s, .l = l, .il = il, .n = n, .pos0 = s->pos};
-        hr_pool_run(m->pool, attention_job, &job);
+        hr_pool_run(m->pool, kern_exact() ? attention_exact_job : attention_fast_job, &job);
         matmul(s, &l->wo, s->att, n, s->xb, hp->n_embd);
         residual_add(s, l->post_attn_norm, n);
         norm_rows(s, l->ffn_norm, n);

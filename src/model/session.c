@@ -85,16 +85,19 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     s->att = alloc_f32(nb * (size_t)s->n_q, &err);
     s->ffn = alloc_f32(nb * 2 * (size_t)hp->n_ff, &err);
     s->hb = alloc_f32(nb * (size_t)hp->n_ff, &err);
-    s->scores = alloc_f32((size_t)s->n_threads * (size_t)p.n_ctx, &err);
     s->rope = alloc_f32(nb * (size_t)hp->n_rot, &err);
     s->logits = alloc_f32((size_t)hp->n_vocab, &err);
     if (!err && !(s->tokens = hr_calloc((size_t)p.n_ctx, sizeof *s->tokens)))
         err = HEARTH_ERR_NOMEM;
-    /* K and V: [n_layer][n_ctx][n_kv] each, F32 or F16. */
-    const size_t kv_elems = (size_t)hp->n_layer * (size_t)p.n_ctx * (size_t)s->n_kv;
+    /* K and V: [n_layer][n_head_kv][n_ctx_pad][head_dim] elements each (K in
+     * transposed tiles, session.h), F32 or F16; never read before written. */
+    s->n_ctx_pad = (p.n_ctx + KERN_KV_TILE - 1) / KERN_KV_TILE * KERN_KV_TILE;
+    const size_t kv_elems = (size_t)hp->n_layer * (size_t)s->n_ctx_pad * (size_t)s->n_kv;
     const size_t kv_floats = s->kv_f16 ? (kv_elems + 1) / 2 : kv_elems;
     s->k_cache = alloc_f32(kv_floats, &err);
     s->v_cache = alloc_f32(kv_floats, &err);
+    s->attn_work_floats = kern_attn_work_floats(hp->head_dim, s->n_ctx_pad);
+    s->attn_work = alloc_f32((size_t)s->n_threads * s->attn_work_floats, &err);
     size_t sb = scratch_bytes(m, p.n_batch);
     if (!err && sb && !(s->scratch = hr_aligned_alloc(sb))) err = HEARTH_ERR_NOMEM;
     if (err) {
@@ -113,7 +116,7 @@ void hearth_session_free(hearth_session *s) {
     free(s->att);
     free(s->ffn);
     free(s->hb);
-    free(s->scores);
+    free(s->attn_work);
     free(s->rope);
     free(s->logits);
     free(s->tokens);

@@ -10,20 +10,25 @@
 struct hearth_session {
     hearth_model *model;
     int n_ctx, n_batch, pos;
+    int n_ctx_pad; /* n_ctx rounded up to whole KV tiles (KERN_KV_TILE) */
     int n_q, n_kv; /* n_head * head_dim, n_head_kv * head_dim */
     int n_threads;
     bool kv_f16;
-    float *x;        /* [n_batch][n_embd] residual stream */
-    float *xb;       /* [n_batch][n_embd] normalised input / sub-layer output */
-    float *qkv;      /* [n_batch][n_q + 2 n_kv] */
-    float *att;      /* [n_batch][n_q] attention output */
-    float *ffn;      /* [n_batch][2 n_ff] gate, up */
-    float *hb;       /* [n_batch][n_ff] activation(gate) * up */
-    float *scores;   /* [n_threads][n_ctx] attention weights */
+    float *x;         /* [n_batch][n_embd] residual stream */
+    float *xb;        /* [n_batch][n_embd] normalised input / sub-layer output */
+    float *qkv;       /* [n_batch][n_q + 2 n_kv] */
+    float *att;       /* [n_batch][n_q] attention output */
+    float *ffn;       /* [n_batch][2 n_ff] gate, up */
+    float *hb;        /* [n_batch][n_ff] activation(gate) * up */
+    float *attn_work; /* [n_threads][attn_work_floats] kern_attn_tile's work space */
+    size_t attn_work_floats;
     float *rope;     /* [n_batch][n_rot] cos/sin pairs of the current layer */
     float *logits;   /* [n_vocab] of the last evaluated token */
     int32_t *tokens; /* [n_ctx] ids at positions 0..pos-1 */
-    void *k_cache;   /* [n_layer][n_ctx][n_kv] F32 or F16 */
+    /* KV cache, F32 or F16, in the layout of kern_attn_tile (kernels.h): per
+     * layer and kv head, K as [n_ctx_pad / KERN_KV_TILE][head_dim][KERN_KV_TILE]
+     * (tiles of positions, transposed) and V as [n_ctx_pad][head_dim]. */
+    void *k_cache; /* [n_layer][n_head_kv][...] */
     void *v_cache;
     void *scratch; /* activations converted for the matrix products */
 };
