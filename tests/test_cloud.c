@@ -339,6 +339,32 @@ static void test_cancel(void) {
     gw_buf_free(&s.text);
 }
 
+static void *raise_flag(void *arg) {
+    fc_sleep_ms(150);
+    atomic_store((atomic_bool *)arg, true);
+    return NULL;
+}
+
+/* A cancel flag stops a call that is waiting on a silent server. */
+static void test_cancel_flag(void) {
+    fake_cloud_reset(&fc);
+    gw_tier t = make_tier(GW_TIER_OPENAI, "slow-1000");
+    atomic_bool stop;
+    atomic_init(&stop, false);
+    gw_chat q = chat_of(hello, 2, true);
+    q.cancel = &stop;
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, raise_flag, &stop) == 0);
+    const double t0 = now_ms();
+    sink s = {0};
+    gw_cloud_result r = call(&t, &q, &s);
+    const double ms = now_ms() - t0;
+    pthread_join(th, NULL);
+    CHECKF(r.status == GW_CLOUD_CANCELLED && ms < 600, "%s after %.0f ms",
+           gw_cloud_status_name(r.status), ms);
+    gw_cloud_result_free(&r);
+}
+
 typedef struct worker {
     gw_remote *r;
     int ok;
@@ -458,6 +484,7 @@ int main(void) {
     test_keys();
     test_breaker();
     test_cancel();
+    test_cancel_flag();
     test_concurrent();
     test_privacy();
     fake_cloud_stop(&fc);

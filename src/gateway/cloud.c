@@ -233,6 +233,7 @@ static char *anthropic_body(const gw_tier *t, const gw_chat *q) {
 typedef struct xfer {
     const gw_tier *tier;
     CURL *easy;
+    const atomic_bool *cancel;
     bool stream;
     gw_text_cb cb;
     void *user;
@@ -511,6 +512,11 @@ static CURLcode run_transfer(CURL *e, xfer *x, bool *timed_out) {
             break;
         }
         if (!running) break;
+        if (x->cancel && atomic_load(x->cancel)) {
+            x->cancelled = true;
+            rc = CURLE_ABORTED_BY_CALLBACK;
+            break;
+        }
         const int64_t now = mono_ms();
         if (x->stream ? now - x->last_activity > limit : now - start > limit) {
             *timed_out = true;
@@ -659,12 +665,19 @@ hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *
     outcome oc = OUT_RETRY;
     double retry_after = 0;
     for (int k = 0; k <= t->retries; k++) {
-        if (k > 0) sleep_ms(backoff_ms(r, k, retry_after));
+        if (k > 0) {
+            /* the wait, in steps that notice a cancellation */
+            for (int64_t left = backoff_ms(r, k, retry_after); left > 0; left -= POLL_MS) {
+                if (req->cancel && atomic_load(req->cancel)) break;
+                sleep_ms(left < POLL_MS ? left : POLL_MS);
+            }
+        }
         memset(&x, 0, sizeof x);
         x.tier = t;
         x.stream = req->stream;
         x.cb = cb;
         x.user = user;
+        x.cancel = req->cancel;
         x.text.cap_max = BODY_MAX;
         x.body.cap_max = BODY_MAX;
         x.data.cap_max = SSE_EVENT_MAX;

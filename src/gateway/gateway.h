@@ -24,6 +24,7 @@
 
 #include "hearth.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -373,7 +374,8 @@ typedef struct gw_chat {
     double top_p;            /* NAN: not sent */
     const char *const *stop; /* stop strings; may be NULL */
     int n_stop;
-    bool stream; /* ask for SSE and hand text over as it comes */
+    bool stream;               /* ask for SSE and hand text over as it comes */
+    const atomic_bool *cancel; /* when set (may be NULL): stop as soon as possible */
 } gw_chat;
 
 /* Receives answer text as it arrives (the whole text once when not
