@@ -29,7 +29,18 @@ static const char serve_usage[] =
     "  --chat-template T    chatml|qwen3|llama3|llama3.1|llama3.2|gemma|gemma3|phi3|phi3-mini|\n"
     "                       phi4-mini|phi4, or a file holding a Jinja template to recognize\n"
     "                       (default: the model's tokenizer.chat_template)\n"
-    "  --log-prompts        put prompt text in the request log (off: only sizes and times)\n";
+    "  --log-prompts        put prompt text in the request log (off: only sizes and times)\n"
+    "cascade gateway (docs/gateway.md): every response says who answered in x-hearth-route\n"
+    "and why in x-hearth-reason; GET /v1/hearth/stats sums up the ledger\n"
+    "  --config FILE        tiers, routing rules, thresholds and privacy actions (JSON)\n"
+    "  --cloud-url URL      add an OpenAI-compatible remote tier named \"cloud\" ...\n"
+    "  --cloud-model NAME   ... asking for this model\n"
+    "  --cloud-key-env VAR  ... with the API key in this environment variable\n"
+    "  --cloud-price IN,OUT ... at these dollars per million input,output tokens\n"
+    "  --air-gapped         never contact a remote tier\n"
+    "  --router FILE        the learned pre-router (hearth router train) for auto requests\n"
+    "  --ledger FILE        the SQLite ledger and audit log (default: in memory)\n"
+    "  --ledger-prompts     store prompts and answers in the ledger (to train the router)\n";
 
 static bool parse_int(const char *v, long lo, long hi, int *out) {
     char *end;
@@ -47,8 +58,11 @@ static int parse_serve(int argc, char **argv, srv_config *c) {
             fputs(serve_usage, stdout);
             return 0;
         }
-        if (!strcmp(a, "--log-prompts")) {
-            c->log_prompts = true;
+        if (!strcmp(a, "--log-prompts") || !strcmp(a, "--air-gapped") ||
+            !strcmp(a, "--ledger-prompts")) {
+            if (!strcmp(a, "--log-prompts")) c->log_prompts = true;
+            if (!strcmp(a, "--air-gapped")) c->air_gapped = true;
+            if (!strcmp(a, "--ledger-prompts")) c->ledger_prompts = true;
             continue;
         }
         const char *v = i + 1 < argc ? argv[++i] : NULL;
@@ -80,6 +94,20 @@ static int parse_serve(int argc, char **argv, srv_config *c) {
             ok = parse_int(v, 0, 1024, &c->n_threads);
         else if (!strcmp(a, "--chat-template"))
             c->chat_template = v;
+        else if (!strcmp(a, "--config"))
+            c->gateway_config = v;
+        else if (!strcmp(a, "--cloud-url"))
+            c->cloud_url = v;
+        else if (!strcmp(a, "--cloud-model"))
+            c->cloud_model = v;
+        else if (!strcmp(a, "--cloud-key-env"))
+            c->cloud_key_env = v;
+        else if (!strcmp(a, "--cloud-price"))
+            c->cloud_price = v;
+        else if (!strcmp(a, "--router"))
+            c->router_path = v;
+        else if (!strcmp(a, "--ledger"))
+            c->ledger_path = v;
         else {
             fprintf(stderr, "hearth serve: unknown option '%s'\n%s", a, serve_usage);
             return 2;

@@ -235,6 +235,7 @@ static remote_outcome try_remote(job *j, int tier, char *why, size_t cap) {
         snprintf(j->out->finish_reason, sizeof j->out->finish_reason, "%s", res.finish_reason);
     } else {
         snprintf(why, cap, "%s %s (%s)", t->name, gw_cloud_status_name(res.status), res.error);
+        if (res.status == GW_CLOUD_CANCELLED) j->client_gone = true; /* the caller asked */
         oc = j->answer.len || res.status == GW_CLOUD_CANCELLED ? REMOTE_BROKEN : REMOTE_FAILED;
     }
     if (res.attempts > 0)
@@ -301,8 +302,9 @@ static void remote_path(job *j, const gw_decision *d, gw_local_fn local, void *c
         for (int t = 1; t < j->g->cfg.n_tiers && oc == REMOTE_FAILED; t++) {
             if (t == d->tier || !gw_remote_available(j->g->remote[t])) continue;
             char why2[256];
+            /* the reason is set first: a streaming answer's headers go out with its text */
+            set_reason(j, "%.120s; failover after %.100s", d->reason, why);
             oc = try_remote(j, t, why2, sizeof why2);
-            if (oc == REMOTE_OK) set_reason(j, "%.120s; failover after %.100s", d->reason, why);
         }
     }
     if (oc == REMOTE_OK) {
@@ -336,13 +338,13 @@ static void local_path(job *j, const gw_decision *d, gw_local_fn local, void *ct
     if (low && esc > 0) {
         if (gw_remote_available(j->g->remote[esc])) {
             char fail[256] = "";
+            j->out->route = GW_ROUTE_ESCALATED; /* before the first text: the headers */
+            set_reason(j, "%s", why);
             const remote_outcome oc = try_remote(j, esc, fail, sizeof fail);
             if (oc == REMOTE_OK) {
-                j->out->route = GW_ROUTE_ESCALATED;
                 j->out->status = 200;
                 j->extra_cost =
                     gw_cost_usd_micro(&j->g->cfg.tiers[0], lr.prompt_tokens, lr.completion_tokens);
-                set_reason(j, "%s", why);
                 free_local(&lr);
                 return;
             }
@@ -482,12 +484,7 @@ void gw_call_head(const gw_call *j, gw_response *out) {
 void gw_call_run(gw_call *j, gw_local_fn local, void *local_ctx, gw_response *out) {
     gw_call_head(j, out);
     j->out = out;
-    const gw_config *c = &j->g->cfg;
     const gw_decision *d = &j->d;
-    if (d->pii_blocked) {
-        const int want = gw_config_tier(c, c->escalate_to);
-        if (want > 0) audit(j, &c->tiers[want], d->refuse ? "refused" : "blocked", NULL, NULL, 0);
-    }
     if (d->refuse)
         ;
     else if (d->tier > 0)
@@ -506,6 +503,11 @@ void gw_call_run(gw_call *j, gw_local_fn local, void *local_ctx, gw_response *ou
 int64_t gw_call_finish(gw_call *j, const gw_response *resp) {
     if (j->finished) return j->ledger_id;
     j->finished = true;
+    const gw_config *c = &j->g->cfg;
+    if (j->d.pii_blocked) { /* the escalation a blocked entity stopped */
+        const int want = gw_config_tier(c, c->escalate_to);
+        if (want > 0) audit(j, &c->tiers[want], j->d.refuse ? "refused" : "blocked", NULL, NULL, 0);
+    }
     ledger_row(j, resp, mono_ms() - j->t0);
     return j->ledger_id;
 }

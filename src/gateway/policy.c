@@ -85,12 +85,15 @@ static void why_rule(const gw_rule *r, const gw_signals *s, const char *task, ch
     if (r->pattern[0] && (size_t)n < cap) snprintf(out + n, cap - (size_t)n, " pattern matched");
 }
 
-/* Local, with the confidence check when a remote tier could take over. */
-static void go_local(const gw_config *c, gw_decision *d, const gw_conf_thresholds *conf) {
+/* Local, with the confidence check when a remote tier could take over and
+ * the configuration (or the rule, by giving thresholds) asks for it. */
+static void go_local(const gw_config *c, gw_decision *d, const gw_conf_thresholds *conf,
+                     bool rule_conf) {
     d->route = GW_ROUTE_LOCAL;
     d->tier = 0;
     d->escalate_tier = c->escalate_to[0] ? gw_config_tier(c, c->escalate_to) : -1;
-    d->check_confidence = c->confidence_check && has_remote(c) && d->escalate_tier > 0;
+    d->check_confidence =
+        (c->confidence_check || rule_conf) && has_remote(c) && d->escalate_tier > 0;
     d->conf = *conf;
 }
 
@@ -108,14 +111,14 @@ static void go_remote(const gw_config *c, const gw_signals *s, gw_decision *d, g
                      "privacy: the request holds %s, which may not leave (refused)", s->blocked);
             return;
         }
-        go_local(c, d, &c->conf);
+        go_local(c, d, &c->conf, false);
         d->check_confidence = false;
         snprintf(d->reason, sizeof d->reason,
                  "privacy: %s may not leave; answered locally (%.100s)", s->blocked, why);
         return;
     }
     if (!s->available[tier]) {
-        go_local(c, d, &c->conf);
+        go_local(c, d, &c->conf, false);
         d->check_confidence = false;
         d->degraded = true;
         snprintf(d->reason, sizeof d->reason,
@@ -161,7 +164,7 @@ void gw_policy_decide(const gw_config *c, const gw_signals *s, gw_decision *d) {
     }
     /* auto */
     if (!has_remote(c)) {
-        go_local(c, d, &c->conf);
+        go_local(c, d, &c->conf, false);
         snprintf(d->reason, sizeof d->reason, "%s",
                  c->air_gapped ? "air-gapped: local only" : "local: no remote tier");
         return;
@@ -176,7 +179,7 @@ void gw_policy_decide(const gw_config *c, const gw_signals *s, gw_decision *d) {
         why_rule(r, s, task, d->reason, sizeof d->reason);
         const int t = gw_config_tier(c, r->target);
         if (t <= 0)
-            go_local(c, d, r->has_conf ? &r->conf : &c->conf);
+            go_local(c, d, r->has_conf ? &r->conf : &c->conf, r->has_conf);
         else
             go_remote(c, s, d, GW_ROUTE_ESCALATED, t);
         return;
@@ -191,11 +194,11 @@ void gw_policy_decide(const gw_config *c, const gw_signals *s, gw_decision *d) {
             go_remote(c, s, d, GW_ROUTE_ESCALATED, esc);
             return;
         }
-        go_local(c, d, &c->conf);
+        go_local(c, d, &c->conf, false);
         return;
     }
     /* 4. local first */
-    go_local(c, d, &c->conf);
+    go_local(c, d, &c->conf, false);
     snprintf(d->reason, sizeof d->reason, "%s",
              d->check_confidence ? "local: confidence check" : "local");
 }

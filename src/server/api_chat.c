@@ -68,8 +68,7 @@ void srv_handle_chat(srv_exchange *x) {
         if (ok && s->cfg.log_prompts) x->log_prompt = strdup(text);
     }
     if (ok) {
-        srv_gen g = {.kind = SRV_CHAT, .req = &r, .ids = ids, .n_ids = n};
-        srv_generate(x, &g);
+        srv_gateway_chat(x, &r, &ids, n); /* the cascade decides who answers */
     } else {
         srv_respond_error(x, &e);
     }

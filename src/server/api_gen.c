@@ -154,7 +154,7 @@ static cJSON *string_json(const char *text, size_t len) {
     return s;
 }
 
-static char *response_json(srv_server *s, const srv_gen *g, const srv_job *j) {
+char *srv_response_json(srv_server *s, const srv_gen *g, const srv_job *j) {
     char id[64];
     srv_make_id(g->kind, id, sizeof id);
     cJSON *root = cJSON_CreateObject();
@@ -326,7 +326,7 @@ void srv_generate(srv_exchange *x, const srv_gen *g) {
         x->prompt_tokens = j->result.n_prompt + j->result.n_cached;
         x->cached_tokens = j->result.n_cached;
         x->completion_tokens = j->result.n_gen;
-        char *body = response_json(s, g, j);
+        char *body = srv_response_json(s, g, j);
         if (body)
             srv_respond_json(x, 200, body);
         else {

@@ -29,7 +29,8 @@ typedef enum route_id {
     ROUTE_MODELS,
     ROUTE_MODEL,
     ROUTE_HEALTH,
-    ROUTE_METRICS
+    ROUTE_METRICS,
+    ROUTE_STATS
 } route_id;
 
 typedef struct route {
@@ -47,6 +48,7 @@ static const route routes[] = {
     {"/v1/models/", true, "GET", ROUTE_MODEL, true},
     {"/health", false, "GET", ROUTE_HEALTH, false},
     {"/metrics", false, "GET", ROUTE_METRICS, false},
+    {"/v1/hearth/stats", false, "GET", ROUTE_STATS, true},
 };
 
 /* Per-request state (libmicrohttpd's con_cls), freed when it completes. */
@@ -126,6 +128,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
         note = "(connection failed)";
     if (c->x.status == 0) c->x.status = 499; /* nothing was answered */
     log_line(s, c, note);
+    srv_gateway_completed(&c->x); /* the ledger row */
     const bool gen = c->route && (c->route->id == ROUTE_CHAT || c->route->id == ROUTE_COMPLETIONS);
     srv_metrics_request(&s->metrics, srv_metrics_route(c->path), c->x.status,
                         (srv_now_ms() - c->t0) / 1e3, gen && c->x.status == 200);
@@ -201,6 +204,8 @@ static void dispatch(srv_server *s, srv_conn *c) {
         srv_handle_health(x);
     } else if (id == ROUTE_METRICS) {
         srv_handle_metrics(x);
+    } else if (id == ROUTE_STATS) {
+        srv_handle_stats(x);
     } else if (state != SRV_READY) {
         srv_error e;
         srv_fail(&e, 503, NULL, state == SRV_LOADING ? "model_loading" : "model_failed",
@@ -242,6 +247,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         c->x.client_fd = ci ? ci->connect_fd : -1;
+        const char *tier = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-hearth-tier");
+        const char *task = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-hearth-task");
+        snprintf(c->x.tier_header, sizeof c->x.tier_header, "%s", tier ? tier : "");
+        snprintf(c->x.task_header, sizeof c->x.task_header, "%s", task ? task : "");
         if (early_checks(s, c, conn)) {
             c->answered = true;
             return queue(conn, &c->x);

@@ -165,11 +165,14 @@ hearth_err srv_start(const srv_config *cfg, srv_server **out) {
     const char *base = strrchr(cfg->model_path, '/');
     snprintf(s->model_id, sizeof s->model_id, "%s", base ? base + 1 : cfg->model_path);
     s->created = (int64_t)time(NULL);
-    hearth_err err = srv_http_start(s);
+    atomic_init(&s->gw_workers, 0);
+    hearth_err err = srv_gateway_start(s);
+    if (!err) err = srv_http_start(s);
     if (!err && pthread_create(&s->loader, NULL, loader_main, s) != 0)
         err = hr_fail(HEARTH_ERR_NOMEM, "server: cannot start the loader thread");
     if (err) {
         srv_http_stop(s);
+        srv_gateway_stop(s);
         srv_metrics_fini(&s->metrics);
         pthread_mutex_destroy(&s->log_mu);
         free(s);
@@ -190,7 +193,9 @@ void srv_stop(srv_server *s) {
     /* Wake every waiting handler first, so the connection threads the
      * daemon joins can finish; free the slots only after. */
     srv_sched_shutdown(s->sched);
+    srv_gateway_quiesce(s); /* cascade streams end too */
     srv_http_stop(s);
+    srv_gateway_stop(s); /* after the daemon: its last requests write ledger rows */
     srv_sched_free(s->sched);
     hearth_model_free(s->model);
     free(s->bos_text);

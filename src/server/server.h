@@ -24,6 +24,8 @@
 #define HEARTH_SERVER_H
 
 #include "hearth.h"
+#include "gateway/gateway.h"
+#include "gateway/router.h"
 #include "tokenizer/chat_template.h"
 
 #include <pthread.h>
@@ -49,6 +51,13 @@ typedef struct srv_config {
     const char *chat_template; /* NULL: the model's; else a name (tok_chat_names) or a file */
     bool log_prompts;          /* put prompt text in the request log */
     FILE *log;                 /* the request log and start-up messages (stderr) */
+    /* the cascade gateway (api_gateway.c, docs/gateway.md) */
+    const char *gateway_config; /* --config FILE: tiers, routing, privacy (JSON) */
+    const char *cloud_url, *cloud_model, *cloud_key_env, *cloud_price; /* --cloud-* */
+    bool air_gapped;         /* never contact a remote tier */
+    const char *ledger_path; /* --ledger FILE (NULL: kept in memory) */
+    bool ledger_prompts;     /* store prompts and answers in the ledger */
+    const char *router_path; /* --router FILE: the learned pre-router */
 } srv_config;
 
 srv_config srv_default_config(void);
@@ -245,6 +254,14 @@ struct srv_server {
     pthread_t loader;
     bool loader_started;
     hearth_err load_err;
+    /* the gateway (api_gateway.c) */
+    gw_gateway *gw;
+    gw_ledger *ledger;
+    rtr_model *router;
+    pthread_mutex_t gw_mu; /* guards gw_active and gw_closing */
+    bool gw_mu_ready, gw_closing;
+    struct srv_gwreq *gw_active; /* chat requests in flight */
+    atomic_int gw_workers;       /* streaming cascade threads running */
 };
 
 /* One HTTP request as the handlers see it: what the log line reports. */
@@ -257,7 +274,9 @@ typedef struct srv_exchange {
     /* filled by the handler */
     int status;
     int prompt_tokens, cached_tokens, completion_tokens;
-    char *log_prompt; /* --log-prompts: the prompt text (malloc'd) */
+    char *log_prompt;                      /* --log-prompts: the prompt text (malloc'd) */
+    char tier_header[64], task_header[32]; /* x-hearth-tier, x-hearth-task ("": none) */
+    struct srv_gwreq *gw;                  /* the gateway's state of a chat request */
     struct MHD_Response *response;
     struct srv_stream *stream; /* a streaming response's state (owned by the response) */
 } srv_exchange;
@@ -272,6 +291,7 @@ void srv_handle_completions(srv_exchange *x);
 void srv_handle_models(srv_exchange *x, const char *id);
 void srv_handle_health(srv_exchange *x);
 void srv_handle_metrics(srv_exchange *x);
+void srv_handle_stats(srv_exchange *x); /* GET /v1/hearth/stats */
 
 /* Responses (http.c): a JSON body (taken over: freed by the response) and an
  * error. */
@@ -291,6 +311,8 @@ typedef struct srv_gen {
 } srv_gen;
 
 void srv_generate(srv_exchange *x, const srv_gen *g);
+/* The chat.completion / text_completion body of a finished job (malloc'd). */
+char *srv_response_json(srv_server *s, const srv_gen *g, const srv_job *j);
 /* Tokenizes a prompt (BOS as the vocabulary asks, special tokens parsed);
  * *ids is malloc'd. */
 bool srv_tokenize(srv_server *s, const char *text, size_t len, int32_t **ids, int *n, srv_error *e);
@@ -312,5 +334,22 @@ void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, sr
 
 /* Whether the client's socket was closed by the peer. */
 bool srv_client_gone(int fd);
+
+/* ---- the gateway (api_gateway.c) ------------------------------------------ */
+
+typedef struct srv_gwreq srv_gwreq;
+
+/* Builds the gateway from the configuration (an error for a bad --config). */
+hearth_err srv_gateway_start(srv_server *s);
+/* Refuses new chat requests and stops the ones in flight (call before the
+ * HTTP daemon stops, so their streams end). */
+void srv_gateway_quiesce(srv_server *s);
+/* Waits for the cascade threads and frees the gateway (after the daemon). */
+void srv_gateway_stop(srv_server *s);
+/* A parsed chat request whose prompt is tokens: routed by the gateway. Takes
+ * *r and *ids over (leaves them empty). */
+void srv_gateway_chat(srv_exchange *x, srv_request *r, int32_t **ids, int n_ids);
+/* libmicrohttpd reports the request complete: the ledger row follows. */
+void srv_gateway_completed(srv_exchange *x);
 
 #endif

@@ -60,12 +60,12 @@ typedef struct fc_stream {
     int drop_at;            /* -1: never */
 } fc_stream;
 
-static void fc_sleep_ms(int ms) {
+static inline void fc_sleep_ms(int ms) {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
-static ssize_t fc_read(void *cls, uint64_t pos, char *buf, size_t max) {
+static inline ssize_t fc_read(void *cls, uint64_t pos, char *buf, size_t max) {
     (void)pos;
     fc_stream *st = cls;
     if (st->next == st->drop_at) return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -86,14 +86,14 @@ static ssize_t fc_read(void *cls, uint64_t pos, char *buf, size_t max) {
     return (ssize_t)n;
 }
 
-static void fc_stream_free(void *cls) {
+static inline void fc_stream_free(void *cls) {
     fc_stream *st = cls;
     for (int i = 0; i < st->n; i++) free(st->events[i]);
     free(st->events);
     free(st);
 }
 
-static void fc_add_event(fc_stream *st, bool anthropic, const char *type, cJSON *data) {
+static inline void fc_add_event(fc_stream *st, bool anthropic, const char *type, cJSON *data) {
     char *json = cJSON_PrintUnformatted(data);
     cJSON_Delete(data);
     const size_t n = strlen(json) + 64;
@@ -107,19 +107,19 @@ static void fc_add_event(fc_stream *st, bool anthropic, const char *type, cJSON 
     st->events[st->n++] = e;
 }
 
-static void fc_add_raw(fc_stream *st, const char *text) {
+static inline void fc_add_raw(fc_stream *st, const char *text) {
     st->events = realloc(st->events, (size_t)(st->n + 1) * sizeof *st->events);
     st->events[st->n++] = strdup(text);
 }
 
 /* The pieces of the answer: 3 bytes, extended to whole UTF-8 characters. */
-static int fc_piece(const char *s, size_t at, size_t len) {
+static inline int fc_piece(const char *s, size_t at, size_t len) {
     size_t e = at + 3 < len ? at + 3 : len;
     while (e < len && ((unsigned char)s[e] & 0xc0) == 0x80) e++;
     return (int)(e - at);
 }
 
-static cJSON *fc_openai_chunk(const char *content, size_t n, const char *finish) {
+static inline cJSON *fc_openai_chunk(const char *content, size_t n, const char *finish) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", "chatcmpl-fake");
     cJSON_AddStringToObject(o, "object", "chat.completion.chunk");
@@ -139,8 +139,8 @@ static cJSON *fc_openai_chunk(const char *content, size_t n, const char *finish)
     return o;
 }
 
-static struct MHD_Response *fc_stream_response(bool anthropic, const char *answer,
-                                               int prompt_tokens, int stall_ms, bool drop) {
+static inline struct MHD_Response *fc_stream_response(bool anthropic, const char *answer,
+                                                      int prompt_tokens, int stall_ms, bool drop) {
     fc_stream *st = calloc(1, sizeof *st);
     st->drop_at = -1;
     const size_t len = strlen(answer);
@@ -201,7 +201,7 @@ static struct MHD_Response *fc_stream_response(bool anthropic, const char *answe
     return r;
 }
 
-static char *fc_whole_json(bool anthropic, const char *answer, int prompt_tokens) {
+static inline char *fc_whole_json(bool anthropic, const char *answer, int prompt_tokens) {
     cJSON *o = cJSON_CreateObject();
     const int completion = (int)(strlen(answer) + 2) / 3;
     if (anthropic) {
@@ -233,7 +233,7 @@ static char *fc_whole_json(bool anthropic, const char *answer, int prompt_tokens
     return s;
 }
 
-static enum MHD_Result fc_send(struct MHD_Connection *c, int status, const char *body) {
+static inline enum MHD_Result fc_send(struct MHD_Connection *c, int status, const char *body) {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
     MHD_add_response_header(r, "Content-Type", "application/json");
@@ -243,7 +243,7 @@ static enum MHD_Result fc_send(struct MHD_Connection *c, int status, const char 
 }
 
 /* Whether this request is one of the first n faulty ones since the reset. */
-static bool fc_take_fault(fake_cloud *fc, int n) {
+static inline bool fc_take_fault(fake_cloud *fc, int n) {
     pthread_mutex_lock(&fc->mu);
     const bool fault = fc->n_failed < n;
     if (fault) fc->n_failed++;
@@ -251,8 +251,8 @@ static bool fc_take_fault(fake_cloud *fc, int n) {
     return fault;
 }
 
-static enum MHD_Result fc_answer(fake_cloud *fc, struct MHD_Connection *c, const char *url,
-                                 const char *body) {
+static inline enum MHD_Result fc_answer(fake_cloud *fc, struct MHD_Connection *c, const char *url,
+                                        const char *body) {
     const bool anthropic = strstr(url, "/messages") != NULL;
     if (fc->expect_key) {
         const char *got = anthropic
@@ -319,9 +319,9 @@ static enum MHD_Result fc_answer(fake_cloud *fc, struct MHD_Connection *c, const
     return rc;
 }
 
-static enum MHD_Result fc_handler(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version, const char *upload,
-                                  size_t *upload_size, void **con_cls) {
+static inline enum MHD_Result fc_handler(void *cls, struct MHD_Connection *c, const char *url,
+                                         const char *method, const char *version,
+                                         const char *upload, size_t *upload_size, void **con_cls) {
     (void)version;
     fake_cloud *fc = cls;
     fc_conn *cn = *con_cls;
@@ -350,8 +350,8 @@ static enum MHD_Result fc_handler(void *cls, struct MHD_Connection *c, const cha
     return fc_answer(fc, c, url, cn->body ? cn->body : "");
 }
 
-static void fc_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                         enum MHD_RequestTerminationCode toe) {
+static inline void fc_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                                enum MHD_RequestTerminationCode toe) {
     (void)cls;
     (void)c;
     (void)toe;
@@ -361,7 +361,7 @@ static void fc_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
-static bool fake_cloud_start(fake_cloud *fc) {
+static inline bool fake_cloud_start(fake_cloud *fc) {
     memset(fc, 0, sizeof *fc);
     pthread_mutex_init(&fc->mu, NULL);
     struct sockaddr_in addr;
@@ -380,7 +380,7 @@ static bool fake_cloud_start(fake_cloud *fc) {
 }
 
 /* Forgets the recorded bodies and the faults served. */
-static void fake_cloud_reset(fake_cloud *fc) {
+static inline void fake_cloud_reset(fake_cloud *fc) {
     pthread_mutex_lock(&fc->mu);
     for (int i = 0; i < fc->n_bodies; i++) free(fc->bodies[i]);
     fc->n_bodies = 0;
@@ -389,14 +389,14 @@ static void fake_cloud_reset(fake_cloud *fc) {
     pthread_mutex_unlock(&fc->mu);
 }
 
-static int fake_cloud_requests(fake_cloud *fc) {
+static inline int fake_cloud_requests(fake_cloud *fc) {
     pthread_mutex_lock(&fc->mu);
     const int n = fc->n_requests;
     pthread_mutex_unlock(&fc->mu);
     return n;
 }
 
-static void fake_cloud_stop(fake_cloud *fc) {
+static inline void fake_cloud_stop(fake_cloud *fc) {
     if (fc->daemon) MHD_stop_daemon(fc->daemon);
     fc->daemon = NULL;
     fake_cloud_reset(fc);

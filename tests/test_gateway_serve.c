@@ -1,0 +1,403 @@
+/*
+ * test_gateway_serve.c - the cascade gateway in real processes on loopback.
+ * The "cloud" tier is a second `hearth serve` with a different model (a real
+ * OpenAI-compatible server); the gateway is `hearth serve --cloud-url ...
+ * --config ... --ledger ...`, driven with curl. Checked:
+ *   - routes and their headers (x-hearth-route, x-hearth-reason): explicit
+ *     local and cloud, a rule, confidence escalation, kept local; the cloud's
+ *     answer relayed exactly (same tokens as asking the cloud directly),
+ *     streaming and not;
+ *   - privacy: what the cloud server logged of its prompts (--log-prompts)
+ *     holds placeholders, never the values; the answer has them restored;
+ *   - faults: the cloud killed (degraded local answers); a fake cloud in this
+ *     process (tests/gateway/fake_cloud.h) that is slower than the timeout,
+ *     answers 429 and 500, cuts a stream, and speaks Anthropic's format;
+ *     every request gets an answer or a clear error;
+ *   - GET /v1/hearth/stats, `hearth ledger report`, air gap, and exactly one
+ *     ledger row per chat request.
+ */
+#include "test.h"
+
+#include "gateway/fake_cloud.h"
+#include "gateway/gateway.h"
+#include "server/http_client.h"
+#include "server/model_fixture.h"
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+static const char *binary = HEARTH_BINARY;
+static char scratch[] = "/tmp/hearth_gws_XXXXXX";
+static fake_cloud fc;
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+typedef struct reply {
+    int status;
+    char *body;
+    char route[64], reason[512];
+} reply;
+
+/* A chat request; extra: more curl arguments. Headers are read back from a
+ * dump file (-D). */
+static reply chat(test_server *sv, const char *model, const char *user, bool stream, int max_tokens,
+                  const char *extra) {
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "model", model);
+    cJSON *m = cJSON_AddArrayToObject(b, "messages"), *msg = cJSON_CreateObject();
+    cJSON_AddStringToObject(msg, "role", "user");
+    cJSON_AddStringToObject(msg, "content", user);
+    cJSON_AddItemToArray(m, msg);
+    cJSON_AddNumberToObject(b, "max_tokens", max_tokens);
+    cJSON_AddNumberToObject(b, "temperature", 0);
+    if (stream) cJSON_AddBoolToObject(b, "stream", true);
+    char *body = cJSON_PrintUnformatted(b);
+    cJSON_Delete(b);
+    char hdr[600], args[1200];
+    snprintf(hdr, sizeof hdr, "%s/hdr%d", sv->scratch, sv->seq);
+    snprintf(args, sizeof args, "-D '%s' %s", hdr, extra ? extra : "");
+    test_reply t = test_http(sv, "POST", "/v1/chat/completions", body, args);
+    free(body);
+    reply r = {.status = t.status, .body = t.body};
+    char *h = test_read_file(hdr, NULL);
+    for (char *line = h ? strtok(h, "\r\n") : NULL; line; line = strtok(NULL, "\r\n")) {
+        if (!strncasecmp(line, "x-hearth-route: ", 16))
+            snprintf(r.route, sizeof r.route, "%s", line + 16);
+        if (!strncasecmp(line, "x-hearth-reason: ", 17))
+            snprintf(r.reason, sizeof r.reason, "%s", line + 17);
+    }
+    free(h);
+    return r;
+}
+
+/* The answer's text: message.content, or the streamed deltas joined. */
+static char *answer_text(const reply *r) {
+    gw_buf out = {0};
+    gw_buf_put(&out, "", 0);
+    if (!strncmp(r->body, "data: ", 6)) {
+        for (const char *p = r->body; (p = strstr(p, "data: ")); p += 6) {
+            cJSON *o = cJSON_Parse(p + 6); /* parses up to the event's end */
+            const cJSON *d = cJSON_GetObjectItem(
+                cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0), "delta");
+            const char *c = cJSON_GetStringValue(cJSON_GetObjectItem(d, "content"));
+            if (c) gw_buf_puts(&out, c);
+            cJSON_Delete(o);
+        }
+    } else {
+        cJSON *o = cJSON_Parse(r->body);
+        const cJSON *msg = cJSON_GetObjectItem(
+            cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0), "message");
+        const char *c = cJSON_GetStringValue(cJSON_GetObjectItem(msg, "content"));
+        if (c) gw_buf_puts(&out, c);
+        cJSON_Delete(o);
+    }
+    return gw_buf_take(&out, NULL);
+}
+
+static bool stream_done(const reply *r) { return strstr(r->body, "data: [DONE]") != NULL; }
+
+static int64_t db_int(const char *path, const char *sql) {
+    sqlite3 *db = NULL;
+    int64_t v = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return v;
+}
+
+#define CHECK_REPLY(r, st, rt)                                                                     \
+    CHECKF((r).status == (st) && !strcmp((r).route, rt),                                           \
+           "status %d route '%s' reason '%s': %.300s", (r).status, (r).route, (r).reason,          \
+           (r).body)
+
+/* ---- the gateway in front of a real cloud -------------------------------------------- */
+
+static int n_chat; /* chat requests sent to the gateway under test */
+
+static reply counted(test_server *gw, const char *model, const char *user, bool stream, int max,
+                     const char *extra) {
+    n_chat++;
+    return chat(gw, model, user, stream, max, extra);
+}
+
+static void test_real_cloud(const char *local_model, const char *cloud_model) {
+    test_server cloud, gw;
+    REQUIRE(test_server_start(&cloud, binary, cloud_model, scratch,
+                              "-t 1 --chat-template chatml --log-prompts"));
+    char cfg[600], ledger[600], args[2048];
+    snprintf(cfg, sizeof cfg, "%s/gateway.json", scratch);
+    snprintf(ledger, sizeof ledger, "%s/ledger.db", scratch);
+    const char *json =
+        "{\"routing\": {\"confidence_check\": false, \"rules\": [\n"
+        "  {\"name\": \"hard\", \"pattern\": \"(?i)hard question\", \"route\": \"cloud\"},\n"
+        "  {\"name\": \"unsure\", \"pattern\": \"(?i)unsure\", \"route\": \"local\",\n"
+        "   \"confidence\": {\"mean_logprob\": 0.5, \"min_tokens\": 1}},\n"
+        "  {\"name\": \"sure\", \"pattern\": \"(?i)\\\\bsure\\\\b\", \"route\": \"local\",\n"
+        "   \"confidence\": {\"mean_logprob\": null, \"min_logprob\": null}}]},\n"
+        " \"privacy\": {\"actions\": {\"SSN\": \"block\"}}}\n";
+    REQUIRE(test_write_file(cfg, json, strlen(json)));
+    snprintf(args, sizeof args,
+             "-t 1 --chat-template chatml --config '%s' --cloud-url http://127.0.0.1:%d "
+             "--cloud-model cloudy --cloud-price 1,2 --ledger '%s'",
+             cfg, cloud.port, ledger);
+    REQUIRE(test_server_start(&gw, binary, local_model, scratch, args));
+
+    /* explicit local */
+    reply r = counted(&gw, "local", "Tell me a story.", false, 12, NULL);
+    CHECK_REPLY(r, 200, "local");
+    CHECK(strstr(r.reason, "explicit: local") != NULL);
+    free(r.body);
+    r = counted(&gw, "local", "Tell me a story.", true, 12, NULL);
+    CHECK_REPLY(r, 200, "local");
+    CHECK(stream_done(&r));
+    free(r.body);
+
+    /* explicit cloud: the cloud's own answer, token for token */
+    reply direct = chat(&cloud, "whatever", "Once upon a time", false, 16, NULL);
+    REQUIRE(direct.status == 200);
+    char *want = answer_text(&direct);
+    for (int stream = 0; stream < 2; stream++) {
+        r = counted(&gw, "cloud", "Once upon a time", stream, 16, NULL);
+        CHECK_REPLY(r, 200, "cloud");
+        char *got = answer_text(&r);
+        CHECKF(!strcmp(got, want), "stream=%d: '%s' vs the cloud's '%s'", stream, got, want);
+        CHECK(!stream || stream_done(&r));
+        free(got);
+        free(r.body);
+    }
+    free(want);
+    free(direct.body);
+    /* the header names the tier too */
+    r = counted(&gw, "auto", "hello", false, 8, "-H 'x-hearth-tier: cloud'");
+    CHECK_REPLY(r, 200, "cloud");
+    free(r.body);
+    r = counted(&gw, "auto", "hello", false, 8, "-H 'x-hearth-tier: nowhere'");
+    CHECK(r.status == 400 && strstr(r.body, "no tier named"));
+    free(r.body);
+
+    /* rules and confidence */
+    r = counted(&gw, "auto", "A hard question: why?", false, 8, NULL);
+    CHECK_REPLY(r, 200, "cloud");
+    CHECK(strstr(r.reason, "rule hard: pattern matched") != NULL);
+    free(r.body);
+    for (int stream = 0; stream < 2; stream++) {
+        r = counted(&gw, "auto", "I am unsure about this", stream, 8, NULL);
+        CHECK_REPLY(r, 200, "cloud");
+        CHECKF(strstr(r.reason, "confidence: mean logprob") && strstr(r.reason, "< 0.500"), "%s",
+               r.reason);
+        free(r.body);
+    }
+    r = counted(&gw, "auto", "I am sure about this", true, 8, NULL);
+    CHECK_REPLY(r, 200, "local");
+    CHECK(strstr(r.reason, "rule sure") && strstr(r.reason, "confidence: mean") && stream_done(&r));
+    free(r.body);
+    r = counted(&gw, "auto", "plain request", false, 8, NULL);
+    CHECK_REPLY(r, 200, "local");
+    free(r.body);
+
+    /* privacy: the cloud sees placeholders */
+    const char *secret = "Write to jane.doe@example.com or call 555-867-5309 about 10.20.30.40";
+    r = counted(&gw, "cloud", secret, true, 8, NULL);
+    CHECK_REPLY(r, 200, "cloud");
+    free(r.body);
+    r = counted(&gw, "cloud", "My SSN is 123-45-6788", false, 8, NULL);
+    CHECK_REPLY(r, 200, "local");
+    CHECK(strstr(r.reason, "SSN may not leave") != NULL);
+    free(r.body);
+
+    /* the stats (a row is written once the answer went out: poll a little) */
+    test_reply st = {0};
+    cJSON *o = NULL;
+    for (int i = 0; i < 50; i++) {
+        free(st.body);
+        cJSON_Delete(o);
+        st = test_http(&gw, "GET", "/v1/hearth/stats", NULL, NULL);
+        o = cJSON_Parse(st.body);
+        if (cJSON_GetNumberValue(cJSON_GetObjectItem(o, "requests")) == n_chat) break;
+        test_sleep_ms(50);
+    }
+    CHECKF(st.status == 200 && o, "%s", st.body);
+    const double req = cJSON_GetNumberValue(cJSON_GetObjectItem(o, "requests"));
+    const double loc = cJSON_GetNumberValue(cJSON_GetObjectItem(o, "local"));
+    const double esc = cJSON_GetNumberValue(cJSON_GetObjectItem(o, "escalated"));
+    CHECKF(req == n_chat && loc + esc + 1 == req,
+           "requests %.0f local %.0f escalated %.0f (sent %d)", req, loc, esc, n_chat);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(o, "cloud_only_cost_usd")) > 0);
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItem(o, "savings_pct")));
+    cJSON_Delete(o);
+    free(st.body);
+
+    /* the cloud dies: answers are local and degraded, never lost */
+    REQUIRE(cloud.pid > 0);
+    kill(cloud.pid, SIGKILL);
+    int status;
+    waitpid(cloud.pid, &status, 0);
+    cloud.pid = 0;
+    for (int stream = 0; stream < 2; stream++) {
+        r = counted(&gw, "cloud", "Are you there?", stream, 8, NULL);
+        CHECK_REPLY(r, 200, "local");
+        CHECKF(strstr(r.reason, "degraded") != NULL, "%s", r.reason);
+        CHECK(!stream || stream_done(&r));
+        free(r.body);
+    }
+    r = counted(&gw, "auto", "I am unsure about this", false, 8, NULL);
+    CHECK_REPLY(r, 200, "local");
+    CHECK(strstr(r.reason, "degraded") != NULL);
+    free(r.body);
+
+    CHECK(test_server_stop(&gw) == 0);
+    /* what the cloud server logged of its prompts */
+    char *clog = test_read_file(cloud.log, NULL);
+    REQUIRE(clog);
+    CHECK(strstr(clog, "<EMAIL_1>") && strstr(clog, "<PHONE_1>") && strstr(clog, "<IP_1>"));
+    CHECK(!strstr(clog, "jane.doe@example.com") && !strstr(clog, "555-867-5309") &&
+          !strstr(clog, "10.20.30.40") && !strstr(clog, "123-45-6788"));
+    free(clog);
+    /* one ledger row per chat request */
+    CHECKF(db_int(ledger, "SELECT count(*) FROM requests") == n_chat, "%lld rows, %d requests",
+           (long long)db_int(ledger, "SELECT count(*) FROM requests"), n_chat);
+    CHECK(db_int(ledger, "SELECT count(*) FROM requests WHERE degraded = 1") == 3);
+    CHECK(db_int(ledger, "SELECT count(*) FROM audit WHERE action = 'sent' AND entities = "
+                         "'EMAIL:1,PHONE:1,IP:1'") == 1);
+    CHECK(db_int(ledger, "SELECT count(*) FROM audit WHERE action = 'blocked'") == 1);
+    CHECK(db_int(ledger, "SELECT count(*) FROM requests WHERE tier = 'cloud' AND "
+                         "cost_usd_micro = prompt_tokens + 2 * completion_tokens") ==
+          db_int(ledger, "SELECT count(*) FROM requests WHERE tier = 'cloud'"));
+    char cmd[1400], out[700];
+    snprintf(out, sizeof out, "%s/report.txt", scratch);
+    snprintf(cmd, sizeof cmd, "'%s' ledger report --db '%s' --since 1h > '%s'", binary, ledger,
+             out);
+    CHECK(system(cmd) == 0);
+    char *rep = test_read_file(out, NULL);
+    char want_line[64];
+    snprintf(want_line, sizeof want_line, ": %d\n", n_chat);
+    CHECKF(rep && strstr(rep, want_line) && strstr(rep, "cloud"), "%s", rep ? rep : "");
+    if (rep) printf("%s", rep);
+    free(rep);
+}
+
+/* ---- faults from the fake cloud ----------------------------------------------------- */
+
+static void test_faults(const char *local_model) {
+    REQUIRE(fake_cloud_start(&fc));
+    char cfg[600], ledger[600], args[2048], json[4096];
+    snprintf(cfg, sizeof cfg, "%s/faults.json", scratch);
+    snprintf(ledger, sizeof ledger, "%s/faults.db", scratch);
+    const char *key = "\"api_key_env\": \"HEARTH_TEST_KEY\"";
+    snprintf(
+        json, sizeof json,
+        "{\"tiers\": [\n"
+        " {\"name\": \"slow\", \"base_url\": \"http://127.0.0.1:%d\", \"model\": \"slow-2000\","
+        "  \"timeout_ms\": 300, \"retries\": 1, \"backoff_ms\": 20, %s},\n"
+        " {\"name\": \"busy\", \"base_url\": \"http://127.0.0.1:%d\", \"model\": \"e429-1000\","
+        "  \"retries\": 2, \"backoff_ms\": 20, %s},\n"
+        " {\"name\": \"broken\", \"base_url\": \"http://127.0.0.1:%d\", \"model\": "
+        "\"e500-1000\", \"retries\": 1, \"backoff_ms\": 20, \"breaker_failures\": 2, %s},\n"
+        " {\"name\": \"cut\", \"base_url\": \"http://127.0.0.1:%d\", \"model\": \"drop\", %s},\n"
+        " {\"name\": \"claude\", \"kind\": \"anthropic\", \"base_url\": "
+        "\"http://127.0.0.1:%d\", \"model\": \"ok\", %s}],\n"
+        " \"routing\": {\"confidence_check\": false}}\n",
+        fc.port, key, fc.port, key, fc.port, key, fc.port, key, fc.port, key);
+    REQUIRE(test_write_file(cfg, json, strlen(json)));
+    fc.expect_key = "sk-fake";
+    snprintf(args, sizeof args, "-t 1 --chat-template chatml --config '%s' --ledger '%s'", cfg,
+             ledger);
+    REQUIRE(setenv("HEARTH_TEST_KEY", "sk-fake", 1) == 0);
+    test_server gw;
+    REQUIRE(test_server_start(&gw, binary, local_model, scratch, args));
+    n_chat = 0;
+    /* Anthropic's format, with the key from the environment */
+    for (int stream = 0; stream < 2; stream++) {
+        reply r = counted(&gw, "claude", "hi there", stream, 8, NULL);
+        CHECK_REPLY(r, 200, "claude");
+        char *t = answer_text(&r);
+        CHECK(!strcmp(t, "echo: hi there"));
+        free(t);
+        free(r.body);
+    }
+    /* slower than the timeout, 429s, 500s: a degraded local answer each time */
+    static const char *const down[] = {"slow", "busy", "broken", "broken", "broken"};
+    for (size_t i = 0; i < sizeof down / sizeof *down; i++) {
+        const double t0 = (double)time(NULL);
+        reply r = counted(&gw, down[i], "hello", i % 2, 8, NULL);
+        CHECK_REPLY(r, 200, "local");
+        CHECKF(strstr(r.reason, "degraded"), "%s: %s", down[i], r.reason);
+        CHECK((double)time(NULL) - t0 < 5);
+        if (i == 4) CHECKF(strstr(r.reason, "is down"), "%s", r.reason); /* the breaker opened */
+        free(r.body);
+    }
+    /* a stream cut after some text: the text, then an error event */
+    reply r = counted(&gw, "cut", "tell me more", true, 8, NULL);
+    CHECK_REPLY(r, 200, "cut");
+    char *t = answer_text(&r);
+    CHECKF(strstr(r.body, "\"error\"") && strstr(r.body, "mid-answer") && !strncmp(t, "ech", 3),
+           "%s", r.body);
+    free(t);
+    free(r.body);
+    CHECK(test_server_stop(&gw) == 0);
+    CHECKF(db_int(ledger, "SELECT count(*) FROM requests") == n_chat, "%lld rows, %d requests",
+           (long long)db_int(ledger, "SELECT count(*) FROM requests"), n_chat);
+    CHECK(db_int(ledger, "SELECT count(*) FROM requests WHERE status = 502 AND tier = 'cut'") == 1);
+    CHECK(db_int(ledger, "SELECT count(*) FROM requests WHERE degraded = 1") == 5);
+    fake_cloud_stop(&fc);
+}
+
+/* ---- air gap --------------------------------------------------------------------------- */
+
+static void test_air_gap(const char *local_model) {
+    test_server gw;
+    REQUIRE(test_server_start(&gw, binary, local_model, scratch,
+                              "-t 1 --chat-template chatml --air-gapped --cloud-url "
+                              "http://127.0.0.1:9 --cloud-model m"));
+    reply r = chat(&gw, "cloud", "x", false, 4, NULL);
+    CHECK(r.status == 403 && strstr(r.body, "air_gapped"));
+    free(r.body);
+    r = chat(&gw, "auto", "x", false, 4, NULL);
+    CHECK_REPLY(r, 200, "local");
+    CHECK(strstr(r.reason, "air-gapped") != NULL);
+    free(r.body);
+    CHECK(test_server_stop(&gw) == 0);
+    /* a bad configuration stops the start with a clear message */
+    char cmd[1200], log[700];
+    snprintf(log, sizeof log, "%s/badcfg.log", scratch);
+    snprintf(cmd, sizeof cmd, "'%s' serve -m '%s' --port 0 --cloud-model m > '%s' 2>&1", binary,
+             local_model, log);
+    CHECK(WEXITSTATUS(system(cmd)) == 1);
+    char *text = test_read_file(log, NULL);
+    CHECKF(text && strstr(text, "need --cloud-url"), "%s", text ? text : "");
+    free(text);
+}
+
+int main(void) {
+    if (system("curl --version > /dev/null 2>&1") != 0) {
+        printf("test_gateway_serve: curl is not installed; skipping\n");
+        return TEST_SKIP;
+    }
+    REQUIRE(mkdtemp(scratch));
+    char synth_local[600], synth_cloud[600];
+    snprintf(synth_local, sizeof synth_local, "%s/local.gguf", scratch);
+    snprintf(synth_cloud, sizeof synth_cloud, "%s/cloud.gguf", scratch);
+    const char *local_model = fixture_model(synth_local);
+    REQUIRE(local_model);
+    synth_params p = synth_default_params(); /* the cloud: another model */
+    p.arch = "llama";
+    p.n_ctx = 256;
+    p.seed = 12345;
+    REQUIRE(synth_write(synth_cloud, &p) == HEARTH_OK);
+    test_real_cloud(local_model, synth_cloud);
+    test_faults(local_model);
+    test_air_gap(local_model);
+    if (!test_failures) {
+        char rm[700];
+        snprintf(rm, sizeof rm, "rm -rf '%s'", scratch);
+        if (system(rm) != 0) printf("could not remove %s\n", scratch);
+    } else {
+        printf("test_gateway_serve: files kept in %s\n", scratch);
+    }
+    return test_done("test_gateway_serve");
+}
