@@ -6,6 +6,7 @@
  * of damaged files, the `hearth router` commands end to end, and (when
  * ../shared/data is present) a quick train + eval on RouteLLM's MMLU outcomes.
  */
+#include "gateway/gateway.h"
 #include "gateway/router.h"
 #include "test.h"
 
@@ -414,7 +415,8 @@ static void test_file(rtr_model *m) {
     CHECK(rtr_load_mem(b, size, &m2) == HEARTH_ERR_FORMAT && has(hearth_last_error(), "magic"));
     /* edits with a valid checksum are caught by the checks themselves */
     enum { OFF_VERSION = 8, OFF_BITS = 12, OFF_HEADS = 36, OFF_HEAD0 = 188 };
-    enum { OFF_NSPARSE = OFF_HEAD0 + 16 + 4 * 16 };
+    /* head: label, coef, smooth, bias, 16 dense weights, layout, count */
+    enum { OFF_LAYOUT = OFF_HEAD0 + 16 + 4 * 16, OFF_NSPARSE = OFF_LAYOUT + 4 };
     static const struct {
         size_t off;
         uint32_t v;
@@ -424,6 +426,8 @@ static void test_file(rtr_model *m) {
         {OFF_BITS, 40, "hash_bits 40"},
         {OFF_HEADS, 9, "9 heads"},
         {OFF_HEAD0, 7, "bad label"},
+        {OFF_LAYOUT, 7, "bad weight layout"},
+        {OFF_LAYOUT, 1, "a table of 65536 weights needs"},
         {OFF_NSPARSE, 0xFFFFFFF0u, "weights"},
         {OFF_NSPARSE, 0, "router file: "}, /* the rest no longer parses */
         {OFF_NSPARSE + 4, 0xFFFFFFFFu, "out of order or range"},
@@ -439,10 +443,102 @@ static void test_file(rtr_model *m) {
     }
     free(b);
     free(data);
+    /* a small hash space fills up: the file holds the whole table instead */
+    rtr_dataset d;
+    rtr_dataset_init(&d);
+    unsigned long long seed = 7;
+    for (int i = 0; i < 200; i++) { /* random words: many distinct n-grams */
+        char text[128];
+        for (int j = 0; j < 100; j++)
+            text[j] = j % 6 == 5 ? ' ' : (char)('a' + test_rand_u64(&seed) % 26);
+        REQUIRE(!rtr_dataset_add(&d, text, 100, i % 2, true, NULL, NULL));
+    }
+    rtr_train_params p = small_params();
+    p.hash_bits = 12;
+    rtr_model *t = NULL;
+    REQUIRE(!rtr_train(&d, NULL, 0, &p, &t));
+    REQUIRE(!rtr_save_mem(t, &data, &size));
+    CHECKF(size > 2 * 4096 * 4, "%zu bytes", size); /* two heads' tables */
+    REQUIRE(!rtr_load_mem(data, size, &m2));
+    for (size_t i = 0; i < d.n; i += 7) {
+        double a, c;
+        CHECK(!rtr_score(t, d.ex[i].prompt, d.ex[i].prompt_len, &a));
+        CHECK(!rtr_score(m2, d.ex[i].prompt, d.ex[i].prompt_len, &c) && a == c);
+    }
+    rtr_free(m2);
+    for (size_t n = size - 1; n > size - 70000 && n < size; n -= 4099) {
+        m2 = NULL;
+        CHECK(rtr_load_mem(data, n, &m2) == HEARTH_ERR_FORMAT && !m2);
+    }
+    free(data);
+    rtr_free(t);
+    rtr_dataset_fini(&d);
+
     const char *empty = tmp_path("empty.rtr");
     write_file(empty, "");
     CHECK(rtr_load(empty, &m2) != HEARTH_OK);
     CHECK(rtr_load(tmp_path("missing.rtr"), &m2) == HEARTH_ERR_IO);
+}
+
+/* ------------------------------------------------------------ the ledger */
+
+static void test_ledger(void) {
+    CHECK(rtr_answers_agree("So the total is $1,250.", 23, "#### 250", 8)); /* last numbers */
+    CHECK(!rtr_answers_agree("It takes 3 bolts", 16, "3 bolts, so 5 in all", 20));
+    CHECK(rtr_answers_agree("The capital is Paris", 20, "the capital is paris.", 21));
+    CHECK(!rtr_answers_agree("The capital is Paris", 20, "Lyon", 4));
+    CHECK(rtr_answers_agree("", 0, "", 0) && !rtr_answers_agree("a", 1, "", 0));
+
+    const char *db = tmp_path("ledger.db");
+    gw_ledger *l = NULL;
+    REQUIRE(!gw_ledger_open(db, &l));
+    static const struct {
+        gw_route route;
+        int status;
+        bool degraded, checked;
+        const char *prompt, *local, *remote;
+    } rows[] = {
+        {GW_ROUTE_ESCALATED, 200, false, true, "add 40 and 2", "It is 42.", "40 + 2 = 42"},
+        {GW_ROUTE_ESCALATED, 200, false, true, "capital of France?", "Lyon", "Paris"},
+        {GW_ROUTE_LOCAL, 200, false, true, "say hello", "hello", NULL},
+        {GW_ROUTE_LOCAL, 200, false, false, "no check ran", "hi", NULL},
+        {GW_ROUTE_LOCAL, 200, true, true, "cloud was down", "maybe", NULL},
+        {GW_ROUTE_ESCALATED, 502, false, true, "failed", "x", "y"},
+        {GW_ROUTE_ESCALATED, 200, false, false, NULL, NULL, "not recorded"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        gw_ledger_row r = gw_ledger_row_init();
+        r.route = rows[i].route;
+        r.tier = rows[i].route == GW_ROUTE_LOCAL ? "local" : "cloud";
+        r.reason = "test";
+        r.status = rows[i].status;
+        r.degraded = rows[i].degraded;
+        if (rows[i].checked) r.conf_mean = -0.5, r.conf_min = -2;
+        r.prompt = rows[i].prompt;
+        r.local_answer = rows[i].local;
+        r.remote_answer = rows[i].remote;
+        REQUIRE(!gw_ledger_add(l, &r, NULL));
+    }
+    gw_ledger_close(l);
+    rtr_dataset d;
+    rtr_dataset_init(&d);
+    rtr_ledger_counts k;
+    REQUIRE(!rtr_dataset_from_ledger(&d, db, &k));
+    CHECKF(k.rows == 5 && k.both == 2 && k.weak_wrong == 1 && k.kept_local == 1 && k.skipped == 2,
+           "%zu %zu %zu %zu %zu", k.rows, k.both, k.weak_wrong, k.kept_local, k.skipped);
+    REQUIRE(d.n == 3);
+    CHECK(!strcmp(d.ex[0].prompt, "add 40 and 2") && d.ex[0].weak_ok && d.ex[0].strong_ok);
+    CHECK(!strcmp(d.ex[1].prompt, "capital of France?") && !d.ex[1].weak_ok);
+    CHECK(!strcmp(d.ex[2].prompt, "say hello") && d.ex[2].weak_ok && d.ex[2].strong_ok);
+    CHECK(!strcmp(d.ex[0].id, "1") && !strcmp(d.groups[d.ex[0].group], "ledger"));
+    rtr_dataset_fini(&d);
+    /* not a ledger */
+    const char *notdb = tmp_path("not.db");
+    write_file(notdb, "SQLite format 3 but not really");
+    rtr_dataset_init(&d);
+    CHECK(rtr_dataset_from_ledger(&d, notdb, &k) != HEARTH_OK && d.n == 0);
+    CHECK(rtr_dataset_from_ledger(&d, tmp_path("absent.db"), &k) == HEARTH_ERR_IO);
+    rtr_dataset_fini(&d);
 }
 
 /* ------------------------------------------------------- the CLI, end to end */
@@ -494,6 +590,13 @@ static void test_cli(void) {
     REQUIRE(!rtr_load(rtr, &m));
     CHECK(rtr_calibrated_local_share(m) == 0.75 && isfinite(rtr_threshold(m)));
     rtr_free(m);
+
+    /* labels from the ledger written by test_ledger, with a data file */
+    snprintf(cmd, sizeof cmd,
+             "%s router train --from-ledger %s --data %s -o %s --hash-bits 16 2>&1", HEARTH_BINARY,
+             tmp_path("ledger.db"), data, tmp_path("ledger.rtr"));
+    CHECKF(run_cmd(cmd, out, sizeof out) == 0 && has(out, "2 with both answers (1 disagreeing"),
+           "%s", out);
 
     /* errors say what and where */
     const char *bad = tmp_path("broken.csv");
@@ -569,6 +672,7 @@ int main(void) {
     test_train(m);
     test_file(m);
     rtr_free(m);
+    test_ledger();
     test_cli();
     int skip = test_routellm();
     char cmd[600];

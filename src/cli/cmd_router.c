@@ -32,7 +32,11 @@ static const char router_usage[] =
     "  --target gain|needs-strong   score P(only strong right) - P(only weak right) (default),\n"
     "                        or P(only strong right) alone\n"
     "  --l2 X  --iters N  --hash-bits N  --word-ngrams N  --char-ngrams MIN-MAX|0  --no-dense\n"
-    "  --tune                pick the options on a validation part of the data (--val-pct, 20)\n"
+    "  --tune                pick l2 and --group-smooth by cross-validation on the data\n"
+    "                        (--folds N, default 3)\n"
+    "  --group-smooth S      blend labels toward their group's mean (0..1; groups are CSV\n"
+    "                        files or the JSONL \"group\" field)\n"
+    "  --item-weight W --l2-item X   add plain-label heads with weight W (with S > 0)\n"
     "  --from-ledger DB      labels from the gateway's ledger (see docs/router.md)\n";
 
 /* Collects FILE... after --data: every following argument not starting with
@@ -99,6 +103,8 @@ static int parse(int argc, char **argv, rcli *c) {
             c->routellm = v;
         else if (!strcmp(a, "--write-split"))
             c->split_dir = v;
+        else if (!strcmp(a, "--dump"))
+            c->dump = v;
         else if (!strcmp(a, "--from-ledger"))
             c->ledger = v;
         else if (!strcmp(a, "--prompt-col"))
@@ -140,8 +146,8 @@ static int parse(int argc, char **argv, rcli *c) {
             bad = !parse_uint(v, &c->tp.hash_bits);
         else if (!strcmp(a, "--word-ngrams"))
             bad = !parse_uint(v, &c->tp.word_ngrams);
-        else if (!strcmp(a, "--val-pct"))
-            bad = !parse_uint(v, &c->val_pct);
+        else if (!strcmp(a, "--folds"))
+            bad = !parse_uint(v, &c->folds);
         else if (!strcmp(a, "--eval-pct"))
             bad = !parse_uint(v, &c->eval_pct);
         else if (!strcmp(a, "--char-ngrams")) {
@@ -200,7 +206,7 @@ static void tune_log(void *user, const rtr_train_params *p, double apgr) {
     if (c->quiet) return;
     fprintf(stderr,
             "  candidate: target %-12s l2 %-7g smooth %.2f item %.2f l2-item %-7g word 1..%u "
-            "char %u..%u dense %d bits %u -> validation APGR %.4f\n",
+            "char %u..%u dense %d bits %u -> cross-validated APGR %.4f\n",
             p->target == RTR_TARGET_GAIN ? "gain" : "needs-strong", p->l2, p->group_smooth,
             p->item_weight, p->l2_item, p->word_ngrams, p->char_min, p->char_max, p->dense,
             p->hash_bits, apgr);
@@ -215,8 +221,7 @@ int rcli_fit(rcli *c, const rtr_dataset *d, const size_t *rows, size_t n, rtr_mo
         size_t n_grid = 0;
         rtr_train_params grid[RCLI_MAX_GRID], best;
         rcli_grid(c, grid, &n_grid);
-        e = rtr_train_tune(d, rows, rows ? n : d->n, grid, n_grid, c->val_pct, tune_log, c, &best,
-                           m);
+        e = rtr_train_tune(d, rows, rows ? n : d->n, grid, n_grid, c->folds, tune_log, c, &best, m);
         if (!e) c->tp = best;
     } else
         e = rtr_train(d, rows, rows ? n : d->n, &c->tp, m);
@@ -367,7 +372,7 @@ int cmd_router(int argc, char **argv) {
     rcli c = {0};
     c.tp = rtr_train_default_params();
     c.local_share = NAN;
-    c.val_pct = 20;
+    c.folds = 3;
     c.eval_pct = 20;
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         fputs(router_usage, argc < 2 ? stderr : stdout);

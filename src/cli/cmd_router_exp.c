@@ -14,13 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The candidates of --tune: L2 strength and group smoothing around the given
+ * feature settings (development on the training part found the target "gain"
+ * better than "needs-strong" at every setting, so only it is searched). */
 void rcli_grid(const rcli *c, rtr_train_params *grid, size_t *n) {
-    static const double l2s[] = {3e-4, 1e-3, 3e-3, 1e-2};
+    static const double l2s[] = {3e-4, 1e-3, 3e-3}, smooth[] = {0, 0.5, 1};
     size_t k = 0;
-    for (int t = 0; t < 2; t++)
+    for (size_t j = 0; j < sizeof smooth / sizeof smooth[0]; j++)
         for (size_t i = 0; i < sizeof l2s / sizeof l2s[0] && k < RCLI_MAX_GRID; i++) {
             grid[k] = c->tp;
-            grid[k].target = t ? RTR_TARGET_NEEDS_STRONG : RTR_TARGET_GAIN;
+            grid[k].group_smooth = smooth[j];
+            grid[k].item_weight = 0;
             grid[k++].l2 = l2s[i];
         }
     *n = k;
@@ -35,6 +39,36 @@ static void print_curve(FILE *out, const char *name, const rtr_metrics *m) {
     fprintf(out, "  %-22s", name);
     for (int t = 0; t <= 10; t++) fprintf(out, " %5.2f", m->pgr_at[t]);
     fputc('\n', out);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* A 95 % percentile interval of APGR over bootstrap resamples of the queries
+ * (a fixed seed, so a report is reproducible): how much of a difference
+ * between two routers the sample size can show. */
+static void apgr_interval(const double *s, const bool *w, const bool *g, size_t n, double *lo,
+                          double *hi) {
+    enum { B = 200 };
+    double *bs = malloc(n * sizeof *bs), ap[B];
+    bool *bw = malloc(n), *bg = malloc(n);
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    int k = 0;
+    for (int b = 0; bs && bw && bg && b < B; b++) {
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            size_t j = (size_t)(x % n);
+            bs[i] = s[j], bw[i] = w[j], bg[i] = g[j];
+        }
+        rtr_metrics m;
+        if (!rtr_metrics_compute(bs, bw, bg, n, &m)) ap[k++] = m.apgr;
+    }
+    qsort(ap, (size_t)k, sizeof ap[0], cmp_double);
+    *lo = k ? ap[k * 25 / 1000] : NAN;
+    *hi = k ? ap[k - 1 - k * 25 / 1000] : NAN;
+    free(bs), free(bw), free(bg);
 }
 
 /* The metrics of one benchmark (rows whose group's source is `src`, or all
@@ -72,6 +106,13 @@ static int report_one(FILE *out, const rtr_dataset *d, const size_t *rows, size_
     if (have_base) print_row(out, "baseline (group+len)", &mb);
     print_row(out, "random", &mx);
     if (have_oracle) print_row(out, "oracle", &mo);
+    double lo, hi;
+    apgr_interval(s, wk, st, m, &lo, &hi);
+    fprintf(out, "  hearth APGR 95 %% bootstrap interval: %.3f .. %.3f\n", lo, hi);
+    if (have_base) {
+        apgr_interval(b, wk, st, m, &lo, &hi);
+        fprintf(out, "  baseline APGR 95 %% bootstrap interval: %.3f .. %.3f\n", lo, hi);
+    }
     fprintf(out, "  PGR at strong-call share 0, 10, ..., 100 %%:\n");
     print_curve(out, "hearth", &mr);
     if (have_base) print_curve(out, "baseline (group+len)", &mb);
@@ -201,6 +242,17 @@ static int dev_folds(rcli *c, rtr_dataset *d, const size_t *tr, size_t n_tr) {
         memcpy(order + n_done, val, n_val * sizeof *val);
         n_done += n_val;
     }
+    if (c->dump) { /* the out-of-fold scores, for analysis elsewhere */
+        FILE *f = fopen(c->dump, "w");
+        for (size_t i = 0; f && i < n_done; i++) {
+            const rtr_example *x = &d->ex[order[i]];
+            fprintf(f,
+                    "{\"group\":\"%s\",\"weak_ok\":%d,\"strong_ok\":%d,\"score\":%.9g,"
+                    "\"baseline\":%.9g,\"len\":%zu}\n",
+                    d->groups[x->group], x->weak_ok, x->strong_ok, s[i], b[i], x->prompt_len);
+        }
+        if (!f || fclose(f)) fprintf(stderr, "hearth router: cannot write %s\n", c->dump);
+    }
     printf("Development: %d-fold cross-validation inside the training part (%zu prompts):\n\n", K,
            n_done);
     rc = rcli_report(stdout, d, order, n_done, s, b);
@@ -272,10 +324,18 @@ done:
 /* --------------------------------------------------------------- ledger */
 
 int rcli_from_ledger(rcli *c, rtr_dataset *d) {
-    (void)d;
-    fprintf(stderr,
-            "hearth router train: --from-ledger %s: this build has no gateway ledger schema to "
-            "read labels from yet (see docs/router.md, \"Learning from traffic\")\n",
-            c->ledger);
-    return 1;
+    rtr_ledger_counts k;
+    if (rtr_dataset_from_ledger(d, c->ledger, &k)) return cli_fail("router", "reading the ledger");
+    if (!c->quiet)
+        fprintf(stderr,
+                "hearth router: ledger %s: %zu answered rows with prompts: %zu with both answers "
+                "(%zu disagreeing: weak tier wrong), %zu kept local by the confidence check, "
+                "%zu skipped\n",
+                c->ledger, k.rows, k.both, k.weak_wrong, k.kept_local, k.skipped);
+    if (k.both + k.kept_local == 0) {
+        fprintf(stderr, "hearth router train: the ledger holds no labeled rows (record prompts "
+                        "with --ledger-prompts)\n");
+        return 1;
+    }
+    return 0;
 }

@@ -18,11 +18,11 @@ typedef struct rcli {
     size_t n_data;
     const char *exclude[RCLI_MAX_FILES];
     size_t n_exclude;
-    const char *out, *router, *input, *routellm, *split_dir, *ledger;
+    const char *out, *router, *input, *routellm, *split_dir, *ledger, *dump;
     rtr_load_opts lo;
     rtr_train_params tp;
     bool tune, dry_run, quick, quiet, dev;
-    unsigned val_pct, eval_pct;
+    unsigned folds, eval_pct;
     double local_share;
 } rcli;
 

@@ -105,6 +105,27 @@ hearth_err rtr_dataset_decontaminate(rtr_dataset *d, const char *path, size_t *n
  * `pct` percent of the bucket space for `salt` (FNV-1a 64 of salt + text).
  * Equal prompts always land on the same side. */
 bool rtr_split_pick(const char *salt, const char *text, size_t len, unsigned pct);
+/* The bucket (0..99) behind rtr_split_pick: pick == bucket < pct. */
+unsigned rtr_split_bucket(const char *salt, const char *text, size_t len);
+
+/* Labels from the gateway's ledger (an SQLite file written by gw_ledger with
+ * prompts recorded): every non-degraded row with both a local and a remote
+ * answer gives (prompt, weak_ok = the answers agree, strong_ok = true); every
+ * row answered locally after passing the confidence check gives (prompt,
+ * true, true). Other rows say nothing about one of the tiers and are skipped.
+ * Examples get the group "ledger". The file is opened read-only. */
+typedef struct rtr_ledger_counts {
+    size_t rows;       /* rows with a prompt and a successful answer */
+    size_t both;       /* with both answers */
+    size_t weak_wrong; /* of those, where the answers disagreed */
+    size_t kept_local; /* passed the confidence check */
+    size_t skipped;
+} rtr_ledger_counts;
+
+hearth_err rtr_dataset_from_ledger(rtr_dataset *d, const char *path, rtr_ledger_counts *counts);
+/* Whether two answers agree: the last number in each when both have one,
+ * else a token-overlap F1 of at least 0.7 (case-insensitive). */
+bool rtr_answers_agree(const char *a, size_t na, const char *b, size_t nb);
 
 /* -------------------------------------------------------------- CSV reader */
 
@@ -139,8 +160,9 @@ typedef enum rtr_target { RTR_TARGET_NEEDS_STRONG = 0, RTR_TARGET_GAIN = 1 } rtr
 
 /* With group_smooth > 0 the labels are blended toward their group's mean, so
  * the heads learn from the text how hard the prompt's group (an MMLU subject)
- * is; item_weight > 0 then adds a second set of heads trained on the plain
- * labels (strength l2_item), whose score is added with that weight. */
+ * is (a group alone in its benchmark keeps its labels); item_weight > 0 then
+ * adds a second set of heads trained on the plain labels (strength l2_item),
+ * whose score is added with that weight. */
 typedef struct rtr_train_params {
     rtr_target target;
     double l2;                   /* L2 strength on the mean log-loss (e.g. 1e-3) */
@@ -164,16 +186,16 @@ rtr_train_params rtr_train_default_params(void);
 hearth_err rtr_train(const rtr_dataset *d, const size_t *rows, size_t n_rows,
                      const rtr_train_params *p, rtr_model **out);
 
-/* Hyper-parameter search on the training rows only: the rows are split by
- * prompt hash into a fitting part and a validation part (val_pct percent);
- * each candidate in grid[] is fitted on the first and scored on the second by
- * the mean APGR over the data's benchmarks (groups whose names share the text
- * before the first '_', e.g. mmlu_anatomy and mmlu_virology are "mmlu"); the
- * best is then refitted on all the rows. `log` (may be NULL) sees each
- * candidate's validation APGR. *best and *out are set only on success. */
-typedef void (*rtr_tune_log)(void *user, const rtr_train_params *p, double val_apgr);
+/* Hyper-parameter search on the training rows only, by n_folds-fold
+ * cross-validation (folds by prompt hash): each candidate in grid[] is fitted
+ * n_folds times and scored on the rows it did not see, by the mean APGR over
+ * the data's benchmarks (groups whose names share the text before the first
+ * '_', e.g. mmlu_anatomy and mmlu_virology are "mmlu"); the best is then
+ * refitted on all the rows. `log` (may be NULL) sees each candidate's
+ * cross-validated APGR. *best and *out are set only on success. */
+typedef void (*rtr_tune_log)(void *user, const rtr_train_params *p, double cv_apgr);
 hearth_err rtr_train_tune(const rtr_dataset *d, const size_t *rows, size_t n_rows,
-                          const rtr_train_params *grid, size_t n_grid, unsigned val_pct,
+                          const rtr_train_params *grid, size_t n_grid, unsigned n_folds,
                           rtr_tune_log log, void *user, rtr_train_params *best, rtr_model **out);
 
 /* The benchmark a group belongs to: its name up to the first '_' (the whole

@@ -372,7 +372,7 @@ hearth_err rtr_dataset_decontaminate(rtr_dataset *d, const char *path, size_t *n
     return e;
 }
 
-bool rtr_split_pick(const char *salt, const char *text, size_t len, unsigned pct) {
+unsigned rtr_split_bucket(const char *salt, const char *text, size_t len) {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (const char *p = salt; *p; p++) h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
     h = (h ^ 0xff) * 0x100000001b3ULL;
@@ -392,5 +392,9 @@ bool rtr_split_pick(const char *salt, const char *text, size_t len, unsigned pct
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
-    return h % 100 < pct;
+    return (unsigned)(h % 100);
+}
+
+bool rtr_split_pick(const char *salt, const char *text, size_t len, unsigned pct) {
+    return rtr_split_bucket(salt, text, len) < pct;
 }

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 static const char RTR_MAGIC[8] = {'H', 'R', 'T', 'H', 'R', 'O', 'U', 'T'};
-enum { RTR_VERSION = 1, RTR_MAX_FILE_BYTES = 1 << 30 };
+enum { RTR_VERSION = 1, RTR_MAX_FILE_BYTES = 1 << 30, RTR_LAYOUT_LIST = 0, RTR_LAYOUT_TABLE = 1 };
 
 double rtr_sigmoid(double z) {
     if (z >= 0) return 1.0 / (1.0 + exp(-z));
@@ -163,9 +163,18 @@ hearth_err rtr_save_mem(const rtr_model *m, uint8_t **data, size_t *size) {
         put_f32(&b, hd->smooth);
         put_f32(&b, hd->bias);
         for (int k = 0; k < RTR_N_DENSE; k++) put_f32(&b, hd->dense_w[k]);
-        put_u32(&b, hd->n_sparse);
-        for (uint32_t i = 0; i < hd->n_sparse; i++) put_u32(&b, hd->idx[i]);
-        for (uint32_t i = 0; i < hd->n_sparse; i++) put_f32(&b, hd->w[i]);
+        /* a list of (index, weight), or the whole table when that is smaller */
+        uint64_t buckets = 1ull << m->cfg.hash_bits;
+        if ((uint64_t)hd->n_sparse * 8 <= buckets * 4) {
+            put_u32(&b, RTR_LAYOUT_LIST);
+            put_u32(&b, hd->n_sparse);
+            for (uint32_t i = 0; i < hd->n_sparse; i++) put_u32(&b, hd->idx[i]);
+            for (uint32_t i = 0; i < hd->n_sparse; i++) put_f32(&b, hd->w[i]);
+        } else {
+            put_u32(&b, RTR_LAYOUT_TABLE);
+            for (uint32_t i = 0, k = 0; i < buckets; i++)
+                put_f32(&b, k < hd->n_sparse && hd->idx[k] == i ? hd->w[k++] : 0.0f);
+        }
     }
     if (!b.oom) put_u32(&b, fnv32(b.p, b.n));
     if (b.oom) {
@@ -232,6 +241,34 @@ static bool get_f64(rbuf *r, double *d) {
 
 #define BAD(...) (e = hr_fail(HEARTH_ERR_FORMAT, "router file: " __VA_ARGS__))
 
+/* A whole table of 2^hash_bits weights; kept in memory as the non-zero ones. */
+static hearth_err read_table(rbuf *r, rtr_head *hd, uint32_t h, uint64_t buckets) {
+    hearth_err e = HEARTH_OK;
+    if (buckets * 4 > r->n - r->off)
+        return BAD("head %u: a table of %llu weights needs %llu bytes, %zu left", h,
+                   (unsigned long long)buckets, (unsigned long long)buckets * 4, r->n - r->off);
+    size_t start = r->off, nz = 0;
+    for (uint64_t i = 0; i < buckets; i++) {
+        float v;
+        if (!get_f32(r, &v))
+            return BAD("head %u: weight %llu is not finite", h, (unsigned long long)i);
+        nz += v != 0;
+    }
+    hd->idx = malloc((nz ? nz : 1) * sizeof *hd->idx);
+    hd->w = malloc((nz ? nz : 1) * sizeof *hd->w);
+    if (!hd->idx || !hd->w) return hr_fail(HEARTH_ERR_NOMEM, "router file: out of memory");
+    r->off = start;
+    for (uint32_t i = 0; i < (uint32_t)buckets; i++) {
+        float v;
+        get_f32(r, &v);
+        if (v != 0) {
+            hd->idx[hd->n_sparse] = i;
+            hd->w[hd->n_sparse++] = v;
+        }
+    }
+    return HEARTH_OK;
+}
+
 static hearth_err read_head(rbuf *r, const rtr_model *m, rtr_head *hd, uint32_t h) {
     hearth_err e = HEARTH_OK;
     if (!get_u32(r, &hd->label) || hd->label > 1) return BAD("head %u: bad label", h);
@@ -242,8 +279,12 @@ static hearth_err read_head(rbuf *r, const rtr_model *m, rtr_head *hd, uint32_t 
     for (int k = 0; k < RTR_N_DENSE; k++)
         if (!get_f32(r, &hd->dense_w[k]))
             return BAD("head %u: dense weight %d truncated or not finite", h, k);
-    if (!get_u32(r, &hd->n_sparse)) return BAD("head %u: truncated before its weight count", h);
+    uint32_t layout;
+    if (!get_u32(r, &layout) || layout > RTR_LAYOUT_TABLE)
+        return BAD("head %u: bad weight layout", h);
     uint64_t need, buckets = 1ull << m->cfg.hash_bits;
+    if (layout == RTR_LAYOUT_TABLE) return read_table(r, hd, h, buckets);
+    if (!get_u32(r, &hd->n_sparse)) return BAD("head %u: truncated before its weight count", h);
     if (hd->n_sparse > buckets)
         return BAD("head %u: %u weights but only %llu buckets", h, hd->n_sparse,
                    (unsigned long long)buckets);

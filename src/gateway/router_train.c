@@ -17,11 +17,12 @@ rtr_train_params rtr_train_default_params(void) {
         .target = RTR_TARGET_GAIN,
         .l2 = 1e-3,
         .max_iter = 300,
-        .hash_bits = 20,
+        .hash_bits = 16,
         .word_ngrams = 2,
         .char_min = 3,
         .char_max = 5,
         .dense = true,
+        .group_smooth = 0.5,
     };
 }
 
@@ -193,33 +194,57 @@ static double head_label(const rtr_example *ex, uint32_t h) {
 }
 
 /* The training labels of head h: each example's own label blended by
- * `smooth` toward its group's mean label (shrunk toward the overall mean by
- * GROUP_PRIOR pseudo-examples). The blend teaches the text model the
- * group-level rate, which one noisy outcome per prompt states badly. */
+ * `smooth` toward its group's mean label (shrunk toward its benchmark's mean
+ * by GROUP_PRIOR pseudo-examples). The blend teaches the text model the
+ * group-level rate, which one noisy outcome per prompt states badly. A group
+ * that is its benchmark's only one (GSM8K) says nothing beyond the benchmark,
+ * so its labels are left as they are. */
 enum { GROUP_PRIOR = 20 };
 
 static hearth_err soft_labels(const rtr_dataset *d, const size_t *rows, const size_t *sel,
                               size_t n_sel, uint32_t h, double smooth, float *y) {
-    double *sum = calloc(d->n_groups + 1, sizeof *sum), *cnt = calloc(d->n_groups + 1, sizeof *cnt);
-    if (!sum || !cnt) {
-        free(sum), free(cnt);
+    size_t ng = d->n_groups;
+    double *sum = calloc(3 * ng + 1, sizeof *sum), *cnt = sum + ng, *ssum = sum + 2 * ng;
+    uint32_t *src = calloc(2 * ng + 1, sizeof *src), *n_in_src = src + ng;
+    double *scnt = calloc(ng + 1, sizeof *scnt);
+    if (!sum || !src || !scnt) {
+        free(sum), free(src), free(scnt);
         return hr_fail(HEARTH_ERR_NOMEM, "router: out of memory");
     }
-    double all = 0;
+    /* src[g]: the first group with g's benchmark name stands for the benchmark */
+    for (size_t g = 0; g < ng; g++) {
+        char a[128], b[128];
+        rtr_group_source(d->groups[g], a, sizeof a);
+        src[g] = (uint32_t)g;
+        for (size_t k = 0; k < g; k++) {
+            rtr_group_source(d->groups[k], b, sizeof b);
+            if (!strcmp(a, b)) {
+                src[g] = src[k];
+                break;
+            }
+        }
+    }
     for (size_t i = 0; i < n_sel; i++) {
         const rtr_example *ex = &d->ex[rows[sel[i]]];
         double v = head_label(ex, h);
+        if (cnt[ex->group] == 0) n_in_src[src[ex->group]]++;
         sum[ex->group] += v;
         cnt[ex->group] += 1;
-        all += v;
+        ssum[src[ex->group]] += v;
+        scnt[src[ex->group]] += 1;
     }
-    all = n_sel ? all / (double)n_sel : 0;
     for (size_t i = 0; i < n_sel; i++) {
         const rtr_example *ex = &d->ex[rows[sel[i]]];
-        double g = (sum[ex->group] + GROUP_PRIOR * all) / (cnt[ex->group] + GROUP_PRIOR);
-        y[i] = (float)((1 - smooth) * head_label(ex, h) + smooth * g);
+        uint32_t g = ex->group, b = src[g];
+        double v = head_label(ex, h);
+        if (n_in_src[b] >= 2) {
+            double mean_b = ssum[b] / scnt[b];
+            v = (1 - smooth) * v +
+                smooth * (sum[g] + GROUP_PRIOR * mean_b) / (cnt[g] + GROUP_PRIOR);
+        }
+        y[i] = (float)v;
     }
-    free(sum), free(cnt);
+    free(sum), free(src), free(scnt);
     return HEARTH_OK;
 }
 
@@ -396,46 +421,57 @@ static bool same_features(const rtr_train_params *a, const rtr_train_params *b) 
 }
 
 hearth_err rtr_train_tune(const rtr_dataset *d, const size_t *rows, size_t n_rows,
-                          const rtr_train_params *grid, size_t n_grid, unsigned val_pct,
+                          const rtr_train_params *grid, size_t n_grid, unsigned n_folds,
                           rtr_tune_log log, void *user, rtr_train_params *best, rtr_model **out) {
     hearth_err e = HEARTH_OK;
-    if (!n_grid || val_pct < 1 || val_pct > 90)
-        return hr_fail(HEARTH_ERR_INVALID_ARG, "router: tuning needs candidates and 1..90 %%");
+    if (!n_grid || n_folds < 2 || n_folds > 20)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "router: tuning needs candidates and 2..20 folds");
     for (size_t g = 0; g < n_grid; g++)
         if ((e = check_params(&grid[g]))) return e;
-    size_t *r = row_list(d, rows, &n_rows);
+    size_t *r = row_list(d, rows, &n_rows), n_lab = 0, best_g = 0;
+    size_t *lab = malloc((n_rows ? n_rows : 1) * sizeof *lab);
     size_t *fit = malloc((n_rows ? n_rows : 1) * sizeof *fit);
     size_t *val = malloc((n_rows ? n_rows : 1) * sizeof *val);
-    double *sc = malloc((n_rows ? n_rows : 1) * sizeof *sc);
-    size_t n_fit = 0, n_val = 0, best_g = 0;
-    double best_score = -INFINITY;
+    unsigned *fold = malloc((n_rows ? n_rows : 1) * sizeof *fold);
+    double *sc = malloc((n_rows ? n_rows : 1) * sizeof *sc), best_score = -INFINITY;
     design x = {0};
-    if (!r || !fit || !val || !sc) e = hr_fail(HEARTH_ERR_NOMEM, "router: out of memory");
+    if (!r || !lab || !fit || !val || !fold || !sc)
+        e = hr_fail(HEARTH_ERR_NOMEM, "router: out of memory");
     for (size_t i = 0; !e && i < n_rows; i++) {
         const rtr_example *ex = &d->ex[r[i]];
         if (!ex->labeled) continue;
-        if (rtr_split_pick("hearth-router-validation", ex->prompt, ex->prompt_len, val_pct))
-            val[n_val++] = i;
-        else
-            fit[n_fit++] = i;
+        fold[n_lab] =
+            rtr_split_bucket("hearth-router-tune", ex->prompt, ex->prompt_len) * n_folds / 100;
+        lab[n_lab++] = i;
     }
-    if (!e && (n_fit == 0 || n_val == 0))
-        e = hr_fail(HEARTH_ERR_INVALID_ARG, "router: too few rows to tune (%zu fit, %zu val)",
-                    n_fit, n_val);
+    if (!e && n_lab < 2 * n_folds)
+        e = hr_fail(HEARTH_ERR_INVALID_ARG, "router: %zu labeled rows are too few to tune", n_lab);
     for (size_t g = 0; g < n_grid && !e; g++) {
         if (g == 0 || !same_features(&grid[g], &grid[g - 1])) {
             design_fini(&x);
             rtr_feat_cfg cfg = cfg_of(&grid[g]);
             if ((e = design_build(d, r, n_rows, &cfg, &x))) break;
         }
-        rtr_model *m = NULL;
-        if ((e = fit_model(d, r, &x, fit, n_fit, &grid[g], &m))) break;
-        for (size_t i = 0; i < n_val; i++) {
-            rtr_fvec f = design_row(&x, val[i]);
-            sc[i] = rtr_model_score_fvec(m, &f);
+        /* out-of-fold scores for every labeled row, in lab[] order */
+        for (unsigned k = 0; k < n_folds && !e; k++) {
+            size_t n_fit = 0, n_val = 0;
+            for (size_t i = 0; i < n_lab; i++) {
+                if (fold[i] == k)
+                    val[n_val++] = i;
+                else
+                    fit[n_fit++] = lab[i];
+            }
+            if (!n_fit || !n_val) continue;
+            rtr_model *m = NULL;
+            if ((e = fit_model(d, r, &x, fit, n_fit, &grid[g], &m))) break;
+            for (size_t i = 0; i < n_val; i++) {
+                rtr_fvec f = design_row(&x, lab[val[i]]);
+                sc[val[i]] = rtr_model_score_fvec(m, &f);
+            }
+            rtr_free(m);
         }
-        rtr_free(m);
-        double v = val_score(d, r, val, n_val, sc);
+        if (e) break;
+        double v = val_score(d, r, lab, n_lab, sc);
         if (log) log(user, &grid[g], v);
         if (v > best_score) {
             best_score = v;
@@ -445,9 +481,6 @@ hearth_err rtr_train_tune(const rtr_dataset *d, const size_t *rows, size_t n_row
     design_fini(&x);
     if (!e) e = rtr_train(d, r, n_rows, &grid[best_g], out);
     if (!e) *best = grid[best_g];
-    free(r);
-    free(fit);
-    free(val);
-    free(sc);
+    free(r), free(lab), free(fit), free(val), free(fold), free(sc);
     return e;
 }
