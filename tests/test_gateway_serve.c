@@ -26,6 +26,8 @@
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
 
+#include <pthread.h>
+
 static const char *binary = HEARTH_BINARY;
 static char scratch[] = "/tmp/hearth_gws_XXXXXX";
 static fake_cloud fc;
@@ -232,6 +234,36 @@ static void test_real_cloud(const char *local_model, const char *cloud_model) {
     cJSON_Delete(o);
     free(st.body);
 
+    /* several clients at once, every path */
+    {
+        enum { N = 8 };
+        char all[N * 1400 + 64] = "(", one[1400];
+        int seq[N];
+        for (int i = 0; i < N; i++) {
+            static const char *const models[4] = {"local", "cloud", "auto", "cloud"};
+            char body[256];
+            snprintf(body, sizeof body,
+                     "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":"
+                     "\"%s %d\"}],\"max_tokens\":8,\"temperature\":0%s}",
+                     models[i % 4], i % 4 == 2 ? "unsure" : "hello", i,
+                     i % 2 ? "" : ",\"stream\":true");
+            seq[i] = gw.seq++;
+            test_curl_cmd(&gw, one, sizeof one, "POST", "/v1/chat/completions", body, strlen(body),
+                          NULL, seq[i]);
+            strcat(all, one);
+            strcat(all, " & ");
+        }
+        strcat(all, "wait)");
+        CHECK(system(all) == 0);
+        for (int i = 0; i < N; i++) {
+            test_reply t = test_collect(&gw, seq[i]);
+            CHECKF(t.status == 200 && (i % 2 || strstr(t.body, "[DONE]")), "%d: %d %.200s", i,
+                   t.status, t.body);
+            free(t.body);
+            n_chat++;
+        }
+    }
+
     /* the cloud dies: answers are local and degraded, never lost */
     REQUIRE(cloud.pid > 0);
     kill(cloud.pid, SIGKILL);
@@ -283,7 +315,34 @@ static void test_real_cloud(const char *local_model, const char *cloud_model) {
 
 /* ---- faults from the fake cloud ----------------------------------------------------- */
 
+/* A fake cloud in a process of its own, to be killed mid-stream. */
+static pid_t spawn_fake(int *port) {
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        fake_cloud child;
+        if (!fake_cloud_start(&child)) _exit(1);
+        if (write(fds[1], &child.port, sizeof child.port) != (ssize_t)sizeof child.port) _exit(1);
+        for (;;) pause();
+    }
+    close(fds[1]);
+    REQUIRE(read(fds[0], port, sizeof *port) == (ssize_t)sizeof *port);
+    close(fds[0]);
+    return pid;
+}
+
+static void *kill_later(void *arg) {
+    test_sleep_ms(700);
+    kill(*(pid_t *)arg, SIGKILL);
+    return NULL;
+}
+
 static void test_faults(const char *local_model) {
+    int doomed_port = 0;
+    pid_t doomed = spawn_fake(&doomed_port);
     REQUIRE(fake_cloud_start(&fc));
     char cfg[600], ledger[600], args[2048], json[4096];
     snprintf(cfg, sizeof cfg, "%s/faults.json", scratch);
@@ -299,10 +358,12 @@ static void test_faults(const char *local_model) {
         " {\"name\": \"broken\", \"base_url\": \"http://127.0.0.1:%d\", \"model\": "
         "\"e500-1000\", \"retries\": 1, \"backoff_ms\": 20, \"breaker_failures\": 2, %s},\n"
         " {\"name\": \"cut\", \"base_url\": \"http://127.0.0.1:%d\", \"model\": \"drop\", %s},\n"
+        " {\"name\": \"doomed\", \"base_url\": \"http://127.0.0.1:%d\", \"model\": "
+        "\"stall-5000\", \"timeout_ms\": 10000, \"retries\": 0, %s},\n"
         " {\"name\": \"claude\", \"kind\": \"anthropic\", \"base_url\": "
         "\"http://127.0.0.1:%d\", \"model\": \"ok\", %s}],\n"
         " \"routing\": {\"confidence_check\": false}}\n",
-        fc.port, key, fc.port, key, fc.port, key, fc.port, key, fc.port, key);
+        fc.port, key, fc.port, key, fc.port, key, fc.port, key, doomed_port, key, fc.port, key);
     REQUIRE(test_write_file(cfg, json, strlen(json)));
     fc.expect_key = "sk-fake";
     snprintf(args, sizeof args, "-t 1 --chat-template chatml --config '%s' --ledger '%s'", cfg,
@@ -339,10 +400,23 @@ static void test_faults(const char *local_model) {
            "%s", r.body);
     free(t);
     free(r.body);
+    /* the remote tier's process is killed mid-stream */
+    pthread_t killer;
+    REQUIRE(pthread_create(&killer, NULL, kill_later, &doomed) == 0);
+    r = counted(&gw, "doomed", "tell me more", true, 8, NULL);
+    pthread_join(killer, NULL);
+    waitpid(doomed, NULL, 0);
+    CHECK_REPLY(r, 200, "doomed");
+    t = answer_text(&r);
+    CHECKF(strstr(r.body, "mid-answer") && !strncmp(t, "ech", 3) && stream_done(&r), "%s", r.body);
+    free(t);
+    free(r.body);
     CHECK(test_server_stop(&gw) == 0);
     CHECKF(db_int(ledger, "SELECT count(*) FROM requests") == n_chat, "%lld rows, %d requests",
            (long long)db_int(ledger, "SELECT count(*) FROM requests"), n_chat);
     CHECK(db_int(ledger, "SELECT count(*) FROM requests WHERE status = 502 AND tier = 'cut'") == 1);
+    CHECK(db_int(ledger, "SELECT count(*) FROM requests WHERE status = 502 AND tier = 'doomed'") ==
+          1);
     CHECK(db_int(ledger, "SELECT count(*) FROM requests WHERE degraded = 1") == 5);
     fake_cloud_stop(&fc);
 }
