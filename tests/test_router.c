@@ -532,6 +532,11 @@ static void test_ledger(void) {
     CHECK(!strcmp(d.ex[2].prompt, "say hello") && d.ex[2].weak_ok && d.ex[2].strong_ok);
     CHECK(!strcmp(d.ex[0].id, "1") && !strcmp(d.groups[d.ex[0].group], "ledger"));
     rtr_dataset_fini(&d);
+    double *conf = NULL;
+    size_t n_conf = 0;
+    REQUIRE(!rtr_ledger_confidences(db, &conf, &n_conf));
+    CHECK(n_conf == 3 && conf[0] == -0.5);
+    free(conf);
     /* not a ledger */
     const char *notdb = tmp_path("not.db");
     write_file(notdb, "SQLite format 3 but not really");
@@ -597,6 +602,11 @@ static void test_cli(void) {
              tmp_path("ledger.db"), data, tmp_path("ledger.rtr"));
     CHECKF(run_cmd(cmd, out, sizeof out) == 0 && has(out, "2 with both answers (1 disagreeing"),
            "%s", out);
+
+    snprintf(cmd, sizeof cmd,
+             "%s router calibrate --confidence --from-ledger %s --local-share 0.5 2>&1",
+             HEARTH_BINARY, tmp_path("ledger.db"));
+    CHECKF(run_cmd(cmd, out, sizeof out) == 0 && has(out, "of 3 checked answers local"), "%s", out);
 
     /* errors say what and where */
     const char *bad = tmp_path("broken.csv");

@@ -21,6 +21,7 @@ static const char router_usage[] =
     "  score      --router ROUTER --input FILE.jsonl      one {\"id\",\"score\"} line per input\n"
     "  eval       --router ROUTER --data FILE...          RouteLLM's metrics vs random/oracle\n"
     "  calibrate  --router ROUTER --data FILE... --local-share S [--dry-run]\n"
+    "  calibrate  --confidence --from-ledger DB --local-share S   the gateway's mean_logprob\n"
     "  experiment --routellm DIR [-o ROUTER] [--write-split DIR] [--quick] [--dev]\n"
     "data options (train, eval, calibrate):\n"
     "  --data FILE...        JSONL ({prompt, weak_ok, strong_ok, id?, group?}) or .csv files\n"
@@ -74,6 +75,9 @@ static int parse(int argc, char **argv, rcli *c) {
             continue;
         } else if (!strcmp(a, "--no-dense")) {
             c->tp.dense = false;
+            continue;
+        } else if (!strcmp(a, "--confidence")) {
+            c->confidence = true;
             continue;
         } else if (!strcmp(a, "--dry-run")) {
             c->dry_run = true;
@@ -328,7 +332,36 @@ done:
     return rc;
 }
 
+/* --confidence: the gateway's mean_logprob threshold from the ledger. The
+ * gateway escalates when mean < threshold; scores here are -mean so that
+ * rtr_calibrate's "strong when score >= t" reads the same way. */
+static int calibrate_confidence(rcli *c) {
+    double *conf = NULL, t, got;
+    size_t n = 0;
+    if (!c->ledger || isnan(c->local_share)) {
+        fprintf(stderr, "hearth router calibrate --confidence: --from-ledger DB and "
+                        "--local-share S are required\n");
+        return 2;
+    }
+    if (rtr_ledger_confidences(c->ledger, &conf, &n))
+        return cli_fail("router", "reading the ledger");
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) conf[i] = -conf[i];
+    if (n == 0) {
+        fprintf(stderr, "hearth router calibrate: the ledger has no confidence-checked answers\n");
+        rc = 1;
+    } else if (rtr_calibrate(conf, n, c->local_share, &t, &got))
+        rc = cli_fail("router", "calibrate");
+    else
+        printf("mean_logprob %.4f keeps %.2f %% of %zu checked answers local (asked %.2f %%); "
+               "set it as \"confidence\": {\"mean_logprob\": %.4f} in the gateway's config\n",
+               -t, 100 * got, n, 100 * c->local_share, -t);
+    free(conf);
+    return rc;
+}
+
 static int cmd_calibrate(rcli *c) {
+    if (c->confidence) return calibrate_confidence(c);
     rtr_dataset d;
     rtr_model *m = NULL;
     double *s = NULL, t, got;

@@ -15,8 +15,8 @@
 #include <string.h>
 
 /* The candidates of --tune: L2 strength and group smoothing around the given
- * feature settings (development on the training part found the target "gain"
- * better than "needs-strong" at every setting, so only it is searched). */
+ * feature settings (in development on the training part the target "gain"
+ * beat "needs-strong" clearly, so only it is searched). */
 void rcli_grid(const rcli *c, rtr_train_params *grid, size_t *n) {
     static const double l2s[] = {3e-4, 1e-3, 3e-3}, smooth[] = {0, 0.5, 1};
     size_t k = 0;

@@ -123,6 +123,11 @@ typedef struct rtr_ledger_counts {
 } rtr_ledger_counts;
 
 hearth_err rtr_dataset_from_ledger(rtr_dataset *d, const char *path, rtr_ledger_counts *counts);
+/* The mean log-probabilities of the local answers the confidence check judged
+ * (successful, non-degraded rows), in ledger order: what `hearth router
+ * calibrate --confidence` turns into the gateway's mean_logprob threshold.
+ * *conf_mean is the caller's to free (NULL when n is 0). */
+hearth_err rtr_ledger_confidences(const char *path, double **conf_mean, size_t *n);
 /* Whether two answers agree: the last number in each when both have one,
  * else a token-overlap F1 of at least 0.7 (case-insensitive). */
 bool rtr_answers_agree(const char *a, size_t na, const char *b, size_t nb);

@@ -135,3 +135,46 @@ done:
     sqlite3_close(db);
     return e;
 }
+
+hearth_err rtr_ledger_confidences(const char *path, double **conf_mean, size_t *n) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    hearth_err e = HEARTH_OK;
+    double *v = NULL;
+    size_t k = 0, cap = 0;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        e = hr_fail(HEARTH_ERR_IO, "ledger %s: %s", path, db ? sqlite3_errmsg(db) : "cannot open");
+        goto done;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    if (sqlite3_prepare_v2(db,
+                           "SELECT conf_mean FROM requests WHERE conf_mean IS NOT NULL AND "
+                           "status < 400 AND degraded = 0 ORDER BY id",
+                           -1, &st, NULL) != SQLITE_OK) {
+        e = hr_fail(HEARTH_ERR_FORMAT, "ledger %s: not a Hearth ledger (%s)", path,
+                    sqlite3_errmsg(db));
+        goto done;
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (k == cap) {
+            cap = cap ? cap * 2 : 1024;
+            double *nv = realloc(v, cap * sizeof *nv);
+            if (!nv) {
+                e = hr_fail(HEARTH_ERR_NOMEM, "ledger: out of memory");
+                goto done;
+            }
+            v = nv;
+        }
+        v[k++] = sqlite3_column_double(st, 0);
+    }
+    if (rc != SQLITE_DONE) e = hr_fail(HEARTH_ERR_IO, "ledger %s: %s", path, sqlite3_errmsg(db));
+done:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    if (e)
+        free(v);
+    else
+        *conf_mean = v, *n = k;
+    return e;
+}
