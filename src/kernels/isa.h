@@ -32,6 +32,7 @@ static inline void kern_isa_apply(kern_fns *table, const kern_fns *over) {
         if (over[t].from_float) table[t].from_float = over[t].from_float;
         if (over[t].to_float) table[t].to_float = over[t].to_float;
         if (over[t].attn) table[t].attn = over[t].attn;
+        if (over[t].gemm) table[t].gemm = over[t].gemm;
     }
 }
 

@@ -70,12 +70,18 @@ typedef void (*kern_to_float_fn)(const void *x, float *y, int64_t n);
 
 struct kern_attn_args;
 typedef void (*kern_attn_fn)(const struct kern_attn_args *a);
+/* y[t * ldy + r] = dot(w row r, x row t) for r < n_rows, t < n_tok: rows of
+ * n elements w_stride bytes apart, activations (in the vec_dot type)
+ * x_stride bytes apart. Equal to vec_dot's up to float rounding. */
+typedef void (*kern_gemm_fn)(int64_t n, const void *w, size_t w_stride, int64_t n_rows,
+                             const void *x, size_t x_stride, int64_t n_tok, float *y, int64_t ldy);
 
 typedef struct kern_fns {
     kern_vec_dot_fn vec_dot;       /* w: this type, x: vec_dot_type */
     kern_from_float_fn from_float; /* f32 -> this type (for activations) */
     kern_to_float_fn to_float;     /* this type -> f32 */
     kern_attn_fn attn; /* KERN_F32/KERN_F16: kern_attn_tile over a cache of this type, or NULL */
+    kern_gemm_fn gemm; /* products of several tokens at once, or NULL (vec_dot per pair) */
 } kern_fns;
 
 /* The kernels for `type` (NULL if unsupported). Selected once per process from

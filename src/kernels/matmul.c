@@ -4,8 +4,10 @@
  *
  * The activations are first converted to the weight type's vec_dot type
  * (Q8_0, Q8_1, Q8_K, F16, ...) exactly as llama.cpp does, then the weight rows
- * are split across the pool in contiguous chunks. Each thread walks its rows
- * in the outer loop so a weight row stays in L1 while every token passes.
+ * are split across the pool in contiguous chunks. Several tokens go through
+ * the type's gemm kernel where the CPU has one (panels of 16 rows against up
+ * to 8 tokens in registers), else each thread walks its rows in the outer
+ * loop so a weight row stays in L1 while every token passes.
  */
 #include "kernels.h"
 
@@ -34,6 +36,20 @@ static void matmul_convert(void *ctx, int ith, int nth) {
     for (int64_t t = ith; t < j->n_tok; t += nth)
         j->act_fns->from_float(j->x + t * j->n_cols, j->xq + (size_t)t * j->xq_row_bytes,
                                j->n_cols);
+}
+
+/* Rows of a gemm split go in whole panels of this many. */
+enum { MATMUL_PANEL = 16 };
+
+static void matmul_gemm(void *ctx, int ith, int nth) {
+    matmul_job *j = ctx;
+    const int64_t panels = (j->n_rows + MATMUL_PANEL - 1) / MATMUL_PANEL;
+    const int64_t per = (panels + nth - 1) / nth;
+    const int64_t r0 = per * ith * MATMUL_PANEL;
+    const int64_t r1 = r0 + per * MATMUL_PANEL < j->n_rows ? r0 + per * MATMUL_PANEL : j->n_rows;
+    if (r0 >= r1) return;
+    j->fns->gemm(j->n_cols, j->w + (size_t)r0 * j->w_row_bytes, j->w_row_bytes, r1 - r0, j->xq,
+                 j->xq_row_bytes, j->n_tok, j->y + r0, j->ldy);
 }
 
 static void matmul_rows(void *ctx, int ith, int nth) {
@@ -75,5 +91,5 @@ void kern_matmul(hr_pool *pool, kern_type type, const void *w, int64_t n_rows, i
         else
             matmul_convert(&j, 0, 1);
     }
-    hr_pool_run(pool, matmul_rows, &j);
+    hr_pool_run(pool, j.fns->gemm ? matmul_gemm : matmul_rows, &j);
 }

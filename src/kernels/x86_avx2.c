@@ -548,19 +548,21 @@ static void from_float_q8_K(const float *x, void *vy, int64_t n) {
 /* ---- registration ------------------------------------------------------------- */
 
 const kern_fns kern_avx2_fns[KERN_ISA_NTYPES] = {
-    [KERN_F32] = {vec_dot_f32, NULL, NULL},
-    [KERN_F16] = {vec_dot_f16, from_float_f16, to_float_f16},
-    [KERN_BF16] = {vec_dot_bf16, from_float_bf16, to_float_bf16},
-    [KERN_Q4_0] = {vec_dot_q4_0, NULL, NULL},
-    [KERN_Q4_1] = {vec_dot_q4_1, NULL, NULL},
-    [KERN_Q5_0] = {vec_dot_q5_0, NULL, NULL},
-    [KERN_Q5_1] = {vec_dot_q5_1, NULL, NULL},
-    [KERN_Q8_0] = {vec_dot_q8_0, from_float_q8_0, NULL},
-    [KERN_Q8_1] = {NULL, from_float_q8_1, NULL},
-    [KERN_Q4_K] = {vec_dot_q4_K, NULL, NULL},
-    [KERN_Q5_K] = {vec_dot_q5_K, NULL, NULL},
-    [KERN_Q6_K] = {vec_dot_q6_K, NULL, NULL},
-    [KERN_Q8_K] = {NULL, from_float_q8_K, NULL},
+    [KERN_F32] = {.vec_dot = vec_dot_f32},
+    [KERN_F16] = {.vec_dot = vec_dot_f16, .from_float = from_float_f16, .to_float = to_float_f16},
+    [KERN_BF16] = {.vec_dot = vec_dot_bf16,
+                   .from_float = from_float_bf16,
+                   .to_float = to_float_bf16},
+    [KERN_Q4_0] = {.vec_dot = vec_dot_q4_0},
+    [KERN_Q4_1] = {.vec_dot = vec_dot_q4_1},
+    [KERN_Q5_0] = {.vec_dot = vec_dot_q5_0},
+    [KERN_Q5_1] = {.vec_dot = vec_dot_q5_1},
+    [KERN_Q8_0] = {.vec_dot = vec_dot_q8_0, .from_float = from_float_q8_0},
+    [KERN_Q8_1] = {.from_float = from_float_q8_1},
+    [KERN_Q4_K] = {.vec_dot = vec_dot_q4_K},
+    [KERN_Q5_K] = {.vec_dot = vec_dot_q5_K},
+    [KERN_Q6_K] = {.vec_dot = vec_dot_q6_K},
+    [KERN_Q8_K] = {.from_float = from_float_q8_K},
 };
 
 bool kern_avx2_usable(void) {

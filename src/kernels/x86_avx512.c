@@ -874,6 +874,592 @@ AI void attn_tile(const kern_attn_args *a, bool f16) {
 static void attn_f32(const kern_attn_args *a) { attn_tile(a, false); }
 static void attn_f16(const kern_attn_args *a) { attn_tile(a, true); }
 
+/* ---- the VNNI products of the integer formats: vec_dot and gemm in one arithmetic -------------
+ * Q8_0, Q4_0, Q5_0 (against Q8_0 activations) and Q4_K, Q5_K, Q6_K (against
+ * Q8_K) have, in the VNNI table, one arithmetic that a single row (vec_dot)
+ * and a panel of rows against several tokens (gemm) both compute cheaply, so
+ * that a batch and one token at a time give the same bits:
+ *  - a row is cut into chunks of 16 sub-blocks (one scale each: 32 elements,
+ *    16 for Q6_K); per sub-block s the exact integer I_s = sum (level -
+ *    offset) * x and the float P_s = (scale_s * d_x) * I_s, plus
+ *    min_s * (d_x * sum x) for the K-quants with mins (one fused step);
+ *  - a chunk's value is the pairwise tree ((P0 + P1) + (P2 + P3)) + ... over
+ *    its 16 sub-blocks (absent ones are +0); the row's, the chunks added in
+ *    order.
+ * vec_dot holds a row chunk's 16 sub-blocks in the 16 lanes of a vector (the
+ * tree is four shuffle-adds) and reads the row once, in order. gemm unpacks
+ * a panel of 16 rows into unsigned levels interleaved by 4 bytes (the 4
+ * levels of one row and group of 4 columns in int32 lane = row), so that one
+ * vpdpbusd against 4 broadcast activation bytes advances 16 rows at once for
+ * each of 4 tokens held in registers, without horizontal sums; the level
+ * offset comes off through the activations' sums (computed once per token
+ * and chunk), and each token's tree is built as its sub-blocks arrive. */
+
+enum { GR = 16, GKC = 512, GTC = 128, GNT = 4 };
+
+typedef enum { GK_Q8_0, GK_Q4_0, GK_Q5_0, GK_Q4_K, GK_Q5_K, GK_Q6_K } gemm_kind;
+
+typedef struct {
+    int sb, off;      /* elements per sub-block (one scale), level offset (0: mins) */
+    int wbe, wbb;     /* weight block elements and bytes */
+    int xbe, xbb, xq; /* activation block elements, bytes, offset of its int8 quants */
+} gemm_geom;
+
+AI gemm_geom gemm_geom_of(gemm_kind k) {
+    switch (k) {
+    case GK_Q8_0: return (gemm_geom){32, 128, 32, 34, 32, 34, 2};
+    case GK_Q4_0: return (gemm_geom){32, 8, 32, 18, 32, 34, 2};
+    case GK_Q5_0: return (gemm_geom){32, 16, 32, 22, 32, 34, 2};
+    case GK_Q4_K: return (gemm_geom){32, 0, 256, 144, 256, 292, 4};
+    case GK_Q5_K: return (gemm_geom){32, 0, 256, 176, 256, 292, 4};
+    case GK_Q6_K: break;
+    }
+    return (gemm_geom){16, 32, 256, 210, 256, 292, 4};
+}
+
+/* Unsigned levels of kcn elements of one weight row (from a block start)
+ * into lev, and the scale (and min coefficient) of each sub-block into
+ * sc[s * GR] (mn[s * GR]). */
+AI void gemm_unpack(gemm_kind k, const uint8_t *w, int kcn, uint8_t *lev, float *sc, float *mn) {
+    const gemm_geom g = gemm_geom_of(k);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
+    for (int b = 0; b < kcn / g.wbe; b++) {
+        const uint8_t *wb = w + (size_t)b * g.wbb;
+        uint8_t *lb = lev + b * g.wbe;
+        if (k == GK_Q8_0) {
+            _mm256_storeu_si256((__m256i *)lb,
+                                _mm256_xor_si256(load256(wb + 2), _mm256_set1_epi8((char)0x80)));
+            sc[b * GR] = f16_at(wb);
+        } else if (k == GK_Q4_0 || k == GK_Q5_0) {
+            const __m128i q = _mm_loadu_si128((const __m128i *)(wb + (k == GK_Q4_0 ? 2 : 6)));
+            __m256i v = _mm256_and_si256(
+                _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1), m4);
+            if (k == GK_Q5_0) {
+                uint32_t qh;
+                memcpy(&qh, wb + 2, sizeof qh);
+                v = _mm256_mask_add_epi8(v, (__mmask32)qh, v, sixteen);
+            }
+            _mm256_storeu_si256((__m256i *)lb, v);
+            sc[b * GR] = f16_at(wb);
+        } else if (k == GK_Q4_K || k == GK_Q5_K) {
+            const uint8_t *qs = wb + (k == GK_Q4_K ? 16 : 48);
+            uint8_t sm[16];
+            _mm_storeu_si128((__m128i *)sm, k4_scales_mins(wb + 4));
+            const float d = f16_at(wb), dmin = f16_at(wb + 2);
+            for (int j = 0; j < 8; j++) {
+                sc[(8 * b + j) * GR] = d * (float)sm[j];
+                mn[(8 * b + j) * GR] = -dmin * (float)sm[8 + j];
+            }
+            const __m256i h = k == GK_Q5_K ? load256(wb + 16) : _mm256_setzero_si256();
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) { /* elements 64j.. low nibbles, 64j+32.. high */
+                const __m256i q = load256(qs + 32 * j);
+                __m256i lo = _mm256_and_si256(q, m4),
+                        hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                if (k == GK_Q5_K) {
+                    lo = _mm256_mask_add_epi8(
+                        lo, _mm256_test_epi8_mask(h, _mm256_set1_epi8((char)(1 << (2 * j)))), lo,
+                        sixteen);
+                    hi = _mm256_mask_add_epi8(
+                        hi, _mm256_test_epi8_mask(h, _mm256_set1_epi8((char)(2 << (2 * j)))), hi,
+                        sixteen);
+                }
+                _mm256_storeu_si256((__m256i *)(lb + 64 * j), lo);
+                _mm256_storeu_si256((__m256i *)(lb + 64 * j + 32), hi);
+            }
+        } else { /* Q6_K: ql[128], qh[64], int8 scales[16], d */
+            const __m256i m3 = _mm256_set1_epi8(3);
+            for (int half = 0; half < 2; half++) {
+                const __m256i a = load256(wb + 64 * half), c = load256(wb + 64 * half + 32);
+                const __m256i hb = load256(wb + 128 + 32 * half);
+                const __m256i a_hi = _mm256_and_si256(_mm256_srli_epi16(a, 4), m4);
+                const __m256i c_hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
+#define Q6_HI(sh) _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, sh), m3), 4)
+                uint8_t *o = lb + 128 * half;
+                _mm256_storeu_si256((__m256i *)o,
+                                    _mm256_or_si256(_mm256_and_si256(a, m4), Q6_HI(0)));
+                _mm256_storeu_si256((__m256i *)(o + 32),
+                                    _mm256_or_si256(_mm256_and_si256(c, m4), Q6_HI(2)));
+                _mm256_storeu_si256((__m256i *)(o + 64), _mm256_or_si256(a_hi, Q6_HI(4)));
+                _mm256_storeu_si256((__m256i *)(o + 96), _mm256_or_si256(c_hi, Q6_HI(6)));
+#undef Q6_HI
+            }
+            const float d = f16_at(wb + 208);
+            for (int j = 0; j < 16; j++) sc[(16 * b + j) * GR] = d * (float)(int8_t)wb[192 + j];
+        }
+    }
+}
+
+/* Per sub-block of one token's kcn activations (from a block start): the
+ * int32 start of its sums (-offset * sum x), its scale and d * sum x. */
+AI void gemm_prep(gemm_kind k, const uint8_t *x, int kcn, int32_t *xc, float *xd, float *xm) {
+    const gemm_geom g = gemm_geom_of(k);
+    for (int s = 0; s < kcn / g.sb; s++) {
+        int sum;
+        float d;
+        if (g.xbe == 32) { /* Q8_0: sum of the 32 quants */
+            const uint8_t *xb = x + (size_t)s * g.xbb;
+            const __m256i u = _mm256_xor_si256(load256(xb + 2), _mm256_set1_epi8((char)0x80));
+            const __m256i sad = _mm256_sad_epu8(u, _mm256_setzero_si256());
+            const __m128i t =
+                _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+            sum = (int)(_mm_cvtsi128_si64(t) + _mm_extract_epi64(t, 1)) - 32 * 128;
+            d = f16_at(xb);
+        } else { /* Q8_K: d, qs[256], bsums[16] (sums of 16) */
+            const int e = s * g.sb;
+            const uint8_t *xb = x + (size_t)(e / 256) * g.xbb;
+            int16_t bs[2];
+            memcpy(bs, xb + 260 + 2 * ((e % 256) / 16), g.sb == 32 ? 4 : 2);
+            sum = bs[0] + (g.sb == 32 ? bs[1] : 0);
+            memcpy(&d, xb, sizeof d);
+        }
+        xc[s] = -g.off * sum;
+        xd[s] = d;
+        xm[s] = d * (float)sum;
+    }
+}
+
+/* P_s of sub-block s for nt tokens (lv/sc/mn: the unpacked panel; xt: each
+ * token's activations at the chunk start; xc/xd/xm: their sums, ldp apart). */
+AI void gemm_leaf(gemm_kind k, const int nt, int s, const uint8_t *lv, const float *sc,
+                  const float *mn, const uint8_t *const *xt, const int32_t *xc, const float *xd,
+                  const float *xm, int ldp, __m512 *ps) {
+    const gemm_geom g = gemm_geom_of(k);
+    const int e = s * g.sb, xo = (e / g.xbe) * g.xbb + g.xq + e % g.xbe;
+    __m512i ai[GNT];
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) ai[t] = _mm512_set1_epi32(xc[t * ldp + s]);
+#pragma GCC unroll 8
+    for (int q = 0; q < g.sb / 4; q++) {
+        const __m512i wv = _mm512_load_si512(lv + (size_t)(s * (g.sb / 4) + q) * 64);
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            int32_t xv;
+            memcpy(&xv, xt[t] + xo + 4 * q, sizeof xv);
+            ai[t] = _mm512_dpbusd_epi32(ai[t], wv, _mm512_set1_epi32(xv));
+        }
+    }
+    const __m512 scv = _mm512_load_ps(sc + s * GR);
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        ps[t] = _mm512_mul_ps(_mm512_mul_ps(scv, _mm512_set1_ps(xd[t * ldp + s])),
+                              _mm512_cvtepi32_ps(ai[t]));
+        if (g.off == 0)
+            ps[t] = _mm512_fmadd_ps(_mm512_load_ps(mn + s * GR), _mm512_set1_ps(xm[t * ldp + s]),
+                                    ps[t]);
+    }
+}
+
+/* One chunk of ns <= 16 sub-blocks for nt tokens: the pairwise tree of their
+ * P_s, added to y (accumulate) or stored, rows 0..rn-1 of each token. */
+AI void gemm_micro(gemm_kind k, const int nt, int ns, const uint8_t *lv, const float *sc,
+                   const float *mn, const uint8_t *const *xt, const int32_t *xc, const float *xd,
+                   const float *xm, int ldp, float *y, int64_t ldy, int rn, bool accumulate) {
+    __m512 l2[GNT], l3[GNT], l4[GNT];
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+#pragma GCC unroll 2
+        for (int q = 0; q < 2; q++) {
+#pragma GCC unroll 2
+            for (int p = 0; p < 2; p++) {
+                const int s = 8 * h + 4 * q + 2 * p;
+                __m512 pa[GNT], pb[GNT];
+                for (int t = 0; t < nt; t++) pa[t] = pb[t] = _mm512_setzero_ps();
+                if (s < ns) gemm_leaf(k, nt, s, lv, sc, mn, xt, xc, xd, xm, ldp, pa);
+                if (s + 1 < ns) gemm_leaf(k, nt, s + 1, lv, sc, mn, xt, xc, xd, xm, ldp, pb);
+#pragma GCC unroll 4
+                for (int t = 0; t < nt; t++) {
+                    const __m512 l1 = _mm512_add_ps(pa[t], pb[t]);
+                    l2[t] = p ? _mm512_add_ps(l2[t], l1) : l1;
+                }
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) l3[t] = q ? _mm512_add_ps(l3[t], l2[t]) : l2[t];
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) l4[t] = h ? _mm512_add_ps(l4[t], l3[t]) : l3[t];
+    }
+    const __mmask16 m = (__mmask16)(rn >= 16 ? 0xFFFFu : (1u << rn) - 1u);
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        float *yt = y + t * ldy;
+        __m512 v = l4[t];
+        if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, yt));
+        _mm512_mask_storeu_ps(yt, m, v);
+    }
+}
+
+/* The 16 x 16 int32 transpose: out row j (64 bytes at out + 64 j) takes
+ * int32 j of the 16 rows at in + i * ld. Unpacking 32- then 64-bit pairs
+ * leaves 4 x 4 blocks transposed in each 128-bit lane; two rounds of
+ * 128-bit shuffles move the blocks into place. */
+AI void transpose16(const uint8_t *in, size_t ld, uint8_t *out) {
+    __m512i a[16], b[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 16; i += 2) {
+        const __m512i r0 = load512(in + i * ld), r1 = load512(in + (i + 1) * ld);
+        a[i] = _mm512_unpacklo_epi32(r0, r1);
+        a[i + 1] = _mm512_unpackhi_epi32(r0, r1);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 16; i += 4) { /* b[i + c], lane L: rows i..i+3 of int32 4L + c */
+        b[i] = _mm512_unpacklo_epi64(a[i], a[i + 2]);
+        b[i + 1] = _mm512_unpackhi_epi64(a[i], a[i + 2]);
+        b[i + 2] = _mm512_unpacklo_epi64(a[i + 1], a[i + 3]);
+        b[i + 3] = _mm512_unpackhi_epi64(a[i + 1], a[i + 3]);
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        const __m512i e0 = _mm512_shuffle_i32x4(b[c], b[4 + c], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512i e1 = _mm512_shuffle_i32x4(b[c], b[4 + c], _MM_SHUFFLE(3, 2, 3, 2));
+        const __m512i e2 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512i e3 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], _MM_SHUFFLE(3, 2, 3, 2));
+        _mm512_store_si512(out + 64 * c, _mm512_shuffle_i32x4(e0, e2, _MM_SHUFFLE(2, 0, 2, 0)));
+        _mm512_store_si512(out + 64 * (4 + c),
+                           _mm512_shuffle_i32x4(e0, e2, _MM_SHUFFLE(3, 1, 3, 1)));
+        _mm512_store_si512(out + 64 * (8 + c),
+                           _mm512_shuffle_i32x4(e1, e3, _MM_SHUFFLE(2, 0, 2, 0)));
+        _mm512_store_si512(out + 64 * (12 + c),
+                           _mm512_shuffle_i32x4(e1, e3, _MM_SHUFFLE(3, 1, 3, 1)));
+    }
+}
+
+AI void gemm_body(gemm_kind k, int64_t n, const void *vw, size_t w_stride, int64_t nr,
+                  const void *vx, size_t x_stride, int64_t nt, float *y, int64_t ldy) {
+    const gemm_geom g = gemm_geom_of(k);
+    const int kc = 16 * g.sb; /* one chunk: 16 sub-blocks */
+    const uint8_t *w = vw, *x = vx;
+    _Alignas(64) uint8_t tmp[GR][GKC];
+    _Alignas(64) uint8_t lv[GKC * GR];
+    _Alignas(64) float sc[16 * GR], mn[16 * GR];
+    int32_t xc[GTC * 16];
+    float xd[GTC * 16], xm[GTC * 16];
+    for (int64_t kc0 = 0; kc0 < n; kc0 += kc) {
+        const int kcn = (int)(n - kc0 < kc ? n - kc0 : kc), ns = kcn / g.sb;
+        const size_t wo = (size_t)(kc0 / g.wbe) * g.wbb, xo = (size_t)(kc0 / g.xbe) * g.xbb;
+        for (int64_t t0 = 0; t0 < nt; t0 += GTC) {
+            const int tn = (int)(nt - t0 < GTC ? nt - t0 : GTC);
+            for (int t = 0; t < tn; t++)
+                gemm_prep(k, x + (size_t)(t0 + t) * x_stride + xo, kcn, xc + t * ns, xd + t * ns,
+                          xm + t * ns);
+            for (int64_t r0 = 0; r0 < nr; r0 += GR) {
+                const int rn = (int)(nr - r0 < GR ? nr - r0 : GR);
+                /* rows past rn keep stale levels and scales: their lanes are never stored */
+                for (int r = 0; r < rn; r++)
+                    gemm_unpack(k, w + (size_t)(r0 + r) * w_stride + wo, kcn, tmp[r], sc + r,
+                                mn + r);
+                for (int c0 = 0; c0 < kcn; c0 += 64) transpose16(tmp[0] + c0, GKC, lv + c0 * GR);
+                for (int t = 0; t < tn;) {
+                    const uint8_t *xt[GNT];
+                    const int left = tn - t, step = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+                    for (int i = 0; i < step; i++) xt[i] = x + (size_t)(t0 + t + i) * x_stride + xo;
+                    float *yt = y + (t0 + t) * ldy + r0;
+                    const int32_t *c = xc + t * ns;
+                    const float *dd = xd + t * ns, *mm = xm + t * ns;
+                    if (step == 4)
+                        gemm_micro(k, 4, ns, lv, sc, mn, xt, c, dd, mm, ns, yt, ldy, rn, kc0 > 0);
+                    else if (step == 2)
+                        gemm_micro(k, 2, ns, lv, sc, mn, xt, c, dd, mm, ns, yt, ldy, rn, kc0 > 0);
+                    else
+                        gemm_micro(k, 1, ns, lv, sc, mn, xt, c, dd, mm, ns, yt, ldy, rn, kc0 > 0);
+                    t += step;
+                }
+            }
+        }
+    }
+}
+
+/* ---- vec_dot in the same arithmetic ---- */
+
+/* Per 128-bit lane: a0 + a1, a2 + a3, b0 + b1, b2 + b3 (int32). */
+AI __m512i iadd_pairs(__m512i a, __m512i b) {
+    const __m512 fa = _mm512_castsi512_ps(a), fb = _mm512_castsi512_ps(b);
+    return _mm512_add_epi32(
+        _mm512_castps_si512(_mm512_shuffle_ps(fa, fb, _MM_SHUFFLE(2, 0, 2, 0))),
+        _mm512_castps_si512(_mm512_shuffle_ps(fa, fb, _MM_SHUFFLE(3, 1, 3, 1))));
+}
+
+/* 128-bit lanes a0 + a1, a2 + a3, b0 + b1, b2 + b3. */
+AI __m512i iadd_halves(__m512i a, __m512i b) {
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
+                            _mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* The fp16 values at the start of nblk <= 16 consecutive blocks of bb bytes,
+ * as floats in lanes 0..nblk-1 (zero above): picked out of 128-byte windows
+ * with vpermt2w. */
+AI __m512 block_d16(const uint8_t *p, int bb, int nblk) {
+    const int per = 126 / bb + 1; /* blocks whose d lies in one window */
+    const __m512i iota = _mm512_setr_epi32(0x10000, 0x30002, 0x50004, 0x70006, 0x90008, 0xb000a,
+                                           0xd000c, 0xf000e, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m512i d = _mm512_setzero_si512();
+#pragma GCC unroll 6
+    for (int b0 = 0; b0 < nblk; b0 += per) {
+        const int avail = (nblk - b0) * bb, nw = nblk - b0 < per ? nblk - b0 : per;
+        const uint8_t *w = p + (size_t)b0 * bb;
+        const __m512i lo = load_lim(w, 0, avail, avail >= 128, true);
+        const __m512i hi = load_lim(w, 64, avail, avail >= 128, true);
+        const __m512i idx = _mm512_mullo_epi16(_mm512_sub_epi16(iota, _mm512_set1_epi16((short)b0)),
+                                               _mm512_set1_epi16((short)(bb / 2)));
+        d = _mm512_mask_mov_epi16(d, (__mmask32)(((1u << nw) - 1u) << b0),
+                                  _mm512_permutex2var_epi16(lo, idx, hi));
+    }
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(d));
+}
+
+/* Levels (unsigned) of elements 64q..64q+63 of a row chunk (from a block
+ * start); `two`: both 32-element blocks exist (else the second is zero). */
+AI __m512i vd_levels64(gemm_kind k, const uint8_t *w, int q, bool two) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    switch (k) {
+    case GK_Q8_0: {
+        const uint8_t *b = w + (size_t)q * 68;
+        return _mm512_xor_si512(load2x32(b + 2, two ? b + 36 : NULL), _mm512_set1_epi8((char)0x80));
+    }
+    case GK_Q4_0:
+    case GK_Q5_0: {
+        const int bb = k == GK_Q4_0 ? 18 : 22, qo = k == GK_Q4_0 ? 2 : 6;
+        const uint8_t *b = w + (size_t)q * 2 * bb;
+        const __m128i q0 = _mm_loadu_si128((const __m128i *)(b + qo));
+        const __m128i q1 =
+            two ? _mm_loadu_si128((const __m128i *)(b + bb + qo)) : _mm_setzero_si128();
+        const __m256i v0 =
+            _mm256_inserti128_si256(_mm256_castsi128_si256(q0), _mm_srli_epi16(q0, 4), 1);
+        const __m256i v1 =
+            _mm256_inserti128_si256(_mm256_castsi128_si256(q1), _mm_srli_epi16(q1, 4), 1);
+        __m512i v = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(v0), v1, 1), m4);
+        if (k == GK_Q5_0) {
+            uint32_t h0, h1 = 0;
+            memcpy(&h0, b + 2, sizeof h0);
+            if (two) memcpy(&h1, b + bb + 2, sizeof h1);
+            v = _mm512_mask_add_epi8(v, _cvtu64_mask64((uint64_t)h0 | (uint64_t)h1 << 32), v,
+                                     _mm512_set1_epi8(16));
+        }
+        return v;
+    }
+    case GK_Q4_K:
+    case GK_Q5_K: {
+        const int j = q % 4;
+        const uint8_t *b = w + (size_t)(q / 4) * (k == GK_Q4_K ? 144 : 176);
+        __m512i v = k4_levels64(b + (k == GK_Q4_K ? 16 : 48) + 32 * j);
+        if (k == GK_Q5_K) {
+            const __m512i h = _mm512_broadcast_i64x4(load256(b + 16));
+            const __m512i sel = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * j))),
+                                                   _mm256_set1_epi8((char)(2 << (2 * j))), 1);
+            v = _mm512_mask_add_epi8(v, _mm512_test_epi8_mask(h, sel), v, _mm512_set1_epi8(16));
+        }
+        return v;
+    }
+    case GK_Q6_K: break;
+    }
+    /* Q6_K: elements 128 half + 64 part + (0..63) of the block */
+    const int half = q / 2, part = q % 2;
+    const __m512i l = wload512(w + 64 * half);
+    const __m512i h = _mm512_broadcast_i64x4(load256(w + 128 + 32 * half));
+    if (part == 0) { /* (l & 15) | (h bits 0-1 / 2-3) << 4 */
+        const __m512i mlo = _mm512_inserti64x4(_mm512_set1_epi8(0x03), _mm256_set1_epi8(0x0C), 1);
+        const __m512i slo = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+        return _mm512_ternarylogic_epi32(l, m4, _mm512_sllv_epi16(_mm512_and_si512(h, mlo), slo),
+                                         0xEA);
+    }
+    const __m512i mhi = _mm512_inserti64x4(_mm512_set1_epi8(0x30), _mm256_set1_epi8((char)0xC0), 1);
+    const __m512i shi = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    return _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), m4,
+                                     _mm512_srlv_epi16(_mm512_and_si512(h, mhi), shi), 0xEA);
+}
+
+/* Activations 64q..64q+63 of a chunk (from a block start). */
+AI __m512i vd_x64(gemm_kind k, const uint8_t *x, int q, bool two) {
+    if (gemm_geom_of(k).xbe == 32) {
+        const uint8_t *b = x + (size_t)q * 68;
+        return load2x32(b + 2, two ? b + 36 : NULL);
+    }
+    return load512(x + (size_t)(q / 4) * 292 + 4 + 64 * (q % 4));
+}
+
+/* The int32 partial sums of 8 segments (4 for 16-element sub-blocks) as
+ * one vector of 16 sub-block sums, lane s = sub-block s. */
+AI __m512i vd_reduce(gemm_kind k, const __m512i *p) {
+    if (gemm_geom_of(k).sb == 32) {
+        const __m512i c0 = iadd_pairs(iadd_pairs(p[0], p[1]), iadd_pairs(p[2], p[3]));
+        const __m512i c1 = iadd_pairs(iadd_pairs(p[4], p[5]), iadd_pairs(p[6], p[7]));
+        return _mm512_permutexvar_epi32(
+            _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15),
+            iadd_halves(c0, c1));
+    }
+    const __m512i c = iadd_pairs(iadd_pairs(p[0], p[1]), iadd_pairs(p[2], p[3]));
+    return _mm512_permutexvar_epi32(
+        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), c);
+}
+
+/* What a chunk of one token contributes to every row's sums: its activation
+ * segments, -offset * sum x per sub-block (int32), d_x and d_x * sum x
+ * (lanes = sub-blocks; the same values gemm_prep gives). */
+typedef struct {
+    __m512i xv[8];
+    __m512i corr;
+    __m512 xd, xm;
+} vd_xchunk;
+
+AI void vd_xprep(gemm_kind k, const uint8_t *x, int kcn, vd_xchunk *o) {
+    const gemm_geom g = gemm_geom_of(k);
+    const int ns = kcn / g.sb, nseg = (kcn + 63) / 64;
+    for (int q = 0; q < 8; q++)
+        o->xv[q] = q < nseg ? vd_x64(k, x, q, 64 * q + 64 <= kcn) : _mm512_setzero_si512();
+    o->xm = _mm512_setzero_ps();
+    __m512i sum;
+    if (g.xbe == 32) {
+        __m512i p[8];
+        for (int q = 0; q < 8; q++)
+            p[q] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), o->xv[q]);
+        sum = vd_reduce(k, p);
+        o->xd = block_d16(x, 34, ns);
+    } else if (g.sb == 16) { /* Q8_K bsums are the sums of 16 */
+        sum = _mm512_cvtepi16_epi32(load256(x + 260));
+        float d;
+        memcpy(&d, x, sizeof d);
+        o->xd = _mm512_set1_ps(d);
+    } else {
+        __m256i s2[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+        __m256 d2[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int b = 0; b < ns / 8; b++) {
+            const uint8_t *xb = x + (size_t)b * 292;
+            s2[b] = _mm256_madd_epi16(load256(xb + 260), _mm256_set1_epi16(1));
+            float d;
+            memcpy(&d, xb, sizeof d);
+            d2[b] = _mm256_set1_ps(d);
+        }
+        sum = _mm512_inserti64x4(_mm512_castsi256_si512(s2[0]), s2[1], 1);
+        o->xd = _mm512_insertf32x8(_mm512_castps256_ps512(d2[0]), d2[1], 1);
+        o->xm = _mm512_mul_ps(o->xd, _mm512_cvtepi32_ps(sum));
+    }
+    o->corr = _mm512_mullo_epi32(sum, _mm512_set1_epi32(-g.off));
+}
+
+/* One row chunk against a prepared activation chunk: its 16 P_s (lanes =
+ * sub-blocks, +0 past ns), as gemm_leaf computes them. */
+AI __m512 vd_chunk(gemm_kind k, const uint8_t *w, const vd_xchunk *xp, int kcn) {
+    const gemm_geom g = gemm_geom_of(k);
+    const int ns = kcn / g.sb, nseg = (kcn + 63) / 64;
+    __m512i p[8];
+#pragma GCC unroll 8
+    for (int q = 0; q < 8; q++)
+        p[q] = q < nseg ? _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                              vd_levels64(k, w, q, 64 * q + 64 <= kcn), xp->xv[q])
+                        : _mm512_setzero_si512();
+    const __m512i is = _mm512_add_epi32(vd_reduce(k, p), xp->corr);
+    __m512 sc, mn = _mm512_setzero_ps();
+    if (g.wbe == 32) {
+        sc = block_d16(w, g.wbb, ns);
+    } else if (k == GK_Q6_K) {
+        const __m512 s8 =
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + 192))));
+        sc = _mm512_mul_ps(_mm512_set1_ps(f16_at(w + 208)), s8);
+    } else { /* Q4_K, Q5_K: one or two blocks of 8 sub-blocks */
+        __m256 s2[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()},
+               m2[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int b = 0; b < ns / 8; b++) {
+            const uint8_t *wb = w + (size_t)b * g.wbb;
+            const __m512 sm = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(k4_scales_mins(wb + 4)));
+            const __m512 dd =
+                _mm512_insertf32x8(_mm512_set1_ps(f16_at(wb)), _mm256_set1_ps(-f16_at(wb + 2)), 1);
+            const __m512 v = _mm512_mul_ps(dd, sm);
+            s2[b] = _mm512_castps512_ps256(v);
+            m2[b] = _mm512_extractf32x8_ps(v, 1);
+        }
+        sc = _mm512_insertf32x8(_mm512_castps256_ps512(s2[0]), s2[1], 1);
+        mn = _mm512_insertf32x8(_mm512_castps256_ps512(m2[0]), m2[1], 1);
+    }
+    __m512 ps = _mm512_mul_ps(_mm512_mul_ps(sc, xp->xd), _mm512_cvtepi32_ps(is));
+    if (g.off == 0) ps = _mm512_fmadd_ps(mn, xp->xm, ps);
+    return _mm512_maskz_mov_ps((__mmask16)(ns >= 16 ? 0xFFFFu : (1u << ns) - 1u), ps);
+}
+
+/* The pairwise tree over 16 lanes: pairs, then quads, octets, the two halves. */
+AI float tree_sum16(__m512 v) {
+    v = _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1)));
+    v = _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm512_cvtss_f32(v) + _mm_cvtss_f32(_mm512_extractf32x4_ps(v, 2));
+}
+
+/* One chunk of a row: whole chunks and the common partial ones (rows of
+ * 576, 896, 4864 elements...) with their sizes as constants (unrolled, no
+ * tail tests), others at run time. */
+AI float vd_chunk_sum(gemm_kind k, const uint8_t *w, const vd_xchunk *xp, int kcn, int kc) {
+    if (kcn == kc) return tree_sum16(vd_chunk(k, w, xp, kc));
+    switch (kcn) {
+    case 64: return tree_sum16(vd_chunk(k, w, xp, 64));
+    case 256: return tree_sum16(vd_chunk(k, w, xp, 256));
+    case 384: return tree_sum16(vd_chunk(k, w, xp, 384));
+    default: return tree_sum16(vd_chunk(k, w, xp, kcn));
+    }
+}
+
+AI void vd_canon(gemm_kind k, int64_t n, float *s, const void *vw, const void *vx) {
+    const gemm_geom g = gemm_geom_of(k);
+    const int kc = 16 * g.sb;
+    const uint8_t *w = vw, *x = vx;
+    float sum = 0.0f;
+    for (int64_t kc0 = 0; kc0 < n; kc0 += kc) {
+        const int kcn = (int)(n - kc0 < kc ? n - kc0 : kc);
+        vd_xchunk xp;
+        vd_xprep(k, x + (size_t)(kc0 / g.xbe) * g.xbb, kcn, &xp);
+        const float c = vd_chunk_sum(k, w + (size_t)(kc0 / g.wbe) * g.wbb, &xp, kcn, kc);
+        sum = kc0 ? sum + c : c;
+    }
+    *s = sum;
+}
+
+/* gemm of one token: vec_dot row after row (rows stream in address order),
+ * the activation side prepared once. */
+enum { GV_MAXCHUNK = 64 }; /* rows up to 64 chunks (16384 elements of 16-element sub-blocks) */
+
+AI void gemv_body(gemm_kind k, int64_t n, const void *vw, size_t w_stride, int64_t nr,
+                  const void *vx, float *y) {
+    const gemm_geom g = gemm_geom_of(k);
+    const int kc = 16 * g.sb, nc = (int)((n + kc - 1) / kc);
+    const uint8_t *w = vw, *x = vx;
+    if (nc > GV_MAXCHUNK) {
+        for (int64_t r = 0; r < nr; r++) vd_canon(k, n, y + r, w + (size_t)r * w_stride, x);
+        return;
+    }
+    vd_xchunk xp[GV_MAXCHUNK];
+    for (int c = 0; c < nc; c++) {
+        const int64_t kc0 = (int64_t)c * kc;
+        vd_xprep(k, x + (size_t)(kc0 / g.xbe) * g.xbb, (int)(n - kc0 < kc ? n - kc0 : kc), &xp[c]);
+    }
+    for (int64_t r = 0; r < nr; r++) {
+        const uint8_t *wr = w + (size_t)r * w_stride;
+        float sum = 0.0f;
+        for (int c = 0; c < nc; c++) {
+            const int64_t kc0 = (int64_t)c * kc;
+            const int kcn = (int)(n - kc0 < kc ? n - kc0 : kc);
+            const float v = vd_chunk_sum(k, wr + (size_t)(kc0 / g.wbe) * g.wbb, &xp[c], kcn, kc);
+            sum = c ? sum + v : v;
+        }
+        y[r] = sum;
+    }
+}
+
+#define GEMM_FN(name, kind)                                                                        \
+    static void gemm_##name(int64_t n, const void *w, size_t w_stride, int64_t nr, const void *x,  \
+                            size_t x_stride, int64_t nt, float *y, int64_t ldy) {                  \
+        if (nt == 1)                                                                               \
+            gemv_body(kind, n, w, w_stride, nr, x, y);                                             \
+        else                                                                                       \
+            gemm_body(kind, n, w, w_stride, nr, x, x_stride, nt, y, ldy);                          \
+    }                                                                                              \
+    static void vec_dot_##name##_canon(int64_t n, float *s, const void *w, const void *x) {        \
+        vd_canon(kind, n, s, w, x);                                                                \
+    }
+GEMM_FN(q8_0, GK_Q8_0)
+GEMM_FN(q4_0, GK_Q4_0)
+GEMM_FN(q5_0, GK_Q5_0)
+GEMM_FN(q4_K, GK_Q4_K)
+GEMM_FN(q5_K, GK_Q5_K)
+GEMM_FN(q6_K, GK_Q6_K)
+
 /* ---- instantiation and registration ------------------------------------------------------------
  */
 
@@ -903,19 +1489,24 @@ VD_KQUANT(vec_dot_q6_K, vd_q6_K)
 
 #define AVX512_TABLE(sfx)                                                                          \
     {                                                                                              \
-        [KERN_F32] = {vec_dot_f32, NULL, NULL, attn_f32},                                          \
-        [KERN_F16] = {vec_dot_f16, from_float_f16, to_float_f16, attn_f16},                        \
-        [KERN_BF16] = {vec_dot_bf16, from_float_bf16, to_float_bf16},                              \
-        [KERN_Q4_0] = {vec_dot_q4_0_##sfx, NULL, NULL},                                            \
-        [KERN_Q4_1] = {vec_dot_q4_1_##sfx, NULL, NULL},                                            \
-        [KERN_Q5_0] = {vec_dot_q5_0_##sfx, NULL, NULL},                                            \
-        [KERN_Q5_1] = {vec_dot_q5_1_##sfx, NULL, NULL},                                            \
-        [KERN_Q8_0] = {vec_dot_q8_0_##sfx, from_float_q8_0, NULL},                                 \
-        [KERN_Q8_1] = {NULL, from_float_q8_1, NULL},                                               \
-        [KERN_Q4_K] = {vec_dot_q4_K_##sfx, NULL, NULL},                                            \
-        [KERN_Q5_K] = {vec_dot_q5_K_##sfx, NULL, NULL},                                            \
-        [KERN_Q6_K] = {vec_dot_q6_K_##sfx, NULL, NULL},                                            \
-        [KERN_Q8_K] = {NULL, from_float_q8_K, NULL},                                               \
+        [KERN_F32] = {.vec_dot = vec_dot_f32, .attn = attn_f32},                                   \
+        [KERN_F16] = {.vec_dot = vec_dot_f16,                                                      \
+                      .from_float = from_float_f16,                                                \
+                      .to_float = to_float_f16,                                                    \
+                      .attn = attn_f16},                                                           \
+        [KERN_BF16] = {.vec_dot = vec_dot_bf16,                                                    \
+                       .from_float = from_float_bf16,                                              \
+                       .to_float = to_float_bf16},                                                 \
+        [KERN_Q4_0] = {.vec_dot = vec_dot_q4_0_##sfx},                                             \
+        [KERN_Q4_1] = {.vec_dot = vec_dot_q4_1_##sfx},                                             \
+        [KERN_Q5_0] = {.vec_dot = vec_dot_q5_0_##sfx},                                             \
+        [KERN_Q5_1] = {.vec_dot = vec_dot_q5_1_##sfx},                                             \
+        [KERN_Q8_0] = {.vec_dot = vec_dot_q8_0_##sfx, .from_float = from_float_q8_0},              \
+        [KERN_Q8_1] = {.from_float = from_float_q8_1},                                             \
+        [KERN_Q4_K] = {.vec_dot = vec_dot_q4_K_##sfx},                                             \
+        [KERN_Q5_K] = {.vec_dot = vec_dot_q5_K_##sfx},                                             \
+        [KERN_Q6_K] = {.vec_dot = vec_dot_q6_K_##sfx},                                             \
+        [KERN_Q8_K] = {.from_float = from_float_q8_K},                                             \
     }
 
 const kern_fns kern_avx512_fns[KERN_ISA_NTYPES] = AVX512_TABLE(plain);
@@ -938,5 +1529,16 @@ void kern_avx512_install(kern_fns *table) {
 
 void kern_avx512_vnni_install(kern_fns *table) {
     kern_isa_apply(table, kern_avx512_vnni_fns);
+    /* the integer formats' vec_dot and gemm share one arithmetic (above) */
+#define SET_CANON(T, name)                                                                         \
+    table[T].vec_dot = vec_dot_##name##_canon;                                                     \
+    table[T].gemm = gemm_##name;
+    SET_CANON(KERN_Q8_0, q8_0)
+    SET_CANON(KERN_Q4_0, q4_0)
+    SET_CANON(KERN_Q5_0, q5_0)
+    SET_CANON(KERN_Q4_K, q4_K)
+    SET_CANON(KERN_Q5_K, q5_K)
+    SET_CANON(KERN_Q6_K, q6_K)
+#undef SET_CANON
     if (__builtin_cpu_supports("avx512bf16")) table[KERN_BF16].vec_dot = vec_dot_bf16_dp;
 }
