@@ -431,7 +431,9 @@ static void test_file(rtr_model *m) {
         {OFF_NSPARSE, 0xFFFFFFF0u, "weights"},
         {OFF_NSPARSE, 0, "router file: "}, /* the rest no longer parses */
         {OFF_NSPARSE + 4, 0xFFFFFFFFu, "out of order or range"},
-        {OFF_HEAD0 + 4, 0x7fc00000u, "not finite"}, /* a NaN coefficient */
+        {OFF_HEAD0 + 4, 0x7fc00000u, "not finite"},      /* a NaN coefficient */
+        {OFF_HEAD0 + 4, 0x7149f2cau, "too big"},         /* 1e30 */
+        {OFF_NSPARSE + 8, 0x80000000u, "out of order or range"}, /* an index past the buckets */
     };
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
         memcpy(b, data, size);
@@ -672,7 +674,38 @@ static int test_routellm(void) {
     return 0;
 }
 
-int main(void) {
+/* `test_router --write-corpus DIR`: the seeds of fuzz/fuzz_router.c (the
+ * first byte picks the target there). */
+static void write_seed(const char *dir, const char *name, uint8_t mode, const void *p, size_t n) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f && fwrite(&mode, 1, 1, f) == 1 && fwrite(p, 1, n, f) == n && fclose(f) == 0);
+}
+
+static int write_corpus(const char *dir) {
+    rtr_model *m = train_synthetic();
+    uint8_t *data;
+    size_t size;
+    rtr_set_threshold(m, 0.1, 0.75);
+    REQUIRE(!rtr_save_mem(m, &data, &size));
+    write_seed(dir, "file_list", 0, data, size);
+    free(data);
+    rtr_free(m);
+    static const char csv[] = "prompt,weak_ok,strong_ok\n\"a, \"\"b\"\"\nc\",True,False\r\n,,\n";
+    write_seed(dir, "csv_tricky", 1, csv, sizeof csv - 1);
+    static const char csv_bad[] = "x,\"open\nno end";
+    write_seed(dir, "csv_unterminated", 1, csv_bad, sizeof csv_bad - 1);
+    static const char text[] = "Which of the following is NOT a prime?\nA. 2\nB. 3\nC. 9\nD. 11\n"
+                               "Answer:";
+    write_seed(dir, "text_mmlu", 2, text, sizeof text - 1);
+    static const char agree[] = "So the answer is 42.40 + 2 = 42";
+    write_seed(dir, "agree_numbers", 3, agree, sizeof agree - 1);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "--write-corpus")) return write_corpus(argv[2]);
     REQUIRE(mkdtemp(tmp_dir));
     test_csv();
     test_load();

@@ -121,7 +121,7 @@ static int cmp_u64(const void *a, const void *b) {
 static hearth_err flush_block(rtr_fvec *f, uint32_t mask, bool norm) {
     hearth_err e = HEARTH_OK;
     size_t n = f->scratch_n, first = f->n;
-    qsort(f->scratch, n, sizeof *f->scratch, cmp_u64);
+    if (n > 1) qsort(f->scratch, n, sizeof *f->scratch, cmp_u64);
     double ss = 0;
     for (size_t i = 0; i < n && !e;) {
         size_t j = i + 1;

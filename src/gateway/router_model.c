@@ -225,11 +225,14 @@ static bool get_u32(rbuf *r, uint32_t *v) {
     r->off += 4;
     return true;
 }
+/* Every float in a router file is finite and within +-RTR_MAX_ABS, which
+ * keeps every score finite whatever the text. */
+#define RTR_MAX_ABS 1e6f
 static bool get_f32(rbuf *r, float *f) {
     uint32_t v;
     if (!get_u32(r, &v)) return false;
     memcpy(f, &v, 4);
-    return isfinite(*f);
+    return isfinite(*f) && fabsf(*f) <= RTR_MAX_ABS;
 }
 static bool get_f64(rbuf *r, double *d) {
     uint32_t lo, hi;
@@ -272,7 +275,8 @@ static hearth_err read_table(rbuf *r, rtr_head *hd, uint32_t h, uint64_t buckets
 static hearth_err read_head(rbuf *r, const rtr_model *m, rtr_head *hd, uint32_t h) {
     hearth_err e = HEARTH_OK;
     if (!get_u32(r, &hd->label) || hd->label > 1) return BAD("head %u: bad label", h);
-    if (!get_f32(r, &hd->coef)) return BAD("head %u: coefficient truncated or not finite", h);
+    if (!get_f32(r, &hd->coef))
+        return BAD("head %u: coefficient truncated, not finite or too big", h);
     if (!get_f32(r, &hd->smooth) || hd->smooth < 0 || hd->smooth > 1)
         return BAD("head %u: smoothing truncated or outside [0, 1]", h);
     if (!get_f32(r, &hd->bias)) return BAD("head %u: bias truncated or not finite", h);
@@ -301,7 +305,8 @@ static hearth_err read_head(rbuf *r, const rtr_model *m, rtr_head *hd, uint32_t 
             return BAD("head %u: weight index %u at %u out of order or range", h, hd->idx[i], i);
     }
     for (uint32_t i = 0; i < hd->n_sparse; i++)
-        if (!get_f32(r, &hd->w[i])) return BAD("head %u: weight %u is not finite", h, i);
+        if (!get_f32(r, &hd->w[i]))
+            return BAD("head %u: weight %u is not finite or beyond 1e6", h, i);
     return HEARTH_OK;
 }
 
@@ -329,7 +334,8 @@ static hearth_err read_model(rbuf *r, rtr_model *m) {
     for (int k = 0; k < RTR_N_DENSE; k++)
         if (!get_f32(r, &m->dense_mean[k])) return BAD("dense mean %d bad", k);
     for (int k = 0; k < RTR_N_DENSE; k++)
-        if (!get_f32(r, &m->dense_inv_std[k])) return BAD("dense scale %d bad", k);
+        if (!get_f32(r, &m->dense_inv_std[k]) || m->dense_inv_std[k] < 0)
+            return BAD("dense scale %d bad", k);
     for (uint32_t h = 0; h < m->n_heads; h++)
         if ((e = read_head(r, m, &m->heads[h], h))) return e;
     if (r->off != r->n) return BAD("%zu bytes after the last head", r->n - r->off);

@@ -74,8 +74,10 @@ static hearth_err design_build(const rtr_dataset *d, const size_t *rows, size_t 
             cap = nc;
         }
         x->start[i] = nnz;
-        memcpy(x->idx + nnz, f.idx, f.n * sizeof *f.idx);
-        memcpy(x->val + nnz, f.val, f.n * sizeof *f.val);
+        if (f.n) { /* an empty prompt may have no features at all */
+            memcpy(x->idx + nnz, f.idx, f.n * sizeof *f.idx);
+            memcpy(x->val + nnz, f.val, f.n * sizeof *f.val);
+        }
         memcpy(x->dense + i * RTR_N_DENSE, f.dense, sizeof f.dense);
         nnz += f.n;
     }
@@ -139,7 +141,7 @@ static void dense_stats(const design *x, const size_t *sel, size_t n_sel, float 
         }
         double sd = n_sel ? sqrt(ss / (double)n_sel) : 0;
         mean[k] = (float)mu;
-        inv_std[k] = sd > 1e-9 ? (float)(1.0 / sd) : 0.0f; /* a constant carries nothing */
+        inv_std[k] = sd > 1e-6 ? (float)(1.0 / sd) : 0.0f; /* a constant carries nothing */
     }
 }
 
