@@ -509,6 +509,37 @@ static void check_attn(const char *isa, kern_type t, kern_attn_fn fn) {
                                     rows == 2 ? 40.0f : 3.0f);
 }
 
+/* ---- default mode's element-wise twins ------------------------------------ */
+
+/* kern_swiglu_fast has kern_swiglu's bits (inputs from tiny to past exp's
+ * range, lengths with a tail); kern_rms_norm_fast is kern_rms_norm up to
+ * the order of its double sum. */
+static void check_ops_fast(void) {
+    static const int64_t lens[] = {1, 15, 16, 17, 64, 100, 577};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const int64_t n = lens[li];
+        float *g = xmalloc((size_t)n * sizeof(float)), *u = xmalloc((size_t)n * sizeof(float));
+        float *a = xmalloc((size_t)n * sizeof(float)), *b = xmalloc((size_t)n * sizeof(float));
+        for (int64_t i = 0; i < n; i++) {
+            const float mag = i % 5 == 0 ? 150.0f : i % 3 == 0 ? 20.0f : 4.0f;
+            g[i] = rnd_f() * mag;
+            u[i] = rnd_f();
+        }
+        kern_swiglu(a, g, u, n);
+        kern_swiglu_fast(b, g, u, n);
+        CHECKF(memcmp(a, b, (size_t)n * sizeof(float)) == 0, "swiglu_fast n=%lld differs",
+               (long long)n);
+        kern_rms_norm(a, g, u, n, 1e-6f);
+        kern_rms_norm_fast(b, g, u, n, 1e-6f);
+        double worst = 0.0;
+        for (int64_t i = 0; i < n; i++)
+            worst = fmax(worst, fabs((double)a[i] - (double)b[i]) / (fabs((double)a[i]) + 1e-30));
+        CHECKF(worst <= 4 * FLT_EPSILON, "rms_norm_fast n=%lld: relative difference %g",
+               (long long)n, worst);
+        free(g), free(u), free(a), free(b);
+    }
+}
+
 static void check_isa(const isa_row *row) {
     kern_fns table[KERN_ISA_NTYPES];
     memcpy(table, g_scalar, sizeof table);
@@ -611,6 +642,7 @@ int main(void) {
         if (f) g_scalar[t] = *f;
     }
 
+    check_ops_fast();
     /* the portable kern_attn_tile (scalar dispatch: no kern_fns.attn) */
     check_attn("scalar", KERN_F32, NULL);
     check_attn("scalar", KERN_F16, NULL);

@@ -72,7 +72,8 @@ struct kern_attn_args;
 typedef void (*kern_attn_fn)(const struct kern_attn_args *a);
 /* y[t * ldy + r] = dot(w row r, x row t) for r < n_rows, t < n_tok: rows of
  * n elements w_stride bytes apart, activations (in the vec_dot type)
- * x_stride bytes apart. Equal to vec_dot's up to float rounding. */
+ * x_stride bytes apart. Each entry has the bits of the same table's vec_dot,
+ * whatever n_tok and n_rows, so a batch and one token at a time agree. */
 typedef void (*kern_gemm_fn)(int64_t n, const void *w, size_t w_stride, int64_t n_rows,
                              const void *x, size_t x_stride, int64_t n_tok, float *y, int64_t ldy);
 
@@ -159,6 +160,10 @@ void kern_attn_tile(const kern_attn_args *a, bool f16);
 
 /* y[i] = silu(g[i]) * u[i], with ggml's approximate exp. */
 void kern_swiglu(float *y, const float *g, const float *u, int64_t n);
+/* Default mode's faster twins: kern_swiglu_fast has kern_swiglu's bits,
+ * vectorised; kern_rms_norm_fast sums the squares in another order. */
+void kern_swiglu_fast(float *y, const float *g, const float *u, int64_t n);
+void kern_rms_norm_fast(float *y, const float *x, const float *w, int64_t n, float eps);
 /* y[i] = gelu(g[i]) * u[i], tanh approximation through ggml's FP16 table. */
 void kern_geglu(float *y, const float *g, const float *u, int64_t n);
 

@@ -43,7 +43,7 @@ void kern_rope_cache(float *cos_sin, int n_rot, float pos, float base, float sca
     }
 }
 
-void kern_rope_apply(float *x, const float *cos_sin, int n_rot, bool neox) {
+KERN_FMA_CLONES void kern_rope_apply(float *x, const float *cos_sin, int n_rot, bool neox) {
     const int half = n_rot / 2;
     for (int i = 0; i < half; i++) {
         const float c = cos_sin[2 * i], s = cos_sin[2 * i + 1];
@@ -193,6 +193,55 @@ KERN_FMA_CLONES void kern_swiglu(float *y, const float *g, const float *u, int64
     const int64_t nv = n & ~(int64_t)15;
     for (int64_t i = 0; i < nv; i++) y[i] = kern_ggml_silu(g[i]) * u[i];
     for (int64_t i = nv; i < n; i++) y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+/* kern_swiglu 16 elements at a time: kern_ggml_silu's operations spelled
+ * out per lane (fmaf, the 2^n built in the exponent field while n is in the
+ * normal range, the scalar function for the rare lanes outside it) so that
+ * the lane loops vectorise; the same bits as kern_swiglu. */
+KERN_FMA_CLONES void kern_swiglu_fast(float *y, const float *g, const float *u, int64_t n) {
+    const int64_t nv = n & ~(int64_t)15;
+    for (int64_t i0 = 0; i0 < nv; i0 += 16) {
+        float e[16], nn[16];
+        for (int r = 0; r < 16; r++) {
+            const float x = 0.0f - g[i0 + r];
+            const float z = fmaf(x, 0x1.715476p+0f, 0x1.8p23f);
+            const float n2 = z - 0x1.8p23f;
+            const float b = fmaf(-n2, 0x1.7f7d1cp-20f, fmaf(-n2, 0x1.62e4p-1f, x));
+            const float v = b * b;
+            const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), v,
+                                      fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+                                 v, fmaf(0x1.ffffecp-1f, b, 1.0f));
+            const float nc = n2 < -126.0f ? -126.0f : n2 > 127.0f ? 127.0f : n2;
+            const uint32_t bits = (uint32_t)((int32_t)nc + 127) << 23;
+            float p;
+            memcpy(&p, &bits, sizeof p);
+            e[r] = j * p;
+            nn[r] = n2;
+        }
+        for (int r = 0; r < 16; r++)
+            if (!(nn[r] >= -126.0f && nn[r] <= 127.0f)) e[r] = kern_ggml_expf(0.0f - g[i0 + r]);
+        for (int r = 0; r < 16; r++) y[i0 + r] = g[i0 + r] / (1.0f + e[r]) * u[i0 + r];
+    }
+    for (int64_t i = nv; i < n; i++) y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+/* kern_rms_norm with the sum of squares in 8 double lanes (another order
+ * of the additions, which rounding to float almost always hides). */
+KERN_FMA_CLONES void kern_rms_norm_fast(float *y, const float *x, const float *w, int64_t n,
+                                        float eps) {
+    double acc[8] = {0};
+    const int64_t nv = n & ~(int64_t)7;
+    for (int64_t i = 0; i < nv; i += 8)
+        for (int l = 0; l < 8; l++) acc[l] += (double)(x[i + l] * x[i + l]);
+    double sum = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    for (int64_t i = nv; i < n; i++) sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    if (w)
+        for (int64_t i = 0; i < n; i++) y[i] = (x[i] * scale) * w[i];
+    else
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] * scale;
 }
 
 /* ggml evaluates GELU on CPU through a 64K-entry table indexed by the FP16

@@ -768,19 +768,25 @@ AI void tile_values(const kern_attn_args *a, bool f16, float *const *w, float *a
     for (int set = 0; set < nsets; set++)
         for (int j = 0; j < AT; j++) {
             __m512 acc[AR][AMAXV];
+#pragma GCC unroll 4
             for (int r = 0; r < nr; r++)
+#pragma GCC unroll 8
                 for (int c = 0; c < nv; c++) acc[r][c] = _mm512_setzero_ps();
             for (int b = b0 + ((set - b0 % nsets) + nsets) % nsets; b <= b1; b += nsets) {
                 const int p = b * AT + j;
                 if (p < lo || p > hi) continue;
                 const uint8_t *vr = v + (size_t)p * (size_t)hd * es;
+#pragma GCC unroll 8
                 for (int c = 0; c < nv; c++) {
                     const __m512 x = cache16(vr + (size_t)c * 16 * es, f16);
+#pragma GCC unroll 4
                     for (int r = 0; r < nr; r++)
                         acc[r][c] = _mm512_fmadd_ps(x, _mm512_set1_ps(w[r][p]), acc[r][c]);
                 }
             }
+#pragma GCC unroll 4
             for (int r = 0; r < nr; r++)
+#pragma GCC unroll 8
                 for (int c = 0; c < nv; c++)
                     _mm512_storeu_ps(acc_buf + ((size_t)(r * 4 + set) * AT + j) * hd + 16 * c,
                                      acc[r][c]);
@@ -822,7 +828,8 @@ static void tile_values_any(const kern_attn_args *a, bool f16, float *const *w, 
         TV_CASE(1)
         TV_CASE(2)
         TV_CASE(3)
-    default: tile_values(a, f16, w, acc_buf, lo, hi, AR, 0); break;
+        TV_CASE(4)
+    default: break;
     }
 #undef TV_CASE
 }

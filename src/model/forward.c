@@ -178,12 +178,130 @@ static void add_bias(float *y, const float *b, int64_t n) {
         for (int64_t i = 0; i < n; i++) y[i] += b[i];
 }
 
-/* Q, K, V of every token into s->qkv ([n][n_q | n_kv | n_kv]), with biases,
- * per-head norms and RoPE applied; K and V are then stored in the cache. */
-static void attention_inputs(hearth_session *s, const model_layer *l, int il, int n, int pos0) {
+/* RMSNorm as the mode asks: ggml's summation order in exact mode. */
+static void rms_norm(float *y, const float *x, const float *w, int64_t n, float eps) {
+    if (kern_exact())
+        kern_rms_norm(y, x, w, n, eps);
+    else
+        kern_rms_norm_fast(y, x, w, n, eps);
+}
+
+/* ---- per-token work, split across the pool by token ranges ----
+ * Each step owns tokens t0..t1-1 and touches only their rows. A batch of
+ * one (generation) runs inline: a handoff would cost more than the work. */
+
+typedef struct tok_job tok_job;
+typedef void (*tok_fn)(const tok_job *j, int t0, int t1);
+struct tok_job {
+    hearth_session *s;
+    const model_layer *l, *next; /* next: the following layer (NULL after the last) */
+    int il, n, pos0;
+    bool rope_fresh; /* the rope cache must be recomputed for this layer */
+    tok_fn fn;
+};
+
+static void tok_job_run(void *ctx, int ith, int nth) {
+    const tok_job *j = ctx;
+    const int t0 = (int)((int64_t)j->n * ith / nth), t1 = (int)((int64_t)j->n * (ith + 1) / nth);
+    if (t0 < t1) j->fn(j, t0, t1);
+}
+
+static void for_tokens(tok_job *j, tok_fn fn) {
+    j->fn = fn;
+    if (j->n < 4)
+        fn(j, 0, j->n);
+    else
+        hr_pool_run(j->s->model->pool, tok_job_run, j);
+}
+
+/* xb = attn_norm(x) of the first layer (later layers get it from the
+ * residual step before them). */
+static void tok_attn_norm(const tok_job *j, int t0, int t1) {
+    const model_hparams *hp = &j->s->model->hp;
+    for (int t = t0; t < t1; t++)
+        rms_norm(j->s->xb + (size_t)t * hp->n_embd, j->s->x + (size_t)t * hp->n_embd,
+                 j->l->attn_norm, hp->n_embd, hp->rms_eps);
+}
+
+/* Biases, per-head norms and RoPE on each token's Q and K, then K and V
+ * into the cache. The cos/sin of a position depend on the layer only
+ * through its rope base and scale, so they are computed once per batch
+ * unless those change. */
+static void tok_qkv(const tok_job *j, int t0, int t1) {
+    hearth_session *s = j->s;
     const hearth_model *m = s->model;
     const model_hparams *hp = &m->hp;
+    const model_layer *l = j->l;
     const int stride = s->n_q + 2 * s->n_kv, hd = hp->head_dim;
+    const bool neox = m->arch->rope == ROPE_NEOX;
+    float q_scale, kq_scale;
+    attn_scales(m, &q_scale, &kq_scale);
+    for (int t = t0; t < t1; t++) {
+        float *q = s->qkv + (size_t)t * stride, *k = q + s->n_q, *v = k + s->n_kv;
+        add_bias(q, l->bq, s->n_q);
+        add_bias(k, l->bk, s->n_kv);
+        add_bias(v, l->bv, s->n_kv);
+        float *cs = s->rope + (size_t)t * hp->n_rot;
+        if (j->rope_fresh)
+            kern_rope_cache(cs, hp->n_rot, (float)(j->pos0 + t), l->rope_base, l->rope_scale,
+                            m->rope_freqs);
+        for (int h = 0; h < hp->n_head; h++) {
+            if (l->q_norm) rms_norm(q + h * hd, q + h * hd, l->q_norm, hd, hp->rms_eps);
+            kern_rope_apply(q + h * hd, cs, hp->n_rot, neox);
+        }
+        if (q_scale != 1.0f)
+            for (int i = 0; i < s->n_q; i++) q[i] *= q_scale;
+        for (int h = 0; h < hp->n_head_kv; h++) {
+            if (l->k_norm) rms_norm(k + h * hd, k + h * hd, l->k_norm, hd, hp->rms_eps);
+            kern_rope_apply(k + h * hd, cs, hp->n_rot, neox);
+        }
+        kv_store(s, j->il, j->pos0 + t, k, v);
+    }
+}
+
+/* x += post_norm(y) for the sub-layer output y in xb, then xb = norm(x)
+ * for what comes next (NULL: nothing). */
+static void residual_rows(const tok_job *j, int t0, int t1, const float *post_norm,
+                          const float *next_norm) {
+    const model_hparams *hp = &j->s->model->hp;
+    for (int t = t0; t < t1; t++) {
+        float *y = j->s->xb + (size_t)t * hp->n_embd, *x = j->s->x + (size_t)t * hp->n_embd;
+        if (post_norm) rms_norm(y, y, post_norm, hp->n_embd, hp->rms_eps);
+        for (int i = 0; i < hp->n_embd; i++) x[i] += y[i];
+        if (next_norm) rms_norm(y, x, next_norm, hp->n_embd, hp->rms_eps);
+    }
+}
+
+static void tok_attn_residual(const tok_job *j, int t0, int t1) {
+    residual_rows(j, t0, t1, j->l->post_attn_norm, j->l->ffn_norm);
+}
+
+static void tok_ffn_residual(const tok_job *j, int t0, int t1) {
+    residual_rows(j, t0, t1, j->l->post_ffn_norm, j->next ? j->next->attn_norm : NULL);
+}
+
+static void tok_ffn_act(const tok_job *j, int t0, int t1) {
+    hearth_session *s = j->s;
+    const hearth_model *m = s->model;
+    const int n_ff = m->hp.n_ff;
+    for (int t = t0; t < t1; t++) {
+        const float *g = s->ffn + (size_t)t * 2 * n_ff;
+        float *h = s->hb + (size_t)t * n_ff;
+        if (m->arch->act == FFN_GELU)
+            kern_geglu(h, g, g + n_ff, n_ff);
+        else if (kern_exact())
+            kern_swiglu(h, g, g + n_ff, n_ff);
+        else
+            kern_swiglu_fast(h, g, g + n_ff, n_ff);
+    }
+}
+
+/* Q, K, V of every token into s->qkv ([n][n_q | n_kv | n_kv]), with biases,
+ * per-head norms and RoPE applied; K and V are then stored in the cache. */
+static void attention_inputs(tok_job *j) {
+    hearth_session *s = j->s;
+    const model_layer *l = j->l;
+    const int stride = s->n_q + 2 * s->n_kv, n = j->n;
     if (l->wqkv.data) {
         matmul(s, &l->wqkv, s->xb, n, s->qkv, stride);
     } else {
@@ -191,66 +309,21 @@ static void attention_inputs(hearth_session *s, const model_layer *l, int il, in
         matmul(s, &l->wk, s->xb, n, s->qkv + s->n_q, stride);
         matmul(s, &l->wv, s->xb, n, s->qkv + s->n_q + s->n_kv, stride);
     }
-    const bool neox = m->arch->rope == ROPE_NEOX;
-    float q_scale, kq_scale;
-    attn_scales(m, &q_scale, &kq_scale);
-    for (int t = 0; t < n; t++) {
-        float *q = s->qkv + (size_t)t * stride, *k = q + s->n_q, *v = k + s->n_kv;
-        add_bias(q, l->bq, s->n_q);
-        add_bias(k, l->bk, s->n_kv);
-        add_bias(v, l->bv, s->n_kv);
-        float *cs = s->rope + (size_t)t * hp->n_rot;
-        kern_rope_cache(cs, hp->n_rot, (float)(pos0 + t), l->rope_base, l->rope_scale,
-                        m->rope_freqs);
-        for (int h = 0; h < hp->n_head; h++) {
-            if (l->q_norm) kern_rms_norm(q + h * hd, q + h * hd, l->q_norm, hd, hp->rms_eps);
-            kern_rope_apply(q + h * hd, cs, hp->n_rot, neox);
-        }
-        if (q_scale != 1.0f)
-            for (int i = 0; i < s->n_q; i++) q[i] *= q_scale;
-        for (int h = 0; h < hp->n_head_kv; h++) {
-            if (l->k_norm) kern_rms_norm(k + h * hd, k + h * hd, l->k_norm, hd, hp->rms_eps);
-            kern_rope_apply(k + h * hd, cs, hp->n_rot, neox);
-        }
-        kv_store(s, il, pos0 + t, k, v);
-    }
+    for_tokens(j, tok_qkv);
 }
 
-/* x += post_norm(f(norm(x))) for one sub-layer's output already in s->xb. */
-static void residual_add(hearth_session *s, const float *post_norm, int n) {
-    const model_hparams *hp = &s->model->hp;
-    for (int t = 0; t < n; t++) {
-        float *y = s->xb + (size_t)t * hp->n_embd, *x = s->x + (size_t)t * hp->n_embd;
-        if (post_norm) kern_rms_norm(y, y, post_norm, hp->n_embd, hp->rms_eps);
-        for (int i = 0; i < hp->n_embd; i++) x[i] += y[i];
-    }
-}
-
-static void norm_rows(hearth_session *s, const float *w, int n) {
-    const model_hparams *hp = &s->model->hp;
-    for (int t = 0; t < n; t++)
-        kern_rms_norm(s->xb + (size_t)t * hp->n_embd, s->x + (size_t)t * hp->n_embd, w, hp->n_embd,
-                      hp->rms_eps);
-}
-
-static void feed_forward(hearth_session *s, const model_layer *l, int n) {
-    const hearth_model *m = s->model;
-    const int n_ff = m->hp.n_ff;
+static void feed_forward(tok_job *j) {
+    hearth_session *s = j->s;
+    const model_layer *l = j->l;
+    const int n_ff = s->model->hp.n_ff, n = j->n;
     if (l->gate_up.data) {
         matmul(s, &l->gate_up, s->xb, n, s->ffn, 2 * n_ff);
     } else {
         matmul(s, &l->gate, s->xb, n, s->ffn, 2 * n_ff);
         matmul(s, &l->up, s->xb, n, s->ffn + n_ff, 2 * n_ff);
     }
-    for (int t = 0; t < n; t++) {
-        const float *g = s->ffn + (size_t)t * 2 * n_ff;
-        float *h = s->hb + (size_t)t * n_ff;
-        if (m->arch->act == FFN_GELU)
-            kern_geglu(h, g, g + n_ff, n_ff);
-        else
-            kern_swiglu(h, g, g + n_ff, n_ff);
-    }
-    matmul(s, &l->down, s->hb, n, s->xb, m->hp.n_embd);
+    for_tokens(j, tok_ffn_act);
+    matmul(s, &l->down, s->hb, n, s->xb, s->model->hp.n_embd);
 }
 
 static void embed(hearth_session *s, const int32_t *ids, int n) {
@@ -271,23 +344,28 @@ void forward_batch(hearth_session *s, const int32_t *ids, int n, float *out, int
     const hearth_model *m = s->model;
     const model_hparams *hp = &m->hp;
     embed(s, ids, n);
+    tok_job tj = {.s = s, .l = &m->layers[0], .n = n, .pos0 = s->pos};
+    for_tokens(&tj, tok_attn_norm);
     for (int il = 0; il < hp->n_layer; il++) {
         const model_layer *l = &m->layers[il];
-        norm_rows(s, l->attn_norm, n);
-        attention_inputs(s, l, il, n, s->pos);
+        tj.l = l;
+        tj.next = il + 1 < hp->n_layer ? &m->layers[il + 1] : NULL;
+        tj.il = il;
+        tj.rope_fresh = il == 0 || l->rope_base != m->layers[il - 1].rope_base ||
+                        l->rope_scale != m->layers[il - 1].rope_scale;
+        attention_inputs(&tj);
         attn_job job = {.s = s, .l = l, .il = il, .n = n, .pos0 = s->pos};
         hr_pool_run(m->pool, kern_exact() ? attention_exact_job : attention_fast_job, &job);
         matmul(s, &l->wo, s->att, n, s->xb, hp->n_embd);
-        residual_add(s, l->post_attn_norm, n);
-        norm_rows(s, l->ffn_norm, n);
-        feed_forward(s, l, n);
-        residual_add(s, l->post_ffn_norm, n);
+        for_tokens(&tj, tok_attn_residual); /* and xb = ffn_norm(x) */
+        feed_forward(&tj);
+        for_tokens(&tj, tok_ffn_residual); /* and xb = the next layer's attn_norm(x) */
     }
     if (!out) return;
     const int n_out = n - out_first;
     for (int t = out_first; t < n; t++)
-        kern_rms_norm(s->xb + (size_t)(t - out_first) * hp->n_embd, s->x + (size_t)t * hp->n_embd,
-                      m->output_norm, hp->n_embd, hp->rms_eps);
+        rms_norm(s->xb + (size_t)(t - out_first) * hp->n_embd, s->x + (size_t)t * hp->n_embd,
+                 m->output_norm, hp->n_embd, hp->rms_eps);
     matmul(s, &m->output, s->xb, n_out, out, hp->n_vocab);
     if (hp->final_softcap > 0.0f)
         for (size_t i = 0; i < (size_t)n_out * (size_t)hp->n_vocab; i++)
