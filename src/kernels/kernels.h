@@ -100,6 +100,21 @@ const char *kern_isa_name(void);
 size_t kern_matmul_scratch_bytes(kern_type type, int64_t n_cols, int64_t n_tok);
 void kern_matmul(hr_pool *pool, kern_type type, const void *w, int64_t n_rows, int64_t n_cols,
                  const float *x, int64_t n_tok, float *y, int64_t ldy, void *scratch);
+/* Several products of the same X in one pass over the pool (one handoff):
+ * op o computes op.y[t][r] (row stride op.ldy) from its weight of op.n_rows
+ * rows. Every op has n_cols columns and a type of the same vec_dot type;
+ * X is converted once (scratch as kern_matmul's). Same results as one
+ * kern_matmul per op. */
+#define KERN_MATMUL_MAX_OPS 4
+typedef struct kern_matmul_op {
+    kern_type type;
+    const void *w; /* [n_rows][n_cols] of type */
+    int64_t n_rows;
+    float *y;
+    int64_t ldy;
+} kern_matmul_op;
+void kern_matmul_multi(hr_pool *pool, const kern_matmul_op *ops, int n_ops, int64_t n_cols,
+                       const float *x, int64_t n_tok, void *scratch);
 
 /* --- element-wise and row operations (ops.c), matching ggml's rounding --- */
 /* y = x / sqrt(mean(x^2) + eps) * w (w may be NULL); the sum is in double. */

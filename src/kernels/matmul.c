@@ -1,26 +1,33 @@
 /*
  * matmul.c - the one matrix product every layer goes through:
- * Y[t][r] = dot(W row r, X row t).
+ * Y[t][r] = dot(W row r, X row t), for one weight or several that read the
+ * same input (Q, K, V; gate, up) in one pass over the pool.
  *
- * The activations are first converted to the weight type's vec_dot type
- * (Q8_0, Q8_1, Q8_K, F16, ...) exactly as llama.cpp does, then the weight rows
- * are split across the pool in contiguous chunks. Several tokens go through
- * the type's gemm kernel where the CPU has one (panels of 16 rows against up
- * to 8 tokens in registers), else each thread walks its rows in the outer
- * loop so a weight row stays in L1 while every token passes.
+ * The activations are first converted to the weights' vec_dot type (Q8_0,
+ * Q8_1, Q8_K, F16, ...) exactly as llama.cpp does, once for all the weights.
+ * Then the rows of all the weights, counted in panels of 16, are split
+ * across the pool in contiguous ranges: one handoff per call, which matters
+ * when generating (hundreds of small products per token). A range goes
+ * through the type's gemm kernel where the CPU has one (which gives
+ * vec_dot's bits for any number of tokens), else each thread walks its rows
+ * in the outer loop so a weight row stays in L1 while every token passes.
  */
 #include "kernels.h"
 
+#include <assert.h>
+
+/* Rows go to threads in whole panels of this many (the gemm kernels' size). */
+enum { MATMUL_PANEL = 16 };
+
 typedef struct matmul_job {
-    const kern_fns *fns;
+    const kern_matmul_op *ops;
+    int n_ops;
+    const kern_fns *fns[KERN_MATMUL_MAX_OPS];
+    int64_t first_panel[KERN_MATMUL_MAX_OPS + 1]; /* of each op in the common count */
     const kern_fns *act_fns;
-    const uint8_t *w;
-    size_t w_row_bytes;
-    int64_t n_rows, n_cols;
+    int64_t n_cols;
     const float *x;
     int64_t n_tok;
-    float *y;
-    int64_t ldy;
     uint8_t *xq;
     size_t xq_row_bytes;
 } matmul_job;
@@ -38,58 +45,71 @@ static void matmul_convert(void *ctx, int ith, int nth) {
                                j->n_cols);
 }
 
-/* Rows of a gemm split go in whole panels of this many. */
-enum { MATMUL_PANEL = 16 };
-
-static void matmul_gemm(void *ctx, int ith, int nth) {
-    matmul_job *j = ctx;
-    const int64_t panels = (j->n_rows + MATMUL_PANEL - 1) / MATMUL_PANEL;
-    const int64_t per = (panels + nth - 1) / nth;
-    const int64_t r0 = per * ith * MATMUL_PANEL;
-    const int64_t r1 = r0 + per * MATMUL_PANEL < j->n_rows ? r0 + per * MATMUL_PANEL : j->n_rows;
-    if (r0 >= r1) return;
-    j->fns->gemm(j->n_cols, j->w + (size_t)r0 * j->w_row_bytes, j->w_row_bytes, r1 - r0, j->xq,
-                 j->xq_row_bytes, j->n_tok, j->y + r0, j->ldy);
+/* Rows r0..r1-1 of op `o` against every token. */
+static void matmul_part(const matmul_job *j, int o, int64_t r0, int64_t r1) {
+    const kern_matmul_op *op = &j->ops[o];
+    const kern_fns *fns = j->fns[o];
+    const size_t wrb = kern_row_bytes(op->type, j->n_cols);
+    const uint8_t *w = (const uint8_t *)op->w + (size_t)r0 * wrb;
+    if (fns->gemm) {
+        fns->gemm(j->n_cols, w, wrb, r1 - r0, j->xq, j->xq_row_bytes, j->n_tok, op->y + r0,
+                  op->ldy);
+        return;
+    }
+    for (int64_t r = r0; r < r1; r++, w += wrb)
+        for (int64_t t = 0; t < j->n_tok; t++)
+            fns->vec_dot(j->n_cols, op->y + t * op->ldy + r, w,
+                         j->xq + (size_t)t * j->xq_row_bytes);
 }
 
-static void matmul_rows(void *ctx, int ith, int nth) {
-    matmul_job *j = ctx;
-    int64_t per = (j->n_rows + nth - 1) / nth;
-    int64_t r0 = per * ith;
-    int64_t r1 = r0 + per < j->n_rows ? r0 + per : j->n_rows;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *wr = j->w + (size_t)r * j->w_row_bytes;
-        for (int64_t t = 0; t < j->n_tok; t++)
-            j->fns->vec_dot(j->n_cols, j->y + t * j->ldy + r, wr,
-                            j->xq + (size_t)t * j->xq_row_bytes);
+static void matmul_run(void *ctx, int ith, int nth) {
+    const matmul_job *j = ctx;
+    const int64_t total = j->first_panel[j->n_ops];
+    const int64_t p0 = total * ith / nth, p1 = total * (ith + 1) / nth;
+    for (int o = 0; o < j->n_ops; o++) {
+        const int64_t a = p0 > j->first_panel[o] ? p0 : j->first_panel[o];
+        const int64_t b = p1 < j->first_panel[o + 1] ? p1 : j->first_panel[o + 1];
+        if (a >= b) continue;
+        const int64_t n_rows = j->ops[o].n_rows;
+        const int64_t r0 = (a - j->first_panel[o]) * MATMUL_PANEL;
+        const int64_t r1 = (b - j->first_panel[o]) * MATMUL_PANEL;
+        matmul_part(j, o, r0, r1 < n_rows ? r1 : n_rows);
     }
 }
 
-void kern_matmul(hr_pool *pool, kern_type type, const void *w, int64_t n_rows, int64_t n_cols,
-                 const float *x, int64_t n_tok, float *y, int64_t ldy, void *scratch) {
-    const kern_type_info *ti = kern_type_get((uint32_t)type);
+void kern_matmul_multi(hr_pool *pool, const kern_matmul_op *ops, int n_ops, int64_t n_cols,
+                       const float *x, int64_t n_tok, void *scratch) {
+    assert(n_ops >= 1 && n_ops <= KERN_MATMUL_MAX_OPS);
+    const kern_type act = kern_type_get((uint32_t)ops[0].type)->vec_dot_type;
     matmul_job j = {
-        .fns = kern_get(type),
-        .act_fns = kern_get(ti->vec_dot_type),
-        .w = w,
-        .w_row_bytes = kern_row_bytes(type, n_cols),
-        .n_rows = n_rows,
+        .ops = ops,
+        .n_ops = n_ops,
+        .act_fns = kern_get(act),
         .n_cols = n_cols,
         .x = x,
         .n_tok = n_tok,
-        .y = y,
-        .ldy = ldy,
     };
-    if (ti->vec_dot_type == KERN_F32) {
+    for (int o = 0; o < n_ops; o++) {
+        assert(kern_type_get((uint32_t)ops[o].type)->vec_dot_type == act);
+        j.fns[o] = kern_get(ops[o].type);
+        j.first_panel[o + 1] = j.first_panel[o] + (ops[o].n_rows + MATMUL_PANEL - 1) / MATMUL_PANEL;
+    }
+    if (act == KERN_F32) {
         j.xq = (uint8_t *)x;
         j.xq_row_bytes = (size_t)n_cols * sizeof(float);
     } else {
         j.xq = scratch;
-        j.xq_row_bytes = kern_row_bytes(ti->vec_dot_type, n_cols);
+        j.xq_row_bytes = kern_row_bytes(act, n_cols);
         if (n_tok > 1)
             hr_pool_run(pool, matmul_convert, &j);
         else
             matmul_convert(&j, 0, 1);
     }
-    hr_pool_run(pool, j.fns->gemm ? matmul_gemm : matmul_rows, &j);
+    hr_pool_run(pool, matmul_run, &j);
+}
+
+void kern_matmul(hr_pool *pool, kern_type type, const void *w, int64_t n_rows, int64_t n_cols,
+                 const float *x, int64_t n_tok, float *y, int64_t ldy, void *scratch) {
+    const kern_matmul_op op = {.type = type, .w = w, .n_rows = n_rows, .y = y, .ldy = ldy};
+    kern_matmul_multi(pool, &op, 1, n_cols, x, n_tok, scratch);
 }

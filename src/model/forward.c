@@ -173,6 +173,28 @@ static void matmul(hearth_session *s, const model_weight *w, const float *x, int
         kern_matmul(m->pool, w->type, w->data, w->n_rows, w->n_cols, x, n, y, ldy, s->scratch);
 }
 
+/* The products of several weights that read the same x ([n] rows of
+ * n_cols), y_i[t] at ys[i] + t * ldy. In default mode they go through the
+ * pool together when their activations convert alike (one handoff instead
+ * of one each: generation runs hundreds of products per token). */
+static void matmul_group(hearth_session *s, const model_weight *const *ws, float *const *ys,
+                         int count, const float *x, int n, int64_t ldy) {
+    bool together = !kern_exact() && count <= KERN_MATMUL_MAX_OPS;
+    const kern_type act = kern_type_get((uint32_t)ws[0]->type)->vec_dot_type;
+    for (int i = 1; i < count; i++)
+        together = together && kern_type_get((uint32_t)ws[i]->type)->vec_dot_type == act &&
+                   ws[i]->n_cols == ws[0]->n_cols;
+    if (!together) {
+        for (int i = 0; i < count; i++) matmul(s, ws[i], x, n, ys[i], ldy);
+        return;
+    }
+    kern_matmul_op ops[KERN_MATMUL_MAX_OPS];
+    for (int i = 0; i < count; i++)
+        ops[i] = (kern_matmul_op){
+            .type = ws[i]->type, .w = ws[i]->data, .n_rows = ws[i]->n_rows, .y = ys[i], .ldy = ldy};
+    kern_matmul_multi(s->model->pool, ops, count, ws[0]->n_cols, x, n, s->scratch);
+}
+
 static void add_bias(float *y, const float *b, int64_t n) {
     if (b)
         for (int64_t i = 0; i < n; i++) y[i] += b[i];
@@ -305,9 +327,9 @@ static void attention_inputs(tok_job *j) {
     if (l->wqkv.data) {
         matmul(s, &l->wqkv, s->xb, n, s->qkv, stride);
     } else {
-        matmul(s, &l->wq, s->xb, n, s->qkv, stride);
-        matmul(s, &l->wk, s->xb, n, s->qkv + s->n_q, stride);
-        matmul(s, &l->wv, s->xb, n, s->qkv + s->n_q + s->n_kv, stride);
+        const model_weight *ws[3] = {&l->wq, &l->wk, &l->wv};
+        float *ys[3] = {s->qkv, s->qkv + s->n_q, s->qkv + s->n_q + s->n_kv};
+        matmul_group(s, ws, ys, 3, s->xb, n, stride);
     }
     for_tokens(j, tok_qkv);
 }
@@ -319,8 +341,9 @@ static void feed_forward(tok_job *j) {
     if (l->gate_up.data) {
         matmul(s, &l->gate_up, s->xb, n, s->ffn, 2 * n_ff);
     } else {
-        matmul(s, &l->gate, s->xb, n, s->ffn, 2 * n_ff);
-        matmul(s, &l->up, s->xb, n, s->ffn + n_ff, 2 * n_ff);
+        const model_weight *ws[2] = {&l->gate, &l->up};
+        float *ys[2] = {s->ffn, s->ffn + n_ff};
+        matmul_group(s, ws, ys, 2, s->xb, n, 2 * n_ff);
     }
     for_tokens(j, tok_ffn_act);
     matmul(s, &l->down, s->hb, n, s->xb, s->model->hp.n_embd);
