@@ -341,6 +341,22 @@ static void test_train(rtr_model *m) {
     CHECK(!rtr_score(m, "zorblax", 7, &a) && !rtr_score(m, "zorblax", 7, &b) && a == b);
     CHECK(isinf(rtr_threshold(m)) && isnan(rtr_calibrated_local_share(m)));
 
+    /* the fit does not depend on the thread count */
+    rtr_dataset d1;
+    rtr_dataset_init(&d1);
+    synth(&d1, 200, 1);
+    uint8_t *b1 = NULL, *b3 = NULL;
+    size_t n1 = 0, n3 = 0;
+    rtr_model *m1 = NULL, *m3 = NULL;
+    rtr_train_params p1 = small_params(), p3 = small_params();
+    p1.n_threads = 1, p3.n_threads = 3;
+    REQUIRE(!rtr_train(&d1, NULL, 0, &p1, &m1) && !rtr_train(&d1, NULL, 0, &p3, &m3));
+    REQUIRE(!rtr_save_mem(m1, &b1, &n1) && !rtr_save_mem(m3, &b3, &n3));
+    CHECK(n1 == n3 && !memcmp(b1, b3, n1));
+    free(b1), free(b3);
+    rtr_free(m1), rtr_free(m3);
+    rtr_dataset_fini(&d1);
+
     /* parameters are checked */
     rtr_dataset d;
     rtr_dataset_init(&d);
@@ -431,8 +447,8 @@ static void test_file(rtr_model *m) {
         {OFF_NSPARSE, 0xFFFFFFF0u, "weights"},
         {OFF_NSPARSE, 0, "router file: "}, /* the rest no longer parses */
         {OFF_NSPARSE + 4, 0xFFFFFFFFu, "out of order or range"},
-        {OFF_HEAD0 + 4, 0x7fc00000u, "not finite"},      /* a NaN coefficient */
-        {OFF_HEAD0 + 4, 0x7149f2cau, "too big"},         /* 1e30 */
+        {OFF_HEAD0 + 4, 0x7fc00000u, "not finite"},              /* a NaN coefficient */
+        {OFF_HEAD0 + 4, 0x7149f2cau, "too big"},                 /* 1e30 */
         {OFF_NSPARSE + 8, 0x80000000u, "out of order or range"}, /* an index past the buckets */
     };
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {

@@ -3,8 +3,8 @@
  * few structural numbers of the prompt text that scores how much a query needs
  * the strong (cloud) tier before anything is generated. A higher score means
  * "more likely needs the strong tier"; the gateway routes a query to the
- * strong tier when score >= threshold (the threshold is calibrated on labeled
- * data by rtr_calibrate and stored in the router file).
+ * strong tier when score >= threshold (the threshold is calibrated on a set
+ * of prompts by rtr_calibrate and stored in the router file).
  *
  * Gateway use (the whole API a serving path needs):
  *     rtr_model *r; rtr_load(path, &r);            once, at start-up
@@ -55,14 +55,15 @@ double rtr_threshold(const rtr_model *m);
 double rtr_calibrated_local_share(const rtr_model *m);
 void rtr_set_threshold(rtr_model *m, double threshold, double local_share);
 
-/* A short human-readable description ("logreg, 2 heads, 84211 features, ..."). */
+/* A one-line human-readable description (target, features, heads, threshold). */
 void rtr_describe(const rtr_model *m, char *buf, size_t cap);
 
 /* -------------------------------------------------------------- datasets */
 
 /* One labeled prompt. `group` indexes rtr_dataset.groups (the CSV file's base
- * name, or a JSONL line's "group" field; used by the baseline and per-group
- * reports, never as a feature). `source` likewise names the benchmark. */
+ * name, or a JSONL line's "group" field): a training-time label used by the
+ * baseline, the group smoothing and the per-benchmark reports, never as a
+ * feature. */
 typedef struct rtr_example {
     char *prompt;
     size_t prompt_len;
@@ -102,8 +103,9 @@ hearth_err rtr_dataset_load(rtr_dataset *d, const char *path, const rtr_load_opt
  * "eval_prompt" in a RouteLLM contaminated_prompts.jsonl; *n_removed counts. */
 hearth_err rtr_dataset_decontaminate(rtr_dataset *d, const char *path, size_t *n_removed);
 /* The deterministic hash split: true when the prompt falls in the first
- * `pct` percent of the bucket space for `salt` (FNV-1a 64 of salt + text).
- * Equal prompts always land on the same side. */
+ * `pct` of 100 buckets for `salt` (FNV-1a 64 over the salt, a 0xff byte and
+ * the text with whitespace runs collapsed, finalized by MurmurHash3's mixer).
+ * Equal prompts, and prompts that differ only in spacing, land together. */
 bool rtr_split_pick(const char *salt, const char *text, size_t len, unsigned pct);
 /* The bucket (0..99) behind rtr_split_pick: pick == bucket < pct. */
 unsigned rtr_split_bucket(const char *salt, const char *text, size_t len);
