@@ -1299,6 +1299,34 @@ AI __m512i vd_reduce(gemm_kind k, const __m512i *p) {
         _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), c);
 }
 
+/* 4 x 16 partial sums whose 128-bit lane L of p[q] belongs to sub-block
+ * 4q + L, as one vector of 16 sub-block sums (lane s = sub-block s). */
+AI __m512i quad_reduce(const __m512i *p) {
+    const __m512i c = iadd_pairs(iadd_pairs(p[0], p[1]), iadd_pairs(p[2], p[3]));
+    return _mm512_permutexvar_epi32(
+        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), c);
+}
+
+/* The 16 bytes at p + off of each of nb <= 4 blocks `stride` apart, in
+ * 128-bit lane b (zero past nb). */
+AI __m512i quad16(const uint8_t *p, int stride, int off, int nb) {
+    __m512i v = _mm512_zextsi128_si512(nb > 0 ? _mm_loadu_si128((const __m128i *)(p + off))
+                                              : _mm_setzero_si128());
+    if (nb > 1) v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + stride + off)), 1);
+    if (nb > 2)
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 2 * stride + off)), 2);
+    if (nb > 3)
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 3 * stride + off)), 3);
+    return v;
+}
+
+/* Q4_0 rows go four blocks at a time: the low nibbles (elements 0..15) of
+ * four blocks in one vector, the high ones in another, and the activations
+ * rearranged to match once per chunk (a sub-block's sum does not depend on
+ * the order of its terms). (Q5_0 is faster two blocks at a time: its high
+ * bits come as one 64-bit mask per two blocks.) */
+AI bool nibble_quads(gemm_kind k) { return k == GK_Q4_0; }
+
 /* What a chunk of one token contributes to every row's sums: its activation
  * segments, -offset * sum x per sub-block (int32), d_x and d_x * sum x
  * (lanes = sub-blocks; the same values gemm_prep gives). */
@@ -1311,10 +1339,26 @@ typedef struct {
 AI void vd_xprep(gemm_kind k, const uint8_t *x, int kcn, vd_xchunk *o) {
     const gemm_geom g = gemm_geom_of(k);
     const int ns = kcn / g.sb, nseg = (kcn + 63) / 64;
-    for (int q = 0; q < 8; q++)
-        o->xv[q] = q < nseg ? vd_x64(k, x, q, 64 * q + 64 <= kcn) : _mm512_setzero_si512();
     o->xm = _mm512_setzero_ps();
     __m512i sum;
+    if (nibble_quads(k)) { /* xv[2Q], xv[2Q + 1]: elements 0..15, 16..31 of blocks 4Q.. */
+        __m512i p[4];
+        for (int q = 0; q < 4; q++) {
+            const int nb = ns - 4 * q < 0 ? 0 : ns - 4 * q > 4 ? 4 : ns - 4 * q;
+            o->xv[2 * q] = quad16(x + (size_t)q * 4 * 34, 34, 2, nb);
+            o->xv[2 * q + 1] = quad16(x + (size_t)q * 4 * 34, 34, 18, nb);
+            const __m512i one = _mm512_set1_epi8(1);
+            p[q] =
+                _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), one, o->xv[2 * q]),
+                                    one, o->xv[2 * q + 1]);
+        }
+        sum = quad_reduce(p);
+        o->xd = block_d16(x, 34, ns);
+        o->corr = _mm512_mullo_epi32(sum, _mm512_set1_epi32(-g.off));
+        return;
+    }
+    for (int q = 0; q < 8; q++)
+        o->xv[q] = q < nseg ? vd_x64(k, x, q, 64 * q + 64 <= kcn) : _mm512_setzero_si512();
     if (g.xbe == 32) {
         __m512i p[8];
         for (int q = 0; q < 8; q++)
@@ -1348,13 +1392,46 @@ AI void vd_xprep(gemm_kind k, const uint8_t *x, int kcn, vd_xchunk *o) {
 AI __m512 vd_chunk(gemm_kind k, const uint8_t *w, const vd_xchunk *xp, int kcn) {
     const gemm_geom g = gemm_geom_of(k);
     const int ns = kcn / g.sb, nseg = (kcn + 63) / 64;
-    __m512i p[8];
+    __m512i p[8], is;
+    if (nibble_quads(k)) {
+        const __m512i m4 = _mm512_set1_epi8(0x0F);
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+            const int nb = ns - 4 * q < 0 ? 0 : ns - 4 * q > 4 ? 4 : ns - 4 * q;
+            if (nb == 0) {
+                p[q] = _mm512_setzero_si512();
+                continue;
+            }
+            const uint8_t *b = w + (size_t)q * 4 * g.wbb;
+            const __m512i v = quad16(b, g.wbb, k == GK_Q4_0 ? 2 : 6, nb);
+            __m512i lo = _mm512_and_si512(v, m4),
+                    hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            if (k == GK_Q5_0) { /* qh bit i: +16 on element i */
+                uint64_t ml = 0, mh = 0;
+                for (int i = 0; i < nb; i++) {
+                    uint32_t h;
+                    memcpy(&h, b + (size_t)i * g.wbb + 2, sizeof h);
+                    ml |= (uint64_t)(h & 0xFFFFu) << (16 * i);
+                    mh |= (uint64_t)(h >> 16) << (16 * i);
+                }
+                const __m512i sixteen = _mm512_set1_epi8(16);
+                lo = _mm512_mask_add_epi8(lo, _cvtu64_mask64(ml), lo, sixteen);
+                hi = _mm512_mask_add_epi8(hi, _cvtu64_mask64(mh), hi, sixteen);
+            }
+            p[q] =
+                _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xp->xv[2 * q]),
+                                    hi, xp->xv[2 * q + 1]);
+        }
+        is = _mm512_add_epi32(quad_reduce(p), xp->corr);
+    } else {
 #pragma GCC unroll 8
-    for (int q = 0; q < 8; q++)
-        p[q] = q < nseg ? _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                                              vd_levels64(k, w, q, 64 * q + 64 <= kcn), xp->xv[q])
-                        : _mm512_setzero_si512();
-    const __m512i is = _mm512_add_epi32(vd_reduce(k, p), xp->corr);
+        for (int q = 0; q < 8; q++)
+            p[q] = q < nseg
+                       ? _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                             vd_levels64(k, w, q, 64 * q + 64 <= kcn), xp->xv[q])
+                       : _mm512_setzero_si512();
+        is = _mm512_add_epi32(vd_reduce(k, p), xp->corr);
+    }
     __m512 sc, mn = _mm512_setzero_ps();
     if (g.wbe == 32) {
         sc = block_d16(w, g.wbb, ns);
