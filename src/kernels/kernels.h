@@ -190,8 +190,13 @@ void kern_geglu(float *y, const float *g, const float *u, int64_t n);
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) &&       \
     !defined(__SANITIZE_ADDRESS__) && !defined(HEARTH_NO_CLONES)
 #define KERN_FMA_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
+/* The same with an AVX-512 copy too, for default mode's long element-wise
+ * loops. */
+#define KERN_FMA_CLONES_512                                                                        \
+    __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 #else
 #define KERN_FMA_CLONES
+#define KERN_FMA_CLONES_512
 #endif
 
 /* --- ggml's float arithmetic, bit for bit (ggml_math.c) ---

@@ -199,7 +199,7 @@ KERN_FMA_CLONES void kern_swiglu(float *y, const float *g, const float *u, int64
  * out per lane (fmaf, the 2^n built in the exponent field while n is in the
  * normal range, the scalar function for the rare lanes outside it) so that
  * the lane loops vectorise; the same bits as kern_swiglu. */
-KERN_FMA_CLONES void kern_swiglu_fast(float *y, const float *g, const float *u, int64_t n) {
+KERN_FMA_CLONES_512 void kern_swiglu_fast(float *y, const float *g, const float *u, int64_t n) {
     const int64_t nv = n & ~(int64_t)15;
     for (int64_t i0 = 0; i0 < nv; i0 += 16) {
         float e[16], nn[16];
@@ -228,8 +228,8 @@ KERN_FMA_CLONES void kern_swiglu_fast(float *y, const float *g, const float *u, 
 
 /* kern_rms_norm with the sum of squares in 8 double lanes (another order
  * of the additions, which rounding to float almost always hides). */
-KERN_FMA_CLONES void kern_rms_norm_fast(float *y, const float *x, const float *w, int64_t n,
-                                        float eps) {
+KERN_FMA_CLONES_512 void kern_rms_norm_fast(float *y, const float *x, const float *w, int64_t n,
+                                            float eps) {
     double acc[8] = {0};
     const int64_t nv = n & ~(int64_t)7;
     for (int64_t i = 0; i < nv; i += 8)
