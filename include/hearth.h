@@ -68,6 +68,9 @@ typedef struct hearth_session_params {
     int n_ctx;               /* positions in the KV cache; <= 0: min(model's training context, 4096) */
     int n_batch;             /* most tokens evaluated in one forward pass; <= 0: 512 */
     hearth_kv_type kv_type;  /* element type of the KV cache */
+    int n_seq_max;           /* sessions hearth_decode_multi decodes together with this one first
+                                whose logits it keeps at one output product (room for their rows);
+                                <= 0: 1 (more then cost one product each) */
 } hearth_session_params;
 
 HEARTH_API hearth_session_params hearth_session_default_params(void);
@@ -91,6 +94,19 @@ HEARTH_API hearth_err hearth_session_truncate(hearth_session *session, int pos);
  * Going past n_ctx fails with HEARTH_ERR_CONTEXT_FULL and changes nothing. */
 HEARTH_API hearth_err hearth_decode(hearth_session *session, const int32_t *ids, int n,
                                     float *logits, bool all_logits);
+
+/* Continuous batching: one forward pass over tokens of several sessions.
+ * Entry i appends ids[i] to sessions[i] at that session's next position; a
+ * session's entries must be consecutive (in order). Every session must belong
+ * to the same model with the same n_ctx and KV type; the activations use the
+ * buffers of sessions[0], so n <= its n_batch. If `logits` is not NULL it
+ * receives one row per entry ([n][n_vocab]). Either way every session keeps
+ * its last entry's logits, as after hearth_decode (hearth_gen reads them).
+ * A session that would overflow its context fails the whole call with
+ * HEARTH_ERR_CONTEXT_FULL, as does any invalid entry with its own error,
+ * before anything changes. The sessions must not be in use elsewhere. */
+HEARTH_API hearth_err hearth_decode_multi(hearth_session *const *sessions, const int32_t *ids,
+                                          int n, float *logits);
 
 /* ---- text ----------------------------------------------------------------
  * The model's own tokenizer, from its GGUF metadata. Functions that fill a

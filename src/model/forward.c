@@ -1,10 +1,17 @@
 /*
- * forward.c - the transformer forward pass for a batch of tokens of one
- * sequence, shared by every architecture: arch_desc flags select fused
- * projections, biases, q/k norms, post-norms, embedding scaling, sliding
- * windows and the FFN activation. Every matrix product goes through
+ * forward.c - the transformer forward pass for a batch of tokens from one
+ * or several sequences, shared by every architecture: arch_desc flags select
+ * fused projections, biases, q/k norms, post-norms, embedding scaling,
+ * sliding windows and the FFN activation. Every matrix product goes through
  * kern_matmul (kern_matmul_ggml in exact mode, for llama.cpp's bits);
  * attention is split over (token, head) pairs on the pool.
+ *
+ * A batch is a list of runs (session.h): consecutive rows of one session at
+ * consecutive positions. The activations live in one session's buffers (the
+ * one passed as s); RoPE positions, the KV store and the attention of a row
+ * use its own run's session and position, so sequences never see each
+ * other. A single sequence is one run, and then everything is computed as
+ * before runs existed.
  */
 #include "session.h"
 
@@ -12,10 +19,18 @@
 #include <string.h>
 
 typedef struct attn_job {
-    hearth_session *s;
+    hearth_session *s; /* whose buffers hold the batch */
     const model_layer *l;
-    int il, n, pos0;
+    const fwd_run *runs; /* the batch's sequences, covering rows 0..n-1 in order */
+    int n_runs, il, n;
 } attn_job;
+
+/* The run that holds batch row t. */
+static const fwd_run *run_of(const fwd_run *runs, int n_runs, int t) {
+    int i = 0;
+    while (i + 1 < n_runs && t >= runs[i + 1].t0) i++;
+    return &runs[i];
+}
 
 /* Offset in elements of the cache of layer il, kv head g (session.h). */
 static size_t kv_head_off(const hearth_session *s, int il, int g) {
@@ -103,21 +118,28 @@ static void attention_exact_job(void *ctx, int ith, int nth) {
     const int qkv_stride = s->n_q + 2 * s->n_kv;
     float q_scale, kq_scale;
     attn_scales(s->model, &q_scale, &kq_scale);
-    const bool batch = j->n > 1;
     float *scores = s->attn_work + (size_t)ith * s->attn_work_floats; /* [n_ctx_pad] */
     uint8_t *krows = (uint8_t *)(scores + s->n_ctx_pad);              /* [n_ctx_pad][hd] */
     for (int unit = ith; unit < j->n * hp->n_head; unit += nth) {
         const int t = unit / hp->n_head, h = unit % hp->n_head, g = h / group;
-        const int p = j->pos0 + t, k0 = attn_first_key(s, j->l, p), n_keys = p - k0 + 1;
+        const fwd_run *r = run_of(j->runs, j->n_runs, t);
+        const hearth_session *kv = r->s; /* the row's own cache */
+        const bool batch = r->n > 1;     /* its sequence's batch, as if decoded alone */
+        const int p = r->pos0 + t - r->t0, k0 = attn_first_key(s, j->l, p), n_keys = p - k0 + 1;
         const float *q = s->qkv + (size_t)t * qkv_stride + (size_t)h * hd;
         float *out = s->att + (size_t)t * s->n_q + (size_t)h * hd;
         const size_t off = kv_head_off(s, j->il, g);
-        kv_gather_k(s, j->il, g, k0, n_keys, krows);
+        kv_gather_k(kv, j->il, g, k0, n_keys, krows);
         kern_attn_scores(scores, q, krows, (size_t)hd, n_keys, hd, s->kv_f16, batch);
         kern_attn_softmax(scores, k0, n_keys, kq_scale);
-        kern_attn_values(out, scores, kv_at(s, s->v_cache, off + (size_t)k0 * (size_t)hd),
+        kern_attn_values(out, scores, kv_at(kv, kv->v_cache, off + (size_t)k0 * (size_t)hd),
                          (size_t)hd, k0, n_keys, hd, s->kv_f16, batch);
     }
+}
+
+/* Tiles of KERN_ATTN_ROWS (token, head) rows a run has per kv head. */
+static int run_tiles(const fwd_run *r, int group) {
+    return (r->n * group + KERN_ATTN_ROWS - 1) / KERN_ATTN_ROWS;
 }
 
 /* Default mode: the same arithmetic through kern_attn_tile, which takes the
@@ -133,13 +155,19 @@ static void attention_fast_job(void *ctx, int ith, int nth) {
     const int qkv_stride = s->n_q + 2 * s->n_kv;
     float q_scale, kq_scale;
     attn_scales(s->model, &q_scale, &kq_scale);
-    const int n_rows = j->n * group, n_tiles = (n_rows + KERN_ATTN_ROWS - 1) / KERN_ATTN_ROWS;
+    int n_tiles = 0; /* tiles never mix sequences: each run has its own */
+    for (int i = 0; i < j->n_runs; i++) n_tiles += run_tiles(&j->runs[i], group);
     for (int unit = ith; unit < n_tiles * hp->n_head_kv; unit += nth) {
-        const int g = unit % hp->n_head_kv, tile = unit / hp->n_head_kv;
+        const int g = unit % hp->n_head_kv;
+        int tile = unit / hp->n_head_kv;
+        const fwd_run *r = j->runs;
+        while (tile >= run_tiles(r, group)) tile -= run_tiles(r++, group);
+        const hearth_session *kv = r->s;
+        const int n_rows = r->n * group;
         kern_attn_row rows[KERN_ATTN_ROWS];
         int nr = 0;
         for (int i = tile * KERN_ATTN_ROWS; i < n_rows && nr < KERN_ATTN_ROWS; i++, nr++) {
-            const int t = i / group, h = g * group + i % group, p = j->pos0 + t;
+            const int t = r->t0 + i / group, h = g * group + i % group, p = r->pos0 + i / group;
             rows[nr] = (kern_attn_row){
                 .q = s->qkv + (size_t)t * qkv_stride + (size_t)h * hd,
                 .out = s->att + (size_t)t * s->n_q + (size_t)h * hd,
@@ -153,9 +181,9 @@ static void attention_fast_job(void *ctx, int ith, int nth) {
             .n_rows = nr,
             .hd = hd,
             .n_pos = s->n_ctx_pad,
-            .k = kv_at(s, s->k_cache, off),
-            .v = kv_at(s, s->v_cache, off),
-            .batch = j->n > 1,
+            .k = kv_at(kv, kv->k_cache, off),
+            .v = kv_at(kv, kv->v_cache, off),
+            .batch = r->n > 1,
             .scale = kq_scale,
             .work = s->attn_work + (size_t)ith * s->attn_work_floats,
         };
@@ -217,7 +245,8 @@ typedef void (*tok_fn)(const tok_job *j, int t0, int t1);
 struct tok_job {
     hearth_session *s;
     const model_layer *l, *next; /* next: the following layer (NULL after the last) */
-    int il, n, pos0;
+    const fwd_run *runs;         /* the batch's sequences (attn_job) */
+    int n_runs, il, n;
     bool rope_fresh; /* the rope cache must be recomputed for this layer */
     tok_fn fn;
 };
@@ -258,15 +287,17 @@ static void tok_qkv(const tok_job *j, int t0, int t1) {
     const bool neox = m->arch->rope == ROPE_NEOX;
     float q_scale, kq_scale;
     attn_scales(m, &q_scale, &kq_scale);
+    const fwd_run *r = run_of(j->runs, j->n_runs, t0);
     for (int t = t0; t < t1; t++) {
+        if (t >= r->t0 + r->n) r++;
+        const int pos = r->pos0 + t - r->t0;
         float *q = s->qkv + (size_t)t * stride, *k = q + s->n_q, *v = k + s->n_kv;
         add_bias(q, l->bq, s->n_q);
         add_bias(k, l->bk, s->n_kv);
         add_bias(v, l->bv, s->n_kv);
         float *cs = s->rope + (size_t)t * hp->n_rot;
         if (j->rope_fresh)
-            kern_rope_cache(cs, hp->n_rot, (float)(j->pos0 + t), l->rope_base, l->rope_scale,
-                            m->rope_freqs);
+            kern_rope_cache(cs, hp->n_rot, (float)pos, l->rope_base, l->rope_scale, m->rope_freqs);
         for (int h = 0; h < hp->n_head; h++) {
             if (l->q_norm) rms_norm(q + h * hd, q + h * hd, l->q_norm, hd, hp->rms_eps);
             kern_rope_apply(q + h * hd, cs, hp->n_rot, neox);
@@ -277,7 +308,7 @@ static void tok_qkv(const tok_job *j, int t0, int t1) {
             if (l->k_norm) rms_norm(k + h * hd, k + h * hd, l->k_norm, hd, hp->rms_eps);
             kern_rope_apply(k + h * hd, cs, hp->n_rot, neox);
         }
-        kv_store(s, j->il, j->pos0 + t, k, v);
+        kv_store(r->s, j->il, pos, k, v);
     }
 }
 
@@ -363,11 +394,21 @@ static void embed(hearth_session *s, const int32_t *ids, int n) {
     }
 }
 
-void forward_batch(hearth_session *s, const int32_t *ids, int n, float *out, int out_first) {
+/* The logits of the normalised rows 0..n_out-1 of xb into out. */
+static void output_rows(hearth_session *s, int n_out, float *out) {
+    const model_hparams *hp = &s->model->hp;
+    matmul(s, &s->model->output, s->xb, n_out, out, hp->n_vocab);
+    if (hp->final_softcap > 0.0f)
+        for (size_t i = 0; i < (size_t)n_out * (size_t)hp->n_vocab; i++)
+            out[i] = hp->final_softcap * tanhf(out[i] / hp->final_softcap);
+}
+
+void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int32_t *ids, int n,
+                   float *out, int out_first) {
     const hearth_model *m = s->model;
     const model_hparams *hp = &m->hp;
     embed(s, ids, n);
-    tok_job tj = {.s = s, .l = &m->layers[0], .n = n, .pos0 = s->pos};
+    tok_job tj = {.s = s, .l = &m->layers[0], .runs = runs, .n_runs = n_runs, .n = n};
     for_tokens(&tj, tok_attn_norm);
     for (int il = 0; il < hp->n_layer; il++) {
         const model_layer *l = &m->layers[il];
@@ -377,7 +418,7 @@ void forward_batch(hearth_session *s, const int32_t *ids, int n, float *out, int
         tj.rope_fresh = il == 0 || l->rope_base != m->layers[il - 1].rope_base ||
                         l->rope_scale != m->layers[il - 1].rope_scale;
         attention_inputs(&tj);
-        attn_job job = {.s = s, .l = l, .il = il, .n = n, .pos0 = s->pos};
+        attn_job job = {.s = s, .l = l, .runs = runs, .n_runs = n_runs, .il = il, .n = n};
         hr_pool_run(m->pool, kern_exact() ? attention_exact_job : attention_fast_job, &job);
         matmul(s, &l->wo, s->att, n, s->xb, hp->n_embd);
         for_tokens(&tj, tok_attn_residual); /* and xb = ffn_norm(x) */
@@ -385,12 +426,22 @@ void forward_batch(hearth_session *s, const int32_t *ids, int n, float *out, int
         for_tokens(&tj, tok_ffn_residual); /* and xb = the next layer's attn_norm(x) */
     }
     if (!out) return;
-    const int n_out = n - out_first;
     for (int t = out_first; t < n; t++)
         rms_norm(s->xb + (size_t)(t - out_first) * hp->n_embd, s->x + (size_t)t * hp->n_embd,
                  m->output_norm, hp->n_embd, hp->rms_eps);
-    matmul(s, &m->output, s->xb, n_out, out, hp->n_vocab);
-    if (hp->final_softcap > 0.0f)
-        for (size_t i = 0; i < (size_t)n_out * (size_t)hp->n_vocab; i++)
-            out[i] = hp->final_softcap * tanhf(out[i] / hp->final_softcap);
+    output_rows(s, n - out_first, out);
+}
+
+void forward_batch(hearth_session *s, const int32_t *ids, int n, float *out, int out_first) {
+    const fwd_run run = {.s = s, .t0 = 0, .n = n, .pos0 = s->pos};
+    forward_multi(s, &run, 1, ids, n, out, out_first);
+}
+
+void forward_run_logits(hearth_session *s, const fwd_run *runs, int n_runs, float *out) {
+    const model_hparams *hp = &s->model->hp;
+    for (int i = 0; i < n_runs; i++)
+        rms_norm(s->xb + (size_t)i * hp->n_embd,
+                 s->x + (size_t)(runs[i].t0 + runs[i].n - 1) * hp->n_embd, s->model->output_norm,
+                 hp->n_embd, hp->rms_eps);
+    output_rows(s, n_runs, out);
 }

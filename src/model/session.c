@@ -1,8 +1,9 @@
 /*
  * session.c - a session: one sequence's KV cache and every activation buffer,
  * sized once at creation so that decoding allocates nothing (llama2.c's
- * RunState), and hearth_decode, which feeds tokens through forward.c in
- * batches of at most n_batch.
+ * RunState), hearth_decode, which feeds tokens through forward.c in
+ * batches of at most n_batch, and hearth_decode_multi, one batch of tokens
+ * from several sessions (continuous batching).
  */
 #include "session.h"
 
@@ -10,7 +11,8 @@
 #include <string.h>
 
 hearth_session_params hearth_session_default_params(void) {
-    return (hearth_session_params){.n_ctx = 0, .n_batch = 0, .kv_type = HEARTH_KV_F32};
+    return (hearth_session_params){
+        .n_ctx = 0, .n_batch = 0, .kv_type = HEARTH_KV_F32, .n_seq_max = 1};
 }
 
 /* Bytes the matrix products need for converted activations: the largest over
@@ -61,6 +63,8 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     if (p.n_ctx <= 0) p.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
     if (p.n_batch <= 0) p.n_batch = 512;
     if (p.n_batch > p.n_ctx) p.n_batch = p.n_ctx;
+    if (p.n_seq_max <= 0) p.n_seq_max = 1;
+    if (p.n_seq_max > p.n_batch) p.n_seq_max = p.n_batch;
     if (p.n_ctx > (1 << 24))
         return hr_fail(HEARTH_ERR_INVALID_ARG, "session: context of %d positions is over 2^24",
                        p.n_ctx);
@@ -76,6 +80,7 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     s->n_q = hp->n_head * hp->head_dim;
     s->n_kv = hp->n_head_kv * hp->head_dim;
     s->n_threads = hr_pool_size(m->pool);
+    s->n_seq_max = p.n_seq_max;
 
     const size_t nb = (size_t)p.n_batch;
     hearth_err err = HEARTH_OK;
@@ -87,6 +92,8 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     s->hb = alloc_f32(nb * (size_t)hp->n_ff, &err);
     s->rope = alloc_f32(nb * (size_t)hp->n_rot, &err);
     s->logits = alloc_f32((size_t)hp->n_vocab, &err);
+    if (p.n_seq_max > 1) s->out_rows = alloc_f32((size_t)p.n_seq_max * (size_t)hp->n_vocab, &err);
+    if (!err && !(s->runs = hr_calloc(nb, sizeof *s->runs))) err = HEARTH_ERR_NOMEM;
     if (!err && !(s->tokens = hr_calloc((size_t)p.n_ctx, sizeof *s->tokens)))
         err = HEARTH_ERR_NOMEM;
     /* K and V: [n_layer][n_head_kv][n_ctx_pad][head_dim] elements each (K in
@@ -119,6 +126,8 @@ void hearth_session_free(hearth_session *s) {
     free(s->attn_work);
     free(s->rope);
     free(s->logits);
+    free(s->out_rows);
+    free(s->runs);
     free(s->tokens);
     free(s->k_cache);
     free(s->v_cache);
@@ -173,5 +182,87 @@ hearth_err hearth_decode(hearth_session *s, const int32_t *ids, int n, float *lo
     if (all_logits && logits)
         memcpy(s->logits, logits + (size_t)(n - 1) * (size_t)n_vocab,
                (size_t)n_vocab * sizeof(float));
+    return HEARTH_OK;
+}
+
+/* Groups entries into runs in b->runs (one per session, whose entries must
+ * be consecutive) and checks them; *n_runs receives how many. */
+static hearth_err multi_runs(hearth_session *b, hearth_session *const *sessions, const int32_t *ids,
+                             int n, int *n_runs) {
+    const int n_vocab = b->model->hp.n_vocab;
+    int nr = 0;
+    for (int i = 0; i < n; i++) {
+        hearth_session *s = sessions[i];
+        if (!s || s->model != b->model || s->n_ctx != b->n_ctx || s->kv_f16 != b->kv_f16)
+            return hr_fail(HEARTH_ERR_INVALID_ARG,
+                           "decode_multi: entry %d's session does not match the first one's "
+                           "model, context size and KV cache type",
+                           i);
+        if (ids[i] < 0 || ids[i] >= n_vocab)
+            return hr_fail(HEARTH_ERR_INVALID_ARG,
+                           "decode_multi: token id %d at index %d is outside the vocabulary (%d)",
+                           ids[i], i, n_vocab);
+        if (nr > 0 && b->runs[nr - 1].s == s) {
+            b->runs[nr - 1].n++;
+            continue;
+        }
+        for (int r = 0; r < nr; r++)
+            if (b->runs[r].s == s)
+                return hr_fail(HEARTH_ERR_INVALID_ARG,
+                               "decode_multi: entry %d's session has entries before another "
+                               "session's (a session's entries must be consecutive)",
+                               i);
+        b->runs[nr++] = (fwd_run){.s = s, .t0 = i, .n = 1, .pos0 = s->pos};
+    }
+    for (int r = 0; r < nr; r++) {
+        const hearth_session *s = b->runs[r].s;
+        if (b->runs[r].n > s->n_ctx - s->pos)
+            return hr_fail(HEARTH_ERR_CONTEXT_FULL,
+                           "decode_multi: %d tokens (from entry %d) do not fit in their session: "
+                           "%d of %d positions are used",
+                           b->runs[r].n, b->runs[r].t0, s->pos, s->n_ctx);
+    }
+    *n_runs = nr;
+    return HEARTH_OK;
+}
+
+hearth_err hearth_decode_multi(hearth_session *const *sessions, const int32_t *ids, int n,
+                               float *logits) {
+    if (n <= 0) return hr_fail(HEARTH_ERR_INVALID_ARG, "decode_multi: no tokens");
+    hearth_session *b = sessions[0]; /* its buffers hold the batch */
+    if (n > b->n_batch)
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "decode_multi: %d tokens exceed the first session's batch of %d", n,
+                       b->n_batch);
+    int n_runs = 0;
+    hearth_err err = multi_runs(b, sessions, ids, n, &n_runs);
+    if (err) return err;
+    const fwd_run *runs = b->runs;
+    const size_t n_vocab = (size_t)b->model->hp.n_vocab, row = n_vocab * sizeof(float);
+    if (logits) {
+        forward_multi(b, runs, n_runs, ids, n, logits, 0);
+        for (int r = 0; r < n_runs; r++)
+            memcpy(runs[r].s->logits, logits + (size_t)(runs[r].t0 + runs[r].n - 1) * n_vocab, row);
+    } else if (n_runs == 1) { /* hearth_decode's arithmetic, bit for bit */
+        forward_multi(b, runs, 1, ids, n, b->logits, n - 1);
+    } else {
+        /* Each session's last logits, b->n_seq_max rows per product. */
+        forward_multi(b, runs, n_runs, ids, n, NULL, 0);
+        for (int r0 = 0; r0 < n_runs; r0 += b->n_seq_max) {
+            const int k = n_runs - r0 < b->n_seq_max ? n_runs - r0 : b->n_seq_max;
+            if (!b->out_rows) {
+                forward_run_logits(b, runs + r0, 1, runs[r0].s->logits);
+                continue;
+            }
+            forward_run_logits(b, runs + r0, k, b->out_rows);
+            for (int i = 0; i < k; i++)
+                memcpy(runs[r0 + i].s->logits, b->out_rows + (size_t)i * n_vocab, row);
+        }
+    }
+    for (int r = 0; r < n_runs; r++) {
+        hearth_session *s = runs[r].s;
+        memcpy(s->tokens + s->pos, ids + runs[r].t0, (size_t)runs[r].n * sizeof *ids);
+        s->pos += runs[r].n;
+    }
     return HEARTH_OK;
 }

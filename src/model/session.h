@@ -7,6 +7,13 @@
 
 #include "model.h"
 
+/* Rows t0..t0+n-1 of a batch: session s's tokens at positions pos0..pos0+n-1
+ * (forward.c; a batch of several sequences is a list of these). */
+typedef struct fwd_run {
+    hearth_session *s;
+    int t0, n, pos0;
+} fwd_run;
+
 struct hearth_session {
     hearth_model *model;
     int n_ctx, n_batch, pos;
@@ -24,6 +31,9 @@ struct hearth_session {
     size_t attn_work_floats;
     float *rope;     /* [n_batch][n_rot] cos/sin pairs of the current layer */
     float *logits;   /* [n_vocab] of the last evaluated token */
+    fwd_run *runs;   /* [n_batch] hearth_decode_multi's runs when this session leads */
+    float *out_rows; /* [n_seq_max][n_vocab] their last rows' logits (NULL if n_seq_max is 1) */
+    int n_seq_max;
     int32_t *tokens; /* [n_ctx] ids at positions 0..pos-1 */
     /* KV cache, F32 or F16, in the layout of kern_attn_tile (kernels.h): per
      * layer and kv head, K as [n_ctx_pad / KERN_KV_TILE][head_dim][KERN_KV_TILE]
@@ -37,5 +47,14 @@ struct hearth_session {
  * logits of rows out_first..n-1 to out ([n - out_first][n_vocab]) unless out
  * is NULL. Does not advance pos. */
 void forward_batch(hearth_session *s, const int32_t *ids, int n, float *out, int out_first);
+/* The same for n tokens from several sequences: runs[0..n_runs) cover rows
+ * 0..n-1 in order, each at its own session's positions (pos0 given, not
+ * advanced), with every session of s's model and KV layout; s's buffers
+ * hold the activations. */
+void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int32_t *ids, int n,
+                   float *out, int out_first);
+/* After forward_multi(s, ...) with out NULL: the logits of the last row of
+ * each of runs[0..n_runs) into out ([n_runs][n_vocab], n_runs <= n_batch). */
+void forward_run_logits(hearth_session *s, const fwd_run *runs, int n_runs, float *out);
 
 #endif
