@@ -456,6 +456,95 @@ AI void vd_float(flt_kind k, int64_t n, float *s, const void *vw, const void *vx
         _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
 
+/* vd_float for a tile of rm <= 2 weight rows and rn <= 3 tokens: each
+ * pair keeps vd_float's four accumulators and its order (so the bits are
+ * vec_dot's), and every loaded and converted vector serves 2 or 3 pairs. */
+AI void fgemm_tile(flt_kind k, const int rm, const int rn, int64_t n, const uint8_t *w, size_t ws,
+                   const uint8_t *x, size_t xs, float *y, int64_t ldy) {
+    const size_t es = k == FK_F32 ? 4 : 2;
+    __m512 acc[4][2][3];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++)
+#pragma GCC unroll 2
+        for (int r = 0; r < rm; r++)
+#pragma GCC unroll 3
+            for (int t = 0; t < rn; t++) acc[j][r][t] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const size_t o = (size_t)(i + 16 * j) * es;
+            __m512 wv[2], xv[3];
+#pragma GCC unroll 2
+            for (int r = 0; r < rm; r++) wv[r] = load16f(k, w + r * ws + o, false, 0, true);
+#pragma GCC unroll 3
+            for (int t = 0; t < rn; t++) xv[t] = load16f(k, x + t * xs + o, false, 0, false);
+#pragma GCC unroll 2
+            for (int r = 0; r < rm; r++)
+#pragma GCC unroll 3
+                for (int t = 0; t < rn; t++)
+                    acc[j][r][t] = _mm512_fmadd_ps(wv[r], xv[t], acc[j][r][t]);
+        }
+    for (; i < n; i += 16) {
+        const __mmask16 m = tail16(n - i);
+        const size_t o = (size_t)i * es;
+        __m512 wv[2], xv[3];
+        for (int r = 0; r < rm; r++) wv[r] = load16f(k, w + r * ws + o, true, m, true);
+        for (int t = 0; t < rn; t++) xv[t] = load16f(k, x + t * xs + o, true, m, false);
+        for (int r = 0; r < rm; r++)
+            for (int t = 0; t < rn; t++) acc[0][r][t] = _mm512_fmadd_ps(wv[r], xv[t], acc[0][r][t]);
+    }
+#pragma GCC unroll 2
+    for (int r = 0; r < rm; r++)
+#pragma GCC unroll 3
+        for (int t = 0; t < rn; t++)
+            y[t * ldy + r] =
+                _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0][r][t], acc[1][r][t]),
+                                                   _mm512_add_ps(acc[2][r][t], acc[3][r][t])));
+}
+
+AI void fgemm(flt_kind k, int64_t n, const void *vw, size_t ws, int64_t nr, const void *vx,
+              size_t xs, int64_t nt, float *y, int64_t ldy) {
+    const uint8_t *w = vw, *x = vx;
+    if (nt == 1) { /* rows one after the other: two interleaved streams from memory are slower */
+        for (int64_t r = 0; r < nr; r++) vd_float(k, n, y + r, w + (size_t)r * ws, x);
+        return;
+    }
+    for (int64_t r = 0; r < nr; r += 2) {
+        const uint8_t *wr = w + (size_t)r * ws;
+        for (int64_t t = 0; t < nt;) {
+            const uint8_t *xt = x + (size_t)t * xs;
+            float *yt = y + t * ldy + r;
+            const int rn = nt - t >= 3 ? 3 : (int)(nt - t);
+            if (nr - r >= 2) {
+                if (rn == 3)
+                    fgemm_tile(k, 2, 3, n, wr, ws, xt, xs, yt, ldy);
+                else if (rn == 2)
+                    fgemm_tile(k, 2, 2, n, wr, ws, xt, xs, yt, ldy);
+                else
+                    fgemm_tile(k, 2, 1, n, wr, ws, xt, xs, yt, ldy);
+            } else {
+                if (rn == 3)
+                    fgemm_tile(k, 1, 3, n, wr, ws, xt, xs, yt, ldy);
+                else if (rn == 2)
+                    fgemm_tile(k, 1, 2, n, wr, ws, xt, xs, yt, ldy);
+                else
+                    fgemm_tile(k, 1, 1, n, wr, ws, xt, xs, yt, ldy);
+            }
+            t += rn;
+        }
+    }
+}
+
+static void gemm_f32(int64_t n, const void *w, size_t ws, int64_t nr, const void *x, size_t xs,
+                     int64_t nt, float *y, int64_t ldy) {
+    fgemm(FK_F32, n, w, ws, nr, x, xs, nt, y, ldy);
+}
+static void gemm_f16(int64_t n, const void *w, size_t ws, int64_t nr, const void *x, size_t xs,
+                     int64_t nt, float *y, int64_t ldy) {
+    fgemm(FK_F16, n, w, ws, nr, x, xs, nt, y, ldy);
+}
+
 static void vec_dot_f32(int64_t n, float *s, const void *w, const void *x) {
     vd_float(FK_F32, n, s, w, x);
 }
@@ -1584,11 +1673,12 @@ VD_KQUANT(vec_dot_q6_K, vd_q6_K)
 
 #define AVX512_TABLE(sfx)                                                                          \
     {                                                                                              \
-        [KERN_F32] = {.vec_dot = vec_dot_f32, .attn = attn_f32},                                   \
+        [KERN_F32] = {.vec_dot = vec_dot_f32, .attn = attn_f32, .gemm = gemm_f32},                 \
         [KERN_F16] = {.vec_dot = vec_dot_f16,                                                      \
                       .from_float = from_float_f16,                                                \
                       .to_float = to_float_f16,                                                    \
-                      .attn = attn_f16},                                                           \
+                      .attn = attn_f16,                                                            \
+                      .gemm = gemm_f16},                                                           \
         [KERN_BF16] = {.vec_dot = vec_dot_bf16,                                                    \
                        .from_float = from_float_bf16,                                              \
                        .to_float = to_float_bf16},                                                 \
