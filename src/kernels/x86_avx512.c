@@ -1487,50 +1487,29 @@ AI void vd_xprep(gemm_kind k, const uint8_t *x, int kcn, vd_xchunk *o) {
     o->corr = _mm512_mullo_epi32(sum, _mm512_set1_epi32(-g.off));
 }
 
-/* One row chunk against a prepared activation chunk: its 16 P_s (lanes =
+/* One row chunk against nt <= GV_MAXT prepared activation chunks (the row's
+ * levels and scales unpacked once): each token's 16 P_s (lanes =
  * sub-blocks, +0 past ns), as gemm_leaf computes them. */
-AI __m512 vd_chunk(gemm_kind k, const uint8_t *w, const vd_xchunk *xp, int kcn) {
+enum { GV_MAXT = 4 };
+
+AI void vd_chunk_mt(gemm_kind k, const uint8_t *w, const vd_xchunk *const *xps, const int nt,
+                    int kcn, __m512 *out) {
     const gemm_geom g = gemm_geom_of(k);
     const int ns = kcn / g.sb, nseg = (kcn + 63) / 64;
-    __m512i p[8], is;
+    __m512i lev[8]; /* nibble quads: low, high nibbles of 4 blocks per pair */
     if (nibble_quads(k)) {
         const __m512i m4 = _mm512_set1_epi8(0x0F);
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++) {
             const int nb = ns - 4 * q < 0 ? 0 : ns - 4 * q > 4 ? 4 : ns - 4 * q;
-            if (nb == 0) {
-                p[q] = _mm512_setzero_si512();
-                continue;
-            }
-            const uint8_t *b = w + (size_t)q * 4 * g.wbb;
-            const __m512i v = quad16(b, g.wbb, k == GK_Q4_0 ? 2 : 6, nb);
-            __m512i lo = _mm512_and_si512(v, m4),
-                    hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-            if (k == GK_Q5_0) { /* qh bit i: +16 on element i */
-                uint64_t ml = 0, mh = 0;
-                for (int i = 0; i < nb; i++) {
-                    uint32_t h;
-                    memcpy(&h, b + (size_t)i * g.wbb + 2, sizeof h);
-                    ml |= (uint64_t)(h & 0xFFFFu) << (16 * i);
-                    mh |= (uint64_t)(h >> 16) << (16 * i);
-                }
-                const __m512i sixteen = _mm512_set1_epi8(16);
-                lo = _mm512_mask_add_epi8(lo, _cvtu64_mask64(ml), lo, sixteen);
-                hi = _mm512_mask_add_epi8(hi, _cvtu64_mask64(mh), hi, sixteen);
-            }
-            p[q] =
-                _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xp->xv[2 * q]),
-                                    hi, xp->xv[2 * q + 1]);
+            const __m512i v = quad16(w + (size_t)q * 4 * g.wbb, g.wbb, 2, nb);
+            lev[2 * q] = _mm512_and_si512(v, m4);
+            lev[2 * q + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         }
-        is = _mm512_add_epi32(quad_reduce(p), xp->corr);
     } else {
 #pragma GCC unroll 8
         for (int q = 0; q < 8; q++)
-            p[q] = q < nseg
-                       ? _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                                             vd_levels64(k, w, q, 64 * q + 64 <= kcn), xp->xv[q])
-                       : _mm512_setzero_si512();
-        is = _mm512_add_epi32(vd_reduce(k, p), xp->corr);
+            lev[q] = q < nseg ? vd_levels64(k, w, q, 64 * q + 64 <= kcn) : _mm512_setzero_si512();
     }
     __m512 sc, mn = _mm512_setzero_ps();
     if (g.wbe == 32) {
@@ -1554,9 +1533,35 @@ AI __m512 vd_chunk(gemm_kind k, const uint8_t *w, const vd_xchunk *xp, int kcn) 
         sc = _mm512_insertf32x8(_mm512_castps256_ps512(s2[0]), s2[1], 1);
         mn = _mm512_insertf32x8(_mm512_castps256_ps512(m2[0]), m2[1], 1);
     }
-    __m512 ps = _mm512_mul_ps(_mm512_mul_ps(sc, xp->xd), _mm512_cvtepi32_ps(is));
-    if (g.off == 0) ps = _mm512_fmadd_ps(mn, xp->xm, ps);
-    return _mm512_maskz_mov_ps((__mmask16)(ns >= 16 ? 0xFFFFu : (1u << ns) - 1u), ps);
+    const __mmask16 live = (__mmask16)(ns >= 16 ? 0xFFFFu : (1u << ns) - 1u);
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        const vd_xchunk *xp = xps[t];
+        __m512i p[8], is;
+        if (nibble_quads(k)) {
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++)
+                p[q] = _mm512_dpbusd_epi32(
+                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), lev[2 * q], xp->xv[2 * q]),
+                    lev[2 * q + 1], xp->xv[2 * q + 1]);
+            is = _mm512_add_epi32(quad_reduce(p), xp->corr);
+        } else {
+#pragma GCC unroll 8
+            for (int q = 0; q < 8; q++)
+                p[q] = q < nseg ? _mm512_dpbusd_epi32(_mm512_setzero_si512(), lev[q], xp->xv[q])
+                                : _mm512_setzero_si512();
+            is = _mm512_add_epi32(vd_reduce(k, p), xp->corr);
+        }
+        __m512 ps = _mm512_mul_ps(_mm512_mul_ps(sc, xp->xd), _mm512_cvtepi32_ps(is));
+        if (g.off == 0) ps = _mm512_fmadd_ps(mn, xp->xm, ps);
+        out[t] = _mm512_maskz_mov_ps(live, ps);
+    }
+}
+
+AI __m512 vd_chunk(gemm_kind k, const uint8_t *w, const vd_xchunk *xp, int kcn) {
+    __m512 out;
+    vd_chunk_mt(k, w, &xp, 1, kcn, &out);
+    return out;
 }
 
 /* The pairwise tree over 16 lanes: pairs, then quads, octets, the two halves. */
@@ -1595,42 +1600,85 @@ AI void vd_canon(gemm_kind k, int64_t n, float *s, const void *vw, const void *v
     *s = sum;
 }
 
-/* gemm of one token: vec_dot row after row (rows stream in address order),
- * the activation side prepared once. */
-enum { GV_MAXCHUNK = 64 }; /* rows up to 64 chunks (16384 elements of 16-element sub-blocks) */
+/* vd_chunk_sum for nt tokens. */
+AI void vd_chunk_sum_mt(gemm_kind k, const uint8_t *w, const vd_xchunk *const *xps, const int nt,
+                        int kcn, int kc, float *out) {
+    __m512 v[GV_MAXT];
+    if (kcn == kc)
+        vd_chunk_mt(k, w, xps, nt, kc, v);
+    else if (kcn == 64)
+        vd_chunk_mt(k, w, xps, nt, 64, v);
+    else if (kcn == 256)
+        vd_chunk_mt(k, w, xps, nt, 256, v);
+    else if (kcn == 384)
+        vd_chunk_mt(k, w, xps, nt, 384, v);
+    else
+        vd_chunk_mt(k, w, xps, nt, kcn, v);
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) out[t] = tree_sum16(v[t]);
+}
 
-AI void gemv_body(gemm_kind k, int64_t n, const void *vw, size_t w_stride, int64_t nr,
-                  const void *vx, float *y) {
+/* gemm of a few tokens: vec_dot's code row after row (rows stream from
+ * memory in address order, each row's levels unpacked once for all the
+ * tokens), the activation side prepared once. Panels of 16 rows reread the
+ * weights as 16 interleaved streams, which from memory costs more than the
+ * unpacking they save unless the tokens are many. */
+enum { GV_MAXPREP = 64 }; /* prepared chunks: tokens x chunks per row */
+
+AI void gemv_rows(gemm_kind k, const int nt, int64_t n, const uint8_t *w, size_t w_stride,
+                  int64_t nr, const uint8_t *x, size_t x_stride, float *y, int64_t ldy,
+                  vd_xchunk *xp) {
     const gemm_geom g = gemm_geom_of(k);
     const int kc = 16 * g.sb, nc = (int)((n + kc - 1) / kc);
-    const uint8_t *w = vw, *x = vx;
-    if (nc > GV_MAXCHUNK) {
-        for (int64_t r = 0; r < nr; r++) vd_canon(k, n, y + r, w + (size_t)r * w_stride, x);
-        return;
-    }
-    vd_xchunk xp[GV_MAXCHUNK];
-    for (int c = 0; c < nc; c++) {
-        const int64_t kc0 = (int64_t)c * kc;
-        vd_xprep(k, x + (size_t)(kc0 / g.xbe) * g.xbb, (int)(n - kc0 < kc ? n - kc0 : kc), &xp[c]);
-    }
+    for (int t = 0; t < nt; t++)
+        for (int c = 0; c < nc; c++) {
+            const int64_t kc0 = (int64_t)c * kc;
+            vd_xprep(k, x + (size_t)t * x_stride + (size_t)(kc0 / g.xbe) * g.xbb,
+                     (int)(n - kc0 < kc ? n - kc0 : kc), &xp[t * nc + c]);
+        }
     for (int64_t r = 0; r < nr; r++) {
         const uint8_t *wr = w + (size_t)r * w_stride;
-        float sum = 0.0f;
+        float sum[GV_MAXT] = {0};
         for (int c = 0; c < nc; c++) {
             const int64_t kc0 = (int64_t)c * kc;
             const int kcn = (int)(n - kc0 < kc ? n - kc0 : kc);
-            const float v = vd_chunk_sum(k, wr + (size_t)(kc0 / g.wbe) * g.wbb, &xp[c], kcn, kc);
-            sum = c ? sum + v : v;
+            const vd_xchunk *xps[GV_MAXT];
+            float v[GV_MAXT];
+            for (int t = 0; t < nt; t++) xps[t] = &xp[t * nc + c];
+            vd_chunk_sum_mt(k, wr + (size_t)(kc0 / g.wbe) * g.wbb, xps, nt, kcn, kc, v);
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) sum[t] = c ? sum[t] + v[t] : v[t];
         }
-        y[r] = sum;
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) y[t * ldy + r] = sum[t];
+    }
+}
+
+/* Whether gemv_body takes nt tokens of rows of n elements. */
+AI bool gemv_fits(gemm_kind k, int64_t n, int64_t nt) {
+    const int64_t kc = 16 * gemm_geom_of(k).sb;
+    return nt <= GV_MAXT && nt * ((n + kc - 1) / kc) <= GV_MAXPREP;
+}
+
+AI void gemv_body(gemm_kind k, int64_t n, const void *vw, size_t w_stride, int64_t nr,
+                  const void *vx, size_t x_stride, int64_t nt, float *y, int64_t ldy) {
+    vd_xchunk xp[GV_MAXPREP];
+    switch (nt) {
+    case 1: gemv_rows(k, 1, n, vw, w_stride, nr, vx, x_stride, y, ldy, xp); break;
+    case 2: gemv_rows(k, 2, n, vw, w_stride, nr, vx, x_stride, y, ldy, xp); break;
+    case 3: gemv_rows(k, 3, n, vw, w_stride, nr, vx, x_stride, y, ldy, xp); break;
+    default: gemv_rows(k, 4, n, vw, w_stride, nr, vx, x_stride, y, ldy, xp); break;
     }
 }
 
 #define GEMM_FN(name, kind)                                                                        \
     static void gemm_##name(int64_t n, const void *w, size_t w_stride, int64_t nr, const void *x,  \
                             size_t x_stride, int64_t nt, float *y, int64_t ldy) {                  \
-        if (nt == 1)                                                                               \
-            gemv_body(kind, n, w, w_stride, nr, x, y);                                             \
+        if (gemv_fits(kind, n, nt))                                                                \
+            gemv_body(kind, n, w, w_stride, nr, x, x_stride, nt, y, ldy);                          \
+        else if (nt == 1) /* rows too long to prepare: vec_dot as it is */                         \
+            for (int64_t r = 0; r < nr; r++)                                                       \
+                vd_canon(kind, n, y + r, (const uint8_t *)w + r * w_stride, x);                    \
         else                                                                                       \
             gemm_body(kind, n, w, w_stride, nr, x, x_stride, nt, y, ldy);                          \
     }                                                                                              \
