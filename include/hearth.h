@@ -206,6 +206,51 @@ HEARTH_API hearth_err hearth_generate(hearth_session *session, hearth_sampler *s
                                       const hearth_gen_params *params, hearth_token_cb cb,
                                       void *user, hearth_gen_result *result);
 
+/* ---- step-wise generation (continuous batching) ---------------------------
+ * hearth_generate cut into steps so that a scheduler can advance many
+ * generations, each on its own session, one token each per step:
+ *
+ *     hearth_gen_new                          (prefix reuse, nothing evaluated)
+ *     hearth_gen_prefill until *done          (the rest of the prompt, in chunks)
+ *     loop: hearth_gen_next_token on each     (sample, stream, stop strings, cb)
+ *           hearth_gen_step(all of them)      (one hearth_decode_multi call)
+ *     hearth_gen_get_result, hearth_gen_free
+ *
+ * hearth_generate is exactly this loop for one generation. The session and
+ * sampler are borrowed and must outlive the generation; nothing else may use
+ * the session meanwhile. Errors leave the generation unusable but freeable. */
+typedef struct hearth_gen hearth_gen;
+
+/* Validates as hearth_generate does, copies the prompt and the stop strings,
+ * truncates the session to the longest prefix of the prompt it holds (at
+ * least one token is left to evaluate) and primes the sampler. On success
+ * *out owns the generation; free it with hearth_gen_free. */
+HEARTH_API hearth_err hearth_gen_new(hearth_session *session, hearth_sampler *sampler,
+                                     const int32_t *prompt, int n_prompt,
+                                     const hearth_gen_params *params, hearth_token_cb cb,
+                                     void *user, hearth_gen **out);
+HEARTH_API void hearth_gen_free(hearth_gen *gen);
+/* Evaluates up to max_tokens (<= 0: all) of the prompt tokens not yet
+ * evaluated; *done (may be NULL) tells whether the whole prompt is in. */
+HEARTH_API hearth_err hearth_gen_prefill(hearth_gen *gen, int max_tokens, bool *done);
+/* Samples the next token from the session's last logits and hands its text
+ * to the callback. *token receives the token that must be fed (by
+ * hearth_gen_step) before the next call, or -1 when the generation has ended
+ * (hearth_gen_done; held-back text has then been flushed to the callback).
+ * Fails with HEARTH_ERR_INVALID_ARG before the prompt is in or while a token
+ * waits to be fed. */
+HEARTH_API hearth_err hearth_gen_next_token(hearth_gen *gen, int32_t *token);
+/* Feeds the waiting token of every generation in gens[0..n) that has one
+ * (others are skipped) through one hearth_decode_multi call (more only past
+ * a batch), so that each can sample again. The generations must belong to
+ * one model and use distinct sessions of the same n_ctx and KV type; the
+ * first one's session lends its buffers (give it n_seq_max >= n to keep the
+ * output in one product). On failure no token has been fed. */
+HEARTH_API hearth_err hearth_gen_step(hearth_gen *const *gens, int n);
+HEARTH_API bool hearth_gen_done(const hearth_gen *gen);
+/* Counts and timings so far (complete once done). */
+HEARTH_API void hearth_gen_get_result(const hearth_gen *gen, hearth_gen_result *result);
+
 /* ---- metadata ------------------------------------------------------------ */
 
 /* The string value of GGUF metadata key `key` (e.g. "tokenizer.chat_template",

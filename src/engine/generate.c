@@ -1,12 +1,24 @@
 /*
- * generate.c - hearth_generate: prompt in, streamed text out. Reuses the
- * session's cached prefix, evaluates the rest of the prompt in batches, then
- * samples one token at a time; the text handed to the callback has passed the
- * UTF-8 stream (whole characters only) and the stop-string matcher (nothing
- * of a stop string ever leaks).
+ * generate.c - generation, prompt in, streamed text out, as steps a
+ * scheduler can interleave across many sequences (hearth_gen) and as the
+ * blocking hearth_generate built on the same steps:
+ *
+ *   new      finds the longest prefix of the prompt the session already
+ *            holds (keeping at least one token to evaluate) and truncates
+ *            the session to it;
+ *   prefill  evaluates the rest of the prompt, in chunks if asked;
+ *   next     samples a token from the session's last logits, passes it
+ *            through the UTF-8 stream (whole characters only) and the
+ *            stop-string matcher (nothing of a stop string ever leaks),
+ *            hands the text to the callback and decides whether to go on;
+ *   step     feeds the token of every generation that goes on through one
+ *            hearth_decode_multi call (continuous batching).
+ *
+ * Phases: PREFILL -> SAMPLE <-> PENDING, and DONE from SAMPLE.
  */
 #include "engine.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -16,7 +28,9 @@ static double now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-typedef struct gen_state {
+typedef enum gen_phase { GEN_PREFILL, GEN_SAMPLE, GEN_PENDING, GEN_DONE } gen_phase;
+
+struct hearth_gen {
     hearth_session *session;
     const hearth_model *model;
     const tok_vocab *vocab;
@@ -25,28 +39,103 @@ typedef struct gen_state {
     smp_stop *stop;
     hearth_token_cb cb;
     void *user;
-    int n_top;
-} gen_state;
+    int n_top, max_tokens;
+    int32_t *prompt;     /* [n_prompt], owned */
+    int n_prompt, n_fed; /* prompt tokens in the session so far */
+    int32_t pending;     /* GEN_PENDING: the token to feed */
+    gen_phase phase;
+    hearth_gen_result r;
+    double t0, t1; /* start, end of the prompt */
+};
 
-/* Reuses the longest cached prefix of prompt (keeping at least one token to
- * evaluate, whose logits start the generation) and evaluates the rest. */
-static hearth_err gen_prompt(gen_state *g, const int32_t *prompt, int n_prompt,
-                             hearth_gen_result *r) {
+/* Reuses the longest cached prefix of the prompt (keeping at least one
+ * token to evaluate, whose logits start the generation) and primes the
+ * sampler's penalty window with the whole prompt. */
+static hearth_err gen_reuse_prefix(hearth_gen *g) {
     const int32_t *cached = model_session_tokens(g->session);
     int n_cached = 0, pos = hearth_session_pos(g->session);
-    while (n_cached < pos && n_cached < n_prompt - 1 && cached[n_cached] == prompt[n_cached])
+    while (n_cached < pos && n_cached < g->n_prompt - 1 && cached[n_cached] == g->prompt[n_cached])
         n_cached++;
     hearth_err err = hearth_session_truncate(g->session, n_cached);
-    if (!err) err = hearth_decode(g->session, prompt + n_cached, n_prompt - n_cached, NULL, false);
-    r->n_cached = n_cached;
-    r->n_prompt = n_prompt - n_cached;
+    g->n_fed = n_cached;
+    g->r.n_cached = n_cached;
+    g->r.n_prompt = g->n_prompt - n_cached;
     smp_reset(g->smp);
-    for (int i = 0; i < n_prompt && !err; i++) err = smp_accept(g->smp, prompt[i]);
+    for (int i = 0; i < g->n_prompt && !err; i++) err = smp_accept(g->smp, g->prompt[i]);
+    return err;
+}
+
+hearth_err hearth_gen_new(hearth_session *session, hearth_sampler *sampler, const int32_t *prompt,
+                          int n_prompt, const hearth_gen_params *params, hearth_token_cb cb,
+                          void *user, hearth_gen **out) {
+    hearth_gen_params p = params ? *params : (hearth_gen_params){0};
+    if (n_prompt <= 0) return hr_fail(HEARTH_ERR_INVALID_ARG, "generate: the prompt is empty");
+    if (p.n_top_logprobs < 0 || p.n_top_logprobs > HEARTH_TOP_LOGPROBS_MAX)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "generate: top logprobs must be in 0..%d",
+                       HEARTH_TOP_LOGPROBS_MAX);
+    const hearth_model *model = model_session_model(session);
+    const tok_vocab *vocab = engine_vocab(model);
+    if (!vocab) return HEARTH_ERR_UNSUPPORTED;
+    if (n_prompt > hearth_session_n_ctx(session))
+        return hr_fail(HEARTH_ERR_CONTEXT_FULL,
+                       "generate: the prompt has %d tokens but the context holds %d", n_prompt,
+                       hearth_session_n_ctx(session));
+    hearth_gen *g = hr_calloc(1, sizeof *g);
+    if (!g) return HEARTH_ERR_NOMEM;
+    *g = (hearth_gen){.session = session,
+                      .model = model,
+                      .vocab = vocab,
+                      .smp = sampler->smp,
+                      .cb = cb,
+                      .user = user,
+                      .n_top = p.n_top_logprobs,
+                      .max_tokens = p.max_tokens,
+                      .n_prompt = n_prompt,
+                      .phase = GEN_PREFILL};
+    hearth_err err = HEARTH_OK;
+    if (!(g->prompt = malloc((size_t)n_prompt * sizeof *prompt)))
+        err = HEARTH_ERR_NOMEM;
+    else
+        memcpy(g->prompt, prompt, (size_t)n_prompt * sizeof *prompt);
+    if (!err) err = tok_stream_new(vocab, false, &g->stream);
+    if (!err) err = smp_stop_new(p.stop, p.n_stop, &g->stop);
+    g->t0 = now_ms();
+    if (!err) err = gen_reuse_prefix(g);
+    if (err) {
+        hearth_gen_free(g);
+        return err;
+    }
+    *out = g;
+    return HEARTH_OK;
+}
+
+void hearth_gen_free(hearth_gen *g) {
+    if (!g) return;
+    tok_stream_free(g->stream);
+    smp_stop_free(g->stop);
+    free(g->prompt);
+    free(g);
+}
+
+hearth_err hearth_gen_prefill(hearth_gen *g, int max_tokens, bool *done) {
+    hearth_err err = HEARTH_OK;
+    if (g->phase == GEN_PREFILL) {
+        int n = g->n_prompt - g->n_fed;
+        if (max_tokens > 0 && n > max_tokens) n = max_tokens;
+        err = hearth_decode(g->session, g->prompt + g->n_fed, n, NULL, false);
+        if (!err) g->n_fed += n;
+        if (!err && g->n_fed == g->n_prompt) {
+            g->phase = GEN_SAMPLE;
+            g->t1 = now_ms();
+        }
+    }
+    if (done) *done = g->phase != GEN_PREFILL;
     return err;
 }
 
 /* Hands text that became safe to the callback; false when it asks to stop. */
-static bool gen_emit(gen_state *g, int32_t id, const smp_info *info, const char *text, size_t len) {
+static bool gen_emit(hearth_gen *g, int32_t id, const smp_info *info, const char *text,
+                     size_t len) {
     hearth_token_event ev = {.id = id, .text = text, .len = len};
     if (info) {
         ev.logprob = info->logprob;
@@ -58,47 +147,9 @@ static bool gen_emit(gen_state *g, int32_t id, const smp_info *info, const char 
     return g->cb ? g->cb(&ev, g->user) : true;
 }
 
-static hearth_err gen_loop(gen_state *g, const hearth_gen_params *p, hearth_gen_result *r) {
-    const int n_ctx = hearth_session_n_ctx(g->session);
-    for (;;) {
-        if (p->max_tokens > 0 && r->n_gen >= p->max_tokens) {
-            r->finish = HEARTH_FINISH_LENGTH;
-            return HEARTH_OK;
-        }
-        smp_info info;
-        const int32_t id = smp_sample_ex(g->smp, model_session_logits(g->session), g->n_top, &info);
-        if (r->n_gen == 0) r->first_token_ms = now_ms();
-        if (tok_is_eog(g->vocab, id)) {
-            r->finish = HEARTH_FINISH_STOP;
-            return HEARTH_OK;
-        }
-        r->n_gen++;
-        const char *text;
-        size_t len;
-        smp_stop_out out;
-        hearth_err err = smp_accept(g->smp, id);
-        if (!err) err = tok_stream_push(g->stream, id, &text, &len);
-        if (!err) err = smp_stop_feed(g->stop, text, len, &out);
-        if (err) return err;
-        if (!gen_emit(g, id, &info, out.text, out.len)) {
-            r->finish = HEARTH_FINISH_CALLBACK;
-            return HEARTH_OK;
-        }
-        if (out.stopped) {
-            r->finish = HEARTH_FINISH_STOP;
-            return HEARTH_OK;
-        }
-        if (hearth_session_pos(g->session) >= n_ctx) {
-            r->finish = HEARTH_FINISH_LENGTH;
-            return HEARTH_OK;
-        }
-        if ((err = hearth_decode(g->session, &id, 1, NULL, false))) return err;
-    }
-}
-
 /* Releases text held back for an incomplete character (as U+FFFD) or for a
  * possible stop string that can no longer complete. */
-static hearth_err gen_flush(gen_state *g, hearth_gen_result *r) {
+static hearth_err gen_flush(hearth_gen *g) {
     const char *text;
     size_t len;
     smp_stop_out out;
@@ -110,43 +161,113 @@ static hearth_err gen_flush(gen_state *g, hearth_gen_result *r) {
         smp_stop_flush(g->stop, &out);
         if (out.len) gen_emit(g, -1, NULL, out.text, out.len);
     }
-    if (out.stopped) r->finish = HEARTH_FINISH_STOP;
+    if (out.stopped) g->r.finish = HEARTH_FINISH_STOP;
     return HEARTH_OK;
 }
+
+/* Ends the generation: held-back text goes out unless the callback asked
+ * to stop, and the timings are taken. */
+static hearth_err gen_finish(hearth_gen *g, hearth_finish why) {
+    g->r.finish = why;
+    g->phase = GEN_DONE;
+    const hearth_err err = why != HEARTH_FINISH_CALLBACK ? gen_flush(g) : HEARTH_OK;
+    const double t2 = now_ms();
+    g->r.prompt_ms = g->t1 - g->t0;
+    g->r.gen_ms = t2 - g->t1;
+    g->r.first_token_ms = g->r.first_token_ms > 0 ? g->r.first_token_ms - g->t0 : 0;
+    return err;
+}
+
+/* One token: sample, stop on end of generation, stream, stop strings, the
+ * callback, max_tokens and the context; the token to feed or -1. */
+static hearth_err gen_next(hearth_gen *g, int32_t *token) {
+    hearth_gen_result *r = &g->r;
+    *token = -1;
+    if (g->max_tokens > 0 && r->n_gen >= g->max_tokens) return gen_finish(g, HEARTH_FINISH_LENGTH);
+    smp_info info;
+    const int32_t id = smp_sample_ex(g->smp, model_session_logits(g->session), g->n_top, &info);
+    if (r->n_gen == 0) r->first_token_ms = now_ms();
+    if (tok_is_eog(g->vocab, id)) return gen_finish(g, HEARTH_FINISH_STOP);
+    r->n_gen++;
+    const char *text;
+    size_t len;
+    smp_stop_out out;
+    hearth_err err = smp_accept(g->smp, id);
+    if (!err) err = tok_stream_push(g->stream, id, &text, &len);
+    if (!err) err = smp_stop_feed(g->stop, text, len, &out);
+    if (err) {
+        g->phase = GEN_DONE;
+        return err;
+    }
+    if (!gen_emit(g, id, &info, out.text, out.len)) return gen_finish(g, HEARTH_FINISH_CALLBACK);
+    if (out.stopped) return gen_finish(g, HEARTH_FINISH_STOP);
+    if (hearth_session_pos(g->session) >= hearth_session_n_ctx(g->session))
+        return gen_finish(g, HEARTH_FINISH_LENGTH);
+    g->pending = id;
+    g->phase = GEN_PENDING;
+    *token = id;
+    return HEARTH_OK;
+}
+
+hearth_err hearth_gen_next_token(hearth_gen *g, int32_t *token) {
+    switch (g->phase) {
+    case GEN_SAMPLE: return gen_next(g, token);
+    case GEN_DONE: *token = -1; return HEARTH_OK;
+    case GEN_PREFILL:
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "generate: the prompt is not evaluated yet");
+    case GEN_PENDING:
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "generate: token %d is still to be fed",
+                       (int)g->pending);
+    }
+    return HEARTH_ERR_INVALID_ARG;
+}
+
+/* Most tokens one hearth_decode_multi call of hearth_gen_step takes. */
+enum { GEN_STEP_MAX = 256 };
+
+hearth_err hearth_gen_step(hearth_gen *const *gens, int n) {
+    hearth_session *sessions[GEN_STEP_MAX];
+    int32_t ids[GEN_STEP_MAX];
+    hearth_gen *fed[GEN_STEP_MAX];
+    for (int i = 0; i < n;) {
+        int k = 0, cap = GEN_STEP_MAX;
+        for (; i < n && k < cap; i++) {
+            hearth_gen *g = gens[i];
+            if (g->phase != GEN_PENDING) continue;
+            for (int e = 0; e < k; e++)
+                if (sessions[e] == g->session)
+                    return hr_fail(HEARTH_ERR_INVALID_ARG,
+                                   "generate: two generations in one step share a session");
+            if (k == 0) {
+                const int nb = model_session_n_batch(g->session);
+                cap = nb < GEN_STEP_MAX ? nb : GEN_STEP_MAX;
+            }
+            sessions[k] = g->session;
+            ids[k] = g->pending;
+            fed[k++] = g;
+        }
+        if (k == 0) break;
+        hearth_err err = hearth_decode_multi(sessions, ids, k, NULL);
+        if (err) return err;
+        for (int e = 0; e < k; e++) fed[e]->phase = GEN_SAMPLE;
+    }
+    return HEARTH_OK;
+}
+
+bool hearth_gen_done(const hearth_gen *g) { return g->phase == GEN_DONE; }
+
+void hearth_gen_get_result(const hearth_gen *g, hearth_gen_result *result) { *result = g->r; }
 
 hearth_err hearth_generate(hearth_session *session, hearth_sampler *sampler, const int32_t *prompt,
                            int n_prompt, const hearth_gen_params *params, hearth_token_cb cb,
                            void *user, hearth_gen_result *result) {
-    hearth_gen_params p = params ? *params : (hearth_gen_params){0};
-    if (n_prompt <= 0) return hr_fail(HEARTH_ERR_INVALID_ARG, "generate: the prompt is empty");
-    if (p.n_top_logprobs < 0 || p.n_top_logprobs > HEARTH_TOP_LOGPROBS_MAX)
-        return hr_fail(HEARTH_ERR_INVALID_ARG, "generate: top logprobs must be in 0..%d",
-                       HEARTH_TOP_LOGPROBS_MAX);
-    gen_state g = {.session = session,
-                   .model = model_session_model(session),
-                   .smp = sampler->smp,
-                   .cb = cb,
-                   .user = user,
-                   .n_top = p.n_top_logprobs};
-    if (!(g.vocab = engine_vocab(g.model))) return HEARTH_ERR_UNSUPPORTED;
-    if (n_prompt > hearth_session_n_ctx(session))
-        return hr_fail(HEARTH_ERR_CONTEXT_FULL,
-                       "generate: the prompt has %d tokens but the context holds %d", n_prompt,
-                       hearth_session_n_ctx(session));
-    hearth_gen_result r = {0};
-    hearth_err err = tok_stream_new(g.vocab, false, &g.stream);
-    if (!err) err = smp_stop_new(p.stop, p.n_stop, &g.stop);
-    const double t0 = now_ms();
-    if (!err) err = gen_prompt(&g, prompt, n_prompt, &r);
-    const double t1 = now_ms();
-    if (!err) err = gen_loop(&g, &p, &r);
-    if (!err && r.finish != HEARTH_FINISH_CALLBACK) err = gen_flush(&g, &r);
-    const double t2 = now_ms();
-    r.prompt_ms = t1 - t0;
-    r.gen_ms = t2 - t1;
-    r.first_token_ms = r.first_token_ms > 0 ? r.first_token_ms - t0 : 0;
-    tok_stream_free(g.stream);
-    smp_stop_free(g.stop);
-    if (!err && result) *result = r;
+    hearth_gen *g = NULL;
+    hearth_err err = hearth_gen_new(session, sampler, prompt, n_prompt, params, cb, user, &g);
+    if (err) return err;
+    err = hearth_gen_prefill(g, 0, NULL);
+    int32_t id = -1;
+    while (!err && !(err = gen_next(g, &id)) && id >= 0) err = hearth_gen_step(&g, 1);
+    if (!err && result) *result = g->r;
+    hearth_gen_free(g);
     return err;
 }

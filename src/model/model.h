@@ -85,6 +85,8 @@ hearth_model *model_session_model(const hearth_session *s);
 const int32_t *model_session_tokens(const hearth_session *s);
 /* Logits of the last token decoded ([n_vocab]); valid until the next decode. */
 const float *model_session_logits(const hearth_session *s);
+/* Most tokens one forward pass of the session takes (hearth_decode_multi). */
+int model_session_n_batch(const hearth_session *s);
 
 /* Reads the hyper-parameters of `arch` from the file's metadata. */
 hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_hparams *hp);

@@ -140,6 +140,7 @@ int hearth_session_n_ctx(const hearth_session *s) { return s->n_ctx; }
 const int32_t *model_session_tokens(const hearth_session *s) { return s->tokens; }
 hearth_model *model_session_model(const hearth_session *s) { return s->model; }
 const float *model_session_logits(const hearth_session *s) { return s->logits; }
+int model_session_n_batch(const hearth_session *s) { return s->n_batch; }
 
 hearth_err hearth_session_truncate(hearth_session *s, int pos) {
     if (pos < 0 || pos > s->pos)
