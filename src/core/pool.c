@@ -8,6 +8,15 @@
  * to sleep on a condition variable; the caller only takes the mutex to wake
  * sleepers when there are some (the seq_cst pair gen/n_sleeping guarantees a
  * worker about to sleep either sees the new generation or is counted).
+ *
+ * The parts of a job are claimed, not assigned: the caller runs part 0, then
+ * every thread takes the next unclaimed part from an atomic counter until
+ * none is left. When a worker is not running (the machine has more runnable
+ * threads than cores, as when other builds share it), the caller takes its
+ * part instead of waiting a scheduler time slice for it; the caller only
+ * waits for parts that were claimed and are still running. A worker that
+ * claims late may find a newer job's counter: it then runs a part of that
+ * job, which is as good (job and ctx are published before the counter).
  */
 #include "core.h"
 
@@ -49,12 +58,23 @@ struct hr_pool {
     hr_pool_job job;
     void *ctx;
     atomic_uint_fast64_t gen; /* bumped once per job */
-    atomic_int pending;       /* workers still inside the current job */
+    atomic_int next_part;     /* the next part of the current job to claim */
+    atomic_int done;          /* parts 1.. of the current job that have finished */
     atomic_int n_sleeping;
     atomic_bool stop;
     pthread_mutex_t mu;
     pthread_cond_t cv;
 };
+
+/* Runs unclaimed parts of the current job until there are none. */
+static void pool_claim_parts(hr_pool *p) {
+    for (;;) {
+        const int i = atomic_fetch_add_explicit(&p->next_part, 1, memory_order_acq_rel);
+        if (i >= p->n_threads) return;
+        p->job(p->ctx, i, p->n_threads);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+    }
+}
 
 static void *pool_main(void *arg) {
     pool_worker *w = arg;
@@ -76,8 +96,7 @@ static void *pool_main(void *arg) {
         }
         if (atomic_load(&p->stop)) break;
         seen = g;
-        p->job(p->ctx, w->ith, p->n_threads);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+        pool_claim_parts(p);
     }
     return NULL;
 }
@@ -89,6 +108,7 @@ hearth_err hr_pool_new(int n_threads, hr_pool **out) {
     hr_pool *p = hr_calloc(1, sizeof *p);
     if (!p) return HEARTH_ERR_NOMEM;
     p->n_threads = n_threads;
+    atomic_init(&p->next_part, n_threads); /* nothing to claim before the first job */
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     if (n_threads > 1) {
@@ -133,9 +153,12 @@ void hr_pool_run(hr_pool *p, hr_pool_job job, void *ctx) {
         job(ctx, 0, 1);
         return;
     }
+    /* The previous job's parts have all finished (done was n - 1), so no
+     * thread touches job, ctx or done until next_part opens the new one. */
     p->job = job;
     p->ctx = ctx;
-    atomic_store(&p->pending, p->n_threads - 1);
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->next_part, 1, memory_order_release);
     atomic_fetch_add(&p->gen, 1);
     if (atomic_load(&p->n_sleeping) > 0) {
         pthread_mutex_lock(&p->mu);
@@ -143,6 +166,8 @@ void hr_pool_run(hr_pool *p, hr_pool_job job, void *ctx) {
         pthread_mutex_unlock(&p->mu);
     }
     job(ctx, 0, p->n_threads);
+    pool_claim_parts(p);
     int spins = 0;
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) pool_backoff(&spins);
+    while (atomic_load_explicit(&p->done, memory_order_acquire) < p->n_threads - 1)
+        pool_backoff(&spins);
 }
