@@ -1,7 +1,8 @@
 /*
  * metrics.c - what GET /metrics reports, in Prometheus' text exposition
  * format (version 0.0.4): requests by route and status, prompt / cached /
- * generated tokens, queue depth and busy slots, and a histogram of the
+ * generated tokens, batched decode steps (how many slots' tokens each
+ * forward pass carried), queue depth and busy slots, and a histogram of the
  * latency of generation requests (arrival to last byte).
  */
 #include "server.h"
@@ -62,6 +63,14 @@ void srv_metrics_tokens(srv_metrics *m, int prompt, int cached, int generated) {
     pthread_mutex_unlock(&m->mu);
 }
 
+void srv_metrics_step(srv_metrics *m, int tokens) {
+    pthread_mutex_lock(&m->mu);
+    m->decode_steps++;
+    m->decode_step_tokens += (uint64_t)(tokens > 0 ? tokens : 0);
+    if (tokens > 0 && (uint64_t)tokens > m->decode_step_max) m->decode_step_max = (uint64_t)tokens;
+    pthread_mutex_unlock(&m->mu);
+}
+
 typedef struct text_buf {
     char *p;
     size_t n, cap;
@@ -119,6 +128,17 @@ char *srv_metrics_text(srv_metrics *m, int queue_depth, int slots_busy, int slot
               "# TYPE hearth_generated_tokens_total counter\nhearth_generated_tokens_total %llu\n",
               (unsigned long long)m->prompt_tokens, (unsigned long long)m->cached_tokens,
               (unsigned long long)m->generated_tokens);
+    tb_printf(&b,
+              "# HELP hearth_decode_steps_total Batched decode steps (one forward pass for the "
+              "next token of every busy slot).\n"
+              "# TYPE hearth_decode_steps_total counter\nhearth_decode_steps_total %llu\n"
+              "# HELP hearth_decode_step_tokens_total Tokens decoded in those steps.\n"
+              "# TYPE hearth_decode_step_tokens_total counter\n"
+              "hearth_decode_step_tokens_total %llu\n"
+              "# HELP hearth_decode_step_tokens_max Most tokens one step has decoded.\n"
+              "# TYPE hearth_decode_step_tokens_max gauge\nhearth_decode_step_tokens_max %llu\n",
+              (unsigned long long)m->decode_steps, (unsigned long long)m->decode_step_tokens,
+              (unsigned long long)m->decode_step_max);
     tb_printf(&b,
               "# HELP hearth_request_duration_seconds Latency of generation requests, arrival to "
               "last byte.\n# TYPE hearth_request_duration_seconds histogram\n");

@@ -1,25 +1,32 @@
 /*
- * sched.c - slots, the bounded queue and the engine turn.
+ * sched.c - slots, the bounded queue and the scheduler thread (continuous
+ * batching).
  *
- * A slot is a hearth_session (its own KV cache) with a thread that runs one
- * job at a time through hearth_generate. hearth_generate is blocking and a
- * model's sessions may be used from one thread at a time, so the slot
- * threads take turns: a fair ticket lock (the "engine turn") is held while a
- * thread is inside the engine, and the token callback hands the turn to the
- * next waiting slot after every token. With N busy slots the engine thus
- * advances them round-robin, one token each; a prompt's prefill runs in one
- * turn. (Decoding the slots' tokens together in one batch needs a step-wise,
- * multi-sequence API in the engine; this is the place that would call it.)
+ * A slot is a hearth_session (its own KV cache). One scheduler thread owns
+ * every engine call: it loops in steps, and in each step
+ *   1. admits queued jobs into free slots (a new job goes to the free slot
+ *      whose last tokens share the longest prefix with its prompt, ties to
+ *      the least recently used, so a conversation's next turn usually finds
+ *      its KV cache and only the new suffix is evaluated),
+ *   2. evaluates up to SCHED_PREFILL_CHUNK prompt tokens of each job still
+ *      in its prompt (its own hearth_decode call),
+ *   3. lets every running job sample its next token (hearth_gen_next_token:
+ *      the text goes to the job's events, which the HTTP side streams), and
+ *      ends the jobs that finished, were cancelled or ran out of time,
+ *      freeing their slots at once,
+ *   4. feeds the tokens of all jobs that go on through ONE forward pass
+ *      (hearth_gen_step: hearth_decode_multi over their sessions).
+ * A request thus joins or leaves between steps, and N busy slots cost one
+ * pass over the weights per token instead of N.
  *
- * Jobs wait in a FIFO of queue_max entries while every slot is busy. A free
- * slot takes the queue's head; a new job goes to the idle slot whose last
- * tokens share the longest prefix with its prompt (ties: least recently
- * used), so a conversation's next turn usually finds its KV cache and
- * hearth_generate re-evaluates only the new suffix.
+ * Jobs wait in a FIFO while every slot is busy: queue_max entries beyond the
+ * free slots (a submitted job that a free slot will take in the next step
+ * does not count against the queue).
  *
- * Locks: sched.mu guards the queue and the slots' job pointers; job.mu guards
- * a job's output; turn.mu the turn. A thread never takes sched.mu while
- * holding job.mu.
+ * Locks: sched.mu guards the queue, the slots' job pointers, n_busy and
+ * stop; job.mu guards a job's output. Everything else in a slot (session,
+ * generation, token mirror) belongs to the scheduler thread. A thread never
+ * takes sched.mu while holding job.mu.
  */
 #include "server.h"
 
@@ -33,40 +40,6 @@ double srv_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* ---- the engine turn: a fair ticket lock with hand-over ------------------- */
-
-typedef struct srv_turn {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    uint64_t next, serving;
-} srv_turn;
-
-static void turn_acquire(srv_turn *t) {
-    pthread_mutex_lock(&t->mu);
-    const uint64_t me = t->next++;
-    while (t->serving != me) pthread_cond_wait(&t->cv, &t->mu);
-    pthread_mutex_unlock(&t->mu);
-}
-
-static void turn_release(srv_turn *t) {
-    pthread_mutex_lock(&t->mu);
-    t->serving++;
-    pthread_cond_broadcast(&t->cv);
-    pthread_mutex_unlock(&t->mu);
-}
-
-/* Lets every thread already waiting go first; returns at once when none is. */
-static void turn_yield(srv_turn *t) {
-    pthread_mutex_lock(&t->mu);
-    if (t->next != t->serving + 1) {
-        const uint64_t me = t->next++;
-        t->serving++;
-        pthread_cond_broadcast(&t->cv);
-        while (t->serving != me) pthread_cond_wait(&t->cv, &t->mu);
-    }
-    pthread_mutex_unlock(&t->mu);
 }
 
 /* ---- jobs ------------------------------------------------------------------ */
@@ -144,18 +117,23 @@ static bool job_append(srv_job *j, const hearth_token_event *ev) {
     return true;
 }
 
-/* ---- slots ----------------------------------------------------------------- */
+/* ---- slots and the scheduler thread ---------------------------------------- */
+
+/* Prompt tokens one job evaluates per step: bounds the pause a long prompt
+ * imposes on the other slots' tokens. */
+enum { SCHED_PREFILL_CHUNK = 256 };
 
 typedef struct srv_slot {
     srv_sched *sched;
     int index;
     hearth_session *session;
-    pthread_t thread;
-    bool started;
-    pthread_cond_t cv; /* with sched.mu: a job was assigned, or stop */
-    srv_job *job;      /* guarded by sched.mu */
-    int32_t *cache;    /* the tokens the session holds (written by the slot's thread) */
-    int n_cache;
+    srv_job *job; /* guarded by sched.mu; set by admission, cleared when done */
+    bool started; /* job's generation exists (scheduler thread) */
+    hearth_gen *gen;
+    hearth_sampler *smp;
+    int32_t *cache; /* the tokens the session holds: prompt, then generated ids */
+    int n_cache, n_keep, n_gen_ids;
+    bool oom;
     uint64_t last_used;
 } srv_slot;
 
@@ -165,91 +143,135 @@ struct srv_sched {
     int n_slots, n_ctx, queue_max;
     srv_slot *slots;
     pthread_mutex_t mu;
-    srv_job **queue; /* ring of max(queue_max, 1) */
+    pthread_cond_t cv; /* with mu: a job arrived, or stop */
+    srv_job **queue;   /* ring of q_cap = queue_max + n_slots */
     int q_head, q_len, q_cap;
     int n_busy;
     bool stop;
     uint64_t clock;
-    srv_turn turn;
+    pthread_t thread;
+    bool thread_started;
+    hearth_gen **step_gens; /* [n_slots] the scheduler thread's step */
+    srv_slot **step_slots;  /* [n_slots] */
 };
 
-typedef struct gen_ctx {
-    srv_sched *sched;
-    srv_slot *slot;
-    srv_job *job;
-    int n_gen_ids;
-    bool oom;
-} gen_ctx;
-
 static bool on_token(const hearth_token_event *ev, void *user) {
-    gen_ctx *g = user;
-    srv_job *j = g->job;
+    srv_slot *slot = user;
+    srv_job *j = slot->job;
     pthread_mutex_lock(&j->mu);
-    if (!job_append(j, ev)) g->oom = true;
+    if (!job_append(j, ev)) slot->oom = true;
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
     /* The cache mirror: prompt, then the generated ids (room for n_ctx). */
-    if (ev->id >= 0 && j->n_prompt + g->n_gen_ids < g->sched->n_ctx)
-        g->slot->cache[j->n_prompt + g->n_gen_ids++] = ev->id;
-    if (g->oom || atomic_load(&j->cancel)) return false;
+    if (ev->id >= 0 && slot->n_keep + slot->n_gen_ids < slot->sched->n_ctx)
+        slot->cache[slot->n_keep + slot->n_gen_ids++] = ev->id;
+    if (slot->oom || atomic_load(&j->cancel)) return false;
     if (j->deadline_ms > 0 && srv_now_ms() > j->deadline_ms) {
         pthread_mutex_lock(&j->mu);
         j->timed_out = true;
         pthread_mutex_unlock(&j->mu);
         return false;
     }
-    turn_yield(&g->sched->turn);
     return true;
 }
 
-static void run_job(srv_slot *slot, srv_job *j) {
-    srv_sched *s = slot->sched;
+/* Publishes the job's outcome, frees the slot and drops the scheduler's
+ * reference. r may be NULL (the job never started generating). */
+static void slot_finish(srv_sched *s, srv_slot *slot, hearth_err err, const char *msg,
+                        const hearth_gen_result *r) {
+    srv_job *j = slot->job;
+    if (!err && slot->oom) {
+        err = HEARTH_ERR_NOMEM;
+        msg = "out of memory while collecting the output";
+    }
+    /* What the session holds: nothing trusted after an error; as before for
+     * a job cancelled in the queue (its session was never touched). */
+    const int pos = hearth_session_pos(slot->session);
+    if (err) {
+        hearth_session_truncate(slot->session, 0);
+        slot->n_cache = 0;
+    } else if (slot->started) {
+        const int n = slot->n_keep + slot->n_gen_ids;
+        slot->n_cache = pos < n ? pos : n;
+    }
+    hearth_gen_free(slot->gen);
+    hearth_sampler_free(slot->smp);
+    slot->gen = NULL;
+    slot->smp = NULL;
+    slot->started = false;
+    pthread_mutex_lock(&j->mu);
+    if (r)
+        j->result = *r;
+    else
+        j->result.finish = HEARTH_FINISH_CALLBACK;
+    j->err = err;
+    snprintf(j->err_msg, sizeof j->err_msg, "%s", msg ? msg : "");
+    j->state = SRV_JOB_DONE;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    if (!err && r) srv_metrics_tokens(s->metrics, r->n_prompt + r->n_cached, r->n_cached, r->n_gen);
+    pthread_mutex_lock(&s->mu);
+    slot->job = NULL;
+    slot->last_used = ++s->clock;
+    s->n_busy--;
+    pthread_mutex_unlock(&s->mu);
+    srv_job_release(j);
+}
+
+/* Ends a running job with the engine's last error. */
+static void slot_fail(srv_sched *s, srv_slot *slot, hearth_err err) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", hearth_last_error());
+    hearth_gen_result r = {0};
+    if (slot->gen) hearth_gen_get_result(slot->gen, &r);
+    slot_finish(s, slot, err, msg, slot->gen ? &r : NULL);
+}
+
+/* A newly admitted job: its sampler and generation (prefix reuse happens
+ * here), or its end when it was cancelled while queued. */
+static void slot_start(srv_sched *s, srv_slot *slot) {
+    srv_job *j = slot->job;
     pthread_mutex_lock(&j->mu);
     const bool cancelled = atomic_load(&j->cancel);
-    j->state = cancelled ? SRV_JOB_DONE : SRV_JOB_RUNNING;
-    if (cancelled) {
-        j->result.finish = HEARTH_FINISH_CALLBACK;
-        pthread_cond_broadcast(&j->cv);
-    }
+    if (!cancelled) j->state = SRV_JOB_RUNNING;
+    pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
-    if (cancelled) return;
-
+    if (cancelled) {
+        slot_finish(s, slot, HEARTH_OK, NULL, NULL);
+        return;
+    }
     hearth_gen_params gp = {.max_tokens = j->max_tokens,
                             .stop = (const char *const *)j->stop,
                             .n_stop = j->n_stop,
                             .n_top_logprobs = j->n_top};
-    hearth_gen_result r = {0};
-    gen_ctx g = {.sched = s, .slot = slot, .job = j};
-    hearth_sampler *smp = NULL;
-    /* The mirror is stale while the engine works; it is rebuilt below. */
-    const int n_keep = j->n_prompt < s->n_ctx ? j->n_prompt : s->n_ctx;
-    memcpy(slot->cache, j->prompt, (size_t)n_keep * sizeof *slot->cache);
-    hearth_err err = hearth_sampler_new(s->model, &j->sampling, &smp);
-    char msg[256] = "";
-    if (!err) {
-        turn_acquire(&s->turn);
-        err = hearth_generate(slot->session, smp, j->prompt, j->n_prompt, &gp, on_token, &g, &r);
-        if (err) snprintf(msg, sizeof msg, "%s", hearth_last_error());
-        const int pos = hearth_session_pos(slot->session);
-        if (err) hearth_session_truncate(slot->session, 0);
-        turn_release(&s->turn);
-        slot->n_cache = err ? 0 : pos < n_keep + g.n_gen_ids ? pos : n_keep + g.n_gen_ids;
-    } else {
-        snprintf(msg, sizeof msg, "%s", hearth_last_error());
+    /* The mirror is stale while the engine works; it is rebuilt at the end. */
+    slot->n_keep = j->n_prompt < s->n_ctx ? j->n_prompt : s->n_ctx;
+    slot->n_gen_ids = 0;
+    slot->oom = false;
+    memcpy(slot->cache, j->prompt, (size_t)slot->n_keep * sizeof *slot->cache);
+    hearth_err err = hearth_sampler_new(s->model, &j->sampling, &slot->smp);
+    if (!err)
+        err = hearth_gen_new(slot->session, slot->smp, j->prompt, j->n_prompt, &gp, on_token, slot,
+                             &slot->gen);
+    if (err) {
+        slot_fail(s, slot, err);
+        return;
     }
-    hearth_sampler_free(smp);
-    if (!err && g.oom) {
-        err = HEARTH_ERR_NOMEM;
-        snprintf(msg, sizeof msg, "out of memory while collecting the output");
+    slot->started = true;
+}
+
+/* Whether a running job must stop before its next token: cancelled (the
+ * client left) or out of time. */
+static bool slot_should_stop(srv_slot *slot) {
+    srv_job *j = slot->job;
+    if (atomic_load(&j->cancel)) return true;
+    if (j->deadline_ms > 0 && srv_now_ms() > j->deadline_ms) {
+        pthread_mutex_lock(&j->mu);
+        j->timed_out = true;
+        pthread_mutex_unlock(&j->mu);
+        return true;
     }
-    pthread_mutex_lock(&j->mu);
-    j->result = r;
-    j->err = err;
-    snprintf(j->err_msg, sizeof j->err_msg, "%s", msg);
-    j->state = SRV_JOB_DONE;
-    pthread_cond_broadcast(&j->cv);
-    pthread_mutex_unlock(&j->mu);
-    if (!err) srv_metrics_tokens(s->metrics, r.n_prompt + r.n_cached, r.n_cached, r.n_gen);
+    return false;
 }
 
 static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb) {
@@ -258,8 +280,8 @@ static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb) {
     return k;
 }
 
-/* Starts queued jobs on idle slots. Called with s->mu held. */
-static void dispatch_locked(srv_sched *s) {
+/* Moves queued jobs into free slots. Called with s->mu held. */
+static void admit_locked(srv_sched *s) {
     while (s->q_len > 0 && s->n_busy < s->n_slots) {
         srv_job *j = s->queue[s->q_head];
         s->q_head = (s->q_head + 1) % s->q_cap;
@@ -277,27 +299,72 @@ static void dispatch_locked(srv_sched *s) {
         }
         best->job = j;
         s->n_busy++;
-        pthread_cond_signal(&best->cv);
     }
 }
 
-static void *slot_main(void *arg) {
-    srv_slot *slot = arg;
-    srv_sched *s = slot->sched;
+/* One step for one slot before the batched decode: start, prefill, stop
+ * checks and sampling. Returns whether its generation has a token to feed. */
+static bool slot_advance(srv_sched *s, srv_slot *slot) {
+    if (!slot->started) {
+        slot_start(s, slot);
+        if (!slot->started) return false;
+    }
+    if (slot_should_stop(slot)) {
+        hearth_gen_result r;
+        hearth_gen_get_result(slot->gen, &r);
+        r.finish = HEARTH_FINISH_CALLBACK;
+        slot_finish(s, slot, HEARTH_OK, NULL, &r);
+        return false;
+    }
+    bool ready = false;
+    hearth_err err = hearth_gen_prefill(slot->gen, SCHED_PREFILL_CHUNK, &ready);
+    if (err) {
+        slot_fail(s, slot, err);
+        return false;
+    }
+    if (!ready) return false; /* more of the prompt next step */
+    int32_t token;
+    if ((err = hearth_gen_next_token(slot->gen, &token))) {
+        slot_fail(s, slot, err);
+        return false;
+    }
+    if (token >= 0) return true;
+    hearth_gen_result r;
+    hearth_gen_get_result(slot->gen, &r);
+    slot_finish(s, slot, HEARTH_OK, NULL, &r);
+    return false;
+}
+
+static void *sched_main(void *arg) {
+    srv_sched *s = arg;
+    hearth_gen **gens = s->step_gens;
+    srv_slot **fed = s->step_slots;
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (!slot->job && !s->stop) pthread_cond_wait(&slot->cv, &s->mu);
-        srv_job *j = slot->job;
+        while (!s->stop && s->q_len == 0 && s->n_busy == 0) pthread_cond_wait(&s->cv, &s->mu);
+        if (s->stop && s->n_busy == 0) {
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+        if (!s->stop) admit_locked(s);
         pthread_mutex_unlock(&s->mu);
-        if (!j) break; /* stopping */
-        run_job(slot, j);
-        pthread_mutex_lock(&s->mu);
-        slot->job = NULL;
-        slot->last_used = ++s->clock;
-        s->n_busy--;
-        if (!s->stop) dispatch_locked(s);
-        pthread_mutex_unlock(&s->mu);
-        srv_job_release(j); /* the scheduler's reference */
+        /* Slots with a job are touched only by this thread from here on
+         * (admission, the only other writer of slot->job, runs here too). */
+        int n = 0;
+        for (int i = 0; i < s->n_slots; i++) {
+            srv_slot *sl = &s->slots[i];
+            if (!sl->job) continue;
+            if (slot_advance(s, sl)) {
+                gens[n] = sl->gen;
+                fed[n++] = sl;
+            }
+        }
+        if (n == 0) continue;
+        hearth_err err = hearth_gen_step(gens, n);
+        if (err)
+            for (int i = 0; i < n; i++) slot_fail(s, fed[i], err);
+        else
+            srv_metrics_step(s->metrics, n);
     }
     return NULL;
 }
@@ -313,32 +380,34 @@ hearth_err srv_sched_new(hearth_model *m, int n_slots, int n_ctx, int queue_max,
     s->metrics = metrics;
     s->n_slots = n_slots;
     s->queue_max = queue_max;
-    s->q_cap = queue_max > 0 ? queue_max : 1;
+    s->q_cap = queue_max + n_slots;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_mutex_init(&s->turn.mu, NULL);
-    pthread_cond_init(&s->turn.cv, NULL);
+    pthread_cond_init(&s->cv, NULL);
     s->slots = calloc((size_t)n_slots, sizeof *s->slots);
     s->queue = calloc((size_t)s->q_cap, sizeof *s->queue);
-    hearth_err err =
-        s->slots && s->queue ? HEARTH_OK : hr_fail(HEARTH_ERR_NOMEM, "server: out of memory");
+    s->step_gens = calloc((size_t)n_slots, sizeof *s->step_gens);
+    s->step_slots = calloc((size_t)n_slots, sizeof *s->step_slots);
+    hearth_err err = s->slots && s->queue && s->step_gens && s->step_slots
+                         ? HEARTH_OK
+                         : hr_fail(HEARTH_ERR_NOMEM, "server: out of memory");
     hearth_session_params sp = hearth_session_default_params();
     sp.n_ctx = n_ctx;
+    sp.n_seq_max = n_slots; /* a step's logits in one output product */
     for (int i = 0; !err && i < n_slots; i++) {
         srv_slot *sl = &s->slots[i];
         sl->sched = s;
         sl->index = i;
-        pthread_cond_init(&sl->cv, NULL);
         err = hearth_session_new(m, &sp, &sl->session);
         if (err) break;
         s->n_ctx = hearth_session_n_ctx(sl->session);
         sl->cache = malloc((size_t)s->n_ctx * sizeof *sl->cache);
         if (!sl->cache) err = hr_fail(HEARTH_ERR_NOMEM, "server: out of memory");
     }
-    for (int i = 0; !err && i < n_slots; i++) {
-        if (pthread_create(&s->slots[i].thread, NULL, slot_main, &s->slots[i]) != 0)
-            err = hr_fail(HEARTH_ERR_NOMEM, "server: cannot start slot thread %d", i);
+    if (!err) {
+        if (pthread_create(&s->thread, NULL, sched_main, s) != 0)
+            err = hr_fail(HEARTH_ERR_NOMEM, "server: cannot start the scheduler thread");
         else
-            s->slots[i].started = true;
+            s->thread_started = true;
     }
     if (err) {
         srv_sched_free(s);
@@ -359,28 +428,29 @@ void srv_sched_shutdown(srv_sched *s) {
         job_finish_unrun(j, HEARTH_ERR_INVALID_ARG, "the server is shutting down");
         srv_job_release(j);
     }
-    for (int i = 0; s->slots && i < s->n_slots; i++) {
+    for (int i = 0; s->slots && i < s->n_slots; i++)
         if (s->slots[i].job) atomic_store(&s->slots[i].job->cancel, true);
-        pthread_cond_signal(&s->slots[i].cv);
-    }
+    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
 void srv_sched_free(srv_sched *s) {
     if (!s) return;
     srv_sched_shutdown(s);
+    if (s->thread_started) pthread_join(s->thread, NULL);
     for (int i = 0; s->slots && i < s->n_slots; i++) {
         srv_slot *sl = &s->slots[i];
-        if (sl->started) pthread_join(sl->thread, NULL);
+        hearth_gen_free(sl->gen);
+        hearth_sampler_free(sl->smp);
         hearth_session_free(sl->session);
         free(sl->cache);
-        pthread_cond_destroy(&sl->cv);
     }
     free(s->slots);
     free(s->queue);
+    free(s->step_gens);
+    free(s->step_slots);
     pthread_mutex_destroy(&s->mu);
-    pthread_mutex_destroy(&s->turn.mu);
-    pthread_cond_destroy(&s->turn.cv);
+    pthread_cond_destroy(&s->cv);
     free(s);
 }
 
@@ -396,7 +466,8 @@ void srv_sched_stats(srv_sched *s, int *queued, int *busy, int *slots) {
 
 bool srv_sched_submit(srv_sched *s, srv_job *j) {
     pthread_mutex_lock(&s->mu);
-    const bool full = s->stop || (s->n_busy == s->n_slots && s->q_len >= s->queue_max);
+    /* Free slots take queued jobs at the next step: they are extra room. */
+    const bool full = s->stop || s->q_len >= s->queue_max + (s->n_slots - s->n_busy);
     if (!full) {
         pthread_mutex_lock(&j->mu);
         j->refs++;
@@ -404,7 +475,7 @@ bool srv_sched_submit(srv_sched *s, srv_job *j) {
         pthread_mutex_unlock(&j->mu);
         s->queue[(s->q_head + s->q_len) % s->q_cap] = j;
         s->q_len++;
-        dispatch_locked(s);
+        pthread_cond_signal(&s->cv);
     }
     pthread_mutex_unlock(&s->mu);
     return !full;

@@ -5,7 +5,7 @@
  *
  *   request.c     JSON body -> srv_request (validation; the fuzzed parser)
  *   api_errors.c  srv_error -> HTTP status and OpenAI's error JSON
- *   sched.c       slots (a session each), the bounded queue, the engine turn
+ *   sched.c       slots (a session each), the bounded queue, the scheduler thread
  *   api_gen.c     a generation request from tokens to a JSON or SSE response
  *   api_chat.c    POST /v1/chat/completions (chat template, then api_gen)
  *   api_completions.c  POST /v1/completions
@@ -17,8 +17,9 @@
  *
  * Threads: libmicrohttpd runs one thread per connection; those threads only
  * parse, tokenize (the tokenizer is immutable, so thread-safe), enqueue and
- * stream. Engine work (sessions, decoding) happens in the slot threads of
- * sched.c, one at a time (see there).
+ * stream. Engine work (sessions, decoding) happens in sched.c's one
+ * scheduler thread, which decodes the busy slots' tokens together in one
+ * batch per step (see there).
  */
 #ifndef HEARTH_SERVER_H
 #define HEARTH_SERVER_H
@@ -146,6 +147,7 @@ typedef struct srv_metrics {
     pthread_mutex_t mu;
     uint64_t requests[SRV_N_ROUTES][SRV_N_STATUSES];
     uint64_t prompt_tokens, cached_tokens, generated_tokens;
+    uint64_t decode_steps, decode_step_tokens, decode_step_max; /* batched decoding */
     uint64_t latency_buckets[SRV_N_BUCKETS]; /* generation requests, cumulative at print */
     uint64_t latency_count;
     double latency_sum_s;
@@ -157,6 +159,8 @@ void srv_metrics_fini(srv_metrics *m);
 int srv_metrics_route(const char *path);
 void srv_metrics_request(srv_metrics *m, int route, int status, double seconds, bool generation);
 void srv_metrics_tokens(srv_metrics *m, int prompt, int cached, int generated);
+/* One batched decode step of `tokens` tokens (one per busy slot). */
+void srv_metrics_step(srv_metrics *m, int tokens);
 /* Prometheus text exposition; malloc'd. */
 char *srv_metrics_text(srv_metrics *m, int queue_depth, int slots_busy, int slots_total);
 
@@ -206,12 +210,13 @@ typedef struct srv_job {
 
 typedef struct srv_sched srv_sched;
 
-/* Opens n_slots sessions of n_ctx positions and their threads; queue_max
- * requests may wait for a slot. */
+/* Opens n_slots sessions of n_ctx positions and starts the scheduler
+ * thread; queue_max requests may wait for a slot. */
 hearth_err srv_sched_new(hearth_model *m, int n_slots, int n_ctx, int queue_max,
                          srv_metrics *metrics, srv_sched **out);
 /* Refuses new jobs and cancels every queued and running one (their waiters
- * wake up); the threads keep running until srv_sched_free. */
+ * wake up); the scheduler thread ends once the running ones have stopped
+ * and is joined by srv_sched_free. */
 void srv_sched_shutdown(srv_sched *s);
 /* Shuts down, joins the threads and frees. NULL is a no-op. */
 void srv_sched_free(srv_sched *s);
