@@ -10,6 +10,7 @@ packages=(
   libcurl4-openssl-dev    # cloud tier client
   libsqlite3-dev          # ledger, audit log
   python3-numpy           # ../shared/perf/gguf_synth.py (benchmark model files)
+  gnuplot-nox             # bench/cascade/run.sh: the cost-versus-quality plot (optional)
   curl                    # server tests
   nodejs                  # node + npm: the official openai npm client in the server tests
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # NEON kernels, cross-checked under qemu
