@@ -2,7 +2,7 @@
 # Builds Hearth and runs every test: the release build, then the whole suite
 # again under AddressSanitizer + UndefinedBehaviorSanitizer, then each fuzz
 # target for a short time. Uses ../shared when present (tests skip without it).
-#   FUZZ_SECONDS=N   time per fuzz target (default 30; 0 skips fuzzing)
+#   FUZZ_SECONDS=N   time per fuzz target (default 20; 0 skips fuzzing)
 #   QUICK=1          release build and tests only
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +29,7 @@ cmake --preset asan >/dev/null
 cmake --build --preset asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -j"$jobs"
 
-secs=${FUZZ_SECONDS:-30}
+secs=${FUZZ_SECONDS:-20}
 if [ "$secs" -gt 0 ]; then
   echo "== libFuzzer targets, ${secs}s each"
   cmake --preset fuzz >/dev/null
