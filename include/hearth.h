@@ -211,7 +211,8 @@ HEARTH_API hearth_err hearth_generate(hearth_session *session, hearth_sampler *s
  * generations, each on its own session, one token each per step:
  *
  *     hearth_gen_new                          (prefix reuse, nothing evaluated)
- *     hearth_gen_prefill until *done          (the rest of the prompt, in chunks)
+ *     hearth_gen_prefill until *done          (the rest of the prompt, in chunks;
+ *                                              or let hearth_gen_step take it)
  *     loop: hearth_gen_next_token on each     (sample, stream, stop strings, cb)
  *           hearth_gen_step(all of them)      (one hearth_decode_multi call)
  *     hearth_gen_get_result, hearth_gen_free
@@ -240,13 +241,18 @@ HEARTH_API hearth_err hearth_gen_prefill(hearth_gen *gen, int max_tokens, bool *
  * Fails with HEARTH_ERR_INVALID_ARG before the prompt is in or while a token
  * waits to be fed. */
 HEARTH_API hearth_err hearth_gen_next_token(hearth_gen *gen, int32_t *token);
-/* Feeds the waiting token of every generation in gens[0..n) that has one
- * (others are skipped) through one hearth_decode_multi call (more only past
- * a batch), so that each can sample again. The generations must belong to
- * one model and use distinct sessions of the same n_ctx and KV type; the
- * first one's session lends its buffers (give it n_seq_max >= n to keep the
- * output in one product). On failure no token has been fed. */
-HEARTH_API hearth_err hearth_gen_step(hearth_gen *const *gens, int n);
+/* Feeds the waiting token of every generation in gens[0..n) that has one,
+ * then up to max_prompt (<= 0: none) tokens of the prompts still being
+ * evaluated (in order, a chunk each), through one hearth_decode_multi call
+ * (more only past a batch): each fed generation can sample again, and a
+ * prompt that is complete can sample next. Others are skipped. The
+ * generations must belong to one model and use distinct sessions of the
+ * same n_ctx and KV type; the first entry's session lends its buffers (give
+ * sessions n_seq_max >= n to keep the output in one product). On failure
+ * the generations of the failing call are unchanged. */
+HEARTH_API hearth_err hearth_gen_step(hearth_gen *const *gens, int n, int max_prompt);
+/* Prompt tokens not evaluated yet (0: it can sample). */
+HEARTH_API int hearth_gen_prompt_left(const hearth_gen *gen);
 HEARTH_API bool hearth_gen_done(const hearth_gen *gen);
 /* Counts and timings so far (complete once done). */
 HEARTH_API void hearth_gen_get_result(const hearth_gen *gen, hearth_gen_result *result);

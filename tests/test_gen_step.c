@@ -1,7 +1,8 @@
 /*
  * test_gen_step.c - step-wise generation (hearth_gen) on a model the test
  * writes itself: several generations advanced together, one token each per
- * hearth_gen_step, joining at different steps, with chunked prefills, stop
+ * hearth_gen_step, joining at different steps, with chunked prefills (their
+ * own calls, or in the step's batch at STEP_PROMPT tokens per step), stop
  * strings, max_tokens, sampling seeds and a callback that stops, produce the
  * same tokens, text and finish reasons as hearth_generate gives each alone;
  * a conversation's next turn reuses its session's prefix; misuse fails.
@@ -31,7 +32,7 @@ static bool collect(const hearth_token_event *ev, void *user) {
     return !(c->stop_after && c->n >= c->stop_after);
 }
 
-enum { N_GEN = 4 };
+enum { N_GEN = 4, STEP_PROMPT = 5 };
 
 typedef struct job {
     const char *prompt;
@@ -40,14 +41,14 @@ typedef struct job {
     const char *stop;
     int stop_after;
     int join_step; /* the step at which it starts */
-    int chunk;     /* prefill chunk (0: all at once) */
+    int chunk;     /* hearth_gen_prefill chunk (0: all at once; -1: by hearth_gen_step) */
 } job;
 
 static job jobs[N_GEN] = {
     {"Once upon a time there was a little girl", 0.0f, 30, NULL, 0, 0, 0},
     {"The cat sat on the mat and", 1.5f, 40, NULL, 0, 0, 3},
-    {"One day a dog", 1.5f, 25, NULL, 7, 2, 0},
-    {"She said hello to the big tree", 0.0f, 35, NULL, 0, 5, 4}, /* stop: pick_stop */
+    {"One day a dog", 1.5f, 25, NULL, 7, 2, -1},
+    {"She said hello to the big tree", 0.0f, 35, NULL, 0, 5, -1}, /* stop: pick_stop */
 };
 
 static hearth_sampler *sampler(hearth_model *m, const job *jb) {
@@ -142,9 +143,13 @@ static void together_vs_alone(hearth_model *m) {
                 CHECK(hearth_gen_next_token(gens[i], &tok) == HEARTH_ERR_INVALID_ARG);
             }
             if (!gens[i] || hearth_gen_done(gens[i])) continue;
-            bool done = false;
-            REQUIRE(hearth_gen_prefill(gens[i], jobs[i].chunk, &done) == HEARTH_OK);
-            if (!done) continue; /* more prompt next step */
+            bool done = hearth_gen_prompt_left(gens[i]) == 0;
+            if (jobs[i].chunk >= 0)
+                REQUIRE(hearth_gen_prefill(gens[i], jobs[i].chunk, &done) == HEARTH_OK);
+            if (!done) { /* more prompt next step */
+                active[n_active++] = gens[i];
+                continue;
+            }
             int32_t tok;
             REQUIRE(hearth_gen_next_token(gens[i], &tok) == HEARTH_OK);
             if (tok < 0) {
@@ -156,7 +161,7 @@ static void together_vs_alone(hearth_model *m) {
             active[n_active++] = gens[i];
         }
         if (n_active > max_batch) max_batch = n_active;
-        REQUIRE(hearth_gen_step(active, n_active) == HEARTH_OK);
+        REQUIRE(hearth_gen_step(active, n_active, STEP_PROMPT) == HEARTH_OK);
     }
     CHECK(n_done == N_GEN);
     CHECKF(max_batch >= 3, "at most %d generations stepped together", max_batch);
@@ -198,9 +203,9 @@ static void together_vs_alone(hearth_model *m) {
     REQUIRE(hearth_gen_prefill(g2, 0, NULL) == HEARTH_OK);
     REQUIRE(hearth_gen_next_token(g2, &tok) == HEARTH_OK && tok >= 0);
     hearth_gen *same[2] = {g, g};
-    CHECK(hearth_gen_step(same, 2) == HEARTH_ERR_INVALID_ARG);
+    CHECK(hearth_gen_step(same, 2, 0) == HEARTH_ERR_INVALID_ARG);
     hearth_gen *both[2] = {g, g2};
-    CHECK(hearth_gen_step(both, 2) == HEARTH_OK);
+    CHECK(hearth_gen_step(both, 2, 0) == HEARTH_OK);
     hearth_gen_free(g);
     hearth_gen_free(g2);
     for (int i = 0; i < N_GEN; i++) {

@@ -11,8 +11,10 @@
  *            through the UTF-8 stream (whole characters only) and the
  *            stop-string matcher (nothing of a stop string ever leaks),
  *            hands the text to the callback and decides whether to go on;
- *   step     feeds the token of every generation that goes on through one
- *            hearth_decode_multi call (continuous batching).
+ *   step     feeds the token of every generation that goes on, and chunks
+ *            of the prompts still being evaluated, through one
+ *            hearth_decode_multi call (continuous batching: a new request's
+ *            prompt rides in the same forward pass as the others' tokens).
  *
  * Phases: PREFILL -> SAMPLE <-> PENDING, and DONE from SAMPLE.
  */
@@ -43,6 +45,7 @@ struct hearth_gen {
     int32_t *prompt;     /* [n_prompt], owned */
     int n_prompt, n_fed; /* prompt tokens in the session so far */
     int32_t pending;     /* GEN_PENDING: the token to feed */
+    int step_n;          /* tokens it brings to the hearth_gen_step batch being built */
     gen_phase phase;
     hearth_gen_result r;
     double t0, t1; /* start, end of the prompt */
@@ -223,36 +226,85 @@ hearth_err hearth_gen_next_token(hearth_gen *g, int32_t *token) {
 }
 
 /* Most tokens one hearth_decode_multi call of hearth_gen_step takes. */
-enum { GEN_STEP_MAX = 256 };
+enum { GEN_STEP_MAX = 512 };
 
-hearth_err hearth_gen_step(hearth_gen *const *gens, int n) {
+/* One hearth_decode_multi call being built: entries, and the generations
+ * that bring them (each with step_n consecutive entries). */
+typedef struct step_batch {
     hearth_session *sessions[GEN_STEP_MAX];
     int32_t ids[GEN_STEP_MAX];
-    hearth_gen *fed[GEN_STEP_MAX];
-    for (int i = 0; i < n;) {
-        int k = 0, cap = GEN_STEP_MAX;
-        for (; i < n && k < cap; i++) {
-            hearth_gen *g = gens[i];
-            if (g->phase != GEN_PENDING) continue;
-            for (int e = 0; e < k; e++)
-                if (sessions[e] == g->session)
-                    return hr_fail(HEARTH_ERR_INVALID_ARG,
-                                   "generate: two generations in one step share a session");
-            if (k == 0) {
-                const int nb = model_session_n_batch(g->session);
-                cap = nb < GEN_STEP_MAX ? nb : GEN_STEP_MAX;
-            }
-            sessions[k] = g->session;
-            ids[k] = g->pending;
-            fed[k++] = g;
+    hearth_gen *members[GEN_STEP_MAX];
+    int k, n_members, cap;
+} step_batch;
+
+/* Adds up to n tokens of g (as many as fit); returns how many. */
+static int batch_add(step_batch *b, hearth_gen *g, const int32_t *ids, int n) {
+    if (b->k == 0) {
+        const int nb = model_session_n_batch(g->session);
+        b->cap = nb < GEN_STEP_MAX ? nb : GEN_STEP_MAX;
+    }
+    if (n > b->cap - b->k) n = b->cap - b->k;
+    for (int e = 0; e < n; e++) {
+        b->sessions[b->k + e] = g->session;
+        b->ids[b->k + e] = ids[e];
+    }
+    if (n > 0) {
+        b->k += n;
+        g->step_n = n;
+        b->members[b->n_members++] = g;
+    }
+    return n;
+}
+
+/* Runs the batch and moves each member on: a fed token lets it sample
+ * again; a prompt chunk advances its prefill. */
+static hearth_err batch_run(step_batch *b) {
+    hearth_err err = hearth_decode_multi(b->sessions, b->ids, b->k, NULL);
+    if (err) return err;
+    for (int e = 0; e < b->n_members; e++) {
+        hearth_gen *g = b->members[e];
+        if (g->phase == GEN_PENDING) {
+            g->phase = GEN_SAMPLE;
+        } else if ((g->n_fed += g->step_n) == g->n_prompt) {
+            g->phase = GEN_SAMPLE;
+            g->t1 = now_ms();
         }
-        if (k == 0) break;
-        hearth_err err = hearth_decode_multi(sessions, ids, k, NULL);
-        if (err) return err;
-        for (int e = 0; e < k; e++) fed[e]->phase = GEN_SAMPLE;
     }
     return HEARTH_OK;
 }
+
+hearth_err hearth_gen_step(hearth_gen *const *gens, int n, int max_prompt) {
+    /* Distinct sessions, checked before anything is fed. */
+    for (int a = 0; a < n; a++)
+        for (int c = 0; c < a; c++)
+            if (gens[a]->session == gens[c]->session &&
+                (gens[a]->phase == GEN_PENDING || gens[a]->phase == GEN_PREFILL) &&
+                (gens[c]->phase == GEN_PENDING || gens[c]->phase == GEN_PREFILL))
+                return hr_fail(HEARTH_ERR_INVALID_ARG,
+                               "generate: two generations in one step share a session");
+    int budget = max_prompt > 0 ? max_prompt : 0, i = 0, p = 0;
+    for (;;) {
+        step_batch b;
+        b.k = b.n_members = b.cap = 0;
+        for (; i < n; i++)
+            if (gens[i]->phase == GEN_PENDING && !batch_add(&b, gens[i], &gens[i]->pending, 1))
+                break;
+        for (; p < n && budget > 0; p++) {
+            hearth_gen *g = gens[p];
+            if (g->phase != GEN_PREFILL) continue;
+            const int left = g->n_prompt - g->n_fed, want = left < budget ? left : budget;
+            const int got = batch_add(&b, g, g->prompt + g->n_fed, want);
+            budget -= got;
+            if (got < left) break; /* the rest in the next batch or step */
+        }
+        if (b.k == 0) return HEARTH_OK;
+        hearth_err err = batch_run(&b);
+        if (err) return err;
+        if (i >= n && (p >= n || budget == 0)) return HEARTH_OK;
+    }
+}
+
+int hearth_gen_prompt_left(const hearth_gen *g) { return g->n_prompt - g->n_fed; }
 
 bool hearth_gen_done(const hearth_gen *g) { return g->phase == GEN_DONE; }
 
@@ -266,7 +318,7 @@ hearth_err hearth_generate(hearth_session *session, hearth_sampler *sampler, con
     if (err) return err;
     err = hearth_gen_prefill(g, 0, NULL);
     int32_t id = -1;
-    while (!err && !(err = gen_next(g, &id)) && id >= 0) err = hearth_gen_step(&g, 1);
+    while (!err && !(err = gen_next(g, &id)) && id >= 0) err = hearth_gen_step(&g, 1, 0);
     if (!err && result) *result = g->r;
     hearth_gen_free(g);
     return err;

@@ -8,16 +8,17 @@
  *      whose last tokens share the longest prefix with its prompt, ties to
  *      the least recently used, so a conversation's next turn usually finds
  *      its KV cache and only the new suffix is evaluated),
- *   2. evaluates up to SCHED_PREFILL_CHUNK prompt tokens of each job still
- *      in its prompt (its own hearth_decode call),
- *   3. lets every running job sample its next token (hearth_gen_next_token:
- *      the text goes to the job's events, which the HTTP side streams), and
- *      ends the jobs that finished, were cancelled or ran out of time,
- *      freeing their slots at once,
- *   4. feeds the tokens of all jobs that go on through ONE forward pass
- *      (hearth_gen_step: hearth_decode_multi over their sessions).
- * A request thus joins or leaves between steps, and N busy slots cost one
- * pass over the weights per token instead of N.
+ *   2. lets every running job whose prompt is in sample its next token
+ *      (hearth_gen_next_token: the text goes to the job's events, which the
+ *      HTTP side streams), and ends the jobs that finished, were cancelled
+ *      or ran out of time, freeing their slots at once,
+ *   3. feeds the tokens of all jobs that go on, and up to
+ *      SCHED_PREFILL_CHUNK tokens of the prompts still being evaluated,
+ *      through ONE forward pass (hearth_gen_step: hearth_decode_multi over
+ *      their sessions).
+ * A request thus joins or leaves between steps, its prompt rides in the
+ * others' batch, and N busy slots cost one pass over the weights per token
+ * instead of N.
  *
  * Jobs wait in a FIFO while every slot is busy: queue_max entries beyond the
  * free slots (a submitted job that a free slot will take in the next step
@@ -119,8 +120,8 @@ static bool job_append(srv_job *j, const hearth_token_event *ev) {
 
 /* ---- slots and the scheduler thread ---------------------------------------- */
 
-/* Prompt tokens one job evaluates per step: bounds the pause a long prompt
- * imposes on the other slots' tokens. */
+/* Prompt tokens a step evaluates besides the slots' next tokens: bounds the
+ * pause a long prompt imposes on the other slots' tokens. */
 enum { SCHED_PREFILL_CHUNK = 256 };
 
 typedef struct srv_slot {
@@ -302,8 +303,9 @@ static void admit_locked(srv_sched *s) {
     }
 }
 
-/* One step for one slot before the batched decode: start, prefill, stop
- * checks and sampling. Returns whether its generation has a token to feed. */
+/* One step for one slot before the batched decode: start, stop checks and
+ * sampling. Returns whether its generation has something to feed (a token,
+ * or prompt left to evaluate). */
 static bool slot_advance(srv_sched *s, srv_slot *slot) {
     if (!slot->started) {
         slot_start(s, slot);
@@ -316,15 +318,10 @@ static bool slot_advance(srv_sched *s, srv_slot *slot) {
         slot_finish(s, slot, HEARTH_OK, NULL, &r);
         return false;
     }
-    bool ready = false;
-    hearth_err err = hearth_gen_prefill(slot->gen, SCHED_PREFILL_CHUNK, &ready);
-    if (err) {
-        slot_fail(s, slot, err);
-        return false;
-    }
-    if (!ready) return false; /* more of the prompt next step */
+    if (hearth_gen_prompt_left(slot->gen) > 0) return true;
     int32_t token;
-    if ((err = hearth_gen_next_token(slot->gen, &token))) {
+    hearth_err err = hearth_gen_next_token(slot->gen, &token);
+    if (err) {
         slot_fail(s, slot, err);
         return false;
     }
@@ -350,21 +347,22 @@ static void *sched_main(void *arg) {
         pthread_mutex_unlock(&s->mu);
         /* Slots with a job are touched only by this thread from here on
          * (admission, the only other writer of slot->job, runs here too). */
-        int n = 0;
+        int n = 0, n_tokens = 0;
         for (int i = 0; i < s->n_slots; i++) {
             srv_slot *sl = &s->slots[i];
             if (!sl->job) continue;
             if (slot_advance(s, sl)) {
+                n_tokens += hearth_gen_prompt_left(sl->gen) == 0;
                 gens[n] = sl->gen;
                 fed[n++] = sl;
             }
         }
         if (n == 0) continue;
-        hearth_err err = hearth_gen_step(gens, n);
+        hearth_err err = hearth_gen_step(gens, n, SCHED_PREFILL_CHUNK);
         if (err)
             for (int i = 0; i < n; i++) slot_fail(s, fed[i], err);
-        else
-            srv_metrics_step(s->metrics, n);
+        else if (n_tokens > 0)
+            srv_metrics_step(s->metrics, n_tokens);
     }
     return NULL;
 }
