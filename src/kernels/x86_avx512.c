@@ -900,27 +900,20 @@ AI void tile_values(const kern_attn_args *a, bool f16, float *const *w, float *a
         }
 }
 
-/* tile_values with the row count and, for head sizes 64 and 128, the
- * vector count as constants, so that the accumulators live in registers. */
+/* tile_values with the row count and vector count as constants for the
+ * common shapes (4 rows, or 3 for a group of 3 query heads; head sizes 64
+ * and 128), so that the accumulators live in registers; others at run time
+ * (few copies: the file compiles slowly enough under the sanitizers). */
 static void tile_values_any(const kern_attn_args *a, bool f16, float *const *w, float *acc_buf,
                             int lo, int hi) {
-#define TV_CASE(nr)                                                                                \
-    case nr:                                                                                       \
-        if (a->hd == 64)                                                                           \
-            tile_values(a, f16, w, acc_buf, lo, hi, nr, 4);                                        \
-        else if (a->hd == 128)                                                                     \
-            tile_values(a, f16, w, acc_buf, lo, hi, nr, 8);                                        \
-        else                                                                                       \
-            tile_values(a, f16, w, acc_buf, lo, hi, nr, 0);                                        \
-        break;
-    switch (a->n_rows) {
-        TV_CASE(1)
-        TV_CASE(2)
-        TV_CASE(3)
-        TV_CASE(4)
-    default: break;
-    }
-#undef TV_CASE
+    if (a->n_rows == 4 && a->hd == 64)
+        tile_values(a, f16, w, acc_buf, lo, hi, 4, 4);
+    else if (a->n_rows == 4 && a->hd == 128)
+        tile_values(a, f16, w, acc_buf, lo, hi, 4, 8);
+    else if (a->n_rows == 3 && a->hd == 64)
+        tile_values(a, f16, w, acc_buf, lo, hi, 3, 4);
+    else
+        tile_values(a, f16, w, acc_buf, lo, hi, a->n_rows, 0);
 }
 
 AI void attn_tile(const kern_attn_args *a, bool f16) {
@@ -1163,11 +1156,13 @@ AI void gemm_micro(gemm_kind k, const int nt, int ns, const uint8_t *lv, const f
                    const float *mn, const uint8_t *const *xt, const int32_t *xc, const float *xd,
                    const float *xm, int ldp, float *y, int64_t ldy, int rn, bool accumulate) {
     __m512 l2[GNT], l3[GNT], l4[GNT];
-#pragma GCC unroll 2
+    /* the tree's loops stay loops: unrolled, the 16 leaves made this file
+     * slow to compile (minutes under the sanitizers) for no measurable gain */
+#pragma GCC unroll 1
     for (int h = 0; h < 2; h++) {
-#pragma GCC unroll 2
+#pragma GCC unroll 1
         for (int q = 0; q < 2; q++) {
-#pragma GCC unroll 2
+#pragma GCC unroll 1
             for (int p = 0; p < 2; p++) {
                 const int s = 8 * h + 4 * q + 2 * p;
                 __m512 pa[GNT], pb[GNT];
@@ -1258,15 +1253,13 @@ AI void gemm_body(gemm_kind k, int64_t n, const void *vw, size_t w_stride, int64
                 for (int c0 = 0; c0 < kcn; c0 += 64) transpose16(tmp[0] + c0, GKC, lv + c0 * GR);
                 for (int t = 0; t < tn;) {
                     const uint8_t *xt[GNT];
-                    const int left = tn - t, step = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+                    const int step = tn - t >= 4 ? 4 : 1; /* (two copies of the code: enough) */
                     for (int i = 0; i < step; i++) xt[i] = x + (size_t)(t0 + t + i) * x_stride + xo;
                     float *yt = y + (t0 + t) * ldy + r0;
                     const int32_t *c = xc + t * ns;
                     const float *dd = xd + t * ns, *mm = xm + t * ns;
                     if (step == 4)
                         gemm_micro(k, 4, ns, lv, sc, mn, xt, c, dd, mm, ns, yt, ldy, rn, kc0 > 0);
-                    else if (step == 2)
-                        gemm_micro(k, 2, ns, lv, sc, mn, xt, c, dd, mm, ns, yt, ldy, rn, kc0 > 0);
                     else
                         gemm_micro(k, 1, ns, lv, sc, mn, xt, c, dd, mm, ns, yt, ldy, rn, kc0 > 0);
                     t += step;
@@ -1576,13 +1569,8 @@ AI float tree_sum16(__m512 v) {
  * 576, 896, 4864 elements...) with their sizes as constants (unrolled, no
  * tail tests), others at run time. */
 AI float vd_chunk_sum(gemm_kind k, const uint8_t *w, const vd_xchunk *xp, int kcn, int kc) {
-    if (kcn == kc) return tree_sum16(vd_chunk(k, w, xp, kc));
-    switch (kcn) {
-    case 64: return tree_sum16(vd_chunk(k, w, xp, 64));
-    case 256: return tree_sum16(vd_chunk(k, w, xp, 256));
-    case 384: return tree_sum16(vd_chunk(k, w, xp, 384));
-    default: return tree_sum16(vd_chunk(k, w, xp, kcn));
-    }
+    (void)kc; /* one copy: kern_matmul goes through gemv_rows, which has the fast ones */
+    return tree_sum16(vd_chunk(k, w, xp, kcn));
 }
 
 AI void vd_canon(gemm_kind k, int64_t n, float *s, const void *vw, const void *vx) {
@@ -1604,15 +1592,9 @@ AI void vd_canon(gemm_kind k, int64_t n, float *s, const void *vw, const void *v
 AI void vd_chunk_sum_mt(gemm_kind k, const uint8_t *w, const vd_xchunk *const *xps, const int nt,
                         int kcn, int kc, float *out) {
     __m512 v[GV_MAXT];
-    if (kcn == kc)
+    if (kcn == kc) /* whole chunks with their sizes as constants */
         vd_chunk_mt(k, w, xps, nt, kc, v);
-    else if (kcn == 64)
-        vd_chunk_mt(k, w, xps, nt, 64, v);
-    else if (kcn == 256)
-        vd_chunk_mt(k, w, xps, nt, 256, v);
-    else if (kcn == 384)
-        vd_chunk_mt(k, w, xps, nt, 384, v);
-    else
+    else /* (the tails at run time: fewer copies of the code, which compiles slowly) */
         vd_chunk_mt(k, w, xps, nt, kcn, v);
 #pragma GCC unroll 4
     for (int t = 0; t < nt; t++) out[t] = tree_sum16(v[t]);
@@ -1625,12 +1607,12 @@ AI void vd_chunk_sum_mt(gemm_kind k, const uint8_t *w, const vd_xchunk *const *x
  * unpacking they save unless the tokens are many. */
 enum { GV_MAXPREP = 64 }; /* prepared chunks: tokens x chunks per row */
 
-AI void gemv_rows(gemm_kind k, const int nt, int64_t n, const uint8_t *w, size_t w_stride,
-                  int64_t nr, const uint8_t *x, size_t x_stride, float *y, int64_t ldy,
-                  vd_xchunk *xp) {
+AI void gemv_rows(gemm_kind k, const int nt, int nt_out, int64_t n, const uint8_t *w,
+                  size_t w_stride, int64_t nr, const uint8_t *x, size_t x_stride, float *y,
+                  int64_t ldy, vd_xchunk *xp) {
     const gemm_geom g = gemm_geom_of(k);
     const int kc = 16 * g.sb, nc = (int)((n + kc - 1) / kc);
-    for (int t = 0; t < nt; t++)
+    for (int t = 0; t < nt_out; t++)
         for (int c = 0; c < nc; c++) {
             const int64_t kc0 = (int64_t)c * kc;
             vd_xprep(k, x + (size_t)t * x_stride + (size_t)(kc0 / g.xbe) * g.xbb,
@@ -1644,46 +1626,61 @@ AI void gemv_rows(gemm_kind k, const int nt, int64_t n, const uint8_t *w, size_t
             const int kcn = (int)(n - kc0 < kc ? n - kc0 : kc);
             const vd_xchunk *xps[GV_MAXT];
             float v[GV_MAXT];
-            for (int t = 0; t < nt; t++) xps[t] = &xp[t * nc + c];
+            for (int t = 0; t < nt; t++) xps[t] = &xp[(t < nt_out ? t : nt_out - 1) * nc + c];
             vd_chunk_sum_mt(k, wr + (size_t)(kc0 / g.wbe) * g.wbb, xps, nt, kcn, kc, v);
 #pragma GCC unroll 4
             for (int t = 0; t < nt; t++) sum[t] = c ? sum[t] + v[t] : v[t];
         }
-#pragma GCC unroll 4
-        for (int t = 0; t < nt; t++) y[t * ldy + r] = sum[t];
+        for (int t = 0; t < nt_out; t++) y[t * ldy + r] = sum[t];
     }
 }
 
-/* Whether gemv_body takes nt tokens of rows of n elements. */
+/* Whether gemv_rows takes nt tokens of rows of n elements. */
 AI bool gemv_fits(gemm_kind k, int64_t n, int64_t nt) {
     const int64_t kc = 16 * gemm_geom_of(k).sb;
     return nt <= GV_MAXT && nt * ((n + kc - 1) / kc) <= GV_MAXPREP;
 }
 
-AI void gemv_body(gemm_kind k, int64_t n, const void *vw, size_t w_stride, int64_t nr,
-                  const void *vx, size_t x_stride, int64_t nt, float *y, int64_t ldy) {
-    vd_xchunk xp[GV_MAXPREP];
-    switch (nt) {
-    case 1: gemv_rows(k, 1, n, vw, w_stride, nr, vx, x_stride, y, ldy, xp); break;
-    case 2: gemv_rows(k, 2, n, vw, w_stride, nr, vx, x_stride, y, ldy, xp); break;
-    case 3: gemv_rows(k, 3, n, vw, w_stride, nr, vx, x_stride, y, ldy, xp); break;
-    default: gemv_rows(k, 4, n, vw, w_stride, nr, vx, x_stride, y, ldy, xp); break;
-    }
-}
-
+/* Each kind's code in a few separate functions rather than one: the
+ * compiler's register dataflow grows faster than linearly with a function's
+ * size, which made this file take minutes to compile under the sanitizers. */
+#define NOINLINE static __attribute__((noinline))
 #define GEMM_FN(name, kind)                                                                        \
-    static void gemm_##name(int64_t n, const void *w, size_t w_stride, int64_t nr, const void *x,  \
-                            size_t x_stride, int64_t nt, float *y, int64_t ldy) {                  \
-        if (gemv_fits(kind, n, nt))                                                                \
-            gemv_body(kind, n, w, w_stride, nr, x, x_stride, nt, y, ldy);                          \
-        else if (nt == 1) /* rows too long to prepare: vec_dot as it is */                         \
-            for (int64_t r = 0; r < nr; r++)                                                       \
-                vd_canon(kind, n, y + r, (const uint8_t *)w + r * w_stride, x);                    \
-        else                                                                                       \
-            gemm_body(kind, n, w, w_stride, nr, x, x_stride, nt, y, ldy);                          \
+    NOINLINE void gemv1_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,     \
+                               float *y, int64_t ldy) {                                            \
+        vd_xchunk xp[GV_MAXPREP];                                                                  \
+        gemv_rows(kind, 1, 1, n, w, ws, nr, x, 0, y, ldy, xp);                                     \
+    }                                                                                              \
+    NOINLINE void gemv2_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,     \
+                               size_t xs, float *y, int64_t ldy) {                                 \
+        vd_xchunk xp[GV_MAXPREP];                                                                  \
+        gemv_rows(kind, 2, 2, n, w, ws, nr, x, xs, y, ldy, xp);                                    \
+    }                                                                                              \
+    NOINLINE void gemv4_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,     \
+                               size_t xs, int64_t nt, float *y, int64_t ldy) {                     \
+        vd_xchunk xp[GV_MAXPREP];                                                                  \
+        gemv_rows(kind, 4, (int)nt, n, w, ws, nr, x, xs, y, ldy, xp);                              \
+    }                                                                                              \
+    NOINLINE void panels_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,    \
+                                size_t xs, int64_t nt, float *y, int64_t ldy) {                    \
+        gemm_body(kind, n, w, ws, nr, x, xs, nt, y, ldy);                                          \
     }                                                                                              \
     static void vec_dot_##name##_canon(int64_t n, float *s, const void *w, const void *x) {        \
         vd_canon(kind, n, s, w, x);                                                                \
+    }                                                                                              \
+    static void gemm_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,        \
+                            size_t xs, int64_t nt, float *y, int64_t ldy) {                        \
+        if (gemv_fits(kind, n, nt) && nt == 1)                                                     \
+            gemv1_##name(n, w, ws, nr, x, y, ldy);                                                 \
+        else if (gemv_fits(kind, n, nt) && nt == 2)                                                \
+            gemv2_##name(n, w, ws, nr, x, xs, y, ldy);                                             \
+        else if (gemv_fits(kind, n, nt)) /* 3 runs as 4 (the last one repeated) */                 \
+            gemv4_##name(n, w, ws, nr, x, xs, nt, y, ldy);                                         \
+        else if (nt == 1) /* rows too long to prepare: vec_dot as it is */                         \
+            for (int64_t r = 0; r < nr; r++)                                                       \
+                vec_dot_##name##_canon(n, y + r, (const uint8_t *)w + r * ws, x);                  \
+        else                                                                                       \
+            panels_##name(n, w, ws, nr, x, xs, nt, y, ldy);                                        \
     }
 GEMM_FN(q8_0, GK_Q8_0)
 GEMM_FN(q4_0, GK_Q4_0)
