@@ -176,8 +176,10 @@ void kern_attn_tile(const kern_attn_args *a, bool f16);
 /* y[i] = silu(g[i]) * u[i], with ggml's approximate exp. */
 void kern_swiglu(float *y, const float *g, const float *u, int64_t n);
 /* Default mode's faster twins: kern_swiglu_fast has kern_swiglu's bits,
- * vectorised; kern_rms_norm_fast sums the squares in another order. */
-void kern_swiglu_fast(float *y, const float *g, const float *u, int64_t n);
+ * vectorised (y must not overlap g or u); kern_rms_norm_fast sums the
+ * squares in another order. */
+void kern_swiglu_fast(float *restrict y, const float *restrict g, const float *restrict u,
+                      int64_t n);
 void kern_rms_norm_fast(float *y, const float *x, const float *w, int64_t n, float eps);
 /* y[i] = gelu(g[i]) * u[i], tanh approximation through ggml's FP16 table. */
 void kern_geglu(float *y, const float *g, const float *u, int64_t n);

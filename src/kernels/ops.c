@@ -199,10 +199,12 @@ KERN_FMA_CLONES void kern_swiglu(float *y, const float *g, const float *u, int64
  * out per lane (fmaf, the 2^n built in the exponent field while n is in the
  * normal range, the scalar function for the rare lanes outside it) so that
  * the lane loops vectorise; the same bits as kern_swiglu. */
-KERN_FMA_CLONES_512 void kern_swiglu_fast(float *y, const float *g, const float *u, int64_t n) {
+KERN_FMA_CLONES_512 void kern_swiglu_fast(float *restrict y, const float *restrict g,
+                                          const float *restrict u, int64_t n) {
     const int64_t nv = n & ~(int64_t)15;
     for (int64_t i0 = 0; i0 < nv; i0 += 16) {
-        float e[16], nn[16];
+        float e[16];
+        int outside = 0; /* lanes whose 2^n is not a normal float */
         for (int r = 0; r < 16; r++) {
             const float x = 0.0f - g[i0 + r];
             const float z = fmaf(x, 0x1.715476p+0f, 0x1.8p23f);
@@ -217,10 +219,14 @@ KERN_FMA_CLONES_512 void kern_swiglu_fast(float *y, const float *g, const float 
             float p;
             memcpy(&p, &bits, sizeof p);
             e[r] = j * p;
-            nn[r] = n2;
+            outside |= nc != n2;
         }
-        for (int r = 0; r < 16; r++)
-            if (!(nn[r] >= -126.0f && nn[r] <= 127.0f)) e[r] = kern_ggml_expf(0.0f - g[i0 + r]);
+        if (outside) /* rare: the scalar function for those lanes */
+            for (int r = 0; r < 16; r++) {
+                const float x = 0.0f - g[i0 + r];
+                const float n2 = fmaf(x, 0x1.715476p+0f, 0x1.8p23f) - 0x1.8p23f;
+                if (!(n2 >= -126.0f && n2 <= 127.0f)) e[r] = kern_ggml_expf(x);
+            }
         for (int r = 0; r < 16; r++) y[i0 + r] = g[i0 + r] / (1.0f + e[r]) * u[i0 + r];
     }
     for (int64_t i = nv; i < n; i++) y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
