@@ -65,12 +65,12 @@ HEARTH_API const char *hearth_model_arch(const hearth_model *model);
 typedef enum hearth_kv_type { HEARTH_KV_F32 = 0, HEARTH_KV_F16 = 1 } hearth_kv_type;
 
 typedef struct hearth_session_params {
-    int n_ctx;               /* positions in the KV cache; <= 0: min(model's training context, 4096) */
-    int n_batch;             /* most tokens evaluated in one forward pass; <= 0: 512 */
-    hearth_kv_type kv_type;  /* element type of the KV cache */
-    int n_seq_max;           /* sessions hearth_decode_multi decodes together with this one first
-                                whose logits it keeps at one output product (room for their rows);
-                                <= 0: 1 (more then cost one product each) */
+    int n_ctx;   /* positions in the KV cache; <= 0: min(model's training context, 4096) */
+    int n_batch; /* most tokens evaluated in one forward pass; <= 0: 512 */
+    hearth_kv_type kv_type; /* element type of the KV cache */
+    int n_seq_max;          /* sessions hearth_decode_multi decodes together with this one first
+                               whose logits it keeps at one output product (room for their rows);
+                               <= 0: 1 (more then cost one product each) */
 } hearth_session_params;
 
 HEARTH_API hearth_session_params hearth_session_default_params(void);
@@ -85,6 +85,16 @@ HEARTH_API void hearth_session_free(hearth_session *session);
 /* Positions already in the KV cache, and the capacity. */
 HEARTH_API int hearth_session_pos(const hearth_session *session);
 HEARTH_API int hearth_session_n_ctx(const hearth_session *session);
+/* Memory a session stands on, in bytes. The weights stay in the model's
+ * mapped file (paged in as they are read, shared with the page cache); the
+ * KV cache and the activation buffers are allocated once, at creation.
+ * Peak RSS is about their sum plus the tokenizer's tables and the program. */
+typedef struct hearth_memory {
+    uint64_t file_bytes;   /* the mapped model file */
+    uint64_t kv_bytes;     /* K and V caches */
+    uint64_t buffer_bytes; /* activations, logits, converted inputs, attention work */
+} hearth_memory;
+HEARTH_API hearth_memory hearth_session_memory(const hearth_session *session);
 /* Forgets every position >= pos (pos <= current position). */
 HEARTH_API hearth_err hearth_session_truncate(hearth_session *session, int pos);
 
@@ -128,7 +138,7 @@ HEARTH_API int32_t hearth_token_eos(const hearth_model *model);
 HEARTH_API bool hearth_token_is_eog(const hearth_model *model, int32_t id);
 
 /* ---- sampling ------------------------------------------------------------ */
-#define HEARTH_SEED_RANDOM UINT64_MAX
+#define HEARTH_SEED_RANDOM      UINT64_MAX
 #define HEARTH_TOP_LOGPROBS_MAX 20
 
 typedef struct hearth_sampling {
@@ -184,16 +194,16 @@ typedef struct hearth_token_event {
 typedef bool (*hearth_token_cb)(const hearth_token_event *event, void *user);
 
 typedef struct hearth_gen_params {
-    int max_tokens;           /* <= 0: until the context is full */
-    const char *const *stop;  /* stop strings (not emitted); may be NULL */
+    int max_tokens;          /* <= 0: until the context is full */
+    const char *const *stop; /* stop strings (not emitted); may be NULL */
     int n_stop;
-    int n_top_logprobs;       /* 0..HEARTH_TOP_LOGPROBS_MAX alternatives per token */
+    int n_top_logprobs; /* 0..HEARTH_TOP_LOGPROBS_MAX alternatives per token */
 } hearth_gen_params;
 
 typedef struct hearth_gen_result {
-    int n_prompt;            /* prompt tokens evaluated (after any cached prefix) */
-    int n_cached;            /* prompt tokens reused from the session's KV cache */
-    int n_gen;               /* tokens generated */
+    int n_prompt; /* prompt tokens evaluated (after any cached prefix) */
+    int n_cached; /* prompt tokens reused from the session's KV cache */
+    int n_gen;    /* tokens generated */
     hearth_finish finish;
     double prompt_ms, gen_ms, first_token_ms;
 } hearth_gen_result;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static const char run_usage[] =
     "usage: hearth run -m FILE [-p PROMPT | -f FILE] [options]\n"
@@ -149,6 +150,21 @@ static char *load_prompt(const run_opts *o, size_t *len) {
     return text;
 }
 
+/* The session's memory beside the process's peak resident set: what the
+ * README's memory statement is checked against. */
+static void print_memory(const hearth_session *s) {
+    const double mib = 1024.0 * 1024.0;
+    hearth_memory mem = hearth_session_memory(s);
+    struct rusage ru;
+    double peak = getrusage(RUSAGE_SELF, &ru) ? 0.0 : (double)ru.ru_maxrss * 1024.0 / mib;
+    fprintf(stderr,
+            "memory: model file %.1f MiB (mapped) + KV cache %.1f MiB + buffers %.1f MiB = %.1f "
+            "MiB | peak RSS %.1f MiB\n",
+            (double)mem.file_bytes / mib, (double)mem.kv_bytes / mib,
+            (double)mem.buffer_bytes / mib,
+            (double)(mem.file_bytes + mem.kv_bytes + mem.buffer_bytes) / mib, peak);
+}
+
 static int generate(hearth_model *m, const run_opts *o, const char *text, size_t len) {
     size_t n = 0;
     hearth_tokenize(m, text, len, true, o->parse_special, NULL, 0, &n);
@@ -178,6 +194,7 @@ static int generate(hearth_model *m, const run_opts *o, const char *text, size_t
             r.n_prompt, r.prompt_ms, r.prompt_ms > 0 ? r.n_prompt * 1e3 / r.prompt_ms : 0.0,
             r.n_gen, r.gen_ms, r.gen_ms > 0 ? r.n_gen * 1e3 / r.gen_ms : 0.0, r.first_token_ms,
             why[r.finish], (unsigned long long)hearth_sampler_seed(smp));
+        print_memory(s);
     }
     hearth_sampler_free(smp);
     hearth_session_free(s);

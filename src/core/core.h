@@ -37,6 +37,11 @@ static inline bool hr_add_ok(uint64_t a, uint64_t b, uint64_t *out) {
 /* Allocation that reports failure through hr_fail. Free with free(). */
 void *hr_calloc(size_t n, size_t size);
 void *hr_aligned_alloc(size_t bytes); /* 64-byte aligned, zeroed; free() it */
+/* Zeroed, page-aligned memory mapped from the kernel, for large buffers that
+ * fill gradually (the KV cache): a page costs resident memory only once it is
+ * written. Free with hr_pages_free and the same size. */
+void *hr_pages_alloc(size_t bytes);
+void hr_pages_free(void *p, size_t bytes);
 
 /* A read-only mapping of a whole file. */
 typedef struct hr_map {

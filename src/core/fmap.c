@@ -1,7 +1,8 @@
 /*
- * fmap.c - read-only file mappings. Model weights are used in place from the
- * mapping (MAP_PRIVATE, PROT_READ): the page cache is shared between processes
- * and nothing is copied.
+ * fmap.c - memory mappings: read-only file mappings, from which model weights
+ * are used in place (MAP_PRIVATE, PROT_READ: the page cache is shared between
+ * processes and nothing is copied), and anonymous zero pages for buffers that
+ * should cost memory only as they fill.
  */
 #define _GNU_SOURCE
 #include "core.h"
@@ -43,4 +44,18 @@ void hr_map_close(hr_map *map) {
     if (map->data) munmap((void *)map->data, (size_t)map->size);
     map->data = NULL;
     map->size = 0;
+}
+
+void *hr_pages_alloc(size_t bytes) {
+    void *p =
+        mmap(NULL, bytes ? bytes : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        hr_fail(HEARTH_ERR_NOMEM, "cannot map %zu bytes: %s", bytes, strerror(errno));
+        return NULL;
+    }
+    return p;
+}
+
+void hr_pages_free(void *p, size_t bytes) {
+    if (p) munmap(p, bytes ? bytes : 1);
 }

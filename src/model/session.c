@@ -43,8 +43,9 @@ static size_t scratch_bytes(const hearth_model *m, int n_batch) {
     return max;
 }
 
-/* Allocates n floats (64-byte aligned) or records failure in *err. */
-static float *alloc_f32(size_t n, hearth_err *err) {
+/* Allocates n floats (64-byte aligned), adding their size to *total, or
+ * records failure in *err. */
+static float *alloc_f32(size_t n, uint64_t *total, hearth_err *err) {
     if (*err) return NULL;
     uint64_t bytes;
     if (!hr_mul_ok(n, sizeof(float), &bytes) || bytes > SIZE_MAX / 2) {
@@ -53,6 +54,7 @@ static float *alloc_f32(size_t n, hearth_err *err) {
     }
     float *p = hr_aligned_alloc((size_t)bytes);
     if (!p) *err = HEARTH_ERR_NOMEM;
+    *total += bytes;
     return p;
 }
 
@@ -84,15 +86,16 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
 
     const size_t nb = (size_t)p.n_batch;
     hearth_err err = HEARTH_OK;
-    s->x = alloc_f32(nb * (size_t)hp->n_embd, &err);
-    s->xb = alloc_f32(nb * (size_t)hp->n_embd, &err);
-    s->qkv = alloc_f32(nb * (size_t)(s->n_q + 2 * s->n_kv), &err);
-    s->att = alloc_f32(nb * (size_t)s->n_q, &err);
-    s->ffn = alloc_f32(nb * 2 * (size_t)hp->n_ff, &err);
-    s->hb = alloc_f32(nb * (size_t)hp->n_ff, &err);
-    s->rope = alloc_f32(nb * (size_t)hp->n_rot, &err);
-    s->logits = alloc_f32((size_t)hp->n_vocab, &err);
-    if (p.n_seq_max > 1) s->out_rows = alloc_f32((size_t)p.n_seq_max * (size_t)hp->n_vocab, &err);
+    s->x = alloc_f32(nb * (size_t)hp->n_embd, &s->buffer_bytes, &err);
+    s->xb = alloc_f32(nb * (size_t)hp->n_embd, &s->buffer_bytes, &err);
+    s->qkv = alloc_f32(nb * (size_t)(s->n_q + 2 * s->n_kv), &s->buffer_bytes, &err);
+    s->att = alloc_f32(nb * (size_t)s->n_q, &s->buffer_bytes, &err);
+    s->ffn = alloc_f32(nb * 2 * (size_t)hp->n_ff, &s->buffer_bytes, &err);
+    s->hb = alloc_f32(nb * (size_t)hp->n_ff, &s->buffer_bytes, &err);
+    s->rope = alloc_f32(nb * (size_t)hp->n_rot, &s->buffer_bytes, &err);
+    s->logits = alloc_f32((size_t)hp->n_vocab, &s->buffer_bytes, &err);
+    if (p.n_seq_max > 1)
+        s->out_rows = alloc_f32((size_t)p.n_seq_max * (size_t)hp->n_vocab, &s->buffer_bytes, &err);
     if (!err && !(s->runs = hr_calloc(nb, sizeof *s->runs))) err = HEARTH_ERR_NOMEM;
     if (!err && !(s->tokens = hr_calloc((size_t)p.n_ctx, sizeof *s->tokens)))
         err = HEARTH_ERR_NOMEM;
@@ -101,12 +104,18 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     s->n_ctx_pad = (p.n_ctx + KERN_KV_TILE - 1) / KERN_KV_TILE * KERN_KV_TILE;
     const size_t kv_elems = (size_t)hp->n_layer * (size_t)s->n_ctx_pad * (size_t)s->n_kv;
     const size_t kv_floats = s->kv_f16 ? (kv_elems + 1) / 2 : kv_elems;
-    s->k_cache = alloc_f32(kv_floats, &err);
-    s->v_cache = alloc_f32(kv_floats, &err);
+    /* Mapped pages, not zeroed heap: resident only as positions are written. */
+    uint64_t kv_one;
+    if (!err && (!hr_mul_ok(kv_floats, sizeof(float), &kv_one) || kv_one > SIZE_MAX / 4))
+        err = hr_fail(HEARTH_ERR_NOMEM, "session: KV cache of %zu floats is too large", kv_floats);
+    if (!err) s->kv_bytes = 2 * kv_one; /* before mapping: free unmaps by it */
+    if (!err && !(s->k_cache = hr_pages_alloc((size_t)kv_one))) err = HEARTH_ERR_NOMEM;
+    if (!err && !(s->v_cache = hr_pages_alloc((size_t)kv_one))) err = HEARTH_ERR_NOMEM;
     s->attn_work_floats = kern_attn_work_floats(hp->head_dim, s->n_ctx_pad);
-    s->attn_work = alloc_f32((size_t)s->n_threads * s->attn_work_floats, &err);
+    s->attn_work = alloc_f32((size_t)s->n_threads * s->attn_work_floats, &s->buffer_bytes, &err);
     size_t sb = scratch_bytes(m, p.n_batch);
     if (!err && sb && !(s->scratch = hr_aligned_alloc(sb))) err = HEARTH_ERR_NOMEM;
+    s->buffer_bytes += sb + (size_t)p.n_ctx * sizeof *s->tokens + nb * sizeof *s->runs;
     if (err) {
         hearth_session_free(s);
         return hr_wrap(err, "creating a session of %d positions: ", p.n_ctx);
@@ -129,10 +138,16 @@ void hearth_session_free(hearth_session *s) {
     free(s->out_rows);
     free(s->runs);
     free(s->tokens);
-    free(s->k_cache);
-    free(s->v_cache);
+    hr_pages_free(s->k_cache, (size_t)s->kv_bytes / 2);
+    hr_pages_free(s->v_cache, (size_t)s->kv_bytes / 2);
     free(s->scratch);
     free(s);
+}
+
+hearth_memory hearth_session_memory(const hearth_session *s) {
+    return (hearth_memory){.file_bytes = gguf_file_size(s->model->gguf),
+                           .kv_bytes = s->kv_bytes,
+                           .buffer_bytes = s->buffer_bytes};
 }
 
 int hearth_session_pos(const hearth_session *s) { return s->pos; }

@@ -40,7 +40,8 @@ struct hearth_session {
      * (tiles of positions, transposed) and V as [n_ctx_pad][head_dim]. */
     void *k_cache; /* [n_layer][n_head_kv][...] */
     void *v_cache;
-    void *scratch; /* activations converted for the matrix products */
+    void *scratch;                   /* activations converted for the matrix products */
+    uint64_t kv_bytes, buffer_bytes; /* what hearth_session_memory reports */
 };
 
 /* Runs n tokens (n <= n_batch) at positions pos..pos+n-1 and writes the
