@@ -8,29 +8,11 @@
  * a conversation's next turn reuses its session's prefix; misuse fails.
  */
 #include "hearth.h"
+#include "gen_collect.h"
 #include "model/synth.h"
 #include "test.h"
 
 #include <unistd.h>
-
-typedef struct collected {
-    int32_t ids[256];
-    int n;
-    char text[8192];
-    size_t len;
-    int stop_after; /* callback returns false after this many tokens; 0: never */
-} collected;
-
-static bool collect(const hearth_token_event *ev, void *user) {
-    collected *c = user;
-    if (ev->id >= 0 && c->n < 256) c->ids[c->n++] = ev->id;
-    if (c->len + ev->len < sizeof c->text) {
-        memcpy(c->text + c->len, ev->text, ev->len);
-        c->len += ev->len;
-        c->text[c->len] = '\0';
-    }
-    return !(c->stop_after && c->n >= c->stop_after);
-}
 
 enum { N_GEN = 4, STEP_PROMPT = 5 };
 
