@@ -9,13 +9,16 @@
 #   FILES="smollm2-135m.Q8_0 qwen2.5-0.5b.Q4_0" bench/compare.sh OUTDIR
 #                                        only these files (and what they are made from)
 #   REPS=3 THREADS=1,2 HEARTH=path/to/hearth SHARED=path/to/shared  (defaults shown by -h)
+#   LLAMA_BENCH=path/to/llama-bench     also run llama.cpp's llama-bench (which you
+#                                       built yourself) on each file right after Hearth,
+#                                       and compare with that instead of the table
 #
 # OUTDIR must be outside the repository. Files already in OUTDIR are reused.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ $# -ne 1 ] || [ "$1" = -h ] || [ "$1" = --help ]; then
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
   echo "defaults: REPS=3 THREADS=1,2 SHARED=$here/../shared HEARTH=(release build in build/bench-release)"
   exit 2
 fi
@@ -76,38 +79,51 @@ for file in $files; do
   else echo "  $file.gguf: DIFFERENT ($got)"; fi
 done
 
-# ---- hearth bench, grouped as in the baseline's llama-bench commands ----
+# ---- hearth bench (and llama-bench right after it), file by file ----
 jsonl=$out/hearth-bench.jsonl
+peer=$out/llama-bench.jsonl
 : >"$jsonl"
-for model in smollm2-135m qwen2.5-0.5b llama3.2-1b; do
-  args=()
-  for file in $files; do
-    [ "${file%.*}" = "$model" ] && args+=(-m "$out/$file.gguf")
-  done
-  [ ${#args[@]} -gt 0 ] || continue
+: >"$peer"
+for file in $files; do
   prompts=128
-  [ "$model" = smollm2-135m ] && prompts=128,512
-  echo "hearth bench ${args[*]} -t $threads -p $prompts -n 64 -r $reps" >&2
-  "$hearth" bench "${args[@]}" -t "$threads" -p "$prompts" -n 64 -r "$reps" -o jsonl >>"$jsonl"
+  [ "${file%.*}" = smollm2-135m ] && prompts=128,512
+  echo "hearth bench -m $file.gguf -t $threads -p $prompts -n 64 -r $reps" >&2
+  "$hearth" bench -m "$out/$file.gguf" -t "$threads" -p "$prompts" -n 64 -r "$reps" -o jsonl >>"$jsonl"
+  if [ -n "${LLAMA_BENCH:-}" ]; then
+    echo "llama-bench -m $file.gguf -t $threads -p $prompts -n 64 -r $reps" >&2
+    "$LLAMA_BENCH" -m "$out/$file.gguf" -t "$threads" -p "$prompts" -n 64 -r "$reps" -o jsonl \
+      2>/dev/null >>"$peer"
+  fi
 done
 
 # ---- side by side with the baseline table ----
-"$python" - "$perf/README.md" "$jsonl" <<'EOF'
+"$python" - "$perf/README.md" "$jsonl" "$peer" <<'EOF'
 import json, re, sys
-readme, jsonl = sys.argv[1], sys.argv[2]
-base = {}
-for line in open(readme):
-    m = re.match(r"^\| ([\w.\-]+) \| (\d) \| (\d+) \| (.*) \| (.*) \| (.*) \|$", line.strip())
-    if m:
-        base[(m.group(1), int(m.group(2)))] = dict(zip(("pp128", "pp512", "tg64"), m.group(4, 5, 6)))
-rows, isa = {}, "?"
-for line in open(jsonl):
-    r = json.loads(line)
-    name = r["model_filename"].rsplit("/", 1)[-1].removesuffix(".gguf")
-    test = f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"
-    rows.setdefault((name, r["n_threads"]), {})[test] = (r["avg_ts"], r["stddev_ts"])
-    isa = r.get("isa", isa)
-print(f"\nhearth (isa {isa}) vs llama.cpp baseline ({readme}); tokens/s, mean ± std; ratio = hearth / llama.cpp\n")
+readme, jsonl, peer = sys.argv[1], sys.argv[2], sys.argv[3]
+
+def load(path):  # llama-bench's jsonl fields, which hearth bench shares
+    rows = {}
+    for line in open(path):
+        r = json.loads(line)
+        name = r["model_filename"].rsplit("/", 1)[-1].removesuffix(".gguf")
+        test = f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"
+        rows.setdefault((name, r["n_threads"]), {})[test] = (r["avg_ts"], r["stddev_ts"])
+    return rows
+
+rows, base = load(jsonl), {}
+isa = next((json.loads(l).get("isa", "?") for l in open(jsonl)), "?")
+live = load(peer)
+if live:
+    source = f"llama-bench run right after each hearth bench ({peer})"
+    for key, tests in live.items():
+        base[key] = {t: f"{a:.1f} ± {sd:.1f}" for t, (a, sd) in tests.items()}
+else:
+    source = f"the baseline table of {readme}"
+    for line in open(readme):
+        m = re.match(r"^\| ([\w.\-]+) \| (\d) \| (\d+) \| (.*) \| (.*) \| (.*) \|$", line.strip())
+        if m:
+            base[(m.group(1), int(m.group(2)))] = dict(zip(("pp128", "pp512", "tg64"), m.group(4, 5, 6)))
+print(f"\nhearth (isa {isa}) vs llama.cpp: {source}; tokens/s, mean ± std; ratio = hearth / llama.cpp\n")
 print("| model file | threads | test | hearth t/s | llama.cpp t/s | ratio |")
 print("|---|---|---|---|---|---|")
 for (name, t), tests in rows.items():
