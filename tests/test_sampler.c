@@ -72,20 +72,20 @@ static int ref_chain(const float *logits, int n, const smp_params *p, smp_cand *
 static void test_rng(void) {
     /* xoshiro256** from state {1, 2, 3, 4}: the reference implementation's
      * first outputs. */
-    smp_rng r = {{1, 2, 3, 4}};
-    CHECK(smp_rng_next(&r) == 11520ULL);
-    CHECK(smp_rng_next(&r) == 0ULL);
-    CHECK(smp_rng_next(&r) == 1509978240ULL);
-    CHECK(smp_rng_next(&r) == 1215971899390074240ULL);
+    hr_rng r = {{1, 2, 3, 4}};
+    CHECK(hr_rng_next(&r) == 11520ULL);
+    CHECK(hr_rng_next(&r) == 0ULL);
+    CHECK(hr_rng_next(&r) == 1509978240ULL);
+    CHECK(hr_rng_next(&r) == 1215971899390074240ULL);
     /* splitmix64 from 0: first output 0xe220a8397b1dcdaf (Vigna's splitmix64.c). */
-    smp_rng_seed(&r, 0);
+    hr_rng_seed(&r, 0);
     CHECK(r.s[0] == 0xe220a8397b1dcdafULL);
 
-    smp_rng_seed(&r, 42);
+    hr_rng_seed(&r, 42);
     double sum = 0, lo = 1, hi = 0;
     for (int i = 0; i < 100000; i++) {
-        double u = smp_rng_uniform(&r);
-        float f = smp_rng_uniform_f(&r);
+        double u = hr_rng_uniform(&r);
+        float f = hr_rng_uniform_f(&r);
         CHECK(u >= 0.0 && u < 1.0);
         CHECK(f >= 0.0f && f < 1.0f);
         sum += u;
@@ -94,7 +94,7 @@ static void test_rng(void) {
     }
     CHECKF(fabs(sum / 100000 - 0.5) < 0.01, "mean %f", sum / 100000);
     CHECK(lo < 0.001 && hi > 0.999);
-    CHECK(smp_seed_from_entropy() != smp_seed_from_entropy());
+    CHECK(hr_seed_from_entropy() != hr_seed_from_entropy());
 }
 
 /* ---- greedy ----------------------------------------------------------------- */

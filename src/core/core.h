@@ -1,7 +1,7 @@
 /*
  * core.h - the base layer: error reporting, overflow-checked sizes, file
- * mapping and the thread pool. Everything above may use it; it uses only libc
- * and pthreads.
+ * mapping, the thread pool and pseudo-random numbers. Everything above may use it; it uses only
+ * libc and pthreads.
  */
 #ifndef HEARTH_CORE_H
 #define HEARTH_CORE_H
@@ -65,5 +65,23 @@ hearth_err hr_pool_new(int n_threads, hr_pool **out);
 void hr_pool_free(hr_pool *pool);
 int hr_pool_size(const hr_pool *pool);
 void hr_pool_run(hr_pool *pool, hr_pool_job job, void *ctx);
+
+/* Pseudo-random numbers (rng.c): xoshiro256** (Blackman & Vigna, 2018),
+ * seeded through splitmix64 so that every 64-bit seed, 0 included, gives a
+ * well-mixed non-zero state. Not cryptographic. */
+typedef struct hr_rng {
+    uint64_t s[4];
+} hr_rng;
+
+void hr_rng_seed(hr_rng *rng, uint64_t seed);
+uint64_t hr_rng_next(hr_rng *rng);
+/* Uniform in [0, 1): the top 53 bits of the next output times 2^-53, so every
+ * value is a multiple of 2^-53 and 1.0 is never returned. */
+double hr_rng_uniform(hr_rng *rng);
+/* Uniform in [0, 1) as a float: the top 24 bits times 2^-24. */
+float hr_rng_uniform_f(hr_rng *rng);
+/* A seed from the clocks, the address space and a process-wide counter, for
+ * callers that want a different run each time (any 64-bit value). */
+uint64_t hr_seed_from_entropy(void);
 
 #endif

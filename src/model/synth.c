@@ -24,26 +24,16 @@ synth_params synth_default_params(void) {
                           .seed = 42};
 }
 
-typedef struct synth_rng {
-    uint64_t s;
-} synth_rng;
-
-static double rng_uniform(synth_rng *r) { /* (0, 1) */
-    r->s ^= r->s >> 12;
-    r->s ^= r->s << 25;
-    r->s ^= r->s >> 27;
-    return ((double)((r->s * 2685821657736338717ULL) >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static float rng_normal(synth_rng *r) { /* Box-Muller */
-    const double u = rng_uniform(r), v = rng_uniform(r);
+/* Box-Muller; u is moved off 0 by half a step so that log(u) is finite. */
+static float rng_normal(hr_rng *r) {
+    const double u = hr_rng_uniform(r) + 0x1.0p-54, v = hr_rng_uniform(r);
     return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
 }
 
 /* Everything the writer borrows until it has written the file. */
 typedef struct synth_ctx {
     gguf_writer *w;
-    synth_rng rng;
+    hr_rng rng;
     void **bufs;
     size_t n_bufs, cap_bufs;
 } synth_ctx;
@@ -232,7 +222,8 @@ hearth_err synth_write(const char *path, const synth_params *p) {
         p->n_head % p->n_head_kv || p->head_dim < 2 || p->head_dim % 2 || p->n_ff < 1 ||
         p->n_ctx < 1)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: inconsistent shape");
-    synth_ctx c = {.rng = {.s = p->seed * 0x9E3779B97F4A7C15ULL + 1}};
+    synth_ctx c = {0};
+    hr_rng_seed(&c.rng, p->seed);
     hearth_err err = gguf_writer_new(&c.w);
     int n_vocab = 0;
     if (!err) err = add_hparams(&c, p, a);

@@ -30,7 +30,7 @@ struct smp_sampler {
     smp_params params;
     int32_t n_vocab;
     uint64_t seed; /* resolved: never SMP_SEED_RANDOM */
-    smp_rng rng;
+    hr_rng rng;
 
     smp_cand *rest;   /* [n_vocab] */
     smp_cand *sorted; /* [n_vocab] */
@@ -105,8 +105,9 @@ hearth_err smp_new(int32_t n_vocab, const smp_params *params, smp_sampler **out)
         s->window = hr_calloc((size_t)p.penalty_last_n, sizeof *s->window);
         if (!s->counts || !s->window) goto nomem;
     }
-    s->seed = p.seed == SMP_SEED_RANDOM ? smp_seed_from_entropy() : p.seed;
-    smp_rng_seed(&s->rng, s->seed);
+    s->seed = p.seed != SMP_SEED_RANDOM ? p.seed : hr_seed_from_entropy();
+    if (s->seed == SMP_SEED_RANDOM) s->seed = 0; /* an entropy draw; never ask again */
+    hr_rng_seed(&s->rng, s->seed);
     *out = s;
     return HEARTH_OK;
 nomem:
@@ -132,7 +133,7 @@ void smp_reset(smp_sampler *s) {
     }
     s->win_head = 0;
     s->win_len = 0;
-    smp_rng_seed(&s->rng, s->seed);
+    hr_rng_seed(&s->rng, s->seed);
 }
 
 uint64_t smp_seed(const smp_sampler *s) { return s->seed; }
@@ -356,7 +357,7 @@ static int32_t draw(smp_sampler *s) {
         s->weights[i] = expf(c.logit - max);
         sum += s->weights[i];
     }
-    const double target = smp_rng_uniform(&s->rng) * sum;
+    const double target = hr_rng_uniform(&s->rng) * sum;
     double cum = 0.0;
     int32_t last = -1;
     for (size_t i = 0; i < n; i++) {

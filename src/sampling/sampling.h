@@ -26,28 +26,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- random numbers (rng.c) --------------------------------------------- */
-
-/* xoshiro256** (Blackman & Vigna, 2018), seeded through splitmix64 so that
- * every 64-bit seed, 0 included, gives a well-mixed non-zero state. */
-typedef struct smp_rng {
-    uint64_t s[4];
-} smp_rng;
-
-void smp_rng_seed(smp_rng *rng, uint64_t seed);
-uint64_t smp_rng_next(smp_rng *rng);
-/* Uniform in [0, 1): the top 53 bits of the next output times 2^-53, so every
- * value is a multiple of 2^-53 and 1.0 is never returned. */
-double smp_rng_uniform(smp_rng *rng);
-/* Uniform in [0, 1) as a float: the top 24 bits times 2^-24. */
-float smp_rng_uniform_f(smp_rng *rng);
-/* A seed from the clocks, the address space and a process-wide counter, for
- * callers that want a different run each time (not cryptographic). */
-uint64_t smp_seed_from_entropy(void);
-
 /* ---- the sampler chain (sampler.c) --------------------------------------- */
 
-/* smp_params.seed value asking smp_new for smp_seed_from_entropy(). */
+/* smp_params.seed value asking smp_new for a seed from hr_seed_from_entropy(). */
 #define SMP_SEED_RANDOM UINT64_MAX
 
 typedef struct smp_params {
