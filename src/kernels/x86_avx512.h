@@ -1,0 +1,218 @@
+/*
+ * x86_avx512.h - what the AVX-512 kernel files (x86_avx512*.c, the only
+ * files built with those flags) share, private to them: load and multiply
+ * helpers, the K-quant scale unpacking, the integer formats' canonical VNNI
+ * arithmetic (its kinds and geometry), and the functions each file exports
+ * to the tables of x86_avx512.c. Everything here is static inline or a
+ * declaration; it must not be included by files built without AVX-512.
+ */
+#ifndef HEARTH_KERN_X86_AVX512_H
+#define HEARTH_KERN_X86_AVX512_H
+
+#include "kernels/isa.h"
+#include "kernels/kern_ref.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define AI static inline __attribute__((always_inline))
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+AI float f16_at(const void *p) {
+    uint16_t h;
+    memcpy(&h, p, sizeof h);
+    return _cvtsh_ss(h);
+}
+
+AI __m512i load512(const void *p) { return _mm512_loadu_si512(p); }
+AI __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+/* 64 bytes of weights. Weights stream from memory and their rows have no
+ * alignment, so an unaligned 64-byte load would always straddle two cache
+ * lines; measured, such loads that miss cut the streaming rate to a half or
+ * a third, where two 32-byte loads do not. (Activations stay in L1.) */
+AI __m512i wload512(const void *p) {
+    const uint8_t *b = p;
+    return _mm512_inserti64x4(_mm512_castsi256_si512(load256(b)), load256(b + 32), 1);
+}
+
+/* Two 32-byte rows side by side; b == NULL leaves the upper half zero. */
+AI __m512i load2x32(const void *a, const void *b) {
+    const __m512i lo = _mm512_zextsi256_si512(load256(a));
+    return b ? _mm512_inserti64x4(lo, load256(b), 1) : lo;
+}
+
+/* Sums of u*s over each group of 4 bytes (u unsigned, s signed), added to acc.
+ * Without VNNI the int16 pair sums must not saturate: |s| <= 127 and u <= 128
+ * make them at most 32512. */
+AI __m512i dp_us(__m512i acc, __m512i u, __m512i s, bool vnni) {
+    if (vnni) return _mm512_dpbusd_epi32(acc, u, s);
+    const __m512i p = _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1));
+    return _mm512_add_epi32(acc, p);
+}
+
+/* Sums of int16 pairs a*b, added to acc. */
+AI __m512i dp_ww(__m512i acc, __m512i a, __m512i b, bool vnni) {
+    if (vnni) return _mm512_dpwssd_epi32(acc, a, b);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
+}
+
+/* Signed x signed bytes: the sign of a moves onto b, |a| is read unsigned. */
+AI __m512i dot_ss(__m512i a, __m512i b, bool vnni) {
+    const __mmask64 neg = _mm512_movepi8_mask(a);
+    const __m512i sb = _mm512_mask_sub_epi8(b, neg, _mm512_setzero_si512(), b);
+    return dp_us(_mm512_setzero_si512(), _mm512_abs_epi8(a), sb, vnni);
+}
+
+/* The 64 bytes at p + o, of which those at or past p + lim read as zero (and
+ * are not read) unless `full`; `weights` as wload512. */
+AI __m512i load_lim(const uint8_t *p, int o, int lim, bool full, bool weights) {
+    if (full) return weights ? wload512(p + o) : load512(p + o);
+    const int avail = lim - o;
+    if (avail <= 0) return _mm512_setzero_si512();
+    const __mmask64 m = avail >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << avail) - 1;
+    return _mm512_maskz_loadu_epi8(m, p + o);
+}
+
+/* v * mul rounded half to even (vcvtps2dq in the default rounding mode),
+ * stored as int8 at q; returns the int32 values. */
+AI __m512i quant16(__m512 v, float mul, int8_t *q) {
+    const __m512i iv = _mm512_cvtps_epi32(_mm512_mul_ps(v, _mm512_set1_ps(mul)));
+    _mm_storeu_si128((__m128i *)q, _mm512_cvtsepi32_epi8(iv));
+    return iv;
+}
+
+/* Bytes 0..7: the 6-bit scales of a Q4_K/Q5_K block, 8..15: the mins. */
+AI __m128i k4_scales_mins(const uint8_t *q12) {
+    uint32_t a, b, c;
+    memcpy(&a, q12, 4);
+    memcpy(&b, q12 + 4, 4);
+    memcpy(&c, q12 + 8, 4);
+    const uint32_t sc_lo = a & 0x3f3f3f3fu;
+    const uint32_t sc_hi = (c & 0x0f0f0f0fu) | ((a >> 6) & 0x03030303u) << 4;
+    const uint32_t m_lo = b & 0x3f3f3f3fu;
+    const uint32_t m_hi = ((c >> 4) & 0x0f0f0f0fu) | ((b >> 6) & 0x03030303u) << 4;
+    return _mm_set_epi32((int)m_hi, (int)m_lo, (int)sc_hi, (int)sc_lo);
+}
+
+/* 64 levels of Q4_K/Q5_K elements 64j..64j+63: low nibbles of the 32 bytes at
+ * q4, then their high nibbles. */
+AI __m512i k4_levels64(const uint8_t *q4) {
+    const __m512i b = _mm512_broadcast_i64x4(load256(q4));
+    const __m512i h = _mm512_mask_srli_epi16(b, (__mmask32)0xFFFF0000u, b, 4);
+    return _mm512_and_si512(h, _mm512_set1_epi8(0x0F));
+}
+
+/* ---- the VNNI products of the integer formats: vec_dot and gemm in one arithmetic -------------
+ * Q8_0, Q4_0, Q5_0 (against Q8_0 activations) and Q4_K, Q5_K, Q6_K (against
+ * Q8_K) have, in the VNNI table, one arithmetic that a single row (vec_dot)
+ * and a panel of rows against several tokens (gemm) both compute cheaply, so
+ * that a batch and one token at a time give the same bits:
+ *  - a row is cut into chunks of 16 sub-blocks (one scale each: 32 elements,
+ *    16 for Q6_K); per sub-block s the exact integer I_s = sum (level -
+ *    offset) * x and the float P_s = (scale_s * d_x) * I_s, plus
+ *    min_s * (d_x * sum x) for the K-quants with mins (one fused step);
+ *  - a chunk's value is the pairwise tree ((P0 + P1) + (P2 + P3)) + ... over
+ *    its 16 sub-blocks (absent ones are +0); the row's, the chunks added in
+ *    order.
+ * vec_dot holds a row chunk's 16 sub-blocks in the 16 lanes of a vector (the
+ * tree is four shuffle-adds) and reads the row once, in order. gemm unpacks
+ * a panel of 16 rows into unsigned levels interleaved by 4 bytes (the 4
+ * levels of one row and group of 4 columns in int32 lane = row), so that one
+ * vpdpbusd against 4 broadcast activation bytes advances 16 rows at once for
+ * each of 4 tokens held in registers, without horizontal sums; the level
+ * offset comes off through the activations' sums (computed once per token
+ * and chunk), and each token's tree is built as its sub-blocks arrive. */
+
+enum { GR = 16, GKC = 512, GTC = 128, GNT = 4 };
+
+typedef enum { GK_Q8_0, GK_Q4_0, GK_Q5_0, GK_Q4_K, GK_Q5_K, GK_Q6_K } gemm_kind;
+
+typedef struct {
+    int sb, off;      /* elements per sub-block (one scale), level offset (0: mins) */
+    int wbe, wbb;     /* weight block elements and bytes */
+    int xbe, xbb, xq; /* activation block elements, bytes, offset of its int8 quants */
+} gemm_geom;
+
+AI gemm_geom gemm_geom_of(gemm_kind k) {
+    switch (k) {
+    case GK_Q8_0: return (gemm_geom){32, 128, 32, 34, 32, 34, 2};
+    case GK_Q4_0: return (gemm_geom){32, 8, 32, 18, 32, 34, 2};
+    case GK_Q5_0: return (gemm_geom){32, 16, 32, 22, 32, 34, 2};
+    case GK_Q4_K: return (gemm_geom){32, 0, 256, 144, 256, 292, 4};
+    case GK_Q5_K: return (gemm_geom){32, 0, 256, 176, 256, 292, 4};
+    case GK_Q6_K: break;
+    }
+    return (gemm_geom){16, 32, 256, 210, 256, 292, 4};
+}
+
+/* gemm of up to GV_MAXT tokens goes row by row (x86_avx512_gemv.c) when
+ * tokens x chunks of a row fit its GV_MAXPREP prepared activation chunks. */
+enum { GV_MAXT = 4, GV_MAXPREP = 64 };
+
+/* Whether gemv_rows takes nt tokens of rows of n elements. */
+AI bool gemv_fits(gemm_kind k, int64_t n, int64_t nt) {
+    const int64_t kc = 16 * gemm_geom_of(k).sb;
+    return nt <= GV_MAXT && nt * ((n + kc - 1) / kc) <= GV_MAXPREP;
+}
+
+/* ---- the kernels each file exports to the tables (x86_avx512.c) ------------------------------ */
+
+#define AVX512_VEC_DOT(name)                                                                       \
+    void kern_avx512_vec_dot_##name(int64_t n, float *s, const void *w, const void *x)
+#define AVX512_GEMM(name)                                                                          \
+    void kern_avx512_gemm_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,   \
+                                 size_t xs, int64_t nt, float *y, int64_t ldy)
+#define AVX512_GEMV(name)                                                                          \
+    void kern_avx512_gemv_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,   \
+                                 size_t xs, int64_t nt, float *y, int64_t ldy)
+
+/* x86_avx512_float.c: F32, F16, BF16 (vec_dot_bf16_dp: CPUs with AVX512-BF16) */
+AVX512_VEC_DOT(f32);
+AVX512_VEC_DOT(f16);
+AVX512_VEC_DOT(bf16);
+AVX512_VEC_DOT(bf16_dp);
+AVX512_GEMM(f32);
+AVX512_GEMM(f16);
+void kern_avx512_to_float_f16(const void *x, float *y, int64_t n);
+void kern_avx512_to_float_bf16(const void *x, float *y, int64_t n);
+void kern_avx512_from_float_f16(const float *x, void *y, int64_t n);
+void kern_avx512_from_float_bf16(const float *x, void *y, int64_t n);
+
+/* x86_avx512_attn.c: kern_attn_tile over an F32 or F16 cache */
+void kern_avx512_attn_f32(const kern_attn_args *a);
+void kern_avx512_attn_f16(const kern_attn_args *a);
+
+/* x86_avx512_q32.c: the 32-element formats, with (_vnni) and without VNNI */
+#define AVX512_VEC_DOT2(name)                                                                      \
+    AVX512_VEC_DOT(name##_vnni);                                                                   \
+    AVX512_VEC_DOT(name##_plain)
+AVX512_VEC_DOT2(q4_0);
+AVX512_VEC_DOT2(q4_1);
+AVX512_VEC_DOT2(q5_0);
+AVX512_VEC_DOT2(q5_1);
+AVX512_VEC_DOT2(q8_0);
+void kern_avx512_from_float_q8_0(const float *x, void *y, int64_t n);
+void kern_avx512_from_float_q8_1(const float *x, void *y, int64_t n);
+
+/* x86_avx512_kq.c: the K-quants, with (_vnni) and without VNNI */
+AVX512_VEC_DOT2(q4_K);
+AVX512_VEC_DOT2(q5_K);
+AVX512_VEC_DOT2(q6_K);
+void kern_avx512_from_float_q8_K(const float *x, void *y, int64_t n);
+
+/* x86_avx512_gemv.c: the canonical arithmetic's vec_dot and rows of a few
+ * tokens (only where gemv_fits); x86_avx512_gemm.c: the VNNI table's gemm */
+#define AVX512_CANON(name)                                                                         \
+    AVX512_VEC_DOT(name##_canon);                                                                  \
+    AVX512_GEMV(name);                                                                             \
+    AVX512_GEMM(name)
+AVX512_CANON(q8_0);
+AVX512_CANON(q4_0);
+AVX512_CANON(q5_0);
+AVX512_CANON(q4_K);
+AVX512_CANON(q5_K);
+AVX512_CANON(q6_K);
+
+#endif

@@ -1,0 +1,407 @@
+/*
+ * x86_avx512_gemv.c - the canonical VNNI arithmetic of the integer formats
+ * (x86_avx512.h) one row at a time: the VNNI table's vec_dot of Q8_0, Q4_0,
+ * Q5_0, Q4_K, Q5_K, Q6_K, and their products of up to GV_MAXT tokens (rows
+ * in address order, each row's levels unpacked once for all the tokens, the
+ * activations prepared once), which x86_avx512_gemm.c calls where they fit.
+ * A row chunk's 16 sub-blocks sit in the 16 lanes of a vector, so the tree
+ * is four shuffle-adds and the row is read once, in order.
+ */
+#include "kernels/x86_avx512.h"
+
+/* Per 128-bit lane: a0 + a1, a2 + a3, b0 + b1, b2 + b3 (int32). */
+AI __m512i iadd_pairs(__m512i a, __m512i b) {
+    const __m512 fa = _mm512_castsi512_ps(a), fb = _mm512_castsi512_ps(b);
+    return _mm512_add_epi32(
+        _mm512_castps_si512(_mm512_shuffle_ps(fa, fb, _MM_SHUFFLE(2, 0, 2, 0))),
+        _mm512_castps_si512(_mm512_shuffle_ps(fa, fb, _MM_SHUFFLE(3, 1, 3, 1))));
+}
+
+/* 128-bit lanes a0 + a1, a2 + a3, b0 + b1, b2 + b3. */
+AI __m512i iadd_halves(__m512i a, __m512i b) {
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
+                            _mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* The fp16 values at the start of nblk <= 16 consecutive blocks of bb bytes,
+ * as floats in lanes 0..nblk-1 (zero above): picked out of 128-byte windows
+ * with vpermt2w. */
+AI __m512 block_d16(const uint8_t *p, int bb, int nblk) {
+    const int per = 126 / bb + 1; /* blocks whose d lies in one window */
+    const __m512i iota = _mm512_setr_epi32(0x10000, 0x30002, 0x50004, 0x70006, 0x90008, 0xb000a,
+                                           0xd000c, 0xf000e, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m512i d = _mm512_setzero_si512();
+#pragma GCC unroll 6
+    for (int b0 = 0; b0 < nblk; b0 += per) {
+        const int avail = (nblk - b0) * bb, nw = nblk - b0 < per ? nblk - b0 : per;
+        const uint8_t *w = p + (size_t)b0 * bb;
+        const __m512i lo = load_lim(w, 0, avail, avail >= 128, true);
+        const __m512i hi = load_lim(w, 64, avail, avail >= 128, true);
+        const __m512i idx = _mm512_mullo_epi16(_mm512_sub_epi16(iota, _mm512_set1_epi16((short)b0)),
+                                               _mm512_set1_epi16((short)(bb / 2)));
+        d = _mm512_mask_mov_epi16(d, (__mmask32)(((1u << nw) - 1u) << b0),
+                                  _mm512_permutex2var_epi16(lo, idx, hi));
+    }
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(d));
+}
+
+/* Levels (unsigned) of elements 64q..64q+63 of a row chunk (from a block
+ * start); `two`: both 32-element blocks exist (else the second is zero). */
+AI __m512i vd_levels64(gemm_kind k, const uint8_t *w, int q, bool two) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    switch (k) {
+    case GK_Q8_0: {
+        const uint8_t *b = w + (size_t)q * 68;
+        return _mm512_xor_si512(load2x32(b + 2, two ? b + 36 : NULL), _mm512_set1_epi8((char)0x80));
+    }
+    case GK_Q4_0:
+    case GK_Q5_0: {
+        const int bb = k == GK_Q4_0 ? 18 : 22, qo = k == GK_Q4_0 ? 2 : 6;
+        const uint8_t *b = w + (size_t)q * 2 * bb;
+        const __m128i q0 = _mm_loadu_si128((const __m128i *)(b + qo));
+        const __m128i q1 =
+            two ? _mm_loadu_si128((const __m128i *)(b + bb + qo)) : _mm_setzero_si128();
+        const __m256i v0 =
+            _mm256_inserti128_si256(_mm256_castsi128_si256(q0), _mm_srli_epi16(q0, 4), 1);
+        const __m256i v1 =
+            _mm256_inserti128_si256(_mm256_castsi128_si256(q1), _mm_srli_epi16(q1, 4), 1);
+        __m512i v = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(v0), v1, 1), m4);
+        if (k == GK_Q5_0) {
+            uint32_t h0, h1 = 0;
+            memcpy(&h0, b + 2, sizeof h0);
+            if (two) memcpy(&h1, b + bb + 2, sizeof h1);
+            v = _mm512_mask_add_epi8(v, _cvtu64_mask64((uint64_t)h0 | (uint64_t)h1 << 32), v,
+                                     _mm512_set1_epi8(16));
+        }
+        return v;
+    }
+    case GK_Q4_K:
+    case GK_Q5_K: {
+        const int j = q % 4;
+        const uint8_t *b = w + (size_t)(q / 4) * (k == GK_Q4_K ? 144 : 176);
+        __m512i v = k4_levels64(b + (k == GK_Q4_K ? 16 : 48) + 32 * j);
+        if (k == GK_Q5_K) {
+            const __m512i h = _mm512_broadcast_i64x4(load256(b + 16));
+            const __m512i sel = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * j))),
+                                                   _mm256_set1_epi8((char)(2 << (2 * j))), 1);
+            v = _mm512_mask_add_epi8(v, _mm512_test_epi8_mask(h, sel), v, _mm512_set1_epi8(16));
+        }
+        return v;
+    }
+    case GK_Q6_K: break;
+    }
+    /* Q6_K: elements 128 half + 64 part + (0..63) of the block */
+    const int half = q / 2, part = q % 2;
+    const __m512i l = wload512(w + 64 * half);
+    const __m512i h = _mm512_broadcast_i64x4(load256(w + 128 + 32 * half));
+    if (part == 0) { /* (l & 15) | (h bits 0-1 / 2-3) << 4 */
+        const __m512i mlo = _mm512_inserti64x4(_mm512_set1_epi8(0x03), _mm256_set1_epi8(0x0C), 1);
+        const __m512i slo = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+        return _mm512_ternarylogic_epi32(l, m4, _mm512_sllv_epi16(_mm512_and_si512(h, mlo), slo),
+                                         0xEA);
+    }
+    const __m512i mhi = _mm512_inserti64x4(_mm512_set1_epi8(0x30), _mm256_set1_epi8((char)0xC0), 1);
+    const __m512i shi = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    return _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), m4,
+                                     _mm512_srlv_epi16(_mm512_and_si512(h, mhi), shi), 0xEA);
+}
+
+/* Activations 64q..64q+63 of a chunk (from a block start). */
+AI __m512i vd_x64(gemm_kind k, const uint8_t *x, int q, bool two) {
+    if (gemm_geom_of(k).xbe == 32) {
+        const uint8_t *b = x + (size_t)q * 68;
+        return load2x32(b + 2, two ? b + 36 : NULL);
+    }
+    return load512(x + (size_t)(q / 4) * 292 + 4 + 64 * (q % 4));
+}
+
+/* The int32 partial sums of 8 segments (4 for 16-element sub-blocks) as
+ * one vector of 16 sub-block sums, lane s = sub-block s. */
+AI __m512i vd_reduce(gemm_kind k, const __m512i *p) {
+    if (gemm_geom_of(k).sb == 32) {
+        const __m512i c0 = iadd_pairs(iadd_pairs(p[0], p[1]), iadd_pairs(p[2], p[3]));
+        const __m512i c1 = iadd_pairs(iadd_pairs(p[4], p[5]), iadd_pairs(p[6], p[7]));
+        return _mm512_permutexvar_epi32(
+            _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15),
+            iadd_halves(c0, c1));
+    }
+    const __m512i c = iadd_pairs(iadd_pairs(p[0], p[1]), iadd_pairs(p[2], p[3]));
+    return _mm512_permutexvar_epi32(
+        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), c);
+}
+
+/* 4 x 16 partial sums whose 128-bit lane L of p[q] belongs to sub-block
+ * 4q + L, as one vector of 16 sub-block sums (lane s = sub-block s). */
+AI __m512i quad_reduce(const __m512i *p) {
+    const __m512i c = iadd_pairs(iadd_pairs(p[0], p[1]), iadd_pairs(p[2], p[3]));
+    return _mm512_permutexvar_epi32(
+        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), c);
+}
+
+/* The 16 bytes at p + off of each of nb <= 4 blocks `stride` apart, in
+ * 128-bit lane b (zero past nb). */
+AI __m512i quad16(const uint8_t *p, int stride, int off, int nb) {
+    __m512i v = _mm512_zextsi128_si512(nb > 0 ? _mm_loadu_si128((const __m128i *)(p + off))
+                                              : _mm_setzero_si128());
+    if (nb > 1) v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + stride + off)), 1);
+    if (nb > 2)
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 2 * stride + off)), 2);
+    if (nb > 3)
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 3 * stride + off)), 3);
+    return v;
+}
+
+/* Q4_0 rows go four blocks at a time: the low nibbles (elements 0..15) of
+ * four blocks in one vector, the high ones in another, and the activations
+ * rearranged to match once per chunk (a sub-block's sum does not depend on
+ * the order of its terms). (Q5_0 is faster two blocks at a time: its high
+ * bits come as one 64-bit mask per two blocks.) */
+AI bool nibble_quads(gemm_kind k) { return k == GK_Q4_0; }
+
+/* What a chunk of one token contributes to every row's sums: its activation
+ * segments, -offset * sum x per sub-block (int32), d_x and d_x * sum x
+ * (lanes = sub-blocks; the same values gemm_prep gives). */
+typedef struct {
+    __m512i xv[8];
+    __m512i corr;
+    __m512 xd, xm;
+} vd_xchunk;
+
+AI void vd_xprep(gemm_kind k, const uint8_t *x, int kcn, vd_xchunk *o) {
+    const gemm_geom g = gemm_geom_of(k);
+    const int ns = kcn / g.sb, nseg = (kcn + 63) / 64;
+    o->xm = _mm512_setzero_ps();
+    __m512i sum;
+    if (nibble_quads(k)) { /* xv[2Q], xv[2Q + 1]: elements 0..15, 16..31 of blocks 4Q.. */
+        __m512i p[4];
+        for (int q = 0; q < 4; q++) {
+            const int nb = ns - 4 * q < 0 ? 0 : ns - 4 * q > 4 ? 4 : ns - 4 * q;
+            o->xv[2 * q] = quad16(x + (size_t)q * 4 * 34, 34, 2, nb);
+            o->xv[2 * q + 1] = quad16(x + (size_t)q * 4 * 34, 34, 18, nb);
+            const __m512i one = _mm512_set1_epi8(1);
+            p[q] =
+                _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), one, o->xv[2 * q]),
+                                    one, o->xv[2 * q + 1]);
+        }
+        sum = quad_reduce(p);
+        o->xd = block_d16(x, 34, ns);
+        o->corr = _mm512_mullo_epi32(sum, _mm512_set1_epi32(-g.off));
+        return;
+    }
+    for (int q = 0; q < 8; q++)
+        o->xv[q] = q < nseg ? vd_x64(k, x, q, 64 * q + 64 <= kcn) : _mm512_setzero_si512();
+    if (g.xbe == 32) {
+        __m512i p[8];
+        for (int q = 0; q < 8; q++)
+            p[q] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), o->xv[q]);
+        sum = vd_reduce(k, p);
+        o->xd = block_d16(x, 34, ns);
+    } else if (g.sb == 16) { /* Q8_K bsums are the sums of 16 */
+        sum = _mm512_cvtepi16_epi32(load256(x + 260));
+        float d;
+        memcpy(&d, x, sizeof d);
+        o->xd = _mm512_set1_ps(d);
+    } else {
+        __m256i s2[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+        __m256 d2[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int b = 0; b < ns / 8; b++) {
+            const uint8_t *xb = x + (size_t)b * 292;
+            s2[b] = _mm256_madd_epi16(load256(xb + 260), _mm256_set1_epi16(1));
+            float d;
+            memcpy(&d, xb, sizeof d);
+            d2[b] = _mm256_set1_ps(d);
+        }
+        sum = _mm512_inserti64x4(_mm512_castsi256_si512(s2[0]), s2[1], 1);
+        o->xd = _mm512_insertf32x8(_mm512_castps256_ps512(d2[0]), d2[1], 1);
+        o->xm = _mm512_mul_ps(o->xd, _mm512_cvtepi32_ps(sum));
+    }
+    o->corr = _mm512_mullo_epi32(sum, _mm512_set1_epi32(-g.off));
+}
+
+/* One row chunk against nt <= GV_MAXT prepared activation chunks (the row's
+ * levels and scales unpacked once): each token's 16 P_s (lanes =
+ * sub-blocks, +0 past ns), as gemm_leaf computes them. */
+AI void vd_chunk_mt(gemm_kind k, const uint8_t *w, const vd_xchunk *const *xps, const int nt,
+                    int kcn, __m512 *out) {
+    const gemm_geom g = gemm_geom_of(k);
+    const int ns = kcn / g.sb, nseg = (kcn + 63) / 64;
+    __m512i lev[8]; /* nibble quads: low, high nibbles of 4 blocks per pair */
+    if (nibble_quads(k)) {
+        const __m512i m4 = _mm512_set1_epi8(0x0F);
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+            const int nb = ns - 4 * q < 0 ? 0 : ns - 4 * q > 4 ? 4 : ns - 4 * q;
+            const __m512i v = quad16(w + (size_t)q * 4 * g.wbb, g.wbb, 2, nb);
+            lev[2 * q] = _mm512_and_si512(v, m4);
+            lev[2 * q + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        }
+    } else {
+#pragma GCC unroll 8
+        for (int q = 0; q < 8; q++)
+            lev[q] = q < nseg ? vd_levels64(k, w, q, 64 * q + 64 <= kcn) : _mm512_setzero_si512();
+    }
+    __m512 sc, mn = _mm512_setzero_ps();
+    if (g.wbe == 32) {
+        sc = block_d16(w, g.wbb, ns);
+    } else if (k == GK_Q6_K) {
+        const __m512 s8 =
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + 192))));
+        sc = _mm512_mul_ps(_mm512_set1_ps(f16_at(w + 208)), s8);
+    } else { /* Q4_K, Q5_K: one or two blocks of 8 sub-blocks */
+        __m256 s2[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()},
+               m2[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int b = 0; b < ns / 8; b++) {
+            const uint8_t *wb = w + (size_t)b * g.wbb;
+            const __m512 sm = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(k4_scales_mins(wb + 4)));
+            const __m512 dd =
+                _mm512_insertf32x8(_mm512_set1_ps(f16_at(wb)), _mm256_set1_ps(-f16_at(wb + 2)), 1);
+            const __m512 v = _mm512_mul_ps(dd, sm);
+            s2[b] = _mm512_castps512_ps256(v);
+            m2[b] = _mm512_extractf32x8_ps(v, 1);
+        }
+        sc = _mm512_insertf32x8(_mm512_castps256_ps512(s2[0]), s2[1], 1);
+        mn = _mm512_insertf32x8(_mm512_castps256_ps512(m2[0]), m2[1], 1);
+    }
+    const __mmask16 live = (__mmask16)(ns >= 16 ? 0xFFFFu : (1u << ns) - 1u);
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        const vd_xchunk *xp = xps[t];
+        __m512i p[8], is;
+        if (nibble_quads(k)) {
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++)
+                p[q] = _mm512_dpbusd_epi32(
+                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), lev[2 * q], xp->xv[2 * q]),
+                    lev[2 * q + 1], xp->xv[2 * q + 1]);
+            is = _mm512_add_epi32(quad_reduce(p), xp->corr);
+        } else {
+#pragma GCC unroll 8
+            for (int q = 0; q < 8; q++)
+                p[q] = q < nseg ? _mm512_dpbusd_epi32(_mm512_setzero_si512(), lev[q], xp->xv[q])
+                                : _mm512_setzero_si512();
+            is = _mm512_add_epi32(vd_reduce(k, p), xp->corr);
+        }
+        __m512 ps = _mm512_mul_ps(_mm512_mul_ps(sc, xp->xd), _mm512_cvtepi32_ps(is));
+        if (g.off == 0) ps = _mm512_fmadd_ps(mn, xp->xm, ps);
+        out[t] = _mm512_maskz_mov_ps(live, ps);
+    }
+}
+
+AI __m512 vd_chunk(gemm_kind k, const uint8_t *w, const vd_xchunk *xp, int kcn) {
+    __m512 out;
+    vd_chunk_mt(k, w, &xp, 1, kcn, &out);
+    return out;
+}
+
+/* The pairwise tree over 16 lanes: pairs, then quads, octets, the two halves. */
+AI float tree_sum16(__m512 v) {
+    v = _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1)));
+    v = _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm512_cvtss_f32(v) + _mm_cvtss_f32(_mm512_extractf32x4_ps(v, 2));
+}
+
+/* One chunk of a row: whole chunks and the common partial ones (rows of
+ * 576, 896, 4864 elements...) with their sizes as constants (unrolled, no
+ * tail tests), others at run time. */
+AI float vd_chunk_sum(gemm_kind k, const uint8_t *w, const vd_xchunk *xp, int kcn, int kc) {
+    (void)kc; /* one copy: kern_matmul goes through gemv_rows, which has the fast ones */
+    return tree_sum16(vd_chunk(k, w, xp, kcn));
+}
+
+AI void vd_canon(gemm_kind k, int64_t n, float *s, const void *vw, const void *vx) {
+    const gemm_geom g = gemm_geom_of(k);
+    const int kc = 16 * g.sb;
+    const uint8_t *w = vw, *x = vx;
+    float sum = 0.0f;
+    for (int64_t kc0 = 0; kc0 < n; kc0 += kc) {
+        const int kcn = (int)(n - kc0 < kc ? n - kc0 : kc);
+        vd_xchunk xp;
+        vd_xprep(k, x + (size_t)(kc0 / g.xbe) * g.xbb, kcn, &xp);
+        const float c = vd_chunk_sum(k, w + (size_t)(kc0 / g.wbe) * g.wbb, &xp, kcn, kc);
+        sum = kc0 ? sum + c : c;
+    }
+    *s = sum;
+}
+
+/* vd_chunk_sum for nt tokens. */
+AI void vd_chunk_sum_mt(gemm_kind k, const uint8_t *w, const vd_xchunk *const *xps, const int nt,
+                        int kcn, int kc, float *out) {
+    __m512 v[GV_MAXT];
+    if (kcn == kc) /* whole chunks with their sizes as constants */
+        vd_chunk_mt(k, w, xps, nt, kc, v);
+    else /* (the tails at run time: fewer copies of the code, which compiles slowly) */
+        vd_chunk_mt(k, w, xps, nt, kcn, v);
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) out[t] = tree_sum16(v[t]);
+}
+
+/* gemm of a few tokens: vec_dot's code row after row (rows stream from
+ * memory in address order, each row's levels unpacked once for all the
+ * tokens), the activation side prepared once. Panels of 16 rows reread the
+ * weights as 16 interleaved streams, which from memory costs more than the
+ * unpacking they save unless the tokens are many. */
+
+AI void gemv_rows(gemm_kind k, const int nt, int nt_out, int64_t n, const uint8_t *w,
+                  size_t w_stride, int64_t nr, const uint8_t *x, size_t x_stride, float *y,
+                  int64_t ldy, vd_xchunk *xp) {
+    const gemm_geom g = gemm_geom_of(k);
+    const int kc = 16 * g.sb, nc = (int)((n + kc - 1) / kc);
+    for (int t = 0; t < nt_out; t++)
+        for (int c = 0; c < nc; c++) {
+            const int64_t kc0 = (int64_t)c * kc;
+            vd_xprep(k, x + (size_t)t * x_stride + (size_t)(kc0 / g.xbe) * g.xbb,
+                     (int)(n - kc0 < kc ? n - kc0 : kc), &xp[t * nc + c]);
+        }
+    for (int64_t r = 0; r < nr; r++) {
+        const uint8_t *wr = w + (size_t)r * w_stride;
+        float sum[GV_MAXT] = {0};
+        for (int c = 0; c < nc; c++) {
+            const int64_t kc0 = (int64_t)c * kc;
+            const int kcn = (int)(n - kc0 < kc ? n - kc0 : kc);
+            const vd_xchunk *xps[GV_MAXT];
+            float v[GV_MAXT];
+            for (int t = 0; t < nt; t++) xps[t] = &xp[(t < nt_out ? t : nt_out - 1) * nc + c];
+            vd_chunk_sum_mt(k, wr + (size_t)(kc0 / g.wbe) * g.wbb, xps, nt, kcn, kc, v);
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) sum[t] = c ? sum[t] + v[t] : v[t];
+        }
+        for (int t = 0; t < nt_out; t++) y[t * ldy + r] = sum[t];
+    }
+}
+
+/* Each kind's code in a few separate functions rather than one: the
+ * compiler's register dataflow grows faster than linearly with a function's
+ * size, which made this file take minutes to compile under the sanitizers. */
+#define NOINLINE static __attribute__((noinline))
+#define GEMV_FN(name, kind)                                                                        \
+    NOINLINE void gemv1_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,     \
+                               float *y, int64_t ldy) {                                            \
+        vd_xchunk xp[GV_MAXPREP];                                                                  \
+        gemv_rows(kind, 1, 1, n, w, ws, nr, x, 0, y, ldy, xp);                                     \
+    }                                                                                              \
+    NOINLINE void gemv2_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,     \
+                               size_t xs, float *y, int64_t ldy) {                                 \
+        vd_xchunk xp[GV_MAXPREP];                                                                  \
+        gemv_rows(kind, 2, 2, n, w, ws, nr, x, xs, y, ldy, xp);                                    \
+    }                                                                                              \
+    NOINLINE void gemv4_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,     \
+                               size_t xs, int64_t nt, float *y, int64_t ldy) {                     \
+        vd_xchunk xp[GV_MAXPREP];                                                                  \
+        gemv_rows(kind, 4, (int)nt, n, w, ws, nr, x, xs, y, ldy, xp);                              \
+    }                                                                                              \
+    AVX512_VEC_DOT(name##_canon) { vd_canon(kind, n, s, w, x); }                                   \
+    AVX512_GEMV(name) {                                                                            \
+        if (nt == 1)                                                                               \
+            gemv1_##name(n, w, ws, nr, x, y, ldy);                                                 \
+        else if (nt == 2)                                                                          \
+            gemv2_##name(n, w, ws, nr, x, xs, y, ldy);                                             \
+        else /* 3 runs as 4 (the last one repeated) */                                             \
+            gemv4_##name(n, w, ws, nr, x, xs, nt, y, ldy);                                         \
+    }
+GEMV_FN(q8_0, GK_Q8_0)
+GEMV_FN(q4_0, GK_Q4_0)
+GEMV_FN(q5_0, GK_Q5_0)
+GEMV_FN(q4_K, GK_Q4_K)
+GEMV_FN(q5_K, GK_Q5_K)
+GEMV_FN(q6_K, GK_Q6_K)
