@@ -104,6 +104,24 @@ AI __m512i k4_levels64(const uint8_t *q4) {
     return _mm512_and_si512(h, _mm512_set1_epi8(0x0F));
 }
 
+/* Levels (unsigned, stored +32) of 64 Q6_K elements from l, 64 bytes of ql,
+ * and h, the 32 bytes of qh in both halves: elements 0..63 of the
+ * 128-element half (hi false: (l & 15) | qh bits 0-1 / 2-3 << 4) or 64..127
+ * (hi true: (l >> 4) | qh bits 4-5 / 6-7 << 4). */
+AI __m512i q6_levels64(__m512i l, __m512i h, bool hi) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    if (!hi) {
+        const __m512i mlo = _mm512_inserti64x4(_mm512_set1_epi8(0x03), _mm256_set1_epi8(0x0C), 1);
+        const __m512i slo = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+        return _mm512_ternarylogic_epi32(l, m4, _mm512_sllv_epi16(_mm512_and_si512(h, mlo), slo),
+                                         0xEA); /* (l & m4) | the high pairs */
+    }
+    const __m512i mhi = _mm512_inserti64x4(_mm512_set1_epi8(0x30), _mm256_set1_epi8((char)0xC0), 1);
+    const __m512i shi = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    return _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), m4,
+                                     _mm512_srlv_epi16(_mm512_and_si512(h, mhi), shi), 0xEA);
+}
+
 /* ---- the VNNI products of the integer formats: vec_dot and gemm in one arithmetic -------------
  * Q8_0, Q4_0, Q5_0 (against Q8_0 activations) and Q4_K, Q5_K, Q6_K (against
  * Q8_K) have, in the VNNI table, one arithmetic that a single row (vec_dot)

@@ -98,6 +98,24 @@ AI void fgemm_tile(flt_kind k, const int rm, const int rn, int64_t n, const uint
                                                    _mm512_add_ps(acc[2][r][t], acc[3][r][t])));
 }
 
+/* rm (constant) rows at wr against every token, in tiles of 3 tokens and a
+ * last one of 1 or 2. */
+AI void fgemm_rows(flt_kind k, const int rm, int64_t n, const uint8_t *wr, size_t ws,
+                   const uint8_t *x, size_t xs, int64_t nt, float *y, int64_t ldy) {
+    for (int64_t t = 0; t < nt;) {
+        const uint8_t *xt = x + (size_t)t * xs;
+        float *yt = y + t * ldy;
+        const int rn = nt - t >= 3 ? 3 : (int)(nt - t);
+        if (rn == 3)
+            fgemm_tile(k, rm, 3, n, wr, ws, xt, xs, yt, ldy);
+        else if (rn == 2)
+            fgemm_tile(k, rm, 2, n, wr, ws, xt, xs, yt, ldy);
+        else
+            fgemm_tile(k, rm, 1, n, wr, ws, xt, xs, yt, ldy);
+        t += rn;
+    }
+}
+
 AI void fgemm(flt_kind k, int64_t n, const void *vw, size_t ws, int64_t nr, const void *vx,
               size_t xs, int64_t nt, float *y, int64_t ldy) {
     const uint8_t *w = vw, *x = vx;
@@ -106,28 +124,10 @@ AI void fgemm(flt_kind k, int64_t n, const void *vw, size_t ws, int64_t nr, cons
         return;
     }
     for (int64_t r = 0; r < nr; r += 2) {
-        const uint8_t *wr = w + (size_t)r * ws;
-        for (int64_t t = 0; t < nt;) {
-            const uint8_t *xt = x + (size_t)t * xs;
-            float *yt = y + t * ldy + r;
-            const int rn = nt - t >= 3 ? 3 : (int)(nt - t);
-            if (nr - r >= 2) {
-                if (rn == 3)
-                    fgemm_tile(k, 2, 3, n, wr, ws, xt, xs, yt, ldy);
-                else if (rn == 2)
-                    fgemm_tile(k, 2, 2, n, wr, ws, xt, xs, yt, ldy);
-                else
-                    fgemm_tile(k, 2, 1, n, wr, ws, xt, xs, yt, ldy);
-            } else {
-                if (rn == 3)
-                    fgemm_tile(k, 1, 3, n, wr, ws, xt, xs, yt, ldy);
-                else if (rn == 2)
-                    fgemm_tile(k, 1, 2, n, wr, ws, xt, xs, yt, ldy);
-                else
-                    fgemm_tile(k, 1, 1, n, wr, ws, xt, xs, yt, ldy);
-            }
-            t += rn;
-        }
+        if (nr - r >= 2)
+            fgemm_rows(k, 2, n, w + (size_t)r * ws, ws, x, xs, nt, y + r, ldy);
+        else
+            fgemm_rows(k, 1, n, w + (size_t)r * ws, ws, x, xs, nt, y + r, ldy);
     }
 }
 

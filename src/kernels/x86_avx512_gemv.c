@@ -92,18 +92,8 @@ AI __m512i vd_levels64(gemm_kind k, const uint8_t *w, int q, bool two) {
     }
     /* Q6_K: elements 128 half + 64 part + (0..63) of the block */
     const int half = q / 2, part = q % 2;
-    const __m512i l = wload512(w + 64 * half);
-    const __m512i h = _mm512_broadcast_i64x4(load256(w + 128 + 32 * half));
-    if (part == 0) { /* (l & 15) | (h bits 0-1 / 2-3) << 4 */
-        const __m512i mlo = _mm512_inserti64x4(_mm512_set1_epi8(0x03), _mm256_set1_epi8(0x0C), 1);
-        const __m512i slo = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
-        return _mm512_ternarylogic_epi32(l, m4, _mm512_sllv_epi16(_mm512_and_si512(h, mlo), slo),
-                                         0xEA);
-    }
-    const __m512i mhi = _mm512_inserti64x4(_mm512_set1_epi8(0x30), _mm256_set1_epi8((char)0xC0), 1);
-    const __m512i shi = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
-    return _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), m4,
-                                     _mm512_srlv_epi16(_mm512_and_si512(h, mhi), shi), 0xEA);
+    return q6_levels64(wload512(w + 64 * half),
+                       _mm512_broadcast_i64x4(load256(w + 128 + 32 * half)), part);
 }
 
 /* Activations 64q..64q+63 of a chunk (from a block start). */
@@ -113,6 +103,14 @@ AI __m512i vd_x64(gemm_kind k, const uint8_t *x, int q, bool two) {
         return load2x32(b + 2, two ? b + 36 : NULL);
     }
     return load512(x + (size_t)(q / 4) * 292 + 4 + 64 * (q % 4));
+}
+
+/* 4 x 16 partial sums whose 128-bit lane L of p[q] belongs to sub-block
+ * 4q + L, as one vector of 16 sub-block sums (lane s = sub-block s). */
+AI __m512i quad_reduce(const __m512i *p) {
+    const __m512i c = iadd_pairs(iadd_pairs(p[0], p[1]), iadd_pairs(p[2], p[3]));
+    return _mm512_permutexvar_epi32(
+        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), c);
 }
 
 /* The int32 partial sums of 8 segments (4 for 16-element sub-blocks) as
@@ -125,17 +123,7 @@ AI __m512i vd_reduce(gemm_kind k, const __m512i *p) {
             _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15),
             iadd_halves(c0, c1));
     }
-    const __m512i c = iadd_pairs(iadd_pairs(p[0], p[1]), iadd_pairs(p[2], p[3]));
-    return _mm512_permutexvar_epi32(
-        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), c);
-}
-
-/* 4 x 16 partial sums whose 128-bit lane L of p[q] belongs to sub-block
- * 4q + L, as one vector of 16 sub-block sums (lane s = sub-block s). */
-AI __m512i quad_reduce(const __m512i *p) {
-    const __m512i c = iadd_pairs(iadd_pairs(p[0], p[1]), iadd_pairs(p[2], p[3]));
-    return _mm512_permutexvar_epi32(
-        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), c);
+    return quad_reduce(p);
 }
 
 /* The 16 bytes at p + off of each of nb <= 4 blocks `stride` apart, in

@@ -9,6 +9,8 @@
  */
 #include "kernels/x86_avx512.h"
 
+#include <stddef.h>
+
 /* acc - dmin * sum_j min_j * (bsum[2j] + bsum[2j+1]), in 4 lanes. */
 AI __m128 k4_mins_term(__m128i scmn, const int16_t *bsums, float dmin, __m128 acc) {
     const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(scmn, scmn));
@@ -48,38 +50,34 @@ AI __m512i k4_block(const uint8_t *qs, const uint8_t *qh, const int8_t *q8, __m1
     return sumi;
 }
 
-AI void vd_q4_K(int64_t n, float *s, const void *vw, const void *vx, bool vnni) {
-    const block_q4_K *w = vw;
+/* Q4_K (q5 false) or Q5_K (q5: the fifth bits in qh) against Q8_K; the two
+ * block layouts differ only by qh before qs. */
+AI void vd_k45(bool q5, int64_t n, float *s, const void *vw, const void *vx, bool vnni) {
+    const uint8_t *w = vw;
+    const size_t bb = q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
+    const size_t qs = q5 ? offsetof(block_q5_K, qs) : offsetof(block_q4_K, qs);
     const block_q8_K *x = vx;
     __m512 acc = _mm512_setzero_ps();
     __m128 accm = _mm_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
-        const __m128i scmn = k4_scales_mins(w[i].scales);
-        accm = k4_mins_term(scmn, x[i].bsums, f16_at(&w[i].dmin) * x[i].d, accm);
-        const __m512i sumi = k4_block(w[i].qs, NULL, x[i].qs, scmn, vnni);
-        const float d = f16_at(&w[i].d) * x[i].d;
+        const uint8_t *wb = w + (size_t)i * bb;
+        const __m128i scmn = k4_scales_mins(wb + offsetof(block_q4_K, scales));
+        const float dmin = f16_at(wb + offsetof(block_q4_K, dmin));
+        accm = k4_mins_term(scmn, x[i].bsums, dmin * x[i].d, accm);
+        const uint8_t *qh = q5 ? wb + offsetof(block_q5_K, qh) : NULL;
+        const __m512i sumi = k4_block(wb + qs, qh, x[i].qs, scmn, vnni);
+        const float d = f16_at(wb + offsetof(block_q4_K, d)) * x[i].d;
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
     }
     accm = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
     accm = _mm_add_ss(accm, _mm_movehdup_ps(accm));
     *s = _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(accm);
 }
-
-AI void vd_q5_K(int64_t n, float *s, const void *vw, const void *vx, bool vnni) {
-    const block_q5_K *w = vw;
-    const block_q8_K *x = vx;
-    __m512 acc = _mm512_setzero_ps();
-    __m128 accm = _mm_setzero_ps();
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        const __m128i scmn = k4_scales_mins(w[i].scales);
-        accm = k4_mins_term(scmn, x[i].bsums, f16_at(&w[i].dmin) * x[i].d, accm);
-        const __m512i sumi = k4_block(w[i].qs, w[i].qh, x[i].qs, scmn, vnni);
-        const float d = f16_at(&w[i].d) * x[i].d;
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
-    }
-    accm = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
-    accm = _mm_add_ss(accm, _mm_movehdup_ps(accm));
-    *s = _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(accm);
+AI void vd_q4_K(int64_t n, float *s, const void *w, const void *x, bool vnni) {
+    vd_k45(false, n, s, w, x, vnni);
+}
+AI void vd_q5_K(int64_t n, float *s, const void *w, const void *x, bool vnni) {
+    vd_k45(true, n, s, w, x, vnni);
 }
 
 /* Q6_K: per 128 elements, ql[0..63] holds the low nibbles of elements 0..63
@@ -89,13 +87,6 @@ AI void vd_q5_K(int64_t n, float *s, const void *vw, const void *vx, bool vnni) 
 AI void vd_q6_K(int64_t n, float *s, const void *vw, const void *vx, bool vnni) {
     const block_q6_K *w = vw;
     const block_q8_K *x = vx;
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    /* high pairs of elements 0..31 / 32..63 (bits 0-1 / 2-3) to bits 4-5 */
-    const __m512i mlo = _mm512_inserti64x4(_mm512_set1_epi8(0x03), _mm256_set1_epi8(0x0C), 1);
-    const __m512i slo = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
-    /* of elements 64..95 / 96..127 (bits 4-5 / 6-7) */
-    const __m512i mhi = _mm512_inserti64x4(_mm512_set1_epi8(0x30), _mm256_set1_epi8((char)0xC0), 1);
-    const __m512i shi = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
@@ -107,10 +98,7 @@ AI void vd_q6_K(int64_t n, float *s, const void *vw, const void *vx, bool vnni) 
         for (int half = 0; half < 2; half++) {
             const __m512i l = wload512(w[i].ql + 64 * half);
             const __m512i h = _mm512_broadcast_i64x4(load256(w[i].qh + 32 * half));
-            const __m512i hl = _mm512_sllv_epi16(_mm512_and_si512(h, mlo), slo);
-            const __m512i hh = _mm512_srlv_epi16(_mm512_and_si512(h, mhi), shi);
-            const __m512i qlo = _mm512_ternarylogic_epi32(l, m4, hl, 0xEA); /* (l & m4) | hl */
-            const __m512i qhi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), m4, hh, 0xEA);
+            const __m512i qlo = q6_levels64(l, h, false), qhi = q6_levels64(l, h, true);
             const int8_t *q8 = x[i].qs + 128 * half;
 #pragma GCC unroll 2
             for (int k = 0; k < 2; k++) {
