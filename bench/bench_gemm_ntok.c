@@ -1,0 +1,145 @@
+/*
+ * bench_gemm_ntok.c - speed of kern_matmul against the number of tokens, to
+ * find cliffs in the gemm kernels' choice of path (a product of n tokens
+ * should never cost more than one of n + 1). A measurement, not a test.
+ *
+ * For each type and n_tok = 1..max: one weight of n_rows x n_cols (default
+ * 896 x 4864, qwen2.5-0.5b's FFN down projection: a few MiB, past L2) times
+ * n_tok random activation rows, on a pool of one thread, with the kernels
+ * dispatch.c chose (HEARTH_ISA caps them). Prints the median over the
+ * repetitions of ns per token-row (time / (n_tok * n_rows)) and per
+ * product; the first column's ratio to n_tok - 1 flags a cliff.
+ *
+ * usage: bench_gemm_ntok [n_rows (896)] [n_cols (4864), a multiple of 256]
+ *        [max n_tok (16)] [seconds per measurement (0.3)] [types (q8_0,q4_0,q4_K,q6_K)]
+ */
+#include "kernels/kernels.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Uniform in [-1, 1), from a 64-bit LCG (fixed seed: the same data each run). */
+static float rand_unit(uint64_t *state) {
+    *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)(*state >> 40) / (float)(1u << 23) - 1.0f;
+}
+
+enum { MAX_REPS = 401 };
+
+/* Median seconds of one kern_matmul of n_tok tokens. */
+static double time_matmul(hr_pool *pool, kern_type t, const void *w, int64_t n_rows, int64_t n_cols,
+                          const float *x, int64_t n_tok, float *y, void *scratch, double budget_s) {
+    double dts[MAX_REPS];
+    int reps = 0;
+    double spent = 0.0;
+    kern_matmul(pool, t, w, n_rows, n_cols, x, n_tok, y, n_rows, scratch); /* warm-up */
+    while (reps < 5 || (spent < budget_s && reps < MAX_REPS)) {
+        const double t0 = now_s();
+        kern_matmul(pool, t, w, n_rows, n_cols, x, n_tok, y, n_rows, scratch);
+        const double dt = now_s() - t0;
+        dts[reps++] = dt;
+        spent += dt;
+    }
+    qsort(dts, (size_t)reps, sizeof dts[0], cmp_double);
+    return dts[reps / 2];
+}
+
+static int bench_type(hr_pool *pool, kern_type t, int64_t n_rows, int64_t n_cols, int max_tok,
+                      double budget_s) {
+    const kern_type_info *ti = kern_type_get((uint32_t)t);
+    const size_t rb = kern_row_bytes(t, n_cols);
+    if (!ti || !ti->supported || rb == 0) {
+        fprintf(stderr, "type %d: unsupported or n_cols %lld not a multiple of its block\n", (int)t,
+                (long long)n_cols);
+        return 1;
+    }
+    uint8_t *w = malloc((size_t)n_rows * rb);
+    float *wf = malloc((size_t)n_cols * sizeof(float));
+    float *x = malloc((size_t)max_tok * (size_t)n_cols * sizeof(float));
+    float *y = malloc((size_t)max_tok * (size_t)n_rows * sizeof(float));
+    void *scratch = malloc(kern_matmul_scratch_bytes(t, n_cols, max_tok) + 1);
+    if (!w || !wf || !x || !y || !scratch) {
+        fprintf(stderr, "out of memory\n");
+        free(w), free(wf), free(x), free(y), free(scratch);
+        return 1;
+    }
+    uint64_t rng = 42;
+    for (int64_t r = 0; r < n_rows; r++) {
+        for (int64_t i = 0; i < n_cols; i++) wf[i] = rand_unit(&rng);
+        kern_ref_quantize_row(t, wf, w + (size_t)r * rb, n_cols);
+    }
+    for (int64_t i = 0; i < (int64_t)max_tok * n_cols; i++) x[i] = rand_unit(&rng);
+
+    printf("\n%s, %lld x %lld (%.2f MiB), 1 thread\n", ti->name, (long long)n_rows,
+           (long long)n_cols, (double)((size_t)n_rows * rb) / (1024.0 * 1024.0));
+    printf("%5s %16s %14s %10s\n", "n_tok", "ns/token-row", "us/product", "vs n-1");
+    double prev = 0.0;
+    for (int nt = 1; nt <= max_tok; nt++) {
+        const double dt = time_matmul(pool, t, w, n_rows, n_cols, x, nt, y, scratch, budget_s);
+        const double per = dt * 1e9 / ((double)nt * (double)n_rows);
+        /* total time against the product of one token fewer: above 1.5 is a cliff */
+        const double vs = nt > 1 ? dt / prev : 1.0;
+        printf("%5d %16.2f %14.1f %9.2fx%s\n", nt, per, dt * 1e6, vs, vs > 1.5 ? "  <- cliff" : "");
+        fflush(stdout);
+        prev = dt;
+    }
+    free(w), free(wf), free(x), free(y), free(scratch);
+    return 0;
+}
+
+static int type_by_name(const char *name, kern_type *out) {
+    for (uint32_t t = 0; t < KERN_TYPE_COUNT; t++) {
+        const kern_type_info *ti = kern_type_get(t);
+        if (ti && ti->supported && strcmp(ti->name, name) == 0) {
+            *out = (kern_type)t;
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    const int64_t n_rows = argc > 1 ? atoll(argv[1]) : 896;
+    const int64_t n_cols = argc > 2 ? atoll(argv[2]) : 4864;
+    const int max_tok = argc > 3 ? atoi(argv[3]) : 16;
+    const double budget_s = argc > 4 ? atof(argv[4]) : 0.3;
+    const char *types = argc > 5 ? argv[5] : "q8_0,q4_0,q4_K,q6_K";
+    if (n_rows < 1 || n_cols < 1 || max_tok < 1 || max_tok > 4096) {
+        fprintf(stderr, "usage: %s [n_rows] [n_cols] [max n_tok] [seconds] [types]\n", argv[0]);
+        return 2;
+    }
+    hr_pool *pool = NULL;
+    if (hr_pool_new(1, &pool) != HEARTH_OK) {
+        fprintf(stderr, "cannot make a pool\n");
+        return 1;
+    }
+    printf("isa %s\n", kern_isa_name());
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", types);
+    int rc = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        kern_type t;
+        if (type_by_name(tok, &t)) {
+            fprintf(stderr, "unknown type '%s'\n", tok);
+            rc = 1;
+            continue;
+        }
+        rc |= bench_type(pool, t, n_rows, n_cols, max_tok, budget_s);
+    }
+    hr_pool_free(pool);
+    return rc;
+}
