@@ -30,6 +30,7 @@
  */
 #include "kernels/blocks.h"
 #include "kernels/kern_ref.h"
+#include "kernels/matmul.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -374,33 +375,23 @@ typedef struct gm_job {
     gm_dot_fn dot4; /* tokens in whole groups of four, when they differ */
     int64_t n_tok4;
     kern_vec_dot_fn vec_dot; /* when dot is NULL */
-    const kern_fns *act_fns;
     const uint8_t *w;
     size_t w_row_bytes;
-    int64_t n_rows, n_cols;
-    const float *x;
+    int64_t n_cols;
     int64_t n_tok;
     float *y;
     int64_t ldy;
-    uint8_t *xq;
-    size_t xq_row_bytes;
 } gm_job;
 
-static void gm_convert(void *ctx, int ith, int nth) {
-    gm_job *j = ctx;
-    for (int64_t t = ith; t < j->n_tok; t += nth)
-        j->act_fns->from_float(j->x + t * j->n_cols, j->xq + (size_t)t * j->xq_row_bytes,
-                               j->n_cols);
-}
-
-static void gm_rows(void *ctx, int ith, int nth) {
-    gm_job *j = ctx;
-    const int64_t per = (j->n_rows + nth - 1) / nth;
-    const int64_t r0 = per * ith, r1 = r0 + per < j->n_rows ? r0 + per : j->n_rows;
+/* Rows r0..r1-1 against every token (a kern_rows_fn; one weight, o == 0). */
+static void gm_rows(const void *ctx, int o, int64_t r0, int64_t r1, const uint8_t *xq,
+                    size_t xq_row_bytes) {
+    const gm_job *j = ctx;
+    (void)o;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *wr = j->w + (size_t)r * j->w_row_bytes;
         for (int64_t t = 0; t < j->n_tok; t++) {
-            const uint8_t *xr = j->xq + (size_t)t * j->xq_row_bytes;
+            const uint8_t *xr = xq + (size_t)t * xq_row_bytes;
             float *yr = j->y + t * j->ldy + r;
             if (t < j->n_tok4)
                 *yr = j->dot4(j->n_cols, wr, xr);
@@ -415,16 +406,12 @@ static void gm_rows(void *ctx, int ith, int nth) {
 void kern_matmul_ggml(hr_pool *pool, kern_type type, const void *w, int64_t n_rows, int64_t n_cols,
                       const float *x, int64_t n_tok, float *y, int64_t ldy, void *scratch,
                       bool repack) {
-    const kern_type_info *ti = kern_type_get((uint32_t)type);
     gm_job j = {
         .dot = gm_pick(type, n_rows, n_cols, n_tok, repack),
         .vec_dot = kern_get(type)->vec_dot,
-        .act_fns = kern_get(ti->vec_dot_type),
         .w = w,
         .w_row_bytes = kern_row_bytes(type, n_cols),
-        .n_rows = n_rows,
         .n_cols = n_cols,
-        .x = x,
         .n_tok = n_tok,
         .y = y,
         .ldy = ldy,
@@ -435,18 +422,8 @@ void kern_matmul_ggml(hr_pool *pool, kern_type type, const void *w, int64_t n_ro
         j.dot4 = dot_q4_K_gemm;
         j.n_tok4 = n_tok & ~(int64_t)3;
     }
-    if (ti->vec_dot_type == KERN_F32) {
-        j.xq = (uint8_t *)x;
-        j.xq_row_bytes = (size_t)n_cols * sizeof(float);
-    } else {
-        j.xq = scratch;
-        j.xq_row_bytes = kern_row_bytes(ti->vec_dot_type, n_cols);
-        if (n_tok > 1)
-            hr_pool_run(pool, gm_convert, &j);
-        else
-            gm_convert(&j, 0, 1);
-    }
-    hr_pool_run(pool, gm_rows, &j);
+    kern_matmul_run(pool, kern_type_get((uint32_t)type)->vec_dot_type, n_cols, x, n_tok, scratch,
+                    &n_rows, 1, gm_rows, &j);
 }
 
 /* ---- the switch ----------------------------------------------------------------- */

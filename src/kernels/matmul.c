@@ -11,26 +11,15 @@
  * through the type's gemm kernel where the CPU has one (which gives
  * vec_dot's bits for any number of tokens), else each thread walks its rows
  * in the outer loop so a weight row stays in L1 while every token passes.
+ * The conversion and the split (kern_matmul_run, matmul.h) serve
+ * kern_matmul_ggml too.
  */
-#include "kernels.h"
+#include "matmul.h"
 
 #include <assert.h>
 
 /* Rows go to threads in whole panels of this many (the gemm kernels' size). */
 enum { MATMUL_PANEL = 16 };
-
-typedef struct matmul_job {
-    const kern_matmul_op *ops;
-    int n_ops;
-    const kern_fns *fns[KERN_MATMUL_MAX_OPS];
-    int64_t first_panel[KERN_MATMUL_MAX_OPS + 1]; /* of each op in the common count */
-    const kern_fns *act_fns;
-    int64_t n_cols;
-    const float *x;
-    int64_t n_tok;
-    uint8_t *xq;
-    size_t xq_row_bytes;
-} matmul_job;
 
 size_t kern_matmul_scratch_bytes(kern_type type, int64_t n_cols, int64_t n_tok) {
     const kern_type_info *ti = kern_type_get((uint32_t)type);
@@ -38,51 +27,50 @@ size_t kern_matmul_scratch_bytes(kern_type type, int64_t n_cols, int64_t n_tok) 
     return kern_row_bytes(ti->vec_dot_type, n_cols) * (size_t)n_tok;
 }
 
-static void matmul_convert(void *ctx, int ith, int nth) {
-    matmul_job *j = ctx;
+/* ---- the job splitter (matmul.h), also kern_matmul_ggml's -------------------- */
+
+typedef struct split_job {
+    kern_rows_fn rows;
+    const void *ctx;
+    int n_ops;
+    int64_t n_rows[KERN_MATMUL_MAX_OPS];
+    int64_t first_panel[KERN_MATMUL_MAX_OPS + 1]; /* of each op in the common count */
+    const kern_fns *act_fns;
+    int64_t n_cols;
+    const float *x;
+    int64_t n_tok;
+    uint8_t *xq;
+    size_t xq_row_bytes;
+} split_job;
+
+static void split_convert(void *ctx, int ith, int nth) {
+    split_job *j = ctx;
     for (int64_t t = ith; t < j->n_tok; t += nth)
         j->act_fns->from_float(j->x + t * j->n_cols, j->xq + (size_t)t * j->xq_row_bytes,
                                j->n_cols);
 }
 
-/* Rows r0..r1-1 of op `o` against every token. */
-static void matmul_part(const matmul_job *j, int o, int64_t r0, int64_t r1) {
-    const kern_matmul_op *op = &j->ops[o];
-    const kern_fns *fns = j->fns[o];
-    const size_t wrb = kern_row_bytes(op->type, j->n_cols);
-    const uint8_t *w = (const uint8_t *)op->w + (size_t)r0 * wrb;
-    if (fns->gemm) {
-        fns->gemm(j->n_cols, w, wrb, r1 - r0, j->xq, j->xq_row_bytes, j->n_tok, op->y + r0,
-                  op->ldy);
-        return;
-    }
-    for (int64_t r = r0; r < r1; r++, w += wrb)
-        for (int64_t t = 0; t < j->n_tok; t++)
-            fns->vec_dot(j->n_cols, op->y + t * op->ldy + r, w,
-                         j->xq + (size_t)t * j->xq_row_bytes);
-}
-
-static void matmul_run(void *ctx, int ith, int nth) {
-    const matmul_job *j = ctx;
+static void split_run(void *ctx, int ith, int nth) {
+    const split_job *j = ctx;
     const int64_t total = j->first_panel[j->n_ops];
     const int64_t p0 = total * ith / nth, p1 = total * (ith + 1) / nth;
     for (int o = 0; o < j->n_ops; o++) {
         const int64_t a = p0 > j->first_panel[o] ? p0 : j->first_panel[o];
         const int64_t b = p1 < j->first_panel[o + 1] ? p1 : j->first_panel[o + 1];
         if (a >= b) continue;
-        const int64_t n_rows = j->ops[o].n_rows;
         const int64_t r0 = (a - j->first_panel[o]) * MATMUL_PANEL;
         const int64_t r1 = (b - j->first_panel[o]) * MATMUL_PANEL;
-        matmul_part(j, o, r0, r1 < n_rows ? r1 : n_rows);
+        j->rows(j->ctx, o, r0, r1 < j->n_rows[o] ? r1 : j->n_rows[o], j->xq, j->xq_row_bytes);
     }
 }
 
-void kern_matmul_multi(hr_pool *pool, const kern_matmul_op *ops, int n_ops, int64_t n_cols,
-                       const float *x, int64_t n_tok, void *scratch) {
+void kern_matmul_run(hr_pool *pool, kern_type act, int64_t n_cols, const float *x, int64_t n_tok,
+                     void *scratch, const int64_t *n_rows, int n_ops, kern_rows_fn rows,
+                     const void *ctx) {
     assert(n_ops >= 1 && n_ops <= KERN_MATMUL_MAX_OPS);
-    const kern_type act = kern_type_get((uint32_t)ops[0].type)->vec_dot_type;
-    matmul_job j = {
-        .ops = ops,
+    split_job j = {
+        .rows = rows,
+        .ctx = ctx,
         .n_ops = n_ops,
         .act_fns = kern_get(act),
         .n_cols = n_cols,
@@ -90,9 +78,8 @@ void kern_matmul_multi(hr_pool *pool, const kern_matmul_op *ops, int n_ops, int6
         .n_tok = n_tok,
     };
     for (int o = 0; o < n_ops; o++) {
-        assert(kern_type_get((uint32_t)ops[o].type)->vec_dot_type == act);
-        j.fns[o] = kern_get(ops[o].type);
-        j.first_panel[o + 1] = j.first_panel[o] + (ops[o].n_rows + MATMUL_PANEL - 1) / MATMUL_PANEL;
+        j.n_rows[o] = n_rows[o];
+        j.first_panel[o + 1] = j.first_panel[o] + (n_rows[o] + MATMUL_PANEL - 1) / MATMUL_PANEL;
     }
     if (act == KERN_F32) {
         j.xq = (uint8_t *)x;
@@ -101,11 +88,51 @@ void kern_matmul_multi(hr_pool *pool, const kern_matmul_op *ops, int n_ops, int6
         j.xq = scratch;
         j.xq_row_bytes = kern_row_bytes(act, n_cols);
         if (n_tok > 1)
-            hr_pool_run(pool, matmul_convert, &j);
+            hr_pool_run(pool, split_convert, &j);
         else
-            matmul_convert(&j, 0, 1);
+            split_convert(&j, 0, 1);
     }
-    hr_pool_run(pool, matmul_run, &j);
+    hr_pool_run(pool, split_run, &j);
+}
+
+/* ---- the fast product -------------------------------------------------------- */
+
+typedef struct matmul_job {
+    const kern_matmul_op *ops;
+    const kern_fns *fns[KERN_MATMUL_MAX_OPS];
+    int64_t n_cols;
+    int64_t n_tok;
+} matmul_job;
+
+/* Rows r0..r1-1 of op `o` against every token (a kern_rows_fn). */
+static void matmul_rows(const void *ctx, int o, int64_t r0, int64_t r1, const uint8_t *xq,
+                        size_t xq_row_bytes) {
+    const matmul_job *j = ctx;
+    const kern_matmul_op *op = &j->ops[o];
+    const kern_fns *fns = j->fns[o];
+    const size_t wrb = kern_row_bytes(op->type, j->n_cols);
+    const uint8_t *w = (const uint8_t *)op->w + (size_t)r0 * wrb;
+    if (fns->gemm) {
+        fns->gemm(j->n_cols, w, wrb, r1 - r0, xq, xq_row_bytes, j->n_tok, op->y + r0, op->ldy);
+        return;
+    }
+    for (int64_t r = r0; r < r1; r++, w += wrb)
+        for (int64_t t = 0; t < j->n_tok; t++)
+            fns->vec_dot(j->n_cols, op->y + t * op->ldy + r, w, xq + (size_t)t * xq_row_bytes);
+}
+
+void kern_matmul_multi(hr_pool *pool, const kern_matmul_op *ops, int n_ops, int64_t n_cols,
+                       const float *x, int64_t n_tok, void *scratch) {
+    assert(n_ops >= 1 && n_ops <= KERN_MATMUL_MAX_OPS);
+    const kern_type act = kern_type_get((uint32_t)ops[0].type)->vec_dot_type;
+    matmul_job j = {.ops = ops, .n_cols = n_cols, .n_tok = n_tok};
+    int64_t n_rows[KERN_MATMUL_MAX_OPS];
+    for (int o = 0; o < n_ops; o++) {
+        assert(kern_type_get((uint32_t)ops[o].type)->vec_dot_type == act);
+        j.fns[o] = kern_get(ops[o].type);
+        n_rows[o] = ops[o].n_rows;
+    }
+    kern_matmul_run(pool, act, n_cols, x, n_tok, scratch, n_rows, n_ops, matmul_rows, &j);
 }
 
 void kern_matmul(hr_pool *pool, kern_type type, const void *w, int64_t n_rows, int64_t n_cols,
