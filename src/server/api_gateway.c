@@ -276,16 +276,7 @@ static void follow(srv_gwreq *q, srv_job *j, gw_text_cb cb, void *user) {
         if (stop && !done) srv_sched_cancel(q->srv->sched, j);
         pthread_mutex_lock(&j->mu);
         if (done) break;
-        if (next == j->n_events && j->state != SRV_JOB_DONE) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 100 * 1000 * 1000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
-            pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-        }
+        if (next == j->n_events && j->state != SRV_JOB_DONE) srv_wait_ms(&j->cv, &j->mu, 100);
     }
     pthread_mutex_unlock(&j->mu);
     gw_buf_free(&pending);
@@ -499,14 +490,7 @@ static void cascade_stream(srv_exchange *x, srv_gwreq *q) {
     pthread_attr_destroy(&attr);
     pthread_mutex_lock(&q->mu);
     while (!q->started && !q->finished) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+        srv_wait_ms(&q->cv, &q->mu, 100);
         if (!q->started && !q->finished && srv_client_gone(x->client_fd))
             atomic_store(&q->bridge->cancel, true);
     }

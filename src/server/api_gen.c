@@ -216,14 +216,7 @@ static wait_result wait_job(srv_exchange *x, srv_job *j, bool until_started) {
     pthread_mutex_lock(&j->mu);
     for (;;) {
         if (j->state == SRV_JOB_DONE || (until_started && j->state != SRV_JOB_QUEUED)) break;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+        srv_wait_ms(&j->cv, &j->mu, 100);
         if (j->state == SRV_JOB_DONE) break;
         const bool queued = j->state == SRV_JOB_QUEUED;
         pthread_mutex_unlock(&j->mu);

@@ -236,6 +236,10 @@ bool srv_sched_submit(srv_sched *s, srv_job *j);
 void srv_sched_cancel(srv_sched *s, srv_job *j);
 
 double srv_now_ms(void);
+/* Waits on cv (mu held, as pthread_cond_wait) for at most ms milliseconds, so
+ * that a waiter also notices what is not signalled (a client gone, a
+ * deadline); returns with mu held. */
+void srv_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int ms);
 
 /* ---- the server object and the HTTP side ---------------------------------- */
 

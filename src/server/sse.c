@@ -159,18 +159,6 @@ static void format_end(srv_stream *st) {
     st->phase = st->include_usage ? SSE_USAGE : SSE_DONE;
 }
 
-/* Waits up to 100 ms for news from the job. Called with job->mu held. */
-static void wait_news(srv_job *j) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 100 * 1000 * 1000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-}
-
 /* Fills st->out with the next events; false when the client went away. */
 static bool refill(srv_stream *st) {
     srv_job *j = st->job;
@@ -194,7 +182,7 @@ static bool refill(srv_stream *st) {
     case SSE_BODY: {
         pthread_mutex_lock(&j->mu);
         while (st->next_event == j->n_events && j->state != SRV_JOB_DONE) {
-            wait_news(j);
+            srv_wait_ms(&j->cv, &j->mu, 100); /* news from the job */
             if (st->next_event < j->n_events || j->state == SRV_JOB_DONE) break;
             pthread_mutex_unlock(&j->mu);
             const bool gone = srv_client_gone(st->x ? st->x->client_fd : -1);
