@@ -19,6 +19,7 @@
  */
 #include "kernels/isa.h"
 #include "kernels/kern_ref.h"
+#include "kernels/x86_avx2.h"
 
 #include <cpuid.h>
 #include <immintrin.h>
@@ -78,6 +79,16 @@ static inline __m256i bytes_from_bits32(const uint8_t *qh) {
     return _mm256_cmpeq_epi8(_mm256_and_si256(spread, sel), sel);
 }
 
+/* ---- tiles: one weight row against up to 4 tokens ---------------------------------
+ * Every product below is written once, for a tile of one weight row and T
+ * tokens (T a constant: 1, 2 or 4). vec_dot is the tile with T = 1 and gemm
+ * runs the tiles with T = 2 or 4, so each (row, token) pair goes through the
+ * same float operations in the same order whatever the batch (the contract
+ * of kern_gemm_fn); only the unpacking of the weights (levels, scales) is
+ * shared between the tokens. Integer sums are exact, so their order is free. */
+
+enum { TMAX = 4 };
+
 /* ---- 32-element block formats ------------------------------------------------
  * Four blocks per step: their fp16 scales are gathered with word unpacks and
  * converted together (one vcvtph2ps instead of four), each block's integer
@@ -101,87 +112,111 @@ AI size_t blk_wsize(blk_kind k) {
 }
 AI bool blk_affine(blk_kind k) { return k == BK_Q4_1 || k == BK_Q5_1; }
 
-/* The int32 lanes of one weight block (whole block at w) times its
- * activation quants. */
-AI __m256i blk_dot(blk_kind k, const uint8_t *w, const int8_t *xq) {
-    const __m256i x = load256(xq);
+/* The 32 levels of one weight block, ready for any token: u is read unsigned
+ * by vpmaddubsw; for the signed formats u = |level| and s carries the signs
+ * that move onto the activations (dot_ss split in two). */
+typedef struct {
+    __m256i u, s;
+} blk_levels;
+
+AI blk_levels blk_unpack(blk_kind k, const uint8_t *w) {
+    __m256i v;
     switch (k) {
-    case BK_Q4_0: return dot_off(nibbles32(w + 2), x, _mm256_set1_epi8(8));
-    case BK_Q5_0: { /* level - 16 as a signed byte: 0xF0 on top where bit 4 is clear */
-        const __m256i top =
-            _mm256_andnot_si256(bytes_from_bits32(w + 2), _mm256_set1_epi8((char)0xF0));
-        return dot_ss(_mm256_or_si256(nibbles32(w + 6), top), x);
-    }
-    case BK_Q4_1: return dot_us(nibbles32(w + 4), x);
+    case BK_Q4_0: v = _mm256_sub_epi8(nibbles32(w + 2), _mm256_set1_epi8(8)); break;
+    case BK_Q5_0: /* level - 16 as a signed byte: 0xF0 on top where bit 4 is clear */
+        v = _mm256_or_si256(nibbles32(w + 6), _mm256_andnot_si256(bytes_from_bits32(w + 2),
+                                                                  _mm256_set1_epi8((char)0xF0)));
+        break;
+    case BK_Q4_1: return (blk_levels){nibbles32(w + 4), _mm256_setzero_si256()};
     case BK_Q5_1: {
         const __m256i b4 = _mm256_and_si256(bytes_from_bits32(w + 4), _mm256_set1_epi8(0x10));
-        return dot_us(_mm256_or_si256(nibbles32(w + 8), b4), x);
+        return (blk_levels){_mm256_or_si256(nibbles32(w + 8), b4), _mm256_setzero_si256()};
     }
-    case BK_Q8_0: break;
+    case BK_Q8_0:
+    default: v = load256(w + 2); break;
     }
-    return dot_ss(load256(w + 2), x);
+    return (blk_levels){_mm256_sign_epi8(v, v), v};
 }
 
-/* Products of the first fp16 fields (w.d * x.d) of 4 consecutive blocks in
- * lanes 0..3, of the second ones (w.m * x.s where they exist) in 4..7. */
-AI __m256 scales4(const uint8_t *w, size_t ws, const uint8_t *x, size_t xs) {
-    const __m128i w01 = _mm_unpacklo_epi16(_mm_loadu_si32(w), _mm_loadu_si32(w + ws));
-    const __m128i w23 = _mm_unpacklo_epi16(_mm_loadu_si32(w + 2 * ws), _mm_loadu_si32(w + 3 * ws));
-    const __m128i x01 = _mm_unpacklo_epi16(_mm_loadu_si32(x), _mm_loadu_si32(x + xs));
-    const __m128i x23 = _mm_unpacklo_epi16(_mm_loadu_si32(x + 2 * xs), _mm_loadu_si32(x + 3 * xs));
-    return _mm256_mul_ps(_mm256_cvtph_ps(_mm_unpacklo_epi32(w01, w23)),
-                         _mm256_cvtph_ps(_mm_unpacklo_epi32(x01, x23)));
+/* The int32 lanes of one unpacked weight block times activation quants xq. */
+AI __m256i blk_dot(blk_kind k, blk_levels l, const int8_t *xq) {
+    const __m256i x = load256(xq);
+    if (blk_affine(k)) return dot_us(l.u, x);
+    return dot_us(l.u, _mm256_sign_epi8(x, l.s));
 }
 
-AI void vd_blocks(blk_kind k, int64_t n, float *s, const void *vw, const void *vx) {
+/* The first fp16 fields of 4 consecutive blocks in lanes 0..3, the second
+ * ones in 4..7, as floats. */
+AI __m256 fields4(const uint8_t *p, size_t stride) {
+    const __m128i p01 = _mm_unpacklo_epi16(_mm_loadu_si32(p), _mm_loadu_si32(p + stride));
+    const __m128i p23 =
+        _mm_unpacklo_epi16(_mm_loadu_si32(p + 2 * stride), _mm_loadu_si32(p + 3 * stride));
+    return _mm256_cvtph_ps(_mm_unpacklo_epi32(p01, p23));
+}
+
+/* One row of a 32-element block format against T tokens (xp[t]: their
+ * activation rows); out[t] = the dot products. Per pair: lanes of even
+ * blocks of each group of 4 and of the leftover blocks go to acc0, of odd
+ * blocks to acc1; w.m * x.s terms of a group are added in 4 lanes. */
+AI void blk_tile(blk_kind k, const int T, int64_t n, const uint8_t *w, const uint8_t *const *xp,
+                 float *out) {
     const size_t ws = blk_wsize(k);
     const size_t xs = blk_affine(k) ? sizeof(block_q8_1) : sizeof(block_q8_0);
     const size_t xo = blk_affine(k) ? 4 : 2;
-    const uint8_t *w = vw, *x = vx;
     const int64_t nb = n / 32;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    __m128 accm = _mm_setzero_ps();
+    __m256 acc0[TMAX], acc1[TMAX];
+    __m128 accm[TMAX];
+    float summ[TMAX];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+        acc0[t] = _mm256_setzero_ps();
+        acc1[t] = _mm256_setzero_ps();
+        accm[t] = _mm_setzero_ps();
+    }
     int64_t i = 0;
-    for (; i + 4 <= nb; i += 4, w += 4 * ws, x += 4 * xs) {
+    for (; i + 4 <= nb; i += 4) {
+        const uint8_t *wb = w + i * ws;
+        const __m256 wd = fields4(wb, ws);
         /* through memory: broadcasts from a load cost no shuffle (or register) */
-        float sc[8];
-        _mm256_storeu_ps(sc, scales4(w, ws, x, xs));
+        float sc[TMAX][8];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            _mm256_storeu_ps(sc[t], _mm256_mul_ps(wd, fields4(xp[t] + i * xs, xs)));
 #pragma GCC unroll 4
         for (int b = 0; b < 4; b++) {
-            const __m256i p = blk_dot(k, w + b * ws, (const int8_t *)(x + b * xs + xo));
-            const __m256 d = _mm256_broadcast_ss(&sc[b]);
-            if (b & 1)
-                acc1 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc1);
-            else
-                acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc0);
+            const blk_levels l = blk_unpack(k, wb + b * ws);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const __m256i p = blk_dot(k, l, (const int8_t *)(xp[t] + (i + b) * xs + xo));
+                const __m256 d = _mm256_broadcast_ss(&sc[t][b]);
+                if (b & 1)
+                    acc1[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc1[t]);
+                else
+                    acc0[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc0[t]);
+            }
         }
-        if (blk_affine(k)) accm = _mm_add_ps(accm, _mm_loadu_ps(sc + 4));
-    }
-    float summ = hsum_ps128(accm);
-    for (; i < nb; i++, w += ws, x += xs) {
-        const __m256i p = blk_dot(k, w, (const int8_t *)(x + xo));
-        const __m256 d = _mm256_set1_ps(f16_at((const kern_f16 *)w) * f16_at((const kern_f16 *)x));
-        acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc0);
         if (blk_affine(k))
-            summ += f16_at((const kern_f16 *)(w + 2)) * f16_at((const kern_f16 *)(x + 2));
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) accm[t] = _mm_add_ps(accm[t], _mm_loadu_ps(sc[t] + 4));
     }
-    *s = hsum_ps(_mm256_add_ps(acc0, acc1)) + summ;
-}
-
-static void vec_dot_q8_0(int64_t n, float *s, const void *w, const void *x) {
-    vd_blocks(BK_Q8_0, n, s, w, x);
-}
-static void vec_dot_q4_0(int64_t n, float *s, const void *w, const void *x) {
-    vd_blocks(BK_Q4_0, n, s, w, x);
-}
-static void vec_dot_q5_0(int64_t n, float *s, const void *w, const void *x) {
-    vd_blocks(BK_Q5_0, n, s, w, x);
-}
-static void vec_dot_q4_1(int64_t n, float *s, const void *w, const void *x) {
-    vd_blocks(BK_Q4_1, n, s, w, x);
-}
-static void vec_dot_q5_1(int64_t n, float *s, const void *w, const void *x) {
-    vd_blocks(BK_Q5_1, n, s, w, x);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) summ[t] = hsum_ps128(accm[t]);
+    for (; i < nb; i++) {
+        const uint8_t *wb = w + i * ws;
+        const blk_levels l = blk_unpack(k, wb);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const uint8_t *xb = xp[t] + i * xs;
+            const __m256i p = blk_dot(k, l, (const int8_t *)(xb + xo));
+            const __m256 d =
+                _mm256_set1_ps(f16_at((const kern_f16 *)wb) * f16_at((const kern_f16 *)xb));
+            acc0[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc0[t]);
+            if (blk_affine(k))
+                summ[t] += f16_at((const kern_f16 *)(wb + 2)) * f16_at((const kern_f16 *)(xb + 2));
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) out[t] = hsum_ps(_mm256_add_ps(acc0[t], acc1[t])) + summ[t];
 }
 
 /* ---- K-quants ---------------------------------------------------------------- */
@@ -205,82 +240,80 @@ static inline __m256i word_bcast(__m256i v, int k) {
     return _mm256_shuffle_epi8(v, _mm256_set1_epi16((short)((2 * k + 1) << 8 | 2 * k)));
 }
 
-/* -dmin * sum_j min_j * (bsum[2j] + bsum[2j+1]) of one block, in 4 lanes. */
-static inline __m128 k4_mins_term(__m128i scmn, const int16_t *bsums, float dmin, __m128 acc) {
-    const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(scmn, scmn));
+/* -dmin * sum_j min_j * (bsum[2j] + bsum[2j+1]) of one block, in 4 lanes
+ * (mins: the 8 mins as int16). */
+static inline __m128 k4_mins_term(__m128i mins, const int16_t *bsums, float dmin, __m128 acc) {
     const __m128i b0 = _mm_loadu_si128((const __m128i *)bsums);
     const __m128i b1 = _mm_loadu_si128((const __m128i *)(bsums + 8));
     const __m128i prod = _mm_madd_epi16(mins, _mm_hadd_epi16(b0, b1));
     return _mm_fmadd_ps(_mm_set1_ps(-dmin), _mm_cvtepi32_ps(prod), acc);
 }
 
-static void vec_dot_q4_K(int64_t n, float *s, const void *vw, const void *vx) {
-    const block_q4_K *w = vw;
-    const block_q8_K *x = vx;
-    const int64_t nb = n / QK_K;
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc = _mm256_setzero_ps();
-    __m128 accm = _mm_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        const __m128i scmn = k4_scales_mins(w[i].scales);
-        accm = k4_mins_term(scmn, x[i].bsums, f16_at(&w[i].dmin) * x[i].d, accm);
-        const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scmn));
-        const uint8_t *q4 = w[i].qs;
-        const int8_t *q8 = x[i].qs;
-        __m256i sumi = _mm256_setzero_si256();
-#pragma GCC unroll 4
-        for (int j = 0; j < QK_K / 64; j++, q4 += 32, q8 += 64) {
-            const __m256i b = load256(q4);
-            const __m256i lo = _mm256_and_si256(b, m4);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
-            const __m256i plo = _mm256_maddubs_epi16(lo, load256(q8));
-            const __m256i phi = _mm256_maddubs_epi16(hi, load256(q8 + 32));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, word_bcast(sc, 2 * j)));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, word_bcast(sc, 2 * j + 1)));
-        }
-        const float d = f16_at(&w[i].d) * x[i].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-    }
-    *s = hsum_ps(acc) + hsum_ps128(accm);
-}
-
-static void vec_dot_q5_K(int64_t n, float *s, const void *vw, const void *vx) {
-    const block_q5_K *w = vw;
-    const block_q8_K *x = vx;
+/* One Q4_K (q5 false) or Q5_K row against T tokens of Q8_K. Per pair: the
+ * block's integer sum scaled once into acc, the mins term into accm. */
+AI void k45_tile(bool q5, const int T, int64_t n, const uint8_t *vw, const uint8_t *const *xp,
+                 float *out) {
+    const size_t wsz = q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
     const int64_t nb = n / QK_K;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256i one = _mm256_set1_epi8(1);
-    __m256 acc = _mm256_setzero_ps();
-    __m128 accm = _mm_setzero_ps();
+    __m256 acc[TMAX];
+    __m128 accm[TMAX];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+        acc[t] = _mm256_setzero_ps();
+        accm[t] = _mm_setzero_ps();
+    }
     for (int64_t i = 0; i < nb; i++) {
-        const __m128i scmn = k4_scales_mins(w[i].scales);
-        accm = k4_mins_term(scmn, x[i].bsums, f16_at(&w[i].dmin) * x[i].d, accm);
+        /* Q4_K and Q5_K share d, dmin and scales at the start of the block */
+        const block_q4_K *w4 = (const block_q4_K *)(vw + i * wsz);
+        const block_q5_K *w5 = (const block_q5_K *)(vw + i * wsz);
+        const block_q8_K *x[TMAX];
+        const __m128i scmn = k4_scales_mins(w4->scales);
+        const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(scmn, scmn));
+        const float wdmin = f16_at(&w4->dmin), wd = f16_at(&w4->d);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            x[t] = (const block_q8_K *)xp[t] + i;
+            accm[t] = k4_mins_term(mins, x[t]->bsums, wdmin * x[t]->d, accm[t]);
+        }
         const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scmn));
-        const uint8_t *q4 = w[i].qs;
-        const int8_t *q8 = x[i].qs;
+        const uint8_t *q4 = q5 ? w5->qs : w4->qs;
         /* bit 2j of qh[l] is bit 4 of element 64j + l, bit 2j+1 of 64j + 32 + l;
          * h is shifted right once per sub-block so bit 0 is always the next
          * (16-bit shifts carry across bytes only into bits that are masked). */
-        __m256i h = load256(w[i].qh);
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i h = q5 ? load256(w5->qh) : _mm256_setzero_si256();
+        __m256i sumi[TMAX];
 #pragma GCC unroll 4
-        for (int j = 0; j < QK_K / 64; j++, q4 += 32, q8 += 64) {
+        for (int t = 0; t < T; t++) sumi[t] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int j = 0; j < QK_K / 64; j++, q4 += 32) {
             const __m256i b = load256(q4);
-            const __m256i hlo = _mm256_slli_epi16(_mm256_and_si256(h, one), 4);
-            h = _mm256_srli_epi16(h, 1);
-            const __m256i hhi = _mm256_slli_epi16(_mm256_and_si256(h, one), 4);
-            h = _mm256_srli_epi16(h, 1);
-            const __m256i lo = _mm256_or_si256(_mm256_and_si256(b, m4), hlo);
-            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4), hhi);
-            const __m256i plo = _mm256_maddubs_epi16(lo, load256(q8));
-            const __m256i phi = _mm256_maddubs_epi16(hi, load256(q8 + 32));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, word_bcast(sc, 2 * j)));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, word_bcast(sc, 2 * j + 1)));
+            __m256i lo = _mm256_and_si256(b, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+            if (q5) {
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(h, one), 4));
+                h = _mm256_srli_epi16(h, 1);
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(h, one), 4));
+                h = _mm256_srli_epi16(h, 1);
+            }
+            const __m256i slo = word_bcast(sc, 2 * j), shi = word_bcast(sc, 2 * j + 1);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const int8_t *q8 = x[t]->qs + 64 * j;
+                const __m256i plo = _mm256_maddubs_epi16(lo, load256(q8));
+                const __m256i phi = _mm256_maddubs_epi16(hi, load256(q8 + 32));
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(plo, slo));
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(phi, shi));
+            }
         }
-        const float d = f16_at(&w[i].d) * x[i].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            acc[t] =
+                _mm256_fmadd_ps(_mm256_set1_ps(wd * x[t]->d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
     }
-    *s = hsum_ps(acc) + hsum_ps128(accm);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) out[t] = hsum_ps(acc[t]) + hsum_ps128(accm[t]);
 }
 
 /* The 128 levels (0..63) of half a Q6_K block as four vectors of 32, in
@@ -299,22 +332,30 @@ static inline void q6_levels(const uint8_t *ql, const uint8_t *qh, __m256i q[4])
     q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
 }
 
-/* Levels are stored +32; the offset is removed once per block through the
- * activations' 16-element sums: sum sc_k * 32 * bsum_k. */
-static void vec_dot_q6_K(int64_t n, float *s, const void *vw, const void *vx) {
-    const block_q6_K *w = vw;
-    const block_q8_K *x = vx;
+/* One Q6_K row against T tokens. Levels are stored +32; the offset is
+ * removed once per block through the activations' 16-element sums:
+ * sum sc_k * 32 * bsum_k. */
+AI void q6_tile(const int T, int64_t n, const uint8_t *vw, const uint8_t *const *xp, float *out) {
+    const block_q6_K *w = (const block_q6_K *)vw;
     const int64_t nb = n / QK_K;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[TMAX];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
+        const block_q8_K *x[TMAX];
+        __m256i sumi[TMAX];
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
-        const __m256i off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), load256(x[i].bsums));
-        __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            x[t] = (const block_q8_K *)xp[t] + i;
+            const __m256i off = _mm256_madd_epi16(sc16, load256(x[t]->bsums));
+            sumi[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
+        }
 #pragma GCC unroll 2
         for (int half = 0; half < 2; half++) {
             __m256i q[4];
             q6_levels(w[i].ql + 64 * half, w[i].qh + 32 * half, q);
-            const int8_t *q8 = x[i].qs + 128 * half;
 #pragma GCC unroll 4
             for (int k = 0; k < 4; k++) {
                 /* scales 8*half + 2k (first 16 elements) and + 1 (next 16) */
@@ -322,14 +363,22 @@ static void vec_dot_q6_K(int64_t n, float *s, const void *vw, const void *vx) {
                 const __m128i ctl =
                     _mm_set_epi64x(0x0101010101010101LL * (s0 + 1), 0x0101010101010101LL * s0);
                 const __m256i scv = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, ctl));
-                const __m256i p = _mm256_maddubs_epi16(q[k], load256(q8 + 32 * k));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scv));
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    const int8_t *q8 = x[t]->qs + 128 * half + 32 * k;
+                    const __m256i p = _mm256_maddubs_epi16(q[k], load256(q8));
+                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, scv));
+                }
             }
         }
-        const float d = f16_at(&w[i].d) * x[i].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        const float wd = f16_at(&w[i].d);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            acc[t] =
+                _mm256_fmadd_ps(_mm256_set1_ps(wd * x[t]->d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
     }
-    *s = hsum_ps(acc);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) out[t] = hsum_ps(acc[t]);
 }
 
 /* ---- float types ------------------------------------------------------------- */
@@ -343,38 +392,43 @@ static inline __m256 bf16x8(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
 }
 
-static void vec_dot_f32(int64_t n, float *s, const void *vw, const void *vx) {
-    const float *a = vw, *b = vx;
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                     _mm256_setzero_ps()};
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32)
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; k++)
-            acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * k), _mm256_loadu_ps(b + i + 8 * k),
-                                     acc[k]);
-    for (; i + 8 <= n; i += 8)
-        acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc[0]);
-    float sum =
-        hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-    for (; i < n; i++) sum += a[i] * b[i];
-    *s = sum;
+/* 8 elements of an F32 (f16 false) or F16 row as floats. */
+AI __m256 flt8(bool f16, const uint8_t *row, int64_t i) {
+    return f16 ? f16x8((const uint16_t *)row + i) : _mm256_loadu_ps((const float *)row + i);
+}
+AI float flt1(bool f16, const uint8_t *row, int64_t i) {
+    return f16 ? _cvtsh_ss(((const uint16_t *)row)[i]) : ((const float *)row)[i];
 }
 
-static void vec_dot_f16(int64_t n, float *s, const void *vw, const void *vx) {
-    const uint16_t *a = vw, *b = vx;
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                     _mm256_setzero_ps()};
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32)
+/* One F32 or F16 row against T tokens. Per pair: elements 16s..16s+7 go to
+ * acc0 and 16s+8..16s+15 to acc1, then one more 8 to acc0, the last n % 8
+ * added one by one after the two accumulators' sum. */
+AI void flt_tile(bool f16, const int T, int64_t n, const uint8_t *w, const uint8_t *const *xp,
+                 float *out) {
+    __m256 acc0[TMAX], acc1[TMAX];
 #pragma GCC unroll 4
-        for (int k = 0; k < 4; k++)
-            acc[k] = _mm256_fmadd_ps(f16x8(a + i + 8 * k), f16x8(b + i + 8 * k), acc[k]);
-    for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(f16x8(a + i), f16x8(b + i), acc[0]);
-    float sum =
-        hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-    for (; i < n; i++) sum += _cvtsh_ss(a[i]) * _cvtsh_ss(b[i]);
-    *s = sum;
+    for (int t = 0; t < T; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256 a0 = flt8(f16, w, i), a1 = flt8(f16, w, i + 8);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            acc0[t] = _mm256_fmadd_ps(a0, flt8(f16, xp[t], i), acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(a1, flt8(f16, xp[t], i + 8), acc1[t]);
+        }
+    }
+    if (i + 8 <= n) {
+        const __m256 a0 = flt8(f16, w, i);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) acc0[t] = _mm256_fmadd_ps(a0, flt8(f16, xp[t], i), acc0[t]);
+        i += 8;
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+        float sum = hsum_ps(_mm256_add_ps(acc0[t], acc1[t]));
+        for (int64_t e = i; e < n; e++) sum += flt1(f16, w, e) * flt1(f16, xp[t], e);
+        out[t] = sum;
+    }
 }
 
 static void vec_dot_bf16(int64_t n, float *s, const void *vw, const void *vx) {
@@ -391,6 +445,88 @@ static void vec_dot_bf16(int64_t n, float *s, const void *vw, const void *vx) {
         hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
     for (; i < n; i++) sum += kern_bf16_to_f32(a[i]) * kern_bf16_to_f32(b[i]);
     *s = sum;
+}
+
+/* ---- vec_dot and gemm of each type from its tile ---------------------------------
+ * gemm walks the rows in groups that stay in L1 (a few KiB of weights) and,
+ * for each group of 4 tokens (2 or 1 for the last), every row of the group:
+ * a group of tokens' activations stays in L1 across the rows and a row's
+ * unpacking serves 4 tokens. Missing tokens of the last group repeat its
+ * last token (their sums are computed and dropped). One token goes row by
+ * row through vec_dot's code. */
+
+typedef void (*tile_fn)(int64_t n, const uint8_t *w, const uint8_t *const *xp, float *out);
+
+static void gemm_tiles(tile_fn tile1, tile_fn tile2, tile_fn tile4, int64_t n, const uint8_t *w,
+                       size_t ws, int64_t nr, const uint8_t *x, size_t xs, int64_t nt, float *y,
+                       int64_t ldy) {
+    if (nt == 1) {
+        for (int64_t r = 0; r < nr; r++) tile1(n, w + (size_t)r * ws, &x, y + r);
+        return;
+    }
+    int64_t rg = (int64_t)(16384 / (ws ? ws : 1));
+    rg = rg < 4 ? 4 : rg > 64 ? 64 : rg;
+    for (int64_t r0 = 0; r0 < nr; r0 += rg) {
+        const int64_t r1 = r0 + rg < nr ? r0 + rg : nr;
+        for (int64_t t0 = 0; t0 < nt; t0 += TMAX) {
+            const int tc = nt - t0 < TMAX ? (int)(nt - t0) : TMAX;
+            const uint8_t *xp[TMAX];
+            for (int t = 0; t < TMAX; t++) xp[t] = x + (size_t)(t0 + (t < tc ? t : tc - 1)) * xs;
+            const tile_fn tile = tc > 2 ? tile4 : tc == 2 ? tile2 : tile1;
+            for (int64_t r = r0; r < r1; r++) {
+                float out[TMAX];
+                tile(n, w + (size_t)r * ws, xp, out);
+                for (int t = 0; t < tc; t++) y[(t0 + t) * ldy + r] = out[t];
+            }
+        }
+    }
+}
+
+#define NOINLINE static __attribute__((noinline))
+#define TILED(name, call)                                                                          \
+    NOINLINE void name##_t1(int64_t n, const uint8_t *w, const uint8_t *const *xp, float *out) {   \
+        call(1, n, w, xp, out);                                                                    \
+    }                                                                                              \
+    NOINLINE void name##_t2(int64_t n, const uint8_t *w, const uint8_t *const *xp, float *out) {   \
+        call(2, n, w, xp, out);                                                                    \
+    }                                                                                              \
+    NOINLINE void name##_t4(int64_t n, const uint8_t *w, const uint8_t *const *xp, float *out) {   \
+        call(4, n, w, xp, out);                                                                    \
+    }                                                                                              \
+    static void vec_dot_##name(int64_t n, float *s, const void *w, const void *x) {                \
+        const uint8_t *xp = x;                                                                     \
+        name##_t1(n, w, &xp, s);                                                                   \
+    }                                                                                              \
+    static void gemm_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,        \
+                            size_t xs, int64_t nt, float *y, int64_t ldy) {                        \
+        gemm_tiles(name##_t1, name##_t2, name##_t4, n, w, ws, nr, x, xs, nt, y, ldy);              \
+    }
+
+#define CALL_Q8_0(T, n, w, xp, out) blk_tile(BK_Q8_0, T, n, w, xp, out)
+#define CALL_Q4_0(T, n, w, xp, out) blk_tile(BK_Q4_0, T, n, w, xp, out)
+#define CALL_Q5_0(T, n, w, xp, out) blk_tile(BK_Q5_0, T, n, w, xp, out)
+#define CALL_Q4_K(T, n, w, xp, out) k45_tile(false, T, n, w, xp, out)
+#define CALL_Q5_K(T, n, w, xp, out) k45_tile(true, T, n, w, xp, out)
+#define CALL_F32(T, n, w, xp, out)  flt_tile(false, T, n, w, xp, out)
+#define CALL_F16(T, n, w, xp, out)  flt_tile(true, T, n, w, xp, out)
+TILED(q8_0, CALL_Q8_0)
+TILED(q4_0, CALL_Q4_0)
+TILED(q5_0, CALL_Q5_0)
+TILED(q4_K, CALL_Q4_K)
+TILED(q5_K, CALL_Q5_K)
+TILED(q6_K, q6_tile)
+TILED(f32, CALL_F32)
+TILED(f16, CALL_F16)
+
+/* Q4_1 and Q5_1 have no gemm: the AVX-512 tables replace their vec_dot
+ * without one, and a gemm must come with the vec_dot whose bits it has. */
+static void vec_dot_q4_1(int64_t n, float *s, const void *w, const void *x) {
+    const uint8_t *xp = x;
+    blk_tile(BK_Q4_1, 1, n, w, &xp, s);
+}
+static void vec_dot_q5_1(int64_t n, float *s, const void *w, const void *x) {
+    const uint8_t *xp = x;
+    blk_tile(BK_Q5_1, 1, n, w, &xp, s);
 }
 
 /* ---- conversions and activation quantizers ------------------------------------ */
@@ -548,20 +684,24 @@ static void from_float_q8_K(const float *x, void *vy, int64_t n) {
 /* ---- registration ------------------------------------------------------------- */
 
 const kern_fns kern_avx2_fns[KERN_ISA_NTYPES] = {
-    [KERN_F32] = {.vec_dot = vec_dot_f32},
-    [KERN_F16] = {.vec_dot = vec_dot_f16, .from_float = from_float_f16, .to_float = to_float_f16},
+    [KERN_F32] = {.vec_dot = vec_dot_f32, .attn = kern_avx2_attn_f32, .gemm = gemm_f32},
+    [KERN_F16] = {.vec_dot = vec_dot_f16,
+                  .from_float = from_float_f16,
+                  .to_float = to_float_f16,
+                  .attn = kern_avx2_attn_f16,
+                  .gemm = gemm_f16},
     [KERN_BF16] = {.vec_dot = vec_dot_bf16,
                    .from_float = from_float_bf16,
                    .to_float = to_float_bf16},
-    [KERN_Q4_0] = {.vec_dot = vec_dot_q4_0},
+    [KERN_Q4_0] = {.vec_dot = vec_dot_q4_0, .gemm = gemm_q4_0},
     [KERN_Q4_1] = {.vec_dot = vec_dot_q4_1},
-    [KERN_Q5_0] = {.vec_dot = vec_dot_q5_0},
+    [KERN_Q5_0] = {.vec_dot = vec_dot_q5_0, .gemm = gemm_q5_0},
     [KERN_Q5_1] = {.vec_dot = vec_dot_q5_1},
-    [KERN_Q8_0] = {.vec_dot = vec_dot_q8_0, .from_float = from_float_q8_0},
+    [KERN_Q8_0] = {.vec_dot = vec_dot_q8_0, .from_float = from_float_q8_0, .gemm = gemm_q8_0},
     [KERN_Q8_1] = {.from_float = from_float_q8_1},
-    [KERN_Q4_K] = {.vec_dot = vec_dot_q4_K},
-    [KERN_Q5_K] = {.vec_dot = vec_dot_q5_K},
-    [KERN_Q6_K] = {.vec_dot = vec_dot_q6_K},
+    [KERN_Q4_K] = {.vec_dot = vec_dot_q4_K, .gemm = gemm_q4_K},
+    [KERN_Q5_K] = {.vec_dot = vec_dot_q5_K, .gemm = gemm_q5_K},
+    [KERN_Q6_K] = {.vec_dot = vec_dot_q6_K, .gemm = gemm_q6_K},
     [KERN_Q8_K] = {.from_float = from_float_q8_K},
 };
 
