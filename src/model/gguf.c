@@ -64,8 +64,7 @@ static uint32_t le32(const uint8_t *p) {
 }
 static uint64_t le64(const uint8_t *p) { return (uint64_t)le32(p) | ((uint64_t)le32(p + 4) << 32); }
 
-/* Size in the file of one scalar of type t; 0 for string, array and unknown. */
-static uint64_t vtype_size(uint32_t t) {
+uint64_t gguf_vtype_size(uint32_t t) {
     switch (t) {
     case GGUF_U8:
     case GGUF_I8:
@@ -86,7 +85,7 @@ static uint64_t vtype_size(uint32_t t) {
 static uint64_t vtype_min_size(uint32_t t) {
     if (t == GGUF_STRING) return 8; /* u64 length */
     if (t == GGUF_ARRAY) return 12; /* u32 type + u64 count */
-    return vtype_size(t);
+    return gguf_vtype_size(t);
 }
 
 const char *gguf_vtype_name(gguf_vtype t) {
@@ -217,7 +216,7 @@ static hearth_err parse_value(parser *ps, uint32_t type, gguf_value *out, int de
     out->type = (gguf_vtype)type;
     if (type == GGUF_STRING) return read_str(ps, &out->v.str, "string value");
     if (type == GGUF_ARRAY) return parse_arr(ps, &out->v.arr, depth);
-    uint64_t sz = vtype_size(type);
+    uint64_t sz = gguf_vtype_size(type);
     hearth_err err = need(ps, sz, gguf_vtype_name((gguf_vtype)type));
     if (err) return err;
     decode_scalar(type, ps->f->base + ps->pos, out);
@@ -616,7 +615,7 @@ bool gguf_str_eq(gguf_str s, const char *c) {
 static bool kv_int(const gguf_kv *kv, uint64_t *mag, bool *neg) {
     if (!kv) return false;
     gguf_vtype t = kv->value.type;
-    if (vtype_size(t) == 0 || t == GGUF_BOOL || vtype_is_float(t)) return false;
+    if (gguf_vtype_size(t) == 0 || t == GGUF_BOOL || vtype_is_float(t)) return false;
     if (vtype_is_signed(t) && kv->value.v.i64 < 0) {
         *neg = true;
         *mag = 0 - (uint64_t)kv->value.v.i64;
@@ -705,7 +704,7 @@ gguf_arr gguf_arr_sub(const gguf_arr *arr, uint64_t i) {
 }
 
 int64_t gguf_arr_int(const gguf_arr *arr, uint64_t i) {
-    uint64_t sz = vtype_size(arr->type);
+    uint64_t sz = gguf_vtype_size(arr->type);
     if (sz == 0 || i >= arr->n) return 0; /* caller error */
     gguf_value v;
     decode_scalar(arr->type, arr->data + i * sz, &v);
@@ -720,7 +719,7 @@ int64_t gguf_arr_int(const gguf_arr *arr, uint64_t i) {
 }
 
 double gguf_arr_float(const gguf_arr *arr, uint64_t i) {
-    uint64_t sz = vtype_size(arr->type);
+    uint64_t sz = gguf_vtype_size(arr->type);
     if (sz == 0 || i >= arr->n) return 0.0; /* caller error */
     gguf_value v;
     decode_scalar(arr->type, arr->data + i * sz, &v);

@@ -124,6 +124,9 @@ const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
 
 /* Name of a value type ("u32", "string", ...). */
 const char *gguf_vtype_name(gguf_vtype t);
+/* Bytes of one scalar of type t in the file; 0 for string, array and any
+ * value outside gguf_vtype (t may come straight from a file). */
+uint64_t gguf_vtype_size(uint32_t t);
 
 /* --- writer (gguf_write.c) ---
  * Collects metadata and tensors in memory, then writes a GGUF v3 file.

@@ -86,23 +86,6 @@ static void put_str(wbuf *b, const char *p, uint64_t len) {
     put(b, p, (size_t)len);
 }
 
-static uint64_t scalar_size(gguf_vtype t) {
-    switch (t) {
-    case GGUF_U8:
-    case GGUF_I8:
-    case GGUF_BOOL: return 1;
-    case GGUF_U16:
-    case GGUF_I16: return 2;
-    case GGUF_U32:
-    case GGUF_I32:
-    case GGUF_F32: return 4;
-    case GGUF_U64:
-    case GGUF_I64:
-    case GGUF_F64: return 8;
-    default: return 0;
-    }
-}
-
 /* ---- lifecycle ---- */
 
 hearth_err gguf_writer_new(gguf_writer **out) {
@@ -177,7 +160,7 @@ static hearth_err set_scalar(gguf_writer *w, const char *key, gguf_vtype t, uint
     if (err) return err;
     wbuf b = {0};
     put_u32(&b, t);
-    put_le(&b, bits, (size_t)scalar_size(t));
+    put_le(&b, bits, (size_t)gguf_vtype_size(t));
     return set_value(w, key, b);
 }
 
@@ -213,7 +196,7 @@ hearth_err gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_vtype type,
                                uint64_t n) {
     hearth_err err = check_key(key);
     if (err) return err;
-    uint64_t sz = scalar_size(type), bytes;
+    uint64_t sz = gguf_vtype_size(type), bytes;
     if (sz == 0)
         return hr_fail(HEARTH_ERR_INVALID_ARG,
                        "gguf writer: '%s': gguf_writer_set_arr takes scalar element types, not %s",
@@ -272,7 +255,9 @@ static void put_value(wbuf *b, const gguf_value *v) {
         put_u64(b, bits);
         break;
     }
-    default: put_le(b, v->v.u64, (size_t)scalar_size(v->type)); break; /* low bytes of i64 too */
+    default:
+        put_le(b, v->v.u64, (size_t)gguf_vtype_size(v->type));
+        break; /* low bytes of i64 too */
     }
 }
 
@@ -290,7 +275,7 @@ static void put_arr(wbuf *b, const gguf_arr *a) {
             put_arr(b, &sub);
         }
     } else {
-        put(b, a->data, (size_t)(a->n * scalar_size(a->type))); /* inside the source file */
+        put(b, a->data, (size_t)(a->n * gguf_vtype_size(a->type))); /* inside the source file */
     }
 }
 
