@@ -14,6 +14,7 @@
  * `test_gguf --write-corpus DIR` writes the fuzz seed corpus (valid and broken
  * files, each < 4 KB) instead of testing.
  */
+#include "golden.h"
 #include "kernels/kernels.h"
 #include "model/gguf.h"
 #include "test.h"
@@ -780,19 +781,6 @@ static void test_mutations(void) {
 
 /* ---- 4. the shared conformance files ---- */
 
-static char *read_text(const char *path) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, fp) != (size_t)n) n = 0;
-    if (s) s[n] = '\0';
-    fclose(fp);
-    return s;
-}
-
 /* The JSON object that is the value of "name" in the manifest, as [*beg, *end). */
 static bool manifest_object(const char *json, const char *name, const char **beg,
                             const char **end) {
@@ -921,7 +909,7 @@ static void test_conformance(void) {
     }
     char path[1100];
     snprintf(path, sizeof path, "%s/manifest.json", dir);
-    char *manifest = read_text(path);
+    char *manifest = golden_read(path, NULL);
     int n = 0;
     snprintf(path, sizeof path, "%s/models", dir);
     DIR *d = opendir(path);

@@ -9,28 +9,13 @@
  * The vocabulary comes from each model's own GGUF. Skips when ../shared is
  * absent.
  */
+#include "golden.h"
 #include "model/gguf.h"
 #include "test.h"
 #include "tokenizer/tokenizer.h"
 
 #include <dirent.h>
 #include <stdint.h>
-
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) buf[n] = '\0', *len = (size_t)n;
-    return buf;
-}
 
 /* ---- just enough JSON: the value of a top-level key ---- */
 
@@ -132,7 +117,7 @@ static int n_files;
 
 static void check_golden(const char *gguf_path, const char *json_path) {
     size_t jlen = 0;
-    char *json = read_file(json_path, &jlen);
+    char *json = golden_read(json_path, &jlen);
     if (!json) return; /* not every model has every type */
     tok_vocab *v = load_vocab(gguf_path);
     CHECKF(v != NULL, "%s", gguf_path);

@@ -6,6 +6,7 @@
  * detokenizing the conformance models' greedy continuations gives the bytes
  * llama.cpp printed. Skips (77) when ../shared is absent.
  */
+#include "golden.h"
 #include "model/gguf.h"
 #include "test.h"
 #include "tokenizer/tokenizer.h"
@@ -13,22 +14,6 @@
 #include <dirent.h>
 #include <stdint.h>
 #include <time.h>
-
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) buf[n] = '\0', *len = (size_t)n;
-    return buf;
-}
 
 static double now_ms(void) {
     struct timespec ts;
@@ -97,7 +82,7 @@ static int run_vocab(const char *dir, const char *file) {
     CHECKF(v != NULL, "%s: load", file);
     if (!v) return 0;
     size_t in_len = 0, out_len = 0;
-    char *in = read_file(inp, &in_len), *exp = read_file(outp, &out_len);
+    char *in = golden_read(inp, &in_len), *exp = golden_read(outp, &out_len);
     REQUIRE(in && exp);
     static const char sep[] = "\n__ggml_vocab_test__\n";
     const size_t sep_len = sizeof sep - 1;
