@@ -20,6 +20,7 @@
 
 #include "gateway/fake_cloud.h"
 #include "gateway/gateway.h"
+#include "gateway/ledger_query.h"
 #include "server/http_client.h"
 #include "server/model_fixture.h"
 
@@ -97,20 +98,6 @@ static char *answer_text(const reply *r) {
 }
 
 static bool stream_done(const reply *r) { return strstr(r->body, "data: [DONE]") != NULL; }
-
-static int64_t db_int(const char *path, const char *sql) {
-    sqlite3 *db = NULL;
-    int64_t v = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW)
-            v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    return v;
-}
 
 #define CHECK_REPLY(r, st, rt)                                                                     \
     CHECKF((r).status == (st) && !strcmp((r).route, rt),                                           \

@@ -10,6 +10,7 @@
 #include "test.h"
 
 #include "gateway/gateway.h"
+#include "gateway/ledger_query.h"
 
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
@@ -20,18 +21,6 @@
 
 static char dir[] = "/tmp/hearth_ledger_XXXXXX";
 static char db_path[256];
-
-static int64_t pragma_int(const char *path, const char *sql) {
-    sqlite3 *db = NULL;
-    REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
 
 /* ---- rows and aggregates ------------------------------------------------- */
 
@@ -105,7 +94,7 @@ static void check_stats(gw_ledger *l, const ref_row *rows, int n, int64_t since)
 static void test_rows_and_stats(void) {
     gw_ledger *l = NULL;
     REQUIRE(gw_ledger_open(db_path, &l) == HEARTH_OK);
-    CHECK(pragma_int(db_path, "PRAGMA user_version") == 1);
+    CHECK(db_int(db_path, "PRAGMA user_version") == 1);
     sqlite3 *db = NULL;
     REQUIRE(sqlite3_open(db_path, &db) == SQLITE_OK);
     sqlite3_stmt *st = NULL;
@@ -150,9 +139,8 @@ static void test_rows_and_stats(void) {
     check_stats(l, rows, N_ROWS, t0 + 200 * 1000); /* the last 100 rows */
 
     /* NULL scores and opt-in text stay NULL */
-    CHECK(pragma_int(db_path,
-                     "SELECT count(*) FROM requests WHERE router_score IS NULL AND "
-                     "conf_min IS NULL AND conf_mean = -0.5 AND prompt IS NULL") == N_ROWS);
+    CHECK(db_int(db_path, "SELECT count(*) FROM requests WHERE router_score IS NULL AND "
+                          "conf_min IS NULL AND conf_mean = -0.5 AND prompt IS NULL") == N_ROWS);
 
     /* the JSON GET /v1/hearth/stats serves */
     gw_stats s;
@@ -223,7 +211,7 @@ static void test_threads(void) {
     CHECK(n == 900);
     gw_ledger_close(l2);
     gw_ledger_close(l);
-    CHECK(pragma_int(path, "SELECT count(*) FROM requests WHERE prompt = 'opted in'") == 900);
+    CHECK(db_int(path, "SELECT count(*) FROM requests WHERE prompt = 'opted in'") == 900);
 }
 
 /* ---- the audit log ---------------------------------------------------------- */
@@ -252,7 +240,7 @@ static void test_audit(void) {
     char sql[256];
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM audit WHERE sent_sha256 = '%s' AND entities = 'EMAIL:1'", h1);
-    CHECK(pragma_int(db_path, sql) == 1);
+    CHECK(db_int(db_path, sql) == 1);
 }
 
 /* ---- schema versions ----------------------------------------------------------- */

@@ -13,8 +13,8 @@
 
 #include "gateway/fake_cloud.h"
 #include "gateway/gateway.h"
+#include "gateway/ledger_query.h"
 
-#include <sqlite3.h>
 
 #include <math.h>
 
@@ -411,18 +411,6 @@ static gw_gateway *make_gateway(gw_ledger *l, const char *model, const char *ext
     return g;
 }
 
-static int64_t db_count(const char *path, const char *sql) {
-    sqlite3 *db = NULL;
-    REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
 static bool router_fn(void *ctx, const char *text, size_t len, double *score) {
     (void)len;
     (void)ctx;
@@ -461,13 +449,13 @@ static void test_cascade(const char *db) {
              "tier = 'cloud' AND conf_mean = -2.0 AND conf_min = -2.0 AND cost_usd_micro = %d "
              "AND cloud_only_cost_usd_micro = cost_usd_micro AND prompt_tokens = 21",
              (long long)r.r.ledger_id, r.r.prompt_tokens + 2 * r.r.completion_tokens);
-    CHECK(db_count(db, sql) == 1);
+    CHECK(db_int(db, sql) == 1);
     run_free(&r);
     /* a local answer costs nothing here, and the cloud's price on the cloud tier */
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM requests WHERE tier = 'local' AND cost_usd_micro = 0 AND "
              "cloud_only_cost_usd_micro = 40 + 2 * 8 AND route = 'local'");
-    CHECK(db_count(db, sql) == 2);
+    CHECK(db_int(db, sql) == 2);
 
     /* explicit local and explicit cloud */
     handle(g, &fl, "local", NULL, "hi", false, &r);
@@ -498,7 +486,7 @@ static void test_cascade(const char *db) {
              "SELECT count(*) FROM audit WHERE sent_sha256 = '%s' AND action = 'sent' AND "
              "entities = 'EMAIL:1,PHONE:1,CREDIT_CARD:1'",
              hex);
-    CHECK(db_count(db, sql) == 1);
+    CHECK(db_int(db, sql) == 1);
     run_free(&r);
     gw_gateway_free(g);
 
@@ -510,8 +498,8 @@ static void test_cascade(const char *db) {
           strstr(r.r.reason, "SSN may not leave"));
     CHECK(fake_cloud_requests(&fc) == 0);
     run_free(&r);
-    CHECK(db_count(
-              db, "SELECT count(*) FROM audit WHERE action = 'blocked' AND entities = 'SSN'") == 1);
+    CHECK(db_int(db, "SELECT count(*) FROM audit WHERE action = 'blocked' AND entities = 'SSN'") ==
+          1);
     gw_gateway_free(g);
     g = make_gateway(l, "ok", "", "",
                      "\"actions\": {\"SSN\": \"block\"}, \"on_block\": \"refuse\"");
@@ -534,7 +522,7 @@ static void test_cascade(const char *db) {
     CHECK(r.r.route == GW_ROUTE_LOCAL && strstr(r.r.reason, "router: score 0.100 < 0.500"));
     run_free(&r);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM requests WHERE router_score = 0.1");
-    CHECK(db_count(db, sql) == 1);
+    CHECK(db_int(db, sql) == 1);
     handle(g, &fl, "auto", NULL, "an easy question, asked at great length to pass the rule", false,
            &r);
     CHECK(r.r.route == GW_ROUTE_ESCALATED && strstr(r.r.reason, "rule long"));
