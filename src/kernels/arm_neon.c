@@ -13,6 +13,7 @@
  */
 #include "kernels/isa.h"
 #include "kernels/kern_ref.h"
+#include "kernels/arm_neon_priv.h"
 
 #include <arm_neon.h>
 #include <math.h>
@@ -43,50 +44,76 @@ static inline uint8x16_t bit4_16(const uint8_t *qh) {
     return vandq_u8(vtstq_u8(b, vld1q_u8(sel)), vdupq_n_u8(0x10));
 }
 
+/* ---- tiles: one weight row against up to 4 tokens ---------------------------------
+ * The products of the types with a gemm are written once, for a tile of one
+ * weight row and T tokens (T a constant: 1, 2 or 4). vec_dot is the tile
+ * with T = 1 and gemm runs the tiles with T = 2 or 4, so each (row, token)
+ * pair goes through the same float operations in the same order whatever
+ * the batch (the contract of kern_gemm_fn); only the unpacking of the
+ * weights is shared between the tokens. Integer sums are exact, so their
+ * order is free. */
+
+enum { TMAX = 4 };
+
+#define AI static inline __attribute__((always_inline))
+
 /* ---- 32-element block formats ---------------------------------------------------- */
 
-static void vec_dot_q8_0(int64_t n, float *s, const void *vw, const void *vx) {
-    const block_q8_0 *w = vw;
-    const block_q8_0 *x = vx;
-    float32x4_t acc = vdupq_n_f32(0.0f);
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        int32x4_t p = dot16(vdupq_n_s32(0), vld1q_s8(w[i].qs), vld1q_s8(x[i].qs));
-        p = dot16(p, vld1q_s8(w[i].qs + 16), vld1q_s8(x[i].qs + 16));
-        acc = vmlaq_n_f32(acc, vcvtq_f32_s32(p), f16_at(&w[i].d) * f16_at(&x[i].d));
-    }
-    *s = vaddvq_f32(acc);
+typedef enum { BK_Q4_0, BK_Q5_0, BK_Q8_0 } blk_kind;
+
+AI size_t blk_wsize(blk_kind k) {
+    return k == BK_Q4_0   ? sizeof(block_q4_0)
+           : k == BK_Q5_0 ? sizeof(block_q5_0)
+                          : sizeof(block_q8_0);
 }
 
-static void vec_dot_q4_0(int64_t n, float *s, const void *vw, const void *vx) {
-    const block_q4_0 *w = vw;
-    const block_q8_0 *x = vx;
-    const int8x16_t eight = vdupq_n_s8(8);
-    float32x4_t acc = vdupq_n_f32(0.0f);
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        int8x16_t lo, hi;
-        nibbles(w[i].qs, &lo, &hi);
-        int32x4_t p = dot16(vdupq_n_s32(0), vsubq_s8(lo, eight), vld1q_s8(x[i].qs));
-        p = dot16(p, vsubq_s8(hi, eight), vld1q_s8(x[i].qs + 16));
-        acc = vmlaq_n_f32(acc, vcvtq_f32_s32(p), f16_at(&w[i].d) * f16_at(&x[i].d));
+/* The 32 signed levels of one weight block: elements 0..15 in lo, 16..31 in hi. */
+AI void blk_levels(blk_kind k, const uint8_t *w, int8x16_t *lo, int8x16_t *hi) {
+    switch (k) {
+    case BK_Q4_0: {
+        const block_q4_0 *b = (const block_q4_0 *)w;
+        nibbles(b->qs, lo, hi);
+        *lo = vsubq_s8(*lo, vdupq_n_s8(8));
+        *hi = vsubq_s8(*hi, vdupq_n_s8(8));
+        return;
     }
-    *s = vaddvq_f32(acc);
+    case BK_Q5_0: {
+        const block_q5_0 *b = (const block_q5_0 *)w;
+        nibbles(b->qs, lo, hi);
+        *lo = vsubq_s8(vorrq_s8(*lo, vreinterpretq_s8_u8(bit4_16(b->qh))), vdupq_n_s8(16));
+        *hi = vsubq_s8(vorrq_s8(*hi, vreinterpretq_s8_u8(bit4_16(b->qh + 2))), vdupq_n_s8(16));
+        return;
+    }
+    case BK_Q8_0: break;
+    }
+    const block_q8_0 *b = (const block_q8_0 *)w;
+    *lo = vld1q_s8(b->qs);
+    *hi = vld1q_s8(b->qs + 16);
 }
 
-static void vec_dot_q5_0(int64_t n, float *s, const void *vw, const void *vx) {
-    const block_q5_0 *w = vw;
-    const block_q8_0 *x = vx;
-    const int8x16_t sixteen = vdupq_n_s8(16);
-    float32x4_t acc = vdupq_n_f32(0.0f);
+/* One row of Q8_0, Q4_0 or Q5_0 against T tokens of Q8_0: per pair, each
+ * block's int32 lanes scaled by w.d * x.d into one float accumulator. */
+AI void blk_tile(blk_kind k, const int T, int64_t n, const uint8_t *w, const uint8_t *const *xp,
+                 float *out) {
+    const size_t ws = blk_wsize(k);
+    float32x4_t acc[TMAX];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) acc[t] = vdupq_n_f32(0.0f);
     for (int64_t i = 0; i < n / QK8_0; i++) {
+        const uint8_t *wb = w + i * ws;
         int8x16_t lo, hi;
-        nibbles(w[i].qs, &lo, &hi);
-        lo = vorrq_s8(lo, vreinterpretq_s8_u8(bit4_16(w[i].qh)));
-        hi = vorrq_s8(hi, vreinterpretq_s8_u8(bit4_16(w[i].qh + 2)));
-        int32x4_t p = dot16(vdupq_n_s32(0), vsubq_s8(lo, sixteen), vld1q_s8(x[i].qs));
-        p = dot16(p, vsubq_s8(hi, sixteen), vld1q_s8(x[i].qs + 16));
-        acc = vmlaq_n_f32(acc, vcvtq_f32_s32(p), f16_at(&w[i].d) * f16_at(&x[i].d));
+        blk_levels(k, wb, &lo, &hi);
+        const float wd = f16_at((const kern_f16 *)wb);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const block_q8_0 *x = (const block_q8_0 *)xp[t] + i;
+            int32x4_t p = dot16(vdupq_n_s32(0), lo, vld1q_s8(x->qs));
+            p = dot16(p, hi, vld1q_s8(x->qs + 16));
+            acc[t] = vmlaq_n_f32(acc[t], vcvtq_f32_s32(p), wd * f16_at(&x->d));
+        }
     }
-    *s = vaddvq_f32(acc);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) out[t] = vaddvq_f32(acc[t]);
 }
 
 static void vec_dot_q4_1(int64_t n, float *s, const void *vw, const void *vx) {
@@ -147,85 +174,94 @@ static inline int32_t k4_mins_dot(const uint8_t *mins, const int16_t *bsums) {
     return vaddvq_s32(p);
 }
 
-/* One Q4_K/Q5_K block (qh == NULL: Q4_K) against Q8_K: sum_j sc_j * q.x. */
-static inline int32_t k4_block(const uint8_t *qs, const uint8_t *qh, const int8_t *q8,
-                               const uint8_t *sc) {
-    const uint8x16_t m4 = vdupq_n_u8(0x0F);
-    uint8x16_t h0 = vdupq_n_u8(0), h1 = vdupq_n_u8(0);
-    if (qh) {
-        h0 = vld1q_u8(qh);
-        h1 = vld1q_u8(qh + 16);
-    }
-    int32x4_t acc = vdupq_n_s32(0);
+/* One Q4_K (q5 false) or Q5_K row against T tokens of Q8_K: per pair,
+ * sum_j sc_j * q.x and the mins term in int32, scaled once per block. */
+AI void k45_tile(bool q5, const int T, int64_t n, const uint8_t *vw, const uint8_t *const *xp,
+                 float *out) {
+    const size_t wsz = q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
+    const uint8x16_t m4 = vdupq_n_u8(0x0F), t4 = vdupq_n_u8(0x10);
+    float sum[TMAX];
 #pragma GCC unroll 4
-    for (int j = 0; j < QK_K / 64; j++, qs += 32, q8 += 64) {
-        const uint8x16_t b0 = vld1q_u8(qs), b1 = vld1q_u8(qs + 16);
-        uint8x16_t l0 = vandq_u8(b0, m4), l1 = vandq_u8(b1, m4);
-        uint8x16_t u0 = vshrq_n_u8(b0, 4), u1 = vshrq_n_u8(b1, 4);
-        if (qh) { /* bit 2j of qh[l]: element 64j + l; bit 2j+1: 64j + 32 + l */
-            const uint8x16_t s0 = vdupq_n_u8((uint8_t)(1u << (2 * j)));
-            const uint8x16_t s1 = vdupq_n_u8((uint8_t)(2u << (2 * j)));
-            const uint8x16_t t = vdupq_n_u8(0x10);
-            l0 = vorrq_u8(l0, vandq_u8(vtstq_u8(h0, s0), t));
-            l1 = vorrq_u8(l1, vandq_u8(vtstq_u8(h1, s0), t));
-            u0 = vorrq_u8(u0, vandq_u8(vtstq_u8(h0, s1), t));
-            u1 = vorrq_u8(u1, vandq_u8(vtstq_u8(h1, s1), t));
+    for (int t = 0; t < T; t++) sum[t] = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        /* Q4_K and Q5_K share d, dmin and scales at the start of the block */
+        const block_q4_K *w4 = (const block_q4_K *)(vw + i * wsz);
+        const block_q5_K *w5 = (const block_q5_K *)(vw + i * wsz);
+        const block_q8_K *x[TMAX];
+        uint8_t sc[16];
+        k4_scales_mins(w4->scales, sc);
+        int32_t summ[TMAX];
+        int32x4_t acc[TMAX];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            x[t] = (const block_q8_K *)xp[t] + i;
+            summ[t] = k4_mins_dot(sc + 8, x[t]->bsums);
+            acc[t] = vdupq_n_s32(0);
         }
-        int32x4_t plo = dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(l0), vld1q_s8(q8));
-        plo = dot16(plo, vreinterpretq_s8_u8(l1), vld1q_s8(q8 + 16));
-        int32x4_t phi = dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(u0), vld1q_s8(q8 + 32));
-        phi = dot16(phi, vreinterpretq_s8_u8(u1), vld1q_s8(q8 + 48));
-        acc = vmlaq_n_s32(acc, plo, sc[2 * j]);
-        acc = vmlaq_n_s32(acc, phi, sc[2 * j + 1]);
+        const uint8_t *qs = q5 ? w5->qs : w4->qs;
+        uint8x16_t h0 = vdupq_n_u8(0), h1 = vdupq_n_u8(0);
+        if (q5) {
+            h0 = vld1q_u8(w5->qh);
+            h1 = vld1q_u8(w5->qh + 16);
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < QK_K / 64; j++, qs += 32) {
+            const uint8x16_t b0 = vld1q_u8(qs), b1 = vld1q_u8(qs + 16);
+            uint8x16_t l0 = vandq_u8(b0, m4), l1 = vandq_u8(b1, m4);
+            uint8x16_t u0 = vshrq_n_u8(b0, 4), u1 = vshrq_n_u8(b1, 4);
+            if (q5) { /* bit 2j of qh[l]: element 64j + l; bit 2j+1: 64j + 32 + l */
+                const uint8x16_t s0 = vdupq_n_u8((uint8_t)(1u << (2 * j)));
+                const uint8x16_t s1 = vdupq_n_u8((uint8_t)(2u << (2 * j)));
+                l0 = vorrq_u8(l0, vandq_u8(vtstq_u8(h0, s0), t4));
+                l1 = vorrq_u8(l1, vandq_u8(vtstq_u8(h1, s0), t4));
+                u0 = vorrq_u8(u0, vandq_u8(vtstq_u8(h0, s1), t4));
+                u1 = vorrq_u8(u1, vandq_u8(vtstq_u8(h1, s1), t4));
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const int8_t *q8 = x[t]->qs + 64 * j;
+                int32x4_t plo = dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(l0), vld1q_s8(q8));
+                plo = dot16(plo, vreinterpretq_s8_u8(l1), vld1q_s8(q8 + 16));
+                int32x4_t phi = dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(u0), vld1q_s8(q8 + 32));
+                phi = dot16(phi, vreinterpretq_s8_u8(u1), vld1q_s8(q8 + 48));
+                acc[t] = vmlaq_n_s32(acc[t], plo, sc[2 * j]);
+                acc[t] = vmlaq_n_s32(acc[t], phi, sc[2 * j + 1]);
+            }
+        }
+        const float wd = f16_at(&w4->d), wdmin = f16_at(&w4->dmin);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const int32_t sumi = vaddvq_s32(acc[t]);
+            sum[t] += wd * x[t]->d * (float)sumi - wdmin * x[t]->d * (float)summ[t];
+        }
     }
-    return vaddvq_s32(acc);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) out[t] = sum[t];
 }
 
-static void vec_dot_q4_K(int64_t n, float *s, const void *vw, const void *vx) {
-    const block_q4_K *w = vw;
-    const block_q8_K *x = vx;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        uint8_t sc[16];
-        k4_scales_mins(w[i].scales, sc);
-        const int32_t summ = k4_mins_dot(sc + 8, x[i].bsums);
-        const int32_t sumi = k4_block(w[i].qs, NULL, x[i].qs, sc);
-        sum += f16_at(&w[i].d) * x[i].d * (float)sumi - f16_at(&w[i].dmin) * x[i].d * (float)summ;
-    }
-    *s = sum;
-}
-
-static void vec_dot_q5_K(int64_t n, float *s, const void *vw, const void *vx) {
-    const block_q5_K *w = vw;
-    const block_q8_K *x = vx;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        uint8_t sc[16];
-        k4_scales_mins(w[i].scales, sc);
-        const int32_t summ = k4_mins_dot(sc + 8, x[i].bsums);
-        const int32_t sumi = k4_block(w[i].qs, w[i].qh, x[i].qs, sc);
-        sum += f16_at(&w[i].d) * x[i].d * (float)sumi - f16_at(&w[i].dmin) * x[i].d * (float)summ;
-    }
-    *s = sum;
-}
-
-/* Q6_K: per 128 elements, ql[0..63] holds the low nibbles of elements 0..63
- * and the high nibbles of 64..127, qh[l] the 2-bit pairs of l, l+32, l+64,
- * l+96. Levels are made signed (-32..31) in registers; each 16 elements
- * have their own int8 scale. */
-static void vec_dot_q6_K(int64_t n, float *s, const void *vw, const void *vx) {
-    const block_q6_K *w = vw;
-    const block_q8_K *x = vx;
+/* One Q6_K row against T tokens. Per 128 elements, ql[0..63] holds the low
+ * nibbles of elements 0..63 and the high nibbles of 64..127, qh[l] the
+ * 2-bit pairs of l, l+32, l+64, l+96. Levels are made signed (-32..31) in
+ * registers; each 16 elements have their own int8 scale. */
+AI void q6_tile(const int T, int64_t n, const uint8_t *vw, const uint8_t *const *xp, float *out) {
+    const block_q6_K *w = (const block_q6_K *)vw;
     const uint8x16_t m4 = vdupq_n_u8(0x0F), m3 = vdupq_n_u8(0x03);
     const int8x16_t off = vdupq_n_s8(32);
-    float sum = 0.0f;
+    float sum[TMAX];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) sum[t] = 0.0f;
     for (int64_t i = 0; i < n / QK_K; i++) {
-        int32x4_t acc = vdupq_n_s32(0);
+        const block_q8_K *x[TMAX];
+        int32x4_t acc[TMAX];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            x[t] = (const block_q8_K *)xp[t] + i;
+            acc[t] = vdupq_n_s32(0);
+        }
         const int8_t *sc = w[i].scales;
 #pragma GCC unroll 2
         for (int half = 0; half < 2; half++) {
             const uint8_t *ql = w[i].ql + 64 * half, *qh = w[i].qh + 32 * half;
-            const int8_t *q8 = x[i].qs + 128 * half;
 #pragma GCC unroll 2
             for (int k = 0; k < 2; k++) { /* l in 16k .. 16k + 15 */
                 const uint8x16_t l0 = vld1q_u8(ql + 16 * k), l1 = vld1q_u8(ql + 32 + 16 * k);
@@ -238,44 +274,58 @@ static void vec_dot_q6_K(int64_t n, float *s, const void *vw, const void *vx) {
 #pragma GCC unroll 4
                 for (int g = 0; g < 4; g++) { /* elements 32g + 16k + (0..15) */
                     const int8x16_t lv = vsubq_s8(vreinterpretq_s8_u8(q[g]), off);
-                    const int32x4_t p = dot16(vdupq_n_s32(0), lv, vld1q_s8(q8 + 32 * g + 16 * k));
-                    acc = vmlaq_n_s32(acc, p, sc[8 * half + 2 * g + k]);
+                    const int s = sc[8 * half + 2 * g + k];
+#pragma GCC unroll 4
+                    for (int t = 0; t < T; t++) {
+                        const int8_t *q8 = x[t]->qs + 128 * half + 32 * g + 16 * k;
+                        const int32x4_t p = dot16(vdupq_n_s32(0), lv, vld1q_s8(q8));
+                        acc[t] = vmlaq_n_s32(acc[t], p, s);
+                    }
                 }
             }
         }
-        sum += f16_at(&w[i].d) * x[i].d * (float)vaddvq_s32(acc);
+        const float wd = f16_at(&w[i].d);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) sum[t] += wd * x[t]->d * (float)vaddvq_s32(acc[t]);
     }
-    *s = sum;
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) out[t] = sum[t];
 }
 
 /* ---- float types ---------------------------------------------------------------------- */
 
-static void vec_dot_f32(int64_t n, float *s, const void *vw, const void *vx) {
-    const float *a = vw, *b = vx;
-    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), vld1q_f32(b + i));
-        acc1 = vfmaq_f32(acc1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
-    }
-    float sum = vaddvq_f32(vaddq_f32(acc0, acc1));
-    for (; i < n; i++) sum += a[i] * b[i];
-    *s = sum;
+/* 4 elements i..i+3 (or i+4..i+7 with high) of an F32 (f16 false) or F16 row. */
+AI float32x4_t flt4(bool f16, const uint8_t *row, int64_t i) {
+    if (f16) return vcvt_f32_f16(vld1_f16((const float16_t *)row + i));
+    return vld1q_f32((const float *)row + i);
+}
+AI float flt1(bool f16, const uint8_t *row, int64_t i) {
+    return f16 ? kern_f16_to_f32(((const uint16_t *)row)[i]) : ((const float *)row)[i];
 }
 
-static void vec_dot_f16(int64_t n, float *s, const void *vw, const void *vx) {
-    const float16_t *a = vw, *b = vx;
-    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
+/* One F32 or F16 row against T tokens: per pair, elements 8s..8s+3 go to
+ * acc0 and 8s+4..8s+7 to acc1, the last n % 8 added one by one after the
+ * accumulators' sum. */
+AI void flt_tile(bool f16, const int T, int64_t n, const uint8_t *w, const uint8_t *const *xp,
+                 float *out) {
+    float32x4_t acc0[TMAX], acc1[TMAX];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) acc0[t] = acc1[t] = vdupq_n_f32(0.0f);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        const float16x8_t va = vld1q_f16(a + i), vb = vld1q_f16(b + i);
-        acc0 = vfmaq_f32(acc0, vcvt_f32_f16(vget_low_f16(va)), vcvt_f32_f16(vget_low_f16(vb)));
-        acc1 = vfmaq_f32(acc1, vcvt_high_f32_f16(va), vcvt_high_f32_f16(vb));
+        const float32x4_t a0 = flt4(f16, w, i), a1 = flt4(f16, w, i + 4);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            acc0[t] = vfmaq_f32(acc0[t], a0, flt4(f16, xp[t], i));
+            acc1[t] = vfmaq_f32(acc1[t], a1, flt4(f16, xp[t], i + 4));
+        }
     }
-    float sum = vaddvq_f32(vaddq_f32(acc0, acc1));
-    const uint16_t *ha = vw, *hb = vx;
-    for (; i < n; i++) sum += kern_f16_to_f32(ha[i]) * kern_f16_to_f32(hb[i]);
-    *s = sum;
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+        float sum = vaddvq_f32(vaddq_f32(acc0[t], acc1[t]));
+        for (int64_t e = i; e < n; e++) sum += flt1(f16, w, e) * flt1(f16, xp[t], e);
+        out[t] = sum;
+    }
 }
 
 static inline float32x4_t bf16x4(const uint16_t *p) {
@@ -294,6 +344,77 @@ static void vec_dot_bf16(int64_t n, float *s, const void *vw, const void *vx) {
     for (; i < n; i++) sum += kern_bf16_to_f32(a[i]) * kern_bf16_to_f32(b[i]);
     *s = sum;
 }
+
+/* ---- vec_dot and gemm of each type from its tile ---------------------------------
+ * gemm walks the rows in groups that stay in L1 (a few KiB of weights) and,
+ * for each group of 4 tokens (2 or 1 for the last), every row of the group:
+ * a group of tokens' activations stays in L1 across the rows and a row's
+ * unpacking serves 4 tokens. Missing tokens of the last group repeat its
+ * last token (their sums are computed and dropped). One token goes row by
+ * row through vec_dot's code. */
+
+typedef void (*tile_fn)(int64_t n, const uint8_t *w, const uint8_t *const *xp, float *out);
+
+static void gemm_tiles(tile_fn tile1, tile_fn tile2, tile_fn tile4, int64_t n, const uint8_t *w,
+                       size_t ws, int64_t nr, const uint8_t *x, size_t xs, int64_t nt, float *y,
+                       int64_t ldy) {
+    if (nt == 1) {
+        for (int64_t r = 0; r < nr; r++) tile1(n, w + (size_t)r * ws, &x, y + r);
+        return;
+    }
+    int64_t rg = (int64_t)(16384 / (ws ? ws : 1));
+    rg = rg < 4 ? 4 : rg > 64 ? 64 : rg;
+    for (int64_t r0 = 0; r0 < nr; r0 += rg) {
+        const int64_t r1 = r0 + rg < nr ? r0 + rg : nr;
+        for (int64_t t0 = 0; t0 < nt; t0 += TMAX) {
+            const int tc = nt - t0 < TMAX ? (int)(nt - t0) : TMAX;
+            const uint8_t *xp[TMAX];
+            for (int t = 0; t < TMAX; t++) xp[t] = x + (size_t)(t0 + (t < tc ? t : tc - 1)) * xs;
+            const tile_fn tile = tc > 2 ? tile4 : tc == 2 ? tile2 : tile1;
+            for (int64_t r = r0; r < r1; r++) {
+                float out[TMAX];
+                tile(n, w + (size_t)r * ws, xp, out);
+                for (int t = 0; t < tc; t++) y[(t0 + t) * ldy + r] = out[t];
+            }
+        }
+    }
+}
+
+#define NOINLINE static __attribute__((noinline))
+#define TILED(name, call)                                                                          \
+    NOINLINE void name##_t1(int64_t n, const uint8_t *w, const uint8_t *const *xp, float *out) {   \
+        call(1, n, w, xp, out);                                                                    \
+    }                                                                                              \
+    NOINLINE void name##_t2(int64_t n, const uint8_t *w, const uint8_t *const *xp, float *out) {   \
+        call(2, n, w, xp, out);                                                                    \
+    }                                                                                              \
+    NOINLINE void name##_t4(int64_t n, const uint8_t *w, const uint8_t *const *xp, float *out) {   \
+        call(4, n, w, xp, out);                                                                    \
+    }                                                                                              \
+    static void vec_dot_##name(int64_t n, float *s, const void *w, const void *x) {                \
+        const uint8_t *xp = x;                                                                     \
+        name##_t1(n, w, &xp, s);                                                                   \
+    }                                                                                              \
+    static void gemm_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,        \
+                            size_t xs, int64_t nt, float *y, int64_t ldy) {                        \
+        gemm_tiles(name##_t1, name##_t2, name##_t4, n, w, ws, nr, x, xs, nt, y, ldy);              \
+    }
+
+#define CALL_Q8_0(T, n, w, xp, out) blk_tile(BK_Q8_0, T, n, w, xp, out)
+#define CALL_Q4_0(T, n, w, xp, out) blk_tile(BK_Q4_0, T, n, w, xp, out)
+#define CALL_Q5_0(T, n, w, xp, out) blk_tile(BK_Q5_0, T, n, w, xp, out)
+#define CALL_Q4_K(T, n, w, xp, out) k45_tile(false, T, n, w, xp, out)
+#define CALL_Q5_K(T, n, w, xp, out) k45_tile(true, T, n, w, xp, out)
+#define CALL_F32(T, n, w, xp, out)  flt_tile(false, T, n, w, xp, out)
+#define CALL_F16(T, n, w, xp, out)  flt_tile(true, T, n, w, xp, out)
+TILED(q8_0, CALL_Q8_0)
+TILED(q4_0, CALL_Q4_0)
+TILED(q5_0, CALL_Q5_0)
+TILED(q4_K, CALL_Q4_K)
+TILED(q5_K, CALL_Q5_K)
+TILED(q6_K, q6_tile)
+TILED(f32, CALL_F32)
+TILED(f16, CALL_F16)
 
 /* ---- conversions and activation quantizers ------------------------------------------- */
 
@@ -402,21 +523,24 @@ static void from_float_q8_K(const float *x, void *vy, int64_t n) {
 /* ---- registration ---------------------------------------------------------------------- */
 
 const kern_fns kern_neon_fns[KERN_ISA_NTYPES] = {
-    [KERN_F32] = {.vec_dot = vec_dot_f32},
-    [KERN_F16] = {.vec_dot = vec_dot_f16, .from_float = from_float_f16, .to_float = to_float_f16},
+    [KERN_F32] = {.vec_dot = vec_dot_f32, .attn = kern_neon_attn_f32, .gemm = gemm_f32},
+    [KERN_F16] = {.vec_dot = vec_dot_f16,
+                  .from_float = from_float_f16,
+                  .to_float = to_float_f16,
+                  .attn = kern_neon_attn_f16,
+                  .gemm = gemm_f16},
     [KERN_BF16] = {.vec_dot = vec_dot_bf16},
-    [KERN_Q4_0] = {.vec_dot = vec_dot_q4_0},
+    [KERN_Q4_0] = {.vec_dot = vec_dot_q4_0, .gemm = gemm_q4_0},
     [KERN_Q4_1] = {.vec_dot = vec_dot_q4_1},
-    [KERN_Q5_0] = {.vec_dot = vec_dot_q5_0},
+    [KERN_Q5_0] = {.vec_dot = vec_dot_q5_0, .gemm = gemm_q5_0},
     [KERN_Q5_1] = {.vec_dot = vec_dot_q5_1},
-    [KERN_Q8_0] = {.vec_dot = vec_dot_q8_0, .from_float = from_float_q8_0},
+    [KERN_Q8_0] = {.vec_dot = vec_dot_q8_0, .from_float = from_float_q8_0, .gemm = gemm_q8_0},
     [KERN_Q8_1] = {.from_float = from_float_q8_1},
-    [KERN_Q4_K] = {.vec_dot = vec_dot_q4_K},
-    [KERN_Q5_K] = {.vec_dot = vec_dot_q5_K},
-    [KERN_Q6_K] = {.vec_dot = vec_dot_q6_K},
+    [KERN_Q4_K] = {.vec_dot = vec_dot_q4_K, .gemm = gemm_q4_K},
+    [KERN_Q5_K] = {.vec_dot = vec_dot_q5_K, .gemm = gemm_q5_K},
+    [KERN_Q6_K] = {.vec_dot = vec_dot_q6_K, .gemm = gemm_q6_K},
     [KERN_Q8_K] = {.from_float = from_float_q8_K},
 };
-
 bool kern_neon_usable(void) {
 #if defined(__linux__)
     /* HWCAP bits of the Linux arm64 ABI: ASIMDDP (sdot/udot), FPHP + ASIMDHP */
