@@ -119,29 +119,7 @@ static cJSON *parse_reply(const test_reply *r) {
     return j;
 }
 
-static const char *jstr(const cJSON *o, const char *path) {
-    /* path: "a.b.0.c" */
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    const cJSON *cur = o;
-    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k && cur;
-         k = strtok_r(NULL, ".", &save))
-        cur = (*k >= '0' && *k <= '9') ? cJSON_GetArrayItem(cur, atoi(k))
-                                       : cJSON_GetObjectItemCaseSensitive(cur, k);
-    return cur && cJSON_IsString(cur) ? cur->valuestring : NULL;
-}
-
-static double jnum(const cJSON *o, const char *path) {
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    const cJSON *cur = o;
-    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k && cur;
-         k = strtok_r(NULL, ".", &save))
-        cur = (*k >= '0' && *k <= '9') ? cJSON_GetArrayItem(cur, atoi(k))
-                                       : cJSON_GetObjectItemCaseSensitive(cur, k);
-    return cur && cJSON_IsNumber(cur) ? cur->valuedouble : -1e300;
-}
-
+/* The item at path "a.b.0.c" (numbers index arrays), or NULL. */
 static const cJSON *jget(const cJSON *o, const char *path) {
     char buf[256];
     snprintf(buf, sizeof buf, "%s", path);
@@ -151,6 +129,16 @@ static const cJSON *jget(const cJSON *o, const char *path) {
         cur = (*k >= '0' && *k <= '9') ? cJSON_GetArrayItem(cur, atoi(k))
                                        : cJSON_GetObjectItemCaseSensitive(cur, k);
     return cur;
+}
+
+static const char *jstr(const cJSON *o, const char *path) {
+    const cJSON *cur = jget(o, path);
+    return cur && cJSON_IsString(cur) ? cur->valuestring : NULL;
+}
+
+static double jnum(const cJSON *o, const char *path) {
+    const cJSON *cur = jget(o, path);
+    return cur && cJSON_IsNumber(cur) ? cur->valuedouble : -1e300;
 }
 
 /* An OpenAI error reply: status, shape, and (when given) the param and a
