@@ -49,11 +49,6 @@ typedef struct sym {
     int32_t prev, next;
 } sym;
 
-typedef struct pair {
-    int32_t rank, left, right, result;
-    uint32_t len; /* bytes of left + right when the pair was made */
-} pair;
-
 typedef struct bpe_ctx {
     const tok_vocab *v;
     const uint32_t *cps;
@@ -62,54 +57,16 @@ typedef struct bpe_ctx {
     char *enc;   /* ... in the byte alphabet */
     size_t bytes_cap;
     sym *syms;
-    pair *heap;
-    size_t n_heap, heap_cap;
+    tok_heap heap;
 } bpe_ctx;
-
-static bool pair_before(const pair *a, const pair *b) {
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-static hearth_err heap_push(bpe_ctx *c, pair p) {
-    if (c->n_heap == c->heap_cap) {
-        size_t cap = c->heap_cap ? c->heap_cap * 2 : 64;
-        pair *np = realloc(c->heap, cap * sizeof *np);
-        if (!np) return hr_fail(HEARTH_ERR_NOMEM, "tokenizer: out of memory merging");
-        c->heap = np, c->heap_cap = cap;
-    }
-    size_t i = c->n_heap++;
-    while (i > 0) {
-        size_t up = (i - 1) / 2;
-        if (!pair_before(&p, &c->heap[up])) break;
-        c->heap[i] = c->heap[up];
-        i = up;
-    }
-    c->heap[i] = p;
-    return HEARTH_OK;
-}
-
-static pair heap_pop(bpe_ctx *c) {
-    pair top = c->heap[0], last = c->heap[--c->n_heap];
-    size_t i = 0, n = c->n_heap;
-    for (;;) {
-        size_t l = 2 * i + 1, m = l + 1, best = i;
-        const pair *bp = &last;
-        if (l < n && pair_before(&c->heap[l], bp)) best = l, bp = &c->heap[l];
-        if (m < n && pair_before(&c->heap[m], bp)) best = m;
-        if (best == i) break;
-        c->heap[i] = c->heap[best];
-        i = best;
-    }
-    if (n) c->heap[i] = last;
-    return top;
-}
 
 static hearth_err try_pair(bpe_ctx *c, int32_t left, int32_t right) {
     if (left < 0 || right < 0) return HEARTH_OK;
     int32_t result = -1;
     int32_t rank = tok_merge_rank(c->v, c->syms[left].id, c->syms[right].id, &result);
     if (rank < 0) return HEARTH_OK;
-    return heap_push(c, (pair){rank, left, right, result, c->syms[left].len + c->syms[right].len});
+    return tok_heap_push(
+        &c->heap, (tok_cand){rank, left, right, result, c->syms[left].len + c->syms[right].len});
 }
 
 /* A symbol that is not a token: llama.cpp looks up each byte of its
@@ -149,11 +106,11 @@ static hearth_err merge_word(bpe_ctx *c, size_t n) {
     for (size_t i = 0; i < n; i++)
         c->syms[i] = (sym){c->v->byte_token[(uint8_t)c->bytes[i]], (uint32_t)i, 1, (int32_t)i - 1,
                            i + 1 < n ? (int32_t)i + 1 : -1};
-    c->n_heap = 0;
+    c->heap.n = 0;
     hearth_err err = HEARTH_OK;
     for (size_t i = 1; i < n && !err; i++) err = try_pair(c, (int32_t)i - 1, (int32_t)i);
-    while (c->n_heap && !err) {
-        pair p = heap_pop(c);
+    while (c->heap.n && !err) {
+        tok_cand p = tok_heap_pop(&c->heap);
         sym *l = &c->syms[p.left], *r = &c->syms[p.right];
         if (l->len == 0 || r->len == 0 || l->len + r->len != p.len) continue; /* stale */
         l->id = p.result;
@@ -195,7 +152,7 @@ hearth_err tok_bpe_encode(const tok_vocab *v, const char *text, size_t len, tok_
     free(c.bytes);
     free(c.enc);
     free(c.syms);
-    free(c.heap);
+    free(c.heap.a);
     free(cps);
     return err;
 }

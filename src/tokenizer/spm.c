@@ -20,57 +20,12 @@ typedef struct sym {
     int32_t prev, next;
 } sym;
 
-typedef struct bigram {
-    float score;
-    int32_t left, right;
-    uint32_t len;
-} bigram;
-
 typedef struct spm_ctx {
     const tok_vocab *v;
     const char *text;
     sym *syms;
-    bigram *heap;
-    size_t n_heap, heap_cap;
+    tok_heap heap;
 } spm_ctx;
-
-static bool bigram_before(const bigram *a, const bigram *b) {
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static hearth_err heap_push(spm_ctx *c, bigram p) {
-    if (c->n_heap == c->heap_cap) {
-        size_t cap = c->heap_cap ? c->heap_cap * 2 : 64;
-        bigram *np = realloc(c->heap, cap * sizeof *np);
-        if (!np) return hr_fail(HEARTH_ERR_NOMEM, "tokenizer: out of memory merging");
-        c->heap = np, c->heap_cap = cap;
-    }
-    size_t i = c->n_heap++;
-    while (i > 0) {
-        size_t up = (i - 1) / 2;
-        if (!bigram_before(&p, &c->heap[up])) break;
-        c->heap[i] = c->heap[up];
-        i = up;
-    }
-    c->heap[i] = p;
-    return HEARTH_OK;
-}
-
-static bigram heap_pop(spm_ctx *c) {
-    bigram top = c->heap[0], last = c->heap[--c->n_heap];
-    size_t i = 0, n = c->n_heap;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, best = i;
-        const bigram *bp = &last;
-        if (l < n && bigram_before(&c->heap[l], bp)) best = l, bp = &c->heap[l];
-        if (r < n && bigram_before(&c->heap[r], bp)) best = r;
-        if (best == i) break;
-        c->heap[i] = c->heap[best];
-        i = best;
-    }
-    if (n) c->heap[i] = last;
-    return top;
-}
 
 static hearth_err try_bigram(spm_ctx *c, int32_t left, int32_t right) {
     if (left < 0 || right < 0) return HEARTH_OK;
@@ -79,7 +34,9 @@ static hearth_err try_bigram(spm_ctx *c, int32_t left, int32_t right) {
     if (len > c->v->max_token_len) return HEARTH_OK;
     int32_t id = tok_lookup(c->v, c->text + l->start, len);
     if (id < 0) return HEARTH_OK;
-    return heap_push(c, (bigram){c->v->tokens[id].score, left, right, len});
+    /* the highest score first */
+    return tok_heap_push(&c->heap,
+                         (tok_cand){-(double)c->v->tokens[id].score, left, right, -1, len});
 }
 
 /* A symbol that is not a token: its bytes as byte-fallback tokens (llama.cpp
@@ -112,8 +69,8 @@ hearth_err tok_spm_encode(const tok_vocab *v, const char *text, size_t len, tok_
     }
     hearth_err err = HEARTH_OK;
     for (int32_t i = 1; i < n && !err; i++) err = try_bigram(&c, i - 1, i);
-    while (c.n_heap && !err) {
-        bigram b = heap_pop(&c);
+    while (c.heap.n && !err) {
+        tok_cand b = tok_heap_pop(&c.heap);
         sym *l = &c.syms[b.left], *r = &c.syms[b.right];
         if (l->len == 0 || r->len == 0 || l->len + r->len != b.len) continue; /* stale */
         l->len += r->len;
@@ -125,6 +82,6 @@ hearth_err tok_spm_encode(const tok_vocab *v, const char *text, size_t len, tok_
     }
     for (int32_t i = 0; i >= 0 && !err; i = c.syms[i].next) err = emit_symbol(&c, &c.syms[i], out);
     free(c.syms);
-    free(c.heap);
+    free(c.heap.a);
     return err;
 }

@@ -107,6 +107,22 @@ typedef struct tok_ids {
 } tok_ids;
 hearth_err tok_ids_push(tok_ids *ids, int32_t id);
 
+/* ---- the candidate merges of spm.c and bpe.c (merge_heap.c) ---- */
+/* Adjacent symbols left and right that could merge; lower key first (BPE:
+ * the merge rank; SentencePiece: minus the result's score), ties by left. */
+typedef struct tok_cand {
+    double key;
+    int32_t left, right;
+    int32_t result; /* BPE: the merged token */
+    uint32_t len;   /* bytes of left + right when the candidate was made */
+} tok_cand;
+typedef struct tok_heap {
+    tok_cand *a; /* free() it */
+    size_t n, cap;
+} tok_heap;
+hearth_err tok_heap_push(tok_heap *h, tok_cand m);
+tok_cand tok_heap_pop(tok_heap *h); /* h->n > 0 */
+
 /* ---- the three algorithms: append the ids of one raw-text fragment ---- */
 /* spm.c: text is the fragment with spaces already escaped to U+2581. */
 hearth_err tok_spm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *out);
