@@ -498,6 +498,201 @@ static void test_file(rtr_model *m) {
     CHECK(rtr_load(tmp_path("missing.rtr"), &m2) == HEARTH_ERR_IO);
 }
 
+/* ------------------------------------------------------- the subject part */
+
+/* Three groups: two "mmlu" subjects told apart by their words (mmlu_astro:
+ * only the strong tier right, gain +1; mmlu_cook: both right, gain 0) and a
+ * benchmark of one group (gsm_word) where the keyword "zorblax" marks the
+ * prompts only the strong tier answers. */
+static void synth_subjects(rtr_dataset *d, int n, unsigned long long seed) {
+    static const char *const astro[] = {"planet", "orbit", "comet", "stellar", "galaxy"};
+    static const char *const cook[] = {"recipe", "oven", "flour", "simmer", "butter"};
+    char text[256];
+    for (int i = 0; i < n; i++) {
+        int g = i % 3, k = 0;
+        bool hard = g == 2 && (i / 3) % 2;
+        for (int j = 0; j < 8; j++) {
+            const char *w = filler[test_rand_u64(&seed) % (sizeof filler / sizeof filler[0])];
+            if (j % 2 == 0 && g < 2) w = (g ? cook : astro)[test_rand_u64(&seed) % 5];
+            k += snprintf(text + k, sizeof text - (size_t)k, "%s ", w);
+            if (j == 3 && hard) k += snprintf(text + k, sizeof text - (size_t)k, "zorblax ");
+        }
+        static const char *const gname[] = {"mmlu_astro", "mmlu_cook", "gsm_word"};
+        bool weak = g == 1 || (g == 2 && !hard);
+        REQUIRE(!rtr_dataset_add(d, text, (size_t)k, weak, true, NULL, gname[g]));
+    }
+}
+
+static rtr_train_params subject_params(void) {
+    rtr_train_params p = small_params();
+    p.subject_weight = 1;
+    p.subject_bits = 12;
+    p.subject_l2 = 1e-3;
+    p.subject_iter = 100;
+    p.subject_head_weight = 0.25;
+    return p;
+}
+
+static void test_subject(void) {
+    /* the classifier alone, where the answer is known: one text for every
+     * row, groups in the proportions 3:2:1, so P(group | text) must come out
+     * as those proportions (the text says nothing else) */
+    rtr_dataset c;
+    rtr_dataset_init(&c);
+    static const char *const gname[] = {"a_x", "a_y", "a_z"};
+    for (int i = 0; i < 60; i++)
+        REQUIRE(!rtr_dataset_add(&c, "same words here", 15, i % 2, true, NULL,
+                                 gname[i % 6 < 3   ? 0
+                                       : i % 6 < 5 ? 1
+                                                   : 2]));
+    rtr_train_params p = subject_params();
+    p.subject_iter = 300;
+    rtr_model *m = NULL;
+    REQUIRE(!rtr_train(&c, NULL, 0, &p, &m));
+    REQUIRE(rtr_subject_classes(m) == 3);
+    double pr[3], parts[4];
+    REQUIRE(!rtr_subject_probs(m, "same words here", 15, pr));
+    CHECKF(fabs(pr[0] - 0.5) < 1e-3 && fabs(pr[1] - 1.0 / 3) < 1e-3 && fabs(pr[2] - 1.0 / 6) < 1e-3,
+           "P = %g %g %g", pr[0], pr[1], pr[2]);
+    /* the rates: the even rows gain 1 (only the strong tier right), the odd
+     * ones 0, so the groups' gains are 20/30, 10/20 and 0/10, shrunk toward
+     * the mean 0.5 by 20 rows: 0.6, 0.5, 1/3, weighted by P */
+    REQUIRE(!rtr_score_parts(m, "same words here", 15, parts));
+    double want = 0.5 * 0.6 + 0.5 / 3 + 1.0 / 18;
+    CHECKF(fabs(parts[0] - want) < 2e-3, "expected rate %g, want %g", parts[0], want);
+    CHECKF(fabs(parts[3] - 0.25) < 1e-6, "head multiplier %g", parts[3]); /* all of benchmark a */
+    rtr_free(m);
+    rtr_dataset_fini(&c);
+
+    /* subjects told apart by their words */
+    rtr_dataset d, t;
+    rtr_dataset_init(&d);
+    rtr_dataset_init(&t);
+    synth_subjects(&d, 300, 5);
+    synth_subjects(&t, 60, 77); /* unseen word orders */
+    p = subject_params();
+    m = NULL;
+    REQUIRE(!rtr_train(&d, NULL, 0, &p, &m));
+    REQUIRE(rtr_subject_classes(m) == 3);
+    CHECK(rtr_subject_weight(m) == 1);
+    double s_hard = 1e9, s_easy = -1e9;
+    int right = 0;
+    for (size_t i = 0; i < t.n; i++) {
+        const rtr_example *x = &t.ex[i];
+        double s;
+        REQUIRE(!rtr_subject_probs(m, x->prompt, x->prompt_len, pr));
+        CHECK(fabs(pr[0] + pr[1] + pr[2] - 1) < 1e-9);
+        right += pr[x->group] > 0.5;
+        REQUIRE(!rtr_score(m, x->prompt, x->prompt_len, &s) && isfinite(s));
+        REQUIRE(!rtr_score_parts(m, x->prompt, x->prompt_len, parts));
+        CHECK(fabs(s - (parts[0] + parts[3] * (parts[1] + parts[2]))) < 1e-9);
+        if (x->group == 0) CHECKF(parts[0] > 0.7, "astro expected gain %g", parts[0]);
+        if (x->group == 1) CHECKF(fabs(parts[0]) < 0.3, "cook expected gain %g", parts[0]);
+        if (x->group < 2) CHECKF(parts[3] < 0.4, "head multiplier %g", parts[3]);
+        if (x->group == 2) CHECKF(parts[3] > 0.9, "head multiplier %g", parts[3]);
+        if (x->group == 2 && !x->weak_ok) s_hard = fmin(s_hard, s);
+        if (x->group == 2 && x->weak_ok) s_easy = fmax(s_easy, s);
+    }
+    CHECKF(right == (int)t.n, "%d of %zu classified", right, t.n);
+    CHECKF(s_hard > s_easy, "the heads still rank inside gsm: %g vs %g", s_hard, s_easy);
+
+    /* the file: version 2 with the subject part, read back to the same scores */
+    uint8_t *data, *data3;
+    size_t size, size3;
+    REQUIRE(!rtr_save_mem(m, &data, &size));
+    CHECK(data[8] == 2);
+    rtr_model *m2 = NULL;
+    REQUIRE(!rtr_load_mem(data, size, &m2));
+    for (size_t i = 0; i < t.n; i += 5) {
+        double a, b;
+        CHECK(!rtr_score(m, t.ex[i].prompt, t.ex[i].prompt_len, &a));
+        CHECK(!rtr_score(m2, t.ex[i].prompt, t.ex[i].prompt_len, &b) && a == b);
+    }
+    char d1[1024], d2[1024];
+    rtr_describe(m, d1, sizeof d1);
+    rtr_describe(m2, d2, sizeof d2);
+    CHECKF(!strcmp(d1, d2) && has(d1, "subject part"), "%s", d1);
+    rtr_free(m2);
+    /* the fit does not depend on the thread count */
+    rtr_train_params p3 = subject_params();
+    p3.n_threads = 3;
+    REQUIRE(!rtr_train(&d, NULL, 0, &p3, &m2));
+    REQUIRE(!rtr_save_mem(m2, &data3, &size3));
+    CHECK(size3 == size && !memcmp(data, data3, size));
+    free(data3);
+    rtr_free(m2);
+    /* a model without a subject part is still written as version 1 */
+    rtr_train_params p0 = small_params();
+    REQUIRE(!rtr_train(&d, NULL, 0, &p0, &m2));
+    CHECK(rtr_subject_classes(m2) == 0 && rtr_subject_weight(m2) == 0);
+    REQUIRE(!rtr_save_mem(m2, &data3, &size3));
+    CHECK(data3[8] == 1);
+    CHECK(rtr_subject_probs(m2, "x", 1, pr) == HEARTH_ERR_INVALID_ARG);
+    free(data3);
+    rtr_free(m2);
+
+    /* corrupted subject parts: every truncation, and edits with a valid checksum */
+    size_t sub = size - 4 - (4096u * 3 + 3 * 3) * 4 - 6 * 4; /* the section's start */
+    uint32_t n_read = (uint32_t)data[sub] | (uint32_t)data[sub + 1] << 8;
+    REQUIRE(n_read == 3);
+    for (size_t n = sub - 8; n < size; n += (n < sub + 100 ? 1 : 1999)) {
+        m2 = NULL;
+        CHECK(rtr_load_mem(data, n, &m2) == HEARTH_ERR_FORMAT && !m2);
+    }
+    uint8_t *b = malloc(size + 4);
+    REQUIRE(b);
+    static const struct {
+        size_t off;
+        uint32_t v;
+        const char *msg;
+    } edits[] = {
+        {0, 1, "1 classes"},
+        {0, 300, "300 classes"},
+        {0, 4, "bytes"},         /* more classes than the bytes hold */
+        {4, 30, "hash bits 30"}, /* bits */
+        {4, 13, "bytes"},        /* a bigger table than is there */
+        {8, 7, "word n-grams"},  /* the subject features' settings */
+        {12, 9, "char n-grams"}, /* char_min */
+        {20, 0x7fc00000u, "coefficient"},
+        {24, 0x40000000u, "rate 0"},           /* 2.0: not a gain */
+        {24 + 12, 0x7f800000u, "bias 0"},      /* +inf */
+        {24 + 24, 0xff800000u, "head weight"}, /* -inf */
+        {24 + 36 + 4 * 100, 0x7fc00000u, "weight 100"},
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        memcpy(b, data, size);
+        put32(b, sub + edits[i].off, edits[i].v);
+        reseal(b, size);
+        m2 = NULL;
+        CHECK(rtr_load_mem(b, size, &m2) == HEARTH_ERR_FORMAT && !m2);
+        CHECKF(has(hearth_last_error(), edits[i].msg), "subject edit %zu: %s", i,
+               hearth_last_error());
+    }
+    /* bytes after the part, and a version 1 header over a version 2 body */
+    memcpy(b, data, size - 4);
+    put32(b, size - 4, 0);
+    put32(b, size, 0);
+    reseal(b, size + 4);
+    CHECK(rtr_load_mem(b, size + 4, &m2) == HEARTH_ERR_FORMAT && has(hearth_last_error(), "after"));
+    memcpy(b, data, size);
+    put32(b, 8, 1);
+    reseal(b, size);
+    CHECK(rtr_load_mem(b, size, &m2) == HEARTH_ERR_FORMAT && has(hearth_last_error(), "after"));
+    free(b);
+    free(data);
+    /* bad settings are refused */
+    p = subject_params();
+    p.subject_bits = 30;
+    m2 = NULL;
+    CHECK(rtr_train(&d, NULL, 0, &p, &m2) == HEARTH_ERR_INVALID_ARG && !m2);
+    p = subject_params();
+    p.subject_chars = 9;
+    CHECK(rtr_train(&d, NULL, 0, &p, &m2) == HEARTH_ERR_INVALID_ARG && !m2);
+    rtr_free(m);
+    rtr_dataset_fini(&d);
+    rtr_dataset_fini(&t);
+}
+
 /* ------------------------------------------------------------ the ledger */
 
 static void test_ledger(void) {
@@ -708,6 +903,17 @@ static int write_corpus(const char *dir) {
     write_seed(dir, "file_list", 0, data, size);
     free(data);
     rtr_free(m);
+    rtr_dataset d; /* a version 2 file: with the subject part */
+    rtr_dataset_init(&d);
+    synth_subjects(&d, 60, 5);
+    rtr_train_params p = subject_params();
+    p.max_iter = 20, p.subject_iter = 20;
+    REQUIRE(!rtr_train(&d, NULL, 0, &p, &m));
+    REQUIRE(!rtr_save_mem(m, &data, &size));
+    write_seed(dir, "file_subject", 0, data, size);
+    free(data);
+    rtr_free(m);
+    rtr_dataset_fini(&d);
     static const char csv[] = "prompt,weak_ok,strong_ok\n\"a, \"\"b\"\"\nc\",True,False\r\n,,\n";
     write_seed(dir, "csv_tricky", 1, csv, sizeof csv - 1);
     static const char csv_bad[] = "x,\"open\nno end";
@@ -731,6 +937,7 @@ int main(int argc, char **argv) {
     test_train(m);
     test_file(m);
     rtr_free(m);
+    test_subject();
     test_ledger();
     test_cli();
     int skip = test_routellm();

@@ -41,6 +41,11 @@ static const char router_usage[] =
     "  --group-smooth S      blend labels toward their group's mean (0..1; groups are CSV\n"
     "                        files or the JSONL \"group\" field)\n"
     "  --item-weight W --l2-item X   add plain-label heads with weight W (with S > 0)\n"
+    "  --subject W           add the subject part with weight W (0: none): a softmax classifier\n"
+    "                        of the group from the words, scoring sum_g P(g|text)*rate(g)\n"
+    "  --subject-bits N --subject-l2 X --subject-chars MAX --subject-iters N   its settings\n"
+    "  --subject-head-weight H   the heads' weight for groups of a benchmark with several\n"
+    "                        groups (MMLU subjects; a benchmark of one group: 1)\n"
     "  --from-ledger DB      labels from the gateway's ledger (see docs/router.md)\n";
 
 /* Collects FILE... after --data: every following argument not starting with
@@ -145,6 +150,26 @@ static int parse(int argc, char **argv, rcli *c) {
             char *end;
             c->tp.l2_item = strtod(v, &end);
             bad = *end || !(c->tp.l2_item >= 0);
+        } else if (!strcmp(a, "--subject")) {
+            char *end;
+            c->tp.subject_weight = strtod(v, &end);
+            bad = *end || !(c->tp.subject_weight >= 0);
+        } else if (!strcmp(a, "--subject-head-weight")) {
+            char *end;
+            c->tp.subject_head_weight = strtod(v, &end);
+            bad = *end || !(c->tp.subject_head_weight >= 0);
+        } else if (!strcmp(a, "--subject-l2")) {
+            char *end;
+            c->tp.subject_l2 = strtod(v, &end);
+            bad = *end || !(c->tp.subject_l2 >= 0);
+        } else if (!strcmp(a, "--subject-bits"))
+            bad = !parse_uint(v, &c->tp.subject_bits);
+        else if (!strcmp(a, "--subject-chars"))
+            bad = !parse_uint(v, &c->tp.subject_chars);
+        else if (!strcmp(a, "--subject-iters")) {
+            unsigned n;
+            bad = !parse_uint(v, &n);
+            c->tp.subject_iter = (int)n;
         } else if (!strcmp(a, "--iters")) {
             unsigned n;
             bad = !parse_uint(v, &n);
@@ -213,10 +238,10 @@ static void tune_log(void *user, const rtr_train_params *p, double apgr) {
     if (c->quiet) return;
     fprintf(stderr,
             "  candidate: target %-12s l2 %-7g smooth %.2f item %.2f l2-item %-7g word 1..%u "
-            "char %u..%u dense %d bits %u -> cross-validated APGR %.4f\n",
+            "char %u..%u dense %d bits %u subject %g -> cross-validated APGR %.4f\n",
             p->target == RTR_TARGET_GAIN ? "gain" : "needs-strong", p->l2, p->group_smooth,
             p->item_weight, p->l2_item, p->word_ngrams, p->char_min, p->char_max, p->dense,
-            p->hash_bits, apgr);
+            p->hash_bits, p->subject_weight, apgr);
 }
 
 /* Trains on the given rows (all when NULL), with tuning when asked. */

@@ -205,6 +205,48 @@ static int write_split(const rcli *c, const rtr_dataset *d, const size_t *rows, 
     return ok ? 0 : 1;
 }
 
+/* With --dev and a subject part trained with --subject-head-weight 0 (so that
+ * part [3] is P(a group alone in its benchmark | text)): the cross-validated
+ * figures of the blends a*subject + (P1 + (1 - P1)*h)*(heads + c*plain-label
+ * heads) over a small grid, from the out-of-fold parts of each training row
+ * (rows in `order`). */
+static void dev_blends(const rtr_dataset *d, const size_t *order, size_t n, const double *parts) {
+    static const double as[] = {0, 0.125, 0.25, 0.5, 1, 2}, hs[] = {0, 0.125, 0.25, 0.5, 1},
+                        cs[] = {0, 0.5, 1};
+    double *s = malloc((n ? n : 1) * sizeof *s);
+    bool *wk = malloc(n ? n : 1), *st = malloc(n ? n : 1);
+    if (!s || !wk || !st) goto done;
+    printf("Blends a*subject + (P1 + (1-P1)*h)*(heads + c*plain-label heads), out of fold:\n"
+           "      a      h     c   MMLU APGR  CPT(50%%)  GSM8K APGR  mean\n");
+    for (size_t ia = 0; ia < sizeof as / sizeof as[0]; ia++)
+        for (size_t ih = 0; ih < sizeof hs / sizeof hs[0]; ih++)
+            for (size_t ic = 0; ic < sizeof cs / sizeof cs[0]; ic++) {
+                double r[2][2] = {{NAN, NAN}, {NAN, NAN}};
+                for (int b = 0; b < 2; b++) { /* 0: mmlu, 1: the rest */
+                    size_t m = 0;
+                    for (size_t i = 0; i < n; i++) {
+                        const rtr_example *x = &d->ex[order[i]];
+                        char g[128];
+                        rtr_group_source(d->groups[x->group], g, sizeof g);
+                        if ((strcmp(g, "mmlu") == 0) != (b == 0)) continue;
+                        const double *p = parts + 4 * i;
+                        s[m] =
+                            as[ia] * p[0] + (p[3] + (1 - p[3]) * hs[ih]) * (p[1] + cs[ic] * p[2]);
+                        wk[m] = x->weak_ok;
+                        st[m++] = x->strong_ok;
+                    }
+                    rtr_metrics mt;
+                    if (m && !rtr_metrics_compute(s, wk, st, m, &mt))
+                        r[b][0] = mt.apgr, r[b][1] = mt.cpt50;
+                }
+                printf("  %5g %6g %5g   %7.4f   %6.1f %%   %7.4f   %7.4f\n", as[ia], hs[ih], cs[ic],
+                       r[0][0], 100 * r[0][1], r[1][0], (r[0][0] + r[1][0]) / 2);
+            }
+done:
+    putchar('\n');
+    free(s), free(wk), free(st);
+}
+
 /* --dev: 5-fold cross-validation inside the training part (the held-out part
  * is never touched): every training row gets a score from the model fitted
  * on the other four folds, and the report pools them. */
@@ -213,9 +255,10 @@ static int dev_folds(rcli *c, rtr_dataset *d, const size_t *tr, size_t n_tr) {
     size_t *fit = malloc(n_tr * sizeof *fit), *val = malloc(n_tr * sizeof *val);
     size_t *order = malloc(n_tr * sizeof *order);
     double *s = malloc(n_tr * sizeof *s), *b = malloc(n_tr * sizeof *b);
-    size_t n_done = 0;
+    double *parts = malloc(4 * n_tr * sizeof *parts), *pr = malloc(256 * sizeof *pr);
+    size_t n_done = 0, n_mmlu = 0, n_top1 = 0;
     int rc = 1;
-    if (!fit || !val || !order || !s || !b) goto done;
+    if (!fit || !val || !order || !s || !b || !parts || !pr) goto done;
     for (unsigned k = 0; k < K; k++) {
         size_t n_fit = 0, n_val = 0;
         for (size_t i = 0; i < n_tr; i++) {
@@ -231,6 +274,23 @@ static int dev_folds(rcli *c, rtr_dataset *d, const size_t *tr, size_t n_tr) {
         rtr_model *m = NULL;
         if ((rc = rcli_fit(c, d, fit, n_fit, &m))) goto done;
         double *sk = rcli_score_all(m, d, val, n_val);
+        for (size_t i = 0; sk && i < n_val; i++)
+            if (rtr_score_parts(m, d->ex[val[i]].prompt, d->ex[val[i]].prompt_len,
+                                parts + 4 * (n_done + i))) {
+                free(sk);
+                sk = NULL;
+            }
+        /* the subject classifier's top-1 accuracy on MMLU's out-of-fold rows */
+        size_t nc = rtr_subject_classes(m);
+        for (size_t i = 0; sk && nc && nc <= 256 && i < n_val; i++) {
+            const rtr_example *x = &d->ex[val[i]];
+            if (strncmp(d->groups[x->group], "mmlu_", 5)) continue;
+            if (rtr_subject_probs(m, x->prompt, x->prompt_len, pr)) break;
+            size_t best = 0;
+            for (size_t q = 1; q < nc; q++) best = pr[q] > pr[best] ? q : best;
+            n_mmlu++;
+            n_top1 += best == x->group;
+        }
         rtr_free(m);
         if (!sk) goto done;
         memcpy(s + n_done, sk, n_val * sizeof *sk);
@@ -248,16 +308,23 @@ static int dev_folds(rcli *c, rtr_dataset *d, const size_t *tr, size_t n_tr) {
             const rtr_example *x = &d->ex[order[i]];
             fprintf(f,
                     "{\"group\":\"%s\",\"weak_ok\":%d,\"strong_ok\":%d,\"score\":%.9g,"
-                    "\"baseline\":%.9g,\"len\":%zu}\n",
-                    d->groups[x->group], x->weak_ok, x->strong_ok, s[i], b[i], x->prompt_len);
+                    "\"baseline\":%.9g,\"len\":%zu,\"parts\":[%.9g,%.9g,%.9g]}\n",
+                    d->groups[x->group], x->weak_ok, x->strong_ok, s[i], b[i], x->prompt_len,
+                    parts[4 * i], parts[4 * i + 1], parts[4 * i + 2]);
         }
         if (!f || fclose(f)) fprintf(stderr, "hearth router: cannot write %s\n", c->dump);
     }
     printf("Development: %d-fold cross-validation inside the training part (%zu prompts):\n\n", K,
            n_done);
+    if (n_mmlu)
+        printf("Subject classifier, out of fold: the top class is the MMLU prompt's subject for "
+               "%.1f %% of %zu\n\n",
+               100.0 * (double)n_top1 / (double)n_mmlu, n_mmlu);
+    if (c->tp.subject_weight > 0 && c->tp.subject_head_weight == 0)
+        dev_blends(d, order, n_done, parts);
     rc = rcli_report(stdout, d, order, n_done, s, b);
 done:
-    free(fit), free(val), free(order), free(s), free(b);
+    free(fit), free(val), free(order), free(s), free(b), free(parts), free(pr);
     return rc;
 }
 

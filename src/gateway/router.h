@@ -55,6 +55,21 @@ double rtr_threshold(const rtr_model *m);
 double rtr_calibrated_local_share(const rtr_model *m);
 void rtr_set_threshold(rtr_model *m, double threshold, double local_share);
 
+/* The score of one prompt split into its parts, for analysis: [0] the subject
+ * part's expected rate sum_g P(g | text) * rate(g) (0 without a subject part),
+ * [1] the first head set, [2] the plain-label heads (item_weight), [3] the
+ * heads' multiplier sum_g P(g | text) * head_weight(g) (1 without a subject
+ * part); the score is subject_weight*[0] + [3]*([1] + [2]). */
+hearth_err rtr_score_parts(const rtr_model *m, const char *text, size_t len, double parts[4]);
+/* The subject classifier: the number of classes (the training data's groups,
+ * in its order; 0 without a subject part), and P(class | text) into p[0..n). */
+size_t rtr_subject_classes(const rtr_model *m);
+hearth_err rtr_subject_probs(const rtr_model *m, const char *text, size_t len, double *p);
+/* The subject part's weight (0 without one); setting it on a model without
+ * one does nothing. */
+double rtr_subject_weight(const rtr_model *m);
+void rtr_set_subject_weight(rtr_model *m, double w);
+
 /* A one-line human-readable description (target, features, heads, threshold). */
 void rtr_describe(const rtr_model *m, char *buf, size_t cap);
 
@@ -184,6 +199,18 @@ typedef struct rtr_train_params {
     double l2_item;              /* their L2 strength (0: l2) */
     int n_threads;               /* for the solver; 0: the machine's cores (the result does not
                                     depend on it) */
+    /* The subject part (file format version 2): a softmax classifier learns
+     * P(group | text) from the labeled rows' groups (training-time labels),
+     * and the score gains subject_weight * sum_g P(g | text) * rate(g), rate(g)
+     * being the group's expected gain on the training rows (shrunk toward its
+     * benchmark's by 20 pseudo-examples). 0: no subject part. */
+    double subject_weight;
+    unsigned subject_bits;      /* its own hashed space, 12..18 */
+    unsigned subject_chars;     /* 0: words only; else char n-grams 3..subject_chars too */
+    double subject_l2;          /* its L2 strength on the mean log-loss */
+    double subject_head_weight; /* how much the heads count for a group of a benchmark with
+                                   several groups (a benchmark of one group: 1) */
+    int subject_iter;           /* its L-BFGS iterations */
 } rtr_train_params;
 
 rtr_train_params rtr_train_default_params(void);

@@ -10,6 +10,8 @@
 
 /* The structural numbers of a prompt (router_feat.c lists what each is). */
 enum { RTR_N_DENSE = 16, RTR_MAX_HEADS = 4 };
+/* The subject part: at most this many classes and 2^RTR_SUBJ_MAX_BITS buckets. */
+enum { RTR_MAX_SUBJECTS = 256, RTR_SUBJ_MIN_BITS = 12, RTR_SUBJ_MAX_BITS = 18 };
 
 /* How text becomes sparse features; stored in the router file. */
 typedef struct rtr_feat_cfg {
@@ -34,12 +36,29 @@ typedef struct rtr_head {
     float *w;      /* [n_sparse] */
 } rtr_head;
 
+/* The subject part (file format version 2): a softmax classifier over its own
+ * hashed features (no dense block) gives P(class | text) for the n training
+ * groups; the score becomes
+ *     coef * sum_c P(c | text) * rate[c] + (sum_c P(c | text) * head_w[c]) * heads,
+ * rate[c] being class c's smoothed expected gain on the training rows and
+ * head_w[c] how much the heads' item-level score counts for it. */
+typedef struct rtr_subject {
+    uint32_t n; /* classes; 0: no subject part (a version 1 model) */
+    rtr_feat_cfg cfg;
+    float coef;
+    float *rate;   /* [n] */
+    float *bias;   /* [n] */
+    float *head_w; /* [n] */
+    float *w;      /* [2^cfg.hash_bits][n], bucket-major (one bucket's n weights together) */
+} rtr_subject;
+
 struct rtr_model {
     rtr_feat_cfg cfg;
     uint32_t target; /* rtr_target */
     uint32_t n_heads;
     float dense_mean[RTR_N_DENSE], dense_inv_std[RTR_N_DENSE];
     rtr_head heads[RTR_MAX_HEADS];
+    rtr_subject subj;
     double threshold, local_share;
 };
 
@@ -85,10 +104,35 @@ typedef struct rtr_lr_problem {
 
 hearth_err rtr_lr_fit(const rtr_lr_problem *p, double *w, double *final_loss);
 
+/* The L-BFGS minimizer behind rtr_lr_fit and the subject classifier: fg
+ * returns the objective at w and writes its gradient into g (both [n]);
+ * w holds the start and receives the result. */
+typedef double (*rtr_fg_fn)(void *ctx, const double *w, double *g);
+hearth_err rtr_lbfgs(size_t n, double *w, rtr_fg_fn fg, void *ctx, int max_iter,
+                     double *final_loss);
+
+/* Multinomial logistic regression: minimizes the mean of -log softmax(W x_i)[y_i]
+ * + l2/2 * |W's first n_reg columns|^2 over W[x->n_cols][n_class]
+ * (column-major: one column's n_class weights together), which holds the
+ * start and receives the result. Same chunked, thread-count-independent sums
+ * as rtr_lr_fit. */
+hearth_err rtr_softmax_fit(const rtr_csr *x, const uint32_t *y, uint32_t n_class, double l2,
+                           size_t n_reg, int max_iter, int n_threads, double *w);
+
 double rtr_sigmoid(double z);
 
 /* The score of a featurized prompt under the model (the pure part of
  * rtr_score, used by training to score validation rows). */
-double rtr_model_score_fvec(const rtr_model *m, const rtr_fvec *f);
+double rtr_model_score_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fvec *fs);
+/* The same split into parts (see rtr_score_parts). fs: the prompt's subject
+ * features (NULL when the model has no subject part). */
+void rtr_model_parts_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fvec *fs,
+                          double parts[4]);
+/* P(c | text) into p[0..s->n). */
+void rtr_subject_probs_fvec(const rtr_subject *s, const rtr_fvec *fs, double *p);
+/* The subject part's expectations sum_c P(c | text) * rate[c] (*rate) and
+ * sum_c P(c | text) * head_w[c] (*head_w); 0 and 1 without a subject part. */
+void rtr_subject_expect(const rtr_subject *s, const rtr_fvec *fs, double *rate, double *head_w);
+void rtr_subject_fini(rtr_subject *s);
 
 #endif

@@ -123,6 +123,8 @@ static void two_loop(size_t n, const double *g, double *d, double *const *s, dou
     }
 }
 
+static double lr_fg(void *ctx, const double *w, double *g) { return lr_loss_grad(ctx, w, g); }
+
 hearth_err rtr_lr_fit(const rtr_lr_problem *p, double *w, double *final_loss) {
     size_t n = p->x->n_cols;
     double wsum = 0;
@@ -134,23 +136,27 @@ hearth_err rtr_lr_fit(const rtr_lr_problem *p, double *w, double *final_loss) {
         hr_pool_new(p->n_threads < LR_CHUNKS ? p->n_threads : LR_CHUNKS, &ev.pool))
         ev.pool = NULL;
     ev.g_part = malloc((size_t)LR_CHUNKS * n * sizeof(double));
+    hearth_err e = ev.g_part ? rtr_lbfgs(n, w, lr_fg, &ev, p->max_iter, final_loss)
+                             : hr_fail(HEARTH_ERR_NOMEM, "router: out of memory (%zu features)", n);
+    free(ev.g_part);
+    hr_pool_free(ev.pool);
+    return e;
+}
+
+hearth_err rtr_lbfgs(size_t n, double *w, rtr_fg_fn fg, void *ctx, int max_iter,
+                     double *final_loss) {
     /* g, d, w_new, g_new, then M pairs of s and y */
     double *buf = malloc((4 + 2 * (size_t)LBFGS_M) * n * sizeof(double));
-    if (!ev.g_part || !buf) {
-        free(ev.g_part);
-        free(buf);
-        hr_pool_free(ev.pool);
-        return hr_fail(HEARTH_ERR_NOMEM, "router: out of memory (%zu features)", n);
-    }
+    if (!buf) return hr_fail(HEARTH_ERR_NOMEM, "router: out of memory (%zu parameters)", n);
     double *g = buf, *d = buf + n, *wn = buf + 2 * n, *gn = buf + 3 * n;
     double *s[LBFGS_M], *y[LBFGS_M], rho[LBFGS_M], alpha[LBFGS_M];
     for (int k = 0; k < LBFGS_M; k++) {
         s[k] = buf + (4 + 2 * (size_t)k) * n;
         y[k] = s[k] + n;
     }
-    double f = lr_loss_grad(&ev, w, g);
+    double f = fg(ctx, w, g);
     int n_pairs = 0, newest = LBFGS_M - 1;
-    for (int it = 0; it < p->max_iter; it++) {
+    for (int it = 0; it < max_iter; it++) {
         double gnorm = sqrt(dot(g, g, n));
         if (gnorm < 1e-7) break;
         two_loop(n, g, d, s, y, rho, n_pairs, newest, alpha);
@@ -164,7 +170,7 @@ hearth_err rtr_lr_fit(const rtr_lr_problem *p, double *w, double *final_loss) {
         int bt = 0;
         for (; bt < LBFGS_MAX_BACKTRACK; bt++, step *= 0.5) {
             for (size_t i = 0; i < n; i++) wn[i] = w[i] + step * d[i];
-            fn = lr_loss_grad(&ev, wn, gn);
+            fn = fg(ctx, wn, gn);
             if (fn <= f + 1e-4 * step * gd) break;
         }
         if (bt == LBFGS_MAX_BACKTRACK) break; /* no decrease possible: converged */
@@ -188,8 +194,6 @@ hearth_err rtr_lr_fit(const rtr_lr_problem *p, double *w, double *final_loss) {
         if (rel < 1e-10) break;
     }
     if (final_loss) *final_loss = f;
-    free(ev.g_part);
     free(buf);
-    hr_pool_free(ev.pool);
     return HEARTH_OK;
 }

@@ -15,7 +15,10 @@
 #include <unistd.h>
 
 static const char RTR_MAGIC[8] = {'H', 'R', 'T', 'H', 'R', 'O', 'U', 'T'};
-enum { RTR_VERSION = 1, RTR_MAX_FILE_BYTES = 1 << 30, RTR_LAYOUT_LIST = 0, RTR_LAYOUT_TABLE = 1 };
+/* Version 1: heads only; version 2 adds the subject part after the heads. A
+ * model without a subject part is written as version 1, byte for byte as
+ * before. */
+enum { RTR_VERSION = 2, RTR_MAX_FILE_BYTES = 1 << 30, RTR_LAYOUT_LIST = 0, RTR_LAYOUT_TABLE = 1 };
 
 double rtr_sigmoid(double z) {
     if (z >= 0) return 1.0 / (1.0 + exp(-z));
@@ -29,6 +32,7 @@ void rtr_free(rtr_model *m) {
         free(m->heads[h].idx);
         free(m->heads[h].w);
     }
+    rtr_subject_fini(&m->subj);
     free(m);
 }
 
@@ -52,6 +56,12 @@ void rtr_describe(const rtr_model *m, char *buf, size_t cap) {
     for (uint32_t h = 0; h < m->n_heads && n > 0 && (size_t)n < cap; h++)
         n += snprintf(buf + n, cap - (size_t)n, " %+.3g*P(only %s right | smooth %.2f)",
                       m->heads[h].coef, m->heads[h].label ? "weak" : "strong", m->heads[h].smooth);
+    if (m->subj.n && n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n,
+                 "; subject part %+.3g*sum_c P(c | text)*rate(c) over %u classes (softmax on "
+                 "2^%u buckets, word n-grams 1..%u, char n-grams %u..%u)",
+                 m->subj.coef, m->subj.n, m->subj.cfg.hash_bits, m->subj.cfg.word_ngrams,
+                 m->subj.cfg.char_min, m->subj.cfg.char_max);
 }
 
 static double head_logit(const rtr_model *m, const rtr_head *h, const rtr_fvec *f) {
@@ -79,19 +89,61 @@ static double head_logit(const rtr_model *m, const rtr_head *h, const rtr_fvec *
     return z;
 }
 
-double rtr_model_score_fvec(const rtr_model *m, const rtr_fvec *f) {
-    double s = 0;
+void rtr_model_parts_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fvec *fs,
+                          double parts[4]) {
+    /* the first set is one head per label (two for the gain target); any
+     * further heads are the plain-label ones of item_weight */
+    uint32_t n_first = m->target == RTR_TARGET_GAIN ? 2 : 1;
+    rtr_subject_expect(&m->subj, fs, &parts[0], &parts[3]);
+    parts[1] = parts[2] = 0;
     for (uint32_t h = 0; h < m->n_heads; h++)
-        s += (double)m->heads[h].coef * rtr_sigmoid(head_logit(m, &m->heads[h], f));
+        parts[h < n_first ? 1 : 2] +=
+            (double)m->heads[h].coef * rtr_sigmoid(head_logit(m, &m->heads[h], f));
+}
+
+double rtr_model_score_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fvec *fs) {
+    double p[4];
+    rtr_model_parts_fvec(m, f, fs, p);
+    /* heads first, in order, as version 1 summed them: same bits without a subject part */
+    double s = p[1] + p[2];
+    if (m->subj.n) s = (double)m->subj.coef * p[0] + p[3] * s;
     return s;
 }
 
 hearth_err rtr_score(const rtr_model *m, const char *text, size_t len, double *score) {
-    rtr_fvec f = {0};
+    rtr_fvec f = {0}, fs = {0};
     hearth_err e = rtr_featurize(&m->cfg, text, len, &f);
-    if (!e) *score = rtr_model_score_fvec(m, &f);
+    if (!e && m->subj.n) e = rtr_featurize(&m->subj.cfg, text, len, &fs);
+    if (!e) *score = rtr_model_score_fvec(m, &f, m->subj.n ? &fs : NULL);
     rtr_fvec_fini(&f);
+    rtr_fvec_fini(&fs);
     return e;
+}
+
+hearth_err rtr_score_parts(const rtr_model *m, const char *text, size_t len, double parts[4]) {
+    rtr_fvec f = {0}, fs = {0};
+    hearth_err e = rtr_featurize(&m->cfg, text, len, &f);
+    if (!e && m->subj.n) e = rtr_featurize(&m->subj.cfg, text, len, &fs);
+    if (!e) rtr_model_parts_fvec(m, &f, m->subj.n ? &fs : NULL, parts);
+    rtr_fvec_fini(&f);
+    rtr_fvec_fini(&fs);
+    return e;
+}
+
+size_t rtr_subject_classes(const rtr_model *m) { return m->subj.n; }
+
+hearth_err rtr_subject_probs(const rtr_model *m, const char *text, size_t len, double *p) {
+    if (!m->subj.n) return hr_fail(HEARTH_ERR_INVALID_ARG, "router: the model has no subject part");
+    rtr_fvec fs = {0};
+    hearth_err e = rtr_featurize(&m->subj.cfg, text, len, &fs);
+    if (!e) rtr_subject_probs_fvec(&m->subj, &fs, p);
+    rtr_fvec_fini(&fs);
+    return e;
+}
+
+double rtr_subject_weight(const rtr_model *m) { return m->subj.n ? m->subj.coef : 0; }
+void rtr_set_subject_weight(rtr_model *m, double w) {
+    if (m->subj.n) m->subj.coef = (float)w;
 }
 
 /* ------------------------------------------------------------- writing */
@@ -148,9 +200,9 @@ static uint32_t fnv32(const uint8_t *p, size_t n) {
 hearth_err rtr_save_mem(const rtr_model *m, uint8_t **data, size_t *size) {
     wbuf b = {0};
     put(&b, RTR_MAGIC, sizeof RTR_MAGIC);
-    const uint32_t hdr[] = {RTR_VERSION,     m->cfg.hash_bits, m->cfg.word_ngrams,
-                            m->cfg.char_min, m->cfg.char_max,  m->cfg.dense,
-                            m->target,       m->n_heads,       RTR_N_DENSE};
+    const uint32_t hdr[] = {m->subj.n ? 2u : 1u, m->cfg.hash_bits, m->cfg.word_ngrams,
+                            m->cfg.char_min,     m->cfg.char_max,  m->cfg.dense,
+                            m->target,           m->n_heads,       RTR_N_DENSE};
     for (size_t i = 0; i < sizeof hdr / sizeof hdr[0]; i++) put_u32(&b, hdr[i]);
     put_f64(&b, m->threshold);
     put_f64(&b, m->local_share);
@@ -175,6 +227,20 @@ hearth_err rtr_save_mem(const rtr_model *m, uint8_t **data, size_t *size) {
             for (uint32_t i = 0, k = 0; i < buckets; i++)
                 put_f32(&b, k < hd->n_sparse && hd->idx[k] == i ? hd->w[k++] : 0.0f);
         }
+    }
+    if (m->subj.n) {
+        const rtr_subject *sj = &m->subj;
+        put_u32(&b, sj->n);
+        put_u32(&b, sj->cfg.hash_bits);
+        put_u32(&b, sj->cfg.word_ngrams);
+        put_u32(&b, sj->cfg.char_min);
+        put_u32(&b, sj->cfg.char_max);
+        put_f32(&b, sj->coef);
+        for (uint32_t k = 0; k < sj->n; k++) put_f32(&b, sj->rate[k]);
+        for (uint32_t k = 0; k < sj->n; k++) put_f32(&b, sj->bias[k]);
+        for (uint32_t k = 0; k < sj->n; k++) put_f32(&b, sj->head_w[k]);
+        size_t nw = ((size_t)1 << sj->cfg.hash_bits) * sj->n;
+        for (size_t i = 0; i < nw; i++) put_f32(&b, sj->w[i]);
     }
     if (!b.oom) put_u32(&b, fnv32(b.p, b.n));
     if (b.oom) {
@@ -310,6 +376,47 @@ static hearth_err read_head(rbuf *r, const rtr_model *m, rtr_head *hd, uint32_t 
     return HEARTH_OK;
 }
 
+/* The subject part of a version 2 file. */
+static hearth_err read_subject(rbuf *r, rtr_subject *sj) {
+    hearth_err e = HEARTH_OK;
+    uint32_t v[5];
+    for (int i = 0; i < 5; i++)
+        if (!get_u32(r, &v[i])) return BAD("subject part truncated");
+    if (v[0] < 2 || v[0] > RTR_MAX_SUBJECTS)
+        return BAD("subject part: %u classes (2..%d)", v[0], RTR_MAX_SUBJECTS);
+    if (v[1] < RTR_SUBJ_MIN_BITS || v[1] > RTR_SUBJ_MAX_BITS)
+        return BAD("subject part: hash bits %u (%d..%d)", v[1], RTR_SUBJ_MIN_BITS,
+                   RTR_SUBJ_MAX_BITS);
+    sj->cfg = (rtr_feat_cfg){v[1], v[2], v[3], v[4], 0};
+    if (rtr_feat_cfg_check(&sj->cfg)) return hr_wrap(HEARTH_ERR_FORMAT, "router file: subject: ");
+    if (!get_f32(r, &sj->coef)) return BAD("subject part: coefficient bad");
+    /* rates, biases and the table, all counted before anything is allocated */
+    uint64_t nw = ((uint64_t)1 << v[1]) * v[0], need;
+    if (!hr_add_ok(nw, 3 * (uint64_t)v[0], &need) || !hr_mul_ok(need, 4, &need) ||
+        need > r->n - r->off)
+        return BAD("subject part: %u classes x 2^%u buckets need %llu bytes, %zu left", v[0], v[1],
+                   (unsigned long long)need, r->n - r->off);
+    sj->rate = malloc(v[0] * sizeof *sj->rate);
+    sj->bias = malloc(v[0] * sizeof *sj->bias);
+    sj->head_w = malloc(v[0] * sizeof *sj->head_w);
+    sj->w = malloc((size_t)nw * sizeof *sj->w);
+    sj->n = v[0]; /* set with the arrays, so that rtr_free releases them */
+    if (!sj->rate || !sj->bias || !sj->head_w || !sj->w)
+        return hr_fail(HEARTH_ERR_NOMEM, "router file: out of memory");
+    for (uint32_t k = 0; k < v[0]; k++)
+        if (!get_f32(r, &sj->rate[k]) || !(fabsf(sj->rate[k]) <= 1))
+            return BAD("subject part: rate %u not within [-1, 1]", k);
+    for (uint32_t k = 0; k < v[0]; k++)
+        if (!get_f32(r, &sj->bias[k])) return BAD("subject part: bias %u bad", k);
+    for (uint32_t k = 0; k < v[0]; k++)
+        if (!get_f32(r, &sj->head_w[k])) return BAD("subject part: head weight %u bad", k);
+    for (uint64_t i = 0; i < nw; i++)
+        if (!get_f32(r, &sj->w[i]))
+            return BAD("subject part: weight %llu is not finite or beyond 1e6",
+                       (unsigned long long)i);
+    return HEARTH_OK;
+}
+
 static hearth_err read_model(rbuf *r, rtr_model *m) {
     hearth_err e = HEARTH_OK;
     uint32_t hdr[9];
@@ -318,7 +425,8 @@ static hearth_err read_model(rbuf *r, rtr_model *m) {
     r->off = sizeof RTR_MAGIC;
     for (size_t i = 0; i < 9; i++)
         if (!get_u32(r, &hdr[i])) return BAD("truncated header");
-    if (hdr[0] != RTR_VERSION) return BAD("version %u (this build reads %d)", hdr[0], RTR_VERSION);
+    if (hdr[0] < 1 || hdr[0] > RTR_VERSION)
+        return BAD("version %u (this build reads 1..%d)", hdr[0], RTR_VERSION);
     m->cfg = (rtr_feat_cfg){hdr[1], hdr[2], hdr[3], hdr[4], hdr[5]};
     if ((e = rtr_feat_cfg_check(&m->cfg))) return hr_wrap(HEARTH_ERR_FORMAT, "router file: ");
     m->target = hdr[6];
@@ -338,6 +446,7 @@ static hearth_err read_model(rbuf *r, rtr_model *m) {
             return BAD("dense scale %d bad", k);
     for (uint32_t h = 0; h < m->n_heads; h++)
         if ((e = read_head(r, m, &m->heads[h], h))) return e;
+    if (hdr[0] >= 2 && (e = read_subject(r, &m->subj))) return e;
     if (r->off != r->n) return BAD("%zu bytes after the last head", r->n - r->off);
     return HEARTH_OK;
 }

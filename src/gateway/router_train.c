@@ -23,11 +23,23 @@ rtr_train_params rtr_train_default_params(void) {
         .char_max = 5,
         .dense = true,
         .group_smooth = 0.5,
+        .subject_weight = 0,
+        .subject_bits = 13,
+        .subject_chars = 0,
+        .subject_l2 = 1e-4,
+        .subject_head_weight = 1,
+        .subject_iter = 150,
     };
 }
 
 static rtr_feat_cfg cfg_of(const rtr_train_params *p) {
     return (rtr_feat_cfg){p->hash_bits, p->word_ngrams, p->char_min, p->char_max, p->dense};
+}
+
+/* The subject classifier's features: word 1-2-grams (and char n-grams when
+ * asked) in their own, smaller hashed space; no dense block. */
+static rtr_feat_cfg subject_cfg_of(const rtr_train_params *p) {
+    return (rtr_feat_cfg){p->subject_bits, 2, p->subject_chars ? 3 : 0, p->subject_chars, 0};
 }
 
 /* The featurized rows of a dataset under one feature configuration. */
@@ -250,9 +262,108 @@ static hearth_err soft_labels(const rtr_dataset *d, const size_t *rows, const si
     return HEARTH_OK;
 }
 
+/* Each group's expected gain (share only-strong-right minus share
+ * only-weak-right) on the selected rows, shrunk toward its benchmark's by
+ * GROUP_PRIOR pseudo-examples (a group with no rows gets its benchmark's), and
+ * its head weight: 1 for a group alone in its benchmark (GSM8K: the subject
+ * says nothing there, the heads are all), else multi_head_w. */
+static hearth_err group_rates(const rtr_dataset *d, const size_t *rows, const size_t *sel,
+                              size_t n_sel, double multi_head_w, float *rate, float *head_w) {
+    size_t ng = d->n_groups;
+    double *sum = calloc(5 * ng + 1, sizeof *sum), *cnt = sum + ng, *bsum = sum + 2 * ng,
+           *bcnt = sum + 3 * ng, *bgroups = sum + 4 * ng;
+    uint32_t *src = malloc((ng + 1) * sizeof *src);
+    if (!sum || !src) {
+        free(sum), free(src);
+        return hr_fail(HEARTH_ERR_NOMEM, "router: out of memory");
+    }
+    for (size_t g = 0; g < ng; g++) {
+        char a[128], b[128];
+        rtr_group_source(d->groups[g], a, sizeof a);
+        src[g] = (uint32_t)g;
+        for (size_t k = 0; k < g; k++) {
+            rtr_group_source(d->groups[k], b, sizeof b);
+            if (!strcmp(a, b)) {
+                src[g] = src[k];
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; i < n_sel; i++) {
+        const rtr_example *ex = &d->ex[rows[sel[i]]];
+        double v = head_label(ex, 0) - head_label(ex, 1);
+        if (cnt[ex->group] == 0) bgroups[src[ex->group]] += 1;
+        sum[ex->group] += v;
+        cnt[ex->group] += 1;
+        bsum[src[ex->group]] += v;
+        bcnt[src[ex->group]] += 1;
+    }
+    for (size_t g = 0; g < ng; g++) {
+        uint32_t b = src[g];
+        double mean_b = bcnt[b] > 0 ? bsum[b] / bcnt[b] : 0;
+        rate[g] = (float)((sum[g] + GROUP_PRIOR * mean_b) / (cnt[g] + GROUP_PRIOR));
+        head_w[g] = (float)(bgroups[b] >= 2 ? multi_head_w : 1.0);
+    }
+    free(sum), free(src);
+    return HEARTH_OK;
+}
+
+/* The subject part: a softmax classifier of the rows' groups on the subject
+ * features xs, and the groups' rates. Left empty (no part) when the selected
+ * rows hold fewer than two groups or more than RTR_MAX_SUBJECTS. */
+static hearth_err fit_subject(const rtr_dataset *d, const size_t *rows, const design *xs,
+                              const size_t *sel, size_t n_sel, const rtr_train_params *p,
+                              rtr_subject *sj) {
+    size_t ng = d->n_groups, n_present = 0;
+    if (ng < 2 || ng > RTR_MAX_SUBJECTS) return HEARTH_OK;
+    bool *seen = calloc(ng, 1);
+    if (!seen) return hr_fail(HEARTH_ERR_NOMEM, "router: out of memory");
+    for (size_t i = 0; i < n_sel; i++) {
+        uint32_t g = d->ex[rows[sel[i]]].group;
+        n_present += !seen[g];
+        seen[g] = true;
+    }
+    free(seen);
+    if (n_present < 2) return HEARTH_OK;
+    fit_matrix fm;
+    hearth_err e = fit_matrix_build(xs, sel, n_sel, false, &fm);
+    if (e) return e;
+    uint32_t nc = (uint32_t)ng;
+    size_t buckets = (size_t)1 << p->subject_bits;
+    uint32_t *y = malloc((n_sel ? n_sel : 1) * sizeof *y);
+    double *w = calloc(fm.x.n_cols * nc, sizeof *w);
+    sj->rate = malloc(nc * sizeof *sj->rate);
+    sj->bias = malloc(nc * sizeof *sj->bias);
+    sj->head_w = malloc(nc * sizeof *sj->head_w);
+    sj->w = calloc(buckets * nc, sizeof *sj->w);
+    sj->n = nc;
+    if (!y || !w || !sj->rate || !sj->bias || !sj->head_w || !sj->w) {
+        e = hr_fail(HEARTH_ERR_NOMEM, "router: out of memory (subject part)");
+        goto done;
+    }
+    for (size_t i = 0; i < n_sel; i++) y[i] = d->ex[rows[sel[i]]].group;
+    if ((e = rtr_softmax_fit(&fm.x, y, nc, p->subject_l2, fm.n_b, p->subject_iter,
+                             p->n_threads > 0 ? p->n_threads : hr_cpu_cores(), w)))
+        goto done;
+    for (size_t j = 0; j < fm.n_b; j++)
+        for (uint32_t k = 0; k < nc; k++)
+            sj->w[(size_t)fm.buckets[j] * nc + k] = (float)w[j * nc + k];
+    for (uint32_t k = 0; k < nc; k++) sj->bias[k] = (float)w[(fm.x.n_cols - 1) * nc + k];
+    if ((e = group_rates(d, rows, sel, n_sel, p->subject_head_weight, sj->rate, sj->head_w)))
+        goto done;
+    sj->cfg = subject_cfg_of(p);
+    sj->coef = (float)p->subject_weight;
+done:
+    free(y);
+    free(w);
+    fit_matrix_fini(&fm);
+    if (e) rtr_subject_fini(sj);
+    return e;
+}
+
 static hearth_err fit_model(const rtr_dataset *d, const size_t *rows, const design *x,
-                            const size_t *sel, size_t n_sel, const rtr_train_params *p,
-                            rtr_model **out) {
+                            const design *xs, const size_t *sel, size_t n_sel,
+                            const rtr_train_params *p, rtr_model **out) {
     fit_matrix fm;
     hearth_err e = fit_matrix_build(x, sel, n_sel, p->dense, &fm);
     if (e) return e;
@@ -312,6 +423,7 @@ static hearth_err fit_model(const rtr_dataset *d, const size_t *rows, const desi
             for (int q = 0; q < RTR_N_DENSE; q++) hd->dense_w[q] = (float)w[fm.n_b + (size_t)q];
         hd->bias = (float)w[fm.x.n_cols - 1];
     }
+    if (!e && p->subject_weight > 0 && xs) e = fit_subject(d, rows, xs, sel, n_sel, p, &m->subj);
 done:
     free(y);
     free(w);
@@ -338,6 +450,18 @@ static hearth_err check_params(const rtr_train_params *p) {
     if (!(p->group_smooth >= 0 && p->group_smooth <= 1))
         return hr_fail(HEARTH_ERR_INVALID_ARG, "router: group_smooth %g outside [0, 1]",
                        p->group_smooth);
+    if (!(p->subject_weight >= 0 && p->subject_weight <= 1e3) ||
+        (p->subject_weight > 0 &&
+         (p->subject_bits < RTR_SUBJ_MIN_BITS || p->subject_bits > RTR_SUBJ_MAX_BITS ||
+          (p->subject_chars && (p->subject_chars < 3 || p->subject_chars > 6)) ||
+          !(p->subject_l2 >= 0 && p->subject_l2 < 1e3) ||
+          !(p->subject_head_weight >= 0 && p->subject_head_weight <= 1e3) || p->subject_iter < 1 ||
+          p->subject_iter > 100000)))
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "router: subject part (weight %g, bits %u, chars %u, l2 %g, iters %d) out "
+                       "of range",
+                       p->subject_weight, p->subject_bits, p->subject_chars, p->subject_l2,
+                       p->subject_iter);
     if (p->target != RTR_TARGET_GAIN && p->target != RTR_TARGET_NEEDS_STRONG)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "router: unknown target %d", (int)p->target);
     return HEARTH_OK;
@@ -357,8 +481,9 @@ hearth_err rtr_train(const rtr_dataset *d, const size_t *rows, size_t n_rows,
     hearth_err e = check_params(p);
     if (e) return e;
     size_t *r = row_list(d, rows, &n_rows), *sel = malloc((n_rows ? n_rows : 1) * sizeof *sel);
-    design x = {0};
-    rtr_feat_cfg cfg = cfg_of(p);
+    design x = {0}, xs = {0};
+    rtr_feat_cfg cfg = cfg_of(p), scfg = subject_cfg_of(p);
+    bool subj = p->subject_weight > 0;
     if (!r || !sel) e = hr_fail(HEARTH_ERR_NOMEM, "router: out of memory");
     size_t n_lab = 0;
     for (size_t i = 0; !e && i < n_rows; i++)
@@ -366,8 +491,10 @@ hearth_err rtr_train(const rtr_dataset *d, const size_t *rows, size_t n_rows,
     if (!e && n_lab == 0)
         e = hr_fail(HEARTH_ERR_INVALID_ARG, "router: no labeled rows to train on");
     if (!e) e = design_build(d, r, n_rows, &cfg, &x);
-    if (!e) e = fit_model(d, r, &x, sel, n_lab, p, out);
+    if (!e && subj) e = design_build(d, r, n_rows, &scfg, &xs);
+    if (!e) e = fit_model(d, r, &x, subj ? &xs : NULL, sel, n_lab, p, out);
     design_fini(&x);
+    design_fini(&xs);
     free(r);
     free(sel);
     return e;
@@ -419,7 +546,9 @@ static double val_score(const rtr_dataset *d, const size_t *rows, const size_t *
 
 static bool same_features(const rtr_train_params *a, const rtr_train_params *b) {
     return a->hash_bits == b->hash_bits && a->word_ngrams == b->word_ngrams &&
-           a->char_min == b->char_min && a->char_max == b->char_max && a->dense == b->dense;
+           a->char_min == b->char_min && a->char_max == b->char_max && a->dense == b->dense &&
+           (a->subject_weight > 0) == (b->subject_weight > 0) &&
+           a->subject_bits == b->subject_bits && a->subject_chars == b->subject_chars;
 }
 
 hearth_err rtr_train_tune(const rtr_dataset *d, const size_t *rows, size_t n_rows,
@@ -436,7 +565,7 @@ hearth_err rtr_train_tune(const rtr_dataset *d, const size_t *rows, size_t n_row
     size_t *val = malloc((n_rows ? n_rows : 1) * sizeof *val);
     unsigned *fold = malloc((n_rows ? n_rows : 1) * sizeof *fold);
     double *sc = malloc((n_rows ? n_rows : 1) * sizeof *sc), best_score = -INFINITY;
-    design x = {0};
+    design x = {0}, xs = {0};
     if (!r || !lab || !fit || !val || !fold || !sc)
         e = hr_fail(HEARTH_ERR_NOMEM, "router: out of memory");
     for (size_t i = 0; !e && i < n_rows; i++) {
@@ -451,9 +580,12 @@ hearth_err rtr_train_tune(const rtr_dataset *d, const size_t *rows, size_t n_row
     for (size_t g = 0; g < n_grid && !e; g++) {
         if (g == 0 || !same_features(&grid[g], &grid[g - 1])) {
             design_fini(&x);
-            rtr_feat_cfg cfg = cfg_of(&grid[g]);
+            design_fini(&xs);
+            rtr_feat_cfg cfg = cfg_of(&grid[g]), scfg = subject_cfg_of(&grid[g]);
             if ((e = design_build(d, r, n_rows, &cfg, &x))) break;
+            if (grid[g].subject_weight > 0 && (e = design_build(d, r, n_rows, &scfg, &xs))) break;
         }
+        const design *xsp = grid[g].subject_weight > 0 ? &xs : NULL;
         /* out-of-fold scores for every labeled row, in lab[] order */
         for (unsigned k = 0; k < n_folds && !e; k++) {
             size_t n_fit = 0, n_val = 0;
@@ -465,10 +597,11 @@ hearth_err rtr_train_tune(const rtr_dataset *d, const size_t *rows, size_t n_row
             }
             if (!n_fit || !n_val) continue;
             rtr_model *m = NULL;
-            if ((e = fit_model(d, r, &x, fit, n_fit, &grid[g], &m))) break;
+            if ((e = fit_model(d, r, &x, xsp, fit, n_fit, &grid[g], &m))) break;
             for (size_t i = 0; i < n_val; i++) {
-                rtr_fvec f = design_row(&x, lab[val[i]]);
-                sc[val[i]] = rtr_model_score_fvec(m, &f);
+                rtr_fvec f = design_row(&x, lab[val[i]]), fs = {0};
+                if (xsp) fs = design_row(xsp, lab[val[i]]);
+                sc[val[i]] = rtr_model_score_fvec(m, &f, xsp ? &fs : NULL);
             }
             rtr_free(m);
         }
@@ -481,6 +614,7 @@ hearth_err rtr_train_tune(const rtr_dataset *d, const size_t *rows, size_t n_row
         }
     }
     design_fini(&x);
+    design_fini(&xs);
     if (!e) e = rtr_train(d, r, n_rows, &grid[best_g], out);
     if (!e) *best = grid[best_g];
     free(r), free(lab), free(fit), free(val), free(fold), free(sc);
