@@ -15,7 +15,6 @@
 #include "gateway/gateway.h"
 #include "gateway/ledger_query.h"
 
-
 #include <math.h>
 
 static fake_cloud fc;
