@@ -165,9 +165,116 @@ AI gemm_geom gemm_geom_of(gemm_kind k) {
     return (gemm_geom){16, 32, 256, 210, 256, 292, 4};
 }
 
+/* ---- a row chunk's levels and scales, as gemv and the panels read them ---- */
+
+/* The fp16 values at the start of nblk <= 16 consecutive blocks of bb bytes,
+ * as floats in lanes 0..nblk-1 (zero above): picked out of 128-byte windows
+ * with vpermt2w. */
+AI __m512 block_d16(const uint8_t *p, int bb, int nblk) {
+    const int per = 126 / bb + 1; /* blocks whose d lies in one window */
+    const __m512i iota = _mm512_setr_epi32(0x10000, 0x30002, 0x50004, 0x70006, 0x90008, 0xb000a,
+                                           0xd000c, 0xf000e, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m512i d = _mm512_setzero_si512();
+#pragma GCC unroll 6
+    for (int b0 = 0; b0 < nblk; b0 += per) {
+        const int avail = (nblk - b0) * bb, nw = nblk - b0 < per ? nblk - b0 : per;
+        const uint8_t *w = p + (size_t)b0 * bb;
+        const __m512i lo = load_lim(w, 0, avail, avail >= 128, true);
+        const __m512i hi = load_lim(w, 64, avail, avail >= 128, true);
+        const __m512i idx = _mm512_mullo_epi16(_mm512_sub_epi16(iota, _mm512_set1_epi16((short)b0)),
+                                               _mm512_set1_epi16((short)(bb / 2)));
+        d = _mm512_mask_mov_epi16(d, (__mmask32)(((1u << nw) - 1u) << b0),
+                                  _mm512_permutex2var_epi16(lo, idx, hi));
+    }
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(d));
+}
+
+/* Levels (unsigned) of elements 64q..64q+63 of a row chunk (from a block
+ * start); `two`: both 32-element blocks exist (else the second is zero). */
+AI __m512i vd_levels64(gemm_kind k, const uint8_t *w, int q, bool two) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    switch (k) {
+    case GK_Q8_0: {
+        const uint8_t *b = w + (size_t)q * 68;
+        return _mm512_xor_si512(load2x32(b + 2, two ? b + 36 : NULL), _mm512_set1_epi8((char)0x80));
+    }
+    case GK_Q4_0:
+    case GK_Q5_0: {
+        const int bb = k == GK_Q4_0 ? 18 : 22, qo = k == GK_Q4_0 ? 2 : 6;
+        const uint8_t *b = w + (size_t)q * 2 * bb;
+        const __m128i q0 = _mm_loadu_si128((const __m128i *)(b + qo));
+        const __m128i q1 =
+            two ? _mm_loadu_si128((const __m128i *)(b + bb + qo)) : _mm_setzero_si128();
+        const __m256i v0 =
+            _mm256_inserti128_si256(_mm256_castsi128_si256(q0), _mm_srli_epi16(q0, 4), 1);
+        const __m256i v1 =
+            _mm256_inserti128_si256(_mm256_castsi128_si256(q1), _mm_srli_epi16(q1, 4), 1);
+        __m512i v = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(v0), v1, 1), m4);
+        if (k == GK_Q5_0) {
+            uint32_t h0, h1 = 0;
+            memcpy(&h0, b + 2, sizeof h0);
+            if (two) memcpy(&h1, b + bb + 2, sizeof h1);
+            v = _mm512_mask_add_epi8(v, _cvtu64_mask64((uint64_t)h0 | (uint64_t)h1 << 32), v,
+                                     _mm512_set1_epi8(16));
+        }
+        return v;
+    }
+    case GK_Q4_K:
+    case GK_Q5_K: {
+        const int j = q % 4;
+        const uint8_t *b = w + (size_t)(q / 4) * (k == GK_Q4_K ? 144 : 176);
+        __m512i v = k4_levels64(b + (k == GK_Q4_K ? 16 : 48) + 32 * j);
+        if (k == GK_Q5_K) {
+            const __m512i h = _mm512_broadcast_i64x4(load256(b + 16));
+            const __m512i sel = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * j))),
+                                                   _mm256_set1_epi8((char)(2 << (2 * j))), 1);
+            v = _mm512_mask_add_epi8(v, _mm512_test_epi8_mask(h, sel), v, _mm512_set1_epi8(16));
+        }
+        return v;
+    }
+    case GK_Q6_K: break;
+    }
+    /* Q6_K: elements 128 half + 64 part + (0..63) of the block */
+    const int half = q / 2, part = q % 2;
+    return q6_levels64(wload512(w + 64 * half),
+                       _mm512_broadcast_i64x4(load256(w + 128 + 32 * half)), part);
+}
+
+/* The scales of the ns sub-blocks of a row chunk (from a block start) and,
+ * for the K-quants with mins, their min coefficients (else zero): lane s =
+ * sub-block s, zero past ns. */
+AI void vd_scales(gemm_kind k, const uint8_t *w, int ns, __m512 *sc_out, __m512 *mn_out) {
+    const gemm_geom g = gemm_geom_of(k);
+    __m512 sc, mn = _mm512_setzero_ps();
+    if (g.wbe == 32) {
+        sc = block_d16(w, g.wbb, ns);
+    } else if (k == GK_Q6_K) {
+        const __m512 s8 =
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + 192))));
+        sc = _mm512_mul_ps(_mm512_set1_ps(f16_at(w + 208)), s8);
+    } else { /* Q4_K, Q5_K: one or two blocks of 8 sub-blocks */
+        __m256 s2[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()},
+               m2[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int b = 0; b < ns / 8; b++) {
+            const uint8_t *wb = w + (size_t)b * g.wbb;
+            const __m512 sm = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(k4_scales_mins(wb + 4)));
+            const __m512 dd =
+                _mm512_insertf32x8(_mm512_set1_ps(f16_at(wb)), _mm256_set1_ps(-f16_at(wb + 2)), 1);
+            const __m512 v = _mm512_mul_ps(dd, sm);
+            s2[b] = _mm512_castps512_ps256(v);
+            m2[b] = _mm512_extractf32x8_ps(v, 1);
+        }
+        sc = _mm512_insertf32x8(_mm512_castps256_ps512(s2[0]), s2[1], 1);
+        mn = _mm512_insertf32x8(_mm512_castps256_ps512(m2[0]), m2[1], 1);
+    }
+    *sc_out = sc;
+    *mn_out = mn;
+}
+
 /* gemm of up to GV_MAXT tokens goes row by row (x86_avx512_gemv.c) when
- * tokens x chunks of a row fit its GV_MAXPREP prepared activation chunks. */
-enum { GV_MAXT = 4, GV_MAXPREP = 64 };
+ * tokens x chunks of a row fit its GV_MAXPREP prepared activation chunks;
+ * more go by panels of 16 rows (x86_avx512_gemm.c). */
+enum { GV_MAXT = 2, GV_MAXPREP = 64 };
 
 /* Whether gemv_rows takes nt tokens of rows of n elements. */
 AI bool gemv_fits(gemm_kind k, int64_t n, int64_t nt) {

@@ -1,91 +1,21 @@
 /*
  * x86_avx512_gemm.c - the VNNI table's gemm for Q8_0, Q4_0, Q5_0, Q4_K,
- * Q5_K and Q6_K: chooses between vec_dot's code row by row for a few tokens
- * (x86_avx512_gemv.c) and panels of 16 rows for many, which this file owns.
- * Both compute the canonical arithmetic described in x86_avx512.h, so every
- * entry has the bits of vec_dot whatever n_tok.
+ * Q5_K and Q6_K: one or two tokens go row by row with vec_dot's code
+ * (x86_avx512_gemv.c), more through panels of 16 rows, which this file
+ * owns. Both compute the canonical arithmetic described in x86_avx512.h, so
+ * every entry has the bits of vec_dot whatever n_tok.
  *
- * A panel's rows are unpacked into unsigned levels interleaved by 4 bytes
- * (the 4 levels of one row and group of 4 columns in int32 lane = row), so
- * that one vpdpbusd against 4 broadcast activation bytes advances 16 rows at
- * once for each of 4 tokens held in registers, without horizontal sums; the
+ * A panel chunk's rows are read with gemv's code (levels of 64 columns,
+ * scale vectors) and transposed 16 x 16 in registers, so that lane = row:
+ * the 4 levels of one row and group of 4 columns sit in one int32 lane, and
+ * one vpdpbusd against 4 broadcast activation bytes advances 16 rows at once
+ * for each of up to 4 tokens held in registers, without horizontal sums; the
  * level offset comes off through the activations' sums (computed once per
  * token and chunk), and each token's tree is built as its sub-blocks arrive.
+ * The transposition costs per row what gemv's horizontal sums cost per token
+ * and row, hence the cut at three tokens.
  */
 #include "kernels/x86_avx512.h"
-
-/* Unsigned levels of kcn elements of one weight row (from a block start)
- * into lev, and the scale (and min coefficient) of each sub-block into
- * sc[s * GR] (mn[s * GR]). */
-AI void gemm_unpack(gemm_kind k, const uint8_t *w, int kcn, uint8_t *lev, float *sc, float *mn) {
-    const gemm_geom g = gemm_geom_of(k);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
-    for (int b = 0; b < kcn / g.wbe; b++) {
-        const uint8_t *wb = w + (size_t)b * g.wbb;
-        uint8_t *lb = lev + b * g.wbe;
-        if (k == GK_Q8_0) {
-            _mm256_storeu_si256((__m256i *)lb,
-                                _mm256_xor_si256(load256(wb + 2), _mm256_set1_epi8((char)0x80)));
-            sc[b * GR] = f16_at(wb);
-        } else if (k == GK_Q4_0 || k == GK_Q5_0) {
-            const __m128i q = _mm_loadu_si128((const __m128i *)(wb + (k == GK_Q4_0 ? 2 : 6)));
-            __m256i v = _mm256_and_si256(
-                _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1), m4);
-            if (k == GK_Q5_0) {
-                uint32_t qh;
-                memcpy(&qh, wb + 2, sizeof qh);
-                v = _mm256_mask_add_epi8(v, (__mmask32)qh, v, sixteen);
-            }
-            _mm256_storeu_si256((__m256i *)lb, v);
-            sc[b * GR] = f16_at(wb);
-        } else if (k == GK_Q4_K || k == GK_Q5_K) {
-            const uint8_t *qs = wb + (k == GK_Q4_K ? 16 : 48);
-            uint8_t sm[16];
-            _mm_storeu_si128((__m128i *)sm, k4_scales_mins(wb + 4));
-            const float d = f16_at(wb), dmin = f16_at(wb + 2);
-            for (int j = 0; j < 8; j++) {
-                sc[(8 * b + j) * GR] = d * (float)sm[j];
-                mn[(8 * b + j) * GR] = -dmin * (float)sm[8 + j];
-            }
-            const __m256i h = k == GK_Q5_K ? load256(wb + 16) : _mm256_setzero_si256();
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; j++) { /* elements 64j.. low nibbles, 64j+32.. high */
-                const __m256i q = load256(qs + 32 * j);
-                __m256i lo = _mm256_and_si256(q, m4),
-                        hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-                if (k == GK_Q5_K) {
-                    lo = _mm256_mask_add_epi8(
-                        lo, _mm256_test_epi8_mask(h, _mm256_set1_epi8((char)(1 << (2 * j)))), lo,
-                        sixteen);
-                    hi = _mm256_mask_add_epi8(
-                        hi, _mm256_test_epi8_mask(h, _mm256_set1_epi8((char)(2 << (2 * j)))), hi,
-                        sixteen);
-                }
-                _mm256_storeu_si256((__m256i *)(lb + 64 * j), lo);
-                _mm256_storeu_si256((__m256i *)(lb + 64 * j + 32), hi);
-            }
-        } else { /* Q6_K: ql[128], qh[64], int8 scales[16], d */
-            const __m256i m3 = _mm256_set1_epi8(3);
-            for (int half = 0; half < 2; half++) {
-                const __m256i a = load256(wb + 64 * half), c = load256(wb + 64 * half + 32);
-                const __m256i hb = load256(wb + 128 + 32 * half);
-                const __m256i a_hi = _mm256_and_si256(_mm256_srli_epi16(a, 4), m4);
-                const __m256i c_hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
-#define Q6_HI(sh) _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, sh), m3), 4)
-                uint8_t *o = lb + 128 * half;
-                _mm256_storeu_si256((__m256i *)o,
-                                    _mm256_or_si256(_mm256_and_si256(a, m4), Q6_HI(0)));
-                _mm256_storeu_si256((__m256i *)(o + 32),
-                                    _mm256_or_si256(_mm256_and_si256(c, m4), Q6_HI(2)));
-                _mm256_storeu_si256((__m256i *)(o + 64), _mm256_or_si256(a_hi, Q6_HI(4)));
-                _mm256_storeu_si256((__m256i *)(o + 96), _mm256_or_si256(c_hi, Q6_HI(6)));
-#undef Q6_HI
-            }
-            const float d = f16_at(wb + 208);
-            for (int j = 0; j < 16; j++) sc[(16 * b + j) * GR] = d * (float)(int8_t)wb[192 + j];
-        }
-    }
-}
 
 /* Per sub-block of one token's kcn activations (from a block start): the
  * int32 start of its sums (-offset * sum x), its scale and d * sum x. */
@@ -200,16 +130,16 @@ AI void gemm_micro(gemm_kind k, const int nt, int ns, const uint8_t *lv, const f
 }
 
 /* The 16 x 16 int32 transpose: out row j (64 bytes at out + 64 j) takes
- * int32 j of the 16 rows at in + i * ld. Unpacking 32- then 64-bit pairs
+ * int32 j of the 16 vectors in[i]. Unpacking 32- then 64-bit pairs
  * leaves 4 x 4 blocks transposed in each 128-bit lane; two rounds of
  * 128-bit shuffles move the blocks into place. */
-AI void transpose16(const uint8_t *in, size_t ld, uint8_t *out) {
+AI void transpose16(const __m512i *in, void *vout) {
+    uint8_t *out = vout;
     __m512i a[16], b[16];
 #pragma GCC unroll 8
     for (int i = 0; i < 16; i += 2) {
-        const __m512i r0 = load512(in + i * ld), r1 = load512(in + (i + 1) * ld);
-        a[i] = _mm512_unpacklo_epi32(r0, r1);
-        a[i + 1] = _mm512_unpackhi_epi32(r0, r1);
+        a[i] = _mm512_unpacklo_epi32(in[i], in[i + 1]);
+        a[i + 1] = _mm512_unpackhi_epi32(in[i], in[i + 1]);
     }
 #pragma GCC unroll 4
     for (int i = 0; i < 16; i += 4) { /* b[i + c], lane L: rows i..i+3 of int32 4L + c */
@@ -234,12 +164,69 @@ AI void transpose16(const uint8_t *in, size_t ld, uint8_t *out) {
     }
 }
 
+/* A panel chunk: rows 0..rn-1 (rn <= GR) at w, w_stride apart, kcn
+ * elements from a block start, read with gemv's code (vd_levels64,
+ * vd_scales: the same levels and scales, and no copy through memory) and
+ * transposed 16 x 16 into the levels lv and the scales sc (and min
+ * coefficients mn) of sub-block s at s * GR, lane = row. Rows past rn
+ * repeat row rn - 1 (their lanes are never stored). */
+AI void gemm_panel_load(gemm_kind k, const uint8_t *w, size_t w_stride, int rn, int kcn,
+                        uint8_t *lv, float *sc, float *mn) {
+    const gemm_geom g = gemm_geom_of(k);
+    const int ns = kcn / g.sb;
+    const uint8_t *wr[GR];
+#pragma GCC unroll 16
+    for (int r = 0; r < GR; r++) wr[r] = w + (size_t)(r < rn ? r : rn - 1) * w_stride;
+    __m512i v[GR], m[GR];
+    for (int q = 0; q < (kcn + 63) / 64; q++) {
+#pragma GCC unroll 16
+        for (int r = 0; r < GR; r++) v[r] = vd_levels64(k, wr[r], q, 64 * q + 64 <= kcn);
+        transpose16(v, lv + q * 64 * GR);
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < GR; r++) {
+        __m512 a, b;
+        vd_scales(k, wr[r], ns, &a, &b);
+        v[r] = _mm512_castps_si512(a);
+        m[r] = _mm512_castps_si512(b);
+    }
+    transpose16(v, sc);
+    if (g.off == 0) transpose16(m, mn);
+}
+
+/* One loaded panel chunk (ns sub-blocks) against tn tokens whose
+ * activations start at x (x_stride apart, xo into the row) and whose sums
+ * are xc/xd/xm (ns per token): steps of GNT tokens, the rest in one step. */
+AI void gemm_panel_tokens(gemm_kind k, int ns, const uint8_t *lv, const float *sc, const float *mn,
+                          const uint8_t *x, size_t x_stride, size_t xo, int tn, const int32_t *xc,
+                          const float *xd, const float *xm, float *y, int64_t ldy, int rn,
+                          bool accumulate) {
+    for (int t = 0; t < tn;) {
+        const uint8_t *xt[GNT];
+        const int step = tn - t >= GNT ? GNT : tn - t;
+        for (int i = 0; i < step; i++) xt[i] = x + (size_t)(t + i) * x_stride + xo;
+        float *yt = y + t * ldy;
+        const int32_t *c = xc + t * ns;
+        const float *dd = xd + t * ns, *mm = xm + t * ns;
+        if (step == 4)
+            gemm_micro(k, 4, ns, lv, sc, mn, xt, c, dd, mm, ns, yt, ldy, rn, accumulate);
+        else if (step == 3)
+            gemm_micro(k, 3, ns, lv, sc, mn, xt, c, dd, mm, ns, yt, ldy, rn, accumulate);
+        else if (step == 2)
+            gemm_micro(k, 2, ns, lv, sc, mn, xt, c, dd, mm, ns, yt, ldy, rn, accumulate);
+        else
+            gemm_micro(k, 1, ns, lv, sc, mn, xt, c, dd, mm, ns, yt, ldy, rn, accumulate);
+        t += step;
+    }
+}
+
+/* Chunk after chunk, each chunk of the tokens (GTC at a time) against every
+ * panel, so that the activations' chunk stays in L1. */
 AI void gemm_body(gemm_kind k, int64_t n, const void *vw, size_t w_stride, int64_t nr,
                   const void *vx, size_t x_stride, int64_t nt, float *y, int64_t ldy) {
     const gemm_geom g = gemm_geom_of(k);
     const int kc = 16 * g.sb; /* one chunk: 16 sub-blocks */
     const uint8_t *w = vw, *x = vx;
-    _Alignas(64) uint8_t tmp[GR][GKC];
     _Alignas(64) uint8_t lv[GKC * GR];
     _Alignas(64) float sc[16 * GR], mn[16 * GR];
     int32_t xc[GTC * 16];
@@ -249,29 +236,19 @@ AI void gemm_body(gemm_kind k, int64_t n, const void *vw, size_t w_stride, int64
         const size_t wo = (size_t)(kc0 / g.wbe) * g.wbb, xo = (size_t)(kc0 / g.xbe) * g.xbb;
         for (int64_t t0 = 0; t0 < nt; t0 += GTC) {
             const int tn = (int)(nt - t0 < GTC ? nt - t0 : GTC);
+            const uint8_t *xt0 = x + (size_t)t0 * x_stride;
             for (int t = 0; t < tn; t++)
-                gemm_prep(k, x + (size_t)(t0 + t) * x_stride + xo, kcn, xc + t * ns, xd + t * ns,
+                gemm_prep(k, xt0 + (size_t)t * x_stride + xo, kcn, xc + t * ns, xd + t * ns,
                           xm + t * ns);
             for (int64_t r0 = 0; r0 < nr; r0 += GR) {
                 const int rn = (int)(nr - r0 < GR ? nr - r0 : GR);
-                /* rows past rn keep stale levels and scales: their lanes are never stored */
-                for (int r = 0; r < rn; r++)
-                    gemm_unpack(k, w + (size_t)(r0 + r) * w_stride + wo, kcn, tmp[r], sc + r,
-                                mn + r);
-                for (int c0 = 0; c0 < kcn; c0 += 64) transpose16(tmp[0] + c0, GKC, lv + c0 * GR);
-                for (int t = 0; t < tn;) {
-                    const uint8_t *xt[GNT];
-                    const int step = tn - t >= 4 ? 4 : 1; /* (two copies of the code: enough) */
-                    for (int i = 0; i < step; i++) xt[i] = x + (size_t)(t0 + t + i) * x_stride + xo;
-                    float *yt = y + (t0 + t) * ldy + r0;
-                    const int32_t *c = xc + t * ns;
-                    const float *dd = xd + t * ns, *mm = xm + t * ns;
-                    if (step == 4)
-                        gemm_micro(k, 4, ns, lv, sc, mn, xt, c, dd, mm, ns, yt, ldy, rn, kc0 > 0);
-                    else
-                        gemm_micro(k, 1, ns, lv, sc, mn, xt, c, dd, mm, ns, yt, ldy, rn, kc0 > 0);
-                    t += step;
-                }
+                const uint8_t *wp = w + (size_t)r0 * w_stride + wo;
+                if (kcn == kc) /* whole chunks with their size as a constant */
+                    gemm_panel_load(k, wp, w_stride, rn, kc, lv, sc, mn);
+                else
+                    gemm_panel_load(k, wp, w_stride, rn, kcn, lv, sc, mn);
+                gemm_panel_tokens(k, ns, lv, sc, mn, xt0, x_stride, xo, tn, xc, xd, xm,
+                                  y + t0 * ldy + r0, ldy, rn, kc0 > 0);
             }
         }
     }
