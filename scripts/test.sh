@@ -19,6 +19,9 @@ echo "== release build (warnings are errors) + tests"
 cmake --preset ci >/dev/null
 cmake --build --preset ci -j"$jobs"
 ctest --preset ci -j"$jobs"
+
+echo "== model-level tests again on the AVX2 kernels (HEARTH_ISA=avx2; about 20 s)"
+HEARTH_ISA=avx2 ctest --preset ci -j"$jobs" -R 'test_model|test_conformance|test_decode_multi|test_generate|test_gen_step'
 [ "${QUICK:-0}" = 1 ] && exit 0
 
 echo "== NEON kernels: aarch64 cross build, tests under qemu-user"
