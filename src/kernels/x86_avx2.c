@@ -89,6 +89,10 @@ static inline __m256i bytes_from_bits32(const uint8_t *qh) {
 
 enum { TMAX = 4 };
 
+/* Pins v to a register at this point: without it the compiler reassociates
+ * a tile's integer sums (which is exact) into long trees that spill. */
+#define KEEP(v) __asm__("" : "+x"(v))
+
 /* ---- 32-element block formats ------------------------------------------------
  * Four blocks per step: their fp16 scales are gathered with word unpacks and
  * converted together (one vcvtph2ps instead of four), each block's integer
@@ -305,6 +309,7 @@ AI void k45_tile(bool q5, const int T, int64_t n, const uint8_t *vw, const uint8
                 const __m256i phi = _mm256_maddubs_epi16(hi, load256(q8 + 32));
                 sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(plo, slo));
                 sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(phi, shi));
+                KEEP(sumi[t]);
             }
         }
 #pragma GCC unroll 4
@@ -368,6 +373,7 @@ AI void q6_tile(const int T, int64_t n, const uint8_t *vw, const uint8_t *const 
                     const int8_t *q8 = x[t]->qs + 128 * half + 32 * k;
                     const __m256i p = _mm256_maddubs_epi16(q[k], load256(q8));
                     sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, scv));
+                    KEEP(sumi[t]);
                 }
             }
         }
