@@ -11,6 +11,10 @@
  * integer sums are converted to float and scaled once per block (once per
  * 256 for the K-quants, whose sub-block scales are applied in int16/int32).
  *
+ * Prompts go through gemm: each product is written once as a tile of one
+ * weight row against several tokens, vec_dot being the one-token tile, so
+ * a batch has the bits of one token at a time (see "tiles" below).
+ *
  * Float sums are kept in 8 lanes and added at the end, so results differ
  * from the scalar references only by float rounding; the activation
  * quantizers reproduce the scalar ones bit for bit (same operations on the
@@ -161,7 +165,9 @@ AI __m256 fields4(const uint8_t *p, size_t stride) {
 /* One row of a 32-element block format against T tokens (xp[t]: their
  * activation rows); out[t] = the dot products. Per pair: lanes of even
  * blocks of each group of 4 and of the leftover blocks go to acc0, of odd
- * blocks to acc1; w.m * x.s terms of a group are added in 4 lanes. */
+ * blocks to acc1; w.m * x.s terms of a group are added in 4 lanes. Used
+ * for the vec_dot of Q4_1 and Q5_1, which have no gemm (bp_tile below
+ * serves the others). */
 AI void blk_tile(blk_kind k, const int T, int64_t n, const uint8_t *w, const uint8_t *const *xp,
                  float *out) {
     const size_t ws = blk_wsize(k);
@@ -221,6 +227,95 @@ AI void blk_tile(blk_kind k, const int T, int64_t n, const uint8_t *w, const uin
     }
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++) out[t] = hsum_ps(_mm256_add_ps(acc0[t], acc1[t])) + summ[t];
+}
+
+/* ---- Q8_0, Q4_0 and Q5_0 against Q8_0: blocks in pairs ----------------------------
+ * vphaddd puts the int32 lanes of two blocks side by side (lanes 0, 1, 4, 5:
+ * the first, 2, 3, 6, 7: the second), so one conversion and one
+ * multiply-add by [a a b b a a b b] (a, b: the blocks' w.d * x.d) scale
+ * both into one accumulator per pair. A lone last block pairs with zeros
+ * (scale 0). The activations' scales in that layout can be made once per
+ * token for all the rows of a gemm (bp_prep); they are exact conversions,
+ * so the products are the same either way. One accumulator per token lets
+ * a tile take 8 tokens, each weight block's unpacking serving all of them. */
+
+enum { TBIG = 8, XD_CAP = 1024 /* floats of prepared scales per token: n <= 8192 */ };
+
+/* The first fp16 field of the block at p and, when `two`, of the one at
+ * p + stride, as [a a b b a a b b] (b = 0 without a second block). */
+AI __m256 pair_scales(const uint8_t *p, size_t stride, bool two) {
+    uint16_t a, b = 0;
+    memcpy(&a, p, 2);
+    if (two) memcpy(&b, p + stride, 2);
+    const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)b << 16 | a)));
+    const __m128 d = _mm_unpacklo_ps(f, f);
+    return _mm256_set_m128(d, d);
+}
+
+/* pair_scales of every pair of one token's Q8_0 row, 8 floats per pair. */
+static void bp_prep(int64_t n, const uint8_t *x, float *xd) {
+    const int64_t nb = n / QK8_0;
+    for (int64_t i = 0; i < nb; i += 2)
+        _mm256_storeu_ps(xd + 4 * i,
+                         pair_scales(x + i * sizeof(block_q8_0), sizeof(block_q8_0), i + 1 < nb));
+}
+
+/* [a a b b a a b b] from lanes 2q and 2q + 1 of v. */
+AI __m256 pair_lanes(__m256 v, int q) {
+    return _mm256_permutevar8x32_ps(v, q ? _mm256_setr_epi32(2, 2, 3, 3, 2, 2, 3, 3)
+                                         : _mm256_setr_epi32(0, 0, 1, 1, 0, 0, 1, 1));
+}
+
+/* One row of k against T tokens; xd: their prepared scales, or NULL. Groups
+ * of 4 blocks take their scales with one conversion per side, the rest of
+ * the row goes pair by pair. */
+AI void bp_tile(blk_kind k, const int T, int64_t n, const uint8_t *w, const uint8_t *const *xp,
+                const float *const *xd, float *out) {
+    const size_t ws = blk_wsize(k), xs = sizeof(block_q8_0);
+    const int64_t nb = n / QK8_0;
+    __m256 acc[TBIG];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        const uint8_t *wb = w + i * ws;
+        const __m256 w4 = fields4(wb, ws);
+#pragma GCC unroll 2
+        for (int q = 0; q < 2; q++) {
+            const blk_levels l0 = blk_unpack(k, wb + 2 * q * ws);
+            const blk_levels l1 = blk_unpack(k, wb + (2 * q + 1) * ws);
+            const __m256 wd = pair_lanes(w4, q);
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                const uint8_t *xb = xp[t] + (i + 2 * q) * xs;
+                const __m256i p0 = blk_dot(k, l0, (const int8_t *)(xb + 2));
+                const __m256i p1 = blk_dot(k, l1, (const int8_t *)(xb + xs + 2));
+                const __m256 xdv = xd ? _mm256_loadu_ps(xd[t] + 4 * (i + 2 * q))
+                                      : pair_lanes(fields4(xp[t] + i * xs, xs), q);
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_hadd_epi32(p0, p1)),
+                                         _mm256_mul_ps(wd, xdv), acc[t]);
+            }
+        }
+    }
+    for (; i < nb; i += 2) {
+        const bool two = i + 1 < nb;
+        const uint8_t *wb = w + i * ws;
+        const blk_levels l0 = blk_unpack(k, wb);
+        const blk_levels l1 = two ? blk_unpack(k, wb + ws) : l0;
+        const __m256 wd = pair_scales(wb, ws, two);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            const uint8_t *xb = xp[t] + i * xs;
+            const __m256i p0 = blk_dot(k, l0, (const int8_t *)(xb + 2));
+            const __m256i p1 =
+                two ? blk_dot(k, l1, (const int8_t *)(xb + xs + 2)) : _mm256_setzero_si256();
+            const __m256 xdv = xd ? _mm256_loadu_ps(xd[t] + 4 * i) : pair_scales(xb, xs, two);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_hadd_epi32(p0, p1)),
+                                     _mm256_mul_ps(wd, xdv), acc[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) out[t] = hsum_ps(acc[t]);
 }
 
 /* ---- K-quants ---------------------------------------------------------------- */
@@ -461,27 +556,39 @@ static void vec_dot_bf16(int64_t n, float *s, const void *vw, const void *vx) {
  * last token (their sums are computed and dropped). One token goes row by
  * row through vec_dot's code. */
 
-typedef void (*tile_fn)(int64_t n, const uint8_t *w, const uint8_t *const *xp, float *out);
+typedef void (*tile_fn)(int64_t n, const uint8_t *w, const uint8_t *const *xp,
+                        const float *const *xd, float *out);
+typedef void (*prep_fn)(int64_t n, const uint8_t *x, float *xd);
 
-static void gemm_tiles(tile_fn tile1, tile_fn tile2, tile_fn tile4, int64_t n, const uint8_t *w,
-                       size_t ws, int64_t nr, const uint8_t *x, size_t xs, int64_t nt, float *y,
-                       int64_t ldy) {
+/* tiles: for 1, 2, 4 and 8 tokens (NULL: no 8-token tile); prep: what a
+ * tile's xd wants per token, or NULL. */
+static void gemm_tiles(const tile_fn *tiles, prep_fn prep, int64_t n, const uint8_t *w, size_t ws,
+                       int64_t nr, const uint8_t *x, size_t xs, int64_t nt, float *y, int64_t ldy) {
     if (nt == 1) {
-        for (int64_t r = 0; r < nr; r++) tile1(n, w + (size_t)r * ws, &x, y + r);
+        for (int64_t r = 0; r < nr; r++) tiles[0](n, w + (size_t)r * ws, &x, NULL, y + r);
         return;
     }
+    const int tmax = tiles[3] ? TBIG : TMAX;
+    const bool pre = prep && (n / QK8_0 + 1) / 2 * 8 <= XD_CAP;
+    _Alignas(32) float xd_buf[TBIG][XD_CAP];
     int64_t rg = (int64_t)(16384 / (ws ? ws : 1));
     rg = rg < 4 ? 4 : rg > 64 ? 64 : rg;
     for (int64_t r0 = 0; r0 < nr; r0 += rg) {
         const int64_t r1 = r0 + rg < nr ? r0 + rg : nr;
-        for (int64_t t0 = 0; t0 < nt; t0 += TMAX) {
-            const int tc = nt - t0 < TMAX ? (int)(nt - t0) : TMAX;
-            const uint8_t *xp[TMAX];
-            for (int t = 0; t < TMAX; t++) xp[t] = x + (size_t)(t0 + (t < tc ? t : tc - 1)) * xs;
-            const tile_fn tile = tc > 2 ? tile4 : tc == 2 ? tile2 : tile1;
+        for (int64_t t0 = 0; t0 < nt; t0 += tmax) {
+            const int tc = nt - t0 < tmax ? (int)(nt - t0) : tmax;
+            const uint8_t *xp[TBIG];
+            const float *xd[TBIG];
+            for (int t = 0; t < TBIG; t++) {
+                const int tt = t < tc ? t : tc - 1;
+                xp[t] = x + (size_t)(t0 + tt) * xs;
+                if (pre && t < tc) prep(n, xp[t], xd_buf[t]);
+                xd[t] = xd_buf[tt];
+            }
+            const tile_fn tile = tc > 4 ? tiles[3] : tc > 2 ? tiles[2] : tiles[tc - 1];
             for (int64_t r = r0; r < r1; r++) {
-                float out[TMAX];
-                tile(n, w + (size_t)r * ws, xp, out);
+                float out[TBIG];
+                tile(n, w + (size_t)r * ws, xp, pre ? xd : NULL, out);
                 for (int t = 0; t < tc; t++) y[(t0 + t) * ldy + r] = out[t];
             }
         }
@@ -489,38 +596,50 @@ static void gemm_tiles(tile_fn tile1, tile_fn tile2, tile_fn tile4, int64_t n, c
 }
 
 #define NOINLINE static __attribute__((noinline))
-#define TILED(name, call)                                                                          \
-    NOINLINE void name##_t1(int64_t n, const uint8_t *w, const uint8_t *const *xp, float *out) {   \
-        call(1, n, w, xp, out);                                                                    \
-    }                                                                                              \
-    NOINLINE void name##_t2(int64_t n, const uint8_t *w, const uint8_t *const *xp, float *out) {   \
-        call(2, n, w, xp, out);                                                                    \
-    }                                                                                              \
-    NOINLINE void name##_t4(int64_t n, const uint8_t *w, const uint8_t *const *xp, float *out) {   \
-        call(4, n, w, xp, out);                                                                    \
-    }                                                                                              \
+#define TILE_FN(name, T, call)                                                                     \
+    NOINLINE void name##_t##T(int64_t n, const uint8_t *w, const uint8_t *const *xp,               \
+                              const float *const *xd, float *out) {                                \
+        (void)xd;                                                                                  \
+        call(T, n, w, xp, xd, out);                                                                \
+    }
+#define VEC_DOT_GEMM(name, t8, prep)                                                               \
     static void vec_dot_##name(int64_t n, float *s, const void *w, const void *x) {                \
         const uint8_t *xp = x;                                                                     \
-        name##_t1(n, w, &xp, s);                                                                   \
+        name##_t1(n, w, &xp, NULL, s);                                                             \
     }                                                                                              \
     static void gemm_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,        \
                             size_t xs, int64_t nt, float *y, int64_t ldy) {                        \
-        gemm_tiles(name##_t1, name##_t2, name##_t4, n, w, ws, nr, x, xs, nt, y, ldy);              \
+        static const tile_fn tiles[4] = {name##_t1, name##_t2, name##_t4, t8};                     \
+        gemm_tiles(tiles, prep, n, w, ws, nr, x, xs, nt, y, ldy);                                  \
     }
+/* tiles of 1, 2 and 4 tokens */
+#define TILED(name, call)                                                                          \
+    TILE_FN(name, 1, call)                                                                         \
+    TILE_FN(name, 2, call)                                                                         \
+    TILE_FN(name, 4, call)                                                                         \
+    VEC_DOT_GEMM(name, NULL, NULL)
+/* and of 8, with prepared activation scales */
+#define TILED8(name, call)                                                                         \
+    TILE_FN(name, 1, call)                                                                         \
+    TILE_FN(name, 2, call)                                                                         \
+    TILE_FN(name, 4, call)                                                                         \
+    TILE_FN(name, 8, call)                                                                         \
+    VEC_DOT_GEMM(name, name##_t8, bp_prep)
 
-#define CALL_Q8_0(T, n, w, xp, out) blk_tile(BK_Q8_0, T, n, w, xp, out)
-#define CALL_Q4_0(T, n, w, xp, out) blk_tile(BK_Q4_0, T, n, w, xp, out)
-#define CALL_Q5_0(T, n, w, xp, out) blk_tile(BK_Q5_0, T, n, w, xp, out)
-#define CALL_Q4_K(T, n, w, xp, out) k45_tile(false, T, n, w, xp, out)
-#define CALL_Q5_K(T, n, w, xp, out) k45_tile(true, T, n, w, xp, out)
-#define CALL_F32(T, n, w, xp, out)  flt_tile(false, T, n, w, xp, out)
-#define CALL_F16(T, n, w, xp, out)  flt_tile(true, T, n, w, xp, out)
-TILED(q8_0, CALL_Q8_0)
-TILED(q4_0, CALL_Q4_0)
-TILED(q5_0, CALL_Q5_0)
+#define CALL_Q8_0(T, n, w, xp, xd, out) bp_tile(BK_Q8_0, T, n, w, xp, xd, out)
+#define CALL_Q4_0(T, n, w, xp, xd, out) bp_tile(BK_Q4_0, T, n, w, xp, xd, out)
+#define CALL_Q5_0(T, n, w, xp, xd, out) bp_tile(BK_Q5_0, T, n, w, xp, xd, out)
+#define CALL_Q4_K(T, n, w, xp, xd, out) k45_tile(false, T, n, w, xp, out)
+#define CALL_Q5_K(T, n, w, xp, xd, out) k45_tile(true, T, n, w, xp, out)
+#define CALL_Q6_K(T, n, w, xp, xd, out) q6_tile(T, n, w, xp, out)
+#define CALL_F32(T, n, w, xp, xd, out)  flt_tile(false, T, n, w, xp, out)
+#define CALL_F16(T, n, w, xp, xd, out)  flt_tile(true, T, n, w, xp, out)
+TILED8(q8_0, CALL_Q8_0)
+TILED8(q4_0, CALL_Q4_0)
+TILED8(q5_0, CALL_Q5_0)
 TILED(q4_K, CALL_Q4_K)
 TILED(q5_K, CALL_Q5_K)
-TILED(q6_K, q6_tile)
+TILED(q6_K, CALL_Q6_K)
 TILED(f32, CALL_F32)
 TILED(f16, CALL_F16)
 
