@@ -623,6 +623,7 @@ static void test_subject(void) {
     rtr_free(m2);
     /* a model without a subject part is still written as version 1 */
     rtr_train_params p0 = small_params();
+    p0.subject_weight = 0;
     REQUIRE(!rtr_train(&d, NULL, 0, &p0, &m2));
     CHECK(rtr_subject_classes(m2) == 0 && rtr_subject_weight(m2) == 0);
     REQUIRE(!rtr_save_mem(m2, &data3, &size3));
@@ -862,9 +863,11 @@ static int test_routellm(void) {
     rtr_train_params p = rtr_train_default_params();
     p.char_min = p.char_max = 0; /* words only: quick even in a debug build */
     p.max_iter = 100;
+    p.subject_iter = 100;
     p.n_threads = 2;
     rtr_model *m = NULL;
     REQUIRE(!rtr_train(&d, tr, n_tr, &p, &m));
+    CHECK(rtr_subject_classes(m) == 57); /* the default method has the subject part */
     double *s = malloc(n_ev * sizeof *s);
     bool *w = malloc(n_ev), *g = malloc(n_ev);
     REQUIRE(s && w && g);

@@ -22,7 +22,7 @@ static const char router_usage[] =
     "  eval       --router ROUTER --data FILE...          RouteLLM's metrics vs random/oracle\n"
     "  calibrate  --router ROUTER --data FILE... --local-share S [--dry-run]\n"
     "  calibrate  --confidence --from-ledger DB --local-share S   the gateway's mean_logprob\n"
-    "  experiment --routellm DIR [-o ROUTER] [--write-split DIR] [--quick] [--dev]\n"
+    "  experiment --routellm DIR [-o ROUTER] [--write-split DIR] [--tune] [--dev]\n"
     "  experiment: --eval-pct P held out by prompt hash (20); --dev cross-validates inside the\n"
     "  training part only and never scores the held-out part; --dump FILE (with --dev) writes\n"
     "  the out-of-fold scores\n"

@@ -358,7 +358,9 @@ int rcli_experiment(rcli *c) {
     }
     fprintf(stderr, "hearth router: %zu prompts after decontamination: %zu train, %zu eval\n", d.n,
             n_tr, n_ev);
-    c->tune = !c->quick;
+    /* the defaults are the method chosen in development; --tune searches the
+     * heads' l2 and smoothing around them (slow with the subject part) */
+    (void)c->quick;
     if (c->dev) {
         rc = dev_folds(c, &d, tr, n_tr);
         goto done;
