@@ -222,7 +222,17 @@ AI void gemm_panel_tokens(gemm_kind k, int ns, const uint8_t *lv, const float *s
 
 /* Chunk after chunk, each chunk of the tokens (GTC at a time) against every
  * panel, so that the activations' chunk stays in L1. */
-AI void gemm_body(gemm_kind k, int64_t n, const void *vw, size_t w_stride, int64_t nr,
+typedef void (*panel_load_fn)(const uint8_t *w, size_t w_stride, int rn, int kcn, uint8_t *lv,
+                              float *sc, float *mn);
+typedef void (*panel_tokens_fn)(int ns, const uint8_t *lv, const float *sc, const float *mn,
+                                const uint8_t *x, size_t x_stride, size_t xo, int tn,
+                                const int32_t *xc, const float *xd, const float *xm, float *y,
+                                int64_t ldy, int rn, bool accumulate);
+
+/* load_full / load_any: gemm_panel_load of a whole chunk (its size a
+ * constant) or of any; tokens: gemm_panel_tokens (all of kind k). */
+AI void gemm_body(gemm_kind k, panel_load_fn load_full, panel_load_fn load_any,
+                  panel_tokens_fn tokens, int64_t n, const void *vw, size_t w_stride, int64_t nr,
                   const void *vx, size_t x_stride, int64_t nt, float *y, int64_t ldy) {
     const gemm_geom g = gemm_geom_of(k);
     const int kc = 16 * g.sb; /* one chunk: 16 sub-blocks */
@@ -243,12 +253,9 @@ AI void gemm_body(gemm_kind k, int64_t n, const void *vw, size_t w_stride, int64
             for (int64_t r0 = 0; r0 < nr; r0 += GR) {
                 const int rn = (int)(nr - r0 < GR ? nr - r0 : GR);
                 const uint8_t *wp = w + (size_t)r0 * w_stride + wo;
-                if (kcn == kc) /* whole chunks with their size as a constant */
-                    gemm_panel_load(k, wp, w_stride, rn, kc, lv, sc, mn);
-                else
-                    gemm_panel_load(k, wp, w_stride, rn, kcn, lv, sc, mn);
-                gemm_panel_tokens(k, ns, lv, sc, mn, xt0, x_stride, xo, tn, xc, xd, xm,
-                                  y + t0 * ldy + r0, ldy, rn, kc0 > 0);
+                (kcn == kc ? load_full : load_any)(wp, w_stride, rn, kcn, lv, sc, mn);
+                tokens(ns, lv, sc, mn, xt0, x_stride, xo, tn, xc, xd, xm, y + t0 * ldy + r0, ldy,
+                       rn, kc0 > 0);
             }
         }
     }
@@ -257,11 +264,27 @@ AI void gemm_body(gemm_kind k, int64_t n, const void *vw, size_t w_stride, int64
 /* Each kind's code in a few separate functions rather than one: the
  * compiler's register dataflow grows faster than linearly with a function's
  * size, which made this file take minutes to compile under the sanitizers. */
+#define NOINLINE static __attribute__((noinline))
 #define GEMM_FN(name, kind)                                                                        \
-    static __attribute__((noinline)) void panels_##name(int64_t n, const void *w, size_t ws,       \
-                                                        int64_t nr, const void *x, size_t xs,      \
-                                                        int64_t nt, float *y, int64_t ldy) {       \
-        gemm_body(kind, n, w, ws, nr, x, xs, nt, y, ldy);                                          \
+    NOINLINE void load_full_##name(const uint8_t *w, size_t ws, int rn, int kcn, uint8_t *lv,      \
+                                   float *sc, float *mn) {                                         \
+        (void)kcn;                                                                                 \
+        gemm_panel_load(kind, w, ws, rn, 16 * gemm_geom_of(kind).sb, lv, sc, mn);                  \
+    }                                                                                              \
+    NOINLINE void load_any_##name(const uint8_t *w, size_t ws, int rn, int kcn, uint8_t *lv,       \
+                                  float *sc, float *mn) {                                          \
+        gemm_panel_load(kind, w, ws, rn, kcn, lv, sc, mn);                                         \
+    }                                                                                              \
+    NOINLINE void tokens_##name(int ns, const uint8_t *lv, const float *sc, const float *mn,       \
+                                const uint8_t *x, size_t xs, size_t xo, int tn, const int32_t *xc, \
+                                const float *xd, const float *xm, float *y, int64_t ldy, int rn,   \
+                                bool acc) {                                                        \
+        gemm_panel_tokens(kind, ns, lv, sc, mn, x, xs, xo, tn, xc, xd, xm, y, ldy, rn, acc);       \
+    }                                                                                              \
+    NOINLINE void panels_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,    \
+                                size_t xs, int64_t nt, float *y, int64_t ldy) {                    \
+        gemm_body(kind, load_full_##name, load_any_##name, tokens_##name, n, w, ws, nr, x, xs, nt, \
+                  y, ldy);                                                                         \
     }                                                                                              \
     AVX512_GEMM(name) {                                                                            \
         if (gemv_fits(kind, n, nt))                                                                \
