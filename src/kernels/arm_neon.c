@@ -299,8 +299,16 @@ AI float32x4_t flt4(bool f16, const uint8_t *row, int64_t i) {
     if (f16) return vcvt_f32_f16(vld1_f16((const float16_t *)row + i));
     return vld1q_f32((const float *)row + i);
 }
+/* One element; rows need not be aligned to their element size. */
 AI float flt1(bool f16, const uint8_t *row, int64_t i) {
-    return f16 ? kern_f16_to_f32(((const uint16_t *)row)[i]) : ((const float *)row)[i];
+    if (f16) {
+        uint16_t h;
+        memcpy(&h, row + 2 * i, sizeof h);
+        return kern_f16_to_f32(h);
+    }
+    float f;
+    memcpy(&f, row + 4 * i, sizeof f);
+    return f;
 }
 
 /* One F32 or F16 row against T tokens: per pair, elements 8s..8s+3 go to

@@ -497,8 +497,16 @@ static inline __m256 bf16x8(const uint16_t *p) {
 AI __m256 flt8(bool f16, const uint8_t *row, int64_t i) {
     return f16 ? f16x8((const uint16_t *)row + i) : _mm256_loadu_ps((const float *)row + i);
 }
+/* One element; rows need not be aligned to their element size. */
 AI float flt1(bool f16, const uint8_t *row, int64_t i) {
-    return f16 ? _cvtsh_ss(((const uint16_t *)row)[i]) : ((const float *)row)[i];
+    if (f16) {
+        uint16_t h;
+        memcpy(&h, row + 2 * i, sizeof h);
+        return _cvtsh_ss(h);
+    }
+    float f;
+    memcpy(&f, row + 4 * i, sizeof f);
+    return f;
 }
 
 /* One F32 or F16 row against T tokens. Per pair: elements 16s..16s+7 go to
