@@ -260,6 +260,25 @@ static void bp_prep(int64_t n, const uint8_t *x, float *xd) {
                          pair_scales(x + i * sizeof(block_q8_0), sizeof(block_q8_0), i + 1 < nb));
 }
 
+/* The int32 sums of two blocks (x0, x1: their activation quants) in the
+ * pair layout: lanes 0, 1, 4, 5 the first block's, each the sum of 8
+ * products, 2, 3, 6, 7 the second's. Levels of at most 16 in magnitude
+ * (Q4_0, Q5_0) keep sums of 4 products within int16, so the two blocks'
+ * vpmaddubsw results are added in pairs first and widened by one
+ * vpmaddwd; Q8_0 widens each block and adds in int32. Same integers either
+ * way. */
+AI __m256i pair_dot(blk_kind k, blk_levels l0, blk_levels l1, const int8_t *x0, const int8_t *x1,
+                    bool two) {
+    if (k == BK_Q8_0) {
+        const __m256i p1 = two ? blk_dot(k, l1, x1) : _mm256_setzero_si256();
+        return _mm256_hadd_epi32(blk_dot(k, l0, x0), p1);
+    }
+    const __m256i m0 = _mm256_maddubs_epi16(l0.u, _mm256_sign_epi8(load256(x0), l0.s));
+    const __m256i m1 = two ? _mm256_maddubs_epi16(l1.u, _mm256_sign_epi8(load256(x1), l1.s))
+                           : _mm256_setzero_si256();
+    return _mm256_madd_epi16(_mm256_hadd_epi16(m0, m1), _mm256_set1_epi16(1));
+}
+
 /* [a a b b a a b b] from lanes 2q and 2q + 1 of v. */
 AI __m256 pair_lanes(__m256 v, int q) {
     return _mm256_permutevar8x32_ps(v, q ? _mm256_setr_epi32(2, 2, 3, 3, 2, 2, 3, 3)
@@ -288,12 +307,11 @@ AI void bp_tile(blk_kind k, const int T, int64_t n, const uint8_t *w, const uint
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
                 const uint8_t *xb = xp[t] + (i + 2 * q) * xs;
-                const __m256i p0 = blk_dot(k, l0, (const int8_t *)(xb + 2));
-                const __m256i p1 = blk_dot(k, l1, (const int8_t *)(xb + xs + 2));
+                const __m256i p = pair_dot(k, l0, l1, (const int8_t *)(xb + 2),
+                                           (const int8_t *)(xb + xs + 2), true);
                 const __m256 xdv = xd ? _mm256_loadu_ps(xd[t] + 4 * (i + 2 * q))
                                       : pair_lanes(fields4(xp[t] + i * xs, xs), q);
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_hadd_epi32(p0, p1)),
-                                         _mm256_mul_ps(wd, xdv), acc[t]);
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(wd, xdv), acc[t]);
             }
         }
     }
@@ -306,12 +324,10 @@ AI void bp_tile(blk_kind k, const int T, int64_t n, const uint8_t *w, const uint
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             const uint8_t *xb = xp[t] + i * xs;
-            const __m256i p0 = blk_dot(k, l0, (const int8_t *)(xb + 2));
-            const __m256i p1 =
-                two ? blk_dot(k, l1, (const int8_t *)(xb + xs + 2)) : _mm256_setzero_si256();
+            const __m256i p =
+                pair_dot(k, l0, l1, (const int8_t *)(xb + 2), (const int8_t *)(xb + xs + 2), two);
             const __m256 xdv = xd ? _mm256_loadu_ps(xd[t] + 4 * i) : pair_scales(xb, xs, two);
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_hadd_epi32(p0, p1)),
-                                     _mm256_mul_ps(wd, xdv), acc[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(wd, xdv), acc[t]);
         }
     }
 #pragma GCC unroll 8
