@@ -134,14 +134,9 @@ AI __m512i q6_levels64(__m512i l, __m512i h, bool hi) {
  *  - a chunk's value is the pairwise tree ((P0 + P1) + (P2 + P3)) + ... over
  *    its 16 sub-blocks (absent ones are +0); the row's, the chunks added in
  *    order.
- * vec_dot holds a row chunk's 16 sub-blocks in the 16 lanes of a vector (the
- * tree is four shuffle-adds) and reads the row once, in order. gemm unpacks
- * a panel of 16 rows into unsigned levels interleaved by 4 bytes (the 4
- * levels of one row and group of 4 columns in int32 lane = row), so that one
- * vpdpbusd against 4 broadcast activation bytes advances 16 rows at once for
- * each of 4 tokens held in registers, without horizontal sums; the level
- * offset comes off through the activations' sums (computed once per token
- * and chunk), and each token's tree is built as its sub-blocks arrive. */
+ * x86_avx512_gemv.c computes it a row at a time (vec_dot, and gemm of one or
+ * two tokens), x86_avx512_gemm.c for panels of 16 rows (three tokens and
+ * more). */
 
 enum { GR = 16, GKC = 512, GTC = 128, GNT = 4 };
 

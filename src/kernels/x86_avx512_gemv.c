@@ -1,8 +1,8 @@
 /*
  * x86_avx512_gemv.c - the canonical VNNI arithmetic of the integer formats
  * (x86_avx512.h) one row at a time: the VNNI table's vec_dot of Q8_0, Q4_0,
- * Q5_0, Q4_K, Q5_K, Q6_K, and their products of up to GV_MAXT tokens (rows
- * in address order, each row's levels unpacked once for all the tokens, the
+ * Q5_0, Q4_K, Q5_K, Q6_K, and their products of one or two tokens (rows in
+ * address order, each row's levels unpacked once for both tokens, the
  * activations prepared once), which x86_avx512_gemm.c calls where they fit.
  * A row chunk's 16 sub-blocks sit in the 16 lanes of a vector, so the tree
  * is four shuffle-adds and the row is read once, in order.
