@@ -7,7 +7,7 @@
  * vpmaddubsw (unsigned x signed bytes -> pairs of int16) and vpmaddwd; the
  * weights are never widened to float. Pair sums stay within int16 because
  * activations are in [-127, 127] and weight levels are at most 128 in
- * magnitude once signs are moved onto the activations (dot_ss). Per-block
+ * magnitude once signs are moved onto the activations (blk_levels). Per-block
  * integer sums are converted to float and scaled once per block (once per
  * 256 for the K-quants, whose sub-block scales are applied in int16/int32).
  *
@@ -49,18 +49,6 @@ static inline float f16_at(const kern_f16 *p) { return _cvtsh_ss(*p); }
 /* Sums of u*s over each group of 4 bytes: 8 int32. u is read unsigned. */
 static inline __m256i dot_us(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-}
-
-/* Signed x signed bytes: the sign of a moves onto b so that |a| can be the
- * unsigned operand (|-128| reads as 128 unsigned, which is right). */
-static inline __m256i dot_ss(__m256i a, __m256i b) {
-    return dot_us(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
-}
-
-/* (q - off) * x for unsigned levels q: the offset is taken off in int16. */
-static inline __m256i dot_off(__m256i q, __m256i x, __m256i off) {
-    const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, x), _mm256_maddubs_epi16(off, x));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
 static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
@@ -122,7 +110,8 @@ AI bool blk_affine(blk_kind k) { return k == BK_Q4_1 || k == BK_Q5_1; }
 
 /* The 32 levels of one weight block, ready for any token: u is read unsigned
  * by vpmaddubsw; for the signed formats u = |level| and s carries the signs
- * that move onto the activations (dot_ss split in two). */
+ * that move onto the activations with vpsignb (|-128| reads as 128
+ * unsigned, which is right). */
 typedef struct {
     __m256i u, s;
 } blk_levels;
