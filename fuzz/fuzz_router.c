@@ -62,14 +62,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 0: fuzz_file(p, n); break;
     case 1: fuzz_csv(p, n); break;
     case 2: {
-        /* any text scores through a tiny model built from the text's own bytes */
+        /* any text scores through a tiny model built from the text's own bytes
+         * (two groups: with the subject part, file format version 2) */
         rtr_dataset d;
         rtr_dataset_init(&d);
-        if (!rtr_dataset_add(&d, (const char *)p, n, false, true, NULL, NULL) &&
-            !rtr_dataset_add(&d, "plain words", 11, true, true, NULL, NULL)) {
+        if (!rtr_dataset_add(&d, (const char *)p, n, false, true, NULL, "fz_a") &&
+            !rtr_dataset_add(&d, "plain words", 11, true, true, NULL, "fz_b")) {
             rtr_train_params tp = rtr_train_default_params();
             tp.hash_bits = 12;
             tp.max_iter = 5;
+            tp.subject_bits = 12;
+            tp.subject_iter = 5;
             tp.n_threads = 1;
             rtr_model *m = NULL;
             double s;

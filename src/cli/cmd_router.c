@@ -260,7 +260,7 @@ int rcli_fit(rcli *c, const rtr_dataset *d, const size_t *rows, size_t n, rtr_mo
     if (e) return cli_fail("router", "training");
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (!c->quiet) {
-        char desc[512];
+        char desc[1024];
         rtr_describe(*m, desc, sizeof desc);
         fprintf(stderr, "hearth router: trained in %.1f s: %s\n",
                 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9, desc);
