@@ -11,8 +11,14 @@
  * product, and the ratio of ns per token-row to that of n_tok - 1: above
  * 1.15 (a token costs more in a larger batch) it is flagged as a cliff.
  *
+ * With `cold` MiB (default 0: one copy, which stays in cache once warm),
+ * enough copies of the weight to fill that many MiB are used in turn, so
+ * that each product reads its weight from memory, as a model larger than
+ * the caches does.
+ *
  * usage: bench_gemm_ntok [n_rows (896)] [n_cols (4864), a multiple of 256]
  *        [max n_tok (16)] [seconds per measurement (0.3)] [types (q8_0,q4_0,q4_K,q6_K)]
+ *        [cold MiB (0)]
  */
 #include "kernels/kernels.h"
 
@@ -40,16 +46,19 @@ static float rand_unit(uint64_t *state) {
 
 enum { MAX_REPS = 401 };
 
-/* Median seconds of one kern_matmul of n_tok tokens. */
-static double time_matmul(hr_pool *pool, kern_type t, const void *w, int64_t n_rows, int64_t n_cols,
-                          const float *x, int64_t n_tok, float *y, void *scratch, double budget_s) {
+/* Median seconds of one kern_matmul of n_tok tokens, on copy (repetition %
+ * n_copies) of the weight (copies of w_bytes each). */
+static double time_matmul(hr_pool *pool, kern_type t, const uint8_t *w, size_t w_bytes,
+                          int n_copies, int64_t n_rows, int64_t n_cols, const float *x,
+                          int64_t n_tok, float *y, void *scratch, double budget_s) {
     double dts[MAX_REPS];
     int reps = 0;
     double spent = 0.0;
     kern_matmul(pool, t, w, n_rows, n_cols, x, n_tok, y, n_rows, scratch); /* warm-up */
     while (reps < 5 || (spent < budget_s && reps < MAX_REPS)) {
+        const uint8_t *wc = w + (size_t)((reps + 1) % n_copies) * w_bytes;
         const double t0 = now_s();
-        kern_matmul(pool, t, w, n_rows, n_cols, x, n_tok, y, n_rows, scratch);
+        kern_matmul(pool, t, wc, n_rows, n_cols, x, n_tok, y, n_rows, scratch);
         const double dt = now_s() - t0;
         dts[reps++] = dt;
         spent += dt;
@@ -59,7 +68,7 @@ static double time_matmul(hr_pool *pool, kern_type t, const void *w, int64_t n_r
 }
 
 static int bench_type(hr_pool *pool, kern_type t, int64_t n_rows, int64_t n_cols, int max_tok,
-                      double budget_s) {
+                      double budget_s, double cold_mib) {
     const kern_type_info *ti = kern_type_get((uint32_t)t);
     const size_t rb = kern_row_bytes(t, n_cols);
     if (!ti || !ti->supported || rb == 0) {
@@ -67,7 +76,10 @@ static int bench_type(hr_pool *pool, kern_type t, int64_t n_rows, int64_t n_cols
                 (long long)n_cols);
         return 1;
     }
-    uint8_t *w = malloc((size_t)n_rows * rb);
+    const size_t w_bytes = (size_t)n_rows * rb;
+    const double copies = cold_mib * 1024.0 * 1024.0 / (double)w_bytes;
+    const int n_copies = copies < 1.0 ? 1 : copies > 4096.0 ? 4096 : (int)copies + 1;
+    uint8_t *w = malloc(w_bytes * (size_t)n_copies);
     float *wf = malloc((size_t)n_cols * sizeof(float));
     float *x = malloc((size_t)max_tok * (size_t)n_cols * sizeof(float));
     float *y = malloc((size_t)max_tok * (size_t)n_rows * sizeof(float));
@@ -82,17 +94,21 @@ static int bench_type(hr_pool *pool, kern_type t, int64_t n_rows, int64_t n_cols
         for (int64_t i = 0; i < n_cols; i++) wf[i] = rand_unit(&rng);
         kern_ref_quantize_row(t, wf, w + (size_t)r * rb, n_cols);
     }
+    for (int c = 1; c < n_copies; c++) memcpy(w + (size_t)c * w_bytes, w, w_bytes);
     for (int64_t i = 0; i < (int64_t)max_tok * n_cols; i++) x[i] = rand_unit(&rng);
 
-    printf("\n%s, %lld x %lld (%.2f MiB), 1 thread\n", ti->name, (long long)n_rows,
-           (long long)n_cols, (double)((size_t)n_rows * rb) / (1024.0 * 1024.0));
+    printf("\n%s, %lld x %lld (%.2f MiB, %d %s), 1 thread\n", ti->name, (long long)n_rows,
+           (long long)n_cols, (double)w_bytes / (1024.0 * 1024.0), n_copies,
+           n_copies > 1 ? "copies used in turn: from memory" : "copy: from cache");
     printf("%5s %16s %14s %10s\n", "n_tok", "ns/token-row", "us/product", "vs n-1");
     double prev = 0.0; /* ns per token-row of n_tok - 1 */
     for (int nt = 1; nt <= max_tok; nt++) {
-        const double dt = time_matmul(pool, t, w, n_rows, n_cols, x, nt, y, scratch, budget_s);
+        const double dt =
+            time_matmul(pool, t, w, w_bytes, n_copies, n_rows, n_cols, x, nt, y, scratch, budget_s);
         const double per = dt * 1e9 / ((double)nt * (double)n_rows);
         const double vs = nt > 1 ? per / prev : 1.0;
-        printf("%5d %16.2f %14.1f %9.2fx%s\n", nt, per, dt * 1e6, vs, vs > 1.15 ? "  <- cliff" : "");
+        printf("%5d %16.2f %14.1f %9.2fx%s\n", nt, per, dt * 1e6, vs,
+               vs > 1.15 ? "  <- cliff" : "");
         fflush(stdout);
         prev = per;
     }
@@ -117,8 +133,10 @@ int main(int argc, char **argv) {
     const int max_tok = argc > 3 ? atoi(argv[3]) : 16;
     const double budget_s = argc > 4 ? atof(argv[4]) : 0.3;
     const char *types = argc > 5 ? argv[5] : "q8_0,q4_0,q4_K,q6_K";
+    const double cold_mib = argc > 6 ? atof(argv[6]) : 0.0;
     if (n_rows < 1 || n_cols < 1 || max_tok < 1 || max_tok > 4096) {
-        fprintf(stderr, "usage: %s [n_rows] [n_cols] [max n_tok] [seconds] [types]\n", argv[0]);
+        fprintf(stderr, "usage: %s [n_rows] [n_cols] [max n_tok] [seconds] [types] [cold MiB]\n",
+                argv[0]);
         return 2;
     }
     hr_pool *pool = NULL;
@@ -138,7 +156,7 @@ int main(int argc, char **argv) {
             rc = 1;
             continue;
         }
-        rc |= bench_type(pool, t, n_rows, n_cols, max_tok, budget_s);
+        rc |= bench_type(pool, t, n_rows, n_cols, max_tok, budget_s, cold_mib);
     }
     hr_pool_free(pool);
     return rc;

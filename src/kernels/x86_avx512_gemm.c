@@ -244,6 +244,7 @@ AI void gemm_body(gemm_kind k, panel_load_fn load_full, panel_load_fn load_any,
     for (int64_t kc0 = 0; kc0 < n; kc0 += kc) {
         const int kcn = (int)(n - kc0 < kc ? n - kc0 : kc), ns = kcn / g.sb;
         const size_t wo = (size_t)(kc0 / g.wbe) * g.wbb, xo = (size_t)(kc0 / g.xbe) * g.xbb;
+        const size_t cb = (size_t)(kcn / g.wbe) * g.wbb; /* bytes of a row's chunk */
         for (int64_t t0 = 0; t0 < nt; t0 += GTC) {
             const int tn = (int)(nt - t0 < GTC ? nt - t0 : GTC);
             const uint8_t *xt0 = x + (size_t)t0 * x_stride;
@@ -254,6 +255,12 @@ AI void gemm_body(gemm_kind k, panel_load_fn load_full, panel_load_fn load_any,
                 const int rn = (int)(nr - r0 < GR ? nr - r0 : GR);
                 const uint8_t *wp = w + (size_t)r0 * w_stride + wo;
                 (kcn == kc ? load_full : load_any)(wp, w_stride, rn, kcn, lv, sc, mn);
+                /* the next panel's rows of this chunk, while this one computes */
+                const int64_t nn = nr - r0 - GR < GR ? nr - r0 - GR : GR;
+                for (int64_t r = 0; r < nn; r++)
+                    for (size_t b = 0; b < cb; b += 64)
+                        _mm_prefetch((const char *)wp + (size_t)(GR + r) * w_stride + b,
+                                     _MM_HINT_T0);
                 tokens(ns, lv, sc, mn, xt0, x_stride, xo, tn, xc, xd, xm, y + t0 * ldy + r0, ldy,
                        rn, kc0 > 0);
             }
