@@ -361,9 +361,9 @@ AI void k45_tile(bool q5, const int T, int64_t n, const uint8_t *vw, const uint8
     const int64_t nb = n / QK_K;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256i one = _mm256_set1_epi8(1);
-    __m256 acc[TMAX];
-    __m128 accm[TMAX];
-#pragma GCC unroll 4
+    __m256 acc[TBIG];
+    __m128 accm[TBIG];
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++) {
         acc[t] = _mm256_setzero_ps();
         accm[t] = _mm_setzero_ps();
@@ -372,11 +372,11 @@ AI void k45_tile(bool q5, const int T, int64_t n, const uint8_t *vw, const uint8
         /* Q4_K and Q5_K share d, dmin and scales at the start of the block */
         const block_q4_K *w4 = (const block_q4_K *)(vw + i * wsz);
         const block_q5_K *w5 = (const block_q5_K *)(vw + i * wsz);
-        const block_q8_K *x[TMAX];
+        const block_q8_K *x[TBIG];
         const __m128i scmn = k4_scales_mins(w4->scales);
         const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(scmn, scmn));
         const float wdmin = f16_at(&w4->dmin), wd = f16_at(&w4->d);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             x[t] = (const block_q8_K *)xp[t] + i;
             accm[t] = k4_mins_term(mins, x[t]->bsums, wdmin * x[t]->d, accm[t]);
@@ -387,8 +387,8 @@ AI void k45_tile(bool q5, const int T, int64_t n, const uint8_t *vw, const uint8
          * h is shifted right once per sub-block so bit 0 is always the next
          * (16-bit shifts carry across bytes only into bits that are masked). */
         __m256i h = q5 ? load256(w5->qh) : _mm256_setzero_si256();
-        __m256i sumi[TMAX];
-#pragma GCC unroll 4
+        __m256i sumi[TBIG];
+#pragma GCC unroll 8
         for (int t = 0; t < T; t++) sumi[t] = _mm256_setzero_si256();
 #pragma GCC unroll 4
         for (int j = 0; j < QK_K / 64; j++, q4 += 32) {
@@ -402,7 +402,7 @@ AI void k45_tile(bool q5, const int T, int64_t n, const uint8_t *vw, const uint8
                 h = _mm256_srli_epi16(h, 1);
             }
             const __m256i slo = word_bcast(sc, 2 * j), shi = word_bcast(sc, 2 * j + 1);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
                 const int8_t *q8 = x[t]->qs + 64 * j;
                 const __m256i plo = _mm256_maddubs_epi16(lo, load256(q8));
@@ -412,12 +412,12 @@ AI void k45_tile(bool q5, const int T, int64_t n, const uint8_t *vw, const uint8
                 KEEP(sumi[t]);
             }
         }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int t = 0; t < T; t++)
             acc[t] =
                 _mm256_fmadd_ps(_mm256_set1_ps(wd * x[t]->d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++) out[t] = hsum_ps(acc[t]) + hsum_ps128(accm[t]);
 }
 
@@ -443,15 +443,15 @@ static inline void q6_levels(const uint8_t *ql, const uint8_t *qh, __m256i q[4])
 AI void q6_tile(const int T, int64_t n, const uint8_t *vw, const uint8_t *const *xp, float *out) {
     const block_q6_K *w = (const block_q6_K *)vw;
     const int64_t nb = n / QK_K;
-    __m256 acc[TMAX];
-#pragma GCC unroll 4
+    __m256 acc[TBIG];
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const block_q8_K *x[TMAX];
-        __m256i sumi[TMAX];
+        const block_q8_K *x[TBIG];
+        __m256i sumi[TBIG];
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
         const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             x[t] = (const block_q8_K *)xp[t] + i;
             const __m256i off = _mm256_madd_epi16(sc16, load256(x[t]->bsums));
@@ -468,7 +468,7 @@ AI void q6_tile(const int T, int64_t n, const uint8_t *vw, const uint8_t *const 
                 const __m128i ctl =
                     _mm_set_epi64x(0x0101010101010101LL * (s0 + 1), 0x0101010101010101LL * s0);
                 const __m256i scv = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, ctl));
-#pragma GCC unroll 4
+#pragma GCC unroll 8
                 for (int t = 0; t < T; t++) {
                     const int8_t *q8 = x[t]->qs + 128 * half + 32 * k;
                     const __m256i p = _mm256_maddubs_epi16(q[k], load256(q8));
@@ -478,12 +478,12 @@ AI void q6_tile(const int T, int64_t n, const uint8_t *vw, const uint8_t *const 
             }
         }
         const float wd = f16_at(&w[i].d);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int t = 0; t < T; t++)
             acc[t] =
                 _mm256_fmadd_ps(_mm256_set1_ps(wd * x[t]->d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++) out[t] = hsum_ps(acc[t]);
 }
 
@@ -632,12 +632,12 @@ static void gemm_tiles(const tile_fn *tiles, prep_fn prep, int64_t n, const uint
     TILE_FN(name, 4, call)                                                                         \
     VEC_DOT_GEMM(name, NULL, NULL)
 /* and of 8, with prepared activation scales */
-#define TILED8(name, call)                                                                         \
+#define TILED8(name, call, prep)                                                                   \
     TILE_FN(name, 1, call)                                                                         \
     TILE_FN(name, 2, call)                                                                         \
     TILE_FN(name, 4, call)                                                                         \
     TILE_FN(name, 8, call)                                                                         \
-    VEC_DOT_GEMM(name, name##_t8, bp_prep)
+    VEC_DOT_GEMM(name, name##_t8, prep)
 
 #define CALL_Q8_0(T, n, w, xp, xd, out) bp_tile(BK_Q8_0, T, n, w, xp, xd, out)
 #define CALL_Q4_0(T, n, w, xp, xd, out) bp_tile(BK_Q4_0, T, n, w, xp, xd, out)
@@ -647,12 +647,12 @@ static void gemm_tiles(const tile_fn *tiles, prep_fn prep, int64_t n, const uint
 #define CALL_Q6_K(T, n, w, xp, xd, out) q6_tile(T, n, w, xp, out)
 #define CALL_F32(T, n, w, xp, xd, out)  flt_tile(false, T, n, w, xp, out)
 #define CALL_F16(T, n, w, xp, xd, out)  flt_tile(true, T, n, w, xp, out)
-TILED8(q8_0, CALL_Q8_0)
-TILED8(q4_0, CALL_Q4_0)
-TILED8(q5_0, CALL_Q5_0)
-TILED(q4_K, CALL_Q4_K)
-TILED(q5_K, CALL_Q5_K)
-TILED(q6_K, CALL_Q6_K)
+TILED8(q8_0, CALL_Q8_0, bp_prep)
+TILED8(q4_0, CALL_Q4_0, bp_prep)
+TILED8(q5_0, CALL_Q5_0, bp_prep)
+TILED8(q4_K, CALL_Q4_K, NULL)
+TILED8(q5_K, CALL_Q5_K, NULL)
+TILED8(q6_K, CALL_Q6_K, NULL)
 TILED(f32, CALL_F32)
 TILED(f16, CALL_F16)
 
