@@ -691,20 +691,6 @@ static void check_dispatch_gemm(void) {
             const kern_type_info *ti = kern_type_get((uint32_t)t);
             if (!ti || !ti->supported || !table[t].gemm) continue;
             const int bad = gemm_mismatches((kern_type)t, &table[t]);
-#if defined(__x86_64__) || defined(_M_X64)
-            /* Known until isa.h's kern_isa_apply drops the gemm of a vec_dot
-             * it replaces: the plain AVX-512 table replaces the integer
-             * vec_dots without a gemm, leaving AVX2's. Said loudly, not
-             * failed, so that the suite stays usable; any other pairing
-             * fails. */
-            if (bad && table[t].gemm == kern_avx2_fns[t].gemm &&
-                table[t].vec_dot != kern_avx2_fns[t].vec_dot) {
-                printf("KNOWN BUG: dispatch up to %s pairs AVX2's %s gemm with another vec_dot "
-                       "(%d of 30 pairs differ)\n",
-                       k_isas[i].name, ti->name, bad);
-                continue;
-            }
-#endif
             CHECKF(bad == 0,
                    "dispatch up to %s: %s gemm differs from the vec_dot beside it in %d of 30 "
                    "pairs (a gemm must be replaced with its vec_dot)",

@@ -183,7 +183,10 @@ static void attention_fast_job(void *ctx, int ith, int nth) {
             .n_pos = s->n_ctx_pad,
             .k = kv_at(kv, kv->k_cache, off),
             .v = kv_at(kv, kv->v_cache, off),
-            .batch = r->n > 1,
+            /* One summation order whatever the batch: a token gets the same
+             * bits decoded alone, in a prompt or beside other sequences
+             * (exact mode keeps llama.cpp's two orders). */
+            .batch = true,
             .scale = kq_scale,
             .work = s->attn_work + (size_t)ith * s->attn_work_floats,
         };
