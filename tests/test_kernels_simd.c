@@ -211,8 +211,8 @@ static double magnitude(kern_type t, kern_type vt, const void *w, const void *x,
 
 /* ---- vec_dot -------------------------------------------------------------- */
 
-static const int k_nb32[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 15, 16, 18, 33};
-static const int k_nbK[] = {1, 2, 3, 5, 8, 9};
+static const int k_nb32[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 15, 16, 18, 33, 1057};
+static const int k_nbK[] = {1, 2, 3, 5, 8, 9, 131};
 static const int k_nfloat[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 257, 1000};
 
 static int64_t case_n(kern_type t, int i, int *count) {
@@ -271,7 +271,7 @@ static void check_vec_dot(const char *isa, kern_type t, kern_vec_dot_fn fn) {
  * untouched. */
 static void check_gemm(const char *isa, kern_type t, kern_gemm_fn gemm, kern_vec_dot_fn vec_dot) {
     static const int rows[] = {1, 7, 16, 19, 35};
-    static const int toks[] = {1, 2, 3, 4, 5, 7, 9};
+    static const int toks[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 16};
     const kern_type_info *ti = kern_type_get((uint32_t)t);
     const kern_type vt = ti->vec_dot_type;
     int count = 0;
