@@ -22,6 +22,8 @@ ctest --preset ci -j"$jobs"
 
 echo "== model-level tests again on the AVX2 kernels (HEARTH_ISA=avx2; about 20 s)"
 HEARTH_ISA=avx2 ctest --preset ci -j"$jobs" -R 'test_model|test_conformance|test_decode_multi|test_generate|test_gen_step'
+echo "== and on the scalar references (HEARTH_ISA=scalar; about 20 s)"
+HEARTH_ISA=scalar ctest --preset ci -j"$jobs" -R 'test_model|test_conformance|test_decode_multi|test_generate'
 [ "${QUICK:-0}" = 1 ] && exit 0
 
 echo "== NEON kernels: aarch64 cross build, tests under qemu-user"
