@@ -14,7 +14,11 @@
  *     answers 429 and 500, cuts a stream, and speaks Anthropic's format;
  *     every request gets an answer or a clear error;
  *   - GET /v1/hearth/stats, `hearth ledger report`, air gap, and exactly one
- *     ledger row per chat request.
+ *     ledger row per chat request;
+ *   - POST /v1/completions on the same path: a ledger row each, the route
+ *     headers, rules and confidence escalation to the cloud, the privacy
+ *     guard (placeholders out, values restored in the answer, audit rows),
+ *     air-gapped refusal, and the text_completion shape, streaming and not.
  */
 #include "test.h"
 
@@ -41,25 +45,13 @@ typedef struct reply {
     char route[64], reason[512];
 } reply;
 
-/* A chat request; extra: more curl arguments. Headers are read back from a
- * dump file (-D). */
-static reply chat(test_server *sv, const char *model, const char *user, bool stream, int max_tokens,
-                  const char *extra) {
-    cJSON *b = cJSON_CreateObject();
-    cJSON_AddStringToObject(b, "model", model);
-    cJSON *m = cJSON_AddArrayToObject(b, "messages"), *msg = cJSON_CreateObject();
-    cJSON_AddStringToObject(msg, "role", "user");
-    cJSON_AddStringToObject(msg, "content", user);
-    cJSON_AddItemToArray(m, msg);
-    cJSON_AddNumberToObject(b, "max_tokens", max_tokens);
-    cJSON_AddNumberToObject(b, "temperature", 0);
-    if (stream) cJSON_AddBoolToObject(b, "stream", true);
-    char *body = cJSON_PrintUnformatted(b);
-    cJSON_Delete(b);
+/* POSTs body to path; extra: more curl arguments. Headers are read back from
+ * a dump file (-D). Takes body. */
+static reply post(test_server *sv, const char *path, char *body, const char *extra) {
     char hdr[600], args[1200];
     snprintf(hdr, sizeof hdr, "%s/hdr%d", sv->scratch, sv->seq);
     snprintf(args, sizeof args, "-D '%s' %s", hdr, extra ? extra : "");
-    test_reply t = test_http(sv, "POST", "/v1/chat/completions", body, args);
+    test_reply t = test_http(sv, "POST", path, body, args);
     free(body);
     reply r = {.status = t.status, .body = t.body};
     char *h = test_read_file(hdr, NULL);
@@ -73,28 +65,90 @@ static reply chat(test_server *sv, const char *model, const char *user, bool str
     return r;
 }
 
-/* The answer's text: message.content, or the streamed deltas joined. */
+/* The body's common fields (takes b). */
+static char *finish_body(cJSON *b, const char *model, bool stream, int max_tokens) {
+    cJSON_AddStringToObject(b, "model", model);
+    cJSON_AddNumberToObject(b, "max_tokens", max_tokens);
+    cJSON_AddNumberToObject(b, "temperature", 0);
+    if (stream) cJSON_AddBoolToObject(b, "stream", true);
+    char *body = cJSON_PrintUnformatted(b);
+    cJSON_Delete(b);
+    return body;
+}
+
+/* A chat request of one user message. */
+static reply chat(test_server *sv, const char *model, const char *user, bool stream, int max_tokens,
+                  const char *extra) {
+    cJSON *b = cJSON_CreateObject();
+    cJSON *m = cJSON_AddArrayToObject(b, "messages"), *msg = cJSON_CreateObject();
+    cJSON_AddStringToObject(msg, "role", "user");
+    cJSON_AddStringToObject(msg, "content", user);
+    cJSON_AddItemToArray(m, msg);
+    return post(sv, "/v1/chat/completions", finish_body(b, model, stream, max_tokens), extra);
+}
+
+/* A completion request (/v1/completions) of a text prompt. */
+static reply complete(test_server *sv, const char *model, const char *prompt, bool stream,
+                      int max_tokens, const char *extra) {
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "prompt", prompt);
+    return post(sv, "/v1/completions", finish_body(b, model, stream, max_tokens), extra);
+}
+
+/* The answer's text of a choice: a chat message's content or delta's
+ * content, or a completion's text. */
+static const char *choice_text(const cJSON *choice) {
+    const cJSON *m = cJSON_GetObjectItem(choice, "message");
+    if (!m) m = cJSON_GetObjectItem(choice, "delta");
+    return cJSON_GetStringValue(cJSON_GetObjectItem(m ? m : choice, m ? "content" : "text"));
+}
+
+/* The answer's text: the whole body's, or the streamed pieces joined. */
 static char *answer_text(const reply *r) {
     gw_buf out = {0};
     gw_buf_put(&out, "", 0);
-    if (!strncmp(r->body, "data: ", 6)) {
-        for (const char *p = r->body; (p = strstr(p, "data: ")); p += 6) {
-            cJSON *o = cJSON_Parse(p + 6); /* parses up to the event's end */
-            const cJSON *d = cJSON_GetObjectItem(
-                cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0), "delta");
-            const char *c = cJSON_GetStringValue(cJSON_GetObjectItem(d, "content"));
-            if (c) gw_buf_puts(&out, c);
-            cJSON_Delete(o);
-        }
-    } else {
-        cJSON *o = cJSON_Parse(r->body);
-        const cJSON *msg = cJSON_GetObjectItem(
-            cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0), "message");
-        const char *c = cJSON_GetStringValue(cJSON_GetObjectItem(msg, "content"));
+    const bool sse = !strncmp(r->body, "data: ", 6);
+    const char *p = sse ? strstr(r->body, "data: ") : r->body;
+    while (p) {
+        cJSON *o = cJSON_Parse(sse ? p + 6 : p); /* parses up to the event's end */
+        const char *c = choice_text(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0));
         if (c) gw_buf_puts(&out, c);
         cJSON_Delete(o);
+        p = sse ? strstr(p + 6, "data: ") : NULL;
     }
     return gw_buf_take(&out, NULL);
+}
+
+/* Whether a /v1/completions answer has OpenAI's shape: a text_completion
+ * whose choice has "text" (no "message"), or SSE events that are all
+ * text_completion chunks (choices with "text", or none in the usage chunk)
+ * up to [DONE]. */
+static bool completion_shape(const reply *r) {
+    if (strncmp(r->body, "data: ", 6)) {
+        cJSON *o = cJSON_Parse(r->body);
+        const cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0);
+        const bool ok = cJSON_IsString(cJSON_GetObjectItem(o, "object")) &&
+                        !strcmp(cJSON_GetObjectItem(o, "object")->valuestring, "text_completion") &&
+                        cJSON_IsString(cJSON_GetObjectItem(c, "text")) &&
+                        !cJSON_GetObjectItem(c, "message") &&
+                        cJSON_IsObject(cJSON_GetObjectItem(o, "usage"));
+        cJSON_Delete(o);
+        return ok;
+    }
+    int n_events = 0;
+    for (const char *p = r->body; (p = strstr(p, "data: ")); p += 6) {
+        if (!strncmp(p, "data: [DONE]", 12)) return n_events > 0;
+        cJSON *o = cJSON_Parse(p + 6);
+        const char *obj = cJSON_GetStringValue(cJSON_GetObjectItem(o, "object"));
+        const cJSON *ch = cJSON_GetObjectItem(o, "choices"), *c = cJSON_GetArrayItem(ch, 0);
+        const bool ok = obj && !strcmp(obj, "text_completion") && cJSON_IsArray(ch) &&
+                        (!c || (cJSON_IsString(cJSON_GetObjectItem(c, "text")) &&
+                                !cJSON_GetObjectItem(c, "delta")));
+        cJSON_Delete(o);
+        if (!ok) return false;
+        n_events++;
+    }
+    return false; /* no [DONE] */
 }
 
 static bool stream_done(const reply *r) { return strstr(r->body, "data: [DONE]") != NULL; }
@@ -112,6 +166,56 @@ static reply counted(test_server *gw, const char *model, const char *user, bool 
                      const char *extra) {
     n_chat++;
     return chat(gw, model, user, stream, max, extra);
+}
+
+/* A completion request, counted with the chat requests (a ledger row each). */
+static reply counted_completion(test_server *gw, const char *model, const char *prompt, bool stream,
+                                int max, const char *extra) {
+    n_chat++;
+    return complete(gw, model, prompt, stream, max, extra);
+}
+
+/* /v1/completions through the gateway in front of the real cloud: explicit,
+ * a rule, confidence escalation, kept local, PII to the cloud. The requests
+ * routed by the policy name the model "compl-auto" (for the ledger queries). */
+static void real_cloud_completions(test_server *gw, test_server *cloud) {
+    reply r = counted_completion(gw, "local", "Tell me a story.", false, 12, NULL);
+    CHECK_REPLY(r, 200, "local");
+    CHECKF(strstr(r.reason, "explicit: local") && completion_shape(&r), "%s", r.body);
+    free(r.body);
+    /* a rule sends it to the cloud: the cloud's answer to the prompt as one
+     * user message, token for token */
+    reply direct = chat(cloud, "whatever", "A hard question: who?", false, 16, NULL);
+    REQUIRE(direct.status == 200);
+    char *want = answer_text(&direct);
+    for (int stream = 0; stream < 2; stream++) {
+        r = counted_completion(gw, "compl-auto", "A hard question: who?", stream, 16, NULL);
+        CHECK_REPLY(r, 200, "cloud");
+        CHECKF(strstr(r.reason, "rule hard") && completion_shape(&r), "%s", r.body);
+        char *got = answer_text(&r);
+        CHECKF(!strcmp(got, want), "stream=%d: '%s' vs the cloud's '%s'", stream, got, want);
+        free(got);
+        free(r.body);
+    }
+    free(want);
+    free(direct.body);
+    /* confidence escalation, and an answer kept local */
+    for (int stream = 0; stream < 2; stream++) {
+        r = counted_completion(gw, "compl-auto", "I am unsure about this", stream, 8, NULL);
+        CHECK_REPLY(r, 200, "cloud");
+        CHECKF(strstr(r.reason, "confidence: mean logprob") && completion_shape(&r), "%s: %s",
+               r.reason, r.body);
+        free(r.body);
+    }
+    r = counted_completion(gw, "compl-auto", "I am sure about this", true, 8, NULL);
+    CHECK_REPLY(r, 200, "local");
+    CHECKF(strstr(r.reason, "rule sure") && completion_shape(&r), "%s: %s", r.reason, r.body);
+    free(r.body);
+    /* the cloud sees placeholders (checked in its prompt log at the end) */
+    r = counted_completion(gw, "cloud", "Mail bob.smith@example.org or call 555-234-5678", false, 8,
+                           NULL);
+    CHECK_REPLY(r, 200, "cloud");
+    free(r.body);
 }
 
 static void test_real_cloud(const char *local_model, const char *cloud_model) {
@@ -198,6 +302,7 @@ static void test_real_cloud(const char *local_model, const char *cloud_model) {
     CHECK_REPLY(r, 200, "local");
     CHECK(strstr(r.reason, "SSN may not leave") != NULL);
     free(r.body);
+    real_cloud_completions(&gw, &cloud);
 
     /* the stats (a row is written once the answer went out: poll a little) */
     test_reply st = {0};
@@ -276,11 +381,25 @@ static void test_real_cloud(const char *local_model, const char *cloud_model) {
     CHECK(strstr(clog, "<EMAIL_1>") && strstr(clog, "<PHONE_1>") && strstr(clog, "<IP_1>"));
     CHECK(!strstr(clog, "jane.doe@example.com") && !strstr(clog, "555-867-5309") &&
           !strstr(clog, "10.20.30.40") && !strstr(clog, "123-45-6788"));
+    /* a completion reaches the cloud as a user message, redacted */
+    CHECK(strstr(clog, "Mail <EMAIL_1> or call <PHONE_1>") && !strstr(clog, "bob.smith@example") &&
+          !strstr(clog, "555-234-5678"));
     free(clog);
     /* one ledger row per chat request */
     CHECKF(db_int(ledger, "SELECT count(*) FROM requests") == n_chat, "%lld rows, %d requests",
            (long long)db_int(ledger, "SELECT count(*) FROM requests"), n_chat);
     CHECK(db_int(ledger, "SELECT count(*) FROM requests WHERE degraded = 1") == 3);
+    /* completions: the policy's routes, with tokens (and the explicit ones) */
+    CHECK(db_int(ledger, "SELECT count(*) FROM requests WHERE model = 'compl-auto' AND "
+                         "route = 'escalated' AND tier = 'cloud' AND status = 200") == 4);
+    CHECK(db_int(ledger, "SELECT count(*) FROM requests WHERE model = 'compl-auto' AND "
+                         "route = 'local' AND tier = 'local' AND status = 200") == 1);
+    CHECK(db_int(ledger, "SELECT count(*) FROM requests WHERE model = 'compl-auto' AND "
+                         "prompt_tokens > 0 AND completion_tokens > 0 AND latency_ms >= 0") == 5);
+    CHECK(db_int(ledger, "SELECT count(*) FROM requests WHERE model = 'compl-auto' AND "
+                         "conf_mean IS NOT NULL") == 3);
+    CHECK(db_int(ledger, "SELECT count(*) FROM audit WHERE action = 'sent' AND entities = "
+                         "'EMAIL:1,PHONE:1'") == 1);
     CHECK(db_int(ledger, "SELECT count(*) FROM audit WHERE action = 'sent' AND entities = "
                          "'EMAIL:1,PHONE:1,IP:1'") == 1);
     CHECK(db_int(ledger, "SELECT count(*) FROM audit WHERE action = 'blocked'") == 1);
@@ -327,6 +446,55 @@ static void *kill_later(void *arg) {
     return NULL;
 }
 
+/* Completions escalated (by the x-hearth-tier header) to an OpenAI-compatible
+ * and an Anthropic tier of the fake cloud, which echoes the last user
+ * message: the prompt leaves as one user message with placeholders, and the
+ * answer comes back with the values restored, streaming (placeholders cut
+ * across 3-byte events) and not; echo puts the prompt first. */
+static void fake_completions(test_server *gw) {
+    const char *secret = "Mail jane.roe@example.net, phone 555-321-7654";
+    char want[256], hdr[64];
+    snprintf(want, sizeof want, "echo: %s", secret);
+    fake_cloud_reset(&fc);
+    static const char *const tiers[] = {"plain", "claude"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(hdr, sizeof hdr, "-H 'x-hearth-tier: %s'", tiers[i / 2]);
+        reply r = counted_completion(gw, "compl", secret, i % 2, 8, hdr);
+        CHECK_REPLY(r, 200, tiers[i / 2]);
+        char *t = answer_text(&r);
+        CHECKF(!strcmp(t, want) && completion_shape(&r), "%s: '%s' %s", tiers[i / 2], t, r.body);
+        free(t);
+        free(r.body);
+    }
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "prompt", secret);
+    cJSON_AddBoolToObject(b, "echo", true);
+    n_chat++;
+    reply r =
+        post(gw, "/v1/completions", finish_body(b, "compl", false, 8), "-H 'x-hearth-tier: plain'");
+    CHECK_REPLY(r, 200, "plain");
+    char *t = answer_text(&r), both[512];
+    snprintf(both, sizeof both, "%s%s", secret, want);
+    CHECKF(!strcmp(t, both) && completion_shape(&r), "echo: '%s'", t);
+    free(t);
+    free(r.body);
+    /* what the tiers received: chat bodies with the prompt as a user message */
+    pthread_mutex_lock(&fc.mu);
+    CHECKF(fc.n_bodies == 5, "%d bodies", fc.n_bodies);
+    for (int i = 0; i < fc.n_bodies; i++) {
+        cJSON *o = cJSON_Parse(fc.bodies[i]);
+        const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "messages"), 0);
+        const char *role = cJSON_GetStringValue(cJSON_GetObjectItem(m, "role"));
+        const char *content = cJSON_GetStringValue(cJSON_GetObjectItem(m, "content"));
+        CHECKF(role && !strcmp(role, "user") && content &&
+                   !strcmp(content, "Mail <EMAIL_1>, phone <PHONE_1>") &&
+                   !strstr(fc.bodies[i], "jane.roe") && !strstr(fc.bodies[i], "555-321"),
+               "%s", fc.bodies[i]);
+        cJSON_Delete(o);
+    }
+    pthread_mutex_unlock(&fc.mu);
+}
+
 static void test_faults(const char *local_model) {
     int doomed_port = 0;
     pid_t doomed = spawn_fake(&doomed_port);
@@ -348,9 +516,11 @@ static void test_faults(const char *local_model) {
         " {\"name\": \"doomed\", \"base_url\": \"http://127.0.0.1:%d\", \"model\": "
         "\"stall-5000\", \"timeout_ms\": 10000, \"retries\": 0, %s},\n"
         " {\"name\": \"claude\", \"kind\": \"anthropic\", \"base_url\": "
-        "\"http://127.0.0.1:%d\", \"model\": \"ok\", %s}],\n"
+        "\"http://127.0.0.1:%d\", \"model\": \"ok\", %s},\n"
+        " {\"name\": \"plain\", \"base_url\": \"http://127.0.0.1:%d\", \"model\": \"ok\", %s}],\n"
         " \"routing\": {\"confidence_check\": false}}\n",
-        fc.port, key, fc.port, key, fc.port, key, fc.port, key, doomed_port, key, fc.port, key);
+        fc.port, key, fc.port, key, fc.port, key, fc.port, key, doomed_port, key, fc.port, key,
+        fc.port, key);
     REQUIRE(test_write_file(cfg, json, strlen(json)));
     fc.expect_key = "sk-fake";
     snprintf(args, sizeof args, "-t 1 --chat-template chatml --config '%s' --ledger '%s'", cfg,
@@ -398,9 +568,14 @@ static void test_faults(const char *local_model) {
     CHECKF(strstr(r.body, "mid-answer") && !strncmp(t, "ech", 3) && stream_done(&r), "%s", r.body);
     free(t);
     free(r.body);
+    fake_completions(&gw);
     CHECK(test_server_stop(&gw) == 0);
     CHECKF(db_int(ledger, "SELECT count(*) FROM requests") == n_chat, "%lld rows, %d requests",
            (long long)db_int(ledger, "SELECT count(*) FROM requests"), n_chat);
+    CHECK(db_int(ledger, "SELECT count(*) FROM requests WHERE route = 'explicit' AND status = 200 "
+                         "AND tier IN ('plain', 'claude') AND model = 'compl'") == 5);
+    CHECK(db_int(ledger, "SELECT count(*) FROM audit WHERE action = 'sent' AND tier IN ('plain', "
+                         "'claude') AND entities = 'EMAIL:1,PHONE:1'") == 5);
     CHECK(db_int(ledger, "SELECT count(*) FROM requests WHERE status = 502 AND tier = 'cut'") == 1);
     CHECK(db_int(ledger, "SELECT count(*) FROM requests WHERE status = 502 AND tier = 'doomed'") ==
           1);
@@ -415,13 +590,31 @@ static void test_air_gap(const char *local_model) {
     REQUIRE(test_server_start(&gw, binary, local_model, scratch,
                               "-t 1 --chat-template chatml --air-gapped --cloud-url "
                               "http://127.0.0.1:9 --cloud-model m"));
-    reply r = chat(&gw, "cloud", "x", false, 4, NULL);
-    CHECK(r.status == 403 && strstr(r.body, "air_gapped"));
-    free(r.body);
-    r = chat(&gw, "auto", "x", false, 4, NULL);
-    CHECK_REPLY(r, 200, "local");
-    CHECK(strstr(r.reason, "air-gapped") != NULL);
-    free(r.body);
+    for (int compl = 0; compl < 2; compl ++) {
+        reply r = (compl ? complete : chat)(&gw, "cloud", "x", false, 4, NULL);
+        CHECKF(r.status == 403 && strstr(r.body, "air_gapped"), "%s", r.body);
+        free(r.body);
+        r = (compl ? complete : chat)(&gw, "auto", "x", compl, 4, NULL);
+        CHECK_REPLY(r, 200, "local");
+        CHECK(strstr(r.reason, "air-gapped") != NULL);
+        CHECK(!compl || completion_shape(&r));
+        free(r.body);
+    }
+    /* every request has its ledger row (the in-memory ledger's stats) */
+    test_reply st = test_http(&gw, "GET", "/v1/hearth/stats", NULL, NULL);
+    cJSON *o = cJSON_Parse(st.body);
+    for (int i = 0; i < 50 && cJSON_GetNumberValue(cJSON_GetObjectItem(o, "requests")) != 4; i++) {
+        test_sleep_ms(50);
+        free(st.body);
+        cJSON_Delete(o);
+        st = test_http(&gw, "GET", "/v1/hearth/stats", NULL, NULL);
+        o = cJSON_Parse(st.body);
+    }
+    CHECKF(cJSON_GetNumberValue(cJSON_GetObjectItem(o, "requests")) == 4 &&
+               cJSON_GetNumberValue(cJSON_GetObjectItem(o, "errors")) == 2,
+           "%s", st.body);
+    cJSON_Delete(o);
+    free(st.body);
     CHECK(test_server_stop(&gw) == 0);
     /* a bad configuration stops the start with a clear message */
     char cmd[1200], log[700];

@@ -68,7 +68,7 @@ void srv_handle_chat(srv_exchange *x) {
         if (ok && s->cfg.log_prompts) x->log_prompt = strdup(text);
     }
     if (ok) {
-        srv_gateway_chat(x, &r, &ids, n); /* the cascade decides who answers */
+        srv_gateway_route(x, &r, &ids, n); /* the cascade decides who answers */
     } else {
         srv_respond_error(x, &e);
     }

@@ -1,8 +1,9 @@
 /*
  * api_completions.c - POST /v1/completions: a text prompt (tokenized with the
  * vocabulary's BOS and special tokens, as llama.cpp's server does) or token
- * ids (checked against the vocabulary), then api_gen.c. echo puts the prompt
- * text before the completion.
+ * ids (checked against the vocabulary), then the gateway (api_gateway.c),
+ * which routes, guards and accounts it as it does a chat request. echo puts
+ * the prompt text before the completion.
  */
 #include "server.h"
 
@@ -34,20 +35,17 @@ void srv_handle_completions(srv_exchange *x) {
                               r.prompt_ids[i], n_vocab);
             }
         }
-        ids = r.prompt_ids;
+        /* the gateway takes the ids over: a copy of the request's own */
+        if (ok && !(ids = malloc((size_t)(r.n_prompt_ids ? r.n_prompt_ids : 1) * sizeof *ids)))
+            ok = srv_fail(&e, 500, NULL, NULL, "out of memory");
+        if (ok) memcpy(ids, r.prompt_ids, (size_t)r.n_prompt_ids * sizeof *ids);
         n = r.n_prompt_ids;
     }
     if (ok) {
-        srv_gen g = {.kind = SRV_COMPLETION,
-                     .req = &r,
-                     .ids = ids,
-                     .n_ids = n,
-                     .echo_text = r.echo ? r.prompt : NULL,
-                     .echo_len = r.echo ? r.prompt_len : 0};
-        srv_generate(x, &g);
+        srv_gateway_route(x, &r, &ids, n);
     } else {
         srv_respond_error(x, &e);
     }
-    if (ids != r.prompt_ids) free(ids);
+    free(ids);
     srv_request_free(&r);
 }

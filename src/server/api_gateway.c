@@ -1,9 +1,14 @@
 /*
  * api_gateway.c - the cascade gateway inside `hearth serve` (src/gateway/):
  * start-up (tiers from --config or --cloud-*, the ledger, the learned
- * router), POST /v1/chat/completions through the gateway, the
- * x-hearth-route / x-hearth-reason headers, GET /v1/hearth/stats, and one
- * ledger row per chat request.
+ * router), POST /v1/chat/completions and /v1/completions through the
+ * gateway, the x-hearth-route / x-hearth-reason headers, GET
+ * /v1/hearth/stats, and one ledger row per generation request.
+ *
+ * Both routes take the same path: a completion is, to the gateway, a chat of
+ * one user message holding its prompt (what the privacy guard scans, the
+ * policy reads and a remote tier receives on its chat endpoint); its answer
+ * keeps the text_completion shape (api_gen.c and sse.c write both kinds).
  *
  * Three paths, chosen by the gateway's decision (gw_call_new):
  *   refused  an OpenAI error (403 privacy / air gap, 400 unknown tier);
@@ -46,7 +51,9 @@ struct srv_gwreq {
     srv_request req; /* the request, owned */
     int32_t *ids;    /* the prompt's tokens, owned */
     int n_ids;
-    gw_message *msgs; /* point into req */
+    srv_gen gen;       /* kind, req, ids and echo for api_gen.c / sse.c */
+    gw_message *msgs;  /* point into req (or prompt_text) */
+    char *prompt_text; /* a token-id completion's prompt as text, owned */
     gw_chat chat;
     gw_request greq;
     gw_call *call;
@@ -171,6 +178,7 @@ static void release(srv_gwreq *q) {
     srv_request_free(&q->req);
     free(q->ids);
     free(q->msgs);
+    free(q->prompt_text);
     pthread_cond_destroy(&q->cv);
     pthread_mutex_destroy(&q->mu);
     free(q);
@@ -229,6 +237,24 @@ static bool bridge_append(srv_job *j, const char *text, size_t len) {
     return ok && !atomic_load(&j->cancel);
 }
 
+/* The cascade's outcome (usage, finish reason, error) onto the bridge job,
+ * which is then done. */
+static void bridge_finish(srv_gwreq *q) {
+    srv_job *b = q->bridge;
+    pthread_mutex_lock(&b->mu);
+    b->result.n_prompt = q->out.prompt_tokens;
+    b->result.n_gen = q->out.completion_tokens;
+    b->result.finish =
+        !strcmp(q->out.finish_reason, "length") ? HEARTH_FINISH_LENGTH : HEARTH_FINISH_STOP;
+    if (q->out.status != 200) {
+        b->err = HEARTH_ERR_IO;
+        snprintf(b->err_msg, sizeof b->err_msg, "%s", q->out.error);
+    }
+    b->state = SRV_JOB_DONE;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
 static void fail_local(gw_local_result *out, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void fail_local(gw_local_result *out, int status, const char *fmt, ...) {
@@ -238,24 +264,6 @@ static void fail_local(gw_local_result *out, int status, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(out->error, sizeof out->error, fmt, ap);
     va_end(ap);
-}
-
-static srv_job *local_job_new(srv_gwreq *q) {
-    const srv_request *r = &q->req;
-    srv_job *j = srv_job_new(q->ids, q->n_ids);
-    if (!j) return NULL;
-    j->sampling = r->sampling;
-    j->max_tokens = r->max_tokens > 0 ? r->max_tokens : 0;
-    for (int i = 0; i < r->n_stop; i++) {
-        if (!(j->stop[i] = strdup(r->stop[i]))) {
-            srv_job_release(j);
-            return NULL;
-        }
-        j->n_stop = i + 1;
-    }
-    j->n_top = r->logprobs ? r->top_logprobs : 0;
-    if (q->srv->cfg.timeout_s > 0) j->deadline_ms = srv_now_ms() + 1e3 * q->srv->cfg.timeout_s;
-    return j;
 }
 
 /* Waits for the job, handing new text to cb; cancels it when the request
@@ -296,7 +304,7 @@ static void local_fn(void *ctx, const gw_chat *req, gw_text_cb cb, void *user,
                    q->n_ids, n_ctx);
         return;
     }
-    srv_job *j = local_job_new(q);
+    srv_job *j = srv_job_for(s, &q->gen);
     if (!j) {
         fail_local(out, 500, "out of memory");
         return;
@@ -362,36 +370,6 @@ static void respond_refusal(srv_exchange *x, const gw_response *h) {
     srv_respond_error(x, &e);
 }
 
-/* chat.completion for an answer from a remote tier. */
-static char *remote_json(srv_gwreq *q, const gw_response *o) {
-    const gw_config *c = gw_gateway_config(q->srv->gw);
-    const int t = gw_config_tier(c, o->tier);
-    char id[64];
-    srv_make_id(SRV_CHAT, id, sizeof id);
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "id", id);
-    cJSON_AddStringToObject(root, "object", "chat.completion");
-    cJSON_AddNumberToObject(root, "created", (double)time(NULL));
-    cJSON_AddStringToObject(root, "model", t > 0 ? c->tiers[t].model : o->tier);
-    cJSON_AddNullToObject(root, "system_fingerprint");
-    cJSON *choice = cJSON_CreateObject();
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(root, "choices"), choice);
-    cJSON_AddNumberToObject(choice, "index", 0);
-    cJSON *msg = cJSON_AddObjectToObject(choice, "message");
-    cJSON_AddStringToObject(msg, "role", "assistant");
-    cJSON_AddStringToObject(msg, "content", o->text ? o->text : "");
-    cJSON_AddNullToObject(choice, "logprobs");
-    cJSON_AddStringToObject(choice, "finish_reason",
-                            o->finish_reason[0] ? o->finish_reason : "stop");
-    cJSON *u = cJSON_AddObjectToObject(root, "usage");
-    cJSON_AddNumberToObject(u, "prompt_tokens", o->prompt_tokens);
-    cJSON_AddNumberToObject(u, "completion_tokens", o->completion_tokens);
-    cJSON_AddNumberToObject(u, "total_tokens", o->prompt_tokens + o->completion_tokens);
-    char *s = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    return s;
-}
-
 static void respond_outcome(srv_exchange *x, srv_gwreq *q) {
     const gw_response *o = &q->out;
     srv_error e;
@@ -403,10 +381,15 @@ static void respond_outcome(srv_exchange *x, srv_gwreq *q) {
     }
     char *body = NULL;
     if (!strcmp(o->tier, "local") && q->local_job) {
-        const srv_gen g = {.kind = SRV_CHAT, .req = &q->req, .ids = q->ids, .n_ids = q->n_ids};
-        body = srv_response_json(q->srv, &g, q->local_job);
-    } else {
-        body = remote_json(q, o);
+        body = srv_response_json(q->srv, &q->gen, q->local_job);
+    } else { /* the remote text, through the bridge as a stream would have it */
+        srv_gen g = q->gen;
+        const gw_config *c = gw_gateway_config(q->srv->gw);
+        const int t = gw_config_tier(c, o->tier);
+        g.model = t > 0 ? c->tiers[t].model : o->tier;
+        if (!q->req.stream && o->text) bridge_append(q->bridge, o->text, o->text_len);
+        bridge_finish(q);
+        body = srv_response_json(q->srv, &g, q->bridge);
     }
     if (!body) {
         srv_fail(&e, 500, NULL, NULL, "out of memory");
@@ -439,19 +422,7 @@ static void stream_start(const gw_response *head, void *user) {
 static void *worker_main(void *arg) {
     srv_gwreq *q = arg;
     gw_call_run(q->call, local_fn, q, &q->out);
-    srv_job *b = q->bridge;
-    pthread_mutex_lock(&b->mu);
-    b->result.n_prompt = q->out.prompt_tokens;
-    b->result.n_gen = q->out.completion_tokens;
-    b->result.finish =
-        !strcmp(q->out.finish_reason, "length") ? HEARTH_FINISH_LENGTH : HEARTH_FINISH_STOP;
-    if (q->out.status != 200) {
-        b->err = HEARTH_ERR_IO;
-        snprintf(b->err_msg, sizeof b->err_msg, "%s", q->out.error);
-    }
-    b->state = SRV_JOB_DONE;
-    pthread_cond_broadcast(&b->cv);
-    pthread_mutex_unlock(&b->mu);
+    bridge_finish(q);
     pthread_mutex_lock(&q->mu);
     q->finished = true;
     pthread_cond_broadcast(&q->cv);
@@ -503,22 +474,75 @@ static void cascade_stream(srv_exchange *x, srv_gwreq *q) {
     srv_job *j = !strcmp(q->head.tier, "local") && q->local_job ? q->local_job : q->bridge;
     job_retain(j); /* srv_stream_start takes this reference over */
     char id[64];
-    srv_make_id(SRV_CHAT, id, sizeof id);
-    srv_stream_start(x, SRV_CHAT, &q->req, j, id, (int64_t)time(NULL));
+    srv_make_id(q->req.kind, id, sizeof id);
+    srv_stream_start(x, q->req.kind, &q->req, j, id, (int64_t)time(NULL));
     add_headers(x, &q->head);
 }
 
-/* ---- POST /v1/chat/completions ----------------------------------------------------- */
+/* ---- POST /v1/chat/completions and /v1/completions ------------------------------ */
 
-void srv_gateway_chat(srv_exchange *x, srv_request *r, int32_t **ids, int n_ids) {
+/* A token-id prompt as text for the gateway (the privacy scan, the policy, a
+ * remote tier): detokenized, ill-formed UTF-8 replaced. NULL when out of
+ * memory. */
+static char *ids_text(srv_server *s, const int32_t *ids, int n) {
+    size_t need = 0;
+    const hearth_err err = hearth_detokenize(s->model, ids, (size_t)n, false, NULL, 0, &need);
+    if ((err && err != HEARTH_ERR_INVALID_ARG) || need > SIZE_MAX / 4) need = 0;
+    char *raw = malloc(need + 1), *text = malloc(3 * need + 1);
+    if (raw && text && need && hearth_detokenize(s->model, ids, (size_t)n, false, raw, need, &need))
+        need = 0;
+    if (raw && text) srv_utf8_clean(raw, need, text);
+    free(raw);
+    if (!raw) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* The request as the gateway sees it: a chat's messages, or a completion's
+ * prompt as one user message. False when out of memory. */
+static bool gateway_chat_init(srv_gwreq *q, const srv_exchange *x) {
+    const srv_request *r = &q->req;
+    const int n = r->kind == SRV_CHAT ? r->n_messages : 1;
+    if (!(q->msgs = calloc((size_t)n + 1, sizeof *q->msgs))) return false;
+    if (r->kind == SRV_CHAT) {
+        for (int i = 0; i < n; i++)
+            q->msgs[i] = (gw_message){role_name(r->messages[i].role), r->messages[i].content};
+    } else {
+        if (!r->prompt && !(q->prompt_text = ids_text(q->srv, q->ids, q->n_ids))) return false;
+        q->msgs[0] = (gw_message){"user", r->prompt ? r->prompt : q->prompt_text};
+    }
+    const int max_tokens = srv_max_tokens(r);
+    q->chat = (gw_chat){.messages = q->msgs,
+                        .n_messages = n,
+                        .max_tokens = max_tokens > 0 ? max_tokens : 0,
+                        .temperature = body_number(x, "temperature"),
+                        .top_p = body_number(x, "top_p"),
+                        .stop = (const char *const *)r->stop,
+                        .n_stop = r->n_stop,
+                        .stream = r->stream,
+                        .cancel = &q->bridge->cancel};
+    q->greq = (gw_request){.chat = &q->chat,
+                           .model = r->model,
+                           .tier_header = x->tier_header[0] ? x->tier_header : NULL,
+                           .task_header = x->task_header[0] ? x->task_header : NULL};
+    q->gen = (srv_gen){.kind = r->kind,
+                       .req = r,
+                       .ids = q->ids,
+                       .n_ids = q->n_ids,
+                       .echo_text = r->echo ? r->prompt : NULL,
+                       .echo_len = r->echo ? r->prompt_len : 0};
+    return true;
+}
+
+void srv_gateway_route(srv_exchange *x, srv_request *r, int32_t **ids, int n_ids) {
     srv_server *s = x->srv;
     srv_error e;
     srv_gwreq *q = calloc(1, sizeof *q);
-    gw_message *msgs = calloc((size_t)r->n_messages + 1, sizeof *msgs);
     srv_job *bridge = srv_job_new(NULL, 0);
-    if (!q || !msgs || !bridge) {
+    if (!q || !bridge) {
         free(q);
-        free(msgs);
         srv_job_release(bridge);
         srv_fail(&e, 500, NULL, NULL, "out of memory");
         srv_respond_error(x, &e);
@@ -535,22 +559,12 @@ void srv_gateway_chat(srv_exchange *x, srv_request *r, int32_t **ids, int n_ids)
     q->ids = *ids;
     *ids = NULL;
     q->n_ids = n_ids;
-    q->msgs = msgs;
-    for (int i = 0; i < q->req.n_messages; i++)
-        msgs[i] = (gw_message){role_name(q->req.messages[i].role), q->req.messages[i].content};
-    q->chat = (gw_chat){.messages = msgs,
-                        .n_messages = q->req.n_messages,
-                        .max_tokens = q->req.max_tokens > 0 ? q->req.max_tokens : 0,
-                        .temperature = body_number(x, "temperature"),
-                        .top_p = body_number(x, "top_p"),
-                        .stop = (const char *const *)q->req.stop,
-                        .n_stop = q->req.n_stop,
-                        .stream = q->req.stream,
-                        .cancel = &bridge->cancel};
-    q->greq = (gw_request){.chat = &q->chat,
-                           .model = q->req.model,
-                           .tier_header = x->tier_header[0] ? x->tier_header : NULL,
-                           .task_header = x->task_header[0] ? x->task_header : NULL};
+    if (!gateway_chat_init(q, x)) {
+        srv_fail(&e, 500, NULL, NULL, "out of memory");
+        srv_respond_error(x, &e);
+        release(q);
+        return;
+    }
     if (gw_call_new(s->gw, &q->greq, &q->call) != HEARTH_OK) {
         srv_fail(&e, 500, NULL, NULL, "gateway: %s", hearth_last_error());
         srv_respond_error(x, &e);
@@ -580,8 +594,7 @@ void srv_gateway_chat(srv_exchange *x, srv_request *r, int32_t **ids, int n_ids)
         add_headers(x, &q->head);
     } else if (gw_call_direct_local(q->call)) {
         q->direct = true;
-        const srv_gen g = {.kind = SRV_CHAT, .req = &q->req, .ids = q->ids, .n_ids = q->n_ids};
-        srv_generate(x, &g);
+        srv_generate(x, &q->gen);
         add_headers(x, &q->head);
     } else if (q->req.stream) {
         cascade_stream(x, q);

@@ -42,6 +42,24 @@ void srv_usage_json(cJSON *obj, const srv_job *j) {
     cJSON_AddNumberToObject(d, "cached_tokens", j->result.n_cached);
 }
 
+size_t srv_utf8_clean(const char *in, size_t n, char *out) {
+    size_t o = 0, i = 0;
+    while (i < n) {
+        size_t bad = 0;
+        if (srv_utf8_valid(in + i, n - i, &bad)) bad = n - i;
+        memcpy(out + o, in + i, bad);
+        o += bad;
+        i += bad;
+        if (i < n) {
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
 /* The piece of token id as bytes, and as a JSON-safe string (ill-formed
  * UTF-8, e.g. half a character, becomes U+FFFD). text_cap >= 3 * cap + 1. */
 static void token_piece(srv_server *s, int32_t id, char *raw, size_t cap, size_t *n_raw,
@@ -53,20 +71,7 @@ static void token_piece(srv_server *s, int32_t id, char *raw, size_t cap, size_t
     else if (tok_piece(v, id, false, raw, cap, &n) != HEARTH_OK)
         n = n > cap ? cap : 0;
     *n_raw = n;
-    size_t o = 0, i = 0;
-    while (i < n) {
-        size_t bad = 0;
-        if (srv_utf8_valid(raw + i, n - i, &bad)) bad = n - i;
-        memcpy(text + o, raw + i, bad);
-        o += bad;
-        i += bad;
-        if (i < n) {
-            memcpy(text + o, "\xef\xbf\xbd", 3);
-            o += 3;
-            i++;
-        }
-    }
-    text[o] = '\0';
+    srv_utf8_clean(raw, n, text);
 }
 
 enum { PIECE_MAX = 256 };
@@ -162,7 +167,7 @@ char *srv_response_json(srv_server *s, const srv_gen *g, const srv_job *j) {
     cJSON_AddStringToObject(root, "object",
                             g->kind == SRV_CHAT ? "chat.completion" : "text_completion");
     cJSON_AddNumberToObject(root, "created", (double)time(NULL));
-    cJSON_AddStringToObject(root, "model", s->model_id);
+    cJSON_AddStringToObject(root, "model", g->model ? g->model : s->model_id);
     cJSON_AddNullToObject(root, "system_fingerprint");
     cJSON *choices = cJSON_AddArrayToObject(root, "choices"), *c = cJSON_CreateObject();
     cJSON_AddItemToArray(choices, c);
@@ -184,7 +189,7 @@ char *srv_response_json(srv_server *s, const srv_gen *g, const srv_job *j) {
     } else {
         cJSON_AddItemToObject(c, "text", string_json(text, j->text_len));
     }
-    if (g->req->logprobs)
+    if (g->req->logprobs && !g->model) /* a remote tier's answer has no logprobs */
         cJSON_AddItemToObject(c, "logprobs",
                               srv_logprobs_json(s, g->kind, j, 0, j->n_events, g->echo_len));
     else
@@ -235,25 +240,22 @@ static wait_result wait_job(srv_exchange *x, srv_job *j, bool until_started) {
     return WAIT_OK;
 }
 
-static srv_job *make_job(srv_exchange *x, const srv_gen *g, srv_error *e) {
-    srv_server *s = x->srv;
-    const srv_request *r = g->req;
-    srv_job *j = srv_job_new(g->ids, g->n_ids);
-    if (!j) {
-        srv_fail(e, 500, NULL, NULL, "out of memory");
-        return NULL;
-    }
-    j->sampling = r->sampling;
+int srv_max_tokens(const srv_request *r) {
     /* Not given: chat runs until the context is full, a completion stops
      * after 16 tokens (OpenAI's defaults). */
-    if (r->max_tokens > 0)
-        j->max_tokens = r->max_tokens;
-    else
-        j->max_tokens = g->kind == SRV_COMPLETION ? 16 : 0;
+    if (r->max_tokens > 0) return r->max_tokens;
+    return r->kind == SRV_COMPLETION ? 16 : 0;
+}
+
+srv_job *srv_job_for(srv_server *s, const srv_gen *g) {
+    const srv_request *r = g->req;
+    srv_job *j = srv_job_new(g->ids, g->n_ids);
+    if (!j) return NULL;
+    j->sampling = r->sampling;
+    j->max_tokens = srv_max_tokens(r);
     for (int i = 0; i < r->n_stop; i++) {
         if (!(j->stop[i] = strdup(r->stop[i]))) {
             srv_job_release(j);
-            srv_fail(e, 500, NULL, NULL, "out of memory");
             return NULL;
         }
         j->n_stop = i + 1;
@@ -276,8 +278,9 @@ void srv_generate(srv_exchange *x, const srv_gen *g) {
         srv_respond_error(x, &e);
         return;
     }
-    srv_job *j = make_job(x, g, &e);
+    srv_job *j = srv_job_for(s, g);
     if (!j) {
+        srv_fail(&e, 500, NULL, NULL, "out of memory");
         srv_respond_error(x, &e);
         return;
     }

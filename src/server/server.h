@@ -138,6 +138,10 @@ void srv_request_free(srv_request *r);
 /* Whether s[0..len) is well-formed UTF-8; *bad receives the offset of the
  * first ill-formed byte. */
 bool srv_utf8_valid(const char *s, size_t len, size_t *bad);
+/* Copies in[0..n) to out with each ill-formed byte replaced by U+FFFD (out
+ * holds at least 3 n + 1 bytes); NUL-terminates and returns the length
+ * (api_gen.c). */
+size_t srv_utf8_clean(const char *in, size_t n, char *out);
 
 /* ---- metrics (metrics.c) ------------------------------------------------- */
 
@@ -269,7 +273,7 @@ struct srv_server {
     rtr_model *router;
     pthread_mutex_t gw_mu; /* guards gw_active and gw_closing */
     bool gw_mu_ready, gw_closing;
-    struct srv_gwreq *gw_active; /* chat requests in flight */
+    struct srv_gwreq *gw_active; /* generation requests in flight */
     atomic_int gw_workers;       /* streaming cascade threads running */
 };
 
@@ -285,7 +289,7 @@ typedef struct srv_exchange {
     int prompt_tokens, cached_tokens, completion_tokens;
     char *log_prompt;                      /* --log-prompts: the prompt text (malloc'd) */
     char tier_header[64], task_header[32]; /* x-hearth-tier, x-hearth-task ("": none) */
-    struct srv_gwreq *gw;                  /* the gateway's state of a chat request */
+    struct srv_gwreq *gw;                  /* the gateway's state of a generation request */
     struct MHD_Response *response;
     struct srv_stream *stream; /* a streaming response's state (owned by the response) */
 } srv_exchange;
@@ -317,9 +321,17 @@ typedef struct srv_gen {
     int n_ids;
     const char *echo_text; /* completion with echo: the prompt text */
     size_t echo_len;
+    const char *model; /* a remote tier's answer: its model's name, and no logprobs (NULL: the
+                          server's model) */
 } srv_gen;
 
 void srv_generate(srv_exchange *x, const srv_gen *g);
+/* The job that generates g (refs = 1, the caller's; not submitted); NULL when
+ * out of memory. */
+srv_job *srv_job_for(srv_server *s, const srv_gen *g);
+/* The request's max_tokens, or the default when not given (chat: until the
+ * context is full, 0; completion: 16, as OpenAI's). */
+int srv_max_tokens(const srv_request *r);
 /* The chat.completion / text_completion body of a finished job (malloc'd). */
 char *srv_response_json(srv_server *s, const srv_gen *g, const srv_job *j);
 /* Tokenizes a prompt (BOS as the vocabulary asks, special tokens parsed);
@@ -350,14 +362,16 @@ typedef struct srv_gwreq srv_gwreq;
 
 /* Builds the gateway from the configuration (an error for a bad --config). */
 hearth_err srv_gateway_start(srv_server *s);
-/* Refuses new chat requests and stops the ones in flight (call before the
+/* Refuses new generation requests and stops the ones in flight (call before the
  * HTTP daemon stops, so their streams end). */
 void srv_gateway_quiesce(srv_server *s);
 /* Waits for the cascade threads and frees the gateway (after the daemon). */
 void srv_gateway_stop(srv_server *s);
-/* A parsed chat request whose prompt is tokens: routed by the gateway. Takes
- * *r and *ids over (leaves them empty). */
-void srv_gateway_chat(srv_exchange *x, srv_request *r, int32_t **ids, int n_ids);
+/* A parsed chat or completion request whose prompt is tokens (*ids, malloc'd,
+ * never r->prompt_ids): routed, answered and accounted by the gateway. Takes
+ * *r and *ids over (leaves them empty). A completion reaches a remote tier
+ * as one user message holding its prompt. */
+void srv_gateway_route(srv_exchange *x, srv_request *r, int32_t **ids, int n_ids);
 /* libmicrohttpd reports the request complete: the ledger row follows. */
 void srv_gateway_completed(srv_exchange *x);
 
