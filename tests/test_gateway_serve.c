@@ -451,6 +451,38 @@ static void *kill_later(void *arg) {
  * message: the prompt leaves as one user message with placeholders, and the
  * answer comes back with the values restored, streaming (placeholders cut
  * across 3-byte events) and not; echo puts the prompt first. */
+/* A token-id prompt leaves as its text (the local model's tokenizer): the
+ * tier gets it redacted, the answer comes back restored. */
+static void fake_completion_ids(test_server *gw, const char *local_model) {
+    hearth_model *m = NULL;
+    const hearth_model_params mp = hearth_model_default_params();
+    REQUIRE(hearth_model_load(local_model, &mp, &m) == HEARTH_OK);
+    const char *words = "Mail jane.roe@example.net today";
+    int32_t ids[128];
+    size_t n = 0, len = 0;
+    char text[512], want[600];
+    REQUIRE(hearth_tokenize(m, words, strlen(words), false, false, ids, 128, &n) == HEARTH_OK);
+    REQUIRE(hearth_detokenize(m, ids, n, false, text, sizeof text - 1, &len) == HEARTH_OK);
+    text[len] = '\0';
+    hearth_model_free(m);
+    snprintf(want, sizeof want, "echo: %s", text);
+    cJSON *b = cJSON_CreateObject(), *prompt = cJSON_AddArrayToObject(b, "prompt");
+    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(prompt, cJSON_CreateNumber(ids[i]));
+    fake_cloud_reset(&fc);
+    n_chat++;
+    reply r =
+        post(gw, "/v1/completions", finish_body(b, "compl", true, 8), "-H 'x-hearth-tier: plain'");
+    CHECK_REPLY(r, 200, "plain");
+    char *t = answer_text(&r);
+    CHECKF(!strcmp(t, want) && completion_shape(&r), "'%s' vs '%s'", t, want);
+    free(t);
+    free(r.body);
+    pthread_mutex_lock(&fc.mu);
+    CHECKF(fc.n_bodies == 1 && strstr(fc.bodies[0], "<EMAIL_1>") && !strstr(fc.bodies[0], "jane"),
+           "%d bodies: %s", fc.n_bodies, fc.n_bodies ? fc.bodies[0] : "");
+    pthread_mutex_unlock(&fc.mu);
+}
+
 static void fake_completions(test_server *gw) {
     const char *secret = "Mail jane.roe@example.net, phone 555-321-7654";
     char want[256], hdr[64];
@@ -569,11 +601,12 @@ static void test_faults(const char *local_model) {
     free(t);
     free(r.body);
     fake_completions(&gw);
+    fake_completion_ids(&gw, local_model);
     CHECK(test_server_stop(&gw) == 0);
     CHECKF(db_int(ledger, "SELECT count(*) FROM requests") == n_chat, "%lld rows, %d requests",
            (long long)db_int(ledger, "SELECT count(*) FROM requests"), n_chat);
     CHECK(db_int(ledger, "SELECT count(*) FROM requests WHERE route = 'explicit' AND status = 200 "
-                         "AND tier IN ('plain', 'claude') AND model = 'compl'") == 5);
+                         "AND tier IN ('plain', 'claude') AND model = 'compl'") == 6);
     CHECK(db_int(ledger, "SELECT count(*) FROM audit WHERE action = 'sent' AND tier IN ('plain', "
                          "'claude') AND entities = 'EMAIL:1,PHONE:1'") == 5);
     CHECK(db_int(ledger, "SELECT count(*) FROM requests WHERE status = 502 AND tier = 'cut'") == 1);
