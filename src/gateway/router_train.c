@@ -211,6 +211,23 @@ static double head_label(const rtr_example *ex, uint32_t h) {
     return h == 0 ? (ex->strong_ok && !ex->weak_ok) : (ex->weak_ok && !ex->strong_ok);
 }
 
+/* src[g] for each of d's groups: the first group with g's benchmark name,
+ * which stands for the benchmark. */
+static void group_benchmarks(const rtr_dataset *d, uint32_t *src) {
+    for (size_t g = 0; g < d->n_groups; g++) {
+        char a[128], b[128];
+        rtr_group_source(d->groups[g], a, sizeof a);
+        src[g] = (uint32_t)g;
+        for (size_t k = 0; k < g; k++) {
+            rtr_group_source(d->groups[k], b, sizeof b);
+            if (!strcmp(a, b)) {
+                src[g] = src[k];
+                break;
+            }
+        }
+    }
+}
+
 /* The training labels of head h: each example's own label blended by
  * `smooth` toward its group's mean label (shrunk toward its benchmark's mean
  * by GROUP_PRIOR pseudo-examples). The blend teaches the text model the
@@ -229,19 +246,7 @@ static hearth_err soft_labels(const rtr_dataset *d, const size_t *rows, const si
         free(sum), free(src), free(scnt);
         return hr_fail(HEARTH_ERR_NOMEM, "router: out of memory");
     }
-    /* src[g]: the first group with g's benchmark name stands for the benchmark */
-    for (size_t g = 0; g < ng; g++) {
-        char a[128], b[128];
-        rtr_group_source(d->groups[g], a, sizeof a);
-        src[g] = (uint32_t)g;
-        for (size_t k = 0; k < g; k++) {
-            rtr_group_source(d->groups[k], b, sizeof b);
-            if (!strcmp(a, b)) {
-                src[g] = src[k];
-                break;
-            }
-        }
-    }
+    group_benchmarks(d, src);
     for (size_t i = 0; i < n_sel; i++) {
         const rtr_example *ex = &d->ex[rows[sel[i]]];
         double v = head_label(ex, h);
@@ -281,18 +286,7 @@ static hearth_err group_rates(const rtr_dataset *d, const size_t *rows, const si
         free(sum), free(src);
         return hr_fail(HEARTH_ERR_NOMEM, "router: out of memory");
     }
-    for (size_t g = 0; g < ng; g++) {
-        char a[128], b[128];
-        rtr_group_source(d->groups[g], a, sizeof a);
-        src[g] = (uint32_t)g;
-        for (size_t k = 0; k < g; k++) {
-            rtr_group_source(d->groups[k], b, sizeof b);
-            if (!strcmp(a, b)) {
-                src[g] = src[k];
-                break;
-            }
-        }
-    }
+    group_benchmarks(d, src);
     for (size_t i = 0; i < n_sel; i++) {
         const rtr_example *ex = &d->ex[rows[sel[i]]];
         double v = head_label(ex, 0) - head_label(ex, 1);
