@@ -118,6 +118,28 @@ HEARTH_API hearth_err hearth_decode(hearth_session *session, const int32_t *ids,
 HEARTH_API hearth_err hearth_decode_multi(hearth_session *const *sessions, const int32_t *ids,
                                           int n, float *logits);
 
+/* ---- embeddings ----------------------------------------------------------
+ * The values are GGUF's <arch>.pooling_type codes. */
+typedef enum hearth_pooling {
+    HEARTH_POOL_MEAN = 1, /* the mean over the tokens */
+    HEARTH_POOL_CLS = 2,  /* the first token's */
+    HEARTH_POOL_LAST = 3  /* the last token's (what a causal LM's next token reads) */
+} hearth_pooling;
+
+/* The model's pooling_type when it names cls or last, else mean. */
+HEARTH_API hearth_pooling hearth_model_pooling(const hearth_model *model);
+/* "mean", "cls", "last"; and back (false for another name). */
+HEARTH_API const char *hearth_pooling_name(hearth_pooling pooling);
+HEARTH_API bool hearth_pooling_parse(const char *name, hearth_pooling *out);
+
+/* The embedding of ids[0..n): the final normalised hidden states (what the
+ * output layer reads; llama.cpp's embeddings) of the tokens evaluated from
+ * position 0, pooled into out[n_embd], L2-normalised when `normalize`. The
+ * session's previous content is dropped and it is left empty: the output
+ * layer never runs, so there are no logits to sample from. */
+HEARTH_API hearth_err hearth_embed(hearth_session *session, const int32_t *ids, int n,
+                                   hearth_pooling pooling, bool normalize, float *out);
+
 /* ---- text ----------------------------------------------------------------
  * The model's own tokenizer, from its GGUF metadata. Functions that fill a
  * caller's buffer fail with HEARTH_ERR_INVALID_ARG when it is too small and

@@ -1,7 +1,7 @@
 /*
  * test_cli.c - the `hearth` program as a user runs it: synth, info, logits
  * (files in the golden layout, checked against the library and, when
- * ../shared is present, against llama.cpp's golden logits), run, and clear
+ * ../shared is present, against llama.cpp's golden logits), run, embed, and clear
  * failures on bad input.
  */
 #include "golden.h"
@@ -110,6 +110,61 @@ static void golden_logits(void) {
     free(b);
 }
 
+/* `hearth embed`: one JSON array per input line, equal to hearth_embed's
+ * vector for that line; a text too long for --ctx and a bad --pooling fail. */
+static void embed_lines(const char *model) {
+    char out[128];
+    snprintf(out, sizeof out, "%s/embed.jsonl", dir);
+    REQUIRE(sh("printf 'first text\\n\\nsecond one\\n' | %s embed -m %s --pooling last > %s",
+               HEARTH_BINARY, model, out) == 0);
+    hearth_model *m = NULL;
+    hearth_session *s = NULL;
+    REQUIRE(hearth_model_load(model, NULL, &m) == HEARTH_OK);
+    REQUIRE(hearth_session_new(m, NULL, &s) == HEARTH_OK);
+    const int d = hearth_model_n_embd(m);
+    float *want = malloc((size_t)d * sizeof *want);
+    REQUIRE(want);
+    FILE *f = fopen(out, "r");
+    REQUIRE(f);
+    static const char *const texts[] = {"first text", "second one"};
+    char *line = NULL;
+    size_t cap = 0;
+    int n_lines = 0;
+    while (getline(&line, &cap, f) > 0) {
+        if (n_lines >= 2) {
+            n_lines++;
+            break;
+        }
+        int32_t ids[64];
+        size_t n = 0;
+        REQUIRE(hearth_tokenize(m, texts[n_lines], strlen(texts[n_lines]), true, false, ids, 64,
+                                &n) == HEARTH_OK);
+        REQUIRE(hearth_embed(s, ids, (int)n, HEARTH_POOL_LAST, true, want) == HEARTH_OK);
+        const char *p = line;
+        int k = 0;
+        double worst = 0;
+        for (; *p == '[' || *p == ','; k++) {
+            char *end;
+            const double v = strtod(p + 1, &end);
+            if (end == p + 1 || k >= d) break;
+            worst = fmax(worst, fabs(v - want[k]));
+            p = end;
+        }
+        CHECKF(k == d && *p == ']' && worst < 1e-6, "embed line %d: %d of %d numbers, off by %g",
+               n_lines, k, d, worst);
+        n_lines++;
+    }
+    CHECKF(n_lines == 2, "embed: %d lines for 2 texts (the empty line is skipped)", n_lines);
+    free(line);
+    fclose(f);
+    free(want);
+    hearth_session_free(s);
+    hearth_model_free(m);
+    CHECK(sh("%s embed -m %s --ctx 4 'far too many words for four tokens' 2>/dev/null",
+             HEARTH_BINARY, model) == 1);
+    CHECK(sh("%s embed -m %s --pooling max hi 2>/dev/null", HEARTH_BINARY, model) == 2);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/hearth-test-cli-%d", (int)getpid());
     char model[128], bad[128];
@@ -125,6 +180,7 @@ int main(void) {
     CHECK(sh("%s tokenize -m %s 'Hello world' | grep -Eq '^[0-9 ]+$'", HEARTH_BINARY, model) == 0);
     logits_layout(model);
     golden_logits();
+    embed_lines(model);
     /* Bad input: a clear error and exit 1, never a crash. */
     snprintf(bad, sizeof bad, "%s/bad.gguf", dir);
     FILE *f = fopen(bad, "wb");

@@ -17,6 +17,8 @@
 
 #include <cjson/cJSON.h>
 
+#include <math.h>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -418,6 +420,119 @@ static void test_completions(test_server *sv) {
     free(ref);
 }
 
+/* The vector hearth_embed gives text (the server's defaults: the model's
+ * pooling, normalised), into out[n_embd]. */
+static void reference_embedding(const char *text, float *out) {
+    int32_t ids[256];
+    const int n = tokenize(text, true, ids, 256);
+    hearth_session_params sp = hearth_session_default_params();
+    sp.n_ctx = 256;
+    hearth_session *s = NULL;
+    REQUIRE(hearth_session_new(model, &sp, &s) == HEARTH_OK);
+    REQUIRE(hearth_embed(s, ids, n, hearth_model_pooling(model), true, out) == HEARTH_OK);
+    hearth_session_free(s);
+}
+
+/* data[i].embedding as floats (an array, or base64 little-endian float32). */
+static bool reply_vector(const cJSON *j, int i, float *out, int d) {
+    char path[64];
+    snprintf(path, sizeof path, "data.%d.embedding", i);
+    const cJSON *e = jget(j, path);
+    if (cJSON_IsArray(e)) {
+        if (cJSON_GetArraySize(e) != d) return false;
+        for (int k = 0; k < d; k++) out[k] = (float)cJSON_GetArrayItem(e, k)->valuedouble;
+        return true;
+    }
+    if (!cJSON_IsString(e) || strlen(e->valuestring) != ((size_t)d * 4 + 2) / 3 * 4) return false;
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    unsigned char *bytes = calloc((size_t)d, 4);
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t nb = 0;
+    for (const char *c = e->valuestring; *c && *c != '='; c++) {
+        const char *at = strchr(digits, *c);
+        if (!at || !bytes) break;
+        acc = acc << 6 | (uint32_t)(at - digits);
+        if ((bits += 6) >= 8) {
+            bits -= 8;
+            if (nb < (size_t)d * 4) bytes[nb] = (unsigned char)(acc >> bits);
+            nb++;
+        }
+    }
+    for (int k = 0; bytes && k < d; k++) {
+        const uint32_t u = (uint32_t)bytes[4 * k] | (uint32_t)bytes[4 * k + 1] << 8 |
+                           (uint32_t)bytes[4 * k + 2] << 16 | (uint32_t)bytes[4 * k + 3] << 24;
+        memcpy(&out[k], &u, sizeof u);
+    }
+    free(bytes);
+    return nb == (size_t)d * 4;
+}
+
+static void test_embeddings(test_server *sv) {
+    const int d = hearth_model_n_embd(model);
+    float *ref0 = malloc((size_t)d * sizeof(float)), *ref1 = malloc((size_t)d * sizeof(float));
+    float *got = malloc((size_t)d * sizeof(float));
+    REQUIRE(ref0 && ref1 && got);
+    reference_embedding("The quick brown fox", ref0);
+    reference_embedding("jumps over the lazy dog", ref1);
+    for (int b64 = 0; b64 < 2; b64++) {
+        char body[256];
+        snprintf(body, sizeof body,
+                 "{\"model\":\"m\",\"input\":[\"The quick brown fox\",\"jumps over the lazy "
+                 "dog\"]%s}",
+                 b64 ? ",\"encoding_format\":\"base64\"" : "");
+        test_reply r = test_http(sv, "POST", "/v1/embeddings", body, key_header);
+        CHECKF(r.status == 200, "embeddings: %d %.300s", r.status, r.body);
+        cJSON *j = parse_reply(&r);
+        CHECK(jstr(j, "object") && !strcmp(jstr(j, "object"), "list"));
+        CHECK(jnum(j, "data.1.index") == 1 && !strcmp(jstr(j, "data.1.object"), "embedding"));
+        for (int i = 0; i < 2; i++) {
+            CHECKF(reply_vector(j, i, got, d), "embeddings: vector %d's shape (base64 %d)", i, b64);
+            double worst = 0;
+            for (int k = 0; k < d; k++) {
+                const double diff = fabs((double)got[k] - (i ? ref1 : ref0)[k]);
+                if (!(diff <= worst)) worst = diff;
+            }
+            CHECKF(worst <= 1e-6, "embeddings: vector %d (base64 %d) differs by %g", i, b64, worst);
+        }
+        int32_t ids[256];
+        const int n = tokenize("The quick brown fox", true, ids, 256) +
+                      tokenize("jumps over the lazy dog", true, ids, 256);
+        CHECK((int)jnum(j, "usage.prompt_tokens") == n && (int)jnum(j, "usage.total_tokens") == n);
+        cJSON_Delete(j);
+        free(r.body);
+    }
+    static const struct {
+        const char *body, *param, *needle;
+    } bad[] = {
+        {"{\"input\":[]}", "input", "empty"},
+        {"{\"input\":[\"ok\",\"\"]}", "input[1]", "empty"},
+        {"{\"input\":[[1,2],[-3]]}", "input[1]", "token id"},
+        {"{\"input\":\"x\",\"dimensions\":3}", "dimensions", "dimensions"},
+        {"{\"input\":\"x\",\"encoding_format\":1}", "encoding_format", NULL},
+        {"{\"input\":7.5}", "input", NULL},
+    };
+    test_reply r;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = test_http(sv, "POST", "/v1/embeddings", bad[i].body, key_header);
+        check_error(bad[i].body, &r, 400, bad[i].param, bad[i].needle);
+        free(r.body);
+    }
+    enum { LONG = 5000 }; /* more tokens than a slot holds */
+    char *body = malloc(LONG * 2 + 32);
+    REQUIRE(body);
+    int o = snprintf(body, 32, "{\"input\":[");
+    for (int i = 0; i < LONG; i++) o += snprintf(body + o, 3, i ? ",1" : "1");
+    snprintf(body + o, 3, "]}");
+    r = test_http(sv, "POST", "/v1/embeddings", body, key_header);
+    check_error("embeddings: too long", &r, 400, "input", "context");
+    free(r.body);
+    free(body);
+    free(ref0);
+    free(ref1);
+    free(got);
+}
+
 static void test_errors(test_server *sv) {
     test_reply r = test_http(sv, "POST", "/v1/chat/completions", "{\"messages\": [", key_header);
     check_error("bad JSON", &r, 400, NULL, "JSON");
@@ -767,6 +882,7 @@ int main(void) {
     test_basics(&sv);
     test_chat(&sv);
     test_completions(&sv);
+    test_embeddings(&sv);
     test_errors(&sv);
     test_concurrent(&sv);
     test_openai_node(&sv);

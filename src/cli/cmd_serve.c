@@ -16,7 +16,9 @@
 static const char serve_usage[] =
     "usage: hearth serve -m FILE [options]\n"
     "  Serves the model over an OpenAI-compatible HTTP API: POST /v1/chat/completions,\n"
-    "  POST /v1/completions, GET /v1/models, GET /health, GET /metrics.\n"
+    "  POST /v1/completions, POST /v1/embeddings, GET /v1/models, GET /health, GET /metrics.\n"
+    "  Chat and completion requests go through the cascade gateway (below); embeddings are\n"
+    "  always made by the local model.\n"
     "  --host ADDR          address to listen on (default 127.0.0.1)\n"
     "  --port N             port (default 8080; 0: any free port)\n"
     "  --parallel N         requests generated at the same time, one KV cache each (default 1)\n"
@@ -29,6 +31,8 @@ static const char serve_usage[] =
     "  --chat-template T    chatml|qwen3|llama3|llama3.1|llama3.2|gemma|gemma3|phi3|phi3-mini|\n"
     "                       phi4-mini|phi4, or a file holding a Jinja template to recognize\n"
     "                       (default: the model's tokenizer.chat_template)\n"
+    "  --pooling P          embeddings: mean|cls|last (default: the model's pooling_type,\n"
+    "                       else mean); vectors are L2-normalised\n"
     "  --log-prompts        put prompt text in the request log (off: only sizes and times)\n"
     "cascade gateway (docs/gateway.md): every response says who answered in x-hearth-route\n"
     "and why in x-hearth-reason; GET /v1/hearth/stats sums up the ledger\n"
@@ -92,6 +96,8 @@ static int parse_serve(int argc, char **argv, srv_config *c) {
             c->api_key = v;
         else if (!strcmp(a, "-t"))
             ok = parse_int(v, 0, 1024, &c->n_threads);
+        else if (!strcmp(a, "--pooling"))
+            c->pooling = v;
         else if (!strcmp(a, "--chat-template"))
             c->chat_template = v;
         else if (!strcmp(a, "--config"))

@@ -448,3 +448,8 @@ void forward_run_logits(hearth_session *s, const fwd_run *runs, int n_runs, floa
                  hp->n_embd, hp->rms_eps);
     output_rows(s, n_runs, out);
 }
+
+void forward_hidden_row(hearth_session *s, int t, float *out) {
+    const model_hparams *hp = &s->model->hp;
+    rms_norm(out, s->x + (size_t)t * hp->n_embd, s->model->output_norm, hp->n_embd, hp->rms_eps);
+}

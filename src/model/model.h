@@ -41,6 +41,7 @@ typedef struct model_hparams {
     float rope_base, rope_base_swa, rope_scale; /* rope_scale multiplies positions */
     int swa_window, swa_pattern;                /* 0: no sliding window */
     float final_softcap;                        /* 0: none */
+    int pooling; /* hearth_pooling from "<arch>.pooling_type"; mean when absent or unknown */
 } model_hparams;
 
 /* A 2-D weight: n_rows rows of n_cols elements of `type`, in the mapping. */

@@ -240,6 +240,36 @@ static wait_result wait_job(srv_exchange *x, srv_job *j, bool until_started) {
     return WAIT_OK;
 }
 
+bool srv_run_job(srv_exchange *x, srv_job *j, bool until_started) {
+    srv_server *s = x->srv;
+    srv_error e;
+    if (!srv_sched_submit(s->sched, j)) {
+        int queued, busy, slots;
+        srv_sched_stats(s->sched, &queued, &busy, &slots);
+        srv_fail(&e, 503, NULL, "server_busy",
+                 "all %d slots are busy and %d requests are waiting (the queue's limit); retry "
+                 "later",
+                 slots, queued);
+        srv_respond_error(x, &e);
+        srv_job_release(j);
+        return false;
+    }
+    const wait_result w = wait_job(x, j, until_started);
+    if (w == WAIT_GONE) {
+        x->status = 499; /* nginx's "client closed request": no response is sent */
+        srv_job_release(j);
+        return false;
+    }
+    if (w == WAIT_QUEUE_TIMEOUT) {
+        srv_fail(&e, 503, NULL, "timeout", "the request waited %d s for a free slot; retry later",
+                 s->cfg.timeout_s);
+        srv_respond_error(x, &e);
+        srv_job_release(j);
+        return false;
+    }
+    return true;
+}
+
 int srv_max_tokens(const srv_request *r) {
     /* Not given: chat runs until the context is full, a completion stops
      * after 16 tokens (OpenAI's defaults). */
@@ -284,30 +314,7 @@ void srv_generate(srv_exchange *x, const srv_gen *g) {
         srv_respond_error(x, &e);
         return;
     }
-    if (!srv_sched_submit(s->sched, j)) {
-        int queued, busy, slots;
-        srv_sched_stats(s->sched, &queued, &busy, &slots);
-        srv_fail(&e, 503, NULL, "server_busy",
-                 "all %d slots are busy and %d requests are waiting (the queue's limit); retry "
-                 "later",
-                 slots, queued);
-        srv_respond_error(x, &e);
-        srv_job_release(j);
-        return;
-    }
-    const wait_result w = wait_job(x, j, g->req->stream);
-    if (w == WAIT_GONE) {
-        x->status = 499; /* nginx's "client closed request": no response is sent */
-        srv_job_release(j);
-        return;
-    }
-    if (w == WAIT_QUEUE_TIMEOUT) {
-        srv_fail(&e, 503, NULL, "timeout", "the request waited %d s for a free slot; retry later",
-                 s->cfg.timeout_s);
-        srv_respond_error(x, &e);
-        srv_job_release(j);
-        return;
-    }
+    if (!srv_run_job(x, j, g->req->stream)) return;
     if (g->req->stream) {
         char id[64];
         srv_make_id(g->kind, id, sizeof id);

@@ -26,6 +26,7 @@ typedef enum route_id {
     ROUTE_NONE,
     ROUTE_CHAT,
     ROUTE_COMPLETIONS,
+    ROUTE_EMBEDDINGS,
     ROUTE_MODELS,
     ROUTE_MODEL,
     ROUTE_HEALTH,
@@ -44,6 +45,7 @@ typedef struct route {
 static const route routes[] = {
     {"/v1/chat/completions", false, "POST", ROUTE_CHAT, true},
     {"/v1/completions", false, "POST", ROUTE_COMPLETIONS, true},
+    {"/v1/embeddings", false, "POST", ROUTE_EMBEDDINGS, true},
     {"/v1/models", false, "GET", ROUTE_MODELS, true},
     {"/v1/models/", true, "GET", ROUTE_MODEL, true},
     {"/health", false, "GET", ROUTE_HEALTH, false},
@@ -215,6 +217,8 @@ static void dispatch(srv_server *s, srv_conn *c) {
         srv_handle_chat(x);
     else if (id == ROUTE_COMPLETIONS)
         srv_handle_completions(x);
+    else if (id == ROUTE_EMBEDDINGS)
+        srv_handle_embeddings(x);
     else if (id == ROUTE_MODELS)
         srv_handle_models(x, NULL);
     else

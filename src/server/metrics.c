@@ -12,8 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const routes[SRV_N_ROUTES] = {
-    "/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics", "other"};
+static const char *const routes[SRV_N_ROUTES] = {"/v1/chat/completions",
+                                                 "/v1/completions",
+                                                 "/v1/models",
+                                                 "/health",
+                                                 "/metrics",
+                                                 "/v1/embeddings",
+                                                 "other"};
 static const int statuses[SRV_N_STATUSES] = {200, 400, 401, 404, 405, 408, 413,
                                              429, 499, 500, 503, 504, 0};
 static const double buckets_s[SRV_N_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -28,9 +33,9 @@ void srv_metrics_fini(srv_metrics *m) { pthread_mutex_destroy(&m->mu); }
 
 int srv_metrics_route(const char *path) {
     if (!strcmp(path, "/v1/models") || !strncmp(path, "/v1/models/", 11)) return 2;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < SRV_N_ROUTES - 1; i++)
         if (!strcmp(path, routes[i])) return i;
-    return 5;
+    return SRV_N_ROUTES - 1;
 }
 
 static int status_index(int status) {
@@ -40,7 +45,7 @@ static int status_index(int status) {
 }
 
 void srv_metrics_request(srv_metrics *m, int route, int status, double seconds, bool generation) {
-    if (route < 0 || route >= SRV_N_ROUTES) route = 5;
+    if (route < 0 || route >= SRV_N_ROUTES) route = SRV_N_ROUTES - 1;
     pthread_mutex_lock(&m->mu);
     m->requests[route][status_index(status)]++;
     if (generation) {

@@ -18,7 +18,8 @@
  *      their sessions).
  * A request thus joins or leaves between steps, its prompt rides in the
  * others' batch, and N busy slots cost one pass over the weights per token
- * instead of N.
+ * instead of N. An embedding job takes a slot but no part in the batch: in
+ * step 2 it embeds one of its texts (hearth_embed) and ends after the last.
  *
  * Jobs wait in a FIFO while every slot is busy: queue_max entries beyond the
  * free slots (a submitted job that a free slot will take in the next step
@@ -86,6 +87,8 @@ void srv_job_release(srv_job *j) {
     for (int i = 0; i < j->n_stop; i++) free(j->stop[i]);
     free(j->text);
     free(j->events);
+    free(j->input_end);
+    free(j->embd);
     free(j);
 }
 
@@ -240,19 +243,24 @@ static void slot_fail(srv_sched *s, srv_slot *slot, hearth_err err) {
     slot_finish(s, slot, err, msg, slot->gen ? &r : NULL);
 }
 
-/* A newly admitted job: its sampler and generation (prefix reuse happens
- * here), or its end when it was cancelled while queued. */
-static void slot_start(srv_sched *s, srv_slot *slot) {
+/* Marks a newly admitted job running; false (and the job ended) when it was
+ * cancelled while queued. */
+static bool slot_begin(srv_sched *s, srv_slot *slot) {
     srv_job *j = slot->job;
     pthread_mutex_lock(&j->mu);
     const bool cancelled = atomic_load(&j->cancel);
     if (!cancelled) j->state = SRV_JOB_RUNNING;
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
-    if (cancelled) {
-        slot_finish(s, slot, HEARTH_OK, NULL, NULL);
-        return;
-    }
+    if (cancelled) slot_finish(s, slot, HEARTH_OK, NULL, NULL);
+    return !cancelled;
+}
+
+/* A newly admitted job: its sampler and generation (prefix reuse happens
+ * here), or its end when it was cancelled while queued. */
+static void slot_start(srv_sched *s, srv_slot *slot) {
+    srv_job *j = slot->job;
+    if (!slot_begin(s, slot)) return;
     hearth_gen_params gp = {.max_tokens = j->max_tokens,
                             .stop = (const char *const *)j->stop,
                             .n_stop = j->n_stop,
@@ -315,10 +323,40 @@ static void admit_locked(srv_sched *s) {
     }
 }
 
+/* An embedding job's step: one of its texts, so that a long list pauses the
+ * other slots for one text at a time. The session ends up empty (an
+ * embedding computes no logits), and so does the slot's prefix mirror. */
+static void embed_advance(srv_sched *s, srv_slot *slot) {
+    srv_job *j = slot->job;
+    if (!slot->started) {
+        if (!slot_begin(s, slot)) return;
+        slot->started = true;
+        slot->n_keep = slot->n_gen_ids = 0;
+    }
+    if (slot_should_stop(slot)) {
+        slot_finish(s, slot, HEARTH_OK, NULL, NULL);
+        return;
+    }
+    const int i = j->n_done, from = i ? j->input_end[i - 1] : 0, n = j->input_end[i] - from;
+    const size_t d = (size_t)hearth_model_n_embd(s->model);
+    const hearth_err err = hearth_embed(slot->session, j->prompt + from, n, j->pooling,
+                                        j->normalize, j->embd + (size_t)i * d);
+    if (err) {
+        slot_fail(s, slot, err);
+        return;
+    }
+    srv_metrics_tokens(s->metrics, n, 0, 0);
+    if (++j->n_done == j->n_inputs) slot_finish(s, slot, HEARTH_OK, NULL, NULL);
+}
+
 /* One step for one slot before the batched decode: start, stop checks and
  * sampling. Returns whether its generation has something to feed (a token,
  * or prompt left to evaluate). */
 static bool slot_advance(srv_sched *s, srv_slot *slot) {
+    if (slot->job->n_inputs > 0) {
+        embed_advance(s, slot);
+        return false;
+    }
     if (!slot->started) {
         slot_start(s, slot);
         if (!slot->started) return false;

@@ -126,6 +126,7 @@ static void *loader_main(void *arg) {
                     HEARTH_ERR_UNSUPPORTED)
         err = HEARTH_ERR_UNSUPPORTED; /* no vocabulary: the server cannot take text */
     if (!err) err = choose_template(s);
+    if (!err && !s->cfg.pooling) s->pooling = hearth_model_pooling(s->model);
     if (!err) {
         s->bos_text = token_text(s->model, hearth_token_bos(s->model));
         s->eos_text = token_text(s->model, hearth_token_eos(s->model));
@@ -151,6 +152,9 @@ static void *loader_main(void *arg) {
 
 hearth_err srv_start(const srv_config *cfg, srv_server **out) {
     if (!cfg->model_path) return hr_fail(HEARTH_ERR_INVALID_ARG, "server: no model given");
+    hearth_pooling pooling = HEARTH_POOL_MEAN;
+    if (cfg->pooling && !hearth_pooling_parse(cfg->pooling, &pooling))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "server: --pooling must be mean, cls or last");
     if (cfg->n_parallel < 1 || cfg->n_parallel > 256)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "server: --parallel must be in 1..256");
     if (cfg->port < 0 || cfg->port > 65535)
@@ -158,6 +162,7 @@ hearth_err srv_start(const srv_config *cfg, srv_server **out) {
     srv_server *s = calloc(1, sizeof *s);
     if (!s) return hr_fail(HEARTH_ERR_NOMEM, "server: out of memory");
     s->cfg = *cfg;
+    s->pooling = pooling; /* the model's own once it is loaded, unless given */
     if (!s->cfg.host) s->cfg.host = "127.0.0.1";
     pthread_mutex_init(&s->log_mu, NULL);
     srv_metrics_init(&s->metrics);

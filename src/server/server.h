@@ -9,6 +9,7 @@
  *   api_gen.c     a generation request from tokens to a JSON or SSE response
  *   api_chat.c    POST /v1/chat/completions (chat template, then api_gen)
  *   api_completions.c  POST /v1/completions
+ *   api_embeddings.c  POST /v1/embeddings (through the scheduler, never the gateway)
  *   api_models.c  GET /v1/models, /health, /metrics
  *   sse.c         the Server-Sent Events body fed from a running job
  *   metrics.c     counters and the latency histogram
@@ -59,6 +60,7 @@ typedef struct srv_config {
     const char *ledger_path; /* --ledger FILE (NULL: kept in memory) */
     bool ledger_prompts;     /* store prompts and answers in the ledger */
     const char *router_path; /* --router FILE: the learned pre-router */
+    const char *pooling;     /* /v1/embeddings: "mean", "cls", "last"; NULL: the model's */
 } srv_config;
 
 srv_config srv_default_config(void);
@@ -145,7 +147,7 @@ size_t srv_utf8_clean(const char *in, size_t n, char *out);
 
 /* ---- metrics (metrics.c) ------------------------------------------------- */
 
-enum { SRV_N_ROUTES = 6, SRV_N_STATUSES = 13, SRV_N_BUCKETS = 14 };
+enum { SRV_N_ROUTES = 7, SRV_N_STATUSES = 13, SRV_N_BUCKETS = 14 };
 
 typedef struct srv_metrics {
     pthread_mutex_t mu;
@@ -196,6 +198,15 @@ typedef struct srv_job {
     int n_stop;
     int n_top;          /* alternatives per event (0..SRV_MAX_LOGPROBS) */
     double deadline_ms; /* srv_now_ms() clock; 0: none */
+    /* an embedding job (api_embeddings.c) when n_inputs > 0: prompt holds the
+     * texts' tokens back to back, text i ending at input_end[i]; their vectors
+     * go to embd ([n_inputs][n_embd]), n_done of them so far */
+    int n_inputs;
+    int *input_end;
+    hearth_pooling pooling;
+    bool normalize;
+    float *embd;
+    int n_done;
     /* output */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -258,7 +269,8 @@ struct srv_server {
     hearth_model *model;
     char model_id[256];
     int64_t created;
-    bool have_template; /* false: chat requests fail with template_error */
+    hearth_pooling pooling; /* /v1/embeddings */
+    bool have_template;     /* false: chat requests fail with template_error */
     tok_chat_template tmpl;
     char template_error[512];
     char *bos_text, *eos_text; /* token texts for templates */
@@ -304,7 +316,8 @@ void srv_handle_completions(srv_exchange *x);
 void srv_handle_models(srv_exchange *x, const char *id);
 void srv_handle_health(srv_exchange *x);
 void srv_handle_metrics(srv_exchange *x);
-void srv_handle_stats(srv_exchange *x); /* GET /v1/hearth/stats */
+void srv_handle_stats(srv_exchange *x);      /* GET /v1/hearth/stats */
+void srv_handle_embeddings(srv_exchange *x); /* POST /v1/embeddings */
 
 /* Responses (http.c): a JSON body (taken over: freed by the response) and an
  * error. */
@@ -326,6 +339,11 @@ typedef struct srv_gen {
 } srv_gen;
 
 void srv_generate(srv_exchange *x, const srv_gen *g);
+/* Submits j and waits until it is done (or, with until_started, has left the
+ * queue). False when it did not get that far: x is then answered (503: the
+ * queue is full or the wait ran out of time; status 499 and no response: the
+ * client left) and the caller's reference released. */
+bool srv_run_job(srv_exchange *x, srv_job *j, bool until_started);
 /* The job that generates g (refs = 1, the caller's; not submitted); NULL when
  * out of memory. */
 srv_job *srv_job_for(srv_server *s, const srv_gen *g);

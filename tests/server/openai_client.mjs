@@ -5,7 +5,8 @@
 // test_server.c runs it when the package is installed (npm install --prefix
 // build/npm openai). It checks what an application would rely on: listing
 // models, a chat completion, the same chat streamed (same text, a finish
-// reason, usage when asked), a legacy completion, logprobs, and that errors
+// reason, usage when asked), a legacy completion, logprobs, embeddings (base64,
+// the client's default, and float), and that errors
 // arrive as the client's typed exceptions with the right status.
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -72,6 +73,19 @@ async function main() {
   });
   assert.equal(completion.object, 'text_completion');
   assert.equal(typeof completion.choices[0].text, 'string');
+
+  // The client asks for base64 by default and decodes it; both forms agree.
+  const input = ['The quick brown fox', 'jumps over the lazy dog'];
+  const emb = await client.embeddings.create({ model: ids[0], input });
+  const embFloat = await client.embeddings.create({ model: ids[0], input, encoding_format: 'float' });
+  assert.equal(emb.data.length, 2);
+  for (let i = 0; i < 2; i++) {
+    const v = Array.from(emb.data[i].embedding);
+    assert.deepEqual(v, embFloat.data[i].embedding.map(Math.fround), 'base64 and float agree');
+    const norm = Math.sqrt(v.reduce((a, x) => a + x * x, 0));
+    assert.ok(Math.abs(norm - 1) < 1e-4, 'unit length');
+  }
+  assert.ok(emb.usage.prompt_tokens > 0);
 
   await assert.rejects(
     client.chat.completions.create({ model: ids[0], messages, n: 2 }),

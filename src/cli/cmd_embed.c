@@ -1,0 +1,149 @@
+/*
+ * cmd_embed.c - `hearth embed -m FILE [options] [TEXT]`: prints a text's
+ * embedding as a JSON array. Without TEXT, every line of stdin (or --file)
+ * is one text and its vector one output line (JSONL), so a corpus can be
+ * embedded with one model load. Empty lines are skipped, not embedded.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: hearth embed -m FILE [options] [--file F | [--] TEXT]\n"
+            "  prints the embedding of TEXT as a JSON array; without TEXT, one array per line\n"
+            "  of F (or stdin), each line one text\n"
+            "  -m, --model FILE   a GGUF model\n"
+            "  --pooling P        mean|cls|last (default: the model's pooling_type, else mean)\n"
+            "  --no-normalize     print the pooled vector as is (default: unit length)\n"
+            "  --ctx N            longest text in tokens (default: min(model's, 4096))\n"
+            "  -t N               threads (default: physical cores)\n"
+            "  --file F           read the texts from F, one per line\n");
+}
+
+typedef struct embedder {
+    hearth_model *model;
+    hearth_session *session;
+    hearth_pooling pooling;
+    bool normalize;
+    int32_t *ids;
+    float *vec;
+} embedder;
+
+/* Embeds text[0..len) and prints it; what names it in an error. */
+static int embed_one(embedder *e, const char *text, size_t len, const char *what) {
+    const int n_ctx = hearth_session_n_ctx(e->session);
+    size_t n = 0;
+    hearth_err err = hearth_tokenize(e->model, text, len, true, false, e->ids, (size_t)n_ctx, &n);
+    if (err == HEARTH_ERR_INVALID_ARG && n > (size_t)n_ctx) {
+        fprintf(stderr, "hearth embed: %s: %zu tokens exceed the context of %d (--ctx)\n", what, n,
+                n_ctx);
+        return 1;
+    }
+    if (err || hearth_embed(e->session, e->ids, (int)n, e->pooling, e->normalize, e->vec))
+        return cli_fail("embed", what);
+    const int d = hearth_model_n_embd(e->model);
+    putchar('[');
+    for (int i = 0; i < d; i++) printf(i ? ",%.9g" : "%.9g", (double)e->vec[i]);
+    fputs("]\n", stdout);
+    return 0;
+}
+
+static int embed_lines(embedder *e, FILE *in) {
+    char *line = NULL, what[48];
+    size_t cap = 0;
+    ssize_t got;
+    int rc = 0;
+    for (long no = 1; rc == 0 && (got = getline(&line, &cap, in)) >= 0; no++) {
+        size_t len = (size_t)got;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+        if (len == 0) continue;
+        snprintf(what, sizeof what, "line %ld", no);
+        rc = embed_one(e, line, len, what);
+    }
+    if (rc == 0 && ferror(in)) {
+        fprintf(stderr, "hearth embed: cannot read the input\n");
+        rc = 1;
+    }
+    free(line);
+    return rc;
+}
+
+int cmd_embed(int argc, char **argv) {
+    const char *model = NULL, *file = NULL, *text = NULL, *pooling = NULL;
+    int n_ctx = 0, n_threads = 0;
+    bool normalize = true, options = true;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (options && !strcmp(a, "--")) {
+            options = false;
+        } else if (options && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
+            usage(stdout);
+            return 0;
+        } else if (options && (!strcmp(a, "-m") || !strcmp(a, "--model")) && i + 1 < argc) {
+            model = argv[++i];
+        } else if (options && !strcmp(a, "--file") && i + 1 < argc) {
+            file = argv[++i];
+        } else if (options && !strcmp(a, "--pooling") && i + 1 < argc) {
+            pooling = argv[++i];
+        } else if (options && !strcmp(a, "--ctx") && i + 1 < argc) {
+            n_ctx = atoi(argv[++i]);
+        } else if (options && !strcmp(a, "-t") && i + 1 < argc) {
+            n_threads = atoi(argv[++i]);
+        } else if (options && !strcmp(a, "--no-normalize")) {
+            normalize = false;
+        } else if (options && a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "hearth embed: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        } else if (!text) {
+            text = a;
+        } else {
+            fprintf(stderr, "hearth embed: more than one TEXT argument\n");
+            return 2;
+        }
+    }
+    hearth_pooling pool = HEARTH_POOL_MEAN;
+    if (!model || (file && text) || (pooling && !hearth_pooling_parse(pooling, &pool))) {
+        usage(stderr);
+        return 2;
+    }
+    embedder e = {.normalize = normalize};
+    hearth_model_params mp = hearth_model_default_params();
+    mp.n_threads = n_threads;
+    if (hearth_model_load(model, &mp, &e.model)) return cli_fail("embed", model);
+    e.pooling = pooling ? pool : hearth_model_pooling(e.model);
+    hearth_session_params sp = hearth_session_default_params();
+    sp.n_ctx = n_ctx;
+    int rc = 1;
+    if (hearth_session_new(e.model, &sp, &e.session)) {
+        rc = cli_fail("embed", "creating the session");
+        goto done;
+    }
+    e.ids = malloc((size_t)hearth_session_n_ctx(e.session) * sizeof *e.ids);
+    e.vec = malloc((size_t)hearth_model_n_embd(e.model) * sizeof *e.vec);
+    if (!e.ids || !e.vec) {
+        fprintf(stderr, "hearth embed: out of memory\n");
+        goto done;
+    }
+    if (text) {
+        rc = embed_one(&e, text, strlen(text), "the text");
+    } else {
+        FILE *in = file ? fopen(file, "rb") : stdin;
+        if (!in) {
+            fprintf(stderr, "hearth embed: cannot open '%s'\n", file);
+            goto done;
+        }
+        rc = embed_lines(&e, in);
+        if (file) fclose(in);
+    }
+    if (fflush(stdout) != 0) rc = 1;
+done:
+    free(e.ids);
+    free(e.vec);
+    hearth_session_free(e.session);
+    hearth_model_free(e.model);
+    return rc;
+}

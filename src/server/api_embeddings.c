@@ -1,0 +1,246 @@
+/*
+ * api_embeddings.c - POST /v1/embeddings, OpenAI's shape: `input` is a
+ * string, a list of strings, a list of token ids or a list of such lists;
+ * `encoding_format` "float" (default) or "base64" (little-endian float32, as
+ * the OpenAI SDKs ask for by default); `dimensions`, when given, must be the
+ * model's. Each text is embedded by the local model through the scheduler
+ * (one text per scheduler step, in a slot, like a generation's prompt) with
+ * the server's pooling and L2 normalisation. Embeddings never go through
+ * the gateway: a vector is only useful from the model that made it, so no
+ * request ever leaves the machine.
+ */
+#include "server.h"
+
+#include <cjson/cJSON.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { MAX_INPUTS = 2048 }; /* OpenAI's limit on the texts of one request */
+
+typedef struct embed_input {
+    int32_t *ids; /* all texts' tokens back to back */
+    int n_ids, cap_ids;
+    int *end; /* [n] where text i's tokens end */
+    int n;
+} embed_input;
+
+static bool input_append(embed_input *in, const int32_t *ids, int n, srv_error *e) {
+    if (in->n_ids + n > in->cap_ids) {
+        int cap = in->cap_ids ? in->cap_ids : 256;
+        while (cap < in->n_ids + n) cap *= 2;
+        int32_t *nb = realloc(in->ids, (size_t)cap * sizeof *nb);
+        if (!nb) return srv_fail(e, 500, NULL, NULL, "out of memory");
+        in->ids = nb;
+        in->cap_ids = cap;
+    }
+    memcpy(in->ids + in->n_ids, ids, (size_t)n * sizeof *ids);
+    in->n_ids += n;
+    in->end[in->n++] = in->n_ids;
+    return true;
+}
+
+/* One text: a string, or an array of token ids. */
+static bool parse_text(srv_server *s, const cJSON *item, const char *field, embed_input *in,
+                       srv_error *e) {
+    const int n_ctx = srv_sched_n_ctx(s->sched);
+    int32_t *ids = NULL;
+    int n = 0;
+    if (cJSON_IsString(item)) {
+        const size_t len = strlen(item->valuestring);
+        size_t bad;
+        if (len == 0) return srv_fail(e, 400, field, NULL, "an input must not be empty");
+        if (!srv_utf8_valid(item->valuestring, len, &bad))
+            return srv_fail(e, 400, field, NULL, "invalid UTF-8 at byte %zu", bad);
+        if (!srv_tokenize(s, item->valuestring, len, &ids, &n, e)) return false;
+    } else if (cJSON_IsArray(item)) {
+        n = cJSON_GetArraySize(item);
+        if (n == 0) return srv_fail(e, 400, field, NULL, "an input must not be empty");
+        if (!(ids = malloc((size_t)n * sizeof *ids)))
+            return srv_fail(e, 500, NULL, NULL, "out of memory");
+        const int n_vocab = hearth_model_n_vocab(s->model);
+        int i = 0;
+        for (const cJSON *t = item->child; t; t = t->next, i++) {
+            const double v = cJSON_IsNumber(t) ? t->valuedouble : -1.0;
+            if (!(v >= 0 && v < n_vocab && v == (double)(int32_t)v)) {
+                free(ids);
+                return srv_fail(e, 400, field, NULL,
+                                "element %d is not a token id of this model (its vocabulary has "
+                                "%d)",
+                                i, n_vocab);
+            }
+            ids[i] = (int32_t)v;
+        }
+    } else {
+        return srv_fail(e, 400, field, NULL,
+                        "must be a string, an array of strings or an array of token ids");
+    }
+    bool ok = n <= n_ctx || srv_fail(e, 400, field, "context_length_exceeded",
+                                     "the input has %d tokens but a slot's context holds %d; "
+                                     "shorten it or start the server with a larger --ctx",
+                                     n, n_ctx);
+    ok = ok && input_append(in, ids, n, e);
+    free(ids);
+    return ok;
+}
+
+static bool parse_input(srv_server *s, const cJSON *input, embed_input *in, srv_error *e) {
+    if (!input) return srv_fail(e, 400, "input", NULL, "'input' is required");
+    int n = 1;
+    bool list = false; /* a list of texts, not one text given as token ids */
+    if (cJSON_IsArray(input)) {
+        n = cJSON_GetArraySize(input);
+        if (n == 0) return srv_fail(e, 400, "input", NULL, "'input' must not be empty");
+        list = !cJSON_IsNumber(input->child);
+    }
+    if (!list) n = 1;
+    if (n > MAX_INPUTS)
+        return srv_fail(e, 400, "input", NULL, "%d inputs; at most %d per request", n, MAX_INPUTS);
+    if (!(in->end = malloc((size_t)n * sizeof *in->end)))
+        return srv_fail(e, 500, NULL, NULL, "out of memory");
+    if (!list) return parse_text(s, input, "input", in, e);
+    int i = 0;
+    for (const cJSON *item = input->child; item; item = item->next, i++) {
+        char field[32];
+        snprintf(field, sizeof field, "input[%d]", i);
+        if (!parse_text(s, item, field, in, e)) return false;
+    }
+    return true;
+}
+
+static char *base64(const float *v, int n) {
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const size_t len = (size_t)n * sizeof *v;
+    unsigned char *b = malloc(len);
+    char *out = malloc((len + 2) / 3 * 4 + 1);
+    if (!b || !out) {
+        free(b);
+        free(out);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) { /* little-endian whatever the host */
+        uint32_t u;
+        memcpy(&u, &v[i], sizeof u);
+        for (int k = 0; k < 4; k++) b[4 * i + k] = (unsigned char)(u >> (8 * k));
+    }
+    char *o = out;
+    for (size_t i = 0; i < len; i += 3) {
+        const uint32_t w = (uint32_t)b[i] << 16 | (i + 1 < len ? (uint32_t)b[i + 1] << 8 : 0) |
+                           (i + 2 < len ? b[i + 2] : 0);
+        *o++ = digits[w >> 18 & 63];
+        *o++ = digits[w >> 12 & 63];
+        *o++ = i + 1 < len ? digits[w >> 6 & 63] : '=';
+        *o++ = i + 2 < len ? digits[w & 63] : '=';
+    }
+    *o = '\0';
+    free(b);
+    return out;
+}
+
+static char *response_json(srv_server *s, const srv_job *j, bool b64) {
+    const int d = hearth_model_n_embd(s->model);
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "object", "list");
+    cJSON *data = cJSON_AddArrayToObject(root, "data");
+    bool ok = root && data;
+    for (int i = 0; ok && i < j->n_inputs; i++) {
+        const float *v = j->embd + (size_t)i * (size_t)d;
+        cJSON *item = cJSON_CreateObject();
+        ok = item && cJSON_AddItemToArray(data, item);
+        if (!ok) break;
+        cJSON_AddStringToObject(item, "object", "embedding");
+        cJSON_AddNumberToObject(item, "index", i);
+        if (b64) {
+            char *text = base64(v, d);
+            ok = text && cJSON_AddStringToObject(item, "embedding", text);
+            free(text);
+        } else {
+            cJSON *arr = cJSON_AddArrayToObject(item, "embedding");
+            for (int k = 0; ok && k < d; k++)
+                ok = arr && cJSON_AddItemToArray(arr, cJSON_CreateNumber((double)v[k]));
+        }
+    }
+    cJSON_AddStringToObject(root, "model", s->model_id);
+    cJSON *usage = cJSON_AddObjectToObject(root, "usage");
+    cJSON_AddNumberToObject(usage, "prompt_tokens", j->n_prompt);
+    cJSON_AddNumberToObject(usage, "total_tokens", j->n_prompt);
+    char *json = ok ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    return json;
+}
+
+/* The request's options other than the input; false with e filled. */
+static bool parse_options(srv_server *s, const cJSON *root, bool *b64, srv_error *e) {
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "encoding_format");
+    const cJSON *dims = cJSON_GetObjectItemCaseSensitive(root, "dimensions");
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    *b64 = false;
+    if (model && !cJSON_IsString(model) && !cJSON_IsNull(model))
+        return srv_fail(e, 400, "model", NULL, "'model' must be a string");
+    if (fmt && !cJSON_IsNull(fmt)) {
+        if (!cJSON_IsString(fmt) ||
+            (strcmp(fmt->valuestring, "float") && strcmp(fmt->valuestring, "base64")))
+            return srv_fail(e, 400, "encoding_format", NULL,
+                            "'encoding_format' must be \"float\" or \"base64\"");
+        *b64 = !strcmp(fmt->valuestring, "base64");
+    }
+    const int d = hearth_model_n_embd(s->model);
+    if (dims && !cJSON_IsNull(dims) && !(cJSON_IsNumber(dims) && dims->valuedouble == d))
+        return srv_fail(e, 400, "dimensions", NULL,
+                        "this model's embeddings have %d dimensions; it cannot shorten them", d);
+    return true;
+}
+
+void srv_handle_embeddings(srv_exchange *x) {
+    srv_server *s = x->srv;
+    srv_error e;
+    embed_input in = {0};
+    srv_job *j = NULL;
+    bool b64 = false;
+    cJSON *root = cJSON_ParseWithLength(x->body, x->body_len);
+    bool ok = root ? cJSON_IsObject(root) ||
+                         srv_fail(&e, 400, NULL, NULL, "the body must be a JSON object")
+                   : srv_fail(&e, 400, NULL, NULL, "the body is not valid JSON");
+    ok = ok && parse_options(s, root, &b64, &e) &&
+         parse_input(s, cJSON_GetObjectItemCaseSensitive(root, "input"), &in, &e);
+    cJSON_Delete(root);
+    const size_t d = (size_t)hearth_model_n_embd(s->model);
+    if (ok) {
+        j = srv_job_new(in.ids, in.n_ids);
+        if (j) j->embd = malloc((size_t)in.n * d * sizeof *j->embd);
+        ok = j && j->embd;
+        if (ok) {
+            j->n_inputs = in.n;
+            j->input_end = in.end;
+            in.end = NULL;
+            j->pooling = s->pooling;
+            j->normalize = true;
+            if (s->cfg.timeout_s > 0) j->deadline_ms = srv_now_ms() + 1e3 * s->cfg.timeout_s;
+        } else {
+            srv_fail(&e, 500, NULL, NULL, "out of memory");
+        }
+    }
+    free(in.ids);
+    free(in.end);
+    if (!ok) {
+        srv_job_release(j);
+        srv_respond_error(x, &e);
+        return;
+    }
+    x->prompt_tokens = j->n_prompt;
+    if (!srv_run_job(x, j, false)) return;
+    char *json = NULL;
+    if (j->err)
+        srv_fail(&e, 500, NULL, NULL, "embedding failed: %s", j->err_msg);
+    else if (j->n_done < j->n_inputs)
+        srv_fail(&e, 503, NULL, "timeout",
+                 "the request ran out of time (%d s) after %d of %d inputs", s->cfg.timeout_s,
+                 j->n_done, j->n_inputs);
+    else if (!(json = response_json(s, j, b64)))
+        srv_fail(&e, 500, NULL, NULL, "out of memory");
+    if (json)
+        srv_respond_json(x, 200, json);
+    else
+        srv_respond_error(x, &e);
+    srv_job_release(j);
+}
