@@ -3,7 +3,8 @@
  * The first byte picks the target: 0 a router file (rtr_load_mem must reject
  * it with a message or give a model that scores any text to a finite number),
  * 1 the CSV reader (every record's fields stay inside its buffer), 2 the
- * feature extractor on the bytes as prompt text, 3 the answer comparison of
+ * feature extractor and training on the bytes as prompt text (two groups:
+ * with the subject and neighbours parts), 3 the answer comparison of
  * --from-ledger on the two halves. Seeds: fuzz/corpus/router/ (written by
  * `test_router --write-corpus DIR`).
  */
@@ -63,22 +64,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 1: fuzz_csv(p, n); break;
     case 2: {
         /* any text scores through a tiny model built from the text's own bytes
-         * (two groups: with the subject part, file format version 2) */
+         * (two groups: with the subject part and the neighbours part, whose other
+         * two rows share words; file format version 3) */
         rtr_dataset d;
         rtr_dataset_init(&d);
         if (!rtr_dataset_add(&d, (const char *)p, n, false, true, NULL, "fz_a") &&
-            !rtr_dataset_add(&d, "plain words", 11, true, true, NULL, "fz_b")) {
+            !rtr_dataset_add(&d, "plain words", 11, true, true, NULL, "fz_b") &&
+            !rtr_dataset_add(&d, "plain words here", 16, false, true, NULL, "fz_a")) {
             rtr_train_params tp = rtr_train_default_params();
             tp.hash_bits = 12;
             tp.max_iter = 5;
             tp.subject_bits = 12;
             tp.subject_iter = 5;
+            tp.knn_k = 1;
             tp.n_threads = 1;
             rtr_model *m = NULL;
             double s;
             if (!rtr_train(&d, NULL, 0, &tp, &m) &&
                 (rtr_score(m, (const char *)p, n, &s) || !isfinite(s)))
                 abort();
+            /* the same from the model written and read back */
+            uint8_t *out = NULL;
+            size_t out_n = 0;
+            rtr_model *m2 = NULL;
+            double s2;
+            if (m && (rtr_save_mem(m, &out, &out_n) || rtr_load_mem(out, out_n, &m2) ||
+                      rtr_score(m2, (const char *)p, n, &s2) || s2 != s))
+                abort();
+            free(out);
+            rtr_free(m2);
             rtr_free(m);
         }
         rtr_dataset_fini(&d);

@@ -498,6 +498,25 @@ static void test_file(rtr_model *m) {
     CHECK(rtr_load(tmp_path("missing.rtr"), &m2) == HEARTH_ERR_IO);
 }
 
+/* A file data[size] with bytes after its last part, and with the header of
+ * the older version `older` over its body: both refused. */
+static void check_extra_bytes(const uint8_t *data, size_t size, uint32_t older) {
+    rtr_model *m = NULL;
+    uint8_t *b = malloc(size + 4);
+    REQUIRE(b);
+    memcpy(b, data, size - 4);
+    put32(b, size - 4, 0);
+    put32(b, size, 0);
+    reseal(b, size + 4);
+    CHECK(rtr_load_mem(b, size + 4, &m) == HEARTH_ERR_FORMAT && has(hearth_last_error(), "after"));
+    memcpy(b, data, size);
+    put32(b, 8, older);
+    reseal(b, size);
+    CHECK(rtr_load_mem(b, size, &m) == HEARTH_ERR_FORMAT && has(hearth_last_error(), "after"));
+    CHECK(!m);
+    free(b);
+}
+
 /* ------------------------------------------------------- the subject part */
 
 /* Three groups: two "mmlu" subjects told apart by their words (mmlu_astro:
@@ -530,6 +549,7 @@ static rtr_train_params subject_params(void) {
     p.subject_l2 = 1e-3;
     p.subject_iter = 100;
     p.subject_head_weight = 0.25;
+    p.knn_k = 0; /* version 2: the neighbours part has its own tests */
     return p;
 }
 
@@ -669,17 +689,8 @@ static void test_subject(void) {
         CHECKF(has(hearth_last_error(), edits[i].msg), "subject edit %zu: %s", i,
                hearth_last_error());
     }
-    /* bytes after the part, and a version 1 header over a version 2 body */
-    memcpy(b, data, size - 4);
-    put32(b, size - 4, 0);
-    put32(b, size, 0);
-    reseal(b, size + 4);
-    CHECK(rtr_load_mem(b, size + 4, &m2) == HEARTH_ERR_FORMAT && has(hearth_last_error(), "after"));
-    memcpy(b, data, size);
-    put32(b, 8, 1);
-    reseal(b, size);
-    CHECK(rtr_load_mem(b, size, &m2) == HEARTH_ERR_FORMAT && has(hearth_last_error(), "after"));
     free(b);
+    check_extra_bytes(data, size, 1);
     free(data);
     /* bad settings are refused */
     p = subject_params();
@@ -692,6 +703,204 @@ static void test_subject(void) {
     rtr_free(m);
     rtr_dataset_fini(&d);
     rtr_dataset_fini(&t);
+}
+
+/* ------------------------------------------------------ the neighbours part */
+
+static rtr_train_params knn_params(void) {
+    rtr_train_params p = subject_params();
+    p.knn_k = 2;
+    p.knn_weight = 0.5;
+    p.knn_bits = 24;
+    return p;
+}
+
+/* Six rows in two groups; every word but "fish" is in exactly two rows, so
+ * every idf is ln(6/2) and a row's two words weigh 1/sqrt(2) each. */
+static void knn_rows(rtr_dataset *d) {
+    static const struct {
+        const char *text;
+        bool weak, strong;
+    } rows[] = {
+        {"apple banana", false, true}, /* gain +1 */
+        {"apple cherry", true, false}, /* -1 */
+        {"banana cherry", true, true}, /* 0 */
+        {"dog cat", false, true},      /* +1 */
+        {"Dog, CAT!", false, false},   /* 0: case and punctuation do not count */
+        {"fish", true, true},          /* no word in two rows: not stored */
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        REQUIRE(!rtr_dataset_add(d, rows[i].text, strlen(rows[i].text), rows[i].weak,
+                                 rows[i].strong, NULL, i % 2 ? "k_b" : "k_a"));
+}
+
+/* The scores by hand on the six rows. */
+static void knn_by_hand(const rtr_model *m) {
+    static const uint32_t ks[] = {1, 2, 3, 100};
+    double e, kn[4], parts[4], s;
+    /* "apple banana banana": query weights (1, 1 + ln 2) normalized (the idf
+     * is the same for both); similarities row 0 (qa + qb)/sqrt(2), row 1
+     * qa/sqrt(2), row 2 qb/sqrt(2), the rest 0 */
+    const char *q = "apple banana banana";
+    REQUIRE(!rtr_knn_parts(m, q, strlen(q), ks, 4, &e, kn));
+    double b = 1 + log(2.0), qa = 1 / sqrt(1 + b * b), qb = b * qa;
+    double s0 = qa + qb, s1 = qa, s2 = qb; /* the common 1/sqrt(2) cancels */
+    CHECKF(kn[0] == 1, "K=1: %g", kn[0]);
+    CHECKF(fabs(kn[1] - s0 / (s0 + s2)) < 1e-6, "K=2: %g, want %g", kn[1], s0 / (s0 + s2));
+    CHECKF(fabs(kn[2] - (s0 - s1) / (s0 + s1 + s2)) < 1e-6, "K=3: %g", kn[2]);
+    CHECK(kn[3] == kn[2]); /* only three rows have a positive similarity */
+    /* the score: E + 0.5 * (kn over the model's 2 nearest - E) */
+    REQUIRE(!rtr_score_parts(m, q, strlen(q), parts) && !rtr_score(m, q, strlen(q), &s));
+    CHECKF(fabs(parts[0] - (e + 0.5 * (kn[1] - e))) < 1e-12, "%g vs E %g", parts[0], e);
+    CHECK(fabs(s - (parts[0] + parts[3] * (parts[1] + parts[2]))) < 1e-12);
+    /* ties: rows 0, 1 and 2 are equally similar, the earlier rows win */
+    q = "cherry banana apple";
+    REQUIRE(!rtr_knn_parts(m, q, strlen(q), ks, 4, &e, kn));
+    CHECKF(kn[0] == 1 && kn[1] == 0 && kn[2] == 0, "%g %g %g", kn[0], kn[1], kn[2]);
+    /* "DOG dog": rows 3 and 4 alike (+1 and 0) */
+    q = "DOG dog";
+    REQUIRE(!rtr_knn_parts(m, q, strlen(q), ks, 4, &e, kn));
+    CHECKF(kn[0] == 1 && fabs(kn[1] - 0.5) < 1e-12, "%g %g", kn[0], kn[1]);
+    /* no neighbour: the subject part's rate stands */
+    q = "zebra fish";
+    REQUIRE(!rtr_knn_parts(m, q, strlen(q), ks, 4, &e, kn));
+    CHECK(kn[0] == e && kn[3] == e);
+    REQUIRE(!rtr_score_parts(m, q, strlen(q), parts));
+    CHECK(parts[0] == e);
+}
+
+/* Damaged neighbours parts: sec is where the part starts in the version 3
+ * file data[size] (the last 4 bytes are the checksum). */
+static void knn_damaged(const uint8_t *data, size_t size, size_t sec) {
+    rtr_model *m = NULL;
+    uint8_t *b = malloc(size + 8);
+    REQUIRE(b);
+    /* every truncation, resealed so that the reader's own checks see it, and not */
+    for (size_t n = sec - 8; n < size - 4; n++) {
+        memcpy(b, data, n);
+        reseal(b, n + 4);
+        CHECKF(rtr_load_mem(b, n + 4, &m) == HEARTH_ERR_FORMAT && !m, "cut at %zu", n);
+        CHECK(rtr_load_mem(data, n, &m) == HEARTH_ERR_FORMAT && !m);
+    }
+    uint32_t T = (uint32_t)data[sec + 12] | (uint32_t)data[sec + 13] << 8;
+    size_t rows = sec + 16 + 8 * T, counts = rows + 4;
+    uint32_t R = (uint32_t)data[rows] | (uint32_t)data[rows + 1] << 8, nnz = 0;
+    for (uint32_t r = 0; r < R; r++) nnz += data[counts + 4 * r];
+    size_t gains = counts + 4 * R, terms = gains + R, weights = terms + 4 * nnz;
+    REQUIRE(T == 5 && R == 5 && nnz == 10 && weights + 2 * nnz == size - 4);
+    static const struct {
+        size_t off;
+        int width; /* bytes written */
+        uint32_t v;
+        const char *msg;
+    } edits[] = {
+        {0, 4, 0, "k 0"},
+        {0, 4, 1001, "k 1001"},
+        {4, 4, 0x7fc00000u, "neighbours part"}, /* a NaN weight */
+        {4, 4, 0x40000000u, "weight 2 outside"},
+        {8, 4, 11, "bucket bits 11"},
+        {8, 4, 25, "bucket bits 25"},
+        {12, 4, 0xFFFFFFF0u, "terms in 2^24"},
+        {12, 4, 1000, "1000 terms need"},
+        {16, 4, 0x00FFFFFFu, "out of order"}, /* bucket 0 above bucket 1 */
+        {16 + 4 * 4, 4, 1u << 24, "out of order or range"},
+        {16 + 4 * 5, 4, 0, "idf 0"},
+        {16 + 4 * 5, 4, 0x7f800000u, "idf 0"}, /* +inf */
+        {16 + 4 * 9, 4, 0x42c80000u, "idf 4"}, /* 100 */
+        {16 + 8 * 5, 4, 0xFFFFFFFFu, "rows need"},
+        {16 + 8 * 5 + 4, 4, 0, "row 0 has 0 terms"},
+        {16 + 8 * 5 + 4, 4, 6, "row 0 has 6 terms"},
+        {16 + 8 * 5 + 4 + 16, 4, 5, "terms need"}, /* row 4 claims all 5 */
+        {16 + 8 * 5 + 4 + 20, 1, 2, "gain 2"},
+        {16 + 8 * 5 + 4 + 24, 1, 0x80, "gain -128"},
+        {16 + 8 * 5 + 4 + 25 + 4, 4, 0, "out of order"}, /* row 0's second term */
+        {16 + 8 * 5 + 4 + 25, 4, 5, "out of order or range"},
+        {16 + 8 * 5 + 4 + 25 + 40, 2, 0, "weight 0 not within"},
+        {16 + 8 * 5 + 4 + 25 + 40, 2, 0x3C01, "weight 0 not within"}, /* just above 1 */
+        {16 + 8 * 5 + 4 + 25 + 42, 2, 0x7C00, "weight 1 not within"}, /* +inf */
+        {16 + 8 * 5 + 4 + 25 + 58, 2, 0xFE00, "weight 9 not within"}, /* NaN */
+        {16 + 8 * 5 + 4 + 25 + 58, 2, 0x8001, "weight 9 not within"}, /* negative */
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        memcpy(b, data, size);
+        for (int k = 0; k < edits[i].width; k++)
+            b[sec + edits[i].off + (size_t)k] = (uint8_t)(edits[i].v >> (8 * k));
+        reseal(b, size);
+        m = NULL;
+        CHECK(rtr_load_mem(b, size, &m) == HEARTH_ERR_FORMAT && !m);
+        CHECKF(has(hearth_last_error(), edits[i].msg), "knn edit %zu: %s", i, hearth_last_error());
+    }
+    free(b);
+    check_extra_bytes(data, size, 2);
+}
+
+static void test_knn(void) {
+    rtr_dataset d;
+    rtr_dataset_init(&d);
+    knn_rows(&d);
+    rtr_train_params p = knn_params();
+    rtr_model *m = NULL, *m2 = NULL;
+    REQUIRE(!rtr_train(&d, NULL, 0, &p, &m));
+    CHECK(rtr_knn_k(m) == 2 && rtr_knn_weight(m) == 0.5);
+    char d1[1024], d2[1024];
+    rtr_describe(m, d1, sizeof d1);
+    CHECKF(has(d1, "2 most similar of 5 training prompts (tf-idf of words, 5 terms"), "%s", d1);
+    knn_by_hand(m);
+
+    /* version 3: read back to the same scores and the same bytes */
+    uint8_t *data, *data2, *data3;
+    size_t size, size2, size3;
+    REQUIRE(!rtr_save_mem(m, &data, &size));
+    CHECK(data[8] == 3);
+    REQUIRE(!rtr_load_mem(data, size, &m2));
+    knn_by_hand(m2);
+    static const char *const probe[] = {"apple banana", "dog", "", "fish apple cherry cherry"};
+    for (size_t i = 0; i < sizeof probe / sizeof probe[0]; i++) {
+        double a, c;
+        CHECK(!rtr_score(m, probe[i], strlen(probe[i]), &a));
+        CHECK(!rtr_score(m2, probe[i], strlen(probe[i]), &c) && a == c);
+    }
+    rtr_describe(m2, d2, sizeof d2);
+    CHECK(!strcmp(d1, d2));
+    REQUIRE(!rtr_save_mem(m2, &data3, &size3));
+    CHECK(size3 == size && !memcmp(data, data3, size));
+    free(data3);
+    rtr_free(m2);
+    /* the same with three threads */
+    p.n_threads = 3;
+    REQUIRE(!rtr_train(&d, NULL, 0, &p, &m2));
+    REQUIRE(!rtr_save_mem(m2, &data3, &size3));
+    CHECK(size3 == size && !memcmp(data, data3, size));
+    free(data3);
+    rtr_free(m2);
+
+    /* k 0: version 2, the same bytes but the version and without the part */
+    p = knn_params();
+    p.knn_k = 0;
+    REQUIRE(!rtr_train(&d, NULL, 0, &p, &m2));
+    CHECK(rtr_knn_k(m2) == 0 && rtr_knn_weight(m2) == 0);
+    uint32_t one = 1;
+    double e, kn;
+    CHECK(rtr_knn_parts(m2, "x", 1, &one, 1, &e, &kn) == HEARTH_ERR_INVALID_ARG);
+    REQUIRE(!rtr_save_mem(m2, &data2, &size2));
+    CHECK(data2[8] == 2 && size2 < size && !memcmp(data2 + 12, data + 12, size2 - 16));
+    rtr_free(m2);
+    knn_damaged(data, size, size2 - 4);
+    free(data2);
+    free(data);
+
+    /* bad settings are refused */
+    p = knn_params();
+    p.knn_k = 1001;
+    CHECK(rtr_train(&d, NULL, 0, &p, &m2) == HEARTH_ERR_INVALID_ARG);
+    p = knn_params();
+    p.knn_weight = 1.5;
+    CHECK(rtr_train(&d, NULL, 0, &p, &m2) == HEARTH_ERR_INVALID_ARG);
+    p = knn_params();
+    p.knn_bits = 25;
+    CHECK(rtr_train(&d, NULL, 0, &p, &m2) == HEARTH_ERR_INVALID_ARG);
+    rtr_free(m);
+    rtr_dataset_fini(&d);
 }
 
 /* ------------------------------------------------------------ the ledger */
@@ -822,6 +1031,35 @@ static void test_cli(void) {
              HEARTH_BINARY, tmp_path("ledger.db"));
     CHECKF(run_cmd(cmd, out, sizeof out) == 0 && has(out, "of 3 checked answers local"), "%s", out);
 
+    /* two groups: the subject part, and by default the neighbours part
+     * (version 3); --knn 0 writes version 2 */
+    const char *two = tmp_path("two.jsonl");
+    f = fopen(two, "w");
+    REQUIRE(f);
+    for (int i = 0; i < 60; i++)
+        fprintf(
+            f, "{\"prompt\":\"%s %s %s\",\"weak_ok\":%s,\"strong_ok\":true,\"group\":\"t_%c\"}\n",
+            filler[test_rand_u64(&seed) % 12], i % 2 ? "orbit" : "oven",
+            filler[test_rand_u64(&seed) % 12], i % 4 == 1 ? "false" : "true", i % 2 ? 'a' : 'b');
+    fclose(f);
+    for (int knn = 0; knn < 2; knn++) {
+        snprintf(cmd, sizeof cmd,
+                 "%s router train --data %s -o %s --hash-bits 12 --iters 20 %s -q 2>&1",
+                 HEARTH_BINARY, two, rtr, knn ? "--knn 7 --knn-weight 0.25" : "--knn 0");
+        CHECKF(run_cmd(cmd, out, sizeof out) == 0, "%s", out);
+        uint8_t head[12] = {0};
+        f = fopen(rtr, "rb");
+        REQUIRE(f && fread(head, 1, 12, f) == 12);
+        fclose(f);
+        CHECKF(head[8] == (knn ? 3 : 2), "--knn %d: version %d", knn ? 7 : 0, head[8]);
+        REQUIRE(!rtr_load(rtr, &m));
+        CHECK(rtr_knn_k(m) == (knn ? 7u : 0u) && rtr_knn_weight(m) == (knn ? 0.25 : 0));
+        rtr_free(m);
+    }
+    snprintf(cmd, sizeof cmd, "%s router train --data %s -o %s --knn-weight 2 2>&1", HEARTH_BINARY,
+             two, rtr);
+    CHECKF(run_cmd(cmd, out, sizeof out) == 2 && has(out, "--knn-weight"), "%s", out);
+
     /* errors say what and where */
     const char *bad = tmp_path("broken.csv");
     write_file(bad, "prompt,weak_ok,strong_ok\nx,True\n");
@@ -916,6 +1154,27 @@ static int write_corpus(const char *dir) {
     write_seed(dir, "file_subject", 0, data, size);
     free(data);
     rtr_free(m);
+    /* version 3 files: with the neighbours part, on the same rows and on the
+     * six rows of test_knn */
+    p.knn_k = 5;
+    p.knn_weight = 0.3;
+    p.knn_bits = 16;
+    REQUIRE(!rtr_train(&d, NULL, 0, &p, &m));
+    REQUIRE(!rtr_save_mem(m, &data, &size) && data[8] == 3);
+    write_seed(dir, "file_knn", 0, data, size);
+    free(data);
+    rtr_free(m);
+    rtr_dataset_fini(&d);
+    rtr_dataset_init(&d);
+    knn_rows(&d);
+    p = knn_params();
+    p.max_iter = 20, p.subject_iter = 20;
+    REQUIRE(!rtr_train(&d, NULL, 0, &p, &m));
+    rtr_set_threshold(m, 0.05, 0.5);
+    REQUIRE(!rtr_save_mem(m, &data, &size) && data[8] == 3);
+    write_seed(dir, "file_knn_tiny", 0, data, size);
+    free(data);
+    rtr_free(m);
     rtr_dataset_fini(&d);
     static const char csv[] = "prompt,weak_ok,strong_ok\n\"a, \"\"b\"\"\nc\",True,False\r\n,,\n";
     write_seed(dir, "csv_tricky", 1, csv, sizeof csv - 1);
@@ -941,6 +1200,7 @@ int main(int argc, char **argv) {
     test_file(m);
     rtr_free(m);
     test_subject();
+    test_knn();
     test_ledger();
     test_cli();
     int skip = test_routellm();

@@ -46,6 +46,10 @@ static const char router_usage[] =
     "  --subject-bits N --subject-l2 X --subject-chars MAX --subject-iters N   its settings\n"
     "  --subject-head-weight H   the heads' weight for groups of a benchmark with several\n"
     "                        groups (MMLU subjects; a benchmark of one group: 1)\n"
+    "  --knn K               the neighbours part (with the subject part): the subject's rate\n"
+    "                        moves toward the mean gain of the K most similar training prompts\n"
+    "                        (0: none; the file then holds no bag of words of any prompt)\n"
+    "  --knn-weight A        how far (0..1)   --knn-bits N   its hashed word space (12..24)\n"
     "  --from-ledger DB      labels from the gateway's ledger (see docs/router.md)\n";
 
 /* Collects FILE... after --data: every following argument not starting with
@@ -164,7 +168,15 @@ static int parse(int argc, char **argv, rcli *c) {
             bad = *end || !(c->tp.subject_l2 >= 0);
         } else if (!strcmp(a, "--subject-bits"))
             bad = !parse_uint(v, &c->tp.subject_bits);
-        else if (!strcmp(a, "--subject-chars"))
+        else if (!strcmp(a, "--knn"))
+            bad = !parse_uint(v, &c->tp.knn_k);
+        else if (!strcmp(a, "--knn-bits"))
+            bad = !parse_uint(v, &c->tp.knn_bits);
+        else if (!strcmp(a, "--knn-weight")) {
+            char *end;
+            c->tp.knn_weight = strtod(v, &end);
+            bad = *end || !(c->tp.knn_weight >= 0 && c->tp.knn_weight <= 1);
+        } else if (!strcmp(a, "--subject-chars"))
             bad = !parse_uint(v, &c->tp.subject_chars);
         else if (!strcmp(a, "--subject-iters")) {
             unsigned n;
@@ -238,10 +250,11 @@ static void tune_log(void *user, const rtr_train_params *p, double apgr) {
     if (c->quiet) return;
     fprintf(stderr,
             "  candidate: target %-12s l2 %-7g smooth %.2f item %.2f l2-item %-7g word 1..%u "
-            "char %u..%u dense %d bits %u subject %g -> cross-validated APGR %.4f\n",
+            "char %u..%u dense %d bits %u subject %g knn %u (weight %g) -> cross-validated "
+            "APGR %.4f\n",
             p->target == RTR_TARGET_GAIN ? "gain" : "needs-strong", p->l2, p->group_smooth,
             p->item_weight, p->l2_item, p->word_ngrams, p->char_min, p->char_max, p->dense,
-            p->hash_bits, p->subject_weight, apgr);
+            p->hash_bits, p->subject_weight, p->knn_k, p->knn_weight, apgr);
 }
 
 /* Trains on the given rows (all when NULL), with tuning when asked. */

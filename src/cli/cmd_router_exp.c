@@ -205,46 +205,130 @@ static int write_split(const rcli *c, const rtr_dataset *d, const size_t *rows, 
     return ok ? 0 : 1;
 }
 
+/* APGR and CPT(50 %) of out-of-fold scores s[i] (rows in `order`) on MMLU
+ * (r[0]) and on the rest (r[1], GSM8K); NaN where there are none. */
+static void bench_metrics(const rtr_dataset *d, const size_t *order, size_t n, const double *s,
+                          double r[2][2]) {
+    double *sb = malloc((n ? n : 1) * sizeof *sb);
+    bool *wk = malloc(n ? n : 1), *st = malloc(n ? n : 1);
+    r[0][0] = r[0][1] = r[1][0] = r[1][1] = NAN;
+    for (int b = 0; sb && wk && st && b < 2; b++) { /* 0: mmlu, 1: the rest */
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            const rtr_example *x = &d->ex[order[i]];
+            char g[128];
+            rtr_group_source(d->groups[x->group], g, sizeof g);
+            if ((strcmp(g, "mmlu") == 0) != (b == 0)) continue;
+            sb[m] = s[i];
+            wk[m] = x->weak_ok;
+            st[m++] = x->strong_ok;
+        }
+        rtr_metrics mt;
+        if (m && !rtr_metrics_compute(sb, wk, st, m, &mt)) r[b][0] = mt.apgr, r[b][1] = mt.cpt50;
+    }
+    free(sb), free(wk), free(st);
+}
+
 /* With --dev and a subject part trained with --subject-head-weight 0 (so that
  * part [3] is P(a group alone in its benchmark | text)): the cross-validated
  * figures of the blends a*subject + (P1 + (1 - P1)*h)*(heads + c*plain-label
  * heads) over a small grid, from the out-of-fold parts of each training row
- * (rows in `order`). */
+ * (rows in `order`; the subject part without the neighbours). */
 static void dev_blends(const rtr_dataset *d, const size_t *order, size_t n, const double *parts) {
     static const double as[] = {0, 0.125, 0.25, 0.5, 1, 2}, hs[] = {0, 0.125, 0.25, 0.5, 1},
                         cs[] = {0, 0.5, 1};
     double *s = malloc((n ? n : 1) * sizeof *s);
-    bool *wk = malloc(n ? n : 1), *st = malloc(n ? n : 1);
-    if (!s || !wk || !st) goto done;
+    if (!s) return;
     printf("Blends a*subject + (P1 + (1-P1)*h)*(heads + c*plain-label heads), out of fold:\n"
            "      a      h     c   MMLU APGR  CPT(50%%)  GSM8K APGR  mean\n");
     for (size_t ia = 0; ia < sizeof as / sizeof as[0]; ia++)
         for (size_t ih = 0; ih < sizeof hs / sizeof hs[0]; ih++)
             for (size_t ic = 0; ic < sizeof cs / sizeof cs[0]; ic++) {
-                double r[2][2] = {{NAN, NAN}, {NAN, NAN}};
-                for (int b = 0; b < 2; b++) { /* 0: mmlu, 1: the rest */
-                    size_t m = 0;
-                    for (size_t i = 0; i < n; i++) {
-                        const rtr_example *x = &d->ex[order[i]];
-                        char g[128];
-                        rtr_group_source(d->groups[x->group], g, sizeof g);
-                        if ((strcmp(g, "mmlu") == 0) != (b == 0)) continue;
-                        const double *p = parts + 4 * i;
-                        s[m] =
-                            as[ia] * p[0] + (p[3] + (1 - p[3]) * hs[ih]) * (p[1] + cs[ic] * p[2]);
-                        wk[m] = x->weak_ok;
-                        st[m++] = x->strong_ok;
-                    }
-                    rtr_metrics mt;
-                    if (m && !rtr_metrics_compute(s, wk, st, m, &mt))
-                        r[b][0] = mt.apgr, r[b][1] = mt.cpt50;
+                double r[2][2];
+                for (size_t i = 0; i < n; i++) {
+                    const double *p = parts + 4 * i;
+                    s[i] = as[ia] * p[0] + (p[3] + (1 - p[3]) * hs[ih]) * (p[1] + cs[ic] * p[2]);
                 }
+                bench_metrics(d, order, n, s, r);
                 printf("  %5g %6g %5g   %7.4f   %6.1f %%   %7.4f   %7.4f\n", as[ia], hs[ih], cs[ic],
                        r[0][0], 100 * r[0][1], r[1][0], (r[0][0] + r[1][0]) / 2);
             }
-done:
     putchar('\n');
-    free(s), free(wk), free(st);
+    free(s);
+}
+
+/* The neighbours' K and weights that --dev compares. */
+static const uint32_t dev_ks[] = {50, 100, 200};
+static const double dev_kw[] = {0, 0.3, 0.5, 0.7};
+enum { DEV_NK = sizeof dev_ks / sizeof dev_ks[0], DEV_NW = sizeof dev_kw / sizeof dev_kw[0] };
+
+/* With a neighbours part: the out-of-fold figures of the model's score with
+ * the subject part's rate E moved to E + a*(kn - E), kn over the K nearest
+ * (knn[i] holds E, then kn for each of dev_ks), for a on MMLU and GSM8K alike
+ * and, in the last column, for a on MMLU and 0 on GSM8K. */
+static void dev_knn_blends(const rtr_dataset *d, const size_t *order, size_t n, const double *parts,
+                           const double *knn, double subject_weight) {
+    double *s = malloc((n ? n : 1) * sizeof *s), r0[2][2] = {{NAN, NAN}, {NAN, NAN}};
+    if (!s) return;
+    printf("Neighbours: subject rate E -> E + a*(kn - E), kn the similarity-weighted mean gain "
+           "of the K nearest, out of fold:\n"
+           "      K     a   MMLU APGR  CPT(50%%)  GSM8K APGR  mean     mean (a on MMLU only)\n");
+    for (size_t ik = 0; ik < DEV_NK; ik++)
+        for (size_t iw = 0; iw < DEV_NW; iw++) {
+            double r[2][2];
+            for (size_t i = 0; i < n; i++) {
+                const double *p = parts + 4 * i, *q = knn + (1 + DEV_NK) * i;
+                double e = q[0] + dev_kw[iw] * (q[1 + ik] - q[0]);
+                s[i] = subject_weight * e + p[3] * (p[1] + p[2]);
+            }
+            bench_metrics(d, order, n, s, r);
+            if (iw == 0) memcpy(r0, r, sizeof r0);
+            printf("  %5u %5g   %7.4f   %6.1f %%   %7.4f   %7.4f  %7.4f\n", dev_ks[ik], dev_kw[iw],
+                   r[0][0], 100 * r[0][1], r[1][0], (r[0][0] + r[1][0]) / 2,
+                   (r[0][0] + r0[1][0]) / 2);
+        }
+    putchar('\n');
+    free(s);
+}
+
+/* The out-of-fold neighbours figures of one fold's validation rows: into
+ * knn[(1 + DEV_NK) * i] the subject part's rate E and kn for each of dev_ks,
+ * and E (without the neighbours) into parts[4 * i], as dev_blends wants it.
+ * Returns false when scoring failed (reported). */
+static bool dev_knn_parts(const rtr_model *m, const rtr_dataset *d, const size_t *val, size_t n_val,
+                          double *parts, double *knn) {
+    for (size_t i = 0; i < n_val; i++) {
+        const rtr_example *x = &d->ex[val[i]];
+        double *q = knn + (1 + DEV_NK) * i;
+        if (rtr_knn_parts(m, x->prompt, x->prompt_len, dev_ks, DEV_NK, &q[0], &q[1])) {
+            cli_fail("router", "neighbours");
+            return false;
+        }
+        parts[4 * i] = q[0];
+    }
+    return true;
+}
+
+/* --dump: the out-of-fold scores and parts, one JSON line a training row,
+ * for analysis elsewhere (with the row's id, its fold and, with a neighbours
+ * part, E and kn for each of dev_ks). */
+static void dev_dump(const char *path, const rtr_dataset *d, const size_t *order, size_t n,
+                     const double *s, const double *b, const double *parts, const double *knn) {
+    FILE *f = fopen(path, "w");
+    for (size_t i = 0; f && i < n; i++) {
+        const rtr_example *x = &d->ex[order[i]];
+        fprintf(f,
+                "{\"group\":\"%s\",\"id\":%s,\"fold\":%u,\"weak_ok\":%d,\"strong_ok\":%d,"
+                "\"score\":%.9g,\"baseline\":%.9g,\"len\":%zu,\"parts\":[%.9g,%.9g,%.9g]",
+                d->groups[x->group], x->id,
+                rtr_split_bucket("hearth-router-dev", x->prompt, x->prompt_len) * 5 / 100,
+                x->weak_ok, x->strong_ok, s[i], b[i], x->prompt_len, parts[4 * i], parts[4 * i + 1],
+                parts[4 * i + 2]);
+        for (size_t j = 0; knn && j <= DEV_NK; j++)
+            fprintf(f, "%s%.9g", j ? "," : ",\"knn\":[", knn[(1 + DEV_NK) * i + j]);
+        fputs(knn ? "]}\n" : "}\n", f);
+    }
+    if (!f || fclose(f)) fprintf(stderr, "hearth router: cannot write %s\n", path);
 }
 
 /* --dev: 5-fold cross-validation inside the training part (the held-out part
@@ -256,9 +340,11 @@ static int dev_folds(rcli *c, rtr_dataset *d, const size_t *tr, size_t n_tr) {
     size_t *order = malloc(n_tr * sizeof *order);
     double *s = malloc(n_tr * sizeof *s), *b = malloc(n_tr * sizeof *b);
     double *parts = malloc(4 * n_tr * sizeof *parts), *pr = malloc(256 * sizeof *pr);
+    double *knn = malloc((1 + DEV_NK) * n_tr * sizeof *knn);
     size_t n_done = 0, n_mmlu = 0, n_top1 = 0;
+    bool have_knn = true;
     int rc = 1;
-    if (!fit || !val || !order || !s || !b || !parts || !pr) goto done;
+    if (!fit || !val || !order || !s || !b || !parts || !pr || !knn) goto done;
     for (unsigned k = 0; k < K; k++) {
         size_t n_fit = 0, n_val = 0;
         for (size_t i = 0; i < n_tr; i++) {
@@ -280,6 +366,12 @@ static int dev_folds(rcli *c, rtr_dataset *d, const size_t *tr, size_t n_tr) {
                 free(sk);
                 sk = NULL;
             }
+        have_knn = have_knn && rtr_knn_k(m);
+        if (sk && have_knn &&
+            !dev_knn_parts(m, d, val, n_val, parts + 4 * n_done, knn + (1 + DEV_NK) * n_done)) {
+            free(sk);
+            sk = NULL;
+        }
         /* the subject classifier's top-1 accuracy on MMLU's out-of-fold rows */
         size_t nc = rtr_subject_classes(m);
         for (size_t i = 0; sk && nc && nc <= 256 && i < n_val; i++) {
@@ -302,18 +394,7 @@ static int dev_folds(rcli *c, rtr_dataset *d, const size_t *tr, size_t n_tr) {
         memcpy(order + n_done, val, n_val * sizeof *val);
         n_done += n_val;
     }
-    if (c->dump) { /* the out-of-fold scores, for analysis elsewhere */
-        FILE *f = fopen(c->dump, "w");
-        for (size_t i = 0; f && i < n_done; i++) {
-            const rtr_example *x = &d->ex[order[i]];
-            fprintf(f,
-                    "{\"group\":\"%s\",\"weak_ok\":%d,\"strong_ok\":%d,\"score\":%.9g,"
-                    "\"baseline\":%.9g,\"len\":%zu,\"parts\":[%.9g,%.9g,%.9g]}\n",
-                    d->groups[x->group], x->weak_ok, x->strong_ok, s[i], b[i], x->prompt_len,
-                    parts[4 * i], parts[4 * i + 1], parts[4 * i + 2]);
-        }
-        if (!f || fclose(f)) fprintf(stderr, "hearth router: cannot write %s\n", c->dump);
-    }
+    if (c->dump) dev_dump(c->dump, d, order, n_done, s, b, parts, have_knn ? knn : NULL);
     printf("Development: %d-fold cross-validation inside the training part (%zu prompts):\n\n", K,
            n_done);
     if (n_mmlu)
@@ -322,9 +403,10 @@ static int dev_folds(rcli *c, rtr_dataset *d, const size_t *tr, size_t n_tr) {
                100.0 * (double)n_top1 / (double)n_mmlu, n_mmlu);
     if (c->tp.subject_weight > 0 && c->tp.subject_head_weight == 0)
         dev_blends(d, order, n_done, parts);
+    if (have_knn) dev_knn_blends(d, order, n_done, parts, knn, c->tp.subject_weight);
     rc = rcli_report(stdout, d, order, n_done, s, b);
 done:
-    free(fit), free(val), free(order), free(s), free(b), free(parts), free(pr);
+    free(fit), free(val), free(order), free(s), free(b), free(parts), free(pr), free(knn);
     return rc;
 }
 

@@ -57,7 +57,8 @@ double rtr_calibrated_local_share(const rtr_model *m);
 void rtr_set_threshold(rtr_model *m, double threshold, double local_share);
 
 /* The score of one prompt split into its parts, for analysis: [0] the subject
- * part's expected rate sum_g P(g | text) * rate(g) (0 without a subject part),
+ * part's expected rate E = sum_g P(g | text) * rate(g) (0 without a subject
+ * part; with a neighbours part, E + knn_weight * (kn - E)),
  * [1] the first head set, [2] the plain-label heads (item_weight), [3] the
  * heads' multiplier sum_g P(g | text) * head_weight(g) (1 without a subject
  * part); the score is subject_weight*[0] + [3]*([1] + [2]). */
@@ -70,6 +71,17 @@ hearth_err rtr_subject_probs(const rtr_model *m, const char *text, size_t len, d
  * one does nothing. */
 double rtr_subject_weight(const rtr_model *m);
 void rtr_set_subject_weight(rtr_model *m, double w);
+
+/* The neighbours part (file format version 3), for analysis: the subject
+ * part's expected rate E before the blend into *expect, and into kn[j] the
+ * similarity-weighted mean gain of the prompt's ks[j] most similar training
+ * prompts (E where none has a positive similarity). Fails on a model without
+ * the part. */
+hearth_err rtr_knn_parts(const rtr_model *m, const char *text, size_t len, const uint32_t *ks,
+                         size_t n_k, double *expect, double *kn);
+/* Its K and weight (0 without a neighbours part). */
+unsigned rtr_knn_k(const rtr_model *m);
+double rtr_knn_weight(const rtr_model *m);
 
 /* A one-line human-readable description (target, features, heads, threshold). */
 void rtr_describe(const rtr_model *m, char *buf, size_t cap);
@@ -212,6 +224,13 @@ typedef struct rtr_train_params {
     double subject_head_weight; /* how much the heads count for a group of a benchmark with
                                    several groups (a benchmark of one group: 1) */
     int subject_iter;           /* its L-BFGS iterations */
+    /* The neighbours part (file format version 3; with the subject part
+     * only): the training prompts as tf-idf vectors of hashed words, and the
+     * subject part's expected rate E becomes E + knn_weight * (kn - E), kn the
+     * similarity-weighted mean gain of the knn_k most similar. 0: none. */
+    unsigned knn_k;    /* 0..1000 */
+    double knn_weight; /* 0..1 */
+    unsigned knn_bits; /* its hashed word space, 12..24 */
 } rtr_train_params;
 
 rtr_train_params rtr_train_default_params(void);

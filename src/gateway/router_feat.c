@@ -12,6 +12,9 @@
  * block is scaled to unit L2 norm so that long prompts do not dominate.
  * Hashes are FNV-1a 64 mixed by splitmix64's finalizer, computed on bytes so
  * that a router file scores the same on every platform.
+ * rtr_featurize_words is the neighbours part's view of the same tokens: word
+ * unigrams only (no punctuation, shapes or n-grams), valued 1 + ln(count),
+ * unnormalized (router_knn.c weighs them by idf).
  */
 #include "router_impl.h"
 
@@ -117,8 +120,9 @@ static int cmp_u64(const void *a, const void *b) {
 }
 
 /* Turns the hashes gathered in scratch into one block of features: counts
- * equal hashes, values 1 + ln(count), scaled to unit L2 norm when `norm`. */
-static hearth_err flush_block(rtr_fvec *f, uint32_t mask, bool norm) {
+ * equal hashes, values 1 + ln(count) when `log_count` (else 1), scaled to
+ * unit L2 norm when `norm`. */
+static hearth_err flush_block(rtr_fvec *f, uint32_t mask, bool log_count, bool norm) {
     hearth_err e = HEARTH_OK;
     size_t n = f->scratch_n, first = f->n;
     if (n > 1) qsort(f->scratch, n, sizeof *f->scratch, cmp_u64);
@@ -126,7 +130,7 @@ static hearth_err flush_block(rtr_fvec *f, uint32_t mask, bool norm) {
     for (size_t i = 0; i < n && !e;) {
         size_t j = i + 1;
         while (j < n && f->scratch[j] == f->scratch[i]) j++;
-        double v = norm ? 1.0 + log((double)(j - i)) : 1.0;
+        double v = log_count ? 1.0 + log((double)(j - i)) : 1.0;
         ss += v * v;
         e = push_feature(f, (uint32_t)(f->scratch[i] & mask), (float)v);
         i = j;
@@ -352,33 +356,67 @@ static hearth_err merge_buckets(rtr_fvec *f) {
     return HEARTH_OK;
 }
 
-hearth_err rtr_featurize(const rtr_feat_cfg *cfg, const char *text, size_t len, rtr_fvec *f) {
-    hearth_err e = HEARTH_OK;
-    if (len > RTR_MAX_TEXT_BYTES) len = RTR_MAX_TEXT_BYTES;
+/* The lowercased copy of the text (at most RTR_MAX_TEXT_BYTES) and its
+ * tokens. */
+typedef struct toks {
+    char *lo;
+    tok *t;
+    size_t n;
+} toks;
+
+/* Fills k from the text (its length clipped in *len) and empties f. */
+static hearth_err toks_get(const char *text, size_t *len, rtr_fvec *f, toks *k) {
+    size_t n = *len < RTR_MAX_TEXT_BYTES ? *len : RTR_MAX_TEXT_BYTES;
     f->n = 0;
     f->scratch_n = 0;
-    char *lo = malloc(len + 1);
+    k->lo = malloc(n + 1);
     /* a token has at least one byte */
-    tok *t = malloc((len < FEAT_MAX_TOKENS ? len + 1 : FEAT_MAX_TOKENS) * sizeof *t);
-    if (!lo || !t) {
-        e = hr_fail(HEARTH_ERR_NOMEM, "router: out of memory (features)");
-        goto done;
+    k->t = malloc((n < FEAT_MAX_TOKENS ? n + 1 : FEAT_MAX_TOKENS) * sizeof *k->t);
+    if (!k->lo || !k->t) {
+        free(k->lo);
+        free(k->t);
+        return hr_fail(HEARTH_ERR_NOMEM, "router: out of memory (features)");
     }
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < n; i++) {
         char c = text[i];
-        lo[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+        k->lo[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
     }
-    lo[len] = '\0';
-    size_t n_tok = tokenize(lo, len, t);
+    k->lo[n] = '\0';
+    k->n = tokenize(k->lo, n, k->t);
+    *len = n;
+    return HEARTH_OK;
+}
+
+static void toks_free(toks *k) {
+    free(k->lo);
+    free(k->t);
+}
+
+hearth_err rtr_featurize(const rtr_feat_cfg *cfg, const char *text, size_t len, rtr_fvec *f) {
+    toks k;
+    hearth_err e = toks_get(text, &len, f, &k);
+    if (e) return e;
     uint32_t mask = (uint32_t)((1u << cfg->hash_bits) - 1);
-    dense_numbers(text, len, t, n_tok, f->dense);
-    if (cfg->word_ngrams && !(e = word_block(cfg, f, lo, t, n_tok))) e = flush_block(f, mask, true);
-    if (!e && cfg->char_max && !(e = char_block(cfg, f, lo, t, n_tok)))
-        e = flush_block(f, mask, true);
-    if (!e && cfg->dense && !(e = meta_block(f, f->dense))) e = flush_block(f, mask, false);
+    dense_numbers(text, len, k.t, k.n, f->dense);
+    if (cfg->word_ngrams && !(e = word_block(cfg, f, k.lo, k.t, k.n)))
+        e = flush_block(f, mask, true, true);
+    if (!e && cfg->char_max && !(e = char_block(cfg, f, k.lo, k.t, k.n)))
+        e = flush_block(f, mask, true, true);
+    if (!e && cfg->dense && !(e = meta_block(f, f->dense))) e = flush_block(f, mask, false, false);
     if (!e) e = merge_buckets(f);
-done:
-    free(lo);
-    free(t);
+    toks_free(&k);
+    return e;
+}
+
+hearth_err rtr_featurize_words(uint32_t bits, const char *text, size_t len, rtr_fvec *f) {
+    toks k;
+    hearth_err e = toks_get(text, &len, f, &k);
+    if (e) return e;
+    for (size_t i = 0; i < k.n && !e; i++)
+        if (k.t[i].word) e = push_hash(f, k.t[i].h);
+    if (!e) e = flush_block(f, (uint32_t)((1u << bits) - 1), true, false);
+    if (!e) e = merge_buckets(f);
+    memset(f->dense, 0, sizeof f->dense);
+    toks_free(&k);
     return e;
 }

@@ -52,6 +52,34 @@ typedef struct rtr_subject {
     float *w;      /* [2^cfg.hash_bits][n], bucket-major (one bucket's n weights together) */
 } rtr_subject;
 
+/* The neighbours part (file format version 3; router_knn.c): every labeled
+ * training row as an L2-normalized tf-idf vector over hashed word unigrams
+ * (2^bits buckets; idf ln(N/df) from the training rows, buckets in fewer than
+ * two rows or in all of them dropped), with its gain strong_ok - weak_ok. A
+ * prompt's kn is the similarity-weighted mean gain of its k most
+ * cosine-similar rows (similarities clipped at 0); the subject part's
+ * expected rate E becomes E + weight * (kn - E). The loaded part is never
+ * written to: scoring only reads it. */
+enum { RTR_KNN_MAX_K = 1000, RTR_KNN_MIN_BITS = 12, RTR_KNN_MAX_BITS = 24 };
+
+typedef struct rtr_knn {
+    uint32_t k; /* 0: no neighbours part */
+    float weight;
+    uint32_t bits;
+    uint32_t n_terms;    /* buckets with an idf */
+    uint32_t *bucket;    /* [n_terms], strictly ascending, < 2^bits */
+    float *idf;          /* [n_terms], > 0 */
+    uint32_t n_rows;     /* stored rows (a row with no term left is not stored) */
+    uint32_t *row_start; /* [n_rows + 1] into term/w16 */
+    uint32_t *term;      /* [nnz]: indices into bucket/idf, strictly ascending in a row */
+    uint16_t *w16;       /* [nnz]: the row's weights, IEEE half precision, in (0, 1] */
+    int8_t *gain;        /* [n_rows]: -1, 0 or 1 */
+    /* the inverted index (rtr_knn_index): term t's rows, ascending, and weights */
+    uint32_t *post_start; /* [n_terms + 1] */
+    uint32_t *post_row;   /* [nnz] */
+    float *post_w;        /* [nnz] */
+} rtr_knn;
+
 struct rtr_model {
     rtr_feat_cfg cfg;
     uint32_t target; /* rtr_target */
@@ -59,6 +87,7 @@ struct rtr_model {
     float dense_mean[RTR_N_DENSE], dense_inv_std[RTR_N_DENSE];
     rtr_head heads[RTR_MAX_HEADS];
     rtr_subject subj;
+    rtr_knn knn; /* only with a subject part */
     double threshold, local_share;
 };
 
@@ -77,6 +106,10 @@ typedef struct rtr_fvec {
 
 void rtr_fvec_fini(rtr_fvec *f);
 hearth_err rtr_featurize(const rtr_feat_cfg *cfg, const char *text, size_t len, rtr_fvec *f);
+/* The neighbours part's features: the word tokens only (no punctuation,
+ * number shapes or n-grams) hashed into 2^bits buckets, valued 1 + ln(count),
+ * not normalized. */
+hearth_err rtr_featurize_words(uint32_t bits, const char *text, size_t len, rtr_fvec *f);
 
 /* A row-major sparse matrix of training examples over compacted columns. */
 typedef struct rtr_csr {
@@ -120,19 +153,40 @@ hearth_err rtr_softmax_fit(const rtr_csr *x, const uint32_t *y, uint32_t n_class
                            size_t n_reg, int max_iter, int n_threads, double *w);
 
 double rtr_sigmoid(double z);
+/* The first i in [lo, hi) with a[i] >= v (hi when none); a ascends. */
+size_t rtr_lower_bound(const uint32_t *a, size_t lo, size_t hi, uint32_t v);
 
 /* The score of a featurized prompt under the model (the pure part of
- * rtr_score, used by training to score validation rows). */
-double rtr_model_score_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fvec *fs);
-/* The same split into parts (see rtr_score_parts). fs: the prompt's subject
- * features (NULL when the model has no subject part). */
-void rtr_model_parts_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fvec *fs,
+ * rtr_score, used by training to score validation rows). fs: the prompt's
+ * subject features (NULL when the model has no subject part); kn: its
+ * neighbours' mean gain (rtr_model_kn; NaN: none, the subject part's rate
+ * stands). */
+double rtr_model_score_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fvec *fs, double kn);
+/* The same split into parts (see rtr_score_parts). */
+void rtr_model_parts_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fvec *fs, double kn,
                           double parts[4]);
+/* The prompt's kn under the model's neighbours part (its k neighbours); NaN
+ * without a part or without a neighbour of positive similarity. */
+hearth_err rtr_model_kn(const rtr_model *m, const char *text, size_t len, double *kn);
 /* P(c | text) into p[0..s->n). */
 void rtr_subject_probs_fvec(const rtr_subject *s, const rtr_fvec *fs, double *p);
 /* The subject part's expectations sum_c P(c | text) * rate[c] (*rate) and
  * sum_c P(c | text) * head_w[c] (*head_w); 0 and 1 without a subject part. */
 void rtr_subject_expect(const rtr_subject *s, const rtr_fvec *fs, double *rate, double *head_w);
 void rtr_subject_fini(rtr_subject *s);
+
+/* Fits the neighbours part on the labeled rows d->ex[rows[sel[i]]]. */
+hearth_err rtr_knn_fit(const rtr_dataset *d, const size_t *rows, const size_t *sel, size_t n_sel,
+                       uint32_t k, double weight, uint32_t bits, rtr_knn *kn);
+/* Builds the inverted index from the rows (after fitting or reading). */
+hearth_err rtr_knn_index(rtr_knn *kn);
+/* For the prompt's word features fw (rtr_featurize_words at kn->bits): the
+ * similarity-weighted mean gain of its top ks[j] rows (ties in similarity go
+ * to the earlier row) into mean[j], NaN when no row has a positive
+ * similarity. Allocates its own scratch: any number of threads may query one
+ * part. */
+hearth_err rtr_knn_means(const rtr_knn *kn, const rtr_fvec *fw, const uint32_t *ks, size_t n_k,
+                         double *mean);
+void rtr_knn_fini(rtr_knn *kn);
 
 #endif

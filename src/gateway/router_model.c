@@ -6,6 +6,7 @@
  * every float is finite, and a trailing FNV-1a checksum, before anything is
  * allocated from a count.
  */
+#include "kernels/kernels.h"
 #include "router_impl.h"
 
 #include <math.h>
@@ -15,10 +16,22 @@
 #include <unistd.h>
 
 static const char RTR_MAGIC[8] = {'H', 'R', 'T', 'H', 'R', 'O', 'U', 'T'};
-/* Version 1: heads only; version 2 adds the subject part after the heads. A
- * model without a subject part is written as version 1, byte for byte as
- * before. */
-enum { RTR_VERSION = 2, RTR_MAX_FILE_BYTES = 1 << 30, RTR_LAYOUT_LIST = 0, RTR_LAYOUT_TABLE = 1 };
+/* Version 1: heads only; version 2 adds the subject part after the heads;
+ * version 3 the neighbours part after that. A model without a neighbours
+ * part is written as version 2 (or 1 without a subject part), byte for byte
+ * as before. */
+enum { RTR_VERSION = 3, RTR_MAX_FILE_BYTES = 1 << 30, RTR_LAYOUT_LIST = 0, RTR_LAYOUT_TABLE = 1 };
+
+size_t rtr_lower_bound(const uint32_t *a, size_t lo, size_t hi, uint32_t v) {
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
 
 double rtr_sigmoid(double z) {
     if (z >= 0) return 1.0 / (1.0 + exp(-z));
@@ -33,6 +46,7 @@ void rtr_free(rtr_model *m) {
         free(m->heads[h].w);
     }
     rtr_subject_fini(&m->subj);
+    rtr_knn_fini(&m->knn);
     free(m);
 }
 
@@ -57,11 +71,16 @@ void rtr_describe(const rtr_model *m, char *buf, size_t cap) {
         n += snprintf(buf + n, cap - (size_t)n, " %+.3g*P(only %s right | smooth %.2f)",
                       m->heads[h].coef, m->heads[h].label ? "weak" : "strong", m->heads[h].smooth);
     if (m->subj.n && n > 0 && (size_t)n < cap)
+        n += snprintf(buf + n, cap - (size_t)n,
+                      "; subject part %+.3g*sum_c P(c | text)*rate(c) over %u classes (softmax on "
+                      "2^%u buckets, word n-grams 1..%u, char n-grams %u..%u)",
+                      m->subj.coef, m->subj.n, m->subj.cfg.hash_bits, m->subj.cfg.word_ngrams,
+                      m->subj.cfg.char_min, m->subj.cfg.char_max);
+    if (m->knn.k && n > 0 && (size_t)n < cap)
         snprintf(buf + n, cap - (size_t)n,
-                 "; subject part %+.3g*sum_c P(c | text)*rate(c) over %u classes (softmax on "
-                 "2^%u buckets, word n-grams 1..%u, char n-grams %u..%u)",
-                 m->subj.coef, m->subj.n, m->subj.cfg.hash_bits, m->subj.cfg.word_ngrams,
-                 m->subj.cfg.char_min, m->subj.cfg.char_max);
+                 "; neighbours part: rate + %.3g*(kn - rate), kn the mean gain of the %u most "
+                 "similar of %u training prompts (tf-idf of words, %u terms in 2^%u buckets)",
+                 m->knn.weight, m->knn.k, m->knn.n_rows, m->knn.n_terms, m->knn.bits);
 }
 
 static double head_logit(const rtr_model *m, const rtr_head *h, const rtr_fvec *f) {
@@ -74,61 +93,103 @@ static double head_logit(const rtr_model *m, const rtr_head *h, const rtr_fvec *
      * the (much longer) weight list */
     size_t lo = 0;
     for (size_t i = 0; i < f->n && lo < h->n_sparse; i++) {
-        uint32_t want = f->idx[i];
-        size_t a = lo, b = h->n_sparse;
-        while (a < b) {
-            size_t mid = a + (b - a) / 2;
-            if (h->idx[mid] < want)
-                a = mid + 1;
-            else
-                b = mid;
-        }
-        lo = a;
-        if (a < h->n_sparse && h->idx[a] == want) z += (double)h->w[a] * (double)f->val[i];
+        size_t a = lo = rtr_lower_bound(h->idx, lo, h->n_sparse, f->idx[i]);
+        if (a < h->n_sparse && h->idx[a] == f->idx[i]) z += (double)h->w[a] * (double)f->val[i];
     }
     return z;
 }
 
-void rtr_model_parts_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fvec *fs,
+void rtr_model_parts_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fvec *fs, double kn,
                           double parts[4]) {
     /* the first set is one head per label (two for the gain target); any
      * further heads are the plain-label ones of item_weight */
     uint32_t n_first = m->target == RTR_TARGET_GAIN ? 2 : 1;
     rtr_subject_expect(&m->subj, fs, &parts[0], &parts[3]);
+    if (m->subj.n && !isnan(kn)) parts[0] += (double)m->knn.weight * (kn - parts[0]);
     parts[1] = parts[2] = 0;
     for (uint32_t h = 0; h < m->n_heads; h++)
         parts[h < n_first ? 1 : 2] +=
             (double)m->heads[h].coef * rtr_sigmoid(head_logit(m, &m->heads[h], f));
 }
 
-double rtr_model_score_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fvec *fs) {
+double rtr_model_score_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fvec *fs, double kn) {
     double p[4];
-    rtr_model_parts_fvec(m, f, fs, p);
+    rtr_model_parts_fvec(m, f, fs, kn, p);
     /* heads first, in order, as version 1 summed them: same bits without a subject part */
     double s = p[1] + p[2];
     if (m->subj.n) s = (double)m->subj.coef * p[0] + p[3] * s;
     return s;
 }
 
+/* The neighbours' mean gains for ks[0..n_k) (NaN without a part). */
+static hearth_err model_knn_means(const rtr_model *m, const char *text, size_t len,
+                                  const uint32_t *ks, size_t n_k, double *kn) {
+    for (size_t j = 0; j < n_k; j++) kn[j] = NAN;
+    if (!m->knn.k) return HEARTH_OK;
+    rtr_fvec fw = {0};
+    hearth_err e = rtr_featurize_words(m->knn.bits, text, len, &fw);
+    if (!e) e = rtr_knn_means(&m->knn, &fw, ks, n_k, kn);
+    rtr_fvec_fini(&fw);
+    return e;
+}
+
+hearth_err rtr_model_kn(const rtr_model *m, const char *text, size_t len, double *kn) {
+    return model_knn_means(m, text, len, &m->knn.k, 1, kn);
+}
+
+/* What scoring reads from a text: the heads' and the subject part's features
+ * and the neighbours' mean gain. */
+typedef struct text_feats {
+    rtr_fvec f, fs;
+    double kn;
+} text_feats;
+
+static hearth_err text_feats_get(const rtr_model *m, const char *text, size_t len, text_feats *t) {
+    memset(t, 0, sizeof *t);
+    hearth_err e = rtr_featurize(&m->cfg, text, len, &t->f);
+    if (!e && m->subj.n) e = rtr_featurize(&m->subj.cfg, text, len, &t->fs);
+    if (!e) e = rtr_model_kn(m, text, len, &t->kn);
+    return e;
+}
+
+static void text_feats_fini(text_feats *t) {
+    rtr_fvec_fini(&t->f);
+    rtr_fvec_fini(&t->fs);
+}
+
 hearth_err rtr_score(const rtr_model *m, const char *text, size_t len, double *score) {
-    rtr_fvec f = {0}, fs = {0};
-    hearth_err e = rtr_featurize(&m->cfg, text, len, &f);
-    if (!e && m->subj.n) e = rtr_featurize(&m->subj.cfg, text, len, &fs);
-    if (!e) *score = rtr_model_score_fvec(m, &f, m->subj.n ? &fs : NULL);
-    rtr_fvec_fini(&f);
-    rtr_fvec_fini(&fs);
+    text_feats t;
+    hearth_err e = text_feats_get(m, text, len, &t);
+    if (!e) *score = rtr_model_score_fvec(m, &t.f, m->subj.n ? &t.fs : NULL, t.kn);
+    text_feats_fini(&t);
     return e;
 }
 
 hearth_err rtr_score_parts(const rtr_model *m, const char *text, size_t len, double parts[4]) {
-    rtr_fvec f = {0}, fs = {0};
-    hearth_err e = rtr_featurize(&m->cfg, text, len, &f);
-    if (!e && m->subj.n) e = rtr_featurize(&m->subj.cfg, text, len, &fs);
-    if (!e) rtr_model_parts_fvec(m, &f, m->subj.n ? &fs : NULL, parts);
-    rtr_fvec_fini(&f);
-    rtr_fvec_fini(&fs);
+    text_feats t;
+    hearth_err e = text_feats_get(m, text, len, &t);
+    if (!e) rtr_model_parts_fvec(m, &t.f, m->subj.n ? &t.fs : NULL, t.kn, parts);
+    text_feats_fini(&t);
     return e;
 }
+
+hearth_err rtr_knn_parts(const rtr_model *m, const char *text, size_t len, const uint32_t *ks,
+                         size_t n_k, double *expect, double *kn) {
+    if (!m->knn.k)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "router: the model has no neighbours part");
+    rtr_fvec fs = {0};
+    double hw;
+    hearth_err e = rtr_featurize(&m->subj.cfg, text, len, &fs);
+    if (!e) rtr_subject_expect(&m->subj, &fs, expect, &hw);
+    rtr_fvec_fini(&fs);
+    if (!e) e = model_knn_means(m, text, len, ks, n_k, kn);
+    for (size_t j = 0; !e && j < n_k; j++)
+        if (isnan(kn[j])) kn[j] = *expect;
+    return e;
+}
+
+unsigned rtr_knn_k(const rtr_model *m) { return m->knn.k; }
+double rtr_knn_weight(const rtr_model *m) { return m->knn.k ? m->knn.weight : 0; }
 
 size_t rtr_subject_classes(const rtr_model *m) { return m->subj.n; }
 
@@ -176,6 +237,10 @@ static void put_u32(wbuf *b, uint32_t v) {
     uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
     put(b, x, 4);
 }
+static void put_u16(wbuf *b, uint16_t v) {
+    uint8_t x[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    put(b, x, 2);
+}
 static void put_f32(wbuf *b, float f) {
     uint32_t v;
     memcpy(&v, &f, 4);
@@ -197,12 +262,29 @@ static uint32_t fnv32(const uint8_t *p, size_t n) {
     return h;
 }
 
+/* The neighbours part of a version 3 file. */
+static void put_knn(wbuf *b, const rtr_knn *kn) {
+    put_u32(b, kn->k);
+    put_f32(b, kn->weight);
+    put_u32(b, kn->bits);
+    put_u32(b, kn->n_terms);
+    for (uint32_t t = 0; t < kn->n_terms; t++) put_u32(b, kn->bucket[t]);
+    for (uint32_t t = 0; t < kn->n_terms; t++) put_f32(b, kn->idf[t]);
+    put_u32(b, kn->n_rows);
+    for (uint32_t r = 0; r < kn->n_rows; r++) put_u32(b, kn->row_start[r + 1] - kn->row_start[r]);
+    put(b, kn->gain, kn->n_rows);
+    uint32_t nnz = kn->row_start[kn->n_rows];
+    for (uint32_t j = 0; j < nnz; j++) put_u32(b, kn->term[j]);
+    for (uint32_t j = 0; j < nnz; j++) put_u16(b, kn->w16[j]);
+}
+
 hearth_err rtr_save_mem(const rtr_model *m, uint8_t **data, size_t *size) {
     wbuf b = {0};
     put(&b, RTR_MAGIC, sizeof RTR_MAGIC);
-    const uint32_t hdr[] = {m->subj.n ? 2u : 1u, m->cfg.hash_bits, m->cfg.word_ngrams,
-                            m->cfg.char_min,     m->cfg.char_max,  m->cfg.dense,
-                            m->target,           m->n_heads,       RTR_N_DENSE};
+    uint32_t version = m->subj.n ? (m->knn.k ? 3u : 2u) : 1u;
+    const uint32_t hdr[] = {version,         m->cfg.hash_bits, m->cfg.word_ngrams,
+                            m->cfg.char_min, m->cfg.char_max,  m->cfg.dense,
+                            m->target,       m->n_heads,       RTR_N_DENSE};
     for (size_t i = 0; i < sizeof hdr / sizeof hdr[0]; i++) put_u32(&b, hdr[i]);
     put_f64(&b, m->threshold);
     put_f64(&b, m->local_share);
@@ -242,6 +324,7 @@ hearth_err rtr_save_mem(const rtr_model *m, uint8_t **data, size_t *size) {
         size_t nw = ((size_t)1 << sj->cfg.hash_bits) * sj->n;
         for (size_t i = 0; i < nw; i++) put_f32(&b, sj->w[i]);
     }
+    if (version == 3) put_knn(&b, &m->knn);
     if (!b.oom) put_u32(&b, fnv32(b.p, b.n));
     if (b.oom) {
         free(b.p);
@@ -417,6 +500,88 @@ static hearth_err read_subject(rbuf *r, rtr_subject *sj) {
     return HEARTH_OK;
 }
 
+static hearth_err read_knn_rows(rbuf *r, rtr_knn *kn) {
+    hearth_err e = HEARTH_OK;
+    uint64_t need, nnz = 0;
+    if (!get_u32(r, &kn->n_rows)) return BAD("neighbours part: truncated before its row count");
+    if (!hr_mul_ok(kn->n_rows, 5, &need) || need > r->n - r->off)
+        return BAD("neighbours part: %u rows need %llu bytes, %zu left", kn->n_rows,
+                   (unsigned long long)need, r->n - r->off);
+    kn->row_start = malloc(((size_t)kn->n_rows + 1) * sizeof *kn->row_start);
+    kn->gain = malloc(kn->n_rows ? kn->n_rows : 1);
+    if (!kn->row_start || !kn->gain) return hr_fail(HEARTH_ERR_NOMEM, "router file: out of memory");
+    kn->row_start[0] = 0;
+    for (uint32_t i = 0; i < kn->n_rows; i++) {
+        uint32_t c;
+        get_u32(r, &c);
+        if (c < 1 || c > kn->n_terms)
+            return BAD("neighbours part: row %u has %u terms (1..%u)", i, c, kn->n_terms);
+        if ((nnz += c) > UINT32_MAX - 1) return BAD("neighbours part: too many terms in all");
+        kn->row_start[i + 1] = (uint32_t)nnz;
+    }
+    for (uint32_t i = 0; i < kn->n_rows; i++) {
+        int8_t g = (int8_t)r->p[r->off++];
+        if (g < -1 || g > 1) return BAD("neighbours part: row %u's gain %d (-1, 0 or 1)", i, g);
+        kn->gain[i] = g;
+    }
+    if (!hr_mul_ok(nnz, 6, &need) || need > r->n - r->off)
+        return BAD("neighbours part: %llu terms need %llu bytes, %zu left", (unsigned long long)nnz,
+                   (unsigned long long)need, r->n - r->off);
+    kn->term = malloc((nnz ? nnz : 1) * sizeof *kn->term);
+    kn->w16 = malloc((nnz ? nnz : 1) * sizeof *kn->w16);
+    if (!kn->term || !kn->w16) return hr_fail(HEARTH_ERR_NOMEM, "router file: out of memory");
+    for (uint32_t i = 0, j = 0; i < kn->n_rows; i++)
+        for (; j < kn->row_start[i + 1]; j++) {
+            get_u32(r, &kn->term[j]);
+            if (kn->term[j] >= kn->n_terms ||
+                (j > kn->row_start[i] && kn->term[j] <= kn->term[j - 1]))
+                return BAD("neighbours part: row %u's term %u out of order or range", i,
+                           kn->term[j]);
+        }
+    for (uint32_t j = 0; j < (uint32_t)nnz; j++) {
+        kn->w16[j] = (uint16_t)(r->p[r->off] | r->p[r->off + 1] << 8);
+        r->off += 2;
+        float w = kern_f16_to_f32(kn->w16[j]);
+        if (!(w > 0 && w <= 1)) return BAD("neighbours part: weight %u not within (0, 1]", j);
+    }
+    return HEARTH_OK;
+}
+
+/* The neighbours part of a version 3 file. */
+static hearth_err read_knn(rbuf *r, rtr_knn *kn) {
+    hearth_err e = HEARTH_OK;
+    uint32_t k, bits;
+    float w;
+    uint64_t need;
+    if (!get_u32(r, &k) || !get_f32(r, &w) || !get_u32(r, &bits) || !get_u32(r, &kn->n_terms))
+        return BAD("neighbours part truncated or its weight not finite");
+    if (k < 1 || k > RTR_KNN_MAX_K) return BAD("neighbours part: k %u (1..%d)", k, RTR_KNN_MAX_K);
+    if (!(w >= 0 && w <= 1)) return BAD("neighbours part: weight %g outside [0, 1]", (double)w);
+    if (bits < RTR_KNN_MIN_BITS || bits > RTR_KNN_MAX_BITS)
+        return BAD("neighbours part: bucket bits %u (%d..%d)", bits, RTR_KNN_MIN_BITS,
+                   RTR_KNN_MAX_BITS);
+    if (kn->n_terms > 1u << bits)
+        return BAD("neighbours part: %u terms in 2^%u buckets", kn->n_terms, bits);
+    if (!hr_mul_ok(kn->n_terms, 8, &need) || need > r->n - r->off)
+        return BAD("neighbours part: %u terms need %llu bytes, %zu left", kn->n_terms,
+                   (unsigned long long)need, r->n - r->off);
+    kn->bucket = malloc((kn->n_terms ? kn->n_terms : 1) * sizeof *kn->bucket);
+    kn->idf = malloc((kn->n_terms ? kn->n_terms : 1) * sizeof *kn->idf);
+    if (!kn->bucket || !kn->idf) return hr_fail(HEARTH_ERR_NOMEM, "router file: out of memory");
+    for (uint32_t t = 0; t < kn->n_terms; t++) {
+        get_u32(r, &kn->bucket[t]);
+        if (kn->bucket[t] >> bits || (t && kn->bucket[t] <= kn->bucket[t - 1]))
+            return BAD("neighbours part: bucket %u at %u out of order or range", kn->bucket[t], t);
+    }
+    /* ln(N / df) with at most 2^32 rows is below 23 */
+    for (uint32_t t = 0; t < kn->n_terms; t++)
+        if (!get_f32(r, &kn->idf[t]) || !(kn->idf[t] > 0 && kn->idf[t] <= 64))
+            return BAD("neighbours part: idf %u not within (0, 64]", t);
+    if ((e = read_knn_rows(r, kn))) return e;
+    kn->k = k, kn->weight = w, kn->bits = bits;
+    return rtr_knn_index(kn);
+}
+
 static hearth_err read_model(rbuf *r, rtr_model *m) {
     hearth_err e = HEARTH_OK;
     uint32_t hdr[9];
@@ -447,7 +612,8 @@ static hearth_err read_model(rbuf *r, rtr_model *m) {
     for (uint32_t h = 0; h < m->n_heads; h++)
         if ((e = read_head(r, m, &m->heads[h], h))) return e;
     if (hdr[0] >= 2 && (e = read_subject(r, &m->subj))) return e;
-    if (r->off != r->n) return BAD("%zu bytes after the last head", r->n - r->off);
+    if (hdr[0] >= 3 && (e = read_knn(r, &m->knn))) return e;
+    if (r->off != r->n) return BAD("%zu bytes after the model's last part", r->n - r->off);
     return HEARTH_OK;
 }
 
