@@ -163,16 +163,29 @@ HEARTH_API bool hearth_token_is_eog(const hearth_model *model, int32_t id);
 #define HEARTH_SEED_RANDOM      UINT64_MAX
 #define HEARTH_TOP_LOGPROBS_MAX 20
 
+/* Constrained decoding: a rule the output must follow. The sampler never
+ * draws a token that would break it (before any other stage; the logprobs
+ * reported stay those of the model's raw logits). */
+typedef enum hearth_constraint {
+    HEARTH_CONSTRAINT_NONE = 0,   /* free text */
+    HEARTH_CONSTRAINT_JSON_OBJECT /* one JSON object (RFC 8259; white space before it, at most
+                                     64 nested objects and arrays, strings valid UTF-8), and
+                                     the generation stops (HEARTH_FINISH_STOP) as soon as it
+                                     is complete. max_tokens, the context or a stop string can
+                                     still cut it short. OpenAI's response_format json_object */
+} hearth_constraint;
+
 typedef struct hearth_sampling {
-    float temperature;       /* <= 0: greedy */
-    int32_t top_k;           /* <= 0: off */
-    float top_p;             /* in [0, 1]; 1: off */
-    float min_p;             /* in [0, 1]; 0: off */
-    int32_t penalty_last_n;  /* window of recent tokens the penalties see; 0: off */
-    float repeat_penalty;    /* 1: off */
-    float frequency_penalty; /* 0: off */
-    float presence_penalty;  /* 0: off */
-    uint64_t seed;           /* HEARTH_SEED_RANDOM: a new seed each time */
+    float temperature;            /* <= 0: greedy */
+    int32_t top_k;                /* <= 0: off */
+    float top_p;                  /* in [0, 1]; 1: off */
+    float min_p;                  /* in [0, 1]; 0: off */
+    int32_t penalty_last_n;       /* window of recent tokens the penalties see; 0: off */
+    float repeat_penalty;         /* 1: off */
+    float frequency_penalty;      /* 0: off */
+    float presence_penalty;       /* 0: off */
+    uint64_t seed;                /* HEARTH_SEED_RANDOM: a new seed each time */
+    hearth_constraint constraint; /* HEARTH_CONSTRAINT_NONE in the defaults */
 } hearth_sampling;
 
 /* llama.cpp's defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05. */
@@ -183,7 +196,8 @@ typedef struct hearth_sampler hearth_sampler;
 HEARTH_API hearth_err hearth_sampler_new(const hearth_model *model, const hearth_sampling *params,
                                          hearth_sampler **out);
 HEARTH_API void hearth_sampler_free(hearth_sampler *sampler);
-/* Forgets the penalty window and restarts from the seed. */
+/* Forgets the penalty window and restarts from the seed (and a constraint
+ * from the start of its output). */
 HEARTH_API void hearth_sampler_reset(hearth_sampler *sampler);
 HEARTH_API uint64_t hearth_sampler_seed(const hearth_sampler *sampler);
 

@@ -4,8 +4,18 @@
  */
 #include "engine.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* What the engine hangs on hearth_model.vocab: the tokenizer and, built the
+ * first time a sampler asks for a constraint, the table of the tokens' bytes
+ * that every constrained sampler of the model shares (a reference each). */
+typedef struct engine_text {
+    tok_vocab *tok;
+    pthread_mutex_t mu; /* guards the creation of `bytes` */
+    smp_vocab *bytes;
+} engine_text;
 
 hearth_model_params hearth_model_default_params(void) {
     return (hearth_model_params){.n_threads = 0};
@@ -19,12 +29,14 @@ hearth_err hearth_model_load(const char *path, const hearth_model_params *params
     if (err) return err;
     /* A file without tokenizer metadata still evaluates token ids. */
     if (gguf_find(m->gguf, "tokenizer.ggml.model")) {
-        tok_vocab *v = NULL;
-        if ((err = tok_vocab_load(m->gguf, &v))) {
+        engine_text *t = hr_calloc(1, sizeof *t);
+        if (!t || (err = tok_vocab_load(m->gguf, &t->tok))) {
+            free(t);
             model_close(m);
-            return hr_wrap(err, "loading '%s': ", path);
+            return t ? hr_wrap(err, "loading '%s': ", path) : HEARTH_ERR_NOMEM;
         }
-        m->vocab = v;
+        pthread_mutex_init(&t->mu, NULL);
+        m->vocab = t;
     }
     *out = m;
     return HEARTH_OK;
@@ -32,14 +44,20 @@ hearth_err hearth_model_load(const char *path, const hearth_model_params *params
 
 void hearth_model_free(hearth_model *m) {
     if (!m) return;
-    tok_vocab_free(m->vocab);
+    engine_text *t = m->vocab;
+    if (t) {
+        tok_vocab_free(t->tok);
+        smp_vocab_free(t->bytes); /* samplers still alive hold their own reference */
+        pthread_mutex_destroy(&t->mu);
+        free(t);
+    }
     model_close(m);
 }
 
 const tok_vocab *engine_vocab(const hearth_model *m) {
-    if (!m->vocab)
-        hr_fail(HEARTH_ERR_UNSUPPORTED, "the model file has no tokenizer (tokenizer.ggml.*)");
-    return m->vocab;
+    const engine_text *t = m->vocab;
+    if (!t) hr_fail(HEARTH_ERR_UNSUPPORTED, "the model file has no tokenizer (tokenizer.ggml.*)");
+    return t ? t->tok : NULL;
 }
 
 hearth_err hearth_tokenize(const hearth_model *m, const char *text, size_t len, bool add_special,
@@ -56,10 +74,17 @@ hearth_err hearth_detokenize(const hearth_model *m, const int32_t *ids, size_t n
     return tok_detokenize(v, ids, n, false, special, out, cap, n_out);
 }
 
-int32_t hearth_token_bos(const hearth_model *m) { return m->vocab ? tok_bos(m->vocab) : -1; }
-int32_t hearth_token_eos(const hearth_model *m) { return m->vocab ? tok_eos(m->vocab) : -1; }
+int32_t hearth_token_bos(const hearth_model *m) {
+    const engine_text *t = m->vocab;
+    return t ? tok_bos(t->tok) : -1;
+}
+int32_t hearth_token_eos(const hearth_model *m) {
+    const engine_text *t = m->vocab;
+    return t ? tok_eos(t->tok) : -1;
+}
 bool hearth_token_is_eog(const hearth_model *m, int32_t id) {
-    return m->vocab && tok_is_eog(m->vocab, id);
+    const engine_text *t = m->vocab;
+    return t && tok_is_eog(t->tok, id);
 }
 
 /* ---- sampler wrappers --------------------------------------------------- */
@@ -77,6 +102,37 @@ hearth_sampling hearth_sampling_default_params(void) {
                              .seed = HEARTH_SEED_RANDOM};
 }
 
+/* smp_piece_fn over the model's vocabulary: the bytes the output stream
+ * shows for a token (control tokens: none). Ids past the tokenizer's
+ * (padded logits rows) have none either. */
+static size_t piece_of(const void *ctx, int32_t id, char *buf, size_t cap, bool *eog) {
+    const tok_vocab *v = ctx;
+    *eog = tok_is_eog(v, id);
+    if (id >= tok_n_vocab(v)) return 0;
+    size_t n = 0;
+    if (tok_piece(v, id, false, buf, cap, &n) && n <= cap) return 0; /* cannot fail in range */
+    return n;
+}
+
+/* The table a constraint reads: the model's, built on first use, with a
+ * reference for the caller. */
+static hearth_err constraint_vocab(const hearth_model *m, const hearth_sampling *p,
+                                   smp_vocab **out) {
+    *out = NULL;
+    if (p->constraint == HEARTH_CONSTRAINT_NONE) return HEARTH_OK;
+    if (p->constraint != HEARTH_CONSTRAINT_JSON_OBJECT)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: unknown constraint %d",
+                       (int)p->constraint);
+    if (!engine_vocab(m)) return hr_wrap(HEARTH_ERR_UNSUPPORTED, "json mode: ");
+    engine_text *t = m->vocab;
+    hearth_err err = HEARTH_OK;
+    pthread_mutex_lock(&t->mu);
+    if (!t->bytes) err = smp_vocab_new(m->hp.n_vocab, piece_of, t->tok, &t->bytes);
+    if (!err) *out = smp_vocab_ref(t->bytes);
+    pthread_mutex_unlock(&t->mu);
+    return err;
+}
+
 hearth_err hearth_sampler_new(const hearth_model *m, const hearth_sampling *params,
                               hearth_sampler **out) {
     hearth_sampling p = params ? *params : hearth_sampling_default_params();
@@ -91,8 +147,14 @@ hearth_err hearth_sampler_new(const hearth_model *m, const hearth_sampling *para
                      .seed = p.seed == HEARTH_SEED_RANDOM ? SMP_SEED_RANDOM : p.seed};
     hearth_sampler *s = hr_calloc(1, sizeof *s);
     if (!s) return HEARTH_ERR_NOMEM;
-    hearth_err err = smp_new(m->hp.n_vocab, &sp, &s->smp);
+    hearth_err err = constraint_vocab(m, &p, &s->vocab);
+    if (!err && s->vocab) {
+        sp.constraint = SMP_CONSTRAINT_JSON_OBJECT;
+        sp.vocab = s->vocab;
+    }
+    if (!err) err = smp_new(m->hp.n_vocab, &sp, &s->smp);
     if (err) {
+        smp_vocab_free(s->vocab);
         free(s);
         return err;
     }
@@ -103,6 +165,7 @@ hearth_err hearth_sampler_new(const hearth_model *m, const hearth_sampling *para
 void hearth_sampler_free(hearth_sampler *s) {
     if (!s) return;
     smp_free(s->smp);
+    smp_vocab_free(s->vocab);
     free(s);
 }
 

@@ -16,6 +16,7 @@ const tok_vocab *engine_vocab(const hearth_model *m);
 
 struct hearth_sampler {
     smp_sampler *smp;
+    smp_vocab *vocab; /* the tokens' bytes, for a constraint (NULL without one) */
 };
 
 #endif

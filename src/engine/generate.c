@@ -182,13 +182,20 @@ static hearth_err gen_finish(hearth_gen *g, hearth_finish why) {
 }
 
 /* One token: sample, stop on end of generation, stream, stop strings, the
- * callback, max_tokens and the context; the token to feed or -1. */
+ * callback, a satisfied constraint, max_tokens and the context; the token to
+ * feed or -1. A constraint that is satisfied (JSON mode's object is
+ * complete) ends the generation at once, as its end-of-generation token
+ * would, without feeding the last token. */
 static hearth_err gen_next(hearth_gen *g, int32_t *token) {
     hearth_gen_result *r = &g->r;
     *token = -1;
     if (g->max_tokens > 0 && r->n_gen >= g->max_tokens) return gen_finish(g, HEARTH_FINISH_LENGTH);
     smp_info info;
     const int32_t id = smp_sample_ex(g->smp, model_session_logits(g->session), g->n_top, &info);
+    if (id < 0) { /* the constraint allows no token (recorded) */
+        g->phase = GEN_DONE;
+        return HEARTH_ERR_UNSUPPORTED;
+    }
     if (r->n_gen == 0) r->first_token_ms = now_ms();
     if (tok_is_eog(g->vocab, id)) return gen_finish(g, HEARTH_FINISH_STOP);
     r->n_gen++;
@@ -196,6 +203,7 @@ static hearth_err gen_next(hearth_gen *g, int32_t *token) {
     size_t len;
     smp_stop_out out;
     hearth_err err = smp_accept(g->smp, id);
+    if (!err) err = smp_advance(g->smp, id);
     if (!err) err = tok_stream_push(g->stream, id, &text, &len);
     if (!err) err = smp_stop_feed(g->stop, text, len, &out);
     if (err) {
@@ -203,7 +211,7 @@ static hearth_err gen_next(hearth_gen *g, int32_t *token) {
         return err;
     }
     if (!gen_emit(g, id, &info, out.text, out.len)) return gen_finish(g, HEARTH_FINISH_CALLBACK);
-    if (out.stopped) return gen_finish(g, HEARTH_FINISH_STOP);
+    if (out.stopped || smp_constraint_done(g->smp)) return gen_finish(g, HEARTH_FINISH_STOP);
     if (hearth_session_pos(g->session) >= hearth_session_n_ctx(g->session))
         return gen_finish(g, HEARTH_FINISH_LENGTH);
     g->pending = id;

@@ -14,8 +14,12 @@
  *
  * "Better" is a total order (higher logit, then lower id) so that ties go to
  * the lowest id and no result depends on the order of equal elements.
+ *
+ * A constraint's mask (JSON mode) is applied when the candidates are first
+ * filled: a token it refuses is not a candidate at all, so no later stage,
+ * and no all -inf row, can bring it back.
  */
-#include "sampling.h"
+#include "json_prefix.h"
 
 #include <float.h>
 #include <math.h>
@@ -42,6 +46,9 @@ struct smp_sampler {
     int32_t *counts; /* [n_vocab] occurrences in the window, NULL when penalties are off */
     int32_t *window; /* ring of the last penalty_last_n accepted tokens */
     int32_t win_head, win_len;
+
+    smp_jsonc *json;      /* the constraint, NULL when there is none */
+    const uint32_t *mask; /* the constraint's allowed tokens for this draw, or NULL */
 };
 
 smp_params smp_default_params(void) {
@@ -55,6 +62,8 @@ smp_params smp_default_params(void) {
         .frequency_penalty = 0.0f,
         .presence_penalty = 0.0f,
         .seed = SMP_SEED_RANDOM,
+        .constraint = SMP_CONSTRAINT_NONE,
+        .vocab = NULL,
     };
     return p;
 }
@@ -78,6 +87,11 @@ static hearth_err check_params(const smp_params *p) {
     if (!isfinite(p->frequency_penalty) || !isfinite(p->presence_penalty))
         return hr_fail(HEARTH_ERR_INVALID_ARG,
                        "sampling: frequency and presence penalties must be finite");
+    if (p->constraint != SMP_CONSTRAINT_NONE && p->constraint != SMP_CONSTRAINT_JSON_OBJECT)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: unknown constraint %d",
+                       (int)p->constraint);
+    if (p->constraint != SMP_CONSTRAINT_NONE && !p->vocab)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: a constraint needs the vocabulary");
     return HEARTH_OK;
 }
 
@@ -105,6 +119,19 @@ hearth_err smp_new(int32_t n_vocab, const smp_params *params, smp_sampler **out)
         s->window = hr_calloc((size_t)p.penalty_last_n, sizeof *s->window);
         if (!s->counts || !s->window) goto nomem;
     }
+    if (p.constraint == SMP_CONSTRAINT_JSON_OBJECT) {
+        if (smp_vocab_n(p.vocab) != n_vocab) {
+            smp_free(s);
+            return hr_fail(HEARTH_ERR_INVALID_ARG,
+                           "sampling: the vocabulary has %d tokens but the logits %d",
+                           (int)smp_vocab_n(p.vocab), (int)n_vocab);
+        }
+        hearth_err jerr = smp_jsonc_new(p.vocab, &s->json);
+        if (jerr) {
+            smp_free(s);
+            return jerr;
+        }
+    }
     s->seed = p.seed != SMP_SEED_RANDOM ? p.seed : hr_seed_from_entropy();
     if (s->seed == SMP_SEED_RANDOM) s->seed = 0; /* an entropy draw; never ask again */
     hr_rng_seed(&s->rng, s->seed);
@@ -122,6 +149,7 @@ void smp_free(smp_sampler *s) {
     free(s->weights);
     free(s->counts);
     free(s->window);
+    smp_jsonc_free(s->json);
     free(s);
 }
 
@@ -134,6 +162,7 @@ void smp_reset(smp_sampler *s) {
     s->win_head = 0;
     s->win_len = 0;
     hr_rng_seed(&s->rng, s->seed);
+    if (s->json) smp_jsonc_reset(s->json);
 }
 
 uint64_t smp_seed(const smp_sampler *s) { return s->seed; }
@@ -155,6 +184,16 @@ hearth_err smp_accept(smp_sampler *s, int32_t token) {
     s->counts[token]++;
     return HEARTH_OK;
 }
+
+hearth_err smp_advance(smp_sampler *s, int32_t token) {
+    if (!s->json) return HEARTH_OK;
+    if (!smp_jsonc_advance(s->json, token))
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "sampling: token %d would not keep the output one JSON object", (int)token);
+    return HEARTH_OK;
+}
+
+bool smp_constraint_done(const smp_sampler *s) { return s->json && smp_jsonc_done(s->json); }
 
 /* ---- ordering and the heap ----------------------------------------------- */
 
@@ -224,16 +263,21 @@ static inline float sanitize(float x) {
     return x > FLT_MAX ? FLT_MAX : x;
 }
 
-/* Stage 0 and 1: every token, in id order, with its penalized logit. */
+/* Stage 0 and 1: every token the constraint allows, in id order, with its
+ * penalized logit. */
 static void stage_fill(smp_sampler *s, const float *logits) {
     const bool pen = s->penalties_on && s->win_len > 0;
+    const uint32_t *mask = s->mask;
+    size_t n = 0;
     for (int32_t i = 0; i < s->n_vocab; i++) {
+        if (mask && !(mask[i / 32] >> (i % 32) & 1)) continue;
         float l = sanitize(logits[i]);
         if (pen && s->counts[i] > 0) l = sanitize(penalize(&s->params, l, s->counts[i]));
-        s->rest[i].id = i;
-        s->rest[i].logit = l;
+        s->rest[n].id = i;
+        s->rest[n].logit = l;
+        n++;
     }
-    s->n_rest = (size_t)s->n_vocab;
+    s->n_rest = n;
     s->n_sorted = 0;
     s->rest_is_heap = false;
 }
@@ -417,7 +461,24 @@ static void fill_info(const smp_sampler *s, const float *logits, int n_top, smp_
 
 /* ---- entry points ------------------------------------------------------------ */
 
+/* The constraint's mask for this draw; false (with an error recorded) when
+ * it allows nothing, which a vocabulary with byte tokens never causes. */
+static bool begin_draw(smp_sampler *s) {
+    s->mask = NULL;
+    if (!s->json) return true;
+    int32_t n_allowed;
+    s->mask = smp_jsonc_mask(s->json, &n_allowed);
+    if (n_allowed > 0) return true;
+    hr_fail(HEARTH_ERR_UNSUPPORTED,
+            smp_jsonc_done(s->json)
+                ? "sampling: the JSON value is complete but the vocabulary has no "
+                  "end-of-generation token"
+                : "sampling: no token of the vocabulary continues the JSON output");
+    return false;
+}
+
 int32_t smp_sample_ex(smp_sampler *s, const float *logits, int n_top, smp_info *info) {
+    if (!begin_draw(s)) return -1;
     int32_t id;
     if (s->params.temperature <= 0.0f) {
         id = greedy_pick(s, logits).id;
@@ -437,6 +498,7 @@ int32_t smp_sample(smp_sampler *s, const float *logits) {
 }
 
 int32_t smp_candidates(smp_sampler *s, const float *logits, smp_cand *out, int32_t cap) {
+    if (!begin_draw(s)) return 0;
     if (s->params.temperature <= 0.0f) {
         if (cap > 0) out[0] = greedy_pick(s, logits);
         return 1;

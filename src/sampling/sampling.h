@@ -12,6 +12,9 @@
  * Every ordering is total: logit descending, then token id ascending, so ties
  * go to the lowest id and results never depend on sort stability.
  *
+ * A constraint (JSON mode, json_mask.c) runs before every stage: tokens whose
+ * bytes cannot continue the output are not candidates at all.
+ *
  * Memory: smp_new allocates everything for n_vocab; sampling a token allocates
  * nothing. A sampler is not thread-safe; use one per sequence.
  *
@@ -31,6 +34,14 @@
 /* smp_params.seed value asking smp_new for a seed from hr_seed_from_entropy(). */
 #define SMP_SEED_RANDOM UINT64_MAX
 
+/* The vocabulary as bytes, what a constraint reads (json_mask.c). */
+typedef struct smp_vocab smp_vocab;
+
+typedef enum smp_constraint {
+    SMP_CONSTRAINT_NONE = 0,
+    SMP_CONSTRAINT_JSON_OBJECT /* the output is one JSON object, then end of generation */
+} smp_constraint;
+
 typedef struct smp_params {
     float temperature;       /* <= 0: greedy; logits are divided by it otherwise */
     int32_t top_k;           /* keep the k best; <= 0: off */
@@ -43,6 +54,8 @@ typedef struct smp_params {
     float frequency_penalty; /* subtracted once per occurrence in the window; 0: off */
     float presence_penalty;  /* subtracted once if the token occurs in the window; 0: off */
     uint64_t seed;           /* SMP_SEED_RANDOM: pick one at smp_new */
+    smp_constraint constraint;
+    const smp_vocab *vocab; /* required by a constraint; borrowed: must outlive the sampler */
 } smp_params;
 
 /* llama.cpp's defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05,
@@ -69,8 +82,18 @@ uint64_t smp_seed(const smp_sampler *s);
 hearth_err smp_accept(smp_sampler *s, int32_t token);
 
 /* Samples one token from `logits` ([n_vocab], not modified). NaN logits count
- * as -inf; +inf as FLT_MAX. Allocates nothing. */
+ * as -inf; +inf as FLT_MAX. Allocates nothing. Returns -1, with an error
+ * recorded, only when a constraint allows no token at all. */
 int32_t smp_sample(smp_sampler *s, const float *logits);
+
+/* Moves the constraint (if any) over the bytes of `token`, the one the
+ * caller keeps as output (prompt tokens never go through here). Fails with
+ * HEARTH_ERR_INVALID_ARG, changing nothing, for a token the constraint does
+ * not allow now (smp_sample never draws one). */
+hearth_err smp_advance(smp_sampler *s, int32_t token);
+/* The constraint is satisfied: the output is complete and only an
+ * end-of-generation token may follow. False without a constraint. */
+bool smp_constraint_done(const smp_sampler *s);
 
 /* OpenAI's logprobs / top_logprobs: log-softmax of the ORIGINAL logits,
  * before penalties, truncation and temperature. */
@@ -103,6 +126,24 @@ typedef struct smp_cand {
 } smp_cand;
 
 int32_t smp_candidates(smp_sampler *s, const float *logits, smp_cand *out, int32_t cap);
+
+/* ---- the vocabulary as bytes (json_mask.c) -------------------------------- */
+
+/* Writes up to cap bytes of token id's text as the output shows it (the
+ * detokenizer's piece) to buf and returns its full length; *eog receives
+ * whether the token ends a generation. */
+typedef size_t (*smp_piece_fn)(const void *ctx, int32_t id, char *buf, size_t cap, bool *eog);
+
+/* Reads the n_vocab tokens' bytes through piece(ctx, id, ...) once and
+ * indexes them (sorted, so tokens sharing a prefix are checked together). On
+ * success *out owns the table (one reference). Immutable once built: any
+ * number of samplers and threads may share it. */
+hearth_err smp_vocab_new(int32_t n_vocab, smp_piece_fn piece, const void *ctx, smp_vocab **out);
+/* Another reference (thread-safe); returns v. */
+smp_vocab *smp_vocab_ref(smp_vocab *v);
+/* Drops a reference; the last one frees the table. NULL is a no-op. */
+void smp_vocab_free(smp_vocab *v);
+int32_t smp_vocab_n(const smp_vocab *v);
 
 /* ---- stop strings (stop.c) ----------------------------------------------- */
 

@@ -1,0 +1,141 @@
+/*
+ * bench_json_mask.c - what JSON mode costs per generated token on a real
+ * vocabulary (a vocab-only GGUF such as ../shared/conformance/tokenizer/
+ * ggml-vocab-qwen2.gguf): building the token table (once per sampler), a
+ * mask computed from scratch in states of every kind (the cache missed), a
+ * mask found in the cache, and a whole draw (mask + sampler chain) beside
+ * the same draw without the constraint.
+ *
+ *   bench_json_mask VOCAB.gguf [repeats]
+ */
+#include "model/gguf.h"
+#include "sampling/json_prefix.h"
+#include "tokenizer/tokenizer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static size_t piece_of(const void *ctx, int32_t id, char *buf, size_t cap, bool *eog) {
+    const tok_vocab *v = ctx;
+    *eog = tok_is_eog(v, id);
+    size_t n = 0;
+    if (tok_piece(v, id, false, buf, cap, &n) && n <= cap) return 0;
+    return n;
+}
+
+/* Output so far -> the state the next mask is computed in. */
+static const struct {
+    const char *name, *text;
+} states[] = {
+    {"start", ""},
+    {"after {", "{"},
+    {"in a key", "{\"na"},
+    {"after a key", "{\"name\""},
+    {"after :", "{\"name\":"},
+    {"in a string", "{\"name\": \"Ada Lovel"},
+    {"in a number", "{\"n\": 12"},
+    {"after a value", "{\"n\": [1, true"},
+    {"in \\u", "{\"s\": \"\\u00"},
+    {"in a literal", "{\"b\": fal"},
+};
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s VOCAB.gguf [repeats]\n", argv[0]);
+        return 2;
+    }
+    const int reps = argc > 2 ? atoi(argv[2]) : 20;
+    gguf_file *f = NULL;
+    tok_vocab *tv = NULL;
+    if (gguf_open(argv[1], &f) || tok_vocab_load(f, &tv)) {
+        fprintf(stderr, "%s: %s\n", argv[1], hearth_last_error());
+        return 1;
+    }
+    gguf_close(f);
+    const int n_vocab = tok_n_vocab(tv);
+    smp_vocab *v = NULL;
+    double best_build = 1e30;
+    for (int r = 0; r < 5; r++) {
+        smp_vocab_free(v);
+        const double t0 = now_ms();
+        if (smp_vocab_new(n_vocab, piece_of, tv, &v)) return 1;
+        const double ms = now_ms() - t0;
+        best_build = ms < best_build ? ms : best_build;
+    }
+    printf("%s: %d tokens; table built in %.2f ms (best of 5)\n", argv[1], n_vocab, best_build);
+    printf("%-16s %8s %12s %12s\n", "state", "allowed", "walk ms", "cached ms");
+    for (size_t i = 0; i < sizeof states / sizeof *states; i++) {
+        double best = 1e30, cached = 1e30;
+        int32_t n_allowed = 0;
+        for (int r = 0; r < reps; r++) {
+            smp_jsonc *c = NULL; /* a fresh constraint: an empty cache */
+            if (smp_jsonc_new(v, &c)) return 1;
+            /* reach the state through the tokenizer's tokens for the text */
+            int32_t ids[64];
+            size_t n_ids = 0;
+            if (tok_encode(tv, states[i].text, strlen(states[i].text), false, false, ids, 64,
+                           &n_ids))
+                return 1;
+            for (size_t k = 0; k < n_ids; k++)
+                if (!smp_jsonc_advance(c, ids[k])) {
+                    fprintf(stderr, "'%s': token %d refused\n", states[i].text, (int)ids[k]);
+                    return 1;
+                }
+            double t0 = now_ms();
+            smp_jsonc_mask(c, &n_allowed);
+            double ms = now_ms() - t0;
+            best = ms < best ? ms : best;
+            t0 = now_ms();
+            smp_jsonc_mask(c, &n_allowed);
+            ms = now_ms() - t0;
+            cached = ms < cached ? ms : cached;
+            smp_jsonc_free(c);
+        }
+        printf("%-16s %8d %12.3f %12.4f\n", states[i].name, (int)n_allowed, best, cached);
+    }
+    /* A draw with and without the constraint (its mask cached, as in most
+     * steps): default chain, random logits. */
+    float *logits = malloc((size_t)n_vocab * sizeof *logits);
+    if (!logits) return 1;
+    unsigned long long x = 88172645463325252ULL;
+    for (int i = 0; i < n_vocab; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        logits[i] = (float)(x >> 40) / (float)(1 << 24) * 20.0f - 10.0f;
+    }
+    for (int json = 0; json < 2; json++) {
+        smp_params p = smp_default_params();
+        p.seed = 1;
+        if (json) p.constraint = SMP_CONSTRAINT_JSON_OBJECT, p.vocab = v;
+        smp_sampler *s = NULL;
+        if (smp_new(n_vocab, &p, &s)) return 1;
+        int32_t ids[64];
+        size_t n_ids = 0;
+        const char *in_string = "{\"name\": \"Ada";
+        if (tok_encode(tv, in_string, strlen(in_string), false, false, ids, 64, &n_ids)) return 1;
+        for (size_t k = 0; json && k < n_ids; k++)
+            if (smp_advance(s, ids[k])) return 1;
+        double best = 1e30;
+        for (int r = 0; r < reps * 5; r++) {
+            const double t0 = now_ms();
+            const int32_t id = smp_sample(s, logits);
+            const double ms = now_ms() - t0;
+            if (id < 0) return 1;
+            best = ms < best ? ms : best;
+        }
+        printf("draw (default chain) %s: %.3f ms\n",
+               json ? "json mode in a string, mask cached" : "free text", best);
+        smp_free(s);
+    }
+    free(logits);
+    smp_vocab_free(v);
+    tok_vocab_free(tv);
+    return 0;
+}

@@ -1,0 +1,89 @@
+/*
+ * json_prefix.h - private to src/sampling: an incremental recognizer of JSON
+ * text (RFC 8259) byte by byte, and the JSON-mode constraint built on it that
+ * tells the sampler which tokens may come next (json_mask.c).
+ *
+ * The recognizer is a pushdown automaton whose stack is one bit per open
+ * container (object or array) in a 64-bit word, so its whole state is 16
+ * bytes, copied freely. It accepts a byte iff the bytes so far can still be
+ * extended to one valid JSON text; it is exact, not a heuristic:
+ *   - strings: every escape (\" \\ \/ \b \f \n \r \t \uXXXX), no unescaped
+ *     byte below 0x20, well-formed UTF-8 (no overlongs, surrogates or code
+ *     points above U+10FFFF), and \u escapes that name a surrogate must form
+ *     a high-low pair (RFC 8259 section 8.2 leaves lone ones "unpredictable";
+ *     cJSON and most parsers refuse them, so they are refused here too);
+ *   - numbers: -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?;
+ *   - true, false, null; white space is space, tab, LF and CR only.
+ * Nesting deeper than SMP_JSON_MAX_DEPTH containers is refused. A number's
+ * end is only known from the byte after it, so a top-level number is
+ * complete (smp_json_done) once white space follows; smp_json_can_end tells
+ * whether the text would be valid if it ended here.
+ */
+#ifndef HEARTH_JSON_PREFIX_H
+#define HEARTH_JSON_PREFIX_H
+
+#include "sampling.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum { SMP_JSON_MAX_DEPTH = 64 };
+
+/* The whole state. Fields not used by the current mode are zero, so equal
+ * states compare equal with memcmp (the mask cache relies on it). */
+typedef struct smp_json {
+    uint64_t stack; /* bit d: the container at depth d + 1 is an object (else an array) */
+    uint8_t depth;  /* containers open */
+    uint8_t mode;   /* what the next byte may be (json_prefix.c) */
+    uint8_t a, b;   /* the mode's detail (UTF-8 range, literal position, hex digits) */
+    uint8_t need;   /* continuation bytes still due in a string's character */
+    uint8_t flags;  /* object only at the top; reading a key */
+    uint8_t pad[2];
+} smp_json;
+
+/* A fresh state: before the top-level value. object_only: that value must be
+ * an object (OpenAI's json_object mode); otherwise any value. */
+void smp_json_init(smp_json *j, bool object_only);
+/* Feeds one byte. False when no valid JSON text starts with the bytes so far
+ * plus this one; *j is then unchanged. */
+bool smp_json_feed(smp_json *j, uint8_t c);
+/* Feeds s[0..n) as a whole: true with *j advanced, or false with *j unchanged. */
+bool smp_json_feed_bytes(smp_json *j, const void *s, size_t n);
+/* smp_json_feed without the copy: on false *j is left in an unspecified state
+ * (callers that explore keep their own copy). */
+bool smp_json_step(smp_json *j, uint8_t c);
+/* One complete value has been read; only white space may follow. */
+bool smp_json_done(const smp_json *j);
+/* The bytes so far are a complete JSON text if nothing follows (done, or a
+ * top-level number that could end here). */
+bool smp_json_can_end(const smp_json *j);
+int smp_json_depth(const smp_json *j);
+/* Inside a string's content between characters and escapes (the state a
+ * plain token maps to itself, json_mask.c). */
+bool smp_json_in_text(const smp_json *j);
+
+/* ---- JSON mode over a vocabulary (json_mask.c) ---------------------------- */
+
+/* The constraint of one sampler: the recognizer's state over the output so
+ * far, and the set of tokens allowed next as a bit mask over the vocabulary
+ * (bit id % 32 of word id / 32). While the value is incomplete a token is
+ * allowed iff its bytes are non-empty and keep the output a valid prefix,
+ * and it is not an end-of-generation token; once complete, only
+ * end-of-generation tokens are. */
+typedef struct smp_jsonc smp_jsonc;
+
+/* vocab is borrowed and must outlive the constraint. */
+hearth_err smp_jsonc_new(const smp_vocab *vocab, smp_jsonc **out);
+void smp_jsonc_free(smp_jsonc *c);
+/* Back to the start of a new output. */
+void smp_jsonc_reset(smp_jsonc *c);
+/* The tokens allowed now ([ceil(n_vocab / 32)] words, owned by c, valid
+ * until its next call); *n_allowed receives how many there are. Masks of
+ * recently seen states are cached. */
+const uint32_t *smp_jsonc_mask(smp_jsonc *c, int32_t *n_allowed);
+/* Whether token id is allowed now, and if so moves past it. */
+bool smp_jsonc_advance(smp_jsonc *c, int32_t id);
+bool smp_jsonc_done(const smp_jsonc *c);
+
+#endif
