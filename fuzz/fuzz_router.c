@@ -1,7 +1,8 @@
 /*
  * fuzz_router.c - the router's readers of untrusted input on arbitrary bytes.
- * The first byte picks the target: 0 a router file (rtr_load_mem must reject
- * it with a message or give a model that scores any text to a finite number),
+ * The first byte picks the target: 0 a router file, as it is and with its
+ * checksum rewritten (rtr_load_mem must reject it with a message or give a
+ * model that scores any text to a finite number),
  * 1 the CSV reader (every record's fields stay inside its buffer), 2 the
  * feature extractor and training on the bytes as prompt text (two groups:
  * with the subject and neighbours parts), 3 the answer comparison of
@@ -18,6 +19,14 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static volatile uint64_t sink;
+
+/* The file's trailing FNV-1a 32 checksum, rewritten so that mutated bytes
+ * reach the reader's field checks instead of stopping at the checksum. */
+static void reseal(uint8_t *b, size_t n) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i + 4 < n; i++) h = (h ^ b[i]) * 16777619u;
+    for (int i = 0; i < 4; i++) b[n - 4 + (size_t)i] = (uint8_t)(h >> (8 * i));
+}
 
 static void fuzz_file(const uint8_t *p, size_t n) {
     static const char *const texts[] = {"", "What is 2+2?\nA. 3\nB. 4\nC. 5\nD. 6\nAnswer:",
@@ -60,7 +69,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint8_t *p = data + 1;
     size_t n = size - 1;
     switch (data[0] % 4) {
-    case 0: fuzz_file(p, n); break;
+    case 0: {
+        fuzz_file(p, n);
+        uint8_t *b = n >= 12 ? malloc(n) : NULL;
+        if (b) {
+            memcpy(b, p, n);
+            reseal(b, n);
+            fuzz_file(b, n);
+            free(b);
+        }
+        break;
+    }
     case 1: fuzz_csv(p, n); break;
     case 2: {
         /* any text scores through a tiny model built from the text's own bytes

@@ -1,8 +1,9 @@
 /*
  * router.h - the learned pre-router: linear models over hashed n-grams and a
- * few structural numbers of the prompt text, and a softmax classifier of the
- * prompt's subject, that score how much a query needs the strong (cloud) tier
- * before anything is generated. A higher score means
+ * few structural numbers of the prompt text, a softmax classifier of the
+ * prompt's subject, and the outcomes of the most similar training prompts,
+ * that score how much a query needs the strong (cloud) tier before anything
+ * is generated. A higher score means
  * "more likely needs the strong tier"; the gateway routes a query to the
  * strong tier when score >= threshold (the threshold is calibrated on a set
  * of prompts by rtr_calibrate and stored in the router file).
