@@ -169,7 +169,8 @@ HEARTH_API bool hearth_token_is_eog(const hearth_model *model, int32_t id);
 typedef enum hearth_constraint {
     HEARTH_CONSTRAINT_NONE = 0,   /* free text */
     HEARTH_CONSTRAINT_JSON_OBJECT /* one JSON object (RFC 8259; white space before it, at most
-                                     64 nested objects and arrays, strings valid UTF-8), and
+                                     64 nested objects and arrays, strings valid UTF-8, at
+                                     most 32 white-space bytes in a row outside strings), and
                                      the generation stops (HEARTH_FINISH_STOP) as soon as it
                                      is complete. max_tokens, the context or a stop string can
                                      still cut it short. OpenAI's response_format json_object */

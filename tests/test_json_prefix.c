@@ -252,6 +252,21 @@ static void depth(void) {
         for (int i = 0; i < SMP_JSON_MAX_DEPTH; i++) CHECK(smp_json_feed(&j, obj ? '}' : ']'));
         CHECK(smp_json_done(&j) && smp_json_depth(&j) == 0);
     }
+    /* The white-space limit: SMP_JSON_WS_MAX in a row outside strings,
+     * counted across a number's end, restarted by anything else; none in
+     * strings. */
+    char ws[SMP_JSON_WS_MAX + 1];
+    memset(ws, ' ', sizeof ws);
+    smp_json_init(&j, true);
+    smp_json_limit_ws(&j);
+    CHECK(smp_json_feed_bytes(&j, ws, SMP_JSON_WS_MAX) && !smp_json_feed(&j, '\n'));
+    CHECK(smp_json_feed_bytes(&j, "{\"", 2) && smp_json_feed_bytes(&j, ws, sizeof ws));
+    CHECK(smp_json_feed_bytes(&j, "\":1", 3) && smp_json_feed_bytes(&j, ws, SMP_JSON_WS_MAX));
+    CHECK(!smp_json_feed(&j, '\t') && smp_json_feed(&j, ','));
+    CHECK(smp_json_feed_bytes(&j, ws, SMP_JSON_WS_MAX) && smp_json_feed(&j, '"'));
+    smp_json_init(&j, true); /* unlimited */
+    for (int i = 0; i < 1000; i++) CHECK(smp_json_feed(&j, ' '));
+
     /* Mixed nesting: the stack remembers each level's kind. */
     smp_json_init(&j, false);
     const char *mix = "[{\"a\":[{\"b\":[[{}]]}]}]";
@@ -592,6 +607,7 @@ static void toy_masks(void) {
         smp_jsonc_reset(c);
         smp_json st;
         smp_json_init(&st, true);
+        smp_json_limit_ws(&st); /* as the constraint does */
         jbuf out = {0};
         int step = 0;
         for (; step < 400; step++) {
@@ -712,6 +728,7 @@ static void real_vocab(const char *name) {
     REQUIRE(tok_encode(tv, doc, strlen(doc), false, false, ids, 256, &n_ids) == HEARTH_OK);
     smp_json st;
     smp_json_init(&st, true);
+    smp_json_limit_ws(&st); /* as the constraint does */
     smp_jsonc_reset(c);
     for (size_t i = 0; i <= n_ids; i++) {
         int32_t n_allowed = 0;

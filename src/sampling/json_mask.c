@@ -166,7 +166,8 @@ static hearth_err read_pieces(smp_vocab *v, smp_piece_fn piece, const void *ctx)
 
 /* Marks the plain tokens: from inside a string's content they are accepted
  * and lead back to the same state (which depends on nothing outside the
- * string, so this holds in every such state). */
+ * string, the white-space limit included, so this holds in every such
+ * state). */
 static void mark_plain(smp_vocab *v) {
     smp_json in_string;
     smp_json_init(&in_string, false);
@@ -289,7 +290,10 @@ void smp_jsonc_free(smp_jsonc *c) {
 }
 
 /* The cache stays: its masks depend on the state only. */
-void smp_jsonc_reset(smp_jsonc *c) { smp_json_init(&c->state, true); }
+void smp_jsonc_reset(smp_jsonc *c) {
+    smp_json_init(&c->state, true);
+    smp_json_limit_ws(&c->state);
+}
 
 bool smp_jsonc_done(const smp_jsonc *c) { return smp_json_done(&c->state); }
 

@@ -44,7 +44,8 @@ typedef enum jmode {
 
 enum {
     F_OBJECT_ONLY = 1, /* the top-level value must be an object */
-    F_KEY = 2          /* the string being read is a key */
+    F_KEY = 2,         /* the string being read is a key */
+    F_WS_LIMIT = 4     /* at most SMP_JSON_WS_MAX white-space bytes in a row */
 };
 
 enum {
@@ -55,11 +56,15 @@ enum {
 
 static const char *const literals[3] = {"true", "false", "null"};
 
+static bool step(smp_json *j, uint8_t c);
+
 void smp_json_init(smp_json *j, bool object_only) {
     memset(j, 0, sizeof *j);
     j->mode = J_TOP;
     j->flags = object_only ? F_OBJECT_ONLY : 0;
 }
+
+void smp_json_limit_ws(smp_json *j) { j->flags |= F_WS_LIMIT; }
 
 static inline bool is_ws(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -216,7 +221,7 @@ static bool hex_digit(smp_json *j, uint8_t c) {
  * byte after the value. */
 static bool end_number(smp_json *j, uint8_t c) {
     value_done(j);
-    return smp_json_step(j, c);
+    return step(j, c);
 }
 
 /* A byte in a number, or the byte after it. */
@@ -261,7 +266,7 @@ static bool number_byte(smp_json *j, uint8_t c) {
     return true;
 }
 
-bool smp_json_step(smp_json *j, uint8_t c) {
+static bool step(smp_json *j, uint8_t c) {
     switch ((jmode)j->mode) {
     case J_TOP:
         if (is_ws(c)) return true;
@@ -326,6 +331,20 @@ bool smp_json_step(smp_json *j, uint8_t c) {
     case J_NUM_EXP: return number_byte(j, c);
     }
     return false;
+}
+
+/* The white-space limit on top of the grammar: white space that did not
+ * land in a string's content is counted, anything else restarts the count
+ * (so the count is zero whenever it does not matter, and equal states
+ * compare equal). */
+bool smp_json_step(smp_json *j, uint8_t c) {
+    if (!step(j, c)) return false;
+    if (!(j->flags & F_WS_LIMIT)) return true;
+    if (!is_ws(c) || j->mode == J_STR) {
+        j->ws = 0;
+        return true;
+    }
+    return ++j->ws <= SMP_JSON_WS_MAX;
 }
 
 bool smp_json_feed(smp_json *j, uint8_t c) {

@@ -14,7 +14,10 @@
  *     cJSON and most parsers refuse them, so they are refused here too);
  *   - numbers: -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?;
  *   - true, false, null; white space is space, tab, LF and CR only.
- * Nesting deeper than SMP_JSON_MAX_DEPTH containers is refused. A number's
+ * Nesting deeper than SMP_JSON_MAX_DEPTH containers is refused. On request
+ * (smp_json_limit_ws) white space outside strings is limited to
+ * SMP_JSON_WS_MAX bytes in a row, which valid JSON need not respect but a
+ * generator should: otherwise a model may spend its whole budget on it. A number's
  * end is only known from the byte after it, so a top-level number is
  * complete (smp_json_done) once white space follows; smp_json_can_end tells
  * whether the text would be valid if it ended here.
@@ -28,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { SMP_JSON_MAX_DEPTH = 64 };
+enum { SMP_JSON_MAX_DEPTH = 64, SMP_JSON_WS_MAX = 32 };
 
 /* The whole state. Fields not used by the current mode are zero, so equal
  * states compare equal with memcmp (the mask cache relies on it). */
@@ -38,13 +41,17 @@ typedef struct smp_json {
     uint8_t mode;   /* what the next byte may be (json_prefix.c) */
     uint8_t a, b;   /* the mode's detail (UTF-8 range, literal position, hex digits) */
     uint8_t need;   /* continuation bytes still due in a string's character */
-    uint8_t flags;  /* object only at the top; reading a key */
-    uint8_t pad[2];
+    uint8_t flags;  /* object only at the top; reading a key; white space limited */
+    uint8_t ws;     /* white-space bytes in a row outside strings, when limited */
+    uint8_t pad;
 } smp_json;
 
 /* A fresh state: before the top-level value. object_only: that value must be
  * an object (OpenAI's json_object mode); otherwise any value. */
 void smp_json_init(smp_json *j, bool object_only);
+/* From now on, more than SMP_JSON_WS_MAX white-space bytes in a row outside
+ * strings are refused. */
+void smp_json_limit_ws(smp_json *j);
 /* Feeds one byte. False when no valid JSON text starts with the bytes so far
  * plus this one; *j is then unchanged. */
 bool smp_json_feed(smp_json *j, uint8_t c);
@@ -68,9 +75,10 @@ bool smp_json_in_text(const smp_json *j);
 /* The constraint of one sampler: the recognizer's state over the output so
  * far, and the set of tokens allowed next as a bit mask over the vocabulary
  * (bit id % 32 of word id / 32). While the value is incomplete a token is
- * allowed iff its bytes are non-empty and keep the output a valid prefix,
- * and it is not an end-of-generation token; once complete, only
- * end-of-generation tokens are. */
+ * allowed iff its bytes are non-empty and keep the output a valid prefix
+ * (white space limited: smp_json_limit_ws), and it is not an
+ * end-of-generation token; once complete, only end-of-generation tokens
+ * are. */
 typedef struct smp_jsonc smp_jsonc;
 
 /* vocab is borrowed and must outlive the constraint. */
