@@ -95,7 +95,8 @@ static void test_formats(void) {
         for (int stream = 0; stream < 2; stream++) {
             fake_cloud_reset(&fc);
             gw_tier t = make_tier(kind, "ok");
-            const gw_chat q = chat_of(hello, 2, stream);
+            gw_chat q = chat_of(hello, 2, stream);
+            q.json_object = stream; /* JSON mode goes to OpenAI tiers only */
             sink s = {0};
             gw_cloud_result res = call(&t, &q, &s);
             CHECKF(res.status == GW_CLOUD_OK, "%s stream=%d: %s %s", gw_tier_kind_name(kind),
@@ -115,6 +116,11 @@ static void test_formats(void) {
             cJSON *b = cJSON_Parse(fc.bodies[0]);
             REQUIRE(b);
             CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(b, "model")), "ok"));
+            const cJSON *rf = cJSON_GetObjectItem(b, "response_format");
+            CHECK(
+                kind == GW_TIER_OPENAI && stream
+                    ? !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(rf, "type")), "json_object")
+                    : rf == NULL);
             if (kind == GW_TIER_ANTHROPIC) {
                 CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(b, "system")), "be brief"));
                 CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(b, "messages")) == 1);

@@ -559,9 +559,9 @@ static void test_errors(test_server *sv) {
     free(r.body);
     r = test_http(sv, "POST", "/v1/chat/completions",
                   "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{"
-                  "\"type\":\"json_object\"}}",
+                  "\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"schema\":{}}}}",
                   key_header);
-    check_error("json mode", &r, 400, "response_format", "not supported yet");
+    check_error("json schema", &r, 400, "response_format", "only 'json_object'");
     free(r.body);
     r = test_http(sv, "POST", "/v1/chat/completions",
                   "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{"
@@ -621,6 +621,96 @@ static void test_errors(test_server *sv) {
 }
 
 /* A counter or gauge from /metrics (-1 if absent). */
+/* JSON mode (response_format json_object) on chat, streamed or not, and on
+ * completions: the server's greedy output is the library's under the same
+ * constraint, and an output that finished ("stop") is one JSON object;
+ * sampled outputs too. */
+static void test_json_mode(test_server *sv) {
+    const char *user = "Describe a cat as a JSON object.";
+    const char *json_mode = "{\"response_format\":{\"type\":\"json_object\"}}";
+    int32_t ids[2048];
+    const int n = chat_ids(user, ids, 2048);
+    hearth_session *s = NULL;
+    hearth_sampler *smp = NULL;
+    hearth_sampling sp = hearth_sampling_default_params();
+    sp.temperature = 0;
+    sp.constraint = HEARTH_CONSTRAINT_JSON_OBJECT;
+    REQUIRE(hearth_session_new(model, NULL, &s) == HEARTH_OK);
+    REQUIRE(hearth_sampler_new(model, &sp, &smp) == HEARTH_OK);
+    text_sink *ref = calloc(1, sizeof *ref);
+    REQUIRE(ref);
+    hearth_gen_params gp = {.max_tokens = 160};
+    hearth_gen_result ref_r;
+    REQUIRE(hearth_generate(s, smp, ids, n, &gp, sink_token, ref, &ref_r) == HEARTH_OK);
+    hearth_sampler_free(smp);
+    hearth_session_free(s);
+    const char *ref_finish = ref_r.finish == HEARTH_FINISH_STOP ? "stop" : "length";
+    for (int stream = 0; stream < 2; stream++) {
+        char *body = chat_body(user, 160, stream, json_mode);
+        test_reply r = test_http(sv, "POST", "/v1/chat/completions", body, key_header);
+        free(body);
+        CHECKF(r.status == 200, "json mode stream=%d: %d %.300s", stream, r.status, r.body);
+        char content[16384] = "", finish[32] = "";
+        if (stream) {
+            const sse_result e = parse_sse(r.body, true);
+            CHECK(e.framing_ok && e.done);
+            snprintf(content, sizeof content, "%s", e.content);
+            snprintf(finish, sizeof finish, "%s", e.finish);
+        } else {
+            cJSON *j = parse_reply(&r);
+            const char *c = jstr(j, "choices.0.message.content"),
+                       *f = jstr(j, "choices.0.finish_reason");
+            snprintf(content, sizeof content, "%s", c ? c : "");
+            snprintf(finish, sizeof finish, "%s", f ? f : "");
+            cJSON_Delete(j);
+        }
+        CHECKF(!strcmp(content, ref->buf), "json mode stream=%d: '%s' vs the library's '%s'",
+               stream, content, ref->buf);
+        CHECKF(!strcmp(finish, ref_finish), "json mode stream=%d: finish %s, expected %s", stream,
+               finish, ref_finish);
+        free(r.body);
+    }
+    /* Sampled, on both endpoints: what finished is a JSON object. */
+    int n_stop = 0;
+    for (int i = 0; i < 8; i++) {
+        char extra[160];
+        snprintf(extra, sizeof extra,
+                 "{\"response_format\":{\"type\":\"json_object\"},\"temperature\":%s,"
+                 "\"seed\":%d}",
+                 i % 2 ? "1.5" : "0.8", i + 1);
+        char *body;
+        if (i < 6) {
+            body = chat_body(user, 160, false, extra);
+        } else {
+            cJSON *b = cJSON_Parse(extra);
+            REQUIRE(b);
+            cJSON_AddStringToObject(b, "prompt", "A JSON object:");
+            cJSON_AddNumberToObject(b, "max_tokens", 160);
+            body = cJSON_PrintUnformatted(b);
+            cJSON_Delete(b);
+        }
+        test_reply r = test_http(sv, "POST", i < 6 ? "/v1/chat/completions" : "/v1/completions",
+                                 body, key_header);
+        free(body);
+        CHECKF(r.status == 200, "json mode sample %d: %d %.300s", i, r.status, r.body);
+        cJSON *j = parse_reply(&r);
+        const char *c = jstr(j, i < 6 ? "choices.0.message.content" : "choices.0.text");
+        const char *f = jstr(j, "choices.0.finish_reason");
+        CHECK(c && f && (!strcmp(f, "stop") || !strcmp(f, "length")));
+        if (c && f && !strcmp(f, "stop")) {
+            n_stop++;
+            cJSON *v = cJSON_Parse(c);
+            CHECKF(cJSON_IsObject(v), "json mode sample %d: not a JSON object: %s", i, c);
+            cJSON_Delete(v);
+        }
+        cJSON_Delete(j);
+        free(r.body);
+    }
+    printf("json mode: greedy finished with %s; %d of 8 sampled outputs completed an object\n",
+           ref_finish, n_stop);
+    free(ref);
+}
+
 static long metric(test_server *sv, const char *name) {
     test_reply r = test_http(sv, "GET", "/metrics", NULL, NULL);
     char key[128];
@@ -884,6 +974,7 @@ int main(void) {
     test_completions(&sv);
     test_embeddings(&sv);
     test_errors(&sv);
+    test_json_mode(&sv);
     test_concurrent(&sv);
     test_openai_node(&sv);
     CHECK(test_server_stop(&sv) == 0);

@@ -86,6 +86,19 @@ static void test_chat_valid(void) {
     CHECK(r.sampling.presence_penalty == 0.5f);
     CHECK(r.n_stop == 2 && !strcmp(r.stop[0], "x") && !strcmp(r.stop[1], "yz")); /* "" dropped */
     CHECK(r.stream && r.include_usage && r.logprobs && r.top_logprobs == 4);
+    CHECK(r.sampling.constraint == HEARTH_CONSTRAINT_NONE);
+    srv_request_free(&r);
+
+    /* JSON mode, on chat and completions alike */
+    REQUIRE(parse(SRV_CHAT,
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                  "\"response_format\":{\"type\":\"json_object\"}}",
+                  &r, &e));
+    CHECK(r.sampling.constraint == HEARTH_CONSTRAINT_JSON_OBJECT);
+    srv_request_free(&r);
+    REQUIRE(parse(SRV_COMPLETION,
+                  "{\"prompt\":\"x\",\"response_format\":{\"type\":\"json_object\"}}", &r, &e));
+    CHECK(r.sampling.constraint == HEARTH_CONSTRAINT_JSON_OBJECT);
     srv_request_free(&r);
 
     REQUIRE(parse(SRV_CHAT,
@@ -157,10 +170,10 @@ static void test_refused(void) {
     refused(SRV_CHAT, M "\"logprobs\":\"yes\"}", "logprobs", NULL);
     refused(SRV_CHAT, M "\"top_logprobs\":3}", "top_logprobs", "logprobs");
     refused(SRV_CHAT, M "\"logprobs\":true,\"top_logprobs\":21}", "top_logprobs", NULL);
-    refused(SRV_CHAT, M "\"response_format\":{\"type\":\"json_object\"}}", "response_format",
-            "not supported yet");
     refused(SRV_CHAT, M "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{}}}",
-            "response_format", "not supported yet");
+            "response_format", "only 'json_object'");
+    refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"response_format\":{\"type\":\"json_schema\"}}",
+            "response_format", "only 'json_object'");
     refused(SRV_CHAT, M "\"response_format\":{\"type\":\"yaml\"}}", "response_format.type", NULL);
     refused(SRV_CHAT, M "\"response_format\":\"text\"}", "response_format", NULL);
     refused(SRV_CHAT, M "\"tools\":[{\"type\":\"function\"}]}", "tools", "not supported yet");

@@ -172,6 +172,9 @@ static char *openai_body(const gw_tier *t, const gw_chat *q) {
         for (int i = 0; i < q->n_stop; i++)
             cJSON_AddItemToArray(stop, cJSON_CreateString(q->stop[i]));
     }
+    if (q->json_object)
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "response_format"), "type",
+                                "json_object");
     if (q->stream) {
         cJSON_AddBoolToObject(o, "stream", true);
         cJSON_AddBoolToObject(cJSON_AddObjectToObject(o, "stream_options"), "include_usage", true);

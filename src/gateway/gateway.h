@@ -374,6 +374,8 @@ typedef struct gw_chat {
     double top_p;            /* NAN: not sent */
     const char *const *stop; /* stop strings; may be NULL */
     int n_stop;
+    bool json_object;          /* JSON mode: OpenAI's response_format json_object (Anthropic
+                                  has none: not sent there) */
     bool stream;               /* ask for SSE and hand text over as it comes */
     const atomic_bool *cancel; /* when set (may be NULL): stop as soon as possible */
 } gw_chat;

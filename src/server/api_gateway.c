@@ -521,6 +521,7 @@ static bool gateway_chat_init(srv_gwreq *q, const srv_exchange *x) {
                         .top_p = body_number(x, "top_p"),
                         .stop = (const char *const *)r->stop,
                         .n_stop = r->n_stop,
+                        .json_object = r->sampling.constraint == HEARTH_CONSTRAINT_JSON_OBJECT,
                         .stream = r->stream,
                         .cancel = &q->bridge->cancel};
     q->greq = (gw_request){.chat = &q->chat,

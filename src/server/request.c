@@ -3,8 +3,8 @@
  * validated srv_request. Every field the API defines is checked for type and
  * range, and a failure is a 400 that names the field ("messages[2].content",
  * "stop[1]", ...). Fields the server ignores (user, metadata, store, ...) are
- * accepted; fields whose feature is missing (tools, logit_bias, JSON mode)
- * get a 400 that says so rather than being ignored. The body must be UTF-8
+ * accepted; fields whose feature is missing (tools, logit_bias, JSON
+ * schemas) get a 400 that says so rather than being ignored. The body must be UTF-8
  * (RFC 8259); ill-formed bytes are refused, not replaced.
  *
  * This file touches no model and no network: fuzz/fuzz_server_json.c feeds
@@ -203,6 +203,29 @@ static bool parse_sampling(parse_ctx *c, const cJSON *root) {
     return true;
 }
 
+/* response_format: "text", or "json_object" (JSON mode: the output is one
+ * JSON object, by constrained decoding). A "json_schema" must be obeyed, not
+ * just answered with some JSON, so it is refused until schemas are. */
+static bool parse_response_format(parse_ctx *c, const cJSON *root) {
+    const cJSON *v = field(root, "response_format");
+    if (!v) return true;
+    const cJSON *t = cJSON_IsObject(v) ? field(v, "type") : NULL;
+    if (!t || !cJSON_IsString(t))
+        return bad_type(c->e, "response_format", "an object with a string 'type'");
+    if (!strcmp(t->valuestring, "json_object")) {
+        c->r->sampling.constraint = HEARTH_CONSTRAINT_JSON_OBJECT;
+        return true;
+    }
+    if (!strcmp(t->valuestring, "json_schema"))
+        return srv_fail(c->e, 400, "response_format", NULL,
+                        "response_format 'json_schema' is not supported: only 'json_object' "
+                        "(JSON mode) is; a schema would not be enforced");
+    if (strcmp(t->valuestring, "text") != 0)
+        return srv_fail(c->e, 400, "response_format.type", NULL,
+                        "'response_format.type' must be text, json_object or json_schema");
+    return true;
+}
+
 static bool parse_common(parse_ctx *c, const cJSON *root) {
     srv_request *r = c->r;
     const cJSON *v;
@@ -226,7 +249,8 @@ static bool parse_common(parse_ctx *c, const cJSON *root) {
             return bad_type(c->e, "stream_options.include_usage", "a boolean");
         r->include_usage = u && cJSON_IsTrue(u);
     }
-    if (!parse_stop(c, root) || !parse_sampling(c, root)) return false;
+    if (!parse_stop(c, root) || !parse_sampling(c, root) || !parse_response_format(c, root))
+        return false;
     if ((v = field(root, "logit_bias"))) {
         if (!cJSON_IsObject(v)) return bad_type(c->e, "logit_bias", "an object");
         if (v->child)
@@ -338,19 +362,6 @@ static bool parse_chat(parse_ctx *c, const cJSON *root) {
         return srv_fail(c->e, 400, "top_logprobs", NULL,
                         "'top_logprobs' needs 'logprobs' to be true");
     r->top_logprobs = (int)ll;
-    if ((v = field(root, "response_format"))) {
-        const cJSON *t = cJSON_IsObject(v) ? field(v, "type") : NULL;
-        if (!t || !cJSON_IsString(t))
-            return bad_type(c->e, "response_format", "an object with a string 'type'");
-        if (!strcmp(t->valuestring, "json_object") || !strcmp(t->valuestring, "json_schema"))
-            return srv_fail(c->e, 400, "response_format", NULL,
-                            "response_format '%s' is not supported yet (JSON mode needs "
-                            "constrained decoding); use {\"type\": \"text\"}",
-                            t->valuestring);
-        if (strcmp(t->valuestring, "text") != 0)
-            return srv_fail(c->e, 400, "response_format.type", NULL,
-                            "'response_format.type' must be text, json_object or json_schema");
-    }
     if ((v = field(root, "tools"))) {
         if (!cJSON_IsArray(v)) return bad_type(c->e, "tools", "an array");
         if (v->child)

@@ -5,8 +5,8 @@
 // test_server.c runs it when the package is installed (npm install --prefix
 // build/npm openai). It checks what an application would rely on: listing
 // models, a chat completion, the same chat streamed (same text, a finish
-// reason, usage when asked), a legacy completion, logprobs, embeddings (base64,
-// the client's default, and float), and that errors
+// reason, usage when asked), a legacy completion, logprobs, JSON mode,
+// embeddings (base64, the client's default, and float), and that errors
 // arrive as the client's typed exceptions with the right status.
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -73,6 +73,33 @@ async function main() {
   });
   assert.equal(completion.object, 'text_completion');
   assert.equal(typeof completion.choices[0].text, 'string');
+
+  // JSON mode: a finished answer is one JSON object (JSON.parse), and the
+  // same request streamed gives the same text; json_schema is refused.
+  const jsonReq = {
+    model: ids[0], messages, max_tokens: 64, temperature: 0,
+    response_format: { type: 'json_object' },
+  };
+  const jsonChat = await client.chat.completions.create(jsonReq);
+  const jsonText = jsonChat.choices[0].message.content;
+  if (jsonChat.choices[0].finish_reason === 'stop') {
+    const v = JSON.parse(jsonText);
+    assert.ok(v !== null && typeof v === 'object' && !Array.isArray(v), 'a JSON object');
+  } else {
+    assert.equal(jsonChat.choices[0].finish_reason, 'length');
+    assert.match(jsonText, /^\s*\{/, `an object starts: ${JSON.stringify(jsonText)}`);
+  }
+  let jsonStreamed = '';
+  for await (const chunk of await client.chat.completions.create({ ...jsonReq, stream: true })) {
+    for (const c of chunk.choices) jsonStreamed += c.delta?.content ?? '';
+  }
+  assert.equal(jsonStreamed, jsonText, 'JSON mode streamed equals non-streamed');
+  await assert.rejects(
+    client.chat.completions.create({
+      ...jsonReq, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: {} } },
+    }),
+    (e) => e instanceof OpenAI.BadRequestError && e.status === 400,
+  );
 
   // The client asks for base64 by default and decodes it; both forms agree.
   const input = ['The quick brown fox', 'jumps over the lazy dog'];
