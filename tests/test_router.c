@@ -1093,6 +1093,9 @@ static int test_routellm(void) {
     size_t *tr = malloc(d.n * sizeof *tr), *ev = malloc(d.n * sizeof *ev), n_tr = 0, n_ev = 0;
     REQUIRE(tr && ev);
     for (size_t i = 0; i < d.n; i++) {
+        /* Only the training part of `hearth router experiment`: this check
+         * runs on every build and must not look at its held-out part. */
+        if (rtr_split_pick("hearth-router-eval", d.ex[i].prompt, d.ex[i].prompt_len, 20)) continue;
         if (rtr_split_pick("test-router", d.ex[i].prompt, d.ex[i].prompt_len, 20))
             ev[n_ev++] = i;
         else
