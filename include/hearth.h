@@ -194,6 +194,11 @@ HEARTH_API hearth_sampling hearth_sampling_default_params(void);
 
 typedef struct hearth_sampler hearth_sampler;
 
+/* With a constraint, the model's first such sampler indexes the bytes of its
+ * tokens (tens of ms for 150k tokens); later ones share that table, which
+ * lives as long as the last sampler using it. A generation whose constraint
+ * allows no token at all (a vocabulary without the needed characters) fails
+ * with HEARTH_ERR_UNSUPPORTED rather than drawing one. */
 HEARTH_API hearth_err hearth_sampler_new(const hearth_model *model, const hearth_sampling *params,
                                          hearth_sampler **out);
 HEARTH_API void hearth_sampler_free(hearth_sampler *sampler);

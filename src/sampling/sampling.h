@@ -119,7 +119,8 @@ int32_t smp_sample_ex(smp_sampler *s, const float *logits, int n_top, smp_info *
  * the draw (no random number is consumed) and writes up to `cap` surviving
  * candidates to `out`, best first, with their logits as the draw would see
  * them (penalized, divided by the temperature). Returns how many survived. In
- * greedy mode only the argmax survives. */
+ * greedy mode only the argmax survives. 0, with an error recorded, when a
+ * constraint allows no token. */
 typedef struct smp_cand {
     int32_t id;
     float logit;
