@@ -310,6 +310,73 @@ static void check_gemm(const char *isa, kern_type t, kern_gemm_fn gemm, kern_vec
     }
 }
 
+/* Activation quants all of magnitude 127 (random signs, sums kept): the
+ * largest integer sums a kernel can meet. */
+static void max_acts(kern_type vt, void *row, int64_t n) {
+    const size_t bb = kern_type_get((uint32_t)vt)->block_bytes;
+    for (int64_t i = 0; i < n / (vt == KERN_Q8_K ? QK_K : 32); i++) {
+        uint8_t *b = (uint8_t *)row + (size_t)i * bb;
+        if (vt == KERN_Q8_K) {
+            block_q8_K *q = (block_q8_K *)b;
+            for (int j = 0; j < QK_K; j++) q->qs[j] = (int8_t)(rnd_u32() % 2 ? 127 : -127);
+            for (int j = 0; j < QK_K / 16; j++) {
+                int sum = 0;
+                for (int k = 0; k < 16; k++) sum += q->qs[16 * j + k];
+                q->bsums[j] = (int16_t)sum;
+            }
+        } else if (vt == KERN_Q8_0) {
+            for (int j = 0; j < 32; j++) b[2 + j] = (uint8_t)(rnd_u32() % 2 ? 127 : -127);
+        }
+    }
+}
+
+/* One token against many rows (generation), the path the per-ISA one-token
+ * kernels take: the gemm of 1 token against vec_dot bit for bit and against
+ * the scalar reference within float rounding, on row counts around their
+ * groups of rows, rows up to and past the length their buffers hold, and
+ * activations of the largest magnitude; weights and the token in buffers
+ * of exactly their size (rows back to back), so ASan sees reads past the
+ * last row. */
+static void check_gemv(const char *isa, kern_type t, kern_gemm_fn gemm, kern_vec_dot_fn vec_dot) {
+    static const int rows[] = {1, 2, 3, 4, 5, 6, 7, 9, 13, 33};
+    static const int nb32[] = {1, 2, 3, 4, 5, 6, 7, 9, 28, 152, 511, 512, 513};
+    static const int nbK[] = {1, 2, 3, 5, 19, 64, 65};
+    const kern_type_info *ti = kern_type_get((uint32_t)t);
+    const kern_type vt = ti->vec_dot_type;
+    const bool k = ti->block_size == QK_K;
+    const int n_len = k ? (int)(sizeof nbK / sizeof nbK[0]) : (int)(sizeof nb32 / sizeof nb32[0]);
+    if (is_float_type(t) || (ti->block_size != 32 && !k)) return;
+    for (int c = 0; c < n_len; c++) {
+        const int64_t n = (int64_t)(k ? nbK[c] : nb32[c]) * ti->block_size;
+        const size_t ws = kern_row_bytes(t, n), xb = kern_row_bytes(vt, n);
+        for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
+            const int nr = rows[ri];
+            const int variant = (int)((c + ri) % 3); /* bytes, quantized, largest activations */
+            uint8_t *w = xmalloc(ws * (size_t)nr), *x = xmalloc(xb);
+            float *y = xmalloc(sizeof(float) * (size_t)nr);
+            for (int r = 0; r < nr; r++)
+                gen_weights(t, w + ws * (size_t)r, n, variant == 1 ? GEN_QUANTIZED : GEN_BYTES);
+            gen_acts(vt, x, n, false);
+            if (variant == 2) max_acts(vt, x, n);
+            gemm(n, w, ws, nr, x, xb, 1, y, nr);
+            int bad = 0, far = 0;
+            for (int r = 0; r < nr; r++) {
+                float want, ref;
+                vec_dot(n, &want, w + ws * (size_t)r, x);
+                g_scalar[t].vec_dot(n, &ref, w + ws * (size_t)r, x);
+                bad += memcmp(&want, &y[r], sizeof want) != 0;
+                const double tol = 1e-5 * magnitude(t, vt, w + ws * (size_t)r, x, n, ws) + 1e-30;
+                far += !(fabs((double)y[r] - (double)ref) <= tol);
+            }
+            CHECKF(bad == 0, "%s %s one token n=%lld rows %d: %d differ from vec_dot", isa,
+                   ti->name, (long long)n, nr, bad);
+            CHECKF(far == 0, "%s %s one token n=%lld rows %d variant %d: %d off the reference", isa,
+                   ti->name, (long long)n, nr, variant, far);
+            free(w), free(x), free(y);
+        }
+    }
+}
+
 /* The products real models run (Q4_K_M files mix Q4_K, Q6_K and Q5_0):
  * each of these tables must have a gemm for every one, and tiled attention
  * for both cache types, so that reading a prompt is batched there. */
@@ -614,6 +681,7 @@ static void check_isa(const isa_row *row) {
         }
         if (table[t].gemm != g_scalar[t].gemm) {
             check_gemm(row->name, (kern_type)t, table[t].gemm, table[t].vec_dot);
+            check_gemv(row->name, (kern_type)t, table[t].gemm, table[t].vec_dot);
             n_kernels++;
         }
         if (table[t].attn != g_scalar[t].attn) {

@@ -31,27 +31,16 @@
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static inline float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 static inline float hsum_ps128(__m128 s) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
 
-static inline float f16_at(const kern_f16 *p) { return _cvtsh_ss(*p); }
-
 /* Sums of u*s over each group of 4 bytes: 8 int32. u is read unsigned. */
 static inline __m256i dot_us(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
-
-static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
 /* The 32 levels of a 16-byte nibble array in element order: low nibbles are
  * elements 0..15, high nibbles 16..31. */
@@ -91,8 +80,6 @@ enum { TMAX = 4 };
  * sum is scaled by its lane of the products. Leftover blocks go one by one. */
 
 typedef enum { BK_Q4_0, BK_Q5_0, BK_Q4_1, BK_Q5_1, BK_Q8_0 } blk_kind;
-
-#define AI static inline __attribute__((always_inline))
 
 /* Byte sizes of the weight and activation blocks, offset of the activation
  * quants; affine formats add w.m * x.s per block. */
@@ -140,15 +127,6 @@ AI __m256i blk_dot(blk_kind k, blk_levels l, const int8_t *xq) {
     const __m256i x = load256(xq);
     if (blk_affine(k)) return dot_us(l.u, x);
     return dot_us(l.u, _mm256_sign_epi8(x, l.s));
-}
-
-/* The first fp16 fields of 4 consecutive blocks in lanes 0..3, the second
- * ones in 4..7, as floats. */
-AI __m256 fields4(const uint8_t *p, size_t stride) {
-    const __m128i p01 = _mm_unpacklo_epi16(_mm_loadu_si32(p), _mm_loadu_si32(p + stride));
-    const __m128i p23 =
-        _mm_unpacklo_epi16(_mm_loadu_si32(p + 2 * stride), _mm_loadu_si32(p + 3 * stride));
-    return _mm256_cvtph_ps(_mm_unpacklo_epi32(p01, p23));
 }
 
 /* One row of a 32-element block format against T tokens (xp[t]: their
@@ -566,18 +544,24 @@ static void vec_dot_bf16(int64_t n, float *s, const void *vw, const void *vx) {
  * for each group of 4 tokens (2 or 1 for the last), every row of the group:
  * a group of tokens' activations stays in L1 across the rows and a row's
  * unpacking serves 4 tokens. Missing tokens of the last group repeat its
- * last token (their sums are computed and dropped). One token goes row by
- * row through vec_dot's code. */
+ * last token (their sums are computed and dropped). One token goes to the
+ * type's gemv (x86_avx2_gemv.c: several rows at once, vec_dot's bits) or
+ * row by row through vec_dot's code. */
 
 typedef void (*tile_fn)(int64_t n, const uint8_t *w, const uint8_t *const *xp,
                         const float *const *xd, float *out);
 typedef void (*prep_fn)(int64_t n, const uint8_t *x, float *xd);
+typedef bool (*gemv_fn)(int64_t n, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *x,
+                        float *y);
 
 /* tiles: for 1, 2, 4 and 8 tokens (NULL: no 8-token tile); prep: what a
- * tile's xd wants per token, or NULL. */
-static void gemm_tiles(const tile_fn *tiles, prep_fn prep, int64_t n, const uint8_t *w, size_t ws,
-                       int64_t nr, const uint8_t *x, size_t xs, int64_t nt, float *y, int64_t ldy) {
+ * tile's xd wants per token, or NULL; gemv: one token against all the rows
+ * (x86_avx2_gemv.c), or NULL. */
+static void gemm_tiles(const tile_fn *tiles, prep_fn prep, gemv_fn gemv, int64_t n,
+                       const uint8_t *w, size_t ws, int64_t nr, const uint8_t *x, size_t xs,
+                       int64_t nt, float *y, int64_t ldy) {
     if (nt == 1) {
+        if (gemv && gemv(n, w, ws, nr, x, y)) return;
         for (int64_t r = 0; r < nr; r++) tiles[0](n, w + (size_t)r * ws, &x, NULL, y + r);
         return;
     }
@@ -615,7 +599,7 @@ static void gemm_tiles(const tile_fn *tiles, prep_fn prep, int64_t n, const uint
         (void)xd;                                                                                  \
         call(T, n, w, xp, xd, out);                                                                \
     }
-#define VEC_DOT_GEMM(name, t8, prep)                                                               \
+#define VEC_DOT_GEMM(name, t8, prep, gemv)                                                         \
     static void vec_dot_##name(int64_t n, float *s, const void *w, const void *x) {                \
         const uint8_t *xp = x;                                                                     \
         name##_t1(n, w, &xp, NULL, s);                                                             \
@@ -623,21 +607,21 @@ static void gemm_tiles(const tile_fn *tiles, prep_fn prep, int64_t n, const uint
     static void gemm_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,        \
                             size_t xs, int64_t nt, float *y, int64_t ldy) {                        \
         static const tile_fn tiles[4] = {name##_t1, name##_t2, name##_t4, t8};                     \
-        gemm_tiles(tiles, prep, n, w, ws, nr, x, xs, nt, y, ldy);                                  \
+        gemm_tiles(tiles, prep, gemv, n, w, ws, nr, x, xs, nt, y, ldy);                            \
     }
 /* tiles of 1, 2 and 4 tokens */
 #define TILED(name, call)                                                                          \
     TILE_FN(name, 1, call)                                                                         \
     TILE_FN(name, 2, call)                                                                         \
     TILE_FN(name, 4, call)                                                                         \
-    VEC_DOT_GEMM(name, NULL, NULL)
-/* and of 8, with prepared activation scales */
-#define TILED8(name, call, prep)                                                                   \
+    VEC_DOT_GEMM(name, NULL, NULL, NULL)
+/* and of 8, with prepared activation scales and a one-token kernel */
+#define TILED8(name, call, prep, gemv)                                                             \
     TILE_FN(name, 1, call)                                                                         \
     TILE_FN(name, 2, call)                                                                         \
     TILE_FN(name, 4, call)                                                                         \
     TILE_FN(name, 8, call)                                                                         \
-    VEC_DOT_GEMM(name, name##_t8, prep)
+    VEC_DOT_GEMM(name, name##_t8, prep, gemv)
 
 #define CALL_Q8_0(T, n, w, xp, xd, out) bp_tile(BK_Q8_0, T, n, w, xp, xd, out)
 #define CALL_Q4_0(T, n, w, xp, xd, out) bp_tile(BK_Q4_0, T, n, w, xp, xd, out)
@@ -647,12 +631,12 @@ static void gemm_tiles(const tile_fn *tiles, prep_fn prep, int64_t n, const uint
 #define CALL_Q6_K(T, n, w, xp, xd, out) q6_tile(T, n, w, xp, out)
 #define CALL_F32(T, n, w, xp, xd, out)  flt_tile(false, T, n, w, xp, out)
 #define CALL_F16(T, n, w, xp, xd, out)  flt_tile(true, T, n, w, xp, out)
-TILED8(q8_0, CALL_Q8_0, bp_prep)
-TILED8(q4_0, CALL_Q4_0, bp_prep)
-TILED8(q5_0, CALL_Q5_0, bp_prep)
-TILED8(q4_K, CALL_Q4_K, NULL)
-TILED8(q5_K, CALL_Q5_K, NULL)
-TILED8(q6_K, CALL_Q6_K, NULL)
+TILED8(q8_0, CALL_Q8_0, bp_prep, kern_avx2_gemv_q8_0)
+TILED8(q4_0, CALL_Q4_0, bp_prep, kern_avx2_gemv_q4_0)
+TILED8(q5_0, CALL_Q5_0, bp_prep, kern_avx2_gemv_q5_0)
+TILED8(q4_K, CALL_Q4_K, NULL, NULL)
+TILED8(q5_K, CALL_Q5_K, NULL, NULL)
+TILED8(q6_K, CALL_Q6_K, NULL, NULL)
 TILED(f32, CALL_F32)
 TILED(f16, CALL_F16)
 

@@ -16,8 +16,6 @@
 #include <immintrin.h>
 #include <math.h>
 
-#define AI static inline __attribute__((always_inline))
-
 enum { AT = KERN_KV_TILE, AR = KERN_ATTN_ROWS };
 
 /* 8 cache elements (f16 or f32) as floats. */

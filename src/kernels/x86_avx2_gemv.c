@@ -1,0 +1,223 @@
+/*
+ * x86_avx2_gemv.c - one token against many rows (generation) for the
+ * 32-element block formats Q4_0, Q5_0 and Q8_0: the gemm of x86_avx2.c for
+ * n_tok = 1, with the bits of its vec_dot.
+ *
+ * vec_dot (bp_tile there) adds, for each pair of blocks in turn, one vector
+ * of 8 int32 sums of 8 products (its "pair layout") times the blocks' scale
+ * products into one accumulator, and sums the 8 lanes at the end. Each lane
+ * sees an exact integer and the same float operations in the same order
+ * whatever route computed the integer, so this file computes the same
+ * lanes more cheaply:
+ *  - GV_ROWS rows at once, each with its own accumulator: independent
+ *    chains, and every activation vector the rows share is read once;
+ *  - the activations are rearranged once per product (gv_prep) so that a
+ *    Q4_0/Q5_0 pair needs no sign moves: the unsigned levels u (nibble,
+ *    plus 16 for Q5_0's fifth bit) go straight into vpmaddubsw and the
+ *    offset (8 or 16 times the sum of the 8 activations of a lane, made
+ *    once per product) is subtracted from the int32 sums: u*x - o*x is the
+ *    signed level times x, the same integer. Both blocks of a pair are
+ *    unpacked in one vector, which puts the lanes in another order (gv
+ *    layout: the 4 sums of the first block, then the second's); the scales
+ *    follow that order and the accumulator is put back into the pair layout
+ *    before its horizontal sum;
+ *  - the weight scales of 4 blocks are converted together and multiplied by
+ *    the activations' (converted once per product) with one vmulps.
+ * Pair sums stay within int16 before the vpmaddwd: at most 4 products of
+ * |u| <= 31 by |x| <= 127.
+ */
+#include "kernels/x86_avx2.h"
+
+typedef enum { GV_Q4_0, GV_Q5_0, GV_Q8_0 } gv_kind;
+
+/* GV_PF_BYTES: how far ahead the rows are prefetched (see gv_run). */
+enum { GV_ROWS = 4, GV_MAX_BLOCKS = KERN_AVX2_GEMV_MAX / QK8_0, GV_PF_BYTES = 16384 };
+
+/* What a pair of Q4_0/Q5_0 blocks needs of the token: its activations as
+ * the weight nibbles lie (elements 0..15 of both blocks, then 16..31) and
+ * the offsets in the gv layout. */
+typedef struct {
+    __m256i lo, hi, off;
+} gv_xpair;
+
+AI size_t gv_bsize(gv_kind k) {
+    return k == GV_Q4_0   ? sizeof(block_q4_0)
+           : k == GV_Q5_0 ? sizeof(block_q5_0)
+                          : sizeof(block_q8_0);
+}
+
+/* The activation scales of the nb blocks at x as floats, and for Q4_0/Q5_0
+ * the pairs (xp != NULL, levels offset by `bias`). A lone last block pairs
+ * with zeros, as in vec_dot. */
+static void gv_prep(int64_t nb, const uint8_t *x, float *xd, gv_xpair *xp, short bias) {
+    const size_t xs = sizeof(block_q8_0);
+    for (int64_t i = 0; i < nb; i++) xd[i] = f16_at((const kern_f16 *)(x + (size_t)i * xs));
+    if (!xp) return;
+    for (int64_t i = 0; i < nb; i += 2) {
+        const uint8_t *a = x + (size_t)i * xs + 2, *b = a + xs;
+        const bool two = i + 1 < nb;
+        const __m128i z = _mm_setzero_si128();
+        const __m256i lo = _mm256_set_m128i(two ? _mm_loadu_si128((const __m128i *)b) : z,
+                                            _mm_loadu_si128((const __m128i *)a));
+        const __m256i hi = _mm256_set_m128i(two ? _mm_loadu_si128((const __m128i *)(b + 16)) : z,
+                                            _mm_loadu_si128((const __m128i *)(a + 16)));
+        const __m256i one = _mm256_set1_epi8(1);
+        const __m256i s4 =
+            _mm256_hadd_epi16(_mm256_maddubs_epi16(one, lo), _mm256_maddubs_epi16(one, hi));
+        xp[i / 2] = (gv_xpair){lo, hi, _mm256_madd_epi16(s4, _mm256_set1_epi16(bias))};
+    }
+}
+
+/* The unsigned levels of a Q4_0/Q5_0 pair whose first block is at b: lo =
+ * elements 0..15 of the first block and of the second, hi = 16..31. */
+AI void gv_levels(gv_kind k, const uint8_t *b, bool two, __m256i *lo, __m256i *hi) {
+    const size_t bs = gv_bsize(k), qo = k == GV_Q4_0 ? 2 : 6;
+    const __m128i q0 = _mm_loadu_si128((const __m128i *)(b + qo));
+    const __m256i v =
+        two ? _mm256_inserti128_si256(_mm256_castsi128_si256(q0),
+                                      _mm_loadu_si128((const __m128i *)(b + bs + qo)), 1)
+            : _mm256_zextsi128_si256(q0);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    *lo = _mm256_and_si256(v, m4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    if (k != GV_Q5_0) return;
+    /* bit j of a block's qh is the fifth bit of element j: spread bytes 0, 1
+     * (lo) or 2, 3 (hi) of each block's qh over its half, pick bit j % 8 */
+    uint32_t h0, h1 = 0;
+    memcpy(&h0, b + 2, 4);
+    if (two) memcpy(&h1, b + bs + 2, 4);
+    const __m256i h = _mm256_set1_epi64x((long long)((uint64_t)h1 << 32 | h0));
+    const __m256i sel = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    const __m256i b16 = _mm256_set1_epi8(0x10);
+    const __m256i clo =
+        _mm256_setr_epi64x(0, 0x0101010101010101, 0x0404040404040404, 0x0505050505050505);
+    const __m256i chi = _mm256_add_epi8(clo, _mm256_set1_epi8(2));
+    const __m256i blo = _mm256_and_si256(_mm256_shuffle_epi8(h, clo), sel);
+    const __m256i bhi = _mm256_and_si256(_mm256_shuffle_epi8(h, chi), sel);
+    *lo = _mm256_or_si256(*lo, _mm256_and_si256(_mm256_cmpeq_epi8(blo, sel), b16));
+    *hi = _mm256_or_si256(*hi, _mm256_and_si256(_mm256_cmpeq_epi8(bhi, sel), b16));
+}
+
+/* The int32 sums of the pair of blocks at b (the second only when `two`):
+ * Q8_0 in the pair layout, Q4_0/Q5_0 in the gv layout. */
+AI __m256i gv_pair(gv_kind k, const uint8_t *b, bool two, const gv_xpair *xp, const uint8_t *xb) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    if (k == GV_Q8_0) {
+        const size_t bs = sizeof(block_q8_0);
+        const __m256i w0 = load256(b + 2);
+        const __m256i p0 = _mm256_madd_epi16(
+            _mm256_maddubs_epi16(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(load256(xb + 2), w0)),
+            ones);
+        __m256i p1 = _mm256_setzero_si256();
+        if (two) {
+            const __m256i w1 = load256(b + bs + 2);
+            p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w1, w1),
+                                                        _mm256_sign_epi8(load256(xb + bs + 2), w1)),
+                                   ones);
+        }
+        return _mm256_hadd_epi32(p0, p1);
+    }
+    __m256i lo, hi;
+    gv_levels(k, b, two, &lo, &hi);
+    const __m256i s4 =
+        _mm256_hadd_epi16(_mm256_maddubs_epi16(lo, xp->lo), _mm256_maddubs_epi16(hi, xp->hi));
+    return _mm256_sub_epi32(_mm256_madd_epi16(s4, ones), xp->off);
+}
+
+/* Lane indices that spread the scale products of blocks 2q and 2q + 1 (in
+ * lanes 2q, 2q + 1) over a pair's sums. */
+AI __m256i gv_spread(gv_kind k, int q) {
+    const int a = 2 * q, b = 2 * q + 1;
+    return k == GV_Q8_0 ? _mm256_setr_epi32(a, a, b, b, a, a, b, b)
+                        : _mm256_setr_epi32(a, a, a, a, b, b, b, b);
+}
+
+/* R rows at w (ws bytes apart) against the prepared token: y[0..R-1]. The
+ * bytes pf further on are prefetched as these are read. */
+AI void gv_rows(gv_kind k, const int R, int64_t nb, const uint8_t *w, size_t ws, size_t pf,
+                const float *xd, const gv_xpair *xp, const uint8_t *x, float *y) {
+    const size_t bs = gv_bsize(k), xs = sizeof(block_q8_0);
+    __m256 acc[GV_ROWS];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        const __m256 xd4 = _mm256_broadcast_ps((const __m128 *)(xd + i));
+        __m256 sc[GV_ROWS];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            /* every line of these 4 blocks (72 to 136 bytes) pf bytes on */
+            const char *ahead = (const char *)w + r * ws + i * bs + pf;
+            _mm_prefetch(ahead, _MM_HINT_T0);
+            _mm_prefetch(ahead + 64, _MM_HINT_T0);
+            if (4 * bs > 128) _mm_prefetch(ahead + 4 * bs - 1, _MM_HINT_T0);
+            sc[r] = _mm256_mul_ps(fields4(w + r * ws + i * bs, bs), xd4);
+        }
+#pragma GCC unroll 2
+        for (int q = 0; q < 2; q++) {
+            const int64_t j = i + 2 * q;
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const __m256i p = gv_pair(k, w + r * ws + j * bs, true, xp + j / 2, x + j * xs);
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
+                                         _mm256_permutevar8x32_ps(sc[r], gv_spread(k, q)), acc[r]);
+            }
+        }
+    }
+    for (; i < nb; i += 2) {
+        const bool two = i + 1 < nb;
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const uint8_t *b = w + r * ws + i * bs;
+            const float pa = f16_at((const kern_f16 *)b) * xd[i];
+            const float pb = two ? f16_at((const kern_f16 *)(b + bs)) * xd[i + 1] : 0.0f;
+            const __m256 sc = k == GV_Q8_0 ? _mm256_setr_ps(pa, pa, pb, pb, pa, pa, pb, pb)
+                                           : _mm256_setr_ps(pa, pa, pa, pa, pb, pb, pb, pb);
+            const __m256i p = gv_pair(k, b, two, xp + i / 2, x + i * xs);
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sc, acc[r]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        /* the gv layout back to the pair layout: lanes 2, 3 swap with 4, 5 */
+        const __m256 a =
+            k == GV_Q8_0
+                ? acc[r]
+                : _mm256_permutevar8x32_ps(acc[r], _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7));
+        y[r] = hsum_ps(a);
+    }
+}
+
+/* Reading GV_ROWS rows side by side makes as many short streams, which the
+ * hardware prefetcher does not follow far enough to keep up with memory
+ * (weights larger than the caches: 4864 x 896 Q4_0 rows from memory took
+ * 37 ns each against 34 row by row, 21 with this); so the rows some
+ * GV_PF_BYTES on (whole groups, so the same row of a later group) are
+ * prefetched as they are read. Prefetches past the weight never fault. */
+AI bool gv_run(gv_kind k, int64_t n, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *x,
+               float *y) {
+    if (n > KERN_AVX2_GEMV_MAX) return false;
+    const int64_t nb = n / QK8_0;
+    float xd[GV_MAX_BLOCKS];
+    gv_xpair xp[GV_MAX_BLOCKS / 2];
+    gv_prep(nb, x, xd, k == GV_Q8_0 ? NULL : xp, k == GV_Q4_0 ? 8 : 16);
+    const size_t group = GV_ROWS * ws, pf = (GV_PF_BYTES / group + 1) * group;
+    int64_t r = 0;
+    for (; r + GV_ROWS <= nr; r += GV_ROWS)
+        gv_rows(k, GV_ROWS, nb, w + (size_t)r * ws, ws, pf, xd, xp, x, y + r);
+    for (; r < nr; r++) gv_rows(k, 1, nb, w + (size_t)r * ws, ws, pf, xd, xp, x, y + r);
+    return true;
+}
+
+bool kern_avx2_gemv_q4_0(int64_t n, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *x,
+                         float *y) {
+    return gv_run(GV_Q4_0, n, w, ws, nr, x, y);
+}
+bool kern_avx2_gemv_q5_0(int64_t n, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *x,
+                         float *y) {
+    return gv_run(GV_Q5_0, n, w, ws, nr, x, y);
+}
+bool kern_avx2_gemv_q8_0(int64_t n, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *x,
+                         float *y) {
+    return gv_run(GV_Q8_0, n, w, ws, nr, x, y);
+}
