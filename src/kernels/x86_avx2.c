@@ -104,21 +104,12 @@ typedef struct {
 } blk_levels;
 
 AI blk_levels blk_unpack(blk_kind k, const uint8_t *w) {
-    __m256i v;
-    switch (k) {
-    case BK_Q4_0: v = _mm256_sub_epi8(nibbles32(w + 2), _mm256_set1_epi8(8)); break;
-    case BK_Q5_0: /* level - 16 as a signed byte: 0xF0 on top where bit 4 is clear */
-        v = _mm256_or_si256(nibbles32(w + 6), _mm256_andnot_si256(bytes_from_bits32(w + 2),
-                                                                  _mm256_set1_epi8((char)0xF0)));
-        break;
-    case BK_Q4_1: return (blk_levels){nibbles32(w + 4), _mm256_setzero_si256()};
-    case BK_Q5_1: {
+    if (k == BK_Q4_1) return (blk_levels){nibbles32(w + 4), _mm256_setzero_si256()};
+    if (k == BK_Q5_1) {
         const __m256i b4 = _mm256_and_si256(bytes_from_bits32(w + 4), _mm256_set1_epi8(0x10));
         return (blk_levels){_mm256_or_si256(nibbles32(w + 8), b4), _mm256_setzero_si256()};
     }
-    case BK_Q8_0:
-    default: v = load256(w + 2); break;
-    }
+    const __m256i v = load256(w + 2); /* Q8_0 (Q4_0 and Q5_0 go in pairs: pair_unpack) */
     return (blk_levels){_mm256_sign_epi8(v, v), v};
 }
 
@@ -197,59 +188,90 @@ AI void blk_tile(blk_kind k, const int T, int64_t n, const uint8_t *w, const uin
 }
 
 /* ---- Q8_0, Q4_0 and Q5_0 against Q8_0: blocks in pairs ----------------------------
- * vphaddd puts the int32 lanes of two blocks side by side (lanes 0, 1, 4, 5:
- * the first, 2, 3, 6, 7: the second), so one conversion and one
- * multiply-add by [a a b b a a b b] (a, b: the blocks' w.d * x.d) scale
- * both into one accumulator per pair. A lone last block pairs with zeros
- * (scale 0). The activations' scales in that layout can be made once per
- * token for all the rows of a gemm (bp_prep); they are exact conversions,
- * so the products are the same either way. One accumulator per token lets
- * a tile take 8 tokens, each weight block's unpacking serving all of them. */
+ * The int32 sums of two blocks go in one vector: for Q8_0 vphaddd puts the
+ * lanes of the two blocks side by side ("pair layout": lanes 0, 1, 4, 5 the
+ * first block's, 2, 3, 6, 7 the second's, each the sum of 8 consecutive
+ * products); Q4_0 and Q5_0 unpack both blocks in one vector per half
+ * ("nibble layout", x86_avx2.h: lanes 0..3 the first block's, 4..7 the
+ * second's), which needs no horizontal add (vphaddw costs as much as
+ * four vpand). So one conversion and one multiply-add by the blocks' w.d *
+ * x.d, [a a b b a a b b] or [a a a a b b b b], scale both into one
+ * accumulator per pair. A lone last block pairs with zeros (scale 0). The
+ * activations' scales in that layout can be made once per token for all
+ * the rows of a gemm (bp_prep, nl_prep); they are exact conversions, so the
+ * products are the same either way. One accumulator per token lets a tile
+ * take 8 tokens, each weight pair's unpacking serving all of them.
+ * x86_avx2_gemv.c computes the same lanes for one token. */
 
 enum { TBIG = 8, XD_CAP = 1024 /* floats of prepared scales per token: n <= 8192 */ };
 
+/* Lanes 2q (a) and 2q + 1 (b) of v spread as the sums of k's layout want:
+ * [a a b b a a b b] (Q8_0) or [a a a a b b b b]. */
+AI __m256 pair_lanes(blk_kind k, __m256 v, int q) {
+    const int a = 2 * q, b = a + 1;
+    return _mm256_permutevar8x32_ps(v, k == BK_Q8_0 ? _mm256_setr_epi32(a, a, b, b, a, a, b, b)
+                                                    : _mm256_setr_epi32(a, a, a, a, b, b, b, b));
+}
+
 /* The first fp16 field of the block at p and, when `two`, of the one at
- * p + stride, as [a a b b a a b b] (b = 0 without a second block). */
-AI __m256 pair_scales(const uint8_t *p, size_t stride, bool two) {
+ * p + stride (else 0), in k's layout. */
+AI __m256 pair_scales(blk_kind k, const uint8_t *p, size_t stride, bool two) {
     uint16_t a, b = 0;
     memcpy(&a, p, 2);
     if (two) memcpy(&b, p + stride, 2);
     const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)b << 16 | a)));
-    const __m128 d = _mm_unpacklo_ps(f, f);
-    return _mm256_set_m128(d, d);
+    return pair_lanes(k, _mm256_castps128_ps256(f), 0);
 }
 
 /* pair_scales of every pair of one token's Q8_0 row, 8 floats per pair. */
-static void bp_prep(int64_t n, const uint8_t *x, float *xd) {
+AI void pairs_prep(blk_kind k, int64_t n, const uint8_t *x, float *xd) {
     const int64_t nb = n / QK8_0;
     for (int64_t i = 0; i < nb; i += 2)
-        _mm256_storeu_ps(xd + 4 * i,
-                         pair_scales(x + i * sizeof(block_q8_0), sizeof(block_q8_0), i + 1 < nb));
+        _mm256_storeu_ps(
+            xd + 4 * i, pair_scales(k, x + i * sizeof(block_q8_0), sizeof(block_q8_0), i + 1 < nb));
 }
+static void bp_prep(int64_t n, const uint8_t *x, float *xd) { pairs_prep(BK_Q8_0, n, x, xd); }
+static void nl_prep(int64_t n, const uint8_t *x, float *xd) { pairs_prep(BK_Q4_0, n, x, xd); }
 
-/* The int32 sums of two blocks (x0, x1: their activation quants) in the
- * pair layout: lanes 0, 1, 4, 5 the first block's, each the sum of 8
- * products, 2, 3, 6, 7 the second's. Levels of at most 16 in magnitude
- * (Q4_0, Q5_0) keep sums of 4 products within int16, so the two blocks'
- * vpmaddubsw results are added in pairs first and widened by one
- * vpmaddwd; Q8_0 widens each block and adds in int32. Same integers either
- * way. */
-AI __m256i pair_dot(blk_kind k, blk_levels l0, blk_levels l1, const int8_t *x0, const int8_t *x1,
-                    bool two) {
+/* A weight pair's levels, ready for any token: u = |level| (read unsigned by
+ * vpmaddubsw) and s = level, whose signs move onto the activations with
+ * vpsignb; for Q8_0 (u0, s0) is the first block, (u1, s1) the second, for
+ * Q4_0 and Q5_0 the lo and hi halves of nl_levels. */
+typedef struct {
+    __m256i u0, s0, u1, s1;
+} pair_levels;
+
+AI pair_levels pair_unpack(blk_kind k, const uint8_t *w, bool two) {
+    __m256i a, b;
     if (k == BK_Q8_0) {
-        const __m256i p1 = two ? blk_dot(k, l1, x1) : _mm256_setzero_si256();
-        return _mm256_hadd_epi32(blk_dot(k, l0, x0), p1);
+        a = load256(w + 2);
+        b = two ? load256(w + sizeof(block_q8_0) + 2) : _mm256_setzero_si256();
+    } else {
+        const __m256i bias = _mm256_set1_epi8(k == BK_Q5_0 ? 16 : 8);
+        nl_levels(k == BK_Q5_0, w, two, &a, &b);
+        a = _mm256_sub_epi8(a, bias);
+        b = _mm256_sub_epi8(b, bias);
     }
-    const __m256i m0 = _mm256_maddubs_epi16(l0.u, _mm256_sign_epi8(load256(x0), l0.s));
-    const __m256i m1 = two ? _mm256_maddubs_epi16(l1.u, _mm256_sign_epi8(load256(x1), l1.s))
-                           : _mm256_setzero_si256();
-    return _mm256_madd_epi16(_mm256_hadd_epi16(m0, m1), _mm256_set1_epi16(1));
+    return (pair_levels){_mm256_sign_epi8(a, a), a, _mm256_sign_epi8(b, b), b};
 }
 
-/* [a a b b a a b b] from lanes 2q and 2q + 1 of v. */
-AI __m256 pair_lanes(__m256 v, int q) {
-    return _mm256_permutevar8x32_ps(v, q ? _mm256_setr_epi32(2, 2, 3, 3, 2, 2, 3, 3)
-                                         : _mm256_setr_epi32(0, 0, 1, 1, 0, 0, 1, 1));
+/* The int32 sums of a weight pair and the activation blocks at x (the
+ * second only when `two`) in k's layout. Levels of at most 16 in magnitude
+ * (Q4_0, Q5_0) keep sums of 4 products within int16, so the halves' vpmaddubsw
+ * results are added before one vpmaddwd; Q8_0 widens each block. */
+AI __m256i pair_dot(blk_kind k, pair_levels l, const uint8_t *x, bool two) {
+    if (k == BK_Q8_0) {
+        const __m256i p0 = dot_us(l.u0, _mm256_sign_epi8(load256(x + 2), l.s0));
+        const __m256i p1 =
+            two ? dot_us(l.u1, _mm256_sign_epi8(load256(x + sizeof(block_q8_0) + 2), l.s1))
+                : _mm256_setzero_si256();
+        return _mm256_hadd_epi32(p0, p1);
+    }
+    __m256i lo, hi;
+    nl_acts(x, two, &lo, &hi);
+    const __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(l.u0, _mm256_sign_epi8(lo, l.s0)),
+                                       _mm256_maddubs_epi16(l.u1, _mm256_sign_epi8(hi, l.s1)));
+    return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
 }
 
 /* One row of k against T tokens; xd: their prepared scales, or NULL. Groups
@@ -268,16 +290,14 @@ AI void bp_tile(blk_kind k, const int T, int64_t n, const uint8_t *w, const uint
         const __m256 w4 = fields4(wb, ws);
 #pragma GCC unroll 2
         for (int q = 0; q < 2; q++) {
-            const blk_levels l0 = blk_unpack(k, wb + 2 * q * ws);
-            const blk_levels l1 = blk_unpack(k, wb + (2 * q + 1) * ws);
-            const __m256 wd = pair_lanes(w4, q);
+            const pair_levels l = pair_unpack(k, wb + 2 * q * ws, true);
+            const __m256 wd = pair_lanes(k, w4, q);
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
                 const uint8_t *xb = xp[t] + (i + 2 * q) * xs;
-                const __m256i p = pair_dot(k, l0, l1, (const int8_t *)(xb + 2),
-                                           (const int8_t *)(xb + xs + 2), true);
+                const __m256i p = pair_dot(k, l, xb, true);
                 const __m256 xdv = xd ? _mm256_loadu_ps(xd[t] + 4 * (i + 2 * q))
-                                      : pair_lanes(fields4(xp[t] + i * xs, xs), q);
+                                      : pair_lanes(k, fields4(xp[t] + i * xs, xs), q);
                 acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(wd, xdv), acc[t]);
             }
         }
@@ -285,15 +305,13 @@ AI void bp_tile(blk_kind k, const int T, int64_t n, const uint8_t *w, const uint
     for (; i < nb; i += 2) {
         const bool two = i + 1 < nb;
         const uint8_t *wb = w + i * ws;
-        const blk_levels l0 = blk_unpack(k, wb);
-        const blk_levels l1 = two ? blk_unpack(k, wb + ws) : l0;
-        const __m256 wd = pair_scales(wb, ws, two);
+        const pair_levels l = pair_unpack(k, wb, two);
+        const __m256 wd = pair_scales(k, wb, ws, two);
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             const uint8_t *xb = xp[t] + i * xs;
-            const __m256i p =
-                pair_dot(k, l0, l1, (const int8_t *)(xb + 2), (const int8_t *)(xb + xs + 2), two);
-            const __m256 xdv = xd ? _mm256_loadu_ps(xd[t] + 4 * i) : pair_scales(xb, xs, two);
+            const __m256i p = pair_dot(k, l, xb, two);
+            const __m256 xdv = xd ? _mm256_loadu_ps(xd[t] + 4 * i) : pair_scales(k, xb, xs, two);
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(wd, xdv), acc[t]);
         }
     }
@@ -632,8 +650,8 @@ static void gemm_tiles(const tile_fn *tiles, prep_fn prep, gemv_fn gemv, int64_t
 #define CALL_F32(T, n, w, xp, xd, out)  flt_tile(false, T, n, w, xp, out)
 #define CALL_F16(T, n, w, xp, xd, out)  flt_tile(true, T, n, w, xp, out)
 TILED8(q8_0, CALL_Q8_0, bp_prep, kern_avx2_gemv_q8_0)
-TILED8(q4_0, CALL_Q4_0, bp_prep, kern_avx2_gemv_q4_0)
-TILED8(q5_0, CALL_Q5_0, bp_prep, kern_avx2_gemv_q5_0)
+TILED8(q4_0, CALL_Q4_0, nl_prep, kern_avx2_gemv_q4_0)
+TILED8(q5_0, CALL_Q5_0, nl_prep, kern_avx2_gemv_q5_0)
 TILED8(q4_K, CALL_Q4_K, NULL, NULL)
 TILED8(q5_K, CALL_Q5_K, NULL, NULL)
 TILED8(q6_K, CALL_Q6_K, NULL, NULL)

@@ -34,6 +34,65 @@ AI __m256 fields4(const uint8_t *p, size_t stride) {
     return _mm256_cvtph_ps(_mm_unpacklo_epi32(p01, p23));
 }
 
+/* ---- Q4_0 and Q5_0 in pairs of blocks (x86_avx2.c's tiles, x86_avx2_gemv.c)
+ * The 16 quant bytes of a block hold elements 0..15 in their low nibbles and
+ * 16..31 in their high ones, so the two blocks of a pair unpack into one
+ * vector per half: lo = elements 0..15 of the first block, then of the
+ * second; hi = 16..31 of both. vpmaddubsw of lo and of hi against the
+ * activations laid out the same way (nl_acts), added in int16 and widened
+ * by one vpmaddwd, gives the pair's 8 int32 sums in the "nibble layout":
+ * lane m (0..3) of the first block sums elements 4m..4m+3 and
+ * 16+4m..16+4m+3, lanes 4..7 the same of the second. */
+
+/* The unsigned levels u of the pair whose first block is at b (q5: Q5_0,
+ * else Q4_0; the second block only when `two`, else zeros): the nibble,
+ * plus 16 where Q5_0's fifth bit is set. The signed level is u - 8 (Q4_0)
+ * or u - 16 (Q5_0). */
+AI void nl_levels(bool q5, const uint8_t *b, bool two, __m256i *lo, __m256i *hi) {
+    const size_t bs = q5 ? sizeof(block_q5_0) : sizeof(block_q4_0), qo = q5 ? 6 : 2;
+    const __m128i q0 = _mm_loadu_si128((const __m128i *)(b + qo));
+    const __m256i v =
+        two ? _mm256_inserti128_si256(_mm256_castsi128_si256(q0),
+                                      _mm_loadu_si128((const __m128i *)(b + bs + qo)), 1)
+            : _mm256_zextsi128_si256(q0);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    *lo = _mm256_and_si256(v, m4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    if (!q5) return;
+    /* bit j of a block's qh is the fifth bit of element j: spread bytes 0, 1
+     * (lo) or 2, 3 (hi) of each block's qh over its half, pick bit j % 8 */
+    uint32_t h0, h1 = 0;
+    memcpy(&h0, b + 2, 4);
+    if (two) memcpy(&h1, b + bs + 2, 4);
+    const __m256i h = _mm256_set1_epi64x((long long)((uint64_t)h1 << 32 | h0));
+    const __m256i sel = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    const __m256i b16 = _mm256_set1_epi8(0x10);
+    const __m256i clo =
+        _mm256_setr_epi64x(0, 0x0101010101010101, 0x0404040404040404, 0x0505050505050505);
+    const __m256i chi = _mm256_add_epi8(clo, _mm256_set1_epi8(2));
+    const __m256i blo = _mm256_and_si256(_mm256_shuffle_epi8(h, clo), sel);
+    const __m256i bhi = _mm256_and_si256(_mm256_shuffle_epi8(h, chi), sel);
+    *lo = _mm256_or_si256(*lo, _mm256_and_si256(_mm256_cmpeq_epi8(blo, sel), b16));
+    *hi = _mm256_or_si256(*hi, _mm256_and_si256(_mm256_cmpeq_epi8(bhi, sel), b16));
+}
+
+/* The activation quants of the Q8_0 blocks at x (and x + 34 when `two`,
+ * else zeros) laid out as nl_levels lays out the weights. */
+AI void nl_acts(const uint8_t *x, bool two, __m256i *lo, __m256i *hi) {
+    const uint8_t *a = x + 2, *b = a + sizeof(block_q8_0);
+    const __m128i alo = _mm_loadu_si128((const __m128i *)a);
+    const __m128i ahi = _mm_loadu_si128((const __m128i *)(a + 16));
+    if (two) {
+        *lo = _mm256_inserti128_si256(_mm256_castsi128_si256(alo),
+                                      _mm_loadu_si128((const __m128i *)b), 1);
+        *hi = _mm256_inserti128_si256(_mm256_castsi128_si256(ahi),
+                                      _mm_loadu_si128((const __m128i *)(b + 16)), 1);
+    } else {
+        *lo = _mm256_zextsi128_si256(alo);
+        *hi = _mm256_zextsi128_si256(ahi);
+    }
+}
+
 /* kern_attn_tile over an f32 or f16 cache (x86_avx2_attn.c): the contract of
  * kernels.h, for head sizes that are multiples of 16 up to KERN_ATTN_MAX_HD. */
 void kern_avx2_attn_f32(const kern_attn_args *a);

@@ -4,29 +4,25 @@
  * n_tok = 1, with the bits of its vec_dot.
  *
  * vec_dot (bp_tile there) adds, for each pair of blocks in turn, one vector
- * of 8 int32 sums of 8 products (its "pair layout") times the blocks' scale
- * products into one accumulator, and sums the 8 lanes at the end. Each lane
- * sees an exact integer and the same float operations in the same order
- * whatever route computed the integer, so this file computes the same
- * lanes more cheaply:
+ * of 8 int32 sums (Q8_0: pair layout, Q4_0/Q5_0: nibble layout) times the
+ * blocks' scale products into one accumulator, and sums the 8 lanes at the
+ * end. Each lane sees an exact integer and the same float operations in the
+ * same order whatever route computed the integer, so this file computes the
+ * same lanes more cheaply:
  *  - GV_ROWS rows at once, each with its own accumulator: independent
  *    chains, and every activation vector the rows share is read once;
- *  - the activations are rearranged once per product (gv_prep) so that a
- *    Q4_0/Q5_0 pair needs no sign moves: the unsigned levels u (nibble,
- *    plus 16 for Q5_0's fifth bit) go straight into vpmaddubsw and the
- *    offset (8 or 16 times the sum of the 8 activations of a lane, made
- *    once per product) is subtracted from the int32 sums: u*x - o*x is the
- *    signed level times x, the same integer. Both blocks of a pair are
- *    unpacked in one vector, which puts the lanes in another order (gv
- *    layout: the 4 sums of the first block, then the second's); the scales
- *    follow that order and the accumulator is put back into the pair layout
- *    before its horizontal sum;
+ *  - the activations are laid out once per product (gv_prep) as the
+ *    nibble layout wants them, so that a Q4_0/Q5_0 pair needs no sign moves:
+ *    the unsigned levels u of nl_levels go straight into vpmaddubsw and the
+ *    offset (8 or 16 times the sum of the 8 activations of a lane, made once
+ *    per product) is subtracted from the int32 sums: u*x - o*x is the
+ *    signed level times x, the same integer;
  *  - the weight scales of 4 blocks are gathered in a general register,
  *    converted together and multiplied by the activations' (converted once
  *    per product) with one vmulps (the scales took 15 % of a Q4_0 row with
  *    vector gathers).
- * Pair sums stay within int16 before the vpmaddwd: at most 4 products of
- * |u| <= 31 by |x| <= 127.
+ * Sums of 4 products stay within int16 before the vpmaddwd: |u| <= 31,
+ * |x| <= 127.
  */
 #include "kernels/x86_avx2.h"
 
@@ -36,8 +32,7 @@ typedef enum { GV_Q4_0, GV_Q5_0, GV_Q8_0 } gv_kind;
 enum { GV_ROWS = 4, GV_MAX_BLOCKS = KERN_AVX2_GEMV_MAX / QK8_0, GV_PF_BYTES = 16384 };
 
 /* What a pair of Q4_0/Q5_0 blocks needs of the token: its activations as
- * the weight nibbles lie (elements 0..15 of both blocks, then 16..31) and
- * the offsets in the gv layout. */
+ * nl_acts lays them out and the offsets of the lanes of the nibble layout. */
 typedef struct {
     __m256i lo, hi, off;
 } gv_xpair;
@@ -56,52 +51,17 @@ static void gv_prep(int64_t nb, const uint8_t *x, float *xd, gv_xpair *xp, short
     for (int64_t i = 0; i < nb; i++) xd[i] = f16_at((const kern_f16 *)(x + (size_t)i * xs));
     if (!xp) return;
     for (int64_t i = 0; i < nb; i += 2) {
-        const uint8_t *a = x + (size_t)i * xs + 2, *b = a + xs;
-        const bool two = i + 1 < nb;
-        const __m128i z = _mm_setzero_si128();
-        const __m256i lo = _mm256_set_m128i(two ? _mm_loadu_si128((const __m128i *)b) : z,
-                                            _mm_loadu_si128((const __m128i *)a));
-        const __m256i hi = _mm256_set_m128i(two ? _mm_loadu_si128((const __m128i *)(b + 16)) : z,
-                                            _mm_loadu_si128((const __m128i *)(a + 16)));
+        __m256i lo, hi;
+        nl_acts(x + (size_t)i * xs, i + 1 < nb, &lo, &hi);
         const __m256i one = _mm256_set1_epi8(1);
         const __m256i s4 =
-            _mm256_hadd_epi16(_mm256_maddubs_epi16(one, lo), _mm256_maddubs_epi16(one, hi));
+            _mm256_add_epi16(_mm256_maddubs_epi16(one, lo), _mm256_maddubs_epi16(one, hi));
         xp[i / 2] = (gv_xpair){lo, hi, _mm256_madd_epi16(s4, _mm256_set1_epi16(bias))};
     }
 }
 
-/* The unsigned levels of a Q4_0/Q5_0 pair whose first block is at b: lo =
- * elements 0..15 of the first block and of the second, hi = 16..31. */
-AI void gv_levels(gv_kind k, const uint8_t *b, bool two, __m256i *lo, __m256i *hi) {
-    const size_t bs = gv_bsize(k), qo = k == GV_Q4_0 ? 2 : 6;
-    const __m128i q0 = _mm_loadu_si128((const __m128i *)(b + qo));
-    const __m256i v =
-        two ? _mm256_inserti128_si256(_mm256_castsi128_si256(q0),
-                                      _mm_loadu_si128((const __m128i *)(b + bs + qo)), 1)
-            : _mm256_zextsi128_si256(q0);
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    *lo = _mm256_and_si256(v, m4);
-    *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-    if (k != GV_Q5_0) return;
-    /* bit j of a block's qh is the fifth bit of element j: spread bytes 0, 1
-     * (lo) or 2, 3 (hi) of each block's qh over its half, pick bit j % 8 */
-    uint32_t h0, h1 = 0;
-    memcpy(&h0, b + 2, 4);
-    if (two) memcpy(&h1, b + bs + 2, 4);
-    const __m256i h = _mm256_set1_epi64x((long long)((uint64_t)h1 << 32 | h0));
-    const __m256i sel = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    const __m256i b16 = _mm256_set1_epi8(0x10);
-    const __m256i clo =
-        _mm256_setr_epi64x(0, 0x0101010101010101, 0x0404040404040404, 0x0505050505050505);
-    const __m256i chi = _mm256_add_epi8(clo, _mm256_set1_epi8(2));
-    const __m256i blo = _mm256_and_si256(_mm256_shuffle_epi8(h, clo), sel);
-    const __m256i bhi = _mm256_and_si256(_mm256_shuffle_epi8(h, chi), sel);
-    *lo = _mm256_or_si256(*lo, _mm256_and_si256(_mm256_cmpeq_epi8(blo, sel), b16));
-    *hi = _mm256_or_si256(*hi, _mm256_and_si256(_mm256_cmpeq_epi8(bhi, sel), b16));
-}
-
 /* The int32 sums of the pair of blocks at b (the second only when `two`):
- * Q8_0 in the pair layout, Q4_0/Q5_0 in the gv layout. */
+ * Q8_0 in the pair layout, Q4_0/Q5_0 in the nibble layout. */
 AI __m256i gv_pair(gv_kind k, const uint8_t *b, bool two, const gv_xpair *xp, const uint8_t *xb) {
     const __m256i ones = _mm256_set1_epi16(1);
     if (k == GV_Q8_0) {
@@ -120,9 +80,9 @@ AI __m256i gv_pair(gv_kind k, const uint8_t *b, bool two, const gv_xpair *xp, co
         return _mm256_hadd_epi32(p0, p1);
     }
     __m256i lo, hi;
-    gv_levels(k, b, two, &lo, &hi);
+    nl_levels(k == GV_Q5_0, b, two, &lo, &hi);
     const __m256i s4 =
-        _mm256_hadd_epi16(_mm256_maddubs_epi16(lo, xp->lo), _mm256_maddubs_epi16(hi, xp->hi));
+        _mm256_add_epi16(_mm256_maddubs_epi16(lo, xp->lo), _mm256_maddubs_epi16(hi, xp->hi));
     return _mm256_sub_epi32(_mm256_madd_epi16(s4, ones), xp->off);
 }
 
@@ -191,14 +151,7 @@ AI void gv_rows(gv_kind k, const int R, int64_t nb, const uint8_t *w, size_t ws,
         }
     }
 #pragma GCC unroll 4
-    for (int r = 0; r < R; r++) {
-        /* the gv layout back to the pair layout: lanes 2, 3 swap with 4, 5 */
-        const __m256 a =
-            k == GV_Q8_0
-                ? acc[r]
-                : _mm256_permutevar8x32_ps(acc[r], _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7));
-        y[r] = hsum_ps(a);
-    }
+    for (int r = 0; r < R; r++) y[r] = hsum_ps(acc[r]);
 }
 
 /* Reading GV_ROWS rows side by side makes as many short streams, which the
