@@ -6,6 +6,7 @@
  */
 #include "golden.h"
 #include "hearth.h"
+#include "sampling/json_prefix.h"
 #include "test.h"
 
 #include <math.h>
@@ -110,6 +111,22 @@ static void golden_logits(void) {
     free(b);
 }
 
+/* `hearth run --json`: the greedy output is a prefix of one JSON object (the
+ * library's recognizer says so), complete unless the token limit came first. */
+static void json_mode(const char *model) {
+    char out[128];
+    snprintf(out, sizeof out, "%s/json.txt", dir);
+    REQUIRE(sh("%s run -m %s -p 'Reply in JSON:' -n 48 --temp 0 --json > %s 2>/dev/null",
+               HEARTH_BINARY, model, out) == 0);
+    size_t len = 0;
+    char *text = golden_read(out, &len);
+    REQUIRE(text);
+    smp_json j;
+    smp_json_init(&j, true);
+    CHECKF(len > 0 && smp_json_feed_bytes(&j, text, len), "run --json printed '%.80s'", text);
+    free(text);
+}
+
 /* `hearth embed`: one JSON array per input line, equal to hearth_embed's
  * vector for that line; a text too long for --ctx and a bad --pooling fail. */
 static void embed_lines(const char *model) {
@@ -178,6 +195,7 @@ int main(void) {
              model) == 0);
     CHECK(sh("echo 'Once upon' | %s run -m %s -n 4 >/dev/null 2>&1", HEARTH_BINARY, model) == 0);
     CHECK(sh("%s tokenize -m %s 'Hello world' | grep -Eq '^[0-9 ]+$'", HEARTH_BINARY, model) == 0);
+    json_mode(model);
     logits_layout(model);
     golden_logits();
     embed_lines(model);

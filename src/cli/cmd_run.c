@@ -26,7 +26,9 @@ static const char run_usage[] =
     "  -t N                threads (default: physical cores)\n"
     "  -c, --ctx N         context length (default: min(model's, 4096))\n"
     "  --kv-type f32|f16   KV cache element type (default f32)\n"
-    "  --no-parse-special  treat text like <|eot_id|> in the prompt as plain text\n";
+    "  --no-parse-special  treat text like <|eot_id|> in the prompt as plain text\n"
+    "  --json              JSON mode: only tokens that keep the output one JSON object;\n"
+    "                      it ends when the object is complete\n";
 
 enum { RUN_MAX_STOPS = 16, RUN_MAX_PROMPT = 64 << 20 };
 
@@ -80,8 +82,11 @@ static int parse_run(int argc, char **argv, run_opts *o) {
             fputs(run_usage, stdout);
             return 0;
         }
-        if (!strcmp(a, "--no-parse-special")) {
-            o->parse_special = false;
+        if (!strcmp(a, "--no-parse-special") || !strcmp(a, "--json")) {
+            if (!strcmp(a, "--json"))
+                o->smp.constraint = HEARTH_CONSTRAINT_JSON_OBJECT;
+            else
+                o->parse_special = false;
             continue;
         }
         const char *v = i + 1 < argc ? argv[++i] : NULL;
