@@ -211,7 +211,7 @@ static double magnitude(kern_type t, kern_type vt, const void *w, const void *x,
 
 /* ---- vec_dot -------------------------------------------------------------- */
 
-static const int k_nb32[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 15, 16, 18, 33, 1057};
+static const int k_nb32[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 15, 16, 18, 33, 131, 1057};
 static const int k_nbK[] = {1, 2, 3, 5, 8, 9, 131};
 static const int k_nfloat[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 257, 1000};
 

@@ -13,7 +13,10 @@
  *
  * Prompts go through gemm: each product is written once as a tile of one
  * weight row against several tokens, vec_dot being the one-token tile, so
- * a batch has the bits of one token at a time (see "tiles" below).
+ * a batch has the bits of one token at a time (see "tiles" below). Q4_0 and
+ * Q5_0 compute the same integers another way for several tokens (gemm_nl)
+ * and for one token against several rows (x86_avx2_gemv.c, as Q8_0), with
+ * the same float operations.
  *
  * Float sums are kept in 8 lanes and added at the end, so results differ
  * from the scalar references only by float rounding; the activation
@@ -69,6 +72,8 @@ static inline __m256i bytes_from_bits32(const uint8_t *qh) {
  * shared between the tokens. Integer sums are exact, so their order is free. */
 
 enum { TMAX = 4 };
+
+#define NOINLINE static __attribute__((noinline))
 
 /* Pins v to a register at this point: without it the compiler reassociates
  * a tile's integer sums (which is exact) into long trees that spill. */
@@ -203,7 +208,9 @@ AI void blk_tile(blk_kind k, const int T, int64_t n, const uint8_t *w, const uin
  * take 8 tokens, each weight pair's unpacking serving all of them.
  * x86_avx2_gemv.c computes the same lanes for one token. */
 
-enum { TBIG = 8, XD_CAP = 1024 /* floats of prepared scales per token: n <= 8192 */ };
+/* A gemm prepares each token of a group in PREP_BYTES (bp_prep: 16 bytes a
+ * block, rows of up to 8192). */
+enum { TBIG = 8, PREP_BYTES = 4096 };
 
 /* Lanes 2q (a) and 2q + 1 (b) of v spread as the sums of k's layout want:
  * [a a b b a a b b] (Q8_0) or [a a a a b b b b]. */
@@ -223,15 +230,14 @@ AI __m256 pair_scales(blk_kind k, const uint8_t *p, size_t stride, bool two) {
     return pair_lanes(k, _mm256_castps128_ps256(f), 0);
 }
 
-/* pair_scales of every pair of one token's Q8_0 row, 8 floats per pair. */
-AI void pairs_prep(blk_kind k, int64_t n, const uint8_t *x, float *xd) {
+/* pair_scales of every pair of one token's Q8_0 row (for Q8_0 weights), 8
+ * floats per pair. */
+static void bp_prep(int64_t n, const uint8_t *x, float *xd) {
     const int64_t nb = n / QK8_0;
     for (int64_t i = 0; i < nb; i += 2)
-        _mm256_storeu_ps(
-            xd + 4 * i, pair_scales(k, x + i * sizeof(block_q8_0), sizeof(block_q8_0), i + 1 < nb));
+        _mm256_storeu_ps(xd + 4 * i, pair_scales(BK_Q8_0, x + i * sizeof(block_q8_0),
+                                                 sizeof(block_q8_0), i + 1 < nb));
 }
-static void bp_prep(int64_t n, const uint8_t *x, float *xd) { pairs_prep(BK_Q8_0, n, x, xd); }
-static void nl_prep(int64_t n, const uint8_t *x, float *xd) { pairs_prep(BK_Q4_0, n, x, xd); }
 
 /* A weight pair's levels, ready for any token: u = |level| (read unsigned by
  * vpmaddubsw) and s = level, whose signs move onto the activations with
@@ -317,6 +323,142 @@ AI void bp_tile(blk_kind k, const int T, int64_t n, const uint8_t *w, const uint
     }
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) out[t] = hsum_ps(acc[t]);
+}
+
+/* ---- Q4_0 and Q5_0 against several tokens: prepared activations --------------------
+ * bp_tile's products for these formats, cheaper when the tokens are
+ * prepared first (nl_prep) for unsigned levels (nl_xdot): no sign moves, 8
+ * vector instructions a pair and token instead of 11; same integers and
+ * float operations, so the same bits. Preparing costs about as much as a
+ * row's products, so a group of tokens is prepared once for a group of
+ * rows (about 64 KiB of weights); rows longer than NL_CHUNK blocks go in
+ * column chunks (whole groups of 4 blocks), their accumulators kept between
+ * chunks, so that the preparations of 8 tokens take at most 32 KiB (of
+ * stack, as gemm_tiles' 32 KiB of scales). */
+
+enum { NL_CHUNK = 64, NL_ROWS = 32 /* rows of a group when the rows go in chunks */ };
+
+/* A token prepared for a pair: activations and their scales in the nibble
+ * layout. */
+typedef struct {
+    nl_xpair x;
+    __m256 d;
+} nl_tpair;
+
+/* Blocks i0 <= i < i1 of a token's row of nb blocks at x, as pairs. */
+static void nl_prep(short bias, int64_t i0, int64_t i1, int64_t nb, const uint8_t *x, nl_tpair *p) {
+    const size_t xs = sizeof(block_q8_0);
+    for (int64_t i = i0; i < i1; i += 2) {
+        const bool two = i + 1 < nb;
+        p[(i - i0) / 2] = (nl_tpair){nl_xpair_make(x + i * xs, two, bias),
+                                     pair_scales(BK_Q4_0, x + i * xs, xs, two)};
+    }
+}
+
+/* Blocks i0 <= i < i1 (i0 a multiple of 4; i1 too unless it is nb) of one
+ * row against T prepared tokens (xt[t]: the pairs from block i0), into
+ * acc[t]. */
+AI void nl_span(blk_kind k, const int T, int64_t i0, int64_t i1, int64_t nb, const uint8_t *w,
+                const nl_tpair *const *xt, __m256 *acc) {
+    const size_t ws = blk_wsize(k);
+    int64_t i = i0;
+    for (; i + 4 <= i1; i += 4) {
+        const uint8_t *wb = w + i * ws;
+        const __m256 w4 = fields4(wb, ws);
+#pragma GCC unroll 2
+        for (int q = 0; q < 2; q++) {
+            __m256i lo, hi;
+            nl_levels(k == BK_Q5_0, wb + 2 * q * ws, true, &lo, &hi);
+            const __m256 wd = pair_lanes(k, w4, q);
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                const nl_tpair *x = xt[t] + (i - i0) / 2 + q;
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(nl_xdot(lo, hi, &x->x)),
+                                         _mm256_mul_ps(wd, x->d), acc[t]);
+            }
+        }
+    }
+    for (; i < i1; i += 2) {
+        const bool two = i + 1 < nb;
+        const uint8_t *wb = w + i * ws;
+        __m256i lo, hi;
+        nl_levels(k == BK_Q5_0, wb, two, &lo, &hi);
+        const __m256 wd = pair_scales(k, wb, ws, two);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            const nl_tpair *x = xt[t] + (i - i0) / 2;
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(nl_xdot(lo, hi, &x->x)),
+                                     _mm256_mul_ps(wd, x->d), acc[t]);
+        }
+    }
+}
+
+/* nl_span of nrow rows (ws bytes apart) against T tokens, tc of them real:
+ * the accumulators start at zero (i0 == 0) or from accs, and go back to
+ * accs, or (i1 == nb) are summed into y. */
+AI void nl_rows(blk_kind k, const int T, int64_t i0, int64_t i1, int64_t nb, const uint8_t *w,
+                size_t ws, int64_t nrow, const nl_tpair *const *xt, __m256 (*accs)[TBIG], int tc,
+                float *y, int64_t ldy) {
+    for (int64_t r = 0; r < nrow; r++) {
+        __m256 acc[TBIG];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) acc[t] = i0 ? accs[r][t] : _mm256_setzero_ps();
+        nl_span(k, T, i0, i1, nb, w + r * ws, xt, acc);
+        if (i1 < nb) {
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) accs[r][t] = acc[t];
+        } else {
+            for (int t = 0; t < tc; t++) y[t * ldy + r] = hsum_ps(acc[t]);
+        }
+    }
+}
+
+#define NL_ROWS_FN(name, k, T)                                                                     \
+    NOINLINE void name(int64_t i0, int64_t i1, int64_t nb, const uint8_t *w, size_t ws,            \
+                       int64_t nrow, const nl_tpair *const *xt, __m256(*accs)[TBIG], int tc,       \
+                       float *y, int64_t ldy) {                                                    \
+        nl_rows(k, T, i0, i1, nb, w, ws, nrow, xt, accs, tc, y, ldy);                              \
+    }
+typedef void (*nl_rows_fn)(int64_t i0, int64_t i1, int64_t nb, const uint8_t *w, size_t ws,
+                           int64_t nrow, const nl_tpair *const *xt, __m256 (*accs)[TBIG], int tc,
+                           float *y, int64_t ldy);
+NL_ROWS_FN(nl_q4_0_t8, BK_Q4_0, 8)
+NL_ROWS_FN(nl_q4_0_t4, BK_Q4_0, 4)
+NL_ROWS_FN(nl_q4_0_t2, BK_Q4_0, 2)
+NL_ROWS_FN(nl_q5_0_t8, BK_Q5_0, 8)
+NL_ROWS_FN(nl_q5_0_t4, BK_Q5_0, 4)
+NL_ROWS_FN(nl_q5_0_t2, BK_Q5_0, 2)
+
+/* The gemm of Q4_0 or Q5_0 for nt >= 2 tokens (the contract of kern_gemm_fn).
+ * A last group of one token pairs it with itself. */
+static void gemm_nl(blk_kind k, int64_t n, const uint8_t *w, size_t ws, int64_t nr,
+                    const uint8_t *x, size_t xs, int64_t nt, float *y, int64_t ldy) {
+    static const nl_rows_fn q4[3] = {nl_q4_0_t2, nl_q4_0_t4, nl_q4_0_t8};
+    static const nl_rows_fn q5[3] = {nl_q5_0_t2, nl_q5_0_t4, nl_q5_0_t8};
+    const int64_t nb = n / QK8_0;
+    const short bias = k == BK_Q5_0 ? 16 : 8;
+    _Alignas(32) nl_tpair prep[TBIG][NL_CHUNK / 2];
+    _Alignas(32) __m256 accs[NL_ROWS][TBIG];
+    const int64_t rmax = nb > NL_CHUNK ? NL_ROWS : 256;
+    int64_t rg = (int64_t)(65536 / ws);
+    rg = rg < 4 ? 4 : rg > rmax ? rmax : rg;
+    for (int64_t r0 = 0; r0 < nr; r0 += rg) {
+        const int64_t nrow = nr - r0 < rg ? nr - r0 : rg;
+        for (int64_t t0 = 0; t0 < nt; t0 += TBIG) {
+            const int tc = nt - t0 < TBIG ? (int)(nt - t0) : TBIG;
+            const int sel = tc > 4 ? 2 : tc > 2 ? 1 : 0;
+            const nl_rows_fn rows = (k == BK_Q5_0 ? q5 : q4)[sel];
+            const nl_tpair *xt[TBIG];
+            for (int t = 0; t < TBIG; t++) xt[t] = prep[t < tc ? t : tc - 1];
+            for (int64_t i0 = 0; i0 < nb; i0 += NL_CHUNK) {
+                const int64_t i1 = nb - i0 < NL_CHUNK ? nb : i0 + NL_CHUNK;
+                for (int t = 0; t < tc; t++)
+                    nl_prep(bias, i0, i1, nb, x + (size_t)(t0 + t) * xs, prep[t]);
+                rows(i0, i1, nb, w + (size_t)r0 * ws, ws, nrow, xt, accs, tc, y + t0 * ldy + r0,
+                     ldy);
+            }
+        }
+    }
 }
 
 /* ---- K-quants ---------------------------------------------------------------- */
@@ -586,8 +728,8 @@ static void gemm_tiles(const tile_fn *tiles, prep_fn prep, gemv_fn gemv, int64_t
         return;
     }
     const int tmax = tiles[3] ? TBIG : TMAX;
-    const bool pre = prep && (n / QK8_0 + 1) / 2 * 8 <= XD_CAP;
-    _Alignas(32) float xd_buf[TBIG][XD_CAP];
+    const bool pre = prep && (n / QK8_0 + 1) / 2 * 32 <= PREP_BYTES;
+    _Alignas(32) float xd_buf[TBIG][PREP_BYTES / sizeof(float)];
     int64_t rg = (int64_t)(65536 / (ws ? ws : 1));
     rg = rg < 4 ? 4 : rg > 256 ? 256 : rg;
     for (int64_t r0 = 0; r0 < nr; r0 += rg) {
@@ -612,18 +754,19 @@ static void gemm_tiles(const tile_fn *tiles, prep_fn prep, gemv_fn gemv, int64_t
     }
 }
 
-#define NOINLINE static __attribute__((noinline))
 #define TILE_FN(name, T, call)                                                                     \
     NOINLINE void name##_t##T(int64_t n, const uint8_t *w, const uint8_t *const *xp,               \
                               const float *const *xd, float *out) {                                \
         (void)xd;                                                                                  \
         call(T, n, w, xp, xd, out);                                                                \
     }
-#define VEC_DOT_GEMM(name, t8, prep, gemv)                                                         \
+#define VEC_DOT(name)                                                                              \
     static void vec_dot_##name(int64_t n, float *s, const void *w, const void *x) {                \
         const uint8_t *xp = x;                                                                     \
         name##_t1(n, w, &xp, NULL, s);                                                             \
-    }                                                                                              \
+    }
+#define VEC_DOT_GEMM(name, t8, prep, gemv)                                                         \
+    VEC_DOT(name)                                                                                  \
     static void gemm_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,        \
                             size_t xs, int64_t nt, float *y, int64_t ldy) {                        \
         static const tile_fn tiles[4] = {name##_t1, name##_t2, name##_t4, t8};                     \
@@ -642,6 +785,19 @@ static void gemm_tiles(const tile_fn *tiles, prep_fn prep, gemv_fn gemv, int64_t
     TILE_FN(name, 4, call)                                                                         \
     TILE_FN(name, 8, call)                                                                         \
     VEC_DOT_GEMM(name, name##_t8, prep, gemv)
+/* Q4_0 and Q5_0: vec_dot moves the signs (bp_tile), one token goes through
+ * the gemv (or vec_dot row by row), several through gemm_nl */
+#define NIBBLE(name, call, k, gemv)                                                                \
+    TILE_FN(name, 1, call)                                                                         \
+    VEC_DOT(name)                                                                                  \
+    static void gemm_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,        \
+                            size_t xs, int64_t nt, float *y, int64_t ldy) {                        \
+        static const tile_fn tiles[4] = {name##_t1, NULL, NULL, NULL};                             \
+        if (nt > 1)                                                                                \
+            gemm_nl(k, n, w, ws, nr, x, xs, nt, y, ldy);                                           \
+        else                                                                                       \
+            gemm_tiles(tiles, NULL, gemv, n, w, ws, nr, x, xs, nt, y, ldy);                        \
+    }
 
 /* (the two calls let the compiler drop the test of xd from the loops) */
 #define CALL_BP(k, T, n, w, xp, xd, out)                                                           \
@@ -655,8 +811,8 @@ static void gemm_tiles(const tile_fn *tiles, prep_fn prep, gemv_fn gemv, int64_t
 #define CALL_F32(T, n, w, xp, xd, out)  flt_tile(false, T, n, w, xp, out)
 #define CALL_F16(T, n, w, xp, xd, out)  flt_tile(true, T, n, w, xp, out)
 TILED8(q8_0, CALL_Q8_0, bp_prep, kern_avx2_gemv_q8_0)
-TILED8(q4_0, CALL_Q4_0, nl_prep, kern_avx2_gemv_q4_0)
-TILED8(q5_0, CALL_Q5_0, nl_prep, kern_avx2_gemv_q5_0)
+NIBBLE(q4_0, CALL_Q4_0, BK_Q4_0, kern_avx2_gemv_q4_0)
+NIBBLE(q5_0, CALL_Q5_0, BK_Q5_0, kern_avx2_gemv_q5_0)
 TILED8(q4_K, CALL_Q4_K, NULL, NULL)
 TILED8(q5_K, CALL_Q5_K, NULL, NULL)
 TILED8(q6_K, CALL_Q6_K, NULL, NULL)

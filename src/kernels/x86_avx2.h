@@ -93,6 +93,33 @@ AI void nl_acts(const uint8_t *x, bool two, __m256i *lo, __m256i *hi) {
     }
 }
 
+/* What a pair of Q4_0/Q5_0 blocks needs of a token to be multiplied with
+ * unsigned levels: its activations as nl_acts lays them out and, per lane of
+ * the nibble layout, `bias` (8 for Q4_0, 16 for Q5_0) times the sum of its 8
+ * activations, to subtract. */
+typedef struct {
+    __m256i lo, hi, off;
+} nl_xpair;
+
+AI nl_xpair nl_xpair_make(const uint8_t *x, bool two, short bias) {
+    nl_xpair p;
+    nl_acts(x, two, &p.lo, &p.hi);
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i s4 =
+        _mm256_add_epi16(_mm256_maddubs_epi16(one, p.lo), _mm256_maddubs_epi16(one, p.hi));
+    p.off = _mm256_madd_epi16(s4, _mm256_set1_epi16(bias));
+    return p;
+}
+
+/* The nibble-layout sums of a pair of unsigned levels (nl_levels) and a
+ * prepared token: u*x - bias*x is the signed level times x, the same
+ * integers as with the signs moved onto the activations. */
+AI __m256i nl_xdot(__m256i lo, __m256i hi, const nl_xpair *x) {
+    const __m256i s4 =
+        _mm256_add_epi16(_mm256_maddubs_epi16(lo, x->lo), _mm256_maddubs_epi16(hi, x->hi));
+    return _mm256_sub_epi32(_mm256_madd_epi16(s4, _mm256_set1_epi16(1)), x->off);
+}
+
 /* kern_attn_tile over an f32 or f16 cache (x86_avx2_attn.c): the contract of
  * kernels.h, for head sizes that are multiples of 16 up to KERN_ATTN_MAX_HD. */
 void kern_avx2_attn_f32(const kern_attn_args *a);

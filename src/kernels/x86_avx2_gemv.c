@@ -31,12 +31,6 @@ typedef enum { GV_Q4_0, GV_Q5_0, GV_Q8_0 } gv_kind;
 /* GV_PF_BYTES: how far ahead the rows are prefetched (see gv_run). */
 enum { GV_ROWS = 4, GV_MAX_BLOCKS = KERN_AVX2_GEMV_MAX / QK8_0, GV_PF_BYTES = 16384 };
 
-/* What a pair of Q4_0/Q5_0 blocks needs of the token: its activations as
- * nl_acts lays them out and the offsets of the lanes of the nibble layout. */
-typedef struct {
-    __m256i lo, hi, off;
-} gv_xpair;
-
 AI size_t gv_bsize(gv_kind k) {
     return k == GV_Q4_0   ? sizeof(block_q4_0)
            : k == GV_Q5_0 ? sizeof(block_q5_0)
@@ -46,23 +40,17 @@ AI size_t gv_bsize(gv_kind k) {
 /* The activation scales of the nb blocks at x as floats, and for Q4_0/Q5_0
  * the pairs (xp != NULL, levels offset by `bias`). A lone last block pairs
  * with zeros, as in vec_dot. */
-static void gv_prep(int64_t nb, const uint8_t *x, float *xd, gv_xpair *xp, short bias) {
+static void gv_prep(int64_t nb, const uint8_t *x, float *xd, nl_xpair *xp, short bias) {
     const size_t xs = sizeof(block_q8_0);
     for (int64_t i = 0; i < nb; i++) xd[i] = f16_at((const kern_f16 *)(x + (size_t)i * xs));
     if (!xp) return;
-    for (int64_t i = 0; i < nb; i += 2) {
-        __m256i lo, hi;
-        nl_acts(x + (size_t)i * xs, i + 1 < nb, &lo, &hi);
-        const __m256i one = _mm256_set1_epi8(1);
-        const __m256i s4 =
-            _mm256_add_epi16(_mm256_maddubs_epi16(one, lo), _mm256_maddubs_epi16(one, hi));
-        xp[i / 2] = (gv_xpair){lo, hi, _mm256_madd_epi16(s4, _mm256_set1_epi16(bias))};
-    }
+    for (int64_t i = 0; i < nb; i += 2)
+        xp[i / 2] = nl_xpair_make(x + (size_t)i * xs, i + 1 < nb, bias);
 }
 
 /* The int32 sums of the pair of blocks at b (the second only when `two`):
  * Q8_0 in the pair layout, Q4_0/Q5_0 in the nibble layout. */
-AI __m256i gv_pair(gv_kind k, const uint8_t *b, bool two, const gv_xpair *xp, const uint8_t *xb) {
+AI __m256i gv_pair(gv_kind k, const uint8_t *b, bool two, const nl_xpair *xp, const uint8_t *xb) {
     const __m256i ones = _mm256_set1_epi16(1);
     if (k == GV_Q8_0) {
         const size_t bs = sizeof(block_q8_0);
@@ -81,9 +69,7 @@ AI __m256i gv_pair(gv_kind k, const uint8_t *b, bool two, const gv_xpair *xp, co
     }
     __m256i lo, hi;
     nl_levels(k == GV_Q5_0, b, two, &lo, &hi);
-    const __m256i s4 =
-        _mm256_add_epi16(_mm256_maddubs_epi16(lo, xp->lo), _mm256_maddubs_epi16(hi, xp->hi));
-    return _mm256_sub_epi32(_mm256_madd_epi16(s4, ones), xp->off);
+    return nl_xdot(lo, hi, xp);
 }
 
 /* Lane indices that spread the scale products of blocks 2q and 2q + 1 (in
@@ -108,7 +94,7 @@ AI __m256 gv_scales4(const uint8_t *p, size_t stride) {
 /* R rows at w (ws bytes apart) against the prepared token: y[0..R-1]. The
  * bytes pf further on are prefetched as these are read. */
 AI void gv_rows(gv_kind k, const int R, int64_t nb, const uint8_t *w, size_t ws, size_t pf,
-                const float *xd, const gv_xpair *xp, const uint8_t *x, float *y) {
+                const float *xd, const nl_xpair *xp, const uint8_t *x, float *y) {
     const size_t bs = gv_bsize(k), xs = sizeof(block_q8_0);
     __m256 acc[GV_ROWS];
 #pragma GCC unroll 4
@@ -165,7 +151,7 @@ AI bool gv_run(gv_kind k, int64_t n, const uint8_t *w, size_t ws, int64_t nr, co
     if (n > KERN_AVX2_GEMV_MAX) return false;
     const int64_t nb = n / QK8_0;
     float xd[GV_MAX_BLOCKS];
-    gv_xpair xp[GV_MAX_BLOCKS / 2];
+    nl_xpair xp[GV_MAX_BLOCKS / 2];
     gv_prep(nb, x, xd, k == GV_Q8_0 ? NULL : xp, k == GV_Q4_0 ? 8 : 16);
     const size_t group = GV_ROWS * ws, pf = (GV_PF_BYTES / group + 1) * group;
     int64_t r = 0;
