@@ -9,8 +9,9 @@
  * end. Each lane sees an exact integer and the same float operations in the
  * same order whatever route computed the integer, so this file computes the
  * same lanes more cheaply:
- *  - GV_ROWS rows at once, each with its own accumulator: independent
- *    chains, and every activation vector the rows share is read once;
+ *  - GV_ROWS rows at once (2 for Q5_0, whose fifth bits want more
+ *    registers), each with its own accumulator: independent chains, and
+ *    every activation vector the rows share is read once;
  *  - the activations are laid out once per product (gv_prep) as the
  *    nibble layout wants them, so that a Q4_0/Q5_0 pair needs no sign moves:
  *    the unsigned levels u of nl_levels go straight into vpmaddubsw and the
@@ -153,10 +154,10 @@ AI bool gv_run(gv_kind k, int64_t n, const uint8_t *w, size_t ws, int64_t nr, co
     float xd[GV_MAX_BLOCKS];
     nl_xpair xp[GV_MAX_BLOCKS / 2];
     gv_prep(nb, x, xd, k == GV_Q8_0 ? NULL : xp, k == GV_Q4_0 ? 8 : 16);
-    const size_t group = GV_ROWS * ws, pf = (GV_PF_BYTES / group + 1) * group;
+    const int R = k == GV_Q5_0 ? 2 : GV_ROWS;
+    const size_t group = R * ws, pf = (GV_PF_BYTES / group + 1) * group;
     int64_t r = 0;
-    for (; r + GV_ROWS <= nr; r += GV_ROWS)
-        gv_rows(k, GV_ROWS, nb, w + (size_t)r * ws, ws, pf, xd, xp, x, y + r);
+    for (; r + R <= nr; r += R) gv_rows(k, R, nb, w + (size_t)r * ws, ws, pf, xd, xp, x, y + r);
     for (; r < nr; r++) gv_rows(k, 1, nb, w + (size_t)r * ws, ws, pf, xd, xp, x, y + r);
     return true;
 }
