@@ -589,6 +589,11 @@ AI void q6_tile(const int T, int64_t n, const uint8_t *vw, const uint8_t *const 
         __m256i sumi[TBIG];
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
         const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        /* the even scales in the low lane, the odd ones in the high lane, as
+         * int16: word j of each lane spreads scales 2j and 2j + 1 (one
+         * vpshufb for each 32 elements) */
+        const __m256i sc_eo = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
+            sc8, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)));
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             x[t] = (const block_q8_K *)xp[t] + i;
@@ -602,10 +607,7 @@ AI void q6_tile(const int T, int64_t n, const uint8_t *vw, const uint8_t *const 
 #pragma GCC unroll 4
             for (int k = 0; k < 4; k++) {
                 /* scales 8*half + 2k (first 16 elements) and + 1 (next 16) */
-                const int s0 = 8 * half + 2 * k;
-                const __m128i ctl =
-                    _mm_set_epi64x(0x0101010101010101LL * (s0 + 1), 0x0101010101010101LL * s0);
-                const __m256i scv = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, ctl));
+                const __m256i scv = word_bcast(sc_eo, 4 * half + k);
 #pragma GCC unroll 8
                 for (int t = 0; t < T; t++) {
                     const int8_t *q8 = x[t]->qs + 128 * half + 32 * k;
