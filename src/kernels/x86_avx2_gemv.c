@@ -9,9 +9,6 @@
  * end. Each lane sees an exact integer and the same float operations in the
  * same order whatever route computed the integer, so this file computes the
  * same lanes more cheaply:
- *  - GV_ROWS rows at once (2 for Q5_0, whose fifth bits want more
- *    registers), each with its own accumulator: independent chains, and
- *    every activation vector the rows share is read once;
  *  - the activations are laid out once per product (gv_prep) as the
  *    nibble layout wants them, so that a Q4_0/Q5_0 pair needs no sign moves:
  *    the unsigned levels u of nl_levels go straight into vpmaddubsw and the
@@ -21,7 +18,8 @@
  *  - the weight scales of 4 blocks are gathered in a general register,
  *    converted together and multiplied by the activations' (converted once
  *    per product) with one vmulps (the scales took 15 % of a Q4_0 row with
- *    vector gathers).
+ *    vector gathers);
+ *  - the weights are prefetched well ahead of the reads (gv_run).
  * Sums of 4 products stay within int16 before the vpmaddwd: |u| <= 31,
  * |x| <= 127.
  */
@@ -30,7 +28,7 @@
 typedef enum { GV_Q4_0, GV_Q5_0, GV_Q8_0 } gv_kind;
 
 /* GV_PF_BYTES: how far ahead the rows are prefetched (see gv_run). */
-enum { GV_ROWS = 4, GV_MAX_BLOCKS = KERN_AVX2_GEMV_MAX / QK8_0, GV_PF_BYTES = 16384 };
+enum { GV_MAX_BLOCKS = KERN_AVX2_GEMV_MAX / QK8_0, GV_PF_BYTES = 16384 };
 
 AI size_t gv_bsize(gv_kind k) {
     return k == GV_Q4_0   ? sizeof(block_q4_0)
@@ -92,61 +90,51 @@ AI __m256 gv_scales4(const uint8_t *p, size_t stride) {
     return _mm256_castps128_ps256(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)v)));
 }
 
-/* R rows at w (ws bytes apart) against the prepared token: y[0..R-1]. The
- * bytes pf further on are prefetched as these are read. */
-AI void gv_rows(gv_kind k, const int R, int64_t nb, const uint8_t *w, size_t ws, size_t pf,
-                const float *xd, const nl_xpair *xp, const uint8_t *x, float *y) {
+/* The row at w against the prepared token, into *y; the bytes pf further on
+ * are prefetched as the row is read. */
+AI void gv_row(gv_kind k, int64_t nb, const uint8_t *w, size_t pf, const float *xd,
+               const nl_xpair *xp, const uint8_t *x, float *y) {
     const size_t bs = gv_bsize(k), xs = sizeof(block_q8_0);
-    __m256 acc[GV_ROWS];
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 4 <= nb; i += 4) {
-        const __m256 xd4 = _mm256_broadcast_ps((const __m128 *)(xd + i));
-        __m256 sc[GV_ROWS];
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            /* every line of these 4 blocks (72 to 136 bytes) pf bytes on */
-            const char *ahead = (const char *)w + r * ws + i * bs + pf;
-            _mm_prefetch(ahead, _MM_HINT_T0);
-            _mm_prefetch(ahead + 64, _MM_HINT_T0);
-            if (4 * bs > 128) _mm_prefetch(ahead + 4 * bs - 1, _MM_HINT_T0);
-            sc[r] = _mm256_mul_ps(gv_scales4(w + r * ws + i * bs, bs), xd4);
-        }
+        /* every line of these 4 blocks (72 to 136 bytes) pf bytes on */
+        const char *ahead = (const char *)w + i * bs + pf;
+        _mm_prefetch(ahead, _MM_HINT_T0);
+        _mm_prefetch(ahead + 64, _MM_HINT_T0);
+        if (4 * bs > 128) _mm_prefetch(ahead + 4 * bs - 1, _MM_HINT_T0);
+        const __m256 sc = _mm256_mul_ps(gv_scales4(w + i * bs, bs),
+                                        _mm256_broadcast_ps((const __m128 *)(xd + i)));
 #pragma GCC unroll 2
         for (int q = 0; q < 2; q++) {
             const int64_t j = i + 2 * q;
-#pragma GCC unroll 4
-            for (int r = 0; r < R; r++) {
-                const __m256i p = gv_pair(k, w + r * ws + j * bs, true, xp + j / 2, x + j * xs);
-                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
-                                         _mm256_permutevar8x32_ps(sc[r], gv_spread(k, q)), acc[r]);
-            }
+            const __m256i p = gv_pair(k, w + j * bs, true, xp + j / 2, x + j * xs);
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
+                                  _mm256_permutevar8x32_ps(sc, gv_spread(k, q)), acc);
         }
     }
     for (; i < nb; i += 2) {
         const bool two = i + 1 < nb;
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            const uint8_t *b = w + r * ws + i * bs;
-            const float pa = f16_at((const kern_f16 *)b) * xd[i];
-            const float pb = two ? f16_at((const kern_f16 *)(b + bs)) * xd[i + 1] : 0.0f;
-            const __m256 sc = k == GV_Q8_0 ? _mm256_setr_ps(pa, pa, pb, pb, pa, pa, pb, pb)
-                                           : _mm256_setr_ps(pa, pa, pa, pa, pb, pb, pb, pb);
-            const __m256i p = gv_pair(k, b, two, xp + i / 2, x + i * xs);
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sc, acc[r]);
-        }
+        const uint8_t *b = w + i * bs;
+        const float pa = f16_at((const kern_f16 *)b) * xd[i];
+        const float pb = two ? f16_at((const kern_f16 *)(b + bs)) * xd[i + 1] : 0.0f;
+        const __m256 sc = k == GV_Q8_0 ? _mm256_setr_ps(pa, pa, pb, pb, pa, pa, pb, pb)
+                                       : _mm256_setr_ps(pa, pa, pa, pa, pb, pb, pb, pb);
+        const __m256i p = gv_pair(k, b, two, xp + i / 2, x + i * xs);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sc, acc);
     }
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++) y[r] = hsum_ps(acc[r]);
+    *y = hsum_ps(acc);
 }
 
-/* Reading GV_ROWS rows side by side makes as many short streams, which the
- * hardware prefetcher does not follow far enough to keep up with memory
- * (weights larger than the caches: 4864 x 896 Q4_0 rows from memory took
- * 37 ns each against 34 row by row, 21 with this); so the rows some
- * GV_PF_BYTES on (whole groups, so the same row of a later group) are
- * prefetched as they are read. Prefetches past the weight never fault. */
+/* The rows go one after the other, each read while the bytes GV_PF_BYTES
+ * on are prefetched: the hardware prefetcher alone does not keep up with
+ * memory here (qwen2.5-0.5b Q4_0 generation on AVX2, 1 thread: 61 t/s
+ * without, 66 prefetching the next row, 87 with 16 KiB). Reading 4 rows
+ * side by side shared the activations' loads and made 4 independent
+ * chains (8 % faster on weights in cache) but made 4 short streams, which
+ * came out slower from memory (80-83 t/s against 87-91, and 105-109
+ * against 123-125 with 2 threads).
+ * Prefetches past the weight never fault. */
 AI bool gv_run(gv_kind k, int64_t n, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *x,
                float *y) {
     if (n > KERN_AVX2_GEMV_MAX) return false;
@@ -154,11 +142,8 @@ AI bool gv_run(gv_kind k, int64_t n, const uint8_t *w, size_t ws, int64_t nr, co
     float xd[GV_MAX_BLOCKS];
     nl_xpair xp[GV_MAX_BLOCKS / 2];
     gv_prep(nb, x, xd, k == GV_Q8_0 ? NULL : xp, k == GV_Q4_0 ? 8 : 16);
-    const int R = k == GV_Q5_0 ? 2 : GV_ROWS;
-    const size_t group = R * ws, pf = (GV_PF_BYTES / group + 1) * group;
-    int64_t r = 0;
-    for (; r + R <= nr; r += R) gv_rows(k, R, nb, w + (size_t)r * ws, ws, pf, xd, xp, x, y + r);
-    for (; r < nr; r++) gv_rows(k, 1, nb, w + (size_t)r * ws, ws, pf, xd, xp, x, y + r);
+    const size_t pf = (GV_PF_BYTES / ws + 1) * ws;
+    for (int64_t r = 0; r < nr; r++) gv_row(k, nb, w + (size_t)r * ws, pf, xd, xp, x, y + r);
     return true;
 }
 
