@@ -720,19 +720,20 @@ typedef bool (*gemv_fn)(int64_t n, const uint8_t *w, size_t ws, int64_t nr, cons
 
 /* tiles: for 1, 2, 4 and 8 tokens (NULL: no 8-token tile); prep: what a
  * tile's xd wants per token, or NULL; gemv: one token against all the rows
- * (x86_avx2_gemv.c), or NULL. */
-static void gemm_tiles(const tile_fn *tiles, prep_fn prep, gemv_fn gemv, int64_t n,
+ * (x86_avx2_gemv.c), or NULL; ahead: one token row by row prefetches the
+ * row some 16 KiB on (see x86_avx2_gemv.c: the hardware prefetcher alone
+ * lags; F16 generation of qwen2.5-0.5b 31 -> 33 t/s; the K-quants' tiles,
+ * with more work a byte, were 8-20 % slower on weights in cache and no
+ * faster in generation, so they do not). */
+static void gemm_tiles(const tile_fn *tiles, prep_fn prep, gemv_fn gemv, bool ahead, int64_t n,
                        const uint8_t *w, size_t ws, int64_t nr, const uint8_t *x, size_t xs,
                        int64_t nt, float *y, int64_t ldy) {
     if (nt == 1) {
         if (gemv && gemv(n, w, ws, nr, x, y)) return;
-        /* the row some 16 KiB on is prefetched as a row is read (see
-         * x86_avx2_gemv.c: the hardware prefetcher alone lags; F16
-         * generation of qwen2.5-0.5b 31 -> 33 t/s, K-quants unchanged) */
-        const int64_t ahead = 16384 / (int64_t)ws + 1;
+        const int64_t d = 16384 / (int64_t)(ws ? ws : 1) + 1;
         for (int64_t r = 0; r < nr; r++) {
-            const char *p = (const char *)w + (size_t)(r + ahead) * ws;
-            for (size_t o = 0; o < ws; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+            const char *p = (const char *)w + (size_t)(r + d) * ws;
+            for (size_t o = 0; ahead && o < ws; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
             tiles[0](n, w + (size_t)r * ws, &x, NULL, y + r);
         }
         return;
@@ -775,26 +776,26 @@ static void gemm_tiles(const tile_fn *tiles, prep_fn prep, gemv_fn gemv, int64_t
         const uint8_t *xp = x;                                                                     \
         name##_t1(n, w, &xp, NULL, s);                                                             \
     }
-#define VEC_DOT_GEMM(name, t8, prep, gemv)                                                         \
+#define VEC_DOT_GEMM(name, t8, prep, gemv, ahead)                                                  \
     VEC_DOT(name)                                                                                  \
     static void gemm_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,        \
                             size_t xs, int64_t nt, float *y, int64_t ldy) {                        \
         static const tile_fn tiles[4] = {name##_t1, name##_t2, name##_t4, t8};                     \
-        gemm_tiles(tiles, prep, gemv, n, w, ws, nr, x, xs, nt, y, ldy);                            \
+        gemm_tiles(tiles, prep, gemv, ahead, n, w, ws, nr, x, xs, nt, y, ldy);                     \
     }
 /* tiles of 1, 2 and 4 tokens */
 #define TILED(name, call)                                                                          \
     TILE_FN(name, 1, call)                                                                         \
     TILE_FN(name, 2, call)                                                                         \
     TILE_FN(name, 4, call)                                                                         \
-    VEC_DOT_GEMM(name, NULL, NULL, NULL)
+    VEC_DOT_GEMM(name, NULL, NULL, NULL, true)
 /* and of 8, with prepared activation scales and a one-token kernel */
 #define TILED8(name, call, prep, gemv)                                                             \
     TILE_FN(name, 1, call)                                                                         \
     TILE_FN(name, 2, call)                                                                         \
     TILE_FN(name, 4, call)                                                                         \
     TILE_FN(name, 8, call)                                                                         \
-    VEC_DOT_GEMM(name, name##_t8, prep, gemv)
+    VEC_DOT_GEMM(name, name##_t8, prep, gemv, false)
 /* Q4_0 and Q5_0: vec_dot moves the signs (bp_tile), one token goes through
  * the gemv (or vec_dot row by row), several through gemm_nl */
 #define NIBBLE(name, call, k, gemv)                                                                \
@@ -806,7 +807,7 @@ static void gemm_tiles(const tile_fn *tiles, prep_fn prep, gemv_fn gemv, int64_t
         if (nt > 1)                                                                                \
             gemm_nl(k, n, w, ws, nr, x, xs, nt, y, ldy);                                           \
         else                                                                                       \
-            gemm_tiles(tiles, NULL, gemv, n, w, ws, nr, x, xs, nt, y, ldy);                        \
+            gemm_tiles(tiles, NULL, gemv, false, n, w, ws, nr, x, xs, nt, y, ldy);                 \
     }
 
 /* (the two calls let the compiler drop the test of xd from the loops) */
