@@ -236,6 +236,11 @@ AI void vd_chunk_sum_mt(gemm_kind k, const uint8_t *w, const vd_xchunk *const *x
  * both tokens), the activation side prepared once. Its horizontal sums cost
  * per token what the panels' transposition (x86_avx512_gemm.c) costs per
  * row, so more tokens go by panels. */
+/* How far ahead of the reads the weights are prefetched: the hardware
+ * prefetcher alone does not keep up with memory in generation (the same
+ * finding and distance as x86_avx2_gemv.c; a prefetch never faults). */
+enum { GV_PF_BYTES = 16384 };
+
 AI void gemv_rows(gemm_kind k, const int nt, int64_t n, const uint8_t *w, size_t w_stride,
                   int64_t nr, const uint8_t *x, size_t x_stride, float *y, int64_t ldy,
                   vd_xchunk *xp) {
@@ -256,7 +261,11 @@ AI void gemv_rows(gemm_kind k, const int nt, int64_t n, const uint8_t *w, size_t
             const vd_xchunk *xps[GV_MAXT];
             float v[GV_MAXT];
             for (int t = 0; t < nt; t++) xps[t] = &xp[t * nc + c];
-            vd_chunk_sum_mt(k, wr + (size_t)(kc0 / g.wbe) * g.wbb, xps, nt, kcn, kc, v);
+            const uint8_t *wc = wr + (size_t)(kc0 / g.wbe) * g.wbb;
+            const size_t cb = (size_t)((kcn + g.wbe - 1) / g.wbe) * g.wbb;
+            for (size_t off = 0; off < cb; off += 64)
+                _mm_prefetch((const char *)wc + off + GV_PF_BYTES, _MM_HINT_T0);
+            vd_chunk_sum_mt(k, wc, xps, nt, kcn, kc, v);
 #pragma GCC unroll 2
             for (int t = 0; t < nt; t++) sum[t] = c ? sum[t] + v[t] : v[t];
         }
