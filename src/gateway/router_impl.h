@@ -155,6 +155,8 @@ hearth_err rtr_softmax_fit(const rtr_csr *x, const uint32_t *y, uint32_t n_class
 double rtr_sigmoid(double z);
 /* The first i in [lo, hi) with a[i] >= v (hi when none); a ascends. */
 size_t rtr_lower_bound(const uint32_t *a, size_t lo, size_t hi, uint32_t v);
+/* qsort's comparison of two uint32_t (router_train.c). */
+int rtr_cmp_u32(const void *a, const void *b);
 
 /* The score of a featurized prompt under the model (the pure part of
  * rtr_score, used by training to score validation rows). fs: the prompt's

@@ -105,18 +105,13 @@ static hearth_err word_rows_build(const rtr_dataset *d, const size_t *rows, cons
     return e;
 }
 
-static int cmp_u32(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* The idf of every bucket in at least two rows and not in all of them, from
  * the sorted list of every row's buckets (no table of 2^bits counters). */
 static hearth_err fit_terms(const word_rows *w, rtr_knn *kn) {
     uint32_t *all = malloc((w->nnz ? w->nnz : 1) * sizeof *all);
     if (!all) return hr_fail(HEARTH_ERR_NOMEM, "router: out of memory (neighbours)");
     memcpy(all, w->idx, w->nnz * sizeof *all);
-    qsort(all, w->nnz, sizeof *all, cmp_u32);
+    qsort(all, w->nnz, sizeof *all, rtr_cmp_u32);
     kn->bucket = malloc((w->nnz ? w->nnz : 1) * sizeof *kn->bucket);
     kn->idf = malloc((w->nnz ? w->nnz : 1) * sizeof *kn->idf);
     if (!kn->bucket || !kn->idf) {

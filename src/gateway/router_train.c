@@ -119,7 +119,7 @@ static rtr_fvec design_row(const design *x, size_t i) {
     return f;
 }
 
-static int cmp_u32(const void *a, const void *b) {
+int rtr_cmp_u32(const void *a, const void *b) {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return (x > y) - (x < y);
 }
@@ -173,7 +173,7 @@ static hearth_err fit_matrix_build(const design *x, const size_t *sel, size_t n_
     for (size_t i = 0; i < n_sel; i++)
         for (size_t j = x->start[sel[i]]; j < x->start[sel[i] + 1]; j++)
             m->buckets[k++] = x->idx[j];
-    qsort(m->buckets, nnz, sizeof *m->buckets, cmp_u32);
+    qsort(m->buckets, nnz, sizeof *m->buckets, rtr_cmp_u32);
     size_t nb = 0;
     for (size_t i = 0; i < nnz; i++)
         if (!nb || m->buckets[nb - 1] != m->buckets[i]) m->buckets[nb++] = m->buckets[i];
