@@ -247,7 +247,10 @@ void smp_vocab_free(smp_vocab *v) {
 
 /* ---- the constraint ------------------------------------------------------------ */
 
-enum { JC_CACHE = 4 }; /* masks kept, by state */
+/* Masks kept, by state: one key/value field of an object cycles through
+ * about 6 structural states (plus a state per white-space byte), so a few
+ * cycles' worth must fit or every structural token walks the vocabulary. */
+enum { JC_CACHE = 16 };
 
 typedef struct mask_entry {
     smp_json key;
