@@ -182,6 +182,61 @@ static void embed_lines(const char *model) {
     CHECK(sh("%s embed -m %s --pooling max hi 2>/dev/null", HEARTH_BINARY, model) == 2);
 }
 
+/* Reads a whole small file into buf (NUL-terminated); its length, or -1. */
+static long slurp(const char *path, char *buf, size_t cap) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return (long)n;
+}
+
+/* hearth chat: the first greedy reply is what `hearth run` writes after the
+ * ChatML text of that turn (the synthetic model has no template: ChatML);
+ * the second turn reuses the first's KV cache; a conversation longer than
+ * the context drops its oldest exchange and goes on; bad input fails clearly. */
+static void chat_session(const char *model) {
+    char out[256], err[256], prompt[256], run_out[256], a[4096], b[4096];
+    snprintf(out, sizeof out, "%s/chat.out", dir);
+    snprintf(err, sizeof err, "%s/chat.err", dir);
+    snprintf(prompt, sizeof prompt, "%s/chat.prompt", dir);
+    snprintf(run_out, sizeof run_out, "%s/run.out", dir);
+    CHECK(sh("printf 'hello there\\n' | %s chat -m %s --temp 0 -n 8 >%s 2>/dev/null", HEARTH_BINARY,
+             model, out) == 0);
+    FILE *f = fopen(prompt, "w");
+    REQUIRE(f);
+    fputs("<|im_start|>user\nhello there<|im_end|>\n<|im_start|>assistant\n", f);
+    fclose(f);
+    CHECK(sh("%s run -m %s --temp 0 -n 8 -f %s >%s 2>/dev/null", HEARTH_BINARY, model, prompt,
+             run_out) == 0);
+    long na = slurp(out, a, sizeof a), nb = slurp(run_out, b, sizeof b);
+    CHECKF(na == nb + 1 && na > 1 && !memcmp(a, b, (size_t)nb) && a[nb] == '\n',
+           "chat reply (%ld bytes) differs from run (%ld bytes)", na, nb);
+
+    CHECK(sh("printf 'first\\nsecond\\n/clear\\nthird \\\\\\nline\\n' | %s chat -m %s "
+             "--temp 0 -n 4 --verbose >%s 2>%s",
+             HEARTH_BINARY, model, out, err) == 0);
+    CHECK(slurp(err, a, sizeof a) > 0);
+    const char *t2 = strstr(a, "[prompt:");
+    t2 = t2 ? strstr(t2 + 1, "[prompt:") : NULL;
+    int p2 = 0, c2 = 0;
+    CHECKF(t2 && sscanf(t2, "[prompt: %d tokens (%d cached)", &p2, &c2) == 2 && c2 > 20,
+           "second turn: %.200s", a);
+    CHECK(slurp(out, b, sizeof b) > 0 && strstr(b, "[conversation cleared]"));
+    CHECK(sh("for i in 1 2 3 4 5 6; do echo \"message number $i with words\"; done | %s chat "
+             "-m %s --temp 0 -n 8 -c 128 >/dev/null 2>%s",
+             HEARTH_BINARY, model, err) == 0);
+    CHECK(slurp(err, a, sizeof a) > 0 && strstr(a, "oldest exchange was dropped"));
+    CHECK(sh("%s chat -m %s --temp abc 2>/dev/null </dev/null", HEARTH_BINARY, model) == 2);
+    CHECK(sh("%s chat -m %s --chat-template nosuch 2>&1 </dev/null | grep -q 'nosuch'",
+             HEARTH_BINARY, model) == 0);
+    CHECK(sh("echo hi | %s chat -m %s --chat-template nosuch 2>/dev/null", HEARTH_BINARY, model) ==
+          1);
+    CHECK(sh("printf '/foo\\n' | %s chat -m %s -n 2 2>&1 >/dev/null | grep -q 'unknown command'",
+             HEARTH_BINARY, model) == 0);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/hearth-test-cli-%d", (int)getpid());
     char model[128], bad[128];
@@ -199,6 +254,7 @@ int main(void) {
     logits_layout(model);
     golden_logits();
     embed_lines(model);
+    chat_session(model);
     /* Bad input: a clear error and exit 1, never a crash. */
     snprintf(bad, sizeof bad, "%s/bad.gguf", dir);
     FILE *f = fopen(bad, "wb");

@@ -8,6 +8,8 @@
 
 #include "hearth.h"
 
+#include <stddef.h>
+
 int cmd_info(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
@@ -19,6 +21,35 @@ int cmd_bench(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_ledger(int argc, char **argv);
 int cmd_router(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+
+/* The options every generating command takes (opts.c). */
+typedef struct cli_gen_opts {
+    hearth_model_params mp;   /* -t */
+    hearth_session_params sp; /* -c/--ctx, --kv-type */
+    hearth_sampling smp;      /* --temp --top-k --top-p --min-p --repeat-penalty --repeat-last-n
+                                 --frequency-penalty --presence-penalty --seed */
+    hearth_gen_params gen;    /* -n */
+} cli_gen_opts;
+
+#define CLI_GEN_USAGE                                                                              \
+    "  -n N                most tokens to generate (-1: until the context is full)\n"              \
+    "  --temp T            temperature (default 0.8; 0: greedy)\n"                                 \
+    "  --top-k K           (default 40; 0: off)\n"                                                 \
+    "  --top-p P           (default 0.95; 1: off)\n"                                               \
+    "  --min-p M           (default 0.05; 0: off)\n"                                               \
+    "  --repeat-penalty R  (default 1: off), --repeat-last-n N (default 64)\n"                     \
+    "  --frequency-penalty F, --presence-penalty P (default 0)\n"                                  \
+    "  --seed S            reproducible sampling (default: random)\n"                              \
+    "  -t N                threads (default: physical cores)\n"                                    \
+    "  -c, --ctx N         context length (default: min(model's, 4096))\n"                         \
+    "  --kv-type f32|f16   KV cache element type (default f32)\n"
+
+/* The library's defaults. */
+void cli_gen_defaults(cli_gen_opts *o);
+/* Applies option a with value v: 1 when it is one of CLI_GEN_USAGE's, 0 when
+ * not, -1 (message printed, naming cmd) when v is not a valid value. */
+int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o);
 
 /* Prints "hearth <cmd>: <what>: <hearth_last_error()>" to stderr; returns 1. */
 int cli_fail(const char *cmd, const char *what);

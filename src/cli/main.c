@@ -18,6 +18,7 @@ static const command commands[] = {
     {"logits", cmd_logits, "evaluate token ids and write the logits (llama.cpp's golden format)"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"run", cmd_run, "generate text from a prompt"},
+    {"chat", cmd_chat, "talk with the model through its chat template (a REPL on stdin)"},
     {"embed", cmd_embed, "print the embedding of a text (or of each line) as JSON"},
     {"serve", cmd_serve, "serve the model over an OpenAI-compatible HTTP API"},
     {"synth", cmd_synth, "write a small model with random weights (for demos and tests)"},

@@ -10,6 +10,7 @@
 #include "server.h"
 
 #include "core/core.h"
+#include "engine/chat.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -42,66 +43,15 @@ static void say(srv_server *s, const char *fmt, ...) {
     va_end(ap);
 }
 
-/* The text of a special token ("" when the model has none). */
-static char *token_text(hearth_model *m, int32_t id) {
-    size_t n = 0;
-    if (id < 0) return strdup("");
-    hearth_detokenize(m, &id, 1, true, NULL, 0, &n);
-    char *t = calloc(n + 1, 1);
-    if (t && hearth_detokenize(m, &id, 1, true, t, n, &n) != HEARTH_OK) t[0] = '\0';
-    return t;
-}
-
-/* Reads a template file given to --chat-template (at most 1 MiB). */
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    enum { MAX = 1 << 20 };
-    char *buf = malloc(MAX + 1);
-    size_t n = buf ? fread(buf, 1, MAX + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > MAX) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
+/* The chat template (engine/chat.c). An override that does not work stops
+ * the start-up; a model template Hearth cannot render only disables
+ * /v1/chat/completions, since completions and embeddings still work. */
 static hearth_err choose_template(srv_server *s) {
-    const char *name = s->cfg.chat_template;
-    if (name) {
-        if (tok_chat_named(name, &s->tmpl) == HEARTH_OK) {
-            s->have_template = true;
-            say(s, "chat template: %s (--chat-template)", s->tmpl.name);
-            return HEARTH_OK;
-        }
-        size_t len = 0;
-        char *text = read_file(name, &len);
-        if (!text)
-            return hr_fail(HEARTH_ERR_INVALID_ARG,
-                           "--chat-template '%s' is neither a known name (%s) nor a readable file",
-                           name, tok_chat_names());
-        hearth_err err = tok_chat_detect(text, len, &s->tmpl);
-        free(text);
-        if (err) return hr_wrap(err, "--chat-template '%s': ", name);
-        s->have_template = true;
-        say(s, "chat template: %s (recognized in %s)", s->tmpl.name, name);
-        return HEARTH_OK;
-    }
-    const char *text = NULL;
-    size_t len = 0;
-    if (hearth_model_meta_str(s->model, "tokenizer.chat_template", &text, &len) != HEARTH_OK) {
-        tok_chat_named("chatml", &s->tmpl);
-        s->have_template = true;
-        say(s,
-            "warning: the model has no tokenizer.chat_template; chat requests use ChatML "
-            "(choose another with --chat-template %s)",
-            tok_chat_names());
-        return HEARTH_OK;
-    }
-    if (tok_chat_detect(text, len, &s->tmpl) != HEARTH_OK) {
+    eng_chat_source src = 0;
+    hearth_err err = eng_chat_choose(s->model, s->cfg.chat_template, &s->tmpl, &src);
+    if (err && (s->cfg.chat_template || err != HEARTH_ERR_UNSUPPORTED))
+        return hr_wrap(err, "--chat-template: ");
+    if (err) {
         snprintf(s->template_error, sizeof s->template_error,
                  "this model's chat template is not supported: %s", hearth_last_error());
         say(s,
@@ -111,8 +61,16 @@ static hearth_err choose_template(srv_server *s) {
         return HEARTH_OK;
     }
     s->have_template = true;
-    say(s, "chat template: %s (recognized in the model's tokenizer.chat_template)%s", s->tmpl.name,
-        s->tmpl.default_system[0] ? ", with its default system prompt" : "");
+    if (src == ENG_CHAT_FALLBACK)
+        say(s,
+            "warning: the model has no tokenizer.chat_template; chat requests use ChatML "
+            "(choose another with --chat-template %s)",
+            tok_chat_names());
+    else if (src == ENG_CHAT_MODEL)
+        say(s, "chat template: %s (recognized in the model's tokenizer.chat_template)%s",
+            s->tmpl.name, s->tmpl.default_system[0] ? ", with its default system prompt" : "");
+    else
+        say(s, "chat template: %s (--chat-template %s)", s->tmpl.name, s->cfg.chat_template);
     return HEARTH_OK;
 }
 
@@ -128,8 +86,8 @@ static void *loader_main(void *arg) {
     if (!err) err = choose_template(s);
     if (!err && !s->cfg.pooling) s->pooling = hearth_model_pooling(s->model);
     if (!err) {
-        s->bos_text = token_text(s->model, hearth_token_bos(s->model));
-        s->eos_text = token_text(s->model, hearth_token_eos(s->model));
+        s->bos_text = eng_token_text(s->model, hearth_token_bos(s->model));
+        s->eos_text = eng_token_text(s->model, hearth_token_eos(s->model));
         if (!s->bos_text || !s->eos_text) err = hr_fail(HEARTH_ERR_NOMEM, "out of memory");
     }
     const int queue_max = s->cfg.queue_max >= 0 ? s->cfg.queue_max : 4 * s->cfg.n_parallel;

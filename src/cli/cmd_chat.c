@@ -1,0 +1,331 @@
+/*
+ * cmd_chat.c - `hearth chat`: a conversation with the model in the terminal,
+ * as `ollama run` or `llama-cli -cnv` hold one. Each line read is a user
+ * message; the whole conversation is rendered by the chat template every
+ * turn and the session reuses the KV cache of the prefix it already holds,
+ * so a turn only evaluates its new tokens. When the conversation outgrows
+ * the context, the oldest exchanges (never the system message) are dropped.
+ *
+ * Ctrl-C stops the reply being written (what was written stays in the
+ * conversation); at the prompt it ends the program, as Ctrl-D does.
+ */
+#include "cli.h"
+
+#include "core/core.h"
+#include "engine/chat.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char chat_usage[] =
+    "usage: hearth chat -m FILE [options]\n"
+    "  Talks with the model through its chat template: every line read from stdin is a user\n"
+    "  message (end a line with \\ to continue it on the next), the reply streams to stdout.\n"
+    "  Commands: /clear forgets the conversation, /exit (or Ctrl-D) ends it; Ctrl-C stops a\n"
+    "  reply.\n"
+    "  -s, --system TEXT   system message\n"
+    "  --chat-template T   a template name (" /* names appended at run time */;
+
+static const char chat_usage_rest[] =
+    ") or a file of Jinja text\n"
+    "                      (default: the model's tokenizer.chat_template, else chatml)\n"
+    "  --verbose           prompt and generation speed after each reply, on stderr\n"
+    "  -n N                most tokens per reply (default: until the end of the turn)\n"
+    "  other options as `hearth run` (sampling, -t, -c, --kv-type):\n" CLI_GEN_USAGE;
+
+enum { CHAT_LINE_MAX = 1 << 20 };
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+typedef struct chat_msg {
+    tok_chat_role role;
+    char *text;
+} chat_msg;
+
+typedef struct chat {
+    hearth_model *model;
+    hearth_session *session;
+    hearth_sampler *sampler;
+    tok_chat_template tmpl;
+    char *bos, *eos;
+    chat_msg *msgs;
+    size_t n_msgs, cap_msgs, first_turn; /* msgs[first_turn..] can be dropped */
+    char *reply;                         /* the reply being written */
+    size_t reply_len, reply_cap;
+} chat;
+
+static bool chat_push(chat *c, tok_chat_role role, const char *text, size_t len) {
+    if (c->n_msgs == c->cap_msgs) {
+        size_t cap = c->cap_msgs ? 2 * c->cap_msgs : 16;
+        chat_msg *m = realloc(c->msgs, cap * sizeof *m);
+        if (!m) return false;
+        c->msgs = m;
+        c->cap_msgs = cap;
+    }
+    char *t = malloc(len + 1);
+    if (!t) return false;
+    memcpy(t, text, len);
+    t[len] = '\0';
+    c->msgs[c->n_msgs++] = (chat_msg){role, t};
+    return true;
+}
+
+/* Forgets messages [from, from + n). */
+static void chat_drop(chat *c, size_t from, size_t n) {
+    for (size_t i = from; i < from + n; i++) free(c->msgs[i].text);
+    memmove(c->msgs + from, c->msgs + from + n, (c->n_msgs - from - n) * sizeof *c->msgs);
+    c->n_msgs -= n;
+}
+
+/* The conversation as token ids, ending with the assistant's header. The
+ * template prints BOS where the model's does; the tokenizer adds it too
+ * when the vocabulary asks, so a leading BOS text is cut (one BOS). */
+static hearth_err chat_tokens(const chat *c, int32_t **ids, size_t *n) {
+    tok_chat_msg *m = malloc(c->n_msgs * sizeof *m);
+    if (!m) return hr_fail(HEARTH_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < c->n_msgs; i++)
+        m[i] = (tok_chat_msg){.role = c->msgs[i].role,
+                              .content = c->msgs[i].text,
+                              .content_len = strlen(c->msgs[i].text)};
+    tok_chat_opts o = {.bos = c->bos, .eos = c->eos, .add_generation_prompt = true};
+    char *text = NULL;
+    size_t len = 0;
+    hearth_err e = tok_chat_render(&c->tmpl, m, c->n_msgs, &o, &text, &len);
+    free(m);
+    if (e) return e;
+    const size_t bl = strlen(c->bos);
+    const size_t skip = bl && len >= bl && !memcmp(text, c->bos, bl) ? bl : 0;
+    *n = 0;
+    hearth_tokenize(c->model, text + skip, len - skip, true, true, NULL, 0, n);
+    *ids = malloc((*n ? *n : 1) * sizeof **ids);
+    e = *ids ? hearth_tokenize(c->model, text + skip, len - skip, true, true, *ids, *n, n)
+             : hr_fail(HEARTH_ERR_NOMEM, "out of memory");
+    free(text);
+    return e;
+}
+
+static bool on_token(const hearth_token_event *ev, void *user) {
+    chat *c = user;
+    fwrite(ev->text, 1, ev->len, stdout);
+    fflush(stdout);
+    if (c->reply_len + ev->len + 1 > c->reply_cap) {
+        size_t cap = 2 * (c->reply_len + ev->len + 1) + 256;
+        char *r = realloc(c->reply, cap);
+        if (!r) return false;
+        c->reply = r;
+        c->reply_cap = cap;
+    }
+    memcpy(c->reply + c->reply_len, ev->text, ev->len);
+    c->reply_len += ev->len;
+    return !interrupted;
+}
+
+/* Answers the last user message. Returns 0, or 1 after printing why not. */
+static int chat_reply(chat *c, const cli_gen_opts *o, bool verbose) {
+    const int n_ctx = hearth_session_n_ctx(c->session);
+    int room = o->gen.max_tokens > 0 ? o->gen.max_tokens : 256;
+    if (room > n_ctx / 2) room = n_ctx / 2;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    for (;;) {
+        free(ids);
+        ids = NULL;
+        if (chat_tokens(c, &ids, &n)) {
+            free(ids);
+            chat_drop(c, c->n_msgs - 1, 1);
+            return cli_fail("chat", "rendering the conversation");
+        }
+        if (n + (size_t)room <= (size_t)n_ctx || c->n_msgs - c->first_turn <= 1) break;
+        /* the oldest exchange goes: a user message and the replies after it */
+        size_t k = 1;
+        while (c->first_turn + k < c->n_msgs - 1 &&
+               c->msgs[c->first_turn + k].role != TOK_CHAT_USER)
+            k++;
+        chat_drop(c, c->first_turn, k);
+        fprintf(stderr,
+                "[the conversation outgrew the context: its oldest exchange was dropped]\n");
+    }
+    if (n >= (size_t)n_ctx) {
+        free(ids);
+        chat_drop(c, c->n_msgs - 1, 1);
+        fprintf(stderr, "hearth chat: the message is %zu tokens; the context holds %d\n", n, n_ctx);
+        return 1;
+    }
+    c->reply_len = 0;
+    interrupted = 0;
+    hearth_gen_result r;
+    hearth_sampler_reset(c->sampler);
+    hearth_err e = hearth_generate(c->session, c->sampler, ids, (int)n, &o->gen, on_token, c, &r);
+    free(ids);
+    fputs(interrupted ? "\n[interrupted]\n" : "\n", stdout);
+    fflush(stdout);
+    if (e) return cli_fail("chat", "generating");
+    if (!chat_push(c, TOK_CHAT_ASSISTANT, c->reply ? c->reply : "", c->reply_len)) return 1;
+    if (verbose)
+        fprintf(stderr,
+                "[prompt: %d tokens (%d cached) at %.1f tokens/s | reply: %d tokens at %.1f "
+                "tokens/s]\n",
+                r.n_prompt, r.n_cached, r.prompt_ms > 0 ? r.n_prompt * 1e3 / r.prompt_ms : 0.0,
+                r.n_gen, r.gen_ms > 0 ? r.n_gen * 1e3 / r.gen_ms : 0.0);
+    return 0;
+}
+
+static void prompt(const char *p) {
+    fputs(p, stdout);
+    fflush(stdout);
+}
+
+/* Reads one message: lines ending in a backslash continue on the next.
+ * NULL at the end of input, or when Ctrl-C interrupted the read. */
+static char *read_message(FILE *in, bool tty) {
+    size_t cap = 256, n = 0;
+    char *buf = malloc(cap);
+    if (tty) prompt("> ");
+    for (int c; buf;) {
+        c = fgetc(in);
+        if (c == EOF || c == '\n') {
+            if (c == '\n' && n && buf[n - 1] == '\\') {
+                buf[n - 1] = '\n';
+                if (tty) prompt(". ");
+                continue;
+            }
+            if (c == EOF && (n == 0 || ferror(in))) break;
+            buf[n] = '\0';
+            return buf;
+        }
+        if (n + 2 > cap) {
+            char *b = cap < CHAT_LINE_MAX ? realloc(buf, cap * 2) : NULL;
+            if (!b) {
+                fprintf(stderr, "hearth chat: a message is limited to %d MiB\n",
+                        CHAT_LINE_MAX >> 20);
+                break;
+            }
+            buf = b;
+            cap *= 2;
+        }
+        buf[n++] = (char)c;
+    }
+    free(buf);
+    return NULL;
+}
+
+static int chat_loop(chat *c, const cli_gen_opts *o, bool verbose) {
+    const bool tty = isatty(STDIN_FILENO);
+    if (tty)
+        fprintf(stderr, "chat template: %s. /clear forgets the conversation, /exit ends it.\n",
+                c->tmpl.name);
+    for (char *line; (line = read_message(stdin, tty));) {
+        int rc = 0;
+        if (!strcmp(line, "/exit") || !strcmp(line, "/quit") || !strcmp(line, "/bye")) {
+            free(line);
+            break;
+        }
+        if (!strcmp(line, "/clear")) {
+            chat_drop(c, c->first_turn, c->n_msgs - c->first_turn);
+            fputs("[conversation cleared]\n", stdout);
+        } else if (line[0] == '/' && line[1] != '/' && !strchr(line, ' ') && line[1]) {
+            fprintf(stderr, "unknown command '%s' (/clear, /exit; start with // to send a /)\n",
+                    line);
+        } else {
+            const char *text = line[0] == '/' && line[1] == '/' ? line + 1 : line;
+            rc = chat_push(c, TOK_CHAT_USER, text, strlen(text)) ? chat_reply(c, o, verbose) : 1;
+        }
+        free(line);
+        if (rc && !tty) return rc; /* a script stops at the first failure */
+    }
+    return 0;
+}
+
+static void chat_free(chat *c) {
+    chat_drop(c, 0, c->n_msgs);
+    free(c->msgs);
+    free(c->reply);
+    free(c->bos);
+    free(c->eos);
+    hearth_sampler_free(c->sampler);
+    hearth_session_free(c->session);
+    hearth_model_free(c->model);
+}
+
+static void print_usage(FILE *f) {
+    fprintf(f, "%s%s%s", chat_usage, tok_chat_names(), chat_usage_rest);
+}
+
+int cmd_chat(int argc, char **argv) {
+    cli_gen_opts o;
+    cli_gen_defaults(&o);
+    const char *model = NULL, *system_msg = NULL, *tmpl = NULL;
+    bool verbose = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            print_usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--verbose")) {
+            verbose = true;
+            continue;
+        }
+        const char *v = i + 1 < argc ? argv[++i] : NULL;
+        if (!v) {
+            fprintf(stderr, "hearth chat: option '%s' needs a value\n", a);
+            return 2;
+        }
+        int r = cli_gen_opt("chat", a, v, &o);
+        if (r < 0) return 2;
+        if (r) continue;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+            model = v;
+        else if (!strcmp(a, "-s") || !strcmp(a, "--system"))
+            system_msg = v;
+        else if (!strcmp(a, "--chat-template"))
+            tmpl = v;
+        else {
+            fprintf(stderr, "hearth chat: unknown option '%s'\n", a);
+            print_usage(stderr);
+            return 2;
+        }
+    }
+    if (!model) {
+        print_usage(stderr);
+        return 2;
+    }
+    chat c = {0};
+    eng_chat_source src;
+    int rc = 0;
+    if (hearth_model_load(model, &o.mp, &c.model))
+        rc = cli_fail("chat", "loading the model");
+    else if (eng_chat_choose(c.model, tmpl, &c.tmpl, &src))
+        rc = cli_fail("chat", "the chat template");
+    else if (!(c.bos = eng_token_text(c.model, hearth_token_bos(c.model))) ||
+             !(c.eos = eng_token_text(c.model, hearth_token_eos(c.model))))
+        rc = 1;
+    else if (hearth_session_new(c.model, &o.sp, &c.session))
+        rc = cli_fail("chat", "creating the session");
+    else if (hearth_sampler_new(c.model, &o.smp, &c.sampler))
+        rc = cli_fail("chat", "creating the sampler");
+    else if (system_msg && !chat_push(&c, TOK_CHAT_SYSTEM, system_msg, strlen(system_msg)))
+        rc = 1;
+    if (!rc) {
+        if (src == ENG_CHAT_FALLBACK)
+            fprintf(stderr, "warning: the model has no chat template; using chatml "
+                            "(--chat-template chooses another)\n");
+        c.first_turn = c.n_msgs;
+        struct sigaction sa = {0};
+        sa.sa_handler = on_sigint; /* no SA_RESTART: Ctrl-C at the prompt ends the read */
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        rc = chat_loop(&c, &o, verbose);
+    }
+    chat_free(&c);
+    return rc;
+}

@@ -1,0 +1,93 @@
+/*
+ * opts.c - the options `hearth run` and `hearth chat` share: model threads,
+ * context, KV type, the sampling chain and the reply length. Numbers are
+ * parsed whole: "--temp 0,7" is an error, not 0.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool parse_float(const char *v, float *out) {
+    char *end;
+    errno = 0;
+    float f = strtof(v, &end);
+    if (end == v || *end || errno) return false;
+    *out = f;
+    return true;
+}
+
+static bool parse_int(const char *v, long lo, long hi, int *out) {
+    char *end;
+    errno = 0;
+    long l = strtol(v, &end, 10);
+    if (end == v || *end || errno || l < lo || l > hi) return false;
+    *out = (int)l;
+    return true;
+}
+
+int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o) {
+    static const struct {
+        const char *name;
+        size_t offset;
+    } floats[] = {
+        {"--temp", offsetof(cli_gen_opts, smp.temperature)},
+        {"--top-p", offsetof(cli_gen_opts, smp.top_p)},
+        {"--min-p", offsetof(cli_gen_opts, smp.min_p)},
+        {"--repeat-penalty", offsetof(cli_gen_opts, smp.repeat_penalty)},
+        {"--frequency-penalty", offsetof(cli_gen_opts, smp.frequency_penalty)},
+        {"--presence-penalty", offsetof(cli_gen_opts, smp.presence_penalty)},
+    };
+    static const struct {
+        const char *name, *alias;
+        size_t offset;
+        long lo;
+    } ints[] = {
+        {"-n", "--n-predict", offsetof(cli_gen_opts, gen.max_tokens), -1},
+        {"--top-k", NULL, offsetof(cli_gen_opts, smp.top_k), 0},
+        {"--repeat-last-n", NULL, offsetof(cli_gen_opts, smp.penalty_last_n), 0},
+        {"-t", "--threads", offsetof(cli_gen_opts, mp.n_threads), 1},
+        {"-c", "--ctx", offsetof(cli_gen_opts, sp.n_ctx), 1},
+    };
+    for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++)
+        if (!strcmp(a, floats[i].name)) {
+            if (parse_float(v, (float *)((char *)o + floats[i].offset))) return 1;
+            fprintf(stderr, "hearth %s: %s wants a number, not '%s'\n", cmd, a, v);
+            return -1;
+        }
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (!strcmp(a, ints[i].name) || (ints[i].alias && !strcmp(a, ints[i].alias))) {
+            if (parse_int(v, ints[i].lo, 1L << 30, (int *)((char *)o + ints[i].offset))) return 1;
+            fprintf(stderr, "hearth %s: %s wants an integer >= %ld, not '%s'\n", cmd, a, ints[i].lo,
+                    v);
+            return -1;
+        }
+    if (!strcmp(a, "--seed")) {
+        char *end;
+        errno = 0;
+        unsigned long long s = strtoull(v, &end, 10);
+        if (end == v || *end || errno || *v == '-') {
+            fprintf(stderr, "hearth %s: --seed wants a non-negative integer, not '%s'\n", cmd, v);
+            return -1;
+        }
+        o->smp.seed = s;
+        return 1;
+    }
+    if (!strcmp(a, "--kv-type")) {
+        if (strcmp(v, "f32") != 0 && strcmp(v, "f16") != 0) {
+            fprintf(stderr, "hearth %s: --kv-type is f32 or f16, not '%s'\n", cmd, v);
+            return -1;
+        }
+        o->sp.kv_type = !strcmp(v, "f16") ? HEARTH_KV_F16 : HEARTH_KV_F32;
+        return 1;
+    }
+    return 0;
+}
+
+void cli_gen_defaults(cli_gen_opts *o) {
+    *o = (cli_gen_opts){.mp = hearth_model_default_params(),
+                        .sp = hearth_session_default_params(),
+                        .smp = hearth_sampling_default_params()};
+}

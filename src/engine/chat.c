@@ -1,0 +1,67 @@
+/*
+ * chat.c - choosing a model's chat template (chat.h). A template file is
+ * read whole, up to 1 MiB: real templates are a few KiB, and anything larger
+ * is a wrong path rather than a template.
+ */
+#include "chat.h"
+
+#include "core/core.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+enum { CHAT_FILE_MAX = 1 << 20 };
+
+static char *read_template(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = malloc(CHAT_FILE_MAX + 1);
+    size_t n = buf ? fread(buf, 1, CHAT_FILE_MAX + 1, f) : 0;
+    fclose(f);
+    if (!buf || n > CHAT_FILE_MAX) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+hearth_err eng_chat_choose(const hearth_model *m, const char *override, tok_chat_template *out,
+                           eng_chat_source *source) {
+    if (override) {
+        if (tok_chat_named(override, out) == HEARTH_OK) {
+            *source = ENG_CHAT_NAMED;
+            return HEARTH_OK;
+        }
+        size_t len = 0;
+        char *text = read_template(override, &len);
+        if (!text)
+            return hr_fail(HEARTH_ERR_INVALID_ARG,
+                           "'%s' is neither a known template name (%s) nor a readable file "
+                           "of at most 1 MiB",
+                           override, tok_chat_names());
+        hearth_err err = tok_chat_detect(text, len, out);
+        free(text);
+        if (err) return hr_wrap(err, "'%s': ", override);
+        *source = ENG_CHAT_FILE;
+        return HEARTH_OK;
+    }
+    const char *text = NULL;
+    size_t len = 0;
+    if (hearth_model_meta_str(m, "tokenizer.chat_template", &text, &len) != HEARTH_OK) {
+        *source = ENG_CHAT_FALLBACK;
+        return tok_chat_named("chatml", out);
+    }
+    *source = ENG_CHAT_MODEL;
+    return tok_chat_detect(text, len, out);
+}
+
+char *eng_token_text(const hearth_model *m, int32_t id) {
+    size_t n = 0;
+    if (id < 0) return calloc(1, 1);
+    hearth_detokenize(m, &id, 1, true, NULL, 0, &n);
+    char *t = calloc(n + 1, 1);
+    if (t && hearth_detokenize(m, &id, 1, true, t, n, &n) != HEARTH_OK) t[0] = '\0';
+    return t;
+}

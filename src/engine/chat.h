@@ -1,0 +1,31 @@
+/*
+ * chat.h - the chat template a model's conversations are rendered with, as
+ * both `hearth serve` and `hearth chat` choose it: an override (a template
+ * name or a file holding Jinja text), else the GGUF's tokenizer.chat_template,
+ * else ChatML. And the texts of the special tokens the templates print.
+ */
+#ifndef HEARTH_ENGINE_CHAT_H
+#define HEARTH_ENGINE_CHAT_H
+
+#include "hearth.h"
+#include "tokenizer/chat_template.h"
+
+typedef enum eng_chat_source {
+    ENG_CHAT_NAMED = 1, /* the override named a built-in template */
+    ENG_CHAT_FILE,      /* the override is a file whose text was recognized */
+    ENG_CHAT_MODEL,     /* recognized in the model's tokenizer.chat_template */
+    ENG_CHAT_FALLBACK   /* the model has no template: ChatML */
+} eng_chat_source;
+
+/* Chooses the template for model m; override may be NULL. Fails with
+ * HEARTH_ERR_INVALID_ARG for an override that is neither a name nor a
+ * readable file, and with HEARTH_ERR_UNSUPPORTED (message from
+ * tok_chat_detect) when the text found is no family Hearth renders. */
+hearth_err eng_chat_choose(const hearth_model *m, const char *override, tok_chat_template *out,
+                           eng_chat_source *source);
+
+/* The text of special token id ("" for id < 0), malloc'd; NULL when out of
+ * memory. */
+char *eng_token_text(const hearth_model *m, int32_t id);
+
+#endif
