@@ -17,31 +17,6 @@
 
 #include <string.h>
 
-typedef enum jmode {
-    J_TOP,       /* before the top-level value */
-    J_VALUE,     /* a value must come (after ':' or an array's ',') */
-    J_ARR_FIRST, /* after '[': a value or ']' */
-    J_OBJ_FIRST, /* after '{': a key or '}' */
-    J_KEY,       /* after an object's ',': a key */
-    J_COLON,     /* after a key: ':' */
-    J_AFTER,     /* after a value in a container: ',' or the closing bracket */
-    J_DONE,      /* the top-level value is complete: white space only */
-    J_STR,       /* in a string; a, b: the range of the next continuation byte */
-    J_ESC,       /* after a backslash */
-    J_HEX,       /* in \uXXXX: a digits read, b the surrogate flags below */
-    J_LOW_BSL,   /* after a high surrogate's escape: '\' of the low one */
-    J_LOW_U,     /* then its 'u' */
-    J_NUM_MINUS, /* '-': a digit must follow */
-    J_NUM_ZERO,  /* a leading 0: no more integer digits */
-    J_NUM_INT,   /* integer digits after [1-9] */
-    J_NUM_DOT,   /* '.': a digit must follow */
-    J_NUM_FRAC,  /* fraction digits */
-    J_NUM_E,     /* 'e' / 'E': a sign or a digit */
-    J_NUM_ESIGN, /* the exponent's sign: a digit must follow */
-    J_NUM_EXP,   /* exponent digits */
-    J_LIT        /* in true/false/null: a which one, b bytes read */
-} jmode;
-
 enum {
     F_OBJECT_ONLY = 1, /* the top-level value must be an object */
     F_KEY = 2,         /* the string being read is a key */
@@ -60,7 +35,7 @@ static bool step(smp_json *j, uint8_t c);
 
 void smp_json_init(smp_json *j, bool object_only) {
     memset(j, 0, sizeof *j);
-    j->mode = J_TOP;
+    j->mode = SMP_J_TOP;
     j->flags = object_only ? F_OBJECT_ONLY : 0;
 }
 
@@ -75,7 +50,7 @@ static inline int hex_value(uint8_t c) {
     return -1;
 }
 
-static inline void set_mode(smp_json *j, jmode m) {
+static inline void set_mode(smp_json *j, smp_jmode m) {
     j->mode = (uint8_t)m;
     j->a = j->b = j->need = 0;
 }
@@ -84,14 +59,14 @@ static inline void set_mode(smp_json *j, jmode m) {
  * text is complete. */
 static inline void value_done(smp_json *j) {
     j->flags &= (uint8_t)~F_KEY;
-    set_mode(j, j->depth ? J_AFTER : J_DONE);
+    set_mode(j, j->depth ? SMP_J_AFTER : SMP_J_DONE);
 }
 
 static bool open_container(smp_json *j, bool object) {
     if (j->depth >= SMP_JSON_MAX_DEPTH) return false;
     if (object) j->stack |= (uint64_t)1 << j->depth;
     j->depth++;
-    set_mode(j, object ? J_OBJ_FIRST : J_ARR_FIRST);
+    set_mode(j, object ? SMP_J_OBJ_FIRST : SMP_J_ARR_FIRST);
     return true;
 }
 
@@ -110,19 +85,19 @@ static bool value_start(smp_json *j, uint8_t c) {
     switch (c) {
     case '{': return open_container(j, true);
     case '[': return open_container(j, false);
-    case '"': set_mode(j, J_STR); return true;
-    case '-': set_mode(j, J_NUM_MINUS); return true;
-    case '0': set_mode(j, J_NUM_ZERO); return true;
+    case '"': set_mode(j, SMP_J_STR); return true;
+    case '-': set_mode(j, SMP_J_NUM_MINUS); return true;
+    case '0': set_mode(j, SMP_J_NUM_ZERO); return true;
     case 't':
     case 'f':
     case 'n':
-        set_mode(j, J_LIT);
+        set_mode(j, SMP_J_LIT);
         j->a = c == 't' ? 0 : c == 'f' ? 1 : 2;
         j->b = 1;
         return true;
     default:
         if (c >= '1' && c <= '9') {
-            set_mode(j, J_NUM_INT);
+            set_mode(j, SMP_J_NUM_INT);
             return true;
         }
         return false;
@@ -140,14 +115,14 @@ static bool string_byte(smp_json *j, uint8_t c) {
     if (c == '"') {
         if (j->flags & F_KEY) {
             j->flags &= (uint8_t)~F_KEY;
-            set_mode(j, J_COLON);
+            set_mode(j, SMP_J_COLON);
         } else {
             value_done(j);
         }
         return true;
     }
     if (c == '\\') {
-        j->mode = J_ESC;
+        j->mode = SMP_J_ESC;
         return true;
     }
     if (c < 0x20) return false; /* control characters must be escaped */
@@ -184,8 +159,8 @@ static bool escape_byte(smp_json *j, uint8_t c) {
     case 'f':
     case 'n':
     case 'r':
-    case 't': j->mode = J_STR; return true;
-    case 'u': j->mode = J_HEX; return true; /* a = b = 0 in J_STR between characters */
+    case 't': j->mode = SMP_J_STR; return true;
+    case 'u': j->mode = SMP_J_HEX; return true; /* a = b = 0 in SMP_J_STR between characters */
     default: return false;
     }
 }
@@ -213,7 +188,7 @@ static bool hex_digit(smp_json *j, uint8_t c) {
     if (++j->a < 4) return true;
     const bool high = (j->b & H_HIGH) != 0;
     j->a = j->b = 0;
-    j->mode = high ? J_LOW_BSL : J_STR;
+    j->mode = high ? SMP_J_LOW_BSL : SMP_J_STR;
     return true;
 }
 
@@ -227,37 +202,37 @@ static bool end_number(smp_json *j, uint8_t c) {
 /* A byte in a number, or the byte after it. */
 static bool number_byte(smp_json *j, uint8_t c) {
     const bool digit = c >= '0' && c <= '9';
-    jmode next;
-    switch ((jmode)j->mode) {
-    case J_NUM_MINUS:
+    smp_jmode next;
+    switch ((smp_jmode)j->mode) {
+    case SMP_J_NUM_MINUS:
         if (!digit) return false;
-        next = c == '0' ? J_NUM_ZERO : J_NUM_INT;
+        next = c == '0' ? SMP_J_NUM_ZERO : SMP_J_NUM_INT;
         break;
-    case J_NUM_ZERO:
-    case J_NUM_INT:
-    case J_NUM_FRAC:
-        if (digit && j->mode != J_NUM_ZERO) return true;
-        if (c == '.' && j->mode != J_NUM_FRAC)
-            next = J_NUM_DOT;
+    case SMP_J_NUM_ZERO:
+    case SMP_J_NUM_INT:
+    case SMP_J_NUM_FRAC:
+        if (digit && j->mode != SMP_J_NUM_ZERO) return true;
+        if (c == '.' && j->mode != SMP_J_NUM_FRAC)
+            next = SMP_J_NUM_DOT;
         else if (c == 'e' || c == 'E')
-            next = J_NUM_E;
+            next = SMP_J_NUM_E;
         else
             return end_number(j, c);
         break;
-    case J_NUM_DOT:
-    case J_NUM_ESIGN:
+    case SMP_J_NUM_DOT:
+    case SMP_J_NUM_ESIGN:
         if (!digit) return false;
-        next = j->mode == J_NUM_DOT ? J_NUM_FRAC : J_NUM_EXP;
+        next = j->mode == SMP_J_NUM_DOT ? SMP_J_NUM_FRAC : SMP_J_NUM_EXP;
         break;
-    case J_NUM_E:
+    case SMP_J_NUM_E:
         if (c == '+' || c == '-')
-            next = J_NUM_ESIGN;
+            next = SMP_J_NUM_ESIGN;
         else if (digit)
-            next = J_NUM_EXP;
+            next = SMP_J_NUM_EXP;
         else
             return false;
         break;
-    case J_NUM_EXP:
+    case SMP_J_NUM_EXP:
         if (digit) return true;
         return end_number(j, c);
     default: return false;
@@ -267,68 +242,68 @@ static bool number_byte(smp_json *j, uint8_t c) {
 }
 
 static bool step(smp_json *j, uint8_t c) {
-    switch ((jmode)j->mode) {
-    case J_TOP:
+    switch ((smp_jmode)j->mode) {
+    case SMP_J_TOP:
         if (is_ws(c)) return true;
         if (j->flags & F_OBJECT_ONLY) return c == '{' && open_container(j, true);
         return value_start(j, c);
-    case J_VALUE: return is_ws(c) || value_start(j, c);
-    case J_ARR_FIRST:
+    case SMP_J_VALUE: return is_ws(c) || value_start(j, c);
+    case SMP_J_ARR_FIRST:
         if (is_ws(c)) return true;
         if (c == ']') return close_container(j, false);
         return value_start(j, c);
-    case J_OBJ_FIRST:
+    case SMP_J_OBJ_FIRST:
         if (is_ws(c)) return true;
         if (c == '}') return close_container(j, true);
         /* fall through */
-    case J_KEY:
+    case SMP_J_KEY:
         if (is_ws(c)) return true;
         if (c != '"') return false;
-        set_mode(j, J_STR);
+        set_mode(j, SMP_J_STR);
         j->flags |= F_KEY;
         return true;
-    case J_COLON:
+    case SMP_J_COLON:
         if (is_ws(c)) return true;
         if (c != ':') return false;
-        set_mode(j, J_VALUE);
+        set_mode(j, SMP_J_VALUE);
         return true;
-    case J_AFTER: {
+    case SMP_J_AFTER: {
         if (is_ws(c)) return true;
         const bool object = (j->stack >> (j->depth - 1)) & 1;
         if (c == ',') {
-            set_mode(j, object ? J_KEY : J_VALUE);
+            set_mode(j, object ? SMP_J_KEY : SMP_J_VALUE);
             return true;
         }
         if (c != '}' && c != ']') return false;
         return close_container(j, c == '}');
     }
-    case J_DONE: return is_ws(c);
-    case J_STR: return string_byte(j, c);
-    case J_ESC: return escape_byte(j, c);
-    case J_HEX: return hex_digit(j, c);
-    case J_LOW_BSL:
+    case SMP_J_DONE: return is_ws(c);
+    case SMP_J_STR: return string_byte(j, c);
+    case SMP_J_ESC: return escape_byte(j, c);
+    case SMP_J_HEX: return hex_digit(j, c);
+    case SMP_J_LOW_BSL:
         if (c != '\\') return false;
-        j->mode = J_LOW_U;
+        j->mode = SMP_J_LOW_U;
         return true;
-    case J_LOW_U:
+    case SMP_J_LOW_U:
         if (c != 'u') return false;
-        j->mode = J_HEX;
+        j->mode = SMP_J_HEX;
         j->b = H_LOW;
         return true;
-    case J_LIT: {
+    case SMP_J_LIT: {
         const char *lit = literals[j->a];
         if (c != (uint8_t)lit[j->b]) return false;
         if (lit[++j->b] == '\0') value_done(j);
         return true;
     }
-    case J_NUM_MINUS:
-    case J_NUM_ZERO:
-    case J_NUM_INT:
-    case J_NUM_DOT:
-    case J_NUM_FRAC:
-    case J_NUM_E:
-    case J_NUM_ESIGN:
-    case J_NUM_EXP: return number_byte(j, c);
+    case SMP_J_NUM_MINUS:
+    case SMP_J_NUM_ZERO:
+    case SMP_J_NUM_INT:
+    case SMP_J_NUM_DOT:
+    case SMP_J_NUM_FRAC:
+    case SMP_J_NUM_E:
+    case SMP_J_NUM_ESIGN:
+    case SMP_J_NUM_EXP: return number_byte(j, c);
     }
     return false;
 }
@@ -340,7 +315,7 @@ static bool step(smp_json *j, uint8_t c) {
 bool smp_json_step(smp_json *j, uint8_t c) {
     if (!step(j, c)) return false;
     if (!(j->flags & F_WS_LIMIT)) return true;
-    if (!is_ws(c) || j->mode == J_STR) {
+    if (!is_ws(c) || j->mode == SMP_J_STR) {
         j->ws = 0;
         return true;
     }
@@ -363,15 +338,15 @@ bool smp_json_feed_bytes(smp_json *j, const void *s, size_t n) {
     return true;
 }
 
-bool smp_json_done(const smp_json *j) { return j->mode == J_DONE; }
+bool smp_json_done(const smp_json *j) { return j->mode == SMP_J_DONE; }
 
 bool smp_json_can_end(const smp_json *j) {
-    if (j->mode == J_DONE) return true;
+    if (j->mode == SMP_J_DONE) return true;
     if (j->depth != 0) return false;
-    return j->mode == J_NUM_ZERO || j->mode == J_NUM_INT || j->mode == J_NUM_FRAC ||
-           j->mode == J_NUM_EXP;
+    return j->mode == SMP_J_NUM_ZERO || j->mode == SMP_J_NUM_INT || j->mode == SMP_J_NUM_FRAC ||
+           j->mode == SMP_J_NUM_EXP;
 }
 
 int smp_json_depth(const smp_json *j) { return j->depth; }
 
-bool smp_json_in_text(const smp_json *j) { return j->mode == J_STR && j->need == 0; }
+bool smp_json_in_text(const smp_json *j) { return j->mode == SMP_J_STR && j->need == 0; }

@@ -33,6 +33,33 @@
 
 enum { SMP_JSON_MAX_DEPTH = 64, SMP_JSON_WS_MAX = 32 };
 
+/* What the next byte may be: the recognizer's mode (smp_json.mode), read by
+ * the schema layer (json_schema_run.c) to tell the events of the text. */
+typedef enum smp_jmode {
+    SMP_J_TOP,       /* before the top-level value */
+    SMP_J_VALUE,     /* a value must come (after ':' or an array's ',') */
+    SMP_J_ARR_FIRST, /* after '[': a value or ']' */
+    SMP_J_OBJ_FIRST, /* after '{': a key or '}' */
+    SMP_J_KEY,       /* after an object's ',': a key */
+    SMP_J_COLON,     /* after a key: ':' */
+    SMP_J_AFTER,     /* after a value in a container: ',' or the closing bracket */
+    SMP_J_DONE,      /* the top-level value is complete: white space only */
+    SMP_J_STR,       /* in a string; a, b: the range of the next continuation byte */
+    SMP_J_ESC,       /* after a backslash */
+    SMP_J_HEX,       /* in \uXXXX: a digits read, b the surrogate flags below */
+    SMP_J_LOW_BSL,   /* after a high surrogate's escape: '\' of the low one */
+    SMP_J_LOW_U,     /* then its 'u' */
+    SMP_J_NUM_MINUS, /* '-': a digit must follow */
+    SMP_J_NUM_ZERO,  /* a leading 0: no more integer digits */
+    SMP_J_NUM_INT,   /* integer digits after [1-9] */
+    SMP_J_NUM_DOT,   /* '.': a digit must follow */
+    SMP_J_NUM_FRAC,  /* fraction digits */
+    SMP_J_NUM_E,     /* 'e' / 'E': a sign or a digit */
+    SMP_J_NUM_ESIGN, /* the exponent's sign: a digit must follow */
+    SMP_J_NUM_EXP,   /* exponent digits */
+    SMP_J_LIT        /* in true/false/null: a which one, b bytes read */
+} smp_jmode;
+
 /* The whole state. Fields not used by the current mode are zero, so equal
  * states compare equal with memcmp (the mask cache relies on it). */
 typedef struct smp_json {
