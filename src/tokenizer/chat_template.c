@@ -10,54 +10,14 @@
  * prefixes). Jinja's trim is Python's str.strip(): it removes Unicode
  * whitespace, not only ASCII.
  */
-#include "chat_template.h"
-
-#include "core/core.h"
+#include "chat_impl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-/* ---- a growing output buffer -------------------------------------------- */
-
-typedef struct ct_buf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} ct_buf;
-
-static void buf_put(ct_buf *b, const char *s, size_t len) {
-    if (b->oom || len == 0) return;
-    uint64_t need;
-    if (!hr_add_ok(b->n, len, &need) || !hr_add_ok(need, 1, &need)) {
-        b->oom = true;
-        return;
-    }
-    if (need > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < need) cap = cap > SIZE_MAX / 2 ? (size_t)need : cap * 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, len);
-    b->n += len;
-    b->p[b->n] = '\0';
-}
-
-static void buf_puts(ct_buf *b, const char *s) { buf_put(b, s, strlen(s)); }
-
 /* ---- text helpers -------------------------------------------------------- */
-
-typedef struct ct_span {
-    const char *p;
-    size_t n;
-} ct_span;
 
 /* Length of the Python-whitespace character at s[0..n), or 0 if none. */
 static size_t py_space_len(const unsigned char *s, size_t n) {
@@ -111,12 +71,10 @@ static const char *span_find(ct_span s, const char *needle, bool last) {
     return hit;
 }
 
-static void buf_span(ct_buf *b, ct_span s) { buf_put(b, s.p, s.n); }
-
 /* ---- recognition --------------------------------------------------------- */
 
 static const char ct_names[] =
-    "chatml|qwen3|llama3|llama3.1|llama3.2|gemma|gemma3|phi3|phi3-mini|phi4-mini|phi4";
+    "chatml|qwen2.5|qwen3|llama3|llama3.1|llama3.2|gemma|gemma3|phi3|phi3-mini|phi4-mini|phi4";
 
 const char *tok_chat_names(void) { return ct_names; }
 
@@ -124,19 +82,32 @@ hearth_err tok_chat_named(const char *name, tok_chat_template *out) {
     tok_chat_template t = {0};
     if (!strcmp(name, "chatml")) {
         t = (tok_chat_template){.family = TOK_CHAT_CHATML, .name = "chatml"};
+    } else if (!strcmp(name, "qwen2.5")) {
+        t = (tok_chat_template){
+            .family = TOK_CHAT_CHATML, .name = "qwen2.5", .tools = TOK_TOOLS_HERMES};
+        snprintf(t.default_system, sizeof t.default_system, "%s",
+                 "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
     } else if (!strcmp(name, "qwen3")) {
-        t = (tok_chat_template){.family = TOK_CHAT_CHATML, .name = "qwen3", .think = true};
+        t = (tok_chat_template){.family = TOK_CHAT_CHATML,
+                                .name = "qwen3",
+                                .think = true,
+                                .tools = TOK_TOOLS_HERMES,
+                                .tool_args_raw = true};
     } else if (!strcmp(name, "llama3")) {
         t = (tok_chat_template){.family = TOK_CHAT_LLAMA3, .name = "llama3", .bos = true};
     } else if (!strcmp(name, "llama3.1")) {
-        t = (tok_chat_template){
-            .family = TOK_CHAT_LLAMA3, .name = "llama3.1", .bos = true, .dated = true};
+        t = (tok_chat_template){.family = TOK_CHAT_LLAMA3,
+                                .name = "llama3.1",
+                                .bos = true,
+                                .dated = true,
+                                .tools = TOK_TOOLS_LLAMA3};
     } else if (!strcmp(name, "llama3.2")) {
         t = (tok_chat_template){.family = TOK_CHAT_LLAMA3,
                                 .name = "llama3.2",
                                 .bos = true,
                                 .dated = true,
-                                .date_now = true};
+                                .date_now = true,
+                                .tools = TOK_TOOLS_LLAMA3};
     } else if (!strcmp(name, "gemma")) {
         t = (tok_chat_template){
             .family = TOK_CHAT_GEMMA, .name = "gemma", .bos = true, .merge_system = true};
@@ -222,6 +193,10 @@ static hearth_err detect_chatml(const char *s, tok_chat_template *t) {
         t->think = true;
         t->name = "qwen3";
     }
+    /* Qwen 2.5/3: {%- if tools %} ... <tools> ... <tool_call> ... */
+    if (has(s, "<tools>") && has(s, "<tool_call>")) t->tools = TOK_TOOLS_HERMES;
+    /* Qwen 3: {%- if tool_call.arguments is string %}{{- tool_call.arguments }} */
+    t->tool_args_raw = has(s, "arguments is string");
     chatml_default_system(s, t);
     return HEARTH_OK;
 }
@@ -258,6 +233,9 @@ hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out)
         t.dated = has(s, "Cutting Knowledge Date");
         t.date_now = t.dated && has(s, "strftime_now");
         t.name = !t.dated ? "llama3" : t.date_now ? "llama3.2" : "llama3.1";
+        /* 3.1/3.2: "Environment: ipython", tools in the first user message */
+        if (t.dated && has(s, "ipython") && has(s, "tools_in_user_message"))
+            t.tools = TOK_TOOLS_LLAMA3;
     } else if (has(s, "<start_of_turn>")) {
         t.family = TOK_CHAT_GEMMA;
         t.bos = has(s, "bos_token");
@@ -281,19 +259,17 @@ hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out)
 /* ---- rendering ----------------------------------------------------------- */
 
 static const char *role_name(tok_chat_role r) {
-    return r == TOK_CHAT_SYSTEM ? "system" : r == TOK_CHAT_USER ? "user" : "assistant";
+    return r == TOK_CHAT_SYSTEM      ? "system"
+           : r == TOK_CHAT_USER      ? "user"
+           : r == TOK_CHAT_ASSISTANT ? "assistant"
+                                     : "tool";
 }
-
-typedef struct ct_msg {
-    tok_chat_role role;
-    ct_span content;
-} ct_msg;
 
 /* Qwen 3's assistant turn. The template cuts a reasoning block out of the
  * content ("content.split('</think>')[-1].lstrip('\n')", reasoning =
  * "split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n')") and
  * prints it back only for turns after the last user query. */
-static void qwen3_assistant(ct_buf *b, ct_span c, bool after_query, bool last) {
+static ct_span qwen3_assistant(ct_buf *b, ct_span c, bool after_query, bool last) {
     ct_span content = c, reasoning = {c.p, 0};
     const char *first_end = span_find(c, "</think>", false);
     if (first_end) {
@@ -318,7 +294,7 @@ static void qwen3_assistant(ct_buf *b, ct_span c, bool after_query, bool last) {
     } else {
         buf_span(b, content);
     }
-    buf_puts(b, "<|im_end|>\n");
+    return content; /* the template's `content`, which decides the calls' separator */
 }
 
 static bool is_tool_response(ct_span c) {
@@ -328,9 +304,48 @@ static bool is_tool_response(ct_span c) {
            !memcmp(c.p + c.n - (sizeof close - 1), close, sizeof close - 1);
 }
 
-static void render_chatml(const tok_chat_template *t, const ct_msg *m, size_t n, ct_buf *b) {
+/* An assistant turn with tool calls (Qwen 2.5: '<|im_start|>assistant' + ('\n'
+ * + content if content) + '\n<tool_call>...' per call; Qwen 3: the turn's
+ * head and content as without calls, then ('\n' unless it is the first call
+ * and content is empty) + '<tool_call>...' per call. Both print the same
+ * bytes; they differ in how arguments are printed and in <think>.) */
+static bool chatml_calls(const tok_chat_template *t, const ct_msg *m, ct_buf *b, bool after_query,
+                         bool last) {
+    ct_span content = m->content;
+    if (t->think) {
+        content = qwen3_assistant(b, m->content, after_query, last);
+    } else {
+        buf_puts(b, "<|im_start|>assistant\n");
+        buf_span(b, content);
+    }
+    for (int c = 0; c < m->n_calls; c++) {
+        if (c > 0 || content.n) buf_puts(b, "\n");
+        if (!ct_tools_hermes_call(b, &m->calls[c], t->tool_args_raw)) return false;
+    }
+    buf_puts(b, "<|im_end|>\n");
+    return true;
+}
+
+static hearth_err render_chatml(const tok_chat_template *t, const ct_msg *m, size_t n,
+                                const tok_chat_opts *o, ct_buf *b) {
     size_t i0 = 0;
-    if (n && m[0].role == TOK_CHAT_SYSTEM) {
+    const bool sys = n && m[0].role == TOK_CHAT_SYSTEM;
+    if (t->tools == TOK_TOOLS_HERMES && ct_json_nonempty_array(o->tools)) {
+        /* '<|im_start|>system\n' + (system content or Qwen 2.5's default) +
+         * '\n\n# Tools ...' (Qwen 3 without a system message: '# Tools ...') */
+        buf_puts(b, "<|im_start|>system\n");
+        if (sys) {
+            buf_span(b, m[0].content);
+            buf_puts(b, "\n\n");
+        } else if (t->default_system[0]) {
+            buf_puts(b, t->default_system);
+            buf_puts(b, "\n\n");
+        }
+        if (!ct_tools_hermes_block(b, o->tools))
+            return hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: 'tools' is not a JSON array");
+        buf_puts(b, "<|im_end|>\n");
+        i0 = sys ? 1 : 0;
+    } else if (sys) {
         buf_puts(b, "<|im_start|>system\n");
         buf_span(b, m[0].content);
         buf_puts(b, "<|im_end|>\n");
@@ -350,8 +365,24 @@ static void render_chatml(const tok_chat_template *t, const ct_msg *m, size_t n,
         }
     }
     for (size_t i = i0; i < n; i++) {
+        if (m[i].role == TOK_CHAT_TOOL) {
+            /* consecutive results share one user turn */
+            if (i == 0 || m[i - 1].role != TOK_CHAT_TOOL) buf_puts(b, "<|im_start|>user");
+            buf_puts(b, "\n<tool_response>\n");
+            buf_span(b, m[i].content);
+            buf_puts(b, "\n</tool_response>");
+            if (i + 1 == n || m[i + 1].role != TOK_CHAT_TOOL) buf_puts(b, "<|im_end|>\n");
+            continue;
+        }
+        if (m[i].role == TOK_CHAT_ASSISTANT && m[i].n_calls) {
+            if (!chatml_calls(t, &m[i], b, i > last_query, i + 1 == n))
+                return hr_fail(HEARTH_ERR_INVALID_ARG,
+                               "chat template: the arguments of a tool call are not JSON");
+            continue;
+        }
         if (t->think && m[i].role == TOK_CHAT_ASSISTANT) {
             qwen3_assistant(b, m[i].content, i > last_query, i + 1 == n);
+            buf_puts(b, "<|im_end|>\n");
             continue;
         }
         buf_puts(b, "<|im_start|>");
@@ -360,6 +391,7 @@ static void render_chatml(const tok_chat_template *t, const ct_msg *m, size_t n,
         buf_span(b, m[i].content);
         buf_puts(b, "<|im_end|>\n");
     }
+    return HEARTH_OK;
 }
 
 static void llama3_date(int64_t now, bool real, char *out, size_t cap) {
@@ -373,9 +405,54 @@ static void llama3_date(int64_t now, bool real, char *out, size_t cap) {
         snprintf(out, cap, "26 Jul 2024");
 }
 
-static void render_llama3(const tok_chat_template *t, const ct_msg *m, size_t n,
-                          const tok_chat_opts *o, ct_buf *b) {
+/* Llama 3.1/3.2 with tools (tools_in_user_message, the default): the
+ * functions open the first message after the system one, which must exist
+ * ("Cannot put tools in the first user message when there's no first user
+ * message!"). */
+static hearth_err llama3_tools_turn(const ct_msg *first, const tok_chat_opts *o, ct_buf *b) {
+    buf_puts(b, "<|start_header_id|>user<|end_header_id|>\n\n"
+                "Given the following functions, please respond with a JSON for a function call "
+                "with its proper arguments that best answers the given prompt.\n\n"
+                "Respond in the format {\"name\": function name, \"parameters\": dictionary of "
+                "argument name and its value}.Do not use variables.\n\n");
+    /* {%- for t in tools %}{{- t | tojson(indent=4) }}{{- "\n\n" }}{%- endfor %} */
+    if (!ct_json_dump_items(b, o->tools, strlen(o->tools), 4, "", "\n\n"))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: 'tools' is not a JSON array");
+    buf_span(b, span_trim(first->content));
+    buf_puts(b, "<|eot_id|>");
+    return HEARTH_OK;
+}
+
+/* A message of the 3.1/3.2 loop that carries tool calls or is a result. */
+static hearth_err llama3_tool_msg(const ct_msg *m, ct_buf *b) {
+    if (m->role == TOK_CHAT_TOOL) {
+        /* ipython turn; a string content "is iterable" in Jinja, so it goes
+         * through tojson: the result prints as a quoted JSON string */
+        buf_puts(b, "<|start_header_id|>ipython<|end_header_id|>\n\n");
+        ct_json_quote(b, m->content.p, m->content.n);
+        buf_puts(b, "<|eot_id|>");
+        return HEARTH_OK;
+    }
+    if (m->n_calls != 1)
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "This model only supports single tool-calls at once!");
+    /* '{"name": "' + name + '", ' + '"parameters": ' + arguments|tojson + '}' */
+    const tok_chat_tool_call *c = &m->calls[0];
+    const char *a = c->arguments ? c->arguments : "{}";
+    buf_puts(b, "<|start_header_id|>assistant<|end_header_id|>\n\n{\"name\": \"");
+    buf_puts(b, c->name);
+    buf_puts(b, "\", \"parameters\": ");
+    if (!ct_json_dump(b, a, strlen(a), -1))
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "chat template: the arguments of tool call '%s' are not JSON", c->name);
+    buf_puts(b, "}<|eot_id|>");
+    return HEARTH_OK;
+}
+
+static hearth_err render_llama3(const tok_chat_template *t, const ct_msg *m, size_t n,
+                                const tok_chat_opts *o, ct_buf *b) {
     size_t i0 = 0;
+    const bool tools = t->tools == TOK_TOOLS_LLAMA3 && ct_json_nonempty_array(o->tools);
     if (t->bos && n) buf_puts(b, o->bos);
     if (t->dated) {
         /* Llama 3.1+: the system header is always printed, holding
@@ -388,19 +465,34 @@ static void render_llama3(const tok_chat_template *t, const ct_msg *m, size_t n,
         char date[64];
         llama3_date(o->now, t->date_now, date, sizeof date);
         buf_puts(b, "<|start_header_id|>system<|end_header_id|>\n\n");
+        if (tools) buf_puts(b, "Environment: ipython\n");
         buf_puts(b, "Cutting Knowledge Date: December 2023\nToday Date: ");
         buf_puts(b, date);
         buf_puts(b, "\n\n");
         buf_span(b, sys);
         buf_puts(b, "<|eot_id|>");
     }
+    if (tools) {
+        if (i0 >= n)
+            return hr_fail(HEARTH_ERR_INVALID_ARG, "Cannot put tools in the first user message "
+                                                   "when there's no first user message!");
+        hearth_err err = llama3_tools_turn(&m[i0], o, b);
+        if (err) return err;
+        i0++;
+    }
     for (size_t i = i0; i < n; i++) {
+        if (t->tools == TOK_TOOLS_LLAMA3 && (m[i].role == TOK_CHAT_TOOL || m[i].n_calls)) {
+            hearth_err err = llama3_tool_msg(&m[i], b);
+            if (err) return err;
+            continue;
+        }
         buf_puts(b, "<|start_header_id|>");
         buf_puts(b, role_name(m[i].role));
         buf_puts(b, "<|end_header_id|>\n\n");
         buf_span(b, span_trim(m[i].content));
         buf_puts(b, "<|eot_id|>");
     }
+    return HEARTH_OK;
 }
 
 static hearth_err render_gemma(const tok_chat_template *t, const ct_msg *m, size_t n,
@@ -504,10 +596,32 @@ hearth_err tok_chat_render(const tok_chat_template *t, const tok_chat_msg *msgs,
     tok_chat_opts o = *opts;
     if (!o.bos) o.bos = "";
     if (!o.eos) o.eos = "";
+    if (o.tools && !ct_json_nonempty_array(o.tools) &&
+        strspn(o.tools, " \t\r\n[]") != strlen(o.tools))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: 'tools' is not a JSON array");
     ct_msg *m = hr_calloc(n, sizeof *m);
     if (!m) return HEARTH_ERR_NOMEM;
-    for (size_t i = 0; i < n; i++)
-        m[i] = (ct_msg){msgs[i].role, {msgs[i].content, msgs[i].content_len}};
+    bool tool_msgs = false;
+    for (size_t i = 0; i < n; i++) {
+        const tok_chat_msg_tools *mt = o.msg_tools ? &o.msg_tools[i] : NULL;
+        m[i] = (ct_msg){msgs[i].role,
+                        {msgs[i].content, msgs[i].content_len},
+                        mt ? mt->calls : NULL,
+                        mt && mt->n_calls > 0 ? mt->n_calls : 0};
+        tool_msgs |= m[i].role == TOK_CHAT_TOOL || m[i].n_calls > 0;
+    }
+    ct_scratch gen = {0};
+    if (t->tools == TOK_TOOLS_GENERIC && (tool_msgs || ct_json_nonempty_array(o.tools))) {
+        /* no tools in this template: plain messages in the Hermes format */
+        ct_msg *gm;
+        size_t gn;
+        hearth_err gerr = ct_tools_generic(m, n, o.tools, &gen, &gm, &gn);
+        free(m);
+        if (gerr) return gerr;
+        m = gm;
+        n = gn;
+    }
+    ct_msg *owned = gen.msgs ? NULL : m; /* what to free besides gen */
     char *merged = NULL;
     size_t nm = n;
     ct_msg *mm = m;
@@ -521,7 +635,8 @@ hearth_err tok_chat_render(const tok_chat_template *t, const tok_chat_msg *msgs,
             buf_span(&mb, m[1].content);
             if (mb.oom || !mb.p) {
                 free(mb.p);
-                free(m);
+                free(owned);
+                ct_generic_free(&gen);
                 return hr_fail(HEARTH_ERR_NOMEM, "chat template: out of memory");
             }
             merged = mb.p;
@@ -533,8 +648,8 @@ hearth_err tok_chat_render(const tok_chat_template *t, const tok_chat_msg *msgs,
     ct_buf b = {0};
     hearth_err err = HEARTH_OK;
     switch (t->family) {
-    case TOK_CHAT_CHATML: render_chatml(t, mm, nm, &b); break;
-    case TOK_CHAT_LLAMA3: render_llama3(t, mm, nm, &o, &b); break;
+    case TOK_CHAT_CHATML: err = render_chatml(t, mm, nm, &o, &b); break;
+    case TOK_CHAT_LLAMA3: err = render_llama3(t, mm, nm, &o, &b); break;
     case TOK_CHAT_GEMMA: err = render_gemma(t, mm, nm, &o, &b); break;
     case TOK_CHAT_PHI3:
         if (t->bos) buf_puts(&b, o.bos);
@@ -553,7 +668,8 @@ hearth_err tok_chat_render(const tok_chat_template *t, const tok_chat_msg *msgs,
             b.p[0] = '\0';
     }
     free(merged);
-    free(m);
+    free(owned);
+    ct_generic_free(&gen);
     if (err) {
         free(b.p);
         return err;

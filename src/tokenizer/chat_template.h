@@ -6,13 +6,23 @@
  * small models ship (Llama 3.x, ChatML as in Qwen 2.5 / Qwen 3 / SmolLM2,
  * Gemma 2/3, Phi-3/3.5/4-mini, Phi-4) by distinctive substrings of the
  * template text and renders each in C. The renderers reproduce what the
- * Jinja templates print for system/user/assistant messages without tools,
+ * Jinja templates print for system/user/assistant messages (tools: below),
  * with add_generation_prompt; a template no rule recognizes is reported as
  * unsupported, naming the overrides (tok_chat_named) that exist.
  *
  * Where a template cannot place a system message (Gemma 2, Phi-3-mini) the
  * first system message is merged into the next message as "system\n" +
  * content, as llama.cpp does, rather than dropped or refused.
+ *
+ * Tools (function calling): a template whose Jinja source renders tools gets
+ * them rendered its way (Qwen 2.5/3: a "# Tools" system block with <tools>,
+ * <tool_call> and <tool_response>; Llama 3.1/3.2: "Environment: ipython",
+ * the functions as indented JSON in the first user message, calls as
+ * {"name", "parameters"} and results in ipython turns). Every other template
+ * gets the generic rendering (chat_tools.c): the same Hermes-style block in
+ * the system message, calls as <tool_call> text in the assistant turn and
+ * results as <tool_response> user turns, so a model without tool training
+ * still sees one consistent format that the server can parse back.
  */
 #ifndef HEARTH_CHAT_TEMPLATE_H
 #define HEARTH_CHAT_TEMPLATE_H
@@ -22,6 +32,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* How a template renders tools and how its model writes calls. */
+typedef enum tok_chat_tools {
+    TOK_TOOLS_GENERIC = 0, /* the template has no tools: chat_tools.c's Hermes-style rendering */
+    TOK_TOOLS_HERMES, /* Qwen 2.5/3: <tools> in the system turn, <tool_call>{json}</tool_call> */
+    TOK_TOOLS_LLAMA3  /* Llama 3.1/3.2: JSON {"name","parameters"} replies, ipython results */
+} tok_chat_tools;
 
 typedef enum tok_chat_family {
     TOK_CHAT_CHATML = 1, /* <|im_start|>role\n...<|im_end|>\n (Qwen 2.5/3, SmolLM2, ...) */
@@ -47,6 +64,8 @@ typedef struct tok_chat_template {
     bool gemma_prefix;      /* Gemma 3: the system text opens the first user turn, then "\n\n" */
     bool skip_empty_system; /* Phi-3.5: a system message with empty content prints nothing */
     bool role_newline;      /* Phi: a newline after <|role|> (Phi-3/3.5: yes; Phi-4-mini: no) */
+    tok_chat_tools tools;   /* how tools, calls and results are rendered */
+    bool tool_args_raw;     /* Qwen 3: a call's arguments string is printed as is (else tojson) */
     char default_system[TOK_CHAT_SYSTEM_MAX]; /* ChatML: printed when messages[0] is not system */
 } tok_chat_template;
 
@@ -62,7 +81,19 @@ hearth_err tok_chat_named(const char *name, tok_chat_template *out);
 /* The names tok_chat_named accepts, separated by '|'. */
 const char *tok_chat_names(void);
 
-typedef enum tok_chat_role { TOK_CHAT_SYSTEM, TOK_CHAT_USER, TOK_CHAT_ASSISTANT } tok_chat_role;
+typedef enum tok_chat_role {
+    TOK_CHAT_SYSTEM,
+    TOK_CHAT_USER,
+    TOK_CHAT_ASSISTANT,
+    TOK_CHAT_TOOL /* a tool's result (OpenAI's role "tool") */
+} tok_chat_role;
+
+/* One call an assistant message made (OpenAI's tool_calls[i].function). */
+typedef struct tok_chat_tool_call {
+    const char *id;        /* NUL-terminated; may be NULL */
+    const char *name;      /* NUL-terminated */
+    const char *arguments; /* NUL-terminated JSON text of an object (OpenAI's arguments string) */
+} tok_chat_tool_call;
 
 typedef struct tok_chat_msg {
     tok_chat_role role;
@@ -70,16 +101,32 @@ typedef struct tok_chat_msg {
     size_t content_len;
 } tok_chat_msg;
 
+/* The tool side of one message (kept apart from tok_chat_msg so that plain
+ * chats stay three fields): an assistant's calls, a result's call id. */
+typedef struct tok_chat_msg_tools {
+    const tok_chat_tool_call *calls;
+    int n_calls;
+    const char *tool_call_id; /* role tool: the call answered (may be NULL) */
+} tok_chat_msg_tools;
+
 typedef struct tok_chat_opts {
     const char *bos, *eos;      /* the texts of bos_token / eos_token ("" when none) */
     bool add_generation_prompt; /* end with the assistant's header */
     int64_t now;                /* Unix time for templates that print today's date; 0: now */
+    /* The request's tools: a JSON array of {"type":"function","function":{...}}
+     * objects as text (NULL or an empty array: no tools). Printed as the
+     * template's tojson would print them (Python's json.dumps spacing). */
+    const char *tools;
+    /* NULL, or one entry per message (tool calls, tool_call_id). */
+    const tok_chat_msg_tools *msg_tools;
 } tok_chat_opts;
 
 /* Renders msgs[0..n) (n >= 1). On success *out (NUL-terminated, *out_len
  * bytes) is owned by the caller: free() it. A chat the template itself would
- * refuse (Gemma: roles not alternating user/assistant) fails with
- * HEARTH_ERR_INVALID_ARG and the template's message. */
+ * refuse (Gemma: roles not alternating user/assistant; Llama 3.1: more than
+ * one call in a message, tools without a user message) fails with
+ * HEARTH_ERR_INVALID_ARG and the template's message; malformed JSON in
+ * opts->tools or a call's arguments also fails with HEARTH_ERR_INVALID_ARG. */
 hearth_err tok_chat_render(const tok_chat_template *t, const tok_chat_msg *msgs, size_t n,
                            const tok_chat_opts *opts, char **out, size_t *out_len);
 

@@ -1,0 +1,105 @@
+/*
+ * chat_impl.h - private to the chat template files of src/tokenizer/:
+ * the growing output buffer and text spans chat_template.c renders with,
+ * the Python-style JSON printer (chat_json.c) and the tool rendering pieces
+ * (chat_tools.c).
+ */
+#ifndef HEARTH_CHAT_IMPL_H
+#define HEARTH_CHAT_IMPL_H
+
+#include "chat_template.h"
+
+#include "core/core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A growing output buffer; after a failed allocation `oom` is set and
+ * further appends do nothing. */
+typedef struct ct_buf {
+    char *p;
+    size_t n, cap;
+    bool oom;
+} ct_buf;
+
+static inline void buf_put(ct_buf *b, const char *s, size_t len) {
+    if (b->oom || len == 0) return;
+    uint64_t need;
+    if (!hr_add_ok(b->n, len, &need) || !hr_add_ok(need, 1, &need)) {
+        b->oom = true;
+        return;
+    }
+    if (need > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < need) cap = cap > SIZE_MAX / 2 ? (size_t)need : cap * 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, len);
+    b->n += len;
+    b->p[b->n] = '\0';
+}
+
+static inline void buf_puts(ct_buf *b, const char *s) { buf_put(b, s, strlen(s)); }
+
+typedef struct ct_span {
+    const char *p;
+    size_t n;
+} ct_span;
+
+static inline void buf_span(ct_buf *b, ct_span s) { buf_put(b, s.p, s.n); }
+
+/* A message as the renderers see it (content may point into scratch text). */
+typedef struct ct_msg {
+    tok_chat_role role;
+    ct_span content;
+    const tok_chat_tool_call *calls;
+    int n_calls;
+} ct_msg;
+
+/* ---- chat_json.c ------------------------------------------------------------ */
+
+/* Appends what Python's json.dumps(json.loads(text), ensure_ascii=False,
+ * indent=indent) prints (indent < 0: None, so ", " and ": " separate) -
+ * Jinja's tojson in Hugging Face's chat templates. Key order is kept;
+ * numbers print as Python prints the int or float json.loads makes of them.
+ * False (nothing sensible appended) when text[0..len) is not one JSON value. */
+bool ct_json_dump(ct_buf *b, const char *text, size_t len, int indent);
+/* json.dumps(s) of a string s[0..n) (UTF-8). */
+void ct_json_quote(ct_buf *b, const char *s, size_t n);
+/* Appends each element of the JSON array text[0..len) dumped as above,
+ * `before` and `after` around each. False when it is not an array of valid
+ * JSON. */
+bool ct_json_dump_items(ct_buf *b, const char *text, size_t len, int indent, const char *before,
+                        const char *after);
+/* Whether text is a non-empty JSON array (NULL: no). */
+bool ct_json_nonempty_array(const char *text);
+
+/* ---- chat_tools.c ------------------------------------------------------------ */
+
+/* The "# Tools ... </tool_call>" instructions of Qwen's templates with each
+ * tool of tools_json (a JSON array) as one tojson line. */
+bool ct_tools_hermes_block(ct_buf *b, const char *tools_json);
+/* <tool_call>\n{"name": "NAME", "arguments": ARGS}\n</tool_call>, the
+ * arguments as sent (raw) or through tojson. */
+bool ct_tools_hermes_call(ct_buf *b, const tok_chat_tool_call *c, bool raw);
+/* The generic rendering for templates without tools: m[0..n) rewritten as
+ * plain system/user/assistant messages (the tools block joined to the
+ * system message, calls as <tool_call> text, consecutive results as one
+ * user message of <tool_response> blocks). *out (n_out messages) and the
+ * text they point to live in *scratch (free with ct_generic_free). */
+typedef struct ct_scratch {
+    char **texts;
+    size_t n_texts;
+    ct_msg *msgs;
+} ct_scratch;
+hearth_err ct_tools_generic(const ct_msg *m, size_t n, const char *tools_json, ct_scratch *scratch,
+                            ct_msg **out, size_t *n_out);
+void ct_generic_free(ct_scratch *s);
+
+#endif

@@ -1,0 +1,407 @@
+/*
+ * chat_json.c - JSON printed the way Hugging Face chat templates print it:
+ * their tojson filter is Python's json.dumps(value, ensure_ascii=False,
+ * indent=indent) of what json.loads made of the client's JSON. So a tool's
+ * schema in a prompt reads {"type": "object", "properties": {...}} (", " and
+ * ": " without indent; "," and ": " with one), strings keep their non-ASCII
+ * characters, escape only '"', '\\' and control characters (\n, \t, ...
+ * and \u00XX in lowercase hex), and numbers print as Python's int (as
+ * written) or float (repr: the shortest digits that read back the same
+ * double, "1.0", "1e-05", "1e+16").
+ *
+ * The input is parsed here (strict RFC 8259, nesting depth <= 64) rather
+ * than through a JSON library so that key order and exact integer digits
+ * survive.
+ */
+#include "chat_impl.h"
+
+#include <math.h>
+#include <stdio.h>
+
+enum { JSON_DEPTH_MAX = 64 };
+
+typedef struct jp {
+    const char *s;
+    size_t n, i;
+    ct_buf *b;
+    int indent;
+} jp;
+
+static void skip_ws(jp *p) {
+    while (p->i < p->n &&
+           (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
+        p->i++;
+}
+
+static void put_utf8(ct_buf *b, unsigned cp) {
+    char u[4];
+    size_t k;
+    if (cp < 0x80) {
+        u[0] = (char)cp;
+        k = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xc0 | (cp >> 6));
+        u[1] = (char)(0x80 | (cp & 0x3f));
+        k = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xe0 | (cp >> 12));
+        u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        u[2] = (char)(0x80 | (cp & 0x3f));
+        k = 3;
+    } else {
+        u[0] = (char)(0xf0 | (cp >> 18));
+        u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        u[3] = (char)(0x80 | (cp & 0x3f));
+        k = 4;
+    }
+    buf_put(b, u, k);
+}
+
+/* One character of a decoded string, escaped as json.dumps escapes it. */
+static void quote_char(ct_buf *b, unsigned cp) {
+    char esc[8];
+    switch (cp) {
+    case '"': buf_puts(b, "\\\""); return;
+    case '\\': buf_puts(b, "\\\\"); return;
+    case '\n': buf_puts(b, "\\n"); return;
+    case '\r': buf_puts(b, "\\r"); return;
+    case '\t': buf_puts(b, "\\t"); return;
+    case '\b': buf_puts(b, "\\b"); return;
+    case '\f': buf_puts(b, "\\f"); return;
+    default:
+        if (cp < 0x20) {
+            snprintf(esc, sizeof esc, "\\u%04x", cp);
+            buf_puts(b, esc);
+        } else {
+            put_utf8(b, cp);
+        }
+    }
+}
+
+void ct_json_quote(ct_buf *b, const char *s, size_t n) {
+    buf_puts(b, "\"");
+    size_t i = 0;
+    while (i < n) {
+        const unsigned char c = (unsigned char)s[i];
+        if (c < 0x80) {
+            quote_char(b, c);
+            i++;
+        } else { /* UTF-8 passes through (ensure_ascii=False) */
+            size_t k = 1;
+            while (i + k < n && ((unsigned char)s[i + k] & 0xc0) == 0x80) k++;
+            buf_put(b, s + i, k);
+            i += k;
+        }
+    }
+    buf_puts(b, "\"");
+}
+
+static int hex4(const char *s) {
+    int v = 0;
+    for (int k = 0; k < 4; k++) {
+        const char c = s[k];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= c - '0';
+        else if (c >= 'a' && c <= 'f')
+            v |= c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            v |= c - 'A' + 10;
+        else
+            return -1;
+    }
+    return v;
+}
+
+/* A string: decoded, then re-escaped into p->b. */
+static bool parse_string(jp *p) {
+    if (p->i >= p->n || p->s[p->i] != '"') return false;
+    p->i++;
+    buf_puts(p->b, "\"");
+    while (p->i < p->n) {
+        const unsigned char c = (unsigned char)p->s[p->i];
+        if (c == '"') {
+            p->i++;
+            buf_puts(p->b, "\"");
+            return true;
+        }
+        if (c < 0x20) return false;
+        if (c != '\\') {
+            size_t k = 1;
+            if (c >= 0x80)
+                while (p->i + k < p->n && ((unsigned char)p->s[p->i + k] & 0xc0) == 0x80) k++;
+            if (c < 0x80)
+                quote_char(p->b, c);
+            else
+                buf_put(p->b, p->s + p->i, k);
+            p->i += k;
+            continue;
+        }
+        if (p->i + 1 >= p->n) return false;
+        const char e = p->s[p->i + 1];
+        p->i += 2;
+        unsigned cp;
+        switch (e) {
+        case '"': cp = '"'; break;
+        case '\\': cp = '\\'; break;
+        case '/': cp = '/'; break;
+        case 'b': cp = '\b'; break;
+        case 'f': cp = '\f'; break;
+        case 'n': cp = '\n'; break;
+        case 'r': cp = '\r'; break;
+        case 't': cp = '\t'; break;
+        case 'u': {
+            if (p->i + 4 > p->n) return false;
+            const int h = hex4(p->s + p->i);
+            if (h < 0) return false;
+            p->i += 4;
+            cp = (unsigned)h;
+            if (cp >= 0xd800 && cp <= 0xdbff) { /* a pair's high half */
+                if (p->i + 6 > p->n || p->s[p->i] != '\\' || p->s[p->i + 1] != 'u') return false;
+                const int lo = hex4(p->s + p->i + 2);
+                if (lo < 0xdc00 || lo > 0xdfff) return false;
+                p->i += 6;
+                cp = 0x10000 + ((cp - 0xd800) << 10) + ((unsigned)lo - 0xdc00);
+            } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+                return false; /* a lone low half cannot be printed as UTF-8 */
+            }
+            break;
+        }
+        default: return false;
+        }
+        quote_char(p->b, cp);
+    }
+    return false;
+}
+
+/* Python's repr of a float: the shortest digits that read back as d;
+ * exponent form when the decimal point is 4+ places left or 16+ right. */
+static void put_py_float(ct_buf *b, double d) {
+    char out[64];
+    if (isinf(d)) {
+        buf_puts(b, d < 0 ? "-Infinity" : "Infinity");
+        return;
+    }
+    char e[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(e, sizeof e, "%.*e", prec - 1, d);
+        if (strtod(e, NULL) == d) break;
+    }
+    /* e = [-]D[.DDD]e[+-]XX */
+    const bool neg = e[0] == '-';
+    const char *m = e + neg;
+    char digits[32];
+    size_t nd = 0;
+    const char *x = m;
+    for (; *x && *x != 'e'; x++)
+        if (*x >= '0' && *x <= '9' && nd + 1 < sizeof digits) digits[nd++] = *x;
+    while (nd > 1 && digits[nd - 1] == '0') nd--;
+    digits[nd] = '\0';
+    const int exp10 = atoi(x + 1);
+    const int decpt = exp10 + 1; /* value = 0.DIGITS x 10^decpt */
+    size_t o = 0;
+    if (neg) out[o++] = '-';
+    if (digits[0] == '0') { /* zero */
+        snprintf(out + o, sizeof out - o, "0.0");
+    } else if (decpt <= -4 || decpt > 16) {
+        out[o++] = digits[0];
+        if (nd > 1) {
+            out[o++] = '.';
+            memcpy(out + o, digits + 1, nd - 1);
+            o += nd - 1;
+        }
+        snprintf(out + o, sizeof out - o, "e%c%02d", exp10 < 0 ? '-' : '+', abs(exp10));
+    } else if (decpt <= 0) {
+        out[o++] = '0';
+        out[o++] = '.';
+        for (int k = 0; k < -decpt; k++) out[o++] = '0';
+        memcpy(out + o, digits, nd);
+        o += nd;
+        out[o] = '\0';
+    } else {
+        for (int k = 0; k < decpt; k++) out[o++] = (size_t)k < nd ? digits[k] : '0';
+        out[o++] = '.';
+        if ((size_t)decpt < nd) {
+            memcpy(out + o, digits + decpt, nd - (size_t)decpt);
+            o += nd - (size_t)decpt;
+        } else {
+            out[o++] = '0';
+        }
+        out[o] = '\0';
+    }
+    buf_puts(b, out);
+}
+
+static bool parse_number(jp *p) {
+    const size_t start = p->i;
+    bool is_float = false;
+    if (p->i < p->n && p->s[p->i] == '-') p->i++;
+    if (p->i >= p->n) return false;
+    if (p->s[p->i] == '0') {
+        p->i++;
+    } else if (p->s[p->i] >= '1' && p->s[p->i] <= '9') {
+        while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
+    } else {
+        return false;
+    }
+    if (p->i < p->n && p->s[p->i] == '.') {
+        is_float = true;
+        p->i++;
+        const size_t d = p->i;
+        while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
+        if (p->i == d) return false;
+    }
+    if (p->i < p->n && (p->s[p->i] == 'e' || p->s[p->i] == 'E')) {
+        is_float = true;
+        p->i++;
+        if (p->i < p->n && (p->s[p->i] == '+' || p->s[p->i] == '-')) p->i++;
+        const size_t d = p->i;
+        while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
+        if (p->i == d) return false;
+    }
+    const size_t len = p->i - start;
+    if (!is_float) { /* Python's int: the digits as written, but -0 is 0 */
+        if (len == 2 && p->s[start] == '-' && p->s[start + 1] == '0')
+            buf_puts(p->b, "0");
+        else
+            buf_put(p->b, p->s + start, len);
+        return true;
+    }
+    char tmp[512];
+    if (len >= sizeof tmp) return false;
+    memcpy(tmp, p->s + start, len);
+    tmp[len] = '\0';
+    put_py_float(p->b, strtod(tmp, NULL));
+    return true;
+}
+
+static bool literal(jp *p, const char *word) {
+    const size_t k = strlen(word);
+    if (p->n - p->i < k || memcmp(p->s + p->i, word, k) != 0) return false;
+    buf_put(p->b, word, k);
+    p->i += k;
+    return true;
+}
+
+static void newline(jp *p, int level) {
+    buf_puts(p->b, "\n");
+    for (int k = 0; k < level * p->indent; k++) buf_puts(p->b, " ");
+}
+
+static bool parse_value(jp *p, int level);
+
+/* An object or an array (open '{' or '['). */
+static bool parse_container(jp *p, int level, bool object) {
+    const char close = object ? '}' : ']';
+    p->i++;
+    skip_ws(p);
+    if (p->i < p->n && p->s[p->i] == close) {
+        p->i++;
+        buf_puts(p->b, object ? "{}" : "[]");
+        return true;
+    }
+    buf_puts(p->b, object ? "{" : "[");
+    for (bool first = true;; first = false) {
+        if (!first) buf_puts(p->b, p->indent >= 0 ? "," : ", ");
+        if (p->indent >= 0) newline(p, level + 1);
+        skip_ws(p);
+        if (object) {
+            if (!parse_string(p)) return false;
+            skip_ws(p);
+            if (p->i >= p->n || p->s[p->i] != ':') return false;
+            p->i++;
+            buf_puts(p->b, ": ");
+        }
+        if (!parse_value(p, level + 1)) return false;
+        skip_ws(p);
+        if (p->i < p->n && p->s[p->i] == ',') {
+            p->i++;
+            continue;
+        }
+        if (p->i < p->n && p->s[p->i] == close) {
+            p->i++;
+            break;
+        }
+        return false;
+    }
+    if (p->indent >= 0) newline(p, level);
+    buf_put(p->b, &close, 1);
+    return true;
+}
+
+static bool parse_value(jp *p, int level) {
+    if (level > JSON_DEPTH_MAX) return false;
+    skip_ws(p);
+    if (p->i >= p->n) return false;
+    switch (p->s[p->i]) {
+    case '{': return parse_container(p, level, true);
+    case '[': return parse_container(p, level, false);
+    case '"': return parse_string(p);
+    case 't': return literal(p, "true");
+    case 'f': return literal(p, "false");
+    case 'n': return literal(p, "null");
+    default: return parse_number(p);
+    }
+}
+
+bool ct_json_dump(ct_buf *b, const char *text, size_t len, int indent) {
+    jp p = {.s = text, .n = len, .b = b, .indent = indent};
+    if (!parse_value(&p, 0)) return false;
+    skip_ws(&p);
+    return p.i == p.n;
+}
+
+bool ct_json_dump_items(ct_buf *b, const char *text, size_t len, int indent, const char *before,
+                        const char *after) {
+    ct_buf scratch = {0}; /* the array as a whole, to find where elements end */
+    jp p = {.s = text, .n = len, .b = &scratch, .indent = -1};
+    skip_ws(&p);
+    if (p.i >= p.n || p.s[p.i] != '[') return false;
+    p.i++;
+    skip_ws(&p);
+    bool ok = true;
+    if (p.i < p.n && p.s[p.i] == ']') {
+        p.i++;
+    } else {
+        for (;;) {
+            skip_ws(&p);
+            const size_t start = p.i;
+            scratch.n = 0;
+            if (!parse_value(&p, 1)) {
+                ok = false;
+                break;
+            }
+            buf_puts(b, before);
+            if (!ct_json_dump(b, text + start, p.i - start, indent)) {
+                ok = false;
+                break;
+            }
+            buf_puts(b, after);
+            skip_ws(&p);
+            if (p.i < p.n && p.s[p.i] == ',') {
+                p.i++;
+                continue;
+            }
+            if (p.i < p.n && p.s[p.i] == ']') {
+                p.i++;
+                break;
+            }
+            ok = false;
+            break;
+        }
+    }
+    free(scratch.p);
+    if (!ok || scratch.oom) return false;
+    skip_ws(&p);
+    return p.i == p.n;
+}
+
+bool ct_json_nonempty_array(const char *text) {
+    if (!text) return false;
+    while (*text == ' ' || *text == '\t' || *text == '\n' || *text == '\r') text++;
+    if (*text != '[') return false;
+    text++;
+    while (*text == ' ' || *text == '\t' || *text == '\n' || *text == '\r') text++;
+    return *text && *text != ']';
+}
