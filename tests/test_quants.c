@@ -22,9 +22,9 @@
 #define HAVE_F16C_ORACLE 1
 #endif
 
-static const kern_type k_supported[] = {KERN_F32,  KERN_F16,  KERN_BF16, KERN_Q4_0, KERN_Q4_1,
-                                        KERN_Q5_0, KERN_Q5_1, KERN_Q8_0, KERN_Q8_1, KERN_Q4_K,
-                                        KERN_Q5_K, KERN_Q6_K, KERN_Q8_K};
+static const kern_type k_supported[] = {KERN_F32,  KERN_F16,  KERN_BF16, KERN_Q4_0,   KERN_Q4_1,
+                                        KERN_Q5_0, KERN_Q5_1, KERN_Q8_0, KERN_Q8_1,   KERN_Q4_K,
+                                        KERN_Q5_K, KERN_Q6_K, KERN_Q8_K, KERN_IQ4_NL, KERN_IQ4_XS};
 #define N_SUPPORTED (sizeof k_supported / sizeof k_supported[0])
 
 static uint32_t bits_of(float f) {
@@ -53,13 +53,14 @@ static void test_type_table(void) {
         uint32_t bs, bytes;
         kern_type vdt;
     } want[] = {
-        {KERN_F32, 1, 4, KERN_F32},       {KERN_F16, 1, 2, KERN_F16},
-        {KERN_BF16, 1, 2, KERN_BF16},     {KERN_Q4_0, 32, 18, KERN_Q8_0},
-        {KERN_Q4_1, 32, 20, KERN_Q8_1},   {KERN_Q5_0, 32, 22, KERN_Q8_0},
-        {KERN_Q5_1, 32, 24, KERN_Q8_1},   {KERN_Q8_0, 32, 34, KERN_Q8_0},
-        {KERN_Q8_1, 32, 36, KERN_Q8_1},   {KERN_Q4_K, 256, 144, KERN_Q8_K},
-        {KERN_Q5_K, 256, 176, KERN_Q8_K}, {KERN_Q6_K, 256, 210, KERN_Q8_K},
-        {KERN_Q8_K, 256, 292, KERN_Q8_K},
+        {KERN_F32, 1, 4, KERN_F32},         {KERN_F16, 1, 2, KERN_F16},
+        {KERN_BF16, 1, 2, KERN_BF16},       {KERN_Q4_0, 32, 18, KERN_Q8_0},
+        {KERN_Q4_1, 32, 20, KERN_Q8_1},     {KERN_Q5_0, 32, 22, KERN_Q8_0},
+        {KERN_Q5_1, 32, 24, KERN_Q8_1},     {KERN_Q8_0, 32, 34, KERN_Q8_0},
+        {KERN_Q8_1, 32, 36, KERN_Q8_1},     {KERN_Q4_K, 256, 144, KERN_Q8_K},
+        {KERN_Q5_K, 256, 176, KERN_Q8_K},   {KERN_Q6_K, 256, 210, KERN_Q8_K},
+        {KERN_Q8_K, 256, 292, KERN_Q8_K},   {KERN_IQ4_NL, 32, 18, KERN_Q8_0},
+        {KERN_IQ4_XS, 256, 136, KERN_Q8_K},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const kern_type_info *ti = kern_type_get(want[i].t);
@@ -72,16 +73,17 @@ static void test_type_table(void) {
     }
     CHECK(strcmp(kern_type_get(KERN_Q4_K)->name, "q4_K") == 0);
     CHECK(strcmp(kern_type_get(KERN_BF16)->name, "bf16") == 0);
+    CHECK(strcmp(kern_type_get(KERN_IQ4_NL)->name, "iq4_nl") == 0);
+    CHECK(strcmp(kern_type_get(KERN_IQ4_XS)->name, "iq4_xs") == 0);
 
     /* GGML ids Hearth cannot compute: known (sizes right, so a loader can
      * size the tensor and say what is unsupported) but not supported. */
     static const struct {
         uint32_t id, bs, bytes;
-    } known[] = {{KERN_Q2_K, 256, 84}, {KERN_Q3_K, 256, 110}, {16, 256, 66}, {17, 256, 74},
-                 {18, 256, 98},        {19, 256, 50},         {20, 32, 18},  {21, 256, 110},
-                 {22, 256, 82},        {23, 256, 136},        {24, 1, 1},    {26, 1, 4},
-                 {28, 1, 8},           {29, 256, 56},         {34, 256, 54}, {35, 256, 66},
-                 {39, 32, 17}};
+    } known[] = {
+        {KERN_Q2_K, 256, 84}, {KERN_Q3_K, 256, 110}, {16, 256, 66}, {17, 256, 74}, {18, 256, 98},
+        {19, 256, 50},        {21, 256, 110},        {22, 256, 82}, {24, 1, 1},    {26, 1, 4},
+        {28, 1, 8},           {29, 256, 56},         {34, 256, 54}, {35, 256, 66}, {39, 32, 17}};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
         const kern_type_info *ti = kern_type_get(known[i].id);
         CHECKF(ti && !ti->supported && ti->block_size == known[i].bs &&
@@ -390,6 +392,56 @@ static void test_q8_K_block(void) {
     free(x), free(b);
 }
 
+/* IQ4 blocks whose values are the codebook times a scale: the scale search
+ * lands on it exactly, so the nibbles are the codebook indices and the
+ * dequantized block is the input. */
+static void test_iq4_blocks(void) {
+    float x[QK_K];
+    for (int j = 0; j < 32; j++) x[j] = (float)kern_iq4nl_values[j % 16];
+    block_iq4_nl *nl = xmalloc(sizeof *nl);
+    kern_ref_quantize_row(KERN_IQ4_NL, x, nl, 32);
+    CHECK(nl->d == 0x3c00);
+    int bad = 0;
+    for (int j = 0; j < 16; j++) bad += nl->qs[j] != (uint8_t)(j * 0x11);
+    CHECKF(bad == 0, "%d iq4_nl nibbles wrong", bad);
+    float y[QK_K];
+    kern_ref_dequantize_row(KERN_IQ4_NL, nl, y, 32);
+    CHECK(memcmp(x, y, 32 * sizeof(float)) == 0);
+
+    /* sub-block ib scaled by ib + 1: d = -8/32, stored scales 28 - 4 ib
+     * (high bits 1 for the first four), levels the codebook order again */
+    for (int j = 0; j < QK_K; j++) x[j] = (float)(j / 32 + 1) * (float)kern_iq4nl_values[j % 16];
+    block_iq4_xs *xs = xmalloc(sizeof *xs);
+    kern_ref_quantize_row(KERN_IQ4_XS, x, xs, QK_K);
+    CHECK(xs->d == 0xb400);
+    CHECKF(xs->scales_h == 0x55, "scales_h %#x", xs->scales_h);
+    static const uint8_t want_l[4] = {0x8c, 0x04, 0x8c, 0x04};
+    CHECK(memcmp(xs->scales_l, want_l, 4) == 0);
+    for (int ib = 0; ib < 8; ib++) CHECK(kern_iq4_xs_ls(xs, ib) == 28 - 4 * ib);
+    bad = 0;
+    for (int j = 0; j < QK_K / 2; j++) bad += xs->qs[j] != (uint8_t)((j % 16) * 0x11);
+    CHECKF(bad == 0, "%d iq4_xs nibbles wrong", bad);
+    kern_ref_dequantize_row(KERN_IQ4_XS, xs, y, QK_K);
+    CHECK(memcmp(x, y, QK_K * sizeof(float)) == 0);
+
+    /* dots with activations 1 at element e: the level of e times the scales */
+    block_q8_0 *a0 = xmalloc(sizeof *a0);
+    block_q8_K *aK = xmalloc(sizeof *aK);
+    memset(a0, 0, sizeof *a0);
+    memset(aK, 0, sizeof *aK);
+    a0->d = 0x4000; /* 2 */
+    a0->qs[21] = 1;
+    aK->d = 0.5f;
+    aK->qs[32 * 5 + 18] = 1; /* sub-block 5, codebook entry 2: -83 */
+    aK->bsums[(32 * 5 + 18) / 16] = 1;
+    float s = 0;
+    kern_ref_vec_dot(KERN_IQ4_NL, 32, &s, nl, a0);
+    CHECK(s == 2.0f * (float)kern_iq4nl_values[5]);
+    kern_ref_vec_dot(KERN_IQ4_XS, QK_K, &s, xs, aK);
+    CHECK(s == 0.5f * 6.0f * -83.0f);
+    free(nl), free(xs), free(a0), free(aK);
+}
+
 /* ---- random data: round trip and dot products ------------------------------------ */
 
 /* Relative RMS error bounds of quantize -> dequantize on uniform [-1, 1)
@@ -410,6 +462,8 @@ static double rt_bound(kern_type t) {
     case KERN_Q4_K: return 0.07;
     case KERN_Q5_K: return 0.035;
     case KERN_Q6_K: return 0.018;
+    case KERN_IQ4_NL: return 0.095;
+    case KERN_IQ4_XS: return 0.085;
     default: return 0.0;
     }
 }
@@ -594,6 +648,8 @@ static void test_dots(void) {
                     REF_CASE(KERN_Q5_K, q5_K)
                     REF_CASE(KERN_Q6_K, q6_K)
                     REF_CASE(KERN_Q8_K, q8_K)
+                    REF_CASE(KERN_IQ4_NL, iq4_nl)
+                    REF_CASE(KERN_IQ4_XS, iq4_xs)
 #undef REF_CASE
                 default: break;
                 }
@@ -714,6 +770,7 @@ int main(void) {
     test_q4_K_scales();
     test_q6_K_block();
     test_q8_K_block();
+    test_iq4_blocks();
     test_roundtrip();
     test_activation_quantizers();
     test_dots();

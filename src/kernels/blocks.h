@@ -19,6 +19,7 @@ typedef uint16_t kern_bf16; /* bfloat16 bits */
 #define QK8_1 32
 #define QK_K 256
 #define K_SCALE_SIZE 12
+#define QK4_NL 32
 
 typedef struct { kern_f16 d; uint8_t qs[QK4_0 / 2]; } block_q4_0;               /* 18 bytes */
 typedef struct { kern_f16 d, m; uint8_t qs[QK4_1 / 2]; } block_q4_1;            /* 20 bytes */
@@ -49,6 +50,22 @@ typedef struct {
     kern_f16 d;
 } block_q6_K; /* 210 bytes */
 
+/* IQ4_NL: 32 weights d * kern_iq4nl_values[nibble] (a non-linear 16-level
+ * codebook); nibbles laid out as Q4_0's: element j in the low nibble of
+ * qs[j], element j + 16 in its high nibble. */
+typedef struct { kern_f16 d; uint8_t qs[QK4_NL / 2]; } block_iq4_nl; /* 18 bytes */
+
+/* IQ4_XS: 8 sub-blocks of 32 with 6-bit scales ls (stored +32: the scale is
+ * d * (ls - 32)), low 4 bits of sub-block ib in nibble ib % 2 of
+ * scales_l[ib / 2], high 2 bits in bits 2ib..2ib+1 of scales_h; the nibbles of
+ * sub-block ib in qs[16 ib .. 16 ib + 15], laid out as IQ4_NL's. */
+typedef struct {
+    kern_f16 d;
+    uint16_t scales_h;
+    uint8_t scales_l[QK_K / 64];
+    uint8_t qs[QK_K / 2];
+} block_iq4_xs; /* 136 bytes */
+
 /* Q8_K: activations for K-quant dot products; bsums are sums of groups of 16. */
 typedef struct {
     float d;
@@ -66,5 +83,18 @@ _Static_assert(sizeof(block_q4_K) == 144, "block_q4_K layout");
 _Static_assert(sizeof(block_q5_K) == 176, "block_q5_K layout");
 _Static_assert(sizeof(block_q6_K) == 210, "block_q6_K layout");
 _Static_assert(sizeof(block_q8_K) == 292, "block_q8_K layout");
+_Static_assert(sizeof(block_iq4_nl) == 18, "block_iq4_nl layout");
+_Static_assert(sizeof(block_iq4_xs) == 136, "block_iq4_xs layout");
+
+/* The IQ4_NL / IQ4_XS codebook (ggml's kvalues_iq4nl): the level of each
+ * nibble value. */
+static const int8_t kern_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                             1,    13,   25,  38,  53,  69,  89,  113};
+
+/* The stored 6-bit scale ls (0..63; the multiplier is ls - 32) of sub-block
+ * ib (0..7) of an IQ4_XS block. */
+static inline int kern_iq4_xs_ls(const block_iq4_xs *b, int ib) {
+    return ((b->scales_l[ib / 2] >> 4 * (ib % 2)) & 0xF) | (((b->scales_h >> 2 * ib) & 3) << 4);
+}
 
 #endif

@@ -46,6 +46,8 @@ static void kd_init_scalar(void) {
     KD_REF(KERN_Q5_K, q5_K);
     KD_REF(KERN_Q6_K, q6_K);
     KD_REF(KERN_Q8_K, q8_K); /* x86 ggml quantizes Q8_K activations with the reference */
+    KD_REF(KERN_IQ4_NL, iq4_nl);
+    KD_REF(KERN_IQ4_XS, iq4_xs);
     kd_set(KERN_Q8_0, kern_ref_vec_dot_q8_0, kern_quantize_q8_0_act, kern_ref_dequantize_q8_0);
     kd_set(KERN_Q8_1, kern_ref_vec_dot_q8_1, kern_quantize_q8_1_act, kern_ref_dequantize_q8_1);
 }

@@ -19,6 +19,14 @@
  *   Q4_1, Q5_1,  ggml_vec_dot_*_q8_1 / _q8_K, AVX2 code (there is no AVX-512
  *   Q4_K, Q5_K,  variant): 8 lanes per block or super-block, min terms as
  *   Q6_K         that code adds them.
+ *   IQ4_NL       repacked (n_rows % 8 == 0, not the tied embedding) as Q4_0
+ *                (the same CPU_REPACK template, levels from the codebook);
+ *                else tinyBLAS_Q0_AVX for two or more tokens (Q4_0's order)
+ *                and, for one token, ggml_vec_dot_iq4_nl_q8_0 (AVX2 code):
+ *                even and odd blocks in two 8-lane accumulators added
+ *                before the tree, a last odd block by a scalar fused step.
+ *   IQ4_XS       ggml_vec_dot_iq4_xs_q8_K (AVX2 code): 8 lanes per
+ *                super-block with the sub-block scales applied in integers.
  *
  * Integer parts are exact in any order; what is spelled out is which
  * integers become one float and the order of the float operations. The
@@ -164,6 +172,76 @@ KERN_FMA_CLONES static float dot_q5_1(int64_t n, const void *vw, const void *vx)
     return kern_ggml_hsum8(acc) + summs;
 }
 
+/* The signed levels of an IQ4_NL block (or IQ4_XS sub-block: 16 nibble
+ * bytes) in element order. */
+static void iq4_values(const uint8_t *qs, int8_t v[32]) {
+    for (int e = 0; e < 16; e++) {
+        v[e] = kern_iq4nl_values[qs[e] & 15];
+        v[e + 16] = kern_iq4nl_values[qs[e] >> 4];
+    }
+}
+
+/* tinyBLAS_Q0_AVX on IQ4_NL: Q4_0's order. */
+KERN_FMA_CLONES static float dot_iq4_nl(int64_t n, const void *vw, const void *vx) {
+    const block_iq4_nl *w = vw;
+    const block_q8_0 *x = vx;
+    float acc[8] = {0};
+    int32_t lane[8];
+    int8_t v[32];
+    for (int64_t b = 0; b < n / 32; b++) {
+        iq4_values(w[b].qs, v);
+        lanes8(v, x[b].qs, lane);
+        acc8(acc, kern_f16_to_f32(w[b].d) * kern_f16_to_f32(x[b].d), lane);
+    }
+    return kern_ggml_hsum8(acc);
+}
+
+/* ggml_vec_dot_iq4_nl_q8_0 (AVX2 code, one token): blocks in pairs, the
+ * first of each pair into acc1, the second into acc2; the tree of
+ * acc1 + acc2; an odd last block as sumf += d * sumi, which ggml's compiler
+ * fuses. */
+KERN_FMA_CLONES static float dot_iq4_nl_vec(int64_t n, const void *vw, const void *vx) {
+    const block_iq4_nl *w = vw;
+    const block_q8_0 *x = vx;
+    const int64_t nb = n / 32;
+    float acc1[8] = {0}, acc2[8] = {0};
+    int32_t lane[8];
+    int8_t v[32];
+    int64_t b = 0;
+    for (; b + 1 < nb; b += 2) {
+        iq4_values(w[b].qs, v);
+        lanes8(v, x[b].qs, lane);
+        acc8(acc1, kern_f16_to_f32(x[b].d) * kern_f16_to_f32(w[b].d), lane);
+        iq4_values(w[b + 1].qs, v);
+        lanes8(v, x[b + 1].qs, lane);
+        acc8(acc2, kern_f16_to_f32(x[b + 1].d) * kern_f16_to_f32(w[b + 1].d), lane);
+    }
+    for (int l = 0; l < 8; l++) acc1[l] += acc2[l];
+    float sumf = kern_ggml_hsum8(acc1);
+    for (; b < nb; b++) {
+        iq4_values(w[b].qs, v);
+        int32_t sumi = 0;
+        for (int e = 0; e < 32; e++) sumi += v[e] * x[b].qs[e];
+        sumf = fmaf(kern_f16_to_f32(x[b].d) * kern_f16_to_f32(w[b].d), (float)sumi, sumf);
+    }
+    return sumf;
+}
+
+/* IQ4_NL in CPU_REPACK: Q4_0's repacked order. */
+KERN_FMA_CLONES static float dot_iq4_nl_repacked(int64_t n, const void *vw, const void *vx) {
+    const block_iq4_nl *w = vw;
+    const block_q8_0 *x = vx;
+    float acc = 0.0f;
+    int8_t v[32];
+    for (int64_t b = 0; b < n / 32; b++) {
+        iq4_values(w[b].qs, v);
+        int32_t s = 0;
+        for (int e = 0; e < 32; e++) s += v[e] * x[b].qs[e];
+        acc = fmaf((float)s, kern_f16_to_f32(w[b].d) * kern_f16_to_f32(x[b].d), acc);
+    }
+    return acc;
+}
+
 /* ---- K-quants ------------------------------------------------------------------- */
 
 /* Scales and mins of the 8 sub-blocks of a Q4_K/Q5_K super-block. */
@@ -283,6 +361,31 @@ KERN_FMA_CLONES static float dot_q6_K(int64_t n, const void *vw, const void *vx)
     return kern_ggml_hsum8(acc);
 }
 
+/* ggml_vec_dot_iq4_xs_q8_K (AVX2): lane l of a super-block sums, over the 8
+ * sub-blocks j, (ls_j - 32) times the products of elements 32j + 4l..4l+3
+ * (exact integers); one fused step by w.d * x.d per super-block, the 8-lane
+ * tree at the end. */
+KERN_FMA_CLONES static float dot_iq4_xs(int64_t n, const void *vw, const void *vx) {
+    const block_iq4_xs *w = vw;
+    const block_q8_K *x = vx;
+    float acc[8] = {0};
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        int32_t lane[8] = {0};
+        for (int j = 0; j < 8; j++) {
+            int8_t v[32];
+            iq4_values(w[i].qs + 16 * j, v);
+            const int32_t ls = kern_iq4_xs_ls(&w[i], j) - 32;
+            for (int l = 0; l < 8; l++) {
+                int32_t s = 0;
+                for (int k = 0; k < 4; k++) s += v[4 * l + k] * x[i].qs[32 * j + 4 * l + k];
+                lane[l] += ls * s;
+            }
+        }
+        acc8(acc, kern_f16_to_f32(w[i].d) * x[i].d, lane);
+    }
+    return kern_ggml_hsum8(acc);
+}
+
 /* ---- CPU_REPACK layouts: one accumulator per output ------------------------------- */
 
 KERN_FMA_CLONES static float dot_q4_0_repacked(int64_t n, const void *vw, const void *vx) {
@@ -366,6 +469,9 @@ static gm_dot_fn gm_pick(kern_type type, int64_t n_rows, int64_t n_cols, int64_t
     case KERN_Q4_K: return repack ? dot_q4_K_gemv : dot_q4_K;
     case KERN_Q5_K: return dot_q5_K;
     case KERN_Q6_K: return dot_q6_K;
+    case KERN_IQ4_NL:
+        return repack ? dot_iq4_nl_repacked : n_tok >= 2 ? dot_iq4_nl : dot_iq4_nl_vec;
+    case KERN_IQ4_XS: return dot_iq4_xs;
     default: return NULL;
     }
 }

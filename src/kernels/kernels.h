@@ -32,6 +32,8 @@ typedef enum kern_type {
     KERN_Q5_K = 13,
     KERN_Q6_K = 14,
     KERN_Q8_K = 15,
+    KERN_IQ4_NL = 20,
+    KERN_IQ4_XS = 23,
     KERN_BF16 = 30,
     KERN_TYPE_COUNT = 40 /* ids below this are known to GGML */
 } kern_type;

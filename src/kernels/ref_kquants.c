@@ -2,11 +2,16 @@
  * ref_kquants.c - scalar references for the K-quant super-blocks of 256
  * elements: Q4_K and Q5_K (8 sub-blocks of 32 with 6-bit scales and mins),
  * Q6_K (16 sub-blocks of 16 with int8 scales) and Q8_K (the activations they
- * are multiplied with).
+ * are multiplied with); and the non-linear 4-bit formats IQ4_NL (blocks of 32,
+ * against Q8_0) and IQ4_XS (super-blocks of 256 with 6-bit sub-block scales,
+ * against Q8_K), which share their quantizer.
  *
  * Spec: ggml-quants.c quantize_row_{q4,q5,q6,q8}_K_ref with make_qkx2_quants
  * and make_qx_quants (the no-imatrix path llama-quantize takes), the
- * dequantize_row_*_K, and the generic dot products of ggml-cpu/quants.c.
+ * dequantize_row_*_K, and the generic dot products of ggml-cpu/quants.c;
+ * quantize_iq4_nl / quantize_iq4_xs without importance weights (what
+ * llama-quantize runs without an imatrix), dequantize_row_iq4_*, and
+ * ggml_vec_dot_iq4_{nl_q8_0,xs_q8_K}_generic.
  * As in ref_quants.c the float operations follow ggml's order exactly: the
  * quantizers search over candidate scales and a different last bit picks a
  * different candidate, so "equivalent" algebra is not equivalent here.
@@ -483,4 +488,197 @@ void kern_ref_vec_dot_q8_K(int64_t n, float *s, const void *vw, const void *vx) 
         sum += (float)sumi * (w[i].d * x[i].d);
     }
     *s = sum;
+}
+
+/* ---- IQ4_NL, IQ4_XS ------------------------------------------------------------
+ * Levels are the 16 entries of kern_iq4nl_values times a scale. */
+
+/* The codebook entry nearest x (ties to the larger), as ggml's
+ * best_index_int8: a bisection, then the closer of the two neighbours. */
+static int iq4_best_index(float x) {
+    const int8_t *val = kern_iq4nl_values;
+    if (x <= val[0]) return 0;
+    if (x >= val[15]) return 15;
+    int ml = 0, mu = 15;
+    while (mu - ml > 1) {
+        const int mav = (ml + mu) / 2;
+        if (x < val[mav])
+            mu = mav;
+        else
+            ml = mav;
+    }
+    return x - (float)val[mu - 1] < (float)val[mu] - x ? mu - 1 : mu;
+}
+
+/* One block of 32 (IQ4_NL: super == 32) or super-block of 256 (IQ4_XS) as
+ * ggml's quantize_row_iq4_nl_impl with weights x^2 and ntry = 7: per
+ * 32-element sub-block the scale maximising (sum w q x)^2 / sum w q^2 over
+ * 15 trial inverse scales around -127/max; IQ4_XS then quantizes the
+ * sub-block scales to 6 bits against d = -max_scale / 32 and picks the
+ * levels again. Writes d, the packed nibbles q4 and (IQ4_XS) the scales. */
+static void iq4_quantize_block(int super, const float *x, kern_f16 *dh, uint8_t *q4,
+                               uint16_t *scales_h, uint8_t *scales_l) {
+    enum { NTRY = 7 };
+    const int8_t *values = kern_iq4nl_values;
+    uint8_t L[QK_K];
+    float scales[QK_K / 32], weight[32];
+    memset(q4, 0, (size_t)super / 2);
+    *dh = F2H(0.f);
+    float max_scale = 0, amax_scale = 0;
+    for (int ib = 0; ib < super / 32; ib++) {
+        const float *xb = x + 32 * ib;
+        uint8_t *Lb = L + 32 * ib;
+        for (int j = 0; j < 32; j++) weight[j] = xb[j] * xb[j];
+        float amax = 0, max = 0;
+        for (int j = 0; j < 32; j++) {
+            const float ax = fabsf(xb[j]);
+            if (ax > amax) {
+                amax = ax;
+                max = xb[j];
+            }
+        }
+        if (amax < GROUP_MAX_EPS) {
+            scales[ib] = 0;
+            continue;
+        }
+        float d = -max / (float)values[0];
+        float id = 1 / d;
+        float sumqx = 0, sumq2 = 0;
+        for (int j = 0; j < 32; j++) {
+            const int l = iq4_best_index(id * xb[j]);
+            Lb[j] = (uint8_t)l;
+            const float q = (float)values[l], w = weight[j];
+            sumqx += w * q * xb[j];
+            sumq2 += w * q * q;
+        }
+        d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
+        float best = d * sumqx;
+        for (int itry = -NTRY; itry <= NTRY; itry++) {
+            id = (float)(itry + values[0]) / max;
+            sumqx = sumq2 = 0;
+            for (int j = 0; j < 32; j++) {
+                const int l = iq4_best_index(id * xb[j]);
+                const float q = (float)values[l], w = weight[j];
+                sumqx += w * q * xb[j];
+                sumq2 += w * q * q;
+            }
+            if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+                d = sumqx / sumq2;
+                best = d * sumqx;
+            }
+        }
+        scales[ib] = d;
+        if (fabsf(d) > amax_scale) {
+            amax_scale = fabsf(d);
+            max_scale = d;
+        }
+    }
+    if (super > 32) {
+        *scales_h = 0;
+        const float d = -max_scale / 32;
+        *dh = F2H(d);
+        const float id = d != 0.0f ? 1 / d : 0.f;
+        for (int ib = 0; ib < super / 32; ib++) {
+            const int l = imax(-32, imin(31, kern_nearest_int(id * scales[ib])));
+            const float dl = d * (float)l;
+            const float idl = dl != 0.0f ? 1 / dl : 0.f;
+            for (int j = 0; j < 32; j++)
+                L[32 * ib + j] = (uint8_t)iq4_best_index(idl * x[32 * ib + j]);
+            const int ls = l + 32;
+            if (ib % 2 == 0)
+                scales_l[ib / 2] = (uint8_t)(ls & 0xF);
+            else
+                scales_l[ib / 2] |= (uint8_t)((ls & 0xF) << 4);
+            *scales_h |= (uint16_t)((ls >> 4) << 2 * ib);
+        }
+    } else {
+        *dh = F2H(scales[0]);
+        const float id = scales[0] != 0.0f ? 1 / scales[0] : 0.f;
+        for (int j = 0; j < 32; j++) L[j] = (uint8_t)iq4_best_index(id * x[j]);
+    }
+    for (int i = 0; i < super / 32; i++)
+        for (int j = 0; j < 16; j++)
+            q4[16 * i + j] = (uint8_t)(L[32 * i + j] | L[32 * i + 16 + j] << 4);
+}
+
+/* llama-quantize's blocks (quantize_iq4_nl, ntry 7). ggml's
+ * quantize_row_iq4_nl_ref, its from_float, tries no scales (ntry -1); it
+ * only matters for IQ4_NL activations, which nothing uses. */
+void kern_ref_quantize_iq4_nl(const float *x, void *vy, int64_t n) {
+    block_iq4_nl *y = vy;
+    for (int64_t i = 0; i < n / QK4_NL; i++, x += QK4_NL)
+        iq4_quantize_block(QK4_NL, x, &y[i].d, y[i].qs, NULL, NULL);
+}
+
+void kern_ref_dequantize_iq4_nl(const void *vx, float *y, int64_t n) {
+    const block_iq4_nl *x = vx;
+    for (int64_t i = 0; i < n / QK4_NL; i++, y += QK4_NL) {
+        const float d = H2F(x[i].d);
+        for (int j = 0; j < QK4_NL / 2; j++) {
+            y[j] = d * (float)kern_iq4nl_values[x[i].qs[j] & 0xF];
+            y[j + QK4_NL / 2] = d * (float)kern_iq4nl_values[x[i].qs[j] >> 4];
+        }
+    }
+}
+
+/* ggml_vec_dot_iq4_nl_q8_0_generic: per block, the integer sum scaled by
+ * x.d * w.d and added to one float. */
+void kern_ref_vec_dot_iq4_nl(int64_t n, float *s, const void *vw, const void *vx) {
+    const block_iq4_nl *w = vw;
+    const block_q8_0 *x = vx;
+    float sumf = 0;
+    for (int64_t i = 0; i < n / QK4_NL; i++) {
+        const float d = H2F(x[i].d) * H2F(w[i].d);
+        int sumi1 = 0, sumi2 = 0;
+        for (int j = 0; j < QK4_NL / 2; j++) {
+            sumi1 += x[i].qs[j] * kern_iq4nl_values[w[i].qs[j] & 0xF];
+            sumi2 += x[i].qs[j + QK4_NL / 2] * kern_iq4nl_values[w[i].qs[j] >> 4];
+        }
+        sumf += d * (float)(sumi1 + sumi2);
+    }
+    *s = sumf;
+}
+
+void kern_ref_quantize_iq4_xs(const float *x, void *vy, int64_t n) {
+    block_iq4_xs *y = vy;
+    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K)
+        iq4_quantize_block(QK_K, x, &y[i].d, y[i].qs, &y[i].scales_h, y[i].scales_l);
+}
+
+void kern_ref_dequantize_iq4_xs(const void *vx, float *y, int64_t n) {
+    const block_iq4_xs *x = vx;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float d = H2F(x[i].d);
+        for (int ib = 0; ib < QK_K / 32; ib++, y += 32) {
+            const float dl = d * (float)(kern_iq4_xs_ls(&x[i], ib) - 32);
+            const uint8_t *qs = x[i].qs + 16 * ib;
+            for (int j = 0; j < 16; j++) {
+                y[j] = dl * (float)kern_iq4nl_values[qs[j] & 0xF];
+                y[j + 16] = dl * (float)kern_iq4nl_values[qs[j] >> 4];
+            }
+        }
+    }
+}
+
+/* ggml_vec_dot_iq4_xs_q8_K_generic: per sub-block, the integer sum scaled by
+ * (w.d * x.d) * (ls - 32) and added to one float. */
+void kern_ref_vec_dot_iq4_xs(int64_t n, float *s, const void *vw, const void *vx) {
+    const block_iq4_xs *w = vw;
+    const block_q8_K *x = vx;
+    float sumf = 0;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float d4d8 = H2F(w[i].d) * x[i].d;
+        for (int ib = 0; ib < QK_K / 32; ib++) {
+            const float dl = d4d8 * (float)(kern_iq4_xs_ls(&w[i], ib) - 32);
+            const uint8_t *qs = w[i].qs + 16 * ib;
+            const int8_t *q8 = x[i].qs + 32 * ib;
+            int sumi1 = 0, sumi2 = 0;
+            for (int j = 0; j < 16; j++) {
+                sumi1 += q8[j] * kern_iq4nl_values[qs[j] & 0xF];
+                sumi2 += q8[j + 16] * kern_iq4nl_values[qs[j] >> 4];
+            }
+            sumf += dl * (float)(sumi1 + sumi2);
+        }
+    }
+    *s = sumf;
 }

@@ -52,10 +52,10 @@ static const kern_type_info k_types[KT_TABLE_N] = {
     [17] = KT("iq2_xs", QK_K, 74, KERN_Q8_K, false),
     [18] = KT("iq3_xxs", QK_K, 98, KERN_Q8_K, false),
     [19] = KT("iq1_s", QK_K, 50, KERN_Q8_K, false),
-    [20] = KT("iq4_nl", 32, 18, KERN_Q8_0, false),
+    [KERN_IQ4_NL] = KT("iq4_nl", QK4_NL, sizeof(block_iq4_nl), KERN_Q8_0, true),
     [21] = KT("iq3_s", QK_K, 110, KERN_Q8_K, false),
     [22] = KT("iq2_s", QK_K, 82, KERN_Q8_K, false),
-    [23] = KT("iq4_xs", QK_K, 136, KERN_Q8_K, false),
+    [KERN_IQ4_XS] = KT("iq4_xs", QK_K, sizeof(block_iq4_xs), KERN_Q8_K, true),
     [24] = KT("i8", 1, 1, 24, false),
     [25] = KT("i16", 1, 2, 25, false),
     [26] = KT("i32", 1, 4, 26, false),
@@ -552,6 +552,8 @@ void kern_ref_quantize_row(kern_type type, const float *x, void *y, int64_t n) {
     case KERN_Q5_K: kern_ref_quantize_q5_K(x, y, n); break;
     case KERN_Q6_K: kern_ref_quantize_q6_K(x, y, n); break;
     case KERN_Q8_K: kern_ref_quantize_q8_K(x, y, n); break;
+    case KERN_IQ4_NL: kern_ref_quantize_iq4_nl(x, y, n); break;
+    case KERN_IQ4_XS: kern_ref_quantize_iq4_xs(x, y, n); break;
     default: break; /* unsupported: callers check kern_type_info.supported */
     }
 }
@@ -571,6 +573,8 @@ void kern_ref_dequantize_row(kern_type type, const void *x, float *y, int64_t n)
     case KERN_Q5_K: kern_ref_dequantize_q5_K(x, y, n); break;
     case KERN_Q6_K: kern_ref_dequantize_q6_K(x, y, n); break;
     case KERN_Q8_K: kern_ref_dequantize_q8_K(x, y, n); break;
+    case KERN_IQ4_NL: kern_ref_dequantize_iq4_nl(x, y, n); break;
+    case KERN_IQ4_XS: kern_ref_dequantize_iq4_xs(x, y, n); break;
     default: break;
     }
 }
@@ -590,6 +594,8 @@ void kern_ref_vec_dot(kern_type type, int64_t n, float *s, const void *w, const 
     case KERN_Q5_K: kern_ref_vec_dot_q5_K(n, s, w, x); break;
     case KERN_Q6_K: kern_ref_vec_dot_q6_K(n, s, w, x); break;
     case KERN_Q8_K: kern_ref_vec_dot_q8_K(n, s, w, x); break;
+    case KERN_IQ4_NL: kern_ref_vec_dot_iq4_nl(n, s, w, x); break;
+    case KERN_IQ4_XS: kern_ref_vec_dot_iq4_xs(n, s, w, x); break;
     default: *s = 0.0f; break;
     }
 }

@@ -205,6 +205,7 @@ static bool fallback_type(kern_type type, int64_t n_cols, kern_type *out, bool *
     case KERN_Q4_K: *out = KERN_Q5_0; break;
     case KERN_Q5_K: *out = KERN_Q5_1; break;
     case KERN_Q6_K: *out = KERN_Q8_0; break;
+    case KERN_IQ4_XS: *out = KERN_IQ4_NL; break;
     default: return false;
     }
     if (n_cols % (int64_t)kern_type_get(*out)->block_size != 0) *out = KERN_F16;
@@ -226,7 +227,9 @@ static bool writable(kern_type t) {
     case KERN_Q8_0:
     case KERN_Q4_K:
     case KERN_Q5_K:
-    case KERN_Q6_K: return true;
+    case KERN_Q6_K:
+    case KERN_IQ4_NL: /* only through --tensor-type: no IQ4 preset (its rules are not here) */
+    case KERN_IQ4_XS: return true;
     default: return false;
     }
 }

@@ -12,7 +12,9 @@
  * give attn_v and ffn_down Q6_K in the "more bits" layers; a type whose block
  * does not divide the row length falls back (Q4_K->Q5_0, Q5_K->Q5_1,
  * Q6_K->Q8_0, then F16). Not reproduced: the 70B and mixture-of-experts
- * special cases, imatrix-driven choices, and presets other than those above.
+ * special cases, imatrix-driven choices, and presets other than those above
+ * (IQ4_NL and IQ4_XS among them: their blocks are written, byte for byte as
+ * llama-quantize's without an imatrix, only through a quant_override).
  */
 #ifndef HEARTH_QUANTIZE_H
 #define HEARTH_QUANTIZE_H
