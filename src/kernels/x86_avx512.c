@@ -13,7 +13,7 @@
  * instantiate it twice, so the plain instantiation executes no VNNI
  * instruction even though the files are compiled with -mavx512vnni (when
  * optimizing, it contains none: the other branch is folded away). The VNNI
- * table then replaces the vec_dot of Q8_0, Q4_0, Q5_0, Q4_K, Q5_K and Q6_K
+ * table then replaces the vec_dot of Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS
  * with the canonical arithmetic that their gemm shares, so that a batch and
  * one token at a time give the same bits.
  */
@@ -43,6 +43,8 @@
         [KERN_Q5_K] = {.vec_dot = kern_avx512_vec_dot_q5_K_##sfx},                                 \
         [KERN_Q6_K] = {.vec_dot = kern_avx512_vec_dot_q6_K_##sfx},                                 \
         [KERN_Q8_K] = {.from_float = kern_avx512_from_float_q8_K},                                 \
+        [KERN_IQ4_NL] = {.vec_dot = kern_avx512_vec_dot_iq4_nl_##sfx},                             \
+        [KERN_IQ4_XS] = {.vec_dot = kern_avx512_vec_dot_iq4_xs_##sfx},                             \
     }
 
 const kern_fns kern_avx512_fns[KERN_ISA_NTYPES] = AVX512_TABLE(plain);
@@ -76,6 +78,8 @@ void kern_avx512_vnni_install(kern_fns *table) {
     SET_CANON(KERN_Q4_K, q4_K)
     SET_CANON(KERN_Q5_K, q5_K)
     SET_CANON(KERN_Q6_K, q6_K)
+    SET_CANON(KERN_IQ4_NL, iq4_nl)
+    SET_CANON(KERN_IQ4_XS, iq4_xs)
 #undef SET_CANON
     if (__builtin_cpu_supports("avx512bf16"))
         table[KERN_BF16].vec_dot = kern_avx512_vec_dot_bf16_dp;

@@ -83,6 +83,38 @@ AI __m512i quant16(__m512 v, float mul, int8_t *q) {
     return iv;
 }
 
+/* The IQ4 codebook in every 128-bit lane, for vpshufb: signed (the plain
+ * kernels) or plus 128 (unsigned levels for vpdpbusd, offset 128). */
+AI __m512i iq4_lut(bool plus128) {
+    const __m128i v = _mm_loadu_si128((const __m128i *)kern_iq4nl_values);
+    return _mm512_broadcast_i32x4(plus128 ? _mm_xor_si128(v, _mm_set1_epi8((char)0x80)) : v);
+}
+
+/* Nibble indices of IQ4_XS elements 64j..64j+63 (sub-blocks 2j and 2j + 1,
+ * from the 32 quant bytes at q4) in element order: low nibbles of bytes
+ * 0..15, their high nibbles, then the same of bytes 16..31. */
+AI __m512i iq4_xs_idx64(const uint8_t *q4) {
+    const __m512i b = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3),
+                                               _mm512_castsi256_si512(load256(q4)));
+    const __m512i h = _mm512_mask_srli_epi16(b, (__mmask32)0xFF00FF00u, b, 4);
+    return _mm512_and_si512(h, _mm512_set1_epi8(0x0F));
+}
+
+/* The 8 sub-block multipliers ls - 32 of an IQ4_XS block, as int32. */
+AI __m256i iq4_xs_scales8(const uint8_t *blk) {
+    uint16_t sh;
+    uint32_t sl;
+    memcpy(&sh, blk + 2, sizeof sh);
+    memcpy(&sl, blk + 4, sizeof sl);
+    const __m256i j = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i lo =
+        _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)sl), _mm256_slli_epi32(j, 2)),
+                         _mm256_set1_epi32(0xF));
+    const __m256i hi = _mm256_and_si256(
+        _mm256_srlv_epi32(_mm256_set1_epi32(sh), _mm256_add_epi32(j, j)), _mm256_set1_epi32(3));
+    return _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
+}
+
 /* Bytes 0..7: the 6-bit scales of a Q4_K/Q5_K block, 8..15: the mins. */
 AI __m128i k4_scales_mins(const uint8_t *q12) {
     uint32_t a, b, c;
@@ -123,8 +155,8 @@ AI __m512i q6_levels64(__m512i l, __m512i h, bool hi) {
 }
 
 /* ---- the VNNI products of the integer formats: vec_dot and gemm in one arithmetic -------------
- * Q8_0, Q4_0, Q5_0 (against Q8_0 activations) and Q4_K, Q5_K, Q6_K (against
- * Q8_K) have, in the VNNI table, one arithmetic that a single row (vec_dot)
+ * Q8_0, Q4_0, Q5_0, IQ4_NL (against Q8_0 activations) and Q4_K, Q5_K, Q6_K,
+ * IQ4_XS (against Q8_K) have, in the VNNI table, one arithmetic that a single row (vec_dot)
  * and a panel of rows against several tokens (gemm) both compute cheaply, so
  * that a batch and one token at a time give the same bits:
  *  - a row is cut into chunks of 16 sub-blocks (one scale each: 32 elements,
@@ -140,7 +172,17 @@ AI __m512i q6_levels64(__m512i l, __m512i h, bool hi) {
 
 enum { GR = 16, GKC = 512, GTC = 128, GNT = 4 };
 
-typedef enum { GK_Q8_0, GK_Q4_0, GK_Q5_0, GK_Q4_K, GK_Q5_K, GK_Q6_K } gemm_kind;
+/* (IQ4 levels are the codebook plus 128, unsigned, with offset 128.) */
+typedef enum {
+    GK_Q8_0,
+    GK_Q4_0,
+    GK_Q5_0,
+    GK_Q4_K,
+    GK_Q5_K,
+    GK_Q6_K,
+    GK_IQ4_NL,
+    GK_IQ4_XS
+} gemm_kind;
 
 typedef struct {
     int sb, off;      /* elements per sub-block (one scale), level offset (0: mins) */
@@ -155,6 +197,8 @@ AI gemm_geom gemm_geom_of(gemm_kind k) {
     case GK_Q5_0: return (gemm_geom){32, 16, 32, 22, 32, 34, 2};
     case GK_Q4_K: return (gemm_geom){32, 0, 256, 144, 256, 292, 4};
     case GK_Q5_K: return (gemm_geom){32, 0, 256, 176, 256, 292, 4};
+    case GK_IQ4_NL: return (gemm_geom){32, 128, 32, 18, 32, 34, 2};
+    case GK_IQ4_XS: return (gemm_geom){32, 128, 256, 136, 256, 292, 4};
     case GK_Q6_K: break;
     }
     return (gemm_geom){16, 32, 256, 210, 256, 292, 4};
@@ -194,8 +238,9 @@ AI __m512i vd_levels64(gemm_kind k, const uint8_t *w, int q, bool two) {
         return _mm512_xor_si512(load2x32(b + 2, two ? b + 36 : NULL), _mm512_set1_epi8((char)0x80));
     }
     case GK_Q4_0:
+    case GK_IQ4_NL:
     case GK_Q5_0: {
-        const int bb = k == GK_Q4_0 ? 18 : 22, qo = k == GK_Q4_0 ? 2 : 6;
+        const int bb = k != GK_Q5_0 ? 18 : 22, qo = k != GK_Q5_0 ? 2 : 6;
         const uint8_t *b = w + (size_t)q * 2 * bb;
         const __m128i q0 = _mm_loadu_si128((const __m128i *)(b + qo));
         const __m128i q1 =
@@ -212,8 +257,12 @@ AI __m512i vd_levels64(gemm_kind k, const uint8_t *w, int q, bool two) {
             v = _mm512_mask_add_epi8(v, _cvtu64_mask64((uint64_t)h0 | (uint64_t)h1 << 32), v,
                                      _mm512_set1_epi8(16));
         }
+        if (k == GK_IQ4_NL) v = _mm512_shuffle_epi8(iq4_lut(true), v);
         return v;
     }
+    case GK_IQ4_XS:
+        return _mm512_shuffle_epi8(iq4_lut(true),
+                                   iq4_xs_idx64(w + (size_t)(q / 4) * 136 + 8 + 32 * (q % 4)));
     case GK_Q4_K:
     case GK_Q5_K: {
         const int j = q % 4;
@@ -243,6 +292,14 @@ AI void vd_scales(gemm_kind k, const uint8_t *w, int ns, __m512 *sc_out, __m512 
     __m512 sc, mn = _mm512_setzero_ps();
     if (g.wbe == 32) {
         sc = block_d16(w, g.wbb, ns);
+    } else if (k == GK_IQ4_XS) { /* one or two blocks of 8 sub-blocks: d * (ls - 32) */
+        __m256 s2[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int b = 0; b < ns / 8; b++) {
+            const uint8_t *wb = w + (size_t)b * g.wbb;
+            s2[b] =
+                _mm256_mul_ps(_mm256_set1_ps(f16_at(wb)), _mm256_cvtepi32_ps(iq4_xs_scales8(wb)));
+        }
+        sc = _mm512_insertf32x8(_mm512_castps256_ps512(s2[0]), s2[1], 1);
     } else if (k == GK_Q6_K) {
         const __m512 s8 =
             _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + 192))));
@@ -313,6 +370,7 @@ AVX512_VEC_DOT2(q4_1);
 AVX512_VEC_DOT2(q5_0);
 AVX512_VEC_DOT2(q5_1);
 AVX512_VEC_DOT2(q8_0);
+AVX512_VEC_DOT2(iq4_nl);
 void kern_avx512_from_float_q8_0(const float *x, void *y, int64_t n);
 void kern_avx512_from_float_q8_1(const float *x, void *y, int64_t n);
 
@@ -320,6 +378,7 @@ void kern_avx512_from_float_q8_1(const float *x, void *y, int64_t n);
 AVX512_VEC_DOT2(q4_K);
 AVX512_VEC_DOT2(q5_K);
 AVX512_VEC_DOT2(q6_K);
+AVX512_VEC_DOT2(iq4_xs);
 void kern_avx512_from_float_q8_K(const float *x, void *y, int64_t n);
 
 /* x86_avx512_gemv.c: the canonical arithmetic's vec_dot and rows of a few
@@ -334,5 +393,7 @@ AVX512_CANON(q5_0);
 AVX512_CANON(q4_K);
 AVX512_CANON(q5_K);
 AVX512_CANON(q6_K);
+AVX512_CANON(iq4_nl);
+AVX512_CANON(iq4_xs);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * x86_avx512_gemv.c - the canonical VNNI arithmetic of the integer formats
  * (x86_avx512.h) one row at a time: the VNNI table's vec_dot of Q8_0, Q4_0,
- * Q5_0, Q4_K, Q5_K, Q6_K, and their products of one or two tokens (rows in
+ * Q5_0, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, and their products of one or two tokens (rows in
  * address order, each row's levels unpacked once for both tokens, the
  * activations prepared once), which x86_avx512_gemm.c calls where they fit.
  * A row chunk's 16 sub-blocks sit in the 16 lanes of a vector, so the tree
@@ -71,7 +71,7 @@ AI __m512i quad16(const uint8_t *p, int stride, int off, int nb) {
  * rearranged to match once per chunk (a sub-block's sum does not depend on
  * the order of its terms). (Q5_0 is faster two blocks at a time: its high
  * bits come as one 64-bit mask per two blocks.) */
-AI bool nibble_quads(gemm_kind k) { return k == GK_Q4_0; }
+AI bool nibble_quads(gemm_kind k) { return k == GK_Q4_0 || k == GK_IQ4_NL; }
 
 /* What a chunk of one token contributes to every row's sums: its activation
  * segments, -offset * sum x per sub-block (int32), d_x and d_x * sum x
@@ -149,6 +149,10 @@ AI void vd_chunk_mt(gemm_kind k, const uint8_t *w, const vd_xchunk *const *xps, 
             const __m512i v = quad16(w + (size_t)q * 4 * g.wbb, g.wbb, 2, nb);
             lev[2 * q] = _mm512_and_si512(v, m4);
             lev[2 * q + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            if (k == GK_IQ4_NL) { /* the codebook, plus 128 */
+                lev[2 * q] = _mm512_shuffle_epi8(iq4_lut(true), lev[2 * q]);
+                lev[2 * q + 1] = _mm512_shuffle_epi8(iq4_lut(true), lev[2 * q + 1]);
+            }
         }
     } else {
 #pragma GCC unroll 8
@@ -301,3 +305,5 @@ GEMV_FN(q5_0, GK_Q5_0)
 GEMV_FN(q4_K, GK_Q4_K)
 GEMV_FN(q5_K, GK_Q5_K)
 GEMV_FN(q6_K, GK_Q6_K)
+GEMV_FN(iq4_nl, GK_IQ4_NL)
+GEMV_FN(iq4_xs, GK_IQ4_XS)

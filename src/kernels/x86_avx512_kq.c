@@ -1,6 +1,6 @@
 /*
- * x86_avx512_kq.c - the K-quants on AVX-512: vec_dot of Q4_K, Q5_K and Q6_K
- * weights against Q8_K activations (64 elements per register, sub-block
+ * x86_avx512_kq.c - the K-quants on AVX-512: vec_dot of Q4_K, Q5_K, Q6_K
+ * and IQ4_XS weights against Q8_K activations (64 elements per register, sub-block
  * scales applied as int16 with dpwssd to an int32 accumulator converted to
  * float once per 256 elements), with and without VNNI, and the Q8_K
  * activation quantizer (bit-identical to the scalar one). (The VNNI table
@@ -150,6 +150,34 @@ void kern_avx512_from_float_q8_K(const float *x, void *vy, int64_t n) {
     }
 }
 
+/* IQ4_XS: per 64 elements (two sub-blocks) the signed codebook levels in
+ * element order against the activations, 16 int32 lanes (8 per sub-block)
+ * times the sub-blocks' ls - 32, summed over the block and converted once. */
+AI void vd_iq4_xs(int64_t n, float *s, const void *vw, const void *vx, bool vnni) {
+    const block_iq4_xs *w = vw;
+    const block_q8_K *x = vx;
+    const __m512i lut = iq4_lut(false);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const __m256i sc8 = iq4_xs_scales8((const uint8_t *)&w[i]);
+        __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const __m512i lev = _mm512_shuffle_epi8(lut, iq4_xs_idx64(w[i].qs + 32 * j));
+            const __m512i p = dot_ss(lev, load512(x[i].qs + 64 * j), vnni);
+            const __m512i sc = _mm512_permutexvar_epi32(
+                _mm512_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1,
+                                  2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1,
+                                  2 * j + 1),
+                _mm512_castsi256_si512(sc8));
+            sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, sc));
+        }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(f16_at(&w[i].d) * x[i].d), _mm512_cvtepi32_ps(sumi),
+                              acc);
+    }
+    *s = _mm512_reduce_add_ps(acc);
+}
+
 /* ---- instantiation: with VNNI and without ---- */
 
 #define VD_KQUANT(name, body)                                                                      \
@@ -163,3 +191,4 @@ void kern_avx512_from_float_q8_K(const float *x, void *vy, int64_t n) {
 VD_KQUANT(q4_K, vd_q4_K)
 VD_KQUANT(q5_K, vd_q5_K)
 VD_KQUANT(q6_K, vd_q6_K)
+VD_KQUANT(iq4_xs, vd_iq4_xs)

@@ -1,9 +1,9 @@
 /*
  * x86_avx512_q32.c - the 32-element block formats on AVX-512: vec_dot of
- * Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 weights against Q8_0/Q8_1 activations,
+ * Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and IQ4_NL weights against Q8_0/Q8_1 activations,
  * with vpdpbusd (the -vnni table) or vpmaddubsw + vpmaddwd (the plain one),
  * and the Q8_0/Q8_1 activation quantizers (bit-identical to the scalar
- * ones). (The VNNI table replaces Q4_0, Q5_0 and Q8_0's vec_dot with the
+ * ones). (The VNNI table replaces Q4_0, Q5_0, Q8_0 and IQ4_NL's vec_dot with the
  * canonical arithmetic of x86_avx512_gemv.c, shared with their gemm.)
  */
 #include "kernels/x86_avx512.h"
@@ -17,7 +17,7 @@
  * step uses masked loads that read nothing past the rows; missing blocks
  * load as zeros, scales included, and add nothing. */
 
-typedef enum { BK_Q4_0, BK_Q5_0, BK_Q4_1, BK_Q5_1, BK_Q8_0 } blk_kind;
+typedef enum { BK_Q4_0, BK_Q5_0, BK_Q4_1, BK_Q5_1, BK_Q8_0, BK_IQ4_NL } blk_kind;
 
 /* Byte geometry of a weight block and its activation block. */
 typedef struct {
@@ -32,6 +32,7 @@ AI blk_geom geom_of(blk_kind k) {
     case BK_Q5_0: return (blk_geom){22, 6, 2, -1, 34, 2, -1, 16};
     case BK_Q4_1: return (blk_geom){20, 4, -1, 2, 36, 4, 2, 0};
     case BK_Q5_1: return (blk_geom){24, 8, 4, 2, 36, 4, 2, 0};
+    case BK_IQ4_NL: return (blk_geom){18, 2, -1, -1, 34, 2, -1, 0};
     case BK_Q8_0: break;
     }
     return (blk_geom){34, 2, -1, -1, 34, 2, -1, 0};
@@ -109,7 +110,11 @@ AI void blk_step4(blk_kind k, const uint8_t *w, const uint8_t *x, int nblk, bool
             hi = _mm512_mask_add_epi8(hi, _cvtu64_mask64((uint64_t)_mm_extract_epi64(h, 1)), hi,
                                       sixteen);
         }
-        if (g.off && vnni) {
+        if (k == BK_IQ4_NL) { /* signed codebook levels: the signs move onto x */
+            lo = _mm512_shuffle_epi8(iq4_lut(false), lo);
+            hi = _mm512_shuffle_epi8(iq4_lut(false), hi);
+            p = _mm512_add_epi32(dot_ss(lo, xlo, vnni), dot_ss(hi, xhi, vnni));
+        } else if (g.off && vnni) {
             const __m512i o = _mm512_set1_epi8((char)g.off);
             const __m512i qx = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, lo, xlo), hi, xhi);
             p = _mm512_sub_epi32(qx, _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, o, xlo), o, xhi));
@@ -239,3 +244,4 @@ VD_BLOCKS(q5_0, BK_Q5_0)
 VD_BLOCKS(q8_0, BK_Q8_0)
 VD_BLOCKS(q4_1, BK_Q4_1)
 VD_BLOCKS(q5_1, BK_Q5_1)
+VD_BLOCKS(iq4_nl, BK_IQ4_NL)
