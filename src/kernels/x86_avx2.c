@@ -84,7 +84,7 @@ enum { TMAX = 4 };
  * converted together (one vcvtph2ps instead of four), each block's integer
  * sum is scaled by its lane of the products. Leftover blocks go one by one. */
 
-typedef enum { BK_Q4_0, BK_Q5_0, BK_Q4_1, BK_Q5_1, BK_Q8_0 } blk_kind;
+typedef enum { BK_Q4_0, BK_Q5_0, BK_Q4_1, BK_Q5_1, BK_Q8_0, BK_IQ4_NL } blk_kind;
 
 /* Byte sizes of the weight and activation blocks, offset of the activation
  * quants; affine formats add w.m * x.s per block. */
@@ -94,6 +94,7 @@ AI size_t blk_wsize(blk_kind k) {
     case BK_Q5_0: return sizeof(block_q5_0);
     case BK_Q4_1: return sizeof(block_q4_1);
     case BK_Q5_1: return sizeof(block_q5_1);
+    case BK_IQ4_NL: return sizeof(block_iq4_nl);
     case BK_Q8_0: break;
     }
     return sizeof(block_q8_0);
@@ -192,7 +193,7 @@ AI void blk_tile(blk_kind k, const int T, int64_t n, const uint8_t *w, const uin
     for (int t = 0; t < T; t++) out[t] = hsum_ps(_mm256_add_ps(acc0[t], acc1[t])) + summ[t];
 }
 
-/* ---- Q8_0, Q4_0 and Q5_0 against Q8_0: blocks in pairs ----------------------------
+/* ---- Q8_0, Q4_0, Q5_0 and IQ4_NL against Q8_0: blocks in pairs -------------------
  * The int32 sums of two blocks go in one vector: for Q8_0 vphaddd puts the
  * lanes of the two blocks side by side ("pair layout": lanes 0, 1, 4, 5 the
  * first block's, 2, 3, 6, 7 the second's, each the sum of 8 consecutive
@@ -239,6 +240,14 @@ static void bp_prep(int64_t n, const uint8_t *x, float *xd) {
                                                  sizeof(block_q8_0), i + 1 < nb));
 }
 
+/* The same in the nibble layout (for IQ4_NL weights). */
+static void bp_prep_nl(int64_t n, const uint8_t *x, float *xd) {
+    const int64_t nb = n / QK8_0;
+    for (int64_t i = 0; i < nb; i += 2)
+        _mm256_storeu_ps(xd + 4 * i, pair_scales(BK_IQ4_NL, x + i * sizeof(block_q8_0),
+                                                 sizeof(block_q8_0), i + 1 < nb));
+}
+
 /* A weight pair's levels, ready for any token: u = |level| (read unsigned by
  * vpmaddubsw) and s = level, whose signs move onto the activations with
  * vpsignb; for Q8_0 (u0, s0) is the first block, (u1, s1) the second, for
@@ -252,6 +261,8 @@ AI pair_levels pair_unpack(blk_kind k, const uint8_t *w, bool two) {
     if (k == BK_Q8_0) {
         a = load256(w + 2);
         b = two ? load256(w + sizeof(block_q8_0) + 2) : _mm256_setzero_si256();
+    } else if (k == BK_IQ4_NL) {
+        iq4nl_levels(w, two, &a, &b);
     } else {
         const __m256i bias = _mm256_set1_epi8(k == BK_Q5_0 ? 16 : 8);
         nl_levels(k == BK_Q5_0, w, two, &a, &b);
@@ -275,6 +286,7 @@ AI __m256i pair_dot(blk_kind k, pair_levels l, const uint8_t *x, bool two) {
     }
     __m256i lo, hi;
     nl_acts(x, two, &lo, &hi);
+    if (k == BK_IQ4_NL) return iq4nl_dot(l.s0, l.s1, lo, hi);
     const __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(l.u0, _mm256_sign_epi8(lo, l.s0)),
                                        _mm256_maddubs_epi16(l.u1, _mm256_sign_epi8(hi, l.s1)));
     return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
@@ -627,6 +639,59 @@ AI void q6_tile(const int T, int64_t n, const uint8_t *vw, const uint8_t *const 
     for (int t = 0; t < T; t++) out[t] = hsum_ps(acc[t]);
 }
 
+/* One IQ4_XS row against T tokens of Q8_K. Per 64 elements the codebook
+ * levels of sub-blocks 2j and 2j + 1 (each in element order, one vector),
+ * their signs moved onto the activations, the int16 pair sums scaled by
+ * ls - 32 with vpmaddwd into an int32 sum per block, converted once. */
+AI void iq4_xs_tile(const int T, int64_t n, const uint8_t *vw, const uint8_t *const *xp,
+                    float *out) {
+    const block_iq4_xs *w = (const block_iq4_xs *)vw;
+    const int64_t nb = n / QK_K;
+    const __m256i lut =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)kern_iq4nl_values));
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[TBIG];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const block_q8_K *x[TBIG];
+        __m256i sumi[TBIG];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            x[t] = (const block_q8_K *)xp[t] + i;
+            sumi[t] = _mm256_setzero_si256();
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < QK_K / 64; j++) {
+            const __m256i b = load256(w[i].qs + 32 * j);
+            const __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(b, m4));
+            const __m256i hi =
+                _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(b, 4), m4));
+            const __m256i v0 = _mm256_permute2x128_si256(lo, hi, 0x20);
+            const __m256i v1 = _mm256_permute2x128_si256(lo, hi, 0x31);
+            const __m256i u0 = _mm256_sign_epi8(v0, v0), u1 = _mm256_sign_epi8(v1, v1);
+            const __m256i s0 = _mm256_set1_epi16((short)(kern_iq4_xs_ls(&w[i], 2 * j) - 32));
+            const __m256i s1 = _mm256_set1_epi16((short)(kern_iq4_xs_ls(&w[i], 2 * j + 1) - 32));
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                const int8_t *q8 = x[t]->qs + 64 * j;
+                const __m256i p0 = _mm256_maddubs_epi16(u0, _mm256_sign_epi8(load256(q8), v0));
+                const __m256i p1 = _mm256_maddubs_epi16(u1, _mm256_sign_epi8(load256(q8 + 32), v1));
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p0, s0));
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p1, s1));
+                KEEP(sumi[t]);
+            }
+        }
+        const float wd = f16_at(&w[i].d);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++)
+            acc[t] =
+                _mm256_fmadd_ps(_mm256_set1_ps(wd * x[t]->d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) out[t] = hsum_ps(acc[t]);
+}
+
 /* ---- float types ------------------------------------------------------------- */
 
 static inline __m256 f16x8(const uint16_t *p) {
@@ -813,20 +878,24 @@ static void gemm_tiles(const tile_fn *tiles, prep_fn prep, gemv_fn gemv, bool ah
 /* (the two calls let the compiler drop the test of xd from the loops) */
 #define CALL_BP(k, T, n, w, xp, xd, out)                                                           \
     (xd ? bp_tile(k, T, n, w, xp, xd, out) : bp_tile(k, T, n, w, xp, NULL, out))
-#define CALL_Q8_0(T, n, w, xp, xd, out) CALL_BP(BK_Q8_0, T, n, w, xp, xd, out)
-#define CALL_Q4_0(T, n, w, xp, xd, out) CALL_BP(BK_Q4_0, T, n, w, xp, xd, out)
-#define CALL_Q5_0(T, n, w, xp, xd, out) CALL_BP(BK_Q5_0, T, n, w, xp, xd, out)
-#define CALL_Q4_K(T, n, w, xp, xd, out) k45_tile(false, T, n, w, xp, out)
-#define CALL_Q5_K(T, n, w, xp, xd, out) k45_tile(true, T, n, w, xp, out)
-#define CALL_Q6_K(T, n, w, xp, xd, out) q6_tile(T, n, w, xp, out)
-#define CALL_F32(T, n, w, xp, xd, out)  flt_tile(false, T, n, w, xp, out)
-#define CALL_F16(T, n, w, xp, xd, out)  flt_tile(true, T, n, w, xp, out)
+#define CALL_Q8_0(T, n, w, xp, xd, out)   CALL_BP(BK_Q8_0, T, n, w, xp, xd, out)
+#define CALL_Q4_0(T, n, w, xp, xd, out)   CALL_BP(BK_Q4_0, T, n, w, xp, xd, out)
+#define CALL_Q5_0(T, n, w, xp, xd, out)   CALL_BP(BK_Q5_0, T, n, w, xp, xd, out)
+#define CALL_Q4_K(T, n, w, xp, xd, out)   k45_tile(false, T, n, w, xp, out)
+#define CALL_Q5_K(T, n, w, xp, xd, out)   k45_tile(true, T, n, w, xp, out)
+#define CALL_Q6_K(T, n, w, xp, xd, out)   q6_tile(T, n, w, xp, out)
+#define CALL_IQ4_NL(T, n, w, xp, xd, out) CALL_BP(BK_IQ4_NL, T, n, w, xp, xd, out)
+#define CALL_IQ4_XS(T, n, w, xp, xd, out) iq4_xs_tile(T, n, w, xp, out)
+#define CALL_F32(T, n, w, xp, xd, out)    flt_tile(false, T, n, w, xp, out)
+#define CALL_F16(T, n, w, xp, xd, out)    flt_tile(true, T, n, w, xp, out)
 TILED8(q8_0, CALL_Q8_0, bp_prep, kern_avx2_gemv_q8_0)
 NIBBLE(q4_0, CALL_Q4_0, BK_Q4_0, kern_avx2_gemv_q4_0)
 NIBBLE(q5_0, CALL_Q5_0, BK_Q5_0, kern_avx2_gemv_q5_0)
 TILED8(q4_K, CALL_Q4_K, NULL, NULL)
 TILED8(q5_K, CALL_Q5_K, NULL, NULL)
 TILED8(q6_K, CALL_Q6_K, NULL, NULL)
+TILED8(iq4_nl, CALL_IQ4_NL, bp_prep_nl, kern_avx2_gemv_iq4_nl)
+TILED8(iq4_xs, CALL_IQ4_XS, NULL, NULL)
 TILED(f32, CALL_F32)
 TILED(f16, CALL_F16)
 
@@ -1015,6 +1084,8 @@ const kern_fns kern_avx2_fns[KERN_ISA_NTYPES] = {
     [KERN_Q5_K] = {.vec_dot = vec_dot_q5_K, .gemm = gemm_q5_K},
     [KERN_Q6_K] = {.vec_dot = vec_dot_q6_K, .gemm = gemm_q6_K},
     [KERN_Q8_K] = {.from_float = from_float_q8_K},
+    [KERN_IQ4_NL] = {.vec_dot = vec_dot_iq4_nl, .gemm = gemm_iq4_nl},
+    [KERN_IQ4_XS] = {.vec_dot = vec_dot_iq4_xs, .gemm = gemm_iq4_xs},
 };
 
 bool kern_avx2_usable(void) {

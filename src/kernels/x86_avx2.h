@@ -120,12 +120,38 @@ AI __m256i nl_xdot(__m256i lo, __m256i hi, const nl_xpair *x) {
     return _mm256_sub_epi32(_mm256_madd_epi16(s4, _mm256_set1_epi16(1)), x->off);
 }
 
+/* ---- IQ4_NL pairs (x86_avx2.c's tiles, x86_avx2_gemv.c): the nibble
+ * layout of Q4_0 with the levels looked up in the codebook (vpshufb). The
+ * levels reach 127 in magnitude, so each half's vpmaddubsw pairs are widened
+ * on their own (4 products could overflow int16) and the signs move onto the
+ * activations (levels plus 128 would overflow vpmaddubsw's pairs). */
+
+/* The signed levels of the IQ4_NL pair at b, in the nibble layout. Without
+ * `two` the second block's nibbles read as 0 (level -127): its activations
+ * are zeros there (nl_acts), so it adds nothing. */
+AI void iq4nl_levels(const uint8_t *b, bool two, __m256i *lo, __m256i *hi) {
+    const __m256i lut =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)kern_iq4nl_values));
+    nl_levels(false, b, two, lo, hi);
+    *lo = _mm256_shuffle_epi8(lut, *lo);
+    *hi = _mm256_shuffle_epi8(lut, *hi);
+}
+
+/* The nibble-layout int32 sums of signed levels lo/hi (iq4nl_levels) and
+ * activations laid out by nl_acts. */
+AI __m256i iq4nl_dot(__m256i lo, __m256i hi, __m256i xlo, __m256i xhi) {
+    const __m256i one = _mm256_set1_epi16(1);
+    const __m256i plo = _mm256_maddubs_epi16(_mm256_sign_epi8(lo, lo), _mm256_sign_epi8(xlo, lo));
+    const __m256i phi = _mm256_maddubs_epi16(_mm256_sign_epi8(hi, hi), _mm256_sign_epi8(xhi, hi));
+    return _mm256_add_epi32(_mm256_madd_epi16(plo, one), _mm256_madd_epi16(phi, one));
+}
+
 /* kern_attn_tile over an f32 or f16 cache (x86_avx2_attn.c): the contract of
  * kernels.h, for head sizes that are multiples of 16 up to KERN_ATTN_MAX_HD. */
 void kern_avx2_attn_f32(const kern_attn_args *a);
 void kern_avx2_attn_f16(const kern_attn_args *a);
 
-/* One token against the nr rows of a Q4_0, Q5_0 or Q8_0 weight (rows ws
+/* One token against the nr rows of a Q4_0, Q5_0, Q8_0 or IQ4_NL weight (rows ws
  * bytes apart; x: the token in Q8_0) for x86_avx2_gemv.c: y[r] gets the
  * bits the table's vec_dot gives row r. False, with nothing written, when
  * n is longer than its buffers (KERN_AVX2_GEMV_MAX); then the caller goes
@@ -137,5 +163,7 @@ bool kern_avx2_gemv_q5_0(int64_t n, const uint8_t *w, size_t ws, int64_t nr, con
                          float *y);
 bool kern_avx2_gemv_q8_0(int64_t n, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *x,
                          float *y);
+bool kern_avx2_gemv_iq4_nl(int64_t n, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *x,
+                           float *y);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * x86_avx2_gemv.c - one token against many rows (generation) for the
- * 32-element block formats Q4_0, Q5_0 and Q8_0: the gemm of x86_avx2.c for
+ * 32-element block formats Q4_0, Q5_0, Q8_0 and IQ4_NL: the gemm of x86_avx2.c for
  * n_tok = 1, with the bits of its vec_dot.
  *
  * vec_dot (bp_tile there) adds, for each pair of blocks in turn, one vector
@@ -21,19 +21,21 @@
  *    vector gathers);
  *  - the weights are prefetched well ahead of the reads (gv_run).
  * Sums of 4 products stay within int16 before the vpmaddwd: |u| <= 31,
- * |x| <= 127.
+ * |x| <= 127. (IQ4_NL, whose levels reach 127, keeps vec_dot's sign moves
+ * and widens pairs: x86_avx2.h.)
  */
 #include "kernels/x86_avx2.h"
 
-typedef enum { GV_Q4_0, GV_Q5_0, GV_Q8_0 } gv_kind;
+typedef enum { GV_Q4_0, GV_Q5_0, GV_Q8_0, GV_IQ4_NL } gv_kind;
 
 /* GV_PF_BYTES: how far ahead the rows are prefetched (see gv_run). */
 enum { GV_MAX_BLOCKS = KERN_AVX2_GEMV_MAX / QK8_0, GV_PF_BYTES = 16384 };
 
 AI size_t gv_bsize(gv_kind k) {
-    return k == GV_Q4_0   ? sizeof(block_q4_0)
-           : k == GV_Q5_0 ? sizeof(block_q5_0)
-                          : sizeof(block_q8_0);
+    return k == GV_Q4_0     ? sizeof(block_q4_0)
+           : k == GV_Q5_0   ? sizeof(block_q5_0)
+           : k == GV_IQ4_NL ? sizeof(block_iq4_nl)
+                            : sizeof(block_q8_0);
 }
 
 /* The activation scales of the nb blocks at x as floats, and for Q4_0/Q5_0
@@ -67,6 +69,12 @@ AI __m256i gv_pair(gv_kind k, const uint8_t *b, bool two, const nl_xpair *xp, co
         return _mm256_hadd_epi32(p0, p1);
     }
     __m256i lo, hi;
+    if (k == GV_IQ4_NL) { /* signed levels: the signs move, as in vec_dot */
+        __m256i xlo, xhi;
+        iq4nl_levels(b, two, &lo, &hi);
+        nl_acts(xb, two, &xlo, &xhi);
+        return iq4nl_dot(lo, hi, xlo, xhi);
+    }
     nl_levels(k == GV_Q5_0, b, two, &lo, &hi);
     return nl_xdot(lo, hi, xp);
 }
@@ -141,7 +149,7 @@ AI bool gv_run(gv_kind k, int64_t n, const uint8_t *w, size_t ws, int64_t nr, co
     const int64_t nb = n / QK8_0;
     float xd[GV_MAX_BLOCKS];
     nl_xpair xp[GV_MAX_BLOCKS / 2];
-    gv_prep(nb, x, xd, k == GV_Q8_0 ? NULL : xp, k == GV_Q4_0 ? 8 : 16);
+    gv_prep(nb, x, xd, k == GV_Q4_0 || k == GV_Q5_0 ? xp : NULL, k == GV_Q4_0 ? 8 : 16);
     const size_t pf = (GV_PF_BYTES / ws + 1) * ws;
     for (int64_t r = 0; r < nr; r++) gv_row(k, nb, w + (size_t)r * ws, pf, xd, xp, x, y + r);
     return true;
@@ -158,4 +166,8 @@ bool kern_avx2_gemv_q5_0(int64_t n, const uint8_t *w, size_t ws, int64_t nr, con
 bool kern_avx2_gemv_q8_0(int64_t n, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *x,
                          float *y) {
     return gv_run(GV_Q8_0, n, w, ws, nr, x, y);
+}
+bool kern_avx2_gemv_iq4_nl(int64_t n, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *x,
+                           float *y) {
+    return gv_run(GV_IQ4_NL, n, w, ws, nr, x, y);
 }
