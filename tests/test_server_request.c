@@ -136,8 +136,10 @@ static void test_refused(void) {
     refused(SRV_CHAT, "{\"messages\":[]}", "messages", "empty");
     refused(SRV_CHAT, "{\"messages\":[1]}", "messages[0]", "object");
     refused(SRV_CHAT, "{\"messages\":[{\"content\":\"x\"}]}", "messages[0].role", NULL);
-    refused(SRV_CHAT, "{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", "messages[0].role",
-            "not supported");
+    refused(SRV_CHAT, "{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}",
+            "messages[0].tool_call_id", "required");
+    refused(SRV_CHAT, "{\"messages\":[{\"role\":\"function\",\"content\":\"x\"}]}",
+            "messages[0].role", "use 'tool'");
     refused(SRV_CHAT, "{\"messages\":[{\"role\":\"user\"}]}", "messages[0].content", "required");
     refused(SRV_CHAT,
             "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":"
@@ -147,7 +149,7 @@ static void test_refused(void) {
             "messages[0].content[0].text", NULL);
     refused(SRV_CHAT,
             "{\"messages\":[{\"role\":\"assistant\",\"content\":\"x\",\"tool_calls\":[{}]}]}",
-            "messages[0].tool_calls", NULL);
+            "messages[0].tool_calls[0].id", NULL);
 #define M "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
     refused(SRV_CHAT, M "\"max_tokens\":0}", "max_tokens", "between");
     refused(SRV_CHAT, M "\"max_tokens\":1.5}", "max_tokens", "integer");
@@ -176,7 +178,7 @@ static void test_refused(void) {
             "response_format", "only 'json_object'");
     refused(SRV_CHAT, M "\"response_format\":{\"type\":\"yaml\"}}", "response_format.type", NULL);
     refused(SRV_CHAT, M "\"response_format\":\"text\"}", "response_format", NULL);
-    refused(SRV_CHAT, M "\"tools\":[{\"type\":\"function\"}]}", "tools", "not supported yet");
+    refused(SRV_CHAT, M "\"tools\":[{\"type\":\"function\"}]}", "tools[0].function", "object");
     refused(SRV_CHAT, M "\"logit_bias\":{\"50256\":-100}}", "logit_bias", "not supported yet");
     refused(SRV_CHAT, M "\"model\":7}", "model", NULL);
 #undef M
@@ -193,8 +195,98 @@ static void test_refused(void) {
     refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"suffix\":\"y\"}", "suffix", NULL);
 }
 
+/* tools, tool_choice, tool messages and calls in the history */
+#define T(name) "{\"type\":\"function\",\"function\":{\"name\":\"" name "\"}}"
+static void test_tools(void) {
+    srv_request r;
+    srv_error e;
+    REQUIRE(parse(SRV_CHAT,
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\","
+                  "\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+                  "\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}}]},"
+                  "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":[{\"type\":\"text\","
+                  "\"text\":\"ok\"}]}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":"
+                  "\"f\",\"description\":\"d\",\"parameters\":{\"type\":\"object\"},\"strict\":"
+                  "true}}," T("g-2") "],\"tool_choice\":{\"type\":\"function\",\"function\":{"
+                                     "\"name\":\"g-2\"}},\"parallel_tool_calls\":false}",
+                  &r, &e));
+    CHECK(r.n_tools == 2 && !strcmp(r.tool_names[1], "g-2") && r.tools && r.tools[0] == '[');
+    CHECK(r.tool_choice == SRV_TOOL_NAMED && !strcmp(r.tool_choice_name, "g-2"));
+    CHECK(r.parallel_tool_calls == 0);
+    CHECK(r.messages[1].n_tool_calls == 1 && !strcmp(r.messages[1].tool_calls[0].id, "c1") &&
+          !strcmp(r.messages[1].tool_calls[0].arguments, "{\"a\":1}") &&
+          r.messages[1].content_len == 0);
+    CHECK(r.messages[2].role == TOK_CHAT_TOOL && !strcmp(r.messages[2].tool_call_id, "c1") &&
+          !strcmp(r.messages[2].content, "ok"));
+    srv_request_free(&r);
+    /* defaults; an empty tools array is no tools */
+    REQUIRE(parse(SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[]}",
+                  &r, &e));
+    CHECK(!r.tools && r.n_tools == 0 && r.tool_choice == SRV_TOOL_AUTO &&
+          r.parallel_tool_calls == -1);
+    srv_request_free(&r);
+#define M "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+    refused(SRV_CHAT, M "\"tools\":{}}", "tools", "array");
+    refused(SRV_CHAT, M "\"tools\":[7]}", "tools[0]", "object");
+    refused(SRV_CHAT, M "\"tools\":[{\"type\":\"code\"}]}", "tools[0].type", "function");
+    refused(SRV_CHAT, M "\"tools\":[{\"type\":\"function\",\"function\":{}}]}",
+            "tools[0].function.name", NULL);
+    refused(SRV_CHAT, M "\"tools\":[" T("a b") "]}", "tools[0].function.name", "a-z");
+    refused(SRV_CHAT, M "\"tools\":[" T("f") "," T("f") "]}", "tools[1].function.name", "twice");
+    refused(SRV_CHAT,
+            M "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":"
+              "[]}}]}",
+            "tools[0].function.parameters", "object");
+    refused(SRV_CHAT,
+            M "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"description\":"
+              "1}}]}",
+            "tools[0].function.description", NULL);
+    refused(SRV_CHAT, M "\"tools\":[" T("f") "],\"tool_choice\":\"any\"}", "tool_choice", NULL);
+    refused(SRV_CHAT, M "\"tools\":[" T("f") "],\"tool_choice\":7}", "tool_choice", NULL);
+    refused(SRV_CHAT,
+            M "\"tools\":[" T("f") "],\"tool_choice\":{\"type\":\"function\",\"function\":{"
+                                   "\"name\":\"g\"}}}",
+            "tool_choice.function.name", "no function");
+    refused(SRV_CHAT, M "\"tools\":[" T("f") "],\"tool_choice\":{\"type\":\"x\"}}",
+            "tool_choice.type", NULL);
+    refused(SRV_CHAT, M "\"tool_choice\":\"required\"}", "tool_choice", "tools");
+    refused(SRV_CHAT, M "\"tools\":[" T("f") "],\"parallel_tool_calls\":1}", "parallel_tool_calls",
+            "boolean");
+    refused(SRV_CHAT, M "\"functions\":[{\"name\":\"f\"}]}", "functions", "use 'tools'");
+    refused(SRV_CHAT, M "\"function_call\":\"auto\"}", "function_call", NULL);
+#undef M
+#define A(calls)                                                                                   \
+    "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"tool_"         \
+    "calls\":" calls "}]}"
+    refused(SRV_CHAT, A("[]"), "messages[1].tool_calls", "non-empty");
+    refused(SRV_CHAT, A("{}"), "messages[1].tool_calls", NULL);
+    refused(SRV_CHAT, A("[{\"id\":1}]"), "messages[1].tool_calls[0].id", NULL);
+    refused(SRV_CHAT, A("[{\"id\":\"c\"}]"), "messages[1].tool_calls[0].function", NULL);
+    refused(SRV_CHAT, A("[{\"id\":\"c\",\"type\":\"x\",\"function\":{}}]"),
+            "messages[1].tool_calls[0].type", NULL);
+    refused(SRV_CHAT, A("[{\"id\":\"c\",\"function\":{\"arguments\":\"{}\"}}]"),
+            "messages[1].tool_calls[0].function.name", NULL);
+    refused(SRV_CHAT, A("[{\"id\":\"c\",\"function\":{\"name\":\"f\"}}]"),
+            "messages[1].tool_calls[0].function.arguments", NULL);
+    refused(SRV_CHAT, A("[{\"id\":\"c\",\"function\":{\"name\":\"f\",\"arguments\":{}}}]"),
+            "messages[1].tool_calls[0].function.arguments", "string");
+    refused(SRV_CHAT, A("[{\"id\":\"c\",\"function\":{\"name\":\"f\",\"arguments\":\"[1]\"}}]"),
+            "messages[1].tool_calls[0].function.arguments", "object");
+    refused(SRV_CHAT, A("[{\"id\":\"c\",\"function\":{\"name\":\"f\",\"arguments\":\"{\"}}]"),
+            "messages[1].tool_calls[0].function.arguments", "object");
+#undef A
+    refused(SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\",\"tool_calls\":[]}]}",
+            "messages[0].tool_calls", "assistant");
+    refused(SRV_CHAT, "{\"messages\":[{\"role\":\"tool\",\"content\":\"x\",\"tool_call_id\":5}]}",
+            "messages[0].tool_call_id", "string");
+    refused(SRV_CHAT, "{\"messages\":[{\"role\":\"tool\",\"tool_call_id\":\"c\"}]}",
+            "messages[0].content", "required");
+}
+#undef T
+
 int main(void) {
     test_utf8();
+    test_tools();
     test_chat_valid();
     test_completion_valid();
     test_refused();

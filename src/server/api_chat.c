@@ -3,11 +3,16 @@
  * template (the model's, recognized at start-up, or --chat-template), the
  * text tokenized with the model's special tokens, then api_gen.c.
  *
+ * Tools go to the template with the messages (their calls and results);
+ * tool_choice "none" leaves the tools out of the prompt (the history's
+ * calls and results stay), so the model is not offered them.
+ *
  * The template prints bos_token where the model's Jinja template does; the
  * tokenizer adds BOS itself when the vocabulary asks, so a rendered prompt
  * that starts with the BOS text loses it here (one BOS, as llama.cpp does).
  */
 #include "server.h"
+#include "tools.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +37,27 @@ bool srv_tokenize(srv_server *s, const char *text, size_t len, int32_t **ids, in
     return true;
 }
 
+/* The history's tool calls as the template takes them: one array for all
+ * messages (*calls, malloc'd), each message's slice in mt[i]. */
+static bool chat_tool_calls(const srv_request *r, tok_chat_msg_tools *mt,
+                            tok_chat_tool_call **calls, srv_error *e) {
+    size_t total = 0;
+    for (int i = 0; i < r->n_messages; i++) total += (size_t)r->messages[i].n_tool_calls;
+    if (total && !(*calls = calloc(total, sizeof **calls)))
+        return srv_fail(e, 500, NULL, NULL, "out of memory");
+    size_t k = 0;
+    for (int i = 0; i < r->n_messages; i++) {
+        const srv_message *m = &r->messages[i];
+        mt[i] = (tok_chat_msg_tools){.calls = m->n_tool_calls ? *calls + k : NULL,
+                                     .n_calls = m->n_tool_calls,
+                                     .tool_call_id = m->tool_call_id};
+        for (int c = 0; c < m->n_tool_calls; c++, k++)
+            (*calls)[k] = (tok_chat_tool_call){m->tool_calls[c].id, m->tool_calls[c].name,
+                                               m->tool_calls[c].arguments};
+    }
+    return true;
+}
+
 void srv_handle_chat(srv_exchange *x) {
     srv_server *s = x->srv;
     srv_request r;
@@ -45,14 +71,21 @@ void srv_handle_chat(srv_exchange *x) {
     int32_t *ids = NULL;
     int n = 0;
     tok_chat_msg *msgs = calloc((size_t)r.n_messages, sizeof *msgs);
-    bool ok = msgs != NULL || srv_fail(&e, 500, NULL, NULL, "out of memory");
+    tok_chat_msg_tools *mt = calloc((size_t)r.n_messages, sizeof *mt);
+    tok_chat_tool_call *calls = NULL;
+    bool ok = (msgs && mt) || srv_fail(&e, 500, NULL, NULL, "out of memory");
+    if (ok) ok = chat_tool_calls(&r, mt, &calls, &e);
     if (ok && !s->have_template)
         ok = srv_fail(&e, 500, NULL, "chat_template_unsupported", "%s", s->template_error);
     if (ok) {
         for (int i = 0; i < r.n_messages; i++)
             msgs[i] = (tok_chat_msg){r.messages[i].role, r.messages[i].content,
                                      r.messages[i].content_len};
-        tok_chat_opts o = {.bos = s->bos_text, .eos = s->eos_text, .add_generation_prompt = true};
+        tok_chat_opts o = {.bos = s->bos_text,
+                           .eos = s->eos_text,
+                           .add_generation_prompt = true,
+                           .tools = r.tool_choice == SRV_TOOL_NONE ? NULL : r.tools,
+                           .msg_tools = mt};
         hearth_err err = tok_chat_render(&s->tmpl, msgs, (size_t)r.n_messages, &o, &text, &len);
         if (err == HEARTH_ERR_INVALID_ARG)
             ok = srv_fail(&e, 400, "messages", NULL, "the chat template refused the messages: %s",
@@ -75,5 +108,7 @@ void srv_handle_chat(srv_exchange *x) {
     free(ids);
     free(text);
     free(msgs);
+    free(mt);
+    free(calls);
     srv_request_free(&r);
 }

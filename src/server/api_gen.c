@@ -3,9 +3,12 @@
  * tokens: the context check, the job, the wait (noticing a client that went
  * away and a request that waited too long), and the non-streaming response
  * bodies of OpenAI's chat.completion and text_completion objects with their
- * logprobs and usage. Streaming responses are sse.c's.
+ * logprobs and usage. Streaming responses are sse.c's. With tools, the
+ * reply is split into content and tool_calls (tools_parse.c) and a reply
+ * with calls finishes with "tool_calls".
  */
 #include "server.h"
+#include "tools.h"
 
 #include "engine/engine.h"
 
@@ -159,6 +162,36 @@ static cJSON *string_json(const char *text, size_t len) {
     return s;
 }
 
+cJSON *srv_tool_calls_json(const srv_tool_reply *t) {
+    cJSON *a = cJSON_CreateArray();
+    for (int k = 0; k < t->n_calls; k++) {
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddStringToObject(c, "id", t->calls[k].id);
+        cJSON_AddStringToObject(c, "type", "function");
+        cJSON *f = cJSON_AddObjectToObject(c, "function");
+        cJSON_AddStringToObject(f, "name", t->calls[k].name);
+        cJSON_AddStringToObject(f, "arguments", t->calls[k].arguments);
+        cJSON_AddItemToArray(a, c);
+    }
+    return a;
+}
+
+/* The chat message of a reply to a request with tools: content (null when
+ * there is none beside calls) and tool_calls. False when out of memory. */
+static bool tool_message(cJSON *msg, const srv_request *r, const char *text, size_t len,
+                         bool *calls) {
+    srv_tool_reply t;
+    if (!srv_tools_parse(r, text, len, true, &t)) return false;
+    if (t.content)
+        cJSON_AddItemToObject(msg, "content", string_json(t.content, t.content_len));
+    else
+        cJSON_AddNullToObject(msg, "content");
+    if (t.n_calls) cJSON_AddItemToObject(msg, "tool_calls", srv_tool_calls_json(&t));
+    *calls = t.n_calls > 0;
+    srv_tool_reply_free(&t);
+    return true;
+}
+
 char *srv_response_json(srv_server *s, const srv_gen *g, const srv_job *j) {
     char id[64];
     srv_make_id(g->kind, id, sizeof id);
@@ -173,10 +206,16 @@ char *srv_response_json(srv_server *s, const srv_gen *g, const srv_job *j) {
     cJSON_AddItemToArray(choices, c);
     cJSON_AddNumberToObject(c, "index", 0);
     const char *text = j->text ? j->text : "";
+    bool calls = false;
     if (g->kind == SRV_CHAT) {
         cJSON *msg = cJSON_AddObjectToObject(c, "message");
         cJSON_AddStringToObject(msg, "role", "assistant");
-        cJSON_AddItemToObject(msg, "content", string_json(text, j->text_len));
+        if (!srv_tools_active(g->req))
+            cJSON_AddItemToObject(msg, "content", string_json(text, j->text_len));
+        else if (!tool_message(msg, g->req, text, j->text_len, &calls)) {
+            cJSON_Delete(root);
+            return NULL;
+        }
     } else if (g->echo_text) {
         char *both = malloc(g->echo_len + j->text_len + 1);
         if (both) {
@@ -194,7 +233,7 @@ char *srv_response_json(srv_server *s, const srv_gen *g, const srv_job *j) {
                               srv_logprobs_json(s, g->kind, j, 0, j->n_events, g->echo_len));
     else
         cJSON_AddNullToObject(c, "logprobs");
-    cJSON_AddStringToObject(c, "finish_reason", srv_finish_reason(j));
+    cJSON_AddStringToObject(c, "finish_reason", calls ? "tool_calls" : srv_finish_reason(j));
     srv_usage_json(root, j);
     char *out = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);

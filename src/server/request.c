@@ -3,14 +3,16 @@
  * validated srv_request. Every field the API defines is checked for type and
  * range, and a failure is a 400 that names the field ("messages[2].content",
  * "stop[1]", ...). Fields the server ignores (user, metadata, store, ...) are
- * accepted; fields whose feature is missing (tools, logit_bias, JSON
- * schemas) get a 400 that says so rather than being ignored. The body must be UTF-8
+ * accepted; fields whose feature is missing (logit_bias, JSON schemas) get a
+ * 400 that says so rather than being ignored. Tools and tool messages are
+ * tools_request.c's. The body must be UTF-8
  * (RFC 8259); ill-formed bytes are refused, not replaced.
  *
  * This file touches no model and no network: fuzz/fuzz_server_json.c feeds
  * it arbitrary bytes.
  */
 #include "server.h"
+#include "tools.h"
 
 #include <cjson/cJSON.h>
 
@@ -323,21 +325,20 @@ static bool parse_message(parse_ctx *c, const cJSON *v, int i, srv_message *m) {
         m->role = TOK_CHAT_USER;
     else if (!strcmp(rs, "assistant"))
         m->role = TOK_CHAT_ASSISTANT;
-    else if (!strcmp(rs, "tool") || !strcmp(rs, "function"))
-        return srv_fail(c->e, 400, name, NULL, "role '%s' is not supported yet (no tool calling)",
-                        rs);
+    else if (!strcmp(rs, "tool"))
+        m->role = TOK_CHAT_TOOL;
+    else if (!strcmp(rs, "function"))
+        return srv_fail(c->e, 400, name, NULL,
+                        "role 'function' (deprecated by OpenAI) is not supported: use 'tool'");
     else
         return srv_fail(c->e, 400, name, NULL,
-                        "'%s' must be one of system, developer, user, assistant", name);
+                        "'%s' must be one of system, developer, user, assistant, tool", name);
     const cJSON *content = field(v, "content");
     snprintf(name, sizeof name, "messages[%d].content", i);
     if (!content && m->role != TOK_CHAT_ASSISTANT)
         return srv_fail(c->e, 400, name, NULL, "'%s' is required", name);
-    if (field(v, "tool_calls")) {
-        snprintf(name, sizeof name, "messages[%d].tool_calls", i);
-        return srv_fail(c->e, 400, name, NULL, "tool calls are not supported yet");
-    }
-    return parse_content(c, content, name, m);
+    if (!parse_content(c, content, name, m)) return false;
+    return srv_tools_parse_message(v, i, m, c->e);
 }
 
 static bool parse_chat(parse_ctx *c, const cJSON *root) {
@@ -362,14 +363,7 @@ static bool parse_chat(parse_ctx *c, const cJSON *root) {
         return srv_fail(c->e, 400, "top_logprobs", NULL,
                         "'top_logprobs' needs 'logprobs' to be true");
     r->top_logprobs = (int)ll;
-    if ((v = field(root, "tools"))) {
-        if (!cJSON_IsArray(v)) return bad_type(c->e, "tools", "an array");
-        if (v->child)
-            return srv_fail(c->e, 400, "tools", NULL, "tool calling is not supported yet");
-    }
-    if ((v = field(root, "functions")) && (!cJSON_IsArray(v) || v->child))
-        return srv_fail(c->e, 400, "functions", NULL, "function calling is not supported yet");
-    return true;
+    return srv_tools_parse_request(root, r, c->e);
 }
 
 /* ---- completions ------------------------------------------------------------ */
@@ -451,7 +445,7 @@ bool srv_parse_request(srv_kind kind, const char *body, size_t len, srv_request 
                             (size_t)(p - body));
         }
     }
-    srv_request r = {.kind = kind};
+    srv_request r = {.kind = kind, .parallel_tool_calls = -1};
     parse_ctx c = {.e = e, .r = &r};
     bool ok;
     if (!cJSON_IsObject(root))
@@ -471,7 +465,11 @@ bool srv_parse_request(srv_kind kind, const char *body, size_t len, srv_request 
 void srv_request_free(srv_request *r) {
     if (!r) return;
     free(r->model);
-    for (int i = 0; i < r->n_messages; i++) free(r->messages[i].content);
+    for (int i = 0; i < r->n_messages; i++) {
+        free(r->messages[i].content);
+        srv_tools_message_free(&r->messages[i]);
+    }
+    srv_tools_request_free(r);
     free(r->messages);
     free(r->prompt);
     free(r->prompt_ids);

@@ -4,6 +4,8 @@
  * by the CLI); the rest of this header is shared by the files of this folder:
  *
  *   request.c     JSON body -> srv_request (validation; the fuzzed parser)
+ *   tools_request.c  tools, tool_choice, tool messages and assistant tool_calls
+ *   tools_parse.c the model's reply -> tool calls (tools.h; api_gen.c and sse.c use it)
  *   api_errors.c  srv_error -> HTTP status and OpenAI's error JSON
  *   sched.c       slots (a session each), the bounded queue, the scheduler thread
  *   api_gen.c     a generation request from tokens to a JSON or SSE response
@@ -104,11 +106,29 @@ enum {
 
 typedef enum srv_kind { SRV_CHAT, SRV_COMPLETION } srv_kind;
 
+/* One call of an assistant message in the request's history. */
+typedef struct srv_tool_call {
+    char *id, *name;
+    char *arguments; /* JSON text of an object, as the client sent it */
+} srv_tool_call;
+
 typedef struct srv_message {
     tok_chat_role role;
     char *content; /* valid UTF-8, content_len bytes, NUL-terminated */
     size_t content_len;
+    srv_tool_call *tool_calls; /* assistant (n_tool_calls 0: none) */
+    int n_tool_calls;
+    char *tool_call_id; /* role tool */
 } srv_message;
+
+typedef enum srv_tool_choice {
+    SRV_TOOL_AUTO = 0, /* the model decides (the default with tools) */
+    SRV_TOOL_NONE,     /* no tools rendered, no calls parsed */
+    SRV_TOOL_REQUIRED, /* at least one call (asked of the model, not enforced locally) */
+    SRV_TOOL_NAMED     /* tool_choice_name (likewise) */
+} srv_tool_choice;
+
+enum { SRV_MAX_TOOLS = 128, SRV_MAX_TOOL_CALLS = 64 };
 
 /* A validated request. Strings are owned copies (valid UTF-8); free with
  * srv_request_free. */
@@ -129,6 +149,13 @@ typedef struct srv_request {
     bool logprobs;    /* chat: logprobs; completion: logprobs given */
     int top_logprobs; /* alternatives per token, 0..SRV_MAX_LOGPROBS */
     bool echo;        /* completion: the prompt text starts the output */
+    /* chat: tools (tools_request.c) */
+    char *tools;       /* the "tools" array as compact JSON (NULL: none or empty) */
+    char **tool_names; /* [n_tools] the functions' names */
+    int n_tools;
+    srv_tool_choice tool_choice;
+    char *tool_choice_name;  /* SRV_TOOL_NAMED */
+    int parallel_tool_calls; /* -1: not given (true), 0 or 1 */
 } srv_request;
 
 /* Parses and validates body[0..len) as a chat (SRV_CHAT) or completion

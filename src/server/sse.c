@@ -12,11 +12,25 @@
  *   data: {... "choices":[], "usage":{...}}            with stream_options.include_usage
  *   data: [DONE]
  *
+ * With tools (tools.h), content streams until a call starts (a possible
+ * opening tag or trailing white space is held back; a reply that starts
+ * with "{" is held whole, as it may be nothing but a call); then each call
+ * goes out as soon as its closing tag arrives, in OpenAI's two steps:
+ *
+ *   data: {... "delta":{"tool_calls":[{"index":0,"id":"call_..","type":"function",
+ *                                      "function":{"name":"f","arguments":""}}]}}
+ *   data: {... "delta":{"tool_calls":[{"index":0,"function":{"arguments":"{..}"}}]}}
+ *
+ * and when the reply ends, the rest (calls still open, content after them or
+ * blocks that were no calls) before finish_reason "tool_calls". Chunks carry
+ * no logprobs then.
+ *
  * A failure after the headers went out is an event {"error": {...}} before
  * [DONE]. When the response is destroyed (finished, or the client left)
  * sse_free cancels the job, which frees its slot at once.
  */
 #include "server.h"
+#include "tools.h"
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
@@ -35,7 +49,11 @@ typedef struct srv_stream {
     char id[64];
     int64_t created;
     bool include_usage, logprobs;
-    char *echo; /* completion with echo: the prompt text, sent first */
+    char *echo;         /* completion with echo: the prompt text, sent first */
+    srv_request *tools; /* with tools: what the parser needs (names, parallel), owned */
+    size_t sent;        /* with tools: content bytes sent */
+    bool call_started;  /* with tools: no more content until the end */
+    int calls_sent;
     sse_phase phase;
     int next_event;
     char *out;
@@ -115,15 +133,77 @@ static void send_text(srv_stream *st, const char *text, size_t len, int ev) {
     send_json(st, c);
 }
 
+/* Calls from index st->calls_sent on, each as two chunks (name, arguments). */
+static void send_calls(srv_stream *st, const srv_tool_reply *t) {
+    for (; st->calls_sent < t->n_calls; st->calls_sent++) {
+        const srv_call_out *k = &t->calls[st->calls_sent];
+        for (int part = 0; part < 2; part++) {
+            cJSON *choice, *c = choice_chunk(st, &choice);
+            cJSON *calls =
+                cJSON_AddArrayToObject(cJSON_AddObjectToObject(choice, "delta"), "tool_calls");
+            cJSON *call = cJSON_CreateObject();
+            cJSON_AddItemToArray(calls, call);
+            cJSON_AddNumberToObject(call, "index", st->calls_sent);
+            if (part == 0) {
+                cJSON_AddStringToObject(call, "id", k->id);
+                cJSON_AddStringToObject(call, "type", "function");
+            }
+            cJSON *f = cJSON_AddObjectToObject(call, "function");
+            if (part == 0) cJSON_AddStringToObject(f, "name", k->name);
+            cJSON_AddStringToObject(f, "arguments", part == 0 ? "" : k->arguments);
+            cJSON_AddNullToObject(choice, "logprobs");
+            cJSON_AddNullToObject(choice, "finish_reason");
+            if (st->include_usage) cJSON_AddNullToObject(c, "usage");
+            send_json(st, c);
+        }
+    }
+}
+
+/* With tools: the content that is safe to send, or the calls closed so far. */
+static void tools_progress(srv_stream *st) {
+    srv_job *j = st->job;
+    const char *text = j->text ? j->text : "";
+    if (!st->call_started) {
+        bool started;
+        const size_t safe = srv_tools_stream_safe(text, j->text_len, &started);
+        if (safe > st->sent) {
+            send_text(st, text + st->sent, safe - st->sent, -1);
+            st->sent = safe;
+        }
+        st->call_started = started;
+    }
+    srv_tool_reply t;
+    if (st->call_started && srv_tools_parse(st->tools, text, j->text_len, false, &t)) {
+        send_calls(st, &t);
+        srv_tool_reply_free(&t);
+    }
+}
+
+/* With tools, at the end: what is left of the content, the remaining calls.
+ * True when the reply had calls. */
+static bool tools_end(srv_stream *st) {
+    srv_job *j = st->job;
+    srv_tool_reply t;
+    if (!srv_tools_parse(st->tools, j->text ? j->text : "", j->text_len, true, &t)) return false;
+    if (t.content_len > st->sent) send_text(st, t.content + st->sent, t.content_len - st->sent, -1);
+    send_calls(st, &t);
+    const bool calls = t.n_calls > 0;
+    srv_tool_reply_free(&t);
+    return calls;
+}
+
 /* Formats what the job produced since the last call. Called with job->mu held. */
 static void format_events(srv_stream *st) {
     srv_job *j = st->job;
+    const bool fresh = st->next_event < j->n_events;
     for (; st->next_event < j->n_events; st->next_event++) {
         const srv_event *e = &j->events[st->next_event];
         if (e->id >= 0 && st->x) st->x->completion_tokens++; /* for the log, even if cut short */
+        if (st->tools) continue; /* tools_progress looks at the whole text */
         if (e->text_len == 0 && !(st->logprobs && e->id >= 0)) continue;
         send_text(st, j->text + e->text_off, e->text_len, st->next_event);
     }
+    if (st->tools && fresh) tools_progress(st);
 }
 
 static void format_end(srv_stream *st) {
@@ -147,13 +227,14 @@ static void format_end(srv_stream *st) {
         x->cached_tokens = j->result.n_cached;
         x->completion_tokens = j->result.n_gen;
     }
+    const bool calls = st->tools && tools_end(st);
     cJSON *choice, *c = choice_chunk(st, &choice);
     if (st->kind == SRV_CHAT)
         cJSON_AddObjectToObject(choice, "delta");
     else
         cJSON_AddStringToObject(choice, "text", "");
     cJSON_AddNullToObject(choice, "logprobs");
-    cJSON_AddStringToObject(choice, "finish_reason", srv_finish_reason(j));
+    cJSON_AddStringToObject(choice, "finish_reason", calls ? "tool_calls" : srv_finish_reason(j));
     if (st->include_usage) cJSON_AddNullToObject(c, "usage");
     send_json(st, c);
     st->phase = st->include_usage ? SSE_USAGE : SSE_DONE;
@@ -241,7 +322,30 @@ static void sse_free(void *cls) {
     srv_job_release(st->job);
     free(st->echo);
     free(st->out);
+    if (st->tools) srv_request_free(st->tools);
+    free(st->tools);
     free(st);
+}
+
+/* The parser's view of req (kind, tool names, tool_choice, parallel), owned:
+ * the request may be freed before the stream ends. NULL when out of memory. */
+static srv_request *tools_copy(const srv_request *req) {
+    srv_request *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->kind = req->kind;
+    t->tool_choice = req->tool_choice;
+    t->parallel_tool_calls = req->parallel_tool_calls;
+    t->tools = strdup("[]"); /* only its presence matters here */
+    t->tool_names = calloc((size_t)req->n_tools + 1, sizeof *t->tool_names);
+    bool ok = t->tools && t->tool_names;
+    for (int k = 0; ok && k < req->n_tools; k++, t->n_tools++)
+        ok = (t->tool_names[k] = strdup(req->tool_names[k])) != NULL;
+    if (!ok) {
+        srv_request_free(t);
+        free(t);
+        return NULL;
+    }
+    return t;
 }
 
 void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, srv_job *j,
@@ -249,6 +353,11 @@ void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, sr
     srv_stream *st = calloc(1, sizeof *st);
     struct MHD_Response *resp = NULL;
     if (st && req->echo && req->prompt && !(st->echo = strdup(req->prompt))) {
+        free(st);
+        st = NULL;
+    }
+    if (st && srv_tools_active(req) && !(st->tools = tools_copy(req))) {
+        free(st->echo);
         free(st);
         st = NULL;
     }
@@ -266,6 +375,8 @@ void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, sr
     if (!resp) {
         if (st) {
             free(st->echo);
+            if (st->tools) srv_request_free(st->tools);
+            free(st->tools);
             free(st);
         }
         srv_sched_cancel(x->srv->sched, j);

@@ -1,0 +1,77 @@
+/*
+ * tools.h - tool calling (OpenAI's function calling) inside the server,
+ * private to src/server/:
+ *
+ *   tools_request.c  the request side: "tools", "tool_choice",
+ *                    "parallel_tool_calls", role "tool" messages and
+ *                    assistant "tool_calls", validated as request.c does
+ *   tools_parse.c    the reply side: a model's text -> content + calls, whole
+ *                    (api_gen.c) or as it streams (sse.c)
+ *
+ * What a reply's call looks like: <tool_call>{"name": N, "arguments": {..}}
+ * </tool_call> blocks anywhere (Qwen 2.5/3, the generic rendering, and a
+ * cloud tier's calls as cloud.c writes them), or a reply that is nothing but
+ * {"name": N, "parameters"|"arguments": {..}} objects (Llama 3.1/3.2, and
+ * small models that drop the tags), after an optional <|python_tag|>. A
+ * call to a function the request did not declare, or whose arguments are
+ * not a JSON object, is not a call: its text stays in the content.
+ */
+#ifndef HEARTH_SERVER_TOOLS_H
+#define HEARTH_SERVER_TOOLS_H
+
+#include "server.h"
+
+struct cJSON;
+
+/* ---- tools_request.c -------------------------------------------------------- */
+
+/* tools, tool_choice, parallel_tool_calls (and the legacy functions /
+ * function_call, refused) of a chat request's root object into r. */
+bool srv_tools_parse_request(const struct cJSON *root, srv_request *r, srv_error *e);
+/* A role "tool" message (tool_call_id, content) or an assistant message's
+ * tool_calls; `index` names it in errors. */
+bool srv_tools_parse_message(const struct cJSON *msg, int index, srv_message *m, srv_error *e);
+void srv_tools_message_free(srv_message *m);
+void srv_tools_request_free(srv_request *r);
+
+/* Whether replies to r are parsed for calls: a chat with tools whose
+ * tool_choice is not "none". */
+bool srv_tools_active(const srv_request *r);
+
+/* ---- tools_parse.c ------------------------------------------------------------ */
+
+typedef struct srv_call_out {
+    char id[40];     /* "call_" + 24 hex digits */
+    char *name;      /* a declared function */
+    char *arguments; /* compact JSON of an object (always valid JSON) */
+} srv_call_out;
+
+typedef struct srv_tool_reply {
+    char *content; /* text outside the calls, trailing white space cut; NULL when none */
+    size_t content_len;
+    srv_call_out *calls;
+    int n_calls;
+} srv_tool_reply;
+
+/* Parses text[0..len). final: the reply is complete; otherwise only calls
+ * whose closing tag has arrived count (what a stream may send already) and
+ * content is not filled. Without calls the content is the text unchanged.
+ * With parallel_tool_calls false only the first call is kept. False only
+ * when out of memory. */
+bool srv_tools_parse(const srv_request *r, const char *text, size_t len, bool final,
+                     srv_tool_reply *out);
+void srv_tool_reply_free(srv_tool_reply *t);
+
+/* Streaming: how many bytes of text[0..len) are content that can be sent
+ * now - everything before the first call (or a possible start of one at
+ * the end), trailing white space held back. *call_started: a call's opening
+ * has been seen, so no more content goes out until the reply is complete. */
+size_t srv_tools_stream_safe(const char *text, size_t len, bool *call_started);
+
+/* [{"id","type":"function","function":{"name","arguments"}}...] (api_gen.c) */
+struct cJSON *srv_tool_calls_json(const srv_tool_reply *t);
+
+/* A fresh "call_..." id. */
+void srv_tool_call_id(char *out, size_t cap);
+
+#endif

@@ -1,0 +1,256 @@
+/*
+ * tools_parse.c - a model's reply as OpenAI's tool calls (the formats are
+ * in tools.h). Pure functions of the text and the request, so the whole
+ * reply (api_gen.c) and a stream (sse.c, again on the text so far) agree:
+ * a call found before the reply ends is found, at the same place, in the
+ * whole reply.
+ *
+ * Decisions: a call must name a declared function and carry an object
+ * (arguments or parameters; a string holding an object's JSON is accepted,
+ * as some models write it); anything else stays content, so nothing the
+ * model wrote is lost and "arguments" is always valid JSON (it is printed
+ * here from the parsed object). A reply that merely starts with "{" is only
+ * taken as calls when it is nothing but call objects.
+ */
+#include "tools.h"
+
+#include <cjson/cJSON.h>
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char open_tag[] = "<tool_call>", close_tag[] = "</tool_call>";
+static const char python_tag[] = "<|python_tag|>";
+enum { OPEN_LEN = sizeof open_tag - 1, CLOSE_LEN = sizeof close_tag - 1 };
+
+void srv_tool_call_id(char *out, size_t cap) {
+    static atomic_uint_fast64_t counter;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
+                 (atomic_fetch_add(&counter, 1) * 0x9e3779b97f4a7c15ull);
+    /* splitmix64 twice: ids that do not look sequential */
+    uint64_t h[2];
+    for (int k = 0; k < 2; k++) {
+        x += 0x9e3779b97f4a7c15ull;
+        uint64_t z = x;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        h[k] = z ^ (z >> 31);
+    }
+    snprintf(out, cap, "call_%016llx%08llx", (unsigned long long)h[0],
+             (unsigned long long)(h[1] & 0xffffffffu));
+}
+
+static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+static bool declared(const srv_request *r, const char *name) {
+    for (int k = 0; k < r->n_tools; k++)
+        if (!strcmp(r->tool_names[k], name)) return true;
+    return false;
+}
+
+/* One call object from p[0..n) (leading white space allowed); *used: the
+ * bytes it took. False when it is no call. */
+static bool read_call(const srv_request *r, const char *p, size_t n, size_t *used,
+                      srv_call_out *c) {
+    size_t i = 0;
+    while (i < n && is_ws(p[i])) i++;
+    if (i == n || p[i] != '{') return false;
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(p + i, n - i, &end, false);
+    bool ok = false;
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(j, "name");
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(j, "arguments");
+    if (!args) args = cJSON_GetObjectItemCaseSensitive(j, "parameters");
+    cJSON *parsed = NULL;
+    if (cJSON_IsString(args)) args = parsed = cJSON_Parse(args->valuestring);
+    if (cJSON_IsObject(j) && cJSON_IsString(name) && declared(r, name->valuestring) &&
+        cJSON_IsObject(args)) {
+        c->name = strdup(name->valuestring);
+        c->arguments = cJSON_PrintUnformatted(args);
+        ok = c->name && c->arguments;
+        if (!ok) {
+            free(c->name);
+            free(c->arguments);
+        }
+        *used = (size_t)(end - p);
+    }
+    cJSON_Delete(parsed);
+    cJSON_Delete(j);
+    return ok;
+}
+
+static const char *find(const char *s, size_t n, const char *needle, size_t m) {
+    for (size_t i = 0; i + m <= n; i++)
+        if (s[i] == needle[0] && !memcmp(s + i, needle, m)) return s + i;
+    return NULL;
+}
+
+typedef struct acc {
+    srv_tool_reply *out;
+    int cap;
+    char *content;
+    size_t n_content;
+    bool oom;
+} acc;
+
+static void add_content(acc *a, const char *p, size_t n) {
+    if (!n || a->oom) return;
+    memcpy(a->content + a->n_content, p, n); /* content holds the whole text at most */
+    a->n_content += n;
+}
+
+static void add_call(acc *a, const srv_request *r, srv_call_out *c) {
+    if (r->parallel_tool_calls == 0 && a->out->n_calls >= 1) { /* only the first call */
+        free(c->name);
+        free(c->arguments);
+        return;
+    }
+    if (a->out->n_calls == a->cap) {
+        const int cap = a->cap ? 2 * a->cap : 4;
+        srv_call_out *nc = realloc(a->out->calls, (size_t)cap * sizeof *nc);
+        if (!nc) {
+            free(c->name);
+            free(c->arguments);
+            a->oom = true;
+            return;
+        }
+        a->out->calls = nc;
+        a->cap = cap;
+    }
+    srv_tool_call_id(c->id, sizeof c->id);
+    a->out->calls[a->out->n_calls++] = *c;
+}
+
+/* The reply is nothing but call objects (after <|python_tag|>), separated
+ * by white space or ';'. */
+static bool bare_calls(const srv_request *r, const char *text, size_t len, acc *a) {
+    size_t i = 0;
+    while (i < len && is_ws(text[i])) i++;
+    if (len - i >= sizeof python_tag - 1 && !memcmp(text + i, python_tag, sizeof python_tag - 1))
+        i += sizeof python_tag - 1;
+    srv_call_out found[SRV_MAX_TOOL_CALLS];
+    int n = 0;
+    while (i < len) {
+        while (i < len && (is_ws(text[i]) || (n > 0 && text[i] == ';'))) i++;
+        if (i == len) break;
+        size_t used;
+        srv_call_out c = {0};
+        if (n == SRV_MAX_TOOL_CALLS || !read_call(r, text + i, len - i, &used, &c)) {
+            for (int k = 0; k < n; k++) {
+                free(found[k].name);
+                free(found[k].arguments);
+            }
+            return false;
+        }
+        found[n++] = c;
+        i += used;
+    }
+    for (int k = 0; k < n; k++) add_call(a, r, &found[k]);
+    return n > 0;
+}
+
+bool srv_tools_parse(const srv_request *r, const char *text, size_t len, bool final,
+                     srv_tool_reply *out) {
+    *out = (srv_tool_reply){0};
+    acc a = {.out = out, .content = malloc(len + 1)};
+    if (!a.content) return false;
+    if (!find(text, len, open_tag, OPEN_LEN) && final && bare_calls(r, text, len, &a)) {
+        /* the whole reply was calls: no content */
+    } else {
+        size_t i = 0;
+        for (const char *o; (o = find(text + i, len - i, open_tag, OPEN_LEN)) != NULL;) {
+            const size_t at = (size_t)(o - text), body = at + OPEN_LEN;
+            const char *cl = find(text + body, len - body, close_tag, CLOSE_LEN);
+            if (!cl && !final) {
+                i = len; /* an open call: undecided until the reply ends */
+                break;
+            }
+            const size_t body_end = cl ? (size_t)(cl - text) : len;
+            const size_t next = cl ? body_end + CLOSE_LEN : len;
+            add_content(&a, text + i, at - i);
+            size_t used = 0;
+            srv_call_out c = {0};
+            bool ok = read_call(r, text + body, body_end - body, &used, &c);
+            if (ok) { /* the block holds the object and nothing else */
+                for (size_t k = body + used; k < body_end; k++)
+                    if (!is_ws(text[k])) ok = false;
+                if (!ok) {
+                    free(c.name);
+                    free(c.arguments);
+                }
+            }
+            if (ok)
+                add_call(&a, r, &c);
+            else
+                add_content(&a, text + at, next - at); /* not a call: the model's text stays */
+            i = next;
+        }
+        add_content(&a, text + i, len - i);
+    }
+    if (a.oom) {
+        free(a.content);
+        srv_tool_reply_free(out);
+        return false;
+    }
+    if (!final || out->n_calls == 0) {
+        free(a.content);
+        if (final) { /* no calls: the text as it is */
+            if (!(out->content = malloc(len + 1))) return false;
+            memcpy(out->content, text, len);
+            out->content[len] = '\0';
+            out->content_len = len;
+        }
+        return true;
+    }
+    while (a.n_content && is_ws(a.content[a.n_content - 1])) a.n_content--;
+    a.content[a.n_content] = '\0';
+    if (a.n_content) {
+        out->content = a.content;
+        out->content_len = a.n_content;
+    } else {
+        free(a.content);
+    }
+    return true;
+}
+
+void srv_tool_reply_free(srv_tool_reply *t) {
+    for (int k = 0; k < t->n_calls; k++) {
+        free(t->calls[k].name);
+        free(t->calls[k].arguments);
+    }
+    free(t->calls);
+    free(t->content);
+    *t = (srv_tool_reply){0};
+}
+
+size_t srv_tools_stream_safe(const char *text, size_t len, bool *call_started) {
+    *call_started = false;
+    size_t end = len;
+    const char *o = find(text, len, open_tag, OPEN_LEN);
+    size_t i = 0;
+    while (i < len && is_ws(text[i])) i++;
+    const size_t rest = len - i;
+    const size_t pt = sizeof python_tag - 1;
+    if (o) {
+        *call_started = true;
+        end = (size_t)(o - text);
+    } else if (rest && (text[i] == '{' || !memcmp(text + i, python_tag, rest < pt ? rest : pt))) {
+        /* maybe a reply of bare call objects: held until it is complete */
+        *call_started = text[i] == '{' || rest >= pt;
+        return 0;
+    } else {
+        /* a possible opening tag cut at the end */
+        for (size_t k = OPEN_LEN - 1; k >= 1; k--) {
+            if (k <= len && !memcmp(text + len - k, open_tag, k)) {
+                end = len - k;
+                break;
+            }
+        }
+    }
+    while (end > 0 && is_ws(text[end - 1])) end--;
+    return end;
+}
