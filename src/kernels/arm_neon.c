@@ -59,12 +59,18 @@ enum { TMAX = 4 };
 
 /* ---- 32-element block formats ---------------------------------------------------- */
 
-typedef enum { BK_Q4_0, BK_Q5_0, BK_Q8_0 } blk_kind;
+typedef enum { BK_Q4_0, BK_Q5_0, BK_Q8_0, BK_IQ4_NL } blk_kind;
 
 AI size_t blk_wsize(blk_kind k) {
-    return k == BK_Q4_0   ? sizeof(block_q4_0)
-           : k == BK_Q5_0 ? sizeof(block_q5_0)
-                          : sizeof(block_q8_0);
+    return k == BK_Q4_0     ? sizeof(block_q4_0)
+           : k == BK_Q5_0   ? sizeof(block_q5_0)
+           : k == BK_IQ4_NL ? sizeof(block_iq4_nl)
+                            : sizeof(block_q8_0);
+}
+
+/* Nibbles (0..15) looked up in the IQ4 codebook (tbl). */
+AI int8x16_t iq4_lookup(int8x16_t nib) {
+    return vqtbl1q_s8(vld1q_s8(kern_iq4nl_values), vreinterpretq_u8_s8(nib));
 }
 
 /* The 32 signed levels of one weight block: elements 0..15 in lo, 16..31 in hi. */
@@ -84,6 +90,13 @@ AI void blk_levels(blk_kind k, const uint8_t *w, int8x16_t *lo, int8x16_t *hi) {
         *hi = vsubq_s8(vorrq_s8(*hi, vreinterpretq_s8_u8(bit4_16(b->qh + 2))), vdupq_n_s8(16));
         return;
     }
+    case BK_IQ4_NL: {
+        const block_iq4_nl *b = (const block_iq4_nl *)w;
+        nibbles(b->qs, lo, hi);
+        *lo = iq4_lookup(*lo);
+        *hi = iq4_lookup(*hi);
+        return;
+    }
     case BK_Q8_0: break;
     }
     const block_q8_0 *b = (const block_q8_0 *)w;
@@ -91,7 +104,7 @@ AI void blk_levels(blk_kind k, const uint8_t *w, int8x16_t *lo, int8x16_t *hi) {
     *hi = vld1q_s8(b->qs + 16);
 }
 
-/* One row of Q8_0, Q4_0 or Q5_0 against T tokens of Q8_0: per pair, each
+/* One row of Q8_0, Q4_0, Q5_0 or IQ4_NL against T tokens of Q8_0: per pair, each
  * block's int32 lanes scaled by w.d * x.d into one float accumulator. */
 AI void blk_tile(blk_kind k, const int T, int64_t n, const uint8_t *w, const uint8_t *const *xp,
                  float *out) {
@@ -292,6 +305,46 @@ AI void q6_tile(const int T, int64_t n, const uint8_t *vw, const uint8_t *const 
     for (int t = 0; t < T; t++) out[t] = sum[t];
 }
 
+/* One IQ4_XS row against T tokens of Q8_K: per sub-block of 32 the codebook
+ * levels (tbl) against the activations with sdot, scaled by ls - 32 into an
+ * int32 sum per block, converted once. */
+AI void iq4_xs_tile(const int T, int64_t n, const uint8_t *vw, const uint8_t *const *xp,
+                    float *out) {
+    const block_iq4_xs *w = (const block_iq4_xs *)vw;
+    float32x4_t acc[TMAX];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) acc[t] = vdupq_n_f32(0.0f);
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const block_q8_K *x[TMAX];
+        int32x4_t sumi[TMAX];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            x[t] = (const block_q8_K *)xp[t] + i;
+            sumi[t] = vdupq_n_s32(0);
+        }
+        for (int ib = 0; ib < QK_K / 32; ib++) {
+            int8x16_t lo, hi;
+            nibbles(w[i].qs + 16 * ib, &lo, &hi);
+            lo = iq4_lookup(lo);
+            hi = iq4_lookup(hi);
+            const int32_t ls = kern_iq4_xs_ls(&w[i], ib) - 32;
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const int8_t *q8 = x[t]->qs + 32 * ib;
+                int32x4_t p = dot16(vdupq_n_s32(0), lo, vld1q_s8(q8));
+                p = dot16(p, hi, vld1q_s8(q8 + 16));
+                sumi[t] = vmlaq_n_s32(sumi[t], p, ls);
+            }
+        }
+        const float wd = f16_at(&w[i].d);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            acc[t] = vmlaq_n_f32(acc[t], vcvtq_f32_s32(sumi[t]), wd * x[t]->d);
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) out[t] = vaddvq_f32(acc[t]);
+}
+
 /* ---- float types ---------------------------------------------------------------------- */
 
 /* 4 elements i..i+3 (or i+4..i+7 with high) of an F32 (f16 false) or F16 row. */
@@ -408,19 +461,22 @@ static void gemm_tiles(tile_fn tile1, tile_fn tile2, tile_fn tile4, int64_t n, c
         gemm_tiles(name##_t1, name##_t2, name##_t4, n, w, ws, nr, x, xs, nt, y, ldy);              \
     }
 
-#define CALL_Q8_0(T, n, w, xp, out) blk_tile(BK_Q8_0, T, n, w, xp, out)
-#define CALL_Q4_0(T, n, w, xp, out) blk_tile(BK_Q4_0, T, n, w, xp, out)
-#define CALL_Q5_0(T, n, w, xp, out) blk_tile(BK_Q5_0, T, n, w, xp, out)
-#define CALL_Q4_K(T, n, w, xp, out) k45_tile(false, T, n, w, xp, out)
-#define CALL_Q5_K(T, n, w, xp, out) k45_tile(true, T, n, w, xp, out)
-#define CALL_F32(T, n, w, xp, out)  flt_tile(false, T, n, w, xp, out)
-#define CALL_F16(T, n, w, xp, out)  flt_tile(true, T, n, w, xp, out)
+#define CALL_Q8_0(T, n, w, xp, out)   blk_tile(BK_Q8_0, T, n, w, xp, out)
+#define CALL_Q4_0(T, n, w, xp, out)   blk_tile(BK_Q4_0, T, n, w, xp, out)
+#define CALL_Q5_0(T, n, w, xp, out)   blk_tile(BK_Q5_0, T, n, w, xp, out)
+#define CALL_IQ4_NL(T, n, w, xp, out) blk_tile(BK_IQ4_NL, T, n, w, xp, out)
+#define CALL_Q4_K(T, n, w, xp, out)   k45_tile(false, T, n, w, xp, out)
+#define CALL_Q5_K(T, n, w, xp, out)   k45_tile(true, T, n, w, xp, out)
+#define CALL_F32(T, n, w, xp, out)    flt_tile(false, T, n, w, xp, out)
+#define CALL_F16(T, n, w, xp, out)    flt_tile(true, T, n, w, xp, out)
 TILED(q8_0, CALL_Q8_0)
 TILED(q4_0, CALL_Q4_0)
 TILED(q5_0, CALL_Q5_0)
 TILED(q4_K, CALL_Q4_K)
 TILED(q5_K, CALL_Q5_K)
 TILED(q6_K, q6_tile)
+TILED(iq4_nl, CALL_IQ4_NL)
+TILED(iq4_xs, iq4_xs_tile)
 TILED(f32, CALL_F32)
 TILED(f16, CALL_F16)
 
@@ -548,6 +604,8 @@ const kern_fns kern_neon_fns[KERN_ISA_NTYPES] = {
     [KERN_Q5_K] = {.vec_dot = vec_dot_q5_K, .gemm = gemm_q5_K},
     [KERN_Q6_K] = {.vec_dot = vec_dot_q6_K, .gemm = gemm_q6_K},
     [KERN_Q8_K] = {.from_float = from_float_q8_K},
+    [KERN_IQ4_NL] = {.vec_dot = vec_dot_iq4_nl, .gemm = gemm_iq4_nl},
+    [KERN_IQ4_XS] = {.vec_dot = vec_dot_iq4_xs, .gemm = gemm_iq4_xs},
 };
 bool kern_neon_usable(void) {
 #if defined(__linux__)
