@@ -10,10 +10,13 @@
  * that is not JSON; the circuit breaker's open / probe / close cycle; a
  * cancelled call; concurrent calls; and the privacy round trip: values the
  * guard mapped never appear in what the server received, and the streamed
- * answer comes back with them restored.
+ * answer comes back with them restored. Tools: passed through to OpenAI,
+ * translated for Anthropic, and the tier's calls (whole or streamed) handed
+ * back as Hermes <tool_call> text.
  */
 #include "test.h"
 
+#include "gateway/cloud_tools.h"
 #include "gateway/fake_cloud.h"
 #include "gateway/gateway.h"
 
@@ -482,10 +485,125 @@ static void test_privacy(void) {
     gw_pii_free(pii);
 }
 
+/* A chat with tools, a call and its result, to both formats. */
+static void test_tools(void) {
+    static const char tools[] =
+        "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"d\","
+        "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}},"
+        "{\"type\":\"function\",\"function\":{\"name\":\"noop\"}}]";
+    static const gw_message msgs[] = {
+        {"system", "be brief"}, {"user", "weather?"}, {"assistant", ""}, {"tool", "18 C"}};
+    static const gw_msg_tools mt[] = {
+        {0},
+        {0},
+        {"[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+         "\"arguments\":\"{\\\"city\\\":\\\"Oslo\\\"}\"}}]",
+         NULL},
+        {NULL, "call_1"}};
+    static const char call_text[] =
+        "<tool_call>{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\"}}</tool_call>";
+    for (int k = 0; k < 2; k++) {
+        const bool anthropic = k == 1;
+        for (int stream = 0; stream < 2; stream++) {
+            fake_cloud_reset(&fc);
+            gw_tier t = make_tier(anthropic ? GW_TIER_ANTHROPIC : GW_TIER_OPENAI, "tools");
+            gw_chat q = chat_of(msgs, 4, stream);
+            gw_chat_tools tt = {.tools = tools,
+                                .tool_choice = stream ? "get_weather" : "required",
+                                .named_choice = stream,
+                                .parallel_tool_calls = 0,
+                                .msgs = mt};
+            gw_remote *r = NULL;
+            REQUIRE(gw_remote_new(&t, &r) == HEARTH_OK);
+            sink sk = {0};
+            gw_cloud_result res;
+            REQUIRE(gw_cloud_chat_tools(r, &q, &tt, collect, &sk, &res) == HEARTH_OK);
+            gw_remote_free(r);
+            CHECKF(res.status == GW_CLOUD_OK, "tools %d/%d: %s", k, stream, res.error);
+            char want[256];
+            snprintf(want, sizeof want, "%s%s", anthropic && !stream ? "Checking.\n" : "",
+                     call_text);
+            CHECKF(res.text && !strcmp(res.text, want), "tools %d/%d: '%s'", k, stream,
+                   res.text ? res.text : "(null)");
+            CHECK(sk.text.data && !strcmp(sk.text.data, want));
+            CHECK(!strcmp(res.finish_reason, "stop"));
+            REQUIRE(fc.n_bodies == 1);
+            cJSON *b = cJSON_Parse(fc.bodies[0]);
+            REQUIRE(b);
+            const cJSON *m = cJSON_GetObjectItem(b, "messages");
+            const cJSON *tc = cJSON_GetObjectItem(b, "tool_choice");
+            if (!anthropic) { /* passed through */
+                cJSON *in = cJSON_Parse(tools);
+                CHECK(cJSON_Compare(in, cJSON_GetObjectItem(b, "tools"), true));
+                cJSON_Delete(in);
+                CHECK(stream ? !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(
+                                           cJSON_GetObjectItem(tc, "function"), "name")),
+                                       "get_weather")
+                             : !strcmp(cJSON_GetStringValue(tc), "required"));
+                CHECK(cJSON_IsFalse(cJSON_GetObjectItem(b, "parallel_tool_calls")));
+                const cJSON *a = cJSON_GetArrayItem(m, 2);
+                CHECK(cJSON_IsNull(cJSON_GetObjectItem(a, "content")));
+                CHECK(
+                    !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(
+                                cJSON_GetArrayItem(cJSON_GetObjectItem(a, "tool_calls"), 0), "id")),
+                            "call_1"));
+                CHECK(!strcmp(cJSON_GetStringValue(
+                                  cJSON_GetObjectItem(cJSON_GetArrayItem(m, 3), "tool_call_id")),
+                              "call_1"));
+            } else { /* translated */
+                const cJSON *t0 = cJSON_GetArrayItem(cJSON_GetObjectItem(b, "tools"), 0);
+                const cJSON *t1 = cJSON_GetArrayItem(cJSON_GetObjectItem(b, "tools"), 1);
+                CHECK(
+                    !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(t0, "name")), "get_weather"));
+                CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(t0, "description")), "d"));
+                CHECK(cJSON_IsObject(cJSON_GetObjectItem(
+                    cJSON_GetObjectItem(cJSON_GetObjectItem(t0, "input_schema"), "properties"),
+                    "city")));
+                CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(
+                                  cJSON_GetObjectItem(t1, "input_schema"), "type")),
+                              "object"));
+                CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(tc, "type")),
+                              stream ? "tool" : "any"));
+                CHECK(cJSON_IsTrue(cJSON_GetObjectItem(tc, "disable_parallel_tool_use")));
+                CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(b, "system")), "be brief"));
+                CHECK(cJSON_GetArraySize(m) == 3);
+                const cJSON *use =
+                    cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(m, 1), "content"), 0);
+                CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(use, "type")), "tool_use"));
+                CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(use, "id")), "call_1"));
+                CHECK(!strcmp(cJSON_GetStringValue(
+                                  cJSON_GetObjectItem(cJSON_GetObjectItem(use, "input"), "city")),
+                              "Oslo"));
+                const cJSON *res_b =
+                    cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(m, 2), "content"), 0);
+                CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(res_b, "type")),
+                              "tool_result"));
+                CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(res_b, "tool_use_id")),
+                              "call_1"));
+                CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(res_b, "content")), "18 C"));
+            }
+            cJSON_Delete(b);
+            gw_cloud_result_free(&res);
+            gw_buf_free(&sk.text);
+        }
+    }
+    /* malformed tool_calls JSON: no body is built */
+    static const gw_msg_tools bad[] = {{0}, {0}, {"{", NULL}, {0}};
+    gw_chat_tools tt = {.tools = tools, .parallel_tool_calls = -1, .msgs = bad};
+    gw_tier t = make_tier(GW_TIER_ANTHROPIC, "tools");
+    gw_remote *r = NULL;
+    REQUIRE(gw_remote_new(&t, &r) == HEARTH_OK);
+    gw_chat q = chat_of(msgs, 4, false);
+    gw_cloud_result res;
+    CHECK(gw_cloud_chat_tools(r, &q, &tt, NULL, NULL, &res) == HEARTH_ERR_INVALID_ARG);
+    gw_remote_free(r);
+}
+
 int main(void) {
     REQUIRE(fake_cloud_start(&fc));
     test_endpoints();
     test_formats();
+    test_tools();
     test_faults();
     test_keys();
     test_breaker();

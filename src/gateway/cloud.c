@@ -23,11 +23,17 @@
  * a stream that breaks after that cannot be retried (the caller has shown
  * the text) and ends as GW_CLOUD_BROKEN.
  *
+ * Tools (cloud_tools.c): passed through to OpenAI-compatible tiers,
+ * translated for Anthropic; calls in the answer (tool_calls, tool_use
+ * blocks, streamed deltas) are handed over as Hermes <tool_call> text once
+ * each is complete, which the server parses as it parses a local model's.
+ *
  * Circuit breaker (per tier): closed; open after breaker_failures calls in a
  * row failed (REJECTED calls do not count: they say nothing about the tier's
  * health); after breaker_cooldown_ms one probe call is let through; its
  * success closes the circuit, its failure opens it again.
  */
+#include "cloud_tools.h"
 #include "gateway.h"
 
 #include "core/core.h"
@@ -154,15 +160,22 @@ static uint64_t next_rand(gw_remote *r) {
 
 /* ---- request bodies ----------------------------------------------------------- */
 
-static char *openai_body(const gw_tier *t, const gw_chat *q) {
+static char *openai_body(const gw_tier *t, const gw_chat *q, const gw_chat_tools *tools) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", t->model);
     cJSON *msgs = cJSON_AddArrayToObject(o, "messages");
+    bool ok = true;
     for (int i = 0; i < q->n_messages; i++) {
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "role", q->messages[i].role);
         cJSON_AddStringToObject(m, "content", q->messages[i].content);
+        ok &= gw_tools_openai_message(m, tools, i);
         cJSON_AddItemToArray(msgs, m);
+    }
+    ok &= gw_tools_openai_body(o, tools);
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
     }
     if (q->max_tokens > 0) cJSON_AddNumberToObject(o, "max_tokens", q->max_tokens);
     if (!isnan(q->temperature)) cJSON_AddNumberToObject(o, "temperature", q->temperature);
@@ -186,10 +199,24 @@ static char *openai_body(const gw_tier *t, const gw_chat *q) {
 
 /* Anthropic: system messages go to "system"; the conversation must alternate
  * user/assistant, so consecutive messages of one role are joined. */
-static char *anthropic_body(const gw_tier *t, const gw_chat *q) {
+static char *anthropic_body(const gw_tier *t, const gw_chat *q, const gw_chat_tools *tools) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", t->model);
     cJSON_AddNumberToObject(o, "max_tokens", q->max_tokens > 0 ? q->max_tokens : t->max_tokens);
+    if (tools) { /* content blocks: tool_use, tool_result */
+        const bool ok = gw_tools_anthropic_body(o, q, tools);
+        if (!isnan(q->temperature)) cJSON_AddNumberToObject(o, "temperature", q->temperature);
+        if (!isnan(q->top_p)) cJSON_AddNumberToObject(o, "top_p", q->top_p);
+        if (q->n_stop > 0) {
+            cJSON *stop = cJSON_AddArrayToObject(o, "stop_sequences");
+            for (int i = 0; i < q->n_stop; i++)
+                cJSON_AddItemToArray(stop, cJSON_CreateString(q->stop[i]));
+        }
+        if (q->stream) cJSON_AddBoolToObject(o, "stream", true);
+        char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
+        cJSON_Delete(o);
+        return s;
+    }
     gw_buf sys = {0}, cur = {0};
     const char *cur_role = NULL;
     cJSON *msgs = cJSON_CreateArray();
@@ -254,6 +281,7 @@ typedef struct xfer {
     char finish[16];
     int64_t last_activity;
     double retry_after_s;
+    gw_tool_acc calls; /* streamed tool calls being assembled */
 } xfer;
 
 static void set_err(xfer *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -273,6 +301,16 @@ static void deliver(xfer *x, const char *s, size_t n) {
     }
     x->delivered = true;
     if (x->cb && !x->cb(s, n, x->user)) x->cancelled = true;
+}
+
+/* Assembled tool calls, as Hermes text after what was delivered. */
+static void flush_calls(xfer *x) {
+    if (!x->calls.n) return;
+    gw_buf b = {0};
+    gw_tool_acc_flush(&x->calls, &b);
+    if (b.len && x->text.len) deliver(x, "\n", 1);
+    deliver(x, b.data, b.len);
+    gw_buf_free(&b);
 }
 
 static void set_finish(xfer *x, const char *reason) {
@@ -307,6 +345,7 @@ static void openai_usage(xfer *x, const cJSON *o) {
 /* One chat.completion.chunk (or "[DONE]"). */
 static void openai_event(xfer *x, const char *data, size_t len) {
     if (len == 6 && !memcmp(data, "[DONE]", 6)) {
+        flush_calls(x);
         x->done = true;
         return;
     }
@@ -324,8 +363,20 @@ static void openai_event(xfer *x, const char *data, size_t len) {
     const cJSON *delta = cJSON_GetObjectItemCaseSensitive(c0, "delta");
     const char *content = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(delta, "content"));
     if (content) deliver(x, content, strlen(content));
+    const cJSON *tc;
+    cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(delta, "tool_calls")) {
+        const int index = json_int(tc, "index");
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(tc, "function");
+        gw_tool_acc_name(&x->calls, index,
+                         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "name")));
+        gw_tool_acc_args(&x->calls, index,
+                         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "arguments")));
+    }
     const char *fin = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c0, "finish_reason"));
-    if (fin) set_finish(x, fin);
+    if (fin) {
+        flush_calls(x);
+        set_finish(x, fin);
+    }
     openai_usage(x, o);
     cJSON_Delete(o);
 }
@@ -344,10 +395,20 @@ static void anthropic_event(xfer *x, const char *data, size_t len) {
             cJSON_GetObjectItemCaseSensitive(o, "message"), "usage");
         const int p = json_int(u, "input_tokens");
         if (p >= 0) x->prompt_tokens = p;
+    } else if (!strcmp(type, "content_block_start")) {
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "content_block");
+        const char *bt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
+        if (bt && !strcmp(bt, "tool_use"))
+            gw_tool_acc_name(&x->calls, json_int(o, "index"),
+                             cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name")));
     } else if (!strcmp(type, "content_block_delta")) {
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "delta");
         const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "text"));
         if (t) deliver(x, t, strlen(t));
+        const char *pj = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "partial_json"));
+        if (pj) gw_tool_acc_args(&x->calls, json_int(o, "index"), pj);
+    } else if (!strcmp(type, "content_block_stop")) {
+        flush_calls(x);
     } else if (!strcmp(type, "message_delta")) {
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "delta");
         const char *stop = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "stop_reason"));
@@ -444,6 +505,15 @@ static void parse_whole(xfer *x) {
         cJSON_ArrayForEach(b, blocks) {
             const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "text"));
             if (t) deliver(x, t, strlen(t));
+            const char *bt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
+            if (bt && !strcmp(bt, "tool_use")) {
+                char *input = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(b, "input"));
+                gw_tool_acc_name(&x->calls, x->calls.n,
+                                 cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name")));
+                gw_tool_acc_args(&x->calls, x->calls.n - 1, input);
+                free(input);
+                flush_calls(x);
+            }
         }
         const char *stop = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "stop_reason"));
         set_finish(x, stop ? stop : "end_turn");
@@ -460,8 +530,19 @@ static void parse_whole(xfer *x) {
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
         if (cJSON_IsString(content))
             deliver(x, content->valuestring, strlen(content->valuestring));
-        else if (!cJSON_IsNull(content))
+        else if (content && !cJSON_IsNull(content))
             x->bad = true;
+        const cJSON *tc;
+        int k = 0;
+        cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(msg, "tool_calls")) {
+            const cJSON *f = cJSON_GetObjectItemCaseSensitive(tc, "function");
+            gw_tool_acc_name(&x->calls, k,
+                             cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "name")));
+            gw_tool_acc_args(
+                &x->calls, k++,
+                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "arguments")));
+        }
+        flush_calls(x);
         const char *fin =
             cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c0, "finish_reason"));
         set_finish(x, fin ? fin : "stop");
@@ -569,6 +650,7 @@ static outcome attempt(const gw_tier *t, const char *body, const char *key, xfer
     x->status = status;
     if (x->stream && x->line.len) sse_line(x); /* a last line without its newline */
     if (x->stream) sse_dispatch(x);
+    if (x->stream && x->finish[0]) flush_calls(x); /* calls the tier never closed */
     if (x->cancelled) return OUT_CANCELLED;
     if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && x->overflow)) {
         if (timed_out)
@@ -618,6 +700,7 @@ static void reset_xfer(xfer *x) {
     gw_buf_free(&x->line);
     gw_buf_free(&x->data);
     gw_buf_free(&x->text);
+    gw_tool_acc_free(&x->calls);
 }
 
 /* The wait before attempt k >= 1 (see the top of the file). */
@@ -641,6 +724,11 @@ static size_t prompt_bytes(const gw_chat *q) {
 
 hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *user,
                          gw_cloud_result *out) {
+    return gw_cloud_chat_tools(r, req, NULL, cb, user, out);
+}
+
+hearth_err gw_cloud_chat_tools(gw_remote *r, const gw_chat *req, const gw_chat_tools *tools,
+                               gw_text_cb cb, void *user, gw_cloud_result *out) {
     const gw_tier *t = &r->tier;
     gw_cloud_result res;
     memset(&res, 0, sizeof res);
@@ -653,8 +741,11 @@ hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *
         *out = res;
         return HEARTH_OK;
     }
-    char *body = t->kind == GW_TIER_ANTHROPIC ? anthropic_body(t, req) : openai_body(t, req);
-    if (!body) return hr_fail(HEARTH_ERR_NOMEM, "cloud: out of memory");
+    char *body =
+        t->kind == GW_TIER_ANTHROPIC ? anthropic_body(t, req, tools) : openai_body(t, req, tools);
+    if (!body)
+        return hr_fail(tools ? HEARTH_ERR_INVALID_ARG : HEARTH_ERR_NOMEM,
+                       "cloud: cannot build the request body (out of memory, or malformed tools)");
     gw_sha256_hex(body, strlen(body), res.sent_sha256);
     bool probe = false;
     if (!breaker_acquire(r, &probe)) {

@@ -16,6 +16,11 @@
  *   drop0-N       the first N requests: close the connection without a word
  *   bad           400 with an OpenAI-style error body
  *   garbage       200 with a body that is not JSON
+ *   tools         a tool call of the request's first tool (else get_weather)
+ *                 with arguments {"city":"Paris"}: OpenAI tool_calls (streamed
+ *                 as delta.tool_calls, arguments in two pieces) or an
+ *                 Anthropic tool_use block after the text "Checking."
+ *                 (streamed as input_json_delta pieces)
  */
 #ifndef HEARTH_TEST_FAKE_CLOUD_H
 #define HEARTH_TEST_FAKE_CLOUD_H
@@ -242,6 +247,107 @@ static inline enum MHD_Result fc_send(struct MHD_Connection *c, int status, cons
     return rc;
 }
 
+/* The "tools" model: one call of `name` with {"city":"Paris"}. */
+static inline enum MHD_Result fc_tools_answer(struct MHD_Connection *c, bool anthropic, bool stream,
+                                              const char *name) {
+    static const char *args[2] = {"{\"city\":", "\"Paris\"}"};
+    cJSON *o = cJSON_CreateObject();
+    if (!stream) {
+        if (anthropic) {
+            cJSON *blocks = cJSON_AddArrayToObject(o, "content"), *b = cJSON_CreateObject();
+            cJSON_AddStringToObject(b, "type", "text");
+            cJSON_AddStringToObject(b, "text", "Checking.");
+            cJSON_AddItemToArray(blocks, b);
+            b = cJSON_CreateObject();
+            cJSON_AddStringToObject(b, "type", "tool_use");
+            cJSON_AddStringToObject(b, "id", "toolu_fake");
+            cJSON_AddStringToObject(b, "name", name);
+            cJSON_AddStringToObject(cJSON_AddObjectToObject(b, "input"), "city", "Paris");
+            cJSON_AddItemToArray(blocks, b);
+            cJSON_AddStringToObject(o, "stop_reason", "tool_use");
+            cJSON *u = cJSON_AddObjectToObject(o, "usage");
+            cJSON_AddNumberToObject(u, "input_tokens", 20);
+            cJSON_AddNumberToObject(u, "output_tokens", 9);
+        } else {
+            cJSON *ch = cJSON_CreateObject(), *m = cJSON_AddObjectToObject(ch, "message");
+            cJSON_AddStringToObject(m, "role", "assistant");
+            cJSON_AddNullToObject(m, "content");
+            cJSON *tc = cJSON_CreateObject(), *f;
+            cJSON_AddStringToObject(tc, "id", "call_fake");
+            cJSON_AddStringToObject(tc, "type", "function");
+            f = cJSON_AddObjectToObject(tc, "function");
+            cJSON_AddStringToObject(f, "name", name);
+            cJSON_AddStringToObject(f, "arguments", "{\"city\":\"Paris\"}");
+            cJSON_AddItemToArray(cJSON_AddArrayToObject(m, "tool_calls"), tc);
+            cJSON_AddStringToObject(ch, "finish_reason", "tool_calls");
+            cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), ch);
+            cJSON *u = cJSON_AddObjectToObject(o, "usage");
+            cJSON_AddNumberToObject(u, "prompt_tokens", 20);
+            cJSON_AddNumberToObject(u, "completion_tokens", 9);
+        }
+        char *s = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        const enum MHD_Result rc = fc_send(c, 200, s);
+        free(s);
+        return rc;
+    }
+    cJSON_Delete(o);
+    fc_stream *st = calloc(1, sizeof *st);
+    st->drop_at = -1;
+    if (anthropic) {
+        fc_add_raw(st, "event: message_start\r\ndata: {\"type\":\"message_start\",\"message\":"
+                       "{\"usage\":{\"input_tokens\":20}}}\r\n\r\n");
+        cJSON *b = cJSON_CreateObject(), *cb;
+        cJSON_AddStringToObject(b, "type", "content_block_start");
+        cJSON_AddNumberToObject(b, "index", 0);
+        cb = cJSON_AddObjectToObject(b, "content_block");
+        cJSON_AddStringToObject(cb, "type", "tool_use");
+        cJSON_AddStringToObject(cb, "id", "toolu_fake");
+        cJSON_AddStringToObject(cb, "name", name);
+        cJSON_AddObjectToObject(cb, "input");
+        fc_add_event(st, true, "content_block_start", b);
+        for (int k = 0; k < 2; k++) {
+            cJSON *d = cJSON_CreateObject(), *dd;
+            cJSON_AddStringToObject(d, "type", "content_block_delta");
+            cJSON_AddNumberToObject(d, "index", 0);
+            dd = cJSON_AddObjectToObject(d, "delta");
+            cJSON_AddStringToObject(dd, "type", "input_json_delta");
+            cJSON_AddStringToObject(dd, "partial_json", args[k]);
+            fc_add_event(st, true, "content_block_delta", d);
+        }
+        fc_add_raw(st, "event: content_block_stop\r\ndata: {\"type\":\"content_block_stop\","
+                       "\"index\":0}\r\n\r\n");
+        fc_add_raw(st, "event: message_delta\r\ndata: {\"type\":\"message_delta\",\"delta\":"
+                       "{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":9}}\r\n\r\n");
+        fc_add_raw(st, "event: message_stop\r\ndata: {\"type\":\"message_stop\"}\r\n\r\n");
+    } else {
+        for (int k = -1; k < 2; k++) {
+            cJSON *ch = fc_openai_chunk(NULL, 0, NULL);
+            cJSON *d = cJSON_GetObjectItem(
+                cJSON_GetArrayItem(cJSON_GetObjectItem(ch, "choices"), 0), "delta");
+            cJSON *tc = cJSON_CreateObject(), *f;
+            cJSON_AddNumberToObject(tc, "index", 0);
+            if (k < 0) {
+                cJSON_AddStringToObject(tc, "id", "call_fake");
+                cJSON_AddStringToObject(tc, "type", "function");
+            }
+            f = cJSON_AddObjectToObject(tc, "function");
+            if (k < 0) cJSON_AddStringToObject(f, "name", name);
+            cJSON_AddStringToObject(f, "arguments", k < 0 ? "" : args[k]);
+            cJSON_AddItemToArray(cJSON_AddArrayToObject(d, "tool_calls"), tc);
+            fc_add_event(st, false, "", ch);
+        }
+        fc_add_event(st, false, "", fc_openai_chunk(NULL, 0, "tool_calls"));
+        fc_add_raw(st, "data: [DONE]\n\n");
+    }
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024, fc_read, st, fc_stream_free);
+    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    const enum MHD_Result rc = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
 /* Whether this request is one of the first n faulty ones since the reset. */
 static inline bool fc_take_fault(fake_cloud *fc, int n) {
     pthread_mutex_lock(&fc->mu);
@@ -276,8 +382,9 @@ static inline enum MHD_Result fc_answer(fake_cloud *fc, struct MHD_Connection *c
     int n_msgs = 0;
     cJSON_ArrayForEach(m, msgs) {
         n_msgs++;
-        if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(m, "role")), "user"))
-            last_user = cJSON_GetStringValue(cJSON_GetObjectItem(m, "content"));
+        const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(m, "content"));
+        if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(m, "role")), "user") && text)
+            last_user = text; /* content blocks (tools) are not echoed */
     }
     char *answer = malloc(strlen(last_user) + 16);
     sprintf(answer, "echo: %s", last_user);
@@ -300,6 +407,11 @@ static inline enum MHD_Result fc_answer(fake_cloud *fc, struct MHD_Connection *c
         rc = fc_send(c, 400, "{\"error\":{\"message\":\"the model 'bad' does not exist\"}}");
     } else if (!strcmp(model, "garbage")) {
         rc = fc_send(c, 200, "<html>not json</html>");
+    } else if (!strcmp(model, "tools")) {
+        const cJSON *t0 = cJSON_GetArrayItem(cJSON_GetObjectItem(req, "tools"), 0);
+        const char *name = cJSON_GetStringValue(
+            cJSON_GetObjectItem(anthropic ? t0 : cJSON_GetObjectItem(t0, "function"), "name"));
+        rc = fc_tools_answer(c, anthropic, stream, name ? name : "get_weather");
     } else {
         if (sscanf(model, "slow-%d", &ms) == 1) fc_sleep_ms(ms);
         const bool stall = sscanf(model, "stall-%d", &ms) == 1;

@@ -1,0 +1,245 @@
+/*
+ * cloud_tools.c - tools on the remote tiers (see cloud_tools.h): OpenAI's
+ * fields passed through, Anthropic's Messages API translated (tools ->
+ * {name, description, input_schema}; tool_choice auto/required/named/none ->
+ * {"type":"auto"|"any"|"tool"|"none"} with disable_parallel_tool_use for
+ * parallel_tool_calls false; assistant tool_calls -> tool_use blocks with
+ * the arguments parsed into "input"; role tool -> tool_result blocks in a
+ * user turn), and the tiers' calls written back as Hermes text.
+ */
+#include "cloud_tools.h"
+
+#include <cjson/cJSON.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- OpenAI ------------------------------------------------------------------ */
+
+bool gw_tools_openai_body(cJSON *o, const gw_chat_tools *t) {
+    if (!t) return true;
+    if (t->tools) {
+        cJSON *tools = cJSON_Parse(t->tools);
+        if (!cJSON_IsArray(tools)) {
+            cJSON_Delete(tools);
+            return false;
+        }
+        cJSON_AddItemToObject(o, "tools", tools);
+    }
+    if (t->tool_choice) {
+        if (t->named_choice) {
+            cJSON *c = cJSON_AddObjectToObject(o, "tool_choice");
+            cJSON_AddStringToObject(c, "type", "function");
+            cJSON_AddStringToObject(cJSON_AddObjectToObject(c, "function"), "name", t->tool_choice);
+        } else {
+            cJSON_AddStringToObject(o, "tool_choice", t->tool_choice);
+        }
+    }
+    if (t->parallel_tool_calls >= 0 && t->tools)
+        cJSON_AddBoolToObject(o, "parallel_tool_calls", t->parallel_tool_calls != 0);
+    return true;
+}
+
+bool gw_tools_openai_message(cJSON *m, const gw_chat_tools *t, int i) {
+    if (!t || !t->msgs) return true;
+    const gw_msg_tools *mt = &t->msgs[i];
+    if (mt->tool_call_id) cJSON_AddStringToObject(m, "tool_call_id", mt->tool_call_id);
+    if (mt->tool_calls) {
+        cJSON *calls = cJSON_Parse(mt->tool_calls);
+        if (!cJSON_IsArray(calls)) {
+            cJSON_Delete(calls);
+            return false;
+        }
+        cJSON_AddItemToObject(m, "tool_calls", calls);
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+        if (cJSON_IsString(c) && !c->valuestring[0])
+            cJSON_ReplaceItemInObjectCaseSensitive(m, "content", cJSON_CreateNull());
+    }
+    return true;
+}
+
+/* ---- Anthropic ------------------------------------------------------------------ */
+
+static cJSON *anthropic_tools(const char *json) {
+    cJSON *in = cJSON_Parse(json), *out = cJSON_CreateArray(), *t;
+    bool ok = cJSON_IsArray(in);
+    cJSON_ArrayForEach(t, in) {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(t, "function");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(f, "name");
+        if (!cJSON_IsString(name)) {
+            ok = false;
+            break;
+        }
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "name", name->valuestring);
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(f, "description");
+        if (cJSON_IsString(d)) cJSON_AddStringToObject(a, "description", d->valuestring);
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(f, "parameters");
+        cJSON *schema = cJSON_IsObject(p) ? cJSON_Duplicate(p, true) : NULL;
+        if (!schema) { /* input_schema is required: an object without properties */
+            schema = cJSON_CreateObject();
+            cJSON_AddStringToObject(schema, "type", "object");
+            cJSON_AddObjectToObject(schema, "properties");
+        }
+        cJSON_AddItemToObject(a, "input_schema", schema);
+        cJSON_AddItemToArray(out, a);
+    }
+    cJSON_Delete(in);
+    if (!ok) {
+        cJSON_Delete(out);
+        return NULL;
+    }
+    return out;
+}
+
+static void anthropic_choice(cJSON *o, const gw_chat_tools *t) {
+    if (!t->tool_choice && t->parallel_tool_calls != 0) return;
+    cJSON *c = cJSON_AddObjectToObject(o, "tool_choice");
+    const char *type = "auto";
+    if (t->tool_choice && t->named_choice)
+        type = "tool";
+    else if (t->tool_choice && !strcmp(t->tool_choice, "required"))
+        type = "any";
+    else if (t->tool_choice && !strcmp(t->tool_choice, "none"))
+        type = "none";
+    cJSON_AddStringToObject(c, "type", type);
+    if (!strcmp(type, "tool")) cJSON_AddStringToObject(c, "name", t->tool_choice);
+    if (t->parallel_tool_calls == 0 && strcmp(type, "none") != 0)
+        cJSON_AddBoolToObject(c, "disable_parallel_tool_use", true);
+}
+
+static void add_text_block(cJSON *blocks, const char *text) {
+    if (!text || !text[0]) return; /* Anthropic refuses empty text blocks */
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "type", "text");
+    cJSON_AddStringToObject(b, "text", text);
+    cJSON_AddItemToArray(blocks, b);
+}
+
+/* An assistant's OpenAI tool_calls as tool_use blocks. */
+static bool add_tool_uses(cJSON *blocks, const char *json) {
+    cJSON *calls = cJSON_Parse(json), *c;
+    bool ok = cJSON_IsArray(calls);
+    cJSON_ArrayForEach(c, calls) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "id");
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(c, "function");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(f, "name");
+        const cJSON *args = cJSON_GetObjectItemCaseSensitive(f, "arguments");
+        cJSON *input = cJSON_IsString(args) ? cJSON_Parse(args->valuestring) : NULL;
+        if (!cJSON_IsString(id) || !cJSON_IsString(name) || !cJSON_IsObject(input)) {
+            cJSON_Delete(input);
+            ok = false;
+            break;
+        }
+        cJSON *b = cJSON_CreateObject();
+        cJSON_AddStringToObject(b, "type", "tool_use");
+        cJSON_AddStringToObject(b, "id", id->valuestring);
+        cJSON_AddStringToObject(b, "name", name->valuestring);
+        cJSON_AddItemToObject(b, "input", input);
+        cJSON_AddItemToArray(blocks, b);
+    }
+    cJSON_Delete(calls);
+    return ok;
+}
+
+bool gw_tools_anthropic_body(cJSON *o, const gw_chat *q, const gw_chat_tools *t) {
+    gw_buf sys = {0};
+    cJSON *msgs = cJSON_CreateArray(), *cur = NULL;
+    const char *cur_role = NULL;
+    bool ok = true;
+    for (int i = 0; ok && i < q->n_messages; i++) {
+        const gw_message *m = &q->messages[i];
+        const gw_msg_tools *mt = t && t->msgs ? &t->msgs[i] : NULL;
+        if (!strcmp(m->role, "system")) {
+            if (sys.len) gw_buf_puts(&sys, "\n\n");
+            gw_buf_puts(&sys, m->content);
+            continue;
+        }
+        const char *role = !strcmp(m->role, "assistant") ? "assistant" : "user";
+        if (!cur_role || strcmp(role, cur_role) != 0) { /* a new turn; same roles join */
+            cJSON *jm = cJSON_CreateObject();
+            cJSON_AddStringToObject(jm, "role", role);
+            cur = cJSON_AddArrayToObject(jm, "content");
+            cJSON_AddItemToArray(msgs, jm);
+            cur_role = role;
+        }
+        if (!strcmp(m->role, "tool")) {
+            cJSON *b = cJSON_CreateObject();
+            cJSON_AddStringToObject(b, "type", "tool_result");
+            cJSON_AddStringToObject(b, "tool_use_id",
+                                    mt && mt->tool_call_id ? mt->tool_call_id : "");
+            cJSON_AddStringToObject(b, "content", m->content);
+            cJSON_AddItemToArray(cur, b);
+            continue;
+        }
+        add_text_block(cur, m->content);
+        if (mt && mt->tool_calls) ok = add_tool_uses(cur, mt->tool_calls);
+    }
+    if (ok && sys.len) cJSON_AddStringToObject(o, "system", sys.data);
+    gw_buf_free(&sys);
+    cJSON_AddItemToObject(o, "messages", msgs);
+    if (ok && t && t->tools) {
+        cJSON *tools = anthropic_tools(t->tools);
+        if (!tools) return false;
+        cJSON_AddItemToObject(o, "tools", tools);
+        anthropic_choice(o, t);
+    }
+    return ok;
+}
+
+/* ---- answers ---------------------------------------------------------------------- */
+
+hearth_err gw_tools_markup(gw_buf *out, const char *name, const char *args_json) {
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "name", name ? name : "");
+    cJSON *args = args_json && args_json[0] ? cJSON_Parse(args_json) : cJSON_CreateObject();
+    if (args)
+        cJSON_AddItemToObject(c, "arguments", args);
+    else /* not JSON: passed on as a string, which the server will not take for a call */
+        cJSON_AddStringToObject(c, "arguments", args_json);
+    char *s = cJSON_PrintUnformatted(c);
+    cJSON_Delete(c);
+    if (!s) return HEARTH_ERR_NOMEM;
+    hearth_err err = gw_buf_puts(out, out->len ? "\n<tool_call>" : "<tool_call>");
+    if (!err) err = gw_buf_puts(out, s);
+    if (!err) err = gw_buf_puts(out, "</tool_call>");
+    free(s);
+    return err;
+}
+
+static int slot(gw_tool_acc *a, int index) {
+    for (int k = 0; k < a->n; k++)
+        if (a->calls[k].index == index) return k;
+    if (a->n == GW_TOOL_CALLS_MAX) return -1;
+    a->calls[a->n].index = index;
+    a->calls[a->n].name = NULL;
+    a->calls[a->n].args = (gw_buf){.cap_max = 1 << 20};
+    return a->n++;
+}
+
+void gw_tool_acc_name(gw_tool_acc *a, int index, const char *name) {
+    const int k = slot(a, index);
+    if (k < 0 || !name) return;
+    if (!a->calls[k].name) { /* OpenAI sends the name once; keep the first */
+        a->calls[k].name = strdup(name);
+    }
+}
+
+void gw_tool_acc_args(gw_tool_acc *a, int index, const char *piece) {
+    const int k = slot(a, index);
+    if (k >= 0 && piece) gw_buf_puts(&a->calls[k].args, piece);
+}
+
+void gw_tool_acc_flush(gw_tool_acc *a, gw_buf *out) {
+    for (int k = 0; k < a->n; k++)
+        if (a->calls[k].name) gw_tools_markup(out, a->calls[k].name, a->calls[k].args.data);
+    gw_tool_acc_free(a);
+}
+
+void gw_tool_acc_free(gw_tool_acc *a) {
+    for (int k = 0; k < a->n; k++) {
+        free(a->calls[k].name);
+        gw_buf_free(&a->calls[k].args);
+    }
+    a->n = 0;
+}

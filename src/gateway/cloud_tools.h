@@ -1,0 +1,79 @@
+/*
+ * cloud_tools.h - private to cloud.c and cloud_tools.c: tools on the remote
+ * tiers. A request's tools pass through to an OpenAI-compatible tier as
+ * they came and are translated for Anthropic (tools with input_schema,
+ * tool_choice auto/any/tool/none, assistant calls as tool_use blocks,
+ * results as tool_result blocks). A tier's calls come back as text in the
+ * Hermes form the server parses from every model:
+ *
+ *   <tool_call>{"name":"f","arguments":{...}}</tool_call>
+ *
+ * so they travel through the cascade (redaction restore, streaming, the
+ * bridge job) as the local model's calls do.
+ *
+ * gw_chat (gateway.h) does not carry tools yet; gw_cloud_chat_tools takes
+ * them beside it. The change that threads them through gw_chat, cascade.c
+ * and api_gateway.c is described in docs/gateway.md ("Tools").
+ */
+#ifndef HEARTH_CLOUD_TOOLS_H
+#define HEARTH_CLOUD_TOOLS_H
+
+#include "gateway.h"
+
+struct cJSON;
+
+typedef struct gw_msg_tools {
+    const char *tool_calls;   /* assistant: OpenAI's tool_calls array as JSON (NULL: none) */
+    const char *tool_call_id; /* role "tool": the call answered (NULL: none) */
+} gw_msg_tools;
+
+typedef struct gw_chat_tools {
+    const char *tools;        /* OpenAI's "tools" array as JSON (NULL: none) */
+    const char *tool_choice;  /* "none", "auto", "required" or a function's name (NULL: not sent) */
+    bool named_choice;        /* tool_choice names a function */
+    int parallel_tool_calls;  /* -1: not sent; 0 or 1 */
+    const gw_msg_tools *msgs; /* one per message of the gw_chat, or NULL */
+} gw_chat_tools;
+
+/* gw_cloud_chat with the request's tools (t may be NULL: none). */
+hearth_err gw_cloud_chat_tools(gw_remote *r, const gw_chat *req, const gw_chat_tools *t,
+                               gw_text_cb cb, void *user, gw_cloud_result *out);
+
+/* ---- request bodies (cloud_tools.c) ---------------------------------------- */
+
+/* OpenAI: tools, tool_choice, parallel_tool_calls onto the body o. */
+bool gw_tools_openai_body(struct cJSON *o, const gw_chat_tools *t);
+/* OpenAI: message i's tool_calls / tool_call_id onto m (content null when a
+ * call carries no text). False when its tool_calls JSON is not an array. */
+bool gw_tools_openai_message(struct cJSON *m, const gw_chat_tools *t, int i);
+/* Anthropic: the whole "messages" array (content blocks, roles alternating,
+ * results as tool_result blocks of user turns) and "system" onto o, tools
+ * and tool_choice translated. False on a malformed tools or tool_calls JSON. */
+bool gw_tools_anthropic_body(struct cJSON *o, const gw_chat *q, const gw_chat_tools *t);
+
+/* ---- answers ---------------------------------------------------------------- */
+
+enum { GW_TOOL_CALLS_MAX = 64 };
+
+/* Calls being assembled from a stream, by the tier's index. */
+typedef struct gw_tool_acc {
+    int n;
+    struct {
+        int index;
+        char *name;
+        gw_buf args;
+    } calls[GW_TOOL_CALLS_MAX];
+} gw_tool_acc;
+
+/* The Hermes text of one call; args_json is what the tier sent (an object
+ * as JSON text, or NULL/"" for none). Appends to out. */
+hearth_err gw_tools_markup(gw_buf *out, const char *name, const char *args_json);
+/* Stream pieces: a call at `index` got (more of) its name / arguments. */
+void gw_tool_acc_name(gw_tool_acc *a, int index, const char *name);
+void gw_tool_acc_args(gw_tool_acc *a, int index, const char *piece);
+/* Every assembled call as Hermes text onto out (in index order of arrival);
+ * empties a. */
+void gw_tool_acc_flush(gw_tool_acc *a, gw_buf *out);
+void gw_tool_acc_free(gw_tool_acc *a);
+
+#endif
