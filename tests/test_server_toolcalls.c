@@ -1,0 +1,214 @@
+/*
+ * test_server_toolcalls.c - tool calls end to end through `hearth serve`: a
+ * synthetic model never writes a call, so the calls come from a cloud tier
+ * (tests/gateway/fake_cloud.h's "tools" model, OpenAI and Anthropic formats)
+ * that the client asks for by name. The server must turn the tier's calls
+ * into choices[0].message.tool_calls (content null, finish_reason
+ * tool_calls) and, streamed, into delta.tool_calls chunks that assemble to
+ * the same call, with nothing of the call in the content; tool_choice none
+ * turns parsing off. The local model answers a request with tools, tool
+ * messages and calls in its history (a prompt rendered with them). When
+ * node and the openai package are present, tests/server/openai_tools.mjs
+ * checks the official client receives the calls, streamed and not.
+ */
+#include "test.h"
+
+#include "gateway/fake_cloud.h"
+#include "server/http_client.h"
+#include "server/model_fixture.h"
+
+#include <cjson/cJSON.h>
+
+static const char *binary = HEARTH_BINARY;
+static char scratch[] = "/tmp/hearth_tools_XXXXXX";
+
+static const char tools[] =
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":"
+    "\"Weather\",\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":"
+    "\"string\"}}}}}]";
+
+static char *body(const char *model, bool stream, const char *extra) {
+    char *b = malloc(4096);
+    REQUIRE(b);
+    snprintf(b, 4096,
+             "{\"model\":\"%s\",\"max_tokens\":8,\"temperature\":0,\"stream\":%s,\"messages\":["
+             "{\"role\":\"user\",\"content\":\"Weather in Paris?\"}],%s%s}",
+             model, stream ? "true" : "false", tools, extra ? extra : "");
+    return b;
+}
+
+/* The calls of a non-streamed reply: "name:arguments" of call 0. */
+static void check_whole(const char *what, const test_reply *r) {
+    CHECKF(r->status == 200, "%s: %d %.300s", what, r->status, r->body);
+    cJSON *j = cJSON_Parse(r->body);
+    const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    const cJSON *msg = cJSON_GetObjectItem(c0, "message");
+    const cJSON *tc = cJSON_GetArrayItem(cJSON_GetObjectItem(msg, "tool_calls"), 0);
+    const cJSON *f = cJSON_GetObjectItem(tc, "function");
+    CHECKF(cJSON_GetArraySize(cJSON_GetObjectItem(msg, "tool_calls")) == 1, "%s: %.300s", what,
+           r->body);
+    CHECKF(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(c0, "finish_reason")), "tool_calls"),
+           "%s: finish", what);
+    const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(tc, "id"));
+    CHECKF(id && !strncmp(id, "call_", 5), "%s: id", what);
+    CHECKF(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(tc, "type")), "function"), "%s", what);
+    CHECKF(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(f, "name")), "get_weather"), "%s",
+           what);
+    const char *args = cJSON_GetStringValue(cJSON_GetObjectItem(f, "arguments"));
+    cJSON *a = args ? cJSON_Parse(args) : NULL;
+    CHECKF(a && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(a, "city")), "Paris"),
+           "%s: arguments %s", what, args ? args : "(none)");
+    cJSON_Delete(a);
+    const cJSON *content = cJSON_GetObjectItem(msg, "content");
+    /* OpenAI's call has no text; Anthropic's comes after "Checking." */
+    CHECKF(cJSON_IsNull(content) ||
+               (cJSON_IsString(content) && !strcmp(content->valuestring, "Checking.")),
+           "%s: content %.200s", what, r->body);
+    cJSON_Delete(j);
+}
+
+/* A stream: its content and the call assembled from delta.tool_calls as the
+ * SDKs do (by index; id, type and name once, arguments appended). */
+static void check_stream(const char *what, const test_reply *r) {
+    CHECKF(r->status == 200, "%s: %d", what, r->status);
+    char name[64] = "", args[256] = "", id[64] = "", content[1024] = "", finish[32] = "";
+    int max_index = -1;
+    bool done = false;
+    for (const char *p = r->body; p && *p;) {
+        const char *end = strstr(p, "\n\n");
+        CHECKF(end && !strncmp(p, "data: ", 6), "%s: framing", what);
+        if (!end) break;
+        if (!strncmp(p + 6, "[DONE]", 6)) {
+            done = true;
+            break;
+        }
+        cJSON *j = cJSON_ParseWithLength(p + 6, (size_t)(end - p - 6));
+        CHECKF(j, "%s: chunk is not JSON", what);
+        const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+        const cJSON *d = cJSON_GetObjectItem(c0, "delta");
+        const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(d, "content"));
+        if (t) strncat(content, t, sizeof content - strlen(content) - 1);
+        const cJSON *tc;
+        cJSON_ArrayForEach(tc, cJSON_GetObjectItem(d, "tool_calls")) {
+            const int index = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(tc, "index"));
+            if (index > max_index) max_index = index;
+            const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(tc, "id"));
+            if (s) snprintf(id, sizeof id, "%s", s);
+            const cJSON *f = cJSON_GetObjectItem(tc, "function");
+            if ((s = cJSON_GetStringValue(cJSON_GetObjectItem(f, "name"))))
+                snprintf(name, sizeof name, "%s", s);
+            if ((s = cJSON_GetStringValue(cJSON_GetObjectItem(f, "arguments"))))
+                strncat(args, s, sizeof args - strlen(args) - 1);
+        }
+        const char *fin = cJSON_GetStringValue(cJSON_GetObjectItem(c0, "finish_reason"));
+        if (fin) snprintf(finish, sizeof finish, "%s", fin);
+        cJSON_Delete(j);
+        p = end + 2;
+    }
+    CHECKF(done && max_index == 0, "%s: done %d, index %d", what, done, max_index);
+    CHECKF(!strcmp(name, "get_weather") && !strncmp(id, "call_", 5), "%s: %s %s", what, name, id);
+    cJSON *a = cJSON_Parse(args);
+    CHECKF(a && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(a, "city")), "Paris"),
+           "%s: arguments '%s'", what, args);
+    cJSON_Delete(a);
+    CHECKF(!strcmp(finish, "tool_calls"), "%s: finish '%s'", what, finish);
+    CHECKF(!strstr(content, "tool_call"), "%s: content '%s'", what, content);
+}
+
+static void run_node(int port) {
+    char mods[4096];
+    snprintf(mods, sizeof mods, "%s/build/npm/node_modules", HEARTH_SOURCE_DIR);
+    const char *env = getenv("HEARTH_NODE_MODULES");
+    if (env) snprintf(mods, sizeof mods, "%s", env);
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/openai/package.json", mods);
+    if (access(probe, R_OK) != 0 || system("node --version > /dev/null 2>&1") != 0) {
+        printf("skipping the openai npm client: no %s\n", probe);
+        return;
+    }
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd,
+             "HEARTH_NODE_MODULES='%s' node '%s/tests/server/openai_tools.mjs' "
+             "'http://127.0.0.1:%d/v1'",
+             mods, HEARTH_SOURCE_DIR, port);
+    CHECKF(system(cmd) == 0, "openai_tools.mjs failed");
+}
+
+int main(void) {
+    if (system("curl --version > /dev/null 2>&1") != 0) {
+        printf("test_server_toolcalls: curl is not installed; skipping\n");
+        return TEST_SKIP;
+    }
+    REQUIRE(mkdtemp(scratch));
+    char synth[600];
+    snprintf(synth, sizeof synth, "%s/synth.gguf", scratch);
+    const char *model_path = fixture_model(synth);
+    REQUIRE(model_path);
+    fake_cloud fc = {0};
+    REQUIRE(fake_cloud_start(&fc));
+    char cfg[700], json[2048];
+    snprintf(cfg, sizeof cfg, "%s/gateway.json", scratch);
+    snprintf(json, sizeof json,
+             "{\"tiers\":[{\"name\":\"oa\",\"kind\":\"openai\",\"base_url\":"
+             "\"http://127.0.0.1:%d\",\"model\":\"tools\",\"retries\":0},{\"name\":\"an\","
+             "\"kind\":\"anthropic\",\"base_url\":\"http://127.0.0.1:%d\",\"model\":\"tools\","
+             "\"retries\":0}]}",
+             fc.port, fc.port);
+    REQUIRE(test_write_file(cfg, json, strlen(json)));
+    char args[1024];
+    snprintf(args, sizeof args, "-t 1 --chat-template qwen3 --config '%s'", cfg);
+    test_server sv;
+    REQUIRE(test_server_start(&sv, binary, model_path, scratch, args));
+    const char *tiers[] = {"oa", "an"};
+    for (int k = 0; k < 2; k++) {
+        char what[64];
+        for (int stream = 0; stream < 2; stream++) {
+            snprintf(what, sizeof what, "%s stream=%d", tiers[k], stream);
+            char *b = body(tiers[k], stream, NULL);
+            test_reply r = test_http(&sv, "POST", "/v1/chat/completions", b, NULL);
+            if (stream)
+                check_stream(what, &r);
+            else
+                check_whole(what, &r);
+            free(r.body);
+            free(b);
+        }
+    }
+    /* tool_choice none: no calls parsed, the tier's text is the content */
+    char *b = body("oa", false, ",\"tool_choice\":\"none\"");
+    test_reply r = test_http(&sv, "POST", "/v1/chat/completions", b, NULL);
+    CHECKF(r.status == 200 && strstr(r.body, "\"finish_reason\":\"stop\"") &&
+               !strstr(r.body, "\"tool_calls\""),
+           "none: %.300s", r.body);
+    free(r.body);
+    free(b);
+    /* the local model: a history with a call and its result (tools not
+     * offered: the "# Tools" block alone outgrows the synthetic model's
+     * 256-token context) */
+    static const char local[] =
+        "{\"model\":\"local\",\"max_tokens\":4,\"temperature\":0,\"messages\":[{\"role\":\"user\","
+        "\"content\":\"Weather?\"},{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{"
+        "\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+        "\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},{\"role\":\"tool\",\"tool_call_id\":"
+        "\"call_1\",\"content\":\"18 C\"}],\"tools\":[{\"type\":\"function\",\"function\":{"
+        "\"name\":\"get_weather\"}}],\"tool_choice\":\"none\"}";
+    for (int stream = 0; stream < 2; stream++) {
+        char lb[2048];
+        snprintf(lb, sizeof lb, "{\"stream\":%s,%s", stream ? "true" : "false", local + 1);
+        r = test_http(&sv, "POST", "/v1/chat/completions", lb, NULL);
+        CHECKF(r.status == 200 && strstr(r.body, stream ? "[DONE]" : "\"content\":"),
+               "local stream=%d: %d %.300s", stream, r.status, r.body);
+        free(r.body);
+    }
+    run_node(sv.port);
+    CHECK(test_server_stop(&sv) == 0);
+    fake_cloud_stop(&fc);
+    if (!test_failures) {
+        char rm[700];
+        snprintf(rm, sizeof rm, "rm -rf '%s'", scratch);
+        if (system(rm) != 0) printf("could not remove %s\n", scratch);
+    } else {
+        printf("test_server_toolcalls: files kept in %s\n", scratch);
+    }
+    return test_done("test_server_toolcalls");
+}
