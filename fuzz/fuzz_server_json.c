@@ -2,12 +2,15 @@
  * fuzz_server_json.c - the server's request parser on arbitrary bytes: the
  * first byte chooses the endpoint ('c' chat, anything else completions), the
  * rest is the body. A body that parses is then rendered by every chat
- * template (the renderers see the same untrusted strings); one that does not
+ * template with its tools and tool calls (the renderers see the same
+ * untrusted strings), and each message's content is parsed as a reply that
+ * may hold tool calls (every call's arguments must be a JSON object); one that does not
  * must yield an error whose JSON is well-formed UTF-8 with a 400/500 status.
  * Built with -DHEARTH_FUZZ=ON as a libFuzzer target, otherwise replays
  * fuzz/corpus/server_json/.
  */
 #include "server/server.h"
+#include "server/tools.h"
 
 #include <cjson/cJSON.h>
 
@@ -19,16 +22,47 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void render_all(const srv_request *r) {
     if (r->n_messages <= 0) return;
     tok_chat_msg *m = calloc((size_t)r->n_messages, sizeof *m);
-    if (!m) return;
-    for (int i = 0; i < r->n_messages; i++)
+    tok_chat_msg_tools *mt = calloc((size_t)r->n_messages, sizeof *mt);
+    tok_chat_tool_call *calls =
+        calloc((size_t)r->n_messages * SRV_MAX_TOOL_CALLS + 1, sizeof *calls);
+    if (!m || !mt || !calls) {
+        free(m);
+        free(mt);
+        free(calls);
+        return;
+    }
+    size_t k = 0;
+    for (int i = 0; i < r->n_messages; i++) {
         m[i] =
             (tok_chat_msg){r->messages[i].role, r->messages[i].content, r->messages[i].content_len};
+        mt[i] = (tok_chat_msg_tools){calls + k, r->messages[i].n_tool_calls,
+                                     r->messages[i].tool_call_id};
+        for (int c = 0; c < r->messages[i].n_tool_calls; c++, k++)
+            calls[k] = (tok_chat_tool_call){r->messages[i].tool_calls[c].id,
+                                            r->messages[i].tool_calls[c].name,
+                                            r->messages[i].tool_calls[c].arguments};
+        srv_tool_reply t; /* the content as a model's reply */
+        if (r->kind == SRV_CHAT &&
+            srv_tools_parse(r, r->messages[i].content, r->messages[i].content_len, true, &t)) {
+            for (int c = 0; c < t.n_calls; c++) {
+                cJSON *a = cJSON_Parse(t.calls[c].arguments);
+                if (!cJSON_IsObject(a)) abort();
+                cJSON_Delete(a);
+            }
+            srv_tool_reply_free(&t);
+        }
+    }
     char names[256];
     snprintf(names, sizeof names, "%s", tok_chat_names());
     for (char *save = NULL, *n = strtok_r(names, "|", &save); n; n = strtok_r(NULL, "|", &save)) {
         tok_chat_template t;
         if (tok_chat_named(n, &t)) abort();
-        tok_chat_opts o = {.bos = "<s>", .eos = "</s>", .add_generation_prompt = true, .now = 1};
+        tok_chat_opts o = {.bos = "<s>",
+                           .eos = "</s>",
+                           .add_generation_prompt = true,
+                           .now = 1,
+                           .tools = r->tools,
+                           .msg_tools = mt};
         char *out = NULL;
         size_t len = 0;
         if (tok_chat_render(&t, m, (size_t)r->n_messages, &o, &out, &len) == HEARTH_OK) {
@@ -37,6 +71,8 @@ static void render_all(const srv_request *r) {
         }
     }
     free(m);
+    free(mt);
+    free(calls);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
