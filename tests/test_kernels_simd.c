@@ -377,12 +377,13 @@ static void check_gemv(const char *isa, kern_type t, kern_gemm_fn gemm, kern_vec
     }
 }
 
-/* The products real models run (Q4_K_M files mix Q4_K, Q6_K and Q5_0):
+/* The products real models run (Q4_K_M files mix Q4_K, Q6_K and Q5_0;
+ * IQ4_XS files IQ4_XS, IQ4_NL and Q8_0/Q6_K):
  * each of these tables must have a gemm for every one, and tiled attention
  * for both cache types, so that reading a prompt is batched there. */
 static const char *const k_gemm_isas[] = {"avx2", "avx512-vnni", "neon"};
-static const kern_type k_gemm_types[] = {KERN_F32,  KERN_F16,  KERN_Q8_0, KERN_Q4_0,
-                                         KERN_Q5_0, KERN_Q4_K, KERN_Q5_K, KERN_Q6_K};
+static const kern_type k_gemm_types[] = {KERN_F32,  KERN_F16,  KERN_Q8_0, KERN_Q4_0,   KERN_Q5_0,
+                                         KERN_Q4_K, KERN_Q5_K, KERN_Q6_K, KERN_IQ4_NL, KERN_IQ4_XS};
 
 static void check_coverage(const char *isa, const kern_fns *table) {
     bool listed = false;
