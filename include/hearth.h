@@ -167,14 +167,55 @@ HEARTH_API bool hearth_token_is_eog(const hearth_model *model, int32_t id);
  * draws a token that would break it (before any other stage; the logprobs
  * reported stay those of the model's raw logits). */
 typedef enum hearth_constraint {
-    HEARTH_CONSTRAINT_NONE = 0,   /* free text */
-    HEARTH_CONSTRAINT_JSON_OBJECT /* one JSON object (RFC 8259; white space before it, at most
-                                     64 nested objects and arrays, strings valid UTF-8, at
-                                     most 32 white-space bytes in a row outside strings), and
-                                     the generation stops (HEARTH_FINISH_STOP) as soon as it
-                                     is complete. max_tokens, the context or a stop string can
-                                     still cut it short. OpenAI's response_format json_object */
+    HEARTH_CONSTRAINT_NONE = 0,    /* free text */
+    HEARTH_CONSTRAINT_JSON_OBJECT, /* one JSON object (RFC 8259; white space before it, at most
+                                      64 nested objects and arrays, strings valid UTF-8, at
+                                      most 32 white-space bytes in a row outside strings), and
+                                      the generation stops (HEARTH_FINISH_STOP) as soon as it
+                                      is complete. max_tokens, the context or a stop string can
+                                      still cut it short. OpenAI's response_format json_object */
+    HEARTH_CONSTRAINT_JSON_SCHEMA  /* one JSON value valid against hearth_sampling.json_schema,
+                                      with JSON mode's limits, stopping as JSON mode does (a
+                                      top-level number needs white space or an end-of-generation
+                                      token after it). OpenAI's response_format json_schema,
+                                      ollama's format, llama.cpp's json_schema. See below */
 } hearth_constraint;
+
+/* JSON Schema (HEARTH_CONSTRAINT_JSON_SCHEMA; docs/structured-output.md).
+ * Supported: type (a name or a list; "integer" = a number without fraction
+ * or exponent), enum and const (any JSON values; with type only),
+ * properties, required, additionalProperties (false, true or a schema),
+ * items, prefixItems, items as a list with additionalItems, minItems,
+ * maxItems, minLength, maxLength (in code points), anyOf, oneOf (read as
+ * anyOf: a value matching several alternatives is allowed), allOf with one
+ * schema, $ref to "#", "#/$defs/NAME" or "#/definitions/NAME" (recursion
+ * allowed), uniqueItems false, true / false / {} as schemas. Ignored
+ * annotations: title, description, $schema, $id, $comment, examples,
+ * default, deprecated, readOnly, writeOnly, x-*. Every other keyword
+ * (pattern, format, minimum, maximum, multipleOf, not, if, patternProperties,
+ * minProperties, ...) is refused, as are keywords beside anyOf/oneOf/allOf/
+ * $ref (annotations excepted) and beside enum/const (type excepted).
+ * Generation rules (every output is valid; not every valid value is
+ * produced): an object's declared properties come in declaration order,
+ * each at most once, optional ones may be skipped; other keys come after
+ * them, only where additionalProperties is true or a schema, or in an
+ * object schema without "properties" (additionalProperties absent beside
+ * "properties" means none, as in OpenAI's strict mode and llama.cpp);
+ * a required name missing from properties is a property of the
+ * additionalProperties schema after the declared ones. Keys and enum/const
+ * strings use only the escapes \" \\ \b \f \n \r \t and \u00xx
+ * (control characters); enum/const numbers are written as the shortest text
+ * that reads back as the same double (integers without ".0"). At most 32
+ * nested containers the schema describes.
+ *
+ * hearth_json_schema_check compiles the NUL-terminated schema text as a
+ * sampler would, keeping nothing: HEARTH_OK, or HEARTH_ERR_INVALID_ARG (not
+ * JSON, a malformed keyword, a schema no value satisfies) or
+ * HEARTH_ERR_UNSUPPORTED (outside the subset), with hearth_last_error()
+ * naming the place as a JSON pointer, e.g. "json_schema: /properties/age:
+ * keyword 'minimum' is not supported". Cheap (no model); a server can call
+ * it to answer 400 before queueing a request. Thread-safe. */
+HEARTH_API hearth_err hearth_json_schema_check(const char *schema);
 
 typedef struct hearth_sampling {
     float temperature;            /* <= 0: greedy */
@@ -187,6 +228,10 @@ typedef struct hearth_sampling {
     float presence_penalty;       /* 0: off */
     uint64_t seed;                /* HEARTH_SEED_RANDOM: a new seed each time */
     hearth_constraint constraint; /* HEARTH_CONSTRAINT_NONE in the defaults */
+    const char *json_schema; /* HEARTH_CONSTRAINT_JSON_SCHEMA: the schema text (NUL-terminated),
+                                compiled by hearth_sampler_new, which fails as
+                                hearth_json_schema_check does; need not outlive that call.
+                                NULL in the defaults */
 } hearth_sampling;
 
 /* llama.cpp's defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05. */

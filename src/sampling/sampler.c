@@ -20,6 +20,7 @@
  * and no all -inf row, can bring it back.
  */
 #include "json_prefix.h"
+#include "json_schema.h"
 
 #include <float.h>
 #include <math.h>
@@ -47,7 +48,8 @@ struct smp_sampler {
     int32_t *window; /* ring of the last penalty_last_n accepted tokens */
     int32_t win_head, win_len;
 
-    smp_jsonc *json;      /* the constraint, NULL when there is none */
+    smp_jsonc *json;      /* JSON mode's constraint, or NULL */
+    smp_schemac *schema;  /* JSON Schema's constraint, or NULL */
     const uint32_t *mask; /* the constraint's allowed tokens for this draw, or NULL */
 };
 
@@ -87,7 +89,8 @@ static hearth_err check_params(const smp_params *p) {
     if (!isfinite(p->frequency_penalty) || !isfinite(p->presence_penalty))
         return hr_fail(HEARTH_ERR_INVALID_ARG,
                        "sampling: frequency and presence penalties must be finite");
-    if (p->constraint != SMP_CONSTRAINT_NONE && p->constraint != SMP_CONSTRAINT_JSON_OBJECT)
+    if (p->constraint != SMP_CONSTRAINT_NONE && p->constraint != SMP_CONSTRAINT_JSON_OBJECT &&
+        p->constraint != SMP_CONSTRAINT_JSON_SCHEMA)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: unknown constraint %d",
                        (int)p->constraint);
     if (p->constraint != SMP_CONSTRAINT_NONE && !p->vocab)
@@ -119,14 +122,21 @@ hearth_err smp_new(int32_t n_vocab, const smp_params *params, smp_sampler **out)
         s->window = hr_calloc((size_t)p.penalty_last_n, sizeof *s->window);
         if (!s->counts || !s->window) goto nomem;
     }
-    if (p.constraint == SMP_CONSTRAINT_JSON_OBJECT) {
+    if (p.constraint != SMP_CONSTRAINT_NONE) {
         if (smp_vocab_n(p.vocab) != n_vocab) {
             smp_free(s);
             return hr_fail(HEARTH_ERR_INVALID_ARG,
                            "sampling: the vocabulary has %d tokens but the logits %d",
                            (int)smp_vocab_n(p.vocab), (int)n_vocab);
         }
-        hearth_err jerr = smp_jsonc_new(p.vocab, &s->json);
+        hearth_err jerr;
+        if (p.constraint == SMP_CONSTRAINT_JSON_OBJECT) {
+            jerr = smp_jsonc_new(p.vocab, &s->json);
+        } else {
+            smp_schema *schema = NULL;
+            jerr = smp_schema_compile(p.json_schema, &schema);
+            if (!jerr) jerr = smp_schemac_new(p.vocab, schema, &s->schema);
+        }
         if (jerr) {
             smp_free(s);
             return jerr;
@@ -150,6 +160,7 @@ void smp_free(smp_sampler *s) {
     free(s->counts);
     free(s->window);
     smp_jsonc_free(s->json);
+    smp_schemac_free(s->schema);
     free(s);
 }
 
@@ -163,6 +174,7 @@ void smp_reset(smp_sampler *s) {
     s->win_len = 0;
     hr_rng_seed(&s->rng, s->seed);
     if (s->json) smp_jsonc_reset(s->json);
+    if (s->schema) smp_schemac_reset(s->schema);
 }
 
 uint64_t smp_seed(const smp_sampler *s) { return s->seed; }
@@ -186,14 +198,20 @@ hearth_err smp_accept(smp_sampler *s, int32_t token) {
 }
 
 hearth_err smp_advance(smp_sampler *s, int32_t token) {
-    if (!s->json) return HEARTH_OK;
-    if (!smp_jsonc_advance(s->json, token))
+    if (s->json && !smp_jsonc_advance(s->json, token))
         return hr_fail(HEARTH_ERR_INVALID_ARG,
                        "sampling: token %d would not keep the output one JSON object", (int)token);
+    if (s->schema && !smp_schemac_advance(s->schema, token))
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "sampling: token %d would not keep the output valid against the JSON "
+                       "schema",
+                       (int)token);
     return HEARTH_OK;
 }
 
-bool smp_constraint_done(const smp_sampler *s) { return s->json && smp_jsonc_done(s->json); }
+bool smp_constraint_done(const smp_sampler *s) {
+    return (s->json && smp_jsonc_done(s->json)) || (s->schema && smp_schemac_done(s->schema));
+}
 
 /* ---- ordering and the heap ----------------------------------------------- */
 
@@ -465,15 +483,18 @@ static void fill_info(const smp_sampler *s, const float *logits, int n_top, smp_
  * it allows nothing, which a vocabulary with byte tokens never causes. */
 static bool begin_draw(smp_sampler *s) {
     s->mask = NULL;
-    if (!s->json) return true;
+    if (!s->json && !s->schema) return true;
     int32_t n_allowed;
-    s->mask = smp_jsonc_mask(s->json, &n_allowed);
+    s->mask =
+        s->json ? smp_jsonc_mask(s->json, &n_allowed) : smp_schemac_mask(s->schema, &n_allowed);
     if (n_allowed > 0) return true;
     hr_fail(HEARTH_ERR_UNSUPPORTED,
-            smp_jsonc_done(s->json)
+            smp_constraint_done(s)
                 ? "sampling: the JSON value is complete but the vocabulary has no "
                   "end-of-generation token"
-                : "sampling: no token of the vocabulary continues the JSON output");
+            : s->json ? "sampling: no token of the vocabulary continues the JSON output"
+                      : "sampling: no token of the vocabulary continues the output the JSON "
+                        "schema allows");
     return false;
 }
 

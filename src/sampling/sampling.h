@@ -12,8 +12,9 @@
  * Every ordering is total: logit descending, then token id ascending, so ties
  * go to the lowest id and results never depend on sort stability.
  *
- * A constraint (JSON mode, json_mask.c) runs before every stage: tokens whose
- * bytes cannot continue the output are not candidates at all.
+ * A constraint (JSON mode, json_mask.c; JSON Schema, json_schema_mask.c) runs
+ * before every stage: tokens whose bytes cannot continue the output are not
+ * candidates at all.
  *
  * Memory: smp_new allocates everything for n_vocab; sampling a token allocates
  * nothing. A sampler is not thread-safe; use one per sequence.
@@ -39,7 +40,9 @@ typedef struct smp_vocab smp_vocab;
 
 typedef enum smp_constraint {
     SMP_CONSTRAINT_NONE = 0,
-    SMP_CONSTRAINT_JSON_OBJECT /* the output is one JSON object, then end of generation */
+    SMP_CONSTRAINT_JSON_OBJECT, /* the output is one JSON object, then end of generation */
+    SMP_CONSTRAINT_JSON_SCHEMA  /* one JSON value valid against smp_params.json_schema
+                                   (json_schema.h), then end of generation */
 } smp_constraint;
 
 typedef struct smp_params {
@@ -55,7 +58,9 @@ typedef struct smp_params {
     float presence_penalty;  /* subtracted once if the token occurs in the window; 0: off */
     uint64_t seed;           /* SMP_SEED_RANDOM: pick one at smp_new */
     smp_constraint constraint;
-    const smp_vocab *vocab; /* required by a constraint; borrowed: must outlive the sampler */
+    const smp_vocab *vocab;  /* required by a constraint; borrowed: must outlive the sampler */
+    const char *json_schema; /* SMP_CONSTRAINT_JSON_SCHEMA: the schema text, compiled by smp_new
+                                (the string need not outlive the call) */
 } smp_params;
 
 /* llama.cpp's defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05,
@@ -128,7 +133,11 @@ typedef struct smp_cand {
 
 int32_t smp_candidates(smp_sampler *s, const float *logits, smp_cand *out, int32_t cap);
 
-/* ---- the vocabulary as bytes (json_mask.c) -------------------------------- */
+/* Compiles a JSON Schema text as SMP_CONSTRAINT_JSON_SCHEMA would, without
+ * keeping it: HEARTH_OK, or the error smp_new would give (message recorded). */
+hearth_err smp_json_schema_check(const char *schema);
+
+/* ---- the vocabulary as bytes (vocab_bytes.c) -------------------------------- */
 
 /* Writes up to cap bytes of token id's text as the output shows it (the
  * detokenizer's piece) to buf and returns its full length; *eog receives

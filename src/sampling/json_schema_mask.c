@@ -1,0 +1,205 @@
+/*
+ * json_schema_mask.c - JSON Schema constrained output over a vocabulary:
+ * which tokens may come next so that the output can still become one value
+ * the schema accepts (the recognizer is json_schema_run.c).
+ *
+ * The mask is computed as JSON mode computes its own (json_mask.c): one
+ * walk over the tokens sorted by their bytes, keeping the recognizer's
+ * state after every prefix of the current token, so a token feeds only the
+ * bytes after the prefix it shares with the one before and a refused
+ * prefix skips every token that shares it. A step costs more than JSON
+ * mode's (the state is the JSON recognizer's plus one stack of frames per
+ * reading, copied as far as it is used), so two shortcuts matter:
+ *
+ *   - inside a string that is free text (an any-value part, or a string
+ *     schema without enum/const) with one reading, "plain" tokens (text
+ *     without quotes, backslashes or control bytes, and complete escapes)
+ *     are allowed as a block, those longer than maxLength allows excepted
+ *     (the table counts their characters); the walk visits the others;
+ *   - masks are cached by state (its used bytes compared whole): between
+ *     the values of an array, or the fields of objects in a list, the same
+ *     states come back.
+ *
+ * End-of-generation tokens are allowed exactly when the output is a
+ * complete value as it stands; once the value is complete, only they are.
+ */
+#include "json_schema.h"
+#include "vocab_bytes.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { SC_CACHE = 16 };
+
+typedef struct sc_entry {
+    smp_sstate *key;
+    bool valid;
+    uint64_t used;
+    int32_t n_allowed;
+    uint32_t *mask; /* [n_words] */
+} sc_entry;
+
+struct smp_schemac {
+    const smp_vocab *v;
+    smp_schema *s;
+    smp_sstate state;
+    smp_sstate *prefix; /* [max_len + 1] */
+    sc_entry cache[SC_CACHE];
+    uint64_t clock;
+};
+
+hearth_err smp_schemac_new(const smp_vocab *v, smp_schema *schema, smp_schemac **out) {
+    smp_schemac *c = hr_calloc(1, sizeof *c);
+    if (!c) {
+        smp_schema_free(schema);
+        return HEARTH_ERR_NOMEM;
+    }
+    c->v = v;
+    c->s = schema;
+    c->prefix = malloc(((size_t)v->max_len + 1) * sizeof *c->prefix);
+    bool ok = c->prefix != NULL;
+    for (int i = 0; i < SC_CACHE && ok; i++) {
+        ok = (c->cache[i].mask = malloc(v->n_words * sizeof(uint32_t))) != NULL &&
+             (c->cache[i].key = malloc(sizeof(smp_sstate))) != NULL;
+    }
+    if (!ok) {
+        smp_schemac_free(c);
+        return hr_fail(HEARTH_ERR_NOMEM, "json_schema: out of memory for the token masks");
+    }
+    smp_schemac_reset(c);
+    *out = c;
+    return HEARTH_OK;
+}
+
+void smp_schemac_free(smp_schemac *c) {
+    if (!c) return;
+    for (int i = 0; i < SC_CACHE; i++) {
+        free(c->cache[i].mask);
+        free(c->cache[i].key);
+    }
+    free(c->prefix);
+    smp_schema_free(c->s);
+    free(c);
+}
+
+/* The cache stays: its masks depend on the state only. */
+void smp_schemac_reset(smp_schemac *c) { smp_sstate_init(&c->state); }
+
+bool smp_schemac_done(const smp_schemac *c) { return smp_sstate_done(&c->state); }
+
+/* The walk of json_mask.c over the recognizer of schemas. */
+static int32_t walk(smp_schemac *c, const walk_order *o, uint32_t *mask) {
+    const smp_vocab *v = c->v;
+    smp_sstate *prefix = c->prefix;
+    smp_sstate_copy(&prefix[0], &c->state);
+    uint32_t bad = 0;
+    int32_t n_allowed = 0;
+    for (int32_t k = 0; k < o->n; k++) {
+        const uint32_t shared = o->shared[k];
+        if (bad && shared >= bad) continue;
+        const int32_t id = o->id[k];
+        const uint8_t *p = v->bytes + v->off[id];
+        const uint32_t len = v->off[id + 1] - v->off[id];
+        bad = 0;
+        uint32_t d = shared;
+        for (; d < len; d++)
+            if (!smp_sstate_step(c->s, &prefix[d + 1], &prefix[d], p[d])) break;
+        if (d < len) {
+            bad = d + 1;
+            continue;
+        }
+        mask[id / 32] |= 1u << (id % 32);
+        n_allowed++;
+    }
+    return n_allowed;
+}
+
+/* Whether the output is inside free string text with one reading, and if
+ * so the characters the string may still take (UINT32_MAX: no bound). */
+static bool free_text(const smp_schemac *c, uint32_t *room) {
+    const smp_sstate *st = &c->state;
+    if (st->n_threads != 1 || st->depth[0] == 0 || !smp_json_in_text(&st->lex)) return false;
+    const sch_frame *top = &st->frames[st->depth[0] - 1];
+    *room = UINT32_MAX;
+    if (top->kind == SCH_FR_ANY) return true;
+    if (top->kind != SCH_FR_STRING) return false;
+    const sch_node *n = &c->s->nodes[top->node];
+    if (n->str_trie != SCH_NONE) return false;
+    if (n->max_len != SCH_NONE) *room = n->max_len - top->count;
+    return true;
+}
+
+/* The plain tokens that fit in `room` characters. */
+static int32_t plain_block(smp_schemac *c, uint32_t room, uint32_t *mask) {
+    const smp_vocab *v = c->v;
+    if (room == UINT32_MAX) {
+        for (uint32_t w = 0; w < v->n_words; w++) mask[w] |= v->plain[w];
+        return v->n_plain;
+    }
+    int32_t n = 0;
+    for (int32_t id = 0; id < v->n_vocab; id++) {
+        if (!smp_bit(v->plain, id)) continue;
+        bool fits = v->plain_chars[id] <= room;
+        if (v->plain_chars[id] == 255 && fits) { /* 255 or more: feed it */
+            smp_sstate_copy(&c->prefix[0], &c->state);
+            fits = smp_sstate_feed(c->s, &c->prefix[0], v->bytes + v->off[id],
+                                   v->off[id + 1] - v->off[id]);
+        }
+        if (!fits) continue;
+        mask[id / 32] |= 1u << (id % 32);
+        n++;
+    }
+    return n;
+}
+
+/* The mask of the current state, not cached. */
+static int32_t compute_mask(smp_schemac *c, uint32_t *mask) {
+    const smp_vocab *v = c->v;
+    const size_t bytes = v->n_words * sizeof *mask;
+    if (smp_sstate_done(&c->state)) {
+        memcpy(mask, v->eog, bytes);
+        return v->n_eog;
+    }
+    int32_t n = 0;
+    if (smp_sstate_can_end(c->s, &c->state)) {
+        memcpy(mask, v->eog, bytes);
+        n = v->n_eog;
+    } else {
+        memset(mask, 0, bytes);
+    }
+    uint32_t room;
+    if (free_text(c, &room)) return n + plain_block(c, room, mask) + walk(c, &v->other, mask);
+    return n + walk(c, &v->all, mask);
+}
+
+const uint32_t *smp_schemac_mask(smp_schemac *c, int32_t *n_allowed) {
+    c->clock++;
+    const size_t size = smp_sstate_size(&c->state);
+    sc_entry *e = NULL, *oldest = &c->cache[0];
+    for (int i = 0; i < SC_CACHE; i++) {
+        sc_entry *x = &c->cache[i];
+        if (x->valid && smp_sstate_size(x->key) == size && !memcmp(x->key, &c->state, size)) {
+            e = x;
+            break;
+        }
+        if (!x->valid || (oldest->valid && x->used < oldest->used)) oldest = x;
+    }
+    if (!e) {
+        e = oldest;
+        smp_sstate_copy(e->key, &c->state);
+        e->valid = true;
+        e->n_allowed = compute_mask(c, e->mask);
+    }
+    e->used = c->clock;
+    *n_allowed = e->n_allowed;
+    return e->mask;
+}
+
+bool smp_schemac_advance(smp_schemac *c, int32_t id) {
+    const smp_vocab *v = c->v;
+    if (id < 0 || id >= v->n_vocab) return false;
+    if (smp_bit(v->eog, id)) return smp_sstate_can_end(c->s, &c->state);
+    const uint32_t len = v->off[id + 1] - v->off[id];
+    if (smp_sstate_done(&c->state) || len == 0) return false;
+    return smp_sstate_feed(c->s, &c->state, v->bytes + v->off[id], len);
+}
