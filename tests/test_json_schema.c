@@ -686,6 +686,19 @@ static void generations(hearth_model *m) {
     smp_vocab_free(v);
 }
 
+typedef struct gen_text {
+    char p[16384];
+    size_t n;
+} gen_text;
+
+static bool collect(const hearth_token_event *ev, void *user) {
+    gen_text *t = user;
+    REQUIRE(t->n + ev->len < sizeof t->p);
+    memcpy(t->p + t->n, ev->text, ev->len);
+    t->n += ev->len;
+    return true;
+}
+
 /* Through the public API: hearth_sampler_new compiles the schema (and
  * refuses a bad one naming it) and hearth_generate stops at the value's
  * end. Needs the engine to pass HEARTH_CONSTRAINT_JSON_SCHEMA through. */
@@ -705,21 +718,41 @@ static void public_api(hearth_model *m) {
     CHECKF(strstr(hearth_last_error(), "/properties/age: keyword 'minimum' is not supported"), "%s",
            hearth_last_error());
     char schema[4096];
-    snprintf(schema, sizeof schema, "%s", person);
     smp.json_schema = schema;
-    REQUIRE(hearth_sampler_new(m, &smp, &a) == HEARTH_OK);
-    memset(schema, 0, sizeof schema); /* compiled: the text is no longer needed */
     hearth_session *s = NULL;
     REQUIRE(hearth_session_new(m, NULL, &s) == HEARTH_OK);
     int32_t ids[16];
     size_t n = 0;
     REQUIRE(hearth_tokenize(m, "JSON:", 5, true, false, ids, 16, &n) == HEARTH_OK);
-    hearth_gen_params gp = {.max_tokens = 300};
-    hearth_gen_result r;
-    REQUIRE(hearth_generate(s, a, ids, (int)n, &gp, NULL, NULL, &r) == HEARTH_OK);
-    CHECK(r.finish == HEARTH_FINISH_STOP);
+    int n_stop = 0;
+    for (uint64_t seed = 1; seed <= 6; seed++) {
+        snprintf(schema, sizeof schema, "%s", person);
+        smp.temperature = seed == 1 ? 0.0f : 1.0f;
+        smp.seed = seed;
+        REQUIRE(hearth_sampler_new(m, &smp, &a) == HEARTH_OK);
+        memset(schema, 0, sizeof schema); /* compiled: the text is no longer needed */
+        hearth_gen_params gp = {.max_tokens = 300};
+        hearth_gen_result r;
+        gen_text t = {0};
+        REQUIRE(hearth_generate(s, a, ids, (int)n, &gp, collect, &t, &r) == HEARTH_OK);
+        smp_schema *sch = compile_ok(person);
+        smp_sstate st;
+        if (r.finish == HEARTH_FINISH_STOP) {
+            n_stop++;
+            CHECKF(jv_check(person, t.p, t.n), "seed %d: '%.*s' is not valid", (int)seed, (int)t.n,
+                   t.p);
+        } else {
+            CHECK(r.finish == HEARTH_FINISH_LENGTH);
+            CHECKF(sch && accepted(sch, t.p, t.n, &st) == t.n, "not a valid prefix: %.*s", (int)t.n,
+                   t.p);
+        }
+        smp_schema_free(sch);
+        hearth_session_truncate(s, 0);
+        hearth_sampler_free(a);
+    }
+    printf("public API: %d of 6 generations ended with a valid value\n", n_stop);
+    CHECK(n_stop >= 2);
     hearth_session_free(s);
-    hearth_sampler_free(a);
 }
 
 int main(void) {

@@ -28,7 +28,11 @@ static const char run_usage[] =
     "  --kv-type f32|f16   KV cache element type (default f32)\n"
     "  --no-parse-special  treat text like <|eot_id|> in the prompt as plain text\n"
     "  --json              JSON mode: only tokens that keep the output one JSON object;\n"
-    "                      it ends when the object is complete\n";
+    "                      it ends when the object is complete\n"
+    "  --json-schema FILE  structured output: only tokens that keep the output one JSON\n"
+    "                      value valid against the JSON Schema in FILE ('-': stdin); it\n"
+    "                      ends when the value is complete. Supported keywords and the\n"
+    "                      output's rules: docs/structured-output.md\n";
 
 enum { RUN_MAX_STOPS = 16, RUN_MAX_PROMPT = 64 << 20 };
 
@@ -66,7 +70,7 @@ static bool print_token(const hearth_token_event *ev, void *user) {
 }
 
 typedef struct run_opts {
-    const char *model, *prompt, *prompt_file;
+    const char *model, *prompt, *prompt_file, *schema_file;
     hearth_model_params mp;
     hearth_session_params sp;
     hearth_sampling smp;
@@ -126,6 +130,8 @@ static int parse_run(int argc, char **argv, run_opts *o) {
             o->sp.n_ctx = atoi(v);
         else if (!strcmp(a, "--kv-type") && (!strcmp(v, "f32") || !strcmp(v, "f16")))
             o->sp.kv_type = !strcmp(v, "f16") ? HEARTH_KV_F16 : HEARTH_KV_F32;
+        else if (!strcmp(a, "--json-schema"))
+            o->schema_file = v;
         else if (!strcmp(a, "--stop") && o->gen.n_stop < RUN_MAX_STOPS)
             o->stops[o->gen.n_stop++] = v;
         else {
@@ -152,6 +158,31 @@ static char *load_prompt(const run_opts *o, size_t *len) {
     }
     char *text = read_stream(f, len);
     if (f != stdin) fclose(f);
+    return text;
+}
+
+/* --json-schema: the schema text, checked before the model is loaded so a
+ * bad schema fails at once with the library's message. NULL on failure
+ * (reported). */
+static char *load_schema(const char *path) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) {
+        fprintf(stderr, "hearth run: cannot open '%s': %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t len = 0;
+    char *text = read_stream(f, &len);
+    if (f != stdin) fclose(f);
+    if (text && strlen(text) != len) {
+        fprintf(stderr, "hearth run: '%s' contains a NUL byte\n", path);
+        free(text);
+        return NULL;
+    }
+    if (text && hearth_json_schema_check(text)) {
+        fprintf(stderr, "hearth run: --json-schema '%s': %s\n", path, hearth_last_error());
+        free(text);
+        return NULL;
+    }
     return text;
 }
 
@@ -216,9 +247,18 @@ int cmd_run(int argc, char **argv) {
     o.gen.stop = o.stops;
     int rc = parse_run(argc, argv, &o);
     if (rc >= 0) return rc;
+    char *schema = NULL;
+    if (o.schema_file) {
+        if (!(schema = load_schema(o.schema_file))) return 1;
+        o.smp.constraint = HEARTH_CONSTRAINT_JSON_SCHEMA;
+        o.smp.json_schema = schema;
+    }
     size_t len = 0;
     char *text = load_prompt(&o, &len);
-    if (!text) return 1;
+    if (!text) {
+        free(schema);
+        return 1;
+    }
     hearth_model *m = NULL;
     if (hearth_model_load(o.model, &o.mp, &m))
         rc = cli_fail("run", "loading the model");
@@ -226,5 +266,6 @@ int cmd_run(int argc, char **argv) {
         rc = generate(m, &o, text, len);
     hearth_model_free(m);
     free(text);
+    free(schema);
     return rc;
 }
