@@ -517,7 +517,8 @@ static void test_tools(void) {
             REQUIRE(gw_remote_new(&t, &r) == HEARTH_OK);
             sink sk = {0};
             gw_cloud_result res;
-            REQUIRE(gw_cloud_chat_tools(r, &q, &tt, collect, &sk, &res) == HEARTH_OK);
+            q.tools = &tt;
+            REQUIRE(gw_cloud_chat(r, &q, collect, &sk, &res) == HEARTH_OK);
             gw_remote_free(r);
             CHECKF(res.status == GW_CLOUD_OK, "tools %d/%d: %s", k, stream, res.error);
             char want[256];
@@ -595,7 +596,8 @@ static void test_tools(void) {
     REQUIRE(gw_remote_new(&t, &r) == HEARTH_OK);
     gw_chat q = chat_of(msgs, 4, false);
     gw_cloud_result res;
-    CHECK(gw_cloud_chat_tools(r, &q, &tt, NULL, NULL, &res) == HEARTH_ERR_INVALID_ARG);
+    q.tools = &tt;
+    CHECK(gw_cloud_chat(r, &q, NULL, NULL, &res) == HEARTH_ERR_INVALID_ARG);
     gw_remote_free(r);
 }
 

@@ -182,6 +182,35 @@ int main(void) {
            "none: %.300s", r.body);
     free(r.body);
     free(b);
+    /* what reaches the tiers: the tools, the history's call (its arguments
+     * redacted like any text) and the result, in each tier's own shape */
+    static const char history[] =
+        ",\"messages\":[{\"role\":\"user\",\"content\":\"Weather for me?\"},{\"role\":"
+        "\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"call_7\",\"type\":"
+        "\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":"
+        "\\\"Paris\\\",\\\"mail\\\":\\\"jane.doe@example.com\\\"}\"}}]},{\"role\":\"tool\","
+        "\"tool_call_id\":\"call_7\",\"content\":\"18 C\"}]}";
+    for (int k = 0; k < 2; k++) {
+        fake_cloud_reset(&fc);
+        char hb[4096];
+        snprintf(hb, sizeof hb, "{\"model\":\"%s\",\"stream\":false,\"max_tokens\":16,%s%s",
+                 tiers[k], tools, history);
+        r = test_http(&sv, "POST", "/v1/chat/completions", hb, NULL);
+        CHECKF(r.status == 200, "history %s: %d %.300s", tiers[k], r.status, r.body);
+        free(r.body);
+        const char *sent = fc.n_bodies == 1 ? fc.bodies[0] : "";
+        CHECKF(strstr(sent, "get_weather") && strstr(sent, "Paris") && strstr(sent, "<EMAIL_1>") &&
+                   !strstr(sent, "jane.doe"),
+               "history %s sent: %.600s", tiers[k], sent);
+        if (k == 0)
+            CHECKF(strstr(sent, "\"tools\":[") && strstr(sent, "\"tool_call_id\":\"call_7\"") &&
+                       strstr(sent, "\"role\":\"tool\"") && strstr(sent, "\"tool_calls\":["),
+                   "openai body: %.600s", sent);
+        else
+            CHECKF(strstr(sent, "\"input_schema\"") && strstr(sent, "\"tool_use\"") &&
+                       strstr(sent, "\"tool_result\"") && strstr(sent, "call_7"),
+                   "anthropic body: %.600s", sent);
+    }
     /* the local model: a history with a call and its result (tools not
      * offered: the "# Tools" block alone outgrows the synthetic model's
      * 256-token context) */

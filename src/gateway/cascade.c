@@ -99,12 +99,14 @@ struct gw_call {
     int64_t t0;
     bool finished;
     gw_buf prompt;   /* every message's content, joined by newlines */
-    gw_span **scans; /* per message */
+    gw_span **scans; /* per part (part_text) */
     size_t *n_scans;
     char blocked[96]; /* entity types whose action is block */
     gw_redaction *red;
-    char **redacted; /* per message, made on the first remote call */
+    char **redacted; /* per part, made on the first remote call */
     gw_message *red_msgs;
+    gw_msg_tools *red_tools; /* the messages' tool calls, redacted too */
+    gw_chat_tools red_chat_tools;
     bool started; /* on_start ran */
     gw_restorer rs;
     gw_buf restored; /* scratch for one piece */
@@ -144,24 +146,40 @@ static bool from_remote(const char *text, size_t len, void *user) {
     return to_client(j->restored.data ? j->restored.data : "", j->restored.len, j);
 }
 
+/* What the privacy guard reads of a chat: part k < n_messages is message
+ * k's content, part n_messages + k its tool calls' JSON (arguments carry
+ * user data as much as the text does; "" when none). The tool definitions
+ * are the application's, not the user's, and are sent as they are. */
+static int n_parts(const gw_chat *q) { return 2 * q->n_messages; }
+
+static const char *part_text(const gw_chat *q, int k) {
+    if (k < q->n_messages) return q->messages[k].content;
+    const gw_msg_tools *m = q->tools && q->tools->msgs ? &q->tools->msgs[k - q->n_messages] : NULL;
+    return m && m->tool_calls ? m->tool_calls : "";
+}
+
 static hearth_err scan(job *j) {
     const gw_chat *q = j->rq->chat;
-    j->scans = calloc((size_t)q->n_messages + 1, sizeof *j->scans);
-    j->n_scans = calloc((size_t)q->n_messages + 1, sizeof *j->n_scans);
+    const int n = n_parts(q);
+    j->scans = calloc((size_t)n + 1, sizeof *j->scans);
+    j->n_scans = calloc((size_t)n + 1, sizeof *j->n_scans);
     if (!j->scans || !j->n_scans) return hr_fail(HEARTH_ERR_NOMEM, "gateway: out of memory");
     bool seen[GW_N_ENT] = {false};
-    for (int i = 0; i < q->n_messages; i++) {
-        const char *c = q->messages[i].content;
-        hearth_err err = gw_buf_puts(&j->prompt, c);
-        if (!err && i + 1 < q->n_messages) err = gw_buf_put(&j->prompt, "\n", 1);
+    for (int i = 0; i < n; i++) {
+        const char *c = part_text(q, i);
+        hearth_err err = HEARTH_OK;
+        if (i < q->n_messages) { /* the ledger's prompt: the messages' text */
+            err = gw_buf_puts(&j->prompt, c);
+            if (!err && i + 1 < q->n_messages) err = gw_buf_put(&j->prompt, "\n", 1);
+        }
         if (!err) err = gw_pii_scan(j->g->pii, c, strlen(c), &j->scans[i], &j->n_scans[i]);
         if (err) return err;
         for (size_t k = 0; k < j->n_scans[i]; k++) {
             const gw_entity t = j->scans[i][k].type;
             if (j->g->cfg.pii[t] != GW_PII_BLOCK || seen[t]) continue;
             seen[t] = true;
-            const size_t n = strlen(j->blocked);
-            snprintf(j->blocked + n, sizeof j->blocked - n, "%s%s", n ? "," : "",
+            const size_t used = strlen(j->blocked);
+            snprintf(j->blocked + used, sizeof j->blocked - used, "%s%s", used ? "," : "",
                      gw_entity_name(t));
         }
     }
@@ -173,18 +191,29 @@ static hearth_err scan(job *j) {
 static hearth_err redact(job *j) {
     if (j->red_msgs) return HEARTH_OK;
     const gw_chat *q = j->rq->chat;
+    const int n = n_parts(q);
     j->red = gw_redaction_new();
-    j->redacted = calloc((size_t)q->n_messages + 1, sizeof *j->redacted);
+    j->redacted = calloc((size_t)n + 1, sizeof *j->redacted);
     j->red_msgs = calloc((size_t)q->n_messages + 1, sizeof *j->red_msgs);
-    if (!j->red || !j->redacted || !j->red_msgs)
+    j->red_tools = calloc((size_t)q->n_messages + 1, sizeof *j->red_tools);
+    if (!j->red || !j->redacted || !j->red_msgs || !j->red_tools)
         return hr_fail(HEARTH_ERR_NOMEM, "gateway: out of memory");
-    for (int i = 0; i < q->n_messages; i++) {
-        const char *c = q->messages[i].content;
+    for (int i = 0; i < n; i++) {
+        const char *c = part_text(q, i);
         size_t len;
         const hearth_err err = gw_redact(j->red, c, strlen(c), j->scans[i], j->n_scans[i],
                                          j->g->cfg.pii, &j->redacted[i], &len);
         if (err) return err;
+    }
+    for (int i = 0; i < q->n_messages; i++) {
         j->red_msgs[i] = (gw_message){q->messages[i].role, j->redacted[i]};
+        if (!q->tools || !q->tools->msgs) continue;
+        j->red_tools[i] = q->tools->msgs[i];
+        if (j->red_tools[i].tool_calls) j->red_tools[i].tool_calls = j->redacted[q->n_messages + i];
+    }
+    if (q->tools) {
+        j->red_chat_tools = *q->tools;
+        j->red_chat_tools.msgs = q->tools->msgs ? j->red_tools : NULL;
     }
     return HEARTH_OK;
 }
@@ -217,6 +246,7 @@ static remote_outcome try_remote(job *j, int tier, char *why, size_t cap) {
     const gw_chat *q = j->rq->chat;
     gw_chat rc = *q;
     rc.messages = j->red_msgs;
+    if (q->tools) rc.tools = &j->red_chat_tools;
     rc.stream = j->rq->cb != NULL;
     gw_restorer_init(&j->rs, j->red);
     snprintf(j->out->tier, sizeof j->out->tier, "%s", t->name);
@@ -412,7 +442,7 @@ static void ledger_row(job *j, const gw_response *o, int64_t latency_ms) {
 
 void gw_call_free(gw_call *j) {
     if (!j) return;
-    const int n = j->rq->chat->n_messages;
+    const int n = n_parts(j->rq->chat);
     for (int i = 0; i < n; i++) {
         if (j->scans) free(j->scans[i]);
         if (j->redacted) free(j->redacted[i]);
@@ -421,6 +451,7 @@ void gw_call_free(gw_call *j) {
     free(j->n_scans);
     free(j->redacted);
     free(j->red_msgs);
+    free(j->red_tools);
     gw_redaction_free(j->red);
     gw_buf_free(&j->prompt);
     gw_buf_free(&j->restored);

@@ -724,12 +724,8 @@ static size_t prompt_bytes(const gw_chat *q) {
 
 hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *user,
                          gw_cloud_result *out) {
-    return gw_cloud_chat_tools(r, req, NULL, cb, user, out);
-}
-
-hearth_err gw_cloud_chat_tools(gw_remote *r, const gw_chat *req, const gw_chat_tools *tools,
-                               gw_text_cb cb, void *user, gw_cloud_result *out) {
     const gw_tier *t = &r->tier;
+    const gw_chat_tools *tools = req->tools;
     gw_cloud_result res;
     memset(&res, 0, sizeof res);
     const int64_t t0 = mono_ms();

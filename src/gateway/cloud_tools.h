@@ -11,9 +11,7 @@
  * so they travel through the cascade (redaction restore, streaming, the
  * bridge job) as the local model's calls do.
  *
- * gw_chat (gateway.h) does not carry tools yet; gw_cloud_chat_tools takes
- * them beside it. The change that threads them through gw_chat, cascade.c
- * and api_gateway.c is described in docs/gateway.md ("Tools").
+ * The tools ride in gw_chat.tools (gateway.h).
  */
 #ifndef HEARTH_CLOUD_TOOLS_H
 #define HEARTH_CLOUD_TOOLS_H
@@ -21,23 +19,6 @@
 #include "gateway.h"
 
 struct cJSON;
-
-typedef struct gw_msg_tools {
-    const char *tool_calls;   /* assistant: OpenAI's tool_calls array as JSON (NULL: none) */
-    const char *tool_call_id; /* role "tool": the call answered (NULL: none) */
-} gw_msg_tools;
-
-typedef struct gw_chat_tools {
-    const char *tools;        /* OpenAI's "tools" array as JSON (NULL: none) */
-    const char *tool_choice;  /* "none", "auto", "required" or a function's name (NULL: not sent) */
-    bool named_choice;        /* tool_choice names a function */
-    int parallel_tool_calls;  /* -1: not sent; 0 or 1 */
-    const gw_msg_tools *msgs; /* one per message of the gw_chat, or NULL */
-} gw_chat_tools;
-
-/* gw_cloud_chat with the request's tools (t may be NULL: none). */
-hearth_err gw_cloud_chat_tools(gw_remote *r, const gw_chat *req, const gw_chat_tools *t,
-                               gw_text_cb cb, void *user, gw_cloud_result *out);
 
 /* ---- request bodies (cloud_tools.c) ---------------------------------------- */
 

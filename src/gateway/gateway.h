@@ -365,6 +365,21 @@ typedef struct gw_message {
     const char *content; /* NUL-terminated UTF-8 */
 } gw_message;
 
+/* Tool calling (OpenAI's function calling) on a chat: JSON texts as the
+ * client sent them (cloud_tools.c passes them through or translates them). */
+typedef struct gw_msg_tools {
+    const char *tool_calls;   /* assistant: OpenAI's tool_calls array as JSON (NULL: none) */
+    const char *tool_call_id; /* role "tool": the call answered (NULL: none) */
+} gw_msg_tools;
+
+typedef struct gw_chat_tools {
+    const char *tools;        /* OpenAI's "tools" array as JSON (NULL: none) */
+    const char *tool_choice;  /* "none", "auto", "required" or a function's name (NULL: not sent) */
+    bool named_choice;        /* tool_choice names a function */
+    int parallel_tool_calls;  /* -1: not sent; 0 or 1 */
+    const gw_msg_tools *msgs; /* one per message of the gw_chat, or NULL */
+} gw_chat_tools;
+
 /* A chat request in the gateway's terms; the client builds the tier's body. */
 typedef struct gw_chat {
     const gw_message *messages;
@@ -374,10 +389,11 @@ typedef struct gw_chat {
     double top_p;            /* NAN: not sent */
     const char *const *stop; /* stop strings; may be NULL */
     int n_stop;
-    bool json_object;          /* JSON mode: OpenAI's response_format json_object (Anthropic
-                                  has none: not sent there) */
-    bool stream;               /* ask for SSE and hand text over as it comes */
-    const atomic_bool *cancel; /* when set (may be NULL): stop as soon as possible */
+    bool json_object;           /* JSON mode: OpenAI's response_format json_object (Anthropic
+                                   has none: not sent there) */
+    bool stream;                /* ask for SSE and hand text over as it comes */
+    const gw_chat_tools *tools; /* NULL: none; its msgs[] is one per message */
+    const atomic_bool *cancel;  /* when set (may be NULL): stop as soon as possible */
 } gw_chat;
 
 /* Receives answer text as it arrives (the whole text once when not

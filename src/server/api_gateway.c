@@ -51,9 +51,12 @@ struct srv_gwreq {
     srv_request req; /* the request, owned */
     int32_t *ids;    /* the prompt's tokens, owned */
     int n_ids;
-    srv_gen gen;       /* kind, req, ids and echo for api_gen.c / sse.c */
-    gw_message *msgs;  /* point into req (or prompt_text) */
-    char *prompt_text; /* a token-id completion's prompt as text, owned */
+    srv_gen gen;             /* kind, req, ids and echo for api_gen.c / sse.c */
+    gw_message *msgs;        /* point into req (or prompt_text) */
+    gw_chat_tools tools;     /* chat.tools when the chat has any */
+    gw_msg_tools *msg_tools; /* per message; tool_call_id points into req */
+    char **calls_json;       /* per message: its tool_calls as OpenAI's JSON, owned */
+    char *prompt_text;       /* a token-id completion's prompt as text, owned */
     gw_chat chat;
     gw_request greq;
     gw_call *call;
@@ -178,6 +181,9 @@ static void release(srv_gwreq *q) {
     srv_request_free(&q->req);
     free(q->ids);
     free(q->msgs);
+    for (int i = 0; q->calls_json && i < q->req.n_messages; i++) cJSON_free(q->calls_json[i]);
+    free(q->calls_json);
+    free(q->msg_tools);
     free(q->prompt_text);
     pthread_cond_destroy(&q->cv);
     pthread_mutex_destroy(&q->mu);
@@ -185,7 +191,59 @@ static void release(srv_gwreq *q) {
 }
 
 static const char *role_name(tok_chat_role r) {
-    return r == TOK_CHAT_SYSTEM ? "system" : r == TOK_CHAT_ASSISTANT ? "assistant" : "user";
+    return r == TOK_CHAT_SYSTEM      ? "system"
+           : r == TOK_CHAT_ASSISTANT ? "assistant"
+           : r == TOK_CHAT_TOOL      ? "tool"
+                                     : "user";
+}
+
+/* An assistant message's calls as OpenAI's tool_calls array (arguments a
+ * JSON string), for a remote tier; NULL when out of memory. */
+static char *calls_json(const srv_message *m) {
+    cJSON *a = cJSON_CreateArray();
+    bool ok = a != NULL;
+    for (int c = 0; ok && c < m->n_tool_calls; c++) {
+        cJSON *call = cJSON_CreateObject();
+        ok = call && cJSON_AddItemToArray(a, call);
+        cJSON *fn = ok ? cJSON_AddObjectToObject(call, "function") : NULL;
+        ok = fn && cJSON_AddStringToObject(call, "id", m->tool_calls[c].id) &&
+             cJSON_AddStringToObject(call, "type", "function") &&
+             cJSON_AddStringToObject(fn, "name", m->tool_calls[c].name) &&
+             cJSON_AddStringToObject(fn, "arguments", m->tool_calls[c].arguments);
+    }
+    char *text = ok ? cJSON_PrintUnformatted(a) : NULL;
+    cJSON_Delete(a);
+    return text;
+}
+
+/* The chat's tools, calls and results for the remote tiers (chat.tools). */
+static bool gateway_tools_init(srv_gwreq *q) {
+    const srv_request *r = &q->req;
+    bool any = r->tools != NULL;
+    for (int i = 0; i < r->n_messages; i++)
+        any |= r->messages[i].n_tool_calls > 0 || r->messages[i].tool_call_id;
+    if (!any) return true;
+    q->msg_tools = calloc((size_t)r->n_messages, sizeof *q->msg_tools);
+    q->calls_json = calloc((size_t)r->n_messages, sizeof *q->calls_json);
+    if (!q->msg_tools || !q->calls_json) return false;
+    for (int i = 0; i < r->n_messages; i++) {
+        const srv_message *m = &r->messages[i];
+        if (m->n_tool_calls && !(q->calls_json[i] = calls_json(m))) return false;
+        q->msg_tools[i] = (gw_msg_tools){q->calls_json[i], m->tool_call_id};
+    }
+    static const char *const choice[] = {[SRV_TOOL_AUTO] = NULL,
+                                         [SRV_TOOL_NONE] = "none",
+                                         [SRV_TOOL_REQUIRED] = "required",
+                                         [SRV_TOOL_NAMED] = NULL};
+    q->tools =
+        (gw_chat_tools){.tools = r->tools,
+                        .tool_choice = r->tool_choice == SRV_TOOL_NAMED ? r->tool_choice_name
+                                                                        : choice[r->tool_choice],
+                        .named_choice = r->tool_choice == SRV_TOOL_NAMED,
+                        .parallel_tool_calls = r->parallel_tool_calls,
+                        .msgs = q->msg_tools};
+    q->chat.tools = &q->tools;
+    return true;
 }
 
 /* What the client set explicitly (the parsed request holds defaults). */
@@ -524,6 +582,7 @@ static bool gateway_chat_init(srv_gwreq *q, const srv_exchange *x) {
                         .json_object = r->sampling.constraint == HEARTH_CONSTRAINT_JSON_OBJECT,
                         .stream = r->stream,
                         .cancel = &q->bridge->cancel};
+    if (r->kind == SRV_CHAT && !gateway_tools_init(q)) return false;
     q->greq = (gw_request){.chat = &q->chat,
                            .model = r->model,
                            .tier_header = x->tier_header[0] ? x->tier_header : NULL,
