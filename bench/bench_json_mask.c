@@ -4,12 +4,16 @@
  * ggml-vocab-qwen2.gguf): building the token table (once per sampler), a
  * mask computed from scratch in states of every kind (the cache missed), a
  * mask found in the cache, and a whole draw (mask + sampler chain) beside
- * the same draw without the constraint.
+ * the same draw without the constraint. Then the same for a JSON Schema
+ * (src/sampling/json_schema_mask.c): masks from scratch and cached in states
+ * of every kind, and the mean cost per token over a whole document fed
+ * token by token (the cache as generation uses it).
  *
  *   bench_json_mask VOCAB.gguf [repeats]
  */
 #include "model/gguf.h"
 #include "sampling/json_prefix.h"
+#include "sampling/json_schema.h"
 #include "tokenizer/tokenizer.h"
 
 #include <stdio.h>
@@ -46,6 +50,121 @@ static const struct {
     {"in \\u", "{\"s\": \"\\u00"},
     {"in a literal", "{\"b\": fal"},
 };
+
+/* ---- JSON Schema ------------------------------------------------------------ */
+
+static const char *const schema =
+    "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":40},"
+    "\"age\":{\"type\":\"integer\"},\"city\":{\"enum\":[\"Paris\",\"Berlin\",\"Tokyo\"]},"
+    "\"bio\":{\"type\":\"string\"},"
+    "\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"maxItems\":3},"
+    "\"pet\":{\"anyOf\":[{\"type\":\"null\"},{\"type\":\"object\",\"properties\":{\"kind\":"
+    "{\"const\":\"cat\"},\"lives\":{\"type\":\"integer\"}},\"required\":[\"kind\"]}]},"
+    "\"extra\":{}},"
+    "\"required\":[\"name\",\"age\",\"city\"],\"additionalProperties\":false}";
+
+static const struct {
+    const char *name, *text;
+} schema_states[] = {
+    {"start", ""},
+    {"after {", "{"},
+    {"in a key", "{\"na"},
+    {"after a key", "{\"name\""},
+    {"after :", "{\"name\":"},
+    {"in maxLength str", "{\"name\": \"Ada Lovel"},
+    {"in a free string", "{\"name\": \"A\", \"age\": 3, \"city\": \"Paris\", \"bio\": \"She w"},
+    {"in an integer", "{\"name\": \"A\", \"age\": 3"},
+    {"in an enum", "{\"name\": \"A\", \"age\": 3, \"city\": \"Be"},
+    {"after a value", "{\"name\": \"A\", \"age\": 3, \"city\": \"Paris\""},
+    {"array of str", "{\"name\": \"A\", \"age\": 3, \"city\": \"Paris\", \"tags\": [\"x\", "},
+    {"anyOf start", "{\"name\": \"A\", \"age\": 3, \"city\": \"Paris\", \"pet\": "},
+    {"any value", "{\"name\": \"A\", \"age\": 3, \"city\": \"Paris\", \"extra\": [{\"k\": "},
+};
+
+static const char *const schema_doc =
+    "{\"name\": \"H\xc3\xa9l\xc3\xa8ne \\\"the cat\\\" Dupont\", \"age\": 42, \"city\": "
+    "\"Tokyo\", \"bio\": \"Born in Lyon in 1970, she studied mathematics and later taught "
+    "at the university for twenty years.\", \"tags\": [\"a b\", \"\\u00e9t\xc3\xa9\"], "
+    "\"pet\": {\"kind\": \"cat\", \"lives\": 9}, \"extra\": {\"k\": [1, 2.5, null]}}";
+
+/* Reaches text token by token in a fresh constraint (empty cache). */
+static smp_schemac *schema_at(const tok_vocab *tv, const smp_vocab *v, const char *text) {
+    smp_schema *s = NULL;
+    smp_schemac *c = NULL;
+    if (smp_schema_compile(schema, &s) || smp_schemac_new(v, s, &c)) return NULL;
+    int32_t ids[256];
+    size_t n_ids = 0;
+    if (tok_encode(tv, text, strlen(text), false, false, ids, 256, &n_ids)) return NULL;
+    for (size_t k = 0; k < n_ids; k++)
+        if (!smp_schemac_advance(c, ids[k])) {
+            fprintf(stderr, "'%s': token %d refused\n", text, (int)ids[k]);
+            smp_schemac_free(c);
+            return NULL;
+        }
+    return c;
+}
+
+static int schema_bench(const tok_vocab *tv, const smp_vocab *v, int reps) {
+    printf("\njson schema (%zu bytes):\n%-18s %8s %12s %12s\n", strlen(schema), "state", "allowed",
+           "walk ms", "cached ms");
+    double worst = 0;
+    for (size_t i = 0; i < sizeof schema_states / sizeof *schema_states; i++) {
+        double best = 1e30, cached = 1e30;
+        int32_t n_allowed = 0;
+        for (int r = 0; r < reps; r++) {
+            smp_schemac *c = schema_at(tv, v, schema_states[i].text);
+            if (!c) return 1;
+            double t0 = now_ms();
+            smp_schemac_mask(c, &n_allowed);
+            double ms = now_ms() - t0;
+            best = ms < best ? ms : best;
+            t0 = now_ms();
+            smp_schemac_mask(c, &n_allowed);
+            ms = now_ms() - t0;
+            cached = ms < cached ? ms : cached;
+            smp_schemac_free(c);
+        }
+        worst = best > worst ? best : worst;
+        printf("%-18s %8d %12.3f %12.4f\n", schema_states[i].name, (int)n_allowed, best, cached);
+    }
+    /* A whole document token by token, the cache kept: what generation pays. */
+    int32_t ids[512];
+    size_t n_ids = 0;
+    if (tok_encode(tv, schema_doc, strlen(schema_doc), false, false, ids, 512, &n_ids)) return 1;
+    double best_total = 1e30, best_max = 1e30;
+    for (int r = 0; r < reps; r++) {
+        smp_schemac *c = schema_at(tv, v, "");
+        if (!c) return 1;
+        double total = 0, mx = 0;
+        for (size_t k = 0; k <= n_ids; k++) {
+            int32_t n_allowed;
+            const double t0 = now_ms();
+            smp_schemac_mask(c, &n_allowed);
+            const double ms = now_ms() - t0;
+            total += ms;
+            mx = ms > mx ? ms : mx;
+            if (k < n_ids && !smp_schemac_advance(c, ids[k])) return 1;
+        }
+        if (!smp_schemac_done(c)) return 1;
+        best_total = total < best_total ? total : best_total;
+        best_max = mx < best_max ? mx : best_max;
+        smp_schemac_free(c);
+    }
+    printf("document of %zu tokens, masks token by token (cache kept): %.3f ms per token "
+           "(worst %.3f ms), compile + masks %.1f ms in all\n",
+           n_ids, best_total / (double)(n_ids + 1), best_max, best_total);
+    double best_compile = 1e30;
+    for (int r = 0; r < reps; r++) {
+        const double t0 = now_ms();
+        smp_schema *s = NULL;
+        if (smp_schema_compile(schema, &s)) return 1;
+        smp_schema_free(s);
+        const double ms = now_ms() - t0;
+        best_compile = ms < best_compile ? ms : best_compile;
+    }
+    printf("schema compile: %.3f ms; worst state from scratch: %.3f ms\n", best_compile, worst);
+    return 0;
+}
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -135,7 +254,8 @@ int main(int argc, char **argv) {
         smp_free(s);
     }
     free(logits);
+    const int rc = schema_bench(tv, v, reps);
     smp_vocab_free(v);
     tok_vocab_free(tv);
-    return 0;
+    return rc;
 }

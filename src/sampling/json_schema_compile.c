@@ -546,7 +546,7 @@ static int32_t compile_const(cctx *c, const cJSON *v) {
         s->nodes[r].item_first = s->n_items;
         s->nodes[r].n_prefix = (uint32_t)n;
         s->nodes[r].min_items = s->nodes[r].max_items = (uint32_t)n;
-        memcpy(s->items + s->n_items, sub, (size_t)n * sizeof *sub);
+        if (n) memcpy(s->items + s->n_items, sub, (size_t)n * sizeof *sub);
         s->n_items += (uint32_t)n;
     } else if (!set_props(c, r, names, props, (uint32_t)n)) {
         r = -1;
@@ -604,7 +604,7 @@ static bool set_props(cctx *c, int32_t id, const char *const *names, const sch_p
         return false;
     }
     const uint32_t first = s->n_props;
-    memcpy(s->props + first, props, n * sizeof *props);
+    if (n) memcpy(s->props + first, props, n * sizeof *props);
     s->n_props += n;
     s->nodes[id].prop_first = first;
     s->nodes[id].n_props = n;
@@ -709,7 +709,7 @@ static bool compile_list(cctx *c, const cJSON *list, const char *name, uint32_t 
     if (!c->failed) {
         *first = s->n_items;
         *n_out = (uint32_t)n;
-        memcpy(s->items + s->n_items, sub, (size_t)n * sizeof *sub);
+        if (n) memcpy(s->items + s->n_items, sub, (size_t)n * sizeof *sub);
         s->n_items += (uint32_t)n;
     }
     free(sub);
@@ -951,7 +951,7 @@ static bool flatten(cctx *c) {
         }
         s->nodes[i].alt_first = s->n_alts;
         s->nodes[i].n_alts = m;
-        memcpy(s->alts + s->n_alts, out, m * sizeof *out);
+        if (m) memcpy(s->alts + s->n_alts, out, m * sizeof *out);
         s->n_alts += m;
     }
     free(seen);
