@@ -63,22 +63,35 @@ static const char *const schema =
     "\"extra\":{}},"
     "\"required\":[\"name\",\"age\",\"city\"],\"additionalProperties\":false}";
 
+/* States where the shortcuts do not apply (the walk visits every token):
+ * an additional key beside declared ones, and a string two alternatives
+ * are still reading. */
+static const char *const extra_keys =
+    "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}},"
+    "\"additionalProperties\":true}";
+static const char *const two_strings =
+    "{\"anyOf\":[{\"type\":\"string\",\"maxLength\":30},{\"type\":\"string\",\"minLength\":"
+    "2}]}";
+
 static const struct {
-    const char *name, *text;
+    const char *name, *text, *schema;
 } schema_states[] = {
-    {"start", ""},
-    {"after {", "{"},
-    {"in a key", "{\"na"},
-    {"after a key", "{\"name\""},
-    {"after :", "{\"name\":"},
-    {"in maxLength str", "{\"name\": \"Ada Lovel"},
-    {"in a free string", "{\"name\": \"A\", \"age\": 3, \"city\": \"Paris\", \"bio\": \"She w"},
-    {"in an integer", "{\"name\": \"A\", \"age\": 3"},
-    {"in an enum", "{\"name\": \"A\", \"age\": 3, \"city\": \"Be"},
-    {"after a value", "{\"name\": \"A\", \"age\": 3, \"city\": \"Paris\""},
-    {"array of str", "{\"name\": \"A\", \"age\": 3, \"city\": \"Paris\", \"tags\": [\"x\", "},
-    {"anyOf start", "{\"name\": \"A\", \"age\": 3, \"city\": \"Paris\", \"pet\": "},
-    {"any value", "{\"name\": \"A\", \"age\": 3, \"city\": \"Paris\", \"extra\": [{\"k\": "},
+    {"start", "", NULL},
+    {"after {", "{", NULL},
+    {"in a key", "{\"na", NULL},
+    {"after a key", "{\"name\"", NULL},
+    {"after :", "{\"name\":", NULL},
+    {"in maxLength str", "{\"name\": \"Ada Lovel", NULL},
+    {"in a free string", "{\"name\": \"A\", \"age\": 3, \"city\": \"Paris\", \"bio\": \"She w",
+     NULL},
+    {"in an integer", "{\"name\": \"A\", \"age\": 3", NULL},
+    {"in an enum", "{\"name\": \"A\", \"age\": 3, \"city\": \"Be", NULL},
+    {"after a value", "{\"name\": \"A\", \"age\": 3, \"city\": \"Paris\"", NULL},
+    {"array of str", "{\"name\": \"A\", \"age\": 3, \"city\": \"Paris\", \"tags\": [\"x\", ", NULL},
+    {"anyOf start", "{\"name\": \"A\", \"age\": 3, \"city\": \"Paris\", \"pet\": ", NULL},
+    {"any value", "{\"name\": \"A\", \"age\": 3, \"city\": \"Paris\", \"extra\": [{\"k\": ", NULL},
+    {"additional key", "{\"a\": 1, \"some k", extra_keys},
+    {"2 readings str", "\"Once upon", two_strings},
 };
 
 static const char *const schema_doc =
@@ -88,10 +101,11 @@ static const char *const schema_doc =
     "\"pet\": {\"kind\": \"cat\", \"lives\": 9}, \"extra\": {\"k\": [1, 2.5, null]}}";
 
 /* Reaches text token by token in a fresh constraint (empty cache). */
-static smp_schemac *schema_at(const tok_vocab *tv, const smp_vocab *v, const char *text) {
+static smp_schemac *schema_at(const tok_vocab *tv, const smp_vocab *v, const char *text,
+                              const char *schema_text) {
     smp_schema *s = NULL;
     smp_schemac *c = NULL;
-    if (smp_schema_compile(schema, &s) || smp_schemac_new(v, s, &c)) return NULL;
+    if (smp_schema_compile(schema_text, &s) || smp_schemac_new(v, s, &c)) return NULL;
     int32_t ids[256];
     size_t n_ids = 0;
     if (tok_encode(tv, text, strlen(text), false, false, ids, 256, &n_ids)) return NULL;
@@ -112,7 +126,8 @@ static int schema_bench(const tok_vocab *tv, const smp_vocab *v, int reps) {
         double best = 1e30, cached = 1e30;
         int32_t n_allowed = 0;
         for (int r = 0; r < reps; r++) {
-            smp_schemac *c = schema_at(tv, v, schema_states[i].text);
+            smp_schemac *c = schema_at(tv, v, schema_states[i].text,
+                                       schema_states[i].schema ? schema_states[i].schema : schema);
             if (!c) return 1;
             double t0 = now_ms();
             smp_schemac_mask(c, &n_allowed);
@@ -133,7 +148,7 @@ static int schema_bench(const tok_vocab *tv, const smp_vocab *v, int reps) {
     if (tok_encode(tv, schema_doc, strlen(schema_doc), false, false, ids, 512, &n_ids)) return 1;
     double best_total = 1e30, best_max = 1e30;
     for (int r = 0; r < reps; r++) {
-        smp_schemac *c = schema_at(tv, v, "");
+        smp_schemac *c = schema_at(tv, v, "", schema);
         if (!c) return 1;
         double total = 0, mx = 0;
         for (size_t k = 0; k <= n_ids; k++) {
