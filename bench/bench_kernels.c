@@ -11,6 +11,12 @@
  *
  * usage: bench_kernels [n_cols (4096), a multiple of 32] [seconds per measurement (0.2)]
  * [cold: 0 to skip the streaming measurement (1)]
+ *
+ * bench_kernels matrix [ROWSxCOLS,... (896x4864,4864x896)] [types (q4_0,q4_K,iq4_nl,iq4_xs)]
+ * [repetitions (3)]: each ISA table's gemm (the path kern_matmul takes per
+ * thread) on one weight matrix against 1 token and against 128 tokens,
+ * single-threaded, weights warm in cache (one copy); the best of the
+ * repetitions, each at least 0.3 s of back-to-back products.
  */
 #include "kernels/isa.h"
 #include "kernels/kern_ref.h"
@@ -74,7 +80,99 @@ static double time_quant(kern_from_float_fn fn, const float *x, void *y, int64_t
     return best;
 }
 
+/* Best seconds per product of gemm over `reps` repetitions. */
+static double time_gemm(kern_gemm_fn gemm, int64_t n_cols, const uint8_t *w, size_t rb,
+                        int64_t n_rows, const uint8_t *x, size_t xb, int64_t nt, float *y,
+                        int reps) {
+    double best = 1e30;
+    for (int k = 0; k < reps; k++) {
+        int iters = 0;
+        const double t0 = now_s();
+        double dt;
+        do {
+            gemm(n_cols, w, rb, n_rows, x, xb, nt, y, n_rows);
+            iters++;
+        } while ((dt = now_s() - t0) < 0.3);
+        if (dt / iters < best) best = dt / iters;
+    }
+    g_sink = y[0];
+    return best;
+}
+
+static int bench_matrix(int argc, char **argv, kern_fns (*tables)[KERN_ISA_NTYPES],
+                        const bool *usable) {
+    char shapes[256], names[256];
+    snprintf(shapes, sizeof shapes, "%s", argc > 2 ? argv[2] : "896x4864,4864x896");
+    snprintf(names, sizeof names, "%s", argc > 3 ? argv[3] : "q4_0,q4_K,iq4_nl,iq4_xs");
+    const int reps = argc > 4 ? atoi(argv[4]) : 3;
+    enum { NT = 128 };
+    printf("gemm per ISA table, 1 thread, weights in cache, best of %d repetitions\n", reps);
+    printf("%-11s %-7s %-12s %12s %12s %14s\n", "matrix", "type", "isa", "1 tok us", "128 tok us",
+           "128: ns/tok-row");
+    char *save1 = NULL;
+    for (char *sh = strtok_r(shapes, ",", &save1); sh; sh = strtok_r(NULL, ",", &save1)) {
+        long long nr = 0, nc = 0;
+        if (sscanf(sh, "%lldx%lld", &nr, &nc) != 2 || nr <= 0 || nc <= 0) return 2;
+        char list[256];
+        snprintf(list, sizeof list, "%s", names);
+        char *save2 = NULL;
+        for (char *nm = strtok_r(list, ",", &save2); nm; nm = strtok_r(NULL, ",", &save2)) {
+            kern_type t = KERN_TYPE_COUNT;
+            for (uint32_t i = 0; i < KERN_ISA_NTYPES; i++)
+                if (kern_type_get(i) && !strcmp(kern_type_get(i)->name, nm)) t = (kern_type)i;
+            const size_t rb = t < KERN_TYPE_COUNT ? kern_row_bytes(t, nc) : 0;
+            if (rb == 0) {
+                printf("%-11s %-7s (no blocks of this type fit rows of %lld)\n", sh, nm, nc);
+                continue;
+            }
+            const kern_type vt = kern_type_get((uint32_t)t)->vec_dot_type;
+            const size_t xb = kern_row_bytes(vt, nc);
+            uint8_t *w = malloc(rb * (size_t)nr), *x = malloc(xb * NT);
+            float *f = malloc(sizeof(float) * (size_t)nc), *y = malloc(sizeof(float) * NT * nr);
+            unsigned long long seed = 99;
+            for (long long r = 0; r < nr; r++) {
+                for (long long c = 0; c < nc; c++) {
+                    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+                    f[c] = (float)((double)(seed >> 11) / 9007199254740992.0 - 0.5);
+                }
+                kern_ref_quantize_row(t, f, w + (size_t)r * rb, nc);
+            }
+            for (int k = 0; k < NT; k++) {
+                for (long long c = 0; c < nc; c++) f[c] = (float)((c * 31 + k * 17) % 255) - 127.f;
+                tables[0][vt].from_float(f, x + (size_t)k * xb, nc);
+            }
+            for (int i = 0; i < N_ISAS && i < 8; i++) {
+                if (!usable[i]) continue;
+                kern_gemm_fn g = tables[i][t].gemm;
+                if (!g) continue; /* no gemm: kern_matmul calls vec_dot per pair */
+                const double t1 = time_gemm(g, nc, w, rb, nr, x, xb, 1, y, reps);
+                const double t128 = time_gemm(g, nc, w, rb, nr, x, xb, NT, y, reps);
+                printf("%-11s %-7s %-12s %12.1f %12.1f %14.2f\n", sh, nm, k_isas[i].name, t1 * 1e6,
+                       t128 * 1e6, t128 / (double)(NT * nr) * 1e9);
+                fflush(stdout);
+            }
+            free(w), free(x), free(f), free(y);
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "matrix")) {
+        setenv("HEARTH_ISA", "scalar", 1);
+        static kern_fns mt[8][KERN_ISA_NTYPES];
+        bool mu[8] = {false};
+        for (int i = 0; i < N_ISAS && i < 8; i++) {
+            for (int t = 0; t < KERN_ISA_NTYPES; t++) {
+                const kern_fns *f = kern_get((kern_type)t);
+                if (f) mt[i][t] = *f;
+            }
+            mu[i] = i > 0 && k_isas[i].usable();
+            if (mu[i]) k_isas[i].install(mt[i]);
+        }
+        mt[0][KERN_Q8_0].from_float = kern_quantize_q8_0_act;
+        return bench_matrix(argc, argv, mt, mu);
+    }
     const int64_t n_cols = argc > 1 ? atoll(argv[1]) : 4096;
     const double budget = argc > 2 ? atof(argv[2]) : 0.2;
     const bool do_cold = argc > 3 ? atoi(argv[3]) != 0 : true;
@@ -98,8 +196,9 @@ int main(int argc, char **argv) {
         }
     }
 
-    const kern_type types[] = {KERN_F32,  KERN_F16,  KERN_BF16, KERN_Q8_0, KERN_Q4_0, KERN_Q5_0,
-                               KERN_Q4_1, KERN_Q5_1, KERN_Q4_K, KERN_Q5_K, KERN_Q6_K};
+    const kern_type types[] = {KERN_F32,  KERN_F16,    KERN_BF16,  KERN_Q8_0, KERN_Q4_0,
+                               KERN_Q5_0, KERN_Q4_1,   KERN_Q5_1,  KERN_Q4_K, KERN_Q5_K,
+                               KERN_Q6_K, KERN_IQ4_NL, KERN_IQ4_XS};
     float *xf = malloc((size_t)n_cols * sizeof(float));
     unsigned long long seed = 12345;
     for (int64_t i = 0; i < n_cols; i++) {
