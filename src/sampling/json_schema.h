@@ -155,6 +155,8 @@ enum { /* sch_frame.kind */
        SCH_FR_LITERAL
 };
 
+enum { SCH_OF_KEY = 1, SCH_OF_CHILD = 2, SCH_OF_EXTRA = 4 }; /* sch_frame.flags of an object */
+
 /* One level of one reading: the schema node of a value being read. */
 typedef struct sch_frame {
     uint16_t node;

@@ -11,11 +11,12 @@
  * mode's (the state is the JSON recognizer's plus one stack of frames per
  * reading, copied as far as it is used), so two shortcuts matter:
  *
- *   - inside a string that is free text (an any-value part, or a string
- *     schema without enum/const) with one reading, "plain" tokens (text
- *     without quotes, backslashes or control bytes, and complete escapes)
- *     are allowed as a block, those longer than maxLength allows excepted
- *     (the table counts their characters); the walk visits the others;
+ *   - inside a string that every reading takes as free text (an any-value
+ *     part, a string schema without enum/const, an additional key),
+ *     "plain" tokens (text without quotes, backslashes or control bytes,
+ *     and complete escapes) are allowed as a block, those longer than
+ *     maxLength allows excepted (the table counts their characters); the
+ *     walk visits the others;
  *   - masks are cached by state (its used bytes compared whole): between
  *     the values of an array, or the fields of objects in a list, the same
  *     states come back.
@@ -114,33 +115,60 @@ static int32_t walk(smp_schemac *c, const walk_order *o, uint32_t *mask) {
     return n_allowed;
 }
 
-/* Whether the output is inside free string text with one reading, and if
- * so the characters the string may still take (UINT32_MAX: no bound). */
-static bool free_text(const smp_schemac *c, uint32_t *room) {
+/* Inside a string that every reading takes as free text, how much each
+ * kind of reading still allows: `any` characters with any escape (an
+ * any-value part, a string schema without enum/const; UINT32_MAX: no
+ * bound), and whether some reading is an additional key beside declared
+ * properties (no bound, canonical escapes only). */
+typedef struct text_room {
+    bool has_any, has_canon;
+    uint32_t any;
+} text_room;
+
+static bool free_text(const smp_schemac *c, text_room *r) {
     const smp_sstate *st = &c->state;
-    if (st->n_threads != 1 || st->depth[0] == 0 || !smp_json_in_text(&st->lex)) return false;
-    const sch_frame *top = &st->frames[st->depth[0] - 1];
-    *room = UINT32_MAX;
-    if (top->kind == SCH_FR_ANY) return true;
-    if (top->kind != SCH_FR_STRING) return false;
-    const sch_node *n = &c->s->nodes[top->node];
-    if (n->str_trie != SCH_NONE) return false;
-    if (n->max_len != SCH_NONE) *room = n->max_len - top->count;
+    if (!smp_json_in_text(&st->lex)) return false;
+    *r = (text_room){false, false, 0};
+    const sch_frame *f = st->frames;
+    for (uint32_t t = 0; t < st->n_threads; f += st->depth[t], t++) {
+        if (st->depth[t] == 0) return false;
+        const sch_frame *top = &f[st->depth[t] - 1];
+        const sch_node *n = &c->s->nodes[top->node];
+        uint32_t room = UINT32_MAX;
+        if (top->kind == SCH_FR_STRING && n->str_trie == SCH_NONE) {
+            if (n->max_len != SCH_NONE) room = n->max_len - top->count;
+        } else if (top->kind == SCH_FR_OBJECT && (top->flags & SCH_OF_KEY) &&
+                   top->pos == SCH_NONE && top->esc == 0 && n->n_props) {
+            r->has_canon = true;
+            continue;
+        } else if (top->kind != SCH_FR_ANY &&
+                   !(top->kind == SCH_FR_OBJECT && (top->flags & SCH_OF_KEY) &&
+                     top->pos == SCH_NONE)) {
+            return false;
+        }
+        r->has_any = true;
+        if (room > r->any) r->any = room;
+    }
     return true;
 }
 
-/* The plain tokens that fit in `room` characters. */
-static int32_t plain_block(smp_schemac *c, uint32_t room, uint32_t *mask) {
+/* The plain tokens some reading takes: at once when the bounds decide,
+ * fed through the recognizer when they do not (255 or more characters, an
+ * escape where escapes must be canonical). */
+static int32_t plain_block(smp_schemac *c, const text_room *r, uint32_t *mask) {
     const smp_vocab *v = c->v;
-    if (room == UINT32_MAX) {
+    if (r->has_any && r->any == UINT32_MAX) {
         for (uint32_t w = 0; w < v->n_words; w++) mask[w] |= v->plain[w];
         return v->n_plain;
     }
     int32_t n = 0;
     for (int32_t id = 0; id < v->n_vocab; id++) {
         if (!smp_bit(v->plain, id)) continue;
-        bool fits = v->plain_chars[id] <= room;
-        if (v->plain_chars[id] == 255 && fits) { /* 255 or more: feed it */
+        const uint32_t chars = v->plain_chars[id];
+        const bool esc = smp_bit(v->plain_esc, id);
+        bool fits =
+            (r->has_any && chars < 255 && chars <= r->any) || (r->has_canon && chars < 255 && !esc);
+        if (!fits && ((r->has_any && chars == 255 && r->any >= 255) || r->has_canon)) {
             smp_sstate_copy(&c->prefix[0], &c->state);
             fits = smp_sstate_feed(c->s, &c->prefix[0], v->bytes + v->off[id],
                                    v->off[id + 1] - v->off[id]);
@@ -167,8 +195,8 @@ static int32_t compute_mask(smp_schemac *c, uint32_t *mask) {
     } else {
         memset(mask, 0, bytes);
     }
-    uint32_t room;
-    if (free_text(c, &room)) return n + plain_block(c, room, mask) + walk(c, &v->other, mask);
+    text_room room;
+    if (free_text(c, &room)) return n + plain_block(c, &room, mask) + walk(c, &v->other, mask);
     return n + walk(c, &v->all, mask);
 }
 

@@ -23,8 +23,6 @@
 
 #include <string.h>
 
-enum { OF_KEY = 1, OF_CHILD = 2, OF_EXTRA = 4 }; /* sch_frame.flags of an object */
-
 enum { THREAD_MAX = SMP_SCHEMA_MAX_DEPTH + 2 }; /* containers + the innermost value */
 
 typedef enum ev_kind {
@@ -135,14 +133,14 @@ static uint32_t next_required(const smp_schema *s, const sch_node *n, uint32_t i
 /* Another key may be an additional property now. */
 static bool extra_ok(const smp_schema *s, const sch_node *n, const sch_frame *f, uint32_t depth) {
     if (n->additional < 0 || !sat(s, n->additional, depth)) return false;
-    return (f->flags & OF_EXTRA) || next_required(s, n, f->count) == n->n_props;
+    return (f->flags & SCH_OF_EXTRA) || next_required(s, n, f->count) == n->n_props;
 }
 
 /* Some declared property allowed now lies below trie node t (SCH_NONE:
  * anywhere): declared ones come in order, none required skipped. */
 static bool decl_below(const smp_schema *s, const sch_node *n, const sch_frame *f, uint32_t t,
                        uint32_t depth) {
-    if (f->flags & OF_EXTRA) return false;
+    if (f->flags & SCH_OF_EXTRA) return false;
     uint32_t last = next_required(s, n, f->count);
     if (last >= n->n_props) last = n->n_props - 1;
     const uint64_t *bits = t == SCH_NONE ? NULL : s->bits + s->trie[t].bits_off;
@@ -183,7 +181,7 @@ static void pop_value(const smp_schema *s, sch_frame *f, uint32_t *d) {
     if (*d == 0) return;
     sch_frame *p = &f[*d - 1];
     if (p->kind == SCH_FR_OBJECT) {
-        p->flags &= (uint8_t)~OF_CHILD;
+        p->flags &= (uint8_t)~SCH_OF_CHILD;
     } else if (p->kind == SCH_FR_ARRAY) {
         if (p->count < count_cap(&s->nodes[p->node])) p->count++;
     }
@@ -208,17 +206,17 @@ static bool key_end(const smp_schema *s, sch_frame *f, uint32_t depth) {
     const int32_t j = f->pos == SCH_NONE ? -1 : s->trie[f->pos].term;
     if (j >= 0) { /* a declared name: that property, if it may come now */
         const uint32_t r = next_required(s, n, f->count);
-        if ((f->flags & OF_EXTRA) || (uint32_t)j < f->count || (uint32_t)j > r) return false;
+        if ((f->flags & SCH_OF_EXTRA) || (uint32_t)j < f->count || (uint32_t)j > r) return false;
         const int32_t node = s->props[n->prop_first + (uint32_t)j].node;
         if (!sat(s, node, depth)) return false;
         f->count = (uint16_t)(j + 1);
         f->child = (uint16_t)node;
     } else {
         if (!extra_ok(s, n, f, depth)) return false;
-        f->flags |= OF_EXTRA;
+        f->flags |= SCH_OF_EXTRA;
         f->child = (uint16_t)n->additional;
     }
-    f->flags = (uint8_t)((f->flags & ~OF_KEY) | OF_CHILD);
+    f->flags = (uint8_t)((f->flags & ~SCH_OF_KEY) | SCH_OF_CHILD);
     f->pos = 0;
     f->esc = 0;
     return true;
@@ -251,17 +249,17 @@ static bool apply(const smp_schema *s, sch_frame *f, uint32_t *d, const event *e
     }
     switch ((ev_kind)e->kind) {
     case EV_KEY_START:
-        if (t->kind != SCH_FR_OBJECT || (t->flags & (OF_KEY | OF_CHILD))) return false;
+        if (t->kind != SCH_FR_OBJECT || (t->flags & (SCH_OF_KEY | SCH_OF_CHILD))) return false;
         if (!extra_ok(s, n, t, e->depth) && !decl_below(s, n, t, SCH_NONE, e->depth)) return false;
-        t->flags |= OF_KEY;
+        t->flags |= SCH_OF_KEY;
         t->pos = n->key_trie;
         t->esc = 0;
         return true;
     case EV_STR_BYTE:
         if (t->kind == SCH_FR_STRING) return string_byte(s, t, e);
-        return t->kind == SCH_FR_OBJECT && (t->flags & OF_KEY) && key_byte(s, t, e);
+        return t->kind == SCH_FR_OBJECT && (t->flags & SCH_OF_KEY) && key_byte(s, t, e);
     case EV_KEY_END:
-        return t->kind == SCH_FR_OBJECT && (t->flags & OF_KEY) && key_end(s, t, e->depth);
+        return t->kind == SCH_FR_OBJECT && (t->flags & SCH_OF_KEY) && key_end(s, t, e->depth);
     case EV_STR_END:
         if (t->kind != SCH_FR_STRING || t->count < n->min_len) return false;
         if (n->str_trie != SCH_NONE && s->trie[t->pos].term < 0) return false;
@@ -369,7 +367,7 @@ static void value_start(const smp_schema *s, smp_sstate *dst, const sch_frame *s
             return;
         }
         const sch_node *n = &s->nodes[t->node];
-        if (t->kind == SCH_FR_OBJECT && (t->flags & OF_CHILD)) {
+        if (t->kind == SCH_FR_OBJECT && (t->flags & SCH_OF_CHILD)) {
             node = t->child;
         } else if (t->kind == SCH_FR_ARRAY) {
             if (n->max_items != SCH_NONE && t->count >= n->max_items) return;

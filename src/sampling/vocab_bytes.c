@@ -144,6 +144,7 @@ static void mark_plain(smp_vocab *v) {
         if (i < len || memcmp(&j, &in_string, sizeof j)) continue;
         v->plain[id / 32] |= 1u << (id % 32);
         v->plain_chars[id] = (uint8_t)(chars < 255 ? chars : 255);
+        if (memchr(p, '\\', len)) v->plain_esc[id / 32] |= 1u << (id % 32);
         v->n_plain++;
     }
 }
@@ -178,8 +179,10 @@ hearth_err smp_vocab_new(int32_t n_vocab, smp_piece_fn piece, const void *ctx, s
     v->eog = hr_calloc(v->n_words, sizeof *v->eog);
     v->plain = hr_calloc(v->n_words, sizeof *v->plain);
     v->plain_chars = hr_calloc((size_t)n_vocab, 1);
-    hearth_err err = v->off && v->eog && v->plain && v->plain_chars ? read_pieces(v, piece, ctx)
-                                                                    : HEARTH_ERR_NOMEM;
+    v->plain_esc = hr_calloc(v->n_words, sizeof *v->plain_esc);
+    hearth_err err = v->off && v->eog && v->plain && v->plain_chars && v->plain_esc
+                         ? read_pieces(v, piece, ctx)
+                         : HEARTH_ERR_NOMEM;
     if (!err) mark_plain(v);
     if (!err) err = sort_tokens(v);
     if (err) {
@@ -206,6 +209,7 @@ void smp_vocab_free(smp_vocab *v) {
     free(v->eog);
     free(v->plain);
     free(v->plain_chars);
+    free(v->plain_esc);
     free(v->all.id);
     free(v->all.shared);
     free(v->other.id);
