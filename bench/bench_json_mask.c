@@ -90,6 +90,7 @@ static const struct {
     {"array of str", "{\"name\": \"A\", \"age\": 3, \"city\": \"Paris\", \"tags\": [\"x\", ", NULL},
     {"anyOf start", "{\"name\": \"A\", \"age\": 3, \"city\": \"Paris\", \"pet\": ", NULL},
     {"any value", "{\"name\": \"A\", \"age\": 3, \"city\": \"Paris\", \"extra\": [{\"k\": ", NULL},
+    {"key start, +extra", "{\"a\": 1, \"", extra_keys},
     {"additional key", "{\"a\": 1, \"some k", extra_keys},
     {"2 readings str", "\"Once upon", two_strings},
 };
