@@ -48,6 +48,7 @@ KERN_FMA_CLONES float kern_ggml_expf(float x) {
         memcpy(&p, &e, sizeof p);
         return j * p;
     }
+    if (isnan(n)) return j; /* NaN (converting it to int is undefined) */
     return ldexpf(j, (int)n);
 }
 
