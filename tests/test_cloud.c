@@ -99,7 +99,11 @@ static void test_formats(void) {
             fake_cloud_reset(&fc);
             gw_tier t = make_tier(kind, "ok");
             gw_chat q = chat_of(hello, 2, stream);
-            q.json_object = stream; /* JSON mode goes to OpenAI tiers only */
+            /* JSON mode and schemas go to OpenAI tiers only */
+            q.json_object = stream;
+            q.response_format = stream ? NULL
+                                       : "{\"type\":\"json_schema\",\"json_schema\":{\"name\":"
+                                         "\"cat\",\"schema\":{\"type\":\"object\"}}}";
             sink s = {0};
             gw_cloud_result res = call(&t, &q, &s);
             CHECKF(res.status == GW_CLOUD_OK, "%s stream=%d: %s %s", gw_tier_kind_name(kind),
@@ -120,10 +124,16 @@ static void test_formats(void) {
             REQUIRE(b);
             CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(b, "model")), "ok"));
             const cJSON *rf = cJSON_GetObjectItem(b, "response_format");
-            CHECK(
-                kind == GW_TIER_OPENAI && stream
-                    ? !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(rf, "type")), "json_object")
-                    : rf == NULL);
+            const char *rf_type = cJSON_GetStringValue(cJSON_GetObjectItem(rf, "type"));
+            if (kind == GW_TIER_ANTHROPIC)
+                CHECK(rf == NULL);
+            else if (stream)
+                CHECK(rf_type && !strcmp(rf_type, "json_object"));
+            else
+                CHECK(rf_type && !strcmp(rf_type, "json_schema") &&
+                      !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(
+                                  cJSON_GetObjectItem(rf, "json_schema"), "name")),
+                              "cat"));
             if (kind == GW_TIER_ANTHROPIC) {
                 CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(b, "system")), "be brief"));
                 CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(b, "messages")) == 1);

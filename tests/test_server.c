@@ -559,9 +559,10 @@ static void test_errors(test_server *sv) {
     free(r.body);
     r = test_http(sv, "POST", "/v1/chat/completions",
                   "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{"
-                  "\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"schema\":{}}}}",
+                  "\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"schema\":{"
+                  "\"type\":\"string\",\"pattern\":\"^a\"}}}}",
                   key_header);
-    check_error("json schema", &r, 400, "response_format", "only 'json_object'");
+    check_error("json schema", &r, 400, "response_format.json_schema.schema", NULL);
     free(r.body);
     r = test_http(sv, "POST", "/v1/chat/completions",
                   "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{"
@@ -621,20 +622,15 @@ static void test_errors(test_server *sv) {
 }
 
 /* A counter or gauge from /metrics (-1 if absent). */
-/* JSON mode (response_format json_object) on chat, streamed or not, and on
- * completions: the server's greedy output is the library's under the same
- * constraint, and an output that finished ("stop") is one JSON object;
- * sampled outputs too. */
-static void test_json_mode(test_server *sv) {
-    const char *user = "Describe a cat as a JSON object.";
-    const char *json_mode = "{\"response_format\":{\"type\":\"json_object\"}}";
+/* The server's greedy chat output under `extra` (a response_format), streamed
+ * and not, is the library's under sp's constraint; returns the finish. */
+static const char *greedy_like_library(test_server *sv, const char *what, const char *user,
+                                       const char *extra, hearth_sampling sp) {
     int32_t ids[2048];
     const int n = chat_ids(user, ids, 2048);
     hearth_session *s = NULL;
     hearth_sampler *smp = NULL;
-    hearth_sampling sp = hearth_sampling_default_params();
     sp.temperature = 0;
-    sp.constraint = HEARTH_CONSTRAINT_JSON_OBJECT;
     REQUIRE(hearth_session_new(model, NULL, &s) == HEARTH_OK);
     REQUIRE(hearth_sampler_new(model, &sp, &smp) == HEARTH_OK);
     text_sink *ref = calloc(1, sizeof *ref);
@@ -646,10 +642,10 @@ static void test_json_mode(test_server *sv) {
     hearth_session_free(s);
     const char *ref_finish = ref_r.finish == HEARTH_FINISH_STOP ? "stop" : "length";
     for (int stream = 0; stream < 2; stream++) {
-        char *body = chat_body(user, 160, stream, json_mode);
+        char *body = chat_body(user, 160, stream, extra);
         test_reply r = test_http(sv, "POST", "/v1/chat/completions", body, key_header);
         free(body);
-        CHECKF(r.status == 200, "json mode stream=%d: %d %.300s", stream, r.status, r.body);
+        CHECKF(r.status == 200, "%s stream=%d: %d %.300s", what, stream, r.status, r.body);
         char content[16384] = "", finish[32] = "";
         if (stream) {
             const sse_result e = parse_sse(r.body, true);
@@ -664,12 +660,73 @@ static void test_json_mode(test_server *sv) {
             snprintf(finish, sizeof finish, "%s", f ? f : "");
             cJSON_Delete(j);
         }
-        CHECKF(!strcmp(content, ref->buf), "json mode stream=%d: '%s' vs the library's '%s'",
-               stream, content, ref->buf);
-        CHECKF(!strcmp(finish, ref_finish), "json mode stream=%d: finish %s, expected %s", stream,
+        CHECKF(!strcmp(content, ref->buf), "%s stream=%d: '%s' vs the library's '%s'", what, stream,
+               content, ref->buf);
+        CHECKF(!strcmp(finish, ref_finish), "%s stream=%d: finish %s, expected %s", what, stream,
                finish, ref_finish);
         free(r.body);
     }
+    free(ref);
+    return ref_finish;
+}
+
+/* response_format json_schema: greedy output is the library's under the
+ * same schema, and every sampled output that finished validates (name a
+ * string of at most 12 characters, age an integer, nothing else). */
+static void test_json_schema_mode(test_server *sv) {
+    static const char schema[] =
+        "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":12},"
+        "\"age\":{\"type\":\"integer\"}},\"required\":[\"name\",\"age\"]}";
+    char extra[512];
+    snprintf(extra, sizeof extra,
+             "{\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"cat\","
+             "\"strict\":true,\"schema\":%s}}}",
+             schema);
+    hearth_sampling sp = hearth_sampling_default_params();
+    sp.constraint = HEARTH_CONSTRAINT_JSON_SCHEMA;
+    sp.json_schema = schema;
+    const char *greedy = greedy_like_library(sv, "json schema", "Describe a cat.", extra, sp);
+    int n_stop = 0;
+    for (int i = 0; i < 6; i++) {
+        char body_extra[640];
+        snprintf(body_extra, sizeof body_extra, "%.*s,\"temperature\":1.0,\"seed\":%d}",
+                 (int)strlen(extra) - 1, extra, i + 1);
+        char *body = chat_body("Describe a cat.", 160, false, body_extra);
+        test_reply r = test_http(sv, "POST", "/v1/chat/completions", body, key_header);
+        free(body);
+        cJSON *j = parse_reply(&r);
+        const char *c = jstr(j, "choices.0.message.content");
+        const char *f = jstr(j, "choices.0.finish_reason");
+        CHECKF(r.status == 200 && c && f, "json schema sample %d: %d", i, r.status);
+        if (c && f && !strcmp(f, "stop")) {
+            n_stop++;
+            cJSON *v = cJSON_Parse(c);
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(v, "name"),
+                        *age = cJSON_GetObjectItemCaseSensitive(v, "age");
+            CHECKF(cJSON_IsObject(v) && cJSON_GetArraySize(v) == 2 && cJSON_IsString(name) &&
+                       cJSON_IsNumber(age) &&
+                       age->valuedouble == (double)(long long)age->valuedouble &&
+                       !strpbrk(strstr(c, "\"age\"") + 5, ".eE"),
+                   "json schema sample %d: %s", i, r.body);
+            cJSON_Delete(v);
+        }
+        cJSON_Delete(j);
+        free(r.body);
+    }
+    printf("json schema: greedy finished with %s; %d of 6 sampled outputs completed\n", greedy,
+           n_stop);
+}
+
+/* JSON mode (response_format json_object) on chat, streamed or not, and on
+ * completions: the server's greedy output is the library's under the same
+ * constraint, and an output that finished ("stop") is one JSON object;
+ * sampled outputs too. */
+static void test_json_mode(test_server *sv) {
+    const char *user = "Describe a cat as a JSON object.";
+    const char *json_mode = "{\"response_format\":{\"type\":\"json_object\"}}";
+    hearth_sampling sp = hearth_sampling_default_params();
+    sp.constraint = HEARTH_CONSTRAINT_JSON_OBJECT;
+    const char *ref_finish = greedy_like_library(sv, "json mode", user, json_mode, sp);
     /* Sampled, on both endpoints: what finished is a JSON object. */
     int n_stop = 0;
     for (int i = 0; i < 8; i++) {
@@ -708,7 +765,6 @@ static void test_json_mode(test_server *sv) {
     }
     printf("json mode: greedy finished with %s; %d of 8 sampled outputs completed an object\n",
            ref_finish, n_stop);
-    free(ref);
 }
 
 static long metric(test_server *sv, const char *name) {
@@ -975,6 +1031,7 @@ int main(void) {
     test_embeddings(&sv);
     test_errors(&sv);
     test_json_mode(&sv);
+    test_json_schema_mode(&sv);
     test_concurrent(&sv);
     test_openai_node(&sv);
     CHECK(test_server_stop(&sv) == 0);

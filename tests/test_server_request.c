@@ -101,6 +101,26 @@ static void test_chat_valid(void) {
     CHECK(r.sampling.constraint == HEARTH_CONSTRAINT_JSON_OBJECT);
     srv_request_free(&r);
 
+    /* json_schema: the schema kept as compact text for the sampler, the
+     * whole response_format for the remote tiers; no schema: any value */
+    REQUIRE(parse(SRV_CHAT,
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{"
+                  "\"type\":\"json_schema\",\"json_schema\":{\"name\":\"n\",\"strict\":true,"
+                  "\"schema\":{\"type\": \"object\", \"properties\":{\"a\":{\"enum\":[1,2]}}}}}}",
+                  &r, &e));
+    CHECK(r.sampling.constraint == HEARTH_CONSTRAINT_JSON_SCHEMA);
+    CHECK(r.sampling.json_schema == r.json_schema &&
+          !strcmp(r.json_schema, "{\"type\":\"object\",\"properties\":{\"a\":{\"enum\":[1,2]}}}"));
+    CHECK(r.response_format && strstr(r.response_format, "\"name\":\"n\"") &&
+          strstr(r.response_format, "\"strict\":true"));
+    srv_request_free(&r);
+    REQUIRE(parse(SRV_COMPLETION,
+                  "{\"prompt\":\"x\",\"response_format\":{\"type\":\"json_schema\","
+                  "\"json_schema\":{\"name\":\"any\"}}}",
+                  &r, &e));
+    CHECK(r.sampling.constraint == HEARTH_CONSTRAINT_JSON_SCHEMA && !strcmp(r.json_schema, "{}"));
+    srv_request_free(&r);
+
     REQUIRE(parse(SRV_CHAT,
                   " {\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":\"END\"} \n", &r,
                   &e));
@@ -172,10 +192,18 @@ static void test_refused(void) {
     refused(SRV_CHAT, M "\"logprobs\":\"yes\"}", "logprobs", NULL);
     refused(SRV_CHAT, M "\"top_logprobs\":3}", "top_logprobs", "logprobs");
     refused(SRV_CHAT, M "\"logprobs\":true,\"top_logprobs\":21}", "top_logprobs", NULL);
-    refused(SRV_CHAT, M "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{}}}",
-            "response_format", "only 'json_object'");
+    refused(SRV_CHAT,
+            M "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{"
+              "\"type\":\"number\",\"minimum\":0}}}}",
+            "response_format.json_schema.schema", "'minimum'");
+    refused(SRV_CHAT,
+            M "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":3}}}",
+            "response_format.json_schema.schema", "JSON Schema");
+    refused(SRV_CHAT,
+            M "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"strict\":1}}}",
+            "response_format.json_schema.strict", "boolean");
     refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"response_format\":{\"type\":\"json_schema\"}}",
-            "response_format", "only 'json_object'");
+            "response_format.json_schema", "object");
     refused(SRV_CHAT, M "\"response_format\":{\"type\":\"yaml\"}}", "response_format.type", NULL);
     refused(SRV_CHAT, M "\"response_format\":\"text\"}", "response_format", NULL);
     refused(SRV_CHAT, M "\"tools\":[{\"type\":\"function\"}]}", "tools[0].function", "object");

@@ -120,9 +120,14 @@ static hearth_err constraint_vocab(const hearth_model *m, const hearth_sampling 
                                    smp_vocab **out) {
     *out = NULL;
     if (p->constraint == HEARTH_CONSTRAINT_NONE) return HEARTH_OK;
-    if (p->constraint != HEARTH_CONSTRAINT_JSON_OBJECT)
+    if (p->constraint != HEARTH_CONSTRAINT_JSON_OBJECT &&
+        p->constraint != HEARTH_CONSTRAINT_JSON_SCHEMA)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: unknown constraint %d",
                        (int)p->constraint);
+    if (p->constraint == HEARTH_CONSTRAINT_JSON_SCHEMA) { /* before the table is built */
+        hearth_err err = smp_json_schema_check(p->json_schema);
+        if (err) return err;
+    }
     if (!engine_vocab(m)) return hr_wrap(HEARTH_ERR_UNSUPPORTED, "json mode: ");
     engine_text *t = m->vocab;
     hearth_err err = HEARTH_OK;
@@ -149,7 +154,9 @@ hearth_err hearth_sampler_new(const hearth_model *m, const hearth_sampling *para
     if (!s) return HEARTH_ERR_NOMEM;
     hearth_err err = constraint_vocab(m, &p, &s->vocab);
     if (!err && s->vocab) {
-        sp.constraint = SMP_CONSTRAINT_JSON_OBJECT;
+        sp.constraint = p.constraint == HEARTH_CONSTRAINT_JSON_SCHEMA ? SMP_CONSTRAINT_JSON_SCHEMA
+                                                                      : SMP_CONSTRAINT_JSON_OBJECT;
+        sp.json_schema = p.json_schema;
         sp.vocab = s->vocab;
     }
     if (!err) err = smp_new(m->hp.n_vocab, &sp, &s->smp);

@@ -185,7 +185,10 @@ static char *openai_body(const gw_tier *t, const gw_chat *q, const gw_chat_tools
         for (int i = 0; i < q->n_stop; i++)
             cJSON_AddItemToArray(stop, cJSON_CreateString(q->stop[i]));
     }
-    if (q->json_object)
+    cJSON *rf = q->response_format ? cJSON_Parse(q->response_format) : NULL;
+    if (rf)
+        cJSON_AddItemToObject(o, "response_format", rf);
+    else if (q->json_object)
         cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "response_format"), "type",
                                 "json_object");
     if (q->stream) {

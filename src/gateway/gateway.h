@@ -389,11 +389,13 @@ typedef struct gw_chat {
     double top_p;            /* NAN: not sent */
     const char *const *stop; /* stop strings; may be NULL */
     int n_stop;
-    bool json_object;           /* JSON mode: OpenAI's response_format json_object (Anthropic
-                                   has none: not sent there) */
-    bool stream;                /* ask for SSE and hand text over as it comes */
-    const gw_chat_tools *tools; /* NULL: none; its msgs[] is one per message */
-    const atomic_bool *cancel;  /* when set (may be NULL): stop as soon as possible */
+    bool json_object;            /* JSON mode: OpenAI's response_format json_object (Anthropic
+                                    has none: not sent there) */
+    const char *response_format; /* a json_schema response_format object as JSON text: sent
+                                    to OpenAI-compatible tiers as it is (NULL: none) */
+    bool stream;                 /* ask for SSE and hand text over as it comes */
+    const gw_chat_tools *tools;  /* NULL: none; its msgs[] is one per message */
+    const atomic_bool *cancel;   /* when set (may be NULL): stop as soon as possible */
 } gw_chat;
 
 /* Receives answer text as it arrives (the whole text once when not

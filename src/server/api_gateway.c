@@ -580,6 +580,7 @@ static bool gateway_chat_init(srv_gwreq *q, const srv_exchange *x) {
                         .stop = (const char *const *)r->stop,
                         .n_stop = r->n_stop,
                         .json_object = r->sampling.constraint == HEARTH_CONSTRAINT_JSON_OBJECT,
+                        .response_format = r->response_format,
                         .stream = r->stream,
                         .cancel = &q->bridge->cancel};
     if (r->kind == SRV_CHAT && !gateway_tools_init(q)) return false;

@@ -205,6 +205,34 @@ static bool parse_sampling(parse_ctx *c, const cJSON *root) {
     return true;
 }
 
+/* response_format json_schema: {"name", "schema", "strict"}. The schema is
+ * enforced by constrained decoding whatever `strict` says (Hearth supports
+ * more than OpenAI's strict subset, and refuses with a 400 what it cannot
+ * enforce); an absent schema allows any JSON value. */
+static bool parse_json_schema(parse_ctx *c, const cJSON *v) {
+    const cJSON *js = field(v, "json_schema");
+    if (!cJSON_IsObject(js)) return bad_type(c->e, "response_format.json_schema", "an object");
+    const cJSON *nm = field(js, "name"), *st = field(js, "strict"), *sc = field(js, "schema");
+    if (nm && !cJSON_IsString(nm))
+        return bad_type(c->e, "response_format.json_schema.name", "a string");
+    if (st && !cJSON_IsBool(st))
+        return bad_type(c->e, "response_format.json_schema.strict", "a boolean");
+    if (sc && !cJSON_IsObject(sc) && !cJSON_IsBool(sc))
+        return bad_type(c->e, "response_format.json_schema.schema",
+                        "a JSON Schema (an object or a boolean)");
+    srv_request *r = c->r;
+    r->json_schema = sc ? cJSON_PrintUnformatted(sc) : strdup("{}");
+    r->response_format = cJSON_PrintUnformatted(v);
+    if (!r->json_schema || !r->response_format)
+        return srv_fail(c->e, 500, NULL, NULL, "out of memory");
+    if (hearth_json_schema_check(r->json_schema) != HEARTH_OK)
+        return srv_fail(c->e, 400, "response_format.json_schema.schema", NULL, "%s",
+                        hearth_last_error());
+    r->sampling.constraint = HEARTH_CONSTRAINT_JSON_SCHEMA;
+    r->sampling.json_schema = r->json_schema;
+    return true;
+}
+
 /* response_format: "text", or "json_object" (JSON mode: the output is one
  * JSON object, by constrained decoding). A "json_schema" must be obeyed, not
  * just answered with some JSON, so it is refused until schemas are. */
@@ -218,10 +246,7 @@ static bool parse_response_format(parse_ctx *c, const cJSON *root) {
         c->r->sampling.constraint = HEARTH_CONSTRAINT_JSON_OBJECT;
         return true;
     }
-    if (!strcmp(t->valuestring, "json_schema"))
-        return srv_fail(c->e, 400, "response_format", NULL,
-                        "response_format 'json_schema' is not supported: only 'json_object' "
-                        "(JSON mode) is; a schema would not be enforced");
+    if (!strcmp(t->valuestring, "json_schema")) return parse_json_schema(c, v);
     if (strcmp(t->valuestring, "text") != 0)
         return srv_fail(c->e, 400, "response_format.type", NULL,
                         "'response_format.type' must be text, json_object or json_schema");
@@ -473,6 +498,8 @@ void srv_request_free(srv_request *r) {
     free(r->messages);
     free(r->prompt);
     free(r->prompt_ids);
+    free(r->json_schema);
+    free(r->response_format);
     for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
     *r = (srv_request){0};
 }

@@ -74,6 +74,19 @@ static hearth_err choose_template(srv_server *s) {
     return HEARTH_OK;
 }
 
+/* The table of the tokens' bytes that JSON mode and schemas read is built
+ * by the model's first constrained sampler (tens of ms on a large
+ * vocabulary) and kept with the model: build it here, so that the first
+ * JSON request does not stall every slot of the scheduler meanwhile. */
+static void prepare_constraints(srv_server *s) {
+    hearth_sampling sp = hearth_sampling_default_params();
+    sp.constraint = HEARTH_CONSTRAINT_JSON_OBJECT;
+    hearth_sampler *smp = NULL;
+    if (hearth_sampler_new(s->model, &sp, &smp) != HEARTH_OK)
+        say(s, "warning: JSON mode is unavailable with this vocabulary: %s", hearth_last_error());
+    hearth_sampler_free(smp);
+}
+
 static void *loader_main(void *arg) {
     srv_server *s = arg;
     hearth_model_params mp = hearth_model_default_params();
@@ -85,6 +98,7 @@ static void *loader_main(void *arg) {
         err = HEARTH_ERR_UNSUPPORTED; /* no vocabulary: the server cannot take text */
     if (!err) err = choose_template(s);
     if (!err && !s->cfg.pooling) s->pooling = hearth_model_pooling(s->model);
+    if (!err) prepare_constraints(s);
     if (!err) {
         s->bos_text = eng_token_text(s->model, hearth_token_bos(s->model));
         s->eos_text = eng_token_text(s->model, hearth_token_eos(s->model));

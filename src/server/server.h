@@ -149,6 +149,10 @@ typedef struct srv_request {
     bool logprobs;    /* chat: logprobs; completion: logprobs given */
     int top_logprobs; /* alternatives per token, 0..SRV_MAX_LOGPROBS */
     bool echo;        /* completion: the prompt text starts the output */
+    /* response_format json_schema: the schema as compact JSON (sampling's
+     * json_schema points here) and the whole response_format object as the
+     * client sent it, for OpenAI-compatible remote tiers */
+    char *json_schema, *response_format;
     /* chat: tools (tools_request.c) */
     char *tools;       /* the "tools" array as compact JSON (NULL: none or empty) */
     char **tool_names; /* [n_tools] the functions' names */

@@ -75,7 +75,7 @@ async function main() {
   assert.equal(typeof completion.choices[0].text, 'string');
 
   // JSON mode: a finished answer is one JSON object (JSON.parse), and the
-  // same request streamed gives the same text; json_schema is refused.
+  // same request streamed gives the same text.
   const jsonReq = {
     model: ids[0], messages, max_tokens: 64, temperature: 0,
     response_format: { type: 'json_object' },
@@ -94,11 +94,33 @@ async function main() {
     for (const c of chunk.choices) jsonStreamed += c.delta?.content ?? '';
   }
   assert.equal(jsonStreamed, jsonText, 'JSON mode streamed equals non-streamed');
+  // json_schema: a finished answer validates; a keyword that cannot be
+  // enforced is a 400.
+  const schema = {
+    type: 'object',
+    properties: { name: { type: 'string', maxLength: 12 }, age: { type: 'integer' } },
+    required: ['name', 'age'],
+    additionalProperties: false,
+  };
+  const schemaChat = await client.chat.completions.create({
+    ...jsonReq, max_tokens: 160,
+    response_format: { type: 'json_schema', json_schema: { name: 'cat', strict: true, schema } },
+  });
+  const schemaText = schemaChat.choices[0].message.content;
+  if (schemaChat.choices[0].finish_reason === 'stop') {
+    const v = JSON.parse(schemaText);
+    assert.deepEqual(Object.keys(v), ['name', 'age'], schemaText);
+    assert.ok(typeof v.name === 'string' && [...v.name].length <= 12, schemaText);
+    assert.ok(Number.isInteger(v.age), schemaText);
+  }
   await assert.rejects(
     client.chat.completions.create({
-      ...jsonReq, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: {} } },
+      ...jsonReq,
+      response_format: {
+        type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', pattern: '^a' } },
+      },
     }),
-    (e) => e instanceof OpenAI.BadRequestError && e.status === 400,
+    (e) => e instanceof OpenAI.BadRequestError && e.status === 400 && /pattern/.test(e.message),
   );
 
   // The client asks for base64 by default and decodes it; both forms agree.
