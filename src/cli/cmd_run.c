@@ -14,18 +14,8 @@
 static const char run_usage[] =
     "usage: hearth run -m FILE [-p PROMPT | -f FILE] [options]\n"
     "  Generates text after PROMPT (from -f FILE, or stdin when neither or '-p -' is given).\n"
-    "  -n N                tokens to generate (default 128; -1: until the context is full)\n"
-    "  --temp T            temperature (default 0.8; 0: greedy)\n"
-    "  --top-k K           (default 40; 0: off)\n"
-    "  --top-p P           (default 0.95; 1: off)\n"
-    "  --min-p M           (default 0.05; 0: off)\n"
-    "  --repeat-penalty R  (default 1: off), --repeat-last-n N (default 64)\n"
-    "  --frequency-penalty F, --presence-penalty P (default 0)\n"
-    "  --seed S            reproducible sampling (default: random)\n"
-    "  --stop STR          stop string (repeatable; not printed)\n"
-    "  -t N                threads (default: physical cores)\n"
-    "  -c, --ctx N         context length (default: min(model's, 4096))\n"
-    "  --kv-type f32|f16   KV cache element type (default f32)\n"
+    "  (-n defaults to 128)\n" CLI_GEN_USAGE
+    "  --stop STR          stop string (repeatable, up to 16; not printed)\n"
     "  --no-parse-special  treat text like <|eot_id|> in the prompt as plain text\n"
     "  --json              JSON mode: only tokens that keep the output one JSON object;\n"
     "                      it ends when the object is complete\n"
@@ -71,10 +61,7 @@ static bool print_token(const hearth_token_event *ev, void *user) {
 
 typedef struct run_opts {
     const char *model, *prompt, *prompt_file, *schema_file;
-    hearth_model_params mp;
-    hearth_session_params sp;
-    hearth_sampling smp;
-    hearth_gen_params gen;
+    cli_gen_opts g;
     const char *stops[RUN_MAX_STOPS];
     bool parse_special;
 } run_opts;
@@ -88,7 +75,7 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         }
         if (!strcmp(a, "--no-parse-special") || !strcmp(a, "--json")) {
             if (!strcmp(a, "--json"))
-                o->smp.constraint = HEARTH_CONSTRAINT_JSON_OBJECT;
+                o->g.smp.constraint = HEARTH_CONSTRAINT_JSON_OBJECT;
             else
                 o->parse_special = false;
             continue;
@@ -98,43 +85,24 @@ static int parse_run(int argc, char **argv, run_opts *o) {
             fprintf(stderr, "hearth run: option '%s' needs a value\n", a);
             return 2;
         }
+        const int r = cli_gen_opt("run", a, v, &o->g);
+        if (r < 0) return 2;
+        if (r) continue;
         if (!strcmp(a, "-m"))
             o->model = v;
         else if (!strcmp(a, "-p"))
             o->prompt = v;
         else if (!strcmp(a, "-f"))
             o->prompt_file = v;
-        else if (!strcmp(a, "-n"))
-            o->gen.max_tokens = atoi(v);
-        else if (!strcmp(a, "--temp"))
-            o->smp.temperature = strtof(v, NULL);
-        else if (!strcmp(a, "--top-k"))
-            o->smp.top_k = atoi(v);
-        else if (!strcmp(a, "--top-p"))
-            o->smp.top_p = strtof(v, NULL);
-        else if (!strcmp(a, "--min-p"))
-            o->smp.min_p = strtof(v, NULL);
-        else if (!strcmp(a, "--repeat-penalty"))
-            o->smp.repeat_penalty = strtof(v, NULL);
-        else if (!strcmp(a, "--repeat-last-n"))
-            o->smp.penalty_last_n = atoi(v);
-        else if (!strcmp(a, "--frequency-penalty"))
-            o->smp.frequency_penalty = strtof(v, NULL);
-        else if (!strcmp(a, "--presence-penalty"))
-            o->smp.presence_penalty = strtof(v, NULL);
-        else if (!strcmp(a, "--seed"))
-            o->smp.seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "-t"))
-            o->mp.n_threads = atoi(v);
-        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx"))
-            o->sp.n_ctx = atoi(v);
-        else if (!strcmp(a, "--kv-type") && (!strcmp(v, "f32") || !strcmp(v, "f16")))
-            o->sp.kv_type = !strcmp(v, "f16") ? HEARTH_KV_F16 : HEARTH_KV_F32;
         else if (!strcmp(a, "--json-schema"))
             o->schema_file = v;
-        else if (!strcmp(a, "--stop") && o->gen.n_stop < RUN_MAX_STOPS)
-            o->stops[o->gen.n_stop++] = v;
-        else {
+        else if (!strcmp(a, "--stop")) {
+            if (o->g.gen.n_stop == RUN_MAX_STOPS) {
+                fprintf(stderr, "hearth run: at most %d stop strings\n", RUN_MAX_STOPS);
+                return 2;
+            }
+            o->stops[o->g.gen.n_stop++] = v;
+        } else {
             fprintf(stderr, "hearth run: unknown option '%s'\n%s", a, run_usage);
             return 2;
         }
@@ -215,11 +183,11 @@ static int generate(hearth_model *m, const run_opts *o, const char *text, size_t
         rc = cli_fail("run", "tokenizing");
     else if (n == 0)
         rc = (fprintf(stderr, "hearth run: the prompt is empty\n"), 1);
-    else if (hearth_session_new(m, &o->sp, &s))
+    else if (hearth_session_new(m, &o->g.sp, &s))
         rc = cli_fail("run", "creating the session");
-    else if (hearth_sampler_new(m, &o->smp, &smp))
+    else if (hearth_sampler_new(m, &o->g.smp, &smp))
         rc = cli_fail("run", "creating the sampler");
-    else if (hearth_generate(s, smp, ids, (int)n, &o->gen, print_token, NULL, &r))
+    else if (hearth_generate(s, smp, ids, (int)n, &o->g.gen, print_token, NULL, &r))
         rc = cli_fail("run", "generating");
     if (!rc) {
         static const char *const why[] = {"stop", "length", "callback"};
@@ -239,19 +207,17 @@ static int generate(hearth_model *m, const run_opts *o, const char *text, size_t
 }
 
 int cmd_run(int argc, char **argv) {
-    run_opts o = {.mp = hearth_model_default_params(),
-                  .sp = hearth_session_default_params(),
-                  .smp = hearth_sampling_default_params(),
-                  .parse_special = true};
-    o.gen.max_tokens = 128;
-    o.gen.stop = o.stops;
+    run_opts o = {.parse_special = true};
+    cli_gen_defaults(&o.g);
+    o.g.gen.max_tokens = 128;
+    o.g.gen.stop = o.stops;
     int rc = parse_run(argc, argv, &o);
     if (rc >= 0) return rc;
     char *schema = NULL;
     if (o.schema_file) {
         if (!(schema = load_schema(o.schema_file))) return 1;
-        o.smp.constraint = HEARTH_CONSTRAINT_JSON_SCHEMA;
-        o.smp.json_schema = schema;
+        o.g.smp.constraint = HEARTH_CONSTRAINT_JSON_SCHEMA;
+        o.g.smp.json_schema = schema;
     }
     size_t len = 0;
     char *text = load_prompt(&o, &len);
@@ -260,7 +226,7 @@ int cmd_run(int argc, char **argv) {
         return 1;
     }
     hearth_model *m = NULL;
-    if (hearth_model_load(o.model, &o.mp, &m))
+    if (hearth_model_load(o.model, &o.g.mp, &m))
         rc = cli_fail("run", "loading the model");
     else
         rc = generate(m, &o, text, len);
