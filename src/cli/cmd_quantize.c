@@ -20,8 +20,10 @@ static const char quantize_usage[] =
     "  IN may hold F32, F16 or BF16 weights, or quantized ones (then they are dequantized and\n"
     "  quantized again, which loses more than quantizing the original; a warning says so).\n"
     "  -t N                       threads splitting the rows (default: physical cores)\n"
-    "  --tensor-type PATTERN=T    tensors whose name contains PATTERN get type T (q8_0, f16, ...;\n"
-    "                             repeatable, first match wins; a plain substring, not a regex)\n"
+    "  --tensor-type PATTERN=T    tensors whose name contains PATTERN get type T (q8_0, f16,\n"
+    "                             iq4_nl, iq4_xs, ...; repeatable, first match wins; a plain\n"
+    "                             substring, not a regex). IQ4_NL/IQ4_XS have no preset: use\n"
+    "                             e.g. --tensor-type blk.=iq4_xs with a preset for the rest\n"
     "  --dry-run                  print each tensor's new type and the totals; write nothing\n"
     "  -q                         no progress bar\n";
 
@@ -106,7 +108,9 @@ static int parse_quantize(int argc, char **argv, qcli *c) {
     c->type = pos[2];
     if (n_pos == 4) c->p.n_threads = atoi(pos[3]); /* llama-quantize's positional thread count */
     if (!quant_ftype_parse(c->type, &c->p.ftype)) {
-        fprintf(stderr, "hearth quantize: unknown TYPE '%s'\n%s", c->type, quantize_usage);
+        const bool iq4 = !strncasecmp(c->type, "iq4_", 4);
+        fprintf(stderr, "hearth quantize: %s TYPE '%s'\n%s", iq4 ? "no preset for" : "unknown",
+                c->type, quantize_usage);
         return 2;
     }
     return -1;
