@@ -55,8 +55,9 @@ struct srv_gwreq {
     gw_message *msgs;        /* point into req (or prompt_text) */
     gw_chat_tools tools;     /* chat.tools when the chat has any */
     gw_msg_tools *msg_tools; /* per message; tool_call_id points into req */
-    char **calls_json;       /* per message: its tool_calls as OpenAI's JSON, owned */
-    char *prompt_text;       /* a token-id completion's prompt as text, owned */
+    char **calls_json;       /* [n_calls_json]: each message's tool_calls as OpenAI's JSON, owned */
+    int n_calls_json;
+    char *prompt_text; /* a token-id completion's prompt as text, owned */
     gw_chat chat;
     gw_request greq;
     gw_call *call;
@@ -181,7 +182,7 @@ static void release(srv_gwreq *q) {
     srv_request_free(&q->req);
     free(q->ids);
     free(q->msgs);
-    for (int i = 0; q->calls_json && i < q->req.n_messages; i++) cJSON_free(q->calls_json[i]);
+    for (int i = 0; i < q->n_calls_json; i++) cJSON_free(q->calls_json[i]);
     free(q->calls_json);
     free(q->msg_tools);
     free(q->prompt_text);
@@ -226,6 +227,7 @@ static bool gateway_tools_init(srv_gwreq *q) {
     q->msg_tools = calloc((size_t)r->n_messages, sizeof *q->msg_tools);
     q->calls_json = calloc((size_t)r->n_messages, sizeof *q->calls_json);
     if (!q->msg_tools || !q->calls_json) return false;
+    q->n_calls_json = r->n_messages;
     for (int i = 0; i < r->n_messages; i++) {
         const srv_message *m = &r->messages[i];
         if (m->n_tool_calls && !(q->calls_json[i] = calls_json(m))) return false;
