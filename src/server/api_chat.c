@@ -5,7 +5,12 @@
  *
  * Tools go to the template with the messages (their calls and results);
  * tool_choice "none" leaves the tools out of the prompt (the history's
- * calls and results stay), so the model is not offered them.
+ * calls and results stay), so the model is not offered them. tool_choice
+ * "required" or a named function (tools_constrain.c): the assistant turn
+ * opens with the family's call prefix and the output is constrained to one
+ * call; x-hearth-tool-constraint says whether every allowed function's
+ * arguments were constrained by its schema ("full") or some only to an
+ * object ("partial").
  *
  * The template prints bos_token where the model's Jinja template does; the
  * tokenizer adds BOS itself when the vocabulary asks, so a rendered prompt
@@ -13,6 +18,8 @@
  */
 #include "server.h"
 #include "tools.h"
+
+#include <microhttpd.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +65,19 @@ static bool chat_tool_calls(const srv_request *r, tok_chat_msg_tools *mt,
     return true;
 }
 
+/* A forced call: the assistant turn opens with the family's call prefix, so
+ * the output (constrained to one call object) starts inside the call. */
+static bool open_call(char **text, size_t *len, tok_chat_tools family, srv_error *e) {
+    const char *prefix = srv_tools_call_prefix(family);
+    const size_t n = strlen(prefix);
+    char *t = realloc(*text, *len + n + 1);
+    if (!t) return srv_fail(e, 500, NULL, NULL, "out of memory");
+    memcpy(t + *len, prefix, n + 1);
+    *text = t;
+    *len += n;
+    return true;
+}
+
 void srv_handle_chat(srv_exchange *x) {
     srv_server *s = x->srv;
     srv_request r;
@@ -77,6 +97,7 @@ void srv_handle_chat(srv_exchange *x) {
     if (ok) ok = chat_tool_calls(&r, mt, &calls, &e);
     if (ok && !s->have_template)
         ok = srv_fail(&e, 500, NULL, "chat_template_unsupported", "%s", s->template_error);
+    if (ok) ok = srv_tools_constrain(&r, s->tmpl.tools, &e);
     if (ok) {
         for (int i = 0; i < r.n_messages; i++)
             msgs[i] = (tok_chat_msg){r.messages[i].role, r.messages[i].content,
@@ -93,6 +114,7 @@ void srv_handle_chat(srv_exchange *x) {
         else if (err)
             ok = srv_fail(&e, 500, NULL, NULL, "rendering the chat template: %s",
                           hearth_last_error());
+        if (ok && r.tool_schema) ok = open_call(&text, &len, s->tmpl.tools, &e);
     }
     if (ok) {
         const size_t bl = strlen(s->bos_text);
@@ -101,7 +123,11 @@ void srv_handle_chat(srv_exchange *x) {
         if (ok && s->cfg.log_prompts) x->log_prompt = strdup(text);
     }
     if (ok) {
+        const bool forced = r.tool_schema != NULL, partial = r.tool_schema_partial;
         srv_gateway_route(x, &r, &ids, n); /* the cascade decides who answers */
+        if (forced && x->response)
+            MHD_add_response_header(x->response, "x-hearth-tool-constraint",
+                                    partial ? "partial" : "full");
     } else {
         srv_respond_error(x, &e);
     }

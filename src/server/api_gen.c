@@ -322,7 +322,8 @@ srv_job *srv_job_for(srv_server *s, const srv_gen *g) {
     if (!j) return NULL;
     j->sampling = r->sampling;
     j->max_tokens = srv_max_tokens(r);
-    for (int i = 0; i < r->n_stop; i++) {
+    /* a forced call's JSON is not cut by the client's stop strings */
+    for (int i = 0; i < r->n_stop && !r->tool_schema; i++) {
         if (!(j->stop[i] = strdup(r->stop[i]))) {
             srv_job_release(j);
             return NULL;

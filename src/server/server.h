@@ -6,6 +6,7 @@
  *   request.c     JSON body -> srv_request (validation; the fuzzed parser)
  *   tools_request.c  tools, tool_choice, tool messages and assistant tool_calls
  *   tools_parse.c the model's reply -> tool calls (tools.h; api_gen.c and sse.c use it)
+ *   tools_constrain.c  tool_choice "required"/named enforced by a JSON Schema (tools.h)
  *   api_errors.c  srv_error -> HTTP status and OpenAI's error JSON
  *   sched.c       slots (a session each), the bounded queue, the scheduler thread
  *   api_gen.c     a generation request from tokens to a JSON or SSE response
@@ -124,8 +125,8 @@ typedef struct srv_message {
 typedef enum srv_tool_choice {
     SRV_TOOL_AUTO = 0, /* the model decides (the default with tools) */
     SRV_TOOL_NONE,     /* no tools rendered, no calls parsed */
-    SRV_TOOL_REQUIRED, /* at least one call (asked of the model, not enforced locally) */
-    SRV_TOOL_NAMED     /* tool_choice_name (likewise) */
+    SRV_TOOL_REQUIRED, /* a call (locally: exactly one, by constrained decoding) */
+    SRV_TOOL_NAMED     /* a call to tool_choice_name (likewise) */
 } srv_tool_choice;
 
 enum { SRV_MAX_TOOLS = 128, SRV_MAX_TOOL_CALLS = 64 };
@@ -160,6 +161,11 @@ typedef struct srv_request {
     srv_tool_choice tool_choice;
     char *tool_choice_name;  /* SRV_TOOL_NAMED */
     int parallel_tool_calls; /* -1: not given (true), 0 or 1 */
+    /* a forced call answered locally (tools_constrain.c, set by api_chat.c):
+     * the schema of one call (sampling's json_schema points here), and
+     * whether some function's arguments are only constrained to an object */
+    char *tool_schema;
+    bool tool_schema_partial;
 } srv_request;
 
 /* Parses and validates body[0..len) as a chat (SRV_CHAT) or completion

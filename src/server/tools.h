@@ -7,6 +7,8 @@
  *                    assistant "tool_calls", validated as request.c does
  *   tools_parse.c    the reply side: a model's text -> content + calls, whole
  *                    (api_gen.c) or as it streams (sse.c)
+ *   tools_constrain.c  tool_choice "required" / named enforced locally: the
+ *                    call prefix and the JSON Schema of one call
  *
  * What a reply's call looks like: <tool_call>{"name": N, "arguments": {..}}
  * </tool_call> blocks anywhere (Qwen 2.5/3, the generic rendering, and a
@@ -73,5 +75,26 @@ struct cJSON *srv_tool_calls_json(const srv_tool_reply *t);
 
 /* A fresh "call_..." id. */
 void srv_tool_call_id(char *out, size_t cap);
+
+/* ---- tools_constrain.c -------------------------------------------------------- */
+
+/* Whether r must be answered with a call: a chat with tools whose
+ * tool_choice is "required" or names a function. */
+bool srv_tools_forced(const srv_request *r);
+/* What opens the assistant turn of a forced call, after the generation
+ * prompt: "<tool_call>\n" (Hermes and the generic rendering) or "" (Llama
+ * 3.x, whose calls are bare objects). */
+const char *srv_tools_call_prefix(tok_chat_tools family);
+/* The JSON Schema of one call (compact text, malloc'd; NULL when out of
+ * memory or no function is allowed) to the functions of tools_json (the
+ * request's "tools" array) named `only` (NULL: all), their arguments under
+ * args_key ("arguments" or "parameters"). *partial: some function's
+ * arguments are only constrained to be an object (its parameters use what
+ * the constraint cannot enforce, or too many functions are allowed). */
+char *srv_tools_schema(const char *tools_json, const char *only, const char *args_key,
+                       bool *partial);
+/* For a forced request (else nothing): r->tool_schema and r->sampling's
+ * constraint from it. False (e filled) when out of memory. */
+bool srv_tools_constrain(srv_request *r, tok_chat_tools family, srv_error *e);
 
 #endif

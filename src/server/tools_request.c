@@ -149,6 +149,12 @@ bool srv_tools_parse_request(const cJSON *root, srv_request *r, srv_error *e) {
         return srv_fail(e, 400, "function_call", NULL,
                         "'function_call' (deprecated by OpenAI) is not supported: use "
                         "'tool_choice'");
+    /* A forced call is enforced by a constraint on the output (tools_constrain.c):
+     * there is no second one to give a response format. */
+    if (srv_tools_forced(r) && r->sampling.constraint != HEARTH_CONSTRAINT_NONE)
+        return srv_fail(e, 400, "response_format", NULL,
+                        "'response_format' json_object or json_schema cannot be combined with "
+                        "'tool_choice' required or a named function (the reply is a call)");
     return true;
 }
 
@@ -232,6 +238,7 @@ void srv_tools_request_free(srv_request *r) {
     for (int k = 0; k < r->n_tools; k++) free(r->tool_names[k]);
     free(r->tool_names);
     free(r->tool_choice_name);
+    free(r->tool_schema);
 }
 
 bool srv_tools_active(const srv_request *r) {
