@@ -10,8 +10,18 @@
  * messages and calls in its history (a prompt rendered with them). When
  * node and the openai package are present, tests/server/openai_tools.mjs
  * checks the official client receives the calls, streamed and not.
+ *
+ * tool_choice "required" and a named function are enforced on the local
+ * model by constrained decoding (tools_constrain.c): the synthetic model
+ * writes random text, so only the constraint can make every reply, greedy
+ * and sampled, streamed and not, under the Hermes (qwen3) and Llama 3.1
+ * renderings, a call to an allowed function whose arguments validate
+ * against its parameters (tests/json_schema_validate.h). The servers get a
+ * larger --ctx than the model's 256 so the tools fit in the prompt.
  */
 #include "test.h"
+
+#include "json_schema_validate.h"
 
 #include "gateway/fake_cloud.h"
 #include "server/http_client.h"
@@ -115,6 +125,120 @@ static void check_stream(const char *what, const test_reply *r) {
     CHECKF(!strstr(content, "tool_call"), "%s: content '%s'", what, content);
 }
 
+/* Two small tools whose values are all bounded (enum, maxLength, boolean),
+ * so a random model's call ends well within max_tokens. */
+static const char *const forced_params[2] = {
+    "{\"type\":\"object\",\"properties\":{\"unit\":{\"enum\":[\"c\",\"f\"]},\"city\":{"
+    "\"type\":\"string\",\"maxLength\":6},\"detailed\":{\"type\":\"boolean\"}},"
+    "\"required\":[\"unit\",\"city\"]}",
+    "{\"type\":\"object\",\"properties\":{\"q\":{\"type\":\"string\",\"maxLength\":5}},"
+    "\"required\":[\"q\"]}"};
+static const char *const forced_names[2] = {"get_weather", "lookup"};
+
+/* A reply's calls as the SDKs see them: whole, or assembled from the
+ * stream's delta.tool_calls; content is what is left. */
+typedef struct call_seen {
+    int n_calls;
+    char name[64], args[4096], finish[32], content[4096];
+} call_seen;
+
+static call_seen read_reply(const test_reply *r, bool stream) {
+    call_seen c = {0};
+    if (!stream) {
+        cJSON *j = cJSON_Parse(r->body);
+        const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+        const cJSON *msg = cJSON_GetObjectItem(c0, "message");
+        const cJSON *calls = cJSON_GetObjectItem(msg, "tool_calls");
+        c.n_calls = cJSON_GetArraySize(calls);
+        const cJSON *f = cJSON_GetObjectItem(cJSON_GetArrayItem(calls, 0), "function");
+        const char *v;
+        if ((v = cJSON_GetStringValue(cJSON_GetObjectItem(f, "name"))))
+            snprintf(c.name, sizeof c.name, "%s", v);
+        if ((v = cJSON_GetStringValue(cJSON_GetObjectItem(f, "arguments"))))
+            snprintf(c.args, sizeof c.args, "%s", v);
+        if ((v = cJSON_GetStringValue(cJSON_GetObjectItem(c0, "finish_reason"))))
+            snprintf(c.finish, sizeof c.finish, "%s", v);
+        if ((v = cJSON_GetStringValue(cJSON_GetObjectItem(msg, "content"))))
+            snprintf(c.content, sizeof c.content, "%s", v);
+        cJSON_Delete(j);
+        return c;
+    }
+    for (const char *p = r->body; p && !strncmp(p, "data: {", 7);) {
+        const char *end = strstr(p, "\n\n");
+        if (!end) break;
+        cJSON *j = cJSON_ParseWithLength(p + 6, (size_t)(end - p - 6));
+        const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+        const cJSON *d = cJSON_GetObjectItem(c0, "delta"), *tc;
+        const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(d, "content"));
+        if (v) strncat(c.content, v, sizeof c.content - strlen(c.content) - 1);
+        cJSON_ArrayForEach(tc, cJSON_GetObjectItem(d, "tool_calls")) {
+            const int index = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(tc, "index"));
+            if (index + 1 > c.n_calls) c.n_calls = index + 1;
+            const cJSON *f = cJSON_GetObjectItem(tc, "function");
+            if ((v = cJSON_GetStringValue(cJSON_GetObjectItem(f, "name"))))
+                snprintf(c.name, sizeof c.name, "%s", v);
+            if ((v = cJSON_GetStringValue(cJSON_GetObjectItem(f, "arguments"))))
+                strncat(c.args, v, sizeof c.args - strlen(c.args) - 1);
+        }
+        if ((v = cJSON_GetStringValue(cJSON_GetObjectItem(c0, "finish_reason"))))
+            snprintf(c.finish, sizeof c.finish, "%s", v);
+        cJSON_Delete(j);
+        p = end + 2;
+    }
+    return c;
+}
+
+/* tool_choice required (named < 0) or naming forced_names[named], greedy and
+ * sampled, streamed and not: always one call to an allowed function with
+ * valid arguments. */
+static void check_forced(test_server *sv, const char *tmpl, int named) {
+    char tools_json[2048];
+    snprintf(tools_json, sizeof tools_json,
+             "[{\"type\":\"function\",\"function\":{\"name\":\"%s\",\"parameters\":%s}},"
+             "{\"type\":\"function\",\"function\":{\"name\":\"%s\",\"parameters\":%s}}]",
+             forced_names[0], forced_params[0], forced_names[1], forced_params[1]);
+    char choice[256];
+    if (named < 0)
+        snprintf(choice, sizeof choice, "\"required\"");
+    else
+        snprintf(choice, sizeof choice, "{\"type\":\"function\",\"function\":{\"name\":\"%s\"}}",
+                 forced_names[named]);
+    for (int sampled = 0; sampled < 2; sampled++) {
+        for (int stream = 0; stream < 2; stream++) {
+            char what[128], b[4096];
+            snprintf(what, sizeof what, "forced %s %s %s stream=%d", tmpl,
+                     named < 0 ? "required" : forced_names[named], sampled ? "sampled" : "greedy",
+                     stream);
+            snprintf(
+                b, sizeof b,
+                "{\"model\":\"local\",\"max_tokens\":1500,\"temperature\":%s,\"seed\":%d,"
+                "\"stream\":%s,\"stop\":[\"\\\"\"],\"messages\":[{\"role\":\"user\",\"content\":"
+                "\"Weather in Paris?\"}],\"tools\":%s,\"tool_choice\":%s}",
+                sampled ? "1.0" : "0", 11 + named, stream ? "true" : "false", tools_json, choice);
+            char hfile[700], extra[720];
+            snprintf(hfile, sizeof hfile, "%s/forced_headers", scratch);
+            snprintf(extra, sizeof extra, "-D '%s'", hfile);
+            test_reply r = test_http(sv, "POST", "/v1/chat/completions", b, extra);
+            CHECKF(r.status == 200, "%s: %d %.300s", what, r.status, r.body);
+            char *headers = test_read_file(hfile, NULL);
+            CHECKF(headers && strstr(headers, "x-hearth-tool-constraint: full"), "%s: header",
+                   what);
+            free(headers);
+            const call_seen c = read_reply(&r, stream);
+            CHECKF(c.n_calls == 1 && !strcmp(c.finish, "tool_calls") && !c.content[0],
+                   "%s: %d calls, finish '%s', content '%.200s'", what, c.n_calls, c.finish,
+                   c.content);
+            int k = 0;
+            while (k < 2 && strcmp(c.name, forced_names[k]) != 0) k++;
+            CHECKF(k < 2 && (named < 0 || k == named), "%s: called '%s'", what, c.name);
+            if (k < 2)
+                CHECKF(jv_check(forced_params[k], c.args, strlen(c.args)),
+                       "%s: arguments '%s' are not valid for %s", what, c.args, c.name);
+            free(r.body);
+        }
+    }
+}
+
 static void run_node(int port) {
     char mods[4096];
     snprintf(mods, sizeof mods, "%s/build/npm/node_modules", HEARTH_SOURCE_DIR);
@@ -156,7 +280,7 @@ int main(void) {
              fc.port, fc.port);
     REQUIRE(test_write_file(cfg, json, strlen(json)));
     char args[1024];
-    snprintf(args, sizeof args, "-t 1 --chat-template qwen3 --config '%s'", cfg);
+    snprintf(args, sizeof args, "-t 1 --chat-template qwen3 -c 3072 --config '%s'", cfg);
     test_server sv;
     REQUIRE(test_server_start(&sv, binary, model_path, scratch, args));
     const char *tiers[] = {"oa", "an"};
@@ -229,7 +353,15 @@ int main(void) {
                "local stream=%d: %d %.300s", stream, r.status, r.body);
         free(r.body);
     }
+    check_forced(&sv, "qwen3", -1);
+    check_forced(&sv, "qwen3", 1);
     run_node(sv.port);
+    CHECK(test_server_stop(&sv) == 0);
+    /* the Llama 3.1 rendering: bare {"name", "parameters"} calls, no prefix */
+    REQUIRE(test_server_start(&sv, binary, model_path, scratch,
+                              "-t 1 --chat-template llama3.1 -c 3072"));
+    check_forced(&sv, "llama3.1", -1);
+    check_forced(&sv, "llama3.1", 0);
     CHECK(test_server_stop(&sv) == 0);
     fake_cloud_stop(&fc);
     if (!test_failures) {

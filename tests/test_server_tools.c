@@ -7,10 +7,15 @@
  * plus what is sent at the end equals the whole reply's content, the calls
  * are the same, and no piece of a call leaks into the content. Random
  * replies from call-like fragments check that "arguments" is always a JSON
- * object.
+ * object. The schema of a forced call (tools_constrain.c): it compiles for
+ * ordinary tools, admits calls to the allowed functions with valid
+ * arguments and nothing else (tests/json_schema_validate.h, an independent
+ * validator), and falls back to any object for parameters it cannot
+ * enforce; tool_choice required with response_format is a 400.
  */
 #include "test.h"
 
+#include "json_schema_validate.h"
 #include "server/tools.h"
 
 #include <cjson/cJSON.h>
@@ -220,7 +225,156 @@ static void test_random(void) {
     }
 }
 
+static const char schema_tools[] =
+    "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"W\","
+    "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\","
+    "\"description\":\"a city\"},\"unit\":{\"enum\":[\"c\",\"f\"]},\"days\":{\"type\":"
+    "\"integer\"},\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}},"
+    "\"required\":[\"city\"]}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"lookup\",\"parameters\":{\"type\":"
+    "\"object\",\"properties\":{\"q\":{\"type\":\"string\"},\"opts\":{\"type\":\"object\","
+    "\"properties\":{\"n\":{\"type\":[\"integer\",\"null\"]}},\"additionalProperties\":"
+    "false}},\"required\":[\"q\"]}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"now\"}}]";
+
+/* schema admits text (valid JSON Schema instance) or not. */
+static void admits(const char *what, const char *schema, const char *text, bool want) {
+    CHECKF(jv_check(schema, text, strlen(text)) == want, "%s: '%s' %s", what, text,
+           want ? "refused" : "admitted");
+}
+
+static void test_schema(void) {
+    bool partial = true;
+    char *s = srv_tools_schema(schema_tools, NULL, "arguments", &partial);
+    REQUIRE(s);
+    CHECKF(hearth_json_schema_check(s) == HEARTH_OK, "all: %s: %s", hearth_last_error(), s);
+    CHECK(!partial);
+    admits("all", s, "{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Oslo\",\"unit\":\"c\"}}",
+           true);
+    admits("all", s, "{\"name\":\"lookup\",\"arguments\":{\"q\":\"x\",\"opts\":{\"n\":null}}}",
+           true);
+    admits("all", s, "{\"name\":\"now\",\"arguments\":{}}", true);
+    admits("all: undeclared", s, "{\"name\":\"rm\",\"arguments\":{}}", false);
+    admits("all: no arguments", s, "{\"name\":\"now\"}", false);
+    admits("all: missing required", s, "{\"name\":\"lookup\",\"arguments\":{}}", false);
+    admits("all: bad enum", s,
+           "{\"name\":\"get_weather\",\"arguments\":{\"city\":\"a\",\"unit\":\"k\"}}", false);
+    admits("all: arguments of another", s, "{\"name\":\"get_weather\",\"arguments\":{\"q\":\"x\"}}",
+           false);
+    admits("all: none takes none", s, "{\"name\":\"now\",\"arguments\":{\"a\":1}}", false);
+    admits("all: extra key", s, "{\"name\":\"now\",\"arguments\":{},\"x\":1}", false);
+    admits("all: llama key", s, "{\"name\":\"now\",\"parameters\":{}}", false);
+    free(s);
+    /* named: that function only; Llama's key */
+    s = srv_tools_schema(schema_tools, "lookup", "parameters", &partial);
+    REQUIRE(s);
+    CHECKF(hearth_json_schema_check(s) == HEARTH_OK, "named: %s", hearth_last_error());
+    CHECK(!partial && !strstr(s, "anyOf"));
+    admits("named", s, "{\"name\":\"lookup\",\"parameters\":{\"q\":\"x\"}}", true);
+    admits("named: other", s, "{\"name\":\"now\",\"parameters\":{}}", false);
+    admits("named: key", s, "{\"name\":\"lookup\",\"arguments\":{\"q\":\"x\"}}", false);
+    free(s);
+    /* parameters the constraint cannot enforce: that function's arguments
+     * are any object, the others keep their schema */
+    static const char loose[] =
+        "[{\"type\":\"function\",\"function\":{\"name\":\"when\",\"parameters\":{\"type\":"
+        "\"object\",\"properties\":{\"d\":{\"type\":\"string\",\"format\":\"date\"},\"n\":{"
+        "\"type\":\"integer\",\"minimum\":1}}}}},"
+        "{\"type\":\"function\",\"function\":{\"name\":\"ref\",\"parameters\":{\"type\":"
+        "\"object\",\"properties\":{\"p\":{\"$ref\":\"#/$defs/P\"}},\"$defs\":{\"P\":{"
+        "\"type\":\"string\"}}}}},"
+        "{\"type\":\"function\",\"function\":{\"name\":\"arr\",\"parameters\":{\"type\":"
+        "\"array\"}}},"
+        "{\"type\":\"function\",\"function\":{\"name\":\"ok\",\"parameters\":{\"type\":"
+        "\"object\",\"properties\":{\"a\":{\"type\":\"boolean\"}},\"required\":[\"a\"]}}}]";
+    s = srv_tools_schema(loose, NULL, "arguments", &partial);
+    REQUIRE(s);
+    CHECKF(hearth_json_schema_check(s) == HEARTH_OK, "loose: %s", hearth_last_error());
+    CHECK(partial);
+    admits("loose", s, "{\"name\":\"when\",\"arguments\":{\"d\":\"x\",\"n\":0,\"z\":[]}}", true);
+    admits("loose", s, "{\"name\":\"ref\",\"arguments\":{\"p\":1}}", true);
+    admits("loose", s, "{\"name\":\"arr\",\"arguments\":{}}", true);
+    admits("loose: still an object", s, "{\"name\":\"arr\",\"arguments\":[]}", false);
+    admits("loose: enforced one", s, "{\"name\":\"ok\",\"arguments\":{\"a\":true}}", true);
+    admits("loose: enforced one", s, "{\"name\":\"ok\",\"arguments\":{\"a\":1}}", false);
+    admits("loose: undeclared", s, "{\"name\":\"nope\",\"arguments\":{}}", false);
+    free(s);
+    s = srv_tools_schema(loose, "ok", "arguments", &partial);
+    CHECK(s && !partial);
+    free(s);
+    /* more functions than the recognizer follows at once: names only */
+    char many[8192] = "[";
+    for (int k = 0; k < 40; k++) {
+        const size_t n = strlen(many);
+        snprintf(many + n, sizeof many - n,
+                 "%s{\"type\":\"function\",\"function\":{\"name\":\"f%d\",\"parameters\":{"
+                 "\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"integer\"}}}}}",
+                 k ? "," : "", k);
+    }
+    strcat(many, "]");
+    s = srv_tools_schema(many, NULL, "arguments", &partial);
+    REQUIRE(s);
+    CHECKF(hearth_json_schema_check(s) == HEARTH_OK, "many: %s", hearth_last_error());
+    CHECK(partial);
+    admits("many", s, "{\"name\":\"f39\",\"arguments\":{\"y\":\"z\"}}", true);
+    admits("many", s, "{\"name\":\"f40\",\"arguments\":{}}", false);
+    free(s);
+    s = srv_tools_schema(many, "f33", "arguments", &partial);
+    CHECK(s && !partial);
+    if (s) admits("many named", s, "{\"name\":\"f33\",\"arguments\":{\"x\":\"z\"}}", false);
+    free(s);
+    CHECK(!strcmp(srv_tools_call_prefix(TOK_TOOLS_HERMES), "<tool_call>\n") &&
+          !strcmp(srv_tools_call_prefix(TOK_TOOLS_GENERIC), "<tool_call>\n") &&
+          !strcmp(srv_tools_call_prefix(TOK_TOOLS_LLAMA3), ""));
+    /* what the constrained reply looks like is read as one call */
+    srv_request r = request(false);
+    const char *reply = " {\"name\": \"lookup\", \"arguments\": {\"q\": \"x\"}}";
+    srv_tool_reply t = parse(&r, reply);
+    CHECK(t.n_calls == 1 && !t.content && !strcmp(t.calls[0].arguments, "{\"q\":\"x\"}"));
+    srv_tool_reply_free(&t);
+}
+
+/* The request side: which choices are forced, and response_format beside them. */
+static void test_forced_request(void) {
+    static const char *const cases[][2] = {
+        {"\"tool_choice\":\"required\"", "1"},
+        {"\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}}", "1"},
+        {"\"tool_choice\":\"auto\"", "0"},
+        {"\"tool_choice\":\"none\"", "0"},
+        {"\"tool_choice\":\"required\",\"response_format\":{\"type\":\"json_object\"}", "400"},
+        {"\"tool_choice\":\"required\",\"response_format\":{\"type\":\"json_schema\","
+         "\"json_schema\":{\"schema\":{\"type\":\"object\"}}}",
+         "400"},
+        {"\"tool_choice\":\"auto\",\"response_format\":{\"type\":\"json_object\"}", "0"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char body[1024];
+        snprintf(body, sizeof body,
+                 "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":"
+                 "\"function\",\"function\":{\"name\":\"f\"}}],%s}",
+                 cases[i][0]);
+        srv_request r;
+        srv_error e;
+        const bool ok = srv_parse_request(SRV_CHAT, body, strlen(body), &r, &e);
+        if (!strcmp(cases[i][1], "400")) {
+            CHECKF(!ok && e.status == 400 && !strcmp(e.param, "response_format"), "%s",
+                   cases[i][0]);
+            continue;
+        }
+        REQUIRE(ok);
+        CHECKF(srv_tools_forced(&r) == (cases[i][1][0] == '1'), "%s", cases[i][0]);
+        REQUIRE(srv_tools_constrain(&r, TOK_TOOLS_GENERIC, &e));
+        CHECKF((r.tool_schema != NULL) == srv_tools_forced(&r), "%s", cases[i][0]);
+        if (r.tool_schema)
+            CHECK(r.sampling.constraint == HEARTH_CONSTRAINT_JSON_SCHEMA &&
+                  r.sampling.json_schema == r.tool_schema);
+        srv_request_free(&r);
+    }
+}
+
 int main(void) {
+    test_schema();
+    test_forced_request();
     test_formats();
     test_stream();
     test_random();

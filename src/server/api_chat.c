@@ -125,7 +125,7 @@ void srv_handle_chat(srv_exchange *x) {
     if (ok) {
         const bool forced = r.tool_schema != NULL, partial = r.tool_schema_partial;
         srv_gateway_route(x, &r, &ids, n); /* the cascade decides who answers */
-        if (forced && x->response)
+        if (forced && x->response && x->status == 200)
             MHD_add_response_header(x->response, "x-hearth-tool-constraint",
                                     partial ? "partial" : "full");
     } else {
