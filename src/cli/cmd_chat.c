@@ -163,7 +163,6 @@ static int chat_reply(chat *c, const cli_gen_opts *o, bool verbose) {
     c->reply_len = 0;
     interrupted = 0;
     hearth_gen_result r;
-    hearth_sampler_reset(c->sampler);
     hearth_err e = hearth_generate(c->session, c->sampler, ids, (int)n, &o->gen, on_token, c, &r);
     free(ids);
     fputs(interrupted ? "\n[interrupted]\n" : "\n", stdout);
