@@ -11,6 +11,7 @@ packages=(
   libsqlite3-dev          # ledger, audit log
   python3-numpy           # ../shared/perf/gguf_synth.py (benchmark model files)
   gnuplot-nox             # bench/cascade/run.sh: the cost-versus-quality plot (optional)
+  cppcheck                # scripts/lint.sh: static analysis, must stay quiet
   curl                    # server tests
   nodejs                  # node + npm: the official openai npm client in the server tests
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # NEON kernels, cross-checked under qemu

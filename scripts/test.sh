@@ -15,6 +15,9 @@ if [ ! -d build/npm/node_modules/openai ]; then
     echo "warning: npm install openai failed; the server test skips the openai client part"
 fi
 
+echo "== cppcheck (scripts/lint.sh)"
+bash scripts/lint.sh
+
 echo "== release build (warnings are errors) + tests"
 cmake --preset ci >/dev/null
 cmake --build --preset ci -j"$jobs"

@@ -71,11 +71,12 @@ static bool chat_push(chat *c, tok_chat_role role, const char *text, size_t len)
         c->msgs = m;
         c->cap_msgs = cap;
     }
-    char *t = malloc(len + 1);
-    if (!t) return false;
-    memcpy(t, text, len);
-    t[len] = '\0';
-    c->msgs[c->n_msgs++] = (chat_msg){role, t};
+    chat_msg *m = &c->msgs[c->n_msgs];
+    if (!(m->text = malloc(len + 1))) return false;
+    memcpy(m->text, text, len);
+    m->text[len] = '\0';
+    m->role = role;
+    c->n_msgs++;
     return true;
 }
 

@@ -52,7 +52,7 @@ static int cmp_double(const void *a, const void *b) {
 static void apgr_interval(const double *s, const bool *w, const bool *g, size_t n, double *lo,
                           double *hi) {
     enum { B = 200 };
-    double *bs = malloc(n * sizeof *bs), ap[B];
+    double *bs = malloc(n * sizeof *bs), ap[B] = {0};
     bool *bw = malloc(n), *bg = malloc(n);
     uint64_t x = 0x9e3779b97f4a7c15ULL;
     int k = 0;

@@ -6,6 +6,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,47 +20,47 @@ static bool parse_float(const char *v, float *out) {
     return true;
 }
 
-static bool parse_int(const char *v, long lo, long hi, int *out) {
+static bool parse_int(const char *v, long lo, long hi, int32_t *out) {
     char *end;
     errno = 0;
     long l = strtol(v, &end, 10);
     if (end == v || *end || errno || l < lo || l > hi) return false;
-    *out = (int)l;
+    *out = (int32_t)l;
     return true;
 }
 
 int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o) {
-    static const struct {
+    const struct {
         const char *name;
-        size_t offset;
+        float *field;
     } floats[] = {
-        {"--temp", offsetof(cli_gen_opts, smp.temperature)},
-        {"--top-p", offsetof(cli_gen_opts, smp.top_p)},
-        {"--min-p", offsetof(cli_gen_opts, smp.min_p)},
-        {"--repeat-penalty", offsetof(cli_gen_opts, smp.repeat_penalty)},
-        {"--frequency-penalty", offsetof(cli_gen_opts, smp.frequency_penalty)},
-        {"--presence-penalty", offsetof(cli_gen_opts, smp.presence_penalty)},
+        {"--temp", &o->smp.temperature},
+        {"--top-p", &o->smp.top_p},
+        {"--min-p", &o->smp.min_p},
+        {"--repeat-penalty", &o->smp.repeat_penalty},
+        {"--frequency-penalty", &o->smp.frequency_penalty},
+        {"--presence-penalty", &o->smp.presence_penalty},
     };
-    static const struct {
+    const struct {
         const char *name, *alias;
-        size_t offset;
+        int32_t *field;
         long lo;
     } ints[] = {
-        {"-n", "--n-predict", offsetof(cli_gen_opts, gen.max_tokens), -1},
-        {"--top-k", NULL, offsetof(cli_gen_opts, smp.top_k), 0},
-        {"--repeat-last-n", NULL, offsetof(cli_gen_opts, smp.penalty_last_n), 0},
-        {"-t", "--threads", offsetof(cli_gen_opts, mp.n_threads), 1},
-        {"-c", "--ctx", offsetof(cli_gen_opts, sp.n_ctx), 1},
+        {"-n", "--n-predict", &o->gen.max_tokens, -1},
+        {"--top-k", NULL, &o->smp.top_k, 0},
+        {"--repeat-last-n", NULL, &o->smp.penalty_last_n, 0},
+        {"-t", "--threads", &o->mp.n_threads, 1},
+        {"-c", "--ctx", &o->sp.n_ctx, 1},
     };
     for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++)
         if (!strcmp(a, floats[i].name)) {
-            if (parse_float(v, (float *)((char *)o + floats[i].offset))) return 1;
+            if (parse_float(v, floats[i].field)) return 1;
             fprintf(stderr, "hearth %s: %s wants a number, not '%s'\n", cmd, a, v);
             return -1;
         }
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (!strcmp(a, ints[i].name) || (ints[i].alias && !strcmp(a, ints[i].alias))) {
-            if (parse_int(v, ints[i].lo, 1L << 30, (int *)((char *)o + ints[i].offset))) return 1;
+            if (parse_int(v, ints[i].lo, 1L << 30, ints[i].field)) return 1;
             fprintf(stderr, "hearth %s: %s wants an integer >= %ld, not '%s'\n", cmd, a, ints[i].lo,
                     v);
             return -1;

@@ -754,7 +754,7 @@ hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *
         *out = res;
         return HEARTH_OK;
     }
-    xfer x;
+    xfer x = {0};
     outcome oc = OUT_RETRY;
     double retry_after = 0;
     for (int k = 0; k <= t->retries; k++) {

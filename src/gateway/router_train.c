@@ -233,13 +233,15 @@ enum { GROUP_PRIOR = 20 };
 static hearth_err soft_labels(const rtr_dataset *d, const size_t *rows, const size_t *sel,
                               size_t n_sel, uint32_t h, double smooth, float *y) {
     size_t ng = d->n_groups;
-    double *sum = calloc(3 * ng + 1, sizeof *sum), *cnt = sum + ng, *ssum = sum + 2 * ng;
-    uint32_t *src = calloc(2 * ng + 1, sizeof *src), *n_in_src = src + ng;
+    double *sum = calloc(3 * ng + 1, sizeof *sum);
+    uint32_t *src = calloc(2 * ng + 1, sizeof *src);
     double *scnt = calloc(ng + 1, sizeof *scnt);
     if (!sum || !src || !scnt) {
         free(sum), free(src), free(scnt);
         return hr_fail(HEARTH_ERR_NOMEM, "router: out of memory");
     }
+    double *cnt = sum + ng, *ssum = sum + 2 * ng;
+    uint32_t *n_in_src = src + ng;
     group_benchmarks(d, src);
     for (size_t i = 0; i < n_sel; i++) {
         const rtr_example *ex = &d->ex[rows[sel[i]]];
@@ -273,13 +275,13 @@ static hearth_err soft_labels(const rtr_dataset *d, const size_t *rows, const si
 static hearth_err group_rates(const rtr_dataset *d, const size_t *rows, const size_t *sel,
                               size_t n_sel, double multi_head_w, float *rate, float *head_w) {
     size_t ng = d->n_groups;
-    double *sum = calloc(5 * ng + 1, sizeof *sum), *cnt = sum + ng, *bsum = sum + 2 * ng,
-           *bcnt = sum + 3 * ng, *bgroups = sum + 4 * ng;
+    double *sum = calloc(5 * ng + 1, sizeof *sum);
     uint32_t *src = malloc((ng + 1) * sizeof *src);
     if (!sum || !src) {
         free(sum), free(src);
         return hr_fail(HEARTH_ERR_NOMEM, "router: out of memory");
     }
+    double *cnt = sum + ng, *bsum = sum + 2 * ng, *bcnt = sum + 3 * ng, *bgroups = sum + 4 * ng;
     group_benchmarks(d, src);
     for (size_t i = 0; i < n_sel; i++) {
         const rtr_example *ex = &d->ex[rows[sel[i]]];

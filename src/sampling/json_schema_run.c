@@ -440,6 +440,9 @@ bool smp_sstate_feed(const smp_schema *s, smp_sstate *st, const void *bytes, siz
     const uint8_t *p = bytes;
     const smp_sstate *cur = st;
     for (size_t i = 0; i < n; i++) {
+        /* only addresses are compared: cur is st or the state the previous
+         * step wrote, never an unset one */
+        // cppcheck-suppress uninitvar
         smp_sstate *next = cur == &a ? &b : &a;
         if (!smp_sstate_step(s, next, cur, p[i])) return false;
         cur = next;

@@ -452,6 +452,8 @@ static void fill_info(const smp_sampler *s, const float *logits, int n_top, smp_
     if (max != -INFINITY) {
         double sum = 0.0;
         for (int32_t i = 0; i < n; i++) sum += expf(sanitize(logits[i]) - max);
+        /* the largest logit adds exp(0) = 1: sum >= 1 */
+        // cppcheck-suppress invalidFunctionArg
         lse = (double)max + log(sum);
     }
     info->logprob = logprob_of(sanitize(logits[info->id]), lse, n);

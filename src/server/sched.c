@@ -318,6 +318,8 @@ static void admit_locked(srv_sched *s) {
                 best_len = k;
             }
         }
+        /* n_busy < n_slots: some slot is free, so best is set */
+        // cppcheck-suppress nullPointer
         best->job = j;
         s->n_busy++;
     }
