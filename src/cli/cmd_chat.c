@@ -300,7 +300,7 @@ int cmd_chat(int argc, char **argv) {
         return 2;
     }
     chat c = {0};
-    eng_chat_source src;
+    eng_chat_source src = ENG_CHAT_NAMED;
     int rc = 0;
     if (hearth_model_load(model, &o.mp, &c.model))
         rc = cli_fail("chat", "loading the model");
