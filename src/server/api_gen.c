@@ -5,7 +5,8 @@
  * bodies of OpenAI's chat.completion and text_completion objects with their
  * logprobs and usage. Streaming responses are sse.c's. With tools, the
  * reply is split into content and tool_calls (tools_parse.c) and a reply
- * with calls finishes with "tool_calls".
+ * with calls finishes with "tool_calls". A request that came by ollama's API
+ * gets ollama's body instead (srv_ollama_response_json, api_ollama.c).
  */
 #include "server.h"
 #include "tools.h"
@@ -193,6 +194,7 @@ static bool tool_message(cJSON *msg, const srv_request *r, const char *text, siz
 }
 
 char *srv_response_json(srv_server *s, const srv_gen *g, const srv_job *j) {
+    if (g->req->dialect != SRV_DIALECT_OPENAI) return srv_ollama_response_json(s, g, j);
     char id[64];
     srv_make_id(g->kind, id, sizeof id);
     cJSON *root = cJSON_CreateObject();
@@ -313,7 +315,8 @@ int srv_max_tokens(const srv_request *r) {
     /* Not given: chat runs until the context is full, a completion stops
      * after 16 tokens (OpenAI's defaults). */
     if (r->max_tokens > 0) return r->max_tokens;
-    return r->kind == SRV_COMPLETION ? 16 : 0;
+    /* ollama's num_predict defaults to -1, "infinite": until the context is full */
+    return r->kind == SRV_COMPLETION && r->dialect == SRV_DIALECT_OPENAI ? 16 : 0;
 }
 
 srv_job *srv_job_for(srv_server *s, const srv_gen *g) {

@@ -7,12 +7,14 @@
  *
  *   <time> <method> <path> <status> prompt=<n> cached=<n> completion=<n> <ms>ms
  *
- * Prompt text appears in the log only with --log-prompts.
+ * Prompt text appears in the log only with --log-prompts. Paths under /api/
+ * are ollama's API (api_ollama*.c): their errors are {"error": "message"}.
  */
 #include "server.h"
 
 #include "core/core.h"
 
+#include <cjson/cJSON.h>
 #include <microhttpd.h>
 
 #include <netdb.h>
@@ -31,7 +33,15 @@ typedef enum route_id {
     ROUTE_MODEL,
     ROUTE_HEALTH,
     ROUTE_METRICS,
-    ROUTE_STATS
+    ROUTE_STATS,
+    ROUTE_OLLAMA_CHAT,
+    ROUTE_OLLAMA_GENERATE,
+    ROUTE_OLLAMA_EMBED,
+    ROUTE_OLLAMA_EMBEDDINGS,
+    ROUTE_OLLAMA_VERSION,
+    ROUTE_OLLAMA_TAGS,
+    ROUTE_OLLAMA_PS,
+    ROUTE_OLLAMA_SHOW
 } route_id;
 
 typedef struct route {
@@ -51,6 +61,15 @@ static const route routes[] = {
     {"/health", false, "GET", ROUTE_HEALTH, false},
     {"/metrics", false, "GET", ROUTE_METRICS, false},
     {"/v1/hearth/stats", false, "GET", ROUTE_STATS, true},
+    /* ollama's API (api_ollama*.c) */
+    {"/api/chat", false, "POST", ROUTE_OLLAMA_CHAT, true},
+    {"/api/generate", false, "POST", ROUTE_OLLAMA_GENERATE, true},
+    {"/api/embed", false, "POST", ROUTE_OLLAMA_EMBED, true},
+    {"/api/embeddings", false, "POST", ROUTE_OLLAMA_EMBEDDINGS, true},
+    {"/api/version", false, "GET", ROUTE_OLLAMA_VERSION, true},
+    {"/api/tags", false, "GET", ROUTE_OLLAMA_TAGS, true},
+    {"/api/ps", false, "GET", ROUTE_OLLAMA_PS, true},
+    {"/api/show", false, "POST", ROUTE_OLLAMA_SHOW, true},
 };
 
 /* Per-request state (libmicrohttpd's con_cls), freed when it completes. */
@@ -78,8 +97,17 @@ void srv_respond_json(srv_exchange *x, int status, char *json) {
     x->response = r;
 }
 
+/* ollama's error body: {"error": "message"} */
+static char *ollama_error_json(const srv_error *e) {
+    cJSON *o = cJSON_CreateObject();
+    char *json =
+        o && cJSON_AddStringToObject(o, "error", e->message) ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return json;
+}
+
 void srv_respond_error(srv_exchange *x, const srv_error *e) {
-    char *json = srv_error_json(e);
+    char *json = x->ollama ? ollama_error_json(e) : srv_error_json(e);
     if (!json) return;
     srv_respond_json(x, e->status, json);
     if (x->response && e->status == 503) MHD_add_response_header(x->response, "Retry-After", "1");
@@ -131,7 +159,9 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
     if (c->x.status == 0) c->x.status = 499; /* nothing was answered */
     log_line(s, c, note);
     srv_gateway_completed(&c->x); /* the ledger row */
-    const bool gen = c->route && (c->route->id == ROUTE_CHAT || c->route->id == ROUTE_COMPLETIONS);
+    const bool gen =
+        c->route && (c->route->id == ROUTE_CHAT || c->route->id == ROUTE_COMPLETIONS ||
+                     c->route->id == ROUTE_OLLAMA_CHAT || c->route->id == ROUTE_OLLAMA_GENERATE);
     srv_metrics_request(&s->metrics, srv_metrics_route(c->path), c->x.status,
                         (srv_now_ms() - c->t0) / 1e3, gen && c->x.status == 200);
     free(c->x.log_prompt);
@@ -221,6 +251,18 @@ static void dispatch(srv_server *s, srv_conn *c) {
         srv_handle_embeddings(x);
     else if (id == ROUTE_MODELS)
         srv_handle_models(x, NULL);
+    else if (id == ROUTE_OLLAMA_CHAT)
+        srv_handle_ollama_chat(x);
+    else if (id == ROUTE_OLLAMA_GENERATE)
+        srv_handle_ollama_generate(x);
+    else if (id == ROUTE_OLLAMA_EMBED || id == ROUTE_OLLAMA_EMBEDDINGS)
+        srv_handle_ollama_embed(x, id == ROUTE_OLLAMA_EMBEDDINGS);
+    else if (id == ROUTE_OLLAMA_VERSION)
+        srv_handle_ollama_version(x);
+    else if (id == ROUTE_OLLAMA_TAGS || id == ROUTE_OLLAMA_PS)
+        srv_handle_ollama_tags(x, id == ROUTE_OLLAMA_PS);
+    else if (id == ROUTE_OLLAMA_SHOW)
+        srv_handle_ollama_show(x);
     else
         srv_handle_models(x, c->path + strlen("/v1/models/"));
 }
@@ -248,6 +290,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         snprintf(c->path, sizeof c->path, "%s", url);
         c->x.method = c->method;
         c->x.path = c->path;
+        c->x.t0_ms = c->t0;
+        c->x.ollama = !strncmp(c->path, "/api/", 5); /* even a 404 in ollama's shape */
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         c->x.client_fd = ci ? ci->connect_fd : -1;

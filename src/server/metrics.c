@@ -3,7 +3,9 @@
  * format (version 0.0.4): requests by route and status, prompt / cached /
  * generated tokens, batched decode steps (how many slots' tokens each
  * forward pass carried), queue depth and busy slots, and a histogram of the
- * latency of generation requests (arrival to last byte).
+ * latency of generation requests (arrival to last byte). ollama's
+ * generation and embedding routes count apart; its other /api/ routes are
+ * "other".
  */
 #include "server.h"
 
@@ -18,6 +20,10 @@ static const char *const routes[SRV_N_ROUTES] = {"/v1/chat/completions",
                                                  "/health",
                                                  "/metrics",
                                                  "/v1/embeddings",
+                                                 "/api/chat",
+                                                 "/api/generate",
+                                                 "/api/embed",
+                                                 "/api/embeddings",
                                                  "other"};
 static const int statuses[SRV_N_STATUSES] = {200, 400, 401, 404, 405, 408, 413,
                                              429, 499, 500, 503, 504, 0};

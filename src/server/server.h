@@ -14,6 +14,10 @@
  *   api_completions.c  POST /v1/completions
  *   api_embeddings.c  POST /v1/embeddings (through the scheduler, never the gateway)
  *   api_models.c  GET /v1/models, /health, /metrics
+ *   api_ollama.c  ollama's API: POST /api/chat, /api/generate (translated to a
+ *                 srv_request, answered by api_gen.c / sse.c in its dialect)
+ *   api_ollama_embed.c  POST /api/embed and /api/embeddings
+ *   api_ollama_models.c  GET /api/version, /api/tags, /api/ps, POST /api/show
  *   sse.c         the Server-Sent Events body fed from a running job
  *   metrics.c     counters and the latency histogram
  *   http.c        the daemon, routing, body limits, auth and the request log
@@ -107,6 +111,15 @@ enum {
 
 typedef enum srv_kind { SRV_CHAT, SRV_COMPLETION } srv_kind;
 
+/* The API a generation request came in by, so that its answer goes out the
+ * same way: OpenAI's objects and SSE, or ollama's (api_ollama.c) with NDJSON
+ * streaming, a chat's "message" or generate's "response". */
+typedef enum srv_dialect {
+    SRV_DIALECT_OPENAI = 0,
+    SRV_DIALECT_OLLAMA_CHAT,
+    SRV_DIALECT_OLLAMA_GENERATE
+} srv_dialect;
+
 /* One call of an assistant message in the request's history. */
 typedef struct srv_tool_call {
     char *id, *name;
@@ -166,6 +179,9 @@ typedef struct srv_request {
      * whether some function's arguments are only constrained to an object */
     char *tool_schema;
     bool tool_schema_partial;
+    /* set by api_ollama.c after parsing (srv_parse_request leaves OpenAI) */
+    srv_dialect dialect;
+    double t0_ms; /* ollama: the request's arrival (srv_now_ms), for total_duration */
 } srv_request;
 
 /* Parses and validates body[0..len) as a chat (SRV_CHAT) or completion
@@ -184,7 +200,7 @@ size_t srv_utf8_clean(const char *in, size_t n, char *out);
 
 /* ---- metrics (metrics.c) ------------------------------------------------- */
 
-enum { SRV_N_ROUTES = 7, SRV_N_STATUSES = 13, SRV_N_BUCKETS = 14 };
+enum { SRV_N_ROUTES = 11, SRV_N_STATUSES = 13, SRV_N_BUCKETS = 14 };
 
 typedef struct srv_metrics {
     pthread_mutex_t mu;
@@ -333,6 +349,8 @@ typedef struct srv_exchange {
     const char *body;
     size_t body_len;
     int client_fd; /* for noticing a client that went away; -1: unknown */
+    bool ollama;   /* an /api/ route: errors as ollama's {"error": "..."} */
+    double t0_ms;  /* arrival (srv_now_ms) */
     /* filled by the handler */
     int status;
     int prompt_tokens, cached_tokens, completion_tokens;
@@ -355,6 +373,13 @@ void srv_handle_health(srv_exchange *x);
 void srv_handle_metrics(srv_exchange *x);
 void srv_handle_stats(srv_exchange *x);      /* GET /v1/hearth/stats */
 void srv_handle_embeddings(srv_exchange *x); /* POST /v1/embeddings */
+/* ollama's API (api_ollama*.c) */
+void srv_handle_ollama_chat(srv_exchange *x);               /* POST /api/chat */
+void srv_handle_ollama_generate(srv_exchange *x);           /* POST /api/generate */
+void srv_handle_ollama_embed(srv_exchange *x, bool legacy); /* /api/embed, /api/embeddings */
+void srv_handle_ollama_version(srv_exchange *x);            /* GET /api/version */
+void srv_handle_ollama_tags(srv_exchange *x, bool running); /* GET /api/tags, /api/ps */
+void srv_handle_ollama_show(srv_exchange *x);               /* POST /api/show */
 
 /* Responses (http.c): a JSON body (taken over: freed by the response) and an
  * error. */
@@ -404,7 +429,17 @@ void srv_usage_json(struct cJSON *obj, const srv_job *j);
 /* "chatcmpl-..." / "cmpl-..." */
 void srv_make_id(srv_kind kind, char *out, size_t cap);
 
-/* Streaming: takes over the job reference and answers with SSE. */
+/* ollama's answers (api_ollama.c): the object every line starts with
+ * ({"model","created_at"}), a piece of text in the dialect's field, the
+ * final fields (done, done_reason, counts, durations in nanoseconds), and
+ * the whole non-streaming body (malloc'd). model: the name to report. */
+struct cJSON *srv_ollama_head(srv_server *s, const srv_request *r, const char *model);
+void srv_ollama_piece(struct cJSON *o, srv_dialect d, const char *text, size_t len);
+void srv_ollama_done(struct cJSON *o, const srv_request *r, const srv_job *j);
+char *srv_ollama_response_json(srv_server *s, const srv_gen *g, const srv_job *j);
+
+/* Streaming: takes over the job reference and answers with SSE (ollama's
+ * dialects: NDJSON). */
 void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, srv_job *j,
                       const char *id, int64_t created);
 

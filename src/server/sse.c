@@ -26,8 +26,14 @@
  * no logprobs then.
  *
  * A failure after the headers went out is an event {"error": {...}} before
- * [DONE]. When the response is destroyed (finished, or the client left)
- * sse_free cancels the job, which frees its slot at once.
+ * [DONE].
+ *
+ * ollama's dialects (api_ollama.c) stream NDJSON instead: one object a line,
+ * {"model","created_at","message":{"role":"assistant","content":piece},
+ * "done":false} (generate: "response":piece), then the final object with
+ * done true and the counts and durations; no role chunk, no usage chunk, no
+ * [DONE]; a failure is a line {"error":"message"}. When the response is destroyed (finished, or the
+ * client left) sse_free cancels the job, which frees its slot at once.
  */
 #include "server.h"
 #include "tools.h"
@@ -46,6 +52,8 @@ typedef struct srv_stream {
     srv_exchange *x; /* valid while libmicrohttpd calls sse_read */
     srv_job *job;
     srv_kind kind;
+    srv_dialect dialect;
+    srv_request *ollama; /* ollama's dialects: model and t0 for its objects, owned */
     char id[64];
     int64_t created;
     bool include_usage, logprobs;
@@ -73,14 +81,16 @@ static void out_put(srv_stream *st, const char *s, size_t n) {
     st->out_len += n;
 }
 
-/* Sends one event: "data: <json>\n\n" (takes obj). */
+/* Sends one event: "data: <json>\n\n", or one NDJSON line "<json>\n" in
+ * ollama's dialects (takes obj). */
 static void send_json(srv_stream *st, cJSON *obj) {
     char *s = cJSON_PrintUnformatted(obj);
     cJSON_Delete(obj);
     if (!s) return;
-    out_put(st, "data: ", 6);
+    const bool ndjson = st->dialect != SRV_DIALECT_OPENAI;
+    if (!ndjson) out_put(st, "data: ", 6);
     out_put(st, s, strlen(s));
-    out_put(st, "\n\n", 2);
+    out_put(st, ndjson ? "\n" : "\n\n", ndjson ? 1 : 2);
     free(s);
 }
 
@@ -117,6 +127,13 @@ static void add_text(cJSON *obj, const char *key, const char *text, size_t len) 
 }
 
 static void send_text(srv_stream *st, const char *text, size_t len, int ev) {
+    if (st->dialect != SRV_DIALECT_OPENAI) {
+        cJSON *o = srv_ollama_head(st->srv, st->ollama, NULL);
+        srv_ollama_piece(o, st->dialect, text, len);
+        cJSON_AddFalseToObject(o, "done");
+        send_json(st, o);
+        return;
+    }
     cJSON *choice, *c = choice_chunk(st, &choice);
     if (st->kind == SRV_CHAT)
         add_text(cJSON_AddObjectToObject(choice, "delta"), "content", text, len);
@@ -209,9 +226,17 @@ static void format_events(srv_stream *st) {
 static void format_end(srv_stream *st) {
     srv_job *j = st->job;
     srv_exchange *x = st->x;
+    const bool ndjson = st->dialect != SRV_DIALECT_OPENAI;
     if (j->err) {
         srv_error e;
         srv_fail(&e, 500, NULL, NULL, "generation failed: %s", j->err_msg);
+        if (ndjson) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "error", e.message);
+            send_json(st, o);
+            st->phase = SSE_END;
+            return;
+        }
         char *s = srv_error_json(&e);
         if (s) {
             out_put(st, "data: ", 6);
@@ -226,6 +251,14 @@ static void format_end(srv_stream *st) {
         x->prompt_tokens = j->result.n_prompt + j->result.n_cached;
         x->cached_tokens = j->result.n_cached;
         x->completion_tokens = j->result.n_gen;
+    }
+    if (ndjson) {
+        cJSON *o = srv_ollama_head(st->srv, st->ollama, NULL);
+        srv_ollama_piece(o, st->dialect, "", 0);
+        srv_ollama_done(o, st->ollama, j);
+        send_json(st, o);
+        st->phase = SSE_END;
+        return;
     }
     const bool calls = st->tools && tools_end(st);
     cJSON *choice, *c = choice_chunk(st, &choice);
@@ -245,7 +278,9 @@ static bool refill(srv_stream *st) {
     srv_job *j = st->job;
     switch (st->phase) {
     case SSE_HEAD: {
-        if (st->kind == SRV_CHAT) {
+        if (st->dialect != SRV_DIALECT_OPENAI) {
+            /* ollama sends no role chunk */
+        } else if (st->kind == SRV_CHAT) {
             cJSON *choice, *c = choice_chunk(st, &choice);
             cJSON *d = cJSON_AddObjectToObject(choice, "delta");
             cJSON_AddStringToObject(d, "role", "assistant");
@@ -324,6 +359,8 @@ static void sse_free(void *cls) {
     free(st->out);
     if (st->tools) srv_request_free(st->tools);
     free(st->tools);
+    if (st->ollama) srv_request_free(st->ollama);
+    free(st->ollama);
     free(st);
 }
 
@@ -348,6 +385,21 @@ static srv_request *tools_copy(const srv_request *req) {
     return t;
 }
 
+/* What ollama's objects need of req (model, dialect, arrival), owned. NULL
+ * when out of memory. */
+static srv_request *ollama_copy(const srv_request *req) {
+    srv_request *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->kind = req->kind;
+    t->dialect = req->dialect;
+    t->t0_ms = req->t0_ms;
+    if (req->model && !(t->model = strdup(req->model))) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
 void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, srv_job *j,
                       const char *id, int64_t created) {
     srv_stream *st = calloc(1, sizeof *st);
@@ -361,6 +413,13 @@ void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, sr
         free(st);
         st = NULL;
     }
+    if (st && req->dialect != SRV_DIALECT_OPENAI && !(st->ollama = ollama_copy(req))) {
+        free(st->echo);
+        if (st->tools) srv_request_free(st->tools);
+        free(st->tools);
+        free(st);
+        st = NULL;
+    }
     if (st) {
         st->srv = x->srv;
         st->x = x;
@@ -368,8 +427,9 @@ void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, sr
         st->kind = kind;
         snprintf(st->id, sizeof st->id, "%s", id);
         st->created = created;
-        st->include_usage = req->include_usage;
-        st->logprobs = req->logprobs;
+        st->dialect = req->dialect;
+        st->include_usage = req->include_usage && req->dialect == SRV_DIALECT_OPENAI;
+        st->logprobs = req->logprobs && req->dialect == SRV_DIALECT_OPENAI;
         resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, st, sse_free);
     }
     if (!resp) {
@@ -377,6 +437,8 @@ void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, sr
             free(st->echo);
             if (st->tools) srv_request_free(st->tools);
             free(st->tools);
+            if (st->ollama) srv_request_free(st->ollama);
+            free(st->ollama);
             free(st);
         }
         srv_sched_cancel(x->srv->sched, j);
@@ -386,7 +448,9 @@ void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, sr
         srv_respond_error(x, &e);
         return;
     }
-    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(resp, "Content-Type",
+                            req->dialect != SRV_DIALECT_OPENAI ? "application/x-ndjson"
+                                                               : "text/event-stream");
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     x->status = 200;

@@ -1,0 +1,378 @@
+/*
+ * api_ollama.c - ollama's generation API on the same port as OpenAI's:
+ * POST /api/chat and POST /api/generate (ollama's docs/api.md).
+ *
+ * An ollama request is translated into the OpenAI body it means (messages,
+ * stream, max_tokens from options.num_predict, the sampling options, stop,
+ * response_format from "format") and parsed by srv_parse_request, so both
+ * APIs share one validation; what the OpenAI body cannot say
+ * (options.repeat_last_n) is set on the parsed request. Ollama's defaults
+ * apply where the client gives nothing (temperature 0.8, top_k 40, top_p 0.9,
+ * repeat_penalty 1.1, repeat_last_n 64, num_predict -1: until the context is
+ * full). The request then goes the way /v1/chat/completions goes: the chat
+ * template, the tokenizer, srv_gateway_route (privacy guard, ledger, cascade)
+ * and api_gen.c / sse.c, which write ollama's objects because the request's
+ * dialect says so. While the gateway reads the body (a remote tier's
+ * temperature and top_p), x->body is the translated one.
+ *
+ * /api/generate renders {system?, user: prompt} with the chat template as
+ * ollama applies the model's template; raw: true sends the prompt as it is
+ * (a /v1/completions request). An empty prompt (or an empty chat) is
+ * ollama's "load" request: answered at once with done_reason "load".
+ *
+ * Not supported, with a 400: images, suffix, template overrides, a non-empty
+ * context, tools (use /v1/chat/completions). Ignored: keep_alive, and the
+ * options that do not apply to a model already loaded with its context
+ * (num_ctx, num_batch, num_gpu, num_thread, ...).
+ */
+#include "server.h"
+
+#include <cjson/cJSON.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- the answer's objects ---------------------------------------------------- */
+
+cJSON *srv_ollama_head(srv_server *s, const srv_request *r, const char *model) {
+    cJSON *o = cJSON_CreateObject();
+    if (!model) model = r && r->model && r->model[0] ? r->model : s->model_id;
+    cJSON_AddStringToObject(o, "model", model);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[64], frac[16];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(frac, sizeof frac, ".%09ldZ", ts.tv_nsec);
+    strncat(when, frac, sizeof when - strlen(when) - 1);
+    cJSON_AddStringToObject(o, "created_at", when);
+    return o;
+}
+
+/* text[0..len) without NUL bytes (cJSON stops at one). */
+static cJSON *text_json(const char *text, size_t len) {
+    char *c = malloc(len + 1);
+    if (!c) return cJSON_CreateString("");
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        if (text[i]) c[n++] = text[i];
+    c[n] = '\0';
+    cJSON *v = cJSON_CreateString(c);
+    free(c);
+    return v;
+}
+
+void srv_ollama_piece(cJSON *o, srv_dialect d, const char *text, size_t len) {
+    if (d == SRV_DIALECT_OLLAMA_CHAT) {
+        cJSON *m = cJSON_AddObjectToObject(o, "message");
+        cJSON_AddStringToObject(m, "role", "assistant");
+        cJSON_AddItemToObject(m, "content", text_json(text, len));
+    } else {
+        cJSON_AddItemToObject(o, "response", text_json(text, len));
+    }
+}
+
+static double ns(double ms) { return ms > 0 ? floor(ms * 1e6) : 0; }
+
+void srv_ollama_done(cJSON *o, const srv_request *r, const srv_job *j) {
+    cJSON_AddTrueToObject(o, "done");
+    cJSON_AddStringToObject(o, "done_reason", srv_finish_reason(j));
+    const double total_ms = r && r->t0_ms > 0 ? srv_now_ms() - r->t0_ms : 0;
+    cJSON_AddNumberToObject(o, "total_duration", ns(total_ms));
+    cJSON_AddNumberToObject(o, "load_duration", 0); /* the model is loaded at start-up */
+    cJSON_AddNumberToObject(o, "prompt_eval_count", j->result.n_prompt + j->result.n_cached);
+    cJSON_AddNumberToObject(o, "prompt_eval_duration", ns(j->result.prompt_ms));
+    cJSON_AddNumberToObject(o, "eval_count", j->result.n_gen);
+    cJSON_AddNumberToObject(o, "eval_duration", ns(j->result.gen_ms));
+}
+
+char *srv_ollama_response_json(srv_server *s, const srv_gen *g, const srv_job *j) {
+    cJSON *o = srv_ollama_head(s, g->req, g->model);
+    srv_ollama_piece(o, g->req->dialect, j->text ? j->text : "", j->text_len);
+    srv_ollama_done(o, g->req, j);
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return json;
+}
+
+/* ---- the request: ollama's body as OpenAI's ------------------------------------ */
+
+static const cJSON *given(const cJSON *obj, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return v && !cJSON_IsNull(v) ? v : NULL;
+}
+
+/* options -> the OpenAI body's sampling fields, with ollama's defaults. */
+static bool translate_options(const cJSON *opts, cJSON *out, int *repeat_last_n, srv_error *e) {
+    static const struct {
+        const char *name, *openai; /* openai NULL: not a field of the OpenAI body */
+        double def;                /* NAN: no default */
+        bool integer;
+    } map[] = {
+        {"temperature", "temperature", 0.8, false},
+        {"top_p", "top_p", 0.9, false},
+        {"top_k", "top_k", 40, true},
+        {"min_p", "min_p", NAN, false},
+        {"seed", "seed", NAN, true},
+        {"repeat_penalty", "repeat_penalty", 1.1, false},
+        {"presence_penalty", "presence_penalty", NAN, false},
+        {"frequency_penalty", "frequency_penalty", NAN, false},
+        {"num_predict", "max_tokens", NAN, true},
+        {"repeat_last_n", NULL, 64, true},
+    };
+    if (opts && !cJSON_IsObject(opts))
+        return srv_fail(e, 400, "options", NULL, "'options' must be an object");
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        const cJSON *v = opts ? given(opts, map[i].name) : NULL;
+        if (v && !cJSON_IsNumber(v))
+            return srv_fail(e, 400, "options", NULL, "options.%s must be a number", map[i].name);
+        double d = v ? v->valuedouble : map[i].def;
+        if (isnan(d)) continue;
+        if (map[i].integer && d != floor(d))
+            return srv_fail(e, 400, "options", NULL, "options.%s must be an integer", map[i].name);
+        if (!strcmp(map[i].name, "num_predict") && d <= 0) continue; /* -1, -2: no limit */
+        if (!strcmp(map[i].name, "top_k") && d <= 0) continue;       /* ollama: <= 0 is off */
+        if (!map[i].openai) {
+            if (d < -1 || d > 1e9)
+                return srv_fail(e, 400, "options", NULL,
+                                "options.repeat_last_n must be -1 (the context), 0 (off) or more");
+            *repeat_last_n = (int)d;
+            continue;
+        }
+        cJSON_AddNumberToObject(out, map[i].openai, d);
+    }
+    const cJSON *stop = opts ? given(opts, "stop") : NULL;
+    if (stop) cJSON_AddItemToObject(out, "stop", cJSON_Duplicate(stop, true));
+    return true;
+}
+
+/* format: "json" (JSON mode), a JSON Schema object (structured output), or
+ * "" / absent (text). */
+static bool translate_format(const cJSON *fmt, cJSON *out, srv_error *e) {
+    if (!fmt || (cJSON_IsString(fmt) && !fmt->valuestring[0])) return true;
+    cJSON *rf = cJSON_AddObjectToObject(out, "response_format");
+    if (cJSON_IsString(fmt) && !strcmp(fmt->valuestring, "json")) {
+        cJSON_AddStringToObject(rf, "type", "json_object");
+        return true;
+    }
+    if (!cJSON_IsObject(fmt))
+        return srv_fail(e, 400, "format", NULL,
+                        "'format' must be \"json\" or a JSON Schema object");
+    cJSON_AddStringToObject(rf, "type", "json_schema");
+    cJSON *js = cJSON_AddObjectToObject(rf, "json_schema");
+    cJSON_AddStringToObject(js, "name", "format");
+    cJSON_AddItemToObject(js, "schema", cJSON_Duplicate(fmt, true));
+    return true;
+}
+
+/* What neither route supports: a 400 naming it. */
+static bool refuse_unsupported(const cJSON *root, srv_error *e) {
+    const cJSON *v;
+    if ((v = given(root, "tools")) && (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > 0))
+        return srv_fail(e, 400, "tools", NULL,
+                        "tools are not supported on /api/chat; use /v1/chat/completions");
+    if ((v = given(root, "images")) && (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > 0))
+        return srv_fail(e, 400, "images", NULL, "images are not supported: the model is text-only");
+    if ((v = given(root, "suffix")) && (!cJSON_IsString(v) || v->valuestring[0]))
+        return srv_fail(e, 400, "suffix", NULL, "'suffix' (fill-in-the-middle) is not supported");
+    if ((v = given(root, "template")) && (!cJSON_IsString(v) || v->valuestring[0]))
+        return srv_fail(e, 400, "template", NULL,
+                        "'template' overrides are not supported (start the server with "
+                        "--chat-template)");
+    if ((v = given(root, "context")) && (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > 0))
+        return srv_fail(e, 400, "context", NULL,
+                        "'context' (deprecated by ollama) is not supported: send the messages "
+                        "to /api/chat");
+    return true;
+}
+
+/* messages: role and content as they are (OpenAI's roles are ollama's). */
+static bool translate_messages(const cJSON *msgs, cJSON *out, srv_error *e) {
+    if (!cJSON_IsArray(msgs))
+        return srv_fail(e, 400, "messages", NULL, "'messages' must be an array");
+    cJSON *a = cJSON_AddArrayToObject(out, "messages");
+    int i = 0;
+    for (const cJSON *m = msgs->child; m; m = m->next, i++) {
+        if (!cJSON_IsObject(m))
+            return srv_fail(e, 400, "messages", NULL, "messages[%d] must be an object", i);
+        const cJSON *im = given(m, "images"), *tc = given(m, "tool_calls");
+        if (im && (!cJSON_IsArray(im) || cJSON_GetArraySize(im) > 0))
+            return srv_fail(e, 400, "messages", NULL,
+                            "messages[%d].images: images are not supported", i);
+        if (tc && (!cJSON_IsArray(tc) || cJSON_GetArraySize(tc) > 0))
+            return srv_fail(e, 400, "messages", NULL,
+                            "messages[%d].tool_calls: tools are not supported on /api/chat", i);
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddItemToArray(a, c);
+        const cJSON *role = given(m, "role"), *content = given(m, "content");
+        if (role) cJSON_AddItemToObject(c, "role", cJSON_Duplicate(role, true));
+        if (content) cJSON_AddItemToObject(c, "content", cJSON_Duplicate(content, true));
+    }
+    return true;
+}
+
+typedef struct ollama_req {
+    cJSON *root;   /* the client's body */
+    char *openai;  /* the translated body */
+    bool load;     /* an empty prompt or chat: answer "load" at once */
+    srv_kind kind; /* generate with raw: a completion */
+    int repeat_last_n;
+} ollama_req;
+
+static bool translate(srv_exchange *x, srv_dialect d, ollama_req *q, srv_error *e) {
+    size_t bad;
+    if (!srv_utf8_valid(x->body, x->body_len, &bad))
+        return srv_fail(e, 400, NULL, NULL, "the body is not valid UTF-8 (byte %zu)", bad);
+    q->root = cJSON_ParseWithLength(x->body, x->body_len);
+    if (!q->root) return srv_fail(e, 400, NULL, NULL, "the body is not valid JSON");
+    if (!cJSON_IsObject(q->root))
+        return srv_fail(e, 400, NULL, NULL, "the body must be a JSON object");
+    const cJSON *model = given(q->root, "model");
+    if (!model || !cJSON_IsString(model) || !model->valuestring[0])
+        return srv_fail(e, 400, "model", NULL, "model is required");
+    if (!refuse_unsupported(q->root, e)) return false;
+    const cJSON *stream = given(q->root, "stream");
+    if (stream && !cJSON_IsBool(stream))
+        return srv_fail(e, 400, "stream", NULL, "'stream' must be a boolean");
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "model", model->valuestring);
+    cJSON_AddBoolToObject(out, "stream", !stream || cJSON_IsTrue(stream)); /* ollama streams */
+    q->repeat_last_n = 64;
+    q->kind = SRV_CHAT;
+    bool ok = translate_options(given(q->root, "options"), out, &q->repeat_last_n, e) &&
+              translate_format(given(q->root, "format"), out, e);
+    if (ok && d == SRV_DIALECT_OLLAMA_CHAT) {
+        const cJSON *msgs = given(q->root, "messages");
+        ok = !msgs || translate_messages(msgs, out, e);
+        q->load = !msgs || cJSON_GetArraySize(msgs) == 0;
+    } else if (ok) {
+        const cJSON *prompt = given(q->root, "prompt"), *sys = given(q->root, "system");
+        const cJSON *raw = given(q->root, "raw");
+        if (prompt && !cJSON_IsString(prompt))
+            ok = srv_fail(e, 400, "prompt", NULL, "'prompt' must be a string");
+        else if (sys && !cJSON_IsString(sys))
+            ok = srv_fail(e, 400, "system", NULL, "'system' must be a string");
+        else if (raw && !cJSON_IsBool(raw))
+            ok = srv_fail(e, 400, "raw", NULL, "'raw' must be a boolean");
+        q->load = ok && (!prompt || !prompt->valuestring[0]);
+        if (ok && !q->load && raw && cJSON_IsTrue(raw)) {
+            q->kind = SRV_COMPLETION;
+            cJSON_AddStringToObject(out, "prompt", prompt->valuestring);
+        } else if (ok && !q->load) {
+            cJSON *a = cJSON_AddArrayToObject(out, "messages"), *m;
+            if (sys && sys->valuestring[0]) {
+                cJSON_AddItemToArray(a, m = cJSON_CreateObject());
+                cJSON_AddStringToObject(m, "role", "system");
+                cJSON_AddStringToObject(m, "content", sys->valuestring);
+            }
+            cJSON_AddItemToArray(a, m = cJSON_CreateObject());
+            cJSON_AddStringToObject(m, "role", "user");
+            cJSON_AddStringToObject(m, "content", prompt->valuestring);
+        }
+    }
+    if (ok && !(q->openai = cJSON_PrintUnformatted(out)))
+        ok = srv_fail(e, 500, NULL, NULL, "out of memory");
+    cJSON_Delete(out);
+    return ok;
+}
+
+/* ---- routing ------------------------------------------------------------------ */
+
+/* The chat template over the request's messages, then the tokens (as
+ * api_chat.c renders a chat without tools: the BOS text the template prints
+ * is dropped, the tokenizer adds BOS). */
+static bool render_chat(srv_server *s, const srv_request *r, int32_t **ids, int *n, char **text_out,
+                        srv_error *e) {
+    if (!s->have_template) return srv_fail(e, 500, NULL, NULL, "%s", s->template_error);
+    tok_chat_msg *msgs = calloc((size_t)r->n_messages, sizeof *msgs);
+    if (!msgs) return srv_fail(e, 500, NULL, NULL, "out of memory");
+    for (int i = 0; i < r->n_messages; i++)
+        msgs[i] =
+            (tok_chat_msg){r->messages[i].role, r->messages[i].content, r->messages[i].content_len};
+    tok_chat_opts o = {.bos = s->bos_text, .eos = s->eos_text, .add_generation_prompt = true};
+    char *text = NULL;
+    size_t len = 0;
+    hearth_err err = tok_chat_render(&s->tmpl, msgs, (size_t)r->n_messages, &o, &text, &len);
+    free(msgs);
+    bool ok = true;
+    if (err == HEARTH_ERR_INVALID_ARG)
+        ok = srv_fail(e, 400, "messages", NULL, "the chat template refused the messages: %s",
+                      hearth_last_error());
+    else if (err)
+        ok = srv_fail(e, 500, NULL, NULL, "rendering the chat template: %s", hearth_last_error());
+    if (ok) {
+        const size_t bl = strlen(s->bos_text);
+        const size_t skip = bl && len >= bl && !memcmp(text, s->bos_text, bl) ? bl : 0;
+        ok = srv_tokenize(s, text + skip, len - skip, ids, n, e);
+    }
+    if (ok && text_out)
+        *text_out = text;
+    else
+        free(text);
+    return ok;
+}
+
+/* The "load" answer: done at once, nothing generated. */
+static void respond_load(srv_exchange *x, srv_dialect d, const ollama_req *q) {
+    const cJSON *model = given(q->root, "model");
+    cJSON *o = srv_ollama_head(x->srv, NULL, model->valuestring);
+    srv_ollama_piece(o, d, "", 0);
+    cJSON_AddTrueToObject(o, "done");
+    cJSON_AddStringToObject(o, "done_reason", "load");
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (json) srv_respond_json(x, 200, json);
+}
+
+static void handle(srv_exchange *x, srv_dialect d) {
+    srv_server *s = x->srv;
+    srv_error e;
+    ollama_req q = {0};
+    srv_request r = {0};
+    bool parsed = false, ok = translate(x, d, &q, &e);
+    if (ok && q.load) {
+        respond_load(x, d, &q);
+        cJSON_Delete(q.root);
+        return;
+    }
+    if (ok) ok = parsed = srv_parse_request(q.kind, q.openai, strlen(q.openai), &r, &e);
+    int32_t *ids = NULL;
+    int n = 0;
+    char *text = NULL;
+    if (ok) {
+        r.dialect = d;
+        r.t0_ms = x->t0_ms;
+        r.sampling.penalty_last_n =
+            q.repeat_last_n < 0 ? srv_sched_n_ctx(s->sched) : q.repeat_last_n;
+        if (q.kind == SRV_CHAT) {
+            ok = render_chat(s, &r, &ids, &n, s->cfg.log_prompts ? &text : NULL, &e);
+        } else {
+            ok = srv_tokenize(s, r.prompt, r.prompt_len, &ids, &n, &e);
+            if (ok && s->cfg.log_prompts) text = strdup(r.prompt);
+        }
+        x->log_prompt = text;
+    }
+    if (ok) {
+        /* the gateway reads the body's temperature and top_p for a remote tier */
+        const char *body = x->body;
+        const size_t body_len = x->body_len;
+        x->body = q.openai;
+        x->body_len = strlen(q.openai);
+        srv_gateway_route(x, &r, &ids, n);
+        x->body = body;
+        x->body_len = body_len;
+    } else {
+        srv_respond_error(x, &e);
+    }
+    free(ids);
+    if (parsed) srv_request_free(&r);
+    free(q.openai);
+    cJSON_Delete(q.root);
+}
+
+void srv_handle_ollama_chat(srv_exchange *x) { handle(x, SRV_DIALECT_OLLAMA_CHAT); }
+
+void srv_handle_ollama_generate(srv_exchange *x) { handle(x, SRV_DIALECT_OLLAMA_GENERATE); }

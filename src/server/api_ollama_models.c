@@ -1,0 +1,272 @@
+/*
+ * api_ollama_models.c - ollama's routes that describe the server and its
+ * one model: GET /api/version, GET /api/tags (the models "installed": the
+ * loaded one), GET /api/ps (the models loaded: the same one), POST /api/show.
+ *
+ * The model's name is /v1/models' id (the file's name). Its details come
+ * from the GGUF file, opened again (a mapping, no copy) for each request:
+ * family = general.architecture, parameter_size = the tensors' elements
+ * counted ("1.1B", "110M"), quantization_level = general.file_type's name
+ * (or the type holding most weights when the file has none), size = the
+ * file's bytes, modified_at = its mtime. Approximations: digest is SHA-256
+ * of the file's header and metadata (bytes before the tensor data) and its
+ * size, not of the whole file as ollama's blob digest is (hashing gigabytes
+ * per request would be slow); /api/ps's expires_at is far in the future and
+ * size_vram 0 (the model stays loaded, on the CPU).
+ */
+#include "server.h"
+
+#include "gateway/gateway.h"
+#include "kernels/kernels.h"
+#include "model/gguf.h"
+
+#include <cjson/cJSON.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* Hearth's version as ollama clients read it. */
+#define SRV_OLLAMA_VERSION "0.6.0-hearth"
+
+enum { META_HASH_MAX = 64 << 20 }; /* metadata bytes hashed at most */
+
+typedef struct model_info {
+    gguf_file *f;
+    char family[64], parameter_size[32], quant[32], modified_at[40], digest[65];
+    uint64_t size;
+    int64_t n_params;
+} model_info;
+
+static const char *ftype_name(uint32_t ft) {
+    switch (ft) {
+    case 0: return "F32";
+    case 1: return "F16";
+    case 2: return "Q4_0";
+    case 3: return "Q4_1";
+    case 7: return "Q8_0";
+    case 8: return "Q5_0";
+    case 9: return "Q5_1";
+    case 10: return "Q2_K";
+    case 11: return "Q3_K_S";
+    case 12: return "Q3_K_M";
+    case 13: return "Q3_K_L";
+    case 14: return "Q4_K_S";
+    case 15: return "Q4_K_M";
+    case 16: return "Q5_K_S";
+    case 17: return "Q5_K_M";
+    case 18: return "Q6_K";
+    case 32: return "BF16";
+    default: return NULL;
+    }
+}
+
+/* The type holding most weights (files without general.file_type). */
+static const char *main_type(const gguf_file *f) {
+    uint64_t n[KERN_TYPE_COUNT] = {0};
+    for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        if (t->type < KERN_TYPE_COUNT) n[t->type] += (uint64_t)t->n_elements;
+    }
+    uint32_t best = 0;
+    for (uint32_t t = 1; t < KERN_TYPE_COUNT; t++)
+        if (n[t] > n[best]) best = t;
+    return kern_type_get(best)->name;
+}
+
+/* SHA-256 of the bytes before the tensor data and of the file size. */
+static void meta_digest(const char *path, uint64_t data_offset, uint64_t size, char out[65]) {
+    gw_sha256 h;
+    gw_sha256_init(&h);
+    FILE *fp = fopen(path, "rb");
+    char buf[65536];
+    uint64_t left = data_offset < META_HASH_MAX ? data_offset : META_HASH_MAX;
+    while (fp && left > 0) {
+        const size_t got = fread(buf, 1, left < sizeof buf ? (size_t)left : sizeof buf, fp);
+        if (got == 0) break;
+        gw_sha256_update(&h, buf, got);
+        left -= got;
+    }
+    if (fp) fclose(fp);
+    gw_sha256_update(&h, &size, sizeof size);
+    uint8_t d[32];
+    gw_sha256_final(&h, d);
+    for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static bool info_open(srv_server *s, model_info *mi, srv_error *e) {
+    memset(mi, 0, sizeof *mi);
+    if (gguf_open(s->cfg.model_path, &mi->f) != HEARTH_OK)
+        return srv_fail(e, 500, NULL, NULL, "reading the model's metadata: %s",
+                        hearth_last_error());
+    const gguf_file *f = mi->f;
+    mi->size = gguf_file_size(f);
+    gguf_str arch = {"", 0};
+    gguf_get_str(f, "general.architecture", &arch);
+    snprintf(mi->family, sizeof mi->family, "%.*s", (int)(arch.len < 63 ? arch.len : 63), arch.ptr);
+    for (int64_t i = 0; i < gguf_n_tensors(f); i++)
+        mi->n_params += gguf_tensor_at(f, i)->n_elements;
+    const double np = (double)mi->n_params;
+    if (np >= 1e9)
+        snprintf(mi->parameter_size, sizeof mi->parameter_size, "%.1fB", np / 1e9);
+    else if (np >= 1e6)
+        snprintf(mi->parameter_size, sizeof mi->parameter_size, "%.0fM", np / 1e6);
+    else
+        snprintf(mi->parameter_size, sizeof mi->parameter_size, "%.0fK", np / 1e3);
+    uint32_t ft = 0;
+    const char *q = gguf_get_u32(f, "general.file_type", &ft) ? ftype_name(ft) : NULL;
+    snprintf(mi->quant, sizeof mi->quant, "%s", q ? q : main_type(f));
+    struct stat st;
+    time_t mt = stat(s->cfg.model_path, &st) == 0 ? st.st_mtime : 0;
+    struct tm tm;
+    gmtime_r(&mt, &tm);
+    strftime(mi->modified_at, sizeof mi->modified_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    meta_digest(s->cfg.model_path, gguf_data_offset(f), mi->size, mi->digest);
+    return true;
+}
+
+static cJSON *details_json(const model_info *mi) {
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "parent_model", "");
+    cJSON_AddStringToObject(d, "format", "gguf");
+    cJSON_AddStringToObject(d, "family", mi->family);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(d, "families"), cJSON_CreateString(mi->family));
+    cJSON_AddStringToObject(d, "parameter_size", mi->parameter_size);
+    cJSON_AddStringToObject(d, "quantization_level", mi->quant);
+    return d;
+}
+
+static void respond(srv_exchange *x, cJSON *o) {
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (json) {
+        srv_respond_json(x, 200, json);
+        return;
+    }
+    srv_error e;
+    srv_fail(&e, 500, NULL, NULL, "out of memory");
+    srv_respond_error(x, &e);
+}
+
+void srv_handle_ollama_version(srv_exchange *x) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "version", SRV_OLLAMA_VERSION);
+    respond(x, o);
+}
+
+void srv_handle_ollama_tags(srv_exchange *x, bool running) {
+    srv_server *s = x->srv;
+    srv_error e;
+    model_info mi;
+    if (!info_open(s, &mi, &e)) {
+        srv_respond_error(x, &e);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject(), *m = cJSON_CreateObject();
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "models"), m);
+    cJSON_AddStringToObject(m, "name", s->model_id);
+    cJSON_AddStringToObject(m, "model", s->model_id);
+    if (!running) cJSON_AddStringToObject(m, "modified_at", mi.modified_at);
+    cJSON_AddNumberToObject(m, "size", (double)mi.size);
+    cJSON_AddStringToObject(m, "digest", mi.digest);
+    cJSON_AddItemToObject(m, "details", details_json(&mi));
+    if (running) {
+        cJSON_AddStringToObject(m, "expires_at", "2318-01-01T00:00:00Z"); /* never unloaded */
+        cJSON_AddNumberToObject(m, "size_vram", 0);
+    }
+    gguf_close(mi.f);
+    respond(x, o);
+}
+
+/* model_info: the scalar general.* and <arch>.* keys, and the tokenizer's
+ * model and special ids (arrays are left out, as ollama leaves them empty
+ * without verbose). */
+static cJSON *model_info_json(const model_info *mi) {
+    cJSON *o = cJSON_CreateObject();
+    const size_t fl = strlen(mi->family);
+    for (int64_t i = 0; i < gguf_n_kv(mi->f); i++) {
+        const gguf_kv *kv = gguf_kv_at(mi->f, i);
+        char key[256];
+        snprintf(key, sizeof key, "%.*s", (int)(kv->key.len < 255 ? kv->key.len : 255),
+                 kv->key.ptr);
+        const bool keep = !strncmp(key, "general.", 8) ||
+                          (fl && !strncmp(key, mi->family, fl) && key[fl] == '.') ||
+                          !strcmp(key, "tokenizer.ggml.model") ||
+                          !strcmp(key, "tokenizer.ggml.pre") ||
+                          !strcmp(key, "tokenizer.ggml.bos_token_id") ||
+                          !strcmp(key, "tokenizer.ggml.eos_token_id");
+        if (!keep) continue;
+        const gguf_value *v = &kv->value;
+        switch (v->type) {
+        case GGUF_STRING: {
+            char *str = malloc(v->v.str.len + 1);
+            if (!str) break;
+            memcpy(str, v->v.str.ptr, v->v.str.len);
+            str[v->v.str.len] = '\0';
+            size_t bad;
+            if (srv_utf8_valid(str, v->v.str.len, &bad) && !memchr(str, '\0', v->v.str.len))
+                cJSON_AddStringToObject(o, key, str);
+            free(str);
+            break;
+        }
+        case GGUF_BOOL: cJSON_AddBoolToObject(o, key, v->v.u64 != 0); break;
+        case GGUF_F32:
+        case GGUF_F64: cJSON_AddNumberToObject(o, key, v->v.f64); break;
+        case GGUF_I8:
+        case GGUF_I16:
+        case GGUF_I32:
+        case GGUF_I64: cJSON_AddNumberToObject(o, key, (double)v->v.i64); break;
+        case GGUF_U8:
+        case GGUF_U16:
+        case GGUF_U32:
+        case GGUF_U64: cJSON_AddNumberToObject(o, key, (double)v->v.u64); break;
+        default: break; /* arrays */
+        }
+    }
+    if (!cJSON_GetObjectItemCaseSensitive(o, "general.parameter_count"))
+        cJSON_AddNumberToObject(o, "general.parameter_count", (double)mi->n_params);
+    return o;
+}
+
+void srv_handle_ollama_show(srv_exchange *x) {
+    srv_server *s = x->srv;
+    srv_error e;
+    cJSON *root = cJSON_ParseWithLength(x->body, x->body_len);
+    const cJSON *model =
+        cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "model") : NULL;
+    if (!cJSON_IsString(model) || !model->valuestring[0]) {
+        cJSON_Delete(root);
+        srv_fail(&e, 400, "model", NULL, "model is required");
+        srv_respond_error(x, &e);
+        return;
+    }
+    cJSON_Delete(root);
+    model_info mi;
+    if (!info_open(s, &mi, &e)) {
+        srv_respond_error(x, &e);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "license", "");
+    cJSON_AddStringToObject(o, "modelfile", "");
+    cJSON_AddStringToObject(o, "parameters", "");
+    const char *tmpl = NULL;
+    size_t tl = 0;
+    char *t = NULL;
+    if (hearth_model_meta_str(s->model, "tokenizer.chat_template", &tmpl, &tl) == HEARTH_OK &&
+        (t = malloc(tl + 1))) {
+        memcpy(t, tmpl, tl);
+        t[tl] = '\0';
+    }
+    size_t bad;
+    cJSON_AddStringToObject(o, "template", t && srv_utf8_valid(t, tl, &bad) ? t : "");
+    free(t);
+    cJSON_AddItemToObject(o, "details", details_json(&mi));
+    cJSON_AddItemToObject(o, "model_info", model_info_json(&mi));
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "capabilities"),
+                         cJSON_CreateString("completion"));
+    cJSON_AddStringToObject(o, "modified_at", mi.modified_at);
+    gguf_close(mi.f);
+    respond(x, o);
+}
