@@ -335,6 +335,7 @@ static void handle(srv_exchange *x, srv_dialect d) {
     bool parsed = false, ok = translate(x, d, &q, &e);
     if (ok && q.load) {
         respond_load(x, d, &q);
+        free(q.openai);
         cJSON_Delete(q.root);
         return;
     }
