@@ -317,8 +317,8 @@ int main(void) {
     for (int k = 0; k < 2; k++) {
         fake_cloud_reset(&fc);
         char hb[4096];
-        snprintf(hb, sizeof hb, "{\"model\":\"%s\",\"stream\":false,\"max_tokens\":16,%s%s",
-                 tiers[k], tools, history);
+        snprintf(hb, sizeof hb, "{\"model\":\"%s\",\"stream\":false,\"max_tokens\":16,%s%s%s",
+                 tiers[k], k == 0 ? "\"temperature\":0.25," : "", tools, history);
         r = test_http(&sv, "POST", "/v1/chat/completions", hb, NULL);
         CHECKF(r.status == 200, "history %s: %d %.300s", tiers[k], r.status, r.body);
         free(r.body);
@@ -326,6 +326,10 @@ int main(void) {
         CHECKF(strstr(sent, "get_weather") && strstr(sent, "Paris") && strstr(sent, "<EMAIL_1>") &&
                    !strstr(sent, "jane.doe"),
                "history %s sent: %.600s", tiers[k], sent);
+        /* a remote tier gets the sampling the client chose, and only that */
+        CHECKF(k == 0 ? strstr(sent, "\"temperature\":0.25") != NULL
+                      : strstr(sent, "\"temperature\"") == NULL,
+               "history %s temperature: %.300s", tiers[k], sent);
         if (k == 0)
             CHECKF(strstr(sent, "\"tools\":[") && strstr(sent, "\"tool_call_id\":\"call_7\"") &&
                        strstr(sent, "\"role\":\"tool\"") && strstr(sent, "\"tool_calls\":["),

@@ -78,6 +78,52 @@ static bool open_call(char **text, size_t *len, tok_chat_tools family, srv_error
     return true;
 }
 
+bool srv_chat_prompt(srv_server *s, srv_request *r, int32_t **ids, int *n, char **text_out,
+                     srv_error *e) {
+    char *text = NULL;
+    size_t len = 0;
+    tok_chat_msg *msgs = calloc((size_t)r->n_messages, sizeof *msgs);
+    tok_chat_msg_tools *mt = calloc((size_t)r->n_messages, sizeof *mt);
+    tok_chat_tool_call *calls = NULL;
+    bool ok = (msgs && mt) || srv_fail(e, 500, NULL, NULL, "out of memory");
+    if (ok) ok = chat_tool_calls(r, mt, &calls, e);
+    if (ok && !s->have_template)
+        ok = srv_fail(e, 500, NULL, "chat_template_unsupported", "%s", s->template_error);
+    if (ok) ok = srv_tools_constrain(r, s->tmpl.tools, e);
+    if (ok) {
+        for (int i = 0; i < r->n_messages; i++)
+            msgs[i] = (tok_chat_msg){r->messages[i].role, r->messages[i].content,
+                                     r->messages[i].content_len};
+        tok_chat_opts o = {.bos = s->bos_text,
+                           .eos = s->eos_text,
+                           .add_generation_prompt = true,
+                           .tools = r->tool_choice == SRV_TOOL_NONE ? NULL : r->tools,
+                           .msg_tools = mt};
+        hearth_err err = tok_chat_render(&s->tmpl, msgs, (size_t)r->n_messages, &o, &text, &len);
+        if (err == HEARTH_ERR_INVALID_ARG)
+            ok = srv_fail(e, 400, "messages", NULL, "the chat template refused the messages: %s",
+                          hearth_last_error());
+        else if (err)
+            ok = srv_fail(e, 500, NULL, NULL, "rendering the chat template: %s",
+                          hearth_last_error());
+        if (ok && r->tool_schema) ok = open_call(&text, &len, s->tmpl.tools, e);
+    }
+    if (ok) {
+        const size_t bl = strlen(s->bos_text);
+        const size_t skip = bl && len >= bl && !memcmp(text, s->bos_text, bl) ? bl : 0;
+        ok = srv_tokenize(s, text + skip, len - skip, ids, n, e);
+    }
+    if (ok && text_out) {
+        *text_out = text;
+        text = NULL;
+    }
+    free(text);
+    free(msgs);
+    free(mt);
+    free(calls);
+    return ok;
+}
+
 void srv_handle_chat(srv_exchange *x) {
     srv_server *s = x->srv;
     srv_request r;
@@ -86,43 +132,9 @@ void srv_handle_chat(srv_exchange *x) {
         srv_respond_error(x, &e);
         return;
     }
-    char *text = NULL;
-    size_t len = 0;
     int32_t *ids = NULL;
     int n = 0;
-    tok_chat_msg *msgs = calloc((size_t)r.n_messages, sizeof *msgs);
-    tok_chat_msg_tools *mt = calloc((size_t)r.n_messages, sizeof *mt);
-    tok_chat_tool_call *calls = NULL;
-    bool ok = (msgs && mt) || srv_fail(&e, 500, NULL, NULL, "out of memory");
-    if (ok) ok = chat_tool_calls(&r, mt, &calls, &e);
-    if (ok && !s->have_template)
-        ok = srv_fail(&e, 500, NULL, "chat_template_unsupported", "%s", s->template_error);
-    if (ok) ok = srv_tools_constrain(&r, s->tmpl.tools, &e);
-    if (ok) {
-        for (int i = 0; i < r.n_messages; i++)
-            msgs[i] = (tok_chat_msg){r.messages[i].role, r.messages[i].content,
-                                     r.messages[i].content_len};
-        tok_chat_opts o = {.bos = s->bos_text,
-                           .eos = s->eos_text,
-                           .add_generation_prompt = true,
-                           .tools = r.tool_choice == SRV_TOOL_NONE ? NULL : r.tools,
-                           .msg_tools = mt};
-        hearth_err err = tok_chat_render(&s->tmpl, msgs, (size_t)r.n_messages, &o, &text, &len);
-        if (err == HEARTH_ERR_INVALID_ARG)
-            ok = srv_fail(&e, 400, "messages", NULL, "the chat template refused the messages: %s",
-                          hearth_last_error());
-        else if (err)
-            ok = srv_fail(&e, 500, NULL, NULL, "rendering the chat template: %s",
-                          hearth_last_error());
-        if (ok && r.tool_schema) ok = open_call(&text, &len, s->tmpl.tools, &e);
-    }
-    if (ok) {
-        const size_t bl = strlen(s->bos_text);
-        const size_t skip = bl && len >= bl && !memcmp(text, s->bos_text, bl) ? bl : 0;
-        ok = srv_tokenize(s, text + skip, len - skip, &ids, &n, &e);
-        if (ok && s->cfg.log_prompts) x->log_prompt = strdup(text);
-    }
-    if (ok) {
+    if (srv_chat_prompt(s, &r, &ids, &n, s->cfg.log_prompts ? &x->log_prompt : NULL, &e)) {
         const bool forced = r.tool_schema != NULL, partial = r.tool_schema_partial;
         srv_gateway_route(x, &r, &ids, n); /* the cascade decides who answers */
         if (forced && x->response && x->status == 200)
@@ -132,9 +144,5 @@ void srv_handle_chat(srv_exchange *x) {
         srv_respond_error(x, &e);
     }
     free(ids);
-    free(text);
-    free(msgs);
-    free(mt);
-    free(calls);
     srv_request_free(&r);
 }

@@ -248,15 +248,6 @@ static bool gateway_tools_init(srv_gwreq *q) {
     return true;
 }
 
-/* What the client set explicitly (the parsed request holds defaults). */
-static double body_number(const srv_exchange *x, const char *key) {
-    cJSON *o = cJSON_ParseWithLength(x->body, x->body_len);
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    const double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
-    cJSON_Delete(o);
-    return d;
-}
-
 /* ---- the local tier for the cascade -------------------------------------------- */
 
 /* Appends text to the bridge job as one event (id -1: text without a token). */
@@ -577,8 +568,8 @@ static bool gateway_chat_init(srv_gwreq *q, const srv_exchange *x) {
     q->chat = (gw_chat){.messages = q->msgs,
                         .n_messages = n,
                         .max_tokens = max_tokens > 0 ? max_tokens : 0,
-                        .temperature = body_number(x, "temperature"),
-                        .top_p = body_number(x, "top_p"),
+                        .temperature = r->given_temperature,
+                        .top_p = r->given_top_p,
                         .stop = (const char *const *)r->stop,
                         .n_stop = r->n_stop,
                         .json_object = r->sampling.constraint == HEARTH_CONSTRAINT_JSON_OBJECT,

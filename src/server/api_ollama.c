@@ -284,37 +284,6 @@ static bool translate(srv_exchange *x, srv_dialect d, ollama_req *q, srv_error *
 /* The chat template over the request's messages, then the tokens (as
  * api_chat.c renders a chat without tools: the BOS text the template prints
  * is dropped, the tokenizer adds BOS). */
-static bool render_chat(srv_server *s, const srv_request *r, int32_t **ids, int *n, char **text_out,
-                        srv_error *e) {
-    if (!s->have_template) return srv_fail(e, 500, NULL, NULL, "%s", s->template_error);
-    tok_chat_msg *msgs = calloc((size_t)r->n_messages, sizeof *msgs);
-    if (!msgs) return srv_fail(e, 500, NULL, NULL, "out of memory");
-    for (int i = 0; i < r->n_messages; i++)
-        msgs[i] =
-            (tok_chat_msg){r->messages[i].role, r->messages[i].content, r->messages[i].content_len};
-    tok_chat_opts o = {.bos = s->bos_text, .eos = s->eos_text, .add_generation_prompt = true};
-    char *text = NULL;
-    size_t len = 0;
-    hearth_err err = tok_chat_render(&s->tmpl, msgs, (size_t)r->n_messages, &o, &text, &len);
-    free(msgs);
-    bool ok = true;
-    if (err == HEARTH_ERR_INVALID_ARG)
-        ok = srv_fail(e, 400, "messages", NULL, "the chat template refused the messages: %s",
-                      hearth_last_error());
-    else if (err)
-        ok = srv_fail(e, 500, NULL, NULL, "rendering the chat template: %s", hearth_last_error());
-    if (ok) {
-        const size_t bl = strlen(s->bos_text);
-        const size_t skip = bl && len >= bl && !memcmp(text, s->bos_text, bl) ? bl : 0;
-        ok = srv_tokenize(s, text + skip, len - skip, ids, n, e);
-    }
-    if (ok && text_out)
-        *text_out = text;
-    else
-        free(text);
-    return ok;
-}
-
 /* The "load" answer: done at once, nothing generated. */
 static void respond_load(srv_exchange *x, srv_dialect d, const ollama_req *q) {
     const cJSON *model = given(q->root, "model");
@@ -349,7 +318,7 @@ static void handle(srv_exchange *x, srv_dialect d) {
         r.sampling.penalty_last_n =
             q.repeat_last_n < 0 ? srv_sched_n_ctx(s->sched) : q.repeat_last_n;
         if (q.kind == SRV_CHAT) {
-            ok = render_chat(s, &r, &ids, &n, s->cfg.log_prompts ? &text : NULL, &e);
+            ok = srv_chat_prompt(s, &r, &ids, &n, s->cfg.log_prompts ? &text : NULL, &e);
         } else {
             ok = srv_tokenize(s, r.prompt, r.prompt_len, &ids, &n, &e);
             if (ok && s->cfg.log_prompts) text = strdup(r.prompt);
@@ -357,14 +326,7 @@ static void handle(srv_exchange *x, srv_dialect d) {
         x->log_prompt = text;
     }
     if (ok) {
-        /* the gateway reads the body's temperature and top_p for a remote tier */
-        const char *body = x->body;
-        const size_t body_len = x->body_len;
-        x->body = q.openai;
-        x->body_len = strlen(q.openai);
         srv_gateway_route(x, &r, &ids, n);
-        x->body = body;
-        x->body_len = body_len;
     } else {
         srv_respond_error(x, &e);
     }

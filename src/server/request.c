@@ -187,8 +187,10 @@ static bool parse_sampling(parse_ctx *c, const cJSON *root) {
     bool given;
     if (!get_number(c, root, "temperature", 0, 2, &given, &d)) return false;
     if (given) s->temperature = (float)d;
+    c->r->given_temperature = given ? d : NAN;
     if (!get_number(c, root, "top_p", 0, 1, &given, &d)) return false;
     if (given) s->top_p = (float)d;
+    c->r->given_top_p = given ? d : NAN;
     if (!get_number(c, root, "frequency_penalty", -2, 2, &given, &d)) return false;
     if (given) s->frequency_penalty = (float)d;
     if (!get_number(c, root, "presence_penalty", -2, 2, &given, &d)) return false;

@@ -157,6 +157,8 @@ typedef struct srv_request {
     int n_prompt_ids;
     int max_tokens; /* -1: not given */
     hearth_sampling sampling;
+    double given_temperature, given_top_p; /* as the client set them, NAN when not (a remote
+                                              tier gets only what the client chose) */
     char *stop[SRV_MAX_STOP];
     int n_stop;
     bool stream, include_usage;
@@ -414,6 +416,12 @@ srv_job *srv_job_for(srv_server *s, const srv_gen *g);
 int srv_max_tokens(const srv_request *r);
 /* The chat.completion / text_completion body of a finished job (malloc'd). */
 char *srv_response_json(srv_server *s, const srv_gen *g, const srv_job *j);
+/* A chat request's prompt: messages, tools and calls rendered by the chat
+ * template (a forced tool call opens the assistant turn with the call prefix
+ * and sets r's constraint), then tokenized; *ids malloc'd. With text_out,
+ * *text_out receives the rendered text (malloc'd). */
+bool srv_chat_prompt(srv_server *s, srv_request *r, int32_t **ids, int *n, char **text_out,
+                     srv_error *e);
 /* Tokenizes a prompt (BOS as the vocabulary asks, special tokens parsed);
  * *ids is malloc'd. */
 bool srv_tokenize(srv_server *s, const char *text, size_t len, int32_t **ids, int *n, srv_error *e);
