@@ -154,38 +154,6 @@ static int parse_bench(int argc, char **argv, bench_opts *o) {
 
 /* ---- model description ---- */
 
-static const char *ftype_name(uint32_t ft) {
-    switch (ft) {
-    case 0: return "F32";
-    case 1: return "F16";
-    case 2: return "Q4_0";
-    case 3: return "Q4_1";
-    case 7: return "Q8_0";
-    case 8: return "Q5_0";
-    case 9: return "Q5_1";
-    case 14: return "Q4_K_S";
-    case 15: return "Q4_K_M";
-    case 16: return "Q5_K_S";
-    case 17: return "Q5_K_M";
-    case 18: return "Q6_K";
-    case 32: return "BF16";
-    default: return "?";
-    }
-}
-
-/* The type holding most weights, for files without general.file_type. */
-static const char *main_type(const gguf_file *f) {
-    uint64_t n[KERN_TYPE_COUNT] = {0};
-    for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
-        if (t->type < KERN_TYPE_COUNT) n[t->type] += (uint64_t)t->n_elements;
-    }
-    uint32_t best = 0;
-    for (uint32_t t = 1; t < KERN_TYPE_COUNT; t++)
-        if (n[t] > n[best]) best = t;
-    return kern_type_get(best)->name;
-}
-
 static hearth_err describe(const char *path, bench_model *bm) {
     gguf_file *f = NULL;
     hearth_err err = gguf_open(path, &f);
@@ -199,9 +167,7 @@ static hearth_err describe(const char *path, bench_model *bm) {
     snprintf(bm->name, sizeof bm->name, "%.*s", (int)len, base);
     gguf_str arch = {"?", 1};
     gguf_get_str(f, "general.architecture", &arch);
-    uint32_t ft = 999;
-    const char *ft_name = gguf_get_u32(f, "general.file_type", &ft) ? ftype_name(ft) : "?";
-    if (!strcmp(ft_name, "?")) ft_name = main_type(f); /* e.g. hearth synth's files */
+    const char *ft_name = gguf_quant_label(f);
     const double np = (double)bm->n_params;
     char size[32];
     if (np >= 1e9)

@@ -32,7 +32,7 @@ typedef enum gguf_vtype {
     GGUF_VTYPE_COUNT
 } gguf_vtype;
 
-#define GGUF_MAX_DIMS 4
+#define GGUF_MAX_DIMS          4
 #define GGUF_DEFAULT_ALIGNMENT 32
 
 /* A string inside the file: NOT NUL-terminated. */
@@ -70,13 +70,13 @@ typedef struct gguf_kv {
 
 typedef struct gguf_tensor {
     gguf_str name;
-    uint32_t type;       /* kern_type id, validated as known to GGML */
-    uint32_t n_dims;     /* 1..GGUF_MAX_DIMS */
+    uint32_t type;             /* kern_type id, validated as known to GGML */
+    uint32_t n_dims;           /* 1..GGUF_MAX_DIMS */
     int64_t ne[GGUF_MAX_DIMS]; /* ne[0] is the row length (contiguous); unused dims are 1 */
     int64_t n_elements;
-    uint64_t offset;     /* relative to the start of the data section */
+    uint64_t offset; /* relative to the start of the data section */
     uint64_t n_bytes;
-    const void *data;    /* into the mapping */
+    const void *data; /* into the mapping */
 } gguf_tensor;
 
 typedef struct gguf_file gguf_file;
@@ -122,6 +122,11 @@ int64_t gguf_n_tensors(const gguf_file *f);
 const gguf_tensor *gguf_tensor_at(const gguf_file *f, int64_t i);
 const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
 
+/* The file's quantization as llama-bench and ollama label it ("Q4_K_M"; for
+ * a file without a known general.file_type, the type most weights have;
+ * ftype.c). Static storage. */
+const char *gguf_quant_label(const gguf_file *f);
+
 /* Name of a value type ("u32", "string", ...). */
 const char *gguf_vtype_name(gguf_vtype t);
 /* Bytes of one scalar of type t in the file; 0 for string, array and any
@@ -145,7 +150,8 @@ hearth_err gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
 /* Array of n scalars of `type` packed little-endian at `data` (copied). */
 hearth_err gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_vtype type, const void *data,
                                uint64_t n);
-hearth_err gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *v, uint64_t n);
+hearth_err gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *v,
+                                   uint64_t n);
 /* Copies every key-value pair of `src` (used by quantize and fine-tuning). */
 hearth_err gguf_writer_copy_kv(gguf_writer *w, const gguf_file *src);
 /* ne[0] is the row length; n_bytes must equal the size implied by type and shape. */

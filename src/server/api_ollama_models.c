@@ -17,7 +17,6 @@
 #include "server.h"
 
 #include "gateway/gateway.h"
-#include "kernels/kernels.h"
 #include "model/gguf.h"
 
 #include <cjson/cJSON.h>
@@ -38,42 +37,6 @@ typedef struct model_info {
     uint64_t size;
     int64_t n_params;
 } model_info;
-
-static const char *ftype_name(uint32_t ft) {
-    switch (ft) {
-    case 0: return "F32";
-    case 1: return "F16";
-    case 2: return "Q4_0";
-    case 3: return "Q4_1";
-    case 7: return "Q8_0";
-    case 8: return "Q5_0";
-    case 9: return "Q5_1";
-    case 10: return "Q2_K";
-    case 11: return "Q3_K_S";
-    case 12: return "Q3_K_M";
-    case 13: return "Q3_K_L";
-    case 14: return "Q4_K_S";
-    case 15: return "Q4_K_M";
-    case 16: return "Q5_K_S";
-    case 17: return "Q5_K_M";
-    case 18: return "Q6_K";
-    case 32: return "BF16";
-    default: return NULL;
-    }
-}
-
-/* The type holding most weights (files without general.file_type). */
-static const char *main_type(const gguf_file *f) {
-    uint64_t n[KERN_TYPE_COUNT] = {0};
-    for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
-        if (t->type < KERN_TYPE_COUNT) n[t->type] += (uint64_t)t->n_elements;
-    }
-    uint32_t best = 0;
-    for (uint32_t t = 1; t < KERN_TYPE_COUNT; t++)
-        if (n[t] > n[best]) best = t;
-    return kern_type_get(best)->name;
-}
 
 /* SHA-256 of the bytes before the tensor data and of the file size. */
 static void meta_digest(const char *path, uint64_t data_offset, uint64_t size, char out[65]) {
@@ -114,9 +77,7 @@ static bool info_open(srv_server *s, model_info *mi, srv_error *e) {
         snprintf(mi->parameter_size, sizeof mi->parameter_size, "%.0fM", np / 1e6);
     else
         snprintf(mi->parameter_size, sizeof mi->parameter_size, "%.0fK", np / 1e3);
-    uint32_t ft = 0;
-    const char *q = gguf_get_u32(f, "general.file_type", &ft) ? ftype_name(ft) : NULL;
-    snprintf(mi->quant, sizeof mi->quant, "%s", q ? q : main_type(f));
+    snprintf(mi->quant, sizeof mi->quant, "%s", gguf_quant_label(f));
     struct stat st;
     time_t mt = stat(s->cfg.model_path, &st) == 0 ? st.st_mtime : 0;
     struct tm tm;
