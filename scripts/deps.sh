@@ -13,13 +13,16 @@ packages=(
   gnuplot-nox             # bench/cascade/run.sh: the cost-versus-quality plot (optional)
   cppcheck                # scripts/lint.sh: static analysis, must stay quiet
   curl                    # server tests
-  nodejs                  # node + npm: the official openai npm client in the server tests
+  nodejs                  # node: the official openai npm client in the server tests (npm below)
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # NEON kernels, cross-checked under qemu
 )
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Debian's nodejs comes without npm (a package of its own); NodeSource's
+# nodejs bundles it and conflicts with Debian's npm, so ask only when absent.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
