@@ -235,6 +235,13 @@ static void chat_session(const char *model) {
           1);
     CHECK(sh("printf '/foo\\n' | %s chat -m %s -n 2 2>&1 >/dev/null | grep -q 'unknown command'",
              HEARTH_BINARY, model) == 0);
+    /* a message over 1 MiB in a script is dropped and stops it (exit 1), the
+     * next line is not answered as if nothing happened */
+    CHECK(sh("(head -c 1100000 /dev/zero | tr '\\0' a; echo; echo hi) | %s chat -m %s -n 2 "
+             ">/dev/null 2>&1",
+             HEARTH_BINARY, model) == 1);
+    CHECK(sh("%s embed -m %s --ctx 12x hi 2>/dev/null", HEARTH_BINARY, model) == 2);
+    CHECK(sh("echo '{}' | %s run -m %s --json-schema - 2>/dev/null", HEARTH_BINARY, model) == 2);
 }
 
 int main(void) {

@@ -8,7 +8,9 @@
 
 #include "hearth.h"
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 int cmd_info(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
@@ -50,6 +52,17 @@ void cli_gen_defaults(cli_gen_opts *o);
 /* Applies option a with value v: 1 when it is one of CLI_GEN_USAGE's, 0 when
  * not, -1 (message printed, naming cmd) when v is not a valid value. */
 int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o);
+
+/* v as a whole integer in [lo, hi] into *out; false (nothing written) when
+ * it is not one. */
+bool cli_parse_int(const char *v, long lo, long hi, int *out);
+
+/* One line of f, without its '\n' (and a '\r' before it), into *out
+ * (malloc'd, NUL-terminated; *len bytes). Returns 1; 0 at the end of input;
+ * -1 when the line is longer than max bytes (the rest of it is read and
+ * dropped, *out is NULL); -2 on a read error, an interrupted read (Ctrl-C)
+ * or no memory. */
+int cli_read_line(FILE *f, size_t max, char **out, size_t *len);
 
 /* Prints "hearth <cmd>: <what>: <hearth_last_error()>" to stderr; returns 1. */
 int cli_fail(const char *cmd, const char *what);

@@ -184,38 +184,42 @@ static void prompt(const char *p) {
     fflush(stdout);
 }
 
-/* Reads one message: lines ending in a backslash continue on the next.
- * NULL at the end of input, or when Ctrl-C interrupted the read. */
-static char *read_message(FILE *in, bool tty) {
-    size_t cap = 256, n = 0;
-    char *buf = malloc(cap);
+/* Reads one message into *msg: lines ending in a backslash continue on the
+ * next. 1; 0 at the end of input or when Ctrl-C interrupted the read; -1
+ * when the message is over CHAT_LINE_MAX (dropped, said on stderr). */
+static int read_message(FILE *in, bool tty, char **msg) {
+    char *acc = NULL;
+    size_t n = 0;
     if (tty) prompt("> ");
-    for (int c; buf;) {
-        c = fgetc(in);
-        if (c == EOF || c == '\n') {
-            if (c == '\n' && n && buf[n - 1] == '\\') {
-                buf[n - 1] = '\n';
-                if (tty) prompt(". ");
-                continue;
-            }
-            if (c == EOF && (n == 0 || ferror(in))) break;
-            buf[n] = '\0';
-            return buf;
-        }
-        if (n + 2 > cap) {
-            char *b = cap < CHAT_LINE_MAX ? realloc(buf, cap * 2) : NULL;
-            if (!b) {
-                fprintf(stderr, "hearth chat: a message is limited to %d MiB\n",
+    for (;;) {
+        char *line;
+        size_t len;
+        const int r = cli_read_line(in, CHAT_LINE_MAX - n, &line, &len);
+        if (r == 0 && acc) break; /* a continued line at the end of input */
+        if (r <= 0) {
+            free(acc);
+            if (r == -1)
+                fprintf(stderr, "hearth chat: a message is limited to %d MiB; it was dropped\n",
                         CHAT_LINE_MAX >> 20);
-                break;
-            }
-            buf = b;
-            cap *= 2;
+            return r == -1 ? -1 : 0;
         }
-        buf[n++] = (char)c;
+        const bool more = len && line[len - 1] == '\\';
+        if (more) line[len - 1] = '\n';
+        char *grown = realloc(acc, n + len + 1);
+        if (!grown) {
+            free(line);
+            free(acc);
+            return 0;
+        }
+        acc = grown;
+        memcpy(acc + n, line, len + 1);
+        n += len;
+        free(line);
+        if (!more) break;
+        if (tty) prompt(". ");
     }
-    free(buf);
-    return NULL;
+    *msg = acc;
+    return 1;
 }
 
 static int chat_loop(chat *c, const cli_gen_opts *o, bool verbose) {
@@ -223,7 +227,14 @@ static int chat_loop(chat *c, const cli_gen_opts *o, bool verbose) {
     if (tty)
         fprintf(stderr, "chat template: %s. /clear forgets the conversation, /exit ends it.\n",
                 c->tmpl.name);
-    for (char *line; (line = read_message(stdin, tty));) {
+    for (;;) {
+        char *line = NULL;
+        const int got = read_message(stdin, tty, &line);
+        if (got == 0) break;
+        if (got < 0) {
+            if (tty) continue;
+            return 1; /* a script's message was lost: stop rather than answer the next */
+        }
         int rc = 0;
         if (!strcmp(line, "/exit") || !strcmp(line, "/quit") || !strcmp(line, "/bye")) {
             free(line);

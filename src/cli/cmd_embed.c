@@ -51,24 +51,30 @@ static int embed_one(embedder *e, const char *text, size_t len, const char *what
     return 0;
 }
 
+/* A line is one text; a text longer than the context fails anyway, so the
+ * limit only stops a file without newlines from filling memory. */
+enum { EMBED_LINE_MAX = 16 << 20 };
+
 static int embed_lines(embedder *e, FILE *in) {
-    char *line = NULL, what[48];
-    size_t cap = 0;
-    ssize_t got;
-    int rc = 0;
-    for (long no = 1; rc == 0 && (got = getline(&line, &cap, in)) >= 0; no++) {
-        size_t len = (size_t)got;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
-        if (len == 0) continue;
+    char *line, what[48];
+    size_t len;
+    int rc = 0, got;
+    for (long no = 1; rc == 0 && (got = cli_read_line(in, EMBED_LINE_MAX, &line, &len)); no++) {
+        if (got < 0) {
+            fprintf(stderr, "hearth embed: line %ld: %s\n", no,
+                    got == -1 ? "longer than 16 MiB" : "cannot read the input");
+            return 1;
+        }
         snprintf(what, sizeof what, "line %ld", no);
-        rc = embed_one(e, line, len, what);
+        if (len) rc = embed_one(e, line, len, what);
+        free(line);
     }
-    if (rc == 0 && ferror(in)) {
-        fprintf(stderr, "hearth embed: cannot read the input\n");
-        rc = 1;
-    }
-    free(line);
     return rc;
+}
+
+static int bad_number(const char *opt, const char *v) {
+    fprintf(stderr, "hearth embed: %s wants a positive integer, not '%s'\n", opt, v);
+    return 2;
 }
 
 int cmd_embed(int argc, char **argv) {
@@ -89,9 +95,9 @@ int cmd_embed(int argc, char **argv) {
         } else if (options && !strcmp(a, "--pooling") && i + 1 < argc) {
             pooling = argv[++i];
         } else if (options && !strcmp(a, "--ctx") && i + 1 < argc) {
-            n_ctx = atoi(argv[++i]);
+            if (!cli_parse_int(argv[++i], 1, 1 << 24, &n_ctx)) return bad_number(a, argv[i]);
         } else if (options && !strcmp(a, "-t") && i + 1 < argc) {
-            n_threads = atoi(argv[++i]);
+            if (!cli_parse_int(argv[++i], 1, 1024, &n_threads)) return bad_number(a, argv[i]);
         } else if (options && !strcmp(a, "--no-normalize")) {
             normalize = false;
         } else if (options && a[0] == '-' && a[1] != '\0') {

@@ -24,9 +24,11 @@ static const char run_usage[] =
     "                      ends when the value is complete. Supported keywords and the\n"
     "                      output's rules: docs/structured-output.md\n";
 
-enum { RUN_MAX_STOPS = 16, RUN_MAX_PROMPT = 64 << 20 };
+enum { RUN_MAX_STOPS = 16, RUN_MAX_PROMPT = 64 << 20, RUN_MAX_SCHEMA = 1 << 20 };
 
-static char *read_stream(FILE *f, size_t *len) {
+/* All of f, NUL-terminated, when it holds at most max bytes; `what` names it
+ * in the error. */
+static char *read_stream(FILE *f, size_t max, const char *what, size_t *len) {
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     while (buf) {
@@ -34,8 +36,8 @@ static char *read_stream(FILE *f, size_t *len) {
         n += got;
         if (got == 0) break;
         if (n + 1 == cap) {
-            if (cap >= RUN_MAX_PROMPT) {
-                fprintf(stderr, "hearth run: the prompt is over %d MiB\n", RUN_MAX_PROMPT >> 20);
+            if (cap >= max) {
+                fprintf(stderr, "hearth run: %s is over %zu KiB\n", what, max >> 10);
                 free(buf);
                 return NULL;
             }
@@ -73,11 +75,12 @@ static int parse_run(int argc, char **argv, run_opts *o) {
             fputs(run_usage, stdout);
             return 0;
         }
-        if (!strcmp(a, "--no-parse-special") || !strcmp(a, "--json")) {
-            if (!strcmp(a, "--json"))
-                o->g.smp.constraint = HEARTH_CONSTRAINT_JSON_OBJECT;
-            else
-                o->parse_special = false;
+        if (!strcmp(a, "--json")) {
+            o->g.smp.constraint = HEARTH_CONSTRAINT_JSON_OBJECT;
+            continue;
+        }
+        if (!strcmp(a, "--no-parse-special")) {
+            o->parse_special = false;
             continue;
         }
         const char *v = i + 1 < argc ? argv[++i] : NULL;
@@ -111,6 +114,12 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         fputs(run_usage, stderr);
         return 2;
     }
+    const bool prompt_on_stdin = !o->prompt_file && (!o->prompt || !strcmp(o->prompt, "-"));
+    if (o->schema_file && !strcmp(o->schema_file, "-") && prompt_on_stdin) {
+        fprintf(stderr,
+                "hearth run: --json-schema - reads stdin, so give the prompt with -p or -f\n");
+        return 2;
+    }
     return -1;
 }
 
@@ -124,7 +133,7 @@ static char *load_prompt(const run_opts *o, size_t *len) {
         fprintf(stderr, "hearth run: cannot open '%s': %s\n", o->prompt_file, strerror(errno));
         return NULL;
     }
-    char *text = read_stream(f, len);
+    char *text = read_stream(f, RUN_MAX_PROMPT, "the prompt", len);
     if (f != stdin) fclose(f);
     return text;
 }
@@ -139,7 +148,7 @@ static char *load_schema(const char *path) {
         return NULL;
     }
     size_t len = 0;
-    char *text = read_stream(f, &len);
+    char *text = read_stream(f, RUN_MAX_SCHEMA, "the schema", &len);
     if (f != stdin) fclose(f);
     if (text && strlen(text) != len) {
         fprintf(stderr, "hearth run: '%s' contains a NUL byte\n", path);

@@ -6,7 +6,6 @@
 #include "cli.h"
 #include "server/server.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,15 +45,6 @@ static const char serve_usage[] =
     "  --ledger FILE        the SQLite ledger and audit log (default: in memory)\n"
     "  --ledger-prompts     store prompts and answers in the ledger (to train the router)\n";
 
-static bool parse_int(const char *v, long lo, long hi, int *out) {
-    char *end;
-    errno = 0;
-    const long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) return false;
-    *out = (int)x;
-    return true;
-}
-
 static int parse_serve(int argc, char **argv, srv_config *c) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -81,21 +71,21 @@ static int parse_serve(int argc, char **argv, srv_config *c) {
         else if (!strcmp(a, "--host"))
             c->host = v;
         else if (!strcmp(a, "--port"))
-            ok = parse_int(v, 0, 65535, &c->port);
+            ok = cli_parse_int(v, 0, 65535, &c->port);
         else if (!strcmp(a, "--parallel") || !strcmp(a, "-np"))
-            ok = parse_int(v, 1, 256, &c->n_parallel);
+            ok = cli_parse_int(v, 1, 256, &c->n_parallel);
         else if (!strcmp(a, "--ctx") || !strcmp(a, "-c"))
-            ok = parse_int(v, 0, 1 << 24, &c->n_ctx);
+            ok = cli_parse_int(v, 0, 1 << 24, &c->n_ctx);
         else if (!strcmp(a, "--queue"))
-            ok = parse_int(v, 0, 1 << 20, &c->queue_max);
+            ok = cli_parse_int(v, 0, 1 << 20, &c->queue_max);
         else if (!strcmp(a, "--timeout"))
-            ok = parse_int(v, 0, 1 << 24, &c->timeout_s);
-        else if (!strcmp(a, "--max-body") && (ok = parse_int(v, 1024, 1 << 30, &n)))
+            ok = cli_parse_int(v, 0, 1 << 24, &c->timeout_s);
+        else if (!strcmp(a, "--max-body") && (ok = cli_parse_int(v, 1024, 1 << 30, &n)))
             c->max_body_bytes = (size_t)n;
         else if (!strcmp(a, "--api-key"))
             c->api_key = v;
         else if (!strcmp(a, "-t"))
-            ok = parse_int(v, 0, 1024, &c->n_threads);
+            ok = cli_parse_int(v, 0, 1024, &c->n_threads);
         else if (!strcmp(a, "--pooling"))
             c->pooling = v;
         else if (!strcmp(a, "--chat-template"))

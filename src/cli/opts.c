@@ -1,7 +1,8 @@
 /*
- * opts.c - the options `hearth run` and `hearth chat` share: model threads,
- * context, KV type, the sampling chain and the reply length. Numbers are
- * parsed whole: "--temp 0,7" is an error, not 0.
+ * opts.c - what the subcommands share: the options `hearth run` and `hearth
+ * chat` take (model threads, context, KV type, the sampling chain, the reply
+ * length), whole-number parsing ("--temp 0,7" is an error, not 0) and a line
+ * reader with a size limit for input that comes from a user or a file.
  */
 #include "cli.h"
 
@@ -20,12 +21,12 @@ static bool parse_float(const char *v, float *out) {
     return true;
 }
 
-static bool parse_int(const char *v, long lo, long hi, int32_t *out) {
+bool cli_parse_int(const char *v, long lo, long hi, int *out) {
     char *end;
     errno = 0;
     long l = strtol(v, &end, 10);
     if (end == v || *end || errno || l < lo || l > hi) return false;
-    *out = (int32_t)l;
+    *out = (int)l;
     return true;
 }
 
@@ -43,7 +44,7 @@ int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o) 
     };
     const struct {
         const char *name, *alias;
-        int32_t *field;
+        int *field;
         long lo;
     } ints[] = {
         {"-n", "--n-predict", &o->gen.max_tokens, -1},
@@ -60,7 +61,7 @@ int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o) 
         }
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (!strcmp(a, ints[i].name) || (ints[i].alias && !strcmp(a, ints[i].alias))) {
-            if (parse_int(v, ints[i].lo, 1L << 30, ints[i].field)) return 1;
+            if (cli_parse_int(v, ints[i].lo, 1L << 30, ints[i].field)) return 1;
             fprintf(stderr, "hearth %s: %s wants an integer >= %ld, not '%s'\n", cmd, a, ints[i].lo,
                     v);
             return -1;
@@ -91,4 +92,41 @@ void cli_gen_defaults(cli_gen_opts *o) {
     *o = (cli_gen_opts){.mp = hearth_model_default_params(),
                         .sp = hearth_session_default_params(),
                         .smp = hearth_sampling_default_params()};
+}
+
+int cli_read_line(FILE *f, size_t max, char **out, size_t *len) {
+    size_t cap = 256, n = 0;
+    char *buf = malloc(cap);
+    *out = NULL;
+    bool too_long = false;
+    for (int c; buf && (c = fgetc(f)) != '\n';) {
+        if (c == EOF) {
+            if (ferror(f) || (n == 0 && !too_long)) {
+                free(buf);
+                return ferror(f) ? -2 : 0;
+            }
+            break;
+        }
+        if (too_long || n == max) { /* read the rest of the line, keep nothing */
+            too_long = true;
+            continue;
+        }
+        if (n + 2 > cap) {
+            char *b = realloc(buf, cap * 2);
+            if (!b) free(buf);
+            buf = b;
+            cap *= 2;
+        }
+        if (buf) buf[n++] = (char)c;
+    }
+    if (!buf) return -2;
+    if (too_long) {
+        free(buf);
+        return -1;
+    }
+    if (n && buf[n - 1] == '\r') n--;
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 1;
 }
