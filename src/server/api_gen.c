@@ -163,20 +163,6 @@ static cJSON *string_json(const char *text, size_t len) {
     return s;
 }
 
-cJSON *srv_tool_calls_json(const srv_tool_reply *t) {
-    cJSON *a = cJSON_CreateArray();
-    for (int k = 0; k < t->n_calls; k++) {
-        cJSON *c = cJSON_CreateObject();
-        cJSON_AddStringToObject(c, "id", t->calls[k].id);
-        cJSON_AddStringToObject(c, "type", "function");
-        cJSON *f = cJSON_AddObjectToObject(c, "function");
-        cJSON_AddStringToObject(f, "name", t->calls[k].name);
-        cJSON_AddStringToObject(f, "arguments", t->calls[k].arguments);
-        cJSON_AddItemToArray(a, c);
-    }
-    return a;
-}
-
 /* The chat message of a reply to a request with tools: content (null when
  * there is none beside calls) and tool_calls. False when out of memory. */
 static bool tool_message(cJSON *msg, const srv_request *r, const char *text, size_t len,

@@ -70,7 +70,7 @@ void srv_tool_reply_free(srv_tool_reply *t);
  * has been seen, so no more content goes out until the reply is complete. */
 size_t srv_tools_stream_safe(const char *text, size_t len, bool *call_started);
 
-/* [{"id","type":"function","function":{"name","arguments"}}...] (api_gen.c) */
+/* [{"id","type":"function","function":{"name","arguments"}}...] */
 struct cJSON *srv_tool_calls_json(const srv_tool_reply *t);
 
 /* A fresh "call_..." id. */

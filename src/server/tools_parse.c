@@ -227,6 +227,20 @@ void srv_tool_reply_free(srv_tool_reply *t) {
     *t = (srv_tool_reply){0};
 }
 
+cJSON *srv_tool_calls_json(const srv_tool_reply *t) {
+    cJSON *a = cJSON_CreateArray();
+    for (int k = 0; k < t->n_calls; k++) {
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddStringToObject(c, "id", t->calls[k].id);
+        cJSON_AddStringToObject(c, "type", "function");
+        cJSON *f = cJSON_AddObjectToObject(c, "function");
+        cJSON_AddStringToObject(f, "name", t->calls[k].name);
+        cJSON_AddStringToObject(f, "arguments", t->calls[k].arguments);
+        cJSON_AddItemToArray(a, c);
+    }
+    return a;
+}
+
 size_t srv_tools_stream_safe(const char *text, size_t len, bool *call_started) {
     *call_started = false;
     size_t end = len;
