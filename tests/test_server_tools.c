@@ -225,6 +225,25 @@ static void test_random(void) {
     }
 }
 
+/* At most SRV_MAX_TOOL_CALLS calls from a reply: a block past them stays
+ * content. */
+static void test_cap(void) {
+    static const char call[] = "<tool_call>{\"name\":\"lookup\",\"arguments\":{}}</tool_call>";
+    const size_t n = SRV_MAX_TOOL_CALLS + 2, cl = sizeof call - 1;
+    char *text = malloc(n * cl + 1);
+    REQUIRE(text);
+    for (size_t k = 0; k < n; k++) memcpy(text + k * cl, call, cl);
+    text[n * cl] = '\0';
+    srv_request r = request(true);
+    srv_tool_reply t = parse(&r, text);
+    CHECKF(t.n_calls == SRV_MAX_TOOL_CALLS, "%d calls", t.n_calls);
+    CHECKF(t.content && t.content_len == 2 * cl && !memcmp(t.content, call, cl) &&
+               !memcmp(t.content + cl, call, cl),
+           "content '%s'", t.content ? t.content : "(null)");
+    srv_tool_reply_free(&t);
+    free(text);
+}
+
 static const char schema_tools[] =
     "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"W\","
     "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\","
@@ -378,5 +397,6 @@ int main(void) {
     test_formats();
     test_stream();
     test_random();
+    test_cap();
     return test_done("test_server_tools");
 }

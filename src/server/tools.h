@@ -58,8 +58,9 @@ typedef struct srv_tool_reply {
 /* Parses text[0..len). final: the reply is complete; otherwise only calls
  * whose closing tag has arrived count (what a stream may send already) and
  * content is not filled. Without calls the content is the text unchanged.
- * With parallel_tool_calls false only the first call is kept. False only
- * when out of memory. */
+ * With parallel_tool_calls false only the first call is kept (later ones
+ * are dropped); at most SRV_MAX_TOOL_CALLS are taken, a call block past
+ * them stays content. False only when out of memory. */
 bool srv_tools_parse(const srv_request *r, const char *text, size_t len, bool final,
                      srv_tool_reply *out);
 void srv_tool_reply_free(srv_tool_reply *t);

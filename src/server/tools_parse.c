@@ -10,7 +10,9 @@
  * as some models write it); anything else stays content, so nothing the
  * model wrote is lost and "arguments" is always valid JSON (it is printed
  * here from the parsed object). A reply that merely starts with "{" is only
- * taken as calls when it is nothing but call objects.
+ * taken as calls when it is nothing but call objects. At most
+ * SRV_MAX_TOOL_CALLS calls are taken from a reply; a well-formed block past
+ * them stays content, as a block that is no call does.
  */
 #include "tools.h"
 
@@ -103,11 +105,15 @@ static void add_content(acc *a, const char *p, size_t n) {
     a->n_content += n;
 }
 
-static void add_call(acc *a, const srv_request *r, srv_call_out *c) {
-    if (r->parallel_tool_calls == 0 && a->out->n_calls >= 1) { /* only the first call */
+/* Takes the call c (or frees it). False when it does not count as a call:
+ * SRV_MAX_TOOL_CALLS were taken already, so its text stays content. */
+static bool add_call(acc *a, const srv_request *r, srv_call_out *c) {
+    const int taken = a->out->n_calls;
+    if ((r->parallel_tool_calls == 0 && taken >= 1) || taken >= SRV_MAX_TOOL_CALLS) {
         free(c->name);
         free(c->arguments);
-        return;
+        /* parallel_tool_calls false: only the first call, the others dropped */
+        return r->parallel_tool_calls == 0;
     }
     if (a->out->n_calls == a->cap) {
         const int cap = a->cap ? 2 * a->cap : 4;
@@ -116,13 +122,14 @@ static void add_call(acc *a, const srv_request *r, srv_call_out *c) {
             free(c->name);
             free(c->arguments);
             a->oom = true;
-            return;
+            return true;
         }
         a->out->calls = nc;
         a->cap = cap;
     }
     srv_tool_call_id(c->id, sizeof c->id);
     a->out->calls[a->out->n_calls++] = *c;
+    return true;
 }
 
 /* The reply is nothing but call objects (after <|python_tag|>), separated
@@ -183,9 +190,7 @@ bool srv_tools_parse(const srv_request *r, const char *text, size_t len, bool fi
                     free(c.arguments);
                 }
             }
-            if (ok)
-                add_call(&a, r, &c);
-            else
+            if (!ok || !add_call(&a, r, &c))
                 add_content(&a, text + at, next - at); /* not a call: the model's text stays */
             i = next;
         }
