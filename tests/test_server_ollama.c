@@ -441,6 +441,8 @@ static void test_errors(test_server *sv) {
                 400);
     check_error(sv, "/api/embed", "{\"model\":\"m\",\"input\":[1,2]}", 400);
     check_error(sv, "/api/embed", "{\"input\":\"x\"}", 400);
+    /* an empty string among the inputs (a lone "" is a load request) */
+    check_error(sv, "/api/embed", "{\"model\":\"m\",\"input\":[\"x\",\"\"]}", 400);
     check_error(sv, "/api/embeddings", "{\"model\":\"m\",\"prompt\":[\"x\"]}", 400);
     check_error(sv, "/api/show", "{}", 400);
     test_reply r = test_http(sv, "GET", "/api/chat", NULL, NULL);

@@ -8,24 +8,28 @@
  * the server's pooling and L2 normalisation. Embeddings never go through
  * the gateway: a vector is only useful from the model that made it, so no
  * request ever leaves the machine.
+ *
+ * The pipeline after parsing (texts checked, tokenized into one buffer, one
+ * job submitted and waited for) is here too, shared with ollama's routes
+ * (api_ollama_embed.c) through api_embed.h.
  */
-#include "server.h"
+#include "api_embed.h"
 
 #include <cjson/cJSON.h>
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_INPUTS = 2048 }; /* OpenAI's limit on the texts of one request */
+/* ---- the shared pipeline (api_embed.h) ----------------------------------- */
 
-typedef struct embed_input {
-    int32_t *ids; /* all texts' tokens back to back */
-    int n_ids, cap_ids;
-    int *end; /* [n] where text i's tokens end */
-    int n;
-} embed_input;
-
-static bool input_append(embed_input *in, const int32_t *ids, int n, srv_error *e) {
+static bool input_append(srv_embed_input *in, const int32_t *ids, int n, srv_error *e) {
+    if (in->n == in->cap) {
+        const int cap = in->cap ? 2 * in->cap : 8;
+        int *ne = realloc(in->end, (size_t)cap * sizeof *ne);
+        if (!ne) return srv_fail(e, 500, NULL, NULL, "out of memory");
+        in->end = ne;
+        in->cap = cap;
+    }
     if (in->n_ids + n > in->cap_ids) {
         int cap = in->cap_ids ? in->cap_ids : 256;
         while (cap < in->n_ids + n) cap *= 2;
@@ -40,51 +44,105 @@ static bool input_append(embed_input *in, const int32_t *ids, int n, srv_error *
     return true;
 }
 
-/* One text: a string, or an array of token ids. */
-static bool parse_text(srv_server *s, const cJSON *item, const char *field, embed_input *in,
-                       srv_error *e) {
+bool srv_embed_add_ids(srv_server *s, srv_embed_input *in, const int32_t *ids, int n, bool truncate,
+                       const char *field, srv_error *e) {
     const int n_ctx = srv_sched_n_ctx(s->sched);
+    if (n > n_ctx && !truncate)
+        return srv_fail(e, 400, field, "context_length_exceeded",
+                        "the input has %d tokens but a slot's context holds %d; shorten it or "
+                        "start the server with a larger --ctx",
+                        n, n_ctx);
+    return input_append(in, ids, n > n_ctx ? n_ctx : n, e);
+}
+
+bool srv_embed_add_text(srv_server *s, srv_embed_input *in, const char *text, size_t len,
+                        bool truncate, const char *field, srv_error *e) {
+    size_t bad;
+    if (len == 0) return srv_fail(e, 400, field, NULL, "an input must not be empty");
+    if (!srv_utf8_valid(text, len, &bad))
+        return srv_fail(e, 400, field, NULL, "invalid UTF-8 at byte %zu", bad);
     int32_t *ids = NULL;
     int n = 0;
-    if (cJSON_IsString(item)) {
-        const size_t len = strlen(item->valuestring);
-        size_t bad;
-        if (len == 0) return srv_fail(e, 400, field, NULL, "an input must not be empty");
-        if (!srv_utf8_valid(item->valuestring, len, &bad))
-            return srv_fail(e, 400, field, NULL, "invalid UTF-8 at byte %zu", bad);
-        if (!srv_tokenize(s, item->valuestring, len, &ids, &n, e)) return false;
-    } else if (cJSON_IsArray(item)) {
-        n = cJSON_GetArraySize(item);
-        if (n == 0) return srv_fail(e, 400, field, NULL, "an input must not be empty");
-        if (!(ids = malloc((size_t)n * sizeof *ids)))
-            return srv_fail(e, 500, NULL, NULL, "out of memory");
-        const int n_vocab = hearth_model_n_vocab(s->model);
-        int i = 0;
-        for (const cJSON *t = item->child; t; t = t->next, i++) {
-            const double v = cJSON_IsNumber(t) ? t->valuedouble : -1.0;
-            if (!(v >= 0 && v < n_vocab && v == (double)(int32_t)v)) {
-                free(ids);
-                return srv_fail(e, 400, field, NULL,
-                                "element %d is not a token id of this model (its vocabulary has "
-                                "%d)",
-                                i, n_vocab);
-            }
-            ids[i] = (int32_t)v;
-        }
-    } else {
-        return srv_fail(e, 400, field, NULL,
-                        "must be a string, an array of strings or an array of token ids");
-    }
-    bool ok = n <= n_ctx || srv_fail(e, 400, field, "context_length_exceeded",
-                                     "the input has %d tokens but a slot's context holds %d; "
-                                     "shorten it or start the server with a larger --ctx",
-                                     n, n_ctx);
-    ok = ok && input_append(in, ids, n, e);
+    if (!srv_tokenize(s, text, len, &ids, &n, e)) return false;
+    const bool ok = srv_embed_add_ids(s, in, ids, n, truncate, field, e);
     free(ids);
     return ok;
 }
 
-static bool parse_input(srv_server *s, const cJSON *input, embed_input *in, srv_error *e) {
+void srv_embed_input_fini(srv_embed_input *in) {
+    free(in->ids);
+    free(in->end);
+    *in = (srv_embed_input){0};
+}
+
+srv_job *srv_embed_run(srv_exchange *x, srv_embed_input *in, bool normalize) {
+    srv_server *s = x->srv;
+    srv_error e;
+    const size_t d = (size_t)hearth_model_n_embd(s->model);
+    srv_job *j = srv_job_new(in->ids, in->n_ids);
+    if (j) j->embd = malloc((size_t)in->n * d * sizeof *j->embd);
+    if (!j || !j->embd) {
+        srv_embed_input_fini(in);
+        srv_job_release(j);
+        srv_fail(&e, 500, NULL, NULL, "out of memory");
+        srv_respond_error(x, &e);
+        return NULL;
+    }
+    j->n_inputs = in->n;
+    j->input_end = in->end; /* the job's now */
+    in->end = NULL;
+    srv_embed_input_fini(in);
+    j->pooling = s->pooling;
+    j->normalize = normalize;
+    if (s->cfg.timeout_s > 0) j->deadline_ms = srv_now_ms() + 1e3 * s->cfg.timeout_s;
+    x->prompt_tokens = j->n_prompt;
+    if (!srv_run_job(x, j, false)) return NULL;
+    if (j->err)
+        srv_fail(&e, 500, NULL, NULL, "embedding failed: %s", j->err_msg);
+    else if (j->n_done < j->n_inputs)
+        srv_fail(&e, 503, NULL, "timeout",
+                 "the request ran out of time (%d s) after %d of %d inputs", s->cfg.timeout_s,
+                 j->n_done, j->n_inputs);
+    else
+        return j;
+    srv_job_release(j);
+    srv_respond_error(x, &e);
+    return NULL;
+}
+
+/* ---- POST /v1/embeddings --------------------------------------------------- */
+
+/* One text: a string, or an array of token ids. */
+static bool parse_text(srv_server *s, const cJSON *item, const char *field, srv_embed_input *in,
+                       srv_error *e) {
+    if (cJSON_IsString(item))
+        return srv_embed_add_text(s, in, item->valuestring, strlen(item->valuestring), false, field,
+                                  e);
+    if (!cJSON_IsArray(item))
+        return srv_fail(e, 400, field, NULL,
+                        "must be a string, an array of strings or an array of token ids");
+    const int n = cJSON_GetArraySize(item);
+    if (n == 0) return srv_fail(e, 400, field, NULL, "an input must not be empty");
+    int32_t *ids = malloc((size_t)n * sizeof *ids);
+    if (!ids) return srv_fail(e, 500, NULL, NULL, "out of memory");
+    const int n_vocab = hearth_model_n_vocab(s->model);
+    int i = 0;
+    for (const cJSON *t = item->child; t; t = t->next, i++) {
+        const double v = cJSON_IsNumber(t) ? t->valuedouble : -1.0;
+        if (!(v >= 0 && v < n_vocab && v == (double)(int32_t)v)) {
+            free(ids);
+            return srv_fail(e, 400, field, NULL,
+                            "element %d is not a token id of this model (its vocabulary has %d)", i,
+                            n_vocab);
+        }
+        ids[i] = (int32_t)v;
+    }
+    const bool ok = srv_embed_add_ids(s, in, ids, n, false, field, e);
+    free(ids);
+    return ok;
+}
+
+static bool parse_input(srv_server *s, const cJSON *input, srv_embed_input *in, srv_error *e) {
     if (!input) return srv_fail(e, 400, "input", NULL, "'input' is required");
     int n = 1;
     bool list = false; /* a list of texts, not one text given as token ids */
@@ -94,10 +152,9 @@ static bool parse_input(srv_server *s, const cJSON *input, embed_input *in, srv_
         list = !cJSON_IsNumber(input->child);
     }
     if (!list) n = 1;
-    if (n > MAX_INPUTS)
-        return srv_fail(e, 400, "input", NULL, "%d inputs; at most %d per request", n, MAX_INPUTS);
-    if (!(in->end = malloc((size_t)n * sizeof *in->end)))
-        return srv_fail(e, 500, NULL, NULL, "out of memory");
+    if (n > SRV_EMBED_MAX_INPUTS)
+        return srv_fail(e, 400, "input", NULL, "%d inputs; at most %d per request", n,
+                        SRV_EMBED_MAX_INPUTS);
     if (!list) return parse_text(s, input, "input", in, e);
     int i = 0;
     for (const cJSON *item = input->child; item; item = item->next, i++) {
@@ -194,8 +251,7 @@ static bool parse_options(srv_server *s, const cJSON *root, bool *b64, srv_error
 void srv_handle_embeddings(srv_exchange *x) {
     srv_server *s = x->srv;
     srv_error e;
-    embed_input in = {0};
-    srv_job *j = NULL;
+    srv_embed_input in = {0};
     bool b64 = false;
     cJSON *root = cJSON_ParseWithLength(x->body, x->body_len);
     bool ok = root ? cJSON_IsObject(root) ||
@@ -204,43 +260,19 @@ void srv_handle_embeddings(srv_exchange *x) {
     ok = ok && parse_options(s, root, &b64, &e) &&
          parse_input(s, cJSON_GetObjectItemCaseSensitive(root, "input"), &in, &e);
     cJSON_Delete(root);
-    const size_t d = (size_t)hearth_model_n_embd(s->model);
-    if (ok) {
-        j = srv_job_new(in.ids, in.n_ids);
-        if (j) j->embd = malloc((size_t)in.n * d * sizeof *j->embd);
-        ok = j && j->embd;
-        if (ok) {
-            j->n_inputs = in.n;
-            j->input_end = in.end;
-            in.end = NULL;
-            j->pooling = s->pooling;
-            j->normalize = true;
-            if (s->cfg.timeout_s > 0) j->deadline_ms = srv_now_ms() + 1e3 * s->cfg.timeout_s;
-        } else {
-            srv_fail(&e, 500, NULL, NULL, "out of memory");
-        }
-    }
-    free(in.ids);
-    free(in.end);
     if (!ok) {
-        srv_job_release(j);
+        srv_embed_input_fini(&in);
         srv_respond_error(x, &e);
         return;
     }
-    x->prompt_tokens = j->n_prompt;
-    if (!srv_run_job(x, j, false)) return;
-    char *json = NULL;
-    if (j->err)
-        srv_fail(&e, 500, NULL, NULL, "embedding failed: %s", j->err_msg);
-    else if (j->n_done < j->n_inputs)
-        srv_fail(&e, 503, NULL, "timeout",
-                 "the request ran out of time (%d s) after %d of %d inputs", s->cfg.timeout_s,
-                 j->n_done, j->n_inputs);
-    else if (!(json = response_json(s, j, b64)))
-        srv_fail(&e, 500, NULL, NULL, "out of memory");
-    if (json)
-        srv_respond_json(x, 200, json);
-    else
-        srv_respond_error(x, &e);
+    srv_job *j = srv_embed_run(x, &in, true);
+    if (!j) return;
+    char *json = response_json(s, j, b64);
     srv_job_release(j);
+    if (json) {
+        srv_respond_json(x, 200, json);
+        return;
+    }
+    srv_fail(&e, 500, NULL, NULL, "out of memory");
+    srv_respond_error(x, &e);
 }
