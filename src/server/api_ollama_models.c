@@ -3,21 +3,23 @@
  * one model: GET /api/version, GET /api/tags (the models "installed": the
  * loaded one), GET /api/ps (the models loaded: the same one), POST /api/show.
  *
- * The model's name is /v1/models' id (the file's name). Its details come
- * from the GGUF file, opened again (a mapping, no copy) for each request:
- * family = general.architecture, parameter_size = the tensors' elements
- * counted ("1.1B", "110M"), quantization_level = general.file_type's name
+ * The model's name is /v1/models' id (the file's name). Its details are
+ * computed once, when the server has loaded the model (server.c calls
+ * srv_model_info_new), from the loaded model's GGUF metadata, since clients
+ * poll these routes: family = general.architecture, parameter_size = the
+ * tensors' elements counted ("1.1B", "110M"), quantization_level = general.file_type's name
  * (or the type holding most weights when the file has none), size = the
  * file's bytes, modified_at = its mtime. Approximations: digest is SHA-256
  * of the file's header and metadata (bytes before the tensor data) and its
  * size, not of the whole file as ollama's blob digest is (hashing gigabytes
- * per request would be slow); /api/ps's expires_at is far in the future and
+ * would slow the start-up); /api/ps's expires_at is far in the future and
  * size_vram 0 (the model stays loaded, on the CPU).
  */
-#include "server.h"
+#include "api_ollama_models.h"
 
+#include "core/core.h"
 #include "gateway/gateway.h"
-#include "model/gguf.h"
+#include "model/model.h"
 
 #include <cjson/cJSON.h>
 
@@ -31,12 +33,12 @@
 
 enum { META_HASH_MAX = 64 << 20 }; /* metadata bytes hashed at most */
 
-typedef struct model_info {
-    gguf_file *f;
-    char family[64], parameter_size[32], quant[32], modified_at[40], digest[65];
+struct srv_model_info {
+    char modified_at[40], digest[65];
     uint64_t size;
-    int64_t n_params;
-} model_info;
+    cJSON *details;    /* /api/tags' and /api/show's "details" */
+    cJSON *model_info; /* /api/show's "model_info" */
+};
 
 /* SHA-256 of the bytes before the tensor data and of the file size. */
 static void meta_digest(const char *path, uint64_t data_offset, uint64_t size, char out[65]) {
@@ -58,43 +60,22 @@ static void meta_digest(const char *path, uint64_t data_offset, uint64_t size, c
     for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
-static bool info_open(srv_server *s, model_info *mi, srv_error *e) {
-    memset(mi, 0, sizeof *mi);
-    if (gguf_open(s->cfg.model_path, &mi->f) != HEARTH_OK)
-        return srv_fail(e, 500, NULL, NULL, "reading the model's metadata: %s",
-                        hearth_last_error());
-    const gguf_file *f = mi->f;
-    mi->size = gguf_file_size(f);
-    gguf_str arch = {"", 0};
-    gguf_get_str(f, "general.architecture", &arch);
-    snprintf(mi->family, sizeof mi->family, "%.*s", (int)(arch.len < 63 ? arch.len : 63), arch.ptr);
-    for (int64_t i = 0; i < gguf_n_tensors(f); i++)
-        mi->n_params += gguf_tensor_at(f, i)->n_elements;
-    const double np = (double)mi->n_params;
+static cJSON *details_json(const gguf_file *f, const char *family, int64_t n_params) {
+    char parameter_size[32];
+    const double np = (double)n_params;
     if (np >= 1e9)
-        snprintf(mi->parameter_size, sizeof mi->parameter_size, "%.1fB", np / 1e9);
+        snprintf(parameter_size, sizeof parameter_size, "%.1fB", np / 1e9);
     else if (np >= 1e6)
-        snprintf(mi->parameter_size, sizeof mi->parameter_size, "%.0fM", np / 1e6);
+        snprintf(parameter_size, sizeof parameter_size, "%.0fM", np / 1e6);
     else
-        snprintf(mi->parameter_size, sizeof mi->parameter_size, "%.0fK", np / 1e3);
-    snprintf(mi->quant, sizeof mi->quant, "%s", gguf_quant_label(f));
-    struct stat st;
-    time_t mt = stat(s->cfg.model_path, &st) == 0 ? st.st_mtime : 0;
-    struct tm tm;
-    gmtime_r(&mt, &tm);
-    strftime(mi->modified_at, sizeof mi->modified_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    meta_digest(s->cfg.model_path, gguf_data_offset(f), mi->size, mi->digest);
-    return true;
-}
-
-static cJSON *details_json(const model_info *mi) {
+        snprintf(parameter_size, sizeof parameter_size, "%.0fK", np / 1e3);
     cJSON *d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "parent_model", "");
     cJSON_AddStringToObject(d, "format", "gguf");
-    cJSON_AddStringToObject(d, "family", mi->family);
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(d, "families"), cJSON_CreateString(mi->family));
-    cJSON_AddStringToObject(d, "parameter_size", mi->parameter_size);
-    cJSON_AddStringToObject(d, "quantization_level", mi->quant);
+    cJSON_AddStringToObject(d, "family", family);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(d, "families"), cJSON_CreateString(family));
+    cJSON_AddStringToObject(d, "parameter_size", parameter_size);
+    cJSON_AddStringToObject(d, "quantization_level", gguf_quant_label(f));
     return d;
 }
 
@@ -116,47 +97,22 @@ void srv_handle_ollama_version(srv_exchange *x) {
     respond(x, o);
 }
 
-void srv_handle_ollama_tags(srv_exchange *x, bool running) {
-    srv_server *s = x->srv;
-    srv_error e;
-    model_info mi;
-    if (!info_open(s, &mi, &e)) {
-        srv_respond_error(x, &e);
-        return;
-    }
-    cJSON *o = cJSON_CreateObject(), *m = cJSON_CreateObject();
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "models"), m);
-    cJSON_AddStringToObject(m, "name", s->model_id);
-    cJSON_AddStringToObject(m, "model", s->model_id);
-    if (!running) cJSON_AddStringToObject(m, "modified_at", mi.modified_at);
-    cJSON_AddNumberToObject(m, "size", (double)mi.size);
-    cJSON_AddStringToObject(m, "digest", mi.digest);
-    cJSON_AddItemToObject(m, "details", details_json(&mi));
-    if (running) {
-        cJSON_AddStringToObject(m, "expires_at", "2318-01-01T00:00:00Z"); /* never unloaded */
-        cJSON_AddNumberToObject(m, "size_vram", 0);
-    }
-    gguf_close(mi.f);
-    respond(x, o);
-}
-
 /* model_info: the scalar general.* and <arch>.* keys, and the tokenizer's
  * model and special ids (arrays are left out, as ollama leaves them empty
  * without verbose). */
-static cJSON *model_info_json(const model_info *mi) {
+static cJSON *model_info_json(const gguf_file *f, const char *family, int64_t n_params) {
     cJSON *o = cJSON_CreateObject();
-    const size_t fl = strlen(mi->family);
-    for (int64_t i = 0; i < gguf_n_kv(mi->f); i++) {
-        const gguf_kv *kv = gguf_kv_at(mi->f, i);
+    const size_t fl = strlen(family);
+    for (int64_t i = 0; i < gguf_n_kv(f); i++) {
+        const gguf_kv *kv = gguf_kv_at(f, i);
         char key[256];
         snprintf(key, sizeof key, "%.*s", (int)(kv->key.len < 255 ? kv->key.len : 255),
                  kv->key.ptr);
-        const bool keep = !strncmp(key, "general.", 8) ||
-                          (fl && !strncmp(key, mi->family, fl) && key[fl] == '.') ||
-                          !strcmp(key, "tokenizer.ggml.model") ||
-                          !strcmp(key, "tokenizer.ggml.pre") ||
-                          !strcmp(key, "tokenizer.ggml.bos_token_id") ||
-                          !strcmp(key, "tokenizer.ggml.eos_token_id");
+        const bool keep =
+            !strncmp(key, "general.", 8) || (fl && !strncmp(key, family, fl) && key[fl] == '.') ||
+            !strcmp(key, "tokenizer.ggml.model") || !strcmp(key, "tokenizer.ggml.pre") ||
+            !strcmp(key, "tokenizer.ggml.bos_token_id") ||
+            !strcmp(key, "tokenizer.ggml.eos_token_id");
         if (!keep) continue;
         const gguf_value *v = &kv->value;
         switch (v->type) {
@@ -186,12 +142,65 @@ static cJSON *model_info_json(const model_info *mi) {
         }
     }
     if (!cJSON_GetObjectItemCaseSensitive(o, "general.parameter_count"))
-        cJSON_AddNumberToObject(o, "general.parameter_count", (double)mi->n_params);
+        cJSON_AddNumberToObject(o, "general.parameter_count", (double)n_params);
     return o;
+}
+
+hearth_err srv_model_info_new(const char *path, const hearth_model *m, srv_model_info **out) {
+    const gguf_file *f = m->gguf;
+    srv_model_info *mi = calloc(1, sizeof *mi);
+    if (!mi) return hr_fail(HEARTH_ERR_NOMEM, "out of memory");
+    char family[64];
+    gguf_str arch = {"", 0};
+    gguf_get_str(f, "general.architecture", &arch);
+    snprintf(family, sizeof family, "%.*s", (int)(arch.len < 63 ? arch.len : 63), arch.ptr);
+    int64_t n_params = 0;
+    for (int64_t i = 0; i < gguf_n_tensors(f); i++) n_params += gguf_tensor_at(f, i)->n_elements;
+    mi->size = gguf_file_size(f);
+    struct stat st;
+    time_t mt = stat(path, &st) == 0 ? st.st_mtime : 0;
+    struct tm tm;
+    gmtime_r(&mt, &tm);
+    strftime(mi->modified_at, sizeof mi->modified_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    meta_digest(path, gguf_data_offset(f), mi->size, mi->digest);
+    mi->details = details_json(f, family, n_params);
+    mi->model_info = model_info_json(f, family, n_params);
+    if (!mi->details || !mi->model_info) {
+        srv_model_info_free(mi);
+        return hr_fail(HEARTH_ERR_NOMEM, "out of memory");
+    }
+    *out = mi;
+    return HEARTH_OK;
+}
+
+void srv_model_info_free(srv_model_info *mi) {
+    if (!mi) return;
+    cJSON_Delete(mi->details);
+    cJSON_Delete(mi->model_info);
+    free(mi);
+}
+
+void srv_handle_ollama_tags(srv_exchange *x, bool running) {
+    srv_server *s = x->srv;
+    const srv_model_info *mi = s->ollama_info;
+    cJSON *o = cJSON_CreateObject(), *m = cJSON_CreateObject();
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "models"), m);
+    cJSON_AddStringToObject(m, "name", s->model_id);
+    cJSON_AddStringToObject(m, "model", s->model_id);
+    if (!running) cJSON_AddStringToObject(m, "modified_at", mi->modified_at);
+    cJSON_AddNumberToObject(m, "size", (double)mi->size);
+    cJSON_AddStringToObject(m, "digest", mi->digest);
+    cJSON_AddItemToObject(m, "details", cJSON_Duplicate(mi->details, true));
+    if (running) {
+        cJSON_AddStringToObject(m, "expires_at", "2318-01-01T00:00:00Z"); /* never unloaded */
+        cJSON_AddNumberToObject(m, "size_vram", 0);
+    }
+    respond(x, o);
 }
 
 void srv_handle_ollama_show(srv_exchange *x) {
     srv_server *s = x->srv;
+    const srv_model_info *mi = s->ollama_info;
     srv_error e;
     cJSON *root = cJSON_ParseWithLength(x->body, x->body_len);
     const cJSON *model =
@@ -203,11 +212,6 @@ void srv_handle_ollama_show(srv_exchange *x) {
         return;
     }
     cJSON_Delete(root);
-    model_info mi;
-    if (!info_open(s, &mi, &e)) {
-        srv_respond_error(x, &e);
-        return;
-    }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "license", "");
     cJSON_AddStringToObject(o, "modelfile", "");
@@ -223,11 +227,10 @@ void srv_handle_ollama_show(srv_exchange *x) {
     size_t bad;
     cJSON_AddStringToObject(o, "template", t && srv_utf8_valid(t, tl, &bad) ? t : "");
     free(t);
-    cJSON_AddItemToObject(o, "details", details_json(&mi));
-    cJSON_AddItemToObject(o, "model_info", model_info_json(&mi));
+    cJSON_AddItemToObject(o, "details", cJSON_Duplicate(mi->details, true));
+    cJSON_AddItemToObject(o, "model_info", cJSON_Duplicate(mi->model_info, true));
     cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "capabilities"),
                          cJSON_CreateString("completion"));
-    cJSON_AddStringToObject(o, "modified_at", mi.modified_at);
-    gguf_close(mi.f);
+    cJSON_AddStringToObject(o, "modified_at", mi->modified_at);
     respond(x, o);
 }

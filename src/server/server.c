@@ -2,12 +2,13 @@
  * server.c - start-up and shut-down of `hearth serve`. The HTTP daemon
  * starts first so /health can say "loading"; a loader thread then maps the
  * model, chooses the chat template (--chat-template, else the GGUF's
- * tokenizer.chat_template, else ChatML with a warning), opens the slots and
- * flips the state to ready. A template Hearth does not recognize is a
+ * tokenizer.chat_template, else ChatML with a warning), works out what
+ * ollama's model routes describe (once: clients poll them), opens the slots
+ * and flips the state to ready. A template Hearth does not recognize is a
  * warning at start-up and a clear 500 on /v1/chat/completions; completions
  * still work.
  */
-#include "server.h"
+#include "api_ollama_models.h"
 
 #include "core/core.h"
 #include "engine/chat.h"
@@ -104,6 +105,7 @@ static void *loader_main(void *arg) {
         s->eos_text = eng_token_text(s->model, hearth_token_eos(s->model));
         if (!s->bos_text || !s->eos_text) err = hr_fail(HEARTH_ERR_NOMEM, "out of memory");
     }
+    if (!err) err = srv_model_info_new(s->cfg.model_path, s->model, &s->ollama_info);
     const int queue_max = s->cfg.queue_max >= 0 ? s->cfg.queue_max : 4 * s->cfg.n_parallel;
     if (!err)
         err = srv_sched_new(s->model, s->cfg.n_parallel, s->cfg.n_ctx, queue_max, &s->metrics,
@@ -174,6 +176,7 @@ void srv_stop(srv_server *s) {
     srv_http_stop(s);
     srv_gateway_stop(s); /* after the daemon: its last requests write ledger rows */
     srv_sched_free(s->sched);
+    srv_model_info_free(s->ollama_info);
     hearth_model_free(s->model);
     free(s->bos_text);
     free(s->eos_text);

@@ -334,6 +334,7 @@ struct srv_server {
     pthread_t loader;
     bool loader_started;
     hearth_err load_err;
+    struct srv_model_info *ollama_info; /* ollama's /api/tags, /api/show (api_ollama_models.h) */
     /* the gateway (api_gateway.c) */
     gw_gateway *gw;
     gw_ledger *ledger;
