@@ -387,7 +387,9 @@ static void test_embeddings(test_server *sv) {
     CHECK(cJSON_GetArraySize(jget(one, "embeddings")) == 1);
     cJSON *legacy = post(sv, "/api/embeddings", "{\"model\":\"m\",\"prompt\":\"Grass\"}", &st);
     const cJSON *lv = jget(legacy, "embedding"), *nv = jget(one, "embeddings.0");
-    CHECKF(cJSON_GetArraySize(lv) == cJSON_GetArraySize(nv), "legacy embedding: %d", st);
+    CHECKF(cJSON_GetArraySize(lv) > 0 && cJSON_GetArraySize(lv) == cJSON_GetArraySize(nv),
+           "legacy embedding: %d, %d vs %d values", st, cJSON_GetArraySize(lv),
+           cJSON_GetArraySize(nv));
     if (cJSON_GetArraySize(lv) == cJSON_GetArraySize(nv) && cJSON_GetArraySize(lv) > 0) {
         const double cos = dot(lv, nv) / sqrt(dot(lv, lv) * dot(nv, nv));
         CHECKF(fabs(cos - 1) < 1e-5, "legacy vs embed cosine %g", cos);
