@@ -121,6 +121,59 @@ static void test_formats(void) {
     srv_tool_reply_free(&t);
 }
 
+/* A stream's pieces at the prefixes step, 2 step, ... of text as a log
+ * ("c[content]" and "k[name:arguments]" in order): with the cursor
+ * (srv_tools_stream_*, as sse.c drives it) or from scratch on the whole
+ * prefix every time (srv_tools_stream_safe and a parse that is not final,
+ * as sse.c did before it had the cursor). Both must send the same. */
+static void stream_log(const srv_request *r, const char *text, size_t step, bool cursor, char *log,
+                       size_t cap) {
+    const size_t len = strlen(text);
+    const srv_tool_set set = srv_tool_set_of(r);
+    srv_tools_stream cur = {0};
+    size_t sent = 0;
+    bool started = false;
+    int calls_sent = 0;
+    log[0] = '\0';
+    for (size_t n = step < len ? step : len; n <= len; n = n == len ? len + 1 : n + step) {
+        if (n > len) n = len;
+        if (!started) {
+            const size_t safe = cursor ? srv_tools_stream_content(&cur, text, n, sent)
+                                       : srv_tools_stream_safe(text, n, &started);
+            if (cursor) started = cur.call_started;
+            if (safe > sent) {
+                const size_t l = strlen(log);
+                snprintf(log + l, cap - l, "c[%.*s]", (int)(safe - sent), text + sent);
+                sent = safe;
+            }
+        }
+        if (!started) continue;
+        srv_tool_reply t;
+        if (cursor)
+            REQUIRE(srv_tools_stream_calls(&cur, &set, text, n, &t));
+        else
+            REQUIRE(srv_tools_parse(r, text, n, false, &t));
+        CHECK(!t.content);
+        for (int k = cursor ? 0 : calls_sent; k < t.n_calls; k++, calls_sent++) {
+            const size_t l = strlen(log);
+            snprintf(log + l, cap - l, "k[%s:%s]", t.calls[k].name, t.calls[k].arguments);
+        }
+        srv_tool_reply_free(&t);
+    }
+}
+
+static void check_cursor(const char *what, bool parallel, const char *text) {
+    const srv_request r = request(parallel);
+    static const size_t steps[] = {1, 2, 3, 5, 11, 64, 100000};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        char want[8192], got[8192];
+        stream_log(&r, text, steps[i], false, want, sizeof want);
+        stream_log(&r, text, steps[i], true, got, sizeof got);
+        CHECKF(!strcmp(want, got), "%s, step %zu: cursor sent '%s', from scratch '%s'", what,
+               steps[i], got, want);
+    }
+}
+
 /* sse.c's use of the parser, replayed on every prefix of text. */
 static void check_stream(const char *what, bool parallel, const char *text) {
     srv_request r = request(parallel);
@@ -175,6 +228,25 @@ static void test_stream(void) {
     check_stream("parallel false", false,
                  "<tool_call>{\"name\":\"lookup\",\"arguments\":{}}</tool_call><tool_call>{"
                  "\"name\":\"lookup\",\"arguments\":{}}</tool_call>");
+    /* the cursor sends what a parse of every prefix from scratch sends */
+    check_cursor("text only", true, "Hello there, no tools today.\n  ");
+    check_cursor("text then calls", true,
+                 "Checking < both <b>.\n<tool_call>\n{\"name\": \"lookup\", \"arguments\": {}}\n"
+                 "</tool_call> mid <tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
+                 "{\"city\": \"</tool\"}}\n</tool_call><tool_call>{\"name\": \"x\"}</tool_call>"
+                 "<tool_call>{\"name\": \"lookup\", \"arguments\": {\"q\": 1}}</tool_call> end");
+    check_cursor("llama", true, "  {\"name\": \"lookup\", \"parameters\": {\"q\": 3}}");
+    check_cursor("python tag", true, "<|python_tag|>{\"name\": \"lookup\", \"parameters\": {}}");
+    check_cursor("python tag, no", true,
+                 "<|pythonic <tool_call>{\"name\": \"lookup\", "
+                 "\"arguments\": {}}</tool_call>");
+    check_cursor("bare then tagged", true,
+                 "{\"a\": 1} <tool_call>{\"name\": \"lookup\", "
+                 "\"arguments\": {}}</tool_call>");
+    check_cursor("almost a tag", true, "a <tool_cal b <tool_call>{\"name\": \"x\"}</tool_call> c");
+    check_cursor("parallel false", false,
+                 "<tool_call>{\"name\":\"lookup\",\"arguments\":{}}</tool_call><tool_call>{"
+                 "\"name\":\"lookup\",\"arguments\":{}}</tool_call>");
     /* held back: a cut tag and trailing white space */
     bool st;
     CHECK(srv_tools_stream_safe("ab <tool_", 9, &st) == 2 && !st);
@@ -222,11 +294,12 @@ static void test_random(void) {
         srv_tool_reply_free(&t);
         bool st;
         (void)srv_tools_stream_safe(text, strlen(text), &st);
+        if (it % 10 == 0) check_cursor("random", it % 20 == 0, text);
     }
 }
 
 /* At most SRV_MAX_TOOL_CALLS calls from a reply: a block past them stays
- * content. */
+ * content, whole and streamed. */
 static void test_cap(void) {
     static const char call[] = "<tool_call>{\"name\":\"lookup\",\"arguments\":{}}</tool_call>";
     const size_t n = SRV_MAX_TOOL_CALLS + 2, cl = sizeof call - 1;
@@ -241,6 +314,18 @@ static void test_cap(void) {
                !memcmp(t.content + cl, call, cl),
            "content '%s'", t.content ? t.content : "(null)");
     srv_tool_reply_free(&t);
+    /* streamed: the cursor takes as many, the rest comes at the end as content */
+    const srv_tool_set set = srv_tool_set_of(&r);
+    srv_tools_stream cur = {0};
+    int streamed = 0;
+    for (size_t k = 1; k <= n; k++) {
+        (void)srv_tools_stream_content(&cur, text, k * cl, 0);
+        REQUIRE(cur.call_started);
+        REQUIRE(srv_tools_stream_calls(&cur, &set, text, k * cl, &t));
+        streamed += t.n_calls;
+        srv_tool_reply_free(&t);
+    }
+    CHECK(streamed == SRV_MAX_TOOL_CALLS);
     free(text);
 }
 

@@ -57,10 +57,16 @@ typedef struct srv_stream {
     char id[64];
     int64_t created;
     bool include_usage, logprobs;
-    char *echo;         /* completion with echo: the prompt text, sent first */
-    srv_request *tools; /* with tools: what the parser needs (names, parallel), owned */
-    size_t sent;        /* with tools: content bytes sent */
-    bool call_started;  /* with tools: no more content until the end */
+    char *echo; /* completion with echo: the prompt text, sent first */
+    /* with tools: what the parser needs (names, parallel), owned; the job's
+     * text so far, copied under the job's lock so that the parser runs
+     * without it; the parser's cursor; content bytes sent */
+    bool has_tools;
+    srv_tool_set tools;
+    char *text;
+    size_t text_len, text_cap;
+    srv_tools_stream cur;
+    size_t sent;
     int calls_sent;
     sse_phase phase;
     int next_event;
@@ -150,10 +156,11 @@ static void send_text(srv_stream *st, const char *text, size_t len, int ev) {
     send_json(st, c);
 }
 
-/* Calls from index st->calls_sent on, each as two chunks (name, arguments). */
-static void send_calls(srv_stream *st, const srv_tool_reply *t) {
-    for (; st->calls_sent < t->n_calls; st->calls_sent++) {
-        const srv_call_out *k = &t->calls[st->calls_sent];
+/* Calls of t from index `from` on, each as two chunks (name, arguments);
+ * the stream's call indices go on from st->calls_sent. */
+static void send_calls(srv_stream *st, const srv_tool_reply *t, int from) {
+    for (int i = from; i < t->n_calls; i++, st->calls_sent++) {
+        const srv_call_out *k = &t->calls[i];
         for (int part = 0; part < 2; part++) {
             cJSON *choice, *c = choice_chunk(st, &choice);
             cJSON *calls =
@@ -176,51 +183,72 @@ static void send_calls(srv_stream *st, const srv_tool_reply *t) {
     }
 }
 
-/* With tools: the content that is safe to send, or the calls closed so far. */
-static void tools_progress(srv_stream *st) {
-    srv_job *j = st->job;
-    const char *text = j->text ? j->text : "";
-    if (!st->call_started) {
-        bool started;
-        const size_t safe = srv_tools_stream_safe(text, j->text_len, &started);
-        if (safe > st->sent) {
-            send_text(st, text + st->sent, safe - st->sent, -1);
-            st->sent = safe;
-        }
-        st->call_started = started;
+/* With tools: the job's new text onto st->text. Called with job->mu held;
+ * false when out of memory. */
+static bool tools_copy_text(srv_stream *st) {
+    const srv_job *j = st->job;
+    const size_t n = j->text_len - st->text_len;
+    if (st->text_len + n + 1 > st->text_cap) {
+        size_t cap = st->text_cap ? st->text_cap : 4096;
+        while (cap < st->text_len + n + 1) cap *= 2;
+        char *nt = realloc(st->text, cap);
+        if (!nt) return false;
+        st->text = nt;
+        st->text_cap = cap;
     }
-    srv_tool_reply t;
-    if (st->call_started && srv_tools_parse(st->tools, text, j->text_len, false, &t)) {
-        send_calls(st, &t);
-        srv_tool_reply_free(&t);
-    }
+    if (n) memcpy(st->text + st->text_len, j->text + st->text_len, n);
+    st->text_len += n;
+    st->text[st->text_len] = '\0';
+    return true;
 }
 
-/* With tools, at the end: what is left of the content, the remaining calls.
- * True when the reply had calls. */
-static bool tools_end(srv_stream *st) {
-    srv_job *j = st->job;
+/* With tools: the content that is safe to send, or the calls that closed
+ * since the last time (the parser's cursor looks only at the new bytes).
+ * Runs on st->text, without the job's lock. False when out of memory. */
+static bool tools_progress(srv_stream *st) {
+    if (!st->cur.call_started) {
+        const size_t safe = srv_tools_stream_content(&st->cur, st->text, st->text_len, st->sent);
+        if (safe > st->sent) {
+            send_text(st, st->text + st->sent, safe - st->sent, -1);
+            st->sent = safe;
+        }
+    }
+    if (!st->cur.call_started) return true;
     srv_tool_reply t;
-    if (!srv_tools_parse(st->tools, j->text ? j->text : "", j->text_len, true, &t)) return false;
+    if (!srv_tools_stream_calls(&st->cur, &st->tools, st->text, st->text_len, &t)) return false;
+    send_calls(st, &t, 0);
+    srv_tool_reply_free(&t);
+    return true;
+}
+
+/* With tools, at the end: what is left of the content, the remaining calls
+ * (the whole reply parsed once more: the content around the calls, and a
+ * reply of bare call objects, are only known now). True when the reply had
+ * calls. */
+static bool tools_end(srv_stream *st) {
+    srv_tool_reply t;
+    if (!srv_tools_parse_set(&st->tools, st->text ? st->text : "", st->text_len, true, &t))
+        return false;
     if (t.content_len > st->sent) send_text(st, t.content + st->sent, t.content_len - st->sent, -1);
-    send_calls(st, &t);
+    send_calls(st, &t, st->calls_sent);
     const bool calls = t.n_calls > 0;
     srv_tool_reply_free(&t);
     return calls;
 }
 
-/* Formats what the job produced since the last call. Called with job->mu held. */
-static void format_events(srv_stream *st) {
+/* Formats what the job produced since the last call (with tools: copies the
+ * new text for tools_progress instead). Called with job->mu held. False
+ * when out of memory. */
+static bool format_events(srv_stream *st) {
     srv_job *j = st->job;
-    const bool fresh = st->next_event < j->n_events;
     for (; st->next_event < j->n_events; st->next_event++) {
         const srv_event *e = &j->events[st->next_event];
         if (e->id >= 0 && st->x) st->x->completion_tokens++; /* for the log, even if cut short */
-        if (st->tools) continue; /* tools_progress looks at the whole text */
+        if (st->has_tools) continue;                         /* tools_progress looks at the text */
         if (e->text_len == 0 && !(st->logprobs && e->id >= 0)) continue;
         send_text(st, j->text + e->text_off, e->text_len, st->next_event);
     }
-    if (st->tools && fresh) tools_progress(st);
+    return !st->has_tools || tools_copy_text(st);
 }
 
 static void format_end(srv_stream *st) {
@@ -260,7 +288,7 @@ static void format_end(srv_stream *st) {
         st->phase = SSE_END;
         return;
     }
-    const bool calls = st->tools && tools_end(st);
+    const bool calls = st->has_tools && tools_end(st);
     cJSON *choice, *c = choice_chunk(st, &choice);
     if (st->kind == SRV_CHAT)
         cJSON_AddObjectToObject(choice, "delta");
@@ -308,10 +336,24 @@ static bool refill(srv_stream *st) {
                 return false;
             }
         }
-        format_events(st);
-        if (st->next_event == j->n_events && j->state == SRV_JOB_DONE) format_end(st);
+        const bool fresh = st->next_event < j->n_events;
+        bool ok = format_events(st);
+        const bool done = st->next_event == j->n_events && j->state == SRV_JOB_DONE;
+        if (!st->has_tools) {
+            if (done) format_end(st);
+            pthread_mutex_unlock(&j->mu);
+            return true;
+        }
+        /* with tools the parser works on st->text, without the lock, which
+         * the scheduler takes for every token */
         pthread_mutex_unlock(&j->mu);
-        return true;
+        if (ok && fresh) ok = tools_progress(st);
+        if (ok && done) {
+            pthread_mutex_lock(&j->mu); /* the job is done: nothing changes now */
+            format_end(st);
+            pthread_mutex_unlock(&j->mu);
+        }
+        return ok;
     }
     case SSE_USAGE: {
         cJSON *c = chunk(st);
@@ -348,6 +390,17 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
     return (ssize_t)n;
 }
 
+/* What the stream owns beside the job, and the stream. */
+static void stream_free(srv_stream *st) {
+    free(st->echo);
+    free(st->out);
+    free(st->text);
+    srv_tool_set_free(&st->tools);
+    if (st->ollama) srv_request_free(st->ollama);
+    free(st->ollama);
+    free(st);
+}
+
 static void sse_free(void *cls) {
     srv_stream *st = cls;
     pthread_mutex_lock(&st->job->mu);
@@ -355,34 +408,7 @@ static void sse_free(void *cls) {
     pthread_mutex_unlock(&st->job->mu);
     if (!done) srv_sched_cancel(st->srv->sched, st->job); /* the client left: free the slot */
     srv_job_release(st->job);
-    free(st->echo);
-    free(st->out);
-    if (st->tools) srv_request_free(st->tools);
-    free(st->tools);
-    if (st->ollama) srv_request_free(st->ollama);
-    free(st->ollama);
-    free(st);
-}
-
-/* The parser's view of req (kind, tool names, tool_choice, parallel), owned:
- * the request may be freed before the stream ends. NULL when out of memory. */
-static srv_request *tools_copy(const srv_request *req) {
-    srv_request *t = calloc(1, sizeof *t);
-    if (!t) return NULL;
-    t->kind = req->kind;
-    t->tool_choice = req->tool_choice;
-    t->parallel_tool_calls = req->parallel_tool_calls;
-    t->tools = strdup("[]"); /* only its presence matters here */
-    t->tool_names = calloc((size_t)req->n_tools + 1, sizeof *t->tool_names);
-    bool ok = t->tools && t->tool_names;
-    for (int k = 0; ok && k < req->n_tools; k++, t->n_tools++)
-        ok = (t->tool_names[k] = strdup(req->tool_names[k])) != NULL;
-    if (!ok) {
-        srv_request_free(t);
-        free(t);
-        return NULL;
-    }
-    return t;
+    stream_free(st);
 }
 
 /* What ollama's objects need of req (model, dialect, arrival), owned. NULL
@@ -404,20 +430,11 @@ void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, sr
                       const char *id, int64_t created) {
     srv_stream *st = calloc(1, sizeof *st);
     struct MHD_Response *resp = NULL;
-    if (st && req->echo && req->prompt && !(st->echo = strdup(req->prompt))) {
-        free(st);
-        st = NULL;
-    }
-    if (st && srv_tools_active(req) && !(st->tools = tools_copy(req))) {
-        free(st->echo);
-        free(st);
-        st = NULL;
-    }
-    if (st && req->dialect != SRV_DIALECT_OPENAI && !(st->ollama = ollama_copy(req))) {
-        free(st->echo);
-        if (st->tools) srv_request_free(st->tools);
-        free(st->tools);
-        free(st);
+    /* the request may be freed before the stream ends: what it needs is copied */
+    if (st && ((req->echo && req->prompt && !(st->echo = strdup(req->prompt))) ||
+               (srv_tools_active(req) && !(st->has_tools = srv_tool_set_copy(req, &st->tools))) ||
+               (req->dialect != SRV_DIALECT_OPENAI && !(st->ollama = ollama_copy(req))))) {
+        stream_free(st);
         st = NULL;
     }
     if (st) {
@@ -433,14 +450,7 @@ void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, sr
         resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, st, sse_free);
     }
     if (!resp) {
-        if (st) {
-            free(st->echo);
-            if (st->tools) srv_request_free(st->tools);
-            free(st->tools);
-            if (st->ollama) srv_request_free(st->ollama);
-            free(st->ollama);
-            free(st);
-        }
+        if (st) stream_free(st);
         srv_sched_cancel(x->srv->sched, j);
         srv_job_release(j);
         srv_error e;

@@ -55,24 +55,64 @@ typedef struct srv_tool_reply {
     int n_calls;
 } srv_tool_reply;
 
+/* What the parser needs of a request: the functions it declared and
+ * whether more than one call is kept (parallel_tool_calls not false). */
+typedef struct srv_tool_set {
+    char **names;
+    int n_names;
+    bool parallel;
+} srv_tool_set;
+
+/* r's set, borrowed (valid while r is). */
+srv_tool_set srv_tool_set_of(const srv_request *r);
+/* r's set, owned (a stream outlives its request); free with
+ * srv_tool_set_free. False when out of memory (out is then empty). */
+bool srv_tool_set_copy(const srv_request *r, srv_tool_set *out);
+void srv_tool_set_free(srv_tool_set *t);
+
 /* Parses text[0..len). final: the reply is complete; otherwise only calls
- * whose closing tag has arrived count (what a stream may send already) and
- * content is not filled. Without calls the content is the text unchanged.
- * With parallel_tool_calls false only the first call is kept (later ones
- * are dropped); at most SRV_MAX_TOOL_CALLS are taken, a call block past
- * them stays content. False only when out of memory. */
+ * whose closing tag has arrived count and content is not filled. Without
+ * calls the content is the text unchanged. With parallel_tool_calls false
+ * only the first call is kept (later ones are dropped); at most
+ * SRV_MAX_TOOL_CALLS are taken, a call block past them stays content.
+ * False only when out of memory. */
 bool srv_tools_parse(const srv_request *r, const char *text, size_t len, bool final,
                      srv_tool_reply *out);
+bool srv_tools_parse_set(const srv_tool_set *t, const char *text, size_t len, bool final,
+                         srv_tool_reply *out);
 void srv_tool_reply_free(srv_tool_reply *t);
-
-/* Streaming: how many bytes of text[0..len) are content that can be sent
- * now - everything before the first call (or a possible start of one at
- * the end), trailing white space held back. *call_started: a call's opening
- * has been seen, so no more content goes out until the reply is complete. */
-size_t srv_tools_stream_safe(const char *text, size_t len, bool *call_started);
 
 /* [{"id","type":"function","function":{"name","arguments"}}...] */
 struct cJSON *srv_tool_calls_json(const srv_tool_reply *t);
+
+/* Streaming (sse.c): a cursor over a reply's text as it grows, so that each
+ * piece costs what is new in it. Zero-initialized; the text passed to it
+ * must be the same text each time, only longer. */
+typedef struct srv_tools_stream {
+    size_t lead;       /* the first byte that is not white space (or the end) */
+    size_t scan;       /* no opening tag starts before this */
+    size_t body;       /* in_call: where the open block's body starts */
+    size_t close_scan; /* in_call: no closing tag starts before this */
+    int n_taken;       /* calls taken so far */
+    bool call_started; /* a call's opening (or a reply of bare objects) was seen */
+    bool in_call;      /* an opening tag whose closing tag has not come */
+} srv_tools_stream;
+
+/* Before a call started: how many bytes of text[0..len) are content that
+ * can be sent now - everything before the first call (or a possible start
+ * of one at the end), trailing white space held back (down to `sent`, the
+ * bytes already sent: a result <= sent means nothing new). Sets
+ * s->call_started once a call's opening has been seen: then no more content
+ * goes out until the reply is complete. */
+size_t srv_tools_stream_content(srv_tools_stream *s, const char *text, size_t len, size_t sent);
+/* After a call started: the calls whose closing tag arrived since the last
+ * call, in out (fresh; no content). The same calls, in the same order, as
+ * srv_tools_parse_set finds in the whole reply. False only when out of
+ * memory. */
+bool srv_tools_stream_calls(srv_tools_stream *s, const srv_tool_set *t, const char *text,
+                            size_t len, srv_tool_reply *out);
+/* srv_tools_stream_content on a fresh cursor, from scratch. */
+size_t srv_tools_stream_safe(const char *text, size_t len, bool *call_started);
 
 /* A fresh "call_..." id. */
 void srv_tool_call_id(char *out, size_t cap);

@@ -13,6 +13,12 @@
  * taken as calls when it is nothing but call objects. At most
  * SRV_MAX_TOOL_CALLS calls are taken from a reply; a well-formed block past
  * them stays content, as a block that is no call does.
+ *
+ * A stream (srv_tools_stream_*) keeps a cursor instead of parsing the text
+ * so far again on every piece: where the search for an opening tag goes on
+ * (backed off by the tag's length - 1, as a tag may be cut at the end) and
+ * how many calls were taken, so each byte is scanned about once and each
+ * block parsed once, when its closing tag arrives.
  */
 #include "tools.h"
 
@@ -48,15 +54,38 @@ void srv_tool_call_id(char *out, size_t cap) {
 
 static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-static bool declared(const srv_request *r, const char *name) {
-    for (int k = 0; k < r->n_tools; k++)
-        if (!strcmp(r->tool_names[k], name)) return true;
+srv_tool_set srv_tool_set_of(const srv_request *r) {
+    return (srv_tool_set){
+        .names = r->tool_names, .n_names = r->n_tools, .parallel = r->parallel_tool_calls != 0};
+}
+
+bool srv_tool_set_copy(const srv_request *r, srv_tool_set *out) {
+    *out = (srv_tool_set){.parallel = r->parallel_tool_calls != 0};
+    if (!(out->names = calloc((size_t)r->n_tools + 1, sizeof *out->names))) return false;
+    for (; out->n_names < r->n_tools; out->n_names++) {
+        if (!(out->names[out->n_names] = strdup(r->tool_names[out->n_names]))) {
+            srv_tool_set_free(out);
+            return false;
+        }
+    }
+    return true;
+}
+
+void srv_tool_set_free(srv_tool_set *t) {
+    for (int k = 0; k < t->n_names; k++) free(t->names[k]);
+    free(t->names);
+    *t = (srv_tool_set){0};
+}
+
+static bool declared(const srv_tool_set *t, const char *name) {
+    for (int k = 0; k < t->n_names; k++)
+        if (!strcmp(t->names[k], name)) return true;
     return false;
 }
 
 /* One call object from p[0..n) (leading white space allowed); *used: the
  * bytes it took. False when it is no call. */
-static bool read_call(const srv_request *r, const char *p, size_t n, size_t *used,
+static bool read_call(const srv_tool_set *r, const char *p, size_t n, size_t *used,
                       srv_call_out *c) {
     size_t i = 0;
     while (i < n && is_ws(p[i])) i++;
@@ -94,26 +123,27 @@ static const char *find(const char *s, size_t n, const char *needle, size_t m) {
 typedef struct acc {
     srv_tool_reply *out;
     int cap;
-    char *content;
+    int taken;     /* calls taken before out's (a stream's earlier pieces) */
+    char *content; /* NULL: content is not collected */
     size_t n_content;
     bool oom;
 } acc;
 
 static void add_content(acc *a, const char *p, size_t n) {
-    if (!n || a->oom) return;
+    if (!n || a->oom || !a->content) return;
     memcpy(a->content + a->n_content, p, n); /* content holds the whole text at most */
     a->n_content += n;
 }
 
 /* Takes the call c (or frees it). False when it does not count as a call:
  * SRV_MAX_TOOL_CALLS were taken already, so its text stays content. */
-static bool add_call(acc *a, const srv_request *r, srv_call_out *c) {
-    const int taken = a->out->n_calls;
-    if ((r->parallel_tool_calls == 0 && taken >= 1) || taken >= SRV_MAX_TOOL_CALLS) {
+static bool add_call(acc *a, const srv_tool_set *r, srv_call_out *c) {
+    const int taken = a->taken + a->out->n_calls;
+    if ((!r->parallel && taken >= 1) || taken >= SRV_MAX_TOOL_CALLS) {
         free(c->name);
         free(c->arguments);
         /* parallel_tool_calls false: only the first call, the others dropped */
-        return r->parallel_tool_calls == 0;
+        return !r->parallel;
     }
     if (a->out->n_calls == a->cap) {
         const int cap = a->cap ? 2 * a->cap : 4;
@@ -134,7 +164,7 @@ static bool add_call(acc *a, const srv_request *r, srv_call_out *c) {
 
 /* The reply is nothing but call objects (after <|python_tag|>), separated
  * by white space or ';'. */
-static bool bare_calls(const srv_request *r, const char *text, size_t len, acc *a) {
+static bool bare_calls(const srv_tool_set *r, const char *text, size_t len, acc *a) {
     size_t i = 0;
     while (i < len && is_ws(text[i])) i++;
     if (len - i >= sizeof python_tag - 1 && !memcmp(text + i, python_tag, sizeof python_tag - 1))
@@ -160,11 +190,30 @@ static bool bare_calls(const srv_request *r, const char *text, size_t len, acc *
     return n > 0;
 }
 
-bool srv_tools_parse(const srv_request *r, const char *text, size_t len, bool final,
-                     srv_tool_reply *out) {
+/* The block text[body..body_end) (between the tags) as a call taken into
+ * a; false when it stays content: no call (or more than the object in the
+ * block), or past the cap. */
+static bool take_block(acc *a, const srv_tool_set *r, const char *text, size_t body,
+                       size_t body_end) {
+    size_t used = 0;
+    srv_call_out c = {0};
+    if (!read_call(r, text + body, body_end - body, &used, &c)) return false;
+    for (size_t k = body + used; k < body_end; k++) {
+        if (!is_ws(text[k])) { /* the block holds the object and nothing else */
+            free(c.name);
+            free(c.arguments);
+            return false;
+        }
+    }
+    return add_call(a, r, &c);
+}
+
+bool srv_tools_parse_set(const srv_tool_set *r, const char *text, size_t len, bool final,
+                         srv_tool_reply *out) {
     *out = (srv_tool_reply){0};
-    acc a = {.out = out, .content = malloc(len + 1)};
-    if (!a.content) return false;
+    acc a = {.out = out};
+    /* content only for a final parse: a stream sends none once a call started */
+    if (final && !(a.content = malloc(len + 1))) return false;
     if (!find(text, len, open_tag, OPEN_LEN) && final && bare_calls(r, text, len, &a)) {
         /* the whole reply was calls: no content */
     } else {
@@ -179,18 +228,7 @@ bool srv_tools_parse(const srv_request *r, const char *text, size_t len, bool fi
             const size_t body_end = cl ? (size_t)(cl - text) : len;
             const size_t next = cl ? body_end + CLOSE_LEN : len;
             add_content(&a, text + i, at - i);
-            size_t used = 0;
-            srv_call_out c = {0};
-            bool ok = read_call(r, text + body, body_end - body, &used, &c);
-            if (ok) { /* the block holds the object and nothing else */
-                for (size_t k = body + used; k < body_end; k++)
-                    if (!is_ws(text[k])) ok = false;
-                if (!ok) {
-                    free(c.name);
-                    free(c.arguments);
-                }
-            }
-            if (!ok || !add_call(&a, r, &c))
+            if (!take_block(&a, r, text, body, body_end))
                 add_content(&a, text + at, next - at); /* not a call: the model's text stays */
             i = next;
         }
@@ -222,6 +260,12 @@ bool srv_tools_parse(const srv_request *r, const char *text, size_t len, bool fi
     return true;
 }
 
+bool srv_tools_parse(const srv_request *r, const char *text, size_t len, bool final,
+                     srv_tool_reply *out) {
+    const srv_tool_set t = srv_tool_set_of(r);
+    return srv_tools_parse_set(&t, text, len, final, out);
+}
+
 void srv_tool_reply_free(srv_tool_reply *t) {
     for (int k = 0; k < t->n_calls; k++) {
         free(t->calls[k].name);
@@ -246,22 +290,30 @@ cJSON *srv_tool_calls_json(const srv_tool_reply *t) {
     return a;
 }
 
-size_t srv_tools_stream_safe(const char *text, size_t len, bool *call_started) {
-    *call_started = false;
+/* Where a search for a tag of length m goes on once text[0..len) was
+ * searched: a tag may start in the last m - 1 bytes and end in bytes to
+ * come. Never before `from`. */
+static size_t resume_at(size_t from, size_t len, size_t m) {
+    return len >= m - 1 && len - (m - 1) > from ? len - (m - 1) : from;
+}
+
+size_t srv_tools_stream_content(srv_tools_stream *s, const char *text, size_t len, size_t sent) {
     size_t end = len;
-    const char *o = find(text, len, open_tag, OPEN_LEN);
-    size_t i = 0;
-    while (i < len && is_ws(text[i])) i++;
-    const size_t rest = len - i;
+    const char *o = find(text + s->scan, len - s->scan, open_tag, OPEN_LEN);
+    while (s->lead < len && is_ws(text[s->lead])) s->lead++;
+    const size_t i = s->lead, rest = len - i;
     const size_t pt = sizeof python_tag - 1;
     if (o) {
-        *call_started = true;
+        s->call_started = s->in_call = true;
+        s->body = s->close_scan = (size_t)(o - text) + OPEN_LEN;
         end = (size_t)(o - text);
-    } else if (rest && (text[i] == '{' || !memcmp(text + i, python_tag, rest < pt ? rest : pt))) {
-        /* maybe a reply of bare call objects: held until it is complete */
-        *call_started = text[i] == '{' || rest >= pt;
-        return 0;
     } else {
+        s->scan = resume_at(s->scan, len, OPEN_LEN);
+        if (rest && (text[i] == '{' || !memcmp(text + i, python_tag, rest < pt ? rest : pt))) {
+            /* maybe a reply of bare call objects: held until it is complete */
+            s->call_started = text[i] == '{' || rest >= pt;
+            return 0;
+        }
         /* a possible opening tag cut at the end */
         for (size_t k = OPEN_LEN - 1; k >= 1; k--) {
             if (k <= len && !memcmp(text + len - k, open_tag, k)) {
@@ -270,6 +322,45 @@ size_t srv_tools_stream_safe(const char *text, size_t len, bool *call_started) {
             }
         }
     }
-    while (end > 0 && is_ws(text[end - 1])) end--;
+    while (end > sent && is_ws(text[end - 1])) end--;
     return end;
+}
+
+bool srv_tools_stream_calls(srv_tools_stream *s, const srv_tool_set *r, const char *text,
+                            size_t len, srv_tool_reply *out) {
+    *out = (srv_tool_reply){0};
+    acc a = {.out = out, .taken = s->n_taken};
+    for (;;) {
+        if (!s->in_call) {
+            const char *o = find(text + s->scan, len - s->scan, open_tag, OPEN_LEN);
+            if (!o) {
+                s->scan = resume_at(s->scan, len, OPEN_LEN);
+                break;
+            }
+            s->in_call = true;
+            s->body = s->close_scan = (size_t)(o - text) + OPEN_LEN;
+        }
+        const char *cl = find(text + s->close_scan, len - s->close_scan, close_tag, CLOSE_LEN);
+        if (!cl) { /* an open call: undecided until its closing tag comes */
+            s->close_scan = resume_at(s->close_scan, len, CLOSE_LEN);
+            break;
+        }
+        const size_t body_end = (size_t)(cl - text);
+        (void)take_block(&a, r, text, s->body, body_end); /* no call: content, sent at the end */
+        s->in_call = false;
+        s->scan = body_end + CLOSE_LEN;
+    }
+    if (a.oom) {
+        srv_tool_reply_free(out);
+        return false;
+    }
+    s->n_taken += out->n_calls;
+    return true;
+}
+
+size_t srv_tools_stream_safe(const char *text, size_t len, bool *call_started) {
+    srv_tools_stream s = {0};
+    const size_t safe = srv_tools_stream_content(&s, text, len, 0);
+    *call_started = s.call_started;
+    return safe;
 }
