@@ -12,6 +12,7 @@
 
 #include "server/chat_templates.h"
 #include "server/http_client.h"
+#include "server/json_path.h"
 #include "server/model_fixture.h"
 #include "tokenizer/chat_template.h"
 
@@ -113,34 +114,6 @@ static char *chat_body(const char *user, int max_tokens, bool stream, const char
     char *s = cJSON_PrintUnformatted(b);
     cJSON_Delete(b);
     return s;
-}
-
-static cJSON *parse_reply(const test_reply *r) {
-    cJSON *j = cJSON_ParseWithLength(r->body, r->len);
-    CHECKF(j != NULL, "reply is not JSON: %.300s", r->body);
-    return j;
-}
-
-/* The item at path "a.b.0.c" (numbers index arrays), or NULL. */
-static const cJSON *jget(const cJSON *o, const char *path) {
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    const cJSON *cur = o;
-    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k && cur;
-         k = strtok_r(NULL, ".", &save))
-        cur = (*k >= '0' && *k <= '9') ? cJSON_GetArrayItem(cur, atoi(k))
-                                       : cJSON_GetObjectItemCaseSensitive(cur, k);
-    return cur;
-}
-
-static const char *jstr(const cJSON *o, const char *path) {
-    const cJSON *cur = jget(o, path);
-    return cur && cJSON_IsString(cur) ? cur->valuestring : NULL;
-}
-
-static double jnum(const cJSON *o, const char *path) {
-    const cJSON *cur = jget(o, path);
-    return cur && cJSON_IsNumber(cur) ? cur->valuedouble : -1e300;
 }
 
 /* An OpenAI error reply: status, shape, and (when given) the param and a

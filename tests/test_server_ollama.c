@@ -11,6 +11,7 @@
 #include "test.h"
 
 #include "server/http_client.h"
+#include "server/json_path.h"
 #include "server/model_fixture.h"
 
 #include <cjson/cJSON.h>
@@ -20,38 +21,7 @@
 static const char *binary = HEARTH_BINARY;
 static char scratch[] = "/tmp/hearth_ollama_XXXXXX";
 
-static const cJSON *jget(const cJSON *o, const char *path) {
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    const cJSON *cur = o;
-    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k && cur;
-         k = strtok_r(NULL, ".", &save))
-        cur = (*k >= '0' && *k <= '9') ? cJSON_GetArrayItem(cur, atoi(k))
-                                       : cJSON_GetObjectItemCaseSensitive(cur, k);
-    return cur;
-}
-
-static const char *jstr(const cJSON *o, const char *path) {
-    const cJSON *c = jget(o, path);
-    return cJSON_IsString(c) ? c->valuestring : NULL;
-}
-
-static double jnum(const cJSON *o, const char *path) {
-    const cJSON *c = jget(o, path);
-    return cJSON_IsNumber(c) ? c->valuedouble : -1e300;
-}
-
 static bool jtrue(const cJSON *o, const char *path) { return cJSON_IsTrue(jget(o, path)); }
-
-/* POST body to path; the reply parsed (NULL when it is not JSON). */
-static cJSON *post(test_server *sv, const char *path, const char *body, int *status) {
-    test_reply r = test_http(sv, "POST", path, body, NULL);
-    cJSON *j = cJSON_ParseWithLength(r.body, r.len);
-    if (status) *status = r.status;
-    CHECKF(j != NULL || r.status != 200, "%s: not JSON: %.300s", path, r.body);
-    free(r.body);
-    return j;
-}
 
 /* ---- NDJSON --------------------------------------------------------------- */
 
