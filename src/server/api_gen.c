@@ -148,10 +148,8 @@ cJSON *srv_logprobs_json(srv_server *s, srv_kind kind, const srv_job *j, int fro
                             : completion_logprobs(s, j, from, to, text_base);
 }
 
-/* A JSON string of text[0..len): cJSON stops at a NUL byte, so a generated
- * U+0000 would cut the text; it is dropped instead. */
-static cJSON *string_json(const char *text, size_t len) {
-    if (!memchr(text, '\0', len)) return cJSON_CreateString(text);
+cJSON *srv_json_string(const char *text, size_t len) {
+    if (!text[len] && !memchr(text, '\0', len)) return cJSON_CreateString(text);
     char *c = malloc(len + 1);
     if (!c) return NULL;
     size_t n = 0;
@@ -170,7 +168,7 @@ static bool tool_message(cJSON *msg, const srv_request *r, const char *text, siz
     srv_tool_reply t;
     if (!srv_tools_parse(r, text, len, true, &t)) return false;
     if (t.content)
-        cJSON_AddItemToObject(msg, "content", string_json(t.content, t.content_len));
+        cJSON_AddItemToObject(msg, "content", srv_json_string(t.content, t.content_len));
     else
         cJSON_AddNullToObject(msg, "content");
     if (t.n_calls) cJSON_AddItemToObject(msg, "tool_calls", srv_tool_calls_json(&t));
@@ -199,7 +197,7 @@ char *srv_response_json(srv_server *s, const srv_gen *g, const srv_job *j) {
         cJSON *msg = cJSON_AddObjectToObject(c, "message");
         cJSON_AddStringToObject(msg, "role", "assistant");
         if (!srv_tools_active(g->req))
-            cJSON_AddItemToObject(msg, "content", string_json(text, j->text_len));
+            cJSON_AddItemToObject(msg, "content", srv_json_string(text, j->text_len));
         else if (!tool_message(msg, g->req, text, j->text_len, &calls)) {
             cJSON_Delete(root);
             return NULL;
@@ -210,11 +208,11 @@ char *srv_response_json(srv_server *s, const srv_gen *g, const srv_job *j) {
             memcpy(both, g->echo_text, g->echo_len);
             memcpy(both + g->echo_len, text, j->text_len);
             both[g->echo_len + j->text_len] = '\0';
-            cJSON_AddItemToObject(c, "text", string_json(both, g->echo_len + j->text_len));
+            cJSON_AddItemToObject(c, "text", srv_json_string(both, g->echo_len + j->text_len));
             free(both);
         }
     } else {
-        cJSON_AddItemToObject(c, "text", string_json(text, j->text_len));
+        cJSON_AddItemToObject(c, "text", srv_json_string(text, j->text_len));
     }
     if (g->req->logprobs && !g->model) /* a remote tier's answer has no logprobs */
         cJSON_AddItemToObject(c, "logprobs",

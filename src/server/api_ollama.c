@@ -52,26 +52,13 @@ cJSON *srv_ollama_head(srv_server *s, const srv_request *r, const char *model) {
     return o;
 }
 
-/* text[0..len) without NUL bytes (cJSON stops at one). */
-static cJSON *text_json(const char *text, size_t len) {
-    char *c = malloc(len + 1);
-    if (!c) return cJSON_CreateString("");
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++)
-        if (text[i]) c[n++] = text[i];
-    c[n] = '\0';
-    cJSON *v = cJSON_CreateString(c);
-    free(c);
-    return v;
-}
-
 void srv_ollama_piece(cJSON *o, srv_dialect d, const char *text, size_t len) {
     if (d == SRV_DIALECT_OLLAMA_CHAT) {
         cJSON *m = cJSON_AddObjectToObject(o, "message");
         cJSON_AddStringToObject(m, "role", "assistant");
-        cJSON_AddItemToObject(m, "content", text_json(text, len));
+        cJSON_AddItemToObject(m, "content", srv_json_string(text, len));
     } else {
-        cJSON_AddItemToObject(o, "response", text_json(text, len));
+        cJSON_AddItemToObject(o, "response", srv_json_string(text, len));
     }
 }
 

@@ -97,8 +97,7 @@ void srv_respond_json(srv_exchange *x, int status, char *json) {
     x->response = r;
 }
 
-/* ollama's error body: {"error": "message"} */
-static char *ollama_error_json(const srv_error *e) {
+char *srv_ollama_error_json(const srv_error *e) {
     cJSON *o = cJSON_CreateObject();
     char *json =
         o && cJSON_AddStringToObject(o, "error", e->message) ? cJSON_PrintUnformatted(o) : NULL;
@@ -107,7 +106,7 @@ static char *ollama_error_json(const srv_error *e) {
 }
 
 void srv_respond_error(srv_exchange *x, const srv_error *e) {
-    char *json = x->ollama ? ollama_error_json(e) : srv_error_json(e);
+    char *json = x->ollama ? srv_ollama_error_json(e) : srv_error_json(e);
     if (!json) return;
     srv_respond_json(x, e->status, json);
     if (x->response && e->status == 503) MHD_add_response_header(x->response, "Retry-After", "1");

@@ -388,6 +388,9 @@ void srv_handle_ollama_show(srv_exchange *x);               /* POST /api/show */
  * error. */
 void srv_respond_json(srv_exchange *x, int status, char *json);
 void srv_respond_error(srv_exchange *x, const srv_error *e);
+/* ollama's error body {"error": "message"} as a malloc'd string (http.c;
+ * sse.c's NDJSON streams end with it as their last line). */
+char *srv_ollama_error_json(const srv_error *e);
 
 /* ---- generation (api_gen.c, sse.c) --------------------------------------- */
 
@@ -435,6 +438,12 @@ struct cJSON;
 struct cJSON *srv_logprobs_json(srv_server *s, srv_kind kind, const srv_job *j, int from, int to,
                                 size_t text_base);
 void srv_usage_json(struct cJSON *obj, const srv_job *j);
+/* text[0..len) as a JSON string: cJSON stops at a NUL byte, so a generated
+ * U+0000 would cut the text; it is dropped instead. text[len] is read: it
+ * must lie in the buffer (the job's text and every string here are
+ * NUL-terminated buffers; a NUL there lets the text go without a copy).
+ * NULL when out of memory. */
+struct cJSON *srv_json_string(const char *text, size_t len);
 /* "chatcmpl-..." / "cmpl-..." */
 void srv_make_id(srv_kind kind, char *out, size_t cap);
 

@@ -120,18 +120,6 @@ static cJSON *choice_chunk(srv_stream *st, cJSON **choice) {
     return c;
 }
 
-/* text[0..len) as a JSON string, without NUL bytes (cJSON would stop there). */
-static void add_text(cJSON *obj, const char *key, const char *text, size_t len) {
-    char *c = malloc(len + 1);
-    if (!c) return;
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++)
-        if (text[i]) c[n++] = text[i];
-    c[n] = '\0';
-    cJSON_AddStringToObject(obj, key, c);
-    free(c);
-}
-
 static void send_text(srv_stream *st, const char *text, size_t len, int ev) {
     if (st->dialect != SRV_DIALECT_OPENAI) {
         cJSON *o = srv_ollama_head(st->srv, st->ollama, NULL);
@@ -142,9 +130,10 @@ static void send_text(srv_stream *st, const char *text, size_t len, int ev) {
     }
     cJSON *choice, *c = choice_chunk(st, &choice);
     if (st->kind == SRV_CHAT)
-        add_text(cJSON_AddObjectToObject(choice, "delta"), "content", text, len);
+        cJSON_AddItemToObject(cJSON_AddObjectToObject(choice, "delta"), "content",
+                              srv_json_string(text, len));
     else
-        add_text(choice, "text", text, len);
+        cJSON_AddItemToObject(choice, "text", srv_json_string(text, len));
     if (ev >= 0 && st->logprobs && st->job->events[ev].id >= 0)
         cJSON_AddItemToObject(choice, "logprobs",
                               srv_logprobs_json(st->srv, st->kind, st->job, ev, ev + 1,
@@ -258,21 +247,14 @@ static void format_end(srv_stream *st) {
     if (j->err) {
         srv_error e;
         srv_fail(&e, 500, NULL, NULL, "generation failed: %s", j->err_msg);
-        if (ndjson) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "error", e.message);
-            send_json(st, o);
-            st->phase = SSE_END;
-            return;
-        }
-        char *s = srv_error_json(&e);
+        char *s = ndjson ? srv_ollama_error_json(&e) : srv_error_json(&e);
         if (s) {
-            out_put(st, "data: ", 6);
+            if (!ndjson) out_put(st, "data: ", 6);
             out_put(st, s, strlen(s));
-            out_put(st, "\n\n", 2);
+            out_put(st, ndjson ? "\n" : "\n\n", ndjson ? 1 : 2);
             free(s);
         }
-        st->phase = SSE_DONE;
+        st->phase = ndjson ? SSE_END : SSE_DONE;
         return;
     }
     if (x) {
