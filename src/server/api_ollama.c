@@ -12,8 +12,8 @@
  * full). The request then goes the way /v1/chat/completions goes: the chat
  * template, the tokenizer, srv_gateway_route (privacy guard, ledger, cascade)
  * and api_gen.c / sse.c, which write ollama's objects because the request's
- * dialect says so. While the gateway reads the body (a remote tier's
- * temperature and top_p), x->body is the translated one.
+ * dialect says so. x->body stays the client's ollama body: what a remote
+ * tier gets (temperature, top_p) comes from the parsed request.
  *
  * /api/generate renders {system?, user: prompt} with the chat template as
  * ollama applies the model's template; raw: true sends the prompt as it is
@@ -268,9 +268,6 @@ static bool translate(srv_exchange *x, srv_dialect d, ollama_req *q, srv_error *
 
 /* ---- routing ------------------------------------------------------------------ */
 
-/* The chat template over the request's messages, then the tokens (as
- * api_chat.c renders a chat without tools: the BOS text the template prints
- * is dropped, the tokenizer adds BOS). */
 /* The "load" answer: done at once, nothing generated. */
 static void respond_load(srv_exchange *x, srv_dialect d, const ollama_req *q) {
     const cJSON *model = given(q->root, "model");
