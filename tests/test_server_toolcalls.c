@@ -306,6 +306,22 @@ int main(void) {
            "none: %.300s", r.body);
     free(r.body);
     free(b);
+    /* tool_choice required answered by a remote tier: the local constraint
+     * did not apply, so no x-hearth-tool-constraint header */
+    for (int stream = 0; stream < 2; stream++) {
+        char hfile[700], extra[720];
+        snprintf(hfile, sizeof hfile, "%s/remote_forced_headers", scratch);
+        snprintf(extra, sizeof extra, "-D '%s'", hfile);
+        b = body("oa", stream, ",\"tool_choice\":\"required\"");
+        r = test_http(&sv, "POST", "/v1/chat/completions", b, extra);
+        char *headers = test_read_file(hfile, NULL);
+        CHECKF(r.status == 200 && headers && strstr(headers, "x-hearth-route: oa") &&
+                   !strstr(headers, "x-hearth-tool-constraint"),
+               "remote forced stream=%d: %d %s", stream, r.status, headers ? headers : "");
+        free(headers);
+        free(r.body);
+        free(b);
+    }
     /* what reaches the tiers: the tools, the history's call (its arguments
      * redacted like any text) and the result, in each tier's own shape */
     static const char history[] =

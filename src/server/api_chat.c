@@ -137,7 +137,11 @@ void srv_handle_chat(srv_exchange *x) {
     if (srv_chat_prompt(s, &r, &ids, &n, s->cfg.log_prompts ? &x->log_prompt : NULL, &e)) {
         const bool forced = r.tool_schema != NULL, partial = r.tool_schema_partial;
         srv_gateway_route(x, &r, &ids, n); /* the cascade decides who answers */
-        if (forced && x->response && x->status == 200)
+        /* the constraint binds the local model only: no header when a remote
+         * tier answered (x-hearth-route names the tier that did) */
+        const char *route =
+            x->response ? MHD_get_response_header(x->response, "x-hearth-route") : NULL;
+        if (forced && x->status == 200 && route && !strcmp(route, "local"))
             MHD_add_response_header(x->response, "x-hearth-tool-constraint",
                                     partial ? "partial" : "full");
     } else {
