@@ -23,12 +23,15 @@
  */
 #include "tools.h"
 
+#include "sampling/json_schema.h"
+
 #include <cjson/cJSON.h>
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_ALTERNATIVES = 32 }; /* SMP_SCHEMA_MAX_THREADS: readings alive at once */
+/* anyOf alternatives the recognizer follows at once */
+enum { MAX_ALTERNATIVES = SMP_SCHEMA_MAX_THREADS };
 
 bool srv_tools_forced(const srv_request *r) {
     return r->kind == SRV_CHAT && r->tools &&
