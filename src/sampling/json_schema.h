@@ -46,13 +46,14 @@
 #include <stdint.h>
 
 enum {
-    SMP_SCHEMA_MAX_DEPTH = 32,    /* nested containers the schema describes */
-    SMP_SCHEMA_MAX_THREADS = 32,  /* readings of the output alive at once (anyOf) */
-    SMP_SCHEMA_MAX_FRAMES = 256,  /* frames of all readings together */
-    SMP_SCHEMA_MAX_NODES = 60000, /* compiled nodes (frame fields are 16-bit) */
-    SMP_SCHEMA_MAX_PROPS = 1024,  /* properties of one object */
-    SMP_SCHEMA_MAX_COUNT = 60000, /* largest minLength/maxLength/minItems/maxItems */
-    SMP_SCHEMA_MAX_TEXT = 1 << 20 /* bytes of schema text */
+    SMP_SCHEMA_MAX_DEPTH = 32,     /* nested containers the schema describes */
+    SMP_SCHEMA_MAX_THREADS = 32,   /* readings of the output alive at once (anyOf) */
+    SMP_SCHEMA_MAX_FRAMES = 256,   /* frames of all readings together */
+    SMP_SCHEMA_MAX_NODES = 60000,  /* compiled nodes (frame fields are 16-bit) */
+    SMP_SCHEMA_MAX_PROPS = 1024,   /* properties of one object */
+    SMP_SCHEMA_MAX_COUNT = 60000,  /* largest minLength/maxLength/minItems/maxItems */
+    SMP_SCHEMA_MAX_TEXT = 1 << 20, /* bytes of schema text */
+    SMP_SCHEMA_MAX_ALTS = 1 << 20  /* entries of the anyOf lists, flattened, in all */
 };
 
 /* ---- the compiled schema (json_schema_compile.c) --------------------------- */

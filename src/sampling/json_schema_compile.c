@@ -918,46 +918,144 @@ static int32_t compile(cctx *c, const cJSON *item) {
 
 /* ---- linking ----------------------------------------------------------------- */
 
+/* Flattening state: seen[] and scanned[] hold the stamp of the search
+ * that marked a node (a fresh stamp per search, nothing to clear); owner[x]
+ * is the node whose stored list x's flattened set is (SCH_NONE: not
+ * flattened yet). */
+typedef struct flat_ctx {
+    uint32_t *seen, *scanned, *owner, *stack, *out;
+    uint32_t stamp;
+    uint64_t work; /* nodes popped and list entries read, against FLATTEN_WORK_MAX */
+} flat_ctx;
+
+/* Bounds the time of flattening: far beyond real schemas, reached by ones
+ * built to make shared $refs expand (each a few ms of work per million). */
+enum { FLATTEN_WORK_MAX = 16 * SMP_SCHEMA_MAX_ALTS };
+
+static bool flat_fail(cctx *c) {
+    fail(c, HEARTH_ERR_UNSUPPORTED,
+         "anyOf/oneOf/$ref combinations expand to more than %d alternatives in all",
+         (int)SMP_SCHEMA_MAX_ALTS);
+    return false;
+}
+
+/* Stores out[0..m) as node x's flattened list. */
+static bool flat_store(cctx *c, const flat_ctx *f, uint32_t x, uint32_t m) {
+    smp_schema *s = c->s;
+    if (m > SMP_SCHEMA_MAX_ALTS - s->n_alts) return flat_fail(c);
+    if (!grow((void **)&s->alts, &s->cap_alts, s->n_alts + m, sizeof *s->alts)) {
+        nomem(c);
+        return false;
+    }
+    s->nodes[x].alt_first = s->n_alts;
+    s->nodes[x].n_alts = m;
+    if (m) memcpy(s->alts + s->n_alts, f->out, m * sizeof *f->out);
+    s->n_alts += m;
+    f->owner[x] = x;
+    return true;
+}
+
+/* The typed nodes anyOf node x reaches through anyOf nodes, each once, in
+ * depth-first order of the alternatives, into x's list. An anyOf flattened
+ * before adds its list (read once per search, however many nodes share it). */
+static bool flat_search(cctx *c, flat_ctx *f, uint32_t x) {
+    smp_schema *s = c->s;
+    const uint32_t st = ++f->stamp;
+    uint32_t sp = 0, m = 0;
+    f->stack[sp++] = x;
+    f->seen[x] = st;
+    while (sp) {
+        const uint32_t y = f->stack[--sp];
+        const sch_node *ny = &s->nodes[y];
+        if (++f->work > FLATTEN_WORK_MAX) return flat_fail(c);
+        if (ny->kind == SCH_TYPED) {
+            if (ny->types) f->out[m++] = y;
+            continue;
+        }
+        if (f->owner[y] != SCH_NONE) {
+            const uint32_t o = f->owner[y];
+            if (f->scanned[o] == st) continue;
+            f->scanned[o] = st;
+            f->work += ny->n_alts;
+            if (f->work > FLATTEN_WORK_MAX) return flat_fail(c);
+            for (uint32_t a = 0; a < ny->n_alts; a++) {
+                const uint32_t t = s->alts[ny->alt_first + a];
+                if (f->seen[t] == st) continue;
+                f->seen[t] = st;
+                f->out[m++] = t;
+            }
+            continue;
+        }
+        for (uint32_t a = ny->n_alts; a-- > 0;) {
+            const uint32_t z = s->alts[ny->alt_first + a];
+            if (f->seen[z] == st) continue;
+            f->seen[z] = st;
+            f->stack[sp++] = z;
+        }
+    }
+    return flat_store(c, f, x, m);
+}
+
+/* Flattens anyOf node i. A chain of one-alternative wrappers ($ref, allOf
+ * of one, anyOf of one) has the set of the node it ends at, so the whole
+ * chain shares that node's list: a definition referenced from many places
+ * is stored once. */
+static bool flat_node(cctx *c, flat_ctx *f, uint32_t i) {
+    smp_schema *s = c->s;
+    const uint32_t st = ++f->stamp;
+    uint32_t len = 0, x = i;
+    while (s->nodes[x].kind == SCH_ANYOF && f->owner[x] == SCH_NONE && s->nodes[x].n_alts == 1 &&
+           f->seen[x] != st) {
+        f->seen[x] = st;
+        f->stack[len++] = x;
+        x = s->alts[s->nodes[x].alt_first];
+    }
+    uint32_t o;
+    if (s->nodes[x].kind == SCH_ANYOF && f->seen[x] == st) { /* a cycle of wrappers: no value */
+        if (!flat_store(c, f, i, 0)) return false;
+        o = i;
+    } else if (s->nodes[x].kind == SCH_ANYOF) {
+        if (f->owner[x] == SCH_NONE && !flat_search(c, f, x)) return false;
+        o = f->owner[x];
+    } else {
+        f->out[0] = x;
+        if (!flat_store(c, f, i, s->nodes[x].types ? 1 : 0)) return false;
+        o = i;
+    }
+    for (uint32_t k = 0; k < len; k++) {
+        const uint32_t y = f->stack[k];
+        s->nodes[y].alt_first = s->nodes[o].alt_first;
+        s->nodes[y].n_alts = s->nodes[o].n_alts;
+        f->owner[y] = o;
+    }
+    return true;
+}
+
 /* Replaces every anyOf's alternatives by the typed nodes it reaches through
- * anyOf nodes (each once; a cycle adds nothing; nodes of no type dropped). */
-static bool flatten(cctx *c) {
+ * anyOf nodes (each once; a cycle adds nothing; nodes of no type dropped).
+ * The lists stored are capped at SMP_SCHEMA_MAX_ALTS entries in all.
+ * *owner receives, per anyOf node, the node whose list it shares (malloc'd). */
+static bool flatten(cctx *c, uint32_t **owner) {
     smp_schema *s = c->s;
     const uint32_t n = s->n_nodes;
-    uint32_t *seen = calloc(n, sizeof *seen), *stack = malloc(n * sizeof *stack);
-    uint32_t *out = malloc(n * sizeof *out);
-    bool ok = seen && stack && out;
-    for (uint32_t i = 0; i < n && ok; i++) {
-        if (s->nodes[i].kind != SCH_ANYOF) continue;
-        uint32_t sp = 0, m = 0;
-        stack[sp++] = i;
-        seen[i] = i + 1;
-        while (sp) {
-            const uint32_t x = stack[--sp];
-            const sch_node *nx = &s->nodes[x];
-            if (nx->kind == SCH_TYPED) {
-                if (nx->types) out[m++] = x;
-                continue;
-            }
-            for (uint32_t a = nx->n_alts; a-- > 0;) {
-                const uint32_t y = s->alts[nx->alt_first + a];
-                if (seen[y] == i + 1) continue;
-                seen[y] = i + 1;
-                stack[sp++] = y;
-            }
-        }
-        if (!grow((void **)&s->alts, &s->cap_alts, s->n_alts + m, sizeof *s->alts)) {
-            ok = false;
-            break;
-        }
-        s->nodes[i].alt_first = s->n_alts;
-        s->nodes[i].n_alts = m;
-        if (m) memcpy(s->alts + s->n_alts, out, m * sizeof *out);
-        s->n_alts += m;
-    }
-    free(seen);
-    free(stack);
-    free(out);
+    flat_ctx f = {.seen = calloc(n, sizeof *f.seen),
+                  .scanned = calloc(n, sizeof *f.scanned),
+                  .owner = malloc(n * sizeof *f.owner),
+                  .stack = malloc(n * sizeof *f.stack),
+                  .out = malloc(n * sizeof *f.out)};
+    bool ok = f.seen && f.scanned && f.owner && f.stack && f.out;
     if (!ok) nomem(c);
+    for (uint32_t i = 0; i < n && ok; i++) f.owner[i] = SCH_NONE;
+    for (uint32_t i = 0; i < n && ok; i++)
+        if (s->nodes[i].kind == SCH_ANYOF && f.owner[i] == SCH_NONE) ok = flat_node(c, &f, i);
+    free(f.seen);
+    free(f.scanned);
+    free(f.stack);
+    free(f.out);
+    if (ok)
+        *owner = f.owner;
+    else
+        free(f.owner);
     return ok;
 }
 
@@ -1002,8 +1100,11 @@ static void md_typed(const smp_schema *s, sch_node *n) {
     n->md = md;
 }
 
-/* The least fixed point of the depths: every pass can only lower them. */
-static void min_depths(smp_schema *s) {
+/* The least fixed point of the depths: every pass can only lower them. An
+ * anyOf that shares another's list (owner) takes its depth rather than
+ * reading the list again: shared definitions would make every pass
+ * quadratic. */
+static void min_depths(smp_schema *s, const uint32_t *owner) {
     for (bool changed = true; changed;) {
         changed = false;
         for (uint32_t i = 0; i < s->n_nodes; i++) {
@@ -1011,6 +1112,8 @@ static void min_depths(smp_schema *s) {
             const uint8_t before = n->md;
             if (n->kind == SCH_TYPED) {
                 md_typed(s, n);
+            } else if (owner[i] != i) {
+                n->md = s->nodes[owner[i]].md;
             } else {
                 uint8_t md = SCH_INF;
                 for (uint32_t a = 0; a < n->n_alts; a++) {
@@ -1074,8 +1177,9 @@ hearth_err smp_schema_compile(const char *text, smp_schema **out) {
         c.s->nodes[c.any].additional = c.s->nodes[c.any].items = c.any;
     }
     int32_t root_node = c.any >= 0 ? compile(&c, root) : -1;
-    if (root_node >= 0 && flatten(&c)) {
-        min_depths(c.s);
+    uint32_t *owner = NULL;
+    if (root_node >= 0 && flatten(&c, &owner)) {
+        min_depths(c.s, owner);
         c.path_len = 0;
         c.path[0] = '\0';
         if (c.s->nodes[root_node].md == SCH_INF)
@@ -1090,6 +1194,7 @@ hearth_err smp_schema_compile(const char *text, smp_schema **out) {
         c.s->root = root_node;
         *out = c.s;
     }
+    free(owner);
     free(c.memo);
     cJSON_Delete(root);
     return err;
