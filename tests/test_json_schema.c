@@ -213,6 +213,21 @@ static void shared_ref_limits(void) {
     free(t);
 }
 
+/* prefixItems of `true` entries compile to no node; their number is
+ * capped so the recognizer's 16-bit element count cannot wrap. */
+static void prefix_limit(void) {
+    sbuf b = {0};
+    sb_add(&b, "{\"type\":\"array\",\"prefixItems\":[");
+    for (int i = 0; i < 70000; i++) sb_add(&b, i ? ",true" : "true");
+    sb_add(&b, "],\"items\":false}");
+    smp_schema *s = NULL;
+    CHECK(smp_schema_compile(b.p, &s) == HEARTH_ERR_UNSUPPORTED);
+    CHECKF(strstr(hearth_last_error(), "/prefixItems: more than 60000 entries are not supported"),
+           "%s", hearth_last_error());
+    CHECK(s == NULL);
+    free(b.p);
+}
+
 /* ---- the exact byte ---------------------------------------------------------- */
 
 static const char *const person =
@@ -834,6 +849,7 @@ static void public_api(hearth_model *m) {
 int main(void) {
     errors();
     shared_ref_limits();
+    prefix_limit();
     table();
     against_validator();
     toy_masks();

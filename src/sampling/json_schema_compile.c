@@ -697,6 +697,15 @@ done:
 static bool compile_list(cctx *c, const cJSON *list, const char *name, uint32_t *first,
                          uint32_t *n_out) {
     const int n = cJSON_GetArraySize(list);
+    /* `true` entries compile to no node, so the node cap does not bound
+     * them; the recognizer counts elements in 16 bits. */
+    if (n > SMP_SCHEMA_MAX_COUNT) {
+        const size_t old = path_push(c, name);
+        fail(c, HEARTH_ERR_UNSUPPORTED, "more than %d entries are not supported",
+             (int)SMP_SCHEMA_MAX_COUNT);
+        path_pop(c, old);
+        return false;
+    }
     int32_t *sub = malloc((size_t)(n ? n : 1) * sizeof *sub);
     if (!sub) return nomem(c), false;
     int i = 0;
