@@ -13,8 +13,8 @@
  *
  * Prompts go through gemm: each product is written once as a tile of one
  * weight row against several tokens, vec_dot being the one-token tile, so
- * a batch has the bits of one token at a time (see "tiles" below). Q4_0 and
- * Q5_0 compute the same integers another way for several tokens (gemm_nl)
+ * a batch has the bits of one token at a time (see "tiles" below). Q4_0,
+ * Q5_0 and IQ4_NL compute the same integers another way for several tokens (gemm_nl)
  * and for one token against several rows (x86_avx2_gemv.c, as Q8_0), with
  * the same float operations.
  *
@@ -240,14 +240,6 @@ static void bp_prep(int64_t n, const uint8_t *x, float *xd) {
                                                  sizeof(block_q8_0), i + 1 < nb));
 }
 
-/* The same in the nibble layout (for IQ4_NL weights). */
-static void bp_prep_nl(int64_t n, const uint8_t *x, float *xd) {
-    const int64_t nb = n / QK8_0;
-    for (int64_t i = 0; i < nb; i += 2)
-        _mm256_storeu_ps(xd + 4 * i, pair_scales(BK_IQ4_NL, x + i * sizeof(block_q8_0),
-                                                 sizeof(block_q8_0), i + 1 < nb));
-}
-
 /* A weight pair's levels, ready for any token: u = |level| (read unsigned by
  * vpmaddubsw) and s = level, whose signs move onto the activations with
  * vpsignb; for Q8_0 (u0, s0) is the first block, (u1, s1) the second, for
@@ -337,11 +329,13 @@ AI void bp_tile(blk_kind k, const int T, int64_t n, const uint8_t *w, const uint
     for (int t = 0; t < T; t++) out[t] = hsum_ps(acc[t]);
 }
 
-/* ---- Q4_0 and Q5_0 against several tokens: prepared activations --------------------
+/* ---- Q4_0, Q5_0 and IQ4_NL against several tokens: prepared activations --------------
  * bp_tile's products for these formats, cheaper when the tokens are
  * prepared first (nl_prep) for unsigned levels (nl_xdot): no sign moves, 8
  * vector instructions a pair and token instead of 11; same integers and
- * float operations, so the same bits. Preparing costs about as much as a
+ * float operations, so the same bits. IQ4_NL keeps its signed levels and
+ * sign moves (iq4nl_dot) but is spared laying out the activations and
+ * their scales again for every row. Preparing costs about as much as a
  * row's products, so a group of tokens is prepared once for a group of
  * rows (about 64 KiB of weights); rows longer than NL_CHUNK blocks go in
  * column chunks (whole groups of 4 blocks), their accumulators kept between
@@ -357,7 +351,8 @@ typedef struct {
     __m256 d;
 } nl_tpair;
 
-/* Blocks i0 <= i < i1 of a token's row of nb blocks at x, as pairs. */
+/* Blocks i0 <= i < i1 of a token's row of nb blocks at x, as pairs (bias:
+ * nl_xpair_make's). */
 static void nl_prep(short bias, int64_t i0, int64_t i1, int64_t nb, const uint8_t *x, nl_tpair *p) {
     const size_t xs = sizeof(block_q8_0);
     for (int64_t i = i0; i < i1; i += 2) {
@@ -365,6 +360,20 @@ static void nl_prep(short bias, int64_t i0, int64_t i1, int64_t nb, const uint8_
         p[(i - i0) / 2] = (nl_tpair){nl_xpair_make(x + i * xs, two, bias),
                                      pair_scales(BK_Q4_0, x + i * xs, xs, two)};
     }
+}
+
+/* The levels of k's weight pair at b: unsigned (nl_levels) for Q4_0 and
+ * Q5_0, signed (iq4nl_levels) for IQ4_NL. */
+AI void nl_pair_levels(blk_kind k, const uint8_t *b, bool two, __m256i *lo, __m256i *hi) {
+    if (k == BK_IQ4_NL)
+        iq4nl_levels(b, two, lo, hi);
+    else
+        nl_levels(k == BK_Q5_0, b, two, lo, hi);
+}
+
+/* The nibble-layout sums of nl_pair_levels and a prepared token. */
+AI __m256i nl_pair_dot(blk_kind k, __m256i lo, __m256i hi, const nl_xpair *x) {
+    return k == BK_IQ4_NL ? iq4nl_dot(lo, hi, x->lo, x->hi) : nl_xdot(lo, hi, x);
 }
 
 /* Blocks i0 <= i < i1 (i0 a multiple of 4; i1 too unless it is nb) of one
@@ -380,12 +389,12 @@ AI void nl_span(blk_kind k, const int T, int64_t i0, int64_t i1, int64_t nb, con
 #pragma GCC unroll 2
         for (int q = 0; q < 2; q++) {
             __m256i lo, hi;
-            nl_levels(k == BK_Q5_0, wb + 2 * q * ws, true, &lo, &hi);
+            nl_pair_levels(k, wb + 2 * q * ws, true, &lo, &hi);
             const __m256 wd = pair_lanes(k, w4, q);
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
                 const nl_tpair *x = xt[t] + (i - i0) / 2 + q;
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(nl_xdot(lo, hi, &x->x)),
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(nl_pair_dot(k, lo, hi, &x->x)),
                                          _mm256_mul_ps(wd, x->d), acc[t]);
             }
         }
@@ -394,12 +403,12 @@ AI void nl_span(blk_kind k, const int T, int64_t i0, int64_t i1, int64_t nb, con
         const bool two = i + 1 < nb;
         const uint8_t *wb = w + i * ws;
         __m256i lo, hi;
-        nl_levels(k == BK_Q5_0, wb, two, &lo, &hi);
+        nl_pair_levels(k, wb, two, &lo, &hi);
         const __m256 wd = pair_scales(k, wb, ws, two);
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             const nl_tpair *x = xt[t] + (i - i0) / 2;
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(nl_xdot(lo, hi, &x->x)),
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(nl_pair_dot(k, lo, hi, &x->x)),
                                      _mm256_mul_ps(wd, x->d), acc[t]);
         }
     }
@@ -440,15 +449,19 @@ NL_ROWS_FN(nl_q4_0_t2, BK_Q4_0, 2)
 NL_ROWS_FN(nl_q5_0_t8, BK_Q5_0, 8)
 NL_ROWS_FN(nl_q5_0_t4, BK_Q5_0, 4)
 NL_ROWS_FN(nl_q5_0_t2, BK_Q5_0, 2)
+NL_ROWS_FN(nl_iq4_nl_t8, BK_IQ4_NL, 8)
+NL_ROWS_FN(nl_iq4_nl_t4, BK_IQ4_NL, 4)
+NL_ROWS_FN(nl_iq4_nl_t2, BK_IQ4_NL, 2)
 
-/* The gemm of Q4_0 or Q5_0 for nt >= 2 tokens (the contract of kern_gemm_fn).
- * A last group of one token pairs it with itself. */
+/* The gemm of Q4_0, Q5_0 or IQ4_NL for nt >= 2 tokens (the contract of
+ * kern_gemm_fn). A last group of one token pairs it with itself. */
 static void gemm_nl(blk_kind k, int64_t n, const uint8_t *w, size_t ws, int64_t nr,
                     const uint8_t *x, size_t xs, int64_t nt, float *y, int64_t ldy) {
     static const nl_rows_fn q4[3] = {nl_q4_0_t2, nl_q4_0_t4, nl_q4_0_t8};
     static const nl_rows_fn q5[3] = {nl_q5_0_t2, nl_q5_0_t4, nl_q5_0_t8};
+    static const nl_rows_fn iq4[3] = {nl_iq4_nl_t2, nl_iq4_nl_t4, nl_iq4_nl_t8};
     const int64_t nb = n / QK8_0;
-    const short bias = k == BK_Q5_0 ? 16 : 8;
+    const short bias = k == BK_Q5_0 ? 16 : k == BK_Q4_0 ? 8 : 0;
     _Alignas(32) nl_tpair prep[TBIG][NL_CHUNK / 2];
     _Alignas(32) __m256 accs[NL_ROWS][TBIG];
     const int64_t rmax = nb > NL_CHUNK ? NL_ROWS : 256;
@@ -459,7 +472,7 @@ static void gemm_nl(blk_kind k, int64_t n, const uint8_t *w, size_t ws, int64_t 
         for (int64_t t0 = 0; t0 < nt; t0 += TBIG) {
             const int tc = nt - t0 < TBIG ? (int)(nt - t0) : TBIG;
             const int sel = tc > 4 ? 2 : tc > 2 ? 1 : 0;
-            const nl_rows_fn rows = (k == BK_Q5_0 ? q5 : q4)[sel];
+            const nl_rows_fn rows = (k == BK_Q5_0 ? q5 : k == BK_IQ4_NL ? iq4 : q4)[sel];
             const nl_tpair *xt[TBIG];
             for (int t = 0; t < TBIG; t++) xt[t] = prep[t < tc ? t : tc - 1];
             for (int64_t i0 = 0; i0 < nb; i0 += NL_CHUNK) {
@@ -861,8 +874,8 @@ static void gemm_tiles(const tile_fn *tiles, prep_fn prep, gemv_fn gemv, bool ah
     TILE_FN(name, 4, call)                                                                         \
     TILE_FN(name, 8, call)                                                                         \
     VEC_DOT_GEMM(name, name##_t8, prep, gemv, false)
-/* Q4_0 and Q5_0: vec_dot moves the signs (bp_tile), one token goes through
- * the gemv (or vec_dot row by row), several through gemm_nl */
+/* Q4_0, Q5_0 and IQ4_NL: vec_dot moves the signs (bp_tile), one token goes
+ * through the gemv (or vec_dot row by row), several through gemm_nl */
 #define NIBBLE(name, call, k, gemv)                                                                \
     TILE_FN(name, 1, call)                                                                         \
     VEC_DOT(name)                                                                                  \
@@ -894,7 +907,7 @@ NIBBLE(q5_0, CALL_Q5_0, BK_Q5_0, kern_avx2_gemv_q5_0)
 TILED8(q4_K, CALL_Q4_K, NULL, NULL)
 TILED8(q5_K, CALL_Q5_K, NULL, NULL)
 TILED8(q6_K, CALL_Q6_K, NULL, NULL)
-TILED8(iq4_nl, CALL_IQ4_NL, bp_prep_nl, kern_avx2_gemv_iq4_nl)
+NIBBLE(iq4_nl, CALL_IQ4_NL, BK_IQ4_NL, kern_avx2_gemv_iq4_nl)
 TILED8(iq4_xs, CALL_IQ4_XS, NULL, NULL)
 TILED(f32, CALL_F32)
 TILED(f16, CALL_F16)

@@ -96,7 +96,8 @@ AI void nl_acts(const uint8_t *x, bool two, __m256i *lo, __m256i *hi) {
 /* What a pair of Q4_0/Q5_0 blocks needs of a token to be multiplied with
  * unsigned levels: its activations as nl_acts lays them out and, per lane of
  * the nibble layout, `bias` (8 for Q4_0, 16 for Q5_0) times the sum of its 8
- * activations, to subtract. */
+ * activations, to subtract. IQ4_NL (iq4nl_dot) takes the activations alone:
+ * bias 0, off 0. */
 typedef struct {
     __m256i lo, hi, off;
 } nl_xpair;
@@ -104,6 +105,10 @@ typedef struct {
 AI nl_xpair nl_xpair_make(const uint8_t *x, bool two, short bias) {
     nl_xpair p;
     nl_acts(x, two, &p.lo, &p.hi);
+    if (!bias) { /* IQ4_NL: signed levels, no offset */
+        p.off = _mm256_setzero_si256();
+        return p;
+    }
     const __m256i one = _mm256_set1_epi8(1);
     const __m256i s4 =
         _mm256_add_epi16(_mm256_maddubs_epi16(one, p.lo), _mm256_maddubs_epi16(one, p.hi));

@@ -22,7 +22,8 @@
  *  - the weights are prefetched well ahead of the reads (gv_run).
  * Sums of 4 products stay within int16 before the vpmaddwd: |u| <= 31,
  * |x| <= 127. (IQ4_NL, whose levels reach 127, keeps vec_dot's sign moves
- * and widens pairs: x86_avx2.h.)
+ * and widens pairs, x86_avx2.h, but takes its activations from the same
+ * once-per-product layout.)
  */
 #include "kernels/x86_avx2.h"
 
@@ -38,9 +39,10 @@ AI size_t gv_bsize(gv_kind k) {
                             : sizeof(block_q8_0);
 }
 
-/* The activation scales of the nb blocks at x as floats, and for Q4_0/Q5_0
- * the pairs (xp != NULL, levels offset by `bias`). A lone last block pairs
- * with zeros, as in vec_dot. */
+/* The activation scales of the nb blocks at x as floats, and for Q4_0,
+ * Q5_0 and IQ4_NL the pairs (xp != NULL; levels offset by `bias`, 0 for
+ * IQ4_NL, which keeps its signed levels). A lone last block pairs with
+ * zeros, as in vec_dot. */
 static void gv_prep(int64_t nb, const uint8_t *x, float *xd, nl_xpair *xp, short bias) {
     const size_t xs = sizeof(block_q8_0);
     for (int64_t i = 0; i < nb; i++) xd[i] = f16_at((const kern_f16 *)(x + (size_t)i * xs));
@@ -50,7 +52,8 @@ static void gv_prep(int64_t nb, const uint8_t *x, float *xd, nl_xpair *xp, short
 }
 
 /* The int32 sums of the pair of blocks at b (the second only when `two`):
- * Q8_0 in the pair layout, Q4_0/Q5_0 in the nibble layout. */
+ * Q8_0 (activations xb) in the pair layout, Q4_0/Q5_0/IQ4_NL (prepared
+ * activations xp) in the nibble layout. */
 AI __m256i gv_pair(gv_kind k, const uint8_t *b, bool two, const nl_xpair *xp, const uint8_t *xb) {
     const __m256i ones = _mm256_set1_epi16(1);
     if (k == GV_Q8_0) {
@@ -70,10 +73,8 @@ AI __m256i gv_pair(gv_kind k, const uint8_t *b, bool two, const nl_xpair *xp, co
     }
     __m256i lo, hi;
     if (k == GV_IQ4_NL) { /* signed levels: the signs move, as in vec_dot */
-        __m256i xlo, xhi;
         iq4nl_levels(b, two, &lo, &hi);
-        nl_acts(xb, two, &xlo, &xhi);
-        return iq4nl_dot(lo, hi, xlo, xhi);
+        return iq4nl_dot(lo, hi, xp->lo, xp->hi);
     }
     nl_levels(k == GV_Q5_0, b, two, &lo, &hi);
     return nl_xdot(lo, hi, xp);
@@ -149,7 +150,7 @@ AI bool gv_run(gv_kind k, int64_t n, const uint8_t *w, size_t ws, int64_t nr, co
     const int64_t nb = n / QK8_0;
     float xd[GV_MAX_BLOCKS];
     nl_xpair xp[GV_MAX_BLOCKS / 2];
-    gv_prep(nb, x, xd, k == GV_Q4_0 || k == GV_Q5_0 ? xp : NULL, k == GV_Q4_0 ? 8 : 16);
+    gv_prep(nb, x, xd, k == GV_Q8_0 ? NULL : xp, k == GV_Q4_0 ? 8 : k == GV_Q5_0 ? 16 : 0);
     const size_t pf = (GV_PF_BYTES / ws + 1) * ws;
     for (int64_t r = 0; r < nr; r++) gv_row(k, nb, w + (size_t)r * ws, pf, xd, xp, x, y + r);
     return true;
