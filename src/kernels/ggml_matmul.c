@@ -41,6 +41,7 @@
 #include "kernels/matmul.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -54,11 +55,22 @@ typedef float (*gm_dot_fn)(int64_t n, const void *w, const void *x);
 
 /* ---- 32-element blocks ---------------------------------------------------------- */
 
-/* The signed weights of one block in element order. */
-static void q4_0_values(const block_q4_0 *b, int8_t v[32]) {
+/* Q4_0 and IQ4_NL blocks are laid out alike (an fp16 scale, 16 nibble
+ * bytes) and differ only in the levels their nibbles stand for: Q4_0's are
+ * the linear codebook below, IQ4_NL's kern_iq4nl_values. Their dot
+ * products share one body taking the codebook, reading both as block_q4_0. */
+static const int8_t k_q4_0_levels[16] = {-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7};
+_Static_assert(sizeof(block_q4_0) == sizeof(block_iq4_nl) &&
+                   offsetof(block_q4_0, qs) == offsetof(block_iq4_nl, qs),
+               "Q4_0 and IQ4_NL share a layout");
+
+/* The signed levels of 16 nibble bytes (a Q4_0 or IQ4_NL block, an IQ4_XS
+ * sub-block) in element order: low nibbles are elements 0..15, high ones
+ * 16..31, each looked up in the 16-entry codebook lut. */
+static void nib_values(const uint8_t *qs, const int8_t *lut, int8_t v[32]) {
     for (int e = 0; e < 16; e++) {
-        v[e] = (int8_t)((b->qs[e] & 15) - 8);
-        v[e + 16] = (int8_t)((b->qs[e] >> 4) - 8);
+        v[e] = lut[qs[e] & 15];
+        v[e + 16] = lut[qs[e] >> 4];
     }
 }
 
@@ -78,6 +90,13 @@ static void lanes8(const int8_t *w, const int8_t *x, int32_t lane[8]) {
         for (int k = 0; k < 4; k++) s += w[4 * l + k] * x[4 * l + k];
         lane[l] = s;
     }
+}
+
+/* The whole integer sum of one 32-element block: sum of w[e] x[e]. */
+static int32_t sum32(const int8_t *w, const int8_t *x) {
+    int32_t s = 0;
+    for (int e = 0; e < 32; e++) s += w[e] * x[e];
+    return s;
 }
 
 static void lanes8_u(const uint8_t *w, const int8_t *x, int32_t lane[8]) {
@@ -104,18 +123,24 @@ KERN_FMA_CLONES static float dot_q8_0(int64_t n, const void *vw, const void *vx)
     return kern_ggml_hsum8(acc);
 }
 
-KERN_FMA_CLONES static float dot_q4_0(int64_t n, const void *vw, const void *vx) {
-    const block_q4_0 *w = vw;
-    const block_q8_0 *x = vx;
+/* Q4_0 (lut k_q4_0_levels) or IQ4_NL (kern_iq4nl_values) in Q4_0's order:
+ * ggml_vec_dot_q4_0_q8_0 and tinyBLAS_Q0_AVX (IQ4_NL with two or more
+ * tokens). */
+static inline __attribute__((always_inline)) float dot_nib(int64_t n, const block_q4_0 *w,
+                                                           const block_q8_0 *x, const int8_t *lut) {
     float acc[8] = {0};
     int32_t lane[8];
     int8_t v[32];
     for (int64_t b = 0; b < n / 32; b++) {
-        q4_0_values(&w[b], v);
+        nib_values(w[b].qs, lut, v);
         lanes8(v, x[b].qs, lane);
         acc8(acc, kern_f16_to_f32(w[b].d) * kern_f16_to_f32(x[b].d), lane);
     }
     return kern_ggml_hsum8(acc);
+}
+
+KERN_FMA_CLONES static float dot_q4_0(int64_t n, const void *vw, const void *vx) {
+    return dot_nib(n, vw, vx, k_q4_0_levels);
 }
 
 KERN_FMA_CLONES static float dot_q5_0(int64_t n, const void *vw, const void *vx) {
@@ -172,28 +197,9 @@ KERN_FMA_CLONES static float dot_q5_1(int64_t n, const void *vw, const void *vx)
     return kern_ggml_hsum8(acc) + summs;
 }
 
-/* The signed levels of an IQ4_NL block (or IQ4_XS sub-block: 16 nibble
- * bytes) in element order. */
-static void iq4_values(const uint8_t *qs, int8_t v[32]) {
-    for (int e = 0; e < 16; e++) {
-        v[e] = kern_iq4nl_values[qs[e] & 15];
-        v[e + 16] = kern_iq4nl_values[qs[e] >> 4];
-    }
-}
-
 /* tinyBLAS_Q0_AVX on IQ4_NL: Q4_0's order. */
 KERN_FMA_CLONES static float dot_iq4_nl(int64_t n, const void *vw, const void *vx) {
-    const block_iq4_nl *w = vw;
-    const block_q8_0 *x = vx;
-    float acc[8] = {0};
-    int32_t lane[8];
-    int8_t v[32];
-    for (int64_t b = 0; b < n / 32; b++) {
-        iq4_values(w[b].qs, v);
-        lanes8(v, x[b].qs, lane);
-        acc8(acc, kern_f16_to_f32(w[b].d) * kern_f16_to_f32(x[b].d), lane);
-    }
-    return kern_ggml_hsum8(acc);
+    return dot_nib(n, vw, vx, kern_iq4nl_values);
 }
 
 /* ggml_vec_dot_iq4_nl_q8_0 (AVX2 code, one token): blocks in pairs, the
@@ -209,37 +215,21 @@ KERN_FMA_CLONES static float dot_iq4_nl_vec(int64_t n, const void *vw, const voi
     int8_t v[32];
     int64_t b = 0;
     for (; b + 1 < nb; b += 2) {
-        iq4_values(w[b].qs, v);
+        nib_values(w[b].qs, kern_iq4nl_values, v);
         lanes8(v, x[b].qs, lane);
         acc8(acc1, kern_f16_to_f32(x[b].d) * kern_f16_to_f32(w[b].d), lane);
-        iq4_values(w[b + 1].qs, v);
+        nib_values(w[b + 1].qs, kern_iq4nl_values, v);
         lanes8(v, x[b + 1].qs, lane);
         acc8(acc2, kern_f16_to_f32(x[b + 1].d) * kern_f16_to_f32(w[b + 1].d), lane);
     }
     for (int l = 0; l < 8; l++) acc1[l] += acc2[l];
     float sumf = kern_ggml_hsum8(acc1);
     for (; b < nb; b++) {
-        iq4_values(w[b].qs, v);
-        int32_t sumi = 0;
-        for (int e = 0; e < 32; e++) sumi += v[e] * x[b].qs[e];
+        nib_values(w[b].qs, kern_iq4nl_values, v);
+        const int32_t sumi = sum32(v, x[b].qs);
         sumf = fmaf(kern_f16_to_f32(x[b].d) * kern_f16_to_f32(w[b].d), (float)sumi, sumf);
     }
     return sumf;
-}
-
-/* IQ4_NL in CPU_REPACK: Q4_0's repacked order. */
-KERN_FMA_CLONES static float dot_iq4_nl_repacked(int64_t n, const void *vw, const void *vx) {
-    const block_iq4_nl *w = vw;
-    const block_q8_0 *x = vx;
-    float acc = 0.0f;
-    int8_t v[32];
-    for (int64_t b = 0; b < n / 32; b++) {
-        iq4_values(w[b].qs, v);
-        int32_t s = 0;
-        for (int e = 0; e < 32; e++) s += v[e] * x[b].qs[e];
-        acc = fmaf((float)s, kern_f16_to_f32(w[b].d) * kern_f16_to_f32(x[b].d), acc);
-    }
-    return acc;
 }
 
 /* ---- K-quants ------------------------------------------------------------------- */
@@ -373,13 +363,11 @@ KERN_FMA_CLONES static float dot_iq4_xs(int64_t n, const void *vw, const void *v
         int32_t lane[8] = {0};
         for (int j = 0; j < 8; j++) {
             int8_t v[32];
-            iq4_values(w[i].qs + 16 * j, v);
+            int32_t sub[8];
+            nib_values(w[i].qs + 16 * j, kern_iq4nl_values, v);
+            lanes8(v, x[i].qs + 32 * j, sub);
             const int32_t ls = kern_iq4_xs_ls(&w[i], j) - 32;
-            for (int l = 0; l < 8; l++) {
-                int32_t s = 0;
-                for (int k = 0; k < 4; k++) s += v[4 * l + k] * x[i].qs[32 * j + 4 * l + k];
-                lane[l] += ls * s;
-            }
+            for (int l = 0; l < 8; l++) lane[l] += ls * sub[l];
         }
         acc8(acc, kern_f16_to_f32(w[i].d) * x[i].d, lane);
     }
@@ -388,18 +376,27 @@ KERN_FMA_CLONES static float dot_iq4_xs(int64_t n, const void *vw, const void *v
 
 /* ---- CPU_REPACK layouts: one accumulator per output ------------------------------- */
 
-KERN_FMA_CLONES static float dot_q4_0_repacked(int64_t n, const void *vw, const void *vx) {
-    const block_q4_0 *w = vw;
-    const block_q8_0 *x = vx;
+/* Q4_0 or IQ4_NL (lut as dot_nib's) in CPU_REPACK: one fused step per
+ * block of its whole integer sum. */
+static inline __attribute__((always_inline)) float
+dot_nib_repacked(int64_t n, const block_q4_0 *w, const block_q8_0 *x, const int8_t *lut) {
     float acc = 0.0f;
     int8_t v[32];
     for (int64_t b = 0; b < n / 32; b++) {
-        q4_0_values(&w[b], v);
-        int32_t s = 0;
-        for (int e = 0; e < 32; e++) s += v[e] * x[b].qs[e];
-        acc = fmaf((float)s, kern_f16_to_f32(w[b].d) * kern_f16_to_f32(x[b].d), acc);
+        nib_values(w[b].qs, lut, v);
+        acc =
+            fmaf((float)sum32(v, x[b].qs), kern_f16_to_f32(w[b].d) * kern_f16_to_f32(x[b].d), acc);
     }
     return acc;
+}
+
+KERN_FMA_CLONES static float dot_q4_0_repacked(int64_t n, const void *vw, const void *vx) {
+    return dot_nib_repacked(n, vw, vx, k_q4_0_levels);
+}
+
+/* IQ4_NL in CPU_REPACK: Q4_0's repacked order. */
+KERN_FMA_CLONES static float dot_iq4_nl_repacked(int64_t n, const void *vw, const void *vx) {
+    return dot_nib_repacked(n, vw, vx, kern_iq4nl_values);
 }
 
 /* Q4_K repacked: gemv (single rows) applies each super-block's integer sums
