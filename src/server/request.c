@@ -11,6 +11,7 @@
  * This file touches no model and no network: fuzz/fuzz_server_json.c feeds
  * it arbitrary bytes.
  */
+#include "request_impl.h"
 #include "server.h"
 #include "tools.h"
 
@@ -72,29 +73,30 @@ typedef struct parse_ctx {
     srv_request *r;
 } parse_ctx;
 
-static const cJSON *field(const cJSON *obj, const char *name) {
+const cJSON *srv_req_field(const cJSON *obj, const char *name) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
     return v && !cJSON_IsNull(v) ? v : NULL; /* null means "not given", as OpenAI treats it */
 }
 
-static bool bad_type(srv_error *e, const char *name, const char *want) {
+bool srv_req_bad_type(srv_error *e, const char *name, const char *want) {
     return srv_fail(e, 400, name, NULL, "'%s' must be %s", name, want);
 }
 
 static bool get_bool(parse_ctx *c, const cJSON *obj, const char *name, bool *out) {
-    const cJSON *v = field(obj, name);
+    const cJSON *v = srv_req_field(obj, name);
     if (!v) return true;
-    if (!cJSON_IsBool(v)) return bad_type(c->e, name, "a boolean");
+    if (!cJSON_IsBool(v)) return srv_req_bad_type(c->e, name, "a boolean");
     *out = cJSON_IsTrue(v);
     return true;
 }
 
 static bool get_number(parse_ctx *c, const cJSON *obj, const char *name, double lo, double hi,
                        bool *given, double *out) {
-    const cJSON *v = field(obj, name);
+    const cJSON *v = srv_req_field(obj, name);
     if (given) *given = false;
     if (!v) return true;
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) return bad_type(c->e, name, "a number");
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return srv_req_bad_type(c->e, name, "a number");
     if (v->valuedouble < lo || v->valuedouble > hi)
         return srv_fail(c->e, 400, name, NULL, "'%s' must be between %g and %g (got %g)", name, lo,
                         hi, v->valuedouble);
@@ -105,12 +107,12 @@ static bool get_number(parse_ctx *c, const cJSON *obj, const char *name, double 
 
 static bool get_int(parse_ctx *c, const cJSON *obj, const char *name, long long lo, long long hi,
                     bool *given, long long *out) {
-    const cJSON *v = field(obj, name);
+    const cJSON *v = srv_req_field(obj, name);
     if (given) *given = false;
     if (!v) return true;
     const double d = v->valuedouble;
     if (!cJSON_IsNumber(v) || !isfinite(d) || d != floor(d) || fabs(d) > 9007199254740992.0)
-        return bad_type(c->e, name, "an integer");
+        return srv_req_bad_type(c->e, name, "an integer");
     if (d < (double)lo || d > (double)hi)
         return srv_fail(c->e, 400, name, NULL, "'%s' must be between %lld and %lld (got %.0f)",
                         name, lo, hi, d);
@@ -121,14 +123,14 @@ static bool get_int(parse_ctx *c, const cJSON *obj, const char *name, long long 
 
 /* A copy of a JSON string (cJSON already decoded the escapes; the body was
  * checked to be UTF-8, and cJSON refuses unpaired surrogate escapes). */
-static bool dup_string(parse_ctx *c, const cJSON *v, const char *name, char **out, size_t *len) {
-    if (!cJSON_IsString(v) || !v->valuestring) return bad_type(c->e, name, "a string");
+bool srv_req_dup_string(srv_error *e, const cJSON *v, const char *name, char **out, size_t *len) {
+    if (!cJSON_IsString(v) || !v->valuestring) return srv_req_bad_type(e, name, "a string");
     const size_t n = strlen(v->valuestring);
     size_t bad;
     if (!srv_utf8_valid(v->valuestring, n, &bad))
-        return srv_fail(c->e, 400, name, NULL, "'%s' is not valid UTF-8 (byte %zu)", name, bad);
+        return srv_fail(e, 400, name, NULL, "'%s' is not valid UTF-8 (byte %zu)", name, bad);
     char *s = malloc(n + 1);
-    if (!s) return srv_fail(c->e, 500, NULL, NULL, "out of memory");
+    if (!s) return srv_fail(e, 500, NULL, NULL, "out of memory");
     memcpy(s, v->valuestring, n + 1);
     *out = s;
     if (len) *len = n;
@@ -138,18 +140,18 @@ static bool dup_string(parse_ctx *c, const cJSON *v, const char *name, char **ou
 /* ---- shared fields --------------------------------------------------------- */
 
 static bool parse_stop(parse_ctx *c, const cJSON *root) {
-    const cJSON *v = field(root, "stop");
+    const cJSON *v = srv_req_field(root, "stop");
     if (!v) return true;
     if (cJSON_IsString(v)) {
         if (!v->valuestring[0]) return true; /* "" stops nothing */
         if (strlen(v->valuestring) > SRV_MAX_STOP_BYTES)
             return srv_fail(c->e, 400, "stop", NULL, "'stop' is longer than %d bytes",
                             SRV_MAX_STOP_BYTES);
-        if (!dup_string(c, v, "stop", &c->r->stop[0], NULL)) return false;
+        if (!srv_req_dup_string(c->e, v, "stop", &c->r->stop[0], NULL)) return false;
         c->r->n_stop = 1;
         return true;
     }
-    if (!cJSON_IsArray(v)) return bad_type(c->e, "stop", "a string or an array of strings");
+    if (!cJSON_IsArray(v)) return srv_req_bad_type(c->e, "stop", "a string or an array of strings");
     if (cJSON_GetArraySize(v) > SRV_MAX_STOP)
         return srv_fail(c->e, 400, "stop", NULL, "'stop' may hold at most %d strings",
                         SRV_MAX_STOP);
@@ -157,12 +159,12 @@ static bool parse_stop(parse_ctx *c, const cJSON *root) {
     for (const cJSON *s = v->child; s; s = s->next, i++) {
         char name[32];
         snprintf(name, sizeof name, "stop[%d]", i);
-        if (!cJSON_IsString(s)) return bad_type(c->e, name, "a string");
+        if (!cJSON_IsString(s)) return srv_req_bad_type(c->e, name, "a string");
         if (strlen(s->valuestring) > SRV_MAX_STOP_BYTES)
             return srv_fail(c->e, 400, name, NULL, "'%s' is longer than %d bytes", name,
                             SRV_MAX_STOP_BYTES);
         if (!s->valuestring[0]) continue;
-        if (!dup_string(c, s, name, &c->r->stop[c->r->n_stop], NULL)) return false;
+        if (!srv_req_dup_string(c->e, s, name, &c->r->stop[c->r->n_stop], NULL)) return false;
         c->r->n_stop++;
     }
     return true;
@@ -212,16 +214,18 @@ static bool parse_sampling(parse_ctx *c, const cJSON *root) {
  * more than OpenAI's strict subset, and refuses with a 400 what it cannot
  * enforce); an absent schema allows any JSON value. */
 static bool parse_json_schema(parse_ctx *c, const cJSON *v) {
-    const cJSON *js = field(v, "json_schema");
-    if (!cJSON_IsObject(js)) return bad_type(c->e, "response_format.json_schema", "an object");
-    const cJSON *nm = field(js, "name"), *st = field(js, "strict"), *sc = field(js, "schema");
+    const cJSON *js = srv_req_field(v, "json_schema");
+    if (!cJSON_IsObject(js))
+        return srv_req_bad_type(c->e, "response_format.json_schema", "an object");
+    const cJSON *nm = srv_req_field(js, "name"), *st = srv_req_field(js, "strict"),
+                *sc = srv_req_field(js, "schema");
     if (nm && !cJSON_IsString(nm))
-        return bad_type(c->e, "response_format.json_schema.name", "a string");
+        return srv_req_bad_type(c->e, "response_format.json_schema.name", "a string");
     if (st && !cJSON_IsBool(st))
-        return bad_type(c->e, "response_format.json_schema.strict", "a boolean");
+        return srv_req_bad_type(c->e, "response_format.json_schema.strict", "a boolean");
     if (sc && !cJSON_IsObject(sc) && !cJSON_IsBool(sc))
-        return bad_type(c->e, "response_format.json_schema.schema",
-                        "a JSON Schema (an object or a boolean)");
+        return srv_req_bad_type(c->e, "response_format.json_schema.schema",
+                                "a JSON Schema (an object or a boolean)");
     srv_request *r = c->r;
     r->json_schema = sc ? cJSON_PrintUnformatted(sc) : strdup("{}");
     r->response_format = cJSON_PrintUnformatted(v);
@@ -239,11 +243,11 @@ static bool parse_json_schema(parse_ctx *c, const cJSON *v) {
  * JSON object, by constrained decoding). A "json_schema" must be obeyed, not
  * just answered with some JSON, so it is refused until schemas are. */
 static bool parse_response_format(parse_ctx *c, const cJSON *root) {
-    const cJSON *v = field(root, "response_format");
+    const cJSON *v = srv_req_field(root, "response_format");
     if (!v) return true;
-    const cJSON *t = cJSON_IsObject(v) ? field(v, "type") : NULL;
+    const cJSON *t = cJSON_IsObject(v) ? srv_req_field(v, "type") : NULL;
     if (!t || !cJSON_IsString(t))
-        return bad_type(c->e, "response_format", "an object with a string 'type'");
+        return srv_req_bad_type(c->e, "response_format", "an object with a string 'type'");
     if (!strcmp(t->valuestring, "json_object")) {
         c->r->sampling.constraint = HEARTH_CONSTRAINT_JSON_OBJECT;
         return true;
@@ -260,7 +264,9 @@ static bool parse_common(parse_ctx *c, const cJSON *root) {
     const cJSON *v;
     long long ll;
     bool given;
-    if ((v = field(root, "model")) && !dup_string(c, v, "model", &r->model, NULL)) return false;
+    if ((v = srv_req_field(root, "model")) &&
+        !srv_req_dup_string(c->e, v, "model", &r->model, NULL))
+        return false;
     r->max_tokens = -1;
     /* max_completion_tokens replaces max_tokens in the chat API; either works. */
     if (!get_int(c, root, "max_tokens", 1, INT_MAX, &given, &ll)) return false;
@@ -271,21 +277,22 @@ static bool parse_common(parse_ctx *c, const cJSON *root) {
     if (given && ll != 1)
         return srv_fail(c->e, 400, "n", NULL, "'n' must be 1: one choice per request is supported");
     if (!get_bool(c, root, "stream", &r->stream)) return false;
-    if ((v = field(root, "stream_options"))) {
-        if (!cJSON_IsObject(v)) return bad_type(c->e, "stream_options", "an object");
-        const cJSON *u = field(v, "include_usage");
+    if ((v = srv_req_field(root, "stream_options"))) {
+        if (!cJSON_IsObject(v)) return srv_req_bad_type(c->e, "stream_options", "an object");
+        const cJSON *u = srv_req_field(v, "include_usage");
         if (u && !cJSON_IsBool(u))
-            return bad_type(c->e, "stream_options.include_usage", "a boolean");
+            return srv_req_bad_type(c->e, "stream_options.include_usage", "a boolean");
         r->include_usage = u && cJSON_IsTrue(u);
     }
     if (!parse_stop(c, root) || !parse_sampling(c, root) || !parse_response_format(c, root))
         return false;
-    if ((v = field(root, "logit_bias"))) {
-        if (!cJSON_IsObject(v)) return bad_type(c->e, "logit_bias", "an object");
+    if ((v = srv_req_field(root, "logit_bias"))) {
+        if (!cJSON_IsObject(v)) return srv_req_bad_type(c->e, "logit_bias", "an object");
         if (v->child)
             return srv_fail(c->e, 400, "logit_bias", NULL, "'logit_bias' is not supported yet");
     }
-    if ((v = field(root, "user")) && !cJSON_IsString(v)) return bad_type(c->e, "user", "a string");
+    if ((v = srv_req_field(root, "user")) && !cJSON_IsString(v))
+        return srv_req_bad_type(c->e, "user", "a string");
     return true;
 }
 
@@ -299,24 +306,25 @@ static bool parse_content(parse_ctx *c, const cJSON *v, const char *name, srv_me
         if (!m->content) return srv_fail(c->e, 500, NULL, NULL, "out of memory");
         return true;
     }
-    if (cJSON_IsString(v)) return dup_string(c, v, name, &m->content, &m->content_len);
-    if (!cJSON_IsArray(v)) return bad_type(c->e, name, "a string or an array of content parts");
+    if (cJSON_IsString(v)) return srv_req_dup_string(c->e, v, name, &m->content, &m->content_len);
+    if (!cJSON_IsArray(v))
+        return srv_req_bad_type(c->e, name, "a string or an array of content parts");
     size_t total = 0;
     int i = 0;
     char pname[96];
     for (const cJSON *p = v->child; p; p = p->next, i++) {
         snprintf(pname, sizeof pname, "%s[%d]", name, i);
-        const cJSON *type = cJSON_IsObject(p) ? field(p, "type") : NULL;
-        const cJSON *text = cJSON_IsObject(p) ? field(p, "text") : NULL;
+        const cJSON *type = cJSON_IsObject(p) ? srv_req_field(p, "type") : NULL;
+        const cJSON *text = cJSON_IsObject(p) ? srv_req_field(p, "text") : NULL;
         if (!type || !cJSON_IsString(type))
-            return bad_type(c->e, pname, "an object with a string 'type'");
+            return srv_req_bad_type(c->e, pname, "an object with a string 'type'");
         if (strcmp(type->valuestring, "text") != 0)
             return srv_fail(c->e, 400, pname, NULL,
                             "content parts of type '%.32s' are not supported (only 'text')",
                             type->valuestring);
         if (!text || !cJSON_IsString(text)) {
             snprintf(pname, sizeof pname, "%s[%d].text", name, i);
-            return bad_type(c->e, pname, "a string");
+            return srv_req_bad_type(c->e, pname, "a string");
         }
         total += strlen(text->valuestring) + 1;
     }
@@ -324,7 +332,7 @@ static bool parse_content(parse_ctx *c, const cJSON *v, const char *name, srv_me
     if (!s) return srv_fail(c->e, 500, NULL, NULL, "out of memory");
     size_t n = 0;
     for (const cJSON *p = v->child; p; p = p->next) {
-        const char *t = field(p, "text")->valuestring;
+        const char *t = srv_req_field(p, "text")->valuestring;
         if (n) s[n++] = '\n';
         memcpy(s + n, t, strlen(t));
         n += strlen(t);
@@ -341,10 +349,10 @@ static bool parse_content(parse_ctx *c, const cJSON *v, const char *name, srv_me
 static bool parse_message(parse_ctx *c, const cJSON *v, int i, srv_message *m) {
     char name[64];
     snprintf(name, sizeof name, "messages[%d]", i);
-    if (!cJSON_IsObject(v)) return bad_type(c->e, name, "an object");
-    const cJSON *role = field(v, "role");
+    if (!cJSON_IsObject(v)) return srv_req_bad_type(c->e, name, "an object");
+    const cJSON *role = srv_req_field(v, "role");
     snprintf(name, sizeof name, "messages[%d].role", i);
-    if (!role || !cJSON_IsString(role)) return bad_type(c->e, name, "a string");
+    if (!role || !cJSON_IsString(role)) return srv_req_bad_type(c->e, name, "a string");
     const char *rs = role->valuestring;
     if (!strcmp(rs, "system") || !strcmp(rs, "developer"))
         m->role = TOK_CHAT_SYSTEM;
@@ -360,7 +368,7 @@ static bool parse_message(parse_ctx *c, const cJSON *v, int i, srv_message *m) {
     else
         return srv_fail(c->e, 400, name, NULL,
                         "'%s' must be one of system, developer, user, assistant, tool", name);
-    const cJSON *content = field(v, "content");
+    const cJSON *content = srv_req_field(v, "content");
     snprintf(name, sizeof name, "messages[%d].content", i);
     if (!content && m->role != TOK_CHAT_ASSISTANT)
         return srv_fail(c->e, 400, name, NULL, "'%s' is required", name);
@@ -370,9 +378,9 @@ static bool parse_message(parse_ctx *c, const cJSON *v, int i, srv_message *m) {
 
 static bool parse_chat(parse_ctx *c, const cJSON *root) {
     srv_request *r = c->r;
-    const cJSON *v = field(root, "messages");
+    const cJSON *v = srv_req_field(root, "messages");
     if (!v) return srv_fail(c->e, 400, "messages", NULL, "'messages' is required");
-    if (!cJSON_IsArray(v)) return bad_type(c->e, "messages", "an array");
+    if (!cJSON_IsArray(v)) return srv_req_bad_type(c->e, "messages", "an array");
     const int n = cJSON_GetArraySize(v);
     if (n == 0) return srv_fail(c->e, 400, "messages", NULL, "'messages' must not be empty");
     r->messages = calloc((size_t)n, sizeof *r->messages);
@@ -406,7 +414,7 @@ static bool parse_prompt_ids(parse_ctx *c, const cJSON *v) {
         if (!cJSON_IsNumber(t) || d != floor(d) || d < 0 || d > INT32_MAX) {
             char name[32];
             snprintf(name, sizeof name, "prompt[%d]", i);
-            return bad_type(c->e, name, "a token id (a non-negative integer)");
+            return srv_req_bad_type(c->e, name, "a token id (a non-negative integer)");
         }
         r->prompt_ids[i] = (int32_t)d;
     }
@@ -416,7 +424,7 @@ static bool parse_prompt_ids(parse_ctx *c, const cJSON *v) {
 
 static bool parse_completion(parse_ctx *c, const cJSON *root) {
     srv_request *r = c->r;
-    const cJSON *v = field(root, "prompt");
+    const cJSON *v = srv_req_field(root, "prompt");
     if (!v) return srv_fail(c->e, 400, "prompt", NULL, "'prompt' is required");
     if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 1 && cJSON_IsString(v->child)) {
         v = v->child; /* ["text"] is one prompt */
@@ -424,12 +432,12 @@ static bool parse_completion(parse_ctx *c, const cJSON *root) {
         return srv_fail(c->e, 400, "prompt", NULL, "one prompt per request is supported");
     }
     if (cJSON_IsString(v)) {
-        if (!dup_string(c, v, "prompt", &r->prompt, &r->prompt_len)) return false;
+        if (!srv_req_dup_string(c->e, v, "prompt", &r->prompt, &r->prompt_len)) return false;
     } else if (cJSON_IsArray(v) && (!v->child || cJSON_IsNumber(v->child))) {
         if (!parse_prompt_ids(c, v)) return false;
     } else {
-        return bad_type(c->e, "prompt",
-                        "a string, an array of one string, or an array of token ids");
+        return srv_req_bad_type(c->e, "prompt",
+                                "a string, an array of one string, or an array of token ids");
     }
     if ((r->prompt && r->prompt_len == 0) || (!r->prompt && r->n_prompt_ids == 0))
         return srv_fail(c->e, 400, "prompt", NULL, "'prompt' must not be empty");
@@ -445,7 +453,7 @@ static bool parse_completion(parse_ctx *c, const cJSON *root) {
         return srv_fail(c->e, 400, "echo", NULL, "'echo' needs a text prompt");
     if (!get_int(c, root, "best_of", 1, 128, &given, &ll)) return false;
     if (given && ll != 1) return srv_fail(c->e, 400, "best_of", NULL, "'best_of' must be 1");
-    if ((v = field(root, "suffix")) && (!cJSON_IsString(v) || v->valuestring[0]))
+    if ((v = srv_req_field(root, "suffix")) && (!cJSON_IsString(v) || v->valuestring[0]))
         return srv_fail(c->e, 400, "suffix", NULL, "'suffix' is not supported");
     return true;
 }

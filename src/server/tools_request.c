@@ -8,26 +8,13 @@
  * request.c's style. The legacy "functions"/"function_call" fields and role
  * "function" are refused with a pointer to their replacements.
  */
+#include "request_impl.h"
 #include "tools.h"
 
 #include <cjson/cJSON.h>
 
 #include <stdlib.h>
 #include <string.h>
-
-static const cJSON *field(const cJSON *obj, const char *name) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
-    return v && !cJSON_IsNull(v) ? v : NULL;
-}
-
-static bool bad(srv_error *e, const char *name, const char *want) {
-    return srv_fail(e, 400, name, NULL, "'%s' must be %s", name, want);
-}
-
-static bool dup(srv_error *e, const char *s, char **out) {
-    if (!(*out = strdup(s))) return srv_fail(e, 500, NULL, NULL, "out of memory");
-    return true;
-}
 
 /* OpenAI's rule for function names: a-z, A-Z, 0-9, '_' and '-', 1 to 64. */
 static bool name_ok(const char *s) {
@@ -45,19 +32,19 @@ static bool name_ok(const char *s) {
 static bool parse_tool(const cJSON *t, int i, srv_request *r, srv_error *e) {
     char name[96];
     snprintf(name, sizeof name, "tools[%d]", i);
-    if (!cJSON_IsObject(t)) return bad(e, name, "an object");
-    const cJSON *type = field(t, "type");
+    if (!cJSON_IsObject(t)) return srv_req_bad_type(e, name, "an object");
+    const cJSON *type = srv_req_field(t, "type");
     snprintf(name, sizeof name, "tools[%d].type", i);
-    if (!type || !cJSON_IsString(type)) return bad(e, name, "a string");
+    if (!type || !cJSON_IsString(type)) return srv_req_bad_type(e, name, "a string");
     if (strcmp(type->valuestring, "function") != 0)
         return srv_fail(e, 400, name, NULL, "'%s' must be 'function' (got '%.32s')", name,
                         type->valuestring);
-    const cJSON *f = field(t, "function");
+    const cJSON *f = srv_req_field(t, "function");
     snprintf(name, sizeof name, "tools[%d].function", i);
-    if (!f || !cJSON_IsObject(f)) return bad(e, name, "an object");
-    const cJSON *fn = field(f, "name");
+    if (!f || !cJSON_IsObject(f)) return srv_req_bad_type(e, name, "an object");
+    const cJSON *fn = srv_req_field(f, "name");
     snprintf(name, sizeof name, "tools[%d].function.name", i);
-    if (!fn || !cJSON_IsString(fn)) return bad(e, name, "a string");
+    if (!fn || !cJSON_IsString(fn)) return srv_req_bad_type(e, name, "a string");
     if (!name_ok(fn->valuestring))
         return srv_fail(e, 400, name, NULL,
                         "'%s' must be 1 to 64 characters of a-z, A-Z, 0-9, '_' and '-'", name);
@@ -65,22 +52,23 @@ static bool parse_tool(const cJSON *t, int i, srv_request *r, srv_error *e) {
         if (!strcmp(r->tool_names[k], fn->valuestring))
             return srv_fail(e, 400, name, NULL, "'%s': the function '%s' is declared twice", name,
                             fn->valuestring);
-    const cJSON *v = field(f, "description");
+    const cJSON *v = srv_req_field(f, "description");
     snprintf(name, sizeof name, "tools[%d].function.description", i);
-    if (v && !cJSON_IsString(v)) return bad(e, name, "a string");
-    v = field(f, "parameters");
+    if (v && !cJSON_IsString(v)) return srv_req_bad_type(e, name, "a string");
+    v = srv_req_field(f, "parameters");
     snprintf(name, sizeof name, "tools[%d].function.parameters", i);
-    if (v && !cJSON_IsObject(v)) return bad(e, name, "an object (a JSON schema)");
-    v = field(f, "strict");
+    if (v && !cJSON_IsObject(v)) return srv_req_bad_type(e, name, "an object (a JSON schema)");
+    v = srv_req_field(f, "strict");
     snprintf(name, sizeof name, "tools[%d].function.strict", i);
-    if (v && !cJSON_IsBool(v)) return bad(e, name, "a boolean");
-    if (!dup(e, fn->valuestring, &r->tool_names[r->n_tools])) return false;
+    if (v && !cJSON_IsBool(v)) return srv_req_bad_type(e, name, "a boolean");
+    snprintf(name, sizeof name, "tools[%d].function.name", i);
+    if (!srv_req_dup_string(e, fn, name, &r->tool_names[r->n_tools], NULL)) return false;
     r->n_tools++;
     return true;
 }
 
 static bool parse_tool_choice(const cJSON *root, srv_request *r, srv_error *e) {
-    const cJSON *v = field(root, "tool_choice");
+    const cJSON *v = srv_req_field(root, "tool_choice");
     if (!v) return true;
     if (cJSON_IsString(v)) {
         const char *s = v->valuestring;
@@ -95,12 +83,13 @@ static bool parse_tool_choice(const cJSON *root, srv_request *r, srv_error *e) {
                             "'tool_choice' must be none, auto, required or an object naming a "
                             "function");
     } else if (cJSON_IsObject(v)) {
-        const cJSON *type = field(v, "type");
+        const cJSON *type = srv_req_field(v, "type");
         if (!type || !cJSON_IsString(type) || strcmp(type->valuestring, "function") != 0)
-            return bad(e, "tool_choice.type", "'function'");
-        const cJSON *f = field(v, "function");
-        const cJSON *n = f && cJSON_IsObject(f) ? field(f, "name") : NULL;
-        if (!n || !cJSON_IsString(n)) return bad(e, "tool_choice.function.name", "a string");
+            return srv_req_bad_type(e, "tool_choice.type", "'function'");
+        const cJSON *f = srv_req_field(v, "function");
+        const cJSON *n = f && cJSON_IsObject(f) ? srv_req_field(f, "name") : NULL;
+        if (!n || !cJSON_IsString(n))
+            return srv_req_bad_type(e, "tool_choice.function.name", "a string");
         int k = 0;
         while (k < r->n_tools && strcmp(r->tool_names[k], n->valuestring) != 0) k++;
         if (k == r->n_tools)
@@ -108,9 +97,10 @@ static bool parse_tool_choice(const cJSON *root, srv_request *r, srv_error *e) {
                             "'tool_choice.function.name': no function '%.64s' in 'tools'",
                             n->valuestring);
         r->tool_choice = SRV_TOOL_NAMED;
-        if (!dup(e, n->valuestring, &r->tool_choice_name)) return false;
+        if (!srv_req_dup_string(e, n, "tool_choice.function.name", &r->tool_choice_name, NULL))
+            return false;
     } else {
-        return bad(e, "tool_choice", "a string or an object");
+        return srv_req_bad_type(e, "tool_choice", "a string or an object");
     }
     if (!r->tools && r->tool_choice == SRV_TOOL_REQUIRED)
         return srv_fail(e, 400, "tool_choice", NULL,
@@ -120,9 +110,9 @@ static bool parse_tool_choice(const cJSON *root, srv_request *r, srv_error *e) {
 
 bool srv_tools_parse_request(const cJSON *root, srv_request *r, srv_error *e) {
     r->parallel_tool_calls = -1;
-    const cJSON *v = field(root, "tools");
+    const cJSON *v = srv_req_field(root, "tools");
     if (v) {
-        if (!cJSON_IsArray(v)) return bad(e, "tools", "an array");
+        if (!cJSON_IsArray(v)) return srv_req_bad_type(e, "tools", "an array");
         const int n = cJSON_GetArraySize(v);
         if (n > SRV_MAX_TOOLS)
             return srv_fail(e, 400, "tools", NULL, "'tools' may hold at most %d functions",
@@ -138,14 +128,14 @@ bool srv_tools_parse_request(const cJSON *root, srv_request *r, srv_error *e) {
         }
     }
     if (!parse_tool_choice(root, r, e)) return false;
-    if ((v = field(root, "parallel_tool_calls"))) {
-        if (!cJSON_IsBool(v)) return bad(e, "parallel_tool_calls", "a boolean");
+    if ((v = srv_req_field(root, "parallel_tool_calls"))) {
+        if (!cJSON_IsBool(v)) return srv_req_bad_type(e, "parallel_tool_calls", "a boolean");
         r->parallel_tool_calls = cJSON_IsTrue(v);
     }
-    if ((v = field(root, "functions")) && (!cJSON_IsArray(v) || v->child))
+    if ((v = srv_req_field(root, "functions")) && (!cJSON_IsArray(v) || v->child))
         return srv_fail(e, 400, "functions", NULL,
                         "'functions' (deprecated by OpenAI) is not supported: use 'tools'");
-    if ((v = field(root, "function_call")))
+    if ((v = srv_req_field(root, "function_call")))
         return srv_fail(e, 400, "function_call", NULL,
                         "'function_call' (deprecated by OpenAI) is not supported: use "
                         "'tool_choice'");
@@ -169,43 +159,50 @@ static bool json_object_text(const char *s) {
 static bool parse_call(const cJSON *c, int i, int k, srv_tool_call *out, srv_error *e) {
     char name[128];
     snprintf(name, sizeof name, "messages[%d].tool_calls[%d]", i, k);
-    if (!cJSON_IsObject(c)) return bad(e, name, "an object");
-    const cJSON *id = field(c, "id"), *type = field(c, "type"), *f = field(c, "function");
+    if (!cJSON_IsObject(c)) return srv_req_bad_type(e, name, "an object");
+    const cJSON *id = srv_req_field(c, "id"), *type = srv_req_field(c, "type"),
+                *f = srv_req_field(c, "function");
     snprintf(name, sizeof name, "messages[%d].tool_calls[%d].id", i, k);
-    if (!id || !cJSON_IsString(id)) return bad(e, name, "a string");
+    if (!id || !cJSON_IsString(id)) return srv_req_bad_type(e, name, "a string");
     snprintf(name, sizeof name, "messages[%d].tool_calls[%d].type", i, k);
     if (type && (!cJSON_IsString(type) || strcmp(type->valuestring, "function") != 0))
-        return bad(e, name, "'function'");
+        return srv_req_bad_type(e, name, "'function'");
     snprintf(name, sizeof name, "messages[%d].tool_calls[%d].function", i, k);
-    if (!f || !cJSON_IsObject(f)) return bad(e, name, "an object");
-    const cJSON *fn = field(f, "name"), *args = field(f, "arguments");
+    if (!f || !cJSON_IsObject(f)) return srv_req_bad_type(e, name, "an object");
+    const cJSON *fn = srv_req_field(f, "name"), *args = srv_req_field(f, "arguments");
     snprintf(name, sizeof name, "messages[%d].tool_calls[%d].function.name", i, k);
-    if (!fn || !cJSON_IsString(fn)) return bad(e, name, "a string");
+    if (!fn || !cJSON_IsString(fn)) return srv_req_bad_type(e, name, "a string");
     if (!name_ok(fn->valuestring))
         return srv_fail(e, 400, name, NULL,
                         "'%s' must be 1 to 64 characters of a-z, A-Z, 0-9, '_' and '-'", name);
     snprintf(name, sizeof name, "messages[%d].tool_calls[%d].function.arguments", i, k);
-    if (!args || !cJSON_IsString(args)) return bad(e, name, "a string (JSON text)");
-    if (!json_object_text(args->valuestring)) return bad(e, name, "the JSON text of an object");
-    return dup(e, id->valuestring, &out->id) && dup(e, fn->valuestring, &out->name) &&
-           dup(e, args->valuestring, &out->arguments);
+    if (!args || !cJSON_IsString(args)) return srv_req_bad_type(e, name, "a string (JSON text)");
+    if (!json_object_text(args->valuestring))
+        return srv_req_bad_type(e, name, "the JSON text of an object");
+    char id_name[128], fn_name[128];
+    snprintf(id_name, sizeof id_name, "messages[%d].tool_calls[%d].id", i, k);
+    snprintf(fn_name, sizeof fn_name, "messages[%d].tool_calls[%d].function.name", i, k);
+    return srv_req_dup_string(e, id, id_name, &out->id, NULL) &&
+           srv_req_dup_string(e, fn, fn_name, &out->name, NULL) &&
+           srv_req_dup_string(e, args, name, &out->arguments, NULL);
 }
 
 bool srv_tools_parse_message(const cJSON *msg, int i, srv_message *m, srv_error *e) {
     char name[96];
     if (m->role == TOK_CHAT_TOOL) {
-        const cJSON *id = field(msg, "tool_call_id");
+        const cJSON *id = srv_req_field(msg, "tool_call_id");
         snprintf(name, sizeof name, "messages[%d].tool_call_id", i);
         if (!id) return srv_fail(e, 400, name, NULL, "'%s' is required", name);
-        if (!cJSON_IsString(id)) return bad(e, name, "a string");
-        return dup(e, id->valuestring, &m->tool_call_id);
+        if (!cJSON_IsString(id)) return srv_req_bad_type(e, name, "a string");
+        return srv_req_dup_string(e, id, name, &m->tool_call_id, NULL);
     }
-    const cJSON *calls = field(msg, "tool_calls");
+    const cJSON *calls = srv_req_field(msg, "tool_calls");
     snprintf(name, sizeof name, "messages[%d].tool_calls", i);
     if (!calls) return true;
     if (m->role != TOK_CHAT_ASSISTANT)
         return srv_fail(e, 400, name, NULL, "'%s' is allowed on assistant messages only", name);
-    if (!cJSON_IsArray(calls) || !calls->child) return bad(e, name, "a non-empty array");
+    if (!cJSON_IsArray(calls) || !calls->child)
+        return srv_req_bad_type(e, name, "a non-empty array");
     const int n = cJSON_GetArraySize(calls);
     if (n > SRV_MAX_TOOL_CALLS)
         return srv_fail(e, 400, name, NULL, "'%s' may hold at most %d calls", name,
