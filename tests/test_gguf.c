@@ -667,6 +667,17 @@ static void test_bad_tensors(void) {
         {"type_1000", {{"t", 1, {8}, 1000, 0}}, 1, 32, "unknown tensor type 1000"},
         {"type_max", {{"t", 1, {8}, UINT32_MAX, 0}}, 1, 32, "unknown tensor type"},
         {"block_size", {{"t", 1, {33}, KERN_Q8_0, 0}}, 1, 64, "block size"},
+        /* the IQ4 types: rows of whole 256- and 32-element blocks only */
+        {"block_size_iq4_xs",
+         {{"t", 2, {384, 2}, KERN_IQ4_XS, 0}},
+         1,
+         2 * 136 * 2,
+         "row length 384 is not a multiple of iq4_xs's block size 256"},
+        {"block_size_iq4_nl",
+         {{"t", 1, {48}, KERN_IQ4_NL, 0}},
+         1,
+         64,
+         "row length 48 is not a multiple of iq4_nl's block size 32"},
         {"misaligned", {{"t", 1, {8}, KERN_F32, 4}}, 1, 64, "alignment"},
         {"offset_past_end",
          {{"blk.0.attn_q.weight", 1, {8}, KERN_F32, 4096}},
@@ -709,6 +720,18 @@ static void test_bad_tensors(void) {
     gguf_file *f;
     CHECKF(gguf_open_memory(b.p, b.len, &f) == HEARTH_OK, "%s", hearth_last_error());
     gguf_close(f);
+    /* and IQ4 rows of whole blocks: 2 rows of 256 IQ4_XS (2 x 136 bytes),
+     * one row of 64 IQ4_NL (2 x 18 bytes) at the next 32-byte boundary */
+    tspec iq4_ok[] = {{"xs", 2, {256, 2}, KERN_IQ4_XS, 0}, {"nl", 1, {64}, KERN_IQ4_NL, 288}};
+    b.len = 0;
+    tensors_file(&b, iq4_ok, 2, 288 + 36);
+    f = NULL;
+    CHECKF(gguf_open_memory(b.p, b.len, &f) == HEARTH_OK, "%s", hearth_last_error());
+    if (f) {
+        const gguf_tensor *t = gguf_find_tensor(f, "xs");
+        CHECK(t && t->n_bytes == 272);
+        gguf_close(f);
+    }
     /* Tensor infos end exactly at the end of the file: no room for data. */
     b.len = 0;
     build_file(&b, NULL, 0, ok, 2, 1, 0);
