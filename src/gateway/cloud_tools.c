@@ -9,6 +9,8 @@
  */
 #include "cloud_tools.h"
 
+#include "core/core.h"
+
 #include <cjson/cJSON.h>
 
 #include <stdlib.h>
@@ -201,7 +203,16 @@ hearth_err gw_tools_markup(gw_buf *out, const char *name, const char *args_json)
     cJSON_Delete(c);
     if (!s) return HEARTH_ERR_NOMEM;
     hearth_err err = gw_buf_puts(out, out->len ? "\n<tool_call>" : "<tool_call>");
-    if (!err) err = gw_buf_puts(out, s);
+    /* '<' as \u003c: cJSON writes it as it is, and an argument holding
+     * "</tool_call>" would end the block early (the call would be lost).
+     * Outside strings JSON has no '<', so every one is in a string, where
+     * the escape is the same character. */
+    const char *p = s;
+    for (const char *lt; !err && (lt = strchr(p, '<')) != NULL; p = lt + 1) {
+        err = gw_buf_put(out, p, (size_t)(lt - p));
+        if (!err) err = gw_buf_puts(out, "\\u003c");
+    }
+    if (!err) err = gw_buf_puts(out, p);
     if (!err) err = gw_buf_puts(out, "</tool_call>");
     free(s);
     return err;
@@ -210,7 +221,10 @@ hearth_err gw_tools_markup(gw_buf *out, const char *name, const char *args_json)
 static int slot(gw_tool_acc *a, int index) {
     for (int k = 0; k < a->n; k++)
         if (a->calls[k].index == index) return k;
-    if (a->n == GW_TOOL_CALLS_MAX) return -1;
+    if (a->n == GW_TOOL_CALLS_MAX) { /* the cap: the call is dropped, flush says so */
+        a->dropped = true;
+        return -1;
+    }
     a->calls[a->n].index = index;
     a->calls[a->n].name = NULL;
     a->calls[a->n].args = (gw_buf){.cap_max = 1 << 20};
@@ -230,10 +244,19 @@ void gw_tool_acc_args(gw_tool_acc *a, int index, const char *piece) {
     if (k >= 0 && piece) gw_buf_puts(&a->calls[k].args, piece);
 }
 
-void gw_tool_acc_flush(gw_tool_acc *a, gw_buf *out) {
-    for (int k = 0; k < a->n; k++)
-        if (a->calls[k].name) gw_tools_markup(out, a->calls[k].name, a->calls[k].args.data);
+hearth_err gw_tool_acc_flush(gw_tool_acc *a, gw_buf *out) {
+    hearth_err err = HEARTH_OK;
+    for (int k = 0; k < a->n; k++) {
+        if (!a->calls[k].name) continue;
+        const hearth_err e = gw_tools_markup(out, a->calls[k].name, a->calls[k].args.data);
+        if (!err) err = e;
+    }
+    if (!err && a->dropped)
+        err = hr_fail(HEARTH_ERR_UNSUPPORTED,
+                      "cloud: the tier sent more than %d tool calls; the rest were dropped",
+                      GW_TOOL_CALLS_MAX);
     gw_tool_acc_free(a);
+    return err;
 }
 
 void gw_tool_acc_free(gw_tool_acc *a) {
@@ -242,4 +265,5 @@ void gw_tool_acc_free(gw_tool_acc *a) {
         gw_buf_free(&a->calls[k].args);
     }
     a->n = 0;
+    a->dropped = false;
 }

@@ -34,11 +34,15 @@ bool gw_tools_anthropic_body(struct cJSON *o, const gw_chat *q, const gw_chat_to
 
 /* ---- answers ---------------------------------------------------------------- */
 
+/* At most this many calls of one answer are assembled (the server takes
+ * no more from a reply either: SRV_MAX_TOOL_CALLS); the pieces of calls
+ * past it are dropped and gw_tool_acc_flush fails. */
 enum { GW_TOOL_CALLS_MAX = 64 };
 
 /* Calls being assembled from a stream, by the tier's index. */
 typedef struct gw_tool_acc {
     int n;
+    bool dropped; /* a call past GW_TOOL_CALLS_MAX came */
     struct {
         int index;
         char *name;
@@ -53,8 +57,10 @@ hearth_err gw_tools_markup(gw_buf *out, const char *name, const char *args_json)
 void gw_tool_acc_name(gw_tool_acc *a, int index, const char *name);
 void gw_tool_acc_args(gw_tool_acc *a, int index, const char *piece);
 /* Every assembled call as Hermes text onto out (in index order of arrival);
- * empties a. */
-void gw_tool_acc_flush(gw_tool_acc *a, gw_buf *out);
+ * empties a. HEARTH_ERR_UNSUPPORTED (hr_fail) when calls past
+ * GW_TOOL_CALLS_MAX were dropped - the first GW_TOOL_CALLS_MAX are on out
+ * all the same, for a caller that goes on with them - or NOMEM. */
+hearth_err gw_tool_acc_flush(gw_tool_acc *a, gw_buf *out);
 void gw_tool_acc_free(gw_tool_acc *a);
 
 #endif
