@@ -610,15 +610,31 @@ void kern_ref_quantize_iq4_nl(const float *x, void *vy, int64_t n) {
         iq4_quantize_block(QK4_NL, x, &y[i].d, y[i].qs, NULL, NULL);
 }
 
+/* An IQ4_NL block or IQ4_XS sub-block is a group of 16 nibble bytes: low
+ * nibbles are elements 0..15, high ones 16..31, each a codebook index. */
+
+/* The 32 elements of the group at qs with scale d. */
+static void iq4_dequantize_group(const uint8_t *qs, float d, float *y) {
+    for (int j = 0; j < 16; j++) {
+        y[j] = d * (float)kern_iq4nl_values[qs[j] & 0xF];
+        y[j + 16] = d * (float)kern_iq4nl_values[qs[j] >> 4];
+    }
+}
+
+/* The exact integer dot product of the group at qs with 32 activations. */
+static int iq4_dot_group(const uint8_t *qs, const int8_t *q8) {
+    int sumi1 = 0, sumi2 = 0;
+    for (int j = 0; j < 16; j++) {
+        sumi1 += q8[j] * kern_iq4nl_values[qs[j] & 0xF];
+        sumi2 += q8[j + 16] * kern_iq4nl_values[qs[j] >> 4];
+    }
+    return sumi1 + sumi2;
+}
+
 void kern_ref_dequantize_iq4_nl(const void *vx, float *y, int64_t n) {
     const block_iq4_nl *x = vx;
-    for (int64_t i = 0; i < n / QK4_NL; i++, y += QK4_NL) {
-        const float d = H2F(x[i].d);
-        for (int j = 0; j < QK4_NL / 2; j++) {
-            y[j] = d * (float)kern_iq4nl_values[x[i].qs[j] & 0xF];
-            y[j + QK4_NL / 2] = d * (float)kern_iq4nl_values[x[i].qs[j] >> 4];
-        }
-    }
+    for (int64_t i = 0; i < n / QK4_NL; i++, y += QK4_NL)
+        iq4_dequantize_group(x[i].qs, H2F(x[i].d), y);
 }
 
 /* ggml_vec_dot_iq4_nl_q8_0_generic: per block, the integer sum scaled by
@@ -629,12 +645,7 @@ void kern_ref_vec_dot_iq4_nl(int64_t n, float *s, const void *vw, const void *vx
     float sumf = 0;
     for (int64_t i = 0; i < n / QK4_NL; i++) {
         const float d = H2F(x[i].d) * H2F(w[i].d);
-        int sumi1 = 0, sumi2 = 0;
-        for (int j = 0; j < QK4_NL / 2; j++) {
-            sumi1 += x[i].qs[j] * kern_iq4nl_values[w[i].qs[j] & 0xF];
-            sumi2 += x[i].qs[j + QK4_NL / 2] * kern_iq4nl_values[w[i].qs[j] >> 4];
-        }
-        sumf += d * (float)(sumi1 + sumi2);
+        sumf += d * (float)iq4_dot_group(w[i].qs, x[i].qs);
     }
     *s = sumf;
 }
@@ -651,11 +662,7 @@ void kern_ref_dequantize_iq4_xs(const void *vx, float *y, int64_t n) {
         const float d = H2F(x[i].d);
         for (int ib = 0; ib < QK_K / 32; ib++, y += 32) {
             const float dl = d * (float)(kern_iq4_xs_ls(&x[i], ib) - 32);
-            const uint8_t *qs = x[i].qs + 16 * ib;
-            for (int j = 0; j < 16; j++) {
-                y[j] = dl * (float)kern_iq4nl_values[qs[j] & 0xF];
-                y[j + 16] = dl * (float)kern_iq4nl_values[qs[j] >> 4];
-            }
+            iq4_dequantize_group(x[i].qs + 16 * ib, dl, y);
         }
     }
 }
@@ -670,14 +677,7 @@ void kern_ref_vec_dot_iq4_xs(int64_t n, float *s, const void *vw, const void *vx
         const float d4d8 = H2F(w[i].d) * x[i].d;
         for (int ib = 0; ib < QK_K / 32; ib++) {
             const float dl = d4d8 * (float)(kern_iq4_xs_ls(&w[i], ib) - 32);
-            const uint8_t *qs = w[i].qs + 16 * ib;
-            const int8_t *q8 = x[i].qs + 32 * ib;
-            int sumi1 = 0, sumi2 = 0;
-            for (int j = 0; j < 16; j++) {
-                sumi1 += q8[j] * kern_iq4nl_values[qs[j] & 0xF];
-                sumi2 += q8[j + 16] * kern_iq4nl_values[qs[j] >> 4];
-            }
-            sumf += dl * (float)(sumi1 + sumi2);
+            sumf += dl * (float)iq4_dot_group(w[i].qs + 16 * ib, x[i].qs + 32 * ib);
         }
     }
     *s = sumf;
