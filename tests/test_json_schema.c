@@ -228,6 +228,55 @@ static void prefix_limit(void) {
     free(b.p);
 }
 
+/* Property-name tries keep index sets at branching and terminal nodes
+ * only: 1024 names of ~1000 bytes (1 MB of text) needed 16M words of sets
+ * (128 MB) with one per trie node. Many objects with many properties hit a
+ * cap with a clear error. */
+static void key_trie_sets(void) {
+    sbuf b = {0};
+    char name[1024];
+    sb_add(&b, "{\"type\":\"object\",\"properties\":{");
+    for (int i = 0; i < 1024; i++) {
+        snprintf(name, sizeof name, "%s\"p%04d", i ? "," : "", i);
+        sb_add(&b, name);
+        memset(name, 'x', 990);
+        name[990] = '\0';
+        sb_add(&b, name);
+        sb_add(&b, "\":true");
+    }
+    sb_add(&b, "}}");
+    smp_schema *s = compile_ok(b.p);
+    if (s) {
+        CHECKF(s->n_bits <= 2 * 1024 * 16, "%u words of sets", (unsigned)s->n_bits);
+        /* The last property's name: the trie still finds it. */
+        snprintf(name, sizeof name, "{\"p1023");
+        memset(name + 7, 'x', 990);
+        snprintf(name + 997, sizeof name - 997, "\":1}");
+        CHECK(rec_valid(s, name, strlen(name)));
+        name[3] = '9'; /* p1923xxx...: no such property */
+        CHECK(!rec_valid(s, name, strlen(name)));
+        smp_schema_free(s);
+    }
+    free(b.p);
+    b = (sbuf){0};
+    sb_add(&b, "{\"anyOf\":[");
+    for (int k = 0; k < 80; k++) {
+        sb_add(&b, k ? ",{\"properties\":{" : "{\"properties\":{");
+        for (int i = 0; i < 1024; i++) {
+            snprintf(name, sizeof name, "%s\"%c%c\":true", i ? "," : "", '0' + i / 32,
+                     '0' + i % 32);
+            sb_add(&b, name);
+        }
+        sb_add(&b, "}}");
+    }
+    sb_add(&b, "]}");
+    s = NULL;
+    CHECK(smp_schema_compile(b.p, &s) == HEARTH_ERR_UNSUPPORTED);
+    CHECKF(strstr(hearth_last_error(), "words of index sets"), "%s", hearth_last_error());
+    CHECK(s == NULL);
+    free(b.p);
+}
+
 /* ---- the exact byte ---------------------------------------------------------- */
 
 static const char *const person =
@@ -850,6 +899,7 @@ int main(void) {
     errors();
     shared_ref_limits();
     prefix_limit();
+    key_trie_sets();
     table();
     against_validator();
     toy_masks();

@@ -53,6 +53,7 @@ enum {
     SMP_SCHEMA_MAX_PROPS = 1024,   /* properties of one object */
     SMP_SCHEMA_MAX_COUNT = 60000,  /* largest minLength/maxLength/minItems/maxItems */
     SMP_SCHEMA_MAX_TEXT = 1 << 20, /* bytes of schema text */
+    SMP_SCHEMA_MAX_BITS = 1 << 20, /* 64-bit words of the key tries' property sets (8 MiB) */
     SMP_SCHEMA_MAX_ALTS = 1 << 20  /* entries of the anyOf lists, flattened, in all */
 };
 
@@ -103,7 +104,8 @@ typedef struct sch_prop {
 
 /* A trie over byte strings: children are listed first_child -> next. The
  * tries of object keys carry, per trie node, the set of property indices in
- * its subtree (bits[bits_off ..], words_of(n_props) words). */
+ * its subtree (bits[bits_off ..], words_of(n_props) words; a node with one
+ * child and no string of its own shares its child's). */
 typedef struct sch_trie {
     uint32_t child, next; /* SCH_NONE: none */
     int32_t term;         /* index of the string ending here, -1: none */

@@ -196,43 +196,26 @@ uint32_t sch_trie_child(const smp_schema *s, uint32_t t, uint8_t c) {
     return SCH_NONE;
 }
 
-/* A trie node; with n_sets > 0 it carries a zeroed set of n_sets bits. */
-static uint32_t trie_node(cctx *c, uint8_t byte, uint32_t n_sets) {
+static uint32_t trie_node(cctx *c, uint8_t byte) {
     smp_schema *s = c->s;
     if (!grow((void **)&s->trie, &s->cap_trie, s->n_trie + 1, sizeof *s->trie)) {
         nomem(c);
         return SCH_NONE;
     }
-    sch_trie *t = &s->trie[s->n_trie];
-    *t = (sch_trie){
+    s->trie[s->n_trie] = (sch_trie){
         .child = SCH_NONE, .next = SCH_NONE, .term = -1, .bits_off = SCH_NONE, .byte = byte};
-    if (n_sets) {
-        const uint32_t words = (n_sets + 63) / 64;
-        if (!grow((void **)&s->bits, &s->cap_bits, s->n_bits + words, sizeof *s->bits)) {
-            nomem(c);
-            return SCH_NONE;
-        }
-        memset(s->bits + s->n_bits, 0, words * sizeof *s->bits);
-        t->bits_off = s->n_bits;
-        s->n_bits += words;
-    }
     return s->n_trie++;
 }
 
 /* Adds string `index` (bytes p[0..n)) under root; *dup receives whether it
- * was there already. Marks the index in every node on its path when the
- * trie carries sets. */
-static bool trie_insert(cctx *c, uint32_t root, const char *p, size_t n, int32_t index,
-                        uint32_t n_sets, bool *dup) {
+ * was there already. */
+static bool trie_insert(cctx *c, uint32_t root, const char *p, size_t n, int32_t index, bool *dup) {
     smp_schema *s = c->s;
     uint32_t t = root;
-    for (size_t i = 0;; i++) {
-        if (s->trie[t].bits_off != SCH_NONE)
-            s->bits[s->trie[t].bits_off + (uint32_t)index / 64] |= (uint64_t)1 << (index % 64);
-        if (i == n) break;
+    for (size_t i = 0; i < n; i++) {
         uint32_t k = sch_trie_child(s, t, (uint8_t)p[i]);
         if (k == SCH_NONE) {
-            k = trie_node(c, (uint8_t)p[i], n_sets);
+            k = trie_node(c, (uint8_t)p[i]);
             if (k == SCH_NONE) return false;
             s->trie[k].next = s->trie[t].child;
             s->trie[t].child = k;
@@ -241,6 +224,45 @@ static bool trie_insert(cctx *c, uint32_t root, const char *p, size_t n, int32_t
     }
     *dup = s->trie[t].term >= 0;
     if (!*dup) s->trie[t].term = index;
+    return true;
+}
+
+/* Gives every node of the trie at root (nodes root..n_trie, children after
+ * their parent) the set of the n_sets indices below it. A node with one
+ * child and no string of its own has its child's set, so only the root,
+ * branching and terminal nodes store one (at most 2 * n_sets sets, where
+ * one per node would make long names cost n_sets bits a byte); the
+ * schema's sets are capped at SMP_SCHEMA_MAX_BITS words. */
+static bool trie_sets(cctx *c, uint32_t root, uint32_t n_sets) {
+    smp_schema *s = c->s;
+    const uint32_t words = (n_sets + 63) / 64;
+    for (uint32_t t = s->n_trie; t-- > root;) {
+        sch_trie *x = &s->trie[t];
+        if (t != root && x->term < 0 && x->child != SCH_NONE &&
+            s->trie[x->child].next == SCH_NONE) {
+            x->bits_off = s->trie[x->child].bits_off;
+            continue;
+        }
+        if (words > SMP_SCHEMA_MAX_BITS - s->n_bits) {
+            fail(c, HEARTH_ERR_UNSUPPORTED,
+                 "the property names need more than %d words of index sets (fewer or shorter "
+                 "names, or fewer objects with many properties)",
+                 (int)SMP_SCHEMA_MAX_BITS);
+            return false;
+        }
+        if (!grow((void **)&s->bits, &s->cap_bits, s->n_bits + words, sizeof *s->bits)) {
+            nomem(c);
+            return false;
+        }
+        x = &s->trie[t];
+        uint64_t *set = s->bits + s->n_bits;
+        memset(set, 0, words * sizeof *set);
+        if (x->term >= 0) set[x->term / 64] |= (uint64_t)1 << (x->term % 64);
+        for (uint32_t k = x->child; k != SCH_NONE; k = s->trie[k].next)
+            for (uint32_t w = 0; w < words; w++) set[w] |= s->bits[s->trie[k].bits_off + w];
+        x->bits_off = s->n_bits;
+        s->n_bits += words;
+    }
     return true;
 }
 
@@ -449,8 +471,8 @@ static uint32_t literal_trie(cctx *c, const cJSON *const *vals, int n, bool numb
             break;
         }
         bool dup;
-        if (root == SCH_NONE) root = trie_node(c, 0, 0);
-        if (root != SCH_NONE) trie_insert(c, root, text ? text : num, len, i, 0, &dup);
+        if (root == SCH_NONE) root = trie_node(c, 0);
+        if (root != SCH_NONE) trie_insert(c, root, text ? text : num, len, i, &dup);
         free(text);
     }
     return c->failed ? SCH_NONE : root;
@@ -609,16 +631,17 @@ static bool set_props(cctx *c, int32_t id, const char *const *names, const sch_p
     s->nodes[id].prop_first = first;
     s->nodes[id].n_props = n;
     if (n == 0) return true;
-    const uint32_t root = trie_node(c, 0, n);
+    const uint32_t root = trie_node(c, 0);
     for (uint32_t i = 0; i < n && !c->failed; i++) {
         size_t len;
         char *text = canon_checked(c, names[i], &len);
         if (!text) break;
         bool dup = false;
-        if (trie_insert(c, root, text, len, (int32_t)i, n, &dup) && dup)
+        if (trie_insert(c, root, text, len, (int32_t)i, &dup) && dup)
             fail(c, HEARTH_ERR_INVALID_ARG, "property '%s' appears twice", names[i]);
         free(text);
     }
+    if (!c->failed) trie_sets(c, root, n);
     s->nodes[id].key_trie = root;
     return !c->failed;
 }
