@@ -13,6 +13,7 @@
 #include "kernels/kern_ref.h"
 
 #include <immintrin.h>
+#include <stddef.h>
 #include <string.h>
 
 #define AI static inline __attribute__((always_inline))
@@ -262,7 +263,8 @@ AI __m512i vd_levels64(gemm_kind k, const uint8_t *w, int q, bool two) {
     }
     case GK_IQ4_XS:
         return _mm512_shuffle_epi8(iq4_lut(true),
-                                   iq4_xs_idx64(w + (size_t)(q / 4) * 136 + 8 + 32 * (q % 4)));
+                                   iq4_xs_idx64(w + (size_t)(q / 4) * sizeof(block_iq4_xs) +
+                                                offsetof(block_iq4_xs, qs) + 32 * (q % 4)));
     case GK_Q4_K:
     case GK_Q5_K: {
         const int j = q % 4;
