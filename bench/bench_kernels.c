@@ -141,7 +141,7 @@ static int bench_matrix(int argc, char **argv, kern_fns (*tables)[KERN_ISA_NTYPE
                 for (long long c = 0; c < nc; c++) f[c] = (float)((c * 31 + k * 17) % 255) - 127.f;
                 tables[0][vt].from_float(f, x + (size_t)k * xb, nc);
             }
-            for (int i = 0; i < N_ISAS && i < 8; i++) {
+            for (int i = 1; i < N_ISAS && i < 8; i++) { /* not the scalar table: too slow */
                 if (!usable[i]) continue;
                 kern_gemm_fn g = tables[i][t].gemm;
                 if (!g) continue; /* no gemm: kern_matmul calls vec_dot per pair */
@@ -157,43 +157,35 @@ static int bench_matrix(int argc, char **argv, kern_fns (*tables)[KERN_ISA_NTYPE
     return 0;
 }
 
-int main(int argc, char **argv) {
-    if (argc > 1 && !strcmp(argv[1], "matrix")) {
-        setenv("HEARTH_ISA", "scalar", 1);
-        static kern_fns mt[8][KERN_ISA_NTYPES];
-        bool mu[8] = {false};
-        for (int i = 0; i < N_ISAS && i < 8; i++) {
-            for (int t = 0; t < KERN_ISA_NTYPES; t++) {
-                const kern_fns *f = kern_get((kern_type)t);
-                if (f) mt[i][t] = *f;
-            }
-            mu[i] = i > 0 && k_isas[i].usable();
-            if (mu[i]) k_isas[i].install(mt[i]);
-        }
-        mt[0][KERN_Q8_0].from_float = kern_quantize_q8_0_act;
-        return bench_matrix(argc, argv, mt, mu);
+/* tables[0]: the scalar table (what dispatch.c installs under
+ * HEARTH_ISA=scalar); tables[i]: it with row i of k_isas installed, where
+ * usable[i] (usable[0] is true). */
+static void build_tables(kern_fns (*tables)[KERN_ISA_NTYPES], bool *usable) {
+    setenv("HEARTH_ISA", "scalar", 1);
+    for (int t = 0; t < KERN_ISA_NTYPES; t++) {
+        const kern_fns *f = kern_get((kern_type)t);
+        if (f) tables[0][t] = *f;
     }
+    usable[0] = true;
+    for (int i = 1; i < N_ISAS && i < 8; i++) {
+        memcpy(tables[i], tables[0], sizeof tables[0]);
+        usable[i] = k_isas[i].usable();
+        if (usable[i]) k_isas[i].install(tables[i]);
+    }
+}
+
+int main(int argc, char **argv) {
+    static kern_fns tables[8][KERN_ISA_NTYPES];
+    bool usable[8] = {false};
+    build_tables(tables, usable);
+    if (argc > 1 && !strcmp(argv[1], "matrix")) return bench_matrix(argc, argv, tables, usable);
+    const kern_fns *scalar = tables[0];
     const int64_t n_cols = argc > 1 ? atoll(argv[1]) : 4096;
     const double budget = argc > 2 ? atof(argv[2]) : 0.2;
     const bool do_cold = argc > 3 ? atoi(argv[3]) != 0 : true;
     if (n_cols <= 0 || n_cols % 32 != 0) {
         fprintf(stderr, "n_cols must be a positive multiple of 32\n");
         return 2;
-    }
-    setenv("HEARTH_ISA", "scalar", 1);
-    kern_fns scalar[KERN_ISA_NTYPES];
-    for (int t = 0; t < KERN_ISA_NTYPES; t++) {
-        const kern_fns *f = kern_get((kern_type)t);
-        if (f) scalar[t] = *f;
-    }
-    kern_fns tables[8][KERN_ISA_NTYPES];
-    bool usable[8] = {true};
-    for (int i = 0; i < N_ISAS && i < 8; i++) {
-        memcpy(tables[i], scalar, sizeof scalar);
-        if (i > 0) {
-            usable[i] = k_isas[i].usable();
-            if (usable[i]) k_isas[i].install(tables[i]);
-        }
     }
 
     const kern_type types[] = {KERN_F32,  KERN_F16,    KERN_BF16,  KERN_Q8_0, KERN_Q4_0,
