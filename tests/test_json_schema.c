@@ -577,7 +577,7 @@ static size_t toy_piece(const void *ctx, int32_t id, char *buf, size_t cap, bool
 static bool brute(const smp_schema *s, const smp_sstate *st, const char *p, size_t n, bool eog) {
     if (smp_sstate_done(st)) return eog;
     if (eog) return smp_sstate_can_end(s, st);
-    if (n == 0) return false;
+    if (n == 0 || n > SMP_VOCAB_PIECE_MAX) return false;
     smp_sstate t;
     smp_sstate_copy(&t, st);
     return smp_sstate_feed(s, &t, p, n);
@@ -659,6 +659,32 @@ static void toy_masks(void) {
         smp_schema_free(s);
     }
     smp_vocab_free(v);
+}
+
+/* A token longer than SMP_VOCAB_PIECE_MAX (a crafted file's) is never
+ * allowed and does not size the walk's buffer (64 Ki states, 265 MB per
+ * sampler, for a 64 KiB token). */
+static void long_token(void) {
+    char *big = malloc(65537);
+    REQUIRE(big);
+    memset(big, 'a', 65536);
+    big[65536] = '\0';
+    const char *pieces[] = {"\"", "a", big, ""};
+    toy t = {pieces, 4, 3};
+    smp_vocab *v = NULL;
+    REQUIRE(smp_vocab_new(4, toy_piece, &t, &v) == HEARTH_OK);
+    CHECKF(v->max_len <= SMP_VOCAB_PIECE_MAX, "max_len %u", (unsigned)v->max_len);
+    smp_schema *s = compile_ok("{\"type\":\"string\"}");
+    smp_schemac *c = NULL;
+    REQUIRE(s && smp_schemac_new(v, s, &c) == HEARTH_OK);
+    REQUIRE(smp_schemac_advance(c, 0));
+    int32_t n_allowed = 0;
+    const uint32_t *mask = smp_schemac_mask(c, &n_allowed);
+    CHECK(smp_bit(mask, 0) && smp_bit(mask, 1) && !smp_bit(mask, 2) && n_allowed == 2);
+    CHECK(!smp_schemac_advance(c, 2));
+    smp_schemac_free(c);
+    smp_vocab_free(v);
+    free(big);
 }
 
 static size_t real_piece(const void *ctx, int32_t id, char *buf, size_t cap, bool *eog) {
@@ -903,6 +929,7 @@ int main(void) {
     table();
     against_validator();
     toy_masks();
+    long_token();
     hearth_model *m = load_synth();
     generations(m);
     public_api(m);

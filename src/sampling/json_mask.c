@@ -160,6 +160,6 @@ bool smp_jsonc_advance(smp_jsonc *c, int32_t id) {
     const bool eog = smp_bit(v->eog, id);
     if (smp_json_done(&c->state)) return eog;
     const uint32_t len = v->off[id + 1] - v->off[id];
-    if (eog || len == 0) return false;
+    if (eog || len == 0 || len > SMP_VOCAB_PIECE_MAX) return false;
     return smp_json_feed_bytes(&c->state, v->bytes + v->off[id], len);
 }

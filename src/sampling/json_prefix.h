@@ -102,10 +102,9 @@ bool smp_json_in_text(const smp_json *j);
 /* The constraint of one sampler: the recognizer's state over the output so
  * far, and the set of tokens allowed next as a bit mask over the vocabulary
  * (bit id % 32 of word id / 32). While the value is incomplete a token is
- * allowed iff its bytes are non-empty and keep the output a valid prefix
- * (white space limited: smp_json_limit_ws), and it is not an
- * end-of-generation token; once complete, only end-of-generation tokens
- * are. */
+ * allowed iff its bytes are non-empty (at most SMP_VOCAB_PIECE_MAX) and keep the output a valid
+ * prefix (white space limited: smp_json_limit_ws), and it is not an end-of-generation token; once
+ * complete, only end-of-generation tokens are. */
 typedef struct smp_jsonc smp_jsonc;
 
 /* vocab is borrowed and must outlive the constraint. */

@@ -208,8 +208,9 @@ bool smp_sstate_can_end(const smp_schema *s, const smp_sstate *st);
 /* ---- the constraint over a vocabulary (json_schema_mask.c) ---------------- */
 
 /* As smp_jsonc (json_prefix.h), for a schema: a token is allowed iff its
- * bytes are non-empty and keep the output completable, or it is an
- * end-of-generation token and the output is complete as it stands. */
+ * bytes are non-empty (at most SMP_VOCAB_PIECE_MAX) and keep the output
+ * completable, or it is an end-of-generation token and the output is
+ * complete as it stands. */
 typedef struct smp_schemac smp_schemac;
 
 /* Takes ownership of schema (freed with the constraint, also on failure);

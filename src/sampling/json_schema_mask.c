@@ -228,6 +228,6 @@ bool smp_schemac_advance(smp_schemac *c, int32_t id) {
     if (id < 0 || id >= v->n_vocab) return false;
     if (smp_bit(v->eog, id)) return smp_sstate_can_end(c->s, &c->state);
     const uint32_t len = v->off[id + 1] - v->off[id];
-    if (smp_sstate_done(&c->state) || len == 0) return false;
+    if (smp_sstate_done(&c->state) || len == 0 || len > SMP_VOCAB_PIECE_MAX) return false;
     return smp_sstate_feed(c->s, &c->state, v->bytes + v->off[id], len);
 }

@@ -144,6 +144,10 @@ hearth_err smp_json_schema_check(const char *schema);
  * whether the token ends a generation. */
 typedef size_t (*smp_piece_fn)(const void *ctx, int32_t id, char *buf, size_t cap, bool *eog);
 
+/* Tokens with longer pieces are never allowed by a constraint: no real
+ * vocabulary has them, and a walk keeps a state per byte of the longest. */
+enum { SMP_VOCAB_PIECE_MAX = 1024 };
+
 /* Reads the n_vocab tokens' bytes through piece(ctx, id, ...) once and
  * indexes them (sorted, so tokens sharing a prefix are checked together). On
  * success *out owns the table (one reference). Immutable once built: any

@@ -1,9 +1,10 @@
 /*
  * vocab_bytes.c - smp_vocab: every token's bytes (the detokenizer's pieces)
- * read once, the end-of-generation set, the "plain" tokens (see json_mask.c)
- * with the characters each adds to a string, and the tokens sorted by their
- * bytes with the prefix each shares with the one before, the order the
- * constraints' walks take.
+ * read once (those over SMP_VOCAB_PIECE_MAX bytes kept out of the
+ * constraints' sets: a crafted file's 64 KiB token would cost every
+ * constrained sampler 64 Ki walk states), the end-of-generation set, the "plain" tokens (see
+ * json_mask.c) with the characters each adds to a string, and the tokens sorted by their bytes with
+ * the prefix each shares with the one before, the order the constraints' walks take.
  */
 #include "json_prefix.h"
 #include "vocab_bytes.h"
@@ -111,7 +112,7 @@ static hearth_err read_pieces(smp_vocab *v, smp_piece_fn piece, const void *ctx)
                            "json mode: the vocabulary's pieces exceed 4 GiB in all");
         v->off[id] = (uint32_t)n;
         n += len;
-        if (len > v->max_len) v->max_len = (uint32_t)len;
+        if (len > v->max_len && len <= SMP_VOCAB_PIECE_MAX) v->max_len = (uint32_t)len;
         if (eog) {
             v->eog[id / 32] |= 1u << (id % 32);
             v->n_eog++;
@@ -133,7 +134,7 @@ static void mark_plain(smp_vocab *v) {
     smp_json_feed(&in_string, '"');
     for (int32_t id = 0; id < v->n_vocab; id++) {
         const uint32_t len = v->off[id + 1] - v->off[id];
-        if (len == 0 || smp_bit(v->eog, id)) continue;
+        if (len == 0 || len > SMP_VOCAB_PIECE_MAX || smp_bit(v->eog, id)) continue;
         const uint8_t *p = v->bytes + v->off[id];
         smp_json j = in_string;
         uint32_t chars = 0, i = 0;
@@ -157,7 +158,7 @@ static hearth_err sort_tokens(smp_vocab *v) {
     int32_t n = 0;
     for (int32_t id = 0; id < v->n_vocab && !err; id++) {
         const uint32_t len = v->off[id + 1] - v->off[id];
-        if (len == 0 || smp_bit(v->eog, id)) continue;
+        if (len == 0 || len > SMP_VOCAB_PIECE_MAX || smp_bit(v->eog, id)) continue;
         e[n++] = (sort_entry){prefix_key(v->bytes + v->off[id], len), id};
     }
     if (!err && n > 0) sort_by_bytes(v, e, tmp, n);

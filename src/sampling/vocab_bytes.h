@@ -34,9 +34,9 @@ struct smp_vocab {
     uint8_t *plain_chars; /* [n_vocab] characters a plain token adds to a string (255: 255 or more),
                              counted as JSON Schema's minLength/maxLength count them */
     uint32_t *plain_esc;  /* [n_words] plain tokens with an escape (a backslash) */
-    walk_order all;       /* every non-empty, non-EOG token */
+    walk_order all;       /* every non-empty, non-EOG token up to SMP_VOCAB_PIECE_MAX bytes */
     walk_order other;     /* those of them that are not plain */
-    uint32_t max_len;     /* longest piece */
+    uint32_t max_len;     /* longest piece in the walk orders (<= SMP_VOCAB_PIECE_MAX) */
 };
 
 static inline bool smp_bit(const uint32_t *set, int32_t id) {
