@@ -115,26 +115,37 @@ static size_t piece_of(const void *ctx, int32_t id, char *buf, size_t cap, bool 
 }
 
 /* The table a constraint reads: the model's, built on first use, with a
- * reference for the caller. */
-static hearth_err constraint_vocab(const hearth_model *m, const hearth_sampling *p,
-                                   smp_vocab **out) {
+ * reference for the caller; and the schema, compiled first so that a bad
+ * one fails before the table is built (*schema: the caller's, given to
+ * smp_new). */
+static hearth_err constraint_vocab(const hearth_model *m, const hearth_sampling *p, smp_vocab **out,
+                                   smp_schema **schema) {
     *out = NULL;
+    *schema = NULL;
     if (p->constraint == HEARTH_CONSTRAINT_NONE) return HEARTH_OK;
     if (p->constraint != HEARTH_CONSTRAINT_JSON_OBJECT &&
         p->constraint != HEARTH_CONSTRAINT_JSON_SCHEMA)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: unknown constraint %d",
                        (int)p->constraint);
-    if (p->constraint == HEARTH_CONSTRAINT_JSON_SCHEMA) { /* before the table is built */
-        hearth_err err = smp_json_schema_check(p->json_schema);
+    if (p->constraint == HEARTH_CONSTRAINT_JSON_SCHEMA) {
+        hearth_err err = smp_schema_compile(p->json_schema, schema);
         if (err) return err;
     }
-    if (!engine_vocab(m)) return hr_wrap(HEARTH_ERR_UNSUPPORTED, "json mode: ");
+    if (!engine_vocab(m)) {
+        smp_schema_free(*schema);
+        *schema = NULL;
+        return hr_wrap(HEARTH_ERR_UNSUPPORTED, "json mode: ");
+    }
     engine_text *t = m->vocab;
     hearth_err err = HEARTH_OK;
     pthread_mutex_lock(&t->mu);
     if (!t->bytes) err = smp_vocab_new(m->hp.n_vocab, piece_of, t->tok, &t->bytes);
     if (!err) *out = smp_vocab_ref(t->bytes);
     pthread_mutex_unlock(&t->mu);
+    if (err) {
+        smp_schema_free(*schema);
+        *schema = NULL;
+    }
     return err;
 }
 
@@ -152,14 +163,13 @@ hearth_err hearth_sampler_new(const hearth_model *m, const hearth_sampling *para
                      .seed = p.seed == HEARTH_SEED_RANDOM ? SMP_SEED_RANDOM : p.seed};
     hearth_sampler *s = hr_calloc(1, sizeof *s);
     if (!s) return HEARTH_ERR_NOMEM;
-    hearth_err err = constraint_vocab(m, &p, &s->vocab);
+    hearth_err err = constraint_vocab(m, &p, &s->vocab, &sp.schema);
     if (!err && s->vocab) {
         sp.constraint = p.constraint == HEARTH_CONSTRAINT_JSON_SCHEMA ? SMP_CONSTRAINT_JSON_SCHEMA
                                                                       : SMP_CONSTRAINT_JSON_OBJECT;
-        sp.json_schema = p.json_schema;
         sp.vocab = s->vocab;
     }
-    if (!err) err = smp_new(m->hp.n_vocab, &sp, &s->smp);
+    if (!err) err = smp_new(m->hp.n_vocab, &sp, &s->smp); /* takes sp.schema over */
     if (err) {
         smp_vocab_free(s->vocab);
         free(s);

@@ -129,13 +129,7 @@ typedef struct smp_schema {
     int32_t root;
 } smp_schema;
 
-/* Compiles the NUL-terminated schema text. On failure records a message
- * "json_schema: <JSON pointer>: <problem>" and returns
- * HEARTH_ERR_INVALID_ARG (not a schema, a malformed keyword, an
- * unsatisfiable schema) or HEARTH_ERR_UNSUPPORTED (a keyword or form
- * outside the subset). On success *out owns the result. */
-hearth_err smp_schema_compile(const char *text, smp_schema **out);
-void smp_schema_free(smp_schema *s);
+/* smp_schema_compile and smp_schema_free: sampling.h. */
 
 /* The trie child of t for byte c, SCH_NONE if none. */
 uint32_t sch_trie_child(const smp_schema *s, uint32_t t, uint8_t c);

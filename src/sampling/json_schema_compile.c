@@ -1232,11 +1232,9 @@ hearth_err smp_schema_compile(const char *text, smp_schema **out) {
     return err;
 }
 
-hearth_err smp_json_schema_check(const char *schema) {
+hearth_err hearth_json_schema_check(const char *schema) {
     smp_schema *compiled = NULL;
     const hearth_err err = smp_schema_compile(schema, &compiled);
     smp_schema_free(compiled);
     return err;
 }
-
-hearth_err hearth_json_schema_check(const char *schema) { return smp_json_schema_check(schema); }

@@ -100,12 +100,17 @@ static hearth_err check_params(const smp_params *p) {
 
 hearth_err smp_new(int32_t n_vocab, const smp_params *params, smp_sampler **out) {
     smp_params p = params ? *params : smp_default_params();
-    if (n_vocab <= 0) return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: n_vocab %d", (int)n_vocab);
-    hearth_err err = check_params(&p);
-    if (err) return err;
-
-    smp_sampler *s = hr_calloc(1, sizeof *s);
-    if (!s) return HEARTH_ERR_NOMEM;
+    smp_schema *schema = p.schema; /* ours from here: freed on every failure */
+    p.schema = NULL;
+    hearth_err err = n_vocab <= 0
+                         ? hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: n_vocab %d", (int)n_vocab)
+                         : check_params(&p);
+    smp_sampler *s = err ? NULL : hr_calloc(1, sizeof *s);
+    if (!err && !s) err = HEARTH_ERR_NOMEM;
+    if (err) {
+        smp_schema_free(schema);
+        return err;
+    }
     s->params = p;
     s->n_vocab = n_vocab;
     s->penalties_on =
@@ -123,31 +128,33 @@ hearth_err smp_new(int32_t n_vocab, const smp_params *params, smp_sampler **out)
         if (!s->counts || !s->window) goto nomem;
     }
     if (p.constraint != SMP_CONSTRAINT_NONE) {
-        if (smp_vocab_n(p.vocab) != n_vocab) {
-            smp_free(s);
-            return hr_fail(HEARTH_ERR_INVALID_ARG,
+        hearth_err jerr = HEARTH_OK;
+        if (smp_vocab_n(p.vocab) != n_vocab)
+            jerr = hr_fail(HEARTH_ERR_INVALID_ARG,
                            "sampling: the vocabulary has %d tokens but the logits %d",
                            (int)smp_vocab_n(p.vocab), (int)n_vocab);
-        }
-        hearth_err jerr;
-        if (p.constraint == SMP_CONSTRAINT_JSON_OBJECT) {
+        else if (p.constraint == SMP_CONSTRAINT_JSON_OBJECT)
             jerr = smp_jsonc_new(p.vocab, &s->json);
-        } else {
-            smp_schema *schema = NULL;
+        else if (!schema)
             jerr = smp_schema_compile(p.json_schema, &schema);
-            if (!jerr) jerr = smp_schemac_new(p.vocab, schema, &s->schema);
+        if (!jerr && p.constraint == SMP_CONSTRAINT_JSON_SCHEMA) {
+            jerr = smp_schemac_new(p.vocab, schema, &s->schema);
+            schema = NULL; /* the constraint's now, freed by it on failure too */
         }
         if (jerr) {
+            smp_schema_free(schema);
             smp_free(s);
             return jerr;
         }
     }
+    smp_schema_free(schema); /* given for a sampler that does not use it */
     s->seed = p.seed != SMP_SEED_RANDOM ? p.seed : hr_seed_from_entropy();
     if (s->seed == SMP_SEED_RANDOM) s->seed = 0; /* an entropy draw; never ask again */
     hr_rng_seed(&s->rng, s->seed);
     *out = s;
     return HEARTH_OK;
 nomem:
+    smp_schema_free(schema);
     smp_free(s);
     return hr_wrap(HEARTH_ERR_NOMEM, "sampling: %d candidates: ", (int)n_vocab);
 }

@@ -35,8 +35,11 @@
 /* smp_params.seed value asking smp_new for a seed from hr_seed_from_entropy(). */
 #define SMP_SEED_RANDOM UINT64_MAX
 
-/* The vocabulary as bytes, what a constraint reads (json_mask.c). */
+/* The vocabulary as bytes, what a constraint reads (vocab_bytes.c). */
 typedef struct smp_vocab smp_vocab;
+
+/* A compiled JSON Schema (json_schema.h). */
+typedef struct smp_schema smp_schema;
 
 typedef enum smp_constraint {
     SMP_CONSTRAINT_NONE = 0,
@@ -60,7 +63,9 @@ typedef struct smp_params {
     smp_constraint constraint;
     const smp_vocab *vocab;  /* required by a constraint; borrowed: must outlive the sampler */
     const char *json_schema; /* SMP_CONSTRAINT_JSON_SCHEMA: the schema text, compiled by smp_new
-                                (the string need not outlive the call) */
+                                (the string need not outlive the call) unless `schema` is set */
+    smp_schema *schema;      /* SMP_CONSTRAINT_JSON_SCHEMA: the schema compiled already
+                                (smp_schema_compile); smp_new takes it over, on failure too */
 } smp_params;
 
 /* llama.cpp's defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05,
@@ -133,9 +138,15 @@ typedef struct smp_cand {
 
 int32_t smp_candidates(smp_sampler *s, const float *logits, smp_cand *out, int32_t cap);
 
-/* Compiles a JSON Schema text as SMP_CONSTRAINT_JSON_SCHEMA would, without
- * keeping it: HEARTH_OK, or the error smp_new would give (message recorded). */
-hearth_err smp_json_schema_check(const char *schema);
+/* Compiles the NUL-terminated schema text (json_schema_compile.c). On
+ * failure records a message "json_schema: <JSON pointer>: <problem>" and
+ * returns HEARTH_ERR_INVALID_ARG (not a schema, a malformed keyword, an
+ * unsatisfiable schema) or HEARTH_ERR_UNSUPPORTED (a keyword or form
+ * outside the subset, or a size past a cap). On success *out owns the
+ * result. */
+hearth_err smp_schema_compile(const char *text, smp_schema **out);
+/* NULL is a no-op. */
+void smp_schema_free(smp_schema *s);
 
 /* ---- the vocabulary as bytes (vocab_bytes.c) -------------------------------- */
 
