@@ -310,7 +310,10 @@ static void deliver(xfer *x, const char *s, size_t n) {
 static void flush_calls(xfer *x) {
     if (!x->calls.n) return;
     gw_buf b = {0};
-    gw_tool_acc_flush(&x->calls, &b);
+    if (gw_tool_acc_flush(&x->calls, &b)) { /* more calls than kept: the answer is not whole */
+        x->bad = true;
+        set_err(x, "%s", hearth_last_error());
+    }
     if (b.len && x->text.len) deliver(x, "\n", 1);
     deliver(x, b.data, b.len);
     gw_buf_free(&b);
