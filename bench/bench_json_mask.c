@@ -1,6 +1,6 @@
 /*
- * bench_json_mask.c - what JSON mode costs per generated token on a real
- * vocabulary (a vocab-only GGUF such as ../shared/conformance/tokenizer/
+ * bench_json_mask.c - what JSON mode (the schema {"type":"object"}) costs per generated token on a
+ * real vocabulary (a vocab-only GGUF such as ../shared/conformance/tokenizer/
  * ggml-vocab-qwen2.gguf): building the token table (once per sampler), a
  * mask computed from scratch in states of every kind (the cache missed), a
  * mask found in the cache, and a whole draw (mask + sampler chain) beside
@@ -33,6 +33,15 @@ static size_t piece_of(const void *ctx, int32_t id, char *buf, size_t cap, bool 
     size_t n = 0;
     if (tok_piece(v, id, false, buf, cap, &n) && n <= cap) return 0;
     return n;
+}
+
+/* JSON mode's constraint, as the sampler makes it: the schema
+ * {"type":"object"}. NULL on failure. */
+static smp_schemac *json_mode(const smp_vocab *v) {
+    smp_schema *s = NULL;
+    smp_schemac *c = NULL;
+    if (smp_schema_json_object(&s) || smp_schemac_new(v, s, &c)) return NULL;
+    return c;
 }
 
 /* Output so far -> the state the next mask is computed in. */
@@ -211,8 +220,8 @@ int main(int argc, char **argv) {
         double best = 1e30, cached = 1e30;
         int32_t n_allowed = 0;
         for (int r = 0; r < reps; r++) {
-            smp_jsonc *c = NULL; /* a fresh constraint: an empty cache */
-            if (smp_jsonc_new(v, &c)) return 1;
+            smp_schemac *c = json_mode(v); /* a fresh constraint: an empty cache */
+            if (!c) return 1;
             /* reach the state through the tokenizer's tokens for the text */
             int32_t ids[64];
             size_t n_ids = 0;
@@ -220,19 +229,19 @@ int main(int argc, char **argv) {
                            &n_ids))
                 return 1;
             for (size_t k = 0; k < n_ids; k++)
-                if (!smp_jsonc_advance(c, ids[k])) {
+                if (!smp_schemac_advance(c, ids[k])) {
                     fprintf(stderr, "'%s': token %d refused\n", states[i].text, (int)ids[k]);
                     return 1;
                 }
             double t0 = now_ms();
-            smp_jsonc_mask(c, &n_allowed);
+            smp_schemac_mask(c, &n_allowed);
             double ms = now_ms() - t0;
             best = ms < best ? ms : best;
             t0 = now_ms();
-            smp_jsonc_mask(c, &n_allowed);
+            smp_schemac_mask(c, &n_allowed);
             ms = now_ms() - t0;
             cached = ms < cached ? ms : cached;
-            smp_jsonc_free(c);
+            smp_schemac_free(c);
         }
         printf("%-16s %8d %12.3f %12.4f\n", states[i].name, (int)n_allowed, best, cached);
     }

@@ -1,6 +1,6 @@
 /*
  * test_json_prefix.c - JSON mode's recognizer and token masks (src/sampling/
- * json_prefix.c, json_mask.c):
+ * json_prefix.c; the mask is JSON mode's schema {"type":"object"}, json_schema_mask.c):
  *   - a table of valid texts (every prefix accepted, complete at the end) and
  *     invalid ones (refused at the exact byte);
  *   - UTF-8 inside strings against the tokenizer's validator, every one- and
@@ -16,6 +16,7 @@
  *     the brute force, with the time per mask printed.
  */
 #include "sampling/json_prefix.h"
+#include "sampling/json_schema.h"
 #include "model/gguf.h"
 #include "test.h"
 #include "tokenizer/tokenizer.h"
@@ -561,6 +562,17 @@ static size_t toy_piece(const void *ctx, int32_t id, char *buf, size_t cap, bool
     return n;
 }
 
+/* JSON mode's constraint, as the sampler makes it: the schema
+ * {"type":"object"}. NULL on failure. */
+static smp_schemac *json_mode(const smp_vocab *v) {
+    smp_schema *s = NULL;
+    smp_schemac *c = NULL;
+    if (smp_schema_json_object(&s) || smp_schemac_new(v, s, &c)) return NULL;
+    return c;
+}
+
+static bool smp_bit_set(const uint32_t *mask, int id) { return mask[id / 32] >> (id % 32) & 1; }
+
 /* The rule of json_prefix.h, token by token. */
 static bool brute_allowed(const smp_json *st, const char *piece, bool eog) {
     if (smp_json_done(st)) return eog;
@@ -588,8 +600,8 @@ static void toy_masks(void) {
     smp_vocab *v = NULL;
     REQUIRE(smp_vocab_new(n_vocab, toy_piece, &t, &v) == HEARTH_OK);
     CHECK(smp_vocab_n(v) == n_vocab);
-    smp_jsonc *c = NULL;
-    REQUIRE(smp_jsonc_new(v, &c) == HEARTH_OK);
+    smp_schemac *c = json_mode(v);
+    REQUIRE(c);
 
     smp_params p = smp_default_params();
     p.top_k = 0, p.top_p = 1.0f, p.min_p = 0.0f, p.temperature = 1.0f;
@@ -604,7 +616,7 @@ static void toy_masks(void) {
         p.temperature = walk % 3 == 0 ? 0.0f : 1.5f;
         smp_sampler *s = NULL;
         REQUIRE(smp_new(n_vocab, &p, &s) == HEARTH_OK);
-        smp_jsonc_reset(c);
+        smp_schemac_reset(c);
         smp_json st;
         smp_json_init(&st, true);
         smp_json_limit_ws(&st); /* as the constraint does */
@@ -612,7 +624,7 @@ static void toy_masks(void) {
         int step = 0;
         for (; step < 400; step++) {
             int32_t n_allowed = 0;
-            const uint32_t *mask = smp_jsonc_mask(c, &n_allowed);
+            const uint32_t *mask = smp_schemac_mask(c, &n_allowed);
             int32_t n_brute = 0;
             for (int id = 0; id < n_vocab; id++) {
                 const bool want = brute_allowed(&st, pieces[id], id == t.eog);
@@ -630,7 +642,7 @@ static void toy_masks(void) {
             CHECKF(brute_allowed(&st, pieces[id], id == t.eog), "drew %d ('%s')", id, pieces[id]);
             if (id == t.eog) break;
             CHECK(smp_advance(s, id) == HEARTH_OK);
-            CHECK(smp_jsonc_advance(c, id));
+            CHECK(smp_schemac_advance(c, id));
             CHECK(smp_json_feed_bytes(&st, pieces[id], strlen(pieces[id])));
             put(&out, pieces[id], strlen(pieces[id]));
             CHECK(smp_constraint_done(s) == smp_json_done(&st));
@@ -651,6 +663,15 @@ static void toy_masks(void) {
         free(out.p);
     }
     CHECK(mask_errors == 0);
+    /* JSON mode nests as deep as the recognizer (SMP_JSON_MAX_DEPTH), not
+     * the schema's SMP_SCHEMA_MAX_DEPTH: its object is free JSON. */
+    smp_schemac_reset(c);
+    for (const char *p0 = "{\"a\":"; *p0; p0++) CHECK(smp_schemac_advance(c, (uint8_t)*p0 - 1));
+    for (int d = 1; d < SMP_JSON_MAX_DEPTH; d++)
+        CHECKF(smp_schemac_advance(c, '[' - 1), "depth %d", d + 1);
+    int32_t n_deep = 0;
+    CHECK(!smp_bit_set(smp_schemac_mask(c, &n_deep), '[' - 1));
+    CHECK(!smp_schemac_advance(c, '[' - 1));
     CHECKF(n_done >= 20, "only %d of 60 toy walks completed", n_done);
     printf("toy: %d of 60 walks completed an object\n", n_done);
 
@@ -674,7 +695,7 @@ static void toy_masks(void) {
     CHECK(smp_new(3, &p, &s2) == HEARTH_ERR_INVALID_ARG);
     smp_vocab_free(v2);
     free(logits);
-    smp_jsonc_free(c);
+    smp_schemac_free(c);
     smp_vocab_free(v);
 }
 
@@ -711,8 +732,8 @@ static void real_vocab(const char *name) {
     smp_vocab *v = NULL;
     REQUIRE(smp_vocab_new(n_vocab, real_piece, tv, &v) == HEARTH_OK);
     const double build_ms = now_ms() - t0;
-    smp_jsonc *c = NULL;
-    REQUIRE(smp_jsonc_new(v, &c) == HEARTH_OK);
+    smp_schemac *c = json_mode(v);
+    REQUIRE(c);
     char *piece = malloc(tok_max_piece_len(tv) + 1);
     REQUIRE(piece);
     /* States along a document that visits every mode. */
@@ -729,11 +750,11 @@ static void real_vocab(const char *name) {
     smp_json st;
     smp_json_init(&st, true);
     smp_json_limit_ws(&st); /* as the constraint does */
-    smp_jsonc_reset(c);
+    smp_schemac_reset(c);
     for (size_t i = 0; i <= n_ids; i++) {
         int32_t n_allowed = 0;
         t0 = now_ms();
-        const uint32_t *mask = smp_jsonc_mask(c, &n_allowed);
+        const uint32_t *mask = smp_schemac_mask(c, &n_allowed);
         const double ms = now_ms() - t0;
         sum += ms, n_states++; /* a state seen before is a cache hit */
         if (ms > worst) worst = ms;
@@ -760,16 +781,16 @@ static void real_vocab(const char *name) {
         /* A leading-space piece (SentencePiece) is still JSON white space. */
         size_t n = 0;
         tok_piece(tv, ids[i], false, piece, tok_max_piece_len(tv), &n);
-        CHECKF(smp_jsonc_advance(c, ids[i]), "%s: token %d of the document refused", name,
+        CHECKF(smp_schemac_advance(c, ids[i]), "%s: token %d of the document refused", name,
                (int)ids[i]);
         CHECK(smp_json_feed_bytes(&st, piece, n));
     }
     CHECK(errors == 0);
-    CHECK(smp_jsonc_done(c));
+    CHECK(smp_schemac_done(c));
     printf("%s: %d tokens, table built in %.1f ms, %d masks: mean %.2f ms, worst %.2f ms\n", name,
            n_vocab, build_ms, n_states, sum / n_states, worst);
     free(piece);
-    smp_jsonc_free(c);
+    smp_schemac_free(c);
     smp_vocab_free(v);
     tok_vocab_free(tv);
 }

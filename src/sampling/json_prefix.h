@@ -1,7 +1,7 @@
 /*
  * json_prefix.h - private to src/sampling: an incremental recognizer of JSON
- * text (RFC 8259) byte by byte, and the JSON-mode constraint built on it that
- * tells the sampler which tokens may come next (json_mask.c).
+ * text (RFC 8259) byte by byte, which the schema recognizer
+ * (json_schema_run.c) reads; JSON mode is the schema {"type":"object"}.
  *
  * The recognizer is a pushdown automaton whose stack is one bit per open
  * container (object or array) in a 64-bit word, so its whole state is 16
@@ -94,30 +94,7 @@ bool smp_json_done(const smp_json *j);
 bool smp_json_can_end(const smp_json *j);
 int smp_json_depth(const smp_json *j);
 /* Inside a string's content between characters and escapes (the state a
- * plain token maps to itself, json_mask.c). */
+ * plain token maps to itself, vocab_bytes.c). */
 bool smp_json_in_text(const smp_json *j);
-
-/* ---- JSON mode over a vocabulary (json_mask.c) ---------------------------- */
-
-/* The constraint of one sampler: the recognizer's state over the output so
- * far, and the set of tokens allowed next as a bit mask over the vocabulary
- * (bit id % 32 of word id / 32). While the value is incomplete a token is
- * allowed iff its bytes are non-empty (at most SMP_VOCAB_PIECE_MAX) and keep the output a valid
- * prefix (white space limited: smp_json_limit_ws), and it is not an end-of-generation token; once
- * complete, only end-of-generation tokens are. */
-typedef struct smp_jsonc smp_jsonc;
-
-/* vocab is borrowed and must outlive the constraint. */
-hearth_err smp_jsonc_new(const smp_vocab *vocab, smp_jsonc **out);
-void smp_jsonc_free(smp_jsonc *c);
-/* Back to the start of a new output. */
-void smp_jsonc_reset(smp_jsonc *c);
-/* The tokens allowed now ([ceil(n_vocab / 32)] words, owned by c, valid
- * until its next call); *n_allowed receives how many there are. Masks of
- * recently seen states are cached. */
-const uint32_t *smp_jsonc_mask(smp_jsonc *c, int32_t *n_allowed);
-/* Whether token id is allowed now, and if so moves past it. */
-bool smp_jsonc_advance(smp_jsonc *c, int32_t id);
-bool smp_jsonc_done(const smp_jsonc *c);
 
 #endif

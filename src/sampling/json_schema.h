@@ -6,7 +6,7 @@
  * accepts a byte iff the bytes so far can still be completed into one JSON
  * value that the schema accepts under the generation rules below. The
  * constraint over a vocabulary (json_schema_mask.c) turns that into token
- * masks, as json_mask.c does for JSON mode. docs/structured-output.md is
+ * masks; JSON mode is the schema {"type":"object"}. docs/structured-output.md is
  * the user's description; the subset and the rules are:
  *
  *   type (a name or a list), enum, const (any JSON values), properties,
@@ -131,6 +131,12 @@ typedef struct smp_schema {
 
 /* smp_schema_compile and smp_schema_free: sampling.h. */
 
+/* JSON mode (SMP_CONSTRAINT_JSON_OBJECT): the schema {"type":"object"}. Its
+ * object is read as free JSON, so the output is exactly what JSON mode
+ * allows: one object, nesting up to SMP_JSON_MAX_DEPTH, white space
+ * limited. */
+hearth_err smp_schema_json_object(smp_schema **out);
+
 /* The trie child of t for byte c, SCH_NONE if none. */
 uint32_t sch_trie_child(const smp_schema *s, uint32_t t, uint8_t c);
 
@@ -201,7 +207,9 @@ bool smp_sstate_can_end(const smp_schema *s, const smp_sstate *st);
 
 /* ---- the constraint over a vocabulary (json_schema_mask.c) ---------------- */
 
-/* As smp_jsonc (json_prefix.h), for a schema: a token is allowed iff its
+/* The constraint of one sampler: the recognizer's state over the output so
+ * far and the set of tokens allowed next, a bit mask over the vocabulary
+ * (bit id % 32 of word id / 32). A token is allowed iff its
  * bytes are non-empty (at most SMP_VOCAB_PIECE_MAX) and keep the output
  * completable, or it is an end-of-generation token and the output is
  * complete as it stands. */

@@ -1232,6 +1232,10 @@ hearth_err smp_schema_compile(const char *text, smp_schema **out) {
     return err;
 }
 
+hearth_err smp_schema_json_object(smp_schema **out) {
+    return smp_schema_compile("{\"type\":\"object\"}", out);
+}
+
 hearth_err hearth_json_schema_check(const char *schema) {
     smp_schema *compiled = NULL;
     const hearth_err err = smp_schema_compile(schema, &compiled);

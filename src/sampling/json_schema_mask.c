@@ -3,13 +3,16 @@
  * which tokens may come next so that the output can still become one value
  * the schema accepts (the recognizer is json_schema_run.c).
  *
- * The mask is computed as JSON mode computes its own (json_mask.c): one
- * walk over the tokens sorted by their bytes, keeping the recognizer's
- * state after every prefix of the current token, so a token feeds only the
- * bytes after the prefix it shares with the one before and a refused
- * prefix skips every token that shares it. A step costs more than JSON
- * mode's (the state is the JSON recognizer's plus one stack of frames per
- * reading, copied as far as it is used), so two shortcuts matter:
+ * smp_vocab holds every token's bytes once, with the ids of the tokens a
+ * JSON text may use sorted by those bytes and, for each, the length of the
+ * prefix it shares with the one before. A mask is one walk over that order
+ * that keeps the recognizer's state after every prefix of the current
+ * token: a token feeds only the bytes after the prefix it shares with the
+ * one before, and once a prefix is refused every following token that
+ * shares it is skipped without feeding anything. The walk costs the number
+ * of distinct prefixes the state lets through, at worst the vocabulary's
+ * trie. A step copies the JSON recognizer's state plus one stack of frames
+ * per reading, as far as it is used, so two shortcuts matter:
  *
  *   - inside a string that every reading takes as free text (an any-value
  *     part, a string schema without enum/const, an additional key),
@@ -88,7 +91,12 @@ void smp_schemac_reset(smp_schemac *c) { smp_sstate_init(&c->state); }
 
 bool smp_schemac_done(const smp_schemac *c) { return smp_sstate_done(&c->state); }
 
-/* The walk of json_mask.c over the recognizer of schemas. */
+/* The walk over the sorted tokens. prefix[d] is the state after the first
+ * d bytes of the current token, valid for d <= the bytes of the token
+ * before that were fed; `bad` (0: none) is the length of the shortest
+ * refused prefix of the token before, which every token sharing that many
+ * bytes with it also has. Correct for any order; the sorted one shares the
+ * most. */
 static int32_t walk(smp_schemac *c, const walk_order *o, uint32_t *mask) {
     const smp_vocab *v = c->v;
     smp_sstate *prefix = c->prefix;

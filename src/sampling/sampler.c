@@ -15,7 +15,7 @@
  * "Better" is a total order (higher logit, then lower id) so that ties go to
  * the lowest id and no result depends on the order of equal elements.
  *
- * A constraint's mask (JSON mode) is applied when the candidates are first
+ * A constraint's mask (JSON mode, JSON Schema) is applied when the candidates are first
  * filled: a token it refuses is not a candidate at all, so no later stage,
  * and no all -inf row, can bring it back.
  */
@@ -48,8 +48,7 @@ struct smp_sampler {
     int32_t *window; /* ring of the last penalty_last_n accepted tokens */
     int32_t win_head, win_len;
 
-    smp_jsonc *json;      /* JSON mode's constraint, or NULL */
-    smp_schemac *schema;  /* JSON Schema's constraint, or NULL */
+    smp_schemac *schema;  /* the constraint (JSON mode: the schema {"type":"object"}), or NULL */
     const uint32_t *mask; /* the constraint's allowed tokens for this draw, or NULL */
 };
 
@@ -133,11 +132,14 @@ hearth_err smp_new(int32_t n_vocab, const smp_params *params, smp_sampler **out)
             jerr = hr_fail(HEARTH_ERR_INVALID_ARG,
                            "sampling: the vocabulary has %d tokens but the logits %d",
                            (int)smp_vocab_n(p.vocab), (int)n_vocab);
-        else if (p.constraint == SMP_CONSTRAINT_JSON_OBJECT)
-            jerr = smp_jsonc_new(p.vocab, &s->json);
-        else if (!schema)
+        else if (p.constraint == SMP_CONSTRAINT_JSON_OBJECT) {
+            smp_schema_free(schema);
+            schema = NULL;
+            jerr = smp_schema_json_object(&schema);
+        } else if (!schema) {
             jerr = smp_schema_compile(p.json_schema, &schema);
-        if (!jerr && p.constraint == SMP_CONSTRAINT_JSON_SCHEMA) {
+        }
+        if (!jerr) {
             jerr = smp_schemac_new(p.vocab, schema, &s->schema);
             schema = NULL; /* the constraint's now, freed by it on failure too */
         }
@@ -166,7 +168,6 @@ void smp_free(smp_sampler *s) {
     free(s->weights);
     free(s->counts);
     free(s->window);
-    smp_jsonc_free(s->json);
     smp_schemac_free(s->schema);
     free(s);
 }
@@ -180,7 +181,6 @@ void smp_reset(smp_sampler *s) {
     s->win_head = 0;
     s->win_len = 0;
     hr_rng_seed(&s->rng, s->seed);
-    if (s->json) smp_jsonc_reset(s->json);
     if (s->schema) smp_schemac_reset(s->schema);
 }
 
@@ -205,20 +205,17 @@ hearth_err smp_accept(smp_sampler *s, int32_t token) {
 }
 
 hearth_err smp_advance(smp_sampler *s, int32_t token) {
-    if (s->json && !smp_jsonc_advance(s->json, token))
-        return hr_fail(HEARTH_ERR_INVALID_ARG,
-                       "sampling: token %d would not keep the output one JSON object", (int)token);
     if (s->schema && !smp_schemac_advance(s->schema, token))
         return hr_fail(HEARTH_ERR_INVALID_ARG,
-                       "sampling: token %d would not keep the output valid against the JSON "
-                       "schema",
+                       s->params.constraint == SMP_CONSTRAINT_JSON_OBJECT
+                           ? "sampling: token %d would not keep the output one JSON object"
+                           : "sampling: token %d would not keep the output valid against the "
+                             "JSON schema",
                        (int)token);
     return HEARTH_OK;
 }
 
-bool smp_constraint_done(const smp_sampler *s) {
-    return (s->json && smp_jsonc_done(s->json)) || (s->schema && smp_schemac_done(s->schema));
-}
+bool smp_constraint_done(const smp_sampler *s) { return s->schema && smp_schemac_done(s->schema); }
 
 /* ---- ordering and the heap ----------------------------------------------- */
 
@@ -492,18 +489,18 @@ static void fill_info(const smp_sampler *s, const float *logits, int n_top, smp_
  * it allows nothing, which a vocabulary with byte tokens never causes. */
 static bool begin_draw(smp_sampler *s) {
     s->mask = NULL;
-    if (!s->json && !s->schema) return true;
+    if (!s->schema) return true;
     int32_t n_allowed;
-    s->mask =
-        s->json ? smp_jsonc_mask(s->json, &n_allowed) : smp_schemac_mask(s->schema, &n_allowed);
+    s->mask = smp_schemac_mask(s->schema, &n_allowed);
     if (n_allowed > 0) return true;
     hr_fail(HEARTH_ERR_UNSUPPORTED,
             smp_constraint_done(s)
                 ? "sampling: the JSON value is complete but the vocabulary has no "
                   "end-of-generation token"
-            : s->json ? "sampling: no token of the vocabulary continues the JSON output"
-                      : "sampling: no token of the vocabulary continues the output the JSON "
-                        "schema allows");
+            : s->params.constraint == SMP_CONSTRAINT_JSON_OBJECT
+                ? "sampling: no token of the vocabulary continues the JSON output"
+                : "sampling: no token of the vocabulary continues the output the JSON "
+                  "schema allows");
     return false;
 }
 

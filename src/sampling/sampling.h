@@ -12,7 +12,8 @@
  * Every ordering is total: logit descending, then token id ascending, so ties
  * go to the lowest id and results never depend on sort stability.
  *
- * A constraint (JSON mode, json_mask.c; JSON Schema, json_schema_mask.c) runs
+ * A constraint (JSON Schema, json_schema_mask.c; JSON mode is its schema
+ * {"type":"object"}) runs
  * before every stage: tokens whose bytes cannot continue the output are not
  * candidates at all.
  *

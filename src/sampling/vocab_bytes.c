@@ -1,10 +1,11 @@
 /*
  * vocab_bytes.c - smp_vocab: every token's bytes (the detokenizer's pieces)
- * read once (those over SMP_VOCAB_PIECE_MAX bytes kept out of the
- * constraints' sets: a crafted file's 64 KiB token would cost every
- * constrained sampler 64 Ki walk states), the end-of-generation set, the "plain" tokens (see
- * json_mask.c) with the characters each adds to a string, and the tokens sorted by their bytes with
- * the prefix each shares with the one before, the order the constraints' walks take.
+ * read once (those over SMP_VOCAB_PIECE_MAX bytes are kept out of the
+ * constraint's sets: a crafted file's 64 KiB token would cost every
+ * constrained sampler 64 Ki walk states), the end-of-generation set, the
+ * "plain" tokens (see json_schema_mask.c) with the characters each adds to
+ * a string, and the tokens sorted by their bytes with the prefix each
+ * shares with the one before, the order the constraint's walks take.
  */
 #include "json_prefix.h"
 #include "vocab_bytes.h"

@@ -1,7 +1,7 @@
 /*
  * vocab_bytes.h - private to src/sampling: the layout of smp_vocab, the
- * table of every token's bytes that the constraints (json_mask.c,
- * json_schema_mask.c) walk. Built once per model by vocab_bytes.c and
+ * table of every token's bytes that the constraint (json_schema_mask.c)
+ * walks. Built once per model by vocab_bytes.c and
  * immutable afterwards.
  */
 #ifndef HEARTH_VOCAB_BYTES_H
