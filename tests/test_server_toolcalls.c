@@ -240,22 +240,10 @@ static void check_forced(test_server *sv, const char *tmpl, int named) {
 }
 
 static void run_node(int port) {
-    char mods[4096];
-    snprintf(mods, sizeof mods, "%s/build/npm/node_modules", HEARTH_SOURCE_DIR);
-    const char *env = getenv("HEARTH_NODE_MODULES");
-    if (env) snprintf(mods, sizeof mods, "%s", env);
-    char probe[4200];
-    snprintf(probe, sizeof probe, "%s/openai/package.json", mods);
-    if (access(probe, R_OK) != 0 || system("node --version > /dev/null 2>&1") != 0) {
-        printf("skipping the openai npm client: no %s\n", probe);
-        return;
-    }
-    char cmd[9000];
-    snprintf(cmd, sizeof cmd,
-             "HEARTH_NODE_MODULES='%s' node '%s/tests/server/openai_tools.mjs' "
-             "'http://127.0.0.1:%d/v1'",
-             mods, HEARTH_SOURCE_DIR, port);
-    CHECKF(system(cmd) == 0, "openai_tools.mjs failed");
+    char args[64];
+    snprintf(args, sizeof args, "'http://127.0.0.1:%d/v1'", port);
+    const int rc = test_node_script(HEARTH_SOURCE_DIR, "openai_tools.mjs", args);
+    CHECKF(rc <= 0, "openai_tools.mjs failed (%d)", rc);
 }
 
 int main(void) {
