@@ -213,6 +213,23 @@ static void shared_ref_limits(void) {
     free(t);
 }
 
+/* A $ref's definition name longer than the decoding buffer is refused (it
+ * was cut to 255 bytes, which could name another definition). */
+static void long_ref_name(void) {
+    char name[301], text[1024];
+    memset(name, 'a', 300);
+    name[300] = '\0';
+    snprintf(text, sizeof text,
+             "{\"$defs\":{\"%.255s\":{\"type\":\"null\"},\"%s\":{\"type\":\"string\"}},"
+             "\"$ref\":\"#/$defs/%s\"}",
+             name, name, name);
+    smp_schema *s = NULL;
+    CHECK(smp_schema_compile(text, &s) == HEARTH_ERR_UNSUPPORTED);
+    CHECKF(strstr(hearth_last_error(), "definition names over 255 bytes"), "%s",
+           hearth_last_error());
+    CHECK(s == NULL);
+}
+
 /* prefixItems of `true` entries compile to no node; their number is
  * capped so the recognizer's 16-bit element count cannot wrap. */
 static void prefix_limit(void) {
@@ -925,6 +942,7 @@ int main(void) {
     errors();
     shared_ref_limits();
     prefix_limit();
+    long_ref_name();
     key_trie_sets();
     table();
     against_validator();

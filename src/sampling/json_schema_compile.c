@@ -824,7 +824,14 @@ static const cJSON *ref_target(cctx *c, const char *ref) {
     }
     char key[256];
     size_t n = 0;
-    for (const char *p = name; *p && n + 1 < sizeof key; p++) {
+    if (strlen(name) >= sizeof key) { /* decoding only shortens it */
+        fail(c, HEARTH_ERR_UNSUPPORTED,
+             "$ref '%.40s...': definition names over %d bytes are not "
+             "supported",
+             ref, (int)sizeof key - 1);
+        return NULL;
+    }
+    for (const char *p = name; *p; p++) {
         if (p[0] == '~' && (p[1] == '0' || p[1] == '1')) {
             key[n++] = p[1] == '0' ? '~' : '/';
             p++;
