@@ -150,6 +150,7 @@ static void cut_short(hearth_model *m) {
     /* An unknown constraint is refused. */
     smp.constraint = (hearth_constraint)7;
     CHECK(hearth_sampler_new(m, &smp, &a) == HEARTH_ERR_INVALID_ARG);
+    CHECKF(strstr(hearth_last_error(), "unknown constraint 7"), "%s", hearth_last_error());
     hearth_session_free(s);
 }
 

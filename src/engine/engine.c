@@ -122,11 +122,10 @@ static hearth_err constraint_vocab(const hearth_model *m, const hearth_sampling 
                                    smp_schema **schema) {
     *out = NULL;
     *schema = NULL;
-    if (p->constraint == HEARTH_CONSTRAINT_NONE) return HEARTH_OK;
+    /* none, or an unknown one: smp_new refuses that, before any table */
     if (p->constraint != HEARTH_CONSTRAINT_JSON_OBJECT &&
         p->constraint != HEARTH_CONSTRAINT_JSON_SCHEMA)
-        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: unknown constraint %d",
-                       (int)p->constraint);
+        return HEARTH_OK;
     if (p->constraint == HEARTH_CONSTRAINT_JSON_SCHEMA) {
         hearth_err err = smp_schema_compile(p->json_schema, schema);
         if (err) return err;
@@ -164,9 +163,12 @@ hearth_err hearth_sampler_new(const hearth_model *m, const hearth_sampling *para
     hearth_sampler *s = hr_calloc(1, sizeof *s);
     if (!s) return HEARTH_ERR_NOMEM;
     hearth_err err = constraint_vocab(m, &p, &s->vocab, &sp.schema);
-    if (!err && s->vocab) {
-        sp.constraint = p.constraint == HEARTH_CONSTRAINT_JSON_SCHEMA ? SMP_CONSTRAINT_JSON_SCHEMA
-                                                                      : SMP_CONSTRAINT_JSON_OBJECT;
+    if (!err) {
+        /* an unknown value stays unknown (the three known ones are 0, 1, 2 in both) */
+        sp.constraint = p.constraint == HEARTH_CONSTRAINT_JSON_SCHEMA   ? SMP_CONSTRAINT_JSON_SCHEMA
+                        : p.constraint == HEARTH_CONSTRAINT_JSON_OBJECT ? SMP_CONSTRAINT_JSON_OBJECT
+                        : p.constraint == HEARTH_CONSTRAINT_NONE        ? SMP_CONSTRAINT_NONE
+                                                                 : (smp_constraint)p.constraint;
         sp.vocab = s->vocab;
     }
     if (!err) err = smp_new(m->hp.n_vocab, &sp, &s->smp); /* takes sp.schema over */

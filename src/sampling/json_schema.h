@@ -140,13 +140,6 @@ hearth_err smp_schema_json_object(smp_schema **out);
 /* The trie child of t for byte c, SCH_NONE if none. */
 uint32_t sch_trie_child(const smp_schema *s, uint32_t t, uint8_t c);
 
-/* The canonical text of a string's content (without quotes) and of a
- * number: what keys and enum/const values are matched against. buf holds
- * cap bytes; returns the length, or SIZE_MAX when it does not fit (or the
- * number is not finite). */
-size_t sch_canon_string(const char *s, size_t n, char *buf, size_t cap);
-size_t sch_canon_number(double v, char *buf, size_t cap);
-
 /* ---- the recognizer (json_schema_run.c) --------------------------------------- */
 
 enum { /* sch_frame.kind */

@@ -145,7 +145,11 @@ static int32_t new_anyof(cctx *c, const int32_t *alts, uint32_t n) {
 
 /* ---- canonical texts and tries --------------------------------------------- */
 
-size_t sch_canon_string(const char *s, size_t n, char *buf, size_t cap) {
+/* The canonical text of a string's content (without quotes) and of a
+ * number: what keys and enum/const values are matched against. buf holds
+ * cap bytes; returns the length, or SIZE_MAX when it does not fit (or the
+ * number is not finite). */
+static size_t canon_string(const char *s, size_t n, char *buf, size_t cap) {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         const uint8_t ch = (uint8_t)s[i];
@@ -175,7 +179,7 @@ size_t sch_canon_string(const char *s, size_t n, char *buf, size_t cap) {
     return o;
 }
 
-size_t sch_canon_number(double v, char *buf, size_t cap) {
+static size_t canon_number(double v, char *buf, size_t cap) {
     if (!isfinite(v) || cap < 32) return SIZE_MAX;
     int n;
     if (v == floor(v) && fabs(v) < 9007199254740992.0) {
@@ -276,7 +280,7 @@ static char *canon_checked(cctx *c, const char *str, size_t *len) {
         nomem(c);
         return NULL;
     }
-    *len = sch_canon_string(str, n, buf, cap);
+    *len = canon_string(str, n, buf, cap);
     smp_json j;
     smp_json_init(&j, false);
     if (!smp_json_feed(&j, '"') || !smp_json_feed_bytes(&j, buf, *len) || !smp_json_feed(&j, '"')) {
@@ -462,7 +466,7 @@ static uint32_t literal_trie(cctx *c, const cJSON *const *vals, int n, bool numb
         char num[64], *text = NULL;
         size_t len;
         if (numbers) {
-            len = sch_canon_number(vals[i]->valuedouble, num, sizeof num);
+            len = canon_number(vals[i]->valuedouble, num, sizeof num);
             if (len == SIZE_MAX) {
                 fail(c, HEARTH_ERR_INVALID_ARG, "a number in enum/const is not finite");
                 break;
