@@ -600,102 +600,94 @@ static inline void q6_levels(const uint8_t *ql, const uint8_t *qh, __m256i q[4])
     q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
 }
 
-/* One Q6_K row against T tokens. Levels are stored +32; the offset is
- * removed once per block through the activations' 16-element sums:
- * sum sc_k * 32 * bsum_k. */
-AI void q6_tile(const int T, int64_t n, const uint8_t *vw, const uint8_t *const *xp, float *out) {
-    const block_q6_K *w = (const block_q6_K *)vw;
-    const int64_t nb = n / QK_K;
-    __m256 acc[TBIG];
-#pragma GCC unroll 8
-    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        const block_q8_K *x[TBIG];
-        __m256i sumi[TBIG];
-        const __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
-        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
-        /* the even scales in the low lane, the odd ones in the high lane, as
-         * int16: word j of each lane spreads scales 2j and 2j + 1 (one
-         * vpshufb for each 32 elements) */
-        const __m256i sc_eo = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
-            sc8, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)));
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) {
-            x[t] = (const block_q8_K *)xp[t] + i;
-            const __m256i off = _mm256_madd_epi16(sc16, load256(x[t]->bsums));
-            sumi[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
-        }
-#pragma GCC unroll 2
-        for (int half = 0; half < 2; half++) {
-            __m256i q[4];
-            q6_levels(w[i].ql + 64 * half, w[i].qh + 32 * half, q);
-#pragma GCC unroll 4
-            for (int k = 0; k < 4; k++) {
-                /* scales 8*half + 2k (first 16 elements) and + 1 (next 16) */
-                const __m256i scv = word_bcast(sc_eo, 4 * half + k);
-#pragma GCC unroll 8
-                for (int t = 0; t < T; t++) {
-                    const int8_t *q8 = x[t]->qs + 128 * half + 32 * k;
-                    const __m256i p = _mm256_maddubs_epi16(q[k], load256(q8));
-                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, scv));
-                    KEEP(sumi[t]);
-                }
-            }
-        }
-        const float wd = f16_at(&w[i].d);
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++)
-            acc[t] =
-                _mm256_fmadd_ps(_mm256_set1_ps(wd * x[t]->d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-    }
-#pragma GCC unroll 8
-    for (int t = 0; t < T; t++) out[t] = hsum_ps(acc[t]);
-}
+/* Q6_K and IQ4_XS rows share a frame (kq_tile): per super-block, a body
+ * that leaves one int32 vector per token (sumi) and returns the block's
+ * scale w.d; the frame scales it by w.d * x.d into the token's accumulator. */
+typedef enum { KQ_Q6_K, KQ_IQ4_XS } kq_kind;
 
-/* One IQ4_XS row against T tokens of Q8_K. Per 64 elements the codebook
- * levels of sub-blocks 2j and 2j + 1 (each in element order, one vector),
- * their signs moved onto the activations, the int16 pair sums scaled by
- * ls - 32 with vpmaddwd into an int32 sum per block, converted once. */
-AI void iq4_xs_tile(const int T, int64_t n, const uint8_t *vw, const uint8_t *const *xp,
-                    float *out) {
-    const block_iq4_xs *w = (const block_iq4_xs *)vw;
-    const int64_t nb = n / QK_K;
-    const __m256i lut =
-        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)kern_iq4nl_values));
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc[TBIG];
+/* Q6_K: levels are stored +32; the offset is removed once per block through
+ * the activations' 16-element sums: sum sc_k * 32 * bsum_k. */
+AI float q6_block(const int T, const block_q6_K *w, const block_q8_K *const *x, __m256i *sumi) {
+    const __m128i sc8 = _mm_loadu_si128((const __m128i *)w->scales);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+    /* the even scales in the low lane, the odd ones in the high lane, as
+     * int16: word j of each lane spreads scales 2j and 2j + 1 (one vpshufb
+     * for each 32 elements) */
+    const __m256i sc_eo = _mm256_cvtepi8_epi16(
+        _mm_shuffle_epi8(sc8, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)));
 #pragma GCC unroll 8
-    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        const block_q8_K *x[TBIG];
-        __m256i sumi[TBIG];
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) {
-            x[t] = (const block_q8_K *)xp[t] + i;
-            sumi[t] = _mm256_setzero_si256();
-        }
+    for (int t = 0; t < T; t++) {
+        const __m256i off = _mm256_madd_epi16(sc16, load256(x[t]->bsums));
+        sumi[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
+    }
+#pragma GCC unroll 2
+    for (int half = 0; half < 2; half++) {
+        __m256i q[4];
+        q6_levels(w->ql + 64 * half, w->qh + 32 * half, q);
 #pragma GCC unroll 4
-        for (int j = 0; j < QK_K / 64; j++) {
-            const __m256i b = load256(w[i].qs + 32 * j);
-            const __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(b, m4));
-            const __m256i hi =
-                _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(b, 4), m4));
-            const __m256i v0 = _mm256_permute2x128_si256(lo, hi, 0x20);
-            const __m256i v1 = _mm256_permute2x128_si256(lo, hi, 0x31);
-            const __m256i u0 = _mm256_sign_epi8(v0, v0), u1 = _mm256_sign_epi8(v1, v1);
-            const __m256i s0 = _mm256_set1_epi16((short)(kern_iq4_xs_ls(&w[i], 2 * j) - 32));
-            const __m256i s1 = _mm256_set1_epi16((short)(kern_iq4_xs_ls(&w[i], 2 * j + 1) - 32));
+        for (int k = 0; k < 4; k++) {
+            /* scales 8*half + 2k (first 16 elements) and + 1 (next 16) */
+            const __m256i scv = word_bcast(sc_eo, 4 * half + k);
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
-                const int8_t *q8 = x[t]->qs + 64 * j;
-                const __m256i p0 = _mm256_maddubs_epi16(u0, _mm256_sign_epi8(load256(q8), v0));
-                const __m256i p1 = _mm256_maddubs_epi16(u1, _mm256_sign_epi8(load256(q8 + 32), v1));
-                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p0, s0));
-                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p1, s1));
+                const int8_t *q8 = x[t]->qs + 128 * half + 32 * k;
+                const __m256i p = _mm256_maddubs_epi16(q[k], load256(q8));
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, scv));
                 KEEP(sumi[t]);
             }
         }
-        const float wd = f16_at(&w[i].d);
+    }
+    return f16_at(&w->d);
+}
+
+/* IQ4_XS: per 64 elements the codebook levels of sub-blocks 2j and 2j + 1
+ * (each in element order, one vector), their signs moved onto the
+ * activations, the int16 pair sums scaled by ls - 32 with vpmaddwd into the
+ * block's int32 sum. */
+AI float iq4_xs_block(const int T, const block_iq4_xs *w, const block_q8_K *const *x,
+                      __m256i *sumi) {
+    const __m256i lut = iq4_lut256(), m4 = _mm256_set1_epi8(0x0F);
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) sumi[t] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int j = 0; j < QK_K / 64; j++) {
+        const __m256i b = load256(w->qs + 32 * j);
+        const __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(b, m4));
+        const __m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(b, 4), m4));
+        const __m256i v0 = _mm256_permute2x128_si256(lo, hi, 0x20);
+        const __m256i v1 = _mm256_permute2x128_si256(lo, hi, 0x31);
+        const __m256i u0 = _mm256_sign_epi8(v0, v0), u1 = _mm256_sign_epi8(v1, v1);
+        const __m256i s0 = _mm256_set1_epi16((short)(kern_iq4_xs_ls(w, 2 * j) - 32));
+        const __m256i s1 = _mm256_set1_epi16((short)(kern_iq4_xs_ls(w, 2 * j + 1) - 32));
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            const int8_t *q8 = x[t]->qs + 64 * j;
+            const __m256i p0 = _mm256_maddubs_epi16(u0, _mm256_sign_epi8(load256(q8), v0));
+            const __m256i p1 = _mm256_maddubs_epi16(u1, _mm256_sign_epi8(load256(q8 + 32), v1));
+            sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p0, s0));
+            sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p1, s1));
+            KEEP(sumi[t]);
+        }
+    }
+    return f16_at(&w->d);
+}
+
+/* One Q6_K or IQ4_XS row against T tokens of Q8_K. */
+AI void kq_tile(kq_kind k, const int T, int64_t n, const uint8_t *vw, const uint8_t *const *xp,
+                float *out) {
+    const size_t bs = k == KQ_Q6_K ? sizeof(block_q6_K) : sizeof(block_iq4_xs);
+    const int64_t nb = n / QK_K;
+    __m256 acc[TBIG];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const block_q8_K *x[TBIG];
+        __m256i sumi[TBIG];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) x[t] = (const block_q8_K *)xp[t] + i;
+        const uint8_t *wb = vw + (size_t)i * bs;
+        const float wd = k == KQ_Q6_K ? q6_block(T, (const block_q6_K *)wb, x, sumi)
+                                      : iq4_xs_block(T, (const block_iq4_xs *)wb, x, sumi);
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++)
             acc[t] =
@@ -896,9 +888,9 @@ static void gemm_tiles(const tile_fn *tiles, prep_fn prep, gemv_fn gemv, bool ah
 #define CALL_Q5_0(T, n, w, xp, xd, out)   CALL_BP(BK_Q5_0, T, n, w, xp, xd, out)
 #define CALL_Q4_K(T, n, w, xp, xd, out)   k45_tile(false, T, n, w, xp, out)
 #define CALL_Q5_K(T, n, w, xp, xd, out)   k45_tile(true, T, n, w, xp, out)
-#define CALL_Q6_K(T, n, w, xp, xd, out)   q6_tile(T, n, w, xp, out)
+#define CALL_Q6_K(T, n, w, xp, xd, out)   kq_tile(KQ_Q6_K, T, n, w, xp, out)
 #define CALL_IQ4_NL(T, n, w, xp, xd, out) CALL_BP(BK_IQ4_NL, T, n, w, xp, xd, out)
-#define CALL_IQ4_XS(T, n, w, xp, xd, out) iq4_xs_tile(T, n, w, xp, out)
+#define CALL_IQ4_XS(T, n, w, xp, xd, out) kq_tile(KQ_IQ4_XS, T, n, w, xp, out)
 #define CALL_F32(T, n, w, xp, xd, out)    flt_tile(false, T, n, w, xp, out)
 #define CALL_F16(T, n, w, xp, xd, out)    flt_tile(true, T, n, w, xp, out)
 TILED8(q8_0, CALL_Q8_0, bp_prep, kern_avx2_gemv_q8_0)

@@ -131,12 +131,16 @@ AI __m256i nl_xdot(__m256i lo, __m256i hi, const nl_xpair *x) {
  * on their own (4 products could overflow int16) and the signs move onto the
  * activations (levels plus 128 would overflow vpmaddubsw's pairs). */
 
+/* The IQ4_NL / IQ4_XS codebook in both 128-bit lanes, for vpshufb. */
+AI __m256i iq4_lut256(void) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)kern_iq4nl_values));
+}
+
 /* The signed levels of the IQ4_NL pair at b, in the nibble layout. Without
  * `two` the second block's nibbles read as 0 (level -127): its activations
  * are zeros there (nl_acts), so it adds nothing. */
 AI void iq4nl_levels(const uint8_t *b, bool two, __m256i *lo, __m256i *hi) {
-    const __m256i lut =
-        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)kern_iq4nl_values));
+    const __m256i lut = iq4_lut256();
     nl_levels(false, b, two, lo, hi);
     *lo = _mm256_shuffle_epi8(lut, *lo);
     *hi = _mm256_shuffle_epi8(lut, *hi);
