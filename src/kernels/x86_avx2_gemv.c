@@ -105,8 +105,11 @@ AI void gv_row(gv_kind k, int64_t nb, const uint8_t *w, size_t pf, const float *
                const nl_xpair *xp, const uint8_t *x, float *y) {
     const size_t bs = gv_bsize(k), xs = sizeof(block_q8_0);
     __m256 acc = _mm256_setzero_ps();
+    /* xq: the pair of block i, stepped rather than indexed (the compiler
+     * recomputed i / 2 * sizeof(nl_xpair) for every pair) */
+    const nl_xpair *xq = xp;
     int64_t i = 0;
-    for (; i + 4 <= nb; i += 4) {
+    for (; i + 4 <= nb; i += 4, xq += 2) {
         /* every line of these 4 blocks (72 to 136 bytes) pf bytes on */
         const char *ahead = (const char *)w + i * bs + pf;
         _mm_prefetch(ahead, _MM_HINT_T0);
@@ -117,19 +120,19 @@ AI void gv_row(gv_kind k, int64_t nb, const uint8_t *w, size_t pf, const float *
 #pragma GCC unroll 2
         for (int q = 0; q < 2; q++) {
             const int64_t j = i + 2 * q;
-            const __m256i p = gv_pair(k, w + j * bs, true, xp + j / 2, x + j * xs);
+            const __m256i p = gv_pair(k, w + j * bs, true, xq + q, x + j * xs);
             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
                                   _mm256_permutevar8x32_ps(sc, gv_spread(k, q)), acc);
         }
     }
-    for (; i < nb; i += 2) {
+    for (; i < nb; i += 2, xq++) {
         const bool two = i + 1 < nb;
         const uint8_t *b = w + i * bs;
         const float pa = f16_at((const kern_f16 *)b) * xd[i];
         const float pb = two ? f16_at((const kern_f16 *)(b + bs)) * xd[i + 1] : 0.0f;
         const __m256 sc = k == GV_Q8_0 ? _mm256_setr_ps(pa, pa, pb, pb, pa, pa, pb, pb)
                                        : _mm256_setr_ps(pa, pa, pa, pa, pb, pb, pb, pb);
-        const __m256i p = gv_pair(k, b, two, xp + i / 2, x + i * xs);
+        const __m256i p = gv_pair(k, b, two, xq, x + i * xs);
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sc, acc);
     }
     *y = hsum_ps(acc);
