@@ -27,14 +27,6 @@ static double now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static size_t piece_of(const void *ctx, int32_t id, char *buf, size_t cap, bool *eog) {
-    const tok_vocab *v = ctx;
-    *eog = tok_is_eog(v, id);
-    size_t n = 0;
-    if (tok_piece(v, id, false, buf, cap, &n) && n <= cap) return 0;
-    return n;
-}
-
 /* JSON mode's constraint, as the sampler makes it: the schema
  * {"type":"object"}. NULL on failure. */
 static smp_schemac *json_mode(const smp_vocab *v) {
@@ -210,7 +202,7 @@ int main(int argc, char **argv) {
     for (int r = 0; r < 5; r++) {
         smp_vocab_free(v);
         const double t0 = now_ms();
-        if (smp_vocab_new(n_vocab, piece_of, tv, &v)) return 1;
+        if (smp_vocab_new(n_vocab, tok_piece_shown, tv, &v)) return 1;
         const double ms = now_ms() - t0;
         best_build = ms < best_build ? ms : best_build;
     }

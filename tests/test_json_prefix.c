@@ -701,14 +701,6 @@ static void toy_masks(void) {
 
 /* ---- masks over real vocabularies ------------------------------------------------- */
 
-static size_t real_piece(const void *ctx, int32_t id, char *buf, size_t cap, bool *eog) {
-    const tok_vocab *v = ctx;
-    *eog = tok_is_eog(v, id);
-    size_t n = 0;
-    if (tok_piece(v, id, false, buf, cap, &n) && n <= cap) return 0;
-    return n;
-}
-
 static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -730,7 +722,7 @@ static void real_vocab(const char *name) {
     const int n_vocab = tok_n_vocab(tv);
     double t0 = now_ms();
     smp_vocab *v = NULL;
-    REQUIRE(smp_vocab_new(n_vocab, real_piece, tv, &v) == HEARTH_OK);
+    REQUIRE(smp_vocab_new(n_vocab, tok_piece_shown, tv, &v) == HEARTH_OK);
     const double build_ms = now_ms() - t0;
     smp_schemac *c = json_mode(v);
     REQUIRE(c);

@@ -704,14 +704,6 @@ static void long_token(void) {
     free(big);
 }
 
-static size_t real_piece(const void *ctx, int32_t id, char *buf, size_t cap, bool *eog) {
-    const tok_vocab *v = ctx;
-    *eog = tok_is_eog(v, id);
-    size_t n = 0;
-    if (tok_piece(v, id, false, buf, cap, &n) && n <= cap) return 0;
-    return n;
-}
-
 static const char *const bench_schema =
     "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":40},"
     "\"age\":{\"type\":\"integer\"},\"city\":{\"enum\":[\"Paris\",\"Berlin\",\"Tokyo\"]},"
@@ -738,7 +730,7 @@ static void real_vocab(const char *name) {
     gguf_close(f);
     const int n_vocab = tok_n_vocab(tv);
     smp_vocab *v = NULL;
-    REQUIRE(smp_vocab_new(n_vocab, real_piece, tv, &v) == HEARTH_OK);
+    REQUIRE(smp_vocab_new(n_vocab, tok_piece_shown, tv, &v) == HEARTH_OK);
     /* The bench's schema, then the states no other shortcut covers: an
      * additional key beside declared properties, a string two alternatives
      * read. */
@@ -787,15 +779,6 @@ static hearth_model *load_synth(void) {
     return m;
 }
 
-static size_t synth_piece(const void *ctx, int32_t id, char *buf, size_t cap, bool *eog) {
-    const tok_vocab *v = ctx;
-    *eog = tok_is_eog(v, id);
-    if (id >= tok_n_vocab(v)) return 0;
-    size_t n = 0;
-    if (tok_piece(v, id, false, buf, cap, &n) && n <= cap) return 0;
-    return n;
-}
-
 /* Greedy and sampled generations on a model with random weights, through
  * the sampling layer and the public decode: each output that ends is valid
  * (cJSON parses it; the validator accepts it). */
@@ -804,7 +787,7 @@ static void generations(hearth_model *m) {
     REQUIRE(tv);
     const int n_vocab = hearth_model_n_vocab(m);
     smp_vocab *v = NULL;
-    REQUIRE(smp_vocab_new(n_vocab, synth_piece, tv, &v) == HEARTH_OK);
+    REQUIRE(smp_vocab_new(n_vocab, tok_piece_shown, tv, &v) == HEARTH_OK);
     float *logits = malloc((size_t)n_vocab * sizeof *logits);
     REQUIRE(logits);
     int n_done = 0, n_runs = 0;

@@ -31,9 +31,10 @@ hearth_err hearth_model_load(const char *path, const hearth_model_params *params
     if (gguf_find(m->gguf, "tokenizer.ggml.model")) {
         engine_text *t = hr_calloc(1, sizeof *t);
         if (!t || (err = tok_vocab_load(m->gguf, &t->tok))) {
+            const bool allocated = t != NULL;
             free(t);
             model_close(m);
-            return t ? hr_wrap(err, "loading '%s': ", path) : HEARTH_ERR_NOMEM;
+            return allocated ? hr_wrap(err, "loading '%s': ", path) : HEARTH_ERR_NOMEM;
         }
         pthread_mutex_init(&t->mu, NULL);
         m->vocab = t;
@@ -102,18 +103,6 @@ hearth_sampling hearth_sampling_default_params(void) {
                              .seed = HEARTH_SEED_RANDOM};
 }
 
-/* smp_piece_fn over the model's vocabulary: the bytes the output stream
- * shows for a token (control tokens: none). Ids past the tokenizer's
- * (padded logits rows) have none either. */
-static size_t piece_of(const void *ctx, int32_t id, char *buf, size_t cap, bool *eog) {
-    const tok_vocab *v = ctx;
-    *eog = tok_is_eog(v, id);
-    if (id >= tok_n_vocab(v)) return 0;
-    size_t n = 0;
-    if (tok_piece(v, id, false, buf, cap, &n) && n <= cap) return 0; /* cannot fail in range */
-    return n;
-}
-
 /* The table a constraint reads: the model's, built on first use, with a
  * reference for the caller; and the schema, compiled first so that a bad
  * one fails before the table is built (*schema: the caller's, given to
@@ -138,7 +127,7 @@ static hearth_err constraint_vocab(const hearth_model *m, const hearth_sampling 
     engine_text *t = m->vocab;
     hearth_err err = HEARTH_OK;
     pthread_mutex_lock(&t->mu);
-    if (!t->bytes) err = smp_vocab_new(m->hp.n_vocab, piece_of, t->tok, &t->bytes);
+    if (!t->bytes) err = smp_vocab_new(m->hp.n_vocab, tok_piece_shown, t->tok, &t->bytes);
     if (!err) *out = smp_vocab_ref(t->bytes);
     pthread_mutex_unlock(&t->mu);
     if (err) {

@@ -239,3 +239,13 @@ void tok_stream_flush(tok_stream *s, const char **text, size_t *len) {
 }
 
 void tok_stream_reset(tok_stream *s) { memset(&s->st, 0, sizeof s->st); }
+
+size_t tok_piece_shown(const void *vocab, int32_t id, char *buf, size_t cap, bool *eog) {
+    const tok_vocab *v = vocab;
+    *eog = tok_is_eog(v, id);
+    if (id < 0 || id >= tok_n_vocab(v)) return 0;
+    size_t n = 0;
+    /* in range tok_piece fails only when cap is short, and still reports n */
+    if (tok_piece(v, id, false, buf, cap, &n) && n <= cap) return 0;
+    return n;
+}

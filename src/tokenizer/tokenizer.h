@@ -90,6 +90,12 @@ hearth_err tok_encode(const tok_vocab *v, const char *text, size_t len, bool add
  * when cap < the length (*n_out then still holds the length). */
 hearth_err tok_piece(const tok_vocab *v, int32_t id, bool special, char *buf, size_t cap,
                      size_t *n_out);
+/* The bytes the output stream shows for token id (tok_piece without control
+ * text), as a callback over vocab (a tok_vocab): writes up to cap bytes, returns
+ * the full length (0 for ids past the vocabulary, e.g. padded logits rows)
+ * and tells in *eog whether the token ends a generation. The shape of
+ * sampling's smp_piece_fn, which the constraint tables are built with. */
+size_t tok_piece_shown(const void *vocab, int32_t id, char *buf, size_t cap, bool *eog);
 /* Upper bound of any piece's length, for sizing buffers. */
 size_t tok_max_piece_len(const tok_vocab *v);
 
