@@ -84,4 +84,10 @@ float hr_rng_uniform_f(hr_rng *rng);
  * callers that want a different run each time (any 64-bit value). */
 uint64_t hr_seed_from_entropy(void);
 
+/* UTF-8 (utf8.c): whether byte b starts a character, and if so how many
+ * continuation bytes follow and the range [*lo, *hi] of the first one (the
+ * others are 0x80..0xBF): no overlong forms, surrogates or code points above
+ * U+10FFFF. ASCII is not a lead byte here (callers take it first). */
+bool hr_utf8_lead(uint8_t b, uint8_t *need, uint8_t *lo, uint8_t *hi);
+
 #endif

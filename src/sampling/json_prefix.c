@@ -127,25 +127,9 @@ static bool string_byte(smp_json *j, uint8_t c) {
     }
     if (c < 0x20) return false; /* control characters must be escaped */
     if (c < 0x80) return true;
-    /* A lead byte: how many continuation bytes, and the range of the first
-     * (Unicode's table 3-7 of well-formed byte sequences). */
-    uint8_t lo = 0x80, hi = 0xbf, need;
-    if (c >= 0xc2 && c <= 0xdf)
-        need = 1;
-    else if (c >= 0xe0 && c <= 0xef) {
-        need = 2;
-        if (c == 0xe0)
-            lo = 0xa0; /* overlong */
-        else if (c == 0xed)
-            hi = 0x9f; /* surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        need = 3;
-        if (c == 0xf0)
-            lo = 0x90; /* overlong */
-        else if (c == 0xf4)
-            hi = 0x8f; /* above U+10FFFF */
-    } else
-        return false; /* a continuation byte, C0, C1 or F5..FF */
+    /* a lead byte: how many continuation bytes, and the range of the first */
+    uint8_t need, lo, hi;
+    if (!hr_utf8_lead(c, &need, &lo, &hi)) return false;
     j->need = need, j->a = lo, j->b = hi;
     return true;
 }

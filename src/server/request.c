@@ -15,6 +15,8 @@
 #include "server.h"
 #include "tools.h"
 
+#include "core/core.h"
+
 #include <cjson/cJSON.h>
 
 #include <limits.h>
@@ -26,27 +28,12 @@ bool srv_utf8_valid(const char *s, size_t len, size_t *bad) {
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
     while (i < len) {
-        unsigned c = u[i];
-        size_t n;
-        unsigned lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-        if (c < 0x80) {
+        uint8_t n, lo, hi; /* continuation bytes, the range of the first */
+        if (u[i] < 0x80) {
             i++;
             continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            if (c == 0xe0)
-                lo = 0xa0; /* no overlong forms */
-            else if (c == 0xed)
-                hi = 0x9f; /* no surrogates */
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            if (c == 0xf0)
-                lo = 0x90;
-            else if (c == 0xf4)
-                hi = 0x8f; /* nothing above U+10FFFF */
-        } else {
+        }
+        if (!hr_utf8_lead(u[i], &n, &lo, &hi)) {
             if (bad) *bad = i;
             return false;
         }

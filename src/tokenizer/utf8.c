@@ -11,6 +11,7 @@
  * ill-formed subsequence with one U+FFFD, so splitting the input anywhere
  * gives the same output as feeding it whole.
  */
+#include "core/core.h"
 #include "tokenizer/tok_impl.h"
 
 #include <string.h>
@@ -87,32 +88,6 @@ size_t tok_utf8_put(uint32_t cp, char *out) {
 
 static const char replacement[3] = {(char)0xEF, (char)0xBF, (char)0xBD};
 
-/* Starts a character at lead byte b: how many continuation bytes follow and the
- * allowed range of the first one (table 3-7). False for bytes that cannot
- * start a character. */
-static bool lead_info(uint8_t b, uint8_t *need, uint8_t *lo, uint8_t *hi) {
-    *lo = 0x80, *hi = 0xBF;
-    if (b >= 0xC2 && b <= 0xDF)
-        *need = 1;
-    else if (b == 0xE0)
-        *need = 2, *lo = 0xA0;
-    else if (b >= 0xE1 && b <= 0xEC)
-        *need = 2;
-    else if (b == 0xED)
-        *need = 2, *hi = 0x9F;
-    else if (b >= 0xEE && b <= 0xEF)
-        *need = 2;
-    else if (b == 0xF0)
-        *need = 3, *lo = 0x90;
-    else if (b >= 0xF1 && b <= 0xF3)
-        *need = 3;
-    else if (b == 0xF4)
-        *need = 3, *hi = 0x8F;
-    else
-        return false;
-    return true;
-}
-
 size_t tok_utf8_feed(tok_utf8_state *st, const void *in, size_t n, char *out) {
     const uint8_t *p = (const uint8_t *)in;
     size_t w = 0;
@@ -137,7 +112,7 @@ size_t tok_utf8_feed(tok_utf8_state *st, const void *in, size_t n, char *out) {
         }
         if (b < 0x80) {
             out[w++] = (char)b;
-        } else if (lead_info(b, &st->need, &st->lo, &st->hi)) {
+        } else if (hr_utf8_lead(b, &st->need, &st->lo, &st->hi)) {
             st->buf[0] = b;
             st->n = 1;
         } else {
@@ -165,7 +140,7 @@ bool tok_utf8_valid(const void *s, size_t n) {
             i++;
             continue;
         }
-        if (!lead_info(p[i], &need, &lo, &hi) || n - i - 1 < need) return false;
+        if (!hr_utf8_lead(p[i], &need, &lo, &hi) || n - i - 1 < need) return false;
         if (p[i + 1] < lo || p[i + 1] > hi) return false;
         for (uint8_t k = 2; k <= need; k++)
             if (!is_cont(p[i + k])) return false;
