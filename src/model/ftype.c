@@ -8,7 +8,7 @@
 
 #include "kernels/kernels.h"
 
-static const char *ftype_name(uint32_t ft) {
+const char *gguf_ftype_name(uint32_t ft) {
     switch (ft) {
     case 0: return "F32";
     case 1: return "F16";
@@ -35,7 +35,7 @@ static const char *ftype_name(uint32_t ft) {
 
 const char *gguf_quant_label(const gguf_file *f) {
     uint32_t ft = 0;
-    const char *name = gguf_get_u32(f, "general.file_type", &ft) ? ftype_name(ft) : NULL;
+    const char *name = gguf_get_u32(f, "general.file_type", &ft) ? gguf_ftype_name(ft) : NULL;
     if (name) return name;
     uint64_t n[KERN_TYPE_COUNT] = {0};
     for (int64_t i = 0; i < gguf_n_tensors(f); i++) {

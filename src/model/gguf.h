@@ -126,6 +126,9 @@ const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
  * a file without a known general.file_type, the type most weights have;
  * ftype.c). Static storage. */
 const char *gguf_quant_label(const gguf_file *f);
+/* llama.cpp's name of a general.file_type value ("Q4_K_M"), NULL when Hearth
+ * does not know it. */
+const char *gguf_ftype_name(uint32_t ft);
 
 /* Name of a value type ("u32", "string", ...). */
 const char *gguf_vtype_name(gguf_vtype t);

@@ -25,15 +25,13 @@
 enum { QUANT_QNT_VERSION = 2 }; /* ggml's GGML_QNT_VERSION */
 
 typedef struct preset {
-    const char *name;
-    quant_ftype ftype;
+    quant_ftype ftype; /* named by gguf_ftype_name */
     kern_type base;
 } preset;
 
 static const preset presets[] = {
-    {"F16", QUANT_FTYPE_F16, KERN_F16},        {"Q8_0", QUANT_FTYPE_Q8_0, KERN_Q8_0},
-    {"Q4_0", QUANT_FTYPE_Q4_0, KERN_Q4_0},     {"Q4_K_M", QUANT_FTYPE_Q4_K_M, KERN_Q4_K},
-    {"Q5_K_M", QUANT_FTYPE_Q5_K_M, KERN_Q5_K}, {"Q6_K", QUANT_FTYPE_Q6_K, KERN_Q6_K},
+    {QUANT_FTYPE_F16, KERN_F16},     {QUANT_FTYPE_Q8_0, KERN_Q8_0},   {QUANT_FTYPE_Q4_0, KERN_Q4_0},
+    {QUANT_FTYPE_Q4_K_M, KERN_Q4_K}, {QUANT_FTYPE_Q5_K_M, KERN_Q5_K}, {QUANT_FTYPE_Q6_K, KERN_Q6_K},
 };
 enum { N_PRESETS = sizeof presets / sizeof presets[0] };
 
@@ -45,7 +43,7 @@ static const preset *preset_find(quant_ftype ftype) {
 
 bool quant_ftype_parse(const char *name, quant_ftype *out) {
     for (int i = 0; name && i < N_PRESETS; i++) {
-        if (!strcasecmp(presets[i].name, name)) {
+        if (!strcasecmp(gguf_ftype_name(presets[i].ftype), name)) {
             *out = presets[i].ftype;
             return true;
         }
@@ -55,7 +53,7 @@ bool quant_ftype_parse(const char *name, quant_ftype *out) {
 
 const char *quant_ftype_name(quant_ftype ftype) {
     const preset *p = preset_find(ftype);
-    return p ? p->name : NULL;
+    return p ? gguf_ftype_name(p->ftype) : NULL;
 }
 
 kern_type quant_ftype_base_type(quant_ftype ftype) {
