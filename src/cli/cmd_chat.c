@@ -103,8 +103,7 @@ static hearth_err chat_tokens(const chat *c, int32_t **ids, size_t *n) {
     hearth_err e = tok_chat_render(&c->tmpl, m, c->n_msgs, &o, &text, &len);
     free(m);
     if (e) return e;
-    const size_t bl = strlen(c->bos);
-    const size_t skip = bl && len >= bl && !memcmp(text, c->bos, bl) ? bl : 0;
+    const size_t skip = eng_chat_bos_skip(text, len, c->bos);
     *n = 0;
     hearth_tokenize(c->model, text + skip, len - skip, true, true, NULL, 0, n);
     *ids = malloc((*n ? *n : 1) * sizeof **ids);

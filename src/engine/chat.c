@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum { CHAT_FILE_MAX = 1 << 20 };
 
@@ -64,4 +65,9 @@ char *eng_token_text(const hearth_model *m, int32_t id) {
     char *t = calloc(n + 1, 1);
     if (t && hearth_detokenize(m, &id, 1, true, t, n, &n) != HEARTH_OK) t[0] = '\0';
     return t;
+}
+
+size_t eng_chat_bos_skip(const char *text, size_t len, const char *bos) {
+    const size_t bl = strlen(bos);
+    return bl && len >= bl && !memcmp(text, bos, bl) ? bl : 0;
 }

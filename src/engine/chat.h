@@ -24,6 +24,11 @@ typedef enum eng_chat_source {
 hearth_err eng_chat_choose(const hearth_model *m, const char *override, tok_chat_template *out,
                            eng_chat_source *source);
 
+/* Where a rendered chat's tokenizing starts: templates print bos_token where
+ * the model's Jinja does and the tokenizer adds BOS itself when the vocabulary
+ * asks, so a leading BOS text is skipped (one BOS, as llama.cpp). */
+size_t eng_chat_bos_skip(const char *text, size_t len, const char *bos);
+
 /* The text of special token id ("" for id < 0), malloc'd; NULL when out of
  * memory. */
 char *eng_token_text(const hearth_model *m, int32_t id);

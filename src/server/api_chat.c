@@ -19,6 +19,8 @@
 #include "server.h"
 #include "tools.h"
 
+#include "engine/chat.h"
+
 #include <microhttpd.h>
 
 #include <stdlib.h>
@@ -109,8 +111,7 @@ bool srv_chat_prompt(srv_server *s, srv_request *r, int32_t **ids, int *n, char 
         if (ok && r->tool_schema) ok = open_call(&text, &len, s->tmpl.tools, e);
     }
     if (ok) {
-        const size_t bl = strlen(s->bos_text);
-        const size_t skip = bl && len >= bl && !memcmp(text, s->bos_text, bl) ? bl : 0;
+        const size_t skip = eng_chat_bos_skip(text, len, s->bos_text);
         ok = srv_tokenize(s, text + skip, len - skip, ids, n, e);
     }
     if (ok && text_out) {
