@@ -151,26 +151,29 @@ void kern_avx512_from_float_q8_K(const float *x, void *vy, int64_t n) {
 }
 
 /* IQ4_XS: per 64 elements (two sub-blocks) the signed codebook levels in
- * element order against the activations, 16 int32 lanes (8 per sub-block)
- * times the sub-blocks' ls - 32, summed over the block and converted once. */
+ * element order against the activations (signs moved onto them), the int16
+ * pair sums times the sub-blocks' ls - 32 added by dpwssd (as k4_block),
+ * summed over the block and converted once. The pair sums fit int16:
+ * |level| <= 127, |x| <= 127. */
 AI void vd_iq4_xs(int64_t n, float *s, const void *vw, const void *vx, bool vnni) {
     const block_iq4_xs *w = vw;
     const block_q8_K *x = vx;
     const __m512i lut = iq4_lut(false);
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
-        const __m256i sc8 = iq4_xs_scales8((const uint8_t *)&w[i]);
+        const __m512i scw = pair16(_mm512_zextsi256_si512(iq4_xs_scales8((const uint8_t *)&w[i])));
         __m512i sumi = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             const __m512i lev = _mm512_shuffle_epi8(lut, iq4_xs_idx64(w[i].qs + 32 * j));
-            const __m512i p = dot_ss(lev, load512(x[i].qs + 64 * j), vnni);
-            const __m512i sc = _mm512_permutexvar_epi32(
-                _mm512_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1,
-                                  2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1,
-                                  2 * j + 1),
-                _mm512_castsi256_si512(sc8));
-            sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, sc));
+            const __m512i xb = load512(x[i].qs + 64 * j);
+            const __m512i sx =
+                _mm512_mask_sub_epi8(xb, _mm512_movepi8_mask(lev), _mm512_setzero_si512(), xb);
+            const __m512i p = _mm512_maddubs_epi16(_mm512_abs_epi8(lev), sx);
+            const __m512i idx = _mm512_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j,
+                                                  2 * j, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1,
+                                                  2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1);
+            sumi = dp_ww(sumi, p, _mm512_permutexvar_epi32(idx, scw), vnni);
         }
         acc = _mm512_fmadd_ps(_mm512_set1_ps(f16_at(&w[i].d) * x[i].d), _mm512_cvtepi32_ps(sumi),
                               acc);
