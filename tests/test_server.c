@@ -960,14 +960,9 @@ static void test_model_templates(const char *model_path) {
 }
 
 int main(void) {
-    if (system("curl --version > /dev/null 2>&1") != 0) {
-        printf("test_server: curl is not installed; skipping\n");
-        return TEST_SKIP;
-    }
-    REQUIRE(mkdtemp(scratch));
-    char synth[600];
-    snprintf(synth, sizeof synth, "%s/synth.gguf", scratch);
-    const char *model_path = fixture_model(synth);
+    bool skip;
+    const char *model_path = fixture_server_model("test_server", scratch, &skip);
+    if (skip) return TEST_SKIP;
     REQUIRE(model_path);
     hearth_model_params mp = hearth_model_default_params();
     mp.n_threads = 1;

@@ -443,14 +443,9 @@ static void test_errors(test_server *sv) {
 }
 
 int main(void) {
-    if (system("curl --version > /dev/null 2>&1") != 0) {
-        printf("test_server_ollama: curl is not installed; skipping\n");
-        return TEST_SKIP;
-    }
-    REQUIRE(mkdtemp(scratch));
-    char synth[600];
-    snprintf(synth, sizeof synth, "%s/synth.gguf", scratch);
-    const char *model_path = fixture_model(synth);
+    bool skip;
+    const char *model_path = fixture_server_model("test_server_ollama", scratch, &skip);
+    if (skip) return TEST_SKIP;
     REQUIRE(model_path);
     test_server sv;
     REQUIRE(test_server_start(&sv, binary, model_path, scratch,

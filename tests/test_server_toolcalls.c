@@ -247,14 +247,9 @@ static void run_node(int port) {
 }
 
 int main(void) {
-    if (system("curl --version > /dev/null 2>&1") != 0) {
-        printf("test_server_toolcalls: curl is not installed; skipping\n");
-        return TEST_SKIP;
-    }
-    REQUIRE(mkdtemp(scratch));
-    char synth[600];
-    snprintf(synth, sizeof synth, "%s/synth.gguf", scratch);
-    const char *model_path = fixture_model(synth);
+    bool skip;
+    const char *model_path = fixture_server_model("test_server_toolcalls", scratch, &skip);
+    if (skip) return TEST_SKIP;
     REQUIRE(model_path);
     fake_cloud fc = {0};
     REQUIRE(fake_cloud_start(&fc));

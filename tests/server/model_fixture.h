@@ -10,7 +10,9 @@
 #include "model/gguf.h"
 #include "model/synth.h"
 
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -48,6 +50,23 @@ static inline const char *fixture_model(const char *scratch) {
     if (synth_write(scratch, &p)) return NULL;
     snprintf(path, sizeof path, "%s", scratch);
     return path;
+}
+
+/* The opening of a test that drives `hearth serve`: *skip when curl is
+ * missing (said on stdout, the test returns TEST_SKIP); else the scratch
+ * directory is made from its mkdtemp template and the model's path returned
+ * (fixture_model, written under scratch when ../shared is absent), NULL on
+ * failure. */
+static inline const char *fixture_server_model(const char *test, char *scratch, bool *skip) {
+    *skip = system("curl --version > /dev/null 2>&1") != 0;
+    if (*skip) {
+        printf("%s: curl is not installed; skipping\n", test);
+        return NULL;
+    }
+    if (!mkdtemp(scratch)) return NULL;
+    char synth[4096];
+    snprintf(synth, sizeof synth, "%s/synth.gguf", scratch);
+    return fixture_model(synth);
 }
 
 #endif
