@@ -15,6 +15,7 @@
  * Built with -DHEARTH_FUZZ=ON as a libFuzzer target, otherwise replays
  * fuzz/corpus/json_prefix/.
  */
+#include "core/core.h"
 #include "sampling/json_prefix.h"
 #include "tokenizer/tokenizer.h"
 
@@ -66,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (root && depth_of(root) <= SMP_JSON_MAX_DEPTH && (!object_only || cJSON_IsObject(root))) {
         char *printed = cJSON_PrintUnformatted(root);
-        if (printed && tok_utf8_valid(printed, strlen(printed))) {
+        if (printed && hr_utf8_valid(printed, strlen(printed), NULL)) {
             smp_json k;
             smp_json_init(&k, object_only);
             if (!smp_json_feed_bytes(&k, printed, strlen(printed)) || !smp_json_can_end(&k))

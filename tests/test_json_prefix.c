@@ -15,6 +15,7 @@
  *   - the masks of real vocabularies (../shared tokenizer fixtures) against
  *     the brute force, with the time per mask printed.
  */
+#include "core/core.h"
 #include "sampling/json_prefix.h"
 #include "sampling/json_schema.h"
 #include "model/gguf.h"
@@ -281,16 +282,16 @@ static bool utf8_prefix_ok(const uint8_t *s, size_t n) {
     static const uint8_t cont[] = {0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf};
     uint8_t buf[8];
     memcpy(buf, s, n);
-    if (tok_utf8_valid(buf, n)) return true;
+    if (hr_utf8_valid(buf, n, NULL)) return true;
     for (size_t a = 0; a < 6; a++) {
         buf[n] = cont[a];
-        if (tok_utf8_valid(buf, n + 1)) return true;
+        if (hr_utf8_valid(buf, n + 1, NULL)) return true;
         for (size_t b = 0; b < 6; b++) {
             buf[n + 1] = cont[b];
-            if (tok_utf8_valid(buf, n + 2)) return true;
+            if (hr_utf8_valid(buf, n + 2, NULL)) return true;
             for (size_t c = 0; c < 6; c++) {
                 buf[n + 2] = cont[c];
-                if (tok_utf8_valid(buf, n + 3)) return true;
+                if (hr_utf8_valid(buf, n + 3, NULL)) return true;
             }
         }
     }
@@ -325,7 +326,7 @@ static void utf8(void) {
                         fprintf(stderr, "utf8 %02x %02x %02x (len %d): accepted %zu, want %zu\n", a,
                                 b, third[c], len, ok, want);
                     /* A complete character lets the string close. */
-                    if (ok == (size_t)len && tok_utf8_valid(s, (size_t)len))
+                    if (ok == (size_t)len && hr_utf8_valid(s, (size_t)len, NULL))
                         CHECK(smp_json_feed(&j, '"') && smp_json_done(&j));
                 }
             }

@@ -9,6 +9,7 @@
  * The vocabulary comes from each model's own GGUF. Skips when ../shared is
  * absent.
  */
+#include "core/core.h"
 #include "golden.h"
 #include "model/gguf.h"
 #include "test.h"
@@ -152,7 +153,7 @@ static void check_golden(const char *gguf_path, const char *json_path) {
         const char *t;
         size_t k;
         CHECK(tok_stream_push(s, ids[i], &t, &k) == HEARTH_OK);
-        CHECK(tok_utf8_valid(t, k));
+        CHECK(hr_utf8_valid(t, k, NULL));
         memcpy(got + got_n, t, k);
         got_n += k;
     }

@@ -10,6 +10,7 @@
  *   - errors: malformed or unsupported vocabularies, buffers too small;
  *   - with ../shared present: special tokens of real vocabularies and speed.
  */
+#include "core/core.h"
 #include "test.h"
 #include "tok_fixture.h"
 
@@ -151,7 +152,7 @@ static void test_utf8(void) {
         CHECKF(w == strlen(vec[i].out) && !memcmp(out, vec[i].out, w), "vector %zu bytewise", i);
         size_t r = ref_repair((const uint8_t *)vec[i].in, n, ref);
         CHECKF(r == w && !memcmp(ref, out, w), "reference disagrees on vector %zu", i);
-        CHECK(tok_utf8_valid(vec[i].in, n) == (w == n && !memcmp(out, vec[i].in, n)));
+        CHECK(hr_utf8_valid(vec[i].in, n, NULL) == (w == n && !memcmp(out, vec[i].in, n)));
     }
     /* random byte soup biased to the boundaries of table 3-7 */
     static const uint8_t pool[] = {'a',  ' ',  0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0,
@@ -168,7 +169,7 @@ static void test_utf8(void) {
             CHECKF(false, "random case %d differs from the reference", it);
             break;
         }
-        CHECK(tok_utf8_valid(a, na));
+        CHECK(hr_utf8_valid(a, na, NULL));
     }
     /* valid text passes unchanged */
     for (int it = 0; it < 2000; it++) {
@@ -180,7 +181,7 @@ static void test_utf8(void) {
         }
         size_t na = repair_split(s, n, a, &rng);
         CHECK(na == n && !memcmp(a, s, n));
-        CHECK(tok_utf8_valid(s, n));
+        CHECK(hr_utf8_valid(s, n, NULL));
     }
 }
 
@@ -225,7 +226,7 @@ static size_t stream_all(tok_stream *s, const int32_t *ids, size_t n, char *out,
         const char *t;
         size_t k;
         CHECK(tok_stream_push(s, ids[i], &t, &k) == HEARTH_OK);
-        CHECK(tok_utf8_valid(t, k));
+        CHECK(hr_utf8_valid(t, k, NULL));
         if (k && *first_nonempty == SIZE_MAX) *first_nonempty = i;
         memcpy(out + w, t, k);
         w += k;

@@ -89,5 +89,8 @@ uint64_t hr_seed_from_entropy(void);
  * others are 0x80..0xBF): no overlong forms, surrogates or code points above
  * U+10FFFF. ASCII is not a lead byte here (callers take it first). */
 bool hr_utf8_lead(uint8_t b, uint8_t *need, uint8_t *lo, uint8_t *hi);
+/* Whether s[0..len) is well-formed UTF-8 by that table; if not, *bad (when
+ * not NULL) is the offset of the first byte of the first bad sequence. */
+bool hr_utf8_valid(const void *s, size_t len, size_t *bad);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * utf8.c - the one table of well-formed UTF-8 (Unicode's table 3-7) that the
  * tokenizer's streaming decoder, the JSON recognizer and the server's
- * request check all read, so they agree on what is valid.
+ * request check all read, so they agree on what is valid, and the one
+ * validator over it.
  */
 #include "core.h"
 
@@ -19,5 +20,26 @@ bool hr_utf8_lead(uint8_t b, uint8_t *need, uint8_t *lo, uint8_t *hi) {
         if (b == 0xF4) *hi = 0x8F; /* above U+10FFFF */
     } else
         return false; /* a continuation byte, C0, C1 or F5..FF */
+    return true;
+}
+
+bool hr_utf8_valid(const void *s, size_t len, size_t *bad) {
+    const uint8_t *u = s;
+    size_t i = 0;
+    while (i < len) {
+        uint8_t need, lo, hi;
+        if (u[i] < 0x80) {
+            i++;
+            continue;
+        }
+        bool ok = hr_utf8_lead(u[i], &need, &lo, &hi) && len - i > need && u[i + 1] >= lo &&
+                  u[i + 1] <= hi;
+        for (uint8_t k = 2; ok && k <= need; k++) ok = u[i + k] >= 0x80 && u[i + k] <= 0xBF;
+        if (!ok) {
+            if (bad) *bad = i;
+            return false;
+        }
+        i += 1u + need;
+    }
     return true;
 }

@@ -150,8 +150,5 @@ typedef struct tok_utf8_state {
 size_t tok_utf8_feed(tok_utf8_state *st, const void *in, size_t n, char *out);
 /* Emits U+FFFD for a held-back incomplete character (0 or 3 bytes to out). */
 size_t tok_utf8_finish(tok_utf8_state *st, char *out);
-/* True when s[0..n) is well-formed UTF-8 (no overlongs, surrogates or code
- * points above U+10FFFF). */
-bool tok_utf8_valid(const void *s, size_t n);
 
 #endif

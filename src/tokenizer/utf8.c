@@ -130,21 +130,3 @@ size_t tok_utf8_finish(tok_utf8_state *st, char *out) {
     memcpy(out, replacement, 3);
     return 3;
 }
-
-bool tok_utf8_valid(const void *s, size_t n) {
-    const uint8_t *p = (const uint8_t *)s;
-    size_t i = 0;
-    while (i < n) {
-        uint8_t need, lo, hi;
-        if (p[i] < 0x80) {
-            i++;
-            continue;
-        }
-        if (!hr_utf8_lead(p[i], &need, &lo, &hi) || n - i - 1 < need) return false;
-        if (p[i + 1] < lo || p[i + 1] > hi) return false;
-        for (uint8_t k = 2; k <= need; k++)
-            if (!is_cont(p[i + k])) return false;
-        i += 1u + need;
-    }
-    return true;
-}
