@@ -24,6 +24,7 @@ int cmd_quantize(int argc, char **argv);
 int cmd_ledger(int argc, char **argv);
 int cmd_router(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
+int cmd_rag(int argc, char **argv);
 
 /* The options every generating command takes (opts.c). */
 typedef struct cli_gen_opts {

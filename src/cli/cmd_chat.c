@@ -97,19 +97,8 @@ static hearth_err chat_tokens(const chat *c, int32_t **ids, size_t *n) {
         m[i] = (tok_chat_msg){.role = c->msgs[i].role,
                               .content = c->msgs[i].text,
                               .content_len = strlen(c->msgs[i].text)};
-    tok_chat_opts o = {.bos = c->bos, .eos = c->eos, .add_generation_prompt = true};
-    char *text = NULL;
-    size_t len = 0;
-    hearth_err e = tok_chat_render(&c->tmpl, m, c->n_msgs, &o, &text, &len);
+    const hearth_err e = eng_chat_tokens(c->model, &c->tmpl, m, c->n_msgs, c->bos, c->eos, ids, n);
     free(m);
-    if (e) return e;
-    const size_t skip = eng_chat_bos_skip(text, len, c->bos);
-    *n = 0;
-    hearth_tokenize(c->model, text + skip, len - skip, true, true, NULL, 0, n);
-    *ids = malloc((*n ? *n : 1) * sizeof **ids);
-    e = *ids ? hearth_tokenize(c->model, text + skip, len - skip, true, true, *ids, *n, n)
-             : hr_fail(HEARTH_ERR_NOMEM, "out of memory");
-    free(text);
     return e;
 }
 

@@ -71,3 +71,26 @@ size_t eng_chat_bos_skip(const char *text, size_t len, const char *bos) {
     const size_t bl = strlen(bos);
     return bl && len >= bl && !memcmp(text, bos, bl) ? bl : 0;
 }
+
+hearth_err eng_chat_tokens(const hearth_model *m, const tok_chat_template *t,
+                           const tok_chat_msg *msgs, size_t n, const char *bos, const char *eos,
+                           int32_t **ids, size_t *n_ids) {
+    const tok_chat_opts o = {.bos = bos, .eos = eos, .add_generation_prompt = true};
+    char *text = NULL;
+    size_t len = 0, n_tok = 0;
+    hearth_err e = tok_chat_render(t, msgs, n, &o, &text, &len);
+    if (e) return e;
+    const size_t skip = eng_chat_bos_skip(text, len, bos);
+    hearth_tokenize(m, text + skip, len - skip, true, true, NULL, 0, &n_tok);
+    int32_t *out = malloc((n_tok ? n_tok : 1) * sizeof *out);
+    e = out ? hearth_tokenize(m, text + skip, len - skip, true, true, out, n_tok, &n_tok)
+            : hr_fail(HEARTH_ERR_NOMEM, "out of memory");
+    free(text);
+    if (e) {
+        free(out);
+        return e;
+    }
+    *ids = out;
+    *n_ids = n_tok;
+    return HEARTH_OK;
+}
