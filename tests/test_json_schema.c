@@ -10,7 +10,8 @@
  *     says valid, and every accepted prefix can be completed into a text
  *     the validator accepts;
  *   - masks against brute force on a toy vocabulary and on real ones from
- *     ../shared/conformance (skipped when absent), with their cost;
+ *     ../shared/conformance (skipped when absent), with their cost, also
+ *     inside maxLength strings at every count of characters left;
  *   - generation on a synthetic model: every finished output is valid.
  */
 #include "engine/engine.h"
@@ -600,6 +601,25 @@ static bool brute(const smp_schema *s, const smp_sstate *st, const char *p, size
     return smp_sstate_feed(s, &t, p, n);
 }
 
+/* The constraint's mask in its state against brute force from st (the
+ * same output fed to the recognizer alone); errors counts the tokens that
+ * differ (the first 5 are named). */
+static void check_mask(const char *name, size_t i, const smp_vocab *v, const smp_schema *s,
+                       const smp_sstate *st, const uint32_t *mask, int32_t n_allowed, int *errors) {
+    int32_t n_brute = 0;
+    for (int32_t id = 0; id < v->n_vocab; id++) {
+        const bool want = brute(s, st, (const char *)v->bytes + v->off[id],
+                                v->off[id + 1] - v->off[id], smp_bit(v->eog, id));
+        n_brute += want;
+        if (want != smp_bit(mask, id) && (*errors)++ < 5)
+            fprintf(stderr, "%s: state %zu: token %d ('%.*s') mask %d, want %d\n", name, i, (int)id,
+                    (int)(v->off[id + 1] - v->off[id]), (const char *)v->bytes + v->off[id], !want,
+                    want);
+    }
+    CHECKF(n_allowed == n_brute, "%s: state %zu: %d allowed, brute force %d", name, i,
+           (int)n_allowed, (int)n_brute);
+}
+
 /* The mask in each state along `doc` fed token by token (ids), against
  * brute force; returns the masks' mean and worst cost. */
 static void masks_along(const char *name, const smp_vocab *v, const smp_schema *s,
@@ -620,18 +640,7 @@ static void masks_along(const char *name, const smp_vocab *v, const smp_schema *
         if (i == 0) *first_ms = ms;
         sum += ms;
         if (ms > worst) worst = ms;
-        int32_t n_brute = 0;
-        for (int32_t id = 0; id < v->n_vocab; id++) {
-            const bool want = brute(s, &st, (const char *)v->bytes + v->off[id],
-                                    v->off[id + 1] - v->off[id], smp_bit(v->eog, id));
-            n_brute += want;
-            if (want != smp_bit(mask, id) && errors++ < 5)
-                fprintf(stderr, "%s: state %zu: token %d ('%.*s') mask %d, want %d\n", name, i,
-                        (int)id, (int)(v->off[id + 1] - v->off[id]),
-                        (const char *)v->bytes + v->off[id], !want, want);
-        }
-        CHECKF(n_allowed == n_brute, "%s: state %zu: %d allowed, brute force %d", name, i,
-               (int)n_allowed, (int)n_brute);
+        check_mask(name, i, v, s, &st, mask, n_allowed, &errors);
         if (i == n_ids) break;
         CHECKF(smp_schemac_advance(c, ids[i]), "%s: token %d of the document refused", name,
                (int)ids[i]);
@@ -704,6 +713,93 @@ static void long_token(void) {
     free(big);
 }
 
+/* maxLength inside free strings (json_schema_mask.c's text block: a stored
+ * mask per small count of characters left, the whole set minus the longer
+ * tokens for larger counts, escapes in canonical keys fed one by one)
+ * against brute force at the counts left from the bound down to 0: the
+ * document goes in by its tokens while they fit, then by single-byte
+ * tokens up to the first byte refused. Multi-byte characters, escapes and
+ * a surrogate pair count one character each. */
+static const char *const length_doc =
+    "h\xc3\xa9llo w\xc3\xb6rld \xe2\x80\x94 \xe6\xbc\xa2\xe5\xad\x97\xe3\x83\x86\xe3\x82\xb9 "
+    "\xf0\x9f\x98\x80 \\n\\u00e9\\ud83d\\ude00 tab\\t and a line that goes on for a while\"";
+
+static void lengths_along(const char *name, const tok_vocab *tv, const smp_vocab *v,
+                          const char *schema_text, const char *doc, const int32_t *byte_id,
+                          size_t *n_states) {
+    smp_schema *s = compile_ok(schema_text);
+    smp_schemac *c = NULL;
+    REQUIRE(s && smp_schemac_new(v, compile_ok(schema_text), &c) == HEARTH_OK);
+    smp_sstate st;
+    smp_sstate_init(&st);
+    int32_t ids[256];
+    size_t n_ids = 0;
+    REQUIRE(tok_encode(tv, doc, strlen(doc), false, false, ids, 256, &n_ids) == HEARTH_OK);
+    int errors = 0;
+    bool cut = false;
+    for (size_t i = 0; i <= n_ids && !cut; i++) {
+        int32_t n_allowed = 0;
+        const uint32_t *mask = smp_schemac_mask(c, &n_allowed);
+        check_mask(name, (*n_states)++, v, s, &st, mask, n_allowed, &errors);
+        if (i == n_ids) break;
+        const uint8_t *p = v->bytes + v->off[ids[i]];
+        const uint32_t len = v->off[ids[i] + 1] - v->off[ids[i]];
+        CHECK(smp_bit(mask, ids[i]) == smp_schemac_advance(c, ids[i]));
+        if (smp_bit(mask, ids[i])) {
+            CHECK(smp_sstate_feed(s, &st, p, len));
+            continue;
+        }
+        for (uint32_t k = 0; k < len && !cut; k++) { /* byte by byte up to the bound */
+            REQUIRE(byte_id[p[k]] >= 0);
+            cut = !smp_schemac_advance(c, byte_id[p[k]]);
+            if (cut) break;
+            CHECK(smp_sstate_feed(s, &st, p + k, 1));
+            mask = smp_schemac_mask(c, &n_allowed);
+            check_mask(name, (*n_states)++, v, s, &st, mask, n_allowed, &errors);
+        }
+    }
+    CHECKF(errors == 0, "%s: %s: %d tokens differ", name, schema_text, errors);
+    smp_schemac_free(c);
+    smp_schema_free(s);
+}
+
+static void length_masks(const char *name, const tok_vocab *tv, const smp_vocab *v) {
+    int32_t byte_id[256];
+    for (int b = 0; b < 256; b++) byte_id[b] = -1;
+    for (int32_t id = v->n_vocab - 1; id >= 0; id--)
+        if (v->off[id + 1] - v->off[id] == 1 && !smp_bit(v->eog, id))
+            byte_id[v->bytes[v->off[id]]] = id;
+    static const int bound[] = {0, 1, 2, 5, 12, 13, 14, 40, 255};
+    char schema[512], doc[512];
+    size_t n_states = 0;
+    const double t0 = now_ms();
+    for (size_t i = 0; i < sizeof bound / sizeof *bound; i++) {
+        const int L = bound[i];
+        snprintf(doc, sizeof doc, "\"%s", length_doc);
+        snprintf(schema, sizeof schema, "{\"type\":\"string\",\"maxLength\":%d}", L);
+        lengths_along(name, tv, v, schema, doc, byte_id, &n_states);
+        if (L != 2 && L != 13) continue;
+        /* a minimum beside, two readings with different bounds, the bound
+         * on additional properties' values after a key in canonical form */
+        snprintf(schema, sizeof schema, "{\"type\":\"string\",\"minLength\":%d,\"maxLength\":%d}",
+                 L / 2 + 1, L + 1);
+        lengths_along(name, tv, v, schema, doc, byte_id, &n_states);
+        snprintf(schema, sizeof schema,
+                 "{\"anyOf\":[{\"type\":\"string\",\"maxLength\":%d},{\"type\":\"string\","
+                 "\"minLength\":2,\"maxLength\":%d}]}",
+                 L, L + 7);
+        lengths_along(name, tv, v, schema, doc, byte_id, &n_states);
+        snprintf(schema, sizeof schema,
+                 "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}},"
+                 "\"additionalProperties\":{\"type\":\"string\",\"maxLength\":%d}}",
+                 L);
+        snprintf(doc, sizeof doc, "{\"a\": 1, \"k\xc3\xa9y\\n\\\"q\\\"\": \"%s", length_doc);
+        lengths_along(name, tv, v, schema, doc, byte_id, &n_states);
+    }
+    printf("%s: maxLength masks in %zu states match brute force (%.0f ms)\n", name, n_states,
+           now_ms() - t0);
+}
+
 static const char *const bench_schema =
     "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":40},"
     "\"age\":{\"type\":\"integer\"},\"city\":{\"enum\":[\"Paris\",\"Berlin\",\"Tokyo\"]},"
@@ -716,7 +812,7 @@ static const char *const bench_doc =
     "\"Tokyo\", \"tags\": [\"a b\", \"\\u00e9t\xc3\xa9\"], \"pet\": {\"kind\": \"cat\", "
     "\"lives\": 9}}";
 
-static void real_vocab(const char *name) {
+static void real_vocab(const char *name, bool lengths) {
     char path[1024];
     snprintf(path, sizeof path, "%s/conformance/tokenizer/ggml-vocab-%s.gguf", HEARTH_SHARED_DIR,
              name);
@@ -760,6 +856,7 @@ static void real_vocab(const char *name) {
                name, n_vocab, k, n_ids + 1, mean, worst, first);
         smp_schema_free(s);
     }
+    if (lengths) length_masks(name, tv, v);
     smp_vocab_free(v);
     tok_vocab_free(tv);
 }
@@ -930,8 +1027,8 @@ int main(void) {
     generations(m);
     public_api(m);
     hearth_model_free(m);
-    real_vocab("qwen2");
-    real_vocab("llama-spm");
-    real_vocab("gemma3");
+    real_vocab("qwen2", true);
+    real_vocab("llama-spm", true);
+    real_vocab("gemma3", false); /* 262,145 tokens: brute force over them is slow */
     return test_done("json_schema");
 }

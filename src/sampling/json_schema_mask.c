@@ -15,11 +15,13 @@
  * per reading, as far as it is used, so two shortcuts matter:
  *
  *   - inside a string that every reading takes as free text (an any-value
- *     part, a string schema without enum/const, an additional key),
- *     "plain" tokens (text without quotes, backslashes or control bytes,
- *     and complete escapes) are allowed as a block, those longer than
- *     maxLength allows excepted (the table counts their characters); the
- *     walk visits the others;
+ *     part, a string schema without enum/const, an additional key), a
+ *     token that stays in the string (vocab_bytes.h's text tokens) is
+ *     allowed or not by the characters it adds alone, so those go as a
+ *     block: all of them without maxLength, a stored mask per count
+ *     (or the set minus the few longer ones) with it; escapes where they
+ *     must be canonical are fed through the recognizer. The walk visits
+ *     only the tokens that close the string; the others no string takes;
  *   - masks are cached by state (its used bytes compared whole): between
  *     the values of an array, or the fields of objects in a list, the same
  *     states come back.
@@ -160,31 +162,47 @@ static bool free_text(const smp_schemac *c, text_room *r) {
     return true;
 }
 
-/* The plain tokens some reading takes: at once when the bounds decide,
- * fed through the recognizer when they do not (255 or more characters, an
- * escape where escapes must be canonical). */
-static int32_t plain_block(smp_schemac *c, const text_room *r, uint32_t *mask) {
+/* mask |= set over the whole mask. */
+static void or_words(uint32_t *mask, const uint32_t *set, uint32_t n_words) {
+    for (uint32_t w = 0; w < n_words; w++) mask[w] |= set[w];
+}
+
+/* The text tokens some reading takes (vocab_bytes.h): the counts decide
+ * for all but the slow ones (255 or more characters, or an escape where
+ * escapes must be canonical), which are fed through the recognizer. The
+ * text tokens of at most k characters are one stored mask for small k, the
+ * whole set minus the few longer ones for large k. */
+static int32_t text_block(smp_schemac *c, const text_room *r, uint32_t *mask) {
     const smp_vocab *v = c->v;
     if (r->has_any && r->any == UINT32_MAX) {
-        for (uint32_t w = 0; w < v->n_words; w++) mask[w] |= v->plain[w];
-        return v->n_plain;
+        or_words(mask, v->text, v->n_words);
+        return v->n_text;
     }
-    int32_t n = 0;
-    for (int32_t id = 0; id < v->n_vocab; id++) {
-        if (!smp_bit(v->plain, id)) continue;
-        const uint32_t chars = v->plain_chars[id];
-        const bool esc = smp_bit(v->plain_esc, id);
-        bool fits =
-            (r->has_any && chars < 255 && chars <= r->any) || (r->has_canon && chars < 255 && !esc);
-        if (!fits && ((r->has_any && chars == 255 && r->any >= 255) || r->has_canon)) {
-            smp_sstate_copy(&c->prefix[0], &c->state);
-            fits = smp_sstate_feed(c->s, &c->prefix[0], v->bytes + v->off[id],
-                                   v->off[id + 1] - v->off[id]);
+    if (r->has_any) {
+        const uint32_t k = r->any < 254 ? r->any : 254;
+        if (k < v->n_upto) {
+            or_words(mask, v->upto + (size_t)k * v->n_words, v->n_words);
+        } else {
+            or_words(mask, v->text, v->n_words);
+            for (int32_t i = v->chars_from[k + 1]; i < v->n_text; i++) {
+                const int32_t id = v->by_chars[i];
+                mask[id / 32] &= ~(1u << (id % 32));
+            }
         }
-        if (!fits) continue;
-        mask[id / 32] |= 1u << (id % 32);
-        n++;
     }
+    if (r->has_canon) or_words(mask, v->text_canon, v->n_words);
+    for (int32_t i = 0; i < v->n_slow; i++) {
+        const int32_t id = v->text_slow[i];
+        if (smp_bit(mask, id)) continue;
+        const bool long_fits = r->has_any && v->text_chars[id] == 255 && r->any >= 255;
+        if (!long_fits && !r->has_canon) continue;
+        smp_sstate_copy(&c->prefix[0], &c->state);
+        if (smp_sstate_feed(c->s, &c->prefix[0], v->bytes + v->off[id],
+                            v->off[id + 1] - v->off[id]))
+            mask[id / 32] |= 1u << (id % 32);
+    }
+    int32_t n = 0; /* the mask held no text token before */
+    for (uint32_t w = 0; w < v->n_words; w++) n += __builtin_popcount(mask[w] & v->text[w]);
     return n;
 }
 
@@ -204,7 +222,7 @@ static int32_t compute_mask(smp_schemac *c, uint32_t *mask) {
         memset(mask, 0, bytes);
     }
     text_room room;
-    if (free_text(c, &room)) return n + plain_block(c, &room, mask) + walk(c, &v->other, mask);
+    if (free_text(c, &room)) return n + text_block(c, &room, mask) + walk(c, &v->closing, mask);
     return n + walk(c, &v->all, mask);
 }
 

@@ -2,10 +2,12 @@
  * vocab_bytes.c - smp_vocab: every token's bytes (the detokenizer's pieces)
  * read once (those over SMP_VOCAB_PIECE_MAX bytes are kept out of the
  * constraint's sets: a crafted file's 64 KiB token would cost every
- * constrained sampler 64 Ki walk states), the end-of-generation set, the
- * "plain" tokens (see json_schema_mask.c) with the characters each adds to
- * a string, and the tokens sorted by their bytes with the prefix each
- * shares with the one before, the order the constraint's walks take.
+ * constrained sampler 64 Ki walk states), the end-of-generation set, how
+ * a string's content takes each token (vocab_bytes.h): the text tokens
+ * with the characters each adds, sorted by that count and gathered into
+ * one mask per small count, and the tokens sorted by their bytes with the
+ * prefix each shares with the one before, the order the constraint's walks
+ * take (all tokens, and those that close a string).
  */
 #include "json_prefix.h"
 #include "vocab_bytes.h"
@@ -69,16 +71,16 @@ static uint32_t common_prefix(const smp_vocab *v, int32_t a, int32_t b) {
     return l;
 }
 
-/* Fills o with the entries e[0..n) not in `skip` (NULL: none), in their
- * order, with the prefixes they share. */
+/* Fills o with the entries e[0..n) in `keep` (NULL: all), in their order,
+ * with the prefixes they share. */
 static hearth_err make_order(const smp_vocab *v, const sort_entry *e, int32_t n,
-                             const uint32_t *skip, walk_order *o) {
+                             const uint32_t *keep, walk_order *o) {
     o->id = malloc((size_t)(n ? n : 1) * sizeof *o->id);
     o->shared = malloc((size_t)(n ? n : 1) * sizeof *o->shared);
     if (!o->id || !o->shared) return HEARTH_ERR_NOMEM;
     o->n = 0;
     for (int32_t k = 0; k < n; k++) {
-        if (skip && smp_bit(skip, e[k].id)) continue;
+        if (keep && !smp_bit(keep, e[k].id)) continue;
         o->shared[o->n] = o->n ? common_prefix(v, o->id[o->n - 1], e[k].id) : 0;
         o->id[o->n++] = e[k].id;
     }
@@ -123,13 +125,14 @@ static hearth_err read_pieces(smp_vocab *v, smp_piece_fn piece, const void *ctx)
     return HEARTH_OK;
 }
 
-/* Marks the plain tokens: from inside a string's content they are accepted
- * and lead back to the same state (which depends on nothing outside the
- * string, the white-space limit included, so this holds in every such
- * state), and counts the characters each adds: a character starts at every
- * byte read between characters, except the second escape of a surrogate
- * pair (which the recognizer reads in another mode). */
-static void mark_plain(smp_vocab *v) {
+/* Sorts every token by how a string's content takes it (vocab_bytes.h):
+ * text tokens are marked with the characters each starts (a character
+ * starts at every byte read between characters, except the second escape
+ * of a surrogate pair, which the recognizer reads in another mode), closing
+ * ones in `closing`. The recognizer's string modes depend on nothing outside
+ * the string (not the container stack, not the white-space limit), so one
+ * string's content stands for every string's and every key's. */
+static void classify_text(smp_vocab *v, uint32_t *closing) {
     smp_json in_string;
     smp_json_init(&in_string, false);
     smp_json_feed(&in_string, '"');
@@ -139,20 +142,57 @@ static void mark_plain(smp_vocab *v) {
         const uint8_t *p = v->bytes + v->off[id];
         smp_json j = in_string;
         uint32_t chars = 0, i = 0;
-        for (; i < len; i++) {
-            if (smp_json_in_text(&j)) chars++;
-            if (!smp_json_step(&j, p[i])) break;
+        bool closes = false;
+        for (; i < len && !closes; i++) {
+            const bool between = smp_json_in_text(&j);
+            closes = between && p[i] == '"';
+            chars += between;
+            if (!closes && !smp_json_step(&j, p[i])) break;
         }
-        if (i < len || memcmp(&j, &in_string, sizeof j)) continue;
-        v->plain[id / 32] |= 1u << (id % 32);
-        v->plain_chars[id] = (uint8_t)(chars < 255 ? chars : 255);
-        if (memchr(p, '\\', len)) v->plain_esc[id / 32] |= 1u << (id % 32);
-        v->n_plain++;
+        if (closes) closing[id / 32] |= 1u << (id % 32);
+        if (i < len || closes) continue;
+        v->text[id / 32] |= 1u << (id % 32);
+        v->text_chars[id] = (uint8_t)(chars < 255 ? chars : 255);
+        v->n_text++;
     }
 }
 
+/* The text tokens by their characters, the masks of the first n_upto counts,
+ * the canonical set and the slow list. */
+static hearth_err text_tables(smp_vocab *v) {
+    const size_t n_text = (size_t)v->n_text;
+    int32_t count[256] = {0};
+    for (int32_t id = 0; id < v->n_vocab; id++)
+        if (smp_bit(v->text, id)) count[v->text_chars[id]]++;
+    v->chars_from[0] = 0;
+    for (int k = 0; k < 256; k++) v->chars_from[k + 1] = v->chars_from[k] + count[k];
+    const int32_t rest = v->n_text / 32 > 64 ? v->n_text / 32 : 64;
+    v->n_upto = 0;
+    while (v->n_upto < 255 && v->n_text - v->chars_from[v->n_upto] > rest) v->n_upto++;
+    v->by_chars = malloc((n_text ? n_text : 1) * sizeof *v->by_chars);
+    v->text_slow = malloc((n_text ? n_text : 1) * sizeof *v->text_slow);
+    v->text_canon = hr_calloc(v->n_words, sizeof *v->text_canon);
+    v->upto = hr_calloc((size_t)(v->n_upto ? v->n_upto : 1) * v->n_words, sizeof *v->upto);
+    if (!v->by_chars || !v->text_slow || !v->text_canon || !v->upto) return HEARTH_ERR_NOMEM;
+    int32_t next[256];
+    memcpy(next, v->chars_from, sizeof next);
+    for (int32_t id = 0; id < v->n_vocab; id++) {
+        if (!smp_bit(v->text, id)) continue;
+        const uint8_t chars = v->text_chars[id];
+        v->by_chars[next[chars]++] = id;
+        for (uint32_t k = chars; k < v->n_upto; k++)
+            v->upto[k * v->n_words + id / 32] |= 1u << (id % 32);
+        const uint32_t len = v->off[id + 1] - v->off[id];
+        if (chars == 255 || memchr(v->bytes + v->off[id], '\\', len))
+            v->text_slow[v->n_slow++] = id;
+        else
+            v->text_canon[id / 32] |= 1u << (id % 32);
+    }
+    return HEARTH_OK;
+}
+
 /* Sorts the tokens a JSON text can use into the two walk orders. */
-static hearth_err sort_tokens(smp_vocab *v) {
+static hearth_err sort_tokens(smp_vocab *v, const uint32_t *closing) {
     sort_entry *e = malloc((size_t)v->n_vocab * sizeof *e);
     sort_entry *tmp = malloc((size_t)v->n_vocab * sizeof *tmp);
     hearth_err err = e && tmp ? HEARTH_OK : HEARTH_ERR_NOMEM;
@@ -164,7 +204,7 @@ static hearth_err sort_tokens(smp_vocab *v) {
     }
     if (!err && n > 0) sort_by_bytes(v, e, tmp, n);
     if (!err) err = make_order(v, e, n, NULL, &v->all);
-    if (!err) err = make_order(v, e, n, v->plain, &v->other);
+    if (!err) err = make_order(v, e, n, closing, &v->closing);
     free(e);
     free(tmp);
     return err;
@@ -179,14 +219,16 @@ hearth_err smp_vocab_new(int32_t n_vocab, smp_piece_fn piece, const void *ctx, s
     v->n_words = (uint32_t)(((int64_t)n_vocab + 31) / 32);
     v->off = malloc(((size_t)n_vocab + 1) * sizeof *v->off);
     v->eog = hr_calloc(v->n_words, sizeof *v->eog);
-    v->plain = hr_calloc(v->n_words, sizeof *v->plain);
-    v->plain_chars = hr_calloc((size_t)n_vocab, 1);
-    v->plain_esc = hr_calloc(v->n_words, sizeof *v->plain_esc);
-    hearth_err err = v->off && v->eog && v->plain && v->plain_chars && v->plain_esc
+    v->text = hr_calloc(v->n_words, sizeof *v->text);
+    v->text_chars = hr_calloc((size_t)n_vocab, 1);
+    uint32_t *closing = hr_calloc(v->n_words, sizeof *closing);
+    hearth_err err = v->off && v->eog && v->text && v->text_chars && closing
                          ? read_pieces(v, piece, ctx)
                          : HEARTH_ERR_NOMEM;
-    if (!err) mark_plain(v);
-    if (!err) err = sort_tokens(v);
+    if (!err) classify_text(v, closing);
+    if (!err) err = text_tables(v);
+    if (!err) err = sort_tokens(v, closing);
+    free(closing);
     if (err) {
         smp_vocab_free(v);
         return err == HEARTH_ERR_NOMEM
@@ -209,12 +251,15 @@ void smp_vocab_free(smp_vocab *v) {
     free(v->bytes);
     free(v->off);
     free(v->eog);
-    free(v->plain);
-    free(v->plain_chars);
-    free(v->plain_esc);
+    free(v->text);
+    free(v->text_chars);
+    free(v->by_chars);
+    free(v->upto);
+    free(v->text_canon);
+    free(v->text_slow);
     free(v->all.id);
     free(v->all.shared);
-    free(v->other.id);
-    free(v->other.shared);
+    free(v->closing.id);
+    free(v->closing.shared);
     free(v);
 }

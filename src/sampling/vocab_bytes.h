@@ -21,6 +21,13 @@ typedef struct walk_order {
     int32_t n;
 } walk_order;
 
+/* Inside a string's content (between characters), a token either stays in
+ * the string ("text" tokens: plain text and complete escapes, which come
+ * back to the same state, and those that end inside a character or an
+ * escape), closes it and goes on ("closing" tokens), or is refused in every
+ * such state (a control byte, broken UTF-8, a bad escape). Whether a text
+ * token is accepted depends only on the characters it adds (maxLength) and,
+ * in keys that must be canonical, on its escapes (json_schema_mask.c). */
 struct smp_vocab {
     atomic_int refs;
     int32_t n_vocab;
@@ -29,14 +36,20 @@ struct smp_vocab {
     uint32_t *off;    /* [n_vocab + 1]: token i is bytes[off[i], off[i + 1]) */
     uint32_t *eog;    /* [n_words] end-of-generation tokens */
     int32_t n_eog;
-    uint32_t *plain; /* [n_words] tokens that leave a string's content state as it is */
-    int32_t n_plain;
-    uint8_t *plain_chars; /* [n_vocab] characters a plain token adds to a string (255: 255 or more),
-                             counted as JSON Schema's minLength/maxLength count them */
-    uint32_t *plain_esc;  /* [n_words] plain tokens with an escape (a backslash) */
-    walk_order all;       /* every non-empty, non-EOG token up to SMP_VOCAB_PIECE_MAX bytes */
-    walk_order other;     /* those of them that are not plain */
-    uint32_t max_len;     /* longest piece in the walk orders (<= SMP_VOCAB_PIECE_MAX) */
+    uint32_t *text; /* [n_words] text tokens */
+    int32_t n_text;
+    uint8_t *text_chars;     /* [n_vocab] characters a text token starts in a string (255: 255 or
+                                more), counted as JSON Schema's minLength/maxLength count them */
+    int32_t *by_chars;       /* [n_text] the text tokens by text_chars, ascending */
+    int32_t chars_from[257]; /* by_chars[chars_from[k] ..]: those with k or more characters */
+    uint32_t *upto;  /* [n_upto][n_words]: mask k holds the text tokens of at most k characters */
+    uint32_t n_upto; /* chosen so that fewer than 1/32 of the text tokens have n_upto or more */
+    uint32_t *text_canon; /* [n_words] text tokens without a backslash, under 255 characters */
+    int32_t *text_slow;   /* [n_slow] the others: fed through the recognizer when needed */
+    int32_t n_slow;
+    walk_order all;     /* every non-empty, non-EOG token up to SMP_VOCAB_PIECE_MAX bytes */
+    walk_order closing; /* those that close a string from its content */
+    uint32_t max_len;   /* longest piece in the walk orders (<= SMP_VOCAB_PIECE_MAX) */
 };
 
 static inline bool smp_bit(const uint32_t *set, int32_t id) {
