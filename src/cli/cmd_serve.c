@@ -42,6 +42,9 @@ static const char serve_usage[] =
     "  --cloud-price IN,OUT ... at these dollars per million input,output tokens\n"
     "  --air-gapped         never contact a remote tier\n"
     "  --router FILE        the learned pre-router (hearth router train) for auto requests\n"
+    "  --rag DB             retrieval over an index from hearth rag index: chat requests with\n"
+    "                       \"rag\": true, POST /v1/hearth/rag/search (docs/rag.md)\n"
+    "  --rag-allow-cloud    requests that used retrieved text may escalate (default: local)\n"
     "  --ledger FILE        the SQLite ledger and audit log (default: in memory)\n"
     "  --ledger-prompts     store prompts and answers in the ledger (to train the router)\n";
 
@@ -53,10 +56,11 @@ static int parse_serve(int argc, char **argv, srv_config *c) {
             return 0;
         }
         if (!strcmp(a, "--log-prompts") || !strcmp(a, "--air-gapped") ||
-            !strcmp(a, "--ledger-prompts")) {
+            !strcmp(a, "--ledger-prompts") || !strcmp(a, "--rag-allow-cloud")) {
             if (!strcmp(a, "--log-prompts")) c->log_prompts = true;
             if (!strcmp(a, "--air-gapped")) c->air_gapped = true;
             if (!strcmp(a, "--ledger-prompts")) c->ledger_prompts = true;
+            if (!strcmp(a, "--rag-allow-cloud")) c->rag_allow_cloud = true;
             continue;
         }
         const char *v = i + 1 < argc ? argv[++i] : NULL;
@@ -102,6 +106,8 @@ static int parse_serve(int argc, char **argv, srv_config *c) {
             c->cloud_price = v;
         else if (!strcmp(a, "--router"))
             c->router_path = v;
+        else if (!strcmp(a, "--rag"))
+            c->rag_path = v;
         else if (!strcmp(a, "--ledger"))
             c->ledger_path = v;
         else {

@@ -41,7 +41,8 @@ typedef enum route_id {
     ROUTE_OLLAMA_VERSION,
     ROUTE_OLLAMA_TAGS,
     ROUTE_OLLAMA_PS,
-    ROUTE_OLLAMA_SHOW
+    ROUTE_OLLAMA_SHOW,
+    ROUTE_RAG_SEARCH
 } route_id;
 
 typedef struct route {
@@ -61,6 +62,7 @@ static const route routes[] = {
     {"/health", false, "GET", ROUTE_HEALTH, false},
     {"/metrics", false, "GET", ROUTE_METRICS, false},
     {"/v1/hearth/stats", false, "GET", ROUTE_STATS, true},
+    {"/v1/hearth/rag/search", false, "POST", ROUTE_RAG_SEARCH, true},
     /* ollama's API (api_ollama*.c) */
     {"/api/chat", false, "POST", ROUTE_OLLAMA_CHAT, true},
     {"/api/generate", false, "POST", ROUTE_OLLAMA_GENERATE, true},
@@ -80,6 +82,7 @@ typedef struct srv_conn {
     const route *route;
     char *body;
     size_t body_len, body_cap;
+    char *rag_body; /* the body with retrieved context (api_rag.c), when asked */
     bool too_large;
     bool answered; /* a response was queued before the body */
     double t0;
@@ -165,6 +168,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
                         (srv_now_ms() - c->t0) / 1e3, gen && c->x.status == 200);
     free(c->x.log_prompt);
     free(c->body);
+    free(c->rag_body);
     free(c);
     *con_cls = NULL;
 }
@@ -242,8 +246,13 @@ static void dispatch(srv_server *s, srv_conn *c) {
         srv_fail(&e, 503, NULL, state == SRV_LOADING ? "model_loading" : "model_failed",
                  state == SRV_LOADING ? "the model is still loading" : "the model failed to load");
         srv_respond_error(x, &e);
-    } else if (id == ROUTE_CHAT)
-        srv_handle_chat(x);
+    } else if (id == ROUTE_CHAT) {
+        if (srv_rag_augment(x, &c->rag_body, &x->body_len)) {
+            if (c->rag_body) x->body = c->rag_body;
+            srv_handle_chat(x);
+        }
+    } else if (id == ROUTE_RAG_SEARCH)
+        srv_handle_rag_search(x);
     else if (id == ROUTE_COMPLETIONS)
         srv_handle_completions(x);
     else if (id == ROUTE_EMBEDDINGS)
@@ -268,6 +277,7 @@ static void dispatch(srv_server *s, srv_conn *c) {
 
 static enum MHD_Result queue(struct MHD_Connection *conn, srv_exchange *x) {
     if (!x->response) return MHD_NO; /* nothing to say (client gone, out of memory): close */
+    if (x->rag_note[0]) MHD_add_response_header(x->response, "x-hearth-rag", x->rag_note);
     const enum MHD_Result r = MHD_queue_response(conn, (unsigned)x->status, x->response);
     MHD_destroy_response(x->response);
     x->response = NULL;

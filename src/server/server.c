@@ -12,6 +12,7 @@
 
 #include "core/core.h"
 #include "engine/chat.h"
+#include "rag/rag.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -88,6 +89,22 @@ static void prepare_constraints(srv_server *s) {
     hearth_sampler_free(smp);
 }
 
+/* Says what the index holds, and whether its vectors are this model's (the
+ * only ones a query can be compared with). */
+static hearth_err open_rag(srv_server *s) {
+    rag_info in;
+    hearth_err err = rag_model_id(s->cfg.model_path, hearth_model_n_embd(s->model),
+                                  hearth_pooling_name(s->pooling), s->rag_model_id);
+    if (!err) err = rag_info_get(s->rag, &in);
+    if (err) return err;
+    say(s, "rag: %s: %lld documents, %lld chunks; %s", s->cfg.rag_path, (long long)in.n_docs,
+        (long long)in.n_chunks,
+        !in.n_vectors                        ? "no vectors: BM25 search"
+        : !strcmp(in.model, s->rag_model_id) ? "vectors of this model: hybrid search"
+                                             : "vectors of another model: BM25 search only");
+    return HEARTH_OK;
+}
+
 static void *loader_main(void *arg) {
     srv_server *s = arg;
     hearth_model_params mp = hearth_model_default_params();
@@ -106,6 +123,7 @@ static void *loader_main(void *arg) {
         if (!s->bos_text || !s->eos_text) err = hr_fail(HEARTH_ERR_NOMEM, "out of memory");
     }
     if (!err) err = srv_model_info_new(s->cfg.model_path, s->model, &s->ollama_info);
+    if (!err && s->rag) err = open_rag(s);
     const int queue_max = s->cfg.queue_max >= 0 ? s->cfg.queue_max : 4 * s->cfg.n_parallel;
     if (!err)
         err = srv_sched_new(s->model, s->cfg.n_parallel, s->cfg.n_ctx, queue_max, &s->metrics,
@@ -145,13 +163,17 @@ hearth_err srv_start(const srv_config *cfg, srv_server **out) {
     snprintf(s->model_id, sizeof s->model_id, "%s", base ? base + 1 : cfg->model_path);
     s->created = (int64_t)time(NULL);
     atomic_init(&s->gw_workers, 0);
+    pthread_mutex_init(&s->rag_mu, NULL);
     hearth_err err = srv_gateway_start(s);
+    if (!err && cfg->rag_path) err = rag_open(cfg->rag_path, false, &s->rag);
     if (!err) err = srv_http_start(s);
     if (!err && pthread_create(&s->loader, NULL, loader_main, s) != 0)
         err = hr_fail(HEARTH_ERR_NOMEM, "server: cannot start the loader thread");
     if (err) {
         srv_http_stop(s);
         srv_gateway_stop(s);
+        rag_close(s->rag);
+        pthread_mutex_destroy(&s->rag_mu);
         srv_metrics_fini(&s->metrics);
         pthread_mutex_destroy(&s->log_mu);
         free(s);
@@ -177,6 +199,8 @@ void srv_stop(srv_server *s) {
     srv_gateway_stop(s); /* after the daemon: its last requests write ledger rows */
     srv_sched_free(s->sched);
     srv_model_info_free(s->ollama_info);
+    rag_close(s->rag);
+    pthread_mutex_destroy(&s->rag_mu);
     hearth_model_free(s->model);
     free(s->bos_text);
     free(s->eos_text);

@@ -68,6 +68,8 @@ typedef struct srv_config {
     bool ledger_prompts;     /* store prompts and answers in the ledger */
     const char *router_path; /* --router FILE: the learned pre-router */
     const char *pooling;     /* /v1/embeddings: "mean", "cls", "last"; NULL: the model's */
+    const char *rag_path;    /* --rag DB: an index from `hearth rag index` (api_rag.c) */
+    bool rag_allow_cloud;    /* requests that used it may escalate (redacted); else local */
 } srv_config;
 
 srv_config srv_default_config(void);
@@ -343,6 +345,10 @@ struct srv_server {
     bool gw_mu_ready, gw_closing;
     struct srv_gwreq *gw_active; /* generation requests in flight */
     atomic_int gw_workers;       /* streaming cascade threads running */
+    /* retrieval (api_rag.c) */
+    struct rag_index *rag;  /* NULL without --rag */
+    pthread_mutex_t rag_mu; /* one search at a time on the handle */
+    char rag_model_id[256]; /* rag_model_id of the server's model, for query vectors */
 };
 
 /* One HTTP request as the handlers see it: what the log line reports. */
@@ -359,7 +365,8 @@ typedef struct srv_exchange {
     int prompt_tokens, cached_tokens, completion_tokens;
     char *log_prompt;                      /* --log-prompts: the prompt text (malloc'd) */
     char tier_header[64], task_header[32]; /* x-hearth-tier, x-hearth-task ("": none) */
-    struct srv_gwreq *gw;                  /* the gateway's state of a generation request */
+    char rag_note[64];    /* the x-hearth-rag header: what retrieval added ("": none) */
+    struct srv_gwreq *gw; /* the gateway's state of a generation request */
     struct MHD_Response *response;
     struct srv_stream *stream; /* a streaming response's state (owned by the response) */
 } srv_exchange;
@@ -383,6 +390,13 @@ void srv_handle_ollama_embed(srv_exchange *x, bool legacy); /* /api/embed, /api/
 void srv_handle_ollama_version(srv_exchange *x);            /* GET /api/version */
 void srv_handle_ollama_tags(srv_exchange *x, bool running); /* GET /api/tags, /api/ps */
 void srv_handle_ollama_show(srv_exchange *x);               /* POST /api/show */
+/* retrieval (api_rag.c) */
+void srv_handle_rag_search(srv_exchange *x); /* POST /v1/hearth/rag/search */
+/* A chat body with "rag": its last user message with the retrieved context
+ * in *body (malloc'd), x->tier_header pinned to local unless the operator
+ * allows the cloud. *body NULL: the body does not ask (go on with it as it
+ * is). False: x was answered (an error). */
+bool srv_rag_augment(srv_exchange *x, char **body, size_t *len);
 
 /* Responses (http.c): a JSON body (taken over: freed by the response) and an
  * error. */

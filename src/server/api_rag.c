@@ -1,0 +1,243 @@
+/*
+ * api_rag.c - retrieval in `hearth serve --rag DB` (docs/rag.md):
+ *
+ *   POST /v1/hearth/rag/search {"query", "k", "mode"}: the best chunks;
+ *   "rag": true | {"k", "mode"} in a /v1/chat/completions body: the last
+ *   user message gets the best chunks for its text as numbered context
+ *   before it, then the request goes on as any chat request.
+ *
+ * The index is opened read-only at start and shared under rag_mu (a handle
+ * serves one thread at a time); it reloads the vectors when `hearth rag
+ * index` has written since. Query vectors come from the server's model
+ * through the scheduler's embedding jobs, and only when the index's vectors
+ * are that model's. Retrieved text is the deployment's own documents: unless
+ * --rag-allow-cloud, a request that used it is answered by the local tier.
+ */
+#include "api_embed.h"
+#include "core/core.h"
+#include "rag/rag.h"
+#include "server.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { RAG_K_DEFAULT = 5 };
+
+/* k and mode from an object (the search body, or the chat body's "rag"). */
+static bool parse_knobs(const cJSON *o, const char *prefix, int *k, rag_mode *mode, srv_error *e) {
+    char field[64];
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "k");
+    *k = RAG_K_DEFAULT;
+    *mode = RAG_MODE_AUTO;
+    if (v) {
+        snprintf(field, sizeof field, "%sk", prefix);
+        if (!cJSON_IsNumber(v) || v->valuedouble != (int)v->valuedouble || v->valuedouble < 1 ||
+            v->valuedouble > 100)
+            return srv_fail(e, 400, field, NULL, "'%s' must be an integer in 1..100", field);
+        *k = (int)v->valuedouble;
+    }
+    if ((v = cJSON_GetObjectItemCaseSensitive(o, "mode"))) {
+        snprintf(field, sizeof field, "%smode", prefix);
+        if (!cJSON_IsString(v) || !rag_mode_parse(v->valuestring, mode))
+            return srv_fail(e, 400, field, NULL, "'%s' must be one of auto, bm25, vector, hybrid",
+                            field);
+    }
+    return true;
+}
+
+/* The query's embedding by the server's model when the index's vectors are
+ * that model's; NULL otherwise, or when x was answered (an error: *failed). */
+static float *query_vector(srv_exchange *x, const char *text, size_t len, bool *failed) {
+    srv_server *s = x->srv;
+    *failed = false;
+    rag_info in;
+    pthread_mutex_lock(&s->rag_mu);
+    const hearth_err err = rag_info_get(s->rag, &in);
+    pthread_mutex_unlock(&s->rag_mu);
+    if (err || !in.n_vectors || strcmp(in.model, s->rag_model_id)) return NULL;
+    srv_embed_input input = {0};
+    srv_error e;
+    if (!srv_embed_add_text(s, &input, text, len, true, "query", &e)) {
+        srv_embed_input_fini(&input);
+        srv_respond_error(x, &e);
+        *failed = true;
+        return NULL;
+    }
+    srv_job *j = srv_embed_run(x, &input, true);
+    if (!j) {
+        *failed = true;
+        return NULL;
+    }
+    const int d = hearth_model_n_embd(s->model);
+    float *v = malloc((size_t)d * sizeof *v);
+    if (v) memcpy(v, j->embd, (size_t)d * sizeof *v);
+    srv_job_release(j);
+    return v;
+}
+
+/* The hits for text; false when x was answered (an error). */
+static bool retrieve(srv_exchange *x, const char *text, size_t len, int k, rag_mode mode,
+                     rag_hits *h) {
+    srv_server *s = x->srv;
+    bool failed;
+    float *v = mode == RAG_MODE_BM25 ? NULL : query_vector(x, text, len, &failed);
+    if (mode != RAG_MODE_BM25 && failed) return false;
+    const rag_query q = {.text = text,
+                         .len = len,
+                         .vector = v,
+                         .model = v ? s->rag_model_id : NULL,
+                         .k = k,
+                         .mode = mode};
+    pthread_mutex_lock(&s->rag_mu);
+    const hearth_err err = rag_search(s->rag, &q, h);
+    pthread_mutex_unlock(&s->rag_mu);
+    free(v);
+    if (err) {
+        srv_error e;
+        srv_fail(&e, err == HEARTH_ERR_INVALID_ARG ? 400 : 500, "query",
+                 err == HEARTH_ERR_INVALID_ARG ? NULL : "rag_error", "%s", hearth_last_error());
+        srv_respond_error(x, &e);
+        return false;
+    }
+    return true;
+}
+
+static bool no_index(srv_exchange *x) {
+    if (x->srv->rag) return false;
+    srv_error e;
+    srv_fail(&e, 400, "rag", "rag_disabled",
+             "retrieval is off: start the server with --rag DB (an index from hearth rag index)");
+    srv_respond_error(x, &e);
+    return true;
+}
+
+/* The search response; NULL when out of memory. */
+static char *hits_json(const rag_hits *h) {
+    cJSON *out = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(out, "data");
+    cJSON_AddStringToObject(out, "object", "list");
+    cJSON_AddStringToObject(out, "mode", rag_mode_name(h->mode));
+    for (size_t i = 0; i < h->n; i++) {
+        const rag_hit *t = &h->hit[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "rank", (double)(i + 1));
+        cJSON_AddNumberToObject(o, "score", t->score);
+        cJSON_AddStringToObject(o, "path", t->path);
+        cJSON_AddNumberToObject(o, "byte_start", (double)t->byte_start);
+        cJSON_AddNumberToObject(o, "byte_len", (double)t->byte_len);
+        cJSON_AddNumberToObject(o, "rank_bm25", t->rank_bm25);
+        cJSON_AddNumberToObject(o, "rank_vector", t->rank_vector);
+        cJSON_AddStringToObject(o, "text", t->text);
+        cJSON_AddItemToArray(data, o);
+    }
+    char *json = cJSON_PrintUnformatted(out);
+    cJSON_Delete(out);
+    return json;
+}
+
+void srv_handle_rag_search(srv_exchange *x) {
+    if (no_index(x)) return;
+    srv_error e;
+    cJSON *root = cJSON_ParseWithLength(x->body, x->body_len);
+    const cJSON *query = cJSON_GetObjectItemCaseSensitive(root, "query");
+    int k;
+    rag_mode mode;
+    rag_hits h;
+    bool answered = false;
+    if (!cJSON_IsObject(root))
+        srv_fail(&e, 400, NULL, NULL, "the body must be a JSON object");
+    else if (!cJSON_IsString(query) || !*query->valuestring)
+        srv_fail(&e, 400, "query", NULL, "'query' must be a non-empty string");
+    else if (parse_knobs(root, "", &k, &mode, &e)) {
+        answered = !retrieve(x, query->valuestring, strlen(query->valuestring), k, mode, &h);
+        if (!answered) {
+            char *json = hits_json(&h);
+            rag_hits_free(&h);
+            answered = json != NULL;
+            if (json)
+                srv_respond_json(x, 200, json);
+            else
+                srv_fail(&e, 500, NULL, "out_of_memory", "out of memory");
+        }
+    }
+    cJSON_Delete(root);
+    if (!answered) srv_respond_error(x, &e);
+}
+
+/* The last user message of a chat body, and its text when it is a string. */
+static cJSON *last_user(cJSON *root) {
+    cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages"), *m, *last = NULL;
+    cJSON_ArrayForEach(m, msgs) {
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        if (cJSON_IsString(role) && !strcmp(role->valuestring, "user")) last = m;
+    }
+    return last;
+}
+
+bool srv_rag_augment(srv_exchange *x, char **body, size_t *len) {
+    cJSON *root = cJSON_ParseWithLength(x->body, x->body_len);
+    const cJSON *opt = cJSON_GetObjectItemCaseSensitive(root, "rag");
+    *body = NULL;
+    if (!opt || cJSON_IsFalse(opt)) { /* not asked (a malformed body is the chat route's 400) */
+        cJSON_Delete(root);
+        return true;
+    }
+    srv_error e;
+    int k = RAG_K_DEFAULT;
+    rag_mode mode = RAG_MODE_AUTO;
+    cJSON *user = last_user(root);
+    cJSON *content = cJSON_GetObjectItemCaseSensitive(user, "content");
+    char *out = NULL;
+    bool ok = false;
+    if (no_index(x)) {
+        cJSON_Delete(root);
+        return false;
+    }
+    if (!cJSON_IsTrue(opt) && !cJSON_IsObject(opt))
+        srv_fail(&e, 400, "rag", NULL, "'rag' must be a boolean or an object {\"k\", \"mode\"}");
+    else if (cJSON_IsObject(opt) && !parse_knobs(opt, "rag.", &k, &mode, &e))
+        ;
+    else if (!cJSON_IsString(content) || !*content->valuestring)
+        srv_fail(&e, 400, "messages", NULL,
+                 "'rag' needs a last user message whose content is a non-empty string");
+    else if (!x->srv->cfg.rag_allow_cloud && x->tier_header[0] && strcmp(x->tier_header, "local"))
+        srv_fail(&e, 403, "rag", "rag_local_only",
+                 "retrieved documents stay on this server: a 'rag' request is answered locally "
+                 "(the operator can allow escalation with --rag-allow-cloud)");
+    else
+        ok = true;
+    if (!ok) {
+        srv_respond_error(x, &e);
+        cJSON_Delete(root);
+        return false;
+    }
+    rag_hits h;
+    if (!retrieve(x, content->valuestring, strlen(content->valuestring), k, mode, &h)) {
+        cJSON_Delete(root);
+        return false;
+    }
+    char *block = rag_context_block(&h);
+    const size_t n = block ? strlen(block) + strlen(content->valuestring) + 16 : 0;
+    char *text = n ? malloc(n) : NULL;
+    if (text) {
+        snprintf(text, n, "%sQuestion: %s", block, content->valuestring);
+        cJSON_ReplaceItemInObjectCaseSensitive(user, "content", cJSON_CreateString(text));
+        cJSON_DeleteItemFromObjectCaseSensitive(root, "rag");
+        out = cJSON_PrintUnformatted(root);
+    }
+    snprintf(x->rag_note, sizeof x->rag_note, "%zu passage%s, %s", h.n, h.n == 1 ? "" : "s",
+             rag_mode_name(h.mode));
+    if (!x->srv->cfg.rag_allow_cloud) snprintf(x->tier_header, sizeof x->tier_header, "local");
+    free(text);
+    free(block);
+    rag_hits_free(&h);
+    cJSON_Delete(root);
+    if (!out) {
+        srv_fail(&e, 500, NULL, "out_of_memory", "out of memory building the context");
+        srv_respond_error(x, &e);
+        return false;
+    }
+    *body = out;
+    *len = strlen(out);
+    return true;
+}
