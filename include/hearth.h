@@ -217,6 +217,12 @@ typedef enum hearth_constraint {
  * it to answer 400 before queueing a request. Thread-safe. */
 HEARTH_API hearth_err hearth_json_schema_check(const char *schema);
 
+/* One entry of hearth_sampling.logit_bias (OpenAI's logit_bias). */
+typedef struct hearth_logit_bias {
+    int32_t id; /* a token id of the model's vocabulary */
+    float bias; /* added to the token's logit; <= -100 or -INFINITY: the token is banned */
+} hearth_logit_bias;
+
 typedef struct hearth_sampling {
     float temperature;            /* <= 0: greedy */
     int32_t top_k;                /* <= 0: off */
@@ -232,6 +238,15 @@ typedef struct hearth_sampling {
                                 compiled by hearth_sampler_new, which fails as
                                 hearth_json_schema_check does; need not outlive that call.
                                 NULL in the defaults */
+    /* Biases added to the model's logits before every other stage (penalties, the
+     * constraint, truncation, temperature; greedy too), as OpenAI and llama.cpp do.
+     * A bias <= -100 (or -INFINITY) bans the token: it is never drawn, and a draw
+     * with every token banned fails. Entries for the same id add up. ids must lie
+     * in [0, n_vocab) and biases must not be NaN or +inf (HEARTH_ERR_INVALID_ARG).
+     * Logprobs stay those of the raw logits. Copied by hearth_sampler_new (need
+     * not outlive that call); NULL / 0 in the defaults. */
+    const hearth_logit_bias *logit_bias;
+    size_t n_logit_bias;
 } hearth_sampling;
 
 /* llama.cpp's defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05. */

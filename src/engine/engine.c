@@ -148,7 +148,9 @@ hearth_err hearth_sampler_new(const hearth_model *m, const hearth_sampling *para
                      .repeat_penalty = p.repeat_penalty,
                      .frequency_penalty = p.frequency_penalty,
                      .presence_penalty = p.presence_penalty,
-                     .seed = p.seed == HEARTH_SEED_RANDOM ? SMP_SEED_RANDOM : p.seed};
+                     .seed = p.seed == HEARTH_SEED_RANDOM ? SMP_SEED_RANDOM : p.seed,
+                     .logit_bias = p.logit_bias,
+                     .n_logit_bias = p.n_logit_bias};
     hearth_sampler *s = hr_calloc(1, sizeof *s);
     if (!s) return HEARTH_ERR_NOMEM;
     hearth_err err = constraint_vocab(m, &p, &s->vocab, &sp.schema);

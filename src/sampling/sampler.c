@@ -1,7 +1,8 @@
 /*
- * sampler.c - the sampler chain: penalties -> top-k -> top-p -> min-p ->
- * temperature -> draw, with the semantics of llama.cpp's samplers of the same
- * names (src/llama-sampler.cpp) and OpenAI's frequency/presence penalties.
+ * sampler.c - the sampler chain: logit bias -> penalties -> top-k -> top-p ->
+ * min-p -> temperature -> draw, with the semantics of llama.cpp's samplers of
+ * the same names (src/llama-sampler.cpp) and OpenAI's logit_bias and
+ * frequency/presence penalties.
  *
  * Candidates live in two buffers sized n_vocab at creation:
  *   sorted[0, n_sorted)  the best candidates, best first;
@@ -17,7 +18,9 @@
  *
  * A constraint's mask (JSON mode, JSON Schema) is applied when the candidates are first
  * filled: a token it refuses is not a candidate at all, so no later stage,
- * and no all -inf row, can bring it back.
+ * and no all -inf row, can bring it back. Logit biases are applied there too,
+ * first (a banned token is likewise no candidate): they are kept sorted by
+ * id, duplicates summed, so the fill merges them in one pass.
  */
 #include "json_prefix.h"
 #include "json_schema.h"
@@ -50,6 +53,9 @@ struct smp_sampler {
 
     smp_schemac *schema;  /* the constraint (JSON mode: the schema {"type":"object"}), or NULL */
     const uint32_t *mask; /* the constraint's allowed tokens for this draw, or NULL */
+
+    hearth_logit_bias *bias; /* [n_bias] by id ascending, one entry per id (summed); NULL if none */
+    size_t n_bias;
 };
 
 smp_params smp_default_params(void) {
@@ -94,6 +100,47 @@ static hearth_err check_params(const smp_params *p) {
                        (int)p->constraint);
     if (p->constraint != SMP_CONSTRAINT_NONE && !p->vocab)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: a constraint needs the vocabulary");
+    if (p->n_logit_bias > 0 && !p->logit_bias)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: %zu logit biases but no array",
+                       p->n_logit_bias);
+    if (p->n_logit_bias > SMP_BIAS_MAX)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: %zu logit biases (at most %d)",
+                       p->n_logit_bias, (int)SMP_BIAS_MAX);
+    return HEARTH_OK;
+}
+
+static int bias_cmp(const void *a, const void *b) {
+    const int32_t x = ((const hearth_logit_bias *)a)->id, y = ((const hearth_logit_bias *)b)->id;
+    return (x > y) - (x < y);
+}
+
+/* Checks and copies the biases: sorted by id, one entry per id (their sum;
+ * a ban stays a ban). */
+static hearth_err bias_init(smp_sampler *s, const hearth_logit_bias *in, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (in[i].id < 0 || in[i].id >= s->n_vocab)
+            return hr_fail(HEARTH_ERR_INVALID_ARG,
+                           "sampling: logit_bias[%zu]: token %d is outside [0, %d)", i,
+                           (int)in[i].id, (int)s->n_vocab);
+        if (isnan(in[i].bias) || in[i].bias == INFINITY)
+            return hr_fail(HEARTH_ERR_INVALID_ARG,
+                           "sampling: logit_bias[%zu]: bias %g for token %d (NaN and +inf are "
+                           "refused; a ban is <= %g)",
+                           i, (double)in[i].bias, (int)in[i].id, (double)SMP_BIAS_BAN);
+    }
+    if (n == 0) return HEARTH_OK;
+    s->bias = hr_calloc(n, sizeof *s->bias);
+    if (!s->bias) return hr_wrap(HEARTH_ERR_NOMEM, "sampling: %zu logit biases: ", n);
+    memcpy(s->bias, in, n * sizeof *s->bias);
+    qsort(s->bias, n, sizeof *s->bias, bias_cmp);
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (w > 0 && s->bias[w - 1].id == s->bias[i].id)
+            s->bias[w - 1].bias += s->bias[i].bias; /* -inf + finite stays -inf */
+        else
+            s->bias[w++] = s->bias[i];
+    }
+    s->n_bias = w;
     return HEARTH_OK;
 }
 
@@ -111,7 +158,15 @@ hearth_err smp_new(int32_t n_vocab, const smp_params *params, smp_sampler **out)
         return err;
     }
     s->params = p;
+    s->params.logit_bias = NULL; /* the caller's: copied into s->bias */
+    s->params.n_logit_bias = 0;
     s->n_vocab = n_vocab;
+    err = bias_init(s, p.logit_bias, p.n_logit_bias);
+    if (err) {
+        smp_schema_free(schema);
+        smp_free(s);
+        return err;
+    }
     s->penalties_on =
         p.penalty_last_n > 0 &&
         (p.repeat_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f);
@@ -168,6 +223,7 @@ void smp_free(smp_sampler *s) {
     free(s->weights);
     free(s->counts);
     free(s->window);
+    free(s->bias);
     smp_schemac_free(s->schema);
     free(s);
 }
@@ -285,15 +341,22 @@ static inline float sanitize(float x) {
     return x > FLT_MAX ? FLT_MAX : x;
 }
 
-/* Stage 0 and 1: every token the constraint allows, in id order, with its
- * penalized logit. */
-static void stage_fill(smp_sampler *s, const float *logits) {
+/* Stage 0 and 1: every token the constraint allows and no bias bans, in id
+ * order, with its biased, then penalized logit. False, with an error
+ * recorded, when no token is left (the biases banned every one allowed). */
+static bool stage_fill(smp_sampler *s, const float *logits) {
     const bool pen = s->penalties_on && s->win_len > 0;
     const uint32_t *mask = s->mask;
+    const hearth_logit_bias *bias = s->bias, *bias_end = s->bias + s->n_bias;
     size_t n = 0;
     for (int32_t i = 0; i < s->n_vocab; i++) {
         if (mask && !(mask[i / 32] >> (i % 32) & 1)) continue;
         float l = sanitize(logits[i]);
+        while (bias < bias_end && bias->id < i) bias++;
+        if (bias < bias_end && bias->id == i) {
+            if (bias->bias <= SMP_BIAS_BAN) continue;
+            l = sanitize(l + bias->bias);
+        }
         if (pen && s->counts[i] > 0) l = sanitize(penalize(&s->params, l, s->counts[i]));
         s->rest[n].id = i;
         s->rest[n].logit = l;
@@ -302,6 +365,11 @@ static void stage_fill(smp_sampler *s, const float *logits) {
     s->n_rest = n;
     s->n_sorted = 0;
     s->rest_is_heap = false;
+    if (n > 0) return true;
+    hr_fail(HEARTH_ERR_UNSUPPORTED, s->mask ? "sampling: logit_bias bans every token the "
+                                              "constraint allows here"
+                                            : "sampling: logit_bias bans every token");
+    return false;
 }
 
 /* The k best, best first. Selection through a heap of the k best so far with
@@ -387,19 +455,21 @@ static void stage_temperature(smp_sampler *s, float t) {
     for (size_t i = 0; i < s->n_rest; i++) s->rest[i].logit = sanitize(s->rest[i].logit / t);
 }
 
-/* Runs every stage but the draw. */
-static void run_chain(smp_sampler *s, const float *logits) {
+/* Runs every stage but the draw; false as stage_fill. */
+static bool run_chain(smp_sampler *s, const float *logits) {
     const smp_params *p = &s->params;
-    stage_fill(s, logits);
+    if (!stage_fill(s, logits)) return false;
     if (p->top_k > 0 && (size_t)p->top_k < s->n_rest) stage_top_k(s, (size_t)p->top_k);
     if (p->top_p < 1.0f) stage_top_p(s, p->top_p);
     if (p->min_p > 0.0f) stage_min_p(s, p->min_p);
     stage_temperature(s, p->temperature);
+    return true;
 }
 
-/* Greedy: the best penalized candidate (truncation never removes it). */
+/* Greedy: the best biased and penalized candidate (truncation never removes
+ * it); id -1 when stage_fill left none. */
 static smp_cand greedy_pick(smp_sampler *s, const float *logits) {
-    stage_fill(s, logits);
+    if (!stage_fill(s, logits)) return (smp_cand){-1, -INFINITY};
     smp_cand best = s->rest[0];
     for (size_t i = 1; i < s->n_rest; i++) {
         if (better(s->rest[i], best)) best = s->rest[i];
@@ -510,9 +580,9 @@ int32_t smp_sample_ex(smp_sampler *s, const float *logits, int n_top, smp_info *
     if (s->params.temperature <= 0.0f) {
         id = greedy_pick(s, logits).id;
     } else {
-        run_chain(s, logits);
-        id = draw(s);
+        id = run_chain(s, logits) ? draw(s) : -1;
     }
+    if (id < 0) return -1;
     if (info) {
         info->id = id;
         fill_info(s, logits, n_top, info);
@@ -527,10 +597,12 @@ int32_t smp_sample(smp_sampler *s, const float *logits) {
 int32_t smp_candidates(smp_sampler *s, const float *logits, smp_cand *out, int32_t cap) {
     if (!begin_draw(s)) return 0;
     if (s->params.temperature <= 0.0f) {
-        if (cap > 0) out[0] = greedy_pick(s, logits);
+        const smp_cand best = greedy_pick(s, logits);
+        if (best.id < 0) return 0;
+        if (cap > 0) out[0] = best;
         return 1;
     }
-    run_chain(s, logits);
+    if (!run_chain(s, logits)) return 0;
     while (have_rank(s, s->n_sorted)) {
     }
     const size_t n = s->n_sorted;

@@ -4,7 +4,7 @@
  *
  * A sampler (smp_sampler) is a fixed chain configured once by smp_params:
  *
- *     penalties -> top-k -> top-p -> min-p -> temperature -> draw
+ *     logit bias -> penalties -> top-k -> top-p -> min-p -> temperature -> draw
  *
  * the order of llama.cpp's default chain (its DRY, typical-p, XTC and
  * top-n-sigma stages are not implemented). Temperature <= 0 means greedy: the
@@ -12,10 +12,11 @@
  * Every ordering is total: logit descending, then token id ascending, so ties
  * go to the lowest id and results never depend on sort stability.
  *
- * A constraint (JSON Schema, json_schema_mask.c; JSON mode is its schema
- * {"type":"object"}) runs
- * before every stage: tokens whose bytes cannot continue the output are not
- * candidates at all.
+ * Logit biases (OpenAI's logit_bias) come first: each is added to its
+ * token's raw logit, and a bias <= SMP_BIAS_BAN bans the token (it is not a
+ * candidate at all). A constraint (JSON Schema, json_schema_mask.c; JSON mode
+ * is its schema {"type":"object"}) runs before every stage: tokens whose bytes
+ * cannot continue the output are not candidates at all.
  *
  * Memory: smp_new allocates everything for n_vocab; sampling a token allocates
  * nothing. A sampler is not thread-safe; use one per sequence.
@@ -67,7 +68,19 @@ typedef struct smp_params {
                                 (the string need not outlive the call) unless `schema` is set */
     smp_schema *schema;      /* SMP_CONSTRAINT_JSON_SCHEMA: the schema compiled already
                                 (smp_schema_compile); smp_new takes it over, on failure too */
+    const hearth_logit_bias *logit_bias; /* [n_logit_bias] (id, bias) pairs added to the raw
+                                            logits before every stage; copied by smp_new
+                                            (need not outlive the call). ids in [0, n_vocab),
+                                            biases not NaN or +inf; the same id adds up */
+    size_t n_logit_bias;                 /* at most SMP_BIAS_MAX */
 } smp_params;
+
+/* A bias at or below this bans its token (OpenAI: "-100 should result in a
+ * ban"); -INFINITY is one. A sum of biases for one id is compared. */
+#define SMP_BIAS_BAN (-100.0f)
+/* Entries smp_new accepts: far beyond any request (the server caps at 1024),
+ * keeps a bad argument from becoming a huge allocation. */
+enum { SMP_BIAS_MAX = 1 << 20 };
 
 /* llama.cpp's defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05,
  * a window of 64 with every penalty off, a random seed. */
@@ -94,7 +107,8 @@ hearth_err smp_accept(smp_sampler *s, int32_t token);
 
 /* Samples one token from `logits` ([n_vocab], not modified). NaN logits count
  * as -inf; +inf as FLT_MAX. Allocates nothing. Returns -1, with an error
- * recorded, only when a constraint allows no token at all. */
+ * recorded, only when no token is left: a constraint allows none, or the
+ * logit biases ban every one it allows. */
 int32_t smp_sample(smp_sampler *s, const float *logits);
 
 /* Moves the constraint (if any) over the bytes of `token`, the one the
@@ -129,9 +143,9 @@ int32_t smp_sample_ex(smp_sampler *s, const float *logits, int n_top, smp_info *
 /* For tests and diagnostics: runs the chain on `logits` up to, not including,
  * the draw (no random number is consumed) and writes up to `cap` surviving
  * candidates to `out`, best first, with their logits as the draw would see
- * them (penalized, divided by the temperature). Returns how many survived. In
- * greedy mode only the argmax survives. 0, with an error recorded, when a
- * constraint allows no token. */
+ * them (biased, penalized, divided by the temperature). Returns how many
+ * survived. In greedy mode only the argmax survives. 0, with an error
+ * recorded, when no token is left (as smp_sample's -1). */
 typedef struct smp_cand {
     int32_t id;
     float logit;
