@@ -211,7 +211,7 @@ hearth_err rag_search(rag_index *x, const rag_query *q, rag_hits *out) {
     const int cap = mode == RAG_MODE_HYBRID ? (4 * q->k > 20 ? 4 * q->k : 20) : q->k;
     ranked *lists = malloc(4 * (size_t)cap * sizeof *lists);
     if (!lists) return hr_fail(HEARTH_ERR_NOMEM, "rag: out of memory");
-    ranked *a = lists, *b = lists + cap, *f = lists + 2 * cap, *best = a;
+    ranked *a = lists, *b = lists + cap, *f = lists + (size_t)2 * (size_t)cap, *best = a;
     int na = 0, nb = 0, n = 0;
     if (mode != RAG_MODE_VECTOR) err = by_bm25(x, q->text, q->len, cap, a, &na);
     if (!err && mode != RAG_MODE_BM25) err = by_vector(x, q->vector, cap, b, &nb);
