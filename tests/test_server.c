@@ -528,8 +528,8 @@ static void test_errors(test_server *sv) {
     check_error("no messages", &r, 400, "messages", NULL);
     free(r.body);
     r = test_http(sv, "POST", "/v1/chat/completions",
-                  "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":2}", key_header);
-    check_error("n=2", &r, 400, "n", NULL);
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":17}", key_header);
+    check_error("n=17", &r, 400, "n", NULL);
     free(r.body);
     r = test_http(sv, "POST", "/v1/chat/completions",
                   "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{"

@@ -178,7 +178,7 @@ static void test_refused(void) {
     refused(SRV_CHAT, M "\"temperature\":\"hot\"}", "temperature", "number");
     refused(SRV_CHAT, M "\"top_p\":-0.1}", "top_p", NULL);
     refused(SRV_CHAT, M "\"seed\":\"1\"}", "seed", NULL);
-    refused(SRV_CHAT, M "\"n\":3}", "n", "must be 1");
+    refused(SRV_CHAT, M "\"n\":17}", "n", "between 1 and 16");
     refused(SRV_CHAT, M "\"stream\":1}", "stream", "boolean");
     refused(SRV_CHAT, M "\"stream_options\":{\"include_usage\":\"yes\"}}",
             "stream_options.include_usage", NULL);
@@ -207,7 +207,7 @@ static void test_refused(void) {
     refused(SRV_CHAT, M "\"response_format\":{\"type\":\"yaml\"}}", "response_format.type", NULL);
     refused(SRV_CHAT, M "\"response_format\":\"text\"}", "response_format", NULL);
     refused(SRV_CHAT, M "\"tools\":[{\"type\":\"function\"}]}", "tools[0].function", "object");
-    refused(SRV_CHAT, M "\"logit_bias\":{\"50256\":-100}}", "logit_bias", "not supported yet");
+    refused(SRV_CHAT, M "\"logit_bias\":{\"x\":-100}}", "logit_bias", "token ids");
     refused(SRV_CHAT, M "\"model\":7}", "model", NULL);
 #undef M
     refused(SRV_COMPLETION, "{}", "prompt", "required");

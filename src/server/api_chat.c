@@ -135,7 +135,8 @@ void srv_handle_chat(srv_exchange *x) {
     }
     int32_t *ids = NULL;
     int n = 0;
-    if (srv_chat_prompt(s, &r, &ids, &n, s->cfg.log_prompts ? &x->log_prompt : NULL, &e)) {
+    if (srv_request_check_vocab(&r, hearth_model_n_vocab(s->model), &e) &&
+        srv_chat_prompt(s, &r, &ids, &n, s->cfg.log_prompts ? &x->log_prompt : NULL, &e)) {
         const bool forced = r.tool_schema != NULL, partial = r.tool_schema_partial;
         srv_gateway_route(x, &r, &ids, n); /* the cascade decides who answers */
         /* the constraint binds the local model only: no header when a remote

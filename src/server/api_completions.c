@@ -1,7 +1,7 @@
 /*
  * api_completions.c - POST /v1/completions: a text prompt (tokenized with the
  * vocabulary's BOS and special tokens, as llama.cpp's server does) or token
- * ids (checked against the vocabulary), then the gateway (api_gateway.c),
+ * ids (checked against the vocabulary, as are logit_bias's), then the gateway (api_gateway.c),
  * which routes, guards and accounts it as it does a chat request. echo puts
  * the prompt text before the completion.
  */
@@ -20,11 +20,11 @@ void srv_handle_completions(srv_exchange *x) {
     }
     int32_t *ids = NULL;
     int n = 0;
-    bool ok = true;
-    if (r.prompt) {
+    bool ok = srv_request_check_vocab(&r, hearth_model_n_vocab(s->model), &e);
+    if (ok && r.prompt) {
         ok = srv_tokenize(s, r.prompt, r.prompt_len, &ids, &n, &e);
         if (ok && s->cfg.log_prompts) x->log_prompt = strdup(r.prompt);
-    } else {
+    } else if (ok) {
         const int n_vocab = hearth_model_n_vocab(s->model);
         for (int i = 0; ok && i < r.n_prompt_ids; i++) {
             if (r.prompt_ids[i] >= n_vocab) {

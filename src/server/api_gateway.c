@@ -14,7 +14,8 @@
  *   refused  an OpenAI error (403 privacy / air gap, 400 unknown tier);
  *   direct   the answer is the local model's alone (model "local", no remote
  *            tier, or a policy without the confidence check): srv_generate,
- *            exactly as without a gateway (logprobs, streaming, usage);
+ *            exactly as without a gateway (logprobs, streaming, usage, n
+ *            choices);
  *   cascade  gw_call_run with this file's local function (a srv_job in the
  *            scheduler): remote tiers, the confidence check, failover.
  *            Non-streaming, it runs in the connection's thread. Streaming,
@@ -22,7 +23,14 @@
  *            knows which tier answers (on_start) and then streams either the
  *            local job itself (its events carry logprobs) or a "bridge" job
  *            that the remote tier's restored text is appended to, through
- *            the same SSE writer (sse.c).
+ *            the same SSE writer (sse.c). A request with n > 1 is refused
+ *            here (400 naming n): the cascade follows one local answer and
+ *            a remote tier's client reads one choice, and fewer choices than
+ *            asked must not come back silently.
+ *
+ * logit_bias holds token ids of the local model's vocabulary: it biases the
+ * local generation only and is never sent to a remote tier (gw_chat has no
+ * such field), whose answer does not follow it.
  *
  * Lifetime: a srv_gwreq is shared by the exchange (until libmicrohttpd
  * reports the request complete) and the worker (until gw_call_run returns).
@@ -649,6 +657,15 @@ void srv_gateway_route(srv_exchange *x, srv_request *r, int32_t **ids, int n_ids
     } else if (gw_call_direct_local(q->call)) {
         q->direct = true;
         srv_generate(x, &q->gen);
+        add_headers(x, &q->head);
+    } else if (srv_n_choices(&q->req) > 1) {
+        q->direct = true; /* the ledger row: the head and this answer's status */
+        srv_fail(&e, 400, "n", NULL,
+                 "'n' > 1 is answered by the local model only, but the gateway may escalate "
+                 "this request to a remote tier (%s); ask for model \"local\" (or the header "
+                 "x-hearth-tier: local), or for n = 1",
+                 q->head.reason);
+        srv_respond_error(x, &e);
         add_headers(x, &q->head);
     } else if (q->req.stream) {
         cascade_stream(x, q);

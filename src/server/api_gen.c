@@ -1,9 +1,14 @@
 /*
  * api_gen.c - what chat and completion requests share once their prompt is
- * tokens: the context check, the job, the wait (noticing a client that went
+ * tokens: the context check, the jobs, the wait (noticing a client that went
  * away and a request that waited too long), and the non-streaming response
  * bodies of OpenAI's chat.completion and text_completion objects with their
- * logprobs and usage. Streaming responses are sse.c's. With tools, the
+ * logprobs and usage. Streaming responses are sse.c's.
+ *
+ * n > 1: one job per choice, submitted together (all or none) so that the
+ * scheduler batches them like any concurrent requests; choice i samples with
+ * srv_choice_seed(seed, i, n). Usage counts the prompt once and sums the
+ * completions (OpenAI's convention). With tools, the
  * reply is split into content and tool_calls (tools_parse.c) and a reply
  * with calls finishes with "tool_calls". A request that came by ollama's API
  * gets ollama's body instead (srv_ollama_response_json, api_ollama.c).
@@ -36,14 +41,28 @@ const char *srv_finish_reason(const srv_job *j) {
     return j->result.finish == HEARTH_FINISH_STOP && !j->timed_out ? "stop" : "length";
 }
 
-void srv_usage_json(cJSON *obj, const srv_job *j) {
+void srv_usage_counts(srv_job *const *jobs, int n, int *prompt, int *cached, int *completion) {
+    /* every choice evaluated the same prompt: the first one's counts */
+    *prompt = jobs[0]->result.n_prompt + jobs[0]->result.n_cached;
+    *cached = jobs[0]->result.n_cached;
+    *completion = 0;
+    for (int i = 0; i < n; i++) *completion += jobs[i]->result.n_gen;
+}
+
+void srv_usage_json_n(cJSON *obj, srv_job *const *jobs, int n) {
+    int prompt, cached, completion;
+    srv_usage_counts(jobs, n, &prompt, &cached, &completion);
     cJSON *u = cJSON_AddObjectToObject(obj, "usage");
-    const int prompt = j->result.n_prompt + j->result.n_cached;
     cJSON_AddNumberToObject(u, "prompt_tokens", prompt);
-    cJSON_AddNumberToObject(u, "completion_tokens", j->result.n_gen);
-    cJSON_AddNumberToObject(u, "total_tokens", prompt + j->result.n_gen);
+    cJSON_AddNumberToObject(u, "completion_tokens", completion);
+    cJSON_AddNumberToObject(u, "total_tokens", prompt + completion);
     cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
-    cJSON_AddNumberToObject(d, "cached_tokens", j->result.n_cached);
+    cJSON_AddNumberToObject(d, "cached_tokens", cached);
+}
+
+void srv_usage_json(cJSON *obj, const srv_job *j) {
+    srv_job *one = (srv_job *)j; /* read only */
+    srv_usage_json_n(obj, &one, 1);
 }
 
 size_t srv_utf8_clean(const char *in, size_t n, char *out) {
@@ -177,20 +196,15 @@ static bool tool_message(cJSON *msg, const srv_request *r, const char *text, siz
     return true;
 }
 
-char *srv_response_json(srv_server *s, const srv_gen *g, const srv_job *j) {
-    if (g->req->dialect != SRV_DIALECT_OPENAI) return srv_ollama_response_json(s, g, j);
-    char id[64];
-    srv_make_id(g->kind, id, sizeof id);
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "id", id);
-    cJSON_AddStringToObject(root, "object",
-                            g->kind == SRV_CHAT ? "chat.completion" : "text_completion");
-    cJSON_AddNumberToObject(root, "created", (double)time(NULL));
-    cJSON_AddStringToObject(root, "model", g->model ? g->model : s->model_id);
-    cJSON_AddNullToObject(root, "system_fingerprint");
-    cJSON *choices = cJSON_AddArrayToObject(root, "choices"), *c = cJSON_CreateObject();
-    cJSON_AddItemToArray(choices, c);
-    cJSON_AddNumberToObject(c, "index", 0);
+/* One choice of a chat.completion / text_completion (index i, job j);
+ * false when out of memory. */
+static bool choice_json(srv_server *s, const srv_gen *g, const srv_job *j, int i, cJSON *choices) {
+    cJSON *c = cJSON_CreateObject();
+    if (!c || !cJSON_AddItemToArray(choices, c)) {
+        cJSON_Delete(c);
+        return false;
+    }
+    cJSON_AddNumberToObject(c, "index", i);
     const char *text = j->text ? j->text : "";
     bool calls = false;
     if (g->kind == SRV_CHAT) {
@@ -198,10 +212,8 @@ char *srv_response_json(srv_server *s, const srv_gen *g, const srv_job *j) {
         cJSON_AddStringToObject(msg, "role", "assistant");
         if (!srv_tools_active(g->req))
             cJSON_AddItemToObject(msg, "content", srv_json_string(text, j->text_len));
-        else if (!tool_message(msg, g->req, text, j->text_len, &calls)) {
-            cJSON_Delete(root);
-            return NULL;
-        }
+        else if (!tool_message(msg, g->req, text, j->text_len, &calls))
+            return false;
     } else if (g->echo_text) {
         char *both = malloc(g->echo_len + j->text_len + 1);
         if (both) {
@@ -220,10 +232,36 @@ char *srv_response_json(srv_server *s, const srv_gen *g, const srv_job *j) {
     else
         cJSON_AddNullToObject(c, "logprobs");
     cJSON_AddStringToObject(c, "finish_reason", calls ? "tool_calls" : srv_finish_reason(j));
-    srv_usage_json(root, j);
+    return true;
+}
+
+char *srv_response_json_n(srv_server *s, const srv_gen *g, srv_job *const *jobs, int n) {
+    if (g->req->dialect != SRV_DIALECT_OPENAI) return srv_ollama_response_json(s, g, jobs[0]);
+    char id[64];
+    srv_make_id(g->kind, id, sizeof id);
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "id", id);
+    cJSON_AddStringToObject(root, "object",
+                            g->kind == SRV_CHAT ? "chat.completion" : "text_completion");
+    cJSON_AddNumberToObject(root, "created", (double)time(NULL));
+    cJSON_AddStringToObject(root, "model", g->model ? g->model : s->model_id);
+    cJSON_AddNullToObject(root, "system_fingerprint");
+    cJSON *choices = cJSON_AddArrayToObject(root, "choices");
+    for (int i = 0; i < n; i++) {
+        if (!choice_json(s, g, jobs[i], i, choices)) {
+            cJSON_Delete(root);
+            return NULL;
+        }
+    }
+    srv_usage_json_n(root, jobs, n);
     char *out = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     return out;
+}
+
+char *srv_response_json(srv_server *s, const srv_gen *g, const srv_job *j) {
+    srv_job *one = (srv_job *)j; /* read only */
+    return srv_response_json_n(s, g, &one, 1);
 }
 
 bool srv_client_gone(int fd) {
@@ -265,10 +303,14 @@ static wait_result wait_job(srv_exchange *x, srv_job *j, bool until_started) {
     return WAIT_OK;
 }
 
-bool srv_run_job(srv_exchange *x, srv_job *j, bool until_started) {
+static void release_jobs(srv_job *const *jobs, int n) {
+    for (int i = 0; i < n; i++) srv_job_release(jobs[i]);
+}
+
+bool srv_run_jobs(srv_exchange *x, srv_job *const *jobs, int n, bool until_started) {
     srv_server *s = x->srv;
     srv_error e;
-    if (!srv_sched_submit(s->sched, j)) {
+    if (!srv_sched_submit_n(s->sched, jobs, n)) {
         int queued, busy, slots;
         srv_sched_stats(s->sched, &queued, &busy, &slots);
         srv_fail(&e, 503, NULL, "server_busy",
@@ -276,23 +318,33 @@ bool srv_run_job(srv_exchange *x, srv_job *j, bool until_started) {
                  "later",
                  slots, queued);
         srv_respond_error(x, &e);
-        srv_job_release(j);
+        release_jobs(jobs, n);
         return false;
     }
-    const wait_result w = wait_job(x, j, until_started);
+    /* streaming starts once the first choice has left the queue (the
+     * others follow as slots free up); otherwise every choice must end */
+    wait_result w = WAIT_OK;
+    for (int i = 0; w == WAIT_OK && i < (until_started ? 1 : n); i++)
+        w = wait_job(x, jobs[i], until_started);
+    if (w != WAIT_OK)
+        for (int i = 0; i < n; i++) srv_sched_cancel(s->sched, jobs[i]);
     if (w == WAIT_GONE) {
         x->status = 499; /* nginx's "client closed request": no response is sent */
-        srv_job_release(j);
+        release_jobs(jobs, n);
         return false;
     }
     if (w == WAIT_QUEUE_TIMEOUT) {
         srv_fail(&e, 503, NULL, "timeout", "the request waited %d s for a free slot; retry later",
                  s->cfg.timeout_s);
         srv_respond_error(x, &e);
-        srv_job_release(j);
+        release_jobs(jobs, n);
         return false;
     }
     return true;
+}
+
+bool srv_run_job(srv_exchange *x, srv_job *j, bool until_started) {
+    return srv_run_jobs(x, &j, 1, until_started);
 }
 
 int srv_max_tokens(const srv_request *r) {
@@ -303,11 +355,34 @@ int srv_max_tokens(const srv_request *r) {
     return r->kind == SRV_COMPLETION && r->dialect == SRV_DIALECT_OPENAI ? 16 : 0;
 }
 
-srv_job *srv_job_for(srv_server *s, const srv_gen *g) {
+uint64_t srv_choice_seed(uint64_t seed, int i, int n) {
+    if (seed == HEARTH_SEED_RANDOM) return seed; /* each sampler draws its own */
+    const uint64_t s = seed + (uint64_t)i;
+    /* the one i (if any) that lands on the reserved value takes seed + n,
+     * which no other choice has */
+    return s == HEARTH_SEED_RANDOM ? seed + (uint64_t)n : s;
+}
+
+srv_job *srv_job_for_choice(srv_server *s, const srv_gen *g, int choice) {
     const srv_request *r = g->req;
     srv_job *j = srv_job_new(g->ids, g->n_ids);
     if (!j) return NULL;
     j->sampling = r->sampling;
+    j->sampling.seed = srv_choice_seed(r->sampling.seed, choice, srv_n_choices(r));
+    /* the job's own copy: the request may be freed before the scheduler
+     * builds the sampler */
+    j->sampling.logit_bias = NULL;
+    j->sampling.n_logit_bias = 0;
+    if (r->n_logit_bias > 0) {
+        j->logit_bias = malloc((size_t)r->n_logit_bias * sizeof *j->logit_bias);
+        if (!j->logit_bias) {
+            srv_job_release(j);
+            return NULL;
+        }
+        memcpy(j->logit_bias, r->logit_bias, (size_t)r->n_logit_bias * sizeof *j->logit_bias);
+        j->sampling.logit_bias = j->logit_bias;
+        j->sampling.n_logit_bias = (size_t)r->n_logit_bias;
+    }
     j->max_tokens = srv_max_tokens(r);
     /* a forced call's JSON is not cut by the client's stop strings */
     for (int i = 0; i < r->n_stop && !r->tool_schema; i++) {
@@ -320,6 +395,21 @@ srv_job *srv_job_for(srv_server *s, const srv_gen *g) {
     j->n_top = r->logprobs ? r->top_logprobs : 0;
     if (s->cfg.timeout_s > 0) j->deadline_ms = srv_now_ms() + 1e3 * s->cfg.timeout_s;
     return j;
+}
+
+srv_job *srv_job_for(srv_server *s, const srv_gen *g) { return srv_job_for_choice(s, g, 0); }
+
+/* The n jobs of g's choices (grouped when n > 1); false when out of memory
+ * (none left). */
+static bool make_jobs(srv_server *s, const srv_gen *g, srv_job **jobs, int n) {
+    for (int i = 0; i < n; i++) {
+        if (!(jobs[i] = srv_job_for_choice(s, g, i))) {
+            release_jobs(jobs, i);
+            return false;
+        }
+    }
+    if (n > 1) srv_job_group(jobs, n);
+    return true;
 }
 
 void srv_generate(srv_exchange *x, const srv_gen *g) {
@@ -335,28 +425,38 @@ void srv_generate(srv_exchange *x, const srv_gen *g) {
         srv_respond_error(x, &e);
         return;
     }
-    srv_job *j = srv_job_for(s, g);
-    if (!j) {
+    const int n = srv_n_choices(g->req);
+    if (n > srv_sched_capacity(s->sched)) {
+        srv_fail(&e, 400, "n", NULL,
+                 "'n' is %d but this server holds at most %d generations at once (%d slots and "
+                 "the queue); start it with a larger --parallel or --queue",
+                 n, srv_sched_capacity(s->sched), s->cfg.n_parallel);
+        srv_respond_error(x, &e);
+        return;
+    }
+    srv_job *jobs[SRV_MAX_N];
+    if (!make_jobs(s, g, jobs, n)) {
         srv_fail(&e, 500, NULL, NULL, "out of memory");
         srv_respond_error(x, &e);
         return;
     }
-    if (!srv_run_job(x, j, g->req->stream)) return;
+    if (!srv_run_jobs(x, jobs, n, g->req->stream)) return;
     if (g->req->stream) {
         char id[64];
         srv_make_id(g->kind, id, sizeof id);
-        srv_stream_start(x, g->kind, g->req, j, id, (int64_t)time(NULL));
+        srv_stream_start_n(x, g->kind, g->req, jobs, n, id, (int64_t)time(NULL));
         return;
     }
-    if (j->err) {
-        srv_fail(&e, j->err == HEARTH_ERR_CONTEXT_FULL ? 400 : 500, NULL, NULL,
-                 "generation failed: %s", j->err_msg);
+    const srv_job *failed = NULL;
+    for (int i = 0; i < n && !failed; i++)
+        if (jobs[i]->err) failed = jobs[i];
+    if (failed) {
+        srv_fail(&e, failed->err == HEARTH_ERR_CONTEXT_FULL ? 400 : 500, NULL, NULL,
+                 "generation failed: %s", failed->err_msg);
         srv_respond_error(x, &e);
     } else {
-        x->prompt_tokens = j->result.n_prompt + j->result.n_cached;
-        x->cached_tokens = j->result.n_cached;
-        x->completion_tokens = j->result.n_gen;
-        char *body = srv_response_json(s, g, j);
+        srv_usage_counts(jobs, n, &x->prompt_tokens, &x->cached_tokens, &x->completion_tokens);
+        char *body = srv_response_json_n(s, g, jobs, n);
         if (body)
             srv_respond_json(x, 200, body);
         else {
@@ -364,5 +464,5 @@ void srv_generate(srv_exchange *x, const srv_gen *g) {
             srv_respond_error(x, &e);
         }
     }
-    srv_job_release(j);
+    release_jobs(jobs, n);
 }

@@ -3,8 +3,8 @@
  * validated srv_request. Every field the API defines is checked for type and
  * range, and a failure is a 400 that names the field ("messages[2].content",
  * "stop[1]", ...). Fields the server ignores (user, metadata, store, ...) are
- * accepted; fields whose feature is missing (logit_bias, JSON schemas) get a
- * 400 that says so rather than being ignored. Tools and tool messages are
+ * accepted; fields whose feature is missing (suffix, best_of > 1, several
+ * prompts) get a 400 that says so rather than being ignored. Tools and tool messages are
  * tools_request.c's. The body must be UTF-8
  * (RFC 8259); ill-formed bytes are refused, not replaced.
  *
@@ -246,6 +246,98 @@ static bool parse_response_format(parse_ctx *c, const cJSON *root) {
     return true;
 }
 
+/* logit_bias: OpenAI's object {"<token id>": bias, ...}, or llama.cpp's array
+ * [[id, bias], ...]; a bias is a number in [-100, 100] or false (llama.cpp's
+ * ban, the same as -100). At most SRV_MAX_LOGIT_BIAS entries. Whether the ids
+ * are the model's is srv_request_check_vocab's (this file knows no model). */
+static bool bias_value(parse_ctx *c, const cJSON *v, const char *name, float *out) {
+    if (cJSON_IsFalse(v)) {
+        *out = -INFINITY;
+        return true;
+    }
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return srv_req_bad_type(c->e, name, "a number between -100 and 100 (or false: a ban)");
+    if (v->valuedouble < -100 || v->valuedouble > 100)
+        return srv_fail(c->e, 400, name, NULL, "'%s' must be between -100 and 100 (got %g)", name,
+                        v->valuedouble);
+    *out = (float)v->valuedouble;
+    return true;
+}
+
+/* A token id key: 1 to 10 decimal digits, at most INT32_MAX. */
+static bool bias_key(const char *k, int32_t *out) {
+    size_t n = 0;
+    long long id = 0;
+    for (; k[n]; n++) {
+        if (k[n] < '0' || k[n] > '9' || n >= 10) return false;
+        id = id * 10 + (k[n] - '0');
+    }
+    if (n == 0 || id > INT32_MAX) return false;
+    *out = (int32_t)id;
+    return true;
+}
+
+static bool bias_entry(parse_ctx *c, const cJSON *e, int i) {
+    srv_request *r = c->r;
+    char name[64];
+    hearth_logit_bias *b = &r->logit_bias[i];
+    if (r->logit_bias_array) {
+        snprintf(name, sizeof name, "logit_bias[%d]", i);
+        const cJSON *id = cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 ? e->child : NULL;
+        const double d = id ? id->valuedouble : -1;
+        if (!id || !cJSON_IsNumber(id) || d != floor(d) || d < 0 || d > INT32_MAX)
+            return srv_req_bad_type(c->e, name, "a pair [token id, bias]");
+        b->id = (int32_t)d;
+        return bias_value(c, id->next, name, &b->bias);
+    }
+    if (!bias_key(e->string, &b->id))
+        return srv_fail(c->e, 400, "logit_bias", NULL,
+                        "'logit_bias' keys must be token ids (decimal integers); got \"%.40s\"",
+                        e->string);
+    snprintf(name, sizeof name, "logit_bias.%s", e->string);
+    return bias_value(c, e, name, &b->bias);
+}
+
+static bool parse_logit_bias(parse_ctx *c, const cJSON *root) {
+    srv_request *r = c->r;
+    const cJSON *v = srv_req_field(root, "logit_bias");
+    if (!v) return true;
+    if (!cJSON_IsObject(v) && !cJSON_IsArray(v))
+        return srv_req_bad_type(c->e, "logit_bias",
+                                "an object of token ids to biases (or an array of [id, bias])");
+    const int n = cJSON_GetArraySize(v);
+    if (n > SRV_MAX_LOGIT_BIAS)
+        return srv_fail(c->e, 400, "logit_bias", NULL, "'logit_bias' may hold at most %d entries",
+                        SRV_MAX_LOGIT_BIAS);
+    if (n == 0) return true;
+    r->logit_bias_array = cJSON_IsArray(v);
+    r->logit_bias = calloc((size_t)n, sizeof *r->logit_bias);
+    if (!r->logit_bias) return srv_fail(c->e, 500, NULL, NULL, "out of memory");
+    int i = 0;
+    for (const cJSON *e = v->child; e; e = e->next, i++)
+        if (!bias_entry(c, e, i)) return false;
+    r->n_logit_bias = n;
+    r->sampling.logit_bias = r->logit_bias;
+    r->sampling.n_logit_bias = (size_t)n;
+    return true;
+}
+
+bool srv_request_check_vocab(const srv_request *r, int n_vocab, srv_error *e) {
+    for (int i = 0; i < r->n_logit_bias; i++) {
+        const int32_t id = r->logit_bias[i].id;
+        if (id < n_vocab) continue;
+        char name[64];
+        if (r->logit_bias_array)
+            snprintf(name, sizeof name, "logit_bias[%d]", i);
+        else
+            snprintf(name, sizeof name, "logit_bias.%d", (int)id);
+        return srv_fail(e, 400, name, NULL,
+                        "%d is not a token id of this model (its vocabulary has %d)", (int)id,
+                        n_vocab);
+    }
+    return true;
+}
+
 static bool parse_common(parse_ctx *c, const cJSON *root) {
     srv_request *r = c->r;
     const cJSON *v;
@@ -260,9 +352,8 @@ static bool parse_common(parse_ctx *c, const cJSON *root) {
     if (given) r->max_tokens = (int)ll;
     if (!get_int(c, root, "max_completion_tokens", 1, INT_MAX, &given, &ll)) return false;
     if (given) r->max_tokens = (int)ll;
-    if (!get_int(c, root, "n", 1, 128, &given, &ll)) return false;
-    if (given && ll != 1)
-        return srv_fail(c->e, 400, "n", NULL, "'n' must be 1: one choice per request is supported");
+    if (!get_int(c, root, "n", 1, SRV_MAX_N, &given, &ll)) return false;
+    r->n = given ? (int)ll : 1;
     if (!get_bool(c, root, "stream", &r->stream)) return false;
     if ((v = srv_req_field(root, "stream_options"))) {
         if (!cJSON_IsObject(v)) return srv_req_bad_type(c->e, "stream_options", "an object");
@@ -271,13 +362,9 @@ static bool parse_common(parse_ctx *c, const cJSON *root) {
             return srv_req_bad_type(c->e, "stream_options.include_usage", "a boolean");
         r->include_usage = u && cJSON_IsTrue(u);
     }
-    if (!parse_stop(c, root) || !parse_sampling(c, root) || !parse_response_format(c, root))
+    if (!parse_stop(c, root) || !parse_sampling(c, root) || !parse_response_format(c, root) ||
+        !parse_logit_bias(c, root))
         return false;
-    if ((v = srv_req_field(root, "logit_bias"))) {
-        if (!cJSON_IsObject(v)) return srv_req_bad_type(c->e, "logit_bias", "an object");
-        if (v->child)
-            return srv_fail(c->e, 400, "logit_bias", NULL, "'logit_bias' is not supported yet");
-    }
     if ((v = srv_req_field(root, "user")) && !cJSON_IsString(v))
         return srv_req_bad_type(c->e, "user", "a string");
     return true;
@@ -497,6 +584,7 @@ void srv_request_free(srv_request *r) {
     free(r->prompt_ids);
     free(r->json_schema);
     free(r->response_format);
+    free(r->logit_bias);
     for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
     *r = (srv_request){0};
 }

@@ -25,6 +25,11 @@
  * free slots (a submitted job that a free slot will take in the next step
  * does not count against the queue).
  *
+ * The n choices of one request are n jobs submitted together, all or none
+ * (srv_sched_submit_n), so they batch like concurrent requests; as a group
+ * (srv_job.group) each of their events and ends also bumps the first job's
+ * counter and wakes its waiters, so one streaming thread follows them all.
+ *
  * Locks: sched.mu guards the queue, the slots' job pointers, n_busy and
  * stop; job.mu guards a job's output. Everything else in a slot (session,
  * generation, token mirror) belongs to the scheduler thread. A thread never
@@ -83,6 +88,8 @@ void srv_job_release(srv_job *j) {
     if (left > 0) return;
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
+    if (j->group && j->group != j) srv_job_release(j->group);
+    free(j->logit_bias);
     free(j->prompt);
     for (int i = 0; i < j->n_stop; i++) free(j->stop[i]);
     free(j->text);
@@ -90,6 +97,28 @@ void srv_job_release(srv_job *j) {
     free(j->input_end);
     free(j->embd);
     free(j);
+}
+
+void srv_job_group(srv_job *const *jobs, int n) {
+    for (int i = 0; i < n; i++) {
+        jobs[i]->group = jobs[0];
+        if (i > 0) {
+            pthread_mutex_lock(&jobs[0]->mu);
+            jobs[0]->refs++;
+            pthread_mutex_unlock(&jobs[0]->mu);
+        }
+    }
+}
+
+/* Tells the group's waiter that j has news (after j->mu was let go: a
+ * thread never holds two jobs' locks). */
+static void job_notify_group(srv_job *j) {
+    srv_job *g = j->group;
+    if (!g) return;
+    pthread_mutex_lock(&g->mu);
+    g->group_seq++;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
 }
 
 /* Marks a job that never ran as finished (cancelled or refused). */
@@ -101,6 +130,7 @@ static void job_finish_unrun(srv_job *j, hearth_err err, const char *msg) {
     j->result.finish = HEARTH_FINISH_CALLBACK;
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
+    job_notify_group(j);
 }
 
 /* Appends one event; false when out of memory. Called with j->mu held. */
@@ -178,6 +208,7 @@ static bool on_token(const hearth_token_event *ev, void *user) {
     if (!job_append(j, ev)) slot->oom = true;
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
+    job_notify_group(j);
     /* The cache mirror: prompt, then the generated ids (room for n_ctx). */
     if (ev->id >= 0 && slot->n_keep + slot->n_gen_ids < slot->sched->n_ctx)
         slot->cache[slot->n_keep + slot->n_gen_ids++] = ev->id;
@@ -225,6 +256,7 @@ static void slot_finish(srv_sched *s, srv_slot *slot, hearth_err err, const char
     j->state = SRV_JOB_DONE;
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
+    job_notify_group(j);
     if (!err && r) srv_metrics_tokens(s->metrics, r->n_prompt + r->n_cached, r->n_cached, r->n_gen);
     pthread_mutex_lock(&s->mu);
     slot->job = NULL;
@@ -514,22 +546,27 @@ void srv_sched_stats(srv_sched *s, int *queued, int *busy, int *slots) {
     pthread_mutex_unlock(&s->mu);
 }
 
-bool srv_sched_submit(srv_sched *s, srv_job *j) {
+int srv_sched_capacity(const srv_sched *s) { return s->n_slots + s->queue_max; }
+
+bool srv_sched_submit_n(srv_sched *s, srv_job *const *jobs, int n) {
     pthread_mutex_lock(&s->mu);
     /* Free slots take queued jobs at the next step: they are extra room. */
-    const bool full = s->stop || s->q_len >= s->queue_max + (s->n_slots - s->n_busy);
-    if (!full) {
+    const bool full = s->stop || s->q_len + n > s->queue_max + (s->n_slots - s->n_busy);
+    for (int i = 0; !full && i < n; i++) {
+        srv_job *j = jobs[i];
         pthread_mutex_lock(&j->mu);
         j->refs++;
         j->state = SRV_JOB_QUEUED;
         pthread_mutex_unlock(&j->mu);
         s->queue[(s->q_head + s->q_len) % s->q_cap] = j;
         s->q_len++;
-        pthread_cond_signal(&s->cv);
     }
+    if (!full) pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
     return !full;
 }
+
+bool srv_sched_submit(srv_sched *s, srv_job *j) { return srv_sched_submit_n(s, &j, 1); }
 
 void srv_sched_cancel(srv_sched *s, srv_job *j) {
     atomic_store(&j->cancel, true);

@@ -108,7 +108,9 @@ char *srv_error_json(const srv_error *e);
 enum {
     SRV_MAX_STOP = 16,        /* stop strings per request */
     SRV_MAX_STOP_BYTES = 512, /* length of one stop string */
-    SRV_MAX_LOGPROBS = HEARTH_TOP_LOGPROBS_MAX
+    SRV_MAX_LOGPROBS = HEARTH_TOP_LOGPROBS_MAX,
+    SRV_MAX_LOGIT_BIAS = 1024, /* logit_bias entries per request */
+    SRV_MAX_N = 16             /* choices per request (n) */
 };
 
 typedef enum srv_kind { SRV_CHAT, SRV_COMPLETION } srv_kind;
@@ -158,7 +160,13 @@ typedef struct srv_request {
     int32_t *prompt_ids; /* ... or token ids */
     int n_prompt_ids;
     int max_tokens; /* -1: not given */
+    int n;          /* choices (n), 1..SRV_MAX_N; 0 (ollama's requests) counts as 1 */
     hearth_sampling sampling;
+    /* logit_bias (sampling's logit_bias points here), and whether it came as
+     * llama.cpp's array of pairs (errors then name logit_bias[i]) */
+    hearth_logit_bias *logit_bias;
+    int n_logit_bias;
+    bool logit_bias_array;
     double given_temperature, given_top_p; /* as the client set them, NAN when not (a remote
                                               tier gets only what the client chose) */
     char *stop[SRV_MAX_STOP];
@@ -193,6 +201,11 @@ typedef struct srv_request {
  * nothing to free; on success *out must be freed with srv_request_free. */
 bool srv_parse_request(srv_kind kind, const char *body, size_t len, srv_request *out, srv_error *e);
 void srv_request_free(srv_request *r);
+/* The checks that need the model's vocabulary size: logit_bias ids (a 400
+ * naming logit_bias.<id>, or logit_bias[i] for the array form). */
+bool srv_request_check_vocab(const srv_request *r, int n_vocab, srv_error *e);
+/* The choices the request asks for (n; at least 1). */
+static inline int srv_n_choices(const srv_request *r) { return r->n > 1 ? r->n : 1; }
 
 /* Whether s[0..len) is well-formed UTF-8; *bad receives the offset of the
  * first ill-formed byte. */
@@ -249,9 +262,10 @@ typedef struct srv_job {
     /* input */
     int32_t *prompt;
     int n_prompt;
-    hearth_sampling sampling;
-    int max_tokens;           /* <= 0: until the context is full */
-    char *stop[SRV_MAX_STOP]; /* owned copies */
+    hearth_sampling sampling;      /* its logit_bias points to the job's own copy below */
+    hearth_logit_bias *logit_bias; /* owned (srv_job_for copies the request's) */
+    int max_tokens;                /* <= 0: until the context is full */
+    char *stop[SRV_MAX_STOP];      /* owned copies */
     int n_stop;
     int n_top;          /* alternatives per event (0..SRV_MAX_LOGPROBS) */
     double deadline_ms; /* srv_now_ms() clock; 0: none */
@@ -278,6 +292,13 @@ typedef struct srv_job {
     bool timed_out;
     atomic_bool cancel; /* set by the HTTP side: stop as soon as possible */
     int refs;           /* guarded by mu */
+    /* the choices of one request (n > 1) form a group: each job's `group`
+     * is the first choice's job (itself included; the others hold a
+     * reference to it), whose group_seq (guarded by its mu) the scheduler
+     * bumps, broadcasting its cv, after each event and end of any of them,
+     * so that one waiter follows them all (sse.c). NULL: no group. */
+    struct srv_job *group;
+    uint64_t group_seq;
 } srv_job;
 
 typedef struct srv_sched srv_sched;
@@ -303,6 +324,12 @@ void srv_job_release(srv_job *j);
 /* Hands the job to a free slot, or queues it. False when the queue is full
  * (the job is untouched). The scheduler takes its own reference. */
 bool srv_sched_submit(srv_sched *s, srv_job *j);
+/* srv_sched_submit for n jobs, all or none (they are queued in order). */
+bool srv_sched_submit_n(srv_sched *s, srv_job *const *jobs, int n);
+/* Jobs the scheduler can hold at once when idle: slots + queue_max. */
+int srv_sched_capacity(const srv_sched *s);
+/* Makes jobs[0..n) one group (see srv_job.group); before submitting. */
+void srv_job_group(srv_job *const *jobs, int n);
 /* Asks a job to stop: a queued one leaves the queue at once, a running one
  * stops before its next token. */
 void srv_sched_cancel(srv_sched *s, srv_job *j);
@@ -426,14 +453,28 @@ void srv_generate(srv_exchange *x, const srv_gen *g);
  * queue is full or the wait ran out of time; status 499 and no response: the
  * client left) and the caller's reference released. */
 bool srv_run_job(srv_exchange *x, srv_job *j, bool until_started);
-/* The job that generates g (refs = 1, the caller's; not submitted); NULL when
- * out of memory. */
+/* srv_run_job for the n jobs of one request's choices, submitted all or
+ * none; with until_started it returns once the first has left the queue.
+ * On failure every job is cancelled and the caller's references released. */
+bool srv_run_jobs(srv_exchange *x, srv_job *const *jobs, int n, bool until_started);
+/* The job that generates g's first choice (refs = 1, the caller's; not
+ * submitted); NULL when out of memory. */
 srv_job *srv_job_for(srv_server *s, const srv_gen *g);
+/* The job of choice i (sampling with srv_choice_seed). */
+srv_job *srv_job_for_choice(srv_server *s, const srv_gen *g, int choice);
+/* Choice i of n samples with seed + i (mod 2^64); the value reserved for "a
+ * random seed" (HEARTH_SEED_RANDOM), if some i lands on it, is replaced by
+ * seed + n, so the n seeds differ. A random seed stays random (each choice
+ * draws its own). */
+uint64_t srv_choice_seed(uint64_t seed, int i, int n);
 /* The request's max_tokens, or the default when not given (chat: until the
  * context is full, 0; completion: 16, as OpenAI's). */
 int srv_max_tokens(const srv_request *r);
 /* The chat.completion / text_completion body of a finished job (malloc'd). */
 char *srv_response_json(srv_server *s, const srv_gen *g, const srv_job *j);
+/* The same with one choice per job, index i for jobs[i] (ollama's dialects:
+ * jobs[0] only; n is 1 there). */
+char *srv_response_json_n(srv_server *s, const srv_gen *g, srv_job *const *jobs, int n);
 /* A chat request's prompt: messages, tools and calls rendered by the chat
  * template (a forced tool call opens the assistant turn with the call prefix
  * and sets r's constraint), then tokenized; *ids malloc'd. With text_out,
@@ -452,6 +493,10 @@ struct cJSON;
 struct cJSON *srv_logprobs_json(srv_server *s, srv_kind kind, const srv_job *j, int from, int to,
                                 size_t text_base);
 void srv_usage_json(struct cJSON *obj, const srv_job *j);
+/* usage over the choices: the prompt once (the first job's counts), the
+ * completions summed; and the same counts as numbers. */
+void srv_usage_json_n(struct cJSON *obj, srv_job *const *jobs, int n);
+void srv_usage_counts(srv_job *const *jobs, int n, int *prompt, int *cached, int *completion);
 /* text[0..len) as a JSON string: cJSON stops at a NUL byte, so a generated
  * U+0000 would cut the text; it is dropped instead. text[len] is read: it
  * must lie in the buffer (the job's text and every string here are
@@ -474,6 +519,12 @@ char *srv_ollama_response_json(srv_server *s, const srv_gen *g, const srv_job *j
  * dialects: NDJSON). */
 void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, srv_job *j,
                       const char *id, int64_t created);
+/* The same for the n jobs of a request's choices (a group, srv_job_group,
+ * when n > 1): takes over their references; each choice's chunks carry its
+ * index, each ends with its own finish chunk, one usage chunk and one [DONE]
+ * close the stream. */
+void srv_stream_start_n(srv_exchange *x, srv_kind kind, const srv_request *req,
+                        srv_job *const *jobs, int n, const char *id, int64_t created);
 
 /* Whether the client's socket was closed by the peer. */
 bool srv_client_gone(int fd);

@@ -28,6 +28,13 @@
  * A failure after the headers went out is an event {"error": {...}} before
  * [DONE].
  *
+ * n > 1 (api_gen.c): one job per choice, a group whose first job's cv tells
+ * of news in any of them; the stream carries each choice's chunks with its
+ * "index" (role chunks first, then the choices' tokens interleaved as they
+ * come, each choice's finish chunk when it ends), then the usage (prompt
+ * once, completions summed) and one [DONE]. Every choice has its own text,
+ * tool-call cursor and counters (sse_choice).
+ *
  * ollama's dialects (api_ollama.c) stream NDJSON instead: one object a line,
  * {"model","created_at","message":{"role":"assistant","content":piece},
  * "done":false} (generate: "response":piece), then the final object with
@@ -47,10 +54,28 @@
 
 typedef enum sse_phase { SSE_HEAD, SSE_BODY, SSE_USAGE, SSE_DONE, SSE_END } sse_phase;
 
+/* One choice's job and what the stream has sent of it. */
+typedef struct sse_choice {
+    srv_job *job; /* a reference, owned */
+    int index;
+    int next_event;
+    bool ended; /* its finish chunk is out */
+    /* with tools: the job's text so far, copied under the job's lock so that
+     * the parser runs without it; the parser's cursor; content bytes sent */
+    char *text;
+    size_t text_len, text_cap;
+    srv_tools_stream cur;
+    size_t sent;
+    int calls_sent;
+} sse_choice;
+
 typedef struct srv_stream {
     srv_server *srv;
     srv_exchange *x; /* valid while libmicrohttpd calls sse_read */
-    srv_job *job;
+    srv_job *job;    /* the first choice's: the group's (its cv tells of all) */
+    sse_choice *ch;  /* [n_ch] */
+    int n_ch;
+    uint64_t seen_seq; /* n_ch > 1: the group's news counted so far */
     srv_kind kind;
     srv_dialect dialect;
     srv_request *ollama; /* ollama's dialects: model and t0 for its objects, owned */
@@ -58,18 +83,10 @@ typedef struct srv_stream {
     int64_t created;
     bool include_usage, logprobs;
     char *echo; /* completion with echo: the prompt text, sent first */
-    /* with tools: what the parser needs (names, parallel), owned; the job's
-     * text so far, copied under the job's lock so that the parser runs
-     * without it; the parser's cursor; content bytes sent */
+    /* with tools: what the parser needs (names, parallel), owned */
     bool has_tools;
     srv_tool_set tools;
-    char *text;
-    size_t text_len, text_cap;
-    srv_tools_stream cur;
-    size_t sent;
-    int calls_sent;
     sse_phase phase;
-    int next_event;
     char *out;
     size_t out_len, out_off, out_cap;
 } srv_stream;
@@ -111,16 +128,17 @@ static cJSON *chunk(srv_stream *st) {
     return c;
 }
 
-/* A chunk with one choice; *choice receives it. */
-static cJSON *choice_chunk(srv_stream *st, cJSON **choice) {
+/* A chunk with one choice, of index `index`; *choice receives it. */
+static cJSON *choice_chunk(srv_stream *st, int index, cJSON **choice) {
     cJSON *c = chunk(st), *choices = cJSON_AddArrayToObject(c, "choices");
     *choice = cJSON_CreateObject();
     cJSON_AddItemToArray(choices, *choice);
-    cJSON_AddNumberToObject(*choice, "index", 0);
+    cJSON_AddNumberToObject(*choice, "index", index);
     return c;
 }
 
-static void send_text(srv_stream *st, const char *text, size_t len, int ev) {
+/* Text of choice ch; ev >= 0: the event it came from (for its logprobs). */
+static void send_text(srv_stream *st, const sse_choice *ch, const char *text, size_t len, int ev) {
     if (st->dialect != SRV_DIALECT_OPENAI) {
         cJSON *o = srv_ollama_head(st->srv, st->ollama, NULL);
         srv_ollama_piece(o, st->dialect, text, len);
@@ -128,15 +146,15 @@ static void send_text(srv_stream *st, const char *text, size_t len, int ev) {
         send_json(st, o);
         return;
     }
-    cJSON *choice, *c = choice_chunk(st, &choice);
+    cJSON *choice, *c = choice_chunk(st, ch->index, &choice);
     if (st->kind == SRV_CHAT)
         cJSON_AddItemToObject(cJSON_AddObjectToObject(choice, "delta"), "content",
                               srv_json_string(text, len));
     else
         cJSON_AddItemToObject(choice, "text", srv_json_string(text, len));
-    if (ev >= 0 && st->logprobs && st->job->events[ev].id >= 0)
+    if (ev >= 0 && st->logprobs && ch->job->events[ev].id >= 0)
         cJSON_AddItemToObject(choice, "logprobs",
-                              srv_logprobs_json(st->srv, st->kind, st->job, ev, ev + 1,
+                              srv_logprobs_json(st->srv, st->kind, ch->job, ev, ev + 1,
                                                 st->echo ? strlen(st->echo) : 0));
     else
         cJSON_AddNullToObject(choice, "logprobs");
@@ -146,17 +164,17 @@ static void send_text(srv_stream *st, const char *text, size_t len, int ev) {
 }
 
 /* Calls of t from index `from` on, each as two chunks (name, arguments);
- * the stream's call indices go on from st->calls_sent. */
-static void send_calls(srv_stream *st, const srv_tool_reply *t, int from) {
-    for (int i = from; i < t->n_calls; i++, st->calls_sent++) {
+ * the choice's call indices go on from ch->calls_sent. */
+static void send_calls(srv_stream *st, sse_choice *ch, const srv_tool_reply *t, int from) {
+    for (int i = from; i < t->n_calls; i++, ch->calls_sent++) {
         const srv_call_out *k = &t->calls[i];
         for (int part = 0; part < 2; part++) {
-            cJSON *choice, *c = choice_chunk(st, &choice);
+            cJSON *choice, *c = choice_chunk(st, ch->index, &choice);
             cJSON *calls =
                 cJSON_AddArrayToObject(cJSON_AddObjectToObject(choice, "delta"), "tool_calls");
             cJSON *call = cJSON_CreateObject();
             cJSON_AddItemToArray(calls, call);
-            cJSON_AddNumberToObject(call, "index", st->calls_sent);
+            cJSON_AddNumberToObject(call, "index", ch->calls_sent);
             if (part == 0) {
                 cJSON_AddStringToObject(call, "id", k->id);
                 cJSON_AddStringToObject(call, "type", "function");
@@ -172,40 +190,40 @@ static void send_calls(srv_stream *st, const srv_tool_reply *t, int from) {
     }
 }
 
-/* With tools: the job's new text onto st->text. Called with job->mu held;
- * false when out of memory. */
-static bool tools_copy_text(srv_stream *st) {
-    const srv_job *j = st->job;
-    const size_t n = j->text_len - st->text_len;
-    if (st->text_len + n + 1 > st->text_cap) {
-        size_t cap = st->text_cap ? st->text_cap : 4096;
-        while (cap < st->text_len + n + 1) cap *= 2;
-        char *nt = realloc(st->text, cap);
+/* With tools: the job's new text onto ch->text. Called with the job's mu
+ * held; false when out of memory. */
+static bool tools_copy_text(sse_choice *ch) {
+    const srv_job *j = ch->job;
+    const size_t n = j->text_len - ch->text_len;
+    if (ch->text_len + n + 1 > ch->text_cap) {
+        size_t cap = ch->text_cap ? ch->text_cap : 4096;
+        while (cap < ch->text_len + n + 1) cap *= 2;
+        char *nt = realloc(ch->text, cap);
         if (!nt) return false;
-        st->text = nt;
-        st->text_cap = cap;
+        ch->text = nt;
+        ch->text_cap = cap;
     }
-    if (n) memcpy(st->text + st->text_len, j->text + st->text_len, n);
-    st->text_len += n;
-    st->text[st->text_len] = '\0';
+    if (n) memcpy(ch->text + ch->text_len, j->text + ch->text_len, n);
+    ch->text_len += n;
+    ch->text[ch->text_len] = '\0';
     return true;
 }
 
 /* With tools: the content that is safe to send, or the calls that closed
  * since the last time (the parser's cursor looks only at the new bytes).
- * Runs on st->text, without the job's lock. False when out of memory. */
-static bool tools_progress(srv_stream *st) {
-    if (!st->cur.call_started) {
-        const size_t safe = srv_tools_stream_content(&st->cur, st->text, st->text_len, st->sent);
-        if (safe > st->sent) {
-            send_text(st, st->text + st->sent, safe - st->sent, -1);
-            st->sent = safe;
+ * Runs on ch->text, without the job's lock. False when out of memory. */
+static bool tools_progress(srv_stream *st, sse_choice *ch) {
+    if (!ch->cur.call_started) {
+        const size_t safe = srv_tools_stream_content(&ch->cur, ch->text, ch->text_len, ch->sent);
+        if (safe > ch->sent) {
+            send_text(st, ch, ch->text + ch->sent, safe - ch->sent, -1);
+            ch->sent = safe;
         }
     }
-    if (!st->cur.call_started) return true;
+    if (!ch->cur.call_started) return true;
     srv_tool_reply t;
-    if (!srv_tools_stream_calls(&st->cur, &st->tools, st->text, st->text_len, &t)) return false;
-    send_calls(st, &t, 0);
+    if (!srv_tools_stream_calls(&ch->cur, &st->tools, ch->text, ch->text_len, &t)) return false;
+    send_calls(st, ch, &t, 0);
     srv_tool_reply_free(&t);
     return true;
 }
@@ -214,36 +232,48 @@ static bool tools_progress(srv_stream *st) {
  * (the whole reply parsed once more: the content around the calls, and a
  * reply of bare call objects, are only known now). True when the reply had
  * calls. */
-static bool tools_end(srv_stream *st) {
+static bool tools_end(srv_stream *st, sse_choice *ch) {
     srv_tool_reply t;
-    if (!srv_tools_parse_set(&st->tools, st->text ? st->text : "", st->text_len, true, &t))
+    if (!srv_tools_parse_set(&st->tools, ch->text ? ch->text : "", ch->text_len, true, &t))
         return false;
-    if (t.content_len > st->sent) send_text(st, t.content + st->sent, t.content_len - st->sent, -1);
-    send_calls(st, &t, st->calls_sent);
+    if (t.content_len > ch->sent)
+        send_text(st, ch, t.content + ch->sent, t.content_len - ch->sent, -1);
+    send_calls(st, ch, &t, ch->calls_sent);
     const bool calls = t.n_calls > 0;
     srv_tool_reply_free(&t);
     return calls;
 }
 
-/* Formats what the job produced since the last call (with tools: copies the
- * new text for tools_progress instead). Called with job->mu held. False
- * when out of memory. */
-static bool format_events(srv_stream *st) {
-    srv_job *j = st->job;
-    for (; st->next_event < j->n_events; st->next_event++) {
-        const srv_event *e = &j->events[st->next_event];
+/* Formats what the choice's job produced since the last call (with tools:
+ * copies the new text for tools_progress instead). Called with the job's mu
+ * held. False when out of memory. */
+static bool format_events(srv_stream *st, sse_choice *ch) {
+    srv_job *j = ch->job;
+    for (; ch->next_event < j->n_events; ch->next_event++) {
+        const srv_event *e = &j->events[ch->next_event];
         if (e->id >= 0 && st->x) st->x->completion_tokens++; /* for the log, even if cut short */
         if (st->has_tools) continue;                         /* tools_progress looks at the text */
         if (e->text_len == 0 && !(st->logprobs && e->id >= 0)) continue;
-        send_text(st, j->text + e->text_off, e->text_len, st->next_event);
+        send_text(st, ch, j->text + e->text_off, e->text_len, ch->next_event);
     }
-    return !st->has_tools || tools_copy_text(st);
+    return !st->has_tools || tools_copy_text(ch);
 }
 
-static void format_end(srv_stream *st) {
-    srv_job *j = st->job;
+/* The exchange's counts (the log, the ledger) once every choice is done. */
+static void count_usage(srv_stream *st) {
     srv_exchange *x = st->x;
+    if (!x) return;
+    srv_job *jobs[SRV_MAX_N];
+    for (int i = 0; i < st->n_ch; i++) jobs[i] = st->ch[i].job;
+    srv_usage_counts(jobs, st->n_ch, &x->prompt_tokens, &x->cached_tokens, &x->completion_tokens);
+}
+
+/* A choice's job is done: its finish chunk (or the stream's error). Called
+ * with the job's mu held. */
+static void format_end(srv_stream *st, sse_choice *ch) {
+    srv_job *j = ch->job;
     const bool ndjson = st->dialect != SRV_DIALECT_OPENAI;
+    ch->ended = true;
     if (j->err) {
         srv_error e;
         srv_fail(&e, 500, NULL, NULL, "generation failed: %s", j->err_msg);
@@ -257,11 +287,9 @@ static void format_end(srv_stream *st) {
         st->phase = ndjson ? SSE_END : SSE_DONE;
         return;
     }
-    if (x) {
-        x->prompt_tokens = j->result.n_prompt + j->result.n_cached;
-        x->cached_tokens = j->result.n_cached;
-        x->completion_tokens = j->result.n_gen;
-    }
+    bool all = true;
+    for (int i = 0; i < st->n_ch; i++) all &= st->ch[i].ended;
+    if (all) count_usage(st); /* every choice's job is done */
     if (ndjson) {
         cJSON *o = srv_ollama_head(st->srv, st->ollama, NULL);
         srv_ollama_piece(o, st->dialect, "", 0);
@@ -270,8 +298,8 @@ static void format_end(srv_stream *st) {
         st->phase = SSE_END;
         return;
     }
-    const bool calls = st->has_tools && tools_end(st);
-    cJSON *choice, *c = choice_chunk(st, &choice);
+    const bool calls = st->has_tools && tools_end(st, ch);
+    cJSON *choice, *c = choice_chunk(st, ch->index, &choice);
     if (st->kind == SRV_CHAT)
         cJSON_AddObjectToObject(choice, "delta");
     else
@@ -280,67 +308,110 @@ static void format_end(srv_stream *st) {
     cJSON_AddStringToObject(choice, "finish_reason", calls ? "tool_calls" : srv_finish_reason(j));
     if (st->include_usage) cJSON_AddNullToObject(c, "usage");
     send_json(st, c);
-    st->phase = st->include_usage ? SSE_USAGE : SSE_DONE;
+    if (all) st->phase = st->include_usage ? SSE_USAGE : SSE_DONE;
+}
+
+/* One choice's news: its new events, and its end when its job is done.
+ * *fresh: something was there. False when out of memory. */
+static bool choice_progress(srv_stream *st, sse_choice *ch, bool *fresh) {
+    srv_job *j = ch->job;
+    pthread_mutex_lock(&j->mu);
+    const bool news = ch->next_event < j->n_events;
+    bool ok = format_events(st, ch);
+    const bool done = ch->next_event == j->n_events && j->state == SRV_JOB_DONE;
+    *fresh = news || done;
+    if (!st->has_tools) {
+        if (done) format_end(st, ch);
+        pthread_mutex_unlock(&j->mu);
+        return true;
+    }
+    /* with tools the parser works on ch->text, without the lock, which
+     * the scheduler takes for every token */
+    pthread_mutex_unlock(&j->mu);
+    if (ok && news) ok = tools_progress(st, ch);
+    if (ok && done) {
+        pthread_mutex_lock(&j->mu); /* the job is done: nothing changes now */
+        format_end(st, ch);
+        pthread_mutex_unlock(&j->mu);
+    }
+    return ok;
+}
+
+/* Whether some choice has news now (called with st->job->mu held): for one
+ * choice, its events and state; for a group, its news counter. */
+static bool have_news(srv_stream *st) {
+    if (st->n_ch > 1) return st->job->group_seq != st->seen_seq;
+    const srv_job *j = st->job;
+    return st->ch[0].next_event < j->n_events || j->state == SRV_JOB_DONE;
+}
+
+/* Waits until some choice may have news (100 ms at a time, looking for a
+ * client that went away); false when it did go away. */
+static bool wait_news(srv_stream *st) {
+    srv_job *g = st->job;
+    pthread_mutex_lock(&g->mu);
+    while (!have_news(st)) {
+        srv_wait_ms(&g->cv, &g->mu, 100);
+        if (have_news(st)) break;
+        pthread_mutex_unlock(&g->mu);
+        const bool gone = srv_client_gone(st->x ? st->x->client_fd : -1);
+        pthread_mutex_lock(&g->mu);
+        if (gone) {
+            pthread_mutex_unlock(&g->mu);
+            return false;
+        }
+    }
+    st->seen_seq = g->group_seq;
+    pthread_mutex_unlock(&g->mu);
+    return true;
 }
 
 /* Fills st->out with the next events; false when the client went away. */
 static bool refill(srv_stream *st) {
-    srv_job *j = st->job;
     switch (st->phase) {
     case SSE_HEAD: {
         if (st->dialect != SRV_DIALECT_OPENAI) {
             /* ollama sends no role chunk */
-        } else if (st->kind == SRV_CHAT) {
-            cJSON *choice, *c = choice_chunk(st, &choice);
-            cJSON *d = cJSON_AddObjectToObject(choice, "delta");
-            cJSON_AddStringToObject(d, "role", "assistant");
-            cJSON_AddStringToObject(d, "content", "");
-            cJSON_AddNullToObject(choice, "logprobs");
-            cJSON_AddNullToObject(choice, "finish_reason");
-            if (st->include_usage) cJSON_AddNullToObject(c, "usage");
-            send_json(st, c);
-        } else if (st->echo) {
-            send_text(st, st->echo, strlen(st->echo), -1);
+        } else {
+            for (int i = 0; i < st->n_ch; i++) {
+                if (st->kind == SRV_CHAT) {
+                    cJSON *choice, *c = choice_chunk(st, i, &choice);
+                    cJSON *d = cJSON_AddObjectToObject(choice, "delta");
+                    cJSON_AddStringToObject(d, "role", "assistant");
+                    cJSON_AddStringToObject(d, "content", "");
+                    cJSON_AddNullToObject(choice, "logprobs");
+                    cJSON_AddNullToObject(choice, "finish_reason");
+                    if (st->include_usage) cJSON_AddNullToObject(c, "usage");
+                    send_json(st, c);
+                } else if (st->echo) {
+                    send_text(st, &st->ch[i], st->echo, strlen(st->echo), -1);
+                }
+            }
         }
         st->phase = SSE_BODY;
         return true;
     }
     case SSE_BODY: {
-        pthread_mutex_lock(&j->mu);
-        while (st->next_event == j->n_events && j->state != SRV_JOB_DONE) {
-            srv_wait_ms(&j->cv, &j->mu, 100); /* news from the job */
-            if (st->next_event < j->n_events || j->state == SRV_JOB_DONE) break;
-            pthread_mutex_unlock(&j->mu);
-            const bool gone = srv_client_gone(st->x ? st->x->client_fd : -1);
-            pthread_mutex_lock(&j->mu);
-            if (gone) {
-                pthread_mutex_unlock(&j->mu);
-                return false;
+        bool fresh = false, ok = true;
+        while (ok && !fresh) {
+            if (!wait_news(st)) return false;
+            /* every choice looked at: a group's counter says only that one
+             * of them has news */
+            for (int i = 0; ok && i < st->n_ch && st->phase == SSE_BODY; i++) {
+                bool f = false;
+                if (!st->ch[i].ended) ok = choice_progress(st, &st->ch[i], &f);
+                fresh |= f;
             }
-        }
-        const bool fresh = st->next_event < j->n_events;
-        bool ok = format_events(st);
-        const bool done = st->next_event == j->n_events && j->state == SRV_JOB_DONE;
-        if (!st->has_tools) {
-            if (done) format_end(st);
-            pthread_mutex_unlock(&j->mu);
-            return true;
-        }
-        /* with tools the parser works on st->text, without the lock, which
-         * the scheduler takes for every token */
-        pthread_mutex_unlock(&j->mu);
-        if (ok && fresh) ok = tools_progress(st);
-        if (ok && done) {
-            pthread_mutex_lock(&j->mu); /* the job is done: nothing changes now */
-            format_end(st);
-            pthread_mutex_unlock(&j->mu);
+            if (st->phase != SSE_BODY) break;
         }
         return ok;
     }
     case SSE_USAGE: {
         cJSON *c = chunk(st);
         cJSON_AddArrayToObject(c, "choices");
-        srv_usage_json(c, j);
+        srv_job *jobs[SRV_MAX_N];
+        for (int i = 0; i < st->n_ch; i++) jobs[i] = st->ch[i].job;
+        srv_usage_json_n(c, jobs, st->n_ch);
         send_json(st, c);
         st->phase = SSE_DONE;
         return true;
@@ -361,7 +432,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
         st->out_off = st->out_len = 0;
         if (st->phase == SSE_END) return MHD_CONTENT_READER_END_OF_STREAM;
         if (!refill(st)) {
-            srv_sched_cancel(st->srv->sched, st->job);
+            for (int i = 0; i < st->n_ch; i++) srv_sched_cancel(st->srv->sched, st->ch[i].job);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
     }
@@ -372,11 +443,12 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
     return (ssize_t)n;
 }
 
-/* What the stream owns beside the job, and the stream. */
+/* What the stream owns beside the jobs, and the stream. */
 static void stream_free(srv_stream *st) {
     free(st->echo);
     free(st->out);
-    free(st->text);
+    for (int i = 0; st->ch && i < st->n_ch; i++) free(st->ch[i].text);
+    free(st->ch);
     srv_tool_set_free(&st->tools);
     if (st->ollama) srv_request_free(st->ollama);
     free(st->ollama);
@@ -385,11 +457,14 @@ static void stream_free(srv_stream *st) {
 
 static void sse_free(void *cls) {
     srv_stream *st = cls;
-    pthread_mutex_lock(&st->job->mu);
-    const bool done = st->job->state == SRV_JOB_DONE;
-    pthread_mutex_unlock(&st->job->mu);
-    if (!done) srv_sched_cancel(st->srv->sched, st->job); /* the client left: free the slot */
-    srv_job_release(st->job);
+    for (int i = 0; i < st->n_ch; i++) {
+        srv_job *j = st->ch[i].job;
+        pthread_mutex_lock(&j->mu);
+        const bool done = j->state == SRV_JOB_DONE;
+        pthread_mutex_unlock(&j->mu);
+        if (!done) srv_sched_cancel(st->srv->sched, j); /* the client left: free the slot */
+        srv_job_release(j);
+    }
     stream_free(st);
 }
 
@@ -410,8 +485,17 @@ static srv_request *ollama_copy(const srv_request *req) {
 
 void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, srv_job *j,
                       const char *id, int64_t created) {
+    srv_stream_start_n(x, kind, req, &j, 1, id, created);
+}
+
+void srv_stream_start_n(srv_exchange *x, srv_kind kind, const srv_request *req,
+                        srv_job *const *jobs, int n, const char *id, int64_t created) {
     srv_stream *st = calloc(1, sizeof *st);
     struct MHD_Response *resp = NULL;
+    if (st && !(st->ch = calloc((size_t)n, sizeof *st->ch))) {
+        free(st);
+        st = NULL;
+    }
     /* the request may be freed before the stream ends: what it needs is copied */
     if (st && ((req->echo && req->prompt && !(st->echo = strdup(req->prompt))) ||
                (srv_tools_active(req) && !(st->has_tools = srv_tool_set_copy(req, &st->tools))) ||
@@ -422,7 +506,9 @@ void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, sr
     if (st) {
         st->srv = x->srv;
         st->x = x;
-        st->job = j;
+        st->n_ch = n;
+        for (int i = 0; i < n; i++) st->ch[i] = (sse_choice){.job = jobs[i], .index = i};
+        st->job = jobs[0];
         st->kind = kind;
         snprintf(st->id, sizeof st->id, "%s", id);
         st->created = created;
@@ -433,8 +519,10 @@ void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, sr
     }
     if (!resp) {
         if (st) stream_free(st);
-        srv_sched_cancel(x->srv->sched, j);
-        srv_job_release(j);
+        for (int i = 0; i < n; i++) {
+            srv_sched_cancel(x->srv->sched, jobs[i]);
+            srv_job_release(jobs[i]);
+        }
         srv_error e;
         srv_fail(&e, 500, NULL, NULL, "out of memory");
         srv_respond_error(x, &e);

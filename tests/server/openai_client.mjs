@@ -6,8 +6,9 @@
 // build/npm openai). It checks what an application would rely on: listing
 // models, a chat completion, the same chat streamed (same text, a finish
 // reason, usage when asked), a legacy completion, logprobs, JSON mode,
-// embeddings (base64, the client's default, and float), and that errors
-// arrive as the client's typed exceptions with the right status.
+// n choices (streamed and not) and logit_bias, embeddings (base64, the
+// client's default, and float), and that errors arrive as the client's
+// typed exceptions with the right status.
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import assert from 'node:assert/strict';
@@ -136,9 +137,43 @@ async function main() {
   }
   assert.ok(emb.usage.prompt_tokens > 0);
 
+  // n choices with a seed: indices 0..n-1, the same texts streamed (each
+  // chunk's choice index routes its delta), usage over all choices.
+  const nReq = { model: ids[0], messages, max_tokens: 8, temperature: 1, seed: 11, n: 3 };
+  const nChat = await client.chat.completions.create(nReq);
+  assert.deepEqual(nChat.choices.map((c) => c.index), [0, 1, 2]);
+  const nStreamed = ['', '', ''];
+  const nFinish = [null, null, null];
+  let nUsage = null;
+  for await (const chunk of await client.chat.completions.create({
+    ...nReq, stream: true, stream_options: { include_usage: true },
+  })) {
+    if (chunk.usage) nUsage = chunk.usage;
+    for (const c of chunk.choices) {
+      nStreamed[c.index] += c.delta?.content ?? '';
+      if (c.finish_reason) nFinish[c.index] = c.finish_reason;
+    }
+  }
+  assert.deepEqual(nStreamed, nChat.choices.map((c) => c.message.content), 'n: streamed texts');
+  assert.deepEqual(nFinish, nChat.choices.map((c) => c.finish_reason));
+  assert.deepEqual(nUsage, nChat.usage, 'n: the same usage streamed');
+  assert.ok(nChat.usage.completion_tokens <= 24, "at most max_tokens per choice");
   await assert.rejects(
-    client.chat.completions.create({ model: ids[0], messages, n: 2 }),
+    client.chat.completions.create({ model: ids[0], messages, n: 17 }),
     (e) => e instanceof OpenAI.BadRequestError && e.status === 400 && e.param === 'n');
+
+  // logit_bias: +100 on one token makes greedy repeat it; a bad id is a 400
+  // naming it.
+  const biased = await client.chat.completions.create({
+    model: ids[0], messages, max_tokens: 3, temperature: 0, logprobs: true,
+    logit_bias: { 300: 100 },
+  });
+  const toks = biased.choices[0].logprobs.content.map((t) => t.token);
+  assert.equal(toks.length, 3);
+  assert.ok(toks.every((t) => t === toks[0]), `one token forced: ${JSON.stringify(toks)}`);
+  await assert.rejects(
+    client.chat.completions.create({ model: ids[0], messages, logit_bias: { 99999999: 1 } }),
+    (e) => e instanceof OpenAI.BadRequestError && e.param === 'logit_bias.99999999');
   const stranger = new OpenAI({ baseURL, apiKey: 'wrong', maxRetries: 0 });
   await assert.rejects(stranger.models.list(),
     (e) => e instanceof OpenAI.AuthenticationError && e.status === 401);
