@@ -82,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     srv_error e;
     if (srv_parse_request(kind, (const char *)data + 1, size - 1, &r, &e)) {
         for (int i = 0; i < r.n_messages; i++)
-            if (!srv_utf8_valid(r.messages[i].content, r.messages[i].content_len, NULL)) abort();
+            if (!hr_utf8_valid(r.messages[i].content, r.messages[i].content_len, NULL)) abort();
         if (r.n_stop > SRV_MAX_STOP || r.top_logprobs < 0 || r.top_logprobs > SRV_MAX_LOGPROBS)
             abort();
         render_all(&r);
@@ -92,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (e.status != 400 && e.status != 500) abort();
     char *json = srv_error_json(&e);
     if (json) {
-        if (!srv_utf8_valid(json, strlen(json), NULL)) abort();
+        if (!hr_utf8_valid(json, strlen(json), NULL)) abort();
         cJSON *back = cJSON_Parse(json);
         if (!back) abort();
         cJSON_Delete(back);

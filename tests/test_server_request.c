@@ -3,6 +3,7 @@
  * without a server: what a valid body becomes (defaults included), and that
  * each kind of bad body is a 400 naming the field at fault.
  */
+#include "core/core.h"
 #include "test.h"
 
 #include "server/server.h"
@@ -39,17 +40,17 @@ static void refused(srv_kind kind, const char *body, const char *param, const ch
 
 static void test_utf8(void) {
     size_t bad = 99;
-    CHECK(srv_utf8_valid("", 0, &bad));
-    CHECK(srv_utf8_valid("a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10, &bad)); /* a é € 😀 */
-    CHECK(!srv_utf8_valid("ab\xff", 3, &bad) && bad == 2);
-    CHECK(!srv_utf8_valid("\xc0\xaf", 2, &bad) && bad == 0);         /* overlong '/' */
-    CHECK(!srv_utf8_valid("\xe0\x80\xaf", 3, &bad) && bad == 0);     /* overlong, 3 bytes */
-    CHECK(!srv_utf8_valid("x\xed\xa0\x80", 4, &bad) && bad == 1);    /* a surrogate */
-    CHECK(!srv_utf8_valid("\xf4\x90\x80\x80", 4, &bad) && bad == 0); /* above U+10FFFF */
-    CHECK(!srv_utf8_valid("\xe2\x82", 2, &bad) && bad == 0);         /* cut short */
-    CHECK(!srv_utf8_valid("\xe2\x82x", 3, &bad) && bad == 0);        /* bad continuation */
-    CHECK(srv_utf8_valid("\xf4\x8f\xbf\xbf", 4, &bad));              /* U+10FFFF */
-    CHECK(srv_utf8_valid("\xed\x9f\xbf", 3, &bad));                  /* U+D7FF */
+    CHECK(hr_utf8_valid("", 0, &bad));
+    CHECK(hr_utf8_valid("a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10, &bad)); /* a é € 😀 */
+    CHECK(!hr_utf8_valid("ab\xff", 3, &bad) && bad == 2);
+    CHECK(!hr_utf8_valid("\xc0\xaf", 2, &bad) && bad == 0);         /* overlong '/' */
+    CHECK(!hr_utf8_valid("\xe0\x80\xaf", 3, &bad) && bad == 0);     /* overlong, 3 bytes */
+    CHECK(!hr_utf8_valid("x\xed\xa0\x80", 4, &bad) && bad == 1);    /* a surrogate */
+    CHECK(!hr_utf8_valid("\xf4\x90\x80\x80", 4, &bad) && bad == 0); /* above U+10FFFF */
+    CHECK(!hr_utf8_valid("\xe2\x82", 2, &bad) && bad == 0);         /* cut short */
+    CHECK(!hr_utf8_valid("\xe2\x82x", 3, &bad) && bad == 0);        /* bad continuation */
+    CHECK(hr_utf8_valid("\xf4\x8f\xbf\xbf", 4, &bad));              /* U+10FFFF */
+    CHECK(hr_utf8_valid("\xed\x9f\xbf", 3, &bad));                  /* U+D7FF */
 }
 
 static void test_chat_valid(void) {

@@ -59,7 +59,7 @@ bool srv_embed_add_text(srv_server *s, srv_embed_input *in, const char *text, si
                         bool truncate, const char *field, srv_error *e) {
     size_t bad;
     if (len == 0) return srv_fail(e, 400, field, NULL, "an input must not be empty");
-    if (!srv_utf8_valid(text, len, &bad))
+    if (!hr_utf8_valid(text, len, &bad))
         return srv_fail(e, 400, field, NULL, "invalid UTF-8 at byte %zu", bad);
     int32_t *ids = NULL;
     int n = 0;

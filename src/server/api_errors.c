@@ -22,7 +22,7 @@ bool srv_fail(srv_error *e, int status, const char *param, const char *code, con
     va_end(ap);
     /* A message cut at its buffer's end may end inside a character. */
     size_t bad;
-    if (!srv_utf8_valid(e->message, strlen(e->message), &bad)) e->message[bad] = '\0';
+    if (!hr_utf8_valid(e->message, strlen(e->message), &bad)) e->message[bad] = '\0';
     return false;
 }
 

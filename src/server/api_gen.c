@@ -69,7 +69,7 @@ size_t srv_utf8_clean(const char *in, size_t n, char *out) {
     size_t o = 0, i = 0;
     while (i < n) {
         size_t bad = 0;
-        if (srv_utf8_valid(in + i, n - i, &bad)) bad = n - i;
+        if (hr_utf8_valid(in + i, n - i, &bad)) bad = n - i;
         memcpy(out + o, in + i, bad);
         o += bad;
         i += bad;

@@ -211,7 +211,7 @@ typedef struct ollama_req {
 
 static bool translate(srv_exchange *x, srv_dialect d, ollama_req *q, srv_error *e) {
     size_t bad;
-    if (!srv_utf8_valid(x->body, x->body_len, &bad))
+    if (!hr_utf8_valid(x->body, x->body_len, &bad))
         return srv_fail(e, 400, NULL, NULL, "the body is not valid UTF-8 (byte %zu)", bad);
     q->root = cJSON_ParseWithLength(x->body, x->body_len);
     if (!q->root) return srv_fail(e, 400, NULL, NULL, "the body is not valid JSON");

@@ -122,7 +122,7 @@ static cJSON *model_info_json(const gguf_file *f, const char *family, int64_t n_
             memcpy(str, v->v.str.ptr, v->v.str.len);
             str[v->v.str.len] = '\0';
             size_t bad;
-            if (srv_utf8_valid(str, v->v.str.len, &bad) && !memchr(str, '\0', v->v.str.len))
+            if (hr_utf8_valid(str, v->v.str.len, &bad) && !memchr(str, '\0', v->v.str.len))
                 cJSON_AddStringToObject(o, key, str);
             free(str);
             break;
@@ -225,7 +225,7 @@ void srv_handle_ollama_show(srv_exchange *x) {
         t[tl] = '\0';
     }
     size_t bad;
-    cJSON_AddStringToObject(o, "template", t && srv_utf8_valid(t, tl, &bad) ? t : "");
+    cJSON_AddStringToObject(o, "template", t && hr_utf8_valid(t, tl, &bad) ? t : "");
     free(t);
     cJSON_AddItemToObject(o, "details", cJSON_Duplicate(mi->details, true));
     cJSON_AddItemToObject(o, "model_info", cJSON_Duplicate(mi->model_info, true));

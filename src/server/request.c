@@ -24,35 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool srv_utf8_valid(const char *s, size_t len, size_t *bad) {
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        uint8_t n, lo, hi; /* continuation bytes, the range of the first */
-        if (u[i] < 0x80) {
-            i++;
-            continue;
-        }
-        if (!hr_utf8_lead(u[i], &n, &lo, &hi)) {
-            if (bad) *bad = i;
-            return false;
-        }
-        if (len - i <= n) {
-            if (bad) *bad = i;
-            return false;
-        }
-        for (size_t k = 1; k <= n; k++) {
-            const unsigned b = u[i + k];
-            if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xbf)) {
-                if (bad) *bad = i;
-                return false;
-            }
-        }
-        i += n + 1;
-    }
-    return true;
-}
-
 /* ---- typed field access -------------------------------------------------- */
 
 typedef struct parse_ctx {
@@ -114,7 +85,7 @@ bool srv_req_dup_string(srv_error *e, const cJSON *v, const char *name, char **o
     if (!cJSON_IsString(v) || !v->valuestring) return srv_req_bad_type(e, name, "a string");
     const size_t n = strlen(v->valuestring);
     size_t bad;
-    if (!srv_utf8_valid(v->valuestring, n, &bad))
+    if (!hr_utf8_valid(v->valuestring, n, &bad))
         return srv_fail(e, 400, name, NULL, "'%s' is not valid UTF-8 (byte %zu)", name, bad);
     char *s = malloc(n + 1);
     if (!s) return srv_fail(e, 500, NULL, NULL, "out of memory");
@@ -415,7 +386,7 @@ static bool parse_content(parse_ctx *c, const cJSON *v, const char *name, srv_me
     m->content = s;
     m->content_len = n;
     size_t bad;
-    if (!srv_utf8_valid(s, n, &bad))
+    if (!hr_utf8_valid(s, n, &bad))
         return srv_fail(c->e, 400, name, NULL, "'%s' is not valid UTF-8 (byte %zu)", name, bad);
     return true;
 }
@@ -535,7 +506,7 @@ static bool parse_completion(parse_ctx *c, const cJSON *root) {
 bool srv_parse_request(srv_kind kind, const char *body, size_t len, srv_request *out,
                        srv_error *e) {
     size_t bad;
-    if (!srv_utf8_valid(body, len, &bad))
+    if (!hr_utf8_valid(body, len, &bad))
         return srv_fail(e, 400, NULL, "invalid_utf8",
                         "the request body is not valid UTF-8 (ill-formed byte at offset %zu)", bad);
     const char *end = NULL;

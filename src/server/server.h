@@ -33,6 +33,7 @@
 #define HEARTH_SERVER_H
 
 #include "hearth.h"
+#include "core/core.h"
 #include "gateway/gateway.h"
 #include "gateway/router.h"
 #include "tokenizer/chat_template.h"
@@ -207,9 +208,6 @@ bool srv_request_check_vocab(const srv_request *r, int n_vocab, srv_error *e);
 /* The choices the request asks for (n; at least 1). */
 static inline int srv_n_choices(const srv_request *r) { return r->n > 1 ? r->n : 1; }
 
-/* Whether s[0..len) is well-formed UTF-8; *bad receives the offset of the
- * first ill-formed byte. */
-bool srv_utf8_valid(const char *s, size_t len, size_t *bad);
 /* Copies in[0..n) to out with each ill-formed byte replaced by U+FFFD (out
  * holds at least 3 n + 1 bytes); NUL-terminates and returns the length
  * (api_gen.c). */
