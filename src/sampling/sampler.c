@@ -347,7 +347,7 @@ static inline float sanitize(float x) {
 static bool stage_fill(smp_sampler *s, const float *logits) {
     const bool pen = s->penalties_on && s->win_len > 0;
     const uint32_t *mask = s->mask;
-    const hearth_logit_bias *bias = s->bias, *bias_end = s->bias + s->n_bias;
+    const hearth_logit_bias *bias = s->bias, *bias_end = bias ? bias + s->n_bias : NULL;
     size_t n = 0;
     for (int32_t i = 0; i < s->n_vocab; i++) {
         if (mask && !(mask[i / 32] >> (i % 32) & 1)) continue;
