@@ -374,8 +374,9 @@ static void test_search(void) {
     char *block = NULL;
     q = (rag_query){.text = "penguins", .len = 8, .k = 1, .mode = RAG_MODE_BM25};
     REQUIRE(rag_search(x, &q, &h) == HEARTH_OK);
-    REQUIRE((block = rag_context_block(&h)) != NULL);
+    REQUIRE((block = rag_user_message(&h, "Do penguins fly?")) != NULL);
     CHECK(strstr(block, "[1] birds.txt\nBirds lay eggs.") != NULL);
+    CHECK(strstr(block, "\n\nQuestion: Do penguins fly?") != NULL);
     free(block);
     rag_hits_free(&h);
     rag_close(x);

@@ -224,15 +224,7 @@ static int search(const opts *o, rag_index *x, embedder *e, const char *question
 }
 
 static void print_hit_json(const rag_hit *h, int rank) {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddNumberToObject(j, "rank", rank);
-    cJSON_AddNumberToObject(j, "score", h->score);
-    cJSON_AddStringToObject(j, "path", h->path);
-    cJSON_AddNumberToObject(j, "byte_start", (double)h->byte_start);
-    cJSON_AddNumberToObject(j, "byte_len", (double)h->byte_len);
-    cJSON_AddNumberToObject(j, "rank_bm25", h->rank_bm25);
-    cJSON_AddNumberToObject(j, "rank_vector", h->rank_vector);
-    cJSON_AddStringToObject(j, "text", h->text);
+    cJSON *j = rag_hit_json(h, rank);
     char *s = cJSON_PrintUnformatted(j);
     if (s) puts(s);
     free(s);
@@ -270,24 +262,21 @@ static int ask_prompt(const opts *o, embedder *e, const char *question, const ra
                       int32_t **ids, size_t *n) {
     tok_chat_template t;
     eng_chat_source src;
-    char *bos = NULL, *eos = NULL, *context = rag_context_block(h), *user = NULL;
-    int rc = 0;
     if (eng_chat_choose(e->model, o->tmpl, &t, &src)) return cli_fail("rag", "the chat template");
-    const size_t len = context ? strlen(context) + strlen(question) + 16 : 0;
-    if (!context || !(user = malloc(len)) ||
-        !(bos = eng_token_text(e->model, hearth_token_bos(e->model))) ||
-        !(eos = eng_token_text(e->model, hearth_token_eos(e->model)))) {
+    char *user = rag_user_message(h, question);
+    char *bos = eng_token_text(e->model, hearth_token_bos(e->model));
+    char *eos = eng_token_text(e->model, hearth_token_eos(e->model));
+    int rc = 0;
+    if (!user || !bos || !eos) {
         fprintf(stderr, "hearth rag: out of memory\n");
         rc = 1;
-        goto done;
+    } else {
+        if (o->show_context) fprintf(stderr, "%s\n", user);
+        const tok_chat_msg msg = {
+            .role = TOK_CHAT_USER, .content = user, .content_len = strlen(user)};
+        if (eng_chat_tokens(e->model, &t, &msg, 1, bos, eos, ids, n))
+            rc = cli_fail("rag", "rendering the prompt");
     }
-    snprintf(user, len, "%sQuestion: %s", context, question);
-    if (o->show_context) fprintf(stderr, "%s\n", user);
-    const tok_chat_msg msg = {.role = TOK_CHAT_USER, .content = user, .content_len = strlen(user)};
-    if (eng_chat_tokens(e->model, &t, &msg, 1, bos, eos, ids, n))
-        rc = cli_fail("rag", "rendering the prompt");
-done:
-    free(context);
     free(user);
     free(bos);
     free(eos);

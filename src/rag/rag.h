@@ -148,10 +148,16 @@ typedef struct rag_query {
 hearth_err rag_search(rag_index *x, const rag_query *q, rag_hits *out);
 void rag_hits_free(rag_hits *h);
 
-/* ---- prompts (rag_prompt.c) ------------------------------------------------ */
-/* The context block put before a question: each hit numbered "[i] path"
- * then its text, after an instruction to answer from it and cite the
- * numbers. malloc'd, NUL-terminated; NULL when out of memory. */
-char *rag_context_block(const rag_hits *h);
+/* ---- what hits become (rag_prompt.c) --------------------------------------- */
+/* The user message that asks question from the hits: an instruction to
+ * answer from them and cite their numbers, each hit numbered "[i] name"
+ * then its text, then "Question: " and the question. malloc'd,
+ * NUL-terminated; NULL when out of memory. */
+char *rag_user_message(const rag_hits *h, const char *question);
+
+struct cJSON;
+/* One hit as {"rank", "score", "path", "byte_start", "byte_len", "rank_bm25",
+ * "rank_vector", "text"} (the caller owns it; NULL when out of memory). */
+struct cJSON *rag_hit_json(const rag_hit *h, int rank);
 
 #endif

@@ -18,7 +18,14 @@ struct rag_index {
     int64_t n_vecs;
     int n_dims;
     int64_t data_version; /* -1: never loaded */
+    /* rag_info_get's answer, kept the same way (searches ask for it each time) */
+    rag_info info;
+    int64_t info_version; /* -1: to be read */
 };
+
+/* PRAGMA data_version: moves when another connection commits (our own
+ * writes do not move it, so rag_ingest resets the two versions above). */
+int64_t rag_data_version(rag_index *x);
 
 /* meta: a small key-value table (the chunk settings, the embedding model). */
 hearth_err rag_meta_get(rag_index *x, const char *key, char *out, size_t cap, bool *found);

@@ -349,7 +349,7 @@ static hearth_err prune(ingest *g, const char *root) {
     while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct stat fs;
         const char *path = (const char *)sqlite3_column_text(st, 1);
-        if (lstat(path, &fs) == 0 && S_ISREG(fs.st_mode)) continue;
+        if (!path || (lstat(path, &fs) == 0 && S_ISREG(fs.st_mode))) continue;
         report(g, path, "removed", NULL);
         if (n == cap) {
             cap = cap ? 2 * cap : 16;
@@ -436,7 +436,7 @@ hearth_err rag_ingest(rag_index *x, const char *const *paths, int n_paths,
         free(canon);
     }
     free(g.vecs);
-    x->data_version = -1; /* our own commits do not move data_version */
+    x->data_version = x->info_version = -1; /* our own commits do not move data_version */
     if (stats) *stats = st;
     return err;
 }

@@ -1,10 +1,13 @@
 /*
- * rag_prompt.c - the context block a retrieval-augmented answer reads: the
- * hits numbered in rank order, each under its file's name, after an
- * instruction to answer from them, cite them, and say so when they do not
- * hold the answer (small models otherwise fill the gap from memory).
+ * rag_prompt.c - what hits become: the user message a retrieval-augmented
+ * answer reads (the hits numbered in rank order, each under its file's name,
+ * after an instruction to answer from them, cite them, and say so when they
+ * do not hold the answer - small models otherwise fill the gap from memory -
+ * then the question), and one hit as JSON for the CLI and the server.
  */
 #include "rag.h"
+
+#include <cjson/cJSON.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +18,8 @@ static const char intro[] =
     "by their numbers, like [1]. If the passages do not contain the answer, say that you do not "
     "know.\n\n";
 
-char *rag_context_block(const rag_hits *h) {
-    size_t size = sizeof intro;
+char *rag_user_message(const rag_hits *h, const char *question) {
+    size_t size = sizeof intro + strlen(question) + 16;
     for (size_t i = 0; i < h->n; i++) size += strlen(h->hit[i].path) + strlen(h->hit[i].text) + 32;
     char *out = malloc(size);
     if (!out) return NULL;
@@ -26,5 +29,19 @@ char *rag_context_block(const rag_hits *h) {
         n += (size_t)snprintf(out + n, size - n, "[%zu] %s\n%s\n\n", i + 1,
                               name ? name + 1 : h->hit[i].path, h->hit[i].text);
     }
+    snprintf(out + n, size - n, "Question: %s", question);
     return out;
+}
+
+cJSON *rag_hit_json(const rag_hit *h, int rank) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "rank", rank);
+    cJSON_AddNumberToObject(o, "score", h->score);
+    cJSON_AddStringToObject(o, "path", h->path);
+    cJSON_AddNumberToObject(o, "byte_start", (double)h->byte_start);
+    cJSON_AddNumberToObject(o, "byte_len", (double)h->byte_len);
+    cJSON_AddNumberToObject(o, "rank_bm25", h->rank_bm25);
+    cJSON_AddNumberToObject(o, "rank_vector", h->rank_vector);
+    cJSON_AddStringToObject(o, "text", h->text);
+    return o;
 }

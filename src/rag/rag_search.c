@@ -153,10 +153,13 @@ static hearth_err fetch(rag_index *x, sqlite3_stmt *st, rag_hit *h) {
     sqlite3_reset(st);
     sqlite3_bind_int64(st, 1, h->chunk_id);
     if (sqlite3_step(st) != SQLITE_ROW) return store_fail(x->db, "reading a chunk");
-    h->path = strdup((const char *)sqlite3_column_text(st, 0));
+    /* NULLs only in a database written by something else: read as "" */
+    const char *path = (const char *)sqlite3_column_text(st, 0);
+    const char *text = (const char *)sqlite3_column_text(st, 3);
+    h->path = strdup(path ? path : "");
     h->byte_start = sqlite3_column_int64(st, 1);
     h->byte_len = sqlite3_column_int64(st, 2);
-    h->text = strdup((const char *)sqlite3_column_text(st, 3));
+    h->text = strdup(text ? text : "");
     return h->path && h->text ? HEARTH_OK : hr_fail(HEARTH_ERR_NOMEM, "rag: out of memory");
 }
 

@@ -38,7 +38,7 @@ hearth_err rag_open(const char *path, bool writable, rag_index **out) {
                        path);
     rag_index *x = hr_calloc(1, sizeof *x);
     if (!x) return HEARTH_ERR_NOMEM;
-    x->data_version = -1;
+    x->data_version = x->info_version = -1;
     const hearth_err err =
         store_open(path, migrations, (int)(sizeof migrations / sizeof *migrations), &x->db);
     if (err) {
@@ -64,7 +64,8 @@ hearth_err rag_meta_get(rag_index *x, const char *key, char *out, size_t cap, bo
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     const int rc = sqlite3_step(st);
     *found = rc == SQLITE_ROW;
-    if (*found) snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    const char *v = *found ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    if (*found) snprintf(out, cap, "%s", v ? v : "");
     sqlite3_finalize(st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? HEARTH_OK
                                                  : store_fail(x->db, "reading the index settings");
@@ -99,7 +100,15 @@ static int meta_int(rag_index *x, const char *key, int dflt) {
     return atoi(v);
 }
 
+int64_t rag_data_version(rag_index *x) { return count(x, "PRAGMA data_version"); }
+
 hearth_err rag_info_get(rag_index *x, rag_info *out) {
+    const int64_t version = rag_data_version(x);
+    if (version < 0) return store_fail(x->db, "reading the data version");
+    if (version == x->info_version) {
+        *out = x->info;
+        return HEARTH_OK;
+    }
     rag_info in = {0};
     in.n_docs = count(x, "SELECT count(*) FROM docs");
     in.n_chunks = count(x, "SELECT count(*) FROM chunks");
@@ -112,12 +121,14 @@ hearth_err rag_info_get(rag_index *x, rag_info *out) {
     in.n_dims = meta_int(x, "dims", 0);
     in.chunk_words = meta_int(x, "chunk_words", 0);
     in.overlap_words = meta_int(x, "overlap_words", 0);
+    x->info = in;
+    x->info_version = version;
     *out = in;
     return HEARTH_OK;
 }
 
 hearth_err rag_vectors_load(rag_index *x) {
-    const int64_t version = count(x, "PRAGMA data_version");
+    const int64_t version = rag_data_version(x);
     if (version < 0) return store_fail(x->db, "reading the data version");
     if (version == x->data_version) return HEARTH_OK;
     free(x->vecs);

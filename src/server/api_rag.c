@@ -117,19 +117,8 @@ static char *hits_json(const rag_hits *h) {
     cJSON *out = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(out, "data");
     cJSON_AddStringToObject(out, "object", "list");
     cJSON_AddStringToObject(out, "mode", rag_mode_name(h->mode));
-    for (size_t i = 0; i < h->n; i++) {
-        const rag_hit *t = &h->hit[i];
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "rank", (double)(i + 1));
-        cJSON_AddNumberToObject(o, "score", t->score);
-        cJSON_AddStringToObject(o, "path", t->path);
-        cJSON_AddNumberToObject(o, "byte_start", (double)t->byte_start);
-        cJSON_AddNumberToObject(o, "byte_len", (double)t->byte_len);
-        cJSON_AddNumberToObject(o, "rank_bm25", t->rank_bm25);
-        cJSON_AddNumberToObject(o, "rank_vector", t->rank_vector);
-        cJSON_AddStringToObject(o, "text", t->text);
-        cJSON_AddItemToArray(data, o);
-    }
+    for (size_t i = 0; i < h->n; i++)
+        cJSON_AddItemToArray(data, rag_hit_json(&h->hit[i], (int)i + 1));
     char *json = cJSON_PrintUnformatted(out);
     cJSON_Delete(out);
     return json;
@@ -216,11 +205,8 @@ bool srv_rag_augment(srv_exchange *x, char **body, size_t *len) {
         cJSON_Delete(root);
         return false;
     }
-    char *block = rag_context_block(&h);
-    const size_t n = block ? strlen(block) + strlen(content->valuestring) + 16 : 0;
-    char *text = n ? malloc(n) : NULL;
+    char *text = rag_user_message(&h, content->valuestring);
     if (text) {
-        snprintf(text, n, "%sQuestion: %s", block, content->valuestring);
         cJSON_ReplaceItemInObjectCaseSensitive(user, "content", cJSON_CreateString(text));
         cJSON_DeleteItemFromObjectCaseSensitive(root, "rag");
         out = cJSON_PrintUnformatted(root);
@@ -229,7 +215,6 @@ bool srv_rag_augment(srv_exchange *x, char **body, size_t *len) {
              rag_mode_name(h.mode));
     if (!x->srv->cfg.rag_allow_cloud) snprintf(x->tier_header, sizeof x->tier_header, "local");
     free(text);
-    free(block);
     rag_hits_free(&h);
     cJSON_Delete(root);
     if (!out) {
