@@ -679,12 +679,6 @@ int main(void) {
     test_real_cloud(local_model, synth_cloud);
     test_faults(local_model);
     test_air_gap(local_model);
-    if (!test_failures) {
-        char rm[700];
-        snprintf(rm, sizeof rm, "rm -rf '%s'", scratch);
-        if (system(rm) != 0) printf("could not remove %s\n", scratch);
-    } else {
-        printf("test_gateway_serve: files kept in %s\n", scratch);
-    }
+    fixture_server_cleanup("test_gateway_serve", scratch, test_failures > 0);
     return test_done("test_gateway_serve");
 }

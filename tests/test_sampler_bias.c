@@ -9,37 +9,13 @@
  */
 #include "model/synth.h"
 #include "sampling/sampling.h"
+#include "sampler_fixture.h"
 #include "test.h"
 
 #include <float.h>
 #include <unistd.h>
 
-static smp_params plain_params(uint64_t seed) {
-    smp_params p = smp_default_params();
-    p.temperature = 1.0f;
-    p.top_k = 0;
-    p.top_p = 1.0f;
-    p.min_p = 0.0f;
-    p.penalty_last_n = 0;
-    p.seed = seed;
-    return p;
-}
-
-static smp_sampler *make(int32_t n_vocab, const smp_params *p) {
-    smp_sampler *s = NULL;
-    hearth_err err = smp_new(n_vocab, p, &s);
-    if (err) fprintf(stderr, "smp_new: %s\n", hearth_last_error());
-    REQUIRE(err == HEARTH_OK && s);
-    return s;
-}
-
 /* ---- the reference: biases applied literally, then a full sort ----------- */
-
-static int cmp_ref(const void *a, const void *b) {
-    const smp_cand *x = a, *y = b;
-    if (x->logit != y->logit) return x->logit > y->logit ? -1 : 1;
-    return x->id < y->id ? -1 : (x->id > y->id);
-}
 
 /* Each token's summed bias (0 when none) and whether it is banned. */
 static void ref_bias(const hearth_logit_bias *b, size_t nb, int n, float *sum, bool *ban) {

@@ -990,12 +990,6 @@ int main(void) {
     test_busy_and_disconnect(model_path);
     test_model_templates(model_path);
     hearth_model_free(model);
-    if (!test_failures) {
-        char rm[700];
-        snprintf(rm, sizeof rm, "rm -rf '%s'", scratch);
-        if (system(rm) != 0) printf("could not remove %s\n", scratch);
-    } else {
-        printf("test_server: files kept in %s\n", scratch);
-    }
+    fixture_server_cleanup("test_server", scratch, test_failures > 0);
     return test_done("test_server");
 }

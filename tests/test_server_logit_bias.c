@@ -271,12 +271,6 @@ int main(void) {
     test_errors(&sv);
     CHECK(test_server_stop(&sv) == 0);
     hearth_model_free(model);
-    if (!test_failures) {
-        char rm[700];
-        snprintf(rm, sizeof rm, "rm -rf '%s'", scratch);
-        if (system(rm) != 0) printf("could not remove %s\n", scratch);
-    } else {
-        printf("test_server_logit_bias: files kept in %s\n", scratch);
-    }
+    fixture_server_cleanup("test_server_logit_bias", scratch, test_failures > 0);
     return test_done("test_server_logit_bias");
 }

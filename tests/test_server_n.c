@@ -350,12 +350,6 @@ int main(void) {
     test_gateway(model_path);
 
     hearth_model_free(model);
-    if (!test_failures) {
-        char rm[700];
-        snprintf(rm, sizeof rm, "rm -rf '%s'", scratch);
-        if (system(rm) != 0) printf("could not remove %s\n", scratch);
-    } else {
-        printf("test_server_n: files kept in %s\n", scratch);
-    }
+    fixture_server_cleanup("test_server_n", scratch, test_failures > 0);
     return test_done("test_server_n");
 }

@@ -459,12 +459,6 @@ int main(void) {
     char *log = test_read_file(sv.log, NULL);
     CHECKF(log && strstr(log, "POST /api/chat 200 prompt="), "log: %.300s", log ? log : "(none)");
     free(log);
-    if (!test_failures) {
-        char rm[700];
-        snprintf(rm, sizeof rm, "rm -rf '%s'", scratch);
-        if (system(rm) != 0) printf("could not remove %s\n", scratch);
-    } else {
-        printf("test_server_ollama: files kept in %s\n", scratch);
-    }
+    fixture_server_cleanup("test_server_ollama", scratch, test_failures > 0);
     return test_done("test_server_ollama");
 }

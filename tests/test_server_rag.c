@@ -196,11 +196,6 @@ int main(void) {
     cJSON_Delete(j);
     CHECK(test_server_stop(&sv) == 0);
 
-    if (!test_failures) {
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
-        if (system(cmd) != 0) printf("could not remove %s\n", scratch);
-    } else {
-        printf("test_server_rag: files kept in %s\n", scratch);
-    }
+    fixture_server_cleanup("test_server_rag", scratch, test_failures > 0);
     return test_done("test_server_rag");
 }

@@ -367,12 +367,6 @@ int main(void) {
     check_forced(&sv, "llama3.1", 0);
     CHECK(test_server_stop(&sv) == 0);
     fake_cloud_stop(&fc);
-    if (!test_failures) {
-        char rm[700];
-        snprintf(rm, sizeof rm, "rm -rf '%s'", scratch);
-        if (system(rm) != 0) printf("could not remove %s\n", scratch);
-    } else {
-        printf("test_server_toolcalls: files kept in %s\n", scratch);
-    }
+    fixture_server_cleanup("test_server_toolcalls", scratch, test_failures > 0);
     return test_done("test_server_toolcalls");
 }

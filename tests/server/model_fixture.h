@@ -69,4 +69,16 @@ static inline const char *fixture_server_model(const char *test, char *scratch, 
     return fixture_model(synth);
 }
 
+/* The end of such a test: the scratch directory goes when it passed, and
+ * stays (said on stdout) for a look when it failed. */
+static inline void fixture_server_cleanup(const char *test, const char *scratch, bool failed) {
+    if (failed) {
+        printf("%s: files kept in %s\n", test, scratch);
+        return;
+    }
+    char rm[4200];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", scratch);
+    if (system(rm) != 0) printf("could not remove %s\n", scratch);
+}
+
 #endif
