@@ -153,42 +153,27 @@ typedef struct sse_result {
 /* Parses a text/event-stream body: events "data: <json>\n\n", then
  * "data: [DONE]\n\n" and nothing after. */
 static sse_result parse_sse(const char *body, bool chat) {
-    sse_result r = {.framing_ok = true, .usage_prompt = -1, .usage_completion = -1};
-    const char *p = body;
-    while (*p) {
-        const char *end = strstr(p, "\n\n");
-        if (strncmp(p, "data: ", 6) != 0 || !end) {
-            r.framing_ok = false;
-            break;
+    sse_result r = {.usage_prompt = -1, .usage_completion = -1};
+    cJSON *j;
+    int got;
+    while ((got = test_sse_next(&body, &r.done, &j)) > 0) {
+        const cJSON *ch = jget(j, "choices.0");
+        if (ch) {
+            const char *t = jstr(ch, chat ? "delta.content" : "text");
+            if (r.n_chunks == 0) r.role_first = chat && jstr(ch, "delta.role");
+            if (t && strlen(r.content) + strlen(t) < sizeof r.content) strcat(r.content, t);
+            const char *f = jstr(ch, "finish_reason");
+            if (f) snprintf(r.finish, sizeof r.finish, "%s", f);
+            const cJSON *lp = jget(ch, chat ? "logprobs.content" : "logprobs.tokens");
+            if (cJSON_IsArray(lp)) r.n_logprob_tokens += cJSON_GetArraySize(lp);
+        } else if (cJSON_IsObject(jget(j, "usage"))) {
+            r.usage_prompt = (int)jnum(j, "usage.prompt_tokens");
+            r.usage_completion = (int)jnum(j, "usage.completion_tokens");
         }
-        const char *data = p + 6;
-        if (r.done) r.framing_ok = false; /* something after [DONE] */
-        if (end - data == 6 && !strncmp(data, "[DONE]", 6)) {
-            r.done = true;
-        } else {
-            cJSON *j = cJSON_ParseWithLength(data, (size_t)(end - data));
-            if (!j) {
-                r.framing_ok = false;
-                break;
-            }
-            const cJSON *ch = jget(j, "choices.0");
-            if (ch) {
-                const char *t = jstr(ch, chat ? "delta.content" : "text");
-                if (r.n_chunks == 0) r.role_first = chat && jstr(ch, "delta.role");
-                if (t && strlen(r.content) + strlen(t) < sizeof r.content) strcat(r.content, t);
-                const char *f = jstr(ch, "finish_reason");
-                if (f) snprintf(r.finish, sizeof r.finish, "%s", f);
-                const cJSON *lp = jget(ch, chat ? "logprobs.content" : "logprobs.tokens");
-                if (cJSON_IsArray(lp)) r.n_logprob_tokens += cJSON_GetArraySize(lp);
-            } else if (cJSON_IsObject(jget(j, "usage"))) {
-                r.usage_prompt = (int)jnum(j, "usage.prompt_tokens");
-                r.usage_completion = (int)jnum(j, "usage.completion_tokens");
-            }
-            r.n_chunks++;
-            cJSON_Delete(j);
-        }
-        p = end + 2;
+        r.n_chunks++;
+        cJSON_Delete(j);
     }
+    r.framing_ok = got == 0;
     return r;
 }
 

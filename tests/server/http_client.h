@@ -7,6 +7,7 @@
 #ifndef HEARTH_TEST_HTTP_CLIENT_H
 #define HEARTH_TEST_HTTP_CLIENT_H
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -191,6 +192,26 @@ static inline int test_node_script(const char *source_dir, const char *script, c
              source_dir, script, args);
     const int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* The events of a text/event-stream body: "data: <json>\n\n" each, then
+ * "data: [DONE]\n\n" (which sets *done) and nothing after. Returns 1 with
+ * the next event parsed into *out (the caller deletes it), 0 at the end, -1
+ * when the framing is broken or an event is not JSON. *p walks the body. */
+static inline int test_sse_next(const char **p, bool *done, cJSON **out) {
+    *out = NULL;
+    while (**p) {
+        const char *end = strstr(*p, "\n\n");
+        if (strncmp(*p, "data: ", 6) != 0 || !end || *done) return -1;
+        const char *data = *p + 6;
+        *p = end + 2;
+        if (end - data == 6 && !strncmp(data, "[DONE]", 6)) {
+            *done = true;
+            continue;
+        }
+        return (*out = cJSON_ParseWithLength(data, (size_t)(end - data))) ? 1 : -1;
+    }
+    return 0;
 }
 
 #endif

@@ -102,60 +102,40 @@ typedef struct sse_choices {
 } sse_choices;
 
 static inline sse_choices parse_sse_choices(const char *body, bool chat) {
-    sse_choices r = {.framing_ok = true,
-                     .index_ok = true,
+    sse_choices r = {.index_ok = true,
                      .max_index = -1,
                      .usage_prompt = -1,
                      .usage_completion = -1,
                      .usage_total = -1};
-    for (const char *p = body; *p;) {
-        const char *end = strstr(p, "\n\n");
-        if (strncmp(p, "data: ", 6) != 0 || !end) {
-            r.framing_ok = false;
-            break;
-        }
-        const char *data = p + 6;
-        if (r.done) r.framing_ok = false; /* something after [DONE] */
-        if (end - data == 6 && !strncmp(data, "[DONE]", 6)) {
-            r.done = true;
-            p = end + 2;
-            continue;
-        }
-        cJSON *j = cJSON_ParseWithLength(data, (size_t)(end - data));
-        if (!j) {
-            r.framing_ok = false;
-            break;
-        }
+    cJSON *j;
+    int got;
+    while ((got = test_sse_next(&body, &r.done, &j)) > 0) {
         const cJSON *choices = jget(j, "choices");
         const int n = cJSON_GetArraySize(choices);
+        const double d = n == 1 ? jnum(choices->child, "index") : -1;
         if (n == 0 && cJSON_IsObject(jget(j, "usage"))) {
             r.usage_prompt = (int)jnum(j, "usage.prompt_tokens");
             r.usage_completion = (int)jnum(j, "usage.completion_tokens");
             r.usage_total = (int)jnum(j, "usage.total_tokens");
-        } else if (n != 1) {
-            r.index_ok = false;
+        } else if (!(d >= 0 && d < SSE_CHOICES_MAX)) {
+            r.index_ok = false; /* not one choice, or an index out of range */
         } else {
             const cJSON *ch = choices->child;
-            const double d = jnum(ch, "index");
-            if (!(d >= 0 && d < SSE_CHOICES_MAX)) {
-                r.index_ok = false;
-            } else {
-                const int i = (int)d;
-                if (i > r.max_index) r.max_index = i;
-                const char *t = jstr(ch, chat ? "delta.content" : "text");
-                if (t && *t && r.n_finish[i]) r.finish_then_text = true;
-                if (t && strlen(r.text[i]) + strlen(t) < sizeof r.text[i]) strcat(r.text[i], t);
-                if (chat && jstr(ch, "delta.role")) r.n_role[i]++;
-                const char *f = jstr(ch, "finish_reason");
-                if (f) {
-                    snprintf(r.finish[i], sizeof r.finish[i], "%s", f);
-                    r.n_finish[i]++;
-                }
+            const int i = (int)d;
+            if (i > r.max_index) r.max_index = i;
+            const char *t = jstr(ch, chat ? "delta.content" : "text");
+            if (t && *t && r.n_finish[i]) r.finish_then_text = true;
+            if (t && strlen(r.text[i]) + strlen(t) < sizeof r.text[i]) strcat(r.text[i], t);
+            if (chat && jstr(ch, "delta.role")) r.n_role[i]++;
+            const char *f = jstr(ch, "finish_reason");
+            if (f) {
+                snprintf(r.finish[i], sizeof r.finish[i], "%s", f);
+                r.n_finish[i]++;
             }
         }
         cJSON_Delete(j);
-        p = end + 2;
     }
+    r.framing_ok = got == 0;
     return r;
 }
 
