@@ -160,6 +160,17 @@ static uint64_t next_rand(gw_remote *r) {
 
 /* ---- request bodies ----------------------------------------------------------- */
 
+/* Sampling and stop strings, named as the tier's API names them. */
+static void add_sampling(cJSON *o, const gw_chat *q, const char *stop_key) {
+    if (!isnan(q->temperature)) cJSON_AddNumberToObject(o, "temperature", q->temperature);
+    if (!isnan(q->top_p)) cJSON_AddNumberToObject(o, "top_p", q->top_p);
+    if (q->n_stop > 0) {
+        cJSON *stop = cJSON_AddArrayToObject(o, stop_key);
+        for (int i = 0; i < q->n_stop; i++)
+            cJSON_AddItemToArray(stop, cJSON_CreateString(q->stop[i]));
+    }
+}
+
 static char *openai_body(const gw_tier *t, const gw_chat *q, const gw_chat_tools *tools) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", t->model);
@@ -178,13 +189,7 @@ static char *openai_body(const gw_tier *t, const gw_chat *q, const gw_chat_tools
         return NULL;
     }
     if (q->max_tokens > 0) cJSON_AddNumberToObject(o, "max_tokens", q->max_tokens);
-    if (!isnan(q->temperature)) cJSON_AddNumberToObject(o, "temperature", q->temperature);
-    if (!isnan(q->top_p)) cJSON_AddNumberToObject(o, "top_p", q->top_p);
-    if (q->n_stop > 0) {
-        cJSON *stop = cJSON_AddArrayToObject(o, "stop");
-        for (int i = 0; i < q->n_stop; i++)
-            cJSON_AddItemToArray(stop, cJSON_CreateString(q->stop[i]));
-    }
+    add_sampling(o, q, "stop");
     cJSON *rf = q->response_format ? cJSON_Parse(q->response_format) : NULL;
     if (rf)
         cJSON_AddItemToObject(o, "response_format", rf);
@@ -200,63 +205,16 @@ static char *openai_body(const gw_tier *t, const gw_chat *q, const gw_chat_tools
     return s;
 }
 
-/* Anthropic: system messages go to "system"; the conversation must alternate
- * user/assistant, so consecutive messages of one role are joined. */
+/* Anthropic: max_tokens always (the API requires it); the messages with or
+ * without tools (gw_anthropic_messages). */
 static char *anthropic_body(const gw_tier *t, const gw_chat *q, const gw_chat_tools *tools) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", t->model);
     cJSON_AddNumberToObject(o, "max_tokens", q->max_tokens > 0 ? q->max_tokens : t->max_tokens);
-    if (tools) { /* content blocks: tool_use, tool_result */
-        const bool ok = gw_tools_anthropic_body(o, q, tools);
-        if (!isnan(q->temperature)) cJSON_AddNumberToObject(o, "temperature", q->temperature);
-        if (!isnan(q->top_p)) cJSON_AddNumberToObject(o, "top_p", q->top_p);
-        if (q->n_stop > 0) {
-            cJSON *stop = cJSON_AddArrayToObject(o, "stop_sequences");
-            for (int i = 0; i < q->n_stop; i++)
-                cJSON_AddItemToArray(stop, cJSON_CreateString(q->stop[i]));
-        }
-        if (q->stream) cJSON_AddBoolToObject(o, "stream", true);
-        char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
-        cJSON_Delete(o);
-        return s;
-    }
-    gw_buf sys = {0}, cur = {0};
-    const char *cur_role = NULL;
-    cJSON *msgs = cJSON_CreateArray();
-    for (int i = 0; i <= q->n_messages; i++) {
-        const gw_message *m = i < q->n_messages ? &q->messages[i] : NULL;
-        if (m && !strcmp(m->role, "system")) {
-            if (sys.len) gw_buf_puts(&sys, "\n\n");
-            gw_buf_puts(&sys, m->content);
-            continue;
-        }
-        const char *role = m ? (!strcmp(m->role, "assistant") ? "assistant" : "user") : NULL;
-        if (cur_role && (!role || strcmp(role, cur_role))) {
-            cJSON *jm = cJSON_CreateObject();
-            cJSON_AddStringToObject(jm, "role", cur_role);
-            cJSON_AddStringToObject(jm, "content", cur.data ? cur.data : "");
-            cJSON_AddItemToArray(msgs, jm);
-            cur.len = 0;
-            if (cur.data) cur.data[0] = '\0';
-        }
-        if (!m) break;
-        if (cur.len) gw_buf_puts(&cur, "\n\n");
-        gw_buf_puts(&cur, m->content);
-        cur_role = role;
-    }
-    if (sys.len) cJSON_AddStringToObject(o, "system", sys.data);
-    cJSON_AddItemToObject(o, "messages", msgs);
-    if (!isnan(q->temperature)) cJSON_AddNumberToObject(o, "temperature", q->temperature);
-    if (!isnan(q->top_p)) cJSON_AddNumberToObject(o, "top_p", q->top_p);
-    if (q->n_stop > 0) {
-        cJSON *stop = cJSON_AddArrayToObject(o, "stop_sequences");
-        for (int i = 0; i < q->n_stop; i++)
-            cJSON_AddItemToArray(stop, cJSON_CreateString(q->stop[i]));
-    }
+    const bool ok = gw_anthropic_messages(o, q, tools);
+    add_sampling(o, q, "stop_sequences");
     if (q->stream) cJSON_AddBoolToObject(o, "stream", true);
-    gw_buf_free(&sys);
-    gw_buf_free(&cur);
-    char *s = cJSON_PrintUnformatted(o);
+    char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return s;
 }

@@ -144,41 +144,59 @@ static bool add_tool_uses(cJSON *blocks, const char *json) {
     return ok;
 }
 
-bool gw_tools_anthropic_body(cJSON *o, const gw_chat *q, const gw_chat_tools *t) {
-    gw_buf sys = {0};
-    cJSON *msgs = cJSON_CreateArray(), *cur = NULL;
+/* s after what b holds, "\n\n" between: system messages, and the turns of
+ * one role in a body without tools. */
+static void join(gw_buf *b, const char *s) {
+    if (b->len) gw_buf_puts(b, "\n\n");
+    gw_buf_puts(b, s);
+}
+
+/* A turn ends: without tools its joined text becomes its content. */
+static void end_turn(cJSON *jm, gw_buf *text, bool blocks) {
+    if (jm && !blocks) cJSON_AddStringToObject(jm, "content", text->len ? text->data : "");
+    text->len = 0;
+}
+
+bool gw_anthropic_messages(cJSON *o, const gw_chat *q, const gw_chat_tools *t) {
+    const bool blocks = t != NULL;
+    gw_buf sys = {0}, text = {0};
+    cJSON *msgs = cJSON_CreateArray(), *jm = NULL, *content = NULL;
     const char *cur_role = NULL;
     bool ok = true;
     for (int i = 0; ok && i < q->n_messages; i++) {
         const gw_message *m = &q->messages[i];
         const gw_msg_tools *mt = t && t->msgs ? &t->msgs[i] : NULL;
         if (!strcmp(m->role, "system")) {
-            if (sys.len) gw_buf_puts(&sys, "\n\n");
-            gw_buf_puts(&sys, m->content);
+            join(&sys, m->content);
             continue;
         }
         const char *role = !strcmp(m->role, "assistant") ? "assistant" : "user";
         if (!cur_role || strcmp(role, cur_role) != 0) { /* a new turn; same roles join */
-            cJSON *jm = cJSON_CreateObject();
+            end_turn(jm, &text, blocks);
+            jm = cJSON_CreateObject();
             cJSON_AddStringToObject(jm, "role", role);
-            cur = cJSON_AddArrayToObject(jm, "content");
+            if (blocks) content = cJSON_AddArrayToObject(jm, "content");
             cJSON_AddItemToArray(msgs, jm);
             cur_role = role;
         }
-        if (!strcmp(m->role, "tool")) {
+        if (!blocks) {
+            join(&text, m->content);
+        } else if (!strcmp(m->role, "tool")) {
             cJSON *b = cJSON_CreateObject();
             cJSON_AddStringToObject(b, "type", "tool_result");
             cJSON_AddStringToObject(b, "tool_use_id",
                                     mt && mt->tool_call_id ? mt->tool_call_id : "");
             cJSON_AddStringToObject(b, "content", m->content);
-            cJSON_AddItemToArray(cur, b);
-            continue;
+            cJSON_AddItemToArray(content, b);
+        } else {
+            add_text_block(content, m->content);
+            if (mt && mt->tool_calls) ok = add_tool_uses(content, mt->tool_calls);
         }
-        add_text_block(cur, m->content);
-        if (mt && mt->tool_calls) ok = add_tool_uses(cur, mt->tool_calls);
     }
+    end_turn(jm, &text, blocks);
     if (ok && sys.len) cJSON_AddStringToObject(o, "system", sys.data);
     gw_buf_free(&sys);
+    gw_buf_free(&text);
     cJSON_AddItemToObject(o, "messages", msgs);
     if (ok && t && t->tools) {
         cJSON *tools = anthropic_tools(t->tools);

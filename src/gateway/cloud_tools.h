@@ -27,10 +27,14 @@ bool gw_tools_openai_body(struct cJSON *o, const gw_chat_tools *t);
 /* OpenAI: message i's tool_calls / tool_call_id onto m (content null when a
  * call carries no text). False when its tool_calls JSON is not an array. */
 bool gw_tools_openai_message(struct cJSON *m, const gw_chat_tools *t, int i);
-/* Anthropic: the whole "messages" array (content blocks, roles alternating,
- * results as tool_result blocks of user turns) and "system" onto o, tools
- * and tool_choice translated. False on a malformed tools or tool_calls JSON. */
-bool gw_tools_anthropic_body(struct cJSON *o, const gw_chat *q, const gw_chat_tools *t);
+/* Anthropic: "system" (the system messages joined) and "messages" onto o,
+ * the turns alternating (consecutive messages of one role join one turn).
+ * Without tools (t NULL) a turn's content is its messages' text joined by
+ * blank lines; with tools it is content blocks (text, tool_use for an
+ * assistant's calls, tool_result for role tool), and the tools and
+ * tool_choice are translated onto o. False on a malformed tools or
+ * tool_calls JSON. */
+bool gw_anthropic_messages(struct cJSON *o, const gw_chat *q, const gw_chat_tools *t);
 
 /* ---- answers ---------------------------------------------------------------- */
 
