@@ -12,6 +12,9 @@
  * arguments were constrained by its schema ("full") or some only to an
  * object ("partial").
  *
+ * A request with "rag" gets its retrieved context (api_rag.c) once parsed,
+ * before the prompt is rendered.
+ *
  * The template prints bos_token where the model's Jinja template does; the
  * tokenizer adds BOS itself when the vocabulary asks, so a rendered prompt
  * that starts with the BOS text loses it here (one BOS, as llama.cpp does).
@@ -131,6 +134,10 @@ void srv_handle_chat(srv_exchange *x) {
     srv_error e;
     if (!srv_parse_request(SRV_CHAT, x->body, x->body_len, &r, &e)) {
         srv_respond_error(x, &e);
+        return;
+    }
+    if (!srv_rag_augment(x, &r)) { /* retrieval, when the request asks */
+        srv_request_free(&r);
         return;
     }
     int32_t *ids = NULL;

@@ -2,9 +2,11 @@
  * api_rag.c - retrieval in `hearth serve --rag DB` (docs/rag.md):
  *
  *   POST /v1/hearth/rag/search {"query", "k", "mode"}: the best chunks;
- *   "rag": true | {"k", "mode"} in a /v1/chat/completions body: the last
- *   user message gets the best chunks for its text as numbered context
- *   before it, then the request goes on as any chat request.
+ *   "rag": true | {"k", "mode"} in a /v1/chat/completions body: once the
+ *   chat request is parsed (request.c keeps the member, api_chat.c calls
+ *   srv_rag_augment), its last user message gets the best chunks for its
+ *   text as numbered context before it, then the request goes on as any
+ *   chat request; the body is parsed once.
  *
  * The index is opened read-only at start and shared under rag_mu (a handle
  * serves one thread at a time); it reloads the vectors when `hearth rag
@@ -153,76 +155,66 @@ void srv_handle_rag_search(srv_exchange *x) {
     if (!answered) srv_respond_error(x, &e);
 }
 
-/* The last user message of a chat body, and its text when it is a string. */
-static cJSON *last_user(cJSON *root) {
-    cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages"), *m, *last = NULL;
-    cJSON_ArrayForEach(m, msgs) {
-        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-        if (cJSON_IsString(role) && !strcmp(role->valuestring, "user")) last = m;
-    }
+/* The last user message of a chat request (NULL: none). */
+static srv_message *last_user(srv_request *r) {
+    srv_message *last = NULL;
+    for (int i = 0; i < r->n_messages; i++)
+        if (r->messages[i].role == TOK_CHAT_USER) last = &r->messages[i];
     return last;
 }
 
-bool srv_rag_augment(srv_exchange *x, char **body, size_t *len) {
-    cJSON *root = cJSON_ParseWithLength(x->body, x->body_len);
-    const cJSON *opt = cJSON_GetObjectItemCaseSensitive(root, "rag");
-    *body = NULL;
-    if (!opt || cJSON_IsFalse(opt)) { /* not asked (a malformed body is the chat route's 400) */
-        cJSON_Delete(root);
-        return true;
-    }
-    srv_error e;
-    int k = RAG_K_DEFAULT;
-    rag_mode mode = RAG_MODE_AUTO;
-    cJSON *user = last_user(root);
-    cJSON *content = cJSON_GetObjectItemCaseSensitive(user, "content");
-    char *out = NULL;
-    bool ok = false;
-    if (no_index(x)) {
-        cJSON_Delete(root);
-        return false;
-    }
+/* The checks before retrieval; false with e filled. */
+static bool rag_request_ok(const srv_exchange *x, const cJSON *opt, const srv_message *user, int *k,
+                           rag_mode *mode, srv_error *e) {
+    *k = RAG_K_DEFAULT;
+    *mode = RAG_MODE_AUTO;
     if (!cJSON_IsTrue(opt) && !cJSON_IsObject(opt))
-        srv_fail(&e, 400, "rag", NULL, "'rag' must be a boolean or an object {\"k\", \"mode\"}");
-    else if (cJSON_IsObject(opt) && !parse_knobs(opt, "rag.", &k, &mode, &e))
-        ;
-    else if (!cJSON_IsString(content) || !*content->valuestring)
-        srv_fail(&e, 400, "messages", NULL,
-                 "'rag' needs a last user message whose content is a non-empty string");
-    else if (!x->srv->cfg.rag_allow_cloud && x->tier_header[0] && strcmp(x->tier_header, "local"))
-        srv_fail(&e, 403, "rag", "rag_local_only",
-                 "retrieved documents stay on this server: a 'rag' request is answered locally "
-                 "(the operator can allow escalation with --rag-allow-cloud)");
-    else
-        ok = true;
-    if (!ok) {
+        return srv_fail(e, 400, "rag", NULL,
+                        "'rag' must be a boolean or an object {\"k\", \"mode\"}");
+    if (cJSON_IsObject(opt) && !parse_knobs(opt, "rag.", k, mode, e)) return false;
+    if (!user || !user->content_len)
+        return srv_fail(e, 400, "messages", NULL,
+                        "'rag' needs a last user message whose content is a non-empty string");
+    if (!x->srv->cfg.rag_allow_cloud && x->tier_header[0] && strcmp(x->tier_header, "local"))
+        return srv_fail(e, 403, "rag", "rag_local_only",
+                        "retrieved documents stay on this server: a 'rag' request is answered "
+                        "locally (the operator can allow escalation with --rag-allow-cloud)");
+    return true;
+}
+
+bool srv_rag_augment(srv_exchange *x, srv_request *r) {
+    const cJSON *opt = r->rag;
+    if (!opt) return true; /* not asked ("rag": false is not kept by the parser) */
+    if (no_index(x)) return false;
+    srv_error e;
+    int k;
+    rag_mode mode;
+    srv_message *user = last_user(r);
+    if (!rag_request_ok(x, opt, user, &k, &mode, &e)) {
         srv_respond_error(x, &e);
-        cJSON_Delete(root);
         return false;
     }
     rag_hits h;
-    if (!retrieve(x, content->valuestring, strlen(content->valuestring), k, mode, &h)) {
-        cJSON_Delete(root);
-        return false;
-    }
-    char *text = rag_user_message(&h, content->valuestring);
-    if (text) {
-        cJSON_ReplaceItemInObjectCaseSensitive(user, "content", cJSON_CreateString(text));
-        cJSON_DeleteItemFromObjectCaseSensitive(root, "rag");
-        out = cJSON_PrintUnformatted(root);
+    if (!retrieve(x, user->content, user->content_len, k, mode, &h)) return false;
+    char *text = rag_user_message(&h, user->content);
+    /* documents are the deployment's files: ill-formed UTF-8 in them is
+     * replaced, as every message the server takes is valid UTF-8 */
+    const size_t n = text ? strlen(text) : 0;
+    char *clean = text && n < SIZE_MAX / 3 ? malloc(3 * n + 1) : NULL;
+    if (clean) {
+        free(user->content);
+        user->content_len = srv_utf8_clean(text, n, clean);
+        user->content = clean;
     }
     snprintf(x->rag_note, sizeof x->rag_note, "%zu passage%s, %s", h.n, h.n == 1 ? "" : "s",
              rag_mode_name(h.mode));
     if (!x->srv->cfg.rag_allow_cloud) snprintf(x->tier_header, sizeof x->tier_header, "local");
     free(text);
     rag_hits_free(&h);
-    cJSON_Delete(root);
-    if (!out) {
+    if (!clean) {
         srv_fail(&e, 500, NULL, "out_of_memory", "out of memory building the context");
         srv_respond_error(x, &e);
         return false;
     }
-    *body = out;
-    *len = strlen(out);
     return true;
 }

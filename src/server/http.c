@@ -82,7 +82,6 @@ typedef struct srv_conn {
     const route *route;
     char *body;
     size_t body_len, body_cap;
-    char *rag_body; /* the body with retrieved context (api_rag.c), when asked */
     bool too_large;
     bool answered; /* a response was queued before the body */
     double t0;
@@ -168,7 +167,6 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
                         (srv_now_ms() - c->t0) / 1e3, gen && c->x.status == 200);
     free(c->x.log_prompt);
     free(c->body);
-    free(c->rag_body);
     free(c);
     *con_cls = NULL;
 }
@@ -247,10 +245,7 @@ static void dispatch(srv_server *s, srv_conn *c) {
                  state == SRV_LOADING ? "the model is still loading" : "the model failed to load");
         srv_respond_error(x, &e);
     } else if (id == ROUTE_CHAT) {
-        if (srv_rag_augment(x, &c->rag_body, &x->body_len)) {
-            if (c->rag_body) x->body = c->rag_body;
-            srv_handle_chat(x);
-        }
+        srv_handle_chat(x); /* with "rag": retrieval after the body is parsed */
     } else if (id == ROUTE_RAG_SEARCH)
         srv_handle_rag_search(x);
     else if (id == ROUTE_COMPLETIONS)

@@ -443,6 +443,11 @@ static bool parse_chat(parse_ctx *c, const cJSON *root) {
         return srv_fail(c->e, 400, "top_logprobs", NULL,
                         "'top_logprobs' needs 'logprobs' to be true");
     r->top_logprobs = (int)ll;
+    /* "rag" is checked by srv_rag_augment, which needs the index; null is
+     * kept so that it is refused there as before */
+    const cJSON *rag = cJSON_GetObjectItemCaseSensitive(root, "rag");
+    if (rag && !cJSON_IsFalse(rag) && !(r->rag = cJSON_Duplicate(rag, true)))
+        return srv_fail(c->e, 500, NULL, NULL, "out of memory");
     return srv_tools_parse_request(root, r, c->e);
 }
 
@@ -556,6 +561,7 @@ void srv_request_free(srv_request *r) {
     free(r->json_schema);
     free(r->response_format);
     free(r->logit_bias);
+    cJSON_Delete(r->rag);
     for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
     *r = (srv_request){0};
 }

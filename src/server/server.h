@@ -192,6 +192,9 @@ typedef struct srv_request {
      * whether some function's arguments are only constrained to an object */
     char *tool_schema;
     bool tool_schema_partial;
+    /* chat: the "rag" member as the client sent it (a copy; NULL when absent
+     * or false), for srv_rag_augment (api_rag.c) */
+    struct cJSON *rag;
     /* set by api_ollama.c after parsing (srv_parse_request leaves OpenAI) */
     srv_dialect dialect;
     double t0_ms; /* ollama: the request's arrival (srv_now_ms), for total_duration */
@@ -417,11 +420,11 @@ void srv_handle_ollama_tags(srv_exchange *x, bool running); /* GET /api/tags, /a
 void srv_handle_ollama_show(srv_exchange *x);               /* POST /api/show */
 /* retrieval (api_rag.c) */
 void srv_handle_rag_search(srv_exchange *x); /* POST /v1/hearth/rag/search */
-/* A chat body with "rag": its last user message with the retrieved context
- * in *body (malloc'd), x->tier_header pinned to local unless the operator
- * allows the cloud. *body NULL: the body does not ask (go on with it as it
- * is). False: x was answered (an error). */
-bool srv_rag_augment(srv_exchange *x, char **body, size_t *len);
+/* A parsed chat request with "rag" (r->rag): its last user message gets the
+ * retrieved context, x->tier_header is pinned to local unless the operator
+ * allows the cloud. Without "rag" nothing changes. False: x was answered (an
+ * error). */
+bool srv_rag_augment(srv_exchange *x, srv_request *r);
 
 /* Responses (http.c): a JSON body (taken over: freed by the response) and an
  * error. */
