@@ -43,15 +43,33 @@ HEARTH_API const char *hearth_err_name(hearth_err err);
 typedef struct hearth_model hearth_model;
 typedef struct hearth_session hearth_session;
 
+/* A LoRA adapter applied at inference time, without merging (docs/lora.md):
+ * a GGUF file in llama.cpp's adapter format (general.type "adapter",
+ * adapter.type "lora", the base model's general.architecture, tensors
+ * "<weight>.lora_a" / ".lora_b"). Every weight W it names computes
+ * W x + s * B (A x) with s = scale * alpha / rank (scale alone when the
+ * file's adapter.lora.alpha is 0 or absent), as llama.cpp's --lora-scaled. */
+typedef struct hearth_lora {
+    const char *path; /* the adapter file */
+    float scale;      /* 1: as trained (llama.cpp's --lora); 0: loaded and checked, not applied */
+} hearth_lora;
+
 typedef struct hearth_model_params {
     int n_threads; /* threads for the model's pool; <= 0: physical cores */
+    /* Adapters, applied in this order (at most 64). The array and its paths
+     * are read during hearth_model_load only; the model maps each file and
+     * keeps it mapped until hearth_model_free. A file that does not fit the
+     * model (architecture, names, shapes, types, ranks) fails the load. */
+    const hearth_lora *loras;
+    int n_loras;
 } hearth_model_params;
 
 HEARTH_API hearth_model_params hearth_model_default_params(void);
 
 /* Maps the GGUF file at `path`, validates it and binds its tensors to the
- * architecture it names. The weights stay in the mapping. On success *out owns
- * the model; free it with hearth_model_free. */
+ * architecture it names, then its adapters (params->loras). The weights stay
+ * in the mapping. On success *out owns the model; free it with
+ * hearth_model_free. */
 HEARTH_API hearth_err hearth_model_load(const char *path, const hearth_model_params *params,
                                         hearth_model **out);
 HEARTH_API void hearth_model_free(hearth_model *model);
@@ -61,6 +79,8 @@ HEARTH_API int hearth_model_n_ctx_train(const hearth_model *model);
 HEARTH_API int hearth_model_n_embd(const hearth_model *model);
 /* "llama", "qwen2", ... Owned by the model. */
 HEARTH_API const char *hearth_model_arch(const hearth_model *model);
+/* LoRA adapters the model was loaded with. */
+HEARTH_API int hearth_model_n_loras(const hearth_model *model);
 
 typedef enum hearth_kv_type { HEARTH_KV_F32 = 0, HEARTH_KV_F16 = 1 } hearth_kv_type;
 

@@ -22,12 +22,33 @@ int cmd_serve(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_ledger(int argc, char **argv);
+int cmd_drift(int argc, char **argv);
 int cmd_router(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_rag(int argc, char **argv);
 
+/* --lora FILE and --lora-scaled FILE SCALE (repeatable): the LoRA adapters
+ * every command that loads a model takes (opts.c). */
+#define CLI_LORA_MAX 16
+typedef struct cli_lora_opts {
+    hearth_lora items[CLI_LORA_MAX]; /* paths borrowed from argv */
+    int n;
+} cli_lora_opts;
+
+#define CLI_LORA_USAGE                                                                             \
+    "  --lora FILE         apply a LoRA adapter (GGUF, llama.cpp's format; repeatable)\n"          \
+    "  --lora-scaled FILE S  the same at scale S (1: as trained; repeatable)\n"
+
+/* When argv[*i] is --lora or --lora-scaled: takes its values (advancing *i)
+ * into o and returns 1; 0 when it is another option; -1 (message printed,
+ * naming cmd) when a value is missing or bad or there are too many. */
+int cli_lora_opt(const char *cmd, int argc, char **argv, int *i, cli_lora_opts *o);
+/* Points mp's adapters at o's (o must outlive the hearth_model_load call). */
+void cli_lora_params(const cli_lora_opts *o, hearth_model_params *mp);
+
 /* The options every generating command takes (opts.c). */
 typedef struct cli_gen_opts {
+    cli_lora_opts lora;       /* --lora, --lora-scaled (cli_lora_opt) */
     hearth_model_params mp;   /* -t */
     hearth_session_params sp; /* -c/--ctx, --kv-type */
     hearth_sampling smp;      /* --temp --top-k --top-p --min-p --repeat-penalty --repeat-last-n
@@ -46,7 +67,7 @@ typedef struct cli_gen_opts {
     "  --seed S            reproducible sampling (default: random)\n"                              \
     "  -t N                threads (default: physical cores)\n"                                    \
     "  -c, --ctx N         context length (default: min(model's, 4096))\n"                         \
-    "  --kv-type f32|f16   KV cache element type (default f32)\n"
+    "  --kv-type f32|f16   KV cache element type (default f32)\n" CLI_LORA_USAGE
 
 /* The library's defaults. */
 void cli_gen_defaults(cli_gen_opts *o);

@@ -35,7 +35,7 @@ static const char bench_usage[] =
     "                    (over the largest -n, or 64 tokens)\n"
     "  --kv-type f16|f32 KV cache type (default f16, llama-bench's default)\n"
     "  --no-warmup       skip the warm-up runs\n"
-    "  --seed S          seed of the random token ids (default 1)\n"
+    "  --seed S          seed of the random token ids (default 1)\n" CLI_LORA_USAGE
     "  Benchmarks are measurements, not tests: run them on a quiet machine and compare\n"
     "  engines side by side in the same time window.\n";
 
@@ -51,6 +51,7 @@ typedef struct bench_opts {
     bool jsonl, latency, warmup;
     hearth_kv_type kv;
     unsigned long long seed;
+    cli_lora_opts lora; /* applied to every model */
 } bench_opts;
 
 /* What llama-bench reports about a model file. */
@@ -134,6 +135,9 @@ static int parse_bench(int argc, char **argv, bench_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return fputs(bench_usage, stdout), 0;
+        const int lr = cli_lora_opt("bench", argc, argv, &i, &o->lora);
+        if (lr < 0) return 2;
+        if (lr) continue;
         if (!strcmp(a, "--latency"))
             o->latency = true;
         else if (!strcmp(a, "--no-warmup"))
@@ -429,6 +433,7 @@ static int bench_one(const bench_model *bm, const bench_opts *o, const bench_pla
                      int n_threads, lat_result *lr) {
     hearth_model_params mp = hearth_model_default_params();
     mp.n_threads = n_threads;
+    cli_lora_params(&o->lora, &mp);
     bench_ctx b = {.rng = o->seed ? o->seed : 1};
     if (hearth_model_load(bm->path, &mp, &b.model)) return cli_fail("bench", bm->path);
     hearth_session_params sp = hearth_session_default_params();
@@ -479,9 +484,12 @@ int cmd_bench(int argc, char **argv) {
         if (describe(o.models[i], &models[i])) return cli_fail("bench", o.models[i]);
     const bench_plan bp = plan_of(&o);
     FILE *hdr = o.jsonl ? stderr : stdout;
-    fprintf(hdr, "hearth bench: isa %s, kv cache %s, n_batch %d, n_ctx %d, %d repetitions%s\n",
+    fprintf(hdr, "hearth bench: isa %s, kv cache %s, n_batch %d, n_ctx %d, %d repetitions%s",
             kern_isa_name(), o.kv == HEARTH_KV_F16 ? "f16" : "f32", bp.n_batch, bp.n_ctx, o.reps,
             o.warmup ? " after 1 warm-up" : ", no warm-up");
+    for (int i = 0; i < o.lora.n; i++)
+        fprintf(hdr, ", lora %s (scale %g)", o.lora.items[i].path, (double)o.lora.items[i].scale);
+    fputc('\n', hdr);
     if (!o.jsonl)
         printf("\n| model | size MiB | params | isa | threads | test | t/s |\n"
                "| --- | ---: | ---: | --- | ---: | ---: | ---: |\n");

@@ -274,6 +274,9 @@ int cmd_chat(int argc, char **argv) {
             verbose = true;
             continue;
         }
+        const int lr = cli_lora_opt("chat", argc, argv, &i, &o.lora);
+        if (lr < 0) return 2;
+        if (lr) continue;
         const char *v = i + 1 < argc ? argv[++i] : NULL;
         if (!v) {
             fprintf(stderr, "hearth chat: option '%s' needs a value\n", a);
@@ -301,6 +304,7 @@ int cmd_chat(int argc, char **argv) {
     chat c = {0};
     eng_chat_source src = ENG_CHAT_NAMED;
     int rc = 0;
+    cli_lora_params(&o.lora, &o.mp);
     if (hearth_model_load(model, &o.mp, &c.model))
         rc = cli_fail("chat", "loading the model");
     else if (eng_chat_choose(c.model, tmpl, &c.tmpl, &src))

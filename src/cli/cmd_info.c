@@ -1,12 +1,13 @@
 /*
  * cmd_info.c - `hearth info FILE [--no-tensors]`: prints a GGUF file's header
  * facts, every metadata pair (type and value; long strings and arrays are
- * abbreviated) and the tensor table (name, type, shape, offset, bytes).
+ * abbreviated) and the tensor table (name, type, shape, offset, bytes); for
+ * a LoRA adapter (general.type "adapter"), first what it adapts.
  */
 #include "cli.h"
 
 #include "kernels/kernels.h"
-#include "model/gguf.h"
+#include "model/model.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -122,6 +123,30 @@ static void print_tensors(const gguf_file *f) {
     }
 }
 
+/* What an adapter file is for, checked as model_lora_scan checks it (the
+ * base model's side is checked when it is applied). */
+static void print_adapter(const gguf_file *f) {
+    gguf_str type;
+    if (!gguf_get_str(f, "general.type", &type) || !gguf_str_eq(type, "adapter")) return;
+    model_lora_info li;
+    if (model_lora_scan(f, &li)) {
+        printf("adapter: NOT USABLE: %s\n", hearth_last_error());
+        return;
+    }
+    printf("adapter: LoRA for architecture '%.*s', %d weight%s, rank %lld", (int)li.arch.len,
+           li.arch.ptr, li.n_pairs, li.n_pairs == 1 ? "" : "s", (long long)li.rank_min);
+    if (li.rank_max != li.rank_min) printf("..%lld", (long long)li.rank_max);
+    if (li.alpha != 0.0f) {
+        printf(", alpha %g", (double)li.alpha);
+        if (li.rank_max == li.rank_min)
+            printf(" (alpha/rank = %g at --lora)", (double)li.alpha / (double)li.rank_max);
+    } else
+        fputs(", no alpha (scale 1 at --lora)", stdout);
+    if (li.n_ignored)
+        printf(", %d norm tensor%s ignored", li.n_ignored, li.n_ignored == 1 ? "" : "s");
+    putchar('\n');
+}
+
 int cmd_info(int argc, char **argv) {
     const char *path = NULL;
     bool tensors = true;
@@ -151,6 +176,7 @@ int cmd_info(int argc, char **argv) {
     printf("file size: %llu\n", (unsigned long long)gguf_file_size(f));
     printf("alignment: %llu\n", (unsigned long long)gguf_alignment(f));
     printf("data offset: %llu\n", (unsigned long long)gguf_data_offset(f));
+    print_adapter(f);
     printf("\nmetadata: %lld\n", (long long)gguf_n_kv(f));
     for (int64_t i = 0; i < gguf_n_kv(f); i++) {
         const gguf_kv *kv = gguf_kv_at(f, i);

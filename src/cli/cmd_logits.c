@@ -16,7 +16,7 @@ static const char logits_usage[] =
     "  Decodes the comma- or space-separated token ids of IDS_FILE as one batch and writes\n"
     "  PREFIX.logits.f32 ([n_tokens][n_vocab] float32 little-endian). With --gen N it then\n"
     "  decodes N tokens greedily and writes PREFIX.gen_logits.f32 ([N][n_vocab]) and\n"
-    "  PREFIX.json ({\"gen_ids\": [...]}).\n";
+    "  PREFIX.json ({\"gen_ids\": [...]}).\n" CLI_LORA_USAGE;
 
 /* Reads every integer of `path` (separated by commas and/or whitespace). */
 static int read_ids(const char *path, int32_t **ids_out, int *n_out) {
@@ -119,12 +119,16 @@ int cmd_logits(int argc, char **argv) {
     int n_gen = 0;
     hearth_model_params mp = hearth_model_default_params();
     hearth_session_params sp = hearth_session_default_params();
+    cli_lora_opts lora = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(logits_usage, stdout);
             return 0;
         }
+        const int lr = cli_lora_opt("logits", argc, argv, &i, &lora);
+        if (lr < 0) return 2;
+        if (lr) continue;
         const char *v = i + 1 < argc ? argv[++i] : NULL;
         if (!v) {
             fprintf(stderr, "hearth logits: option '%s' needs a value\n", a);
@@ -158,6 +162,7 @@ int cmd_logits(int argc, char **argv) {
     hearth_session *s = NULL;
     float *logits = NULL;
     int rc = 0;
+    cli_lora_params(&lora, &mp);
     if (hearth_model_load(model_path, &mp, &m)) {
         rc = cli_fail("logits", "loading the model");
     } else {

@@ -83,6 +83,9 @@ static int parse_run(int argc, char **argv, run_opts *o) {
             o->parse_special = false;
             continue;
         }
+        const int lr = cli_lora_opt("run", argc, argv, &i, &o->g.lora);
+        if (lr < 0) return 2;
+        if (lr) continue;
         const char *v = i + 1 < argc ? argv[++i] : NULL;
         if (!v) {
             fprintf(stderr, "hearth run: option '%s' needs a value\n", a);
@@ -235,6 +238,7 @@ int cmd_run(int argc, char **argv) {
         return 1;
     }
     hearth_model *m = NULL;
+    cli_lora_params(&o.g.lora, &o.g.mp);
     if (hearth_model_load(o.model, &o.g.mp, &m))
         rc = cli_fail("run", "loading the model");
     else

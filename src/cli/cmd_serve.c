@@ -48,13 +48,16 @@ static const char serve_usage[] =
     "  --ledger FILE        the SQLite ledger and audit log (default: in memory)\n"
     "  --ledger-prompts     store prompts and answers in the ledger (to train the router)\n";
 
-static int parse_serve(int argc, char **argv, srv_config *c) {
+static int parse_serve(int argc, char **argv, srv_config *c, cli_lora_opts *lora) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(serve_usage, stdout);
             return 0;
         }
+        const int lr = cli_lora_opt("serve", argc, argv, &i, lora);
+        if (lr < 0) return 2;
+        if (lr) continue;
         if (!strcmp(a, "--log-prompts") || !strcmp(a, "--air-gapped") ||
             !strcmp(a, "--ledger-prompts") || !strcmp(a, "--rag-allow-cloud")) {
             if (!strcmp(a, "--log-prompts")) c->log_prompts = true;
@@ -130,8 +133,14 @@ int cmd_serve(int argc, char **argv) {
     srv_config c = srv_default_config();
     const char *env_key = getenv("HEARTH_API_KEY");
     if (env_key && *env_key) c.api_key = env_key;
-    int rc = parse_serve(argc, argv, &c);
+    cli_lora_opts lora = {0};
+    int rc = parse_serve(argc, argv, &c, &lora);
     if (rc >= 0) return rc;
+    if (lora.n) { /* the server loads the model itself from srv_config, which has no adapters yet */
+        fprintf(stderr, "hearth serve: --lora is not available in the server yet (use hearth run, "
+                        "chat, embed, logits or bench)\n");
+        return 2;
+    }
 
     /* Signals are taken synchronously by this thread: block them before any
      * server thread starts so every thread inherits the mask. */

@@ -17,7 +17,14 @@ static const char synth_usage[] =
     "N]\n"
     "                    [--ctx N] [--tied] [--seed S]\n"
     "  Writes a model with random weights (labelled so in general.name) and a small\n"
-    "  SentencePiece-style vocabulary. Useful to try Hearth without downloading a model.\n";
+    "  SentencePiece-style vocabulary. Useful to try Hearth without downloading a model.\n"
+    "usage: hearth synth --lora-for BASE -o FILE [--rank R] [--alpha A] [--type "
+    "f32|f16|bf16|q8_0]\n"
+    "                    [--targets LIST] [--strength X] [--seed S]\n"
+    "  Writes a LoRA adapter with random weights for the model file BASE (docs/lora.md):\n"
+    "  rank R (default 8), alpha A (default 16; 0: no alpha key), LIST of weights without\n"
+    "  'blk.N.' and '.weight' (e.g. attn_q,attn_v,ffn_down,output; default: every matrix),\n"
+    "  an update about X times the size of W x at scale 1 and alpha = rank (default 0.5).\n";
 
 static int parse_type(const char *s, kern_type *out) {
     for (uint32_t t = 0; t < KERN_TYPE_COUNT; t++) {
@@ -30,9 +37,31 @@ static int parse_type(const char *s, kern_type *out) {
     return -1;
 }
 
+/* The adapter options; 1 when `a` is one (with a good value), 0 when not, -1 on a bad value. */
+static int lora_opt(const char *a, const char *v, synth_lora_params *lp, const char **base) {
+    int n;
+    float f;
+    char *end;
+    if (!strcmp(a, "--lora-for"))
+        *base = v;
+    else if (!strcmp(a, "--rank") && cli_parse_int(v, 1, 4096, &n))
+        lp->rank = n;
+    else if ((!strcmp(a, "--alpha") || !strcmp(a, "--strength")) &&
+             (f = strtof(v, &end), *v && !*end))
+        *(!strcmp(a, "--alpha") ? &lp->alpha : &lp->strength) = f;
+    else if (!strcmp(a, "--targets"))
+        lp->targets = v;
+    else if (!strcmp(a, "--rank") || !strcmp(a, "--alpha") || !strcmp(a, "--strength"))
+        return -1;
+    else
+        return 0;
+    return 1;
+}
+
 int cmd_synth(int argc, char **argv) {
     synth_params p = synth_default_params();
-    const char *out = NULL;
+    synth_lora_params lp = synth_lora_default_params();
+    const char *out = NULL, *lora_base = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -48,6 +77,12 @@ int cmd_synth(int argc, char **argv) {
             fprintf(stderr, "hearth synth: option '%s' needs a value\n", a);
             return 2;
         }
+        const int lr = lora_opt(a, v, &lp, &lora_base);
+        if (lr < 0) {
+            fprintf(stderr, "hearth synth: bad value '%s' for %s\n", v, a);
+            return 2;
+        }
+        if (lr) continue;
         if (!strcmp(a, "-o"))
             out = v;
         else if (!strcmp(a, "--arch"))
@@ -57,6 +92,7 @@ int cmd_synth(int argc, char **argv) {
                 fprintf(stderr, "hearth synth: unknown type '%s'\n", v);
                 return 2;
             }
+            lp.type = p.type;
         } else if (!strcmp(a, "--embd"))
             p.n_embd = atoi(v);
         else if (!strcmp(a, "--layers"))
@@ -72,7 +108,7 @@ int cmd_synth(int argc, char **argv) {
         else if (!strcmp(a, "--ctx"))
             p.n_ctx = atoi(v);
         else if (!strcmp(a, "--seed"))
-            p.seed = strtoull(v, NULL, 10);
+            lp.seed = p.seed = strtoull(v, NULL, 10);
         else {
             fprintf(stderr, "hearth synth: unknown option '%s'\n%s", a, synth_usage);
             return 2;
@@ -81,6 +117,12 @@ int cmd_synth(int argc, char **argv) {
     if (!out) {
         fputs(synth_usage, stderr);
         return 2;
+    }
+    if (lora_base) {
+        if (synth_lora_write(out, lora_base, &lp)) return cli_fail("synth", out);
+        printf("wrote %s: LoRA adapter for %s, rank %d, alpha %g, %s (RANDOM weights)\n", out,
+               lora_base, lp.rank, (double)lp.alpha, kern_type_get(lp.type)->name);
+        return 0;
     }
     if (synth_write(out, &p)) return cli_fail("synth", out);
     printf(

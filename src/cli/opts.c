@@ -1,8 +1,9 @@
 /*
  * opts.c - what the subcommands share: the options `hearth run` and `hearth
  * chat` take (model threads, context, KV type, the sampling chain, the reply
- * length), whole-number parsing ("--temp 0,7" is an error, not 0) and a line
- * reader with a size limit for input that comes from a user or a file.
+ * length), the LoRA adapters of every command that loads a model (--lora,
+ * --lora-scaled), whole-number parsing ("--temp 0,7" is an error, not 0) and
+ * a line reader with a size limit for input that comes from a user or a file.
  */
 #include "cli.h"
 
@@ -86,6 +87,36 @@ int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o) 
         return 1;
     }
     return 0;
+}
+
+int cli_lora_opt(const char *cmd, int argc, char **argv, int *i, cli_lora_opts *o) {
+    const char *a = argv[*i];
+    const bool scaled = !strcmp(a, "--lora-scaled");
+    if (!scaled && strcmp(a, "--lora") != 0) return 0;
+    const int n_values = scaled ? 2 : 1;
+    if (*i + n_values >= argc) {
+        fprintf(stderr, "hearth %s: %s needs %s\n", cmd, a, scaled ? "FILE SCALE" : "FILE");
+        return -1;
+    }
+    float scale = 1.0f;
+    if (scaled && (!parse_float(argv[*i + 2], &scale) || !(scale == scale) || scale > 1e30f ||
+                   scale < -1e30f)) {
+        fprintf(stderr, "hearth %s: --lora-scaled wants a finite number as SCALE, not '%s'\n", cmd,
+                argv[*i + 2]);
+        return -1;
+    }
+    if (o->n == CLI_LORA_MAX) {
+        fprintf(stderr, "hearth %s: at most %d adapters\n", cmd, CLI_LORA_MAX);
+        return -1;
+    }
+    o->items[o->n++] = (hearth_lora){.path = argv[*i + 1], .scale = scale};
+    *i += n_values;
+    return 1;
+}
+
+void cli_lora_params(const cli_lora_opts *o, hearth_model_params *mp) {
+    mp->loras = o->n ? o->items : NULL;
+    mp->n_loras = o->n;
 }
 
 void cli_gen_defaults(cli_gen_opts *o) {

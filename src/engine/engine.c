@@ -25,8 +25,18 @@ hearth_err hearth_model_load(const char *path, const hearth_model_params *params
                              hearth_model **out) {
     hearth_model_params p = params ? *params : hearth_model_default_params();
     hearth_model *m = NULL;
+    if (p.n_loras < 0 || p.n_loras > MODEL_LORA_MAX || (p.n_loras > 0 && !p.loras))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "model: %d adapters (at most %d, with a list)",
+                       p.n_loras, MODEL_LORA_MAX);
     hearth_err err = model_open(path, p.n_threads, &m);
     if (err) return err;
+    for (int i = 0; i < p.n_loras && !err; i++)
+        err = p.loras[i].path ? model_lora_add(m, p.loras[i].path, p.loras[i].scale)
+                              : hr_fail(HEARTH_ERR_INVALID_ARG, "model: adapter %d has no path", i);
+    if (err) {
+        model_close(m);
+        return err;
+    }
     /* A file without tokenizer metadata still evaluates token ids. */
     if (gguf_find(m->gguf, "tokenizer.ggml.model")) {
         engine_text *t = hr_calloc(1, sizeof *t);

@@ -194,14 +194,45 @@ static void attention_fast_job(void *ctx, int ith, int nth) {
     }
 }
 
-static void matmul(hearth_session *s, const model_weight *w, const float *x, int n, float *y,
-                   int64_t ldy) {
+/* y = w x as the mode asks. `repack`: exact mode's layout flag (see
+ * kern_matmul_ggml). */
+static void product(hearth_session *s, const model_weight *w, const float *x, int n, float *y,
+                    int64_t ldy, bool repack) {
     const hearth_model *m = s->model;
-    if (kern_exact()) /* llama.cpp repacks every product weight but a tied embedding */
+    if (kern_exact())
         kern_matmul_ggml(m->pool, w->type, w->data, w->n_rows, w->n_cols, x, n, y, ldy, s->scratch,
-                         w->data != m->tok_embd.data);
+                         repack);
     else
         kern_matmul(m->pool, w->type, w->data, w->n_rows, w->n_cols, x, n, y, ldy, s->scratch);
+}
+
+/* y += scale B (A x) for each LoRA adapter on w, after w's own product,
+ * in llama.cpp's order: the two products, then the scale, then the sum
+ * (its adapters stay in plain buffers, never repacked). A x of one
+ * adapter goes through lora_ax ([n][rank]), B (A x) through lora_bx. */
+static void lora_add(hearth_session *s, const model_lora_ab *ab, int n, float *y, int64_t ldy) {
+    const int64_t n_out = ab->b.n_rows;
+    product(s, &ab->b, s->lora_ax, n, s->lora_bx, n_out, false);
+    for (int t = 0; t < n; t++) {
+        const float *d = s->lora_bx + (size_t)t * (size_t)n_out;
+        float *yt = y + (size_t)t * (size_t)ldy;
+        for (int64_t r = 0; r < n_out; r++) yt[r] += d[r] * ab->scale;
+    }
+}
+
+static void lora_products(hearth_session *s, const model_weight *w, const float *x, int n, float *y,
+                          int64_t ldy) {
+    for (const model_lora_ab *ab = w->lora; ab; ab = ab->next) {
+        product(s, &ab->a, x, n, s->lora_ax, ab->a.n_rows, false);
+        lora_add(s, ab, n, y, ldy);
+    }
+}
+
+static void matmul(hearth_session *s, const model_weight *w, const float *x, int n, float *y,
+                   int64_t ldy) {
+    /* llama.cpp repacks every product weight but a tied embedding */
+    product(s, w, x, n, y, ldy, w->data != s->model->tok_embd.data);
+    if (w->lora) lora_products(s, w, x, n, y, ldy);
 }
 
 /* The products of several weights that read the same x ([n] rows of
@@ -224,6 +255,8 @@ static void matmul_group(hearth_session *s, const model_weight *const *ws, float
         ops[i] = (kern_matmul_op){
             .type = ws[i]->type, .w = ws[i]->data, .n_rows = ws[i]->n_rows, .y = ys[i], .ldy = ldy};
     kern_matmul_multi(s->model->pool, ops, count, ws[0]->n_cols, x, n, s->scratch);
+    for (int i = 0; i < count; i++)
+        if (ws[i]->lora) lora_products(s, ws[i], x, n, ys[i], ldy);
 }
 
 static void add_bias(float *y, const float *b, int64_t n) {
@@ -389,12 +422,22 @@ static void embed(hearth_session *s, const int32_t *ids, int n) {
     const size_t row_bytes = kern_row_bytes(m->tok_embd.type, n_embd);
     const kern_fns *fns = kern_get(m->tok_embd.type);
     const float scale = m->arch->scale_embd ? sqrtf((float)n_embd) : 1.0f;
-    for (int t = 0; t < n; t++) {
-        float *x = s->x + (size_t)t * n_embd;
-        fns->to_float((const uint8_t *)m->tok_embd.data + (size_t)ids[t] * row_bytes, x, n_embd);
-        if (scale != 1.0f)
-            for (int i = 0; i < n_embd; i++) x[i] *= scale;
+    for (int t = 0; t < n; t++)
+        fns->to_float((const uint8_t *)m->tok_embd.data + (size_t)ids[t] * row_bytes,
+                      s->x + (size_t)t * n_embd, n_embd);
+    /* An adapter's token rows of A are the low-rank codes B maps into the
+     * embedding, added before any scaling (llama.cpp's build_inp_embd). */
+    for (const model_lora_ab *ab = m->tok_embd.lora; ab; ab = ab->next) {
+        const int64_t rank = ab->a.n_cols;
+        const size_t a_row = kern_row_bytes(ab->a.type, rank);
+        const kern_fns *af = kern_get(ab->a.type);
+        for (int t = 0; t < n; t++)
+            af->to_float((const uint8_t *)ab->a.data + (size_t)ids[t] * a_row,
+                         s->lora_ax + (size_t)t * (size_t)rank, rank);
+        lora_add(s, ab, n, s->x, n_embd);
     }
+    if (scale != 1.0f)
+        for (size_t i = 0; i < (size_t)n * (size_t)n_embd; i++) s->x[i] *= scale;
 }
 
 /* The logits of the normalised rows 0..n_out-1 of xb into out. */

@@ -160,6 +160,7 @@ hearth_err model_open(const char *path, int n_threads, hearth_model **out) {
 void model_close(hearth_model *m) {
     if (!m) return;
     hr_pool_free(m->pool);
+    model_lora_free_all(m); /* before the layers: nothing reads the chains after this */
     free(m->layers);
     gguf_close(m->gguf);
     free(m);
@@ -169,3 +170,4 @@ int hearth_model_n_vocab(const hearth_model *m) { return m->hp.n_vocab; }
 int hearth_model_n_ctx_train(const hearth_model *m) { return m->hp.n_ctx_train; }
 int hearth_model_n_embd(const hearth_model *m) { return m->hp.n_embd; }
 const char *hearth_model_arch(const hearth_model *m) { return m->arch->name; }
+int hearth_model_n_loras(const hearth_model *m) { return m->n_loras; }

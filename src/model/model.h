@@ -44,12 +44,34 @@ typedef struct model_hparams {
     int pooling; /* hearth_pooling from "<arch>.pooling_type"; mean when absent or unknown */
 } model_hparams;
 
+typedef struct model_lora_ab model_lora_ab;
+
 /* A 2-D weight: n_rows rows of n_cols elements of `type`, in the mapping. */
 typedef struct model_weight {
     kern_type type;
     const void *data;
     int64_t n_rows, n_cols;
+    const model_lora_ab *lora; /* LoRA adapters on this weight (a chain; lora.c), NULL: none */
 } model_weight;
+
+/* One weight's low-rank update from one adapter (lora.c): the product W x
+ * becomes W x + scale B (A x). A and B stay in the adapter's mapping. For
+ * token_embd the row of token id in A ([n_vocab][rank]) replaces A x. */
+struct model_lora_ab {
+    model_weight a;            /* [rank][n_in] (token_embd: [n_vocab][rank]) */
+    model_weight b;            /* [n_out][rank] */
+    float scale;               /* user scale * alpha / rank (user scale alone when alpha is 0) */
+    bool gather;               /* token_embd: A's row of each token id, no product */
+    const model_lora_ab *next; /* the next adapter on the same weight */
+};
+
+/* One adapter file bound to a model. */
+typedef struct model_lora {
+    gguf_file *gguf;   /* the adapter's mapping, owned */
+    model_lora_ab *ab; /* [n_ab] */
+    int n_ab;
+    float alpha, scale; /* adapter.lora.alpha (0: none), the user's scale */
+} model_lora;
 
 typedef struct model_layer {
     const float *attn_norm;               /* [n_embd] */
@@ -73,7 +95,9 @@ struct hearth_model {
     const float *rope_freqs;       /* [n_rot/2] or NULL */
     model_layer *layers;           /* [n_layer] */
     hr_pool *pool;
-    void *vocab; /* the engine's tokenizer; the model never reads it */
+    void *vocab;       /* the engine's tokenizer; the model never reads it */
+    model_lora *loras; /* [n_loras] adapters, in the order they were added */
+    int n_loras;
 };
 
 /* Maps and binds the model at `path` with a pool of n_threads (<= 0: one per
@@ -93,5 +117,38 @@ int model_session_n_batch(const hearth_session *s);
 hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_hparams *hp);
 /* Binds every tensor the architecture needs, checking types and shapes. */
 hearth_err model_bind_tensors(hearth_model *m);
+
+/* ---- LoRA adapters (lora.c; llama.cpp's GGUF adapter format, docs/lora.md) ---- */
+
+/* What an adapter file says about itself, checked without a base model. */
+typedef struct model_lora_info {
+    gguf_str arch; /* general.architecture */
+    float alpha;   /* adapter.lora.alpha, 0 when absent */
+    int n_pairs;   /* lora_a/lora_b pairs */
+    int n_ignored; /* *_norm.weight tensors (skipped, as llama.cpp does) */
+    int64_t rank_min, rank_max;
+} model_lora_info;
+
+/* Most adapters one model takes. */
+#define MODEL_LORA_MAX 64
+
+/* Checks f as an adapter on its own: general.type "adapter", adapter.type
+ * "lora", a finite alpha, every tensor a complete 2-D .lora_a/.lora_b pair
+ * of a type Hearth multiplies with one rank. */
+hearth_err model_lora_scan(const gguf_file *f, model_lora_info *info);
+/* Binds adapter f to m at user scale `scale`: same architecture, every pair
+ * names a matrix of m with matching shapes. Takes f over, on failure too.
+ * Only before any session of m exists (sessions size their scratch from
+ * the adapters). A pair at scale 0 is checked but never applied. */
+hearth_err model_lora_bind(hearth_model *m, gguf_file *f, float scale);
+/* Maps the adapter at `path` and binds it (model_lora_bind). */
+hearth_err model_lora_add(hearth_model *m, const char *path, float scale);
+/* Frees every adapter of m (model_close does). */
+void model_lora_free_all(hearth_model *m);
+/* What a session of n_batch rows needs for the adapters' products: matmul
+ * scratch bytes, floats of A x ([n_batch][rank]) and of B (A x)
+ * ([n_batch][n_out]); all 0 without adapters. */
+void model_lora_sizes(const hearth_model *m, int n_batch, size_t *scratch_bytes, size_t *ax_floats,
+                      size_t *bx_floats);
 
 #endif

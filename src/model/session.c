@@ -113,7 +113,11 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     if (!err && !(s->v_cache = hr_pages_alloc((size_t)kv_one))) err = HEARTH_ERR_NOMEM;
     s->attn_work_floats = kern_attn_work_floats(hp->head_dim, s->n_ctx_pad);
     s->attn_work = alloc_f32((size_t)s->n_threads * s->attn_work_floats, &s->buffer_bytes, &err);
-    size_t sb = scratch_bytes(m, p.n_batch);
+    size_t sb = scratch_bytes(m, p.n_batch), lora_sb, ax, bx;
+    model_lora_sizes(m, p.n_batch, &lora_sb, &ax, &bx);
+    if (lora_sb > sb) sb = lora_sb;
+    if (ax) s->lora_ax = alloc_f32(ax, &s->buffer_bytes, &err);
+    if (bx) s->lora_bx = alloc_f32(bx, &s->buffer_bytes, &err);
     if (!err && sb && !(s->scratch = hr_aligned_alloc(sb))) err = HEARTH_ERR_NOMEM;
     s->buffer_bytes += sb + (size_t)p.n_ctx * sizeof *s->tokens + nb * sizeof *s->runs;
     if (err) {
@@ -141,6 +145,8 @@ void hearth_session_free(hearth_session *s) {
     hr_pages_free(s->k_cache, (size_t)s->kv_bytes / 2);
     hr_pages_free(s->v_cache, (size_t)s->kv_bytes / 2);
     free(s->scratch);
+    free(s->lora_ax);
+    free(s->lora_bx);
     free(s);
 }
 

@@ -41,6 +41,8 @@ struct hearth_session {
     void *k_cache; /* [n_layer][n_head_kv][...] */
     void *v_cache;
     void *scratch;                   /* activations converted for the matrix products */
+    float *lora_ax;                  /* [n_batch][max rank] A x of one adapter (NULL: none) */
+    float *lora_bx;                  /* [n_batch][max n_out] B (A x) before it is added */
     uint64_t kv_bytes, buffer_bytes; /* what hearth_session_memory reports */
 };
 

@@ -52,10 +52,11 @@ static void *keep(synth_ctx *c, size_t bytes) {
 }
 
 /* A tensor of rows x cols: std-scaled normal values (plus `mean`), stored as
- * `type` (1-D tensors are always F32, as converters write them). */
-static hearth_err add_tensor(synth_ctx *c, const char *name, kern_type type, int64_t cols,
-                             int64_t rows, float mean, float std) {
-    const bool vec = rows == 1;
+ * `type` (1-D tensors, rows == 1 unless `matrix`, are always F32, as
+ * converters write them). */
+static hearth_err add_tensor_as(synth_ctx *c, const char *name, kern_type type, int64_t cols,
+                                int64_t rows, float mean, float std, bool matrix) {
+    const bool vec = rows == 1 && !matrix;
     if (vec) type = KERN_F32;
     const size_t n = (size_t)(cols * rows);
     float *f = keep(c, n * sizeof(float));
@@ -76,6 +77,11 @@ static hearth_err add_tensor(synth_ctx *c, const char *name, kern_type type, int
     const int64_t ne[2] = {cols, rows};
     return gguf_writer_add_tensor(c->w, name, (uint32_t)type, vec ? 1 : 2, ne, data,
                                   row_bytes * (size_t)rows);
+}
+
+static hearth_err add_tensor(synth_ctx *c, const char *name, kern_type type, int64_t cols,
+                             int64_t rows, float mean, float std) {
+    return add_tensor_as(c, name, type, cols, rows, mean, std, false);
 }
 
 /* A SentencePiece-style vocabulary: <unk> <s> </s>, 256 byte tokens, then
@@ -215,6 +221,12 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
     return err;
 }
 
+static void synth_ctx_fini(synth_ctx *c) {
+    gguf_writer_free(c->w);
+    for (size_t i = 0; i < c->n_bufs; i++) free(c->bufs[i]);
+    free(c->bufs);
+}
+
 hearth_err synth_write(const char *path, const synth_params *p) {
     const arch_desc *a = arch_find(p->arch, strlen(p->arch));
     if (!a) return hr_fail(HEARTH_ERR_UNSUPPORTED, "synth: unknown architecture '%s'", p->arch);
@@ -235,8 +247,89 @@ hearth_err synth_write(const char *path, const synth_params *p) {
         err = add_tensor(&c, "output.weight", p->type, p->n_embd, n_vocab, 0.0f, se);
     for (int il = 0; il < p->n_layer && !err; il++) err = add_layer(&c, p, a, il);
     if (!err) err = gguf_writer_write(c.w, path);
-    gguf_writer_free(c.w);
-    for (size_t i = 0; i < c.n_bufs; i++) free(c.bufs[i]);
-    free(c.bufs);
+    synth_ctx_fini(&c);
+    return err;
+}
+
+/* ---- LoRA adapters ---- */
+
+synth_lora_params synth_lora_default_params(void) {
+    return (synth_lora_params){
+        .type = KERN_F32, .rank = 8, .alpha = 16.0f, .strength = 0.5f, .seed = 7};
+}
+
+/* Whether base tensor `name` is one of the comma-separated `targets`
+ * ("blk.N." and ".weight" left out of both). */
+static bool targeted(const gguf_tensor *t, const char *targets) {
+    gguf_str n = t->name;
+    if (n.len > 4 && !memcmp(n.ptr, "blk.", 4)) {
+        const char *dot = memchr(n.ptr + 4, '.', n.len - 4);
+        if (!dot) return false;
+        n.len -= (uint64_t)(dot + 1 - n.ptr);
+        n.ptr = dot + 1;
+    }
+    if (n.len < 8 || memcmp(n.ptr + n.len - 7, ".weight", 7) != 0) return false;
+    n.len -= 7;
+    for (const char *p = targets; *p;) {
+        const char *end = strchr(p, ',');
+        const size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n.len && !memcmp(p, n.ptr, len)) return true;
+        p = end ? end + 1 : p + len;
+    }
+    return false;
+}
+
+static hearth_err add_lora_pair(synth_ctx *c, const gguf_tensor *t, const synth_lora_params *p,
+                                bool embd) {
+    char name[160];
+    const int64_t n_in = t->ne[0], n_out = t->ne[1], r = p->rank;
+    const float sb = p->strength / sqrtf((float)r);
+    hearth_err err;
+    snprintf(name, sizeof name, "%.*s.lora_a", (int)t->name.len, t->name.ptr);
+    if (embd) /* transposed: a row of rank values per token (lora.c) */
+        err = add_tensor_as(c, name, p->type, r, n_out, 0.0f, 1.0f / sqrtf((float)n_in), true);
+    else
+        err = add_tensor_as(c, name, p->type, n_in, r, 0.0f, 1.0f / sqrtf((float)n_in), true);
+    snprintf(name, sizeof name, "%.*s.lora_b", (int)t->name.len, t->name.ptr);
+    if (!err) err = add_tensor_as(c, name, p->type, r, embd ? n_in : n_out, 0.0f, sb, true);
+    return err;
+}
+
+hearth_err synth_lora_write(const char *path, const char *base, const synth_lora_params *p) {
+    if (p->rank < 1 || p->rank > 4096 || !(p->strength >= 0.0f))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: rank must be 1..4096");
+    gguf_file *f;
+    hearth_err err = gguf_open(base, &f);
+    if (err) return err;
+    synth_ctx c = {0};
+    hr_rng_seed(&c.rng, p->seed);
+    gguf_str arch;
+    char arch_name[64];
+    if (!gguf_get_str(f, "general.architecture", &arch) || arch.len >= sizeof arch_name)
+        err = hr_fail(HEARTH_ERR_FORMAT, "synth: the base model names no architecture");
+    if (!err) {
+        memcpy(arch_name, arch.ptr, arch.len);
+        arch_name[arch.len] = '\0';
+        err = gguf_writer_new(&c.w);
+    }
+    if (!err) err = gguf_writer_set_str(c.w, "general.architecture", arch_name);
+    if (!err) err = gguf_writer_set_str(c.w, "general.type", "adapter");
+    if (!err) err = gguf_writer_set_str(c.w, "general.name", "hearth-synth LoRA (random weights)");
+    if (!err) err = gguf_writer_set_str(c.w, "adapter.type", "lora");
+    if (!err && p->alpha != 0.0f) err = gguf_writer_set_f32(c.w, "adapter.lora.alpha", p->alpha);
+    const bool tied = !gguf_find_tensor(f, "output.weight");
+    int n_pairs = 0;
+    for (int64_t i = 0; i < gguf_n_tensors(f) && !err; i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        const bool embd = gguf_str_eq(t->name, "token_embd.weight");
+        if (t->n_dims != 2 || (p->targets ? !targeted(t, p->targets) : embd && tied)) continue;
+        err = add_lora_pair(&c, t, p, embd);
+        n_pairs++;
+    }
+    if (!err && !n_pairs)
+        err = hr_fail(HEARTH_ERR_INVALID_ARG, "synth: no weight matches the targets");
+    if (!err) err = gguf_writer_write(c.w, path);
+    synth_ctx_fini(&c);
+    gguf_close(f);
     return err;
 }
