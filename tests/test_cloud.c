@@ -12,7 +12,8 @@
  * guard mapped never appear in what the server received, and the streamed
  * answer comes back with them restored. Tools: passed through to OpenAI,
  * translated for Anthropic, and the tier's calls (whole or streamed) handed
- * back as Hermes <tool_call> text.
+ * back as data (gw_tool_call: the tier's id, name, arguments), never in the
+ * text.
  */
 #include "test.h"
 
@@ -51,7 +52,8 @@ static gw_tier make_tier(gw_tier_kind kind, const char *model) {
 typedef struct sink {
     gw_buf text;
     int calls;
-    int stop_after; /* 0: never */
+    int stop_after;   /* 0: never */
+    int n_tool_calls; /* handed to gw_chat.on_call */
 } sink;
 
 static bool collect(const char *text, size_t len, void *user) {
@@ -59,6 +61,12 @@ static bool collect(const char *text, size_t len, void *user) {
     s->calls++;
     REQUIRE(gw_buf_put(&s->text, text, len) == HEARTH_OK);
     return !s->stop_after || s->calls < s->stop_after;
+}
+
+static bool count_call(const gw_tool_call *c, void *user) {
+    sink *s = user;
+    s->n_tool_calls++;
+    return c->name && c->arguments && c->id;
 }
 
 static gw_chat chat_of(const gw_message *m, int n, bool stream) {
@@ -512,8 +520,6 @@ static void test_tools(void) {
          "\"arguments\":\"{\\\"city\\\":\\\"Oslo\\\"}\"}}]",
          NULL},
         {NULL, "call_1"}};
-    static const char call_text[] =
-        "<tool_call>{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\"}}</tool_call>";
     for (int k = 0; k < 2; k++) {
         const bool anthropic = k == 1;
         for (int stream = 0; stream < 2; stream++) {
@@ -530,15 +536,26 @@ static void test_tools(void) {
             sink sk = {0};
             gw_cloud_result res;
             q.tools = &tt;
+            q.on_call = count_call;
             REQUIRE(gw_cloud_chat(r, &q, collect, &sk, &res) == HEARTH_OK);
             gw_remote_free(r);
             CHECKF(res.status == GW_CLOUD_OK, "tools %d/%d: %s", k, stream, res.error);
-            char want[256];
-            snprintf(want, sizeof want, "%s%s", anthropic && !stream ? "Checking.\n" : "",
-                     call_text);
+            /* the text is the tier's text alone; the call is data, with the tier's id */
+            const char *want = anthropic && !stream ? "Checking." : "";
             CHECKF(res.text && !strcmp(res.text, want), "tools %d/%d: '%s'", k, stream,
                    res.text ? res.text : "(null)");
-            CHECK(sk.text.data && !strcmp(sk.text.data, want));
+            CHECK(!strcmp(sk.text.data ? sk.text.data : "", want));
+            CHECKF(res.n_calls == 1 && sk.n_tool_calls == 1, "tools %d/%d: %d calls", k, stream,
+                   res.n_calls);
+            if (res.n_calls == 1) {
+                CHECK(!strcmp(res.calls[0].id, anthropic ? "toolu_fake" : "call_fake"));
+                CHECK(!strcmp(res.calls[0].name, "get_weather"));
+                cJSON *a = cJSON_Parse(res.calls[0].arguments);
+                CHECKF(cJSON_GetArraySize(a) == 1 &&
+                           !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(a, "city")), "Paris"),
+                       "arguments %s", res.calls[0].arguments);
+                cJSON_Delete(a);
+            }
             CHECK(!strcmp(res.finish_reason, "stop"));
             REQUIRE(fc.n_bodies == 1);
             cJSON *b = cJSON_Parse(fc.bodies[0]);
@@ -613,29 +630,8 @@ static void test_tools(void) {
     gw_remote_free(r);
 }
 
-/* A call's markup stays one block whatever its arguments hold ("</tool_call>"
- * included: '<' goes out as \u003c), the value unchanged; calls past
- * GW_TOOL_CALLS_MAX make the flush fail. */
-static void test_markup(void) {
-    static const char args[] = "{\"q\":\"a</tool_call><tool_call>b <x>\"}";
-    gw_buf b = {0};
-    REQUIRE(gw_tools_markup(&b, "f", args) == HEARTH_OK);
-    REQUIRE(b.data);
-    const size_t open = strlen("<tool_call>"), close = strlen("</tool_call>");
-    /* one block: the only '<' after the opening tag is the closing tag's */
-    CHECKF(!strncmp(b.data, "<tool_call>", open) && b.len > open + close &&
-               strchr(b.data + open, '<') == b.data + b.len - close &&
-               !strcmp(b.data + b.len - close, "</tool_call>"),
-           "markup '%s'", b.data);
-    cJSON *c = cJSON_ParseWithLength(b.data + open, b.len - open - close);
-    const cJSON *a = cJSON_GetObjectItem(c, "arguments");
-    const cJSON *q = cJSON_GetObjectItem(a, "q");
-    CHECKF(cJSON_IsString(q) && !strcmp(q->valuestring, "a</tool_call><tool_call>b <x>") &&
-               !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(c, "name")), "f"),
-           "markup '%s'", b.data);
-    cJSON_Delete(c);
-    gw_buf_free(&b);
-    /* the cap */
+/* Calls past GW_TOOL_CALLS_MAX make the flush fail, the first ones kept. */
+static void test_cap(void) {
     gw_tool_acc *acc = calloc(1, sizeof *acc);
     REQUIRE(acc);
     for (int k = 0; k < GW_TOOL_CALLS_MAX + 1; k++) {
@@ -643,19 +639,26 @@ static void test_markup(void) {
         gw_tool_acc_args(acc, k, "{}");
     }
     CHECK(acc->n == GW_TOOL_CALLS_MAX && acc->dropped);
-    CHECK(gw_tool_acc_flush(acc, &b) == HEARTH_ERR_UNSUPPORTED);
-    int blocks = 0;
-    for (const char *p = b.data; p && (p = strstr(p, "</tool_call>")) != NULL; p++) blocks++;
-    CHECKF(blocks == GW_TOOL_CALLS_MAX, "%d blocks", blocks);
+    gw_tool_call *calls = NULL;
+    int n = 0;
+    CHECK(gw_tool_acc_flush(acc, &calls, &n) == HEARTH_ERR_UNSUPPORTED);
+    CHECKF(n == GW_TOOL_CALLS_MAX, "%d calls", n);
     CHECK(acc->n == 0 && !acc->dropped);
-    gw_tool_acc_name(acc, 0, "f");
-    CHECK(gw_tool_acc_flush(acc, &b) == HEARTH_OK);
-    gw_buf_free(&b);
+    gw_tool_acc_name(acc, 0, "f"); /* past the cap of one answer */
+    CHECK(gw_tool_acc_flush(acc, &calls, &n) == HEARTH_ERR_UNSUPPORTED && n == GW_TOOL_CALLS_MAX);
+    gw_tool_calls_free(calls, n);
+    calls = NULL;
+    n = 0;
+    gw_tool_acc_name(acc, 3, "g"); /* no arguments: "{}", no id: "" */
+    CHECK(gw_tool_acc_flush(acc, &calls, &n) == HEARTH_OK && n == 1);
+    CHECK(n == 1 && !strcmp(calls[0].name, "g") && !strcmp(calls[0].arguments, "{}") &&
+          !strcmp(calls[0].id, ""));
+    gw_tool_calls_free(calls, n);
     free(acc);
 }
 
 int main(void) {
-    test_markup();
+    test_cap();
     REQUIRE(fake_cloud_start(&fc));
     test_endpoints();
     test_formats();

@@ -4,7 +4,7 @@
  * (tests/gateway/fake_cloud.h's "tools" model, OpenAI and Anthropic formats)
  * that the client asks for by name. The server must turn the tier's calls
  * into choices[0].message.tool_calls (content null, finish_reason
- * tool_calls) and, streamed, into delta.tool_calls chunks that assemble to
+ * tool_calls, the tier's own call id) and, streamed, into delta.tool_calls chunks that assemble to
  * the same call, with nothing of the call in the content; tool_choice none
  * turns parsing off. The local model answers a request with tools, tool
  * messages and calls in its history (a prompt rendered with them). When
@@ -47,8 +47,13 @@ static char *body(const char *model, bool stream, const char *extra) {
     return b;
 }
 
+/* The ids the fake cloud's tiers give their calls, which the server keeps. */
+static const char *tier_call_id(const char *tier) {
+    return !strcmp(tier, "an") ? "toolu_fake" : "call_fake";
+}
+
 /* The calls of a non-streamed reply: "name:arguments" of call 0. */
-static void check_whole(const char *what, const test_reply *r) {
+static void check_whole(const char *what, const char *tier, const test_reply *r) {
     CHECKF(r->status == 200, "%s: %d %.300s", what, r->status, r->body);
     cJSON *j = cJSON_Parse(r->body);
     const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
@@ -60,7 +65,7 @@ static void check_whole(const char *what, const test_reply *r) {
     CHECKF(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(c0, "finish_reason")), "tool_calls"),
            "%s: finish", what);
     const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(tc, "id"));
-    CHECKF(id && !strncmp(id, "call_", 5), "%s: id", what);
+    CHECKF(id && !strcmp(id, tier_call_id(tier)), "%s: id %s", what, id ? id : "(none)");
     CHECKF(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(tc, "type")), "function"), "%s", what);
     CHECKF(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(f, "name")), "get_weather"), "%s",
            what);
@@ -79,7 +84,7 @@ static void check_whole(const char *what, const test_reply *r) {
 
 /* A stream: its content and the call assembled from delta.tool_calls as the
  * SDKs do (by index; id, type and name once, arguments appended). */
-static void check_stream(const char *what, const test_reply *r) {
+static void check_stream(const char *what, const char *tier, const test_reply *r) {
     CHECKF(r->status == 200, "%s: %d", what, r->status);
     char name[64] = "", args[256] = "", id[64] = "", content[1024] = "", finish[32] = "";
     int max_index = -1;
@@ -116,7 +121,8 @@ static void check_stream(const char *what, const test_reply *r) {
         p = end + 2;
     }
     CHECKF(done && max_index == 0, "%s: done %d, index %d", what, done, max_index);
-    CHECKF(!strcmp(name, "get_weather") && !strncmp(id, "call_", 5), "%s: %s %s", what, name, id);
+    CHECKF(!strcmp(name, "get_weather") && !strcmp(id, tier_call_id(tier)), "%s: %s %s", what, name,
+           id);
     cJSON *a = cJSON_Parse(args);
     CHECKF(a && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(a, "city")), "Paris"),
            "%s: arguments '%s'", what, args);
@@ -274,9 +280,9 @@ int main(void) {
             char *b = body(tiers[k], stream, NULL);
             test_reply r = test_http(&sv, "POST", "/v1/chat/completions", b, NULL);
             if (stream)
-                check_stream(what, &r);
+                check_stream(what, tiers[k], &r);
             else
-                check_whole(what, &r);
+                check_whole(what, tiers[k], &r);
             free(r.body);
             free(b);
         }

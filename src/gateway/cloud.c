@@ -25,8 +25,9 @@
  *
  * Tools (cloud_tools.c): passed through to OpenAI-compatible tiers,
  * translated for Anthropic; calls in the answer (tool_calls, tool_use
- * blocks, streamed deltas) are handed over as Hermes <tool_call> text once
- * each is complete, which the server parses as it parses a local model's.
+ * blocks, streamed deltas) are data: each handed to gw_chat.on_call once
+ * complete and kept in the result, with the tier's id, never written into
+ * the text.
  *
  * Circuit breaker (per tier): closed; open after breaker_failures calls in a
  * row failed (REJECTED calls do not count: they say nothing about the tier's
@@ -227,6 +228,7 @@ typedef struct xfer {
     const atomic_bool *cancel;
     bool stream;
     gw_text_cb cb;
+    gw_call_cb on_call;
     void *user;
     long status; /* HTTP status, read at the first body byte */
     gw_buf body; /* non-streaming answer, or an error body */
@@ -242,7 +244,9 @@ typedef struct xfer {
     char finish[16];
     int64_t last_activity;
     double retry_after_s;
-    gw_tool_acc calls; /* streamed tool calls being assembled */
+    gw_tool_acc acc;     /* tool calls being assembled */
+    gw_tool_call *calls; /* the answer's calls, complete */
+    int n_calls;
 } xfer;
 
 static void set_err(xfer *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -264,17 +268,19 @@ static void deliver(xfer *x, const char *s, size_t n) {
     if (x->cb && !x->cb(s, n, x->user)) x->cancelled = true;
 }
 
-/* Assembled tool calls, as Hermes text after what was delivered. */
+/* The assembled tool calls join the answer's and are handed over, each
+ * once (a call handed over, like text, cannot be taken back by a retry). */
 static void flush_calls(xfer *x) {
-    if (!x->calls.n) return;
-    gw_buf b = {0};
-    if (gw_tool_acc_flush(&x->calls, &b)) { /* more calls than kept: the answer is not whole */
+    if (!x->acc.n) return;
+    const int from = x->n_calls;
+    if (gw_tool_acc_flush(&x->acc, &x->calls, &x->n_calls)) { /* more calls than kept */
         x->bad = true;
         set_err(x, "%s", hearth_last_error());
     }
-    if (b.len && x->text.len) deliver(x, "\n", 1);
-    deliver(x, b.data, b.len);
-    gw_buf_free(&b);
+    for (int k = from; k < x->n_calls && !x->cancelled; k++) {
+        x->delivered = true;
+        if (x->on_call && !x->on_call(&x->calls[k], x->user)) x->cancelled = true;
+    }
 }
 
 static void set_finish(xfer *x, const char *reason) {
@@ -306,6 +312,25 @@ static void openai_usage(xfer *x, const cJSON *o) {
     }
 }
 
+/* An OpenAI call (whole, or a stream's piece of it) into the assembly. */
+static void openai_call(xfer *x, int index, const cJSON *tc) {
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(tc, "function");
+    gw_tool_acc_id(&x->acc, index,
+                   cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(tc, "id")));
+    gw_tool_acc_name(&x->acc, index,
+                     cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "name")));
+    gw_tool_acc_args(&x->acc, index,
+                     cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "arguments")));
+}
+
+/* An Anthropic tool_use block's id and name (its input comes whole or in
+ * pieces). */
+static void anthropic_use(xfer *x, int index, const cJSON *b) {
+    gw_tool_acc_id(&x->acc, index, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "id")));
+    gw_tool_acc_name(&x->acc, index,
+                     cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name")));
+}
+
 /* One chat.completion.chunk (or "[DONE]"). */
 static void openai_event(xfer *x, const char *data, size_t len) {
     if (len == 6 && !memcmp(data, "[DONE]", 6)) {
@@ -330,11 +355,7 @@ static void openai_event(xfer *x, const char *data, size_t len) {
     const cJSON *tc;
     cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(delta, "tool_calls")) {
         const int index = json_int(tc, "index");
-        const cJSON *f = cJSON_GetObjectItemCaseSensitive(tc, "function");
-        gw_tool_acc_name(&x->calls, index,
-                         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "name")));
-        gw_tool_acc_args(&x->calls, index,
-                         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "arguments")));
+        openai_call(x, index, tc);
     }
     const char *fin = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c0, "finish_reason"));
     if (fin) {
@@ -362,15 +383,13 @@ static void anthropic_event(xfer *x, const char *data, size_t len) {
     } else if (!strcmp(type, "content_block_start")) {
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "content_block");
         const char *bt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
-        if (bt && !strcmp(bt, "tool_use"))
-            gw_tool_acc_name(&x->calls, json_int(o, "index"),
-                             cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name")));
+        if (bt && !strcmp(bt, "tool_use")) anthropic_use(x, json_int(o, "index"), b);
     } else if (!strcmp(type, "content_block_delta")) {
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "delta");
         const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "text"));
         if (t) deliver(x, t, strlen(t));
         const char *pj = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "partial_json"));
-        if (pj) gw_tool_acc_args(&x->calls, json_int(o, "index"), pj);
+        if (pj) gw_tool_acc_args(&x->acc, json_int(o, "index"), pj);
     } else if (!strcmp(type, "content_block_stop")) {
         flush_calls(x);
     } else if (!strcmp(type, "message_delta")) {
@@ -472,9 +491,8 @@ static void parse_whole(xfer *x) {
             const char *bt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
             if (bt && !strcmp(bt, "tool_use")) {
                 char *input = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(b, "input"));
-                gw_tool_acc_name(&x->calls, x->calls.n,
-                                 cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name")));
-                gw_tool_acc_args(&x->calls, x->calls.n - 1, input);
+                anthropic_use(x, 0, b);
+                gw_tool_acc_args(&x->acc, 0, input);
                 free(input);
                 flush_calls(x);
             }
@@ -499,12 +517,7 @@ static void parse_whole(xfer *x) {
         const cJSON *tc;
         int k = 0;
         cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(msg, "tool_calls")) {
-            const cJSON *f = cJSON_GetObjectItemCaseSensitive(tc, "function");
-            gw_tool_acc_name(&x->calls, k,
-                             cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "name")));
-            gw_tool_acc_args(
-                &x->calls, k++,
-                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "arguments")));
+            openai_call(x, k++, tc);
         }
         flush_calls(x);
         const char *fin =
@@ -657,6 +670,9 @@ void gw_cloud_result_free(gw_cloud_result *r) {
     free(r->text);
     r->text = NULL;
     r->text_len = 0;
+    gw_tool_calls_free(r->calls, r->n_calls);
+    r->calls = NULL;
+    r->n_calls = 0;
 }
 
 static void reset_xfer(xfer *x) {
@@ -664,7 +680,10 @@ static void reset_xfer(xfer *x) {
     gw_buf_free(&x->line);
     gw_buf_free(&x->data);
     gw_buf_free(&x->text);
-    gw_tool_acc_free(&x->calls);
+    gw_tool_acc_free(&x->acc);
+    gw_tool_calls_free(x->calls, x->n_calls);
+    x->calls = NULL;
+    x->n_calls = 0;
 }
 
 /* The wait before attempt k >= 1 (see the top of the file). */
@@ -683,6 +702,14 @@ static int64_t backoff_ms(gw_remote *r, int k, double retry_after_s) {
 static size_t prompt_bytes(const gw_chat *q) {
     size_t n = 0;
     for (int i = 0; i < q->n_messages; i++) n += strlen(q->messages[i].content);
+    return n;
+}
+
+/* The answer's size for an estimate of its tokens: text, names, arguments. */
+static size_t answer_bytes(const gw_cloud_result *r) {
+    size_t n = r->text_len;
+    for (int k = 0; k < r->n_calls; k++)
+        n += strlen(r->calls[k].name) + strlen(r->calls[k].arguments);
     return n;
 }
 
@@ -730,6 +757,7 @@ hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *
         x.tier = t;
         x.stream = req->stream;
         x.cb = cb;
+        x.on_call = req->on_call;
         x.user = user;
         x.cancel = req->cancel;
         x.text.cap_max = BODY_MAX;
@@ -750,6 +778,10 @@ hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *
     res.status = map[oc];
     snprintf(res.error, sizeof res.error, "%s", x.err);
     res.text = gw_buf_take(&x.text, &res.text_len);
+    res.calls = x.calls;
+    res.n_calls = x.n_calls;
+    x.calls = NULL;
+    x.n_calls = 0;
     snprintf(res.finish_reason, sizeof res.finish_reason, "%s", x.finish[0] ? x.finish : "stop");
     if (x.have_usage) {
         res.prompt_tokens = x.prompt_tokens;
@@ -757,7 +789,7 @@ hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *
     } else {
         res.usage_estimated = true;
         res.prompt_tokens = (int)(prompt_bytes(req) / 4 + 1);
-        res.completion_tokens = (int)((res.text_len + 3) / 4);
+        res.completion_tokens = (int)((answer_bytes(&res) + 3) / 4);
     }
     reset_xfer(&x);
     /* a rejected or cancelled call says nothing about the tier's health */

@@ -5,7 +5,7 @@
  * {"type":"auto"|"any"|"tool"|"none"} with disable_parallel_tool_use for
  * parallel_tool_calls false; assistant tool_calls -> tool_use blocks with
  * the arguments parsed into "input"; role tool -> tool_result blocks in a
- * user turn), and the tiers' calls written back as Hermes text.
+ * user turn), and the tiers' calls assembled as data (gw_tool_call).
  */
 #include "cloud_tools.h"
 
@@ -209,31 +209,13 @@ bool gw_anthropic_messages(cJSON *o, const gw_chat *q, const gw_chat_tools *t) {
 
 /* ---- answers ---------------------------------------------------------------------- */
 
-hearth_err gw_tools_markup(gw_buf *out, const char *name, const char *args_json) {
-    cJSON *c = cJSON_CreateObject();
-    cJSON_AddStringToObject(c, "name", name ? name : "");
-    cJSON *args = args_json && args_json[0] ? cJSON_Parse(args_json) : cJSON_CreateObject();
-    if (args)
-        cJSON_AddItemToObject(c, "arguments", args);
-    else /* not JSON: passed on as a string, which the server will not take for a call */
-        cJSON_AddStringToObject(c, "arguments", args_json);
-    char *s = cJSON_PrintUnformatted(c);
-    cJSON_Delete(c);
-    if (!s) return HEARTH_ERR_NOMEM;
-    hearth_err err = gw_buf_puts(out, out->len ? "\n<tool_call>" : "<tool_call>");
-    /* '<' as \u003c: cJSON writes it as it is, and an argument holding
-     * "</tool_call>" would end the block early (the call would be lost).
-     * Outside strings JSON has no '<', so every one is in a string, where
-     * the escape is the same character. */
-    const char *p = s;
-    for (const char *lt; !err && (lt = strchr(p, '<')) != NULL; p = lt + 1) {
-        err = gw_buf_put(out, p, (size_t)(lt - p));
-        if (!err) err = gw_buf_puts(out, "\\u003c");
+void gw_tool_calls_free(gw_tool_call *calls, int n) {
+    for (int k = 0; k < n; k++) {
+        free(calls[k].id);
+        free(calls[k].name);
+        free(calls[k].arguments);
     }
-    if (!err) err = gw_buf_puts(out, p);
-    if (!err) err = gw_buf_puts(out, "</tool_call>");
-    free(s);
-    return err;
+    free(calls);
 }
 
 static int slot(gw_tool_acc *a, int index) {
@@ -244,17 +226,24 @@ static int slot(gw_tool_acc *a, int index) {
         return -1;
     }
     a->calls[a->n].index = index;
-    a->calls[a->n].name = NULL;
+    a->calls[a->n].id = a->calls[a->n].name = NULL;
     a->calls[a->n].args = (gw_buf){.cap_max = 1 << 20};
     return a->n++;
 }
 
+/* OpenAI sends the id and the name once, with the first piece: the first is kept. */
+static void keep_first(char **field, const char *value) {
+    if (!*field && value) *field = strdup(value);
+}
+
+void gw_tool_acc_id(gw_tool_acc *a, int index, const char *id) {
+    const int k = slot(a, index);
+    if (k >= 0) keep_first(&a->calls[k].id, id);
+}
+
 void gw_tool_acc_name(gw_tool_acc *a, int index, const char *name) {
     const int k = slot(a, index);
-    if (k < 0 || !name) return;
-    if (!a->calls[k].name) { /* OpenAI sends the name once; keep the first */
-        a->calls[k].name = strdup(name);
-    }
+    if (k >= 0) keep_first(&a->calls[k].name, name);
 }
 
 void gw_tool_acc_args(gw_tool_acc *a, int index, const char *piece) {
@@ -262,14 +251,35 @@ void gw_tool_acc_args(gw_tool_acc *a, int index, const char *piece) {
     if (k >= 0 && piece) gw_buf_puts(&a->calls[k].args, piece);
 }
 
-hearth_err gw_tool_acc_flush(gw_tool_acc *a, gw_buf *out) {
+hearth_err gw_tool_acc_flush(gw_tool_acc *a, gw_tool_call **calls, int *n) {
     hearth_err err = HEARTH_OK;
-    for (int k = 0; k < a->n; k++) {
+    bool dropped = a->dropped;
+    for (int k = 0; !err && k < a->n; k++) {
         if (!a->calls[k].name) continue;
-        const hearth_err e = gw_tools_markup(out, a->calls[k].name, a->calls[k].args.data);
-        if (!err) err = e;
+        if (*n >= GW_TOOL_CALLS_MAX) {
+            dropped = true;
+            break;
+        }
+        gw_tool_call *nc = realloc(*calls, (size_t)(*n + 1) * sizeof *nc);
+        if (!nc) {
+            err = hr_fail(HEARTH_ERR_NOMEM, "cloud: out of memory");
+            break;
+        }
+        *calls = nc;
+        const gw_buf *args = &a->calls[k].args;
+        gw_tool_call c = {strdup(a->calls[k].id ? a->calls[k].id : ""), a->calls[k].name,
+                          strdup(args->len ? args->data : "{}")};
+        a->calls[k].name = NULL; /* moved */
+        if (!c.id || !c.arguments) {
+            free(c.id);
+            free(c.name);
+            free(c.arguments);
+            err = hr_fail(HEARTH_ERR_NOMEM, "cloud: out of memory");
+            break;
+        }
+        nc[(*n)++] = c;
     }
-    if (!err && a->dropped)
+    if (!err && dropped)
         err = hr_fail(HEARTH_ERR_UNSUPPORTED,
                       "cloud: the tier sent more than %d tool calls; the rest were dropped",
                       GW_TOOL_CALLS_MAX);
@@ -279,6 +289,7 @@ hearth_err gw_tool_acc_flush(gw_tool_acc *a, gw_buf *out) {
 
 void gw_tool_acc_free(gw_tool_acc *a) {
     for (int k = 0; k < a->n; k++) {
+        free(a->calls[k].id);
         free(a->calls[k].name);
         gw_buf_free(&a->calls[k].args);
     }

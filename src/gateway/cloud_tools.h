@@ -3,13 +3,11 @@
  * tiers. A request's tools pass through to an OpenAI-compatible tier as
  * they came and are translated for Anthropic (tools with input_schema,
  * tool_choice auto/any/tool/none, assistant calls as tool_use blocks,
- * results as tool_result blocks). A tier's calls come back as text in the
- * Hermes form the server parses from every model:
- *
- *   <tool_call>{"name":"f","arguments":{...}}</tool_call>
- *
- * so they travel through the cascade (redaction restore, streaming, the
- * bridge job) as the local model's calls do.
+ * results as tool_result blocks). A tier's calls come back as data
+ * (gw_tool_call: the tier's id, the name, the arguments' JSON text), whole
+ * or assembled from a stream's pieces, and travel so through the cascade
+ * (restored, streamed through gw_chat.on_call) to the server, which never
+ * parses them out of text.
  *
  * The tools ride in gw_chat.tools (gateway.h).
  */
@@ -38,33 +36,34 @@ bool gw_anthropic_messages(struct cJSON *o, const gw_chat *q, const gw_chat_tool
 
 /* ---- answers ---------------------------------------------------------------- */
 
-/* At most this many calls of one answer are assembled (the server takes
- * no more from a reply either: SRV_MAX_TOOL_CALLS); the pieces of calls
- * past it are dropped and gw_tool_acc_flush fails. */
+/* At most this many calls of one answer are kept (the server takes no more
+ * from a reply either: SRV_MAX_TOOL_CALLS); calls past it are dropped and
+ * gw_tool_acc_flush fails. */
 enum { GW_TOOL_CALLS_MAX = 64 };
 
-/* Calls being assembled from a stream, by the tier's index. */
+/* Calls being assembled (from a stream's pieces, or a whole answer's
+ * fields), by the tier's index. */
 typedef struct gw_tool_acc {
     int n;
     bool dropped; /* a call past GW_TOOL_CALLS_MAX came */
     struct {
         int index;
-        char *name;
+        char *id, *name;
         gw_buf args;
     } calls[GW_TOOL_CALLS_MAX];
 } gw_tool_acc;
 
-/* The Hermes text of one call; args_json is what the tier sent (an object
- * as JSON text, or NULL/"" for none). Appends to out. */
-hearth_err gw_tools_markup(gw_buf *out, const char *name, const char *args_json);
-/* Stream pieces: a call at `index` got (more of) its name / arguments. */
+/* Pieces: a call at `index` got its id / name (the first one given is
+ * kept) or more of its arguments. */
+void gw_tool_acc_id(gw_tool_acc *a, int index, const char *id);
 void gw_tool_acc_name(gw_tool_acc *a, int index, const char *name);
 void gw_tool_acc_args(gw_tool_acc *a, int index, const char *piece);
-/* Every assembled call as Hermes text onto out (in index order of arrival);
- * empties a. HEARTH_ERR_UNSUPPORTED (hr_fail) when calls past
- * GW_TOOL_CALLS_MAX were dropped - the first GW_TOOL_CALLS_MAX are on out
- * all the same, for a caller that goes on with them - or NOMEM. */
-hearth_err gw_tool_acc_flush(gw_tool_acc *a, gw_buf *out);
+/* Appends every assembled call that has a name (in order of arrival) to
+ * (*calls)[*n..] (realloc'd), at most GW_TOOL_CALLS_MAX in all, and empties
+ * a. HEARTH_ERR_UNSUPPORTED (hr_fail) when calls past the cap were dropped
+ * (those before it are appended all the same, for a caller that goes on
+ * with them), or NOMEM. */
+hearth_err gw_tool_acc_flush(gw_tool_acc *a, gw_tool_call **calls, int *n);
 void gw_tool_acc_free(gw_tool_acc *a);
 
 #endif

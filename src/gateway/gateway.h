@@ -380,6 +380,21 @@ typedef struct gw_chat_tools {
     const gw_msg_tools *msgs; /* one per message of the gw_chat, or NULL */
 } gw_chat_tools;
 
+/* One tool call of a remote tier's answer, carried as data (never as text
+ * to parse): the tier's id ("" when it gave none), the function's name and
+ * its arguments as JSON text as the tier sent them ("{}" when it sent
+ * none; OpenAI's arguments may be malformed, and are passed on as they
+ * are). Strings malloc'd, owned by whoever holds the call. */
+typedef struct gw_tool_call {
+    char *id, *name, *arguments;
+} gw_tool_call;
+
+void gw_tool_calls_free(gw_tool_call *calls, int n); /* the strings and the array */
+
+/* Receives one tool call of an answer once it is complete, in order (the
+ * call is borrowed for the callback). Return false to cancel. */
+typedef bool (*gw_call_cb)(const gw_tool_call *call, void *user);
+
 /* A chat request in the gateway's terms; the client builds the tier's body. */
 typedef struct gw_chat {
     const gw_message *messages;
@@ -395,7 +410,9 @@ typedef struct gw_chat {
                                     to OpenAI-compatible tiers as it is (NULL: none) */
     bool stream;                 /* ask for SSE and hand text over as it comes */
     const gw_chat_tools *tools;  /* NULL: none; its msgs[] is one per message */
-    const atomic_bool *cancel;   /* when set (may be NULL): stop as soon as possible */
+    gw_call_cb on_call;        /* the tier's tool calls as they complete, with gw_cloud_chat's user
+                                  (NULL: in the result only) */
+    const atomic_bool *cancel; /* when set (may be NULL): stop as soon as possible */
 } gw_chat;
 
 /* Receives answer text as it arrives (the whole text once when not
@@ -417,8 +434,10 @@ typedef struct gw_cloud_result {
     gw_cloud_status status;
     int http_status; /* of the last attempt (0: no HTTP answer) */
     int attempts;
-    char *text; /* the whole answer as the tier sent it (malloc'd, NUL-terminated) */
+    char *text; /* the whole answer's text as the tier sent it (malloc'd, NUL-terminated) */
     size_t text_len;
+    gw_tool_call *calls; /* the answer's tool calls (malloc'd), as the tier sent them */
+    int n_calls;
     int prompt_tokens, completion_tokens;
     bool usage_estimated;   /* the tier reported no usage: bytes / 4 */
     char finish_reason[16]; /* "stop" or "length" */
@@ -539,6 +558,8 @@ typedef struct gw_response {
     bool degraded;
     char *text; /* the whole answer, placeholders restored (malloc'd) */
     size_t text_len;
+    gw_tool_call *calls; /* a remote answer's tool calls, placeholders restored (malloc'd) */
+    int n_calls;
     int prompt_tokens, completion_tokens;
     char finish_reason[16];
     bool streamed; /* text went to the request's cb (a later error cannot change the status) */
@@ -550,8 +571,11 @@ void gw_response_free(gw_response *r);
 typedef struct gw_request {
     const gw_chat *chat; /* as the client sent it */
     const char *model, *tier_header, *task_header;
-    /* Streaming (cb NULL: the whole answer comes back in the response). */
+    /* Streaming (cb NULL: the whole answer comes back in the response):
+     * text to cb, a remote tier's tool calls to on_call (restored; NULL:
+     * in the response only). */
     gw_text_cb cb;
+    gw_call_cb on_call;
     void *user;
     /* Called once before the first text goes to cb (or before gw_handle
      * returns a success without text), with route, tier, reason and degraded

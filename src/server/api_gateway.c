@@ -22,8 +22,9 @@
  *            it runs in a worker thread; the handler waits until the gateway
  *            knows which tier answers (on_start) and then streams either the
  *            local job itself (its events carry logprobs) or a "bridge" job
- *            that the remote tier's restored text is appended to, through
- *            the same SSE writer (sse.c). A request with n > 1 is refused
+ *            that the remote tier's restored text is appended to, and its
+ *            tool calls as data (srv_job.remote_calls, with the tier's ids),
+ *            through the same SSE writer (sse.c). A request with n > 1 is refused
  *            here (400 naming n): the cascade follows one local answer and
  *            a remote tier's client reads one choice, and fewer choices than
  *            asked must not come back silently.
@@ -38,6 +39,7 @@
  * once, after the answer's fate is known, even when the client left early.
  */
 #include "server.h"
+#include "tools.h"
 
 #include "core/core.h"
 #include "gateway/gateway.h"
@@ -447,6 +449,8 @@ static void respond_outcome(srv_exchange *x, srv_gwreq *q) {
         const int t = gw_config_tier(c, o->tier);
         g.model = t > 0 ? c->tiers[t].model : o->tier;
         if (!q->req.stream && o->text) bridge_append(q->bridge, o->text, o->text_len);
+        for (int k = 0; !q->req.stream && k < o->n_calls; k++)
+            srv_tools_job_call(q->bridge, o->calls[k].id, o->calls[k].name, o->calls[k].arguments);
         bridge_finish(q);
         body = srv_response_json(q->srv, &g, q->bridge);
     }
@@ -466,6 +470,13 @@ static void respond_outcome(srv_exchange *x, srv_gwreq *q) {
 static bool stream_text(const char *text, size_t len, void *user) {
     srv_gwreq *q = user;
     return bridge_append(q->bridge, text, len);
+}
+
+/* A remote tier's tool call, as data onto the bridge job. */
+static bool stream_call(const gw_tool_call *c, void *user) {
+    srv_gwreq *q = user;
+    return srv_tools_job_call(q->bridge, c->id, c->name, c->arguments) &&
+           !atomic_load(&q->bridge->cancel);
 }
 
 static void stream_start(const gw_response *head, void *user) {
@@ -496,6 +507,7 @@ static void *worker_main(void *arg) {
 static void cascade_stream(srv_exchange *x, srv_gwreq *q) {
     srv_server *s = x->srv;
     q->greq.cb = stream_text;
+    q->greq.on_call = stream_call;
     q->greq.user = q;
     q->greq.on_start = stream_start;
     /* once the handler returns, the connection's descriptor may be closed and
@@ -603,7 +615,9 @@ void srv_gateway_route(srv_exchange *x, srv_request *r, int32_t **ids, int n_ids
     srv_error e;
     srv_gwreq *q = calloc(1, sizeof *q);
     srv_job *bridge = srv_job_new(NULL, 0);
-    if (!q || !bridge) {
+    /* a remote answer's tool calls come as data (tools.h) */
+    if (bridge) bridge->remote_calls = calloc(1, sizeof *bridge->remote_calls);
+    if (!q || !bridge || !bridge->remote_calls) {
         free(q);
         srv_job_release(bridge);
         srv_fail(&e, 500, NULL, NULL, "out of memory");

@@ -181,11 +181,15 @@ cJSON *srv_json_string(const char *text, size_t len) {
 }
 
 /* The chat message of a reply to a request with tools: content (null when
- * there is none beside calls) and tool_calls. False when out of memory. */
-static bool tool_message(cJSON *msg, const srv_request *r, const char *text, size_t len,
-                         bool *calls) {
+ * there is none beside calls) and tool_calls, parsed from the local model's
+ * text or, for a remote tier's answer, its calls as they came. False when
+ * out of memory. */
+static bool tool_message(cJSON *msg, const srv_request *r, const srv_job *j, bool *calls) {
     srv_tool_reply t;
-    if (!srv_tools_parse(r, text, len, true, &t)) return false;
+    const srv_tool_set set = srv_tool_set_of(r);
+    if (j->remote_calls ? !srv_tools_remote(&set, j, true, &t)
+                        : !srv_tools_parse_set(&set, j->text ? j->text : "", j->text_len, true, &t))
+        return false;
     if (t.content)
         cJSON_AddItemToObject(msg, "content", srv_json_string(t.content, t.content_len));
     else
@@ -212,7 +216,7 @@ static bool choice_json(srv_server *s, const srv_gen *g, const srv_job *j, int i
         cJSON_AddStringToObject(msg, "role", "assistant");
         if (!srv_tools_active(g->req))
             cJSON_AddItemToObject(msg, "content", srv_json_string(text, j->text_len));
-        else if (!tool_message(msg, g->req, text, j->text_len, &calls))
+        else if (!tool_message(msg, g->req, j, &calls))
             return false;
     } else if (g->echo_text) {
         char *both = malloc(g->echo_len + j->text_len + 1);

@@ -36,6 +36,7 @@
  * takes sched.mu while holding job.mu.
  */
 #include "server.h"
+#include "tools.h"
 
 #include "core/core.h"
 
@@ -96,6 +97,8 @@ void srv_job_release(srv_job *j) {
     free(j->events);
     free(j->input_end);
     free(j->embd);
+    if (j->remote_calls) srv_tool_reply_free(j->remote_calls);
+    free(j->remote_calls);
     free(j);
 }
 

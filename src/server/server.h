@@ -300,6 +300,10 @@ typedef struct srv_job {
      * so that one waiter follows them all (sse.c). NULL: no group. */
     struct srv_job *group;
     uint64_t group_seq;
+    /* a remote tier's answer (the gateway's bridge job) when not NULL: its
+     * tool calls as data (tools.h, srv_tools_job_call), guarded by mu; the
+     * text is content only. Owned. */
+    struct srv_tool_reply *remote_calls;
 } srv_job;
 
 typedef struct srv_sched srv_sched;

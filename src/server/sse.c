@@ -23,7 +23,9 @@
  *
  * and when the reply ends, the rest (calls still open, content after them or
  * blocks that were no calls) before finish_reason "tool_calls". Chunks carry
- * no logprobs then.
+ * no logprobs then. A remote tier's answer (the gateway's bridge job) is not
+ * parsed: its text streams as content, and its calls, data with the tier's
+ * ids (srv_job.remote_calls), go out in the same two steps as they arrive.
  *
  * A failure after the headers went out is an event {"error": {...}} before
  * [DONE].
@@ -244,19 +246,46 @@ static bool tools_end(srv_stream *st, sse_choice *ch) {
     return calls;
 }
 
-/* Formats what the choice's job produced since the last call (with tools:
- * copies the new text for tools_progress instead). Called with the job's mu
- * held. False when out of memory. */
+/* Whether the choice's text is parsed for calls: with tools, unless it is a
+ * remote tier's answer, whose calls come as data (srv_job.remote_calls). */
+static bool parses_calls(const srv_stream *st, const sse_choice *ch) {
+    return st->has_tools && !ch->job->remote_calls;
+}
+
+/* Whether a remote tier's calls arrived that the choice has not sent (mu
+ * held): they are news as events are. */
+static bool remote_pending(const srv_stream *st, const sse_choice *ch) {
+    const srv_tool_reply *rc = ch->job->remote_calls;
+    if (!rc || !st->has_tools) return false;
+    const int n = st->tools.parallel || rc->n_calls < 1 ? rc->n_calls : 1;
+    return ch->calls_sent < n;
+}
+
+/* A remote tier's calls that arrived since the last time (mu held). False
+ * when out of memory. */
+static bool remote_calls(srv_stream *st, sse_choice *ch) {
+    srv_tool_reply t;
+    if (!srv_tools_remote(&st->tools, ch->job, false, &t)) return false;
+    send_calls(st, ch, &t, ch->calls_sent);
+    srv_tool_reply_free(&t);
+    return true;
+}
+
+/* Formats what the choice's job produced since the last call (when its text
+ * is parsed for calls: copies the new text for tools_progress instead).
+ * Called with the job's mu held. False when out of memory. */
 static bool format_events(srv_stream *st, sse_choice *ch) {
     srv_job *j = ch->job;
+    const bool parse = parses_calls(st, ch);
     for (; ch->next_event < j->n_events; ch->next_event++) {
         const srv_event *e = &j->events[ch->next_event];
         if (e->id >= 0 && st->x) st->x->completion_tokens++; /* for the log, even if cut short */
-        if (st->has_tools) continue;                         /* tools_progress looks at the text */
+        if (parse) continue;                                 /* tools_progress looks at the text */
         if (e->text_len == 0 && !(st->logprobs && e->id >= 0)) continue;
         send_text(st, ch, j->text + e->text_off, e->text_len, ch->next_event);
     }
-    return !st->has_tools || tools_copy_text(ch);
+    if (!parse) return !st->has_tools || remote_calls(st, ch);
+    return tools_copy_text(ch);
 }
 
 /* The exchange's counts (the log, the ledger) once every choice is done. */
@@ -298,7 +327,8 @@ static void format_end(srv_stream *st, sse_choice *ch) {
         st->phase = SSE_END;
         return;
     }
-    const bool calls = st->has_tools && tools_end(st, ch);
+    const bool calls =
+        !parses_calls(st, ch) ? st->has_tools && ch->calls_sent > 0 : tools_end(st, ch);
     cJSON *choice, *c = choice_chunk(st, ch->index, &choice);
     if (st->kind == SRV_CHAT)
         cJSON_AddObjectToObject(choice, "delta");
@@ -316,11 +346,11 @@ static void format_end(srv_stream *st, sse_choice *ch) {
 static bool choice_progress(srv_stream *st, sse_choice *ch, bool *fresh) {
     srv_job *j = ch->job;
     pthread_mutex_lock(&j->mu);
-    const bool news = ch->next_event < j->n_events;
+    const bool news = ch->next_event < j->n_events || remote_pending(st, ch);
     bool ok = format_events(st, ch);
     const bool done = ch->next_event == j->n_events && j->state == SRV_JOB_DONE;
     *fresh = news || done;
-    if (!st->has_tools) {
+    if (!parses_calls(st, ch)) {
         if (done) format_end(st, ch);
         pthread_mutex_unlock(&j->mu);
         return true;
@@ -342,7 +372,8 @@ static bool choice_progress(srv_stream *st, sse_choice *ch, bool *fresh) {
 static bool have_news(srv_stream *st) {
     if (st->n_ch > 1) return st->job->group_seq != st->seen_seq;
     const srv_job *j = st->job;
-    return st->ch[0].next_event < j->n_events || j->state == SRV_JOB_DONE;
+    return st->ch[0].next_event < j->n_events || j->state == SRV_JOB_DONE ||
+           remote_pending(st, &st->ch[0]);
 }
 
 /* Waits until some choice may have news (100 ms at a time, looking for a

@@ -11,12 +11,14 @@
  *                    call prefix and the JSON Schema of one call
  *
  * What a reply's call looks like: <tool_call>{"name": N, "arguments": {..}}
- * </tool_call> blocks anywhere (Qwen 2.5/3, the generic rendering, and a
- * cloud tier's calls as cloud.c writes them), or a reply that is nothing but
+ * </tool_call> blocks anywhere (Qwen 2.5/3, the generic rendering), or a
+ * reply that is nothing but
  * {"name": N, "parameters"|"arguments": {..}} objects (Llama 3.1/3.2, and
  * small models that drop the tags), after an optional <|python_tag|>. A
  * call to a function the request did not declare, or whose arguments are
- * not a JSON object, is not a call: its text stays in the content.
+ * not a JSON object, is not a call: its text stays in the content. That is
+ * the local model's text; a remote tier's calls come as data (the
+ * gateway's gw_tool_call, kept on the bridge job: srv_tools_remote).
  */
 #ifndef HEARTH_SERVER_TOOLS_H
 #define HEARTH_SERVER_TOOLS_H
@@ -43,7 +45,7 @@ bool srv_tools_active(const srv_request *r);
 /* ---- tools_parse.c ------------------------------------------------------------ */
 
 typedef struct srv_call_out {
-    char id[40];     /* "call_" + 24 hex digits */
+    char id[128];    /* "call_" + 24 hex digits, or a remote tier's own id */
     char *name;      /* a declared function */
     char *arguments; /* compact JSON of an object (always valid JSON) */
 } srv_call_out;
@@ -113,6 +115,18 @@ bool srv_tools_stream_calls(srv_tools_stream *s, const srv_tool_set *t, const ch
                             size_t len, srv_tool_reply *out);
 /* srv_tools_stream_content on a fresh cursor, from scratch. */
 size_t srv_tools_stream_safe(const char *text, size_t len, bool *call_started);
+
+/* A remote tier's answer (a job with srv_job.remote_calls, the gateway's
+ * bridge): its calls are data, never parsed from its text. Copies the calls
+ * (their ids the tier's; with parallel_tool_calls false only the first)
+ * into out, and with `content` the job's text as the content (NULL when it
+ * is empty beside calls). Call with the job's mu held, or on a job that is
+ * done. False only when out of memory. */
+bool srv_tools_remote(const srv_tool_set *t, const srv_job *j, bool content, srv_tool_reply *out);
+/* Appends a remote tier's call to j->remote_calls under j's mu and wakes
+ * its waiters; the id is kept when it is given and fits (else a fresh
+ * one). False when out of memory. */
+bool srv_tools_job_call(srv_job *j, const char *id, const char *name, const char *arguments);
 
 /* A fresh "call_..." id. */
 void srv_tool_call_id(char *out, size_t cap);

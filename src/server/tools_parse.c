@@ -14,6 +14,10 @@
  * SRV_MAX_TOOL_CALLS calls are taken from a reply; a well-formed block past
  * them stays content, as a block that is no call does.
  *
+ * A remote tier's calls are not parsed here: they come as data on the
+ * gateway's bridge job (srv_tools_job_call, srv_tools_remote), with the
+ * tier's ids.
+ *
  * A stream (srv_tools_stream_*) keeps a cursor instead of parsing the text
  * so far again on every piece: where the search for an opening tag goes on
  * (backed off by the tag's length - 1, as a tag may be cut at the end) and
@@ -288,6 +292,64 @@ cJSON *srv_tool_calls_json(const srv_tool_reply *t) {
         cJSON_AddItemToArray(a, c);
     }
     return a;
+}
+
+/* A copy of c into out (the id too); false when out of memory. */
+static bool copy_call(const srv_call_out *c, srv_call_out *out) {
+    *out = *c;
+    out->name = strdup(c->name);
+    out->arguments = strdup(c->arguments);
+    if (out->name && out->arguments) return true;
+    free(out->name);
+    free(out->arguments);
+    return false;
+}
+
+bool srv_tools_remote(const srv_tool_set *t, const srv_job *j, bool content, srv_tool_reply *out) {
+    *out = (srv_tool_reply){0};
+    const srv_tool_reply *rc = j->remote_calls;
+    const int n = !rc ? 0 : t->parallel || rc->n_calls < 1 ? rc->n_calls : 1;
+    if (n && !(out->calls = calloc((size_t)n, sizeof *out->calls))) return false;
+    for (; out->n_calls < n; out->n_calls++) {
+        if (!copy_call(&rc->calls[out->n_calls], &out->calls[out->n_calls])) {
+            srv_tool_reply_free(out);
+            return false;
+        }
+    }
+    if (content && (j->text_len || !n)) {
+        if (!(out->content = malloc(j->text_len + 1))) {
+            srv_tool_reply_free(out);
+            return false;
+        }
+        if (j->text_len) memcpy(out->content, j->text, j->text_len);
+        out->content[j->text_len] = '\0';
+        out->content_len = j->text_len;
+    }
+    return true;
+}
+
+bool srv_tools_job_call(srv_job *j, const char *id, const char *name, const char *arguments) {
+    srv_call_out c = {.name = strdup(name), .arguments = strdup(arguments)};
+    if (id && id[0] && strlen(id) < sizeof c.id)
+        memcpy(c.id, id, strlen(id) + 1);
+    else /* none, or too long to keep whole: the server's own */
+        srv_tool_call_id(c.id, sizeof c.id);
+    pthread_mutex_lock(&j->mu);
+    srv_tool_reply *rc = j->remote_calls;
+    srv_call_out *nc = rc && c.name && c.arguments
+                           ? realloc(rc->calls, (size_t)(rc->n_calls + 1) * sizeof *nc)
+                           : NULL;
+    if (nc) {
+        rc->calls = nc;
+        nc[rc->n_calls++] = c;
+    }
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    if (!nc) {
+        free(c.name);
+        free(c.arguments);
+    }
+    return nc != NULL;
 }
 
 /* Where a search for a tag of length m goes on once text[0..len) was
