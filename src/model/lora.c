@@ -308,6 +308,13 @@ hearth_err model_lora_add(hearth_model *m, const char *path, float scale) {
 }
 
 void model_lora_free_all(hearth_model *m) {
+    m->tok_embd.lora = m->output.lora = NULL;
+    for (int il = 0; m->n_loras && m->layers && il < m->hp.n_layer; il++) {
+        model_layer *l = &m->layers[il];
+        for (size_t k = 0; k < sizeof layer_weights / sizeof layer_weights[0]; k++)
+            ((model_weight *)((char *)l + layer_weights[k].off))->lora = NULL;
+        l->gate_up.lora = NULL;
+    }
     for (int i = 0; i < m->n_loras; i++) {
         free(m->loras[i].ab);
         gguf_close(m->loras[i].gguf);

@@ -143,7 +143,8 @@ hearth_err model_lora_scan(const gguf_file *f, model_lora_info *info);
 hearth_err model_lora_bind(hearth_model *m, gguf_file *f, float scale);
 /* Maps the adapter at `path` and binds it (model_lora_bind). */
 hearth_err model_lora_add(hearth_model *m, const char *path, float scale);
-/* Frees every adapter of m (model_close does). */
+/* Frees every adapter of m and detaches them from its weights (model_close
+ * does; no session of m may run meanwhile). */
 void model_lora_free_all(hearth_model *m);
 /* What a session of n_batch rows needs for the adapters' products: matmul
  * scratch bytes, floats of A x ([n_batch][rank]) and of B (A x)
