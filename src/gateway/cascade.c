@@ -106,6 +106,7 @@ struct gw_call {
     gw_span **scans; /* per part (part_text) */
     size_t *n_scans;
     char blocked[96]; /* entity types whose action is block */
+    bool seen_blocked[GW_N_ENT];
     gw_redaction *red;
     char **redacted; /* per part, made on the first remote call */
     gw_message *red_msgs;
@@ -155,13 +156,13 @@ static bool from_remote(const char *text, size_t len, void *user) {
 /* A copy of a remote tier's call with its placeholders restored (the
  * caller frees it); false when out of memory. */
 static bool restore_call(const job *j, const gw_tool_call *c, gw_tool_call *out) {
-    gw_buf name = {0}, args = {0};
+    gw_buf name = {0};
+    char *args = NULL; /* restored inside its strings: valid JSON whatever the values hold */
     bool ok = !gw_restore(j->red, c->name, strlen(c->name), &name) &&
-              !gw_restore(j->red, c->arguments, strlen(c->arguments), &args);
-    *out = (gw_tool_call){strdup(c->id), gw_buf_take(&name, NULL), gw_buf_take(&args, NULL)};
+              !gw_restore_json(j->red, c->arguments, &args);
+    *out = (gw_tool_call){strdup(c->id), gw_buf_take(&name, NULL), args};
     ok = ok && out->id && out->name && out->arguments;
     gw_buf_free(&name);
-    gw_buf_free(&args);
     if (!ok) {
         free(out->id);
         free(out->name);
@@ -187,14 +188,59 @@ static bool call_from_remote(const gw_tool_call *c, void *user) {
 
 /* What the privacy guard reads of a chat: part k < n_messages is message
  * k's content, part n_messages + k its tool calls' JSON (arguments carry
- * user data as much as the text does; "" when none). The tool definitions
+ * user data as much as the text does; "" when none), read string by string
+ * (redact_json.c: keys and values, each call's arguments as JSON), never
+ * as JSON text, so a redaction cannot break the JSON. The tool definitions
  * are the application's, not the user's, and are sent as they are. */
 static int n_parts(const gw_chat *q) { return 2 * q->n_messages; }
+
+/* A part read as JSON: a message's tool calls. */
+static bool json_part(const gw_chat *q, int k) { return k >= q->n_messages; }
 
 static const char *part_text(const gw_chat *q, int k) {
     if (k < q->n_messages) return q->messages[k].content;
     const gw_msg_tools *m = q->tools && q->tools->msgs ? &q->tools->msgs[k - q->n_messages] : NULL;
     return m && m->tool_calls ? m->tool_calls : "";
+}
+
+/* Entities found: those whose action is block are listed (x-hearth-reason). */
+static void note_found(job *j, const gw_span *spans, size_t n) {
+    for (size_t k = 0; k < n; k++) {
+        const gw_entity t = spans[k].type;
+        if (j->g->cfg.pii[t] != GW_PII_BLOCK || j->seen_blocked[t]) continue;
+        j->seen_blocked[t] = true;
+        const size_t used = strlen(j->blocked);
+        snprintf(j->blocked + used, sizeof j->blocked - used, "%s%s", used ? "," : "",
+                 gw_entity_name(t));
+    }
+}
+
+/* gw_json_str_fn: one string of a JSON part, scanned (nothing replaced). */
+static hearth_err scan_string(void *ctx, const char *s, size_t len, gw_buf *out, bool *changed) {
+    (void)out;
+    job *j = ctx;
+    gw_span *spans = NULL;
+    size_t n = 0;
+    const hearth_err err = gw_pii_scan(j->g->pii, s, len, &spans, &n);
+    if (!err) note_found(j, spans, n);
+    free(spans);
+    *changed = false;
+    return err;
+}
+
+/* gw_json_str_fn: one string of a JSON part, redacted. */
+static hearth_err redact_string(void *ctx, const char *s, size_t len, gw_buf *out, bool *changed) {
+    job *j = ctx;
+    gw_span *spans = NULL;
+    size_t n = 0, rl = 0;
+    char *r = NULL;
+    hearth_err err = gw_pii_scan(j->g->pii, s, len, &spans, &n);
+    if (!err) err = gw_redact(j->red, s, len, spans, n, j->g->cfg.pii, &r, &rl);
+    if (!err) err = gw_buf_put(out, r, rl);
+    *changed = !err && (rl != len || memcmp(r, s, len) != 0);
+    free(r);
+    free(spans);
+    return err;
 }
 
 static hearth_err scan(job *j) {
@@ -203,7 +249,6 @@ static hearth_err scan(job *j) {
     j->scans = calloc((size_t)n + 1, sizeof *j->scans);
     j->n_scans = calloc((size_t)n + 1, sizeof *j->n_scans);
     if (!j->scans || !j->n_scans) return hr_fail(HEARTH_ERR_NOMEM, "gateway: out of memory");
-    bool seen[GW_N_ENT] = {false};
     for (int i = 0; i < n; i++) {
         const char *c = part_text(q, i);
         hearth_err err = HEARTH_OK;
@@ -211,16 +256,19 @@ static hearth_err scan(job *j) {
             err = gw_buf_puts(&j->prompt, c);
             if (!err && i + 1 < q->n_messages) err = gw_buf_put(&j->prompt, "\n", 1);
         }
-        if (!err) err = gw_pii_scan(j->g->pii, c, strlen(c), &j->scans[i], &j->n_scans[i]);
-        if (err) return err;
-        for (size_t k = 0; k < j->n_scans[i]; k++) {
-            const gw_entity t = j->scans[i][k].type;
-            if (j->g->cfg.pii[t] != GW_PII_BLOCK || seen[t]) continue;
-            seen[t] = true;
-            const size_t used = strlen(j->blocked);
-            snprintf(j->blocked + used, sizeof j->blocked - used, "%s%s", used ? "," : "",
-                     gw_entity_name(t));
+        bool text = true;
+        if (!err && json_part(q, i) && c[0]) {
+            char *same = NULL;
+            err = gw_json_map_strings(c, scan_string, j, &same);
+            free(same);
+            text = err == HEARTH_ERR_INVALID_ARG; /* not JSON: read as text */
+            if (text) err = HEARTH_OK;
         }
+        if (!err && text) {
+            err = gw_pii_scan(j->g->pii, c, strlen(c), &j->scans[i], &j->n_scans[i]);
+            if (!err) note_found(j, j->scans[i], j->n_scans[i]);
+        }
+        if (err) return err;
     }
     if (!j->prompt.data) return gw_buf_put(&j->prompt, "", 0);
     return HEARTH_OK;
@@ -240,8 +288,12 @@ static hearth_err redact(job *j) {
     for (int i = 0; i < n; i++) {
         const char *c = part_text(q, i);
         size_t len;
-        const hearth_err err = gw_redact(j->red, c, strlen(c), j->scans[i], j->n_scans[i],
-                                         j->g->cfg.pii, &j->redacted[i], &len);
+        hearth_err err = json_part(q, i) && c[0]
+                             ? gw_json_map_strings(c, redact_string, j, &j->redacted[i])
+                             : HEARTH_ERR_INVALID_ARG;
+        if (err == HEARTH_ERR_INVALID_ARG) /* a message's text, or calls that are not JSON */
+            err = gw_redact(j->red, c, strlen(c), j->scans[i], j->n_scans[i], j->g->cfg.pii,
+                            &j->redacted[i], &len);
         if (err) return err;
     }
     for (int i = 0; i < q->n_messages; i++) {

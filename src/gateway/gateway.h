@@ -7,6 +7,7 @@
  *   sha256.c   SHA-256 (FIPS 180-4), for audit hashes
  *   pii.c      the privacy guard's detectors (PCRE2 candidates + validators)
  *   redact.c   reversible redaction: placeholders, restore, streaming restore
+ *   redact_json.c  the same over JSON (tool calls), string by string
  *   config.c   tiers and policy from a JSON file or the --cloud-* flags
  *   policy.c   the routing decision, a pure function of signals + config;
  *              confidence from token log-probabilities
@@ -148,6 +149,21 @@ void gw_redaction_summary(const gw_redaction *r, char *out, size_t cap);
 /* Replaces every known placeholder in text[0..len) by its value, appending
  * to out. Unknown placeholders stay as they are. */
 hearth_err gw_restore(const gw_redaction *r, const char *text, size_t len, gw_buf *out);
+
+/* The guard over JSON (redact_json.c): fn is called on each string of json
+ * (object keys and string values; an "arguments" member's string that holds
+ * a JSON object or array is walked as JSON in turn) and appends the
+ * string's new text to out, setting *changed when it differs. *out_json
+ * (malloc'd) receives json as it was when nothing changed, else the value
+ * printed back compact: always valid JSON. HEARTH_ERR_INVALID_ARG when json
+ * is not JSON. */
+typedef hearth_err (*gw_json_str_fn)(void *ctx, const char *s, size_t len, gw_buf *out,
+                                     bool *changed);
+hearth_err gw_json_map_strings(const char *json, gw_json_str_fn fn, void *ctx, char **out_json);
+/* gw_restore inside each string of json (a tier's call arguments), so a
+ * restored value is escaped as JSON wants; text that is not JSON is
+ * restored as text. *out malloc'd. */
+hearth_err gw_restore_json(const gw_redaction *r, const char *json, char **out);
 
 /* Streaming restore: chunks in, restored text out. A chunk that ends inside
  * what may be a placeholder holds those bytes back until the next chunk (or

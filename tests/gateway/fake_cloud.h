@@ -21,6 +21,9 @@
  *                 as delta.tool_calls, arguments in two pieces) or an
  *                 Anthropic tool_use block after the text "Checking."
  *                 (streamed as input_json_delta pieces)
+ *   tools-echo    the same, its arguments those of the last call in the
+ *                 request's history (OpenAI's arguments string, Anthropic's
+ *                 tool_use input), as the tier received them
  */
 #ifndef HEARTH_TEST_FAKE_CLOUD_H
 #define HEARTH_TEST_FAKE_CLOUD_H
@@ -247,10 +250,37 @@ static inline enum MHD_Result fc_send(struct MHD_Connection *c, int status, cons
     return rc;
 }
 
-/* The "tools" model: one call of `name` with {"city":"Paris"}. */
+/* The arguments of the last call in a request's history (malloc'd), or
+ * {"city":"Paris"}. */
+static inline char *fc_history_args(const cJSON *req) {
+    const cJSON *m, *b;
+    char *last = NULL;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(req, "messages")) {
+        const cJSON *f = cJSON_GetObjectItem(
+            cJSON_GetArrayItem(cJSON_GetObjectItem(m, "tool_calls"), 0), "function");
+        const char *a = cJSON_GetStringValue(cJSON_GetObjectItem(f, "arguments"));
+        if (a) {
+            free(last);
+            last = strdup(a);
+        }
+        cJSON_ArrayForEach(b, cJSON_GetObjectItem(m, "content")) {
+            const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(b, "type"));
+            if (t && !strcmp(t, "tool_use")) {
+                free(last);
+                last = cJSON_PrintUnformatted(cJSON_GetObjectItem(b, "input"));
+            }
+        }
+    }
+    return last ? last : strdup("{\"city\":\"Paris\"}");
+}
+
+/* The "tools" model: one call of `name` with args_json (streamed in two
+ * pieces, cut in the middle on a character boundary). */
 static inline enum MHD_Result fc_tools_answer(struct MHD_Connection *c, bool anthropic, bool stream,
-                                              const char *name) {
-    static const char *args[2] = {"{\"city\":", "\"Paris\"}"};
+                                              const char *name, const char *args_json) {
+    size_t cut = strlen(args_json) / 2;
+    while (cut > 0 && ((unsigned char)args_json[cut] & 0xC0) == 0x80) cut--;
+    char *args[2] = {strndup(args_json, cut), strdup(args_json + cut)};
     cJSON *o = cJSON_CreateObject();
     if (!stream) {
         if (anthropic) {
@@ -262,7 +292,8 @@ static inline enum MHD_Result fc_tools_answer(struct MHD_Connection *c, bool ant
             cJSON_AddStringToObject(b, "type", "tool_use");
             cJSON_AddStringToObject(b, "id", "toolu_fake");
             cJSON_AddStringToObject(b, "name", name);
-            cJSON_AddStringToObject(cJSON_AddObjectToObject(b, "input"), "city", "Paris");
+            cJSON *input = cJSON_Parse(args_json);
+            cJSON_AddItemToObject(b, "input", input ? input : cJSON_CreateObject());
             cJSON_AddItemToArray(blocks, b);
             cJSON_AddStringToObject(o, "stop_reason", "tool_use");
             cJSON *u = cJSON_AddObjectToObject(o, "usage");
@@ -277,7 +308,7 @@ static inline enum MHD_Result fc_tools_answer(struct MHD_Connection *c, bool ant
             cJSON_AddStringToObject(tc, "type", "function");
             f = cJSON_AddObjectToObject(tc, "function");
             cJSON_AddStringToObject(f, "name", name);
-            cJSON_AddStringToObject(f, "arguments", "{\"city\":\"Paris\"}");
+            cJSON_AddStringToObject(f, "arguments", args_json);
             cJSON_AddItemToArray(cJSON_AddArrayToObject(m, "tool_calls"), tc);
             cJSON_AddStringToObject(ch, "finish_reason", "tool_calls");
             cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), ch);
@@ -289,6 +320,8 @@ static inline enum MHD_Result fc_tools_answer(struct MHD_Connection *c, bool ant
         cJSON_Delete(o);
         const enum MHD_Result rc = fc_send(c, 200, s);
         free(s);
+        free(args[0]);
+        free(args[1]);
         return rc;
     }
     cJSON_Delete(o);
@@ -340,6 +373,8 @@ static inline enum MHD_Result fc_tools_answer(struct MHD_Connection *c, bool ant
         fc_add_event(st, false, "", fc_openai_chunk(NULL, 0, "tool_calls"));
         fc_add_raw(st, "data: [DONE]\n\n");
     }
+    free(args[0]);
+    free(args[1]);
     struct MHD_Response *r =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024, fc_read, st, fc_stream_free);
     MHD_add_response_header(r, "Content-Type", "text/event-stream");
@@ -407,11 +442,14 @@ static inline enum MHD_Result fc_answer(fake_cloud *fc, struct MHD_Connection *c
         rc = fc_send(c, 400, "{\"error\":{\"message\":\"the model 'bad' does not exist\"}}");
     } else if (!strcmp(model, "garbage")) {
         rc = fc_send(c, 200, "<html>not json</html>");
-    } else if (!strcmp(model, "tools")) {
+    } else if (!strcmp(model, "tools") || !strcmp(model, "tools-echo")) {
         const cJSON *t0 = cJSON_GetArrayItem(cJSON_GetObjectItem(req, "tools"), 0);
         const char *name = cJSON_GetStringValue(
             cJSON_GetObjectItem(anthropic ? t0 : cJSON_GetObjectItem(t0, "function"), "name"));
-        rc = fc_tools_answer(c, anthropic, stream, name ? name : "get_weather");
+        char *args =
+            !strcmp(model, "tools") ? strdup("{\"city\":\"Paris\"}") : fc_history_args(req);
+        rc = fc_tools_answer(c, anthropic, stream, name ? name : "get_weather", args);
+        free(args);
     } else {
         if (sscanf(model, "slow-%d", &ms) == 1) fc_sleep_ms(ms);
         const bool stall = sscanf(model, "stall-%d", &ms) == 1;
