@@ -35,13 +35,8 @@ static double now_ms(void) {
 }
 
 static gw_tier make_tier(gw_tier_kind kind, const char *model) {
-    gw_tier t = gw_tier_default();
-    snprintf(t.name, sizeof t.name, "t-%s", model);
-    t.kind = kind;
-    char base[64];
-    snprintf(base, sizeof base, "http://127.0.0.1:%d", fc.port);
-    REQUIRE(gw_endpoint_url(kind, base, t.url, sizeof t.url) == HEARTH_OK);
-    snprintf(t.model, sizeof t.model, "%s", model);
+    gw_tier t;
+    REQUIRE(fc_tier(&fc, kind, model, &t));
     t.timeout_ms = 2000;
     t.retries = 2;
     t.backoff_ms = 20;

@@ -28,6 +28,8 @@
 #ifndef HEARTH_TEST_FAKE_CLOUD_H
 #define HEARTH_TEST_FAKE_CLOUD_H
 
+#include "gateway/gateway.h"
+
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
@@ -551,6 +553,21 @@ static inline void fake_cloud_stop(fake_cloud *fc) {
     fc->daemon = NULL;
     fake_cloud_reset(fc);
     pthread_mutex_destroy(&fc->mu);
+}
+
+/* A remote tier of `kind` on the fake cloud asking for `model`, named
+ * "t-<model>", gw_tier_default's settings otherwise; false when the URL is
+ * refused. */
+static inline bool fc_tier(const fake_cloud *fc, gw_tier_kind kind, const char *model,
+                           gw_tier *out) {
+    gw_tier t = gw_tier_default();
+    snprintf(t.name, sizeof t.name, "t-%s", model);
+    t.kind = kind;
+    char base[64];
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", fc->port);
+    snprintf(t.model, sizeof t.model, "%s", model);
+    *out = t;
+    return gw_endpoint_url(kind, base, out->url, sizeof out->url) == HEARTH_OK;
 }
 
 #endif
