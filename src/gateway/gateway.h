@@ -221,6 +221,30 @@ hearth_err gw_ledger_add(gw_ledger *l, const gw_ledger_row *row, int64_t *id);
 /* Rows in the ledger (all time). */
 hearth_err gw_ledger_count(gw_ledger *l, int64_t *n);
 
+/* One request as a scan returns it: a ledger row's numbers, without its texts.
+ * Scores are NAN when the row has none. */
+typedef struct gw_ledger_point {
+    int64_t id, time_ms;
+    gw_route route;
+    char tier[64];
+    int status;
+    bool degraded;
+    int prompt_tokens, completion_tokens;
+    int64_t latency_ms, cost_usd_micro, cloud_only_cost_usd_micro;
+    double router_score, conf_mean, conf_min;
+} gw_ledger_point;
+
+/* Receives a scan's rows n at a time; a non-zero return stops the scan and is
+ * returned by it. */
+typedef hearth_err (*gw_ledger_visit)(void *user, const gw_ledger_point *rows, size_t n);
+
+/* Calls visit with every row whose time is in [since_ms, until_ms), in time
+ * order, a chunk at a time. The ledger's lock is taken per chunk and released
+ * before visit runs, so a long scan never stalls the writers; rows added
+ * meanwhile may or may not be seen. */
+hearth_err gw_ledger_scan(gw_ledger *l, int64_t since_ms, int64_t until_ms, gw_ledger_visit visit,
+                          void *user);
+
 /* One escalation as the audit log records it: never the text, only what
  * kinds of entities were replaced and a digest of what was sent. */
 typedef struct gw_audit_row {
@@ -266,6 +290,10 @@ char *gw_stats_text(const gw_stats *s);
 /* --since: an ISO date/time ("2024-05-01", "2024-05-01T12:30:00Z", UTC) or a
  * duration back from now_ms ("90s", "30m", "24h", "7d"). */
 hearth_err gw_parse_since(const char *s, int64_t now_ms, int64_t *since_ms);
+/* A duration ("90s", "30m", "24h", "7d", "2w"; fractions allowed) in ms. */
+hearth_err gw_parse_duration(const char *s, int64_t *ms);
+/* Unix ms as "2024-05-01T12:30:00Z" (UTC) into buf; 21 bytes suffice. */
+void gw_format_time(int64_t ms, char *buf, size_t size);
 int64_t gw_now_ms(void); /* wall clock, Unix ms */
 
 /* ---- tiers, policy and the configuration file (config.c) ------------------- */

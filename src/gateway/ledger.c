@@ -334,12 +334,7 @@ static double pct(int64_t a, int64_t b) { return b ? 100.0 * (double)a / (double
 char *gw_stats_text(const gw_stats *s) {
     gw_buf b = {0};
     char since[40] = "the beginning";
-    if (s->since_ms > 0) {
-        const time_t t = (time_t)(s->since_ms / 1000);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    }
+    if (s->since_ms > 0) gw_format_time(s->since_ms, since, sizeof since);
     gw_buf_printf(&b, "requests since %s: %lld\n", since, (long long)s->requests);
     gw_buf_printf(&b, "  local      %lld (%.1f %%)\n", (long long)s->local,
                   pct(s->local, s->requests));
@@ -374,11 +369,18 @@ static int64_t days_from_civil(int64_t y, int m, int d) {
     return era * 146097 + doe - 719468;
 }
 
-hearth_err gw_parse_since(const char *s, int64_t now_ms, int64_t *since_ms) {
+void gw_format_time(int64_t ms, char *buf, size_t size) {
+    const time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(buf, size, "%lld ms", (long long)ms);
+}
+
+hearth_err gw_parse_duration(const char *s, int64_t *ms) {
     char *end;
     const double v = strtod(s, &end);
-    if (end != s && end[0] && !end[1] && v >= 0 && !strchr(s, '-')) {
-        double unit = 0;
+    double unit = 0;
+    if (end != s && end[0] && !end[1] && v >= 0) {
         switch (end[0]) {
         case 's': unit = 1e3; break;
         case 'm': unit = 60e3; break;
@@ -386,10 +388,18 @@ hearth_err gw_parse_since(const char *s, int64_t now_ms, int64_t *since_ms) {
         case 'd': unit = 86400e3; break;
         case 'w': unit = 7 * 86400e3; break;
         }
-        if (unit > 0 && v * unit < 1e15) {
-            *since_ms = now_ms - (int64_t)(v * unit);
-            return HEARTH_OK;
-        }
+    }
+    if (unit <= 0 || !(v * unit < 1e15))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "'%s' is not a duration (90s, 30m, 24h, 7d, 2w)", s);
+    *ms = (int64_t)(v * unit);
+    return HEARTH_OK;
+}
+
+hearth_err gw_parse_since(const char *s, int64_t now_ms, int64_t *since_ms) {
+    int64_t back;
+    if (!strchr(s, '-') && !gw_parse_duration(s, &back)) {
+        *since_ms = now_ms - back;
+        return HEARTH_OK;
     }
     int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, n = 0;
     const size_t len = strlen(s);
