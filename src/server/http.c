@@ -42,7 +42,9 @@ typedef enum route_id {
     ROUTE_OLLAMA_TAGS,
     ROUTE_OLLAMA_PS,
     ROUTE_OLLAMA_SHOW,
-    ROUTE_RAG_SEARCH
+    ROUTE_RAG_SEARCH,
+    ROUTE_DRIFT,
+    ROUTE_SERIES
 } route_id;
 
 typedef struct route {
@@ -63,6 +65,8 @@ static const route routes[] = {
     {"/metrics", false, "GET", ROUTE_METRICS, false},
     {"/v1/hearth/stats", false, "GET", ROUTE_STATS, true},
     {"/v1/hearth/rag/search", false, "POST", ROUTE_RAG_SEARCH, true},
+    {"/v1/hearth/drift", false, "GET", ROUTE_DRIFT, true},
+    {"/v1/hearth/series", false, "GET", ROUTE_SERIES, true},
     /* ollama's API (api_ollama*.c) */
     {"/api/chat", false, "POST", ROUTE_OLLAMA_CHAT, true},
     {"/api/generate", false, "POST", ROUTE_OLLAMA_GENERATE, true},
@@ -239,6 +243,10 @@ static void dispatch(srv_server *s, srv_conn *c) {
         srv_handle_metrics(x);
     } else if (id == ROUTE_STATS) {
         srv_handle_stats(x);
+    } else if (id == ROUTE_DRIFT) {
+        srv_handle_drift(x);
+    } else if (id == ROUTE_SERIES) {
+        srv_handle_series(x);
     } else if (state != SRV_READY) {
         srv_error e;
         srv_fail(&e, 503, NULL, state == SRV_LOADING ? "model_loading" : "model_failed",
@@ -270,6 +278,10 @@ static void dispatch(srv_server *s, srv_conn *c) {
         srv_handle_models(x, c->path + strlen("/v1/models/"));
 }
 
+const char *srv_query(const srv_exchange *x, const char *key) {
+    return MHD_lookup_connection_value(x->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
 static enum MHD_Result queue(struct MHD_Connection *conn, srv_exchange *x) {
     if (!x->response) return MHD_NO; /* nothing to say (client gone, out of memory): close */
     if (x->rag_note[0]) MHD_add_response_header(x->response, "x-hearth-rag", x->rag_note);
@@ -295,6 +307,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         c->x.method = c->method;
         c->x.path = c->path;
         c->x.t0_ms = c->t0;
+        c->x.conn = conn;
         c->x.ollama = !strncmp(c->path, "/api/", 5); /* even a 404 in ollama's shape */
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);

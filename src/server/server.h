@@ -389,9 +389,10 @@ typedef struct srv_exchange {
     const char *method, *path;
     const char *body;
     size_t body_len;
-    int client_fd; /* for noticing a client that went away; -1: unknown */
-    bool ollama;   /* an /api/ route: errors as ollama's {"error": "..."} */
-    double t0_ms;  /* arrival (srv_now_ms) */
+    int client_fd;               /* for noticing a client that went away; -1: unknown */
+    bool ollama;                 /* an /api/ route: errors as ollama's {"error": "..."} */
+    double t0_ms;                /* arrival (srv_now_ms) */
+    struct MHD_Connection *conn; /* for srv_query */
     /* filled by the handler */
     int status;
     int prompt_tokens, cached_tokens, completion_tokens;
@@ -413,7 +414,11 @@ void srv_handle_completions(srv_exchange *x);
 void srv_handle_models(srv_exchange *x, const char *id);
 void srv_handle_health(srv_exchange *x);
 void srv_handle_metrics(srv_exchange *x);
-void srv_handle_stats(srv_exchange *x);      /* GET /v1/hearth/stats */
+void srv_handle_stats(srv_exchange *x);  /* GET /v1/hearth/stats */
+void srv_handle_drift(srv_exchange *x);  /* GET /v1/hearth/drift (api_drift.c) */
+void srv_handle_series(srv_exchange *x); /* GET /v1/hearth/series */
+/* The URL's query parameter key (?key=value), decoded; NULL when absent. */
+const char *srv_query(const srv_exchange *x, const char *key);
 void srv_handle_embeddings(srv_exchange *x); /* POST /v1/embeddings */
 /* ollama's API (api_ollama*.c) */
 void srv_handle_ollama_chat(srv_exchange *x);               /* POST /api/chat */
