@@ -3,7 +3,9 @@
  * `hearth serve --ledger FILE`, driven with curl: a ledger written with a
  * known shift is reported as such, with the same numbers the library gives;
  * the series counts the server's own requests as they arrive; every bad
- * parameter is a 400 naming it; the key guards both routes.
+ * parameter is a 400 naming it; the key guards both routes. With
+ * --drift-every, /metrics carries the watch's gauges and the log says when
+ * the status changed.
  */
 #include "drift_fixture.h"
 
@@ -150,6 +152,35 @@ int main(void) {
     free(r.body);
 
     CHECK(test_server_stop(&sv) == 0);
+
+    /* --drift-every: the watch's gauges in /metrics and its log line */
+    snprintf(args, sizeof args, "-t 1 --ledger '%s' --drift-every 1s", ledger);
+    REQUIRE(test_server_start(&sv, HEARTH_BINARY, model, scratch, args));
+    char *metrics = NULL;
+    for (int i = 0; i < 100 && !metrics; i++) {
+        r = test_http(&sv, "GET", "/metrics", NULL, NULL);
+        if (r.status == 200 && strstr(r.body, "hearth_drift_status "))
+            metrics = r.body;
+        else
+            free(r.body), test_sleep_ms(100);
+    }
+    REQUIRE(metrics);
+    /* the watch's window ends now: an hour of the shifted day is in its
+     * reference, which still leaves the shift plain */
+    CHECKF(strstr(metrics, "hearth_drift_status 3\n") &&
+               strstr(metrics, "hearth_drift_signal_status{signal=\"conf_mean\"} 3\n") &&
+               strstr(metrics, "hearth_drift_psi{signal=\"prompt_tokens\"} 0.") &&
+               strstr(metrics, "# TYPE hearth_drift_p_value gauge"),
+           "%s", metrics);
+    free(metrics);
+    CHECK(test_server_stop(&sv) == 0);
+    char *log = test_read_file(sv.log, NULL);
+    CHECKF(log && strstr(log, "drift: stable -> drift: ") && strstr(log, "conf_mean drift (PSI"),
+           "%s", log ? log : "(no log)");
+    free(log);
+    snprintf(args, sizeof args, "'%s' serve -m '%s' --drift-every 10ms 2>&1 | grep -q 'bad value'",
+             HEARTH_BINARY, model);
+    CHECK(system(args) == 0);
     fixture_server_cleanup("test_server_drift", scratch, test_failures > 0);
     return test_done("test_server_drift");
 }

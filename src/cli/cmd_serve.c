@@ -46,7 +46,11 @@ static const char serve_usage[] =
     "                       \"rag\": true, POST /v1/hearth/rag/search (docs/rag.md)\n"
     "  --rag-allow-cloud    requests that used retrieved text may escalate (default: local)\n"
     "  --ledger FILE        the SQLite ledger and audit log (default: in memory)\n"
-    "  --ledger-prompts     store prompts and answers in the ledger (to train the router)\n";
+    "  --ledger-prompts     store prompts and answers in the ledger (to train the router)\n"
+    "  --drift-every DUR    the drift report (hearth drift report) every DUR (30m, 1h): its\n"
+    "                       status in /metrics, a log line when it changes (default: off)\n"
+    "  --drift-window DUR, --drift-reference DUR   its windows (default 24h against 7d)\n"
+    "GET /v1/hearth/drift and /v1/hearth/series report on the ledger at any time\n";
 
 static int parse_serve(int argc, char **argv, srv_config *c, cli_lora_opts *lora) {
     for (int i = 1; i < argc; i++) {
@@ -113,6 +117,12 @@ static int parse_serve(int argc, char **argv, srv_config *c, cli_lora_opts *lora
             c->rag_path = v;
         else if (!strcmp(a, "--ledger"))
             c->ledger_path = v;
+        else if (!strcmp(a, "--drift-every"))
+            ok = !gw_parse_duration(v, &c->drift_every_ms) && c->drift_every_ms >= 1000;
+        else if (!strcmp(a, "--drift-window"))
+            ok = !gw_parse_duration(v, &c->drift_window_ms) && c->drift_window_ms > 0;
+        else if (!strcmp(a, "--drift-reference"))
+            ok = !gw_parse_duration(v, &c->drift_reference_ms) && c->drift_reference_ms > 0;
         else {
             fprintf(stderr, "hearth serve: unknown option '%s'\n%s", a, serve_usage);
             return 2;

@@ -64,7 +64,13 @@ void srv_handle_metrics(srv_exchange *x) {
     srv_server *s = x->srv;
     int queued = 0, busy = 0, slots = 0;
     if (atomic_load(&s->state) == SRV_READY) srv_sched_stats(s->sched, &queued, &busy, &slots);
-    char *text = srv_metrics_text(&s->metrics, queued, busy, slots);
+    char *base = srv_metrics_text(&s->metrics, queued, busy, slots);
+    if (!base) return;
+    gw_buf all = {0};
+    gw_buf_puts(&all, base);
+    free(base);
+    srv_drift_watch_metrics(s, &all);
+    char *text = gw_buf_take(&all, NULL);
     if (!text) return;
     struct MHD_Response *r =
         MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);

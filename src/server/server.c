@@ -31,8 +31,7 @@ srv_config srv_default_config(void) {
                         .log = stderr};
 }
 
-static void say(srv_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(srv_server *s, const char *fmt, ...) {
+void srv_say(srv_server *s, const char *fmt, ...) {
     if (!s->cfg.log) return;
     va_list ap;
     va_start(ap, fmt);
@@ -56,23 +55,23 @@ static hearth_err choose_template(srv_server *s) {
     if (err) {
         snprintf(s->template_error, sizeof s->template_error,
                  "this model's chat template is not supported: %s", hearth_last_error());
-        say(s,
-            "warning: %s; /v1/chat/completions will fail until the server is started with "
-            "--chat-template",
-            s->template_error);
+        srv_say(s,
+                "warning: %s; /v1/chat/completions will fail until the server is started with "
+                "--chat-template",
+                s->template_error);
         return HEARTH_OK;
     }
     s->have_template = true;
     if (src == ENG_CHAT_FALLBACK)
-        say(s,
-            "warning: the model has no tokenizer.chat_template; chat requests use ChatML "
-            "(choose another with --chat-template %s)",
-            tok_chat_names());
+        srv_say(s,
+                "warning: the model has no tokenizer.chat_template; chat requests use ChatML "
+                "(choose another with --chat-template %s)",
+                tok_chat_names());
     else if (src == ENG_CHAT_MODEL)
-        say(s, "chat template: %s (recognized in the model's tokenizer.chat_template)%s",
-            s->tmpl.name, s->tmpl.default_system[0] ? ", with its default system prompt" : "");
+        srv_say(s, "chat template: %s (recognized in the model's tokenizer.chat_template)%s",
+                s->tmpl.name, s->tmpl.default_system[0] ? ", with its default system prompt" : "");
     else
-        say(s, "chat template: %s (--chat-template %s)", s->tmpl.name, s->cfg.chat_template);
+        srv_say(s, "chat template: %s (--chat-template %s)", s->tmpl.name, s->cfg.chat_template);
     return HEARTH_OK;
 }
 
@@ -85,7 +84,8 @@ static void prepare_constraints(srv_server *s) {
     sp.constraint = HEARTH_CONSTRAINT_JSON_OBJECT;
     hearth_sampler *smp = NULL;
     if (hearth_sampler_new(s->model, &sp, &smp) != HEARTH_OK)
-        say(s, "warning: JSON mode is unavailable with this vocabulary: %s", hearth_last_error());
+        srv_say(s, "warning: JSON mode is unavailable with this vocabulary: %s",
+                hearth_last_error());
     hearth_sampler_free(smp);
 }
 
@@ -97,11 +97,11 @@ static hearth_err open_rag(srv_server *s) {
                                   hearth_pooling_name(s->pooling), s->rag_model_id);
     if (!err) err = rag_info_get(s->rag, &in);
     if (err) return err;
-    say(s, "rag: %s: %lld documents, %lld chunks; %s", s->cfg.rag_path, (long long)in.n_docs,
-        (long long)in.n_chunks,
-        !in.n_vectors                        ? "no vectors: BM25 search"
-        : !strcmp(in.model, s->rag_model_id) ? "vectors of this model: hybrid search"
-                                             : "vectors of another model: BM25 search only");
+    srv_say(s, "rag: %s: %lld documents, %lld chunks; %s", s->cfg.rag_path, (long long)in.n_docs,
+            (long long)in.n_chunks,
+            !in.n_vectors                        ? "no vectors: BM25 search"
+            : !strcmp(in.model, s->rag_model_id) ? "vectors of this model: hybrid search"
+                                                 : "vectors of another model: BM25 search only");
     return HEARTH_OK;
 }
 
@@ -130,14 +130,14 @@ static void *loader_main(void *arg) {
                             &s->sched);
     if (err) {
         s->load_err = err;
-        say(s, "error: %s", hearth_last_error());
+        srv_say(s, "error: %s", hearth_last_error());
         atomic_store(&s->state, SRV_FAILED);
         return NULL;
     }
     s->created = (int64_t)time(NULL);
-    say(s, "model %s (%s) ready: %d slot%s of %d tokens, queue of %d", s->model_id,
-        hearth_model_arch(s->model), s->cfg.n_parallel, s->cfg.n_parallel == 1 ? "" : "s",
-        srv_sched_n_ctx(s->sched), queue_max);
+    srv_say(s, "model %s (%s) ready: %d slot%s of %d tokens, queue of %d", s->model_id,
+            hearth_model_arch(s->model), s->cfg.n_parallel, s->cfg.n_parallel == 1 ? "" : "s",
+            srv_sched_n_ctx(s->sched), queue_max);
     atomic_store(&s->state, SRV_READY);
     return NULL;
 }
@@ -166,11 +166,13 @@ hearth_err srv_start(const srv_config *cfg, srv_server **out) {
     pthread_mutex_init(&s->rag_mu, NULL);
     hearth_err err = srv_gateway_start(s);
     if (!err && cfg->rag_path) err = rag_open(cfg->rag_path, false, &s->rag);
+    if (!err) err = srv_drift_watch_start(s);
     if (!err) err = srv_http_start(s);
     if (!err && pthread_create(&s->loader, NULL, loader_main, s) != 0)
         err = hr_fail(HEARTH_ERR_NOMEM, "server: cannot start the loader thread");
     if (err) {
         srv_http_stop(s);
+        srv_drift_watch_stop(s);
         srv_gateway_stop(s);
         rag_close(s->rag);
         pthread_mutex_destroy(&s->rag_mu);
@@ -196,6 +198,7 @@ void srv_stop(srv_server *s) {
     srv_sched_shutdown(s->sched);
     srv_gateway_quiesce(s); /* cascade streams end too */
     srv_http_stop(s);
+    srv_drift_watch_stop(s);
     srv_gateway_stop(s); /* after the daemon: its last requests write ledger rows */
     srv_sched_free(s->sched);
     srv_model_info_free(s->ollama_info);

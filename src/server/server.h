@@ -71,6 +71,11 @@ typedef struct srv_config {
     const char *pooling;     /* /v1/embeddings: "mean", "cls", "last"; NULL: the model's */
     const char *rag_path;    /* --rag DB: an index from `hearth rag index` (api_rag.c) */
     bool rag_allow_cloud;    /* requests that used it may escalate (redacted); else local */
+    /* --drift-every DUR: the drift report every DUR on the ledger, its status
+     * in /metrics and a log line when it changes (drift_watch.c); 0: off */
+    int64_t drift_every_ms;
+    int64_t drift_window_ms,
+        drift_reference_ms; /* --drift-window/--drift-reference; 0: 24 h, 7 d */
 } srv_config;
 
 srv_config srv_default_config(void);
@@ -378,10 +383,22 @@ struct srv_server {
     struct srv_gwreq *gw_active; /* generation requests in flight */
     atomic_int gw_workers;       /* streaming cascade threads running */
     /* retrieval (api_rag.c) */
-    struct rag_index *rag;  /* NULL without --rag */
-    pthread_mutex_t rag_mu; /* one search at a time on the handle */
-    char rag_model_id[256]; /* rag_model_id of the server's model, for query vectors */
+    struct rag_index *rag;         /* NULL without --rag */
+    pthread_mutex_t rag_mu;        /* one search at a time on the handle */
+    char rag_model_id[256];        /* rag_model_id of the server's model, for query vectors */
+    struct srv_drift_watch *drift; /* NULL without --drift-every */
 };
+
+/* A start-up or background message on the log: "hearth serve: ..." */
+void srv_say(srv_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The drift watch (drift_watch.c): a thread that builds the drift report
+ * every cfg.drift_every_ms. Start is a no-op when that is 0. */
+hearth_err srv_drift_watch_start(srv_server *s);
+void srv_drift_watch_stop(srv_server *s);
+/* Its gauges in Prometheus' text format, appended to out (nothing when off
+ * or before the first report). */
+void srv_drift_watch_metrics(srv_server *s, gw_buf *out);
 
 /* One HTTP request as the handlers see it: what the log line reports. */
 typedef struct srv_exchange {
