@@ -108,7 +108,7 @@ static hearth_err walk_pairs(const gguf_file *f, model_lora_info *info, pair_fn 
                            is_a ? SUFFIX_B : SUFFIX_A);
         if (is_b) continue; /* its pair is checked from the lora_a */
         const gguf_str base = {.ptr = t->name.ptr, .len = len};
-        int64_t rank;
+        int64_t rank = 0;
         hearth_err err = check_pair(t, other, gguf_str_eq(base, "token_embd.weight"), &rank);
         if (err) return err;
         if (rank < info->rank_min || info->n_pairs == 0) info->rank_min = rank;
