@@ -8,8 +8,9 @@
  * calibration: under the null hypothesis p < 0.05 must come out about 5 % of
  * the time.
  *
- * Over a real ledger file: the scan visits every row once, in time order,
- * across chunk boundaries of rows with equal times; a window against an
+ * Over a real ledger file: the scan visits every row of its window once, in
+ * the order they were written, across chunk boundaries and rows written out
+ * of time order; a window against an
  * unchanged reference is stable, a shifted confidence and escalation share
  * are flagged with hints while the untouched signals stay stable, a quiet
  * window is insufficient, sampling keeps exact counts and means; the series'
@@ -210,17 +211,15 @@ static gw_ledger *fresh_ledger(const char *name) {
 }
 
 typedef struct scan_check {
-    int64_t n, last_time, last_id, sum_ids;
+    int64_t n, last_id, sum_ids;
     bool ordered;
 } scan_check;
 
 static hearth_err scan_visit(void *user, const gw_ledger_point *rows, size_t n) {
     scan_check *c = user;
     for (size_t i = 0; i < n; i++) {
-        if (rows[i].time_ms < c->last_time ||
-            (rows[i].time_ms == c->last_time && rows[i].id <= c->last_id))
+        if (rows[i].id <= c->last_id || rows[i].time_ms < 1000000 || rows[i].time_ms >= 1999000)
             c->ordered = false;
-        c->last_time = rows[i].time_ms;
         c->last_id = rows[i].id;
         c->sum_ids += rows[i].id;
         c->n++;
@@ -231,18 +230,22 @@ static hearth_err scan_visit(void *user, const gw_ledger_point *rows, size_t n) 
 static void test_scan(void) {
     gw_ledger *l = fresh_ledger("scan.db");
     int64_t want_n = 0, want_sum = 0;
-    /* 5000 rows at one instant (every chunk boundary falls between equal
-     * times), then 1000 more, written out of time order */
-    for (int i = 0; i < 6000; i++) {
+    /* a row after the window, 5000 at one instant (chunk boundaries between
+     * equal times), then 1000 more written out of time order, in and out of
+     * the window, and one before it */
+    for (int i = 0; i < 6002; i++) {
         gw_ledger_row r = gw_ledger_row_init();
-        r.time_ms = i < 5000 ? 1000000 : 2000000 - (i % 7) * 1000;
+        r.time_ms = i == 0      ? 9000000
+                    : i <= 5000 ? 1000000
+                    : i < 6001  ? 2000000 - (i % 7) * 1000
+                                : 999999;
         r.tier = "local";
         r.status = 200;
         int64_t id;
         REQUIRE(gw_ledger_add(l, &r, &id) == HEARTH_OK);
         if (r.time_ms >= 1000000 && r.time_ms < 1999000) want_n++, want_sum += id;
     }
-    scan_check c = {.last_time = INT64_MIN, .last_id = INT64_MIN, .ordered = true};
+    scan_check c = {.last_id = INT64_MIN, .ordered = true};
     REQUIRE(gw_ledger_scan(l, 1000000, 1999000, scan_visit, &c) == HEARTH_OK);
     CHECKF(c.n == want_n && c.sum_ids == want_sum, "scan saw %lld rows, want %lld", (long long)c.n,
            (long long)want_n);
