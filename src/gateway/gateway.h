@@ -239,9 +239,9 @@ typedef struct gw_ledger_point {
 typedef hearth_err (*gw_ledger_visit)(void *user, const gw_ledger_point *rows, size_t n);
 
 /* Calls visit with every row whose time is in [since_ms, until_ms), in the
- * order they were recorded (rowid), a chunk at a time. The ledger's lock is taken per chunk and
- * released before visit runs, so a long scan never stalls the writers; rows added meanwhile may or
- * may not be seen. */
+ * order they were recorded (rowid), a chunk at a time. The ledger's lock is
+ * taken per chunk and released before visit runs, so a long scan never
+ * stalls the writers; rows added meanwhile may or may not be seen. */
 hearth_err gw_ledger_scan(gw_ledger *l, int64_t since_ms, int64_t until_ms, gw_ledger_visit visit,
                           void *user);
 
