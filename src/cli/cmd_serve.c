@@ -33,6 +33,8 @@ static const char serve_usage[] =
     "  --pooling P          embeddings: mean|cls|last (default: the model's pooling_type,\n"
     "                       else mean); vectors are L2-normalised\n"
     "  --log-prompts        put prompt text in the request log (off: only sizes and times)\n"
+    "  --no-dashboard       no operator page at /dashboard (default: served, no key needed;\n"
+    "                       the JSON it reads still needs --api-key's key)\n"
     "cascade gateway (docs/gateway.md): every response says who answered in x-hearth-route\n"
     "and why in x-hearth-reason; GET /v1/hearth/stats sums up the ledger\n"
     "  --config FILE        tiers, routing rules, thresholds and privacy actions (JSON)\n"
@@ -63,11 +65,13 @@ static int parse_serve(int argc, char **argv, srv_config *c, cli_lora_opts *lora
         if (lr < 0) return 2;
         if (lr) continue;
         if (!strcmp(a, "--log-prompts") || !strcmp(a, "--air-gapped") ||
-            !strcmp(a, "--ledger-prompts") || !strcmp(a, "--rag-allow-cloud")) {
+            !strcmp(a, "--ledger-prompts") || !strcmp(a, "--rag-allow-cloud") ||
+            !strcmp(a, "--no-dashboard")) {
             if (!strcmp(a, "--log-prompts")) c->log_prompts = true;
             if (!strcmp(a, "--air-gapped")) c->air_gapped = true;
             if (!strcmp(a, "--ledger-prompts")) c->ledger_prompts = true;
             if (!strcmp(a, "--rag-allow-cloud")) c->rag_allow_cloud = true;
+            if (!strcmp(a, "--no-dashboard")) c->no_dashboard = true;
             continue;
         }
         const char *v = i + 1 < argc ? argv[++i] : NULL;

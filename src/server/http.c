@@ -44,7 +44,8 @@ typedef enum route_id {
     ROUTE_OLLAMA_SHOW,
     ROUTE_RAG_SEARCH,
     ROUTE_DRIFT,
-    ROUTE_SERIES
+    ROUTE_SERIES,
+    ROUTE_DASHBOARD
 } route_id;
 
 typedef struct route {
@@ -67,6 +68,10 @@ static const route routes[] = {
     {"/v1/hearth/rag/search", false, "POST", ROUTE_RAG_SEARCH, true},
     {"/v1/hearth/drift", false, "GET", ROUTE_DRIFT, true},
     {"/v1/hearth/series", false, "GET", ROUTE_SERIES, true},
+    /* the page and its files (dashboard.c): no data in them, so no key */
+    {"/dashboard", false, "GET", ROUTE_DASHBOARD, false},
+    {"/dashboard/", false, "GET", ROUTE_DASHBOARD, false},
+    {"/dashboard/", true, "GET", ROUTE_DASHBOARD, false},
     /* ollama's API (api_ollama*.c) */
     {"/api/chat", false, "POST", ROUTE_OLLAMA_CHAT, true},
     {"/api/generate", false, "POST", ROUTE_OLLAMA_GENERATE, true},
@@ -211,6 +216,7 @@ static bool early_checks(srv_server *s, srv_conn *c, struct MHD_Connection *conn
     bool method_ok;
     const char *allow;
     find_route(c, &method_ok, &allow);
+    if (c->route && c->route->id == ROUTE_DASHBOARD && s->cfg.no_dashboard) c->route = NULL;
     if (!c->route) {
         srv_fail(&e, 404, NULL, "not_found", "no such endpoint: %s %s", c->method, c->path);
     } else if (!method_ok) {
@@ -247,6 +253,8 @@ static void dispatch(srv_server *s, srv_conn *c) {
         srv_handle_drift(x);
     } else if (id == ROUTE_SERIES) {
         srv_handle_series(x);
+    } else if (id == ROUTE_DASHBOARD) {
+        srv_handle_dashboard(x); /* also while the model loads: the page says so */
     } else if (state != SRV_READY) {
         srv_error e;
         srv_fail(&e, 503, NULL, state == SRV_LOADING ? "model_loading" : "model_failed",

@@ -20,6 +20,7 @@
  *   api_ollama_models.c  GET /api/version, /api/tags, /api/ps, POST /api/show
  *   sse.c         the Server-Sent Events body fed from a running job
  *   metrics.c     counters and the latency histogram
+ *   dashboard.c   GET /dashboard: the operator's page, embedded from dashboard/
  *   http.c        the daemon, routing, body limits, auth and the request log
  *   server.c      start-up (model, template, slots) and shut-down
  *
@@ -71,6 +72,7 @@ typedef struct srv_config {
     const char *pooling;     /* /v1/embeddings: "mean", "cls", "last"; NULL: the model's */
     const char *rag_path;    /* --rag DB: an index from `hearth rag index` (api_rag.c) */
     bool rag_allow_cloud;    /* requests that used it may escalate (redacted); else local */
+    bool no_dashboard;       /* --no-dashboard: GET /dashboard and its files answer 404 */
     /* --drift-every DUR: the drift report every DUR on the ledger, its status
      * in /metrics and a log line when it changes (drift_watch.c); 0: off */
     int64_t drift_every_ms;
@@ -434,6 +436,8 @@ void srv_handle_metrics(srv_exchange *x);
 void srv_handle_stats(srv_exchange *x);  /* GET /v1/hearth/stats */
 void srv_handle_drift(srv_exchange *x);  /* GET /v1/hearth/drift (api_drift.c) */
 void srv_handle_series(srv_exchange *x); /* GET /v1/hearth/series */
+/* GET /dashboard, /dashboard/NAME: the embedded page (dashboard.c) */
+void srv_handle_dashboard(srv_exchange *x);
 /* The URL's query parameter key (?key=value), decoded; NULL when absent. */
 const char *srv_query(const srv_exchange *x, const char *key);
 void srv_handle_embeddings(srv_exchange *x); /* POST /v1/embeddings */
