@@ -26,7 +26,7 @@ static const char serve_usage[] =
     "  --timeout S          seconds a request may take, waiting included (default 600; 0: none)\n"
     "  --max-body BYTES     largest request body (default 8388608)\n"
     "  --api-key KEY        require 'Authorization: Bearer KEY' on /v1/* (or HEARTH_API_KEY)\n"
-    "  -t N                 threads (default: physical cores)\n"
+    "  -t N                 threads (default: physical cores)\n" CLI_LORA_USAGE
     "  --chat-template T    chatml|qwen3|llama3|llama3.1|llama3.2|gemma|gemma3|phi3|phi3-mini|\n"
     "                       phi4-mini|phi4, or a file holding a Jinja template to recognize\n"
     "                       (default: the model's tokenizer.chat_template)\n"
@@ -150,11 +150,8 @@ int cmd_serve(int argc, char **argv) {
     cli_lora_opts lora = {0};
     int rc = parse_serve(argc, argv, &c, &lora);
     if (rc >= 0) return rc;
-    if (lora.n) { /* the server loads the model itself from srv_config, which has no adapters yet */
-        fprintf(stderr, "hearth serve: --lora is not available in the server yet (use hearth run, "
-                        "chat, embed, logits or bench)\n");
-        return 2;
-    }
+    c.loras = lora.items; /* lora lives until cmd_serve returns, after srv_stop */
+    c.n_loras = lora.n;
 
     /* Signals are taken synchronously by this thread: block them before any
      * server thread starts so every thread inherits the mask. */

@@ -109,6 +109,8 @@ static void *loader_main(void *arg) {
     srv_server *s = arg;
     hearth_model_params mp = hearth_model_default_params();
     mp.n_threads = s->cfg.n_threads;
+    mp.loras = s->cfg.loras;
+    mp.n_loras = s->cfg.n_loras;
     hearth_err err = hearth_model_load(s->cfg.model_path, &mp, &s->model);
     size_t n_probe = 0;
     if (!err && hearth_tokenize(s->model, "a", 1, false, false, NULL, 0, &n_probe) ==

@@ -76,8 +76,11 @@ typedef struct srv_config {
     /* --drift-every DUR: the drift report every DUR on the ledger, its status
      * in /metrics and a log line when it changes (drift_watch.c); 0: off */
     int64_t drift_every_ms;
-    int64_t drift_window_ms,
-        drift_reference_ms; /* --drift-window/--drift-reference; 0: 24 h, 7 d */
+    /* --drift-window, --drift-reference: its windows; 0: 24 h, 7 d */
+    int64_t drift_window_ms, drift_reference_ms;
+    /* --lora, --lora-scaled: adapters applied to the model (borrowed) */
+    const hearth_lora *loras;
+    int n_loras;
 } srv_config;
 
 srv_config srv_default_config(void);
