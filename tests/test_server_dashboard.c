@@ -5,10 +5,10 @@
  * a Content-Security-Policy that allows this origin only, no-cache and
  * nosniff, served without the key while the JSON routes need it; every URL
  * the page names (scanned from its sources) answers 200; the scripts use no
- * markup sinks and name no other origin; node checks the scripts' syntax and
- * runs format.js over the server's real answers (tests/server/
- * dashboard_check.js; skipped with a message without node); --no-dashboard
- * turns the routes into 404s.
+ * markup sinks and name no other origin; node checks the scripts' syntax,
+ * runs format.js over the server's real answers and app.js in a small fake
+ * DOM against the server (tests/server/dashboard_check.js; skipped with a
+ * message without node); --no-dashboard turns the routes into 404s.
  */
 #include "drift_fixture.h"
 

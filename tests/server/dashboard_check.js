@@ -5,7 +5,10 @@
  * Every URL format.js names is fetched with the key; what the page would
  * show is checked against the JSON itself (cards, tier rows, drift rows,
  * each range's charts: bars that add up to the requests, lines with a gap
- * for each empty bucket). Exit status 0: all checks passed.
+ * for each empty bucket). Then app.js runs in a small fake DOM against the
+ * same server: it asks for the key after a 401, and with it fills the
+ * cards, tables and charts, the ledger's text as text. Exit status 0: all
+ * checks passed.
  */
 'use strict';
 
@@ -93,8 +96,128 @@ async function main() {
   }
   assert(bars > 0, 'some bars drawn');
   assert.strictEqual(total, stats.requests, '30 days of series hold every request');
-  console.log('dashboard_check: ' + rows.length + ' drift signals, ' + tiers.length + ' tiers, ' +
+  const drawn = await runPage(stats, drift);
+  console.log('dashboard_check: app.js in a fake DOM drew ' + drawn + ' bars; ' + rows.length + ' drift signals, ' + tiers.length + ' tiers, ' +
     bars + ' bars over ' + F.RANGES.length + ' ranges: ok');
+}
+
+/*
+ * A small fake DOM, just what app.js touches (no jsdom): elements with
+ * children, attributes, textContent and listeners; the page's ids taken
+ * from index.html. Enough to run app.js as a browser would and look at
+ * what it built.
+ */
+class Node {
+  constructor(tag, ns) {
+    this.tagName = tag.toUpperCase();
+    this.ns = ns || '';
+    this.children = [];
+    this.attrs = {};
+    this.listeners = {};
+    this.text = '';
+    this.hidden = false;
+    this.className = '';
+  }
+  get firstChild() {
+    return this.children[0] || null;
+  }
+  appendChild(c) {
+    this.children.push(c);
+    return c;
+  }
+  removeChild(c) {
+    this.children.splice(this.children.indexOf(c), 1);
+    return c;
+  }
+  setAttribute(k, v) {
+    assert(!/^on/i.test(k), 'an event handler attribute: ' + k);
+    this.attrs[k] = String(v);
+  }
+  addEventListener(type, f) {
+    this.listeners[type] = f;
+  }
+  focus() {}
+  get textContent() {
+    return this.text + this.children.map((c) => c.textContent).join('');
+  }
+  set textContent(v) {
+    this.children = [];
+    this.text = String(v);
+  }
+  set innerHTML(v) {
+    throw new Error('app.js set innerHTML');
+  }
+  all() {
+    return [this].concat(...this.children.map((c) => c.all()));
+  }
+}
+
+function fakePage(html, key) {
+  const byId = {};
+  for (const m of html.matchAll(/<(\w+)[^>]*\sid="([^"]+)"([^>]*)>/g)) {
+    byId[m[2]] = new Node(m[1]);
+    byId[m[2]].hidden = /\shidden/.test(m[0]);
+  }
+  const store = {};
+  const ctx = {
+    document: {
+      getElementById: (id) => byId[id] || null,
+      createElement: (t) => new Node(t),
+      createElementNS: (ns, t) => new Node(t, ns),
+      createTextNode: (t) => Object.assign(new Node('#text'), { text: String(t) })
+    },
+    sessionStorage: { getItem: (k) => (k in store ? store[k] : null), setItem: (k, v) => (store[k] = String(v)) },
+    fetch: (url, opt) => {
+      assert(url.charAt(0) === '/', 'a same-origin path: ' + url);
+      return fetch(base + url, opt);
+    },
+    setInterval: () => 1,
+    clearInterval: () => {},
+    Promise, Date, Object, Array, Math, Number, String, isFinite, JSON
+  };
+  ctx.window = ctx;
+  return { ctx, byId };
+}
+
+async function until(cond, what) {
+  for (let i = 0; i < 100; i++) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('timed out waiting for ' + what);
+}
+
+async function runPage(stats, drift) {
+  const vm = require('vm');
+  const fs = require('fs');
+  const dir = srcDir + '/src/server/dashboard/';
+  const { ctx, byId } = fakePage(fs.readFileSync(dir + 'index.html', 'utf8'));
+  vm.createContext(ctx);
+  vm.runInContext(fs.readFileSync(dir + 'format.js', 'utf8'), ctx, { filename: 'format.js' });
+  vm.runInContext(fs.readFileSync(dir + 'app.js', 'utf8'), ctx, { filename: 'app.js' });
+  /* no key yet: the JSON routes answer 401 and the page asks for one */
+  await until(() => byId.updated.textContent !== '', 'the first refresh');
+  assert.strictEqual(byId.auth.hidden, false, 'the key form shows after a 401');
+  assert.strictEqual(byId['tier-rows'].children.length, 0);
+  byId.key.value = key;
+  byId.updated.textContent = '';
+  byId.auth.listeners.submit({ preventDefault() {} });
+  await until(() => byId.updated.textContent !== '', 'the refresh with the key');
+  assert.strictEqual(byId.auth.hidden, true, 'the form hides');
+  assert.strictEqual(byId.error.textContent, '', 'no error: ' + byId.error.textContent);
+  const tiers = byId['tier-rows'].children;
+  assert.deepStrictEqual(tiers.map((tr) => tr.children[0].textContent), Object.keys(stats.tiers));
+  assert.strictEqual(byId['drift-rows'].children.length, drift.signals.length);
+  assert.strictEqual(byId['drift-status'].textContent, drift.status);
+  const everything = Object.values(byId).flatMap((n) => n.all());
+  assert(!everything.some((n) => n.tagName === 'IMG' || n.tagName === 'SCRIPT'), 'markup from data');
+  const bars = byId['c-requests'].all().filter((n) => n.tagName === 'RECT');
+  assert(bars.length > 0, 'the requests chart has bars');
+  const paths = byId['c-latency'].all().filter((n) => n.tagName === 'PATH');
+  assert(paths.length > 0 && paths.every((p) => p.ns === 'http://www.w3.org/2000/svg'), 'latency lines');
+  assert.strictEqual(byId['server-cards'].children.length, 4);
+  assert.strictEqual(byId['gw-cards'].children[0].children[1].textContent, F.num(stats.requests));
+  return bars.length;
 }
 
 main().catch((e) => {
