@@ -47,14 +47,7 @@ int main(int argc, char **argv) {
     }
     const int64_t until = gw_now_ms();
     unsigned long long s = 1;
-    traffic t = {.n = rows * 7 / 8,
-                 .conf_mu = -0.6,
-                 .escalate = 0.2,
-                 .router_mu = 0.3,
-                 .prompt_lo = 20,
-                 .prompt_hi = 400,
-                 .latency_lo = 100,
-                 .latency_hi = 900};
+    traffic t = traffic_default(rows * 7 / 8);
     double t0 = now_s();
     write_traffic(l, until - 8 * DAY, 7 * DAY, &t, &s, NULL, NULL);
     t.n = rows - t.n;

@@ -24,6 +24,19 @@ typedef struct traffic {
     int64_t latency_lo, latency_hi;
 } traffic;
 
+/* n requests a day: 20 % escalated, confidence around -0.6, prompts of 20 to
+ * 400 tokens, local answers in 100 to 900 ms. */
+static inline traffic traffic_default(int n) {
+    return (traffic){.n = n,
+                     .conf_mu = -0.6,
+                     .escalate = 0.2,
+                     .router_mu = 0.3,
+                     .prompt_lo = 20,
+                     .prompt_hi = 400,
+                     .latency_lo = 100,
+                     .latency_hi = 900};
+}
+
 /* n requests spread over [t0, t0 + span): a share escalate escalated, the
  * rest answered locally and confidence-checked. */
 static inline void write_traffic(gw_ledger *l, int64_t t0, int64_t span, const traffic *t,

@@ -262,14 +262,7 @@ static const drift_signal *find_signal(const drift_report *r, const char *name) 
 
 static void test_report(void) {
     const int64_t now = 1700000000000LL;
-    const traffic base = {.n = 1400,
-                          .conf_mu = -0.6,
-                          .escalate = 0.2,
-                          .router_mu = 0.3,
-                          .prompt_lo = 20,
-                          .prompt_hi = 400,
-                          .latency_lo = 100,
-                          .latency_hi = 900};
+    const traffic base = traffic_default(1400);
     unsigned long long s = 99;
     drift_params p = drift_default_params();
     p.until_ms = now;

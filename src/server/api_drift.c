@@ -53,16 +53,6 @@ static bool query_number(srv_exchange *x, const char *key, double lo, double hi,
     return false;
 }
 
-static void respond_owned(srv_exchange *x, char *json) {
-    if (json) {
-        srv_respond_json(x, 200, json);
-        return;
-    }
-    srv_error e;
-    srv_fail(&e, 500, NULL, NULL, "out of memory");
-    srv_respond_error(x, &e);
-}
-
 static void respond_failure(srv_exchange *x, hearth_err err) {
     srv_error e;
     srv_fail(&e, err == HEARTH_ERR_INVALID_ARG ? 400 : 500, NULL, NULL, "%s", hearth_last_error());
@@ -90,7 +80,7 @@ void srv_handle_drift(srv_exchange *x) {
         respond_failure(x, err);
         return;
     }
-    respond_owned(x, drift_report_json(&r));
+    srv_respond_json(x, 200, drift_report_json(&r));
 }
 
 void srv_handle_series(srv_exchange *x) {
@@ -107,6 +97,6 @@ void srv_handle_series(srv_exchange *x) {
         respond_failure(x, err);
         return;
     }
-    respond_owned(x, drift_series_json(b, n, bucket));
+    srv_respond_json(x, 200, drift_series_json(b, n, bucket));
     free(b);
 }

@@ -269,10 +269,5 @@ void srv_handle_embeddings(srv_exchange *x) {
     if (!j) return;
     char *json = response_json(s, j, b64);
     srv_job_release(j);
-    if (json) {
-        srv_respond_json(x, 200, json);
-        return;
-    }
-    srv_fail(&e, 500, NULL, NULL, "out of memory");
-    srv_respond_error(x, &e);
+    srv_respond_json(x, 200, json);
 }

@@ -710,11 +710,5 @@ void srv_handle_stats(srv_exchange *x) {
         srv_respond_error(x, &e);
         return;
     }
-    char *json = gw_stats_json(&st);
-    if (!json) {
-        srv_fail(&e, 500, NULL, NULL, "out of memory");
-        srv_respond_error(x, &e);
-        return;
-    }
-    srv_respond_json(x, 200, json);
+    srv_respond_json(x, 200, gw_stats_json(&st));
 }

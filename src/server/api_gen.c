@@ -460,13 +460,7 @@ void srv_generate(srv_exchange *x, const srv_gen *g) {
         srv_respond_error(x, &e);
     } else {
         srv_usage_counts(jobs, n, &x->prompt_tokens, &x->cached_tokens, &x->completion_tokens);
-        char *body = srv_response_json_n(s, g, jobs, n);
-        if (body)
-            srv_respond_json(x, 200, body);
-        else {
-            srv_fail(&e, 500, NULL, NULL, "out of memory");
-            srv_respond_error(x, &e);
-        }
+        srv_respond_json(x, 200, srv_response_json_n(s, g, jobs, n));
     }
     release_jobs(jobs, n);
 }

@@ -24,13 +24,7 @@ static cJSON *model_json(srv_server *s) {
 static void respond(srv_exchange *x, cJSON *root) {
     char *json = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
-    if (json) {
-        srv_respond_json(x, 200, json);
-    } else {
-        srv_error e;
-        srv_fail(&e, 500, NULL, NULL, "out of memory");
-        srv_respond_error(x, &e);
-    }
+    srv_respond_json(x, 200, json);
 }
 
 void srv_handle_models(srv_exchange *x, const char *id) {

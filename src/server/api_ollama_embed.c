@@ -107,10 +107,5 @@ void srv_handle_ollama_embed(srv_exchange *x, bool legacy) {
     char *json = answer_json(s, root, j, legacy, x->t0_ms);
     srv_job_release(j);
     cJSON_Delete(root);
-    if (json) {
-        srv_respond_json(x, 200, json);
-        return;
-    }
-    srv_fail(&e, 500, NULL, NULL, "out of memory");
-    srv_respond_error(x, &e);
+    srv_respond_json(x, 200, json);
 }

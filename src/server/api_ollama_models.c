@@ -82,13 +82,7 @@ static cJSON *details_json(const gguf_file *f, const char *family, int64_t n_par
 static void respond(srv_exchange *x, cJSON *o) {
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    if (json) {
-        srv_respond_json(x, 200, json);
-        return;
-    }
-    srv_error e;
-    srv_fail(&e, 500, NULL, NULL, "out of memory");
-    srv_respond_error(x, &e);
+    srv_respond_json(x, 200, json);
 }
 
 void srv_handle_ollama_version(srv_exchange *x) {

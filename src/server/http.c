@@ -97,6 +97,12 @@ typedef struct srv_conn {
 } srv_conn;
 
 void srv_respond_json(srv_exchange *x, int status, char *json) {
+    if (!json) { /* the printer ran out of memory */
+        srv_error e;
+        srv_fail(&e, 500, NULL, NULL, "out of memory");
+        srv_respond_error(x, &e);
+        return;
+    }
     struct MHD_Response *r =
         MHD_create_response_from_buffer(strlen(json), json, MHD_RESPMEM_MUST_FREE);
     if (!r) {

@@ -459,8 +459,8 @@ void srv_handle_rag_search(srv_exchange *x); /* POST /v1/hearth/rag/search */
  * error). */
 bool srv_rag_augment(srv_exchange *x, srv_request *r);
 
-/* Responses (http.c): a JSON body (taken over: freed by the response) and an
- * error. */
+/* Responses (http.c): a JSON body (taken over: freed by the response; NULL,
+ * a printer out of memory, answers 500) and an error. */
 void srv_respond_json(srv_exchange *x, int status, char *json);
 void srv_respond_error(srv_exchange *x, const srv_error *e);
 /* ollama's error body {"error": "message"} as a malloc'd string (http.c;
