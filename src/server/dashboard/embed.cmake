@@ -1,8 +1,8 @@
-# embed.cmake - writes the dashboard's files (index.html, format.js, app.js,
-# app.css in this folder) into a C file as byte arrays, for dashboard.c to
-# serve: cmake -DSRC=<this folder> -DOUT=<file.c> -P embed.cmake
-# (CMakeLists.txt runs it whenever one of them changes). No xxd needed.
-set(names index.html format.js app.js app.css)
+# embed.cmake - writes the dashboard's files (NAMES, comma-separated, in the
+# folder SRC) into a C file as byte arrays, for dashboard.c to serve:
+#   cmake -DSRC=<folder> -DNAMES=index.html,app.js -DOUT=<file.c> -P embed.cmake
+# CMakeLists.txt runs it whenever one of them changes. No xxd needed.
+string(REPLACE "," ";" names "${NAMES}")
 set(out "/* generated from src/server/dashboard/ by embed.cmake: do not edit */\n")
 string(APPEND out "#include \"server/dashboard/assets.h\"\n\n")
 set(table "")
@@ -20,6 +20,4 @@ foreach(name ${names})
 endforeach()
 string(APPEND out "\nconst srv_dash_asset srv_dash_assets[] = {\n${table}};\n")
 string(APPEND out "const int srv_dash_n_assets = ${i};\n")
-file(WRITE "${OUT}.tmp" "${out}")
-file(COPY_FILE "${OUT}.tmp" "${OUT}" ONLY_IF_DIFFERENT)
-file(REMOVE "${OUT}.tmp")
+file(WRITE "${OUT}" "${out}")
