@@ -205,6 +205,8 @@
         return e && e.url ? e.url + ': HTTP ' + e.status : 'the server did not answer';
       }).join('; '));
       $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
+    }).catch(function (e) {
+      showError('the page failed to draw: ' + e); /* the next refresh tries again */
     });
   }
 
