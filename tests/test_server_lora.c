@@ -65,7 +65,8 @@ int main(void) {
     CHECK(test_server_stop(&sv) == 0);
 
     /* a bad adapter stops the start-up with the reason */
-    snprintf(args, sizeof args, "'%s' serve -m '%s' --port 0 --lora '%s' 2>&1 | grep -q lora",
+    snprintf(args, sizeof args,
+             "'%s' serve -m '%s' --port 0 --lora '%s' 2>&1 | grep -q 'not a LoRA adapter'",
              HEARTH_BINARY, model, model);
     CHECK(system(args) == 0);
     free(got);
