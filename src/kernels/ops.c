@@ -214,7 +214,8 @@ KERN_FMA_CLONES_512 void kern_swiglu_fast(float *restrict y, const float *restri
             const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), v,
                                       fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
                                  v, fmaf(0x1.ffffecp-1f, b, 1.0f));
-            const float nc = n2 < -126.0f ? -126.0f : n2 > 127.0f ? 127.0f : n2;
+            /* NaN (a NaN activation) clamps too: converting it to int is undefined */
+            const float nc = n2 >= -126.0f ? (n2 <= 127.0f ? n2 : 127.0f) : -126.0f;
             const uint32_t bits = (uint32_t)((int32_t)nc + 127) << 23;
             float p;
             memcpy(&p, &bits, sizeof p);
