@@ -33,26 +33,7 @@ static int ref_chain(const float *logits, int n, const smp_params *p, const floa
     int m = 0;
     for (int i = 0; i < n; i++)
         if (!ban[i]) out[m++] = (smp_cand){i, logits[i] + bias[i]};
-    qsort(out, (size_t)m, sizeof *out, cmp_ref);
-    if (p->top_k > 0 && p->top_k < m) m = p->top_k;
-    if (p->top_p < 1.0f) {
-        double sum = 0, cum = 0;
-        for (int i = 0; i < m; i++) sum += exp((double)out[i].logit - out[0].logit);
-        int i = 0;
-        while (i < m) {
-            cum += exp((double)out[i].logit - out[0].logit);
-            i++;
-            if (cum >= p->top_p * sum) break;
-        }
-        m = i;
-    }
-    if (p->min_p > 0.0f) {
-        int i = 1;
-        while (i < m && exp((double)out[i].logit - out[0].logit) >= p->min_p) i++;
-        m = i;
-    }
-    for (int i = 0; i < m; i++) out[i].logit /= p->temperature;
-    return m;
+    return ref_truncate(out, m, p);
 }
 
 /* Random logits (quarter steps, so ties happen) and random biases: integers
