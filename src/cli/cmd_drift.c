@@ -78,10 +78,6 @@ static int report(int argc, char **argv) {
             json = true;
             continue;
         }
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(drift_usage, stdout);
-            return 0;
-        }
         if (!v) return usage_error("report", a);
         i++;
         if (!strcmp(a, "--db")) {
@@ -129,10 +125,6 @@ static int series(int argc, char **argv) {
             json = true;
             continue;
         }
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(drift_usage, stdout);
-            return 0;
-        }
         if (!v) return usage_error("series", a);
         i++;
         hearth_err err = HEARTH_OK;
@@ -162,12 +154,13 @@ static int series(int argc, char **argv) {
 }
 
 int cmd_drift(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) /* -h anywhere: the usage, for both subcommands */
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(drift_usage, stdout);
+            return 0;
+        }
     if (argc >= 2 && !strcmp(argv[1], "report")) return report(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "series")) return series(argc - 1, argv + 1);
-    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-        fputs(drift_usage, stdout);
-        return 0;
-    }
     fputs(drift_usage, stderr);
     return 2;
 }
