@@ -1,0 +1,776 @@
+/*
+ * tune_graph.c - the training graph: a forward pass over one sequence that
+ * keeps every activation the backward pass needs, and that backward pass,
+ * which adds the gradient of the sequence's summed NLL to the adapter's
+ * A and B gradients.
+ *
+ * It computes what forward.c computes, for every arch_desc flag (fused
+ * projections, biases, q/k norms, post-norms, embedding scaling, sliding
+ * windows, Q-side attention scaling, GELU or SiLU, final soft-capping), in
+ * plain F32 with analytic activations (not ggml's tables), so that the
+ * backward pass is the exact derivative of this forward pass: the tests
+ * check it against finite differences, and this forward's NLL against the
+ * inference engine's.
+ *
+ * The frozen products run through kern_matmul on the model's own
+ * (quantized) weights. The backward pass needs dX = dY W, a product with
+ * the transpose; each frozen matrix is dequantized and transposed into F32
+ * once, when the graph is made (4 bytes per weight: the price of reusing
+ * the fast kernels; docs/tune.md). Layer 0's Q/K/V need no transpose: no
+ * gradient flows below them. The logits are computed a chunk of rows at a
+ * time, so the vocabulary never costs [n][n_vocab].
+ */
+#include "tune.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { LOGIT_CHUNK = 32, TRANSPOSE_ROWS = 16 };
+
+/* What the backward pass reads of one layer, [n] rows each. */
+typedef struct layer_acts {
+    float *x_in;   /* [E] residual stream entering the layer */
+    float *xn1;    /* [E] attn_norm(x_in) */
+    float *qk_pre; /* [Q + KV] q and k before their norms (qk_norm only) */
+    float *qkv;    /* [Q + 2 KV] after biases, norms, RoPE and Q scaling */
+    float *att;    /* [Q] attention output */
+    float *yo;     /* [E] wo att (post_norms only) */
+    float *x_mid;  /* [E] x_in + attention sub-layer */
+    float *xn2;    /* [E] ffn_norm(x_mid) */
+    float *ffn;    /* [2 F] gate then up, before the activation */
+    float *hb;     /* [F] act(gate) * up */
+    float *yf;     /* [E] down hb (post_norms only) */
+} layer_acts;
+
+/* F32 transposes of one layer's frozen matrices ([n_cols][n_rows]). */
+typedef struct layer_t {
+    float *q, *k, *v, *qkv, *o, *gate, *up, *gate_up, *down;
+} layer_t;
+
+struct tune_graph {
+    const hearth_model *m;
+    tune_adapter *ad;
+    int n_max, n, E, Q, KV, QKV, F, V;
+    layer_acts *acts; /* [n_layer] */
+    layer_t *lt;      /* [n_layer] */
+    float *out_t;     /* [E][V] */
+    float *x_final, *xn_final;
+    float **u;      /* per adapter pair: A x, [n_max][rank] */
+    float *du;      /* [n_max][rank] */
+    float *rope;    /* [n_max][n_rot] cos/sin of the current layer */
+    float *logits;  /* [LOGIT_CHUNK][V] */
+    float *tok_nll; /* [n_max]: the last step's NLL per target token */
+    float *dx, *dx2, *dxn, *dqkv, *datt, *dffn, *dh, *dtmp, *slice;
+    float *attn_work; /* per thread: [2][n_max] */
+    void *scratch;
+    void *mem; /* every activation and gradient buffer */
+};
+
+/* ---- small row operations ---- */
+
+static float dot(const float *a, const float *b, int n) {
+    float s[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) s[k] += a[i + k] * b[i + k];
+    float r = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+    for (; i < n; i++) r += a[i] * b[i];
+    return r;
+}
+
+static void axpy(float *y, float a, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static float rms_inv(const float *x, int n, float eps) {
+    double ss = 0.0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    return (float)(1.0 / sqrt(ss / n + eps));
+}
+
+/* y = x / rms(x) * w (w may be NULL); y may be x. */
+static void norm_row(float *y, const float *x, const float *w, int n, float eps) {
+    const float r = rms_inv(x, n, eps);
+    for (int i = 0; i < n; i++) y[i] = x[i] * r * (w ? w[i] : 1.0f);
+}
+
+/* dx = d(norm_row)/dx^T dy for the row x; dx may not alias dy. add: dx +=. */
+static void norm_row_back(float *dx, const float *x, const float *w, const float *dy, int n,
+                          float eps, bool add) {
+    const float r = rms_inv(x, n, eps);
+    double s = 0.0;
+    for (int i = 0; i < n; i++) s += (double)(w ? w[i] : 1.0f) * dy[i] * x[i];
+    const float c = (float)(s * r * r * r / n);
+    for (int i = 0; i < n; i++) {
+        const float d = r * (w ? w[i] : 1.0f) * dy[i] - x[i] * c;
+        dx[i] = add ? dx[i] + d : d;
+    }
+}
+
+/* Rotates the first n_rot dims by the angles of cs (sign -1: back). */
+static void rope_row(float *x, const float *cs, int n_rot, bool neox, float sign) {
+    const int half = n_rot / 2;
+    for (int i = 0; i < half; i++) {
+        const float c = cs[2 * i], s = sign * cs[2 * i + 1];
+        float *a = neox ? &x[i] : &x[2 * i], *b = neox ? &x[i + half] : &x[2 * i + 1];
+        const float x0 = *a, x1 = *b;
+        *a = x0 * c - x1 * s;
+        *b = x0 * s + x1 * c;
+    }
+}
+
+static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+static const float GELU_K = 0.7978845608f, GELU_C = 0.044715f; /* sqrt(2/pi) */
+
+static float gelu(float x) { return 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_C * x * x * x))); }
+
+static float gelu_grad(float x) {
+    const float t = tanhf(GELU_K * (x + GELU_C * x * x * x));
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
+}
+
+/* ---- products with the frozen weights and the adapter ---- */
+
+static int pair_index(const tune_graph *g, const model_weight *w) {
+    const tune_pair *p = tune_adapter_find(g->ad, w);
+    return p ? (int)(p - g->ad->pairs) : -1;
+}
+
+/* y[t] (stride ldy) = W x[t] + scale B (A x[t]) for t < n; x rows of n_cols. */
+static void prod(tune_graph *g, const model_weight *w, const float *x, int n, float *y,
+                 int64_t ldy) {
+    kern_matmul(g->m->pool, w->type, w->data, w->n_rows, w->n_cols, x, n, y, ldy, g->scratch);
+    const int pi = pair_index(g, w);
+    if (pi < 0) return;
+    const tune_pair *p = &g->ad->pairs[pi];
+    const int r = g->ad->rank, n_in = (int)w->n_cols, n_out = (int)w->n_rows;
+    float *u = g->u[pi];
+    for (int t = 0; t < n; t++)
+        for (int k = 0; k < r; k++)
+            u[(size_t)t * r + k] = dot(p->a + (size_t)k * n_in, x + (size_t)t * n_in, n_in);
+    for (int t = 0; t < n; t++)
+        for (int o = 0; o < n_out; o++)
+            y[(size_t)t * ldy + o] +=
+                g->ad->scale * dot(p->b + (size_t)o * r, u + (size_t)t * r, r);
+}
+
+/* For y = W x + scale B A x with dy ([n][n_out], contiguous): the adapter's
+ * gradients, and (dx != NULL) dx = dy W + scale dy B A, added to dx when
+ * `add`. wt: W's transpose (NULL only when dx is NULL). */
+static void prod_back(tune_graph *g, const model_weight *w, const float *wt, const float *x,
+                      const float *dy, int n, float *dx, bool add) {
+    const int n_in = (int)w->n_cols, n_out = (int)w->n_rows;
+    if (dx) {
+        float *dst = add ? g->dtmp : dx;
+        kern_matmul(g->m->pool, KERN_F32, wt, n_in, n_out, dy, n, dst, n_in, g->scratch);
+        if (add)
+            for (size_t i = 0; i < (size_t)n * n_in; i++) dx[i] += dst[i];
+    }
+    const int pi = pair_index(g, w);
+    if (pi < 0) return;
+    tune_pair *p = &g->ad->pairs[pi];
+    const int r = g->ad->rank;
+    const float s = g->ad->scale, *u = g->u[pi];
+    memset(g->du, 0, (size_t)n * r * sizeof(float));
+    for (int t = 0; t < n; t++) {
+        const float *ut = u + (size_t)t * r;
+        float *dut = g->du + (size_t)t * r;
+        for (int o = 0; o < n_out; o++) {
+            const float d = s * dy[(size_t)t * n_out + o];
+            if (d == 0.0f) continue;
+            axpy(p->gb + (size_t)o * r, d, ut, r);
+            axpy(dut, d, p->b + (size_t)o * r, r);
+        }
+    }
+    for (int t = 0; t < n; t++)
+        for (int k = 0; k < r; k++) {
+            const float d = g->du[(size_t)t * r + k];
+            axpy(p->ga + (size_t)k * n_in, d, x + (size_t)t * n_in, n_in);
+            if (dx) axpy(dx + (size_t)t * n_in, d, p->a + (size_t)k * n_in, n_in);
+        }
+}
+
+/* Columns [c0, c0 + nc) of rows [n] with stride ld, copied contiguous. */
+static float *slice_cols(tune_graph *g, const float *src, int64_t ld, int c0, int nc, int n) {
+    for (int t = 0; t < n; t++)
+        memcpy(g->slice + (size_t)t * nc, src + (size_t)t * ld + c0, (size_t)nc * sizeof(float));
+    return g->slice;
+}
+
+/* ---- attention ---- */
+
+typedef struct attn_ctx {
+    tune_graph *g;
+    const model_layer *l;
+    const layer_acts *a;
+    float kq_scale;
+} attn_ctx;
+
+static int first_key(const tune_graph *g, const model_layer *l, int t) {
+    const int w = g->m->hp.swa_window;
+    return l->swa && t - w + 1 > 0 ? t - w + 1 : 0;
+}
+
+/* p[j - lo] = softmax_j(q . k_j * scale), lo <= j <= t, for query head h. */
+static void attn_probs(const attn_ctx *c, int t, int h, int lo, float *p) {
+    const tune_graph *g = c->g;
+    const model_hparams *hp = &g->m->hp;
+    const int hd = hp->head_dim, kvh = h / (hp->n_head / hp->n_head_kv);
+    const float *q = c->a->qkv + (size_t)t * g->QKV + (size_t)h * hd;
+    float mx = -INFINITY;
+    for (int j = lo; j <= t; j++) {
+        const float *k = c->a->qkv + (size_t)j * g->QKV + g->Q + (size_t)kvh * hd;
+        p[j - lo] = dot(q, k, hd) * c->kq_scale;
+        mx = fmaxf(mx, p[j - lo]);
+    }
+    double sum = 0.0;
+    for (int j = lo; j <= t; j++) sum += p[j - lo] = expf(p[j - lo] - mx);
+    const float inv = (float)(1.0 / sum);
+    for (int j = lo; j <= t; j++) p[j - lo] *= inv;
+}
+
+/* Forward: units are query heads. */
+static void attn_fwd_job(void *ctx, int ith, int nth) {
+    const attn_ctx *c = ctx;
+    tune_graph *g = c->g;
+    const model_hparams *hp = &g->m->hp;
+    const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    float *p = g->attn_work + (size_t)ith * 2 * g->n_max;
+    for (int h = ith; h < hp->n_head; h += nth)
+        for (int t = 0; t < g->n; t++) {
+            const int lo = first_key(g, c->l, t);
+            attn_probs(c, t, h, lo, p);
+            float *out = c->a->att + (size_t)t * g->Q + (size_t)h * hd;
+            memset(out, 0, (size_t)hd * sizeof(float));
+            for (int j = lo; j <= t; j++)
+                axpy(out, p[j - lo],
+                     c->a->qkv + (size_t)j * g->QKV + g->Q + g->KV + (size_t)(h / group) * hd, hd);
+        }
+}
+
+/* Backward: units are kv heads, so that the heads sharing one write its dK
+ * and dV alone. dqkv is zeroed before. */
+static void attn_back_job(void *ctx, int ith, int nth) {
+    const attn_ctx *c = ctx;
+    tune_graph *g = c->g;
+    const model_hparams *hp = &g->m->hp;
+    const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    float *p = g->attn_work + (size_t)ith * 2 * g->n_max, *dp = p + g->n_max;
+    for (int kvh = ith; kvh < hp->n_head_kv; kvh += nth)
+        for (int h = kvh * group; h < (kvh + 1) * group; h++)
+            for (int t = 0; t < g->n; t++) {
+                const int lo = first_key(g, c->l, t);
+                attn_probs(c, t, h, lo, p);
+                const float *q = c->a->qkv + (size_t)t * g->QKV + (size_t)h * hd;
+                const float *dout = g->datt + (size_t)t * g->Q + (size_t)h * hd;
+                float *dq = g->dqkv + (size_t)t * g->QKV + (size_t)h * hd;
+                double sum = 0.0;
+                for (int j = lo; j <= t; j++) {
+                    const float *v =
+                        c->a->qkv + (size_t)j * g->QKV + g->Q + g->KV + (size_t)kvh * hd;
+                    dp[j - lo] = dot(dout, v, hd);
+                    sum += (double)p[j - lo] * dp[j - lo];
+                }
+                for (int j = lo; j <= t; j++) {
+                    const size_t kv = (size_t)j * g->QKV + g->Q + (size_t)kvh * hd;
+                    const float ds = p[j - lo] * (dp[j - lo] - (float)sum) * c->kq_scale;
+                    axpy(dq, ds, c->a->qkv + kv, hd);
+                    axpy(g->dqkv + kv, ds, q, hd);
+                    axpy(g->dqkv + kv + g->KV, p[j - lo], dout, hd);
+                }
+            }
+}
+
+/* ---- the forward pass ---- */
+
+static void attn_scales(const hearth_model *m, float *q_scale, float *kq_scale) {
+    const float scale = 1.0f / sqrtf((float)m->hp.head_dim);
+    *q_scale = m->arch->scale_q ? scale : 1.0f;
+    *kq_scale = m->arch->scale_q ? 1.0f : scale;
+}
+
+static void rope_cache(tune_graph *g, const model_layer *l) {
+    const model_hparams *hp = &g->m->hp;
+    for (int t = 0; t < g->n; t++)
+        kern_rope_cache(g->rope + (size_t)t * hp->n_rot, hp->n_rot, (float)t, l->rope_base,
+                        l->rope_scale, g->m->rope_freqs);
+}
+
+static void add_bias(float *y, const float *b, int n) {
+    if (b)
+        for (int i = 0; i < n; i++) y[i] += b[i];
+}
+
+/* Q, K, V of layer l into a->qkv, and the pre-norm copies. */
+static void qkv_fwd(tune_graph *g, const model_layer *l, layer_acts *a) {
+    const hearth_model *m = g->m;
+    const model_hparams *hp = &m->hp;
+    const int n = g->n, hd = hp->head_dim;
+    if (l->wqkv.data) {
+        prod(g, &l->wqkv, a->xn1, n, a->qkv, g->QKV);
+    } else {
+        prod(g, &l->wq, a->xn1, n, a->qkv, g->QKV);
+        prod(g, &l->wk, a->xn1, n, a->qkv + g->Q, g->QKV);
+        prod(g, &l->wv, a->xn1, n, a->qkv + g->Q + g->KV, g->QKV);
+    }
+    float q_scale, kq_scale;
+    attn_scales(m, &q_scale, &kq_scale);
+    const bool neox = m->arch->rope == ROPE_NEOX;
+    rope_cache(g, l);
+    for (int t = 0; t < n; t++) {
+        float *q = a->qkv + (size_t)t * g->QKV, *k = q + g->Q;
+        const float *cs = g->rope + (size_t)t * hp->n_rot;
+        add_bias(q, l->bq, g->Q);
+        add_bias(k, l->bk, g->KV);
+        add_bias(k + g->KV, l->bv, g->KV);
+        if (l->q_norm)
+            memcpy(a->qk_pre + (size_t)t * (g->Q + g->KV), q,
+                   (size_t)(g->Q + g->KV) * sizeof(float));
+        for (int h = 0; h < hp->n_head; h++) {
+            if (l->q_norm) norm_row(q + h * hd, q + h * hd, l->q_norm, hd, hp->rms_eps);
+            rope_row(q + h * hd, cs, hp->n_rot, neox, 1.0f);
+        }
+        for (int i = 0; i < g->Q; i++) q[i] *= q_scale;
+        for (int h = 0; h < hp->n_head_kv; h++) {
+            if (l->k_norm) norm_row(k + h * hd, k + h * hd, l->k_norm, hd, hp->rms_eps);
+            rope_row(k + h * hd, cs, hp->n_rot, neox, 1.0f);
+        }
+    }
+}
+
+/* x_out = x + (post ? norm(y, post) : y), rows of E. */
+static void residual(const tune_graph *g, float *x_out, const float *x, const float *y,
+                     const float *post) {
+    const model_hparams *hp = &g->m->hp;
+    for (int t = 0; t < g->n; t++) {
+        const size_t o = (size_t)t * g->E;
+        if (post)
+            norm_row(x_out + o, y + o, post, g->E, hp->rms_eps);
+        else
+            memcpy(x_out + o, y + o, (size_t)g->E * sizeof(float));
+        for (int i = 0; i < g->E; i++) x_out[o + i] += x[o + i];
+    }
+}
+
+static void norm_rows(const tune_graph *g, float *y, const float *x, const float *w) {
+    for (int t = 0; t < g->n; t++)
+        norm_row(y + (size_t)t * g->E, x + (size_t)t * g->E, w, g->E, g->m->hp.rms_eps);
+}
+
+static void layer_fwd(tune_graph *g, int il) {
+    const hearth_model *m = g->m;
+    const model_layer *l = &m->layers[il];
+    layer_acts *a = &g->acts[il];
+    const int n = g->n, F = g->F;
+    norm_rows(g, a->xn1, a->x_in, l->attn_norm);
+    qkv_fwd(g, l, a);
+    attn_ctx c = {.g = g, .l = l, .a = a};
+    float q_scale;
+    attn_scales(m, &q_scale, &c.kq_scale);
+    hr_pool_run(m->pool, attn_fwd_job, &c);
+    float *yo = l->post_attn_norm ? a->yo : g->dtmp;
+    prod(g, &l->wo, a->att, n, yo, g->E);
+    residual(g, a->x_mid, a->x_in, yo, l->post_attn_norm);
+    norm_rows(g, a->xn2, a->x_mid, l->ffn_norm);
+    if (l->gate_up.data) {
+        prod(g, &l->gate_up, a->xn2, n, a->ffn, 2 * F);
+    } else {
+        prod(g, &l->gate, a->xn2, n, a->ffn, 2 * F);
+        prod(g, &l->up, a->xn2, n, a->ffn + F, 2 * F);
+    }
+    const bool gelu_act = m->arch->act == FFN_GELU;
+    for (int t = 0; t < n; t++) {
+        const float *gt = a->ffn + (size_t)t * 2 * F, *ut = gt + F;
+        float *h = a->hb + (size_t)t * F;
+        for (int i = 0; i < F; i++)
+            h[i] = (gelu_act ? gelu(gt[i]) : gt[i] * sigmoid(gt[i])) * ut[i];
+    }
+    float *yf = l->post_ffn_norm ? a->yf : g->dtmp;
+    prod(g, &l->down, a->hb, n, yf, g->E);
+    float *x_next = il + 1 < m->hp.n_layer ? g->acts[il + 1].x_in : g->x_final;
+    residual(g, x_next, a->x_mid, yf, l->post_ffn_norm);
+}
+
+static void embed(tune_graph *g, const int32_t *ids) {
+    const hearth_model *m = g->m;
+    const size_t row_bytes = kern_row_bytes(m->tok_embd.type, g->E);
+    const kern_fns *f = kern_get(m->tok_embd.type);
+    const float scale = m->arch->scale_embd ? sqrtf((float)g->E) : 1.0f;
+    float *x = g->acts[0].x_in;
+    for (int t = 0; t < g->n; t++) {
+        f->to_float((const uint8_t *)m->tok_embd.data + (size_t)ids[t] * row_bytes,
+                    x + (size_t)t * g->E, g->E);
+        for (int i = 0; i < g->E; i++) x[(size_t)t * g->E + i] *= scale;
+    }
+}
+
+/* The NLL of ids[n_prompt..n-1] from the final rows and, with `backward`,
+ * its gradient with respect to xn_final in g->dxn (other rows zero). */
+static double loss(tune_graph *g, const int32_t *ids, int n_prompt, bool backward) {
+    const hearth_model *m = g->m;
+    const float cap = m->hp.final_softcap;
+    double nll = 0.0;
+    if (backward) memset(g->dxn, 0, (size_t)g->n * g->E * sizeof(float));
+    for (int t0 = n_prompt - 1; t0 < g->n - 1; t0 += LOGIT_CHUNK) {
+        const int nc = g->n - 1 - t0 < LOGIT_CHUNK ? g->n - 1 - t0 : LOGIT_CHUNK;
+        const float *x = g->xn_final + (size_t)t0 * g->E;
+        kern_matmul(m->pool, m->output.type, m->output.data, m->output.n_rows, m->output.n_cols, x,
+                    nc, g->logits, g->V, g->scratch);
+        for (int i = 0; i < nc; i++) {
+            float *z = g->logits + (size_t)i * g->V;
+            if (cap > 0.0f)
+                for (int v = 0; v < g->V; v++) z[v] = cap * tanhf(z[v] / cap);
+            float mx = -INFINITY;
+            for (int v = 0; v < g->V; v++) mx = fmaxf(mx, z[v]);
+            double sum = 0.0;
+            for (int v = 0; v < g->V; v++) sum += exp((double)(z[v] - mx));
+            const int32_t target = ids[t0 + i + 1];
+            const double tn = log(sum) + mx - z[target];
+            g->tok_nll[t0 + i - (n_prompt - 1)] = (float)tn;
+            nll += tn;
+            if (!backward) continue;
+            for (int v = 0; v < g->V; v++) {
+                float d = (float)(exp((double)(z[v] - mx)) / sum) - (v == target ? 1.0f : 0.0f);
+                if (cap > 0.0f) d *= 1.0f - (z[v] / cap) * (z[v] / cap);
+                z[v] = d;
+            }
+        }
+        if (backward)
+            kern_matmul(m->pool, KERN_F32, g->out_t, g->E, g->V, g->logits, nc,
+                        g->dxn + (size_t)t0 * g->E, g->E, g->scratch);
+    }
+    return nll;
+}
+
+/* ---- the backward pass ---- */
+
+/* dx (rows of E) = d/dx of norm(x, w) applied to dy, added when `add`. */
+static void norm_rows_back(const tune_graph *g, float *dx, const float *x, const float *w,
+                           const float *dy, bool add) {
+    for (int t = 0; t < g->n; t++) {
+        const size_t o = (size_t)t * g->E;
+        norm_row_back(dx + o, x + o, w, dy + o, g->E, g->m->hp.rms_eps, add);
+    }
+}
+
+/* From dqkv (after RoPE and Q scaling) back to the products' outputs. */
+static void qkv_back(tune_graph *g, const model_layer *l, const layer_acts *a) {
+    const hearth_model *m = g->m;
+    const model_hparams *hp = &m->hp;
+    const int hd = hp->head_dim;
+    float q_scale, kq_scale;
+    attn_scales(m, &q_scale, &kq_scale);
+    const bool neox = m->arch->rope == ROPE_NEOX;
+    rope_cache(g, l);
+    float tmp[KERN_ATTN_MAX_HD];
+    for (int t = 0; t < g->n; t++) {
+        float *dq = g->dqkv + (size_t)t * g->QKV, *dk = dq + g->Q;
+        const float *cs = g->rope + (size_t)t * hp->n_rot;
+        const float *pre = a->qk_pre + (size_t)t * (g->Q + g->KV);
+        for (int i = 0; i < g->Q; i++) dq[i] *= q_scale;
+        for (int h = 0; h < hp->n_head; h++) {
+            rope_row(dq + h * hd, cs, hp->n_rot, neox, -1.0f);
+            if (l->q_norm) {
+                norm_row_back(tmp, pre + h * hd, l->q_norm, dq + h * hd, hd, hp->rms_eps, false);
+                memcpy(dq + h * hd, tmp, (size_t)hd * sizeof(float));
+            }
+        }
+        for (int h = 0; h < hp->n_head_kv; h++) {
+            rope_row(dk + h * hd, cs, hp->n_rot, neox, -1.0f);
+            if (l->k_norm) {
+                norm_row_back(tmp, pre + g->Q + h * hd, l->k_norm, dk + h * hd, hd, hp->rms_eps,
+                              false);
+                memcpy(dk + h * hd, tmp, (size_t)hd * sizeof(float));
+            }
+        }
+    }
+}
+
+/* g->dx holds dL/d(the layer's output); leaves dL/d(x_in) there. */
+static void layer_back(tune_graph *g, int il) {
+    const hearth_model *m = g->m;
+    const model_layer *l = &m->layers[il];
+    const layer_acts *a = &g->acts[il];
+    const layer_t *w = &g->lt[il];
+    const int n = g->n, F = g->F;
+    /* feed-forward: x_out = x_mid + post(down hb) */
+    const float *dyf = g->dx;
+    if (l->post_ffn_norm) {
+        norm_rows_back(g, g->dx2, a->yf, l->post_ffn_norm, g->dx, false);
+        dyf = g->dx2;
+    }
+    prod_back(g, &l->down, w->down, a->hb, dyf, n, g->dh, false);
+    const bool gelu_act = m->arch->act == FFN_GELU;
+    for (int t = 0; t < n; t++) {
+        const float *gt = a->ffn + (size_t)t * 2 * F, *ut = gt + F, *dh = g->dh + (size_t)t * F;
+        float *dg = g->dffn + (size_t)t * 2 * F, *du = dg + F;
+        for (int i = 0; i < F; i++) {
+            if (gelu_act) {
+                du[i] = dh[i] * gelu(gt[i]);
+                dg[i] = dh[i] * ut[i] * gelu_grad(gt[i]);
+            } else {
+                const float s = sigmoid(gt[i]);
+                du[i] = dh[i] * gt[i] * s;
+                dg[i] = dh[i] * ut[i] * s * (1.0f + gt[i] * (1.0f - s));
+            }
+        }
+    }
+    if (l->gate_up.data) {
+        prod_back(g, &l->gate_up, w->gate_up, a->xn2, g->dffn, n, g->dxn, false);
+    } else {
+        prod_back(g, &l->gate, w->gate, a->xn2, slice_cols(g, g->dffn, 2 * F, 0, F, n), n, g->dxn,
+                  false);
+        prod_back(g, &l->up, w->up, a->xn2, slice_cols(g, g->dffn, 2 * F, F, F, n), n, g->dxn,
+                  true);
+    }
+    norm_rows_back(g, g->dx, a->x_mid, l->ffn_norm, g->dxn, true); /* dx: now d x_mid */
+    /* attention: x_mid = x_in + post(wo att) */
+    const float *dyo = g->dx;
+    if (l->post_attn_norm) {
+        norm_rows_back(g, g->dx2, a->yo, l->post_attn_norm, g->dx, false);
+        dyo = g->dx2;
+    }
+    prod_back(g, &l->wo, w->o, a->att, dyo, n, g->datt, false);
+    memset(g->dqkv, 0, (size_t)n * g->QKV * sizeof(float));
+    attn_ctx c = {.g = g, .l = l, .a = a};
+    float q_scale;
+    attn_scales(m, &q_scale, &c.kq_scale);
+    hr_pool_run(m->pool, attn_back_job, &c);
+    qkv_back(g, l, a);
+    float *dxn = il > 0 ? g->dxn : NULL; /* nothing below layer 0 learns */
+    if (l->wqkv.data) {
+        prod_back(g, &l->wqkv, w->qkv, a->xn1, g->dqkv, n, dxn, false);
+    } else {
+        prod_back(g, &l->wq, w->q, a->xn1, slice_cols(g, g->dqkv, g->QKV, 0, g->Q, n), n, dxn,
+                  false);
+        prod_back(g, &l->wk, w->k, a->xn1, slice_cols(g, g->dqkv, g->QKV, g->Q, g->KV, n), n, dxn,
+                  true);
+        prod_back(g, &l->wv, w->v, a->xn1, slice_cols(g, g->dqkv, g->QKV, g->Q + g->KV, g->KV, n),
+                  n, dxn, true);
+    }
+    if (dxn) norm_rows_back(g, g->dx, a->x_in, l->attn_norm, g->dxn, true);
+}
+
+hearth_err tune_graph_step(tune_graph *g, const int32_t *ids, int n, int n_prompt, bool backward,
+                           double *nll, int *n_pred) {
+    if (n < 2 || n > g->n_max || n_prompt < 1 || n_prompt >= n)
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "tune: a sequence needs 1 <= prompt < length <= %d tokens (got %d of %d)",
+                       g->n_max, n_prompt, n);
+    for (int t = 0; t < n; t++)
+        if (ids[t] < 0 || ids[t] >= g->V)
+            return hr_fail(HEARTH_ERR_INVALID_ARG, "tune: token id %d is outside the vocabulary",
+                           (int)ids[t]);
+    const hearth_model *m = g->m;
+    g->n = n;
+    embed(g, ids);
+    for (int il = 0; il < m->hp.n_layer; il++) layer_fwd(g, il);
+    norm_rows(g, g->xn_final, g->x_final, m->output_norm);
+    *nll = loss(g, ids, n_prompt, backward);
+    *n_pred = n - n_prompt;
+    if (!backward) return HEARTH_OK;
+    norm_rows_back(g, g->dx, g->x_final, m->output_norm, g->dxn, false);
+    for (int il = m->hp.n_layer - 1; il >= 0; il--) layer_back(g, il);
+    return HEARTH_OK;
+}
+
+/* ---- construction ---- */
+
+typedef struct transpose_job {
+    const model_weight *w;
+    float *wt;
+    float *rows; /* per thread: [TRANSPOSE_ROWS][n_cols] */
+} transpose_job;
+
+static void transpose_run(void *ctx, int ith, int nth) {
+    const transpose_job *j = ctx;
+    const model_weight *w = j->w;
+    const kern_fns *f = kern_get(w->type);
+    const size_t row_bytes = kern_row_bytes(w->type, w->n_cols);
+    float *buf = j->rows + (size_t)ith * TRANSPOSE_ROWS * (size_t)w->n_cols;
+    const int64_t blocks = (w->n_rows + TRANSPOSE_ROWS - 1) / TRANSPOSE_ROWS;
+    for (int64_t b = ith; b < blocks; b += nth) {
+        const int64_t r0 = b * TRANSPOSE_ROWS;
+        const int nr = (int)(w->n_rows - r0 < TRANSPOSE_ROWS ? w->n_rows - r0 : TRANSPOSE_ROWS);
+        for (int i = 0; i < nr; i++)
+            f->to_float((const uint8_t *)w->data + (size_t)(r0 + i) * row_bytes,
+                        buf + (size_t)i * w->n_cols, w->n_cols);
+        for (int64_t c = 0; c < w->n_cols; c++)
+            for (int i = 0; i < nr; i++)
+                j->wt[(size_t)c * w->n_rows + r0 + i] = buf[(size_t)i * w->n_cols + c];
+    }
+}
+
+/* W's transpose in F32 into *out (NULL for a missing weight). */
+static hearth_err transpose(const tune_graph *g, const model_weight *w, float *rows, float **out) {
+    *out = NULL;
+    if (!w->data) return HEARTH_OK;
+    if (!(*out = hr_aligned_alloc((size_t)w->n_rows * (size_t)w->n_cols * sizeof(float))))
+        return hr_fail(HEARTH_ERR_NOMEM, "tune: out of memory for the weights' transposes");
+    transpose_job j = {.w = w, .wt = *out, .rows = rows};
+    hr_pool_run(g->m->pool, transpose_run, &j);
+    return HEARTH_OK;
+}
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+/* The activation and gradient buffers: measured (base NULL) or carved
+ * from base, 64-byte aligned each. */
+static size_t layout(tune_graph *g, char *base) {
+    const hearth_model *m = g->m;
+    const size_t n = (size_t)g->n_max, E = (size_t)g->E, F = (size_t)g->F;
+    const size_t r = (size_t)g->ad->rank, widest = max_sz(max_sz(E, 2 * F), (size_t)g->QKV);
+    size_t off = 0;
+#define CARVE(dst, floats)                                                                         \
+    do {                                                                                           \
+        if (base) (dst) = (float *)(void *)(base + off);                                           \
+        off += ((floats) * sizeof(float) + 63) & ~(size_t)63;                                      \
+    } while (0)
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        layer_acts *a = &g->acts[il];
+        const model_layer *l = &m->layers[il];
+        CARVE(a->x_in, n * E);
+        CARVE(a->xn1, n * E);
+        if (l->q_norm) CARVE(a->qk_pre, n * (size_t)(g->Q + g->KV));
+        CARVE(a->qkv, n * (size_t)g->QKV);
+        CARVE(a->att, n * (size_t)g->Q);
+        if (l->post_attn_norm) CARVE(a->yo, n * E);
+        CARVE(a->x_mid, n * E);
+        CARVE(a->xn2, n * E);
+        CARVE(a->ffn, n * 2 * F);
+        CARVE(a->hb, n * F);
+        if (l->post_ffn_norm) CARVE(a->yf, n * E);
+    }
+    for (int i = 0; i < g->ad->n_pairs; i++) CARVE(g->u[i], n * r);
+    CARVE(g->du, n * r);
+    CARVE(g->x_final, n * E);
+    CARVE(g->xn_final, n * E);
+    CARVE(g->tok_nll, n);
+    CARVE(g->rope, n * (size_t)m->hp.n_rot);
+    CARVE(g->logits, (size_t)LOGIT_CHUNK * (size_t)g->V);
+    CARVE(g->dx, n * E);
+    CARVE(g->dx2, n * E);
+    CARVE(g->dxn, n * E);
+    CARVE(g->dqkv, n * (size_t)g->QKV);
+    CARVE(g->datt, n * (size_t)g->Q);
+    CARVE(g->dffn, n * 2 * F);
+    CARVE(g->dh, n * F);
+    CARVE(g->dtmp, n * widest);
+    CARVE(g->slice, n * widest);
+    CARVE(g->attn_work, (size_t)hr_pool_size(m->pool) * 2 * n);
+#undef CARVE
+    return off;
+}
+
+static size_t scratch_need(const tune_graph *g) {
+    const hearth_model *m = g->m;
+    size_t s = kern_matmul_scratch_bytes(m->output.type, m->output.n_cols, LOGIT_CHUNK);
+    s = max_sz(s, kern_matmul_scratch_bytes(KERN_F32, g->V, LOGIT_CHUNK));
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        const model_layer *l = &m->layers[il];
+        const model_weight *ws[] = {&l->wq,   &l->wk, &l->wv,      &l->wqkv, &l->wo,
+                                    &l->gate, &l->up, &l->gate_up, &l->down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            if (ws[i]->data) {
+                s = max_sz(s, kern_matmul_scratch_bytes(ws[i]->type, ws[i]->n_cols, g->n_max));
+                s = max_sz(s, kern_matmul_scratch_bytes(KERN_F32, ws[i]->n_rows, g->n_max));
+            }
+    }
+    return s;
+}
+
+static hearth_err build_transposes(tune_graph *g) {
+    const hearth_model *m = g->m;
+    int64_t widest = m->output.n_cols;
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        const model_layer *l = &m->layers[il];
+        const int64_t c[] = {l->wq.n_cols,   l->wqkv.n_cols,    l->wo.n_cols,
+                             l->gate.n_cols, l->gate_up.n_cols, l->down.n_cols};
+        for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) widest = c[i] > widest ? c[i] : widest;
+    }
+    float *rows =
+        malloc((size_t)hr_pool_size(m->pool) * TRANSPOSE_ROWS * (size_t)widest * sizeof(float));
+    if (!rows) return hr_fail(HEARTH_ERR_NOMEM, "tune: out of memory");
+    hearth_err err = transpose(g, &m->output, rows, &g->out_t);
+    for (int il = 0; il < m->hp.n_layer && !err; il++) {
+        const model_layer *l = &m->layers[il];
+        layer_t *t = &g->lt[il];
+        if (il > 0 && ((err = transpose(g, &l->wq, rows, &t->q)) ||
+                       (err = transpose(g, &l->wk, rows, &t->k)) ||
+                       (err = transpose(g, &l->wv, rows, &t->v)) ||
+                       (err = transpose(g, &l->wqkv, rows, &t->qkv))))
+            break;
+        if ((err = transpose(g, &l->wo, rows, &t->o)) ||
+            (err = transpose(g, &l->gate, rows, &t->gate)) ||
+            (err = transpose(g, &l->up, rows, &t->up)) ||
+            (err = transpose(g, &l->gate_up, rows, &t->gate_up)))
+            break;
+        err = transpose(g, &l->down, rows, &t->down);
+    }
+    free(rows);
+    return err;
+}
+
+hearth_err tune_graph_new(const hearth_model *m, tune_adapter *a, int n_max, tune_graph **out) {
+    *out = NULL;
+    if (n_max < 2 || n_max > 1 << 16)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "tune: sequence length must be 2..65536");
+    if (m->hp.head_dim > KERN_ATTN_MAX_HD)
+        return hr_fail(HEARTH_ERR_UNSUPPORTED, "tune: head size %d is over %d", m->hp.head_dim,
+                       KERN_ATTN_MAX_HD);
+    if (m->tok_embd.lora || m->n_loras)
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "tune: the base model must be loaded without adapters");
+    tune_graph *g = calloc(1, sizeof *g);
+    if (!g) return hr_fail(HEARTH_ERR_NOMEM, "tune: out of memory");
+    const model_hparams *hp = &m->hp;
+    *g = (tune_graph){.m = m,
+                      .ad = a,
+                      .n_max = n_max,
+                      .E = hp->n_embd,
+                      .Q = hp->n_head * hp->head_dim,
+                      .KV = hp->n_head_kv * hp->head_dim,
+                      .F = hp->n_ff,
+                      .V = hp->n_vocab};
+    g->QKV = g->Q + 2 * g->KV;
+    g->acts = calloc((size_t)hp->n_layer, sizeof *g->acts);
+    g->lt = calloc((size_t)hp->n_layer, sizeof *g->lt);
+    g->u = calloc((size_t)a->n_pairs + 1, sizeof *g->u);
+    hearth_err err = HEARTH_OK;
+    if (!g->acts || !g->lt || !g->u) err = hr_fail(HEARTH_ERR_NOMEM, "tune: out of memory");
+    const size_t bytes = err ? 0 : layout(g, NULL);
+    if (!err && !(g->mem = hr_aligned_alloc(bytes)))
+        err = hr_fail(HEARTH_ERR_NOMEM, "tune: out of memory for %zu MiB of activations",
+                      bytes >> 20);
+    if (!err) layout(g, g->mem);
+    const size_t sb = err ? 0 : scratch_need(g);
+    if (!err && sb && !(g->scratch = hr_aligned_alloc(sb)))
+        err = hr_fail(HEARTH_ERR_NOMEM, "tune: out of memory");
+    if (!err) err = build_transposes(g);
+    if (err) {
+        tune_graph_free(g);
+        return err;
+    }
+    *out = g;
+    return HEARTH_OK;
+}
+
+const float *tune_graph_token_nll(const tune_graph *g) { return g->tok_nll; }
+
+void tune_graph_free(tune_graph *g) {
+    if (!g) return;
+    for (int il = 0; g->lt && il < g->m->hp.n_layer; il++) {
+        layer_t *t = &g->lt[il];
+        float *all[] = {t->q, t->k, t->v, t->qkv, t->o, t->gate, t->up, t->gate_up, t->down};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+    }
+    free(g->out_t);
+    free(g->lt);
+    free(g->acts);
+    free(g->u);
+    free(g->mem);
+    free(g->scratch);
+    free(g);
+}
