@@ -89,8 +89,7 @@ typedef struct srv_conn {
     char method[16];
     char path[512];
     const route *route;
-    char *body;
-    size_t body_len, body_cap;
+    gw_buf body; /* capped at --max-body (and its NUL) */
     bool too_large;
     bool answered; /* a response was queued before the body */
     double t0;
@@ -181,7 +180,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
     srv_metrics_request(&s->metrics, srv_metrics_route(c->path), c->x.status,
                         (srv_now_ms() - c->t0) / 1e3, gen && c->x.status == 200);
     free(c->x.log_prompt);
-    free(c->body);
+    gw_buf_free(&c->body);
     free(c);
     *con_cls = NULL;
 }
@@ -245,8 +244,8 @@ static bool early_checks(srv_server *s, srv_conn *c, struct MHD_Connection *conn
 
 static void dispatch(srv_server *s, srv_conn *c) {
     srv_exchange *x = &c->x;
-    x->body = c->body ? c->body : "";
-    x->body_len = c->body_len;
+    x->body = c->body.data ? c->body.data : "";
+    x->body_len = c->body.len;
     const route_id id = c->route->id;
     const int state = atomic_load(&s->state);
     if (id == ROUTE_HEALTH) {
@@ -316,6 +315,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = c;
         c->t0 = srv_now_ms();
         c->x.srv = s;
+        c->body.cap_max = s->cfg.max_body_bytes + 1;
         snprintf(c->method, sizeof c->method, "%s", method);
         snprintf(c->path, sizeof c->path, "%s", url);
         c->x.method = c->method;
@@ -343,22 +343,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_size) {
         const size_t n = *upload_size;
         *upload_size = 0;
-        if (c->too_large || c->body_len + n > s->cfg.max_body_bytes) {
+        if (c->too_large || c->body.len + n > s->cfg.max_body_bytes) {
             c->too_large = true; /* read and dropped, answered 413 at the end */
             return MHD_YES;
         }
-        if (c->body_len + n + 1 > c->body_cap) {
-            size_t cap = c->body_cap ? c->body_cap : 4096;
-            while (cap < c->body_len + n + 1) cap *= 2;
-            char *nb = realloc(c->body, cap);
-            if (!nb) return MHD_NO;
-            c->body = nb;
-            c->body_cap = cap;
-        }
-        memcpy(c->body + c->body_len, upload, n);
-        c->body_len += n;
-        c->body[c->body_len] = '\0';
-        return MHD_YES;
+        /* under the limit checked above, only memory can fail */
+        return gw_buf_put(&c->body, upload, n) ? MHD_NO : MHD_YES;
     }
     if (c->too_large) {
         srv_error e;

@@ -64,8 +64,7 @@ typedef struct sse_choice {
     bool ended; /* its finish chunk is out */
     /* with tools: the job's text so far, copied under the job's lock so that
      * the parser runs without it; the parser's cursor; content bytes sent */
-    char *text;
-    size_t text_len, text_cap;
+    gw_buf text;
     srv_tools_stream cur;
     size_t sent;
     int calls_sent;
@@ -196,19 +195,9 @@ static void send_calls(srv_stream *st, sse_choice *ch, const srv_tool_reply *t, 
  * held; false when out of memory. */
 static bool tools_copy_text(sse_choice *ch) {
     const srv_job *j = ch->job;
-    const size_t n = j->text_len - ch->text_len;
-    if (ch->text_len + n + 1 > ch->text_cap) {
-        size_t cap = ch->text_cap ? ch->text_cap : 4096;
-        while (cap < ch->text_len + n + 1) cap *= 2;
-        char *nt = realloc(ch->text, cap);
-        if (!nt) return false;
-        ch->text = nt;
-        ch->text_cap = cap;
-    }
-    if (n) memcpy(ch->text + ch->text_len, j->text + ch->text_len, n);
-    ch->text_len += n;
-    ch->text[ch->text_len] = '\0';
-    return true;
+    const size_t have = ch->text.len, n = j->text_len - have;
+    /* even with nothing new: the parser then gets "" rather than NULL */
+    return gw_buf_put(&ch->text, n ? j->text + have : "", n) == HEARTH_OK;
 }
 
 /* With tools: the content that is safe to send, or the calls that closed
@@ -216,15 +205,17 @@ static bool tools_copy_text(sse_choice *ch) {
  * Runs on ch->text, without the job's lock. False when out of memory. */
 static bool tools_progress(srv_stream *st, sse_choice *ch) {
     if (!ch->cur.call_started) {
-        const size_t safe = srv_tools_stream_content(&ch->cur, ch->text, ch->text_len, ch->sent);
+        const size_t safe =
+            srv_tools_stream_content(&ch->cur, ch->text.data, ch->text.len, ch->sent);
         if (safe > ch->sent) {
-            send_text(st, ch, ch->text + ch->sent, safe - ch->sent, -1);
+            send_text(st, ch, ch->text.data + ch->sent, safe - ch->sent, -1);
             ch->sent = safe;
         }
     }
     if (!ch->cur.call_started) return true;
     srv_tool_reply t;
-    if (!srv_tools_stream_calls(&ch->cur, &st->tools, ch->text, ch->text_len, &t)) return false;
+    if (!srv_tools_stream_calls(&ch->cur, &st->tools, ch->text.data, ch->text.len, &t))
+        return false;
     send_calls(st, ch, &t, 0);
     srv_tool_reply_free(&t);
     return true;
@@ -236,7 +227,8 @@ static bool tools_progress(srv_stream *st, sse_choice *ch) {
  * calls. */
 static bool tools_end(srv_stream *st, sse_choice *ch) {
     srv_tool_reply t;
-    if (!srv_tools_parse_set(&st->tools, ch->text ? ch->text : "", ch->text_len, true, &t))
+    if (!srv_tools_parse_set(&st->tools, ch->text.data ? ch->text.data : "", ch->text.len, true,
+                             &t))
         return false;
     if (t.content_len > ch->sent)
         send_text(st, ch, t.content + ch->sent, t.content_len - ch->sent, -1);
@@ -478,7 +470,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
 static void stream_free(srv_stream *st) {
     free(st->echo);
     free(st->out);
-    for (int i = 0; st->ch && i < st->n_ch; i++) free(st->ch[i].text);
+    for (int i = 0; st->ch && i < st->n_ch; i++) gw_buf_free(&st->ch[i].text);
     free(st->ch);
     srv_tool_set_free(&st->tools);
     if (st->ollama) srv_request_free(st->ollama);
