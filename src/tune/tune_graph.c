@@ -133,27 +133,80 @@ static float gelu_grad(float x) {
 
 /* ---- products with the frozen weights and the adapter ---- */
 
-static int pair_index(const tune_graph *g, const model_weight *w) {
-    const tune_pair *p = tune_adapter_find(g->ad, w);
-    return p ? (int)(p - g->ad->pairs) : -1;
+/* The adapter's part of one product, split over the pool: rows t (or
+ * outputs o, or A's columns i) are dealt in ranges, so that no two threads
+ * write the same gradient. */
+typedef struct lora_job {
+    tune_graph *g;
+    tune_pair *p;
+    const float *x, *dy; /* [n][n_in], [n][n_out] */
+    float *y, *dx;       /* forward: y (stride ldy); backward: dx or NULL */
+    int64_t ldy;
+    int n, phase;
+} lora_job;
+
+static void range(int n, int ith, int nth, int *lo, int *hi) {
+    *lo = (int)((int64_t)n * ith / nth);
+    *hi = (int)((int64_t)n * (ith + 1) / nth);
+}
+
+static void lora_run(void *ctx, int ith, int nth) {
+    const lora_job *j = ctx;
+    const tune_pair *p = j->p;
+    const int r = j->g->ad->rank, n_in = (int)p->w->n_cols, n_out = (int)p->w->n_rows;
+    const float s = j->g->ad->scale, *u = j->g->u[p - j->g->ad->pairs];
+    float *du = j->g->du;
+    int lo, hi;
+    switch (j->phase) {
+    case 0: /* forward: u = A x, y += s B u */
+        range(j->n, ith, nth, &lo, &hi);
+        for (int t = lo; t < hi; t++) {
+            float *ut = j->g->u[p - j->g->ad->pairs] + (size_t)t * r;
+            for (int k = 0; k < r; k++)
+                ut[k] = dot(p->a + (size_t)k * n_in, j->x + (size_t)t * n_in, n_in);
+            for (int o = 0; o < n_out; o++)
+                j->y[(size_t)t * j->ldy + o] += s * dot(p->b + (size_t)o * r, ut, r);
+        }
+        break;
+    case 1: /* du = s dy B, by rows; gB += s dy^T u, by outputs */
+        range(j->n, ith, nth, &lo, &hi);
+        for (int t = lo; t < hi; t++) {
+            float *dut = du + (size_t)t * r;
+            memset(dut, 0, (size_t)r * sizeof(float));
+            for (int o = 0; o < n_out; o++)
+                axpy(dut, s * j->dy[(size_t)t * n_out + o], p->b + (size_t)o * r, r);
+        }
+        range(n_out, ith, nth, &lo, &hi);
+        for (int t = 0; t < j->n; t++)
+            for (int o = lo; o < hi; o++)
+                axpy(p->gb + (size_t)o * r, s * j->dy[(size_t)t * n_out + o], u + (size_t)t * r, r);
+        break;
+    case 2: /* gA += du^T x, by A's columns; dx += du A, by rows */
+        range(n_in, ith, nth, &lo, &hi);
+        for (int t = 0; t < j->n; t++)
+            for (int k = 0; k < r; k++)
+                axpy(p->ga + (size_t)k * n_in + lo, du[(size_t)t * r + k],
+                     j->x + (size_t)t * n_in + lo, hi - lo);
+        if (!j->dx) break;
+        range(j->n, ith, nth, &lo, &hi);
+        for (int t = lo; t < hi; t++)
+            for (int k = 0; k < r; k++)
+                axpy(j->dx + (size_t)t * n_in, du[(size_t)t * r + k], p->a + (size_t)k * n_in,
+                     n_in);
+        break;
+    }
+}
+
+static tune_pair *pair_of(const tune_graph *g, const model_weight *w) {
+    return (tune_pair *)tune_adapter_find(g->ad, w);
 }
 
 /* y[t] (stride ldy) = W x[t] + scale B (A x[t]) for t < n; x rows of n_cols. */
 static void prod(tune_graph *g, const model_weight *w, const float *x, int n, float *y,
                  int64_t ldy) {
     kern_matmul(g->m->pool, w->type, w->data, w->n_rows, w->n_cols, x, n, y, ldy, g->scratch);
-    const int pi = pair_index(g, w);
-    if (pi < 0) return;
-    const tune_pair *p = &g->ad->pairs[pi];
-    const int r = g->ad->rank, n_in = (int)w->n_cols, n_out = (int)w->n_rows;
-    float *u = g->u[pi];
-    for (int t = 0; t < n; t++)
-        for (int k = 0; k < r; k++)
-            u[(size_t)t * r + k] = dot(p->a + (size_t)k * n_in, x + (size_t)t * n_in, n_in);
-    for (int t = 0; t < n; t++)
-        for (int o = 0; o < n_out; o++)
-            y[(size_t)t * ldy + o] +=
-                g->ad->scale * dot(p->b + (size_t)o * r, u + (size_t)t * r, r);
+    lora_job j = {.g = g, .p = pair_of(g, w), .x = x, .y = y, .ldy = ldy, .n = n, .phase = 0};
+    if (j.p) hr_pool_run(g->m->pool, lora_run, &j);
 }
 
 /* For y = W x + scale B A x with dy ([n][n_out], contiguous): the adapter's
@@ -168,28 +221,11 @@ static void prod_back(tune_graph *g, const model_weight *w, const float *wt, con
         if (add)
             for (size_t i = 0; i < (size_t)n * n_in; i++) dx[i] += dst[i];
     }
-    const int pi = pair_index(g, w);
-    if (pi < 0) return;
-    tune_pair *p = &g->ad->pairs[pi];
-    const int r = g->ad->rank;
-    const float s = g->ad->scale, *u = g->u[pi];
-    memset(g->du, 0, (size_t)n * r * sizeof(float));
-    for (int t = 0; t < n; t++) {
-        const float *ut = u + (size_t)t * r;
-        float *dut = g->du + (size_t)t * r;
-        for (int o = 0; o < n_out; o++) {
-            const float d = s * dy[(size_t)t * n_out + o];
-            if (d == 0.0f) continue;
-            axpy(p->gb + (size_t)o * r, d, ut, r);
-            axpy(dut, d, p->b + (size_t)o * r, r);
-        }
-    }
-    for (int t = 0; t < n; t++)
-        for (int k = 0; k < r; k++) {
-            const float d = g->du[(size_t)t * r + k];
-            axpy(p->ga + (size_t)k * n_in, d, x + (size_t)t * n_in, n_in);
-            if (dx) axpy(dx + (size_t)t * n_in, d, p->a + (size_t)k * n_in, n_in);
-        }
+    lora_job j = {.g = g, .p = pair_of(g, w), .x = x, .dy = dy, .dx = dx, .n = n, .phase = 1};
+    if (!j.p) return;
+    hr_pool_run(g->m->pool, lora_run, &j);
+    j.phase = 2;
+    hr_pool_run(g->m->pool, lora_run, &j);
 }
 
 /* Columns [c0, c0 + nc) of rows [n] with stride ld, copied contiguous. */
@@ -406,41 +442,61 @@ static void embed(tune_graph *g, const int32_t *ids) {
     }
 }
 
+/* One chunk of the loss's rows (logits in g->logits), split over the pool:
+ * each row's NLL into tok_nll and, with `backward`, its logits replaced by
+ * dNLL/dlogits. */
+typedef struct loss_job {
+    tune_graph *g;
+    const int32_t *ids;
+    int t0, nc, first; /* rows t0..t0+nc-1; tok_nll index of row t: t - first */
+    bool backward;
+} loss_job;
+
+static void loss_run(void *ctx, int ith, int nth) {
+    const loss_job *j = ctx;
+    tune_graph *g = j->g;
+    const float cap = g->m->hp.final_softcap;
+    int lo, hi;
+    range(j->nc, ith, nth, &lo, &hi);
+    for (int i = lo; i < hi; i++) {
+        float *z = g->logits + (size_t)i * g->V;
+        if (cap > 0.0f)
+            for (int v = 0; v < g->V; v++) z[v] = cap * tanhf(z[v] / cap);
+        float mx = -INFINITY;
+        for (int v = 0; v < g->V; v++) mx = fmaxf(mx, z[v]);
+        double sum = 0.0;
+        for (int v = 0; v < g->V; v++) sum += expf(z[v] - mx);
+        const int32_t target = j->ids[j->t0 + i + 1];
+        g->tok_nll[j->t0 + i - j->first] = (float)(log(sum) + mx - z[target]);
+        if (!j->backward) continue;
+        const float inv = (float)(1.0 / sum);
+        for (int v = 0; v < g->V; v++) {
+            float d = expf(z[v] - mx) * inv - (v == target ? 1.0f : 0.0f);
+            if (cap > 0.0f) d *= 1.0f - (z[v] / cap) * (z[v] / cap);
+            z[v] = d;
+        }
+    }
+}
+
 /* The NLL of ids[n_prompt..n-1] from the final rows and, with `backward`,
  * its gradient with respect to xn_final in g->dxn (other rows zero). */
 static double loss(tune_graph *g, const int32_t *ids, int n_prompt, bool backward) {
     const hearth_model *m = g->m;
-    const float cap = m->hp.final_softcap;
-    double nll = 0.0;
     if (backward) memset(g->dxn, 0, (size_t)g->n * g->E * sizeof(float));
     for (int t0 = n_prompt - 1; t0 < g->n - 1; t0 += LOGIT_CHUNK) {
         const int nc = g->n - 1 - t0 < LOGIT_CHUNK ? g->n - 1 - t0 : LOGIT_CHUNK;
         const float *x = g->xn_final + (size_t)t0 * g->E;
         kern_matmul(m->pool, m->output.type, m->output.data, m->output.n_rows, m->output.n_cols, x,
                     nc, g->logits, g->V, g->scratch);
-        for (int i = 0; i < nc; i++) {
-            float *z = g->logits + (size_t)i * g->V;
-            if (cap > 0.0f)
-                for (int v = 0; v < g->V; v++) z[v] = cap * tanhf(z[v] / cap);
-            float mx = -INFINITY;
-            for (int v = 0; v < g->V; v++) mx = fmaxf(mx, z[v]);
-            double sum = 0.0;
-            for (int v = 0; v < g->V; v++) sum += exp((double)(z[v] - mx));
-            const int32_t target = ids[t0 + i + 1];
-            const double tn = log(sum) + mx - z[target];
-            g->tok_nll[t0 + i - (n_prompt - 1)] = (float)tn;
-            nll += tn;
-            if (!backward) continue;
-            for (int v = 0; v < g->V; v++) {
-                float d = (float)(exp((double)(z[v] - mx)) / sum) - (v == target ? 1.0f : 0.0f);
-                if (cap > 0.0f) d *= 1.0f - (z[v] / cap) * (z[v] / cap);
-                z[v] = d;
-            }
-        }
+        loss_job j = {
+            .g = g, .ids = ids, .t0 = t0, .nc = nc, .first = n_prompt - 1, .backward = backward};
+        hr_pool_run(m->pool, loss_run, &j);
         if (backward)
             kern_matmul(m->pool, KERN_F32, g->out_t, g->E, g->V, g->logits, nc,
                         g->dxn + (size_t)t0 * g->E, g->E, g->scratch);
     }
+    double nll = 0.0; /* summed in order: the same bits with any number of threads */
+    for (int i = 0; i < g->n - n_prompt; i++) nll += g->tok_nll[i];
     return nll;
 }
 
