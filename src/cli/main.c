@@ -28,6 +28,7 @@ static const command commands[] = {
     {"drift", cmd_drift, "has the traffic changed? the ledger's signals, window against reference"},
     {"rag", cmd_rag, "index local files and answer from them (retrieval-augmented generation)"},
     {"router", cmd_router, "train, score, evaluate and calibrate the learned pre-router"},
+    {"tune", cmd_tune, "fine-tune a LoRA adapter on chat examples or the ledger's cloud answers"},
 };
 
 int cli_fail(const char *cmd, const char *what) {
