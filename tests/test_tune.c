@@ -30,15 +30,19 @@ enum { N_SEQ = 20, N_PROMPT = 6 };
 
 static char tmp_dir[64];
 
-static hearth_model *load(const char *path, const char *lora) {
+static hearth_model *load_threads(const char *path, const char *lora, int threads) {
     hearth_model_params mp = hearth_model_default_params();
-    mp.n_threads = 2;
+    mp.n_threads = threads;
     const hearth_lora l = {.path = lora, .scale = 1.0f};
     if (lora) mp.loras = &l, mp.n_loras = 1;
     hearth_model *m = NULL;
     hearth_err err = hearth_model_load(path, &mp, &m);
     CHECKF(!err, "%s: %s", path, hearth_last_error());
     return m;
+}
+
+static hearth_model *load(const char *path, const char *lora) {
+    return load_threads(path, lora, 2);
 }
 
 static void random_ids(int32_t *ids, int n, int n_vocab, unsigned seed) {
@@ -282,6 +286,52 @@ static void test_train_save_load(void) {
     unlink(path);
 }
 
+/* The gradients of one step with 1 and with 3 threads: the same bits. */
+static void test_threads(void) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/threads.gguf", tmp_dir);
+    synth_model("gemma3", path);
+    float *first = NULL;
+    size_t n_first = 0;
+    for (int threads = 1; threads <= 3; threads += 2) {
+        hearth_model *m = load_threads(path, NULL, threads);
+        REQUIRE(m);
+        tune_adapter *a = NULL;
+        tune_graph *g = NULL;
+        const tune_adapter_params ap = {.rank = 4, .alpha = 8.0f, .targets = TUNE_ALL, .seed = 2};
+        REQUIRE(!tune_adapter_new(m, &ap, &a));
+        REQUIRE(!tune_graph_new(m, a, 32, &g));
+        randomize_b(a, 0.05f, 9);
+        int32_t ids[N_SEQ];
+        random_ids(ids, N_SEQ, hearth_model_n_vocab(m), 4);
+        double nll;
+        int n_pred;
+        REQUIRE(!tune_graph_step(g, ids, N_SEQ, N_PROMPT, true, &nll, &n_pred));
+        size_t n = 0;
+        for (int i = 0; i < a->n_pairs; i++)
+            n += (size_t)a->rank * (size_t)(a->pairs[i].w->n_cols + a->pairs[i].w->n_rows);
+        float *grads = malloc(n * sizeof *grads), *at = grads;
+        REQUIRE(grads);
+        for (int i = 0; i < a->n_pairs; i++) {
+            const tune_pair *p = &a->pairs[i];
+            const size_t na = (size_t)a->rank * p->w->n_cols, nb = (size_t)a->rank * p->w->n_rows;
+            memcpy(at, p->ga, na * sizeof *at), at += na;
+            memcpy(at, p->gb, nb * sizeof *at), at += nb;
+        }
+        if (!first) {
+            first = grads, n_first = n;
+        } else {
+            CHECK(n == n_first && !memcmp(first, grads, n * sizeof *grads));
+            free(grads);
+        }
+        tune_graph_free(g);
+        tune_adapter_free(a);
+        hearth_model_free(m);
+    }
+    free(first);
+    unlink(path);
+}
+
 static void test_errors(void) {
     unsigned t = 0;
     CHECK(!tune_parse_targets("attn_q,ffn_down", &t) && t == (TUNE_ATTN_Q | TUNE_FFN_DOWN));
@@ -336,6 +386,7 @@ int main(void) {
     snprintf(tmp_dir, sizeof tmp_dir, "/tmp/test_tune.XXXXXX");
     REQUIRE(mkdtemp(tmp_dir) != NULL);
     test_errors();
+    test_threads();
     test_synth_arches();
     test_conformance();
     test_train_save_load();

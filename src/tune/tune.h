@@ -154,6 +154,10 @@ void tune_graph_free(tune_graph *g);
 hearth_err tune_graph_step(tune_graph *g, const int32_t *ids, int n, int n_prompt, bool backward,
                            double *nll, int *n_pred);
 
+/* Bytes the graph allocated: activations for n_max tokens, the frozen
+ * weights' F32 transposes, workspace. */
+size_t tune_graph_bytes(const tune_graph *g);
+
 /* The NLL of each target token of the last step ([n - n_prompt]). */
 const float *tune_graph_token_nll(const tune_graph *g);
 

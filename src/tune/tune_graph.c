@@ -64,7 +64,8 @@ struct tune_graph {
     float *dx, *dx2, *dxn, *dqkv, *datt, *dffn, *dh, *dtmp, *slice;
     float *attn_work; /* per thread: [2][n_max] */
     void *scratch;
-    void *mem; /* every activation and gradient buffer */
+    void *mem;    /* every activation and gradient buffer */
+    size_t bytes; /* mem, the transposes and the scratch */
 };
 
 /* ---- small row operations ---- */
@@ -660,10 +661,12 @@ static void transpose_run(void *ctx, int ith, int nth) {
 }
 
 /* W's transpose in F32 into *out (NULL for a missing weight). */
-static hearth_err transpose(const tune_graph *g, const model_weight *w, float *rows, float **out) {
+static hearth_err transpose(tune_graph *g, const model_weight *w, float *rows, float **out) {
     *out = NULL;
     if (!w->data) return HEARTH_OK;
-    if (!(*out = hr_aligned_alloc((size_t)w->n_rows * (size_t)w->n_cols * sizeof(float))))
+    const size_t bytes = (size_t)w->n_rows * (size_t)w->n_cols * sizeof(float);
+    g->bytes += bytes;
+    if (!(*out = hr_aligned_alloc(bytes)))
         return hr_fail(HEARTH_ERR_NOMEM, "tune: out of memory for the weights' transposes");
     transpose_job j = {.w = w, .wt = *out, .rows = rows};
     hr_pool_run(g->m->pool, transpose_run, &j);
@@ -802,6 +805,7 @@ hearth_err tune_graph_new(const hearth_model *m, tune_adapter *a, int n_max, tun
                       bytes >> 20);
     if (!err) layout(g, g->mem);
     const size_t sb = err ? 0 : scratch_need(g);
+    g->bytes = bytes + sb;
     if (!err && sb && !(g->scratch = hr_aligned_alloc(sb)))
         err = hr_fail(HEARTH_ERR_NOMEM, "tune: out of memory");
     if (!err) err = build_transposes(g);
@@ -814,6 +818,8 @@ hearth_err tune_graph_new(const hearth_model *m, tune_adapter *a, int n_max, tun
 }
 
 const float *tune_graph_token_nll(const tune_graph *g) { return g->tok_nll; }
+
+size_t tune_graph_bytes(const tune_graph *g) { return g->bytes; }
 
 void tune_graph_free(tune_graph *g) {
     if (!g) return;
