@@ -171,7 +171,8 @@ static int parse_args(int argc, char **argv, tune_opts *o) {
         bool known = false;
         for (size_t k = 0; k < sizeof value_opts / sizeof *value_opts && !known; k++)
             known = !strcmp(a, value_opts[k]);
-        if (!known) return usage_error("unknown option '%s'", a);
+        if (!known)
+            return usage_error(a[0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'", a);
         if (i + 1 >= argc) return usage_error("option '%s' needs a value", a);
         if (take_value(o, a, argv[++i])) return 2;
     }
@@ -184,6 +185,8 @@ static int parse_args(int argc, char **argv, tune_opts *o) {
         return usage_error("--targets: %s", hearth_last_error());
     return 0;
 }
+
+static const char *plural(size_t n) { return n == 1 ? "" : "s"; }
 
 static double now_s(void) {
     struct timespec ts;
@@ -255,9 +258,10 @@ static int load_data(tune_run *t) {
                             (double)longest};
         emit(event("data", k, v, 8));
     } else {
-        printf("data: %zu examples (%zu train, %zu validation); %zu skipped, %zu longer than %d "
+        printf("data: %zu example%s (%zu train, %zu validation); %zu skipped, %zu longer than %d "
                "tokens\n",
-               n_all, t->train.n, t->val.n, t->all.n_skipped, t->all.n_too_long, o->max_len);
+               n_all, plural(n_all), t->train.n, t->val.n, t->all.n_skipped, t->all.n_too_long,
+               o->max_len);
         printf("tokens: %zu (%zu to learn), longest example %zu\n", tokens, target, longest);
     }
     if (!t->train.n && !o->dry_run) {
@@ -287,9 +291,10 @@ static int make_adapter(tune_run *t) {
     } else {
         printf("adapter: rank %d, alpha %g, %d matrices (%s), %zu parameters\n", o->rank, o->alpha,
                t->a->n_pairs, o->targets, n_params);
-        printf("plan: %d epoch%s x %d steps of %d examples, lr %g (warm-up %d steps, cosine "
-               "decay)\n",
-               o->epochs, o->epochs == 1 ? "" : "s", per_epoch, o->batch, o->lr, t->warmup);
+        printf("plan: %d epoch%s x %d step%s (batch %d examples), lr %g, warm-up %d steps then "
+               "cosine decay\n",
+               o->epochs, plural((size_t)o->epochs), per_epoch, plural((size_t)per_epoch), o->batch,
+               o->lr, t->warmup);
     }
     return 0;
 }
