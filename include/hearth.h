@@ -117,6 +117,18 @@ typedef struct hearth_memory {
 HEARTH_API hearth_memory hearth_session_memory(const hearth_session *session);
 /* Forgets every position >= pos (pos <= current position). */
 HEARTH_API hearth_err hearth_session_truncate(hearth_session *session, int pos);
+/* Makes dst hold src's first n positions (0 <= n <= src's position): their
+ * KV cache and tokens are copied, dst's previous content is dropped and its
+ * position becomes n, as if dst had evaluated those tokens itself. When n is
+ * src's position and src's last logits are those of its last token (a
+ * decode computed them; a truncation loses them), dst takes them too, so a
+ * generation on dst whose prompt is exactly those n tokens samples at once
+ * and evaluates nothing (hearth_gen_new): several generations from one
+ * prompt evaluate it once. Both sessions must belong to the same model with
+ * the same KV type (HEARTH_ERR_INVALID_ARG); n must fit in dst's context
+ * (HEARTH_ERR_CONTEXT_FULL). No forward pass: it costs a copy of n positions
+ * of K and V per layer. Neither session may be in use elsewhere. */
+HEARTH_API hearth_err hearth_session_copy(hearth_session *dst, const hearth_session *src, int n);
 
 /* Evaluates n tokens at the next n positions (split into batches of at most
  * n_batch). If `logits` is not NULL it receives n_vocab floats per token when
@@ -356,7 +368,9 @@ typedef struct hearth_gen hearth_gen;
 
 /* Validates as hearth_generate does, copies the prompt and the stop strings,
  * truncates the session to the longest prefix of the prompt it holds (at
- * least one token is left to evaluate) and primes the sampler. On success
+ * least one token is left to evaluate, unless the session holds exactly the
+ * prompt with its last token's logits, as hearth_session_copy leaves it:
+ * then the generation can sample at once) and primes the sampler. On success
  * *out owns the generation; free it with hearth_gen_free. */
 HEARTH_API hearth_err hearth_gen_new(hearth_session *session, hearth_sampler *sampler,
                                      const int32_t *prompt, int n_prompt,

@@ -193,6 +193,91 @@ static void check_stream(test_server *sv, bool chat, int n) {
     free(b);
 }
 
+/* A counter from /metrics (-1 if absent). */
+static long metric(test_server *sv, const char *name) {
+    test_reply r = test_http(sv, "GET", "/metrics", NULL, NULL);
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *at = r.body ? strstr(r.body, key) : NULL;
+    const long v = at ? atol(at + strlen(key)) : -1;
+    free(r.body);
+    return v;
+}
+
+/* The prompt is evaluated once for all choices: /metrics counts each
+ * choice's prompt (prompt_tokens_total), and what the slots did not have to
+ * evaluate (cached_total); their difference, the tokens evaluated, is what
+ * one choice alone evaluates (usage: prompt - cached). A prompt no slot has
+ * seen, n = 2 on 2 free slots (both start together), streamed and not; the
+ * choices are still the library's with seed + i. */
+static void test_prompt_once(test_server *sv) {
+    for (int stream = 0; stream < 2; stream++) {
+        char text[128], ids_json[1024], body[2048];
+        int32_t ids[64];
+        size_t n = 0;
+        snprintf(text, sizeof text, "A lantern %s glowed in the window of the old mill",
+                 stream ? "suddenly" : "quietly");
+        REQUIRE(hearth_tokenize(model, text, strlen(text), true, true, ids, 64, &n) == HEARTH_OK);
+        size_t o = (size_t)snprintf(ids_json, sizeof ids_json, "[");
+        for (size_t i = 0; i < n; i++)
+            o += (size_t)snprintf(ids_json + o, sizeof ids_json - o, "%s%d", i ? "," : "",
+                                  (int)ids[i]);
+        snprintf(ids_json + o, sizeof ids_json - o, "]");
+        snprintf(body, sizeof body,
+                 "{\"prompt\":%s,\"max_tokens\":6,\"temperature\":1,\"seed\":11,\"n\":2,"
+                 "\"stream\":%s,\"stream_options\":{\"include_usage\":true}}",
+                 ids_json, stream ? "true" : "false");
+        const long p0 = metric(sv, "hearth_prompt_tokens_total"),
+                   c0 = metric(sv, "hearth_prompt_tokens_cached_total");
+        test_reply r = test_http(sv, "POST", "/v1/completions", body, NULL);
+        CHECKF(r.status == 200, "prompt once stream=%d: %d %.300s", stream, r.status, r.body);
+        int n_usage = -1, cached = -1;
+        const char *texts[2] = {NULL, NULL};
+        cJSON *j = NULL;
+        sse_choices sc; /* its texts are read below */
+        if (stream) {
+            sc = parse_sse_choices(r.body, false);
+            CHECK(sc.done && sc.max_index == 1);
+            n_usage = sc.usage_prompt;
+            cached = sc.usage_cached;
+            texts[0] = sc.text[0];
+            texts[1] = sc.text[1];
+        } else {
+            j = cJSON_ParseWithLength(r.body, r.len);
+            const double p = jnum(j, "usage.prompt_tokens"),
+                         c = jnum(j, "usage.prompt_tokens_details.cached_tokens");
+            n_usage = p >= 0 ? (int)p : -1;
+            cached = c >= 0 ? (int)c : -1;
+            texts[0] = jstr(j, "choices.0.text");
+            texts[1] = jstr(j, "choices.1.text");
+        }
+        CHECKF(n_usage == (int)n && cached >= 0 && cached < n_usage, "usage: %d prompt, %d cached",
+               n_usage, cached);
+        /* the last choice's count may reach /metrics just after the reply */
+        long dp = 0, dc = 0;
+        for (int t = 0; t < 100; t++) {
+            dp = metric(sv, "hearth_prompt_tokens_total") - p0;
+            dc = metric(sv, "hearth_prompt_tokens_cached_total") - c0;
+            if (dp >= 2 * n_usage) break;
+            test_sleep_ms(10);
+        }
+        CHECKF(dp == 2 * n_usage, "stream=%d: /metrics counted %ld prompt tokens, not 2 x %d",
+               stream, dp, n_usage);
+        CHECKF(dp - dc == n_usage - cached,
+               "stream=%d: %ld prompt tokens evaluated for 2 choices, one alone evaluates %d",
+               stream, dp - dc, n_usage - cached);
+        for (int i = 0; i < 2; i++) {
+            const hearth_sampling sp = openai_sampling(1.0f, 11 + (uint64_t)i);
+            char *want = library_text(model, ids, (int)n, &sp, 6, NULL);
+            CHECKF(texts[i] && !strcmp(texts[i], want), "stream=%d choice %d: '%s' vs library '%s'",
+                   stream, i, texts[i], want);
+            free(want);
+        }
+        cJSON_Delete(j);
+        free(r.body);
+    }
+}
+
 static void test_limits(test_server *sv) {
     /* 2 slots and a queue of 2: 4 at once */
     char *b = completion_body("\"max_tokens\":2,\"n\":5");
@@ -344,6 +429,7 @@ int main(void) {
     check_stream(&sv, false, 2);
     check_stream(&sv, true, 2);
     check_stream(&sv, true, 4); /* two choices wait for a slot */
+    test_prompt_once(&sv);
     test_limits(&sv);
     CHECK(test_server_stop(&sv) == 0);
     test_tools(model_path);

@@ -4,8 +4,9 @@
  * blocking hearth_generate built on the same steps:
  *
  *   new      finds the longest prefix of the prompt the session already
- *            holds (keeping at least one token to evaluate) and truncates
- *            the session to it;
+ *            holds (keeping at least one token to evaluate, unless it holds
+ *            the whole prompt with its last logits) and truncates the
+ *            session to it;
  *   prefill  evaluates the rest of the prompt, in chunks if asked;
  *   next     samples a token from the session's last logits, passes it
  *            through the UTF-8 stream (whole characters only) and the
@@ -51,14 +52,20 @@ struct hearth_gen {
     double t0, t1; /* start, end of the prompt */
 };
 
-/* Reuses the longest cached prefix of the prompt (keeping at least one
- * token to evaluate, whose logits start the generation) and primes the
- * sampler's penalty window with the whole prompt. */
+/* Reuses the longest cached prefix of the prompt, keeping at least one
+ * token to evaluate, whose logits start the generation, unless the session
+ * holds exactly the prompt and still has its last token's logits (copied by
+ * hearth_session_copy from a session that evaluated it): then nothing is
+ * left to evaluate. Primes the sampler's penalty window with the whole
+ * prompt. */
 static hearth_err gen_reuse_prefix(hearth_gen *g) {
     const int32_t *cached = model_session_tokens(g->session);
     int n_cached = 0, pos = hearth_session_pos(g->session);
     while (n_cached < pos && n_cached < g->n_prompt - 1 && cached[n_cached] == g->prompt[n_cached])
         n_cached++;
+    if (n_cached == g->n_prompt - 1 && pos == g->n_prompt &&
+        cached[n_cached] == g->prompt[n_cached] && model_session_has_logits(g->session))
+        n_cached = g->n_prompt;
     hearth_err err = hearth_session_truncate(g->session, n_cached);
     g->n_fed = n_cached;
     g->r.n_cached = n_cached;
@@ -104,6 +111,10 @@ hearth_err hearth_gen_new(hearth_session *session, hearth_sampler *sampler, cons
     if (!err) err = smp_stop_new(p.stop, p.n_stop, &g->stop);
     g->t0 = now_ms();
     if (!err) err = gen_reuse_prefix(g);
+    if (!err && g->n_fed == n_prompt) { /* the whole prompt was there */
+        g->phase = GEN_SAMPLE;
+        g->t1 = g->t0;
+    }
     if (err) {
         hearth_gen_free(g);
         return err;

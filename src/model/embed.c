@@ -52,6 +52,7 @@ hearth_err hearth_embed(hearth_session *s, const int32_t *ids, int n, hearth_poo
         return hr_fail(HEARTH_ERR_NOMEM, "embed: out of memory");
     }
     s->pos = 0;
+    s->logits_ok = false; /* the cache is overwritten; no logits are computed */
     for (int done = 0; done < n;) {
         const int nb = n - done < s->n_batch ? n - done : s->n_batch;
         forward_batch(s, ids + done, nb, NULL, 0);

@@ -110,6 +110,9 @@ hearth_model *model_session_model(const hearth_session *s);
 const int32_t *model_session_tokens(const hearth_session *s);
 /* Logits of the last token decoded ([n_vocab]); valid until the next decode. */
 const float *model_session_logits(const hearth_session *s);
+/* Whether those logits belong to the token at position pos - 1 (false after
+ * a truncation below it, an embedding, or before any decode). */
+bool model_session_has_logits(const hearth_session *s);
 /* Most tokens one forward pass of the session takes (hearth_decode_multi). */
 int model_session_n_batch(const hearth_session *s);
 

@@ -2,8 +2,10 @@
  * session.c - a session: one sequence's KV cache and every activation buffer,
  * sized once at creation so that decoding allocates nothing (llama2.c's
  * RunState), hearth_decode, which feeds tokens through forward.c in
- * batches of at most n_batch, and hearth_decode_multi, one batch of tokens
- * from several sessions (continuous batching).
+ * batches of at most n_batch, hearth_decode_multi, one batch of tokens
+ * from several sessions (continuous batching), and hearth_session_copy, one
+ * session's prefix (KV cache, tokens, last logits) into another, so that
+ * several generations from one prompt evaluate it once.
  */
 #include "session.h"
 
@@ -161,13 +163,50 @@ int hearth_session_n_ctx(const hearth_session *s) { return s->n_ctx; }
 const int32_t *model_session_tokens(const hearth_session *s) { return s->tokens; }
 hearth_model *model_session_model(const hearth_session *s) { return s->model; }
 const float *model_session_logits(const hearth_session *s) { return s->logits; }
+bool model_session_has_logits(const hearth_session *s) { return s->logits_ok; }
 int model_session_n_batch(const hearth_session *s) { return s->n_batch; }
 
 hearth_err hearth_session_truncate(hearth_session *s, int pos) {
     if (pos < 0 || pos > s->pos)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "session: cannot truncate to %d (position is %d)",
                        pos, s->pos);
+    if (pos < s->pos) s->logits_ok = false;
     s->pos = pos;
+    return HEARTH_OK;
+}
+
+hearth_err hearth_session_copy(hearth_session *dst, const hearth_session *src, int n) {
+    if (n < 0 || n > src->pos)
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "session_copy: cannot copy %d positions of a session at position %d", n,
+                       src->pos);
+    if (dst == src) return hearth_session_truncate(dst, n);
+    if (dst->model != src->model || dst->kv_f16 != src->kv_f16)
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "session_copy: the sessions differ in model or KV cache type");
+    if (n > dst->n_ctx)
+        return hr_fail(HEARTH_ERR_CONTEXT_FULL,
+                       "session_copy: %d positions do not fit in a context of %d", n, dst->n_ctx);
+    /* Per layer and kv head (session.h): K in whole tiles (the last one's
+     * columns past n are stale in src as they would be in dst: never read
+     * before written), V as n rows; the two sessions' heads may lie at
+     * different strides when their contexts differ. */
+    const model_hparams *hp = &src->model->hp;
+    const size_t es = src->kv_f16 ? 2 : sizeof(float), hd = (size_t)hp->head_dim;
+    const size_t k_bytes = (size_t)((n + KERN_KV_TILE - 1) / KERN_KV_TILE) * KERN_KV_TILE * hd * es;
+    const size_t v_bytes = (size_t)n * hd * es;
+    const size_t src_head = (size_t)src->n_ctx_pad * hd * es,
+                 dst_head = (size_t)dst->n_ctx_pad * hd * es;
+    for (size_t h = 0; h < (size_t)hp->n_layer * (size_t)hp->n_head_kv; h++) {
+        memcpy((uint8_t *)dst->k_cache + h * dst_head, (const uint8_t *)src->k_cache + h * src_head,
+               k_bytes);
+        memcpy((uint8_t *)dst->v_cache + h * dst_head, (const uint8_t *)src->v_cache + h * src_head,
+               v_bytes);
+    }
+    memcpy(dst->tokens, src->tokens, (size_t)n * sizeof *src->tokens);
+    dst->pos = n;
+    dst->logits_ok = n == src->pos && src->logits_ok;
+    if (dst->logits_ok) memcpy(dst->logits, src->logits, (size_t)hp->n_vocab * sizeof *src->logits);
     return HEARTH_OK;
 }
 
@@ -204,6 +243,7 @@ hearth_err hearth_decode(hearth_session *s, const int32_t *ids, int n, float *lo
     if (all_logits && logits)
         memcpy(s->logits, logits + (size_t)(n - 1) * (size_t)n_vocab,
                (size_t)n_vocab * sizeof(float));
+    s->logits_ok = true;
     return HEARTH_OK;
 }
 
@@ -285,6 +325,7 @@ hearth_err hearth_decode_multi(hearth_session *const *sessions, const int32_t *i
         hearth_session *s = runs[r].s;
         memcpy(s->tokens + s->pos, ids + runs[r].t0, (size_t)runs[r].n * sizeof *ids);
         s->pos += runs[r].n;
+        s->logits_ok = true;
     }
     return HEARTH_OK;
 }

@@ -35,6 +35,7 @@ struct hearth_session {
     float *out_rows; /* [n_seq_max][n_vocab] their last rows' logits (NULL if n_seq_max is 1) */
     int n_seq_max;
     int32_t *tokens; /* [n_ctx] ids at positions 0..pos-1 */
+    bool logits_ok;  /* logits are those of the token at pos - 1 (a decode computed them) */
     /* KV cache, F32 or F16, in the layout of kern_attn_tile (kernels.h): per
      * layer and kv head, K as [n_ctx_pad / KERN_KV_TILE][head_dim][KERN_KV_TILE]
      * (tiles of positions, transposed) and V as [n_ctx_pad][head_dim]. */

@@ -6,7 +6,8 @@
  * logprobs and usage. Streaming responses are sse.c's.
  *
  * n > 1: one job per choice, submitted together (all or none) so that the
- * scheduler batches them like any concurrent requests; choice i samples with
+ * scheduler batches them like any concurrent requests and evaluates their
+ * prompt once (sched.c); choice i samples with
  * srv_choice_seed(seed, i, n). Usage counts the prompt once and sums the
  * completions (OpenAI's convention). With tools, the
  * reply is split into content and tool_calls (tools_parse.c) and a reply

@@ -29,6 +29,11 @@
  * (srv_sched_submit_n), so they batch like concurrent requests; as a group
  * (srv_job.group) each of their events and ends also bumps the first job's
  * counter and wakes its waiters, so one streaming thread follows them all.
+ * Their shared prompt is evaluated once: the first choice's slot evaluates
+ * it while the others, admitted beside it, wait; then each copies that
+ * session's KV cache and last logits (hearth_session_copy) and they all
+ * sample from the same step on. A choice that gets a slot only later (more
+ * choices than free slots) starts like any job, from its slot's cache.
  *
  * Locks: sched.mu guards the queue, the slots' job pointers, n_busy and
  * stop; job.mu guards a job's output. Everything else in a slot (session,
@@ -74,6 +79,7 @@ srv_job *srv_job_new(const int32_t *prompt, int n) {
     }
     if (n > 0) memcpy(j->prompt, prompt, (size_t)n * sizeof *prompt);
     j->n_prompt = n;
+    j->slot = -1;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
     atomic_init(&j->cancel, false);
@@ -291,10 +297,42 @@ static bool slot_begin(srv_sched *s, srv_slot *slot) {
     return !cancelled;
 }
 
+/* n > 1: where a choice after the first finds the prompt already evaluated,
+ * the first choice's slot (the group's leader), as long as its session
+ * holds exactly the prompt: from the step in which the leader's prompt is
+ * complete until the leader's first token is fed (all of a step's choices
+ * sample before its decode), or after the leader ended right there. *wait:
+ * the leader's prompt is still being evaluated (or its generation is not
+ * started yet), so the choice should wait a step rather than evaluate the
+ * prompt a second time. NULL without *wait: evaluate as usual. */
+static srv_slot *prompt_donor(srv_sched *s, const srv_slot *slot, bool *wait) {
+    const srv_job *j = slot->job, *lead = j->group;
+    *wait = false;
+    if (!lead || lead == j || lead->slot < 0 || lead->slot == slot->index) return NULL;
+    srv_slot *d = &s->slots[lead->slot];
+    const bool running = d->job == lead;
+    if (running && (!d->started || hearth_gen_prompt_left(d->gen) > 0)) {
+        *wait = true;
+        return NULL;
+    }
+    if ((!running && d->job) || hearth_session_pos(d->session) != j->n_prompt) return NULL;
+    /* a running leader's session holds a prefix of its prompt (which is
+     * j's); an idle slot's, what its mirror says */
+    if (!running && (d->n_cache < j->n_prompt ||
+                     memcmp(d->cache, j->prompt, (size_t)j->n_prompt * sizeof *j->prompt)))
+        return NULL;
+    return d;
+}
+
 /* A newly admitted job: its sampler and generation (prefix reuse happens
- * here), or its end when it was cancelled while queued. */
+ * here), or its end when it was cancelled while queued. A choice whose
+ * group's first choice is evaluating the same prompt waits for it (its job
+ * stays queued) and then starts from a copy of that session. */
 static void slot_start(srv_sched *s, srv_slot *slot) {
     srv_job *j = slot->job;
+    bool wait;
+    srv_slot *donor = prompt_donor(s, slot, &wait);
+    if (wait && !atomic_load(&j->cancel)) return;
     if (!slot_begin(s, slot)) return;
     hearth_gen_params gp = {.max_tokens = j->max_tokens,
                             .stop = (const char *const *)j->stop,
@@ -306,6 +344,8 @@ static void slot_start(srv_sched *s, srv_slot *slot) {
     slot->oom = false;
     memcpy(slot->cache, j->prompt, (size_t)slot->n_keep * sizeof *slot->cache);
     hearth_err err = hearth_sampler_new(s->model, &j->sampling, &slot->smp);
+    /* the prompt's KV cache and last logits: the generation samples at once */
+    if (!err && donor) err = hearth_session_copy(slot->session, donor->session, j->n_prompt);
     if (!err)
         err = hearth_gen_new(slot->session, slot->smp, j->prompt, j->n_prompt, &gp, on_token, slot,
                              &slot->gen);
@@ -356,6 +396,7 @@ static void admit_locked(srv_sched *s) {
         /* n_busy < n_slots: some slot is free, so best is set */
         // cppcheck-suppress nullPointer
         best->job = j;
+        j->slot = best->index;
         s->n_busy++;
     }
 }

@@ -310,6 +310,9 @@ typedef struct srv_job {
      * so that one waiter follows them all (sse.c). NULL: no group. */
     struct srv_job *group;
     uint64_t group_seq;
+    /* the slot admission gave the job (-1 before), for the scheduler thread:
+     * the other choices of a group copy the first one's prompt from its slot */
+    int slot;
     /* a remote tier's answer (the gateway's bridge job) when not NULL: its
      * tool calls as data (tools.h, srv_tools_job_call), guarded by mu; the
      * text is content only. Owned. */

@@ -99,6 +99,7 @@ typedef struct sse_choices {
     int n_role[SSE_CHOICES_MAX];   /* chat: chunks with delta.role */
     bool finish_then_text;         /* a choice's text came after its finish chunk */
     int usage_prompt, usage_completion, usage_total; /* -1: no usage chunk */
+    int usage_cached; /* its prompt_tokens_details.cached_tokens (-1: none) */
 } sse_choices;
 
 static inline sse_choices parse_sse_choices(const char *body, bool chat) {
@@ -106,7 +107,8 @@ static inline sse_choices parse_sse_choices(const char *body, bool chat) {
                      .max_index = -1,
                      .usage_prompt = -1,
                      .usage_completion = -1,
-                     .usage_total = -1};
+                     .usage_total = -1,
+                     .usage_cached = -1};
     cJSON *j;
     int got;
     while ((got = test_sse_next(&body, &r.done, &j)) > 0) {
@@ -117,6 +119,8 @@ static inline sse_choices parse_sse_choices(const char *body, bool chat) {
             r.usage_prompt = (int)jnum(j, "usage.prompt_tokens");
             r.usage_completion = (int)jnum(j, "usage.completion_tokens");
             r.usage_total = (int)jnum(j, "usage.total_tokens");
+            const double c = jnum(j, "usage.prompt_tokens_details.cached_tokens");
+            r.usage_cached = c >= 0 ? (int)c : -1;
         } else if (!(d >= 0 && d < SSE_CHOICES_MAX)) {
             r.index_ok = false; /* not one choice, or an index out of range */
         } else {
