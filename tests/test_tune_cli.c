@@ -48,7 +48,7 @@ static char *slurp(const char *p) {
     REQUIRE(f);
     char *s = calloc(1 << 16, 1);
     REQUIRE(s);
-    fread(s, 1, (1 << 16) - 1, f);
+    s[fread(s, 1, (1 << 16) - 1, f)] = '\0';
     fclose(f);
     return s;
 }

@@ -161,7 +161,7 @@ static int parse_args(int argc, char **argv, tune_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(tune_usage, stdout);
+            printf("%s  template names: %s\n", tune_usage, tok_chat_names());
             return 1;
         }
         if (!strcmp(a, "--json") || !strcmp(a, "--dry-run")) {
