@@ -124,6 +124,8 @@ int main(void) {
     usage_case(m, 1, "not a Hearth ledger");
     snprintf(m, sizeof m, "-m %s --data %s -o %s --template nosuch", model, data, out);
     usage_case(m, 1, "the chat template");
+    snprintf(m, sizeof m, "-m %s --data %s -o %s/no/such/dir/out.gguf", model, data, dir);
+    usage_case(m, 1, "cannot write");
 
     /* --dry-run: the statistics, nothing written */
     const char *txt = path("dry.txt");

@@ -17,12 +17,15 @@
 
 #include <cjson/cJSON.h>
 
+#include <errno.h>
+#include <libgen.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char tune_usage[] =
     "usage: hearth tune -m MODEL (--data FILE | --from-ledger DB)... -o OUT.gguf [options]\n"
@@ -63,7 +66,7 @@ typedef struct tune_opts {
     int rank, epochs, batch, warmup, max_len, threads;
     double alpha, lr, weight_decay, clip;
     double val_share; /* < 0: the default */
-    uint64_t seed;
+    double seed;      /* a whole number below 2^53 */
     bool json, dry_run;
 } tune_opts;
 
@@ -77,73 +80,60 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
     return 2;
 }
 
-static bool parse_num(const char *v, double lo, double hi, double *out) {
-    char *end;
-    double d = strtod(v, &end);
-    if (end == v || *end || !(d >= lo && d <= hi)) return false;
-    *out = d;
-    return true;
-}
-
-/* Option a with value v: 0 taken, 2 a usage error (printed). */
+/* Option a with value v (NULL: none followed): 1 taken, 0 not an option
+ * that takes a value, 2 a usage error (printed). */
 static int take_value(tune_opts *o, const char *a, const char *v) {
-    double d;
-    int n;
-    if (!strcmp(a, "-m") || !strcmp(a, "--model"))
-        o->model = v;
-    else if (!strcmp(a, "-o") || !strcmp(a, "--output"))
-        o->out = v;
-    else if (!strcmp(a, "--data")) {
-        if (o->n_data == TUNE_DATA_MAX)
-            return usage_error("at most %d --data files", TUNE_DATA_MAX);
-        o->data[o->n_data++] = v;
-    } else if (!strcmp(a, "--from-ledger"))
-        o->ledger = v;
-    else if (!strcmp(a, "--since"))
-        o->since = v;
-    else if (!strcmp(a, "--template") || !strcmp(a, "--chat-template"))
-        o->tmpl = v;
-    else if (!strcmp(a, "--targets"))
-        o->targets = v;
-    else if (!strcmp(a, "--rank") && cli_parse_int(v, 1, 4096, &n))
-        o->rank = n;
-    else if (!strcmp(a, "--epochs") && cli_parse_int(v, 1, 1 << 20, &n))
-        o->epochs = n;
-    else if (!strcmp(a, "--batch") && cli_parse_int(v, 1, 1 << 20, &n))
-        o->batch = n;
-    else if (!strcmp(a, "--warmup") && cli_parse_int(v, 0, 1 << 30, &n))
-        o->warmup = n;
-    else if (!strcmp(a, "--max-len") && cli_parse_int(v, 2, 1 << 16, &n))
-        o->max_len = n;
-    else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && cli_parse_int(v, 1, 4096, &n))
-        o->threads = n;
-    else if (!strcmp(a, "--alpha") && parse_num(v, 1e-6, 1e6, &d))
-        o->alpha = d;
-    else if (!strcmp(a, "--lr") && parse_num(v, 1e-12, 1.0, &d))
-        o->lr = d;
-    else if (!strcmp(a, "--weight-decay") && parse_num(v, 0, 1.0, &d))
-        o->weight_decay = d;
-    else if (!strcmp(a, "--clip") && parse_num(v, 0, 1e6, &d))
-        o->clip = d;
-    else if (!strcmp(a, "--val-share") && parse_num(v, 0, 0.9, &d))
-        o->val_share = d;
-    else if (!strcmp(a, "--seed") && parse_num(v, 0, 9007199254740992.0, &d) && d == floor(d))
-        o->seed = (uint64_t)d;
-    else {
-        fprintf(stderr, "hearth tune: bad value '%s' for %s\n", v, a);
-        return 2;
-    }
-    return 0;
+    const struct {
+        const char *name, *alias;
+        const char **field;
+    } strs[] = {{"-m", "--model", &o->model},
+                {"-o", "--output", &o->out},
+                {"--from-ledger", NULL, &o->ledger},
+                {"--since", NULL, &o->since},
+                {"--template", "--chat-template", &o->tmpl},
+                {"--targets", NULL, &o->targets},
+                {"--data", NULL, NULL}};
+    const struct {
+        const char *name, *alias;
+        int *field;
+        long lo, hi;
+    } ints[] = {
+        {"--rank", NULL, &o->rank, 1, 4096},          {"--epochs", NULL, &o->epochs, 1, 1 << 20},
+        {"--batch", NULL, &o->batch, 1, 1 << 20},     {"--warmup", NULL, &o->warmup, 0, 1 << 30},
+        {"--max-len", NULL, &o->max_len, 2, 1 << 16}, {"-t", "--threads", &o->threads, 1, 4096}};
+    const struct {
+        const char *name;
+        double *field, lo, hi;
+        bool whole;
+    } nums[] = {{"--alpha", &o->alpha, 1e-6, 1e6, false},
+                {"--lr", &o->lr, 1e-12, 1, false},
+                {"--weight-decay", &o->weight_decay, 0, 1, false},
+                {"--clip", &o->clip, 0, 1e6, false},
+                {"--val-share", &o->val_share, 0, 0.9, false},
+                {"--seed", &o->seed, 0, 9007199254740992.0, true}};
+    bool ok = false, known = false;
+    if (!strcmp(a, "--data") && v && o->n_data == TUNE_DATA_MAX)
+        return usage_error("at most %d --data files", TUNE_DATA_MAX);
+    for (size_t i = 0; i < sizeof strs / sizeof *strs && !known; i++)
+        if ((known = !strcmp(a, strs[i].name) || (strs[i].alias && !strcmp(a, strs[i].alias))) &&
+            (ok = v != NULL))
+            *(strs[i].field ? strs[i].field : &o->data[o->n_data++]) = v;
+    for (size_t i = 0; i < sizeof ints / sizeof *ints && !known; i++)
+        if ((known = !strcmp(a, ints[i].name) || (ints[i].alias && !strcmp(a, ints[i].alias))) && v)
+            ok = cli_parse_int(v, ints[i].lo, ints[i].hi, ints[i].field);
+    for (size_t i = 0; i < sizeof nums / sizeof *nums && !known; i++)
+        if ((known = !strcmp(a, nums[i].name)) && v) {
+            char *end;
+            const double d = strtod(v, &end);
+            ok = end != v && !*end && d >= nums[i].lo && d <= nums[i].hi &&
+                 (!nums[i].whole || d == floor(d));
+            if (ok) *nums[i].field = d;
+        }
+    if (!known) return 0;
+    if (!v) return usage_error("option '%s' needs a value", a);
+    if (!ok) return usage_error("bad value '%s' for %s", v, a);
+    return 1;
 }
-
-static const char *const value_opts[] = {"-m",          "--model",        "-o",
-                                         "--output",    "--data",         "--from-ledger",
-                                         "--since",     "--template",     "--chat-template",
-                                         "--targets",   "--rank",         "--epochs",
-                                         "--batch",     "--warmup",       "--max-len",
-                                         "-t",          "--threads",      "--alpha",
-                                         "--lr",        "--weight-decay", "--clip",
-                                         "--val-share", "--seed"};
 
 /* 0: go on; 1: --help printed (exit 0); 2: usage error (printed). */
 static int parse_args(int argc, char **argv, tune_opts *o) {
@@ -168,13 +158,11 @@ static int parse_args(int argc, char **argv, tune_opts *o) {
             *(a[2] == 'j' ? &o->json : &o->dry_run) = true;
             continue;
         }
-        bool known = false;
-        for (size_t k = 0; k < sizeof value_opts / sizeof *value_opts && !known; k++)
-            known = !strcmp(a, value_opts[k]);
-        if (!known)
+        const int r = take_value(o, a, i + 1 < argc ? argv[i + 1] : NULL);
+        if (r == 2) return 2;
+        if (!r)
             return usage_error(a[0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'", a);
-        if (i + 1 >= argc) return usage_error("option '%s' needs a value", a);
-        if (take_value(o, a, argv[++i])) return 2;
+        i++;
     }
     if (!o->model) return usage_error("-m MODEL is required");
     if (!o->n_data && !o->ledger) return usage_error("give --data FILE or --from-ledger DB");
@@ -234,7 +222,7 @@ static int load_data(tune_run *t) {
         return cli_fail("tune", "reading the ledger");
     const double share = o->val_share >= 0 ? o->val_share : t->all.n >= 20 ? 0.1 : 0.0;
     const size_t n_all = t->all.n;
-    if (tune_set_split(&t->all, share, o->seed, &t->train, &t->val))
+    if (tune_set_split(&t->all, share, (uint64_t)o->seed, &t->train, &t->val))
         return cli_fail("tune", "splitting the examples");
     size_t tokens = 0, target = 0, longest = 0;
     for (int s = 0; s < 2; s++) {
@@ -274,7 +262,7 @@ static int load_data(tune_run *t) {
 /* The adapter, and the plan: steps, warm-up. */
 static int make_adapter(tune_run *t) {
     const tune_opts *o = t->o;
-    tune_adapter_params p = {.rank = o->rank, .alpha = (float)o->alpha, .seed = o->seed};
+    tune_adapter_params p = {.rank = o->rank, .alpha = (float)o->alpha, .seed = (uint64_t)o->seed};
     if (tune_parse_targets(o->targets, &p.targets) || tune_adapter_new(t->m, &p, &t->a))
         return cli_fail("tune", "creating the adapter");
     const int per_epoch = (int)((t->train.n + (size_t)o->batch - 1) / (size_t)o->batch);
@@ -377,7 +365,7 @@ static int train(tune_run *t) {
     if (!order) return cli_fail("tune", "out of memory");
     for (size_t i = 0; i < t->train.n; i++) order[i] = i;
     hr_rng rng;
-    hr_rng_seed(&rng, o->seed + 1);
+    hr_rng_seed(&rng, (uint64_t)o->seed + 1);
     tune_adamw opt = {.beta1 = 0.9f,
                       .beta2 = 0.999f,
                       .eps = 1e-8f,
@@ -412,6 +400,16 @@ static int save(tune_run *t) {
     return 0;
 }
 
+/* Whether path can be written (hours of training should not end in "cannot
+ * open"): the file when it exists, else its directory. */
+static bool writable(const char *path) {
+    if (access(path, F_OK) == 0) return access(path, W_OK) == 0;
+    char *copy = strdup(path);
+    const bool ok = copy && access(dirname(copy), W_OK) == 0;
+    free(copy);
+    return ok;
+}
+
 int cmd_tune(int argc, char **argv) {
     tune_opts o;
     int rc = parse_args(argc, argv, &o);
@@ -420,6 +418,10 @@ int cmd_tune(int argc, char **argv) {
     if (o.since && gw_parse_since(o.since, gw_now_ms(), &t.since_ms)) {
         fprintf(stderr, "hearth tune: --since: %s\n", hearth_last_error());
         return 2;
+    }
+    if (!o.dry_run && !writable(o.out)) {
+        fprintf(stderr, "hearth tune: cannot write '%s': %s\n", o.out, strerror(errno));
+        return 1;
     }
     hearth_model_params mp = hearth_model_default_params();
     mp.n_threads = o.threads;
