@@ -361,6 +361,17 @@ static int train(tune_run *t) {
         n_max = t->train.ex[i].n > n_max ? t->train.ex[i].n : n_max;
     for (size_t i = 0; i < t->val.n; i++) n_max = t->val.ex[i].n > n_max ? t->val.ex[i].n : n_max;
     if (tune_graph_new(t->m, t->a, n_max, &t->g)) return cli_fail("tune", "preparing training");
+    /* the adapter's values, gradients and two AdamW moments: 4 floats a parameter */
+    const double graph_mib = (double)tune_graph_bytes(t->g) / (1 << 20),
+                 adapter_mib = (double)tune_adapter_n_params(t->a) * 16 / (1 << 20);
+    if (o->json) {
+        const char *k[] = {"graph_mib", "adapter_mib", "max_tokens"};
+        const double v[] = {graph_mib, adapter_mib, n_max};
+        emit(event("memory", k, v, 3));
+    } else
+        printf("memory: %.1f MiB for training (activations for %d tokens, F32 transposes of the "
+               "weights), %.1f MiB for the adapter and its optimizer state\n",
+               graph_mib, n_max, adapter_mib);
     size_t *order = malloc(t->train.n * sizeof *order);
     if (!order) return cli_fail("tune", "out of memory");
     for (size_t i = 0; i < t->train.n; i++) order[i] = i;
