@@ -5,6 +5,7 @@
  * and --json), the adapter's size and the plan, and writes nothing. The
  * training itself is test_tune's.
  */
+#include "gateway/gateway.h"
 #include "model/synth.h"
 #include "test.h"
 
@@ -171,6 +172,27 @@ int main(void) {
     cJSON_Delete(d);
     cJSON_Delete(plan);
     free(s);
+
+    /* --from-ledger with --since: an hour back keeps the recent row only */
+    const char *db = path("ledger.db");
+    gw_ledger *l = NULL;
+    REQUIRE(gw_ledger_open(db, &l) == HEARTH_OK);
+    for (int i = 0; i < 2; i++) {
+        gw_ledger_row r = gw_ledger_row_init();
+        r.time_ms = gw_now_ms() - (i ? 2 * 3600 * 1000 : 1000);
+        r.route = GW_ROUTE_ESCALATED;
+        r.tier = "cloud";
+        r.status = 200;
+        r.prompt = i ? "an old question" : "a new question";
+        r.remote_answer = "the cloud's answer";
+        REQUIRE(gw_ledger_add(l, &r, NULL) == HEARTH_OK);
+    }
+    gw_ledger_close(l);
+    CHECK(sh("%s tune -m %s --from-ledger %s --since 1h --data %s --dry-run 2>/dev/null | grep -q "
+             "'^data: 3 examples (3 train, 0 validation); 1 skipped'",
+             HEARTH_BINARY, model, db, data) == 0);
+    CHECK(sh("%s tune -m %s --from-ledger %s --dry-run 2>/dev/null | grep -q '^data: 2 examples'",
+             HEARTH_BINARY, model, db) == 0);
 
     if (test_failures)
         printf("test_tune_cli: files kept in %s\n", dir);
