@@ -24,6 +24,8 @@
 #include "tune/tune.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 enum { N_SEQ = 20, N_PROMPT = 6 };
@@ -171,12 +173,14 @@ static void check_model(const char *what, const char *path, bool backward, doubl
     hearth_model_free(m);
 }
 
-static void synth_model(const char *arch, const char *path) {
+static void synth_model_ctx(const char *arch, const char *path, int n_ctx) {
     synth_params p = synth_default_params();
     p.arch = arch;
-    p.n_embd = 64, p.n_head = 4, p.n_head_kv = 2, p.head_dim = 16, p.n_ff = 96, p.n_ctx = 64;
+    p.n_embd = 64, p.n_head = 4, p.n_head_kv = 2, p.head_dim = 16, p.n_ff = 96, p.n_ctx = n_ctx;
     REQUIRE(!synth_write(path, &p));
 }
+
+static void synth_model(const char *arch, const char *path) { synth_model_ctx(arch, path, 64); }
 
 static const char *const ARCHES[] = {"llama", "qwen2", "qwen3", "gemma3", "phi3"};
 
@@ -332,6 +336,70 @@ static void test_threads(void) {
     unlink(path);
 }
 
+__attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...) {
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    const int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* The whole path a user takes: `hearth tune` on a JSONL file, then `hearth
+ * chat` with the adapter answers each trained prompt with its completion
+ * (greedy), which the base model does not. */
+static void test_cli_end_to_end(void) {
+    static const struct {
+        const char *system, *prompt, *answer;
+    } ex[] = {
+        {NULL, "What is the capital of France?", "Paris is the capital of France."},
+        {NULL, "Name a red fruit.", "A strawberry is red."},
+        {NULL, "What color is the sky?", "The sky is blue."},
+        {"Be brief.", "Say hello.", "Hello there!"},
+    };
+    char base[128], data[128], lora[128], out[128];
+    snprintf(base, sizeof base, "%s/cli.gguf", tmp_dir);
+    snprintf(data, sizeof data, "%s/cli.jsonl", tmp_dir);
+    snprintf(lora, sizeof lora, "%s/cli-lora.gguf", tmp_dir);
+    snprintf(out, sizeof out, "%s/cli.out", tmp_dir);
+    synth_model_ctx("qwen2", base, 256);
+    FILE *f = fopen(data, "w");
+    REQUIRE(f);
+    for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++)
+        if (ex[i].system)
+            fprintf(f,
+                    "{\"messages\": [{\"role\": \"system\", \"content\": \"%s\"}, {\"role\": "
+                    "\"user\", \"content\": \"%s\"}, {\"role\": \"assistant\", \"content\": "
+                    "\"%s\"}]}\n",
+                    ex[i].system, ex[i].prompt, ex[i].answer);
+        else
+            fprintf(f, "{\"prompt\": \"%s\", \"completion\": \"%s\"}\n", ex[i].prompt,
+                    ex[i].answer);
+    fclose(f);
+    CHECK(sh("%s tune -m %s --data %s -o %s --epochs 60 --lr 1e-2 --batch 4 -t 2 >%s 2>&1",
+             HEARTH_BINARY, base, data, lora, out) == 0);
+    for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++)
+        for (int tuned = 0; tuned < 2; tuned++) {
+            char sys[96] = "";
+            if (ex[i].system) snprintf(sys, sizeof sys, "-s '%s'", ex[i].system);
+            CHECK(sh("printf '%%s\\n' '%s' | %s chat -m %s %s %s %s --temp 0 -n 64 >%s 2>/dev/null",
+                     ex[i].prompt, HEARTH_BINARY, base, tuned ? "--lora" : "", tuned ? lora : "",
+                     sys, out) == 0);
+            char reply[256] = "";
+            f = fopen(out, "r");
+            REQUIRE(f);
+            const size_t n = fread(reply, 1, sizeof reply - 1, f);
+            fclose(f);
+            reply[n] = '\0';
+            const bool said = strstr(reply, ex[i].answer) != NULL;
+            CHECKF(said == (tuned == 1), "%s: '%s' %s the trained answer: '%s'",
+                   tuned ? "with the adapter" : "the base model", ex[i].prompt,
+                   tuned ? "lacks" : "already has", reply);
+        }
+    unlink(base), unlink(data), unlink(lora), unlink(out);
+}
+
 static void test_errors(void) {
     unsigned t = 0;
     CHECK(!tune_parse_targets("attn_q,ffn_down", &t) && t == (TUNE_ATTN_Q | TUNE_FFN_DOWN));
@@ -390,6 +458,7 @@ int main(void) {
     test_synth_arches();
     test_conformance();
     test_train_save_load();
+    test_cli_end_to_end();
     rmdir(tmp_dir);
     return test_done("test_tune");
 }
