@@ -46,7 +46,7 @@ static const char tune_usage[] =
     "  --epochs N           passes over the training examples (default 1)\n"
     "  --lr F               peak learning rate (default 2e-4)\n"
     "  --batch N            examples per optimizer step (gradient accumulation; default 4)\n"
-    "  --warmup N           steps of linear warm-up before the cosine decay (default: 5%%)\n"
+    "  --warmup N           steps of linear warm-up before the cosine decay (default: 5%)\n"
     "  --weight-decay F     AdamW's decoupled weight decay (default 0)\n"
     "  --clip F             clip the gradient's global norm to F (default 1; 0: off)\n"
     "  --max-len N          longest example in tokens; longer ones are left out (default 512)\n"
