@@ -452,7 +452,10 @@ static void test_embeddings(test_server *sv) {
                 const double diff = fabs((double)got[k] - (i ? ref1 : ref0)[k]);
                 if (!(diff <= worst)) worst = diff;
             }
-            CHECKF(worst <= 1e-6, "embeddings: vector %d (base64 %d) differs by %g", i, b64, worst);
+            /* the two texts share a forward pass: base64 carries the bits,
+             * the same as each text's alone (hearth_embed_batch) */
+            CHECKF(b64 ? worst == 0 : worst <= 1e-6,
+                   "embeddings: vector %d (base64 %d) differs by %g", i, b64, worst);
         }
         int32_t ids[256];
         const int n = tokenize("The quick brown fox", true, ids, 256) +

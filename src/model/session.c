@@ -210,6 +210,16 @@ hearth_err hearth_session_copy(hearth_session *dst, const hearth_session *src, i
     return HEARTH_OK;
 }
 
+void session_kv_view(const hearth_session *s, int kv0, hearth_session *view) {
+    /* K's tiles and V's rows both start kv0 * head_dim elements into each
+     * head's block when kv0 is a whole number of tiles */
+    const size_t skip =
+        (size_t)kv0 * (size_t)s->model->hp.head_dim * (s->kv_f16 ? 2 : sizeof(float));
+    *view = *s;
+    view->k_cache = (uint8_t *)s->k_cache + skip;
+    view->v_cache = (uint8_t *)s->v_cache + skip;
+}
+
 hearth_err hearth_decode(hearth_session *s, const int32_t *ids, int n, float *logits,
                          bool all_logits) {
     const int n_vocab = s->model->hp.n_vocab;

@@ -64,4 +64,13 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
 void forward_hidden_row(hearth_session *s, int t, float *out);
 void forward_run_logits(hearth_session *s, const fwd_run *runs, int n_runs, float *out);
 
+/* A view of s's KV cache from position kv0 on (a multiple of KERN_KV_TILE,
+ * below n_ctx_pad): its position p is s's kv0 + p, so a run on it
+ * (fwd_run.s) stores and reads its keys and values in that stretch of s's
+ * cache, in the tiles and at the in-tile places they have from position 0.
+ * Several sequences can thus share one session's cache (hearth_embed_batch).
+ * Only what forward_multi reads of a run's session is meaningful in a view;
+ * it lives as long as s's buffers and is never freed. */
+void session_kv_view(const hearth_session *s, int kv0, hearth_session *view);
+
 #endif

@@ -17,7 +17,7 @@ enum { SRV_EMBED_MAX_INPUTS = 2048 }; /* texts per request (OpenAI's limit) */
 typedef struct srv_embed_input {
     int32_t *ids; /* all texts' tokens back to back */
     int n_ids, cap_ids;
-    int *end; /* [n] where text i's tokens end */
+    int *len; /* [n] text i's tokens */
     int n, cap;
 } srv_embed_input;
 

@@ -3,9 +3,10 @@
  * string, a list of strings, a list of token ids or a list of such lists;
  * `encoding_format` "float" (default) or "base64" (little-endian float32, as
  * the OpenAI SDKs ask for by default); `dimensions`, when given, must be the
- * model's. Each text is embedded by the local model through the scheduler
- * (one text per scheduler step, in a slot, like a generation's prompt) with
- * the server's pooling and L2 normalisation. Embeddings never go through
+ * model's. The texts are embedded by the local model through the scheduler
+ * (in a slot, like a generation's prompt; several short texts share a
+ * forward pass, hearth_embed_batch) with the server's pooling and L2
+ * normalisation. Embeddings never go through
  * the gateway: a vector is only useful from the model that made it, so no
  * request ever leaves the machine.
  *
@@ -25,9 +26,9 @@
 static bool input_append(srv_embed_input *in, const int32_t *ids, int n, srv_error *e) {
     if (in->n == in->cap) {
         const int cap = in->cap ? 2 * in->cap : 8;
-        int *ne = realloc(in->end, (size_t)cap * sizeof *ne);
-        if (!ne) return srv_fail(e, 500, NULL, NULL, "out of memory");
-        in->end = ne;
+        int *nl = realloc(in->len, (size_t)cap * sizeof *nl);
+        if (!nl) return srv_fail(e, 500, NULL, NULL, "out of memory");
+        in->len = nl;
         in->cap = cap;
     }
     if (in->n_ids + n > in->cap_ids) {
@@ -40,7 +41,7 @@ static bool input_append(srv_embed_input *in, const int32_t *ids, int n, srv_err
     }
     memcpy(in->ids + in->n_ids, ids, (size_t)n * sizeof *ids);
     in->n_ids += n;
-    in->end[in->n++] = in->n_ids;
+    in->len[in->n++] = n;
     return true;
 }
 
@@ -71,7 +72,7 @@ bool srv_embed_add_text(srv_server *s, srv_embed_input *in, const char *text, si
 
 void srv_embed_input_fini(srv_embed_input *in) {
     free(in->ids);
-    free(in->end);
+    free(in->len);
     *in = (srv_embed_input){0};
 }
 
@@ -89,8 +90,8 @@ srv_job *srv_embed_run(srv_exchange *x, srv_embed_input *in, bool normalize) {
         return NULL;
     }
     j->n_inputs = in->n;
-    j->input_end = in->end; /* the job's now */
-    in->end = NULL;
+    j->input_len = in->len; /* the job's now */
+    in->len = NULL;
     srv_embed_input_fini(in);
     j->pooling = s->pooling;
     j->normalize = normalize;

@@ -19,7 +19,9 @@
  * A request thus joins or leaves between steps, its prompt rides in the
  * others' batch, and N busy slots cost one pass over the weights per token
  * instead of N. An embedding job takes a slot but no part in the batch: in
- * step 2 it embeds one of its texts (hearth_embed) and ends after the last.
+ * step 2 it embeds its next texts, as many whole texts as SCHED_EMBED_CHUNK
+ * tokens hold (at least one), sharing forward passes (hearth_embed_batch),
+ * and ends after the last.
  *
  * Jobs wait in a FIFO while every slot is busy: queue_max entries beyond the
  * free slots (a submitted job that a free slot will take in the next step
@@ -101,7 +103,7 @@ void srv_job_release(srv_job *j) {
     for (int i = 0; i < j->n_stop; i++) free(j->stop[i]);
     free(j->text);
     free(j->events);
-    free(j->input_end);
+    free(j->input_len);
     free(j->embd);
     if (j->remote_calls) srv_tool_reply_free(j->remote_calls);
     free(j->remote_calls);
@@ -177,6 +179,10 @@ static bool job_append(srv_job *j, const hearth_token_event *ev) {
 /* Prompt tokens a step evaluates besides the slots' next tokens: bounds the
  * pause a long prompt imposes on the other slots' tokens. */
 enum { SCHED_PREFILL_CHUNK = 256 };
+/* Tokens of whole texts an embedding job embeds in a step (a longer text
+ * goes alone): a slot session's default batch, one forward pass of short
+ * texts; like the prefill chunk, it bounds the other slots' pause. */
+enum { SCHED_EMBED_CHUNK = 512 };
 
 typedef struct srv_slot {
     srv_sched *sched;
@@ -401,8 +407,9 @@ static void admit_locked(srv_sched *s) {
     }
 }
 
-/* An embedding job's step: one of its texts, so that a long list pauses the
- * other slots for one text at a time. The session ends up empty (an
+/* An embedding job's step: its next texts, as many whole ones as
+ * SCHED_EMBED_CHUNK tokens hold (at least one), so that a long list pauses
+ * the other slots for one batch at a time. The session ends up empty (an
  * embedding computes no logits), and so does the slot's prefix mirror. */
 static void embed_advance(srv_sched *s, srv_slot *slot) {
     srv_job *j = slot->job;
@@ -415,16 +422,20 @@ static void embed_advance(srv_sched *s, srv_slot *slot) {
         slot_finish(s, slot, HEARTH_OK, NULL, NULL);
         return;
     }
-    const int i = j->n_done, from = i ? j->input_end[i - 1] : 0, n = j->input_end[i] - from;
+    const int i = j->n_done;
+    int from = 0, k = 0, n = 0;
+    for (int t = 0; t < i; t++) from += j->input_len[t];
+    while (i + k < j->n_inputs && (k == 0 || n + j->input_len[i + k] <= SCHED_EMBED_CHUNK))
+        n += j->input_len[i + k++];
     const size_t d = (size_t)hearth_model_n_embd(s->model);
-    const hearth_err err = hearth_embed(slot->session, j->prompt + from, n, j->pooling,
-                                        j->normalize, j->embd + (size_t)i * d);
+    const hearth_err err = hearth_embed_batch(slot->session, j->prompt + from, j->input_len + i, k,
+                                              j->pooling, j->normalize, j->embd + (size_t)i * d);
     if (err) {
         slot_fail(s, slot, err);
         return;
     }
     srv_metrics_tokens(s->metrics, n, 0, 0);
-    if (++j->n_done == j->n_inputs) slot_finish(s, slot, HEARTH_OK, NULL, NULL);
+    if ((j->n_done += k) == j->n_inputs) slot_finish(s, slot, HEARTH_OK, NULL, NULL);
 }
 
 /* One step for one slot before the batched decode: start, stop checks and

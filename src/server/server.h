@@ -281,10 +281,10 @@ typedef struct srv_job {
     int n_top;          /* alternatives per event (0..SRV_MAX_LOGPROBS) */
     double deadline_ms; /* srv_now_ms() clock; 0: none */
     /* an embedding job (api_embeddings.c) when n_inputs > 0: prompt holds the
-     * texts' tokens back to back, text i ending at input_end[i]; their vectors
-     * go to embd ([n_inputs][n_embd]), n_done of them so far */
+     * texts' tokens back to back, input_len[i] of text i; their vectors go to
+     * embd ([n_inputs][n_embd]), n_done of them so far */
     int n_inputs;
-    int *input_end;
+    int *input_len;
     hearth_pooling pooling;
     bool normalize;
     float *embd;
