@@ -389,7 +389,7 @@ static void admit_locked(srv_sched *s) {
         s->q_head = (s->q_head + 1) % s->q_cap;
         s->q_len--;
         srv_slot *best = NULL;
-        int best_len = -1;
+        int best_len = -1, best_i = -1;
         for (int i = 0; i < s->n_slots; i++) {
             srv_slot *sl = &s->slots[i];
             if (sl->job) continue;
@@ -397,12 +397,13 @@ static void admit_locked(srv_sched *s) {
             if (k > best_len || (k == best_len && sl->last_used < best->last_used)) {
                 best = sl;
                 best_len = k;
+                best_i = i;
             }
         }
         /* n_busy < n_slots: some slot is free, so best is set */
         // cppcheck-suppress nullPointer
         best->job = j;
-        j->slot = best->index;
+        j->slot = best_i;
         s->n_busy++;
     }
 }
