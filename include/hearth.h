@@ -171,18 +171,19 @@ HEARTH_API bool hearth_pooling_parse(const char *name, hearth_pooling *out);
  * layer never runs, so there are no logits to sample from. */
 HEARTH_API hearth_err hearth_embed(hearth_session *session, const int32_t *ids, int n,
                                    hearth_pooling pooling, bool normalize, float *out);
-/* Several texts at once, each text's vector exactly what hearth_embed gives
- * it alone (the same arithmetic for its rows; only their places in a batch
- * differ, which no row's result depends on in default mode with quantized
- * weights). Text i is n_ids[i] tokens, the texts back to back in ids; its
- * vector goes to out[i * n_embd ..]. The texts run as separate sequences in
- * shared forward passes: a pass takes whole texts in order while their
- * tokens fit in the session's batch (n_batch) and their keys in its
- * context, each from a 16-position boundary; a text longer than n_batch
- * runs alone, as hearth_embed runs it. Many short texts thus cost one pass
- * over the weights per batch instead of one per text. Every text is checked
- * first (the messages name it: "text 3: ..."); the session is left as
- * hearth_embed leaves it. */
+/* Several texts at once, each text's vector what hearth_embed gives it
+ * alone: its rows get the same arithmetic, only their places in the batch
+ * differ, on which no row's result depends in default mode (bit for bit; in
+ * exact mode llama.cpp's products may sum a batch in another order, a
+ * difference in the last bits). Text i is n_ids[i] tokens, the texts back
+ * to back in ids; its vector goes to out[i * n_embd ..]. The texts run as
+ * separate sequences in shared forward passes: a pass takes whole texts in
+ * order while their tokens fit in the session's batch (n_batch) and their
+ * keys in its context, each from a 16-position boundary; a text longer than
+ * n_batch runs alone, as hearth_embed runs it. Many short texts thus cost
+ * one pass over the weights per batch instead of one per text. Every text
+ * is checked first (the messages name it: "text 3: ..."); the session is
+ * left as hearth_embed leaves it. */
 HEARTH_API hearth_err hearth_embed_batch(hearth_session *session, const int32_t *ids,
                                          const int *n_ids, int n_texts, hearth_pooling pooling,
                                          bool normalize, float *out);
