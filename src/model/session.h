@@ -59,10 +59,11 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
                    float *out, int out_first);
 /* After forward_multi(s, ...) with out NULL: the logits of the last row of
  * each of runs[0..n_runs) into out ([n_runs][n_vocab], n_runs <= n_batch). */
-/* After forward_batch(s, ..., NULL, 0): row t's final normalised hidden state
- * (what the output layer reads, llama.cpp's embedding) into out[n_embd]. */
-void forward_hidden_row(hearth_session *s, int t, float *out);
 void forward_run_logits(hearth_session *s, const fwd_run *runs, int n_runs, float *out);
+/* After forward_multi(s, ..., NULL, 0): row t's final normalised hidden
+ * state (what the output layer reads, llama.cpp's embedding) into
+ * out[n_embd]. */
+void forward_hidden_row(hearth_session *s, int t, float *out);
 
 /* A view of s's KV cache from position kv0 on (a multiple of KERN_KV_TILE,
  * below n_ctx_pad): its position p is s's kv0 + p, so a run on it
