@@ -60,8 +60,10 @@ int main(int argc, char **argv) {
     if (tune_adapter_new(m, &ap, &a)) return fail("adapter");
     double t0 = now_s();
     if (tune_graph_new(m, a, len, &g)) return fail("graph");
-    printf("model %s, %d tokens, rank %d on %d matrices (%zu parameters), set-up %.2f s\n", argv[1],
-           len, rank, a->n_pairs, tune_adapter_n_params(a), now_s() - t0);
+    printf("model %s, %d tokens, rank %d on %d matrices (%zu parameters), set-up %.2f s, "
+           "graph %.0f MiB\n",
+           argv[1], len, rank, a->n_pairs, tune_adapter_n_params(a), now_s() - t0,
+           (double)tune_graph_bytes(g) / (1 << 20));
     int32_t *ids = malloc((size_t)len * sizeof *ids);
     double *step_s = malloc((size_t)steps * sizeof *step_s),
            *fwd_s = malloc((size_t)steps * sizeof *fwd_s);

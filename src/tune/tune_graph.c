@@ -62,7 +62,8 @@ struct tune_graph {
     float *logits;  /* [LOGIT_CHUNK][V] */
     float *tok_nll; /* [n_max]: the last step's NLL per target token */
     float *dx, *dx2, *dxn, *dqkv, *datt, *dffn, *dh, *dtmp, *slice;
-    float *attn_work; /* per thread: [2][n_max] */
+    float *att_p, *att_dp, *att_tr; /* [n_max][n_max]: P, dP then dS, a transpose */
+    float *att_h;                   /* [4][n_max][head_dim]: head_bufs */
     void *scratch;
     void *mem;    /* every activation and gradient buffer */
     size_t bytes; /* mem, the transposes and the scratch */
@@ -236,88 +237,126 @@ static float *slice_cols(tune_graph *g, const float *src, int64_t ld, int c0, in
     return g->slice;
 }
 
-/* ---- attention ---- */
+/* ---- attention ----
+ * Per query head, as matrix products through the F32 kernel: S = Q K^T
+ * over every (query, key) pair, masked to the causal (and sliding) window
+ * in the softmax, then P V. The backward pass recomputes P the same way
+ * (bit for bit) instead of keeping n^2 floats per head and layer. */
 
-typedef struct attn_ctx {
-    tune_graph *g;
-    const model_layer *l;
-    const layer_acts *a;
-    float kq_scale;
-} attn_ctx;
+typedef struct head_bufs {
+    float *q, *k, *o; /* [n][hd] */
+    float *t;         /* [hd][n] */
+} head_bufs;
 
 static int first_key(const tune_graph *g, const model_layer *l, int t) {
     const int w = g->m->hp.swa_window;
     return l->swa && t - w + 1 > 0 ? t - w + 1 : 0;
 }
 
-/* p[j - lo] = softmax_j(q . k_j * scale), lo <= j <= t, for query head h. */
-static void attn_probs(const attn_ctx *c, int t, int h, int lo, float *p) {
-    const tune_graph *g = c->g;
+/* y[t] = W x[t] with W [rows][cols] in F32, for n rows x. */
+static void mm(tune_graph *g, const float *w, int rows, int cols, const float *x, int n, float *y) {
+    kern_matmul(g->m->pool, KERN_F32, w, rows, cols, x, n, y, rows, g->scratch);
+}
+
+/* dst [n][nc] = columns c0.. of src's rows (stride ld). */
+static void cols(float *dst, const float *src, int64_t ld, int64_t c0, int nc, int n) {
+    for (int t = 0; t < n; t++)
+        memcpy(dst + (size_t)t * nc, src + (size_t)t * ld + c0, (size_t)nc * sizeof(float));
+}
+
+/* dst [nc][n] = the transpose of those columns. */
+static void cols_t(float *dst, const float *src, int64_t ld, int64_t c0, int nc, int n) {
+    for (int t = 0; t < n; t++)
+        for (int d = 0; d < nc; d++) dst[(size_t)d * n + t] = src[(size_t)t * ld + c0 + d];
+}
+
+/* dst[j][t] = src[t][j], n x n. */
+static void square_t(float *dst, const float *src, int n) {
+    for (int t = 0; t < n; t++)
+        for (int j = 0; j < n; j++) dst[(size_t)j * n + t] = src[(size_t)t * n + j];
+}
+
+/* dst columns c0.. of rows (stride ld) += src [n][nc]. */
+static void add_cols(float *dst, int64_t ld, int64_t c0, const float *src, int nc, int n) {
+    for (int t = 0; t < n; t++) axpy(dst + (size_t)t * ld + c0, 1.0f, src + (size_t)t * nc, nc);
+}
+
+/* g->att_p [n][n] = softmax of query head h's scores over each row's
+ * window, zero outside it; hb->q and hb->k hold the head's Q and K. */
+static void attn_probs(tune_graph *g, const model_layer *l, const layer_acts *a, int h,
+                       float kq_scale, head_bufs *hb) {
     const model_hparams *hp = &g->m->hp;
-    const int hd = hp->head_dim, kvh = h / (hp->n_head / hp->n_head_kv);
-    const float *q = c->a->qkv + (size_t)t * g->QKV + (size_t)h * hd;
-    float mx = -INFINITY;
-    for (int j = lo; j <= t; j++) {
-        const float *k = c->a->qkv + (size_t)j * g->QKV + g->Q + (size_t)kvh * hd;
-        p[j - lo] = dot(q, k, hd) * c->kq_scale;
-        mx = fmaxf(mx, p[j - lo]);
+    const int hd = hp->head_dim, n = g->n, kvh = h / (hp->n_head / hp->n_head_kv);
+    cols(hb->q, a->qkv, g->QKV, (int64_t)h * hd, hd, n);
+    cols(hb->k, a->qkv, g->QKV, g->Q + (int64_t)kvh * hd, hd, n);
+    mm(g, hb->k, n, hd, hb->q, n, g->att_p);
+    for (int t = 0; t < n; t++) {
+        float *p = g->att_p + (size_t)t * n;
+        const int lo = first_key(g, l, t);
+        float mx = -INFINITY;
+        for (int j = lo; j <= t; j++) mx = fmaxf(mx, p[j] *= kq_scale);
+        double sum = 0.0;
+        for (int j = lo; j <= t; j++) sum += p[j] = expf(p[j] - mx);
+        const float inv = (float)(1.0 / sum);
+        for (int j = 0; j < n; j++) p[j] = j >= lo && j <= t ? p[j] * inv : 0.0f;
     }
-    double sum = 0.0;
-    for (int j = lo; j <= t; j++) sum += p[j - lo] = expf(p[j - lo] - mx);
-    const float inv = (float)(1.0 / sum);
-    for (int j = lo; j <= t; j++) p[j - lo] *= inv;
 }
 
-/* Forward: units are query heads. */
-static void attn_fwd_job(void *ctx, int ith, int nth) {
-    const attn_ctx *c = ctx;
-    tune_graph *g = c->g;
+static head_bufs head_buffers(const tune_graph *g) {
+    const size_t nh = (size_t)g->n_max * (size_t)g->m->hp.head_dim;
+    return (head_bufs){
+        .q = g->att_h, .k = g->att_h + nh, .o = g->att_h + 2 * nh, .t = g->att_h + 3 * nh};
+}
+
+static void attn_fwd(tune_graph *g, const model_layer *l, layer_acts *a, float kq_scale) {
     const model_hparams *hp = &g->m->hp;
-    const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    float *p = g->attn_work + (size_t)ith * 2 * g->n_max;
-    for (int h = ith; h < hp->n_head; h += nth)
-        for (int t = 0; t < g->n; t++) {
-            const int lo = first_key(g, c->l, t);
-            attn_probs(c, t, h, lo, p);
-            float *out = c->a->att + (size_t)t * g->Q + (size_t)h * hd;
-            memset(out, 0, (size_t)hd * sizeof(float));
-            for (int j = lo; j <= t; j++)
-                axpy(out, p[j - lo],
-                     c->a->qkv + (size_t)j * g->QKV + g->Q + g->KV + (size_t)(h / group) * hd, hd);
+    const int hd = hp->head_dim, n = g->n, group = hp->n_head / hp->n_head_kv;
+    head_bufs hb = head_buffers(g);
+    for (int h = 0; h < hp->n_head; h++) {
+        attn_probs(g, l, a, h, kq_scale, &hb);
+        cols_t(hb.t, a->qkv, g->QKV, g->Q + g->KV + (int64_t)(h / group) * hd, hd, n);
+        mm(g, hb.t, hd, n, g->att_p, n, hb.o); /* P V */
+        for (int t = 0; t < n; t++)
+            memcpy(a->att + (size_t)t * g->Q + (size_t)h * hd, hb.o + (size_t)t * hd,
+                   (size_t)hd * sizeof(float));
+    }
+}
+
+/* From g->datt to g->dqkv (zeroed before; the heads of a group add into
+ * their kv head's dK and dV). */
+static void attn_back(tune_graph *g, const model_layer *l, const layer_acts *a, float kq_scale) {
+    const model_hparams *hp = &g->m->hp;
+    const int hd = hp->head_dim, n = g->n, group = hp->n_head / hp->n_head_kv;
+    head_bufs hb = head_buffers(g);
+    float *p = g->att_p, *ds = g->att_dp, *tr = g->att_tr;
+    for (int h = 0; h < hp->n_head; h++) {
+        const int64_t k0 = g->Q + (int64_t)(h / group) * hd, v0 = k0 + g->KV;
+        attn_probs(g, l, a, h, kq_scale, &hb);
+        cols(hb.o, g->datt, g->Q, (int64_t)h * hd, hd, n); /* dO */
+        cols(hb.t, a->qkv, g->QKV, v0, hd, n);             /* V, [n][hd] */
+        mm(g, hb.t, n, hd, hb.o, n, ds);                   /* dP = dO V^T */
+        for (int t = 0; t < n; t++) {
+            float *dst = ds + (size_t)t * n;
+            const float *pt = p + (size_t)t * n;
+            double sum = 0.0;
+            for (int j = 0; j <= t; j++) sum += (double)pt[j] * dst[j];
+            for (int j = 0; j < n; j++) dst[j] = pt[j] * (dst[j] - (float)sum) * kq_scale;
         }
-}
-
-/* Backward: units are kv heads, so that the heads sharing one write its dK
- * and dV alone. dqkv is zeroed before. */
-static void attn_back_job(void *ctx, int ith, int nth) {
-    const attn_ctx *c = ctx;
-    tune_graph *g = c->g;
-    const model_hparams *hp = &g->m->hp;
-    const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    float *p = g->attn_work + (size_t)ith * 2 * g->n_max, *dp = p + g->n_max;
-    for (int kvh = ith; kvh < hp->n_head_kv; kvh += nth)
-        for (int h = kvh * group; h < (kvh + 1) * group; h++)
-            for (int t = 0; t < g->n; t++) {
-                const int lo = first_key(g, c->l, t);
-                attn_probs(c, t, h, lo, p);
-                const float *q = c->a->qkv + (size_t)t * g->QKV + (size_t)h * hd;
-                const float *dout = g->datt + (size_t)t * g->Q + (size_t)h * hd;
-                float *dq = g->dqkv + (size_t)t * g->QKV + (size_t)h * hd;
-                double sum = 0.0;
-                for (int j = lo; j <= t; j++) {
-                    const float *v =
-                        c->a->qkv + (size_t)j * g->QKV + g->Q + g->KV + (size_t)kvh * hd;
-                    dp[j - lo] = dot(dout, v, hd);
-                    sum += (double)p[j - lo] * dp[j - lo];
-                }
-                for (int j = lo; j <= t; j++) {
-                    const size_t kv = (size_t)j * g->QKV + g->Q + (size_t)kvh * hd;
-                    const float ds = p[j - lo] * (dp[j - lo] - (float)sum) * c->kq_scale;
-                    axpy(dq, ds, c->a->qkv + kv, hd);
-                    axpy(g->dqkv + kv, ds, q, hd);
-                    axpy(g->dqkv + kv + g->KV, p[j - lo], dout, hd);
-                }
-            }
+        /* dV += P^T dO */
+        square_t(tr, p, n);
+        cols_t(hb.t, g->datt, g->Q, (int64_t)h * hd, hd, n);
+        mm(g, hb.t, hd, n, tr, n, hb.q);
+        add_cols(g->dqkv, g->QKV, v0, hb.q, hd, n);
+        /* dK += dS^T Q */
+        square_t(tr, ds, n);
+        cols_t(hb.t, a->qkv, g->QKV, (int64_t)h * hd, hd, n);
+        mm(g, hb.t, hd, n, tr, n, hb.q);
+        add_cols(g->dqkv, g->QKV, k0, hb.q, hd, n);
+        /* dQ = dS K */
+        cols_t(hb.t, a->qkv, g->QKV, k0, hd, n);
+        mm(g, hb.t, hd, n, ds, n, hb.q);
+        add_cols(g->dqkv, g->QKV, (int64_t)h * hd, hb.q, hd, n);
+    }
 }
 
 /* ---- the forward pass ---- */
@@ -403,10 +442,9 @@ static void layer_fwd(tune_graph *g, int il) {
     const int n = g->n, F = g->F;
     norm_rows(g, a->xn1, a->x_in, l->attn_norm);
     qkv_fwd(g, l, a);
-    attn_ctx c = {.g = g, .l = l, .a = a};
-    float q_scale;
-    attn_scales(m, &q_scale, &c.kq_scale);
-    hr_pool_run(m->pool, attn_fwd_job, &c);
+    float q_scale, kq_scale;
+    attn_scales(m, &q_scale, &kq_scale);
+    attn_fwd(g, l, a, kq_scale);
     float *yo = l->post_attn_norm ? a->yo : g->dtmp;
     prod(g, &l->wo, a->att, n, yo, g->E);
     residual(g, a->x_mid, a->x_in, yo, l->post_attn_norm);
@@ -468,6 +506,8 @@ static void loss_run(void *ctx, int ith, int nth) {
         double sum = 0.0;
         for (int v = 0; v < g->V; v++) sum += expf(z[v] - mx);
         const int32_t target = j->ids[j->t0 + i + 1];
+        /* sum >= 1: the largest logit adds exp(0) (the vocabulary is never empty) */
+        // cppcheck-suppress invalidFunctionArg
         g->tok_nll[j->t0 + i - j->first] = (float)(log(sum) + mx - z[target]);
         if (!j->backward) continue;
         const float inv = (float)(1.0 / sum);
@@ -591,10 +631,9 @@ static void layer_back(tune_graph *g, int il) {
     }
     prod_back(g, &l->wo, w->o, a->att, dyo, n, g->datt, false);
     memset(g->dqkv, 0, (size_t)n * g->QKV * sizeof(float));
-    attn_ctx c = {.g = g, .l = l, .a = a};
-    float q_scale;
-    attn_scales(m, &q_scale, &c.kq_scale);
-    hr_pool_run(m->pool, attn_back_job, &c);
+    float q_scale, kq_scale;
+    attn_scales(m, &q_scale, &kq_scale);
+    attn_back(g, l, a, kq_scale);
     qkv_back(g, l, a);
     float *dxn = il > 0 ? g->dxn : NULL; /* nothing below layer 0 learns */
     if (l->wqkv.data) {
@@ -718,7 +757,10 @@ static size_t layout(tune_graph *g, char *base) {
     CARVE(g->dh, n * F);
     CARVE(g->dtmp, n * widest);
     CARVE(g->slice, n * widest);
-    CARVE(g->attn_work, (size_t)hr_pool_size(m->pool) * 2 * n);
+    CARVE(g->att_p, n * n);
+    CARVE(g->att_dp, n * n);
+    CARVE(g->att_tr, n * n);
+    CARVE(g->att_h, 4 * n * (size_t)m->hp.head_dim);
 #undef CARVE
     return off;
 }
@@ -727,6 +769,8 @@ static size_t scratch_need(const tune_graph *g) {
     const hearth_model *m = g->m;
     size_t s = kern_matmul_scratch_bytes(m->output.type, m->output.n_cols, LOGIT_CHUNK);
     s = max_sz(s, kern_matmul_scratch_bytes(KERN_F32, g->V, LOGIT_CHUNK));
+    s = max_sz(s, kern_matmul_scratch_bytes(KERN_F32, g->n_max, g->n_max));
+    s = max_sz(s, kern_matmul_scratch_bytes(KERN_F32, m->hp.head_dim, g->n_max));
     for (int il = 0; il < m->hp.n_layer; il++) {
         const model_layer *l = &m->layers[il];
         const model_weight *ws[] = {&l->wq,   &l->wk, &l->wv,      &l->wqkv, &l->wo,
