@@ -6,6 +6,7 @@
  * drift_series (the last 24 h in hourly buckets), and prints the median,
  * min and max of each and the rows read per second.
  */
+#include "bench.h"
 #include "../tests/drift_fixture.h"
 
 #include <stdio.h>
@@ -13,19 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static void print(const char *what, double *t, int reps, double rows) {
-    qsort(t, (size_t)reps, sizeof *t, cmp);
+    bench_sort(t, reps);
     printf("%-26s median %8.1f ms  min %8.1f  max %8.1f  (%.2f M rows/s)\n", what,
            t[reps / 2] * 1e3, t[0] * 1e3, t[reps - 1] * 1e3, rows / t[reps / 2] / 1e6);
 }
@@ -48,25 +38,25 @@ int main(int argc, char **argv) {
     const int64_t until = gw_now_ms();
     unsigned long long s = 1;
     traffic t = traffic_default(rows * 7 / 8);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     write_traffic(l, until - 8 * DAY, 7 * DAY, &t, &s, NULL, NULL);
     t.n = rows - t.n;
     t.conf_mu = -0.8;
     write_traffic(l, until - DAY, DAY, &t, &s, NULL, NULL);
-    printf("ledger: %d rows written in %.1f s\n", rows, now_s() - t0);
+    printf("ledger: %d rows written in %.1f s\n", rows, bench_now_s() - t0);
     double tr[100], ts[100];
     drift_params p = drift_default_params();
     p.until_ms = until;
     drift_report r;
     for (int i = 0; i < reps; i++) {
-        t0 = now_s();
+        t0 = bench_now_s();
         if (drift_report_build(l, &p, &r)) return 1;
-        tr[i] = now_s() - t0;
+        tr[i] = bench_now_s() - t0;
         drift_bucket *b = NULL;
         size_t n = 0;
-        t0 = now_s();
+        t0 = bench_now_s();
         if (drift_series(l, until - DAY, until, HOUR, &b, &n)) return 1;
-        ts[i] = now_s() - t0;
+        ts[i] = bench_now_s() - t0;
         free(b);
     }
     printf("report status %s, sampled %s\n", drift_status_name(r.status), r.sampled ? "yes" : "no");

@@ -7,6 +7,7 @@
  * token ids are random; the batched vectors are compared with the
  * one-at-a-time ones (printed: bit-identical or the largest difference).
  */
+#include "bench.h"
 #include "hearth.h"
 #include "model/synth.h"
 
@@ -17,19 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static void print(const char *what, double *t, int reps, int n_texts, int n_tok) {
-    qsort(t, (size_t)reps, sizeof *t, cmp);
+    bench_sort(t, reps);
     const double med = t[reps / 2];
     printf("%-14s median %8.1f ms  min %8.1f  max %8.1f  %9.1f texts/s  %9.0f tokens/s\n", what,
            med * 1e3, t[0] * 1e3, t[reps - 1] * 1e3, n_texts / med, (double)n_texts * n_tok / med);
@@ -89,14 +79,14 @@ int main(int argc, char **argv) {
            n_texts, n_tok, n_threads, n_batch);
     double t_one[100], t_batch[100];
     for (int rep = -1; rep < reps; rep++) { /* rep -1: warm-up */
-        double t0 = now_s();
+        double t0 = bench_now_s();
         for (int i = 0; i < n_texts; i++)
             if (hearth_embed(s, ids + (size_t)i * n_tok, n_tok, HEARTH_POOL_MEAN, true,
                              one + (size_t)i * d))
                 return 1;
-        const double t1 = now_s();
+        const double t1 = bench_now_s();
         if (hearth_embed_batch(s, ids, lens, n_texts, HEARTH_POOL_MEAN, true, batch)) return 1;
-        const double t2 = now_s();
+        const double t2 = bench_now_s();
         if (rep >= 0) {
             t_one[rep] = t1 - t0;
             t_batch[rep] = t2 - t1;

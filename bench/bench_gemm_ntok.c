@@ -20,23 +20,13 @@
  *        [max n_tok (16)] [seconds per measurement (0.3)] [types (q8_0,q4_0,q4_K,q6_K)]
  *        [cold MiB (0)]
  */
+#include "bench.h"
 #include "kernels/kernels.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Uniform in [-1, 1), from a 64-bit LCG (fixed seed: the same data each run). */
 static float rand_unit(uint64_t *state) {
@@ -57,13 +47,13 @@ static double time_matmul(hr_pool *pool, kern_type t, const uint8_t *w, size_t w
     kern_matmul(pool, t, w, n_rows, n_cols, x, n_tok, y, n_rows, scratch); /* warm-up */
     while (reps < 5 || (spent < budget_s && reps < MAX_REPS)) {
         const uint8_t *wc = w + (size_t)((reps + 1) % n_copies) * w_bytes;
-        const double t0 = now_s();
+        const double t0 = bench_now_s();
         kern_matmul(pool, t, wc, n_rows, n_cols, x, n_tok, y, n_rows, scratch);
-        const double dt = now_s() - t0;
+        const double dt = bench_now_s() - t0;
         dts[reps++] = dt;
         spent += dt;
     }
-    qsort(dts, (size_t)reps, sizeof dts[0], cmp_double);
+    bench_sort(dts, reps);
     return dts[reps / 2];
 }
 

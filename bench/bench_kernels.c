@@ -18,6 +18,7 @@
  * single-threaded, weights warm in cache (one copy); the best of the
  * repetitions, each at least 0.3 s of back-to-back products.
  */
+#include "bench.h"
 #include "kernels/isa.h"
 #include "kernels/kern_ref.h"
 
@@ -35,12 +36,6 @@ typedef struct {
 static const isa_row k_isas[] = {{"scalar", NULL, NULL}, KERN_ISA_ROWS};
 #define N_ISAS ((int)(sizeof k_isas / sizeof k_isas[0]))
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static volatile float g_sink;
 
 /* Seconds per pass over n_rows rows (best of several passes). */
@@ -50,13 +45,13 @@ static double time_rows(kern_vec_dot_fn fn, int64_t n_cols, const uint8_t *w, si
     int passes = 0;
     while (passes < 3 || (spent < budget_s && passes < 100000)) {
         float acc = 0.0f;
-        const double t0 = now_s();
+        const double t0 = bench_now_s();
         for (int64_t r = 0; r < n_rows; r++) {
             float s;
             fn(n_cols, &s, w + (size_t)r * row_bytes, x);
             acc += s;
         }
-        const double dt = now_s() - t0;
+        const double dt = bench_now_s() - t0;
         g_sink = acc;
         if (dt < best) best = dt;
         spent += dt;
@@ -70,9 +65,9 @@ static double time_quant(kern_from_float_fn fn, const float *x, void *y, int64_t
     double best = 1e30, spent = 0.0;
     int passes = 0;
     while (passes < 3 || (spent < budget_s && passes < 1000000)) {
-        const double t0 = now_s();
+        const double t0 = bench_now_s();
         for (int k = 0; k < 16; k++) fn(x, y, n);
-        const double dt = (now_s() - t0) / 16;
+        const double dt = (bench_now_s() - t0) / 16;
         if (dt < best) best = dt;
         spent += dt * 16;
         passes++;
@@ -87,12 +82,12 @@ static double time_gemm(kern_gemm_fn gemm, int64_t n_cols, const uint8_t *w, siz
     double best = 1e30;
     for (int k = 0; k < reps; k++) {
         int iters = 0;
-        const double t0 = now_s();
+        const double t0 = bench_now_s();
         double dt;
         do {
             gemm(n_cols, w, rb, n_rows, x, xb, nt, y, n_rows);
             iters++;
-        } while ((dt = now_s() - t0) < 0.3);
+        } while ((dt = bench_now_s() - t0) < 0.3);
         if (dt / iters < best) best = dt / iters;
     }
     g_sink = y[0];

@@ -8,6 +8,7 @@
  * and range of each, and tokens per second (every token of the sequence
  * goes through the whole graph).
  */
+#include "bench.h"
 #include "hearth.h"
 #include "model/model.h"
 #include "tune/tune.h"
@@ -16,19 +17,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static void print(const char *what, double *t, int reps, int len) {
-    qsort(t, (size_t)reps, sizeof *t, cmp);
+    bench_sort(t, reps);
     printf("%-22s median %8.1f ms  min %8.1f  max %8.1f  (%.1f tokens/s)\n", what,
            t[reps / 2] * 1e3, t[0] * 1e3, t[reps - 1] * 1e3, len / t[reps / 2]);
 }
@@ -58,11 +48,11 @@ int main(int argc, char **argv) {
     tune_adapter *a = NULL;
     tune_graph *g = NULL;
     if (tune_adapter_new(m, &ap, &a)) return fail("adapter");
-    double t0 = now_s();
+    double t0 = bench_now_s();
     if (tune_graph_new(m, a, len, &g)) return fail("graph");
     printf("model %s, %d tokens, rank %d on %d matrices (%zu parameters), set-up %.2f s, "
            "graph %.0f MiB\n",
-           argv[1], len, rank, a->n_pairs, tune_adapter_n_params(a), now_s() - t0,
+           argv[1], len, rank, a->n_pairs, tune_adapter_n_params(a), bench_now_s() - t0,
            (double)tune_graph_bytes(g) / (1 << 20));
     int32_t *ids = malloc((size_t)len * sizeof *ids);
     double *step_s = malloc((size_t)steps * sizeof *step_s),
@@ -74,14 +64,14 @@ int main(int argc, char **argv) {
         for (int i = 0; i < len; i++) ids[i] = rand() % hearth_model_n_vocab(m);
         double nll;
         int n_pred;
-        t0 = now_s();
+        t0 = bench_now_s();
         tune_adapter_zero_grad(a);
         if (tune_graph_step(g, ids, len, len / 2, true, &nll, &n_pred)) return fail("step");
         tune_adamw_step(a, &opt, s + 1, 1.0f / (float)n_pred);
-        step_s[s] = now_s() - t0;
-        t0 = now_s();
+        step_s[s] = bench_now_s() - t0;
+        t0 = bench_now_s();
         if (tune_graph_step(g, ids, len, len / 2, false, &nll, &n_pred)) return fail("forward");
-        fwd_s[s] = now_s() - t0;
+        fwd_s[s] = bench_now_s() - t0;
     }
     print("train step", step_s, steps, len);
     print("forward only", fwd_s, steps, len);

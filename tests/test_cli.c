@@ -8,6 +8,7 @@
 #include "hearth.h"
 #include "sampling/json_prefix.h"
 #include "test.h"
+#include "test_sh.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -15,17 +16,6 @@
 #include <unistd.h>
 
 static char dir[64];
-
-/* Runs a formatted shell command line; returns its exit status. */
-__attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
 
 static void logits_layout(const char *model) {
     char ids_path[128], prefix[128], path[256];
@@ -38,7 +28,7 @@ static void logits_layout(const char *model) {
     fclose(f);
     char args[512];
     snprintf(args, sizeof args, "--ids %s -o %s --gen 3", ids_path, prefix);
-    REQUIRE(sh("%s logits -m %s %s", HEARTH_BINARY, model, args) == 0);
+    REQUIRE(test_sh("%s logits -m %s %s", HEARTH_BINARY, model, args) == 0);
     size_t len;
     snprintf(path, sizeof path, "%s.logits.f32", prefix);
     float *got = (float *)golden_read(path, &len);
@@ -81,7 +71,7 @@ static void golden_logits(void) {
     snprintf(ids_path, sizeof ids_path, "%s", golden);
     snprintf(prefix, sizeof prefix, "%s/golden", dir);
     snprintf(args, sizeof args, "--ids %s -o %s --gen 16", ids_path, prefix);
-    REQUIRE(sh("%s logits -m %s %s", HEARTH_BINARY, model, args) == 0);
+    REQUIRE(test_sh("%s logits -m %s %s", HEARTH_BINARY, model, args) == 0);
     const char *const files[] = {"logits.f32", "gen_logits.f32"};
     for (int i = 0; i < 2; i++) {
         size_t n1, n2;
@@ -116,8 +106,8 @@ static void golden_logits(void) {
 static void json_mode(const char *model) {
     char out[128];
     snprintf(out, sizeof out, "%s/json.txt", dir);
-    REQUIRE(sh("%s run -m %s -p 'Reply in JSON:' -n 48 --temp 0 --json > %s 2>/dev/null",
-               HEARTH_BINARY, model, out) == 0);
+    REQUIRE(test_sh("%s run -m %s -p 'Reply in JSON:' -n 48 --temp 0 --json > %s 2>/dev/null",
+                    HEARTH_BINARY, model, out) == 0);
     size_t len = 0;
     char *text = golden_read(out, &len);
     REQUIRE(text);
@@ -132,8 +122,8 @@ static void json_mode(const char *model) {
 static void embed_lines(const char *model) {
     char out[128];
     snprintf(out, sizeof out, "%s/embed.jsonl", dir);
-    REQUIRE(sh("printf 'first text\\n\\nsecond one\\n' | %s embed -m %s --pooling last > %s",
-               HEARTH_BINARY, model, out) == 0);
+    REQUIRE(test_sh("printf 'first text\\n\\nsecond one\\n' | %s embed -m %s --pooling last > %s",
+                    HEARTH_BINARY, model, out) == 0);
     hearth_model *m = NULL;
     hearth_session *s = NULL;
     REQUIRE(hearth_model_load(model, NULL, &m) == HEARTH_OK);
@@ -177,9 +167,9 @@ static void embed_lines(const char *model) {
     free(want);
     hearth_session_free(s);
     hearth_model_free(m);
-    CHECK(sh("%s embed -m %s --ctx 4 'far too many words for four tokens' 2>/dev/null",
-             HEARTH_BINARY, model) == 1);
-    CHECK(sh("%s embed -m %s --pooling max hi 2>/dev/null", HEARTH_BINARY, model) == 2);
+    CHECK(test_sh("%s embed -m %s --ctx 4 'far too many words for four tokens' 2>/dev/null",
+                  HEARTH_BINARY, model) == 1);
+    CHECK(test_sh("%s embed -m %s --pooling max hi 2>/dev/null", HEARTH_BINARY, model) == 2);
 }
 
 /* Reads a whole small file into buf (NUL-terminated); its length, or -1. */
@@ -202,21 +192,21 @@ static void chat_session(const char *model) {
     snprintf(err, sizeof err, "%s/chat.err", dir);
     snprintf(prompt, sizeof prompt, "%s/chat.prompt", dir);
     snprintf(run_out, sizeof run_out, "%s/run.out", dir);
-    CHECK(sh("printf 'hello there\\n' | %s chat -m %s --temp 0 -n 8 >%s 2>/dev/null", HEARTH_BINARY,
-             model, out) == 0);
+    CHECK(test_sh("printf 'hello there\\n' | %s chat -m %s --temp 0 -n 8 >%s 2>/dev/null",
+                  HEARTH_BINARY, model, out) == 0);
     FILE *f = fopen(prompt, "w");
     REQUIRE(f);
     fputs("<|im_start|>user\nhello there<|im_end|>\n<|im_start|>assistant\n", f);
     fclose(f);
-    CHECK(sh("%s run -m %s --temp 0 -n 8 -f %s >%s 2>/dev/null", HEARTH_BINARY, model, prompt,
-             run_out) == 0);
+    CHECK(test_sh("%s run -m %s --temp 0 -n 8 -f %s >%s 2>/dev/null", HEARTH_BINARY, model, prompt,
+                  run_out) == 0);
     long na = slurp(out, a, sizeof a), nb = slurp(run_out, b, sizeof b);
     CHECKF(na == nb + 1 && na > 1 && !memcmp(a, b, (size_t)nb) && a[nb] == '\n',
            "chat reply (%ld bytes) differs from run (%ld bytes)", na, nb);
 
-    CHECK(sh("printf 'first\\nsecond\\n/clear\\nthird \\\\\\nline\\n' | %s chat -m %s "
-             "--temp 0 -n 4 --verbose >%s 2>%s",
-             HEARTH_BINARY, model, out, err) == 0);
+    CHECK(test_sh("printf 'first\\nsecond\\n/clear\\nthird \\\\\\nline\\n' | %s chat -m %s "
+                  "--temp 0 -n 4 --verbose >%s 2>%s",
+                  HEARTH_BINARY, model, out, err) == 0);
     CHECK(slurp(err, a, sizeof a) > 0);
     const char *t2 = strstr(a, "[prompt:");
     t2 = t2 ? strstr(t2 + 1, "[prompt:") : NULL;
@@ -224,24 +214,26 @@ static void chat_session(const char *model) {
     CHECKF(t2 && sscanf(t2, "[prompt: %d tokens (%d cached)", &p2, &c2) == 2 && c2 > 20,
            "second turn: %.200s", a);
     CHECK(slurp(out, b, sizeof b) > 0 && strstr(b, "[conversation cleared]"));
-    CHECK(sh("for i in 1 2 3 4 5 6; do echo \"message number $i with words\"; done | %s chat "
-             "-m %s --temp 0 -n 8 -c 128 >/dev/null 2>%s",
-             HEARTH_BINARY, model, err) == 0);
+    CHECK(test_sh("for i in 1 2 3 4 5 6; do echo \"message number $i with words\"; done | %s chat "
+                  "-m %s --temp 0 -n 8 -c 128 >/dev/null 2>%s",
+                  HEARTH_BINARY, model, err) == 0);
     CHECK(slurp(err, a, sizeof a) > 0 && strstr(a, "oldest exchange was dropped"));
-    CHECK(sh("%s chat -m %s --temp abc 2>/dev/null </dev/null", HEARTH_BINARY, model) == 2);
-    CHECK(sh("%s chat -m %s --chat-template nosuch 2>&1 </dev/null | grep -q 'nosuch'",
-             HEARTH_BINARY, model) == 0);
-    CHECK(sh("echo hi | %s chat -m %s --chat-template nosuch 2>/dev/null", HEARTH_BINARY, model) ==
-          1);
-    CHECK(sh("printf '/foo\\n' | %s chat -m %s -n 2 2>&1 >/dev/null | grep -q 'unknown command'",
-             HEARTH_BINARY, model) == 0);
+    CHECK(test_sh("%s chat -m %s --temp abc 2>/dev/null </dev/null", HEARTH_BINARY, model) == 2);
+    CHECK(test_sh("%s chat -m %s --chat-template nosuch 2>&1 </dev/null | grep -q 'nosuch'",
+                  HEARTH_BINARY, model) == 0);
+    CHECK(test_sh("echo hi | %s chat -m %s --chat-template nosuch 2>/dev/null", HEARTH_BINARY,
+                  model) == 1);
+    CHECK(
+        test_sh("printf '/foo\\n' | %s chat -m %s -n 2 2>&1 >/dev/null | grep -q 'unknown command'",
+                HEARTH_BINARY, model) == 0);
     /* a message over 1 MiB in a script is dropped and stops it (exit 1), the
      * next line is not answered as if nothing happened */
-    CHECK(sh("(head -c 1100000 /dev/zero | tr '\\0' a; echo; echo hi) | %s chat -m %s -n 2 "
-             ">/dev/null 2>&1",
-             HEARTH_BINARY, model) == 1);
-    CHECK(sh("%s embed -m %s --ctx 12x hi 2>/dev/null", HEARTH_BINARY, model) == 2);
-    CHECK(sh("echo '{}' | %s run -m %s --json-schema - 2>/dev/null", HEARTH_BINARY, model) == 2);
+    CHECK(test_sh("(head -c 1100000 /dev/zero | tr '\\0' a; echo; echo hi) | %s chat -m %s -n 2 "
+                  ">/dev/null 2>&1",
+                  HEARTH_BINARY, model) == 1);
+    CHECK(test_sh("%s embed -m %s --ctx 12x hi 2>/dev/null", HEARTH_BINARY, model) == 2);
+    CHECK(test_sh("echo '{}' | %s run -m %s --json-schema - 2>/dev/null", HEARTH_BINARY, model) ==
+          2);
 }
 
 int main(void) {
@@ -251,12 +243,14 @@ int main(void) {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
     REQUIRE(system(cmd) == 0);
-    CHECK(sh("%s synth -o %s --type q8_0 --layers 2 >/dev/null", HEARTH_BINARY, model) == 0);
-    CHECK(sh("%s info %s | grep -q 'blk.1.ffn_down.weight'", HEARTH_BINARY, model) == 0);
-    CHECK(sh("%s run -m %s -p 'Once upon a time' -n 8 --temp 0 >/dev/null 2>&1", HEARTH_BINARY,
-             model) == 0);
-    CHECK(sh("echo 'Once upon' | %s run -m %s -n 4 >/dev/null 2>&1", HEARTH_BINARY, model) == 0);
-    CHECK(sh("%s tokenize -m %s 'Hello world' | grep -Eq '^[0-9 ]+$'", HEARTH_BINARY, model) == 0);
+    CHECK(test_sh("%s synth -o %s --type q8_0 --layers 2 >/dev/null", HEARTH_BINARY, model) == 0);
+    CHECK(test_sh("%s info %s | grep -q 'blk.1.ffn_down.weight'", HEARTH_BINARY, model) == 0);
+    CHECK(test_sh("%s run -m %s -p 'Once upon a time' -n 8 --temp 0 >/dev/null 2>&1", HEARTH_BINARY,
+                  model) == 0);
+    CHECK(test_sh("echo 'Once upon' | %s run -m %s -n 4 >/dev/null 2>&1", HEARTH_BINARY, model) ==
+          0);
+    CHECK(test_sh("%s tokenize -m %s 'Hello world' | grep -Eq '^[0-9 ]+$'", HEARTH_BINARY, model) ==
+          0);
     json_mode(model);
     logits_layout(model);
     golden_logits();
@@ -268,10 +262,10 @@ int main(void) {
     REQUIRE(f);
     fputs("GGUF\x03\0\0\0garbage", f);
     fclose(f);
-    CHECK(sh("%s info %s 2>&1 | grep -q 'gguf'", HEARTH_BINARY, bad) == 0);
-    CHECK(sh("%s run -m %s -p hi 2>/dev/null", HEARTH_BINARY, bad) == 1);
-    CHECK(sh("%s run -m /nonexistent.gguf -p hi 2>/dev/null", HEARTH_BINARY) == 1);
-    CHECK(sh("%s nosuchcommand 2>/dev/null", HEARTH_BINARY) == 2);
+    CHECK(test_sh("%s info %s 2>&1 | grep -q 'gguf'", HEARTH_BINARY, bad) == 0);
+    CHECK(test_sh("%s run -m %s -p hi 2>/dev/null", HEARTH_BINARY, bad) == 1);
+    CHECK(test_sh("%s run -m /nonexistent.gguf -p hi 2>/dev/null", HEARTH_BINARY) == 1);
+    CHECK(test_sh("%s nosuchcommand 2>/dev/null", HEARTH_BINARY) == 2);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0);
     return test_done("cli");

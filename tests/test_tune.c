@@ -21,6 +21,7 @@
 #include "model/model.h"
 #include "model/synth.h"
 #include "test.h"
+#include "test_sh.h"
 #include "tune/tune.h"
 
 #include <math.h>
@@ -336,16 +337,6 @@ static void test_threads(void) {
     unlink(path);
 }
 
-__attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...) {
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    const int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 /* The whole path a user takes: `hearth tune` on a JSONL file, then `hearth
  * chat` with the adapter answers each trained prompt with its completion
  * (greedy), which the base model does not. */
@@ -377,15 +368,17 @@ static void test_cli_end_to_end(void) {
             fprintf(f, "{\"prompt\": \"%s\", \"completion\": \"%s\"}\n", ex[i].prompt,
                     ex[i].answer);
     fclose(f);
-    CHECK(sh("%s tune -m %s --data %s -o %s --epochs 60 --lr 1e-2 --batch 4 -t 2 >%s 2>&1",
-             HEARTH_BINARY, base, data, lora, out) == 0);
+    CHECK(test_sh("%s tune -m %s --data %s -o %s --epochs 60 --lr 1e-2 --batch 4 -t 2 >%s 2>&1",
+                  HEARTH_BINARY, base, data, lora, out) == 0);
     for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++)
         for (int tuned = 0; tuned < 2; tuned++) {
             char sys[96] = "";
             if (ex[i].system) snprintf(sys, sizeof sys, "-s '%s'", ex[i].system);
-            CHECK(sh("printf '%%s\\n' '%s' | %s chat -m %s %s %s %s --temp 0 -n 64 >%s 2>/dev/null",
-                     ex[i].prompt, HEARTH_BINARY, base, tuned ? "--lora" : "", tuned ? lora : "",
-                     sys, out) == 0);
+            CHECK(
+                test_sh(
+                    "printf '%%s\\n' '%s' | %s chat -m %s %s %s %s --temp 0 -n 64 >%s 2>/dev/null",
+                    ex[i].prompt, HEARTH_BINARY, base, tuned ? "--lora" : "", tuned ? lora : "",
+                    sys, out) == 0);
             char reply[256] = "";
             f = fopen(out, "r");
             REQUIRE(f);

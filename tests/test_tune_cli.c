@@ -8,6 +8,7 @@
 #include "gateway/gateway.h"
 #include "model/synth.h"
 #include "test.h"
+#include "test_sh.h"
 
 #include <cjson/cJSON.h>
 
@@ -16,17 +17,6 @@
 #include <unistd.h>
 
 static char dir[64];
-
-/* Runs a formatted shell command line; returns its exit status. */
-__attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
 
 static char *path(const char *name) {
     static char p[8][128];
@@ -57,7 +47,7 @@ static char *slurp(const char *p) {
 /* `hearth tune ARGS` exits `code` and its stderr holds `says`. */
 static void usage_case(const char *args, int code, const char *says) {
     const char *err = path("err.txt");
-    const int rc = sh("%s tune %s >/dev/null 2>%s", HEARTH_BINARY, args, err);
+    const int rc = test_sh("%s tune %s >/dev/null 2>%s", HEARTH_BINARY, args, err);
     char *e = slurp(err);
     CHECKF(rc == code && strstr(e, says), "'tune %s': exit %d, stderr '%s'", args, rc, e);
     free(e);
@@ -83,8 +73,8 @@ int main(void) {
     write_file(bad, "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": \"a\"}\n");
 
     /* usage errors: 2 */
-    CHECK(sh("%s tune >/dev/null 2>&1", HEARTH_BINARY) == 2);
-    CHECK(sh("%s tune --help | grep -q -- --from-ledger", HEARTH_BINARY) == 0);
+    CHECK(test_sh("%s tune >/dev/null 2>&1", HEARTH_BINARY) == 2);
+    CHECK(test_sh("%s tune --help | grep -q -- --from-ledger", HEARTH_BINARY) == 0);
     snprintf(m, sizeof m, "--data %s -o %s", data, out);
     usage_case(m, 2, "-m MODEL is required");
     snprintf(m, sizeof m, "-m %s -o %s", model, out);
@@ -130,9 +120,9 @@ int main(void) {
 
     /* --dry-run: the statistics, nothing written */
     const char *txt = path("dry.txt");
-    CHECK(sh("%s tune -m %s --data %s --data %s --dry-run --rank 4 --targets attn_q,attn_v "
-             ">%s 2>/dev/null",
-             HEARTH_BINARY, model, data, data, txt) == 0);
+    CHECK(test_sh("%s tune -m %s --data %s --data %s --dry-run --rank 4 --targets attn_q,attn_v "
+                  ">%s 2>/dev/null",
+                  HEARTH_BINARY, model, data, data, txt) == 0);
     char *s = slurp(txt);
     CHECKF(strstr(s, "data: 4 examples (4 train, 0 validation); 2 skipped, 0 longer than 512"),
            "%s", s);
@@ -142,9 +132,9 @@ int main(void) {
     free(s);
     CHECK(access(out, F_OK) != 0);
     const char *js = path("dry.json");
-    CHECK(sh("%s tune -m %s --data %s --dry-run --json --max-len 60 --batch 1 --epochs 3 >%s "
-             "2>/dev/null",
-             HEARTH_BINARY, model, data, js) == 0);
+    CHECK(test_sh("%s tune -m %s --data %s --dry-run --json --max-len 60 --batch 1 --epochs 3 >%s "
+                  "2>/dev/null",
+                  HEARTH_BINARY, model, data, js) == 0);
     s = slurp(js);
     char *line2 = strchr(s, '\n');
     REQUIRE(line2);
@@ -188,15 +178,17 @@ int main(void) {
         REQUIRE(gw_ledger_add(l, &r, NULL) == HEARTH_OK);
     }
     gw_ledger_close(l);
-    CHECK(sh("%s tune -m %s --from-ledger %s --since 1h --data %s --dry-run 2>/dev/null | grep -q "
-             "'^data: 3 examples (3 train, 0 validation); 1 skipped'",
-             HEARTH_BINARY, model, db, data) == 0);
-    CHECK(sh("%s tune -m %s --from-ledger %s --dry-run 2>/dev/null | grep -q '^data: 2 examples'",
-             HEARTH_BINARY, model, db) == 0);
+    CHECK(test_sh(
+              "%s tune -m %s --from-ledger %s --since 1h --data %s --dry-run 2>/dev/null | grep -q "
+              "'^data: 3 examples (3 train, 0 validation); 1 skipped'",
+              HEARTH_BINARY, model, db, data) == 0);
+    CHECK(test_sh(
+              "%s tune -m %s --from-ledger %s --dry-run 2>/dev/null | grep -q '^data: 2 examples'",
+              HEARTH_BINARY, model, db) == 0);
 
     if (test_failures)
         printf("test_tune_cli: files kept in %s\n", dir);
     else
-        CHECK(sh("rm -rf '%s'", dir) == 0);
+        CHECK(test_sh("rm -rf '%s'", dir) == 0);
     return test_done("test_tune_cli");
 }
