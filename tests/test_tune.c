@@ -94,6 +94,30 @@ static void check_forward(const char *what, hearth_model *engine, tune_graph *g,
            nll);
 }
 
+/* A model with a fresh adapter (every matrix, alpha = 2 rank) and its
+ * graph for sequences of up to 32 tokens. */
+typedef struct rig {
+    hearth_model *m;
+    tune_adapter *a;
+    tune_graph *g;
+} rig;
+
+static bool rig_open(rig *r, const char *path, int threads, int rank, uint64_t seed) {
+    *r = (rig){.m = load_threads(path, NULL, threads)};
+    if (!r->m) return false;
+    const tune_adapter_params ap = {
+        .rank = rank, .alpha = 2.0f * (float)rank, .targets = TUNE_ALL, .seed = seed};
+    REQUIRE(!tune_adapter_new(r->m, &ap, &r->a));
+    REQUIRE(!tune_graph_new(r->m, r->a, 32, &r->g));
+    return true;
+}
+
+static void rig_close(rig *r) {
+    tune_graph_free(r->g);
+    tune_adapter_free(r->a);
+    hearth_model_free(r->m);
+}
+
 static void randomize_b(tune_adapter *a, float std, unsigned seed) {
     srand(seed);
     for (int i = 0; i < a->n_pairs; i++) {
@@ -135,8 +159,7 @@ static void check_slope(const char *what, const char *part, int pair, tune_graph
            slope, norm);
 }
 
-static void check_backward(const char *what, const hearth_model *m, tune_adapter *a, tune_graph *g,
-                           const int32_t *ids) {
+static void check_backward(const char *what, tune_adapter *a, tune_graph *g, const int32_t *ids) {
     randomize_b(a, 0.05f, 5);
     tune_adapter_zero_grad(a);
     double nll;
@@ -149,7 +172,6 @@ static void check_backward(const char *what, const hearth_model *m, tune_adapter
         check_slope(what, "A", i, g, ids, p->a, p->ga, na);
         check_slope(what, "B", i, g, ids, p->b, p->gb, nb);
     }
-    (void)m;
 }
 
 /* Forward and backward checks for the model at path; softcap > 0 sets a
@@ -157,21 +179,14 @@ static void check_backward(const char *what, const hearth_model *m, tune_adapter
  * derivative is checked too. */
 static void check_model(const char *what, const char *path, bool backward, double tol,
                         float softcap) {
-    hearth_model *m = load(path, NULL);
-    if (!m) return;
-    if (softcap > 0.0f) m->hp.final_softcap = softcap;
-    tune_adapter *a = NULL;
-    tune_graph *g = NULL;
-    const tune_adapter_params ap = {.rank = 4, .alpha = 8.0f, .targets = TUNE_ALL, .seed = 3};
-    REQUIRE(!tune_adapter_new(m, &ap, &a));
-    REQUIRE(!tune_graph_new(m, a, 32, &g));
+    rig r;
+    if (!rig_open(&r, path, 2, 4, 3)) return;
+    if (softcap > 0.0f) r.m->hp.final_softcap = softcap;
     int32_t ids[N_SEQ];
-    random_ids(ids, N_SEQ, hearth_model_n_vocab(m), 11);
-    check_forward(what, m, g, ids, tol); /* B = 0: the base model */
-    if (backward) check_backward(what, m, a, g, ids);
-    tune_graph_free(g);
-    tune_adapter_free(a);
-    hearth_model_free(m);
+    random_ids(ids, N_SEQ, hearth_model_n_vocab(r.m), 11);
+    check_forward(what, r.m, r.g, ids, tol); /* B = 0: the base model */
+    if (backward) check_backward(what, r.a, r.g, ids);
+    rig_close(&r);
 }
 
 static void synth_model_ctx(const char *arch, const char *path, int n_ctx) {
@@ -233,13 +248,11 @@ static void test_train_save_load(void) {
     snprintf(path, sizeof path, "%s/base.gguf", tmp_dir);
     snprintf(lora, sizeof lora, "%s/adapter.gguf", tmp_dir);
     synth_model("qwen2", path);
-    hearth_model *m = load(path, NULL);
-    REQUIRE(m);
-    tune_adapter *a = NULL;
-    tune_graph *g = NULL;
-    const tune_adapter_params ap = {.rank = 8, .alpha = 16.0f, .targets = TUNE_ALL, .seed = 1};
-    REQUIRE(!tune_adapter_new(m, &ap, &a));
-    REQUIRE(!tune_graph_new(m, a, 32, &g));
+    rig r;
+    REQUIRE(rig_open(&r, path, 2, 8, 1));
+    hearth_model *m = r.m;
+    tune_adapter *a = r.a;
+    tune_graph *g = r.g;
     int32_t ids[N_SEQ];
     random_ids(ids, N_SEQ, hearth_model_n_vocab(m), 23);
     const tune_adamw opt = {
@@ -284,9 +297,7 @@ static void test_train_save_load(void) {
     free(logits);
     hearth_session_free(s);
     hearth_model_free(tuned);
-    tune_graph_free(g);
-    tune_adapter_free(a);
-    hearth_model_free(m);
+    rig_close(&r);
     unlink(lora);
     unlink(path);
 }
@@ -299,19 +310,15 @@ static void test_threads(void) {
     float *first = NULL;
     size_t n_first = 0;
     for (int threads = 1; threads <= 3; threads += 2) {
-        hearth_model *m = load_threads(path, NULL, threads);
-        REQUIRE(m);
-        tune_adapter *a = NULL;
-        tune_graph *g = NULL;
-        const tune_adapter_params ap = {.rank = 4, .alpha = 8.0f, .targets = TUNE_ALL, .seed = 2};
-        REQUIRE(!tune_adapter_new(m, &ap, &a));
-        REQUIRE(!tune_graph_new(m, a, 32, &g));
+        rig r;
+        REQUIRE(rig_open(&r, path, threads, 4, 2));
+        tune_adapter *a = r.a;
         randomize_b(a, 0.05f, 9);
         int32_t ids[N_SEQ];
-        random_ids(ids, N_SEQ, hearth_model_n_vocab(m), 4);
+        random_ids(ids, N_SEQ, hearth_model_n_vocab(r.m), 4);
         double nll;
         int n_pred;
-        REQUIRE(!tune_graph_step(g, ids, N_SEQ, N_PROMPT, true, &nll, &n_pred));
+        REQUIRE(!tune_graph_step(r.g, ids, N_SEQ, N_PROMPT, true, &nll, &n_pred));
         size_t n = 0;
         for (int i = 0; i < a->n_pairs; i++)
             n += (size_t)a->rank * (size_t)(a->pairs[i].w->n_cols + a->pairs[i].w->n_rows);
@@ -329,9 +336,7 @@ static void test_threads(void) {
             CHECK(n == n_first && !memcmp(first, grads, n * sizeof *grads));
             free(grads);
         }
-        tune_graph_free(g);
-        tune_adapter_free(a);
-        hearth_model_free(m);
+        rig_close(&r);
     }
     free(first);
     unlink(path);
