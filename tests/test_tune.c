@@ -398,6 +398,36 @@ static void test_cli_end_to_end(void) {
     unlink(base), unlink(data), unlink(lora), unlink(out);
 }
 
+/* --epochs 3 writes a checkpoint after epochs 1 and 2; Ctrl-C during a
+ * long run finishes the step, writes what was learned (a loadable adapter)
+ * and exits 130. */
+static void test_cli_checkpoint_interrupt(void) {
+    char base[128], data[128], lora[128], out[128];
+    snprintf(base, sizeof base, "%s/ck.gguf", tmp_dir);
+    snprintf(data, sizeof data, "%s/ck.jsonl", tmp_dir);
+    snprintf(lora, sizeof lora, "%s/ck-lora.gguf", tmp_dir);
+    snprintf(out, sizeof out, "%s/ck.out", tmp_dir);
+    synth_model_ctx("llama", base, 256);
+    FILE *f = fopen(data, "w");
+    REQUIRE(f);
+    fprintf(f, "{\"prompt\": \"Say yes.\", \"completion\": \"Yes.\"}\n");
+    fclose(f);
+    CHECK(test_sh("%s tune -m %s --data %s -o %s --epochs 3 -t 1 >%s 2>&1", HEARTH_BINARY, base,
+                  data, lora, out) == 0);
+    CHECK(test_sh("grep -q 'checkpoint: wrote .* after epoch 2' %s", out) == 0);
+    CHECK(test_sh("grep -q 'after epoch 3' %s", out) == 1);
+    CHECK(access(lora, R_OK) == 0);
+    unlink(lora);
+    CHECK(test_sh("%s tune -m %s --data %s -o %s --epochs 1000000 -t 1 >%s 2>&1 & pid=$!; "
+                  "for i in $(seq 200); do grep -q '^step 3/' %s && break; sleep 0.05; done; "
+                  "kill -INT $pid; wait $pid",
+                  HEARTH_BINARY, base, data, lora, out, out) == 130);
+    CHECK(test_sh("grep -q 'interrupted after step [0-9]* of 1000000: wrote' %s", out) == 0);
+    CHECK(test_sh("%s run -m %s --lora %s -p hi -n 2 >/dev/null 2>&1", HEARTH_BINARY, base, lora) ==
+          0);
+    unlink(base), unlink(data), unlink(lora), unlink(out);
+}
+
 static void test_errors(void) {
     unsigned t = 0;
     CHECK(!tune_parse_targets("attn_q,ffn_down", &t) && t == (TUNE_ATTN_Q | TUNE_FFN_DOWN));
@@ -457,6 +487,7 @@ int main(void) {
     test_conformance();
     test_train_save_load();
     test_cli_end_to_end();
+    test_cli_checkpoint_interrupt();
     rmdir(tmp_dir);
     return test_done("test_tune");
 }

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,8 +209,17 @@ typedef struct tune_run {
     tune_set all, train, val;
     tune_adapter *a;
     tune_graph *g;
-    int warmup, total_steps;
+    int warmup, total_steps, steps_done;
 } tune_run;
+
+/* Ctrl-C: the step under way finishes, the adapter so far is written, and
+ * the command exits 130; a second Ctrl-C kills it (SA_RESETHAND). */
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
 
 /* The examples of every --data file and the ledger, split. */
 static int load_data(tune_run *t) {
@@ -354,6 +364,30 @@ static int step(tune_run *t, const size_t *order, size_t from, size_t to, int s,
     return 0;
 }
 
+/* Writes the adapter: a checkpoint after epoch `epoch` (> 0), or the
+ * result (0), or what an interrupted run had learned (-1). */
+static int save(tune_run *t, int epoch) {
+    const tune_opts *o = t->o;
+    if (tune_adapter_save(t->a, t->m, o->out, NULL)) return cli_fail("tune", o->out);
+    const char *what = epoch > 0 ? "checkpoint" : epoch < 0 ? "interrupted" : "saved";
+    if (o->json) {
+        const char *k[] = {"epoch", "steps"};
+        const double v[] = {epoch, t->steps_done};
+        cJSON *j = event(what, k, v, 2);
+        if (j) cJSON_AddStringToObject(j, "path", o->out);
+        emit(j);
+    } else if (epoch > 0)
+        printf("checkpoint: wrote %s after epoch %d\n", o->out, epoch);
+    else if (epoch < 0)
+        printf("interrupted after step %d of %d: wrote what it had learned to %s\n", t->steps_done,
+               t->total_steps, o->out);
+    else
+        printf("wrote %s\nuse it: hearth run -m %s --lora %s   (or chat, serve)\n", o->out,
+               o->model, o->out);
+    fflush(stdout);
+    return 0;
+}
+
 static int train(tune_run *t) {
     const tune_opts *o = t->o;
     int n_max = 2;
@@ -390,25 +424,16 @@ static int train(tune_run *t) {
         }
         for (size_t b = 0; b < t->train.n && !rc; b += (size_t)o->batch) {
             const size_t e = b + (size_t)o->batch < t->train.n ? b + (size_t)o->batch : t->train.n;
+            if (interrupted) break;
             rc = step(t, order, b, e, ++s, epoch, &opt);
+            t->steps_done = s;
         }
+        if (interrupted) break;
         if (!rc && t->val.n) rc = validate(t, epoch);
+        if (!rc && epoch < o->epochs) rc = save(t, epoch);
     }
     free(order);
     return rc;
-}
-
-static int save(tune_run *t) {
-    const tune_opts *o = t->o;
-    if (tune_adapter_save(t->a, t->m, o->out, NULL)) return cli_fail("tune", o->out);
-    if (o->json) {
-        cJSON *j = event("saved", NULL, NULL, 0);
-        if (j) cJSON_AddStringToObject(j, "path", o->out);
-        emit(j);
-    } else
-        printf("wrote %s\nuse it: hearth run -m %s --lora %s   (or chat, serve)\n", o->out,
-               o->model, o->out);
-    return 0;
 }
 
 /* Whether path can be written (hours of training should not end in "cannot
@@ -449,8 +474,15 @@ int cmd_tune(int argc, char **argv) {
                         "(--template chooses another)\n");
     if (!rc) rc = load_data(&t);
     if (!rc) rc = make_adapter(&t);
-    if (!rc && !o.dry_run) rc = train(&t);
-    if (!rc && !o.dry_run) rc = save(&t);
+    if (!rc && !o.dry_run) {
+        struct sigaction sa = {0};
+        sa.sa_handler = on_sigint;
+        sa.sa_flags = SA_RESETHAND;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        rc = train(&t);
+        if (!rc) rc = interrupted ? (save(&t, -1) ? 1 : 130) : save(&t, 0);
+    }
     tune_graph_free(t.g);
     tune_adapter_free(t.a);
     tune_set_free(&t.all);

@@ -135,7 +135,8 @@ typedef struct tune_adamw {
 double tune_adamw_step(tune_adapter *a, const tune_adamw *opt, int step, float grad_scale);
 
 /* Writes the adapter in llama.cpp's GGUF LoRA format (F32, adapter.lora.alpha
- * = alpha) for model m, whose architecture it names. */
+ * = alpha) for model m, whose architecture it names: into path + ".tmp",
+ * then renamed to path, so that a file being replaced is never torn. */
 hearth_err tune_adapter_save(const tune_adapter *a, const hearth_model *m, const char *path,
                              const char *name);
 

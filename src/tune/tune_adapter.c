@@ -208,7 +208,20 @@ hearth_err tune_adapter_save(const tune_adapter *a, const hearth_model *m, const
             err = gguf_writer_add_tensor(w, tname, KERN_F32, 2, ne_b, p->b,
                                          pair_nb(p, a->rank) * sizeof(float));
     }
-    if (!err) err = gguf_writer_write(w, path);
+    /* written beside the target, then renamed over it: a checkpoint being
+     * replaced is never left half-written */
+    char *tmp = NULL;
+    const size_t len = strlen(path) + sizeof ".tmp";
+    if (!err && !(tmp = malloc(len))) err = hr_fail(HEARTH_ERR_NOMEM, "tune: out of memory");
+    if (!err) {
+        snprintf(tmp, len, "%s.tmp", path);
+        err = gguf_writer_write(w, tmp);
+    }
+    if (!err && rename(tmp, path) != 0) {
+        err = hr_fail(HEARTH_ERR_IO, "tune: cannot rename '%s' to '%s'", tmp, path);
+        remove(tmp);
+    }
+    free(tmp);
     gguf_writer_free(w);
     return err;
 }
