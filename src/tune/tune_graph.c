@@ -230,10 +230,15 @@ static void prod_back(tune_graph *g, const model_weight *w, const float *wt, con
     hr_pool_run(g->m->pool, lora_run, &j);
 }
 
-/* Columns [c0, c0 + nc) of rows [n] with stride ld, copied contiguous. */
-static float *slice_cols(tune_graph *g, const float *src, int64_t ld, int c0, int nc, int n) {
+/* dst [n][nc] = columns c0.. of src's rows (stride ld). */
+static void cols(float *dst, const float *src, int64_t ld, int64_t c0, int nc, int n) {
     for (int t = 0; t < n; t++)
-        memcpy(g->slice + (size_t)t * nc, src + (size_t)t * ld + c0, (size_t)nc * sizeof(float));
+        memcpy(dst + (size_t)t * nc, src + (size_t)t * ld + c0, (size_t)nc * sizeof(float));
+}
+
+/* The same into g->slice, for a product's dY. */
+static float *slice_cols(tune_graph *g, const float *src, int64_t ld, int c0, int nc, int n) {
+    cols(g->slice, src, ld, c0, nc, n);
     return g->slice;
 }
 
@@ -256,12 +261,6 @@ static int first_key(const tune_graph *g, const model_layer *l, int t) {
 /* y[t] = W x[t] with W [rows][cols] in F32, for n rows x. */
 static void mm(tune_graph *g, const float *w, int rows, int cols, const float *x, int n, float *y) {
     kern_matmul(g->m->pool, KERN_F32, w, rows, cols, x, n, y, rows, g->scratch);
-}
-
-/* dst [n][nc] = columns c0.. of src's rows (stride ld). */
-static void cols(float *dst, const float *src, int64_t ld, int64_t c0, int nc, int n) {
-    for (int t = 0; t < n; t++)
-        memcpy(dst + (size_t)t * nc, src + (size_t)t * ld + c0, (size_t)nc * sizeof(float));
 }
 
 /* dst [nc][n] = the transpose of those columns. */
