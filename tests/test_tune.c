@@ -269,6 +269,24 @@ static void test_train_save_load(void) {
     }
     CHECKF(last < 0.1 * first, "training one example: mean NLL %.3f -> %.3f", first, last);
     REQUIRE(!tune_adapter_save(a, m, lora, "test"));
+    /* an adapter started from the file holds the same numbers */
+    tune_adapter *again = NULL;
+    const tune_adapter_params same = {.rank = 8, .alpha = 16.0f, .targets = TUNE_ALL, .seed = 99};
+    REQUIRE(!tune_adapter_new(m, &same, &again));
+    CHECK(!tune_adapter_init_from(again, m, lora));
+    for (int i = 0; i < a->n_pairs; i++) {
+        const tune_pair *p = &a->pairs[i], *q = &again->pairs[i];
+        CHECK(!memcmp(p->a, q->a, (size_t)a->rank * p->w->n_cols * sizeof(float)));
+        CHECK(!memcmp(p->b, q->b, (size_t)a->rank * p->w->n_rows * sizeof(float)));
+    }
+    tune_adapter_free(again);
+    const tune_adapter_params other = {
+        .rank = 8, .alpha = 16.0f, .targets = TUNE_ATTN_Q, .seed = 1};
+    REQUIRE(!tune_adapter_new(m, &other, &again));
+    CHECK(tune_adapter_init_from(again, m, lora) == HEARTH_ERR_INVALID_ARG);
+    CHECK(strstr(hearth_last_error(), "matrices") != NULL);
+    CHECK(tune_adapter_init_from(again, m, path) != HEARTH_OK); /* the base is no adapter */
+    tune_adapter_free(again);
     hearth_model *tuned = load(path, lora);
     REQUIRE(tuned);
     check_forward("saved adapter", tuned, g, ids, 2e-3);
@@ -425,6 +443,15 @@ static void test_cli_checkpoint_interrupt(void) {
     CHECK(test_sh("grep -q 'interrupted after step [0-9]* of 1000000: wrote' %s", out) == 0);
     CHECK(test_sh("%s run -m %s --lora %s -p hi -n 2 >/dev/null 2>&1", HEARTH_BINARY, base, lora) ==
           0);
+    /* --init continues from it; a mismatched rank is refused, naming it */
+    char cont[160];
+    snprintf(cont, sizeof cont, "%s.2", lora);
+    CHECK(test_sh("%s tune -m %s --data %s -o %s --init %s -t 1 >%s 2>&1", HEARTH_BINARY, base,
+                  data, cont, lora, out) == 0);
+    CHECK(test_sh("%s tune -m %s --data %s -o %s --init %s --rank 4 -t 1 2>&1 | grep -q "
+                  "'has rank 8, not 4'",
+                  HEARTH_BINARY, base, data, cont, lora) == 0);
+    unlink(cont);
     unlink(base), unlink(data), unlink(lora), unlink(out);
 }
 

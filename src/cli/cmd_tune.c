@@ -44,6 +44,8 @@ static const char tune_usage[] =
     "  --alpha A            the update is (A / rank) B A x (default 16)\n"
     "  --targets LIST       attn_q,attn_k,attn_v,attn_qkv,attn_output,ffn_gate,ffn_up,ffn_down\n"
     "                       or all (default all)\n"
+    "  --init ADAPTER       start from this adapter instead of B = 0 (continue training it;\n"
+    "                       same --rank, --alpha and --targets as it was trained with)\n"
     "  --epochs N           passes over the training examples (default 1)\n"
     "  --lr F               peak learning rate (default 2e-4)\n"
     "  --batch N            examples per optimizer step (gradient accumulation; default 4)\n"
@@ -61,7 +63,7 @@ static const char tune_usage[] =
 enum { TUNE_DATA_MAX = 64 };
 
 typedef struct tune_opts {
-    const char *model, *out, *ledger, *since, *tmpl, *targets;
+    const char *model, *out, *ledger, *since, *tmpl, *targets, *init;
     const char *data[TUNE_DATA_MAX];
     int n_data;
     int rank, epochs, batch, warmup, max_len, threads;
@@ -93,6 +95,7 @@ static int take_value(tune_opts *o, const char *a, const char *v) {
                 {"--since", NULL, &o->since},
                 {"--template", "--chat-template", &o->tmpl},
                 {"--targets", NULL, &o->targets},
+                {"--init", NULL, &o->init},
                 {"--data", NULL, NULL}};
     const struct {
         const char *name, *alias;
@@ -275,6 +278,7 @@ static int make_adapter(tune_run *t) {
     tune_adapter_params p = {.rank = o->rank, .alpha = (float)o->alpha, .seed = (uint64_t)o->seed};
     if (tune_parse_targets(o->targets, &p.targets) || tune_adapter_new(t->m, &p, &t->a))
         return cli_fail("tune", "creating the adapter");
+    if (o->init && tune_adapter_init_from(t->a, t->m, o->init)) return cli_fail("tune", "--init");
     const int per_epoch = (int)((t->train.n + (size_t)o->batch - 1) / (size_t)o->batch);
     t->total_steps = per_epoch * o->epochs;
     t->warmup = o->warmup >= 0 ? o->warmup : t->total_steps / 20;

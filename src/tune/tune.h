@@ -134,6 +134,12 @@ typedef struct tune_adamw {
  * norm after scaling, before clipping. */
 double tune_adamw_step(tune_adapter *a, const tune_adamw *opt, int step, float grad_scale);
 
+/* Starts a from the adapter file at path (its A and B; gradients and
+ * moments stay zero): same architecture, rank, alpha and matrices as a,
+ * else HEARTH_ERR_INVALID_ARG naming the difference. Any type --lora
+ * reads (F32, F16, BF16, Q8_0). */
+hearth_err tune_adapter_init_from(tune_adapter *a, const hearth_model *m, const char *path);
+
 /* Writes the adapter in llama.cpp's GGUF LoRA format (F32, adapter.lora.alpha
  * = alpha) for model m, whose architecture it names: into path + ".tmp",
  * then renamed to path, so that a file being replaced is never torn. */

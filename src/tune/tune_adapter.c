@@ -185,6 +185,57 @@ static const char *target_name(const tune_pair *p) {
     return "?";
 }
 
+/* Tensor `name` of f as n_rows x n_cols floats into dst. */
+static hearth_err read_matrix(const gguf_file *f, const char *path, const char *name,
+                              int64_t n_rows, int64_t n_cols, float *dst) {
+    const gguf_tensor *t = gguf_find_tensor(f, name);
+    if (!t)
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "tune: %s has no %s (train with the --targets it was trained with)", path,
+                       name);
+    if (t->ne[0] != n_cols || t->ne[1] != n_rows)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "tune: %s: %s is %lldx%lld, not %lldx%lld", path,
+                       name, (long long)t->ne[1], (long long)t->ne[0], (long long)n_rows,
+                       (long long)n_cols);
+    const kern_fns *fn = kern_get((kern_type)t->type);
+    const size_t row_bytes = kern_row_bytes((kern_type)t->type, n_cols);
+    for (int64_t r = 0; r < n_rows; r++)
+        fn->to_float((const uint8_t *)t->data + (size_t)r * row_bytes, dst + (size_t)r * n_cols,
+                     n_cols);
+    return HEARTH_OK;
+}
+
+hearth_err tune_adapter_init_from(tune_adapter *a, const hearth_model *m, const char *path) {
+    gguf_file *f;
+    hearth_err err = gguf_open(path, &f);
+    if (err) return err;
+    model_lora_info info;
+    err = model_lora_scan(f, &info);
+    if (!err && !gguf_str_eq(info.arch, m->arch->name))
+        err = hr_fail(HEARTH_ERR_INVALID_ARG, "tune: %s is an adapter for '%.*s', not '%s'", path,
+                      (int)info.arch.len, info.arch.ptr, m->arch->name);
+    if (!err && (info.rank_min != a->rank || info.rank_max != a->rank))
+        err = hr_fail(HEARTH_ERR_INVALID_ARG, "tune: %s has rank %lld, not %d (--rank)", path,
+                      (long long)info.rank_max, a->rank);
+    if (!err && info.alpha != a->alpha)
+        err = hr_fail(HEARTH_ERR_INVALID_ARG, "tune: %s has alpha %g, not %g (--alpha)", path,
+                      (double)info.alpha, (double)a->alpha);
+    if (!err && info.n_pairs != a->n_pairs)
+        err = hr_fail(HEARTH_ERR_INVALID_ARG,
+                      "tune: %s adapts %d matrices, these --targets %d (train with the same ones)",
+                      path, info.n_pairs, a->n_pairs);
+    for (int i = 0; i < a->n_pairs && !err; i++) {
+        tune_pair *p = &a->pairs[i];
+        char name[96];
+        snprintf(name, sizeof name, "blk.%d.%s.weight.lora_a", p->layer, target_name(p));
+        err = read_matrix(f, path, name, a->rank, p->w->n_cols, p->a);
+        snprintf(name, sizeof name, "blk.%d.%s.weight.lora_b", p->layer, target_name(p));
+        if (!err) err = read_matrix(f, path, name, p->w->n_rows, a->rank, p->b);
+    }
+    gguf_close(f);
+    return err;
+}
+
 hearth_err tune_adapter_save(const tune_adapter *a, const hearth_model *m, const char *path,
                              const char *name) {
     gguf_writer *w;
