@@ -400,7 +400,7 @@ static void qkv_fwd(tune_graph *g, const model_layer *l, layer_acts *a) {
         add_bias(q, l->bq, g->Q);
         add_bias(k, l->bk, g->KV);
         add_bias(k + g->KV, l->bv, g->KV);
-        if (l->q_norm)
+        if (l->q_norm || l->k_norm)
             memcpy(a->qk_pre + (size_t)t * (g->Q + g->KV), q,
                    (size_t)(g->Q + g->KV) * sizeof(float));
         for (int h = 0; h < hp->n_head; h++) {
@@ -730,7 +730,7 @@ static size_t layout(tune_graph *g, char *base) {
         const model_layer *l = &m->layers[il];
         CARVE(a->x_in, n * E);
         CARVE(a->xn1, n * E);
-        if (l->q_norm) CARVE(a->qk_pre, n * (size_t)(g->Q + g->KV));
+        if (l->q_norm || l->k_norm) CARVE(a->qk_pre, n * (size_t)(g->Q + g->KV));
         CARVE(a->qkv, n * (size_t)g->QKV);
         CARVE(a->att, n * (size_t)g->Q);
         if (l->post_attn_norm) CARVE(a->yo, n * E);
