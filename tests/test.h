@@ -17,38 +17,49 @@
 static int test_failures;
 static int test_checks;
 
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        test_checks++;                                                                \
-        if (!(cond)) {                                                                \
-            test_failures++;                                                          \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                             \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        test_checks++;                                                                             \
+        if (!(cond)) {                                                                             \
+            test_failures++;                                                                       \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
+        }                                                                                          \
     } while (0)
 
-#define CHECKF(cond, ...)                                                             \
-    do {                                                                              \
-        test_checks++;                                                                \
-        if (!(cond)) {                                                                \
-            test_failures++;                                                          \
-            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);  \
-            fprintf(stderr, __VA_ARGS__);                                             \
-            fputc('\n', stderr);                                                      \
-        }                                                                             \
+#define CHECKF(cond, ...)                                                                          \
+    do {                                                                                           \
+        test_checks++;                                                                             \
+        if (!(cond)) {                                                                             \
+            test_failures++;                                                                       \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
     } while (0)
 
-#define REQUIRE(cond)                                                                   \
-    do {                                                                                \
-        test_checks++;                                                                  \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond); \
-            exit(1);                                                                    \
-        }                                                                               \
+#define REQUIRE(cond)                                                                              \
+    do {                                                                                           \
+        test_checks++;                                                                             \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond);             \
+            exit(1);                                                                               \
+        }                                                                                          \
     } while (0)
 
 static inline int test_done(const char *name) {
     printf("%s: %d checks, %d failures\n", name, test_checks, test_failures);
     return test_failures ? 1 : 0;
+}
+
+/* The largest |a[i] - b[i]|; a NaN on either side comes back as NaN, so
+ * that `d <= tol` fails. */
+static inline double test_max_diff(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= m)) m = d;
+    }
+    return m;
 }
 
 /* Deterministic pseudo-random numbers for tests (xorshift64*). */

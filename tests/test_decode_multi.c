@@ -20,15 +20,6 @@
 
 enum { N_SESS = 3, N_CTX = 40 };
 
-static double max_diff(const float *a, const float *b, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= m)) m = d; /* NaN propagates as a failure */
-    }
-    return m;
-}
-
 static int32_t tok(int seq, int i) { return (int32_t)(3 + (seq * 37 + i * 11) % 250); }
 
 /* Sessions a[i] and twins b[i], each fed prefix[i] tokens of sequence i. */
@@ -81,7 +72,7 @@ static void check_continuation(fixture *f, const char *what, double tol) {
         CHECK(hearth_session_pos(f->a[i]) == hearth_session_pos(f->b[i]));
         REQUIRE(hearth_decode(f->a[i], &id, 1, x, false) == HEARTH_OK);
         REQUIRE(hearth_decode(f->b[i], &id, 1, y, false) == HEARTH_OK);
-        const double d = max_diff(x, y, (size_t)f->nv);
+        const double d = test_max_diff(x, y, (size_t)f->nv);
         CHECKF(d <= tol, "%s: session %d continues %g apart", what, i, d);
     }
     free(x);
@@ -103,7 +94,7 @@ static void multi_vs_alone(const char *path, const char *what, double tol, int n
     REQUIRE(hearth_decode(f.b[0], &ids[0], 1, alone, false) == HEARTH_OK);
     REQUIRE(hearth_decode(f.b[1], &ids[1], 2, alone + nv, true) == HEARTH_OK);
     REQUIRE(hearth_decode(f.b[2], &ids[3], 1, alone + 3 * nv, false) == HEARTH_OK);
-    const double d = max_diff(multi, alone, 4 * nv);
+    const double d = test_max_diff(multi, alone, 4 * nv);
     CHECKF(d <= tol, "%s: multi vs alone differ by %g", what, d);
     for (int i = 0; i < N_SESS; i++) {
         CHECKF(hearth_session_pos(f.a[i]) == prefix[i] + (i == 1 ? 2 : 1), "%s: position %d", what,
@@ -125,7 +116,7 @@ static void multi_vs_alone(const char *path, const char *what, double tol, int n
     REQUIRE(hearth_decode_multi(rev_b, next, 3, multi) == HEARTH_OK);
     for (int i = 0; i < 3; i++) {
         const double e =
-            max_diff(model_session_logits(rev[i]), multi + (size_t)i * nv, (size_t)f.nv);
+            test_max_diff(model_session_logits(rev[i]), multi + (size_t)i * nv, (size_t)f.nv);
         CHECKF(e <= tol, "%s: n_seq_max %d: session row %d differs by %g", what, n_seq_max, i, e);
     }
     check_continuation(&f, what, tol);

@@ -19,15 +19,6 @@
 
 enum { N_TOK = 23 };
 
-static double max_diff(const float *a, const float *b, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        const double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= m)) m = d; /* NaN propagates as a failure */
-    }
-    return m;
-}
-
 static hearth_session *session(hearth_model *m, int n_batch) {
     hearth_session_params sp = hearth_session_default_params();
     sp.n_ctx = 32;
@@ -72,17 +63,17 @@ static void check_model(const char *path, const char *what) {
         for (int i = 0; i < d; i++) mean[i] += e2[i] / N_TOK;
         if (k == 1) {
             REQUIRE(hearth_embed(s, ids, N_TOK, HEARTH_POOL_CLS, false, e) == HEARTH_OK);
-            CHECKF(max_diff(e, e2, (size_t)d) < 1e-5, "%s: cls is the first token's", what);
+            CHECKF(test_max_diff(e, e2, (size_t)d) < 1e-5, "%s: cls is the first token's", what);
         }
     }
     REQUIRE(hearth_embed(s, ids, N_TOK, HEARTH_POOL_MEAN, false, e) == HEARTH_OK);
-    CHECKF(max_diff(e, mean, (size_t)d) < 1e-4, "%s: mean of the prefixes: %g", what,
-           max_diff(e, mean, (size_t)d));
+    CHECKF(test_max_diff(e, mean, (size_t)d) < 1e-4, "%s: mean of the prefixes: %g", what,
+           test_max_diff(e, mean, (size_t)d));
 
     /* Batches of 5 tokens give the same vector; normalising gives its direction. */
     REQUIRE(hearth_embed(small, ids, N_TOK, HEARTH_POOL_MEAN, false, e2) == HEARTH_OK);
-    CHECKF(max_diff(e, e2, (size_t)d) < 1e-4, "%s: batch of 5 vs 512: %g", what,
-           max_diff(e, e2, (size_t)d));
+    CHECKF(test_max_diff(e, e2, (size_t)d) < 1e-4, "%s: batch of 5 vs 512: %g", what,
+           test_max_diff(e, e2, (size_t)d));
     REQUIRE(hearth_embed(s, ids, N_TOK, HEARTH_POOL_MEAN, true, e2) == HEARTH_OK);
     double n2 = 0, dot = 0, en2 = 0;
     for (int i = 0; i < d; i++) {
@@ -99,7 +90,7 @@ static void check_model(const char *path, const char *what) {
     REQUIRE(hearth_decode(small, ids, 7, fresh, false) == HEARTH_OK);
     REQUIRE(hearth_embed(s, ids, N_TOK, HEARTH_POOL_MEAN, true, e) == HEARTH_OK);
     REQUIRE(hearth_decode(s, ids, 7, logits, false) == HEARTH_OK);
-    CHECKF(max_diff(fresh, logits, (size_t)nv) < 1e-4, "%s: decode after embed", what);
+    CHECKF(test_max_diff(fresh, logits, (size_t)nv) < 1e-4, "%s: decode after embed", what);
 
     /* Bad calls. */
     const int32_t bad[2] = {1, nv};

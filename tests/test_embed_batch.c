@@ -26,15 +26,6 @@ enum { N_CTX = 64, N_BATCH = 32, N_TEXTS = 9 };
  * (alone, in chunks), and enough short ones that the rest needs two passes. */
 static const int lengths[N_TEXTS] = {1, 16, 17, 40, 5, 23, 3, 9, 12};
 
-static double max_diff(const float *a, const float *b, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        const double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= m)) m = d; /* NaN propagates as a failure */
-    }
-    return m;
-}
-
 static hearth_session *session(hearth_model *m, hearth_kv_type kv) {
     hearth_session_params sp = hearth_session_default_params();
     sp.n_ctx = N_CTX;
@@ -69,7 +60,7 @@ static double check_model(const char *path, hearth_kv_type kv, bool exact, const
         for (int i = 0, off = 0; i < N_TEXTS; off += lengths[i++]) {
             REQUIRE(hearth_embed(one, ids + off, lengths[i], pools[p], p != 1, alone) == HEARTH_OK);
             const float *v = batch + (size_t)i * (size_t)d;
-            const double diff = max_diff(v, alone, (size_t)d);
+            const double diff = test_max_diff(v, alone, (size_t)d);
             if (diff > worst) worst = diff;
             if (!exact)
                 CHECKF(!memcmp(v, alone, (size_t)d * sizeof *v),

@@ -156,15 +156,6 @@ static double max_abs(const float *a, size_t n) {
     return m;
 }
 
-static double max_diff(const float *a, const float *b, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        const double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= m)) m = d; /* NaN propagates as a failure */
-    }
-    return m;
-}
-
 /* Relative tolerance (of the largest logit) of an adapter run against the
  * merged model with an F32 base. The products round their input to the
  * adapter's activation type, as llama.cpp's do: F32 keeps it (what is left
@@ -206,12 +197,13 @@ static void check_merge(const char *what, const char *base, const char *const *a
         return;
     }
     const size_t n = (size_t)N_TOK * (size_t)nv;
-    const double scale = max_abs(lm, n), d = max_diff(la, lm, n), moved = max_diff(lb, lm, n);
+    const double scale = max_abs(lm, n), d = test_max_diff(la, lm, n),
+                 moved = test_max_diff(lb, lm, n);
     double tol = rel_tol * scale;
     if (quant_base) {
         write_merged(base, NULL, NULL, 0, true, deq);
         float *ld = run(deq, NULL, 0, false, NULL, &nv);
-        tol += 3.0 * max_diff(lb, ld, n);
+        tol += 3.0 * test_max_diff(lb, ld, n);
         free(ld);
     }
     CHECKF(d <= tol, "%s: adapters vs merged differ by %.3g (tolerance %.3g, max |logit| %.3g)",
@@ -312,8 +304,8 @@ static void test_identities(void) {
     CHECK(memcmp(b, z, n * sizeof *b) == 0);
     float *x = run(base, &on, 1, false, NULL, &nv), *y = run(base, &on, 1, true, NULL, &nv);
     REQUIRE(x && y);
-    CHECKF(memcmp(x, y, n * sizeof *x) == 0, "batch vs one by one: %.3g", max_diff(x, y, n));
-    CHECK(max_diff(x, b, n) > 0.1);
+    CHECKF(memcmp(x, y, n * sizeof *x) == 0, "batch vs one by one: %.3g", test_max_diff(x, y, n));
+    CHECK(test_max_diff(x, b, n) > 0.1);
     free(b);
     free(z);
     free(x);
@@ -344,7 +336,7 @@ static void test_embed(void) {
         hearth_session_free(s);
         hearth_model_free(m);
     }
-    CHECK(max_diff(v[0], v[1], 256) > 1e-3);
+    CHECK(test_max_diff(v[0], v[1], 256) > 1e-3);
 }
 
 /* ---- malformed adapters ---- */

@@ -14,15 +14,6 @@
 
 static const char *const arches[] = {"llama", "qwen2", "qwen3", "gemma3", "phi3"};
 
-static double max_diff(const float *a, const float *b, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= m)) m = d; /* NaN propagates as a failure */
-    }
-    return m;
-}
-
 static hearth_model *load(const char *path, int n_threads) {
     hearth_model_params mp = hearth_model_default_params();
     mp.n_threads = n_threads;
@@ -54,13 +45,13 @@ static void batch_vs_incremental(const char *path, const char *what, kern_type t
     /* Integer kernels make 1 and 2 threads agree exactly; batch and single
      * rows agree to float rounding. */
     const double tol = type == KERN_F32 ? 1e-4 : 1e-3;
-    CHECKF(max_diff(a, b, (size_t)N * nv) < tol, "%s: batch vs incremental differ by %g", what,
-           max_diff(a, b, (size_t)N * nv));
+    CHECKF(test_max_diff(a, b, (size_t)N * nv) < tol, "%s: batch vs incremental differ by %g", what,
+           test_max_diff(a, b, (size_t)N * nv));
     /* Truncate to 10 and replay the rest in a batch: same logits. */
     REQUIRE(hearth_session_truncate(s1, 10) == HEARTH_OK);
     CHECK(hearth_session_pos(s1) == 10);
     REQUIRE(hearth_decode(s1, ids + 10, N - 10, c, true) == HEARTH_OK);
-    CHECKF(max_diff(a + (size_t)10 * nv, c, (size_t)(N - 10) * nv) < 1e-6,
+    CHECKF(test_max_diff(a + (size_t)10 * nv, c, (size_t)(N - 10) * nv) < 1e-6,
            "%s: replay after truncate", what);
     /* The context limit is an error that changes nothing. */
     int32_t many[64] = {0};
@@ -76,8 +67,9 @@ static void batch_vs_incremental(const char *path, const char *what, kern_type t
     hearth_session *s3 = NULL;
     REQUIRE(hearth_session_new(m1, &sp, &s3) == HEARTH_OK);
     REQUIRE(hearth_decode(s3, ids, N, c, true) == HEARTH_OK);
-    CHECKF(max_diff(a, c, (size_t)N * nv) < (type == KERN_F32 || type == KERN_F16 ? 0.05 : 0.5),
-           "%s: F16 KV cache differs by %g", what, max_diff(a, c, (size_t)N * nv));
+    CHECKF(test_max_diff(a, c, (size_t)N * nv) <
+               (type == KERN_F32 || type == KERN_F16 ? 0.05 : 0.5),
+           "%s: F16 KV cache differs by %g", what, test_max_diff(a, c, (size_t)N * nv));
     for (size_t i = 0; i < (size_t)N * nv; i++)
         if (!isfinite(a[i])) {
             CHECKF(0, "%s: non-finite logit", what);

@@ -723,16 +723,6 @@ static void test_json_mode(test_server *sv) {
 }
 
 /* A counter or gauge from /metrics (-1 if absent). */
-static long metric(test_server *sv, const char *name) {
-    test_reply r = test_http(sv, "GET", "/metrics", NULL, NULL);
-    char key[128];
-    snprintf(key, sizeof key, "\n%s ", name);
-    const char *at = r.body ? strstr(r.body, key) : NULL;
-    const long v = at ? atol(at + strlen(key)) : -1;
-    free(r.body);
-    return v;
-}
-
 /* Several clients at once get what they get one by one (greedy), and their
  * tokens were decoded together (several slots per forward pass). */
 static void test_concurrent(test_server *sv) {
@@ -754,8 +744,8 @@ static void test_concurrent(test_server *sv) {
         }
         free(r.body);
     }
-    const long steps0 = metric(sv, "hearth_decode_steps_total"),
-               tokens0 = metric(sv, "hearth_decode_step_tokens_total");
+    const long steps0 = test_metric(sv, "hearth_decode_steps_total"),
+               tokens0 = test_metric(sv, "hearth_decode_step_tokens_total");
     /* all at once: one shell starts N curls in the background and waits */
     char *cmd = malloc(N * 4200 + 64);
     REQUIRE(cmd);
@@ -771,9 +761,9 @@ static void test_concurrent(test_server *sv) {
     snprintf(cmd + o, N * 4200 + 64 - o, "wait");
     CHECK(system(cmd) == 0);
     free(cmd);
-    const long steps = metric(sv, "hearth_decode_steps_total") - steps0,
-               tokens = metric(sv, "hearth_decode_step_tokens_total") - tokens0;
-    CHECKF(steps > 0 && tokens > steps && metric(sv, "hearth_decode_step_tokens_max") >= 2,
+    const long steps = test_metric(sv, "hearth_decode_steps_total") - steps0,
+               tokens = test_metric(sv, "hearth_decode_step_tokens_total") - tokens0;
+    CHECKF(steps > 0 && tokens > steps && test_metric(sv, "hearth_decode_step_tokens_max") >= 2,
            "batched decoding: %ld tokens in %ld steps", tokens, steps);
     printf("concurrent: %ld tokens in %ld decode steps (%.2f per step)\n", tokens, steps,
            steps > 0 ? (double)tokens / (double)steps : 0.0);

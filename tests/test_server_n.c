@@ -194,16 +194,6 @@ static void check_stream(test_server *sv, bool chat, int n) {
 }
 
 /* A counter from /metrics (-1 if absent). */
-static long metric(test_server *sv, const char *name) {
-    test_reply r = test_http(sv, "GET", "/metrics", NULL, NULL);
-    char key[128];
-    snprintf(key, sizeof key, "\n%s ", name);
-    const char *at = r.body ? strstr(r.body, key) : NULL;
-    const long v = at ? atol(at + strlen(key)) : -1;
-    free(r.body);
-    return v;
-}
-
 /* The prompt is evaluated once for all choices: /metrics counts each
  * choice's prompt (prompt_tokens_total), and what the slots did not have to
  * evaluate (cached_total); their difference, the tokens evaluated, is what
@@ -227,8 +217,8 @@ static void test_prompt_once(test_server *sv) {
                  "{\"prompt\":%s,\"max_tokens\":6,\"temperature\":1,\"seed\":11,\"n\":2,"
                  "\"stream\":%s,\"stream_options\":{\"include_usage\":true}}",
                  ids_json, stream ? "true" : "false");
-        const long p0 = metric(sv, "hearth_prompt_tokens_total"),
-                   c0 = metric(sv, "hearth_prompt_tokens_cached_total");
+        const long p0 = test_metric(sv, "hearth_prompt_tokens_total"),
+                   c0 = test_metric(sv, "hearth_prompt_tokens_cached_total");
         test_reply r = test_http(sv, "POST", "/v1/completions", body, NULL);
         CHECKF(r.status == 200, "prompt once stream=%d: %d %.300s", stream, r.status, r.body);
         int n_usage = -1, cached = -1;
@@ -256,8 +246,8 @@ static void test_prompt_once(test_server *sv) {
         /* the last choice's count may reach /metrics just after the reply */
         long dp = 0, dc = 0;
         for (int t = 0; t < 100; t++) {
-            dp = metric(sv, "hearth_prompt_tokens_total") - p0;
-            dc = metric(sv, "hearth_prompt_tokens_cached_total") - c0;
+            dp = test_metric(sv, "hearth_prompt_tokens_total") - p0;
+            dc = test_metric(sv, "hearth_prompt_tokens_cached_total") - c0;
             if (dp >= 2 * n_usage) break;
             test_sleep_ms(10);
         }

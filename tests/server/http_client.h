@@ -175,6 +175,17 @@ static inline test_reply test_http(test_server *sv, const char *method, const ch
  * its checks passed), or -1 when node or the package is missing - which
  * scripts/test.sh turns into a failure by setting
  * HEARTH_REQUIRE_OPENAI_CLIENT, so CI cannot skip it unnoticed. */
+/* The value of a /metrics line `name value` (-1: absent). */
+static inline long test_metric(test_server *sv, const char *name) {
+    test_reply r = test_http(sv, "GET", "/metrics", NULL, NULL);
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *at = r.body ? strstr(r.body, key) : NULL;
+    const long v = at ? atol(at + strlen(key)) : -1;
+    free(r.body);
+    return v;
+}
+
 static inline int test_node_script(const char *source_dir, const char *script, const char *args) {
     char mods[4096], probe[4200], cmd[9000];
     const char *env = getenv("HEARTH_NODE_MODULES");
