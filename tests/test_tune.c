@@ -360,6 +360,24 @@ static void test_threads(void) {
     unlink(path);
 }
 
+/* The files of one run of the program: a synthetic base (context 256),
+ * the examples, the adapter, the captured output. */
+typedef struct cli_files {
+    char base[128], data[128], lora[128], out[128];
+} cli_files;
+
+static void cli_files_make(cli_files *c, const char *name, const char *arch) {
+    snprintf(c->base, sizeof c->base, "%s/%s.gguf", tmp_dir, name);
+    snprintf(c->data, sizeof c->data, "%s/%s.jsonl", tmp_dir, name);
+    snprintf(c->lora, sizeof c->lora, "%s/%s-lora.gguf", tmp_dir, name);
+    snprintf(c->out, sizeof c->out, "%s/%s.out", tmp_dir, name);
+    synth_model_ctx(arch, c->base, 256);
+}
+
+static void cli_files_remove(const cli_files *c) {
+    unlink(c->base), unlink(c->data), unlink(c->lora), unlink(c->out);
+}
+
 /* The whole path a user takes: `hearth tune` on a JSONL file, then `hearth
  * chat` with the adapter answers each trained prompt with its completion
  * (greedy), which the base model does not. */
@@ -372,12 +390,9 @@ static void test_cli_end_to_end(void) {
         {NULL, "What color is the sky?", "The sky is blue."},
         {"Be brief.", "Say hello.", "Hello there!"},
     };
-    char base[128], data[128], lora[128], out[128];
-    snprintf(base, sizeof base, "%s/cli.gguf", tmp_dir);
-    snprintf(data, sizeof data, "%s/cli.jsonl", tmp_dir);
-    snprintf(lora, sizeof lora, "%s/cli-lora.gguf", tmp_dir);
-    snprintf(out, sizeof out, "%s/cli.out", tmp_dir);
-    synth_model_ctx("qwen2", base, 256);
+    cli_files c;
+    cli_files_make(&c, "cli", "qwen2");
+    const char *base = c.base, *data = c.data, *lora = c.lora, *out = c.out;
     FILE *f = fopen(data, "w");
     REQUIRE(f);
     for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++)
@@ -413,19 +428,16 @@ static void test_cli_end_to_end(void) {
                    tuned ? "with the adapter" : "the base model", ex[i].prompt,
                    tuned ? "lacks" : "already has", reply);
         }
-    unlink(base), unlink(data), unlink(lora), unlink(out);
+    cli_files_remove(&c);
 }
 
 /* --epochs 3 writes a checkpoint after epochs 1 and 2; Ctrl-C during a
  * long run finishes the step, writes what was learned (a loadable adapter)
  * and exits 130. */
 static void test_cli_checkpoint_interrupt(void) {
-    char base[128], data[128], lora[128], out[128];
-    snprintf(base, sizeof base, "%s/ck.gguf", tmp_dir);
-    snprintf(data, sizeof data, "%s/ck.jsonl", tmp_dir);
-    snprintf(lora, sizeof lora, "%s/ck-lora.gguf", tmp_dir);
-    snprintf(out, sizeof out, "%s/ck.out", tmp_dir);
-    synth_model_ctx("llama", base, 256);
+    cli_files c;
+    cli_files_make(&c, "ck", "llama");
+    const char *base = c.base, *data = c.data, *lora = c.lora, *out = c.out;
     FILE *f = fopen(data, "w");
     REQUIRE(f);
     fprintf(f, "{\"prompt\": \"Say yes.\", \"completion\": \"Yes.\"}\n");
@@ -452,7 +464,17 @@ static void test_cli_checkpoint_interrupt(void) {
                   "'has rank 8, not 4'",
                   HEARTH_BINARY, base, data, cont, lora) == 0);
     unlink(cont);
-    unlink(base), unlink(data), unlink(lora), unlink(out);
+    /* a plan whose step count overflows is refused before anything runs */
+    f = fopen(data, "w");
+    REQUIRE(f);
+    for (int i = 0; i < 2100; i++)
+        fprintf(f, "{\"prompt\": \"Say %d.\", \"completion\": \"%d.\"}\n", i, i);
+    fclose(f);
+    CHECK(
+        test_sh("%s tune -m %s --data %s -o %s --batch 1 --epochs 1048576 --val-share 0 --dry-run "
+                "2>&1 | grep -q 'too many steps'",
+                HEARTH_BINARY, base, data, lora) == 0);
+    cli_files_remove(&c);
 }
 
 static void test_errors(void) {

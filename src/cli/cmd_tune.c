@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -279,7 +280,13 @@ static int make_adapter(tune_run *t) {
     if (tune_parse_targets(o->targets, &p.targets) || tune_adapter_new(t->m, &p, &t->a))
         return cli_fail("tune", "creating the adapter");
     if (o->init && tune_adapter_init_from(t->a, t->m, o->init)) return cli_fail("tune", "--init");
-    const int per_epoch = (int)((t->train.n + (size_t)o->batch - 1) / (size_t)o->batch);
+    const size_t per_epoch_z = (t->train.n + (size_t)o->batch - 1) / (size_t)o->batch;
+    if (per_epoch_z > (size_t)INT_MAX / (size_t)o->epochs) {
+        fprintf(stderr, "hearth tune: %zu steps an epoch x %d epochs is too many steps\n",
+                per_epoch_z, o->epochs);
+        return 2;
+    }
+    const int per_epoch = (int)per_epoch_z;
     t->total_steps = per_epoch * o->epochs;
     t->warmup = o->warmup >= 0 ? o->warmup : t->total_steps / 20;
     const size_t n_params = tune_adapter_n_params(t->a);
