@@ -348,12 +348,40 @@ typedef struct hearth_gen_params {
     const char *const *stop; /* stop strings (not emitted); may be NULL */
     int n_stop;
     int n_top_logprobs; /* 0..HEARTH_TOP_LOGPROBS_MAX alternatives per token */
+    /* Speculative decoding (docs/speculative.md): each step proposes up to
+     * spec_n_max tokens to follow the sampled one and evaluates them with it
+     * in one pass; the sampler then draws from the logits after each in turn
+     * and keeps the proposals while its draws equal them. Each draw is the one
+     * the plain loop would make from those logits (same sampler, same random
+     * numbers), so the output is unchanged up to the last-bit differences
+     * between a batch's logits and one token's; only the speed differs. Zero
+     * spec_n_max: off. The proposals come from `draft` when it is not NULL: a
+     * session of a smaller model with the same vocabulary (hearth_draft_check),
+     * used by this generation only and left holding some prefix of its text;
+     * it proposes greedily and stops when its top token's probability is under
+     * spec_p_min. Without a draft, spec_ngram_n > 0 proposes by prompt lookup:
+     * what followed the last earlier occurrence of the text's last
+     * spec_ngram_n tokens (prompt or output), for copies from the prompt
+     * (retrieval, editing, extraction). */
+    int spec_n_max;
+    hearth_session *draft;
+    float spec_p_min;
+    int spec_ngram_n;
 } hearth_gen_params;
+
+/* Whether `draft` can propose tokens for `target`: the same tokenizer, the
+ * same text for every id both have, vocabulary sizes at most 128 apart (the
+ * padding some families add to larger models). HEARTH_ERR_INVALID_ARG naming
+ * the first difference otherwise. Compares every token: call it once, when
+ * the models are loaded. */
+HEARTH_API hearth_err hearth_draft_check(const hearth_model *target, const hearth_model *draft);
 
 typedef struct hearth_gen_result {
     int n_prompt; /* prompt tokens evaluated (after any cached prefix) */
     int n_cached; /* prompt tokens reused from the session's KV cache */
     int n_gen;    /* tokens generated */
+    int n_drafted, n_accepted; /* speculative decoding: tokens proposed and verified, and
+                                  how many of them the sampler drew (part of n_gen) */
     hearth_finish finish;
     double prompt_ms, gen_ms, first_token_ms;
 } hearth_gen_result;

@@ -14,6 +14,17 @@
  * none. */
 const tok_vocab *engine_vocab(const hearth_model *m);
 
+/* Speculative decoding's proposals (spec.c) for the text hist[0..n_hist)
+ * followed by `last`, at most max of them into out. spec_ngram: what
+ * followed the latest earlier occurrence of the text's final size_n tokens;
+ * returns how many. spec_draft: the draft session's greedy continuation
+ * (it is brought to hold the text first, reusing the prefix it holds),
+ * stopping before a token whose probability is under p_min or whose id is
+ * not below n_vocab (the target's); *n_out receives how many. */
+int spec_ngram(const int32_t *hist, int n_hist, int32_t last, int size_n, int max, int32_t *out);
+hearth_err spec_draft(hearth_session *draft, const int32_t *hist, int n_hist, int32_t last,
+                      int max, float p_min, int n_vocab, int32_t *out, int *n_out);
+
 struct hearth_sampler {
     smp_sampler *smp;
     smp_vocab *vocab; /* the tokens' bytes, for a constraint (NULL without one) */

@@ -17,6 +17,15 @@
  *            hearth_decode_multi call (continuous batching: a new request's
  *            prompt rides in the same forward pass as the others' tokens).
  *
+ * Speculative decoding: next also asks spec.c for tokens likely to follow
+ * the one it sampled (the proposals), and step feeds them with it, keeping
+ * the logits after each. The next call to next then samples from those
+ * rows in turn, as the plain loop would from logits computed one token at
+ * a time, and goes on while each draw equals the proposal that was fed
+ * after it (that token and its logits are already in the session); at the
+ * first draw that differs, the proposals after it are cut from the session
+ * and the draw becomes the token to feed.
+ *
  * Phases: PREFILL -> SAMPLE <-> PENDING, and DONE from SAMPLE.
  */
 #include "engine.h"
@@ -30,6 +39,9 @@ static double now_ms(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
+
+/* Most proposals a step may feed (hearth_gen_params.spec_n_max). */
+enum { SPEC_MAX = 256 };
 
 typedef enum gen_phase { GEN_PREFILL, GEN_SAMPLE, GEN_PENDING, GEN_DONE } gen_phase;
 
@@ -45,8 +57,13 @@ struct hearth_gen {
     int n_top, max_tokens;
     int32_t *prompt;     /* [n_prompt], owned */
     int n_prompt, n_fed; /* prompt tokens in the session so far */
-    int32_t pending;     /* GEN_PENDING: the token to feed */
-    int step_n;          /* tokens it brings to the hearth_gen_step batch being built */
+    int32_t *feed;       /* [1 + spec_max]: GEN_PENDING's token to feed, then its proposals */
+    int n_prop;          /* proposals fed (or to feed) after feed[0] */
+    int row;             /* the session's row of logits to sample from next; -1: its last */
+    hearth_session *draft;
+    int spec_max, spec_ngram;
+    float spec_p_min;
+    int step_n; /* tokens it brings to the hearth_gen_step batch being built */
     gen_phase phase;
     hearth_gen_result r;
     double t0, t1; /* start, end of the prompt */
@@ -86,6 +103,14 @@ hearth_err hearth_gen_new(hearth_session *session, hearth_sampler *sampler, cons
     const hearth_model *model = model_session_model(session);
     const tok_vocab *vocab = engine_vocab(model);
     if (!vocab) return HEARTH_ERR_UNSUPPORTED;
+    if (p.spec_n_max < 0 || p.spec_n_max > SPEC_MAX ||
+        (p.spec_n_max > 0 && !p.draft && p.spec_ngram_n <= 0) || p.spec_ngram_n < 0 ||
+        p.draft == session || !(p.spec_p_min >= 0 && p.spec_p_min <= 1))
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "generate: speculative decoding wants 0..%d proposals, from a draft "
+                       "session other than the target's or an n-gram size > 0, and a "
+                       "probability floor in [0, 1]",
+                       SPEC_MAX);
     if (n_prompt > hearth_session_n_ctx(session))
         return hr_fail(HEARTH_ERR_CONTEXT_FULL,
                        "generate: the prompt has %d tokens but the context holds %d", n_prompt,
@@ -101,12 +126,19 @@ hearth_err hearth_gen_new(hearth_session *session, hearth_sampler *sampler, cons
                       .n_top = p.n_top_logprobs,
                       .max_tokens = p.max_tokens,
                       .n_prompt = n_prompt,
+                      .row = -1,
+                      .draft = p.spec_n_max > 0 ? p.draft : NULL,
+                      .spec_max = p.spec_n_max,
+                      .spec_ngram = p.spec_ngram_n,
+                      .spec_p_min = p.spec_p_min,
                       .phase = GEN_PREFILL};
     hearth_err err = HEARTH_OK;
     if (!(g->prompt = malloc((size_t)n_prompt * sizeof *prompt)))
         err = HEARTH_ERR_NOMEM;
     else
         memcpy(g->prompt, prompt, (size_t)n_prompt * sizeof *prompt);
+    if (!err && !(g->feed = malloc((size_t)(1 + g->spec_max) * sizeof *g->feed)))
+        err = HEARTH_ERR_NOMEM;
     if (!err) err = tok_stream_new(vocab, false, &g->stream);
     if (!err) err = smp_stop_new(p.stop, p.n_stop, &g->stop);
     g->t0 = now_ms();
@@ -128,6 +160,7 @@ void hearth_gen_free(hearth_gen *g) {
     tok_stream_free(g->stream);
     smp_stop_free(g->stop);
     free(g->prompt);
+    free(g->feed);
     free(g);
 }
 
@@ -179,12 +212,30 @@ static hearth_err gen_flush(hearth_gen *g) {
     return HEARTH_OK;
 }
 
+/* Where the next token goes: the session's position less the proposals
+ * fed but not drawn yet. */
+static int gen_live_pos(const hearth_gen *g) {
+    const int unverified = g->row >= 0 ? g->n_prop - g->row : 0;
+    return hearth_session_pos(g->session) - unverified;
+}
+
+/* Cuts the proposals not drawn from the session: it then holds exactly the
+ * text so far. */
+static hearth_err gen_drop_unverified(hearth_gen *g) {
+    const hearth_err err = hearth_session_truncate(g->session, gen_live_pos(g));
+    g->row = -1;
+    g->n_prop = 0;
+    return err;
+}
+
 /* Ends the generation: held-back text goes out unless the callback asked
  * to stop, and the timings are taken. */
 static hearth_err gen_finish(hearth_gen *g, hearth_finish why) {
+    hearth_err err = gen_drop_unverified(g);
+    if (err) return err;
     g->r.finish = why;
     g->phase = GEN_DONE;
-    const hearth_err err = why != HEARTH_FINISH_CALLBACK ? gen_flush(g) : HEARTH_OK;
+    err = why != HEARTH_FINISH_CALLBACK ? gen_flush(g) : HEARTH_OK;
     const double t2 = now_ms();
     g->r.prompt_ms = g->t1 - g->t0;
     g->r.gen_ms = t2 - g->t1;
@@ -197,12 +248,14 @@ static hearth_err gen_finish(hearth_gen *g, hearth_finish why) {
  * feed or -1. A constraint that is satisfied (JSON mode's object is
  * complete) ends the generation at once, as its end-of-generation token
  * would, without feeding the last token. */
-static hearth_err gen_next(hearth_gen *g, int32_t *token) {
+static hearth_err gen_take(hearth_gen *g, int32_t *token) {
     hearth_gen_result *r = &g->r;
     *token = -1;
     if (g->max_tokens > 0 && r->n_gen >= g->max_tokens) return gen_finish(g, HEARTH_FINISH_LENGTH);
     smp_info info;
-    const int32_t id = smp_sample_ex(g->smp, model_session_logits(g->session), g->n_top, &info);
+    const float *logits =
+        g->row >= 0 ? model_session_row(g->session, g->row) : model_session_logits(g->session);
+    const int32_t id = smp_sample_ex(g->smp, logits, g->n_top, &info);
     if (id < 0) { /* the constraint allows no token (recorded) */
         g->phase = GEN_DONE;
         return HEARTH_ERR_UNSUPPORTED;
@@ -223,12 +276,60 @@ static hearth_err gen_next(hearth_gen *g, int32_t *token) {
     }
     if (!gen_emit(g, id, &info, out.text, out.len)) return gen_finish(g, HEARTH_FINISH_CALLBACK);
     if (out.stopped || smp_constraint_done(g->smp)) return gen_finish(g, HEARTH_FINISH_STOP);
-    if (hearth_session_pos(g->session) >= hearth_session_n_ctx(g->session))
+    if (gen_live_pos(g) >= hearth_session_n_ctx(g->session))
         return gen_finish(g, HEARTH_FINISH_LENGTH);
-    g->pending = id;
-    g->phase = GEN_PENDING;
     *token = id;
     return HEARTH_OK;
+}
+
+/* Proposals to feed after feed[0]: as many as could still be drawn (the
+ * last draw of a step comes from the row after the last proposal, so it
+ * needs none), fit in the context and in one batch. */
+static hearth_err gen_propose(hearth_gen *g) {
+    g->n_prop = 0;
+    if (g->spec_max <= 0) return HEARTH_OK;
+    const int pos = hearth_session_pos(g->session);
+    int max = g->spec_max;
+    const int room = hearth_session_n_ctx(g->session) - pos - 1,
+              batch = model_session_n_batch(g->session) - 1;
+    if (max > room) max = room;
+    if (max > batch) max = batch;
+    if (g->max_tokens > 0 && max > g->max_tokens - g->r.n_gen - 1)
+        max = g->max_tokens - g->r.n_gen - 1;
+    if (max <= 0) return HEARTH_OK;
+    const int32_t *hist = model_session_tokens(g->session);
+    hearth_err err = HEARTH_OK;
+    if (g->draft)
+        err = spec_draft(g->draft, hist, pos, g->feed[0], max, g->spec_p_min,
+                         hearth_model_n_vocab(g->model), g->feed + 1, &g->n_prop);
+    else
+        g->n_prop = spec_ngram(hist, pos, g->feed[0], g->spec_ngram, max, g->feed + 1);
+    return err;
+}
+
+/* Draws tokens until one must be fed (*token) or the generation ends (-1):
+ * one, or with proposals in the session, each that equals the proposal fed
+ * after its row and then the one that does not (or the last row's). */
+static hearth_err gen_next(hearth_gen *g, int32_t *token) {
+    for (;;) {
+        hearth_err err = gen_take(g, token);
+        if (err || *token < 0) return err;
+        if (g->row >= 0 && g->row < g->n_prop && *token == g->feed[1 + g->row]) {
+            g->row++; /* drawn as proposed: already in the session */
+            g->r.n_accepted++;
+            continue;
+        }
+        err = gen_drop_unverified(g);
+        g->feed[0] = *token;
+        if (!err) err = gen_propose(g);
+        if (err) {
+            g->phase = GEN_DONE;
+            return err;
+        }
+        g->r.n_drafted += g->n_prop;
+        g->phase = GEN_PENDING;
+        return HEARTH_OK;
+    }
 }
 
 hearth_err hearth_gen_next_token(hearth_gen *g, int32_t *token) {
@@ -239,7 +340,7 @@ hearth_err hearth_gen_next_token(hearth_gen *g, int32_t *token) {
         return hr_fail(HEARTH_ERR_INVALID_ARG, "generate: the prompt is not evaluated yet");
     case GEN_PENDING:
         return hr_fail(HEARTH_ERR_INVALID_ARG, "generate: token %d is still to be fed",
-                       (int)g->pending);
+                       (int)g->feed[0]);
     }
     return HEARTH_ERR_INVALID_ARG;
 }
@@ -284,6 +385,7 @@ static hearth_err batch_run(step_batch *b) {
         hearth_gen *g = b->members[e];
         if (g->phase == GEN_PENDING) {
             g->phase = GEN_SAMPLE;
+            g->row = g->step_n > 1 ? 0 : -1;
         } else if ((g->n_fed += g->step_n) == g->n_prompt) {
             g->phase = GEN_SAMPLE;
             g->t1 = now_ms();
@@ -305,9 +407,18 @@ hearth_err hearth_gen_step(hearth_gen *const *gens, int n, int max_prompt) {
     for (;;) {
         step_batch b;
         b.k = b.n_members = b.cap = 0;
-        for (; i < n; i++)
-            if (gens[i]->phase == GEN_PENDING && !batch_add(&b, gens[i], &gens[i]->pending, 1))
-                break;
+        for (; i < n; i++) {
+            hearth_gen *g = gens[i];
+            if (g->phase != GEN_PENDING) continue;
+            const int got = batch_add(&b, g, g->feed, 1 + g->n_prop);
+            if (!got) break;
+            g->r.n_drafted -= g->n_prop - (got - 1); /* those that did not fit */
+            g->n_prop = got - 1;
+            if (got > 1) {
+                hearth_err err = model_session_keep_rows(g->session, got);
+                if (err) return err;
+            }
+        }
         for (; p < n && budget > 0; p++) {
             hearth_gen *g = gens[p];
             if (g->phase != GEN_PREFILL) continue;

@@ -483,6 +483,14 @@ void forward_batch(hearth_session *s, const int32_t *ids, int n, float *out, int
     forward_multi(s, &run, 1, ids, n, out, out_first);
 }
 
+void forward_rows_logits(hearth_session *s, int t0, int k, float *out) {
+    const model_hparams *hp = &s->model->hp;
+    for (int i = 0; i < k; i++)
+        rms_norm(s->xb + (size_t)i * hp->n_embd, s->x + (size_t)(t0 + i) * hp->n_embd,
+                 s->model->output_norm, hp->n_embd, hp->rms_eps);
+    output_rows(s, k, out);
+}
+
 void forward_run_logits(hearth_session *s, const fwd_run *runs, int n_runs, float *out) {
     const model_hparams *hp = &s->model->hp;
     for (int i = 0; i < n_runs; i++)

@@ -113,6 +113,13 @@ const float *model_session_logits(const hearth_session *s);
 /* Whether those logits belong to the token at position pos - 1 (false after
  * a truncation below it, an embedding, or before any decode). */
 bool model_session_has_logits(const hearth_session *s);
+/* Speculative decoding (generate.c) verifies several proposed tokens in one
+ * pass and needs the logits after each: the next hearth_decode_multi keeps
+ * the logits of the session's last min(k, its entries) entries, which
+ * model_session_row(s, i) then reads (i = 0 the earliest) until the decode
+ * after it. k is for that one decode only. */
+hearth_err model_session_keep_rows(hearth_session *s, int k);
+const float *model_session_row(const hearth_session *s, int i);
 /* Most tokens one forward pass of the session takes (hearth_decode_multi). */
 int model_session_n_batch(const hearth_session *s);
 

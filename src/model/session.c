@@ -142,6 +142,7 @@ void hearth_session_free(hearth_session *s) {
     free(s->rope);
     free(s->logits);
     free(s->out_rows);
+    free(s->rows);
     free(s->runs);
     free(s->tokens);
     hr_pages_free(s->k_cache, (size_t)s->kv_bytes / 2);
@@ -165,6 +166,25 @@ hearth_model *model_session_model(const hearth_session *s) { return s->model; }
 const float *model_session_logits(const hearth_session *s) { return s->logits; }
 bool model_session_has_logits(const hearth_session *s) { return s->logits_ok; }
 int model_session_n_batch(const hearth_session *s) { return s->n_batch; }
+
+hearth_err model_session_keep_rows(hearth_session *s, int k) {
+    if (k < 1 || k > s->n_batch)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "session: cannot keep %d rows of logits", k);
+    if (k > s->rows_cap) {
+        const size_t row = (size_t)s->model->hp.n_vocab * sizeof(float);
+        float *grown = realloc(s->rows, (size_t)k * row);
+        if (!grown) return hr_fail(HEARTH_ERR_NOMEM, "session: %d rows of logits", k);
+        s->buffer_bytes += (uint64_t)(k - s->rows_cap) * row;
+        s->rows = grown;
+        s->rows_cap = k;
+    }
+    s->keep_rows = k;
+    return HEARTH_OK;
+}
+
+const float *model_session_row(const hearth_session *s, int i) {
+    return s->rows + (size_t)i * (size_t)s->model->hp.n_vocab;
+}
 
 hearth_err hearth_session_truncate(hearth_session *s, int pos) {
     if (pos < 0 || pos > s->pos)
@@ -316,7 +336,7 @@ hearth_err hearth_decode_multi(hearth_session *const *sessions, const int32_t *i
         for (int r = 0; r < n_runs; r++)
             memcpy(runs[r].s->logits, logits + (size_t)(runs[r].t0 + runs[r].n - 1) * n_vocab, row);
     } else if (n_runs == 1) { /* hearth_decode's arithmetic, bit for bit */
-        forward_multi(b, runs, 1, ids, n, b->logits, n - 1);
+        forward_multi(b, runs, 1, ids, n, b->keep_rows > 1 && n > 1 ? NULL : b->logits, n - 1);
     } else {
         /* Each session's last logits, b->n_seq_max rows per product. */
         forward_multi(b, runs, n_runs, ids, n, NULL, 0);
@@ -330,6 +350,24 @@ hearth_err hearth_decode_multi(hearth_session *const *sessions, const int32_t *i
             for (int i = 0; i < k; i++)
                 memcpy(runs[r0 + i].s->logits, b->out_rows + (size_t)i * n_vocab, row);
         }
+    }
+    /* The rows a session asked to keep; its last logits are its last row's. */
+    for (int r = 0; r < n_runs; r++) {
+        hearth_session *s = runs[r].s;
+        const int k = s->keep_rows < runs[r].n ? s->keep_rows : runs[r].n;
+        s->keep_rows = 0;
+        s->n_rows = k;
+        if (k < 1) continue;
+        const int t0 = runs[r].t0 + runs[r].n - k;
+        if (k == 1) {
+            memcpy(s->rows, s->logits, row);
+            continue;
+        }
+        if (logits)
+            memcpy(s->rows, logits + (size_t)t0 * n_vocab, (size_t)k * row);
+        else
+            forward_rows_logits(b, t0, k, s->rows);
+        memcpy(s->logits, s->rows + (size_t)(k - 1) * n_vocab, row);
     }
     for (int r = 0; r < n_runs; r++) {
         hearth_session *s = runs[r].s;

@@ -31,6 +31,9 @@ struct hearth_session {
     size_t attn_work_floats;
     float *rope;     /* [n_batch][n_rot] cos/sin pairs of the current layer */
     float *logits;   /* [n_vocab] of the last evaluated token */
+    float *rows;     /* [rows_cap][n_vocab]: the last n_rows entries' logits of the last
+                        hearth_decode_multi that was asked for them (model_session_keep_rows) */
+    int rows_cap, keep_rows, n_rows;
     fwd_run *runs;   /* [n_batch] hearth_decode_multi's runs when this session leads */
     float *out_rows; /* [n_seq_max][n_vocab] their last rows' logits (NULL if n_seq_max is 1) */
     int n_seq_max;
@@ -57,6 +60,9 @@ void forward_batch(hearth_session *s, const int32_t *ids, int n, float *out, int
  * hold the activations. */
 void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int32_t *ids, int n,
                    float *out, int out_first);
+/* After forward_multi(s, ...) with out NULL: the logits of rows t0..t0+k-1
+ * into out ([k][n_vocab], k <= n_batch). */
+void forward_rows_logits(hearth_session *s, int t0, int k, float *out);
 /* After forward_multi(s, ...) with out NULL: the logits of the last row of
  * each of runs[0..n_runs) into out ([n_runs][n_vocab], n_runs <= n_batch). */
 void forward_run_logits(hearth_session *s, const fwd_run *runs, int n_runs, float *out);
