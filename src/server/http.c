@@ -45,7 +45,11 @@ typedef enum route_id {
     ROUTE_RAG_SEARCH,
     ROUTE_DRIFT,
     ROUTE_SERIES,
-    ROUTE_DASHBOARD
+    ROUTE_DASHBOARD,
+    ROUTE_TOKENIZE,
+    ROUTE_DETOKENIZE,
+    ROUTE_APPLY_TEMPLATE,
+    ROUTE_PROPS
 } route_id;
 
 typedef struct route {
@@ -81,6 +85,11 @@ static const route routes[] = {
     {"/api/tags", false, "GET", ROUTE_OLLAMA_TAGS, true},
     {"/api/ps", false, "GET", ROUTE_OLLAMA_PS, true},
     {"/api/show", false, "POST", ROUTE_OLLAMA_SHOW, true},
+    /* llama.cpp server's utility endpoints (api_util.c) */
+    {"/tokenize", false, "POST", ROUTE_TOKENIZE, true},
+    {"/detokenize", false, "POST", ROUTE_DETOKENIZE, true},
+    {"/apply-template", false, "POST", ROUTE_APPLY_TEMPLATE, true},
+    {"/props", false, "GET", ROUTE_PROPS, true},
 };
 
 /* Per-request state (libmicrohttpd's con_cls), freed when it completes. */
@@ -287,6 +296,14 @@ static void dispatch(srv_server *s, srv_conn *c) {
         srv_handle_ollama_tags(x, id == ROUTE_OLLAMA_PS);
     else if (id == ROUTE_OLLAMA_SHOW)
         srv_handle_ollama_show(x);
+    else if (id == ROUTE_TOKENIZE)
+        srv_handle_tokenize(x);
+    else if (id == ROUTE_DETOKENIZE)
+        srv_handle_detokenize(x);
+    else if (id == ROUTE_APPLY_TEMPLATE)
+        srv_handle_apply_template(x);
+    else if (id == ROUTE_PROPS)
+        srv_handle_props(x);
     else
         srv_handle_models(x, c->path + strlen("/v1/models/"));
 }

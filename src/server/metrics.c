@@ -4,8 +4,8 @@
  * generated tokens, batched decode steps (how many slots' tokens each
  * forward pass carried), queue depth and busy slots, and a histogram of the
  * latency of generation requests (arrival to last byte). ollama's
- * generation and embedding routes count apart; its other /api/ routes are
- * "other".
+ * generation and embedding routes and llama.cpp's utility routes (api_util.c)
+ * count apart; ollama's other /api/ routes are "other".
  */
 #include "server.h"
 
@@ -14,17 +14,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const routes[SRV_N_ROUTES] = {"/v1/chat/completions",
-                                                 "/v1/completions",
-                                                 "/v1/models",
-                                                 "/health",
-                                                 "/metrics",
-                                                 "/v1/embeddings",
-                                                 "/api/chat",
-                                                 "/api/generate",
-                                                 "/api/embed",
-                                                 "/api/embeddings",
-                                                 "other"};
+static const char *const routes[] = {"/v1/chat/completions",
+                                     "/v1/completions",
+                                     "/v1/models",
+                                     "/health",
+                                     "/metrics",
+                                     "/v1/embeddings",
+                                     "/api/chat",
+                                     "/api/generate",
+                                     "/api/embed",
+                                     "/api/embeddings",
+                                     "/tokenize",
+                                     "/detokenize",
+                                     "/apply-template",
+                                     "/props",
+                                     "other"};
+_Static_assert(sizeof routes / sizeof routes[0] == SRV_N_ROUTES, "SRV_N_ROUTES: one per route");
 static const int statuses[SRV_N_STATUSES] = {200, 400, 401, 404, 405, 408, 413,
                                              429, 499, 500, 503, 504, 0};
 static const double buckets_s[SRV_N_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,

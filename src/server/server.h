@@ -18,6 +18,8 @@
  *                 srv_request, answered by api_gen.c / sse.c in its dialect)
  *   api_ollama_embed.c  POST /api/embed and /api/embeddings
  *   api_ollama_models.c  GET /api/version, /api/tags, /api/ps, POST /api/show
+ *   api_util.c    llama.cpp server's utility endpoints: POST /tokenize,
+ *                 /detokenize, /apply-template, GET /props
  *   sse.c         the Server-Sent Events body fed from a running job
  *   metrics.c     counters and the latency histogram
  *   dashboard.c   GET /dashboard: the operator's page, embedded from dashboard/
@@ -228,7 +230,7 @@ size_t srv_utf8_clean(const char *in, size_t n, char *out);
 
 /* ---- metrics (metrics.c) ------------------------------------------------- */
 
-enum { SRV_N_ROUTES = 11, SRV_N_STATUSES = 13, SRV_N_BUCKETS = 14 };
+enum { SRV_N_ROUTES = 15, SRV_N_STATUSES = 13, SRV_N_BUCKETS = 14 };
 
 typedef struct srv_metrics {
     pthread_mutex_t mu;
@@ -454,6 +456,12 @@ void srv_handle_ollama_embed(srv_exchange *x, bool legacy); /* /api/embed, /api/
 void srv_handle_ollama_version(srv_exchange *x);            /* GET /api/version */
 void srv_handle_ollama_tags(srv_exchange *x, bool running); /* GET /api/tags, /api/ps */
 void srv_handle_ollama_show(srv_exchange *x);               /* POST /api/show */
+/* llama.cpp server's utility endpoints (api_util.c): on the connection's
+ * thread, never queued behind the slots */
+void srv_handle_tokenize(srv_exchange *x);       /* POST /tokenize */
+void srv_handle_detokenize(srv_exchange *x);     /* POST /detokenize */
+void srv_handle_apply_template(srv_exchange *x); /* POST /apply-template */
+void srv_handle_props(srv_exchange *x);          /* GET /props */
 /* retrieval (api_rag.c) */
 void srv_handle_rag_search(srv_exchange *x); /* POST /v1/hearth/rag/search */
 /* A parsed chat request with "rag" (r->rag): its last user message gets the

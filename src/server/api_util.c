@@ -1,0 +1,377 @@
+/*
+ * api_util.c - llama.cpp server's utility endpoints, for clients written
+ * against llama-server (shapes from its tools/server/README.md):
+ *
+ *   POST /tokenize        {"content", "add_special", "parse_special", "with_pieces"}
+ *                         -> {"tokens": [id, ...]} or [{"id", "piece"}, ...]
+ *   POST /detokenize      {"tokens": [id, ...]} -> {"content": text}
+ *   POST /apply-template  a chat request -> {"prompt": text}
+ *   GET  /props           the server's properties
+ *
+ * They run on the connection's own thread and never enter the scheduler: a
+ * loaded model's vocabulary is immutable (tokenizer.h), so any number of
+ * threads may tokenize while the scheduler thread decodes, and these
+ * requests never wait behind a busy slot.
+ *
+ * Limits: a request is at most UTIL_MAX_TOKENS tokens either way and a
+ * detokenized text at most UTIL_MAX_TEXT bytes (413 beyond), so that a body
+ * under --max-body cannot ask for an answer many times its size.
+ */
+#include "request_impl.h"
+
+#include "engine/chat.h"
+#include "engine/engine.h"
+
+#include <cjson/cJSON.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    UTIL_MAX_TOKENS = 1 << 18, /* more than any context a small model has */
+    UTIL_MAX_TEXT = 8 << 20    /* bytes of a detokenized text */
+};
+
+/* llama.cpp's LLAMA_DEFAULT_SEED: what /props reports for "a random seed". */
+#define UTIL_LLAMA_SEED_RANDOM 4294967295.0
+
+#ifndef HEARTH_VERSION
+#define HEARTH_VERSION "unknown"
+#endif
+
+/* The body as a JSON object, by the rules the chat parser applies (valid
+ * UTF-8, one JSON value and nothing after it, an object); NULL with e
+ * filled otherwise. */
+static cJSON *parse_body(const srv_exchange *x, srv_error *e) {
+    size_t bad;
+    if (!hr_utf8_valid(x->body, x->body_len, &bad)) {
+        srv_fail(e, 400, NULL, "invalid_utf8",
+                 "the request body is not valid UTF-8 (ill-formed byte at offset %zu)", bad);
+        return NULL;
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(x->body, x->body_len, &end, false);
+    size_t at = end && end >= x->body ? (size_t)(end - x->body) : 0;
+    while (root && at < x->body_len && memchr(" \t\r\n", x->body[at], 4)) at++;
+    if (!root || at < x->body_len)
+        srv_fail(e, 400, NULL, "invalid_json", "the request body is not one JSON value (byte %zu)",
+                 at);
+    else if (!cJSON_IsObject(root))
+        srv_fail(e, 400, NULL, "invalid_json", "the request body must be a JSON object");
+    else
+        return root;
+    cJSON_Delete(root);
+    return NULL;
+}
+
+/* The boolean member `name` of obj (def when absent or null). */
+static bool get_bool(const cJSON *obj, const char *name, bool def, bool *out, srv_error *e) {
+    const cJSON *v = srv_req_field(obj, name);
+    if (!v) {
+        *out = def;
+        return true;
+    }
+    if (!cJSON_IsBool(v)) return srv_req_bad_type(e, name, "a boolean");
+    *out = cJSON_IsTrue(v);
+    return true;
+}
+
+/* text[0..len) as a JSON string, ill-formed UTF-8 replaced by U+FFFD (and
+ * U+0000 dropped, as srv_json_string does). NULL when out of memory. */
+static cJSON *clean_string(const char *text, size_t len) {
+    char *c = len <= (SIZE_MAX - 1) / 3 ? malloc(3 * len + 1) : NULL;
+    cJSON *j = c ? srv_json_string(c, srv_utf8_clean(text, len, c)) : NULL;
+    free(c);
+    return j;
+}
+
+/* Answers root (deleted here) printed, or a 500 when it could not be built. */
+static void respond(srv_exchange *x, cJSON *root, bool built) {
+    char *json = built ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    srv_respond_json(x, 200, json); /* NULL: a 500 "out of memory" */
+}
+
+/* ---- POST /tokenize --------------------------------------------------------- */
+
+/* text tokenized into *ids (malloc'd, *n of them); more than UTIL_MAX_TOKENS
+ * is a 413. The first buffer holds any tokenization of text: no vocabulary
+ * makes more tokens than bytes, plus BOS, EOS and a space prefix. */
+static bool tokenize(srv_server *s, const char *text, size_t len, bool add_special,
+                     bool parse_special, int32_t **ids, size_t *n, srv_error *e) {
+    size_t cap = len < UTIL_MAX_TOKENS - 8 ? len + 8 : UTIL_MAX_TOKENS;
+    for (;;) {
+        int32_t *buf = malloc(cap * sizeof *buf);
+        if (!buf) return srv_fail(e, 500, NULL, NULL, "out of memory");
+        size_t got = 0;
+        const hearth_err err =
+            hearth_tokenize(s->model, text, len, add_special, parse_special, buf, cap, &got);
+        if (!err) {
+            *ids = buf;
+            *n = got;
+            return true;
+        }
+        free(buf);
+        if (err != HEARTH_ERR_INVALID_ARG || got <= cap)
+            return srv_fail(e, 500, NULL, NULL, "tokenizing: %s", hearth_last_error());
+        if (got > UTIL_MAX_TOKENS)
+            return srv_fail(e, 413, "content", "too_many_tokens",
+                            "'content' is %zu tokens; at most %d are tokenized in one request", got,
+                            (int)UTIL_MAX_TOKENS);
+        cap = got;
+    }
+}
+
+/* A piece as llama.cpp gives it: a string when it is valid UTF-8 on its own,
+ * else its bytes as numbers (a NUL byte too: a JSON string here cannot hold
+ * it). */
+static cJSON *piece_json(const char *p, size_t n) {
+    if (hr_utf8_valid(p, n, NULL) && !memchr(p, '\0', n)) return srv_json_string(p, n);
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < n; i++)
+        if (!cJSON_AddItemToArray(a, cJSON_CreateNumber((unsigned char)p[i]))) {
+            cJSON_Delete(a);
+            return NULL;
+        }
+    return a;
+}
+
+/* {"id", "piece"} for each id, into arr. */
+static bool pieces_json(srv_server *s, const int32_t *ids, size_t n, cJSON *arr) {
+    const tok_vocab *v = engine_vocab(s->model);
+    const size_t cap = v ? tok_max_piece_len(v) : 0;
+    char *buf = malloc(cap + 1); /* + 1: srv_json_string reads p[n] */
+    bool ok = v && buf;
+    for (size_t i = 0; ok && i < n; i++) {
+        size_t len = 0;
+        ok = tok_piece(v, ids[i], true, buf, cap, &len) == HEARTH_OK;
+        if (!ok) break;
+        buf[len] = '\0';
+        cJSON *t = cJSON_CreateObject();
+        ok = t && cJSON_AddNumberToObject(t, "id", ids[i]) &&
+             cJSON_AddItemToObject(t, "piece", piece_json(buf, len));
+        ok = cJSON_AddItemToArray(arr, t) && ok;
+    }
+    free(buf);
+    return ok;
+}
+
+void srv_handle_tokenize(srv_exchange *x) {
+    srv_server *s = x->srv;
+    srv_error e;
+    bool add_special, parse_special, with_pieces;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    cJSON *root = parse_body(x, &e);
+    const cJSON *content = root ? srv_req_field(root, "content") : NULL;
+    bool ok = root != NULL;
+    if (ok && !content)
+        ok = srv_fail(&e, 400, "content", NULL, "'content' is required");
+    else if (ok && !cJSON_IsString(content))
+        ok = srv_req_bad_type(&e, "content", "a string");
+    ok = ok && get_bool(root, "add_special", false, &add_special, &e) &&
+         get_bool(root, "parse_special", true, &parse_special, &e) &&
+         get_bool(root, "with_pieces", false, &with_pieces, &e) &&
+         tokenize(s, content->valuestring, strlen(content->valuestring), add_special, parse_special,
+                  &ids, &n, &e);
+    cJSON_Delete(root);
+    if (!ok) {
+        srv_respond_error(x, &e);
+        return;
+    }
+    cJSON *out = cJSON_CreateObject(), *arr = NULL;
+    bool built = out && (arr = cJSON_AddArrayToObject(out, "tokens"));
+    if (built && with_pieces) built = pieces_json(s, ids, n, arr);
+    for (size_t i = 0; built && !with_pieces && i < n; i++)
+        built = cJSON_AddItemToArray(arr, cJSON_CreateNumber(ids[i]));
+    free(ids);
+    respond(x, out, built);
+}
+
+/* ---- POST /detokenize ------------------------------------------------------- */
+
+/* "tokens": an array of ids of the vocabulary, into *ids (malloc'd). */
+static bool parse_ids(srv_server *s, const cJSON *root, int32_t **ids, size_t *n, srv_error *e) {
+    const cJSON *arr = srv_req_field(root, "tokens");
+    if (!arr) return srv_fail(e, 400, "tokens", NULL, "'tokens' is required");
+    if (!cJSON_IsArray(arr)) return srv_req_bad_type(e, "tokens", "an array of token ids");
+    const int count = cJSON_GetArraySize(arr), n_vocab = hearth_model_n_vocab(s->model);
+    if (count > UTIL_MAX_TOKENS)
+        return srv_fail(e, 413, "tokens", "too_many_tokens",
+                        "'tokens' has %d ids; at most %d are detokenized in one request", count,
+                        (int)UTIL_MAX_TOKENS);
+    int32_t *buf = malloc((count ? (size_t)count : 1) * sizeof *buf);
+    if (!buf) return srv_fail(e, 500, NULL, NULL, "out of memory");
+    int i = 0;
+    for (const cJSON *v = arr->child; v; v = v->next, i++) {
+        char name[32];
+        snprintf(name, sizeof name, "tokens[%d]", i);
+        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble) {
+            free(buf);
+            return srv_req_bad_type(e, name, "an integer token id");
+        }
+        if (v->valuedouble < 0 || v->valuedouble >= n_vocab) {
+            free(buf);
+            return srv_fail(e, 400, name, "invalid_token",
+                            "%s = %.0f is not a token id of this model (0..%d)", name,
+                            v->valuedouble, n_vocab - 1);
+        }
+        buf[i] = (int32_t)v->valuedouble;
+    }
+    *ids = buf;
+    *n = (size_t)count;
+    return true;
+}
+
+/* The text of ids[0..n) (hearth_detokenize with control tokens' text) as a
+ * JSON string; its size is measured before anything is allocated. */
+static bool detokenize(srv_server *s, const int32_t *ids, size_t n, cJSON **out, srv_error *e) {
+    size_t need = 0;
+    hearth_err err = hearth_detokenize(s->model, ids, n, true, NULL, 0, &need);
+    if (err && err != HEARTH_ERR_INVALID_ARG)
+        return srv_fail(e, 500, NULL, NULL, "detokenizing: %s", hearth_last_error());
+    if (need > UTIL_MAX_TEXT)
+        return srv_fail(e, 413, "tokens", "request_too_large",
+                        "the text of these tokens is %zu bytes; the limit is %d", need,
+                        (int)UTIL_MAX_TEXT);
+    char *text = malloc(need + 1);
+    if (!text) return srv_fail(e, 500, NULL, NULL, "out of memory");
+    err = hearth_detokenize(s->model, ids, n, true, text, need, &need);
+    *out = err ? NULL : clean_string(text, need);
+    free(text);
+    if (err) return srv_fail(e, 500, NULL, NULL, "detokenizing: %s", hearth_last_error());
+    return *out || srv_fail(e, 500, NULL, NULL, "out of memory");
+}
+
+void srv_handle_detokenize(srv_exchange *x) {
+    srv_server *s = x->srv;
+    srv_error e;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    cJSON *text = NULL;
+    cJSON *root = parse_body(x, &e);
+    const bool ok = root && parse_ids(s, root, &ids, &n, &e) && detokenize(s, ids, n, &text, &e);
+    cJSON_Delete(root);
+    free(ids);
+    if (!ok) {
+        srv_respond_error(x, &e);
+        return;
+    }
+    cJSON *out = cJSON_CreateObject();
+    const bool built = out && cJSON_AddItemToObject(out, "content", text);
+    if (!built) cJSON_Delete(text);
+    respond(x, out, built);
+}
+
+/* ---- POST /apply-template --------------------------------------------------- */
+
+/* The chat request parsed, retrieval added ("rag") and rendered exactly as
+ * /v1/chat/completions renders it (srv_chat_prompt, a forced tool call's
+ * opening included), minus a leading BOS text: that is what the chat's
+ * tokens are made from (the tokenizer adds BOS itself), so POST /tokenize
+ * with add_special true gives the chat's prompt tokens back. */
+void srv_handle_apply_template(srv_exchange *x) {
+    srv_server *s = x->srv;
+    srv_request r;
+    srv_error e;
+    if (!srv_parse_request(SRV_CHAT, x->body, x->body_len, &r, &e)) {
+        srv_respond_error(x, &e);
+        return;
+    }
+    if (!srv_rag_augment(x, &r)) { /* x was answered */
+        srv_request_free(&r);
+        return;
+    }
+    int32_t *ids = NULL;
+    int n = 0;
+    char *text = NULL;
+    const bool ok = srv_chat_prompt(s, &r, &ids, &n, &text, &e);
+    free(ids);
+    srv_request_free(&r);
+    if (!ok) {
+        srv_respond_error(x, &e);
+        return;
+    }
+    const size_t len = strlen(text), skip = eng_chat_bos_skip(text, len, s->bos_text);
+    cJSON *out = cJSON_CreateObject();
+    const bool built =
+        out && cJSON_AddItemToObject(out, "prompt", clean_string(text + skip, len - skip));
+    free(text);
+    respond(x, out, built);
+}
+
+/* ---- GET /props ------------------------------------------------------------- */
+
+/* The sampling a request that sets nothing gets: request.c's defaults, read
+ * by parsing such a request, so that /props cannot drift from them. */
+static cJSON *default_params(void) {
+    static const char body[] = "{\"messages\":[{\"role\":\"user\",\"content\":\"\"}]}";
+    srv_request r;
+    srv_error e;
+    if (!srv_parse_request(SRV_CHAT, body, sizeof body - 1, &r, &e)) return NULL;
+    const hearth_sampling *sp = &r.sampling;
+    const int max_tokens = srv_max_tokens(&r);
+    cJSON *p = cJSON_CreateObject();
+    bool ok = p && cJSON_AddNumberToObject(p, "n_predict", max_tokens > 0 ? max_tokens : -1) &&
+              cJSON_AddNumberToObject(p, "seed",
+                                      sp->seed == HEARTH_SEED_RANDOM ? UTIL_LLAMA_SEED_RANDOM
+                                                                     : (double)sp->seed) &&
+              cJSON_AddNumberToObject(p, "temperature", sp->temperature) &&
+              cJSON_AddNumberToObject(p, "top_k", sp->top_k) &&
+              cJSON_AddNumberToObject(p, "top_p", sp->top_p) &&
+              cJSON_AddNumberToObject(p, "min_p", sp->min_p) &&
+              cJSON_AddNumberToObject(p, "repeat_last_n", sp->penalty_last_n) &&
+              cJSON_AddNumberToObject(p, "repeat_penalty", sp->repeat_penalty) &&
+              cJSON_AddNumberToObject(p, "presence_penalty", sp->presence_penalty) &&
+              cJSON_AddNumberToObject(p, "frequency_penalty", sp->frequency_penalty) &&
+              cJSON_AddArrayToObject(p, "stop") &&
+              cJSON_AddNumberToObject(p, "max_tokens", max_tokens > 0 ? max_tokens : -1) &&
+              cJSON_AddNumberToObject(p, "n_probs", 0) && cJSON_AddStringToObject(p, "grammar", "");
+    srv_request_free(&r);
+    if (!ok) cJSON_Delete(p);
+    return ok ? p : NULL;
+}
+
+/* The template text in use: the GGUF's tokenizer.chat_template, or the
+ * --chat-template file's text; "" for a built-in template chosen by name and
+ * for the ChatML fallback (Hearth renders those in C; there is no text). */
+static cJSON *template_text(srv_server *s) {
+    const char *override = s->cfg.chat_template;
+    if (!override) {
+        const char *t = NULL;
+        size_t len = 0;
+        if (hearth_model_meta_str(s->model, "tokenizer.chat_template", &t, &len) != HEARTH_OK)
+            return cJSON_CreateString("");
+        return clean_string(t, len);
+    }
+    tok_chat_template named;
+    hr_map map = {0};
+    if (tok_chat_named(override, &named) == HEARTH_OK || hr_map_open(&map, override) != HEARTH_OK)
+        return cJSON_CreateString("");
+    cJSON *j = map.size <= UTIL_MAX_TEXT ? clean_string((const char *)map.data, (size_t)map.size)
+                                         : cJSON_CreateString("");
+    hr_map_close(&map);
+    return j;
+}
+
+void srv_handle_props(srv_exchange *x) {
+    srv_server *s = x->srv;
+    cJSON *out = cJSON_CreateObject(),
+          *dgs = cJSON_AddObjectToObject(out, "default_generation_settings");
+    cJSON *modalities = cJSON_AddObjectToObject(out, "modalities");
+    bool ok =
+        dgs && modalities && cJSON_AddNumberToObject(dgs, "n_ctx", srv_sched_n_ctx(s->sched)) &&
+        cJSON_AddItemToObject(dgs, "params", default_params()) &&
+        cJSON_AddNumberToObject(out, "total_slots", s->cfg.n_parallel) &&
+        cJSON_AddStringToObject(out, "model_alias", s->model_id) &&
+        cJSON_AddStringToObject(out, "model_path", s->cfg.model_path) &&
+        cJSON_AddBoolToObject(modalities, "vision", false) &&
+        cJSON_AddBoolToObject(modalities, "audio", false) &&
+        cJSON_AddItemToObject(out, "chat_template", template_text(s)) &&
+        cJSON_AddStringToObject(out, "chat_template_name", s->have_template ? s->tmpl.name : "") &&
+        cJSON_AddItemToObject(out, "bos_token", clean_string(s->bos_text, strlen(s->bos_text))) &&
+        cJSON_AddItemToObject(out, "eos_token", clean_string(s->eos_text, strlen(s->eos_text))) &&
+        cJSON_AddStringToObject(out, "build_info", "hearth-" HEARTH_VERSION);
+    respond(x, out, ok);
+}
