@@ -24,6 +24,7 @@
 
 #include <cjson/cJSON.h>
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,11 +208,11 @@ static bool parse_ids(srv_server *s, const cJSON *root, int32_t **ids, size_t *n
     for (const cJSON *v = arr->child; v; v = v->next, i++) {
         char name[32];
         snprintf(name, sizeof name, "tokens[%d]", i);
-        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble) {
+        if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble)) {
             free(buf);
             return srv_req_bad_type(e, name, "an integer token id");
         }
-        if (v->valuedouble < 0 || v->valuedouble >= n_vocab) {
+        if (!(v->valuedouble >= 0 && v->valuedouble < n_vocab)) { /* before any conversion */
             free(buf);
             return srv_fail(e, 400, name, "invalid_token",
                             "%s = %.0f is not a token id of this model (0..%d)", name,
