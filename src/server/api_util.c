@@ -215,7 +215,7 @@ static bool parse_ids(srv_server *s, const cJSON *root, int32_t **ids, size_t *n
         if (!(v->valuedouble >= 0 && v->valuedouble < n_vocab)) { /* before any conversion */
             free(buf);
             return srv_fail(e, 400, name, "invalid_token",
-                            "%s = %.0f is not a token id of this model (0..%d)", name,
+                            "%s = %.15g is not a token id of this model (0..%d)", name,
                             v->valuedouble, n_vocab - 1);
         }
         buf[i] = (int32_t)v->valuedouble;
