@@ -222,11 +222,16 @@ typedef enum hearth_constraint {
                                       the generation stops (HEARTH_FINISH_STOP) as soon as it
                                       is complete. max_tokens, the context or a stop string can
                                       still cut it short. OpenAI's response_format json_object */
-    HEARTH_CONSTRAINT_JSON_SCHEMA  /* one JSON value valid against hearth_sampling.json_schema,
+    HEARTH_CONSTRAINT_JSON_SCHEMA, /* one JSON value valid against hearth_sampling.json_schema,
                                       with JSON mode's limits, stopping as JSON mode does (a
                                       top-level number needs white space or an end-of-generation
                                       token after it). OpenAI's response_format json_schema,
                                       ollama's format, llama.cpp's json_schema. See below */
+    HEARTH_CONSTRAINT_GRAMMAR      /* a text of the GBNF grammar hearth_sampling.grammar
+                                      (llama.cpp's format, docs/grammar.md): an end-of-generation
+                                      token is allowed only when the output is a whole text of
+                                      it, and the generation stops (HEARTH_FINISH_STOP) when
+                                      nothing more can follow. llama.cpp's --grammar */
 } hearth_constraint;
 
 /* JSON Schema (HEARTH_CONSTRAINT_JSON_SCHEMA; docs/structured-output.md).
@@ -265,6 +270,22 @@ typedef enum hearth_constraint {
  * it to answer 400 before queueing a request. Thread-safe. */
 HEARTH_API hearth_err hearth_json_schema_check(const char *schema);
 
+/* GBNF grammars (HEARTH_CONSTRAINT_GRAMMAR; docs/grammar.md): llama.cpp's
+ * syntax - rules "name ::= alternatives" with a rule named root, "|",
+ * sequences, ( ), "strings" and [classes] with escapes (\n \t \r \\ \"
+ * \[ \] \xHH \uHHHH \UHHHHHHHH), [^...], ., * + ? {m} {m,} {m,n}, # comments.
+ * Not supported: llama.cpp's token matches (<[id]>, <text>, !<...>).
+ * Terminals are Unicode code points of the output read as strict UTF-8.
+ *
+ * hearth_grammar_check parses and checks the NUL-terminated text as a
+ * sampler would, keeping nothing: HEARTH_OK, or HEARTH_ERR_INVALID_ARG with
+ * hearth_last_error() naming line and column, e.g. "grammar: 3:9: undefined
+ * rule 'value'" (undefined rules, no root, a rule defined twice, unterminated
+ * strings or classes, bad escapes, bad repetition bounds, left recursion, a
+ * rule that can never complete, a size limit passed). Cheap (no model);
+ * thread-safe. */
+HEARTH_API hearth_err hearth_grammar_check(const char *grammar);
+
 /* One entry of hearth_sampling.logit_bias (OpenAI's logit_bias). */
 typedef struct hearth_logit_bias {
     int32_t id; /* a token id of the model's vocabulary */
@@ -285,6 +306,10 @@ typedef struct hearth_sampling {
     const char *json_schema; /* HEARTH_CONSTRAINT_JSON_SCHEMA: the schema text (NUL-terminated),
                                 compiled by hearth_sampler_new, which fails as
                                 hearth_json_schema_check does; need not outlive that call.
+                                NULL in the defaults */
+    const char *grammar;     /* HEARTH_CONSTRAINT_GRAMMAR: the GBNF text (NUL-terminated),
+                                compiled by hearth_sampler_new, which fails as
+                                hearth_grammar_check does; need not outlive that call.
                                 NULL in the defaults */
     /* Biases added to the model's logits before every other stage (penalties, the
      * constraint, truncation, temperature; greedy too), as OpenAI and llama.cpp do.

@@ -118,21 +118,29 @@ hearth_sampling hearth_sampling_default_params(void) {
  * one fails before the table is built (*schema: the caller's, given to
  * smp_new). */
 static hearth_err constraint_vocab(const hearth_model *m, const hearth_sampling *p, smp_vocab **out,
-                                   smp_schema **schema) {
+                                   smp_schema **schema, smp_grammar **gbnf) {
     *out = NULL;
     *schema = NULL;
+    *gbnf = NULL;
     /* none, or an unknown one: smp_new refuses that, before any table */
     if (p->constraint != HEARTH_CONSTRAINT_JSON_OBJECT &&
-        p->constraint != HEARTH_CONSTRAINT_JSON_SCHEMA)
+        p->constraint != HEARTH_CONSTRAINT_JSON_SCHEMA && p->constraint != HEARTH_CONSTRAINT_GRAMMAR)
         return HEARTH_OK;
     if (p->constraint == HEARTH_CONSTRAINT_JSON_SCHEMA) {
         hearth_err err = smp_schema_compile(p->json_schema, schema);
         if (err) return err;
     }
+    if (p->constraint == HEARTH_CONSTRAINT_GRAMMAR) {
+        hearth_err err = smp_grammar_compile(p->grammar, gbnf);
+        if (err) return err;
+    }
     if (!engine_vocab(m)) {
         smp_schema_free(*schema);
         *schema = NULL;
-        return hr_wrap(HEARTH_ERR_UNSUPPORTED, "json mode: ");
+        smp_grammar_free(*gbnf);
+        *gbnf = NULL;
+        return hr_wrap(HEARTH_ERR_UNSUPPORTED, "%s: ",
+                       p->constraint == HEARTH_CONSTRAINT_GRAMMAR ? "grammar" : "json mode");
     }
     engine_text *t = m->vocab;
     hearth_err err = HEARTH_OK;
@@ -143,6 +151,8 @@ static hearth_err constraint_vocab(const hearth_model *m, const hearth_sampling 
     if (err) {
         smp_schema_free(*schema);
         *schema = NULL;
+        smp_grammar_free(*gbnf);
+        *gbnf = NULL;
     }
     return err;
 }
@@ -163,16 +173,17 @@ hearth_err hearth_sampler_new(const hearth_model *m, const hearth_sampling *para
                      .n_logit_bias = p.n_logit_bias};
     hearth_sampler *s = hr_calloc(1, sizeof *s);
     if (!s) return HEARTH_ERR_NOMEM;
-    hearth_err err = constraint_vocab(m, &p, &s->vocab, &sp.schema);
+    hearth_err err = constraint_vocab(m, &p, &s->vocab, &sp.schema, &sp.gbnf);
     if (!err) {
-        /* an unknown value stays unknown (the three known ones are 0, 1, 2 in both) */
-        sp.constraint = p.constraint == HEARTH_CONSTRAINT_JSON_SCHEMA   ? SMP_CONSTRAINT_JSON_SCHEMA
+        /* an unknown value stays unknown (the four known ones are 0..3 in both) */
+        sp.constraint = p.constraint == HEARTH_CONSTRAINT_GRAMMAR       ? SMP_CONSTRAINT_GRAMMAR
+                        : p.constraint == HEARTH_CONSTRAINT_JSON_SCHEMA ? SMP_CONSTRAINT_JSON_SCHEMA
                         : p.constraint == HEARTH_CONSTRAINT_JSON_OBJECT ? SMP_CONSTRAINT_JSON_OBJECT
                         : p.constraint == HEARTH_CONSTRAINT_NONE        ? SMP_CONSTRAINT_NONE
                                                                  : (smp_constraint)p.constraint;
         sp.vocab = s->vocab;
     }
-    if (!err) err = smp_new(m->hp.n_vocab, &sp, &s->smp); /* takes sp.schema over */
+    if (!err) err = smp_new(m->hp.n_vocab, &sp, &s->smp); /* takes sp.schema and sp.gbnf over */
     if (err) {
         smp_vocab_free(s->vocab);
         free(s);

@@ -16,12 +16,12 @@
  * "Better" is a total order (higher logit, then lower id) so that ties go to
  * the lowest id and no result depends on the order of equal elements.
  *
- * A constraint's mask (JSON mode, JSON Schema) is applied when the candidates are first
- * filled: a token it refuses is not a candidate at all, so no later stage,
- * and no all -inf row, can bring it back. Logit biases are applied there too,
- * first (a banned token is likewise no candidate): they are kept sorted by
- * id, duplicates summed, so the fill merges them in one pass.
+ * A constraint's mask (JSON mode, JSON Schema, a GBNF grammar) is applied when the candidates are
+ * first filled: a token it refuses is not a candidate at all, so no later stage, and no all -inf
+ * row, can bring it back. Logit biases are applied there too, first (a banned token is likewise no
+ * candidate): they are kept sorted by id, duplicates summed, so the fill merges them in one pass.
  */
+#include "gbnf.h"
 #include "json_prefix.h"
 #include "json_schema.h"
 
@@ -52,6 +52,7 @@ struct smp_sampler {
     int32_t win_head, win_len;
 
     smp_schemac *schema;  /* the constraint (JSON mode: the schema {"type":"object"}), or NULL */
+    smp_gramc *gram;      /* the constraint of a GBNF grammar, or NULL */
     const uint32_t *mask; /* the constraint's allowed tokens for this draw, or NULL */
 
     hearth_logit_bias *bias; /* [n_bias] by id ascending, one entry per id (summed); NULL if none */
@@ -95,7 +96,7 @@ static hearth_err check_params(const smp_params *p) {
         return hr_fail(HEARTH_ERR_INVALID_ARG,
                        "sampling: frequency and presence penalties must be finite");
     if (p->constraint != SMP_CONSTRAINT_NONE && p->constraint != SMP_CONSTRAINT_JSON_OBJECT &&
-        p->constraint != SMP_CONSTRAINT_JSON_SCHEMA)
+        p->constraint != SMP_CONSTRAINT_JSON_SCHEMA && p->constraint != SMP_CONSTRAINT_GRAMMAR)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: unknown constraint %d",
                        (int)p->constraint);
     if (p->constraint != SMP_CONSTRAINT_NONE && !p->vocab)
@@ -147,7 +148,9 @@ static hearth_err bias_init(smp_sampler *s, const hearth_logit_bias *in, size_t 
 hearth_err smp_new(int32_t n_vocab, const smp_params *params, smp_sampler **out) {
     smp_params p = params ? *params : smp_default_params();
     smp_schema *schema = p.schema; /* ours from here: freed on every failure */
+    smp_grammar *gbnf = p.gbnf;    /* likewise */
     p.schema = NULL;
+    p.gbnf = NULL;
     hearth_err err = n_vocab <= 0
                          ? hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: n_vocab %d", (int)n_vocab)
                          : check_params(&p);
@@ -155,15 +158,18 @@ hearth_err smp_new(int32_t n_vocab, const smp_params *params, smp_sampler **out)
     if (!err && !s) err = HEARTH_ERR_NOMEM;
     if (err) {
         smp_schema_free(schema);
+        smp_grammar_free(gbnf);
         return err;
     }
     s->params = p;
     s->params.logit_bias = NULL; /* the caller's: copied into s->bias */
     s->params.n_logit_bias = 0;
+    s->params.grammar = NULL; /* the caller's: compiled below */
     s->n_vocab = n_vocab;
     err = bias_init(s, p.logit_bias, p.n_logit_bias);
     if (err) {
         smp_schema_free(schema);
+        smp_grammar_free(gbnf);
         smp_free(s);
         return err;
     }
@@ -187,24 +193,30 @@ hearth_err smp_new(int32_t n_vocab, const smp_params *params, smp_sampler **out)
             jerr = hr_fail(HEARTH_ERR_INVALID_ARG,
                            "sampling: the vocabulary has %d tokens but the logits %d",
                            (int)smp_vocab_n(p.vocab), (int)n_vocab);
-        else if (p.constraint == SMP_CONSTRAINT_JSON_OBJECT) {
+        else if (p.constraint == SMP_CONSTRAINT_GRAMMAR) {
+            if (!gbnf) jerr = smp_grammar_compile(p.grammar, &gbnf);
+            if (!jerr) jerr = smp_gramc_new(p.vocab, gbnf, &s->gram);
+            gbnf = NULL; /* the constraint's now, freed by it on failure too */
+        } else if (p.constraint == SMP_CONSTRAINT_JSON_OBJECT) {
             smp_schema_free(schema);
             schema = NULL;
             jerr = smp_schema_json_object(&schema);
         } else if (!schema) {
             jerr = smp_schema_compile(p.json_schema, &schema);
         }
-        if (!jerr) {
+        if (!jerr && p.constraint != SMP_CONSTRAINT_GRAMMAR) {
             jerr = smp_schemac_new(p.vocab, schema, &s->schema);
             schema = NULL; /* the constraint's now, freed by it on failure too */
         }
         if (jerr) {
             smp_schema_free(schema);
+            smp_grammar_free(gbnf);
             smp_free(s);
             return jerr;
         }
     }
     smp_schema_free(schema); /* given for a sampler that does not use it */
+    smp_grammar_free(gbnf);
     s->seed = p.seed != SMP_SEED_RANDOM ? p.seed : hr_seed_from_entropy();
     if (s->seed == SMP_SEED_RANDOM) s->seed = 0; /* an entropy draw; never ask again */
     hr_rng_seed(&s->rng, s->seed);
@@ -212,6 +224,7 @@ hearth_err smp_new(int32_t n_vocab, const smp_params *params, smp_sampler **out)
     return HEARTH_OK;
 nomem:
     smp_schema_free(schema);
+    smp_grammar_free(gbnf);
     smp_free(s);
     return hr_wrap(HEARTH_ERR_NOMEM, "sampling: %d candidates: ", (int)n_vocab);
 }
@@ -225,6 +238,7 @@ void smp_free(smp_sampler *s) {
     free(s->window);
     free(s->bias);
     smp_schemac_free(s->schema);
+    smp_gramc_free(s->gram);
     free(s);
 }
 
@@ -238,6 +252,7 @@ void smp_reset(smp_sampler *s) {
     s->win_len = 0;
     hr_rng_seed(&s->rng, s->seed);
     if (s->schema) smp_schemac_reset(s->schema);
+    if (s->gram) smp_gramc_reset(s->gram);
 }
 
 uint64_t smp_seed(const smp_sampler *s) { return s->seed; }
@@ -261,6 +276,11 @@ hearth_err smp_accept(smp_sampler *s, int32_t token) {
 }
 
 hearth_err smp_advance(smp_sampler *s, int32_t token) {
+    if (s->gram && !smp_gramc_advance(s->gram, token))
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "sampling: token %d would not keep the output a prefix of a text of the "
+                       "grammar",
+                       (int)token);
     if (s->schema && !smp_schemac_advance(s->schema, token))
         return hr_fail(HEARTH_ERR_INVALID_ARG,
                        s->params.constraint == SMP_CONSTRAINT_JSON_OBJECT
@@ -271,7 +291,9 @@ hearth_err smp_advance(smp_sampler *s, int32_t token) {
     return HEARTH_OK;
 }
 
-bool smp_constraint_done(const smp_sampler *s) { return s->schema && smp_schemac_done(s->schema); }
+bool smp_constraint_done(const smp_sampler *s) {
+    return (s->schema && smp_schemac_done(s->schema)) || (s->gram && smp_gramc_done(s->gram));
+}
 
 /* ---- ordering and the heap ----------------------------------------------- */
 
@@ -557,8 +579,29 @@ static void fill_info(const smp_sampler *s, const float *logits, int n_top, smp_
 
 /* The constraint's mask for this draw; false (with an error recorded) when
  * it allows nothing, which a vocabulary with byte tokens never causes. */
+/* The grammar's mask; false with an error recorded when it allows nothing. */
+static bool begin_grammar_draw(smp_sampler *s) {
+    int32_t n_allowed = 0;
+    s->mask = smp_gramc_mask(s->gram, &n_allowed);
+    if (!s->mask) return false; /* recorded */
+    if (n_allowed > 0) return true;
+    if (smp_gramc_done(s->gram))
+        hr_fail(HEARTH_ERR_UNSUPPORTED, "sampling: the grammar's text is complete but the "
+                                        "vocabulary has no end-of-generation token");
+    else if (smp_gramc_n_over(s->gram) > 0)
+        hr_fail(HEARTH_ERR_UNSUPPORTED,
+                "sampling: every token that could continue the grammar's text needs more than "
+                "%d parse stacks or %d expansion steps (the grammar is too ambiguous)",
+                (int)GBNF_MAX_STACKS, (int)GBNF_MAX_WORK);
+    else
+        hr_fail(HEARTH_ERR_UNSUPPORTED,
+                "sampling: no token of the vocabulary continues the grammar's text");
+    return false;
+}
+
 static bool begin_draw(smp_sampler *s) {
     s->mask = NULL;
+    if (s->gram) return begin_grammar_draw(s);
     if (!s->schema) return true;
     int32_t n_allowed;
     s->mask = smp_schemac_mask(s->schema, &n_allowed);

@@ -15,8 +15,9 @@
  * Logit biases (OpenAI's logit_bias) come first: each is added to its
  * token's raw logit, and a bias <= SMP_BIAS_BAN bans the token (it is not a
  * candidate at all). A constraint (JSON Schema, json_schema_mask.c; JSON mode
- * is its schema {"type":"object"}) runs before every stage: tokens whose bytes
- * cannot continue the output are not candidates at all.
+ * is its schema {"type":"object"}; a GBNF grammar, gbnf_mask.c) runs before
+ * every stage: tokens whose bytes cannot continue the output are not
+ * candidates at all.
  *
  * Memory: smp_new allocates everything for n_vocab; sampling a token allocates
  * nothing. A sampler is not thread-safe; use one per sequence.
@@ -43,11 +44,16 @@ typedef struct smp_vocab smp_vocab;
 /* A compiled JSON Schema (json_schema.h). */
 typedef struct smp_schema smp_schema;
 
+/* A compiled GBNF grammar (gbnf.h). */
+typedef struct smp_grammar smp_grammar;
+
 typedef enum smp_constraint {
     SMP_CONSTRAINT_NONE = 0,
     SMP_CONSTRAINT_JSON_OBJECT, /* the output is one JSON object, then end of generation */
-    SMP_CONSTRAINT_JSON_SCHEMA  /* one JSON value valid against smp_params.json_schema
+    SMP_CONSTRAINT_JSON_SCHEMA, /* one JSON value valid against smp_params.json_schema
                                    (json_schema.h), then end of generation */
+    SMP_CONSTRAINT_GRAMMAR      /* a text of the GBNF grammar smp_params.grammar (gbnf.h); the
+                                   end of generation only once the text is whole */
 } smp_constraint;
 
 typedef struct smp_params {
@@ -68,6 +74,10 @@ typedef struct smp_params {
                                 (the string need not outlive the call) unless `schema` is set */
     smp_schema *schema;      /* SMP_CONSTRAINT_JSON_SCHEMA: the schema compiled already
                                 (smp_schema_compile); smp_new takes it over, on failure too */
+    const char *grammar;     /* SMP_CONSTRAINT_GRAMMAR: the GBNF text, compiled by smp_new
+                                (need not outlive the call) unless `gbnf` is set */
+    smp_grammar *gbnf;       /* SMP_CONSTRAINT_GRAMMAR: the grammar compiled already
+                                (smp_grammar_compile); smp_new takes it over, on failure too */
     const hearth_logit_bias *logit_bias; /* [n_logit_bias] (id, bias) pairs added to the raw
                                             logits before every stage; copied by smp_new
                                             (need not outlive the call). ids in [0, n_vocab),
@@ -162,6 +172,13 @@ int32_t smp_candidates(smp_sampler *s, const float *logits, smp_cand *out, int32
 hearth_err smp_schema_compile(const char *text, smp_schema **out);
 /* NULL is a no-op. */
 void smp_schema_free(smp_schema *s);
+
+/* Compiles the NUL-terminated GBNF text (gbnf_parse.c). On failure records
+ * "grammar: LINE:COLUMN: <problem>" and returns HEARTH_ERR_INVALID_ARG (NOMEM
+ * when out of memory). On success *out owns the result. */
+hearth_err smp_grammar_compile(const char *text, smp_grammar **out);
+/* NULL is a no-op. */
+void smp_grammar_free(smp_grammar *g);
 
 /* ---- the vocabulary as bytes (vocab_bytes.c) -------------------------------- */
 
