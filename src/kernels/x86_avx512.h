@@ -167,8 +167,8 @@ AI __m512i q6_levels64(__m512i l, __m512i h, bool hi) {
  *  - a chunk's value is the pairwise tree ((P0 + P1) + (P2 + P3)) + ... over
  *    its 16 sub-blocks (absent ones are +0); the row's, the chunks added in
  *    order.
- * x86_avx512_gemv.c computes it a row at a time (vec_dot, and gemm of one or
- * two tokens), x86_avx512_gemm.c for panels of 16 rows (three tokens and
+ * x86_avx512_gemv.c computes it a row at a time (vec_dot, and gemm of one to
+ * four tokens), x86_avx512_gemm.c for panels of 16 rows (five tokens and
  * more). */
 
 enum { GR = 16, GKC = 512, GTC = 128, GNT = 4 };
@@ -328,7 +328,7 @@ AI void vd_scales(gemm_kind k, const uint8_t *w, int ns, __m512 *sc_out, __m512 
 /* gemm of up to GV_MAXT tokens goes row by row (x86_avx512_gemv.c) when
  * tokens x chunks of a row fit its GV_MAXPREP prepared activation chunks;
  * more go by panels of 16 rows (x86_avx512_gemm.c). */
-enum { GV_MAXT = 2, GV_MAXPREP = 64 };
+enum { GV_MAXT = 4, GV_MAXPREP = 128 };
 
 /* Whether gemv_rows takes nt tokens of rows of n elements. */
 AI bool gemv_fits(gemm_kind k, int64_t n, int64_t nt) {

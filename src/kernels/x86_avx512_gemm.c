@@ -1,6 +1,6 @@
 /*
  * x86_avx512_gemm.c - the VNNI table's gemm for Q8_0, Q4_0, Q5_0, Q4_K,
- * Q5_K, Q6_K, IQ4_NL and IQ4_XS: one or two tokens go row by row with vec_dot's code
+ * Q5_K, Q6_K, IQ4_NL and IQ4_XS: one to four tokens go row by row with vec_dot's code
  * (x86_avx512_gemv.c), more through panels of 16 rows, which this file
  * owns. Both compute the canonical arithmetic described in x86_avx512.h, so
  * every entry has the bits of vec_dot whatever n_tok.
@@ -13,7 +13,7 @@
  * level offset comes off through the activations' sums (computed once per
  * token and chunk), and each token's tree is built as its sub-blocks arrive.
  * The transposition costs per row what gemv's horizontal sums cost per token
- * and row, hence the cut at three tokens.
+ * and row; the panels win from five tokens (x86_avx512_gemv.c).
  */
 #include "kernels/x86_avx512.h"
 

@@ -1,8 +1,8 @@
 /*
  * x86_avx512_gemv.c - the canonical VNNI arithmetic of the integer formats
  * (x86_avx512.h) one row at a time: the VNNI table's vec_dot of Q8_0, Q4_0,
- * Q5_0, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, and their products of one or two tokens (rows in
- * address order, each row's levels unpacked once for both tokens, the
+ * Q5_0, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, and their products of one to four tokens (rows
+ * in address order, each row's levels unpacked once for all the tokens, the
  * activations prepared once), which x86_avx512_gemm.c calls where they fit.
  * A row chunk's 16 sub-blocks sit in the 16 lanes of a vector, so the tree
  * is four shuffle-adds and the row is read once, in order.
@@ -235,11 +235,14 @@ AI void vd_chunk_sum_mt(gemm_kind k, const uint8_t *w, const vd_xchunk *const *x
     for (int t = 0; t < nt; t++) out[t] = tree_sum16(v[t]);
 }
 
-/* gemm of one or two tokens: vec_dot's code row after row (rows stream from
- * memory in address order, each row's levels and scales unpacked once for
- * both tokens), the activation side prepared once. Its horizontal sums cost
- * per token what the panels' transposition (x86_avx512_gemm.c) costs per
- * row, so more tokens go by panels. */
+/* gemm of one to four tokens: vec_dot's code row after row (rows stream
+ * from memory in address order, each row's levels and scales unpacked once
+ * for all the tokens), the activation side prepared once. Its horizontal
+ * sums cost per token what the panels' transposition (x86_avx512_gemm.c)
+ * costs per row, but the panels read their rows less evenly: with the
+ * weights coming from memory (any real model), 3 and 4 tokens cost 20-40 %
+ * less here (bench_gemm_ntok 896 4864 ... 256: Q4_K 188/226 us against the
+ * panels' 304/321), 5 and more cost more. */
 /* How far ahead of the reads the weights are prefetched: the hardware
  * prefetcher alone does not keep up with memory in generation (the same
  * finding and distance as x86_avx2_gemv.c; a prefetch never faults). */
@@ -292,12 +295,24 @@ AI void gemv_rows(gemm_kind k, const int nt, int64_t n, const uint8_t *w, size_t
         vd_xchunk xp[GV_MAXPREP];                                                                  \
         gemv_rows(kind, 2, n, w, ws, nr, x, xs, y, ldy, xp);                                       \
     }                                                                                              \
+    NOINLINE void gemvn_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,     \
+                               size_t xs, int nt, float *y, int64_t ldy) {                         \
+        vd_xchunk xp[GV_MAXPREP];                                                                  \
+        if (nt == 3)                                                                               \
+            gemv_rows(kind, 3, n, w, ws, nr, x, xs, y, ldy, xp);                                   \
+        else if (nt == 4)                                                                          \
+            gemv_rows(kind, 4, n, w, ws, nr, x, xs, y, ldy, xp);                                   \
+        else                                                                                       \
+            gemv_rows(kind, nt, n, w, ws, nr, x, xs, y, ldy, xp);                                  \
+    }                                                                                              \
     AVX512_VEC_DOT(name##_canon) { vd_canon(kind, n, s, w, x); }                                   \
     AVX512_GEMV(name) {                                                                            \
         if (nt == 1)                                                                               \
             gemv1_##name(n, w, ws, nr, x, y, ldy);                                                 \
-        else                                                                                       \
+        else if (nt == 2)                                                                          \
             gemv2_##name(n, w, ws, nr, x, xs, y, ldy);                                             \
+        else                                                                                       \
+            gemvn_##name(n, w, ws, nr, x, xs, (int)nt, y, ldy);                                    \
     }
 GEMV_FN(q8_0, GK_Q8_0)
 GEMV_FN(q4_0, GK_Q4_0)
