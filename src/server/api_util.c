@@ -37,6 +37,8 @@ enum {
 /* llama.cpp's LLAMA_DEFAULT_SEED: what /props reports for "a random seed". */
 #define UTIL_LLAMA_SEED_RANDOM 4294967295.0
 
+/* /props' build_info: the build may define HEARTH_VERSION (CMake's
+ * PROJECT_VERSION) for this file. */
 #ifndef HEARTH_VERSION
 #define HEARTH_VERSION "unknown"
 #endif
