@@ -2,7 +2,8 @@
  * opts.c - what the subcommands share: the options `hearth run` and `hearth
  * chat` take (model threads, context, KV type, the sampling chain, the reply
  * length), the LoRA adapters of every command that loads a model (--lora,
- * --lora-scaled), whole-number parsing ("--temp 0,7" is an error, not 0) and
+ * --lora-scaled), GBNF grammars (--grammar, --grammar-file, checked as they
+ * are read, before any model is loaded), whole-number parsing ("--temp 0,7" is an error, not 0) and
  * a line reader with a size limit for input that comes from a user or a file.
  */
 #include "cli.h"
@@ -20,6 +21,63 @@ static bool parse_float(const char *v, float *out) {
     if (end == v || *end || errno) return false;
     *out = f;
     return true;
+}
+
+/* The text of the last --grammar-file, kept for the process's life (the
+ * options borrow it); a static pointer, so it is not a leak. */
+static char *grammar_file_text;
+
+/* GBNF texts above this are refused by the library anyway. */
+enum { GRAMMAR_FILE_MAX = 1 << 20 };
+
+static char *read_grammar_file(const char *cmd, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "hearth %s: --grammar-file '%s': %s\n", cmd, path, strerror(errno));
+        return NULL;
+    }
+    char *text = malloc((size_t)GRAMMAR_FILE_MAX + 2);
+    size_t n = text ? fread(text, 1, (size_t)GRAMMAR_FILE_MAX + 1, f) : 0;
+    const bool bad = !text || ferror(f);
+    fclose(f);
+    if (bad || n > GRAMMAR_FILE_MAX || memchr(text, '\0', n)) {
+        fprintf(stderr, "hearth %s: --grammar-file '%s': %s\n", cmd, path,
+                bad                    ? "cannot be read"
+                : n > GRAMMAR_FILE_MAX ? "larger than 1 MiB"
+                                       : "holds a NUL byte");
+        free(text);
+        return NULL;
+    }
+    text[n] = '\0';
+    return text;
+}
+
+/* --grammar TEXT / --grammar-file FILE: one grammar, not beside another
+ * constraint, checked now so that a bad one fails before the model loads. */
+static int grammar_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o) {
+    if (o->smp.grammar) {
+        fprintf(stderr, "hearth %s: give one grammar (--grammar or --grammar-file, once)\n", cmd);
+        return -1;
+    }
+    if (o->smp.constraint != HEARTH_CONSTRAINT_NONE) {
+        fprintf(stderr, "hearth %s: %s cannot be combined with --json or --json-schema\n", cmd, a);
+        return -1;
+    }
+    const char *text = v;
+    if (!strcmp(a, "--grammar-file")) {
+        free(grammar_file_text);
+        grammar_file_text = read_grammar_file(cmd, v);
+        if (!grammar_file_text) return -1;
+        text = grammar_file_text;
+    }
+    if (hearth_grammar_check(text)) {
+        fprintf(stderr, "hearth %s: %s%s%s: %s\n", cmd, a, text == v ? "" : " ", text == v ? "" : v,
+                hearth_last_error());
+        return -1;
+    }
+    o->smp.constraint = HEARTH_CONSTRAINT_GRAMMAR;
+    o->smp.grammar = text;
+    return 1;
 }
 
 bool cli_parse_int(const char *v, long lo, long hi, int *out) {
@@ -86,6 +144,7 @@ int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o) 
         o->sp.kv_type = !strcmp(v, "f16") ? HEARTH_KV_F16 : HEARTH_KV_F32;
         return 1;
     }
+    if (!strcmp(a, "--grammar") || !strcmp(a, "--grammar-file")) return grammar_opt(cmd, a, v, o);
     return 0;
 }
 

@@ -39,8 +39,12 @@ enum {
     MAX_NODES = 1 << 19,
     MAX_STATES = 1 << 17,
     MAX_TOPS = 1 << 21, /* the states' top lists together */
-    MAX_MEMO = 1 << 20  /* memo slots (power of two) */
+    MAX_MEMO = 1 << 20, /* memo slots (power of two) */
+    MAX_DENSE = 4096    /* states with a row of 256 transitions (4 MiB) */
 };
+
+/* A dense row's entry not computed yet. */
+enum { UNSET = UINT32_MAX - 4 };
 
 typedef struct mnode {
     uint32_t pos, parent, next, depth; /* next: hash chain */
@@ -52,6 +56,7 @@ typedef struct mstate {
                               need << 28; 0: none */
     uint32_t can_end;
     uint32_t hash, next;
+    uint32_t dense; /* its row of the dense transition table, NONE: none yet */
 } mstate;
 
 typedef struct memo_e {
@@ -71,8 +76,10 @@ struct gbnf_m {
     uint32_t *state_head, state_mask;
     uint32_t *pool;
     uint32_t n_pool, cap_pool;
-    memo_e *memo;
+    memo_e *memo; /* transitions of the states without a dense row */
     uint32_t n_memo, memo_mask;
+    uint32_t *dense; /* [n_dense][256] transitions of the first MAX_DENSE states stepped from */
+    uint32_t n_dense, cap_dense;
     uint32_t *work, *out; /* scratch: [GBNF_MAX_WORK], [GBNF_MAX_STACKS] */
     uint64_t flushes;
 };
@@ -184,7 +191,8 @@ static uint32_t state(gbnf_m *m, const uint32_t *tops, uint32_t n, uint32_t utf8
     }
     const uint32_t id = m->n_states++;
     if (n) memcpy(m->pool + m->n_pool, tops, n * sizeof *tops);
-    m->states[id] = (mstate){m->n_pool, n, utf8, can_end, h, m->state_head[h & m->state_mask]};
+    m->states[id] =
+        (mstate){m->n_pool, n, utf8, can_end, h, m->state_head[h & m->state_mask], NONE};
     m->state_head[h & m->state_mask] = id;
     m->n_pool += n;
     return id;
@@ -416,12 +424,40 @@ static void memo_put(gbnf_m *m, uint32_t key, uint32_t val) {
     m->n_memo++;
 }
 
+/* Gives state st a dense row if there is room; false if not. */
+static bool dense_row(gbnf_m *m, uint32_t st) {
+    if (m->n_dense == MAX_DENSE) return false;
+    if (m->n_dense == m->cap_dense) {
+        const uint32_t cap = m->cap_dense ? m->cap_dense * 2 : 16;
+        uint32_t *d = realloc(m->dense, (size_t)cap * 256 * sizeof *d);
+        if (!d) return false;
+        m->dense = d;
+        m->cap_dense = cap;
+    }
+    uint32_t *row = m->dense + (size_t)m->n_dense * 256;
+    for (int i = 0; i < 256; i++) row[i] = UNSET;
+    m->states[st].dense = m->n_dense++;
+    return true;
+}
+
+/* A mask walk steps from the same few states over and over: their
+ * transitions sit in dense rows (one load); the others in the memo. */
 uint32_t gbnf_m_step(gbnf_m *m, uint32_t st, uint8_t b) {
-    const uint32_t key = (st << 8 | b) + 1;
-    const memo_e *e = &m->memo[memo_slot(m, key)];
-    if (e->key) return e->val;
+    uint32_t d = m->states[st].dense;
+    if (d != NONE) {
+        const uint32_t v = m->dense[(size_t)d * 256 + b];
+        if (v != UNSET) return v;
+    } else if (!dense_row(m, st)) {
+        const uint32_t key = (st << 8 | b) + 1;
+        const memo_e *e = &m->memo[memo_slot(m, key)];
+        if (e->key) return e->val;
+        const uint32_t r = compute(m, st, b);
+        if (r != GBNF_FULL) memo_put(m, key, r);
+        return r;
+    }
     const uint32_t r = compute(m, st, b);
-    if (r != GBNF_FULL) memo_put(m, key, r);
+    d = m->states[st].dense; /* compute may move the states */
+    if (r != GBNF_FULL) m->dense[(size_t)d * 256 + b] = r;
     return r;
 }
 
@@ -469,6 +505,7 @@ uint32_t gbnf_m_flush(gbnf_m *m, uint32_t keep) {
     memset(m->state_head, 0xff, ((size_t)m->state_mask + 1) * sizeof *m->state_head);
     memset(m->memo, 0, ((size_t)m->memo_mask + 1) * sizeof *m->memo);
     m->n_memo = 0;
+    m->n_dense = 0;
     return state(m, m->out, s.n_tops, s.utf8, s.can_end);
 }
 
@@ -481,6 +518,7 @@ void gbnf_m_free(gbnf_m *m) {
     free(m->state_head);
     free(m->pool);
     free(m->memo);
+    free(m->dense);
     free(m->work);
     free(m->out);
     free(m);

@@ -1,0 +1,183 @@
+/*
+ * bench_grammar.c - what a GBNF grammar constraint (src/sampling/gbnf*.c)
+ * costs per generated token on a real vocabulary (a vocab-only GGUF such as
+ * ../shared/conformance/tokenizer/ggml-vocab-qwen2.gguf): compiling the
+ * grammar, a token mask computed in a given state by a fresh constraint
+ * (empty recognizer tables: the first time a state is seen), the same mask
+ * again after the mask cache was dropped but the recognizer's memoized
+ * transitions kept (what most new states of a generation cost), a cached
+ * mask, and the mean per token over a whole document fed token by token
+ * with a mask before each (the caches as generation uses them).
+ *
+ *   bench_grammar VOCAB.gguf [repeats]
+ */
+#include "bench.h"
+#include "model/gguf.h"
+#include "sampling/gbnf.h"
+#include "tokenizer/tokenizer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const json_g =
+    "root   ::= object\n"
+    "value  ::= object | array | string | number | (\"true\" | \"false\" | \"null\") ws\n"
+    "object ::= \"{\" ws ( string \":\" ws value (\",\" ws string \":\" ws value)* )? \"}\" ws\n"
+    "array  ::= \"[\" ws ( value (\",\" ws value)* )? \"]\" ws\n"
+    "string ::= \"\\\"\" ( [^\"\\\\\\x7F\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" "
+    "[0-9a-fA-F]{4}) )* \"\\\"\" ws\n"
+    "number ::= (\"-\"? ([0-9] | [1-9] [0-9]{0,15})) (\".\" [0-9]+)? ([eE] [-+]? [0-9]+)? ws\n"
+    "ws ::= | \" \" | \"\\n\" [ \\t]{0,20}\n";
+
+static const char *const list_g = "root ::= (\"- \" item \"\\n\"){1,10}\n"
+                                  "item ::= [A-Za-z] [a-z ,']{0,80}\n";
+
+static const char *const arith_g = "root ::= expr\n"
+                                   "expr ::= term ([-+] term)*\n"
+                                   "term ::= factor ([*/] factor)*\n"
+                                   "factor ::= [0-9]+ | \"(\" expr \")\"\n";
+
+static const char *const free_g = "root ::= [^\\n]* \"\\n\"\n";
+
+static const struct {
+    const char *name, *grammar, *text; /* text: the output before the mask */
+} cases[] = {
+    {"json: start", json_g, ""},
+    {"json: after {", json_g, "{"},
+    {"json: in a key", json_g, "{\"na"},
+    {"json: after :", json_g, "{\"name\": "},
+    {"json: in a string", json_g, "{\"name\": \"Ada Lovel"},
+    {"json: in a number", json_g, "{\"n\": 12"},
+    {"json: nested", json_g, "{\"a\": [{\"b\": [1, {\"c\": "},
+    {"list: in an item", list_g, "- Milk\n- eggs, fl"},
+    {"arith: after (", arith_g, "(1+(2*"},
+    {"free line", free_g, "The quick brown fox"},
+};
+
+static const char *const doc =
+    "{\"name\": \"Ada Lovelace\", \"born\": 1815, \"tags\": [\"math\", \"poetry\", null], "
+    "\"notes\": {\"engine\": \"analytical\", \"ratio\": -0.25e2, \"ok\": true}, "
+    "\"text\": \"She wrote the first algorithm \\u00e9 for a machine.\"}";
+
+static smp_gramc *fresh(const smp_vocab *v, const char *grammar) {
+    smp_grammar *g = NULL;
+    smp_gramc *c = NULL;
+    if (smp_grammar_compile(grammar, &g) || smp_gramc_new(v, g, &c)) {
+        fprintf(stderr, "grammar: %s\n", hearth_last_error());
+        return NULL;
+    }
+    return c;
+}
+
+static bool feed(const tok_vocab *tv, smp_gramc *c, const char *text, bool quiet) {
+    int32_t ids[512];
+    size_t n = 0;
+    if (tok_encode(tv, text, strlen(text), false, false, ids, 512, &n)) return false;
+    for (size_t k = 0; k < n; k++)
+        if (!smp_gramc_advance(c, ids[k])) {
+            if (quiet) return false;
+            fprintf(stderr, "'%s': token %d refused\n", text, (int)ids[k]);
+            return false;
+        }
+    return true;
+}
+
+/* Per state: cold (a fresh constraint), cached (the same mask again), and
+ * warm: the state's mask, then the masks of 17 other states (pushing it out
+ * of the 16-entry cache), then it again with the transitions memoized. */
+static int state_bench(const tok_vocab *tv, const smp_vocab *v, int reps) {
+    printf("%-20s %8s %10s %10s %10s\n", "state", "allowed", "cold ms", "warm ms", "cached ms");
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        double cold = 1e30, warm = 1e30, cached = 1e30;
+        int32_t n_allowed = 0;
+        for (int r = 0; r < reps; r++) {
+            smp_gramc *c = fresh(v, cases[i].grammar);
+            if (!c || !feed(tv, c, cases[i].text, false)) return 1;
+            double t0 = bench_now_s();
+            if (!smp_gramc_mask(c, &n_allowed)) return 1;
+            cold = fmin(cold, (bench_now_s() - t0) * 1e3);
+            t0 = bench_now_s();
+            smp_gramc_mask(c, &n_allowed);
+            cached = fmin(cached, (bench_now_s() - t0) * 1e3);
+            smp_gramc_free(c);
+            c = fresh(v, cases[i].grammar);
+            if (!c || !feed(tv, c, cases[i].text, false) || !smp_gramc_mask(c, &n_allowed))
+                return 1;
+            const char *pad = "0123456789abcdefghij";
+            for (int k = 0; k < 17; k++) { /* 17 other states push it out of the cache */
+                smp_gramc_reset(c);
+                char other[64];
+                snprintf(other, sizeof other, "%s%.*s", cases[i].text, k % 3, pad + k);
+                if (feed(tv, c, other, true)) smp_gramc_mask(c, &n_allowed);
+            }
+            smp_gramc_reset(c);
+            if (!feed(tv, c, cases[i].text, false)) return 1;
+            t0 = bench_now_s();
+            smp_gramc_mask(c, &n_allowed);
+            warm = fmin(warm, (bench_now_s() - t0) * 1e3);
+            smp_gramc_free(c);
+        }
+        printf("%-20s %8d %10.3f %10.3f %10.4f\n", cases[i].name, (int)n_allowed, cold, warm,
+               cached);
+    }
+    return 0;
+}
+
+/* The document token by token, a mask before each, as a generation does. */
+static int doc_bench(const tok_vocab *tv, const smp_vocab *v, int reps) {
+    int32_t ids[512];
+    size_t n = 0;
+    if (tok_encode(tv, doc, strlen(doc), false, false, ids, 512, &n)) return 1;
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        smp_gramc *c = fresh(v, json_g);
+        if (!c) return 1;
+        const double t0 = bench_now_s();
+        for (size_t k = 0; k < n; k++) {
+            int32_t n_allowed;
+            const uint32_t *mask = smp_gramc_mask(c, &n_allowed);
+            if (!mask || !(mask[ids[k] / 32] >> (ids[k] % 32) & 1) ||
+                !smp_gramc_advance(c, ids[k])) {
+                fprintf(stderr, "document token %zu (%d) refused\n", k, (int)ids[k]);
+                return 1;
+            }
+        }
+        best = fmin(best, (bench_now_s() - t0) * 1e3 / (double)n);
+        smp_gramc_free(c);
+    }
+    printf("json grammar, whole %zu-token document: %.3f ms per token (mask + advance)\n", n, best);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s VOCAB.gguf [repeats]\n", argv[0]);
+        return 2;
+    }
+    const int reps = argc > 2 ? atoi(argv[2]) : 5;
+    gguf_file *f = NULL;
+    tok_vocab *tv = NULL;
+    if (gguf_open(argv[1], &f) || tok_vocab_load(f, &tv)) {
+        fprintf(stderr, "%s: %s\n", argv[1], hearth_last_error());
+        return 1;
+    }
+    gguf_close(f);
+    smp_vocab *v = NULL;
+    if (smp_vocab_new(tok_n_vocab(tv), tok_piece_shown, tv, &v)) return 1;
+    double compile = 1e30;
+    for (int r = 0; r < 20; r++) {
+        smp_grammar *g = NULL;
+        const double t0 = bench_now_s();
+        if (smp_grammar_compile(json_g, &g)) return 1;
+        compile = fmin(compile, (bench_now_s() - t0) * 1e3);
+        smp_grammar_free(g);
+    }
+    printf("%s: %d tokens; json grammar compiled in %.3f ms\n", argv[1], tok_n_vocab(tv), compile);
+    int rc = state_bench(tv, v, reps);
+    if (!rc) rc = doc_bench(tv, v, reps);
+    smp_vocab_free(v);
+    tok_vocab_free(tv);
+    return rc;
+}
