@@ -163,7 +163,7 @@ static bool pieces_json(srv_server *s, const int32_t *ids, size_t n, cJSON *arr)
 void srv_handle_tokenize(srv_exchange *x) {
     srv_server *s = x->srv;
     srv_error e;
-    bool add_special, parse_special, with_pieces;
+    bool add_special = false, parse_special = true, with_pieces = false;
     int32_t *ids = NULL;
     size_t n = 0;
     cJSON *root = parse_body(x, &e);
