@@ -76,6 +76,50 @@ void cli_gen_defaults(cli_gen_opts *o);
  * not, -1 (message printed, naming cmd) when v is not a valid value. */
 int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o);
 
+/* Speculative decoding's options (opts_spec.c; docs/speculative.md), as
+ * llama.cpp names them. */
+enum {
+    CLI_SPEC_MAX = 64,
+    CLI_SPEC_DRAFT_N_MAX = 16,
+    CLI_SPEC_NGRAM_N_MAX = 4,
+    CLI_SPEC_NGRAM_SIZE = 3
+};
+#define CLI_SPEC_P_MIN 0.75f
+typedef struct cli_spec_opts {
+    const char *draft_path;    /* -md/--model-draft (borrowed from argv) */
+    const char *type;          /* --spec-type none|draft|ngram; NULL: draft with -md, else none */
+    int n_max;                 /* --spec-draft-n-max; < 0: the type's default */
+    float p_min;               /* --spec-draft-p-min; < 0: the default */
+    int ngram_n;               /* --spec-ngram-size-n; 0: the default */
+    bool ngram;                /* resolved: prompt lookup */
+    hearth_model *draft_model; /* cli_spec_open's, freed by cli_spec_close */
+    hearth_session *draft_session;
+} cli_spec_opts;
+
+#define CLI_SPEC_USAGE                                                                             \
+    "  -md, --model-draft FILE  speculative decoding with a smaller model of the same\n"           \
+    "                      vocabulary proposing tokens (output unchanged; docs/speculative.md)\n"  \
+    "  --spec-type none|draft|ngram  ngram: prompt lookup, proposals copied from the text\n"       \
+    "  --spec-draft-n-max N  most tokens proposed per step (draft 16, ngram 4)\n"                  \
+    "  --spec-draft-p-min P  the draft stops below this probability (0.75)\n"                      \
+    "  --spec-ngram-size-n N  tokens matched by prompt lookup (3)\n"
+
+void cli_spec_defaults(cli_spec_opts *o);
+/* As cli_gen_opt, for the options above. */
+int cli_spec_opt(const char *cmd, const char *a, const char *v, cli_spec_opts *o);
+/* Settles the type and the defaults once every option is read; 0, or 2
+ * (message printed) when the type wants a draft model and none was given. */
+int cli_spec_resolve(const char *cmd, cli_spec_opts *o);
+/* Loads the draft model (with mp, checked against target) and its session
+ * (with sp) when the options want one, and fills gp's speculative fields;
+ * 0, or 1 with the error printed. Undo with cli_spec_close. */
+int cli_spec_open(const char *cmd, cli_spec_opts *o, hearth_model *target,
+                  const hearth_model_params *mp, const hearth_session_params *sp,
+                  hearth_gen_params *gp);
+void cli_spec_close(cli_spec_opts *o);
+/* "speculative: N tokens proposed, M accepted" on stderr, when any were. */
+void cli_spec_report(const hearth_gen_result *r);
+
 /* v as a whole integer in [lo, hi] into *out; false (nothing written) when
  * it is not one. */
 bool cli_parse_int(const char *v, long lo, long hi, int *out);

@@ -35,7 +35,8 @@ static const char chat_usage_rest[] =
     "                      (default: the model's tokenizer.chat_template, else chatml)\n"
     "  --verbose           prompt and generation speed after each reply, on stderr\n"
     "  -n N                most tokens per reply (default: until the end of the turn)\n"
-    "  other options as `hearth run` (sampling, -t, -c, --kv-type):\n" CLI_GEN_USAGE;
+    "  other options as `hearth run` (sampling, -t, -c, --kv-type, speculative "
+    "decoding):\n" CLI_GEN_USAGE CLI_SPEC_USAGE;
 
 enum { CHAT_LINE_MAX = 1 << 20 };
 
@@ -164,6 +165,7 @@ static int chat_reply(chat *c, const cli_gen_opts *o, bool verbose) {
                 "tokens/s]\n",
                 r.n_prompt, r.n_cached, r.prompt_ms > 0 ? r.n_prompt * 1e3 / r.prompt_ms : 0.0,
                 r.n_gen, r.gen_ms > 0 ? r.n_gen * 1e3 / r.gen_ms : 0.0);
+    if (verbose) cli_spec_report(&r);
     return 0;
 }
 
@@ -262,6 +264,8 @@ static void print_usage(FILE *f) {
 int cmd_chat(int argc, char **argv) {
     cli_gen_opts o;
     cli_gen_defaults(&o);
+    cli_spec_opts spec;
+    cli_spec_defaults(&spec);
     const char *model = NULL, *system_msg = NULL, *tmpl = NULL;
     bool verbose = false;
     for (int i = 1; i < argc; i++) {
@@ -283,6 +287,7 @@ int cmd_chat(int argc, char **argv) {
             return 2;
         }
         int r = cli_gen_opt("chat", a, v, &o);
+        if (!r) r = cli_spec_opt("chat", a, v, &spec);
         if (r < 0) return 2;
         if (r) continue;
         if (!strcmp(a, "-m") || !strcmp(a, "--model"))
@@ -301,6 +306,7 @@ int cmd_chat(int argc, char **argv) {
         print_usage(stderr);
         return 2;
     }
+    if (cli_spec_resolve("chat", &spec)) return 2;
     chat c = {0};
     eng_chat_source src = ENG_CHAT_NAMED;
     int rc = 0;
@@ -316,6 +322,8 @@ int cmd_chat(int argc, char **argv) {
         rc = cli_fail("chat", "creating the session");
     else if (hearth_sampler_new(c.model, &o.smp, &c.sampler))
         rc = cli_fail("chat", "creating the sampler");
+    else if (cli_spec_open("chat", &spec, c.model, &o.mp, &o.sp, &o.gen))
+        rc = 1;
     else if (system_msg && !chat_push(&c, TOK_CHAT_SYSTEM, system_msg, strlen(system_msg)))
         rc = 1;
     if (!rc) {
@@ -329,6 +337,7 @@ int cmd_chat(int argc, char **argv) {
         sigaction(SIGINT, &sa, NULL);
         rc = chat_loop(&c, &o, verbose);
     }
+    cli_spec_close(&spec);
     chat_free(&c);
     return rc;
 }

@@ -14,7 +14,7 @@
 static const char run_usage[] =
     "usage: hearth run -m FILE [-p PROMPT | -f FILE] [options]\n"
     "  Generates text after PROMPT (from -f FILE, or stdin when neither or '-p -' is given).\n"
-    "  (-n defaults to 128)\n" CLI_GEN_USAGE
+    "  (-n defaults to 128)\n" CLI_GEN_USAGE CLI_SPEC_USAGE
     "  --stop STR          stop string (repeatable, up to 16; not printed)\n"
     "  --no-parse-special  treat text like <|eot_id|> in the prompt as plain text\n"
     "  --json              JSON mode: only tokens that keep the output one JSON object;\n"
@@ -64,6 +64,7 @@ static bool print_token(const hearth_token_event *ev, void *user) {
 typedef struct run_opts {
     const char *model, *prompt, *prompt_file, *schema_file;
     cli_gen_opts g;
+    cli_spec_opts spec;
     const char *stops[RUN_MAX_STOPS];
     bool parse_special;
 } run_opts;
@@ -91,7 +92,8 @@ static int parse_run(int argc, char **argv, run_opts *o) {
             fprintf(stderr, "hearth run: option '%s' needs a value\n", a);
             return 2;
         }
-        const int r = cli_gen_opt("run", a, v, &o->g);
+        int r = cli_gen_opt("run", a, v, &o->g);
+        if (!r) r = cli_spec_opt("run", a, v, &o->spec);
         if (r < 0) return 2;
         if (r) continue;
         if (!strcmp(a, "-m"))
@@ -115,6 +117,11 @@ static int parse_run(int argc, char **argv, run_opts *o) {
     }
     if (!o->model) {
         fputs(run_usage, stderr);
+        return 2;
+    }
+    if (cli_spec_resolve("run", &o->spec)) return 2;
+    if (o->schema_file && o->g.smp.grammar) {
+        fprintf(stderr, "hearth run: --json-schema cannot be combined with --grammar\n");
         return 2;
     }
     const bool prompt_on_stdin = !o->prompt_file && (!o->prompt || !strcmp(o->prompt, "-"));
@@ -210,6 +217,7 @@ static int generate(hearth_model *m, const run_opts *o, const char *text, size_t
             r.n_prompt, r.prompt_ms, r.prompt_ms > 0 ? r.n_prompt * 1e3 / r.prompt_ms : 0.0,
             r.n_gen, r.gen_ms, r.gen_ms > 0 ? r.n_gen * 1e3 / r.gen_ms : 0.0, r.first_token_ms,
             why[r.finish], (unsigned long long)hearth_sampler_seed(smp));
+        cli_spec_report(&r);
         print_memory(s);
     }
     hearth_sampler_free(smp);
@@ -221,6 +229,7 @@ static int generate(hearth_model *m, const run_opts *o, const char *text, size_t
 int cmd_run(int argc, char **argv) {
     run_opts o = {.parse_special = true};
     cli_gen_defaults(&o.g);
+    cli_spec_defaults(&o.spec);
     o.g.gen.max_tokens = 128;
     o.g.gen.stop = o.stops;
     int rc = parse_run(argc, argv, &o);
@@ -241,8 +250,9 @@ int cmd_run(int argc, char **argv) {
     cli_lora_params(&o.g.lora, &o.g.mp);
     if (hearth_model_load(o.model, &o.g.mp, &m))
         rc = cli_fail("run", "loading the model");
-    else
+    else if (!(rc = cli_spec_open("run", &o.spec, m, &o.g.mp, &o.g.sp, &o.g.gen)))
         rc = generate(m, &o, text, len);
+    cli_spec_close(&o.spec);
     hearth_model_free(m);
     free(text);
     free(schema);

@@ -52,9 +52,11 @@ static const char serve_usage[] =
     "  --drift-every DUR    the drift report (hearth drift report) every DUR (30m, 1h): its\n"
     "                       status in /metrics, a log line when it changes (default: off)\n"
     "  --drift-window DUR, --drift-reference DUR   its windows (default 24h against 7d)\n"
-    "GET /v1/hearth/drift and /v1/hearth/series report on the ledger at any time\n";
+    "GET /v1/hearth/drift and /v1/hearth/series report on the ledger at any time\n"
+    "Speculative decoding (every slot; output unchanged, docs/speculative.md):\n" CLI_SPEC_USAGE;
 
-static int parse_serve(int argc, char **argv, srv_config *c, cli_lora_opts *lora) {
+static int parse_serve(int argc, char **argv, srv_config *c, cli_lora_opts *lora,
+                       cli_spec_opts *spec) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -79,6 +81,9 @@ static int parse_serve(int argc, char **argv, srv_config *c, cli_lora_opts *lora
             fprintf(stderr, "hearth serve: option '%s' needs a value\n", a);
             return 2;
         }
+        const int sr = cli_spec_opt("serve", a, v, spec);
+        if (sr < 0) return 2;
+        if (sr) continue;
         int n = 0;
         bool ok = true;
         if (!strcmp(a, "-m") || !strcmp(a, "--model"))
@@ -140,6 +145,11 @@ static int parse_serve(int argc, char **argv, srv_config *c, cli_lora_opts *lora
         fputs(serve_usage, stderr);
         return 2;
     }
+    if (cli_spec_resolve("serve", spec)) return 2;
+    c->model_draft = spec->draft_path;
+    c->spec_n_max = spec->n_max;
+    c->spec_ngram_n = spec->ngram ? spec->ngram_n : 0;
+    c->spec_p_min = spec->p_min;
     return -1;
 }
 
@@ -148,7 +158,9 @@ int cmd_serve(int argc, char **argv) {
     const char *env_key = getenv("HEARTH_API_KEY");
     if (env_key && *env_key) c.api_key = env_key;
     cli_lora_opts lora = {0};
-    int rc = parse_serve(argc, argv, &c, &lora);
+    cli_spec_opts spec;
+    cli_spec_defaults(&spec);
+    int rc = parse_serve(argc, argv, &c, &lora, &spec);
     if (rc >= 0) return rc;
     c.loras = lora.items; /* lora lives until cmd_serve returns, after srv_stop */
     c.n_loras = lora.n;

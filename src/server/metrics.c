@@ -79,6 +79,13 @@ void srv_metrics_tokens(srv_metrics *m, int prompt, int cached, int generated) {
     pthread_mutex_unlock(&m->mu);
 }
 
+void srv_metrics_spec(srv_metrics *m, int drafted, int accepted) {
+    pthread_mutex_lock(&m->mu);
+    m->spec_drafted += (uint64_t)(drafted > 0 ? drafted : 0);
+    m->spec_accepted += (uint64_t)(accepted > 0 ? accepted : 0);
+    pthread_mutex_unlock(&m->mu);
+}
+
 void srv_metrics_step(srv_metrics *m, int tokens) {
     pthread_mutex_lock(&m->mu);
     m->decode_steps++;
@@ -155,6 +162,15 @@ char *srv_metrics_text(srv_metrics *m, int queue_depth, int slots_busy, int slot
               "# TYPE hearth_decode_step_tokens_max gauge\nhearth_decode_step_tokens_max %llu\n",
               (unsigned long long)m->decode_steps, (unsigned long long)m->decode_step_tokens,
               (unsigned long long)m->decode_step_max);
+    tb_printf(&b,
+              "# HELP hearth_spec_drafted_tokens_total Tokens proposed by speculative decoding "
+              "and verified.\n"
+              "# TYPE hearth_spec_drafted_tokens_total counter\n"
+              "hearth_spec_drafted_tokens_total %llu\n"
+              "# HELP hearth_spec_accepted_tokens_total Proposed tokens the sampler drew.\n"
+              "# TYPE hearth_spec_accepted_tokens_total counter\n"
+              "hearth_spec_accepted_tokens_total %llu\n",
+              (unsigned long long)m->spec_drafted, (unsigned long long)m->spec_accepted);
     tb_printf(&b,
               "# HELP hearth_request_duration_seconds Latency of generation requests, arrival to "
               "last byte.\n# TYPE hearth_request_duration_seconds histogram\n");

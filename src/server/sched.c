@@ -188,8 +188,9 @@ typedef struct srv_slot {
     srv_sched *sched;
     int index;
     hearth_session *session;
-    srv_job *job; /* guarded by sched.mu; set by admission, cleared when done */
-    bool started; /* job's generation exists (scheduler thread) */
+    hearth_session *draft; /* speculative decoding's draft session (NULL: none) */
+    srv_job *job;          /* guarded by sched.mu; set by admission, cleared when done */
+    bool started;          /* job's generation exists (scheduler thread) */
     hearth_gen *gen;
     hearth_sampler *smp;
     int32_t *cache; /* the tokens the session holds: prompt, then generated ids */
@@ -201,6 +202,7 @@ typedef struct srv_slot {
 struct srv_sched {
     hearth_model *model;
     srv_metrics *metrics;
+    srv_spec spec;
     int n_slots, n_ctx, queue_max;
     srv_slot *slots;
     pthread_mutex_t mu;
@@ -272,7 +274,10 @@ static void slot_finish(srv_sched *s, srv_slot *slot, hearth_err err, const char
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
     job_notify_group(j);
-    if (!err && r) srv_metrics_tokens(s->metrics, r->n_prompt + r->n_cached, r->n_cached, r->n_gen);
+    if (!err && r) {
+        srv_metrics_tokens(s->metrics, r->n_prompt + r->n_cached, r->n_cached, r->n_gen);
+        srv_metrics_spec(s->metrics, r->n_drafted, r->n_accepted);
+    }
     pthread_mutex_lock(&s->mu);
     slot->job = NULL;
     slot->last_used = ++s->clock;
@@ -343,7 +348,11 @@ static void slot_start(srv_sched *s, srv_slot *slot) {
     hearth_gen_params gp = {.max_tokens = j->max_tokens,
                             .stop = (const char *const *)j->stop,
                             .n_stop = j->n_stop,
-                            .n_top_logprobs = j->n_top};
+                            .n_top_logprobs = j->n_top,
+                            .spec_n_max = slot->draft || s->spec.ngram_n > 0 ? s->spec.n_max : 0,
+                            .draft = slot->draft,
+                            .spec_p_min = s->spec.p_min,
+                            .spec_ngram_n = s->spec.ngram_n};
     /* The mirror is stale while the engine works; it is rebuilt at the end. */
     slot->n_keep = j->n_prompt < s->n_ctx ? j->n_prompt : s->n_ctx;
     slot->n_gen_ids = 0;
@@ -508,7 +517,7 @@ static void *sched_main(void *arg) {
 }
 
 hearth_err srv_sched_new(hearth_model *m, int n_slots, int n_ctx, int queue_max,
-                         srv_metrics *metrics, srv_sched **out) {
+                         const srv_spec *spec, srv_metrics *metrics, srv_sched **out) {
     if (n_slots < 1 || n_slots > 256 || queue_max < 0)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "server: %d slots and a queue of %d", n_slots,
                        queue_max);
@@ -516,6 +525,7 @@ hearth_err srv_sched_new(hearth_model *m, int n_slots, int n_ctx, int queue_max,
     if (!s) return hr_fail(HEARTH_ERR_NOMEM, "server: out of memory");
     s->model = m;
     s->metrics = metrics;
+    if (spec) s->spec = *spec;
     s->n_slots = n_slots;
     s->queue_max = queue_max;
     s->q_cap = queue_max + n_slots;
@@ -536,6 +546,11 @@ hearth_err srv_sched_new(hearth_model *m, int n_slots, int n_ctx, int queue_max,
         sl->sched = s;
         sl->index = i;
         err = hearth_session_new(m, &sp, &sl->session);
+        if (!err && s->spec.draft && s->spec.n_max > 0) {
+            hearth_session_params dp = sp;
+            dp.n_seq_max = 1;
+            err = hearth_session_new(s->spec.draft, &dp, &sl->draft);
+        }
         if (err) break;
         s->n_ctx = hearth_session_n_ctx(sl->session);
         sl->cache = malloc((size_t)s->n_ctx * sizeof *sl->cache);
@@ -581,6 +596,7 @@ void srv_sched_free(srv_sched *s) {
         hearth_gen_free(sl->gen);
         hearth_sampler_free(sl->smp);
         hearth_session_free(sl->session);
+        hearth_session_free(sl->draft);
         free(sl->cache);
     }
     free(s->slots);

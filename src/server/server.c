@@ -105,6 +105,27 @@ static hearth_err open_rag(srv_server *s) {
     return HEARTH_OK;
 }
 
+/* --model-draft: the draft model, checked against the model (threads as
+ * the model's, none of its adapters). */
+static hearth_err open_draft(srv_server *s, const hearth_model_params *mp) {
+    if (s->cfg.spec_n_max <= 0) return HEARTH_OK;
+    if (!s->cfg.model_draft) {
+        if (s->cfg.spec_ngram_n > 0)
+            srv_say(s, "speculative decoding: prompt lookup of %d tokens, up to %d tokens a step",
+                    s->cfg.spec_ngram_n, s->cfg.spec_n_max);
+        return HEARTH_OK;
+    }
+    hearth_model_params dp = *mp;
+    dp.loras = NULL;
+    dp.n_loras = 0;
+    hearth_err err = hearth_model_load(s->cfg.model_draft, &dp, &s->draft);
+    if (!err) err = hearth_draft_check(s->model, s->draft);
+    if (err) return hr_wrap(err, "--model-draft %s: ", s->cfg.model_draft);
+    srv_say(s, "speculative decoding: draft %s, up to %d tokens a step", s->cfg.model_draft,
+            s->cfg.spec_n_max);
+    return HEARTH_OK;
+}
+
 static void *loader_main(void *arg) {
     srv_server *s = arg;
     hearth_model_params mp = hearth_model_default_params();
@@ -126,10 +147,15 @@ static void *loader_main(void *arg) {
     }
     if (!err) err = srv_model_info_new(s->cfg.model_path, s->model, &s->ollama_info);
     if (!err && s->rag) err = open_rag(s);
+    if (!err) err = open_draft(s, &mp);
+    const srv_spec spec = {.draft = s->draft,
+                           .n_max = s->cfg.spec_n_max,
+                           .ngram_n = s->draft ? 0 : s->cfg.spec_ngram_n,
+                           .p_min = s->cfg.spec_p_min};
     const int queue_max = s->cfg.queue_max >= 0 ? s->cfg.queue_max : 4 * s->cfg.n_parallel;
     if (!err)
-        err = srv_sched_new(s->model, s->cfg.n_parallel, s->cfg.n_ctx, queue_max, &s->metrics,
-                            &s->sched);
+        err = srv_sched_new(s->model, s->cfg.n_parallel, s->cfg.n_ctx, queue_max, &spec,
+                            &s->metrics, &s->sched);
     if (err) {
         s->load_err = err;
         srv_say(s, "error: %s", hearth_last_error());
@@ -207,6 +233,7 @@ void srv_stop(srv_server *s) {
     rag_close(s->rag);
     pthread_mutex_destroy(&s->rag_mu);
     hearth_model_free(s->model);
+    hearth_model_free(s->draft);
     free(s->bos_text);
     free(s->eos_text);
     srv_metrics_fini(&s->metrics);

@@ -83,6 +83,12 @@ typedef struct srv_config {
     /* --lora, --lora-scaled: adapters applied to the model (borrowed) */
     const hearth_lora *loras;
     int n_loras;
+    /* speculative decoding (docs/speculative.md): up to spec_n_max proposals a
+     * step from model_draft (-md) when set, else from prompt lookup of
+     * spec_ngram_n tokens when that is > 0; spec_n_max 0: off */
+    const char *model_draft;
+    int spec_n_max, spec_ngram_n;
+    float spec_p_min;
 } srv_config;
 
 srv_config srv_default_config(void);
@@ -192,6 +198,8 @@ typedef struct srv_request {
      * json_schema points here) and the whole response_format object as the
      * client sent it, for OpenAI-compatible remote tiers */
     char *json_schema, *response_format;
+    char *grammar; /* "grammar" (llama.cpp's extension): the GBNF text (sampling's grammar
+                      points here) */
     /* chat: tools (tools_request.c) */
     char *tools;       /* the "tools" array as compact JSON (NULL: none or empty) */
     char **tool_names; /* [n_tools] the functions' names */
@@ -237,6 +245,7 @@ typedef struct srv_metrics {
     uint64_t requests[SRV_N_ROUTES][SRV_N_STATUSES];
     uint64_t prompt_tokens, cached_tokens, generated_tokens;
     uint64_t decode_steps, decode_step_tokens, decode_step_max; /* batched decoding */
+    uint64_t spec_drafted, spec_accepted; /* speculative decoding's proposals */
     uint64_t latency_buckets[SRV_N_BUCKETS]; /* generation requests, cumulative at print */
     uint64_t latency_count;
     double latency_sum_s;
@@ -248,6 +257,7 @@ void srv_metrics_fini(srv_metrics *m);
 int srv_metrics_route(const char *path);
 void srv_metrics_request(srv_metrics *m, int route, int status, double seconds, bool generation);
 void srv_metrics_tokens(srv_metrics *m, int prompt, int cached, int generated);
+void srv_metrics_spec(srv_metrics *m, int drafted, int accepted);
 /* One batched decode step of `tokens` tokens (one per busy slot). */
 void srv_metrics_step(srv_metrics *m, int tokens);
 /* Prometheus text exposition; malloc'd. */
@@ -325,8 +335,17 @@ typedef struct srv_sched srv_sched;
 
 /* Opens n_slots sessions of n_ctx positions and starts the scheduler
  * thread; queue_max requests may wait for a slot. */
+/* Speculative decoding in every slot: proposals from `draft` (each slot
+ * gets a session of it; NULL: none) or, without one, prompt lookup of
+ * ngram_n tokens; n_max 0: off. */
+typedef struct srv_spec {
+    hearth_model *draft;
+    int n_max, ngram_n;
+    float p_min;
+} srv_spec;
+
 hearth_err srv_sched_new(hearth_model *m, int n_slots, int n_ctx, int queue_max,
-                         srv_metrics *metrics, srv_sched **out);
+                         const srv_spec *spec, srv_metrics *metrics, srv_sched **out);
 /* Refuses new jobs and cancels every queued and running one (their waiters
  * wake up); the scheduler thread ends once the running ones have stopped
  * and is joined by srv_sched_free. */
@@ -371,6 +390,7 @@ struct srv_server {
     atomic_int state;
     pthread_mutex_t log_mu;
     hearth_model *model;
+    hearth_model *draft; /* --model-draft (NULL: none) */
     char model_id[256];
     int64_t created;
     hearth_pooling pooling; /* /v1/embeddings */
