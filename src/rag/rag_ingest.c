@@ -7,6 +7,14 @@
  * are computed before its transaction opens, so the database is locked only
  * for the writes. Paths are stored canonical (realpath), so the same file
  * indexed from two directories is one document.
+ *
+ * HTML and PDF files are indexed by their extracted text (rag_extract.c):
+ * a chunk's byte range is then in that text, not in the file, and its FTS
+ * title column carries the page title or the pages it spans besides the
+ * file's name. The recorded hash is of the file's bytes, salted with the
+ * extractor's version for those formats, so a better extractor re-indexes
+ * them; an index written before extraction existed (no extract_version in
+ * meta) has its HTML and PDF files read again once.
  */
 #define _XOPEN_SOURCE 700 /* realpath */
 
@@ -26,6 +34,9 @@
 
 enum { MAX_DEPTH = 64 };
 
+/* Bumped when an extractor's output changes: files of those formats are then re-indexed. */
+#define EXTRACT_VERSION "1"
+
 rag_ingest_params rag_ingest_default_params(void) {
     return (rag_ingest_params){
         .chunk_words = 200,
@@ -40,15 +51,27 @@ typedef struct ingest {
     rag_ingest_stats *st;
     float *vecs; /* scratch: one file's vectors */
     size_t vecs_cap;
+    bool reextract; /* the index predates extraction: HTML and PDF files are read again */
 } ingest;
 
 static void report(const ingest *g, const char *path, const char *action, const char *why) {
     if (g->p->progress) g->p->progress(g->p->user, path, action, why);
 }
 
-static uint64_t fnv1a64(const char *s, size_t n) {
-    uint64_t h = 0xcbf29ce484222325u;
+static uint64_t fnv1a64(uint64_t h, const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 0x100000001b3u;
+    return h;
+}
+
+/* What docs.hash records: the content's FNV-1a, then for an extracted format
+ * its name and the extractor's version (plain text hashes as before). */
+static uint64_t content_hash(const char *s, size_t n, rag_format f) {
+    uint64_t h = fnv1a64(0xcbf29ce484222325u, s, n);
+    if (f != RAG_FORMAT_TEXT) {
+        char salt[32];
+        const int k = snprintf(salt, sizeof salt, "\n%s-%s", rag_format_name(f), EXTRACT_VERSION);
+        h = fnv1a64(h, salt, (size_t)k);
+    }
     return h;
 }
 
@@ -100,9 +123,39 @@ static const char *base_name(const char *path) {
     return s ? s + 1 : path;
 }
 
+/* The page (1-based) holding byte off of a PDF's text. */
+static int page_at(const rag_doc *doc, size_t off) {
+    int lo = 0, hi = doc->n_pages - 1; /* the last page starting at or before off */
+    while (lo < hi) {
+        const int mid = lo + (hi - lo + 1) / 2;
+        if (doc->page_start[mid] <= off)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo + 1;
+}
+
+/* A chunk's FTS title: the file's name, then the page title or its pages
+ * ("report.pdf p. 3", "report.pdf pp. 3-4", "guide.html - Setting up"). */
+static void chunk_title(const char *path, const rag_doc *doc, const rag_span *sp, char *out,
+                        size_t cap) {
+    const int k = snprintf(out, cap, "%s", base_name(path));
+    const size_t n = k < 0 ? 0 : (size_t)k < cap ? (size_t)k : cap - 1;
+    if (doc->n_pages) {
+        const int a = page_at(doc, sp->start), b = page_at(doc, sp->start + sp->len - 1);
+        if (a == b)
+            snprintf(out + n, cap - n, " p. %d", a);
+        else
+            snprintf(out + n, cap - n, " pp. %d-%d", a, b);
+    } else if (doc->title[0]) {
+        snprintf(out + n, cap - n, " - %s", doc->title);
+    }
+}
+
 /* The rows of one document (inside the caller's transaction). */
 static hearth_err write_doc(ingest *g, const char *path, const struct stat *fs, uint64_t hash,
-                            const char *text, const rag_span *sp, size_t n) {
+                            const rag_doc *text, const rag_span *sp, size_t n) {
     sqlite3 *db = g->x->db;
     sqlite3_stmt *doc = NULL, *chunk = NULL, *fts = NULL;
     hearth_err err = HEARTH_OK;
@@ -148,8 +201,10 @@ static hearth_err write_doc(ingest *g, const char *path, const struct stat *fs, 
             goto done;
         }
         sqlite3_bind_int64(fts, 1, sqlite3_last_insert_rowid(db));
-        sqlite3_bind_text(fts, 2, base_name(path), -1, SQLITE_STATIC);
-        sqlite3_bind_text(fts, 3, text + sp[i].start, (int)sp[i].len, SQLITE_STATIC);
+        char title[PATH_MAX + 288];
+        chunk_title(path, text, &sp[i], title, sizeof title);
+        sqlite3_bind_text(fts, 2, title, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(fts, 3, text->text + sp[i].start, (int)sp[i].len, SQLITE_STATIC);
         if (sqlite3_step(fts) != SQLITE_DONE) {
             err = store_fail(db, "writing a chunk's text");
             goto done;
@@ -195,24 +250,14 @@ static char *read_all(const char *path, size_t size, const char **why) {
     return buf;
 }
 
-/* Why text is not indexable UTF-8 text, or NULL. */
-static const char *not_text(const char *text, size_t n, char *why, size_t cap) {
-    size_t bad;
-    if (memchr(text, '\0', n)) return "binary (a NUL byte)";
-    if (!hr_utf8_valid(text, n, &bad)) {
-        snprintf(why, cap, "not UTF-8 text (an invalid sequence at byte %zu)", bad);
-        return why;
-    }
-    return NULL;
-}
-
 static hearth_err ingest_file(ingest *g, const char *path, const struct stat *fs) {
     rag_index *x = g->x;
     int64_t id, size = 0, mtime = 0;
     uint64_t hash = 0;
     hearth_err err = lookup(x, path, &id, &size, &mtime, &hash);
     if (err) return err;
-    if (id && size == (int64_t)fs->st_size && mtime == mtime_ns(fs)) {
+    if (id && size == (int64_t)fs->st_size && mtime == mtime_ns(fs) &&
+        !(g->reextract && rag_format_of(path, "", 0) != RAG_FORMAT_TEXT)) {
         g->st->unchanged++;
         report(g, path, "unchanged", NULL);
         return HEARTH_OK;
@@ -226,38 +271,44 @@ static hearth_err ingest_file(ingest *g, const char *path, const struct stat *fs
         return HEARTH_OK;
     }
     const char *why = NULL;
-    char whybuf[96];
+    char whybuf[192];
     const size_t n_bytes = (size_t)fs->st_size;
-    char *text = read_all(path, n_bytes, &why);
-    if (text) why = not_text(text, n_bytes, whybuf, sizeof whybuf);
+    char *raw = read_all(path, n_bytes, &why);
+    const rag_format format = raw ? rag_format_of(path, raw, n_bytes) : RAG_FORMAT_TEXT;
+    const uint64_t h = raw ? content_hash(raw, n_bytes, format) : 0;
+    if (raw && id && h == hash) { /* touched, not changed */
+        err = exec_id(x, "UPDATE docs SET mtime_ns = ?2 WHERE id = ?1", id, mtime_ns(fs));
+        free(raw);
+        if (!err) g->st->unchanged++, report(g, path, "unchanged", NULL);
+        return err;
+    }
+    rag_doc text = {0};
+    if (raw &&
+        (why = rag_extract(format, raw, n_bytes, (size_t)g->p->max_file_bytes, &text, whybuf,
+                           sizeof whybuf)) == NULL &&
+        text.text == raw)
+        raw = NULL; /* plain text: the document owns the buffer now */
+    free(raw);
     if (why) {
-        free(text);
         g->st->skipped++;
         report(g, path, "skipped", why);
         return HEARTH_OK;
     }
-    const uint64_t h = fnv1a64(text, n_bytes);
-    if (id && h == hash) { /* touched, not changed */
-        err = exec_id(x, "UPDATE docs SET mtime_ns = ?2 WHERE id = ?1", id, mtime_ns(fs));
-        free(text);
-        if (!err) g->st->unchanged++, report(g, path, "unchanged", NULL);
-        return err;
-    }
     rag_span *sp = NULL;
     size_t n = 0;
-    err = rag_chunk(text, n_bytes, g->p->chunk_words, g->p->overlap_words, &sp, &n);
-    if (!err) err = embed_chunks(g, text, sp, n);
+    err = rag_chunk(text.text, text.len, g->p->chunk_words, g->p->overlap_words, &sp, &n);
+    if (!err) err = embed_chunks(g, text.text, sp, n);
     if (!err && sqlite3_exec(x->db, "BEGIN IMMEDIATE", NULL, NULL, NULL))
         err = store_fail(x->db, "starting a transaction");
     else if (!err) {
         if (id) err = forget(x, id);
-        if (!err) err = write_doc(g, path, fs, h, text, sp, n);
+        if (!err) err = write_doc(g, path, fs, h, &text, sp, n);
         if (!err && sqlite3_exec(x->db, "COMMIT", NULL, NULL, NULL))
             err = store_fail(x->db, "committing");
         if (err) sqlite3_exec(x->db, "ROLLBACK", NULL, NULL, NULL);
     }
     free(sp);
-    free(text);
+    rag_doc_fini(&text);
     if (err) return hr_wrap(err, "%s: ", path);
     if (id)
         g->st->updated++;
@@ -422,8 +473,11 @@ hearth_err rag_ingest(rag_index *x, const char *const *paths, int n_paths,
     hearth_err err = rag_chunk("", 0, p->chunk_words, p->overlap_words, &probe, &n_probe);
     free(probe);
     if (!err) err = settle_settings(x, p);
+    char version[16] = "";
+    bool found = false;
+    if (!err) err = rag_meta_get(x, "extract_version", version, sizeof version, &found);
     rag_ingest_stats st = {0};
-    ingest g = {.x = x, .p = p, .st = &st};
+    ingest g = {.x = x, .p = p, .st = &st, .reextract = strcmp(version, EXTRACT_VERSION) != 0};
     for (int i = 0; i < n_paths && !err; i++) {
         char *canon = realpath(paths[i], NULL);
         if (!canon) {
@@ -435,6 +489,7 @@ hearth_err rag_ingest(rag_index *x, const char *const *paths, int n_paths,
         if (!err && p->prune) err = prune(&g, canon);
         free(canon);
     }
+    if (!err && g.reextract) err = rag_meta_set(x, "extract_version", EXTRACT_VERSION);
     free(g.vecs);
     x->data_version = x->info_version = -1; /* our own commits do not move data_version */
     if (stats) *stats = st;
