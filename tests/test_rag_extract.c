@@ -333,7 +333,10 @@ static void test_pdf(void) {
 
 /* ---- through the program --------------------------------------------------- */
 
-/* The path of the best hit for question as JSON ("" when none). */
+/* The best hit's source ("report.pdf p. 1"), as best_hit last saw it. */
+static char last_source[512];
+
+/* The file name of the best hit for question ("" when none). */
 static void best_hit(const char *question, char *out, size_t cap) {
     char cmd[1024], line[8192];
     snprintf(cmd, sizeof cmd, "'%s' rag query --json -k 1 --db '%s/idx.db' '%s'", HEARTH_BINARY,
@@ -344,7 +347,11 @@ static void best_hit(const char *question, char *out, size_t cap) {
     while (fgets(line, sizeof line, p)) {
         cJSON *j = cJSON_Parse(line);
         const char *path = cJSON_GetStringValue(cJSON_GetObjectItem(j, "path"));
-        if (path && !out[0]) snprintf(out, cap, "%s", strrchr(path, '/') + 1);
+        const char *source = cJSON_GetStringValue(cJSON_GetObjectItem(j, "source"));
+        if (path && !out[0]) {
+            snprintf(out, cap, "%s", strrchr(path, '/') + 1);
+            snprintf(last_source, sizeof last_source, "%s", source ? source : "(none)");
+        }
         cJSON_Delete(j);
     }
     CHECK(pclose(p) == 0);
@@ -418,8 +425,10 @@ static void test_cli(void) {
     CHECK(log_has("broken.pdf: not a readable PDF"));
     best_hit("wombat budget", got, sizeof got);
     CHECKF(strcmp(got, "report.pdf") == 0, "wombat: %s", got);
+    CHECKF(!strncmp(last_source, "report.pdf p", 12), "wombat's source: %s", last_source);
     best_hit("platypus conference", got, sizeof got);
     CHECKF(strcmp(got, "handbook.html") == 0, "platypus: %s", got);
+    CHECKF(!strncmp(last_source, "handbook.html - ", 16), "platypus's source: %s", last_source);
     best_hit("quokka", got, sizeof got); /* script text is not indexed */
     CHECKF(got[0] == '\0', "quokka: %s", got);
     best_hit("descaling", got, sizeof got);

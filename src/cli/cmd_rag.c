@@ -22,8 +22,9 @@ static const char usage_text[] =
     "       hearth rag ask    --db DB -m MODEL [-k K] [--mode M] [--show-context]\n"
     "                         [--chat-template NAME|FILE] [sampling options] QUESTION\n"
     "       hearth rag status --db DB [--json]\n"
-    "  index: add or update the text files under each PATH (directories recursively;\n"
-    "         hidden files, symbolic links and non-UTF-8 files are skipped); with -m, also\n"
+    "  index: add or update the text, HTML and PDF files under each PATH (directories\n"
+    "         recursively; hidden files, symbolic links, other binary and non-UTF-8 files\n"
+    "         are skipped with the reason); with -m, also\n"
     "         store each chunk's embedding by MODEL; --prune forgets vanished files\n"
     "  query: the K best chunks (default 5) as text, or one JSON object per line\n"
     "  ask:   answer QUESTION with MODEL from the K best chunks, then list the sources\n"
@@ -223,6 +224,15 @@ static int search(const opts *o, rag_index *x, embedder *e, const char *question
     return err ? cli_fail("rag", "searching") : 0;
 }
 
+/* What a hit's source adds to its path: " - Title" of an HTML page or
+ * " p. 3" of a PDF (the source after the file's name), else nothing. */
+static const char *where(const rag_hit *h) {
+    const char *name = strrchr(h->path, '/');
+    name = name ? name + 1 : h->path;
+    const size_t n = strlen(name);
+    return strncmp(h->source, name, n) == 0 ? h->source + n : "";
+}
+
 static void print_hit_json(const rag_hit *h, int rank) {
     cJSON *j = rag_hit_json(h, rank);
     char *s = cJSON_PrintUnformatted(j);
@@ -241,9 +251,9 @@ static int do_query(const opts *o, rag_index *x, embedder *e) {
             print_hit_json(&h.hit[i], (int)i + 1);
             continue;
         }
-        printf("[%zu] %s (bytes %lld+%lld, %s %.4f)\n%s\n\n", i + 1, h.hit[i].path,
-               (long long)h.hit[i].byte_start, (long long)h.hit[i].byte_len, rag_mode_name(h.mode),
-               h.hit[i].score, h.hit[i].text);
+        printf("[%zu] %s%s (bytes %lld+%lld, %s %.4f)\n%s\n\n", i + 1, h.hit[i].path,
+               where(&h.hit[i]), (long long)h.hit[i].byte_start, (long long)h.hit[i].byte_len,
+               rag_mode_name(h.mode), h.hit[i].score, h.hit[i].text);
     }
     if (!h.n && !o->json) fprintf(stderr, "no chunk matches\n");
     rag_hits_free(&h);
@@ -306,7 +316,7 @@ static int do_ask(const opts *o, rag_index *x, embedder *e) {
     if (!rc) {
         printf("\n\nSources:\n");
         for (size_t i = 0; i < h.n; i++)
-            printf("[%zu] %s (bytes %lld+%lld)\n", i + 1, h.hit[i].path,
+            printf("[%zu] %s%s (bytes %lld+%lld)\n", i + 1, h.hit[i].path, where(&h.hit[i]),
                    (long long)h.hit[i].byte_start, (long long)h.hit[i].byte_len);
     }
     hearth_sampler_free(smp);

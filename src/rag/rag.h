@@ -95,8 +95,10 @@ typedef struct rag_ingest_stats {
  * recursively; names starting with '.' are skipped, symbolic links are not
  * followed). A file counts as changed when its size, mtime or content hash
  * differs from what the index recorded; a changed file's chunks (and
- * vectors) are replaced in one transaction. Files that are not UTF-8 text
- * (a NUL byte, an invalid sequence) are skipped with the reason. Chunk
+ * vectors) are replaced in one transaction. HTML and PDF files are indexed
+ * by the text extracted from them (rag_extract.c; their chunks' byte ranges
+ * are then in that text); other files that are not UTF-8 text (a NUL byte,
+ * an invalid sequence) are skipped with the reason. Chunk
  * settings and the embedding model are the index's: given different ones
  * for an index that has chunks, it fails (HEARTH_ERR_INVALID_ARG) rather
  * than mix two kinds. */
@@ -116,8 +118,10 @@ const char *rag_mode_name(rag_mode mode);
 typedef struct rag_hit {
     int64_t chunk_id;
     char *path;         /* the file, as it was indexed */
+    char *source;       /* how to cite it: the file's name, with an HTML page's title
+                           ("guide.html - Setting up") or a PDF's pages ("report.pdf p. 3") */
     char *text;         /* the chunk */
-    int64_t byte_start; /* in the file */
+    int64_t byte_start; /* in the file; for HTML and PDF, in the text extracted from it */
     int64_t byte_len;
     double score;  /* what ranked it: BM25 (higher is better), cosine, or fused RRF */
     int rank_bm25; /* 1-based rank in each list; 0: not in it */

@@ -20,14 +20,14 @@ static const char intro[] =
 
 char *rag_user_message(const rag_hits *h, const char *question) {
     size_t size = sizeof intro + strlen(question) + 16;
-    for (size_t i = 0; i < h->n; i++) size += strlen(h->hit[i].path) + strlen(h->hit[i].text) + 32;
+    for (size_t i = 0; i < h->n; i++)
+        size += strlen(h->hit[i].source) + strlen(h->hit[i].text) + 32;
     char *out = malloc(size);
     if (!out) return NULL;
     size_t n = (size_t)snprintf(out, size, "%s", intro);
     for (size_t i = 0; i < h->n; i++) {
-        const char *name = strrchr(h->hit[i].path, '/');
-        n += (size_t)snprintf(out + n, size - n, "[%zu] %s\n%s\n\n", i + 1,
-                              name ? name + 1 : h->hit[i].path, h->hit[i].text);
+        n += (size_t)snprintf(out + n, size - n, "[%zu] %s\n%s\n\n", i + 1, h->hit[i].source,
+                              h->hit[i].text);
     }
     snprintf(out + n, size - n, "Question: %s", question);
     return out;
@@ -38,6 +38,7 @@ cJSON *rag_hit_json(const rag_hit *h, int rank) {
     cJSON_AddNumberToObject(o, "rank", rank);
     cJSON_AddNumberToObject(o, "score", h->score);
     cJSON_AddStringToObject(o, "path", h->path);
+    cJSON_AddStringToObject(o, "source", h->source);
     cJSON_AddNumberToObject(o, "byte_start", (double)h->byte_start);
     cJSON_AddNumberToObject(o, "byte_len", (double)h->byte_len);
     cJSON_AddNumberToObject(o, "rank_bm25", h->rank_bm25);

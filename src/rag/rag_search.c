@@ -156,11 +156,14 @@ static hearth_err fetch(rag_index *x, sqlite3_stmt *st, rag_hit *h) {
     /* NULLs only in a database written by something else: read as "" */
     const char *path = (const char *)sqlite3_column_text(st, 0);
     const char *text = (const char *)sqlite3_column_text(st, 3);
+    const char *source = (const char *)sqlite3_column_text(st, 4);
     h->path = strdup(path ? path : "");
+    h->source = strdup(source ? source : "");
     h->byte_start = sqlite3_column_int64(st, 1);
     h->byte_len = sqlite3_column_int64(st, 2);
     h->text = strdup(text ? text : "");
-    return h->path && h->text ? HEARTH_OK : hr_fail(HEARTH_ERR_NOMEM, "rag: out of memory");
+    return h->path && h->source && h->text ? HEARTH_OK
+                                           : hr_fail(HEARTH_ERR_NOMEM, "rag: out of memory");
 }
 
 /* Resolves AUTO and checks that the index and the query can do the mode. */
@@ -229,7 +232,7 @@ hearth_err rag_search(rag_index *x, const rag_query *q, rag_hits *out) {
     sqlite3_stmt *st = NULL;
     if (!err && n &&
         sqlite3_prepare_v2(x->db,
-                           "SELECT d.path, c.byte_start, c.byte_len, f.body FROM chunks c "
+                           "SELECT d.path, c.byte_start, c.byte_len, f.body, f.title FROM chunks c "
                            "JOIN docs d ON d.id = c.doc_id JOIN chunks_fts f ON f.rowid = c.id "
                            "WHERE c.id = ?",
                            -1, &st, NULL))
@@ -256,6 +259,7 @@ hearth_err rag_search(rag_index *x, const rag_query *q, rag_hits *out) {
 void rag_hits_free(rag_hits *h) {
     for (size_t i = 0; i < h->n; i++) {
         free(h->hit[i].path);
+        free(h->hit[i].source);
         free(h->hit[i].text);
     }
     free(h->hit);
