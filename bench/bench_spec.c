@@ -57,7 +57,7 @@ static int verification(hearth_model *m, int pos, int reps, int n_threads) {
     if (hearth_decode(s, ids, pos, NULL, false)) return fail("decode");
     printf("verification at position %d, %d threads (median of %d):\n", pos, n_threads, reps);
     printf("  %-12s %10s %8s\n", "tokens", "ms", "x one");
-    const int ks[] = {0, 1, 2, 4, 8, 16};
+    const int ks[] = {0, 1, 2, 3, 4, 8, 16};
     double one = 0;
     for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
         double t[100];

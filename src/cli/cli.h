@@ -77,13 +77,10 @@ void cli_gen_defaults(cli_gen_opts *o);
 int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o);
 
 /* Speculative decoding's options (opts_spec.c; docs/speculative.md), as
- * llama.cpp names them. */
-enum {
-    CLI_SPEC_MAX = 64,
-    CLI_SPEC_DRAFT_N_MAX = 16,
-    CLI_SPEC_NGRAM_N_MAX = 4,
-    CLI_SPEC_NGRAM_SIZE = 3
-};
+ * llama.cpp names them. Three proposals by default (llama.cpp's too): a
+ * pass over four tokens still reads each weight row once (the gemv path),
+ * five go by panels at about twice the cost (bench/bench_spec). */
+enum { CLI_SPEC_MAX = 64, CLI_SPEC_N_MAX = 3, CLI_SPEC_NGRAM_SIZE = 3 };
 #define CLI_SPEC_P_MIN 0.75f
 typedef struct cli_spec_opts {
     const char *draft_path;    /* -md/--model-draft (borrowed from argv) */
@@ -100,7 +97,7 @@ typedef struct cli_spec_opts {
     "  -md, --model-draft FILE  speculative decoding with a smaller model of the same\n"           \
     "                      vocabulary proposing tokens (output unchanged; docs/speculative.md)\n"  \
     "  --spec-type none|draft|ngram  ngram: prompt lookup, proposals copied from the text\n"       \
-    "  --spec-draft-n-max N  most tokens proposed per step (draft 16, ngram 4)\n"                  \
+    "  --spec-draft-n-max N  most tokens proposed per step (default 3)\n"                          \
     "  --spec-draft-p-min P  the draft stops below this probability (0.75)\n"                      \
     "  --spec-ngram-size-n N  tokens matched by prompt lookup (3)\n"
 

@@ -62,7 +62,7 @@ int cli_spec_resolve(const char *cmd, cli_spec_opts *o) {
     if (!strcmp(type, "none"))
         o->n_max = 0;
     else if (o->n_max < 0)
-        o->n_max = o->ngram ? CLI_SPEC_NGRAM_N_MAX : CLI_SPEC_DRAFT_N_MAX;
+        o->n_max = CLI_SPEC_N_MAX;
     if (o->p_min < 0) o->p_min = o->ngram ? 0.0f : CLI_SPEC_P_MIN;
     if (o->ngram_n <= 0) o->ngram_n = CLI_SPEC_NGRAM_SIZE;
     return 0;
