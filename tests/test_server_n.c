@@ -35,11 +35,7 @@ static void make_prompt(void) {
     const char *text = "Once upon a time there was";
     REQUIRE(hearth_tokenize(model, text, strlen(text), true, true, prompt, 64, &n) == HEARTH_OK);
     n_prompt = (int)n;
-    size_t o = (size_t)snprintf(prompt_json, sizeof prompt_json, "[");
-    for (int i = 0; i < n_prompt; i++)
-        o += (size_t)snprintf(prompt_json + o, sizeof prompt_json - o, "%s%d", i ? "," : "",
-                              (int)prompt[i]);
-    snprintf(prompt_json + o, sizeof prompt_json - o, "]");
+    ids_json(prompt, n_prompt, prompt_json, sizeof prompt_json);
 }
 
 /* A completion request on the prompt's ids with the given extra members. */

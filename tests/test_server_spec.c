@@ -31,11 +31,7 @@ static void make_prompt(void) {
     const char *text = "one two three one two three one two three";
     REQUIRE(hearth_tokenize(model, text, strlen(text), true, true, prompt, 64, &n) == HEARTH_OK);
     n_prompt = (int)n;
-    size_t o = (size_t)snprintf(prompt_json, sizeof prompt_json, "[");
-    for (int i = 0; i < n_prompt; i++)
-        o += (size_t)snprintf(prompt_json + o, sizeof prompt_json - o, "%s%d", i ? "," : "",
-                              (int)prompt[i]);
-    snprintf(prompt_json + o, sizeof prompt_json - o, "]");
+    ids_json(prompt, n_prompt, prompt_json, sizeof prompt_json);
 }
 
 /* Choice i of a completion with `extra` members against the library's

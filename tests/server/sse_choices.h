@@ -65,6 +65,14 @@ static inline hearth_sampling openai_sampling(float temperature, uint64_t seed) 
     return sp;
 }
 
+/* ids[0..n) as a JSON array into out (a request's "prompt" as token ids). */
+static inline void ids_json(const int32_t *ids, int n, char *out, size_t cap) {
+    size_t o = (size_t)snprintf(out, cap, "[");
+    for (int i = 0; i < n && o < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%s%d", i ? "," : "", (int)ids[i]);
+    if (o < cap) snprintf(out + o, cap - o, "]");
+}
+
 /* The text the library generates from ids (malloc'd); *n_gen receives the
  * tokens generated. */
 static inline char *library_text(hearth_model *m, const int32_t *ids, int n_ids,
