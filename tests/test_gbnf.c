@@ -470,16 +470,16 @@ static void limits(void) {
     int depth = 0;
     while (depth < 3 * GBNF_MAX_DEPTH) {
         const uint32_t nx = gbnf_m_step(m, st, '(');
-        if (nx == GBNF_DEAD) break;
-        REQUIRE(nx != GBNF_FULL && nx != GBNF_OVER);
+        if (nx == GBNF_OVER) break;
+        REQUIRE(nx != GBNF_FULL && nx != GBNF_DEAD);
         st = nx;
         depth++;
     }
     CHECKF(depth > 100 && depth <= GBNF_MAX_DEPTH, "nested %d", depth);
-    CHECK(gbnf_m_step(m, st, 'a') != GBNF_DEAD);
+    CHECK(gbnf_m_step(m, st, 'a') < GBNF_OVER);
     /* a flush keeps the state: the same answers after it */
     const uint32_t kept = gbnf_m_flush(m, st);
-    CHECK(gbnf_m_step(m, kept, '(') == GBNF_DEAD && gbnf_m_step(m, kept, 'a') != GBNF_DEAD);
+    CHECK(gbnf_m_step(m, kept, '(') == GBNF_OVER && gbnf_m_step(m, kept, 'a') < GBNF_OVER);
     CHECK(gbnf_m_flushes(m) == 1);
     gbnf_m_free(m);
     smp_grammar_free(g);
@@ -506,6 +506,15 @@ static void limits(void) {
         smp_grammar_free(g);
     }
     CHECK(hearth_grammar_check(NULL) == HEARTH_ERR_INVALID_ARG);
+    /* a start deeper than the recognizer follows: refused, not a dead end */
+    char *chain = malloc(64 * 2200);
+    REQUIRE(chain);
+    size_t o = (size_t)sprintf(chain, "root ::= r0\n");
+    for (int i = 0; i < 2100; i++) o += (size_t)sprintf(chain + o, "r%d ::= r%d \"x\"\n", i, i + 1);
+    sprintf(chain + o, "r2100 ::= \"y\"\n");
+    CHECK(hearth_grammar_check(chain) == HEARTH_ERR_INVALID_ARG);
+    CHECK(strstr(hearth_last_error(), "too deep") != NULL);
+    free(chain);
 }
 
 #include <time.h>

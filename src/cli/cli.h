@@ -53,7 +53,8 @@ typedef struct cli_gen_opts {
     hearth_model_params mp;   /* -t */
     hearth_session_params sp; /* -c/--ctx, --kv-type */
     hearth_sampling smp;      /* --temp --top-k --top-p --min-p --repeat-penalty --repeat-last-n
-                                 --frequency-penalty --presence-penalty --seed */
+                                 --frequency-penalty --presence-penalty --seed; --grammar,
+                                 --grammar-file (constraint and grammar) */
     hearth_gen_params gen;    /* -n */
 } cli_gen_opts;
 
@@ -68,7 +69,9 @@ typedef struct cli_gen_opts {
     "  --seed S            reproducible sampling (default: random)\n"                              \
     "  -t N                threads (default: physical cores)\n"                                    \
     "  -c, --ctx N         context length (default: min(model's, 4096))\n"                         \
-    "  --kv-type f32|f16   KV cache element type (default f32)\n" CLI_LORA_USAGE
+    "  --kv-type f32|f16   KV cache element type (default f32)\n"                                  \
+    "  --grammar GBNF      only output a text of this GBNF grammar (docs/grammar.md)\n"            \
+    "  --grammar-file FILE the same, the grammar read from FILE\n" CLI_LORA_USAGE
 
 /* The library's defaults. */
 void cli_gen_defaults(cli_gen_opts *o);

@@ -77,6 +77,10 @@ static int parse_run(int argc, char **argv, run_opts *o) {
             return 0;
         }
         if (!strcmp(a, "--json")) {
+            if (o->g.smp.grammar) {
+                fprintf(stderr, "hearth run: --json cannot be combined with --grammar\n");
+                return 2;
+            }
             o->g.smp.constraint = HEARTH_CONSTRAINT_JSON_OBJECT;
             continue;
         }

@@ -46,11 +46,12 @@ enum {
     GBNF_MAX_NAME = 256        /* bytes of a rule name */
 };
 
-/* Limits of the recognizer. A stack deeper than GBNF_MAX_DEPTH frames (rule
- * calls that are not the last of their sequence, nested) is not followed:
- * output that nests deeper is not produced. A code point whose reading
- * would need more than GBNF_MAX_STACKS stacks or GBNF_MAX_WORK expansion
- * steps is refused and counted as "too ambiguous". */
+/* Limits of the recognizer: a code point whose reading would need a stack
+ * deeper than GBNF_MAX_DEPTH frames (rule calls that are not the last of
+ * their sequence, nested: output nesting that deep), more than
+ * GBNF_MAX_STACKS stacks or GBNF_MAX_WORK expansion steps is refused
+ * (GBNF_OVER) and counted, so that a mask left empty by it is an error
+ * that says so. */
 enum { GBNF_MAX_DEPTH = 2048, GBNF_MAX_STACKS = 4096, GBNF_MAX_WORK = 1 << 16 };
 
 /* ---- the compiled grammar (gbnf_parse.c) ----------------------------------- */
@@ -116,7 +117,7 @@ static inline bool gbnf_class_has(const smp_grammar *g, uint32_t cls, uint32_t c
 enum {
     GBNF_DEAD = UINT32_MAX,     /* no text the grammar accepts starts so */
     GBNF_FULL = UINT32_MAX - 1, /* the tables are full: flush, then step again */
-    GBNF_OVER = UINT32_MAX - 2  /* past GBNF_MAX_STACKS or GBNF_MAX_WORK */
+    GBNF_OVER = UINT32_MAX - 2  /* past GBNF_MAX_DEPTH, GBNF_MAX_STACKS or GBNF_MAX_WORK */
 };
 
 typedef struct gbnf_m gbnf_m;

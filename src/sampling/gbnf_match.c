@@ -17,7 +17,9 @@
  * rule continues at each alternative with a frame for what follows the
  * reference as parent, or with the current parent when the reference is the
  * last symbol of its sequence (so right recursion and repetition do not
- * grow the stack). Each frame is expanded once per character (a stamp),
+ * grow the stack). A frame past GBNF_MAX_DEPTH makes the whole step
+ * GBNF_OVER, like too many stacks: refused with a reason rather than
+ * followed in part. Each frame is expanded once per character (a stamp),
  * which merges equal stacks and stops the cycles of last-symbol references
  * the parser allows. The parser refused the other left recursion.
  *
@@ -224,7 +226,10 @@ typedef struct expansion {
 } expansion;
 
 static void push(gbnf_m *m, expansion *x, uint32_t id) {
-    if (id == DEEP) return; /* output nesting deeper is not produced */
+    if (id == DEEP) { /* past GBNF_MAX_DEPTH: refused as a whole, with a reason */
+        x->over = true;
+        return;
+    }
     if (id == GBNF_FULL) {
         x->full = true;
         return;
@@ -265,7 +270,10 @@ static void expand(gbnf_m *m, expansion *x) {
                 x->full = true;
                 return;
             }
-            if (cont == DEEP) continue;
+            if (cont == DEEP) {
+                x->over = true;
+                return;
+            }
             const gbnf_rule *r = &g->rules[s.arg];
             for (uint32_t a = 0; a < r->n_alts; a++)
                 push(m, x, node(m, g->alts[r->alt_first + a], cont));
@@ -548,9 +556,9 @@ hearth_err gbnf_m_new(const smp_grammar *g, gbnf_m **out) {
     if (st == GBNF_OVER || st == GBNF_FULL) {
         gbnf_m_free(m);
         return hr_fail(HEARTH_ERR_INVALID_ARG,
-                       "grammar: the start of the grammar needs more than %d parse stacks or %d "
-                       "expansion steps (too ambiguous)",
-                       (int)GBNF_MAX_STACKS, (int)GBNF_MAX_WORK);
+                       "grammar: the start of the grammar needs more than %d parse stacks, %d "
+                       "nested rule calls or %d expansion steps (too ambiguous or too deep)",
+                       (int)GBNF_MAX_STACKS, (int)GBNF_MAX_DEPTH, (int)GBNF_MAX_WORK);
     }
     *out = m;
     return HEARTH_OK;

@@ -261,6 +261,10 @@ static bool push_sym(gp *P, uint32_t kind, uint32_t arg) {
     return true;
 }
 
+/* The sequence being built from index i (NULL before anything was pushed:
+ * no pointer arithmetic on NULL). */
+static const gbnf_sym *seq_at(const gp *P, uint32_t i) { return P->seq ? P->seq + i : NULL; }
+
 /* Appends syms[0, n) and an END to the grammar; *start receives where. */
 static bool emit_seq(gp *P, const gbnf_sym *syms, uint32_t n, uint32_t *start) {
     smp_grammar *g = P->g;
@@ -304,7 +308,7 @@ static uint32_t opt_rule(gp *P, const gbnf_sym *item, uint32_t k, uint32_t tail,
     for (uint32_t i = 0; i < k; i++)
         if (!push_sym(P, item[i].kind, item[i].arg)) return NO_RULE;
     if (tail != NO_RULE && !push_sym(P, GBNF_REF, tail)) return NO_RULE;
-    const bool ok = emit_seq(P, P->seq + seq0, P->n_seq - seq0, &s1) && push_alt(P, s1) &&
+    const bool ok = emit_seq(P, seq_at(P, seq0), P->n_seq - seq0, &s1) && push_alt(P, s1) &&
                     emit_seq(P, NULL, 0, &s2) && push_alt(P, s2) && emit_rule(P, r, base);
     P->n_seq = seq0;
     return ok ? r : NO_RULE;
@@ -332,7 +336,7 @@ static bool repeat(gp *P, uint32_t item, uint32_t min, uint32_t max, uint32_t ow
         uint32_t s1, s2;
         ok = r != NO_RULE;
         for (uint32_t j = 0; j < k && ok; j++) ok = push_sym(P, copy[j].kind, copy[j].arg);
-        ok = ok && push_sym(P, GBNF_REF, r) && emit_seq(P, P->seq + seq0, P->n_seq - seq0, &s1) &&
+        ok = ok && push_sym(P, GBNF_REF, r) && emit_seq(P, seq_at(P, seq0), P->n_seq - seq0, &s1) &&
              push_alt(P, s1) && emit_seq(P, NULL, 0, &s2) && push_alt(P, s2) &&
              emit_rule(P, r, base);
         P->n_seq = seq0;
@@ -359,7 +363,7 @@ static int range_cmp(const void *a, const void *b) {
  * surrogates) into a new class; its index in *cls. */
 static bool emit_class(gp *P, uint32_t n, bool negate, const char *at, uint32_t *cls) {
     gbnf_range *r = P->rbuf;
-    qsort(r, n, sizeof *r, range_cmp);
+    if (n) qsort(r, n, sizeof *r, range_cmp); /* r is NULL before the first class */
     uint32_t m = 0;
     for (uint32_t i = 0; i < n; i++) {
         if (m && r[i].lo <= r[m - 1].hi + 1) {
@@ -551,7 +555,7 @@ static bool parse_alts(gp *P, uint32_t rule, bool nested) {
     for (;;) {
         const uint32_t seq0 = P->n_seq;
         uint32_t start;
-        if (!parse_seq(P, rule, nested) || !emit_seq(P, P->seq + seq0, P->n_seq - seq0, &start) ||
+        if (!parse_seq(P, rule, nested) || !emit_seq(P, seq_at(P, seq0), P->n_seq - seq0, &start) ||
             !push_alt(P, start))
             return false;
         P->n_seq = seq0;

@@ -591,8 +591,9 @@ static bool begin_grammar_draw(smp_sampler *s) {
     else if (smp_gramc_n_over(s->gram) > 0)
         hr_fail(HEARTH_ERR_UNSUPPORTED,
                 "sampling: every token that could continue the grammar's text needs more than "
-                "%d parse stacks or %d expansion steps (the grammar is too ambiguous)",
-                (int)GBNF_MAX_STACKS, (int)GBNF_MAX_WORK);
+                "%d parse stacks, %d nested rule calls or %d expansion steps (the grammar is too "
+                "ambiguous or the output nests too deep)",
+                (int)GBNF_MAX_STACKS, (int)GBNF_MAX_DEPTH, (int)GBNF_MAX_WORK);
     else
         hr_fail(HEARTH_ERR_UNSUPPORTED,
                 "sampling: no token of the vocabulary continues the grammar's text");

@@ -217,6 +217,35 @@ static bool parse_response_format(parse_ctx *c, const cJSON *root) {
     return true;
 }
 
+/* grammar: llama.cpp server's extension, a GBNF grammar the output must
+ * follow (docs/grammar.md); "" means none, as there. Read after the rest of
+ * the request, so that the conflicts with response_format and a forced tool
+ * call (each a constraint of its own) are named here; a bad grammar is a 400
+ * with the parser's line:column message, before anything is queued. */
+static bool parse_grammar(parse_ctx *c, const cJSON *root) {
+    const cJSON *v = srv_req_field(root, "grammar");
+    if (!v) return true;
+    if (!cJSON_IsString(v)) return srv_req_bad_type(c->e, "grammar", "a string (a GBNF grammar)");
+    if (!v->valuestring[0]) return true;
+    srv_request *r = c->r;
+    if (r->sampling.constraint != HEARTH_CONSTRAINT_NONE)
+        return srv_fail(c->e, 400, "grammar", NULL,
+                        "'grammar' cannot be combined with 'response_format' %s (each constrains "
+                        "the whole output)",
+                        r->sampling.constraint == HEARTH_CONSTRAINT_JSON_SCHEMA ? "json_schema"
+                                                                                : "json_object");
+    if (r->kind == SRV_CHAT && srv_tools_forced(r))
+        return srv_fail(c->e, 400, "grammar", NULL,
+                        "'grammar' cannot be combined with 'tool_choice' required or a named "
+                        "function (the reply is a call)");
+    if (!srv_req_dup_string(c->e, v, "grammar", &r->grammar, NULL)) return false;
+    if (hearth_grammar_check(r->grammar) != HEARTH_OK)
+        return srv_fail(c->e, 400, "grammar", NULL, "%s", hearth_last_error());
+    r->sampling.constraint = HEARTH_CONSTRAINT_GRAMMAR;
+    r->sampling.grammar = r->grammar;
+    return true;
+}
+
 /* logit_bias: OpenAI's object {"<token id>": bias, ...}, or llama.cpp's array
  * [[id, bias], ...]; a bias is a number in [-100, 100] or false (llama.cpp's
  * ban, the same as -100). At most SRV_MAX_LOGIT_BIAS entries. Whether the ids
@@ -537,7 +566,8 @@ bool srv_parse_request(srv_kind kind, const char *body, size_t len, srv_request 
         ok = srv_fail(e, 400, NULL, "invalid_json", "the request body must be a JSON object");
     else
         ok = parse_common(&c, root) &&
-             (kind == SRV_CHAT ? parse_chat(&c, root) : parse_completion(&c, root));
+             (kind == SRV_CHAT ? parse_chat(&c, root) : parse_completion(&c, root)) &&
+             parse_grammar(&c, root);
     cJSON_Delete(root);
     if (!ok) {
         srv_request_free(&r);
@@ -559,6 +589,7 @@ void srv_request_free(srv_request *r) {
     free(r->prompt);
     free(r->prompt_ids);
     free(r->json_schema);
+    free(r->grammar);
     free(r->response_format);
     free(r->logit_bias);
     cJSON_Delete(r->rag);
