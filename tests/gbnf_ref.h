@@ -235,6 +235,19 @@ static int ref_chart_try(const ref_g *r, ref_chart *c, const void *b, size_t n) 
     return res;
 }
 
+/* Moves the chart over the whole characters of out[*done, n) (a partial
+ * one at the end stays out of it); *done advances past them. */
+static void ref_chart_feed(const ref_g *r, ref_chart *c, const char *out, size_t *done, size_t n) {
+    uint32_t *cps = malloc((n - *done + 1) * sizeof *cps), plo, phi;
+    size_t n_cps = 0;
+    REQUIRE(cps && ref_utf8((const uint8_t *)out + *done, n - *done, cps, &n_cps, &plo, &phi));
+    for (size_t i = 0; i < n_cps; i++) {
+        ref_chart_push(r, c, cps[i]);
+        *done += cps[i] < 0x80 ? 1 : cps[i] < 0x800 ? 2 : cps[i] < 0x10000 ? 3 : 4;
+    }
+    free(cps);
+}
+
 /* 0: not viable; 1: a viable prefix; 2: a whole text of the grammar. */
 static int ref_check(const ref_g *r, const void *bytes, size_t n) {
     ref_chart c;

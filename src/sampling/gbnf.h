@@ -162,6 +162,9 @@ void smp_gramc_reset(smp_gramc *c);
 const uint32_t *smp_gramc_mask(smp_gramc *c, int32_t *n_allowed);
 bool smp_gramc_advance(smp_gramc *c, int32_t id);
 bool smp_gramc_done(const smp_gramc *c);
+/* Empties the recognizer's tables but for the current state, as when they
+ * fill (for tests: the masks after it must not change). */
+void smp_gramc_flush(smp_gramc *c);
 /* Tokens refused in the last computed mask because their reading was past
  * a limit of the recognizer (0 normally). */
 int32_t smp_gramc_n_over(const smp_gramc *c);

@@ -44,7 +44,7 @@ struct smp_gramc {
 };
 
 /* Keeps the current state only; every cached mask goes with the others. */
-static void flush(smp_gramc *c) {
+void smp_gramc_flush(smp_gramc *c) {
     c->state = gbnf_m_flush(c->m, c->state);
     for (int i = 0; i < GC_CACHE; i++) c->cache[i].valid = false;
 }
@@ -86,7 +86,7 @@ void smp_gramc_free(smp_gramc *c) {
 void smp_gramc_reset(smp_gramc *c) {
     uint32_t st = gbnf_m_start(c->m);
     if (st == GBNF_FULL) {
-        flush(c);
+        smp_gramc_flush(c);
         st = gbnf_m_start(c->m);
     }
     /* gbnf_m_new computed the start already, so neither FULL (after a flush)
@@ -150,7 +150,7 @@ static int32_t compute_mask(smp_gramc *c, uint32_t *mask) {
 
 const uint32_t *smp_gramc_mask(smp_gramc *c, int32_t *n_allowed) {
     c->clock++;
-    if (gbnf_m_crowded(c->m)) flush(c);
+    if (gbnf_m_crowded(c->m)) smp_gramc_flush(c);
     gc_entry *e = NULL, *oldest = &c->cache[0];
     for (int i = 0; i < GC_CACHE; i++) {
         gc_entry *x = &c->cache[i];
@@ -165,7 +165,7 @@ const uint32_t *smp_gramc_mask(smp_gramc *c, int32_t *n_allowed) {
         e->valid = false;
         int32_t n = compute_mask(c, e->mask);
         if (n < 0) { /* the tables filled during the walk: once more on empty ones */
-            flush(c);
+            smp_gramc_flush(c);
             n = compute_mask(c, e->mask);
         }
         if (n < 0) {
@@ -202,7 +202,7 @@ bool smp_gramc_advance(smp_gramc *c, int32_t id) {
             return true;
         }
         if (st != GBNF_FULL) return false;
-        flush(c);
+        smp_gramc_flush(c);
     }
     return false;
 }
