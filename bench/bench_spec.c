@@ -96,8 +96,9 @@ static int generation(hearth_model *m, hearth_model *draft_m, int n_tokens, int 
     if (hearth_session_new(m, &sp, &s)) return fail("session");
     if (draft_m && hearth_session_new(draft_m, &sp, &ds)) return fail("draft session");
     const gen_case cases[] = {
-        {"plain", 0, 0, NULL},   {"lookup n=2 k=8", 8, 2, NULL}, {"lookup n=3 k=8", 8, 3, NULL},
-        {"draft k=4", 4, 0, ds}, {"draft k=8", 8, 0, ds},        {"draft k=16", 16, 0, ds},
+        {"plain", 0, 0, NULL},          {"lookup n=3 k=3", 3, 3, NULL},
+        {"lookup n=3 k=8", 8, 3, NULL}, {"lookup n=2 k=3", 3, 2, NULL},
+        {"draft k=3", 3, 0, ds},        {"draft k=8", 8, 0, ds},
     };
     hearth_logit_bias ban[4];
     size_t n_ban = 0;
