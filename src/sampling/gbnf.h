@@ -96,11 +96,12 @@ struct smp_grammar {
 /* smp_grammar_compile (errors "grammar: LINE:COLUMN: what is wrong", the
  * column in characters, 1-based) and smp_grammar_free: sampling.h. */
 
-static inline bool gbnf_class_has(const smp_grammar *g, uint32_t cls, uint32_t cp) {
+/* The index in class cls's ranges of the first range with hi >= cp (n when
+ * none). */
+static inline uint32_t gbnf_class_find(const smp_grammar *g, uint32_t cls, uint32_t cp) {
     const gbnf_class *c = &g->classes[cls];
-    if (cp < 128) return c->ascii[cp / 32] >> (cp % 32) & 1;
     const gbnf_range *r = g->ranges + c->first;
-    uint32_t lo = 0, hi = c->n; /* the first range with r.hi >= cp */
+    uint32_t lo = 0, hi = c->n;
     while (lo < hi) {
         const uint32_t mid = (lo + hi) / 2;
         if (r[mid].hi < cp)
@@ -108,7 +109,19 @@ static inline bool gbnf_class_has(const smp_grammar *g, uint32_t cls, uint32_t c
         else
             hi = mid;
     }
-    return lo < c->n && r[lo].lo <= cp;
+    return lo;
+}
+
+/* Whether class cls has a code point in [lo, hi]. */
+static inline bool gbnf_class_meets(const smp_grammar *g, uint32_t cls, uint32_t lo, uint32_t hi) {
+    const gbnf_class *c = &g->classes[cls];
+    const uint32_t i = gbnf_class_find(g, cls, lo);
+    return i < c->n && g->ranges[c->first + i].lo <= hi;
+}
+
+static inline bool gbnf_class_has(const smp_grammar *g, uint32_t cls, uint32_t cp) {
+    if (cp < 128) return g->classes[cls].ascii[cp / 32] >> (cp % 32) & 1;
+    return gbnf_class_meets(g, cls, cp, cp);
 }
 
 /* ---- the recognizer (gbnf_match.c) ------------------------------------------ */

@@ -332,17 +332,7 @@ static bool range_viable(const gbnf_m *m, uint32_t st, uint32_t lo, uint32_t hi)
             if (s.arg >= lo && s.arg <= hi) return true;
             continue;
         }
-        const gbnf_class *c = &g->classes[s.arg];
-        const gbnf_range *r = g->ranges + c->first;
-        uint32_t a = 0, b = c->n; /* the first range with r.hi >= lo */
-        while (a < b) {
-            const uint32_t mid = (a + b) / 2;
-            if (r[mid].hi < lo)
-                a = mid + 1;
-            else
-                b = mid;
-        }
-        if (a < c->n && r[a].lo <= hi) return true;
+        if (gbnf_class_meets(g, s.arg, lo, hi)) return true;
     }
     return false;
 }
