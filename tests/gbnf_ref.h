@@ -33,7 +33,7 @@ typedef struct ref_g {
     bool *nullable;    /* [n_rules] */
 } ref_g;
 
-static ref_g ref_new(const smp_grammar *g) {
+static inline ref_g ref_new(const smp_grammar *g) {
     ref_g r = {g, calloc(g->n_syms + 1, sizeof(uint32_t)), calloc(g->n_rules + 1, sizeof(bool))};
     REQUIRE(r.rule_of && r.nullable);
     for (uint32_t k = 0; k < g->n_rules; k++)
@@ -58,12 +58,12 @@ static ref_g ref_new(const smp_grammar *g) {
     return r;
 }
 
-static void ref_free(ref_g *r) {
+static inline void ref_free(ref_g *r) {
     free(r->rule_of);
     free(r->nullable);
 }
 
-static void ref_add(ref_set *s, uint32_t dot, uint32_t origin) {
+static inline void ref_add(ref_set *s, uint32_t dot, uint32_t origin) {
     for (uint32_t i = 0; i < s->n; i++)
         if (s->it[i].dot == dot && s->it[i].origin == origin) return;
     if (s->n == s->cap) {
@@ -75,7 +75,7 @@ static void ref_add(ref_set *s, uint32_t dot, uint32_t origin) {
 }
 
 /* Predicts and completes set k until nothing changes. */
-static void ref_close(const ref_g *r, ref_set *sets, uint32_t k) {
+static inline void ref_close(const ref_g *r, ref_set *sets, uint32_t k) {
     const smp_grammar *g = r->g;
     ref_set *s = &sets[k];
     for (uint32_t i = 0; i < s->n; i++) {
@@ -97,7 +97,7 @@ static void ref_close(const ref_g *r, ref_set *sets, uint32_t k) {
     }
 }
 
-static bool ref_term_has(const smp_grammar *g, gbnf_sym s, uint32_t lo, uint32_t hi) {
+static inline bool ref_term_has(const smp_grammar *g, gbnf_sym s, uint32_t lo, uint32_t hi) {
     if (s.kind == GBNF_CHAR) return s.arg >= lo && s.arg <= hi;
     const gbnf_class *c = &g->classes[s.arg]; /* every range, plainly */
     for (uint32_t i = 0; i < c->n; i++)
@@ -108,8 +108,8 @@ static bool ref_term_has(const smp_grammar *g, gbnf_sym s, uint32_t lo, uint32_t
 /* Decodes b[0, n) strictly into cps (at most n); *partial_lo/hi: the range a
  * trailing incomplete character can still become (lo > hi: none). False
  * when the bytes are not a prefix of valid UTF-8. */
-static bool ref_utf8(const uint8_t *b, size_t n, uint32_t *cps, size_t *n_cps, uint32_t *plo,
-                     uint32_t *phi) {
+static inline bool ref_utf8(const uint8_t *b, size_t n, uint32_t *cps, size_t *n_cps, uint32_t *plo,
+                            uint32_t *phi) {
     size_t i = 0, k = 0;
     *plo = 1, *phi = 0;
     while (i < n) {
@@ -157,7 +157,7 @@ typedef struct ref_chart {
     size_t n, cap; /* sets[0, n): n - 1 code points read */
 } ref_chart;
 
-static void ref_chart_init(const ref_g *r, ref_chart *c) {
+static inline void ref_chart_init(const ref_g *r, ref_chart *c) {
     memset(c, 0, sizeof *c);
     c->cap = 16;
     c->sets = calloc(c->cap, sizeof *c->sets);
@@ -169,13 +169,13 @@ static void ref_chart_init(const ref_g *r, ref_chart *c) {
     ref_close(r, c->sets, 0);
 }
 
-static void ref_chart_free(ref_chart *c) {
+static inline void ref_chart_free(ref_chart *c) {
     for (size_t i = 0; i < c->cap; i++) free(c->sets[i].it);
     free(c->sets);
 }
 
 /* Reads code point cp: a new set (maybe empty). */
-static void ref_chart_push(const ref_g *r, ref_chart *c, uint32_t cp) {
+static inline void ref_chart_push(const ref_g *r, ref_chart *c, uint32_t cp) {
     if (c->n == c->cap) {
         c->sets = realloc(c->sets, 2 * c->cap * sizeof *c->sets);
         REQUIRE(c->sets);
@@ -197,7 +197,8 @@ static void ref_chart_push(const ref_g *r, ref_chart *c, uint32_t cp) {
 /* 0: not viable; 1: a viable prefix; 2: a whole text of the grammar; with a
  * partial character of completions [plo, phi] after the chart (plo > phi:
  * none). */
-static int ref_chart_verdict(const ref_g *r, const ref_chart *c, uint32_t plo, uint32_t phi) {
+static inline int ref_chart_verdict(const ref_g *r, const ref_chart *c, uint32_t plo,
+                                    uint32_t phi) {
     const ref_set *s = &c->sets[c->n - 1];
     if (!s->n) return 0;
     if (plo <= phi) { /* some item must expect one of the partial's completions */
@@ -218,7 +219,7 @@ static int ref_chart_verdict(const ref_g *r, const ref_chart *c, uint32_t plo, u
 }
 
 /* The verdict after the chart plus bytes b[0, n) (the chart is left as it was). */
-static int ref_chart_try(const ref_g *r, ref_chart *c, const void *b, size_t n) {
+static inline int ref_chart_try(const ref_g *r, ref_chart *c, const void *b, size_t n) {
     uint32_t *cps = malloc((n + 1) * sizeof *cps);
     size_t n_cps = 0;
     uint32_t plo, phi;
@@ -237,7 +238,8 @@ static int ref_chart_try(const ref_g *r, ref_chart *c, const void *b, size_t n) 
 
 /* Moves the chart over the whole characters of out[*done, n) (a partial
  * one at the end stays out of it); *done advances past them. */
-static void ref_chart_feed(const ref_g *r, ref_chart *c, const char *out, size_t *done, size_t n) {
+static inline void ref_chart_feed(const ref_g *r, ref_chart *c, const char *out, size_t *done,
+                                  size_t n) {
     uint32_t *cps = malloc((n - *done + 1) * sizeof *cps), plo, phi;
     size_t n_cps = 0;
     REQUIRE(cps && ref_utf8((const uint8_t *)out + *done, n - *done, cps, &n_cps, &plo, &phi));
@@ -249,7 +251,7 @@ static void ref_chart_feed(const ref_g *r, ref_chart *c, const char *out, size_t
 }
 
 /* 0: not viable; 1: a viable prefix; 2: a whole text of the grammar. */
-static int ref_check(const ref_g *r, const void *bytes, size_t n) {
+static inline int ref_check(const ref_g *r, const void *bytes, size_t n) {
     ref_chart c;
     ref_chart_init(r, &c);
     const int res = ref_chart_try(r, &c, bytes, n);
