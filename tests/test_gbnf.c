@@ -508,6 +508,29 @@ static void limits(void) {
         gbnf_m_free(m);
         smp_grammar_free(g);
     }
+    /* more states than the tables hold: they fill (GBNF_FULL), a flush keeps
+     * the state, reading goes on and ends where it must */
+    g = compile_ok("root ::= x{0,300}\nx ::= [a-z]{1000}");
+    REQUIRE(g);
+    REQUIRE(gbnf_m_new(g, &m) == HEARTH_OK);
+    st = gbnf_m_start(m);
+    int n_full = 0;
+    for (int i = 0; i < 150000; i++) {
+        uint32_t nx = gbnf_m_step(m, st, (uint8_t)('a' + i % 26));
+        if (nx == GBNF_FULL) {
+            n_full++;
+            st = gbnf_m_flush(m, st);
+            nx = gbnf_m_step(m, st, (uint8_t)('a' + i % 26));
+        }
+        REQUIRE(nx < GBNF_OVER);
+        st = nx;
+        if (i % 1000 == 998 || i % 1000 == 999)
+            CHECKF(gbnf_m_can_end(m, st) == (i % 1000 == 999), "after %d letters", i + 1);
+    }
+    CHECKF(n_full >= 1 && gbnf_m_flushes(m) == (uint64_t)n_full, "%d fills", n_full);
+    CHECK(gbnf_m_step(m, st, '!') == GBNF_DEAD);
+    gbnf_m_free(m);
+    smp_grammar_free(g);
     CHECK(hearth_grammar_check(NULL) == HEARTH_ERR_INVALID_ARG);
     /* a start deeper than the recognizer follows: refused, not a dead end */
     char *chain = malloc(64 * 2200);
