@@ -581,11 +581,16 @@ static void test_concurrent(test_server *sv) {
 static void test_busy_slot(const char *model_path) {
     test_server sv;
     REQUIRE(test_server_start(&sv, binary, model_path, scratch,
-                              "--parallel 1 --queue 0 -t 1 --ctx 256"));
-    char req[600];
+                              "--parallel 1 --queue 0 -t 1 --ctx 4096"));
+    char req[600], lb[512];
     snprintf(req, sizeof req, "%s/long_body", scratch);
-    const char *lb = "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me about the sea.\"}],"
-                     "\"max_tokens\":240,\"stream\":true,\"temperature\":0}";
+    /* long enough to outlast the checks in a release build: the end of
+     * generation banned, 4000 tokens */
+    snprintf(lb, sizeof lb,
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me about the sea.\"}],"
+             "\"max_tokens\":4000,\"stream\":true,\"temperature\":0,"
+             "\"logit_bias\":{\"%d\":-100}}",
+             (int)hearth_token_eos(model));
     REQUIRE(test_write_file(req, lb, strlen(lb)));
     bool conclusive = false;
     for (int attempt = 0; attempt < 5 && !conclusive; attempt++) {
