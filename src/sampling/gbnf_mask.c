@@ -12,6 +12,19 @@
  * look-up; masks are cached by state (16), since loops of a grammar (the
  * characters of a string, items of a list) come back to the same states.
  *
+ * Loops: in a state S that every character of some classes leads back to
+ * (inside a string, a free line), every token made of those characters is
+ * allowed without reading it. The grammar splits the ASCII characters into
+ * classes that every terminal treats alike (at most 62, else this is off),
+ * and the others into one more class when no terminal tells them apart
+ * (no literal above U+007F, every class holding all or none of them);
+ * each token carries the set of its characters' classes (bit 63: bytes
+ * that are not whole characters of a class), in walk order, and S's loop
+ * classes are found with one character per class. Such tokens are skipped
+ * by the walk (which then keeps, as the prefix it may reuse, the smallest
+ * shared prefix since the last token it read): in a string that is nearly
+ * every token.
+ *
  * The recognizer's tables are flushed when they are more than half full
  * before a walk, or when one fills during a walk (the walk then starts
  * again once on empty tables, and fails with an error if they fill again).
@@ -41,7 +54,121 @@ struct smp_gramc {
     gc_entry cache[GC_CACHE];
     uint64_t clock;
     int32_t n_over;
+    uint64_t *sig;    /* [v->all.n] classes of each token's bytes; NULL: loops are off */
+    uint8_t cls[128]; /* the class of each ASCII byte */
+    uint8_t rep[64];  /* a byte of each class */
+    uint32_t n_cls;
+    bool non_ascii; /* the characters above U+007F are one class (bit NON_ASCII) */
 };
+
+enum { NON_ASCII = 62, RAW = 63 }; /* token class bits besides the ASCII classes */
+
+/* Splits the byte classes by membership in[b]; false past 62 classes. */
+static bool refine(smp_gramc *c, const bool in[128]) {
+    uint8_t split[64][2]; /* old class, member -> new class (0xff: none yet) */
+    memset(split, 0xff, sizeof split);
+    uint32_t n = 0;
+    for (uint32_t b = 0; b < 128; b++) {
+        uint8_t *to = &split[c->cls[b]][in[b]];
+        if (*to == 0xff) {
+            if (n == NON_ASCII) return false; /* bits 62 and 63 are taken */
+            *to = (uint8_t)n++;
+        }
+        c->cls[b] = *to;
+    }
+    c->n_cls = n;
+    return true;
+}
+
+/* Whether class k holds every character above U+007F or none. */
+static bool all_or_none_above_ascii(const smp_grammar *g, uint32_t k) {
+    if (!gbnf_class_meets(g, k, 0x80, 0x10FFFF)) return true;
+    const gbnf_class *cl = &g->classes[k];
+    const gbnf_range *r = g->ranges + cl->first;
+    uint32_t next = 0x80; /* covered up to here; the surrogates are never in a class */
+    for (uint32_t j = 0; j < cl->n; j++) {
+        if (r[j].hi < 0x80) continue;
+        if (r[j].lo > next) return false;
+        next = r[j].hi + 1;
+        if (next == 0xD800) next = 0xE000;
+    }
+    return next == 0x110000;
+}
+
+/* The classes of ASCII bytes no terminal of g tells apart (the partition
+ * refined by each distinct terminal), and whether the characters above
+ * U+007F are one more. False past 62 classes or 4096 character classes
+ * (then the loops are off: a speed-up only). */
+static bool byte_classes(smp_gramc *c) {
+    const smp_grammar *g = c->g;
+    if (g->n_classes > 4096) return false;
+    memset(c->cls, 0, sizeof c->cls);
+    c->n_cls = 1;
+    c->non_ascii = true;
+    bool lit[128] = {false}, in[128];
+    for (uint32_t i = 0; i < g->n_syms; i++) {
+        if (g->syms[i].kind != GBNF_CHAR) continue;
+        if (g->syms[i].arg < 128)
+            lit[g->syms[i].arg] = true;
+        else
+            c->non_ascii = false; /* a literal tells it apart */
+    }
+    for (uint32_t ch = 0; ch < 128; ch++) {
+        if (!lit[ch]) continue;
+        for (uint32_t b = 0; b < 128; b++) in[b] = b == ch;
+        if (!refine(c, in)) return false;
+    }
+    for (uint32_t k = 0; k < g->n_classes; k++) {
+        for (uint32_t b = 0; b < 128; b++) in[b] = gbnf_class_has(g, k, b);
+        if (!refine(c, in)) return false;
+        c->non_ascii = c->non_ascii && all_or_none_above_ascii(g, k);
+    }
+    for (uint32_t b = 128; b-- > 0;) c->rep[c->cls[b]] = (uint8_t)b;
+    return true;
+}
+
+/* The length of the whole, strictly encoded character at p[0, n) (0: not
+ * one: a partial or invalid sequence). */
+static uint32_t utf8_char(const uint8_t *p, uint32_t n) {
+    const uint8_t b = p[0];
+    const uint32_t len = b < 0xC2 ? 0 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : b < 0xF5 ? 4 : 0;
+    if (len == 0 || len > n) return 0;
+    const uint8_t lo = b == 0xE0 ? 0xA0 : b == 0xF0 ? 0x90 : 0x80;
+    const uint8_t hi = b == 0xED ? 0x9F : b == 0xF4 ? 0x8F : 0xBF;
+    if (p[1] < lo || p[1] > hi) return 0;
+    for (uint32_t i = 2; i < len; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF) return 0;
+    return len;
+}
+
+/* Each token's classes, in walk order; left off (NULL) when the grammar has
+ * too many classes or there is no memory (a speed-up only). */
+static void token_classes(smp_gramc *c) {
+    const smp_vocab *v = c->v;
+    if (!byte_classes(c) || v->all.n == 0) return;
+    c->sig = malloc((size_t)v->all.n * sizeof *c->sig);
+    if (!c->sig) return;
+    for (int32_t k = 0; k < v->all.n; k++) {
+        const int32_t id = v->all.id[k];
+        uint64_t m = 0;
+        const uint8_t *p = v->bytes + v->off[id];
+        const uint32_t len = v->off[id + 1] - v->off[id];
+        for (uint32_t i = 0; i < len;) {
+            if (p[i] < 128) {
+                m |= 1ull << c->cls[p[i++]];
+                continue;
+            }
+            const uint32_t n = utf8_char(p + i, len - i);
+            if (n == 0 || !c->non_ascii) {
+                m |= 1ull << RAW;
+                break;
+            }
+            m |= 1ull << NON_ASCII;
+            i += n;
+        }
+        c->sig[k] = m;
+    }
+}
 
 /* Keeps the current state only; every cached mask goes with the others. */
 void smp_gramc_flush(smp_gramc *c) {
@@ -69,6 +196,7 @@ hearth_err smp_gramc_new(const smp_vocab *v, smp_grammar *g, smp_gramc **out) {
         smp_gramc_free(c);
         return err;
     }
+    token_classes(c);
     smp_gramc_reset(c);
     *out = c;
     return HEARTH_OK;
@@ -78,6 +206,7 @@ void smp_gramc_free(smp_gramc *c) {
     if (!c) return;
     for (int i = 0; i < GC_CACHE; i++) free(c->cache[i].mask);
     free(c->prefix);
+    free(c->sig);
     gbnf_m_free(c->m);
     smp_grammar_free(c->g);
     free(c);
@@ -98,22 +227,52 @@ bool smp_gramc_done(const smp_gramc *c) { return gbnf_m_done(c->m, c->state); }
 
 int32_t smp_gramc_n_over(const smp_gramc *c) { return c->n_over; }
 
-/* The walk over the sorted tokens; -1 when the recognizer's tables filled. */
+/* The classes whose bytes lead the current state back to itself; *full
+ * when the tables filled. */
+static uint64_t loop_classes(smp_gramc *c, bool *full) {
+    uint64_t a = 0;
+    for (uint32_t k = 0; k < c->n_cls && c->sig; k++) {
+        const uint32_t r = gbnf_m_step(c->m, c->state, c->rep[k]);
+        *full |= r == GBNF_FULL;
+        a |= (uint64_t)(r == c->state) << k;
+    }
+    if (c->sig && c->non_ascii) { /* U+00E9 stands for them all */
+        uint32_t r = gbnf_m_step(c->m, c->state, 0xC3);
+        if (r < GBNF_OVER) r = gbnf_m_step(c->m, r, 0xA9);
+        *full |= r == GBNF_FULL;
+        a |= (uint64_t)(r == c->state) << NON_ASCII;
+    }
+    return a;
+}
+
+/* The walk over the sorted tokens; -1 when the recognizer's tables filled.
+ * `lcp` is the prefix the token shares with the last one read: the
+ * smallest `shared` since then (tokens skipped as loops are not read). */
 static int32_t walk(smp_gramc *c, uint32_t *mask) {
     const smp_vocab *v = c->v;
     const walk_order *o = &v->all;
     uint32_t *prefix = c->prefix;
+    bool full = false;
+    const uint64_t loops = loop_classes(c, &full);
+    if (full) return -1;
     prefix[0] = c->state;
-    uint32_t bad = 0;
+    uint32_t bad = 0, lcp = 0;
     int32_t n_allowed = 0;
     for (int32_t k = 0; k < o->n; k++) {
         const uint32_t shared = o->shared[k];
-        if (bad && shared >= bad) continue;
+        lcp = shared < lcp ? shared : lcp;
+        if (bad && lcp >= bad) continue; /* no loop token has the refused prefix */
         const int32_t id = o->id[k];
+        if (loops && !(c->sig[k] & ~loops)) {
+            mask[id / 32] |= 1u << (id % 32);
+            n_allowed++;
+            continue;
+        }
         const uint8_t *p = v->bytes + v->off[id];
         const uint32_t len = v->off[id + 1] - v->off[id];
         bad = 0;
-        uint32_t d = shared;
+        uint32_t d = lcp;
+        lcp = UINT32_MAX;
         for (; d < len; d++) {
             const uint32_t r = gbnf_m_step(c->m, prefix[d], p[d]);
             if (r == GBNF_FULL) return -1;
