@@ -7,6 +7,9 @@
  *     grammar and one cut by max_tokens a viable prefix (the Earley
  *     reference, gbnf_ref.h); a grammar with nothing after its text ends the
  *     generation by itself; a reset reproduces the output;
+ *   - the program: `hearth run --grammar` / `--grammar-file` print a text of
+ *     the grammar; a bad grammar, two grammars, or one beside --json or
+ *     --json-schema exit 2 with a message naming the problem;
  *   - on real vocabularies (../shared/conformance/tokenizer: qwen2,
  *     llama-bpe, llama-spm, gemma3; skipped when absent): a sampler with
  *     random logits under each grammar produces accepted texts, and along the
@@ -21,6 +24,7 @@
 #include "sampling/gbnf.h"
 #include "sampling/sampling.h"
 #include "test.h"
+#include "test_sh.h"
 #include "tokenizer/tokenizer.h"
 
 #include <unistd.h>
@@ -56,17 +60,81 @@ static int verdict(const char *grammar, const char *text, size_t n) {
     return v;
 }
 
+static char model_path[64];
+
+/* A random-weight model, written to model_path (removed at the end). */
 static hearth_model *load_synth(void) {
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/hearth-test-gbnf-%d.gguf", (int)getpid());
+    snprintf(model_path, sizeof model_path, "/tmp/hearth-test-gbnf-%d.gguf", (int)getpid());
     synth_params p = synth_default_params();
     p.type = KERN_Q8_0;
     p.n_ctx = 1024;
-    REQUIRE(synth_write(path, &p) == HEARTH_OK);
+    REQUIRE(synth_write(model_path, &p) == HEARTH_OK);
     hearth_model *m = NULL;
-    REQUIRE(hearth_model_load(path, NULL, &m) == HEARTH_OK);
-    unlink(path);
+    REQUIRE(hearth_model_load(model_path, NULL, &m) == HEARTH_OK);
     return m;
+}
+
+static char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    char *buf = malloc(1 << 16);
+    REQUIRE(f && buf);
+    *n = fread(buf, 1, (1 << 16) - 1, f);
+    buf[*n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void program(void) {
+    const char *bin = HEARTH_BINARY;
+    char gfile[80], out[80], err[80];
+    snprintf(gfile, sizeof gfile, "/tmp/hearth-test-gbnf-%d.gbnf", (int)getpid());
+    snprintf(out, sizeof out, "/tmp/hearth-test-gbnf-%d.out", (int)getpid());
+    snprintf(err, sizeof err, "/tmp/hearth-test-gbnf-%d.err", (int)getpid());
+    FILE *f = fopen(gfile, "w");
+    REQUIRE(f);
+    fputs(grammars[1], f);
+    fclose(f);
+    for (int seed = 1; seed <= 3; seed++) {
+        for (int from_file = 0; from_file < 2; from_file++) {
+            const int rc =
+                from_file ? test_sh("'%s' run -m '%s' -p Hi -n 100 --seed %d --grammar-file '%s' "
+                                    ">'%s' 2>'%s'",
+                                    bin, model_path, seed, gfile, out, err)
+                          : test_sh("'%s' run -m '%s' -p Hi -n 100 --seed %d --grammar "
+                                    "'root ::= (\"yes\" | \"no\") \", \" [a-z]{2,6} \".\"' "
+                                    ">'%s' 2>'%s'",
+                                    bin, model_path, seed, out, err);
+            CHECKF(rc == 0, "hearth run --grammar%s: exit %d", from_file ? "-file" : "", rc);
+            size_t n;
+            char *text = slurp(out, &n);
+            /* stdout is the text alone (the figures go to stderr) */
+            const char *g =
+                from_file ? grammars[1] : "root ::= (\"yes\" | \"no\") \", \" [a-z]{2,6} \".\"";
+            CHECKF(verdict(g, text, n) == 2, "seed %d: '%s'", seed, text);
+            free(text);
+        }
+    }
+    static const struct {
+        const char *args, *needle;
+    } bad[] = {
+        {"--grammar 'root ::= foo'", "--grammar: grammar: 1:10: undefined rule 'foo'"},
+        {"--grammar 'root ::= \"a\"' --grammar 'root ::= \"b\"'", "give one grammar"},
+        {"--grammar 'root ::= \"a\"' --json", "--json cannot be combined with --grammar"},
+        {"--json --grammar 'root ::= \"a\"'", "cannot be combined with --json"},
+        {"--json-schema /dev/null --grammar 'root ::= \"a\"'", "cannot be combined"},
+        {"--grammar-file /nonexistent/x.gbnf", "--grammar-file '/nonexistent/x.gbnf'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const int rc = test_sh("'%s' run -m '%s' -p Hi -n 4 %s >'%s' 2>'%s'", bin, model_path,
+                               bad[i].args, out, err);
+        size_t n;
+        char *msg = slurp(err, &n);
+        CHECKF(rc == 2 && strstr(msg, bad[i].needle), "%s: exit %d, '%s'", bad[i].args, rc, msg);
+        free(msg);
+    }
+    unlink(gfile);
+    unlink(out);
+    unlink(err);
 }
 
 static void generations(hearth_model *m) {
@@ -261,6 +329,8 @@ int main(void) {
     hearth_model *m = load_synth();
     generations(m);
     hearth_model_free(m);
+    program();
+    unlink(model_path);
     real_vocab("qwen2");
     real_vocab("llama-bpe");
     real_vocab("llama-spm");
