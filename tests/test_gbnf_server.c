@@ -186,6 +186,29 @@ static void errors(test_server *sv) {
     free(b);
 }
 
+/* Behind a gateway with a remote tier: a grammar request that could be
+ * escalated is a 400 naming grammar; asked for the local model, it is
+ * answered by it. */
+static void gateway(const char *model_path) {
+    test_server sv;
+    REQUIRE(test_server_start(&sv, binary, model_path, scratch,
+                              "--parallel 1 -t 1 --chat-template chatml --cloud-url "
+                              "http://127.0.0.1:9/v1 --cloud-model remote"));
+#define GW_BODY(extra)                                                                             \
+    "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":4,"                     \
+    "\"grammar\":\"root ::= [a-z]+\"" extra "}"
+    char b[512];
+    snprintf(b, sizeof b, GW_BODY(""));
+    test_reply r = test_http(&sv, "POST", "/v1/chat/completions", b, NULL);
+    expect_error("gateway grammar", &r, 400, "grammar", "local");
+    free(r.body);
+    snprintf(b, sizeof b, GW_BODY(",\"model\":\"local\""));
+    r = test_http(&sv, "POST", "/v1/chat/completions", b, NULL);
+    CHECKF(r.status == 200, "gateway grammar, local: %d %.300s", r.status, r.body);
+    free(r.body);
+    CHECK(test_server_stop(&sv) == 0);
+}
+
 int main(void) {
     bool skip;
     const char *model_path = fixture_server_model("test_gbnf_server", scratch, &skip);
@@ -205,6 +228,7 @@ int main(void) {
     chat_stream_n(&sv);
     errors(&sv);
     CHECK(test_server_stop(&sv) == 0);
+    gateway(model_path);
     hearth_model_free(model);
     fixture_server_cleanup("test_gbnf_server", scratch, test_failures > 0);
     return test_done("test_gbnf_server");

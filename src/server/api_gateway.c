@@ -27,7 +27,8 @@
  *            through the same SSE writer (sse.c). A request with n > 1 is refused
  *            here (400 naming n): the cascade follows one local answer and
  *            a remote tier's client reads one choice, and fewer choices than
- *            asked must not come back silently.
+ *            asked must not come back silently. So is a GBNF grammar (400
+ *            naming grammar): no remote tier can be held to one.
  *
  * logit_bias holds token ids of the local model's vocabulary: it biases the
  * local generation only and is never sent to a remote tier (gw_chat has no
@@ -678,6 +679,15 @@ void srv_gateway_route(srv_exchange *x, srv_request *r, int32_t **ids, int n_ids
                  "'n' > 1 is answered by the local model only, but the gateway may escalate "
                  "this request to a remote tier (%s); ask for model \"local\" (or the header "
                  "x-hearth-tier: local), or for n = 1",
+                 q->head.reason);
+        srv_respond_error(x, &e);
+        add_headers(x, &q->head);
+    } else if (q->req.grammar && q->req.grammar[0]) {
+        q->direct = true; /* a remote tier cannot be held to a GBNF grammar */
+        srv_fail(&e, 400, "grammar", NULL,
+                 "'grammar' binds the local model only, but the gateway may escalate this "
+                 "request to a remote tier (%s); ask for model \"local\" (or the header "
+                 "x-hearth-tier: local)",
                  q->head.reason);
         srv_respond_error(x, &e);
         add_headers(x, &q->head);
