@@ -23,6 +23,7 @@
 #include "model/synth.h"
 #include "sampling/gbnf.h"
 #include "sampling/sampling.h"
+#include "shared_vocab.h"
 #include "test.h"
 #include "test_sh.h"
 #include "tokenizer/tokenizer.h"
@@ -241,17 +242,10 @@ static void check_mask(const char *name, const smp_vocab *v, const tok_vocab *tv
 }
 
 static void real_vocab(const char *name) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/conformance/tokenizer/ggml-vocab-%s.gguf", HEARTH_SHARED_DIR,
-             name);
-    gguf_file *f = NULL;
-    if (gguf_open(path, &f) != HEARTH_OK) {
-        printf("SKIP (%s): %s is absent\n", name, path);
-        return;
-    }
-    tok_vocab *tv = NULL;
-    REQUIRE(tok_vocab_load(f, &tv) == HEARTH_OK);
-    gguf_close(f);
+    hearth_err err;
+    tok_vocab *tv = shared_vocab(name, &err);
+    REQUIRE(err == HEARTH_OK);
+    if (!tv) return;
     const int n_vocab = tok_n_vocab(tv);
     smp_vocab *v = NULL;
     REQUIRE(smp_vocab_new(n_vocab, tok_piece_shown, tv, &v) == HEARTH_OK);

@@ -19,6 +19,7 @@
 #include "sampling/json_prefix.h"
 #include "sampling/json_schema.h"
 #include "model/gguf.h"
+#include "shared_vocab.h"
 #include "test.h"
 #include "tokenizer/tokenizer.h"
 
@@ -709,17 +710,10 @@ static double now_ms(void) {
 }
 
 static void real_vocab(const char *name) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/conformance/tokenizer/ggml-vocab-%s.gguf", HEARTH_SHARED_DIR,
-             name);
-    gguf_file *f = NULL;
-    if (gguf_open(path, &f) != HEARTH_OK) {
-        printf("SKIP (%s): %s is absent\n", name, path);
-        return;
-    }
-    tok_vocab *tv = NULL;
-    REQUIRE(tok_vocab_load(f, &tv) == HEARTH_OK);
-    gguf_close(f);
+    hearth_err err;
+    tok_vocab *tv = shared_vocab(name, &err);
+    REQUIRE(err == HEARTH_OK);
+    if (!tv) return;
     const int n_vocab = tok_n_vocab(tv);
     double t0 = now_ms();
     smp_vocab *v = NULL;

@@ -21,6 +21,7 @@
 #include "model/synth.h"
 #include "sampling/json_schema.h"
 #include "sampling/vocab_bytes.h"
+#include "shared_vocab.h"
 #include "test.h"
 #include "tokenizer/tokenizer.h"
 
@@ -813,17 +814,10 @@ static const char *const bench_doc =
     "\"lives\": 9}}";
 
 static void real_vocab(const char *name, bool lengths) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/conformance/tokenizer/ggml-vocab-%s.gguf", HEARTH_SHARED_DIR,
-             name);
-    gguf_file *f = NULL;
-    if (gguf_open(path, &f) != HEARTH_OK) {
-        printf("SKIP (%s): %s is absent\n", name, path);
-        return;
-    }
-    tok_vocab *tv = NULL;
-    REQUIRE(tok_vocab_load(f, &tv) == HEARTH_OK);
-    gguf_close(f);
+    hearth_err err;
+    tok_vocab *tv = shared_vocab(name, &err);
+    REQUIRE(err == HEARTH_OK);
+    if (!tv) return;
     const int n_vocab = tok_n_vocab(tv);
     smp_vocab *v = NULL;
     REQUIRE(smp_vocab_new(n_vocab, tok_piece_shown, tv, &v) == HEARTH_OK);

@@ -11,6 +11,7 @@
  *   - with ../shared present: special tokens of real vocabularies and speed.
  */
 #include "core/core.h"
+#include "shared_vocab.h"
 #include "test.h"
 #include "tok_fixture.h"
 
@@ -500,15 +501,8 @@ static void test_errors(void) {
 /* ---- real vocabularies (../shared) ---- */
 
 static tok_vocab *load_shared(const char *name) {
-    char path[512];
-    snprintf(path, sizeof path, HEARTH_SHARED_DIR "/conformance/tokenizer/ggml-vocab-%s.gguf",
-             name);
-    gguf_file *f = NULL;
-    tok_vocab *v = NULL;
-    if (gguf_open(path, &f)) return NULL;
-    if (tok_vocab_load(f, &v)) fprintf(stderr, "%s: %s\n", path, hearth_last_error());
-    gguf_close(f);
-    return v;
+    hearth_err err;
+    return shared_vocab(name, &err);
 }
 
 /* enc(a) ++ [id] ++ enc(b) */
