@@ -66,13 +66,15 @@ hearth_err spec_draft(hearth_session *draft, const int32_t *hist, int n_hist, in
     const int pos = hearth_session_pos(draft);
     while (c < pos && c < n - 1 && held[c] == text_at(hist, n_hist, last, c)) c++;
     hearth_err err = hearth_session_truncate(draft, c);
-    int32_t *tail = err ? NULL : malloc((size_t)(n - c) * sizeof *tail);
+    /* Usually a token or two (what was drawn since the last proposals); the
+     * whole prompt the first time. */
+    int32_t small[16], *tail = n - c <= 16 ? small : malloc((size_t)(n - c) * sizeof *tail);
     if (!err && !tail) err = hr_fail(HEARTH_ERR_NOMEM, "speculative: %d tokens", n - c);
     if (!err) {
         for (int i = c; i < n; i++) tail[i - c] = text_at(hist, n_hist, last, i);
         err = hearth_decode(draft, tail, n - c, NULL, false);
     }
-    free(tail);
+    if (tail != small) free(tail);
     const int nv = hearth_model_n_vocab(model_session_model(draft));
     for (int k = 0; !err && k < max; k++) {
         int32_t id = draft_pick(model_session_logits(draft), nv, p_min);
