@@ -13,11 +13,20 @@
 #include <time.h>
 
 static const char serve_usage[] =
-    "usage: hearth serve -m FILE [options]\n"
-    "  Serves the model over an OpenAI-compatible HTTP API: POST /v1/chat/completions,\n"
-    "  POST /v1/completions, POST /v1/embeddings, GET /v1/models, GET /health, GET /metrics.\n"
-    "  Chat and completion requests go through the cascade gateway (below); embeddings are\n"
-    "  always made by the local model.\n"
+    "usage: hearth serve -m FILE [-m FILE ...] [--models-dir DIR] [options]\n"
+    "  Serves the models over an OpenAI-compatible HTTP API: POST /v1/chat/completions,\n"
+    "  POST /v1/completions, POST /v1/embeddings, GET /v1/models, GET /health, GET /metrics\n"
+    "  (and ollama's /api/*). Chat and completion requests go through the cascade gateway\n"
+    "  (below); embeddings are always made by a local model.\n"
+    "several models (a request's \"model\" names one by its file name; docs/server.md):\n"
+    "  -m FILE              the first is the default model, loaded at start-up and answering\n"
+    "                       requests that name none; the others load when first asked for\n"
+    "  --models-dir DIR     every *.gguf file in DIR too, loaded when first asked for\n"
+    "  --models-max N       models loaded at once; the least recently used idle one is\n"
+    "                       unloaded to make room (default 4; 0: no limit)\n"
+    "  --no-models-autoload only POST /models/load loads a model\n"
+    "  --keep-alive DUR     unload a model idle this long (5m, 1h; default: never; ollama's\n"
+    "                       keep_alive field sets it per request)\n"
     "  --host ADDR          address to listen on (default 127.0.0.1)\n"
     "  --port N             port (default 8080; 0: any free port)\n"
     "  --parallel N         requests generated at the same time, one KV cache each (default 1)\n"
@@ -55,7 +64,9 @@ static const char serve_usage[] =
     "GET /v1/hearth/drift and /v1/hearth/series report on the ledger at any time\n"
     "Speculative decoding (every slot; output unchanged, docs/speculative.md):\n" CLI_SPEC_USAGE;
 
-static int parse_serve(int argc, char **argv, srv_config *c, cli_lora_opts *lora,
+enum { SERVE_MAX_MODELS = 255 }; /* -m after the first */
+
+static int parse_serve(int argc, char **argv, srv_config *c, const char **more, cli_lora_opts *lora,
                        cli_spec_opts *spec) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -68,7 +79,8 @@ static int parse_serve(int argc, char **argv, srv_config *c, cli_lora_opts *lora
         if (lr) continue;
         if (!strcmp(a, "--log-prompts") || !strcmp(a, "--air-gapped") ||
             !strcmp(a, "--ledger-prompts") || !strcmp(a, "--rag-allow-cloud") ||
-            !strcmp(a, "--no-dashboard")) {
+            !strcmp(a, "--no-dashboard") || !strcmp(a, "--no-models-autoload")) {
+            if (!strcmp(a, "--no-models-autoload")) c->no_autoload = true;
             if (!strcmp(a, "--log-prompts")) c->log_prompts = true;
             if (!strcmp(a, "--air-gapped")) c->air_gapped = true;
             if (!strcmp(a, "--ledger-prompts")) c->ledger_prompts = true;
@@ -86,8 +98,21 @@ static int parse_serve(int argc, char **argv, srv_config *c, cli_lora_opts *lora
         if (sr) continue;
         int n = 0;
         bool ok = true;
-        if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+        if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && !c->model_path)
             c->model_path = v;
+        else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            if (c->n_more_models == SERVE_MAX_MODELS) {
+                fprintf(stderr, "hearth serve: at most %d -m (use --models-dir)\n",
+                        SERVE_MAX_MODELS + 1);
+                return 2;
+            }
+            more[c->n_more_models++] = v;
+        } else if (!strcmp(a, "--models-dir"))
+            c->models_dir = v;
+        else if (!strcmp(a, "--models-max"))
+            ok = cli_parse_int(v, 0, 1 << 16, &c->models_max);
+        else if (!strcmp(a, "--keep-alive"))
+            ok = srv_parse_keep_alive(v, &c->keep_alive_ms);
         else if (!strcmp(a, "--host"))
             c->host = v;
         else if (!strcmp(a, "--port"))
@@ -141,7 +166,8 @@ static int parse_serve(int argc, char **argv, srv_config *c, cli_lora_opts *lora
             return 2;
         }
     }
-    if (!c->model_path) {
+    c->more_models = more;
+    if (!c->model_path && !c->models_dir) {
         fputs(serve_usage, stderr);
         return 2;
     }
@@ -160,7 +186,8 @@ int cmd_serve(int argc, char **argv) {
     cli_lora_opts lora = {0};
     cli_spec_opts spec;
     cli_spec_defaults(&spec);
-    int rc = parse_serve(argc, argv, &c, &lora, &spec);
+    static const char *more[SERVE_MAX_MODELS];
+    int rc = parse_serve(argc, argv, &c, more, &lora, &spec);
     if (rc >= 0) return rc;
     c.loras = lora.items; /* lora lives until cmd_serve returns, after srv_stop */
     c.n_loras = lora.n;

@@ -30,17 +30,17 @@
 #include <string.h>
 
 /* Tokenizes text with special tokens parsed; *ids is malloc'd. */
-bool srv_tokenize(srv_server *s, const char *text, size_t len, int32_t **ids, int *n,
+bool srv_tokenize(const srv_model *m, const char *text, size_t len, int32_t **ids, int *n,
                   srv_error *e) {
     size_t count = 0;
-    hearth_err err = hearth_tokenize(s->model, text, len, true, true, NULL, 0, &count);
+    hearth_err err = hearth_tokenize(m->model, text, len, true, true, NULL, 0, &count);
     if (err && err != HEARTH_ERR_INVALID_ARG)
         return srv_fail(e, 500, NULL, NULL, "tokenizing the prompt: %s", hearth_last_error());
     if (count > (size_t)INT32_MAX / 2)
         return srv_fail(e, 400, NULL, "context_length_exceeded", "the prompt is too long");
     int32_t *buf = malloc((count ? count : 1) * sizeof *buf);
     if (!buf) return srv_fail(e, 500, NULL, NULL, "out of memory");
-    if (hearth_tokenize(s->model, text, len, true, true, buf, count, &count)) {
+    if (hearth_tokenize(m->model, text, len, true, true, buf, count, &count)) {
         free(buf);
         return srv_fail(e, 500, NULL, NULL, "tokenizing the prompt: %s", hearth_last_error());
     }
@@ -83,7 +83,7 @@ static bool open_call(char **text, size_t *len, tok_chat_tools family, srv_error
     return true;
 }
 
-bool srv_chat_prompt(srv_server *s, srv_request *r, int32_t **ids, int *n, char **text_out,
+bool srv_chat_prompt(const srv_model *m, srv_request *r, int32_t **ids, int *n, char **text_out,
                      srv_error *e) {
     char *text = NULL;
     size_t len = 0;
@@ -92,30 +92,30 @@ bool srv_chat_prompt(srv_server *s, srv_request *r, int32_t **ids, int *n, char 
     tok_chat_tool_call *calls = NULL;
     bool ok = (msgs && mt) || srv_fail(e, 500, NULL, NULL, "out of memory");
     if (ok) ok = chat_tool_calls(r, mt, &calls, e);
-    if (ok && !s->have_template)
-        ok = srv_fail(e, 500, NULL, "chat_template_unsupported", "%s", s->template_error);
-    if (ok) ok = srv_tools_constrain(r, s->tmpl.tools, e);
+    if (ok && !m->have_template)
+        ok = srv_fail(e, 500, NULL, "chat_template_unsupported", "%s", m->template_error);
+    if (ok) ok = srv_tools_constrain(r, m->tmpl.tools, e);
     if (ok) {
         for (int i = 0; i < r->n_messages; i++)
             msgs[i] = (tok_chat_msg){r->messages[i].role, r->messages[i].content,
                                      r->messages[i].content_len};
-        tok_chat_opts o = {.bos = s->bos_text,
-                           .eos = s->eos_text,
+        tok_chat_opts o = {.bos = m->bos_text,
+                           .eos = m->eos_text,
                            .add_generation_prompt = true,
                            .tools = r->tool_choice == SRV_TOOL_NONE ? NULL : r->tools,
                            .msg_tools = mt};
-        hearth_err err = tok_chat_render(&s->tmpl, msgs, (size_t)r->n_messages, &o, &text, &len);
+        hearth_err err = tok_chat_render(&m->tmpl, msgs, (size_t)r->n_messages, &o, &text, &len);
         if (err == HEARTH_ERR_INVALID_ARG)
             ok = srv_fail(e, 400, "messages", NULL, "the chat template refused the messages: %s",
                           hearth_last_error());
         else if (err)
             ok = srv_fail(e, 500, NULL, NULL, "rendering the chat template: %s",
                           hearth_last_error());
-        if (ok && r->tool_schema) ok = open_call(&text, &len, s->tmpl.tools, e);
+        if (ok && r->tool_schema) ok = open_call(&text, &len, m->tmpl.tools, e);
     }
     if (ok) {
-        const size_t skip = eng_chat_bos_skip(text, len, s->bos_text);
-        ok = srv_tokenize(s, text + skip, len - skip, ids, n, e);
+        const size_t skip = eng_chat_bos_skip(text, len, m->bos_text);
+        ok = srv_tokenize(m, text + skip, len - skip, ids, n, e);
     }
     if (ok && text_out) {
         *text_out = text;
@@ -136,14 +136,15 @@ void srv_handle_chat(srv_exchange *x) {
         srv_respond_error(x, &e);
         return;
     }
-    if (!srv_rag_augment(x, &r)) { /* retrieval, when the request asks */
+    const srv_model *m = srv_model_use(x, r.model);
+    if (!m || !srv_rag_augment(x, &r)) { /* retrieval, when the request asks */
         srv_request_free(&r);
         return;
     }
     int32_t *ids = NULL;
     int n = 0;
-    if (srv_request_check_vocab(&r, hearth_model_n_vocab(s->model), &e) &&
-        srv_chat_prompt(s, &r, &ids, &n, s->cfg.log_prompts ? &x->log_prompt : NULL, &e)) {
+    if (srv_request_check_vocab(&r, hearth_model_n_vocab(m->model), &e) &&
+        srv_chat_prompt(m, &r, &ids, &n, s->cfg.log_prompts ? &x->log_prompt : NULL, &e)) {
         const bool forced = r.tool_schema != NULL, partial = r.tool_schema_partial;
         srv_gateway_route(x, &r, &ids, n); /* the cascade decides who answers */
         /* the constraint binds the local model only: no header when a remote

@@ -18,14 +18,19 @@ void srv_handle_completions(srv_exchange *x) {
         srv_respond_error(x, &e);
         return;
     }
+    const srv_model *m = srv_model_use(x, r.model);
+    if (!m) {
+        srv_request_free(&r);
+        return;
+    }
     int32_t *ids = NULL;
     int n = 0;
-    bool ok = srv_request_check_vocab(&r, hearth_model_n_vocab(s->model), &e);
+    bool ok = srv_request_check_vocab(&r, hearth_model_n_vocab(m->model), &e);
     if (ok && r.prompt) {
-        ok = srv_tokenize(s, r.prompt, r.prompt_len, &ids, &n, &e);
+        ok = srv_tokenize(m, r.prompt, r.prompt_len, &ids, &n, &e);
         if (ok && s->cfg.log_prompts) x->log_prompt = strdup(r.prompt);
     } else if (ok) {
-        const int n_vocab = hearth_model_n_vocab(s->model);
+        const int n_vocab = hearth_model_n_vocab(m->model);
         for (int i = 0; ok && i < r.n_prompt_ids; i++) {
             if (r.prompt_ids[i] >= n_vocab) {
                 char name[32];

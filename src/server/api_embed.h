@@ -24,15 +24,15 @@ typedef struct srv_embed_input {
 /* Appends one text: refused (400 naming `field`) when empty or not UTF-8,
  * tokenized, then cut to a slot's context when `truncate`, else refused
  * (400 context_length_exceeded) when longer. */
-bool srv_embed_add_text(srv_server *s, srv_embed_input *in, const char *text, size_t len,
+bool srv_embed_add_text(const srv_model *m, srv_embed_input *in, const char *text, size_t len,
                         bool truncate, const char *field, srv_error *e);
 /* Appends one text given as token ids (already checked against the
  * vocabulary), with the same context rule. */
-bool srv_embed_add_ids(srv_server *s, srv_embed_input *in, const int32_t *ids, int n, bool truncate,
-                       const char *field, srv_error *e);
+bool srv_embed_add_ids(const srv_model *m, srv_embed_input *in, const int32_t *ids, int n,
+                       bool truncate, const char *field, srv_error *e);
 void srv_embed_input_fini(srv_embed_input *in);
 
-/* Embeds in's texts (in->n > 0) with the server's pooling, L2-normalised when
+/* Embeds in's texts (in->n > 0) with the model's (x->model) pooling, L2-normalised when
  * `normalize`, through the scheduler. Empties *in. Returns the finished job
  * (its embd holds [n][n_embd]; release it with srv_job_release), or NULL
  * when x has been answered already (an error: out of memory, a full queue,

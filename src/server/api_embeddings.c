@@ -45,9 +45,9 @@ static bool input_append(srv_embed_input *in, const int32_t *ids, int n, srv_err
     return true;
 }
 
-bool srv_embed_add_ids(srv_server *s, srv_embed_input *in, const int32_t *ids, int n, bool truncate,
-                       const char *field, srv_error *e) {
-    const int n_ctx = srv_sched_n_ctx(s->sched);
+bool srv_embed_add_ids(const srv_model *m, srv_embed_input *in, const int32_t *ids, int n,
+                       bool truncate, const char *field, srv_error *e) {
+    const int n_ctx = srv_sched_n_ctx(m->sched);
     if (n > n_ctx && !truncate)
         return srv_fail(e, 400, field, "context_length_exceeded",
                         "the input has %d tokens but a slot's context holds %d; shorten it or "
@@ -56,7 +56,7 @@ bool srv_embed_add_ids(srv_server *s, srv_embed_input *in, const int32_t *ids, i
     return input_append(in, ids, n > n_ctx ? n_ctx : n, e);
 }
 
-bool srv_embed_add_text(srv_server *s, srv_embed_input *in, const char *text, size_t len,
+bool srv_embed_add_text(const srv_model *m, srv_embed_input *in, const char *text, size_t len,
                         bool truncate, const char *field, srv_error *e) {
     size_t bad;
     if (len == 0) return srv_fail(e, 400, field, NULL, "an input must not be empty");
@@ -64,8 +64,8 @@ bool srv_embed_add_text(srv_server *s, srv_embed_input *in, const char *text, si
         return srv_fail(e, 400, field, NULL, "invalid UTF-8 at byte %zu", bad);
     int32_t *ids = NULL;
     int n = 0;
-    if (!srv_tokenize(s, text, len, &ids, &n, e)) return false;
-    const bool ok = srv_embed_add_ids(s, in, ids, n, truncate, field, e);
+    if (!srv_tokenize(m, text, len, &ids, &n, e)) return false;
+    const bool ok = srv_embed_add_ids(m, in, ids, n, truncate, field, e);
     free(ids);
     return ok;
 }
@@ -79,7 +79,7 @@ void srv_embed_input_fini(srv_embed_input *in) {
 srv_job *srv_embed_run(srv_exchange *x, srv_embed_input *in, bool normalize) {
     srv_server *s = x->srv;
     srv_error e;
-    const size_t d = (size_t)hearth_model_n_embd(s->model);
+    const size_t d = (size_t)hearth_model_n_embd(x->model->model);
     srv_job *j = srv_job_new(in->ids, in->n_ids);
     if (j) j->embd = malloc((size_t)in->n * d * sizeof *j->embd);
     if (!j || !j->embd) {
@@ -93,7 +93,7 @@ srv_job *srv_embed_run(srv_exchange *x, srv_embed_input *in, bool normalize) {
     j->input_len = in->len; /* the job's now */
     in->len = NULL;
     srv_embed_input_fini(in);
-    j->pooling = s->pooling;
+    j->pooling = x->model->pooling;
     j->normalize = normalize;
     if (s->cfg.timeout_s > 0) j->deadline_ms = srv_now_ms() + 1e3 * s->cfg.timeout_s;
     x->prompt_tokens = j->n_prompt;
@@ -114,10 +114,10 @@ srv_job *srv_embed_run(srv_exchange *x, srv_embed_input *in, bool normalize) {
 /* ---- POST /v1/embeddings --------------------------------------------------- */
 
 /* One text: a string, or an array of token ids. */
-static bool parse_text(srv_server *s, const cJSON *item, const char *field, srv_embed_input *in,
-                       srv_error *e) {
+static bool parse_text(const srv_model *m, const cJSON *item, const char *field,
+                       srv_embed_input *in, srv_error *e) {
     if (cJSON_IsString(item))
-        return srv_embed_add_text(s, in, item->valuestring, strlen(item->valuestring), false, field,
+        return srv_embed_add_text(m, in, item->valuestring, strlen(item->valuestring), false, field,
                                   e);
     if (!cJSON_IsArray(item))
         return srv_fail(e, 400, field, NULL,
@@ -126,7 +126,7 @@ static bool parse_text(srv_server *s, const cJSON *item, const char *field, srv_
     if (n == 0) return srv_fail(e, 400, field, NULL, "an input must not be empty");
     int32_t *ids = malloc((size_t)n * sizeof *ids);
     if (!ids) return srv_fail(e, 500, NULL, NULL, "out of memory");
-    const int n_vocab = hearth_model_n_vocab(s->model);
+    const int n_vocab = hearth_model_n_vocab(m->model);
     int i = 0;
     for (const cJSON *t = item->child; t; t = t->next, i++) {
         const double v = cJSON_IsNumber(t) ? t->valuedouble : -1.0;
@@ -138,12 +138,12 @@ static bool parse_text(srv_server *s, const cJSON *item, const char *field, srv_
         }
         ids[i] = (int32_t)v;
     }
-    const bool ok = srv_embed_add_ids(s, in, ids, n, false, field, e);
+    const bool ok = srv_embed_add_ids(m, in, ids, n, false, field, e);
     free(ids);
     return ok;
 }
 
-static bool parse_input(srv_server *s, const cJSON *input, srv_embed_input *in, srv_error *e) {
+static bool parse_input(const srv_model *m, const cJSON *input, srv_embed_input *in, srv_error *e) {
     if (!input) return srv_fail(e, 400, "input", NULL, "'input' is required");
     int n = 1;
     bool list = false; /* a list of texts, not one text given as token ids */
@@ -156,12 +156,12 @@ static bool parse_input(srv_server *s, const cJSON *input, srv_embed_input *in, 
     if (n > SRV_EMBED_MAX_INPUTS)
         return srv_fail(e, 400, "input", NULL, "%d inputs; at most %d per request", n,
                         SRV_EMBED_MAX_INPUTS);
-    if (!list) return parse_text(s, input, "input", in, e);
+    if (!list) return parse_text(m, input, "input", in, e);
     int i = 0;
     for (const cJSON *item = input->child; item; item = item->next, i++) {
         char field[32];
         snprintf(field, sizeof field, "input[%d]", i);
-        if (!parse_text(s, item, field, in, e)) return false;
+        if (!parse_text(m, item, field, in, e)) return false;
     }
     return true;
 }
@@ -195,8 +195,8 @@ static char *base64(const float *v, int n) {
     return out;
 }
 
-static char *response_json(srv_server *s, const srv_job *j, bool b64) {
-    const int d = hearth_model_n_embd(s->model);
+static char *response_json(const srv_model *m, const srv_job *j, bool b64) {
+    const int d = hearth_model_n_embd(m->model);
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "object", "list");
     cJSON *data = cJSON_AddArrayToObject(root, "data");
@@ -218,7 +218,7 @@ static char *response_json(srv_server *s, const srv_job *j, bool b64) {
                 ok = arr && cJSON_AddItemToArray(arr, cJSON_CreateNumber((double)v[k]));
         }
     }
-    cJSON_AddStringToObject(root, "model", s->model_id);
+    cJSON_AddStringToObject(root, "model", m->id);
     cJSON *usage = cJSON_AddObjectToObject(root, "usage");
     cJSON_AddNumberToObject(usage, "prompt_tokens", j->n_prompt);
     cJSON_AddNumberToObject(usage, "total_tokens", j->n_prompt);
@@ -228,13 +228,16 @@ static char *response_json(srv_server *s, const srv_job *j, bool b64) {
 }
 
 /* The request's options other than the input; false with e filled. */
-static bool parse_options(srv_server *s, const cJSON *root, bool *b64, srv_error *e) {
+static bool parse_options(srv_exchange *x, const cJSON *root, const srv_model **m, bool *b64,
+                          srv_error *e) {
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "encoding_format");
     const cJSON *dims = cJSON_GetObjectItemCaseSensitive(root, "dimensions");
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     *b64 = false;
     if (model && !cJSON_IsString(model) && !cJSON_IsNull(model))
         return srv_fail(e, 400, "model", NULL, "'model' must be a string");
+    if (!(*m = srv_model_take(x, cJSON_IsString(model) ? model->valuestring : NULL, e)))
+        return false;
     if (fmt && !cJSON_IsNull(fmt)) {
         if (!cJSON_IsString(fmt) ||
             (strcmp(fmt->valuestring, "float") && strcmp(fmt->valuestring, "base64")))
@@ -242,7 +245,7 @@ static bool parse_options(srv_server *s, const cJSON *root, bool *b64, srv_error
                             "'encoding_format' must be \"float\" or \"base64\"");
         *b64 = !strcmp(fmt->valuestring, "base64");
     }
-    const int d = hearth_model_n_embd(s->model);
+    const int d = hearth_model_n_embd((*m)->model);
     if (dims && !cJSON_IsNull(dims) && !(cJSON_IsNumber(dims) && dims->valuedouble == d))
         return srv_fail(e, 400, "dimensions", NULL,
                         "this model's embeddings have %d dimensions; it cannot shorten them", d);
@@ -250,16 +253,16 @@ static bool parse_options(srv_server *s, const cJSON *root, bool *b64, srv_error
 }
 
 void srv_handle_embeddings(srv_exchange *x) {
-    srv_server *s = x->srv;
     srv_error e;
     srv_embed_input in = {0};
+    const srv_model *m = NULL;
     bool b64 = false;
     cJSON *root = cJSON_ParseWithLength(x->body, x->body_len);
     bool ok = root ? cJSON_IsObject(root) ||
                          srv_fail(&e, 400, NULL, NULL, "the body must be a JSON object")
                    : srv_fail(&e, 400, NULL, NULL, "the body is not valid JSON");
-    ok = ok && parse_options(s, root, &b64, &e) &&
-         parse_input(s, cJSON_GetObjectItemCaseSensitive(root, "input"), &in, &e);
+    ok = ok && parse_options(x, root, &m, &b64, &e) &&
+         parse_input(m, cJSON_GetObjectItemCaseSensitive(root, "input"), &in, &e);
     cJSON_Delete(root);
     if (!ok) {
         srv_embed_input_fini(&in);
@@ -268,7 +271,7 @@ void srv_handle_embeddings(srv_exchange *x) {
     }
     srv_job *j = srv_embed_run(x, &in, true);
     if (!j) return;
-    char *json = response_json(s, j, b64);
+    char *json = response_json(m, j, b64);
     srv_job_release(j);
     srv_respond_json(x, 200, json);
 }

@@ -56,6 +56,7 @@
 
 struct srv_gwreq {
     srv_server *srv;
+    srv_model *model; /* the local model, a reference of the request's own */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int refs;        /* guarded by mu */
@@ -191,6 +192,7 @@ static void release(srv_gwreq *q) {
     srv_job_release(q->bridge);
     srv_job_release(q->local_job);
     srv_request_free(&q->req);
+    srv_model_release(q->model, SRV_KEEP_ALIVE_NONE);
     free(q->ids);
     free(q->msgs);
     for (int i = 0; i < q->n_calls_json; i++) cJSON_free(q->calls_json[i]);
@@ -343,7 +345,7 @@ static void follow(srv_gwreq *q, srv_job *j, gw_text_cb cb, void *user) {
         pthread_mutex_unlock(&j->mu);
         bool stop = atomic_load(&q->bridge->cancel) || srv_client_gone(q->client_fd);
         if (cb && pending.len && !cb(pending.data, pending.len, user)) stop = true;
-        if (stop && !done) srv_sched_cancel(q->srv->sched, j);
+        if (stop && !done) srv_sched_cancel(q->model->sched, j);
         pthread_mutex_lock(&j->mu);
         if (done) break;
         if (next == j->n_events && j->state != SRV_JOB_DONE) srv_wait_ms(&j->cv, &j->mu, 100);
@@ -357,8 +359,8 @@ static void local_fn(void *ctx, const gw_chat *req, gw_text_cb cb, void *user,
                      gw_local_result *out) {
     (void)req; /* the prompt was rendered and tokenized from the same messages */
     srv_gwreq *q = ctx;
-    srv_server *s = q->srv;
-    const int n_ctx = srv_sched_n_ctx(s->sched);
+    srv_sched *sched = q->model->sched;
+    const int n_ctx = srv_sched_n_ctx(sched);
     if (q->n_ids >= n_ctx) {
         fail_local(out, 400,
                    "the prompt has %d tokens but a slot's context holds %d (at least one must be "
@@ -366,7 +368,7 @@ static void local_fn(void *ctx, const gw_chat *req, gw_text_cb cb, void *user,
                    q->n_ids, n_ctx);
         return;
     }
-    srv_job *j = srv_job_for(s, &q->gen);
+    srv_job *j = srv_job_for(q->srv, &q->gen);
     if (!j) {
         fail_local(out, 500, "out of memory");
         return;
@@ -375,9 +377,9 @@ static void local_fn(void *ctx, const gw_chat *req, gw_text_cb cb, void *user,
     srv_job_release(q->local_job);
     q->local_job = j; /* the request's reference */
     pthread_mutex_unlock(&q->mu);
-    if (!srv_sched_submit(s->sched, j)) {
+    if (!srv_sched_submit(sched, j)) {
         int queued, busy, slots;
-        srv_sched_stats(s->sched, &queued, &busy, &slots);
+        srv_sched_stats(sched, &queued, &busy, &slots);
         fail_local(out, 503, "all %d slots are busy and %d requests are waiting; retry later",
                    slots, queued);
         return;
@@ -443,7 +445,7 @@ static void respond_outcome(srv_exchange *x, srv_gwreq *q) {
     }
     char *body = NULL;
     if (!strcmp(o->tier, "local") && q->local_job) {
-        body = srv_response_json(q->srv, &q->gen, q->local_job);
+        body = srv_response_json(&q->gen, q->local_job);
     } else { /* the remote text, through the bridge as a stream would have it */
         srv_gen g = q->gen;
         const gw_config *c = gw_gateway_config(q->srv->gw);
@@ -453,7 +455,7 @@ static void respond_outcome(srv_exchange *x, srv_gwreq *q) {
         for (int k = 0; !q->req.stream && k < o->n_calls; k++)
             srv_tools_job_call(q->bridge, o->calls[k].id, o->calls[k].name, o->calls[k].arguments);
         bridge_finish(q);
-        body = srv_response_json(q->srv, &g, q->bridge);
+        body = srv_response_json(&g, q->bridge);
     }
     if (!body) {
         srv_fail(&e, 500, NULL, NULL, "out of memory");
@@ -556,12 +558,12 @@ static void cascade_stream(srv_exchange *x, srv_gwreq *q) {
 /* A token-id prompt as text for the gateway (the privacy scan, the policy, a
  * remote tier): detokenized, ill-formed UTF-8 replaced. NULL when out of
  * memory. */
-static char *ids_text(srv_server *s, const int32_t *ids, int n) {
+static char *ids_text(const srv_model *m, const int32_t *ids, int n) {
     size_t need = 0;
-    const hearth_err err = hearth_detokenize(s->model, ids, (size_t)n, false, NULL, 0, &need);
+    const hearth_err err = hearth_detokenize(m->model, ids, (size_t)n, false, NULL, 0, &need);
     if ((err && err != HEARTH_ERR_INVALID_ARG) || need > SIZE_MAX / 4) need = 0;
     char *raw = malloc(need + 1), *text = malloc(3 * need + 1);
-    if (raw && text && need && hearth_detokenize(s->model, ids, (size_t)n, false, raw, need, &need))
+    if (raw && text && need && hearth_detokenize(m->model, ids, (size_t)n, false, raw, need, &need))
         need = 0;
     if (raw && text) srv_utf8_clean(raw, need, text);
     free(raw);
@@ -582,7 +584,7 @@ static bool gateway_chat_init(srv_gwreq *q, const srv_exchange *x) {
         for (int i = 0; i < n; i++)
             q->msgs[i] = (gw_message){role_name(r->messages[i].role), r->messages[i].content};
     } else {
-        if (!r->prompt && !(q->prompt_text = ids_text(q->srv, q->ids, q->n_ids))) return false;
+        if (!r->prompt && !(q->prompt_text = ids_text(q->model, q->ids, q->n_ids))) return false;
         q->msgs[0] = (gw_message){"user", r->prompt ? r->prompt : q->prompt_text};
     }
     const int max_tokens = srv_max_tokens(r);
@@ -607,7 +609,8 @@ static bool gateway_chat_init(srv_gwreq *q, const srv_exchange *x) {
                        .ids = q->ids,
                        .n_ids = q->n_ids,
                        .echo_text = r->echo ? r->prompt : NULL,
-                       .echo_len = r->echo ? r->prompt_len : 0};
+                       .echo_len = r->echo ? r->prompt_len : 0,
+                       .local = q->model};
     return true;
 }
 
@@ -626,6 +629,8 @@ void srv_gateway_route(srv_exchange *x, srv_request *r, int32_t **ids, int n_ids
         return;
     }
     q->srv = s;
+    q->model = x->model;
+    srv_model_retain(q->model);
     q->refs = 1; /* the exchange's */
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->cv, NULL);

@@ -86,9 +86,9 @@ size_t srv_utf8_clean(const char *in, size_t n, char *out) {
 
 /* The piece of token id as bytes, and as a JSON-safe string (ill-formed
  * UTF-8, e.g. half a character, becomes U+FFFD). text_cap >= 3 * cap + 1. */
-static void token_piece(srv_server *s, int32_t id, char *raw, size_t cap, size_t *n_raw,
+static void token_piece(const srv_model *m, int32_t id, char *raw, size_t cap, size_t *n_raw,
                         char *text) {
-    const tok_vocab *v = engine_vocab(s->model);
+    const tok_vocab *v = engine_vocab(m->model);
     size_t n = 0;
     if (!v)
         n = 0;
@@ -108,7 +108,7 @@ static cJSON *bytes_json(const char *raw, size_t n) {
 }
 
 /* chat: {"content": [{"token","logprob","bytes","top_logprobs":[...]}...]} */
-static cJSON *chat_logprobs(srv_server *s, const srv_job *j, int from, int to) {
+static cJSON *chat_logprobs(const srv_model *m, const srv_job *j, int from, int to) {
     cJSON *lp = cJSON_CreateObject(), *content = cJSON_AddArrayToObject(lp, "content");
     char raw[PIECE_MAX], text[PIECE_MAX * 3 + 4];
     size_t n;
@@ -116,14 +116,14 @@ static cJSON *chat_logprobs(srv_server *s, const srv_job *j, int from, int to) {
         const srv_event *e = &j->events[i];
         if (e->id < 0) continue;
         cJSON *t = cJSON_CreateObject();
-        token_piece(s, e->id, raw, sizeof raw, &n, text);
+        token_piece(m, e->id, raw, sizeof raw, &n, text);
         cJSON_AddStringToObject(t, "token", text);
         cJSON_AddNumberToObject(t, "logprob", e->logprob);
         cJSON_AddItemToObject(t, "bytes", bytes_json(raw, n));
         cJSON *top = cJSON_AddArrayToObject(t, "top_logprobs");
         for (int k = 0; k < e->n_top; k++) {
             cJSON *a = cJSON_CreateObject();
-            token_piece(s, e->top[k].id, raw, sizeof raw, &n, text);
+            token_piece(m, e->top[k].id, raw, sizeof raw, &n, text);
             cJSON_AddStringToObject(a, "token", text);
             cJSON_AddNumberToObject(a, "logprob", e->top[k].logprob);
             cJSON_AddItemToObject(a, "bytes", bytes_json(raw, n));
@@ -135,7 +135,7 @@ static cJSON *chat_logprobs(srv_server *s, const srv_job *j, int from, int to) {
 }
 
 /* completions: {"tokens","token_logprobs","top_logprobs","text_offset"} */
-static cJSON *completion_logprobs(srv_server *s, const srv_job *j, int from, int to,
+static cJSON *completion_logprobs(const srv_model *m, const srv_job *j, int from, int to,
                                   size_t text_base) {
     cJSON *lp = cJSON_CreateObject();
     cJSON *tokens = cJSON_AddArrayToObject(lp, "tokens");
@@ -147,12 +147,12 @@ static cJSON *completion_logprobs(srv_server *s, const srv_job *j, int from, int
     for (int i = from; i < to; i++) {
         const srv_event *e = &j->events[i];
         if (e->id < 0) continue;
-        token_piece(s, e->id, raw, sizeof raw, &n, text);
+        token_piece(m, e->id, raw, sizeof raw, &n, text);
         cJSON_AddItemToArray(tokens, cJSON_CreateString(text));
         cJSON_AddItemToArray(lps, cJSON_CreateNumber(e->logprob));
         cJSON *top = cJSON_CreateObject();
         for (int k = 0; k < e->n_top; k++) {
-            token_piece(s, e->top[k].id, raw, sizeof raw, &n, text);
+            token_piece(m, e->top[k].id, raw, sizeof raw, &n, text);
             if (!cJSON_GetObjectItemCaseSensitive(top, text))
                 cJSON_AddNumberToObject(top, text, e->top[k].logprob);
         }
@@ -162,10 +162,10 @@ static cJSON *completion_logprobs(srv_server *s, const srv_job *j, int from, int
     return lp;
 }
 
-cJSON *srv_logprobs_json(srv_server *s, srv_kind kind, const srv_job *j, int from, int to,
+cJSON *srv_logprobs_json(const srv_model *m, srv_kind kind, const srv_job *j, int from, int to,
                          size_t text_base) {
-    return kind == SRV_CHAT ? chat_logprobs(s, j, from, to)
-                            : completion_logprobs(s, j, from, to, text_base);
+    return kind == SRV_CHAT ? chat_logprobs(m, j, from, to)
+                            : completion_logprobs(m, j, from, to, text_base);
 }
 
 cJSON *srv_json_string(const char *text, size_t len) {
@@ -203,7 +203,7 @@ static bool tool_message(cJSON *msg, const srv_request *r, const srv_job *j, boo
 
 /* One choice of a chat.completion / text_completion (index i, job j);
  * false when out of memory. */
-static bool choice_json(srv_server *s, const srv_gen *g, const srv_job *j, int i, cJSON *choices) {
+static bool choice_json(const srv_gen *g, const srv_job *j, int i, cJSON *choices) {
     cJSON *c = cJSON_CreateObject();
     if (!c || !cJSON_AddItemToArray(choices, c)) {
         cJSON_Delete(c);
@@ -233,15 +233,15 @@ static bool choice_json(srv_server *s, const srv_gen *g, const srv_job *j, int i
     }
     if (g->req->logprobs && !g->model) /* a remote tier's answer has no logprobs */
         cJSON_AddItemToObject(c, "logprobs",
-                              srv_logprobs_json(s, g->kind, j, 0, j->n_events, g->echo_len));
+                              srv_logprobs_json(g->local, g->kind, j, 0, j->n_events, g->echo_len));
     else
         cJSON_AddNullToObject(c, "logprobs");
     cJSON_AddStringToObject(c, "finish_reason", calls ? "tool_calls" : srv_finish_reason(j));
     return true;
 }
 
-char *srv_response_json_n(srv_server *s, const srv_gen *g, srv_job *const *jobs, int n) {
-    if (g->req->dialect != SRV_DIALECT_OPENAI) return srv_ollama_response_json(s, g, jobs[0]);
+char *srv_response_json_n(const srv_gen *g, srv_job *const *jobs, int n) {
+    if (g->req->dialect != SRV_DIALECT_OPENAI) return srv_ollama_response_json(g, jobs[0]);
     char id[64];
     srv_make_id(g->kind, id, sizeof id);
     cJSON *root = cJSON_CreateObject();
@@ -249,11 +249,11 @@ char *srv_response_json_n(srv_server *s, const srv_gen *g, srv_job *const *jobs,
     cJSON_AddStringToObject(root, "object",
                             g->kind == SRV_CHAT ? "chat.completion" : "text_completion");
     cJSON_AddNumberToObject(root, "created", (double)time(NULL));
-    cJSON_AddStringToObject(root, "model", g->model ? g->model : s->model_id);
+    cJSON_AddStringToObject(root, "model", g->model ? g->model : g->local->id);
     cJSON_AddNullToObject(root, "system_fingerprint");
     cJSON *choices = cJSON_AddArrayToObject(root, "choices");
     for (int i = 0; i < n; i++) {
-        if (!choice_json(s, g, jobs[i], i, choices)) {
+        if (!choice_json(g, jobs[i], i, choices)) {
             cJSON_Delete(root);
             return NULL;
         }
@@ -264,9 +264,9 @@ char *srv_response_json_n(srv_server *s, const srv_gen *g, srv_job *const *jobs,
     return out;
 }
 
-char *srv_response_json(srv_server *s, const srv_gen *g, const srv_job *j) {
+char *srv_response_json(const srv_gen *g, const srv_job *j) {
     srv_job *one = (srv_job *)j; /* read only */
-    return srv_response_json_n(s, g, &one, 1);
+    return srv_response_json_n(g, &one, 1);
 }
 
 bool srv_client_gone(int fd) {
@@ -285,7 +285,6 @@ typedef enum wait_result { WAIT_OK, WAIT_GONE, WAIT_QUEUE_TIMEOUT } wait_result;
  * checking every 100 ms for a client that closed its connection and for a
  * queued job whose time ran out. Either cancels the job. */
 static wait_result wait_job(srv_exchange *x, srv_job *j, bool until_started) {
-    srv_server *s = x->srv;
     pthread_mutex_lock(&j->mu);
     for (;;) {
         if (j->state == SRV_JOB_DONE || (until_started && j->state != SRV_JOB_QUEUED)) break;
@@ -299,7 +298,7 @@ static wait_result wait_job(srv_exchange *x, srv_job *j, bool until_started) {
         else if (queued && j->deadline_ms > 0 && srv_now_ms() > j->deadline_ms)
             w = WAIT_QUEUE_TIMEOUT;
         if (w != WAIT_OK) {
-            srv_sched_cancel(s->sched, j);
+            srv_sched_cancel(x->model->sched, j);
             return w;
         }
         pthread_mutex_lock(&j->mu);
@@ -314,10 +313,11 @@ static void release_jobs(srv_job *const *jobs, int n) {
 
 bool srv_run_jobs(srv_exchange *x, srv_job *const *jobs, int n, bool until_started) {
     srv_server *s = x->srv;
+    srv_sched *sched = x->model->sched;
     srv_error e;
-    if (!srv_sched_submit_n(s->sched, jobs, n)) {
+    if (!srv_sched_submit_n(sched, jobs, n)) {
         int queued, busy, slots;
-        srv_sched_stats(s->sched, &queued, &busy, &slots);
+        srv_sched_stats(sched, &queued, &busy, &slots);
         srv_fail(&e, 503, NULL, "server_busy",
                  "all %d slots are busy and %d requests are waiting (the queue's limit); retry "
                  "later",
@@ -332,7 +332,7 @@ bool srv_run_jobs(srv_exchange *x, srv_job *const *jobs, int n, bool until_start
     for (int i = 0; w == WAIT_OK && i < (until_started ? 1 : n); i++)
         w = wait_job(x, jobs[i], until_started);
     if (w != WAIT_OK)
-        for (int i = 0; i < n; i++) srv_sched_cancel(s->sched, jobs[i]);
+        for (int i = 0; i < n; i++) srv_sched_cancel(sched, jobs[i]);
     if (w == WAIT_GONE) {
         x->status = 499; /* nginx's "client closed request": no response is sent */
         release_jobs(jobs, n);
@@ -419,8 +419,9 @@ static bool make_jobs(srv_server *s, const srv_gen *g, srv_job **jobs, int n) {
 
 void srv_generate(srv_exchange *x, const srv_gen *g) {
     srv_server *s = x->srv;
+    srv_sched *sched = g->local->sched;
     srv_error e;
-    const int n_ctx = srv_sched_n_ctx(s->sched);
+    const int n_ctx = srv_sched_n_ctx(sched);
     x->prompt_tokens = g->n_ids;
     if (g->n_ids >= n_ctx) {
         srv_fail(&e, 400, g->kind == SRV_CHAT ? "messages" : "prompt", "context_length_exceeded",
@@ -431,11 +432,11 @@ void srv_generate(srv_exchange *x, const srv_gen *g) {
         return;
     }
     const int n = srv_n_choices(g->req);
-    if (n > srv_sched_capacity(s->sched)) {
+    if (n > srv_sched_capacity(sched)) {
         srv_fail(&e, 400, "n", NULL,
                  "'n' is %d but this server holds at most %d generations at once (%d slots and "
                  "the queue); start it with a larger --parallel or --queue",
-                 n, srv_sched_capacity(s->sched), s->cfg.n_parallel);
+                 n, srv_sched_capacity(sched), s->cfg.n_parallel);
         srv_respond_error(x, &e);
         return;
     }
@@ -461,7 +462,7 @@ void srv_generate(srv_exchange *x, const srv_gen *g) {
         srv_respond_error(x, &e);
     } else {
         srv_usage_counts(jobs, n, &x->prompt_tokens, &x->cached_tokens, &x->completion_tokens);
-        srv_respond_json(x, 200, srv_response_json_n(s, g, jobs, n));
+        srv_respond_json(x, 200, srv_response_json_n(g, jobs, n));
     }
     release_jobs(jobs, n);
 }

@@ -1,8 +1,11 @@
 /*
- * api_models.c - the endpoints that do not generate: GET /v1/models (the one
- * loaded model, OpenAI's list shape), GET /v1/models/{id}, GET /health
- * ({"status":"ok"}; 503 {"status":"loading"} until the model is ready) and
- * GET /metrics (Prometheus text).
+ * api_models.c - the endpoints about the models and the server: GET
+ * /v1/models (every model the server can answer with, OpenAI's list shape,
+ * each with llama-server's router-mode "status"; GET /models is the same),
+ * GET /v1/models/{id}, POST /models/load and /models/unload ({"model": id},
+ * llama-server's router mode), GET /health ({"status":"ok"}; 503
+ * {"status":"loading"} until the default model is ready) and GET /metrics
+ * (Prometheus text).
  */
 #include "server.h"
 
@@ -12,13 +15,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-static cJSON *model_json(srv_server *s) {
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "id", s->model_id);
-    cJSON_AddStringToObject(m, "object", "model");
-    cJSON_AddNumberToObject(m, "created", (double)s->created);
-    cJSON_AddStringToObject(m, "owned_by", "hearth");
-    return m;
+static const char *state_name(srv_model_state st) {
+    switch (st) {
+    case SRV_MODEL_LOADING: return "loading";
+    case SRV_MODEL_LOADED: return "loaded";
+    default: return "unloaded";
+    }
+}
+
+static cJSON *model_json(srv_model *m) {
+    srv_server *s = m->srv;
+    pthread_mutex_lock(&s->models_mu);
+    const srv_model_state st = m->state;
+    pthread_mutex_unlock(&s->models_mu);
+    cJSON *o = cJSON_CreateObject(), *status = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", m->id);
+    cJSON_AddStringToObject(o, "object", "model");
+    cJSON_AddNumberToObject(o, "created", (double)m->created);
+    cJSON_AddStringToObject(o, "owned_by", "hearth");
+    cJSON_AddStringToObject(status, "value", state_name(st));
+    if (st == SRV_MODEL_FAILED) cJSON_AddBoolToObject(status, "failed", true);
+    cJSON_AddItemToObject(o, "status", status);
+    if (m == s->default_model) cJSON_AddBoolToObject(o, "default", true);
+    return o;
 }
 
 static void respond(srv_exchange *x, cJSON *root) {
@@ -30,19 +49,68 @@ static void respond(srv_exchange *x, cJSON *root) {
 void srv_handle_models(srv_exchange *x, const char *id) {
     srv_server *s = x->srv;
     if (id) {
-        if (strcmp(id, s->model_id) != 0) {
+        srv_model *m = srv_model_find(s, id);
+        if (!m) {
             srv_error e;
             srv_fail(&e, 404, "model", "model_not_found", "the model '%s' does not exist", id);
             srv_respond_error(x, &e);
             return;
         }
-        respond(x, model_json(s));
+        respond(x, model_json(m));
         return;
     }
-    cJSON *root = cJSON_CreateObject();
+    cJSON *root = cJSON_CreateObject(), *data = cJSON_CreateArray();
     cJSON_AddStringToObject(root, "object", "list");
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(root, "data"), model_json(s));
+    for (int i = 0; i < s->n_models; i++) cJSON_AddItemToArray(data, model_json(s->models[i]));
+    cJSON_AddItemToObject(root, "data", data);
     respond(x, root);
+}
+
+/* The registered model a {"model": id} body names; NULL when x was answered. */
+static srv_model *body_model(srv_exchange *x) {
+    srv_error e;
+    cJSON *root = cJSON_ParseWithLength(x->body, x->body_len);
+    const cJSON *name =
+        cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "model") : NULL;
+    srv_model *m = NULL;
+    if (!root)
+        srv_fail(&e, 400, NULL, "invalid_json", "the body is not valid JSON");
+    else if (!cJSON_IsString(name) || !name->valuestring[0])
+        srv_fail(&e, 400, "model", NULL, "'model' must be a model's name (GET /v1/models)");
+    else if (!(m = srv_model_find(x->srv, name->valuestring)))
+        srv_fail(&e, 404, "model", "model_not_found", "the model '%.200s' does not exist",
+                 name->valuestring);
+    cJSON_Delete(root);
+    if (!m) srv_respond_error(x, &e);
+    return m;
+}
+
+static void respond_success(srv_exchange *x) {
+    char *json = strdup("{\"success\":true}");
+    srv_respond_json(x, 200, json);
+}
+
+void srv_handle_model_load(srv_exchange *x) {
+    srv_model *m = body_model(x);
+    srv_error e;
+    if (!m) return;
+    if (!srv_model_acquire(m, true, &e)) {
+        srv_respond_error(x, &e);
+        return;
+    }
+    srv_model_release(m, SRV_KEEP_ALIVE_DEFAULT);
+    respond_success(x);
+}
+
+void srv_handle_model_unload(srv_exchange *x) {
+    srv_model *m = body_model(x);
+    srv_error e;
+    if (!m) return;
+    if (!srv_model_unload(m, &e)) {
+        srv_respond_error(x, &e);
+        return;
+    }
+    respond_success(x);
 }
 
 void srv_handle_health(srv_exchange *x) {
@@ -56,13 +124,19 @@ void srv_handle_health(srv_exchange *x) {
 
 void srv_handle_metrics(srv_exchange *x) {
     srv_server *s = x->srv;
-    int queued = 0, busy = 0, slots = 0;
-    if (atomic_load(&s->state) == SRV_READY) srv_sched_stats(s->sched, &queued, &busy, &slots);
+    int queued = 0, busy = 0, slots = 0, loaded = 0;
+    srv_models_stats(s, &queued, &busy, &slots, &loaded);
     char *base = srv_metrics_text(&s->metrics, queued, busy, slots);
     if (!base) return;
     gw_buf all = {0};
     gw_buf_puts(&all, base);
     free(base);
+    gw_buf_printf(&all,
+                  "# HELP hearth_models_loaded Models loaded (of hearth_models_total).\n"
+                  "# TYPE hearth_models_loaded gauge\nhearth_models_loaded %d\n"
+                  "# HELP hearth_models_total Models the server can answer with.\n"
+                  "# TYPE hearth_models_total gauge\nhearth_models_total %d\n",
+                  loaded, s->n_models);
     srv_drift_watch_metrics(s, &all);
     char *text = gw_buf_take(&all, NULL);
     if (!text) return;

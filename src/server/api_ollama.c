@@ -21,9 +21,11 @@
  * ollama's "load" request: answered at once with done_reason "load".
  *
  * Not supported, with a 400: images, suffix, template overrides, a non-empty
- * context, tools (use /v1/chat/completions). Ignored: keep_alive, and the
- * options that do not apply to a model already loaded with its context
- * (num_ctx, num_batch, num_gpu, num_thread, ...).
+ * context, tools (use /v1/chat/completions). keep_alive sets how long the
+ * model stays loaded once the request is done (models.c; an empty prompt
+ * with keep_alive 0 unloads it: done_reason "unload"). Ignored: the options
+ * that do not apply to a model already loaded with its context (num_ctx,
+ * num_batch, num_gpu, num_thread, ...).
  */
 #include "server.h"
 
@@ -36,9 +38,9 @@
 
 /* ---- the answer's objects ---------------------------------------------------- */
 
-cJSON *srv_ollama_head(srv_server *s, const srv_request *r, const char *model) {
+cJSON *srv_ollama_head(const srv_model *m, const srv_request *r, const char *model) {
     cJSON *o = cJSON_CreateObject();
-    if (!model) model = r && r->model && r->model[0] ? r->model : s->model_id;
+    if (!model) model = r && r->model && r->model[0] ? r->model : m->id;
     cJSON_AddStringToObject(o, "model", model);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -76,8 +78,8 @@ void srv_ollama_done(cJSON *o, const srv_request *r, const srv_job *j) {
     cJSON_AddNumberToObject(o, "eval_duration", ns(j->result.gen_ms));
 }
 
-char *srv_ollama_response_json(srv_server *s, const srv_gen *g, const srv_job *j) {
-    cJSON *o = srv_ollama_head(s, g->req, g->model);
+char *srv_ollama_response_json(const srv_gen *g, const srv_job *j) {
+    cJSON *o = srv_ollama_head(g->local, g->req, g->model);
     srv_ollama_piece(o, g->req->dialect, j->text ? j->text : "", j->text_len);
     srv_ollama_done(o, g->req, j);
     char *json = cJSON_PrintUnformatted(o);
@@ -204,7 +206,7 @@ static bool translate_messages(const cJSON *msgs, cJSON *out, srv_error *e) {
 typedef struct ollama_req {
     cJSON *root;   /* the client's body */
     char *openai;  /* the translated body */
-    bool load;     /* an empty prompt or chat: answer "load" at once */
+    bool load;     /* an empty prompt or chat: answer "load" (or "unload") at once */
     srv_kind kind; /* generate with raw: a completion */
     int repeat_last_n;
 } ollama_req;
@@ -221,9 +223,19 @@ static bool translate(srv_exchange *x, srv_dialect d, ollama_req *q, srv_error *
     if (!model || !cJSON_IsString(model) || !model->valuestring[0])
         return srv_fail(e, 400, "model", NULL, "model is required");
     if (!refuse_unsupported(q->root, e)) return false;
-    const cJSON *stream = given(q->root, "stream");
+    const cJSON *stream = given(q->root, "stream"), *keep = given(q->root, "keep_alive");
     if (stream && !cJSON_IsBool(stream))
         return srv_fail(e, 400, "stream", NULL, "'stream' must be a boolean");
+    if (keep) {
+        char num[32];
+        if (cJSON_IsNumber(keep)) snprintf(num, sizeof num, "%.17g", keep->valuedouble);
+        if (!(cJSON_IsNumber(keep) || cJSON_IsString(keep)) ||
+            !srv_parse_keep_alive(cJSON_IsNumber(keep) ? num : keep->valuestring,
+                                  &x->keep_alive_ms))
+            return srv_fail(e, 400, "keep_alive", NULL,
+                            "'keep_alive' must be seconds or a duration (\"5m\", \"1h\"; "
+                            "negative: forever)");
+    }
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "model", model->valuestring);
     cJSON_AddBoolToObject(out, "stream", !stream || cJSON_IsTrue(stream)); /* ollama streams */
@@ -268,13 +280,18 @@ static bool translate(srv_exchange *x, srv_dialect d, ollama_req *q, srv_error *
 
 /* ---- routing ------------------------------------------------------------------ */
 
-/* The "load" answer: done at once, nothing generated. */
+/* The "load" answer: done at once, nothing generated; with keep_alive 0
+ * "unload" (the model goes when the request completes, or at once when it
+ * was not loaded). */
 static void respond_load(srv_exchange *x, srv_dialect d, const ollama_req *q) {
     const cJSON *model = given(q->root, "model");
-    cJSON *o = srv_ollama_head(x->srv, NULL, model->valuestring);
+    const bool unload = x->keep_alive_ms == 0;
+    srv_model *m = unload ? srv_model_find(x->srv, model->valuestring) : NULL;
+    if (!(m && !srv_model_loaded(m)) && !(m = srv_model_use(x, model->valuestring))) return;
+    cJSON *o = srv_ollama_head(m, NULL, model->valuestring);
     srv_ollama_piece(o, d, "", 0);
     cJSON_AddTrueToObject(o, "done");
-    cJSON_AddStringToObject(o, "done_reason", "load");
+    cJSON_AddStringToObject(o, "done_reason", unload ? "unload" : "load");
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (json) srv_respond_json(x, 200, json);
@@ -296,15 +313,22 @@ static void handle(srv_exchange *x, srv_dialect d) {
     int32_t *ids = NULL;
     int n = 0;
     char *text = NULL;
+    const srv_model *m = NULL;
+    if (ok && !(m = srv_model_use(x, r.model))) {
+        srv_request_free(&r);
+        free(q.openai);
+        cJSON_Delete(q.root);
+        return;
+    }
     if (ok) {
         r.dialect = d;
         r.t0_ms = x->t0_ms;
         r.sampling.penalty_last_n =
-            q.repeat_last_n < 0 ? srv_sched_n_ctx(s->sched) : q.repeat_last_n;
+            q.repeat_last_n < 0 ? srv_sched_n_ctx(m->sched) : q.repeat_last_n;
         if (q.kind == SRV_CHAT) {
-            ok = srv_chat_prompt(s, &r, &ids, &n, s->cfg.log_prompts ? &text : NULL, &e);
+            ok = srv_chat_prompt(m, &r, &ids, &n, s->cfg.log_prompts ? &text : NULL, &e);
         } else {
-            ok = srv_tokenize(s, r.prompt, r.prompt_len, &ids, &n, &e);
+            ok = srv_tokenize(m, r.prompt, r.prompt_len, &ids, &n, &e);
             if (ok && s->cfg.log_prompts) text = strdup(r.prompt);
         }
         x->log_prompt = text;

@@ -24,13 +24,15 @@
 /* The texts of the request: input (a string or strings) or the legacy
  * prompt. An empty or absent top-level one is nothing to embed (ollama's
  * "load" request); an empty string in a list is an error. */
-static bool parse_texts(srv_server *s, const cJSON *root, bool legacy, srv_embed_input *t,
+static bool parse_texts(srv_exchange *x, const cJSON *root, bool legacy, srv_embed_input *t,
                         srv_error *e) {
     if (!cJSON_IsObject(root))
         return srv_fail(e, 400, NULL, NULL, "the body must be a JSON object");
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!cJSON_IsString(model) || !model->valuestring[0])
         return srv_fail(e, 400, "model", NULL, "model is required");
+    const srv_model *m = srv_model_take(x, model->valuestring, e);
+    if (!m) return false;
     const cJSON *tr = cJSON_GetObjectItemCaseSensitive(root, "truncate");
     if (tr && !cJSON_IsBool(tr) && !cJSON_IsNull(tr))
         return srv_fail(e, 400, "truncate", NULL, "'truncate' must be a boolean");
@@ -40,7 +42,7 @@ static bool parse_texts(srv_server *s, const cJSON *root, bool legacy, srv_embed
     if (!in || cJSON_IsNull(in)) return true; /* nothing to embed */
     if (cJSON_IsString(in))
         return !in->valuestring[0] ||
-               srv_embed_add_text(s, t, in->valuestring, strlen(in->valuestring), truncate, name,
+               srv_embed_add_text(m, t, in->valuestring, strlen(in->valuestring), truncate, name,
                                   e);
     if (legacy || !cJSON_IsArray(in))
         return srv_fail(e, 400, name, NULL, "'%s' must be a string%s", name,
@@ -52,15 +54,15 @@ static bool parse_texts(srv_server *s, const cJSON *root, bool legacy, srv_embed
     for (const cJSON *it = in->child; it; it = it->next) {
         if (!cJSON_IsString(it))
             return srv_fail(e, 400, name, NULL, "'input' must be a string or an array of strings");
-        if (!srv_embed_add_text(s, t, it->valuestring, strlen(it->valuestring), truncate, name, e))
+        if (!srv_embed_add_text(m, t, it->valuestring, strlen(it->valuestring), truncate, name, e))
             return false;
     }
     return true;
 }
 
-static char *answer_json(srv_server *s, const cJSON *root, const srv_job *j, bool legacy,
+static char *answer_json(const srv_model *m, const cJSON *root, const srv_job *j, bool legacy,
                          double t0_ms) {
-    const int d = hearth_model_n_embd(s->model);
+    const int d = hearth_model_n_embd(m->model);
     cJSON *o = cJSON_CreateObject();
     const int n = j ? j->n_inputs : 0;
     if (legacy) {
@@ -87,12 +89,11 @@ static char *answer_json(srv_server *s, const cJSON *root, const srv_job *j, boo
 }
 
 void srv_handle_ollama_embed(srv_exchange *x, bool legacy) {
-    srv_server *s = x->srv;
     srv_error e;
     srv_embed_input t = {0};
     srv_job *j = NULL;
     cJSON *root = cJSON_ParseWithLength(x->body, x->body_len);
-    if (!(root ? parse_texts(s, root, legacy, &t, &e)
+    if (!(root ? parse_texts(x, root, legacy, &t, &e)
                : srv_fail(&e, 400, NULL, NULL, "the body is not valid JSON"))) {
         srv_embed_input_fini(&t);
         cJSON_Delete(root);
@@ -104,7 +105,7 @@ void srv_handle_ollama_embed(srv_exchange *x, bool legacy) {
         return;
     }
     srv_embed_input_fini(&t);
-    char *json = answer_json(s, root, j, legacy, x->t0_ms);
+    char *json = answer_json(x->model, root, j, legacy, x->t0_ms);
     srv_job_release(j);
     cJSON_Delete(root);
     srv_respond_json(x, 200, json);

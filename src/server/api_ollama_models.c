@@ -1,19 +1,20 @@
 /*
  * api_ollama_models.c - ollama's routes that describe the server and its
- * one model: GET /api/version, GET /api/tags (the models "installed": the
- * loaded one), GET /api/ps (the models loaded: the same one), POST /api/show.
+ * models: GET /api/version, GET /api/tags (the models "installed": every
+ * model the server can answer with), GET /api/ps (the models loaded, with
+ * when their keep-alive runs out), POST /api/show.
  *
- * The model's name is /v1/models' id (the file's name). Its details are
- * computed once, when the server has loaded the model (server.c calls
- * srv_model_info_new), from the loaded model's GGUF metadata, since clients
- * poll these routes: family = general.architecture, parameter_size = the
+ * A model's name is /v1/models' id (the file's name). Its details are
+ * computed once, when the server registers the model (models.c calls
+ * srv_model_info_new), from the file's GGUF header, since clients poll
+ * these routes: family = general.architecture, parameter_size = the
  * tensors' elements counted ("1.1B", "110M"), quantization_level = general.file_type's name
  * (or the type holding most weights when the file has none), size = the
  * file's bytes, modified_at = its mtime. Approximations: digest is SHA-256
  * of the file's header and metadata (bytes before the tensor data) and its
  * size, not of the whole file as ollama's blob digest is (hashing gigabytes
- * would slow the start-up); /api/ps's expires_at is far in the future and
- * size_vram 0 (the model stays loaded, on the CPU).
+ * would slow the start-up); /api/ps's expires_at is far in the future for a
+ * model without a keep-alive or in use, and size_vram 0 (on the CPU).
  */
 #include "api_ollama_models.h"
 
@@ -36,8 +37,9 @@ enum { META_HASH_MAX = 64 << 20 }; /* metadata bytes hashed at most */
 struct srv_model_info {
     char modified_at[40], digest[65];
     uint64_t size;
-    cJSON *details;    /* /api/tags' and /api/show's "details" */
-    cJSON *model_info; /* /api/show's "model_info" */
+    cJSON *details;      /* /api/tags' and /api/show's "details" */
+    cJSON *model_info;   /* /api/show's "model_info" */
+    char *template_text; /* tokenizer.chat_template ("" when none or not UTF-8) */
 };
 
 /* SHA-256 of the bytes before the tensor data and of the file size. */
@@ -140,12 +142,17 @@ static cJSON *model_info_json(const gguf_file *f, const char *family, int64_t n_
     return o;
 }
 
-hearth_err srv_model_info_new(const char *path, const hearth_model *m, srv_model_info **out) {
-    const gguf_file *f = m->gguf;
+hearth_err srv_model_info_new(const char *path, srv_model_info **out) {
+    gguf_file *f = NULL;
+    hearth_err err = gguf_open(path, &f);
+    if (err) return err;
     srv_model_info *mi = calloc(1, sizeof *mi);
-    if (!mi) return hr_fail(HEARTH_ERR_NOMEM, "out of memory");
+    if (!mi) {
+        gguf_close(f);
+        return hr_fail(HEARTH_ERR_NOMEM, "out of memory");
+    }
     char family[64];
-    gguf_str arch = {"", 0};
+    gguf_str arch = {"", 0}, tmpl = {"", 0};
     gguf_get_str(f, "general.architecture", &arch);
     snprintf(family, sizeof family, "%.*s", (int)(arch.len < 63 ? arch.len : 63), arch.ptr);
     int64_t n_params = 0;
@@ -159,7 +166,16 @@ hearth_err srv_model_info_new(const char *path, const hearth_model *m, srv_model
     meta_digest(path, gguf_data_offset(f), mi->size, mi->digest);
     mi->details = details_json(f, family, n_params);
     mi->model_info = model_info_json(f, family, n_params);
-    if (!mi->details || !mi->model_info) {
+    size_t bad;
+    gguf_get_str(f, "tokenizer.chat_template", &tmpl);
+    if ((mi->template_text = malloc(tmpl.len + 1))) {
+        memcpy(mi->template_text, tmpl.ptr, tmpl.len);
+        mi->template_text[tmpl.len] = '\0';
+        if (!hr_utf8_valid(tmpl.ptr, tmpl.len, &bad) || memchr(tmpl.ptr, '\0', tmpl.len))
+            mi->template_text[0] = '\0';
+    }
+    gguf_close(f);
+    if (!mi->details || !mi->model_info || !mi->template_text) {
         srv_model_info_free(mi);
         return hr_fail(HEARTH_ERR_NOMEM, "out of memory");
     }
@@ -171,56 +187,64 @@ void srv_model_info_free(srv_model_info *mi) {
     if (!mi) return;
     cJSON_Delete(mi->details);
     cJSON_Delete(mi->model_info);
+    free(mi->template_text);
     free(mi);
 }
 
 void srv_handle_ollama_tags(srv_exchange *x, bool running) {
     srv_server *s = x->srv;
-    const srv_model_info *mi = s->ollama_info;
-    cJSON *o = cJSON_CreateObject(), *m = cJSON_CreateObject();
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "models"), m);
-    cJSON_AddStringToObject(m, "name", s->model_id);
-    cJSON_AddStringToObject(m, "model", s->model_id);
-    if (!running) cJSON_AddStringToObject(m, "modified_at", mi->modified_at);
-    cJSON_AddNumberToObject(m, "size", (double)mi->size);
-    cJSON_AddStringToObject(m, "digest", mi->digest);
-    cJSON_AddItemToObject(m, "details", cJSON_Duplicate(mi->details, true));
-    if (running) {
-        cJSON_AddStringToObject(m, "expires_at", "2318-01-01T00:00:00Z"); /* never unloaded */
-        cJSON_AddNumberToObject(m, "size_vram", 0);
+    cJSON *o = cJSON_CreateObject(), *all = cJSON_AddArrayToObject(o, "models");
+    for (int i = 0; i < s->n_models; i++) {
+        srv_model *sm = s->models[i];
+        pthread_mutex_lock(&s->models_mu);
+        const bool loaded = sm->state == SRV_MODEL_LOADED;
+        const double expires = sm->expires_ms, now = srv_now_ms();
+        const bool idle = sm->refs == 0;
+        pthread_mutex_unlock(&s->models_mu);
+        if (running && !loaded) continue;
+        const srv_model_info *mi = sm->ollama_info;
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddItemToArray(all, m);
+        cJSON_AddStringToObject(m, "name", sm->id);
+        cJSON_AddStringToObject(m, "model", sm->id);
+        if (!running) cJSON_AddStringToObject(m, "modified_at", mi->modified_at);
+        cJSON_AddNumberToObject(m, "size", (double)mi->size);
+        cJSON_AddStringToObject(m, "digest", mi->digest);
+        cJSON_AddItemToObject(m, "details", cJSON_Duplicate(mi->details, true));
+        if (running) {
+            char when[32] = "2318-01-01T00:00:00Z"; /* never unloaded */
+            if (idle && expires > 0)
+                gw_format_time(gw_now_ms() + (int64_t)(expires - now), when, sizeof when);
+            cJSON_AddStringToObject(m, "expires_at", when);
+            cJSON_AddNumberToObject(m, "size_vram", 0);
+        }
     }
     respond(x, o);
 }
 
 void srv_handle_ollama_show(srv_exchange *x) {
-    srv_server *s = x->srv;
-    const srv_model_info *mi = s->ollama_info;
     srv_error e;
     cJSON *root = cJSON_ParseWithLength(x->body, x->body_len);
     const cJSON *model =
         cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "model") : NULL;
-    if (!cJSON_IsString(model) || !model->valuestring[0]) {
-        cJSON_Delete(root);
+    const srv_model *sm = NULL;
+    if (!cJSON_IsString(model) || !model->valuestring[0])
         srv_fail(&e, 400, "model", NULL, "model is required");
+    else if (!(sm = srv_model_find(x->srv, model->valuestring)) && x->srv->n_models == 1)
+        sm = x->srv->models[0]; /* one model answers any name */
+    else if (!sm)
+        srv_fail(&e, 404, "model", NULL, "model '%.200s' not found", model->valuestring);
+    cJSON_Delete(root);
+    if (!sm) {
         srv_respond_error(x, &e);
         return;
     }
-    cJSON_Delete(root);
+    const srv_model_info *mi = sm->ollama_info;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "license", "");
     cJSON_AddStringToObject(o, "modelfile", "");
     cJSON_AddStringToObject(o, "parameters", "");
-    const char *tmpl = NULL;
-    size_t tl = 0;
-    char *t = NULL;
-    if (hearth_model_meta_str(s->model, "tokenizer.chat_template", &tmpl, &tl) == HEARTH_OK &&
-        (t = malloc(tl + 1))) {
-        memcpy(t, tmpl, tl);
-        t[tl] = '\0';
-    }
-    size_t bad;
-    cJSON_AddStringToObject(o, "template", t && hr_utf8_valid(t, tl, &bad) ? t : "");
-    free(t);
+    cJSON_AddStringToObject(o, "template", mi->template_text);
     cJSON_AddItemToObject(o, "details", cJSON_Duplicate(mi->details, true));
     cJSON_AddItemToObject(o, "model_info", cJSON_Duplicate(mi->model_info, true));
     cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "capabilities"),

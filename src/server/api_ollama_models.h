@@ -1,6 +1,6 @@
 /*
  * api_ollama_models.h - what ollama's model routes (api_ollama_models.c)
- * serve, computed once when the model is loaded (server.c), since clients
+ * serve, computed once when the model is registered (models.c), since clients
  * poll /api/tags and /api/ps: the file's size, mtime and digest, the
  * "details" and "model_info" objects. Private to src/server.
  */
@@ -11,9 +11,10 @@
 
 typedef struct srv_model_info srv_model_info;
 
-/* From the loaded model m (its GGUF metadata and tensors) and its file at
- * path (mtime, and the bytes before the tensor data for the digest). */
-hearth_err srv_model_info_new(const char *path, const hearth_model *m, srv_model_info **out);
+/* From the GGUF file at path: its header (metadata and tensors, checked as
+ * the loader checks them), mtime, and the bytes before the tensor data for
+ * the digest. An error when it is not a GGUF file. */
+hearth_err srv_model_info_new(const char *path, srv_model_info **out);
 /* NULL is a no-op. */
 void srv_model_info_free(srv_model_info *mi);
 

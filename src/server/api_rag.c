@@ -48,19 +48,21 @@ static bool parse_knobs(const cJSON *o, const char *prefix, int *k, rag_mode *mo
     return true;
 }
 
-/* The query's embedding by the server's model when the index's vectors are
- * that model's; NULL otherwise, or when x was answered (an error: *failed). */
+/* The query's embedding by the request's model (x->model) when the index's
+ * vectors are that model's; NULL otherwise, or when x was answered (an
+ * error: *failed). */
 static float *query_vector(srv_exchange *x, const char *text, size_t len, bool *failed) {
     srv_server *s = x->srv;
+    const srv_model *m = x->model;
     *failed = false;
     rag_info in;
     pthread_mutex_lock(&s->rag_mu);
     const hearth_err err = rag_info_get(s->rag, &in);
     pthread_mutex_unlock(&s->rag_mu);
-    if (err || !in.n_vectors || strcmp(in.model, s->rag_model_id)) return NULL;
+    if (err || !in.n_vectors || strcmp(in.model, m->rag_model_id)) return NULL;
     srv_embed_input input = {0};
     srv_error e;
-    if (!srv_embed_add_text(s, &input, text, len, true, "query", &e)) {
+    if (!srv_embed_add_text(m, &input, text, len, true, "query", &e)) {
         srv_embed_input_fini(&input);
         srv_respond_error(x, &e);
         *failed = true;
@@ -71,7 +73,7 @@ static float *query_vector(srv_exchange *x, const char *text, size_t len, bool *
         *failed = true;
         return NULL;
     }
-    const int d = hearth_model_n_embd(s->model);
+    const int d = hearth_model_n_embd(m->model);
     float *v = malloc((size_t)d * sizeof *v);
     if (v) memcpy(v, j->embd, (size_t)d * sizeof *v);
     srv_job_release(j);
@@ -88,7 +90,7 @@ static bool retrieve(srv_exchange *x, const char *text, size_t len, int k, rag_m
     const rag_query q = {.text = text,
                          .len = len,
                          .vector = v,
-                         .model = v ? s->rag_model_id : NULL,
+                         .model = v ? x->model->rag_model_id : NULL,
                          .k = k,
                          .mode = mode};
     pthread_mutex_lock(&s->rag_mu);
@@ -131,12 +133,17 @@ void srv_handle_rag_search(srv_exchange *x) {
     srv_error e;
     cJSON *root = cJSON_ParseWithLength(x->body, x->body_len);
     const cJSON *query = cJSON_GetObjectItemCaseSensitive(root, "query");
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model"); /* whose vectors */
     int k;
     rag_mode mode;
     rag_hits h;
     bool answered = false;
     if (!cJSON_IsObject(root))
         srv_fail(&e, 400, NULL, NULL, "the body must be a JSON object");
+    else if (model && !cJSON_IsString(model) && !cJSON_IsNull(model))
+        srv_fail(&e, 400, "model", NULL, "'model' must be a string");
+    else if (!srv_model_take(x, cJSON_IsString(model) ? model->valuestring : NULL, &e))
+        ; /* e says why */
     else if (!cJSON_IsString(query) || !*query->valuestring)
         srv_fail(&e, 400, "query", NULL, "'query' must be a non-empty string");
     else if (parse_knobs(root, "", &k, &mode, &e)) {

@@ -101,7 +101,7 @@ static void respond(srv_exchange *x, cJSON *root, bool built) {
 /* text tokenized into *ids (malloc'd, *n of them); more than UTIL_MAX_TOKENS
  * is a 413. The first buffer holds any tokenization of text: no vocabulary
  * makes more tokens than bytes, plus BOS, EOS and a space prefix. */
-static bool tokenize(srv_server *s, const char *text, size_t len, bool add_special,
+static bool tokenize(const srv_model *m, const char *text, size_t len, bool add_special,
                      bool parse_special, int32_t **ids, size_t *n, srv_error *e) {
     size_t cap = len < UTIL_MAX_TOKENS - 8 ? len + 8 : UTIL_MAX_TOKENS;
     for (;;) {
@@ -109,7 +109,7 @@ static bool tokenize(srv_server *s, const char *text, size_t len, bool add_speci
         if (!buf) return srv_fail(e, 500, NULL, NULL, "out of memory");
         size_t got = 0;
         const hearth_err err =
-            hearth_tokenize(s->model, text, len, add_special, parse_special, buf, cap, &got);
+            hearth_tokenize(m->model, text, len, add_special, parse_special, buf, cap, &got);
         if (!err) {
             *ids = buf;
             *n = got;
@@ -141,8 +141,8 @@ static cJSON *piece_json(const char *p, size_t n) {
 }
 
 /* {"id", "piece"} for each id, into arr. */
-static bool pieces_json(srv_server *s, const int32_t *ids, size_t n, cJSON *arr) {
-    const tok_vocab *v = engine_vocab(s->model);
+static bool pieces_json(const srv_model *m, const int32_t *ids, size_t n, cJSON *arr) {
+    const tok_vocab *v = engine_vocab(m->model);
     const size_t cap = v ? tok_max_piece_len(v) : 0;
     char *buf = malloc(cap + 1); /* + 1: srv_json_string reads p[n] */
     bool ok = v && buf;
@@ -160,15 +160,26 @@ static bool pieces_json(srv_server *s, const int32_t *ids, size_t n, cJSON *arr)
     return ok;
 }
 
+/* The model a utility request's body names ("model", optional: the
+ * default); NULL with e filled. */
+static const srv_model *body_model(srv_exchange *x, const cJSON *root, srv_error *e) {
+    const cJSON *model = srv_req_field(root, "model");
+    if (model && !cJSON_IsString(model)) {
+        srv_req_bad_type(e, "model", "a string");
+        return NULL;
+    }
+    return srv_model_take(x, model ? model->valuestring : NULL, e);
+}
+
 void srv_handle_tokenize(srv_exchange *x) {
-    srv_server *s = x->srv;
     srv_error e;
+    const srv_model *m = NULL;
     bool add_special = false, parse_special = true, with_pieces = false;
     int32_t *ids = NULL;
     size_t n = 0;
     cJSON *root = parse_body(x, &e);
     const cJSON *content = root ? srv_req_field(root, "content") : NULL;
-    bool ok = root != NULL;
+    bool ok = root && (m = body_model(x, root, &e));
     if (ok && !content)
         ok = srv_fail(&e, 400, "content", NULL, "'content' is required");
     else if (ok && !cJSON_IsString(content))
@@ -176,7 +187,7 @@ void srv_handle_tokenize(srv_exchange *x) {
     ok = ok && get_bool(root, "add_special", false, &add_special, &e) &&
          get_bool(root, "parse_special", true, &parse_special, &e) &&
          get_bool(root, "with_pieces", false, &with_pieces, &e) &&
-         tokenize(s, content->valuestring, strlen(content->valuestring), add_special, parse_special,
+         tokenize(m, content->valuestring, strlen(content->valuestring), add_special, parse_special,
                   &ids, &n, &e);
     cJSON_Delete(root);
     if (!ok) {
@@ -185,7 +196,7 @@ void srv_handle_tokenize(srv_exchange *x) {
     }
     cJSON *out = cJSON_CreateObject(), *arr = NULL;
     bool built = out && (arr = cJSON_AddArrayToObject(out, "tokens"));
-    if (built && with_pieces) built = pieces_json(s, ids, n, arr);
+    if (built && with_pieces) built = pieces_json(m, ids, n, arr);
     for (size_t i = 0; built && !with_pieces && i < n; i++)
         built = cJSON_AddItemToArray(arr, cJSON_CreateNumber(ids[i]));
     free(ids);
@@ -195,11 +206,12 @@ void srv_handle_tokenize(srv_exchange *x) {
 /* ---- POST /detokenize ------------------------------------------------------- */
 
 /* "tokens": an array of ids of the vocabulary, into *ids (malloc'd). */
-static bool parse_ids(srv_server *s, const cJSON *root, int32_t **ids, size_t *n, srv_error *e) {
+static bool parse_ids(const srv_model *m, const cJSON *root, int32_t **ids, size_t *n,
+                      srv_error *e) {
     const cJSON *arr = srv_req_field(root, "tokens");
     if (!arr) return srv_fail(e, 400, "tokens", NULL, "'tokens' is required");
     if (!cJSON_IsArray(arr)) return srv_req_bad_type(e, "tokens", "an array of token ids");
-    const int count = cJSON_GetArraySize(arr), n_vocab = hearth_model_n_vocab(s->model);
+    const int count = cJSON_GetArraySize(arr), n_vocab = hearth_model_n_vocab(m->model);
     if (count > UTIL_MAX_TOKENS)
         return srv_fail(e, 413, "tokens", "too_many_tokens",
                         "'tokens' has %d ids; at most %d are detokenized in one request", count,
@@ -229,9 +241,10 @@ static bool parse_ids(srv_server *s, const cJSON *root, int32_t **ids, size_t *n
 
 /* The text of ids[0..n) (hearth_detokenize with control tokens' text) as a
  * JSON string; its size is measured before anything is allocated. */
-static bool detokenize(srv_server *s, const int32_t *ids, size_t n, cJSON **out, srv_error *e) {
+static bool detokenize(const srv_model *m, const int32_t *ids, size_t n, cJSON **out,
+                       srv_error *e) {
     size_t need = 0;
-    hearth_err err = hearth_detokenize(s->model, ids, n, true, NULL, 0, &need);
+    hearth_err err = hearth_detokenize(m->model, ids, n, true, NULL, 0, &need);
     if (err && err != HEARTH_ERR_INVALID_ARG)
         return srv_fail(e, 500, NULL, NULL, "detokenizing: %s", hearth_last_error());
     if (need > UTIL_MAX_TEXT)
@@ -240,7 +253,7 @@ static bool detokenize(srv_server *s, const int32_t *ids, size_t n, cJSON **out,
                         (int)UTIL_MAX_TEXT);
     char *text = malloc(need + 1);
     if (!text) return srv_fail(e, 500, NULL, NULL, "out of memory");
-    err = hearth_detokenize(s->model, ids, n, true, text, need, &need);
+    err = hearth_detokenize(m->model, ids, n, true, text, need, &need);
     *out = err ? NULL : clean_string(text, need);
     free(text);
     if (err) return srv_fail(e, 500, NULL, NULL, "detokenizing: %s", hearth_last_error());
@@ -248,13 +261,14 @@ static bool detokenize(srv_server *s, const int32_t *ids, size_t n, cJSON **out,
 }
 
 void srv_handle_detokenize(srv_exchange *x) {
-    srv_server *s = x->srv;
     srv_error e;
     int32_t *ids = NULL;
     size_t n = 0;
     cJSON *text = NULL;
+    const srv_model *m = NULL;
     cJSON *root = parse_body(x, &e);
-    const bool ok = root && parse_ids(s, root, &ids, &n, &e) && detokenize(s, ids, n, &text, &e);
+    const bool ok = root && (m = body_model(x, root, &e)) && parse_ids(m, root, &ids, &n, &e) &&
+                    detokenize(m, ids, n, &text, &e);
     cJSON_Delete(root);
     free(ids);
     if (!ok) {
@@ -275,28 +289,28 @@ void srv_handle_detokenize(srv_exchange *x) {
  * tokens are made from (the tokenizer adds BOS itself), so POST /tokenize
  * with add_special true gives the chat's prompt tokens back. */
 void srv_handle_apply_template(srv_exchange *x) {
-    srv_server *s = x->srv;
     srv_request r;
     srv_error e;
     if (!srv_parse_request(SRV_CHAT, x->body, x->body_len, &r, &e)) {
         srv_respond_error(x, &e);
         return;
     }
-    if (!srv_rag_augment(x, &r)) { /* x was answered */
+    const srv_model *m = srv_model_use(x, r.model);
+    if (!m || !srv_rag_augment(x, &r)) { /* x was answered */
         srv_request_free(&r);
         return;
     }
     int32_t *ids = NULL;
     int n = 0;
     char *text = NULL;
-    const bool ok = srv_chat_prompt(s, &r, &ids, &n, &text, &e);
+    const bool ok = srv_chat_prompt(m, &r, &ids, &n, &text, &e);
     free(ids);
     srv_request_free(&r);
     if (!ok) {
         srv_respond_error(x, &e);
         return;
     }
-    const size_t len = strlen(text), skip = eng_chat_bos_skip(text, len, s->bos_text);
+    const size_t len = strlen(text), skip = eng_chat_bos_skip(text, len, m->bos_text);
     cJSON *out = cJSON_CreateObject();
     const bool built =
         out && cJSON_AddItemToObject(out, "prompt", clean_string(text + skip, len - skip));
@@ -339,12 +353,12 @@ static cJSON *default_params(void) {
 /* The template text in use: the GGUF's tokenizer.chat_template, or the
  * --chat-template file's text; "" for a built-in template chosen by name and
  * for the ChatML fallback (Hearth renders those in C; there is no text). */
-static cJSON *template_text(srv_server *s) {
-    const char *override = s->cfg.chat_template;
+static cJSON *template_text(const srv_model *m) {
+    const char *override = m->srv->cfg.chat_template;
     if (!override) {
         const char *t = NULL;
         size_t len = 0;
-        if (hearth_model_meta_str(s->model, "tokenizer.chat_template", &t, &len) != HEARTH_OK)
+        if (hearth_model_meta_str(m->model, "tokenizer.chat_template", &t, &len) != HEARTH_OK)
             return cJSON_CreateString("");
         return clean_string(t, len);
     }
@@ -360,21 +374,23 @@ static cJSON *template_text(srv_server *s) {
 
 void srv_handle_props(srv_exchange *x) {
     srv_server *s = x->srv;
+    const srv_model *m = srv_model_use(x, srv_query(x, "model")); /* llama-server's ?model= */
+    if (!m) return;
     cJSON *out = cJSON_CreateObject(),
           *dgs = cJSON_AddObjectToObject(out, "default_generation_settings");
     cJSON *modalities = cJSON_AddObjectToObject(out, "modalities");
     bool ok =
-        dgs && modalities && cJSON_AddNumberToObject(dgs, "n_ctx", srv_sched_n_ctx(s->sched)) &&
+        dgs && modalities && cJSON_AddNumberToObject(dgs, "n_ctx", srv_sched_n_ctx(m->sched)) &&
         cJSON_AddItemToObject(dgs, "params", default_params()) &&
         cJSON_AddNumberToObject(out, "total_slots", s->cfg.n_parallel) &&
-        cJSON_AddStringToObject(out, "model_alias", s->model_id) &&
-        cJSON_AddStringToObject(out, "model_path", s->cfg.model_path) &&
+        cJSON_AddStringToObject(out, "model_alias", m->id) &&
+        cJSON_AddStringToObject(out, "model_path", m->path) &&
         cJSON_AddBoolToObject(modalities, "vision", false) &&
         cJSON_AddBoolToObject(modalities, "audio", false) &&
-        cJSON_AddItemToObject(out, "chat_template", template_text(s)) &&
-        cJSON_AddStringToObject(out, "chat_template_name", s->have_template ? s->tmpl.name : "") &&
-        cJSON_AddItemToObject(out, "bos_token", clean_string(s->bos_text, strlen(s->bos_text))) &&
-        cJSON_AddItemToObject(out, "eos_token", clean_string(s->eos_text, strlen(s->eos_text))) &&
+        cJSON_AddItemToObject(out, "chat_template", template_text(m)) &&
+        cJSON_AddStringToObject(out, "chat_template_name", m->have_template ? m->tmpl.name : "") &&
+        cJSON_AddItemToObject(out, "bos_token", clean_string(m->bos_text, strlen(m->bos_text))) &&
+        cJSON_AddItemToObject(out, "eos_token", clean_string(m->eos_text, strlen(m->eos_text))) &&
         cJSON_AddStringToObject(out, "build_info", "hearth-" HEARTH_VERSION);
     respond(x, out, ok);
 }

@@ -49,7 +49,10 @@ typedef enum route_id {
     ROUTE_TOKENIZE,
     ROUTE_DETOKENIZE,
     ROUTE_APPLY_TEMPLATE,
-    ROUTE_PROPS
+    ROUTE_PROPS,
+    ROUTE_ROUTER_MODELS,
+    ROUTE_MODEL_LOAD,
+    ROUTE_MODEL_UNLOAD
 } route_id;
 
 typedef struct route {
@@ -90,6 +93,10 @@ static const route routes[] = {
     {"/detokenize", false, "POST", ROUTE_DETOKENIZE, true},
     {"/apply-template", false, "POST", ROUTE_APPLY_TEMPLATE, true},
     {"/props", false, "GET", ROUTE_PROPS, true},
+    /* llama-server's router mode */
+    {"/models", false, "GET", ROUTE_ROUTER_MODELS, true},
+    {"/models/load", false, "POST", ROUTE_MODEL_LOAD, true},
+    {"/models/unload", false, "POST", ROUTE_MODEL_UNLOAD, true},
 };
 
 /* Per-request state (libmicrohttpd's con_cls), freed when it completes. */
@@ -149,6 +156,7 @@ static void log_line(srv_server *s, srv_conn *c, const char *note) {
     fprintf(s->cfg.log, "%s %s %s %d prompt=%d cached=%d completion=%d %.1fms%s%s", when, c->method,
             c->path, c->x.status, c->x.prompt_tokens, c->x.cached_tokens, c->x.completion_tokens,
             ms, note ? " " : "", note ? note : "");
+    if (s->n_models > 1 && c->x.model) fprintf(s->cfg.log, " model=%s", c->x.model->id);
     if (c->x.log_prompt) {
         /* the prompt as a JSON string, so one request stays one line */
         fputs(" prompt=\"", s->cfg.log);
@@ -188,6 +196,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
                      c->route->id == ROUTE_OLLAMA_CHAT || c->route->id == ROUTE_OLLAMA_GENERATE);
     srv_metrics_request(&s->metrics, srv_metrics_route(c->path), c->x.status,
                         (srv_now_ms() - c->t0) / 1e3, gen && c->x.status == 200);
+    srv_model_release(c->x.model, c->x.keep_alive_ms);
     free(c->x.log_prompt);
     gw_buf_free(&c->body);
     free(c);
@@ -304,6 +313,12 @@ static void dispatch(srv_server *s, srv_conn *c) {
         srv_handle_apply_template(x);
     else if (id == ROUTE_PROPS)
         srv_handle_props(x);
+    else if (id == ROUTE_ROUTER_MODELS)
+        srv_handle_models(x, NULL);
+    else if (id == ROUTE_MODEL_LOAD)
+        srv_handle_model_load(x);
+    else if (id == ROUTE_MODEL_UNLOAD)
+        srv_handle_model_unload(x);
     else
         srv_handle_models(x, c->path + strlen("/v1/models/"));
 }
@@ -339,6 +354,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         c->x.path = c->path;
         c->x.t0_ms = c->t0;
         c->x.conn = conn;
+        c->x.keep_alive_ms = SRV_KEEP_ALIVE_DEFAULT;
         c->x.ollama = !strncmp(c->path, "/api/", 5); /* even a 404 in ollama's shape */
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);

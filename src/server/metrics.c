@@ -28,10 +28,13 @@ static const char *const routes[] = {"/v1/chat/completions",
                                      "/detokenize",
                                      "/apply-template",
                                      "/props",
+                                     "/models",
+                                     "/models/load",
+                                     "/models/unload",
                                      "other"};
 _Static_assert(sizeof routes / sizeof routes[0] == SRV_N_ROUTES, "SRV_N_ROUTES: one per route");
-static const int statuses[SRV_N_STATUSES] = {200, 400, 401, 404, 405, 408, 413,
-                                             429, 499, 500, 503, 504, 0};
+static const int statuses[SRV_N_STATUSES] = {200, 400, 401, 404, 405, 408, 409,
+                                             413, 429, 499, 500, 503, 504, 0};
 static const double buckets_s[SRV_N_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                                 1,     2.5,  5,     10,   30,  60,   120};
 

@@ -13,7 +13,8 @@
  *   api_chat.c    POST /v1/chat/completions (chat template, then api_gen)
  *   api_completions.c  POST /v1/completions
  *   api_embeddings.c  POST /v1/embeddings (through the scheduler, never the gateway)
- *   api_models.c  GET /v1/models, /health, /metrics
+ *   api_models.c  GET /v1/models (and /models), POST /models/load and
+ *                 /models/unload, GET /health, /metrics
  *   api_ollama.c  ollama's API: POST /api/chat, /api/generate (translated to a
  *                 srv_request, answered by api_gen.c / sse.c in its dialect)
  *   api_ollama_embed.c  POST /api/embed and /api/embeddings
@@ -24,7 +25,9 @@
  *   metrics.c     counters and the latency histogram
  *   dashboard.c   GET /dashboard: the operator's page, embedded from dashboard/
  *   http.c        the daemon, routing, body limits, auth and the request log
- *   server.c      start-up (model, template, slots) and shut-down
+ *   models.c      the models it serves: registration, loading on demand,
+ *                 least-recently-used eviction, keep-alive, references
+ *   server.c      start-up (models, gateway, daemon) and shut-down
  *
  * Threads: libmicrohttpd runs one thread per connection; those threads only
  * parse, tokenize (the tokenizer is immutable, so thread-safe), enqueue and
@@ -51,16 +54,26 @@
 /* ---- configuration and lifecycle (the CLI's interface) ------------------ */
 
 typedef struct srv_config {
+    /* the models (models.c, docs/server.md "Several models"): model_path is
+     * the default one, loaded at start-up and answering requests that name
+     * no model (NULL with models_dir: none); more_models and the *.gguf
+     * files of models_dir are loaded when a request names them */
     const char *model_path;
-    const char *host;          /* address to bind (default 127.0.0.1) */
-    int port;                  /* 0: any free port (srv_port tells which) */
-    int n_parallel;            /* slots: requests generated at the same time */
-    int n_ctx;                 /* context per slot; <= 0: min(model's, 4096) */
-    int n_threads;             /* model threads; <= 0: physical cores */
-    int queue_max;             /* requests waiting for a slot before 503; < 0: 4 * n_parallel */
-    int timeout_s;             /* per request, from arrival to the last token; <= 0: none */
-    size_t max_body_bytes;     /* larger bodies get 413 */
-    const char *api_key;       /* NULL: no authentication */
+    const char *const *more_models;
+    int n_more_models;
+    const char *models_dir;
+    int models_max;        /* loaded at once (least recently used unloaded first); 0: no limit */
+    bool no_autoload;      /* only POST /models/load loads a model */
+    int64_t keep_alive_ms; /* an idle model is unloaded after this; < 0: never */
+    const char *host;      /* address to bind (default 127.0.0.1) */
+    int port;              /* 0: any free port (srv_port tells which) */
+    int n_parallel;        /* slots: requests generated at the same time */
+    int n_ctx;             /* context per slot; <= 0: min(model's, 4096) */
+    int n_threads;         /* model threads; <= 0: physical cores */
+    int queue_max;         /* requests waiting for a slot before 503; < 0: 4 * n_parallel */
+    int timeout_s;         /* per request, from arrival to the last token; <= 0: none */
+    size_t max_body_bytes; /* larger bodies get 413 */
+    const char *api_key;   /* NULL: no authentication */
     const char *chat_template; /* NULL: the model's; else a name (tok_chat_names) or a file */
     bool log_prompts;          /* put prompt text in the request log */
     FILE *log;                 /* the request log and start-up messages (stderr) */
@@ -80,12 +93,13 @@ typedef struct srv_config {
     int64_t drift_every_ms;
     /* --drift-window, --drift-reference: its windows; 0: 24 h, 7 d */
     int64_t drift_window_ms, drift_reference_ms;
-    /* --lora, --lora-scaled: adapters applied to the model (borrowed) */
+    /* --lora, --lora-scaled: adapters applied to the default model (borrowed) */
     const hearth_lora *loras;
     int n_loras;
     /* speculative decoding (docs/speculative.md): up to spec_n_max proposals a
-     * step from model_draft (-md) when set, else from prompt lookup of
-     * spec_ngram_n tokens when that is > 0; spec_n_max 0: off */
+     * step from model_draft (-md, the default model's draft) when set, else
+     * from prompt lookup of spec_ngram_n tokens when that is > 0; spec_n_max
+     * 0: off */
     const char *model_draft;
     int spec_n_max, spec_ngram_n;
     float spec_p_min;
@@ -238,14 +252,14 @@ size_t srv_utf8_clean(const char *in, size_t n, char *out);
 
 /* ---- metrics (metrics.c) ------------------------------------------------- */
 
-enum { SRV_N_ROUTES = 15, SRV_N_STATUSES = 13, SRV_N_BUCKETS = 14 };
+enum { SRV_N_ROUTES = 18, SRV_N_STATUSES = 14, SRV_N_BUCKETS = 14 };
 
 typedef struct srv_metrics {
     pthread_mutex_t mu;
     uint64_t requests[SRV_N_ROUTES][SRV_N_STATUSES];
     uint64_t prompt_tokens, cached_tokens, generated_tokens;
     uint64_t decode_steps, decode_step_tokens, decode_step_max; /* batched decoding */
-    uint64_t spec_drafted, spec_accepted; /* speculative decoding's proposals */
+    uint64_t spec_drafted, spec_accepted;    /* speculative decoding's proposals */
     uint64_t latency_buckets[SRV_N_BUCKETS]; /* generation requests, cumulative at print */
     uint64_t latency_count;
     double latency_sum_s;
@@ -383,27 +397,63 @@ void srv_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int ms);
 
 typedef enum srv_state { SRV_LOADING, SRV_READY, SRV_FAILED } srv_state;
 
-struct srv_server {
-    srv_config cfg;
-    struct MHD_Daemon *daemon;
-    int port;
-    atomic_int state;
-    pthread_mutex_t log_mu;
+typedef enum srv_model_state {
+    SRV_MODEL_UNLOADED,
+    SRV_MODEL_LOADING,
+    SRV_MODEL_LOADED,
+    SRV_MODEL_FAILED /* the last load failed (error says why); the next use tries again */
+} srv_model_state;
+
+/* One model the server can answer with (models.c). The name, path and
+ * ollama_info are set at registration and never change; state, refs and
+ * the times are guarded by the server's models_mu; the rest is set while
+ * loading and immutable while the model is loaded, which a reference
+ * (srv_model_use, srv_model_retain) guarantees until it is released. */
+typedef struct srv_model {
+    struct srv_server *srv;
+    char id[256]; /* what clients name it: the file's name */
+    char *path;
+    bool is_default;                    /* the first -m: --lora and --model-draft apply to it */
+    int64_t created;                    /* registration time (/v1/models' "created") */
+    struct srv_model_info *ollama_info; /* ollama's /api/tags, /api/show (api_ollama_models.h) */
+    /* residency */
+    srv_model_state state;
+    int refs;
+    double last_used_ms;   /* srv_now_ms() of the last release (least recently used goes first) */
+    double expires_ms;     /* idle and past this: unloaded (0: never) */
+    int64_t keep_alive_ms; /* how long it stays once idle (the latest request's say) */
+    char error[256];       /* SRV_MODEL_FAILED */
+    /* while loaded */
     hearth_model *model;
-    hearth_model *draft; /* --model-draft (NULL: none) */
-    char model_id[256];
-    int64_t created;
+    hearth_model *draft;    /* --model-draft (NULL: none) */
     hearth_pooling pooling; /* /v1/embeddings */
     bool have_template;     /* false: chat requests fail with template_error */
     tok_chat_template tmpl;
     char template_error[512];
     char *bos_text, *eos_text; /* token texts for templates */
     srv_sched *sched;
+    char rag_model_id[256]; /* rag_model_id of this model, for query vectors */
+} srv_model;
+
+struct srv_server {
+    srv_config cfg;
+    struct MHD_Daemon *daemon;
+    int port;
+    atomic_int state; /* the default model's loading at start-up (READY without one) */
+    pthread_mutex_t log_mu;
+    /* the models (models.c) */
+    srv_model **models;
+    int n_models;
+    srv_model *default_model; /* NULL: requests must name a model */
+    pthread_mutex_t models_mu;
+    pthread_cond_t models_cv; /* a state, a reference count or the closing flag changed */
+    bool models_closing;
+    pthread_t reaper; /* unloads models whose keep-alive ran out */
+    bool reaper_started;
     srv_metrics metrics;
     pthread_t loader;
     bool loader_started;
     hearth_err load_err;
-    struct srv_model_info *ollama_info; /* ollama's /api/tags, /api/show (api_ollama_models.h) */
     /* the gateway (api_gateway.c) */
     gw_gateway *gw;
     gw_ledger *ledger;
@@ -415,9 +465,58 @@ struct srv_server {
     /* retrieval (api_rag.c) */
     struct rag_index *rag;         /* NULL without --rag */
     pthread_mutex_t rag_mu;        /* one search at a time on the handle */
-    char rag_model_id[256];        /* rag_model_id of the server's model, for query vectors */
     struct srv_drift_watch *drift; /* NULL without --drift-every */
 };
+
+/* ---- the models (models.c) ------------------------------------------------ */
+
+typedef struct srv_exchange srv_exchange;
+
+/* Registers the configured models (their files' headers are read: a -m
+ * that is not a GGUF file is an error, a bad file in --models-dir a
+ * warning) and starts the keep-alive thread. */
+hearth_err srv_models_init(srv_server *s);
+/* Loads the default model (the loader thread at start-up). */
+hearth_err srv_models_load_default(srv_server *s);
+/* Refuses new uses and cancels every job of the loaded models (their
+ * waiters wake up). */
+void srv_models_shutdown(srv_server *s);
+/* Shuts down, stops the keep-alive thread and frees every model (after the
+ * daemon). */
+void srv_models_free(srv_server *s);
+/* The model a client's name designates, or NULL (see srv_model_use); no
+ * loading, no reference. */
+srv_model *srv_model_find(srv_server *s, const char *name);
+/* Resolves the name a request gave (NULL or "": the default model; a name
+ * of the gateway's tiers, "auto" and "local" too; with a single model, any
+ * name) and takes a reference on it, loading it first when it is not
+ * (autoload: the server's setting). Sets x->model (released when the
+ * request completes) and returns it; NULL when x was answered with an
+ * error (404 unknown model, 503 not loaded or no room, 500 failed load). */
+srv_model *srv_model_use(srv_exchange *x, const char *name);
+/* The same, leaving the answer to the caller: NULL with e filled. */
+srv_model *srv_model_take(srv_exchange *x, const char *name, srv_error *e);
+/* Loads m (unloading the least recently used idle model when --models-max
+ * are loaded) and takes a reference; false with e filled when it cannot. */
+bool srv_model_acquire(srv_model *m, bool autoload, srv_error *e);
+/* Another reference on a model the caller holds one on. */
+void srv_model_retain(srv_model *m);
+/* Drops a reference. A request's release says how long the model stays
+ * loaded once idle, as ollama's keep_alive does (the latest request's
+ * holds): keep_alive_ms (0: unload now; SRV_KEEP_ALIVE_FOREVER), or the
+ * server's --keep-alive (SRV_KEEP_ALIVE_DEFAULT); other holders pass
+ * SRV_KEEP_ALIVE_NONE. NULL: no-op. */
+enum { SRV_KEEP_ALIVE_NONE = -3, SRV_KEEP_ALIVE_DEFAULT = -2, SRV_KEEP_ALIVE_FOREVER = -1 };
+void srv_model_release(srv_model *m, int64_t keep_alive_ms);
+/* Unloads m now; false with e filled when it is not loaded or in use. */
+bool srv_model_unload(srv_model *m, srv_error *e);
+/* Whether m is loaded now (it may not be by the time the caller looks). */
+bool srv_model_loaded(srv_model *m);
+/* A keep-alive as ollama takes it: seconds as a number ("300", "0"), a
+ * duration ("5m", "1h"), negative: forever (SRV_KEEP_ALIVE_FOREVER). */
+bool srv_parse_keep_alive(const char *text, int64_t *ms);
+/* The slots of the loaded models, summed, and how many are loaded. */
+void srv_models_stats(srv_server *s, int *queued, int *busy, int *slots, int *loaded);
 
 /* A start-up or background message on the log: "hearth serve: ..." */
 void srv_say(srv_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -445,8 +544,10 @@ typedef struct srv_exchange {
     int prompt_tokens, cached_tokens, completion_tokens;
     char *log_prompt;                      /* --log-prompts: the prompt text (malloc'd) */
     char tier_header[64], task_header[32]; /* x-hearth-tier, x-hearth-task ("": none) */
-    char rag_note[64];    /* the x-hearth-rag header: what retrieval added ("": none) */
-    struct srv_gwreq *gw; /* the gateway's state of a generation request */
+    char rag_note[64];     /* the x-hearth-rag header: what retrieval added ("": none) */
+    struct srv_gwreq *gw;  /* the gateway's state of a generation request */
+    srv_model *model;      /* the model answering (srv_model_use), released at completion */
+    int64_t keep_alive_ms; /* ollama's keep_alive (SRV_KEEP_ALIVE_DEFAULT: not given) */
     struct MHD_Response *response;
     struct srv_stream *stream; /* a streaming response's state (owned by the response) */
 } srv_exchange;
@@ -482,6 +583,9 @@ void srv_handle_tokenize(srv_exchange *x);       /* POST /tokenize */
 void srv_handle_detokenize(srv_exchange *x);     /* POST /detokenize */
 void srv_handle_apply_template(srv_exchange *x); /* POST /apply-template */
 void srv_handle_props(srv_exchange *x);          /* GET /props */
+/* llama-server's router mode (api_models.c; GET /models is /v1/models) */
+void srv_handle_model_load(srv_exchange *x);   /* POST /models/load */
+void srv_handle_model_unload(srv_exchange *x); /* POST /models/unload */
 /* retrieval (api_rag.c) */
 void srv_handle_rag_search(srv_exchange *x); /* POST /v1/hearth/rag/search */
 /* A parsed chat request with "rag" (r->rag): its last user message gets the
@@ -509,7 +613,8 @@ typedef struct srv_gen {
     const char *echo_text; /* completion with echo: the prompt text */
     size_t echo_len;
     const char *model; /* a remote tier's answer: its model's name, and no logprobs (NULL: the
-                          server's model) */
+                          local model's) */
+    srv_model *local;  /* the local model (held by the caller) */
 } srv_gen;
 
 void srv_generate(srv_exchange *x, const srv_gen *g);
@@ -536,27 +641,28 @@ uint64_t srv_choice_seed(uint64_t seed, int i, int n);
  * context is full, 0; completion: 16, as OpenAI's). */
 int srv_max_tokens(const srv_request *r);
 /* The chat.completion / text_completion body of a finished job (malloc'd). */
-char *srv_response_json(srv_server *s, const srv_gen *g, const srv_job *j);
+char *srv_response_json(const srv_gen *g, const srv_job *j);
 /* The same with one choice per job, index i for jobs[i] (ollama's dialects:
  * jobs[0] only; n is 1 there). */
-char *srv_response_json_n(srv_server *s, const srv_gen *g, srv_job *const *jobs, int n);
+char *srv_response_json_n(const srv_gen *g, srv_job *const *jobs, int n);
 /* A chat request's prompt: messages, tools and calls rendered by the chat
  * template (a forced tool call opens the assistant turn with the call prefix
  * and sets r's constraint), then tokenized; *ids malloc'd. With text_out,
  * *text_out receives the rendered text (malloc'd). */
-bool srv_chat_prompt(srv_server *s, srv_request *r, int32_t **ids, int *n, char **text_out,
+bool srv_chat_prompt(const srv_model *m, srv_request *r, int32_t **ids, int *n, char **text_out,
                      srv_error *e);
 /* Tokenizes a prompt (BOS as the vocabulary asks, special tokens parsed);
  * *ids is malloc'd. */
-bool srv_tokenize(srv_server *s, const char *text, size_t len, int32_t **ids, int *n, srv_error *e);
+bool srv_tokenize(const srv_model *m, const char *text, size_t len, int32_t **ids, int *n,
+                  srv_error *e);
 
 /* The pieces of a response both the JSON and the SSE writers use. */
 const char *srv_finish_reason(const srv_job *j);
 /* Appends the logprobs of events[from..to) in the request kind's format to
  * `obj` (chat: {"content":[...]}, completion: {"tokens",...}). */
 struct cJSON;
-struct cJSON *srv_logprobs_json(srv_server *s, srv_kind kind, const srv_job *j, int from, int to,
-                                size_t text_base);
+struct cJSON *srv_logprobs_json(const srv_model *m, srv_kind kind, const srv_job *j, int from,
+                                int to, size_t text_base);
 void srv_usage_json(struct cJSON *obj, const srv_job *j);
 /* usage over the choices: the prompt once (the first job's counts), the
  * completions summed; and the same counts as numbers. */
@@ -575,10 +681,10 @@ void srv_make_id(srv_kind kind, char *out, size_t cap);
  * ({"model","created_at"}), a piece of text in the dialect's field, the
  * final fields (done, done_reason, counts, durations in nanoseconds), and
  * the whole non-streaming body (malloc'd). model: the name to report. */
-struct cJSON *srv_ollama_head(srv_server *s, const srv_request *r, const char *model);
+struct cJSON *srv_ollama_head(const srv_model *m, const srv_request *r, const char *model);
 void srv_ollama_piece(struct cJSON *o, srv_dialect d, const char *text, size_t len);
 void srv_ollama_done(struct cJSON *o, const srv_request *r, const srv_job *j);
-char *srv_ollama_response_json(srv_server *s, const srv_gen *g, const srv_job *j);
+char *srv_ollama_response_json(const srv_gen *g, const srv_job *j);
 
 /* Streaming: takes over the job reference and answers with SSE (ollama's
  * dialects: NDJSON). */

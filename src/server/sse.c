@@ -71,10 +71,10 @@ typedef struct sse_choice {
 } sse_choice;
 
 typedef struct srv_stream {
-    srv_server *srv;
-    srv_exchange *x; /* valid while libmicrohttpd calls sse_read */
-    srv_job *job;    /* the first choice's: the group's (its cv tells of all) */
-    sse_choice *ch;  /* [n_ch] */
+    srv_model *model; /* a reference of the stream's own */
+    srv_exchange *x;  /* valid while libmicrohttpd calls sse_read */
+    srv_job *job;     /* the first choice's: the group's (its cv tells of all) */
+    sse_choice *ch;   /* [n_ch] */
     int n_ch;
     uint64_t seen_seq; /* n_ch > 1: the group's news counted so far */
     srv_kind kind;
@@ -124,7 +124,7 @@ static cJSON *chunk(srv_stream *st) {
     cJSON_AddStringToObject(c, "object",
                             st->kind == SRV_CHAT ? "chat.completion.chunk" : "text_completion");
     cJSON_AddNumberToObject(c, "created", (double)st->created);
-    cJSON_AddStringToObject(c, "model", st->srv->model_id);
+    cJSON_AddStringToObject(c, "model", st->model->id);
     cJSON_AddNullToObject(c, "system_fingerprint");
     return c;
 }
@@ -141,7 +141,7 @@ static cJSON *choice_chunk(srv_stream *st, int index, cJSON **choice) {
 /* Text of choice ch; ev >= 0: the event it came from (for its logprobs). */
 static void send_text(srv_stream *st, const sse_choice *ch, const char *text, size_t len, int ev) {
     if (st->dialect != SRV_DIALECT_OPENAI) {
-        cJSON *o = srv_ollama_head(st->srv, st->ollama, NULL);
+        cJSON *o = srv_ollama_head(st->model, st->ollama, NULL);
         srv_ollama_piece(o, st->dialect, text, len);
         cJSON_AddFalseToObject(o, "done");
         send_json(st, o);
@@ -155,7 +155,7 @@ static void send_text(srv_stream *st, const sse_choice *ch, const char *text, si
         cJSON_AddItemToObject(choice, "text", srv_json_string(text, len));
     if (ev >= 0 && st->logprobs && ch->job->events[ev].id >= 0)
         cJSON_AddItemToObject(choice, "logprobs",
-                              srv_logprobs_json(st->srv, st->kind, ch->job, ev, ev + 1,
+                              srv_logprobs_json(st->model, st->kind, ch->job, ev, ev + 1,
                                                 st->echo ? strlen(st->echo) : 0));
     else
         cJSON_AddNullToObject(choice, "logprobs");
@@ -312,7 +312,7 @@ static void format_end(srv_stream *st, sse_choice *ch) {
     for (int i = 0; i < st->n_ch; i++) all &= st->ch[i].ended;
     if (all) count_usage(st); /* every choice's job is done */
     if (ndjson) {
-        cJSON *o = srv_ollama_head(st->srv, st->ollama, NULL);
+        cJSON *o = srv_ollama_head(st->model, st->ollama, NULL);
         srv_ollama_piece(o, st->dialect, "", 0);
         srv_ollama_done(o, st->ollama, j);
         send_json(st, o);
@@ -455,7 +455,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
         st->out_off = st->out_len = 0;
         if (st->phase == SSE_END) return MHD_CONTENT_READER_END_OF_STREAM;
         if (!refill(st)) {
-            for (int i = 0; i < st->n_ch; i++) srv_sched_cancel(st->srv->sched, st->ch[i].job);
+            for (int i = 0; i < st->n_ch; i++) srv_sched_cancel(st->model->sched, st->ch[i].job);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
     }
@@ -485,9 +485,10 @@ static void sse_free(void *cls) {
         pthread_mutex_lock(&j->mu);
         const bool done = j->state == SRV_JOB_DONE;
         pthread_mutex_unlock(&j->mu);
-        if (!done) srv_sched_cancel(st->srv->sched, j); /* the client left: free the slot */
+        if (!done) srv_sched_cancel(st->model->sched, j); /* the client left: free the slot */
         srv_job_release(j);
     }
+    srv_model_release(st->model, SRV_KEEP_ALIVE_NONE);
     stream_free(st);
 }
 
@@ -527,7 +528,7 @@ void srv_stream_start_n(srv_exchange *x, srv_kind kind, const srv_request *req,
         st = NULL;
     }
     if (st) {
-        st->srv = x->srv;
+        st->model = x->model;
         st->x = x;
         st->n_ch = n;
         for (int i = 0; i < n; i++) st->ch[i] = (sse_choice){.job = jobs[i], .index = i};
@@ -539,11 +540,12 @@ void srv_stream_start_n(srv_exchange *x, srv_kind kind, const srv_request *req,
         st->include_usage = req->include_usage && req->dialect == SRV_DIALECT_OPENAI;
         st->logprobs = req->logprobs && req->dialect == SRV_DIALECT_OPENAI;
         resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, st, sse_free);
+        if (resp) srv_model_retain(st->model);
     }
     if (!resp) {
         if (st) stream_free(st);
         for (int i = 0; i < n; i++) {
-            srv_sched_cancel(x->srv->sched, jobs[i]);
+            srv_sched_cancel(x->model->sched, jobs[i]);
             srv_job_release(jobs[i]);
         }
         srv_error e;

@@ -68,17 +68,17 @@ static inline bool test_write_file(const char *path, const char *data, size_t le
     return fclose(f) == 0 && ok;
 }
 
-/* Runs `hearth serve -m model --port 0 <args>` with stderr to a log file and
- * waits (up to 120 s) until it listens and /health answers 200. */
-static inline bool test_server_start(test_server *sv, const char *binary, const char *model,
-                                     const char *scratch, const char *args) {
+/* Runs `hearth serve --port 0 <args>` with stderr to a log file and waits
+ * (up to 120 s) until it listens and /health answers 200. */
+static inline bool test_server_start_args(test_server *sv, const char *binary, const char *scratch,
+                                          const char *args) {
     memset(sv, 0, sizeof *sv);
     snprintf(sv->scratch, sizeof sv->scratch, "%s", scratch);
     static int n_started;
     snprintf(sv->log, sizeof sv->log, "%s/server%d.log", scratch, n_started++);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "exec '%s' serve -m '%s' --host 127.0.0.1 --port 0 %s 2>'%s'", binary,
-             model, args, sv->log);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "exec '%s' serve --host 127.0.0.1 --port 0 %s 2>'%s'", binary, args,
+             sv->log);
     sv->pid = fork();
     if (sv->pid < 0) return false;
     if (sv->pid == 0) {
@@ -112,6 +112,14 @@ static inline bool test_server_start(test_server *sv, const char *binary, const 
         test_sleep_ms(100);
     }
     return false;
+}
+
+/* The same with `-m model` first. */
+static inline bool test_server_start(test_server *sv, const char *binary, const char *model,
+                                     const char *scratch, const char *args) {
+    char all[6144];
+    snprintf(all, sizeof all, "-m '%s' %s", model, args);
+    return test_server_start_args(sv, binary, scratch, all);
 }
 
 /* SIGTERM, then waits up to 30 s (SIGKILL after). Returns the exit status. */

@@ -1,0 +1,349 @@
+/*
+ * test_server_models.c - several models behind one `hearth serve` (curl
+ * against the real program, random-weight models written here): a
+ * request's "model" picks the model that answers (its text is that model's
+ * library text, its embeddings have that model's width), by file name with
+ * or without ".gguf" or ollama's ":latest"; at most --models-max are loaded
+ * and the least recently used idle one makes room; a request for a model
+ * while every loaded one is busy waits for one to finish; POST
+ * /models/load and /models/unload, GET /v1/models' status, /api/tags and
+ * /api/ps follow; --keep-alive and ollama's keep_alive unload idle models;
+ * --no-models-autoload refuses unloaded ones; a server with --models-dir
+ * alone has no default; bad files are skipped or refused at start-up.
+ */
+#include "test.h"
+
+#include "model/synth.h"
+#include "server/http_client.h"
+#include "server/json_path.h"
+#include "server/sse_choices.h"
+#include "test_sh.h"
+
+#include <cjson/cJSON.h>
+#include <sys/stat.h>
+
+static const char *binary = HEARTH_BINARY;
+static char scratch[] = "/tmp/hearth_srv_models_XXXXXX";
+static char path_a[4200], path_b[4200], dir[4200];
+
+/* A random model: arch, seed and width differ per model. */
+static void write_model(const char *path, const char *arch, int n_embd, uint64_t seed) {
+    synth_params p = synth_default_params();
+    p.arch = arch;
+    p.n_embd = n_embd;
+    p.seed = seed;
+    p.n_ctx = 256;
+    REQUIRE(synth_write(path, &p) == HEARTH_OK);
+}
+
+/* The greedy completion of "Hello there" by the model at path, as the server
+ * makes it (BOS and special tokens as srv_tokenize). */
+static char *expected_text(const char *path, int max_tokens) {
+    hearth_model *m = NULL;
+    REQUIRE(hearth_model_load(path, NULL, &m) == HEARTH_OK);
+    int32_t ids[64];
+    size_t n = 0;
+    REQUIRE(hearth_tokenize(m, "Hello there", 11, true, true, ids, 64, &n) == HEARTH_OK);
+    const hearth_sampling sp = openai_sampling(0, 0);
+    char *text = library_text(m, ids, (int)n, &sp, max_tokens, NULL);
+    hearth_model_free(m);
+    return text;
+}
+
+/* POST /v1/completions naming `model` (NULL: none); the text, or NULL with
+ * *status set when it is not 200. */
+static char *complete(test_server *sv, const char *model, int *status) {
+    char body[512];
+    if (model)
+        snprintf(body, sizeof body,
+                 "{\"model\":\"%s\",\"prompt\":\"Hello there\",\"max_tokens\":6,\"temperature\":0}",
+                 model);
+    else
+        snprintf(body, sizeof body,
+                 "{\"prompt\":\"Hello there\",\"max_tokens\":6,\"temperature\":0}");
+    cJSON *j = post(sv, "/v1/completions", body, status);
+    const char *t = *status == 200 && j ? jstr(j, "choices.0.text") : NULL;
+    char *text = t ? strdup(t) : NULL;
+    cJSON_Delete(j);
+    return text;
+}
+
+/* A model's "status.value" in GET /v1/models ("" when it is not listed). */
+static void model_status(test_server *sv, const char *id, char *out, size_t cap) {
+    test_reply r = test_http(sv, "GET", "/v1/models", NULL, NULL);
+    cJSON *j = parse_reply(&r);
+    snprintf(out, cap, "%s", "");
+    const cJSON *m;
+    cJSON_ArrayForEach(m, jget(j, "data")) {
+        if (jstr(m, "id") && !strcmp(jstr(m, "id"), id))
+            snprintf(out, cap, "%s", jstr(m, "status.value") ? jstr(m, "status.value") : "?");
+    }
+    cJSON_Delete(j);
+    free(r.body);
+}
+
+static bool status_is(test_server *sv, const char *id, const char *want) {
+    char got[32];
+    model_status(sv, id, got, sizeof got);
+    return !strcmp(got, want);
+}
+
+/* Waits up to ms for a model's status. */
+static bool await_status(test_server *sv, const char *id, const char *want, int ms) {
+    for (int t = 0; t < ms; t += 100) {
+        if (status_is(sv, id, want)) return true;
+        test_sleep_ms(100);
+    }
+    return status_is(sv, id, want);
+}
+
+static bool log_has(const test_server *sv, const char *needle) {
+    char *log = test_read_file(sv->log, NULL);
+    const bool has = log && strstr(log, needle);
+    free(log);
+    return has;
+}
+
+static void check_text(test_server *sv, const char *name, const char *want) {
+    int status;
+    char *got = complete(sv, name, &status);
+    CHECKF(status == 200 && got && !strcmp(got, want), "model %s: status %d, '%s', want '%s'",
+           name ? name : "(none)", status, got ? got : "(none)", want);
+    free(got);
+}
+
+/* -m a -m b --models-dir dir --models-max 2: naming, eviction, load and
+ * unload, the listings, ollama's unload. */
+static void naming_and_residency(const char *want_a, const char *want_b, const char *want_c) {
+    test_server sv;
+    char args[9000];
+    snprintf(args, sizeof args, "-m '%s' -m '%s' --models-dir '%s' --models-max 2 -t 1", path_a,
+             path_b, dir);
+    REQUIRE(test_server_start_args(&sv, binary, scratch, args));
+    CHECK(log_has(&sv, "skipping") && log_has(&sv, "bad.gguf"));
+    CHECK(status_is(&sv, "a.gguf", "loaded"));
+    CHECK(status_is(&sv, "b.gguf", "unloaded") && status_is(&sv, "c.gguf", "unloaded"));
+    CHECK(status_is(&sv, "bad.gguf", "") && status_is(&sv, ".hidden.gguf", ""));
+    CHECK(test_metric(&sv, "hearth_models_total") == 3);
+
+    check_text(&sv, NULL, want_a); /* no name: the default */
+    check_text(&sv, "b", want_b);  /* loads b: two loaded */
+    check_text(&sv, "b.gguf", want_b);
+    check_text(&sv, "b:latest", want_b);
+    CHECK(status_is(&sv, "a.gguf", "loaded") && status_is(&sv, "b.gguf", "loaded"));
+    check_text(&sv, "c.gguf", want_c); /* a is the least recently used: it goes */
+    CHECK(status_is(&sv, "a.gguf", "unloaded") && status_is(&sv, "c.gguf", "loaded"));
+    CHECK(log_has(&sv, "model a.gguf unloaded (least recently used"));
+    CHECK(test_metric(&sv, "hearth_models_loaded") == 2);
+    check_text(&sv, "a", want_a); /* back, in place of b */
+    CHECK(status_is(&sv, "b.gguf", "unloaded"));
+
+    int status;
+    char *none = complete(&sv, "no-such-model", &status);
+    CHECKF(status == 404 && !none, "unknown model: %d", status);
+    free(none);
+
+    /* embeddings come from the model named: their width is its n_embd */
+    cJSON *e = post(&sv, "/v1/embeddings", "{\"model\":\"b\",\"input\":\"hi\"}", &status);
+    CHECKF(status == 200 && cJSON_GetArraySize(jget(e, "data.0.embedding")) == 96,
+           "b's embedding: status %d, %d values", status,
+           cJSON_GetArraySize(jget(e, "data.0.embedding")));
+    CHECK(jstr(e, "model") && !strcmp(jstr(e, "model"), "b.gguf"));
+    cJSON_Delete(e);
+
+    /* llama-server's router endpoints */
+    cJSON *j = post(&sv, "/models/unload", "{\"model\":\"b\"}", &status);
+    CHECKF(status == 200 && cJSON_IsTrue(jget(j, "success")), "unload: %d", status);
+    cJSON_Delete(j);
+    CHECK(status_is(&sv, "b.gguf", "unloaded"));
+    j = post(&sv, "/models/unload", "{\"model\":\"b\"}", &status);
+    CHECKF(status == 400, "unloading an unloaded model: %d", status);
+    cJSON_Delete(j);
+    j = post(&sv, "/models/load", "{\"model\":\"c\"}", &status);
+    CHECKF(status == 200 && cJSON_IsTrue(jget(j, "success")), "load: %d", status);
+    cJSON_Delete(j);
+    j = post(&sv, "/models/load", "{\"model\":\"zz\"}", &status);
+    CHECKF(status == 404, "loading an unknown model: %d", status);
+    cJSON_Delete(j);
+    test_reply r = test_http(&sv, "GET", "/models", NULL, NULL);
+    j = parse_reply(&r);
+    CHECK(r.status == 200 && cJSON_GetArraySize(jget(j, "data")) == 3);
+    cJSON_Delete(j);
+    free(r.body);
+
+    /* ollama's listings: every model in tags, the loaded ones in ps */
+    r = test_http(&sv, "GET", "/api/tags", NULL, NULL);
+    j = parse_reply(&r);
+    CHECK(cJSON_GetArraySize(jget(j, "models")) == 3);
+    cJSON_Delete(j);
+    free(r.body);
+    r = test_http(&sv, "GET", "/api/ps", NULL, NULL);
+    j = parse_reply(&r);
+    CHECKF(cJSON_GetArraySize(jget(j, "models")) == 2, "ps: %s", r.body);
+    cJSON_Delete(j);
+    free(r.body);
+    /* /props describes the model named */
+    r = test_http(&sv, "GET", "/props?model=c", NULL, NULL);
+    j = parse_reply(&r);
+    CHECK(r.status == 200 && jstr(j, "model_alias") && !strcmp(jstr(j, "model_alias"), "c.gguf"));
+    cJSON_Delete(j);
+    free(r.body);
+
+    /* ollama's unload: an empty prompt with keep_alive 0 */
+    j = post(&sv, "/api/generate", "{\"model\":\"c\",\"prompt\":\"\",\"keep_alive\":0}", &status);
+    CHECKF(status == 200 && jstr(j, "done_reason") && !strcmp(jstr(j, "done_reason"), "unload"),
+           "ollama unload: %d", status);
+    cJSON_Delete(j);
+    CHECK(await_status(&sv, "c.gguf", "unloaded", 5000));
+    j = post(&sv, "/api/generate", "{\"model\":\"c\",\"keep_alive\":\"bad\"}", &status);
+    CHECKF(status == 400, "a bad keep_alive: %d", status);
+    cJSON_Delete(j);
+    CHECK(test_server_stop(&sv) == 0);
+}
+
+/* --models-max 1: a request for b while a generates waits for it, then b
+ * loads in a's place; both answer. */
+static void waits_for_room(const char *want_b) {
+    test_server sv;
+    char args[9000];
+    snprintf(args, sizeof args, "-m '%s' -m '%s' --models-max 1 -t 1", path_a, path_b);
+    REQUIRE(test_server_start_args(&sv, binary, scratch, args));
+    /* a long generation on a (EOS banned), in the background */
+    char long_body[512], cmd[9000];
+    snprintf(long_body, sizeof long_body,
+             "{\"model\":\"a\",\"prompt\":\"Hello\",\"max_tokens\":200,\"temperature\":0,"
+             "\"logit_bias\":{\"2\":-100}}");
+    const int n = sv.seq++;
+    test_curl_cmd(&sv, cmd, sizeof cmd, "POST", "/v1/completions", long_body, strlen(long_body),
+                  NULL, n);
+    char bg[9100];
+    snprintf(bg, sizeof bg, "%s &", cmd);
+    REQUIRE(system(bg) == 0);
+    for (int t = 0; t < 50 && test_metric(&sv, "hearth_slots_busy") < 1; t++) test_sleep_ms(20);
+    check_text(&sv, "b", want_b); /* waits for a's request, then replaces a */
+    for (int t = 0; t < 300; t++) {
+        test_reply r = test_collect(&sv, n);
+        const bool done = r.status > 0;
+        free(r.body);
+        if (done) break;
+        test_sleep_ms(100);
+    }
+    test_reply r = test_collect(&sv, n);
+    CHECKF(r.status == 200, "the long request on a: %d %.200s", r.status, r.body);
+    free(r.body);
+    CHECK(status_is(&sv, "a.gguf", "unloaded") && status_is(&sv, "b.gguf", "loaded"));
+    CHECK(test_server_stop(&sv) == 0);
+}
+
+/* --keep-alive 1s: an idle model goes, and comes back on demand. */
+static void keep_alive(const char *want_a) {
+    test_server sv;
+    char args[9000];
+    snprintf(args, sizeof args, "-m '%s' --keep-alive 1s -t 1", path_a);
+    REQUIRE(test_server_start_args(&sv, binary, scratch, args));
+    check_text(&sv, NULL, want_a);
+    CHECK(await_status(&sv, "a.gguf", "unloaded", 5000));
+    CHECK(log_has(&sv, "idle for its keep-alive"));
+    check_text(&sv, NULL, want_a);
+    CHECK(test_server_stop(&sv) == 0);
+}
+
+/* --no-models-autoload: only /models/load loads. */
+static void no_autoload(const char *want_b) {
+    test_server sv;
+    char args[9000];
+    snprintf(args, sizeof args, "-m '%s' -m '%s' --no-models-autoload -t 1", path_a, path_b);
+    REQUIRE(test_server_start_args(&sv, binary, scratch, args));
+    int status;
+    char *t = complete(&sv, "b", &status);
+    CHECKF(status == 503 && !t, "b before loading: %d", status);
+    free(t);
+    cJSON_Delete(post(&sv, "/models/load", "{\"model\":\"b\"}", &status));
+    CHECK(status == 200);
+    check_text(&sv, "b", want_b);
+    CHECK(test_server_stop(&sv) == 0);
+}
+
+/* --models-dir alone (two models: c and a copy of b): no default model; a
+ * request must name one. (With a single model, any request is its.) */
+static void no_default(const char *want_c) {
+    char dir2[4300], c2[4400], b2[4400];
+    snprintf(dir2, sizeof dir2, "%s/dir2", scratch);
+    snprintf(c2, sizeof c2, "%s/c.gguf", dir2);
+    snprintf(b2, sizeof b2, "%s/b.gguf", dir2);
+    REQUIRE(mkdir(dir2, 0700) == 0);
+    write_model(c2, "llama", 64, 3);
+    write_model(b2, "qwen2", 96, 2);
+    test_server sv;
+    char args[9000];
+    snprintf(args, sizeof args, "--models-dir '%s' -t 1", dir2);
+    REQUIRE(test_server_start_args(&sv, binary, scratch, args));
+    CHECK(status_is(&sv, "c.gguf", "unloaded") && status_is(&sv, "b.gguf", "unloaded"));
+    int status;
+    char *t = complete(&sv, NULL, &status);
+    CHECKF(status == 400 && !t, "no model named: %d", status);
+    free(t);
+    check_text(&sv, "c", want_c);
+    CHECK(test_server_stop(&sv) == 0);
+}
+
+/* Start-up errors: a second -m that is not a model, two models of one name. */
+static void refused(void) {
+    char junk[4300], log[4300];
+    snprintf(junk, sizeof junk, "%s/junk.gguf", scratch);
+    snprintf(log, sizeof log, "%s/refused.log", scratch);
+    REQUIRE(test_write_file(junk, "not a model", 11));
+    int rc =
+        test_sh("timeout 60 '%s' serve -m '%s' -m '%s' --port 0 2>'%s'", binary, path_a, junk, log);
+    char *text = test_read_file(log, NULL);
+    CHECKF(rc == 1 && text && strstr(text, "junk.gguf"), "a junk -m: %d %s", rc, text);
+    free(text);
+    rc = test_sh("timeout 60 '%s' serve -m '%s' -m '%s/a.gguf' --port 0 2>'%s'", binary, path_a,
+                 dir, log);
+    text = test_read_file(log, NULL);
+    CHECKF(rc == 1 && text && strstr(text, "two models are named a.gguf"), "same name: %d %s", rc,
+           text);
+    free(text);
+}
+
+int main(void) {
+    if (system("curl --version > /dev/null 2>&1") != 0) {
+        printf("test_server_models: curl is not installed; skipping\n");
+        return TEST_SKIP;
+    }
+    REQUIRE(mkdtemp(scratch));
+    snprintf(path_a, sizeof path_a, "%s/a.gguf", scratch);
+    snprintf(path_b, sizeof path_b, "%s/b.gguf", scratch);
+    snprintf(dir, sizeof dir, "%s/dir", scratch);
+    REQUIRE(mkdir(dir, 0700) == 0);
+    char path_c[4300], bad[4300], hidden[4300];
+    snprintf(path_c, sizeof path_c, "%s/c.gguf", dir);
+    snprintf(bad, sizeof bad, "%s/bad.gguf", dir);
+    snprintf(hidden, sizeof hidden, "%s/.hidden.gguf", dir);
+    write_model(path_a, "llama", 64, 1);
+    write_model(path_b, "qwen2", 96, 2);
+    write_model(path_c, "llama", 64, 3);
+    REQUIRE(test_write_file(bad, "GGUF but not really", 19));
+    write_model(hidden, "llama", 64, 4);
+    char *want_a = expected_text(path_a, 6), *want_b = expected_text(path_b, 6),
+         *want_c = expected_text(path_c, 6);
+    /* the three models must answer differently, or naming proves nothing */
+    CHECK(strcmp(want_a, want_b) && strcmp(want_a, want_c) && strcmp(want_b, want_c));
+    naming_and_residency(want_a, want_b, want_c);
+    waits_for_room(want_b);
+    keep_alive(want_a);
+    no_autoload(want_b);
+    no_default(want_c);
+    refused();
+    free(want_a);
+    free(want_b);
+    free(want_c);
+    if (test_failures == 0) {
+        char rm[4200];
+        snprintf(rm, sizeof rm, "rm -rf '%s'", scratch);
+        if (system(rm) != 0) printf("could not remove %s\n", scratch);
+    } else {
+        printf("test_server_models: files kept in %s\n", scratch);
+    }
+    return test_done("test_server_models");
+}
