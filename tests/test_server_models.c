@@ -20,6 +20,7 @@
 #include "test_sh.h"
 
 #include <cjson/cJSON.h>
+#include <stdarg.h>
 #include <sys/stat.h>
 
 static const char *binary = HEARTH_BINARY;
@@ -97,6 +98,16 @@ static bool await_status(test_server *sv, const char *id, const char *want, int 
     return status_is(sv, id, want);
 }
 
+/* Starts `hearth serve` with the arguments printf makes of fmt. */
+__attribute__((format(printf, 2, 3))) static void start(test_server *sv, const char *fmt, ...) {
+    char args[9000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    REQUIRE(test_server_start_args(sv, binary, scratch, args));
+}
+
 static bool log_has(const test_server *sv, const char *needle) {
     char *log = test_read_file(sv->log, NULL);
     const bool has = log && strstr(log, needle);
@@ -116,10 +127,7 @@ static void check_text(test_server *sv, const char *name, const char *want) {
  * unload, the listings, ollama's unload. */
 static void naming_and_residency(const char *want_a, const char *want_b, const char *want_c) {
     test_server sv;
-    char args[9000];
-    snprintf(args, sizeof args, "-m '%s' -m '%s' --models-dir '%s' --models-max 2 -t 1", path_a,
-             path_b, dir);
-    REQUIRE(test_server_start_args(&sv, binary, scratch, args));
+    start(&sv, "-m '%s' -m '%s' --models-dir '%s' --models-max 2 -t 1", path_a, path_b, dir);
     CHECK(log_has(&sv, "skipping") && log_has(&sv, "bad.gguf"));
     CHECK(status_is(&sv, "a.gguf", "loaded"));
     CHECK(status_is(&sv, "b.gguf", "unloaded") && status_is(&sv, "c.gguf", "unloaded"));
@@ -205,9 +213,7 @@ static void naming_and_residency(const char *want_a, const char *want_b, const c
  * loads in a's place; both answer. */
 static void waits_for_room(const char *want_b) {
     test_server sv;
-    char args[9000];
-    snprintf(args, sizeof args, "-m '%s' -m '%s' --models-max 1 -t 1", path_a, path_b);
-    REQUIRE(test_server_start_args(&sv, binary, scratch, args));
+    start(&sv, "-m '%s' -m '%s' --models-max 1 -t 1", path_a, path_b);
     /* a long generation on a (EOS banned), in the background */
     char long_body[512], cmd[9000];
     snprintf(long_body, sizeof long_body,
@@ -238,9 +244,7 @@ static void waits_for_room(const char *want_b) {
 /* --keep-alive 1s: an idle model goes, and comes back on demand. */
 static void keep_alive(const char *want_a) {
     test_server sv;
-    char args[9000];
-    snprintf(args, sizeof args, "-m '%s' --keep-alive 1s -t 1", path_a);
-    REQUIRE(test_server_start_args(&sv, binary, scratch, args));
+    start(&sv, "-m '%s' --keep-alive 1s -t 1", path_a);
     check_text(&sv, NULL, want_a);
     CHECK(await_status(&sv, "a.gguf", "unloaded", 5000));
     CHECK(log_has(&sv, "idle for its keep-alive"));
@@ -251,9 +255,7 @@ static void keep_alive(const char *want_a) {
 /* --no-models-autoload: only /models/load loads. */
 static void no_autoload(const char *want_b) {
     test_server sv;
-    char args[9000];
-    snprintf(args, sizeof args, "-m '%s' -m '%s' --no-models-autoload -t 1", path_a, path_b);
-    REQUIRE(test_server_start_args(&sv, binary, scratch, args));
+    start(&sv, "-m '%s' -m '%s' --no-models-autoload -t 1", path_a, path_b);
     int status;
     char *t = complete(&sv, "b", &status);
     CHECKF(status == 503 && !t, "b before loading: %d", status);
@@ -275,9 +277,7 @@ static void no_default(const char *want_c) {
     write_model(c2, "llama", 64, 3);
     write_model(b2, "qwen2", 96, 2);
     test_server sv;
-    char args[9000];
-    snprintf(args, sizeof args, "--models-dir '%s' -t 1", dir2);
-    REQUIRE(test_server_start_args(&sv, binary, scratch, args));
+    start(&sv, "--models-dir '%s' -t 1", dir2);
     CHECK(status_is(&sv, "c.gguf", "unloaded") && status_is(&sv, "b.gguf", "unloaded"));
     int status;
     char *t = complete(&sv, NULL, &status);

@@ -227,7 +227,7 @@ static bool translate(srv_exchange *x, srv_dialect d, ollama_req *q, srv_error *
     if (stream && !cJSON_IsBool(stream))
         return srv_fail(e, 400, "stream", NULL, "'stream' must be a boolean");
     if (keep) {
-        char num[32];
+        char num[32] = "";
         if (cJSON_IsNumber(keep)) snprintf(num, sizeof num, "%.17g", keep->valuedouble);
         if (!(cJSON_IsNumber(keep) || cJSON_IsString(keep)) ||
             !srv_parse_keep_alive(cJSON_IsNumber(keep) ? num : keep->valuestring,
