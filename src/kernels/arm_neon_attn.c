@@ -10,12 +10,19 @@
  * V runs one accumulator chain (lane j of the tile, accumulator set) at a
  * time over the positions of that chain, sharing each V row between the
  * rows. x86_avx2_attn.c and x86_avx512.c do the same with 8 and 16 lanes.
+ *
+ * Also the Q8_0 cache (kernels.h, attn_q8.h): a group of 4 dims of a tile's
+ * keys is four 16-byte loads of 4 keys, each met by the query's 4 bytes in
+ * one sdot (signed by signed, no offset). V rows are widened to floats and
+ * added with each row's weight times the block's scale.
  */
 #include "kernels/arm_neon_priv.h"
+#include "kernels/attn_q8.h"
 #include "kernels/kern_ref.h"
 
 #include <arm_neon.h>
 #include <math.h>
+#include <string.h>
 
 #define AI static inline __attribute__((always_inline))
 
@@ -277,3 +284,135 @@ static void attn_tile(const kern_attn_args *a, bool f16) {
 
 void kern_neon_attn_f32(const kern_attn_args *a) { attn_tile(a, false); }
 void kern_neon_attn_f16(const kern_attn_args *a) { attn_tile(a, true); }
+
+/* ---- Q8_0 cache ---- */
+
+enum { QB = KERN_KV_Q8_BLOCK_BYTES, QMAXG = KERN_ATTN_MAX_HD / 4 };
+
+/* s[r][h] = kernels.h's s_p of row r for keys 4h..4h+3 of the tile;
+ * w[r][g]: row r's bytes of dim group g as one int32. */
+AI void q8_tile_scores(const uint8_t *tile, int nb, const kern_q8_query *q,
+                       const int32_t (*w)[QMAXG], const int nr, float32x4_t s[][4]) {
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++)
+#pragma GCC unroll 4
+        for (int h = 0; h < 4; h++) s[r][h] = vdupq_n_f32(0.0f);
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *g = tile + (size_t)b * QB * AT;
+        float32x4_t dk[4];
+#pragma GCC unroll 4
+        for (int h = 0; h < 4; h++) dk[h] = vcvt_f32_f16(vld1_f16((const float16_t *)(g + 8 * h)));
+        int32x4_t acc[AR][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++)
+#pragma GCC unroll 4
+            for (int h = 0; h < 4; h++) acc[r][h] = vdupq_n_s32(0);
+        for (int i = 0; i < 8; i++) {
+            int8x16_t kv[4];
+#pragma GCC unroll 4
+            for (int h = 0; h < 4; h++)
+                kv[h] = vld1q_s8((const int8_t *)(g + 2 * AT + i * 4 * AT + 16 * h));
+#pragma GCC unroll 4
+            for (int r = 0; r < nr; r++) {
+                const int8x16_t qb = vreinterpretq_s8_s32(vdupq_n_s32(w[r][b * 8 + i]));
+#pragma GCC unroll 4
+                for (int h = 0; h < 4; h++) acc[r][h] = vdotq_s32(acc[r][h], kv[h], qb);
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) {
+            const float32x4_t dq = vdupq_n_f32(q[r].d[b]);
+#pragma GCC unroll 4
+            for (int h = 0; h < 4; h++)
+                s[r][h] = vfmaq_f32(s[r][h], vcvtq_f32_s32(acc[r][h]), vmulq_f32(dk[h], dq));
+        }
+    }
+}
+
+AI void q8_scores(const kern_attn_args *a, const kern_q8_query *q, const int32_t (*w)[QMAXG],
+                  float *const *sc, int lo, int hi, const int nr) {
+    const int nb = a->hd / QK8_0;
+    const uint8_t *k = a->k;
+    for (int t = lo / AT; t <= hi / AT; t++) {
+        float32x4_t s[AR][4];
+        q8_tile_scores(k + (size_t)t * (size_t)nb * QB * AT, nb, q, w, nr, s);
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++)
+            if (t * AT <= a->rows[r].hi && t * AT + AT - 1 >= a->rows[r].lo)
+#pragma GCC unroll 4
+                for (int h = 0; h < 4; h++) vst1q_f32(sc[r] + t * AT + 4 * h, s[r][h]);
+    }
+}
+
+/* out_r = sum over p of w_r[p] times V row p (w_r zero outside row r's
+ * keys, which adds exact zeros), 16 dims (half a block) of every row per
+ * pass over the positions; nr is a constant. */
+AI void q8_values(const kern_attn_args *a, float *const *w, int lo, int hi, const int nr) {
+    const size_t row = (size_t)(a->hd / QK8_0) * QB;
+    const uint8_t *v = a->v;
+    for (int c0 = 0; c0 < a->hd; c0 += 16) {
+        const size_t off = (size_t)(c0 / QK8_0) * QB; /* the block's scale */
+        const int in = 2 + c0 % QK8_0;                /* its 16 values */
+        float32x4_t acc[AR][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++)
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) acc[r][i] = vdupq_n_f32(0.0f);
+        for (int p = lo; p <= hi; p++) {
+            const uint8_t *blk = v + (size_t)p * row + off;
+            uint16_t h;
+            memcpy(&h, blk, sizeof h);
+            const float dv = kern_f16_to_f32(h);
+            const int8x16_t b8 = vld1q_s8((const int8_t *)(blk + in));
+            const int16x8_t lo16 = vmovl_s8(vget_low_s8(b8)), hi16 = vmovl_s8(vget_high_s8(b8));
+            const float32x4_t x[4] = {vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo16))),
+                                      vcvtq_f32_s32(vmovl_s16(vget_high_s16(lo16))),
+                                      vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi16))),
+                                      vcvtq_f32_s32(vmovl_s16(vget_high_s16(hi16)))};
+#pragma GCC unroll 4
+            for (int r = 0; r < nr; r++) {
+                const float32x4_t c = vdupq_n_f32(w[r][p] * dv);
+#pragma GCC unroll 4
+                for (int i = 0; i < 4; i++) acc[r][i] = vfmaq_f32(acc[r][i], x[i], c);
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++)
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) vst1q_f32(a->rows[r].out + c0 + 4 * i, acc[r][i]);
+    }
+}
+
+void kern_neon_attn_q8_0(const kern_attn_args *a) {
+    const int nr = a->n_rows;
+    float *sc[AR];
+    kern_q8_query q[AR];
+    int32_t w[AR][QMAXG];
+    int lo = a->rows[0].lo, hi = a->rows[0].hi;
+    for (int r = 0; r < nr; r++) {
+        kern_attn_q8_query(a->rows[r].q, a->hd, &q[r]);
+        for (int g = 0; g < a->hd / 4; g++) memcpy(&w[r][g], &q[r].blk[g / 8].qs[(g % 8) * 4], 4);
+        sc[r] = a->work + (size_t)r * (size_t)a->n_pos;
+        lo = a->rows[r].lo < lo ? a->rows[r].lo : lo;
+        hi = a->rows[r].hi > hi ? a->rows[r].hi : hi;
+    }
+    const int32_t(*wc)[QMAXG] = (const int32_t(*)[QMAXG])w;
+    switch (nr) {
+    case 4: q8_scores(a, q, wc, sc, lo, hi, 4); break;
+    case 3: q8_scores(a, q, wc, sc, lo, hi, 3); break;
+    case 2: q8_scores(a, q, wc, sc, lo, hi, 2); break;
+    default: q8_scores(a, q, wc, sc, lo, hi, 1); break;
+    }
+    for (int r = 0; r < nr; r++) {
+        const kern_attn_row *row = &a->rows[r];
+        row_softmax(sc[r], row->lo, row->hi, a->scale, false);
+        for (int p = lo; p < row->lo; p++) sc[r][p] = 0.0f;
+        for (int p = row->hi + 1; p <= hi; p++) sc[r][p] = 0.0f;
+    }
+    switch (nr) {
+    case 4: q8_values(a, sc, lo, hi, 4); break;
+    case 3: q8_values(a, sc, lo, hi, 3); break;
+    case 2: q8_values(a, sc, lo, hi, 2); break;
+    default: q8_values(a, sc, lo, hi, 1); break;
+    }
+}

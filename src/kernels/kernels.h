@@ -155,10 +155,38 @@ void kern_attn_values(float *out, const float *w, const void *v, size_t ld, int6
  * The per-ISA kernels (kern_fns.attn of KERN_F32/KERN_F16, for head sizes
  * that are multiples of 16 up to KERN_ATTN_MAX_HD) share the loads of the
  * cache between the rows and vectorise across keys; the fallback calls the
- * functions above row by row. */
-#define KERN_KV_TILE     16
-#define KERN_ATTN_ROWS   4
-#define KERN_ATTN_MAX_HD 256
+ * functions above row by row.
+ *
+ * A Q8_0 cache (kern_attn_tile_q8_0) holds each position of a head as
+ * nb = ceil(hd / 32) Q8_0 blocks (ggml's block_q8_0: an fp16 scale d and 32
+ * int8 values, x = d * q; a head size that is no multiple of 32 is padded
+ * with zeros to whole blocks), KERN_KV_Q8_BLOCK_BYTES each, so a position
+ * takes nb * 34 bytes in K and in V (kern_kv_row_bytes):
+ *  - V row p at v + p * nb * 34: its nb blocks as block_q8_0, in order;
+ *  - K in the same tiles of T positions, each the nb * 34 * T bytes of T
+ *    rows reordered for products across keys: block b of tile t starts at
+ *    k + (t * nb + b) * 34 * T and holds the T keys' scales (fp16, key j's
+ *    at byte 2 j), then their values in groups of 4 dims: value i (0..31)
+ *    of key j at byte 2 T + (i / 4) * 4 T + 4 j + i % 4. A 16-byte (NEON),
+ *    32-byte (AVX2) or 64-byte (AVX-512) load of a group is then 4 dims of
+ *    4, 8 or 16 consecutive keys, each key's 4 bytes in one 32-bit lane:
+ *    one vpdpbusd / sdot per group and row.
+ * Positions are stored with kern_kv_store (ggml's CPU quantizer: the
+ * rounding llama.cpp's set_rows uses on x86, kern_quantize_q8_0_act).
+ * The arithmetic, which every kernel has bit for bit (not llama.cpp's:
+ * its quantized V needs flash attention, whose online softmax differs):
+ * q is quantized to Q8_0 the same way (its padding zero); for each key p,
+ *   s_p = 0; for b < nb: s_p = fmaf((float)isum_b, dk_pb * dq_b, s_p)
+ * with isum_b the exact integer dot product of block b's values; then
+ * kern_attn_softmax(s, lo, hi - lo + 1, scale) gives w, and for each
+ * output dim d (block b, value i) one chain over p from lo to hi,
+ *   out_d = fmaf((float)v_pbi, w_p * dv_pb, out_d), out_d starting at 0.
+ * Head sizes that are multiples of 32 up to KERN_ATTN_MAX_HD take this
+ * CPU's kernel (attn_q8.h); others the scalar reference. */
+#define KERN_KV_TILE           16
+#define KERN_ATTN_ROWS         4
+#define KERN_ATTN_MAX_HD       256
+#define KERN_KV_Q8_BLOCK_BYTES 34
 typedef struct kern_attn_row {
     const float *q; /* [hd] */
     float *out;     /* [hd] */
@@ -168,12 +196,27 @@ typedef struct kern_attn_args {
     const kern_attn_row *rows;
     int n_rows, hd, n_pos;
     const void *k, *v; /* the tiles and rows of one layer and kv head, from position 0 */
-    bool batch;
+    bool batch;        /* f32/f16 only: ggml's order for a batch (the Q8_0 arithmetic has one) */
     float scale;
     float *work;
 } kern_attn_args;
 size_t kern_attn_work_floats(int hd, int n_pos);
 void kern_attn_tile(const kern_attn_args *a, bool f16);
+/* The same over a Q8_0 cache: this CPU's kernel, or the reference. */
+void kern_attn_tile_q8_0(const kern_attn_args *a);
+/* The scalar reference of the Q8_0 arithmetic above (the specification). */
+void kern_attn_tile_q8_0_ref(const kern_attn_args *a);
+
+/* Bytes one position takes in the K (and in the V) cache of one kv head of
+ * head size hd, for a cache of type KERN_F32, KERN_F16 or KERN_Q8_0; 0 for
+ * other types. */
+size_t kern_kv_row_bytes(kern_type cache, int hd);
+/* Stores the key kx[hd] and value vx[hd] of position pos into the cache of
+ * one layer and kv head (k, v: its tiles and rows from position 0, in the
+ * layout above for `cache`): f16 rounded to nearest even, Q8_0 quantized
+ * as ggml's CPU backend quantizes (kern_quantize_q8_0_act's bits). */
+void kern_kv_store(kern_type cache, void *k, void *v, int hd, int pos, const float *kx,
+                   const float *vx);
 
 /* y[i] = silu(g[i]) * u[i], with ggml's approximate exp. */
 void kern_swiglu(float *y, const float *g, const float *u, int64_t n);

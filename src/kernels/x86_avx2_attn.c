@@ -9,7 +9,15 @@
  * the tile, accumulator set) at a time over the positions of that chain, in
  * ggml's order, sharing each V row between the rows. The AVX-512 file does
  * the same with 16 lanes.
+ *
+ * Also the Q8_0 cache (kernels.h, attn_q8.h): a group of 4 dims of a tile's
+ * keys is two 32-byte loads of 8 keys; the key bytes take the signs of the
+ * query bytes (vpsignb) and meet their magnitudes in vpmaddubsw, whose pair
+ * sums cannot saturate (|q|, |k| <= 127). V rows are widened to floats 8
+ * values at a time and added with each row's weight times the block's
+ * scale.
  */
+#include "kernels/attn_q8.h"
 #include "kernels/kern_ref.h"
 #include "kernels/x86_avx2.h"
 
@@ -283,3 +291,154 @@ static void attn_tile(const kern_attn_args *a, bool f16) {
 
 void kern_avx2_attn_f32(const kern_attn_args *a) { attn_tile(a, false); }
 void kern_avx2_attn_f16(const kern_attn_args *a) { attn_tile(a, true); }
+
+/* ---- Q8_0 cache ---- */
+
+enum { QB = KERN_KV_Q8_BLOCK_BYTES, QMAXG = KERN_ATTN_MAX_HD / 4 };
+
+/* The rows' queries: per group of 4 dims the 4 bytes as one int32 (for
+ * their signs) and their magnitudes. */
+typedef struct q8_rows {
+    kern_q8_query q[AR];
+    int32_t w[AR][QMAXG], mag[AR][QMAXG];
+} q8_rows;
+
+static void q8_prepare(const kern_attn_args *a, q8_rows *qr) {
+    for (int r = 0; r < a->n_rows; r++) {
+        kern_attn_q8_query(a->rows[r].q, a->hd, &qr->q[r]);
+        for (int g = 0; g < a->hd / 4; g++) {
+            int8_t b[4];
+            memcpy(b, &qr->q[r].blk[g / 8].qs[(g % 8) * 4], 4);
+            memcpy(&qr->w[r][g], b, 4);
+            for (int i = 0; i < 4; i++) b[i] = (int8_t)(b[i] < 0 ? -b[i] : b[i]); /* |q| <= 127 */
+            memcpy(&qr->mag[r][g], b, 4);
+        }
+    }
+}
+
+AI float q8_f16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, sizeof h);
+    return _cvtsh_ss(h);
+}
+
+/* s[r][h] = kernels.h's s_p of row r for keys 8h..8h+7 of the tile. */
+AI void q8_tile_scores(const uint8_t *tile, int nb, const q8_rows *qr, const int nr,
+                       __m256 s[][2]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++) s[r][0] = s[r][1] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *g = tile + (size_t)b * QB * AT;
+        const __m256 dk[2] = {_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g)),
+                              _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 16)))};
+        __m256i acc[AR][2];
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+        for (int i = 0; i < 8; i++) {
+            const __m256i kv[2] = {load256(g + 2 * AT + i * 4 * AT),
+                                   load256(g + 2 * AT + i * 4 * AT + 32)};
+#pragma GCC unroll 4
+            for (int r = 0; r < nr; r++) {
+                const __m256i qs = _mm256_set1_epi32(qr->w[r][b * 8 + i]);
+                const __m256i mag = _mm256_set1_epi32(qr->mag[r][b * 8 + i]);
+#pragma GCC unroll 2
+                for (int h = 0; h < 2; h++) {
+                    const __m256i p16 = _mm256_maddubs_epi16(mag, _mm256_sign_epi8(kv[h], qs));
+                    acc[r][h] = _mm256_add_epi32(acc[r][h], _mm256_madd_epi16(p16, ones));
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) {
+            const __m256 dq = _mm256_set1_ps(qr->q[r].d[b]);
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++)
+                s[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][h]), _mm256_mul_ps(dk[h], dq),
+                                          s[r][h]);
+        }
+    }
+}
+
+AI void q8_scores(const kern_attn_args *a, const q8_rows *qr, float *const *sc, int lo, int hi,
+                  const int nr) {
+    const int nb = a->hd / QK8_0;
+    const uint8_t *k = a->k;
+    for (int t = lo / AT; t <= hi / AT; t++) {
+        __m256 s[AR][2];
+        q8_tile_scores(k + (size_t)t * (size_t)nb * QB * AT, nb, qr, nr, s);
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++)
+            if (t * AT <= a->rows[r].hi && t * AT + AT - 1 >= a->rows[r].lo) {
+                _mm256_storeu_ps(sc[r] + t * AT, s[r][0]);
+                _mm256_storeu_ps(sc[r] + t * AT + 8, s[r][1]);
+            }
+    }
+}
+
+AI __m256 q8_widen8(const uint8_t *p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+
+/* out_r = sum over p of w_r[p] times V row p (w_r zero outside row r's
+ * keys, which adds exact zeros), 16 dims (half a block) of every row per
+ * pass over the positions, so that 4 rows' accumulators stay in the 16
+ * registers; nr is a constant. */
+AI void q8_values(const kern_attn_args *a, float *const *w, int lo, int hi, const int nr) {
+    const size_t row = (size_t)(a->hd / QK8_0) * QB;
+    const uint8_t *v = a->v;
+    for (int c0 = 0; c0 < a->hd; c0 += 16) {
+        const size_t off = (size_t)(c0 / QK8_0) * QB; /* the block's scale */
+        const int in = 2 + c0 % QK8_0;                /* its 16 values */
+        __m256 acc[AR][2];
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        for (int p = lo; p <= hi; p++) {
+            const uint8_t *blk = v + (size_t)p * row + off;
+            const float dv = q8_f16(blk);
+            const __m256 x0 = q8_widen8(blk + in), x1 = q8_widen8(blk + in + 8);
+#pragma GCC unroll 4
+            for (int r = 0; r < nr; r++) {
+                const __m256 c = _mm256_set1_ps(w[r][p] * dv);
+                acc[r][0] = _mm256_fmadd_ps(x0, c, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(x1, c, acc[r][1]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) {
+            _mm256_storeu_ps(a->rows[r].out + c0, acc[r][0]);
+            _mm256_storeu_ps(a->rows[r].out + c0 + 8, acc[r][1]);
+        }
+    }
+}
+
+void kern_avx2_attn_q8_0(const kern_attn_args *a) {
+    const int nr = a->n_rows;
+    float *sc[AR];
+    q8_rows qr;
+    q8_prepare(a, &qr);
+    int lo = a->rows[0].lo, hi = a->rows[0].hi;
+    for (int r = 0; r < nr; r++) {
+        sc[r] = a->work + (size_t)r * (size_t)a->n_pos;
+        lo = a->rows[r].lo < lo ? a->rows[r].lo : lo;
+        hi = a->rows[r].hi > hi ? a->rows[r].hi : hi;
+    }
+    switch (nr) {
+    case 4: q8_scores(a, &qr, sc, lo, hi, 4); break;
+    case 3: q8_scores(a, &qr, sc, lo, hi, 3); break;
+    case 2: q8_scores(a, &qr, sc, lo, hi, 2); break;
+    default: q8_scores(a, &qr, sc, lo, hi, 1); break;
+    }
+    for (int r = 0; r < nr; r++) {
+        const kern_attn_row *row = &a->rows[r];
+        row_softmax(sc[r], row->lo, row->hi, a->scale, false);
+        for (int p = lo; p < row->lo; p++) sc[r][p] = 0.0f;
+        for (int p = row->hi + 1; p <= hi; p++) sc[r][p] = 0.0f;
+    }
+    switch (nr) {
+    case 4: q8_values(a, sc, lo, hi, 4); break;
+    case 3: q8_values(a, sc, lo, hi, 3); break;
+    case 2: q8_values(a, sc, lo, hi, 2); break;
+    default: q8_values(a, sc, lo, hi, 1); break;
+    }
+}

@@ -10,8 +10,17 @@
  * The scores of all rows share each tile's conversion; the weighted sum of V
  * runs one accumulator chain (lane j of the tile, accumulator set) at a time
  * over the positions of that chain, in ggml's order, sharing each V row
- * between the rows. */
+ * between the rows.
+ *
+ * Also the Q8_0 cache (kernels.h, attn_q8.h): the scores of a tile's 16 keys
+ * are 16 int32 lanes of one accumulator per row, a group of 4 dims of the
+ * 16 keys one 64-byte load; with VNNI the keys are made unsigned (+128)
+ * for vpdpbusd and 128 times the query block's sum is taken off after,
+ * without it the key bytes take the sign of the query bytes for
+ * vpmaddubsw. V rows are widened to floats 16 values at a time and added
+ * with each row's weight times the block's scale. */
 
+#include "kernels/attn_q8.h"
 #include "kernels/x86_avx512.h"
 
 #include <math.h>
@@ -274,3 +283,174 @@ AI void attn_tile(const kern_attn_args *a, bool f16) {
 
 void kern_avx512_attn_f32(const kern_attn_args *a) { attn_tile(a, false); }
 void kern_avx512_attn_f16(const kern_attn_args *a) { attn_tile(a, true); }
+
+/* ---- Q8_0 cache ---- */
+
+enum { QB = KERN_KV_Q8_BLOCK_BYTES, QMAXG = KERN_ATTN_MAX_HD / 4 };
+
+/* The rows' queries as the score loop reads them: per group of 4 dims, the
+ * 4 bytes as one int32 (VNNI) or their magnitudes and the 64-lane mask of
+ * the key bytes that take a minus sign (without VNNI). */
+typedef struct q8_rows {
+    kern_q8_query q[AR];
+    int32_t w[AR][QMAXG];
+    __mmask64 neg[AR][QMAXG];
+} q8_rows;
+
+static void q8_prepare(const kern_attn_args *a, q8_rows *qr, bool vnni) {
+    for (int r = 0; r < a->n_rows; r++) {
+        kern_attn_q8_query(a->rows[r].q, a->hd, &qr->q[r]);
+        for (int g = 0; g < a->hd / 4; g++) {
+            int8_t b[4];
+            memcpy(b, &qr->q[r].blk[g / 8].qs[(g % 8) * 4], 4);
+            if (vnni) {
+                memcpy(&qr->w[r][g], b, 4);
+                continue;
+            }
+            unsigned nib = 0;
+            for (int i = 0; i < 4; i++) {
+                nib |= (unsigned)(b[i] < 0) << i;
+                b[i] = (int8_t)(b[i] < 0 ? -b[i] : b[i]); /* never -128: |q| <= 127 */
+            }
+            memcpy(&qr->w[r][g], b, 4);
+            qr->neg[r][g] = (__mmask64)(nib * 0x1111111111111111ULL);
+        }
+    }
+}
+
+/* s[r] = kernels.h's s_p of row r for the 16 keys of the tile at `tile`. */
+AI void q8_tile_scores(const uint8_t *tile, int nb, const q8_rows *qr, const int nr, __m512 *s,
+                       bool vnni) {
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++) s[r] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *g = tile + (size_t)b * QB * AT;
+        const __m512 dk = _mm512_cvtph_ps(load256(g));
+        __m512i acc[AR];
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) acc[r] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) {
+            const __m512i kv = load512(g + 2 * AT + i * 4 * AT);
+            if (vnni) {
+                const __m512i ku = _mm512_xor_si512(kv, _mm512_set1_epi8((char)0x80));
+#pragma GCC unroll 4
+                for (int r = 0; r < nr; r++)
+                    acc[r] =
+                        _mm512_dpbusd_epi32(acc[r], ku, _mm512_set1_epi32(qr->w[r][b * 8 + i]));
+            } else {
+#pragma GCC unroll 4
+                for (int r = 0; r < nr; r++) {
+                    const __m512i sk =
+                        _mm512_mask_sub_epi8(kv, qr->neg[r][b * 8 + i], _mm512_setzero_si512(), kv);
+                    acc[r] = dp_us(acc[r], _mm512_set1_epi32(qr->w[r][b * 8 + i]), sk, false);
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) {
+            __m512i isum = acc[r];
+            if (vnni) isum = _mm512_sub_epi32(isum, _mm512_set1_epi32(128 * qr->q[r].sum[b]));
+            s[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum),
+                                   _mm512_mul_ps(dk, _mm512_set1_ps(qr->q[r].d[b])), s[r]);
+        }
+    }
+}
+
+AI __m512 q8_widen16(const uint8_t *p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
+}
+
+/* out_r = sum over p of w_r[p] times V row p (w_r zero outside row r's
+ * keys, which adds exact zeros), nbp blocks (1 or 2) of every row per
+ * pass over the positions; nr and nbp are constants. */
+AI void q8_values(const kern_attn_args *a, float *const *w, int lo, int hi, const int nr,
+                  const int nbp) {
+    const int nb = a->hd / QK8_0;
+    const size_t row = (size_t)nb * QB;
+    const uint8_t *v = a->v;
+    for (int b0 = 0; b0 < nb; b0 += nbp) {
+        __m512 acc[AR][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++)
+#pragma GCC unroll 4
+            for (int c = 0; c < 2 * nbp; c++) acc[r][c] = _mm512_setzero_ps();
+        for (int p = lo; p <= hi; p++) {
+            const uint8_t *vb = v + (size_t)p * row + (size_t)b0 * QB;
+#pragma GCC unroll 2
+            for (int bb = 0; bb < nbp; bb++) {
+                const uint8_t *blk = vb + (size_t)bb * QB;
+                const float dv = f16_at(blk);
+                const __m512 x0 = q8_widen16(blk + 2), x1 = q8_widen16(blk + 18);
+#pragma GCC unroll 4
+                for (int r = 0; r < nr; r++) {
+                    const __m512 c = _mm512_set1_ps(w[r][p] * dv);
+                    acc[r][2 * bb] = _mm512_fmadd_ps(x0, c, acc[r][2 * bb]);
+                    acc[r][2 * bb + 1] = _mm512_fmadd_ps(x1, c, acc[r][2 * bb + 1]);
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++)
+#pragma GCC unroll 4
+            for (int c = 0; c < 2 * nbp; c++)
+                _mm512_storeu_ps(a->rows[r].out + (size_t)b0 * QK8_0 + 16 * c, acc[r][c]);
+    }
+}
+
+static void q8_values_any(const kern_attn_args *a, float *const *w, int lo, int hi) {
+    const bool two = (a->hd / QK8_0) % 2 == 0;
+    switch (a->n_rows * 2 + two) {
+    case 8 + 1: q8_values(a, w, lo, hi, 4, 2); break;
+    case 8: q8_values(a, w, lo, hi, 4, 1); break;
+    case 6 + 1: q8_values(a, w, lo, hi, 3, 2); break;
+    case 6: q8_values(a, w, lo, hi, 3, 1); break;
+    case 4 + 1: q8_values(a, w, lo, hi, 2, 2); break;
+    case 4: q8_values(a, w, lo, hi, 2, 1); break;
+    case 2 + 1: q8_values(a, w, lo, hi, 1, 2); break;
+    default: q8_values(a, w, lo, hi, 1, 1); break;
+    }
+}
+
+AI void q8_scores(const kern_attn_args *a, const q8_rows *qr, float *const *sc, int lo, int hi,
+                  const int nr, bool vnni) {
+    const int nb = a->hd / QK8_0;
+    const uint8_t *k = a->k;
+    for (int t = lo / AT; t <= hi / AT; t++) {
+        __m512 s[AR];
+        q8_tile_scores(k + (size_t)t * (size_t)nb * QB * AT, nb, qr, nr, s, vnni);
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++)
+            if (t * AT <= a->rows[r].hi && t * AT + AT - 1 >= a->rows[r].lo)
+                _mm512_storeu_ps(sc[r] + t * AT, s[r]);
+    }
+}
+
+AI void attn_q8(const kern_attn_args *a, bool vnni) {
+    const int nr = a->n_rows;
+    float *sc[AR];
+    q8_rows qr;
+    q8_prepare(a, &qr, vnni);
+    int lo = a->rows[0].lo, hi = a->rows[0].hi;
+    for (int r = 0; r < nr; r++) {
+        sc[r] = a->work + (size_t)r * (size_t)a->n_pos;
+        lo = a->rows[r].lo < lo ? a->rows[r].lo : lo;
+        hi = a->rows[r].hi > hi ? a->rows[r].hi : hi;
+    }
+    switch (nr) {
+    case 4: q8_scores(a, &qr, sc, lo, hi, 4, vnni); break;
+    case 3: q8_scores(a, &qr, sc, lo, hi, 3, vnni); break;
+    case 2: q8_scores(a, &qr, sc, lo, hi, 2, vnni); break;
+    default: q8_scores(a, &qr, sc, lo, hi, 1, vnni); break;
+    }
+    for (int r = 0; r < nr; r++) {
+        const kern_attn_row *row = &a->rows[r];
+        row_softmax(sc[r], row->lo, row->hi, a->scale, false);
+        for (int p = lo; p < row->lo; p++) sc[r][p] = 0.0f;
+        for (int p = row->hi + 1; p <= hi; p++) sc[r][p] = 0.0f;
+    }
+    q8_values_any(a, sc, lo, hi);
+}
+
+void kern_avx512_attn_q8_0(const kern_attn_args *a) { attn_q8(a, false); }
+void kern_avx512_vnni_attn_q8_0(const kern_attn_args *a) { attn_q8(a, true); }

@@ -32,54 +32,40 @@ static const fwd_run *run_of(const fwd_run *runs, int n_runs, int t) {
     return &runs[i];
 }
 
-/* Offset in elements of the cache of layer il, kv head g (session.h). */
+/* Offset in bytes of the cache of layer il, kv head g (session.h). */
 static size_t kv_head_off(const hearth_session *s, int il, int g) {
     const size_t head = (size_t)il * (size_t)s->model->hp.n_head_kv + (size_t)g;
-    return head * (size_t)s->n_ctx_pad * (size_t)s->model->hp.head_dim;
+    return head * (size_t)s->n_ctx_pad * s->kv_row_bytes;
 }
 
-static size_t kv_elem_bytes(const hearth_session *s) { return s->kv_f16 ? 2 : sizeof(float); }
-
-static void *kv_at(const hearth_session *s, void *cache, size_t elem) {
-    return (uint8_t *)cache + elem * kv_elem_bytes(s);
+/* Bytes of one element of an F32 or F16 cache. */
+static size_t kv_elem_bytes(const hearth_session *s) {
+    return s->kv_type == KERN_F16 ? 2 : sizeof(float);
 }
+
+static void *kv_at(void *cache, size_t off) { return (uint8_t *)cache + off; }
 
 /* K and V of one token (all kv heads, [n_kv] each) into the cache: V as a
- * row, K scattered into its tile column. */
+ * row, K scattered into its tile (kern_kv_store). */
 static void kv_store(hearth_session *s, int il, int pos, const float *k, const float *v) {
     const int hd = s->model->hp.head_dim;
-    const size_t es = kv_elem_bytes(s);
-    const kern_fns *f16 = kern_get(KERN_F16);
-    const size_t tile = (size_t)(pos / KERN_KV_TILE) * KERN_KV_TILE * (size_t)hd;
     for (int g = 0; g < s->model->hp.n_head_kv; g++) {
         const size_t off = kv_head_off(s, il, g);
-        const float *kg = k + (size_t)g * hd, *vg = v + (size_t)g * hd;
-        uint8_t *kt = kv_at(s, s->k_cache, off + tile + (size_t)(pos % KERN_KV_TILE));
-        void *vr = kv_at(s, s->v_cache, off + (size_t)pos * (size_t)hd);
-        if (s->kv_f16) {
-            f16->from_float(vg, vr, hd);
-            uint16_t h[64];
-            for (int d0 = 0; d0 < hd; d0 += 64) {
-                const int nd = hd - d0 < 64 ? hd - d0 : 64;
-                f16->from_float(kg + d0, h, nd);
-                for (int d = 0; d < nd; d++)
-                    memcpy(kt + (size_t)(d0 + d) * KERN_KV_TILE * es, &h[d], es);
-            }
-        } else {
-            memcpy(vr, vg, (size_t)hd * es);
-            for (int d = 0; d < hd; d++) memcpy(kt + (size_t)d * KERN_KV_TILE * es, &kg[d], es);
-        }
+        kern_kv_store(s->kv_type, kv_at(s->k_cache, off), kv_at(s->v_cache, off), hd, pos,
+                      k + (size_t)g * hd, v + (size_t)g * hd);
     }
 }
 
-/* Keys k0..k0+n-1 of layer il, kv head g as rows of head_dim elements. */
+/* Keys k0..k0+n-1 of layer il, kv head g of an F32 or F16 cache as rows of
+ * head_dim elements. */
 static void kv_gather_k(const hearth_session *s, int il, int g, int k0, int n, uint8_t *dst) {
     const int hd = s->model->hp.head_dim;
     const size_t es = kv_elem_bytes(s), off = kv_head_off(s, il, g);
     for (int p = k0; p < k0 + n; p++) {
-        const uint8_t *kt = kv_at(s, s->k_cache,
-                                  off + (size_t)(p / KERN_KV_TILE) * KERN_KV_TILE * (size_t)hd +
-                                      (size_t)(p % KERN_KV_TILE));
+        const uint8_t *kt =
+            kv_at(s->k_cache, off + ((size_t)(p / KERN_KV_TILE) * KERN_KV_TILE * (size_t)hd +
+                                     (size_t)(p % KERN_KV_TILE)) *
+                                        es);
         uint8_t *row = dst + (size_t)(p - k0) * (size_t)hd * es;
         for (int d = 0; d < hd; d++)
             memcpy(row + (size_t)d * es, kt + (size_t)d * KERN_KV_TILE * es, es);
@@ -109,7 +95,9 @@ static int attn_first_key(const hearth_session *s, const model_layer *l, int p) 
  * this thread owns, in llama.cpp's arithmetic (kern_attn_* in ops.c), which
  * differs between a batch of several tokens and a single one. Query head h
  * reads kv head h / (n_head / n_head_kv) (GQA); its keys are first gathered
- * from the tiles into rows. */
+ * from the tiles into rows. F32 and F16 caches only: llama.cpp reads a
+ * quantized V only through flash attention, whose arithmetic Hearth does
+ * not copy, so a Q8_0 cache takes the tiled path in both modes. */
 static void attention_exact_job(void *ctx, int ith, int nth) {
     const attn_job *j = ctx;
     hearth_session *s = j->s;
@@ -129,11 +117,13 @@ static void attention_exact_job(void *ctx, int ith, int nth) {
         const float *q = s->qkv + (size_t)t * qkv_stride + (size_t)h * hd;
         float *out = s->att + (size_t)t * s->n_q + (size_t)h * hd;
         const size_t off = kv_head_off(s, j->il, g);
+        const bool f16 = s->kv_type == KERN_F16;
         kv_gather_k(kv, j->il, g, k0, n_keys, krows);
-        kern_attn_scores(scores, q, krows, (size_t)hd, n_keys, hd, s->kv_f16, batch);
+        kern_attn_scores(scores, q, krows, (size_t)hd, n_keys, hd, f16, batch);
         kern_attn_softmax(scores, k0, n_keys, kq_scale);
-        kern_attn_values(out, scores, kv_at(kv, kv->v_cache, off + (size_t)k0 * (size_t)hd),
-                         (size_t)hd, k0, n_keys, hd, s->kv_f16, batch);
+        kern_attn_values(out, scores,
+                         kv_at(kv->v_cache, off + (size_t)k0 * (size_t)hd * kv_elem_bytes(s)),
+                         (size_t)hd, k0, n_keys, hd, f16, batch);
     }
 }
 
@@ -181,8 +171,8 @@ static void attention_fast_job(void *ctx, int ith, int nth) {
             .n_rows = nr,
             .hd = hd,
             .n_pos = s->n_ctx_pad,
-            .k = kv_at(kv, kv->k_cache, off),
-            .v = kv_at(kv, kv->v_cache, off),
+            .k = kv_at(kv->k_cache, off),
+            .v = kv_at(kv->v_cache, off),
             /* One summation order whatever the batch: a token gets the same
              * bits decoded alone, in a prompt or beside other sequences
              * (exact mode keeps llama.cpp's two orders). */
@@ -190,7 +180,10 @@ static void attention_fast_job(void *ctx, int ith, int nth) {
             .scale = kq_scale,
             .work = s->attn_work + (size_t)ith * s->attn_work_floats,
         };
-        kern_attn_tile(&args, s->kv_f16);
+        if (s->kv_type == KERN_Q8_0)
+            kern_attn_tile_q8_0(&args);
+        else
+            kern_attn_tile(&args, s->kv_type == KERN_F16);
     }
 }
 
@@ -465,7 +458,8 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
                         l->rope_scale != m->layers[il - 1].rope_scale;
         attention_inputs(&tj);
         attn_job job = {.s = s, .l = l, .runs = runs, .n_runs = n_runs, .il = il, .n = n};
-        hr_pool_run(m->pool, kern_exact() ? attention_exact_job : attention_fast_job, &job);
+        const bool exact_attn = kern_exact() && s->kv_type != KERN_Q8_0; /* see the exact job */
+        hr_pool_run(m->pool, exact_attn ? attention_exact_job : attention_fast_job, &job);
         matmul(s, &l->wo, s->att, n, s->xb, hp->n_embd);
         for_tokens(&tj, tok_attn_residual); /* and xb = ffn_norm(x) */
         feed_forward(&tj);

@@ -5,7 +5,9 @@
  * batches of at most n_batch, hearth_decode_multi, one batch of tokens
  * from several sessions (continuous batching), and hearth_session_copy, one
  * session's prefix (KV cache, tokens, last logits) into another, so that
- * several generations from one prompt evaluate it once.
+ * several generations from one prompt evaluate it once. The KV cache is
+ * F32, F16 or Q8_0 (hearth_kv_type); whatever reads or moves it goes by
+ * kv_row_bytes per position and kv head, the same for K and V.
  */
 #include "session.h"
 
@@ -72,15 +74,21 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     if (p.n_ctx > (1 << 24))
         return hr_fail(HEARTH_ERR_INVALID_ARG, "session: context of %d positions is over 2^24",
                        p.n_ctx);
-    if (p.kv_type != HEARTH_KV_F32 && p.kv_type != HEARTH_KV_F16)
-        return hr_fail(HEARTH_ERR_INVALID_ARG, "session: unknown KV cache type %d", (int)p.kv_type);
+    if (p.kv_type != HEARTH_KV_F32 && p.kv_type != HEARTH_KV_F16 && p.kv_type != HEARTH_KV_Q8_0)
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "session: unknown KV cache type %d (HEARTH_KV_F32, _F16 or _Q8_0)",
+                       (int)p.kv_type);
 
     hearth_session *s = hr_calloc(1, sizeof *s);
     if (!s) return HEARTH_ERR_NOMEM;
     s->model = m;
     s->n_ctx = p.n_ctx;
     s->n_batch = p.n_batch;
-    s->kv_f16 = p.kv_type == HEARTH_KV_F16;
+    s->kv_type = p.kv_type == HEARTH_KV_F16    ? KERN_F16
+                 : p.kv_type == HEARTH_KV_Q8_0 ? KERN_Q8_0
+                                               : KERN_F32;
+    /* a Q8_0 head that is no multiple of 32 is padded to whole blocks */
+    s->kv_row_bytes = kern_kv_row_bytes(s->kv_type, hp->head_dim);
     s->n_q = hp->n_head * hp->head_dim;
     s->n_kv = hp->n_head_kv * hp->head_dim;
     s->n_threads = hr_pool_size(m->pool);
@@ -101,15 +109,15 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     if (!err && !(s->runs = hr_calloc(nb, sizeof *s->runs))) err = HEARTH_ERR_NOMEM;
     if (!err && !(s->tokens = hr_calloc((size_t)p.n_ctx, sizeof *s->tokens)))
         err = HEARTH_ERR_NOMEM;
-    /* K and V: [n_layer][n_head_kv][n_ctx_pad][head_dim] elements each (K in
-     * transposed tiles, session.h), F32 or F16; never read before written. */
+    /* K and V: [n_layer][n_head_kv][n_ctx_pad] positions of kv_row_bytes
+     * each (K in transposed tiles, session.h); never read before written. */
     s->n_ctx_pad = (p.n_ctx + KERN_KV_TILE - 1) / KERN_KV_TILE * KERN_KV_TILE;
-    const size_t kv_elems = (size_t)hp->n_layer * (size_t)s->n_ctx_pad * (size_t)s->n_kv;
-    const size_t kv_floats = s->kv_f16 ? (kv_elems + 1) / 2 : kv_elems;
+    const size_t kv_rows = (size_t)hp->n_layer * (size_t)hp->n_head_kv * (size_t)s->n_ctx_pad;
     /* Mapped pages, not zeroed heap: resident only as positions are written. */
     uint64_t kv_one;
-    if (!err && (!hr_mul_ok(kv_floats, sizeof(float), &kv_one) || kv_one > SIZE_MAX / 4))
-        err = hr_fail(HEARTH_ERR_NOMEM, "session: KV cache of %zu floats is too large", kv_floats);
+    if (!err && (!hr_mul_ok(kv_rows, s->kv_row_bytes, &kv_one) || kv_one > SIZE_MAX / 4))
+        err = hr_fail(HEARTH_ERR_NOMEM, "session: KV cache of %zu rows of %zu bytes is too large",
+                      kv_rows, s->kv_row_bytes);
     if (!err) s->kv_bytes = 2 * kv_one; /* before mapping: free unmaps by it */
     if (!err && !(s->k_cache = hr_pages_alloc((size_t)kv_one))) err = HEARTH_ERR_NOMEM;
     if (!err && !(s->v_cache = hr_pages_alloc((size_t)kv_one))) err = HEARTH_ERR_NOMEM;
@@ -201,7 +209,7 @@ hearth_err hearth_session_copy(hearth_session *dst, const hearth_session *src, i
                        "session_copy: cannot copy %d positions of a session at position %d", n,
                        src->pos);
     if (dst == src) return hearth_session_truncate(dst, n);
-    if (dst->model != src->model || dst->kv_f16 != src->kv_f16)
+    if (dst->model != src->model || dst->kv_type != src->kv_type)
         return hr_fail(HEARTH_ERR_INVALID_ARG,
                        "session_copy: the sessions differ in model or KV cache type");
     if (n > dst->n_ctx)
@@ -212,11 +220,10 @@ hearth_err hearth_session_copy(hearth_session *dst, const hearth_session *src, i
      * before written), V as n rows; the two sessions' heads may lie at
      * different strides when their contexts differ. */
     const model_hparams *hp = &src->model->hp;
-    const size_t es = src->kv_f16 ? 2 : sizeof(float), hd = (size_t)hp->head_dim;
-    const size_t k_bytes = (size_t)((n + KERN_KV_TILE - 1) / KERN_KV_TILE) * KERN_KV_TILE * hd * es;
-    const size_t v_bytes = (size_t)n * hd * es;
-    const size_t src_head = (size_t)src->n_ctx_pad * hd * es,
-                 dst_head = (size_t)dst->n_ctx_pad * hd * es;
+    const size_t row = src->kv_row_bytes;
+    const size_t k_bytes = (size_t)((n + KERN_KV_TILE - 1) / KERN_KV_TILE) * KERN_KV_TILE * row;
+    const size_t v_bytes = (size_t)n * row;
+    const size_t src_head = (size_t)src->n_ctx_pad * row, dst_head = (size_t)dst->n_ctx_pad * row;
     for (size_t h = 0; h < (size_t)hp->n_layer * (size_t)hp->n_head_kv; h++) {
         memcpy((uint8_t *)dst->k_cache + h * dst_head, (const uint8_t *)src->k_cache + h * src_head,
                k_bytes);
@@ -231,10 +238,9 @@ hearth_err hearth_session_copy(hearth_session *dst, const hearth_session *src, i
 }
 
 void session_kv_view(const hearth_session *s, int kv0, hearth_session *view) {
-    /* K's tiles and V's rows both start kv0 * head_dim elements into each
-     * head's block when kv0 is a whole number of tiles */
-    const size_t skip =
-        (size_t)kv0 * (size_t)s->model->hp.head_dim * (s->kv_f16 ? 2 : sizeof(float));
+    /* K's tiles and V's rows both start kv0 rows into each head's block
+     * when kv0 is a whole number of tiles (for every cache type) */
+    const size_t skip = (size_t)kv0 * s->kv_row_bytes;
     *view = *s;
     view->k_cache = (uint8_t *)s->k_cache + skip;
     view->v_cache = (uint8_t *)s->v_cache + skip;
@@ -285,7 +291,7 @@ static hearth_err multi_runs(hearth_session *b, hearth_session *const *sessions,
     int nr = 0;
     for (int i = 0; i < n; i++) {
         hearth_session *s = sessions[i];
-        if (!s || s->model != b->model || s->n_ctx != b->n_ctx || s->kv_f16 != b->kv_f16)
+        if (!s || s->model != b->model || s->n_ctx != b->n_ctx || s->kv_type != b->kv_type)
             return hr_fail(HEARTH_ERR_INVALID_ARG,
                            "decode_multi: entry %d's session does not match the first one's "
                            "model, context size and KV cache type",

@@ -20,28 +20,31 @@ struct hearth_session {
     int n_ctx_pad; /* n_ctx rounded up to whole KV tiles (KERN_KV_TILE) */
     int n_q, n_kv; /* n_head * head_dim, n_head_kv * head_dim */
     int n_threads;
-    bool kv_f16;
-    float *x;         /* [n_batch][n_embd] residual stream */
-    float *xb;        /* [n_batch][n_embd] normalised input / sub-layer output */
-    float *qkv;       /* [n_batch][n_q + 2 n_kv] */
-    float *att;       /* [n_batch][n_q] attention output */
-    float *ffn;       /* [n_batch][2 n_ff] gate, up */
-    float *hb;        /* [n_batch][n_ff] activation(gate) * up */
-    float *attn_work; /* [n_threads][attn_work_floats] kern_attn_tile's work space */
+    kern_type kv_type;   /* KERN_F32, KERN_F16 or KERN_Q8_0 */
+    size_t kv_row_bytes; /* one position of one kv head in K (or V): kern_kv_row_bytes */
+    float *x;            /* [n_batch][n_embd] residual stream */
+    float *xb;           /* [n_batch][n_embd] normalised input / sub-layer output */
+    float *qkv;          /* [n_batch][n_q + 2 n_kv] */
+    float *att;          /* [n_batch][n_q] attention output */
+    float *ffn;          /* [n_batch][2 n_ff] gate, up */
+    float *hb;           /* [n_batch][n_ff] activation(gate) * up */
+    float *attn_work;    /* [n_threads][attn_work_floats] kern_attn_tile's work space */
     size_t attn_work_floats;
-    float *rope;     /* [n_batch][n_rot] cos/sin pairs of the current layer */
-    float *logits;   /* [n_vocab] of the last evaluated token */
-    float *rows;     /* [rows_cap][n_vocab]: the last n_rows entries' logits of the last
-                        hearth_decode_multi that was asked for them (model_session_keep_rows) */
+    float *rope;   /* [n_batch][n_rot] cos/sin pairs of the current layer */
+    float *logits; /* [n_vocab] of the last evaluated token */
+    float *rows;   /* [rows_cap][n_vocab]: the last n_rows entries' logits of the last
+                      hearth_decode_multi that was asked for them (model_session_keep_rows) */
     int rows_cap, keep_rows, n_rows;
     fwd_run *runs;   /* [n_batch] hearth_decode_multi's runs when this session leads */
     float *out_rows; /* [n_seq_max][n_vocab] their last rows' logits (NULL if n_seq_max is 1) */
     int n_seq_max;
     int32_t *tokens; /* [n_ctx] ids at positions 0..pos-1 */
     bool logits_ok;  /* logits are those of the token at pos - 1 (a decode computed them) */
-    /* KV cache, F32 or F16, in the layout of kern_attn_tile (kernels.h): per
-     * layer and kv head, K as [n_ctx_pad / KERN_KV_TILE][head_dim][KERN_KV_TILE]
-     * (tiles of positions, transposed) and V as [n_ctx_pad][head_dim]. */
+    /* KV cache, F32, F16 or Q8_0, in the layouts of kern_attn_tile and
+     * kern_attn_tile_q8_0 (kernels.h): per layer and kv head n_ctx_pad *
+     * kv_row_bytes bytes each; for F32/F16 K as [n_ctx_pad / KERN_KV_TILE]
+     * [head_dim][KERN_KV_TILE] (tiles of positions, transposed) and V as
+     * [n_ctx_pad][head_dim]; Q8_0 in tiles of the same positions. */
     void *k_cache; /* [n_layer][n_head_kv][...] */
     void *v_cache;
     void *scratch;                   /* activations converted for the matrix products */
