@@ -51,7 +51,8 @@ void cli_lora_params(const cli_lora_opts *o, hearth_model_params *mp);
 typedef struct cli_gen_opts {
     cli_lora_opts lora;       /* --lora, --lora-scaled (cli_lora_opt) */
     hearth_model_params mp;   /* -t */
-    hearth_session_params sp; /* -c/--ctx, --kv-type */
+    hearth_session_params sp; /* -c/--ctx, --kv-type (-ctk, -ctv) */
+    unsigned kv_given;        /* cli_kv_type_opt's record of the K and V types given */
     hearth_sampling smp;      /* --temp --top-k --top-p --min-p --repeat-penalty --repeat-last-n
                                  --frequency-penalty --presence-penalty --seed; --grammar,
                                  --grammar-file (constraint and grammar) */
@@ -69,12 +70,24 @@ typedef struct cli_gen_opts {
     "  --seed S            reproducible sampling (default: random)\n"                              \
     "  -t N                threads (default: physical cores)\n"                                    \
     "  -c, --ctx N         context length (default: min(model's, 4096))\n"                         \
-    "  --kv-type f32|f16   KV cache element type (default f32)\n"                                  \
+    "  --kv-type f32|f16|q8_0  KV cache element type (default f32; q8_0: a quarter of f32's\n"     \
+    "                      memory, docs/kv-cache.md); -ctk/--cache-type-k T with\n"                \
+    "                      -ctv/--cache-type-v T (llama.cpp's) must agree: one type for K and V\n" \
     "  --grammar GBNF      only output a text of this GBNF grammar (docs/grammar.md)\n"            \
     "  --grammar-file FILE the same, the grammar read from FILE\n" CLI_LORA_USAGE
 
 /* The library's defaults. */
 void cli_gen_defaults(cli_gen_opts *o);
+/* When a is --kv-type, or llama.cpp's -ctk/--cache-type-k or
+ * -ctv/--cache-type-v: sets *type from v (f32, f16 or q8_0) and returns 1;
+ * 0 when a is another option; -1 (message printed, naming cmd) when v is
+ * no such type, or names another type than one given before for the other
+ * of K and V (--kv-type gives both; Hearth keeps one type for K and V).
+ * *given (0 before the first option) records what was given. */
+int cli_kv_type_opt(const char *cmd, const char *a, const char *v, hearth_kv_type *type,
+                    unsigned *given);
+/* "f32", "f16" or "q8_0". */
+const char *cli_kv_type_name(hearth_kv_type type);
 /* Applies option a with value v: 1 when it is one of CLI_GEN_USAGE's, 0 when
  * not, -1 (message printed, naming cmd) when v is not a valid value. */
 int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o);

@@ -33,7 +33,8 @@ static const char bench_usage[] =
     "  --latency         also: time to first token for a prompt of --latency-prompt tokens\n"
     "                    (default 32) and p50/p90/p99 of the per-token generation latency\n"
     "                    (over the largest -n, or 64 tokens)\n"
-    "  --kv-type f16|f32 KV cache type (default f16, llama-bench's default)\n"
+    "  --kv-type f16|f32|q8_0  KV cache type (default f16, llama-bench's default); also\n"
+    "                    llama-bench's -ctk/-ctv, one type (K and V must agree)\n"
     "  --no-warmup       skip the warm-up runs\n"
     "  --seed S          seed of the random token ids (default 1)\n" CLI_LORA_USAGE
     "  Benchmarks are measurements, not tests: run them on a quiet machine and compare\n"
@@ -50,6 +51,7 @@ typedef struct bench_opts {
     int reps, lat_prompt;
     bool jsonl, latency, warmup;
     hearth_kv_type kv;
+    unsigned kv_given; /* cli_kv_type_opt's record */
     unsigned long long seed;
     cli_lora_opts lora; /* applied to every model */
 } bench_opts;
@@ -89,6 +91,8 @@ static int parse_list(const char *opt, const char *s, int *out, int *n_out) {
 }
 
 static int parse_value(bench_opts *o, const char *a, const char *v) {
+    const int kv = cli_kv_type_opt("bench", a, v, &o->kv, &o->kv_given);
+    if (kv) return kv < 0 ? 2 : 0;
     if (!strcmp(a, "-m")) {
         if (o->n_models == BENCH_MAX_LIST) return fprintf(stderr, "hearth bench: too many -m\n"), 2;
         o->models[o->n_models++] = v;
@@ -108,10 +112,6 @@ static int parse_value(bench_opts *o, const char *a, const char *v) {
         if (strcmp(v, "md") && strcmp(v, "jsonl"))
             return fprintf(stderr, "hearth bench: -o takes md or jsonl\n"), 2;
         o->jsonl = !strcmp(v, "jsonl");
-    } else if (!strcmp(a, "--kv-type")) {
-        if (strcmp(v, "f16") && strcmp(v, "f32"))
-            return fprintf(stderr, "hearth bench: --kv-type takes f16 or f32\n"), 2;
-        o->kv = !strcmp(v, "f16") ? HEARTH_KV_F16 : HEARTH_KV_F32;
     } else {
         fprintf(stderr, "hearth bench: unknown option '%s'\n%s", a, bench_usage);
         return 2;
@@ -285,7 +285,7 @@ static void print_common_json(const bench_model *bm, const bench_opts *o, int n_
     json_str(bm->path);
     printf(", \"model_type\": ");
     json_str(bm->desc);
-    const char *kv = o->kv == HEARTH_KV_F16 ? "f16" : "f32";
+    const char *kv = cli_kv_type_name(o->kv);
     printf(
         ", \"model_size\": %llu, \"model_n_params\": %llu, \"backends\": \"CPU\", \"isa\": \"%s\""
         ", \"n_batch\": %d, \"n_ubatch\": %d, \"n_threads\": %d, \"type_k\": \"%s\", "
@@ -485,7 +485,7 @@ int cmd_bench(int argc, char **argv) {
     const bench_plan bp = plan_of(&o);
     FILE *hdr = o.jsonl ? stderr : stdout;
     fprintf(hdr, "hearth bench: isa %s, kv cache %s, n_batch %d, n_ctx %d, %d repetitions%s",
-            kern_isa_name(), o.kv == HEARTH_KV_F16 ? "f16" : "f32", bp.n_batch, bp.n_ctx, o.reps,
+            kern_isa_name(), cli_kv_type_name(o.kv), bp.n_batch, bp.n_ctx, o.reps,
             o.warmup ? " after 1 warm-up" : ", no warm-up");
     for (int i = 0; i < o.lora.n; i++)
         fprintf(hdr, ", lora %s (scale %g)", o.lora.items[i].path, (double)o.lora.items[i].scale);

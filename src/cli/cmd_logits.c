@@ -11,8 +11,8 @@
 #include <string.h>
 
 static const char logits_usage[] =
-    "usage: hearth logits -m FILE --ids IDS_FILE -o PREFIX [--gen N] [--kv-type f32|f16] [-t "
-    "THREADS]\n"
+    "usage: hearth logits -m FILE --ids IDS_FILE -o PREFIX [--gen N] [--kv-type f32|f16|q8_0] "
+    "[-t THREADS]\n"
     "  Decodes the comma- or space-separated token ids of IDS_FILE as one batch and writes\n"
     "  PREFIX.logits.f32 ([n_tokens][n_vocab] float32 little-endian). With --gen N it then\n"
     "  decodes N tokens greedily and writes PREFIX.gen_logits.f32 ([N][n_vocab]) and\n"
@@ -120,6 +120,7 @@ int cmd_logits(int argc, char **argv) {
     hearth_model_params mp = hearth_model_default_params();
     hearth_session_params sp = hearth_session_default_params();
     cli_lora_opts lora = {0};
+    unsigned kv_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -134,6 +135,9 @@ int cmd_logits(int argc, char **argv) {
             fprintf(stderr, "hearth logits: option '%s' needs a value\n", a);
             return 2;
         }
+        const int kv = cli_kv_type_opt("logits", a, v, &sp.kv_type, &kv_given);
+        if (kv < 0) return 2;
+        if (kv) continue;
         if (!strcmp(a, "-m"))
             model_path = v;
         else if (!strcmp(a, "--ids"))
@@ -144,8 +148,6 @@ int cmd_logits(int argc, char **argv) {
             n_gen = atoi(v);
         else if (!strcmp(a, "-t"))
             mp.n_threads = atoi(v);
-        else if (!strcmp(a, "--kv-type") && (!strcmp(v, "f32") || !strcmp(v, "f16")))
-            sp.kv_type = !strcmp(v, "f16") ? HEARTH_KV_F16 : HEARTH_KV_F32;
         else {
             fprintf(stderr, "hearth logits: unknown option '%s %s'\n%s", a, v, logits_usage);
             return 2;

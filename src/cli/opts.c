@@ -136,16 +136,53 @@ int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o) 
         o->smp.seed = s;
         return 1;
     }
-    if (!strcmp(a, "--kv-type")) {
-        if (strcmp(v, "f32") != 0 && strcmp(v, "f16") != 0) {
-            fprintf(stderr, "hearth %s: --kv-type is f32 or f16, not '%s'\n", cmd, v);
-            return -1;
-        }
-        o->sp.kv_type = !strcmp(v, "f16") ? HEARTH_KV_F16 : HEARTH_KV_F32;
-        return 1;
-    }
+    const int kv = cli_kv_type_opt(cmd, a, v, &o->sp.kv_type, &o->kv_given);
+    if (kv) return kv;
     if (!strcmp(a, "--grammar") || !strcmp(a, "--grammar-file")) return grammar_opt(cmd, a, v, o);
     return 0;
+}
+
+/* The KV cache types by name; index = hearth_kv_type. */
+static const char *const kv_type_names[] = {"f32", "f16", "q8_0"};
+
+const char *cli_kv_type_name(hearth_kv_type type) {
+    return (unsigned)type < sizeof kv_type_names / sizeof kv_type_names[0] ? kv_type_names[type]
+                                                                           : "?";
+}
+
+/* cli_kv_type_opt's *given: which of K and V a type was given for. */
+enum { KV_GIVEN_K = 1, KV_GIVEN_V = 2 };
+
+int cli_kv_type_opt(const char *cmd, const char *a, const char *v, hearth_kv_type *type,
+                    unsigned *given) {
+    unsigned sides;
+    if (!strcmp(a, "--kv-type"))
+        sides = KV_GIVEN_K | KV_GIVEN_V;
+    else if (!strcmp(a, "-ctk") || !strcmp(a, "--cache-type-k"))
+        sides = KV_GIVEN_K;
+    else if (!strcmp(a, "-ctv") || !strcmp(a, "--cache-type-v"))
+        sides = KV_GIVEN_V;
+    else
+        return 0;
+    int t = -1;
+    for (int i = 0; i < (int)(sizeof kv_type_names / sizeof kv_type_names[0]); i++)
+        if (!strcmp(v, kv_type_names[i])) t = i;
+    if (t < 0) {
+        fprintf(stderr, "hearth %s: %s is f32, f16 or q8_0, not '%s'\n", cmd, a, v);
+        return -1;
+    }
+    /* a type already given for the other side (or, for --kv-type, either) */
+    const unsigned other = sides == (KV_GIVEN_K | KV_GIVEN_V) ? sides : sides ^ 3u;
+    if ((*given & other) && (hearth_kv_type)t != *type) {
+        fprintf(stderr,
+                "hearth %s: %s %s after %s for %s: Hearth keeps one type for the K and V caches "
+                "(give -ctk and -ctv the same type, or --kv-type once)\n",
+                cmd, a, v, cli_kv_type_name(*type), *given & other & KV_GIVEN_K ? "K" : "V");
+        return -1;
+    }
+    *type = (hearth_kv_type)t;
+    *given |= sides;
+    return 1;
 }
 
 int cli_lora_opt(const char *cmd, int argc, char **argv, int *i, cli_lora_opts *o) {
