@@ -208,6 +208,15 @@ HEARTH_API hearth_err hearth_embed_batch(hearth_session *session, const int32_t 
 HEARTH_API hearth_err hearth_tokenize(const hearth_model *model, const char *text, size_t len,
                                       bool add_special, bool parse_special, int32_t *ids,
                                       size_t cap, size_t *n_out);
+/* Fill in the middle (code completion between a prefix and a suffix), in
+ * llama.cpp's prefix-suffix-middle order: [BOS] <fim_prefix> prefix
+ * <fim_suffix> suffix <fim_middle>, BOS as the vocabulary asks; the model
+ * then generates the middle. Text like "<|fim_prefix|>" inside prefix or
+ * suffix stays text (code may hold it). HEARTH_ERR_UNSUPPORTED when the
+ * vocabulary lacks one of the three tokens. ids/cap/n_out as above. */
+HEARTH_API hearth_err hearth_tokenize_fim(const hearth_model *model, const char *prefix,
+                                          size_t prefix_len, const char *suffix, size_t suffix_len,
+                                          int32_t *ids, size_t cap, size_t *n_out);
 /* Raw bytes of ids (may be invalid UTF-8 for arbitrary ids); special: render
  * control tokens' text. */
 HEARTH_API hearth_err hearth_detokenize(const hearth_model *model, const int32_t *ids, size_t n,
@@ -412,9 +421,9 @@ typedef struct hearth_gen_params {
 HEARTH_API hearth_err hearth_draft_check(const hearth_model *target, const hearth_model *draft);
 
 typedef struct hearth_gen_result {
-    int n_prompt; /* prompt tokens evaluated (after any cached prefix) */
-    int n_cached; /* prompt tokens reused from the session's KV cache */
-    int n_gen;    /* tokens generated */
+    int n_prompt;              /* prompt tokens evaluated (after any cached prefix) */
+    int n_cached;              /* prompt tokens reused from the session's KV cache */
+    int n_gen;                 /* tokens generated */
     int n_drafted, n_accepted; /* speculative decoding: tokens proposed and verified, and
                                   how many of them the sampler drew (part of n_gen) */
     hearth_finish finish;

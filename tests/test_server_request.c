@@ -143,6 +143,17 @@ static void test_completion_valid(void) {
     CHECK(!r.prompt && r.n_prompt_ids == 3 && r.prompt_ids[2] == 30000);
     CHECK(r.logprobs && r.top_logprobs == 0);
     srv_request_free(&r);
+    /* fill in the middle: the suffix kept; an empty prefix allowed with one;
+     * "" is no suffix */
+    REQUIRE(parse(SRV_COMPLETION, "{\"prompt\":\"def f(\",\"suffix\":\")\\n\"}", &r, &e));
+    CHECK(r.suffix && !strcmp(r.suffix, ")\n") && r.suffix_len == 2);
+    srv_request_free(&r);
+    REQUIRE(parse(SRV_COMPLETION, "{\"prompt\":\"\",\"suffix\":\"x\"}", &r, &e));
+    CHECK(r.prompt && r.prompt_len == 0 && r.suffix);
+    srv_request_free(&r);
+    REQUIRE(parse(SRV_COMPLETION, "{\"prompt\":\"a\",\"suffix\":\"\"}", &r, &e));
+    CHECK(!r.suffix);
+    srv_request_free(&r);
 }
 
 static void test_refused(void) {
@@ -221,7 +232,10 @@ static void test_refused(void) {
     refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"logprobs\":true}", "logprobs", NULL);
     refused(SRV_COMPLETION, "{\"prompt\":[1],\"echo\":true}", "echo", NULL);
     refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"best_of\":2}", "best_of", NULL);
-    refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"suffix\":\"y\"}", "suffix", NULL);
+    refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"suffix\":\"y\",\"echo\":true}", "suffix", "echo");
+    refused(SRV_COMPLETION, "{\"prompt\":[1],\"suffix\":\"y\"}", "suffix", "text prompt");
+    refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"suffix\":[]}", "suffix", NULL);
+    refused(SRV_COMPLETION, "{\"prompt\":\"\",\"suffix\":\"\"}", "prompt", "empty");
 }
 
 /* tools, tool_choice, tool messages and calls in the history */

@@ -17,6 +17,9 @@ static const char run_usage[] =
     "  (-n defaults to 128)\n" CLI_GEN_USAGE CLI_SPEC_USAGE
     "  --stop STR          stop string (repeatable, up to 16; not printed)\n"
     "  --no-parse-special  treat text like <|eot_id|> in the prompt as plain text\n"
+    "  --suffix TEXT       fill in the middle: the prompt is the code before the cursor,\n"
+    "                      TEXT the code after it (needs a model with FIM tokens, such as\n"
+    "                      Qwen2.5-Coder; special-token text stays text)\n"
     "  --json              JSON mode: only tokens that keep the output one JSON object;\n"
     "                      it ends when the object is complete\n"
     "  --json-schema FILE  structured output: only tokens that keep the output one JSON\n"
@@ -62,7 +65,7 @@ static bool print_token(const hearth_token_event *ev, void *user) {
 }
 
 typedef struct run_opts {
-    const char *model, *prompt, *prompt_file, *schema_file;
+    const char *model, *prompt, *prompt_file, *schema_file, *suffix;
     cli_gen_opts g;
     cli_spec_opts spec;
     const char *stops[RUN_MAX_STOPS];
@@ -106,6 +109,8 @@ static int parse_run(int argc, char **argv, run_opts *o) {
             o->prompt = v;
         else if (!strcmp(a, "-f"))
             o->prompt_file = v;
+        else if (!strcmp(a, "--suffix"))
+            o->suffix = v;
         else if (!strcmp(a, "--json-schema"))
             o->schema_file = v;
         else if (!strcmp(a, "--stop")) {
@@ -192,9 +197,18 @@ static void print_memory(const hearth_session *s) {
             (double)(mem.file_bytes + mem.kv_bytes + mem.buffer_bytes) / mib, peak);
 }
 
+/* The prompt's tokens, or with --suffix the fill-in-the-middle sequence
+ * (hearth_tokenize_fim); *n is the count needed when ids is too small. */
+static hearth_err prompt_ids(hearth_model *m, const run_opts *o, const char *text, size_t len,
+                             int32_t *ids, size_t cap, size_t *n) {
+    if (o->suffix)
+        return hearth_tokenize_fim(m, text, len, o->suffix, strlen(o->suffix), ids, cap, n);
+    return hearth_tokenize(m, text, len, true, o->parse_special, ids, cap, n);
+}
+
 static int generate(hearth_model *m, const run_opts *o, const char *text, size_t len) {
     size_t n = 0;
-    hearth_tokenize(m, text, len, true, o->parse_special, NULL, 0, &n);
+    prompt_ids(m, o, text, len, NULL, 0, &n);
     int32_t *ids = malloc((n ? n : 1) * sizeof *ids);
     hearth_session *s = NULL;
     hearth_sampler *smp = NULL;
@@ -202,8 +216,8 @@ static int generate(hearth_model *m, const run_opts *o, const char *text, size_t
     int rc = 0;
     if (!ids)
         rc = 1;
-    else if (hearth_tokenize(m, text, len, true, o->parse_special, ids, n, &n))
-        rc = cli_fail("run", "tokenizing");
+    else if (prompt_ids(m, o, text, len, ids, n, &n))
+        rc = cli_fail("run", o->suffix ? "--suffix" : "tokenizing");
     else if (n == 0)
         rc = (fprintf(stderr, "hearth run: the prompt is empty\n"), 1);
     else if (hearth_session_new(m, &o->g.sp, &s))

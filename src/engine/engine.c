@@ -78,6 +78,47 @@ hearth_err hearth_tokenize(const hearth_model *m, const char *text, size_t len, 
     return tok_encode(v, text, len, add_special, parse_special, ids, cap, n_out);
 }
 
+/* Appends `id` at ids[*n] when it fits; counts it either way. */
+static void put_id(int32_t *ids, size_t cap, size_t *n, int32_t id) {
+    if (*n < cap) ids[*n] = id;
+    (*n)++;
+}
+
+/* Appends text's tokens (no BOS/EOS, special text kept as text). */
+static hearth_err put_text(const tok_vocab *v, const char *text, size_t len, int32_t *ids,
+                           size_t cap, size_t *n) {
+    size_t got = 0;
+    const hearth_err err =
+        tok_encode(v, text, len, false, false, ids ? ids + (*n < cap ? *n : cap) : NULL,
+                   *n < cap ? cap - *n : 0, &got);
+    if (err && err != HEARTH_ERR_INVALID_ARG) return err; /* INVALID_ARG: it did not fit */
+    *n += got;
+    return HEARTH_OK;
+}
+
+hearth_err hearth_tokenize_fim(const hearth_model *m, const char *prefix, size_t prefix_len,
+                               const char *suffix, size_t suffix_len, int32_t *ids, size_t cap,
+                               size_t *n_out) {
+    const tok_vocab *v = engine_vocab(m);
+    if (!v) return HEARTH_ERR_UNSUPPORTED;
+    const int pre = tok_fim_pre(v), suf = tok_fim_suf(v), mid = tok_fim_mid(v);
+    if (pre < 0 || suf < 0 || mid < 0)
+        return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                       "this model's vocabulary has no fill-in-the-middle tokens (%s%s%s)",
+                       pre < 0 ? "prefix " : "", suf < 0 ? "suffix " : "", mid < 0 ? "middle" : "");
+    size_t n = 0;
+    if (tok_add_bos(v) && tok_bos(v) >= 0) put_id(ids, cap, &n, tok_bos(v));
+    put_id(ids, cap, &n, pre);
+    hearth_err err = put_text(v, prefix, prefix_len, ids, cap, &n);
+    put_id(ids, cap, &n, suf);
+    if (!err) err = put_text(v, suffix, suffix_len, ids, cap, &n);
+    put_id(ids, cap, &n, mid);
+    if (err) return err;
+    *n_out = n;
+    return n <= cap ? HEARTH_OK
+                    : hr_fail(HEARTH_ERR_INVALID_ARG, "%zu tokens do not fit in %zu", n, cap);
+}
+
 hearth_err hearth_detokenize(const hearth_model *m, const int32_t *ids, size_t n, bool special,
                              char *out, size_t cap, size_t *n_out) {
     const tok_vocab *v = engine_vocab(m);
@@ -124,7 +165,8 @@ static hearth_err constraint_vocab(const hearth_model *m, const hearth_sampling 
     *gbnf = NULL;
     /* none, or an unknown one: smp_new refuses that, before any table */
     if (p->constraint != HEARTH_CONSTRAINT_JSON_OBJECT &&
-        p->constraint != HEARTH_CONSTRAINT_JSON_SCHEMA && p->constraint != HEARTH_CONSTRAINT_GRAMMAR)
+        p->constraint != HEARTH_CONSTRAINT_JSON_SCHEMA &&
+        p->constraint != HEARTH_CONSTRAINT_GRAMMAR)
         return HEARTH_OK;
     if (p->constraint == HEARTH_CONSTRAINT_JSON_SCHEMA) {
         hearth_err err = smp_schema_compile(p->json_schema, schema);

@@ -3,7 +3,9 @@
  * vocabulary's BOS and special tokens, as llama.cpp's server does) or token
  * ids (checked against the vocabulary, as are logit_bias's), then the gateway (api_gateway.c),
  * which routes, guards and accounts it as it does a chat request. echo puts
- * the prompt text before the completion.
+ * the prompt text before the completion. With a suffix the prompt is the
+ * code before the cursor and the model fills in the middle (answered
+ * locally: srv_tokenize_fim).
  */
 #include "server.h"
 
@@ -26,7 +28,10 @@ void srv_handle_completions(srv_exchange *x) {
     int32_t *ids = NULL;
     int n = 0;
     bool ok = srv_request_check_vocab(&r, hearth_model_n_vocab(m->model), &e);
-    if (ok && r.prompt) {
+    if (ok && r.suffix) {
+        ok = srv_tokenize_fim(x, m, &r, &ids, &n, &e);
+        if (ok && s->cfg.log_prompts) x->log_prompt = strdup(r.prompt);
+    } else if (ok && r.prompt) {
         ok = srv_tokenize(m, r.prompt, r.prompt_len, &ids, &n, &e);
         if (ok && s->cfg.log_prompts) x->log_prompt = strdup(r.prompt);
     } else if (ok) {

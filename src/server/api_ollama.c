@@ -20,7 +20,10 @@
  * (a /v1/completions request). An empty prompt (or an empty chat) is
  * ollama's "load" request: answered at once with done_reason "load".
  *
- * Not supported, with a 400: images, suffix, template overrides, a non-empty
+ * /api/generate's suffix is fill in the middle: the prompt is the code before
+ * the cursor (a /v1/completions request with "suffix", answered locally).
+ *
+ * Not supported, with a 400: images, template overrides, a non-empty
  * context, tools (use /v1/chat/completions). keep_alive sets how long the
  * model stays loaded once the request is done (models.c; an empty prompt
  * with keep_alive 0 unloads it: done_reason "unload"). Ignored: the options
@@ -165,8 +168,8 @@ static bool refuse_unsupported(const cJSON *root, srv_error *e) {
                         "tools are not supported on /api/chat; use /v1/chat/completions");
     if ((v = given(root, "images")) && (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > 0))
         return srv_fail(e, 400, "images", NULL, "images are not supported: the model is text-only");
-    if ((v = given(root, "suffix")) && (!cJSON_IsString(v) || v->valuestring[0]))
-        return srv_fail(e, 400, "suffix", NULL, "'suffix' (fill-in-the-middle) is not supported");
+    if ((v = given(root, "suffix")) && !cJSON_IsString(v))
+        return srv_fail(e, 400, "suffix", NULL, "'suffix' must be a string");
     if ((v = given(root, "template")) && (!cJSON_IsString(v) || v->valuestring[0]))
         return srv_fail(e, 400, "template", NULL,
                         "'template' overrides are not supported (start the server with "
@@ -249,17 +252,19 @@ static bool translate(srv_exchange *x, srv_dialect d, ollama_req *q, srv_error *
         q->load = !msgs || cJSON_GetArraySize(msgs) == 0;
     } else if (ok) {
         const cJSON *prompt = given(q->root, "prompt"), *sys = given(q->root, "system");
-        const cJSON *raw = given(q->root, "raw");
+        const cJSON *raw = given(q->root, "raw"), *suffix = given(q->root, "suffix");
         if (prompt && !cJSON_IsString(prompt))
             ok = srv_fail(e, 400, "prompt", NULL, "'prompt' must be a string");
         else if (sys && !cJSON_IsString(sys))
             ok = srv_fail(e, 400, "system", NULL, "'system' must be a string");
         else if (raw && !cJSON_IsBool(raw))
             ok = srv_fail(e, 400, "raw", NULL, "'raw' must be a boolean");
-        q->load = ok && (!prompt || !prompt->valuestring[0]);
-        if (ok && !q->load && raw && cJSON_IsTrue(raw)) {
+        const bool fim = ok && suffix && suffix->valuestring[0];
+        q->load = ok && !fim && (!prompt || !prompt->valuestring[0]);
+        if (ok && !q->load && ((raw && cJSON_IsTrue(raw)) || fim)) {
             q->kind = SRV_COMPLETION;
-            cJSON_AddStringToObject(out, "prompt", prompt->valuestring);
+            cJSON_AddStringToObject(out, "prompt", prompt ? prompt->valuestring : "");
+            if (fim) cJSON_AddStringToObject(out, "suffix", suffix->valuestring);
         } else if (ok && !q->load) {
             cJSON *a = cJSON_AddArrayToObject(out, "messages"), *m;
             if (sys && sys->valuestring[0]) {
@@ -327,6 +332,9 @@ static void handle(srv_exchange *x, srv_dialect d) {
             q.repeat_last_n < 0 ? srv_sched_n_ctx(m->sched) : q.repeat_last_n;
         if (q.kind == SRV_CHAT) {
             ok = srv_chat_prompt(m, &r, &ids, &n, s->cfg.log_prompts ? &text : NULL, &e);
+        } else if (r.suffix) {
+            ok = srv_tokenize_fim(x, m, &r, &ids, &n, &e);
+            if (ok && s->cfg.log_prompts) text = strdup(r.prompt);
         } else {
             ok = srv_tokenize(m, r.prompt, r.prompt_len, &ids, &n, &e);
             if (ok && s->cfg.log_prompts) text = strdup(r.prompt);

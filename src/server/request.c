@@ -3,7 +3,7 @@
  * validated srv_request. Every field the API defines is checked for type and
  * range, and a failure is a 400 that names the field ("messages[2].content",
  * "stop[1]", ...). Fields the server ignores (user, metadata, store, ...) are
- * accepted; fields whose feature is missing (suffix, best_of > 1, several
+ * accepted; fields whose feature is missing (best_of > 1, several
  * prompts) get a 400 that says so rather than being ignored. Tools and tool messages are
  * tools_request.c's. The body must be UTF-8
  * (RFC 8259); ill-formed bytes are refused, not replaced.
@@ -518,7 +518,9 @@ static bool parse_completion(parse_ctx *c, const cJSON *root) {
         return srv_req_bad_type(c->e, "prompt",
                                 "a string, an array of one string, or an array of token ids");
     }
-    if ((r->prompt && r->prompt_len == 0) || (!r->prompt && r->n_prompt_ids == 0))
+    const cJSON *sfx = srv_req_field(root, "suffix");
+    const bool fim = cJSON_IsString(sfx) && sfx->valuestring[0];
+    if ((r->prompt && r->prompt_len == 0 && !fim) || (!r->prompt && r->n_prompt_ids == 0))
         return srv_fail(c->e, 400, "prompt", NULL, "'prompt' must not be empty");
     long long ll = 0;
     bool given;
@@ -532,8 +534,15 @@ static bool parse_completion(parse_ctx *c, const cJSON *root) {
         return srv_fail(c->e, 400, "echo", NULL, "'echo' needs a text prompt");
     if (!get_int(c, root, "best_of", 1, 128, &given, &ll)) return false;
     if (given && ll != 1) return srv_fail(c->e, 400, "best_of", NULL, "'best_of' must be 1");
-    if ((v = srv_req_field(root, "suffix")) && (!cJSON_IsString(v) || v->valuestring[0]))
-        return srv_fail(c->e, 400, "suffix", NULL, "'suffix' is not supported");
+    /* suffix: fill in the middle (a text prompt is then the code before the
+     * cursor); "" is OpenAI's "none" */
+    if (sfx && !cJSON_IsString(sfx)) return srv_req_bad_type(c->e, "suffix", "a string");
+    if (fim) {
+        if (!r->prompt) return srv_fail(c->e, 400, "suffix", NULL, "'suffix' needs a text prompt");
+        if (r->echo)
+            return srv_fail(c->e, 400, "suffix", NULL, "'suffix' cannot be combined with 'echo'");
+        if (!srv_req_dup_string(c->e, sfx, "suffix", &r->suffix, &r->suffix_len)) return false;
+    }
     return true;
 }
 
@@ -590,6 +599,7 @@ void srv_request_free(srv_request *r) {
     free(r->prompt_ids);
     free(r->json_schema);
     free(r->grammar);
+    free(r->suffix);
     free(r->response_format);
     free(r->logit_bias);
     cJSON_Delete(r->rag);

@@ -192,6 +192,8 @@ typedef struct srv_request {
     size_t prompt_len;
     int32_t *prompt_ids; /* ... or token ids */
     int n_prompt_ids;
+    char *suffix; /* completion: fill in the middle between prompt and this (NULL: none) */
+    size_t suffix_len;
     int max_tokens; /* -1: not given */
     int n;          /* choices (n), 1..SRV_MAX_N; 0 (ollama's requests) counts as 1 */
     hearth_sampling sampling;
@@ -651,6 +653,13 @@ char *srv_response_json_n(const srv_gen *g, srv_job *const *jobs, int n);
  * *text_out receives the rendered text (malloc'd). */
 bool srv_chat_prompt(const srv_model *m, srv_request *r, int32_t **ids, int *n, char **text_out,
                      srv_error *e);
+/* A completion's fill-in-the-middle prompt (r->prompt before the cursor,
+ * r->suffix after it: hearth_tokenize_fim); *ids malloc'd. Only the local
+ * model can answer it: a request that names a remote tier is a 400, and x's
+ * tier is pinned to local. A model without FIM tokens is a 400 naming
+ * suffix. */
+bool srv_tokenize_fim(srv_exchange *x, const srv_model *m, const srv_request *r, int32_t **ids,
+                      int *n, srv_error *e);
 /* Tokenizes a prompt (BOS as the vocabulary asks, special tokens parsed);
  * *ids is malloc'd. */
 bool srv_tokenize(const srv_model *m, const char *text, size_t len, int32_t **ids, int *n,

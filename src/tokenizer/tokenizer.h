@@ -49,6 +49,11 @@ int tok_eot(const tok_vocab *v); /* end of turn: <|eot_id|>, <|im_end|>, <end_of
 int tok_unk(const tok_vocab *v);
 int tok_sep(const tok_vocab *v);
 int tok_pad(const tok_vocab *v);
+/* Fill-in-the-middle tokens (<|fim_prefix|>, <fim_suffix>, ...: the
+ * tokenizer.ggml.fim_* keys, else recognized by their text), -1 when none. */
+int tok_fim_pre(const tok_vocab *v);
+int tok_fim_suf(const tok_vocab *v);
+int tok_fim_mid(const tok_vocab *v);
 /* Whether encoding with add_special prepends BOS / appends EOS. */
 bool tok_add_bos(const tok_vocab *v);
 bool tok_add_eos(const tok_vocab *v);
