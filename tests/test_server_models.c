@@ -9,7 +9,8 @@
  * /models/load and /models/unload, GET /v1/models' status, /api/tags and
  * /api/ps follow; --keep-alive and ollama's keep_alive unload idle models;
  * --no-models-autoload refuses unloaded ones; a server with --models-dir
- * alone has no default; bad files are skipped or refused at start-up.
+ * alone has no default; bad files are skipped or refused at start-up;
+ * --kv-type q8_0 gives the slots a Q8_0 cache.
  */
 #include "test.h"
 
@@ -287,6 +288,22 @@ static void no_default(const char *want_c) {
     CHECK(test_server_stop(&sv) == 0);
 }
 
+/* --kv-type q8_0: the slots' cache is Q8_0 (the log says so) and answers;
+ * llama.cpp's -ctk/-ctv must agree. */
+static void kv_type(void) {
+    test_server sv;
+    start(&sv, "-m '%s' --kv-type q8_0 -t 1", path_a);
+    CHECK(log_has(&sv, "(q8_0 KV cache)"));
+    int status;
+    char *t = complete(&sv, NULL, &status);
+    CHECKF(status == 200 && t, "q8_0 cache: %d", status);
+    free(t);
+    CHECK(test_server_stop(&sv) == 0);
+    const int rc =
+        test_sh("'%s' serve -m '%s' -ctk f16 -ctv q8_0 --port 0 2>/dev/null", binary, path_a);
+    CHECKF(rc == 2, "-ctk f16 -ctv q8_0: exit %d", rc);
+}
+
 /* Start-up errors: a second -m that is not a model, two models of one name. */
 static void refused(void) {
     char junk[4300], log[4300];
@@ -334,6 +351,7 @@ int main(void) {
     keep_alive(want_a);
     no_autoload(want_b);
     no_default(want_c);
+    kv_type();
     refused();
     free(want_a);
     free(want_b);

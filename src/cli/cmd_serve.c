@@ -31,6 +31,8 @@ static const char serve_usage[] =
     "  --port N             port (default 8080; 0: any free port)\n"
     "  --parallel N         requests generated at the same time, one KV cache each (default 1)\n"
     "  --ctx N              context of each slot (default: min(model's, 4096))\n"
+    "  --kv-type T          the slots' KV cache: f32 (default), f16 or q8_0 (also llama.cpp's\n"
+    "                       -ctk/-ctv, which must name the same type)\n"
     "  --queue N            requests that may wait for a slot before 503 (default 4 x parallel)\n"
     "  --timeout S          seconds a request may take, waiting included (default 600; 0: none)\n"
     "  --max-body BYTES     largest request body (default 8388608)\n"
@@ -68,6 +70,7 @@ enum { SERVE_MAX_MODELS = 255 }; /* -m after the first */
 
 static int parse_serve(int argc, char **argv, srv_config *c, const char **more, cli_lora_opts *lora,
                        cli_spec_opts *spec) {
+    unsigned kv_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -96,6 +99,9 @@ static int parse_serve(int argc, char **argv, srv_config *c, const char **more, 
         const int sr = cli_spec_opt("serve", a, v, spec);
         if (sr < 0) return 2;
         if (sr) continue;
+        const int kr = cli_kv_type_opt("serve", a, v, &c->kv_type, &kv_given);
+        if (kr < 0) return 2;
+        if (kr) continue;
         int n = 0;
         bool ok = true;
         if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && !c->model_path)

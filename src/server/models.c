@@ -161,15 +161,19 @@ static hearth_err open_model(srv_server *s, srv_model *m) {
                            .p_min = s->cfg.spec_p_min};
     const int queue_max = s->cfg.queue_max >= 0 ? s->cfg.queue_max : 4 * s->cfg.n_parallel;
     if (!err)
-        err = srv_sched_new(m->model, s->cfg.n_parallel, s->cfg.n_ctx, queue_max, &spec,
-                            &s->metrics, &m->sched);
+        err = srv_sched_new(m->model, s->cfg.n_parallel, s->cfg.n_ctx, s->cfg.kv_type, queue_max,
+                            &spec, &s->metrics, &m->sched);
     if (err) {
         close_model(m);
         return err;
     }
-    srv_say(s, "model %s (%s) loaded in %.0f ms: %d slot%s of %d tokens, queue of %d", m->id,
-            hearth_model_arch(m->model), srv_now_ms() - t0, s->cfg.n_parallel,
-            s->cfg.n_parallel == 1 ? "" : "s", srv_sched_n_ctx(m->sched), queue_max);
+    srv_say(s, "model %s (%s) loaded in %.0f ms: %d slot%s of %d tokens (%s KV cache), queue of %d",
+            m->id, hearth_model_arch(m->model), srv_now_ms() - t0, s->cfg.n_parallel,
+            s->cfg.n_parallel == 1 ? "" : "s", srv_sched_n_ctx(m->sched),
+            s->cfg.kv_type == HEARTH_KV_Q8_0  ? "q8_0"
+            : s->cfg.kv_type == HEARTH_KV_F16 ? "f16"
+                                              : "f32",
+            queue_max);
     return HEARTH_OK;
 }
 

@@ -516,8 +516,9 @@ static void *sched_main(void *arg) {
     return NULL;
 }
 
-hearth_err srv_sched_new(hearth_model *m, int n_slots, int n_ctx, int queue_max,
-                         const srv_spec *spec, srv_metrics *metrics, srv_sched **out) {
+hearth_err srv_sched_new(hearth_model *m, int n_slots, int n_ctx, hearth_kv_type kv_type,
+                         int queue_max, const srv_spec *spec, srv_metrics *metrics,
+                         srv_sched **out) {
     if (n_slots < 1 || n_slots > 256 || queue_max < 0)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "server: %d slots and a queue of %d", n_slots,
                        queue_max);
@@ -540,6 +541,7 @@ hearth_err srv_sched_new(hearth_model *m, int n_slots, int n_ctx, int queue_max,
                          : hr_fail(HEARTH_ERR_NOMEM, "server: out of memory");
     hearth_session_params sp = hearth_session_default_params();
     sp.n_ctx = n_ctx;
+    sp.kv_type = kv_type;
     sp.n_seq_max = n_slots; /* a step's logits in one output product */
     for (int i = 0; !err && i < n_slots; i++) {
         srv_slot *sl = &s->slots[i];

@@ -62,18 +62,19 @@ typedef struct srv_config {
     const char *const *more_models;
     int n_more_models;
     const char *models_dir;
-    int models_max;        /* loaded at once (least recently used unloaded first); 0: no limit */
-    bool no_autoload;      /* only POST /models/load loads a model */
-    int64_t keep_alive_ms; /* an idle model is unloaded after this; < 0: never */
-    const char *host;      /* address to bind (default 127.0.0.1) */
-    int port;              /* 0: any free port (srv_port tells which) */
-    int n_parallel;        /* slots: requests generated at the same time */
-    int n_ctx;             /* context per slot; <= 0: min(model's, 4096) */
-    int n_threads;         /* model threads; <= 0: physical cores */
-    int queue_max;         /* requests waiting for a slot before 503; < 0: 4 * n_parallel */
-    int timeout_s;         /* per request, from arrival to the last token; <= 0: none */
-    size_t max_body_bytes; /* larger bodies get 413 */
-    const char *api_key;   /* NULL: no authentication */
+    int models_max;         /* loaded at once (least recently used unloaded first); 0: no limit */
+    bool no_autoload;       /* only POST /models/load loads a model */
+    int64_t keep_alive_ms;  /* an idle model is unloaded after this; < 0: never */
+    const char *host;       /* address to bind (default 127.0.0.1) */
+    int port;               /* 0: any free port (srv_port tells which) */
+    int n_parallel;         /* slots: requests generated at the same time */
+    int n_ctx;              /* context per slot; <= 0: min(model's, 4096) */
+    hearth_kv_type kv_type; /* the slots' KV cache element type (--kv-type) */
+    int n_threads;          /* model threads; <= 0: physical cores */
+    int queue_max;          /* requests waiting for a slot before 503; < 0: 4 * n_parallel */
+    int timeout_s;          /* per request, from arrival to the last token; <= 0: none */
+    size_t max_body_bytes;  /* larger bodies get 413 */
+    const char *api_key;    /* NULL: no authentication */
     const char *chat_template; /* NULL: the model's; else a name (tok_chat_names) or a file */
     bool log_prompts;          /* put prompt text in the request log */
     FILE *log;                 /* the request log and start-up messages (stderr) */
@@ -360,8 +361,9 @@ typedef struct srv_spec {
     float p_min;
 } srv_spec;
 
-hearth_err srv_sched_new(hearth_model *m, int n_slots, int n_ctx, int queue_max,
-                         const srv_spec *spec, srv_metrics *metrics, srv_sched **out);
+hearth_err srv_sched_new(hearth_model *m, int n_slots, int n_ctx, hearth_kv_type kv_type,
+                         int queue_max, const srv_spec *spec, srv_metrics *metrics,
+                         srv_sched **out);
 /* Refuses new jobs and cancels every queued and running one (their waiters
  * wake up); the scheduler thread ends once the running ones have stopped
  * and is joined by srv_sched_free. */
