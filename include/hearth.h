@@ -427,6 +427,7 @@ typedef struct hearth_gen_result {
     int n_drafted, n_accepted; /* speculative decoding: tokens proposed and verified, and
                                   how many of them the sampler drew (part of n_gen) */
     hearth_finish finish;
+    int stop_index; /* the stop string (hearth_gen_params.stop[i]) that ended it; -1: none */
     double prompt_ms, gen_ms, first_token_ms;
 } hearth_gen_result;
 

@@ -115,7 +115,7 @@ static void synthetic(void) {
         hearth_gen_result r4;
         hearth_sampler_reset(a);
         REQUIRE(run(s, a, ids, (int)n, 40, stop, &c4, &r4) == HEARTH_OK);
-        CHECK(r4.finish == HEARTH_FINISH_STOP);
+        CHECK(r4.finish == HEARTH_FINISH_STOP && r4.stop_index == 0);
         CHECK(strstr(c4.text, stop) == NULL);
         CHECK(first && c4.len == (size_t)(first - c1.text) &&
               memcmp(c4.text, c1.text, c4.len) == 0);
@@ -123,7 +123,8 @@ static void synthetic(void) {
     collected c5 = {.stop_after = 3};
     hearth_gen_result r5;
     REQUIRE(run(s, b, ids, (int)n, 40, NULL, &c5, &r5) == HEARTH_OK);
-    CHECK(r5.finish == HEARTH_FINISH_CALLBACK && r5.n_gen == 3);
+    CHECK(r5.finish == HEARTH_FINISH_CALLBACK && r5.n_gen == 3 && r5.stop_index == -1);
+    CHECK(r2.stop_index == -1 && r3.stop_index == -1); /* no stop string given */
     /* Output is always valid UTF-8 (the detokenizer stream guarantees it). */
     CHECK(hearth_generate(s, a, ids, 0, NULL, NULL, NULL, NULL) == HEARTH_ERR_INVALID_ARG);
     hearth_sampler_free(a);

@@ -87,6 +87,7 @@ static hearth_err gen_reuse_prefix(hearth_gen *g) {
     g->n_fed = n_cached;
     g->r.n_cached = n_cached;
     g->r.n_prompt = g->n_prompt - n_cached;
+    g->r.stop_index = -1;
     smp_reset(g->smp);
     for (int i = 0; i < g->n_prompt && !err; i++) err = smp_accept(g->smp, g->prompt[i]);
     return err;
@@ -208,7 +209,10 @@ static hearth_err gen_flush(hearth_gen *g) {
         smp_stop_flush(g->stop, &out);
         if (out.len) gen_emit(g, -1, NULL, out.text, out.len);
     }
-    if (out.stopped) g->r.finish = HEARTH_FINISH_STOP;
+    if (out.stopped) {
+        g->r.finish = HEARTH_FINISH_STOP;
+        g->r.stop_index = out.stop_index;
+    }
     return HEARTH_OK;
 }
 
@@ -275,6 +279,7 @@ static hearth_err gen_take(hearth_gen *g, int32_t *token) {
         return err;
     }
     if (!gen_emit(g, id, &info, out.text, out.len)) return gen_finish(g, HEARTH_FINISH_CALLBACK);
+    if (out.stopped) g->r.stop_index = out.stop_index;
     if (out.stopped || smp_constraint_done(g->smp)) return gen_finish(g, HEARTH_FINISH_STOP);
     if (gen_live_pos(g) >= hearth_session_n_ctx(g->session))
         return gen_finish(g, HEARTH_FINISH_LENGTH);
