@@ -158,25 +158,20 @@ bool srv_chat_prompt(const srv_model *m, srv_request *r, int32_t **ids, int *n, 
     return ok;
 }
 
-void srv_handle_chat(srv_exchange *x) {
+void srv_chat_route(srv_exchange *x, srv_request *r) {
     srv_server *s = x->srv;
-    srv_request r;
     srv_error e;
-    if (!srv_parse_request(SRV_CHAT, x->body, x->body_len, &r, &e)) {
-        srv_respond_error(x, &e);
-        return;
-    }
-    const srv_model *m = srv_model_use(x, r.model);
-    if (!m || !srv_rag_augment(x, &r)) { /* retrieval, when the request asks */
-        srv_request_free(&r);
+    const srv_model *m = srv_model_use(x, r->model);
+    if (!m || !srv_rag_augment(x, r)) { /* retrieval, when the request asks */
+        srv_request_free(r);
         return;
     }
     int32_t *ids = NULL;
     int n = 0;
-    if (srv_request_check_vocab(&r, hearth_model_n_vocab(m->model), &e) &&
-        srv_chat_prompt(m, &r, &ids, &n, s->cfg.log_prompts ? &x->log_prompt : NULL, &e)) {
-        const bool forced = r.tool_schema != NULL, partial = r.tool_schema_partial;
-        srv_gateway_route(x, &r, &ids, n); /* the cascade decides who answers */
+    if (srv_request_check_vocab(r, hearth_model_n_vocab(m->model), &e) &&
+        srv_chat_prompt(m, r, &ids, &n, s->cfg.log_prompts ? &x->log_prompt : NULL, &e)) {
+        const bool forced = r->tool_schema != NULL, partial = r->tool_schema_partial;
+        srv_gateway_route(x, r, &ids, n); /* the cascade decides who answers */
         /* the constraint binds the local model only: no header when a remote
          * tier answered (x-hearth-route names the tier that did) */
         const char *route =
@@ -188,5 +183,15 @@ void srv_handle_chat(srv_exchange *x) {
         srv_respond_error(x, &e);
     }
     free(ids);
-    srv_request_free(&r);
+    srv_request_free(r);
+}
+
+void srv_handle_chat(srv_exchange *x) {
+    srv_request r;
+    srv_error e;
+    if (!srv_parse_request(SRV_CHAT, x->body, x->body_len, &r, &e)) {
+        srv_respond_error(x, &e);
+        return;
+    }
+    srv_chat_route(x, &r);
 }

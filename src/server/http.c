@@ -52,7 +52,9 @@ typedef enum route_id {
     ROUTE_PROPS,
     ROUTE_ROUTER_MODELS,
     ROUTE_MODEL_LOAD,
-    ROUTE_MODEL_UNLOAD
+    ROUTE_MODEL_UNLOAD,
+    ROUTE_ANTHROPIC_MESSAGES,
+    ROUTE_ANTHROPIC_COUNT
 } route_id;
 
 typedef struct route {
@@ -97,6 +99,9 @@ static const route routes[] = {
     {"/models", false, "GET", ROUTE_ROUTER_MODELS, true},
     {"/models/load", false, "POST", ROUTE_MODEL_LOAD, true},
     {"/models/unload", false, "POST", ROUTE_MODEL_UNLOAD, true},
+    /* Anthropic's Messages API */
+    {"/v1/messages", false, "POST", ROUTE_ANTHROPIC_MESSAGES, true},
+    {"/v1/messages/count_tokens", false, "POST", ROUTE_ANTHROPIC_COUNT, true},
 };
 
 /* Per-request state (libmicrohttpd's con_cls), freed when it completes. */
@@ -138,7 +143,9 @@ char *srv_ollama_error_json(const srv_error *e) {
 }
 
 void srv_respond_error(srv_exchange *x, const srv_error *e) {
-    char *json = x->ollama ? srv_ollama_error_json(e) : srv_error_json(e);
+    char *json = x->ollama      ? srv_ollama_error_json(e)
+                 : x->anthropic ? srv_anthropic_error_json(e)
+                                : srv_error_json(e);
     if (!json) return;
     srv_respond_json(x, e->status, json);
     if (x->response && e->status == 503) MHD_add_response_header(x->response, "Retry-After", "1");
@@ -193,7 +200,8 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
     srv_gateway_completed(&c->x); /* the ledger row */
     const bool gen =
         c->route && (c->route->id == ROUTE_CHAT || c->route->id == ROUTE_COMPLETIONS ||
-                     c->route->id == ROUTE_OLLAMA_CHAT || c->route->id == ROUTE_OLLAMA_GENERATE);
+                     c->route->id == ROUTE_OLLAMA_CHAT || c->route->id == ROUTE_OLLAMA_GENERATE ||
+                     c->route->id == ROUTE_ANTHROPIC_MESSAGES);
     srv_metrics_request(&s->metrics, srv_metrics_route(c->path), c->x.status,
                         (srv_now_ms() - c->t0) / 1e3, gen && c->x.status == 200);
     srv_model_release(c->x.model, c->x.keep_alive_ms);
@@ -203,12 +211,15 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
     *con_cls = NULL;
 }
 
-/* Constant-time comparison of the bearer token with the key. */
+/* Constant-time comparison of the bearer token (or Anthropic's x-api-key
+ * header) with the key. */
 static bool auth_ok(srv_server *s, struct MHD_Connection *conn) {
     if (!s->cfg.api_key) return true;
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
-    h += 7;
+    if (h && strncasecmp(h, "Bearer ", 7) == 0)
+        h += 7;
+    else if (!(h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key")))
+        return false;
     while (*h == ' ') h++;
     const size_t n = strlen(h), k = strlen(s->cfg.api_key);
     unsigned diff = n != k;
@@ -319,6 +330,10 @@ static void dispatch(srv_server *s, srv_conn *c) {
         srv_handle_model_load(x);
     else if (id == ROUTE_MODEL_UNLOAD)
         srv_handle_model_unload(x);
+    else if (id == ROUTE_ANTHROPIC_MESSAGES)
+        srv_handle_anthropic_messages(x);
+    else if (id == ROUTE_ANTHROPIC_COUNT)
+        srv_handle_anthropic_count(x);
     else
         srv_handle_models(x, c->path + strlen("/v1/models/"));
 }
@@ -356,6 +371,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         c->x.conn = conn;
         c->x.keep_alive_ms = SRV_KEEP_ALIVE_DEFAULT;
         c->x.ollama = !strncmp(c->path, "/api/", 5); /* even a 404 in ollama's shape */
+        c->x.anthropic = !strncmp(c->path, "/v1/messages", 12);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         c->x.client_fd = ci ? ci->connect_fd : -1;

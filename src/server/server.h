@@ -19,6 +19,8 @@
  *                 srv_request, answered by api_gen.c / sse.c in its dialect)
  *   api_ollama_embed.c  POST /api/embed and /api/embeddings
  *   api_ollama_models.c  GET /api/version, /api/tags, /api/ps, POST /api/show
+ *   api_anthropic.c  Anthropic's Messages API: POST /v1/messages (translated
+ *                 to a srv_request, answered in its dialect), count_tokens
  *   api_util.c    llama.cpp server's utility endpoints: POST /tokenize,
  *                 /detokenize, /apply-template, GET /props
  *   sse.c         the Server-Sent Events body fed from a running job
@@ -155,8 +157,13 @@ typedef enum srv_kind { SRV_CHAT, SRV_COMPLETION } srv_kind;
 typedef enum srv_dialect {
     SRV_DIALECT_OPENAI = 0,
     SRV_DIALECT_OLLAMA_CHAT,
-    SRV_DIALECT_OLLAMA_GENERATE
+    SRV_DIALECT_OLLAMA_GENERATE,
+    SRV_DIALECT_ANTHROPIC /* Anthropic's Messages API (api_anthropic.c) */
 } srv_dialect;
+
+static inline bool srv_dialect_ollama(srv_dialect d) {
+    return d == SRV_DIALECT_OLLAMA_CHAT || d == SRV_DIALECT_OLLAMA_GENERATE;
+}
 
 /* One call of an assistant message in the request's history. */
 typedef struct srv_tool_call {
@@ -255,7 +262,7 @@ size_t srv_utf8_clean(const char *in, size_t n, char *out);
 
 /* ---- metrics (metrics.c) ------------------------------------------------- */
 
-enum { SRV_N_ROUTES = 18, SRV_N_STATUSES = 14, SRV_N_BUCKETS = 14 };
+enum { SRV_N_ROUTES = 19, SRV_N_STATUSES = 14, SRV_N_BUCKETS = 14 };
 
 typedef struct srv_metrics {
     pthread_mutex_t mu;
@@ -541,6 +548,7 @@ typedef struct srv_exchange {
     size_t body_len;
     int client_fd;               /* for noticing a client that went away; -1: unknown */
     bool ollama;                 /* an /api/ route: errors as ollama's {"error": "..."} */
+    bool anthropic;              /* /v1/messages: errors as Anthropic's {"type":"error",...} */
     double t0_ms;                /* arrival (srv_now_ms) */
     struct MHD_Connection *conn; /* for srv_query */
     /* filled by the handler */
@@ -587,6 +595,9 @@ void srv_handle_tokenize(srv_exchange *x);       /* POST /tokenize */
 void srv_handle_detokenize(srv_exchange *x);     /* POST /detokenize */
 void srv_handle_apply_template(srv_exchange *x); /* POST /apply-template */
 void srv_handle_props(srv_exchange *x);          /* GET /props */
+/* Anthropic's Messages API (api_anthropic.c) */
+void srv_handle_anthropic_messages(srv_exchange *x); /* POST /v1/messages */
+void srv_handle_anthropic_count(srv_exchange *x);    /* POST /v1/messages/count_tokens */
 /* llama-server's router mode (api_models.c; GET /models is /v1/models) */
 void srv_handle_model_load(srv_exchange *x);   /* POST /models/load */
 void srv_handle_model_unload(srv_exchange *x); /* POST /models/unload */
@@ -662,6 +673,10 @@ bool srv_chat_prompt(const srv_model *m, srv_request *r, int32_t **ids, int *n, 
  * suffix. */
 bool srv_tokenize_fim(srv_exchange *x, const srv_model *m, const srv_request *r, int32_t **ids,
                       int *n, srv_error *e);
+/* A parsed chat request (taken over and freed) the rest of the way, as
+ * /v1/chat/completions takes it: its model, retrieval, the chat template,
+ * the gateway. x is answered. */
+void srv_chat_route(srv_exchange *x, srv_request *r);
 /* Tokenizes a prompt (BOS as the vocabulary asks, special tokens parsed);
  * *ids is malloc'd. */
 bool srv_tokenize(const srv_model *m, const char *text, size_t len, int32_t **ids, int *n,
@@ -697,8 +712,25 @@ void srv_ollama_piece(struct cJSON *o, srv_dialect d, const char *text, size_t l
 void srv_ollama_done(struct cJSON *o, const srv_request *r, const srv_job *j);
 char *srv_ollama_response_json(const srv_gen *g, const srv_job *j);
 
+/* Anthropic's answers (api_anthropic.c): the message object without its
+ * stop reason and usage (model: the name to report; NULL: the request's or
+ * the model's), a tool_use block (input from the call's arguments, or {}),
+ * the stop reason of a finished job (*stop_sequence: the one that matched,
+ * or NULL), usage, a message id, the whole non-streaming body and the error
+ * body. */
+struct srv_call_out;
+struct cJSON *srv_anthropic_message(const srv_model *m, const srv_request *r, const char *model,
+                                    const char *id);
+struct cJSON *srv_anthropic_tool_use(const struct srv_call_out *c, bool with_input);
+const char *srv_anthropic_stop_reason(const srv_request *r, const srv_job *j, bool calls,
+                                      const char **stop_sequence);
+void srv_anthropic_usage(struct cJSON *o, int input_tokens, int output_tokens);
+void srv_anthropic_id(char *out, size_t cap);
+char *srv_anthropic_response_json(const srv_gen *g, const srv_job *j);
+char *srv_anthropic_error_json(const srv_error *e);
+
 /* Streaming: takes over the job reference and answers with SSE (ollama's
- * dialects: NDJSON). */
+ * dialects: NDJSON; Anthropic's: its typed events). */
 void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, srv_job *j,
                       const char *id, int64_t created);
 /* The same for the n jobs of a request's choices (a group, srv_job_group,

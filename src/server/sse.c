@@ -41,8 +41,17 @@
  * {"model","created_at","message":{"role":"assistant","content":piece},
  * "done":false} (generate: "response":piece), then the final object with
  * done true and the counts and durations; no role chunk, no usage chunk, no
- * [DONE]; a failure is a line {"error":"message"}. When the response is destroyed (finished, or the
- * client left) sse_free cancels the job, which frees its slot at once.
+ * [DONE]; a failure is a line {"error":"message"}.
+ *
+ * Anthropic's dialect (api_anthropic.c) sends typed events, "event: TYPE"
+ * before each "data:" line: message_start; per content block (the text, then
+ * each tool_use) content_block_start, content_block_delta (text_delta, or
+ * the call's arguments as one input_json_delta) and content_block_stop;
+ * message_delta with the stop reason and the output tokens; message_stop.
+ * A failure is an "error" event.
+ *
+ * When the response is destroyed (finished, or the client left) sse_free
+ * cancels the job, which frees its slot at once.
  */
 #include "server.h"
 #include "tools.h"
@@ -79,7 +88,10 @@ typedef struct srv_stream {
     uint64_t seen_seq; /* n_ch > 1: the group's news counted so far */
     srv_kind kind;
     srv_dialect dialect;
-    srv_request *ollama; /* ollama's dialects: model and t0 for its objects, owned */
+    srv_request *req; /* ollama's and Anthropic's dialects: model, t0 and stop strings for
+                         their objects, owned */
+    int block;        /* Anthropic: the index of the next content block */
+    bool block_open;  /* Anthropic: the text block is open (its start went out) */
     char id[64];
     int64_t created;
     bool include_usage, logprobs;
@@ -105,17 +117,94 @@ static void out_put(srv_stream *st, const char *s, size_t n) {
     st->out_len += n;
 }
 
-/* Sends one event: "data: <json>\n\n", or one NDJSON line "<json>\n" in
- * ollama's dialects (takes obj). */
+/* Sends one event: "data: <json>\n\n", one NDJSON line "<json>\n" in
+ * ollama's dialects, "event: <its type>\ndata: <json>\n\n" in Anthropic's
+ * (takes obj). */
 static void send_json(srv_stream *st, cJSON *obj) {
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(obj, "type");
+    if (st->dialect == SRV_DIALECT_ANTHROPIC && cJSON_IsString(type)) {
+        out_put(st, "event: ", 7);
+        out_put(st, type->valuestring, strlen(type->valuestring));
+        out_put(st, "\n", 1);
+    }
     char *s = cJSON_PrintUnformatted(obj);
     cJSON_Delete(obj);
     if (!s) return;
-    const bool ndjson = st->dialect != SRV_DIALECT_OPENAI;
+    const bool ndjson = srv_dialect_ollama(st->dialect);
     if (!ndjson) out_put(st, "data: ", 6);
     out_put(st, s, strlen(s));
     out_put(st, ndjson ? "\n" : "\n\n", ndjson ? 1 : 2);
     free(s);
+}
+
+/* Anthropic: an event {"type": type, "index": the current block}. */
+static cJSON *block_event(srv_stream *st, const char *type) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", type);
+    cJSON_AddNumberToObject(o, "index", st->block);
+    return o;
+}
+
+/* Anthropic: closes the open text block. */
+static void close_block(srv_stream *st) {
+    if (!st->block_open) return;
+    send_json(st, block_event(st, "content_block_stop"));
+    st->block_open = false;
+    st->block++;
+}
+
+/* Anthropic: a piece of the reply's text, in its text block. */
+static void anthropic_text(srv_stream *st, const char *text, size_t len) {
+    if (!st->block_open) {
+        cJSON *o = block_event(st, "content_block_start"), *b = cJSON_CreateObject();
+        cJSON_AddStringToObject(b, "type", "text");
+        cJSON_AddStringToObject(b, "text", "");
+        cJSON_AddItemToObject(o, "content_block", b);
+        send_json(st, o);
+        st->block_open = true;
+    }
+    cJSON *o = block_event(st, "content_block_delta"), *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "type", "text_delta");
+    cJSON_AddItemToObject(d, "text", srv_json_string(text, len));
+    cJSON_AddItemToObject(o, "delta", d);
+    send_json(st, o);
+}
+
+/* Anthropic: one call as a tool_use block of its own. */
+static void anthropic_call(srv_stream *st, const srv_call_out *k) {
+    close_block(st);
+    cJSON *o = block_event(st, "content_block_start");
+    cJSON_AddItemToObject(o, "content_block", srv_anthropic_tool_use(k, false));
+    send_json(st, o);
+    o = block_event(st, "content_block_delta");
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "type", "input_json_delta");
+    cJSON_AddStringToObject(d, "partial_json", k->arguments);
+    cJSON_AddItemToObject(o, "delta", d);
+    send_json(st, o);
+    send_json(st, block_event(st, "content_block_stop"));
+    st->block++;
+}
+
+/* Anthropic: the end of the message, after the last block. */
+static void anthropic_end(srv_stream *st, const srv_job *j, bool calls) {
+    close_block(st);
+    const char *seq;
+    const char *reason = srv_anthropic_stop_reason(st->req, j, calls, &seq);
+    cJSON *o = cJSON_CreateObject(), *d = cJSON_CreateObject(), *u = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "message_delta");
+    cJSON_AddStringToObject(d, "stop_reason", reason);
+    if (seq)
+        cJSON_AddStringToObject(d, "stop_sequence", seq);
+    else
+        cJSON_AddNullToObject(d, "stop_sequence");
+    cJSON_AddItemToObject(o, "delta", d);
+    cJSON_AddNumberToObject(u, "output_tokens", j->result.n_gen);
+    cJSON_AddItemToObject(o, "usage", u);
+    send_json(st, o);
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "message_stop");
+    send_json(st, o);
 }
 
 static cJSON *chunk(srv_stream *st) {
@@ -140,8 +229,12 @@ static cJSON *choice_chunk(srv_stream *st, int index, cJSON **choice) {
 
 /* Text of choice ch; ev >= 0: the event it came from (for its logprobs). */
 static void send_text(srv_stream *st, const sse_choice *ch, const char *text, size_t len, int ev) {
-    if (st->dialect != SRV_DIALECT_OPENAI) {
-        cJSON *o = srv_ollama_head(st->model, st->ollama, NULL);
+    if (st->dialect == SRV_DIALECT_ANTHROPIC) {
+        anthropic_text(st, text, len);
+        return;
+    }
+    if (srv_dialect_ollama(st->dialect)) {
+        cJSON *o = srv_ollama_head(st->model, st->req, NULL);
         srv_ollama_piece(o, st->dialect, text, len);
         cJSON_AddFalseToObject(o, "done");
         send_json(st, o);
@@ -169,6 +262,10 @@ static void send_text(srv_stream *st, const sse_choice *ch, const char *text, si
 static void send_calls(srv_stream *st, sse_choice *ch, const srv_tool_reply *t, int from) {
     for (int i = from; i < t->n_calls; i++, ch->calls_sent++) {
         const srv_call_out *k = &t->calls[i];
+        if (st->dialect == SRV_DIALECT_ANTHROPIC) {
+            anthropic_call(st, k);
+            continue;
+        }
         for (int part = 0; part < 2; part++) {
             cJSON *choice, *c = choice_chunk(st, ch->index, &choice);
             cJSON *calls =
@@ -293,34 +390,38 @@ static void count_usage(srv_stream *st) {
  * with the job's mu held. */
 static void format_end(srv_stream *st, sse_choice *ch) {
     srv_job *j = ch->job;
-    const bool ndjson = st->dialect != SRV_DIALECT_OPENAI;
+    const bool ndjson = srv_dialect_ollama(st->dialect);
     ch->ended = true;
     if (j->err) {
         srv_error e;
         srv_fail(&e, 500, NULL, NULL, "generation failed: %s", j->err_msg);
-        char *s = ndjson ? srv_ollama_error_json(&e) : srv_error_json(&e);
-        if (s) {
-            if (!ndjson) out_put(st, "data: ", 6);
-            out_put(st, s, strlen(s));
-            out_put(st, ndjson ? "\n" : "\n\n", ndjson ? 1 : 2);
-            free(s);
-        }
-        st->phase = ndjson ? SSE_END : SSE_DONE;
+        char *s = ndjson                                 ? srv_ollama_error_json(&e)
+                  : st->dialect == SRV_DIALECT_ANTHROPIC ? srv_anthropic_error_json(&e)
+                                                         : srv_error_json(&e);
+        cJSON *o = s ? cJSON_Parse(s) : NULL;
+        if (o) send_json(st, o); /* Anthropic's is an "error" event */
+        free(s);
+        st->phase = st->dialect == SRV_DIALECT_OPENAI ? SSE_DONE : SSE_END;
         return;
     }
     bool all = true;
     for (int i = 0; i < st->n_ch; i++) all &= st->ch[i].ended;
     if (all) count_usage(st); /* every choice's job is done */
     if (ndjson) {
-        cJSON *o = srv_ollama_head(st->model, st->ollama, NULL);
+        cJSON *o = srv_ollama_head(st->model, st->req, NULL);
         srv_ollama_piece(o, st->dialect, "", 0);
-        srv_ollama_done(o, st->ollama, j);
+        srv_ollama_done(o, st->req, j);
         send_json(st, o);
         st->phase = SSE_END;
         return;
     }
     const bool calls =
         !parses_calls(st, ch) ? st->has_tools && ch->calls_sent > 0 : tools_end(st, ch);
+    if (st->dialect == SRV_DIALECT_ANTHROPIC) {
+        anthropic_end(st, j, calls);
+        st->phase = SSE_END;
+        return;
+    }
     cJSON *choice, *c = choice_chunk(st, ch->index, &choice);
     if (st->kind == SRV_CHAT)
         cJSON_AddObjectToObject(choice, "delta");
@@ -393,7 +494,16 @@ static bool wait_news(srv_stream *st) {
 static bool refill(srv_stream *st) {
     switch (st->phase) {
     case SSE_HEAD: {
-        if (st->dialect != SRV_DIALECT_OPENAI) {
+        if (st->dialect == SRV_DIALECT_ANTHROPIC) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON *m = srv_anthropic_message(st->model, st->req, NULL, st->id);
+            cJSON_AddNullToObject(m, "stop_reason");
+            cJSON_AddNullToObject(m, "stop_sequence");
+            srv_anthropic_usage(m, st->job->n_prompt, 0);
+            cJSON_AddStringToObject(o, "type", "message_start");
+            cJSON_AddItemToObject(o, "message", m);
+            send_json(st, o);
+        } else if (srv_dialect_ollama(st->dialect)) {
             /* ollama sends no role chunk */
         } else {
             for (int i = 0; i < st->n_ch; i++) {
@@ -473,8 +583,8 @@ static void stream_free(srv_stream *st) {
     for (int i = 0; st->ch && i < st->n_ch; i++) gw_buf_free(&st->ch[i].text);
     free(st->ch);
     srv_tool_set_free(&st->tools);
-    if (st->ollama) srv_request_free(st->ollama);
-    free(st->ollama);
+    if (st->req) srv_request_free(st->req);
+    free(st->req);
     free(st);
 }
 
@@ -492,15 +602,21 @@ static void sse_free(void *cls) {
     stream_free(st);
 }
 
-/* What ollama's objects need of req (model, dialect, arrival), owned. NULL
- * when out of memory. */
-static srv_request *ollama_copy(const srv_request *req) {
+/* What ollama's and Anthropic's objects need of req (model, dialect,
+ * arrival, stop strings), owned. NULL when out of memory. */
+static srv_request *req_copy(const srv_request *req) {
     srv_request *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->kind = req->kind;
     t->dialect = req->dialect;
     t->t0_ms = req->t0_ms;
-    if (req->model && !(t->model = strdup(req->model))) {
+    bool ok = !req->model || (t->model = strdup(req->model));
+    for (int i = 0; ok && i < req->n_stop; i++) {
+        ok = (t->stop[i] = strdup(req->stop[i])) != NULL;
+        t->n_stop = i + 1;
+    }
+    if (!ok) {
+        srv_request_free(t);
         free(t);
         return NULL;
     }
@@ -523,7 +639,7 @@ void srv_stream_start_n(srv_exchange *x, srv_kind kind, const srv_request *req,
     /* the request may be freed before the stream ends: what it needs is copied */
     if (st && ((req->echo && req->prompt && !(st->echo = strdup(req->prompt))) ||
                (srv_tools_active(req) && !(st->has_tools = srv_tool_set_copy(req, &st->tools))) ||
-               (req->dialect != SRV_DIALECT_OPENAI && !(st->ollama = ollama_copy(req))))) {
+               (req->dialect != SRV_DIALECT_OPENAI && !(st->req = req_copy(req))))) {
         stream_free(st);
         st = NULL;
     }
@@ -534,7 +650,10 @@ void srv_stream_start_n(srv_exchange *x, srv_kind kind, const srv_request *req,
         for (int i = 0; i < n; i++) st->ch[i] = (sse_choice){.job = jobs[i], .index = i};
         st->job = jobs[0];
         st->kind = kind;
-        snprintf(st->id, sizeof st->id, "%s", id);
+        if (req->dialect == SRV_DIALECT_ANTHROPIC)
+            srv_anthropic_id(st->id, sizeof st->id);
+        else
+            snprintf(st->id, sizeof st->id, "%s", id);
         st->created = created;
         st->dialect = req->dialect;
         st->include_usage = req->include_usage && req->dialect == SRV_DIALECT_OPENAI;
@@ -554,8 +673,8 @@ void srv_stream_start_n(srv_exchange *x, srv_kind kind, const srv_request *req,
         return;
     }
     MHD_add_response_header(resp, "Content-Type",
-                            req->dialect != SRV_DIALECT_OPENAI ? "application/x-ndjson"
-                                                               : "text/event-stream");
+                            srv_dialect_ollama(req->dialect) ? "application/x-ndjson"
+                                                             : "text/event-stream");
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     x->status = 200;

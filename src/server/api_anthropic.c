@@ -1,0 +1,395 @@
+/*
+ * api_anthropic.c - Anthropic's Messages API on the same port: POST
+ * /v1/messages and POST /v1/messages/count_tokens, so that code written
+ * against the Anthropic SDKs (and tools built on them) can use the local
+ * model, and the cascade behind it, by changing the base URL.
+ *
+ * A request is translated into the OpenAI chat body it means and parsed by
+ * srv_parse_request, as ollama's are (api_ollama.c): system (a string or
+ * text blocks) becomes the first message; a user's text blocks its content
+ * and its tool_result blocks role "tool" messages before it; an assistant's
+ * tool_use blocks its tool_calls (input as the arguments' JSON);
+ * max_tokens (required), stop_sequences, temperature, top_p, top_k, stream,
+ * tools (input_schema as the function's parameters) and tool_choice (auto,
+ * any -> required, tool -> a named function, none; disable_parallel_tool_use)
+ * map one to one. The request then goes the way /v1/chat/completions goes
+ * (srv_chat_route: template, gateway, ledger) with the Anthropic dialect,
+ * which api_gen.c and sse.c write with this file's objects:
+ *
+ *   {"id":"msg_..","type":"message","role":"assistant","model",
+ *    "content":[{"type":"text","text"},{"type":"tool_use","id","name","input"}],
+ *    "stop_reason":"end_turn"|"max_tokens"|"stop_sequence"|"tool_use",
+ *    "stop_sequence", "usage":{"input_tokens","output_tokens"}}
+ *
+ * and, streaming, Anthropic's typed events (message_start,
+ * content_block_start / _delta / _stop per block, message_delta with the
+ * stop reason and output tokens, message_stop). Errors are Anthropic's
+ * {"type":"error","error":{"type","message"}}.
+ *
+ * Refused with a 400 naming the block: image and document blocks (the models
+ * are text-only), server tools (a "type" other than custom). Accepted and
+ * ignored: metadata, service_tier, thinking (no thinking blocks come back),
+ * cache_control on blocks.
+ */
+#include "server.h"
+#include "tools.h"
+
+#include <cjson/cJSON.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+static const cJSON *field(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return v && !cJSON_IsNull(v) ? v : NULL;
+}
+
+/* ---- the request -------------------------------------------------------------- */
+
+/* The text of a string or of an array of text blocks (joined), into *out
+ * (malloc'd); false with e filled naming `name`. */
+static bool text_of(const cJSON *v, const char *name, char **out, srv_error *e) {
+    if (cJSON_IsString(v))
+        return (*out = strdup(v->valuestring)) || srv_fail(e, 500, NULL, NULL, "out of memory");
+    if (!cJSON_IsArray(v))
+        return srv_fail(e, 400, name, NULL, "'%s' must be a string or an array of text blocks",
+                        name);
+    gw_buf b = {0};
+    int k = 0;
+    for (const cJSON *blk = v->child; blk; blk = blk->next, k++) {
+        const cJSON *type = field(blk, "type"), *text = field(blk, "text");
+        if (!cJSON_IsString(type) || strcmp(type->valuestring, "text") || !cJSON_IsString(text)) {
+            gw_buf_free(&b);
+            return srv_fail(e, 400, name, NULL, "%s[%d] must be a text block", name, k);
+        }
+        if (b.len) gw_buf_puts(&b, "\n");
+        gw_buf_puts(&b, text->valuestring);
+    }
+    if (!(*out = gw_buf_take(&b, NULL)) && !(*out = strdup("")))
+        return srv_fail(e, 500, NULL, NULL, "out of memory");
+    return true;
+}
+
+/* One message's content blocks into OpenAI messages appended to `msgs`:
+ * tool results first (role tool), then the text and calls. */
+static bool translate_blocks(const cJSON *content, bool assistant, int i, cJSON *msgs,
+                             srv_error *e) {
+    char name[64];
+    gw_buf text = {0};
+    cJSON *calls = cJSON_CreateArray();
+    bool ok = true;
+    int k = 0;
+    for (const cJSON *blk = content->child; ok && blk; blk = blk->next, k++) {
+        snprintf(name, sizeof name, "messages[%d].content[%d]", i, k);
+        const cJSON *type = field(blk, "type");
+        const char *t = cJSON_IsString(type) ? type->valuestring : "";
+        if (!strcmp(t, "text") && cJSON_IsString(field(blk, "text"))) {
+            gw_buf_puts(&text, field(blk, "text")->valuestring);
+        } else if (!strcmp(t, "tool_use") && assistant) {
+            const cJSON *id = field(blk, "id"), *fn = field(blk, "name"), *in = field(blk, "input");
+            if (!cJSON_IsString(id) || !cJSON_IsString(fn) || (in && !cJSON_IsObject(in))) {
+                ok = srv_fail(e, 400, name, NULL,
+                              "'%s' must have a string id and name and an object input", name);
+                break;
+            }
+            char *args = in ? cJSON_PrintUnformatted(in) : strdup("{}");
+            cJSON *c = cJSON_CreateObject(), *f = cJSON_CreateObject();
+            cJSON_AddStringToObject(c, "id", id->valuestring);
+            cJSON_AddStringToObject(c, "type", "function");
+            cJSON_AddStringToObject(f, "name", fn->valuestring);
+            cJSON_AddStringToObject(f, "arguments", args ? args : "{}");
+            cJSON_AddItemToObject(c, "function", f);
+            cJSON_AddItemToArray(calls, c);
+            free(args);
+        } else if (!strcmp(t, "tool_result") && !assistant) {
+            const cJSON *id = field(blk, "tool_use_id"), *body = field(blk, "content");
+            char *result = NULL;
+            if (!cJSON_IsString(id)) {
+                ok = srv_fail(e, 400, name, NULL, "'%s' needs a string tool_use_id", name);
+                break;
+            }
+            if (!(ok = body ? text_of(body, name, &result, e) : (result = strdup("")) != NULL))
+                break;
+            cJSON *m = cJSON_CreateObject();
+            cJSON_AddStringToObject(m, "role", "tool");
+            cJSON_AddStringToObject(m, "tool_call_id", id->valuestring);
+            cJSON_AddStringToObject(m, "content", result);
+            cJSON_AddItemToArray(msgs, m);
+            free(result);
+        } else if (!strcmp(t, "thinking") || !strcmp(t, "redacted_thinking")) {
+            /* an earlier reply's reasoning: not shown to the model again */
+        } else {
+            ok = srv_fail(e, 400, name, NULL, "'%s' of type '%.40s' is not supported%s", name, t,
+                          !strcmp(t, "image") || !strcmp(t, "document") ? ": the model is text-only"
+                                                                        : "");
+        }
+    }
+    if (ok && (text.len || cJSON_GetArraySize(calls) || (!assistant && k == 0))) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "role", assistant ? "assistant" : "user");
+        gw_buf_put(&text, "", 0);
+        cJSON_AddStringToObject(m, "content", text.data ? text.data : "");
+        if (cJSON_GetArraySize(calls)) {
+            cJSON_AddItemToObject(m, "tool_calls", calls);
+            calls = NULL;
+        }
+        cJSON_AddItemToArray(msgs, m);
+    }
+    cJSON_Delete(calls);
+    gw_buf_free(&text);
+    return ok;
+}
+
+static bool translate_messages(const cJSON *root, cJSON *out, srv_error *e) {
+    cJSON *msgs = cJSON_AddArrayToObject(out, "messages");
+    const cJSON *sys = field(root, "system"), *in = field(root, "messages");
+    if (sys) {
+        char *text = NULL;
+        if (!text_of(sys, "system", &text, e)) return false;
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "role", "system");
+        cJSON_AddStringToObject(m, "content", text);
+        cJSON_AddItemToArray(msgs, m);
+        free(text);
+    }
+    if (!cJSON_IsArray(in))
+        return srv_fail(e, 400, "messages", NULL, "'messages' must be an array");
+    int i = 0;
+    for (const cJSON *m = in->child; m; m = m->next, i++) {
+        char name[48];
+        snprintf(name, sizeof name, "messages[%d]", i);
+        const cJSON *role = field(m, "role"), *content = field(m, "content");
+        const bool user = cJSON_IsString(role) && !strcmp(role->valuestring, "user");
+        if (!user && !(cJSON_IsString(role) && !strcmp(role->valuestring, "assistant")))
+            return srv_fail(e, 400, name, NULL, "'%s.role' must be \"user\" or \"assistant\"",
+                            name);
+        if (cJSON_IsString(content)) {
+            cJSON *c = cJSON_CreateObject();
+            cJSON_AddStringToObject(c, "role", role->valuestring);
+            cJSON_AddStringToObject(c, "content", content->valuestring);
+            cJSON_AddItemToArray(msgs, c);
+        } else if (!cJSON_IsArray(content)) {
+            return srv_fail(e, 400, name, NULL,
+                            "'%s.content' must be a string or an array of blocks", name);
+        } else if (!translate_blocks(content, !user, i, msgs, e)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool translate_tools(const cJSON *root, cJSON *out, srv_error *e) {
+    const cJSON *tools = field(root, "tools"), *choice = field(root, "tool_choice");
+    if (tools) {
+        if (!cJSON_IsArray(tools))
+            return srv_fail(e, 400, "tools", NULL, "'tools' must be an array");
+        cJSON *a = cJSON_AddArrayToObject(out, "tools");
+        int k = 0;
+        for (const cJSON *t = tools->child; t; t = t->next, k++) {
+            const cJSON *type = field(t, "type"), *name = field(t, "name");
+            const cJSON *desc = field(t, "description"), *schema = field(t, "input_schema");
+            if (type && !(cJSON_IsString(type) && !strcmp(type->valuestring, "custom")))
+                return srv_fail(e, 400, "tools", NULL,
+                                "tools[%d]: server tools ('%.40s') are not supported", k,
+                                cJSON_IsString(type) ? type->valuestring : "?");
+            if (!cJSON_IsString(name) || (schema && !cJSON_IsObject(schema)))
+                return srv_fail(e, 400, "tools", NULL,
+                                "tools[%d] needs a string name and an object input_schema", k);
+            cJSON *f = cJSON_CreateObject(), *w = cJSON_CreateObject();
+            cJSON_AddStringToObject(f, "name", name->valuestring);
+            if (cJSON_IsString(desc)) cJSON_AddStringToObject(f, "description", desc->valuestring);
+            if (schema) cJSON_AddItemToObject(f, "parameters", cJSON_Duplicate(schema, true));
+            cJSON_AddStringToObject(w, "type", "function");
+            cJSON_AddItemToObject(w, "function", f);
+            cJSON_AddItemToArray(a, w);
+        }
+    }
+    if (!choice) return true;
+    const cJSON *type = field(choice, "type"), *name = field(choice, "name");
+    const cJSON *serial = field(choice, "disable_parallel_tool_use");
+    const char *t = cJSON_IsString(type) ? type->valuestring : "";
+    if (!strcmp(t, "auto") || !strcmp(t, "none") || !strcmp(t, "any")) {
+        cJSON_AddStringToObject(out, "tool_choice", !strcmp(t, "any") ? "required" : t);
+    } else if (!strcmp(t, "tool") && cJSON_IsString(name)) {
+        cJSON *c = cJSON_AddObjectToObject(out, "tool_choice");
+        cJSON_AddStringToObject(c, "type", "function");
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(c, "function"), "name", name->valuestring);
+    } else {
+        return srv_fail(e, 400, "tool_choice", NULL,
+                        "'tool_choice' must be {\"type\": \"auto\" | \"any\" | \"none\"} or "
+                        "{\"type\": \"tool\", \"name\": ...}");
+    }
+    if (cJSON_IsTrue(serial)) cJSON_AddFalseToObject(out, "parallel_tool_calls");
+    return true;
+}
+
+/* The OpenAI chat body an Anthropic request means (malloc'd JSON text). For
+ * count_tokens, max_tokens is not required. */
+static char *translate(const srv_exchange *x, bool count_only, srv_error *e) {
+    size_t bad;
+    if (!hr_utf8_valid(x->body, x->body_len, &bad)) {
+        srv_fail(e, 400, NULL, NULL, "the body is not valid UTF-8 (byte %zu)", bad);
+        return NULL;
+    }
+    cJSON *root = cJSON_ParseWithLength(x->body, x->body_len), *out = cJSON_CreateObject();
+    const cJSON *model = field(root, "model"), *max = field(root, "max_tokens");
+    bool ok = out != NULL;
+    if (!cJSON_IsObject(root))
+        ok = srv_fail(e, 400, NULL, NULL, "the body must be a JSON object");
+    else if (!cJSON_IsString(model) || !model->valuestring[0])
+        ok = srv_fail(e, 400, "model", NULL, "'model' is required");
+    else if (!count_only && !(cJSON_IsNumber(max) && max->valuedouble >= 1))
+        ok = srv_fail(e, 400, "max_tokens", NULL, "'max_tokens' is required (a positive integer)");
+    if (ok) {
+        cJSON_AddStringToObject(out, "model", model->valuestring);
+        if (max) cJSON_AddItemToObject(out, "max_tokens", cJSON_Duplicate(max, false));
+        static const char *const same[] = {"temperature", "top_p", "top_k", "stream"};
+        for (size_t i = 0; i < sizeof same / sizeof *same; i++)
+            if (field(root, same[i]))
+                cJSON_AddItemToObject(out, same[i], cJSON_Duplicate(field(root, same[i]), false));
+        const cJSON *stop = field(root, "stop_sequences");
+        if (stop) cJSON_AddItemToObject(out, "stop", cJSON_Duplicate(stop, true));
+        ok = translate_messages(root, out, e) && translate_tools(root, out, e);
+    }
+    char *json = ok ? cJSON_PrintUnformatted(out) : NULL;
+    if (ok && !json) srv_fail(e, 500, NULL, NULL, "out of memory");
+    cJSON_Delete(out);
+    cJSON_Delete(root);
+    return json;
+}
+
+/* Parses x's body as an Anthropic request into *r; false when x was answered. */
+static bool parse(srv_exchange *x, bool count_only, srv_request *r) {
+    srv_error e;
+    char *body = translate(x, count_only, &e);
+    const bool ok = body && srv_parse_request(SRV_CHAT, body, strlen(body), r, &e);
+    free(body);
+    if (!ok) {
+        srv_respond_error(x, &e);
+        return false;
+    }
+    r->dialect = SRV_DIALECT_ANTHROPIC;
+    r->t0_ms = x->t0_ms;
+    return true;
+}
+
+void srv_handle_anthropic_messages(srv_exchange *x) {
+    srv_request r;
+    if (parse(x, false, &r)) srv_chat_route(x, &r);
+}
+
+void srv_handle_anthropic_count(srv_exchange *x) {
+    srv_request r;
+    if (!parse(x, true, &r)) return;
+    srv_error e;
+    int32_t *ids = NULL;
+    int n = 0;
+    const srv_model *m = srv_model_use(x, r.model);
+    if (m && srv_chat_prompt(m, &r, &ids, &n, NULL, &e)) {
+        char *json = malloc(48);
+        if (json) snprintf(json, 48, "{\"input_tokens\":%d}", n);
+        srv_respond_json(x, 200, json);
+    } else if (m) {
+        srv_respond_error(x, &e);
+    }
+    free(ids);
+    srv_request_free(&r);
+}
+
+/* ---- the answer ---------------------------------------------------------------- */
+
+char *srv_anthropic_error_json(const srv_error *e) {
+    cJSON *o = cJSON_CreateObject(), *err = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "error");
+    cJSON_AddStringToObject(err, "type",
+                            e->status == 503 ? "overloaded_error" : srv_error_type(e->status));
+    cJSON_AddStringToObject(err, "message", e->message);
+    cJSON_AddItemToObject(o, "error", err);
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return json;
+}
+
+const char *srv_anthropic_stop_reason(const srv_request *r, const srv_job *j, bool calls,
+                                      const char **stop_sequence) {
+    *stop_sequence = NULL;
+    if (calls) return "tool_use";
+    if (strcmp(srv_finish_reason(j), "stop")) return "max_tokens";
+    const int k = j->result.stop_index;
+    if (k >= 0 && k < r->n_stop) {
+        *stop_sequence = r->stop[k];
+        return "stop_sequence";
+    }
+    return "end_turn";
+}
+
+cJSON *srv_anthropic_tool_use(const srv_call_out *c, bool with_input) {
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "type", "tool_use");
+    cJSON_AddStringToObject(b, "id", c->id);
+    cJSON_AddStringToObject(b, "name", c->name);
+    cJSON *in = with_input ? cJSON_Parse(c->arguments) : NULL;
+    cJSON_AddItemToObject(b, "input", in ? in : cJSON_CreateObject());
+    return b;
+}
+
+cJSON *srv_anthropic_message(const srv_model *m, const srv_request *r, const char *model,
+                             const char *id) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "type", "message");
+    cJSON_AddStringToObject(o, "role", "assistant");
+    cJSON_AddStringToObject(o, "model", model ? model : r->model && r->model[0] ? r->model : m->id);
+    cJSON_AddArrayToObject(o, "content");
+    return o;
+}
+
+void srv_anthropic_usage(cJSON *o, int input_tokens, int output_tokens) {
+    cJSON *u = cJSON_AddObjectToObject(o, "usage");
+    cJSON_AddNumberToObject(u, "input_tokens", input_tokens);
+    cJSON_AddNumberToObject(u, "output_tokens", output_tokens);
+}
+
+void srv_anthropic_id(char *out, size_t cap) {
+    char call[64];
+    srv_tool_call_id(call, sizeof call); /* "call_" + 24 random hex digits */
+    snprintf(out, cap, "msg_%s", call + 5);
+}
+
+char *srv_anthropic_response_json(const srv_gen *g, const srv_job *j) {
+    const srv_request *r = g->req;
+    srv_tool_reply t = {0};
+    const char *text = j->text ? j->text : "";
+    size_t len = j->text_len;
+    if (srv_tools_active(r)) {
+        const srv_tool_set set = srv_tool_set_of(r);
+        if (j->remote_calls ? !srv_tools_remote(&set, j, true, &t)
+                            : !srv_tools_parse_set(&set, text, len, true, &t))
+            return NULL;
+        text = t.content ? t.content : "";
+        len = t.content ? t.content_len : 0;
+    }
+    char id[64];
+    srv_anthropic_id(id, sizeof id);
+    cJSON *o = srv_anthropic_message(g->local, r, g->model, id);
+    cJSON *content = cJSON_GetObjectItemCaseSensitive(o, "content");
+    if (len || !t.n_calls) {
+        cJSON *b = cJSON_CreateObject();
+        cJSON_AddStringToObject(b, "type", "text");
+        cJSON_AddItemToObject(b, "text", srv_json_string(text, len));
+        cJSON_AddItemToArray(content, b);
+    }
+    for (int i = 0; i < t.n_calls; i++)
+        cJSON_AddItemToArray(content, srv_anthropic_tool_use(&t.calls[i], true));
+    const char *seq;
+    cJSON_AddStringToObject(o, "stop_reason", srv_anthropic_stop_reason(r, j, t.n_calls > 0, &seq));
+    if (seq)
+        cJSON_AddStringToObject(o, "stop_sequence", seq);
+    else
+        cJSON_AddNullToObject(o, "stop_sequence");
+    srv_anthropic_usage(o, j->result.n_prompt + j->result.n_cached, j->result.n_gen);
+    srv_tool_reply_free(&t);
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return json;
+}
