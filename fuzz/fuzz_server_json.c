@@ -1,12 +1,12 @@
 /*
  * fuzz_server_json.c - the server's request parser on arbitrary bytes: the
- * first byte chooses the endpoint ('c' chat, anything else completions), the
- * rest is the body. A body that parses is then rendered by every chat
- * template with its tools and tool calls (the renderers see the same
- * untrusted strings), and each message's content is parsed as a reply that
- * may hold tool calls (every call's arguments must be a JSON object); one that does not
- * must yield an error whose JSON is well-formed UTF-8 with a 400/500 status.
- * Built with -DHEARTH_FUZZ=ON as a libFuzzer target, otherwise replays
+ * first byte chooses the endpoint ('c' chat; 'a' Anthropic's messages and
+ * 'r' OpenAI's responses, translated into a chat body and then parsed as
+ * one; anything else completions), the rest is the body. A body that parses is then rendered by
+ * every chat template with its tools and tool calls (the renderers see the same untrusted strings),
+ * and each message's content is parsed as a reply that may hold tool calls (every call's arguments
+ * must be a JSON object); one that does not must yield an error whose JSON is well-formed UTF-8
+ * with a 400/500 status. Built with -DHEARTH_FUZZ=ON as a libFuzzer target, otherwise replays
  * fuzz/corpus/server_json/.
  */
 #include "server/server.h"
@@ -77,10 +77,21 @@ static void render_all(const srv_request *r) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size == 0) return 0;
-    const srv_kind kind = data[0] == 'c' ? SRV_CHAT : SRV_COMPLETION;
+    const srv_kind kind = strchr("car", data[0]) && data[0] ? SRV_CHAT : SRV_COMPLETION;
     srv_request r;
     srv_error e;
-    if (srv_parse_request(kind, (const char *)data + 1, size - 1, &r, &e)) {
+    const char *body = (const char *)data + 1;
+    size_t len = size - 1;
+    char *translated = NULL;
+    if (data[0] == 'a' || data[0] == 'r') {
+        translated = data[0] == 'a' ? srv_anthropic_translate(body, len, false, &e)
+                                    : srv_responses_translate(body, len, &e);
+        body = translated;
+        len = translated ? strlen(translated) : 0;
+    }
+    const bool parsed = body && srv_parse_request(kind, body, len, &r, &e);
+    free(translated);
+    if (parsed) {
         for (int i = 0; i < r.n_messages; i++)
             if (!hr_utf8_valid(r.messages[i].content, r.messages[i].content_len, NULL)) abort();
         if (r.n_stop > SRV_MAX_STOP || r.top_logprobs < 0 || r.top_logprobs > SRV_MAX_LOGPROBS)

@@ -18,6 +18,7 @@
 #include "server/http_client.h"
 #include "server/json_path.h"
 #include "server/model_fixture.h"
+#include "server/typed_sse.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -102,19 +103,13 @@ typedef struct stream_seen {
 static stream_seen read_stream(const char *body) {
     stream_seen s = {.order_ok = true};
     const char *p = body;
+    char type[64];
+    cJSON *j;
+    bool agrees;
     int stage = 0; /* 0 start, 1 blocks, 2 delta, 3 stop */
-    while ((p = strstr(p, "event: "))) {
-        char type[64];
-        if (sscanf(p, "event: %63s", type) != 1) break;
-        const char *d = strstr(p, "\ndata: ");
-        const char *end = d ? strstr(d, "\n\n") : NULL;
-        if (!d || !end) {
-            s.order_ok = false;
-            break;
-        }
-        cJSON *j = cJSON_ParseWithLength(d + 7, (size_t)(end - d - 7));
+    while (typed_sse_next(&p, type, sizeof type, &j, &agrees)) {
         s.n_events++;
-        s.order_ok &= j && jstr(j, "type") && !strcmp(jstr(j, "type"), type);
+        s.order_ok &= agrees;
         if (!strcmp(type, "message_start")) {
             s.order_ok &= stage == 0 && jstr(j, "message.role") != NULL;
             stage = 1;
@@ -141,7 +136,6 @@ static stream_seen read_stream(const char *body) {
             stage = 3;
         }
         cJSON_Delete(j);
-        p = end;
     }
     s.order_ok &= stage == 3;
     return s;

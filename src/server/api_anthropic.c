@@ -223,15 +223,13 @@ static bool translate_tools(const cJSON *root, cJSON *out, srv_error *e) {
     return true;
 }
 
-/* The OpenAI chat body an Anthropic request means (malloc'd JSON text). For
- * count_tokens, max_tokens is not required. */
-static char *translate(const srv_exchange *x, bool count_only, srv_error *e) {
+char *srv_anthropic_translate(const char *body, size_t len, bool count_only, srv_error *e) {
     size_t bad;
-    if (!hr_utf8_valid(x->body, x->body_len, &bad)) {
+    if (!hr_utf8_valid(body, len, &bad)) {
         srv_fail(e, 400, NULL, NULL, "the body is not valid UTF-8 (byte %zu)", bad);
         return NULL;
     }
-    cJSON *root = cJSON_ParseWithLength(x->body, x->body_len), *out = cJSON_CreateObject();
+    cJSON *root = cJSON_ParseWithLength(body, len), *out = cJSON_CreateObject();
     const cJSON *model = field(root, "model"), *max = field(root, "max_tokens");
     bool ok = out != NULL;
     if (!cJSON_IsObject(root))
@@ -261,7 +259,7 @@ static char *translate(const srv_exchange *x, bool count_only, srv_error *e) {
 /* Parses x's body as an Anthropic request into *r; false when x was answered. */
 static bool parse(srv_exchange *x, bool count_only, srv_request *r) {
     srv_error e;
-    char *body = translate(x, count_only, &e);
+    char *body = srv_anthropic_translate(x->body, x->body_len, count_only, &e);
     const bool ok = body && srv_parse_request(SRV_CHAT, body, strlen(body), r, &e);
     free(body);
     if (!ok) {

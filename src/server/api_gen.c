@@ -242,6 +242,7 @@ static bool choice_json(const srv_gen *g, const srv_job *j, int i, cJSON *choice
 
 char *srv_response_json_n(const srv_gen *g, srv_job *const *jobs, int n) {
     if (g->req->dialect == SRV_DIALECT_ANTHROPIC) return srv_anthropic_response_json(g, jobs[0]);
+    if (g->req->dialect == SRV_DIALECT_RESPONSES) return srv_responses_response_json(g, jobs[0]);
     if (srv_dialect_ollama(g->req->dialect)) return srv_ollama_response_json(g, jobs[0]);
     char id[64];
     srv_make_id(g->kind, id, sizeof id);

@@ -54,7 +54,9 @@ typedef enum route_id {
     ROUTE_MODEL_LOAD,
     ROUTE_MODEL_UNLOAD,
     ROUTE_ANTHROPIC_MESSAGES,
-    ROUTE_ANTHROPIC_COUNT
+    ROUTE_ANTHROPIC_COUNT,
+    ROUTE_RESPONSES,
+    ROUTE_RESPONSES_TOKENS
 } route_id;
 
 typedef struct route {
@@ -102,6 +104,9 @@ static const route routes[] = {
     /* Anthropic's Messages API */
     {"/v1/messages", false, "POST", ROUTE_ANTHROPIC_MESSAGES, true},
     {"/v1/messages/count_tokens", false, "POST", ROUTE_ANTHROPIC_COUNT, true},
+    /* OpenAI's Responses API */
+    {"/v1/responses", false, "POST", ROUTE_RESPONSES, true},
+    {"/v1/responses/input_tokens", false, "POST", ROUTE_RESPONSES_TOKENS, true},
 };
 
 /* Per-request state (libmicrohttpd's con_cls), freed when it completes. */
@@ -201,7 +206,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
     const bool gen =
         c->route && (c->route->id == ROUTE_CHAT || c->route->id == ROUTE_COMPLETIONS ||
                      c->route->id == ROUTE_OLLAMA_CHAT || c->route->id == ROUTE_OLLAMA_GENERATE ||
-                     c->route->id == ROUTE_ANTHROPIC_MESSAGES);
+                     c->route->id == ROUTE_ANTHROPIC_MESSAGES || c->route->id == ROUTE_RESPONSES);
     srv_metrics_request(&s->metrics, srv_metrics_route(c->path), c->x.status,
                         (srv_now_ms() - c->t0) / 1e3, gen && c->x.status == 200);
     srv_model_release(c->x.model, c->x.keep_alive_ms);
@@ -334,6 +339,10 @@ static void dispatch(srv_server *s, srv_conn *c) {
         srv_handle_anthropic_messages(x);
     else if (id == ROUTE_ANTHROPIC_COUNT)
         srv_handle_anthropic_count(x);
+    else if (id == ROUTE_RESPONSES)
+        srv_handle_responses(x);
+    else if (id == ROUTE_RESPONSES_TOKENS)
+        srv_handle_responses_tokens(x);
     else
         srv_handle_models(x, c->path + strlen("/v1/models/"));
 }

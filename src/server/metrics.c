@@ -32,6 +32,7 @@ static const char *const routes[] = {"/v1/chat/completions",
                                      "/models/load",
                                      "/models/unload",
                                      "/v1/messages",
+                                     "/v1/responses",
                                      "other"};
 _Static_assert(sizeof routes / sizeof routes[0] == SRV_N_ROUTES, "SRV_N_ROUTES: one per route");
 static const int statuses[SRV_N_STATUSES] = {200, 400, 401, 404, 405, 408, 409,

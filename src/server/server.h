@@ -21,6 +21,8 @@
  *   api_ollama_models.c  GET /api/version, /api/tags, /api/ps, POST /api/show
  *   api_anthropic.c  Anthropic's Messages API: POST /v1/messages (translated
  *                 to a srv_request, answered in its dialect), count_tokens
+ *   api_responses.c  OpenAI's Responses API: POST /v1/responses (likewise),
+ *                 input_tokens
  *   api_util.c    llama.cpp server's utility endpoints: POST /tokenize,
  *                 /detokenize, /apply-template, GET /props
  *   sse.c         the Server-Sent Events body fed from a running job
@@ -158,7 +160,8 @@ typedef enum srv_dialect {
     SRV_DIALECT_OPENAI = 0,
     SRV_DIALECT_OLLAMA_CHAT,
     SRV_DIALECT_OLLAMA_GENERATE,
-    SRV_DIALECT_ANTHROPIC /* Anthropic's Messages API (api_anthropic.c) */
+    SRV_DIALECT_ANTHROPIC, /* Anthropic's Messages API (api_anthropic.c) */
+    SRV_DIALECT_RESPONSES  /* OpenAI's Responses API (api_responses.c) */
 } srv_dialect;
 
 static inline bool srv_dialect_ollama(srv_dialect d) {
@@ -262,7 +265,7 @@ size_t srv_utf8_clean(const char *in, size_t n, char *out);
 
 /* ---- metrics (metrics.c) ------------------------------------------------- */
 
-enum { SRV_N_ROUTES = 19, SRV_N_STATUSES = 14, SRV_N_BUCKETS = 14 };
+enum { SRV_N_ROUTES = 20, SRV_N_STATUSES = 14, SRV_N_BUCKETS = 14 };
 
 typedef struct srv_metrics {
     pthread_mutex_t mu;
@@ -595,6 +598,9 @@ void srv_handle_tokenize(srv_exchange *x);       /* POST /tokenize */
 void srv_handle_detokenize(srv_exchange *x);     /* POST /detokenize */
 void srv_handle_apply_template(srv_exchange *x); /* POST /apply-template */
 void srv_handle_props(srv_exchange *x);          /* GET /props */
+/* OpenAI's Responses API (api_responses.c) */
+void srv_handle_responses(srv_exchange *x);        /* POST /v1/responses */
+void srv_handle_responses_tokens(srv_exchange *x); /* POST /v1/responses/input_tokens */
 /* Anthropic's Messages API (api_anthropic.c) */
 void srv_handle_anthropic_messages(srv_exchange *x); /* POST /v1/messages */
 void srv_handle_anthropic_count(srv_exchange *x);    /* POST /v1/messages/count_tokens */
@@ -727,10 +733,33 @@ const char *srv_anthropic_stop_reason(const srv_request *r, const srv_job *j, bo
 void srv_anthropic_usage(struct cJSON *o, int input_tokens, int output_tokens);
 void srv_anthropic_id(char *out, size_t cap);
 char *srv_anthropic_response_json(const srv_gen *g, const srv_job *j);
+/* The OpenAI chat body an Anthropic request body[0..len) means (malloc'd
+ * JSON text, for srv_parse_request); NULL with e filled (a 400 naming the
+ * field) when it is not a valid request. count_only: count_tokens' body
+ * (no max_tokens). Touches no model: fuzz_server_json feeds it. */
+char *srv_anthropic_translate(const char *body, size_t len, bool count_only, srv_error *e);
 char *srv_anthropic_error_json(const srv_error *e);
 
+/* OpenAI's Responses API (api_responses.c): the response object built
+ * step by step, as streamed events (each handed to emit, which takes it) or
+ * whole. srv_resp_stream_new keeps what the object echoes of r; model: the
+ * name to report. */
+typedef void (*srv_emit_fn)(void *user, struct cJSON *event);
+typedef struct srv_resp_stream srv_resp_stream;
+srv_resp_stream *srv_resp_stream_new(const srv_request *r, const char *model);
+void srv_resp_stream_free(srv_resp_stream *rs);
+void srv_resp_head(srv_resp_stream *rs, srv_emit_fn emit, void *user); /* created, in_progress */
+void srv_resp_text(srv_resp_stream *rs, const char *text, size_t len, srv_emit_fn emit, void *user);
+void srv_resp_call(srv_resp_stream *rs, const struct srv_call_out *c, srv_emit_fn emit, void *user);
+/* The message's done events, then response.completed (or .incomplete). */
+void srv_resp_end(srv_resp_stream *rs, const srv_job *j, bool calls, srv_emit_fn emit, void *user);
+void srv_resp_fail(srv_resp_stream *rs, const srv_error *e, srv_emit_fn emit, void *user);
+char *srv_responses_response_json(const srv_gen *g, const srv_job *j);
+/* The chat body a Responses request means (as srv_anthropic_translate). */
+char *srv_responses_translate(const char *body, size_t len, srv_error *e);
+
 /* Streaming: takes over the job reference and answers with SSE (ollama's
- * dialects: NDJSON; Anthropic's: its typed events). */
+ * dialects: NDJSON; Anthropic's and the Responses API's: typed events). */
 void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, srv_job *j,
                       const char *id, int64_t created);
 /* The same for the n jobs of a request's choices (a group, srv_job_group,

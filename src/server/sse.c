@@ -50,6 +50,9 @@
  * message_delta with the stop reason and the output tokens; message_stop.
  * A failure is an "error" event.
  *
+ * The Responses API's dialect (api_responses.c) sends its typed events the
+ * same way, made by srv_resp_* from the stream's srv_resp_stream.
+ *
  * When the response is destroyed (finished, or the client left) sse_free
  * cancels the job, which frees its slot at once.
  */
@@ -88,10 +91,11 @@ typedef struct srv_stream {
     uint64_t seen_seq; /* n_ch > 1: the group's news counted so far */
     srv_kind kind;
     srv_dialect dialect;
-    srv_request *req; /* ollama's and Anthropic's dialects: model, t0 and stop strings for
-                         their objects, owned */
-    int block;        /* Anthropic: the index of the next content block */
-    bool block_open;  /* Anthropic: the text block is open (its start went out) */
+    srv_request *req;      /* ollama's and Anthropic's dialects: model, t0 and stop strings for
+                              their objects, owned */
+    srv_resp_stream *resp; /* the Responses API: what its events need */
+    int block;             /* Anthropic: the index of the next content block */
+    bool block_open;       /* Anthropic: the text block is open (its start went out) */
     char id[64];
     int64_t created;
     bool include_usage, logprobs;
@@ -122,7 +126,8 @@ static void out_put(srv_stream *st, const char *s, size_t n) {
  * (takes obj). */
 static void send_json(srv_stream *st, cJSON *obj) {
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(obj, "type");
-    if (st->dialect == SRV_DIALECT_ANTHROPIC && cJSON_IsString(type)) {
+    const bool typed = st->dialect == SRV_DIALECT_ANTHROPIC || st->dialect == SRV_DIALECT_RESPONSES;
+    if (typed && cJSON_IsString(type)) {
         out_put(st, "event: ", 7);
         out_put(st, type->valuestring, strlen(type->valuestring));
         out_put(st, "\n", 1);
@@ -136,6 +141,9 @@ static void send_json(srv_stream *st, cJSON *obj) {
     out_put(st, ndjson ? "\n" : "\n\n", ndjson ? 1 : 2);
     free(s);
 }
+
+/* srv_resp_*'s emit: sends the event. */
+static void emit_event(void *user, cJSON *event) { send_json(user, event); }
 
 /* Anthropic: an event {"type": type, "index": the current block}. */
 static cJSON *block_event(srv_stream *st, const char *type) {
@@ -233,6 +241,10 @@ static void send_text(srv_stream *st, const sse_choice *ch, const char *text, si
         anthropic_text(st, text, len);
         return;
     }
+    if (st->dialect == SRV_DIALECT_RESPONSES) {
+        srv_resp_text(st->resp, text, len, emit_event, st);
+        return;
+    }
     if (srv_dialect_ollama(st->dialect)) {
         cJSON *o = srv_ollama_head(st->model, st->req, NULL);
         srv_ollama_piece(o, st->dialect, text, len);
@@ -264,6 +276,10 @@ static void send_calls(srv_stream *st, sse_choice *ch, const srv_tool_reply *t, 
         const srv_call_out *k = &t->calls[i];
         if (st->dialect == SRV_DIALECT_ANTHROPIC) {
             anthropic_call(st, k);
+            continue;
+        }
+        if (st->dialect == SRV_DIALECT_RESPONSES) {
+            srv_resp_call(st->resp, k, emit_event, st);
             continue;
         }
         for (int part = 0; part < 2; part++) {
@@ -395,6 +411,11 @@ static void format_end(srv_stream *st, sse_choice *ch) {
     if (j->err) {
         srv_error e;
         srv_fail(&e, 500, NULL, NULL, "generation failed: %s", j->err_msg);
+        if (st->dialect == SRV_DIALECT_RESPONSES) {
+            srv_resp_fail(st->resp, &e, emit_event, st);
+            st->phase = SSE_END;
+            return;
+        }
         char *s = ndjson                                 ? srv_ollama_error_json(&e)
                   : st->dialect == SRV_DIALECT_ANTHROPIC ? srv_anthropic_error_json(&e)
                                                          : srv_error_json(&e);
@@ -417,8 +438,11 @@ static void format_end(srv_stream *st, sse_choice *ch) {
     }
     const bool calls =
         !parses_calls(st, ch) ? st->has_tools && ch->calls_sent > 0 : tools_end(st, ch);
-    if (st->dialect == SRV_DIALECT_ANTHROPIC) {
-        anthropic_end(st, j, calls);
+    if (st->dialect == SRV_DIALECT_ANTHROPIC || st->dialect == SRV_DIALECT_RESPONSES) {
+        if (st->dialect == SRV_DIALECT_ANTHROPIC)
+            anthropic_end(st, j, calls);
+        else
+            srv_resp_end(st->resp, j, calls, emit_event, st);
         st->phase = SSE_END;
         return;
     }
@@ -503,6 +527,8 @@ static bool refill(srv_stream *st) {
             cJSON_AddStringToObject(o, "type", "message_start");
             cJSON_AddItemToObject(o, "message", m);
             send_json(st, o);
+        } else if (st->dialect == SRV_DIALECT_RESPONSES) {
+            srv_resp_head(st->resp, emit_event, st);
         } else if (srv_dialect_ollama(st->dialect)) {
             /* ollama sends no role chunk */
         } else {
@@ -585,6 +611,7 @@ static void stream_free(srv_stream *st) {
     srv_tool_set_free(&st->tools);
     if (st->req) srv_request_free(st->req);
     free(st->req);
+    srv_resp_stream_free(st->resp);
     free(st);
 }
 
@@ -639,7 +666,10 @@ void srv_stream_start_n(srv_exchange *x, srv_kind kind, const srv_request *req,
     /* the request may be freed before the stream ends: what it needs is copied */
     if (st && ((req->echo && req->prompt && !(st->echo = strdup(req->prompt))) ||
                (srv_tools_active(req) && !(st->has_tools = srv_tool_set_copy(req, &st->tools))) ||
-               (req->dialect != SRV_DIALECT_OPENAI && !(st->req = req_copy(req))))) {
+               (req->dialect != SRV_DIALECT_OPENAI && !(st->req = req_copy(req))) ||
+               (req->dialect == SRV_DIALECT_RESPONSES &&
+                !(st->resp = srv_resp_stream_new(
+                      req, req->model && req->model[0] ? req->model : x->model->id))))) {
         stream_free(st);
         st = NULL;
     }

@@ -1,0 +1,601 @@
+/*
+ * api_responses.c - OpenAI's Responses API on the same port: POST
+ * /v1/responses and POST /v1/responses/input_tokens, for clients written
+ * against it (the OpenAI SDKs' client.responses, agent frameworks).
+ *
+ * Stateless, as llama-server's: a request is translated into the chat
+ * request it means and goes the way /v1/chat/completions goes
+ * (srv_chat_route); previous_response_id is refused with a 400 (nothing is
+ * stored: send the conversation as input). instructions becomes the system
+ * message; input is a string or a list of items: messages (user, system,
+ * developer with input_text parts; assistant with output_text parts),
+ * function_call items (the assistant's tool_calls), function_call_output
+ * items (tool messages); reasoning items are dropped. max_output_tokens,
+ * temperature, top_p, stream, tools (type function), tool_choice,
+ * parallel_tool_calls and text.format (json_object, json_schema) map one to
+ * one.
+ *
+ * The answer is a response object whose output holds a message item (one
+ * output_text part) and a function_call item per call; status "incomplete"
+ * with incomplete_details.reason "max_output_tokens" when the limit cut it.
+ * Streamed, it is OpenAI's typed events ("event: TYPE" before each data
+ * line, every event with its sequence_number): response.created,
+ * response.in_progress, then per output item response.output_item.added,
+ * for the message response.content_part.added, response.output_text.delta
+ * per piece, response.output_text.done and response.content_part.done, for
+ * a call response.function_call_arguments.delta and .done, then
+ * response.output_item.done; last response.completed (or
+ * response.incomplete) holding the whole response. A failure is
+ * response.failed. srv_resp_stream keeps what the events need; the
+ * non-streamed answer is built by the same code.
+ */
+#include "server.h"
+#include "tools.h"
+
+#include <cjson/cJSON.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const cJSON *field(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return v && !cJSON_IsNull(v) ? v : NULL;
+}
+
+/* ---- the request -------------------------------------------------------------- */
+
+/* The text of a content: a string, or parts of the allowed type (joined). */
+static bool parts_text(const cJSON *content, const char *allowed, const char *name, gw_buf *out,
+                       srv_error *e) {
+    if (cJSON_IsString(content)) return gw_buf_puts(out, content->valuestring) == HEARTH_OK;
+    if (!cJSON_IsArray(content))
+        return srv_fail(e, 400, "input", NULL, "'%s.content' must be a string or an array", name);
+    int k = 0;
+    for (const cJSON *p = content->child; p; p = p->next, k++) {
+        const cJSON *type = field(p, "type"), *text = field(p, "text");
+        const char *t = cJSON_IsString(type) ? type->valuestring : "";
+        const bool ok_type = !strcmp(t, allowed) || !strcmp(t, "input_text");
+        if (!ok_type || !cJSON_IsString(text))
+            return srv_fail(e, 400, "input", NULL,
+                            "'%s.content[%d]' of type '%.40s' is not supported%s", name, k, t,
+                            !strcmp(t, "input_image") || !strcmp(t, "input_file")
+                                ? ": the model is text-only"
+                                : "");
+        gw_buf_puts(out, text->valuestring);
+    }
+    return true;
+}
+
+/* The assistant message at the end of msgs, made when the last one is not. */
+static cJSON *assistant_tail(cJSON *msgs) {
+    cJSON *last = cJSON_GetArrayItem(msgs, cJSON_GetArraySize(msgs) - 1);
+    const cJSON *role = last ? cJSON_GetObjectItemCaseSensitive(last, "role") : NULL;
+    if (cJSON_IsString(role) && !strcmp(role->valuestring, "assistant")) return last;
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "assistant");
+    cJSON_AddStringToObject(m, "content", "");
+    cJSON_AddItemToArray(msgs, m);
+    return m;
+}
+
+/* One input item into msgs. */
+static bool translate_item(const cJSON *item, int i, cJSON *msgs, srv_error *e) {
+    char name[32];
+    snprintf(name, sizeof name, "input[%d]", i);
+    const cJSON *type = field(item, "type"), *role = field(item, "role");
+    const char *t = cJSON_IsString(type) ? type->valuestring : "message";
+    if (!strcmp(t, "message") && cJSON_IsString(role)) {
+        const char *r = role->valuestring;
+        const bool assistant = !strcmp(r, "assistant");
+        if (!assistant && strcmp(r, "user") && strcmp(r, "system") && strcmp(r, "developer"))
+            return srv_fail(e, 400, "input", NULL,
+                            "'%s.role' must be user, system, developer or assistant", name);
+        gw_buf text = {0};
+        const bool ok = parts_text(field(item, "content"), assistant ? "output_text" : "input_text",
+                                   name, &text, e);
+        gw_buf_put(&text, "", 0);
+        if (ok && assistant) { /* after a call of the same turn: one message */
+            cJSON *m = assistant_tail(msgs);
+            const cJSON *prev = cJSON_GetObjectItemCaseSensitive(m, "content");
+            gw_buf all = {0};
+            gw_buf_puts(&all, cJSON_IsString(prev) ? prev->valuestring : "");
+            gw_buf_puts(&all, text.data);
+            gw_buf_put(&all, "", 0);
+            cJSON_ReplaceItemInObjectCaseSensitive(m, "content", cJSON_CreateString(all.data));
+            gw_buf_free(&all);
+        } else if (ok) {
+            cJSON *m = cJSON_CreateObject();
+            cJSON_AddStringToObject(m, "role", r);
+            cJSON_AddStringToObject(m, "content", text.data);
+            cJSON_AddItemToArray(msgs, m);
+        }
+        gw_buf_free(&text);
+        return ok;
+    }
+    if (!strcmp(t, "function_call")) {
+        const cJSON *id = field(item, "call_id"), *fn = field(item, "name");
+        const cJSON *args = field(item, "arguments");
+        if (!cJSON_IsString(id) || !cJSON_IsString(fn) || !cJSON_IsString(args))
+            return srv_fail(e, 400, "input", NULL,
+                            "'%s' (function_call) needs string call_id, name and arguments", name);
+        cJSON *m = assistant_tail(msgs), *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+        if (!calls) calls = cJSON_AddArrayToObject(m, "tool_calls");
+        cJSON *c = cJSON_CreateObject(), *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(c, "id", id->valuestring);
+        cJSON_AddStringToObject(c, "type", "function");
+        cJSON_AddStringToObject(f, "name", fn->valuestring);
+        cJSON_AddStringToObject(f, "arguments", args->valuestring);
+        cJSON_AddItemToObject(c, "function", f);
+        cJSON_AddItemToArray(calls, c);
+        return true;
+    }
+    if (!strcmp(t, "function_call_output")) {
+        const cJSON *id = field(item, "call_id");
+        gw_buf text = {0};
+        if (!cJSON_IsString(id))
+            return srv_fail(e, 400, "input", NULL, "'%s' (function_call_output) needs a call_id",
+                            name);
+        const bool ok = parts_text(field(item, "output"), "output_text", name, &text, e);
+        gw_buf_put(&text, "", 0);
+        if (ok) {
+            cJSON *m = cJSON_CreateObject();
+            cJSON_AddStringToObject(m, "role", "tool");
+            cJSON_AddStringToObject(m, "tool_call_id", id->valuestring);
+            cJSON_AddStringToObject(m, "content", text.data);
+            cJSON_AddItemToArray(msgs, m);
+        }
+        gw_buf_free(&text);
+        return ok;
+    }
+    if (!strcmp(t, "reasoning")) return true; /* an earlier reply's reasoning: dropped */
+    return srv_fail(e, 400, "input", NULL, "'%s' of type '%.40s' is not supported", name, t);
+}
+
+static bool translate_tools(const cJSON *root, cJSON *out, srv_error *e) {
+    const cJSON *tools = field(root, "tools"), *choice = field(root, "tool_choice");
+    if (tools) {
+        if (!cJSON_IsArray(tools))
+            return srv_fail(e, 400, "tools", NULL, "'tools' must be an array");
+        cJSON *a = cJSON_AddArrayToObject(out, "tools");
+        int k = 0;
+        for (const cJSON *t = tools->child; t; t = t->next, k++) {
+            const cJSON *type = field(t, "type"), *name = field(t, "name");
+            if (!cJSON_IsString(type) || strcmp(type->valuestring, "function"))
+                return srv_fail(e, 400, "tools", NULL,
+                                "tools[%d]: only function tools are supported (not '%.40s')", k,
+                                cJSON_IsString(type) ? type->valuestring : "?");
+            if (!cJSON_IsString(name))
+                return srv_fail(e, 400, "tools", NULL, "tools[%d] needs a name", k);
+            cJSON *f = cJSON_CreateObject(), *w = cJSON_CreateObject();
+            static const char *const keep[] = {"name", "description", "parameters", "strict"};
+            for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
+                if (field(t, keep[i]))
+                    cJSON_AddItemToObject(f, keep[i], cJSON_Duplicate(field(t, keep[i]), true));
+            cJSON_AddStringToObject(w, "type", "function");
+            cJSON_AddItemToObject(w, "function", f);
+            cJSON_AddItemToArray(a, w);
+        }
+    }
+    if (cJSON_IsString(choice)) {
+        cJSON_AddStringToObject(out, "tool_choice", choice->valuestring);
+    } else if (choice) {
+        const cJSON *type = field(choice, "type"), *name = field(choice, "name");
+        if (!cJSON_IsString(type) || strcmp(type->valuestring, "function") || !cJSON_IsString(name))
+            return srv_fail(e, 400, "tool_choice", NULL,
+                            "'tool_choice' must be auto, none, required or {\"type\": "
+                            "\"function\", \"name\": ...}");
+        cJSON *c = cJSON_AddObjectToObject(out, "tool_choice");
+        cJSON_AddStringToObject(c, "type", "function");
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(c, "function"), "name", name->valuestring);
+    }
+    return true;
+}
+
+/* text.format -> response_format. */
+static bool translate_format(const cJSON *root, cJSON *out, srv_error *e) {
+    const cJSON *fmt = field(field(root, "text"), "format");
+    const cJSON *type = field(fmt, "type");
+    if (!fmt) return true;
+    const char *t = cJSON_IsString(type) ? type->valuestring : "";
+    if (!strcmp(t, "text")) return true;
+    cJSON *rf = cJSON_AddObjectToObject(out, "response_format");
+    if (!strcmp(t, "json_object")) {
+        cJSON_AddStringToObject(rf, "type", "json_object");
+        return true;
+    }
+    if (strcmp(t, "json_schema"))
+        return srv_fail(e, 400, "text.format", NULL,
+                        "'text.format.type' must be text, json_object or json_schema");
+    cJSON_AddStringToObject(rf, "type", "json_schema");
+    cJSON *js = cJSON_AddObjectToObject(rf, "json_schema");
+    static const char *const keep[] = {"name", "schema", "strict"};
+    for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
+        if (field(fmt, keep[i]))
+            cJSON_AddItemToObject(js, keep[i], cJSON_Duplicate(field(fmt, keep[i]), true));
+    return true;
+}
+
+char *srv_responses_translate(const char *body, size_t len, srv_error *e) {
+    size_t bad;
+    if (!hr_utf8_valid(body, len, &bad)) {
+        srv_fail(e, 400, NULL, NULL, "the body is not valid UTF-8 (byte %zu)", bad);
+        return NULL;
+    }
+    cJSON *root = cJSON_ParseWithLength(body, len), *out = cJSON_CreateObject();
+    const cJSON *input = field(root, "input"), *prev = field(root, "previous_response_id");
+    const cJSON *instr = field(root, "instructions");
+    bool ok = out != NULL;
+    if (!cJSON_IsObject(root))
+        ok = srv_fail(e, 400, NULL, NULL, "the body must be a JSON object");
+    else if (cJSON_IsString(prev) && prev->valuestring[0])
+        ok = srv_fail(e, 400, "previous_response_id", NULL,
+                      "'previous_response_id' is not supported: Hearth stores no responses, so "
+                      "send the whole conversation as input");
+    else if (!input)
+        ok = srv_fail(e, 400, "input", NULL, "'input' is required");
+    else if (instr && !cJSON_IsString(instr))
+        ok = srv_fail(e, 400, "instructions", NULL, "'instructions' must be a string");
+    if (ok) {
+        if (field(root, "model"))
+            cJSON_AddItemToObject(out, "model", cJSON_Duplicate(field(root, "model"), false));
+        if (field(root, "max_output_tokens"))
+            cJSON_AddItemToObject(out, "max_tokens",
+                                  cJSON_Duplicate(field(root, "max_output_tokens"), false));
+        static const char *const same[] = {"temperature", "top_p", "stream", "parallel_tool_calls"};
+        for (size_t i = 0; i < sizeof same / sizeof *same; i++)
+            if (field(root, same[i]))
+                cJSON_AddItemToObject(out, same[i], cJSON_Duplicate(field(root, same[i]), false));
+        cJSON *msgs = cJSON_AddArrayToObject(out, "messages");
+        if (instr) {
+            cJSON *m = cJSON_CreateObject();
+            cJSON_AddStringToObject(m, "role", "system");
+            cJSON_AddStringToObject(m, "content", instr->valuestring);
+            cJSON_AddItemToArray(msgs, m);
+        }
+        if (cJSON_IsString(input)) {
+            cJSON *m = cJSON_CreateObject();
+            cJSON_AddStringToObject(m, "role", "user");
+            cJSON_AddStringToObject(m, "content", input->valuestring);
+            cJSON_AddItemToArray(msgs, m);
+        } else if (!cJSON_IsArray(input)) {
+            ok = srv_fail(e, 400, "input", NULL, "'input' must be a string or an array of items");
+        } else {
+            int i = 0;
+            for (const cJSON *it = input->child; ok && it; it = it->next, i++)
+                ok = cJSON_IsObject(it)
+                         ? translate_item(it, i, msgs, e)
+                         : srv_fail(e, 400, "input", NULL, "input[%d] must be an object", i);
+        }
+        ok = ok && translate_tools(root, out, e) && translate_format(root, out, e);
+    }
+    char *json = ok ? cJSON_PrintUnformatted(out) : NULL;
+    if (ok && !json) srv_fail(e, 500, NULL, NULL, "out of memory");
+    cJSON_Delete(out);
+    cJSON_Delete(root);
+    return json;
+}
+
+/* Parses x's body as a Responses request into *r; false when x was answered. */
+static bool parse(srv_exchange *x, srv_request *r) {
+    srv_error e;
+    char *body = srv_responses_translate(x->body, x->body_len, &e);
+    const bool ok = body && srv_parse_request(SRV_CHAT, body, strlen(body), r, &e);
+    free(body);
+    if (!ok) {
+        srv_respond_error(x, &e);
+        return false;
+    }
+    r->dialect = SRV_DIALECT_RESPONSES;
+    return true;
+}
+
+void srv_handle_responses(srv_exchange *x) {
+    srv_request r;
+    if (parse(x, &r)) srv_chat_route(x, &r);
+}
+
+void srv_handle_responses_tokens(srv_exchange *x) {
+    srv_request r;
+    if (!parse(x, &r)) return;
+    srv_error e;
+    int32_t *ids = NULL;
+    int n = 0;
+    const srv_model *m = srv_model_use(x, r.model);
+    if (m && srv_chat_prompt(m, &r, &ids, &n, NULL, &e)) {
+        char *json = malloc(80);
+        if (json)
+            snprintf(json, 80, "{\"object\":\"response.input_tokens\",\"input_tokens\":%d}", n);
+        srv_respond_json(x, 200, json);
+    } else if (m) {
+        srv_respond_error(x, &e);
+    }
+    free(ids);
+    srv_request_free(&r);
+}
+
+/* ---- the answer: a response object, whole or as events ------------------------- */
+
+struct srv_resp_stream {
+    char id[64], msg_id[64];
+    char *model;
+    int64_t created;
+    /* from the request, echoed in the response object */
+    int max_tokens;
+    double temperature, top_p;
+    bool parallel;
+    /* the output so far */
+    cJSON *items;  /* the finished output items */
+    gw_buf text;   /* the message's text */
+    bool msg_open; /* its item was announced */
+    int seq;       /* the next sequence_number */
+};
+
+srv_resp_stream *srv_resp_stream_new(const srv_request *r, const char *model) {
+    srv_resp_stream *rs = calloc(1, sizeof *rs);
+    if (!rs) return NULL;
+    char hex[64];
+    srv_tool_call_id(hex, sizeof hex); /* "call_" + 24 random hex digits */
+    snprintf(rs->id, sizeof rs->id, "resp_%s", hex + 5);
+    srv_tool_call_id(hex, sizeof hex);
+    snprintf(rs->msg_id, sizeof rs->msg_id, "msg_%s", hex + 5);
+    rs->model = strdup(model ? model : "");
+    rs->items = cJSON_CreateArray();
+    rs->created = (int64_t)time(NULL);
+    rs->max_tokens = r->max_tokens;
+    rs->temperature = isnan(r->given_temperature) ? 1.0 : r->given_temperature;
+    rs->top_p = isnan(r->given_top_p) ? 1.0 : r->given_top_p;
+    rs->parallel = r->parallel_tool_calls != 0;
+    if (!rs->model || !rs->items) {
+        srv_resp_stream_free(rs);
+        return NULL;
+    }
+    return rs;
+}
+
+void srv_resp_stream_free(srv_resp_stream *rs) {
+    if (!rs) return;
+    free(rs->model);
+    cJSON_Delete(rs->items);
+    gw_buf_free(&rs->text);
+    free(rs);
+}
+
+/* An event {"type", "sequence_number"}. */
+static cJSON *event(srv_resp_stream *rs, const char *type) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", type);
+    cJSON_AddNumberToObject(o, "sequence_number", rs->seq++);
+    return o;
+}
+
+/* The response object with the output so far and status. */
+static cJSON *response(const srv_resp_stream *rs, const char *status, const char *incomplete,
+                       const srv_job *j) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", rs->id);
+    cJSON_AddStringToObject(o, "object", "response");
+    cJSON_AddNumberToObject(o, "created_at", (double)rs->created);
+    cJSON_AddStringToObject(o, "status", status);
+    cJSON_AddNullToObject(o, "error");
+    if (incomplete)
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "incomplete_details"), "reason",
+                                incomplete);
+    else
+        cJSON_AddNullToObject(o, "incomplete_details");
+    cJSON_AddNullToObject(o, "instructions");
+    if (rs->max_tokens > 0)
+        cJSON_AddNumberToObject(o, "max_output_tokens", rs->max_tokens);
+    else
+        cJSON_AddNullToObject(o, "max_output_tokens");
+    cJSON_AddStringToObject(o, "model", rs->model);
+    cJSON_AddItemToObject(o, "output", cJSON_Duplicate(rs->items, true));
+    cJSON_AddBoolToObject(o, "parallel_tool_calls", rs->parallel);
+    cJSON_AddNumberToObject(o, "temperature", rs->temperature);
+    cJSON_AddNumberToObject(o, "top_p", rs->top_p);
+    cJSON_AddStringToObject(o, "tool_choice", "auto");
+    cJSON_AddArrayToObject(o, "tools");
+    cJSON_AddBoolToObject(o, "store", false);
+    cJSON_AddObjectToObject(o, "metadata");
+    if (j) {
+        const int in = j->result.n_prompt + j->result.n_cached, out = j->result.n_gen;
+        cJSON *u = cJSON_AddObjectToObject(o, "usage");
+        cJSON_AddNumberToObject(u, "input_tokens", in);
+        cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "input_tokens_details"), "cached_tokens",
+                                j->result.n_cached);
+        cJSON_AddNumberToObject(u, "output_tokens", out);
+        cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "output_tokens_details"),
+                                "reasoning_tokens", 0);
+        cJSON_AddNumberToObject(u, "total_tokens", in + out);
+    } else {
+        cJSON_AddNullToObject(o, "usage");
+    }
+    return o;
+}
+
+static cJSON *message_item(const srv_resp_stream *rs, const char *status, const char *text,
+                           size_t len) {
+    cJSON *it = cJSON_CreateObject(), *content = cJSON_CreateArray();
+    cJSON_AddStringToObject(it, "type", "message");
+    cJSON_AddStringToObject(it, "id", rs->msg_id);
+    cJSON_AddStringToObject(it, "status", status);
+    cJSON_AddStringToObject(it, "role", "assistant");
+    if (text) {
+        cJSON *part = cJSON_CreateObject();
+        cJSON_AddStringToObject(part, "type", "output_text");
+        cJSON_AddItemToObject(part, "text", srv_json_string(text, len));
+        cJSON_AddArrayToObject(part, "annotations");
+        cJSON_AddItemToArray(content, part);
+    }
+    cJSON_AddItemToObject(it, "content", content);
+    return it;
+}
+
+static cJSON *call_item(const srv_call_out *c, const char *status, bool with_arguments) {
+    cJSON *it = cJSON_CreateObject();
+    char id[160];
+    snprintf(id, sizeof id, "fc_%s", !strncmp(c->id, "call_", 5) ? c->id + 5 : c->id);
+    cJSON_AddStringToObject(it, "type", "function_call");
+    cJSON_AddStringToObject(it, "id", id);
+    cJSON_AddStringToObject(it, "call_id", c->id);
+    cJSON_AddStringToObject(it, "name", c->name);
+    cJSON_AddStringToObject(it, "arguments", with_arguments ? c->arguments : "");
+    cJSON_AddStringToObject(it, "status", status);
+    return it;
+}
+
+void srv_resp_head(srv_resp_stream *rs, srv_emit_fn emit, void *user) {
+    cJSON *o = event(rs, "response.created");
+    cJSON_AddItemToObject(o, "response", response(rs, "in_progress", NULL, NULL));
+    emit(user, o);
+    o = event(rs, "response.in_progress");
+    cJSON_AddItemToObject(o, "response", response(rs, "in_progress", NULL, NULL));
+    emit(user, o);
+}
+
+/* An item's place in the output: the events' output_index. */
+static int output_index(const srv_resp_stream *rs) { return cJSON_GetArraySize(rs->items); }
+
+void srv_resp_text(srv_resp_stream *rs, const char *text, size_t len, srv_emit_fn emit,
+                   void *user) {
+    cJSON *o;
+    if (!rs->msg_open) {
+        o = event(rs, "response.output_item.added");
+        cJSON_AddNumberToObject(o, "output_index", output_index(rs));
+        cJSON_AddItemToObject(o, "item", message_item(rs, "in_progress", NULL, 0));
+        emit(user, o);
+        o = event(rs, "response.content_part.added");
+        cJSON_AddStringToObject(o, "item_id", rs->msg_id);
+        cJSON_AddNumberToObject(o, "output_index", output_index(rs));
+        cJSON_AddNumberToObject(o, "content_index", 0);
+        cJSON *part = cJSON_AddObjectToObject(o, "part");
+        cJSON_AddStringToObject(part, "type", "output_text");
+        cJSON_AddStringToObject(part, "text", "");
+        cJSON_AddArrayToObject(part, "annotations");
+        emit(user, o);
+        rs->msg_open = true;
+    }
+    gw_buf_put(&rs->text, text, len);
+    o = event(rs, "response.output_text.delta");
+    cJSON_AddStringToObject(o, "item_id", rs->msg_id);
+    cJSON_AddNumberToObject(o, "output_index", output_index(rs));
+    cJSON_AddNumberToObject(o, "content_index", 0);
+    cJSON_AddItemToObject(o, "delta", srv_json_string(text, len));
+    emit(user, o);
+}
+
+/* Closes the message item (its done events when it was announced); status:
+ * the item's ("incomplete" when the reply was cut). */
+static void close_message(srv_resp_stream *rs, const char *status, srv_emit_fn emit, void *user) {
+    if (!rs->msg_open) return;
+    gw_buf_put(&rs->text, "", 0);
+    const char *text = rs->text.data ? rs->text.data : "";
+    const size_t len = rs->text.len;
+    cJSON *o = event(rs, "response.output_text.done");
+    cJSON_AddStringToObject(o, "item_id", rs->msg_id);
+    cJSON_AddNumberToObject(o, "output_index", output_index(rs));
+    cJSON_AddNumberToObject(o, "content_index", 0);
+    cJSON_AddItemToObject(o, "text", srv_json_string(text, len));
+    emit(user, o);
+    cJSON *item = message_item(rs, status, text, len);
+    o = event(rs, "response.content_part.done");
+    cJSON_AddStringToObject(o, "item_id", rs->msg_id);
+    cJSON_AddNumberToObject(o, "output_index", output_index(rs));
+    cJSON_AddNumberToObject(o, "content_index", 0);
+    cJSON_AddItemToObject(
+        o, "part",
+        cJSON_Duplicate(cJSON_GetArrayItem(cJSON_GetObjectItem(item, "content"), 0), true));
+    emit(user, o);
+    o = event(rs, "response.output_item.done");
+    cJSON_AddNumberToObject(o, "output_index", output_index(rs));
+    cJSON_AddItemToObject(o, "item", cJSON_Duplicate(item, true));
+    emit(user, o);
+    cJSON_AddItemToArray(rs->items, item);
+    rs->msg_open = false;
+}
+
+void srv_resp_call(srv_resp_stream *rs, const srv_call_out *c, srv_emit_fn emit, void *user) {
+    close_message(rs, "completed", emit, user);
+    cJSON *item = call_item(c, "completed", true);
+    const char *item_id = cJSON_GetObjectItem(item, "id")->valuestring;
+    cJSON *o = event(rs, "response.output_item.added");
+    cJSON_AddNumberToObject(o, "output_index", output_index(rs));
+    cJSON_AddItemToObject(o, "item", call_item(c, "in_progress", false));
+    emit(user, o);
+    o = event(rs, "response.function_call_arguments.delta");
+    cJSON_AddStringToObject(o, "item_id", item_id);
+    cJSON_AddNumberToObject(o, "output_index", output_index(rs));
+    cJSON_AddStringToObject(o, "delta", c->arguments);
+    emit(user, o);
+    o = event(rs, "response.function_call_arguments.done");
+    cJSON_AddStringToObject(o, "item_id", item_id);
+    cJSON_AddNumberToObject(o, "output_index", output_index(rs));
+    cJSON_AddStringToObject(o, "arguments", c->arguments);
+    emit(user, o);
+    o = event(rs, "response.output_item.done");
+    cJSON_AddNumberToObject(o, "output_index", output_index(rs));
+    cJSON_AddItemToObject(o, "item", cJSON_Duplicate(item, true));
+    emit(user, o);
+    cJSON_AddItemToArray(rs->items, item);
+}
+
+/* The response's status for a finished job: incomplete when cut. */
+static const char *incomplete_reason(const srv_job *j, bool calls) {
+    return !calls && strcmp(srv_finish_reason(j), "stop") ? "max_output_tokens" : NULL;
+}
+
+void srv_resp_end(srv_resp_stream *rs, const srv_job *j, bool calls, srv_emit_fn emit, void *user) {
+    const char *why = incomplete_reason(j, calls);
+    close_message(rs, why ? "incomplete" : "completed", emit, user);
+    cJSON *o = event(rs, why ? "response.incomplete" : "response.completed");
+    cJSON_AddItemToObject(o, "response", response(rs, why ? "incomplete" : "completed", why, j));
+    emit(user, o);
+}
+
+void srv_resp_fail(srv_resp_stream *rs, const srv_error *e, srv_emit_fn emit, void *user) {
+    cJSON *o = event(rs, "response.failed"), *r = response(rs, "failed", NULL, NULL);
+    cJSON *err = cJSON_CreateObject();
+    cJSON_AddStringToObject(err, "code", e->code ? e->code : "server_error");
+    cJSON_AddStringToObject(err, "message", e->message);
+    cJSON_ReplaceItemInObjectCaseSensitive(r, "error", err);
+    cJSON_AddItemToObject(o, "response", r);
+    emit(user, o);
+}
+
+/* Collects events into nothing: the whole answer is built by the same steps. */
+static void drop(void *user, cJSON *event) {
+    (void)user;
+    cJSON_Delete(event);
+}
+
+char *srv_responses_response_json(const srv_gen *g, const srv_job *j) {
+    const srv_request *r = g->req;
+    srv_tool_reply t = {0};
+    const char *text = j->text ? j->text : "";
+    size_t len = j->text_len;
+    if (srv_tools_active(r)) {
+        const srv_tool_set set = srv_tool_set_of(r);
+        if (j->remote_calls ? !srv_tools_remote(&set, j, true, &t)
+                            : !srv_tools_parse_set(&set, text, len, true, &t))
+            return NULL;
+        text = t.content ? t.content : "";
+        len = t.content ? t.content_len : 0;
+    }
+    srv_resp_stream *rs = srv_resp_stream_new(r, g->model                  ? g->model
+                                                 : r->model && r->model[0] ? r->model
+                                                                           : g->local->id);
+    char *json = NULL;
+    if (rs) {
+        if (len || !t.n_calls) srv_resp_text(rs, text, len, drop, NULL);
+        for (int i = 0; i < t.n_calls; i++) srv_resp_call(rs, &t.calls[i], drop, NULL);
+        const char *why = incomplete_reason(j, t.n_calls > 0);
+        close_message(rs, why ? "incomplete" : "completed", drop, NULL);
+        cJSON *o = response(rs, why ? "incomplete" : "completed", why, j);
+        json = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+    }
+    srv_resp_stream_free(rs);
+    srv_tool_reply_free(&t);
+    return json;
+}
