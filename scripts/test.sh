@@ -9,13 +9,15 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 jobs=$(nproc)
 
-# The server tests also drive Hearth with the official openai npm client
-# (pinned: a newer major may drop the Node 18 Debian ships). Without it they
-# would skip that part, so a failed install stops here unless HEARTH_SKIP_NPM=1.
+# The server tests also drive Hearth with the official openai and Anthropic npm
+# clients (pinned: a newer major may drop the Node 18 Debian ships). Without
+# them they would skip that part, so a failed install stops here unless
+# HEARTH_SKIP_NPM=1.
 if [ "${HEARTH_SKIP_NPM:-0}" != 1 ]; then
-  if [ ! -d build/npm/node_modules/openai ]; then
-    npm install --prefix build/npm --no-audit --no-fund --loglevel=error openai@6.49.0 >/dev/null || {
-      echo "error: npm install openai failed (HEARTH_SKIP_NPM=1 runs the tests without it)" >&2
+  if [ ! -d build/npm/node_modules/openai ] || [ ! -d build/npm/node_modules/@anthropic-ai/sdk ]; then
+    npm install --prefix build/npm --no-audit --no-fund --loglevel=error \
+      openai@6.49.0 @anthropic-ai/sdk@1.12.0 >/dev/null || {
+      echo "error: npm install of the clients failed (HEARTH_SKIP_NPM=1 runs the tests without them)" >&2
       exit 1
     }
   fi

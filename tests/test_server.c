@@ -886,7 +886,7 @@ static void test_busy_and_disconnect(const char *model_path) {
 static void test_openai_node(test_server *sv) {
     char args[64];
     snprintf(args, sizeof args, "'http://127.0.0.1:%d/v1' sekrit", sv->port);
-    const int rc = test_node_script(HEARTH_SOURCE_DIR, "openai_client.mjs", args);
+    const int rc = test_node_script(HEARTH_SOURCE_DIR, "openai", "openai_client.mjs", args);
     CHECKF(rc <= 0, "openai_client.mjs failed (%d)", rc);
 }
 

@@ -10,7 +10,9 @@
  * input_json_delta); an assistant tool_use and a user tool_result in the
  * history reach the tier as OpenAI's tool_calls and tool message;
  * count_tokens counts what /v1/chat/completions evaluates; errors have
- * Anthropic's shape; x-api-key authenticates.
+ * Anthropic's shape; x-api-key authenticates. When node and the
+ * @anthropic-ai/sdk package are present, tests/server/anthropic_client.mjs
+ * checks the official SDK gets all of this (scripts/test.sh installs it).
  */
 #include "test.h"
 
@@ -312,6 +314,11 @@ int main(void) {
     local_text(&sv);
     tools(&sv, &fc);
     errors(&sv);
+    char node_args[128];
+    snprintf(node_args, sizeof node_args, "'http://127.0.0.1:%d' sekrit", sv.port);
+    const int rc =
+        test_node_script(HEARTH_SOURCE_DIR, "@anthropic-ai/sdk", "anthropic_client.mjs", node_args);
+    CHECKF(rc <= 0, "anthropic_client.mjs failed (%d)", rc);
     CHECK(test_server_stop(&sv) == 0);
     fake_cloud_stop(&fc);
     fixture_server_cleanup("test_server_anthropic", scratch, test_failures > 0);

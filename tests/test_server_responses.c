@@ -9,7 +9,9 @@
  * (streamed with its arguments events); function_call and
  * function_call_output items in the input reach the tier as OpenAI's
  * tool_calls and tool message; input_tokens counts what the chat
- * evaluates; previous_response_id and unsupported items are 400s.
+ * evaluates; previous_response_id and unsupported items are 400s. When
+ * node and the openai package are present, tests/server/openai_responses.mjs
+ * checks the official client's client.responses gets all of this.
  */
 #include "test.h"
 
@@ -272,6 +274,10 @@ int main(void) {
     local_text(&sv);
     tools(&sv, &fc);
     errors(&sv);
+    char node_args[128];
+    snprintf(node_args, sizeof node_args, "'http://127.0.0.1:%d/v1'", sv.port);
+    const int rc = test_node_script(HEARTH_SOURCE_DIR, "openai", "openai_responses.mjs", node_args);
+    CHECKF(rc <= 0, "openai_responses.mjs failed (%d)", rc);
     CHECK(test_server_stop(&sv) == 0);
     fake_cloud_stop(&fc);
     fixture_server_cleanup("test_server_responses", scratch, test_failures > 0);

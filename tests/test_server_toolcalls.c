@@ -248,7 +248,7 @@ static void check_forced(test_server *sv, const char *tmpl, int named) {
 static void run_node(int port) {
     char args[64];
     snprintf(args, sizeof args, "'http://127.0.0.1:%d/v1'", port);
-    const int rc = test_node_script(HEARTH_SOURCE_DIR, "openai_tools.mjs", args);
+    const int rc = test_node_script(HEARTH_SOURCE_DIR, "openai", "openai_tools.mjs", args);
     CHECKF(rc <= 0, "openai_tools.mjs failed (%d)", rc);
 }
 

@@ -478,10 +478,10 @@ static void *reaper_main(void *arg) {
                 next = now; /* the list may have changed meanwhile: look again */
                 break;
             }
-            if (!next || m->expires_ms < next) next = m->expires_ms;
+            if (next <= 0 || m->expires_ms < next) next = m->expires_ms;
         }
         if (next == now) continue;
-        const double wait = next ? next - now : 60e3;
+        const double wait = next > 0 ? next - now : 60e3;
         srv_wait_ms(&s->models_cv, &s->models_mu, wait > 60e3 ? 60000 : (int)wait + 1);
     }
     pthread_mutex_unlock(&s->models_mu);

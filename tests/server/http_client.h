@@ -177,12 +177,6 @@ static inline test_reply test_http(test_server *sv, const char *method, const ch
     return test_collect(sv, n);
 }
 
-/* Runs the node script source_dir/tests/server/<script> with args, using the
- * official openai package from $HEARTH_NODE_MODULES (default
- * source_dir/build/npm/node_modules). Returns the script's exit status (0:
- * its checks passed), or -1 when node or the package is missing - which
- * scripts/test.sh turns into a failure by setting
- * HEARTH_REQUIRE_OPENAI_CLIENT, so CI cannot skip it unnoticed. */
 /* The value of a /metrics line `name value` (-1: absent). */
 static inline long test_metric(test_server *sv, const char *name) {
     test_reply r = test_http(sv, "GET", "/metrics", NULL, NULL);
@@ -194,17 +188,23 @@ static inline long test_metric(test_server *sv, const char *name) {
     return v;
 }
 
-static inline int test_node_script(const char *source_dir, const char *script, const char *args) {
-    char mods[4096], probe[4200], cmd[9000];
+/* Runs the node script source_dir/tests/server/<script> with args, using an
+ * official client package (openai, @anthropic-ai/sdk) from
+ * $HEARTH_NODE_MODULES (default source_dir/build/npm/node_modules). Returns
+ * the script's exit status (0: its checks passed), or -1 when node or the
+ * package is missing - which scripts/test.sh turns into a failure by setting
+ * HEARTH_REQUIRE_OPENAI_CLIENT, so CI cannot skip it unnoticed. */
+static inline int test_node_script(const char *source_dir, const char *package, const char *script,
+                                   const char *args) {
+    char mods[4096], probe[4300], cmd[9000];
     const char *env = getenv("HEARTH_NODE_MODULES");
     snprintf(mods, sizeof mods, "%s", env ? env : "");
     if (!env) snprintf(mods, sizeof mods, "%s/build/npm/node_modules", source_dir);
-    snprintf(probe, sizeof probe, "%s/openai/package.json", mods);
+    snprintf(probe, sizeof probe, "%s/%s/package.json", mods, package);
     if (access(probe, R_OK) != 0 || system("node --version > /dev/null 2>&1") != 0) {
         const bool required = getenv("HEARTH_REQUIRE_OPENAI_CLIENT") != NULL;
-        printf("%s the openai npm client (%s): no node, or no %s (npm install --prefix build/npm "
-               "openai)\n",
-               required ? "FAILED: cannot run" : "skipping", script, probe);
+        printf("%s the %s npm client (%s): no node, or no %s (scripts/test.sh installs it)\n",
+               required ? "FAILED: cannot run" : "skipping", package, script, probe);
         return required ? 1 : -1;
     }
     snprintf(cmd, sizeof cmd, "HEARTH_NODE_MODULES='%s' node '%s/tests/server/%s' %s", mods,
