@@ -9,15 +9,10 @@
  *
  *   bench_grammar VOCAB.gguf [repeats]
  */
-#include "bench.h"
-#include "model/gguf.h"
+#include "bench_vocab.h"
 #include "sampling/gbnf.h"
-#include "tokenizer/tokenizer.h"
 
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 static const char *const json_g =
     "root   ::= object\n"
@@ -71,14 +66,13 @@ static smp_gramc *fresh(const smp_vocab *v, const char *grammar) {
 
 static bool feed(const tok_vocab *tv, smp_gramc *c, const char *text) {
     int32_t ids[512];
-    size_t n = 0;
-    if (tok_encode(tv, text, strlen(text), false, false, ids, 512, &n)) return false;
-    for (size_t k = 0; k < n; k++)
+    const int n = bench_tokens(tv, text, ids, 512);
+    for (int k = 0; k < n; k++)
         if (!smp_gramc_advance(c, ids[k])) {
             fprintf(stderr, "'%s': token %d refused\n", text, (int)ids[k]);
             return false;
         }
-    return true;
+    return n >= 0;
 }
 
 /* Per state: cold (a fresh constraint: empty tables, the mask from scratch)
@@ -107,42 +101,34 @@ static int state_bench(const tok_vocab *tv, const smp_vocab *v, int reps) {
 /* The document token by token, a mask before each, as a generation does. */
 static int doc_bench(const tok_vocab *tv, const smp_vocab *v, int reps) {
     int32_t ids[512];
-    size_t n = 0;
-    if (tok_encode(tv, doc, strlen(doc), false, false, ids, 512, &n)) return 1;
+    const int n = bench_tokens(tv, doc, ids, 512);
+    if (n < 0) return 1;
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         smp_gramc *c = fresh(v, json_g);
         if (!c) return 1;
         const double t0 = bench_now_s();
-        for (size_t k = 0; k < n; k++) {
+        for (int k = 0; k < n; k++) {
             int32_t n_allowed;
             const uint32_t *mask = smp_gramc_mask(c, &n_allowed);
             if (!mask || !(mask[ids[k] / 32] >> (ids[k] % 32) & 1) ||
                 !smp_gramc_advance(c, ids[k])) {
-                fprintf(stderr, "document token %zu (%d) refused\n", k, (int)ids[k]);
+                fprintf(stderr, "document token %d (%d) refused\n", k, (int)ids[k]);
                 return 1;
             }
         }
         best = fmin(best, (bench_now_s() - t0) * 1e3 / (double)n);
         smp_gramc_free(c);
     }
-    printf("json grammar, whole %zu-token document: %.3f ms per token (mask + advance)\n", n, best);
+    printf("json grammar, whole %d-token document: %.3f ms per token (mask + advance)\n", n, best);
     return 0;
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s VOCAB.gguf [repeats]\n", argv[0]);
-        return 2;
-    }
-    const int reps = argc > 2 ? atoi(argv[2]) : 5;
-    gguf_file *f = NULL;
+    int reps;
     tok_vocab *tv = NULL;
-    if (gguf_open(argv[1], &f) || tok_vocab_load(f, &tv)) {
-        fprintf(stderr, "%s: %s\n", argv[1], hearth_last_error());
-        return 1;
-    }
-    gguf_close(f);
+    const int rc_open = bench_vocab_open(argc, argv, 5, &tv, &reps);
+    if (rc_open) return rc_open;
     smp_vocab *v = NULL;
     if (smp_vocab_new(tok_n_vocab(tv), tok_piece_shown, tv, &v)) return 1;
     double compile = 1e30;

@@ -11,45 +11,28 @@
  *
  *   bench_json_mask VOCAB.gguf [repeats]
  */
-#include "model/gguf.h"
-#include "sampling/json_prefix.h"
+#include "bench_vocab.h"
 #include "sampling/json_schema.h"
-#include "tokenizer/tokenizer.h"
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#include <math.h>
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
+/* Output so far (and its schema: NULL for the table's) -> the state the
+ * next mask is computed in. */
+typedef struct state_case {
+    const char *name, *text, *schema;
+} state_case;
 
-/* JSON mode's constraint, as the sampler makes it: the schema
- * {"type":"object"}. NULL on failure. */
-static smp_schemac *json_mode(const smp_vocab *v) {
-    smp_schema *s = NULL;
-    smp_schemac *c = NULL;
-    if (smp_schema_json_object(&s) || smp_schemac_new(v, s, &c)) return NULL;
-    return c;
-}
-
-/* Output so far -> the state the next mask is computed in. */
-static const struct {
-    const char *name, *text;
-} states[] = {
-    {"start", ""},
-    {"after {", "{"},
-    {"in a key", "{\"na"},
-    {"after a key", "{\"name\""},
-    {"after :", "{\"name\":"},
-    {"in a string", "{\"name\": \"Ada Lovel"},
-    {"in a number", "{\"n\": 12"},
-    {"after a value", "{\"n\": [1, true"},
-    {"in \\u", "{\"s\": \"\\u00"},
-    {"in a literal", "{\"b\": fal"},
+static const state_case states[] = {
+    {"start", "", NULL},
+    {"after {", "{", NULL},
+    {"in a key", "{\"na", NULL},
+    {"after a key", "{\"name\"", NULL},
+    {"after :", "{\"name\":", NULL},
+    {"in a string", "{\"name\": \"Ada Lovel", NULL},
+    {"in a number", "{\"n\": 12", NULL},
+    {"after a value", "{\"n\": [1, true", NULL},
+    {"in \\u", "{\"s\": \"\\u00", NULL},
+    {"in a literal", "{\"b\": fal", NULL},
 };
 
 /* ---- JSON Schema ------------------------------------------------------------ */
@@ -74,9 +57,7 @@ static const char *const two_strings =
     "{\"anyOf\":[{\"type\":\"string\",\"maxLength\":30},{\"type\":\"string\",\"minLength\":"
     "2}]}";
 
-static const struct {
-    const char *name, *text, *schema;
-} schema_states[] = {
+static const state_case schema_states[] = {
     {"start", "", NULL},
     {"after {", "{", NULL},
     {"in a key", "{\"na", NULL},
@@ -102,141 +83,114 @@ static const char *const schema_doc =
     "at the university for twenty years.\", \"tags\": [\"a b\", \"\\u00e9t\xc3\xa9\"], "
     "\"pet\": {\"kind\": \"cat\", \"lives\": 9}, \"extra\": {\"k\": [1, 2.5, null]}}";
 
-/* Reaches text token by token in a fresh constraint (empty cache). */
+/* Reaches text token by token in a fresh constraint (empty cache) of the
+ * schema, JSON mode's (as the sampler makes it: {"type":"object"}) when
+ * NULL. */
 static smp_schemac *schema_at(const tok_vocab *tv, const smp_vocab *v, const char *text,
                               const char *schema_text) {
     smp_schema *s = NULL;
     smp_schemac *c = NULL;
-    if (smp_schema_compile(schema_text, &s) || smp_schemac_new(v, s, &c)) return NULL;
+    if (schema_text ? smp_schema_compile(schema_text, &s) : smp_schema_json_object(&s)) return NULL;
+    if (smp_schemac_new(v, s, &c)) return NULL;
     int32_t ids[256];
-    size_t n_ids = 0;
-    if (tok_encode(tv, text, strlen(text), false, false, ids, 256, &n_ids)) return NULL;
-    for (size_t k = 0; k < n_ids; k++)
-        if (!smp_schemac_advance(c, ids[k])) {
+    const int n_ids = bench_tokens(tv, text, ids, 256);
+    bool ok = n_ids >= 0;
+    for (int k = 0; ok && k < n_ids; k++)
+        if (!(ok = smp_schemac_advance(c, ids[k])))
             fprintf(stderr, "'%s': token %d refused\n", text, (int)ids[k]);
-            smp_schemac_free(c);
-            return NULL;
-        }
-    return c;
+    if (ok) return c;
+    smp_schemac_free(c);
+    return NULL;
 }
 
-static int schema_bench(const tok_vocab *tv, const smp_vocab *v, int reps) {
-    printf("\njson schema (%zu bytes):\n%-18s %8s %12s %12s\n", strlen(schema), "state", "allowed",
-           "walk ms", "cached ms");
-    double worst = 0;
-    for (size_t i = 0; i < sizeof schema_states / sizeof *schema_states; i++) {
+/* A mask from scratch (a fresh constraint) and cached in each state, the
+ * schema's where the case names none; the worst from scratch in *worst. */
+static int state_table(const tok_vocab *tv, const smp_vocab *v, const state_case *cases, size_t n,
+                       int width, const char *schema_text, int reps, double *worst) {
+    printf("%-*s %8s %12s %12s\n", width, "state", "allowed", "walk ms", "cached ms");
+    for (size_t i = 0; i < n; i++) {
         double best = 1e30, cached = 1e30;
         int32_t n_allowed = 0;
         for (int r = 0; r < reps; r++) {
-            smp_schemac *c = schema_at(tv, v, schema_states[i].text,
-                                       schema_states[i].schema ? schema_states[i].schema : schema);
+            smp_schemac *c =
+                schema_at(tv, v, cases[i].text, cases[i].schema ? cases[i].schema : schema_text);
             if (!c) return 1;
-            double t0 = now_ms();
+            double t0 = bench_now_s();
             smp_schemac_mask(c, &n_allowed);
-            double ms = now_ms() - t0;
-            best = ms < best ? ms : best;
-            t0 = now_ms();
+            best = fmin(best, (bench_now_s() - t0) * 1e3);
+            t0 = bench_now_s();
             smp_schemac_mask(c, &n_allowed);
-            ms = now_ms() - t0;
-            cached = ms < cached ? ms : cached;
+            cached = fmin(cached, (bench_now_s() - t0) * 1e3);
             smp_schemac_free(c);
         }
-        worst = best > worst ? best : worst;
-        printf("%-18s %8d %12.3f %12.4f\n", schema_states[i].name, (int)n_allowed, best, cached);
+        *worst = fmax(*worst, best);
+        printf("%-*s %8d %12.3f %12.4f\n", width, cases[i].name, (int)n_allowed, best, cached);
     }
+    return 0;
+}
+
+static int schema_bench(const tok_vocab *tv, const smp_vocab *v, int reps) {
+    printf("\njson schema (%zu bytes):\n", strlen(schema));
+    double worst = 0;
+    if (state_table(tv, v, schema_states, sizeof schema_states / sizeof *schema_states, 18, schema,
+                    reps, &worst))
+        return 1;
     /* A whole document token by token, the cache kept: what generation pays. */
     int32_t ids[512];
-    size_t n_ids = 0;
-    if (tok_encode(tv, schema_doc, strlen(schema_doc), false, false, ids, 512, &n_ids)) return 1;
+    const int n_ids = bench_tokens(tv, schema_doc, ids, 512);
+    if (n_ids < 0) return 1;
     double best_total = 1e30, best_max = 1e30;
     for (int r = 0; r < reps; r++) {
         smp_schemac *c = schema_at(tv, v, "", schema);
         if (!c) return 1;
         double total = 0, mx = 0;
-        for (size_t k = 0; k <= n_ids; k++) {
+        for (int k = 0; k <= n_ids; k++) {
             int32_t n_allowed;
-            const double t0 = now_ms();
+            const double t0 = bench_now_s();
             smp_schemac_mask(c, &n_allowed);
-            const double ms = now_ms() - t0;
+            const double ms = (bench_now_s() - t0) * 1e3;
             total += ms;
-            mx = ms > mx ? ms : mx;
+            mx = fmax(mx, ms);
             if (k < n_ids && !smp_schemac_advance(c, ids[k])) return 1;
         }
         if (!smp_schemac_done(c)) return 1;
-        best_total = total < best_total ? total : best_total;
-        best_max = mx < best_max ? mx : best_max;
+        best_total = fmin(best_total, total);
+        best_max = fmin(best_max, mx);
         smp_schemac_free(c);
     }
-    printf("document of %zu tokens, masks token by token (cache kept): %.3f ms per token "
+    printf("document of %d tokens, masks token by token (cache kept): %.3f ms per token "
            "(worst %.3f ms), compile + masks %.1f ms in all\n",
            n_ids, best_total / (double)(n_ids + 1), best_max, best_total);
     double best_compile = 1e30;
     for (int r = 0; r < reps; r++) {
-        const double t0 = now_ms();
+        const double t0 = bench_now_s();
         smp_schema *s = NULL;
         if (smp_schema_compile(schema, &s)) return 1;
         smp_schema_free(s);
-        const double ms = now_ms() - t0;
-        best_compile = ms < best_compile ? ms : best_compile;
+        best_compile = fmin(best_compile, (bench_now_s() - t0) * 1e3);
     }
     printf("schema compile: %.3f ms; worst state from scratch: %.3f ms\n", best_compile, worst);
     return 0;
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s VOCAB.gguf [repeats]\n", argv[0]);
-        return 2;
-    }
-    const int reps = argc > 2 ? atoi(argv[2]) : 20;
-    gguf_file *f = NULL;
+    int reps;
     tok_vocab *tv = NULL;
-    if (gguf_open(argv[1], &f) || tok_vocab_load(f, &tv)) {
-        fprintf(stderr, "%s: %s\n", argv[1], hearth_last_error());
-        return 1;
-    }
-    gguf_close(f);
+    const int rc_open = bench_vocab_open(argc, argv, 20, &tv, &reps);
+    if (rc_open) return rc_open;
     const int n_vocab = tok_n_vocab(tv);
     smp_vocab *v = NULL;
     double best_build = 1e30;
     for (int r = 0; r < 5; r++) {
         smp_vocab_free(v);
-        const double t0 = now_ms();
+        const double t0 = bench_now_s();
         if (smp_vocab_new(n_vocab, tok_piece_shown, tv, &v)) return 1;
-        const double ms = now_ms() - t0;
-        best_build = ms < best_build ? ms : best_build;
+        best_build = fmin(best_build, (bench_now_s() - t0) * 1e3);
     }
     printf("%s: %d tokens; table built in %.2f ms (best of 5)\n", argv[1], n_vocab, best_build);
-    printf("%-16s %8s %12s %12s\n", "state", "allowed", "walk ms", "cached ms");
-    for (size_t i = 0; i < sizeof states / sizeof *states; i++) {
-        double best = 1e30, cached = 1e30;
-        int32_t n_allowed = 0;
-        for (int r = 0; r < reps; r++) {
-            smp_schemac *c = json_mode(v); /* a fresh constraint: an empty cache */
-            if (!c) return 1;
-            /* reach the state through the tokenizer's tokens for the text */
-            int32_t ids[64];
-            size_t n_ids = 0;
-            if (tok_encode(tv, states[i].text, strlen(states[i].text), false, false, ids, 64,
-                           &n_ids))
-                return 1;
-            for (size_t k = 0; k < n_ids; k++)
-                if (!smp_schemac_advance(c, ids[k])) {
-                    fprintf(stderr, "'%s': token %d refused\n", states[i].text, (int)ids[k]);
-                    return 1;
-                }
-            double t0 = now_ms();
-            smp_schemac_mask(c, &n_allowed);
-            double ms = now_ms() - t0;
-            best = ms < best ? ms : best;
-            t0 = now_ms();
-            smp_schemac_mask(c, &n_allowed);
-            ms = now_ms() - t0;
-            cached = ms < cached ? ms : cached;
-            smp_schemac_free(c);
-        }
-        printf("%-16s %8d %12.3f %12.4f\n", states[i].name, (int)n_allowed, best, cached);
-    }
+    double worst = 0;
+    if (state_table(tv, v, states, sizeof states / sizeof *states, 16, NULL, reps, &worst))
+        return 1;
     /* A draw with and without the constraint (its mask cached, as in most
      * steps): default chain, random logits. */
     float *logits = malloc((size_t)n_vocab * sizeof *logits);
@@ -253,18 +207,16 @@ int main(int argc, char **argv) {
         smp_sampler *s = NULL;
         if (smp_new(n_vocab, &p, &s)) return 1;
         int32_t ids[64];
-        size_t n_ids = 0;
-        const char *in_string = "{\"name\": \"Ada";
-        if (tok_encode(tv, in_string, strlen(in_string), false, false, ids, 64, &n_ids)) return 1;
-        for (size_t k = 0; json && k < n_ids; k++)
+        const int n_ids = bench_tokens(tv, "{\"name\": \"Ada", ids, 64);
+        if (n_ids < 0) return 1;
+        for (int k = 0; json && k < n_ids; k++)
             if (smp_advance(s, ids[k])) return 1;
         double best = 1e30;
         for (int r = 0; r < reps * 5; r++) {
-            const double t0 = now_ms();
+            const double t0 = bench_now_s();
             const int32_t id = smp_sample(s, logits);
-            const double ms = now_ms() - t0;
+            best = fmin(best, (bench_now_s() - t0) * 1e3);
             if (id < 0) return 1;
-            best = ms < best ? ms : best;
         }
         printf("draw (default chain) %s: %.3f ms\n",
                json ? "json mode in a string, mask cached" : "free text", best);

@@ -3,14 +3,11 @@
  * tokens may come next so that the output stays a prefix of a text of the
  * grammar (the recognizer is gbnf_match.c).
  *
- * A mask is one walk over the tokens sorted by their bytes (vocab_bytes.h's
- * `all` order), as json_schema_mask.c does: prefix[d] is the recognizer's
- * state after the first d bytes of the current token, a token feeds only the
- * bytes after the prefix it shares with the one before, and every token
- * sharing a refused prefix is skipped. States are ids and transitions are
- * memoized by the recognizer, so a step of the walk is mostly one table
- * look-up; masks are cached by state (16), since loops of a grammar (the
- * characters of a string, items of a list) come back to the same states.
+ * A mask is one walk over the tokens sorted by their bytes, with masks
+ * cached by state (mask_walk.h, shared with json_schema_mask.c). States
+ * are ids and transitions are memoized by the recognizer, so a step of the
+ * walk is mostly one table look-up; the grammar's loops (the characters of
+ * a string, items of a list) come back to the same states.
  *
  * Loops: in a state S that every character of some classes leads back to
  * (inside a string, a free line), every token made of those characters is
@@ -20,39 +17,24 @@
  * (no literal above U+007F, every class holding all or none of them);
  * each token carries the set of its characters' classes (bit 63: bytes
  * that are not whole characters of a class), in walk order, and S's loop
- * classes are found with one character per class. Such tokens are skipped
- * by the walk (which then keeps, as the prefix it may reuse, the smallest
- * shared prefix since the last token it read): in a string that is nearly
- * every token.
+ * classes are found with one character per class. The walk skips such
+ * tokens (mask_walk.h): in a string that is nearly every token.
  *
  * The recognizer's tables are flushed when they are more than half full
  * before a walk, or when one fills during a walk (the walk then starts
  * again once on empty tables, and fails with an error if they fill again).
  */
 #include "gbnf.h"
-#include "vocab_bytes.h"
+#include "mask_walk.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { GC_CACHE = 16 };
-
-typedef struct gc_entry {
-    uint32_t state;
-    bool valid;
-    uint64_t used;
-    int32_t n_allowed;
-    uint32_t *mask; /* [n_words] */
-} gc_entry;
-
 struct smp_gramc {
-    const smp_vocab *v;
+    smp_mask_core mc; /* prefix states: uint32_t ids */
     smp_grammar *g;
     gbnf_m *m;
     uint32_t state;
-    uint32_t *prefix; /* [max_len + 1] */
-    gc_entry cache[GC_CACHE];
-    uint64_t clock;
     int32_t n_over;
     uint64_t *sig;    /* [v->all.n] classes of each token's bytes; NULL: loops are off */
     uint8_t cls[128]; /* the class of each ASCII byte */
@@ -144,7 +126,7 @@ static uint32_t utf8_char(const uint8_t *p, uint32_t n) {
 /* Each token's classes, in walk order; left off (NULL) when the grammar has
  * too many classes or there is no memory (a speed-up only). */
 static void token_classes(smp_gramc *c) {
-    const smp_vocab *v = c->v;
+    const smp_vocab *v = c->mc.v;
     if (!byte_classes(c) || v->all.n == 0) return;
     c->sig = malloc((size_t)v->all.n * sizeof *c->sig);
     if (!c->sig) return;
@@ -173,7 +155,23 @@ static void token_classes(smp_gramc *c) {
 /* Keeps the current state only; every cached mask goes with the others. */
 void smp_gramc_flush(smp_gramc *c) {
     c->state = gbnf_m_flush(c->m, c->state);
-    for (int i = 0; i < GC_CACHE; i++) c->cache[i].valid = false;
+    smp_mask_core_forget(&c->mc);
+}
+
+/* The walk's feed (mask_walk.h): prefix states are state ids. */
+static uint32_t feed(void *ctx, uint32_t d, const uint8_t *p, uint32_t len) {
+    smp_gramc *c = ctx;
+    uint32_t *prefix = c->mc.prefix;
+    for (; d < len; d++) {
+        const uint32_t r = gbnf_m_step(c->m, prefix[d], p[d]);
+        if (r == GBNF_FULL) return SMP_WALK_ABORT;
+        if (r == GBNF_DEAD || r == GBNF_OVER) {
+            c->n_over += r == GBNF_OVER;
+            break;
+        }
+        prefix[d + 1] = r;
+    }
+    return d;
 }
 
 hearth_err smp_gramc_new(const smp_vocab *v, smp_grammar *g, smp_gramc **out) {
@@ -182,16 +180,9 @@ hearth_err smp_gramc_new(const smp_vocab *v, smp_grammar *g, smp_gramc **out) {
         smp_grammar_free(g);
         return HEARTH_ERR_NOMEM;
     }
-    c->v = v;
     c->g = g;
     hearth_err err = gbnf_m_new(g, &c->m);
-    if (!err) {
-        c->prefix = malloc(((size_t)v->max_len + 1) * sizeof *c->prefix);
-        bool ok = c->prefix != NULL;
-        for (int i = 0; i < GC_CACHE && ok; i++)
-            ok = (c->cache[i].mask = malloc(v->n_words * sizeof(uint32_t))) != NULL;
-        if (!ok) err = hr_fail(HEARTH_ERR_NOMEM, "grammar: out of memory for the token masks");
-    }
+    if (!err) err = smp_mask_core_init(&c->mc, v, sizeof c->state, sizeof c->state, "grammar");
     if (err) {
         smp_gramc_free(c);
         return err;
@@ -204,8 +195,7 @@ hearth_err smp_gramc_new(const smp_vocab *v, smp_grammar *g, smp_gramc **out) {
 
 void smp_gramc_free(smp_gramc *c) {
     if (!c) return;
-    for (int i = 0; i < GC_CACHE; i++) free(c->cache[i].mask);
-    free(c->prefix);
+    smp_mask_core_fini(&c->mc);
     free(c->sig);
     gbnf_m_free(c->m);
     smp_grammar_free(c->g);
@@ -245,105 +235,35 @@ static uint64_t loop_classes(smp_gramc *c, bool *full) {
     return a;
 }
 
-/* The walk over the sorted tokens; -1 when the recognizer's tables filled.
- * `lcp` is the prefix the token shares with the last one read: the
- * smallest `shared` since then (tokens skipped as loops are not read). */
-static int32_t walk(smp_gramc *c, uint32_t *mask) {
-    const smp_vocab *v = c->v;
-    const walk_order *o = &v->all;
-    uint32_t *prefix = c->prefix;
-    bool full = false;
-    const uint64_t loops = loop_classes(c, &full);
-    if (full) return -1;
-    prefix[0] = c->state;
-    uint32_t bad = 0, lcp = 0;
-    int32_t n_allowed = 0;
-    for (int32_t k = 0; k < o->n; k++) {
-        const uint32_t shared = o->shared[k];
-        lcp = shared < lcp ? shared : lcp;
-        if (bad && lcp >= bad) continue; /* no loop token has the refused prefix */
-        const int32_t id = o->id[k];
-        if (loops && !(c->sig[k] & ~loops)) {
-            mask[id / 32] |= 1u << (id % 32);
-            n_allowed++;
-            continue;
-        }
-        const uint8_t *p = v->bytes + v->off[id];
-        const uint32_t len = v->off[id + 1] - v->off[id];
-        bad = 0;
-        uint32_t d = lcp;
-        lcp = UINT32_MAX;
-        for (; d < len; d++) {
-            const uint32_t r = gbnf_m_step(c->m, prefix[d], p[d]);
-            if (r == GBNF_FULL) return -1;
-            if (r == GBNF_DEAD || r == GBNF_OVER) {
-                c->n_over += r == GBNF_OVER;
-                break;
-            }
-            prefix[d + 1] = r;
-        }
-        if (d < len) {
-            bad = d + 1;
-            continue;
-        }
-        mask[id / 32] |= 1u << (id % 32);
-        n_allowed++;
+/* The mask of the current state (smp_mask_fn); when the recognizer's
+ * tables fill during the walk, once more on empty ones. */
+static int32_t compute_mask(void *ctx, uint32_t *mask) {
+    smp_gramc *c = ctx;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (attempt) smp_gramc_flush(c);
+        c->n_over = 0;
+        const bool can_end = gbnf_m_can_end(c->m, c->state);
+        const int32_t n_eog = smp_mask_start(c->mc.v, mask, can_end);
+        if (can_end && gbnf_m_done(c->m, c->state)) return n_eog;
+        bool full = false;
+        const uint64_t loops = loop_classes(c, &full);
+        ((uint32_t *)c->mc.prefix)[0] = c->state;
+        const int32_t n =
+            full ? -1 : smp_mask_walk(c->mc.v, &c->mc.v->all, feed, c, c->sig, loops, mask);
+        if (n >= 0) return n + n_eog;
     }
-    return n_allowed;
-}
-
-static int32_t compute_mask(smp_gramc *c, uint32_t *mask) {
-    const smp_vocab *v = c->v;
-    const size_t bytes = v->n_words * sizeof *mask;
-    c->n_over = 0;
-    if (gbnf_m_can_end(c->m, c->state)) {
-        memcpy(mask, v->eog, bytes);
-        if (gbnf_m_done(c->m, c->state)) return v->n_eog;
-    } else {
-        memset(mask, 0, bytes);
-    }
-    const int32_t n = walk(c, mask);
-    if (n < 0) return -1;
-    return n + (gbnf_m_can_end(c->m, c->state) ? v->n_eog : 0);
+    hr_fail(HEARTH_ERR_UNSUPPORTED, "grammar: the next token's mask needs more recognizer states "
+                                    "than fit (the grammar is too ambiguous here)");
+    return -1;
 }
 
 const uint32_t *smp_gramc_mask(smp_gramc *c, int32_t *n_allowed) {
-    c->clock++;
     if (gbnf_m_crowded(c->m)) smp_gramc_flush(c);
-    gc_entry *e = NULL, *oldest = &c->cache[0];
-    for (int i = 0; i < GC_CACHE; i++) {
-        gc_entry *x = &c->cache[i];
-        if (x->valid && x->state == c->state) {
-            e = x;
-            break;
-        }
-        if (!x->valid || (oldest->valid && x->used < oldest->used)) oldest = x;
-    }
-    if (!e) {
-        e = oldest;
-        e->valid = false;
-        int32_t n = compute_mask(c, e->mask);
-        if (n < 0) { /* the tables filled during the walk: once more on empty ones */
-            smp_gramc_flush(c);
-            n = compute_mask(c, e->mask);
-        }
-        if (n < 0) {
-            hr_fail(HEARTH_ERR_UNSUPPORTED,
-                    "grammar: the next token's mask needs more recognizer states than fit "
-                    "(the grammar is too ambiguous here)");
-            return NULL;
-        }
-        e->state = c->state;
-        e->n_allowed = n;
-        e->valid = true;
-    }
-    e->used = c->clock;
-    *n_allowed = e->n_allowed;
-    return e->mask;
+    return smp_mask_get(&c->mc, &c->state, sizeof c->state, compute_mask, c, n_allowed);
 }
 
 bool smp_gramc_advance(smp_gramc *c, int32_t id) {
-    const smp_vocab *v = c->v;
+    const smp_vocab *v = c->mc.v;
     if (id < 0 || id >= v->n_vocab) return false;
     if (smp_bit(v->eog, id)) return gbnf_m_can_end(c->m, c->state);
     const uint32_t len = v->off[id + 1] - v->off[id];
