@@ -296,16 +296,9 @@ int main(void) {
     REQUIRE(model_path);
     fake_cloud fc = {0};
     REQUIRE(fake_cloud_start(&fc));
-    char cfg[700], json[2048];
+    char cfg[700];
     snprintf(cfg, sizeof cfg, "%s/gateway.json", scratch);
-    snprintf(json, sizeof json,
-             "{\"tiers\":[{\"name\":\"oa\",\"kind\":\"openai\",\"base_url\":"
-             "\"http://127.0.0.1:%d\",\"model\":\"tools\",\"retries\":0},{\"name\":\"an\","
-             "\"kind\":\"anthropic\",\"base_url\":\"http://127.0.0.1:%d\",\"model\":\"tools\","
-             "\"retries\":0},{\"name\":\"echo\",\"kind\":\"openai\",\"base_url\":"
-             "\"http://127.0.0.1:%d\",\"model\":\"tools-echo\",\"retries\":0}]}",
-             fc.port, fc.port, fc.port);
-    REQUIRE(test_write_file(cfg, json, strlen(json)));
+    REQUIRE(fake_cloud_tools_config(&fc, cfg));
     char args[1024];
     snprintf(args, sizeof args, "-t 1 --chat-template qwen3 -c 3072 --api-key sekrit --config '%s'",
              cfg);

@@ -31,6 +31,7 @@
  * ignored: metadata, service_tier, thinking (no thinking blocks come back),
  * cache_control on blocks.
  */
+#include "request_impl.h"
 #include "server.h"
 #include "tools.h"
 
@@ -38,11 +39,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-static const cJSON *field(const cJSON *o, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return v && !cJSON_IsNull(v) ? v : NULL;
-}
 
 /* ---- the request -------------------------------------------------------------- */
 
@@ -57,7 +53,7 @@ static bool text_of(const cJSON *v, const char *name, char **out, srv_error *e) 
     gw_buf b = {0};
     int k = 0;
     for (const cJSON *blk = v->child; blk; blk = blk->next, k++) {
-        const cJSON *type = field(blk, "type"), *text = field(blk, "text");
+        const cJSON *type = srv_req_field(blk, "type"), *text = srv_req_field(blk, "text");
         if (!cJSON_IsString(type) || strcmp(type->valuestring, "text") || !cJSON_IsString(text)) {
             gw_buf_free(&b);
             return srv_fail(e, 400, name, NULL, "%s[%d] must be a text block", name, k);
@@ -81,12 +77,13 @@ static bool translate_blocks(const cJSON *content, bool assistant, int i, cJSON 
     int k = 0;
     for (const cJSON *blk = content->child; ok && blk; blk = blk->next, k++) {
         snprintf(name, sizeof name, "messages[%d].content[%d]", i, k);
-        const cJSON *type = field(blk, "type");
+        const cJSON *type = srv_req_field(blk, "type");
         const char *t = cJSON_IsString(type) ? type->valuestring : "";
-        if (!strcmp(t, "text") && cJSON_IsString(field(blk, "text"))) {
-            gw_buf_puts(&text, field(blk, "text")->valuestring);
+        if (!strcmp(t, "text") && cJSON_IsString(srv_req_field(blk, "text"))) {
+            gw_buf_puts(&text, srv_req_field(blk, "text")->valuestring);
         } else if (!strcmp(t, "tool_use") && assistant) {
-            const cJSON *id = field(blk, "id"), *fn = field(blk, "name"), *in = field(blk, "input");
+            const cJSON *id = srv_req_field(blk, "id"), *fn = srv_req_field(blk, "name"),
+                        *in = srv_req_field(blk, "input");
             if (!cJSON_IsString(id) || !cJSON_IsString(fn) || (in && !cJSON_IsObject(in))) {
                 ok = srv_fail(e, 400, name, NULL,
                               "'%s' must have a string id and name and an object input", name);
@@ -102,7 +99,8 @@ static bool translate_blocks(const cJSON *content, bool assistant, int i, cJSON 
             cJSON_AddItemToArray(calls, c);
             free(args);
         } else if (!strcmp(t, "tool_result") && !assistant) {
-            const cJSON *id = field(blk, "tool_use_id"), *body = field(blk, "content");
+            const cJSON *id = srv_req_field(blk, "tool_use_id"),
+                        *body = srv_req_field(blk, "content");
             char *result = NULL;
             if (!cJSON_IsString(id)) {
                 ok = srv_fail(e, 400, name, NULL, "'%s' needs a string tool_use_id", name);
@@ -142,7 +140,7 @@ static bool translate_blocks(const cJSON *content, bool assistant, int i, cJSON 
 
 static bool translate_messages(const cJSON *root, cJSON *out, srv_error *e) {
     cJSON *msgs = cJSON_AddArrayToObject(out, "messages");
-    const cJSON *sys = field(root, "system"), *in = field(root, "messages");
+    const cJSON *sys = srv_req_field(root, "system"), *in = srv_req_field(root, "messages");
     if (sys) {
         char *text = NULL;
         if (!text_of(sys, "system", &text, e)) return false;
@@ -158,7 +156,7 @@ static bool translate_messages(const cJSON *root, cJSON *out, srv_error *e) {
     for (const cJSON *m = in->child; m; m = m->next, i++) {
         char name[48];
         snprintf(name, sizeof name, "messages[%d]", i);
-        const cJSON *role = field(m, "role"), *content = field(m, "content");
+        const cJSON *role = srv_req_field(m, "role"), *content = srv_req_field(m, "content");
         const bool user = cJSON_IsString(role) && !strcmp(role->valuestring, "user");
         if (!user && !(cJSON_IsString(role) && !strcmp(role->valuestring, "assistant")))
             return srv_fail(e, 400, name, NULL, "'%s.role' must be \"user\" or \"assistant\"",
@@ -179,15 +177,16 @@ static bool translate_messages(const cJSON *root, cJSON *out, srv_error *e) {
 }
 
 static bool translate_tools(const cJSON *root, cJSON *out, srv_error *e) {
-    const cJSON *tools = field(root, "tools"), *choice = field(root, "tool_choice");
+    const cJSON *tools = srv_req_field(root, "tools"), *choice = srv_req_field(root, "tool_choice");
     if (tools) {
         if (!cJSON_IsArray(tools))
             return srv_fail(e, 400, "tools", NULL, "'tools' must be an array");
         cJSON *a = cJSON_AddArrayToObject(out, "tools");
         int k = 0;
         for (const cJSON *t = tools->child; t; t = t->next, k++) {
-            const cJSON *type = field(t, "type"), *name = field(t, "name");
-            const cJSON *desc = field(t, "description"), *schema = field(t, "input_schema");
+            const cJSON *type = srv_req_field(t, "type"), *name = srv_req_field(t, "name");
+            const cJSON *desc = srv_req_field(t, "description"),
+                        *schema = srv_req_field(t, "input_schema");
             if (type && !(cJSON_IsString(type) && !strcmp(type->valuestring, "custom")))
                 return srv_fail(e, 400, "tools", NULL,
                                 "tools[%d]: server tools ('%.40s') are not supported", k,
@@ -205,8 +204,8 @@ static bool translate_tools(const cJSON *root, cJSON *out, srv_error *e) {
         }
     }
     if (!choice) return true;
-    const cJSON *type = field(choice, "type"), *name = field(choice, "name");
-    const cJSON *serial = field(choice, "disable_parallel_tool_use");
+    const cJSON *type = srv_req_field(choice, "type"), *name = srv_req_field(choice, "name");
+    const cJSON *serial = srv_req_field(choice, "disable_parallel_tool_use");
     const char *t = cJSON_IsString(type) ? type->valuestring : "";
     if (!strcmp(t, "auto") || !strcmp(t, "none") || !strcmp(t, "any")) {
         cJSON_AddStringToObject(out, "tool_choice", !strcmp(t, "any") ? "required" : t);
@@ -230,7 +229,7 @@ char *srv_anthropic_translate(const char *body, size_t len, bool count_only, srv
         return NULL;
     }
     cJSON *root = cJSON_ParseWithLength(body, len), *out = cJSON_CreateObject();
-    const cJSON *model = field(root, "model"), *max = field(root, "max_tokens");
+    const cJSON *model = srv_req_field(root, "model"), *max = srv_req_field(root, "max_tokens");
     bool ok = out != NULL;
     if (!cJSON_IsObject(root))
         ok = srv_fail(e, 400, NULL, NULL, "the body must be a JSON object");
@@ -243,9 +242,10 @@ char *srv_anthropic_translate(const char *body, size_t len, bool count_only, srv
         if (max) cJSON_AddItemToObject(out, "max_tokens", cJSON_Duplicate(max, false));
         static const char *const same[] = {"temperature", "top_p", "top_k", "stream"};
         for (size_t i = 0; i < sizeof same / sizeof *same; i++)
-            if (field(root, same[i]))
-                cJSON_AddItemToObject(out, same[i], cJSON_Duplicate(field(root, same[i]), false));
-        const cJSON *stop = field(root, "stop_sequences");
+            if (srv_req_field(root, same[i]))
+                cJSON_AddItemToObject(out, same[i],
+                                      cJSON_Duplicate(srv_req_field(root, same[i]), false));
+        const cJSON *stop = srv_req_field(root, "stop_sequences");
         if (stop) cJSON_AddItemToObject(out, "stop", cJSON_Duplicate(stop, true));
         ok = translate_messages(root, out, e) && translate_tools(root, out, e);
     }
@@ -260,15 +260,7 @@ char *srv_anthropic_translate(const char *body, size_t len, bool count_only, srv
 static bool parse(srv_exchange *x, bool count_only, srv_request *r) {
     srv_error e;
     char *body = srv_anthropic_translate(x->body, x->body_len, count_only, &e);
-    const bool ok = body && srv_parse_request(SRV_CHAT, body, strlen(body), r, &e);
-    free(body);
-    if (!ok) {
-        srv_respond_error(x, &e);
-        return false;
-    }
-    r->dialect = SRV_DIALECT_ANTHROPIC;
-    r->t0_ms = x->t0_ms;
-    return true;
+    return srv_parse_translated(x, body, &e, SRV_DIALECT_ANTHROPIC, r);
 }
 
 void srv_handle_anthropic_messages(srv_exchange *x) {
@@ -278,20 +270,11 @@ void srv_handle_anthropic_messages(srv_exchange *x) {
 
 void srv_handle_anthropic_count(srv_exchange *x) {
     srv_request r;
-    if (!parse(x, true, &r)) return;
-    srv_error e;
-    int32_t *ids = NULL;
     int n = 0;
-    const srv_model *m = srv_model_use(x, r.model);
-    if (m && srv_chat_prompt(m, &r, &ids, &n, NULL, &e)) {
-        char *json = malloc(48);
-        if (json) snprintf(json, 48, "{\"input_tokens\":%d}", n);
-        srv_respond_json(x, 200, json);
-    } else if (m) {
-        srv_respond_error(x, &e);
-    }
-    free(ids);
-    srv_request_free(&r);
+    if (!parse(x, true, &r) || !srv_chat_count(x, &r, &n)) return;
+    char *json = malloc(48);
+    if (json) snprintf(json, 48, "{\"input_tokens\":%d}", n);
+    srv_respond_json(x, 200, json);
 }
 
 /* ---- the answer ---------------------------------------------------------------- */
@@ -356,17 +339,10 @@ void srv_anthropic_id(char *out, size_t cap) {
 
 char *srv_anthropic_response_json(const srv_gen *g, const srv_job *j) {
     const srv_request *r = g->req;
-    srv_tool_reply t = {0};
-    const char *text = j->text ? j->text : "";
-    size_t len = j->text_len;
-    if (srv_tools_active(r)) {
-        const srv_tool_set set = srv_tool_set_of(r);
-        if (j->remote_calls ? !srv_tools_remote(&set, j, true, &t)
-                            : !srv_tools_parse_set(&set, text, len, true, &t))
-            return NULL;
-        text = t.content ? t.content : "";
-        len = t.content ? t.content_len : 0;
-    }
+    srv_tool_reply t;
+    if (!srv_job_reply(r, j, &t)) return NULL;
+    const char *text = t.content ? t.content : "";
+    const size_t len = t.content ? t.content_len : 0;
     char id[64];
     srv_anthropic_id(id, sizeof id);
     cJSON *o = srv_anthropic_message(g->local, r, g->model, id);

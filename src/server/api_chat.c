@@ -186,6 +186,30 @@ void srv_chat_route(srv_exchange *x, srv_request *r) {
     srv_request_free(r);
 }
 
+bool srv_parse_translated(srv_exchange *x, char *body, srv_error *e, srv_dialect d,
+                          srv_request *r) {
+    const bool ok = body && srv_parse_request(SRV_CHAT, body, strlen(body), r, e);
+    free(body);
+    if (!ok) {
+        srv_respond_error(x, e);
+        return false;
+    }
+    r->dialect = d;
+    r->t0_ms = x->t0_ms;
+    return true;
+}
+
+bool srv_chat_count(srv_exchange *x, srv_request *r, int *n) {
+    srv_error e;
+    int32_t *ids = NULL;
+    const srv_model *m = srv_model_use(x, r->model);
+    const bool ok = m && srv_chat_prompt(m, r, &ids, n, NULL, &e);
+    if (m && !ok) srv_respond_error(x, &e);
+    free(ids);
+    srv_request_free(r);
+    return ok;
+}
+
 void srv_handle_chat(srv_exchange *x) {
     srv_request r;
     srv_error e;

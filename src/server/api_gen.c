@@ -181,16 +181,26 @@ cJSON *srv_json_string(const char *text, size_t len) {
     return s;
 }
 
+bool srv_job_reply(const srv_request *r, const srv_job *j, srv_tool_reply *t) {
+    const char *text = j->text ? j->text : "";
+    if (srv_tools_active(r)) {
+        const srv_tool_set set = srv_tool_set_of(r);
+        return j->remote_calls ? srv_tools_remote(&set, j, true, t)
+                               : srv_tools_parse_set(&set, text, j->text_len, true, t);
+    }
+    *t = (srv_tool_reply){.content = malloc(j->text_len + 1), .content_len = j->text_len};
+    if (!t->content) return false;
+    memcpy(t->content, text, j->text_len);
+    t->content[j->text_len] = '\0';
+    return true;
+}
+
 /* The chat message of a reply to a request with tools: content (null when
- * there is none beside calls) and tool_calls, parsed from the local model's
- * text or, for a remote tier's answer, its calls as they came. False when
+ * there is none beside calls) and tool_calls (srv_job_reply). False when
  * out of memory. */
 static bool tool_message(cJSON *msg, const srv_request *r, const srv_job *j, bool *calls) {
     srv_tool_reply t;
-    const srv_tool_set set = srv_tool_set_of(r);
-    if (j->remote_calls ? !srv_tools_remote(&set, j, true, &t)
-                        : !srv_tools_parse_set(&set, j->text ? j->text : "", j->text_len, true, &t))
-        return false;
+    if (!srv_job_reply(r, j, &t)) return false;
     if (t.content)
         cJSON_AddItemToObject(msg, "content", srv_json_string(t.content, t.content_len));
     else

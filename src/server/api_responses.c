@@ -29,6 +29,7 @@
  * response.failed. srv_resp_stream keeps what the events need; the
  * non-streamed answer is built by the same code.
  */
+#include "request_impl.h"
 #include "server.h"
 #include "tools.h"
 
@@ -38,11 +39,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static const cJSON *field(const cJSON *o, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return v && !cJSON_IsNull(v) ? v : NULL;
-}
 
 /* ---- the request -------------------------------------------------------------- */
 
@@ -54,7 +50,7 @@ static bool parts_text(const cJSON *content, const char *allowed, const char *na
         return srv_fail(e, 400, "input", NULL, "'%s.content' must be a string or an array", name);
     int k = 0;
     for (const cJSON *p = content->child; p; p = p->next, k++) {
-        const cJSON *type = field(p, "type"), *text = field(p, "text");
+        const cJSON *type = srv_req_field(p, "type"), *text = srv_req_field(p, "text");
         const char *t = cJSON_IsString(type) ? type->valuestring : "";
         const bool ok_type = !strcmp(t, allowed) || !strcmp(t, "input_text");
         if (!ok_type || !cJSON_IsString(text))
@@ -84,7 +80,7 @@ static cJSON *assistant_tail(cJSON *msgs) {
 static bool translate_item(const cJSON *item, int i, cJSON *msgs, srv_error *e) {
     char name[32];
     snprintf(name, sizeof name, "input[%d]", i);
-    const cJSON *type = field(item, "type"), *role = field(item, "role");
+    const cJSON *type = srv_req_field(item, "type"), *role = srv_req_field(item, "role");
     const char *t = cJSON_IsString(type) ? type->valuestring : "message";
     if (!strcmp(t, "message") && cJSON_IsString(role)) {
         const char *r = role->valuestring;
@@ -93,8 +89,8 @@ static bool translate_item(const cJSON *item, int i, cJSON *msgs, srv_error *e) 
             return srv_fail(e, 400, "input", NULL,
                             "'%s.role' must be user, system, developer or assistant", name);
         gw_buf text = {0};
-        const bool ok = parts_text(field(item, "content"), assistant ? "output_text" : "input_text",
-                                   name, &text, e);
+        const bool ok = parts_text(srv_req_field(item, "content"),
+                                   assistant ? "output_text" : "input_text", name, &text, e);
         gw_buf_put(&text, "", 0);
         if (ok && assistant) { /* after a call of the same turn: one message */
             cJSON *m = assistant_tail(msgs);
@@ -115,8 +111,8 @@ static bool translate_item(const cJSON *item, int i, cJSON *msgs, srv_error *e) 
         return ok;
     }
     if (!strcmp(t, "function_call")) {
-        const cJSON *id = field(item, "call_id"), *fn = field(item, "name");
-        const cJSON *args = field(item, "arguments");
+        const cJSON *id = srv_req_field(item, "call_id"), *fn = srv_req_field(item, "name");
+        const cJSON *args = srv_req_field(item, "arguments");
         if (!cJSON_IsString(id) || !cJSON_IsString(fn) || !cJSON_IsString(args))
             return srv_fail(e, 400, "input", NULL,
                             "'%s' (function_call) needs string call_id, name and arguments", name);
@@ -132,12 +128,12 @@ static bool translate_item(const cJSON *item, int i, cJSON *msgs, srv_error *e) 
         return true;
     }
     if (!strcmp(t, "function_call_output")) {
-        const cJSON *id = field(item, "call_id");
+        const cJSON *id = srv_req_field(item, "call_id");
         gw_buf text = {0};
         if (!cJSON_IsString(id))
             return srv_fail(e, 400, "input", NULL, "'%s' (function_call_output) needs a call_id",
                             name);
-        const bool ok = parts_text(field(item, "output"), "output_text", name, &text, e);
+        const bool ok = parts_text(srv_req_field(item, "output"), "output_text", name, &text, e);
         gw_buf_put(&text, "", 0);
         if (ok) {
             cJSON *m = cJSON_CreateObject();
@@ -154,14 +150,14 @@ static bool translate_item(const cJSON *item, int i, cJSON *msgs, srv_error *e) 
 }
 
 static bool translate_tools(const cJSON *root, cJSON *out, srv_error *e) {
-    const cJSON *tools = field(root, "tools"), *choice = field(root, "tool_choice");
+    const cJSON *tools = srv_req_field(root, "tools"), *choice = srv_req_field(root, "tool_choice");
     if (tools) {
         if (!cJSON_IsArray(tools))
             return srv_fail(e, 400, "tools", NULL, "'tools' must be an array");
         cJSON *a = cJSON_AddArrayToObject(out, "tools");
         int k = 0;
         for (const cJSON *t = tools->child; t; t = t->next, k++) {
-            const cJSON *type = field(t, "type"), *name = field(t, "name");
+            const cJSON *type = srv_req_field(t, "type"), *name = srv_req_field(t, "name");
             if (!cJSON_IsString(type) || strcmp(type->valuestring, "function"))
                 return srv_fail(e, 400, "tools", NULL,
                                 "tools[%d]: only function tools are supported (not '%.40s')", k,
@@ -171,8 +167,9 @@ static bool translate_tools(const cJSON *root, cJSON *out, srv_error *e) {
             cJSON *f = cJSON_CreateObject(), *w = cJSON_CreateObject();
             static const char *const keep[] = {"name", "description", "parameters", "strict"};
             for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
-                if (field(t, keep[i]))
-                    cJSON_AddItemToObject(f, keep[i], cJSON_Duplicate(field(t, keep[i]), true));
+                if (srv_req_field(t, keep[i]))
+                    cJSON_AddItemToObject(f, keep[i],
+                                          cJSON_Duplicate(srv_req_field(t, keep[i]), true));
             cJSON_AddStringToObject(w, "type", "function");
             cJSON_AddItemToObject(w, "function", f);
             cJSON_AddItemToArray(a, w);
@@ -181,7 +178,7 @@ static bool translate_tools(const cJSON *root, cJSON *out, srv_error *e) {
     if (cJSON_IsString(choice)) {
         cJSON_AddStringToObject(out, "tool_choice", choice->valuestring);
     } else if (choice) {
-        const cJSON *type = field(choice, "type"), *name = field(choice, "name");
+        const cJSON *type = srv_req_field(choice, "type"), *name = srv_req_field(choice, "name");
         if (!cJSON_IsString(type) || strcmp(type->valuestring, "function") || !cJSON_IsString(name))
             return srv_fail(e, 400, "tool_choice", NULL,
                             "'tool_choice' must be auto, none, required or {\"type\": "
@@ -195,8 +192,8 @@ static bool translate_tools(const cJSON *root, cJSON *out, srv_error *e) {
 
 /* text.format -> response_format. */
 static bool translate_format(const cJSON *root, cJSON *out, srv_error *e) {
-    const cJSON *fmt = field(field(root, "text"), "format");
-    const cJSON *type = field(fmt, "type");
+    const cJSON *fmt = srv_req_field(srv_req_field(root, "text"), "format");
+    const cJSON *type = srv_req_field(fmt, "type");
     if (!fmt) return true;
     const char *t = cJSON_IsString(type) ? type->valuestring : "";
     if (!strcmp(t, "text")) return true;
@@ -212,8 +209,8 @@ static bool translate_format(const cJSON *root, cJSON *out, srv_error *e) {
     cJSON *js = cJSON_AddObjectToObject(rf, "json_schema");
     static const char *const keep[] = {"name", "schema", "strict"};
     for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
-        if (field(fmt, keep[i]))
-            cJSON_AddItemToObject(js, keep[i], cJSON_Duplicate(field(fmt, keep[i]), true));
+        if (srv_req_field(fmt, keep[i]))
+            cJSON_AddItemToObject(js, keep[i], cJSON_Duplicate(srv_req_field(fmt, keep[i]), true));
     return true;
 }
 
@@ -224,8 +221,9 @@ char *srv_responses_translate(const char *body, size_t len, srv_error *e) {
         return NULL;
     }
     cJSON *root = cJSON_ParseWithLength(body, len), *out = cJSON_CreateObject();
-    const cJSON *input = field(root, "input"), *prev = field(root, "previous_response_id");
-    const cJSON *instr = field(root, "instructions");
+    const cJSON *input = srv_req_field(root, "input"),
+                *prev = srv_req_field(root, "previous_response_id");
+    const cJSON *instr = srv_req_field(root, "instructions");
     bool ok = out != NULL;
     if (!cJSON_IsObject(root))
         ok = srv_fail(e, 400, NULL, NULL, "the body must be a JSON object");
@@ -238,15 +236,17 @@ char *srv_responses_translate(const char *body, size_t len, srv_error *e) {
     else if (instr && !cJSON_IsString(instr))
         ok = srv_fail(e, 400, "instructions", NULL, "'instructions' must be a string");
     if (ok) {
-        if (field(root, "model"))
-            cJSON_AddItemToObject(out, "model", cJSON_Duplicate(field(root, "model"), false));
-        if (field(root, "max_output_tokens"))
+        if (srv_req_field(root, "model"))
+            cJSON_AddItemToObject(out, "model",
+                                  cJSON_Duplicate(srv_req_field(root, "model"), false));
+        if (srv_req_field(root, "max_output_tokens"))
             cJSON_AddItemToObject(out, "max_tokens",
-                                  cJSON_Duplicate(field(root, "max_output_tokens"), false));
+                                  cJSON_Duplicate(srv_req_field(root, "max_output_tokens"), false));
         static const char *const same[] = {"temperature", "top_p", "stream", "parallel_tool_calls"};
         for (size_t i = 0; i < sizeof same / sizeof *same; i++)
-            if (field(root, same[i]))
-                cJSON_AddItemToObject(out, same[i], cJSON_Duplicate(field(root, same[i]), false));
+            if (srv_req_field(root, same[i]))
+                cJSON_AddItemToObject(out, same[i],
+                                      cJSON_Duplicate(srv_req_field(root, same[i]), false));
         cJSON *msgs = cJSON_AddArrayToObject(out, "messages");
         if (instr) {
             cJSON *m = cJSON_CreateObject();
@@ -281,14 +281,7 @@ char *srv_responses_translate(const char *body, size_t len, srv_error *e) {
 static bool parse(srv_exchange *x, srv_request *r) {
     srv_error e;
     char *body = srv_responses_translate(x->body, x->body_len, &e);
-    const bool ok = body && srv_parse_request(SRV_CHAT, body, strlen(body), r, &e);
-    free(body);
-    if (!ok) {
-        srv_respond_error(x, &e);
-        return false;
-    }
-    r->dialect = SRV_DIALECT_RESPONSES;
-    return true;
+    return srv_parse_translated(x, body, &e, SRV_DIALECT_RESPONSES, r);
 }
 
 void srv_handle_responses(srv_exchange *x) {
@@ -298,21 +291,11 @@ void srv_handle_responses(srv_exchange *x) {
 
 void srv_handle_responses_tokens(srv_exchange *x) {
     srv_request r;
-    if (!parse(x, &r)) return;
-    srv_error e;
-    int32_t *ids = NULL;
     int n = 0;
-    const srv_model *m = srv_model_use(x, r.model);
-    if (m && srv_chat_prompt(m, &r, &ids, &n, NULL, &e)) {
-        char *json = malloc(80);
-        if (json)
-            snprintf(json, 80, "{\"object\":\"response.input_tokens\",\"input_tokens\":%d}", n);
-        srv_respond_json(x, 200, json);
-    } else if (m) {
-        srv_respond_error(x, &e);
-    }
-    free(ids);
-    srv_request_free(&r);
+    if (!parse(x, &r) || !srv_chat_count(x, &r, &n)) return;
+    char *json = malloc(80);
+    if (json) snprintf(json, 80, "{\"object\":\"response.input_tokens\",\"input_tokens\":%d}", n);
+    srv_respond_json(x, 200, json);
 }
 
 /* ---- the answer: a response object, whole or as events ------------------------- */
@@ -571,17 +554,10 @@ static void drop(void *user, cJSON *event) {
 
 char *srv_responses_response_json(const srv_gen *g, const srv_job *j) {
     const srv_request *r = g->req;
-    srv_tool_reply t = {0};
-    const char *text = j->text ? j->text : "";
-    size_t len = j->text_len;
-    if (srv_tools_active(r)) {
-        const srv_tool_set set = srv_tool_set_of(r);
-        if (j->remote_calls ? !srv_tools_remote(&set, j, true, &t)
-                            : !srv_tools_parse_set(&set, text, len, true, &t))
-            return NULL;
-        text = t.content ? t.content : "";
-        len = t.content ? t.content_len : 0;
-    }
+    srv_tool_reply t;
+    if (!srv_job_reply(r, j, &t)) return NULL;
+    const char *text = t.content ? t.content : "";
+    const size_t len = t.content ? t.content_len : 0;
     srv_resp_stream *rs = srv_resp_stream_new(r, g->model                  ? g->model
                                                  : r->model && r->model[0] ? r->model
                                                                            : g->local->id);

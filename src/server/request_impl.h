@@ -1,7 +1,9 @@
 /*
  * request_impl.h - the request parser's field helpers (request.c), private
- * to the files that parse parts of a request (request.c, tools_request.c),
- * so that every field is read, refused and copied the same way.
+ * to the files that parse parts of a request (request.c, tools_request.c,
+ * api_util.c, and the translations of other APIs' requests: api_anthropic.c,
+ * api_responses.c), so that every field is read, refused and copied the same
+ * way.
  */
 #ifndef HEARTH_SERVER_REQUEST_IMPL_H
 #define HEARTH_SERVER_REQUEST_IMPL_H

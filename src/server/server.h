@@ -683,6 +683,13 @@ bool srv_tokenize_fim(srv_exchange *x, const srv_model *m, const srv_request *r,
  * /v1/chat/completions takes it: its model, retrieval, the chat template,
  * the gateway. x is answered. */
 void srv_chat_route(srv_exchange *x, srv_request *r);
+/* A chat request in another API's shape (Anthropic's, the Responses API),
+ * translated into OpenAI's body (malloc'd, taken over; NULL: e says why),
+ * parsed into *r with dialect d. False when x was answered with the error. */
+bool srv_parse_translated(srv_exchange *x, char *body, srv_error *e, srv_dialect d, srv_request *r);
+/* The prompt tokens a parsed chat request (taken over and freed) evaluates
+ * on its model (the count endpoints); false when x was answered. */
+bool srv_chat_count(srv_exchange *x, srv_request *r, int *n);
 /* Tokenizes a prompt (BOS as the vocabulary asks, special tokens parsed);
  * *ids is malloc'd. */
 bool srv_tokenize(const srv_model *m, const char *text, size_t len, int32_t **ids, int *n,

@@ -116,6 +116,10 @@ bool srv_tools_stream_calls(srv_tools_stream *s, const srv_tool_set *t, const ch
 /* srv_tools_stream_content on a fresh cursor, from scratch. */
 size_t srv_tools_stream_safe(const char *text, size_t len, bool *call_started);
 
+/* The reply of a finished job as content and calls: with tools, parsed
+ * for calls (a remote tier's calls as they came); else all text as
+ * content. Free with srv_tool_reply_free; false when out of memory. */
+bool srv_job_reply(const srv_request *r, const srv_job *j, srv_tool_reply *out);
 /* A remote tier's answer (a job with srv_job.remote_calls, the gateway's
  * bridge): its calls are data, never parsed from its text. Copies the calls
  * (their ids the tier's; with parallel_tool_calls false only the first)

@@ -555,6 +555,25 @@ static inline void fake_cloud_stop(fake_cloud *fc) {
     pthread_mutex_destroy(&fc->mu);
 }
 
+/* Writes a gateway configuration (`hearth serve --config`) to path with
+ * three tiers on the fake cloud: "oa" (OpenAI's format) and "an"
+ * (Anthropic's), whose model "tools" answers with a get_weather call, and
+ * "echo" (OpenAI's), whose "tools-echo" calls with the history's last
+ * arguments. No retries. False when it cannot be written. */
+static inline bool fake_cloud_tools_config(const fake_cloud *fc, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return false;
+    const int p = fc->port;
+    fprintf(f,
+            "{\"tiers\":[{\"name\":\"oa\",\"kind\":\"openai\",\"base_url\":"
+            "\"http://127.0.0.1:%d\",\"model\":\"tools\",\"retries\":0},{\"name\":\"an\","
+            "\"kind\":\"anthropic\",\"base_url\":\"http://127.0.0.1:%d\",\"model\":\"tools\","
+            "\"retries\":0},{\"name\":\"echo\",\"kind\":\"openai\",\"base_url\":"
+            "\"http://127.0.0.1:%d\",\"model\":\"tools-echo\",\"retries\":0}]}",
+            p, p, p);
+    return fclose(f) == 0;
+}
+
 /* A remote tier of `kind` on the fake cloud asking for `model`, named
  * "t-<model>", gw_tier_default's settings otherwise; false when the URL is
  * refused. */
