@@ -10,7 +10,8 @@
  * /api/ps follow; --keep-alive and ollama's keep_alive unload idle models;
  * --no-models-autoload refuses unloaded ones; a server with --models-dir
  * alone has no default; bad files are skipped or refused at start-up;
- * --kv-type q8_0 gives the slots a Q8_0 cache.
+ * --kv-type q8_0 gives the slots a Q8_0 cache; --models-file gives models
+ * names, aliases and settings of their own.
  */
 #include "test.h"
 
@@ -304,6 +305,72 @@ static void kv_type(void) {
     CHECKF(rc == 2, "-ctk f16 -ctv q8_0: exit %d", rc);
 }
 
+/* --models-file: names, aliases, the default, per-model context, slots,
+ * system message, KV type, keep-alive and loading at start-up; a bad entry
+ * stops the start-up naming it. */
+static void models_file(void) {
+    char file[4300];
+    snprintf(file, sizeof file, "%s/models.json", scratch);
+    static const char json[] =
+        "{\"models\":[{\"name\":\"coder\",\"path\":\"a.gguf\",\"aliases\":[\"coder:1b\"],"
+        "\"default\":true,\"ctx\":128,\"parallel\":2,\"system\":\"You answer in haiku.\","
+        "\"load_on_startup\":true},{\"path\":\"b.gguf\",\"keep_alive\":\"1s\","
+        "\"kv_type\":\"q8_0\"}]}";
+    REQUIRE(test_write_file(file, json, strlen(json)));
+    test_server sv;
+    start(&sv, "--models-file '%s' -t 1", file);
+    CHECK(status_is(&sv, "coder", "loaded") && status_is(&sv, "b.gguf", "unloaded"));
+    test_reply r = test_http(&sv, "GET", "/props?model=coder:1b", NULL, NULL);
+    cJSON *j = parse_reply(&r);
+    CHECKF(jnum(j, "default_generation_settings.n_ctx") == 128 && jnum(j, "total_slots") == 2,
+           "props: %s", r.body);
+    cJSON_Delete(j);
+    free(r.body);
+    int status;
+    j = post(&sv, "/apply-template", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+             &status);
+    CHECKF(status == 200 && strstr(jstr(j, "prompt"), "You answer in haiku."), "template: %s",
+           jstr(j, "prompt"));
+    cJSON_Delete(j);
+    j = post(&sv, "/apply-template",
+             "{\"messages\":[{\"role\":\"system\",\"content\":\"Be terse.\"},{\"role\":"
+             "\"user\",\"content\":\"hi\"}]}",
+             &status);
+    CHECKF(status == 200 && !strstr(jstr(j, "prompt"), "haiku"), "own system: %s",
+           jstr(j, "prompt"));
+    cJSON_Delete(j);
+    char *t = complete(&sv, "b", &status);
+    CHECKF(status == 200 && t, "b: %d", status);
+    free(t);
+    CHECK(log_has(&sv, "model b.gguf (qwen2) loaded") && log_has(&sv, "(q8_0 KV cache)"));
+    CHECK(await_status(&sv, "b.gguf", "unloaded", 5000));
+    CHECK(status_is(&sv, "coder", "loaded")); /* no keep-alive of its own: stays */
+    CHECK(test_server_stop(&sv) == 0);
+
+    static const char *const bad[][2] = {
+        {"{\"models\":[{\"path\":\"a.gguf\",\"bogus\":1}]}", "models[0].bogus"},
+        {"{\"models\":[{\"path\":\"a.gguf\",\"default\":true},{\"path\":\"b.gguf\","
+         "\"default\":true}]}",
+         "models[1].default"},
+        {"{\"models\":[{\"path\":\"a.gguf\",\"aliases\":[\"b\"]},{\"path\":\"b.gguf\"}]}",
+         "two models are named b.gguf"},
+        {"{\"models\":[{\"path\":\"a.gguf\",\"ctx\":-1}]}", "models[0].ctx"},
+        {"{\"models\":[{\"name\":\"x\"}]}", "models[0].path"},
+        {"[1,2]", "{\"models\": [...]}"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char log[4400];
+        snprintf(log, sizeof log, "%s/bad_models.log", scratch);
+        REQUIRE(test_write_file(file, bad[i][0], strlen(bad[i][0])));
+        const int rc =
+            test_sh("timeout 60 '%s' serve --models-file '%s' --port 0 2>'%s'", binary, file, log);
+        char *text = test_read_file(log, NULL);
+        CHECKF(rc == 1 && text && strstr(text, bad[i][1]), "%s: exit %d, %s", bad[i][0], rc,
+               text ? text : "");
+        free(text);
+    }
+}
+
 /* Start-up errors: a second -m that is not a model, two models of one name. */
 static void refused(void) {
     char junk[4300], log[4300];
@@ -352,6 +419,7 @@ int main(void) {
     no_autoload(want_b);
     no_default(want_c);
     kv_type();
+    models_file();
     refused();
     free(want_a);
     free(want_b);

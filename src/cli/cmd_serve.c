@@ -13,7 +13,7 @@
 #include <time.h>
 
 static const char serve_usage[] =
-    "usage: hearth serve -m FILE [-m FILE ...] [--models-dir DIR] [options]\n"
+    "usage: hearth serve -m FILE [-m FILE ...] [--models-dir DIR] [--models-file F] [options]\n"
     "  Serves the models over an OpenAI-compatible HTTP API: POST /v1/chat/completions,\n"
     "  POST /v1/completions, POST /v1/embeddings, GET /v1/models, GET /health, GET /metrics\n"
     "  (and ollama's /api/*). Chat and completion requests go through the cascade gateway\n"
@@ -22,6 +22,8 @@ static const char serve_usage[] =
     "  -m FILE              the first is the default model, loaded at start-up and answering\n"
     "                       requests that name none; the others load when first asked for\n"
     "  --models-dir DIR     every *.gguf file in DIR too, loaded when first asked for\n"
+    "  --models-file F.json models with names, aliases and settings of their own (ctx,\n"
+    "                       parallel, kv_type, chat_template, system, keep_alive, ...)\n"
     "  --models-max N       models loaded at once; the least recently used idle one is\n"
     "                       unloaded to make room (default 4; 0: no limit)\n"
     "  --no-models-autoload only POST /models/load loads a model\n"
@@ -115,6 +117,8 @@ static int parse_serve(int argc, char **argv, srv_config *c, const char **more, 
             more[c->n_more_models++] = v;
         } else if (!strcmp(a, "--models-dir"))
             c->models_dir = v;
+        else if (!strcmp(a, "--models-file"))
+            c->models_file = v;
         else if (!strcmp(a, "--models-max"))
             ok = cli_parse_int(v, 0, 1 << 16, &c->models_max);
         else if (!strcmp(a, "--keep-alive"))
@@ -173,7 +177,7 @@ static int parse_serve(int argc, char **argv, srv_config *c, const char **more, 
         }
     }
     c->more_models = more;
-    if (!c->model_path && !c->models_dir) {
+    if (!c->model_path && !c->models_dir && !c->models_file) {
         fputs(serve_usage, stderr);
         return 2;
     }

@@ -117,24 +117,28 @@ bool srv_chat_prompt(const srv_model *m, srv_request *r, int32_t **ids, int *n, 
                      srv_error *e) {
     char *text = NULL;
     size_t len = 0;
-    tok_chat_msg *msgs = calloc((size_t)r->n_messages, sizeof *msgs);
-    tok_chat_msg_tools *mt = calloc((size_t)r->n_messages, sizeof *mt);
+    /* the model's own system message (--models-file) when the chat has none */
+    const bool sys = m->system && (r->n_messages == 0 || r->messages[0].role != TOK_CHAT_SYSTEM);
+    const int n_msgs = r->n_messages + sys;
+    tok_chat_msg *msgs = calloc((size_t)n_msgs, sizeof *msgs);
+    tok_chat_msg_tools *mt = calloc((size_t)n_msgs, sizeof *mt);
     tok_chat_tool_call *calls = NULL;
     bool ok = (msgs && mt) || srv_fail(e, 500, NULL, NULL, "out of memory");
-    if (ok) ok = chat_tool_calls(r, mt, &calls, e);
+    if (ok) ok = chat_tool_calls(r, mt + sys, &calls, e);
     if (ok && !m->have_template)
         ok = srv_fail(e, 500, NULL, "chat_template_unsupported", "%s", m->template_error);
     if (ok) ok = srv_tools_constrain(r, m->tmpl.tools, e);
     if (ok) {
+        if (sys) msgs[0] = (tok_chat_msg){TOK_CHAT_SYSTEM, m->system, strlen(m->system)};
         for (int i = 0; i < r->n_messages; i++)
-            msgs[i] = (tok_chat_msg){r->messages[i].role, r->messages[i].content,
-                                     r->messages[i].content_len};
+            msgs[sys + i] = (tok_chat_msg){r->messages[i].role, r->messages[i].content,
+                                           r->messages[i].content_len};
         tok_chat_opts o = {.bos = m->bos_text,
                            .eos = m->eos_text,
                            .add_generation_prompt = true,
                            .tools = r->tool_choice == SRV_TOOL_NONE ? NULL : r->tools,
                            .msg_tools = mt};
-        hearth_err err = tok_chat_render(&m->tmpl, msgs, (size_t)r->n_messages, &o, &text, &len);
+        hearth_err err = tok_chat_render(&m->tmpl, msgs, (size_t)n_msgs, &o, &text, &len);
         if (err == HEARTH_ERR_INVALID_ARG)
             ok = srv_fail(e, 400, "messages", NULL, "the chat template refused the messages: %s",
                           hearth_last_error());

@@ -448,7 +448,7 @@ void srv_generate(srv_exchange *x, const srv_gen *g) {
         srv_fail(&e, 400, "n", NULL,
                  "'n' is %d but this server holds at most %d generations at once (%d slots and "
                  "the queue); start it with a larger --parallel or --queue",
-                 n, srv_sched_capacity(sched), s->cfg.n_parallel);
+                 n, srv_sched_capacity(sched), g->local->n_parallel);
         srv_respond_error(x, &e);
         return;
     }

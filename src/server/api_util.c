@@ -373,7 +373,6 @@ static cJSON *template_text(const srv_model *m) {
 }
 
 void srv_handle_props(srv_exchange *x) {
-    srv_server *s = x->srv;
     const srv_model *m = srv_model_use(x, srv_query(x, "model")); /* llama-server's ?model= */
     if (!m) return;
     cJSON *out = cJSON_CreateObject(),
@@ -382,7 +381,7 @@ void srv_handle_props(srv_exchange *x) {
     bool ok =
         dgs && modalities && cJSON_AddNumberToObject(dgs, "n_ctx", srv_sched_n_ctx(m->sched)) &&
         cJSON_AddItemToObject(dgs, "params", default_params()) &&
-        cJSON_AddNumberToObject(out, "total_slots", s->cfg.n_parallel) &&
+        cJSON_AddNumberToObject(out, "total_slots", m->n_parallel) &&
         cJSON_AddStringToObject(out, "model_alias", m->id) &&
         cJSON_AddStringToObject(out, "model_path", m->path) &&
         cJSON_AddBoolToObject(modalities, "vision", false) &&

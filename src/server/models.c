@@ -21,6 +21,8 @@
 #include "engine/chat.h"
 #include "rag/rag.h"
 
+#include <cjson/cJSON.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -35,9 +37,9 @@
  * requests, since completions and embeddings still work. */
 static hearth_err choose_template(srv_server *s, srv_model *m) {
     eng_chat_source src = 0;
-    hearth_err err = eng_chat_choose(m->model, s->cfg.chat_template, &m->tmpl, &src);
-    if (err && (s->cfg.chat_template || err != HEARTH_ERR_UNSUPPORTED))
-        return hr_wrap(err, "--chat-template: ");
+    hearth_err err = eng_chat_choose(m->model, m->chat_template, &m->tmpl, &src);
+    if (err && (m->chat_template || err != HEARTH_ERR_UNSUPPORTED))
+        return hr_wrap(err, "chat template %s: ", m->chat_template);
     if (err) {
         snprintf(m->template_error, sizeof m->template_error,
                  "the chat template of %s is not supported: %s", m->id, hearth_last_error());
@@ -57,8 +59,7 @@ static hearth_err choose_template(srv_server *s, srv_model *m) {
         srv_say(s, "chat template: %s (recognized in %s's tokenizer.chat_template)%s", m->tmpl.name,
                 m->id, m->tmpl.default_system[0] ? ", with its default system prompt" : "");
     else
-        srv_say(s, "chat template: %s for %s (--chat-template %s)", m->tmpl.name, m->id,
-                s->cfg.chat_template);
+        srv_say(s, "chat template: %s for %s (chosen: %s)", m->tmpl.name, m->id, m->chat_template);
     return HEARTH_OK;
 }
 
@@ -145,7 +146,7 @@ static hearth_err open_model(srv_server *s, srv_model *m) {
         err = hr_fail(HEARTH_ERR_UNSUPPORTED, "%s has no vocabulary: the server cannot take text",
                       m->id);
     if (!err) err = choose_template(s, m);
-    if (!err && (!s->cfg.pooling || !hearth_pooling_parse(s->cfg.pooling, &m->pooling)))
+    if (!err && (!m->pooling_name || !hearth_pooling_parse(m->pooling_name, &m->pooling)))
         m->pooling = hearth_model_pooling(m->model);
     if (!err) prepare_constraints(s, m);
     if (!err) {
@@ -159,34 +160,40 @@ static hearth_err open_model(srv_server *s, srv_model *m) {
                            .n_max = m->is_default ? s->cfg.spec_n_max : 0,
                            .ngram_n = m->draft ? 0 : s->cfg.spec_ngram_n,
                            .p_min = s->cfg.spec_p_min};
-    const int queue_max = s->cfg.queue_max >= 0 ? s->cfg.queue_max : 4 * s->cfg.n_parallel;
+    const int queue_max = s->cfg.queue_max >= 0 ? s->cfg.queue_max : 4 * m->n_parallel;
     if (!err)
-        err = srv_sched_new(m->model, s->cfg.n_parallel, s->cfg.n_ctx, s->cfg.kv_type, queue_max,
-                            &spec, &s->metrics, &m->sched);
+        err = srv_sched_new(m->model, m->n_parallel, m->n_ctx, m->kv_type, queue_max, &spec,
+                            &s->metrics, &m->sched);
     if (err) {
         close_model(m);
         return err;
     }
     srv_say(s, "model %s (%s) loaded in %.0f ms: %d slot%s of %d tokens (%s KV cache), queue of %d",
-            m->id, hearth_model_arch(m->model), srv_now_ms() - t0, s->cfg.n_parallel,
-            s->cfg.n_parallel == 1 ? "" : "s", srv_sched_n_ctx(m->sched),
-            s->cfg.kv_type == HEARTH_KV_Q8_0  ? "q8_0"
-            : s->cfg.kv_type == HEARTH_KV_F16 ? "f16"
-                                              : "f32",
+            m->id, hearth_model_arch(m->model), srv_now_ms() - t0, m->n_parallel,
+            m->n_parallel == 1 ? "" : "s", srv_sched_n_ctx(m->sched),
+            m->kv_type == HEARTH_KV_Q8_0  ? "q8_0"
+            : m->kv_type == HEARTH_KV_F16 ? "f16"
+                                          : "f32",
             queue_max);
     return HEARTH_OK;
 }
 
 /* ---- registration ------------------------------------------------------------ */
 
-static hearth_err add_model(srv_server *s, const char *path, bool is_default) {
+hearth_err srv_model_register(srv_server *s, const char *path, const char *name, bool is_default,
+                              srv_model **out) {
     const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    for (int i = 0; i < s->n_models; i++)
-        if (!strcmp(s->models[i]->id, base))
-            return hr_fail(HEARTH_ERR_INVALID_ARG,
-                           "two models are named %s (%s and %s): model names are file names", base,
-                           s->models[i]->path, path);
+    base = name ? name : base ? base + 1 : path;
+    char stem[256]; /* "x" is a name of "x.gguf" too */
+    const size_t n = strlen(base);
+    snprintf(stem, sizeof stem, "%.*s", (int)(n > 5 && !strcmp(base + n - 5, ".gguf") ? n - 5 : n),
+             base);
+    const srv_model *same = srv_model_find(s, base);
+    if (!same) same = srv_model_find(s, stem);
+    if (same)
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "two models are named %s (%s and %s): names and aliases must differ", base,
+                       same->path, path);
     srv_model **grown = realloc(s->models, (size_t)(s->n_models + 1) * sizeof *grown);
     if (!grown) return hr_fail(HEARTH_ERR_NOMEM, "out of memory");
     s->models = grown;
@@ -200,7 +207,14 @@ static hearth_err add_model(srv_server *s, const char *path, bool is_default) {
     m->is_default = is_default;
     m->created = (int64_t)time(NULL);
     m->pooling = HEARTH_POOL_MEAN;
+    m->n_ctx = s->cfg.n_ctx;
+    m->n_parallel = s->cfg.n_parallel;
+    m->kv_type = s->cfg.kv_type;
+    m->chat_template = s->cfg.chat_template;
+    m->pooling_name = s->cfg.pooling;
+    m->keep_alive_default = s->cfg.keep_alive_ms;
     s->models[s->n_models++] = m;
+    if (out) *out = m;
     hearth_err err = srv_model_info_new(path, &m->ollama_info);
     if (err) return hr_wrap(err, "%s: ", path);
     return HEARTH_OK;
@@ -242,7 +256,7 @@ static hearth_err scan_dir(srv_server *s, const char *dir) {
         struct stat st;
         if (!err && stat(names[i], &st) == 0 && S_ISREG(st.st_mode) &&
             !srv_model_find(s, strrchr(names[i], '/') + 1)) {
-            const hearth_err e = add_model(s, names[i], false);
+            const hearth_err e = srv_model_register(s, names[i], NULL, false, NULL);
             if (e == HEARTH_ERR_NOMEM) err = e;
             if (e && !err) { /* not a model: leave it out */
                 srv_say(s, "warning: --models-dir: skipping %s", hearth_last_error());
@@ -264,14 +278,20 @@ hearth_err srv_models_init(srv_server *s) {
     pthread_mutex_init(&s->models_mu, NULL);
     pthread_cond_init(&s->models_cv, NULL);
     hearth_err err = HEARTH_OK;
-    if (s->cfg.model_path) err = add_model(s, s->cfg.model_path, true);
+    if (s->cfg.model_path) err = srv_model_register(s, s->cfg.model_path, NULL, true, NULL);
     for (int i = 0; !err && i < s->cfg.n_more_models; i++)
-        err = add_model(s, s->cfg.more_models[i], false);
+        err = srv_model_register(s, s->cfg.more_models[i], NULL, false, NULL);
+    if (!err && s->cfg.models_file) err = srv_models_file(s, s->cfg.models_file);
     if (!err && s->cfg.models_dir) err = scan_dir(s, s->cfg.models_dir);
     if (!err && s->n_models == 0)
         err = hr_fail(HEARTH_ERR_INVALID_ARG, "server: no model given (-m FILE or --models-dir)");
     if (err) return err;
-    s->default_model = s->cfg.model_path ? s->models[0] : NULL;
+    for (int i = 0; i < s->n_models; i++)
+        if (s->models[i]->is_default) s->default_model = s->models[i];
+    if (!s->default_model && (s->cfg.model_draft || s->cfg.n_loras))
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "server: --model-draft and --lora apply to the default model: give it with "
+                       "-m (or \"default\": true in --models-file)");
     if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0)
         return hr_fail(HEARTH_ERR_NOMEM, "server: cannot start a thread");
     s->reaper_started = true;
@@ -301,20 +321,27 @@ void srv_models_free(srv_server *s) {
         free(m);
     }
     free(s->models);
+    cJSON_Delete(s->models_doc);
     pthread_cond_destroy(&s->models_cv);
     pthread_mutex_destroy(&s->models_mu);
 }
 
 /* ---- finding ----------------------------------------------------------------- */
 
-/* name is m's id, or its id without ".gguf", or either with ollama's
- * ":latest" tag. */
-static bool names(const srv_model *m, const char *name) {
+/* name is id, or id without ".gguf", or either with ollama's ":latest". */
+static bool is_name(const char *id, const char *name) {
     size_t n = strlen(name);
     if (n > 7 && !strcmp(name + n - 7, ":latest")) n -= 7;
-    const size_t k = strlen(m->id);
-    if (n == k && !strncmp(name, m->id, n)) return true;
-    return k > 5 && n == k - 5 && !strcmp(m->id + n, ".gguf") && !strncmp(name, m->id, n);
+    const size_t k = strlen(id);
+    if (n == k && !strncmp(name, id, n)) return true;
+    return k > 5 && n == k - 5 && !strcmp(id + n, ".gguf") && !strncmp(name, id, n);
+}
+
+/* name is m's id or one of its aliases. */
+static bool names(const srv_model *m, const char *name) {
+    bool match = is_name(m->id, name);
+    for (int i = 0; !match && i < m->n_aliases; i++) match = is_name(m->aliases[i], name);
+    return match;
 }
 
 srv_model *srv_model_find(srv_server *s, const char *name) {
@@ -412,7 +439,7 @@ bool srv_model_acquire(srv_model *m, bool autoload, srv_error *e) {
         m->state = SRV_MODEL_LOADED;
         m->error[0] = '\0';
         m->expires_ms = 0;
-        m->keep_alive_ms = s->cfg.keep_alive_ms;
+        m->keep_alive_ms = m->keep_alive_default;
         pthread_cond_broadcast(&s->models_cv);
     }
     pthread_mutex_unlock(&s->models_mu);
@@ -436,7 +463,7 @@ void srv_model_release(srv_model *m, int64_t keep_alive_ms) {
     m->last_used_ms = now;
     if (keep_alive_ms != SRV_KEEP_ALIVE_NONE) /* the latest request's setting holds */
         m->keep_alive_ms =
-            keep_alive_ms == SRV_KEEP_ALIVE_DEFAULT ? s->cfg.keep_alive_ms : keep_alive_ms;
+            keep_alive_ms == SRV_KEEP_ALIVE_DEFAULT ? m->keep_alive_default : keep_alive_ms;
     if (--m->refs == 0) {
         m->expires_ms = m->keep_alive_ms < 0 ? 0 : now + (double)m->keep_alive_ms;
         pthread_cond_broadcast(&s->models_cv);
@@ -489,11 +516,15 @@ static void *reaper_main(void *arg) {
 }
 
 hearth_err srv_models_load_default(srv_server *s) {
-    srv_error e;
-    if (!srv_model_acquire(s->default_model, true, &e))
-        return hr_fail(HEARTH_ERR_IO, "%s",
-                       s->default_model->error[0] ? s->default_model->error : e.message);
-    srv_model_release(s->default_model, SRV_KEEP_ALIVE_NONE);
+    for (int i = 0; i < s->n_models; i++) {
+        srv_model *m = s->models[i];
+        if (m != s->default_model && !m->load_on_startup) continue;
+        srv_error e;
+        if (srv_model_acquire(m, true, &e))
+            srv_model_release(m, SRV_KEEP_ALIVE_NONE);
+        else if (m == s->default_model) /* the others' failures are logged; they retry on use */
+            return hr_fail(HEARTH_ERR_IO, "%s", m->error[0] ? m->error : e.message);
+    }
     return HEARTH_OK;
 }
 

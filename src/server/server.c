@@ -63,10 +63,6 @@ hearth_err srv_start(const srv_config *cfg, srv_server **out) {
         return hr_fail(HEARTH_ERR_INVALID_ARG, "server: --parallel must be in 1..256");
     if (cfg->port < 0 || cfg->port > 65535)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "server: --port must be in 0..65535");
-    if (!cfg->model_path && (cfg->model_draft || cfg->n_loras))
-        return hr_fail(
-            HEARTH_ERR_INVALID_ARG,
-            "server: --model-draft and --lora apply to the default model: give it with -m");
     if (cfg->models_max < 0)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "server: --models-max must be 0 (no limit) or more");
     srv_server *s = calloc(1, sizeof *s);
@@ -75,7 +71,7 @@ hearth_err srv_start(const srv_config *cfg, srv_server **out) {
     if (!s->cfg.host) s->cfg.host = "127.0.0.1";
     pthread_mutex_init(&s->log_mu, NULL);
     srv_metrics_init(&s->metrics);
-    atomic_init(&s->state, cfg->model_path ? SRV_LOADING : SRV_READY);
+    atomic_init(&s->state, SRV_LOADING);
     atomic_init(&s->gw_workers, 0);
     pthread_mutex_init(&s->rag_mu, NULL);
     hearth_err err = srv_models_init(s);
@@ -83,7 +79,7 @@ hearth_err srv_start(const srv_config *cfg, srv_server **out) {
     if (!err && cfg->rag_path) err = rag_open(cfg->rag_path, false, &s->rag);
     if (!err) err = srv_drift_watch_start(s);
     if (!err) err = srv_http_start(s);
-    if (!err && s->default_model && pthread_create(&s->loader, NULL, loader_main, s) != 0)
+    if (!err && pthread_create(&s->loader, NULL, loader_main, s) != 0)
         err = hr_fail(HEARTH_ERR_NOMEM, "server: cannot start the loader thread");
     if (err) {
         srv_http_stop(s);
@@ -97,7 +93,7 @@ hearth_err srv_start(const srv_config *cfg, srv_server **out) {
         free(s);
         return err;
     }
-    s->loader_started = s->default_model != NULL;
+    s->loader_started = true;
     *out = s;
     return HEARTH_OK;
 }

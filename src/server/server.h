@@ -31,6 +31,7 @@
  *   http.c        the daemon, routing, body limits, auth and the request log
  *   models.c      the models it serves: registration, loading on demand,
  *                 least-recently-used eviction, keep-alive, references
+ *   models_file.c --models-file: models with names, aliases and settings
  *   server.c      start-up (models, gateway, daemon) and shut-down
  *
  * Threads: libmicrohttpd runs one thread per connection; those threads only
@@ -66,19 +67,20 @@ typedef struct srv_config {
     const char *const *more_models;
     int n_more_models;
     const char *models_dir;
-    int models_max;         /* loaded at once (least recently used unloaded first); 0: no limit */
-    bool no_autoload;       /* only POST /models/load loads a model */
-    int64_t keep_alive_ms;  /* an idle model is unloaded after this; < 0: never */
-    const char *host;       /* address to bind (default 127.0.0.1) */
-    int port;               /* 0: any free port (srv_port tells which) */
-    int n_parallel;         /* slots: requests generated at the same time */
-    int n_ctx;              /* context per slot; <= 0: min(model's, 4096) */
-    hearth_kv_type kv_type; /* the slots' KV cache element type (--kv-type) */
-    int n_threads;          /* model threads; <= 0: physical cores */
-    int queue_max;          /* requests waiting for a slot before 503; < 0: 4 * n_parallel */
-    int timeout_s;          /* per request, from arrival to the last token; <= 0: none */
-    size_t max_body_bytes;  /* larger bodies get 413 */
-    const char *api_key;    /* NULL: no authentication */
+    const char *models_file; /* --models-file: models with settings of their own (models_file.c) */
+    int models_max;          /* loaded at once (least recently used unloaded first); 0: no limit */
+    bool no_autoload;        /* only POST /models/load loads a model */
+    int64_t keep_alive_ms;   /* an idle model is unloaded after this; < 0: never */
+    const char *host;        /* address to bind (default 127.0.0.1) */
+    int port;                /* 0: any free port (srv_port tells which) */
+    int n_parallel;          /* slots: requests generated at the same time */
+    int n_ctx;               /* context per slot; <= 0: min(model's, 4096) */
+    hearth_kv_type kv_type;  /* the slots' KV cache element type (--kv-type) */
+    int n_threads;           /* model threads; <= 0: physical cores */
+    int queue_max;           /* requests waiting for a slot before 503; < 0: 4 * n_parallel */
+    int timeout_s;           /* per request, from arrival to the last token; <= 0: none */
+    size_t max_body_bytes;   /* larger bodies get 413 */
+    const char *api_key;     /* NULL: no authentication */
     const char *chat_template; /* NULL: the model's; else a name (tok_chat_names) or a file */
     bool log_prompts;          /* put prompt text in the request log */
     FILE *log;                 /* the request log and start-up messages (stderr) */
@@ -427,8 +429,19 @@ typedef struct srv_model {
     struct srv_server *srv;
     char id[256]; /* what clients name it: the file's name */
     char *path;
-    bool is_default;                    /* the first -m: --lora and --model-draft apply to it */
-    int64_t created;                    /* registration time (/v1/models' "created") */
+    bool is_default; /* the first -m: --lora and --model-draft apply to it */
+    int64_t created; /* registration time (/v1/models' "created") */
+    /* its settings: the server's, or its entry's in --models-file (whose
+     * strings these point into) */
+    int n_ctx, n_parallel;
+    hearth_kv_type kv_type;
+    const char *chat_template; /* NULL: the model's own */
+    const char *pooling_name;  /* NULL: the model's own */
+    const char *system;        /* a system message for chats that have none (NULL: none) */
+    int64_t keep_alive_default;
+    const char *aliases[8]; /* other names clients may use */
+    int n_aliases;
+    bool load_on_startup;
     struct srv_model_info *ollama_info; /* ollama's /api/tags, /api/show (api_ollama_models.h) */
     /* residency */
     srv_model_state state;
@@ -459,6 +472,7 @@ struct srv_server {
     srv_model **models;
     int n_models;
     srv_model *default_model; /* NULL: requests must name a model */
+    struct cJSON *models_doc; /* --models-file, parsed (the models' settings point into it) */
     pthread_mutex_t models_mu;
     pthread_cond_t models_cv; /* a state, a reference count or the closing flag changed */
     bool models_closing;
@@ -490,8 +504,16 @@ typedef struct srv_exchange srv_exchange;
  * that is not a GGUF file is an error, a bad file in --models-dir a
  * warning) and starts the keep-alive thread. */
 hearth_err srv_models_init(srv_server *s);
-/* Loads the default model (the loader thread at start-up). */
+/* Loads the default model and those marked load_on_startup (the loader
+ * thread at start-up). */
 hearth_err srv_models_load_default(srv_server *s);
+/* A model of the file at path named name (NULL: the file's name), with the
+ * server's settings (the caller may change them before it is loaded). */
+hearth_err srv_model_register(srv_server *s, const char *path, const char *name, bool is_default,
+                              srv_model **out);
+/* --models-file (models_file.c): registers its models with their settings;
+ * errors name the entry and the key. */
+hearth_err srv_models_file(srv_server *s, const char *path);
 /* Refuses new uses and cancels every job of the loaded models (their
  * waiters wake up). */
 void srv_models_shutdown(srv_server *s);
