@@ -26,6 +26,12 @@
 #include <sys/stat.h>
 
 static const char *binary = HEARTH_BINARY;
+
+static double test_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
 static char scratch[] = "/tmp/hearth_srv_models_XXXXXX";
 static char path_a[4200], path_b[4200], dir[4200];
 
@@ -211,25 +217,42 @@ static void naming_and_residency(const char *want_a, const char *want_b, const c
     CHECK(test_server_stop(&sv) == 0);
 }
 
-/* --models-max 1: a request for b while a generates waits for it, then b
- * loads in a's place; both answer. */
+/* --models-max 1: a request for b while a long generation runs on another
+ * model waits for it, then b loads in that model's place; both answer. The
+ * long one is a wider model with a larger context, EOS banned, 1500 tokens:
+ * well over 200 ms on any machine that runs these tests. */
 static void waits_for_room(const char *want_b) {
+    char slow[4300];
+    snprintf(slow, sizeof slow, "%s/slow.gguf", scratch);
+    synth_params p = synth_default_params();
+    p.arch = "llama";
+    p.n_embd = 256;
+    p.n_layer = 4;
+    p.n_ff = 1024;
+    p.n_ctx = 2048;
+    REQUIRE(synth_write(slow, &p) == HEARTH_OK);
+    hearth_model *m = NULL;
+    REQUIRE(hearth_model_load(slow, NULL, &m) == HEARTH_OK);
+    const int eos = hearth_token_eos(m);
+    hearth_model_free(m);
     test_server sv;
-    start(&sv, "-m '%s' -m '%s' --models-max 1 -t 1", path_a, path_b);
-    /* a long generation on a (EOS banned), in the background */
+    start(&sv, "-m '%s' -m '%s' --models-max 1 --ctx 2048 -t 1", slow, path_b);
     char long_body[512], cmd[9000];
     snprintf(long_body, sizeof long_body,
-             "{\"model\":\"a\",\"prompt\":\"Hello\",\"max_tokens\":200,\"temperature\":0,"
-             "\"logit_bias\":{\"2\":-100}}");
+             "{\"model\":\"slow\",\"prompt\":\"Hello\",\"max_tokens\":1500,\"temperature\":0,"
+             "\"logit_bias\":{\"%d\":-100}}",
+             eos);
     const int n = sv.seq++;
     test_curl_cmd(&sv, cmd, sizeof cmd, "POST", "/v1/completions", long_body, strlen(long_body),
                   NULL, n);
     char bg[9100];
     snprintf(bg, sizeof bg, "%s &", cmd);
     REQUIRE(system(bg) == 0);
-    for (int t = 0; t < 50 && test_metric(&sv, "hearth_slots_busy") < 1; t++) test_sleep_ms(20);
-    check_text(&sv, "b", want_b); /* waits for a's request, then replaces a */
-    for (int t = 0; t < 300; t++) {
+    for (int t = 0; t < 500 && test_metric(&sv, "hearth_slots_busy") < 1; t++) test_sleep_ms(10);
+    const double t0 = test_now_ms();
+    check_text(&sv, "b", want_b); /* waits for the long request, then replaces its model */
+    const double waited = test_now_ms() - t0;
+    for (int t = 0; t < 600; t++) {
         test_reply r = test_collect(&sv, n);
         const bool done = r.status > 0;
         free(r.body);
@@ -237,9 +260,14 @@ static void waits_for_room(const char *want_b) {
         test_sleep_ms(100);
     }
     test_reply r = test_collect(&sv, n);
-    CHECKF(r.status == 200, "the long request on a: %d %.200s", r.status, r.body);
+    cJSON *j = parse_reply(&r);
+    CHECKF(r.status == 200 && jnum(j, "usage.completion_tokens") == 1500,
+           "the long request: %d %.200s", r.status, r.body);
+    cJSON_Delete(j);
     free(r.body);
-    CHECK(status_is(&sv, "a.gguf", "unloaded") && status_is(&sv, "b.gguf", "loaded"));
+    printf("b waited %.0f ms for the long request\n", waited);
+    CHECKF(waited > 200, "b was answered after %.0f ms: it did not wait", waited);
+    CHECK(status_is(&sv, "slow.gguf", "unloaded") && status_is(&sv, "b.gguf", "loaded"));
     CHECK(test_server_stop(&sv) == 0);
 }
 
