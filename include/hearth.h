@@ -86,8 +86,9 @@ HEARTH_API int hearth_model_n_loras(const hearth_model *model);
  * both as Q8_0 blocks (32 values and an fp16 scale, 34 bytes: a quarter of
  * F32's memory, about half of F16's); a head size that is not a multiple
  * of 32 is padded with zeros to whole blocks. Its attention quantizes the
- * query to Q8_0 too (as llama.cpp's does), so logits differ from an F32
- * cache's by about 1e-1 at most on the conformance models (docs). */
+ * query to Q8_0 too, as llama.cpp's does: logits differ from an F32
+ * cache's about as much as with llama.cpp's q8_0 cache, about 20 times an
+ * F16 cache's difference (docs/kv-cache.md). */
 typedef enum hearth_kv_type {
     HEARTH_KV_F32 = 0,
     HEARTH_KV_F16 = 1,

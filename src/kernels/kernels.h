@@ -171,11 +171,13 @@ void kern_attn_values(float *out, const float *w, const void *v, size_t ld, int6
  *    32-byte (AVX2) or 64-byte (AVX-512) load of a group is then 4 dims of
  *    4, 8 or 16 consecutive keys, each key's 4 bytes in one 32-bit lane:
  *    one vpdpbusd / sdot per group and row.
- * Positions are stored with kern_kv_store (ggml's CPU quantizer: the
- * rounding llama.cpp's set_rows uses on x86, kern_quantize_q8_0_act).
- * The arithmetic, which every kernel has bit for bit (not llama.cpp's:
- * its quantized V needs flash attention, whose online softmax differs):
- * q is quantized to Q8_0 the same way (its padding zero); for each key p,
+ * The kernels read K a whole tile at a time, so n_pos must be a multiple
+ * of T (a session's n_ctx_pad is). Positions are stored with
+ * kern_kv_store (ggml's CPU quantizer: the rounding llama.cpp's set_rows
+ * uses on x86, kern_quantize_q8_0_act). The arithmetic, which every
+ * kernel has bit for bit (not llama.cpp's: its quantized V needs flash
+ * attention, whose online softmax differs): q is quantized to Q8_0 the
+ * same way (its padding zero); for each key p,
  *   s_p = 0; for b < nb: s_p = fmaf((float)isum_b, dk_pb * dq_b, s_p)
  * with isum_b the exact integer dot product of block b's values; then
  * kern_attn_softmax(s, lo, hi - lo + 1, scale) gives w, and for each
