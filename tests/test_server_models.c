@@ -151,6 +151,12 @@ static void naming_and_residency(const char *want_a, const char *want_b, const c
     CHECK(status_is(&sv, "a.gguf", "unloaded") && status_is(&sv, "c.gguf", "loaded"));
     CHECK(log_has(&sv, "model a.gguf unloaded (least recently used"));
     CHECK(test_metric(&sv, "hearth_models_loaded") == 2);
+    test_reply sr = test_http(&sv, "GET", "/slots", NULL, NULL); /* one slot per loaded model */
+    cJSON *slots = parse_reply(&sr);
+    CHECKF(cJSON_GetArraySize(slots) == 2 && !cJSON_IsTrue(jget(slots, "0.is_processing")),
+           "slots: %s", sr.body);
+    cJSON_Delete(slots);
+    free(sr.body);
     check_text(&sv, "a", want_a); /* back, in place of b */
     CHECK(status_is(&sv, "b.gguf", "unloaded"));
 
@@ -249,6 +255,14 @@ static void waits_for_room(const char *want_b) {
     snprintf(bg, sizeof bg, "%s &", cmd);
     REQUIRE(system(bg) == 0);
     for (int t = 0; t < 500 && test_metric(&sv, "hearth_slots_busy") < 1; t++) test_sleep_ms(10);
+    test_reply sr = test_http(&sv, "GET", "/slots", NULL, NULL);
+    cJSON *slots = parse_reply(&sr);
+    CHECKF(sr.status == 200 && cJSON_GetArraySize(slots) == 1 &&
+               !strcmp(jstr(slots, "0.model"), "slow.gguf") &&
+               cJSON_IsTrue(jget(slots, "0.is_processing")) && jnum(slots, "0.n_ctx") == 2048,
+           "slots while busy: %s", sr.body);
+    cJSON_Delete(slots);
+    free(sr.body);
     const double t0 = test_now_ms();
     check_text(&sv, "b", want_b); /* waits for the long request, then replaces its model */
     const double waited = test_now_ms() - t0;

@@ -162,6 +162,16 @@ static void local_text(test_server *sv) {
            "input_tokens: %s", r.body);
     cJSON_Delete(j);
     free(r.body);
+    /* and llama-server's count for a chat body */
+    r = test_http(sv, "POST", "/v1/chat/completions/input_tokens",
+                  "{\"model\":\"local\",\"messages\":[{\"role\":\"system\",\"content\":\"Be "
+                  "brief.\"},{\"role\":\"user\",\"content\":\"Tell me a story\"}]}",
+                  NULL);
+    j = parse_reply(&r);
+    CHECKF(r.status == 200 && (int)jnum(j, "input_tokens") == prompt_tokens, "chat count: %s",
+           r.body);
+    cJSON_Delete(j);
+    free(r.body);
     free(want);
 }
 

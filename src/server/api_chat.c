@@ -214,6 +214,23 @@ bool srv_chat_count(srv_exchange *x, srv_request *r, int *n) {
     return ok;
 }
 
+void srv_handle_chat_tokens(srv_exchange *x) {
+    srv_request r;
+    srv_error e;
+    int n = 0;
+    if (!srv_parse_request(SRV_CHAT, x->body, x->body_len, &r, &e)) {
+        srv_respond_error(x, &e);
+        return;
+    }
+    if (srv_chat_count(x, &r, &n)) srv_respond_input_tokens(x, n);
+}
+
+void srv_respond_input_tokens(srv_exchange *x, int n) {
+    char *json = malloc(80);
+    if (json) snprintf(json, 80, "{\"object\":\"response.input_tokens\",\"input_tokens\":%d}", n);
+    srv_respond_json(x, 200, json);
+}
+
 void srv_handle_chat(srv_exchange *x) {
     srv_request r;
     srv_error e;

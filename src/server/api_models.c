@@ -3,7 +3,8 @@
  * /v1/models (every model the server can answer with, OpenAI's list shape,
  * each with llama-server's router-mode "status"; GET /models is the same),
  * GET /v1/models/{id}, POST /models/load and /models/unload ({"model": id},
- * llama-server's router mode), GET /health ({"status":"ok"}; 503
+ * llama-server's router mode), GET /slots (every loaded model's slots, as
+ * llama-server's), GET /health ({"status":"ok"}; 503
  * {"status":"loading"} until the default model is ready) and GET /metrics
  * (Prometheus text).
  */
@@ -111,6 +112,19 @@ void srv_handle_model_unload(srv_exchange *x) {
         return;
     }
     respond_success(x);
+}
+
+void srv_handle_slots(srv_exchange *x) {
+    srv_server *s = x->srv;
+    cJSON *arr = cJSON_CreateArray();
+    pthread_mutex_lock(&s->models_mu); /* no model is unloaded meanwhile */
+    for (int i = 0; i < s->n_models; i++)
+        if (s->models[i]->state == SRV_MODEL_LOADED)
+            srv_sched_slots_json(s->models[i]->sched, arr, s->models[i]->id);
+    pthread_mutex_unlock(&s->models_mu);
+    char *json = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    srv_respond_json(x, 200, json);
 }
 
 void srv_handle_health(srv_exchange *x) {

@@ -292,10 +292,7 @@ void srv_handle_responses(srv_exchange *x) {
 void srv_handle_responses_tokens(srv_exchange *x) {
     srv_request r;
     int n = 0;
-    if (!parse(x, &r) || !srv_chat_count(x, &r, &n)) return;
-    char *json = malloc(80);
-    if (json) snprintf(json, 80, "{\"object\":\"response.input_tokens\",\"input_tokens\":%d}", n);
-    srv_respond_json(x, 200, json);
+    if (parse(x, &r) && srv_chat_count(x, &r, &n)) srv_respond_input_tokens(x, n);
 }
 
 /* ---- the answer: a response object, whole or as events ------------------------- */

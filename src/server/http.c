@@ -56,7 +56,9 @@ typedef enum route_id {
     ROUTE_ANTHROPIC_MESSAGES,
     ROUTE_ANTHROPIC_COUNT,
     ROUTE_RESPONSES,
-    ROUTE_RESPONSES_TOKENS
+    ROUTE_RESPONSES_TOKENS,
+    ROUTE_SLOTS,
+    ROUTE_CHAT_TOKENS
 } route_id;
 
 typedef struct route {
@@ -107,6 +109,8 @@ static const route routes[] = {
     /* OpenAI's Responses API */
     {"/v1/responses", false, "POST", ROUTE_RESPONSES, true},
     {"/v1/responses/input_tokens", false, "POST", ROUTE_RESPONSES_TOKENS, true},
+    {"/slots", false, "GET", ROUTE_SLOTS, true},
+    {"/v1/chat/completions/input_tokens", false, "POST", ROUTE_CHAT_TOKENS, true},
 };
 
 /* Per-request state (libmicrohttpd's con_cls), freed when it completes. */
@@ -343,6 +347,10 @@ static void dispatch(srv_server *s, srv_conn *c) {
         srv_handle_responses(x);
     else if (id == ROUTE_RESPONSES_TOKENS)
         srv_handle_responses_tokens(x);
+    else if (id == ROUTE_SLOTS)
+        srv_handle_slots(x);
+    else if (id == ROUTE_CHAT_TOKENS)
+        srv_handle_chat_tokens(x);
     else
         srv_handle_models(x, c->path + strlen("/v1/models/"));
 }

@@ -47,6 +47,8 @@
 
 #include "core/core.h"
 
+#include <cjson/cJSON.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -617,6 +619,30 @@ void srv_sched_stats(srv_sched *s, int *queued, int *busy, int *slots) {
     *queued = s->q_len;
     *busy = s->n_busy;
     *slots = s->n_slots;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void srv_sched_slots_json(srv_sched *s, struct cJSON *arr, const char *model) {
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < s->n_slots; i++) {
+        const srv_job *j = s->slots[i].job;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "id", i);
+        cJSON_AddStringToObject(o, "model", model);
+        cJSON_AddNumberToObject(o, "n_ctx", s->n_ctx);
+        cJSON_AddBoolToObject(o, "is_processing", j != NULL);
+        if (j) {
+            srv_job *jm = (srv_job *)j; /* its mu guards the counts */
+            pthread_mutex_lock(&jm->mu);
+            int decoded = 0;
+            for (int k = 0; k < j->n_events; k++) decoded += j->events[k].id >= 0;
+            pthread_mutex_unlock(&jm->mu);
+            cJSON_AddNumberToObject(o, "n_prompt_tokens", j->n_prompt);
+            cJSON_AddNumberToObject(cJSON_AddObjectToObject(o, "next_token"), "n_decoded", decoded);
+            cJSON_AddBoolToObject(o, "embedding", j->n_inputs > 0);
+        }
+        cJSON_AddItemToArray(arr, o);
+    }
     pthread_mutex_unlock(&s->mu);
 }
 

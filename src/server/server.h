@@ -384,6 +384,11 @@ void srv_sched_shutdown(srv_sched *s);
 void srv_sched_free(srv_sched *s);
 int srv_sched_n_ctx(const srv_sched *s);
 void srv_sched_stats(srv_sched *s, int *queued, int *busy, int *slots);
+/* One object per slot appended to arr (GET /slots, as llama-server's):
+ * {"id", "model", "n_ctx", "is_processing"}, and for a running job
+ * "n_prompt_tokens", "next_token": {"n_decoded"}, "embedding". */
+struct cJSON;
+void srv_sched_slots_json(srv_sched *s, struct cJSON *arr, const char *model);
 
 /* A new job (refs = 1, the caller's) owning a copy of prompt[0..n). NULL when
  * out of memory. */
@@ -629,6 +634,10 @@ void srv_handle_anthropic_count(srv_exchange *x);    /* POST /v1/messages/count_
 /* llama-server's router mode (api_models.c; GET /models is /v1/models) */
 void srv_handle_model_load(srv_exchange *x);   /* POST /models/load */
 void srv_handle_model_unload(srv_exchange *x); /* POST /models/unload */
+void srv_handle_slots(srv_exchange *x);        /* GET /slots */
+/* POST /v1/chat/completions/input_tokens (llama-server's): the tokens a chat
+ * request's prompt would be (api_chat.c) */
+void srv_handle_chat_tokens(srv_exchange *x);
 /* retrieval (api_rag.c) */
 void srv_handle_rag_search(srv_exchange *x); /* POST /v1/hearth/rag/search */
 /* A parsed chat request with "rag" (r->rag): its last user message gets the
@@ -712,6 +721,9 @@ bool srv_parse_translated(srv_exchange *x, char *body, srv_error *e, srv_dialect
 /* The prompt tokens a parsed chat request (taken over and freed) evaluates
  * on its model (the count endpoints); false when x was answered. */
 bool srv_chat_count(srv_exchange *x, srv_request *r, int *n);
+/* {"object":"response.input_tokens","input_tokens":n} (the Responses API's
+ * count, and llama-server's for chats). */
+void srv_respond_input_tokens(srv_exchange *x, int n);
 /* Tokenizes a prompt (BOS as the vocabulary asks, special tokens parsed);
  * *ids is malloc'd. */
 bool srv_tokenize(const srv_model *m, const char *text, size_t len, int32_t **ids, int *n,
