@@ -291,20 +291,23 @@ char *srv_anthropic_error_json(const srv_error *e) {
     return json;
 }
 
-const char *srv_anthropic_stop_reason(const srv_request *r, const srv_job *j, bool calls,
-                                      const char **stop_sequence) {
+/* The stop reason of a finished job and, for stop_sequence, the one of
+ * stop[0..n_stop) that matched. */
+static const char *stop_reason(char *const *stop, int n_stop, const srv_job *j, bool calls,
+                               const char **stop_sequence) {
     *stop_sequence = NULL;
     if (calls) return "tool_use";
     if (strcmp(srv_finish_reason(j), "stop")) return "max_tokens";
     const int k = j->result.stop_index;
-    if (k >= 0 && k < r->n_stop) {
-        *stop_sequence = r->stop[k];
+    if (k >= 0 && k < n_stop) {
+        *stop_sequence = stop[k];
         return "stop_sequence";
     }
     return "end_turn";
 }
 
-cJSON *srv_anthropic_tool_use(const srv_call_out *c, bool with_input) {
+/* A tool_use block; input from the call's arguments, or {}. */
+static cJSON *tool_use(const srv_call_out *c, bool with_input) {
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "type", "tool_use");
     cJSON_AddStringToObject(b, "id", c->id);
@@ -314,24 +317,24 @@ cJSON *srv_anthropic_tool_use(const srv_call_out *c, bool with_input) {
     return b;
 }
 
-cJSON *srv_anthropic_message(const srv_model *m, const srv_request *r, const char *model,
-                             const char *id) {
+/* The message object without its stop reason and usage. */
+static cJSON *message(const char *id, const char *model) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", id);
     cJSON_AddStringToObject(o, "type", "message");
     cJSON_AddStringToObject(o, "role", "assistant");
-    cJSON_AddStringToObject(o, "model", model ? model : r->model && r->model[0] ? r->model : m->id);
+    cJSON_AddStringToObject(o, "model", model);
     cJSON_AddArrayToObject(o, "content");
     return o;
 }
 
-void srv_anthropic_usage(cJSON *o, int input_tokens, int output_tokens) {
+static void usage(cJSON *o, int input_tokens, int output_tokens) {
     cJSON *u = cJSON_AddObjectToObject(o, "usage");
     cJSON_AddNumberToObject(u, "input_tokens", input_tokens);
     cJSON_AddNumberToObject(u, "output_tokens", output_tokens);
 }
 
-void srv_anthropic_id(char *out, size_t cap) {
+static void message_id(char *out, size_t cap) {
     char call[64];
     srv_tool_call_id(call, sizeof call); /* "call_" + 24 random hex digits */
     snprintf(out, cap, "msg_%s", call + 5);
@@ -344,8 +347,8 @@ char *srv_anthropic_response_json(const srv_gen *g, const srv_job *j) {
     const char *text = t.content ? t.content : "";
     const size_t len = t.content ? t.content_len : 0;
     char id[64];
-    srv_anthropic_id(id, sizeof id);
-    cJSON *o = srv_anthropic_message(g->local, r, g->model, id);
+    message_id(id, sizeof id);
+    cJSON *o = message(id, srv_asked_model(g));
     cJSON *content = cJSON_GetObjectItemCaseSensitive(o, "content");
     if (len || !t.n_calls) {
         cJSON *b = cJSON_CreateObject();
@@ -353,17 +356,146 @@ char *srv_anthropic_response_json(const srv_gen *g, const srv_job *j) {
         cJSON_AddItemToObject(b, "text", srv_json_string(text, len));
         cJSON_AddItemToArray(content, b);
     }
-    for (int i = 0; i < t.n_calls; i++)
-        cJSON_AddItemToArray(content, srv_anthropic_tool_use(&t.calls[i], true));
+    for (int i = 0; i < t.n_calls; i++) cJSON_AddItemToArray(content, tool_use(&t.calls[i], true));
     const char *seq;
-    cJSON_AddStringToObject(o, "stop_reason", srv_anthropic_stop_reason(r, j, t.n_calls > 0, &seq));
+    cJSON_AddStringToObject(o, "stop_reason",
+                            stop_reason(r->stop, r->n_stop, j, t.n_calls > 0, &seq));
     if (seq)
         cJSON_AddStringToObject(o, "stop_sequence", seq);
     else
         cJSON_AddNullToObject(o, "stop_sequence");
-    srv_anthropic_usage(o, j->result.n_prompt + j->result.n_cached, j->result.n_gen);
+    usage(o, j->result.n_prompt + j->result.n_cached, j->result.n_gen);
     srv_tool_reply_free(&t);
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return json;
 }
+
+/* ---- the answer streamed: typed events (srv_anthropic_stream) ------------------- */
+
+typedef struct anth_stream {
+    char id[64];
+    char *model;
+    char *stop[SRV_MAX_STOP]; /* the request's stop strings, for stop_sequence */
+    int n_stop;
+    int input_tokens;
+    int block;       /* the index of the next content block */
+    bool block_open; /* the text block is open (its start went out) */
+} anth_stream;
+
+static void anth_close(void *p) {
+    anth_stream *st = p;
+    if (!st) return;
+    for (int i = 0; i < st->n_stop; i++) free(st->stop[i]);
+    free(st->model);
+    free(st);
+}
+
+static void *anth_open(const srv_request *r, const char *model, const srv_job *j) {
+    anth_stream *st = calloc(1, sizeof *st);
+    bool ok = st && (st->model = strdup(model));
+    for (int i = 0; ok && i < r->n_stop; i++) {
+        ok = (st->stop[i] = strdup(r->stop[i])) != NULL;
+        st->n_stop = i + 1;
+    }
+    if (!ok) {
+        anth_close(st);
+        return NULL;
+    }
+    message_id(st->id, sizeof st->id);
+    st->input_tokens = j->n_prompt;
+    return st;
+}
+
+/* An event {"type": type, "index": the current block}. */
+static cJSON *block_event(const anth_stream *st, const char *type) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", type);
+    cJSON_AddNumberToObject(o, "index", st->block);
+    return o;
+}
+
+/* Closes the open text block. */
+static void close_block(anth_stream *st, srv_emit_fn emit, void *user) {
+    if (!st->block_open) return;
+    emit(user, block_event(st, "content_block_stop"));
+    st->block_open = false;
+    st->block++;
+}
+
+static void anth_head(void *p, srv_emit_fn emit, void *user) {
+    const anth_stream *st = p;
+    cJSON *o = cJSON_CreateObject(), *m = message(st->id, st->model);
+    cJSON_AddNullToObject(m, "stop_reason");
+    cJSON_AddNullToObject(m, "stop_sequence");
+    usage(m, st->input_tokens, 0);
+    cJSON_AddStringToObject(o, "type", "message_start");
+    cJSON_AddItemToObject(o, "message", m);
+    emit(user, o);
+}
+
+static void anth_text(void *p, const char *text, size_t len, srv_emit_fn emit, void *user) {
+    anth_stream *st = p;
+    if (!st->block_open) {
+        cJSON *o = block_event(st, "content_block_start"), *b = cJSON_CreateObject();
+        cJSON_AddStringToObject(b, "type", "text");
+        cJSON_AddStringToObject(b, "text", "");
+        cJSON_AddItemToObject(o, "content_block", b);
+        emit(user, o);
+        st->block_open = true;
+    }
+    cJSON *o = block_event(st, "content_block_delta"), *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "type", "text_delta");
+    cJSON_AddItemToObject(d, "text", srv_json_string(text, len));
+    cJSON_AddItemToObject(o, "delta", d);
+    emit(user, o);
+}
+
+/* One call as a tool_use block of its own, its input as one delta. */
+static void anth_call(void *p, const srv_call_out *c, srv_emit_fn emit, void *user) {
+    anth_stream *st = p;
+    close_block(st, emit, user);
+    cJSON *o = block_event(st, "content_block_start");
+    cJSON_AddItemToObject(o, "content_block", tool_use(c, false));
+    emit(user, o);
+    o = block_event(st, "content_block_delta");
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "type", "input_json_delta");
+    cJSON_AddStringToObject(d, "partial_json", c->arguments);
+    cJSON_AddItemToObject(o, "delta", d);
+    emit(user, o);
+    emit(user, block_event(st, "content_block_stop"));
+    st->block++;
+}
+
+static void anth_end(void *p, const srv_job *j, bool calls, srv_emit_fn emit, void *user) {
+    anth_stream *st = p;
+    close_block(st, emit, user);
+    const char *seq;
+    const char *reason = stop_reason(st->stop, st->n_stop, j, calls, &seq);
+    cJSON *o = cJSON_CreateObject(), *d = cJSON_CreateObject(), *u = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "message_delta");
+    cJSON_AddStringToObject(d, "stop_reason", reason);
+    if (seq)
+        cJSON_AddStringToObject(d, "stop_sequence", seq);
+    else
+        cJSON_AddNullToObject(d, "stop_sequence");
+    cJSON_AddItemToObject(o, "delta", d);
+    cJSON_AddNumberToObject(u, "output_tokens", j->result.n_gen);
+    cJSON_AddItemToObject(o, "usage", u);
+    emit(user, o);
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "message_stop");
+    emit(user, o);
+}
+
+static void anth_fail(void *p, const srv_error *e, srv_emit_fn emit, void *user) {
+    (void)p;
+    char *json = srv_anthropic_error_json(e);
+    cJSON *o = json ? cJSON_Parse(json) : NULL; /* {"type":"error",...}: an "error" event */
+    free(json);
+    if (o) emit(user, o);
+}
+
+const srv_typed_ops srv_anthropic_stream = {anth_open, anth_head, anth_text, anth_call,
+                                            anth_end,  anth_fail, anth_close};

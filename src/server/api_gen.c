@@ -250,6 +250,11 @@ static bool choice_json(const srv_gen *g, const srv_job *j, int i, cJSON *choice
     return true;
 }
 
+const char *srv_asked_model(const srv_gen *g) {
+    const srv_request *r = g->req;
+    return g->model ? g->model : r->model && r->model[0] ? r->model : g->local->id;
+}
+
 char *srv_response_json_n(const srv_gen *g, srv_job *const *jobs, int n) {
     if (g->req->dialect == SRV_DIALECT_ANTHROPIC) return srv_anthropic_response_json(g, jobs[0]);
     if (g->req->dialect == SRV_DIALECT_RESPONSES) return srv_responses_response_json(g, jobs[0]);

@@ -26,8 +26,8 @@
  * a call response.function_call_arguments.delta and .done, then
  * response.output_item.done; last response.completed (or
  * response.incomplete) holding the whole response. A failure is
- * response.failed. srv_resp_stream keeps what the events need; the
- * non-streamed answer is built by the same code.
+ * response.failed (srv_responses_stream, for sse.c). The non-streamed
+ * answer is built by the same code.
  */
 #include "request_impl.h"
 #include "server.h"
@@ -297,7 +297,7 @@ void srv_handle_responses_tokens(srv_exchange *x) {
 
 /* ---- the answer: a response object, whole or as events ------------------------- */
 
-struct srv_resp_stream {
+typedef struct resp_stream {
     char id[64], msg_id[64];
     char *model;
     int64_t created;
@@ -310,10 +310,12 @@ struct srv_resp_stream {
     gw_buf text;   /* the message's text */
     bool msg_open; /* its item was announced */
     int seq;       /* the next sequence_number */
-};
+} resp_stream;
 
-srv_resp_stream *srv_resp_stream_new(const srv_request *r, const char *model) {
-    srv_resp_stream *rs = calloc(1, sizeof *rs);
+static void resp_close(void *p);
+
+static resp_stream *resp_new(const srv_request *r, const char *model) {
+    resp_stream *rs = calloc(1, sizeof *rs);
     if (!rs) return NULL;
     char hex[64];
     srv_tool_call_id(hex, sizeof hex); /* "call_" + 24 random hex digits */
@@ -328,13 +330,19 @@ srv_resp_stream *srv_resp_stream_new(const srv_request *r, const char *model) {
     rs->top_p = isnan(r->given_top_p) ? 1.0 : r->given_top_p;
     rs->parallel = r->parallel_tool_calls != 0;
     if (!rs->model || !rs->items) {
-        srv_resp_stream_free(rs);
+        resp_close(rs);
         return NULL;
     }
     return rs;
 }
 
-void srv_resp_stream_free(srv_resp_stream *rs) {
+static void *resp_open(const srv_request *r, const char *model, const srv_job *j) {
+    (void)j;
+    return resp_new(r, model);
+}
+
+static void resp_close(void *p) {
+    resp_stream *rs = p;
     if (!rs) return;
     free(rs->model);
     cJSON_Delete(rs->items);
@@ -343,7 +351,7 @@ void srv_resp_stream_free(srv_resp_stream *rs) {
 }
 
 /* An event {"type", "sequence_number"}. */
-static cJSON *event(srv_resp_stream *rs, const char *type) {
+static cJSON *event(resp_stream *rs, const char *type) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", type);
     cJSON_AddNumberToObject(o, "sequence_number", rs->seq++);
@@ -351,7 +359,7 @@ static cJSON *event(srv_resp_stream *rs, const char *type) {
 }
 
 /* The response object with the output so far and status. */
-static cJSON *response(const srv_resp_stream *rs, const char *status, const char *incomplete,
+static cJSON *response(const resp_stream *rs, const char *status, const char *incomplete,
                        const srv_job *j) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", rs->id);
@@ -394,7 +402,7 @@ static cJSON *response(const srv_resp_stream *rs, const char *status, const char
     return o;
 }
 
-static cJSON *message_item(const srv_resp_stream *rs, const char *status, const char *text,
+static cJSON *message_item(const resp_stream *rs, const char *status, const char *text,
                            size_t len) {
     cJSON *it = cJSON_CreateObject(), *content = cJSON_CreateArray();
     cJSON_AddStringToObject(it, "type", "message");
@@ -425,7 +433,8 @@ static cJSON *call_item(const srv_call_out *c, const char *status, bool with_arg
     return it;
 }
 
-void srv_resp_head(srv_resp_stream *rs, srv_emit_fn emit, void *user) {
+static void resp_head(void *p, srv_emit_fn emit, void *user) {
+    resp_stream *rs = p;
     cJSON *o = event(rs, "response.created");
     cJSON_AddItemToObject(o, "response", response(rs, "in_progress", NULL, NULL));
     emit(user, o);
@@ -435,10 +444,10 @@ void srv_resp_head(srv_resp_stream *rs, srv_emit_fn emit, void *user) {
 }
 
 /* An item's place in the output: the events' output_index. */
-static int output_index(const srv_resp_stream *rs) { return cJSON_GetArraySize(rs->items); }
+static int output_index(const resp_stream *rs) { return cJSON_GetArraySize(rs->items); }
 
-void srv_resp_text(srv_resp_stream *rs, const char *text, size_t len, srv_emit_fn emit,
-                   void *user) {
+static void resp_text(void *p, const char *text, size_t len, srv_emit_fn emit, void *user) {
+    resp_stream *rs = p;
     cJSON *o;
     if (!rs->msg_open) {
         o = event(rs, "response.output_item.added");
@@ -467,7 +476,7 @@ void srv_resp_text(srv_resp_stream *rs, const char *text, size_t len, srv_emit_f
 
 /* Closes the message item (its done events when it was announced); status:
  * the item's ("incomplete" when the reply was cut). */
-static void close_message(srv_resp_stream *rs, const char *status, srv_emit_fn emit, void *user) {
+static void close_message(resp_stream *rs, const char *status, srv_emit_fn emit, void *user) {
     if (!rs->msg_open) return;
     gw_buf_put(&rs->text, "", 0);
     const char *text = rs->text.data ? rs->text.data : "";
@@ -495,7 +504,8 @@ static void close_message(srv_resp_stream *rs, const char *status, srv_emit_fn e
     rs->msg_open = false;
 }
 
-void srv_resp_call(srv_resp_stream *rs, const srv_call_out *c, srv_emit_fn emit, void *user) {
+static void resp_call(void *p, const srv_call_out *c, srv_emit_fn emit, void *user) {
+    resp_stream *rs = p;
     close_message(rs, "completed", emit, user);
     cJSON *item = call_item(c, "completed", true);
     const char *item_id = cJSON_GetObjectItem(item, "id")->valuestring;
@@ -525,7 +535,8 @@ static const char *incomplete_reason(const srv_job *j, bool calls) {
     return !calls && strcmp(srv_finish_reason(j), "stop") ? "max_output_tokens" : NULL;
 }
 
-void srv_resp_end(srv_resp_stream *rs, const srv_job *j, bool calls, srv_emit_fn emit, void *user) {
+static void resp_end(void *p, const srv_job *j, bool calls, srv_emit_fn emit, void *user) {
+    resp_stream *rs = p;
     const char *why = incomplete_reason(j, calls);
     close_message(rs, why ? "incomplete" : "completed", emit, user);
     cJSON *o = event(rs, why ? "response.incomplete" : "response.completed");
@@ -533,7 +544,8 @@ void srv_resp_end(srv_resp_stream *rs, const srv_job *j, bool calls, srv_emit_fn
     emit(user, o);
 }
 
-void srv_resp_fail(srv_resp_stream *rs, const srv_error *e, srv_emit_fn emit, void *user) {
+static void resp_fail(void *p, const srv_error *e, srv_emit_fn emit, void *user) {
+    resp_stream *rs = p;
     cJSON *o = event(rs, "response.failed"), *r = response(rs, "failed", NULL, NULL);
     cJSON *err = cJSON_CreateObject();
     cJSON_AddStringToObject(err, "code", e->code ? e->code : "server_error");
@@ -555,20 +567,21 @@ char *srv_responses_response_json(const srv_gen *g, const srv_job *j) {
     if (!srv_job_reply(r, j, &t)) return NULL;
     const char *text = t.content ? t.content : "";
     const size_t len = t.content ? t.content_len : 0;
-    srv_resp_stream *rs = srv_resp_stream_new(r, g->model                  ? g->model
-                                                 : r->model && r->model[0] ? r->model
-                                                                           : g->local->id);
+    resp_stream *rs = resp_new(r, srv_asked_model(g));
     char *json = NULL;
     if (rs) {
-        if (len || !t.n_calls) srv_resp_text(rs, text, len, drop, NULL);
-        for (int i = 0; i < t.n_calls; i++) srv_resp_call(rs, &t.calls[i], drop, NULL);
+        if (len || !t.n_calls) resp_text(rs, text, len, drop, NULL);
+        for (int i = 0; i < t.n_calls; i++) resp_call(rs, &t.calls[i], drop, NULL);
         const char *why = incomplete_reason(j, t.n_calls > 0);
         close_message(rs, why ? "incomplete" : "completed", drop, NULL);
         cJSON *o = response(rs, why ? "incomplete" : "completed", why, j);
         json = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
     }
-    srv_resp_stream_free(rs);
+    resp_close(rs);
     srv_tool_reply_free(&t);
     return json;
 }
+
+const srv_typed_ops srv_responses_stream = {resp_open, resp_head, resp_text, resp_call,
+                                            resp_end,  resp_fail, resp_close};

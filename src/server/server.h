@@ -697,6 +697,9 @@ char *srv_response_json(const srv_gen *g, const srv_job *j);
 /* The same with one choice per job, index i for jobs[i] (ollama's dialects:
  * jobs[0] only; n is 1 there). */
 char *srv_response_json_n(const srv_gen *g, srv_job *const *jobs, int n);
+/* The model name the other APIs' answers report: a remote tier's model,
+ * else what the client asked for, else the local model's id. */
+const char *srv_asked_model(const srv_gen *g);
 /* A chat request's prompt: messages, tools and calls rendered by the chat
  * template (a forced tool call opens the assistant turn with the call prefix
  * and sets r's constraint), then tokenized; *ids malloc'd. With text_out,
@@ -759,20 +762,8 @@ void srv_ollama_piece(struct cJSON *o, srv_dialect d, const char *text, size_t l
 void srv_ollama_done(struct cJSON *o, const srv_request *r, const srv_job *j);
 char *srv_ollama_response_json(const srv_gen *g, const srv_job *j);
 
-/* Anthropic's answers (api_anthropic.c): the message object without its
- * stop reason and usage (model: the name to report; NULL: the request's or
- * the model's), a tool_use block (input from the call's arguments, or {}),
- * the stop reason of a finished job (*stop_sequence: the one that matched,
- * or NULL), usage, a message id, the whole non-streaming body and the error
- * body. */
-struct srv_call_out;
-struct cJSON *srv_anthropic_message(const srv_model *m, const srv_request *r, const char *model,
-                                    const char *id);
-struct cJSON *srv_anthropic_tool_use(const struct srv_call_out *c, bool with_input);
-const char *srv_anthropic_stop_reason(const srv_request *r, const srv_job *j, bool calls,
-                                      const char **stop_sequence);
-void srv_anthropic_usage(struct cJSON *o, int input_tokens, int output_tokens);
-void srv_anthropic_id(char *out, size_t cap);
+/* Anthropic's answers (api_anthropic.c): the whole non-streaming body and
+ * the error body. */
 char *srv_anthropic_response_json(const srv_gen *g, const srv_job *j);
 /* The OpenAI chat body an Anthropic request body[0..len) means (malloc'd
  * JSON text, for srv_parse_request); NULL with e filled (a 400 naming the
@@ -781,20 +772,26 @@ char *srv_anthropic_response_json(const srv_gen *g, const srv_job *j);
 char *srv_anthropic_translate(const char *body, size_t len, bool count_only, srv_error *e);
 char *srv_anthropic_error_json(const srv_error *e);
 
-/* OpenAI's Responses API (api_responses.c): the response object built
- * step by step, as streamed events (each handed to emit, which takes it) or
- * whole. srv_resp_stream_new keeps what the object echoes of r; model: the
- * name to report. */
+/* A streamed answer in a dialect of typed events (Anthropic's, the Responses
+ * API's): sse.c calls these with the stream's state, and each event they
+ * make goes to emit (which takes it). open: the state for request r whose
+ * first job is j, reporting `model`; head: the opening events; text: a
+ * piece of the reply's text; call: one tool call, whole; end: the closing
+ * events of a finished job (calls: it made some); fail: a failure after
+ * the headers. */
 typedef void (*srv_emit_fn)(void *user, struct cJSON *event);
-typedef struct srv_resp_stream srv_resp_stream;
-srv_resp_stream *srv_resp_stream_new(const srv_request *r, const char *model);
-void srv_resp_stream_free(srv_resp_stream *rs);
-void srv_resp_head(srv_resp_stream *rs, srv_emit_fn emit, void *user); /* created, in_progress */
-void srv_resp_text(srv_resp_stream *rs, const char *text, size_t len, srv_emit_fn emit, void *user);
-void srv_resp_call(srv_resp_stream *rs, const struct srv_call_out *c, srv_emit_fn emit, void *user);
-/* The message's done events, then response.completed (or .incomplete). */
-void srv_resp_end(srv_resp_stream *rs, const srv_job *j, bool calls, srv_emit_fn emit, void *user);
-void srv_resp_fail(srv_resp_stream *rs, const srv_error *e, srv_emit_fn emit, void *user);
+struct srv_call_out;
+typedef struct srv_typed_ops {
+    void *(*open)(const srv_request *r, const char *model, const srv_job *j);
+    void (*head)(void *st, srv_emit_fn emit, void *user);
+    void (*text)(void *st, const char *text, size_t len, srv_emit_fn emit, void *user);
+    void (*call)(void *st, const struct srv_call_out *c, srv_emit_fn emit, void *user);
+    void (*end)(void *st, const srv_job *j, bool calls, srv_emit_fn emit, void *user);
+    void (*fail)(void *st, const srv_error *e, srv_emit_fn emit, void *user);
+    void (*close)(void *st);
+} srv_typed_ops;
+extern const srv_typed_ops srv_anthropic_stream; /* api_anthropic.c */
+extern const srv_typed_ops srv_responses_stream; /* api_responses.c */
 char *srv_responses_response_json(const srv_gen *g, const srv_job *j);
 /* The chat body a Responses request means (as srv_anthropic_translate). */
 char *srv_responses_translate(const char *body, size_t len, srv_error *e);

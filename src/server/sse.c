@@ -43,15 +43,10 @@
  * done true and the counts and durations; no role chunk, no usage chunk, no
  * [DONE]; a failure is a line {"error":"message"}.
  *
- * Anthropic's dialect (api_anthropic.c) sends typed events, "event: TYPE"
- * before each "data:" line: message_start; per content block (the text, then
- * each tool_use) content_block_start, content_block_delta (text_delta, or
- * the call's arguments as one input_json_delta) and content_block_stop;
- * message_delta with the stop reason and the output tokens; message_stop.
- * A failure is an "error" event.
- *
- * The Responses API's dialect (api_responses.c) sends its typed events the
- * same way, made by srv_resp_* from the stream's srv_resp_stream.
+ * Anthropic's dialect and the Responses API's send typed events, "event:
+ * TYPE" before each "data:" line, which their files make (srv_typed_ops:
+ * api_anthropic.c, api_responses.c) from the same calls: the head, each
+ * piece of text, each call, the end, a failure.
  *
  * When the response is destroyed (finished, or the client left) sse_free
  * cancels the job, which frees its slot at once.
@@ -91,11 +86,9 @@ typedef struct srv_stream {
     uint64_t seen_seq; /* n_ch > 1: the group's news counted so far */
     srv_kind kind;
     srv_dialect dialect;
-    srv_request *req;      /* ollama's and Anthropic's dialects: model, t0 and stop strings for
-                              their objects, owned */
-    srv_resp_stream *resp; /* the Responses API: what its events need */
-    int block;             /* Anthropic: the index of the next content block */
-    bool block_open;       /* Anthropic: the text block is open (its start went out) */
+    srv_request *req;           /* ollama's dialects: model and t0 for its objects, owned */
+    const srv_typed_ops *typed; /* the typed-event dialects' events (NULL: none) */
+    void *typed_state;          /* ... and their state, owned */
     char id[64];
     int64_t created;
     bool include_usage, logprobs;
@@ -126,8 +119,7 @@ static void out_put(srv_stream *st, const char *s, size_t n) {
  * (takes obj). */
 static void send_json(srv_stream *st, cJSON *obj) {
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(obj, "type");
-    const bool typed = st->dialect == SRV_DIALECT_ANTHROPIC || st->dialect == SRV_DIALECT_RESPONSES;
-    if (typed && cJSON_IsString(type)) {
+    if (st->typed && cJSON_IsString(type)) {
         out_put(st, "event: ", 7);
         out_put(st, type->valuestring, strlen(type->valuestring));
         out_put(st, "\n", 1);
@@ -142,78 +134,8 @@ static void send_json(srv_stream *st, cJSON *obj) {
     free(s);
 }
 
-/* srv_resp_*'s emit: sends the event. */
+/* srv_typed_ops' emit: sends the event. */
 static void emit_event(void *user, cJSON *event) { send_json(user, event); }
-
-/* Anthropic: an event {"type": type, "index": the current block}. */
-static cJSON *block_event(srv_stream *st, const char *type) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "type", type);
-    cJSON_AddNumberToObject(o, "index", st->block);
-    return o;
-}
-
-/* Anthropic: closes the open text block. */
-static void close_block(srv_stream *st) {
-    if (!st->block_open) return;
-    send_json(st, block_event(st, "content_block_stop"));
-    st->block_open = false;
-    st->block++;
-}
-
-/* Anthropic: a piece of the reply's text, in its text block. */
-static void anthropic_text(srv_stream *st, const char *text, size_t len) {
-    if (!st->block_open) {
-        cJSON *o = block_event(st, "content_block_start"), *b = cJSON_CreateObject();
-        cJSON_AddStringToObject(b, "type", "text");
-        cJSON_AddStringToObject(b, "text", "");
-        cJSON_AddItemToObject(o, "content_block", b);
-        send_json(st, o);
-        st->block_open = true;
-    }
-    cJSON *o = block_event(st, "content_block_delta"), *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "type", "text_delta");
-    cJSON_AddItemToObject(d, "text", srv_json_string(text, len));
-    cJSON_AddItemToObject(o, "delta", d);
-    send_json(st, o);
-}
-
-/* Anthropic: one call as a tool_use block of its own. */
-static void anthropic_call(srv_stream *st, const srv_call_out *k) {
-    close_block(st);
-    cJSON *o = block_event(st, "content_block_start");
-    cJSON_AddItemToObject(o, "content_block", srv_anthropic_tool_use(k, false));
-    send_json(st, o);
-    o = block_event(st, "content_block_delta");
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "type", "input_json_delta");
-    cJSON_AddStringToObject(d, "partial_json", k->arguments);
-    cJSON_AddItemToObject(o, "delta", d);
-    send_json(st, o);
-    send_json(st, block_event(st, "content_block_stop"));
-    st->block++;
-}
-
-/* Anthropic: the end of the message, after the last block. */
-static void anthropic_end(srv_stream *st, const srv_job *j, bool calls) {
-    close_block(st);
-    const char *seq;
-    const char *reason = srv_anthropic_stop_reason(st->req, j, calls, &seq);
-    cJSON *o = cJSON_CreateObject(), *d = cJSON_CreateObject(), *u = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "type", "message_delta");
-    cJSON_AddStringToObject(d, "stop_reason", reason);
-    if (seq)
-        cJSON_AddStringToObject(d, "stop_sequence", seq);
-    else
-        cJSON_AddNullToObject(d, "stop_sequence");
-    cJSON_AddItemToObject(o, "delta", d);
-    cJSON_AddNumberToObject(u, "output_tokens", j->result.n_gen);
-    cJSON_AddItemToObject(o, "usage", u);
-    send_json(st, o);
-    o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "type", "message_stop");
-    send_json(st, o);
-}
 
 static cJSON *chunk(srv_stream *st) {
     cJSON *c = cJSON_CreateObject();
@@ -237,12 +159,8 @@ static cJSON *choice_chunk(srv_stream *st, int index, cJSON **choice) {
 
 /* Text of choice ch; ev >= 0: the event it came from (for its logprobs). */
 static void send_text(srv_stream *st, const sse_choice *ch, const char *text, size_t len, int ev) {
-    if (st->dialect == SRV_DIALECT_ANTHROPIC) {
-        anthropic_text(st, text, len);
-        return;
-    }
-    if (st->dialect == SRV_DIALECT_RESPONSES) {
-        srv_resp_text(st->resp, text, len, emit_event, st);
+    if (st->typed) {
+        st->typed->text(st->typed_state, text, len, emit_event, st);
         return;
     }
     if (srv_dialect_ollama(st->dialect)) {
@@ -274,12 +192,8 @@ static void send_text(srv_stream *st, const sse_choice *ch, const char *text, si
 static void send_calls(srv_stream *st, sse_choice *ch, const srv_tool_reply *t, int from) {
     for (int i = from; i < t->n_calls; i++, ch->calls_sent++) {
         const srv_call_out *k = &t->calls[i];
-        if (st->dialect == SRV_DIALECT_ANTHROPIC) {
-            anthropic_call(st, k);
-            continue;
-        }
-        if (st->dialect == SRV_DIALECT_RESPONSES) {
-            srv_resp_call(st->resp, k, emit_event, st);
+        if (st->typed) {
+            st->typed->call(st->typed_state, k, emit_event, st);
             continue;
         }
         for (int part = 0; part < 2; part++) {
@@ -411,18 +325,16 @@ static void format_end(srv_stream *st, sse_choice *ch) {
     if (j->err) {
         srv_error e;
         srv_fail(&e, 500, NULL, NULL, "generation failed: %s", j->err_msg);
-        if (st->dialect == SRV_DIALECT_RESPONSES) {
-            srv_resp_fail(st->resp, &e, emit_event, st);
+        if (st->typed) {
+            st->typed->fail(st->typed_state, &e, emit_event, st);
             st->phase = SSE_END;
             return;
         }
-        char *s = ndjson                                 ? srv_ollama_error_json(&e)
-                  : st->dialect == SRV_DIALECT_ANTHROPIC ? srv_anthropic_error_json(&e)
-                                                         : srv_error_json(&e);
+        char *s = ndjson ? srv_ollama_error_json(&e) : srv_error_json(&e);
         cJSON *o = s ? cJSON_Parse(s) : NULL;
-        if (o) send_json(st, o); /* Anthropic's is an "error" event */
+        if (o) send_json(st, o);
         free(s);
-        st->phase = st->dialect == SRV_DIALECT_OPENAI ? SSE_DONE : SSE_END;
+        st->phase = ndjson ? SSE_END : SSE_DONE;
         return;
     }
     bool all = true;
@@ -438,11 +350,8 @@ static void format_end(srv_stream *st, sse_choice *ch) {
     }
     const bool calls =
         !parses_calls(st, ch) ? st->has_tools && ch->calls_sent > 0 : tools_end(st, ch);
-    if (st->dialect == SRV_DIALECT_ANTHROPIC || st->dialect == SRV_DIALECT_RESPONSES) {
-        if (st->dialect == SRV_DIALECT_ANTHROPIC)
-            anthropic_end(st, j, calls);
-        else
-            srv_resp_end(st->resp, j, calls, emit_event, st);
+    if (st->typed) {
+        st->typed->end(st->typed_state, j, calls, emit_event, st);
         st->phase = SSE_END;
         return;
     }
@@ -518,17 +427,8 @@ static bool wait_news(srv_stream *st) {
 static bool refill(srv_stream *st) {
     switch (st->phase) {
     case SSE_HEAD: {
-        if (st->dialect == SRV_DIALECT_ANTHROPIC) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON *m = srv_anthropic_message(st->model, st->req, NULL, st->id);
-            cJSON_AddNullToObject(m, "stop_reason");
-            cJSON_AddNullToObject(m, "stop_sequence");
-            srv_anthropic_usage(m, st->job->n_prompt, 0);
-            cJSON_AddStringToObject(o, "type", "message_start");
-            cJSON_AddItemToObject(o, "message", m);
-            send_json(st, o);
-        } else if (st->dialect == SRV_DIALECT_RESPONSES) {
-            srv_resp_head(st->resp, emit_event, st);
+        if (st->typed) {
+            st->typed->head(st->typed_state, emit_event, st);
         } else if (srv_dialect_ollama(st->dialect)) {
             /* ollama sends no role chunk */
         } else {
@@ -611,7 +511,7 @@ static void stream_free(srv_stream *st) {
     srv_tool_set_free(&st->tools);
     if (st->req) srv_request_free(st->req);
     free(st->req);
-    srv_resp_stream_free(st->resp);
+    if (st->typed) st->typed->close(st->typed_state);
     free(st);
 }
 
@@ -629,25 +529,26 @@ static void sse_free(void *cls) {
     stream_free(st);
 }
 
-/* What ollama's and Anthropic's objects need of req (model, dialect,
- * arrival, stop strings), owned. NULL when out of memory. */
-static srv_request *req_copy(const srv_request *req) {
+/* What ollama's objects need of req (model, dialect, arrival), owned. NULL
+ * when out of memory. */
+static srv_request *ollama_copy(const srv_request *req) {
     srv_request *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->kind = req->kind;
     t->dialect = req->dialect;
     t->t0_ms = req->t0_ms;
-    bool ok = !req->model || (t->model = strdup(req->model));
-    for (int i = 0; ok && i < req->n_stop; i++) {
-        ok = (t->stop[i] = strdup(req->stop[i])) != NULL;
-        t->n_stop = i + 1;
-    }
-    if (!ok) {
-        srv_request_free(t);
+    if (req->model && !(t->model = strdup(req->model))) {
         free(t);
         return NULL;
     }
     return t;
+}
+
+/* The typed-event dialects' events (NULL: the dialect is not one). */
+static const srv_typed_ops *typed_ops(srv_dialect d) {
+    return d == SRV_DIALECT_ANTHROPIC   ? &srv_anthropic_stream
+           : d == SRV_DIALECT_RESPONSES ? &srv_responses_stream
+                                        : NULL;
 }
 
 void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, srv_job *j,
@@ -666,10 +567,10 @@ void srv_stream_start_n(srv_exchange *x, srv_kind kind, const srv_request *req,
     /* the request may be freed before the stream ends: what it needs is copied */
     if (st && ((req->echo && req->prompt && !(st->echo = strdup(req->prompt))) ||
                (srv_tools_active(req) && !(st->has_tools = srv_tool_set_copy(req, &st->tools))) ||
-               (req->dialect != SRV_DIALECT_OPENAI && !(st->req = req_copy(req))) ||
-               (req->dialect == SRV_DIALECT_RESPONSES &&
-                !(st->resp = srv_resp_stream_new(
-                      req, req->model && req->model[0] ? req->model : x->model->id))))) {
+               (srv_dialect_ollama(req->dialect) && !(st->req = ollama_copy(req))) ||
+               ((st->typed = typed_ops(req->dialect)) &&
+                !(st->typed_state = st->typed->open(
+                      req, req->model && req->model[0] ? req->model : x->model->id, jobs[0]))))) {
         stream_free(st);
         st = NULL;
     }
@@ -680,10 +581,7 @@ void srv_stream_start_n(srv_exchange *x, srv_kind kind, const srv_request *req,
         for (int i = 0; i < n; i++) st->ch[i] = (sse_choice){.job = jobs[i], .index = i};
         st->job = jobs[0];
         st->kind = kind;
-        if (req->dialect == SRV_DIALECT_ANTHROPIC)
-            srv_anthropic_id(st->id, sizeof st->id);
-        else
-            snprintf(st->id, sizeof st->id, "%s", id);
+        snprintf(st->id, sizeof st->id, "%s", id);
         st->created = created;
         st->dialect = req->dialect;
         st->include_usage = req->include_usage && req->dialect == SRV_DIALECT_OPENAI;
