@@ -232,6 +232,10 @@ static void test_refused(void) {
     refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"logprobs\":true}", "logprobs", NULL);
     refused(SRV_COMPLETION, "{\"prompt\":[1],\"echo\":true}", "echo", NULL);
     refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"best_of\":2}", "best_of", NULL);
+    refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"speculative.n_max\":65}", "speculative.n_max",
+            NULL);
+    refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"speculative.p_min\":2}", "speculative.p_min",
+            NULL);
     refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"suffix\":\"y\",\"echo\":true}", "suffix", "echo");
     refused(SRV_COMPLETION, "{\"prompt\":[1],\"suffix\":\"y\"}", "suffix", "text prompt");
     refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"suffix\":[]}", "suffix", NULL);

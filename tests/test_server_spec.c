@@ -5,8 +5,10 @@
  * lookup (--spec-type ngram), greedy and seeded completions are the
  * library's plain-loop text, also for two choices generated at once in two
  * slots (each slot drafts with its own session); the start-up log says
- * what is on; a draft whose vocabulary is not the model's stops the server
- * at load with a message naming the draft.
+ * what is on; per-request speculative.n_max / n_min / p_min (llama.cpp's)
+ * turn it off or change the speed, never the text; a draft whose vocabulary
+ * is not the model's stops the server at load with a message naming the
+ * draft.
  */
 #include "test.h"
 
@@ -70,6 +72,17 @@ static void exercise(const char *args, const char *log_needle) {
     printf("%s: %ld proposed, %ld accepted\n", args, drafted, accepted);
     CHECKF(drafted > 0 && accepted > 0 && accepted <= drafted, "%s: %ld proposed, %ld accepted",
            args, drafted, accepted);
+    /* per request (llama.cpp's speculative.*): n_max 0 proposes nothing, a
+     * larger one and a p_min change only the speed */
+    check_completion(&sv, args, "\"temperature\":0,\"speculative.n_max\":0", 0, 0, 1);
+    CHECKF(test_metric(&sv, "hearth_spec_drafted_tokens_total") == drafted,
+           "%s: speculative.n_max 0 still proposed", args);
+    check_completion(&sv, args,
+                     "\"temperature\":0.8,\"seed\":3,\"speculative.n_max\":12,"
+                     "\"speculative.n_min\":2,\"speculative.p_min\":0.1",
+                     0.8f, 3, 1);
+    CHECKF(test_metric(&sv, "hearth_spec_drafted_tokens_total") > drafted,
+           "%s: speculative.n_max 12 proposed nothing", args);
     CHECK(test_server_stop(&sv) == 0);
 }
 

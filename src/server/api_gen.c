@@ -415,6 +415,8 @@ srv_job *srv_job_for_choice(srv_server *s, const srv_gen *g, int choice) {
         j->n_stop = i + 1;
     }
     j->n_top = r->logprobs ? r->top_logprobs : 0;
+    j->spec_n_max = r->spec_n_max;
+    j->spec_p_min = r->spec_p_min;
     if (s->cfg.timeout_s > 0) j->deadline_ms = srv_now_ms() + 1e3 * s->cfg.timeout_s;
     return j;
 }

@@ -164,6 +164,13 @@ static bool parse_sampling(parse_ctx *c, const cJSON *root) {
     if (given) s->min_p = (float)d;
     if (!get_number(c, root, "repeat_penalty", 0, 10, &given, &d)) return false;
     if (given) s->repeat_penalty = (float)d;
+    /* llama.cpp's speculative.* (the server's proposer, per request; n_min
+     * is accepted and has no effect here: it tunes speed, not output) */
+    if (!get_int(c, root, "speculative.n_max", 0, SRV_MAX_SPEC, &given, &ll)) return false;
+    c->r->spec_n_max = given ? (int)ll : -1;
+    if (!get_int(c, root, "speculative.n_min", 0, SRV_MAX_SPEC, &given, &ll)) return false;
+    if (!get_number(c, root, "speculative.p_min", 0, 1, &given, &d)) return false;
+    c->r->spec_p_min = given ? d : NAN;
     return true;
 }
 

@@ -49,6 +49,7 @@
 
 #include <cjson/cJSON.h>
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -84,6 +85,8 @@ srv_job *srv_job_new(const int32_t *prompt, int n) {
     if (n > 0) memcpy(j->prompt, prompt, (size_t)n * sizeof *prompt);
     j->n_prompt = n;
     j->slot = -1;
+    j->spec_n_max = -1; /* the server's speculative settings */
+    j->spec_p_min = NAN;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
     atomic_init(&j->cancel, false);
@@ -351,9 +354,12 @@ static void slot_start(srv_sched *s, srv_slot *slot) {
                             .stop = (const char *const *)j->stop,
                             .n_stop = j->n_stop,
                             .n_top_logprobs = j->n_top,
-                            .spec_n_max = slot->draft || s->spec.ngram_n > 0 ? s->spec.n_max : 0,
+                            .spec_n_max = !slot->draft && s->spec.ngram_n <= 0 ? 0
+                                          : j->spec_n_max >= 0                 ? j->spec_n_max
+                                                                               : s->spec.n_max,
                             .draft = slot->draft,
-                            .spec_p_min = s->spec.p_min,
+                            .spec_p_min =
+                                isnan(j->spec_p_min) ? s->spec.p_min : (float)j->spec_p_min,
                             .spec_ngram_n = s->spec.ngram_n};
     /* The mirror is stale while the engine works; it is rebuilt at the end. */
     slot->n_keep = j->n_prompt < s->n_ctx ? j->n_prompt : s->n_ctx;

@@ -150,7 +150,8 @@ enum {
     SRV_MAX_STOP_BYTES = 512, /* length of one stop string */
     SRV_MAX_LOGPROBS = HEARTH_TOP_LOGPROBS_MAX,
     SRV_MAX_LOGIT_BIAS = 1024, /* logit_bias entries per request */
-    SRV_MAX_N = 16             /* choices per request (n) */
+    SRV_MAX_N = 16,            /* choices per request (n) */
+    SRV_MAX_SPEC = 64          /* speculative.n_max: proposals per step */
 };
 
 typedef enum srv_kind { SRV_CHAT, SRV_COMPLETION } srv_kind;
@@ -217,6 +218,8 @@ typedef struct srv_request {
     bool logit_bias_array;
     double given_temperature, given_top_p; /* as the client set them, NAN when not (a remote
                                               tier gets only what the client chose) */
+    int spec_n_max;                        /* llama.cpp's speculative.n_max (-1: the server's) */
+    double spec_p_min;                     /* speculative.p_min (NAN: the server's) */
     char *stop[SRV_MAX_STOP];
     int n_stop;
     bool stream, include_usage;
@@ -321,6 +324,8 @@ typedef struct srv_job {
     int n_stop;
     int n_top;          /* alternatives per event (0..SRV_MAX_LOGPROBS) */
     double deadline_ms; /* srv_now_ms() clock; 0: none */
+    int spec_n_max;     /* speculative decoding's proposals a step (-1: the server's) */
+    double spec_p_min;  /* the draft's confidence to go on proposing (NAN: the server's) */
     /* an embedding job (api_embeddings.c) when n_inputs > 0: prompt holds the
      * texts' tokens back to back, input_len[i] of text i; their vectors go to
      * embd ([n_inputs][n_embd]), n_done of them so far */
