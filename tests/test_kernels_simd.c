@@ -330,16 +330,18 @@ static void max_acts(kern_type vt, void *row, int64_t n) {
     }
 }
 
-/* One token against many rows (generation), the path the per-ISA one-token
- * kernels take: the gemm of 1 token against vec_dot bit for bit and against
- * the scalar reference within float rounding, on row counts around their
- * groups of rows, rows up to and past the length their buffers hold, and
- * activations of the largest magnitude; weights and the token in buffers
- * of exactly their size (rows back to back), so ASan sees reads past the
- * last row. */
+/* Few tokens against many rows (generation, speculative verification, a
+ * few busy slots), the path the per-ISA gemv kernels take: the gemm of 1 to
+ * 8 tokens against vec_dot bit for bit and against the scalar reference
+ * within float rounding, on row counts around their groups of rows, rows up
+ * to and past the lengths their buffers hold (AVX2: 512 blocks of one to
+ * three tokens, 384 of four), and activations of the largest magnitude;
+ * weights and the tokens in buffers of exactly their size (rows back to
+ * back), so ASan sees reads past the last row. */
 static void check_gemv(const char *isa, kern_type t, kern_gemm_fn gemm, kern_vec_dot_fn vec_dot) {
     static const int rows[] = {1, 2, 3, 4, 5, 6, 7, 9, 13, 33};
-    static const int nb32[] = {1, 2, 3, 4, 5, 6, 7, 9, 28, 152, 511, 512, 513};
+    static const int toks[] = {1, 2, 3, 4, 5, 8};
+    static const int nb32[] = {1, 2, 3, 4, 5, 6, 7, 9, 28, 152, 384, 385, 511, 512, 513};
     static const int nbK[] = {1, 2, 3, 5, 19, 64, 65};
     const kern_type_info *ti = kern_type_get((uint32_t)t);
     const kern_type vt = ti->vec_dot_type;
@@ -351,27 +353,32 @@ static void check_gemv(const char *isa, kern_type t, kern_gemm_fn gemm, kern_vec
         const size_t ws = kern_row_bytes(t, n), xb = kern_row_bytes(vt, n);
         for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
             const int nr = rows[ri];
+            const int nt = toks[(c + ri) % (sizeof toks / sizeof toks[0])];
             const int variant = (int)((c + ri) % 3); /* bytes, quantized, largest activations */
-            uint8_t *w = xmalloc(ws * (size_t)nr), *x = xmalloc(xb);
-            float *y = xmalloc(sizeof(float) * (size_t)nr);
+            uint8_t *w = xmalloc(ws * (size_t)nr), *x = xmalloc(xb * (size_t)nt);
+            float *y = xmalloc(sizeof(float) * (size_t)nr * (size_t)nt);
             for (int r = 0; r < nr; r++)
                 gen_weights(t, w + ws * (size_t)r, n, variant == 1 ? GEN_QUANTIZED : GEN_BYTES);
-            gen_acts(vt, x, n, false);
-            if (variant == 2) max_acts(vt, x, n);
-            gemm(n, w, ws, nr, x, xb, 1, y, nr);
-            int bad = 0, far = 0;
-            for (int r = 0; r < nr; r++) {
-                float want, ref;
-                vec_dot(n, &want, w + ws * (size_t)r, x);
-                g_scalar[t].vec_dot(n, &ref, w + ws * (size_t)r, x);
-                bad += memcmp(&want, &y[r], sizeof want) != 0;
-                const double tol = 1e-5 * magnitude(t, vt, w + ws * (size_t)r, x, n, ws) + 1e-30;
-                far += !(fabs((double)y[r] - (double)ref) <= tol);
+            for (int j = 0; j < nt; j++) {
+                gen_acts(vt, x + xb * (size_t)j, n, false);
+                if (variant == 2) max_acts(vt, x + xb * (size_t)j, n);
             }
-            CHECKF(bad == 0, "%s %s one token n=%lld rows %d: %d differ from vec_dot", isa,
-                   ti->name, (long long)n, nr, bad);
-            CHECKF(far == 0, "%s %s one token n=%lld rows %d variant %d: %d off the reference", isa,
-                   ti->name, (long long)n, nr, variant, far);
+            gemm(n, w, ws, nr, x, xb, nt, y, nr);
+            int bad = 0, far = 0;
+            for (int j = 0; j < nt; j++)
+                for (int r = 0; r < nr; r++) {
+                    float want, ref;
+                    const uint8_t *wr = w + ws * (size_t)r, *xr = x + xb * (size_t)j;
+                    vec_dot(n, &want, wr, xr);
+                    g_scalar[t].vec_dot(n, &ref, wr, xr);
+                    bad += memcmp(&want, &y[j * nr + r], sizeof want) != 0;
+                    const double tol = 1e-5 * magnitude(t, vt, wr, xr, n, ws) + 1e-30;
+                    far += !(fabs((double)y[j * nr + r] - (double)ref) <= tol);
+                }
+            CHECKF(bad == 0, "%s %s %d tokens n=%lld rows %d: %d differ from vec_dot", isa,
+                   ti->name, nt, (long long)n, nr, bad);
+            CHECKF(far == 0, "%s %s %d tokens n=%lld rows %d variant %d: %d off the reference", isa,
+                   ti->name, nt, (long long)n, nr, variant, far);
             free(w), free(x), free(y);
         }
     }

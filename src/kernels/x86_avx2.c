@@ -14,9 +14,9 @@
  * Prompts go through gemm: each product is written once as a tile of one
  * weight row against several tokens, vec_dot being the one-token tile, so
  * a batch has the bits of one token at a time (see "tiles" below). Q4_0,
- * Q5_0 and IQ4_NL compute the same integers another way for several tokens (gemm_nl)
- * and for one token against several rows (x86_avx2_gemv.c, as Q8_0), with
- * the same float operations.
+ * Q5_0 and IQ4_NL compute the same integers another way for many tokens
+ * (gemm_nl) and for up to 8 tokens against all the rows (x86_avx2_gemv.c,
+ * as Q8_0), with the same float operations.
  *
  * Float sums are kept in 8 lanes and added at the end, so results differ
  * from the scalar references only by float rounding; the activation
@@ -28,6 +28,7 @@
 #include "kernels/kern_ref.h"
 #include "kernels/x86_avx2.h"
 
+#include <assert.h>
 #include <cpuid.h>
 #include <immintrin.h>
 #include <string.h>
@@ -63,10 +64,26 @@ static inline __m256i bytes_from_bits32(const uint8_t *qh) {
     return _mm256_cmpeq_epi8(_mm256_and_si256(spread, sel), sel);
 }
 
-/* ---- tiles: one weight row against up to 4 tokens ---------------------------------
+/* Prefetches the nbytes at p, a line at a time (a prefetch never faults,
+ * even past the weight). */
+static inline void prefetch_bytes(const void *p, size_t nbytes) {
+    for (size_t o = 0; o < nbytes; o += 64) _mm_prefetch((const char *)p + o, _MM_HINT_T0);
+}
+
+/* How far ahead rows ws bytes long are prefetched: whole rows some 16 KiB
+ * on (the hardware prefetcher alone lags behind memory: x86_avx2_gemv.c).
+ * gemm_tiles prefetches as it first reads each group of rows (the first
+ * group of tokens) for 3 tokens and more, so that the tiles do not wait on
+ * memory: with the weights from memory, 4 tokens of Q8_0 at 896 x 4864 took
+ * 614 us without, 436 with, Q6_K 309 and 261 (bench/README.md); 2 tokens of
+ * Q6_K took 15 % longer with, so they do not. gemm_nl's column chunks
+ * gained nothing from it: they do not either. */
+static inline size_t ahead_bytes(size_t ws) { return (16384 / (ws ? ws : 1) + 1) * ws; }
+
+/* ---- tiles: one weight row against up to 8 tokens ---------------------------------
  * Every product below is written once, for a tile of one weight row and T
- * tokens (T a constant: 1, 2 or 4). vec_dot is the tile with T = 1 and gemm
- * runs the tiles with T = 2 or 4, so each (row, token) pair goes through the
+ * tokens (T a constant: 1 to 4, or 8). vec_dot is the tile with T = 1 and
+ * gemm runs the tiles with T > 1, so each (row, token) pair goes through the
  * same float operations in the same order whatever the batch (the contract
  * of kern_gemm_fn); only the unpacking of the weights (levels, scales) is
  * shared between the tokens. Integer sums are exact, so their order is free. */
@@ -775,59 +792,94 @@ static void vec_dot_bf16(int64_t n, float *s, const void *vw, const void *vx) {
  * gemm walks the rows in groups of about 64 KiB of weights (in L2 once
  * read; with 16 KiB, meant for L1, the activations' scales were prepared 4
  * times as often and 8-token tiles of Q4_0/Q8_0 rows of 4864 took 11 %
- * longer) and, for each group of 8 tokens (4 for the float types), every
- * row of the group: a group of tokens' activations stays in L1 across the
- * rows and a row's unpacking serves all of them. Missing tokens of the last
- * group repeat its last token (their sums are computed and dropped). One
- * token goes to the type's gemv (x86_avx2_gemv.c, vec_dot's bits) or row
- * by row through vec_dot's code, prefetching ahead. */
+ * longer) and, for each group of tokens, every row of the group: a group
+ * of tokens' activations stays in L1 across the rows and a row's unpacking
+ * serves all of them. Tokens go in groups of 8 (4 for the float types);
+ * a rest of up to 4 tokens is one group with a tile of its exact size, a
+ * rest of 5 to 7 a group of 4 and one of the others (the row group is in
+ * L2 by then): an 8-token tile for 5 costs as much as for 8, and the
+ * rounding up of 3 tokens to a 4-token tile cost 3 tokens 2.5 times one
+ * (Q4_K, bench/README.md). Up to 8 tokens of Q8_0 (and of Q4_0, Q5_0,
+ * IQ4_NL) go to the type's gemv (x86_avx2_gemv.c, vec_dot's bits) in passes
+ * of up to 4, which cost less; one token of the others row by row through
+ * vec_dot's code, prefetching ahead. */
 
 typedef void (*tile_fn)(int64_t n, const uint8_t *w, const uint8_t *const *xp,
                         const float *const *xd, float *out);
 typedef void (*prep_fn)(int64_t n, const uint8_t *x, float *xd);
 typedef bool (*gemv_fn)(int64_t n, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *x,
-                        float *y);
+                        size_t xs, int64_t nt, float *y, int64_t ldy);
 
-/* tiles: for 1, 2, 4 and 8 tokens (NULL: no 8-token tile); prep: what a
- * tile's xd wants per token, or NULL; gemv: one token against all the rows
- * (x86_avx2_gemv.c), or NULL; ahead: one token row by row prefetches the
- * row some 16 KiB on (see x86_avx2_gemv.c: the hardware prefetcher alone
- * lags; F16 generation of qwen2.5-0.5b 31 -> 33 t/s; the K-quants' tiles,
- * with more work a byte, were 8-20 % slower on weights in cache and no
- * faster in generation, so they do not). */
+/* The size of the next group of tokens, `left` of them to go (above). */
+static int tile_group(int64_t left, int tmax) {
+    return left >= tmax ? tmax : left > 4 ? 4 : (int)left;
+}
+
+/* At most this many tokens go through a gemv, in passes of up to
+ * KERN_AVX2_GEMV_MAXT, each reading all the rows (bench/README.md: 5 to 8
+ * tokens cost 20-45 % less so than by 8-token tiles or gemm_nl from memory,
+ * and no more from cache; past 8 the rows' reads would add up, where the
+ * tiles read them once). */
+enum { GEMV_PASS_MAX = 8 };
+
+/* nt tokens through gemv in passes of as even a size as allow at most
+ * KERN_AVX2_GEMV_MAXT each (5 = 3 + 2). False, with nothing written, when
+ * the gemv does not take them: only the first pass can refuse, as a gemv
+ * that takes T tokens of a row takes fewer. */
+static bool gemv_passes(gemv_fn gemv, int64_t n, const uint8_t *w, size_t ws, int64_t nr,
+                        const uint8_t *x, size_t xs, int64_t nt, float *y, int64_t ldy) {
+    if (!gemv || nt > GEMV_PASS_MAX) return false;
+    const int64_t passes = (nt + KERN_AVX2_GEMV_MAXT - 1) / KERN_AVX2_GEMV_MAXT;
+    for (int64_t p = 0, t0 = 0; p < passes; p++) {
+        const int64_t t1 = nt * (p + 1) / passes;
+        if (!gemv(n, w, ws, nr, x + (size_t)t0 * xs, xs, t1 - t0, y + t0 * ldy, ldy)) {
+            assert(p == 0);
+            return false;
+        }
+        t0 = t1;
+    }
+    return true;
+}
+
+/* tiles: for 1, 2, 3, 4 and 8 tokens (NULL: no 8-token tile); prep: what a
+ * tile's xd wants per token, or NULL; gemv: up to KERN_AVX2_GEMV_MAXT
+ * tokens against all the rows (x86_avx2_gemv.c), or NULL; ahead: one token
+ * row by row prefetches the row some 16 KiB on (see x86_avx2_gemv.c: the
+ * hardware prefetcher alone lags; F16 generation of qwen2.5-0.5b 31 -> 33
+ * t/s; the K-quants' tiles, with more work a byte, were 8-20 % slower on
+ * weights in cache and no faster in generation, so they do not). */
 static void gemm_tiles(const tile_fn *tiles, prep_fn prep, gemv_fn gemv, bool ahead, int64_t n,
                        const uint8_t *w, size_t ws, int64_t nr, const uint8_t *x, size_t xs,
                        int64_t nt, float *y, int64_t ldy) {
+    if (gemv_passes(gemv, n, w, ws, nr, x, xs, nt, y, ldy)) return;
+    const size_t pf = ahead_bytes(ws);
     if (nt == 1) {
-        if (gemv && gemv(n, w, ws, nr, x, y)) return;
-        const int64_t d = 16384 / (int64_t)(ws ? ws : 1) + 1;
         for (int64_t r = 0; r < nr; r++) {
-            const char *p = (const char *)w + (size_t)(r + d) * ws;
-            for (size_t o = 0; ahead && o < ws; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+            if (ahead) prefetch_bytes(w + (size_t)r * ws + pf, ws);
             tiles[0](n, w + (size_t)r * ws, &x, NULL, y + r);
         }
         return;
     }
-    const int tmax = tiles[3] ? TBIG : TMAX;
+    const int tmax = tiles[4] ? TBIG : TMAX;
     const bool pre = prep && (n / QK8_0 + 1) / 2 * 32 <= PREP_BYTES;
     _Alignas(32) float xd_buf[TBIG][PREP_BYTES / sizeof(float)];
     int64_t rg = (int64_t)(65536 / (ws ? ws : 1));
     rg = rg < 4 ? 4 : rg > 256 ? 256 : rg;
     for (int64_t r0 = 0; r0 < nr; r0 += rg) {
         const int64_t r1 = r0 + rg < nr ? r0 + rg : nr;
-        for (int64_t t0 = 0; t0 < nt; t0 += tmax) {
-            const int tc = nt - t0 < tmax ? (int)(nt - t0) : tmax;
+        for (int64_t t0 = 0, tc; t0 < nt; t0 += tc) {
+            tc = tile_group(nt - t0, tmax);
             const uint8_t *xp[TBIG];
             const float *xd[TBIG];
-            for (int t = 0; t < TBIG; t++) {
-                const int tt = t < tc ? t : tc - 1;
-                xp[t] = x + (size_t)(t0 + tt) * xs;
-                if (pre && t < tc) prep(n, xp[t], xd_buf[t]);
-                xd[t] = xd_buf[tt];
+            for (int t = 0; t < tc; t++) {
+                xp[t] = x + (size_t)(t0 + t) * xs;
+                if (pre) prep(n, xp[t], xd_buf[t]);
+                xd[t] = xd_buf[t];
             }
-            const tile_fn tile = tc > 4 ? tiles[3] : tc > 2 ? tiles[2] : tiles[tc - 1];
+            const tile_fn tile = tiles[tc == TBIG ? 4 : tc - 1];
             for (int64_t r = r0; r < r1; r++) {
                 float out[TBIG];
+                if (t0 == 0 && nt > 2) prefetch_bytes(w + (size_t)r * ws + pf, ws);
                 tile(n, w + (size_t)r * ws, xp, pre ? xd : NULL, out);
                 for (int t = 0; t < tc; t++) y[(t0 + t) * ldy + r] = out[t];
             }
@@ -850,34 +902,38 @@ static void gemm_tiles(const tile_fn *tiles, prep_fn prep, gemv_fn gemv, bool ah
     VEC_DOT(name)                                                                                  \
     static void gemm_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,        \
                             size_t xs, int64_t nt, float *y, int64_t ldy) {                        \
-        static const tile_fn tiles[4] = {name##_t1, name##_t2, name##_t4, t8};                     \
+        static const tile_fn tiles[5] = {name##_t1, name##_t2, name##_t3, name##_t4, t8};          \
         gemm_tiles(tiles, prep, gemv, ahead, n, w, ws, nr, x, xs, nt, y, ldy);                     \
     }
-/* tiles of 1, 2 and 4 tokens */
+/* tiles of 1 to 4 tokens */
 #define TILED(name, call)                                                                          \
     TILE_FN(name, 1, call)                                                                         \
     TILE_FN(name, 2, call)                                                                         \
+    TILE_FN(name, 3, call)                                                                         \
     TILE_FN(name, 4, call)                                                                         \
     VEC_DOT_GEMM(name, NULL, NULL, NULL, true)
-/* and of 8, with prepared activation scales and a one-token kernel */
+/* and of 8, with prepared activation scales and a kernel of few tokens */
 #define TILED8(name, call, prep, gemv)                                                             \
     TILE_FN(name, 1, call)                                                                         \
     TILE_FN(name, 2, call)                                                                         \
+    TILE_FN(name, 3, call)                                                                         \
     TILE_FN(name, 4, call)                                                                         \
     TILE_FN(name, 8, call)                                                                         \
     VEC_DOT_GEMM(name, name##_t8, prep, gemv, false)
-/* Q4_0, Q5_0 and IQ4_NL: vec_dot moves the signs (bp_tile), one token goes
- * through the gemv (or vec_dot row by row), several through gemm_nl */
+/* Q4_0, Q5_0 and IQ4_NL: vec_dot moves the signs (bp_tile); up to 8 tokens
+ * go through the gemv (or, for rows too long for it, one token vec_dot row
+ * by row), more through gemm_nl */
 #define NIBBLE(name, call, k, gemv)                                                                \
     TILE_FN(name, 1, call)                                                                         \
     VEC_DOT(name)                                                                                  \
     static void gemm_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,        \
                             size_t xs, int64_t nt, float *y, int64_t ldy) {                        \
-        static const tile_fn tiles[4] = {name##_t1, NULL, NULL, NULL};                             \
+        static const tile_fn tiles[5] = {name##_t1, NULL, NULL, NULL, NULL};                       \
+        if (gemv_passes(gemv, n, w, ws, nr, x, xs, nt, y, ldy)) return;                            \
         if (nt > 1)                                                                                \
             gemm_nl(k, n, w, ws, nr, x, xs, nt, y, ldy);                                           \
         else                                                                                       \
-            gemm_tiles(tiles, NULL, gemv, false, n, w, ws, nr, x, xs, nt, y, ldy);                 \
+            gemm_tiles(tiles, NULL, NULL, false, n, w, ws, nr, x, xs, nt, y, ldy);                 \
     }
 
 /* (the two calls let the compiler drop the test of xd from the loops) */

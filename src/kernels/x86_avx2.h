@@ -160,19 +160,22 @@ AI __m256i iq4nl_dot(__m256i lo, __m256i hi, __m256i xlo, __m256i xhi) {
 void kern_avx2_attn_f32(const kern_attn_args *a);
 void kern_avx2_attn_f16(const kern_attn_args *a);
 
-/* One token against the nr rows of a Q4_0, Q5_0, Q8_0 or IQ4_NL weight (rows ws
- * bytes apart; x: the token in Q8_0) for x86_avx2_gemv.c: y[r] gets the
- * bits the table's vec_dot gives row r. False, with nothing written, when
- * n is longer than its buffers (KERN_AVX2_GEMV_MAX); then the caller goes
- * row by row. */
-#define KERN_AVX2_GEMV_MAX 16384
+/* nt tokens (x: the first, in Q8_0; the others xs bytes apart) against the
+ * nr rows of a Q4_0, Q5_0, Q8_0 or IQ4_NL weight (rows ws bytes apart), for
+ * x86_avx2_gemv.c: y[t * ldy + r] gets the bits the table's vec_dot gives
+ * row r and token t. False, with nothing written, when nt is outside
+ * 1..KERN_AVX2_GEMV_MAXT or n is longer than its buffers hold
+ * (KERN_AVX2_GEMV_MAX for one token; fewer for 4 tokens of Q4_0, Q5_0,
+ * IQ4_NL: see x86_avx2_gemv.c); then the caller takes another path. */
+#define KERN_AVX2_GEMV_MAX  16384
+#define KERN_AVX2_GEMV_MAXT 4
 bool kern_avx2_gemv_q4_0(int64_t n, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *x,
-                         float *y);
+                         size_t xs, int64_t nt, float *y, int64_t ldy);
 bool kern_avx2_gemv_q5_0(int64_t n, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *x,
-                         float *y);
+                         size_t xs, int64_t nt, float *y, int64_t ldy);
 bool kern_avx2_gemv_q8_0(int64_t n, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *x,
-                         float *y);
+                         size_t xs, int64_t nt, float *y, int64_t ldy);
 bool kern_avx2_gemv_iq4_nl(int64_t n, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *x,
-                           float *y);
+                           size_t xs, int64_t nt, float *y, int64_t ldy);
 
 #endif
