@@ -66,7 +66,9 @@ static bool parts_text(const cJSON *content, const char *allowed, const char *na
 
 /* The assistant message at the end of msgs, made when the last one is not. */
 static cJSON *assistant_tail(cJSON *msgs) {
-    cJSON *last = cJSON_GetArrayItem(msgs, cJSON_GetArraySize(msgs) - 1);
+    /* cJSON keeps the last element as the first one's prev: O(1), where
+     * counting would make a long input quadratic */
+    cJSON *last = msgs->child ? msgs->child->prev : NULL;
     const cJSON *role = last ? cJSON_GetObjectItemCaseSensitive(last, "role") : NULL;
     if (cJSON_IsString(role) && !strcmp(role->valuestring, "assistant")) return last;
     cJSON *m = cJSON_CreateObject();
@@ -92,16 +94,7 @@ static bool translate_item(const cJSON *item, int i, cJSON *msgs, srv_error *e) 
         const bool ok = parts_text(srv_req_field(item, "content"),
                                    assistant ? "output_text" : "input_text", name, &text, e);
         gw_buf_put(&text, "", 0);
-        if (ok && assistant) { /* after a call of the same turn: one message */
-            cJSON *m = assistant_tail(msgs);
-            const cJSON *prev = cJSON_GetObjectItemCaseSensitive(m, "content");
-            gw_buf all = {0};
-            gw_buf_puts(&all, cJSON_IsString(prev) ? prev->valuestring : "");
-            gw_buf_puts(&all, text.data);
-            gw_buf_put(&all, "", 0);
-            cJSON_ReplaceItemInObjectCaseSensitive(m, "content", cJSON_CreateString(all.data));
-            gw_buf_free(&all);
-        } else if (ok) {
+        if (ok) {
             cJSON *m = cJSON_CreateObject();
             cJSON_AddStringToObject(m, "role", r);
             cJSON_AddStringToObject(m, "content", text.data);
