@@ -397,6 +397,7 @@ static void models_file(void) {
         {"{\"models\":[{\"path\":\"a.gguf\",\"aliases\":[\"b\"]},{\"path\":\"b.gguf\"}]}",
          "two models are named b.gguf"},
         {"{\"models\":[{\"path\":\"a.gguf\",\"ctx\":-1}]}", "models[0].ctx"},
+        {"{\"models\":[{\"path\":\"a.gguf\",\"parallel\":1e300}]}", "models[0].parallel"},
         {"{\"models\":[{\"name\":\"x\"}]}", "models[0].path"},
         {"[1,2]", "{\"models\": [...]}"},
     };

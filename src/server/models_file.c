@@ -30,8 +30,9 @@ enum { MODELS_FILE_MAX = 1 << 20 };
 
 /* models[i].key's integer in [lo, hi]. */
 static hearth_err get_int(const cJSON *v, const char *key, int i, int lo, int hi, int *out) {
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble ||
-        v->valuedouble < lo || v->valuedouble > hi)
+    /* the range first: converting a double out of int's range is undefined */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi) ||
+        v->valuedouble != (double)(int)v->valuedouble)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "models[%d].%s must be an integer in %d..%d", i, key,
                        lo, hi);
     *out = (int)v->valuedouble;
