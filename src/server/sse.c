@@ -118,8 +118,8 @@ static void out_put(srv_stream *st, const char *s, size_t n) {
  * ollama's dialects, "event: <its type>\ndata: <json>\n\n" in Anthropic's
  * (takes obj). */
 static void send_json(srv_stream *st, cJSON *obj) {
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(obj, "type");
-    if (st->typed && cJSON_IsString(type)) {
+    const cJSON *type = st->typed ? cJSON_GetObjectItemCaseSensitive(obj, "type") : NULL;
+    if (cJSON_IsString(type)) {
         out_put(st, "event: ", 7);
         out_put(st, type->valuestring, strlen(type->valuestring));
         out_put(st, "\n", 1);
