@@ -22,6 +22,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_ledger(int argc, char **argv);
+int cmd_key(int argc, char **argv);
 int cmd_drift(int argc, char **argv);
 int cmd_router(int argc, char **argv);
 int cmd_chat(int argc, char **argv);

@@ -25,6 +25,7 @@ static const command commands[] = {
     {"bench", cmd_bench, "measure prompt and generation speed (llama-bench's tests and output)"},
     {"quantize", cmd_quantize, "convert a model to F16, Q8_0, Q4_0, Q4_K_M, Q5_K_M or Q6_K"},
     {"ledger", cmd_ledger, "report what the gateway's ledger recorded: local share, cost, savings"},
+    {"key", cmd_key, "make an API key for the gateway's \"keys\" (only its SHA-256 is configured)"},
     {"drift", cmd_drift, "has the traffic changed? the ledger's signals, window against reference"},
     {"rag", cmd_rag, "index local files and answer from them (retrieval-augmented generation)"},
     {"router", cmd_router, "train, score, evaluate and calibrate the learned pre-router"},

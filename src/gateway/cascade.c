@@ -34,6 +34,7 @@ struct gw_gateway {
     gw_config cfg;
     gw_pii *pii;
     gw_ledger *ledger;
+    gw_keys *keys; /* the configuration's API keys and their counters */
     gw_remote *remote[GW_MAX_TIERS];
     gw_score_fn score;
     void *score_ctx;
@@ -45,9 +46,12 @@ hearth_err gw_gateway_new(gw_config *c, gw_ledger *ledger, gw_gateway **out) {
     if (!g) return hr_fail(HEARTH_ERR_NOMEM, "gateway: out of memory");
     g->cfg = *c;
     for (int i = 0; i < c->n_rules; i++) c->rules[i].re = NULL; /* moved */
+    c->keys = NULL;
+    c->n_keys = 0;
     g->ledger = ledger;
     g->score_threshold = NAN;
-    hearth_err err = gw_pii_new(g->cfg.dob_mode, &g->pii);
+    hearth_err err = gw_keys_new(&g->cfg, ledger, gw_now_ms(), &g->keys);
+    if (!err) err = gw_pii_new(g->cfg.dob_mode, &g->pii);
     for (int i = 1; !err && i < g->cfg.n_tiers; i++)
         err = gw_remote_new(&g->cfg.tiers[i], &g->remote[i]);
     if (err) {
@@ -62,9 +66,12 @@ void gw_gateway_free(gw_gateway *g) {
     if (!g) return;
     for (int i = 0; i < GW_MAX_TIERS; i++) gw_remote_free(g->remote[i]);
     gw_pii_free(g->pii);
+    gw_keys_free(g->keys);
     gw_config_fini(&g->cfg);
     free(g);
 }
+
+gw_keys *gw_gateway_keys(gw_gateway *g) { return g->keys; }
 
 const gw_config *gw_gateway_config(const gw_gateway *g) { return &g->cfg; }
 
@@ -516,7 +523,6 @@ static void local_path(job *j, const gw_decision *d, gw_local_fn local, void *ct
 }
 
 static void ledger_row(job *j, const gw_response *o, int64_t latency_ms) {
-    if (!j->g->ledger) return;
     const gw_config *c = &j->g->cfg;
     gw_ledger_row row = gw_ledger_row_init();
     row.route = o->route;
@@ -536,6 +542,10 @@ static void ledger_row(job *j, const gw_response *o, int64_t latency_ms) {
             ref >= 0 ? gw_cost_usd_micro(&c->tiers[ref], o->prompt_tokens, o->completion_tokens)
                      : row.cost_usd_micro;
     }
+    if (j->rq->key) {
+        row.api_key = gw_key_spec_of(j->rq->key)->name;
+        gw_key_spend(j->rq->key, gw_now_ms(), row.cost_usd_micro);
+    }
     row.degraded = o->degraded;
     row.router_score = j->router_score;
     row.conf_mean = j->conf_mean;
@@ -546,7 +556,7 @@ static void ledger_row(job *j, const gw_response *o, int64_t latency_ms) {
         row.remote_answer = j->remote_answer;
     }
     int64_t id = 0;
-    if (gw_ledger_add(j->g->ledger, &row, &id) == HEARTH_OK) j->ledger_id = id;
+    if (j->g->ledger && gw_ledger_add(j->g->ledger, &row, &id) == HEARTH_OK) j->ledger_id = id;
 }
 
 void gw_call_free(gw_call *j) {
@@ -595,6 +605,10 @@ hearth_err gw_call_new(gw_gateway *g, const gw_request *r, gw_call **out) {
                     .blocked = j->blocked[0] ? j->blocked : NULL};
     for (int i = 0; i < c->n_tiers; i++)
         s.available[i] = i == 0 || gw_remote_available(g->remote[i]);
+    if (r->key) {
+        s.key = gw_key_spec_of(r->key)->name;
+        gw_key_grant(r->key, gw_now_ms(), s.key_denied, &s.key_budget_spent);
+    }
     double score;
     if (g->score && c->n_tiers > 1 && !c->air_gapped &&
         g->score(g->score_ctx, j->prompt.data, j->prompt.len, &score))

@@ -78,6 +78,9 @@ void gw_config_fini(gw_config *c) {
         pcre2_code_free(c->rules[i].re);
         c->rules[i].re = NULL;
     }
+    free(c->keys);
+    c->keys = NULL;
+    c->n_keys = 0;
 }
 
 int gw_config_tier(const gw_config *c, const char *name) {
@@ -214,19 +217,26 @@ static hearth_err get_bool(const jctx *j, const cJSON *obj, const char *key, boo
     return HEARTH_OK;
 }
 
-/* A price: a number or a decimal string, dollars per million tokens. */
-static hearth_err get_price(const jctx *j, const cJSON *obj, const char *key, int64_t *out) {
+/* Dollars: a number or a decimal string; `what` says of what in errors. */
+static hearth_err get_dollars(const jctx *j, const cJSON *obj, const char *key, const char *what,
+                              int64_t *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v) return HEARTH_OK;
     char text[64];
     if (cJSON_IsString(v))
-        snprintf(text, sizeof text, "%s", v->valuestring);
+        snprintf(text, sizeof text, "%.63s", v->valuestring);
     else if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e9)
         snprintf(text, sizeof text, "%.6f", v->valuedouble);
     else
-        return bad(j, key, "must be dollars per million tokens (a number or a string)");
+        return bad(j, key, what);
     if (gw_parse_usd(text, out)) return bad(j, key, hearth_last_error());
     return HEARTH_OK;
+}
+
+/* A price: dollars per million tokens. */
+static hearth_err get_price(const jctx *j, const cJSON *obj, const char *key, int64_t *out) {
+    return get_dollars(j, obj, key, "must be dollars per million tokens (a number or a string)",
+                       out);
 }
 
 static hearth_err get_prices(const jctx *j, const cJSON *obj, gw_tier *t) {
@@ -396,6 +406,120 @@ static hearth_err parse_privacy(gw_config *c, const jctx *j0, const cJSON *o) {
     return HEARTH_OK;
 }
 
+/* An array of strings into fixed slots; errors name the array. */
+static hearth_err get_names(const jctx *j, const cJSON *obj, const char *key, char *slots,
+                            size_t slot_size, int max, int *n, bool *given) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, key), *it;
+    if (!a) return HEARTH_OK;
+    if (!cJSON_IsArray(a)) return bad(j, key, "must be an array of strings");
+    *given = true;
+    cJSON_ArrayForEach(it, a) {
+        if (!cJSON_IsString(it) || !it->valuestring[0] || strlen(it->valuestring) >= slot_size)
+            return bad(j, key, "must hold non-empty strings of reasonable length");
+        if (*n >= max) return bad(j, key, "too many entries");
+        snprintf(slots + (size_t)(*n)++ * slot_size, slot_size, "%s", it->valuestring);
+    }
+    return HEARTH_OK;
+}
+
+static int hex_digit(int c) {
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* The key's secret: its SHA-256 in hex ("key_sha256"), or the name of the
+ * environment variable that holds it ("key_env"), exactly one of them. */
+static hearth_err get_secret(const jctx *j, const cJSON *o, gw_key_spec *k) {
+    char hex[80] = "", env[GW_NAME_MAX] = "";
+    hearth_err err = get_string(j, o, "key_sha256", hex, sizeof hex, false);
+    if (!err) err = get_string(j, o, "key_env", env, sizeof env, false);
+    if (err) return err;
+    if (!hex[0] == !env[0]) return bad(j, "key_sha256", "give it or key_env (exactly one)");
+    if (env[0]) {
+        const char *secret = getenv(env);
+        if (!secret || !secret[0]) return bad(j, "key_env", "names an unset or empty variable");
+        gw_sha256 h;
+        gw_sha256_init(&h);
+        gw_sha256_update(&h, secret, strlen(secret));
+        gw_sha256_final(&h, k->sha256);
+        return HEARTH_OK;
+    }
+    if (strlen(hex) != 64) return bad(j, "key_sha256", "must be 64 hex digits");
+    for (int i = 0; i < 32; i++) {
+        const int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) return bad(j, "key_sha256", "must be 64 hex digits");
+        k->sha256[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return HEARTH_OK;
+}
+
+static hearth_err parse_key(gw_config *c, const jctx *j, const cJSON *o) {
+    static const char *const keys[] = {
+        "name",       "key_sha256",    "key_env",   "admin", "rpm",    "tpm",     "max_parallel",
+        "budget_usd", "budget_period", "on_budget", "tiers", "models", "expires", NULL};
+    if (!cJSON_IsObject(o)) return bad(j, "", "must be an object");
+    gw_key_spec *k = &c->keys[c->n_keys];
+    memset(k, 0, sizeof *k);
+    k->budget_usd_micro = -1;
+    k->budget_period = GW_BUDGET_MONTH;
+    char period[16] = "", on_budget[16] = "", expires[40] = "";
+    bool models_given = false;
+    hearth_err err = only_keys(j, o, keys);
+    if (!err) err = get_string(j, o, "name", k->name, sizeof k->name, true);
+    if (!err) err = get_secret(j, o, k);
+    if (!err) err = get_bool(j, o, "admin", &k->admin);
+    if (!err) err = get_int(j, o, "rpm", 0, 100000000, &k->rpm);
+    if (!err) err = get_int(j, o, "tpm", 0, 1000000000, &k->tpm);
+    if (!err) err = get_int(j, o, "max_parallel", 0, 1000000, &k->max_parallel);
+    if (!err)
+        err = get_dollars(j, o, "budget_usd", "must be dollars (a number or a string)",
+                          &k->budget_usd_micro);
+    if (!err) err = get_string(j, o, "budget_period", period, sizeof period, false);
+    if (!err) err = get_string(j, o, "on_budget", on_budget, sizeof on_budget, false);
+    if (!err)
+        err = get_names(j, o, "tiers", &k->tiers[0][0], sizeof k->tiers[0], GW_MAX_TIERS,
+                        &k->n_tiers, &k->tiers_given);
+    if (!err)
+        err = get_names(j, o, "models", &k->models[0][0], sizeof k->models[0], GW_KEY_MODELS,
+                        &k->n_models, &models_given);
+    if (!err) err = get_string(j, o, "expires", expires, sizeof expires, false);
+    if (err) return err;
+    static const char *const periods[] = {"total", "day", "week", "month"};
+    if (period[0]) {
+        int p = 0;
+        while (p < 4 && strcmp(period, periods[p])) p++;
+        if (p == 4)
+            return bad(j, "budget_period", "must be \"total\", \"day\", \"week\" or \"month\"");
+        k->budget_period = (gw_budget_period)p;
+    }
+    if (on_budget[0] && strcmp(on_budget, "local") && strcmp(on_budget, "refuse"))
+        return bad(j, "on_budget", "must be \"local\" or \"refuse\"");
+    k->budget_refuses = !strcmp(on_budget, "refuse");
+    if (expires[0] && (!strchr(expires, '-') || gw_parse_since(expires, 0, &k->expires_ms)))
+        return bad(j, "expires", "must be a UTC date or time (2027-01-31, 2027-01-31T12:00:00Z)");
+    c->n_keys++;
+    return HEARTH_OK;
+}
+
+static hearth_err parse_keys(gw_config *c, const jctx *j0, const cJSON *a) {
+    if (!cJSON_IsArray(a)) return bad(j0, "keys", "must be an array");
+    const int n = cJSON_GetArraySize(a);
+    gw_key_spec *grown = n ? realloc(c->keys, (size_t)(c->n_keys + n) * sizeof *grown) : c->keys;
+    if (n && !grown) return hr_fail(HEARTH_ERR_NOMEM, "out of memory");
+    c->keys = grown;
+    const cJSON *it;
+    int i = 0;
+    cJSON_ArrayForEach(it, a) {
+        jctx j = *j0;
+        snprintf(j.path, sizeof j.path, "keys[%d]", i++);
+        const hearth_err err = parse_key(c, &j, it);
+        if (err) return err;
+    }
+    return HEARTH_OK;
+}
+
 hearth_err gw_config_parse(gw_config *c, const char *json, size_t len, const char *what) {
     jctx j = {.what = what};
     cJSON *root = cJSON_ParseWithLength(json, len);
@@ -403,7 +527,7 @@ hearth_err gw_config_parse(gw_config *c, const char *json, size_t len, const cha
         return hr_fail(HEARTH_ERR_FORMAT, "%s: not valid JSON (near byte %zu)", what,
                        (size_t)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - json : 0));
     static const char *const keys[] = {"tiers",      "local",          "routing", "privacy",
-                                       "air_gapped", "ledger_prompts", NULL};
+                                       "air_gapped", "ledger_prompts", "keys",    NULL};
     hearth_err err = cJSON_IsObject(root) ? only_keys(&j, root, keys)
                                           : bad(&j, "(top level)", "must be an object");
     const cJSON *tiers = cJSON_GetObjectItemCaseSensitive(root, "tiers"), *t;
@@ -430,6 +554,8 @@ hearth_err gw_config_parse(gw_config *c, const char *json, size_t len, const cha
     if (!err && privacy) err = parse_privacy(c, &j, privacy);
     if (!err) err = get_bool(&j, root, "air_gapped", &c->air_gapped);
     if (!err) err = get_bool(&j, root, "ledger_prompts", &c->ledger_prompts);
+    const cJSON *keys_json = cJSON_GetObjectItemCaseSensitive(root, "keys");
+    if (!err && keys_json) err = parse_keys(c, &j, keys_json);
     cJSON_Delete(root);
     return err;
 }
@@ -496,6 +622,32 @@ static bool valid_name(const char *s) {
     return true;
 }
 
+/* Names valid and unique, secrets unique, "tiers" naming remote tiers. */
+static hearth_err finish_keys(gw_config *c) {
+    for (int i = 0; i < c->n_keys; i++) {
+        gw_key_spec *k = &c->keys[i];
+        if (!valid_name(k->name))
+            return hr_fail(HEARTH_ERR_INVALID_ARG,
+                           "keys[%d]: name '%s': use letters, digits, '-', '_', '.'", i, k->name);
+        for (int p = 0; p < i; p++) {
+            if (!strcmp(c->keys[p].name, k->name))
+                return hr_fail(HEARTH_ERR_INVALID_ARG, "two keys are named '%s'", k->name);
+            if (!memcmp(c->keys[p].sha256, k->sha256, sizeof k->sha256))
+                return hr_fail(HEARTH_ERR_INVALID_ARG, "keys '%s' and '%s' have the same secret",
+                               c->keys[p].name, k->name);
+        }
+        for (int t = 1; t < c->n_tiers; t++) k->tier_ok[t] = !k->tiers_given;
+        for (int n = 0; n < k->n_tiers; n++) {
+            const int t = gw_config_tier(c, k->tiers[n]); /* "local" is always allowed */
+            if (t < 0)
+                return hr_fail(HEARTH_ERR_INVALID_ARG, "key '%s': tiers: no tier '%s'", k->name,
+                               k->tiers[n]);
+            k->tier_ok[t] = true;
+        }
+    }
+    return HEARTH_OK;
+}
+
 hearth_err gw_config_finish(gw_config *c) {
     for (int i = 1; i < c->n_tiers; i++) {
         const char *n = c->tiers[i].name;
@@ -516,6 +668,8 @@ hearth_err gw_config_finish(gw_config *c) {
     if (c->reference_tier[0] && gw_config_tier(c, c->reference_tier) < 0)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "routing.reference_tier: no tier '%s'",
                        c->reference_tier);
+    const hearth_err err = finish_keys(c);
+    if (err) return err;
     for (int i = 0; i < c->n_rules; i++) {
         gw_rule *r = &c->rules[i];
         if (gw_config_tier(c, r->target) < 0)

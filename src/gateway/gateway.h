@@ -202,6 +202,7 @@ typedef struct gw_ledger_row {
     bool degraded;                     /* answered locally because every remote tier was down */
     double router_score;               /* the learned pre-router's score */
     double conf_mean, conf_min;        /* the local answer's confidence (see gw_confidence) */
+    const char *api_key;               /* the client's API key's name (NULL: none) */
     /* only when the deployment opts in (--ledger-prompts): */
     const char *prompt, *local_answer, *remote_answer;
 } gw_ledger_row;
@@ -267,6 +268,11 @@ typedef struct gw_tier_stats {
     double p50_ms, p95_ms; /* nearest-rank percentiles of latency_ms */
 } gw_tier_stats;
 
+typedef struct gw_key_stats {
+    char key[64]; /* the key's name */
+    int64_t requests, local, escalated, errors, prompt_tokens, completion_tokens, cost_usd_micro;
+} gw_key_stats;
+
 typedef struct gw_stats {
     int64_t since_ms;
     int64_t requests;  /* rows: local + escalated + errors */
@@ -278,8 +284,12 @@ typedef struct gw_stats {
     double savings_pct; /* 100 (1 - cost / cloud_only); 0 when cloud_only is 0 */
     int n_tiers;        /* the busiest GW_STATS_TIERS tiers, by requests */
     gw_tier_stats tiers[GW_STATS_TIERS];
+    int n_keys; /* the busiest GW_STATS_TIERS API keys, by requests (rows with a key) */
+    gw_key_stats keys[GW_STATS_TIERS];
 } gw_stats;
 
+/* What the rows of the API key named key with time_ms >= since_ms cost. */
+hearth_err gw_ledger_key_spend(gw_ledger *l, const char *key, int64_t since_ms, int64_t *usd_micro);
 /* Aggregates the rows with time_ms >= since_ms (0: all). */
 hearth_err gw_ledger_stats(gw_ledger *l, int64_t since_ms, gw_stats *out);
 /* {"requests":..,"local":..,"escalated":..,"cost_usd":..,"cloud_only_cost_usd":..,
@@ -295,6 +305,8 @@ hearth_err gw_parse_duration(const char *s, int64_t *ms);
 /* Unix ms as "2024-05-01T12:30:00Z" (UTC) into buf; 21 bytes suffice. */
 void gw_format_time(int64_t ms, char *buf, size_t size);
 int64_t gw_now_ms(void); /* wall clock, Unix ms */
+/* Days since 1970-01-01 of a proleptic Gregorian date (UTC, no time zone). */
+int64_t gw_days_from_civil(int64_t y, int m, int d);
 
 /* ---- tiers, policy and the configuration file (config.c) ------------------- */
 
@@ -373,6 +385,9 @@ typedef struct gw_config {
     gw_dob_mode dob_mode;
     bool air_gapped;     /* never contact a remote tier */
     bool ledger_prompts; /* store prompt and answer texts in the ledger */
+    /* API keys ("keys"; keys.c enforces them): owned, freed by gw_config_fini */
+    struct gw_key_spec *keys;
+    int n_keys;
 } gw_config;
 
 /* The configuration with only the local tier: everything redacted, dates of
@@ -401,6 +416,83 @@ int gw_config_tier(const gw_config *c, const char *name);
 hearth_err gw_parse_usd(const char *s, int64_t *usd_micro);
 /* What tokens cost at a tier's prices, micro-dollars, rounded half up. */
 int64_t gw_cost_usd_micro(const gw_tier *t, int64_t prompt_tokens, int64_t completion_tokens);
+
+/* ---- API keys (keys.c) ---------------------------------------------------------- */
+
+/* A key of the configuration's "keys" (docs/gateway.md, "API keys"), as
+ * LiteLLM's virtual keys: who is calling, what they may use, how fast, and
+ * how much they may spend on remote tiers. Only the secret's SHA-256 is kept. */
+typedef enum gw_budget_period {
+    GW_BUDGET_TOTAL, /* never resets */
+    GW_BUDGET_DAY,   /* UTC calendar day */
+    GW_BUDGET_WEEK,  /* from Monday 00:00 UTC */
+    GW_BUDGET_MONTH  /* UTC calendar month */
+} gw_budget_period;
+
+enum { GW_KEY_MODELS = 16, GW_KEY_MODEL_MAX = 128 };
+
+typedef struct gw_key_spec {
+    char name[GW_NAME_MAX];
+    uint8_t sha256[32];       /* of the secret the client sends */
+    bool admin;               /* may read the ledger's totals, every key, load models */
+    int rpm, tpm;             /* requests / tokens per minute (0: no limit) */
+    int max_parallel;         /* requests in flight at once (0: no limit) */
+    int64_t budget_usd_micro; /* < 0: no budget */
+    gw_budget_period budget_period;
+    bool budget_refuses;                   /* spent: refuse (429) rather than answer locally */
+    bool tiers_given;                      /* "tiers" restricts the remote tiers ... */
+    char tiers[GW_MAX_TIERS][GW_NAME_MAX]; /* ... to these (checked by gw_config_finish) */
+    int n_tiers;
+    bool tier_ok[GW_MAX_TIERS]; /* per tier index, from tiers (gw_config_finish) */
+    char models[GW_KEY_MODELS][GW_KEY_MODEL_MAX]; /* the local models it may name (none: all) */
+    int n_models;
+    int64_t expires_ms; /* Unix ms (0: never) */
+} gw_key_spec;
+
+typedef struct gw_keys gw_keys; /* every key's counters; thread-safe */
+typedef struct gw_key gw_key;   /* one key; lives as long as its gw_keys */
+
+/* The keys of c (none: an empty set), their spending this period summed
+ * from the ledger (may be NULL) at now_ms. */
+hearth_err gw_keys_new(const gw_config *c, gw_ledger *ledger, int64_t now_ms, gw_keys **out);
+void gw_keys_free(gw_keys *ks);
+int gw_keys_count(const gw_keys *ks);
+gw_key *gw_keys_at(gw_keys *ks, int i);
+/* The key whose secret is secret[0..len), or NULL. Compares digests, every
+ * key's, so the time taken says nothing about which one nearly matched. */
+gw_key *gw_keys_find(gw_keys *ks, const char *secret, size_t len);
+const gw_key_spec *gw_key_spec_of(const gw_key *k);
+
+/* Whether a request may start, and what the rate-limit headers say. */
+typedef struct gw_key_verdict {
+    int status;       /* 0: admitted; 401 (expired) or 429 (a limit, or the budget) */
+    const char *code; /* OpenAI's error code: "key_expired", "rate_limit_exceeded",
+                         "insufficient_quota" */
+    char message[192];
+    int retry_after_s; /* with 429: when one more request would be admitted */
+    /* OpenAI's x-ratelimit-* headers (limit 0: that limit is off) */
+    int limit_requests, remaining_requests;
+    int limit_tokens, remaining_tokens;
+    double reset_requests_s, reset_tokens_s; /* until the bucket is full again */
+} gw_key_verdict;
+
+/* Admits a request at now_ms or says why not. A metered request (one that
+ * runs a model) counts against rpm, tpm and max_parallel and must be ended
+ * with gw_key_done; others are only checked for expiry. */
+bool gw_key_admit(gw_key *k, int64_t now_ms, bool metered, gw_key_verdict *v);
+/* A metered request ended: its tokens count against tpm. */
+void gw_key_done(gw_key *k, int64_t now_ms, int tokens);
+/* Money spent by the key (a ledger row's cost). */
+void gw_key_spend(gw_key *k, int64_t now_ms, int64_t usd_micro);
+/* Whether the key may use the local model named id. */
+bool gw_key_allows_model(const gw_key *k, const char *id);
+/* What the key may use now, for the policy (gw_signals). */
+void gw_key_grant(gw_key *k, int64_t now_ms, bool tier_denied[GW_MAX_TIERS], bool *budget_spent);
+/* The key as GET /v1/hearth/key shows it: limits, what is left of them,
+ * budget, spending, expiry (malloc'd JSON object). */
+char *gw_key_info_json(gw_key *k, int64_t now_ms);
+/* Start and end (Unix ms) of the budget period holding now_ms. */
+void gw_budget_bounds(gw_budget_period p, int64_t now_ms, int64_t *start_ms, int64_t *end_ms);
 
 /* ---- remote tiers (cloud.c) -------------------------------------------------- */
 
@@ -526,13 +618,17 @@ typedef struct gw_signals {
     double router_threshold;      /* the router file's threshold (used when the config has none) */
     const char *blocked;          /* entity types found whose action is block ("SSN"); NULL: none */
     bool available[GW_MAX_TIERS]; /* per tier: not behind an open circuit */
+    /* the client's API key (gw_key_grant; key NULL: no key, nothing denied) */
+    const char *key;
+    bool key_denied[GW_MAX_TIERS]; /* remote tiers the key may not use */
+    bool key_budget_spent;         /* the key's budget is spent: no remote tier */
 } gw_signals;
 
 typedef struct gw_decision {
     gw_route route;
     int tier;              /* index into the config's tiers (0: local) */
     bool refuse;           /* answer with an error instead */
-    int refuse_status;     /* 400 (unknown tier) or 403 (privacy, air gap) */
+    int refuse_status;     /* 400 (unknown tier), 403 (privacy, air gap, key), 429 (budget) */
     bool degraded;         /* a remote tier was wanted but is down: local */
     bool pii_blocked;      /* a remote tier was wanted, but a blocked entity kept it local */
     bool check_confidence; /* answer locally first; escalate on low confidence */
@@ -545,10 +641,11 @@ typedef struct gw_decision {
  * signals, in this order: (1) explicit: x-hearth-tier or a model naming a
  * tier; (2) rules, the first that matches; (3) the learned router's score
  * against its threshold; (4) local with the confidence check. A remote
- * choice then meets the privacy guard (a blocked entity keeps the request
- * local, or refuses it) and the circuit breakers (a tier that is down makes
- * the answer local and degraded). Air-gapped or without remote tiers,
- * everything is local. */
+ * choice then meets the client's key (a tier it may not use, or a spent
+ * budget, keeps the request local; asked for by name, 403 / 429), the
+ * privacy guard (a blocked entity keeps the request local, or refuses it)
+ * and the circuit breakers (a tier that is down makes the answer local and
+ * degraded). Air-gapped or without remote tiers, everything is local. */
 void gw_policy_decide(const gw_config *c, const gw_signals *s, gw_decision *d);
 
 /* A coarse task type for rules: "code" (fences, code keywords), "math"
@@ -615,6 +712,7 @@ void gw_response_free(gw_response *r);
 typedef struct gw_request {
     const gw_chat *chat; /* as the client sent it */
     const char *model, *tier_header, *task_header;
+    gw_key *key; /* the client's API key (NULL: none): its limits, ledger column, spending */
     /* Streaming (cb NULL: the whole answer comes back in the response):
      * text to cb, a remote tier's tool calls to on_call (restored; NULL:
      * in the response only). */
@@ -636,6 +734,7 @@ hearth_err gw_gateway_new(gw_config *c, gw_ledger *ledger, gw_gateway **out);
 void gw_gateway_free(gw_gateway *g);
 const gw_config *gw_gateway_config(const gw_gateway *g);
 gw_remote *gw_gateway_remote(gw_gateway *g, int tier); /* NULL for the local tier */
+gw_keys *gw_gateway_keys(gw_gateway *g);               /* the configuration's API keys */
 /* Uses fn for auto requests; threshold is the router's own (NAN: none). */
 void gw_gateway_set_router(gw_gateway *g, gw_score_fn fn, void *ctx, double threshold);
 

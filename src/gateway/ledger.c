@@ -6,11 +6,11 @@
  * `hearth ledger report` show. Money is integer micro-dollars throughout;
  * only the JSON and text outputs divide by 10^6.
  *
- * Schema (migration 1; docs/gateway.md has the column meanings):
+ * Schema (migrations 1-2; docs/gateway.md has the column meanings):
  *   requests(id, time_ms, route, tier, reason, model, status, prompt_tokens,
  *            completion_tokens, latency_ms, cost_usd_micro,
  *            cloud_only_cost_usd_micro, degraded, router_score, conf_mean,
- *            conf_min, prompt, local_answer, remote_answer)
+ *            conf_min, prompt, local_answer, remote_answer, api_key)
  *   audit(id, time_ms, tier, action, entities, sent_sha256, received_sha256)
  */
 #include "ledger_db.h"
@@ -58,13 +58,17 @@ static const char *const migrations[] = {
     " sent_sha256 TEXT NOT NULL,"
     " received_sha256 TEXT NOT NULL);"
     "CREATE INDEX audit_time ON audit(time_ms);",
+    /* 2: the client's API key (its name), for budgets and per-key reports */
+    "ALTER TABLE requests ADD COLUMN api_key TEXT;"
+    "CREATE INDEX requests_key ON requests(api_key, time_ms);",
 };
 
 static const char insert_request_sql[] =
     "INSERT INTO requests (time_ms, route, tier, reason, model, status, prompt_tokens,"
     " completion_tokens, latency_ms, cost_usd_micro, cloud_only_cost_usd_micro, degraded,"
-    " router_score, conf_mean, conf_min, prompt, local_answer, remote_answer)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+    " router_score, conf_mean, conf_min, prompt, local_answer, remote_answer, api_key)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
+    " ?19)";
 
 static const char insert_audit_sql[] =
     "INSERT INTO audit (time_ms, tier, action, entities, sent_sha256, received_sha256)"
@@ -155,6 +159,7 @@ hearth_err gw_ledger_add(gw_ledger *l, const gw_ledger_row *r, int64_t *id) {
     bind_text(st, 16, r->prompt);
     bind_text(st, 17, r->local_answer);
     bind_text(st, 18, r->remote_answer);
+    bind_text(st, 19, r->api_key);
     hearth_err err = HEARTH_OK;
     if (sqlite3_step(st) != SQLITE_DONE)
         err = store_fail(l->db, "ledger: adding a row");
@@ -187,6 +192,29 @@ static hearth_err query_int(gw_ledger *l, const char *sql, int64_t param, int64_
 
 hearth_err gw_ledger_count(gw_ledger *l, int64_t *n) {
     return query_int(l, "SELECT count(*) FROM requests", 0, n);
+}
+
+hearth_err gw_ledger_key_spend(gw_ledger *l, const char *key, int64_t since_ms,
+                               int64_t *usd_micro) {
+    sqlite3_stmt *st = NULL;
+    hearth_err err = HEARTH_OK;
+    pthread_mutex_lock(&l->mu);
+    if (sqlite3_prepare_v2(l->db,
+                           "SELECT coalesce(sum(cost_usd_micro), 0) FROM requests"
+                           " WHERE api_key = ?1 AND time_ms >= ?2",
+                           -1, &st, NULL) != SQLITE_OK) {
+        err = store_fail(l->db, "ledger: preparing the key's spending query");
+    } else {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, since_ms);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            *usd_micro = sqlite3_column_int64(st, 0);
+        else
+            err = store_fail(l->db, "ledger: reading a key's spending");
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&l->mu);
+    return err;
 }
 
 /* ---- statistics ---------------------------------------------------------- */
@@ -231,6 +259,32 @@ static hearth_err tier_latency(gw_ledger *l, gw_tier_stats *t, int64_t since_ms)
     free(v);
     sqlite3_finalize(st);
     return err;
+}
+
+/* The busiest API keys' rows. */
+static hearth_err key_stats(gw_ledger *l, int64_t since_ms, gw_stats *s) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(l->db,
+                           "SELECT api_key, count(*), sum(tier = 'local' AND status < 400),"
+                           " sum(tier <> 'local' AND status < 400), sum(status >= 400),"
+                           " sum(prompt_tokens), sum(completion_tokens), sum(cost_usd_micro)"
+                           " FROM requests WHERE time_ms >= ?1 AND api_key IS NOT NULL"
+                           " GROUP BY api_key ORDER BY count(*) DESC, api_key LIMIT ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store_fail(l->db, "ledger: preparing the per-key query");
+    sqlite3_bind_int64(st, 1, since_ms);
+    sqlite3_bind_int(st, 2, GW_STATS_TIERS);
+    while (sqlite3_step(st) == SQLITE_ROW && s->n_keys < GW_STATS_TIERS) {
+        gw_key_stats *k = &s->keys[s->n_keys++];
+        snprintf(k->key, sizeof k->key, "%s", (const char *)sqlite3_column_text(st, 0));
+        int64_t *const v[] = {&k->requests,      &k->local,         &k->escalated,
+                              &k->errors,        &k->prompt_tokens, &k->completion_tokens,
+                              &k->cost_usd_micro};
+        for (int i = 0; i < (int)(sizeof v / sizeof v[0]); i++)
+            *v[i] = sqlite3_column_int64(st, i + 1);
+    }
+    sqlite3_finalize(st);
+    return HEARTH_OK;
 }
 
 static hearth_err stats_locked(gw_ledger *l, int64_t since_ms, gw_stats *s) {
@@ -278,7 +332,7 @@ static hearth_err stats_locked(gw_ledger *l, int64_t since_ms, gw_stats *s) {
         const hearth_err err = tier_latency(l, &s->tiers[i], since_ms);
         if (err) return err;
     }
-    return HEARTH_OK;
+    return key_stats(l, since_ms, s);
 }
 
 hearth_err gw_ledger_stats(gw_ledger *l, int64_t since_ms, gw_stats *out) {
@@ -324,6 +378,19 @@ char *gw_stats_json(const gw_stats *s) {
         cJSON_AddNumberToObject(j, "p50_ms", t->p50_ms);
         cJSON_AddNumberToObject(j, "p95_ms", t->p95_ms);
     }
+    cJSON *keys = s->n_keys ? cJSON_AddObjectToObject(o, "keys") : NULL;
+    for (int i = 0; keys && i < s->n_keys; i++) {
+        const gw_key_stats *k = &s->keys[i];
+        cJSON *j = cJSON_AddObjectToObject(keys, k->key);
+        if (!j) continue;
+        cJSON_AddNumberToObject(j, "requests", (double)k->requests);
+        cJSON_AddNumberToObject(j, "local", (double)k->local);
+        cJSON_AddNumberToObject(j, "escalated", (double)k->escalated);
+        cJSON_AddNumberToObject(j, "errors", (double)k->errors);
+        cJSON_AddNumberToObject(j, "prompt_tokens", (double)k->prompt_tokens);
+        cJSON_AddNumberToObject(j, "completion_tokens", (double)k->completion_tokens);
+        cJSON_AddNumberToObject(j, "cost_usd", (double)k->cost_usd_micro / 1e6);
+    }
     char *out = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return out;
@@ -354,13 +421,22 @@ char *gw_stats_text(const gw_stats *s) {
                       (long long)t->prompt_tokens, (long long)t->completion_tokens,
                       (double)t->cost_usd_micro / 1e6);
     }
+    if (s->n_keys)
+        gw_buf_printf(&b, "\n%-20s %9s %9s %9s %7s %12s %12s %12s\n", "API key", "requests",
+                      "local", "escalated", "errors", "prompt tok", "output tok", "cost $");
+    for (int i = 0; i < s->n_keys; i++) {
+        const gw_key_stats *k = &s->keys[i];
+        gw_buf_printf(&b, "%-20s %9lld %9lld %9lld %7lld %12lld %12lld %12.6f\n", k->key,
+                      (long long)k->requests, (long long)k->local, (long long)k->escalated,
+                      (long long)k->errors, (long long)k->prompt_tokens,
+                      (long long)k->completion_tokens, (double)k->cost_usd_micro / 1e6);
+    }
     return gw_buf_take(&b, NULL);
 }
 
 /* ---- --since ------------------------------------------------------------- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (no time zone needed). */
-static int64_t days_from_civil(int64_t y, int m, int d) {
+int64_t gw_days_from_civil(int64_t y, int m, int d) {
     y -= m <= 2;
     const int64_t era = (y >= 0 ? y : y - 399) / 400;
     const int64_t yoe = y - era * 400;
@@ -419,7 +495,7 @@ hearth_err gw_parse_since(const char *s, int64_t now_ms, int64_t *since_ms) {
     }
     if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "'%s' is not a valid date", s);
-    const int64_t days = days_from_civil(y, mo, d);
+    const int64_t days = gw_days_from_civil(y, mo, d);
     *since_ms = ((days * 24 + h) * 60 + mi) * 60000 + (int64_t)sec * 1000;
     return HEARTH_OK;
 }

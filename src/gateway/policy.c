@@ -85,23 +85,50 @@ static void why_rule(const gw_rule *r, const gw_signals *s, const char *task, ch
     if (r->pattern[0] && (size_t)n < cap) snprintf(out + n, cap - (size_t)n, " pattern matched");
 }
 
-/* Local, with the confidence check when a remote tier could take over and
- * the configuration (or the rule, by giving thresholds) asks for it. */
-static void go_local(const gw_config *c, gw_decision *d, const gw_conf_thresholds *conf,
-                     bool rule_conf) {
+/* Whether the client's key keeps the request off remote tier t. */
+static bool key_closed(const gw_signals *s, int t) {
+    return s->key && t > 0 && (s->key_budget_spent || s->key_denied[t]);
+}
+
+/* Why, for a reason: "key NAME: its budget is spent" / "... may not use tier T". */
+static void why_key(const gw_config *c, const gw_signals *s, int t, char *out, size_t cap) {
+    if (s->key_budget_spent)
+        snprintf(out, cap, "key %.64s: its budget is spent", s->key);
+    else
+        snprintf(out, cap, "key %.64s: may not use tier %s", s->key, c->tiers[t].name);
+}
+
+/* Local, with the confidence check when a remote tier could take over (and
+ * the client's key lets it) and the configuration (or the rule, by giving
+ * thresholds) asks for it. */
+static void go_local(const gw_config *c, const gw_signals *s, gw_decision *d,
+                     const gw_conf_thresholds *conf, bool rule_conf) {
     d->route = GW_ROUTE_LOCAL;
     d->tier = 0;
     d->escalate_tier = c->escalate_to[0] ? gw_config_tier(c, c->escalate_to) : -1;
-    d->check_confidence =
-        (c->confidence_check || rule_conf) && has_remote(c) && d->escalate_tier > 0;
+    d->check_confidence = (c->confidence_check || rule_conf) && has_remote(c) &&
+                          d->escalate_tier > 0 && !key_closed(s, d->escalate_tier);
     d->conf = *conf;
 }
 
-/* A remote choice meets the privacy guard and the breakers. */
+/* A remote choice meets the client's key, the privacy guard and the
+ * breakers. */
 static void go_remote(const gw_config *c, const gw_signals *s, gw_decision *d, gw_route route,
                       int tier) {
-    char why[sizeof d->reason];
+    char why[sizeof d->reason], key[128];
     snprintf(why, sizeof why, "%s", d->reason);
+    if (key_closed(s, tier)) {
+        why_key(c, s, tier, key, sizeof key);
+        if (route == GW_ROUTE_EXPLICIT) {
+            d->refuse = true;
+            d->refuse_status = s->key_budget_spent ? 429 : 403;
+            snprintf(d->reason, sizeof d->reason, "%s (refused)", key);
+            return;
+        }
+        go_local(c, s, d, &c->conf, false);
+        snprintf(d->reason, sizeof d->reason, "%s; answered locally (%.100s)", key, why);
+        return;
+    }
     if (s->blocked && s->blocked[0]) {
         d->pii_blocked = true;
         if (c->block_refuses) {
@@ -111,14 +138,14 @@ static void go_remote(const gw_config *c, const gw_signals *s, gw_decision *d, g
                      "privacy: the request holds %s, which may not leave (refused)", s->blocked);
             return;
         }
-        go_local(c, d, &c->conf, false);
+        go_local(c, s, d, &c->conf, false);
         d->check_confidence = false;
         snprintf(d->reason, sizeof d->reason,
                  "privacy: %s may not leave; answered locally (%.100s)", s->blocked, why);
         return;
     }
     if (!s->available[tier]) {
-        go_local(c, d, &c->conf, false);
+        go_local(c, s, d, &c->conf, false);
         d->check_confidence = false;
         d->degraded = true;
         snprintf(d->reason, sizeof d->reason,
@@ -164,7 +191,7 @@ void gw_policy_decide(const gw_config *c, const gw_signals *s, gw_decision *d) {
     }
     /* auto */
     if (!has_remote(c)) {
-        go_local(c, d, &c->conf, false);
+        go_local(c, s, d, &c->conf, false);
         snprintf(d->reason, sizeof d->reason, "%s",
                  c->air_gapped ? "air-gapped: local only" : "local: no remote tier");
         return;
@@ -179,7 +206,7 @@ void gw_policy_decide(const gw_config *c, const gw_signals *s, gw_decision *d) {
         why_rule(r, s, task, d->reason, sizeof d->reason);
         const int t = gw_config_tier(c, r->target);
         if (t <= 0)
-            go_local(c, d, r->has_conf ? &r->conf : &c->conf, r->has_conf);
+            go_local(c, s, d, r->has_conf ? &r->conf : &c->conf, r->has_conf);
         else
             go_remote(c, s, d, GW_ROUTE_ESCALATED, t);
         return;
@@ -194,13 +221,19 @@ void gw_policy_decide(const gw_config *c, const gw_signals *s, gw_decision *d) {
             go_remote(c, s, d, GW_ROUTE_ESCALATED, esc);
             return;
         }
-        go_local(c, d, &c->conf, false);
+        go_local(c, s, d, &c->conf, false);
         return;
     }
     /* 4. local first */
-    go_local(c, d, &c->conf, false);
-    snprintf(d->reason, sizeof d->reason, "%s",
-             d->check_confidence ? "local: confidence check" : "local");
+    go_local(c, s, d, &c->conf, false);
+    if (esc > 0 && key_closed(s, esc)) {
+        char key[128];
+        why_key(c, s, esc, key, sizeof key);
+        snprintf(d->reason, sizeof d->reason, "local: %s", key);
+    } else {
+        snprintf(d->reason, sizeof d->reason, "%s",
+                 d->check_confidence ? "local: confidence check" : "local");
+    }
 }
 
 gw_confidence gw_confidence_of(const float *logprobs, int n) {

@@ -603,7 +603,8 @@ static bool gateway_chat_init(srv_gwreq *q, const srv_exchange *x) {
     q->greq = (gw_request){.chat = &q->chat,
                            .model = r->model,
                            .tier_header = x->tier_header[0] ? x->tier_header : NULL,
-                           .task_header = x->task_header[0] ? x->task_header : NULL};
+                           .task_header = x->task_header[0] ? x->task_header : NULL,
+                           .key = x->key};
     q->gen = (srv_gen){.kind = r->kind,
                        .req = r,
                        .ids = q->ids,

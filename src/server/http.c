@@ -58,59 +58,68 @@ typedef enum route_id {
     ROUTE_RESPONSES,
     ROUTE_RESPONSES_TOKENS,
     ROUTE_SLOTS,
-    ROUTE_CHAT_TOKENS
+    ROUTE_CHAT_TOKENS,
+    ROUTE_KEY,
+    ROUTE_KEYS
 } route_id;
+
+/* Who may use a route: anyone; any valid key; any valid key, counted
+ * against its limits (the routes that run a model); an admin key. */
+typedef enum route_access { OPEN, KEY, METERED, ADMIN } route_access;
 
 typedef struct route {
     const char *path;
     bool prefix;
     const char *method;
     route_id id;
-    bool auth;
+    route_access access;
 } route;
 
 static const route routes[] = {
-    {"/v1/chat/completions", false, "POST", ROUTE_CHAT, true},
-    {"/v1/completions", false, "POST", ROUTE_COMPLETIONS, true},
-    {"/v1/embeddings", false, "POST", ROUTE_EMBEDDINGS, true},
-    {"/v1/models", false, "GET", ROUTE_MODELS, true},
-    {"/v1/models/", true, "GET", ROUTE_MODEL, true},
-    {"/health", false, "GET", ROUTE_HEALTH, false},
-    {"/metrics", false, "GET", ROUTE_METRICS, false},
-    {"/v1/hearth/stats", false, "GET", ROUTE_STATS, true},
-    {"/v1/hearth/rag/search", false, "POST", ROUTE_RAG_SEARCH, true},
-    {"/v1/hearth/drift", false, "GET", ROUTE_DRIFT, true},
-    {"/v1/hearth/series", false, "GET", ROUTE_SERIES, true},
+    {"/v1/chat/completions", false, "POST", ROUTE_CHAT, METERED},
+    {"/v1/completions", false, "POST", ROUTE_COMPLETIONS, METERED},
+    {"/v1/embeddings", false, "POST", ROUTE_EMBEDDINGS, METERED},
+    {"/v1/models", false, "GET", ROUTE_MODELS, KEY},
+    {"/v1/models/", true, "GET", ROUTE_MODEL, KEY},
+    {"/health", false, "GET", ROUTE_HEALTH, OPEN},
+    {"/metrics", false, "GET", ROUTE_METRICS, OPEN},
+    {"/v1/hearth/stats", false, "GET", ROUTE_STATS, ADMIN},
+    {"/v1/hearth/rag/search", false, "POST", ROUTE_RAG_SEARCH, METERED},
+    {"/v1/hearth/drift", false, "GET", ROUTE_DRIFT, ADMIN},
+    {"/v1/hearth/series", false, "GET", ROUTE_SERIES, ADMIN},
     /* the page and its files (dashboard.c): no data in them, so no key */
-    {"/dashboard", false, "GET", ROUTE_DASHBOARD, false},
-    {"/dashboard/", false, "GET", ROUTE_DASHBOARD, false},
-    {"/dashboard/", true, "GET", ROUTE_DASHBOARD, false},
+    {"/dashboard", false, "GET", ROUTE_DASHBOARD, OPEN},
+    {"/dashboard/", false, "GET", ROUTE_DASHBOARD, OPEN},
+    {"/dashboard/", true, "GET", ROUTE_DASHBOARD, OPEN},
     /* ollama's API (api_ollama*.c) */
-    {"/api/chat", false, "POST", ROUTE_OLLAMA_CHAT, true},
-    {"/api/generate", false, "POST", ROUTE_OLLAMA_GENERATE, true},
-    {"/api/embed", false, "POST", ROUTE_OLLAMA_EMBED, true},
-    {"/api/embeddings", false, "POST", ROUTE_OLLAMA_EMBEDDINGS, true},
-    {"/api/version", false, "GET", ROUTE_OLLAMA_VERSION, true},
-    {"/api/tags", false, "GET", ROUTE_OLLAMA_TAGS, true},
-    {"/api/ps", false, "GET", ROUTE_OLLAMA_PS, true},
-    {"/api/show", false, "POST", ROUTE_OLLAMA_SHOW, true},
+    {"/api/chat", false, "POST", ROUTE_OLLAMA_CHAT, METERED},
+    {"/api/generate", false, "POST", ROUTE_OLLAMA_GENERATE, METERED},
+    {"/api/embed", false, "POST", ROUTE_OLLAMA_EMBED, METERED},
+    {"/api/embeddings", false, "POST", ROUTE_OLLAMA_EMBEDDINGS, METERED},
+    {"/api/version", false, "GET", ROUTE_OLLAMA_VERSION, KEY},
+    {"/api/tags", false, "GET", ROUTE_OLLAMA_TAGS, KEY},
+    {"/api/ps", false, "GET", ROUTE_OLLAMA_PS, KEY},
+    {"/api/show", false, "POST", ROUTE_OLLAMA_SHOW, KEY},
     /* llama.cpp server's utility endpoints (api_util.c) */
-    {"/tokenize", false, "POST", ROUTE_TOKENIZE, true},
-    {"/detokenize", false, "POST", ROUTE_DETOKENIZE, true},
-    {"/apply-template", false, "POST", ROUTE_APPLY_TEMPLATE, true},
-    {"/props", false, "GET", ROUTE_PROPS, true},
+    {"/tokenize", false, "POST", ROUTE_TOKENIZE, KEY},
+    {"/detokenize", false, "POST", ROUTE_DETOKENIZE, KEY},
+    {"/apply-template", false, "POST", ROUTE_APPLY_TEMPLATE, KEY},
+    {"/props", false, "GET", ROUTE_PROPS, KEY},
     /* llama-server's router mode */
-    {"/models", false, "GET", ROUTE_ROUTER_MODELS, true},
-    {"/models/load", false, "POST", ROUTE_MODEL_LOAD, true},
-    {"/models/unload", false, "POST", ROUTE_MODEL_UNLOAD, true},
+    {"/models", false, "GET", ROUTE_ROUTER_MODELS, KEY},
+    {"/models/load", false, "POST", ROUTE_MODEL_LOAD, ADMIN},
+    {"/models/unload", false, "POST", ROUTE_MODEL_UNLOAD, ADMIN},
     /* Anthropic's Messages API */
-    {"/v1/messages", false, "POST", ROUTE_ANTHROPIC_MESSAGES, true},
-    {"/v1/messages/count_tokens", false, "POST", ROUTE_ANTHROPIC_COUNT, true},
+    {"/v1/messages", false, "POST", ROUTE_ANTHROPIC_MESSAGES, METERED},
+    {"/v1/messages/count_tokens", false, "POST", ROUTE_ANTHROPIC_COUNT, KEY},
     /* OpenAI's Responses API */
-    {"/v1/responses", false, "POST", ROUTE_RESPONSES, true},
-    {"/v1/responses/input_tokens", false, "POST", ROUTE_RESPONSES_TOKENS, true},
-    {"/slots", false, "GET", ROUTE_SLOTS, true},
-    {"/v1/chat/completions/input_tokens", false, "POST", ROUTE_CHAT_TOKENS, true},
+    {"/v1/responses", false, "POST", ROUTE_RESPONSES, METERED},
+    {"/v1/responses/input_tokens", false, "POST", ROUTE_RESPONSES_TOKENS, KEY},
+    {"/slots", false, "GET", ROUTE_SLOTS, ADMIN},
+    {"/v1/chat/completions/input_tokens", false, "POST", ROUTE_CHAT_TOKENS, KEY},
+    /* API keys (api_keys.c) */
+    {"/v1/hearth/key", false, "GET", ROUTE_KEY, KEY},
+    {"/v1/hearth/keys", false, "GET", ROUTE_KEYS, ADMIN},
 };
 
 /* Per-request state (libmicrohttpd's con_cls), freed when it completes. */
@@ -214,27 +223,92 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
     srv_metrics_request(&s->metrics, srv_metrics_route(c->path), c->x.status,
                         (srv_now_ms() - c->t0) / 1e3, gen && c->x.status == 200);
     srv_model_release(c->x.model, c->x.keep_alive_ms);
+    if (c->x.metered)
+        gw_key_done(c->x.key, gw_now_ms(), c->x.prompt_tokens + c->x.completion_tokens);
     free(c->x.log_prompt);
     gw_buf_free(&c->body);
     free(c);
     *con_cls = NULL;
 }
 
-/* Constant-time comparison of the bearer token (or Anthropic's x-api-key
- * header) with the key. */
-static bool auth_ok(srv_server *s, struct MHD_Connection *conn) {
-    if (!s->cfg.api_key) return true;
+/* The secret the client presented: the bearer token, or Anthropic's
+ * x-api-key header; NULL when neither. */
+static const char *presented_key(struct MHD_Connection *conn) {
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     if (h && strncasecmp(h, "Bearer ", 7) == 0)
         h += 7;
     else if (!(h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key")))
-        return false;
+        return NULL;
     while (*h == ' ') h++;
-    const size_t n = strlen(h), k = strlen(s->cfg.api_key);
+    return h;
+}
+
+/* Constant-time comparison with the operator's --api-key. */
+static bool is_master_key(const char *h, const char *key) {
+    const size_t n = strlen(h), k = strlen(key);
     unsigned diff = n != k;
     for (size_t i = 0; i < k; i++)
-        diff |= (unsigned char)(i < n ? h[i] : 0) ^ (unsigned char)s->cfg.api_key[i];
+        diff |= (unsigned char)(i < n ? h[i] : 0) ^ (unsigned char)key[i];
     return diff == 0;
+}
+
+/* Who is calling: nobody needs to say without --api-key and "keys"; the
+ * master key is an admin; a key of the gateway's "keys" is what its
+ * settings say. False (e filled) for a missing or unknown key. */
+static bool authenticate(srv_server *s, srv_exchange *x, struct MHD_Connection *conn,
+                         srv_error *e) {
+    gw_keys *keys = s->gw ? gw_gateway_keys(s->gw) : NULL;
+    if (!s->cfg.api_key && !gw_keys_count(keys)) {
+        x->admin = true;
+        return true;
+    }
+    const char *h = presented_key(conn);
+    if (h && s->cfg.api_key && is_master_key(h, s->cfg.api_key)) {
+        x->admin = true;
+        return true;
+    }
+    if (h && (x->key = gw_keys_find(keys, h, strlen(h)))) {
+        x->admin = gw_key_spec_of(x->key)->admin;
+        return true;
+    }
+    return srv_fail(e, 401, NULL, "invalid_api_key",
+                    "a valid API key is required: send 'Authorization: Bearer <key>'");
+}
+
+/* The key's expiry and limits; a metered request that passes is counted. */
+static bool admit(srv_exchange *x, bool metered, srv_error *e) {
+    if (!x->key) return true;
+    if (!gw_key_admit(x->key, gw_now_ms(), metered, &x->limits))
+        return srv_fail(e, x->limits.status, NULL, x->limits.code, "%s", x->limits.message);
+    x->metered = metered;
+    return true;
+}
+
+/* OpenAI's x-ratelimit-* headers for a key with limits, Retry-After on a
+ * refusal that will pass later. */
+static void limit_headers(const srv_exchange *x) {
+    const gw_key_verdict *v = &x->limits;
+    char buf[32];
+    if (x->key && v->limit_requests) {
+        snprintf(buf, sizeof buf, "%d", v->limit_requests);
+        MHD_add_response_header(x->response, "x-ratelimit-limit-requests", buf);
+        snprintf(buf, sizeof buf, "%d", v->remaining_requests);
+        MHD_add_response_header(x->response, "x-ratelimit-remaining-requests", buf);
+        snprintf(buf, sizeof buf, "%.3gs", v->reset_requests_s);
+        MHD_add_response_header(x->response, "x-ratelimit-reset-requests", buf);
+    }
+    if (x->key && v->limit_tokens) {
+        snprintf(buf, sizeof buf, "%d", v->limit_tokens);
+        MHD_add_response_header(x->response, "x-ratelimit-limit-tokens", buf);
+        snprintf(buf, sizeof buf, "%d", v->remaining_tokens);
+        MHD_add_response_header(x->response, "x-ratelimit-remaining-tokens", buf);
+        snprintf(buf, sizeof buf, "%.3gs", v->reset_tokens_s);
+        MHD_add_response_header(x->response, "x-ratelimit-reset-tokens", buf);
+    }
+    if (x->key && v->status == 429 && v->retry_after_s > 0) {
+        snprintf(buf, sizeof buf, "%d", v->retry_after_s);
+        MHD_add_response_header(x->response, "Retry-After", buf);
+    }
 }
 
 static void find_route(srv_conn *c, bool *method_ok, const char **allow) {
@@ -265,9 +339,10 @@ static bool early_checks(srv_server *s, srv_conn *c, struct MHD_Connection *conn
     } else if (!method_ok) {
         srv_fail(&e, 405, NULL, "method_not_allowed", "%s does not accept %s (use %s)", c->path,
                  c->method, allow);
-    } else if (c->route->auth && !auth_ok(s, conn)) {
-        srv_fail(&e, 401, NULL, "invalid_api_key",
-                 "a valid API key is required: send 'Authorization: Bearer <key>'");
+    } else if (c->route->access != OPEN && !authenticate(s, &c->x, conn, &e)) {
+    } else if (c->route->access == ADMIN && !c->x.admin) {
+        srv_fail(&e, 403, NULL, "admin_required", "%s needs an admin key", c->path);
+    } else if (c->route->access != OPEN && !admit(&c->x, c->route->access == METERED, &e)) {
     } else {
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (!cl || strtoull(cl, NULL, 10) <= s->cfg.max_body_bytes) return false;
@@ -296,6 +371,8 @@ static void dispatch(srv_server *s, srv_conn *c) {
         srv_handle_drift(x);
     } else if (id == ROUTE_SERIES) {
         srv_handle_series(x);
+    } else if (id == ROUTE_KEY || id == ROUTE_KEYS) {
+        srv_handle_key(x, id == ROUTE_KEYS);
     } else if (id == ROUTE_DASHBOARD) {
         srv_handle_dashboard(x); /* also while the model loads: the page says so */
     } else if (state != SRV_READY) {
@@ -362,6 +439,7 @@ const char *srv_query(const srv_exchange *x, const char *key) {
 static enum MHD_Result queue(struct MHD_Connection *conn, srv_exchange *x) {
     if (!x->response) return MHD_NO; /* nothing to say (client gone, out of memory): close */
     if (x->rag_note[0]) MHD_add_response_header(x->response, "x-hearth-rag", x->rag_note);
+    limit_headers(x);
     const enum MHD_Result r = MHD_queue_response(conn, (unsigned)x->status, x->response);
     MHD_destroy_response(x->response);
     x->response = NULL;

@@ -574,6 +574,12 @@ srv_model *srv_model_take(srv_exchange *x, const char *name, srv_error *e) {
                      "the model '%.200s' does not exist (GET /v1/models lists the models)", name);
         return NULL;
     }
+    if (x->key && !gw_key_allows_model(x->key, m->id)) {
+        srv_fail(e, 403, "model", "model_not_allowed",
+                 "the API key '%s' may not use the model '%.200s'", gw_key_spec_of(x->key)->name,
+                 m->id);
+        return NULL;
+    }
     if (x->model == m) return m; /* already held (resolved earlier for this request) */
     if (!srv_model_acquire(m, !s->cfg.no_autoload, e)) return NULL;
     srv_model_release(x->model, SRV_KEEP_ALIVE_NONE);

@@ -594,6 +594,10 @@ typedef struct srv_exchange {
     char rag_note[64];     /* the x-hearth-rag header: what retrieval added ("": none) */
     struct srv_gwreq *gw;  /* the gateway's state of a generation request */
     srv_model *model;      /* the model answering (srv_model_use), released at completion */
+    gw_key *key;           /* the client's API key from the gateway's "keys" (NULL: none) */
+    bool admin;            /* the client may use the operator's routes (stats, loading models) */
+    bool metered;          /* counted against the key's limits: gw_key_done at completion */
+    gw_key_verdict limits; /* the key's rate limits as admitted (the x-ratelimit-* headers) */
     int64_t keep_alive_ms; /* ollama's keep_alive (SRV_KEEP_ALIVE_DEFAULT: not given) */
     struct MHD_Response *response;
     struct srv_stream *stream; /* a streaming response's state (owned by the response) */
@@ -609,7 +613,9 @@ void srv_handle_completions(srv_exchange *x);
 void srv_handle_models(srv_exchange *x, const char *id);
 void srv_handle_health(srv_exchange *x);
 void srv_handle_metrics(srv_exchange *x);
-void srv_handle_stats(srv_exchange *x);  /* GET /v1/hearth/stats */
+void srv_handle_stats(srv_exchange *x); /* GET /v1/hearth/stats */
+/* GET /v1/hearth/key: the caller's API key; /v1/hearth/keys: every key (api_keys.c) */
+void srv_handle_key(srv_exchange *x, bool all);
 void srv_handle_drift(srv_exchange *x);  /* GET /v1/hearth/drift (api_drift.c) */
 void srv_handle_series(srv_exchange *x); /* GET /v1/hearth/series */
 /* GET /dashboard, /dashboard/NAME: the embedded page (dashboard.c) */
