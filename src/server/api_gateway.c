@@ -11,7 +11,8 @@
  * keeps the text_completion shape (api_gen.c and sse.c write both kinds).
  *
  * Three paths, chosen by the gateway's decision (gw_call_new):
- *   refused  an OpenAI error (403 privacy / air gap, 400 unknown tier);
+ *   refused  an OpenAI error (403 privacy / air gap / a tier the API key may
+ *            not use, 429 the key's budget is spent, 400 unknown tier);
  *   direct   the answer is the local model's alone (model "local", no remote
  *            tier, or a policy without the confidence check): srv_generate,
  *            exactly as without a gateway (logprobs, streaming, usage, n
@@ -427,9 +428,11 @@ static void add_headers(srv_exchange *x, const gw_response *h) {
 
 static void respond_refusal(srv_exchange *x, const gw_response *h) {
     srv_error e;
-    const char *code = h->status == 403
-                           ? (strstr(h->reason, "air-gapped") ? "air_gapped" : "privacy_blocked")
-                           : "unknown_tier";
+    const char *code = h->status == 429   ? "insufficient_quota" /* the key's budget */
+                       : h->status == 400 ? "unknown_tier"
+                       : strstr(h->reason, "air-gapped") ? "air_gapped"
+                       : !strncmp(h->reason, "key ", 4)  ? "tier_not_allowed"
+                                                         : "privacy_blocked";
     srv_fail(&e, h->status, h->status == 400 ? "model" : NULL, code, "%s", h->error);
     srv_respond_error(x, &e);
 }

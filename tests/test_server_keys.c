@@ -1,0 +1,282 @@
+/*
+ * test_server_keys.c - API keys through `hearth serve` (curl against the real
+ * program, the test model, the fake cloud as a priced remote tier): a
+ * request without a key or with an unknown one is a 401, an expired key too;
+ * the operator's --api-key and an admin key reach the operator's routes,
+ * other keys get 403; a key's requests per minute are enforced with OpenAI's
+ * x-ratelimit-* headers and a 429 with Retry-After (in Anthropic's shape on
+ * /v1/messages); a key limited to the local tier is refused the remote one
+ * by name and kept local otherwise; a budget, once spent on the remote tier,
+ * keeps a key's requests local ("local") or refuses them ("refuse"); a key
+ * limited to some models cannot name another; GET /v1/hearth/key(s) and
+ * the ledger's per-key totals say what was spent; and a restarted server
+ * reads the spending back from the ledger.
+ */
+#include "test.h"
+
+#include "gateway/fake_cloud.h"
+#include "server/http_client.h"
+#include "server/json_path.h"
+#include "server/model_fixture.h"
+
+#include <cjson/cJSON.h>
+
+static const char *binary = HEARTH_BINARY;
+static char scratch[] = "/tmp/hearth_keys_srv_XXXXXX";
+
+static const char chat_fmt[] = "{\"model\":\"%s\",\"max_tokens\":2,\"temperature\":0,"
+                               "\"messages\":[{\"role\":\"user\",\"content\":\"Say something\"}]}";
+
+typedef struct reply {
+    test_reply r;
+    cJSON *json;
+    char headers[4096];
+} reply;
+
+/* One request with `key` (NULL: none) as a bearer token; the response's
+ * headers are kept. */
+static reply call(test_server *sv, const char *key, const char *method, const char *path,
+                  const char *body) {
+    reply out;
+    char extra[700], hpath[600];
+    snprintf(hpath, sizeof hpath, "%s/headers%d", sv->scratch, sv->seq);
+    snprintf(extra, sizeof extra, "-D '%s' %s%s%s", hpath, key ? "-H 'Authorization: Bearer " : "",
+             key ? key : "", key ? "'" : "");
+    out.r = test_http(sv, method, path, body, extra);
+    out.json = parse_reply(&out.r);
+    char *h = test_read_file(hpath, NULL);
+    snprintf(out.headers, sizeof out.headers, "%s", h ? h : "");
+    free(h);
+    return out;
+}
+
+static reply chat(test_server *sv, const char *key, const char *model) {
+    char body[512];
+    snprintf(body, sizeof body, chat_fmt, model);
+    return call(sv, key, "POST", "/v1/chat/completions", body);
+}
+
+static void done(reply *r) {
+    cJSON_Delete(r->json);
+    free(r->r.body);
+}
+
+/* A response header's value (case-insensitive name), "" when absent. */
+static const char *header(const reply *r, const char *name, char *out, size_t cap) {
+    out[0] = '\0';
+    for (const char *p = r->headers; *p;) {
+        const char *eol = strchr(p, '\n');
+        const size_t n = strlen(name);
+        if (!strncasecmp(p, name, n) && p[n] == ':') {
+            const char *v = p + n + 1;
+            while (*v == ' ') v++;
+            size_t len = (size_t)((eol ? eol : v + strlen(v)) - v);
+            while (len && (v[len - 1] == '\r' || v[len - 1] == ' ')) len--;
+            snprintf(out, cap, "%.*s", (int)len, v);
+            break;
+        }
+        if (!eol) break;
+        p = eol + 1;
+    }
+    return out;
+}
+
+static bool code_is(const reply *r, const char *code) {
+    const char *c = jstr(r->json, "error.code");
+    return c && !strcmp(c, code);
+}
+
+static void authentication(test_server *sv) {
+    reply r = chat(sv, NULL, "auto");
+    CHECKF(r.r.status == 401 && code_is(&r, "invalid_api_key"), "%d %s", r.r.status, r.r.body);
+    done(&r);
+    r = chat(sv, "nope", "auto");
+    CHECK(r.r.status == 401);
+    done(&r);
+    r = call(sv, NULL, "GET", "/health", NULL);
+    CHECK(r.r.status == 200);
+    done(&r);
+    r = call(sv, "old", "GET", "/v1/models", NULL);
+    CHECKF(r.r.status == 401 && code_is(&r, "key_expired") && strstr(r.r.body, "expired at"),
+           "%d %s", r.r.status, r.r.body);
+    done(&r);
+    /* the operator's routes */
+    const char *who[] = {"master", "adm", "lim"};
+    for (int i = 0; i < 3; i++) {
+        r = call(sv, who[i], "GET", "/v1/hearth/stats", NULL);
+        CHECKF(r.r.status == (i < 2 ? 200 : 403), "%s: %d", who[i], r.r.status);
+        if (i == 2) CHECK(code_is(&r, "admin_required"));
+        done(&r);
+    }
+    r = call(sv, "lim", "GET", "/v1/hearth/keys", NULL);
+    CHECK(r.r.status == 403);
+    done(&r);
+    r = call(sv, "lim", "POST", "/models/unload", "{\"model\":\"x\"}");
+    CHECK(r.r.status == 403);
+    done(&r);
+}
+
+static void rate_limit(test_server *sv) {
+    char v[64];
+    for (int i = 0; i < 2; i++) {
+        reply r = chat(sv, "lim", "auto");
+        CHECKF(r.r.status == 200, "%d %s", r.r.status, r.r.body);
+        CHECK(!strcmp(header(&r, "x-ratelimit-limit-requests", v, sizeof v), "2"));
+        CHECKF(atoi(header(&r, "x-ratelimit-remaining-requests", v, sizeof v)) == 1 - i, "%s", v);
+        CHECK(header(&r, "x-ratelimit-reset-requests", v, sizeof v)[0] != '\0');
+        done(&r);
+    }
+    reply r = chat(sv, "lim", "auto");
+    CHECKF(r.r.status == 429 && code_is(&r, "rate_limit_exceeded") &&
+               strstr(jstr(r.json, "error.message"), "2 requests per minute"),
+           "%d %s", r.r.status, r.r.body);
+    const int retry = atoi(header(&r, "Retry-After", v, sizeof v));
+    CHECKF(retry >= 20 && retry <= 30, "Retry-After %d", retry);
+    done(&r);
+    /* Anthropic's shape */
+    r = call(sv, "lim", "POST", "/v1/messages",
+             "{\"model\":\"local\",\"max_tokens\":2,\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"Hi\"}]}");
+    CHECKF(r.r.status == 429 && jstr(r.json, "error.type") &&
+               !strcmp(jstr(r.json, "error.type"), "rate_limit_error"),
+           "%d %s", r.r.status, r.r.body);
+    done(&r);
+    /* what runs no model is not counted */
+    r = call(sv, "lim", "GET", "/v1/models", NULL);
+    CHECK(r.r.status == 200);
+    done(&r);
+    r = call(sv, "lim", "GET", "/v1/hearth/key", NULL);
+    CHECKF(r.r.status == 200 && jnum(r.json, "rpm") == 2 && jnum(r.json, "remaining_requests") == 0,
+           "%s", r.r.body);
+    done(&r);
+}
+
+static void tiers_and_models(test_server *sv) {
+    char v[256];
+    reply r = chat(sv, "loc", "cloud");
+    CHECKF(r.r.status == 403 && code_is(&r, "tier_not_allowed") &&
+               strstr(header(&r, "x-hearth-reason", v, sizeof v), "may not use tier cloud"),
+           "%d %s %s", r.r.status, r.r.body, v);
+    done(&r);
+    r = chat(sv, "loc", "auto");
+    CHECKF(r.r.status == 200 && !strcmp(header(&r, "x-hearth-route", v, sizeof v), "local"), "%d",
+           r.r.status);
+    done(&r);
+    r = chat(sv, "mod", "auto");
+    CHECKF(r.r.status == 403 && code_is(&r, "model_not_allowed"), "%d %s", r.r.status, r.r.body);
+    done(&r);
+}
+
+/* bud and ref: one remote answer spends each's budget. */
+static void budgets(test_server *sv, fake_cloud *fc) {
+    char v[256];
+    fake_cloud_reset(fc);
+    reply r = chat(sv, "bud", "cloud");
+    CHECKF(r.r.status == 200 && !strcmp(header(&r, "x-hearth-route", v, sizeof v), "cloud"),
+           "%d %s", r.r.status, r.r.body);
+    done(&r);
+    CHECK(fake_cloud_requests(fc) == 1);
+    r = chat(sv, "bud", "cloud");
+    CHECKF(r.r.status == 429 && code_is(&r, "insufficient_quota") &&
+               strstr(header(&r, "x-hearth-reason", v, sizeof v), "budget is spent"),
+           "%d %s", r.r.status, r.r.body);
+    done(&r);
+    r = chat(sv, "bud", "auto");
+    CHECKF(r.r.status == 200 && !strcmp(header(&r, "x-hearth-route", v, sizeof v), "local") &&
+               strstr(header(&r, "x-hearth-reason", v, sizeof v), "key bud: its budget is spent"),
+           "%d %s", r.r.status, v);
+    done(&r);
+    CHECK(fake_cloud_requests(fc) == 1); /* nothing more left */
+    r = call(sv, "bud", "GET", "/v1/hearth/key", NULL);
+    CHECKF(r.r.status == 200 && jnum(r.json, "budget.spent_usd") >= 0.001 &&
+               jnum(r.json, "budget.remaining_usd") == 0 && jstr(r.json, "budget.resets_at"),
+           "%s", r.r.body);
+    done(&r);
+
+    r = chat(sv, "ref", "cloud");
+    CHECK(r.r.status == 200);
+    done(&r);
+    r = chat(sv, "ref", "local");
+    CHECKF(r.r.status == 429 && code_is(&r, "insufficient_quota") &&
+               atoi(header(&r, "Retry-After", v, sizeof v)) > 0,
+           "%d %s", r.r.status, r.r.body);
+    done(&r);
+}
+
+static void ledger(test_server *sv) {
+    reply r = call(sv, "adm", "GET", "/v1/hearth/stats", NULL);
+    CHECKF(jnum(r.json, "keys.lim.requests") == 2 && jnum(r.json, "keys.lim.local") == 2 &&
+               jnum(r.json, "keys.bud.requests") == 3 && jnum(r.json, "keys.bud.escalated") == 1 &&
+               jnum(r.json, "keys.bud.errors") == 1 && jnum(r.json, "keys.bud.cost_usd") >= 0.001,
+           "%s", r.r.body);
+    done(&r);
+    r = call(sv, "adm", "GET", "/v1/hearth/keys", NULL);
+    const cJSON *data = jget(r.json, "data");
+    CHECKF(r.r.status == 200 && cJSON_GetArraySize(data) == 7, "%s", r.r.body);
+    CHECK(!strstr(r.r.body, "key_sha256") && !strstr(r.r.body, "\"lim\":")); /* names, no secrets */
+    done(&r);
+    r = call(sv, "master", "GET", "/v1/hearth/key", NULL);
+    CHECK(r.r.status == 200 && cJSON_IsNull(jget(r.json, "name")) &&
+          cJSON_IsTrue(jget(r.json, "admin")));
+    done(&r);
+}
+
+/* The configuration: the fake cloud as tier "cloud" at $1000 per million
+ * tokens (one answer costs more than a tenth of a cent), and the keys. */
+static bool write_config(const fake_cloud *fc, const char *path) {
+    char hex[7][65];
+    const char *secrets[] = {"adm", "lim", "loc", "bud", "ref", "old", "mod"};
+    for (int i = 0; i < 7; i++) gw_sha256_hex(secrets[i], 3, hex[i]);
+    FILE *f = fopen(path, "w");
+    if (!f) return false;
+    fprintf(f,
+            "{\"tiers\":[{\"name\":\"cloud\",\"base_url\":\"http://127.0.0.1:%d\",\"model\":\"ok\","
+            "\"retries\":0,\"price_per_mtok\":{\"input\":1000,\"output\":1000}}],"
+            "\"routing\":{\"confidence_check\":false},\"keys\":["
+            "{\"name\":\"adm\",\"key_sha256\":\"%s\",\"admin\":true},"
+            "{\"name\":\"lim\",\"key_sha256\":\"%s\",\"rpm\":2},"
+            "{\"name\":\"loc\",\"key_sha256\":\"%s\",\"tiers\":[\"local\"]},"
+            "{\"name\":\"bud\",\"key_sha256\":\"%s\",\"budget_usd\":0.001},"
+            "{\"name\":\"ref\",\"key_sha256\":\"%s\",\"budget_usd\":0.001,\"on_budget\":\"refuse\","
+            "\"budget_period\":\"day\"},"
+            "{\"name\":\"old\",\"key_sha256\":\"%s\",\"expires\":\"2020-01-01\"},"
+            "{\"name\":\"mod\",\"key_sha256\":\"%s\",\"models\":[\"no-such-model\"]}]}",
+            fc->port, hex[0], hex[1], hex[2], hex[3], hex[4], hex[5], hex[6]);
+    return fclose(f) == 0;
+}
+
+int main(void) {
+    bool skip;
+    const char *model_path = fixture_server_model("test_server_keys", scratch, &skip);
+    if (skip) return TEST_SKIP;
+    REQUIRE(model_path);
+    fake_cloud fc = {0};
+    REQUIRE(fake_cloud_start(&fc));
+    char cfg[700], args[2048];
+    snprintf(cfg, sizeof cfg, "%s/gateway.json", scratch);
+    REQUIRE(write_config(&fc, cfg));
+    snprintf(args, sizeof args, "-t 1 -c 512 --api-key master --config '%s' --ledger '%s/l.db'",
+             cfg, scratch);
+    test_server sv;
+    REQUIRE(test_server_start(&sv, binary, model_path, scratch, args));
+    authentication(&sv);
+    rate_limit(&sv);
+    tiers_and_models(&sv);
+    budgets(&sv, &fc);
+    ledger(&sv);
+    CHECK(test_server_stop(&sv) == 0);
+
+    /* the spending survives a restart: it is read back from the ledger */
+    REQUIRE(test_server_start(&sv, binary, model_path, scratch, args));
+    reply r = chat(&sv, "bud", "cloud");
+    CHECKF(r.r.status == 429 && code_is(&r, "insufficient_quota"), "%d %s", r.r.status, r.r.body);
+    done(&r);
+    r = chat(&sv, "lim", "auto"); /* the rate limits start afresh */
+    CHECK(r.r.status == 200);
+    done(&r);
+    CHECK(test_server_stop(&sv) == 0);
+
+    fake_cloud_stop(&fc);
+    fixture_server_cleanup("test_server_keys", scratch, test_failures > 0);
+    return test_done("test_server_keys");
+}
