@@ -1,13 +1,15 @@
 /*
  * ref_kquants.c - scalar references for the K-quant super-blocks of 256
- * elements: Q4_K and Q5_K (8 sub-blocks of 32 with 6-bit scales and mins),
- * Q6_K (16 sub-blocks of 16 with int8 scales) and Q8_K (the activations they
- * are multiplied with); and the non-linear 4-bit formats IQ4_NL (blocks of 32,
+ * elements: Q2_K (16 sub-blocks of 16 with 4-bit scales and mins), Q3_K (16
+ * of 16 with 6-bit scales), Q4_K and Q5_K (8 sub-blocks of 32 with 6-bit
+ * scales and mins), Q6_K (16 sub-blocks of 16 with int8 scales) and Q8_K (the
+ * activations they are multiplied with); and the non-linear 4-bit formats IQ4_NL (blocks of 32,
  * against Q8_0) and IQ4_XS (super-blocks of 256 with 6-bit sub-block scales,
  * against Q8_K), which share their quantizer.
  *
- * Spec: ggml-quants.c quantize_row_{q4,q5,q6,q8}_K_ref with make_qkx2_quants
- * and make_qx_quants (the no-imatrix path llama-quantize takes), the
+ * Spec: ggml-quants.c quantize_row_{q2,q3,q4,q5,q6,q8}_K_ref with
+ * make_qkx2_quants, make_q3_quants and make_qx_quants (the no-imatrix path
+ * llama-quantize takes), the
  * dequantize_row_*_K, and the generic dot products of ggml-cpu/quants.c;
  * quantize_iq4_nl / quantize_iq4_xs without importance weights (what
  * llama-quantize runs without an imatrix), dequantize_row_iq4_*, and
@@ -34,10 +36,12 @@ static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int imax(int a, int b) { return a > b ? a : b; }
 
 /* Fits x[i] ~ scale * L[i] - the_min with L in [0, nmax] by weighted least
- * squares over a sweep of nstep+1 candidate inverse scales (ggml's
- * make_qkx2_quants with use_mad = false). Returns the scale; *the_min >= 0. */
+ * squares over a sweep of nstep+1 candidate inverse scales, keeping the
+ * candidate with the least weighted squared (or, with use_mad, absolute)
+ * error: ggml's make_qkx2_quants. Returns the scale; *the_min >= 0. */
 static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
-                              float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep) {
+                              float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep,
+                              bool use_mad) {
     float min = x[0], max = x[0];
     float sum_w = weights[0];
     float sum_x = sum_w * x[0];
@@ -61,7 +65,7 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
         const int l = kern_nearest_int(iscale * (x[i] - min));
         L[i] = (uint8_t)imax(0, imin(nmax, l));
         float diff = scale * (float)L[i] + min - x[i];
-        diff = diff * diff;
+        diff = use_mad ? fabsf(diff) : diff * diff;
         best_error += weights[i] * diff;
     }
     if (nstep < 1) {
@@ -91,7 +95,7 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
             float cur_error = 0;
             for (int i = 0; i < n; i++) {
                 float diff = this_scale * (float)Laux[i] + this_min - x[i];
-                diff = diff * diff;
+                diff = use_mad ? fabsf(diff) : diff * diff;
                 cur_error += weights[i] * diff;
             }
             if (cur_error < best_error) {
@@ -181,7 +185,7 @@ static void quantize_k4_block(const float *x, int nmax, float rmin, int nstep, u
         const float av_x = sqrtf(sum_x2 / 32);
         for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
         scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux,
-                                     rmin, 0.1f, nstep);
+                                     rmin, 0.1f, nstep, false);
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
@@ -436,6 +440,264 @@ void kern_ref_vec_dot_q6_K(int64_t n, float *s, const void *vw, const void *vx) 
         unpack_q6_K(&w[i], q);
         memset(aux32, 0, sizeof aux32);
         for (int k = 0; k < QK_K; k++) aux32[k % 8] += w[i].scales[k / 16] * (q[k] * x[i].qs[k]);
+        kdot_add(&acc, H2F(w[i].d) * x[i].d, aux32);
+    }
+    *s = kdot_finish(&acc);
+}
+
+/* ---- Q2_K ------------------------------------------------------------------- *
+ * 16 sub-blocks of 16 elements x = d * sc * q - dmin * m with q in 0..3 and
+ * 4-bit sc (low nibble of scales[j]) and m (high nibble). qs holds 4 levels
+ * a byte: per 128 elements, byte l has elements l, l + 32, l + 64 and l + 96
+ * in bits 0-1, 2-3, 4-5 and 6-7. (The block layouts belong in blocks.h with
+ * the others; they live here while nothing else reads them.) */
+
+typedef struct {
+    uint8_t scales[QK_K / 16];
+    uint8_t qs[QK_K / 4];
+    kern_f16 d, dmin;
+} block_q2_K; /* 84 bytes */
+
+/* Q3_K: 16 sub-blocks of 16 elements x = d * (sc - 32) * (q - 4) with q in
+ * 0..7: its low 2 bits in qs as Q2_K's, its high bit for element 32*b + l
+ * (b = 0..7) in bit b of hmask[l]; the 6-bit sc of sub-block j has its low
+ * nibble in scales[j] (j < 8) or the high nibble of scales[j - 8], its top 2
+ * bits in bits 2*(j/4) of scales[8 + j%4]. */
+typedef struct {
+    uint8_t hmask[QK_K / 8];
+    uint8_t qs[QK_K / 4];
+    uint8_t scales[12];
+    kern_f16 d;
+} block_q3_K; /* 110 bytes */
+
+_Static_assert(sizeof(block_q2_K) == 84, "block_q2_K layout");
+_Static_assert(sizeof(block_q3_K) == 110, "block_q3_K layout");
+
+/* Packs 256 levels of 2 bits (Q2_K, and the low bits of Q3_K). */
+static void pack_2bit(const uint8_t *L, uint8_t *qs) {
+    for (int j = 0; j < QK_K; j += 128)
+        for (int l = 0; l < 32; l++)
+            qs[j / 4 + l] =
+                (uint8_t)(L[j + l] | L[j + l + 32] << 2 | L[j + l + 64] << 4 | L[j + l + 96] << 6);
+}
+
+/* Level k (0..255) of the 2-bit field of qs. */
+static inline int level_2bit(const uint8_t *qs, int k) {
+    return (qs[32 * (k / 128) + k % 32] >> (2 * ((k % 128) / 32))) & 3;
+}
+
+void kern_ref_quantize_q2_K(const float *x, void *vy, int64_t n) {
+    block_q2_K *y = vy;
+    uint8_t L[QK_K], Laux[16];
+    float weights[16], mins[QK_K / 16], scales[QK_K / 16];
+    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        float max_scale = 0, max_min = 0;
+        for (int j = 0; j < QK_K / 16; j++) {
+            for (int l = 0; l < 16; l++) weights[l] = fabsf(x[16 * j + l]);
+            scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux,
+                                         -0.5f, 0.1f, 15, true);
+            if (scales[j] > max_scale) max_scale = scales[j];
+            if (mins[j] > max_min) max_min = mins[j];
+        }
+        /* 4-bit scales and mins relative to the largest of each; ggml stores
+         * the rounded int straight into the byte (a wrap, not a clamp) */
+        memset(y[i].scales, 0, sizeof y[i].scales);
+        y[i].d = F2H(0.f);
+        y[i].dmin = F2H(0.f);
+        if (max_scale > 0) {
+            const float iscale = 15.f / max_scale;
+            for (int j = 0; j < QK_K / 16; j++)
+                y[i].scales[j] = (uint8_t)kern_nearest_int(iscale * scales[j]);
+            y[i].d = F2H(max_scale / 15.f);
+        }
+        if (max_min > 0) {
+            const float iscale = 15.f / max_min;
+            for (int j = 0; j < QK_K / 16; j++)
+                y[i].scales[j] |= (uint8_t)((unsigned)kern_nearest_int(iscale * mins[j]) << 4);
+            y[i].dmin = F2H(max_min / 15.f);
+        }
+        for (int j = 0; j < QK_K / 16; j++) {
+            const float d = H2F(y[i].d) * (float)(y[i].scales[j] & 0xF);
+            if (d == 0.0f) continue; /* keep the levels of the fit */
+            const float dm = H2F(y[i].dmin) * (float)(y[i].scales[j] >> 4);
+            for (int ii = 0; ii < 16; ii++) {
+                const int l = kern_nearest_int((x[16 * j + ii] + dm) / d);
+                L[16 * j + ii] = (uint8_t)imax(0, imin(3, l));
+            }
+        }
+        pack_2bit(L, y[i].qs);
+    }
+}
+
+void kern_ref_dequantize_q2_K(const void *vx, float *y, int64_t n) {
+    const block_q2_K *x = vx;
+    for (int64_t i = 0; i < n / QK_K; i++, y += QK_K) {
+        const float d = H2F(x[i].d), min = H2F(x[i].dmin);
+        for (int k = 0; k < QK_K; k++) {
+            const uint8_t sc = x[i].scales[k / 16];
+            const float dl = d * (float)(sc & 0xF), ml = min * (float)(sc >> 4);
+            y[k] = dl * (float)level_2bit(x[i].qs, k) - ml;
+        }
+    }
+}
+
+/* ggml_vec_dot_q2_K_q8_K_generic: the whole block's integer sums, then one
+ * float step per block (no lanes). */
+void kern_ref_vec_dot_q2_K(int64_t n, float *s, const void *vw, const void *vx) {
+    const block_q2_K *w = vw;
+    const block_q8_K *x = vx;
+    float sumf = 0;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        int summs = 0, isum = 0;
+        for (int j = 0; j < QK_K / 16; j++) summs += x[i].bsums[j] * (w[i].scales[j] >> 4);
+        for (int k = 0; k < QK_K; k++)
+            isum += (w[i].scales[k / 16] & 0xF) * (x[i].qs[k] * level_2bit(w[i].qs, k));
+        const float dall = x[i].d * H2F(w[i].d), dmin = x[i].d * H2F(w[i].dmin);
+        sumf += dall * (float)isum - dmin * (float)summs;
+    }
+    *s = sumf;
+}
+
+/* ---- Q3_K ------------------------------------------------------------------- */
+
+/* Fits x[i] ~ scale * (L[i] - nmax) with L in [0, 2*nmax), weights x^2:
+ * levels from -nmax/max, then up to 5 rounds moving single levels while that
+ * raises sumlx^2 / suml2 (ggml's make_q3_quants with do_rmse, the form the
+ * Q3_K reference uses). Returns the scale. */
+static float make_q3_quants(int n, int nmax, const float *x, int8_t *L) {
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; i++) {
+        const float ax = fabsf(x[i]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[i];
+        }
+    }
+    if (amax < GROUP_MAX_EPS) {
+        for (int i = 0; i < n; i++) L[i] = 0;
+        return 0.f;
+    }
+    const float iscale = (float)-nmax / max;
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        const int l = imax(-nmax, imin(nmax - 1, kern_nearest_int(iscale * x[i])));
+        L[i] = (int8_t)l;
+        const float w = x[i] * x[i];
+        sumlx += w * x[i] * (float)l;
+        suml2 += w * (float)l * (float)l;
+    }
+    for (int itry = 0; itry < 5; itry++) {
+        int n_changed = 0;
+        for (int i = 0; i < n; i++) {
+            const float w = x[i] * x[i];
+            float slx = sumlx - w * x[i] * (float)L[i];
+            if (!(slx > 0)) continue;
+            float sl2 = suml2 - w * (float)L[i] * (float)L[i];
+            const int new_l = imax(-nmax, imin(nmax - 1, kern_nearest_int(x[i] * sl2 / slx)));
+            if (new_l == L[i]) continue;
+            slx += w * x[i] * (float)new_l;
+            sl2 += w * (float)new_l * (float)new_l;
+            if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                L[i] = (int8_t)new_l;
+                sumlx = slx;
+                suml2 = sl2;
+                n_changed++;
+            }
+        }
+        if (!n_changed) break;
+    }
+    for (int i = 0; i < n; i++) L[i] = (int8_t)(L[i] + nmax);
+    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+/* The 6-bit scale (0..63, the multiplier is sc - 32) of sub-block j. */
+static inline int q3_K_scale(const uint8_t *scales, int j) {
+    const int lo = j < 8 ? scales[j] & 0xF : scales[j - 8] >> 4;
+    return lo | ((scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4;
+}
+
+/* The 256 signed levels (-4..3) of a Q3_K block, in element order. */
+static void unpack_q3_K(const block_q3_K *b, int8_t *q) {
+    for (int k = 0; k < QK_K; k++) {
+        const int hi = (b->hmask[k % 32] >> (k / 32)) & 1;
+        q[k] = (int8_t)(level_2bit(b->qs, k) - (hi ? 0 : 4));
+    }
+}
+
+void kern_ref_quantize_q3_K(const float *x, void *vy, int64_t n) {
+    block_q3_K *y = vy;
+    int8_t L[QK_K];
+    float scales[QK_K / 16];
+    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        float max_scale = 0, amax = 0;
+        for (int j = 0; j < QK_K / 16; j++) {
+            scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
+            const float scale = fabsf(scales[j]);
+            if (scale > amax) {
+                amax = scale;
+                max_scale = scales[j];
+            }
+        }
+        memset(y[i].scales, 0, sizeof y[i].scales);
+        if (max_scale != 0.0f) {
+            const float iscale = -32.f / max_scale;
+            for (int j = 0; j < QK_K / 16; j++) {
+                /* ggml keeps the rounded value in an int8_t before clamping */
+                const int8_t r = (int8_t)kern_nearest_int(iscale * scales[j]);
+                const int l = imax(-32, imin(31, r)) + 32;
+                if (j < 8)
+                    y[i].scales[j] = (uint8_t)(l & 0xF);
+                else
+                    y[i].scales[j - 8] |= (uint8_t)((l & 0xF) << 4);
+                y[i].scales[j % 4 + 8] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
+            }
+            y[i].d = F2H(1 / iscale);
+        } else {
+            y[i].d = F2H(0.f);
+        }
+        for (int j = 0; j < QK_K / 16; j++) {
+            const float d = H2F(y[i].d) * (float)(int8_t)(q3_K_scale(y[i].scales, j) - 32);
+            if (d == 0.0f) continue; /* keep the levels of the fit */
+            for (int ii = 0; ii < 16; ii++) {
+                const int l = kern_nearest_int(x[16 * j + ii] / d);
+                L[16 * j + ii] = (int8_t)(imax(-4, imin(3, l)) + 4);
+            }
+        }
+        uint8_t low[QK_K];
+        memset(y[i].hmask, 0, sizeof y[i].hmask);
+        for (int k = 0; k < QK_K; k++) {
+            if (L[k] > 3) y[i].hmask[k % 32] |= (uint8_t)(1u << (k / 32));
+            low[k] = (uint8_t)(L[k] & 3);
+        }
+        pack_2bit(low, y[i].qs);
+    }
+}
+
+void kern_ref_dequantize_q3_K(const void *vx, float *y, int64_t n) {
+    const block_q3_K *x = vx;
+    int8_t q[QK_K];
+    for (int64_t i = 0; i < n / QK_K; i++, y += QK_K) {
+        const float d_all = H2F(x[i].d);
+        unpack_q3_K(&x[i], q);
+        for (int k = 0; k < QK_K; k++) {
+            const float dl = d_all * (float)(q3_K_scale(x[i].scales, k / 16) - 32);
+            y[k] = dl * (float)q[k];
+        }
+    }
+}
+
+/* ggml_vec_dot_q3_K_q8_K_generic: eight lanes as Q4_K-Q6_K's. */
+void kern_ref_vec_dot_q3_K(int64_t n, float *s, const void *vw, const void *vx) {
+    const block_q3_K *w = vw;
+    const block_q8_K *x = vx;
+    kdot_acc acc = {{0}, 0.0f};
+    int8_t q[QK_K];
+    int32_t aux32[8];
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        unpack_q3_K(&w[i], q);
+        memset(aux32, 0, sizeof aux32);
+        for (int k = 0; k < QK_K; k++)
+            aux32[k % 8] += (q3_K_scale(w[i].scales, k / 16) - 32) * (q[k] * x[i].qs[k]);
         kdot_add(&acc, H2F(w[i].d) * x[i].d, aux32);
     }
     *s = kdot_finish(&acc);

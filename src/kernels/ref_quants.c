@@ -32,7 +32,9 @@
     { nm, bs, bb, (kern_type)(vdt), sup }
 
 /* Entries with a NULL name are ids GGML never had or has removed (Q4_2,
- * Q4_3, the Q4_0_x_y / IQ4_NL_x_y repacked ids): kern_type_get says NULL. */
+ * Q4_3, the Q4_0_x_y / IQ4_NL_x_y repacked ids): kern_type_get says NULL.
+ * Q2_K and Q3_K have references (ref_kquants.c: hearth quantize writes
+ * them) but are not marked supported until dispatch.c installs them. */
 static const kern_type_info k_types[KT_TABLE_N] = {
     [KERN_F32] = KT("f32", 1, 4, KERN_F32, true),
     [KERN_F16] = KT("f16", 1, 2, KERN_F16, true),
@@ -548,6 +550,8 @@ void kern_ref_quantize_row(kern_type type, const float *x, void *y, int64_t n) {
     case KERN_Q5_1: kern_ref_quantize_q5_1(x, y, n); break;
     case KERN_Q8_0: kern_ref_quantize_q8_0(x, y, n); break;
     case KERN_Q8_1: kern_ref_quantize_q8_1(x, y, n); break;
+    case KERN_Q2_K: kern_ref_quantize_q2_K(x, y, n); break;
+    case KERN_Q3_K: kern_ref_quantize_q3_K(x, y, n); break;
     case KERN_Q4_K: kern_ref_quantize_q4_K(x, y, n); break;
     case KERN_Q5_K: kern_ref_quantize_q5_K(x, y, n); break;
     case KERN_Q6_K: kern_ref_quantize_q6_K(x, y, n); break;
@@ -569,6 +573,8 @@ void kern_ref_dequantize_row(kern_type type, const void *x, float *y, int64_t n)
     case KERN_Q5_1: kern_ref_dequantize_q5_1(x, y, n); break;
     case KERN_Q8_0: kern_ref_dequantize_q8_0(x, y, n); break;
     case KERN_Q8_1: kern_ref_dequantize_q8_1(x, y, n); break;
+    case KERN_Q2_K: kern_ref_dequantize_q2_K(x, y, n); break;
+    case KERN_Q3_K: kern_ref_dequantize_q3_K(x, y, n); break;
     case KERN_Q4_K: kern_ref_dequantize_q4_K(x, y, n); break;
     case KERN_Q5_K: kern_ref_dequantize_q5_K(x, y, n); break;
     case KERN_Q6_K: kern_ref_dequantize_q6_K(x, y, n); break;
@@ -590,6 +596,8 @@ void kern_ref_vec_dot(kern_type type, int64_t n, float *s, const void *w, const 
     case KERN_Q5_1: kern_ref_vec_dot_q5_1(n, s, w, x); break;
     case KERN_Q8_0: kern_ref_vec_dot_q8_0(n, s, w, x); break;
     case KERN_Q8_1: kern_ref_vec_dot_q8_1(n, s, w, x); break;
+    case KERN_Q2_K: kern_ref_vec_dot_q2_K(n, s, w, x); break;
+    case KERN_Q3_K: kern_ref_vec_dot_q3_K(n, s, w, x); break;
     case KERN_Q4_K: kern_ref_vec_dot_q4_K(n, s, w, x); break;
     case KERN_Q5_K: kern_ref_vec_dot_q5_K(n, s, w, x); break;
     case KERN_Q6_K: kern_ref_vec_dot_q6_K(n, s, w, x); break;
