@@ -218,6 +218,34 @@ HEARTH_API hearth_err hearth_tokenize(const hearth_model *model, const char *tex
 HEARTH_API hearth_err hearth_tokenize_fim(const hearth_model *model, const char *prefix,
                                           size_t prefix_len, const char *suffix, size_t suffix_len,
                                           int32_t *ids, size_t cap, size_t *n_out);
+/* Fill in the middle with the repository around it, as llama-server's
+ * /infill builds it (the repo-level pattern of Qwen2.5-Coder):
+ *
+ *   [extra] [BOS] <fim_prefix> prefix prompt <fim_suffix> suffix <fim_middle>
+ *
+ * where extra is <fim_repo>"myproject\n", then per chunk <fim_sep>
+ * filename"\n" text (without <fim_sep>: "\n\n--- snippet ---\n\n" text), then
+ * <fim_sep>"filename\n"; <fim_repo>/<fim_sep> only when the vocabulary has
+ * them. With n_batch > 0 the prefix keeps its last 3/4 n_batch tokens and
+ * the suffix its first n_batch/4 - 2 - (prompt tokens), and only the last
+ * n_extra_max tokens of extra are kept (llama-server's cuts). Prefix,
+ * suffix and chunks keep special-token text as text; prompt is parsed. */
+typedef struct hearth_infill_chunk {
+    const char *filename; /* NULL: "tmp" */
+    const char *text;     /* NUL-terminated */
+} hearth_infill_chunk;
+
+typedef struct hearth_infill {
+    const char *prefix, *suffix, *prompt; /* prompt may be NULL */
+    size_t prefix_len, suffix_len, prompt_len;
+    const hearth_infill_chunk *extra; /* other files of the repository */
+    int n_extra;
+    int n_batch;     /* > 0: cut prefix and suffix as above; 0: keep them whole */
+    int n_extra_max; /* the extra context's last tokens kept; < 0: all; 0: none at all */
+} hearth_infill;
+
+HEARTH_API hearth_err hearth_tokenize_infill(const hearth_model *model, const hearth_infill *in,
+                                             int32_t *ids, size_t cap, size_t *n_out);
 /* Raw bytes of ids (may be invalid UTF-8 for arbitrary ids); special: render
  * control tokens' text. */
 HEARTH_API hearth_err hearth_detokenize(const hearth_model *model, const int32_t *ids, size_t n,

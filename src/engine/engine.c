@@ -78,27 +78,76 @@ hearth_err hearth_tokenize(const hearth_model *m, const char *text, size_t len, 
     return tok_encode(v, text, len, add_special, parse_special, ids, cap, n_out);
 }
 
-/* Appends `id` at ids[*n] when it fits; counts it either way. */
-static void put_id(int32_t *ids, size_t cap, size_t *n, int32_t id) {
-    if (*n < cap) ids[*n] = id;
-    (*n)++;
-}
+/* A growing list of token ids. */
+typedef struct id_list {
+    int32_t *ids;
+    size_t n, cap;
+} id_list;
 
-/* Appends text's tokens (no BOS/EOS, special text kept as text). */
-static hearth_err put_text(const tok_vocab *v, const char *text, size_t len, int32_t *ids,
-                           size_t cap, size_t *n) {
-    size_t got = 0;
-    const hearth_err err =
-        tok_encode(v, text, len, false, false, ids ? ids + (*n < cap ? *n : cap) : NULL,
-                   *n < cap ? cap - *n : 0, &got);
-    if (err && err != HEARTH_ERR_INVALID_ARG) return err; /* INVALID_ARG: it did not fit */
-    *n += got;
+static hearth_err put_id(id_list *l, int32_t id) {
+    if (l->n == l->cap) {
+        const size_t cap = l->cap ? 2 * l->cap : 256;
+        int32_t *p = realloc(l->ids, cap * sizeof *p);
+        if (!p) return hr_fail(HEARTH_ERR_NOMEM, "out of memory");
+        l->ids = p;
+        l->cap = cap;
+    }
+    l->ids[l->n++] = id;
     return HEARTH_OK;
 }
 
-hearth_err hearth_tokenize_fim(const hearth_model *m, const char *prefix, size_t prefix_len,
-                               const char *suffix, size_t suffix_len, int32_t *ids, size_t cap,
-                               size_t *n_out) {
+/* Appends text's tokens (no BOS/EOS; special text parsed or kept as text). */
+static hearth_err put_text(const tok_vocab *v, const char *text, size_t len, bool special,
+                           id_list *l) {
+    size_t need = 0;
+    hearth_err err = tok_encode(v, text, len, false, special, NULL, 0, &need);
+    if (err && err != HEARTH_ERR_INVALID_ARG) return err; /* INVALID_ARG: it measured */
+    while (l->cap - l->n < need) {
+        const size_t cap = l->cap ? 2 * l->cap : 256;
+        int32_t *p = realloc(l->ids, (cap > l->n + need ? cap : l->n + need) * sizeof *p);
+        if (!p) return hr_fail(HEARTH_ERR_NOMEM, "out of memory");
+        l->ids = p;
+        l->cap = cap > l->n + need ? cap : l->n + need;
+    }
+    size_t got = 0;
+    err = tok_encode(v, text, len, false, special, l->ids + l->n, l->cap - l->n, &got);
+    l->n += got;
+    return err;
+}
+
+static hearth_err put_str(const tok_vocab *v, const char *s, id_list *l) {
+    return put_text(v, s, strlen(s), false, l);
+}
+
+/* The repository context: <fim_repo>, the chunks, <fim_sep> "filename". */
+static hearth_err put_extra(const tok_vocab *v, const hearth_infill *in, id_list *l) {
+    const int rep = tok_fim_rep(v), sep = tok_fim_sep(v);
+    hearth_err err = HEARTH_OK;
+    if (rep >= 0 && !(err = put_id(l, rep))) err = put_str(v, "myproject\n", l);
+    for (int i = 0; !err && i < in->n_extra; i++) {
+        const hearth_infill_chunk *c = &in->extra[i];
+        if (sep >= 0) {
+            const char *name = c->filename ? c->filename : "tmp";
+            if (!(err = put_id(l, sep)) && !(err = put_str(v, name, l))) err = put_str(v, "\n", l);
+        } else {
+            err = put_str(v, "\n\n--- snippet ---\n\n", l);
+        }
+        if (!err) err = put_str(v, c->text ? c->text : "", l);
+    }
+    if (!err && sep >= 0 && !(err = put_id(l, sep))) err = put_str(v, "filename\n", l);
+    return err;
+}
+
+static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+
+/* Copies src[from..from+n) (src may be NULL when n is 0); returns the end. */
+static int32_t *copy_ids(int32_t *o, const int32_t *src, size_t from, size_t n) {
+    if (n) memcpy(o, src + from, n * sizeof *o);
+    return o + n;
+}
+
+hearth_err hearth_tokenize_infill(const hearth_model *m, const hearth_infill *in, int32_t *ids,
+                                  size_t cap, size_t *n_out) {
     const tok_vocab *v = engine_vocab(m);
     if (!v) return HEARTH_ERR_UNSUPPORTED;
     const int pre = tok_fim_pre(v), suf = tok_fim_suf(v), mid = tok_fim_mid(v);
@@ -106,17 +155,53 @@ hearth_err hearth_tokenize_fim(const hearth_model *m, const char *prefix, size_t
         return hr_fail(HEARTH_ERR_UNSUPPORTED,
                        "this model's vocabulary has no fill-in-the-middle tokens (%s%s%s)",
                        pre < 0 ? "prefix " : "", suf < 0 ? "suffix " : "", mid < 0 ? "middle" : "");
+    id_list extra = {0}, prefix = {0}, suffix = {0}, prompt = {0};
+    hearth_err err = in->n_extra_max ? put_extra(v, in, &extra) : HEARTH_OK;
+    if (!err) err = put_text(v, in->prefix, in->prefix_len, false, &prefix);
+    if (!err) err = put_text(v, in->suffix, in->suffix_len, false, &suffix);
+    if (!err && in->prompt) err = put_text(v, in->prompt, in->prompt_len, true, &prompt);
     size_t n = 0;
-    if (tok_add_bos(v) && tok_bos(v) >= 0) put_id(ids, cap, &n, tok_bos(v));
-    put_id(ids, cap, &n, pre);
-    hearth_err err = put_text(v, prefix, prefix_len, ids, cap, &n);
-    put_id(ids, cap, &n, suf);
-    if (!err) err = put_text(v, suffix, suffix_len, ids, cap, &n);
-    put_id(ids, cap, &n, mid);
+    if (!err) {
+        /* llama-server's cuts: the prefix's end and the suffix's start, in a 3:1 ratio */
+        size_t n_pre = prefix.n, n_suf = suffix.n, n_extra = extra.n;
+        if (in->n_batch > 0) {
+            const size_t quarter = (size_t)in->n_batch / 4;
+            n_pre = min_size(n_pre, 3 * quarter);
+            n_suf = min_size(n_suf, quarter > 2 + prompt.n ? quarter - 2 - prompt.n : 0);
+        }
+        if (in->n_extra_max >= 0) n_extra = min_size(n_extra, (size_t)in->n_extra_max);
+        const bool bos = tok_add_bos(v) && tok_bos(v) >= 0;
+        n = n_extra + bos + 1 + n_pre + prompt.n + 1 + n_suf + 1;
+        if (ids && n <= cap) {
+            int32_t *o = copy_ids(ids, extra.ids, extra.n - n_extra, n_extra);
+            if (bos) *o++ = tok_bos(v);
+            *o++ = pre;
+            o = copy_ids(o, prefix.ids, prefix.n - n_pre, n_pre);
+            o = copy_ids(o, prompt.ids, 0, prompt.n);
+            *o++ = suf;
+            o = copy_ids(o, suffix.ids, 0, n_suf);
+            *o = mid;
+        }
+    }
+    free(extra.ids);
+    free(prefix.ids);
+    free(suffix.ids);
+    free(prompt.ids);
     if (err) return err;
     *n_out = n;
     return n <= cap ? HEARTH_OK
                     : hr_fail(HEARTH_ERR_INVALID_ARG, "%zu tokens do not fit in %zu", n, cap);
+}
+
+hearth_err hearth_tokenize_fim(const hearth_model *m, const char *prefix, size_t prefix_len,
+                               const char *suffix, size_t suffix_len, int32_t *ids, size_t cap,
+                               size_t *n_out) {
+    const hearth_infill in = {.prefix = prefix,
+                              .prefix_len = prefix_len,
+                              .suffix = suffix,
+                              .suffix_len = suffix_len,
+                              .n_extra_max = 0};
+    return hearth_tokenize_infill(m, &in, ids, cap, n_out);
 }
 
 hearth_err hearth_detokenize(const hearth_model *m, const int32_t *ids, size_t n, bool special,

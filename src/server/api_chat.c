@@ -49,27 +49,27 @@ bool srv_tokenize(const srv_model *m, const char *text, size_t len, int32_t **id
     return true;
 }
 
-bool srv_tokenize_fim(srv_exchange *x, const srv_model *m, const srv_request *r, int32_t **ids,
-                      int *n, srv_error *e) {
+bool srv_tokenize_infill(srv_exchange *x, const srv_model *m, const srv_request *r,
+                         const hearth_infill *in, const char *param, int32_t **ids, int *n,
+                         srv_error *e) {
     const gw_config *c = x->srv->gw ? gw_gateway_config(x->srv->gw) : NULL;
     if ((x->tier_header[0] && strcmp(x->tier_header, "local")) ||
         (c && r->model && gw_config_tier(c, r->model) > 0))
-        return srv_fail(e, 400, "suffix", NULL,
-                        "'suffix' (fill in the middle) is answered by the local model only; ask "
-                        "for model \"local\" or leave the tier to the server");
+        return srv_fail(e, 400, param, NULL,
+                        "'%s' (fill in the middle) is answered by the local model only; ask "
+                        "for model \"local\" or leave the tier to the server",
+                        param);
     size_t count = 0;
-    hearth_err err = hearth_tokenize_fim(m->model, r->prompt, r->prompt_len, r->suffix,
-                                         r->suffix_len, NULL, 0, &count);
+    hearth_err err = hearth_tokenize_infill(m->model, in, NULL, 0, &count);
     if (err == HEARTH_ERR_UNSUPPORTED)
-        return srv_fail(e, 400, "suffix", NULL, "'suffix': %s", hearth_last_error());
+        return srv_fail(e, 400, param, NULL, "'%s': %s", param, hearth_last_error());
     if (err && err != HEARTH_ERR_INVALID_ARG)
         return srv_fail(e, 500, NULL, NULL, "tokenizing the prompt: %s", hearth_last_error());
     if (count > (size_t)INT32_MAX / 2)
         return srv_fail(e, 400, NULL, "context_length_exceeded", "the prompt is too long");
     int32_t *buf = malloc(count * sizeof *buf);
     if (!buf) return srv_fail(e, 500, NULL, NULL, "out of memory");
-    if (hearth_tokenize_fim(m->model, r->prompt, r->prompt_len, r->suffix, r->suffix_len, buf,
-                            count, &count)) {
+    if (hearth_tokenize_infill(m->model, in, buf, count, &count)) {
         free(buf);
         return srv_fail(e, 500, NULL, NULL, "tokenizing the prompt: %s", hearth_last_error());
     }
@@ -77,6 +77,15 @@ bool srv_tokenize_fim(srv_exchange *x, const srv_model *m, const srv_request *r,
     *ids = buf;
     *n = (int)count;
     return true;
+}
+
+bool srv_tokenize_fim(srv_exchange *x, const srv_model *m, const srv_request *r, int32_t **ids,
+                      int *n, srv_error *e) {
+    const hearth_infill in = {.prefix = r->prompt,
+                              .prefix_len = r->prompt_len,
+                              .suffix = r->suffix,
+                              .suffix_len = r->suffix_len};
+    return srv_tokenize_infill(x, m, r, &in, "suffix", ids, n, e);
 }
 
 /* The history's tool calls as the template takes them: one array for all

@@ -12,50 +12,52 @@
 #include <stdlib.h>
 #include <string.h>
 
-void srv_handle_completions(srv_exchange *x) {
+void srv_complete(srv_exchange *x, srv_request *r) {
     srv_server *s = x->srv;
+    srv_error e;
+    const srv_model *m = srv_model_use(x, r->model);
+    if (!m) return;
+    int32_t *ids = NULL;
+    int n = 0;
+    bool ok = srv_request_check_vocab(r, hearth_model_n_vocab(m->model), &e);
+    if (ok && r->suffix) {
+        ok = srv_tokenize_fim(x, m, r, &ids, &n, &e);
+        if (ok && s->cfg.log_prompts) x->log_prompt = strdup(r->prompt);
+    } else if (ok && r->prompt) {
+        ok = srv_tokenize(m, r->prompt, r->prompt_len, &ids, &n, &e);
+        if (ok && s->cfg.log_prompts) x->log_prompt = strdup(r->prompt);
+    } else if (ok) {
+        const int n_vocab = hearth_model_n_vocab(m->model);
+        for (int i = 0; ok && i < r->n_prompt_ids; i++) {
+            if (r->prompt_ids[i] >= n_vocab) {
+                char name[32];
+                snprintf(name, sizeof name, "prompt[%d]", i);
+                ok = srv_fail(&e, 400, name, NULL,
+                              "%d is not a token id of this model (its vocabulary has %d)",
+                              r->prompt_ids[i], n_vocab);
+            }
+        }
+        /* the gateway takes the ids over: a copy of the request's own */
+        if (ok && !(ids = malloc((size_t)(r->n_prompt_ids ? r->n_prompt_ids : 1) * sizeof *ids)))
+            ok = srv_fail(&e, 500, NULL, NULL, "out of memory");
+        if (ok) memcpy(ids, r->prompt_ids, (size_t)r->n_prompt_ids * sizeof *ids);
+        n = r->n_prompt_ids;
+    }
+    if (ok) {
+        srv_gateway_route(x, r, &ids, n);
+    } else {
+        srv_respond_error(x, &e);
+    }
+    free(ids);
+}
+
+void srv_handle_completions(srv_exchange *x) {
     srv_request r;
     srv_error e;
     if (!srv_parse_request(SRV_COMPLETION, x->body, x->body_len, &r, &e)) {
         srv_respond_error(x, &e);
         return;
     }
-    const srv_model *m = srv_model_use(x, r.model);
-    if (!m) {
-        srv_request_free(&r);
-        return;
-    }
-    int32_t *ids = NULL;
-    int n = 0;
-    bool ok = srv_request_check_vocab(&r, hearth_model_n_vocab(m->model), &e);
-    if (ok && r.suffix) {
-        ok = srv_tokenize_fim(x, m, &r, &ids, &n, &e);
-        if (ok && s->cfg.log_prompts) x->log_prompt = strdup(r.prompt);
-    } else if (ok && r.prompt) {
-        ok = srv_tokenize(m, r.prompt, r.prompt_len, &ids, &n, &e);
-        if (ok && s->cfg.log_prompts) x->log_prompt = strdup(r.prompt);
-    } else if (ok) {
-        const int n_vocab = hearth_model_n_vocab(m->model);
-        for (int i = 0; ok && i < r.n_prompt_ids; i++) {
-            if (r.prompt_ids[i] >= n_vocab) {
-                char name[32];
-                snprintf(name, sizeof name, "prompt[%d]", i);
-                ok = srv_fail(&e, 400, name, NULL,
-                              "%d is not a token id of this model (its vocabulary has %d)",
-                              r.prompt_ids[i], n_vocab);
-            }
-        }
-        /* the gateway takes the ids over: a copy of the request's own */
-        if (ok && !(ids = malloc((size_t)(r.n_prompt_ids ? r.n_prompt_ids : 1) * sizeof *ids)))
-            ok = srv_fail(&e, 500, NULL, NULL, "out of memory");
-        if (ok) memcpy(ids, r.prompt_ids, (size_t)r.n_prompt_ids * sizeof *ids);
-        n = r.n_prompt_ids;
-    }
-    if (ok) {
-        srv_gateway_route(x, &r, &ids, n);
-    } else {
-        srv_respond_error(x, &e);
-    }
-    free(ids);
+    srv_complete(x, &r);
     srv_request_free(&r);
 }

@@ -60,7 +60,9 @@ typedef enum route_id {
     ROUTE_SLOTS,
     ROUTE_CHAT_TOKENS,
     ROUTE_KEY,
-    ROUTE_KEYS
+    ROUTE_KEYS,
+    ROUTE_LLAMA_COMPLETION,
+    ROUTE_INFILL
 } route_id;
 
 /* Who may use a route: anyone; any valid key; any valid key, counted
@@ -120,6 +122,10 @@ static const route routes[] = {
     /* API keys (api_keys.c) */
     {"/v1/hearth/key", false, "GET", ROUTE_KEY, KEY},
     {"/v1/hearth/keys", false, "GET", ROUTE_KEYS, ADMIN},
+    /* llama-server's own completion API (api_llama.c) */
+    {"/completion", false, "POST", ROUTE_LLAMA_COMPLETION, METERED},
+    {"/completions", false, "POST", ROUTE_LLAMA_COMPLETION, METERED},
+    {"/infill", false, "POST", ROUTE_INFILL, METERED},
 };
 
 /* Per-request state (libmicrohttpd's con_cls), freed when it completes. */
@@ -219,7 +225,8 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
     const bool gen =
         c->route && (c->route->id == ROUTE_CHAT || c->route->id == ROUTE_COMPLETIONS ||
                      c->route->id == ROUTE_OLLAMA_CHAT || c->route->id == ROUTE_OLLAMA_GENERATE ||
-                     c->route->id == ROUTE_ANTHROPIC_MESSAGES || c->route->id == ROUTE_RESPONSES);
+                     c->route->id == ROUTE_ANTHROPIC_MESSAGES || c->route->id == ROUTE_RESPONSES ||
+                     c->route->id == ROUTE_LLAMA_COMPLETION || c->route->id == ROUTE_INFILL);
     srv_metrics_request(&s->metrics, srv_metrics_route(c->path), c->x.status,
                         (srv_now_ms() - c->t0) / 1e3, gen && c->x.status == 200);
     srv_model_release(c->x.model, c->x.keep_alive_ms);
@@ -428,6 +435,10 @@ static void dispatch(srv_server *s, srv_conn *c) {
         srv_handle_slots(x);
     else if (id == ROUTE_CHAT_TOKENS)
         srv_handle_chat_tokens(x);
+    else if (id == ROUTE_LLAMA_COMPLETION)
+        srv_handle_llama_completion(x);
+    else if (id == ROUTE_INFILL)
+        srv_handle_infill(x);
     else
         srv_handle_models(x, c->path + strlen("/v1/models/"));
 }

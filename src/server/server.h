@@ -164,7 +164,8 @@ typedef enum srv_dialect {
     SRV_DIALECT_OLLAMA_CHAT,
     SRV_DIALECT_OLLAMA_GENERATE,
     SRV_DIALECT_ANTHROPIC, /* Anthropic's Messages API (api_anthropic.c) */
-    SRV_DIALECT_RESPONSES  /* OpenAI's Responses API (api_responses.c) */
+    SRV_DIALECT_RESPONSES, /* OpenAI's Responses API (api_responses.c) */
+    SRV_DIALECT_LLAMA      /* llama-server's /completion and /infill (api_llama.c) */
 } srv_dialect;
 
 static inline bool srv_dialect_ollama(srv_dialect d) {
@@ -649,6 +650,9 @@ void srv_handle_slots(srv_exchange *x);        /* GET /slots */
 /* POST /v1/chat/completions/input_tokens (llama-server's): the tokens a chat
  * request's prompt would be (api_chat.c) */
 void srv_handle_chat_tokens(srv_exchange *x);
+/* llama-server's own API (api_llama.c) */
+void srv_handle_llama_completion(srv_exchange *x); /* POST /completion, /completions */
+void srv_handle_infill(srv_exchange *x);           /* POST /infill */
 /* retrieval (api_rag.c) */
 void srv_handle_rag_search(srv_exchange *x); /* POST /v1/hearth/rag/search */
 /* A parsed chat request with "rag" (r->rag): its last user message gets the
@@ -724,6 +728,15 @@ bool srv_chat_prompt(const srv_model *m, srv_request *r, int32_t **ids, int *n, 
  * suffix. */
 bool srv_tokenize_fim(srv_exchange *x, const srv_model *m, const srv_request *r, int32_t **ids,
                       int *n, srv_error *e);
+/* The same for any fill-in-the-middle input (llama-server's /infill); param
+ * names the field errors are about. */
+bool srv_tokenize_infill(srv_exchange *x, const srv_model *m, const srv_request *r,
+                         const hearth_infill *in, const char *param, int32_t **ids, int *n,
+                         srv_error *e);
+/* A parsed completion request (not freed) the rest of the way, as
+ * /v1/completions takes it: its model, the prompt's tokens (text, ids or
+ * fill in the middle), the gateway. x is answered. */
+void srv_complete(srv_exchange *x, srv_request *r);
 /* A parsed chat request (taken over and freed) the rest of the way, as
  * /v1/chat/completions takes it: its model, retrieval, the chat template,
  * the gateway. x is answered. */
@@ -803,6 +816,8 @@ typedef struct srv_typed_ops {
 } srv_typed_ops;
 extern const srv_typed_ops srv_anthropic_stream; /* api_anthropic.c */
 extern const srv_typed_ops srv_responses_stream; /* api_responses.c */
+extern const srv_typed_ops srv_llama_stream;     /* api_llama.c */
+char *srv_llama_response_json(const srv_gen *g, const srv_job *j);
 char *srv_responses_response_json(const srv_gen *g, const srv_job *j);
 /* The chat body a Responses request means (as srv_anthropic_translate). */
 char *srv_responses_translate(const char *body, size_t len, srv_error *e);

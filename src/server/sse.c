@@ -548,6 +548,7 @@ static srv_request *ollama_copy(const srv_request *req) {
 static const srv_typed_ops *typed_ops(srv_dialect d) {
     return d == SRV_DIALECT_ANTHROPIC   ? &srv_anthropic_stream
            : d == SRV_DIALECT_RESPONSES ? &srv_responses_stream
+           : d == SRV_DIALECT_LLAMA     ? &srv_llama_stream
                                         : NULL;
 }
 

@@ -54,6 +54,8 @@ int tok_pad(const tok_vocab *v);
 int tok_fim_pre(const tok_vocab *v);
 int tok_fim_suf(const tok_vocab *v);
 int tok_fim_mid(const tok_vocab *v);
+int tok_fim_rep(const tok_vocab *v); /* repository name (-1: none) */
+int tok_fim_sep(const tok_vocab *v); /* file separator (-1: none) */
 /* Whether encoding with add_special prepends BOS / appends EOS. */
 bool tok_add_bos(const tok_vocab *v);
 bool tok_add_eos(const tok_vocab *v);

@@ -143,6 +143,8 @@ int tok_pad(const tok_vocab *v) { return v->pad; }
 int tok_fim_pre(const tok_vocab *v) { return v->fim_pre; }
 int tok_fim_suf(const tok_vocab *v) { return v->fim_suf; }
 int tok_fim_mid(const tok_vocab *v) { return v->fim_mid; }
+int tok_fim_rep(const tok_vocab *v) { return v->fim_rep; }
+int tok_fim_sep(const tok_vocab *v) { return v->fim_sep; }
 bool tok_add_bos(const tok_vocab *v) { return v->add_bos; }
 bool tok_add_eos(const tok_vocab *v) { return v->add_eos; }
 size_t tok_max_piece_len(const tok_vocab *v) { return v->max_piece_len; }

@@ -1,0 +1,384 @@
+/*
+ * api_llama.c - llama-server's own completion API on the same port, for the
+ * clients written against it (llama.vim, llama.vscode, scripts that post to
+ * /completion): POST /completion (also /completions) and POST /infill.
+ *
+ * A request is translated into the /v1/completions body it means (n_predict
+ * -> max_tokens, json_schema -> response_format, the sampling fields under
+ * their shared names) with llama-server's defaults where the client gives
+ * nothing (temperature 0.8, top_k 40, top_p 0.95, min_p 0.05,
+ * repeat_last_n 64, n_predict -1: until the context is full), parsed by
+ * srv_parse_request and routed as /v1/completions routes it (gateway,
+ * ledger). Sampling features Hearth does not have (mirostat, typical_p,
+ * DRY, XTC, n_probs, ignore_eos) are a 400 naming the field rather than
+ * ignored; fields about llama-server's own machinery (cache_prompt: Hearth
+ * always reuses a slot's prefix; id_slot; samplers; n_keep; timings_per_token)
+ * are ignored.
+ *
+ * /infill builds the prompt as llama-server does (hearth_tokenize_infill:
+ * input_extra chunks as repository context, the prefix's end and the
+ * suffix's start kept for a batch of min(2048, the slot's context) tokens,
+ * the extra context cut to the slot's context minus that batch minus twice
+ * n_predict) and is answered by the local model only.
+ *
+ * The answer is llama-server's object: content, stop, stop_type
+ * (eos/limit/word) and stopping_word, tokens_predicted / _evaluated /
+ * _cached, timings; streamed, "data: {content, stop: false}" per piece and
+ * the whole object (stop: true, content "") at the end, without [DONE].
+ */
+#include "server.h"
+
+#include <cjson/cJSON.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the answer ------------------------------------------------------------------ */
+
+/* What ended the generation, as llama-server says it. */
+static const char *stop_type(char *const *stop, int n_stop, const srv_job *j, const char **word) {
+    *word = "";
+    if (strcmp(srv_finish_reason(j), "stop")) return "limit";
+    const int k = j->result.stop_index;
+    if (k >= 0 && k < n_stop) {
+        *word = stop[k];
+        return "word";
+    }
+    return "eos";
+}
+
+static void add_rate(cJSON *t, const char *per_token, const char *per_second, double ms, int n) {
+    cJSON_AddNumberToObject(t, per_token, n > 0 ? ms / n : 0);
+    cJSON_AddNumberToObject(t, per_second, ms > 0 ? 1e3 * n / ms : 0);
+}
+
+/* The final object: the content (final stream chunk: "") and what llama-
+ * server reports beside it. */
+static cJSON *final_object(const char *model, char *const *stop, int n_stop, const srv_job *j,
+                           const char *text, size_t len) {
+    cJSON *o = cJSON_CreateObject();
+    const char *word;
+    const char *type = stop_type(stop, n_stop, j, &word);
+    cJSON_AddNumberToObject(o, "index", 0);
+    cJSON_AddItemToObject(o, "content", srv_json_string(text, len));
+    cJSON_AddArrayToObject(o, "tokens");
+    cJSON_AddNumberToObject(o, "id_slot", j->slot);
+    cJSON_AddTrueToObject(o, "stop");
+    cJSON_AddStringToObject(o, "model", model);
+    cJSON_AddNumberToObject(o, "tokens_predicted", j->result.n_gen);
+    cJSON_AddNumberToObject(o, "tokens_evaluated", j->result.n_prompt + j->result.n_cached);
+    cJSON_AddBoolToObject(o, "has_new_line", len && memchr(text, '\n', len) != NULL);
+    cJSON_AddBoolToObject(o, "truncated", false);
+    cJSON_AddStringToObject(o, "stop_type", type);
+    cJSON_AddStringToObject(o, "stopping_word", word);
+    cJSON_AddNumberToObject(o, "tokens_cached", j->result.n_cached);
+    cJSON *t = cJSON_AddObjectToObject(o, "timings");
+    cJSON_AddNumberToObject(t, "prompt_n", j->result.n_prompt);
+    cJSON_AddNumberToObject(t, "prompt_ms", j->result.prompt_ms);
+    add_rate(t, "prompt_per_token_ms", "prompt_per_second", j->result.prompt_ms,
+             j->result.n_prompt);
+    cJSON_AddNumberToObject(t, "predicted_n", j->result.n_gen);
+    cJSON_AddNumberToObject(t, "predicted_ms", j->result.gen_ms);
+    add_rate(t, "predicted_per_token_ms", "predicted_per_second", j->result.gen_ms,
+             j->result.n_gen);
+    return o;
+}
+
+char *srv_llama_response_json(const srv_gen *g, const srv_job *j) {
+    cJSON *o = final_object(srv_asked_model(g), g->req->stop, g->req->n_stop, j,
+                            j->text ? j->text : "", j->text_len);
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return json;
+}
+
+/* ---- the answer streamed (srv_llama_stream) ---------------------------------------- */
+
+typedef struct llama_stream {
+    char *model;
+    char *stop[SRV_MAX_STOP]; /* the request's stop strings, for stopping_word */
+    int n_stop;
+} llama_stream;
+
+static void ls_close(void *p) {
+    llama_stream *st = p;
+    if (!st) return;
+    for (int i = 0; i < st->n_stop; i++) free(st->stop[i]);
+    free(st->model);
+    free(st);
+}
+
+static void *ls_open(const srv_request *r, const char *model, const srv_job *j) {
+    (void)j;
+    llama_stream *st = calloc(1, sizeof *st);
+    bool ok = st && (st->model = strdup(model));
+    for (int i = 0; ok && i < r->n_stop; i++) {
+        ok = (st->stop[i] = strdup(r->stop[i])) != NULL;
+        st->n_stop = i + 1;
+    }
+    if (!ok) {
+        ls_close(st);
+        return NULL;
+    }
+    return st;
+}
+
+static void ls_head(void *p, srv_emit_fn emit, void *user) {
+    (void)p, (void)emit, (void)user; /* llama-server sends nothing before the text */
+}
+
+static void ls_text(void *p, const char *text, size_t len, srv_emit_fn emit, void *user) {
+    (void)p;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "index", 0);
+    cJSON_AddItemToObject(o, "content", srv_json_string(text, len));
+    cJSON_AddArrayToObject(o, "tokens");
+    cJSON_AddFalseToObject(o, "stop");
+    emit(user, o);
+}
+
+static void ls_call(void *p, const struct srv_call_out *c, srv_emit_fn emit, void *user) {
+    (void)p, (void)c, (void)emit, (void)user; /* no tools on these routes */
+}
+
+static void ls_end(void *p, const srv_job *j, bool calls, srv_emit_fn emit, void *user) {
+    (void)calls;
+    const llama_stream *st = p;
+    emit(user, final_object(st->model, st->stop, st->n_stop, j, "", 0));
+}
+
+static void ls_fail(void *p, const srv_error *e, srv_emit_fn emit, void *user) {
+    (void)p;
+    char *json = srv_error_json(e);
+    cJSON *o = json ? cJSON_Parse(json) : NULL;
+    free(json);
+    if (o) emit(user, o);
+}
+
+const srv_typed_ops srv_llama_stream = {ls_open, ls_head, ls_text, ls_call,
+                                        ls_end,  ls_fail, ls_close};
+
+/* ---- the request: llama-server's body as OpenAI's ----------------------------------- */
+
+static const cJSON *given(const cJSON *obj, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return v && !cJSON_IsNull(v) ? v : NULL;
+}
+
+/* Sampling features Hearth does not have: a 400 when one is asked for (a
+ * value other than the one that switches it off). */
+static bool refuse_unsupported(const cJSON *root, srv_error *e) {
+    static const struct {
+        const char *name;
+        double off;
+        const char *what;
+    } fields[] = {
+        {"mirostat", 0, "mirostat sampling"},
+        {"typical_p", 1, "locally typical sampling"},
+        {"dry_multiplier", 0, "DRY repetition penalty"},
+        {"xtc_probability", 0, "XTC sampling"},
+        {"top_n_sigma", -1, "top-n-sigma sampling"},
+        {"n_probs", 0, "token probabilities (use /v1/completions with logprobs)"},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const cJSON *v = given(root, fields[i].name);
+        if (v && (!cJSON_IsNumber(v) || v->valuedouble != fields[i].off))
+            return srv_fail(e, 400, fields[i].name, NULL, "'%s': %s is not supported",
+                            fields[i].name, fields[i].what);
+    }
+    const cJSON *v = given(root, "ignore_eos");
+    if (v && !cJSON_IsFalse(v))
+        return srv_fail(e, 400, "ignore_eos", NULL, "'ignore_eos' is not supported");
+    return true;
+}
+
+/* The /v1/completions body of a llama-server body; *repeat_last_n gets
+ * repeat_last_n (-1: the context). For /infill the prompt is left out (its
+ * tokens are built apart). */
+static bool translate(const cJSON *root, bool infill, cJSON *out, int *repeat_last_n,
+                      srv_error *e) {
+    static const struct {
+        const char *name, *openai;
+        double def; /* NAN: none */
+    } map[] = {
+        {"temperature", "temperature", 0.8},
+        {"top_k", "top_k", 40},
+        {"top_p", "top_p", 0.95},
+        {"min_p", "min_p", 0.05},
+        {"seed", "seed", NAN},
+        {"repeat_penalty", "repeat_penalty", NAN},
+        {"presence_penalty", "presence_penalty", NAN},
+        {"frequency_penalty", "frequency_penalty", NAN},
+        {"n_predict", "max_tokens", NAN},
+    };
+    if (!cJSON_IsObject(root))
+        return srv_fail(e, 400, NULL, "invalid_json", "the body must be a JSON object");
+    if (!refuse_unsupported(root, e)) return false;
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        const cJSON *v = given(root, map[i].name);
+        if (v && !cJSON_IsNumber(v))
+            return srv_fail(e, 400, map[i].name, NULL, "'%s' must be a number", map[i].name);
+        const double d = v ? v->valuedouble : map[i].def;
+        if (isnan(d)) continue;
+        if (!strcmp(map[i].name, "n_predict") && d < 0) continue; /* -1: no limit */
+        cJSON_AddNumberToObject(out, map[i].openai, d);
+    }
+    const cJSON *rln = given(root, "repeat_last_n");
+    if (rln && (!cJSON_IsNumber(rln) || rln->valuedouble != floor(rln->valuedouble) ||
+                rln->valuedouble < -1 || rln->valuedouble > 1e9))
+        return srv_fail(e, 400, "repeat_last_n", NULL,
+                        "'repeat_last_n' must be -1 (the context), 0 (off) or more");
+    *repeat_last_n = rln ? (int)rln->valuedouble : 64;
+    static const char *const same[] = {"model", "stop", "stream", "logit_bias", "grammar"};
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        const cJSON *v = given(root, same[i]);
+        if (v) cJSON_AddItemToObject(out, same[i], cJSON_Duplicate(v, true));
+    }
+    const cJSON *schema = given(root, "json_schema");
+    if (schema) {
+        if (!cJSON_IsObject(schema))
+            return srv_fail(e, 400, "json_schema", NULL, "'json_schema' must be an object");
+        cJSON *rf = cJSON_AddObjectToObject(out, "response_format");
+        cJSON_AddStringToObject(rf, "type", "json_schema");
+        cJSON *js = cJSON_AddObjectToObject(rf, "json_schema");
+        cJSON_AddStringToObject(js, "name", "json_schema");
+        cJSON_AddItemToObject(js, "schema", cJSON_Duplicate(schema, true));
+    }
+    const cJSON *prompt = given(root, "prompt");
+    if (infill) { /* the request's text (for the log and the guard): the code around the cursor */
+        const cJSON *pre = given(root, "input_prefix"), *suf = given(root, "input_suffix");
+        if (prompt && !cJSON_IsString(prompt))
+            return srv_fail(e, 400, "prompt", NULL, "'prompt' must be a string");
+        if (!cJSON_IsString(pre) || !cJSON_IsString(suf))
+            return srv_fail(e, 400, cJSON_IsString(pre) ? "input_suffix" : "input_prefix", NULL,
+                            "'input_prefix' and 'input_suffix' are required strings");
+        cJSON_AddStringToObject(out, "prompt", pre->valuestring);
+        cJSON_AddStringToObject(out, "suffix", suf->valuestring);
+    } else if (!prompt) {
+        return srv_fail(e, 400, "prompt", NULL, "'prompt' is required");
+    } else {
+        cJSON_AddItemToObject(out, "prompt", cJSON_Duplicate(prompt, true));
+    }
+    return true;
+}
+
+/* Parses x's body as a llama-server request into *r (dialect set); false
+ * when x was answered. *root keeps the body (the caller deletes it). */
+static bool parse(srv_exchange *x, bool infill, cJSON **root, srv_request *r, int *repeat_last_n) {
+    srv_error e;
+    *root = cJSON_ParseWithLength(x->body, x->body_len);
+    cJSON *out = cJSON_CreateObject();
+    char *body = NULL;
+    bool ok = *root ? translate(*root, infill, out, repeat_last_n, &e)
+                    : srv_fail(&e, 400, NULL, "invalid_json", "the body is not valid JSON");
+    if (ok && !(body = cJSON_PrintUnformatted(out)))
+        ok = srv_fail(&e, 500, NULL, NULL, "out of memory");
+    cJSON_Delete(out);
+    ok = ok && srv_parse_request(SRV_COMPLETION, body, strlen(body), r, &e);
+    free(body);
+    if (!ok) {
+        srv_respond_error(x, &e);
+        return false;
+    }
+    r->dialect = SRV_DIALECT_LLAMA;
+    r->t0_ms = x->t0_ms;
+    return true;
+}
+
+/* The model, with repeat_last_n in the request (-1: the slot's context). */
+static const srv_model *use_model(srv_exchange *x, srv_request *r, int repeat_last_n) {
+    const srv_model *m = srv_model_use(x, r->model);
+    if (m)
+        r->sampling.penalty_last_n = repeat_last_n < 0 ? srv_sched_n_ctx(m->sched) : repeat_last_n;
+    return m;
+}
+
+void srv_handle_llama_completion(srv_exchange *x) {
+    cJSON *root = NULL;
+    srv_request r;
+    int repeat_last_n;
+    if (parse(x, false, &root, &r, &repeat_last_n)) {
+        if (use_model(x, &r, repeat_last_n)) srv_complete(x, &r);
+        srv_request_free(&r);
+    }
+    cJSON_Delete(root);
+}
+
+/* input_extra: an array of {"text": string, "filename"?: string}. */
+static bool extra_chunks(const cJSON *a, hearth_infill_chunk **out, int *n, srv_error *e) {
+    *out = NULL;
+    *n = 0;
+    if (!a) return true;
+    if (!cJSON_IsArray(a))
+        return srv_fail(e, 400, "input_extra", NULL,
+                        "'input_extra' must be an array of {\"filename\": string, \"text\": "
+                        "string}");
+    const int count = cJSON_GetArraySize(a);
+    if (count && !(*out = calloc((size_t)count, sizeof **out)))
+        return srv_fail(e, 500, NULL, NULL, "out of memory");
+    const cJSON *c;
+    cJSON_ArrayForEach(c, a) {
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(c, "text");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "filename");
+        if (!cJSON_IsString(text) || (name && !cJSON_IsString(name))) {
+            free(*out);
+            *out = NULL;
+            return srv_fail(e, 400, "input_extra", NULL,
+                            "input_extra[%d] must have a string \"text\" (and may have a string "
+                            "\"filename\")",
+                            *n);
+        }
+        (*out)[(*n)++] = (hearth_infill_chunk){name ? name->valuestring : NULL, text->valuestring};
+    }
+    return true;
+}
+
+void srv_handle_infill(srv_exchange *x) {
+    srv_server *s = x->srv;
+    cJSON *root = NULL;
+    srv_request r;
+    int repeat_last_n;
+    if (!parse(x, true, &root, &r, &repeat_last_n)) {
+        cJSON_Delete(root);
+        return;
+    }
+    srv_error e;
+    const cJSON *pre = given(root, "input_prefix"), *suf = given(root, "input_suffix");
+    const cJSON *prompt = given(root, "prompt");
+    hearth_infill_chunk *chunks = NULL;
+    int n_chunks = 0, n = 0;
+    int32_t *ids = NULL;
+    const srv_model *m = NULL;
+    bool answered = false;
+    bool ok = extra_chunks(given(root, "input_extra"), &chunks, &n_chunks, &e);
+    if (ok && !(m = use_model(x, &r, repeat_last_n))) ok = !(answered = true);
+    if (ok) {
+        /* llama-server's cuts, with its batch of 2048 tokens (at most the context) */
+        const int n_ctx = srv_sched_n_ctx(m->sched), n_batch = n_ctx < 2048 ? n_ctx : 2048;
+        const int n_predict = r.max_tokens > 0 ? r.max_tokens : -1;
+        const int room = n_ctx - n_batch - 2 * n_predict;
+        const hearth_infill in = {
+            .prefix = pre->valuestring,
+            .prefix_len = strlen(pre->valuestring),
+            .suffix = suf->valuestring,
+            .suffix_len = strlen(suf->valuestring),
+            .prompt = prompt ? prompt->valuestring : NULL,
+            .prompt_len = prompt ? strlen(prompt->valuestring) : 0,
+            .extra = chunks,
+            .n_extra = n_chunks,
+            .n_batch = n_batch,
+            .n_extra_max = room > 0 ? room : 0,
+        };
+        ok = srv_tokenize_infill(x, m, &r, &in, "input_prefix", &ids, &n, &e);
+        if (ok && s->cfg.log_prompts) x->log_prompt = strdup(pre->valuestring);
+    }
+    if (ok)
+        srv_gateway_route(x, &r, &ids, n);
+    else if (!answered)
+        srv_respond_error(x, &e);
+    free(ids);
+    free(chunks);
+    srv_request_free(&r);
+    cJSON_Delete(root);
+}
