@@ -242,6 +242,55 @@ static void info(gw_keys *ks, int64_t now) {
     free(json);
 }
 
+/* Keys made at run time: kept in the ledger, read back, revoked; one whose
+ * tier is gone from the configuration is left out, saying why. */
+static void runtime(gw_ledger *l, const gw_config *c, int64_t now) {
+    gw_keys *ks = NULL;
+    REQUIRE(gw_keys_new(c, l, now, &ks) == HEARTH_OK);
+    const int before = gw_keys_count(ks);
+    char secret[GW_KEY_SECRET_LEN + 1], other[GW_KEY_SECRET_LEN + 1];
+    gw_key *k = NULL;
+    int status = 0;
+    const char *json = "{\"name\": \"made\", \"tiers\": [\"b\"], \"rpm\": 5}";
+    REQUIRE(gw_keys_create(ks, json, strlen(json), now, secret, &k, &status) == HEARTH_OK);
+    CHECK(strlen(secret) == 35 && !strncmp(secret, "hk-", 3));
+    CHECK(gw_keys_find(ks, secret, strlen(secret)) == k && gw_keys_count(ks) == before + 1);
+    CHECK(gw_keys_create(ks, json, strlen(json), now, other, &k, &status) != HEARTH_OK &&
+          status == 409);
+    const char *bad = "{\"name\": \"x\", \"key_sha256\": \"ab\"}";
+    CHECK(gw_keys_create(ks, bad, strlen(bad), now, other, &k, &status) != HEARTH_OK &&
+          status == 400);
+    const char *json2 = "{\"name\": \"gone\"}";
+    REQUIRE(gw_keys_create(ks, json2, strlen(json2), now, other, &k, &status) == HEARTH_OK);
+    CHECK(gw_keys_revoke(ks, "gone", now, &status) == HEARTH_OK);
+    CHECK(gw_keys_find(ks, other, strlen(other)) == NULL);
+    CHECK(gw_keys_revoke(ks, "gone", now, &status) != HEARTH_OK && status == 404);
+    CHECK(gw_keys_revoke(ks, "fast", now, &status) != HEARTH_OK && status == 409);
+    gw_keys_free(ks);
+
+    /* read back: "made" works, "gone" stays revoked */
+    REQUIRE(gw_keys_new(c, l, now, &ks) == HEARTH_OK);
+    k = gw_keys_find(ks, secret, strlen(secret));
+    CHECK(k && gw_key_spec_of(k)->rpm == 5 && gw_keys_find(ks, other, strlen(other)) == NULL);
+    const char *why;
+    CHECK(gw_keys_skipped(ks, &why) == 0);
+    gw_keys_free(ks);
+
+    /* a configuration without tier b: "made" is left out */
+    gw_config c1;
+    gw_config_init(&c1);
+    const char *one = "{\"tiers\": [{\"name\": \"a\", \"base_url\": \"http://127.0.0.1:1\","
+                      " \"model\": \"m\"}]}";
+    REQUIRE(gw_config_parse(&c1, one, strlen(one), "c1") == HEARTH_OK);
+    REQUIRE(gw_config_finish(&c1) == HEARTH_OK);
+    REQUIRE(gw_keys_new(&c1, l, now, &ks) == HEARTH_OK);
+    CHECKF(gw_keys_skipped(ks, &why) == 1 && strstr(why, "made") && strstr(why, "no tier 'b'"),
+           "%s", why);
+    CHECK(gw_keys_find(ks, secret, strlen(secret)) == NULL);
+    gw_keys_free(ks);
+    gw_config_fini(&c1);
+}
+
 int main(void) {
     const char *secrets[] = {"s1", "s2", "s3", "s4"};
     for (int i = 0; i < 4; i++) gw_sha256_hex(secrets[i], 2, hex[i]);
@@ -306,8 +355,9 @@ int main(void) {
     gw_key_grant(gw_keys_find(ks, "s3", 2), at("2026-11-23"), denied, &spent);
     CHECK(!spent);
     policy(&c);
-
     gw_keys_free(ks);
+    runtime(l, &c, now);
+
     gw_config_fini(&c);
     gw_ledger_close(l);
     unlink(ledger_path);

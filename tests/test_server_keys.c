@@ -9,8 +9,10 @@
  * by name and kept local otherwise; a budget, once spent on the remote tier,
  * keeps a key's requests local ("local") or refuses them ("refuse"); a key
  * limited to some models cannot name another; GET /v1/hearth/key(s) and
- * the ledger's per-key totals say what was spent; and a restarted server
- * reads the spending back from the ledger.
+ * the ledger's per-key totals say what was spent; keys made and revoked at
+ * run time (POST / DELETE /v1/hearth/keys) work at once; and a restarted
+ * server reads the spending and the keys made at run time back from the
+ * ledger.
  */
 #include "test.h"
 
@@ -221,6 +223,73 @@ static void ledger(test_server *sv) {
     done(&r);
 }
 
+/* Keys made at run time: a secret that works at once, the name checks, a
+ * revocation; *kept receives the secret of one that stays. */
+static void runtime_keys(test_server *sv, char *kept, size_t cap) {
+    reply r = call(sv, "adm", "POST", "/v1/hearth/keys", "{\"name\":\"made\",\"rpm\":1}");
+    const char *secret = jstr(r.json, "key");
+    CHECKF(r.r.status == 200 && secret && !strncmp(secret, "hk-", 3) && strlen(secret) == 35 &&
+               !strcmp(jstr(r.json, "source"), "api") && jnum(r.json, "rpm") == 1,
+           "%d %s", r.r.status, r.r.body);
+    char made[64];
+    snprintf(made, sizeof made, "%s", secret ? secret : "");
+    done(&r);
+    r = chat(sv, made, "auto");
+    CHECKF(r.r.status == 200, "the new key: %d %s", r.r.status, r.r.body);
+    done(&r);
+    r = chat(sv, made, "auto");
+    CHECK(r.r.status == 429); /* its rpm of 1 */
+    done(&r);
+    static const struct {
+        const char *who, *body;
+        int status;
+        const char *code;
+    } bad[] = {
+        {"adm", "{\"name\":\"made\"}", 409, "key_exists"},
+        {"adm", "{\"name\":\"lim\"}", 409, "key_exists"},
+        {"adm", "{\"name\":\"x\",\"key_sha256\":\"00\"}", 400, "invalid_key"},
+        {"adm", "{\"name\":\"x\",\"tiers\":[\"nowhere\"]}", 400, "invalid_key"},
+        {"adm", "{\"name\":\"x\",\"rpm\":\"many\"}", 400, "invalid_key"},
+        {"adm", "not json", 400, "invalid_key"},
+        {"lim", "{\"name\":\"x\"}", 403, "admin_required"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = call(sv, bad[i].who, "POST", "/v1/hearth/keys", bad[i].body);
+        CHECKF(r.r.status == bad[i].status && code_is(&r, bad[i].code), "%s: %d %s", bad[i].body,
+               r.r.status, r.r.body);
+        done(&r);
+    }
+    r = call(sv, "adm", "GET", "/v1/hearth/keys/made", NULL);
+    CHECK(r.r.status == 200 && !strcmp(jstr(r.json, "name"), "made") && jstr(r.json, "created_at"));
+    CHECK(!strstr(r.r.body, made)); /* the secret is shown once */
+    done(&r);
+    r = call(sv, "adm", "DELETE", "/v1/hearth/keys/made", NULL);
+    CHECK(r.r.status == 200 && cJSON_IsTrue(jget(r.json, "revoked")));
+    done(&r);
+    r = chat(sv, made, "auto");
+    CHECKF(r.r.status == 401, "a revoked key: %d", r.r.status);
+    done(&r);
+    r = call(sv, "adm", "DELETE", "/v1/hearth/keys/made", NULL);
+    CHECK(r.r.status == 404 && code_is(&r, "key_not_found"));
+    done(&r);
+    r = call(sv, "adm", "DELETE", "/v1/hearth/keys/lim", NULL);
+    CHECK(r.r.status == 409 && code_is(&r, "key_in_config"));
+    done(&r);
+    r = call(sv, "adm", "PUT", "/v1/hearth/keys", "{}");
+    char v[64];
+    CHECKF(r.r.status == 405 && !strcmp(header(&r, "Allow", v, sizeof v), "GET, POST"), "%d %s",
+           r.r.status, v);
+    done(&r);
+    /* one that stays, and a new key of the revoked one's name */
+    r = call(sv, "adm", "POST", "/v1/hearth/keys", "{\"name\":\"made\",\"tiers\":[\"local\"]}");
+    CHECK(r.r.status == 200 && jstr(r.json, "key"));
+    snprintf(kept, cap, "%s", jstr(r.json, "key") ? jstr(r.json, "key") : "");
+    done(&r);
+    r = chat(sv, kept, "cloud");
+    CHECK(r.r.status == 403 && code_is(&r, "tier_not_allowed"));
+    done(&r);
+}
+
 /* The configuration: the fake cloud as tier "cloud" at $1000 per million
  * tokens (one answer costs more than a tenth of a cent), and the keys. */
 static bool write_config(const fake_cloud *fc, const char *path) {
@@ -264,6 +333,8 @@ int main(void) {
     tiers_and_models(&sv);
     budgets(&sv, &fc);
     ledger(&sv);
+    char kept[64];
+    runtime_keys(&sv, kept, sizeof kept);
     CHECK(test_server_stop(&sv) == 0);
 
     /* the spending survives a restart: it is read back from the ledger */
@@ -273,6 +344,12 @@ int main(void) {
     done(&r);
     r = chat(&sv, "lim", "auto"); /* the rate limits start afresh */
     CHECK(r.r.status == 200);
+    done(&r);
+    r = chat(&sv, kept, "auto"); /* the key made at run time is still there */
+    CHECKF(r.r.status == 200, "a kept key after the restart: %d %s", r.r.status, r.r.body);
+    done(&r);
+    r = call(&sv, "adm", "GET", "/v1/hearth/keys", NULL);
+    CHECKF(cJSON_GetArraySize(jget(r.json, "data")) == 8, "%s", r.r.body); /* 7 + made */
     done(&r);
     CHECK(test_server_stop(&sv) == 0);
 

@@ -10,7 +10,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 
 static const char key_usage[] =
     "usage: hearth key new [--name NAME]\n"
@@ -27,23 +26,8 @@ static void print_entry(const char *name, const char *secret, size_t len) {
 }
 
 static int key_new(const char *name) {
-    static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    unsigned char raw[24]; /* 192 bits: 32 characters */
-    size_t got = 0;
-    while (got < sizeof raw) {
-        const ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
-        if (n <= 0) {
-            fprintf(stderr, "hearth key new: the system gave no random bytes\n");
-            return 1;
-        }
-        got += (size_t)n;
-    }
-    char key[3 + 32 + 1] = "hk-";
-    for (size_t i = 0; i < sizeof raw; i += 3) {
-        const unsigned v = (unsigned)raw[i] << 16 | (unsigned)raw[i + 1] << 8 | raw[i + 2];
-        for (int k = 0; k < 4; k++) key[3 + i / 3 * 4 + (size_t)k] = b64url[v >> (18 - 6 * k) & 63];
-    }
-    key[sizeof key - 1] = '\0';
+    char key[GW_KEY_SECRET_LEN + 1];
+    if (gw_key_secret_new(key)) return cli_fail("key new", "the secret");
     printf("key:   %s\nentry: ", key);
     print_entry(name, key, strlen(key));
     return 0;

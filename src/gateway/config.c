@@ -422,13 +422,6 @@ static hearth_err get_names(const jctx *j, const cJSON *obj, const char *key, ch
     return HEARTH_OK;
 }
 
-static int hex_digit(int c) {
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
 /* The key's secret: its SHA-256 in hex ("key_sha256"), or the name of the
  * environment variable that holds it ("key_env"), exactly one of them. */
 static hearth_err get_secret(const jctx *j, const cJSON *o, gw_key_spec *k) {
@@ -446,21 +439,17 @@ static hearth_err get_secret(const jctx *j, const cJSON *o, gw_key_spec *k) {
         gw_sha256_final(&h, k->sha256);
         return HEARTH_OK;
     }
-    if (strlen(hex) != 64) return bad(j, "key_sha256", "must be 64 hex digits");
-    for (int i = 0; i < 32; i++) {
-        const int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) return bad(j, "key_sha256", "must be 64 hex digits");
-        k->sha256[i] = (uint8_t)(hi << 4 | lo);
-    }
+    if (!gw_sha256_parse(hex, k->sha256)) return bad(j, "key_sha256", "must be 64 hex digits");
     return HEARTH_OK;
 }
 
-static hearth_err parse_key(gw_config *c, const jctx *j, const cJSON *o) {
+/* One key's settings into *k; with_secret: the secret (key_sha256 or
+ * key_env) is required, else refused (the server makes it). */
+static hearth_err parse_key(const jctx *j, const cJSON *o, bool with_secret, gw_key_spec *k) {
     static const char *const keys[] = {
         "name",       "key_sha256",    "key_env",   "admin", "rpm",    "tpm",     "max_parallel",
         "budget_usd", "budget_period", "on_budget", "tiers", "models", "expires", NULL};
     if (!cJSON_IsObject(o)) return bad(j, "", "must be an object");
-    gw_key_spec *k = &c->keys[c->n_keys];
     memset(k, 0, sizeof *k);
     k->budget_usd_micro = -1;
     k->budget_period = GW_BUDGET_MONTH;
@@ -468,7 +457,11 @@ static hearth_err parse_key(gw_config *c, const jctx *j, const cJSON *o) {
     bool models_given = false;
     hearth_err err = only_keys(j, o, keys);
     if (!err) err = get_string(j, o, "name", k->name, sizeof k->name, true);
-    if (!err) err = get_secret(j, o, k);
+    if (!err && with_secret) err = get_secret(j, o, k);
+    if (!err && !with_secret &&
+        (cJSON_GetObjectItemCaseSensitive(o, "key_sha256") ||
+         cJSON_GetObjectItemCaseSensitive(o, "key_env")))
+        err = bad(j, "key_sha256", "is made by the server for a key created at run time");
     if (!err) err = get_bool(j, o, "admin", &k->admin);
     if (!err) err = get_int(j, o, "rpm", 0, 100000000, &k->rpm);
     if (!err) err = get_int(j, o, "tpm", 0, 1000000000, &k->tpm);
@@ -499,7 +492,6 @@ static hearth_err parse_key(gw_config *c, const jctx *j, const cJSON *o) {
     k->budget_refuses = !strcmp(on_budget, "refuse");
     if (expires[0] && (!strchr(expires, '-') || gw_parse_since(expires, 0, &k->expires_ms)))
         return bad(j, "expires", "must be a UTC date or time (2027-01-31, 2027-01-31T12:00:00Z)");
-    c->n_keys++;
     return HEARTH_OK;
 }
 
@@ -514,8 +506,9 @@ static hearth_err parse_keys(gw_config *c, const jctx *j0, const cJSON *a) {
     cJSON_ArrayForEach(it, a) {
         jctx j = *j0;
         snprintf(j.path, sizeof j.path, "keys[%d]", i++);
-        const hearth_err err = parse_key(c, &j, it);
+        const hearth_err err = parse_key(&j, it, true, &c->keys[c->n_keys]);
         if (err) return err;
+        c->n_keys++;
     }
     return HEARTH_OK;
 }
@@ -622,13 +615,28 @@ static bool valid_name(const char *s) {
     return true;
 }
 
-/* Names valid and unique, secrets unique, "tiers" naming remote tiers. */
+/* A key's name is valid and its "tiers" name tiers of c (tier_ok filled). */
+static hearth_err finish_key(const gw_config *c, gw_key_spec *k) {
+    if (!valid_name(k->name))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "key name '%s': use letters, digits, '-', '_', '.'",
+                       k->name);
+    for (int t = 1; t < c->n_tiers; t++) k->tier_ok[t] = !k->tiers_given;
+    for (int n = 0; n < k->n_tiers; n++) {
+        const int t = gw_config_tier(c, k->tiers[n]); /* "local" is always allowed */
+        if (t < 0)
+            return hr_fail(HEARTH_ERR_INVALID_ARG, "key '%s': tiers: no tier '%s'", k->name,
+                           k->tiers[n]);
+        k->tier_ok[t] = true;
+    }
+    return HEARTH_OK;
+}
+
+/* Every key finished; names and secrets unique. */
 static hearth_err finish_keys(gw_config *c) {
     for (int i = 0; i < c->n_keys; i++) {
         gw_key_spec *k = &c->keys[i];
-        if (!valid_name(k->name))
-            return hr_fail(HEARTH_ERR_INVALID_ARG,
-                           "keys[%d]: name '%s': use letters, digits, '-', '_', '.'", i, k->name);
+        const hearth_err err = finish_key(c, k);
+        if (err) return hr_wrap(err, "keys[%d]: ", i);
         for (int p = 0; p < i; p++) {
             if (!strcmp(c->keys[p].name, k->name))
                 return hr_fail(HEARTH_ERR_INVALID_ARG, "two keys are named '%s'", k->name);
@@ -636,16 +644,18 @@ static hearth_err finish_keys(gw_config *c) {
                 return hr_fail(HEARTH_ERR_INVALID_ARG, "keys '%s' and '%s' have the same secret",
                                c->keys[p].name, k->name);
         }
-        for (int t = 1; t < c->n_tiers; t++) k->tier_ok[t] = !k->tiers_given;
-        for (int n = 0; n < k->n_tiers; n++) {
-            const int t = gw_config_tier(c, k->tiers[n]); /* "local" is always allowed */
-            if (t < 0)
-                return hr_fail(HEARTH_ERR_INVALID_ARG, "key '%s': tiers: no tier '%s'", k->name,
-                               k->tiers[n]);
-            k->tier_ok[t] = true;
-        }
     }
     return HEARTH_OK;
+}
+
+hearth_err gw_key_spec_parse(const gw_config *c, const char *json, size_t len, const char *what,
+                             gw_key_spec *out) {
+    const jctx j = {.what = what};
+    cJSON *o = cJSON_ParseWithLength(json, len);
+    hearth_err err =
+        o ? parse_key(&j, o, false, out) : hr_fail(HEARTH_ERR_FORMAT, "%s: not valid JSON", what);
+    cJSON_Delete(o);
+    return err ? err : finish_key(c, out);
 }
 
 hearth_err gw_config_finish(gw_config *c) {

@@ -61,6 +61,8 @@ void gw_sha256_update(gw_sha256 *s, const void *data, size_t len);
 void gw_sha256_final(gw_sha256 *s, uint8_t out[32]);
 /* The digest of data[0..len) as 64 lowercase hex digits and a NUL. */
 void gw_sha256_hex(const void *data, size_t len, char out[65]);
+/* 64 hex digits (either case) into a digest; false when they are not. */
+bool gw_sha256_parse(const char *hex, uint8_t out[32]);
 
 /* ---- the privacy guard (pii.c) ---------------------------------------------- */
 
@@ -288,6 +290,16 @@ typedef struct gw_stats {
     gw_key_stats keys[GW_STATS_TIERS];
 } gw_stats;
 
+/* API keys made at run time (POST /v1/hearth/keys) are kept in the ledger:
+ * stored with the secret's SHA-256 (hex) and the settings' JSON, revoked by
+ * name, and visited (the ones not revoked, oldest first) at start-up. The
+ * visitor runs under the ledger's lock: it must not call the ledger. */
+hearth_err gw_ledger_key_store(gw_ledger *l, const char *name, const char *sha256_hex,
+                               const char *settings, int64_t created_ms);
+hearth_err gw_ledger_key_revoke(gw_ledger *l, const char *name, int64_t revoked_ms);
+typedef void (*gw_stored_key_visit)(void *user, const char *name, const char *sha256_hex,
+                                    const char *settings, int64_t created_ms);
+hearth_err gw_ledger_keys_load(gw_ledger *l, gw_stored_key_visit visit, void *user);
 /* What the rows of the API key named key with time_ms >= since_ms cost. */
 hearth_err gw_ledger_key_spend(gw_ledger *l, const char *key, int64_t since_ms, int64_t *usd_micro);
 /* Aggregates the rows with time_ms >= since_ms (0: all). */
@@ -452,12 +464,40 @@ typedef struct gw_key_spec {
 typedef struct gw_keys gw_keys; /* every key's counters; thread-safe */
 typedef struct gw_key gw_key;   /* one key; lives as long as its gw_keys */
 
-/* The keys of c (none: an empty set), their spending this period summed
- * from the ledger (may be NULL) at now_ms. */
+/* The keys of c and those made at run time that the ledger keeps (ledger
+ * may be NULL: none kept), their spending this period summed from the
+ * ledger at now_ms. c must outlive the set (keys made later are checked
+ * against its tiers). */
 hearth_err gw_keys_new(const gw_config *c, gw_ledger *ledger, int64_t now_ms, gw_keys **out);
 void gw_keys_free(gw_keys *ks);
-int gw_keys_count(const gw_keys *ks);
+/* Keys in use (not revoked), and the i-th of them (NULL past the end). */
+int gw_keys_count(gw_keys *ks);
 gw_key *gw_keys_at(gw_keys *ks, int i);
+/* Keys the ledger kept that no longer fit the configuration (a tier gone):
+ * they are left out; how many, and why the first one was. */
+int gw_keys_skipped(const gw_keys *ks, const char **why);
+
+/* Keys made at run time (POST /v1/hearth/keys), as LiteLLM's /key/generate:
+ * settings are a key's JSON object as in the configuration, without the
+ * secret, which is made here ("hk-" and 32 base64url characters from the
+ * system's random source) and only its digest kept, in the ledger. *status
+ * says what failed: 400 (the settings), 409 (the name is taken), 500. */
+enum { GW_KEY_SECRET_LEN = 35 };
+hearth_err gw_key_secret_new(char out[GW_KEY_SECRET_LEN + 1]);
+hearth_err gw_keys_create(gw_keys *ks, const char *json, size_t len, int64_t now_ms,
+                          char secret[GW_KEY_SECRET_LEN + 1], gw_key **out, int *status);
+/* Revokes a key made at run time (in the ledger too); requests in flight
+ * finish. *status: 404 (no such key), 409 (the configuration's: edit the
+ * file), 500. */
+hearth_err gw_keys_revoke(gw_keys *ks, const char *name, int64_t now_ms, int *status);
+/* The key in use named name, or NULL. */
+gw_key *gw_keys_by_name(gw_keys *ks, const char *name);
+/* Every key in use as gw_key_info_json shows it, a JSON array (malloc'd). */
+char *gw_keys_list_json(gw_keys *ks, int64_t now_ms);
+/* One key's settings (the configuration's fields but the secret) checked
+ * against c; what names the text in errors. */
+hearth_err gw_key_spec_parse(const gw_config *c, const char *json, size_t len, const char *what,
+                             gw_key_spec *out);
 /* The key whose secret is secret[0..len), or NULL. Compares digests, every
  * key's, so the time taken says nothing about which one nearly matched. */
 gw_key *gw_keys_find(gw_keys *ks, const char *secret, size_t len);

@@ -22,13 +22,18 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 struct gw_key {
     gw_key_spec spec;
+    bool from_config;   /* else made at run time (kept in the ledger) */
+    int64_t created_ms; /* run-time keys */
+    atomic_bool revoked;
     pthread_mutex_t mu;
     double req_level, tok_level; /* what the buckets hold at refilled_ms */
     int64_t refilled_ms;
@@ -37,9 +42,16 @@ struct gw_key {
     int64_t period_start_ms, period_end_ms;
 };
 
+/* Keys are allocated one by one and freed only with the set, so a request
+ * may hold one while others are made or revoked. */
 struct gw_keys {
-    gw_key *keys;
-    int n;
+    const gw_config *cfg;
+    gw_ledger *ledger;
+    pthread_mutex_t mu; /* keys, n, cap */
+    gw_key **keys;
+    int n, cap;
+    int n_skipped;
+    char skipped[256];
 };
 
 enum { DAY_MS = 86400000 };
@@ -94,24 +106,129 @@ static bool budget_spent(const gw_key *k) {
     return k->spec.budget_usd_micro >= 0 && k->spent_micro >= k->spec.budget_usd_micro;
 }
 
+/* A key with full buckets and its spending this period from the ledger. */
+static hearth_err key_new(const gw_key_spec *spec, gw_ledger *ledger, int64_t now_ms,
+                          gw_key **out) {
+    gw_key *k = calloc(1, sizeof *k);
+    if (!k) return hr_fail(HEARTH_ERR_NOMEM, "keys: out of memory");
+    k->spec = *spec;
+    pthread_mutex_init(&k->mu, NULL);
+    k->req_level = spec->rpm;
+    k->tok_level = spec->tpm;
+    k->refilled_ms = now_ms;
+    gw_budget_bounds(spec->budget_period, now_ms, &k->period_start_ms, &k->period_end_ms);
+    hearth_err err = HEARTH_OK;
+    if (ledger && spec->budget_usd_micro >= 0)
+        err = gw_ledger_key_spend(ledger, spec->name, k->period_start_ms, &k->spent_micro);
+    if (err) {
+        pthread_mutex_destroy(&k->mu);
+        free(k);
+        return err;
+    }
+    *out = k;
+    return HEARTH_OK;
+}
+
+static void key_free(gw_key *k) {
+    pthread_mutex_destroy(&k->mu);
+    free(k);
+}
+
+/* Appends k (the set's lock held, or the set not shared yet). */
+static hearth_err push(gw_keys *ks, gw_key *k) {
+    if (ks->n == ks->cap) {
+        const int cap = ks->cap ? 2 * ks->cap : 16;
+        gw_key **p = realloc(ks->keys, (size_t)cap * sizeof *p);
+        if (!p) return hr_fail(HEARTH_ERR_NOMEM, "keys: out of memory");
+        ks->keys = p;
+        ks->cap = cap;
+    }
+    ks->keys[ks->n++] = k;
+    return HEARTH_OK;
+}
+
+/* A key the ledger kept, copied out of the visit (which holds its lock). */
+typedef struct stored {
+    char *name, *sha256, *settings;
+    int64_t created_ms;
+} stored;
+
+typedef struct stored_list {
+    stored *v;
+    int n, cap;
+    bool nomem;
+} stored_list;
+
+static void collect(void *user, const char *name, const char *sha256_hex, const char *settings,
+                    int64_t created_ms) {
+    stored_list *l = user;
+    if (l->n == l->cap) {
+        const int cap = l->cap ? 2 * l->cap : 16;
+        stored *p = realloc(l->v, (size_t)cap * sizeof *p);
+        if (!p) {
+            l->nomem = true;
+            return;
+        }
+        l->v = p;
+        l->cap = cap;
+    }
+    stored *s = &l->v[l->n];
+    s->name = strdup(name ? name : "");
+    s->sha256 = strdup(sha256_hex ? sha256_hex : "");
+    s->settings = strdup(settings ? settings : "");
+    s->created_ms = created_ms;
+    l->n++;
+    l->nomem |= !s->name || !s->sha256 || !s->settings;
+}
+
+/* A stored key as a set member; left out (why in ks->skipped) when its
+ * settings no longer fit the configuration or its name is taken. */
+static hearth_err add_stored(gw_keys *ks, const stored *s, int64_t now_ms) {
+    gw_key_spec spec;
+    hearth_err why = gw_key_spec_parse(ks->cfg, s->settings, strlen(s->settings), s->name, &spec);
+    if (!why && !gw_sha256_parse(s->sha256, spec.sha256))
+        why = hr_fail(HEARTH_ERR_FORMAT, "its digest is not 64 hex digits");
+    if (!why && gw_keys_by_name(ks, spec.name))
+        why = hr_fail(HEARTH_ERR_INVALID_ARG, "the name is taken by a key of the configuration");
+    if (why) {
+        if (!ks->n_skipped++)
+            snprintf(ks->skipped, sizeof ks->skipped, "key '%s' in the ledger: %s", s->name,
+                     hearth_last_error());
+        return HEARTH_OK;
+    }
+    gw_key *k;
+    hearth_err err = key_new(&spec, ks->ledger, now_ms, &k);
+    if (!err) {
+        k->created_ms = s->created_ms;
+        if ((err = push(ks, k))) key_free(k);
+    }
+    return err;
+}
+
 hearth_err gw_keys_new(const gw_config *c, gw_ledger *ledger, int64_t now_ms, gw_keys **out) {
     gw_keys *ks = calloc(1, sizeof *ks);
-    if (!ks || (c->n_keys && !(ks->keys = calloc((size_t)c->n_keys, sizeof *ks->keys)))) {
-        free(ks);
-        return hr_fail(HEARTH_ERR_NOMEM, "keys: out of memory");
-    }
+    if (!ks) return hr_fail(HEARTH_ERR_NOMEM, "keys: out of memory");
+    ks->cfg = c;
+    ks->ledger = ledger;
+    pthread_mutex_init(&ks->mu, NULL);
     hearth_err err = HEARTH_OK;
-    for (; ks->n < c->n_keys; ks->n++) {
-        gw_key *k = &ks->keys[ks->n];
-        k->spec = c->keys[ks->n];
-        pthread_mutex_init(&k->mu, NULL);
-        k->req_level = k->spec.rpm;
-        k->tok_level = k->spec.tpm;
-        k->refilled_ms = now_ms;
-        gw_budget_bounds(k->spec.budget_period, now_ms, &k->period_start_ms, &k->period_end_ms);
-        if (!err && ledger && k->spec.budget_usd_micro >= 0)
-            err = gw_ledger_key_spend(ledger, k->spec.name, k->period_start_ms, &k->spent_micro);
+    for (int i = 0; !err && i < c->n_keys; i++) {
+        gw_key *k;
+        if (!(err = key_new(&c->keys[i], ledger, now_ms, &k))) {
+            k->from_config = true;
+            if ((err = push(ks, k))) key_free(k);
+        }
     }
+    stored_list l = {0};
+    if (!err && ledger) err = gw_ledger_keys_load(ledger, collect, &l);
+    if (!err && l.nomem) err = hr_fail(HEARTH_ERR_NOMEM, "keys: out of memory");
+    for (int i = 0; !err && i < l.n; i++) err = add_stored(ks, &l.v[i], now_ms);
+    for (int i = 0; i < l.n; i++) {
+        free(l.v[i].name);
+        free(l.v[i].sha256);
+        free(l.v[i].settings);
+    }
+    free(l.v);
     if (err) {
         gw_keys_free(ks);
         return hr_wrap(err, "keys: ");
@@ -122,30 +239,132 @@ hearth_err gw_keys_new(const gw_config *c, gw_ledger *ledger, int64_t now_ms, gw
 
 void gw_keys_free(gw_keys *ks) {
     if (!ks) return;
-    for (int i = 0; i < ks->n; i++) pthread_mutex_destroy(&ks->keys[i].mu);
+    for (int i = 0; i < ks->n; i++) key_free(ks->keys[i]);
+    pthread_mutex_destroy(&ks->mu);
     free(ks->keys);
     free(ks);
 }
 
-int gw_keys_count(const gw_keys *ks) { return ks ? ks->n : 0; }
+int gw_keys_count(gw_keys *ks) {
+    if (!ks) return 0;
+    int n = 0;
+    pthread_mutex_lock(&ks->mu);
+    for (int i = 0; i < ks->n; i++) n += !atomic_load(&ks->keys[i]->revoked);
+    pthread_mutex_unlock(&ks->mu);
+    return n;
+}
 
-gw_key *gw_keys_at(gw_keys *ks, int i) { return ks && i >= 0 && i < ks->n ? &ks->keys[i] : NULL; }
+gw_key *gw_keys_at(gw_keys *ks, int i) {
+    gw_key *found = NULL;
+    if (!ks) return NULL;
+    pthread_mutex_lock(&ks->mu);
+    for (int k = 0; k < ks->n && !found; k++)
+        if (!atomic_load(&ks->keys[k]->revoked) && i-- == 0) found = ks->keys[k];
+    pthread_mutex_unlock(&ks->mu);
+    return found;
+}
+
+int gw_keys_skipped(const gw_keys *ks, const char **why) {
+    *why = ks->skipped;
+    return ks->n_skipped;
+}
+
+gw_key *gw_keys_by_name(gw_keys *ks, const char *name) {
+    gw_key *found = NULL;
+    pthread_mutex_lock(&ks->mu);
+    for (int i = 0; i < ks->n && !found; i++)
+        if (!atomic_load(&ks->keys[i]->revoked) && !strcmp(ks->keys[i]->spec.name, name))
+            found = ks->keys[i];
+    pthread_mutex_unlock(&ks->mu);
+    return found;
+}
+
+hearth_err gw_key_secret_new(char out[GW_KEY_SECRET_LEN + 1]) {
+    static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char raw[24]; /* 192 bits: 32 characters */
+    size_t got = 0;
+    while (got < sizeof raw) {
+        const ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
+        if (n <= 0) return hr_fail(HEARTH_ERR_IO, "keys: the system gave no random bytes");
+        got += (size_t)n;
+    }
+    memcpy(out, "hk-", 3);
+    for (size_t i = 0; i < sizeof raw; i += 3) {
+        const unsigned v = (unsigned)raw[i] << 16 | (unsigned)raw[i + 1] << 8 | raw[i + 2];
+        for (int k = 0; k < 4; k++) out[3 + i / 3 * 4 + (size_t)k] = b64url[v >> (18 - 6 * k) & 63];
+    }
+    out[GW_KEY_SECRET_LEN] = '\0';
+    return HEARTH_OK;
+}
+
+hearth_err gw_keys_create(gw_keys *ks, const char *json, size_t len, int64_t now_ms,
+                          char secret[GW_KEY_SECRET_LEN + 1], gw_key **out, int *status) {
+    gw_key_spec spec;
+    *status = 400;
+    hearth_err err = gw_key_spec_parse(ks->cfg, json, len, "the key", &spec);
+    if (err) return err;
+    *status = 500;
+    if ((err = gw_key_secret_new(secret))) return err;
+    gw_sha256 h;
+    gw_sha256_init(&h);
+    gw_sha256_update(&h, secret, strlen(secret));
+    gw_sha256_final(&h, spec.sha256);
+    char hex[65];
+    gw_sha256_hex(secret, strlen(secret), hex);
+    gw_key *k;
+    if ((err = key_new(&spec, ks->ledger, now_ms, &k))) return err;
+    k->created_ms = now_ms;
+    pthread_mutex_lock(&ks->mu); /* the name check and the insertion, as one */
+    for (int i = 0; i < ks->n; i++)
+        if (!atomic_load(&ks->keys[i]->revoked) && !strcmp(ks->keys[i]->spec.name, spec.name)) {
+            *status = 409;
+            err = hr_fail(HEARTH_ERR_INVALID_ARG, "a key named '%s' exists", spec.name);
+        }
+    if (!err && ks->ledger) err = gw_ledger_key_store(ks->ledger, spec.name, hex, json, now_ms);
+    if (!err) err = push(ks, k);
+    pthread_mutex_unlock(&ks->mu);
+    if (err) {
+        key_free(k);
+        return err;
+    }
+    *out = k;
+    return HEARTH_OK;
+}
+
+hearth_err gw_keys_revoke(gw_keys *ks, const char *name, int64_t now_ms, int *status) {
+    gw_key *k = gw_keys_by_name(ks, name);
+    if (!k) {
+        *status = 404;
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "no key named '%s'", name);
+    }
+    if (k->from_config) {
+        *status = 409;
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "the key '%s' is the configuration's: remove it from the file", name);
+    }
+    *status = 500;
+    const hearth_err err = ks->ledger ? gw_ledger_key_revoke(ks->ledger, name, now_ms) : HEARTH_OK;
+    if (!err) atomic_store(&k->revoked, true);
+    return err;
+}
 
 const gw_key_spec *gw_key_spec_of(const gw_key *k) { return &k->spec; }
 
 gw_key *gw_keys_find(gw_keys *ks, const char *secret, size_t len) {
-    if (!ks || !ks->n) return NULL;
+    if (!ks) return NULL;
     uint8_t d[32];
     gw_sha256 h;
     gw_sha256_init(&h);
     gw_sha256_update(&h, secret, len);
     gw_sha256_final(&h, d);
     gw_key *found = NULL;
+    pthread_mutex_lock(&ks->mu);
     for (int i = 0; i < ks->n; i++) {
         unsigned diff = 0;
-        for (int b = 0; b < 32; b++) diff |= d[b] ^ ks->keys[i].spec.sha256[b];
-        if (!diff) found = &ks->keys[i];
+        for (int b = 0; b < 32; b++) diff |= d[b] ^ ks->keys[i]->spec.sha256[b];
+        if (!diff && !atomic_load(&ks->keys[i]->revoked)) found = ks->keys[i];
     }
+    pthread_mutex_unlock(&ks->mu);
     return found;
 }
 
@@ -279,6 +498,11 @@ char *gw_key_info_json(gw_key *k, int64_t now_ms) {
     pthread_mutex_lock(&k->mu);
     catch_up(k, now_ms);
     cJSON_AddStringToObject(o, "name", s->name);
+    cJSON_AddStringToObject(o, "source", k->from_config ? "config" : "api");
+    if (k->from_config)
+        cJSON_AddNullToObject(o, "created_at");
+    else
+        add_time(o, "created_at", k->created_ms);
     cJSON_AddBoolToObject(o, "admin", s->admin);
     if (s->expires_ms)
         add_time(o, "expires_at", s->expires_ms);
@@ -314,4 +538,21 @@ char *gw_key_info_json(gw_key *k, int64_t now_ms) {
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return json;
+}
+
+char *gw_keys_list_json(gw_keys *ks, int64_t now_ms) {
+    cJSON *a = cJSON_CreateArray();
+    bool ok = a != NULL;
+    for (int i = 0; ok; i++) {
+        gw_key *k = gw_keys_at(ks, i);
+        if (!k) break;
+        char *json = gw_key_info_json(k, now_ms);
+        cJSON *item = json ? cJSON_Parse(json) : NULL;
+        free(json);
+        ok = item && cJSON_AddItemToArray(a, item);
+        if (!ok) cJSON_Delete(item);
+    }
+    char *out = ok ? cJSON_PrintUnformatted(a) : NULL;
+    cJSON_Delete(a);
+    return out;
 }

@@ -6,12 +6,13 @@
  * `hearth ledger report` show. Money is integer micro-dollars throughout;
  * only the JSON and text outputs divide by 10^6.
  *
- * Schema (migrations 1-2; docs/gateway.md has the column meanings):
+ * Schema (migrations 1-3; docs/gateway.md has the column meanings):
  *   requests(id, time_ms, route, tier, reason, model, status, prompt_tokens,
  *            completion_tokens, latency_ms, cost_usd_micro,
  *            cloud_only_cost_usd_micro, degraded, router_score, conf_mean,
  *            conf_min, prompt, local_answer, remote_answer, api_key)
  *   audit(id, time_ms, tier, action, entities, sent_sha256, received_sha256)
+ *   api_keys(id, name, key_sha256, settings, created_ms, revoked_ms)
  */
 #include "ledger_db.h"
 
@@ -61,6 +62,16 @@ static const char *const migrations[] = {
     /* 2: the client's API key (its name), for budgets and per-key reports */
     "ALTER TABLE requests ADD COLUMN api_key TEXT;"
     "CREATE INDEX requests_key ON requests(api_key, time_ms);",
+    /* 3: API keys made at run time (POST /v1/hearth/keys): the secret's digest
+     * and the settings as the request gave them */
+    "CREATE TABLE api_keys ("
+    " id INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " key_sha256 TEXT NOT NULL,"
+    " settings TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " revoked_ms INTEGER);"
+    "CREATE INDEX api_keys_name ON api_keys(name);",
 };
 
 static const char insert_request_sql[] =
@@ -211,6 +222,63 @@ hearth_err gw_ledger_key_spend(gw_ledger *l, const char *key, int64_t since_ms,
             *usd_micro = sqlite3_column_int64(st, 0);
         else
             err = store_fail(l->db, "ledger: reading a key's spending");
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&l->mu);
+    return err;
+}
+
+/* ---- API keys made at run time ------------------------------------------- */
+
+/* Runs sql with text ?1, ?2, ?3 (NULL: unbound) and integer ?4. */
+static hearth_err exec4(gw_ledger *l, const char *sql, const char *a, const char *b, const char *c,
+                        int64_t d, const char *what) {
+    sqlite3_stmt *st = NULL;
+    hearth_err err = HEARTH_OK;
+    pthread_mutex_lock(&l->mu);
+    if (sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        err = store_fail(l->db, what);
+    } else {
+        const char *text[3] = {a, b, c};
+        for (int i = 0; i < 3; i++)
+            if (text[i]) sqlite3_bind_text(st, i + 1, text[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, d);
+        if (sqlite3_step(st) != SQLITE_DONE) err = store_fail(l->db, what);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&l->mu);
+    return err;
+}
+
+hearth_err gw_ledger_key_store(gw_ledger *l, const char *name, const char *sha256_hex,
+                               const char *settings, int64_t created_ms) {
+    return exec4(l,
+                 "INSERT INTO api_keys (name, key_sha256, settings, created_ms)"
+                 " VALUES (?1, ?2, ?3, ?4)",
+                 name, sha256_hex, settings, created_ms, "ledger: storing an API key");
+}
+
+hearth_err gw_ledger_key_revoke(gw_ledger *l, const char *name, int64_t revoked_ms) {
+    return exec4(l, "UPDATE api_keys SET revoked_ms = ?4 WHERE name = ?1 AND revoked_ms IS NULL",
+                 name, NULL, NULL, revoked_ms, "ledger: revoking an API key");
+}
+
+hearth_err gw_ledger_keys_load(gw_ledger *l, gw_stored_key_visit visit, void *user) {
+    sqlite3_stmt *st = NULL;
+    hearth_err err = HEARTH_OK;
+    pthread_mutex_lock(&l->mu);
+    if (sqlite3_prepare_v2(l->db,
+                           "SELECT name, key_sha256, settings, created_ms FROM api_keys"
+                           " WHERE revoked_ms IS NULL ORDER BY id",
+                           -1, &st, NULL) != SQLITE_OK) {
+        err = store_fail(l->db, "ledger: preparing the API keys query");
+    } else {
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+            visit(user, (const char *)sqlite3_column_text(st, 0),
+                  (const char *)sqlite3_column_text(st, 1),
+                  (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3));
+        if (rc != SQLITE_DONE) err = store_fail(l->db, "ledger: reading the API keys");
     }
     sqlite3_finalize(st);
     pthread_mutex_unlock(&l->mu);

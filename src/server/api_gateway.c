@@ -116,6 +116,9 @@ hearth_err srv_gateway_start(srv_server *s) {
         return hr_wrap(err, "gateway: ");
     }
     if (s->router) gw_gateway_set_router(s->gw, router_score, s->router, rtr_threshold(s->router));
+    const char *why;
+    const int skipped = gw_keys_skipped(gw_gateway_keys(s->gw), &why);
+    if (skipped) srv_say(s, "warning: %d API key(s) in the ledger left out (%s)", skipped, why);
     pthread_mutex_init(&s->gw_mu, NULL);
     s->gw_mu_ready = true;
     return HEARTH_OK;

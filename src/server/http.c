@@ -122,6 +122,9 @@ static const route routes[] = {
     /* API keys (api_keys.c) */
     {"/v1/hearth/key", false, "GET", ROUTE_KEY, KEY},
     {"/v1/hearth/keys", false, "GET", ROUTE_KEYS, ADMIN},
+    {"/v1/hearth/keys", false, "POST", ROUTE_KEYS, ADMIN},
+    {"/v1/hearth/keys/", true, "GET", ROUTE_KEYS, ADMIN},
+    {"/v1/hearth/keys/", true, "DELETE", ROUTE_KEYS, ADMIN},
     /* llama-server's own completion API (api_llama.c) */
     {"/completion", false, "POST", ROUTE_LLAMA_COMPLETION, METERED},
     {"/completions", false, "POST", ROUTE_LLAMA_COMPLETION, METERED},
@@ -318,19 +321,22 @@ static void limit_headers(const srv_exchange *x) {
     }
 }
 
-static void find_route(srv_conn *c, bool *method_ok, const char **allow) {
+/* The route for the path and method; a path served under other methods
+ * only: c->route is one of them and *allow lists them ("GET, POST"). */
+static void find_route(srv_conn *c, bool *method_ok, char *allow, size_t cap) {
     *method_ok = false;
-    *allow = NULL;
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+    allow[0] = '\0';
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0] && !*method_ok; i++) {
         const route *r = &routes[i];
+        const size_t n = strlen(r->path);
         const bool match =
-            r->prefix ? !strncmp(c->path, r->path, strlen(r->path)) && c->path[strlen(r->path)]
-                      : !strcmp(c->path, r->path);
+            r->prefix ? !strncmp(c->path, r->path, n) && c->path[n] : !strcmp(c->path, r->path);
         if (!match) continue;
-        c->route = r;
-        *allow = r->method;
+        if (!c->route || !strcmp(c->method, r->method)) c->route = r;
         *method_ok = !strcmp(c->method, r->method);
-        return;
+        const size_t len = strlen(allow);
+        if (!strstr(allow, r->method))
+            snprintf(allow + len, cap - len, "%s%s", len ? ", " : "", r->method);
     }
 }
 
@@ -338,8 +344,8 @@ static void find_route(srv_conn *c, bool *method_ok, const char **allow) {
 static bool early_checks(srv_server *s, srv_conn *c, struct MHD_Connection *conn) {
     srv_error e;
     bool method_ok;
-    const char *allow;
-    find_route(c, &method_ok, &allow);
+    char allow[64];
+    find_route(c, &method_ok, allow, sizeof allow);
     if (c->route && c->route->id == ROUTE_DASHBOARD && s->cfg.no_dashboard) c->route = NULL;
     if (!c->route) {
         srv_fail(&e, 404, NULL, "not_found", "no such endpoint: %s %s", c->method, c->path);
