@@ -217,6 +217,16 @@ static void ledger(test_server *sv) {
     CHECKF(r.r.status == 200 && cJSON_GetArraySize(data) == 7, "%s", r.r.body);
     CHECK(!strstr(r.r.body, "key_sha256") && !strstr(r.r.body, "\"lim\":")); /* names, no secrets */
     done(&r);
+    /* Prometheus: per key */
+    CHECK(test_metric(sv, "hearth_key_requests_total{key=\"lim\"}") == 2);
+    CHECK(test_metric(sv, "hearth_key_refused_total{key=\"lim\"}") == 2);
+    CHECK(test_metric(sv, "hearth_key_refused_total{key=\"ref\"}") == 1);
+    CHECK(test_metric(sv, "hearth_key_in_flight{key=\"bud\"}") == 0);
+    test_reply m = test_http(sv, "GET", "/metrics", NULL, NULL);
+    const char *spend = strstr(m.body, "hearth_key_spend_usd{key=\"bud\"} ");
+    CHECKF(spend && atof(spend + strlen("hearth_key_spend_usd{key=\"bud\"} ")) >= 0.001, "%s",
+           spend ? spend : "no spend line");
+    free(m.body);
     r = call(sv, "master", "GET", "/v1/hearth/key", NULL);
     CHECK(r.r.status == 200 && cJSON_IsNull(jget(r.json, "name")) &&
           cJSON_IsTrue(jget(r.json, "admin")));

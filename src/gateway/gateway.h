@@ -492,6 +492,9 @@ hearth_err gw_keys_create(gw_keys *ks, const char *json, size_t len, int64_t now
 hearth_err gw_keys_revoke(gw_keys *ks, const char *name, int64_t now_ms, int *status);
 /* The key in use named name, or NULL. */
 gw_key *gw_keys_by_name(gw_keys *ks, const char *name);
+/* Per key, in Prometheus' text format appended to out: requests admitted
+ * and refused, in flight, dollars spent this period (nothing without keys). */
+void gw_keys_metrics(gw_keys *ks, int64_t now_ms, gw_buf *out);
 /* Every key in use as gw_key_info_json shows it, a JSON array (malloc'd). */
 char *gw_keys_list_json(gw_keys *ks, int64_t now_ms);
 /* One key's settings (the configuration's fields but the secret) checked

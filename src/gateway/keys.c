@@ -38,7 +38,8 @@ struct gw_key {
     double req_level, tok_level; /* what the buckets hold at refilled_ms */
     int64_t refilled_ms;
     int in_flight;
-    int64_t spent_micro; /* in [period_start_ms, period_end_ms) */
+    int64_t admitted, refused; /* requests, for /metrics */
+    int64_t spent_micro;       /* in [period_start_ms, period_end_ms) */
     int64_t period_start_ms, period_end_ms;
 };
 
@@ -118,8 +119,7 @@ static hearth_err key_new(const gw_key_spec *spec, gw_ledger *ledger, int64_t no
     k->refilled_ms = now_ms;
     gw_budget_bounds(spec->budget_period, now_ms, &k->period_start_ms, &k->period_end_ms);
     hearth_err err = HEARTH_OK;
-    if (ledger && spec->budget_usd_micro >= 0)
-        err = gw_ledger_key_spend(ledger, spec->name, k->period_start_ms, &k->spent_micro);
+    if (ledger) err = gw_ledger_key_spend(ledger, spec->name, k->period_start_ms, &k->spent_micro);
     if (err) {
         pthread_mutex_destroy(&k->mu);
         free(k);
@@ -425,7 +425,9 @@ bool gw_key_admit(gw_key *k, int64_t now_ms, bool metered, gw_key_verdict *v) {
     } else {
         if (s->rpm) k->req_level -= 1.0;
         k->in_flight++;
+        k->admitted++;
     }
+    k->refused += !ok;
     limits(k, v);
     pthread_mutex_unlock(&k->mu);
     return ok;
@@ -515,6 +517,7 @@ char *gw_key_info_json(gw_key *k, int64_t now_ms) {
     else
         cJSON_AddNullToObject(o, "max_parallel");
     cJSON_AddNumberToObject(o, "in_flight", k->in_flight);
+    cJSON_AddNumberToObject(o, "spent_usd", (double)k->spent_micro / 1e6); /* this period */
     cJSON *b = s->budget_usd_micro >= 0 ? cJSON_AddObjectToObject(o, "budget")
                                         : cJSON_AddNullToObject(o, "budget");
     if (s->budget_usd_micro >= 0 && b) {
@@ -555,4 +558,33 @@ char *gw_keys_list_json(gw_keys *ks, int64_t now_ms) {
     char *out = ok ? cJSON_PrintUnformatted(a) : NULL;
     cJSON_Delete(a);
     return out;
+}
+
+void gw_keys_metrics(gw_keys *ks, int64_t now_ms, gw_buf *out) {
+    static const struct {
+        const char *name, *type, *help;
+    } m[] = {
+        {"hearth_key_requests_total", "counter",
+         "Requests an API key was admitted for (those that run a model)."},
+        {"hearth_key_refused_total", "counter",
+         "Requests an API key's limits, budget or expiry refused (429, 401)."},
+        {"hearth_key_in_flight", "gauge", "An API key's requests running now."},
+        {"hearth_key_spend_usd", "gauge", "Dollars an API key spent in its budget period."},
+    };
+    if (!gw_keys_count(ks)) return;
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+        gw_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", m[i].name, m[i].help, m[i].name,
+                      m[i].type);
+        for (int n = 0;; n++) {
+            gw_key *k = gw_keys_at(ks, n);
+            if (!k) break;
+            pthread_mutex_lock(&k->mu);
+            catch_up(k, now_ms);
+            const double v[] = {(double)k->admitted, (double)k->refused, k->in_flight,
+                                (double)k->spent_micro / 1e6};
+            pthread_mutex_unlock(&k->mu);
+            /* names are letters, digits, '-', '_', '.': nothing to escape */
+            gw_buf_printf(out, "%s{key=\"%s\"} %.17g\n", m[i].name, k->spec.name, v[i]);
+        }
+    }
 }

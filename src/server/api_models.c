@@ -152,6 +152,7 @@ void srv_handle_metrics(srv_exchange *x) {
                   "# TYPE hearth_models_total gauge\nhearth_models_total %d\n",
                   loaded, s->n_models);
     srv_drift_watch_metrics(s, &all);
+    if (s->gw) gw_keys_metrics(gw_gateway_keys(s->gw), gw_now_ms(), &all);
     char *text = gw_buf_take(&all, NULL);
     if (!text) return;
     struct MHD_Response *r =
