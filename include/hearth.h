@@ -82,7 +82,11 @@ HEARTH_API const char *hearth_model_arch(const hearth_model *model);
 /* LoRA adapters the model was loaded with. */
 HEARTH_API int hearth_model_n_loras(const hearth_model *model);
 
-/* Element type of the KV cache (one type for K and V). HEARTH_KV_Q8_0 keeps
+/* Element type of the KV cache (one type for K and V). hearth_session_default_params
+ * gives HEARTH_KV_F16, llama.cpp's default: half of F32's memory, for logits
+ * within about 0.006 of an F32 cache's; HEARTH_KV_F32 is what llama.cpp's
+ * conformance goldens were made with (0, so a zero-initialised
+ * hearth_session_params asks for it). HEARTH_KV_Q8_0 keeps
  * both as Q8_0 blocks (32 values and an fp16 scale, 34 bytes: a quarter of
  * F32's memory, about half of F16's); a head size that is not a multiple
  * of 32 is padded with zeros to whole blocks. Its attention quantizes the
@@ -98,7 +102,7 @@ typedef enum hearth_kv_type {
 typedef struct hearth_session_params {
     int n_ctx;   /* positions in the KV cache; <= 0: min(model's training context, 4096) */
     int n_batch; /* most tokens evaluated in one forward pass; <= 0: 512 */
-    hearth_kv_type kv_type; /* element type of the KV cache */
+    hearth_kv_type kv_type; /* element type of the KV cache (default HEARTH_KV_F16) */
     int n_seq_max;          /* sessions hearth_decode_multi decodes together with this one first
                                whose logits it keeps at one output product (room for their rows);
                                <= 0: 1 (more then cost one product each) */

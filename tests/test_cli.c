@@ -37,7 +37,9 @@ static void logits_layout(const char *model) {
     const int nv = hearth_model_n_vocab(m);
     CHECK(len == 6 * (size_t)nv * sizeof(float));
     hearth_session *s = NULL;
-    REQUIRE(hearth_session_new(m, NULL, &s) == HEARTH_OK);
+    hearth_session_params sp = hearth_session_default_params();
+    sp.kv_type = HEARTH_KV_F32; /* hearth logits' default: the goldens' cache */
+    REQUIRE(hearth_session_new(m, &sp, &s) == HEARTH_OK);
     float *want = malloc(6 * (size_t)nv * sizeof(float));
     REQUIRE(want && hearth_decode(s, ids, 6, want, true) == HEARTH_OK);
     double max = 0;
@@ -70,7 +72,7 @@ static void golden_logits(void) {
     }
     snprintf(ids_path, sizeof ids_path, "%s", golden);
     snprintf(prefix, sizeof prefix, "%s/golden", dir);
-    snprintf(args, sizeof args, "--ids %s -o %s --gen 16", ids_path, prefix);
+    snprintf(args, sizeof args, "--ids %s -o %s --gen 16 --kv-type f32", ids_path, prefix);
     REQUIRE(test_sh("%s logits -m %s %s", HEARTH_BINARY, model, args) == 0);
     const char *const files[] = {"logits.f32", "gen_logits.f32"};
     for (int i = 0; i < 2; i++) {

@@ -141,6 +141,7 @@ static void check_file(const char *dir, const char *name, const char *type) {
     REQUIRE(want_gen && len == (size_t)n_gen * n_vocab * sizeof(float));
 
     hearth_session_params sp = hearth_session_default_params();
+    sp.kv_type = HEARTH_KV_F32; /* as llama.cpp's when it wrote the goldens */
     sp.n_ctx = n_tok + n_gen;
     sp.n_batch = n_tok;
     hearth_session *s = NULL;

@@ -81,7 +81,8 @@ int main(void) {
     hearth_model *m = NULL;
     REQUIRE(hearth_model_load(path, &mp, &m) == HEARTH_OK);
     hearth_session_params ps = hearth_session_default_params();
-    ps.n_ctx = 8192; /* a 160 MiB F32 cache, of which the test writes 2 % */
+    ps.n_ctx = 8192; /* an 80 MiB F16 cache (the default), of which the test writes 2 % */
+    CHECK(ps.kv_type == HEARTH_KV_F16);
     hearth_session *s = NULL;
     REQUIRE(hearth_session_new(m, &ps, &s) == HEARTH_OK);
 
@@ -102,9 +103,9 @@ int main(void) {
            (double)mem.buffer_bytes / mib, (double)peak / mib);
 
     CHECKF(file > 25 * 1024 * 1024, "the fixture is too small to tell a copy: %lld bytes", file);
-    /* hearth_session_memory: 2 caches of n_layer x n_ctx x n_kv F32 elements. */
+    /* hearth_session_memory: 2 caches of n_layer x n_ctx x n_kv F16 elements. */
     const unsigned long long kv_expect =
-        2ull * (unsigned)sp.n_layer * 8192 * (unsigned)(sp.n_head_kv * sp.head_dim) * sizeof(float);
+        2ull * (unsigned)sp.n_layer * 8192 * (unsigned)(sp.n_head_kv * sp.head_dim) * 2;
     CHECKF(mem.kv_bytes == kv_expect, "kv_bytes %llu, expected %llu",
            (unsigned long long)mem.kv_bytes, kv_expect);
     CHECK(mem.buffer_bytes > 0 && mem.buffer_bytes < mem.kv_bytes);

@@ -61,9 +61,11 @@ static void batch_vs_incremental(const char *path, const char *what, kern_type t
     int32_t bad = nv;
     CHECK(hearth_decode(s1, &bad, 1, NULL, false) == HEARTH_ERR_INVALID_ARG);
     CHECK(hearth_session_truncate(s1, N + 1) == HEARTH_ERR_INVALID_ARG);
-    /* An F16 KV cache stays close to F32 (with quantized weights a rounding
-     * change can flip an activation's 8-bit code, so the bound is looser). */
-    sp.kv_type = HEARTH_KV_F16;
+    /* The default F16 KV cache stays close to F32 (with quantized weights a
+     * rounding change can flip an activation's 8-bit code, so the bound is
+     * looser). */
+    CHECK(sp.kv_type == HEARTH_KV_F16);
+    sp.kv_type = HEARTH_KV_F32;
     hearth_session *s3 = NULL;
     REQUIRE(hearth_session_new(m1, &sp, &s3) == HEARTH_OK);
     REQUIRE(hearth_decode(s3, ids, N, c, true) == HEARTH_OK);

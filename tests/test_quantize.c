@@ -65,6 +65,7 @@ static float *logits_of(const char *path, const int32_t *ids, int n, int *n_voca
     if (err) return NULL;
     *n_vocab = hearth_model_n_vocab(m);
     hearth_session_params sp = hearth_session_default_params();
+    sp.kv_type = HEARTH_KV_F32; /* the goldens' cache */
     sp.n_ctx = sp.n_batch = n;
     hearth_session *s = NULL;
     REQUIRE(hearth_session_new(m, &sp, &s) == HEARTH_OK);

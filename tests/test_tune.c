@@ -56,6 +56,7 @@ static void random_ids(int32_t *ids, int n, int n_vocab, unsigned seed) {
 /* NLL of ids[n_prompt..n-1] per token from the engine's logits. */
 static void engine_nll(hearth_model *m, const int32_t *ids, int n, int n_prompt, double *out) {
     hearth_session_params sp = hearth_session_default_params();
+    sp.kv_type = HEARTH_KV_F32; /* the graph keeps K and V in F32 */
     sp.n_ctx = 64;
     hearth_session *s = NULL;
     REQUIRE(!hearth_session_new(m, &sp, &s));

@@ -71,9 +71,10 @@ typedef struct cli_gen_opts {
     "  --seed S            reproducible sampling (default: random)\n"                              \
     "  -t N                threads (default: physical cores)\n"                                    \
     "  -c, --ctx N         context length (default: min(model's, 4096))\n"                         \
-    "  --kv-type f32|f16|q8_0  KV cache element type (default f32; q8_0: a quarter of f32's\n"     \
-    "                      memory, docs/kv-cache.md); -ctk/--cache-type-k T with\n"                \
-    "                      -ctv/--cache-type-v T (llama.cpp's) must agree: one type for K and V\n" \
+    "  --kv-type f32|f16|q8_0  KV cache element type (default f16, llama.cpp's: half of f32's\n"   \
+    "                      memory; q8_0: about half of f16's, docs/kv-cache.md);\n"                \
+    "                      -ctk/--cache-type-k T with -ctv/--cache-type-v T (llama.cpp's)\n"       \
+    "                      must agree: one type for K and V\n"                                     \
     "  --grammar GBNF      only output a text of this GBNF grammar (docs/grammar.md)\n"            \
     "  --grammar-file FILE the same, the grammar read from FILE\n" CLI_LORA_USAGE
 

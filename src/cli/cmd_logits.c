@@ -16,7 +16,9 @@ static const char logits_usage[] =
     "  Decodes the comma- or space-separated token ids of IDS_FILE as one batch and writes\n"
     "  PREFIX.logits.f32 ([n_tokens][n_vocab] float32 little-endian). With --gen N it then\n"
     "  decodes N tokens greedily and writes PREFIX.gen_logits.f32 ([N][n_vocab]) and\n"
-    "  PREFIX.json ({\"gen_ids\": [...]}).\n" CLI_LORA_USAGE;
+    "  PREFIX.json ({\"gen_ids\": [...]}).\n"
+    "  The KV cache is f32 unless --kv-type says otherwise (not f16 as for run: the\n"
+    "  conformance goldens were computed with an f32 cache).\n" CLI_LORA_USAGE;
 
 /* Reads every integer of `path` (separated by commas and/or whitespace). */
 static int read_ids(const char *path, int32_t **ids_out, int *n_out) {
@@ -119,6 +121,10 @@ int cmd_logits(int argc, char **argv) {
     int n_gen = 0;
     hearth_model_params mp = hearth_model_default_params();
     hearth_session_params sp = hearth_session_default_params();
+    /* F32 unless asked: these files are compared with the conformance goldens,
+     * which llama.cpp computed with an F32 cache (exact mode matches them bit
+     * for bit only on one) */
+    sp.kv_type = HEARTH_KV_F32;
     cli_lora_opts lora = {0};
     unsigned kv_given = 0;
     for (int i = 1; i < argc; i++) {

@@ -33,8 +33,8 @@ static const char serve_usage[] =
     "  --port N             port (default 8080; 0: any free port)\n"
     "  --parallel N         requests generated at the same time, one KV cache each (default 1)\n"
     "  --ctx N              context of each slot (default: min(model's, 4096))\n"
-    "  --kv-type T          the slots' KV cache: f32 (default), f16 or q8_0 (also llama.cpp's\n"
-    "                       -ctk/-ctv, which must name the same type)\n"
+    "  --kv-type T          the slots' KV cache: f16 (default, llama.cpp's), f32 or q8_0 (also\n"
+    "                       llama.cpp's -ctk/-ctv, which must name the same type)\n"
     "  --queue N            requests that may wait for a slot before 503 (default 4 x parallel)\n"
     "  --timeout S          seconds a request may take, waiting included (default 600; 0: none)\n"
     "  --max-body BYTES     largest request body (default 8388608)\n"
@@ -191,6 +191,7 @@ static int parse_serve(int argc, char **argv, srv_config *c, const char **more, 
 
 int cmd_serve(int argc, char **argv) {
     srv_config c = srv_default_config();
+    c.kv_type = hearth_session_default_params().kv_type; /* F16, as hearth run's */
     const char *env_key = getenv("HEARTH_API_KEY");
     if (env_key && *env_key) c.api_key = env_key;
     cli_lora_opts lora = {0};
