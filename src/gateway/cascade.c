@@ -126,6 +126,7 @@ struct gw_call {
     gw_tool_call *calls; /* a remote answer's tool calls, restored (to the client too) */
     int n_calls;
     bool client_gone;
+    bool cached; /* the remote answer came from the cache: nothing sent, nothing paid */
     /* for the ledger */
     int64_t extra_cost; /* a local answer generated before escalating */
     double conf_mean, conf_min, router_score;
@@ -351,6 +352,38 @@ static void audit(job *j, const gw_tier *t, const char *action, const gw_cloud_r
 
 typedef enum remote_outcome { REMOTE_OK, REMOTE_FAILED, REMOTE_BROKEN } remote_outcome;
 
+/* Whether tier's answer to the redacted chat rc may come from, and go to,
+ * the cache: configured, a ledger to keep it in, and a request that asks
+ * for the same answer every time (temperature 0) unless "sampled". */
+static bool cacheable(const job *j, const gw_chat *rc) {
+    const gw_config *c = &j->g->cfg;
+    return c->cache && j->g->ledger && (c->cache_sampled || rc->temperature == 0.0);
+}
+
+/* Answers from the cache, as the tier would have: the kept text through
+ * the restorer to the client, the kept calls restored. False: a miss. */
+static bool from_cache(job *j, const uint8_t key[32]) {
+    gw_cache_entry e;
+    if (!gw_cache_get(j->g->ledger, key, gw_now_ms(), &e)) return false;
+    j->cached = j->out->cached = true;
+    const size_t n = strlen(j->out->reason);
+    snprintf(j->out->reason + n, sizeof j->out->reason - n, "%s", "; from the cache");
+    bool ok = from_remote(e.text, e.text_len, j);
+    j->restored.len = 0;
+    ok = ok && !gw_restorer_flush(&j->rs, &j->restored) &&
+         to_client(j->restored.data ? j->restored.data : "", j->restored.len, j);
+    for (int i = 0; ok && i < e.n_calls; i++) ok = call_from_remote(&e.calls[i], j);
+    j->out->prompt_tokens = e.prompt_tokens;
+    j->out->completion_tokens = e.completion_tokens;
+    snprintf(j->out->finish_reason, sizeof j->out->finish_reason, "%s", e.finish_reason);
+    if (ok && j->g->cfg.ledger_prompts) {
+        free(j->remote_answer);
+        j->remote_answer = strndup(j->answer.data ? j->answer.data : "", j->answer.len);
+    }
+    gw_cache_entry_free(&e);
+    return true;
+}
+
 /* One remote tier: redact, call, restore. On success fills the response. */
 static remote_outcome try_remote(job *j, int tier, char *why, size_t cap) {
     gw_gateway *g = j->g;
@@ -367,6 +400,14 @@ static remote_outcome try_remote(job *j, int tier, char *why, size_t cap) {
     rc.on_call = call_from_remote;
     gw_restorer_init(&j->rs, j->red);
     snprintf(j->out->tier, sizeof j->out->tier, "%s", t->name);
+    uint8_t key[32];
+    const bool cache = cacheable(j, &rc);
+    if (cache) {
+        const gw_key_spec *ks = j->rq->key ? gw_key_spec_of(j->rq->key) : NULL;
+        gw_cache_key(t, &rc, ks && !g->cfg.cache_shared ? ks->name : "", key);
+        if (!j->rq->no_cache && from_cache(j, key))
+            return j->client_gone ? REMOTE_BROKEN : REMOTE_OK;
+    }
     gw_cloud_result res;
     if (gw_cloud_chat(g->remote[tier], &rc, from_remote, j, &res)) {
         snprintf(why, cap, "%s: %s", t->name, hearth_last_error());
@@ -387,6 +428,10 @@ static remote_outcome try_remote(job *j, int tier, char *why, size_t cap) {
                                                                              : REMOTE_FAILED;
     }
     if (res.attempts > 0) audit(j, t, res.status == GW_CLOUD_OK ? "sent" : "failed", &res);
+    if (oc == REMOTE_OK && cache && !j->rq->no_store && res.finish_reason[0] &&
+        strcmp(res.finish_reason, "length"))
+        (void)gw_cache_put(g->ledger, key, gw_now_ms(), g->cfg.cache_ttl_ms,
+                           g->cfg.cache_max_entries, &res); /* a miss next time, no more */
     if (oc == REMOTE_OK && g->cfg.ledger_prompts) {
         free(j->remote_answer);
         j->remote_answer = strndup(j->answer.data ? j->answer.data : "", j->answer.len);
@@ -536,7 +581,9 @@ static void ledger_row(job *j, const gw_response *o, int64_t latency_ms) {
     const int t = gw_config_tier(c, row.tier);
     if (o->status < 400 && t >= 0) {
         row.cost_usd_micro =
-            gw_cost_usd_micro(&c->tiers[t], o->prompt_tokens, o->completion_tokens) + j->extra_cost;
+            (j->cached ? 0
+                       : gw_cost_usd_micro(&c->tiers[t], o->prompt_tokens, o->completion_tokens)) +
+            j->extra_cost;
         const int ref = c->reference_tier[0] ? gw_config_tier(c, c->reference_tier) : -1;
         row.cloud_only_cost_usd_micro =
             ref >= 0 ? gw_cost_usd_micro(&c->tiers[ref], o->prompt_tokens, o->completion_tokens)

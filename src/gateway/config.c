@@ -71,6 +71,8 @@ void gw_config_init(gw_config *c) {
     c->confidence_check = true;
     c->conf = (gw_conf_thresholds){-1.0, -6.0, 4};
     c->dob_mode = GW_DOB_CONTEXT;
+    c->cache_ttl_ms = 3600 * 1000;
+    c->cache_max_entries = 10000;
 }
 
 void gw_config_fini(gw_config *c) {
@@ -513,14 +515,33 @@ static hearth_err parse_keys(gw_config *c, const jctx *j0, const cJSON *a) {
     return HEARTH_OK;
 }
 
+/* "cache": {"ttl": "1h", "max_entries": 10000, "shared": false, "sampled": false} */
+static hearth_err parse_cache(gw_config *c, const jctx *j0, const cJSON *o) {
+    jctx j = *j0;
+    snprintf(j.path, sizeof j.path, "cache");
+    static const char *const keys[] = {"ttl", "max_entries", "shared", "sampled", NULL};
+    if (!cJSON_IsObject(o)) return bad(j0, "cache", "must be an object");
+    char ttl[32] = "1h";
+    hearth_err err = only_keys(&j, o, keys);
+    if (!err) err = get_string(&j, o, "ttl", ttl, sizeof ttl, false);
+    if (!err) err = get_int(&j, o, "max_entries", 1, 100000000, &c->cache_max_entries);
+    if (!err) err = get_bool(&j, o, "shared", &c->cache_shared);
+    if (!err) err = get_bool(&j, o, "sampled", &c->cache_sampled);
+    if (!err && (gw_parse_duration(ttl, &c->cache_ttl_ms) || c->cache_ttl_ms <= 0))
+        err = bad(&j, "ttl", "must be a duration (90s, 30m, 1h, 7d)");
+    c->cache = !err;
+    return err;
+}
+
 hearth_err gw_config_parse(gw_config *c, const char *json, size_t len, const char *what) {
     jctx j = {.what = what};
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (!root)
         return hr_fail(HEARTH_ERR_FORMAT, "%s: not valid JSON (near byte %zu)", what,
                        (size_t)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - json : 0));
-    static const char *const keys[] = {"tiers",      "local",          "routing", "privacy",
-                                       "air_gapped", "ledger_prompts", "keys",    NULL};
+    static const char *const keys[] = {"tiers",   "local",      "routing",
+                                       "privacy", "air_gapped", "ledger_prompts",
+                                       "keys",    "cache",      NULL};
     hearth_err err = cJSON_IsObject(root) ? only_keys(&j, root, keys)
                                           : bad(&j, "(top level)", "must be an object");
     const cJSON *tiers = cJSON_GetObjectItemCaseSensitive(root, "tiers"), *t;
@@ -547,6 +568,8 @@ hearth_err gw_config_parse(gw_config *c, const char *json, size_t len, const cha
     if (!err && privacy) err = parse_privacy(c, &j, privacy);
     if (!err) err = get_bool(&j, root, "air_gapped", &c->air_gapped);
     if (!err) err = get_bool(&j, root, "ledger_prompts", &c->ledger_prompts);
+    const cJSON *cache = cJSON_GetObjectItemCaseSensitive(root, "cache");
+    if (!err && cache) err = parse_cache(c, &j, cache);
     const cJSON *keys_json = cJSON_GetObjectItemCaseSensitive(root, "keys");
     if (!err && keys_json) err = parse_keys(c, &j, keys_json);
     cJSON_Delete(root);

@@ -397,6 +397,12 @@ typedef struct gw_config {
     gw_dob_mode dob_mode;
     bool air_gapped;     /* never contact a remote tier */
     bool ledger_prompts; /* store prompt and answer texts in the ledger */
+    /* the response cache ("cache"; cache.c) */
+    bool cache;            /* keep remote answers for identical requests */
+    int64_t cache_ttl_ms;  /* how long an answer is served [1 h] */
+    int cache_max_entries; /* the newest kept [10000] */
+    bool cache_shared;     /* one cache for every API key (else one per key) */
+    bool cache_sampled;    /* also requests without temperature 0 */
     /* API keys ("keys"; keys.c enforces them): owned, freed by gw_config_fini */
     struct gw_key_spec *keys;
     int n_keys;
@@ -648,6 +654,29 @@ bool gw_remote_available(gw_remote *r);
 hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *user,
                          gw_cloud_result *out);
 
+/* ---- the response cache (cache.c) ------------------------------------------- */
+
+/* A kept answer as the tier sent it (placeholders unrestored). */
+typedef struct gw_cache_entry {
+    char *text;
+    size_t text_len;
+    gw_tool_call *calls;
+    int n_calls;
+    int prompt_tokens, completion_tokens;
+    char finish_reason[16];
+} gw_cache_entry;
+
+/* The key of a redacted chat for tier t; ns: the API key's name ("" or
+ * NULL: shared). */
+void gw_cache_key(const gw_tier *t, const gw_chat *redacted, const char *ns, uint8_t out[32]);
+/* The answer kept under key, unexpired at now_ms; false: none. */
+bool gw_cache_get(gw_ledger *l, const uint8_t key[32], int64_t now_ms, gw_cache_entry *out);
+void gw_cache_entry_free(gw_cache_entry *e);
+/* Keeps r under key for ttl_ms; drops the expired and the oldest past
+ * max_entries. */
+hearth_err gw_cache_put(gw_ledger *l, const uint8_t key[32], int64_t now_ms, int64_t ttl_ms,
+                        int max_entries, const gw_cloud_result *r);
+
 /* ---- the routing policy (policy.c) ------------------------------------------ */
 
 /* What the policy looks at for one request. */
@@ -747,6 +776,7 @@ typedef struct gw_response {
     int prompt_tokens, completion_tokens;
     char finish_reason[16];
     bool streamed; /* text went to the request's cb (a later error cannot change the status) */
+    bool cached;   /* a remote tier's earlier answer to the same request, from the cache */
     int64_t ledger_id;
 } gw_response;
 
@@ -756,6 +786,7 @@ typedef struct gw_request {
     const gw_chat *chat; /* as the client sent it */
     const char *model, *tier_header, *task_header;
     gw_key *key; /* the client's API key (NULL: none): its limits, ledger column, spending */
+    bool no_cache, no_store; /* Cache-Control: do not answer from the cache / do not keep */
     /* Streaming (cb NULL: the whole answer comes back in the response):
      * text to cb, a remote tier's tool calls to on_call (restored; NULL:
      * in the response only). */

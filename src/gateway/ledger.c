@@ -6,13 +6,15 @@
  * `hearth ledger report` show. Money is integer micro-dollars throughout;
  * only the JSON and text outputs divide by 10^6.
  *
- * Schema (migrations 1-3; docs/gateway.md has the column meanings):
+ * Schema (migrations 1-4; docs/gateway.md has the column meanings):
  *   requests(id, time_ms, route, tier, reason, model, status, prompt_tokens,
  *            completion_tokens, latency_ms, cost_usd_micro,
  *            cloud_only_cost_usd_micro, degraded, router_score, conf_mean,
  *            conf_min, prompt, local_answer, remote_answer, api_key)
  *   audit(id, time_ms, tier, action, entities, sent_sha256, received_sha256)
  *   api_keys(id, name, key_sha256, settings, created_ms, revoked_ms)
+ *   response_cache(key, created_ms, expires_ms, text, calls, prompt_tokens,
+ *                  completion_tokens, finish_reason)   (cache.c)
  */
 #include "ledger_db.h"
 
@@ -72,6 +74,18 @@ static const char *const migrations[] = {
     " created_ms INTEGER NOT NULL,"
     " revoked_ms INTEGER);"
     "CREATE INDEX api_keys_name ON api_keys(name);",
+    /* 4: remote tiers' answers kept for identical requests (cache.c) */
+    "CREATE TABLE response_cache ("
+    " key TEXT PRIMARY KEY,"
+    " created_ms INTEGER NOT NULL,"
+    " expires_ms INTEGER NOT NULL,"
+    " text TEXT NOT NULL,"
+    " calls TEXT,"
+    " prompt_tokens INTEGER NOT NULL,"
+    " completion_tokens INTEGER NOT NULL,"
+    " finish_reason TEXT NOT NULL);"
+    "CREATE INDEX response_cache_created ON response_cache(created_ms);"
+    "CREATE INDEX response_cache_expires ON response_cache(expires_ms);",
 };
 
 static const char insert_request_sql[] =

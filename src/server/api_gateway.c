@@ -53,6 +53,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 struct srv_gwreq {
@@ -415,6 +416,15 @@ static void local_fn(void *ctx, const gw_chat *req, gw_text_cb cb, void *user,
     pthread_mutex_unlock(&j->mu);
 }
 
+/* Whether the request's header name holds the directive word (any case). */
+static bool header_says(const srv_exchange *x, const char *name, const char *word) {
+    const char *h = MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND, name);
+    const size_t n = strlen(word);
+    for (; h && *h; h++)
+        if (!strncasecmp(h, word, n)) return true;
+    return false;
+}
+
 /* ---- responses ------------------------------------------------------------------ */
 
 /* A header value: printable ASCII only (a remote error may hold anything). */
@@ -427,6 +437,7 @@ static void add_headers(srv_exchange *x, const gw_response *h) {
     reason[n] = '\0';
     MHD_add_response_header(x->response, "x-hearth-route", h->tier[0] ? h->tier : "none");
     MHD_add_response_header(x->response, "x-hearth-reason", reason);
+    if (h->cached) MHD_add_response_header(x->response, "x-hearth-cache", "hit");
 }
 
 static void respond_refusal(srv_exchange *x, const gw_response *h) {
@@ -610,7 +621,9 @@ static bool gateway_chat_init(srv_gwreq *q, const srv_exchange *x) {
                            .model = r->model,
                            .tier_header = x->tier_header[0] ? x->tier_header : NULL,
                            .task_header = x->task_header[0] ? x->task_header : NULL,
-                           .key = x->key};
+                           .key = x->key,
+                           .no_cache = header_says(x, "Cache-Control", "no-cache"),
+                           .no_store = header_says(x, "Cache-Control", "no-store")};
     q->gen = (srv_gen){.kind = r->kind,
                        .req = r,
                        .ids = q->ids,
