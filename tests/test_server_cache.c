@@ -147,20 +147,17 @@ static void ledger(test_server *sv) {
     free(r.body);
 }
 
+/* The fake cloud as tier "cloud" (fake_cloud_priced_config), the cache,
+ * and two keys. */
 static bool write_config(const fake_cloud *fc, const char *path, const char *ttl) {
-    char ka[65], kb[65];
+    char ka[65], kb[65], more[512];
     gw_sha256_hex("ka", 2, ka);
     gw_sha256_hex("kb", 2, kb);
-    FILE *f = fopen(path, "w");
-    if (!f) return false;
-    fprintf(f,
-            "{\"tiers\":[{\"name\":\"cloud\",\"base_url\":\"http://127.0.0.1:%d\",\"model\":\"ok\","
-            "\"retries\":0,\"price_per_mtok\":{\"input\":1000,\"output\":1000}}],"
-            "\"cache\":{\"ttl\":\"%s\"},"
-            "\"keys\":[{\"name\":\"a\",\"key_sha256\":\"%s\",\"admin\":true},"
-            "{\"name\":\"b\",\"key_sha256\":\"%s\"}]}",
-            fc->port, ttl, ka, kb);
-    return fclose(f) == 0;
+    snprintf(more, sizeof more,
+             "\"cache\":{\"ttl\":\"%s\"},\"keys\":[{\"name\":\"a\",\"key_sha256\":\"%s\","
+             "\"admin\":true},{\"name\":\"b\",\"key_sha256\":\"%s\"}]",
+             ttl, ka, kb);
+    return fake_cloud_priced_config(fc, path, more);
 }
 
 int main(void) {

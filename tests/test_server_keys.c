@@ -300,28 +300,25 @@ static void runtime_keys(test_server *sv, char *kept, size_t cap) {
     done(&r);
 }
 
-/* The configuration: the fake cloud as tier "cloud" at $1000 per million
- * tokens (one answer costs more than a tenth of a cent), and the keys. */
+/* The configuration: the fake cloud as tier "cloud" (fake_cloud_priced_config)
+ * and the keys. */
 static bool write_config(const fake_cloud *fc, const char *path) {
-    char hex[7][65];
+    char hex[7][65], more[2048];
     const char *secrets[] = {"adm", "lim", "loc", "bud", "ref", "old", "mod"};
     for (int i = 0; i < 7; i++) gw_sha256_hex(secrets[i], 3, hex[i]);
-    FILE *f = fopen(path, "w");
-    if (!f) return false;
-    fprintf(f,
-            "{\"tiers\":[{\"name\":\"cloud\",\"base_url\":\"http://127.0.0.1:%d\",\"model\":\"ok\","
-            "\"retries\":0,\"price_per_mtok\":{\"input\":1000,\"output\":1000}}],"
-            "\"routing\":{\"confidence_check\":false},\"keys\":["
-            "{\"name\":\"adm\",\"key_sha256\":\"%s\",\"admin\":true},"
-            "{\"name\":\"lim\",\"key_sha256\":\"%s\",\"rpm\":2},"
-            "{\"name\":\"loc\",\"key_sha256\":\"%s\",\"tiers\":[\"local\"]},"
-            "{\"name\":\"bud\",\"key_sha256\":\"%s\",\"budget_usd\":0.001},"
-            "{\"name\":\"ref\",\"key_sha256\":\"%s\",\"budget_usd\":0.001,\"on_budget\":\"refuse\","
-            "\"budget_period\":\"day\"},"
-            "{\"name\":\"old\",\"key_sha256\":\"%s\",\"expires\":\"2020-01-01\"},"
-            "{\"name\":\"mod\",\"key_sha256\":\"%s\",\"models\":[\"no-such-model\"]}]}",
-            fc->port, hex[0], hex[1], hex[2], hex[3], hex[4], hex[5], hex[6]);
-    return fclose(f) == 0;
+    snprintf(
+        more, sizeof more,
+        "\"routing\":{\"confidence_check\":false},\"keys\":["
+        "{\"name\":\"adm\",\"key_sha256\":\"%s\",\"admin\":true},"
+        "{\"name\":\"lim\",\"key_sha256\":\"%s\",\"rpm\":2},"
+        "{\"name\":\"loc\",\"key_sha256\":\"%s\",\"tiers\":[\"local\"]},"
+        "{\"name\":\"bud\",\"key_sha256\":\"%s\",\"budget_usd\":0.001},"
+        "{\"name\":\"ref\",\"key_sha256\":\"%s\",\"budget_usd\":0.001,\"on_budget\":\"refuse\","
+        "\"budget_period\":\"day\"},"
+        "{\"name\":\"old\",\"key_sha256\":\"%s\",\"expires\":\"2020-01-01\"},"
+        "{\"name\":\"mod\",\"key_sha256\":\"%s\",\"models\":[\"no-such-model\"]}]",
+        hex[0], hex[1], hex[2], hex[3], hex[4], hex[5], hex[6]);
+    return fake_cloud_priced_config(fc, path, more);
 }
 
 int main(void) {

@@ -294,28 +294,32 @@ static bool admit(srv_exchange *x, bool metered, srv_error *e) {
     return true;
 }
 
+/* x-ratelimit-{limit,remaining,reset}-<what> (limit 0: that limit is off). */
+static void add_limit(struct MHD_Response *r, const char *what, int limit, int remaining,
+                      double reset_s) {
+    if (!limit) return;
+    char name[48], buf[32];
+    snprintf(name, sizeof name, "x-ratelimit-limit-%s", what);
+    snprintf(buf, sizeof buf, "%d", limit);
+    MHD_add_response_header(r, name, buf);
+    snprintf(name, sizeof name, "x-ratelimit-remaining-%s", what);
+    snprintf(buf, sizeof buf, "%d", remaining);
+    MHD_add_response_header(r, name, buf);
+    snprintf(name, sizeof name, "x-ratelimit-reset-%s", what);
+    snprintf(buf, sizeof buf, "%.3gs", reset_s);
+    MHD_add_response_header(r, name, buf);
+}
+
 /* OpenAI's x-ratelimit-* headers for a key with limits, Retry-After on a
  * refusal that will pass later. */
 static void limit_headers(const srv_exchange *x) {
+    if (!x->key) return;
     const gw_key_verdict *v = &x->limits;
-    char buf[32];
-    if (x->key && v->limit_requests) {
-        snprintf(buf, sizeof buf, "%d", v->limit_requests);
-        MHD_add_response_header(x->response, "x-ratelimit-limit-requests", buf);
-        snprintf(buf, sizeof buf, "%d", v->remaining_requests);
-        MHD_add_response_header(x->response, "x-ratelimit-remaining-requests", buf);
-        snprintf(buf, sizeof buf, "%.3gs", v->reset_requests_s);
-        MHD_add_response_header(x->response, "x-ratelimit-reset-requests", buf);
-    }
-    if (x->key && v->limit_tokens) {
-        snprintf(buf, sizeof buf, "%d", v->limit_tokens);
-        MHD_add_response_header(x->response, "x-ratelimit-limit-tokens", buf);
-        snprintf(buf, sizeof buf, "%d", v->remaining_tokens);
-        MHD_add_response_header(x->response, "x-ratelimit-remaining-tokens", buf);
-        snprintf(buf, sizeof buf, "%.3gs", v->reset_tokens_s);
-        MHD_add_response_header(x->response, "x-ratelimit-reset-tokens", buf);
-    }
-    if (x->key && v->status == 429 && v->retry_after_s > 0) {
+    add_limit(x->response, "requests", v->limit_requests, v->remaining_requests,
+              v->reset_requests_s);
+    add_limit(x->response, "tokens", v->limit_tokens, v->remaining_tokens, v->reset_tokens_s);
+    if (v->status == 429 && v->retry_after_s > 0) {
+        char buf[16];
         snprintf(buf, sizeof buf, "%d", v->retry_after_s);
         MHD_add_response_header(x->response, "Retry-After", buf);
     }

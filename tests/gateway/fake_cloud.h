@@ -574,6 +574,21 @@ static inline bool fake_cloud_tools_config(const fake_cloud *fc, const char *pat
     return fclose(f) == 0;
 }
 
+/* Writes a gateway configuration to path with one OpenAI-format tier
+ * "cloud" on the fake cloud (model "ok", no retries) at $1000 per million
+ * tokens (one answer costs more than a tenth of a cent), and `more`: the
+ * rest of the top-level object (`"keys": [...]`, ...; "" for none). */
+static inline bool fake_cloud_priced_config(const fake_cloud *fc, const char *path,
+                                            const char *more) {
+    FILE *f = fopen(path, "w");
+    if (!f) return false;
+    fprintf(f,
+            "{\"tiers\":[{\"name\":\"cloud\",\"base_url\":\"http://127.0.0.1:%d\",\"model\":\"ok\","
+            "\"retries\":0,\"price_per_mtok\":{\"input\":1000,\"output\":1000}}]%s%s}",
+            fc->port, more[0] ? "," : "", more);
+    return fclose(f) == 0;
+}
+
 /* A remote tier of `kind` on the fake cloud asking for `model`, named
  * "t-<model>", gw_tier_default's settings otherwise; false when the URL is
  * refused. */
