@@ -105,6 +105,20 @@ static void put(hearth_model *m, const char *text, bool special, int32_t *want, 
 static const char infill_prompt[] = "    c =";
 static const hearth_infill_chunk chunks[] = {{"a.py", "x = 1\n"}, {NULL, "y </s>"}};
 
+/* The test's infill: prefix, suffix, infill_prompt and both chunks. */
+static hearth_infill test_infill(int n_batch, int n_extra_max) {
+    return (hearth_infill){.prefix = prefix,
+                           .prefix_len = strlen(prefix),
+                           .suffix = suffix,
+                           .suffix_len = strlen(suffix),
+                           .prompt = infill_prompt,
+                           .prompt_len = strlen(infill_prompt),
+                           .extra = chunks,
+                           .n_extra = 2,
+                           .n_batch = n_batch,
+                           .n_extra_max = n_extra_max};
+}
+
 /* The repository context as llama-server builds it: with <fim_repo> and
  * <fim_sep> (repo) or with its snippet separator. */
 static size_t want_extra(hearth_model *m, bool repo, int32_t *want) {
@@ -140,15 +154,7 @@ static void library_infill(hearth_model *repo_m, hearth_model *m) {
         const size_t n_pre = plain(mm, prefix, pre, 256), n_suf = plain(mm, suffix, suf, 256);
         size_t n_pr = 0;
         put(mm, infill_prompt, true, pr, &n_pr);
-        hearth_infill in = {.prefix = prefix,
-                            .prefix_len = strlen(prefix),
-                            .suffix = suffix,
-                            .suffix_len = strlen(suffix),
-                            .prompt = infill_prompt,
-                            .prompt_len = strlen(infill_prompt),
-                            .extra = chunks,
-                            .n_extra = 2,
-                            .n_extra_max = -1};
+        hearth_infill in = test_infill(0, -1);
         /* whole, then cut as llama-server does for a batch of nb: the prefix's
          * last 3/4 nb tokens, the suffix's first nb/4 - 2 - prompt tokens, the
          * extra context's last 5 (a batch of 24 cuts the prefix, one of
@@ -304,16 +310,7 @@ static void server(const char *plain_model, const char *want) {
  * server's cuts (a slot of 4096: a batch of 2048, the extra context cut to
  * 4096 - 2048 - 2 * 12). */
 static char *infill_want(hearth_model *m, int *n_prompt) {
-    const hearth_infill in = {.prefix = prefix,
-                              .prefix_len = strlen(prefix),
-                              .suffix = suffix,
-                              .suffix_len = strlen(suffix),
-                              .prompt = infill_prompt,
-                              .prompt_len = strlen(infill_prompt),
-                              .extra = chunks,
-                              .n_extra = 2,
-                              .n_batch = 2048,
-                              .n_extra_max = 4096 - 2048 - 24};
+    const hearth_infill in = test_infill(2048, 4096 - 2048 - 24);
     int32_t ids[1024];
     size_t n = 0;
     REQUIRE(hearth_tokenize_infill(m, &in, ids, 1024, &n) == HEARTH_OK);
