@@ -72,6 +72,10 @@ async function main() {
   const gc = F.statsCards(stats);
   assert.strictEqual(gc[0].value, F.num(stats.requests));
   assert.strictEqual(gc[1].value, (stats.local_share * 100).toFixed(1) + ' %');
+  const keyed = F.keyRows({ keys: { team: { requests: 3, local: 2, escalated: 1, errors: 0,
+    prompt_tokens: 40, completion_tokens: 9, cost_usd: 0.0021 } } });
+  assert.deepStrictEqual(keyed, [['team', '3', '2', '1', '0', '40 / 9', F.usd(0.0021)]], 'key rows');
+  assert.deepStrictEqual(F.keyRows(stats), [], 'no keys, no rows');
   const tiers = F.tierRows(stats);
   assert.deepStrictEqual(tiers.map((r) => r[0]), Object.keys(stats.tiers));
   assert(tiers.every((r) => r.length === 7 && r.every((c) => typeof c === 'string')));
@@ -208,6 +212,7 @@ async function runPage(stats, drift) {
   const tiers = byId['tier-rows'].children;
   assert.deepStrictEqual(tiers.map((tr) => tr.children[0].textContent), Object.keys(stats.tiers));
   assert.strictEqual(byId['drift-rows'].children.length, drift.signals.length);
+  assert.strictEqual(byId['keys-section'].hidden, true, 'no keys: their section stays hidden');
   assert.strictEqual(byId['drift-status'].textContent, drift.status);
   const everything = Object.values(byId).flatMap((n) => n.all());
   assert(!everything.some((n) => n.tagName === 'IMG' || n.tagName === 'SCRIPT'), 'markup from data');

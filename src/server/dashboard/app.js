@@ -196,6 +196,9 @@
       if (v(3)) {
         cards($('gw-cards'), F.statsCards(v(3)));
         rows($('tier-rows'), F.tierRows(v(3)));
+        var keys = F.keyRows(v(3));
+        rows($('key-rows'), keys);
+        $('keys-section').hidden = keys.length === 0;
       }
       if (v(4)) renderSeries(v(4));
       if (v(5)) renderDrift(v(5));

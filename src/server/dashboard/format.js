@@ -137,6 +137,16 @@
     });
   }
 
+  /* the ledger's totals per API key (none without keys) */
+  function keyRows(s) {
+    var keys = s && s.keys ? s.keys : {};
+    return Object.keys(keys).map(function (name) {
+      var k = keys[name];
+      return [name, num(k.requests), num(k.local), num(k.escalated), num(k.errors),
+        num(k.prompt_tokens) + ' / ' + num(k.completion_tokens), usd(k.cost_usd)];
+    });
+  }
+
   /* a signal's side of the drift report in words */
   function side(sig, sd) {
     if (!sd) return '–';
@@ -270,7 +280,7 @@
   var api = {
     ENDPOINTS: ENDPOINTS, RANGES: RANGES, num: num, pct: pct, usd: usd, ms: ms, duration: duration,
     timeLabel: timeLabel, parseMetrics: parseMetrics, serverCards: serverCards, statsCards: statsCards,
-    tierRows: tierRows, driftRows: driftRows, niceMax: niceMax, seriesCharts: seriesCharts,
+    tierRows: tierRows, keyRows: keyRows, driftRows: driftRows, niceMax: niceMax, seriesCharts: seriesCharts,
     stackRects: stackRects, linePath: linePath
   };
   if (typeof module === 'object' && module.exports) module.exports = api;
