@@ -167,6 +167,13 @@ static void tiers_and_models(test_server *sv) {
     r = chat(sv, "mod", "auto");
     CHECKF(r.r.status == 403 && code_is(&r, "model_not_allowed"), "%d %s", r.r.status, r.r.body);
     done(&r);
+    /* and it sees none of the server's models; another key sees the one */
+    r = call(sv, "mod", "GET", "/v1/models", NULL);
+    CHECKF(r.r.status == 200 && cJSON_GetArraySize(jget(r.json, "data")) == 0, "%s", r.r.body);
+    done(&r);
+    r = call(sv, "loc", "GET", "/v1/models", NULL);
+    CHECK(r.r.status == 200 && cJSON_GetArraySize(jget(r.json, "data")) == 1);
+    done(&r);
 }
 
 /* bud and ref: one remote answer spends each's budget. */

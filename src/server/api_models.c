@@ -51,7 +51,7 @@ void srv_handle_models(srv_exchange *x, const char *id) {
     srv_server *s = x->srv;
     if (id) {
         srv_model *m = srv_model_find(s, id);
-        if (!m) {
+        if (!m || (x->key && !gw_key_allows_model(x->key, m->id))) {
             srv_error e;
             srv_fail(&e, 404, "model", "model_not_found", "the model '%s' does not exist", id);
             srv_respond_error(x, &e);
@@ -62,7 +62,9 @@ void srv_handle_models(srv_exchange *x, const char *id) {
     }
     cJSON *root = cJSON_CreateObject(), *data = cJSON_CreateArray();
     cJSON_AddStringToObject(root, "object", "list");
-    for (int i = 0; i < s->n_models; i++) cJSON_AddItemToArray(data, model_json(s->models[i]));
+    for (int i = 0; i < s->n_models; i++) /* a key limited to some models sees those */
+        if (!x->key || gw_key_allows_model(x->key, s->models[i]->id))
+            cJSON_AddItemToArray(data, model_json(s->models[i]));
     cJSON_AddItemToObject(root, "data", data);
     respond(x, root);
 }
