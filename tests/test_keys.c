@@ -326,6 +326,28 @@ int main(void) {
     REQUIRE(gw_ledger_stats(l, 0, &st) == HEARTH_OK);
     CHECK(st.n_keys == 1 && !strcmp(st.keys[0].key, "monthly") && st.keys[0].requests == 3 &&
           st.keys[0].escalated == 3 && st.keys[0].cost_usd_micro == 5700000);
+    /* one key's rows alone, since a time too; and the CLI's report of them */
+    REQUIRE(gw_ledger_stats_key(l, 0, "monthly", &st) == HEARTH_OK);
+    CHECK(st.requests == 3 && st.cost_usd_micro == 5700000 && st.n_tiers == 1 &&
+          st.tiers[0].requests == 3);
+    REQUIRE(gw_ledger_stats_key(l, at("2026-11-01"), "monthly", &st) == HEARTH_OK);
+    CHECK(st.requests == 2 && st.cost_usd_micro == 700000);
+    REQUIRE(gw_ledger_stats_key(l, 0, "nobody", &st) == HEARTH_OK);
+    CHECK(st.requests == 0 && st.n_tiers == 0);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "'%s' ledger report --db '%s' --key monthly --json", HEARTH_BINARY,
+             ledger_path);
+    FILE *p = popen(cmd, "r");
+    char out[4096] = "";
+    const size_t got = p ? fread(out, 1, sizeof out - 1, p) : 0;
+    out[got] = '\0';
+    if (p) pclose(p);
+    cJSON *rep = cJSON_Parse(out);
+    CHECKF(cJSON_GetObjectItem(rep, "requests") &&
+               cJSON_GetObjectItem(rep, "requests")->valueint == 3 &&
+               !strcmp(cJSON_GetObjectItem(rep, "key")->valuestring, "monthly"),
+           "%s", out);
+    cJSON_Delete(rep);
 
     char keys[2048];
     snprintf(keys, sizeof keys,

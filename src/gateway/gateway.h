@@ -277,6 +277,7 @@ typedef struct gw_key_stats {
 
 typedef struct gw_stats {
     int64_t since_ms;
+    char key[64];      /* only this API key's rows ("": every row) */
     int64_t requests;  /* rows: local + escalated + errors */
     int64_t local;     /* answered (status < 400) by the local tier */
     int64_t escalated; /* answered (status < 400) by a remote tier */
@@ -304,6 +305,8 @@ hearth_err gw_ledger_keys_load(gw_ledger *l, gw_stored_key_visit visit, void *us
 hearth_err gw_ledger_key_spend(gw_ledger *l, const char *key, int64_t since_ms, int64_t *usd_micro);
 /* Aggregates the rows with time_ms >= since_ms (0: all). */
 hearth_err gw_ledger_stats(gw_ledger *l, int64_t since_ms, gw_stats *out);
+/* The same for one API key's rows (key NULL: every row). */
+hearth_err gw_ledger_stats_key(gw_ledger *l, int64_t since_ms, const char *key, gw_stats *out);
 /* {"requests":..,"local":..,"escalated":..,"cost_usd":..,"cloud_only_cost_usd":..,
  *  "savings_pct":..,"tiers":{"local":{"requests","p50_ms","p95_ms",..}}} (malloc'd) */
 char *gw_stats_json(const gw_stats *s);

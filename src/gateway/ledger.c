@@ -309,16 +309,25 @@ static double percentile(const int64_t *v, size_t n, double p) {
     return (double)v[k - 1];
 }
 
+/* The statistics' queries take an optional API key as ?9 (NULL: every row). */
+#define KEY_FILTER " AND (?9 IS NULL OR api_key = ?9)"
+
+static void bind_key(sqlite3_stmt *st, const char *key) {
+    if (key) sqlite3_bind_text(st, 9, key, -1, SQLITE_STATIC);
+}
+
 /* Per-tier latency percentiles: one ordered scan of the tier's rows. */
-static hearth_err tier_latency(gw_ledger *l, gw_tier_stats *t, int64_t since_ms) {
+static hearth_err tier_latency(gw_ledger *l, gw_tier_stats *t, int64_t since_ms, const char *key) {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(l->db,
-                           "SELECT latency_ms FROM requests WHERE tier = ?1 AND time_ms >= ?2"
-                           " ORDER BY latency_ms",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            l->db,
+            "SELECT latency_ms FROM requests WHERE tier = ?1 AND time_ms >= ?2" KEY_FILTER
+            " ORDER BY latency_ms",
+            -1, &st, NULL) != SQLITE_OK)
         return store_fail(l->db, "ledger: preparing the latency query");
     sqlite3_bind_text(st, 1, t->tier, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, since_ms);
+    bind_key(st, key);
     int64_t *v = NULL;
     size_t n = 0, cap = 0;
     hearth_err err = HEARTH_OK;
@@ -350,11 +359,12 @@ static hearth_err key_stats(gw_ledger *l, int64_t since_ms, gw_stats *s) {
                            "SELECT api_key, count(*), sum(tier = 'local' AND status < 400),"
                            " sum(tier <> 'local' AND status < 400), sum(status >= 400),"
                            " sum(prompt_tokens), sum(completion_tokens), sum(cost_usd_micro)"
-                           " FROM requests WHERE time_ms >= ?1 AND api_key IS NOT NULL"
+                           " FROM requests WHERE time_ms >= ?1 AND api_key IS NOT NULL" KEY_FILTER
                            " GROUP BY api_key ORDER BY count(*) DESC, api_key LIMIT ?2",
                            -1, &st, NULL) != SQLITE_OK)
         return store_fail(l->db, "ledger: preparing the per-key query");
     sqlite3_bind_int64(st, 1, since_ms);
+    bind_key(st, s->key[0] ? s->key : NULL);
     sqlite3_bind_int(st, 2, GW_STATS_TIERS);
     while (sqlite3_step(st) == SQLITE_ROW && s->n_keys < GW_STATS_TIERS) {
         gw_key_stats *k = &s->keys[s->n_keys++];
@@ -377,10 +387,11 @@ static hearth_err stats_locked(gw_ledger *l, int64_t since_ms, gw_stats *s) {
                            " coalesce(sum(degraded), 0), coalesce(sum(status >= 400), 0),"
                            " coalesce(sum(cost_usd_micro), 0),"
                            " coalesce(sum(cloud_only_cost_usd_micro), 0)"
-                           " FROM requests WHERE time_ms >= ?1",
+                           " FROM requests WHERE time_ms >= ?1" KEY_FILTER,
                            -1, &st, NULL) != SQLITE_OK)
         return store_fail(l->db, "ledger: preparing the totals query");
     sqlite3_bind_int64(st, 1, since_ms);
+    bind_key(st, s->key[0] ? s->key : NULL);
     if (sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_finalize(st);
         return store_fail(l->db, "ledger: reading totals");
@@ -395,11 +406,12 @@ static hearth_err stats_locked(gw_ledger *l, int64_t since_ms, gw_stats *s) {
     sqlite3_finalize(st);
     if (sqlite3_prepare_v2(l->db,
                            "SELECT tier, count(*), sum(prompt_tokens), sum(completion_tokens),"
-                           " sum(cost_usd_micro) FROM requests WHERE time_ms >= ?1"
+                           " sum(cost_usd_micro) FROM requests WHERE time_ms >= ?1" KEY_FILTER
                            " GROUP BY tier ORDER BY count(*) DESC, tier LIMIT ?2",
                            -1, &st, NULL) != SQLITE_OK)
         return store_fail(l->db, "ledger: preparing the per-tier query");
     sqlite3_bind_int64(st, 1, since_ms);
+    bind_key(st, s->key[0] ? s->key : NULL);
     sqlite3_bind_int(st, 2, GW_STATS_TIERS);
     while (sqlite3_step(st) == SQLITE_ROW && s->n_tiers < GW_STATS_TIERS) {
         gw_tier_stats *t = &s->tiers[s->n_tiers++];
@@ -411,16 +423,21 @@ static hearth_err stats_locked(gw_ledger *l, int64_t since_ms, gw_stats *s) {
     }
     sqlite3_finalize(st);
     for (int i = 0; i < s->n_tiers; i++) {
-        const hearth_err err = tier_latency(l, &s->tiers[i], since_ms);
+        const hearth_err err = tier_latency(l, &s->tiers[i], since_ms, s->key[0] ? s->key : NULL);
         if (err) return err;
     }
     return key_stats(l, since_ms, s);
 }
 
 hearth_err gw_ledger_stats(gw_ledger *l, int64_t since_ms, gw_stats *out) {
+    return gw_ledger_stats_key(l, since_ms, NULL, out);
+}
+
+hearth_err gw_ledger_stats_key(gw_ledger *l, int64_t since_ms, const char *key, gw_stats *out) {
     gw_stats s;
     memset(&s, 0, sizeof s);
     s.since_ms = since_ms;
+    snprintf(s.key, sizeof s.key, "%s", key ? key : "");
     /* one read transaction: the totals and the tiers see the same rows */
     pthread_mutex_lock(&l->mu);
     sqlite3_exec(l->db, "BEGIN", NULL, NULL, NULL);
@@ -448,6 +465,7 @@ char *gw_stats_json(const gw_stats *s) {
     cJSON_AddNumberToObject(o, "cloud_only_cost_usd", (double)s->cloud_only_cost_usd_micro / 1e6);
     cJSON_AddNumberToObject(o, "savings_pct", s->savings_pct);
     cJSON_AddNumberToObject(o, "since_ms", (double)s->since_ms);
+    if (s->key[0]) cJSON_AddStringToObject(o, "key", s->key);
     cJSON *tiers = cJSON_AddObjectToObject(o, "tiers");
     for (int i = 0; i < s->n_tiers; i++) {
         const gw_tier_stats *t = &s->tiers[i];
@@ -484,7 +502,8 @@ char *gw_stats_text(const gw_stats *s) {
     gw_buf b = {0};
     char since[40] = "the beginning";
     if (s->since_ms > 0) gw_format_time(s->since_ms, since, sizeof since);
-    gw_buf_printf(&b, "requests since %s: %lld\n", since, (long long)s->requests);
+    gw_buf_printf(&b, "requests%s%s since %s: %lld\n", s->key[0] ? " of API key " : "", s->key,
+                  since, (long long)s->requests);
     gw_buf_printf(&b, "  local      %lld (%.1f %%)\n", (long long)s->local,
                   pct(s->local, s->requests));
     gw_buf_printf(&b, "  escalated  %lld (%.1f %%)\n", (long long)s->escalated,

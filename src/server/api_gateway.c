@@ -740,7 +740,7 @@ void srv_handle_stats(srv_exchange *x) {
     srv_server *s = x->srv;
     gw_stats st;
     srv_error e;
-    if (!s->ledger || gw_ledger_stats(s->ledger, 0, &st) != HEARTH_OK) {
+    if (!s->ledger || gw_ledger_stats_key(s->ledger, 0, srv_query(x, "key"), &st) != HEARTH_OK) {
         srv_fail(&e, 500, NULL, NULL, "ledger: %s", hearth_last_error());
         srv_respond_error(x, &e);
         return;
