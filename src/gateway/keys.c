@@ -4,7 +4,9 @@
  * buckets that refill continuously, requests in flight), its budget for the
  * current period (what the ledger says it spent since the period began, then
  * each ledger row's cost as the row is written) and what it may use. The
- * settings come from the configuration's "keys" (config.c). Each key's
+ * settings come from the configuration's "keys" (config.c), or from an
+ * admin at run time (gw_keys_create: the secret made here, its digest and
+ * the settings kept in the ledger, read back at start-up). Each key's
  * counters are under its own mutex: clients of different keys never wait
  * for each other.
  *
