@@ -184,7 +184,24 @@ static void tools(test_server *sv, fake_cloud *fc) {
                !strcmp(jstr(c, "call_id"), "call_fake") && jstr(args, "city") &&
                !strcmp(jstr(args, "city"), "Paris") && !strcmp(jstr(j, "status"), "completed"),
            "call: %s", r.body);
+    /* the response echoes the request's tools (flat, as sent) and tool_choice */
+    CHECKF(jstr(j, "tools.0.name") && !strcmp(jstr(j, "tools.0.name"), "get_weather") &&
+               !strcmp(jstr(j, "tools.0.type"), "function") &&
+               jstr(j, "tools.0.parameters.properties.city.type") &&
+               cJSON_GetArraySize(jget(j, "tools")) == 1 && jstr(j, "tool_choice") &&
+               !strcmp(jstr(j, "tool_choice"), "auto"),
+           "echo: %s", r.body);
     cJSON_Delete(args);
+    cJSON_Delete(j);
+    free(r.body);
+    r = responses(sv,
+                  "{\"model\":\"oa\",\"input\":\"Weather?\",\"tool_choice\":{\"type\":\"function\","
+                  "\"name\":\"get_weather\"},%s}",
+                  tool);
+    j = parse_reply(&r);
+    CHECKF(r.status == 200 && jstr(j, "tool_choice.name") &&
+               !strcmp(jstr(j, "tool_choice.name"), "get_weather"),
+           "named choice: %s", r.body);
     cJSON_Delete(j);
     free(r.body);
     r = responses(sv, "{\"model\":\"oa\",\"input\":\"Weather?\",\"stream\":true,%s}", tool);

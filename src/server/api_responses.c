@@ -298,6 +298,7 @@ typedef struct resp_stream {
     int max_tokens;
     double temperature, top_p;
     bool parallel;
+    cJSON *tools, *tool_choice; /* in the Responses API's shapes */
     /* the output so far */
     cJSON *items;  /* the finished output items */
     gw_buf text;   /* the message's text */
@@ -306,6 +307,27 @@ typedef struct resp_stream {
 } resp_stream;
 
 static void resp_close(void *p);
+
+/* The request's tools as the Responses API shows them: each function flat,
+ * {"type": "function", "name", "description", "parameters", "strict"}
+ * (the request holds them in the chat API's nested shape). */
+static cJSON *tools_echo(const srv_request *r) {
+    cJSON *chat = r->tools ? cJSON_Parse(r->tools) : NULL, *out = cJSON_CreateArray();
+    const cJSON *t;
+    cJSON_ArrayForEach(t, chat) {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(t, "function");
+        cJSON *flat = cJSON_CreateObject();
+        cJSON_AddStringToObject(flat, "type", "function");
+        static const char *const keys[] = {"name", "description", "parameters", "strict"};
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(f, keys[k]);
+            if (v) cJSON_AddItemToObject(flat, keys[k], cJSON_Duplicate(v, true));
+        }
+        cJSON_AddItemToArray(out, flat);
+    }
+    cJSON_Delete(chat);
+    return out;
+}
 
 static resp_stream *resp_new(const srv_request *r, const char *model) {
     resp_stream *rs = calloc(1, sizeof *rs);
@@ -322,7 +344,17 @@ static resp_stream *resp_new(const srv_request *r, const char *model) {
     rs->temperature = isnan(r->given_temperature) ? 1.0 : r->given_temperature;
     rs->top_p = isnan(r->given_top_p) ? 1.0 : r->given_top_p;
     rs->parallel = r->parallel_tool_calls != 0;
-    if (!rs->model || !rs->items) {
+    rs->tools = tools_echo(r);
+    rs->tool_choice = r->tool_choice == SRV_TOOL_NAMED
+                          ? cJSON_CreateObject()
+                          : cJSON_CreateString(r->tool_choice == SRV_TOOL_NONE       ? "none"
+                                               : r->tool_choice == SRV_TOOL_REQUIRED ? "required"
+                                                                                     : "auto");
+    if (r->tool_choice == SRV_TOOL_NAMED && rs->tool_choice) {
+        cJSON_AddStringToObject(rs->tool_choice, "type", "function");
+        cJSON_AddStringToObject(rs->tool_choice, "name", r->tool_choice_name);
+    }
+    if (!rs->model || !rs->items || !rs->tools || !rs->tool_choice) {
         resp_close(rs);
         return NULL;
     }
@@ -339,6 +371,8 @@ static void resp_close(void *p) {
     if (!rs) return;
     free(rs->model);
     cJSON_Delete(rs->items);
+    cJSON_Delete(rs->tools);
+    cJSON_Delete(rs->tool_choice);
     gw_buf_free(&rs->text);
     free(rs);
 }
@@ -375,8 +409,8 @@ static cJSON *response(const resp_stream *rs, const char *status, const char *in
     cJSON_AddBoolToObject(o, "parallel_tool_calls", rs->parallel);
     cJSON_AddNumberToObject(o, "temperature", rs->temperature);
     cJSON_AddNumberToObject(o, "top_p", rs->top_p);
-    cJSON_AddStringToObject(o, "tool_choice", "auto");
-    cJSON_AddArrayToObject(o, "tools");
+    cJSON_AddItemToObject(o, "tool_choice", cJSON_Duplicate(rs->tool_choice, true));
+    cJSON_AddItemToObject(o, "tools", cJSON_Duplicate(rs->tools, true));
     cJSON_AddBoolToObject(o, "store", false);
     cJSON_AddObjectToObject(o, "metadata");
     if (j) {
