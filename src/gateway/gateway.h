@@ -438,6 +438,23 @@ hearth_err gw_parse_usd(const char *s, int64_t *usd_micro);
 /* What tokens cost at a tier's prices, micro-dollars, rounded half up. */
 int64_t gw_cost_usd_micro(const gw_tier *t, int64_t prompt_tokens, int64_t completion_tokens);
 
+/* ---- rate limits (bucket.c) --------------------------------------------------- */
+
+/* A token bucket of per_minute units (0: no limit) refilled continuously;
+ * callers hold their own lock. */
+typedef struct gw_bucket {
+    double level; /* at at_ms; may be below zero */
+    int64_t at_ms;
+    int per_minute;
+} gw_bucket;
+
+void gw_bucket_init(gw_bucket *b, int per_minute, int64_t now_ms); /* full */
+/* Refilled up to now_ms; the level. */
+double gw_bucket_level(gw_bucket *b, int64_t now_ms);
+/* Seconds until the level reaches need (0: it has), and until it is full. */
+double gw_bucket_wait_s(const gw_bucket *b, double need);
+double gw_bucket_full_s(const gw_bucket *b);
+
 /* ---- API keys (keys.c) ---------------------------------------------------------- */
 
 /* A key of the configuration's "keys" (docs/gateway.md, "API keys"), as

@@ -37,8 +37,7 @@ struct gw_key {
     int64_t created_ms; /* run-time keys */
     atomic_bool revoked;
     pthread_mutex_t mu;
-    double req_level, tok_level; /* what the buckets hold at refilled_ms */
-    int64_t refilled_ms;
+    gw_bucket req, tok; /* rpm, tpm */
     int in_flight;
     int64_t admitted, refused; /* requests, for /metrics */
     int64_t spent_micro;       /* in [period_start_ms, period_end_ms) */
@@ -95,10 +94,8 @@ void gw_budget_bounds(gw_budget_period p, int64_t now_ms, int64_t *start_ms, int
 
 /* Brings the buckets and the budget period up to now (the key's lock held). */
 static void catch_up(gw_key *k, int64_t now_ms) {
-    const double dt = now_ms > k->refilled_ms ? (double)(now_ms - k->refilled_ms) : 0.0;
-    k->req_level = fmin(k->spec.rpm, k->req_level + dt * k->spec.rpm / 60000.0);
-    k->tok_level = fmin(k->spec.tpm, k->tok_level + dt * k->spec.tpm / 60000.0);
-    if (now_ms > k->refilled_ms) k->refilled_ms = now_ms;
+    gw_bucket_level(&k->req, now_ms);
+    gw_bucket_level(&k->tok, now_ms);
     if (now_ms >= k->period_end_ms) {
         gw_budget_bounds(k->spec.budget_period, now_ms, &k->period_start_ms, &k->period_end_ms);
         k->spent_micro = 0;
@@ -116,9 +113,8 @@ static hearth_err key_new(const gw_key_spec *spec, gw_ledger *ledger, int64_t no
     if (!k) return hr_fail(HEARTH_ERR_NOMEM, "keys: out of memory");
     k->spec = *spec;
     pthread_mutex_init(&k->mu, NULL);
-    k->req_level = spec->rpm;
-    k->tok_level = spec->tpm;
-    k->refilled_ms = now_ms;
+    gw_bucket_init(&k->req, spec->rpm, now_ms);
+    gw_bucket_init(&k->tok, spec->tpm, now_ms);
     gw_budget_bounds(spec->budget_period, now_ms, &k->period_start_ms, &k->period_end_ms);
     hearth_err err = HEARTH_OK;
     if (ledger) err = gw_ledger_key_spend(ledger, spec->name, k->period_start_ms, &k->spent_micro);
@@ -372,17 +368,12 @@ gw_key *gw_keys_find(gw_keys *ks, const char *secret, size_t len) {
 
 /* The x-ratelimit-* figures (the key's lock held, buckets caught up). */
 static void limits(const gw_key *k, gw_key_verdict *v) {
-    const gw_key_spec *s = &k->spec;
-    v->limit_requests = s->rpm;
-    v->limit_tokens = s->tpm;
-    if (s->rpm) {
-        v->remaining_requests = (int)fmax(0.0, floor(k->req_level));
-        v->reset_requests_s = (s->rpm - k->req_level) * 60.0 / s->rpm;
-    }
-    if (s->tpm) {
-        v->remaining_tokens = (int)fmax(0.0, floor(k->tok_level));
-        v->reset_tokens_s = (s->tpm - k->tok_level) * 60.0 / s->tpm;
-    }
+    v->limit_requests = k->spec.rpm;
+    v->limit_tokens = k->spec.tpm;
+    v->remaining_requests = (int)fmax(0.0, floor(k->req.level));
+    v->remaining_tokens = (int)fmax(0.0, floor(k->tok.level));
+    v->reset_requests_s = gw_bucket_full_s(&k->req);
+    v->reset_tokens_s = gw_bucket_full_s(&k->tok);
 }
 
 static bool refuse(gw_key_verdict *v, int status, const char *code, double retry_s) {
@@ -409,14 +400,14 @@ bool gw_key_admit(gw_key *k, int64_t now_ms, bool metered, gw_key_verdict *v) {
                  "the API key '%s' has %d requests in flight, its limit (max_parallel)", s->name,
                  k->in_flight);
         ok = refuse(v, 429, "rate_limit_exceeded", 1);
-    } else if (s->rpm && k->req_level < 1.0) {
+    } else if (s->rpm && k->req.level < 1.0) {
         snprintf(v->message, sizeof v->message,
                  "the API key '%s' is over its limit of %d requests per minute", s->name, s->rpm);
-        ok = refuse(v, 429, "rate_limit_exceeded", (1.0 - k->req_level) * 60.0 / s->rpm);
-    } else if (s->tpm && k->tok_level <= 0.0) {
+        ok = refuse(v, 429, "rate_limit_exceeded", gw_bucket_wait_s(&k->req, 1.0));
+    } else if (s->tpm && k->tok.level <= 0.0) {
         snprintf(v->message, sizeof v->message,
                  "the API key '%s' is over its limit of %d tokens per minute", s->name, s->tpm);
-        ok = refuse(v, 429, "rate_limit_exceeded", (1.0 - k->tok_level) * 60.0 / s->tpm);
+        ok = refuse(v, 429, "rate_limit_exceeded", gw_bucket_wait_s(&k->tok, 1.0));
     } else if (s->budget_refuses && budget_spent(k)) {
         snprintf(v->message, sizeof v->message,
                  "the API key '%s' has spent its budget of $%.2f (%.6f this period)", s->name,
@@ -425,7 +416,7 @@ bool gw_key_admit(gw_key *k, int64_t now_ms, bool metered, gw_key_verdict *v) {
         ok = refuse(v, 429, "insufficient_quota",
                     ends ? (double)(k->period_end_ms - now_ms) / 1e3 : 0.0);
     } else {
-        if (s->rpm) k->req_level -= 1.0;
+        if (s->rpm) k->req.level -= 1.0;
         k->in_flight++;
         k->admitted++;
     }
@@ -438,7 +429,7 @@ bool gw_key_admit(gw_key *k, int64_t now_ms, bool metered, gw_key_verdict *v) {
 void gw_key_done(gw_key *k, int64_t now_ms, int tokens) {
     pthread_mutex_lock(&k->mu);
     catch_up(k, now_ms);
-    if (k->spec.tpm && tokens > 0) k->tok_level -= tokens;
+    if (k->spec.tpm && tokens > 0) k->tok.level -= tokens;
     if (k->in_flight > 0) k->in_flight--;
     pthread_mutex_unlock(&k->mu);
 }
@@ -512,8 +503,8 @@ char *gw_key_info_json(gw_key *k, int64_t now_ms) {
         add_time(o, "expires_at", s->expires_ms);
     else
         cJSON_AddNullToObject(o, "expires_at");
-    add_limit(o, "rpm", "remaining_requests", s->rpm, k->req_level);
-    add_limit(o, "tpm", "remaining_tokens", s->tpm, k->tok_level);
+    add_limit(o, "rpm", "remaining_requests", s->rpm, k->req.level);
+    add_limit(o, "tpm", "remaining_tokens", s->tpm, k->tok.level);
     if (s->max_parallel)
         cJSON_AddNumberToObject(o, "max_parallel", s->max_parallel);
     else
