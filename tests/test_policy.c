@@ -571,6 +571,39 @@ static void test_cascade(const char *db) {
     fl.fail_status = 0;
     gw_gateway_free(g);
 
+    /* a tier's own rpm: past it the tier counts as unavailable (degraded,
+     * saying why), and the fake is not called; its tpm likewise */
+    {
+        char json[512];
+        snprintf(json, sizeof json,
+                 "{\"tiers\": [{\"name\": \"cloud\", \"base_url\": \"http://127.0.0.1:%d/v1\","
+                 " \"model\": \"ok\", \"retries\": 0, \"rpm\": 2},"
+                 " {\"name\": \"thin\", \"base_url\": \"http://127.0.0.1:%d/v1\","
+                 " \"model\": \"ok\", \"retries\": 0, \"tpm\": 10}]}",
+                 fc.port, fc.port);
+        gw_config lc;
+        REQUIRE(parse(&lc, json) == HEARTH_OK);
+        REQUIRE(gw_gateway_new(&lc, l, &g) == HEARTH_OK);
+        fake_cloud_reset(&fc);
+        for (int i = 0; i < 3; i++) {
+            handle(g, &fl, "cloud", NULL, "count me", false, &r);
+            CHECKF(
+                r.r.status == 200 && !strcmp(r.r.tier, i < 2 ? "cloud" : "local") &&
+                    (i < 2 || (r.r.degraded && strstr(r.r.reason, "cloud is at its rate limit"))),
+                "%d: %s %s", i, r.r.tier, r.r.reason);
+            run_free(&r);
+        }
+        CHECK(fake_cloud_requests(&fc) == 2);
+        for (int i = 0; i < 2; i++) { /* one answer's tokens use up a tpm of 10 */
+            handle(g, &fl, "thin", NULL, "a question of more than ten tokens, surely", false, &r);
+            CHECKF(r.r.status == 200 && !strcmp(r.r.tier, i == 0 ? "thin" : "local"), "%d: %s %s",
+                   i, r.r.tier, r.r.reason);
+            run_free(&r);
+        }
+        CHECK(fake_cloud_requests(&fc) == 3);
+        gw_gateway_free(g);
+    }
+
     /* air gap: the cloud is never contacted */
     gw_config c;
     REQUIRE(parse(&c, "{\"air_gapped\": true}") == HEARTH_OK);

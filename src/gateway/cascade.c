@@ -650,8 +650,11 @@ hearth_err gw_call_new(gw_gateway *g, const gw_request *r, gw_call **out) {
                     .router_score = NAN,
                     .router_threshold = g->score_threshold,
                     .blocked = j->blocked[0] ? j->blocked : NULL};
-    for (int i = 0; i < c->n_tiers; i++)
-        s.available[i] = i == 0 || gw_remote_available(g->remote[i]);
+    for (int i = 1; i < c->n_tiers; i++) {
+        s.limited[i] = gw_remote_limited(g->remote[i]);
+        s.available[i] = gw_remote_available(g->remote[i]);
+    }
+    s.available[0] = true;
     if (r->key) {
         s.key = gw_key_spec_of(r->key)->name;
         gw_key_grant(r->key, gw_now_ms(), s.key_denied, &s.key_budget_spent);

@@ -65,11 +65,13 @@ struct gw_remote {
     int64_t open_until; /* monotonic ms */
     bool probing;       /* the one call let through after the cooldown */
     uint64_t rng;       /* jitter */
+    gw_bucket req, tok; /* the tier's rpm and tpm (monotonic ms) */
 };
 
 const char *gw_cloud_status_name(gw_cloud_status s) {
-    static const char *const names[] = {"ok",           "breaker_open", "unreachable", "rejected",
-                                        "bad_response", "broken",       "cancelled"};
+    static const char *const names[] = {"ok",        "breaker_open", "unreachable",
+                                        "rejected",  "bad_response", "broken",
+                                        "cancelled", "rate_limited"};
     return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown";
 }
 
@@ -102,6 +104,8 @@ hearth_err gw_remote_new(const gw_tier *tier, gw_remote **out) {
     r->tier = *tier;
     pthread_mutex_init(&r->mu, NULL);
     r->rng = (uint64_t)mono_ms() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)r;
+    gw_bucket_init(&r->req, tier->rpm, mono_ms());
+    gw_bucket_init(&r->tok, tier->tpm, mono_ms());
     *out = r;
     return HEARTH_OK;
 }
@@ -114,11 +118,43 @@ void gw_remote_free(gw_remote *r) {
 
 const gw_tier *gw_remote_tier(const gw_remote *r) { return &r->tier; }
 
+/* Whether the tier's rpm or tpm is used up (r->mu held). */
+static bool limited_locked(gw_remote *r) {
+    const int64_t now = mono_ms();
+    return (r->tier.rpm && gw_bucket_level(&r->req, now) < 1.0) ||
+           (r->tier.tpm && gw_bucket_level(&r->tok, now) <= 0.0);
+}
+
+bool gw_remote_limited(gw_remote *r) {
+    pthread_mutex_lock(&r->mu);
+    const bool limited = limited_locked(r);
+    pthread_mutex_unlock(&r->mu);
+    return limited;
+}
+
 bool gw_remote_available(gw_remote *r) {
     pthread_mutex_lock(&r->mu);
-    const bool ok = !r->open || (mono_ms() >= r->open_until && !r->probing);
+    const bool ok = (!r->open || (mono_ms() >= r->open_until && !r->probing)) && !limited_locked(r);
     pthread_mutex_unlock(&r->mu);
     return ok;
+}
+
+/* Takes one request of the tier's rpm; false when none is left (or its
+ * tokens are). The tokens are counted after the call (limit_used). */
+static bool limit_take(gw_remote *r) {
+    pthread_mutex_lock(&r->mu);
+    const bool ok = !limited_locked(r);
+    if (ok && r->tier.rpm) r->req.level -= 1.0;
+    pthread_mutex_unlock(&r->mu);
+    return ok;
+}
+
+static void limit_used(gw_remote *r, int tokens) {
+    if (!r->tier.tpm || tokens <= 0) return;
+    pthread_mutex_lock(&r->mu);
+    gw_bucket_level(&r->tok, mono_ms());
+    r->tok.level -= tokens;
+    pthread_mutex_unlock(&r->mu);
 }
 
 /* Whether a call may go out now; *probe says it is the half-open probe. */
@@ -735,6 +771,14 @@ hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *
                        "cloud: cannot build the request body (out of memory, or malformed tools)");
     gw_sha256_hex(body, strlen(body), res.sent_sha256);
     bool probe = false;
+    if (!limit_take(r)) {
+        free(body);
+        res.status = GW_CLOUD_RATE_LIMITED;
+        snprintf(res.error, sizeof res.error, "tier %s is at its own rate limit (rpm %d, tpm %d)",
+                 t->name, t->rpm, t->tpm);
+        *out = res;
+        return HEARTH_OK;
+    }
     if (!breaker_acquire(r, &probe)) {
         free(body);
         res.status = GW_CLOUD_BREAKER_OPEN;
@@ -792,6 +836,7 @@ hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *
         res.completion_tokens = (int)((answer_bytes(&res) + 3) / 4);
     }
     reset_xfer(&x);
+    if (res.attempts) limit_used(r, res.prompt_tokens + res.completion_tokens);
     /* a rejected or cancelled call says nothing about the tier's health */
     breaker_report(r, probe, oc == OUT_OK, oc != OUT_REJECTED && oc != OUT_CANCELLED);
     res.latency_ms = mono_ms() - t0;

@@ -269,6 +269,8 @@ static hearth_err parse_tier(gw_config *c, const jctx *j, const cJSON *o) {
                                        "breaker_failures",
                                        "breaker_cooldown_ms",
                                        "max_tokens",
+                                       "rpm",
+                                       "tpm",
                                        NULL};
     if (!cJSON_IsObject(o)) return bad(j, "", "must be an object");
     if (c->n_tiers >= GW_MAX_TIERS) return bad(j, "", "too many tiers");
@@ -288,6 +290,8 @@ static hearth_err parse_tier(gw_config *c, const jctx *j, const cJSON *o) {
     if (!err) err = get_int(j, o, "breaker_failures", 1, 1000, &t.breaker_failures);
     if (!err) err = get_int(j, o, "breaker_cooldown_ms", 0, 86400000, &t.breaker_cooldown_ms);
     if (!err) err = get_int(j, o, "max_tokens", 1, 1 << 24, &t.max_tokens);
+    if (!err) err = get_int(j, o, "rpm", 0, 100000000, &t.rpm);
+    if (!err) err = get_int(j, o, "tpm", 0, 1000000000, &t.tpm);
     if (err) return err;
     if (!strcmp(kind, "openai"))
         t.kind = GW_TIER_OPENAI;

@@ -346,6 +346,8 @@ typedef struct gw_tier {
     int breaker_failures;        /* consecutive failed calls that open the circuit */
     int breaker_cooldown_ms;     /* how long it stays open before one probe call */
     int max_tokens;              /* sent when the client gives none (Anthropic requires one) */
+    int rpm, tpm; /* the tier's own limits (its provider's, or the deployment's share of them;
+                     0: none): past one the tier counts as unavailable, like an open circuit */
 } gw_tier;
 
 /* A remote tier with the defaults (timeout 60 s, 2 retries, backoff 500 ms
@@ -631,7 +633,8 @@ typedef enum gw_cloud_status {
     GW_CLOUD_REJECTED,     /* another 4xx (bad request, key): not retried */
     GW_CLOUD_BAD_RESPONSE, /* 2xx with a body that is not the expected JSON/SSE */
     GW_CLOUD_BROKEN,       /* the stream broke after text was handed over */
-    GW_CLOUD_CANCELLED     /* the callback asked to stop */
+    GW_CLOUD_CANCELLED,    /* the callback asked to stop */
+    GW_CLOUD_RATE_LIMITED  /* the tier's own rpm / tpm is used up: not called */
 } gw_cloud_status;
 const char *gw_cloud_status_name(gw_cloud_status s);
 
@@ -662,8 +665,10 @@ typedef struct gw_remote gw_remote;
 hearth_err gw_remote_new(const gw_tier *tier, gw_remote **out);
 void gw_remote_free(gw_remote *r);
 const gw_tier *gw_remote_tier(const gw_remote *r);
-/* False while the circuit is open (before its cooldown has passed). */
+/* False while the circuit is open (before its cooldown has passed) or the
+ * tier's own rpm / tpm is used up (gw_remote_limited). */
 bool gw_remote_available(gw_remote *r);
+bool gw_remote_limited(gw_remote *r);
 
 /* Calls the tier: builds the body, POSTs it, retries 429/5xx/network
  * failures that happened before any text was handed over (exponential
@@ -709,7 +714,8 @@ typedef struct gw_signals {
     double router_score;          /* the learned pre-router's score; NAN: none */
     double router_threshold;      /* the router file's threshold (used when the config has none) */
     const char *blocked;          /* entity types found whose action is block ("SSN"); NULL: none */
-    bool available[GW_MAX_TIERS]; /* per tier: not behind an open circuit */
+    bool available[GW_MAX_TIERS]; /* per tier: not behind an open circuit, not rate-limited */
+    bool limited[GW_MAX_TIERS];   /* per tier: its own rpm / tpm is used up */
     /* the client's API key (gw_key_grant; key NULL: no key, nothing denied) */
     const char *key;
     bool key_denied[GW_MAX_TIERS]; /* remote tiers the key may not use */

@@ -148,8 +148,8 @@ static void go_remote(const gw_config *c, const gw_signals *s, gw_decision *d, g
         go_local(c, s, d, &c->conf, false);
         d->check_confidence = false;
         d->degraded = true;
-        snprintf(d->reason, sizeof d->reason,
-                 "degraded: tier %s is down; answered locally (%.100s)", c->tiers[tier].name, why);
+        snprintf(d->reason, sizeof d->reason, "degraded: tier %s %s; answered locally (%.100s)",
+                 c->tiers[tier].name, s->limited[tier] ? "is at its rate limit" : "is down", why);
         return;
     }
     d->route = route;
