@@ -15,15 +15,16 @@
 
 static const char quantize_usage[] =
     "usage: hearth quantize [options] IN.gguf OUT.gguf TYPE [THREADS]\n"
-    "  TYPE: F16, Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_K (any case). Per-tensor types, tensor order,\n"
-    "  metadata and blocks are those of llama.cpp's `llama-quantize IN OUT TYPE` (no imatrix).\n"
-    "  IN may hold F32, F16 or BF16 weights, or quantized ones (then they are dequantized and\n"
-    "  quantized again, which loses more than quantizing the original; a warning says so).\n"
+    "  TYPE: F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K_S, Q3_K_M (Q3_K), Q3_K_L, Q4_K_S,\n"
+    "  Q4_K_M (Q4_K), Q5_K_S, Q5_K_M (Q5_K), Q6_K, IQ4_NL, IQ4_XS (any case). Per-tensor types,\n"
+    "  tensor order, metadata and blocks are those of llama.cpp's `llama-quantize IN OUT TYPE`\n"
+    "  (no imatrix). IN may hold F32, F16 or BF16 weights, or quantized ones (then they are\n"
+    "  dequantized and quantized again, which loses more than quantizing the original; a\n"
+    "  warning says so).\n"
     "  -t N                       threads splitting the rows (default: physical cores)\n"
     "  --tensor-type PATTERN=T    tensors whose name contains PATTERN get type T (q8_0, f16,\n"
-    "                             iq4_nl, iq4_xs, ...; repeatable, first match wins; a plain\n"
-    "                             substring, not a regex). IQ4_NL/IQ4_XS have no preset: use\n"
-    "                             e.g. --tensor-type blk.=iq4_xs with a preset for the rest\n"
+    "                             q3_K, iq4_xs, ...; repeatable, first match wins; a plain\n"
+    "                             substring, not a regex)\n"
     "  --dry-run                  print each tensor's new type and the totals; write nothing\n"
     "  -q                         no progress bar\n";
 
@@ -40,7 +41,7 @@ typedef struct qcli {
 static bool parse_kern_type(const char *s, kern_type *out) {
     for (uint32_t t = 0; t < KERN_TYPE_COUNT; t++) {
         const kern_type_info *ti = kern_type_get(t);
-        if (ti && ti->supported && t != KERN_Q8_1 && t != KERN_Q8_K && !strcasecmp(ti->name, s)) {
+        if (ti && quant_type_writable((kern_type)t) && !strcasecmp(ti->name, s)) {
             *out = (kern_type)t;
             return true;
         }
@@ -108,9 +109,7 @@ static int parse_quantize(int argc, char **argv, qcli *c) {
     c->type = pos[2];
     if (n_pos == 4) c->p.n_threads = atoi(pos[3]); /* llama-quantize's positional thread count */
     if (!quant_ftype_parse(c->type, &c->p.ftype)) {
-        const bool iq4 = !strncasecmp(c->type, "iq4_", 4);
-        fprintf(stderr, "hearth quantize: %s TYPE '%s'\n%s", iq4 ? "no preset for" : "unknown",
-                c->type, quantize_usage);
+        fprintf(stderr, "hearth quantize: unknown TYPE '%s'\n%s", c->type, quantize_usage);
         return 2;
     }
     return -1;

@@ -29,11 +29,29 @@ typedef struct preset {
     kern_type base;
 } preset;
 
+/* llama_ftype_get_default_type: the type of the tensors no rule singles out. */
 static const preset presets[] = {
-    {QUANT_FTYPE_F16, KERN_F16},     {QUANT_FTYPE_Q8_0, KERN_Q8_0},   {QUANT_FTYPE_Q4_0, KERN_Q4_0},
-    {QUANT_FTYPE_Q4_K_M, KERN_Q4_K}, {QUANT_FTYPE_Q5_K_M, KERN_Q5_K}, {QUANT_FTYPE_Q6_K, KERN_Q6_K},
+    {QUANT_FTYPE_F16, KERN_F16},       {QUANT_FTYPE_Q8_0, KERN_Q8_0},
+    {QUANT_FTYPE_Q4_0, KERN_Q4_0},     {QUANT_FTYPE_Q4_1, KERN_Q4_1},
+    {QUANT_FTYPE_Q5_0, KERN_Q5_0},     {QUANT_FTYPE_Q5_1, KERN_Q5_1},
+    {QUANT_FTYPE_Q2_K, KERN_Q2_K},     {QUANT_FTYPE_Q3_K_S, KERN_Q3_K},
+    {QUANT_FTYPE_Q3_K_M, KERN_Q3_K},   {QUANT_FTYPE_Q3_K_L, KERN_Q3_K},
+    {QUANT_FTYPE_Q4_K_S, KERN_Q4_K},   {QUANT_FTYPE_Q4_K_M, KERN_Q4_K},
+    {QUANT_FTYPE_Q5_K_S, KERN_Q5_K},   {QUANT_FTYPE_Q5_K_M, KERN_Q5_K},
+    {QUANT_FTYPE_Q6_K, KERN_Q6_K},     {QUANT_FTYPE_IQ4_NL, KERN_IQ4_NL},
+    {QUANT_FTYPE_IQ4_XS, KERN_IQ4_XS},
 };
 enum { N_PRESETS = sizeof presets / sizeof presets[0] };
+
+/* llama-quantize's other names for presets. */
+static const struct {
+    const char *name;
+    quant_ftype ftype;
+} aliases[] = {
+    {"Q3_K", QUANT_FTYPE_Q3_K_M},
+    {"Q4_K", QUANT_FTYPE_Q4_K_M},
+    {"Q5_K", QUANT_FTYPE_Q5_K_M},
+};
 
 static const preset *preset_find(quant_ftype ftype) {
     for (int i = 0; i < N_PRESETS; i++)
@@ -45,6 +63,12 @@ bool quant_ftype_parse(const char *name, quant_ftype *out) {
     for (int i = 0; name && i < N_PRESETS; i++) {
         if (!strcasecmp(gguf_ftype_name(presets[i].ftype), name)) {
             *out = presets[i].ftype;
+            return true;
+        }
+    }
+    for (size_t i = 0; name && i < sizeof aliases / sizeof aliases[0]; i++) {
+        if (!strcasecmp(aliases[i].name, name)) {
+            *out = aliases[i].ftype;
             return true;
         }
     }
@@ -71,6 +95,7 @@ typedef enum category {
     CAT_TOKEN_EMBD,
     CAT_OUTPUT,
     CAT_ATTN_V, /* attn_v, and the tensors llama.cpp treats like it: attn_qkv, attn_kv_b */
+    CAT_ATTN_OUTPUT,
     CAT_FFN_DOWN,
     CAT_OTHER
 } category;
@@ -89,9 +114,9 @@ static category category_of(const char *name) {
         return CAT_TOKEN_EMBD;
     if (has(name, "attn_qkv.weight") || has(name, "attn_kv_b.weight") || has(name, "attn_v.weight"))
         return CAT_ATTN_V;
-    if (has(name, "attn_k.weight") || has(name, "attn_q.weight") ||
-        has(name, "attn_output.weight") || has(name, "ffn_up") || has(name, "ffn_gate"))
-        return CAT_OTHER;
+    if (has(name, "attn_k.weight") || has(name, "attn_q.weight")) return CAT_OTHER;
+    if (has(name, "attn_output.weight")) return CAT_ATTN_OUTPUT;
+    if (has(name, "ffn_up") || has(name, "ffn_gate")) return CAT_OTHER;
     if (has(name, "ffn_down")) return CAT_FFN_DOWN;
     return CAT_OTHER;
 }
@@ -156,9 +181,10 @@ static bool allows_quantization(const char *name, const gguf_tensor *t) {
 
 typedef struct plan_state {
     quant_ftype ftype;
-    bool falcon; /* llama.cpp has Falcon-only rules for Q4_K_M */
+    bool falcon; /* llama.cpp has Falcon-only rules */
     bool tied;   /* no output.weight: token_embd is also the output */
     int n_layer; /* <arch>.block_count */
+    int n_gqa;   /* query heads per KV head in layer 0 (0 without KV heads) */
     int n_attn_v, i_attn_v;
     int i_ffn_down;
 } plan_state;
@@ -170,24 +196,63 @@ static bool more_bits(int i_layer, int n_layers) {
            (i_layer - n_layers / 8) % 3 == 2;
 }
 
+/* attn_v and the tensors treated like it, the i-th of n. */
+static kern_type attn_v_type(const plan_state *st, kern_type type, int i) {
+    switch (st->ftype) {
+    case QUANT_FTYPE_Q2_K: return st->n_gqa >= 4 ? KERN_Q4_K : KERN_Q3_K;
+    case QUANT_FTYPE_Q3_K_M: return i < 2 ? KERN_Q5_K : KERN_Q4_K;
+    case QUANT_FTYPE_Q3_K_L: return KERN_Q5_K;
+    case QUANT_FTYPE_IQ4_NL:
+    case QUANT_FTYPE_IQ4_XS: return st->n_gqa >= 4 ? KERN_Q5_K : type;
+    case QUANT_FTYPE_Q4_K_M:
+    case QUANT_FTYPE_Q5_K_M: return more_bits(i, st->n_attn_v) ? KERN_Q6_K : type;
+    case QUANT_FTYPE_Q4_K_S: return i < 4 ? KERN_Q5_K : type;
+    default: return type;
+    }
+}
+
+/* ffn_down of layer i (llama.cpp counts these tensors, not layers). */
+static kern_type ffn_down_type(const plan_state *st, kern_type type, int i) {
+    const int n = st->n_layer;
+    switch (st->ftype) {
+    case QUANT_FTYPE_Q2_K: return KERN_Q3_K;
+    case QUANT_FTYPE_Q3_K_M:
+        return i < n / 16 ? KERN_Q5_K : !st->falcon || more_bits(i, n) ? KERN_Q4_K : KERN_Q3_K;
+    case QUANT_FTYPE_Q3_K_L: return st->falcon ? KERN_Q4_K : KERN_Q5_K;
+    case QUANT_FTYPE_Q4_K_M:
+        if (st->falcon) return i < n / 16 ? KERN_Q6_K : more_bits(i, n) ? KERN_Q5_K : KERN_Q4_K;
+        return more_bits(i, n) ? KERN_Q6_K : type;
+    case QUANT_FTYPE_IQ4_NL:
+    case QUANT_FTYPE_IQ4_XS: return i < n / 8 ? KERN_Q5_K : type;
+    case QUANT_FTYPE_Q5_K_M: return more_bits(i, n) ? KERN_Q6_K : type;
+    case QUANT_FTYPE_Q4_K_S: return !st->falcon && i < n / 8 ? KERN_Q5_K : type;
+    default: return type;
+    }
+}
+
+static kern_type attn_output_type(const plan_state *st, kern_type type) {
+    if (st->falcon) return st->ftype == QUANT_FTYPE_Q3_K_L ? KERN_Q4_K : type;
+    switch (st->ftype) {
+    case QUANT_FTYPE_Q2_K: return KERN_Q3_K;
+    case QUANT_FTYPE_Q3_K_M: return KERN_Q4_K;
+    case QUANT_FTYPE_Q3_K_L: return KERN_Q5_K;
+    default: return type;
+    }
+}
+
+/* llama_tensor_get_type_impl for the presets above (no MoE, no 70B rule). */
 static kern_type rule_type(plan_state *st, kern_type type, const gguf_tensor *t, category cat) {
-    const bool k_m = st->ftype == QUANT_FTYPE_Q4_K_M || st->ftype == QUANT_FTYPE_Q5_K_M;
     if (cat == CAT_OUTPUT || (st->tied && cat == CAT_TOKEN_EMBD)) {
         if (st->falcon || t->ne[0] % (int64_t)kern_type_get(type)->block_size != 0)
             return KERN_Q8_0;
         return type == KERN_Q8_0 ? KERN_Q8_0 : KERN_Q6_K;
     }
-    if (cat == CAT_ATTN_V) {
-        if (k_m && more_bits(st->i_attn_v, st->n_attn_v)) type = KERN_Q6_K;
-        st->i_attn_v++;
-    } else if (cat == CAT_FFN_DOWN) {
-        const int i = st->i_ffn_down++, n = st->n_layer;
-        if (st->ftype == QUANT_FTYPE_Q4_K_M && st->falcon)
-            type = i < n / 16 ? KERN_Q6_K : more_bits(i, n) ? KERN_Q5_K : KERN_Q4_K;
-        else if (k_m && more_bits(i, n))
-            type = KERN_Q6_K;
+    switch (cat) {
+    case CAT_ATTN_V: return attn_v_type(st, type, st->i_attn_v++);
+    case CAT_FFN_DOWN: return ffn_down_type(st, type, st->i_ffn_down++);
+    case CAT_ATTN_OUTPUT: return attn_output_type(st, type);
+    default: return type; /* an untied token_embd too: no preset here changes it */
     }
-    return type;
 }
 
 /* A type whose block does not divide the row length is replaced; false when
@@ -212,8 +277,7 @@ static bool fallback_type(kern_type type, int64_t n_cols, kern_type *out, bool *
 
 static bool is_quantized(kern_type t) { return t != KERN_F32 && t != KERN_F16 && t != KERN_BF16; }
 
-/* Types the converter writes (blocks ggml stores in files). */
-static bool writable(kern_type t) {
+bool quant_type_writable(kern_type t) {
     switch (t) {
     case KERN_F32:
     case KERN_F16:
@@ -223,10 +287,12 @@ static bool writable(kern_type t) {
     case KERN_Q5_0:
     case KERN_Q5_1:
     case KERN_Q8_0:
+    case KERN_Q2_K:
+    case KERN_Q3_K:
     case KERN_Q4_K:
     case KERN_Q5_K:
     case KERN_Q6_K:
-    case KERN_IQ4_NL: /* only through --tensor-type: no IQ4 preset (its rules are not here) */
+    case KERN_IQ4_NL:
     case KERN_IQ4_XS: return true;
     default: return false;
     }
@@ -280,6 +346,31 @@ static hearth_err sorted_names(const gguf_file *f, named **out) {
     return HEARTH_OK;
 }
 
+static bool is_int_vtype(gguf_vtype t) {
+    return t <= GGUF_I32 || t == GGUF_U64 || t == GGUF_I64; /* F32 is 6, after I32 */
+}
+
+/* A per-layer hyper-parameter's value for layer 0: the key's integer, or the
+ * first element of its per-layer array (llama.cpp's get_key_or_arr). False
+ * when absent or not an integer. */
+static bool layer0_int(const gguf_file *f, const char *key, int64_t *out) {
+    const gguf_kv *kv = gguf_find(f, key);
+    if (!kv) return false;
+    if (kv->value.type == GGUF_ARRAY) {
+        const gguf_arr *a = &kv->value.v.arr;
+        if (a->n < 1 || !is_int_vtype(a->type)) return false;
+        *out = gguf_arr_int(a, 0);
+    } else if (is_int_vtype(kv->value.type)) {
+        const bool is_signed = kv->value.type == GGUF_I8 || kv->value.type == GGUF_I16 ||
+                               kv->value.type == GGUF_I32 || kv->value.type == GGUF_I64;
+        *out = is_signed ? kv->value.v.i64
+                         : (int64_t)(kv->value.v.u64 > INT32_MAX ? INT32_MAX : kv->value.v.u64);
+    } else {
+        return false;
+    }
+    return true;
+}
+
 static hearth_err plan_init(const gguf_file *f, const quant_params *p, const named *v, int64_t n,
                             plan_state *st) {
     *st = (plan_state){.ftype = p->ftype, .tied = true};
@@ -294,6 +385,13 @@ static hearth_err plan_init(const gguf_file *f, const quant_params *p, const nam
         return hr_fail(HEARTH_ERR_FORMAT, "quantize: no valid %s", key);
     st->n_layer = (int)n_layer;
     st->falcon = gguf_str_eq(arch, "falcon");
+    int64_t n_head = 0, n_head_kv;
+    snprintf(key, sizeof key, "%.*s.attention.head_count", (int)arch.len, arch.ptr);
+    layer0_int(f, key, &n_head);
+    n_head_kv = n_head; /* llama.cpp's default */
+    snprintf(key, sizeof key, "%.*s.attention.head_count_kv", (int)arch.len, arch.ptr);
+    layer0_int(f, key, &n_head_kv);
+    st->n_gqa = n_head_kv > 0 && n_head > 0 && n_head <= INT32_MAX ? (int)(n_head / n_head_kv) : 0;
     for (int64_t i = 0; i < n; i++) {
         category c = category_of(v[i].name);
         st->n_attn_v += c == CAT_ATTN_V;
@@ -340,7 +438,7 @@ hearth_err quant_plan(const gguf_file *f, const quant_params *p, quant_choice **
     if (!preset_find(p->ftype))
         return hr_fail(HEARTH_ERR_INVALID_ARG, "quantize: unknown preset %d", (int)p->ftype);
     for (int i = 0; i < p->n_overrides; i++)
-        if (!writable(p->overrides[i].type))
+        if (!quant_type_writable(p->overrides[i].type))
             return hr_fail(HEARTH_ERR_UNSUPPORTED, "quantize: cannot write type %u",
                            (unsigned)p->overrides[i].type);
     const int64_t n = gguf_n_tensors(f);
@@ -485,7 +583,7 @@ static hearth_err convert_tensor(quant_run *q, const quant_choice *c, const char
     uint64_t n_bytes = t->n_bytes;
     if (from != c->type) {
         const kern_type_info *fi = kern_type_get(from);
-        if (!fi->supported || !writable(c->type))
+        if (!fi->supported || !quant_type_writable(c->type))
             return hr_fail(HEARTH_ERR_UNSUPPORTED, "quantize: %s: cannot convert %s to %s", name,
                            fi->name, kern_type_get(c->type)->name);
         convert_job j = {.src = t, .to = c->type, .n_cols = t->ne[0]};

@@ -1,20 +1,31 @@
 /*
  * quantize.h - converting a GGUF model to one of llama-quantize's presets
- * (F16, Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_K) with the same per-tensor type
- * choices, the same tensor order and metadata, and the same blocks (the
- * scalar references kern_ref_quantize_row), so that the output file is byte
- * for byte what `llama-quantize IN OUT TYPE` writes (without an imatrix).
+ * (F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M,
+ * Q6_K, IQ4_NL, IQ4_XS) with the same per-tensor type choices, the same
+ * tensor order and metadata, and the same blocks (the scalar references
+ * kern_ref_quantize_row), so that the output file is byte for byte what
+ * `llama-quantize IN OUT TYPE` writes (without an imatrix).
  *
  * The rules follow llama.cpp's src/llama-quant.cpp at commit 34af94cd (the
  * commit ../shared was made with): 1-D tensors, norms and a few special
  * tensors keep their type; the output matrix (and token_embd when tied) gets
- * Q6_K, or Q8_0 when its rows do not fit the preset's blocks; the *_K_M presets
- * give attn_v and ffn_down Q6_K in the "more bits" layers; a type whose block
- * does not divide the row length falls back (Q4_K->Q5_0, Q5_K->Q5_1,
- * Q6_K->Q8_0, then F16). Not reproduced: the 70B and mixture-of-experts
- * special cases, imatrix-driven choices, and presets other than those above
- * (IQ4_NL and IQ4_XS among them: their blocks are written, byte for byte as
- * llama-quantize's without an imatrix, only through a quant_override).
+ * Q6_K, or Q8_0 when its rows do not fit the preset's blocks (Q8_0 stays
+ * Q8_0); attn_v (attn_qkv, attn_kv_b), ffn_down and attn_output get more bits
+ * by preset: Q2_K gives attn_v Q3_K (Q4_K with 4+ query heads per KV head),
+ * ffn_down and attn_output Q3_K; Q3_K_M gives the first two attn_v Q5_K and
+ * the rest Q4_K, ffn_down Q5_K in the first 1/16 of the layers and Q4_K
+ * after, attn_output Q4_K; Q3_K_L gives all three Q5_K; Q4_K_S gives the
+ * first four attn_v and the first eighth of ffn_down Q5_K; Q4_K_M and
+ * Q5_K_M give attn_v and ffn_down Q6_K in the "more bits" layers (the first
+ * and last eighth and every third between); IQ4_NL/IQ4_XS give attn_v Q5_K
+ * with 4+ query heads per KV head and the first eighth of ffn_down Q5_K;
+ * Q3_K_S, Q5_K_S, Q4_1, Q5_0, Q5_1 have no such rules. Falcon has rules of
+ * its own (output Q8_0, others for Q3_K_M/L and Q4_K_S/M). A type whose block
+ * does not divide the row length falls back (Q2_K/Q3_K->Q4_0, Q4_K->Q5_0,
+ * Q5_K->Q5_1, Q6_K->Q8_0, IQ4_XS->IQ4_NL, then F16); the 32-element types
+ * have no fall-back (llama-quantize refuses). Not reproduced: the 70B and
+ * mixture-of-experts special cases, imatrix-driven choices, Q2_K_S and the
+ * IQ1-IQ3 presets (they need an imatrix or blocks Hearth does not write).
  */
 #ifndef HEARTH_QUANTIZE_H
 #define HEARTH_QUANTIZE_H
@@ -26,18 +37,34 @@
 typedef enum quant_ftype {
     QUANT_FTYPE_F16 = 1,
     QUANT_FTYPE_Q4_0 = 2,
+    QUANT_FTYPE_Q4_1 = 3,
     QUANT_FTYPE_Q8_0 = 7,
+    QUANT_FTYPE_Q5_0 = 8,
+    QUANT_FTYPE_Q5_1 = 9,
+    QUANT_FTYPE_Q2_K = 10,
+    QUANT_FTYPE_Q3_K_S = 11,
+    QUANT_FTYPE_Q3_K_M = 12,
+    QUANT_FTYPE_Q3_K_L = 13,
+    QUANT_FTYPE_Q4_K_S = 14,
     QUANT_FTYPE_Q4_K_M = 15,
+    QUANT_FTYPE_Q5_K_S = 16,
     QUANT_FTYPE_Q5_K_M = 17,
-    QUANT_FTYPE_Q6_K = 18
+    QUANT_FTYPE_Q6_K = 18,
+    QUANT_FTYPE_IQ4_NL = 25,
+    QUANT_FTYPE_IQ4_XS = 30
 } quant_ftype;
 
-/* Parses a preset name ("Q4_K_M", case-insensitive); false when unknown. */
+/* Parses a preset name ("Q4_K_M", case-insensitive; also llama-quantize's
+ * aliases Q3_K, Q4_K, Q5_K for the _M presets); false when unknown. */
 bool quant_ftype_parse(const char *name, quant_ftype *out);
 /* "Q4_K_M", or NULL for a value that is not one of the presets. */
 const char *quant_ftype_name(quant_ftype ftype);
 /* The type most 2-D weights get under this preset (Q4_K for Q4_K_M). */
 kern_type quant_ftype_base_type(quant_ftype ftype);
+
+/* True for the types the converter writes (F32, F16, BF16, Q4_0, Q4_1, Q5_0,
+ * Q5_1, Q8_0, Q2_K-Q6_K, IQ4_NL, IQ4_XS): those an override may name. */
+bool quant_type_writable(kern_type t);
 
 /* A manual per-tensor type, like llama-quantize's --tensor-type: every tensor
  * whose name CONTAINS `pattern` (a plain substring, not a regex) gets `type`
