@@ -11,7 +11,12 @@
  * --no-models-autoload refuses unloaded ones; a server with --models-dir
  * alone has no default; bad files are skipped or refused at start-up;
  * --kv-type q8_0 gives the slots a Q8_0 cache; --models-file gives models
- * names, aliases and settings of their own.
+ * names, aliases and settings of their own, generation defaults
+ * ("parameters": what a request leaves out, on every API, over ollama's
+ * and llama-server's own defaults; a request's value wins; /props and
+ * /api/show report them), and a draft and LoRA adapters to any model (the
+ * text stays the plain loop's with the draft, and is the library's with the
+ * adapter).
  */
 #include "test.h"
 
@@ -45,18 +50,29 @@ static void write_model(const char *path, const char *arch, int n_embd, uint64_t
     REQUIRE(synth_write(path, &p) == HEARTH_OK);
 }
 
-/* The greedy completion of "Hello there" by the model at path, as the server
- * makes it (BOS and special tokens as srv_tokenize). */
-static char *expected_text(const char *path, int max_tokens) {
+/* The completion of "Hello there" by the model at path (with the adapter
+ * `lora` at `scale` when not NULL) sampled with sp, as the server makes it
+ * (BOS and special tokens as srv_tokenize). */
+static char *hello_text(const char *path, const char *lora, float scale, const hearth_sampling *sp,
+                        int max_tokens) {
     hearth_model *m = NULL;
-    REQUIRE(hearth_model_load(path, NULL, &m) == HEARTH_OK);
+    const hearth_lora ad = {lora, scale};
+    hearth_model_params mp = hearth_model_default_params();
+    mp.loras = lora ? &ad : NULL;
+    mp.n_loras = lora ? 1 : 0;
+    REQUIRE(hearth_model_load(path, &mp, &m) == HEARTH_OK);
     int32_t ids[64];
     size_t n = 0;
     REQUIRE(hearth_tokenize(m, "Hello there", 11, true, true, ids, 64, &n) == HEARTH_OK);
-    const hearth_sampling sp = openai_sampling(0, 0);
-    char *text = library_text(m, ids, (int)n, &sp, max_tokens, NULL);
+    char *text = library_text(m, ids, (int)n, sp, max_tokens, NULL);
     hearth_model_free(m);
     return text;
+}
+
+/* The greedy completion of "Hello there" by the model at path. */
+static char *expected_text(const char *path, int max_tokens) {
+    const hearth_sampling sp = openai_sampling(0, 0);
+    return hello_text(path, NULL, 0, &sp, max_tokens);
 }
 
 /* POST /v1/completions naming `model` (NULL: none); the text, or NULL with
@@ -400,6 +416,32 @@ static void models_file(void) {
         {"{\"models\":[{\"path\":\"a.gguf\",\"parallel\":1e300}]}", "models[0].parallel"},
         {"{\"models\":[{\"name\":\"x\"}]}", "models[0].path"},
         {"[1,2]", "{\"models\": [...]}"},
+        {"{\"models\":[{\"path\":\"a.gguf\",\"parameters\":[]}]}",
+         "models[0].parameters must be an object"},
+        {"{\"models\":[{\"path\":\"a.gguf\"},{\"path\":\"b.gguf\",\"parameters\":{"
+         "\"temperature\":5}}]}",
+         "models[1].parameters.temperature"},
+        {"{\"models\":[{\"path\":\"a.gguf\",\"parameters\":{\"top_k\":1.5}}]}",
+         "models[0].parameters.top_k"},
+        {"{\"models\":[{\"path\":\"a.gguf\",\"parameters\":{\"tempurature\":1}}]}",
+         "models[0].parameters.tempurature"},
+        {"{\"models\":[{\"path\":\"a.gguf\",\"parameters\":{\"stop\":[\"a\",2]}}]}",
+         "models[0].parameters.stop[1]"},
+        {"{\"models\":[{\"path\":\"a.gguf\",\"parameters\":{\"max_tokens\":0}}]}",
+         "models[0].parameters.max_tokens"},
+        {"{\"models\":[{\"path\":\"a.gguf\",\"parameters\":{\"max_tokens\":5,"
+         "\"num_predict\":5}}]}",
+         "models[0].parameters.num_predict"},
+        {"{\"models\":[{\"path\":\"a.gguf\",\"draft\":\"missing.gguf\"}]}", "models[0].draft"},
+        {"{\"models\":[{\"path\":\"a.gguf\",\"draft_max\":2}]}", "models[0].draft_max"},
+        {"{\"models\":[{\"path\":\"a.gguf\",\"lora\":[{\"path\":\"missing.gguf\"}]}]}",
+         "models[0].lora[0].path"},
+        {"{\"models\":[{\"path\":\"a.gguf\",\"lora\":[{\"path\":\"b.gguf\",\"scale\":"
+         "\"x\"}]}]}",
+         "models[0].lora[0].scale"},
+        {"{\"models\":[{\"path\":\"a.gguf\",\"default\":true,\"lora\":[{\"path\":"
+         "\"b.gguf\"}]}]}",
+         "not a LoRA adapter"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char log[4400];
@@ -412,6 +454,221 @@ static void models_file(void) {
                text ? text : "");
         free(text);
     }
+}
+
+/* A request's JSON reply at path, and the string at `field` in it (a copy;
+ * NULL unless the status is 200). */
+static char *reply_text(test_server *sv, const char *path, const char *body, const char *field,
+                        cJSON **keep) {
+    int status;
+    cJSON *j = post(sv, path, body, &status);
+    const char *t = status == 200 && j ? jstr(j, field) : NULL;
+    char *text = t ? strdup(t) : NULL;
+    CHECKF(text, "%s %s: status %d", path, body, status);
+    if (keep)
+        *keep = j;
+    else
+        cJSON_Delete(j);
+    return text;
+}
+
+static void check_same(const char *what, const char *got, const char *want) {
+    CHECKF(got && want && !strcmp(got, want), "%s: '%s', want '%s'", what, got ? got : "(none)",
+           want ? want : "(none)");
+}
+
+/* One character of text (UTF-8) from its middle: a stop string it meets. */
+static void middle_char(const char *text, char *out, size_t cap) {
+    size_t k = strlen(text) / 2, end;
+    while (k > 0 && (text[k] & 0xC0) == 0x80) k--;
+    for (end = k + 1; text[end] && (text[end] & 0xC0) == 0x80; end++) {
+    }
+    snprintf(out, cap, "%.*s", (int)(end - k), text + k);
+}
+
+/* "parameters", "draft" and "lora" in --models-file: model "greedy" (a)
+ * has temperature 0, no repeat penalty and 4 tokens; "stopper" (b) a stop
+ * string met in the middle of its greedy text, top_k 5 and itself as its
+ * draft; "styled" (c) an adapter. */
+static void model_params(const char *want_a, const char *want_b, const char *path_c,
+                         const char *want_c) {
+    char file[4300], adapter[4300], stop[8];
+    snprintf(file, sizeof file, "%s/params.json", scratch);
+    snprintf(adapter, sizeof adapter, "%s/adapter.gguf", scratch);
+    REQUIRE(test_sh("'%s' synth --lora-for '%s' -o '%s' > /dev/null 2>&1", binary, path_c,
+                    adapter) == 0);
+    REQUIRE(strlen(want_b) >= 2);
+    middle_char(want_b, stop, sizeof stop);
+    cJSON *doc = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(doc, "models"), *e, *p;
+    cJSON_AddItemToArray(list, e = cJSON_CreateObject());
+    cJSON_AddStringToObject(e, "name", "greedy");
+    cJSON_AddStringToObject(e, "path", "a.gguf");
+    cJSON_AddTrueToObject(e, "default");
+    p = cJSON_AddObjectToObject(e, "parameters");
+    cJSON_AddNumberToObject(p, "temperature", 0);
+    cJSON_AddNumberToObject(p, "repeat_penalty", 1);
+    cJSON_AddNumberToObject(p, "num_predict", 4); /* ollama's name for max_tokens */
+    cJSON_AddItemToArray(list, e = cJSON_CreateObject());
+    cJSON_AddStringToObject(e, "name", "stopper");
+    cJSON_AddStringToObject(e, "path", "b.gguf");
+    cJSON_AddStringToObject(e, "draft", "b.gguf"); /* itself: its proposals are accepted */
+    p = cJSON_AddObjectToObject(e, "parameters");
+    cJSON_AddNumberToObject(p, "temperature", 0);
+    cJSON_AddNumberToObject(p, "top_k", 5);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "stop"), cJSON_CreateString(stop));
+    cJSON_AddItemToArray(list, e = cJSON_CreateObject());
+    cJSON_AddStringToObject(e, "name", "styled");
+    cJSON_AddStringToObject(e, "path", "dir/c.gguf");
+    cJSON *l = cJSON_CreateObject();
+    cJSON_AddStringToObject(l, "path", "adapter.gguf");
+    cJSON_AddNumberToObject(l, "scale", 4);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(e, "lora"), l);
+    char *json = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    REQUIRE(json && test_write_file(file, json, strlen(json)));
+    free(json);
+
+    /* what the checks compare with; each must differ from the greedy text,
+     * or the check could not fail */
+    hearth_sampling sp = openai_sampling(1, 5);
+    char *sampled_a = hello_text(path_a, NULL, 0, &sp, 6);
+    sp = openai_sampling(0.8f, 5); /* ollama's defaults */
+    sp.top_k = 40;
+    sp.top_p = 0.9f;
+    sp.repeat_penalty = 1.1f;
+    char *ollama_a = hello_text(path_a, NULL, 0, &sp, 6);
+    sp = openai_sampling(0.8f, 5); /* llama-server's */
+    sp.top_k = 40;
+    sp.top_p = 0.95f;
+    sp.min_p = 0.05f;
+    char *llama_a = hello_text(path_a, NULL, 0, &sp, 6);
+    char *a4 = expected_text(path_a, 4), *a16 = expected_text(path_a, 16);
+    sp = openai_sampling(0, 0);
+    char *styled = hello_text(path_c, adapter, 4, &sp, 6);
+    CHECKF(strcmp(sampled_a, want_a) && strcmp(ollama_a, want_a) && strcmp(llama_a, want_a),
+           "sampling gave the greedy text '%s': pick another seed", want_a);
+    CHECKF(strcmp(a4, a16), "a ends within 4 tokens: '%s'", a4);
+    CHECKF(strcmp(styled, want_c), "the adapter changed nothing: '%s'", styled);
+    char cut[4096];
+    snprintf(cut, sizeof cut, "%.*s", (int)(strstr(want_b, stop) - want_b), want_b);
+
+    test_server sv;
+    start(&sv, "--models-file '%s' -t 1", file);
+    /* the model's temperature 0 (no seed: the request's 1 would differ) */
+    char *t = reply_text(&sv, "/v1/completions",
+                         "{\"prompt\":\"Hello there\",\"max_tokens\":6,\"seed\":5}",
+                         "choices.0.text", NULL);
+    check_same("greedy by the model's temperature", t, want_a);
+    free(t);
+    /* the request's own temperature wins */
+    t = reply_text(&sv, "/v1/completions",
+                   "{\"prompt\":\"Hello there\",\"max_tokens\":6,\"seed\":5,\"temperature\":1}",
+                   "choices.0.text", NULL);
+    check_same("the request's temperature", t, sampled_a);
+    free(t);
+    /* num_predict 4 in place of a completion's 16 tokens; a request's 6 wins */
+    cJSON *j = NULL;
+    t = reply_text(&sv, "/v1/completions", "{\"prompt\":\"Hello there\"}", "choices.0.text", &j);
+    check_same("the model's max_tokens", t, a4);
+    CHECK(jnum(j, "usage.completion_tokens") <= 4);
+    cJSON_Delete(j);
+    free(t);
+    /* ollama's /api/generate and llama-server's /completion: the model's
+     * temperature and repeat penalty over their defaults (0.8, 1.1) */
+    t = reply_text(&sv, "/api/generate",
+                   "{\"model\":\"greedy\",\"prompt\":\"Hello there\",\"raw\":true,\"stream\":false,"
+                   "\"options\":{\"num_predict\":6,\"seed\":5}}",
+                   "response", NULL);
+    check_same("ollama's generate", t, want_a);
+    free(t);
+    t = reply_text(&sv, "/api/generate",
+                   "{\"model\":\"greedy\",\"prompt\":\"Hello there\",\"raw\":true,\"stream\":false,"
+                   "\"options\":{\"num_predict\":6,\"seed\":5,\"temperature\":0.8,\"top_k\":40,"
+                   "\"top_p\":0.9,\"repeat_penalty\":1.1}}",
+                   "response", NULL);
+    check_same("ollama's generate with its options", t, ollama_a);
+    free(t);
+    t = reply_text(&sv, "/completion", "{\"prompt\":\"Hello there\",\"n_predict\":6,\"seed\":5}",
+                   "content", NULL);
+    check_same("llama-server's completion", t, want_a);
+    free(t);
+
+    /* stopper: its stop string cuts the greedy text; a request's stop
+     * replaces it; the draft proposes and the text stays the same */
+    t = reply_text(&sv, "/v1/completions",
+                   "{\"model\":\"stopper\",\"prompt\":\"Hello there\",\"max_tokens\":6}",
+                   "choices.0.text", &j);
+    check_same("the model's stop", t, cut);
+    CHECK(jstr(j, "choices.0.finish_reason") &&
+          !strcmp(jstr(j, "choices.0.finish_reason"), "stop"));
+    cJSON_Delete(j);
+    free(t);
+    t = reply_text(&sv, "/completion",
+                   "{\"model\":\"stopper\",\"prompt\":\"Hello there\",\"n_predict\":6}", "content",
+                   &j);
+    check_same("the model's stop on /completion", t, cut);
+    CHECKF(jstr(j, "stopping_word") && !strcmp(jstr(j, "stopping_word"), stop),
+           "stopping_word '%s', want '%s'", jstr(j, "stopping_word"), stop);
+    cJSON_Delete(j);
+    free(t);
+    CHECK(!strstr(want_b, "@@"));
+    CHECK(log_has(&sv, "speculative decoding: draft") && log_has(&sv, "b.gguf for stopper"));
+    /* a random model is never sure of a token: the draft proposes with p_min 0 */
+    const long drafted = test_metric(&sv, "hearth_spec_drafted_tokens_total");
+    t = reply_text(&sv, "/v1/completions",
+                   "{\"model\":\"stopper\",\"prompt\":\"Hello there\",\"max_tokens\":6,"
+                   "\"stop\":[\"@@\"],\"speculative.p_min\":0}",
+                   "choices.0.text", NULL);
+    check_same("the request's stop (and the draft)", t, want_b);
+    free(t);
+    CHECKF(test_metric(&sv, "hearth_spec_drafted_tokens_total") > drafted,
+           "stopper's draft proposed nothing");
+
+    /* styled: the adapter's text, as the library makes it with the adapter */
+    int status;
+    t = complete(&sv, "styled", &status);
+    check_same("the model's adapter", t, styled);
+    free(t);
+
+    /* what the models' parameters are, as llama-server and ollama say */
+    test_reply r = test_http(&sv, "GET", "/props?model=greedy", NULL, NULL);
+    j = parse_reply(&r);
+    CHECKF(jnum(j, "default_generation_settings.params.temperature") == 0 &&
+               jnum(j, "default_generation_settings.params.repeat_penalty") == 1 &&
+               jnum(j, "default_generation_settings.params.n_predict") == 4,
+           "greedy's props: %s", r.body);
+    cJSON_Delete(j);
+    free(r.body);
+    r = test_http(&sv, "GET", "/props?model=stopper", NULL, NULL);
+    j = parse_reply(&r);
+    CHECKF(jnum(j, "default_generation_settings.params.top_k") == 5 &&
+               jstr(j, "default_generation_settings.params.stop.0") &&
+               !strcmp(jstr(j, "default_generation_settings.params.stop.0"), stop),
+           "stopper's props: %s", r.body);
+    cJSON_Delete(j);
+    free(r.body);
+    char want[512];
+    snprintf(want, sizeof want, "%-30s 0\n%-30s 1\n%-30s 4", "temperature", "repeat_penalty",
+             "num_predict");
+    t = reply_text(&sv, "/api/show", "{\"model\":\"greedy\"}", "parameters", NULL);
+    check_same("greedy's /api/show parameters", t, want);
+    free(t);
+    cJSON *q = cJSON_CreateString(stop);
+    char *quoted = cJSON_PrintUnformatted(q);
+    cJSON_Delete(q);
+    snprintf(want, sizeof want, "%-30s 0\n%-30s 5\n%-30s %s", "temperature", "top_k", "stop",
+             quoted);
+    free(quoted);
+    t = reply_text(&sv, "/api/show", "{\"model\":\"stopper\"}", "parameters", NULL);
+    check_same("stopper's /api/show parameters", t, want);
+    free(t);
+    CHECK(test_server_stop(&sv) == 0);
+    free(sampled_a);
+    free(ollama_a);
+    free(llama_a);
+    free(a4);
+    free(a16);
+    free(styled);
 }
 
 /* Start-up errors: a second -m that is not a model, two models of one name. */
@@ -463,6 +720,7 @@ int main(void) {
     no_default(want_c);
     kv_type();
     models_file();
+    model_params(want_a, want_b, path_c, want_c);
     refused();
     free(want_a);
     free(want_b);

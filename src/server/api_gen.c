@@ -390,8 +390,10 @@ srv_job *srv_job_for_choice(srv_server *s, const srv_gen *g, int choice) {
     const srv_request *r = g->req;
     srv_job *j = srv_job_new(g->ids, g->n_ids);
     if (!j) return NULL;
-    j->sampling = r->sampling;
-    j->sampling.seed = srv_choice_seed(r->sampling.seed, choice, srv_n_choices(r));
+    srv_settings st; /* the request's, and the model's parameters for what it left out */
+    srv_model_settings(g->local, r, &st);
+    j->sampling = st.sampling;
+    j->sampling.seed = srv_choice_seed(st.sampling.seed, choice, srv_n_choices(r));
     /* the job's own copy: the request may be freed before the scheduler
      * builds the sampler */
     j->sampling.logit_bias = NULL;
@@ -406,10 +408,10 @@ srv_job *srv_job_for_choice(srv_server *s, const srv_gen *g, int choice) {
         j->sampling.logit_bias = j->logit_bias;
         j->sampling.n_logit_bias = (size_t)r->n_logit_bias;
     }
-    j->max_tokens = srv_max_tokens(r);
+    j->max_tokens = st.max_tokens;
     /* a forced call's JSON is not cut by the client's stop strings */
-    for (int i = 0; i < r->n_stop && !r->tool_schema; i++) {
-        if (!(j->stop[i] = strdup(r->stop[i]))) {
+    for (int i = 0; i < st.n_stop && !r->tool_schema; i++) {
+        if (!(j->stop[i] = strdup(st.stop[i]))) {
             srv_job_release(j);
             return NULL;
         }

@@ -7,7 +7,8 @@
  * -> max_tokens, json_schema -> response_format, the sampling fields under
  * their shared names) with llama-server's defaults where the client gives
  * nothing (temperature 0.8, top_k 40, top_p 0.95, min_p 0.05,
- * repeat_last_n 64, n_predict -1: until the context is full), parsed by
+ * repeat_last_n 64, n_predict -1: until the context is full; a model's
+ * "parameters" in --models-file win over them), parsed by
  * srv_parse_request and routed as /v1/completions routes it (gateway,
  * ledger). Sampling features Hearth does not have (mirostat, typical_p,
  * DRY, XTC, n_probs, ignore_eos) are a 400 naming the field rather than
@@ -86,8 +87,10 @@ static cJSON *final_object(const char *model, char *const *stop, int n_stop, con
 }
 
 char *srv_llama_response_json(const srv_gen *g, const srv_job *j) {
-    cJSON *o = final_object(srv_asked_model(g), g->req->stop, g->req->n_stop, j,
-                            j->text ? j->text : "", j->text_len);
+    /* the job's stop strings are the model's when the request gave none */
+    cJSON *o = final_object(srv_asked_model(g), j->n_stop ? j->stop : g->req->stop,
+                            j->n_stop ? j->n_stop : g->req->n_stop, j, j->text ? j->text : "",
+                            j->text_len);
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return json;
@@ -145,7 +148,8 @@ static void ls_call(void *p, const struct srv_call_out *c, srv_emit_fn emit, voi
 static void ls_end(void *p, const srv_job *j, bool calls, srv_emit_fn emit, void *user) {
     (void)calls;
     const llama_stream *st = p;
-    emit(user, final_object(st->model, st->stop, st->n_stop, j, "", 0));
+    emit(user, final_object(st->model, j->n_stop ? j->stop : st->stop,
+                            j->n_stop ? j->n_stop : st->n_stop, j, "", 0));
 }
 
 static void ls_fail(void *p, const srv_error *e, srv_emit_fn emit, void *user) {
@@ -197,20 +201,21 @@ static bool refuse_unsupported(const cJSON *root, srv_error *e) {
  * repeat_last_n (-1: the context). For /infill the prompt is left out (its
  * tokens are built apart). */
 static bool translate(const cJSON *root, bool infill, cJSON *out, int *repeat_last_n,
-                      srv_error *e) {
+                      unsigned *client, srv_error *e) {
     static const struct {
         const char *name, *openai;
         double def; /* NAN: none */
+        srv_param p;
     } map[] = {
-        {"temperature", "temperature", 0.8},
-        {"top_k", "top_k", 40},
-        {"top_p", "top_p", 0.95},
-        {"min_p", "min_p", 0.05},
-        {"seed", "seed", NAN},
-        {"repeat_penalty", "repeat_penalty", NAN},
-        {"presence_penalty", "presence_penalty", NAN},
-        {"frequency_penalty", "frequency_penalty", NAN},
-        {"n_predict", "max_tokens", NAN},
+        {"temperature", "temperature", 0.8, SRV_P_TEMPERATURE},
+        {"top_k", "top_k", 40, SRV_P_TOP_K},
+        {"top_p", "top_p", 0.95, SRV_P_TOP_P},
+        {"min_p", "min_p", 0.05, SRV_P_MIN_P},
+        {"seed", "seed", NAN, SRV_P_SEED},
+        {"repeat_penalty", "repeat_penalty", NAN, SRV_P_REPEAT_PENALTY},
+        {"presence_penalty", "presence_penalty", NAN, SRV_P_PRESENCE_PENALTY},
+        {"frequency_penalty", "frequency_penalty", NAN, SRV_P_FREQUENCY_PENALTY},
+        {"n_predict", "max_tokens", NAN, SRV_P_MAX_TOKENS},
     };
     if (!cJSON_IsObject(root))
         return srv_fail(e, 400, NULL, "invalid_json", "the body must be a JSON object");
@@ -220,6 +225,7 @@ static bool translate(const cJSON *root, bool infill, cJSON *out, int *repeat_la
         if (v && !cJSON_IsNumber(v))
             return srv_fail(e, 400, map[i].name, NULL, "'%s' must be a number", map[i].name);
         const double d = v ? v->valuedouble : map[i].def;
+        *client |= v ? SRV_GIVEN(map[i].p) : 0; /* the defaults yield to a model's parameters */
         if (isnan(d)) continue;
         if (!strcmp(map[i].name, "n_predict") && d < 0) continue; /* -1: no limit */
         cJSON_AddNumberToObject(out, map[i].openai, d);
@@ -230,6 +236,7 @@ static bool translate(const cJSON *root, bool infill, cJSON *out, int *repeat_la
         return srv_fail(e, 400, "repeat_last_n", NULL,
                         "'repeat_last_n' must be -1 (the context), 0 (off) or more");
     *repeat_last_n = rln ? (int)rln->valuedouble : 64;
+    *client |= rln ? SRV_GIVEN(SRV_P_REPEAT_LAST_N) : 0;
     static const char *const same[] = {"model", "stop", "stream", "logit_bias", "grammar"};
     for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
         const cJSON *v = given(root, same[i]);
@@ -270,7 +277,8 @@ static bool parse(srv_exchange *x, bool infill, cJSON **root, srv_request *r, in
     *root = cJSON_ParseWithLength(x->body, x->body_len);
     cJSON *out = cJSON_CreateObject();
     char *body = NULL;
-    bool ok = *root ? translate(*root, infill, out, repeat_last_n, &e)
+    unsigned client = 0;
+    bool ok = *root ? translate(*root, infill, out, repeat_last_n, &client, &e)
                     : srv_fail(&e, 400, NULL, "invalid_json", "the body is not valid JSON");
     if (ok && !(body = cJSON_PrintUnformatted(out)))
         ok = srv_fail(&e, 500, NULL, NULL, "out of memory");
@@ -283,6 +291,7 @@ static bool parse(srv_exchange *x, bool infill, cJSON **root, srv_request *r, in
     }
     r->dialect = SRV_DIALECT_LLAMA;
     r->t0_ms = x->t0_ms;
+    r->given = client | (r->given & SRV_GIVEN(SRV_P_STOP));
     return true;
 }
 
@@ -356,7 +365,9 @@ void srv_handle_infill(srv_exchange *x) {
     if (ok) {
         /* llama-server's cuts, with its batch of 2048 tokens (at most the context) */
         const int n_ctx = srv_sched_n_ctx(m->sched), n_batch = n_ctx < 2048 ? n_ctx : 2048;
-        const int n_predict = r.max_tokens > 0 ? r.max_tokens : -1;
+        srv_settings st;
+        srv_model_settings(m, &r, &st);
+        const int n_predict = st.max_tokens > 0 ? st.max_tokens : -1;
         const int room = n_ctx - n_batch - 2 * n_predict;
         const hearth_infill in = {
             .prefix = pre->valuestring,

@@ -9,11 +9,14 @@
  * (options.repeat_last_n) is set on the parsed request. Ollama's defaults
  * apply where the client gives nothing (temperature 0.8, top_k 40, top_p 0.9,
  * repeat_penalty 1.1, repeat_last_n 64, num_predict -1: until the context is
- * full). The request then goes the way /v1/chat/completions goes: the chat
- * template, the tokenizer, srv_gateway_route (privacy guard, ledger, cascade)
- * and api_gen.c / sse.c, which write ollama's objects because the request's
- * dialect says so. x->body stays the client's ollama body: what a remote
- * tier gets (temperature, top_p) comes from the parsed request.
+ * full), unless the model's "parameters" (--models-file) say otherwise, as
+ * a Modelfile's PARAMETER lines do. The request then goes the way
+ * /v1/chat/completions goes: the chat template, the tokenizer,
+ * srv_gateway_route (privacy guard, ledger, cascade) and api_gen.c / sse.c,
+ * which write ollama's objects because the request's dialect says so.
+ * x->body stays the client's ollama body: what a remote tier gets
+ * (temperature, top_p) comes from the parsed request (the client's values
+ * or ollama's defaults, never the model's parameters).
  *
  * /api/generate renders {system?, user: prompt} with the chat template as
  * ollama applies the model's template; raw: true sends the prompt as it is
@@ -97,48 +100,68 @@ static const cJSON *given(const cJSON *obj, const char *key) {
     return v && !cJSON_IsNull(v) ? v : NULL;
 }
 
-/* options -> the OpenAI body's sampling fields, with ollama's defaults. */
-static bool translate_options(const cJSON *opts, cJSON *out, int *repeat_last_n, srv_error *e) {
-    static const struct {
-        const char *name, *openai; /* openai NULL: not a field of the OpenAI body */
-        double def;                /* NAN: no default */
-        bool integer;
-    } map[] = {
-        {"temperature", "temperature", 0.8, false},
-        {"top_p", "top_p", 0.9, false},
-        {"top_k", "top_k", 40, true},
-        {"min_p", "min_p", NAN, false},
-        {"seed", "seed", NAN, true},
-        {"repeat_penalty", "repeat_penalty", 1.1, false},
-        {"presence_penalty", "presence_penalty", NAN, false},
-        {"frequency_penalty", "frequency_penalty", NAN, false},
-        {"num_predict", "max_tokens", NAN, true},
-        {"repeat_last_n", NULL, 64, true},
-    };
+/* ollama's options: the OpenAI body's field and ollama's default. */
+static const struct {
+    const char *name, *openai; /* openai NULL: not a field of the OpenAI body */
+    double def;                /* NAN: no default */
+    bool integer;
+    srv_param p;
+} options[] = {
+    {"temperature", "temperature", 0.8, false, SRV_P_TEMPERATURE},
+    {"top_p", "top_p", 0.9, false, SRV_P_TOP_P},
+    {"top_k", "top_k", 40, true, SRV_P_TOP_K},
+    {"min_p", "min_p", NAN, false, SRV_P_MIN_P},
+    {"seed", "seed", NAN, true, SRV_P_SEED},
+    {"repeat_penalty", "repeat_penalty", 1.1, false, SRV_P_REPEAT_PENALTY},
+    {"presence_penalty", "presence_penalty", NAN, false, SRV_P_PRESENCE_PENALTY},
+    {"frequency_penalty", "frequency_penalty", NAN, false, SRV_P_FREQUENCY_PENALTY},
+    {"num_predict", "max_tokens", NAN, true, SRV_P_MAX_TOKENS},
+    {"repeat_last_n", NULL, 64, true, SRV_P_REPEAT_LAST_N},
+};
+
+/* options -> the OpenAI body's sampling fields, those the client gave;
+ * *given_mask gets each option given, also those the body cannot say
+ * (repeat_last_n; num_predict <= 0: no limit; top_k <= 0: off). ollama's
+ * defaults come after parsing (apply_defaults), so that a model's
+ * parameters win over them. */
+static bool translate_options(const cJSON *opts, cJSON *out, int *repeat_last_n,
+                              unsigned *given_mask, srv_error *e) {
     if (opts && !cJSON_IsObject(opts))
         return srv_fail(e, 400, "options", NULL, "'options' must be an object");
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
-        const cJSON *v = opts ? given(opts, map[i].name) : NULL;
-        if (v && !cJSON_IsNumber(v))
-            return srv_fail(e, 400, "options", NULL, "options.%s must be a number", map[i].name);
-        double d = v ? v->valuedouble : map[i].def;
-        if (isnan(d)) continue;
-        if (map[i].integer && d != floor(d))
-            return srv_fail(e, 400, "options", NULL, "options.%s must be an integer", map[i].name);
-        if (!strcmp(map[i].name, "num_predict") && d <= 0) continue; /* -1, -2: no limit */
-        if (!strcmp(map[i].name, "top_k") && d <= 0) continue;       /* ollama: <= 0 is off */
-        if (!map[i].openai) {
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+        const cJSON *v = opts ? given(opts, options[i].name) : NULL;
+        if (!v) continue;
+        if (!cJSON_IsNumber(v))
+            return srv_fail(e, 400, "options", NULL, "options.%s must be a number",
+                            options[i].name);
+        const double d = v->valuedouble;
+        *given_mask |= SRV_GIVEN(options[i].p);
+        if (options[i].integer && d != floor(d))
+            return srv_fail(e, 400, "options", NULL, "options.%s must be an integer",
+                            options[i].name);
+        if (!strcmp(options[i].name, "num_predict") && d <= 0) continue; /* -1, -2: no limit */
+        if (!strcmp(options[i].name, "top_k") && d <= 0) continue;       /* ollama: <= 0 is off */
+        if (!options[i].openai) {
             if (d < -1 || d > 1e9)
                 return srv_fail(e, 400, "options", NULL,
                                 "options.repeat_last_n must be -1 (the context), 0 (off) or more");
             *repeat_last_n = (int)d;
             continue;
         }
-        cJSON_AddNumberToObject(out, map[i].openai, d);
+        cJSON_AddNumberToObject(out, options[i].openai, d);
     }
     const cJSON *stop = opts ? given(opts, "stop") : NULL;
     if (stop) cJSON_AddItemToObject(out, "stop", cJSON_Duplicate(stop, true));
     return true;
+}
+
+/* ollama's defaults for the options the client did not give (given: those
+ * the OpenAI body could not say). */
+static void apply_defaults(srv_request *r, unsigned given_mask) {
+    r->given |= given_mask;
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
+        if (options[i].openai && !isnan(options[i].def))
+            srv_request_default(r, options[i].p, options[i].def);
 }
 
 /* format: "json" (JSON mode), a JSON Schema object (structured output), or
@@ -212,6 +235,7 @@ typedef struct ollama_req {
     bool load;     /* an empty prompt or chat: answer "load" (or "unload") at once */
     srv_kind kind; /* generate with raw: a completion */
     int repeat_last_n;
+    unsigned given; /* the options given (SRV_GIVEN) */
 } ollama_req;
 
 static bool translate(srv_exchange *x, srv_dialect d, ollama_req *q, srv_error *e) {
@@ -244,7 +268,7 @@ static bool translate(srv_exchange *x, srv_dialect d, ollama_req *q, srv_error *
     cJSON_AddBoolToObject(out, "stream", !stream || cJSON_IsTrue(stream)); /* ollama streams */
     q->repeat_last_n = 64;
     q->kind = SRV_CHAT;
-    bool ok = translate_options(given(q->root, "options"), out, &q->repeat_last_n, e) &&
+    bool ok = translate_options(given(q->root, "options"), out, &q->repeat_last_n, &q->given, e) &&
               translate_format(given(q->root, "format"), out, e);
     if (ok && d == SRV_DIALECT_OLLAMA_CHAT) {
         const cJSON *msgs = given(q->root, "messages");
@@ -328,6 +352,7 @@ static void handle(srv_exchange *x, srv_dialect d) {
     if (ok) {
         r.dialect = d;
         r.t0_ms = x->t0_ms;
+        apply_defaults(&r, q.given);
         r.sampling.penalty_last_n =
             q.repeat_last_n < 0 ? srv_sched_n_ctx(m->sched) : q.repeat_last_n;
         if (q.kind == SRV_CHAT) {

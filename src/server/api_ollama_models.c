@@ -240,10 +240,12 @@ void srv_handle_ollama_show(srv_exchange *x) {
         return;
     }
     const srv_model_info *mi = sm->ollama_info;
+    char *params = srv_model_params_text(sm); /* --models-file's "parameters" */
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "license", "");
     cJSON_AddStringToObject(o, "modelfile", "");
-    cJSON_AddStringToObject(o, "parameters", "");
+    cJSON_AddStringToObject(o, "parameters", params ? params : "");
+    free(params);
     cJSON_AddStringToObject(o, "template", mi->template_text);
     cJSON_AddItemToObject(o, "details", cJSON_Duplicate(mi->details, true));
     cJSON_AddItemToObject(o, "model_info", cJSON_Duplicate(mi->model_info, true));

@@ -320,15 +320,18 @@ void srv_handle_apply_template(srv_exchange *x) {
 
 /* ---- GET /props ------------------------------------------------------------- */
 
-/* The sampling a request that sets nothing gets: request.c's defaults, read
- * by parsing such a request, so that /props cannot drift from them. */
-static cJSON *default_params(void) {
+/* The sampling a request that sets nothing gets on m: request.c's defaults
+ * and m's parameters, read by parsing such a request and taking its
+ * settings as a generation does, so that /props cannot drift from them. */
+static cJSON *default_params(const srv_model *m) {
     static const char body[] = "{\"messages\":[{\"role\":\"user\",\"content\":\"\"}]}";
     srv_request r;
     srv_error e;
     if (!srv_parse_request(SRV_CHAT, body, sizeof body - 1, &r, &e)) return NULL;
-    const hearth_sampling *sp = &r.sampling;
-    const int max_tokens = srv_max_tokens(&r);
+    srv_settings st;
+    srv_model_settings(m, &r, &st);
+    const hearth_sampling *sp = &st.sampling;
+    const int max_tokens = st.max_tokens;
     cJSON *p = cJSON_CreateObject();
     bool ok = p && cJSON_AddNumberToObject(p, "n_predict", max_tokens > 0 ? max_tokens : -1) &&
               cJSON_AddNumberToObject(p, "seed",
@@ -345,6 +348,9 @@ static cJSON *default_params(void) {
               cJSON_AddArrayToObject(p, "stop") &&
               cJSON_AddNumberToObject(p, "max_tokens", max_tokens > 0 ? max_tokens : -1) &&
               cJSON_AddNumberToObject(p, "n_probs", 0) && cJSON_AddStringToObject(p, "grammar", "");
+    cJSON *stop = ok ? cJSON_GetObjectItemCaseSensitive(p, "stop") : NULL;
+    for (int i = 0; stop && i < st.n_stop; i++) /* before r goes: they may be its */
+        cJSON_AddItemToArray(stop, cJSON_CreateString(st.stop[i]));
     srv_request_free(&r);
     if (!ok) cJSON_Delete(p);
     return ok ? p : NULL;
@@ -380,7 +386,7 @@ void srv_handle_props(srv_exchange *x) {
     cJSON *modalities = cJSON_AddObjectToObject(out, "modalities");
     bool ok =
         dgs && modalities && cJSON_AddNumberToObject(dgs, "n_ctx", srv_sched_n_ctx(m->sched)) &&
-        cJSON_AddItemToObject(dgs, "params", default_params()) &&
+        cJSON_AddItemToObject(dgs, "params", default_params(m)) &&
         cJSON_AddNumberToObject(out, "total_slots", m->n_parallel) &&
         cJSON_AddStringToObject(out, "model_alias", m->id) &&
         cJSON_AddStringToObject(out, "model_path", m->path) &&

@@ -93,24 +93,26 @@ static hearth_err open_rag(srv_server *s, srv_model *m) {
     return HEARTH_OK;
 }
 
-/* --model-draft: the default model's draft, checked against it (threads as
- * the model's, none of its adapters). */
+/* The model's draft (-md for the default model, its entry's "draft"),
+ * checked against it (threads as the model's, none of its adapters). */
 static hearth_err open_draft(srv_server *s, srv_model *m, const hearth_model_params *mp) {
-    if (s->cfg.spec_n_max <= 0 || !m->is_default) return HEARTH_OK;
-    if (!s->cfg.model_draft) {
-        if (s->cfg.spec_ngram_n > 0)
+    if (m->spec_n_max <= 0) return HEARTH_OK;
+    if (!m->draft_path) {
+        if (m->spec_ngram_n > 0)
             srv_say(s, "speculative decoding: prompt lookup of %d tokens, up to %d tokens a step",
-                    s->cfg.spec_ngram_n, s->cfg.spec_n_max);
+                    m->spec_ngram_n, m->spec_n_max);
         return HEARTH_OK;
     }
     hearth_model_params dp = *mp;
     dp.loras = NULL;
     dp.n_loras = 0;
-    hearth_err err = hearth_model_load(s->cfg.model_draft, &dp, &m->draft);
+    hearth_err err = hearth_model_load(m->draft_path, &dp, &m->draft);
     if (!err) err = hearth_draft_check(m->model, m->draft);
-    if (err) return hr_wrap(err, "--model-draft %s: ", s->cfg.model_draft);
-    srv_say(s, "speculative decoding: draft %s, up to %d tokens a step", s->cfg.model_draft,
-            s->cfg.spec_n_max);
+    if (err)
+        return hr_wrap(err, "%s %s: ", m->own_draft_path ? "draft" : "--model-draft",
+                       m->draft_path);
+    srv_say(s, "speculative decoding: draft %s for %s, up to %d tokens a step", m->draft_path,
+            m->id, m->spec_n_max);
     return HEARTH_OK;
 }
 
@@ -134,10 +136,8 @@ static void close_model(srv_model *m) {
 static hearth_err open_model(srv_server *s, srv_model *m) {
     hearth_model_params mp = hearth_model_default_params();
     mp.n_threads = s->cfg.n_threads;
-    if (m->is_default) {
-        mp.loras = s->cfg.loras;
-        mp.n_loras = s->cfg.n_loras;
-    }
+    mp.loras = m->loras;
+    mp.n_loras = m->n_loras;
     const double t0 = srv_now_ms();
     hearth_err err = hearth_model_load(m->path, &mp, &m->model);
     size_t n_probe = 0;
@@ -157,9 +157,9 @@ static hearth_err open_model(srv_server *s, srv_model *m) {
     if (!err && s->rag) err = open_rag(s, m);
     if (!err) err = open_draft(s, m, &mp);
     const srv_spec spec = {.draft = m->draft,
-                           .n_max = m->is_default ? s->cfg.spec_n_max : 0,
-                           .ngram_n = m->draft ? 0 : s->cfg.spec_ngram_n,
-                           .p_min = s->cfg.spec_p_min};
+                           .n_max = m->spec_n_max,
+                           .ngram_n = m->draft ? 0 : m->spec_ngram_n,
+                           .p_min = m->spec_p_min};
     const int queue_max = s->cfg.queue_max >= 0 ? s->cfg.queue_max : 4 * m->n_parallel;
     if (!err)
         err = srv_sched_new(m->model, m->n_parallel, m->n_ctx, m->kv_type, queue_max, &spec,
@@ -213,6 +213,14 @@ hearth_err srv_model_register(srv_server *s, const char *path, const char *name,
     m->chat_template = s->cfg.chat_template;
     m->pooling_name = s->cfg.pooling;
     m->keep_alive_default = s->cfg.keep_alive_ms;
+    if (is_default) { /* the command line's draft and adapters are the default model's */
+        m->draft_path = s->cfg.model_draft;
+        m->spec_n_max = s->cfg.spec_n_max;
+        m->spec_ngram_n = s->cfg.spec_ngram_n;
+        m->spec_p_min = s->cfg.spec_p_min;
+        m->loras = s->cfg.loras;
+        m->n_loras = s->cfg.n_loras;
+    }
     s->models[s->n_models++] = m;
     if (out) *out = m;
     hearth_err err = srv_model_info_new(path, &m->ollama_info);
@@ -317,6 +325,9 @@ void srv_models_free(srv_server *s) {
         srv_model *m = s->models[i];
         close_model(m);
         srv_model_info_free(m->ollama_info);
+        for (int k = 0; k < m->n_own_loras; k++) free((char *)m->own_loras[k].path);
+        free(m->own_loras);
+        free(m->own_draft_path);
         free(m->path);
         free(m);
     }

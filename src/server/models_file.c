@@ -8,13 +8,20 @@
  *                "ctx": 8192, "parallel": 2, "kv_type": "q8_0",
  *                "chat_template": "qwen2.5", "pooling": "mean",
  *                "system": "You are a careful coding assistant.",
- *                "keep_alive": "30m", "load_on_startup": true}]}
+ *                "keep_alive": "30m", "load_on_startup": true,
+ *                "parameters": {"temperature": 0.2, "stop": ["<|im_end|>"]},
+ *                "draft": "qwen2.5-coder-0.5b-q8_0.gguf", "draft_max": 4,
+ *                "lora": [{"path": "style.gguf", "scale": 0.5}]}]}
  *
- * Only "path" is required (relative to the file's directory); every other
- * key defaults to the command line's setting. An unknown key, a value of the
- * wrong type or range, two defaults (or one beside -m, which is the
- * default) stop the start-up with an error naming models[i].key. The parsed
- * document lives as long as the server: the models' settings point into it.
+ * Only "path" is required (paths are relative to the file's directory);
+ * every other key defaults to the command line's setting (-md and --lora
+ * only ever apply to the default model). "parameters" are generation
+ * defaults for what requests leave out (model_params.c); "draft" and "lora"
+ * are checked when the model loads, as -md and --lora are. An unknown key,
+ * a value of the wrong type or range, a file that cannot be read, two
+ * defaults (or one beside -m, which is the default) stop the start-up with
+ * an error naming models[i].key. The parsed document lives as long as the
+ * server: the models' settings point into it.
  */
 #include "server.h"
 
@@ -46,11 +53,88 @@ static hearth_err get_str(const cJSON *v, const char *key, int i, const char **o
     return HEARTH_OK;
 }
 
+/* path as given when absolute, else next to the models file (malloc'd). */
+static char *beside(const char *file, const char *path) {
+    const char *slash = strrchr(file, '/');
+    if (path[0] == '/' || !slash) return strdup(path);
+    const size_t n = (size_t)(slash - file + 1), size = n + strlen(path) + 1;
+    char *out = malloc(size);
+    if (out) snprintf(out, size, "%.*s%s", (int)n, file, path);
+    return out;
+}
+
+/* A readable file named by models[i].key, resolved beside the models file
+ * into *out (malloc'd). */
+static hearth_err get_file(const cJSON *v, const char *file, const char *key, int i, char **out) {
+    if (!cJSON_IsString(v) || !v->valuestring[0])
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "models[%d].%s must be a file name", i, key);
+    if (!(*out = beside(file, v->valuestring))) return hr_fail(HEARTH_ERR_NOMEM, "out of memory");
+    if (access(*out, R_OK))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "models[%d].%s: cannot read %s", i, key, *out);
+    return HEARTH_OK;
+}
+
+/* "lora": [{"path": FILE, "scale": S (default 1)}, ...], as --lora-scaled;
+ * replaces --lora on the default model. */
+static hearth_err get_loras(srv_model *m, const cJSON *v, const char *file, int i) {
+    const int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
+    if (m->own_loras) return hr_fail(HEARTH_ERR_INVALID_ARG, "models[%d].lora is given twice", i);
+    if (n < 1 || n > SRV_MAX_MODEL_LORAS)
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "models[%d].lora must be an array of 1 to %d adapters {\"path\", "
+                       "\"scale\"}",
+                       i, SRV_MAX_MODEL_LORAS);
+    if (!(m->own_loras = calloc((size_t)n, sizeof *m->own_loras)))
+        return hr_fail(HEARTH_ERR_NOMEM, "out of memory");
+    const cJSON *a;
+    cJSON_ArrayForEach(a, v) {
+        char key[32];
+        const int k = m->n_own_loras;
+        snprintf(key, sizeof key, "lora[%d].path", k);
+        const cJSON *scale = cJSON_GetObjectItemCaseSensitive(a, "scale");
+        char *path = NULL;
+        hearth_err err =
+            cJSON_IsObject(a)
+                ? get_file(cJSON_GetObjectItemCaseSensitive(a, "path"), file, key, i, &path)
+                : hr_fail(HEARTH_ERR_INVALID_ARG,
+                          "models[%d].lora[%d] must be an object {\"path\", \"scale\"}", i, k);
+        if (!err && scale &&
+            !(cJSON_IsNumber(scale) && scale->valuedouble >= -1e3 && scale->valuedouble <= 1e3))
+            err = hr_fail(HEARTH_ERR_INVALID_ARG,
+                          "models[%d].lora[%d].scale must be a number in -1000..1000", i, k);
+        if (err) {
+            free(path);
+            return err;
+        }
+        m->own_loras[m->n_own_loras++] =
+            (hearth_lora){.path = path, .scale = scale ? (float)scale->valuedouble : 1.0f};
+    }
+    m->loras = m->own_loras;
+    m->n_loras = m->n_own_loras;
+    return HEARTH_OK;
+}
+
+/* "draft": FILE, replacing -md on the default model; "draft_max": its
+ * proposals a step. */
+static hearth_err get_draft(srv_model *m, const cJSON *v, const char *file, int i) {
+    const srv_config *c = &m->srv->cfg;
+    free(m->own_draft_path);
+    m->own_draft_path = NULL;
+    const hearth_err err = get_file(v, file, "draft", i, &m->own_draft_path);
+    if (err) return err;
+    m->draft_path = m->own_draft_path;
+    /* the server's settings when it drafts too (-md), else hearth's defaults */
+    m->spec_n_max = c->model_draft ? c->spec_n_max : SRV_DRAFT_N_MAX;
+    m->spec_p_min = c->model_draft ? c->spec_p_min : SRV_DRAFT_P_MIN;
+    return HEARTH_OK;
+}
+
 /* One key of entry i applied to m. */
-static hearth_err apply(srv_model *m, const cJSON *v, int i) {
+static hearth_err apply(srv_model *m, const cJSON *v, int i, const char *file) {
     const char *k = v->string, *str = NULL;
     hearth_err err = HEARTH_OK;
-    if (!strcmp(k, "name") || !strcmp(k, "path") || !strcmp(k, "default")) {
+    if (!strcmp(k, "name") || !strcmp(k, "path") || !strcmp(k, "default") ||
+        !strcmp(k, "draft_max")) {
         /* read at registration */
     } else if (!strcmp(k, "ctx")) {
         err = get_int(v, k, i, 0, 1 << 24, &m->n_ctx);
@@ -100,6 +184,12 @@ static hearth_err apply(srv_model *m, const cJSON *v, int i) {
             err =
                 hr_fail(HEARTH_ERR_INVALID_ARG, "models[%d].load_on_startup must be a boolean", i);
         m->load_on_startup = cJSON_IsTrue(v);
+    } else if (!strcmp(k, "parameters")) {
+        err = srv_model_params_parse(m, v, i);
+    } else if (!strcmp(k, "draft")) {
+        err = get_draft(m, v, file, i);
+    } else if (!strcmp(k, "lora")) {
+        err = get_loras(m, v, file, i);
     } else if (!strcmp(k, "aliases")) {
         const cJSON *a;
         if (!cJSON_IsArray(v) ||
@@ -120,20 +210,19 @@ static hearth_err apply(srv_model *m, const cJSON *v, int i) {
         err = hr_fail(HEARTH_ERR_INVALID_ARG,
                       "models[%d].%s is not a setting (name, path, aliases, default, ctx, "
                       "parallel, kv_type, chat_template, pooling, system, keep_alive, "
-                      "load_on_startup)",
+                      "load_on_startup, parameters, draft, draft_max, lora)",
                       i, k);
     }
     return err;
 }
 
-/* path as given when absolute, else next to the models file (malloc'd). */
-static char *beside(const char *file, const char *path) {
-    const char *slash = strrchr(file, '/');
-    if (path[0] == '/' || !slash) return strdup(path);
-    const size_t n = (size_t)(slash - file + 1), size = n + strlen(path) + 1;
-    char *out = malloc(size);
-    if (out) snprintf(out, size, "%.*s%s", (int)n, file, path);
-    return out;
+/* "draft_max" after the keys (it needs "draft"). */
+static hearth_err get_draft_max(srv_model *m, const cJSON *e, int i) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "draft_max");
+    if (!v) return HEARTH_OK;
+    if (!cJSON_GetObjectItemCaseSensitive(e, "draft"))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "models[%d].draft_max needs a \"draft\"", i);
+    return get_int(v, "draft_max", i, 0, SRV_MAX_SPEC, &m->spec_n_max);
 }
 
 static hearth_err add_entry(srv_server *s, const char *file, const cJSON *e, int i) {
@@ -164,8 +253,9 @@ static hearth_err add_entry(srv_server *s, const char *file, const cJSON *e, int
     free(full);
     const cJSON *v;
     cJSON_ArrayForEach(v, e) {
-        if (!err) err = apply(m, v, i);
+        if (!err) err = apply(m, v, i, file);
     }
+    if (!err) err = get_draft_max(m, e, i);
     return err;
 }
 

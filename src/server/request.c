@@ -6,7 +6,9 @@
  * accepted; fields whose feature is missing (best_of > 1, several
  * prompts) get a 400 that says so rather than being ignored. Tools and tool messages are
  * tools_request.c's. The body must be UTF-8
- * (RFC 8259); ill-formed bytes are refused, not replaced.
+ * (RFC 8259); ill-formed bytes are refused, not replaced. The request
+ * records which generation settings the client gave (srv_request.given),
+ * so that a model's parameters fill in only the others (model_params.c).
  *
  * This file touches no model and no network: fuzz/fuzz_server_json.c feeds
  * it arbitrary bytes.
@@ -107,6 +109,7 @@ static bool parse_stop(parse_ctx *c, const cJSON *root) {
                             SRV_MAX_STOP_BYTES);
         if (!srv_req_dup_string(c->e, v, "stop", &c->r->stop[0], NULL)) return false;
         c->r->n_stop = 1;
+        c->r->given |= SRV_GIVEN(SRV_P_STOP);
         return true;
     }
     if (!cJSON_IsArray(v)) return srv_req_bad_type(c->e, "stop", "a string or an array of strings");
@@ -125,7 +128,14 @@ static bool parse_stop(parse_ctx *c, const cJSON *root) {
         if (!srv_req_dup_string(c->e, s, name, &c->r->stop[c->r->n_stop], NULL)) return false;
         c->r->n_stop++;
     }
+    if (c->r->n_stop) c->r->given |= SRV_GIVEN(SRV_P_STOP);
     return true;
+}
+
+/* r->given: what the client set, so that a model's parameters fill in only
+ * the rest (srv_model_settings). */
+static void mark(srv_request *r, bool given, srv_param p) {
+    if (given) r->given |= SRV_GIVEN(p);
 }
 
 static bool parse_sampling(parse_ctx *c, const cJSON *root) {
@@ -148,22 +158,30 @@ static bool parse_sampling(parse_ctx *c, const cJSON *root) {
     if (!get_number(c, root, "temperature", 0, 2, &given, &d)) return false;
     if (given) s->temperature = (float)d;
     c->r->given_temperature = given ? d : NAN;
+    mark(r, given, SRV_P_TEMPERATURE);
     if (!get_number(c, root, "top_p", 0, 1, &given, &d)) return false;
     if (given) s->top_p = (float)d;
     c->r->given_top_p = given ? d : NAN;
+    mark(r, given, SRV_P_TOP_P);
     if (!get_number(c, root, "frequency_penalty", -2, 2, &given, &d)) return false;
     if (given) s->frequency_penalty = (float)d;
+    mark(r, given, SRV_P_FREQUENCY_PENALTY);
     if (!get_number(c, root, "presence_penalty", -2, 2, &given, &d)) return false;
     if (given) s->presence_penalty = (float)d;
+    mark(r, given, SRV_P_PRESENCE_PENALTY);
     if (!get_int(c, root, "seed", LLONG_MIN / 2, LLONG_MAX / 2, &given, &ll)) return false;
     if (given) s->seed = (uint64_t)ll == HEARTH_SEED_RANDOM ? 0 : (uint64_t)ll;
+    mark(r, given, SRV_P_SEED);
     /* llama.cpp's extensions, for clients that send them */
     if (!get_int(c, root, "top_k", 0, INT_MAX, &given, &ll)) return false;
     if (given) s->top_k = (int32_t)ll;
+    mark(r, given, SRV_P_TOP_K);
     if (!get_number(c, root, "min_p", 0, 1, &given, &d)) return false;
     if (given) s->min_p = (float)d;
+    mark(r, given, SRV_P_MIN_P);
     if (!get_number(c, root, "repeat_penalty", 0, 10, &given, &d)) return false;
     if (given) s->repeat_penalty = (float)d;
+    mark(r, given, SRV_P_REPEAT_PENALTY);
     /* llama.cpp's speculative.* (the server's proposer, per request; n_min
      * is accepted and has no effect here: it tunes speed, not output) */
     if (!get_int(c, root, "speculative.n_max", 0, SRV_MAX_SPEC, &given, &ll)) return false;
@@ -329,6 +347,31 @@ static bool parse_logit_bias(parse_ctx *c, const cJSON *root) {
     return true;
 }
 
+void srv_request_default(srv_request *r, srv_param p, double v) {
+    if (r->given & SRV_GIVEN(p)) return;
+    hearth_sampling *s = &r->sampling;
+    switch (p) {
+    case SRV_P_TEMPERATURE:
+        s->temperature = (float)v;
+        r->given_temperature = v;
+        break;
+    case SRV_P_TOP_P:
+        s->top_p = (float)v;
+        r->given_top_p = v;
+        break;
+    case SRV_P_TOP_K: s->top_k = (int32_t)v; break;
+    case SRV_P_MIN_P: s->min_p = (float)v; break;
+    case SRV_P_REPEAT_PENALTY: s->repeat_penalty = (float)v; break;
+    case SRV_P_REPEAT_LAST_N: s->penalty_last_n = (int32_t)v; break;
+    case SRV_P_PRESENCE_PENALTY: s->presence_penalty = (float)v; break;
+    case SRV_P_FREQUENCY_PENALTY: s->frequency_penalty = (float)v; break;
+    case SRV_P_SEED: s->seed = (uint64_t)v; break;
+    case SRV_P_MAX_TOKENS: r->max_tokens = (int)v; break;
+    case SRV_P_STOP: /* not a number */
+    case SRV_N_PARAMS: break;
+    }
+}
+
 bool srv_request_check_vocab(const srv_request *r, int n_vocab, srv_error *e) {
     for (int i = 0; i < r->n_logit_bias; i++) {
         const int32_t id = r->logit_bias[i].id;
@@ -359,6 +402,7 @@ static bool parse_common(parse_ctx *c, const cJSON *root) {
     if (given) r->max_tokens = (int)ll;
     if (!get_int(c, root, "max_completion_tokens", 1, INT_MAX, &given, &ll)) return false;
     if (given) r->max_tokens = (int)ll;
+    if (r->max_tokens > 0) r->given |= SRV_GIVEN(SRV_P_MAX_TOKENS);
     if (!get_int(c, root, "n", 1, SRV_MAX_N, &given, &ll)) return false;
     r->n = given ? (int)ll : 1;
     if (!get_bool(c, root, "stream", &r->stream)) return false;

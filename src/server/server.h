@@ -32,6 +32,7 @@
  *   models.c      the models it serves: registration, loading on demand,
  *                 least-recently-used eviction, keep-alive, references
  *   models_file.c --models-file: models with names, aliases and settings
+ *   model_params.c  a model's generation defaults ("parameters")
  *   server.c      start-up (models, gateway, daemon) and shut-down
  *
  * Threads: libmicrohttpd runs one thread per connection; those threads only
@@ -75,7 +76,7 @@ typedef struct srv_config {
     int port;                /* 0: any free port (srv_port tells which) */
     int n_parallel;          /* slots: requests generated at the same time */
     int n_ctx;               /* context per slot; <= 0: min(model's, 4096) */
-    hearth_kv_type kv_type;  /* the slots' KV cache element type (--kv-type) */
+    hearth_kv_type kv_type;  /* the slots' KV cache element type (--kv-type; hearth serve: F16) */
     int n_threads;           /* model threads; <= 0: physical cores */
     int queue_max;           /* requests waiting for a slot before 503; < 0: 4 * n_parallel */
     int timeout_s;           /* per request, from arrival to the last token; <= 0: none */
@@ -196,6 +197,25 @@ typedef enum srv_tool_choice {
 
 enum { SRV_MAX_TOOLS = 128, SRV_MAX_TOOL_CALLS = 64 };
 
+/* The generation settings a request may leave out and a model's
+ * "parameters" (--models-file, model_params.c) may give instead: bit p of
+ * srv_request.given says the client gave setting p. */
+typedef enum srv_param {
+    SRV_P_TEMPERATURE = 0,
+    SRV_P_TOP_K,
+    SRV_P_TOP_P,
+    SRV_P_MIN_P,
+    SRV_P_REPEAT_PENALTY,
+    SRV_P_REPEAT_LAST_N,
+    SRV_P_PRESENCE_PENALTY,
+    SRV_P_FREQUENCY_PENALTY,
+    SRV_P_SEED,
+    SRV_P_STOP,
+    SRV_P_MAX_TOKENS,
+    SRV_N_PARAMS
+} srv_param;
+#define SRV_GIVEN(p) (1u << (p))
+
 /* A validated request. Strings are owned copies (valid UTF-8); free with
  * srv_request_free. */
 typedef struct srv_request {
@@ -218,11 +238,15 @@ typedef struct srv_request {
     int n_logit_bias;
     bool logit_bias_array;
     double given_temperature, given_top_p; /* as the client set them, NAN when not (a remote
-                                              tier gets only what the client chose) */
+                                              tier gets only what the client chose, or its
+                                              dialect's default; never a model's parameter) */
     int spec_n_max;                        /* llama.cpp's speculative.n_max (-1: the server's) */
     double spec_p_min;                     /* speculative.p_min (NAN: the server's) */
     char *stop[SRV_MAX_STOP];
     int n_stop;
+    /* SRV_GIVEN(p) for each srv_param the client gave (the others may come
+     * from the model's parameters: srv_model_settings) */
+    unsigned given;
     bool stream, include_usage;
     bool logprobs;    /* chat: logprobs; completion: logprobs given */
     int top_logprobs; /* alternatives per token, 0..SRV_MAX_LOGPROBS */
@@ -258,6 +282,12 @@ typedef struct srv_request {
  * nothing to free; on success *out must be freed with srv_request_free. */
 bool srv_parse_request(srv_kind kind, const char *body, size_t len, srv_request *out, srv_error *e);
 void srv_request_free(srv_request *r);
+/* A dialect's own default for setting p (ollama's temperature 0.8, ...), a
+ * number: set unless the client gave p, which stays not given, so that a
+ * model's parameters still win over it, as a Modelfile's PARAMETER lines
+ * win over ollama's defaults. Temperature and top_p also become what a
+ * remote tier gets (given_temperature, given_top_p). */
+void srv_request_default(srv_request *r, srv_param p, double v);
 /* The checks that need the model's vocabulary size: logit_bias ids (a 400
  * naming logit_bias.<id>, or logit_bias[i] for the array form). */
 bool srv_request_check_vocab(const srv_request *r, int n_vocab, srv_error *e);
@@ -440,7 +470,7 @@ typedef struct srv_model {
     struct srv_server *srv;
     char id[256]; /* what clients name it: the file's name */
     char *path;
-    bool is_default; /* the first -m: --lora and --model-draft apply to it */
+    bool is_default; /* the first -m (or its entry's "default"): --lora and -md apply to it */
     int64_t created; /* registration time (/v1/models' "created") */
     /* its settings: the server's, or its entry's in --models-file (whose
      * strings these point into) */
@@ -453,6 +483,28 @@ typedef struct srv_model {
     const char *aliases[8]; /* other names clients may use */
     int n_aliases;
     bool load_on_startup;
+    /* generation defaults for what a request leaves out (its entry's
+     * "parameters"; model_params.c): value[p] for each SRV_GIVEN(p) in set
+     * (SRV_P_STOP: stop[0..n_stop), pointing into the models file) */
+    struct {
+        unsigned set;
+        double value[SRV_N_PARAMS];
+        const char *stop[SRV_MAX_STOP];
+        int n_stop;
+    } params;
+    /* its draft for speculative decoding (NULL: none), proposing up to
+     * spec_n_max tokens a step (0: off) while above spec_p_min, or prompt
+     * lookup of spec_ngram_n tokens without one; and its adapters: the
+     * command line's (-md, --spec-*, --lora) for the default model, its
+     * entry's "draft", "draft_max" and "lora" for any */
+    const char *draft_path;
+    int spec_n_max, spec_ngram_n;
+    float spec_p_min;
+    const hearth_lora *loras;
+    int n_loras;
+    char *own_draft_path;   /* the entry's draft path (owned) */
+    hearth_lora *own_loras; /* the entry's adapters and their paths (owned) */
+    int n_own_loras;
     struct srv_model_info *ollama_info; /* ollama's /api/tags, /api/show (api_ollama_models.h) */
     /* residency */
     srv_model_state state;
@@ -463,7 +515,7 @@ typedef struct srv_model {
     char error[256];       /* SRV_MODEL_FAILED */
     /* while loaded */
     hearth_model *model;
-    hearth_model *draft;    /* --model-draft (NULL: none) */
+    hearth_model *draft;    /* draft_path's model (NULL: none) */
     hearth_pooling pooling; /* /v1/embeddings */
     bool have_template;     /* false: chat requests fail with template_error */
     tok_chat_template tmpl;
@@ -564,6 +616,39 @@ bool srv_model_loaded(srv_model *m);
 bool srv_parse_keep_alive(const char *text, int64_t *ms);
 /* The slots of the loaded models, summed, and how many are loaded. */
 void srv_models_stats(srv_server *s, int *queued, int *busy, int *slots, int *loaded);
+
+/* A draft in --models-file proposes this many tokens a step unless its entry
+ * says ("draft_max") or the server drafts already (-md: --spec-draft-n-max),
+ * at this confidence unless -md's --spec-draft-p-min: hearth's defaults. */
+enum { SRV_DRAFT_N_MAX = 3, SRV_MAX_MODEL_LORAS = 64 /* hearth_model_params' limit */ };
+#define SRV_DRAFT_P_MIN 0.75f
+
+/* ---- a model's parameters (model_params.c) -------------------------------- */
+
+/* Entry i's "parameters" (--models-file) into m->params: the object's
+ * members checked as a request's are; an error names
+ * models[i].parameters.<key>. The strings stay in obj's document. */
+struct cJSON;
+hearth_err srv_model_params_parse(srv_model *m, const struct cJSON *obj, int i);
+
+/* What a local generation runs with: the request's setting where the client
+ * gave it (r->given), else the model's parameter, else the request's (its
+ * dialect's default). */
+typedef struct srv_settings {
+    hearth_sampling sampling; /* logit_bias and the constraint are r's */
+    int max_tokens;           /* <= 0: until the context is full */
+    const char *const *stop;  /* r's or m's strings (borrowed) */
+    int n_stop;
+} srv_settings;
+/* The settings of r on m (loaded: a repeat_last_n of -1 is its slots'
+ * context). The one place a model's parameters apply: srv_job_for and
+ * /props call it, never the request itself, so that what a remote tier is
+ * sent (api_gateway.c) stays what the client asked. */
+void srv_model_settings(const srv_model *m, const srv_request *r, srv_settings *out);
+/* m's parameters as ollama's /api/show "parameters": one "name value" line
+ * each, ollama's names (num_predict), strings quoted; malloc'd, "" when it
+ * has none, NULL when out of memory. */
+char *srv_model_params_text(const srv_model *m);
 
 /* A start-up or background message on the log: "hearth serve: ..." */
 void srv_say(srv_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
