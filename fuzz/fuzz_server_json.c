@@ -2,12 +2,13 @@
  * fuzz_server_json.c - the server's request parser on arbitrary bytes: the
  * first byte chooses the endpoint ('c' chat; 'a' Anthropic's messages and
  * 'r' OpenAI's responses, translated into a chat body and then parsed as
- * one; anything else completions), the rest is the body. A body that parses is then rendered by
- * every chat template with its tools and tool calls (the renderers see the same untrusted strings),
- * and each message's content is parsed as a reply that may hold tool calls (every call's arguments
- * must be a JSON object); one that does not must yield an error whose JSON is well-formed UTF-8
- * with a 400/500 status. Built with -DHEARTH_FUZZ=ON as a libFuzzer target, otherwise replays
- * fuzz/corpus/server_json/.
+ * one; 'l' llama-server's /completion and 'i' its /infill, translated into a
+ * completions body; anything else completions), the rest is the body. A body that parses is then
+ * rendered by every chat template with its tools and tool calls (the renderers see the same
+ * untrusted strings), and each message's content is parsed as a reply that may hold tool calls
+ * (every call's arguments must be a JSON object); one that does not must yield an error whose JSON
+ * is well-formed UTF-8 with a 400/500 status. Built with -DHEARTH_FUZZ=ON as a libFuzzer target,
+ * otherwise replays fuzz/corpus/server_json/.
  */
 #include "server/server.h"
 #include "server/tools.h"
@@ -89,7 +90,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         body = translated;
         len = translated ? strlen(translated) : 0;
     }
-    const bool parsed = body && srv_parse_request(kind, body, len, &r, &e);
+    int repeat_last_n = 0;
+    const bool parsed =
+        data[0] == 'l' || data[0] == 'i'
+            ? srv_llama_parse(body, len, data[0] == 'i', &r, &repeat_last_n, NULL, &e)
+            : body && srv_parse_request(kind, body, len, &r, &e);
+    if (parsed && r.dialect == SRV_DIALECT_LLAMA && repeat_last_n < -1) abort();
     free(translated);
     if (parsed) {
         for (int i = 0; i < r.n_messages; i++)

@@ -270,28 +270,38 @@ static bool translate(const cJSON *root, bool infill, cJSON *out, int *repeat_la
     return true;
 }
 
-/* Parses x's body as a llama-server request into *r (dialect set); false
- * when x was answered. *root keeps the body (the caller deletes it). */
+bool srv_llama_parse(const char *body, size_t len, bool infill, srv_request *r, int *repeat_last_n,
+                     cJSON **root_out, srv_error *e) {
+    cJSON *root = cJSON_ParseWithLength(body, len), *out = cJSON_CreateObject();
+    char *openai = NULL;
+    unsigned client = 0;
+    bool ok = root ? translate(root, infill, out, repeat_last_n, &client, e)
+                   : srv_fail(e, 400, NULL, "invalid_json", "the body is not valid JSON");
+    if (ok && !(openai = cJSON_PrintUnformatted(out)))
+        ok = srv_fail(e, 500, NULL, NULL, "out of memory");
+    cJSON_Delete(out);
+    ok = ok && srv_parse_request(SRV_COMPLETION, openai, strlen(openai), r, e);
+    free(openai);
+    if (ok) {
+        r->dialect = SRV_DIALECT_LLAMA;
+        r->given = client | (r->given & SRV_GIVEN(SRV_P_STOP));
+    }
+    if (ok && root_out)
+        *root_out = root;
+    else
+        cJSON_Delete(root);
+    return ok;
+}
+
+/* srv_llama_parse of x's body; false when x was answered. */
 static bool parse(srv_exchange *x, bool infill, cJSON **root, srv_request *r, int *repeat_last_n) {
     srv_error e;
-    *root = cJSON_ParseWithLength(x->body, x->body_len);
-    cJSON *out = cJSON_CreateObject();
-    char *body = NULL;
-    unsigned client = 0;
-    bool ok = *root ? translate(*root, infill, out, repeat_last_n, &client, &e)
-                    : srv_fail(&e, 400, NULL, "invalid_json", "the body is not valid JSON");
-    if (ok && !(body = cJSON_PrintUnformatted(out)))
-        ok = srv_fail(&e, 500, NULL, NULL, "out of memory");
-    cJSON_Delete(out);
-    ok = ok && srv_parse_request(SRV_COMPLETION, body, strlen(body), r, &e);
-    free(body);
-    if (!ok) {
+    *root = NULL;
+    if (!srv_llama_parse(x->body, x->body_len, infill, r, repeat_last_n, root, &e)) {
         srv_respond_error(x, &e);
         return false;
     }
-    r->dialect = SRV_DIALECT_LLAMA;
     r->t0_ms = x->t0_ms;
-    r->given = client | (r->given & SRV_GIVEN(SRV_P_STOP));
     return true;
 }
 

@@ -738,6 +738,12 @@ void srv_handle_chat_tokens(srv_exchange *x);
 /* llama-server's own API (api_llama.c) */
 void srv_handle_llama_completion(srv_exchange *x); /* POST /completion, /completions */
 void srv_handle_infill(srv_exchange *x);           /* POST /infill */
+/* A llama-server body (infill: /infill's) parsed into *r as the /v1/completions
+ * request it means (dialect SRV_DIALECT_LLAMA); *repeat_last_n gets its
+ * repeat_last_n (-1: the context); *root_out (may be NULL) the parsed body,
+ * the caller's to free. False with e filled when it is refused. */
+bool srv_llama_parse(const char *body, size_t len, bool infill, srv_request *r, int *repeat_last_n,
+                     struct cJSON **root_out, srv_error *e);
 /* retrieval (api_rag.c) */
 void srv_handle_rag_search(srv_exchange *x); /* POST /v1/hearth/rag/search */
 /* A parsed chat request with "rag" (r->rag): its last user message gets the
