@@ -250,9 +250,10 @@ int main(void) {
     CHECK(st.n_fallback == 12);
     check_model(path, "qwen2 IQ4_XS+IQ4_NL", ref, o);
 
-    /* no IQ4 preset: quantize refuses the names (its CLI says so) */
+    /* IQ4_XS and IQ4_NL are presets too (llama-quantize's file types 30 and 25) */
     quant_ftype ft;
-    CHECK(!quant_ftype_parse("IQ4_XS", &ft) && !quant_ftype_parse("IQ4_NL", &ft));
+    CHECK(quant_ftype_parse("IQ4_XS", &ft) && ft == QUANT_FTYPE_IQ4_XS);
+    CHECK(quant_ftype_parse("iq4_nl", &ft) && ft == QUANT_FTYPE_IQ4_NL);
 
     tmp_path(path, sizeof path, "llama.IQ4_XS.gguf");
     remove(path);

@@ -365,7 +365,8 @@ static void preset_names_test(void) {
     CHECK(quant_ftype_parse("q4_k_m", &ft) && ft == QUANT_FTYPE_Q4_K_M);
     CHECK(quant_ftype_parse("Q6_K", &ft) && ft == QUANT_FTYPE_Q6_K);
     CHECK(quant_ftype_parse("f16", &ft) && ft == QUANT_FTYPE_F16);
-    CHECK(!quant_ftype_parse("Q4_K_S", &ft) && !quant_ftype_parse("", &ft));
+    CHECK(quant_ftype_parse("Q4_K_S", &ft) && ft == QUANT_FTYPE_Q4_K_S);
+    CHECK(!quant_ftype_parse("Q4_K_X", &ft) && !quant_ftype_parse("", &ft));
     CHECK(!strcmp(quant_ftype_name(QUANT_FTYPE_Q5_K_M), "Q5_K_M"));
     CHECK(quant_ftype_base_type(QUANT_FTYPE_Q4_K_M) == KERN_Q4_K);
 }
