@@ -3,7 +3,9 @@
  * routing rules and their patterns, privacy actions, API keys) on arbitrary
  * bytes: it must refuse them with a message or accept a configuration that
  * gw_config_finish either rejects or completes, and from which the keys'
- * counters can be built and asked about. Seeds: fuzz/corpus/gateway_config/.
+ * counters can be built and asked about; the same bytes as one key's
+ * settings made at run time (POST /v1/hearth/keys: gw_key_spec_parse).
+ * Seeds: fuzz/corpus/gateway_config/.
  */
 #include "gateway/gateway.h"
 
@@ -37,5 +39,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         sink += strlen(hearth_last_error());
     }
     gw_config_fini(&c);
+    gw_config e;
+    gw_config_init(&e);
+    gw_key_spec k;
+    if (gw_key_spec_parse(&e, (const char *)data, size, "fuzz", &k) == HEARTH_OK)
+        sink += (uint64_t)k.rpm + (uint64_t)k.n_tiers;
+    gw_config_fini(&e);
     return 0;
 }
