@@ -14,7 +14,8 @@
  * `llama-quantize F32 OUT PRESET` wrote: every weight whose type is not the
  * preset's base type, and an FNV-1a hash of the whole file, so that the
  * output is checked byte for byte without storing llama-quantize's files.
- * Outputs whose types the engine computes are also loaded and run.
+ * Outputs whose types the engine computes are also loaded and run, their
+ * logits as far from the F32 ones as llama.cpp's for the same file.
  */
 #include "hearth.h"
 #include "golden.h"
@@ -348,117 +349,125 @@ static void name_tests(void) {
 /* ---- the conformance models ---------------------------------------------------------- */
 
 /* From llama-quantize's outputs (34af94cd, no imatrix): the FNV-1a hash of
- * the file and every weight whose type differs from the preset's base type,
- * as LAYER.NAME=type ("blk." and ".weight" left out). Every other matrix has
- * the base type; 1-D tensors stay F32. */
+ * the file; how far llama.cpp's prompt logits for that file are from the F32
+ * golden ones (relative rms, computed as the goldens were: F32 KV cache, no
+ * flash attention, one batch); and every weight whose type differs from the
+ * preset's base type, as LAYER.NAME=type ("blk." and ".weight" left out).
+ * Every other matrix has the base type; 1-D tensors stay F32. */
 static const struct {
     const char *model, *preset;
     uint64_t fnv1a;
+    double llama_rel;
     const char *others;
 } expect[] = {
-    {"tiny-llama", "Q2_K", 0x3dfcc40b7f727f1dull,
+    {"tiny-llama", "Q2_K", 0x3dfcc40b7f727f1dull, 0.8554,
      "output=q6_K 0.attn_output=q3_K 0.attn_v=q3_K 0.ffn_down=q3_K 1.attn_output=q3_K "
      "1.attn_v=q3_K 1.ffn_down=q3_K"},
-    {"tiny-llama", "Q3_K_S", 0x51fdb0051cfeb41eull, "output=q6_K"},
-    {"tiny-llama", "Q3_K_M", 0x4df991ebf3f0bcb7ull,
+    {"tiny-llama", "Q3_K_S", 0x51fdb0051cfeb41eull, 0.5516, "output=q6_K"},
+    {"tiny-llama", "Q3_K_M", 0x4df991ebf3f0bcb7ull, 0.4619,
      "output=q6_K 0.attn_output=q4_K 0.attn_v=q5_K 0.ffn_down=q4_K 1.attn_output=q4_K "
      "1.attn_v=q5_K 1.ffn_down=q4_K"},
-    {"tiny-llama", "Q3_K_L", 0x8ed15ce378d1bf5bull,
+    {"tiny-llama", "Q3_K_L", 0x8ed15ce378d1bf5bull, 0.4532,
      "output=q6_K 0.attn_output=q5_K 0.attn_v=q5_K 0.ffn_down=q5_K 1.attn_output=q5_K "
      "1.attn_v=q5_K 1.ffn_down=q5_K"},
-    {"tiny-llama", "Q4_K_S", 0x8abd47eac9206ef7ull, "output=q6_K 0.attn_v=q5_K 1.attn_v=q5_K"},
-    {"tiny-llama", "Q5_K_S", 0x2cf402c2ab898834ull, "output=q6_K"},
-    {"tiny-llama", "Q4_1", 0x635193d3a41202bbull, "output=q6_K"},
-    {"tiny-llama", "Q5_0", 0x836e4dbe340c888eull, "output=q6_K"},
-    {"tiny-llama", "Q5_1", 0x8cf2f1595d535d13ull, "output=q6_K"},
-    {"tiny-llama", "IQ4_NL", 0xadfe4e260e1b6548ull, "output=q6_K"},
-    {"tiny-llama", "IQ4_XS", 0x48c4db9bc7261e22ull, "output=q6_K"},
-    {"tiny-qwen2", "Q2_K", 0x5ab63008ec275c0full,
+    {"tiny-llama", "Q4_K_S", 0x8abd47eac9206ef7ull, 0.2580,
+     "output=q6_K 0.attn_v=q5_K 1.attn_v=q5_K"},
+    {"tiny-llama", "Q5_K_S", 0x2cf402c2ab898834ull, 0.1428, "output=q6_K"},
+    {"tiny-llama", "Q4_1", 0x635193d3a41202bbull, 0.3054, "output=q6_K"},
+    {"tiny-llama", "Q5_0", 0x836e4dbe340c888eull, 0.1723, "output=q6_K"},
+    {"tiny-llama", "Q5_1", 0x8cf2f1595d535d13ull, 0.1582, "output=q6_K"},
+    {"tiny-llama", "IQ4_NL", 0xadfe4e260e1b6548ull, 0.2979, "output=q6_K"},
+    {"tiny-llama", "IQ4_XS", 0x48c4db9bc7261e22ull, 0.3080, "output=q6_K"},
+    {"tiny-qwen2", "Q2_K", 0x5ab63008ec275c0full, 0.3239,
      "token_embd=q8_0 0.attn_k=q4_0 0.attn_output=q4_0 0.attn_q=q4_0 0.attn_v=q4_0 "
      "0.ffn_down=q3_K 0.ffn_gate=q4_0 0.ffn_up=q4_0 1.attn_k=q4_0 1.attn_output=q4_0 "
      "1.attn_q=q4_0 1.attn_v=q4_0 1.ffn_down=q3_K 1.ffn_gate=q4_0 1.ffn_up=q4_0"},
-    {"tiny-qwen2", "Q3_K_S", 0x87356d7782e118a8ull,
+    {"tiny-qwen2", "Q3_K_S", 0x87356d7782e118a8ull, 0.3239,
      "token_embd=q8_0 0.attn_k=q4_0 0.attn_output=q4_0 0.attn_q=q4_0 0.attn_v=q4_0 "
      "0.ffn_gate=q4_0 0.ffn_up=q4_0 1.attn_k=q4_0 1.attn_output=q4_0 1.attn_q=q4_0 "
      "1.attn_v=q4_0 1.ffn_gate=q4_0 1.ffn_up=q4_0"},
-    {"tiny-qwen2", "Q3_K_M", 0x32921e7bcc8b9a4dull,
+    {"tiny-qwen2", "Q3_K_M", 0x32921e7bcc8b9a4dull, 0.2187,
      "token_embd=q8_0 0.attn_k=q4_0 0.attn_output=q5_0 0.attn_q=q4_0 0.attn_v=q5_1 "
      "0.ffn_down=q4_K 0.ffn_gate=q4_0 0.ffn_up=q4_0 1.attn_k=q4_0 1.attn_output=q5_0 "
      "1.attn_q=q4_0 1.attn_v=q5_1 1.ffn_down=q4_K 1.ffn_gate=q4_0 1.ffn_up=q4_0"},
-    {"tiny-qwen2", "Q3_K_L", 0xad8028f1d051b5d9ull,
+    {"tiny-qwen2", "Q3_K_L", 0xad8028f1d051b5d9ull, 0.2092,
      "token_embd=q8_0 0.attn_k=q4_0 0.attn_output=q5_1 0.attn_q=q4_0 0.attn_v=q5_1 "
      "0.ffn_down=q5_K 0.ffn_gate=q4_0 0.ffn_up=q4_0 1.attn_k=q4_0 1.attn_output=q5_1 "
      "1.attn_q=q4_0 1.attn_v=q5_1 1.ffn_down=q5_K 1.ffn_gate=q4_0 1.ffn_up=q4_0"},
-    {"tiny-qwen2", "Q4_K_S", 0x1ddc0ef54670a916ull,
+    {"tiny-qwen2", "Q4_K_S", 0x1ddc0ef54670a916ull, 0.1409,
      "token_embd=q8_0 0.attn_k=q5_0 0.attn_output=q5_0 0.attn_q=q5_0 0.attn_v=q5_1 "
      "0.ffn_gate=q5_0 0.ffn_up=q5_0 1.attn_k=q5_0 1.attn_output=q5_0 1.attn_q=q5_0 "
      "1.attn_v=q5_1 1.ffn_gate=q5_0 1.ffn_up=q5_0"},
-    {"tiny-qwen2", "Q5_K_S", 0x2913da23570852b2ull,
+    {"tiny-qwen2", "Q5_K_S", 0x2913da23570852b2ull, 0.1287,
      "token_embd=q8_0 0.attn_k=q5_1 0.attn_output=q5_1 0.attn_q=q5_1 0.attn_v=q5_1 "
      "0.ffn_gate=q5_1 0.ffn_up=q5_1 1.attn_k=q5_1 1.attn_output=q5_1 1.attn_q=q5_1 "
      "1.attn_v=q5_1 1.ffn_gate=q5_1 1.ffn_up=q5_1"},
-    {"tiny-qwen2", "Q4_1", 0xf07958fd3a9657f5ull, "token_embd=q8_0"},
-    {"tiny-qwen2", "Q5_0", 0xef53d12a5004d040ull, "token_embd=q8_0"},
-    {"tiny-qwen2", "Q5_1", 0x841ab8806fff532bull, "token_embd=q8_0"},
-    {"tiny-qwen2", "IQ4_NL", 0xc332804da6e02a7aull, "token_embd=q8_0"},
-    {"tiny-qwen2", "IQ4_XS", 0x0007cfd22efe7e50ull,
+    {"tiny-qwen2", "Q4_1", 0xf07958fd3a9657f5ull, 0.2388, "token_embd=q8_0"},
+    {"tiny-qwen2", "Q5_0", 0xef53d12a5004d040ull, 0.1350, "token_embd=q8_0"},
+    {"tiny-qwen2", "Q5_1", 0x841ab8806fff532bull, 0.1285, "token_embd=q8_0"},
+    {"tiny-qwen2", "IQ4_NL", 0xc332804da6e02a7aull, 0.2416, "token_embd=q8_0"},
+    {"tiny-qwen2", "IQ4_XS", 0x0007cfd22efe7e50ull, 0.2411,
      "token_embd=q8_0 0.attn_k=iq4_nl 0.attn_output=iq4_nl 0.attn_q=iq4_nl 0.attn_v=iq4_nl "
      "0.ffn_gate=iq4_nl 0.ffn_up=iq4_nl 1.attn_k=iq4_nl 1.attn_output=iq4_nl "
      "1.attn_q=iq4_nl 1.attn_v=iq4_nl 1.ffn_gate=iq4_nl 1.ffn_up=iq4_nl"},
-    {"tiny-qwen3", "Q2_K", 0xac8a0a6b045edda4ull,
+    {"tiny-qwen3", "Q2_K", 0xac8a0a6b045edda4ull, 0.6211,
      "token_embd=q6_K 0.attn_output=q3_K 0.attn_v=q4_K 0.ffn_down=q3_K 1.attn_output=q3_K "
      "1.attn_v=q4_K 1.ffn_down=q3_K"},
-    {"tiny-qwen3", "Q3_K_S", 0xc777eb19d2aa6d13ull, "token_embd=q6_K"},
-    {"tiny-qwen3", "Q3_K_M", 0x58efd91668be1cd9ull,
+    {"tiny-qwen3", "Q3_K_S", 0xc777eb19d2aa6d13ull, 0.4676, "token_embd=q6_K"},
+    {"tiny-qwen3", "Q3_K_M", 0x58efd91668be1cd9ull, 0.3432,
      "token_embd=q6_K 0.attn_output=q4_K 0.attn_v=q5_K 0.ffn_down=q4_K 1.attn_output=q4_K "
      "1.attn_v=q5_K 1.ffn_down=q4_K"},
-    {"tiny-qwen3", "Q3_K_L", 0x207bf9e0b9bd873dull,
+    {"tiny-qwen3", "Q3_K_L", 0x207bf9e0b9bd873dull, 0.3216,
      "token_embd=q6_K 0.attn_output=q5_K 0.attn_v=q5_K 0.ffn_down=q5_K 1.attn_output=q5_K "
      "1.attn_v=q5_K 1.ffn_down=q5_K"},
-    {"tiny-qwen3", "Q4_K_S", 0x53e19bdca0858311ull, "token_embd=q6_K 0.attn_v=q5_K 1.attn_v=q5_K"},
-    {"tiny-qwen3", "Q5_K_S", 0x371b012c11254e9bull, "token_embd=q6_K"},
-    {"tiny-qwen3", "Q4_1", 0x8ebc933d0205a144ull, "token_embd=q6_K"},
-    {"tiny-qwen3", "Q5_0", 0x8ec000578a9a66bbull, "token_embd=q6_K"},
-    {"tiny-qwen3", "Q5_1", 0x91cbe07fbe27a072ull, "token_embd=q6_K"},
-    {"tiny-qwen3", "IQ4_NL", 0x726888044ce52d2aull, "token_embd=q6_K 0.attn_v=q5_K 1.attn_v=q5_K"},
-    {"tiny-qwen3", "IQ4_XS", 0x70986abdcc86eda5ull, "token_embd=q6_K 0.attn_v=q5_K 1.attn_v=q5_K"},
-    {"tiny-gemma3", "Q2_K", 0xcd5dd56b7819c6acull,
+    {"tiny-qwen3", "Q4_K_S", 0x53e19bdca0858311ull, 0.2256,
+     "token_embd=q6_K 0.attn_v=q5_K 1.attn_v=q5_K"},
+    {"tiny-qwen3", "Q5_K_S", 0x371b012c11254e9bull, 0.1303, "token_embd=q6_K"},
+    {"tiny-qwen3", "Q4_1", 0x8ebc933d0205a144ull, 0.2595, "token_embd=q6_K"},
+    {"tiny-qwen3", "Q5_0", 0x8ec000578a9a66bbull, 0.1457, "token_embd=q6_K"},
+    {"tiny-qwen3", "Q5_1", 0x91cbe07fbe27a072ull, 0.1391, "token_embd=q6_K"},
+    {"tiny-qwen3", "IQ4_NL", 0x726888044ce52d2aull, 0.2254,
+     "token_embd=q6_K 0.attn_v=q5_K 1.attn_v=q5_K"},
+    {"tiny-qwen3", "IQ4_XS", 0x70986abdcc86eda5ull, 0.2198,
+     "token_embd=q6_K 0.attn_v=q5_K 1.attn_v=q5_K"},
+    {"tiny-gemma3", "Q2_K", 0xcd5dd56b7819c6acull, 0.6526,
      "output=q6_K 0.attn_output=q3_K 0.attn_v=q4_K 0.ffn_down=q3_K 1.attn_output=q3_K "
      "1.attn_v=q4_K 1.ffn_down=q3_K 2.attn_output=q3_K 2.attn_v=q4_K 2.ffn_down=q3_K"},
-    {"tiny-gemma3", "Q3_K_S", 0x074db9c29324320full, "output=q6_K"},
-    {"tiny-gemma3", "Q3_K_M", 0xf8f2ca953e11d959ull,
+    {"tiny-gemma3", "Q3_K_S", 0x074db9c29324320full, 0.4604, "output=q6_K"},
+    {"tiny-gemma3", "Q3_K_M", 0xf8f2ca953e11d959ull, 0.3833,
      "output=q6_K 0.attn_output=q4_K 0.attn_v=q5_K 0.ffn_down=q4_K 1.attn_output=q4_K "
      "1.attn_v=q5_K 1.ffn_down=q4_K 2.attn_output=q4_K 2.attn_v=q4_K 2.ffn_down=q4_K"},
-    {"tiny-gemma3", "Q3_K_L", 0x7e7eb145295a31d1ull,
+    {"tiny-gemma3", "Q3_K_L", 0x7e7eb145295a31d1ull, 0.3702,
      "output=q6_K 0.attn_output=q5_K 0.attn_v=q5_K 0.ffn_down=q5_K 1.attn_output=q5_K "
      "1.attn_v=q5_K 1.ffn_down=q5_K 2.attn_output=q5_K 2.attn_v=q5_K 2.ffn_down=q5_K"},
-    {"tiny-gemma3", "Q4_K_S", 0x906d708276b194d6ull,
+    {"tiny-gemma3", "Q4_K_S", 0x906d708276b194d6ull, 0.2106,
      "output=q6_K 0.attn_v=q5_K 1.attn_v=q5_K 2.attn_v=q5_K"},
-    {"tiny-gemma3", "Q5_K_S", 0xfe4a5fc18b56fde6ull, "output=q6_K"},
-    {"tiny-gemma3", "Q4_1", 0x132d97cd0eaf2cb9ull, "output=q6_K"},
-    {"tiny-gemma3", "Q5_0", 0xffda167d4f328558ull, "output=q6_K"},
-    {"tiny-gemma3", "Q5_1", 0x847db8ef4700aed4ull, "output=q6_K"},
-    {"tiny-gemma3", "IQ4_NL", 0xfda4a28b92289cd4ull,
+    {"tiny-gemma3", "Q5_K_S", 0xfe4a5fc18b56fde6ull, 0.1197, "output=q6_K"},
+    {"tiny-gemma3", "Q4_1", 0x132d97cd0eaf2cb9ull, 0.2483, "output=q6_K"},
+    {"tiny-gemma3", "Q5_0", 0xffda167d4f328558ull, 0.1432, "output=q6_K"},
+    {"tiny-gemma3", "Q5_1", 0x847db8ef4700aed4ull, 0.1246, "output=q6_K"},
+    {"tiny-gemma3", "IQ4_NL", 0xfda4a28b92289cd4ull, 0.2267,
      "output=q6_K 0.attn_v=q5_K 1.attn_v=q5_K 2.attn_v=q5_K"},
-    {"tiny-gemma3", "IQ4_XS", 0x2838942f498d07d4ull,
+    {"tiny-gemma3", "IQ4_XS", 0x2838942f498d07d4ull, 0.2288,
      "output=q6_K 0.attn_v=q5_K 1.attn_v=q5_K 2.attn_v=q5_K"},
-    {"tiny-phi3", "Q2_K", 0xf4059e8004524e45ull,
+    {"tiny-phi3", "Q2_K", 0xf4059e8004524e45ull, 0.7554,
      "output=q6_K 0.attn_output=q3_K 0.attn_qkv=q3_K 0.ffn_down=q3_K 1.attn_output=q3_K "
      "1.attn_qkv=q3_K 1.ffn_down=q3_K"},
-    {"tiny-phi3", "Q3_K_S", 0xf1afaeb5aab9b8c9ull, "output=q6_K"},
-    {"tiny-phi3", "Q3_K_M", 0xdf6f49fb920a51beull,
+    {"tiny-phi3", "Q3_K_S", 0xf1afaeb5aab9b8c9ull, 0.5767, "output=q6_K"},
+    {"tiny-phi3", "Q3_K_M", 0xdf6f49fb920a51beull, 0.3907,
      "output=q6_K 0.attn_output=q4_K 0.attn_qkv=q5_K 0.ffn_down=q4_K 1.attn_output=q4_K "
      "1.attn_qkv=q5_K 1.ffn_down=q4_K"},
-    {"tiny-phi3", "Q3_K_L", 0x3459de2ce59b8547ull,
+    {"tiny-phi3", "Q3_K_L", 0x3459de2ce59b8547ull, 0.3767,
      "output=q6_K 0.attn_output=q5_K 0.attn_qkv=q5_K 0.ffn_down=q5_K 1.attn_output=q5_K "
      "1.attn_qkv=q5_K 1.ffn_down=q5_K"},
-    {"tiny-phi3", "Q4_K_S", 0x49a0c8838fa9d8a6ull, "output=q6_K 0.attn_qkv=q5_K 1.attn_qkv=q5_K"},
-    {"tiny-phi3", "Q5_K_S", 0x118fb4efb6142337ull, "output=q6_K"},
-    {"tiny-phi3", "Q4_1", 0x0e401be70c0fd660ull, "output=q6_K"},
-    {"tiny-phi3", "Q5_0", 0x01b798f62c39a6c6ull, "output=q6_K"},
-    {"tiny-phi3", "Q5_1", 0x0a8f0b21f99af1ebull, "output=q6_K"},
-    {"tiny-phi3", "IQ4_NL", 0xbf206d59be8ffbcfull, "output=q6_K"},
-    {"tiny-phi3", "IQ4_XS", 0x117da3e09e0723abull, "output=q6_K"},
+    {"tiny-phi3", "Q4_K_S", 0x49a0c8838fa9d8a6ull, 0.2324,
+     "output=q6_K 0.attn_qkv=q5_K 1.attn_qkv=q5_K"},
+    {"tiny-phi3", "Q5_K_S", 0x118fb4efb6142337ull, 0.1413, "output=q6_K"},
+    {"tiny-phi3", "Q4_1", 0x0e401be70c0fd660ull, 0.2964, "output=q6_K"},
+    {"tiny-phi3", "Q5_0", 0x01b798f62c39a6c6ull, 0.1672, "output=q6_K"},
+    {"tiny-phi3", "Q5_1", 0x0a8f0b21f99af1ebull, 0.1540, "output=q6_K"},
+    {"tiny-phi3", "IQ4_NL", 0xbf206d59be8ffbcfull, 0.2869, "output=q6_K"},
+    {"tiny-phi3", "IQ4_XS", 0x117da3e09e0723abull, 0.3097, "output=q6_K"},
 };
 enum { N_EXPECT = sizeof expect / sizeof expect[0] };
 
@@ -541,8 +550,13 @@ static bool check_plan(const gguf_file *f, const quant_params *p, int e, kern_ty
     return loadable;
 }
 
-/* Relative rms of the prompt logits' change from the F32 golden ones. */
-static void check_logits(const char *dir, const char *model, const char *preset, const char *path) {
+/* The prompt logits' relative rms distance from the F32 golden ones is
+ * llama.cpp's for the same file, within 0.01 (seen: 0.0006): Hearth's
+ * logits differ from llama.cpp's on these files by up to 1.4 % of their rms
+ * (activations rounded differently at ties, as in the conformance files),
+ * while a wrong block or dot product moves them by 100 % or more. */
+static void check_logits(const char *dir, int e, const char *path) {
+    const char *model = expect[e].model, *preset = expect[e].preset;
     char golden[1200];
     snprintf(golden, sizeof golden, "%s/golden/F32.json", dir);
     char *json = golden_read(golden, NULL);
@@ -581,9 +595,11 @@ static void check_logits(const char *dir, const char *model, const char *preset,
         r2 += (double)want[i] * want[i];
     }
     const double rel = sqrt(e2 / r2);
-    printf("%-12s %-7s logits vs F32: %.2f %% (rms)\n", model, preset, 100 * rel);
-    /* a wrong block or type gives unrelated logits (well over 100 %) */
-    CHECKF(rel <= 0.5, "%s %s: logits moved by %.1f %% of the F32 ones", model, preset, 100 * rel);
+    printf("%-12s %-7s logits vs F32: %.2f %% (rms; llama.cpp %.2f %%)\n", model, preset, 100 * rel,
+           100 * expect[e].llama_rel);
+    CHECKF(fabs(rel - expect[e].llama_rel) <= 0.01,
+           "%s %s: logits %.1f %% from the F32 ones, llama.cpp's %.1f %%", model, preset, 100 * rel,
+           100 * expect[e].llama_rel);
     free(got);
     free(want);
     hearth_session_free(s);
@@ -615,7 +631,7 @@ static void conformance_case(int e, int *n_identical) {
     CHECK(gguf_get_u32(f, "general.file_type", &ft) && ft == (uint32_t)p.ftype);
     gguf_close(f);
     if (loadable)
-        check_logits(dir, expect[e].model, expect[e].preset, out);
+        check_logits(dir, e, out);
     else
         printf("%-12s %-7s not run: the engine does not compute all its types yet\n",
                expect[e].model, expect[e].preset);
