@@ -22,9 +22,10 @@
 #define HAVE_F16C_ORACLE 1
 #endif
 
-static const kern_type k_supported[] = {KERN_F32,  KERN_F16,  KERN_BF16, KERN_Q4_0,   KERN_Q4_1,
-                                        KERN_Q5_0, KERN_Q5_1, KERN_Q8_0, KERN_Q8_1,   KERN_Q4_K,
-                                        KERN_Q5_K, KERN_Q6_K, KERN_Q8_K, KERN_IQ4_NL, KERN_IQ4_XS};
+static const kern_type k_supported[] = {
+    KERN_F32,  KERN_F16,  KERN_BF16, KERN_Q4_0, KERN_Q4_1,   KERN_Q5_0,   KERN_Q5_1, KERN_Q8_0,
+    KERN_Q8_1, KERN_Q4_K, KERN_Q5_K, KERN_Q6_K, KERN_Q8_K, KERN_IQ4_NL, KERN_IQ4_XS,
+    KERN_Q2_K, KERN_Q3_K /* last: the types before them keep their random data */};
 #define N_SUPPORTED (sizeof k_supported / sizeof k_supported[0])
 
 static uint32_t bits_of(float f) {
@@ -57,7 +58,8 @@ static void test_type_table(void) {
         {KERN_BF16, 1, 2, KERN_BF16},       {KERN_Q4_0, 32, 18, KERN_Q8_0},
         {KERN_Q4_1, 32, 20, KERN_Q8_1},     {KERN_Q5_0, 32, 22, KERN_Q8_0},
         {KERN_Q5_1, 32, 24, KERN_Q8_1},     {KERN_Q8_0, 32, 34, KERN_Q8_0},
-        {KERN_Q8_1, 32, 36, KERN_Q8_1},     {KERN_Q4_K, 256, 144, KERN_Q8_K},
+        {KERN_Q8_1, 32, 36, KERN_Q8_1},     {KERN_Q2_K, 256, 84, KERN_Q8_K},
+        {KERN_Q3_K, 256, 110, KERN_Q8_K},   {KERN_Q4_K, 256, 144, KERN_Q8_K},
         {KERN_Q5_K, 256, 176, KERN_Q8_K},   {KERN_Q6_K, 256, 210, KERN_Q8_K},
         {KERN_Q8_K, 256, 292, KERN_Q8_K},   {KERN_IQ4_NL, 32, 18, KERN_Q8_0},
         {KERN_IQ4_XS, 256, 136, KERN_Q8_K},
@@ -80,10 +82,9 @@ static void test_type_table(void) {
      * size the tensor and say what is unsupported) but not supported. */
     static const struct {
         uint32_t id, bs, bytes;
-    } known[] = {
-        {KERN_Q2_K, 256, 84}, {KERN_Q3_K, 256, 110}, {16, 256, 66}, {17, 256, 74}, {18, 256, 98},
-        {19, 256, 50},        {21, 256, 110},        {22, 256, 82}, {24, 1, 1},    {26, 1, 4},
-        {28, 1, 8},           {29, 256, 56},         {34, 256, 54}, {35, 256, 66}, {39, 32, 17}};
+    } known[] = {{16, 256, 66}, {17, 256, 74}, {18, 256, 98}, {19, 256, 50}, {21, 256, 110},
+                 {22, 256, 82}, {24, 1, 1},    {26, 1, 4},    {28, 1, 8},    {29, 256, 56},
+                 {34, 256, 54}, {35, 256, 66}, {39, 32, 17}};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
         const kern_type_info *ti = kern_type_get(known[i].id);
         CHECKF(ti && !ti->supported && ti->block_size == known[i].bs &&
@@ -459,6 +460,8 @@ static double rt_bound(kern_type t) {
     case KERN_Q8_0:
     case KERN_Q8_1:
     case KERN_Q8_K: return 0.006;
+    case KERN_Q2_K: return 0.30;
+    case KERN_Q3_K: return 0.15;
     case KERN_Q4_K: return 0.07;
     case KERN_Q5_K: return 0.035;
     case KERN_Q6_K: return 0.018;
@@ -644,6 +647,8 @@ static void test_dots(void) {
                     REF_CASE(KERN_Q5_1, q5_1)
                     REF_CASE(KERN_Q8_0, q8_0)
                     REF_CASE(KERN_Q8_1, q8_1)
+                    REF_CASE(KERN_Q2_K, q2_K)
+                    REF_CASE(KERN_Q3_K, q3_K)
                     REF_CASE(KERN_Q4_K, q4_K)
                     REF_CASE(KERN_Q5_K, q5_K)
                     REF_CASE(KERN_Q6_K, q6_K)

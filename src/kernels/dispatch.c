@@ -42,6 +42,8 @@ static void kd_init_scalar(void) {
     KD_REF(KERN_Q4_1, q4_1);
     KD_REF(KERN_Q5_0, q5_0);
     KD_REF(KERN_Q5_1, q5_1);
+    KD_REF(KERN_Q2_K, q2_K);
+    KD_REF(KERN_Q3_K, q3_K);
     KD_REF(KERN_Q4_K, q4_K);
     KD_REF(KERN_Q5_K, q5_K);
     KD_REF(KERN_Q6_K, q6_K);

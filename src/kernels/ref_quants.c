@@ -32,9 +32,7 @@
     { nm, bs, bb, (kern_type)(vdt), sup }
 
 /* Entries with a NULL name are ids GGML never had or has removed (Q4_2,
- * Q4_3, the Q4_0_x_y / IQ4_NL_x_y repacked ids): kern_type_get says NULL.
- * Q2_K and Q3_K have references (ref_kquants.c: hearth quantize writes
- * them) but are not marked supported until dispatch.c installs them. */
+ * Q4_3, the Q4_0_x_y / IQ4_NL_x_y repacked ids): kern_type_get says NULL. */
 static const kern_type_info k_types[KT_TABLE_N] = {
     [KERN_F32] = KT("f32", 1, 4, KERN_F32, true),
     [KERN_F16] = KT("f16", 1, 2, KERN_F16, true),
@@ -44,8 +42,8 @@ static const kern_type_info k_types[KT_TABLE_N] = {
     [KERN_Q5_1] = KT("q5_1", QK5_1, sizeof(block_q5_1), KERN_Q8_1, true),
     [KERN_Q8_0] = KT("q8_0", QK8_0, sizeof(block_q8_0), KERN_Q8_0, true),
     [KERN_Q8_1] = KT("q8_1", QK8_1, sizeof(block_q8_1), KERN_Q8_1, true),
-    [KERN_Q2_K] = KT("q2_K", QK_K, 84, KERN_Q8_K, false),
-    [KERN_Q3_K] = KT("q3_K", QK_K, 110, KERN_Q8_K, false),
+    [KERN_Q2_K] = KT("q2_K", QK_K, 84, KERN_Q8_K, true),
+    [KERN_Q3_K] = KT("q3_K", QK_K, 110, KERN_Q8_K, true),
     [KERN_Q4_K] = KT("q4_K", QK_K, sizeof(block_q4_K), KERN_Q8_K, true),
     [KERN_Q5_K] = KT("q5_K", QK_K, sizeof(block_q5_K), KERN_Q8_K, true),
     [KERN_Q6_K] = KT("q6_K", QK_K, sizeof(block_q6_K), KERN_Q8_K, true),
