@@ -72,6 +72,11 @@ static void scale_fields(kern_type t, int *a, int *b) {
     case KERN_Q4_1:
     case KERN_Q5_1:
     case KERN_Q8_1: *b = 2; break;
+    case KERN_Q2_K: /* ggml's block_q2_K: scales[16], qs[64], d, dmin */
+        *a = 80;
+        *b = 82;
+        break;
+    case KERN_Q3_K: *a = 108; break; /* block_q3_K: hmask[32], qs[64], scales[12], d */
     case KERN_Q4_K: *b = (int)offsetof(block_q4_K, dmin); break;
     case KERN_Q5_K: *b = (int)offsetof(block_q5_K, dmin); break;
     case KERN_Q6_K: *a = (int)offsetof(block_q6_K, d); break;
@@ -173,6 +178,8 @@ static void zero_levels(kern_type t, void *row, int64_t nb) {
         case KERN_Q5_1: memset(b + 4, 0, 20); break;
         case KERN_Q8_0: memset(b + 2, 0, 32); break;
         case KERN_Q8_1: memset(b + 4, 0, 32); break;
+        case KERN_Q2_K: memset(b + 16, 0, QK_K / 4); break;
+        case KERN_Q3_K: memset(b, 0, QK_K / 8 + QK_K / 4); break; /* every level -4 */
         case KERN_Q4_K: memset(b + offsetof(block_q4_K, qs), 0, QK_K / 2); break;
         case KERN_Q5_K: memset(b + offsetof(block_q5_K, qh), 0, QK_K / 8 + QK_K / 2); break;
         case KERN_Q6_K: memset(b, 0, QK_K / 2 + QK_K / 4); break;
@@ -663,6 +670,50 @@ static void check_ops_fast(void) {
     }
 }
 
+/* Q2_K and Q3_K with extreme fp16 scales (largest finite, smallest normal,
+ * subnormal, zero, both signs) and activations of the largest magnitude or
+ * of huge and tiny float scales, against the scalar reference within float
+ * rounding; random level and scale bytes. */
+static void check_kq23_extremes(const char *isa, kern_type t, kern_vec_dot_fn fn) {
+    static const float k_d[] = {65504.0f, -65504.0f, 6.103515625e-05f, 5.9604645e-08f, 0.0f, -0.0f,
+                                1.0f,     -0.5f};
+    static const float k_xs[] = {1e-30f, 1e-3f, 1.0f, 1e18f};
+    const kern_type_info *ti = kern_type_get((uint32_t)t);
+    int fa, fb;
+    scale_fields(t, &fa, &fb);
+    for (int c = 0; c < 3; c++) {
+        const int64_t n = (int64_t)(c == 0 ? 1 : c == 1 ? 3 : 17) * QK_K;
+        const int64_t nb = n / QK_K;
+        const size_t wb = kern_row_bytes(t, n), xb = kern_row_bytes(KERN_Q8_K, n);
+        uint8_t *w = xmalloc(wb), *x = xmalloc(xb);
+        float *f = xmalloc((size_t)n * sizeof(float));
+        for (size_t di = 0; di < sizeof k_d / sizeof k_d[0]; di++)
+            for (size_t xi = 0; xi <= sizeof k_xs / sizeof k_xs[0]; xi++) {
+                fill_bytes(w, wb);
+                for (int64_t i = 0; i < nb; i++) {
+                    uint8_t *blk = w + (size_t)i * ti->block_bytes;
+                    put_f16(blk + fa, k_d[(di + (size_t)i) % (sizeof k_d / sizeof k_d[0])]);
+                    if (fb >= 0) put_f16(blk + fb, k_d[(di + 3 * (size_t)i + 1) % 8]);
+                }
+                if (xi == sizeof k_xs / sizeof k_xs[0]) {
+                    gen_acts(KERN_Q8_K, x, n, false);
+                    max_acts(KERN_Q8_K, x, n);
+                } else {
+                    for (int64_t i = 0; i < n; i++) f[i] = rnd_f() * k_xs[xi];
+                    g_scalar[KERN_Q8_K].from_float(f, x, n);
+                }
+                float ref = NAN, got = NAN;
+                g_scalar[t].vec_dot(n, &ref, w, x);
+                fn(n, &got, w, x);
+                const double tol = 1e-5 * magnitude(t, KERN_Q8_K, w, x, n, wb) + 1e-30;
+                CHECKF(isfinite(ref) && fabs((double)got - (double)ref) <= tol,
+                       "%s %s extreme n=%lld d %g acts %zu: got %.9g want %.9g (tol %.3g)", isa,
+                       ti->name, (long long)n, (double)k_d[di], xi, got, ref, tol);
+            }
+        free(w), free(x), free(f);
+    }
+}
+
 static void check_isa(const isa_row *row) {
     kern_fns table[KERN_ISA_NTYPES];
     memcpy(table, g_scalar, sizeof table);
@@ -677,6 +728,8 @@ static void check_isa(const isa_row *row) {
         }
         if (table[t].vec_dot != g_scalar[t].vec_dot) {
             check_vec_dot(row->name, (kern_type)t, table[t].vec_dot);
+            if (t == KERN_Q2_K || t == KERN_Q3_K)
+                check_kq23_extremes(row->name, (kern_type)t, table[t].vec_dot);
             n_kernels++;
         }
         if (table[t].from_float != g_scalar[t].from_float) {

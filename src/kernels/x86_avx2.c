@@ -714,6 +714,137 @@ AI void kq_tile(kq_kind k, const int T, int64_t n, const uint8_t *vw, const uint
     for (int t = 0; t < T; t++) out[t] = hsum_ps(acc[t]);
 }
 
+/* ---- Q2_K and Q3_K ----------------------------------------------------------
+ * Both store 2 low bits a level as 4 levels a byte: per 128 elements, byte l
+ * of the 32 holds elements l, l + 32, l + 64 and l + 96 in bits 0-1, 2-3,
+ * 4-5 and 6-7, so one 32-byte load and a shift give 32 consecutive
+ * elements: sub-blocks 2p and 2p + 1 (16 each) in the two 128-bit lanes.
+ * The sub-block scales are applied in int16 with vpmaddwd, lane-wise (the
+ * low lane gets scale 2p, the high one 2p + 1), so each block's integer
+ * sum is exact and scaled once, in 8 float lanes like Q4_K-Q6_K (within
+ * float rounding of the references, which sum in another order). The
+ * block layouts are ggml's block_q2_K and block_q3_K (ref_kquants.c). */
+
+enum {
+    Q2K_SCALES = 0, /* 16 bytes: 4-bit scale | 4-bit min << 4 */
+    Q2K_QS = 16,    /* 64 bytes of 2-bit levels */
+    Q2K_D = 80,     /* fp16 d, then fp16 dmin */
+    Q2K_DMIN = 82,
+    Q2K_BYTES = 84,
+    Q3K_HMASK = 0, /* 32 bytes: bit b of byte l is the high bit of element 32b + l */
+    Q3K_QS = 32,   /* 64 bytes of low 2 bits */
+    Q3K_SCALES = 96,
+    Q3K_D = 108,
+    Q3K_BYTES = 110,
+};
+
+/* Word lanes of scale pair p from 16 scale bytes broadcast to both lanes:
+ * byte 2p (low lane) or 2p + 1 (high lane) moved to the high byte of every
+ * word, then shifted down with its sign. */
+AI __m256i k23_scale_pair(__m256i sc_bytes, int p) {
+    const __m256i ctl = _mm256_set_m128i(_mm_set1_epi16((short)((2 * p + 1) << 8 | 0x80)),
+                                         _mm_set1_epi16((short)((2 * p) << 8 | 0x80)));
+    return _mm256_srai_epi16(_mm256_shuffle_epi8(sc_bytes, ctl), 8);
+}
+
+/* The 16 signed 6-bit scales (sc - 32) of a Q3_K block as bytes. */
+static inline __m128i q3k_scales(const uint8_t *s12) {
+    uint32_t a, b, c;
+    memcpy(&a, s12, 4);
+    memcpy(&b, s12 + 4, 4);
+    memcpy(&c, s12 + 8, 4);
+    const uint32_t m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+    const uint32_t s0 = (a & m4) | (c & m2) << 4;               /* sub-blocks 0..3 */
+    const uint32_t s1 = (b & m4) | ((c >> 2) & m2) << 4;        /* 4..7 */
+    const uint32_t s2 = ((a >> 4) & m4) | ((c >> 4) & m2) << 4; /* 8..11 */
+    const uint32_t s3 = ((b >> 4) & m4) | ((c >> 6) & m2) << 4; /* 12..15 */
+    return _mm_sub_epi8(_mm_set_epi32((int)s3, (int)s2, (int)s1, (int)s0), _mm_set1_epi8(32));
+}
+
+/* One Q2_K (q3 false) or Q3_K row against T tokens of Q8_K. Per block the
+ * integer sum_j sc_j * sum(u * x) over the sub-blocks, with u the unsigned
+ * level (Q2_K 0..3, Q3_K 0..7), less the offset times the activation sums
+ * (bsums): Q2_K's d*sc*u - dmin*m gives dmin * sum_j m_j * bsum_j, scaled
+ * apart; Q3_K's levels u - 4 give 4 * sum_j sc_j * bsum_j, exact in int32
+ * (|sc| <= 32, |bsum| <= 16 * 127), taken from the same sum. */
+AI void k23_tile(bool q3, const int T, int64_t n, const uint8_t *vw, const uint8_t *const *xp,
+                 float *out) {
+    const size_t bs = q3 ? Q3K_BYTES : Q2K_BYTES;
+    const int64_t nb = n / QK_K;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    const __m256i one = _mm256_set1_epi8(1);
+    __m256 acc[TBIG];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *wb = vw + (size_t)i * bs;
+        const block_q8_K *x[TBIG];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) x[t] = (const block_q8_K *)xp[t] + i;
+        __m128i sc8;  /* the 16 sub-block scales as bytes */
+        __m256i offs; /* Q2_K: the 16 mins, Q3_K: the scales, as int16 */
+        float wd, wdmin = 0.0f;
+        if (q3) {
+            sc8 = q3k_scales(wb + Q3K_SCALES);
+            offs = _mm256_cvtepi8_epi16(sc8);
+            wd = f16_at((const kern_f16 *)(wb + Q3K_D));
+        } else {
+            const __m128i s = _mm_loadu_si128((const __m128i *)(wb + Q2K_SCALES));
+            const __m128i m4 = _mm_set1_epi8(0x0F);
+            sc8 = _mm_and_si128(s, m4);
+            offs = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), m4));
+            wd = f16_at((const kern_f16 *)(wb + Q2K_D));
+            wdmin = f16_at((const kern_f16 *)(wb + Q2K_DMIN));
+        }
+        const __m256i scb = _mm256_broadcastsi128_si256(sc8);
+        __m256i sumi[TBIG], offi[TBIG];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            sumi[t] = _mm256_setzero_si256();
+            offi[t] = _mm256_madd_epi16(offs, load256(x[t]->bsums));
+        }
+        const uint8_t *qs = wb + (q3 ? Q3K_QS : Q2K_QS);
+        const __m256i h = q3 ? load256(wb + Q3K_HMASK) : _mm256_setzero_si256();
+#pragma GCC unroll 2
+        for (int j = 0; j < 2; j++) {
+            const __m256i b = load256(qs + 32 * j);
+#pragma GCC unroll 4
+            for (int s = 0; s < 4; s++) {
+                const int p = 4 * j + s; /* elements 32p..32p+31 */
+                __m256i u = _mm256_and_si256(_mm256_srli_epi16(b, 2 * s), m3);
+                if (q3) {
+                    /* bit p of each hmask byte to bit 2 (16-bit shifts only
+                     * carry into bits the mask drops) */
+                    const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(h, p), one);
+                    u = _mm256_or_si256(u, _mm256_slli_epi16(hb, 2));
+                }
+                const __m256i sc = k23_scale_pair(scb, p);
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) {
+                    const __m256i prod = _mm256_maddubs_epi16(u, load256(x[t]->qs + 32 * p));
+                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(prod, sc));
+                    KEEP(sumi[t]);
+                }
+            }
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            if (q3) {
+                const __m256i s = _mm256_sub_epi32(sumi[t], _mm256_slli_epi32(offi[t], 2));
+                acc[t] =
+                    _mm256_fmadd_ps(_mm256_set1_ps(wd * x[t]->d), _mm256_cvtepi32_ps(s), acc[t]);
+            } else {
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(wd * x[t]->d), _mm256_cvtepi32_ps(sumi[t]),
+                                         acc[t]);
+                acc[t] = _mm256_fnmadd_ps(_mm256_set1_ps(wdmin * x[t]->d),
+                                          _mm256_cvtepi32_ps(offi[t]), acc[t]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) out[t] = hsum_ps(acc[t]);
+}
+
 /* ---- float types ------------------------------------------------------------- */
 
 static inline __m256 f16x8(const uint16_t *p) {
@@ -945,6 +1076,8 @@ static void gemm_tiles(const tile_fn *tiles, prep_fn prep, gemv_fn gemv, bool ah
 #define CALL_Q4_K(T, n, w, xp, xd, out)   k45_tile(false, T, n, w, xp, out)
 #define CALL_Q5_K(T, n, w, xp, xd, out)   k45_tile(true, T, n, w, xp, out)
 #define CALL_Q6_K(T, n, w, xp, xd, out)   kq_tile(KQ_Q6_K, T, n, w, xp, out)
+#define CALL_Q2_K(T, n, w, xp, xd, out)   k23_tile(false, T, n, w, xp, out)
+#define CALL_Q3_K(T, n, w, xp, xd, out)   k23_tile(true, T, n, w, xp, out)
 #define CALL_IQ4_NL(T, n, w, xp, xd, out) CALL_BP(BK_IQ4_NL, T, n, w, xp, xd, out)
 #define CALL_IQ4_XS(T, n, w, xp, xd, out) kq_tile(KQ_IQ4_XS, T, n, w, xp, out)
 #define CALL_F32(T, n, w, xp, xd, out)    flt_tile(false, T, n, w, xp, out)
@@ -955,6 +1088,8 @@ NIBBLE(q5_0, CALL_Q5_0, BK_Q5_0, kern_avx2_gemv_q5_0)
 TILED8(q4_K, CALL_Q4_K, NULL, NULL)
 TILED8(q5_K, CALL_Q5_K, NULL, NULL)
 TILED8(q6_K, CALL_Q6_K, NULL, NULL)
+TILED8(q2_K, CALL_Q2_K, NULL, NULL)
+TILED8(q3_K, CALL_Q3_K, NULL, NULL)
 NIBBLE(iq4_nl, CALL_IQ4_NL, BK_IQ4_NL, kern_avx2_gemv_iq4_nl)
 TILED8(iq4_xs, CALL_IQ4_XS, NULL, NULL)
 TILED(f32, CALL_F32)
@@ -1141,6 +1276,8 @@ const kern_fns kern_avx2_fns[KERN_ISA_NTYPES] = {
     [KERN_Q5_1] = {.vec_dot = vec_dot_q5_1},
     [KERN_Q8_0] = {.vec_dot = vec_dot_q8_0, .from_float = from_float_q8_0, .gemm = gemm_q8_0},
     [KERN_Q8_1] = {.from_float = from_float_q8_1},
+    [KERN_Q2_K] = {.vec_dot = vec_dot_q2_K, .gemm = gemm_q2_K},
+    [KERN_Q3_K] = {.vec_dot = vec_dot_q3_K, .gemm = gemm_q3_K},
     [KERN_Q4_K] = {.vec_dot = vec_dot_q4_K, .gemm = gemm_q4_K},
     [KERN_Q5_K] = {.vec_dot = vec_dot_q5_K, .gemm = gemm_q5_K},
     [KERN_Q6_K] = {.vec_dot = vec_dot_q6_K, .gemm = gemm_q6_K},
