@@ -825,6 +825,19 @@ static void check_dispatch_gemm(void) {
                    "pairs (a gemm must be replaced with its vec_dot)",
                    k_isas[i].name, ti->name, bad);
         }
+#if defined(__x86_64__) || defined(_M_X64)
+        /* Q2_K and Q3_K have SIMD kernels from the AVX2 row on: every table
+         * built over it must keep them, gemm included (a later row's vec_dot
+         * without a gemm would send prompts row by row) */
+        if (kern_avx2_usable()) {
+            CHECKF(table[KERN_Q2_K].vec_dot != g_scalar[KERN_Q2_K].vec_dot &&
+                       table[KERN_Q2_K].gemm != NULL,
+                   "dispatch up to %s: no SIMD vec_dot and gemm for q2_K", k_isas[i].name);
+            CHECKF(table[KERN_Q3_K].vec_dot != g_scalar[KERN_Q3_K].vec_dot &&
+                       table[KERN_Q3_K].gemm != NULL,
+                   "dispatch up to %s: no SIMD vec_dot and gemm for q3_K", k_isas[i].name);
+        }
+#endif
     }
 }
 
