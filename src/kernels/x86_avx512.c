@@ -39,6 +39,10 @@
         [KERN_Q8_0] = {.vec_dot = kern_avx512_vec_dot_q8_0_##sfx,                                  \
                        .from_float = kern_avx512_from_float_q8_0},                                 \
         [KERN_Q8_1] = {.from_float = kern_avx512_from_float_q8_1},                                 \
+        [KERN_Q2_K] = {.vec_dot = kern_avx512_vec_dot_q2_K_##sfx,                                  \
+                       .gemm = kern_avx512_gemm_q2_K_##sfx},                                       \
+        [KERN_Q3_K] = {.vec_dot = kern_avx512_vec_dot_q3_K_##sfx,                                  \
+                       .gemm = kern_avx512_gemm_q3_K_##sfx},                                       \
         [KERN_Q4_K] = {.vec_dot = kern_avx512_vec_dot_q4_K_##sfx},                                 \
         [KERN_Q5_K] = {.vec_dot = kern_avx512_vec_dot_q5_K_##sfx},                                 \
         [KERN_Q6_K] = {.vec_dot = kern_avx512_vec_dot_q6_K_##sfx},                                 \

@@ -383,6 +383,14 @@ AVX512_VEC_DOT2(q6_K);
 AVX512_VEC_DOT2(iq4_xs);
 void kern_avx512_from_float_q8_K(const float *x, void *y, int64_t n);
 
+/* x86_avx512_kq23.c: Q2_K and Q3_K, vec_dot and the gemm with its bits */
+#define AVX512_VEC_DOT_GEMM2(name)                                                                 \
+    AVX512_VEC_DOT2(name);                                                                         \
+    AVX512_GEMM(name##_vnni);                                                                      \
+    AVX512_GEMM(name##_plain)
+AVX512_VEC_DOT_GEMM2(q2_K);
+AVX512_VEC_DOT_GEMM2(q3_K);
+
 /* x86_avx512_gemv.c: the canonical arithmetic's vec_dot and rows of a few
  * tokens (only where gemv_fits); x86_avx512_gemm.c: the VNNI table's gemm */
 #define AVX512_CANON(name)                                                                         \
