@@ -3,7 +3,8 @@
  * CPU runs them, and their installation. The kernels live in the other
  * x86_avx512*.c files (the only ones built with these flags; their shared
  * helpers in x86_avx512.h): _float (F32, F16, BF16), _attn (tiled
- * attention), _q32 (32-element formats), _kq (K-quants), _gemv and _gemm
+ * attention), _q32 (32-element formats), _kq (K-quants), _kq23 (Q2_K and
+ * Q3_K, vec_dot and gemm from one tile), _gemv and _gemm
  * (the integer formats' canonical VNNI arithmetic, vec_dot and gemm).
  *
  * Two tables come from the same code: the "-vnni" one multiplies bytes with
