@@ -110,22 +110,30 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
     return scale;
 }
 
-/* Fits x[i] ~ scale * (L[i] - nmax) with L in [0, 2*nmax), weights x^2, trying
- * 19 inverse scales around -nmax/max (ggml's make_qx_quants, rmse_type 1 and
- * no importance weights: the only form the Q6_K reference uses). */
-static float make_qx_quants_rmse1(int n, int nmax, const float *x, int8_t *L) {
-    float max = 0, amax = 0;
+/* The value of x[0..n) of the largest magnitude (the first of equals, its
+ * sign kept) into *max; false, with L all zero, when the group is all but
+ * zero (ggml's GROUP_MAX_EPS test). */
+static bool group_max(int n, const float *x, int8_t *L, float *max) {
+    float amax = 0;
+    *max = 0;
     for (int i = 0; i < n; i++) {
         const float ax = fabsf(x[i]);
         if (ax > amax) {
             amax = ax;
-            max = x[i];
+            *max = x[i];
         }
     }
-    if (amax < GROUP_MAX_EPS) {
-        for (int i = 0; i < n; i++) L[i] = 0;
-        return 0.f;
-    }
+    if (amax >= GROUP_MAX_EPS) return true;
+    for (int i = 0; i < n; i++) L[i] = 0;
+    return false;
+}
+
+/* Fits x[i] ~ scale * (L[i] - nmax) with L in [0, 2*nmax), weights x^2, trying
+ * 19 inverse scales around -nmax/max (ggml's make_qx_quants, rmse_type 1 and
+ * no importance weights: the only form the Q6_K reference uses). */
+static float make_qx_quants_rmse1(int n, int nmax, const float *x, int8_t *L) {
+    float max;
+    if (!group_max(n, x, L, &max)) return 0.f;
     float iscale = (float)-nmax / max;
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; i++) {
@@ -565,18 +573,8 @@ void kern_ref_vec_dot_q2_K(int64_t n, float *s, const void *vw, const void *vx) 
  * raises sumlx^2 / suml2 (ggml's make_q3_quants with do_rmse, the form the
  * Q3_K reference uses). Returns the scale. */
 static float make_q3_quants(int n, int nmax, const float *x, int8_t *L) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
-    if (amax < GROUP_MAX_EPS) {
-        for (int i = 0; i < n; i++) L[i] = 0;
-        return 0.f;
-    }
+    float max;
+    if (!group_max(n, x, L, &max)) return 0.f;
     const float iscale = (float)-nmax / max;
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; i++) {
