@@ -24,14 +24,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         gw_config_finish(&c) == HEARTH_OK) {
         gw_keys *ks = NULL;
         if (gw_keys_new(&c, NULL, 1700000000000LL, &ks) == HEARTH_OK) {
-            for (int i = 0; i < gw_keys_count(ks); i++) {
-                gw_key *k = gw_keys_at(ks, i);
+            int n;
+            gw_key **keys = gw_keys_snapshot(ks, &n);
+            for (int i = 0; i < n; i++) {
+                gw_key *k = keys[i];
                 gw_key_verdict v;
                 if (gw_key_admit(k, 1700000000000LL, true, &v)) gw_key_done(k, 1700000001000LL, 50);
                 char *json = gw_key_info_json(k, 1700000002000LL);
                 sink += json ? strlen(json) : 0;
                 free(json);
             }
+            free(keys);
             gw_keys_free(ks);
         }
         sink += (uint64_t)c.n_tiers + (uint64_t)c.n_rules;

@@ -498,9 +498,10 @@ typedef struct gw_key gw_key;   /* one key; lives as long as its gw_keys */
  * against its tiers). */
 hearth_err gw_keys_new(const gw_config *c, gw_ledger *ledger, int64_t now_ms, gw_keys **out);
 void gw_keys_free(gw_keys *ks);
-/* Keys in use (not revoked), and the i-th of them (NULL past the end). */
+/* Keys in use (not revoked): how many, and a copy of the list (malloc'd,
+ * the caller frees it; the keys stay the set's). */
 int gw_keys_count(gw_keys *ks);
-gw_key *gw_keys_at(gw_keys *ks, int i);
+gw_key **gw_keys_snapshot(gw_keys *ks, int *n);
 /* Keys the ledger kept that no longer fit the configuration (a tier gone):
  * they are left out; how many, and why the first one was. */
 int gw_keys_skipped(const gw_keys *ks, const char **why);

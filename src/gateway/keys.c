@@ -52,6 +52,7 @@ struct gw_keys {
     pthread_mutex_t mu; /* keys, n, cap */
     gw_key **keys;
     int n, cap;
+    atomic_int active; /* keys not revoked: read on every request */
     int n_skipped;
     char skipped[256];
 };
@@ -142,6 +143,7 @@ static hearth_err push(gw_keys *ks, gw_key *k) {
         ks->cap = cap;
     }
     ks->keys[ks->n++] = k;
+    atomic_fetch_add(&ks->active, 1);
     return HEARTH_OK;
 }
 
@@ -243,23 +245,17 @@ void gw_keys_free(gw_keys *ks) {
     free(ks);
 }
 
-int gw_keys_count(gw_keys *ks) {
-    if (!ks) return 0;
-    int n = 0;
-    pthread_mutex_lock(&ks->mu);
-    for (int i = 0; i < ks->n; i++) n += !atomic_load(&ks->keys[i]->revoked);
-    pthread_mutex_unlock(&ks->mu);
-    return n;
-}
+int gw_keys_count(gw_keys *ks) { return ks ? atomic_load(&ks->active) : 0; }
 
-gw_key *gw_keys_at(gw_keys *ks, int i) {
-    gw_key *found = NULL;
+gw_key **gw_keys_snapshot(gw_keys *ks, int *n) {
+    *n = 0;
     if (!ks) return NULL;
     pthread_mutex_lock(&ks->mu);
-    for (int k = 0; k < ks->n && !found; k++)
-        if (!atomic_load(&ks->keys[k]->revoked) && i-- == 0) found = ks->keys[k];
+    gw_key **v = malloc((size_t)(ks->n ? ks->n : 1) * sizeof *v);
+    for (int i = 0; v && i < ks->n; i++)
+        if (!atomic_load(&ks->keys[i]->revoked)) v[(*n)++] = ks->keys[i];
     pthread_mutex_unlock(&ks->mu);
-    return found;
+    return v;
 }
 
 int gw_keys_skipped(const gw_keys *ks, const char **why) {
@@ -342,7 +338,7 @@ hearth_err gw_keys_revoke(gw_keys *ks, const char *name, int64_t now_ms, int *st
     }
     *status = 500;
     const hearth_err err = ks->ledger ? gw_ledger_key_revoke(ks->ledger, name, now_ms) : HEARTH_OK;
-    if (!err) atomic_store(&k->revoked, true);
+    if (!err && !atomic_exchange(&k->revoked, true)) atomic_fetch_sub(&ks->active, 1);
     return err;
 }
 
@@ -486,7 +482,8 @@ static void add_limit(cJSON *o, const char *limit, const char *left, int value, 
     cJSON_AddNumberToObject(o, left, fmax(0.0, floor(level)));
 }
 
-char *gw_key_info_json(gw_key *k, int64_t now_ms) {
+/* The key as gw_key_info_json shows it (NULL when out of memory). */
+static cJSON *key_info(gw_key *k, int64_t now_ms) {
     const gw_key_spec *s = &k->spec;
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
@@ -531,23 +528,27 @@ char *gw_key_info_json(gw_key *k, int64_t now_ms) {
     pthread_mutex_unlock(&k->mu);
     add_names(o, "tiers", &s->tiers[0][0], sizeof s->tiers[0], s->n_tiers, s->tiers_given);
     add_names(o, "models", &s->models[0][0], sizeof s->models[0], s->n_models, s->n_models > 0);
-    char *json = cJSON_PrintUnformatted(o);
+    return o;
+}
+
+char *gw_key_info_json(gw_key *k, int64_t now_ms) {
+    cJSON *o = key_info(k, now_ms);
+    char *json = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return json;
 }
 
 char *gw_keys_list_json(gw_keys *ks, int64_t now_ms) {
-    cJSON *a = cJSON_CreateArray();
+    int n;
+    gw_key **keys = gw_keys_snapshot(ks, &n);
+    cJSON *a = keys ? cJSON_CreateArray() : NULL;
     bool ok = a != NULL;
-    for (int i = 0; ok; i++) {
-        gw_key *k = gw_keys_at(ks, i);
-        if (!k) break;
-        char *json = gw_key_info_json(k, now_ms);
-        cJSON *item = json ? cJSON_Parse(json) : NULL;
-        free(json);
+    for (int i = 0; ok && i < n; i++) {
+        cJSON *item = key_info(keys[i], now_ms);
         ok = item && cJSON_AddItemToArray(a, item);
         if (!ok) cJSON_Delete(item);
     }
+    free(keys);
     char *out = ok ? cJSON_PrintUnformatted(a) : NULL;
     cJSON_Delete(a);
     return out;
@@ -564,13 +565,13 @@ void gw_keys_metrics(gw_keys *ks, int64_t now_ms, gw_buf *out) {
         {"hearth_key_in_flight", "gauge", "An API key's requests running now."},
         {"hearth_key_spend_usd", "gauge", "Dollars an API key spent in its budget period."},
     };
-    if (!gw_keys_count(ks)) return;
-    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+    int n_keys;
+    gw_key **keys = gw_keys_snapshot(ks, &n_keys);
+    for (size_t i = 0; n_keys && i < sizeof m / sizeof m[0]; i++) {
         gw_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", m[i].name, m[i].help, m[i].name,
                       m[i].type);
-        for (int n = 0;; n++) {
-            gw_key *k = gw_keys_at(ks, n);
-            if (!k) break;
+        for (int n = 0; n < n_keys; n++) {
+            gw_key *k = keys[n];
             pthread_mutex_lock(&k->mu);
             catch_up(k, now_ms);
             const double v[] = {(double)k->admitted, (double)k->refused, k->in_flight,
@@ -580,4 +581,5 @@ void gw_keys_metrics(gw_keys *ks, int64_t now_ms, gw_buf *out) {
             gw_buf_printf(out, "%s{key=\"%s\"} %.17g\n", m[i].name, k->spec.name, v[i]);
         }
     }
+    free(keys);
 }
