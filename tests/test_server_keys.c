@@ -12,7 +12,7 @@
  * the ledger's per-key totals say what was spent; keys made and revoked at
  * run time (POST / DELETE /v1/hearth/keys) work at once; and a restarted
  * server reads the spending and the keys made at run time back from the
- * ledger.
+ * ledger; an open server makes no key.
  */
 #include "test.h"
 
@@ -364,6 +364,17 @@ int main(void) {
     done(&r);
     r = call(&sv, "adm", "GET", "/v1/hearth/keys", NULL);
     CHECKF(cJSON_GetArraySize(jget(r.json, "data")) == 8, "%s", r.r.body); /* 7 + made */
+    done(&r);
+    CHECK(test_server_stop(&sv) == 0);
+
+    /* an open server (no --api-key, no keys): nobody may make the first key and
+     * lock the others out */
+    REQUIRE(test_server_start(&sv, binary, model_path, scratch, "-t 1 -c 512"));
+    r = call(&sv, NULL, "POST", "/v1/hearth/keys", "{\"name\":\"mine\"}");
+    CHECKF(r.r.status == 403 && code_is(&r, "admin_required"), "%d %s", r.r.status, r.r.body);
+    done(&r);
+    r = chat(&sv, NULL, "auto");
+    CHECK(r.r.status == 200);
     done(&r);
     CHECK(test_server_stop(&sv) == 0);
 

@@ -24,6 +24,14 @@ static void fail(srv_exchange *x, int status, const char *code) {
 /* POST /v1/hearth/keys: a new key; the answer holds its secret, once. */
 static void create(srv_exchange *x, gw_keys *keys, int64_t now) {
     char secret[GW_KEY_SECRET_LEN + 1];
+    if (!x->key && !x->srv->cfg.api_key) { /* an open server: anyone could lock the rest out */
+        srv_error e;
+        srv_fail(&e, 403, NULL, "admin_required",
+                 "keys are made at run time by an admin: start the server with --api-key (or "
+                 "an admin key in the configuration's \"keys\")");
+        srv_respond_error(x, &e);
+        return;
+    }
     gw_key *k;
     int status;
     if (gw_keys_create(keys, x->body, x->body_len, now, secret, &k, &status)) {
