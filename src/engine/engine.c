@@ -84,35 +84,41 @@ typedef struct id_list {
     size_t n, cap;
 } id_list;
 
-static hearth_err put_id(id_list *l, int32_t id) {
-    if (l->n == l->cap) {
-        const size_t cap = l->cap ? 2 * l->cap : 256;
-        int32_t *p = realloc(l->ids, cap * sizeof *p);
-        if (!p) return hr_fail(HEARTH_ERR_NOMEM, "out of memory");
-        l->ids = p;
-        l->cap = cap;
-    }
-    l->ids[l->n++] = id;
+/* Room for `more` ids after the n in use. */
+static hearth_err reserve(id_list *l, size_t more) {
+    if (l->cap - l->n >= more) return HEARTH_OK;
+    size_t cap = l->cap ? 2 * l->cap : 256;
+    if (cap < l->n + more) cap = l->n + more;
+    int32_t *p = realloc(l->ids, cap * sizeof *p);
+    if (!p) return hr_fail(HEARTH_ERR_NOMEM, "out of memory");
+    l->ids = p;
+    l->cap = cap;
     return HEARTH_OK;
 }
 
-/* Appends text's tokens (no BOS/EOS; special text parsed or kept as text). */
+static hearth_err put_id(id_list *l, int32_t id) {
+    const hearth_err err = reserve(l, 1);
+    if (!err) l->ids[l->n++] = id;
+    return err;
+}
+
+/* Appends text's tokens (no BOS/EOS; special text parsed or kept as text):
+ * one pass with room for a token a byte (and a leading space a
+ * SentencePiece vocabulary adds), a second only if the tokenizer says it
+ * needs more. */
 static hearth_err put_text(const tok_vocab *v, const char *text, size_t len, bool special,
                            id_list *l) {
-    size_t need = 0;
-    hearth_err err = tok_encode(v, text, len, false, special, NULL, 0, &need);
-    if (err && err != HEARTH_ERR_INVALID_ARG) return err; /* INVALID_ARG: it measured */
-    while (l->cap - l->n < need) {
-        const size_t cap = l->cap ? 2 * l->cap : 256;
-        int32_t *p = realloc(l->ids, (cap > l->n + need ? cap : l->n + need) * sizeof *p);
-        if (!p) return hr_fail(HEARTH_ERR_NOMEM, "out of memory");
-        l->ids = p;
-        l->cap = cap > l->n + need ? cap : l->n + need;
+    size_t need = len + 2;
+    for (int pass = 0; pass < 2; pass++) {
+        hearth_err err = reserve(l, need);
+        size_t got = 0;
+        if (!err)
+            err = tok_encode(v, text, len, false, special, l->ids + l->n, l->cap - l->n, &got);
+        if (!err) l->n += got;
+        if (err != HEARTH_ERR_INVALID_ARG || got <= l->cap - l->n) return err;
+        need = got; /* it did not fit: the count it needs */
     }
-    size_t got = 0;
-    err = tok_encode(v, text, len, false, special, l->ids + l->n, l->cap - l->n, &got);
-    l->n += got;
-    return err;
+    return hr_fail(HEARTH_ERR_INVALID_ARG, "the tokenizer's count changed between two passes");
 }
 
 static hearth_err put_str(const tok_vocab *v, const char *s, id_list *l) {

@@ -59,18 +59,31 @@ bool srv_tokenize_infill(srv_exchange *x, const srv_model *m, const srv_request 
                         "'%s' (fill in the middle) is answered by the local model only; ask "
                         "for model \"local\" or leave the tier to the server",
                         param);
-    size_t count = 0;
-    hearth_err err = hearth_tokenize_infill(m->model, in, NULL, 0, &count);
-    if (err == HEARTH_ERR_UNSUPPORTED)
-        return srv_fail(e, 400, param, NULL, "'%s': %s", param, hearth_last_error());
-    if (err && err != HEARTH_ERR_INVALID_ARG)
-        return srv_fail(e, 500, NULL, NULL, "tokenizing the prompt: %s", hearth_last_error());
-    if (count > (size_t)INT32_MAX / 2)
-        return srv_fail(e, 400, NULL, "context_length_exceeded", "the prompt is too long");
-    int32_t *buf = malloc(count * sizeof *buf);
-    if (!buf) return srv_fail(e, 500, NULL, NULL, "out of memory");
-    if (hearth_tokenize_infill(m->model, in, buf, count, &count)) {
+    /* one pass with room for a token a byte (plus the FIM and repository
+     * tokens); a second only when the tokenizer says it needs more */
+    size_t cap = in->prefix_len + in->suffix_len + in->prompt_len + 64, count = 0;
+    for (int i = 0; i < in->n_extra; i++)
+        cap += strlen(in->extra[i].text) +
+               (in->extra[i].filename ? strlen(in->extra[i].filename) : 3) + 24;
+    int32_t *buf = NULL;
+    hearth_err err;
+    for (;;) { /* the tokenizer is deterministic: a second pass fits */
+        int32_t *nb = cap <= (size_t)INT32_MAX / 2 ? realloc(buf, cap * sizeof *buf) : NULL;
+        if (!nb) {
+            free(buf);
+            return cap > (size_t)INT32_MAX / 2
+                       ? srv_fail(e, 400, NULL, "context_length_exceeded", "the prompt is too long")
+                       : srv_fail(e, 500, NULL, NULL, "out of memory");
+        }
+        buf = nb;
+        err = hearth_tokenize_infill(m->model, in, buf, cap, &count);
+        if (err != HEARTH_ERR_INVALID_ARG || count <= cap) break;
+        cap = count; /* it did not fit: the count it needs */
+    }
+    if (err) {
         free(buf);
+        if (err == HEARTH_ERR_UNSUPPORTED)
+            return srv_fail(e, 400, param, NULL, "'%s': %s", param, hearth_last_error());
         return srv_fail(e, 500, NULL, NULL, "tokenizing the prompt: %s", hearth_last_error());
     }
     snprintf(x->tier_header, sizeof x->tier_header, "local"); /* no remote tier can do it */
