@@ -126,7 +126,6 @@ struct gw_call {
     gw_tool_call *calls; /* a remote answer's tool calls, restored (to the client too) */
     int n_calls;
     bool client_gone;
-    bool cached; /* the remote answer came from the cache: nothing sent, nothing paid */
     /* for the ledger */
     int64_t extra_cost; /* a local answer generated before escalating */
     double conf_mean, conf_min, router_score;
@@ -365,7 +364,7 @@ static bool cacheable(const job *j, const gw_chat *rc) {
 static bool from_cache(job *j, const uint8_t key[32]) {
     gw_cache_entry e;
     if (!gw_cache_get(j->g->ledger, key, gw_now_ms(), &e)) return false;
-    j->cached = j->out->cached = true;
+    j->out->cached = true;
     const size_t n = strlen(j->out->reason);
     snprintf(j->out->reason + n, sizeof j->out->reason - n, "%s", "; from the cache");
     bool ok = from_remote(e.text, e.text_len, j);
@@ -581,7 +580,7 @@ static void ledger_row(job *j, const gw_response *o, int64_t latency_ms) {
     const int t = gw_config_tier(c, row.tier);
     if (o->status < 400 && t >= 0) {
         row.cost_usd_micro =
-            (j->cached ? 0
+            (o->cached ? 0
                        : gw_cost_usd_micro(&c->tiers[t], o->prompt_tokens, o->completion_tokens)) +
             j->extra_cost;
         const int ref = c->reference_tier[0] ? gw_config_tier(c, c->reference_tier) : -1;
