@@ -558,6 +558,32 @@ static void test_cascade(const char *db) {
     CHECK(!strcmp(r.r.text, "echo: anything"));
     run_free(&r);
     gw_gateway_free(g);
+    /* failover never reaches a tier the client's key may not use */
+    {
+        char json[1024], digest[65];
+        gw_sha256_hex("s", 1, digest);
+        snprintf(json, sizeof json,
+                 "{\"tiers\": [{\"name\": \"cloud\", \"base_url\": \"http://127.0.0.1:%d/v1\","
+                 " \"model\": \"e500-999\", \"retries\": 0, \"breaker_failures\": 100}%s],"
+                 " \"routing\": {\"rules\": [{\"name\": \"all\", \"route\": \"cloud\"}]},"
+                 " \"keys\": [{\"name\": \"k\", \"key_sha256\": \"%s\", \"tiers\": [\"cloud\"]}]}",
+                 fc.port, extra, digest);
+        gw_config kc;
+        REQUIRE(parse(&kc, json) == HEARTH_OK);
+        REQUIRE(gw_gateway_new(&kc, l, &g) == HEARTH_OK);
+        const gw_message m[] = {{"user", "anything"}};
+        const gw_chat q = {.messages = m, .n_messages = 1, .temperature = NAN, .top_p = NAN};
+        const gw_request rq = {
+            .chat = &q, .model = "auto", .key = gw_keys_find(gw_gateway_keys(g), "s", 1)};
+        REQUIRE(rq.key);
+        gw_response out;
+        REQUIRE(gw_handle(g, &rq, local_model, &fl, &out) == HEARTH_OK);
+        n_handled++;
+        CHECKF(out.status == 200 && !strcmp(out.tier, "local") && out.degraded, "%s %s", out.tier,
+               out.reason);
+        gw_response_free(&out);
+        gw_gateway_free(g);
+    }
     /* a stream that breaks after text went out: an error, not a second answer */
     g = make_gateway(l, "drop", "", "", "");
     handle(g, &fl, "cloud", NULL, "anything at all", true, &r);

@@ -126,6 +126,7 @@ struct gw_call {
     gw_tool_call *calls; /* a remote answer's tool calls, restored (to the client too) */
     int n_calls;
     bool client_gone;
+    bool key_closed[GW_MAX_TIERS]; /* tiers the client's key may not use (failover skips them) */
     /* for the ledger */
     int64_t extra_cost; /* a local answer generated before escalating */
     double conf_mean, conf_min, router_score;
@@ -490,7 +491,7 @@ static void remote_path(job *j, const gw_decision *d, gw_local_fn local, void *c
     remote_outcome oc = try_remote(j, d->tier, why, sizeof why);
     if (oc == REMOTE_FAILED && d->route == GW_ROUTE_ESCALATED) {
         for (int t = 1; t < j->g->cfg.n_tiers && oc == REMOTE_FAILED; t++) {
-            if (t == d->tier || !gw_remote_available(j->g->remote[t])) continue;
+            if (t == d->tier || j->key_closed[t] || !gw_remote_available(j->g->remote[t])) continue;
             char why2[256];
             /* the reason is set first: a streaming answer's headers go out with its text */
             set_reason(j, "%.120s; failover after %.100s", d->reason, why);
@@ -657,6 +658,8 @@ hearth_err gw_call_new(gw_gateway *g, const gw_request *r, gw_call **out) {
     if (r->key) {
         s.key = gw_key_spec_of(r->key)->name;
         gw_key_grant(r->key, gw_now_ms(), s.key_denied, &s.key_budget_spent);
+        for (int i = 1; i < c->n_tiers; i++)
+            j->key_closed[i] = s.key_budget_spent || s.key_denied[i];
     }
     double score;
     if (g->score && c->n_tiers > 1 && !c->air_gapped &&
