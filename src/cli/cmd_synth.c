@@ -15,9 +15,13 @@ static const char synth_usage[] =
     "f32|f16|q8_0|q4_0|q4_K|q6_K|iq4_nl|iq4_xs]\n"
     "                    [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ff "
     "N]\n"
-    "                    [--ctx N] [--tied] [--seed S]\n"
+    "                    [--ctx N] [--tied] [--seed S] [--rope-dim N] [--longrope ORIG]\n"
+    "                    [--rope-factors longrope|ones|freqs-short|freqs-long] [--rope-attn X]\n"
     "  Writes a model with random weights (labelled so in general.name) and a small\n"
     "  SentencePiece-style vocabulary. Useful to try Hearth without downloading a model.\n"
+    "  --rope-dim: a partial rotary (Phi-4-mini); --longrope ORIG: Phi-3.5's LongRoPE, random\n"
+    "  short and long factors with an original context of ORIG (and the converter's attention\n"
+    "  factor unless --rope-attn X); --rope-factors: other factor tensors, same values.\n"
     "usage: hearth synth --lora-for BASE -o FILE [--rank R] [--alpha A] [--type "
     "f32|f16|bf16|q8_0]\n"
     "                    [--targets LIST] [--strength X] [--seed S]\n"
@@ -35,6 +39,31 @@ static int parse_type(const char *s, kern_type *out) {
         }
     }
     return -1;
+}
+
+/* The RoPE options; 1 when `a` is one (with a good value), 0 when not, -1 on a bad value. */
+static int rope_opt(const char *a, const char *v, synth_params *p) {
+    static const char *const kinds[] = {"none", "longrope", "ones", "freqs-short", "freqs-long"};
+    int n;
+    float f;
+    char *end;
+    if (!strcmp(a, "--rope-dim") && cli_parse_int(v, 2, 4096, &n))
+        p->n_rot = n;
+    else if (!strcmp(a, "--longrope") && cli_parse_int(v, 1, 1 << 24, &n)) {
+        p->rope_orig_ctx = n;
+        if (p->factors == SYNTH_ROPE_NONE) p->factors = SYNTH_ROPE_LONGROPE;
+    } else if (!strcmp(a, "--rope-attn") && (f = strtof(v, &end), *v && !*end && f > 0.0f))
+        p->rope_attn_factor = f;
+    else if (!strcmp(a, "--rope-factors")) {
+        for (n = 0; n < 5 && strcmp(v, kinds[n]); n++) {
+        }
+        if (n == 5) return -1;
+        p->factors = (synth_rope_factors)n;
+    } else if (!strcmp(a, "--rope-dim") || !strcmp(a, "--longrope") || !strcmp(a, "--rope-attn"))
+        return -1;
+    else
+        return 0;
+    return 1;
 }
 
 /* The adapter options; 1 when `a` is one (with a good value), 0 when not, -1 on a bad value. */
@@ -77,7 +106,8 @@ int cmd_synth(int argc, char **argv) {
             fprintf(stderr, "hearth synth: option '%s' needs a value\n", a);
             return 2;
         }
-        const int lr = lora_opt(a, v, &lp, &lora_base);
+        int lr = lora_opt(a, v, &lp, &lora_base);
+        if (!lr) lr = rope_opt(a, v, &p);
         if (lr < 0) {
             fprintf(stderr, "hearth synth: bad value '%s' for %s\n", v, a);
             return 2;

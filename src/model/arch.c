@@ -18,7 +18,12 @@ static const arch_desc arches[] = {
      .scale_embd = true,
      .swa = true,
      .scale_q = true},
-    {.name = "phi3", .rope = ROPE_NEOX, .act = FFN_SILU, .fused_qkv = true, .fused_gate_up = true},
+    {.name = "phi3",
+     .rope = ROPE_NEOX,
+     .act = FFN_SILU,
+     .fused_qkv = true,
+     .fused_gate_up = true,
+     .scale_q = true},
 };
 
 const arch_desc *arch_find(const char *name, size_t len) {

@@ -325,8 +325,14 @@ static void tok_qkv(const tok_job *j, int t0, int t1) {
         add_bias(k, l->bk, s->n_kv);
         add_bias(v, l->bv, s->n_kv);
         float *cs = s->rope + (size_t)t * hp->n_rot;
-        if (j->rope_fresh)
-            kern_rope_cache(cs, hp->n_rot, (float)pos, l->rope_base, l->rope_scale, m->rope_freqs);
+        if (j->rope_fresh) {
+            kern_rope_cache(cs, hp->n_rot, (float)pos, l->rope_base, l->rope_scale,
+                            s->rope_factors);
+            /* ggml multiplies cos and sin by attn_factor after computing
+             * them; the pass-through dimensions of a partial rotary stay */
+            if (s->rope_mscale != 1.0f)
+                for (int i = 0; i < hp->n_rot; i++) cs[i] *= s->rope_mscale;
+        }
         for (int h = 0; h < hp->n_head; h++) {
             if (l->q_norm) rms_norm(q + h * hd, q + h * hd, l->q_norm, hd, hp->rms_eps);
             kern_rope_apply(q + h * hd, cs, hp->n_rot, neox);

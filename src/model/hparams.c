@@ -66,6 +66,11 @@ static hearth_err hp_check(const model_hparams *hp) {
         !(hp->rope_scale > 0.0f))
         return hr_fail(HEARTH_ERR_FORMAT,
                        "model: norm epsilon and rope base/scale must be positive");
+    if (hp->n_ctx_orig < 1 || !(hp->rope_attn_factor > 0.0f) ||
+        !(hp->rope_attn_factor < 1e3f)) /* NaN fails both */
+        return hr_fail(HEARTH_ERR_FORMAT,
+                       "model: rope original context %d and attention factor %g must be positive",
+                       hp->n_ctx_orig, (double)hp->rope_attn_factor);
     if (hp->swa_window < 0 || hp->swa_pattern < 0)
         return hr_fail(HEARTH_ERR_FORMAT, "model: negative sliding window");
     return HEARTH_OK;
@@ -108,6 +113,14 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
             return hr_fail(HEARTH_ERR_FORMAT, "model: rope scaling factor must be positive");
         h.rope_scale = 1.0f / factor;
     }
+
+    /* LongRoPE (phi3): which factors a session takes, and the magnitude
+     * factor llama.cpp hands ggml_rope_ext as attn_factor whatever the
+     * scaling type (its yarn part is 1 without YaRN, which Hearth refuses). */
+    if ((err = hp_int(&r, "rope.scaling.original_context_length", &h.n_ctx_orig, false,
+                      h.n_ctx_train)) ||
+        (err = hp_float(&r, "rope.scaling.attn_factor", &h.rope_attn_factor, false, 1.0f)))
+        return err;
 
     h.rope_base_swa = h.rope_base;
     if (arch->swa) {

@@ -9,11 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static hearth_err find_tensor(const hearth_model *m, const char *name, bool required,
+static hearth_err find_tensor(hearth_model *m, const char *name, bool required,
                               const gguf_tensor **out) {
     const gguf_tensor *t = gguf_find_tensor(m->gguf, name);
     if (!t && required) return hr_fail(HEARTH_ERR_FORMAT, "model: tensor '%s' is missing", name);
     if (t) {
+        m->bound[t - gguf_tensor_at(m->gguf, 0)] = 1;
         const kern_type_info *ti = kern_type_get(t->type);
         if (!ti || !ti->supported || !kern_get((kern_type)t->type))
             return hr_fail(HEARTH_ERR_UNSUPPORTED,
@@ -24,8 +25,8 @@ static hearth_err find_tensor(const hearth_model *m, const char *name, bool requ
     return HEARTH_OK;
 }
 
-static hearth_err bind_matrix(const hearth_model *m, const char *name, int64_t n_cols,
-                              int64_t n_rows, bool required, model_weight *out) {
+static hearth_err bind_matrix(hearth_model *m, const char *name, int64_t n_cols, int64_t n_rows,
+                              bool required, model_weight *out) {
     const gguf_tensor *t;
     hearth_err err = find_tensor(m, name, required, &t);
     if (err || !t) return err;
@@ -38,7 +39,7 @@ static hearth_err bind_matrix(const hearth_model *m, const char *name, int64_t n
     return HEARTH_OK;
 }
 
-static hearth_err bind_vector(const hearth_model *m, const char *name, int64_t n, bool required,
+static hearth_err bind_vector(hearth_model *m, const char *name, int64_t n, bool required,
                               const float **out) {
     const gguf_tensor *t;
     hearth_err err = find_tensor(m, name, required, &t);
@@ -52,7 +53,7 @@ static hearth_err bind_vector(const hearth_model *m, const char *name, int64_t n
 }
 
 typedef struct layer_binder {
-    const hearth_model *m;
+    hearth_model *m;
     int il;
     char name[96];
 } layer_binder;
@@ -111,7 +112,23 @@ static hearth_err bind_layer(hearth_model *m, int il) {
     return HEARTH_OK;
 }
 
-hearth_err model_bind_tensors(hearth_model *m) {
+/* The first tensor the binding did not take, named in a refusal: llama.cpp
+ * refuses such a file ("wrong number of tensors"), and running without the
+ * tensor would compute other logits silently. */
+static hearth_err check_all_bound(const hearth_model *m) {
+    for (int64_t i = 0; i < gguf_n_tensors(m->gguf); i++)
+        if (!m->bound[i]) {
+            const gguf_str n = gguf_tensor_at(m->gguf, i)->name;
+            return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                           "model: tensor '%.*s' is not part of architecture '%s' as Hearth runs "
+                           "it (a variant Hearth does not support; llama.cpp refuses such a file "
+                           "too)",
+                           (int)(n.len > 96 ? 96 : n.len), n.ptr, m->arch->name);
+        }
+    return HEARTH_OK;
+}
+
+static hearth_err bind_all(hearth_model *m) {
     model_hparams *hp = &m->hp;
     const gguf_tensor *embd = gguf_find_tensor(m->gguf, "token_embd.weight");
     if (!embd) return hr_fail(HEARTH_ERR_FORMAT, "model: tensor 'token_embd.weight' is missing");
@@ -123,14 +140,31 @@ hearth_err model_bind_tensors(hearth_model *m) {
     if ((err = bind_matrix(m, "token_embd.weight", hp->n_embd, hp->n_vocab, true, &m->tok_embd)) ||
         (err = bind_vector(m, "output_norm.weight", hp->n_embd, true, &m->output_norm)) ||
         (err = bind_matrix(m, "output.weight", hp->n_embd, hp->n_vocab, false, &m->output)) ||
-        (err = bind_vector(m, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)))
+        (err = bind_vector(m, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)) ||
+        (err = bind_vector(m, "rope_factors_long.weight", hp->n_rot / 2, false, &m->rope_long)) ||
+        (err = bind_vector(m, "rope_factors_short.weight", hp->n_rot / 2, false, &m->rope_short)))
         return err;
     if (!m->output.data) m->output = m->tok_embd; /* tied */
     m->layers = hr_calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) return HEARTH_ERR_NOMEM;
     for (int il = 0; il < hp->n_layer; il++)
         if ((err = bind_layer(m, il))) return err;
-    return HEARTH_OK;
+    return check_all_bound(m);
+}
+
+hearth_err model_bind_tensors(hearth_model *m) {
+    const int64_t n = gguf_n_tensors(m->gguf);
+    if (!(m->bound = hr_calloc(n > 0 ? (size_t)n : 1, 1))) return HEARTH_ERR_NOMEM;
+    const hearth_err err = bind_all(m);
+    free(m->bound);
+    m->bound = NULL;
+    return err;
+}
+
+const float *model_rope_factors(const hearth_model *m, int n_ctx) {
+    if (m->rope_freqs) return m->rope_freqs;
+    const int64_t padded = ((int64_t)n_ctx + 255) / 256 * 256;
+    return padded > m->hp.n_ctx_orig ? m->rope_long : m->rope_short;
 }
 
 hearth_err model_open(const char *path, int n_threads, hearth_model **out) {

@@ -39,8 +39,12 @@ typedef struct model_hparams {
     int n_head, n_head_kv, head_dim, n_rot;
     float rms_eps;
     float rope_base, rope_base_swa, rope_scale; /* rope_scale multiplies positions */
-    int swa_window, swa_pattern;                /* 0: no sliding window */
-    float final_softcap;                        /* 0: none */
+    int n_ctx_orig;         /* rope.scaling.original_context_length (n_ctx_train when absent): a
+                               session longer than this takes the long LongRoPE factors */
+    float rope_attn_factor; /* rope.scaling.attn_factor (1 when absent): multiplies RoPE's cos
+                               and sin, so the rotated part of q and k (LongRoPE's scaling) */
+    int swa_window, swa_pattern; /* 0: no sliding window */
+    float final_softcap;         /* 0: none */
     int pooling; /* hearth_pooling from "<arch>.pooling_type"; mean when absent or unknown */
 } model_hparams;
 
@@ -92,13 +96,22 @@ struct hearth_model {
     model_hparams hp;
     model_weight tok_embd, output; /* output == tok_embd when tied */
     const float *output_norm;      /* [n_embd] */
-    const float *rope_freqs;       /* [n_rot/2] or NULL */
+    const float *rope_freqs;       /* [n_rot/2] or NULL: frequency divisors for every session */
+    const float *rope_long;        /* [n_rot/2] or NULL: LongRoPE's (phi3), when rope_freqs is */
+    const float *rope_short;       /*   absent, for sessions longer / not longer than n_ctx_orig */
     model_layer *layers;           /* [n_layer] */
     hr_pool *pool;
     void *vocab;       /* the engine's tokenizer; the model never reads it */
     model_lora *loras; /* [n_loras] adapters, in the order they were added */
     int n_loras;
+    uint8_t *bound; /* [gguf_n_tensors] while binding: which tensors the architecture took */
 };
+
+/* The RoPE frequency divisors a session of n_ctx positions uses (NULL:
+ * none): rope_freqs when the file has it, else LongRoPE's long factors when
+ * the context, rounded up to 256 as llama.cpp rounds it, exceeds
+ * n_ctx_orig, else the short ones (llama_model::get_rope_factors). */
+const float *model_rope_factors(const hearth_model *m, int n_ctx);
 
 /* Maps and binds the model at `path` with a pool of n_threads (<= 0: one per
  * physical core). On success *out owns it; free with model_close. */
@@ -125,7 +138,9 @@ int model_session_n_batch(const hearth_session *s);
 
 /* Reads the hyper-parameters of `arch` from the file's metadata. */
 hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_hparams *hp);
-/* Binds every tensor the architecture needs, checking types and shapes. */
+/* Binds every tensor the architecture needs, checking types and shapes, and
+ * refuses a file with a tensor it does not use (as llama.cpp does: such a
+ * tensor belongs to a variant whose forward pass differs). */
 hearth_err model_bind_tensors(hearth_model *m);
 
 /* ---- LoRA adapters (lora.c; llama.cpp's GGUF adapter format, docs/lora.md) ---- */

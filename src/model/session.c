@@ -88,6 +88,8 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     s->model = m;
     s->n_ctx = p.n_ctx;
     s->n_batch = p.n_batch;
+    s->rope_factors = model_rope_factors(m, p.n_ctx);
+    s->rope_mscale = hp->rope_attn_factor;
     s->kv_type = p.kv_type == HEARTH_KV_F16    ? KERN_F16
                  : p.kv_type == HEARTH_KV_Q8_0 ? KERN_Q8_0
                                                : KERN_F32;
@@ -216,6 +218,11 @@ hearth_err hearth_session_copy(hearth_session *dst, const hearth_session *src, i
     if (dst->model != src->model || dst->kv_type != src->kv_type)
         return hr_fail(HEARTH_ERR_INVALID_ARG,
                        "session_copy: the sessions differ in model or KV cache type");
+    if (dst->rope_factors != src->rope_factors) /* LongRoPE: their keys rotate differently */
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "session_copy: the sessions' contexts (%d and %d) take different RoPE "
+                       "factors (LongRoPE's short and long)",
+                       src->n_ctx, dst->n_ctx);
     if (n > dst->n_ctx)
         return hr_fail(HEARTH_ERR_CONTEXT_FULL,
                        "session_copy: %d positions do not fit in a context of %d", n, dst->n_ctx);

@@ -20,15 +20,17 @@ struct hearth_session {
     int n_ctx_pad; /* n_ctx rounded up to whole KV tiles (KERN_KV_TILE) */
     int n_q, n_kv; /* n_head * head_dim, n_head_kv * head_dim */
     int n_threads;
-    kern_type kv_type;   /* KERN_F32, KERN_F16 or KERN_Q8_0 */
-    size_t kv_row_bytes; /* one position of one kv head in K (or V): kern_kv_row_bytes */
-    float *x;            /* [n_batch][n_embd] residual stream */
-    float *xb;           /* [n_batch][n_embd] normalised input / sub-layer output */
-    float *qkv;          /* [n_batch][n_q + 2 n_kv] */
-    float *att;          /* [n_batch][n_q] attention output */
-    float *ffn;          /* [n_batch][2 n_ff] gate, up */
-    float *hb;           /* [n_batch][n_ff] activation(gate) * up */
-    float *attn_work;    /* [n_threads][attn_work_floats] kern_attn_tile's work space */
+    const float *rope_factors; /* [n_rot/2] or NULL: model_rope_factors for n_ctx */
+    float rope_mscale;         /* hp.rope_attn_factor: multiplies RoPE's cos and sin */
+    kern_type kv_type;         /* KERN_F32, KERN_F16 or KERN_Q8_0 */
+    size_t kv_row_bytes;       /* one position of one kv head in K (or V): kern_kv_row_bytes */
+    float *x;                  /* [n_batch][n_embd] residual stream */
+    float *xb;                 /* [n_batch][n_embd] normalised input / sub-layer output */
+    float *qkv;                /* [n_batch][n_q + 2 n_kv] */
+    float *att;                /* [n_batch][n_q] attention output */
+    float *ffn;                /* [n_batch][2 n_ff] gate, up */
+    float *hb;                 /* [n_batch][n_ff] activation(gate) * up */
+    float *attn_work;          /* [n_threads][attn_work_floats] kern_attn_tile's work space */
     size_t attn_work_floats;
     float *rope;   /* [n_batch][n_rot] cos/sin pairs of the current layer */
     float *logits; /* [n_vocab] of the last evaluated token */

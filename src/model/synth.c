@@ -34,6 +34,8 @@ static float rng_normal(hr_rng *r) {
 typedef struct synth_ctx {
     gguf_writer *w;
     hr_rng rng;
+    float gain; /* the next tensor's first gain_rows rows times gain (q_gain) */
+    int64_t gain_rows;
     void **bufs;
     size_t n_bufs, cap_bufs;
 } synth_ctx;
@@ -62,6 +64,8 @@ static hearth_err add_tensor_as(synth_ctx *c, const char *name, kern_type type, 
     float *f = keep(c, n * sizeof(float));
     if (!f) return hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
     for (size_t i = 0; i < n; i++) f[i] = mean + std * rng_normal(&c->rng);
+    for (size_t i = 0; c->gain_rows > 0 && i < (size_t)(c->gain_rows * cols); i++) f[i] *= c->gain;
+    c->gain_rows = 0;
     const size_t row_bytes = kern_row_bytes(type, cols);
     if (!row_bytes)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: %s rows of %lld cannot be stored as %s",
@@ -159,9 +163,21 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
     SET_U32("attention.head_count_kv", p->n_head_kv);
     SET_U32("attention.key_length", p->head_dim);
     SET_U32("attention.value_length", p->head_dim);
-    SET_U32("rope.dimension_count", p->head_dim);
+    SET_U32("rope.dimension_count", p->n_rot > 0 ? p->n_rot : p->head_dim);
     SET_F32("attention.layer_norm_rms_epsilon", 1e-5f);
     SET_F32("rope.freq_base", 10000.0f);
+    if (p->rope_orig_ctx > 0) {
+        SET_U32("rope.scaling.original_context_length", p->rope_orig_ctx);
+        float attn = p->rope_attn_factor;
+        if (!(attn > 0.0f)) {
+            const double scale = (double)p->n_ctx / p->rope_orig_ctx;
+            attn =
+                scale > 1.0 ? (float)sqrt(1.0 + log(scale) / log((double)p->rope_orig_ctx)) : 1.0f;
+        }
+        SET_F32("rope.scaling.attn_factor", attn);
+    } else if (p->rope_attn_factor > 0.0f) {
+        SET_F32("rope.scaling.attn_factor", p->rope_attn_factor);
+    }
     if (a->swa) {
         SET_U32("attention.sliding_window", 8);
         SET_U32("attention.sliding_window_pattern", 2);
@@ -188,6 +204,9 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
         err = add_tensor(c, n, p->type, cols, rows, mean, std);                                    \
     }
     T("attn_norm.weight", d, 1, 1.0f, 0.05f);
+    const bool gain = p->q_gain != 0.0f && p->q_gain != 1.0f;
+    c->gain = p->q_gain;
+    c->gain_rows = gain ? nq : 0;
     if (a->fused_qkv) {
         T("attn_qkv.weight", d, nq + 2 * nkv, 0.0f, sd);
     } else {
@@ -221,6 +240,32 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
     return err;
 }
 
+/* The frequency factors p asks for, from a generator seeded apart from the
+ * weights' (synth.h). */
+static hearth_err add_rope_factors(synth_ctx *c, const synth_params *p) {
+    if (p->factors == SYNTH_ROPE_NONE) return HEARTH_OK;
+    const int half = (p->n_rot > 0 ? p->n_rot : p->head_dim) / 2;
+    float *fs = keep(c, (size_t)half * sizeof *fs), *fl = keep(c, (size_t)half * sizeof *fl);
+    if (!fs || !fl) return hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
+    hr_rng r;
+    hr_rng_seed(&r, p->seed ^ 0x6c6f6e67726f7065ull);
+    for (int i = 0; i < half; i++) {
+        const double u = hr_rng_uniform(&r), v = hr_rng_uniform(&r);
+        fs[i] = p->factors == SYNTH_ROPE_ONES ? 1.0f : (float)(1.0 + 0.1 * u);
+        fl[i] = p->factors == SYNTH_ROPE_ONES ? 1.0f : (float)(1.0 + 30.0 * v * v);
+    }
+    const int64_t ne[1] = {half};
+    const size_t bytes = (size_t)half * sizeof(float);
+    if (p->factors == SYNTH_ROPE_FREQS_SHORT || p->factors == SYNTH_ROPE_FREQS_LONG)
+        return gguf_writer_add_tensor(c->w, "rope_freqs.weight", KERN_F32, 1, ne,
+                                      p->factors == SYNTH_ROPE_FREQS_SHORT ? fs : fl, bytes);
+    hearth_err err =
+        gguf_writer_add_tensor(c->w, "rope_factors_long.weight", KERN_F32, 1, ne, fl, bytes);
+    if (!err)
+        err = gguf_writer_add_tensor(c->w, "rope_factors_short.weight", KERN_F32, 1, ne, fs, bytes);
+    return err;
+}
+
 static void synth_ctx_fini(synth_ctx *c) {
     gguf_writer_free(c->w);
     for (size_t i = 0; i < c->n_bufs; i++) free(c->bufs[i]);
@@ -232,7 +277,7 @@ hearth_err synth_write(const char *path, const synth_params *p) {
     if (!a) return hr_fail(HEARTH_ERR_UNSUPPORTED, "synth: unknown architecture '%s'", p->arch);
     if (p->n_embd < 1 || p->n_layer < 1 || p->n_head < 1 || p->n_head_kv < 1 ||
         p->n_head % p->n_head_kv || p->head_dim < 2 || p->head_dim % 2 || p->n_ff < 1 ||
-        p->n_ctx < 1)
+        p->n_ctx < 1 || p->n_rot < 0 || p->n_rot % 2 || p->n_rot > p->head_dim)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: inconsistent shape");
     synth_ctx c = {0};
     hr_rng_seed(&c.rng, p->seed);
@@ -246,6 +291,8 @@ hearth_err synth_write(const char *path, const synth_params *p) {
     if (!err && !p->tied)
         err = add_tensor(&c, "output.weight", p->type, p->n_embd, n_vocab, 0.0f, se);
     for (int il = 0; il < p->n_layer && !err; il++) err = add_layer(&c, p, a, il);
+    if (!err) err = add_rope_factors(&c, p);
+    if (!err && p->extra_tensor) err = add_tensor(&c, p->extra_tensor, KERN_F32, 8, 1, 0.0f, 1.0f);
     if (!err) err = gguf_writer_write(c.w, path);
     synth_ctx_fini(&c);
     return err;

@@ -9,12 +9,31 @@
 
 #include "model.h"
 
+/* RoPE frequency factors a synthetic model carries. Their values come from
+ * a generator of their own, so that files differing only in this choice
+ * have the same weights: short factors in [1, 1.1), long ones in [1, 31). */
+typedef enum synth_rope_factors {
+    SYNTH_ROPE_NONE,
+    SYNTH_ROPE_LONGROPE,    /* rope_factors_short.weight and rope_factors_long.weight (phi3) */
+    SYNTH_ROPE_ONES,        /* both LongRoPE tensors, every factor 1 */
+    SYNTH_ROPE_FREQS_SHORT, /* the short factors as rope_freqs.weight */
+    SYNTH_ROPE_FREQS_LONG   /* the long factors as rope_freqs.weight */
+} synth_rope_factors;
+
 typedef struct synth_params {
     const char *arch; /* "llama", "qwen2", "qwen3", "gemma3", "phi3" */
     kern_type type;   /* type of the 2-D weights: F32, F16, Q8_0, Q4_0, Q4_K, Q6_K, ... */
     int n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx;
     bool tied; /* no output.weight: token_embd serves both */
     uint64_t seed;
+    int n_rot;                  /* rope.dimension_count (partial rotary); 0: head_dim */
+    synth_rope_factors factors; /* SYNTH_ROPE_NONE: no factor tensor */
+    int rope_orig_ctx;          /* > 0: rope.scaling.original_context_length (LongRoPE's switch) */
+    float rope_attn_factor;     /* > 0: rope.scaling.attn_factor; 0: with rope_orig_ctx what
+                                   llama.cpp's converter writes for LongRoPE,
+                                   sqrt(1 + ln(n_ctx / orig) / ln(orig)) (1 when n_ctx <= orig) */
+    float q_gain;               /* != 0 and != 1: the Q rows of the attention weights times it */
+    const char *extra_tensor;   /* non-NULL: also a small F32 tensor of this name (tests) */
 } synth_params;
 
 synth_params synth_default_params(void);
