@@ -40,9 +40,13 @@ static const char serve_usage[] =
     "  --max-body BYTES     largest request body (default 8388608)\n"
     "  --api-key KEY        require 'Authorization: Bearer KEY' on /v1/* (or HEARTH_API_KEY)\n"
     "  -t N                 threads (default: physical cores)\n" CLI_LORA_USAGE
-    "  --chat-template T    chatml|qwen3|llama3|llama3.1|llama3.2|gemma|gemma3|phi3|phi3-mini|\n"
-    "                       phi4-mini|phi4, or a file holding a Jinja template to recognize\n"
-    "                       (default: the model's tokenizer.chat_template)\n"
+    "  --chat-template T    chatml|qwen3|qwen3-thinking|llama3|llama3.1|llama3.2|gemma|gemma3|\n"
+    "                       phi3|phi3-mini|phi4-mini|phi4, or a file holding a Jinja template to\n"
+    "                       recognize (default: the model's tokenizer.chat_template)\n"
+    "  --reasoning M        reasoning models (Qwen 3): thinking on|off|auto (default auto: the\n"
+    "                       template's default; a request's enable_thinking or think wins)\n"
+    "  --reasoning-format F where the <think> block goes: auto (default: reasoning_content for\n"
+    "                       templates that think), deepseek (any template), none (the content)\n"
     "  --pooling P          embeddings: mean|cls|last (default: the model's pooling_type,\n"
     "                       else mean); vectors are L2-normalised\n"
     "  --log-prompts        put prompt text in the request log (off: only sizes and times)\n"
@@ -69,6 +73,12 @@ static const char serve_usage[] =
     "Speculative decoding (every slot; output unchanged, docs/speculative.md):\n" CLI_SPEC_USAGE;
 
 enum { SERVE_MAX_MODELS = 255 }; /* -m after the first */
+
+/* "on", "off", "auto" as 1, 0, -1. */
+static bool parse_on_off_auto(const char *v, int *out) {
+    *out = !strcmp(v, "on") ? 1 : !strcmp(v, "off") ? 0 : -1;
+    return *out >= 0 || !strcmp(v, "auto");
+}
 
 static int parse_serve(int argc, char **argv, srv_config *c, const char **more, cli_lora_opts *lora,
                        cli_spec_opts *spec) {
@@ -145,6 +155,10 @@ static int parse_serve(int argc, char **argv, srv_config *c, const char **more, 
             c->pooling = v;
         else if (!strcmp(a, "--chat-template"))
             c->chat_template = v;
+        else if (!strcmp(a, "--reasoning"))
+            ok = parse_on_off_auto(v, &c->reasoning);
+        else if (!strcmp(a, "--reasoning-format"))
+            ok = srv_reasoning_format_parse(v, &c->reasoning_format);
         else if (!strcmp(a, "--config"))
             c->gateway_config = v;
         else if (!strcmp(a, "--cloud-url"))

@@ -26,10 +26,15 @@
  * stop reason and output tokens, message_stop). Errors are Anthropic's
  * {"type":"error","error":{"type","message"}}.
  *
+ * A reasoning model's <think> block comes back as a thinking block before
+ * the text (streamed as thinking_delta events), with an empty signature as
+ * llama-server gives it: nothing local can sign it. The request's thinking
+ * {"type":"enabled","budget_tokens"} turns thinking on with that budget,
+ * {"type":"disabled"} off; without it the template's default holds.
+ *
  * Refused with a 400 naming the block: image and document blocks (the models
  * are text-only), server tools (a "type" other than custom). Accepted and
- * ignored: metadata, service_tier, thinking (no thinking blocks come back),
- * cache_control on blocks.
+ * ignored: metadata, service_tier, cache_control on blocks.
  */
 #include "request_impl.h"
 #include "server.h"
@@ -222,6 +227,23 @@ static bool translate_tools(const cJSON *root, cJSON *out, srv_error *e) {
     return true;
 }
 
+/* thinking: {"type":"enabled","budget_tokens":N} or {"type":"disabled"}. */
+static bool translate_thinking(const cJSON *v, cJSON *out, srv_error *e) {
+    if (!v) return true;
+    const cJSON *type = cJSON_IsObject(v) ? srv_req_field(v, "type") : NULL;
+    const bool on = cJSON_IsString(type) && !strcmp(type->valuestring, "enabled");
+    if (!on && !(cJSON_IsString(type) && !strcmp(type->valuestring, "disabled")))
+        return srv_fail(e, 400, "thinking", NULL,
+                        "'thinking' must be {\"type\": \"enabled\", \"budget_tokens\": N} or "
+                        "{\"type\": \"disabled\"}");
+    cJSON_AddBoolToObject(cJSON_AddObjectToObject(out, "chat_template_kwargs"), "enable_thinking",
+                          on);
+    const cJSON *budget = srv_req_field(v, "budget_tokens");
+    if (on && budget)
+        cJSON_AddItemToObject(out, "thinking_budget_tokens", cJSON_Duplicate(budget, false));
+    return true;
+}
+
 char *srv_anthropic_translate(const char *body, size_t len, bool count_only, srv_error *e) {
     size_t bad;
     if (!hr_utf8_valid(body, len, &bad)) {
@@ -247,7 +269,8 @@ char *srv_anthropic_translate(const char *body, size_t len, bool count_only, srv
                                       cJSON_Duplicate(srv_req_field(root, same[i]), false));
         const cJSON *stop = srv_req_field(root, "stop_sequences");
         if (stop) cJSON_AddItemToObject(out, "stop", cJSON_Duplicate(stop, true));
-        ok = translate_messages(root, out, e) && translate_tools(root, out, e);
+        ok = translate_thinking(srv_req_field(root, "thinking"), out, e) &&
+             translate_messages(root, out, e) && translate_tools(root, out, e);
     }
     char *json = ok ? cJSON_PrintUnformatted(out) : NULL;
     if (ok && !json) srv_fail(e, 500, NULL, NULL, "out of memory");
@@ -350,6 +373,13 @@ char *srv_anthropic_response_json(const srv_gen *g, const srv_job *j) {
     message_id(id, sizeof id);
     cJSON *o = message(id, srv_asked_model(g));
     cJSON *content = cJSON_GetObjectItemCaseSensitive(o, "content");
+    if (j->reasoning_len) {
+        cJSON *b = cJSON_CreateObject();
+        cJSON_AddStringToObject(b, "type", "thinking");
+        cJSON_AddItemToObject(b, "thinking", srv_json_string(j->reasoning, j->reasoning_len));
+        cJSON_AddStringToObject(b, "signature", "");
+        cJSON_AddItemToArray(content, b);
+    }
     if (len || !t.n_calls) {
         cJSON *b = cJSON_CreateObject();
         cJSON_AddStringToObject(b, "type", "text");
@@ -380,7 +410,8 @@ typedef struct anth_stream {
     int n_stop;
     int input_tokens;
     int block;       /* the index of the next content block */
-    bool block_open; /* the text block is open (its start went out) */
+    bool block_open; /* a text or thinking block is open (its start went out) */
+    bool thinking;   /* ... and it is the thinking block */
 } anth_stream;
 
 static void anth_close(void *p) {
@@ -415,9 +446,21 @@ static cJSON *block_event(const anth_stream *st, const char *type) {
     return o;
 }
 
-/* Closes the open text block. */
+/* A delta event of the current block: {"type": type, key: text}. */
+static cJSON *delta_event(const anth_stream *st, const char *type, const char *key,
+                          const char *text, size_t len) {
+    cJSON *o = block_event(st, "content_block_delta"), *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "type", type);
+    cJSON_AddItemToObject(d, key, srv_json_string(text, len));
+    cJSON_AddItemToObject(o, "delta", d);
+    return o;
+}
+
+/* Closes the open block (a thinking block after its signature, as the API
+ * requires one). */
 static void close_block(anth_stream *st, srv_emit_fn emit, void *user) {
     if (!st->block_open) return;
+    if (st->thinking) emit(user, delta_event(st, "signature_delta", "signature", "", 0));
     emit(user, block_event(st, "content_block_stop"));
     st->block_open = false;
     st->block++;
@@ -434,21 +477,30 @@ static void anth_head(void *p, srv_emit_fn emit, void *user) {
     emit(user, o);
 }
 
+/* Opens a block of the kind ("text" or "thinking") unless one is open. */
+static void open_block(anth_stream *st, bool thinking, srv_emit_fn emit, void *user) {
+    if (st->block_open && st->thinking == thinking) return;
+    close_block(st, emit, user);
+    const char *kind = thinking ? "thinking" : "text";
+    cJSON *o = block_event(st, "content_block_start"), *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "type", kind);
+    cJSON_AddStringToObject(b, kind, "");
+    cJSON_AddItemToObject(o, "content_block", b);
+    emit(user, o);
+    st->block_open = true;
+    st->thinking = thinking;
+}
+
 static void anth_text(void *p, const char *text, size_t len, srv_emit_fn emit, void *user) {
     anth_stream *st = p;
-    if (!st->block_open) {
-        cJSON *o = block_event(st, "content_block_start"), *b = cJSON_CreateObject();
-        cJSON_AddStringToObject(b, "type", "text");
-        cJSON_AddStringToObject(b, "text", "");
-        cJSON_AddItemToObject(o, "content_block", b);
-        emit(user, o);
-        st->block_open = true;
-    }
-    cJSON *o = block_event(st, "content_block_delta"), *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "type", "text_delta");
-    cJSON_AddItemToObject(d, "text", srv_json_string(text, len));
-    cJSON_AddItemToObject(o, "delta", d);
-    emit(user, o);
+    open_block(st, false, emit, user);
+    emit(user, delta_event(st, "text_delta", "text", text, len));
+}
+
+static void anth_reasoning(void *p, const char *text, size_t len, srv_emit_fn emit, void *user) {
+    anth_stream *st = p;
+    open_block(st, true, emit, user);
+    emit(user, delta_event(st, "thinking_delta", "thinking", text, len));
 }
 
 /* One call as a tool_use block of its own, its input as one delta. */
@@ -497,5 +549,5 @@ static void anth_fail(void *p, const srv_error *e, srv_emit_fn emit, void *user)
     if (o) emit(user, o);
 }
 
-const srv_typed_ops srv_anthropic_stream = {anth_open, anth_head, anth_text, anth_call,
-                                            anth_end,  anth_fail, anth_close};
+const srv_typed_ops srv_anthropic_stream = {anth_open, anth_head, anth_text, anth_reasoning,
+                                            anth_call, anth_end,  anth_fail, anth_close};

@@ -159,7 +159,8 @@ bool srv_chat_prompt(const srv_model *m, srv_request *r, int32_t **ids, int *n, 
                            .eos = m->eos_text,
                            .add_generation_prompt = true,
                            .tools = r->tool_choice == SRV_TOOL_NONE ? NULL : r->tools,
-                           .msg_tools = mt};
+                           .msg_tools = mt,
+                           .no_thinking = srv_thinking_off(m, r)};
         hearth_err err = tok_chat_render(&m->tmpl, msgs, (size_t)n_msgs, &o, &text, &len);
         if (err == HEARTH_ERR_INVALID_ARG)
             ok = srv_fail(e, 400, "messages", NULL, "the chat template refused the messages: %s",

@@ -406,8 +406,10 @@ static void local_fn(void *ctx, const gw_chat *req, gw_text_cb cb, void *user,
             memcpy(out->text, j->text ? j->text : "", j->text_len);
             out->text[j->text_len] = '\0';
             out->text_len = j->text_len;
+            /* the confidence is the answer's: a <think> block's tokens explore */
             for (int i = 0; i < j->n_events; i++)
-                if (j->events[i].id >= 0) out->logprobs[out->n_logprobs++] = j->events[i].logprob;
+                if (j->events[i].id >= 0 && !j->events[i].thought)
+                    out->logprobs[out->n_logprobs++] = j->events[i].logprob;
             out->prompt_tokens = j->result.n_prompt + j->result.n_cached;
             out->completion_tokens = j->result.n_gen;
             snprintf(out->finish_reason, sizeof out->finish_reason, "%s", srv_finish_reason(j));

@@ -225,6 +225,9 @@ static bool choice_json(const srv_gen *g, const srv_job *j, int i, cJSON *choice
     if (g->kind == SRV_CHAT) {
         cJSON *msg = cJSON_AddObjectToObject(c, "message");
         cJSON_AddStringToObject(msg, "role", "assistant");
+        if (j->reasoning_len) /* llama-server's (and DeepSeek's API) field */
+            cJSON_AddItemToObject(msg, "reasoning_content",
+                                  srv_json_string(j->reasoning, j->reasoning_len));
         if (!srv_tools_active(g->req))
             cJSON_AddItemToObject(msg, "content", srv_json_string(text, j->text_len));
         else if (!tool_message(msg, g->req, j, &calls))
@@ -418,6 +421,8 @@ srv_job *srv_job_for_choice(srv_server *s, const srv_gen *g, int choice) {
         j->n_stop = i + 1;
     }
     j->n_top = r->logprobs ? r->top_logprobs : 0;
+    if ((j->think = !g->model && srv_think_split(g->local, r, &j->think_open)))
+        srv_think_init(&j->split, j->think_open);
     j->spec_n_max = r->spec_n_max;
     j->spec_p_min = r->spec_p_min;
     if (s->cfg.timeout_s > 0) j->deadline_ms = srv_now_ms() + 1e3 * s->cfg.timeout_s;

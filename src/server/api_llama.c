@@ -160,8 +160,9 @@ static void ls_fail(void *p, const srv_error *e, srv_emit_fn emit, void *user) {
     if (o) emit(user, o);
 }
 
-const srv_typed_ops srv_llama_stream = {ls_open, ls_head, ls_text, ls_call,
-                                        ls_end,  ls_fail, ls_close};
+/* a completion has no reasoning split off (its text is the model's, raw) */
+const srv_typed_ops srv_llama_stream = {ls_open, ls_head, ls_text, NULL,
+                                        ls_call, ls_end,  ls_fail, ls_close};
 
 /* ---- the request: llama-server's body as OpenAI's ----------------------------------- */
 

@@ -70,6 +70,11 @@ void srv_ollama_piece(cJSON *o, srv_dialect d, const char *text, size_t len) {
     }
 }
 
+void srv_ollama_thinking(cJSON *o, srv_dialect d, const char *text, size_t len) {
+    cJSON *at = d == SRV_DIALECT_OLLAMA_CHAT ? cJSON_GetObjectItemCaseSensitive(o, "message") : o;
+    if (at) cJSON_AddItemToObject(at, "thinking", srv_json_string(text, len));
+}
+
 static double ns(double ms) { return ms > 0 ? floor(ms * 1e6) : 0; }
 
 void srv_ollama_done(cJSON *o, const srv_request *r, const srv_job *j) {
@@ -87,6 +92,7 @@ void srv_ollama_done(cJSON *o, const srv_request *r, const srv_job *j) {
 char *srv_ollama_response_json(const srv_gen *g, const srv_job *j) {
     cJSON *o = srv_ollama_head(g->local, g->req, g->model);
     srv_ollama_piece(o, g->req->dialect, j->text ? j->text : "", j->text_len);
+    if (j->reasoning_len) srv_ollama_thinking(o, g->req->dialect, j->reasoning, j->reasoning_len);
     srv_ollama_done(o, g->req, j);
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -183,6 +189,20 @@ static bool translate_format(const cJSON *fmt, cJSON *out, srv_error *e) {
     return true;
 }
 
+/* think: true or false turns a reasoning model's thinking on or off
+ * (enable_thinking; absent: the template's default). Its thinking comes
+ * back in "thinking" either way. ollama's levels ("low", "high") are for
+ * models that have them, which Hearth does not run. */
+static bool translate_think(const cJSON *think, cJSON *out, srv_error *e) {
+    if (!think) return true;
+    if (!cJSON_IsBool(think))
+        return srv_fail(e, 400, "think", NULL,
+                        "'think' must be true or false (thinking levels are not supported)");
+    cJSON *kw = cJSON_AddObjectToObject(out, "chat_template_kwargs");
+    cJSON_AddBoolToObject(kw, "enable_thinking", cJSON_IsTrue(think));
+    return true;
+}
+
 /* What neither route supports: a 400 naming it. */
 static bool refuse_unsupported(const cJSON *root, srv_error *e) {
     const cJSON *v;
@@ -269,7 +289,8 @@ static bool translate(srv_exchange *x, srv_dialect d, ollama_req *q, srv_error *
     q->repeat_last_n = 64;
     q->kind = SRV_CHAT;
     bool ok = translate_options(given(q->root, "options"), out, &q->repeat_last_n, &q->given, e) &&
-              translate_format(given(q->root, "format"), out, e);
+              translate_format(given(q->root, "format"), out, e) &&
+              translate_think(given(q->root, "think"), out, e);
     if (ok && d == SRV_DIALECT_OLLAMA_CHAT) {
         const cJSON *msgs = given(q->root, "messages");
         ok = !msgs || translate_messages(msgs, out, e);

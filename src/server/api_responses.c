@@ -28,6 +28,13 @@
  * response.incomplete) holding the whole response. A failure is
  * response.failed (srv_responses_stream, for sse.c). The non-streamed
  * answer is built by the same code.
+ *
+ * A reasoning model's <think> block is a reasoning item before the message
+ * ({"type":"reasoning","summary":[],"content":[{"type":"reasoning_text"}]},
+ * as OpenAI's open-weight models give it), streamed as
+ * response.reasoning_text.delta / .done; usage counts its tokens in
+ * output_tokens_details.reasoning_tokens. The request's reasoning.effort
+ * "none" turns thinking off.
  */
 #include "request_impl.h"
 #include "server.h"
@@ -183,6 +190,18 @@ static bool translate_tools(const cJSON *root, cJSON *out, srv_error *e) {
     return true;
 }
 
+/* reasoning.effort: "none" turns a reasoning model's thinking off (as the
+ * chat API's reasoning_effort); the other efforts change nothing here. */
+static bool translate_reasoning(const cJSON *root, cJSON *out, srv_error *e) {
+    const cJSON *r = srv_req_field(root, "reasoning"), *effort = srv_req_field(r, "effort");
+    if (r && !cJSON_IsObject(r))
+        return srv_fail(e, 400, "reasoning", NULL, "'reasoning' must be an object");
+    if (effort && !cJSON_IsString(effort))
+        return srv_fail(e, 400, "reasoning.effort", NULL, "'reasoning.effort' must be a string");
+    if (effort) cJSON_AddStringToObject(out, "reasoning_effort", effort->valuestring);
+    return true;
+}
+
 /* text.format -> response_format. */
 static bool translate_format(const cJSON *root, cJSON *out, srv_error *e) {
     const cJSON *fmt = srv_req_field(srv_req_field(root, "text"), "format");
@@ -261,7 +280,8 @@ char *srv_responses_translate(const char *body, size_t len, srv_error *e) {
                          ? translate_item(it, i, msgs, e)
                          : srv_fail(e, 400, "input", NULL, "input[%d] must be an object", i);
         }
-        ok = ok && translate_tools(root, out, e) && translate_format(root, out, e);
+        ok = ok && translate_tools(root, out, e) && translate_format(root, out, e) &&
+             translate_reasoning(root, out, e);
     }
     char *json = ok ? cJSON_PrintUnformatted(out) : NULL;
     if (ok && !json) srv_fail(e, 500, NULL, NULL, "out of memory");
@@ -300,10 +320,13 @@ typedef struct resp_stream {
     bool parallel;
     cJSON *tools, *tool_choice; /* in the Responses API's shapes */
     /* the output so far */
-    cJSON *items;  /* the finished output items */
-    gw_buf text;   /* the message's text */
-    bool msg_open; /* its item was announced */
-    int seq;       /* the next sequence_number */
+    cJSON *items;     /* the finished output items */
+    gw_buf text;      /* the message's text */
+    bool msg_open;    /* its item was announced */
+    char rs_id[64];   /* the reasoning item's id */
+    gw_buf reasoning; /* its text */
+    bool rs_open;     /* its item was announced */
+    int seq;          /* the next sequence_number */
 } resp_stream;
 
 static void resp_close(void *p);
@@ -337,6 +360,8 @@ static resp_stream *resp_new(const srv_request *r, const char *model) {
     snprintf(rs->id, sizeof rs->id, "resp_%s", hex + 5);
     srv_tool_call_id(hex, sizeof hex);
     snprintf(rs->msg_id, sizeof rs->msg_id, "msg_%s", hex + 5);
+    srv_tool_call_id(hex, sizeof hex);
+    snprintf(rs->rs_id, sizeof rs->rs_id, "rs_%s", hex + 5);
     rs->model = strdup(model ? model : "");
     rs->items = cJSON_CreateArray();
     rs->created = (int64_t)time(NULL);
@@ -374,6 +399,7 @@ static void resp_close(void *p) {
     cJSON_Delete(rs->tools);
     cJSON_Delete(rs->tool_choice);
     gw_buf_free(&rs->text);
+    gw_buf_free(&rs->reasoning);
     free(rs);
 }
 
@@ -420,8 +446,11 @@ static cJSON *response(const resp_stream *rs, const char *status, const char *in
         cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "input_tokens_details"), "cached_tokens",
                                 j->result.n_cached);
         cJSON_AddNumberToObject(u, "output_tokens", out);
+        int thought = 0;
+        for (int i = 0; i < j->n_events; i++)
+            thought += j->events[i].thought && j->events[i].id >= 0;
         cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "output_tokens_details"),
-                                "reasoning_tokens", 0);
+                                "reasoning_tokens", thought);
         cJSON_AddNumberToObject(u, "total_tokens", in + out);
     } else {
         cJSON_AddNullToObject(o, "usage");
@@ -473,8 +502,66 @@ static void resp_head(void *p, srv_emit_fn emit, void *user) {
 /* An item's place in the output: the events' output_index. */
 static int output_index(const resp_stream *rs) { return cJSON_GetArraySize(rs->items); }
 
+static cJSON *reasoning_item(const resp_stream *rs, const char *status, const char *text,
+                             size_t len) {
+    cJSON *it = cJSON_CreateObject(), *content = cJSON_CreateArray();
+    cJSON_AddStringToObject(it, "type", "reasoning");
+    cJSON_AddStringToObject(it, "id", rs->rs_id);
+    cJSON_AddStringToObject(it, "status", status);
+    cJSON_AddArrayToObject(it, "summary");
+    if (text) {
+        cJSON *part = cJSON_CreateObject();
+        cJSON_AddStringToObject(part, "type", "reasoning_text");
+        cJSON_AddItemToObject(part, "text", srv_json_string(text, len));
+        cJSON_AddItemToArray(content, part);
+    }
+    cJSON_AddItemToObject(it, "content", content);
+    return it;
+}
+
+/* A reasoning_text event of the reasoning item: key (delta or text) = text. */
+static cJSON *reasoning_event(resp_stream *rs, const char *type, const char *key, const char *text,
+                              size_t len) {
+    cJSON *o = event(rs, type);
+    cJSON_AddStringToObject(o, "item_id", rs->rs_id);
+    cJSON_AddNumberToObject(o, "output_index", cJSON_GetArraySize(rs->items));
+    cJSON_AddNumberToObject(o, "content_index", 0);
+    cJSON_AddItemToObject(o, key, srv_json_string(text, len));
+    return o;
+}
+
+static void resp_reasoning(void *p, const char *text, size_t len, srv_emit_fn emit, void *user) {
+    resp_stream *rs = p;
+    if (!rs->rs_open) {
+        cJSON *o = event(rs, "response.output_item.added");
+        cJSON_AddNumberToObject(o, "output_index", cJSON_GetArraySize(rs->items));
+        cJSON_AddItemToObject(o, "item", reasoning_item(rs, "in_progress", NULL, 0));
+        emit(user, o);
+        rs->rs_open = true;
+    }
+    gw_buf_put(&rs->reasoning, text, len);
+    emit(user, reasoning_event(rs, "response.reasoning_text.delta", "delta", text, len));
+}
+
+/* Closes the reasoning item when it was announced. */
+static void close_reasoning(resp_stream *rs, srv_emit_fn emit, void *user) {
+    if (!rs->rs_open) return;
+    gw_buf_put(&rs->reasoning, "", 0);
+    const char *text = rs->reasoning.data;
+    const size_t len = rs->reasoning.len;
+    emit(user, reasoning_event(rs, "response.reasoning_text.done", "text", text, len));
+    cJSON *item = reasoning_item(rs, "completed", text, len);
+    cJSON *o = event(rs, "response.output_item.done");
+    cJSON_AddNumberToObject(o, "output_index", cJSON_GetArraySize(rs->items));
+    cJSON_AddItemToObject(o, "item", cJSON_Duplicate(item, true));
+    emit(user, o);
+    cJSON_AddItemToArray(rs->items, item);
+    rs->rs_open = false;
+}
+
 static void resp_text(void *p, const char *text, size_t len, srv_emit_fn emit, void *user) {
     resp_stream *rs = p;
+    close_reasoning(rs, emit, user);
     cJSON *o;
     if (!rs->msg_open) {
         o = event(rs, "response.output_item.added");
@@ -533,6 +620,7 @@ static void close_message(resp_stream *rs, const char *status, srv_emit_fn emit,
 
 static void resp_call(void *p, const srv_call_out *c, srv_emit_fn emit, void *user) {
     resp_stream *rs = p;
+    close_reasoning(rs, emit, user);
     close_message(rs, "completed", emit, user);
     cJSON *item = call_item(c, "completed", true);
     const char *item_id = cJSON_GetObjectItem(item, "id")->valuestring;
@@ -565,6 +653,7 @@ static const char *incomplete_reason(const srv_job *j, bool calls) {
 static void resp_end(void *p, const srv_job *j, bool calls, srv_emit_fn emit, void *user) {
     resp_stream *rs = p;
     const char *why = incomplete_reason(j, calls);
+    close_reasoning(rs, emit, user);
     close_message(rs, why ? "incomplete" : "completed", emit, user);
     cJSON *o = event(rs, why ? "response.incomplete" : "response.completed");
     cJSON_AddItemToObject(o, "response", response(rs, why ? "incomplete" : "completed", why, j));
@@ -597,6 +686,8 @@ char *srv_responses_response_json(const srv_gen *g, const srv_job *j) {
     resp_stream *rs = resp_new(r, srv_asked_model(g));
     char *json = NULL;
     if (rs) {
+        if (j->reasoning_len) resp_reasoning(rs, j->reasoning, j->reasoning_len, drop, NULL);
+        close_reasoning(rs, drop, NULL);
         if (len || !t.n_calls) resp_text(rs, text, len, drop, NULL);
         for (int i = 0; i < t.n_calls; i++) resp_call(rs, &t.calls[i], drop, NULL);
         const char *why = incomplete_reason(j, t.n_calls > 0);
@@ -610,5 +701,5 @@ char *srv_responses_response_json(const srv_gen *g, const srv_job *j) {
     return json;
 }
 
-const srv_typed_ops srv_responses_stream = {resp_open, resp_head, resp_text, resp_call,
-                                            resp_end,  resp_fail, resp_close};
+const srv_typed_ops srv_responses_stream = {resp_open, resp_head, resp_text, resp_reasoning,
+                                            resp_call, resp_end,  resp_fail, resp_close};

@@ -501,6 +501,34 @@ static bool parse_message(parse_ctx *c, const cJSON *v, int i, srv_message *m) {
     return srv_tools_parse_message(v, i, m, c->e);
 }
 
+/* A reasoning model's thinking: llama-server's reasoning_format ("none":
+ * the <think> block stays in the content; "deepseek": it goes to
+ * reasoning_content; "auto": the model's template decides),
+ * chat_template_kwargs.enable_thinking, and reasoning_effort "none" (thinking
+ * off; OpenAI's other efforts change nothing on a local model). Other
+ * template arguments are the template's own (Jinja), which Hearth does not
+ * run: they are ignored, as a template that does not read them would. */
+static bool parse_reasoning(parse_ctx *c, const cJSON *root) {
+    srv_request *r = c->r;
+    const cJSON *v = srv_req_field(root, "reasoning_format");
+    if (v &&
+        !(cJSON_IsString(v) && srv_reasoning_format_parse(v->valuestring, &r->reasoning_format)))
+        return srv_fail(c->e, 400, "reasoning_format", NULL,
+                        "'reasoning_format' must be \"none\", \"deepseek\" or \"auto\"");
+    if ((v = srv_req_field(root, "reasoning_effort"))) {
+        if (!cJSON_IsString(v)) return srv_req_bad_type(c->e, "reasoning_effort", "a string");
+        if (!strcmp(v->valuestring, "none")) r->think = 0;
+    }
+    if ((v = srv_req_field(root, "chat_template_kwargs"))) {
+        if (!cJSON_IsObject(v)) return srv_req_bad_type(c->e, "chat_template_kwargs", "an object");
+        const cJSON *t = srv_req_field(v, "enable_thinking");
+        if (t && !cJSON_IsBool(t))
+            return srv_req_bad_type(c->e, "chat_template_kwargs.enable_thinking", "a boolean");
+        if (t) r->think = cJSON_IsTrue(t);
+    }
+    return true;
+}
+
 static bool parse_chat(parse_ctx *c, const cJSON *root) {
     srv_request *r = c->r;
     const cJSON *v = srv_req_field(root, "messages");
@@ -528,7 +556,7 @@ static bool parse_chat(parse_ctx *c, const cJSON *root) {
     const cJSON *rag = cJSON_GetObjectItemCaseSensitive(root, "rag");
     if (rag && !cJSON_IsFalse(rag) && !(r->rag = cJSON_Duplicate(rag, true)))
         return srv_fail(c->e, 500, NULL, NULL, "out of memory");
-    return srv_tools_parse_request(root, r, c->e);
+    return parse_reasoning(c, root) && srv_tools_parse_request(root, r, c->e);
 }
 
 /* ---- completions ------------------------------------------------------------ */
@@ -619,7 +647,7 @@ bool srv_parse_request(srv_kind kind, const char *body, size_t len, srv_request 
                             (size_t)(p - body));
         }
     }
-    srv_request r = {.kind = kind, .parallel_tool_calls = -1};
+    srv_request r = {.kind = kind, .parallel_tool_calls = -1, .think = -1};
     parse_ctx c = {.e = e, .r = &r};
     bool ok;
     if (!cJSON_IsObject(root))

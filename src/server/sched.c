@@ -107,6 +107,7 @@ void srv_job_release(srv_job *j) {
     free(j->prompt);
     for (int i = 0; i < j->n_stop; i++) free(j->stop[i]);
     free(j->text);
+    free(j->reasoning);
     free(j->events);
     free(j->input_len);
     free(j->embd);
@@ -149,8 +150,24 @@ static void job_finish_unrun(srv_job *j, hearth_err err, const char *msg) {
     job_notify_group(j);
 }
 
-/* Appends one event; false when out of memory. Called with j->mu held. */
-static bool job_append(srv_job *j, const hearth_token_event *ev) {
+/* Room for `more` bytes and a NUL in a growing text; false when out of memory. */
+static bool text_room(char **text, size_t len, size_t *cap, size_t more) {
+    if (len + more + 1 <= *cap) return true;
+    size_t c = *cap ? *cap : 1024;
+    while (c < len + more + 1) c *= 2;
+    char *nt = realloc(*text, c);
+    if (!nt) return false;
+    *text = nt;
+    *cap = c;
+    return true;
+}
+
+/* Appends one event of text[0..len) (id -1: text without a token); false
+ * when out of memory. A job that splits off reasoning puts the text through
+ * its splitter (end: the reply is over, release what it held). Called with
+ * j->mu held. */
+static bool job_append_text(srv_job *j, const hearth_token_event *ev, const char *text, size_t len,
+                            bool end) {
     if (j->n_events == j->cap_events) {
         const int cap = j->cap_events ? j->cap_events * 2 : 64;
         srv_event *ne = realloc(j->events, (size_t)cap * sizeof *ne);
@@ -158,25 +175,43 @@ static bool job_append(srv_job *j, const hearth_token_event *ev) {
         j->events = ne;
         j->cap_events = cap;
     }
-    if (j->text_len + ev->len + 1 > j->text_cap) {
-        size_t cap = j->text_cap ? j->text_cap : 1024;
-        while (cap < j->text_len + ev->len + 1) cap *= 2;
-        char *nt = realloc(j->text, cap);
-        if (!nt) return false;
-        j->text = nt;
-        j->text_cap = cap;
-    }
+    const size_t room = len + (j->think ? SRV_THINK_HOLD : 0);
+    if (!text_room(&j->text, j->text_len, &j->text_cap, room) ||
+        (j->think && !text_room(&j->reasoning, j->reasoning_len, &j->reasoning_cap, room)))
+        return false;
     srv_event *e = &j->events[j->n_events++];
-    e->id = ev->id;
-    e->logprob = ev->logprob;
-    e->n_top = ev->n_top < j->n_top ? ev->n_top : j->n_top;
-    for (int i = 0; i < e->n_top; i++) e->top[i] = ev->top[i];
-    e->text_off = j->text_len;
-    e->text_len = ev->len;
-    memcpy(j->text + j->text_len, ev->text, ev->len);
-    j->text_len += ev->len;
+    *e = (srv_event){
+        .id = ev ? ev->id : -1, .text_off = j->text_len, .reason_off = j->reasoning_len};
+    if (ev) {
+        e->logprob = ev->logprob;
+        e->n_top = ev->n_top < j->n_top ? ev->n_top : j->n_top;
+        for (int i = 0; i < e->n_top; i++) e->top[i] = ev->top[i];
+    }
+    if (j->think) {
+        const srv_think_state before = j->split.state;
+        srv_think_out o = {.reason = j->reasoning + j->reasoning_len,
+                           .content = j->text + j->text_len};
+        srv_think_feed(&j->split, text, len, &o);
+        if (end) srv_think_finish(&j->split, &o);
+        const srv_think_state after = j->split.state;
+        e->thought = before == SRV_THINK_LEAD || before == SRV_THINK_IN ||
+                     after == SRV_THINK_LEAD || after == SRV_THINK_IN ||
+                     (before != SRV_THINK_AFTER && after == SRV_THINK_AFTER);
+        e->text_len = o.n_content;
+        e->reason_len = o.n_reason;
+        j->reasoning_len += o.n_reason;
+        j->reasoning[j->reasoning_len] = '\0';
+    } else {
+        memcpy(j->text + j->text_len, text, len);
+        e->text_len = len;
+    }
+    j->text_len += e->text_len;
     j->text[j->text_len] = '\0';
     return true;
+}
+
+static bool job_append(srv_job *j, const hearth_token_event *ev) {
+    return job_append_text(j, ev, ev->text, ev->len, false);
 }
 
 /* ---- slots and the scheduler thread ---------------------------------------- */
@@ -269,6 +304,11 @@ static void slot_finish(srv_sched *s, srv_slot *slot, hearth_err err, const char
     slot->smp = NULL;
     slot->started = false;
     pthread_mutex_lock(&j->mu);
+    /* the text a reasoning splitter held back (a tag's possible start) */
+    if (j->think && j->split.n_held && !job_append_text(j, NULL, "", 0, true) && !err) {
+        err = HEARTH_ERR_NOMEM;
+        msg = "out of memory while collecting the output";
+    }
     if (r)
         j->result = *r;
     else

@@ -26,6 +26,7 @@ srv_config srv_default_config(void) {
                         .models_max = 4,
                         .keep_alive_ms = SRV_KEEP_ALIVE_FOREVER,
                         .max_body_bytes = 8u << 20,
+                        .reasoning = -1,
                         .log = stderr};
 }
 

@@ -59,6 +59,18 @@
 
 /* ---- configuration and lifecycle (the CLI's interface) ------------------ */
 
+/* Where a reasoning model's <think> block goes (llama-server's
+ * reasoning_format): AUTO, the default, splits it off for templates that
+ * think (Qwen 3); NONE leaves it in the content; DEEPSEEK splits it off for
+ * any template. */
+typedef enum srv_reasoning_format {
+    SRV_REASONING_AUTO = 0,
+    SRV_REASONING_NONE,
+    SRV_REASONING_DEEPSEEK
+} srv_reasoning_format;
+/* "auto", "none", "deepseek"; false for any other name. */
+bool srv_reasoning_format_parse(const char *name, srv_reasoning_format *out);
+
 typedef struct srv_config {
     /* the models (models.c, docs/server.md "Several models"): model_path is
      * the default one, loaded at start-up and answering requests that name
@@ -111,6 +123,10 @@ typedef struct srv_config {
     const char *model_draft;
     int spec_n_max, spec_ngram_n;
     float spec_p_min;
+    /* reasoning models (docs/server.md, "Reasoning models"): --reasoning
+     * on|off|auto (1, 0, -1: the template's default), --reasoning-format */
+    int reasoning;
+    srv_reasoning_format reasoning_format;
 } srv_config;
 
 srv_config srv_default_config(void);
@@ -272,6 +288,10 @@ typedef struct srv_request {
     /* chat: the "rag" member as the client sent it (a copy; NULL when absent
      * or false), for srv_rag_augment (api_rag.c) */
     struct cJSON *rag;
+    /* chat: a reasoning model's thinking (reasoning.c): think -1 (not said:
+     * the server's --reasoning), 0 off, 1 on; where the <think> block goes */
+    int think;
+    srv_reasoning_format reasoning_format;
     /* set by api_ollama.c after parsing (srv_parse_request leaves OpenAI) */
     srv_dialect dialect;
     double t0_ms; /* ollama: the request's arrival (srv_now_ms), for total_duration */
@@ -298,6 +318,45 @@ static inline int srv_n_choices(const srv_request *r) { return r->n > 1 ? r->n :
  * holds at least 3 n + 1 bytes); NUL-terminates and returns the length
  * (api_gen.c). */
 size_t srv_utf8_clean(const char *in, size_t n, char *out);
+
+/* ---- reasoning (reasoning.c) --------------------------------------------- */
+
+/* A reply's <think> block split off as it is generated (see reasoning.c).
+ * Zero-initialized is not valid: srv_think_init. */
+enum { SRV_THINK_HOLD = 32 /* bytes held back at most */ };
+typedef enum srv_think_state {
+    SRV_THINK_START,  /* nothing but white space yet: a block may open */
+    SRV_THINK_LEAD,   /* the block opened: white space skipped */
+    SRV_THINK_IN,     /* inside the block */
+    SRV_THINK_AFTER,  /* the block closed: white space skipped */
+    SRV_THINK_CONTENT /* the answer */
+} srv_think_state;
+typedef struct srv_think {
+    srv_think_state state;
+    char held[SRV_THINK_HOLD];
+    size_t n_held;
+} srv_think;
+/* Where srv_think_feed puts the bytes it decides: each buffer has room for
+ * the input's length + SRV_THINK_HOLD; n_reason and n_content grow. */
+typedef struct srv_think_out {
+    char *reason, *content;
+    size_t n_reason, n_content;
+} srv_think_out;
+/* open: the prompt already opened the block (the model starts inside it). */
+void srv_think_init(srv_think *t, bool open);
+void srv_think_feed(srv_think *t, const char *text, size_t n, srv_think_out *o);
+/* The reply ended: what was held back goes where it was headed. */
+void srv_think_finish(srv_think *t, srv_think_out *o);
+/* Whether the block has closed (or never opened): the bytes now are the answer. */
+bool srv_think_answering(const srv_think *t);
+struct srv_model;
+/* A chat request's thinking is switched off (its enable_thinking, else the
+ * server's --reasoning). */
+bool srv_thinking_off(const struct srv_model *m, const srv_request *r);
+/* Whether the local reply to chat request r on model m has its <think>
+ * block split off (reasoning_format, the template), and *open: whether the
+ * prompt opened the block. */
+bool srv_think_split(const struct srv_model *m, const srv_request *r, bool *open);
 
 /* ---- metrics (metrics.c) ------------------------------------------------- */
 
@@ -329,13 +388,18 @@ char *srv_metrics_text(srv_metrics *m, int queue_depth, int slots_busy, int slot
 /* ---- scheduler (sched.c) -------------------------------------------------- */
 
 /* One generated token, or (id -1) text released at the end. Its text is
- * job->text[text_off .. text_off + text_len). */
+ * job->text[text_off .. text_off + text_len); when the job splits off
+ * reasoning, its part of that is job->reasoning[reason_off .. + reason_len]
+ * (reasoning comes before the answer) and `thought` says the token belongs
+ * to the <think> block (its tags included). */
 typedef struct srv_event {
     int32_t id;
     float logprob;
     int n_top;
     hearth_token_logprob top[SRV_MAX_LOGPROBS];
     size_t text_off, text_len;
+    size_t reason_off, reason_len;
+    bool thought;
 } srv_event;
 
 typedef enum srv_job_state { SRV_JOB_QUEUED, SRV_JOB_RUNNING, SRV_JOB_DONE } srv_job_state;
@@ -357,6 +421,10 @@ typedef struct srv_job {
     double deadline_ms; /* srv_now_ms() clock; 0: none */
     int spec_n_max;     /* speculative decoding's proposals a step (-1: the server's) */
     double spec_p_min;  /* the draft's confidence to go on proposing (NAN: the server's) */
+    /* a chat reply of a reasoning model: its <think> block goes to
+     * `reasoning`, the rest to `text` (reasoning.c); think_open: the prompt
+     * opened the block */
+    bool think, think_open;
     /* an embedding job (api_embeddings.c) when n_inputs > 0: prompt holds the
      * texts' tokens back to back, input_len[i] of text i; their vectors go to
      * embd ([n_inputs][n_embd]), n_done of them so far */
@@ -370,8 +438,11 @@ typedef struct srv_job {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     srv_job_state state;
-    char *text;
+    char *text; /* the answer (without the reasoning when `think`) */
     size_t text_len, text_cap;
+    char *reasoning; /* `think`: the <think> block's text */
+    size_t reasoning_len, reasoning_cap;
+    srv_think split; /* `think`: the splitter's state (scheduler thread, mu held) */
     srv_event *events;
     int n_events, cap_events;
     hearth_err err;
@@ -874,6 +945,8 @@ void srv_make_id(srv_kind kind, char *out, size_t cap);
  * the whole non-streaming body (malloc'd). model: the name to report. */
 struct cJSON *srv_ollama_head(const srv_model *m, const srv_request *r, const char *model);
 void srv_ollama_piece(struct cJSON *o, srv_dialect d, const char *text, size_t len);
+/* ... and a piece of reasoning: "thinking" (chat: in o's "message"). */
+void srv_ollama_thinking(struct cJSON *o, srv_dialect d, const char *text, size_t len);
 void srv_ollama_done(struct cJSON *o, const srv_request *r, const srv_job *j);
 char *srv_ollama_response_json(const srv_gen *g, const srv_job *j);
 
@@ -900,6 +973,8 @@ typedef struct srv_typed_ops {
     void *(*open)(const srv_request *r, const char *model, const srv_job *j);
     void (*head)(void *st, srv_emit_fn emit, void *user);
     void (*text)(void *st, const char *text, size_t len, srv_emit_fn emit, void *user);
+    /* a piece of the reasoning (<think> block; NULL: the dialect drops it) */
+    void (*reasoning)(void *st, const char *text, size_t len, srv_emit_fn emit, void *user);
     void (*call)(void *st, const struct srv_call_out *c, srv_emit_fn emit, void *user);
     void (*end)(void *st, const srv_job *j, bool calls, srv_emit_fn emit, void *user);
     void (*fail)(void *st, const srv_error *e, srv_emit_fn emit, void *user);

@@ -187,6 +187,31 @@ static void send_text(srv_stream *st, const sse_choice *ch, const char *text, si
     send_json(st, c);
 }
 
+/* A piece of choice ch's reasoning (its <think> block): OpenAI's chunks as
+ * llama-server sends them (delta.reasoning_content), ollama's "thinking",
+ * the typed dialects' own events (none: not sent). */
+static void send_reasoning(srv_stream *st, const sse_choice *ch, const char *text, size_t len) {
+    if (st->typed) {
+        if (st->typed->reasoning) st->typed->reasoning(st->typed_state, text, len, emit_event, st);
+        return;
+    }
+    if (srv_dialect_ollama(st->dialect)) {
+        cJSON *o = srv_ollama_head(st->model, st->req, NULL);
+        srv_ollama_piece(o, st->dialect, "", 0);
+        srv_ollama_thinking(o, st->dialect, text, len);
+        cJSON_AddFalseToObject(o, "done");
+        send_json(st, o);
+        return;
+    }
+    cJSON *choice, *c = choice_chunk(st, ch->index, &choice);
+    cJSON_AddItemToObject(cJSON_AddObjectToObject(choice, "delta"), "reasoning_content",
+                          srv_json_string(text, len));
+    cJSON_AddNullToObject(choice, "logprobs");
+    cJSON_AddNullToObject(choice, "finish_reason");
+    if (st->include_usage) cJSON_AddNullToObject(c, "usage");
+    send_json(st, c);
+}
+
 /* Calls of t from index `from` on, each as two chunks (name, arguments);
  * the choice's call indices go on from ch->calls_sent. */
 static void send_calls(srv_stream *st, sse_choice *ch, const srv_tool_reply *t, int from) {
@@ -299,7 +324,8 @@ static bool format_events(srv_stream *st, sse_choice *ch) {
     for (; ch->next_event < j->n_events; ch->next_event++) {
         const srv_event *e = &j->events[ch->next_event];
         if (e->id >= 0 && st->x) st->x->completion_tokens++; /* for the log, even if cut short */
-        if (parse) continue;                                 /* tools_progress looks at the text */
+        if (e->reason_len) send_reasoning(st, ch, j->reasoning + e->reason_off, e->reason_len);
+        if (parse) continue; /* tools_progress looks at the text */
         if (e->text_len == 0 && !(st->logprobs && e->id >= 0)) continue;
         send_text(st, ch, j->text + e->text_off, e->text_len, ch->next_event);
     }

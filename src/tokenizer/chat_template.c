@@ -73,8 +73,8 @@ static const char *span_find(ct_span s, const char *needle, bool last) {
 
 /* ---- recognition --------------------------------------------------------- */
 
-static const char ct_names[] =
-    "chatml|qwen2.5|qwen3|llama3|llama3.1|llama3.2|gemma|gemma3|phi3|phi3-mini|phi4-mini|phi4";
+static const char ct_names[] = "chatml|qwen2.5|qwen3|qwen3-thinking|llama3|llama3.1|llama3.2|gemma|"
+                               "gemma3|phi3|phi3-mini|phi4-mini|phi4";
 
 const char *tok_chat_names(void) { return ct_names; }
 
@@ -87,10 +87,13 @@ hearth_err tok_chat_named(const char *name, tok_chat_template *out) {
             .family = TOK_CHAT_CHATML, .name = "qwen2.5", .tools = TOK_TOOLS_HERMES};
         snprintf(t.default_system, sizeof t.default_system, "%s",
                  "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
-    } else if (!strcmp(name, "qwen3")) {
+    } else if (!strcmp(name, "qwen3") || !strcmp(name, "qwen3-thinking")) {
+        const bool open = !strcmp(name, "qwen3-thinking");
         t = (tok_chat_template){.family = TOK_CHAT_CHATML,
-                                .name = "qwen3",
+                                .name = open ? "qwen3-thinking" : "qwen3",
                                 .think = true,
+                                .think_toggle = !open,
+                                .think_open = open,
                                 .tools = TOK_TOOLS_HERMES,
                                 .tool_args_raw = true};
     } else if (!strcmp(name, "llama3")) {
@@ -191,7 +194,11 @@ static hearth_err detect_chatml(const char *s, tok_chat_template *t) {
                            "chat template: a ChatML template with <think> handling other than "
                            "Qwen 3's is not supported");
         t->think = true;
-        t->name = "qwen3";
+        /* Qwen 3: {%- if enable_thinking is defined and enable_thinking is false %};
+         * Thinking-2507 and QwQ: {{- '<|im_start|>assistant\n<think>\n' }} */
+        t->think_toggle = has(s, "enable_thinking");
+        t->think_open = has(s, "assistant\n<think>\n'");
+        t->name = t->think_open ? "qwen3-thinking" : "qwen3";
     }
     /* Qwen 2.5/3: {%- if tools %} ... <tools> ... <tool_call> ... */
     if (has(s, "<tools>") && has(s, "<tool_call>")) t->tools = TOK_TOOLS_HERMES;
@@ -567,7 +574,12 @@ static void render_phi4(const tok_chat_template *t, const ct_msg *m, size_t n, c
 static void generation_prompt(const tok_chat_template *t, const tok_chat_opts *o, ct_buf *b) {
     switch (t->family) {
     case TOK_CHAT_CHATML:
-        if (o->add_generation_prompt) buf_puts(b, "<|im_start|>assistant\n");
+        if (!o->add_generation_prompt) break;
+        buf_puts(b, "<|im_start|>assistant\n");
+        if (t->think_toggle && o->no_thinking)
+            buf_puts(b, "<think>\n\n</think>\n\n");
+        else if (t->think_open)
+            buf_puts(b, "<think>\n");
         break;
     case TOK_CHAT_LLAMA3:
         if (o->add_generation_prompt)

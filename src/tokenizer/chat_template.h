@@ -59,6 +59,8 @@ typedef struct tok_chat_template {
     bool merge_system;      /* no system role: merge the first system message into the next */
     bool legacy_turns;      /* a user turn ends with the assistant header; no generation prompt */
     bool think;             /* Qwen 3: <think> blocks are cut from earlier assistant turns */
+    bool think_toggle;      /* Qwen 3: enable_thinking false prints an empty <think> block */
+    bool think_open;        /* Qwen 3 Thinking-2507, QwQ: the generation prompt opens <think> */
     bool dated;             /* Llama 3.1+: a system header with the knowledge and today's date */
     bool date_now;          /* ... today's date is the real one (strftime_now), else 26 Jul 2024 */
     bool gemma_prefix;      /* Gemma 3: the system text opens the first user turn, then "\n\n" */
@@ -73,7 +75,8 @@ typedef struct tok_chat_template {
  * message naming the overrides, when no family matches. */
 hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out);
 
-/* A template by name: chatml, qwen3, llama3 (3.0: no system header), llama3.1
+/* A template by name: chatml, qwen3, qwen3-thinking (the generation prompt
+ * opens <think>, as Qwen 3 Thinking-2507's), llama3 (3.0: no system header), llama3.1
  * (dated system header, 26 Jul 2024), llama3.2 (dated with today's date),
  * gemma (Gemma 1/2), gemma3, phi3 (Phi-3.5 style), phi3-mini, phi4-mini,
  * phi4. HEARTH_ERR_INVALID_ARG for any other name. */
@@ -119,6 +122,10 @@ typedef struct tok_chat_opts {
     const char *tools;
     /* NULL, or one entry per message (tool calls, tool_call_id). */
     const tok_chat_msg_tools *msg_tools;
+    /* Qwen 3's enable_thinking=false (a template with think_toggle): the
+     * generation prompt closes an empty reasoning block, so the model answers
+     * at once. Other templates print what they print either way. */
+    bool no_thinking;
 } tok_chat_opts;
 
 /* Renders msgs[0..n) (n >= 1). On success *out (NUL-terminated, *out_len
