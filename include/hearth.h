@@ -372,7 +372,17 @@ typedef struct hearth_sampling {
      * not outlive that call); NULL / 0 in the defaults. */
     const hearth_logit_bias *logit_bias;
     size_t n_logit_bias;
+    /* A reasoning model's thinking budget (llama.cpp's --reasoning-budget): 0
+     * (the defaults) leaves thinking alone; n > 0: once n tokens followed the
+     * vocabulary's "<think>" token without its "</think>", the next token drawn
+     * is "</think>" and the model goes on to its answer;
+     * HEARTH_REASONING_BUDGET_ZERO: "</think>" right after "<think>". A
+     * vocabulary without both as tokens fails with HEARTH_ERR_UNSUPPORTED; a
+     * budget beside a constraint with HEARTH_ERR_INVALID_ARG. */
+    int32_t reasoning_budget;
+    bool reasoning_open; /* the prompt opened the block: the count starts at once */
 } hearth_sampling;
+#define HEARTH_REASONING_BUDGET_ZERO (-1)
 
 /* llama.cpp's defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05. */
 HEARTH_API hearth_sampling hearth_sampling_default_params(void);

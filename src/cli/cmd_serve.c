@@ -8,6 +8,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -45,6 +46,8 @@ static const char serve_usage[] =
     "                       recognize (default: the model's tokenizer.chat_template)\n"
     "  --reasoning M        reasoning models (Qwen 3): thinking on|off|auto (default auto: the\n"
     "                       template's default; a request's enable_thinking or think wins)\n"
+    "  --reasoning-budget N tokens a <think> block may run before </think> is forced (default\n"
+    "                       -1: no limit; 0: none; a request's thinking_budget_tokens wins)\n"
     "  --reasoning-format F where the <think> block goes: auto (default: reasoning_content for\n"
     "                       templates that think), deepseek (any template), none (the content)\n"
     "  --pooling P          embeddings: mean|cls|last (default: the model's pooling_type,\n"
@@ -157,6 +160,8 @@ static int parse_serve(int argc, char **argv, srv_config *c, const char **more, 
             c->chat_template = v;
         else if (!strcmp(a, "--reasoning"))
             ok = parse_on_off_auto(v, &c->reasoning);
+        else if (!strcmp(a, "--reasoning-budget"))
+            ok = cli_parse_int(v, -1, INT_MAX, &c->reasoning_budget);
         else if (!strcmp(a, "--reasoning-format"))
             ok = srv_reasoning_format_parse(v, &c->reasoning_format);
         else if (!strcmp(a, "--config"))

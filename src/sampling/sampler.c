@@ -57,6 +57,10 @@ struct smp_sampler {
 
     hearth_logit_bias *bias; /* [n_bias] by id ascending, one entry per id (summed); NULL if none */
     size_t n_bias;
+
+    bool budgeted;        /* a thinking budget (think.c) */
+    smp_think think;      /* ... where the reply stands */
+    uint32_t *force_mask; /* ... its closing token alone, the mask while FORCING */
 };
 
 smp_params smp_default_params(void) {
@@ -107,6 +111,9 @@ static hearth_err check_params(const smp_params *p) {
     if (p->n_logit_bias > SMP_BIAS_MAX)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: %zu logit biases (at most %d)",
                        p->n_logit_bias, (int)SMP_BIAS_MAX);
+    if (p->think_on && p->constraint != SMP_CONSTRAINT_NONE)
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "sampling: a thinking budget cannot be combined with a constraint");
     return HEARTH_OK;
 }
 
@@ -187,6 +194,20 @@ hearth_err smp_new(int32_t n_vocab, const smp_params *params, smp_sampler **out)
         s->window = hr_calloc((size_t)p.penalty_last_n, sizeof *s->window);
         if (!s->counts || !s->window) goto nomem;
     }
+    if ((s->budgeted = p.think_on)) {
+        if (p.think_budget < 0 || p.think_end < 0 || p.think_end >= n_vocab ||
+            p.think_start >= n_vocab) {
+            smp_schema_free(schema);
+            smp_grammar_free(gbnf);
+            smp_free(s);
+            return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: thinking budget %d, tags' ids %d, %d",
+                           (int)p.think_budget, (int)p.think_start, (int)p.think_end);
+        }
+        s->force_mask = hr_calloc(((size_t)n_vocab + 31) / 32, sizeof *s->force_mask);
+        if (!s->force_mask) goto nomem;
+        s->force_mask[p.think_end / 32] = 1u << (p.think_end % 32);
+        smp_think_init(&s->think, p.think_budget, p.think_start, p.think_end, p.think_open);
+    }
     if (p.constraint != SMP_CONSTRAINT_NONE) {
         hearth_err jerr = HEARTH_OK;
         if (smp_vocab_n(p.vocab) != n_vocab)
@@ -237,6 +258,7 @@ void smp_free(smp_sampler *s) {
     free(s->counts);
     free(s->window);
     free(s->bias);
+    free(s->force_mask);
     smp_schemac_free(s->schema);
     smp_gramc_free(s->gram);
     free(s);
@@ -253,6 +275,9 @@ void smp_reset(smp_sampler *s) {
     hr_rng_seed(&s->rng, s->seed);
     if (s->schema) smp_schemac_reset(s->schema);
     if (s->gram) smp_gramc_reset(s->gram);
+    if (s->budgeted)
+        smp_think_init(&s->think, s->params.think_budget, s->params.think_start,
+                       s->params.think_end, s->params.think_open);
 }
 
 uint64_t smp_seed(const smp_sampler *s) { return s->seed; }
@@ -276,6 +301,7 @@ hearth_err smp_accept(smp_sampler *s, int32_t token) {
 }
 
 hearth_err smp_advance(smp_sampler *s, int32_t token) {
+    if (s->budgeted) smp_think_advance(&s->think, token);
     if (s->gram && !smp_gramc_advance(s->gram, token))
         return hr_fail(HEARTH_ERR_INVALID_ARG,
                        "sampling: token %d would not keep the output a prefix of a text of the "
@@ -602,6 +628,10 @@ static bool begin_grammar_draw(smp_sampler *s) {
 
 static bool begin_draw(smp_sampler *s) {
     s->mask = NULL;
+    if (s->budgeted && s->think.state == SMP_THINK_FORCING) {
+        s->mask = s->force_mask; /* the budget is spent: the block's end */
+        return true;
+    }
     if (s->gram) return begin_grammar_draw(s);
     if (!s->schema) return true;
     int32_t n_allowed;

@@ -83,7 +83,32 @@ typedef struct smp_params {
                                             (need not outlive the call). ids in [0, n_vocab),
                                             biases not NaN or +inf; the same id adds up */
     size_t n_logit_bias;                 /* at most SMP_BIAS_MAX */
+    /* A thinking budget (think.c) when think_on: once think_budget (>= 0)
+     * tokens followed think_start without think_end, only think_end is drawn.
+     * think_open: the prompt opened the block. Not with a constraint. */
+    bool think_on, think_open;
+    int32_t think_budget;
+    int32_t think_start, think_end;
 } smp_params;
+
+/* ---- the thinking budget (think.c) ----------------------------------------- */
+
+/* Where a budgeted reply stands (llama.cpp's reasoning-budget sampler):
+ * IDLE until the block opens, COUNTING its tokens, FORCING its end once the
+ * budget is spent, DONE after it (a new block re-arms it). */
+typedef enum smp_think_state {
+    SMP_THINK_IDLE,
+    SMP_THINK_COUNTING,
+    SMP_THINK_FORCING,
+    SMP_THINK_DONE
+} smp_think_state;
+typedef struct smp_think {
+    smp_think_state state;
+    int32_t budget, left, start, end;
+} smp_think;
+void smp_think_init(smp_think *t, int32_t budget, int32_t start, int32_t end, bool open);
+/* The token the caller kept. */
+void smp_think_advance(smp_think *t, int32_t token);
 
 /* A bias at or below this bans its token (OpenAI: "-100 should result in a
  * ban"); -INFINITY is one. A sum of biases for one id is compared. */

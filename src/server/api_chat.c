@@ -170,6 +170,8 @@ bool srv_chat_prompt(const srv_model *m, srv_request *r, int32_t **ids, int *n, 
                           hearth_last_error());
         if (ok && r->tool_schema) ok = open_call(&text, &len, m->tmpl.tools, e);
     }
+    int budget;
+    if (ok) ok = srv_think_budget(m, r, &budget, e);
     if (ok) {
         const size_t skip = eng_chat_bos_skip(text, len, m->bos_text);
         ok = srv_tokenize(m, text + skip, len - skip, ids, n, e);

@@ -421,8 +421,15 @@ srv_job *srv_job_for_choice(srv_server *s, const srv_gen *g, int choice) {
         j->n_stop = i + 1;
     }
     j->n_top = r->logprobs ? r->top_logprobs : 0;
-    if ((j->think = !g->model && srv_think_split(g->local, r, &j->think_open)))
+    if ((j->think = !g->model && srv_think_split(g->local, r, &j->think_open))) {
         srv_think_init(&j->split, j->think_open);
+        int budget;
+        srv_error e; /* the chat prompt checked the request's budget already */
+        if (srv_think_budget(g->local, r, &budget, &e) && budget >= 0) {
+            j->sampling.reasoning_budget = budget ? budget : HEARTH_REASONING_BUDGET_ZERO;
+            j->sampling.reasoning_open = j->think_open;
+        }
+    }
     j->spec_n_max = r->spec_n_max;
     j->spec_p_min = r->spec_p_min;
     if (s->cfg.timeout_s > 0) j->deadline_ms = srv_now_ms() + 1e3 * s->cfg.timeout_s;

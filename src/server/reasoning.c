@@ -16,6 +16,9 @@
  */
 #include "server.h"
 
+#include "engine/engine.h"
+#include "tokenizer/tokenizer.h"
+
 #include <string.h>
 
 static const char open_tag[] = "<think>", close_tag[] = "</think>";
@@ -137,4 +140,21 @@ bool srv_think_split(const srv_model *m, const srv_request *r, bool *open) {
             r->sampling.constraint == HEARTH_CONSTRAINT_NONE &&
             !(m->tmpl.think_toggle && srv_thinking_off(m, r));
     return split;
+}
+
+bool srv_think_budget(const srv_model *m, const srv_request *r, int *budget, srv_error *e) {
+    *budget = r->reasoning_budget >= 0 ? r->reasoning_budget : m->srv->cfg.reasoning_budget;
+    bool open;
+    if (*budget < 0 || !srv_think_split(m, r, &open) ||
+        r->sampling.constraint != HEARTH_CONSTRAINT_NONE) {
+        *budget = -1;
+        return true;
+    }
+    const tok_vocab *v = engine_vocab(m->model);
+    if (v && tok_find(v, "<think>", 7) >= 0 && tok_find(v, "</think>", 8) >= 0) return true;
+    *budget = -1;
+    return r->reasoning_budget < 0 ||
+           srv_fail(e, 400, "thinking_budget_tokens", NULL,
+                    "a thinking budget needs a model whose vocabulary has <think> and </think> "
+                    "tokens");
 }

@@ -519,6 +519,13 @@ static bool parse_reasoning(parse_ctx *c, const cJSON *root) {
         if (!cJSON_IsString(v)) return srv_req_bad_type(c->e, "reasoning_effort", "a string");
         if (!strcmp(v->valuestring, "none")) r->think = 0;
     }
+    /* llama-server's per-request budget, under either of its names */
+    long long budget = -1;
+    bool given = false;
+    if (!get_int(c, root, "thinking_budget_tokens", 0, INT_MAX, &given, &budget) ||
+        (!given && !get_int(c, root, "reasoning_budget_tokens", 0, INT_MAX, &given, &budget)))
+        return false;
+    r->reasoning_budget = given ? (int)budget : -1;
     if ((v = srv_req_field(root, "chat_template_kwargs"))) {
         if (!cJSON_IsObject(v)) return srv_req_bad_type(c->e, "chat_template_kwargs", "an object");
         const cJSON *t = srv_req_field(v, "enable_thinking");
@@ -647,7 +654,7 @@ bool srv_parse_request(srv_kind kind, const char *body, size_t len, srv_request 
                             (size_t)(p - body));
         }
     }
-    srv_request r = {.kind = kind, .parallel_tool_calls = -1, .think = -1};
+    srv_request r = {.kind = kind, .parallel_tool_calls = -1, .think = -1, .reasoning_budget = -1};
     parse_ctx c = {.e = e, .r = &r};
     bool ok;
     if (!cJSON_IsObject(root))

@@ -27,6 +27,7 @@ srv_config srv_default_config(void) {
                         .keep_alive_ms = SRV_KEEP_ALIVE_FOREVER,
                         .max_body_bytes = 8u << 20,
                         .reasoning = -1,
+                        .reasoning_budget = -1,
                         .log = stderr};
 }
 

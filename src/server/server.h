@@ -127,6 +127,7 @@ typedef struct srv_config {
      * on|off|auto (1, 0, -1: the template's default), --reasoning-format */
     int reasoning;
     srv_reasoning_format reasoning_format;
+    int reasoning_budget; /* --reasoning-budget: tokens of thinking at most (-1: no limit) */
 } srv_config;
 
 srv_config srv_default_config(void);
@@ -292,6 +293,7 @@ typedef struct srv_request {
      * the server's --reasoning), 0 off, 1 on; where the <think> block goes */
     int think;
     srv_reasoning_format reasoning_format;
+    int reasoning_budget; /* thinking_budget_tokens: tokens (-1: not given, the server's) */
     /* set by api_ollama.c after parsing (srv_parse_request leaves OpenAI) */
     srv_dialect dialect;
     double t0_ms; /* ollama: the request's arrival (srv_now_ms), for total_duration */
@@ -357,6 +359,11 @@ bool srv_thinking_off(const struct srv_model *m, const srv_request *r);
  * block split off (reasoning_format, the template), and *open: whether the
  * prompt opened the block. */
 bool srv_think_split(const struct srv_model *m, const srv_request *r, bool *open);
+/* The thinking budget a chat request's local reply gets (the request's, else
+ * the server's; -1: none): only where its <think> block is split off, the
+ * model has the tags as tokens and nothing constrains the reply. A budget
+ * the request asked for that cannot be kept is a 400 (false, e filled). */
+bool srv_think_budget(const struct srv_model *m, const srv_request *r, int *budget, srv_error *e);
 
 /* ---- metrics (metrics.c) ------------------------------------------------- */
 
