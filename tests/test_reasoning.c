@@ -92,7 +92,7 @@ static void splitter(void) {
         {"I reason.\n</think>\n\nThe answer.", true},
         {"\n\nstill thinking", true},
         {"</think>at once", true},
-        {"                        <think>x</think>y", false}, /* the longest lead */
+        {"                        <think>x</think>y", false},  /* the longest lead */
         {"                         <think>x</think>y", false}, /* too long: content */
         /* white space before the tag is held back up to SRV_THINK_HOLD bytes */
         {"<think>x                  \n</think>y", false},
@@ -174,6 +174,33 @@ static char *render(const tok_chat_template *t, bool no_thinking) {
     return text;
 }
 
+/* DeepSeek-R1 distills: system text first, an earlier answer without its
+ * reasoning (the template's content.split('</think>')[-1], unstripped). */
+static void deepseek(void) {
+    static const char tmpl[] =
+        "{{bos_token}}{{ns.system_prompt}}{%- if message['role'] == 'user' %}{{'<｜User｜>' + "
+        "message['content']}}{%- endif %}{{'<｜Assistant｜>' + content + "
+        "'<｜end▁of▁sentence｜>'}}{% if add_generation_prompt and not ns.is_tool "
+        "%}{{'<｜Assistant｜><think>\\n'}}{% endif %}";
+    tok_chat_template t;
+    REQUIRE(tok_chat_detect(tmpl, strlen(tmpl), &t) == HEARTH_OK);
+    CHECK(t.family == TOK_CHAT_DEEPSEEK && t.bos && t.think && t.think_open);
+    const tok_chat_msg m[] = {{TOK_CHAT_SYSTEM, "Be brief.", 9},
+                              {TOK_CHAT_USER, "q1", 2},
+                              {TOK_CHAT_ASSISTANT, "<think>\nr\n</think>\n\nA1", 22},
+                              {TOK_CHAT_USER, "q2", 2}};
+    const tok_chat_opts o = {.bos = "<s>", .add_generation_prompt = true};
+    char *text = NULL;
+    size_t len;
+    CHECK(tok_chat_render(&t, m, 4, &o, &text, &len) == HEARTH_OK);
+    CHECKF(text && !strcmp(text, "<s>Be brief.<｜User｜>q1<｜Assistant｜>\n\nA1"
+                                 "<｜end▁of▁sentence｜><｜User｜>q2<｜Assistant｜><think>\n"),
+           "deepseek-r1: %s", text ? text : "(null)");
+    free(text);
+    tok_chat_template named;
+    CHECK(tok_chat_named("deepseek-r1", &named) == HEARTH_OK && named.think_open);
+}
+
 static void templates(void) {
     tok_chat_template t;
     REQUIRE(tok_chat_named("qwen3", &t) == HEARTH_OK);
@@ -200,6 +227,7 @@ static void templates(void) {
         "{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}";
     CHECK(tok_chat_detect(toggle_tmpl, strlen(toggle_tmpl), &t) == HEARTH_OK);
     CHECK(t.think && !t.think_open && t.think_toggle && !strcmp(t.name, "qwen3"));
+    deepseek();
 }
 
 /* ---- the server ------------------------------------------------------------------ */

@@ -272,7 +272,7 @@ static void test_names_and_unknown(void) {
                "%s renders", name);
         free(out);
     }
-    CHECK(n == 12);
+    CHECK(n == 14);
     /* An empty chat is refused; a system message alone survives merging. */
     char *out = NULL;
     size_t len;

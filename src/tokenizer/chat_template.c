@@ -74,7 +74,7 @@ static const char *span_find(ct_span s, const char *needle, bool last) {
 /* ---- recognition --------------------------------------------------------- */
 
 static const char ct_names[] = "chatml|qwen2.5|qwen3|qwen3-thinking|llama3|llama3.1|llama3.2|gemma|"
-                               "gemma3|phi3|phi3-mini|phi4-mini|phi4";
+                               "gemma3|phi3|phi3-mini|phi4-mini|phi4|deepseek-r1";
 
 const char *tok_chat_names(void) { return ct_names; }
 
@@ -133,6 +133,12 @@ hearth_err tok_chat_named(const char *name, tok_chat_template *out) {
         t = (tok_chat_template){.family = TOK_CHAT_PHI3, .name = "phi4-mini"};
     } else if (!strcmp(name, "phi4")) {
         t = (tok_chat_template){.family = TOK_CHAT_PHI4, .name = "phi4", .legacy_turns = true};
+    } else if (!strcmp(name, "deepseek-r1")) {
+        t = (tok_chat_template){.family = TOK_CHAT_DEEPSEEK,
+                                .name = "deepseek-r1",
+                                .bos = true,
+                                .think = true,
+                                .think_open = true};
     } else {
         return hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: unknown name '%s' (known: %s)", name,
                        ct_names);
@@ -232,6 +238,14 @@ hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out)
         t.family = TOK_CHAT_PHI4;
         t.name = "phi4";
         t.legacy_turns = has(s, "<|im_end|><|im_start|>assistant<|im_sep|>");
+    } else if (has(s, "<｜User｜>") && has(s, "<｜Assistant｜>")) {
+        /* DeepSeek-R1 distills; since their update the generation prompt
+         * opens the block: {{'<｜Assistant｜><think>\n'}} */
+        t.family = TOK_CHAT_DEEPSEEK;
+        t.name = "deepseek-r1";
+        t.bos = has(s, "bos_token");
+        t.think = true;
+        t.think_open = has(s, "<｜Assistant｜><think>\n'");
     } else if (has(s, "<|im_start|>")) {
         err = detect_chatml(s, &t);
     } else if (has(s, "<|start_header_id|>") && has(s, "<|end_header_id|>")) {
@@ -254,7 +268,8 @@ hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out)
     } else {
         err = hr_fail(HEARTH_ERR_UNSUPPORTED,
                       "chat template: not one Hearth recognizes (it renders Llama 3.x, ChatML as "
-                      "in Qwen 2.5/3 and SmolLM2, Gemma 2/3, Phi-3/3.5/4-mini and Phi-4); choose "
+                      "in Qwen 2.5/3 and SmolLM2, Gemma 2/3, Phi-3/3.5/4-mini, Phi-4 and the "
+                      "DeepSeek-R1 distills); choose "
                       "one with --chat-template %s",
                       ct_names);
     }
@@ -554,6 +569,38 @@ static void render_phi3(const tok_chat_template *t, const ct_msg *m, size_t n, c
     }
 }
 
+/* DeepSeek-R1 distills: bos_token, the system text (several: joined by a
+ * blank line, as the later versions do), then '<｜User｜>' + content and
+ * '<｜Assistant｜>' + the content after its last </think> (the template's
+ * content.split('</think>')[-1]) + '<｜end▁of▁sentence｜>'. */
+static void render_deepseek(const tok_chat_template *t, const ct_msg *m, size_t n,
+                            const tok_chat_opts *o, ct_buf *b) {
+    if (t->bos) buf_puts(b, o->bos);
+    bool first = true;
+    for (size_t i = 0; i < n; i++) {
+        if (m[i].role != TOK_CHAT_SYSTEM) continue;
+        if (!first) buf_puts(b, "\n\n");
+        buf_span(b, m[i].content);
+        first = false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (m[i].role == TOK_CHAT_USER) {
+            buf_puts(b, "<｜User｜>");
+            buf_span(b, m[i].content);
+        } else if (m[i].role == TOK_CHAT_ASSISTANT) {
+            ct_span c = m[i].content;
+            const char *end = span_find(c, "</think>", true);
+            if (end) {
+                const char *after = end + strlen("</think>");
+                c = (ct_span){after, (size_t)(c.p + c.n - after)};
+            }
+            buf_puts(b, "<｜Assistant｜>");
+            buf_span(b, c);
+            buf_puts(b, "<｜end▁of▁sentence｜>");
+        }
+    }
+}
+
 static void render_phi4(const tok_chat_template *t, const ct_msg *m, size_t n, ct_buf *b) {
     for (size_t i = 0; i < n; i++) {
         if (t->legacy_turns && m[i].role == TOK_CHAT_ASSISTANT) {
@@ -598,6 +645,10 @@ static void generation_prompt(const tok_chat_template *t, const tok_chat_opts *o
     case TOK_CHAT_PHI4:
         if (!t->legacy_turns && o->add_generation_prompt)
             buf_puts(b, "<|im_start|>assistant<|im_sep|>");
+        break;
+    case TOK_CHAT_DEEPSEEK:
+        if (o->add_generation_prompt)
+            buf_puts(b, t->think_open ? "<｜Assistant｜><think>\n" : "<｜Assistant｜>");
         break;
     }
 }
@@ -668,6 +719,7 @@ hearth_err tok_chat_render(const tok_chat_template *t, const tok_chat_msg *msgs,
         render_phi3(t, mm, nm, &b);
         break;
     case TOK_CHAT_PHI4: render_phi4(t, mm, nm, &b); break;
+    case TOK_CHAT_DEEPSEEK: render_deepseek(t, mm, nm, &o, &b); break;
     default: err = hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: no template chosen"); break;
     }
     if (!err) generation_prompt(t, &o, &b);

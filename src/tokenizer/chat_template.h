@@ -4,7 +4,7 @@
  *
  * Hearth does not interpret Jinja. It recognizes the template families that
  * small models ship (Llama 3.x, ChatML as in Qwen 2.5 / Qwen 3 / SmolLM2,
- * Gemma 2/3, Phi-3/3.5/4-mini, Phi-4) by distinctive substrings of the
+ * Gemma 2/3, Phi-3/3.5/4-mini, Phi-4, the DeepSeek-R1 distills) by distinctive substrings of the
  * template text and renders each in C. The renderers reproduce what the
  * Jinja templates print for system/user/assistant messages (tools: below),
  * with add_generation_prompt; a template no rule recognizes is reported as
@@ -45,7 +45,8 @@ typedef enum tok_chat_family {
     TOK_CHAT_LLAMA3,     /* <|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|> */
     TOK_CHAT_GEMMA,      /* <start_of_turn>role\n...<end_of_turn>\n */
     TOK_CHAT_PHI3,       /* <|role|>\n...<|end|>\n (Phi-3, 3.5, 4-mini) */
-    TOK_CHAT_PHI4        /* <|im_start|>role<|im_sep|>...<|im_end|> */
+    TOK_CHAT_PHI4,       /* <|im_start|>role<|im_sep|>...<|im_end|> */
+    TOK_CHAT_DEEPSEEK /* system, then <｜User｜>...<｜Assistant｜>...<｜end▁of▁sentence｜> */
 } tok_chat_family;
 
 #define TOK_CHAT_SYSTEM_MAX 1024 /* longest default system prompt taken from a template */
@@ -60,7 +61,8 @@ typedef struct tok_chat_template {
     bool legacy_turns;      /* a user turn ends with the assistant header; no generation prompt */
     bool think;             /* Qwen 3: <think> blocks are cut from earlier assistant turns */
     bool think_toggle;      /* Qwen 3: enable_thinking false prints an empty <think> block */
-    bool think_open;        /* Qwen 3 Thinking-2507, QwQ: the generation prompt opens <think> */
+    bool think_open;        /* Qwen 3 Thinking-2507, QwQ, DeepSeek-R1: the generation prompt
+                               opens <think> */
     bool dated;             /* Llama 3.1+: a system header with the knowledge and today's date */
     bool date_now;          /* ... today's date is the real one (strftime_now), else 26 Jul 2024 */
     bool gemma_prefix;      /* Gemma 3: the system text opens the first user turn, then "\n\n" */
@@ -79,7 +81,8 @@ hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out)
  * opens <think>, as Qwen 3 Thinking-2507's), llama3 (3.0: no system header), llama3.1
  * (dated system header, 26 Jul 2024), llama3.2 (dated with today's date),
  * gemma (Gemma 1/2), gemma3, phi3 (Phi-3.5 style), phi3-mini, phi4-mini,
- * phi4. HEARTH_ERR_INVALID_ARG for any other name. */
+ * phi4, deepseek-r1 (the R1 distills, opening <think>). HEARTH_ERR_INVALID_ARG
+ * for any other name. */
 hearth_err tok_chat_named(const char *name, tok_chat_template *out);
 /* The names tok_chat_named accepts, separated by '|'. */
 const char *tok_chat_names(void);
