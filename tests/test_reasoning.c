@@ -401,6 +401,9 @@ static void typed(test_server *sv) {
                     &st);
     CHECK(st == 200 && jstr(j, "message.thinking") && jstr(j, "message.content"));
     cJSON_Delete(j);
+    j = post(sv, "/api/show", "{\"model\":\"m\"}", &st);
+    CHECK(st == 200 && jstr(j, "capabilities.1") && !strcmp(jstr(j, "capabilities.1"), "thinking"));
+    cJSON_Delete(j);
     test_reply r = stream(sv, "/api/chat",
                           "{\"model\":\"m\",\"options\":{\"num_predict\":8,\"temperature\":0},"
                           "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");

@@ -222,6 +222,16 @@ void srv_handle_ollama_tags(srv_exchange *x, bool running) {
     respond(x, o);
 }
 
+/* Whether the model's template is a reasoning one (ollama's "thinking"
+ * capability): the --chat-template name it was given, else its GGUF's. */
+static bool thinks(const srv_model *sm, const srv_model_info *mi) {
+    tok_chat_template t;
+    const hearth_err err = sm->chat_template
+                               ? tok_chat_named(sm->chat_template, &t)
+                               : tok_chat_detect(mi->template_text, strlen(mi->template_text), &t);
+    return !err && t.think;
+}
+
 void srv_handle_ollama_show(srv_exchange *x) {
     srv_error e;
     cJSON *root = cJSON_ParseWithLength(x->body, x->body_len);
@@ -249,8 +259,9 @@ void srv_handle_ollama_show(srv_exchange *x) {
     cJSON_AddStringToObject(o, "template", mi->template_text);
     cJSON_AddItemToObject(o, "details", cJSON_Duplicate(mi->details, true));
     cJSON_AddItemToObject(o, "model_info", cJSON_Duplicate(mi->model_info, true));
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "capabilities"),
-                         cJSON_CreateString("completion"));
+    cJSON *caps = cJSON_AddArrayToObject(o, "capabilities");
+    cJSON_AddItemToArray(caps, cJSON_CreateString("completion"));
+    if (thinks(sm, mi)) cJSON_AddItemToArray(caps, cJSON_CreateString("thinking"));
     cJSON_AddStringToObject(o, "modified_at", mi->modified_at);
     respond(x, o);
 }
