@@ -236,6 +236,14 @@ static int64_t case_n(kern_type t, int i, int *count) {
     return i < *count ? (int64_t)k_nb32[i] * bs : 0;
 }
 
+/* Kernels whose float steps are the reference's, term for term, with integer
+ * sums that are exact whatever their order, so that their vec_dot must have
+ * the reference's bits on every input, not only within rounding: NEON's
+ * Q2_K (the reference scales whole-block integer sums once per block). */
+static bool same_bits_as_ref(const char *isa, kern_type t) {
+    return strcmp(isa, "neon") == 0 && t == KERN_Q2_K;
+}
+
 static void check_vec_dot(const char *isa, kern_type t, kern_vec_dot_fn fn) {
     const kern_type_info *ti = kern_type_get((uint32_t)t);
     const kern_type vt = ti->vec_dot_type;
@@ -262,6 +270,10 @@ static void check_vec_dot(const char *isa, kern_type t, kern_vec_dot_fn fn) {
                 CHECKF(fabs((double)got - (double)ref) <= tol,
                        "%s %s n=%lld mode %d: got %.9g want %.9g (tol %.3g)", isa, ti->name,
                        (long long)n, mode, got, ref, tol);
+                if (same_bits_as_ref(isa, t))
+                    CHECKF(memcmp(&got, &ref, sizeof got) == 0,
+                           "%s %s n=%lld mode %d: got %.9g, not the reference's bits %.9g", isa,
+                           ti->name, (long long)n, mode, got, ref);
             }
         }
         free(w);
@@ -709,6 +721,11 @@ static void check_kq23_extremes(const char *isa, kern_type t, kern_vec_dot_fn fn
                 CHECKF(isfinite(ref) && fabs((double)got - (double)ref) <= tol,
                        "%s %s extreme n=%lld d %g acts %zu: got %.9g want %.9g (tol %.3g)", isa,
                        ti->name, (long long)n, (double)k_d[di], xi, got, ref, tol);
+                if (same_bits_as_ref(isa, t))
+                    CHECKF(memcmp(&got, &ref, sizeof got) == 0,
+                           "%s %s extreme n=%lld d %g acts %zu: got %.9g, not the reference's "
+                           "bits %.9g",
+                           isa, ti->name, (long long)n, (double)k_d[di], xi, got, ref);
             }
         free(w), free(x), free(f);
     }
@@ -836,6 +853,16 @@ static void check_dispatch_gemm(void) {
             CHECKF(table[KERN_Q3_K].vec_dot != g_scalar[KERN_Q3_K].vec_dot &&
                        table[KERN_Q3_K].gemm != NULL,
                    "dispatch up to %s: no SIMD vec_dot and gemm for q3_K", k_isas[i].name);
+        }
+#elif defined(__aarch64__)
+        /* likewise from the NEON row (with sdot; no plain-NEON table) */
+        if (kern_neon_usable()) {
+            CHECKF(table[KERN_Q2_K].vec_dot != g_scalar[KERN_Q2_K].vec_dot &&
+                       table[KERN_Q2_K].gemm != NULL,
+                   "dispatch up to %s: no NEON vec_dot and gemm for q2_K", k_isas[i].name);
+            CHECKF(table[KERN_Q3_K].vec_dot != g_scalar[KERN_Q3_K].vec_dot &&
+                       table[KERN_Q3_K].gemm != NULL,
+                   "dispatch up to %s: no NEON vec_dot and gemm for q3_K", k_isas[i].name);
         }
 #endif
     }

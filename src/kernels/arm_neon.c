@@ -345,6 +345,147 @@ AI void iq4_xs_tile(const int T, int64_t n, const uint8_t *vw, const uint8_t *co
     for (int t = 0; t < T; t++) out[t] = vaddvq_f32(acc[t]);
 }
 
+/* ---- Q2_K and Q3_K -----------------------------------------------------------------
+ * Both keep 2 low bits a level, 4 levels a byte: per 128 elements, byte l of
+ * 32 holds elements l, l + 32, l + 64 and l + 96 in bits 0-1, 2-3, 4-5 and
+ * 6-7, so 16 bytes shifted and masked are the 16 elements of one sub-block.
+ * The sub-block scale is multiplied into those levels in int8 before sdot,
+ * which the ranges allow: Q2_K's level 0..3 times its 4-bit scale is at most
+ * 45; Q3_K's level q = u - 4 (-4..3) times its scale s (-32..31) would reach
+ * 128 at (-4)(-32), so it is taken negated, (4 - u) s in [-128, 124], and
+ * the block sum negated back. One product then serves all T tokens, and
+ * every sum is exact in int32 (|level * scale * x| <= 128 * 127, 256 terms).
+ * Q2_K's float step per block is the reference's, term for term (its sums
+ * are whole-block integers), so its vec_dot has the reference's bits; Q3_K's
+ * reference sums in 8 lanes by index mod 8, so it is within float rounding.
+ * Layouts: ggml's block_q2_K and block_q3_K (ref_kquants.c). */
+
+enum {
+    Q2K_SCALES = 0, /* 16 bytes: 4-bit scale | 4-bit min << 4 */
+    Q2K_QS = 16,    /* 64 bytes of 2-bit levels */
+    Q2K_D = 80,     /* fp16 d, then fp16 dmin */
+    Q2K_DMIN = 82,
+    Q2K_BYTES = 84,
+    Q3K_HMASK = 0, /* 32 bytes: bit b of byte l is the high bit of element 32b + l */
+    Q3K_QS = 32,   /* 64 bytes of low 2 bits */
+    Q3K_SCALES = 96,
+    Q3K_D = 108,
+    Q3K_BYTES = 110,
+};
+
+/* The 16 signed 6-bit scales (sc - 32) of a Q3_K block: sub-block j has its
+ * low nibble in byte j % 8 (low nibble for j < 8, high for j >= 8) and its
+ * top 2 bits in bits 2 (j / 4) of byte 8 + j % 4. */
+static inline int8x16_t q3k_scales(const uint8_t *s12) {
+    uint32_t a, b, c, u[4];
+    memcpy(&a, s12, 4);
+    memcpy(&b, s12 + 4, 4);
+    memcpy(&c, s12 + 8, 4);
+    const uint32_t m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+    u[0] = (a & m4) | (c & m2) << 4;
+    u[1] = (b & m4) | ((c >> 2) & m2) << 4;
+    u[2] = ((a >> 4) & m4) | ((c >> 4) & m2) << 4;
+    u[3] = ((b >> 4) & m4) | ((c >> 6) & m2) << 4;
+    uint8_t sc[16];
+    memcpy(sc, u, 16);
+    return vsubq_s8(vreinterpretq_s8_u8(vld1q_u8(sc)), vdupq_n_s8(32));
+}
+
+/* sum_j mins[j] * bsums[j] over the 16 sub-blocks of a Q2_K block */
+static inline int32_t q2k_mins_dot(uint8x16_t mins, const int16_t *bsums) {
+    const int16x8_t m0 = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(mins)));
+    const int16x8_t m1 = vreinterpretq_s16_u16(vmovl_high_u8(mins));
+    const int16x8_t b0 = vld1q_s16(bsums), b1 = vld1q_s16(bsums + 8);
+    int32x4_t p = vmull_s16(vget_low_s16(m0), vget_low_s16(b0));
+    p = vmlal_high_s16(p, m0, b0);
+    p = vmlal_s16(p, vget_low_s16(m1), vget_low_s16(b1));
+    p = vmlal_high_s16(p, m1, b1);
+    return vaddvq_s32(p);
+}
+
+/* The 16 levels of one sub-block times its scale, as int8: u the low bits
+ * (0..3) of the 16 elements; Q3_K: hset has 0xFF where the high bit is set. */
+AI int8x16_t k23_weights(bool q3, uint8x16_t u, uint8x16_t hset, int8_t scale) {
+    int8x16_t lv = vreinterpretq_s8_u8(u);
+    if (q3) /* 4 - (u + 4 * high) */
+        lv = vreinterpretq_s8_u8(vsubq_u8(vbicq_u8(vdupq_n_u8(4), hset), u));
+    return vmulq_s8(lv, vdupq_n_s8(scale));
+}
+
+/* One Q2_K (q3 false) or Q3_K row against T tokens of Q8_K. */
+AI void k23_tile(bool q3, const int T, int64_t n, const uint8_t *vw, const uint8_t *const *xp,
+                 float *out) {
+    const size_t bs = q3 ? Q3K_BYTES : Q2K_BYTES;
+    const uint8x16_t m3 = vdupq_n_u8(3);
+    float sum[TMAX];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) sum[t] = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const uint8_t *wb = vw + (size_t)i * bs;
+        const block_q8_K *x[TMAX];
+        int8_t sc[16];
+        int32_t summ[TMAX];
+        int32x4_t acc[TMAX];
+        uint8x16_t mins = vdupq_n_u8(0), h0 = vdupq_n_u8(0), h1 = vdupq_n_u8(0);
+        if (q3) {
+            vst1q_s8(sc, q3k_scales(wb + Q3K_SCALES));
+            h0 = vld1q_u8(wb + Q3K_HMASK);
+            h1 = vld1q_u8(wb + Q3K_HMASK + 16);
+        } else {
+            const uint8x16_t s = vld1q_u8(wb + Q2K_SCALES);
+            vst1q_s8(sc, vreinterpretq_s8_u8(vandq_u8(s, vdupq_n_u8(0x0F))));
+            mins = vshrq_n_u8(s, 4);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            x[t] = (const block_q8_K *)xp[t] + i;
+            acc[t] = vdupq_n_s32(0);
+            summ[t] = q3 ? 0 : q2k_mins_dot(mins, x[t]->bsums);
+        }
+        const uint8_t *qs = wb + (q3 ? Q3K_QS : Q2K_QS);
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const uint8x16_t a = vld1q_u8(qs + 32 * h), b = vld1q_u8(qs + 32 * h + 16);
+#pragma GCC unroll 4
+            for (int s = 0; s < 4; s++) {
+                const int p = 4 * h + s; /* elements 32p..32p+31: sub-blocks 2p, 2p + 1 */
+                const int8x16_t sh = vdupq_n_s8((int8_t)(-2 * s));
+                const uint8x16_t u0 = vandq_u8(vshlq_u8(a, sh), m3);
+                const uint8x16_t u1 = vandq_u8(vshlq_u8(b, sh), m3);
+                uint8x16_t hs0 = h0, hs1 = h1;
+                if (q3) {
+                    const uint8x16_t bit = vdupq_n_u8((uint8_t)(1u << p));
+                    hs0 = vtstq_u8(h0, bit);
+                    hs1 = vtstq_u8(h1, bit);
+                }
+                const int8x16_t w0 = k23_weights(q3, u0, hs0, sc[2 * p]);
+                const int8x16_t w1 = k23_weights(q3, u1, hs1, sc[2 * p + 1]);
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    const int8_t *q8 = x[t]->qs + 32 * p;
+                    acc[t] = dot16(acc[t], w0, vld1q_s8(q8));
+                    acc[t] = dot16(acc[t], w1, vld1q_s8(q8 + 16));
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const int32_t isum = vaddvq_s32(acc[t]);
+            if (q3) {
+                sum[t] += f16_at((const kern_f16 *)(wb + Q3K_D)) * x[t]->d * (float)-isum;
+            } else { /* the reference's expression; separate statements stop contraction */
+                const float dall = x[t]->d * f16_at((const kern_f16 *)(wb + Q2K_D));
+                const float dmin = x[t]->d * f16_at((const kern_f16 *)(wb + Q2K_DMIN));
+                const float a = dall * (float)isum;
+                const float m = dmin * (float)summ[t];
+                sum[t] += a - m;
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) out[t] = sum[t];
+}
+
 /* ---- float types ---------------------------------------------------------------------- */
 
 /* 4 elements i..i+3 (or i+4..i+7 with high) of an F32 (f16 false) or F16 row. */
@@ -465,6 +606,8 @@ static void gemm_tiles(tile_fn tile1, tile_fn tile2, tile_fn tile4, int64_t n, c
 #define CALL_Q4_0(T, n, w, xp, out)   blk_tile(BK_Q4_0, T, n, w, xp, out)
 #define CALL_Q5_0(T, n, w, xp, out)   blk_tile(BK_Q5_0, T, n, w, xp, out)
 #define CALL_IQ4_NL(T, n, w, xp, out) blk_tile(BK_IQ4_NL, T, n, w, xp, out)
+#define CALL_Q2_K(T, n, w, xp, out)   k23_tile(false, T, n, w, xp, out)
+#define CALL_Q3_K(T, n, w, xp, out)   k23_tile(true, T, n, w, xp, out)
 #define CALL_Q4_K(T, n, w, xp, out)   k45_tile(false, T, n, w, xp, out)
 #define CALL_Q5_K(T, n, w, xp, out)   k45_tile(true, T, n, w, xp, out)
 #define CALL_F32(T, n, w, xp, out)    flt_tile(false, T, n, w, xp, out)
@@ -472,6 +615,8 @@ static void gemm_tiles(tile_fn tile1, tile_fn tile2, tile_fn tile4, int64_t n, c
 TILED(q8_0, CALL_Q8_0)
 TILED(q4_0, CALL_Q4_0)
 TILED(q5_0, CALL_Q5_0)
+TILED(q2_K, CALL_Q2_K)
+TILED(q3_K, CALL_Q3_K)
 TILED(q4_K, CALL_Q4_K)
 TILED(q5_K, CALL_Q5_K)
 TILED(q6_K, q6_tile)
@@ -600,6 +745,8 @@ const kern_fns kern_neon_fns[KERN_ISA_NTYPES] = {
     [KERN_Q5_1] = {.vec_dot = vec_dot_q5_1},
     [KERN_Q8_0] = {.vec_dot = vec_dot_q8_0, .from_float = from_float_q8_0, .gemm = gemm_q8_0},
     [KERN_Q8_1] = {.from_float = from_float_q8_1},
+    [KERN_Q2_K] = {.vec_dot = vec_dot_q2_K, .gemm = gemm_q2_K},
+    [KERN_Q3_K] = {.vec_dot = vec_dot_q3_K, .gemm = gemm_q3_K},
     [KERN_Q4_K] = {.vec_dot = vec_dot_q4_K, .gemm = gemm_q4_K},
     [KERN_Q5_K] = {.vec_dot = vec_dot_q5_K, .gemm = gemm_q5_K},
     [KERN_Q6_K] = {.vec_dot = vec_dot_q6_K, .gemm = gemm_q6_K},
