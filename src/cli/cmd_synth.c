@@ -11,7 +11,7 @@
 #include <strings.h>
 
 static const char synth_usage[] =
-    "usage: hearth synth -o FILE [--arch llama|qwen2|qwen3|gemma3|phi3] [--type "
+    "usage: hearth synth -o FILE [--arch llama|qwen2|qwen3|gemma3|phi3|bert|nomic-bert] [--type "
     "f32|f16|q8_0|q4_0|q4_K|q6_K|iq4_nl|iq4_xs]\n"
     "                    [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ff "
     "N]\n"
@@ -22,6 +22,8 @@ static const char synth_usage[] =
     "  --rope-dim: a partial rotary (Phi-4-mini); --longrope ORIG: Phi-3.5's LongRoPE, random\n"
     "  short and long factors with an original context of ORIG (and the converter's attention\n"
     "  factor unless --rope-attn X); --rope-factors: other factor tensors, same values.\n"
+    "  bert and nomic-bert are embedding models (a WordPiece vocabulary); --pooling mean|cls\n"
+    "  sets their pooling_type (default mean).\n"
     "usage: hearth synth --lora-for BASE -o FILE [--rank R] [--alpha A] [--type "
     "f32|f16|bf16|q8_0]\n"
     "                    [--targets LIST] [--strength X] [--seed S]\n"
@@ -54,12 +56,15 @@ static int rope_opt(const char *a, const char *v, synth_params *p) {
         if (p->factors == SYNTH_ROPE_NONE) p->factors = SYNTH_ROPE_LONGROPE;
     } else if (!strcmp(a, "--rope-attn") && (f = strtof(v, &end), *v && !*end && f > 0.0f))
         p->rope_attn_factor = f;
+    else if (!strcmp(a, "--pooling") && (!strcmp(v, "mean") || !strcmp(v, "cls")))
+        p->pooling = !strcmp(v, "mean") ? 1 : 2;
     else if (!strcmp(a, "--rope-factors")) {
         for (n = 0; n < 5 && strcmp(v, kinds[n]); n++) {
         }
         if (n == 5) return -1;
         p->factors = (synth_rope_factors)n;
-    } else if (!strcmp(a, "--rope-dim") || !strcmp(a, "--longrope") || !strcmp(a, "--rope-attn"))
+    } else if (!strcmp(a, "--rope-dim") || !strcmp(a, "--longrope") || !strcmp(a, "--rope-attn") ||
+               !strcmp(a, "--pooling"))
         return -1;
     else
         return 0;

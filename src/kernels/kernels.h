@@ -121,6 +121,12 @@ void kern_matmul_multi(hr_pool *pool, const kern_matmul_op *ops, int n_ops, int6
 /* --- element-wise and row operations (ops.c), matching ggml's rounding --- */
 /* y = x / sqrt(mean(x^2) + eps) * w (w may be NULL); the sum is in double. */
 void kern_rms_norm(float *y, const float *x, const float *w, int64_t n, float eps);
+/* LayerNorm (BERT): y = (x - mean) / sqrt(var + eps) * w + b (w, b may be
+ * NULL; y may be x), as ggml_norm then ggml_mul and ggml_add compute it: the
+ * mean from a double sum, the variance from squares summed 16 lanes at a
+ * time (ggml_vec_cvar_f32's AVX-512 order). */
+void kern_layer_norm(float *y, const float *x, const float *w, const float *b, int64_t n,
+                     float eps);
 /* cos/sin of theta_i = scale * pos * base^(-2i/n_rot) / freq_factors[i], for
  * i < n_rot/2 (freq_factors may be NULL), evaluated as ggml does. */
 void kern_rope_cache(float *cos_sin, int n_rot, float pos, float base, float scale,

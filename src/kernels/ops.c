@@ -251,6 +251,33 @@ KERN_FMA_CLONES_512 void kern_rms_norm_fast(float *y, const float *x, const floa
         for (int64_t i = 0; i < n; i++) y[i] = x[i] * scale;
 }
 
+void kern_layer_norm(float *y, const float *x, const float *w, const float *b, int64_t n,
+                     float eps) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += (double)x[i];
+    const float mean = (float)sum / (float)n;
+    double var = 0.0;
+    int64_t i = 0;
+    for (; i + 15 < n; i += 16) {
+        float sq[16];
+        for (int j = 0; j < 16; j++) {
+            y[i + j] = x[i + j] - mean;
+            sq[j] = y[i + j] * y[i + j];
+        }
+        var += (double)kern_ggml_hsum16(sq);
+    }
+    for (; i < n; i++) {
+        y[i] = x[i] - mean;
+        var += (double)(y[i] * y[i]);
+    }
+    const float scale = 1.0f / sqrtf((float)(var / (double)n) + eps);
+    for (i = 0; i < n; i++) {
+        y[i] *= scale;
+        if (w) y[i] *= w[i];
+        if (b) y[i] += b[i];
+    }
+}
+
 /* ggml evaluates GELU on CPU through a 64K-entry table indexed by the FP16
  * bits of x; the golden logits of gemma3 depend on that rounding. */
 static uint16_t gelu_table[1 << 16];

@@ -1,6 +1,9 @@
 /*
  * arch.c - the architectures Hearth runs, as data. Adding a family whose
- * blocks are a combination of these features is one table row.
+ * blocks are a combination of these features is one table row. The two
+ * encoders (bert: all-MiniLM, bge; nomic-bert: nomic-embed-text) share the
+ * decoders' forward pass: their differences (no causal mask, post-LN with
+ * biases, learned positions or none, an ungated GELU FFN) are flags.
  */
 #include "model.h"
 
@@ -24,6 +27,14 @@ static const arch_desc arches[] = {
      .fused_qkv = true,
      .fused_gate_up = true,
      .scale_q = true},
+    {.name = "bert",
+     .rope = ROPE_NONE,
+     .act = FFN_GELU,
+     .encoder = true,
+     .learned_pos = true,
+     .ffn_no_gate = true,
+     .biases = true},
+    {.name = "nomic-bert", .rope = ROPE_NEOX, .act = FFN_SILU, .fused_qkv = true, .encoder = true},
 };
 
 const arch_desc *arch_find(const char *name, size_t len) {

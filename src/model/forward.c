@@ -34,7 +34,8 @@ static const fwd_run *run_of(const fwd_run *runs, int n_runs, int t) {
 
 /* Offset in bytes of the cache of layer il, kv head g (session.h). */
 static size_t kv_head_off(const hearth_session *s, int il, int g) {
-    const size_t head = (size_t)il * (size_t)s->model->hp.n_head_kv + (size_t)g;
+    const size_t layer = s->kv_one_layer ? 0 : (size_t)il;
+    const size_t head = layer * (size_t)s->model->hp.n_head_kv + (size_t)g;
     return head * (size_t)s->n_ctx_pad * s->kv_row_bytes;
 }
 
@@ -91,6 +92,12 @@ static int attn_first_key(const hearth_session *s, const model_layer *l, int p) 
     return l->swa && p - w + 1 > 0 ? p - w + 1 : 0;
 }
 
+/* The last key position p attends to: itself (causal), or an encoder's
+ * whole text, the last row of its run. */
+static int attn_last_key(const hearth_session *s, const fwd_run *r, int p) {
+    return s->model->arch->encoder ? r->pos0 + r->n - 1 : p;
+}
+
 /* Exact mode: softmax(q k^T / sqrt(head_dim)) v for each (token, head) pair
  * this thread owns, in llama.cpp's arithmetic (kern_attn_* in ops.c), which
  * differs between a batch of several tokens and a single one. Query head h
@@ -113,7 +120,8 @@ static void attention_exact_job(void *ctx, int ith, int nth) {
         const fwd_run *r = run_of(j->runs, j->n_runs, t);
         const hearth_session *kv = r->s; /* the row's own cache */
         const bool batch = r->n > 1;     /* its sequence's batch, as if decoded alone */
-        const int p = r->pos0 + t - r->t0, k0 = attn_first_key(s, j->l, p), n_keys = p - k0 + 1;
+        const int p = r->pos0 + t - r->t0, k0 = attn_first_key(s, j->l, p),
+                  n_keys = attn_last_key(s, r, p) - k0 + 1;
         const float *q = s->qkv + (size_t)t * qkv_stride + (size_t)h * hd;
         float *out = s->att + (size_t)t * s->n_q + (size_t)h * hd;
         const size_t off = kv_head_off(s, j->il, g);
@@ -162,7 +170,7 @@ static void attention_fast_job(void *ctx, int ith, int nth) {
                 .q = s->qkv + (size_t)t * qkv_stride + (size_t)h * hd,
                 .out = s->att + (size_t)t * s->n_q + (size_t)h * hd,
                 .lo = attn_first_key(s, j->l, p),
-                .hi = p,
+                .hi = attn_last_key(s, r, p),
             };
         }
         const size_t off = kv_head_off(s, j->il, g);
@@ -295,12 +303,16 @@ static void for_tokens(tok_job *j, tok_fn fn) {
 }
 
 /* xb = attn_norm(x) of the first layer (later layers get it from the
- * residual step before them). */
+ * residual step before them); x itself for an encoder (post-LN). */
 static void tok_attn_norm(const tok_job *j, int t0, int t1) {
     const model_hparams *hp = &j->s->model->hp;
-    for (int t = t0; t < t1; t++)
-        rms_norm(j->s->xb + (size_t)t * hp->n_embd, j->s->x + (size_t)t * hp->n_embd,
-                 j->l->attn_norm, hp->n_embd, hp->rms_eps);
+    const size_t d = (size_t)hp->n_embd;
+    for (int t = t0; t < t1; t++) {
+        if (j->l->attn_norm)
+            rms_norm(j->s->xb + t * d, j->s->x + t * d, j->l->attn_norm, hp->n_embd, hp->rms_eps);
+        else
+            memcpy(j->s->xb + t * d, j->s->x + t * d, d * sizeof(float));
+    }
 }
 
 /* Biases, per-head norms and RoPE on each token's Q and K, then K and V
@@ -313,7 +325,7 @@ static void tok_qkv(const tok_job *j, int t0, int t1) {
     const model_hparams *hp = &m->hp;
     const model_layer *l = j->l;
     const int stride = s->n_q + 2 * s->n_kv, hd = hp->head_dim;
-    const bool neox = m->arch->rope == ROPE_NEOX;
+    const bool neox = m->arch->rope == ROPE_NEOX, rope = m->arch->rope != ROPE_NONE;
     float q_scale, kq_scale;
     attn_scales(m, &q_scale, &kq_scale);
     const fwd_run *r = run_of(j->runs, j->n_runs, t0);
@@ -321,11 +333,12 @@ static void tok_qkv(const tok_job *j, int t0, int t1) {
         if (t >= r->t0 + r->n) r++;
         const int pos = r->pos0 + t - r->t0;
         float *q = s->qkv + (size_t)t * stride, *k = q + s->n_q, *v = k + s->n_kv;
+        add_bias(q, l->bqkv, stride); /* fused: [q; k; v] like the row */
         add_bias(q, l->bq, s->n_q);
         add_bias(k, l->bk, s->n_kv);
         add_bias(v, l->bv, s->n_kv);
         float *cs = s->rope + (size_t)t * hp->n_rot;
-        if (j->rope_fresh) {
+        if (j->rope_fresh && rope) {
             kern_rope_cache(cs, hp->n_rot, (float)pos, l->rope_base, l->rope_scale,
                             s->rope_factors);
             /* ggml multiplies cos and sin by attn_factor after computing
@@ -335,37 +348,63 @@ static void tok_qkv(const tok_job *j, int t0, int t1) {
         }
         for (int h = 0; h < hp->n_head; h++) {
             if (l->q_norm) rms_norm(q + h * hd, q + h * hd, l->q_norm, hd, hp->rms_eps);
-            kern_rope_apply(q + h * hd, cs, hp->n_rot, neox);
+            if (rope) kern_rope_apply(q + h * hd, cs, hp->n_rot, neox);
         }
         if (q_scale != 1.0f)
             for (int i = 0; i < s->n_q; i++) q[i] *= q_scale;
         for (int h = 0; h < hp->n_head_kv; h++) {
             if (l->k_norm) rms_norm(k + h * hd, k + h * hd, l->k_norm, hd, hp->rms_eps);
-            kern_rope_apply(k + h * hd, cs, hp->n_rot, neox);
+            if (rope) kern_rope_apply(k + h * hd, cs, hp->n_rot, neox);
         }
         kv_store(r->s, j->il, pos, k, v);
     }
 }
 
-/* x += post_norm(y) for the sub-layer output y in xb, then xb = norm(x)
- * for what comes next (NULL: nothing). */
-static void residual_rows(const tok_job *j, int t0, int t1, const float *post_norm,
-                          const float *next_norm) {
+/* What a residual step does around x += y. */
+typedef struct residual_norms {
+    const float *post_norm;        /* RMSNorm of y first (gemma3), or NULL */
+    const float *bias;             /* y's bias (the sub-layer's output projection), or NULL */
+    const float *sum_norm, *sum_b; /* LayerNorm of the sum (an encoder's post-LN), or NULL */
+    const float *next_norm;        /* xb = RMSNorm(x) for what comes next, or NULL */
+} residual_norms;
+
+/* x += post_norm(y) + bias for the sub-layer output y in xb (an encoder:
+ * x = LayerNorm(x + y + bias)), then xb = next_norm(x) for what comes next
+ * (an encoder's next step reads x itself; a decoder's last step nothing). */
+static void residual_rows(const tok_job *j, int t0, int t1, const residual_norms *rn) {
     const model_hparams *hp = &j->s->model->hp;
+    const bool encoder = j->s->model->arch->encoder;
     for (int t = t0; t < t1; t++) {
         float *y = j->s->xb + (size_t)t * hp->n_embd, *x = j->s->x + (size_t)t * hp->n_embd;
-        if (post_norm) rms_norm(y, y, post_norm, hp->n_embd, hp->rms_eps);
+        if (rn->post_norm) rms_norm(y, y, rn->post_norm, hp->n_embd, hp->rms_eps);
+        add_bias(y, rn->bias, hp->n_embd);
         for (int i = 0; i < hp->n_embd; i++) x[i] += y[i];
-        if (next_norm) rms_norm(y, x, next_norm, hp->n_embd, hp->rms_eps);
+        if (rn->sum_norm) kern_layer_norm(x, x, rn->sum_norm, rn->sum_b, hp->n_embd, hp->rms_eps);
+        if (rn->next_norm)
+            rms_norm(y, x, rn->next_norm, hp->n_embd, hp->rms_eps);
+        else if (encoder)
+            memcpy(y, x, (size_t)hp->n_embd * sizeof *y);
     }
 }
 
 static void tok_attn_residual(const tok_job *j, int t0, int t1) {
-    residual_rows(j, t0, t1, j->l->post_attn_norm, j->l->ffn_norm);
+    const model_layer *l = j->l;
+    const residual_norms rn = {.post_norm = l->post_attn_norm,
+                               .bias = l->bo,
+                               .sum_norm = l->attn_out_norm,
+                               .sum_b = l->attn_out_norm_b,
+                               .next_norm = l->ffn_norm};
+    residual_rows(j, t0, t1, &rn);
 }
 
 static void tok_ffn_residual(const tok_job *j, int t0, int t1) {
-    residual_rows(j, t0, t1, j->l->post_ffn_norm, j->next ? j->next->attn_norm : NULL);
+    const model_layer *l = j->l;
+    const residual_norms rn = {.post_norm = l->post_ffn_norm,
+                               .bias = l->b_down,
+                               .sum_norm = l->out_norm,
+                               .sum_b = l->out_norm_b,
+                               .next_norm = j->next ? j->next->attn_norm : NULL};
+    residual_rows(j, t0, t1, &rn);
 }
 
 static void tok_ffn_act(const tok_job *j, int t0, int t1) {
@@ -373,9 +412,12 @@ static void tok_ffn_act(const tok_job *j, int t0, int t1) {
     const hearth_model *m = s->model;
     const int n_ff = m->hp.n_ff;
     for (int t = t0; t < t1; t++) {
-        const float *g = s->ffn + (size_t)t * 2 * n_ff;
+        float *g = s->ffn + (size_t)t * 2 * n_ff;
         float *h = s->hb + (size_t)t * n_ff;
-        if (m->arch->act == FFN_GELU)
+        if (m->arch->ffn_no_gate) { /* gelu(up x + b): times the ones, bit for bit ggml_gelu */
+            add_bias(g, j->l->b_up, n_ff);
+            kern_geglu(h, g, s->ones, n_ff);
+        } else if (m->arch->act == FFN_GELU)
             kern_geglu(h, g, g + n_ff, n_ff);
         else if (kern_exact())
             kern_swiglu(h, g, g + n_ff, n_ff);
@@ -406,6 +448,8 @@ static void feed_forward(tok_job *j) {
     const int n_ff = s->model->hp.n_ff, n = j->n;
     if (l->gate_up.data) {
         matmul(s, &l->gate_up, s->xb, n, s->ffn, 2 * n_ff);
+    } else if (!l->gate.data) { /* ungated: up alone, where the gate would be */
+        matmul(s, &l->up, s->xb, n, s->ffn, 2 * n_ff);
     } else {
         const model_weight *ws[2] = {&l->gate, &l->up};
         float *ys[2] = {s->ffn, s->ffn + n_ff};
@@ -413,6 +457,31 @@ static void feed_forward(tok_job *j) {
     }
     for_tokens(j, tok_ffn_act);
     matmul(s, &l->down, s->hb, n, s->xb, s->model->hp.n_embd);
+}
+
+/* An encoder's inputs: token type 0's row and, with learned positions,
+ * the row of each token's position added to its embedding (in llama.cpp's
+ * order: (token + type) + position), then LayerNorm. Rows t0..t1-1 of run r.
+ * The rows are converted into hb (free until the FFN). */
+static void encoder_inputs(hearth_session *s, const fwd_run *r) {
+    const hearth_model *m = s->model;
+    const int n_embd = m->hp.n_embd;
+    float *row = s->hb; /* [n_embd] */
+    for (int t = r->t0; t < r->t0 + r->n; t++) {
+        float *x = s->x + (size_t)t * n_embd;
+        if (m->type_embd.data) {
+            kern_get(m->type_embd.type)->to_float(m->type_embd.data, row, n_embd);
+            for (int i = 0; i < n_embd; i++) x[i] += row[i];
+        }
+        if (m->pos_embd.data) {
+            const size_t rb = kern_row_bytes(m->pos_embd.type, n_embd);
+            const int pos = r->pos0 + t - r->t0;
+            kern_get(m->pos_embd.type)
+                ->to_float((const uint8_t *)m->pos_embd.data + (size_t)pos * rb, row, n_embd);
+            for (int i = 0; i < n_embd; i++) x[i] += row[i];
+        }
+        kern_layer_norm(x, x, m->tok_norm, m->tok_norm_b, n_embd, m->hp.rms_eps);
+    }
 }
 
 static void embed(hearth_session *s, const int32_t *ids, int n) {
@@ -453,6 +522,8 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
     const hearth_model *m = s->model;
     const model_hparams *hp = &m->hp;
     embed(s, ids, n);
+    if (m->arch->encoder)
+        for (int i = 0; i < n_runs; i++) encoder_inputs(s, &runs[i]);
     tok_job tj = {.s = s, .l = &m->layers[0], .runs = runs, .n_runs = n_runs, .n = n};
     for_tokens(&tj, tok_attn_norm);
     for (int il = 0; il < hp->n_layer; il++) {
@@ -502,5 +573,9 @@ void forward_run_logits(hearth_session *s, const fwd_run *runs, int n_runs, floa
 
 void forward_hidden_row(hearth_session *s, int t, float *out) {
     const model_hparams *hp = &s->model->hp;
+    if (s->model->arch->encoder) { /* the last layer's LayerNorm was the final norm */
+        memcpy(out, s->x + (size_t)t * hp->n_embd, (size_t)hp->n_embd * sizeof *out);
+        return;
+    }
     rms_norm(out, s->x + (size_t)t * hp->n_embd, s->model->output_norm, hp->n_embd, hp->rms_eps);
 }

@@ -90,7 +90,10 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
     if (h.n_head < 1) return hr_fail(HEARTH_ERR_FORMAT, "model: attention.head_count is 0");
     if ((err = hp_int(&r, "attention.key_length", &h.head_dim, false, h.n_embd / h.n_head)) ||
         (err = hp_int(&r, "rope.dimension_count", &h.n_rot, false, h.head_dim)) ||
-        (err = hp_float(&r, "attention.layer_norm_rms_epsilon", &h.rms_eps, true, 0)) ||
+        (err = hp_float(&r,
+                        arch->encoder ? "attention.layer_norm_epsilon"
+                                      : "attention.layer_norm_rms_epsilon",
+                        &h.rms_eps, true, 0)) ||
         (err = hp_float(&r, "rope.freq_base", &h.rope_base, false, 10000.0f)) ||
         (err = hp_float(&r, "final_logit_softcapping", &h.final_softcap, false, 0.0f)))
         return err;
@@ -113,6 +116,17 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
             return hr_fail(HEARTH_ERR_FORMAT, "model: rope scaling factor must be positive");
         h.rope_scale = 1.0f / factor;
     }
+
+    /* An encoder attends both ways, a decoder causally; a file saying
+     * otherwise is a variant Hearth does not run. */
+    bool causal = !arch->encoder;
+    const gguf_kv *ckv = gguf_find(f, hp_key(&r, "attention.causal"));
+    if (ckv && !gguf_get_bool(f, r.key, &causal))
+        return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' is not a boolean", r.key);
+    if (causal == arch->encoder)
+        return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                       "model: %s attention is not supported for architecture '%s'",
+                       causal ? "causal" : "non-causal", arch->name);
 
     /* LongRoPE (phi3): which factors a session takes, and the magnitude
      * factor llama.cpp hands ggml_rope_ext as attn_factor whatever the

@@ -71,14 +71,35 @@ static hearth_err bind_layer(hearth_model *m, int il) {
     const int64_t n_q = (int64_t)hp->n_head * hp->head_dim,
                   n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
     hearth_err err;
-    if ((err = bind_vector(m, lname(&b, "attn_norm.weight"), hp->n_embd, true, &l->attn_norm)) ||
-        (err = bind_vector(m, lname(&b, "ffn_norm.weight"), hp->n_embd, true, &l->ffn_norm)) ||
-        (err = bind_matrix(m, lname(&b, "attn_output.weight"), n_q, hp->n_embd, true, &l->wo)) ||
+    if ((err = bind_matrix(m, lname(&b, "attn_output.weight"), n_q, hp->n_embd, true, &l->wo)) ||
         (err = bind_matrix(m, lname(&b, "ffn_down.weight"), hp->n_ff, hp->n_embd, true, &l->down)))
+        return err;
+    if (a->encoder) { /* post-LN: norms of the sums, with biases */
+        if ((err = bind_vector(m, lname(&b, "attn_output_norm.weight"), hp->n_embd, true,
+                               &l->attn_out_norm)) ||
+            (err = bind_vector(m, lname(&b, "attn_output_norm.bias"), hp->n_embd, true,
+                               &l->attn_out_norm_b)) ||
+            (err = bind_vector(m, lname(&b, "layer_output_norm.weight"), hp->n_embd, true,
+                               &l->out_norm)) ||
+            (err = bind_vector(m, lname(&b, "layer_output_norm.bias"), hp->n_embd, true,
+                               &l->out_norm_b)))
+            return err;
+    } else if ((err = bind_vector(m, lname(&b, "attn_norm.weight"), hp->n_embd, true,
+                                  &l->attn_norm)) ||
+               (err =
+                    bind_vector(m, lname(&b, "ffn_norm.weight"), hp->n_embd, true, &l->ffn_norm))) {
+        return err;
+    }
+    if (a->biases &&
+        ((err = bind_vector(m, lname(&b, "attn_output.bias"), hp->n_embd, false, &l->bo)) ||
+         (err = bind_vector(m, lname(&b, "ffn_up.bias"), hp->n_ff, false, &l->b_up)) ||
+         (err = bind_vector(m, lname(&b, "ffn_down.bias"), hp->n_embd, false, &l->b_down))))
         return err;
     if (a->fused_qkv) {
         err = bind_matrix(m, lname(&b, "attn_qkv.weight"), hp->n_embd, n_q + 2 * n_kv, true,
                           &l->wqkv);
+        /* llama.cpp adds it to the fused product whenever a file has it */
+        if (!err) err = bind_vector(m, lname(&b, "attn_qkv.bias"), n_q + 2 * n_kv, false, &l->bqkv);
     } else if (!(err = bind_matrix(m, lname(&b, "attn_q.weight"), hp->n_embd, n_q, true, &l->wq)) &&
                !(err =
                      bind_matrix(m, lname(&b, "attn_k.weight"), hp->n_embd, n_kv, true, &l->wk)) &&
@@ -89,7 +110,9 @@ static hearth_err bind_layer(hearth_model *m, int il) {
         err = bind_vector(m, lname(&b, "attn_v.bias"), n_kv, false, &l->bv);
     }
     if (err) return err;
-    if (a->fused_gate_up) {
+    if (a->ffn_no_gate) {
+        err = bind_matrix(m, lname(&b, "ffn_up.weight"), hp->n_embd, hp->n_ff, true, &l->up);
+    } else if (a->fused_gate_up) {
         err = bind_matrix(m, lname(&b, "ffn_up.weight"), hp->n_embd, 2 * (int64_t)hp->n_ff, true,
                           &l->gate_up);
     } else if (!(err = bind_matrix(m, lname(&b, "ffn_gate.weight"), hp->n_embd, hp->n_ff, true,
@@ -128,6 +151,36 @@ static hearth_err check_all_bound(const hearth_model *m) {
     return HEARTH_OK;
 }
 
+/* A decoder's final norm and output layer (token_embd when tied). */
+static hearth_err bind_output(hearth_model *m) {
+    const model_hparams *hp = &m->hp;
+    hearth_err err;
+    if ((err = bind_vector(m, "output_norm.weight", hp->n_embd, true, &m->output_norm)) ||
+        (err = bind_matrix(m, "output.weight", hp->n_embd, hp->n_vocab, false, &m->output)))
+        return err;
+    if (!m->output.data) m->output = m->tok_embd; /* tied */
+    return HEARTH_OK;
+}
+
+/* An encoder's input side: token type rows, learned positions (one per
+ * position of the training context), the embedding LayerNorm. */
+static hearth_err bind_encoder_inputs(hearth_model *m) {
+    const model_hparams *hp = &m->hp;
+    const gguf_tensor *types = gguf_find_tensor(m->gguf, "token_types.weight");
+    hearth_err err = HEARTH_OK;
+    if (types && (types->n_dims != 2 || types->ne[1] < 1 || types->ne[1] > 1024))
+        return hr_fail(HEARTH_ERR_FORMAT, "model: token_types.weight must be a matrix of 1 to "
+                                          "1024 rows");
+    if (types)
+        err = bind_matrix(m, "token_types.weight", hp->n_embd, types->ne[1], true, &m->type_embd);
+    if (!err && m->arch->learned_pos)
+        err =
+            bind_matrix(m, "position_embd.weight", hp->n_embd, hp->n_ctx_train, true, &m->pos_embd);
+    if (!err) err = bind_vector(m, "token_embd_norm.weight", hp->n_embd, true, &m->tok_norm);
+    if (!err) err = bind_vector(m, "token_embd_norm.bias", hp->n_embd, true, &m->tok_norm_b);
+    return err;
+}
+
 static hearth_err bind_all(hearth_model *m) {
     model_hparams *hp = &m->hp;
     const gguf_tensor *embd = gguf_find_tensor(m->gguf, "token_embd.weight");
@@ -138,13 +191,11 @@ static hearth_err bind_all(hearth_model *m) {
     hp->n_vocab = (int)embd->ne[1];
     hearth_err err;
     if ((err = bind_matrix(m, "token_embd.weight", hp->n_embd, hp->n_vocab, true, &m->tok_embd)) ||
-        (err = bind_vector(m, "output_norm.weight", hp->n_embd, true, &m->output_norm)) ||
-        (err = bind_matrix(m, "output.weight", hp->n_embd, hp->n_vocab, false, &m->output)) ||
+        (err = m->arch->encoder ? bind_encoder_inputs(m) : bind_output(m)) ||
         (err = bind_vector(m, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)) ||
         (err = bind_vector(m, "rope_factors_long.weight", hp->n_rot / 2, false, &m->rope_long)) ||
         (err = bind_vector(m, "rope_factors_short.weight", hp->n_rot / 2, false, &m->rope_short)))
         return err;
-    if (!m->output.data) m->output = m->tok_embd; /* tied */
     m->layers = hr_calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) return HEARTH_ERR_NOMEM;
     for (int il = 0; il < hp->n_layer; il++)
@@ -177,7 +228,7 @@ hearth_err model_open(const char *path, int n_threads, hearth_model **out) {
     if (!err && !(m->arch = arch_find(arch.ptr, arch.len)))
         err = hr_fail(HEARTH_ERR_UNSUPPORTED,
                       "model: architecture '%.*s' is not supported "
-                      "(Hearth runs llama, qwen2, qwen3, gemma3, phi3)",
+                      "(Hearth runs llama, qwen2, qwen3, gemma3, phi3, bert, nomic-bert)",
                       (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
     if (!err) err = model_load_hparams(m->gguf, m->arch, &m->hp);
     if (!err) err = model_bind_tensors(m);
@@ -205,3 +256,4 @@ int hearth_model_n_ctx_train(const hearth_model *m) { return m->hp.n_ctx_train; 
 int hearth_model_n_embd(const hearth_model *m) { return m->hp.n_embd; }
 const char *hearth_model_arch(const hearth_model *m) { return m->arch->name; }
 int hearth_model_n_loras(const hearth_model *m) { return m->n_loras; }
+bool model_is_encoder(const hearth_model *m) { return m->arch->encoder; }

@@ -13,7 +13,8 @@
 
 typedef enum rope_mode {
     ROPE_NORM, /* rotate adjacent pairs (x[2i], x[2i+1]): llama */
-    ROPE_NEOX  /* rotate x[i] with x[i + n_rot/2]: qwen, gemma, phi */
+    ROPE_NEOX, /* rotate x[i] with x[i + n_rot/2]: qwen, gemma, phi, nomic-bert */
+    ROPE_NONE  /* no rotation: learned absolute positions instead (bert) */
 } rope_mode;
 
 typedef enum ffn_act { FFN_SILU, FFN_GELU } ffn_act;
@@ -29,6 +30,16 @@ typedef struct arch_desc {
     bool scale_embd;    /* input embeddings times sqrt(n_embd) (gemma3) */
     bool swa;           /* sliding-window layers by pattern (gemma3) */
     bool scale_q;       /* 1/sqrt(head_dim) multiplies Q after RoPE, not the scores (gemma3) */
+    /* Encoders (bert, nomic-bert): embeddings only, no output layer. Every
+     * token of a text attends to every other (non-causal), so a text runs in
+     * one pass; LayerNorms with bias come after each residual addition
+     * (post-LN: x = norm(x + attn(x)), x = norm(x + ffn(x))) and after the
+     * input embeddings (token_embd_norm), which add token type 0's row
+     * (token_types) and, for learned positions, position_embd's row. */
+    bool encoder;
+    bool learned_pos; /* position_embd.weight [n_ctx_train][n_embd] (bert) */
+    bool ffn_no_gate; /* act(up x + b) without a gate (bert's GELU FFN) */
+    bool biases;      /* optional biases on attn_output, ffn_up, ffn_down (bert) */
 } arch_desc;
 
 /* The description of architecture `name`, or NULL if Hearth has none. */
@@ -37,7 +48,7 @@ const arch_desc *arch_find(const char *name, size_t len);
 typedef struct model_hparams {
     int n_vocab, n_ctx_train, n_embd, n_layer, n_ff;
     int n_head, n_head_kv, head_dim, n_rot;
-    float rms_eps;
+    float rms_eps; /* also LayerNorm's epsilon (attention.layer_norm_epsilon) for encoders */
     float rope_base, rope_base_swa, rope_scale; /* rope_scale multiplies positions */
     int n_ctx_orig;         /* rope.scaling.original_context_length (n_ctx_train when absent): a
                                session longer than this takes the long LongRoPE factors */
@@ -78,15 +89,18 @@ typedef struct model_lora {
 } model_lora;
 
 typedef struct model_layer {
-    const float *attn_norm;               /* [n_embd] */
-    model_weight wq, wk, wv, wqkv, wo;    /* wqkv when fused */
-    const float *bq, *bk, *bv;            /* optional biases */
-    const float *q_norm, *k_norm;         /* [head_dim] */
-    const float *post_attn_norm;          /* [n_embd] */
-    const float *ffn_norm;                /* [n_embd] */
-    model_weight gate, up, gate_up, down; /* gate_up when fused */
-    const float *post_ffn_norm;           /* [n_embd] */
-    bool swa;                             /* sliding-window attention layer */
+    const float *attn_norm;                       /* [n_embd] */
+    model_weight wq, wk, wv, wqkv, wo;            /* wqkv when fused */
+    const float *bq, *bk, *bv, *bqkv;             /* optional biases (bqkv: [q; k; v] when fused) */
+    const float *bo, *b_up, *b_down;              /* optional biases (arch->biases) */
+    const float *attn_out_norm, *attn_out_norm_b; /* encoders: LayerNorm of x + attention */
+    const float *out_norm, *out_norm_b;           /* encoders: LayerNorm of x + ffn */
+    const float *q_norm, *k_norm;                 /* [head_dim] */
+    const float *post_attn_norm;                  /* [n_embd] */
+    const float *ffn_norm;                        /* [n_embd] */
+    model_weight gate, up, gate_up, down;         /* gate_up when fused */
+    const float *post_ffn_norm;                   /* [n_embd] */
+    bool swa;                                     /* sliding-window attention layer */
     float rope_base, rope_scale;
 } model_layer;
 
@@ -95,11 +109,14 @@ struct hearth_model {
     const arch_desc *arch;
     model_hparams hp;
     model_weight tok_embd, output; /* output == tok_embd when tied */
-    const float *output_norm;      /* [n_embd] */
-    const float *rope_freqs;       /* [n_rot/2] or NULL: frequency divisors for every session */
-    const float *rope_long;        /* [n_rot/2] or NULL: LongRoPE's (phi3), when rope_freqs is */
-    const float *rope_short;       /*   absent, for sessions longer / not longer than n_ctx_orig */
-    model_layer *layers;           /* [n_layer] */
+    const float *output_norm;      /* [n_embd]; NULL for an encoder (no output layer) */
+    model_weight pos_embd;         /* encoders with learned positions: [n_ctx_train][n_embd] */
+    model_weight type_embd;        /* encoders: token_types [n_types][n_embd]; row 0 is added */
+    const float *tok_norm, *tok_norm_b; /* encoders: LayerNorm of the input embeddings */
+    const float *rope_freqs; /* [n_rot/2] or NULL: frequency divisors for every session */
+    const float *rope_long;  /* [n_rot/2] or NULL: LongRoPE's (phi3), when rope_freqs is */
+    const float *rope_short; /*   absent, for sessions longer / not longer than n_ctx_orig */
+    model_layer *layers;     /* [n_layer] */
     hr_pool *pool;
     void *vocab;       /* the engine's tokenizer; the model never reads it */
     model_lora *loras; /* [n_loras] adapters, in the order they were added */
@@ -135,6 +152,9 @@ hearth_err model_session_keep_rows(hearth_session *s, int k);
 const float *model_session_row(const hearth_session *s, int i);
 /* Most tokens one forward pass of the session takes (hearth_decode_multi). */
 int model_session_n_batch(const hearth_session *s);
+
+/* Whether m is an encoder (arch_desc.encoder): embeddings only. */
+bool model_is_encoder(const hearth_model *m);
 
 /* Reads the hyper-parameters of `arch` from the file's metadata. */
 hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_hparams *hp);

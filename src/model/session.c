@@ -66,12 +66,32 @@ static float *alloc_f32(size_t n, uint64_t *total, hearth_err *err) {
     return p;
 }
 
+/* An encoder has no output layer and keeps no cache: it embeds
+ * (hearth_embed), it does not decode. */
+static hearth_err encoder_refuses(const hearth_model *m, const char *what) {
+    return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                   "%s: '%s' is an embedding model (an encoder without an output layer): it "
+                   "computes embeddings (hearth embed, /v1/embeddings), not text or logits",
+                   what, m->arch->name);
+}
+
 hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *params,
                               hearth_session **out) {
     hearth_session_params p = params ? *params : hearth_session_default_params();
     const model_hparams *hp = &m->hp;
     if (p.n_ctx <= 0) p.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
     if (p.n_batch <= 0) p.n_batch = 512;
+    if (m->arch->encoder) {
+        /* A text's tokens all see each other: one pass takes a whole text.
+         * K and V are the layer's activations, in F32 as llama.cpp keeps
+         * them without a cache. */
+        p.n_batch = p.n_ctx;
+        p.kv_type = HEARTH_KV_F32;
+        if (m->arch->learned_pos && p.n_ctx > hp->n_ctx_train)
+            return hr_fail(HEARTH_ERR_INVALID_ARG,
+                           "session: %s has learned positions for %d tokens, not a context of %d",
+                           m->arch->name, hp->n_ctx_train, p.n_ctx);
+    }
     if (p.n_batch > p.n_ctx) p.n_batch = p.n_ctx;
     if (p.n_seq_max <= 0) p.n_seq_max = 1;
     if (p.n_seq_max > p.n_batch) p.n_seq_max = p.n_batch;
@@ -110,6 +130,8 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     s->hb = alloc_f32(nb * (size_t)hp->n_ff, &s->buffer_bytes, &err);
     s->rope = alloc_f32(nb * (size_t)hp->n_rot, &s->buffer_bytes, &err);
     s->logits = alloc_f32((size_t)hp->n_vocab, &s->buffer_bytes, &err);
+    if (m->arch->ffn_no_gate && (s->ones = alloc_f32((size_t)hp->n_ff, &s->buffer_bytes, &err)))
+        for (int i = 0; i < hp->n_ff; i++) s->ones[i] = 1.0f;
     if (p.n_seq_max > 1)
         s->out_rows = alloc_f32((size_t)p.n_seq_max * (size_t)hp->n_vocab, &s->buffer_bytes, &err);
     if (!err && !(s->runs = hr_calloc(nb, sizeof *s->runs))) err = HEARTH_ERR_NOMEM;
@@ -118,7 +140,9 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     /* K and V: [n_layer][n_head_kv][n_ctx_pad] positions of kv_row_bytes
      * each (K in transposed tiles, session.h); never read before written. */
     s->n_ctx_pad = (p.n_ctx + KERN_KV_TILE - 1) / KERN_KV_TILE * KERN_KV_TILE;
-    const size_t kv_rows = (size_t)hp->n_layer * (size_t)hp->n_head_kv * (size_t)s->n_ctx_pad;
+    s->kv_one_layer = m->arch->encoder;
+    const size_t kv_rows =
+        (size_t)(s->kv_one_layer ? 1 : hp->n_layer) * (size_t)hp->n_head_kv * (size_t)s->n_ctx_pad;
     /* Mapped pages, not zeroed heap: resident only as positions are written. */
     uint64_t kv_one;
     if (!err && (!hr_mul_ok(kv_rows, s->kv_row_bytes, &kv_one) || kv_one > SIZE_MAX / 4))
@@ -155,6 +179,7 @@ void hearth_session_free(hearth_session *s) {
     free(s->attn_work);
     free(s->rope);
     free(s->logits);
+    free(s->ones);
     free(s->out_rows);
     free(s->rows);
     free(s->runs);
@@ -214,6 +239,7 @@ hearth_err hearth_session_copy(hearth_session *dst, const hearth_session *src, i
         return hr_fail(HEARTH_ERR_INVALID_ARG,
                        "session_copy: cannot copy %d positions of a session at position %d", n,
                        src->pos);
+    if (model_is_encoder(src->model)) return encoder_refuses(src->model, "session_copy");
     if (dst == src) return hearth_session_truncate(dst, n);
     if (dst->model != src->model || dst->kv_type != src->kv_type)
         return hr_fail(HEARTH_ERR_INVALID_ARG,
@@ -260,6 +286,7 @@ void session_kv_view(const hearth_session *s, int kv0, hearth_session *view) {
 hearth_err hearth_decode(hearth_session *s, const int32_t *ids, int n, float *logits,
                          bool all_logits) {
     const int n_vocab = s->model->hp.n_vocab;
+    if (model_is_encoder(s->model)) return encoder_refuses(s->model, "decode");
     if (n <= 0) return hr_fail(HEARTH_ERR_INVALID_ARG, "decode: no tokens");
     if (n > s->n_ctx - s->pos)
         return hr_fail(HEARTH_ERR_CONTEXT_FULL,
@@ -339,6 +366,7 @@ hearth_err hearth_decode_multi(hearth_session *const *sessions, const int32_t *i
                                float *logits) {
     if (n <= 0) return hr_fail(HEARTH_ERR_INVALID_ARG, "decode_multi: no tokens");
     hearth_session *b = sessions[0]; /* its buffers hold the batch */
+    if (model_is_encoder(b->model)) return encoder_refuses(b->model, "decode_multi");
     if (n > b->n_batch)
         return hr_fail(HEARTH_ERR_INVALID_ARG,
                        "decode_multi: %d tokens exceed the first session's batch of %d", n,

@@ -23,14 +23,16 @@ struct hearth_session {
     const float *rope_factors; /* [n_rot/2] or NULL: model_rope_factors for n_ctx */
     float rope_mscale;         /* hp.rope_attn_factor: multiplies RoPE's cos and sin */
     kern_type kv_type;         /* KERN_F32, KERN_F16 or KERN_Q8_0 */
-    size_t kv_row_bytes;       /* one position of one kv head in K (or V): kern_kv_row_bytes */
-    float *x;                  /* [n_batch][n_embd] residual stream */
-    float *xb;                 /* [n_batch][n_embd] normalised input / sub-layer output */
-    float *qkv;                /* [n_batch][n_q + 2 n_kv] */
-    float *att;                /* [n_batch][n_q] attention output */
-    float *ffn;                /* [n_batch][2 n_ff] gate, up */
-    float *hb;                 /* [n_batch][n_ff] activation(gate) * up */
-    float *attn_work;          /* [n_threads][attn_work_floats] kern_attn_tile's work space */
+    bool kv_one_layer;   /* encoders: K and V of the layer being computed only (no cache to keep) */
+    float *ones;         /* encoders with an ungated FFN: [n_ff] ones (kern_geglu's u) */
+    size_t kv_row_bytes; /* one position of one kv head in K (or V): kern_kv_row_bytes */
+    float *x;            /* [n_batch][n_embd] residual stream */
+    float *xb;           /* [n_batch][n_embd] normalised input / sub-layer output */
+    float *qkv;          /* [n_batch][n_q + 2 n_kv] */
+    float *att;          /* [n_batch][n_q] attention output */
+    float *ffn;          /* [n_batch][2 n_ff] gate, up */
+    float *hb;           /* [n_batch][n_ff] activation(gate) * up */
+    float *attn_work;    /* [n_threads][attn_work_floats] kern_attn_tile's work space */
     size_t attn_work_floats;
     float *rope;   /* [n_batch][n_rot] cos/sin pairs of the current layer */
     float *logits; /* [n_vocab] of the last evaluated token */

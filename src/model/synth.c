@@ -142,6 +142,70 @@ static hearth_err add_vocab(synth_ctx *c, int *n_vocab_out) {
     return HEARTH_OK;
 }
 
+/* A WordPiece vocabulary laid out as BERT's and written as llama.cpp's
+ * converter writes it: [PAD] 0, [unused*], [UNK] 100, [CLS] 101, [SEP]
+ * 102, [MASK] 103, then pieces that start a word with "\u2581" and
+ * continuations ("##" in BERT's files) bare: letters and punctuation both
+ * ways, words, suffixes. */
+static hearth_err add_vocab_wpm(synth_ctx *c, int *n_vocab_out) {
+    static const char *const words[] = {
+        "▁the",   "▁an",     "▁and",    "▁to",     "▁of",    "▁is",       "▁in",    "▁it",
+        "▁was",   "▁he",     "▁she",    "▁you",    "▁that",  "▁for",      "▁on",    "▁with",
+        "▁as",    "▁be",     "▁at",     "▁by",     "▁we",    "▁they",     "▁once",  "▁upon",
+        "▁time",  "▁there",  "▁little", "▁girl",   "▁named", "▁lily",     "▁day",   "▁big",
+        "▁happy", "▁friend", "▁play",   "▁said",   "▁had",   "▁very",     "▁her",   "▁saw",
+        "▁went",  "▁hello",  "▁world",  "▁local",  "▁model", "▁hearth",   "▁fire",  "▁warm",
+        "▁home",  "▁search", "▁text",   "▁vector", "▁query", "▁document", "▁embed", "es",
+        "ed",     "ing",     "ly",      "er",      "th",     "he",        "in",     "an",
+    };
+    static const char chars[] = "abcdefghijklmnopqrstuvwxyz.,!?'\"-:;()0123456789";
+    const int n_words = (int)(sizeof words / sizeof words[0]), n_chars = (int)(sizeof chars - 1);
+    const int n_vocab = 104 + 2 * n_chars + n_words;
+    const char **tokens = keep(c, (size_t)n_vocab * sizeof *tokens);
+    char *names = keep(c, 104 * 16 + (size_t)n_chars * 8);
+    int32_t *types = keep(c, (size_t)n_vocab * sizeof *types);
+    if (!tokens || !names || !types) return hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
+    static const char *const special[] = {"[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+    for (int i = 0; i < 104; i++) {
+        char *nm = names + 16 * i;
+        if (i == 0)
+            snprintf(nm, 16, "[PAD]");
+        else if (i < 100)
+            snprintf(nm, 16, "[unused%d]", i - 1);
+        else
+            snprintf(nm, 16, "%s", special[i - 100]);
+        tokens[i] = nm;
+        types[i] = i == 0 || i >= 100 ? 3 : 1; /* control */
+    }
+    for (int i = 0; i < n_chars; i++) {
+        char *start = names + 104 * 16 + 8 * i, *cont = start + 5;
+        snprintf(start, 5, "\u2581%c", chars[i]);
+        snprintf(cont, 3, "%c", chars[i]);
+        tokens[104 + 2 * i] = start;
+        tokens[104 + 2 * i + 1] = cont;
+        types[104 + 2 * i] = types[104 + 2 * i + 1] = 1;
+    }
+    for (int i = 0; i < n_words; i++) {
+        tokens[104 + 2 * n_chars + i] = words[i];
+        types[104 + 2 * n_chars + i] = 1;
+    }
+    hearth_err err;
+    if ((err = gguf_writer_set_str(c->w, "tokenizer.ggml.model", "bert")) ||
+        (err = gguf_writer_set_str(c->w, "tokenizer.ggml.pre", "bert-bge")) ||
+        (err = gguf_writer_set_arr_str(c->w, "tokenizer.ggml.tokens", tokens, (uint64_t)n_vocab)) ||
+        (err = gguf_writer_set_arr(c->w, "tokenizer.ggml.token_type", GGUF_I32, types,
+                                   (uint64_t)n_vocab)) ||
+        (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.token_type_count", 2)) ||
+        (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.unknown_token_id", 100)) ||
+        (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.seperator_token_id", 102)) ||
+        (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.padding_token_id", 0)) ||
+        (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.cls_token_id", 101)) ||
+        (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.mask_token_id", 103)))
+        return err;
+    *n_vocab_out = n_vocab;
+    return HEARTH_OK;
+}
+
 static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_desc *a) {
     char key[128];
     hearth_err err = HEARTH_OK;
@@ -164,7 +228,16 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
     SET_U32("attention.key_length", p->head_dim);
     SET_U32("attention.value_length", p->head_dim);
     SET_U32("rope.dimension_count", p->n_rot > 0 ? p->n_rot : p->head_dim);
-    SET_F32("attention.layer_norm_rms_epsilon", 1e-5f);
+    if (a->encoder) {
+        SET_F32("attention.layer_norm_epsilon", 1e-12f);
+        SET_U32("pooling_type", p->pooling > 0 ? p->pooling : 1);
+        if (!err) {
+            snprintf(key, sizeof key, "%s.attention.causal", p->arch);
+            err = gguf_writer_set_bool(c->w, key, false);
+        }
+    } else {
+        SET_F32("attention.layer_norm_rms_epsilon", 1e-5f);
+    }
     SET_F32("rope.freq_base", 10000.0f);
     if (p->rope_orig_ctx > 0) {
         SET_U32("rope.scaling.original_context_length", p->rope_orig_ctx);
@@ -203,7 +276,7 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
         snprintf(n, sizeof n, "blk.%d.%s", il, suffix);                                            \
         err = add_tensor(c, n, p->type, cols, rows, mean, std);                                    \
     }
-    T("attn_norm.weight", d, 1, 1.0f, 0.05f);
+    if (!a->encoder) T("attn_norm.weight", d, 1, 1.0f, 0.05f);
     const bool gain = p->q_gain != 0.0f && p->q_gain != 1.0f;
     c->gain = p->q_gain;
     c->gain_rows = gain ? nq : 0;
@@ -214,7 +287,7 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
         T("attn_k.weight", d, nkv, 0.0f, sd);
         T("attn_v.weight", d, nkv, 0.0f, sd);
     }
-    if (!strcmp(p->arch, "qwen2")) {
+    if (!strcmp(p->arch, "qwen2") || a->biases) {
         T("attn_q.bias", nq, 1, 0.0f, 0.1f);
         T("attn_k.bias", nkv, 1, 0.0f, 0.1f);
         T("attn_v.bias", nkv, 1, 0.0f, 0.1f);
@@ -224,18 +297,31 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
         T("attn_k_norm.weight", p->head_dim, 1, 1.0f, 0.05f);
     }
     T("attn_output.weight", nq, d, 0.0f, sq);
+    if (a->biases) T("attn_output.bias", d, 1, 0.0f, 0.1f);
+    if (a->encoder) {
+        T("attn_output_norm.weight", d, 1, 1.0f, 0.05f);
+        T("attn_output_norm.bias", d, 1, 0.0f, 0.05f);
+        T("layer_output_norm.weight", d, 1, 1.0f, 0.05f);
+        T("layer_output_norm.bias", d, 1, 0.0f, 0.05f);
+    }
     if (a->post_norms) {
         T("post_attention_norm.weight", d, 1, 1.0f, 0.05f);
         T("post_ffw_norm.weight", d, 1, 1.0f, 0.05f);
     }
-    T("ffn_norm.weight", d, 1, 1.0f, 0.05f);
-    if (a->fused_gate_up) {
+    if (!a->encoder) T("ffn_norm.weight", d, 1, 1.0f, 0.05f);
+    if (a->ffn_no_gate) {
+        T("ffn_up.weight", d, p->n_ff, 0.0f, sd);
+    } else if (a->fused_gate_up) {
         T("ffn_up.weight", d, 2 * (int64_t)p->n_ff, 0.0f, sd);
     } else {
         T("ffn_gate.weight", d, p->n_ff, 0.0f, sd);
         T("ffn_up.weight", d, p->n_ff, 0.0f, sd);
     }
     T("ffn_down.weight", p->n_ff, d, 0.0f, sf);
+    if (a->biases) {
+        T("ffn_up.bias", p->n_ff, 1, 0.0f, 0.1f);
+        T("ffn_down.bias", d, 1, 0.0f, 0.1f);
+    }
 #undef T
     return err;
 }
@@ -284,12 +370,21 @@ hearth_err synth_write(const char *path, const synth_params *p) {
     hearth_err err = gguf_writer_new(&c.w);
     int n_vocab = 0;
     if (!err) err = add_hparams(&c, p, a);
-    if (!err) err = add_vocab(&c, &n_vocab);
+    if (!err) err = a->encoder ? add_vocab_wpm(&c, &n_vocab) : add_vocab(&c, &n_vocab);
     const float se = 2.0f / sqrtf((float)p->n_embd);
     if (!err) err = add_tensor(&c, "token_embd.weight", p->type, p->n_embd, n_vocab, 0.0f, se);
-    if (!err) err = add_tensor(&c, "output_norm.weight", KERN_F32, p->n_embd, 1, 1.0f, 0.05f);
-    if (!err && !p->tied)
-        err = add_tensor(&c, "output.weight", p->type, p->n_embd, n_vocab, 0.0f, se);
+    if (!err && a->encoder) { /* token types, positions, the embedding LayerNorm */
+        err = add_tensor_as(&c, "token_types.weight", KERN_F32, p->n_embd, 2, 0.0f, se, true);
+        if (!err && a->learned_pos)
+            err = add_tensor(&c, "position_embd.weight", p->type, p->n_embd, p->n_ctx, 0.0f, se);
+        if (!err)
+            err = add_tensor(&c, "token_embd_norm.weight", KERN_F32, p->n_embd, 1, 1.0f, 0.05f);
+        if (!err) err = add_tensor(&c, "token_embd_norm.bias", KERN_F32, p->n_embd, 1, 0.0f, 0.05f);
+    } else {
+        if (!err) err = add_tensor(&c, "output_norm.weight", KERN_F32, p->n_embd, 1, 1.0f, 0.05f);
+        if (!err && !p->tied)
+            err = add_tensor(&c, "output.weight", p->type, p->n_embd, n_vocab, 0.0f, se);
+    }
     for (int il = 0; il < p->n_layer && !err; il++) err = add_layer(&c, p, a, il);
     if (!err) err = add_rope_factors(&c, p);
     if (!err && p->extra_tensor) err = add_tensor(&c, p->extra_tensor, KERN_F32, 8, 1, 0.0f, 1.0f);

@@ -2,7 +2,9 @@
  * synth.h - writes small models with random weights through the GGUF writer:
  * the demo model of `hearth synth` and the fixtures of tests that must run
  * without ../shared. Real shapes and metadata for each architecture, a
- * SentencePiece-style vocabulary of byte tokens plus common English pieces.
+ * SentencePiece-style vocabulary of byte tokens plus common English pieces
+ * (encoders: a WordPiece vocabulary of BERT's special tokens, letters,
+ * words and "##" continuations).
  */
 #ifndef HEARTH_SYNTH_H
 #define HEARTH_SYNTH_H
@@ -21,7 +23,7 @@ typedef enum synth_rope_factors {
 } synth_rope_factors;
 
 typedef struct synth_params {
-    const char *arch; /* "llama", "qwen2", "qwen3", "gemma3", "phi3" */
+    const char *arch; /* "llama", "qwen2", "qwen3", "gemma3", "phi3", "bert", "nomic-bert" */
     kern_type type;   /* type of the 2-D weights: F32, F16, Q8_0, Q4_0, Q4_K, Q6_K, ... */
     int n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx;
     bool tied; /* no output.weight: token_embd serves both */
@@ -34,6 +36,7 @@ typedef struct synth_params {
                                    sqrt(1 + ln(n_ctx / orig) / ln(orig)) (1 when n_ctx <= orig) */
     float q_gain;               /* != 0 and != 1: the Q rows of the attention weights times it */
     const char *extra_tensor;   /* non-NULL: also a small F32 tensor of this name (tests) */
+    int pooling;                /* encoders' pooling_type (1 mean, 2 cls); 0: mean */
 } synth_params;
 
 synth_params synth_default_params(void);
