@@ -461,7 +461,7 @@ static void feed_forward(tok_job *j) {
 
 /* An encoder's inputs: token type 0's row and, with learned positions,
  * the row of each token's position added to its embedding (in llama.cpp's
- * order: (token + type) + position), then LayerNorm. Rows t0..t1-1 of run r.
+ * order: (token + type) + position), then LayerNorm, for the rows of run r.
  * The rows are converted into hb (free until the FFN). */
 static void encoder_inputs(hearth_session *s, const fwd_run *r) {
     const hearth_model *m = s->model;
