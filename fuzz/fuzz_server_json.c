@@ -20,6 +20,40 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The content as a reasoning model's reply, split whole and in pieces of
+ * 1 and 3 bytes, opened by the prompt or not: the same parts each way, and
+ * never more bytes than went in. */
+static void think_split(const char *s, size_t n, bool open, size_t piece, char *r, char *c,
+                        size_t *nr, size_t *nc) {
+    srv_think t;
+    srv_think_init(&t, open);
+    srv_think_out o = {.reason = r, .content = c};
+    for (size_t i = 0; i < n; i += piece)
+        srv_think_feed(&t, s + i, n - i < piece ? n - i : piece, &o);
+    srv_think_finish(&t, &o);
+    if (o.n_reason + o.n_content > n) abort();
+    *nr = o.n_reason;
+    *nc = o.n_content;
+}
+
+static void think_check(const char *s, size_t n) {
+    char *buf = malloc(6 * (n + SRV_THINK_HOLD));
+    if (!buf) return;
+    for (int open = 0; open < 2; open++) {
+        size_t nr[3], nc[3];
+        static const size_t pieces[3] = {0, 1, 3}; /* 0: all at once */
+        for (int k = 0; k < 3; k++) {
+            char *r = buf + (size_t)k * 2 * (n + SRV_THINK_HOLD), *c = r + n + SRV_THINK_HOLD;
+            const size_t piece = pieces[k] ? pieces[k] : n ? n : 1;
+            think_split(s, n, open, piece, r, c, &nr[k], &nc[k]);
+            if (k && (nr[k] != nr[0] || nc[k] != nc[0] || memcmp(r, buf, nr[0]) ||
+                      memcmp(c, buf + n + SRV_THINK_HOLD, nc[0])))
+                abort();
+        }
+    }
+    free(buf);
+}
+
 static void render_all(const srv_request *r) {
     if (r->n_messages <= 0) return;
     tok_chat_msg *m = calloc((size_t)r->n_messages, sizeof *m);
@@ -42,6 +76,7 @@ static void render_all(const srv_request *r) {
             calls[k] = (tok_chat_tool_call){r->messages[i].tool_calls[c].id,
                                             r->messages[i].tool_calls[c].name,
                                             r->messages[i].tool_calls[c].arguments};
+        think_check(r->messages[i].content, r->messages[i].content_len);
         srv_tool_reply t; /* the content as a model's reply */
         if (r->kind == SRV_CHAT &&
             srv_tools_parse(r, r->messages[i].content, r->messages[i].content_len, true, &t)) {
@@ -63,7 +98,8 @@ static void render_all(const srv_request *r) {
                            .add_generation_prompt = true,
                            .now = 1,
                            .tools = r->tools,
-                           .msg_tools = mt};
+                           .msg_tools = mt,
+                           .no_thinking = r->think == 0};
         char *out = NULL;
         size_t len = 0;
         if (tok_chat_render(&t, m, (size_t)r->n_messages, &o, &out, &len) == HEARTH_OK) {
