@@ -310,6 +310,7 @@ static void test_confidence(void) {
  * log-probabilities it is told, in two pieces when streaming. */
 typedef struct fake_local {
     float logprob;
+    bool no_answer; /* cut by max_tokens before any answer (all of it thinking) */
     int fail_status;
     int calls;
     int prompt_tokens, completion_tokens;
@@ -325,8 +326,10 @@ static void local_model(void *ctx, const gw_chat *req, gw_text_cb cb, void *user
         snprintf(out->error, sizeof out->error, "the prompt is too long");
         return;
     }
-    char text[512];
-    snprintf(text, sizeof text, "local answer to: %s", req->messages[req->n_messages - 1].content);
+    char text[512] = "";
+    if (!fl->no_answer)
+        snprintf(text, sizeof text, "local answer to: %s",
+                 req->messages[req->n_messages - 1].content);
     const size_t n = strlen(text), half = n / 2;
     if (cb && cb(text, half, user)) cb(text + half, n - half, user);
     out->ok = true;
@@ -334,10 +337,10 @@ static void local_model(void *ctx, const gw_chat *req, gw_text_cb cb, void *user
     out->text_len = n;
     out->prompt_tokens = fl->prompt_tokens = 40;
     out->completion_tokens = fl->completion_tokens = 8;
-    out->n_logprobs = 8;
+    out->n_logprobs = fl->no_answer ? 0 : 8; /* a reasoning block's tokens are not counted */
     out->logprobs = malloc(8 * sizeof(float));
     for (int i = 0; i < 8; i++) out->logprobs[i] = fl->logprob;
-    snprintf(out->finish_reason, sizeof out->finish_reason, "stop");
+    snprintf(out->finish_reason, sizeof out->finish_reason, fl->no_answer ? "length" : "stop");
 }
 
 typedef struct client {
@@ -455,6 +458,16 @@ static void test_cascade(const char *db) {
              "SELECT count(*) FROM requests WHERE tier = 'local' AND cost_usd_micro = 0 AND "
              "cloud_only_cost_usd_micro = 40 + 2 * 8 AND route = 'local'");
     CHECK(db_int(db, sql) == 2);
+
+    /* no answer at all (max_tokens spent thinking): escalated, however sure */
+    fl.logprob = -0.1f;
+    fl.no_answer = true;
+    handle(g, &fl, "auto", NULL, "a riddle", false, &r);
+    CHECKF(r.r.status == 200 && !strcmp(r.r.tier, "cloud") && r.r.route == GW_ROUTE_ESCALATED &&
+               strstr(r.r.reason, "no answer within max_tokens"),
+           "%s %s", r.r.tier, r.r.reason);
+    run_free(&r);
+    fl.no_answer = false;
 
     /* explicit local and explicit cloud */
     handle(g, &fl, "local", NULL, "hi", false, &r);

@@ -524,7 +524,12 @@ static void local_path(job *j, const gw_decision *d, gw_local_fn local, void *ct
     j->conf_mean = conf.n_tokens ? conf.mean_logprob : NAN;
     j->conf_min = conf.n_tokens ? conf.min_logprob : NAN;
     char why[160];
-    const bool low = gw_should_escalate(&conf, &d->conf, why, sizeof why);
+    bool low = gw_should_escalate(&conf, &d->conf, why, sizeof why);
+    if (!low && lr.text_len == 0 && !strcmp(lr.finish_reason, "length")) {
+        /* nothing to keep: a reasoning model spent max_tokens thinking */
+        low = true;
+        snprintf(why, sizeof why, "confidence: no answer within max_tokens");
+    }
     const int esc = d->escalate_tier;
     if (low && esc > 0) {
         if (gw_remote_available(j->g->remote[esc])) {
