@@ -25,29 +25,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * never more bytes than went in. */
 static void think_split(const char *s, size_t n, bool open, size_t piece, char *r, char *c,
                         size_t *nr, size_t *nc) {
-    srv_think t;
-    srv_think_init(&t, open);
-    srv_think_out o = {.reason = r, .content = c};
+    eng_think t;
+    eng_think_init(&t, open);
+    eng_think_out o = {.reason = r, .content = c};
     for (size_t i = 0; i < n; i += piece)
-        srv_think_feed(&t, s + i, n - i < piece ? n - i : piece, &o);
-    srv_think_finish(&t, &o);
+        eng_think_feed(&t, s + i, n - i < piece ? n - i : piece, &o);
+    eng_think_finish(&t, &o);
     if (o.n_reason + o.n_content > n) abort();
     *nr = o.n_reason;
     *nc = o.n_content;
 }
 
 static void think_check(const char *s, size_t n) {
-    char *buf = malloc(6 * (n + SRV_THINK_HOLD));
+    char *buf = malloc(6 * (n + ENG_THINK_HOLD));
     if (!buf) return;
     for (int open = 0; open < 2; open++) {
         size_t nr[3], nc[3];
         static const size_t pieces[3] = {0, 1, 3}; /* 0: all at once */
         for (int k = 0; k < 3; k++) {
-            char *r = buf + (size_t)k * 2 * (n + SRV_THINK_HOLD), *c = r + n + SRV_THINK_HOLD;
+            char *r = buf + (size_t)k * 2 * (n + ENG_THINK_HOLD), *c = r + n + ENG_THINK_HOLD;
             const size_t piece = pieces[k] ? pieces[k] : n ? n : 1;
             think_split(s, n, open, piece, r, c, &nr[k], &nc[k]);
             if (k && (nr[k] != nr[0] || nc[k] != nc[0] || memcmp(r, buf, nr[0]) ||
-                      memcmp(c, buf + n + SRV_THINK_HOLD, nc[0])))
+                      memcmp(c, buf + n + ENG_THINK_HOLD, nc[0])))
                 abort();
         }
     }

@@ -35,9 +35,9 @@ static void reference(const char *s, bool open, char *reason, char *content) {
     reason[0] = content[0] = '\0';
     const char *p = s;
     while (!open && space(*p)) p++;
-    /* the splitter holds at most SRV_THINK_HOLD bytes: a block opens after
+    /* the splitter holds at most ENG_THINK_HOLD bytes: a block opens after
      * at most that less the tag's length of white space */
-    if (!open && (strncmp(p, "<think>", 7) || p - s > SRV_THINK_HOLD - 8)) {
+    if (!open && (strncmp(p, "<think>", 7) || p - s > ENG_THINK_HOLD - 8)) {
         strcpy(content, s);
         return;
     }
@@ -58,19 +58,19 @@ static void reference(const char *s, bool open, char *reason, char *content) {
 
 /* s fed in pieces cut at `cuts` (a bit per byte boundary). */
 static void split(const char *s, bool open, unsigned cuts, char *reason, char *content) {
-    srv_think t;
-    srv_think_init(&t, open);
+    eng_think t;
+    eng_think_init(&t, open);
     char r[512], c[512];
-    srv_think_out o = {.reason = r, .content = c};
+    eng_think_out o = {.reason = r, .content = c};
     const size_t n = strlen(s);
     size_t from = 0;
     for (size_t i = 1; i <= n; i++) {
         if (i == n || (i < 32 && cuts >> i & 1)) {
-            srv_think_feed(&t, s + from, i - from, &o);
+            eng_think_feed(&t, s + from, i - from, &o);
             from = i;
         }
     }
-    srv_think_finish(&t, &o);
+    eng_think_finish(&t, &o);
     snprintf(reason, 256, "%.*s", (int)o.n_reason, r);
     snprintf(content, 256, "%.*s", (int)o.n_content, c);
 }
@@ -94,7 +94,7 @@ static void splitter(void) {
         {"</think>at once", true},
         {"                        <think>x</think>y", false},  /* the longest lead */
         {"                         <think>x</think>y", false}, /* too long: content */
-        /* white space before the tag is held back up to SRV_THINK_HOLD bytes */
+        /* white space before the tag is held back up to ENG_THINK_HOLD bytes */
         {"<think>x                  \n</think>y", false},
     };
     int n_cases = 0;

@@ -422,7 +422,7 @@ srv_job *srv_job_for_choice(srv_server *s, const srv_gen *g, int choice) {
     }
     j->n_top = r->logprobs ? r->top_logprobs : 0;
     if ((j->think = !g->model && srv_think_split(g->local, r, &j->think_open))) {
-        srv_think_init(&j->split, j->think_open);
+        eng_think_init(&j->split, j->think_open);
         int budget;
         srv_error e; /* the chat prompt checked the request's budget already */
         if (srv_think_budget(g->local, r, &budget, &e) && budget >= 0) {

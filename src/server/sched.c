@@ -175,7 +175,7 @@ static bool job_append_text(srv_job *j, const hearth_token_event *ev, const char
         j->events = ne;
         j->cap_events = cap;
     }
-    const size_t room = len + (j->think ? SRV_THINK_HOLD : 0);
+    const size_t room = len + (j->think ? ENG_THINK_HOLD : 0);
     if (!text_room(&j->text, j->text_len, &j->text_cap, room) ||
         (j->think && !text_room(&j->reasoning, j->reasoning_len, &j->reasoning_cap, room)))
         return false;
@@ -188,15 +188,15 @@ static bool job_append_text(srv_job *j, const hearth_token_event *ev, const char
         for (int i = 0; i < e->n_top; i++) e->top[i] = ev->top[i];
     }
     if (j->think) {
-        const srv_think_state before = j->split.state;
-        srv_think_out o = {.reason = j->reasoning + j->reasoning_len,
+        const eng_think_state before = j->split.state;
+        eng_think_out o = {.reason = j->reasoning + j->reasoning_len,
                            .content = j->text + j->text_len};
-        srv_think_feed(&j->split, text, len, &o);
-        if (end) srv_think_finish(&j->split, &o);
-        const srv_think_state after = j->split.state;
-        e->thought = before == SRV_THINK_LEAD || before == SRV_THINK_IN ||
-                     after == SRV_THINK_LEAD || after == SRV_THINK_IN ||
-                     (before != SRV_THINK_AFTER && after == SRV_THINK_AFTER);
+        eng_think_feed(&j->split, text, len, &o);
+        if (end) eng_think_finish(&j->split, &o);
+        const eng_think_state after = j->split.state;
+        e->thought = before == ENG_THINK_LEAD || before == ENG_THINK_IN ||
+                     after == ENG_THINK_LEAD || after == ENG_THINK_IN ||
+                     (before != ENG_THINK_AFTER && after == ENG_THINK_AFTER);
         e->text_len = o.n_content;
         e->reason_len = o.n_reason;
         j->reasoning_len += o.n_reason;

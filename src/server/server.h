@@ -48,6 +48,7 @@
 #include "core/core.h"
 #include "gateway/gateway.h"
 #include "gateway/router.h"
+#include "engine/think.h"
 #include "tokenizer/chat_template.h"
 
 #include <pthread.h>
@@ -323,34 +324,6 @@ size_t srv_utf8_clean(const char *in, size_t n, char *out);
 
 /* ---- reasoning (reasoning.c) --------------------------------------------- */
 
-/* A reply's <think> block split off as it is generated (see reasoning.c).
- * Zero-initialized is not valid: srv_think_init. */
-enum { SRV_THINK_HOLD = 32 /* bytes held back at most */ };
-typedef enum srv_think_state {
-    SRV_THINK_START,  /* nothing but white space yet: a block may open */
-    SRV_THINK_LEAD,   /* the block opened: white space skipped */
-    SRV_THINK_IN,     /* inside the block */
-    SRV_THINK_AFTER,  /* the block closed: white space skipped */
-    SRV_THINK_CONTENT /* the answer */
-} srv_think_state;
-typedef struct srv_think {
-    srv_think_state state;
-    char held[SRV_THINK_HOLD];
-    size_t n_held;
-} srv_think;
-/* Where srv_think_feed puts the bytes it decides: each buffer has room for
- * the input's length + SRV_THINK_HOLD; n_reason and n_content grow. */
-typedef struct srv_think_out {
-    char *reason, *content;
-    size_t n_reason, n_content;
-} srv_think_out;
-/* open: the prompt already opened the block (the model starts inside it). */
-void srv_think_init(srv_think *t, bool open);
-void srv_think_feed(srv_think *t, const char *text, size_t n, srv_think_out *o);
-/* The reply ended: what was held back goes where it was headed. */
-void srv_think_finish(srv_think *t, srv_think_out *o);
-/* Whether the block has closed (or never opened): the bytes now are the answer. */
-bool srv_think_answering(const srv_think *t);
 struct srv_model;
 /* A chat request's thinking is switched off (its enable_thinking, else the
  * server's --reasoning). */
@@ -449,7 +422,7 @@ typedef struct srv_job {
     size_t text_len, text_cap;
     char *reasoning; /* `think`: the <think> block's text */
     size_t reasoning_len, reasoning_cap;
-    srv_think split; /* `think`: the splitter's state (scheduler thread, mu held) */
+    eng_think split; /* `think`: the splitter's state (scheduler thread, mu held) */
     srv_event *events;
     int n_events, cap_events;
     hearth_err err;
