@@ -445,6 +445,39 @@ static void typed(test_server *sv) {
     cJSON_Delete(j);
 }
 
+/* `hearth chat` shows the block as ollama does, or hides it; the budget
+ * needs the tags' tokens. */
+static void chat_cli(const char *think_model, const char *plain_model) {
+    static const struct {
+        const char *model_args;
+        bool plain, shown, fails;
+    } runs[] = {
+        {"--chat-template qwen3-thinking --reasoning-budget 2", false, true, false},
+        {"--chat-template qwen3-thinking --reasoning-budget 2 --hide-thinking", false, false,
+         false},
+        {"--chat-template qwen3 --reasoning-budget 2", true, false, true},
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        char cmd[2048], out_path[700];
+        snprintf(out_path, sizeof out_path, "%s/chat%zu.out", scratch, i);
+        snprintf(cmd, sizeof cmd,
+                 "printf 'hi\\n' | '%s' chat -m '%s' %s -n 8 --temp 0 -t 1 > '%s' 2>&1", binary,
+                 runs[i].plain ? plain_model : think_model, runs[i].model_args, out_path);
+        const int rc = system(cmd);
+        char *out = test_read_file(out_path, NULL);
+        REQUIRE(out);
+        if (runs[i].fails) {
+            CHECKF(rc != 0 && strstr(out, "needs <think> and </think>"), "chat %zu: %s", i, out);
+        } else {
+            const char *think = strstr(out, "Thinking...\n"),
+                       *done = strstr(out, "\n...done thinking.\n\n");
+            CHECKF(rc == 0 && (runs[i].shown ? think && done && think < done : !think && !done),
+                   "chat %zu: %s", i, out);
+        }
+        free(out);
+    }
+}
+
 int main(void) {
     splitter();
     budget();
@@ -466,6 +499,7 @@ int main(void) {
     budgets(&sv);
     typed(&sv);
     CHECK(test_server_stop(&sv) == 0);
+    chat_cli(think_model, model);
     /* a budget on a model without the tags is a 400 */
     REQUIRE(test_server_start(&sv, binary, model, scratch, "-t 1 --chat-template qwen3"));
     int st;

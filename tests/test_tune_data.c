@@ -107,7 +107,7 @@ static void check_example(const fixture *f, const tune_example *ex, const tok_ch
                           size_t n, const char *answer, int32_t end, unsigned how) {
     int32_t *p = NULL;
     size_t np = 0;
-    REQUIRE(eng_chat_tokens(f->m, &f->tmpl, msgs, n, f->bos, f->eos, &p, &np) == HEARTH_OK);
+    REQUIRE(eng_chat_tokens(f->m, &f->tmpl, msgs, n, f->bos, f->eos, false, &p, &np) == HEARTH_OK);
     CHECKF(ex->n_prompt == (int)np && !memcmp(ex->ids, p, np * sizeof *p),
            "the prompt's %d ids are eng_chat_tokens' %zu", ex->n_prompt, np);
     CHECKF(ex->n > ex->n_prompt + 1 && ex->ids[ex->n - 1] == end, "ends with %d, not %d",

@@ -8,11 +8,16 @@
  *
  * Ctrl-C stops the reply being written (what was written stays in the
  * conversation); at the prompt it ends the program, as Ctrl-D does.
+ *
+ * A reasoning model's <think> block is shown between "Thinking..." and
+ * "...done thinking." as ollama shows it (--hide-thinking: not at all);
+ * --think off asks the template for an answer without one (Qwen 3).
  */
 #include "cli.h"
 
 #include "core/core.h"
 #include "engine/chat.h"
+#include "engine/think.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -34,6 +39,10 @@ static const char chat_usage_rest[] =
     ") or a file of Jinja text\n"
     "                      (default: the model's tokenizer.chat_template, else chatml)\n"
     "  --verbose           prompt and generation speed after each reply, on stderr\n"
+    "  --think on|off      a reasoning model thinks first (default: its template's say; off:\n"
+    "                      Qwen 3's enable_thinking false)\n"
+    "  --hide-thinking     do not print a reasoning model's <think> block\n"
+    "  --reasoning-budget N  tokens of thinking at most, then </think> is forced (0: none)\n"
     "  -n N                most tokens per reply (default: until the end of the turn)\n"
     "  other options as `hearth run` (sampling, -t, -c, --kv-type, speculative "
     "decoding):\n" CLI_GEN_USAGE CLI_SPEC_USAGE;
@@ -62,6 +71,11 @@ typedef struct chat {
     size_t n_msgs, cap_msgs, first_turn; /* msgs[first_turn..] can be dropped */
     char *reply;                         /* the reply being written */
     size_t reply_len, reply_cap;
+    /* a reasoning model's replies: thinking off, its block hidden, the
+     * splitter of the reply being written and what was printed of it */
+    bool no_thinking, hide_thinking, thinks;
+    eng_think split;
+    bool said_thinking, said_done;
 } chat;
 
 static bool chat_push(chat *c, tok_chat_role role, const char *text, size_t len) {
@@ -98,15 +112,47 @@ static hearth_err chat_tokens(const chat *c, int32_t **ids, size_t *n) {
         m[i] = (tok_chat_msg){.role = c->msgs[i].role,
                               .content = c->msgs[i].text,
                               .content_len = strlen(c->msgs[i].text)};
-    const hearth_err e = eng_chat_tokens(c->model, &c->tmpl, m, c->n_msgs, c->bos, c->eos, ids, n);
+    const hearth_err e =
+        eng_chat_tokens(c->model, &c->tmpl, m, c->n_msgs, c->bos, c->eos, c->no_thinking, ids, n);
     free(m);
     return e;
 }
 
+/* Whether a reply starts inside the <think> block: the template opens it
+ * (unless thinking is off where the template can switch it off). */
+static bool opens_block(const chat *c) {
+    return c->tmpl.think_open && !(c->tmpl.think_toggle && c->no_thinking);
+}
+
+/* Prints the parts of a piece of the reply: thinking framed as ollama
+ * frames it (or not at all), then the answer. */
+static void show(chat *c, const eng_think_out *o) {
+    if (o->n_reason && !c->hide_thinking) {
+        if (!c->said_thinking) fputs("Thinking...\n", stdout);
+        c->said_thinking = true;
+        fwrite(o->reason, 1, o->n_reason, stdout);
+    }
+    if (o->n_content && c->said_thinking && !c->said_done) {
+        fputs("\n...done thinking.\n\n", stdout);
+        c->said_done = true;
+    }
+    fwrite(o->content, 1, o->n_content, stdout);
+    fflush(stdout);
+}
+
 static bool on_token(const hearth_token_event *ev, void *user) {
     chat *c = user;
-    fwrite(ev->text, 1, ev->len, stdout);
-    fflush(stdout);
+    if (c->thinks) {
+        char reason[512 + ENG_THINK_HOLD], content[512 + ENG_THINK_HOLD];
+        for (size_t at = 0; at < ev->len; at += 512) { /* a piece is a token's text: short */
+            eng_think_out o = {.reason = reason, .content = content};
+            eng_think_feed(&c->split, ev->text + at, ev->len - at < 512 ? ev->len - at : 512, &o);
+            show(c, &o);
+        }
+    } else {
+        fwrite(ev->text, 1, ev->len, stdout);
+        fflush(stdout);
+    }
     if (c->reply_len + ev->len + 1 > c->reply_cap) {
         size_t cap = 2 * (c->reply_len + ev->len + 1) + 256;
         char *r = realloc(c->reply, cap);
@@ -152,9 +198,17 @@ static int chat_reply(chat *c, const cli_gen_opts *o, bool verbose) {
     }
     c->reply_len = 0;
     interrupted = 0;
+    eng_think_init(&c->split, opens_block(c));
+    c->said_thinking = c->said_done = false;
     hearth_gen_result r;
     hearth_err e = hearth_generate(c->session, c->sampler, ids, (int)n, &o->gen, on_token, c, &r);
     free(ids);
+    if (c->thinks) { /* what the splitter held back */
+        char reason[ENG_THINK_HOLD], content[ENG_THINK_HOLD];
+        eng_think_out out = {.reason = reason, .content = content};
+        eng_think_finish(&c->split, &out);
+        show(c, &out);
+    }
     fputs(interrupted ? "\n[interrupted]\n" : "\n", stdout);
     fflush(stdout);
     if (e) return cli_fail("chat", "generating");
@@ -267,15 +321,17 @@ int cmd_chat(int argc, char **argv) {
     cli_spec_opts spec;
     cli_spec_defaults(&spec);
     const char *model = NULL, *system_msg = NULL, *tmpl = NULL;
-    bool verbose = false;
+    bool verbose = false, hide_thinking = false, no_thinking = false;
+    int budget = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             print_usage(stdout);
             return 0;
         }
-        if (!strcmp(a, "--verbose")) {
-            verbose = true;
+        if (!strcmp(a, "--verbose") || !strcmp(a, "--hide-thinking")) {
+            verbose |= !strcmp(a, "--verbose");
+            hide_thinking |= !strcmp(a, "--hide-thinking");
             continue;
         }
         const int lr = cli_lora_opt("chat", argc, argv, &i, &o.lora);
@@ -296,7 +352,15 @@ int cmd_chat(int argc, char **argv) {
             system_msg = v;
         else if (!strcmp(a, "--chat-template"))
             tmpl = v;
-        else {
+        else if (!strcmp(a, "--think") || !strcmp(a, "--reasoning-budget")) {
+            const bool think = !strcmp(a, "--think");
+            if (think ? strcmp(v, "on") && strcmp(v, "off")
+                      : !cli_parse_int(v, 0, INT32_MAX, &budget)) {
+                fprintf(stderr, "hearth chat: bad value '%s' for %s\n", v, a);
+                return 2;
+            }
+            if (think) no_thinking = !strcmp(v, "off");
+        } else {
             fprintf(stderr, "hearth chat: unknown option '%s'\n", a);
             print_usage(stderr);
             return 2;
@@ -311,6 +375,9 @@ int cmd_chat(int argc, char **argv) {
     eng_chat_source src = ENG_CHAT_NAMED;
     int rc = 0;
     cli_lora_params(&o.lora, &o.mp);
+    c.no_thinking = no_thinking;
+    c.hide_thinking = hide_thinking;
+    if (budget >= 0) o.smp.reasoning_budget = budget ? budget : HEARTH_REASONING_BUDGET_ZERO;
     if (hearth_model_load(model, &o.mp, &c.model))
         rc = cli_fail("chat", "loading the model");
     else if (eng_chat_choose(c.model, tmpl, &c.tmpl, &src))
@@ -320,12 +387,14 @@ int cmd_chat(int argc, char **argv) {
         rc = 1;
     else if (hearth_session_new(c.model, &o.sp, &c.session))
         rc = cli_fail("chat", "creating the session");
-    else if (hearth_sampler_new(c.model, &o.smp, &c.sampler))
+    else if ((o.smp.reasoning_open = opens_block(&c)),
+             hearth_sampler_new(c.model, &o.smp, &c.sampler))
         rc = cli_fail("chat", "creating the sampler");
     else if (cli_spec_open("chat", &spec, c.model, &o.mp, &o.sp, &o.gen))
         rc = 1;
     else if (system_msg && !chat_push(&c, TOK_CHAT_SYSTEM, system_msg, strlen(system_msg)))
         rc = 1;
+    c.thinks = c.tmpl.think;
     if (!rc) {
         if (src == ENG_CHAT_FALLBACK)
             fprintf(stderr, "warning: the model has no chat template; using chatml "

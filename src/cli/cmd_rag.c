@@ -284,7 +284,7 @@ static int ask_prompt(const opts *o, embedder *e, const char *question, const ra
         if (o->show_context) fprintf(stderr, "%s\n", user);
         const tok_chat_msg msg = {
             .role = TOK_CHAT_USER, .content = user, .content_len = strlen(user)};
-        if (eng_chat_tokens(e->model, &t, &msg, 1, bos, eos, ids, n))
+        if (eng_chat_tokens(e->model, &t, &msg, 1, bos, eos, false, ids, n))
             rc = cli_fail("rag", "rendering the prompt");
     }
     free(user);

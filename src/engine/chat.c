@@ -74,8 +74,9 @@ size_t eng_chat_bos_skip(const char *text, size_t len, const char *bos) {
 
 hearth_err eng_chat_tokens(const hearth_model *m, const tok_chat_template *t,
                            const tok_chat_msg *msgs, size_t n, const char *bos, const char *eos,
-                           int32_t **ids, size_t *n_ids) {
-    const tok_chat_opts o = {.bos = bos, .eos = eos, .add_generation_prompt = true};
+                           bool no_thinking, int32_t **ids, size_t *n_ids) {
+    const tok_chat_opts o = {
+        .bos = bos, .eos = eos, .add_generation_prompt = true, .no_thinking = no_thinking};
     char *text = NULL;
     size_t len = 0, n_tok = 0;
     hearth_err e = tok_chat_render(t, msgs, n, &o, &text, &len);

@@ -30,11 +30,12 @@ hearth_err eng_chat_choose(const hearth_model *m, const char *override, tok_chat
 size_t eng_chat_bos_skip(const char *text, size_t len, const char *bos);
 
 /* msgs rendered with t (the generation prompt added; bos/eos the texts of
- * eng_token_text) and tokenized as a chat prompt is: one BOS, special-token
- * text parsed. *ids is malloc'd (the caller frees), *n_ids tokens. */
+ * eng_token_text; no_thinking: Qwen 3's enable_thinking false) and tokenized
+ * as a chat prompt is: one BOS, special-token text parsed. *ids is malloc'd
+ * (the caller frees), *n_ids tokens. */
 hearth_err eng_chat_tokens(const hearth_model *m, const tok_chat_template *t,
                            const tok_chat_msg *msgs, size_t n, const char *bos, const char *eos,
-                           int32_t **ids, size_t *n_ids);
+                           bool no_thinking, int32_t **ids, size_t *n_ids);
 
 /* The text of special token id ("" for id < 0), malloc'd; NULL when out of
  * memory. */

@@ -149,7 +149,7 @@ static hearth_err add_record(tune_set *set, const hearth_model *m, const tune_re
     }
     int32_t *p = NULL, *a = NULL, *ids = NULL;
     size_t np = 0, na = 0;
-    hearth_err e = eng_chat_tokens(m, r->tmpl, msgs, n_msgs, r->bos, r->eos, &p, &np);
+    hearth_err e = eng_chat_tokens(m, r->tmpl, msgs, n_msgs, r->bos, r->eos, false, &p, &np);
     if (!e) e = answer_ids(m, r, msgs, n_msgs, p, np, answer, answer_len, &a, &na);
     if (e) goto done;
     const size_t n = np + na + (end >= 0);
