@@ -210,6 +210,34 @@ static void test_synth_arches(void) {
         if (!strcmp(ARCHES[i], "gemma3")) check_model("gemma3+softcap", path, true, 2e-3, 2.0f);
         unlink(path);
     }
+    /* Phi-3.5 / Phi-4-mini: LongRoPE factors (the short ones at these
+     * contexts), attn_factor, partial rotary */
+    char path[128];
+    snprintf(path, sizeof path, "%s/longrope.gguf", tmp_dir);
+    synth_params p = synth_default_params();
+    p.arch = "phi3";
+    p.n_embd = 64, p.n_head = 4, p.n_head_kv = 2, p.head_dim = 16, p.n_ff = 96, p.n_ctx = 8192;
+    p.n_rot = 12;
+    p.factors = SYNTH_ROPE_LONGROPE;
+    p.rope_orig_ctx = 4096;
+    p.rope_attn_factor = 1.25f;
+    REQUIRE(!synth_write(path, &p));
+    check_model("phi3+longrope", path, true, 2e-3, 0.0f);
+    unlink(path);
+    /* an encoder has no output layer to train against */
+    p = synth_default_params();
+    p.arch = "bert";
+    REQUIRE(!synth_write(path, &p));
+    hearth_model *m = load(path, NULL);
+    tune_adapter *a = NULL;
+    tune_graph *g = NULL;
+    const tune_adapter_params ap = {.rank = 4, .alpha = 8, .targets = TUNE_ALL, .seed = 1};
+    if (m && !tune_adapter_new(m, &ap, &a))
+        CHECK(tune_graph_new(m, a, 32, &g) == HEARTH_ERR_UNSUPPORTED);
+    tune_graph_free(g);
+    tune_adapter_free(a);
+    hearth_model_free(m);
+    unlink(path);
 }
 
 /* The tiny conformance models: F32 (forward and backward), Q8_0 and Q4_K

@@ -56,11 +56,12 @@ struct tune_graph {
     layer_t *lt;      /* [n_layer] */
     float *out_t;     /* [E][V] */
     float *x_final, *xn_final;
-    float **u;      /* per adapter pair: A x, [n_max][rank] */
-    float *du;      /* [n_max][rank] */
-    float *rope;    /* [n_max][n_rot] cos/sin of the current layer */
-    float *logits;  /* [LOGIT_CHUNK][V] */
-    float *tok_nll; /* [n_max]: the last step's NLL per target token */
+    float **u;                 /* per adapter pair: A x, [n_max][rank] */
+    float *du;                 /* [n_max][rank] */
+    float *rope;               /* [n_max][n_rot] cos/sin of the current layer */
+    const float *rope_factors; /* the model's for a context of n_max (LongRoPE), or NULL */
+    float *logits;             /* [LOGIT_CHUNK][V] */
+    float *tok_nll;            /* [n_max]: the last step's NLL per target token */
     float *dx, *dx2, *dxn, *dqkv, *datt, *dffn, *dh, *dtmp, *slice;
     float *att_p, *att_dp, *att_tr; /* [n_max][n_max]: P, dP then dS, a transpose */
     float *att_h;                   /* [4][n_max][head_dim]: head_bufs */
@@ -366,11 +367,16 @@ static void attn_scales(const hearth_model *m, float *q_scale, float *kq_scale) 
     *kq_scale = m->arch->scale_q ? 1.0f : scale;
 }
 
+/* As the forward pass's: the factors of the context (LongRoPE's short or
+ * long ones, or rope_freqs), cos and sin times attn_factor. */
 static void rope_cache(tune_graph *g, const model_layer *l) {
     const model_hparams *hp = &g->m->hp;
-    for (int t = 0; t < g->n; t++)
-        kern_rope_cache(g->rope + (size_t)t * hp->n_rot, hp->n_rot, (float)t, l->rope_base,
-                        l->rope_scale, g->m->rope_freqs);
+    for (int t = 0; t < g->n; t++) {
+        float *cs = g->rope + (size_t)t * hp->n_rot;
+        kern_rope_cache(cs, hp->n_rot, (float)t, l->rope_base, l->rope_scale, g->rope_factors);
+        if (hp->rope_attn_factor != 1.0f)
+            for (int i = 0; i < hp->n_rot; i++) cs[i] *= hp->rope_attn_factor;
+    }
 }
 
 static void add_bias(float *y, const float *b, int n) {
@@ -825,6 +831,10 @@ hearth_err tune_graph_new(const hearth_model *m, tune_adapter *a, int n_max, tun
     if (m->tok_embd.lora || m->n_loras)
         return hr_fail(HEARTH_ERR_INVALID_ARG,
                        "tune: the base model must be loaded without adapters");
+    if (model_is_encoder(m))
+        return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                       "tune: '%s' is an embedding model (no output layer to train against)",
+                       m->arch->name);
     tune_graph *g = calloc(1, sizeof *g);
     if (!g) return hr_fail(HEARTH_ERR_NOMEM, "tune: out of memory");
     const model_hparams *hp = &m->hp;
@@ -835,7 +845,8 @@ hearth_err tune_graph_new(const hearth_model *m, tune_adapter *a, int n_max, tun
                       .Q = hp->n_head * hp->head_dim,
                       .KV = hp->n_head_kv * hp->head_dim,
                       .F = hp->n_ff,
-                      .V = hp->n_vocab};
+                      .V = hp->n_vocab,
+                      .rope_factors = model_rope_factors(m, n_max)};
     g->QKV = g->Q + 2 * g->KV;
     g->acts = calloc((size_t)hp->n_layer, sizeof *g->acts);
     g->lt = calloc((size_t)hp->n_layer, sizeof *g->lt);
