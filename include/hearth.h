@@ -81,6 +81,9 @@ HEARTH_API int hearth_model_n_embd(const hearth_model *model);
 HEARTH_API const char *hearth_model_arch(const hearth_model *model);
 /* LoRA adapters the model was loaded with. */
 HEARTH_API int hearth_model_n_loras(const hearth_model *model);
+/* false for an embedding model (an encoder: bert, nomic-bert), which has no
+ * output layer: hearth_embed works, hearth_decode refuses it. */
+HEARTH_API bool hearth_model_generates(const hearth_model *model);
 
 /* Element type of the KV cache (one type for K and V). hearth_session_default_params
  * gives HEARTH_KV_F16, llama.cpp's default: half of F32's memory, for logits

@@ -26,6 +26,8 @@
 #include "model/synth.h"
 #include "test.h"
 
+#include "server/json_path.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,6 +338,44 @@ static void check_model(const char *arch, kern_type type, int pooling, double to
     unlink(path);
 }
 
+/* `hearth serve` with an embedding model: vectors on both embeddings APIs,
+ * a 400 naming the model (not a 500 from the engine) for generation. */
+static void serve(void) {
+    if (system("curl --version > /dev/null 2>&1") != 0) {
+        printf("test_bert: curl is not installed; the server part is skipped\n");
+        return;
+    }
+    char path[600];
+    snprintf(path, sizeof path, "%s/serve.gguf", tmp_dir);
+    synth_params p = synth_default_params();
+    p.arch = "bert";
+    REQUIRE(synth_write(path, &p) == HEARTH_OK);
+    test_server sv;
+    REQUIRE(test_server_start(&sv, HEARTH_BINARY, path, tmp_dir, "-t 1"));
+    int st;
+    cJSON *j = post(&sv, "/v1/embeddings", "{\"input\":[\"a cat\",\"a dog\"]}", &st);
+    CHECK(st == 200 && cJSON_GetArraySize(jget(j, "data.1.embedding")) == p.n_embd);
+    cJSON_Delete(j);
+    j = post(&sv, "/api/embed", "{\"model\":\"m\",\"input\":\"a cat\"}", &st);
+    CHECK(st == 200 && cJSON_GetArraySize(jget(j, "embeddings.0")) == p.n_embd);
+    cJSON_Delete(j);
+    static const char *const gen[][2] = {
+        {"/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"},
+        {"/v1/completions", "{\"prompt\":\"hi\"}"},
+        {"/completion", "{\"prompt\":\"hi\"}"},
+        {"/api/generate", "{\"model\":\"m\",\"prompt\":\"hi\",\"stream\":false}"},
+    };
+    for (size_t i = 0; i < sizeof gen / sizeof *gen; i++) {
+        j = post(&sv, gen[i][0], gen[i][1], &st);
+        const char *msg = jstr(j, i == 3 ? "error" : "error.message");
+        CHECKF(st == 400 && msg && strstr(msg, "is an embedding model"), "%s: %d %s", gen[i][0], st,
+               msg ? msg : "(none)");
+        cJSON_Delete(j);
+    }
+    CHECK(test_server_stop(&sv) == 0);
+    unlink(path);
+}
+
 int main(void) {
     snprintf(tmp_dir, sizeof tmp_dir, "/tmp/test_bert.XXXXXX");
     REQUIRE(mkdtemp(tmp_dir) != NULL);
@@ -346,6 +386,11 @@ int main(void) {
     check_model("bert", KERN_Q8_0, 2, 6e-3);
     check_model("nomic-bert", KERN_F32, 1, 2e-5);
     check_model("nomic-bert", KERN_Q8_0, 1, 6e-3);
-    rmdir(tmp_dir);
+    serve();
+    if (test_failures == 0) {
+        char rm[600];
+        snprintf(rm, sizeof rm, "rm -rf '%s'", tmp_dir);
+        CHECK(system(rm) == 0);
+    }
     return test_done("test_bert");
 }

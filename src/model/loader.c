@@ -257,3 +257,4 @@ int hearth_model_n_embd(const hearth_model *m) { return m->hp.n_embd; }
 const char *hearth_model_arch(const hearth_model *m) { return m->arch->name; }
 int hearth_model_n_loras(const hearth_model *m) { return m->n_loras; }
 bool model_is_encoder(const hearth_model *m) { return m->arch->encoder; }
+bool hearth_model_generates(const hearth_model *m) { return !m->arch->encoder; }

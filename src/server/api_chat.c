@@ -197,7 +197,7 @@ void srv_chat_route(srv_exchange *x, srv_request *r) {
     }
     int32_t *ids = NULL;
     int n = 0;
-    if (srv_request_check_vocab(r, hearth_model_n_vocab(m->model), &e) &&
+    if (srv_request_check_model(r, m->model, m->id, &e) &&
         srv_chat_prompt(m, r, &ids, &n, s->cfg.log_prompts ? &x->log_prompt : NULL, &e)) {
         const bool forced = r->tool_schema != NULL, partial = r->tool_schema_partial;
         srv_gateway_route(x, r, &ids, n); /* the cascade decides who answers */

@@ -19,7 +19,7 @@ void srv_complete(srv_exchange *x, srv_request *r) {
     if (!m) return;
     int32_t *ids = NULL;
     int n = 0;
-    bool ok = srv_request_check_vocab(r, hearth_model_n_vocab(m->model), &e);
+    bool ok = srv_request_check_model(r, m->model, m->id, &e);
     if (ok && r->suffix) {
         ok = srv_tokenize_fim(x, m, r, &ids, &n, &e);
         if (ok && s->cfg.log_prompts) x->log_prompt = strdup(r->prompt);

@@ -376,7 +376,9 @@ static void handle(srv_exchange *x, srv_dialect d) {
         apply_defaults(&r, q.given);
         r.sampling.penalty_last_n =
             q.repeat_last_n < 0 ? srv_sched_n_ctx(m->sched) : q.repeat_last_n;
-        if (q.kind == SRV_CHAT) {
+        if (!srv_request_check_model(&r, m->model, m->id, &e)) {
+            ok = false;
+        } else if (q.kind == SRV_CHAT) {
             ok = srv_chat_prompt(m, &r, &ids, &n, s->cfg.log_prompts ? &text : NULL, &e);
         } else if (r.suffix) {
             ok = srv_tokenize_fim(x, m, &r, &ids, &n, &e);

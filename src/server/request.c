@@ -274,7 +274,7 @@ static bool parse_grammar(parse_ctx *c, const cJSON *root) {
 /* logit_bias: OpenAI's object {"<token id>": bias, ...}, or llama.cpp's array
  * [[id, bias], ...]; a bias is a number in [-100, 100] or false (llama.cpp's
  * ban, the same as -100). At most SRV_MAX_LOGIT_BIAS entries. Whether the ids
- * are the model's is srv_request_check_vocab's (this file knows no model). */
+ * are the model's is srv_request_check_model's (this file knows no model). */
 static bool bias_value(parse_ctx *c, const cJSON *v, const char *name, float *out) {
     if (cJSON_IsFalse(v)) {
         *out = -INFINITY;
@@ -372,7 +372,14 @@ void srv_request_default(srv_request *r, srv_param p, double v) {
     }
 }
 
-bool srv_request_check_vocab(const srv_request *r, int n_vocab, srv_error *e) {
+bool srv_request_check_model(const srv_request *r, const hearth_model *m, const char *model_id,
+                             srv_error *e) {
+    if (!hearth_model_generates(m))
+        return srv_fail(e, 400, "model", "model_not_generative",
+                        "'%s' is an embedding model (%s): it answers /v1/embeddings, not chats "
+                        "or completions",
+                        model_id, hearth_model_arch(m));
+    const int n_vocab = hearth_model_n_vocab(m);
     for (int i = 0; i < r->n_logit_bias; i++) {
         const int32_t id = r->logit_bias[i].id;
         if (id < n_vocab) continue;

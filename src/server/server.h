@@ -311,9 +311,11 @@ void srv_request_free(srv_request *r);
  * win over ollama's defaults. Temperature and top_p also become what a
  * remote tier gets (given_temperature, given_top_p). */
 void srv_request_default(srv_request *r, srv_param p, double v);
-/* The checks that need the model's vocabulary size: logit_bias ids (a 400
- * naming logit_bias.<id>, or logit_bias[i] for the array form). */
-bool srv_request_check_vocab(const srv_request *r, int n_vocab, srv_error *e);
+/* The checks that need the model (model_id: its name in errors): that it
+ * generates (an embedding model is a 400 naming model), logit_bias ids (a
+ * 400 naming logit_bias.<id>, or logit_bias[i] for the array form). */
+bool srv_request_check_model(const srv_request *r, const hearth_model *m, const char *model_id,
+                             srv_error *e);
 /* The choices the request asks for (n; at least 1). */
 static inline int srv_n_choices(const srv_request *r) { return r->n > 1 ? r->n : 1; }
 
