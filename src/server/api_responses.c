@@ -524,7 +524,7 @@ static cJSON *reasoning_event(resp_stream *rs, const char *type, const char *key
                               size_t len) {
     cJSON *o = event(rs, type);
     cJSON_AddStringToObject(o, "item_id", rs->rs_id);
-    cJSON_AddNumberToObject(o, "output_index", cJSON_GetArraySize(rs->items));
+    cJSON_AddNumberToObject(o, "output_index", output_index(rs));
     cJSON_AddNumberToObject(o, "content_index", 0);
     cJSON_AddItemToObject(o, key, srv_json_string(text, len));
     return o;
@@ -534,7 +534,7 @@ static void resp_reasoning(void *p, const char *text, size_t len, srv_emit_fn em
     resp_stream *rs = p;
     if (!rs->rs_open) {
         cJSON *o = event(rs, "response.output_item.added");
-        cJSON_AddNumberToObject(o, "output_index", cJSON_GetArraySize(rs->items));
+        cJSON_AddNumberToObject(o, "output_index", output_index(rs));
         cJSON_AddItemToObject(o, "item", reasoning_item(rs, "in_progress", NULL, 0));
         emit(user, o);
         rs->rs_open = true;
@@ -552,7 +552,7 @@ static void close_reasoning(resp_stream *rs, srv_emit_fn emit, void *user) {
     emit(user, reasoning_event(rs, "response.reasoning_text.done", "text", text, len));
     cJSON *item = reasoning_item(rs, "completed", text, len);
     cJSON *o = event(rs, "response.output_item.done");
-    cJSON_AddNumberToObject(o, "output_index", cJSON_GetArraySize(rs->items));
+    cJSON_AddNumberToObject(o, "output_index", output_index(rs));
     cJSON_AddItemToObject(o, "item", cJSON_Duplicate(item, true));
     emit(user, o);
     cJSON_AddItemToArray(rs->items, item);
