@@ -480,7 +480,10 @@ AI void k23_tile(bool q3, const int T, int64_t n, const uint8_t *vw, const uint8
             const int32_t isum = vaddvq_s32(acc[t]);
             if (q3) {
                 sum[t] += f16_at((const kern_f16 *)(wb + Q3K_D)) * x[t]->d * (float)-isum;
-            } else { /* the reference's expression; separate statements stop contraction */
+            } else {
+                /* the reference's expression, unfused (as ref_*.c's -ffp-contract=off):
+                 * clang's default contracts only within a statement, GCC's
+                 * none under -std=c17 */
                 const float dall = x[t]->d * f16_at((const kern_f16 *)(wb + Q2K_D));
                 const float dmin = x[t]->d * f16_at((const kern_f16 *)(wb + Q2K_DMIN));
                 const float a = dall * (float)isum;
