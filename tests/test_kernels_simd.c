@@ -731,6 +731,40 @@ static void check_kq23_extremes(const char *isa, kern_type t, kern_vec_dot_fn fn
     }
 }
 
+/* The largest products Q2_K and Q3_K can make: every level and scale at
+ * its extreme (Q2_K: level 3, scale and min 15; Q3_K: level -4, scale -32,
+ * whose product 128 does not fit the int8 a kernel may multiply levels and
+ * scales into) against activations of magnitude 127, all scales 1, so that
+ * every sum is an integer below 2^24 and the result must be exact. */
+static void check_kq23_corner(const char *isa, kern_type t, kern_vec_dot_fn fn) {
+    const kern_type_info *ti = kern_type_get((uint32_t)t);
+    int fa, fb;
+    scale_fields(t, &fa, &fb);
+    const int64_t n = 3 * QK_K;
+    const size_t wb = kern_row_bytes(t, n), xb = kern_row_bytes(KERN_Q8_K, n);
+    uint8_t *w = xmalloc(wb), *x = xmalloc(xb);
+    memset(w, t == KERN_Q2_K ? 0xFF : 0x00, wb);
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        put_f16(w + (size_t)i * ti->block_bytes + fa, 1.0f);
+        if (fb >= 0) put_f16(w + (size_t)i * ti->block_bytes + fb, 1.0f);
+    }
+    for (int rep = 0; rep < 4; rep++) {
+        gen_acts(KERN_Q8_K, x, n, true); /* d = 1 */
+        max_acts(KERN_Q8_K, x, n);
+        if (rep == 0) /* all +127: the largest block sums */
+            for (int64_t i = 0; i < n / QK_K; i++) {
+                block_q8_K *q = (block_q8_K *)x + i;
+                memset(q->qs, 127, QK_K);
+                for (int j = 0; j < QK_K / 16; j++) q->bsums[j] = 16 * 127;
+            }
+        float ref = NAN, got = NAN;
+        g_scalar[t].vec_dot(n, &ref, w, x);
+        fn(n, &got, w, x);
+        CHECKF(got == ref, "%s %s corner %d: got %.9g want %.9g", isa, ti->name, rep, got, ref);
+    }
+    free(w), free(x);
+}
+
 static void check_isa(const isa_row *row) {
     kern_fns table[KERN_ISA_NTYPES];
     memcpy(table, g_scalar, sizeof table);
@@ -745,8 +779,10 @@ static void check_isa(const isa_row *row) {
         }
         if (table[t].vec_dot != g_scalar[t].vec_dot) {
             check_vec_dot(row->name, (kern_type)t, table[t].vec_dot);
-            if (t == KERN_Q2_K || t == KERN_Q3_K)
+            if (t == KERN_Q2_K || t == KERN_Q3_K) {
                 check_kq23_extremes(row->name, (kern_type)t, table[t].vec_dot);
+                check_kq23_corner(row->name, (kern_type)t, table[t].vec_dot);
+            }
             n_kernels++;
         }
         if (table[t].from_float != g_scalar[t].from_float) {
