@@ -6,8 +6,9 @@
  * Integer types use sdot (vdotq_s32: 4 signed byte products summed into each
  * int32 lane), so weights are turned into signed levels in registers and
  * never widened to float. Sub-block scales of the K-quants are applied to the
- * int32 lanes; the float scale once per block. Results differ from the
- * scalar references only by float rounding; the activation quantizers are
+ * int32 lanes (Q2_K and Q3_K: to the levels, before sdot); the float scale
+ * once per block. Results differ from the scalar references only by float
+ * rounding (Q2_K's not at all); the activation quantizers are
  * bit-identical to the scalar ones (vcvtnq rounds half to even, as
  * kern_nearest_int; the fp16 scales go through kern_f32_to_f16).
  */
