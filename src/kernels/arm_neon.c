@@ -366,37 +366,15 @@ AI void iq4_xs_tile(const int T, int64_t n, const uint8_t *vw, const uint8_t *co
  * Q2_K's float step per block is the reference's, term for term (its sums
  * are whole-block integers), so its vec_dot has the reference's bits; Q3_K's
  * reference sums in 8 lanes by index mod 8, so it is within float rounding.
- * Layouts: ggml's block_q2_K and block_q3_K (ref_kquants.c). */
-
-enum {
-    Q2K_SCALES = 0, /* 16 bytes: 4-bit scale | 4-bit min << 4 */
-    Q2K_QS = 16,    /* 64 bytes of 2-bit levels */
-    Q2K_D = 80,     /* fp16 d, then fp16 dmin */
-    Q2K_DMIN = 82,
-    Q2K_BYTES = 84,
-    Q3K_HMASK = 0, /* 32 bytes: bit b of byte l is the high bit of element 32b + l */
-    Q3K_QS = 32,   /* 64 bytes of low 2 bits */
-    Q3K_SCALES = 96,
-    Q3K_D = 108,
-    Q3K_BYTES = 110,
-};
+ * Layouts: block_q2_K and block_q3_K (blocks.h). */
 
 /* The 16 signed 6-bit scales (sc - 32) of a Q3_K block: sub-block j has its
  * low nibble in byte j % 8 (low nibble for j < 8, high for j >= 8) and its
  * top 2 bits in bits 2 (j / 4) of byte 8 + j % 4. */
 static inline int8x16_t q3k_scales(const uint8_t *s12) {
-    uint32_t a, b, c, u[4];
-    memcpy(&a, s12, 4);
-    memcpy(&b, s12 + 4, 4);
-    memcpy(&c, s12 + 8, 4);
-    const uint32_t m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
-    u[0] = (a & m4) | (c & m2) << 4;
-    u[1] = (b & m4) | ((c >> 2) & m2) << 4;
-    u[2] = ((a >> 4) & m4) | ((c >> 4) & m2) << 4;
-    u[3] = ((b >> 4) & m4) | ((c >> 6) & m2) << 4;
-    uint8_t sc[16];
-    memcpy(sc, u, 16);
-    return vsubq_s8(vreinterpretq_s8_u8(vld1q_u8(sc)), vdupq_n_s8(32));
+    uint32_t u[4];
+    kern_q3k_scale_bytes(s12, u);
+    return vsubq_s8(vreinterpretq_s8_u32(vld1q_u32(u)), vdupq_n_s8(32));
 }
 
 /* sum_j mins[j] * bsums[j] over the 16 sub-blocks of a Q2_K block */
@@ -423,7 +401,7 @@ AI int8x16_t k23_weights(bool q3, uint8x16_t u, uint8x16_t hset, int8_t scale) {
 /* One Q2_K (q3 false) or Q3_K row against T tokens of Q8_K. */
 AI void k23_tile(bool q3, const int T, int64_t n, const uint8_t *vw, const uint8_t *const *xp,
                  float *out) {
-    const size_t bs = q3 ? Q3K_BYTES : Q2K_BYTES;
+    const size_t bs = q3 ? sizeof(block_q3_K) : sizeof(block_q2_K);
     const uint8x16_t m3 = vdupq_n_u8(3);
     float sum[TMAX];
 #pragma GCC unroll 4

@@ -453,33 +453,7 @@ void kern_ref_vec_dot_q6_K(int64_t n, float *s, const void *vw, const void *vx) 
     *s = kdot_finish(&acc);
 }
 
-/* ---- Q2_K ------------------------------------------------------------------- *
- * 16 sub-blocks of 16 elements x = d * sc * q - dmin * m with q in 0..3 and
- * 4-bit sc (low nibble of scales[j]) and m (high nibble). qs holds 4 levels
- * a byte: per 128 elements, byte l has elements l, l + 32, l + 64 and l + 96
- * in bits 0-1, 2-3, 4-5 and 6-7. (The block layouts belong in blocks.h with
- * the others; they live here while nothing else reads them.) */
-
-typedef struct {
-    uint8_t scales[QK_K / 16];
-    uint8_t qs[QK_K / 4];
-    kern_f16 d, dmin;
-} block_q2_K; /* 84 bytes */
-
-/* Q3_K: 16 sub-blocks of 16 elements x = d * (sc - 32) * (q - 4) with q in
- * 0..7: its low 2 bits in qs as Q2_K's, its high bit for element 32*b + l
- * (b = 0..7) in bit b of hmask[l]; the 6-bit sc of sub-block j has its low
- * nibble in scales[j] (j < 8) or the high nibble of scales[j - 8], its top 2
- * bits in bits 2*(j/4) of scales[8 + j%4]. */
-typedef struct {
-    uint8_t hmask[QK_K / 8];
-    uint8_t qs[QK_K / 4];
-    uint8_t scales[12];
-    kern_f16 d;
-} block_q3_K; /* 110 bytes */
-
-_Static_assert(sizeof(block_q2_K) == 84, "block_q2_K layout");
-_Static_assert(sizeof(block_q3_K) == 110, "block_q3_K layout");
+/* ---- Q2_K and Q3_K (layouts: blocks.h) ----------------------------------------- */
 
 /* Packs 256 levels of 2 bits (Q2_K, and the low bits of Q3_K). */
 static void pack_2bit(const uint8_t *L, uint8_t *qs) {

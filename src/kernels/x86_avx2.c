@@ -723,20 +723,7 @@ AI void kq_tile(kq_kind k, const int T, int64_t n, const uint8_t *vw, const uint
  * low lane gets scale 2p, the high one 2p + 1), so each block's integer
  * sum is exact and scaled once, in 8 float lanes like Q4_K-Q6_K (within
  * float rounding of the references, which sum in another order). The
- * block layouts are ggml's block_q2_K and block_q3_K (ref_kquants.c). */
-
-enum {
-    Q2K_SCALES = 0, /* 16 bytes: 4-bit scale | 4-bit min << 4 */
-    Q2K_QS = 16,    /* 64 bytes of 2-bit levels */
-    Q2K_D = 80,     /* fp16 d, then fp16 dmin */
-    Q2K_DMIN = 82,
-    Q2K_BYTES = 84,
-    Q3K_HMASK = 0, /* 32 bytes: bit b of byte l is the high bit of element 32b + l */
-    Q3K_QS = 32,   /* 64 bytes of low 2 bits */
-    Q3K_SCALES = 96,
-    Q3K_D = 108,
-    Q3K_BYTES = 110,
-};
+ * block layouts are block_q2_K and block_q3_K (blocks.h). */
 
 /* Word lanes of scale pair p from 16 scale bytes broadcast to both lanes:
  * byte 2p (low lane) or 2p + 1 (high lane) moved to the high byte of every
@@ -749,16 +736,10 @@ AI __m256i k23_scale_pair(__m256i sc_bytes, int p) {
 
 /* The 16 signed 6-bit scales (sc - 32) of a Q3_K block as bytes. */
 static inline __m128i q3k_scales(const uint8_t *s12) {
-    uint32_t a, b, c;
-    memcpy(&a, s12, 4);
-    memcpy(&b, s12 + 4, 4);
-    memcpy(&c, s12 + 8, 4);
-    const uint32_t m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
-    const uint32_t s0 = (a & m4) | (c & m2) << 4;               /* sub-blocks 0..3 */
-    const uint32_t s1 = (b & m4) | ((c >> 2) & m2) << 4;        /* 4..7 */
-    const uint32_t s2 = ((a >> 4) & m4) | ((c >> 4) & m2) << 4; /* 8..11 */
-    const uint32_t s3 = ((b >> 4) & m4) | ((c >> 6) & m2) << 4; /* 12..15 */
-    return _mm_sub_epi8(_mm_set_epi32((int)s3, (int)s2, (int)s1, (int)s0), _mm_set1_epi8(32));
+    uint32_t u[4];
+    kern_q3k_scale_bytes(s12, u);
+    return _mm_sub_epi8(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]),
+                        _mm_set1_epi8(32));
 }
 
 /* One Q2_K (q3 false) or Q3_K row against T tokens of Q8_K. Per block the
@@ -769,7 +750,7 @@ static inline __m128i q3k_scales(const uint8_t *s12) {
  * (|sc| <= 32, |bsum| <= 16 * 127), taken from the same sum. */
 AI void k23_tile(bool q3, const int T, int64_t n, const uint8_t *vw, const uint8_t *const *xp,
                  float *out) {
-    const size_t bs = q3 ? Q3K_BYTES : Q2K_BYTES;
+    const size_t bs = q3 ? sizeof(block_q3_K) : sizeof(block_q2_K);
     const int64_t nb = n / QK_K;
     const __m256i m3 = _mm256_set1_epi8(3);
     const __m256i one = _mm256_set1_epi8(1);

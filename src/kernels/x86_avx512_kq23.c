@@ -10,32 +10,21 @@
  * four 128-bit lanes, each lane's int16 pair sums times its sub-block scale
  * (dpwssd or vpmaddwd). Integer sums per block are exact; the block is
  * scaled once into 16 float lanes, so results are within float rounding of
- * the scalar references (and of the AVX2 kernels). Layouts: ggml's
- * block_q2_K (scales[16], qs[64], d, dmin) and block_q3_K (hmask[32],
- * qs[64], scales[12], d).
+ * the scalar references (and of the AVX2 kernels). Layouts: block_q2_K and
+ * block_q3_K (blocks.h).
  */
 #include "kernels/x86_avx512.h"
 
-enum {
-    K23_Q2_BYTES = 84,
-    K23_Q3_BYTES = 110,
-    K23_TMAX = 4,
-};
+enum { K23_TMAX = 4 };
 
 #define NOINLINE static __attribute__((noinline))
 
 /* The 16 signed 6-bit scales (sc - 32) of a Q3_K block as bytes. */
 static inline __m128i q3k_scales16(const uint8_t *s12) {
-    uint32_t a, b, c;
-    memcpy(&a, s12, 4);
-    memcpy(&b, s12 + 4, 4);
-    memcpy(&c, s12 + 8, 4);
-    const uint32_t m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
-    const uint32_t s0 = (a & m4) | (c & m2) << 4;
-    const uint32_t s1 = (b & m4) | ((c >> 2) & m2) << 4;
-    const uint32_t s2 = ((a >> 4) & m4) | ((c >> 4) & m2) << 4;
-    const uint32_t s3 = ((b >> 4) & m4) | ((c >> 6) & m2) << 4;
-    return _mm_sub_epi8(_mm_set_epi32((int)s3, (int)s2, (int)s1, (int)s0), _mm_set1_epi8(32));
+    uint32_t u[4];
+    kern_q3k_scale_bytes(s12, u);
+    return _mm_sub_epi8(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]),
+                        _mm_set1_epi8(32));
 }
 
 /* int16 words of scale byte k_l in 128-bit lane l (scales broadcast to every
@@ -54,7 +43,7 @@ AI __m512i k23_lane_scales(__m512i scb, int s) {
  * k23_tile: unsigned levels, the offsets through the activation sums). */
 AI void k23_tile512(bool q3, const int T, int64_t n, const uint8_t *vw, const uint8_t *const *xp,
                     float *out, bool vnni) {
-    const size_t bs = q3 ? K23_Q3_BYTES : K23_Q2_BYTES;
+    const size_t bs = q3 ? sizeof(block_q3_K) : sizeof(block_q2_K);
     const int64_t nb = n / QK_K;
     const __m512i m3 = _mm512_set1_epi8(3);
     __m512 acc[K23_TMAX];
@@ -69,16 +58,16 @@ AI void k23_tile512(bool q3, const int T, int64_t n, const uint8_t *vw, const ui
         __m256i offs; /* Q2_K: the mins, Q3_K: the scales, as int16 */
         float wd, wdmin = 0.0f;
         if (q3) {
-            sc8 = q3k_scales16(wb + 96);
+            sc8 = q3k_scales16(wb + Q3K_SCALES);
             offs = _mm256_cvtepi8_epi16(sc8);
-            wd = f16_at(wb + 108);
+            wd = f16_at(wb + Q3K_D);
         } else {
             const __m128i s = _mm_loadu_si128((const __m128i *)wb);
             const __m128i m4 = _mm_set1_epi8(0x0F);
             sc8 = _mm_and_si128(s, m4);
             offs = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), m4));
-            wd = f16_at(wb + 80);
-            wdmin = f16_at(wb + 82);
+            wd = f16_at(wb + Q2K_D);
+            wdmin = f16_at(wb + Q2K_DMIN);
         }
         const __m512i scb = _mm512_broadcast_i32x4(sc8);
         __m512i sumi[K23_TMAX];
