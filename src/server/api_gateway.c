@@ -271,36 +271,7 @@ static bool gateway_tools_init(srv_gwreq *q) {
 /* Appends text to the bridge job as one event (id -1: text without a token). */
 static bool bridge_append(srv_job *j, const char *text, size_t len) {
     pthread_mutex_lock(&j->mu);
-    bool ok = true;
-    if (j->n_events == j->cap_events) {
-        const int cap = j->cap_events ? j->cap_events * 2 : 64;
-        srv_event *ne = realloc(j->events, (size_t)cap * sizeof *ne);
-        if (ne) {
-            j->events = ne;
-            j->cap_events = cap;
-        }
-        ok = ne != NULL;
-    }
-    if (ok && j->text_len + len + 1 > j->text_cap) {
-        size_t cap = j->text_cap ? j->text_cap : 1024;
-        while (cap < j->text_len + len + 1) cap *= 2;
-        char *nt = realloc(j->text, cap);
-        if (nt) {
-            j->text = nt;
-            j->text_cap = cap;
-        }
-        ok = nt != NULL;
-    }
-    if (ok) {
-        srv_event *e = &j->events[j->n_events++];
-        memset(e, 0, sizeof *e);
-        e->id = -1;
-        e->text_off = j->text_len;
-        e->text_len = len;
-        memcpy(j->text + j->text_len, text, len);
-        j->text_len += len;
-        j->text[j->text_len] = '\0';
-    }
+    const bool ok = srv_job_append(j, NULL, text, len, false);
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
     return ok && !atomic_load(&j->cancel);

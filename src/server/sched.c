@@ -162,12 +162,8 @@ static bool text_room(char **text, size_t len, size_t *cap, size_t more) {
     return true;
 }
 
-/* Appends one event of text[0..len) (id -1: text without a token); false
- * when out of memory. A job that splits off reasoning puts the text through
- * its splitter (end: the reply is over, release what it held). Called with
- * j->mu held. */
-static bool job_append_text(srv_job *j, const hearth_token_event *ev, const char *text, size_t len,
-                            bool end) {
+bool srv_job_append(srv_job *j, const hearth_token_event *ev, const char *text, size_t len,
+                    bool end) {
     if (j->n_events == j->cap_events) {
         const int cap = j->cap_events ? j->cap_events * 2 : 64;
         srv_event *ne = realloc(j->events, (size_t)cap * sizeof *ne);
@@ -208,10 +204,6 @@ static bool job_append_text(srv_job *j, const hearth_token_event *ev, const char
     j->text_len += e->text_len;
     j->text[j->text_len] = '\0';
     return true;
-}
-
-static bool job_append(srv_job *j, const hearth_token_event *ev) {
-    return job_append_text(j, ev, ev->text, ev->len, false);
 }
 
 /* ---- slots and the scheduler thread ---------------------------------------- */
@@ -262,7 +254,7 @@ static bool on_token(const hearth_token_event *ev, void *user) {
     srv_slot *slot = user;
     srv_job *j = slot->job;
     pthread_mutex_lock(&j->mu);
-    if (!job_append(j, ev)) slot->oom = true;
+    if (!srv_job_append(j, ev, ev->text, ev->len, false)) slot->oom = true;
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
     job_notify_group(j);
@@ -305,7 +297,7 @@ static void slot_finish(srv_sched *s, srv_slot *slot, hearth_err err, const char
     slot->started = false;
     pthread_mutex_lock(&j->mu);
     /* the text a reasoning splitter held back (a tag's possible start) */
-    if (j->think && j->split.n_held && !job_append_text(j, NULL, "", 0, true) && !err) {
+    if (j->think && j->split.n_held && !srv_job_append(j, NULL, "", 0, true) && !err) {
         err = HEARTH_ERR_NOMEM;
         msg = "out of memory while collecting the output";
     }

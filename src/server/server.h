@@ -484,6 +484,12 @@ void srv_sched_slots_json(srv_sched *s, struct cJSON *arr, const char *model);
 srv_job *srv_job_new(const int32_t *prompt, int n);
 /* Drops a reference; the last one frees the job. */
 void srv_job_release(srv_job *j);
+/* Appends one event of text[0..len) (ev NULL: id -1, text without a token);
+ * false when out of memory. A job that splits off reasoning puts the text
+ * through its splitter (end: the reply is over, release what it held).
+ * Called with j->mu held. */
+bool srv_job_append(srv_job *j, const hearth_token_event *ev, const char *text, size_t len,
+                    bool end);
 /* Hands the job to a free slot, or queues it. False when the queue is full
  * (the job is untouched). The scheduler takes its own reference. */
 bool srv_sched_submit(srv_sched *s, srv_job *j);
