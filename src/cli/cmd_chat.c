@@ -118,12 +118,6 @@ static hearth_err chat_tokens(const chat *c, int32_t **ids, size_t *n) {
     return e;
 }
 
-/* Whether a reply starts inside the <think> block: the template opens it
- * (unless thinking is off where the template can switch it off). */
-static bool opens_block(const chat *c) {
-    return c->tmpl.think_open && !(c->tmpl.think_toggle && c->no_thinking);
-}
-
 /* Prints the parts of a piece of the reply: thinking framed as ollama
  * frames it (or not at all), then the answer. */
 static void show(chat *c, const eng_think_out *o) {
@@ -198,7 +192,7 @@ static int chat_reply(chat *c, const cli_gen_opts *o, bool verbose) {
     }
     c->reply_len = 0;
     interrupted = 0;
-    eng_think_init(&c->split, opens_block(c));
+    eng_think_init(&c->split, tok_chat_opens_think(&c->tmpl, c->no_thinking));
     c->said_thinking = c->said_done = false;
     hearth_gen_result r;
     hearth_err e = hearth_generate(c->session, c->sampler, ids, (int)n, &o->gen, on_token, c, &r);
@@ -311,6 +305,13 @@ static void chat_free(chat *c) {
     hearth_model_free(c->model);
 }
 
+/* The chat's sampler: a thinking budget counts from the first token where
+ * the template opens the block. */
+static hearth_err chat_sampler(chat *c, hearth_sampling smp) {
+    smp.reasoning_open = tok_chat_opens_think(&c->tmpl, c->no_thinking);
+    return hearth_sampler_new(c->model, &smp, &c->sampler);
+}
+
 static void print_usage(FILE *f) {
     fprintf(f, "%s%s%s", chat_usage, tok_chat_names(), chat_usage_rest);
 }
@@ -387,8 +388,7 @@ int cmd_chat(int argc, char **argv) {
         rc = 1;
     else if (hearth_session_new(c.model, &o.sp, &c.session))
         rc = cli_fail("chat", "creating the session");
-    else if ((o.smp.reasoning_open = opens_block(&c)),
-             hearth_sampler_new(c.model, &o.smp, &c.sampler))
+    else if (chat_sampler(&c, o.smp))
         rc = cli_fail("chat", "creating the sampler");
     else if (cli_spec_open("chat", &spec, c.model, &o.mp, &o.sp, &o.gen))
         rc = 1;

@@ -34,9 +34,8 @@ bool srv_think_split(const srv_model *m, const srv_request *r, bool *open) {
                        (f == SRV_REASONING_DEEPSEEK || (m->have_template && m->tmpl.think));
     /* a constrained reply (JSON, a forced call) is the answer from its first
      * byte even where the prompt opened the block */
-    *open = split && m->have_template && m->tmpl.think_open &&
-            r->sampling.constraint == HEARTH_CONSTRAINT_NONE &&
-            !(m->tmpl.think_toggle && srv_thinking_off(m, r));
+    *open = split && m->have_template && r->sampling.constraint == HEARTH_CONSTRAINT_NONE &&
+            tok_chat_opens_think(&m->tmpl, srv_thinking_off(m, r));
     return split;
 }
 

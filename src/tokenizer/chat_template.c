@@ -618,6 +618,10 @@ static void render_phi4(const tok_chat_template *t, const ct_msg *m, size_t n, c
     }
 }
 
+bool tok_chat_opens_think(const tok_chat_template *t, bool no_thinking) {
+    return t->think_open && !(t->think_toggle && no_thinking);
+}
+
 static void generation_prompt(const tok_chat_template *t, const tok_chat_opts *o, ct_buf *b) {
     switch (t->family) {
     case TOK_CHAT_CHATML:
@@ -625,7 +629,7 @@ static void generation_prompt(const tok_chat_template *t, const tok_chat_opts *o
         buf_puts(b, "<|im_start|>assistant\n");
         if (t->think_toggle && o->no_thinking)
             buf_puts(b, "<think>\n\n</think>\n\n");
-        else if (t->think_open)
+        else if (tok_chat_opens_think(t, o->no_thinking))
             buf_puts(b, "<think>\n");
         break;
     case TOK_CHAT_LLAMA3:
@@ -648,7 +652,8 @@ static void generation_prompt(const tok_chat_template *t, const tok_chat_opts *o
         break;
     case TOK_CHAT_DEEPSEEK:
         if (o->add_generation_prompt)
-            buf_puts(b, t->think_open ? "<｜Assistant｜><think>\n" : "<｜Assistant｜>");
+            buf_puts(b, tok_chat_opens_think(t, o->no_thinking) ? "<｜Assistant｜><think>\n"
+                                                                : "<｜Assistant｜>");
         break;
     }
 }

@@ -131,6 +131,10 @@ typedef struct tok_chat_opts {
     bool no_thinking;
 } tok_chat_opts;
 
+/* Whether the generation prompt t renders ends inside an opened <think>
+ * block, so the reply starts in it (no_thinking: tok_chat_opts'). */
+bool tok_chat_opens_think(const tok_chat_template *t, bool no_thinking);
+
 /* Renders msgs[0..n) (n >= 1). On success *out (NUL-terminated, *out_len
  * bytes) is owned by the caller: free() it. A chat the template itself would
  * refuse (Gemma: roles not alternating user/assistant; Llama 3.1: more than
