@@ -206,6 +206,35 @@ HEARTH_API hearth_err hearth_embed_batch(hearth_session *session, const int32_t 
                                          const int *n_ids, int n_texts, hearth_pooling pooling,
                                          bool normalize, float *out);
 
+/* ---- reranking -------------------------------------------------------------
+ * A reranker (a cross-encoder: bge-reranker, ms-marco-MiniLM, jina-reranker,
+ * Qwen3-Reranker) reads a query and a document together and scores how well
+ * the document answers the query; its file says so (pooling_type rank) and
+ * carries a classification head (cls.weight, cls.output.weight). */
+
+/* Whether the model is a reranker. */
+HEARTH_API bool hearth_model_ranks(const hearth_model *model);
+/* The tokens of one (query, document) pair as llama-server builds them: the
+ * model's rerank prompt (tokenizer.chat_template.rerank) with {query} and
+ * {document} filled in when it has one (its control tokens parsed), else
+ * [BOS] query [EOS] [SEP] document [EOS], each special token where the
+ * vocabulary asks for it (the separator: tokenizer.ggml.add_sep_token), EOS
+ * standing in for SEP when there is none. ids/cap/n_out as hearth_tokenize. */
+HEARTH_API hearth_err hearth_tokenize_rerank(const hearth_model *model, const char *query,
+                                             size_t query_len, const char *doc, size_t doc_len,
+                                             int32_t *ids, size_t cap, size_t *n_out);
+/* The scores of n_texts pairs (tokenized as above, back to back in ids as
+ * for hearth_embed_batch) into scores[n_texts]: higher is more relevant. An
+ * encoder's score is its first label's logit (unbounded, as llama.cpp's);
+ * a decoder's (Qwen3-Reranker) the probability of its first label, "yes".
+ * The texts run as hearth_embed_batch runs them; the session is left as it
+ * leaves it. HEARTH_ERR_UNSUPPORTED for a model that is not a reranker. */
+HEARTH_API hearth_err hearth_rank_batch(hearth_session *session, const int32_t *ids,
+                                        const int *n_ids, int n_texts, float *scores);
+/* order[0..n) = the indices of scores[0..n), best first (NaN last, equal
+ * scores in their given order). */
+HEARTH_API hearth_err hearth_rank_order(const float *scores, int n, int *order);
+
 /* ---- text ----------------------------------------------------------------
  * The model's own tokenizer, from its GGUF metadata. Functions that fill a
  * caller's buffer fail with HEARTH_ERR_INVALID_ARG when it is too small and

@@ -17,13 +17,15 @@ static const char synth_usage[] =
     "N]\n"
     "                    [--ctx N] [--tied] [--seed S] [--rope-dim N] [--longrope ORIG]\n"
     "                    [--rope-factors longrope|ones|freqs-short|freqs-long] [--rope-attn X]\n"
+    "                    [--pooling mean|cls] [--rerank N]\n"
     "  Writes a model with random weights (labelled so in general.name) and a small\n"
     "  SentencePiece-style vocabulary. Useful to try Hearth without downloading a model.\n"
     "  --rope-dim: a partial rotary (Phi-4-mini); --longrope ORIG: Phi-3.5's LongRoPE, random\n"
     "  short and long factors with an original context of ORIG (and the converter's attention\n"
     "  factor unless --rope-attn X); --rope-factors: other factor tensors, same values.\n"
     "  bert and nomic-bert are embedding models (a WordPiece vocabulary); --pooling mean|cls\n"
-    "  sets their pooling_type (default mean).\n"
+    "  sets their pooling_type (default mean). --rerank N: a reranker with N labels (a\n"
+    "  classification head; decoders get Qwen3-Reranker's layout and a rerank prompt).\n"
     "usage: hearth synth --lora-for BASE -o FILE [--rank R] [--alpha A] [--type "
     "f32|f16|bf16|q8_0]\n"
     "                    [--targets LIST] [--strength X] [--seed S]\n"
@@ -58,13 +60,15 @@ static int rope_opt(const char *a, const char *v, synth_params *p) {
         p->rope_attn_factor = f;
     else if (!strcmp(a, "--pooling") && (!strcmp(v, "mean") || !strcmp(v, "cls")))
         p->pooling = !strcmp(v, "mean") ? 1 : 2;
+    else if (!strcmp(a, "--rerank") && cli_parse_int(v, 1, 4096, &n))
+        p->rerank = n;
     else if (!strcmp(a, "--rope-factors")) {
         for (n = 0; n < 5 && strcmp(v, kinds[n]); n++) {
         }
         if (n == 5) return -1;
         p->factors = (synth_rope_factors)n;
     } else if (!strcmp(a, "--rope-dim") || !strcmp(a, "--longrope") || !strcmp(a, "--rope-attn") ||
-               !strcmp(a, "--pooling"))
+               !strcmp(a, "--pooling") || !strcmp(a, "--rerank"))
         return -1;
     else
         return 0;

@@ -20,6 +20,7 @@ static const command commands[] = {
     {"run", cmd_run, "generate text from a prompt"},
     {"chat", cmd_chat, "talk with the model through its chat template (a REPL on stdin)"},
     {"embed", cmd_embed, "print the embedding of a text (or of each line) as JSON"},
+    {"rerank", cmd_rerank, "score documents against a query with a reranker, best first"},
     {"serve", cmd_serve, "serve the model over an OpenAI-compatible HTTP API"},
     {"synth", cmd_synth, "write a small model with random weights (for demos and tests)"},
     {"bench", cmd_bench, "measure prompt and generation speed (llama-bench's tests and output)"},

@@ -210,6 +210,77 @@ hearth_err hearth_tokenize_fim(const hearth_model *m, const char *prefix, size_t
     return hearth_tokenize_infill(m, &in, ids, cap, n_out);
 }
 
+/* The model's rerank prompt (tokenizer.chat_template.rerank: Qwen3-Reranker's)
+ * with {query} and {document} filled in, in one pass over the template (a
+ * query that contains "{document}" stays as written). */
+static hearth_err put_rerank_prompt(const tok_vocab *v, const char *t, size_t t_len,
+                                    const char *query, size_t q_len, const char *doc, size_t d_len,
+                                    id_list *l) {
+    char *text = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i <= t_len;) {
+        const char *part = t + i;
+        size_t len = 1, skip = 1;
+        if (i == t_len) {
+            len = 0; /* the terminator: only make room */
+        } else if (t_len - i >= 7 && !memcmp(part, "{query}", 7)) {
+            part = query, len = q_len, skip = 7;
+        } else if (t_len - i >= 10 && !memcmp(part, "{document}", 10)) {
+            part = doc, len = d_len, skip = 10;
+        }
+        if (cap - n < len + 1) {
+            cap = 2 * (n + len + 1);
+            char *p = realloc(text, cap);
+            if (!p) {
+                free(text);
+                return hr_fail(HEARTH_ERR_NOMEM, "out of memory");
+            }
+            text = p;
+        }
+        if (len) memcpy(text + n, part, len);
+        n += len;
+        i += skip;
+    }
+    /* the prompt's control tokens are parsed, as llama-server parses them */
+    const hearth_err err = put_text(v, text, n, true, l);
+    free(text);
+    return err;
+}
+
+hearth_err hearth_tokenize_rerank(const hearth_model *m, const char *query, size_t query_len,
+                                  const char *doc, size_t doc_len, int32_t *ids, size_t cap,
+                                  size_t *n_out) {
+    const tok_vocab *v = engine_vocab(m);
+    if (!v) return HEARTH_ERR_UNSUPPORTED;
+    const char *tmpl;
+    size_t tmpl_len;
+    id_list l = {0};
+    hearth_err err;
+    if (hearth_model_meta_str(m, "tokenizer.chat_template.rerank", &tmpl, &tmpl_len) == HEARTH_OK) {
+        err = put_rerank_prompt(v, tmpl, tmpl_len, query, query_len, doc, doc_len, &l);
+    } else {
+        /* [BOS] query [EOS] [SEP] document [EOS], each as the vocabulary asks
+         * (BERT: [CLS] q [SEP] d [SEP]; RoBERTa: <s> q </s></s> d </s>) */
+        const int eos = tok_eos(v) >= 0 ? tok_eos(v) : tok_sep(v), sep = tok_sep(v);
+        const bool add_eos = tok_add_eos(v), add_sep = tok_add_sep(v);
+        if ((add_eos && eos < 0) || (add_sep && sep < 0) || (tok_add_bos(v) && tok_bos(v) < 0))
+            return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                           "rerank: the vocabulary lacks the special tokens a pair needs");
+        err = tok_add_bos(v) ? put_id(&l, tok_bos(v)) : HEARTH_OK;
+        if (!err) err = put_text(v, query, query_len, false, &l);
+        if (!err && add_eos) err = put_id(&l, eos);
+        if (!err && add_sep) err = put_id(&l, sep);
+        if (!err) err = put_text(v, doc, doc_len, false, &l);
+        if (!err && add_eos) err = put_id(&l, eos);
+    }
+    if (!err && ids && l.n <= cap) copy_ids(ids, l.ids, 0, l.n);
+    free(l.ids);
+    if (err) return err;
+    *n_out = l.n;
+    return l.n <= cap ? HEARTH_OK
+                      : hr_fail(HEARTH_ERR_INVALID_ARG, "%zu tokens do not fit in %zu", l.n, cap);
+}
+
 hearth_err hearth_detokenize(const hearth_model *m, const int32_t *ids, size_t n, bool special,
                              char *out, size_t cap, size_t *n_out) {
     const tok_vocab *v = engine_vocab(m);

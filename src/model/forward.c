@@ -571,6 +571,11 @@ void forward_run_logits(hearth_session *s, const fwd_run *runs, int n_runs, floa
     output_rows(s, n_runs, out);
 }
 
+void forward_matmul(hearth_session *s, const model_weight *w, const float *x, int n, float *y,
+                    int64_t ldy) {
+    matmul(s, w, x, n, y, ldy);
+}
+
 void forward_hidden_row(hearth_session *s, int t, float *out) {
     const model_hparams *hp = &s->model->hp;
     if (s->model->arch->encoder) { /* the last layer's LayerNorm was the final norm */

@@ -145,9 +145,13 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
         if (h.swa_window == 0) h.swa_pattern = 0;
     }
     /* GGUF's pooling_type: 0 none, 1 mean, 2 cls, 3 last, 4 rank. Hearth always
-     * pools (a causal LM has no pooling of its own): mean unless cls or last. */
+     * pools (a causal LM has no pooling of its own): mean unless cls or last.
+     * A reranker's head reads the first row of an encoder (what attends to
+     * the whole pair) and the last of a decoder, as llama.cpp's does. */
     int pooling;
     if ((err = hp_int(&r, "pooling_type", &pooling, false, 0))) return err;
+    h.rank = pooling == 4;
+    if (h.rank) pooling = arch->encoder ? HEARTH_POOL_CLS : HEARTH_POOL_LAST;
     h.pooling =
         pooling == HEARTH_POOL_CLS || pooling == HEARTH_POOL_LAST ? pooling : HEARTH_POOL_MEAN;
     if ((err = hp_check(&h))) return err;

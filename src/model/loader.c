@@ -181,6 +181,24 @@ static hearth_err bind_encoder_inputs(hearth_model *m) {
     return err;
 }
 
+/* A reranker's classification head, both parts optional as llama.cpp loads
+ * them (jina-reranker-v1 has no cls, Qwen3-Reranker only cls.output): cls
+ * [n_embd][n_embd] with its bias (the pooler), cls.output [n_labels][n_embd]
+ * with its bias. Tensors of other files are refused as unknown. */
+static hearth_err bind_classifier(hearth_model *m) {
+    const int64_t d = m->hp.n_embd;
+    hearth_err err = bind_matrix(m, "cls.weight", d, d, false, &m->cls);
+    if (!err) err = bind_vector(m, "cls.bias", d, false, &m->cls_b);
+    const gguf_tensor *o = gguf_find_tensor(m->gguf, "cls.output.weight");
+    if (err || !o) return err;
+    if (o->n_dims != 2 || o->ne[1] < 1 || o->ne[1] > 4096)
+        return hr_fail(HEARTH_ERR_FORMAT, "model: cls.output.weight must be a matrix of 1 to "
+                                          "4096 rows");
+    err = bind_matrix(m, "cls.output.weight", d, o->ne[1], true, &m->cls_out);
+    if (!err) err = bind_vector(m, "cls.output.bias", o->ne[1], false, &m->cls_out_b);
+    return err;
+}
+
 static hearth_err bind_all(hearth_model *m) {
     model_hparams *hp = &m->hp;
     const gguf_tensor *embd = gguf_find_tensor(m->gguf, "token_embd.weight");
@@ -192,6 +210,7 @@ static hearth_err bind_all(hearth_model *m) {
     hearth_err err;
     if ((err = bind_matrix(m, "token_embd.weight", hp->n_embd, hp->n_vocab, true, &m->tok_embd)) ||
         (err = m->arch->encoder ? bind_encoder_inputs(m) : bind_output(m)) ||
+        (err = bind_classifier(m)) ||
         (err = bind_vector(m, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)) ||
         (err = bind_vector(m, "rope_factors_long.weight", hp->n_rot / 2, false, &m->rope_long)) ||
         (err = bind_vector(m, "rope_factors_short.weight", hp->n_rot / 2, false, &m->rope_short)))

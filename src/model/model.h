@@ -56,7 +56,9 @@ typedef struct model_hparams {
                                and sin, so the rotated part of q and k (LongRoPE's scaling) */
     int swa_window, swa_pattern; /* 0: no sliding window */
     float final_softcap;         /* 0: none */
-    int pooling; /* hearth_pooling from "<arch>.pooling_type"; mean when absent or unknown */
+    int pooling; /* hearth_pooling from "<arch>.pooling_type"; mean when absent or unknown;
+                    a reranker's: the row its head reads (cls for encoders, else last) */
+    bool rank;   /* pooling_type rank: a reranker, scored by its classification head */
 } model_hparams;
 
 typedef struct model_lora_ab model_lora_ab;
@@ -113,6 +115,9 @@ struct hearth_model {
     model_weight pos_embd;         /* encoders with learned positions: [n_ctx_train][n_embd] */
     model_weight type_embd;        /* encoders: token_types [n_types][n_embd]; row 0 is added */
     const float *tok_norm, *tok_norm_b; /* encoders: LayerNorm of the input embeddings */
+    model_weight cls;                   /* rerankers' head (both parts optional): cls [n_embd] */
+    model_weight cls_out;               /*   [n_embd][n_embd], tanh, then cls.output */
+    const float *cls_b, *cls_out_b;     /*   [n_labels][n_embd]; optional biases */
     const float *rope_freqs; /* [n_rot/2] or NULL: frequency divisors for every session */
     const float *rope_long;  /* [n_rot/2] or NULL: LongRoPE's (phi3), when rope_freqs is */
     const float *rope_short; /*   absent, for sessions longer / not longer than n_ctx_orig */

@@ -77,6 +77,10 @@ void forward_run_logits(hearth_session *s, const fwd_run *runs, int n_runs, floa
  * state (what the output layer reads, llama.cpp's embedding) into
  * out[n_embd]. */
 void forward_hidden_row(hearth_session *s, int t, float *out);
+/* y = w x for n rows of x ([n][w->n_cols], n <= n_batch), y's rows ldy
+ * floats apart: the forward pass's own product (exact mode, adapters). */
+void forward_matmul(hearth_session *s, const model_weight *w, const float *x, int n, float *y,
+                    int64_t ldy);
 
 /* A view of s's KV cache from position kv0 on (a multiple of KERN_KV_TILE,
  * below n_ctx_pad): its position p is s's kv0 + p, so a run on it

@@ -230,13 +230,14 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
     SET_U32("rope.dimension_count", p->n_rot > 0 ? p->n_rot : p->head_dim);
     if (a->encoder) {
         SET_F32("attention.layer_norm_epsilon", 1e-12f);
-        SET_U32("pooling_type", p->pooling > 0 ? p->pooling : 1);
+        SET_U32("pooling_type", p->rerank > 0 ? 4 : p->pooling > 0 ? p->pooling : 1);
         if (!err) {
             snprintf(key, sizeof key, "%s.attention.causal", p->arch);
             err = gguf_writer_set_bool(c->w, key, false);
         }
     } else {
         SET_F32("attention.layer_norm_rms_epsilon", 1e-5f);
+        if (p->rerank > 0) SET_U32("pooling_type", 4);
     }
     SET_F32("rope.freq_base", 10000.0f);
     if (p->rope_orig_ctx > 0) {
@@ -358,12 +359,36 @@ static void synth_ctx_fini(synth_ctx *c) {
     free(c->bufs);
 }
 
+/* A reranker's head (synth_params.rerank) and a decoder's rerank prompt. */
+static hearth_err add_classifier(synth_ctx *c, const synth_params *p, const arch_desc *a) {
+    const float s = 2.0f / sqrtf((float)p->n_embd);
+    hearth_err err = HEARTH_OK;
+    if (a->encoder) {
+        err = add_tensor(c, "cls.weight", p->type, p->n_embd, p->n_embd, 0.0f, s);
+        if (!err) err = add_tensor(c, "cls.bias", KERN_F32, p->n_embd, 1, 0.0f, 0.1f);
+        if (!err)
+            err = add_tensor_as(c, "cls.output.bias", KERN_F32, p->rerank, 1, 0.0f, 0.1f, false);
+        /* what llama.cpp's converter writes for a BERT cross-encoder: pairs
+         * end in [SEP] as EOS, with none added between */
+        if (!err) err = gguf_writer_set_u32(c->w, "tokenizer.ggml.eos_token_id", 102);
+        if (!err) err = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_eos_token", true);
+        if (!err) err = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_sep_token", false);
+    } else {
+        err = gguf_writer_set_str(c->w, "tokenizer.chat_template.rerank",
+                                  "<s>query: {query} | document: {document}</s>");
+    }
+    if (!err)
+        err = add_tensor_as(c, "cls.output.weight", p->type, p->n_embd, p->rerank, 0.0f, s, true);
+    return err;
+}
+
 hearth_err synth_write(const char *path, const synth_params *p) {
     const arch_desc *a = arch_find(p->arch, strlen(p->arch));
     if (!a) return hr_fail(HEARTH_ERR_UNSUPPORTED, "synth: unknown architecture '%s'", p->arch);
     if (p->n_embd < 1 || p->n_layer < 1 || p->n_head < 1 || p->n_head_kv < 1 ||
         p->n_head % p->n_head_kv || p->head_dim < 2 || p->head_dim % 2 || p->n_ff < 1 ||
-        p->n_ctx < 1 || p->n_rot < 0 || p->n_rot % 2 || p->n_rot > p->head_dim)
+        p->n_ctx < 1 || p->n_rot < 0 || p->n_rot % 2 || p->n_rot > p->head_dim || p->rerank < 0 ||
+        p->rerank > 4096)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: inconsistent shape");
     synth_ctx c = {0};
     hr_rng_seed(&c.rng, p->seed);
@@ -385,6 +410,7 @@ hearth_err synth_write(const char *path, const synth_params *p) {
         if (!err && !p->tied)
             err = add_tensor(&c, "output.weight", p->type, p->n_embd, n_vocab, 0.0f, se);
     }
+    if (!err && p->rerank > 0) err = add_classifier(&c, p, a);
     for (int il = 0; il < p->n_layer && !err; il++) err = add_layer(&c, p, a, il);
     if (!err) err = add_rope_factors(&c, p);
     if (!err && p->extra_tensor) err = add_tensor(&c, p->extra_tensor, KERN_F32, 8, 1, 0.0f, 1.0f);

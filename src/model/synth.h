@@ -37,6 +37,9 @@ typedef struct synth_params {
     float q_gain;               /* != 0 and != 1: the Q rows of the attention weights times it */
     const char *extra_tensor;   /* non-NULL: also a small F32 tensor of this name (tests) */
     int pooling;                /* encoders' pooling_type (1 mean, 2 cls); 0: mean */
+    int rerank; /* > 0: a reranker with this many labels (pooling_type rank): an encoder gets
+                   cls and cls.output with biases, a decoder cls.output alone and a rerank
+                   prompt (Qwen3-Reranker's layout) */
 } synth_params;
 
 synth_params synth_default_params(void);

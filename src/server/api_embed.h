@@ -38,5 +38,8 @@ void srv_embed_input_fini(srv_embed_input *in);
  * when x has been answered already (an error: out of memory, a full queue,
  * the client gone, a failed or timed-out embedding). */
 srv_job *srv_embed_run(srv_exchange *x, srv_embed_input *in, bool normalize);
+/* The same for a reranker's pairs (hearth_tokenize_rerank): the job's embd
+ * holds one score a pair ([n]). */
+srv_job *srv_rank_run(srv_exchange *x, srv_embed_input *in);
 
 #endif

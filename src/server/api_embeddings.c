@@ -76,10 +76,11 @@ void srv_embed_input_fini(srv_embed_input *in) {
     *in = (srv_embed_input){0};
 }
 
-srv_job *srv_embed_run(srv_exchange *x, srv_embed_input *in, bool normalize) {
+/* The job of in's texts: their vectors, or their scores when `rank`. */
+static srv_job *run(srv_exchange *x, srv_embed_input *in, bool normalize, bool rank) {
     srv_server *s = x->srv;
     srv_error e;
-    const size_t d = (size_t)hearth_model_n_embd(x->model->model);
+    const size_t d = rank ? 1 : (size_t)hearth_model_n_embd(x->model->model);
     srv_job *j = srv_job_new(in->ids, in->n_ids);
     if (j) j->embd = malloc((size_t)in->n * d * sizeof *j->embd);
     if (!j || !j->embd) {
@@ -95,6 +96,7 @@ srv_job *srv_embed_run(srv_exchange *x, srv_embed_input *in, bool normalize) {
     srv_embed_input_fini(in);
     j->pooling = x->model->pooling;
     j->normalize = normalize;
+    j->rank = rank;
     if (s->cfg.timeout_s > 0) j->deadline_ms = srv_now_ms() + 1e3 * s->cfg.timeout_s;
     x->prompt_tokens = j->n_prompt;
     if (!srv_run_job(x, j, false)) return NULL;
@@ -110,6 +112,12 @@ srv_job *srv_embed_run(srv_exchange *x, srv_embed_input *in, bool normalize) {
     srv_respond_error(x, &e);
     return NULL;
 }
+
+srv_job *srv_embed_run(srv_exchange *x, srv_embed_input *in, bool normalize) {
+    return run(x, in, normalize, false);
+}
+
+srv_job *srv_rank_run(srv_exchange *x, srv_embed_input *in) { return run(x, in, false, true); }
 
 /* ---- POST /v1/embeddings --------------------------------------------------- */
 

@@ -62,7 +62,8 @@ typedef enum route_id {
     ROUTE_KEY,
     ROUTE_KEYS,
     ROUTE_LLAMA_COMPLETION,
-    ROUTE_INFILL
+    ROUTE_INFILL,
+    ROUTE_RERANK
 } route_id;
 
 /* Who may use a route: anyone; any valid key; any valid key, counted
@@ -81,6 +82,10 @@ static const route routes[] = {
     {"/v1/chat/completions", false, "POST", ROUTE_CHAT, METERED},
     {"/v1/completions", false, "POST", ROUTE_COMPLETIONS, METERED},
     {"/v1/embeddings", false, "POST", ROUTE_EMBEDDINGS, METERED},
+    {"/v1/rerank", false, "POST", ROUTE_RERANK, METERED},
+    {"/v1/reranking", false, "POST", ROUTE_RERANK, METERED},
+    {"/rerank", false, "POST", ROUTE_RERANK, METERED},
+    {"/reranking", false, "POST", ROUTE_RERANK, METERED},
     {"/v1/models", false, "GET", ROUTE_MODELS, KEY},
     {"/v1/models/", true, "GET", ROUTE_MODEL, KEY},
     {"/health", false, "GET", ROUTE_HEALTH, OPEN},
@@ -405,6 +410,8 @@ static void dispatch(srv_server *s, srv_conn *c) {
         srv_handle_completions(x);
     else if (id == ROUTE_EMBEDDINGS)
         srv_handle_embeddings(x);
+    else if (id == ROUTE_RERANK)
+        srv_handle_rerank(x);
     else if (id == ROUTE_MODELS)
         srv_handle_models(x, NULL);
     else if (id == ROUTE_OLLAMA_CHAT)

@@ -477,9 +477,12 @@ static void embed_advance(srv_sched *s, srv_slot *slot) {
     for (int t = 0; t < i; t++) from += j->input_len[t];
     while (i + k < j->n_inputs && (k == 0 || n + j->input_len[i + k] <= SCHED_EMBED_CHUNK))
         n += j->input_len[i + k++];
-    const size_t d = (size_t)hearth_model_n_embd(s->model);
-    const hearth_err err = hearth_embed_batch(slot->session, j->prompt + from, j->input_len + i, k,
-                                              j->pooling, j->normalize, j->embd + (size_t)i * d);
+    const size_t d = j->rank ? 1 : (size_t)hearth_model_n_embd(s->model);
+    const int32_t *ids = j->prompt + from;
+    const hearth_err err =
+        j->rank ? hearth_rank_batch(slot->session, ids, j->input_len + i, k, j->embd + i)
+                : hearth_embed_batch(slot->session, ids, j->input_len + i, k, j->pooling,
+                                     j->normalize, j->embd + (size_t)i * d);
     if (err) {
         slot_fail(s, slot, err);
         return;

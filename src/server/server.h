@@ -414,6 +414,7 @@ typedef struct srv_job {
     int *input_len;
     hearth_pooling pooling;
     bool normalize;
+    bool rank; /* a rerank job (api_rerank.c): each text is a pair, its score goes to embd[i] */
     float *embd;
     int n_done;
     /* output */
@@ -768,6 +769,7 @@ void srv_handle_dashboard(srv_exchange *x);
 /* The URL's query parameter key (?key=value), decoded; NULL when absent. */
 const char *srv_query(const srv_exchange *x, const char *key);
 void srv_handle_embeddings(srv_exchange *x); /* POST /v1/embeddings */
+void srv_handle_rerank(srv_exchange *x);     /* POST /v1/rerank (api_rerank.c) */
 /* ollama's API (api_ollama*.c) */
 void srv_handle_ollama_chat(srv_exchange *x);               /* POST /api/chat */
 void srv_handle_ollama_generate(srv_exchange *x);           /* POST /api/generate */

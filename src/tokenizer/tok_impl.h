@@ -78,7 +78,7 @@ struct tok_vocab {
     int32_t bos, eos, eot, eom, unk, sep, pad, mask_id;
     int32_t fim_pre, fim_suf, fim_mid, fim_pad, fim_rep, fim_sep;
 
-    bool add_bos, add_eos;
+    bool add_bos, add_eos, add_sep;
     bool add_space_prefix; /* SPM: a space before text at the start / after a special token */
     bool clean_spaces;     /* detokenize: GPT-2's clean_up_tokenization_spaces */
     bool ignore_merges;    /* BPE: a pre-token that is itself a token is taken whole */

@@ -59,6 +59,9 @@ int tok_fim_sep(const tok_vocab *v); /* file separator (-1: none) */
 /* Whether encoding with add_special prepends BOS / appends EOS. */
 bool tok_add_bos(const tok_vocab *v);
 bool tok_add_eos(const tok_vocab *v);
+/* Whether a pair of texts (a reranker's query and document) takes the
+ * separator between them (tokenizer.ggml.add_sep_token; WordPiece: yes). */
+bool tok_add_sep(const tok_vocab *v);
 /* End of generation: eos, eot, eom and the tokens llama.cpp treats as such by
  * their text (<|im_end|>, <end_of_turn>, <|end|>, <|eom_id|>, <|endoftext|>,
  * FIM pad/repo/file-separator tokens, ...). False for ids out of range. */

@@ -147,6 +147,7 @@ int tok_fim_rep(const tok_vocab *v) { return v->fim_rep; }
 int tok_fim_sep(const tok_vocab *v) { return v->fim_sep; }
 bool tok_add_bos(const tok_vocab *v) { return v->add_bos; }
 bool tok_add_eos(const tok_vocab *v) { return v->add_eos; }
+bool tok_add_sep(const tok_vocab *v) { return v->add_sep; }
 size_t tok_max_piece_len(const tok_vocab *v) { return v->max_piece_len; }
 
 bool tok_is_eog(const tok_vocab *v, int32_t id) {
@@ -397,7 +398,7 @@ static hearth_err load_model_type(tok_vocab *v, const gguf_file *f) {
     } else if (gguf_str_eq(model, "bert")) {
         v->type = TOK_TYPE_WPM;
         v->bos = 101, v->unk = 100, v->sep = 102, v->pad = 0, v->mask_id = 103;
-        v->add_bos = true, v->clean_spaces = true;
+        v->add_bos = true, v->add_sep = true, v->clean_spaces = true;
         v->lowercase = true, v->strip_accents = true;
     } else {
         return hr_fail(HEARTH_ERR_UNSUPPORTED,
@@ -441,6 +442,7 @@ static void load_special_ids(tok_vocab *v, const gguf_file *f) {
     bool b;
     if (gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &b)) v->add_bos = b;
     if (gguf_get_bool(f, "tokenizer.ggml.add_eos_token", &b)) v->add_eos = b;
+    if (gguf_get_bool(f, "tokenizer.ggml.add_sep_token", &b)) v->add_sep = b;
     if (gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &b)) v->add_space_prefix = b;
     if (gguf_get_bool(f, "tokenizer.ggml.normalizer.lowercase", &b)) v->lowercase = b;
     v->strip_accents = v->lowercase;
