@@ -147,6 +147,21 @@ HEARTH_API hearth_err hearth_session_truncate(hearth_session *session, int pos);
  * (HEARTH_ERR_CONTEXT_FULL). No forward pass: it costs a copy of n positions
  * of K and V per layer. Neither session may be in use elsewhere. */
 HEARTH_API hearth_err hearth_session_copy(hearth_session *dst, const hearth_session *src, int n);
+/* Context shift (llama.cpp's --context-shift; docs/kv-cache.md): forgets
+ * positions [n_keep, n_keep + n_discard) and moves every later one down by
+ * n_discard, its cached keys rotated back by n_discard positions with the
+ * model's own RoPE (an F16 key is rounded again, a Q8_0 key re-quantized);
+ * the position drops by n_discard. The moved tokens' keys and values stay
+ * what they were computed from, text that saw the discarded part: what that
+ * part said is forgotten, not recomputed. The last logits are dropped (the
+ * next decode computes new ones). HEARTH_ERR_INVALID_ARG unless 0 <= n_keep,
+ * 0 <= n_discard and n_keep + n_discard <= the position;
+ * HEARTH_ERR_UNSUPPORTED for an encoder or a model without rotary
+ * positions. */
+HEARTH_API hearth_err hearth_session_shift(hearth_session *session, int n_keep, int n_discard);
+/* The token ids the session holds at positions 0..pos-1 (hearth_session_pos);
+ * valid until the session changes. */
+HEARTH_API const int32_t *hearth_session_tokens(const hearth_session *session);
 
 /* Evaluates n tokens at the next n positions (split into batches of at most
  * n_batch). If `logits` is not NULL it receives n_vocab floats per token when
@@ -486,6 +501,16 @@ typedef struct hearth_gen_params {
     hearth_session *draft;
     float spec_p_min;
     int spec_ngram_n;
+    /* Context shift (llama.cpp's --context-shift, ollama's default): when the
+     * text fills the context, instead of ending with HEARTH_FINISH_LENGTH the
+     * generation forgets half of what follows the session's first n_keep
+     * tokens (hearth_session_shift) and goes on; with max_tokens <= 0 it then
+     * runs until an end or stop. n_keep < 0, or more than the prompt: the
+     * whole prompt; at most n_ctx - 4 (llama-server's bound). llama.cpp's
+     * --keep N counts after the BOS: pass N + 1 for a prompt that starts with
+     * one. A shift that could discard nothing ends the generation as before. */
+    bool ctx_shift;
+    int n_keep;
 } hearth_gen_params;
 
 /* Whether `draft` can propose tokens for `target`: the same tokenizer, the
@@ -502,7 +527,8 @@ typedef struct hearth_gen_result {
     int n_drafted, n_accepted; /* speculative decoding: tokens proposed and verified, and
                                   how many of them the sampler drew (part of n_gen) */
     hearth_finish finish;
-    int stop_index; /* the stop string (hearth_gen_params.stop[i]) that ended it; -1: none */
+    int stop_index;  /* the stop string (hearth_gen_params.stop[i]) that ended it; -1: none */
+    int n_discarded; /* tokens forgotten by context shifts (hearth_gen_params.ctx_shift) */
     double prompt_ms, gen_ms, first_token_ms;
 } hearth_gen_result;
 

@@ -63,7 +63,9 @@ struct hearth_gen {
     hearth_session *draft;
     int spec_max, spec_ngram;
     float spec_p_min;
-    int step_n; /* tokens it brings to the hearth_gen_step batch being built */
+    int step_n;     /* tokens it brings to the hearth_gen_step batch being built */
+    bool ctx_shift; /* a full context is shifted (gen_shift), not the end */
+    int n_keep;
     gen_phase phase;
     hearth_gen_result r;
     double t0, t1; /* start, end of the prompt */
@@ -132,6 +134,8 @@ hearth_err hearth_gen_new(hearth_session *session, hearth_sampler *sampler, cons
                       .spec_max = p.spec_n_max,
                       .spec_ngram = p.spec_ngram_n,
                       .spec_p_min = p.spec_p_min,
+                      .ctx_shift = p.ctx_shift,
+                      .n_keep = p.n_keep,
                       .phase = GEN_PREFILL};
     hearth_err err = HEARTH_OK;
     if (!(g->prompt = malloc((size_t)n_prompt * sizeof *prompt)))
@@ -247,6 +251,32 @@ static hearth_err gen_finish(hearth_gen *g, hearth_finish why) {
     return err;
 }
 
+/* The context is full: forget half of what follows the first n_keep
+ * tokens (llama-server's rule: n_keep the whole prompt when negative or
+ * longer, at most n_ctx - 4; n_discard = half the rest) and go on. A draft
+ * session follows the same shift when it holds the moved text (spec_draft
+ * re-evaluates whatever it lacks). *shifted: false when nothing could be
+ * discarded (the generation then ends as without shifting). */
+static hearth_err gen_shift(hearth_gen *g, bool *shifted) {
+    hearth_err err = gen_drop_unverified(g);
+    const int n_ctx = hearth_session_n_ctx(g->session), pos = hearth_session_pos(g->session);
+    int n_keep = g->n_keep < 0 || g->n_keep > g->n_prompt ? g->n_prompt : g->n_keep;
+    if (n_keep > n_ctx - 4) n_keep = n_ctx - 4 > 0 ? n_ctx - 4 : 0;
+    const int n_left = pos - n_keep, n_discard = n_left / 2;
+    *shifted = !err && n_discard > 0;
+    if (!*shifted) return err;
+    err = hearth_session_shift(g->session, n_keep, n_discard);
+    if (!err && g->draft) {
+        const int dpos = hearth_session_pos(g->draft);
+        if (dpos > n_keep + n_discard && hearth_session_shift(g->draft, n_keep, n_discard))
+            err = hearth_session_truncate(g->draft, n_keep);
+        else if (dpos <= n_keep + n_discard)
+            err = hearth_session_truncate(g->draft, dpos < n_keep ? dpos : n_keep);
+    }
+    if (!err) g->r.n_discarded += n_discard;
+    return err;
+}
+
 /* One token: sample, stop on end of generation, stream, stop strings, the
  * callback, a satisfied constraint, max_tokens and the context; the token to
  * feed or -1. A constraint that is satisfied (JSON mode's object is
@@ -281,8 +311,14 @@ static hearth_err gen_take(hearth_gen *g, int32_t *token) {
     if (!gen_emit(g, id, &info, out.text, out.len)) return gen_finish(g, HEARTH_FINISH_CALLBACK);
     if (out.stopped) g->r.stop_index = out.stop_index;
     if (out.stopped || smp_constraint_done(g->smp)) return gen_finish(g, HEARTH_FINISH_STOP);
-    if (gen_live_pos(g) >= hearth_session_n_ctx(g->session))
-        return gen_finish(g, HEARTH_FINISH_LENGTH);
+    if (gen_live_pos(g) >= hearth_session_n_ctx(g->session)) {
+        bool shifted = false;
+        if (g->ctx_shift && (err = gen_shift(g, &shifted))) {
+            g->phase = GEN_DONE;
+            return err;
+        }
+        if (!shifted) return gen_finish(g, HEARTH_FINISH_LENGTH);
+    }
     *token = id;
     return HEARTH_OK;
 }

@@ -87,15 +87,13 @@ static void quantize_block(const kern_fns *q8, const float *x, int hd, int b, bl
     q8->from_float(pad, out, QK8_0);
 }
 
-static void store_q8_0(uint8_t *k, uint8_t *v, int hd, int pos, const float *kx, const float *vx) {
+/* The Q8_0 key of position pos into its tile (kernels.h's layout). */
+static void store_k_q8_0(uint8_t *k, int hd, int pos, const float *kx) {
     const kern_fns *q8 = kern_get(KERN_Q8_0);
     const int nb = (hd + QK8_0 - 1) / QK8_0, j = pos % T;
-    block_q8_0 *vrow = (block_q8_0 *)(v + (size_t)pos * (size_t)nb * QB);
     uint8_t *tile = k + (size_t)(pos / T) * (size_t)nb * QB * T;
     for (int b = 0; b < nb; b++) {
         block_q8_0 blk;
-        quantize_block(q8, vx, hd, b, &blk);
-        memcpy(&vrow[b], &blk, sizeof blk);
         quantize_block(q8, kx, hd, b, &blk);
         uint8_t *g = tile + (size_t)b * QB * T;
         memcpy(g + 2 * j, &blk.d, sizeof blk.d);
@@ -103,18 +101,15 @@ static void store_q8_0(uint8_t *k, uint8_t *v, int hd, int pos, const float *kx,
     }
 }
 
-void kern_kv_store(kern_type cache, void *k, void *v, int hd, int pos, const float *kx,
-                   const float *vx) {
+void kern_kv_store_k(kern_type cache, void *k, int hd, int pos, const float *kx) {
     if (cache == KERN_Q8_0) {
-        store_q8_0(k, v, hd, pos, kx, vx);
+        store_k_q8_0(k, hd, pos, kx);
         return;
     }
     const size_t es = cache == KERN_F16 ? 2 : sizeof(float);
     uint8_t *kt = (uint8_t *)k + ((size_t)(pos / T) * T * (size_t)hd + (size_t)(pos % T)) * es;
-    void *vr = (uint8_t *)v + (size_t)pos * (size_t)hd * es;
     if (cache == KERN_F16) {
         const kern_fns *f16 = kern_get(KERN_F16);
-        f16->from_float(vx, vr, hd);
         uint16_t h[64];
         for (int d0 = 0; d0 < hd; d0 += 64) {
             const int nd = hd - d0 < 64 ? hd - d0 : 64;
@@ -122,8 +117,53 @@ void kern_kv_store(kern_type cache, void *k, void *v, int hd, int pos, const flo
             for (int d = 0; d < nd; d++) memcpy(kt + (size_t)(d0 + d) * T * es, &h[d], es);
         }
     } else {
-        memcpy(vr, vx, (size_t)hd * es);
         for (int d = 0; d < hd; d++) memcpy(kt + (size_t)d * T * es, &kx[d], es);
+    }
+}
+
+void kern_kv_load_k(kern_type cache, const void *k, int hd, int pos, float *kx) {
+    const int j = pos % T;
+    if (cache == KERN_Q8_0) {
+        const int nb = (hd + QK8_0 - 1) / QK8_0;
+        const uint8_t *tile = (const uint8_t *)k + (size_t)(pos / T) * (size_t)nb * QB * T;
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *g = tile + (size_t)b * QB * T;
+            uint16_t d16;
+            memcpy(&d16, g + 2 * j, sizeof d16);
+            const float d = kern_f16_to_f32(d16);
+            for (int i = 0; i < QK8_0 && b * QK8_0 + i < hd; i++)
+                kx[b * QK8_0 + i] = (float)(int8_t)g[2 * T + (i / 4) * 4 * T + 4 * j + i % 4] * d;
+        }
+        return;
+    }
+    const size_t es = cache == KERN_F16 ? 2 : sizeof(float);
+    const uint8_t *kt = (const uint8_t *)k + ((size_t)(pos / T) * T * (size_t)hd + (size_t)j) * es;
+    for (int d = 0; d < hd; d++) {
+        if (cache == KERN_F16) {
+            uint16_t h;
+            memcpy(&h, kt + (size_t)d * T * es, es);
+            kx[d] = kern_f16_to_f32(h);
+        } else {
+            memcpy(&kx[d], kt + (size_t)d * T * es, es);
+        }
+    }
+}
+
+void kern_kv_store(kern_type cache, void *k, void *v, int hd, int pos, const float *kx,
+                   const float *vx) {
+    kern_kv_store_k(cache, k, hd, pos, kx);
+    void *vr = (uint8_t *)v + (size_t)pos * kern_kv_row_bytes(cache, hd);
+    if (cache == KERN_Q8_0) {
+        const kern_fns *q8 = kern_get(KERN_Q8_0);
+        for (int b = 0; b < (hd + QK8_0 - 1) / QK8_0; b++) {
+            block_q8_0 blk;
+            quantize_block(q8, vx, hd, b, &blk);
+            memcpy((uint8_t *)vr + (size_t)b * QB, &blk, sizeof blk);
+        }
+    } else if (cache == KERN_F16) {
+        kern_get(KERN_F16)->from_float(vx, vr, hd);
+    } else {
+        memcpy(vr, vx, (size_t)hd * sizeof(float));
     }
 }
 

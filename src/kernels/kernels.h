@@ -225,6 +225,12 @@ size_t kern_kv_row_bytes(kern_type cache, int hd);
  * as ggml's CPU backend quantizes (kern_quantize_q8_0_act's bits). */
 void kern_kv_store(kern_type cache, void *k, void *v, int hd, int pos, const float *kx,
                    const float *vx);
+/* The key alone: kern_kv_store_k stores kx[hd] at position pos as
+ * kern_kv_store does (the same bytes); kern_kv_load_k reads the key stored
+ * there back as floats (F16 widened, Q8_0 dequantized: d * q). A context
+ * shift (hearth_session_shift) rotates keys through them. */
+void kern_kv_store_k(kern_type cache, void *k, int hd, int pos, const float *kx);
+void kern_kv_load_k(kern_type cache, const void *k, int hd, int pos, float *kx);
 
 /* y[i] = silu(g[i]) * u[i], with ggml's approximate exp. */
 void kern_swiglu(float *y, const float *g, const float *u, int64_t n);

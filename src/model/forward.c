@@ -315,6 +315,20 @@ static void tok_attn_norm(const tok_job *j, int t0, int t1) {
     }
 }
 
+void forward_rope_cs(const hearth_session *s, const model_layer *l, float pos, bool mscale,
+                     float *cs) {
+    const int n_rot = s->model->hp.n_rot;
+    kern_rope_cache(cs, n_rot, pos, l->rope_base, l->rope_scale, s->rope_factors);
+    /* ggml multiplies cos and sin by attn_factor after computing them; the
+     * pass-through dimensions of a partial rotary stay */
+    if (mscale && s->rope_mscale != 1.0f)
+        for (int i = 0; i < n_rot; i++) cs[i] *= s->rope_mscale;
+}
+
+void forward_rope_head(const hearth_session *s, float *x, const float *cs) {
+    kern_rope_apply(x, cs, s->model->hp.n_rot, s->model->arch->rope == ROPE_NEOX);
+}
+
 /* Biases, per-head norms and RoPE on each token's Q and K, then K and V
  * into the cache. The cos/sin of a position depend on the layer only
  * through its rope base and scale, so they are computed once per batch
@@ -325,7 +339,7 @@ static void tok_qkv(const tok_job *j, int t0, int t1) {
     const model_hparams *hp = &m->hp;
     const model_layer *l = j->l;
     const int stride = s->n_q + 2 * s->n_kv, hd = hp->head_dim;
-    const bool neox = m->arch->rope == ROPE_NEOX, rope = m->arch->rope != ROPE_NONE;
+    const bool rope = m->arch->rope != ROPE_NONE;
     float q_scale, kq_scale;
     attn_scales(m, &q_scale, &kq_scale);
     const fwd_run *r = run_of(j->runs, j->n_runs, t0);
@@ -338,23 +352,16 @@ static void tok_qkv(const tok_job *j, int t0, int t1) {
         add_bias(k, l->bk, s->n_kv);
         add_bias(v, l->bv, s->n_kv);
         float *cs = s->rope + (size_t)t * hp->n_rot;
-        if (j->rope_fresh && rope) {
-            kern_rope_cache(cs, hp->n_rot, (float)pos, l->rope_base, l->rope_scale,
-                            s->rope_factors);
-            /* ggml multiplies cos and sin by attn_factor after computing
-             * them; the pass-through dimensions of a partial rotary stay */
-            if (s->rope_mscale != 1.0f)
-                for (int i = 0; i < hp->n_rot; i++) cs[i] *= s->rope_mscale;
-        }
+        if (j->rope_fresh && rope) forward_rope_cs(s, l, (float)pos, true, cs);
         for (int h = 0; h < hp->n_head; h++) {
             if (l->q_norm) rms_norm(q + h * hd, q + h * hd, l->q_norm, hd, hp->rms_eps);
-            if (rope) kern_rope_apply(q + h * hd, cs, hp->n_rot, neox);
+            if (rope) forward_rope_head(s, q + h * hd, cs);
         }
         if (q_scale != 1.0f)
             for (int i = 0; i < s->n_q; i++) q[i] *= q_scale;
         for (int h = 0; h < hp->n_head_kv; h++) {
             if (l->k_norm) rms_norm(k + h * hd, k + h * hd, l->k_norm, hd, hp->rms_eps);
-            if (rope) kern_rope_apply(k + h * hd, cs, hp->n_rot, neox);
+            if (rope) forward_rope_head(s, k + h * hd, cs);
         }
         kv_store(r->s, j->il, pos, k, v);
     }

@@ -201,6 +201,7 @@ hearth_memory hearth_session_memory(const hearth_session *s) {
 int hearth_session_pos(const hearth_session *s) { return s->pos; }
 int hearth_session_n_ctx(const hearth_session *s) { return s->n_ctx; }
 const int32_t *model_session_tokens(const hearth_session *s) { return s->tokens; }
+const int32_t *hearth_session_tokens(const hearth_session *s) { return s->tokens; }
 hearth_model *model_session_model(const hearth_session *s) { return s->model; }
 const float *model_session_logits(const hearth_session *s) { return s->logits; }
 bool model_session_has_logits(const hearth_session *s) { return s->logits_ok; }

@@ -82,6 +82,18 @@ void forward_hidden_row(hearth_session *s, int t, float *out);
 void forward_matmul(hearth_session *s, const model_weight *w, const float *x, int n, float *y,
                     int64_t ldy);
 
+/* RoPE as the forward pass applies it, for hearth_session_shift to rotate
+ * cached keys the same way. forward_rope_cs: cos/sin ([n_rot]) of a
+ * rotation by pos positions on layer l (its own base and scale: Gemma 3's
+ * sliding-window layers have theirs; the session's frequency factors),
+ * times rope.scaling.attn_factor when mscale (a position's rotation; a
+ * rotation of keys that hold it already must not scale them again).
+ * forward_rope_head: rotates one head x[head_dim] by them (the first n_rot
+ * dims, in pairs or NEOX halves as the architecture says). */
+void forward_rope_cs(const hearth_session *s, const model_layer *l, float pos, bool mscale,
+                     float *cs);
+void forward_rope_head(const hearth_session *s, float *x, const float *cs);
+
 /* A view of s's KV cache from position kv0 on (a multiple of KERN_KV_TILE,
  * below n_ctx_pad): its position p is s's kv0 + p, so a run on it
  * (fwd_run.s) stores and reads its keys and values in that stretch of s's

@@ -1,0 +1,81 @@
+/*
+ * kv_shift.c - context shift (llama.cpp's --context-shift, ollama's default
+ * when a generation outgrows num_ctx): hearth_session_shift forgets the
+ * positions [n_keep, n_keep + n_discard) of a session and moves every later
+ * one down by n_discard, so that a generation that filled the context can go
+ * on with the text it keeps.
+ *
+ * A cached key is RoPE(p) k (times attn_factor on its rotated dims); RoPE
+ * rotations compose, so RoPE(-n_discard) of it is the key the same k would
+ * have at p - n_discard. Each moved key is read back as floats
+ * (kern_kv_load_k: F16 widened, Q8_0 dequantized), rotated by forward.c's
+ * own rotation of its layer (base, scale, frequency factors, NORM or NEOX,
+ * partial rotary) without attn_factor, which it holds already, and stored
+ * again (a Q8_0 key is quantized again, as llama.cpp re-quantizes). Values
+ * have no position: their bytes move as they are. The moved keys and values
+ * keep what they were computed from: text that saw the discarded tokens, as
+ * in llama.cpp.
+ *
+ * A sliding-window layer needs nothing more: Hearth keeps every position of
+ * every layer, and the window is a distance between positions.
+ */
+#include "session.h"
+
+#include <string.h>
+
+typedef struct shift_job {
+    hearth_session *s;
+    int first, n_discard; /* the first position that moves, and by how much */
+} shift_job;
+
+/* Units are (layer, kv head) pairs, dealt round-robin; each thread's key
+ * and cos/sin live in its own attention work space (nothing is allocated). */
+static void shift_heads(void *ctx, int ith, int nth) {
+    const shift_job *j = ctx;
+    hearth_session *s = j->s;
+    const model_hparams *hp = &s->model->hp;
+    const size_t row = s->kv_row_bytes, head = (size_t)s->n_ctx_pad * row;
+    float *key = s->attn_work + (size_t)ith * s->attn_work_floats; /* [head_dim] */
+    float *cs = key + hp->head_dim;                                /* [n_rot] */
+    for (int h = ith; h < hp->n_layer * hp->n_head_kv; h += nth) {
+        uint8_t *k = (uint8_t *)s->k_cache + (size_t)h * head;
+        uint8_t *v = (uint8_t *)s->v_cache + (size_t)h * head;
+        forward_rope_cs(s, &s->model->layers[h / hp->n_head_kv], -(float)j->n_discard, false, cs);
+        /* upwards: position p - n_discard was read before it is written */
+        for (int p = j->first; p < s->pos; p++) {
+            kern_kv_load_k(s->kv_type, k, hp->head_dim, p, key);
+            forward_rope_head(s, key, cs);
+            kern_kv_store_k(s->kv_type, k, hp->head_dim, p - j->n_discard, key);
+            memcpy(v + (size_t)(p - j->n_discard) * row, v + (size_t)p * row, row);
+        }
+    }
+}
+
+hearth_err hearth_session_shift(hearth_session *s, int n_keep, int n_discard) {
+    const hearth_model *m = s->model;
+    if (m->arch->encoder)
+        return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                       "session_shift: '%s' is an embedding model (an encoder): it keeps no "
+                       "context to shift",
+                       m->arch->name);
+    if (m->arch->rope == ROPE_NONE)
+        return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                       "session_shift: '%s' has no rotary position embedding: its cached keys "
+                       "cannot be moved to other positions",
+                       m->arch->name);
+    if (n_keep < 0 || n_discard < 0 || n_keep > s->pos || n_discard > s->pos - n_keep)
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "session_shift: cannot keep %d positions and discard %d after them in a "
+                       "session at position %d",
+                       n_keep, n_discard, s->pos);
+    if (n_discard == 0) return HEARTH_OK;
+    shift_job job = {.s = s, .first = n_keep + n_discard, .n_discard = n_discard};
+    if (job.first < s->pos) hr_pool_run(m->pool, shift_heads, &job);
+    memmove(s->tokens + n_keep, s->tokens + job.first,
+            (size_t)(s->pos - job.first) * sizeof *s->tokens);
+    s->pos -= n_discard;
+    /* the last logits saw the discarded text: no longer those of this cache */
+    s->logits_ok = false;
+    s->n_rows = 0;
+    return HEARTH_OK;
+}
