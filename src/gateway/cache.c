@@ -6,9 +6,10 @@
  *
  * The key is the SHA-256 of what would be sent: the tier and its model,
  * every message as redacted (placeholders, never the raw entities), the
- * tools, and every sampling field of the chat; and the client's API key's
- * name unless the cache is shared between keys. The value is the answer as
- * the tier sent it, placeholders and all: it is restored with the current
+ * tools, every sampling field of the chat and its reasoning switches; and
+ * the client's API key's name unless the cache is shared between keys. The
+ * value is the answer (text, reasoning, calls) as the tier sent it,
+ * placeholders and all: it is restored with the current
  * request's mapping (the same text redacts to the same placeholders), so
  * the table holds no more than the tier saw.
  */
@@ -61,6 +62,14 @@ void gw_cache_key(const gw_tier *t, const gw_chat *q, const char *ns, uint8_t ou
     for (int i = 0; i < q->n_stop; i++) put(&h, q->stop[i]);
     put_num(&h, q->json_object);
     put(&h, q->response_format);
+    /* only when set, so that the keys of requests without them stay those
+     * the cache had before they existed */
+    if (q->reasoning_effort || q->thinking || q->thinking_budget) {
+        put(&h, "reasoning");
+        put(&h, q->reasoning_effort);
+        put_num(&h, q->thinking);
+        put_num(&h, q->thinking_budget);
+    }
     gw_sha256_final(&h, out);
 }
 
@@ -70,6 +79,7 @@ static void hex(const uint8_t key[32], char out[65]) {
 
 void gw_cache_entry_free(gw_cache_entry *e) {
     free(e->text);
+    free(e->reasoning);
     gw_tool_calls_free(e->calls, e->n_calls);
     memset(e, 0, sizeof *e);
 }
@@ -106,8 +116,8 @@ bool gw_cache_get(gw_ledger *l, const uint8_t key[32], int64_t now_ms, gw_cache_
     char *calls = NULL;
     pthread_mutex_lock(&l->mu);
     if (sqlite3_prepare_v2(l->db,
-                           "SELECT text, calls, prompt_tokens, completion_tokens, finish_reason"
-                           " FROM response_cache WHERE key = ?1 AND expires_ms > ?2",
+                           "SELECT text, calls, prompt_tokens, completion_tokens, finish_reason,"
+                           " reasoning FROM response_cache WHERE key = ?1 AND expires_ms > ?2",
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, now_ms);
@@ -121,7 +131,11 @@ bool gw_cache_get(gw_ledger *l, const uint8_t key[32], int64_t now_ms, gw_cache_
             out->completion_tokens = sqlite3_column_int(st, 3);
             const char *fr = (const char *)sqlite3_column_text(st, 4);
             snprintf(out->finish_reason, sizeof out->finish_reason, "%s", fr ? fr : "stop");
-            hit = out->text != NULL;
+            const char *rs = (const char *)sqlite3_column_text(st, 5);
+            out->reasoning_len = (size_t)sqlite3_column_bytes(st, 5);
+            out->reasoning = rs ? strndup(rs, out->reasoning_len) : strdup("");
+            if (!rs) out->reasoning_len = 0;
+            hit = out->text != NULL && out->reasoning != NULL;
         }
     }
     sqlite3_finalize(st);
@@ -159,8 +173,8 @@ hearth_err gw_cache_put(gw_ledger *l, const uint8_t key[32], int64_t now_ms, int
     pthread_mutex_lock(&l->mu);
     if (sqlite3_prepare_v2(l->db,
                            "INSERT OR REPLACE INTO response_cache (key, created_ms, expires_ms,"
-                           " text, calls, prompt_tokens, completion_tokens, finish_reason)"
-                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                           " text, calls, prompt_tokens, completion_tokens, finish_reason,"
+                           " reasoning) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                            -1, &st, NULL) != SQLITE_OK) {
         err = store_fail(l->db, "cache: preparing the insert");
     } else {
@@ -175,6 +189,10 @@ hearth_err gw_cache_put(gw_ledger *l, const uint8_t key[32], int64_t now_ms, int
         sqlite3_bind_int(st, 6, r->prompt_tokens);
         sqlite3_bind_int(st, 7, r->completion_tokens);
         sqlite3_bind_text(st, 8, r->finish_reason, -1, SQLITE_STATIC);
+        if (r->reasoning_len)
+            sqlite3_bind_text(st, 9, r->reasoning, (int)r->reasoning_len, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 9);
         if (sqlite3_step(st) != SQLITE_DONE) err = store_fail(l->db, "cache: storing an answer");
     }
     sqlite3_finalize(st);

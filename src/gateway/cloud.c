@@ -23,6 +23,17 @@
  * a stream that breaks after that cannot be retried (the caller has shown
  * the text) and ends as GW_CLOUD_BROKEN.
  *
+ * Reasoning: a tier's thinking is handed over apart from the text, to
+ * gw_chat.on_reasoning, and kept in the result: an OpenAI-compatible
+ * tier's message / delta reasoning_content (DeepSeek) or reasoning
+ * (OpenRouter, vLLM, llama-server), or a <think> block at the start of its
+ * content (some servers send it raw: engine/think.c splits it off); an
+ * Anthropic tier's thinking blocks (thinking_delta when streamed; redacted
+ * ones are opaque and dropped). The client's switches go out as the tier
+ * names them: reasoning_effort as sent to an OpenAI-compatible tier, and
+ * to Anthropic thinking {type enabled, budget_tokens} when thinking was
+ * asked for (anthropic_thinking).
+ *
  * Tools (cloud_tools.c): passed through to OpenAI-compatible tiers,
  * translated for Anthropic; calls in the answer (tool_calls, tool_use
  * blocks, streamed deltas) are data: each handed to gw_chat.on_call once
@@ -38,6 +49,7 @@
 #include "gateway.h"
 
 #include "core/core.h"
+#include "engine/think.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -197,10 +209,11 @@ static uint64_t next_rand(gw_remote *r) {
 
 /* ---- request bodies ----------------------------------------------------------- */
 
-/* Sampling and stop strings, named as the tier's API names them. */
-static void add_sampling(cJSON *o, const gw_chat *q, const char *stop_key) {
-    if (!isnan(q->temperature)) cJSON_AddNumberToObject(o, "temperature", q->temperature);
-    if (!isnan(q->top_p)) cJSON_AddNumberToObject(o, "top_p", q->top_p);
+/* Sampling and stop strings, named as the tier's API names them (no
+ * temperature or top_p with Anthropic's thinking, which refuses them). */
+static void add_sampling(cJSON *o, const gw_chat *q, const char *stop_key, bool temps) {
+    if (temps && !isnan(q->temperature)) cJSON_AddNumberToObject(o, "temperature", q->temperature);
+    if (temps && !isnan(q->top_p)) cJSON_AddNumberToObject(o, "top_p", q->top_p);
     if (q->n_stop > 0) {
         cJSON *stop = cJSON_AddArrayToObject(o, stop_key);
         for (int i = 0; i < q->n_stop; i++)
@@ -226,7 +239,8 @@ static char *openai_body(const gw_tier *t, const gw_chat *q, const gw_chat_tools
         return NULL;
     }
     if (q->max_tokens > 0) cJSON_AddNumberToObject(o, "max_tokens", q->max_tokens);
-    add_sampling(o, q, "stop");
+    add_sampling(o, q, "stop", true);
+    if (q->reasoning_effort) cJSON_AddStringToObject(o, "reasoning_effort", q->reasoning_effort);
     cJSON *rf = q->response_format ? cJSON_Parse(q->response_format) : NULL;
     if (rf)
         cJSON_AddItemToObject(o, "response_format", rf);
@@ -242,14 +256,43 @@ static char *openai_body(const gw_tier *t, const gw_chat *q, const gw_chat_tools
     return s;
 }
 
-/* Anthropic: max_tokens always (the API requires it); the messages with or
- * without tools (gw_anthropic_messages). */
+/* The thinking budget an Anthropic tier gets (0: no thinking sent): when
+ * the client asked for thinking (think on, or an effort other than "none"),
+ * the request's budget or the effort's (LiteLLM's: low 1024, medium 2048,
+ * high 4096; 2048 when only switched on), at least Anthropic's 1024. Not
+ * with a forced tool call, nor in a turn that goes on after tool results:
+ * Anthropic refuses the first with thinking, and the second without the
+ * earlier turn's signed thinking block, which clients do not send back. */
+static int anthropic_thinking(const gw_chat *q) {
+    const char *e = q->reasoning_effort;
+    if (!q->thinking && (!e || !strcmp(e, "none"))) return 0;
+    const gw_chat_tools *t = q->tools;
+    if (t && (t->named_choice || (t->tool_choice && !strcmp(t->tool_choice, "required")))) return 0;
+    if (q->n_messages > 0 && !strcmp(q->messages[q->n_messages - 1].role, "tool")) return 0;
+    int budget = q->thinking_budget;
+    if (budget <= 0)
+        budget = !e || !strcmp(e, "medium")                   ? 2048
+                 : !strcmp(e, "low") || !strcmp(e, "minimal") ? 1024
+                                                              : 4096;
+    return budget < 1024 ? 1024 : budget;
+}
+
+/* Anthropic: max_tokens always (the API requires it, and it must exceed a
+ * thinking budget: the answer then keeps its own max_tokens after the
+ * budget); the messages with or without tools (gw_anthropic_messages). */
 static char *anthropic_body(const gw_tier *t, const gw_chat *q, const gw_chat_tools *tools) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", t->model);
-    cJSON_AddNumberToObject(o, "max_tokens", q->max_tokens > 0 ? q->max_tokens : t->max_tokens);
+    const int budget = anthropic_thinking(q);
+    const int max_tokens = q->max_tokens > 0 ? q->max_tokens : t->max_tokens;
+    cJSON_AddNumberToObject(o, "max_tokens", max_tokens + (max_tokens <= budget ? budget : 0));
+    if (budget) {
+        cJSON *th = cJSON_AddObjectToObject(o, "thinking");
+        cJSON_AddStringToObject(th, "type", "enabled");
+        cJSON_AddNumberToObject(th, "budget_tokens", budget);
+    }
     const bool ok = gw_anthropic_messages(o, q, tools);
-    add_sampling(o, q, "stop_sequences");
+    add_sampling(o, q, "stop_sequences", !budget);
     if (q->stream) cJSON_AddBoolToObject(o, "stream", true);
     char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
@@ -265,13 +308,16 @@ typedef struct xfer {
     bool stream;
     gw_text_cb cb;
     gw_call_cb on_call;
+    gw_text_cb on_reasoning;
     void *user;
-    long status; /* HTTP status, read at the first body byte */
-    gw_buf body; /* non-streaming answer, or an error body */
-    gw_buf line; /* SSE: the line being read */
-    gw_buf data; /* SSE: the event's data */
-    bool cr;     /* SSE: the last byte was CR (a following LF belongs to it) */
-    gw_buf text; /* the answer */
+    long status;      /* HTTP status, read at the first body byte */
+    gw_buf body;      /* non-streaming answer, or an error body */
+    gw_buf line;      /* SSE: the line being read */
+    gw_buf data;      /* SSE: the event's data */
+    bool cr;          /* SSE: the last byte was CR (a following LF belongs to it) */
+    gw_buf text;      /* the answer */
+    gw_buf reasoning; /* the tier's reasoning */
+    eng_think split;  /* an OpenAI-compatible tier's content: a raw <think> block */
     bool delivered, cancelled, done, bad, overflow;
     bool stream_error; /* an SSE "error" event */
     char err[256];
@@ -294,14 +340,51 @@ static void set_err(xfer *x, const char *fmt, ...) {
     va_end(ap);
 }
 
-static void deliver(xfer *x, const char *s, size_t n) {
+/* Answer text or reasoning, kept in b and handed to cb: either is the
+ * answer's, which a retry cannot take back. */
+static void hand_over(xfer *x, gw_buf *b, gw_text_cb cb, const char *s, size_t n) {
     if (!n || x->cancelled) return;
-    if (gw_buf_put(&x->text, s, n)) {
+    if (gw_buf_put(b, s, n)) {
         x->overflow = true;
         return;
     }
     x->delivered = true;
-    if (x->cb && !x->cb(s, n, x->user)) x->cancelled = true;
+    if (cb && !cb(s, n, x->user)) x->cancelled = true;
+}
+
+static void deliver(xfer *x, const char *s, size_t n) { hand_over(x, &x->text, x->cb, s, n); }
+
+static void deliver_reasoning(xfer *x, const char *s, size_t n) {
+    hand_over(x, &x->reasoning, x->on_reasoning, s, n);
+}
+
+/* An OpenAI-compatible tier's content, through the <think> splitter. */
+static void deliver_content(xfer *x, const char *s, size_t n) {
+    enum { PIECE = 512 };
+    char reason[PIECE + ENG_THINK_HOLD], content[PIECE + ENG_THINK_HOLD];
+    for (size_t at = 0; at < n; at += PIECE) {
+        eng_think_out o = {.reason = reason, .content = content};
+        eng_think_feed(&x->split, s + at, n - at < PIECE ? n - at : PIECE, &o);
+        deliver_reasoning(x, reason, o.n_reason);
+        deliver(x, content, o.n_content);
+    }
+}
+
+/* The content ended: what the splitter held back (a tag's possible start). */
+static void content_end(xfer *x) {
+    char reason[ENG_THINK_HOLD], content[ENG_THINK_HOLD];
+    eng_think_out o = {.reason = reason, .content = content};
+    eng_think_finish(&x->split, &o);
+    deliver_reasoning(x, reason, o.n_reason);
+    deliver(x, content, o.n_content);
+}
+
+/* An OpenAI-compatible tier's reasoning in a message or a delta: DeepSeek's
+ * reasoning_content, else OpenRouter's, vLLM's and llama-server's
+ * reasoning (servers that send both send the same text). */
+static const char *openai_reasoning(const cJSON *m) {
+    const char *r = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "reasoning_content"));
+    return r && *r ? r : cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "reasoning"));
 }
 
 /* The assembled tool calls join the answer's and are handed over, each
@@ -370,6 +453,7 @@ static void anthropic_use(xfer *x, int index, const cJSON *b) {
 /* One chat.completion.chunk (or "[DONE]"). */
 static void openai_event(xfer *x, const char *data, size_t len) {
     if (len == 6 && !memcmp(data, "[DONE]", 6)) {
+        content_end(x);
         flush_calls(x);
         x->done = true;
         return;
@@ -386,8 +470,10 @@ static void openai_event(xfer *x, const char *data, size_t len) {
     }
     const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
     const cJSON *delta = cJSON_GetObjectItemCaseSensitive(c0, "delta");
+    const char *reasoning = openai_reasoning(delta);
+    if (reasoning) deliver_reasoning(x, reasoning, strlen(reasoning));
     const char *content = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(delta, "content"));
-    if (content) deliver(x, content, strlen(content));
+    if (content) deliver_content(x, content, strlen(content));
     const cJSON *tc;
     cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(delta, "tool_calls")) {
         const int index = json_int(tc, "index");
@@ -395,6 +481,7 @@ static void openai_event(xfer *x, const char *data, size_t len) {
     }
     const char *fin = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c0, "finish_reason"));
     if (fin) {
+        content_end(x);
         flush_calls(x);
         set_finish(x, fin);
     }
@@ -424,6 +511,8 @@ static void anthropic_event(xfer *x, const char *data, size_t len) {
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "delta");
         const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "text"));
         if (t) deliver(x, t, strlen(t));
+        const char *th = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "thinking"));
+        if (th) deliver_reasoning(x, th, strlen(th));
         const char *pj = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "partial_json"));
         if (pj) gw_tool_acc_args(&x->acc, json_int(o, "index"), pj);
     } else if (!strcmp(type, "content_block_stop")) {
@@ -522,9 +611,11 @@ static void parse_whole(xfer *x) {
         const cJSON *blocks = cJSON_GetObjectItemCaseSensitive(o, "content"), *b;
         if (!cJSON_IsArray(blocks)) x->bad = true;
         cJSON_ArrayForEach(b, blocks) {
+            const char *bt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
+            const char *th = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "thinking"));
+            if (th && bt && !strcmp(bt, "thinking")) deliver_reasoning(x, th, strlen(th));
             const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "text"));
             if (t) deliver(x, t, strlen(t));
-            const char *bt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
             if (bt && !strcmp(bt, "tool_use")) {
                 char *input = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(b, "input"));
                 anthropic_use(x, 0, b);
@@ -545,11 +636,14 @@ static void parse_whole(xfer *x) {
     } else {
         const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(c0, "message");
+        const char *reasoning = openai_reasoning(msg);
+        if (reasoning) deliver_reasoning(x, reasoning, strlen(reasoning));
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
         if (cJSON_IsString(content))
-            deliver(x, content->valuestring, strlen(content->valuestring));
+            deliver_content(x, content->valuestring, strlen(content->valuestring));
         else if (content && !cJSON_IsNull(content))
             x->bad = true;
+        content_end(x);
         const cJSON *tc;
         int k = 0;
         cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(msg, "tool_calls")) {
@@ -706,6 +800,9 @@ void gw_cloud_result_free(gw_cloud_result *r) {
     free(r->text);
     r->text = NULL;
     r->text_len = 0;
+    free(r->reasoning);
+    r->reasoning = NULL;
+    r->reasoning_len = 0;
     gw_tool_calls_free(r->calls, r->n_calls);
     r->calls = NULL;
     r->n_calls = 0;
@@ -716,6 +813,7 @@ static void reset_xfer(xfer *x) {
     gw_buf_free(&x->line);
     gw_buf_free(&x->data);
     gw_buf_free(&x->text);
+    gw_buf_free(&x->reasoning);
     gw_tool_acc_free(&x->acc);
     gw_tool_calls_free(x->calls, x->n_calls);
     x->calls = NULL;
@@ -741,9 +839,10 @@ static size_t prompt_bytes(const gw_chat *q) {
     return n;
 }
 
-/* The answer's size for an estimate of its tokens: text, names, arguments. */
+/* The answer's size for an estimate of its tokens: text, reasoning, names,
+ * arguments. */
 static size_t answer_bytes(const gw_cloud_result *r) {
-    size_t n = r->text_len;
+    size_t n = r->text_len + r->reasoning_len;
     for (int k = 0; k < r->n_calls; k++)
         n += strlen(r->calls[k].name) + strlen(r->calls[k].arguments);
     return n;
@@ -802,9 +901,12 @@ hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *
         x.stream = req->stream;
         x.cb = cb;
         x.on_call = req->on_call;
+        x.on_reasoning = req->on_reasoning;
         x.user = user;
+        eng_think_init(&x.split, false);
         x.cancel = req->cancel;
         x.text.cap_max = BODY_MAX;
+        x.reasoning.cap_max = BODY_MAX;
         x.body.cap_max = BODY_MAX;
         x.data.cap_max = SSE_EVENT_MAX;
         x.line.cap_max = SSE_EVENT_MAX;
@@ -822,6 +924,7 @@ hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *
     res.status = map[oc];
     snprintf(res.error, sizeof res.error, "%s", x.err);
     res.text = gw_buf_take(&x.text, &res.text_len);
+    res.reasoning = gw_buf_take(&x.reasoning, &res.reasoning_len);
     res.calls = x.calls;
     res.n_calls = x.n_calls;
     x.calls = NULL;
@@ -840,7 +943,10 @@ hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *
     /* a rejected or cancelled call says nothing about the tier's health */
     breaker_report(r, probe, oc == OUT_OK, oc != OUT_REJECTED && oc != OUT_CANCELLED);
     res.latency_ms = mono_ms() - t0;
-    if (!res.text) return hr_fail(HEARTH_ERR_NOMEM, "cloud: out of memory");
+    if (!res.text || !res.reasoning) {
+        gw_cloud_result_free(&res);
+        return hr_fail(HEARTH_ERR_NOMEM, "cloud: out of memory");
+    }
     *out = res;
     return HEARTH_OK;
 }

@@ -603,6 +603,10 @@ void gw_tool_calls_free(gw_tool_call *calls, int n); /* the strings and the arra
  * call is borrowed for the callback). Return false to cancel. */
 typedef bool (*gw_call_cb)(const gw_tool_call *call, void *user);
 
+/* Receives answer text as it arrives (the whole text once when not
+ * streaming). Return false to cancel the call. */
+typedef bool (*gw_text_cb)(const char *text, size_t len, void *user);
+
 /* A chat request in the gateway's terms; the client builds the tier's body. */
 typedef struct gw_chat {
     const gw_message *messages;
@@ -618,14 +622,20 @@ typedef struct gw_chat {
                                     to OpenAI-compatible tiers as it is (NULL: none) */
     bool stream;                 /* ask for SSE and hand text over as it comes */
     const gw_chat_tools *tools;  /* NULL: none; its msgs[] is one per message */
-    gw_call_cb on_call;        /* the tier's tool calls as they complete, with gw_cloud_chat's user
-                                  (NULL: in the result only) */
+    gw_call_cb on_call; /* the tier's tool calls as they complete, with gw_cloud_chat's user
+                           (NULL: in the result only) */
+    /* reasoning models (docs/gateway.md, "Reasoning"): the client's switches,
+     * translated per tier kind by cloud.c */
+    const char *reasoning_effort; /* OpenAI's reasoning_effort as the client sent it (NULL: not
+                                     sent); to Anthropic, thinking unless "none" */
+    bool thinking;                /* the client switched thinking on (Anthropic's thinking) */
+    int thinking_budget;          /* its tokens (0: not given: the effort's, else 2048) */
+    /* the tier's reasoning as it arrives (the whole of it once when not
+     * streaming), with gw_cloud_chat's user; never mixed into the text
+     * (NULL: in the result only). Return false to cancel. */
+    gw_text_cb on_reasoning;
     const atomic_bool *cancel; /* when set (may be NULL): stop as soon as possible */
 } gw_chat;
-
-/* Receives answer text as it arrives (the whole text once when not
- * streaming). Return false to cancel the call. */
-typedef bool (*gw_text_cb)(const char *text, size_t len, void *user);
 
 typedef enum gw_cloud_status {
     GW_CLOUD_OK = 0,
@@ -645,13 +655,15 @@ typedef struct gw_cloud_result {
     int attempts;
     char *text; /* the whole answer's text as the tier sent it (malloc'd, NUL-terminated) */
     size_t text_len;
+    char *reasoning; /* the tier's reasoning as it sent it (malloc'd, NUL-terminated; "": none) */
+    size_t reasoning_len;
     gw_tool_call *calls; /* the answer's tool calls (malloc'd), as the tier sent them */
     int n_calls;
-    int prompt_tokens, completion_tokens;
-    bool usage_estimated;   /* the tier reported no usage: bytes / 4 */
-    char finish_reason[16]; /* "stop" or "length" */
-    char sent_sha256[65];   /* digest of the request body sent */
-    char error[256];        /* what went wrong, for logs and error bodies */
+    int prompt_tokens, completion_tokens; /* completion: the reasoning's tokens included */
+    bool usage_estimated;                 /* the tier reported no usage: bytes / 4 */
+    char finish_reason[16];               /* "stop" or "length" */
+    char sent_sha256[65];                 /* digest of the request body sent */
+    char error[256];                      /* what went wrong, for logs and error bodies */
     int64_t latency_ms;
 } gw_cloud_result;
 
@@ -686,6 +698,8 @@ hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *
 typedef struct gw_cache_entry {
     char *text;
     size_t text_len;
+    char *reasoning; /* "": none */
+    size_t reasoning_len;
     gw_tool_call *calls;
     int n_calls;
     int prompt_tokens, completion_tokens;
@@ -798,6 +812,8 @@ typedef struct gw_response {
     bool degraded;
     char *text; /* the whole answer, placeholders restored (malloc'd) */
     size_t text_len;
+    char *reasoning; /* a remote tier's reasoning, placeholders restored (malloc'd; "": none) */
+    size_t reasoning_len;
     gw_tool_call *calls; /* a remote answer's tool calls, placeholders restored (malloc'd) */
     int n_calls;
     int prompt_tokens, completion_tokens;
@@ -815,10 +831,11 @@ typedef struct gw_request {
     gw_key *key; /* the client's API key (NULL: none): its limits, ledger column, spending */
     bool no_cache, no_store; /* Cache-Control: do not answer from the cache / do not keep */
     /* Streaming (cb NULL: the whole answer comes back in the response):
-     * text to cb, a remote tier's tool calls to on_call (restored; NULL:
-     * in the response only). */
+     * text to cb, a remote tier's tool calls to on_call and its reasoning to
+     * on_reasoning (restored; NULL: in the response only). */
     gw_text_cb cb;
     gw_call_cb on_call;
+    gw_text_cb on_reasoning;
     void *user;
     /* Called once before the first text goes to cb (or before gw_handle
      * returns a success without text), with route, tier, reason and degraded

@@ -6,7 +6,7 @@
  * `hearth ledger report` show. Money is integer micro-dollars throughout;
  * only the JSON and text outputs divide by 10^6.
  *
- * Schema (migrations 1-4; docs/gateway.md has the column meanings):
+ * Schema (migrations 1-5; docs/gateway.md has the column meanings):
  *   requests(id, time_ms, route, tier, reason, model, status, prompt_tokens,
  *            completion_tokens, latency_ms, cost_usd_micro,
  *            cloud_only_cost_usd_micro, degraded, router_score, conf_mean,
@@ -14,7 +14,7 @@
  *   audit(id, time_ms, tier, action, entities, sent_sha256, received_sha256)
  *   api_keys(id, name, key_sha256, settings, created_ms, revoked_ms)
  *   response_cache(key, created_ms, expires_ms, text, calls, prompt_tokens,
- *                  completion_tokens, finish_reason)   (cache.c)
+ *                  completion_tokens, finish_reason, reasoning)   (cache.c)
  */
 #include "ledger_db.h"
 
@@ -86,6 +86,8 @@ static const char *const migrations[] = {
     " finish_reason TEXT NOT NULL);"
     "CREATE INDEX response_cache_created ON response_cache(created_ms);"
     "CREATE INDEX response_cache_expires ON response_cache(expires_ms);",
+    /* 5: a remote tier's reasoning, kept with its cached answer */
+    "ALTER TABLE response_cache ADD COLUMN reasoning TEXT;",
 };
 
 static const char insert_request_sql[] =

@@ -23,9 +23,13 @@
  *            it runs in a worker thread; the handler waits until the gateway
  *            knows which tier answers (on_start) and then streams either the
  *            local job itself (its events carry logprobs) or a "bridge" job
- *            that the remote tier's restored text is appended to, and its
- *            tool calls as data (srv_job.remote_calls, with the tier's ids),
- *            through the same SSE writer (sse.c). A request with n > 1 is refused
+ *            that the remote tier's restored text is appended to, its
+ *            reasoning as the job's reasoning (so every API writes it as it
+ *            writes a local model's <think> block; inline in <think> tags
+ *            where a local reply keeps the block in its text: completions,
+ *            reasoning_format none), and its tool calls as data
+ *            (srv_job.remote_calls, with the tier's ids), through the same
+ *            SSE writer (sse.c). A request with n > 1 is refused
  *            here (400 naming n): the cascade follows one local answer and
  *            a remote tier's client reads one choice, and fewer choices than
  *            asked must not come back silently. So is a GBNF grammar (400
@@ -80,6 +84,8 @@ struct srv_gwreq {
     gw_response out;        /* the cascade's outcome */
     bool started, finished; /* streaming: on_start ran / gw_call_run returned */
     srv_job *bridge;        /* remote text for the SSE writer; its cancel flag is the request's */
+    bool inline_think;      /* a remote tier's reasoning goes into the text in <think> tags ... */
+    bool think_open;        /* ... and such a block is open (bridge's mu) */
     srv_job *local_job;     /* the local answer's job */
     int client_fd;
     int http_status; /* what the client got, from on_completed */
@@ -268,10 +274,40 @@ static bool gateway_tools_init(srv_gwreq *q) {
 
 /* ---- the local tier for the cascade -------------------------------------------- */
 
+/* Ends an inline <think> block before the answer's text, as a reasoning
+ * model writes it (bridge's mu held). */
+static bool close_think(srv_gwreq *q) {
+    static const char close[] = "\n</think>\n\n";
+    if (!q->think_open) return true;
+    q->think_open = false;
+    return srv_job_append(q->bridge, NULL, close, sizeof close - 1, false);
+}
+
 /* Appends text to the bridge job as one event (id -1: text without a token). */
-static bool bridge_append(srv_job *j, const char *text, size_t len) {
+static bool bridge_append(srv_gwreq *q, const char *text, size_t len) {
+    srv_job *j = q->bridge;
     pthread_mutex_lock(&j->mu);
-    const bool ok = srv_job_append(j, NULL, text, len, false);
+    const bool ok = close_think(q) && srv_job_append(j, NULL, text, len, false);
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    return ok && !atomic_load(&j->cancel);
+}
+
+/* Appends a remote tier's reasoning to the bridge job: as its reasoning, or
+ * inline, after "<think>\n" when no block is open. */
+static bool bridge_reason(srv_gwreq *q, const char *text, size_t len) {
+    static const char open[] = "<think>\n";
+    srv_job *j = q->bridge;
+    if (!len) return !atomic_load(&j->cancel);
+    pthread_mutex_lock(&j->mu);
+    bool ok;
+    if (!q->inline_think) {
+        ok = srv_job_append_reasoning(j, text, len);
+    } else {
+        ok = q->think_open || srv_job_append(j, NULL, open, sizeof open - 1, false);
+        q->think_open = true;
+        ok = ok && srv_job_append(j, NULL, text, len, false);
+    }
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
     return ok && !atomic_load(&j->cancel);
@@ -282,6 +318,7 @@ static bool bridge_append(srv_job *j, const char *text, size_t len) {
 static void bridge_finish(srv_gwreq *q) {
     srv_job *b = q->bridge;
     pthread_mutex_lock(&b->mu);
+    close_think(q); /* an answer cut inside its reasoning */
     b->result.n_prompt = q->out.prompt_tokens;
     b->result.n_gen = q->out.completion_tokens;
     b->result.finish =
@@ -441,7 +478,8 @@ static void respond_outcome(srv_exchange *x, srv_gwreq *q) {
         const gw_config *c = gw_gateway_config(q->srv->gw);
         const int t = gw_config_tier(c, o->tier);
         g.model = t > 0 ? c->tiers[t].model : o->tier;
-        if (!q->req.stream && o->text) bridge_append(q->bridge, o->text, o->text_len);
+        if (!q->req.stream && o->reasoning) bridge_reason(q, o->reasoning, o->reasoning_len);
+        if (!q->req.stream && o->text) bridge_append(q, o->text, o->text_len);
         for (int k = 0; !q->req.stream && k < o->n_calls; k++)
             srv_tools_job_call(q->bridge, o->calls[k].id, o->calls[k].name, o->calls[k].arguments);
         bridge_finish(q);
@@ -461,8 +499,11 @@ static void respond_outcome(srv_exchange *x, srv_gwreq *q) {
 /* ---- streaming: the worker and the bridge ----------------------------------------- */
 
 static bool stream_text(const char *text, size_t len, void *user) {
-    srv_gwreq *q = user;
-    return bridge_append(q->bridge, text, len);
+    return bridge_append(user, text, len);
+}
+
+static bool stream_reasoning(const char *text, size_t len, void *user) {
+    return bridge_reason(user, text, len);
 }
 
 /* A remote tier's tool call, as data onto the bridge job. */
@@ -501,6 +542,7 @@ static void cascade_stream(srv_exchange *x, srv_gwreq *q) {
     srv_server *s = x->srv;
     q->greq.cb = stream_text;
     q->greq.on_call = stream_call;
+    q->greq.on_reasoning = stream_reasoning;
     q->greq.user = q;
     q->greq.on_start = stream_start;
     /* once the handler returns, the connection's descriptor may be closed and
@@ -578,6 +620,12 @@ static bool gateway_chat_init(srv_gwreq *q, const srv_exchange *x) {
         q->msgs[0] = (gw_message){"user", r->prompt ? r->prompt : q->prompt_text};
     }
     const int max_tokens = srv_max_tokens(r);
+    const srv_config *cfg = &q->srv->cfg;
+    const int think = r->think >= 0 ? r->think : cfg->reasoning;
+    const int budget = r->reasoning_budget >= 0 ? r->reasoning_budget : cfg->reasoning_budget;
+    const srv_reasoning_format f =
+        r->reasoning_format ? r->reasoning_format : cfg->reasoning_format;
+    q->inline_think = r->kind != SRV_CHAT || f == SRV_REASONING_NONE;
     q->chat = (gw_chat){.messages = q->msgs,
                         .n_messages = n,
                         .max_tokens = max_tokens > 0 ? max_tokens : 0,
@@ -588,6 +636,12 @@ static bool gateway_chat_init(srv_gwreq *q, const srv_exchange *x) {
                         .json_object = r->sampling.constraint == HEARTH_CONSTRAINT_JSON_OBJECT,
                         .response_format = r->response_format,
                         .stream = r->stream,
+                        .reasoning_effort = r->reasoning_effort[0] ? r->reasoning_effort : NULL,
+                        .thinking = r->kind == SRV_CHAT && think == 1,
+                        /* a budget of 0 asks for the least a tier allows */
+                        .thinking_budget = budget < 0   ? 0
+                                           : budget > 0 ? budget
+                                                        : 1,
                         .cancel = &q->bridge->cancel};
     if (r->kind == SRV_CHAT && !gateway_tools_init(q)) return false;
     q->greq = (gw_request){.chat = &q->chat,

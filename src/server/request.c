@@ -525,6 +525,8 @@ static bool parse_reasoning(parse_ctx *c, const cJSON *root) {
     if ((v = srv_req_field(root, "reasoning_effort"))) {
         if (!cJSON_IsString(v)) return srv_req_bad_type(c->e, "reasoning_effort", "a string");
         if (!strcmp(v->valuestring, "none")) r->think = 0;
+        if (strlen(v->valuestring) < sizeof r->reasoning_effort)
+            snprintf(r->reasoning_effort, sizeof r->reasoning_effort, "%s", v->valuestring);
     }
     /* llama-server's per-request budget, under either of its names */
     long long budget = -1;

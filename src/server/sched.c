@@ -206,6 +206,22 @@ bool srv_job_append(srv_job *j, const hearth_token_event *ev, const char *text, 
     return true;
 }
 
+bool srv_job_append_reasoning(srv_job *j, const char *text, size_t len) {
+    if (!text_room(&j->reasoning, j->reasoning_len, &j->reasoning_cap, len) ||
+        !srv_job_append(j, NULL, "", 0, false))
+        return false;
+    srv_event *e = &j->events[j->n_events - 1];
+    *e = (srv_event){.id = -1,
+                     .text_off = j->text_len,
+                     .reason_off = j->reasoning_len,
+                     .reason_len = len,
+                     .thought = true};
+    memcpy(j->reasoning + j->reasoning_len, text, len);
+    j->reasoning_len += len;
+    j->reasoning[j->reasoning_len] = '\0';
+    return true;
+}
+
 /* ---- slots and the scheduler thread ---------------------------------------- */
 
 /* Prompt tokens a step evaluates besides the slots' next tokens: bounds the

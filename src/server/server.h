@@ -294,7 +294,9 @@ typedef struct srv_request {
      * the server's --reasoning), 0 off, 1 on; where the <think> block goes */
     int think;
     srv_reasoning_format reasoning_format;
-    int reasoning_budget; /* thinking_budget_tokens: tokens (-1: not given, the server's) */
+    int reasoning_budget;      /* thinking_budget_tokens: tokens (-1: not given, the server's) */
+    char reasoning_effort[16]; /* as the client sent it, for remote tiers ("": not given, or
+                                  longer than any effort) */
     /* set by api_ollama.c after parsing (srv_parse_request leaves OpenAI) */
     srv_dialect dialect;
     double t0_ms; /* ollama: the request's arrival (srv_now_ms), for total_duration */
@@ -491,6 +493,10 @@ void srv_job_release(srv_job *j);
  * Called with j->mu held. */
 bool srv_job_append(srv_job *j, const hearth_token_event *ev, const char *text, size_t len,
                     bool end);
+/* Appends one event of reasoning text[0..len) that no token made (a remote
+ * tier's, on the gateway's bridge job), beside the text; false when out of
+ * memory. Called with j->mu held. */
+bool srv_job_append_reasoning(srv_job *j, const char *text, size_t len);
 /* Hands the job to a free slot, or queues it. False when the queue is full
  * (the job is untouched). The scheduler takes its own reference. */
 bool srv_sched_submit(srv_sched *s, srv_job *j);

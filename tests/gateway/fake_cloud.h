@@ -24,6 +24,17 @@
  *   tools-echo    the same, its arguments those of the last call in the
  *                 request's history (OpenAI's arguments string, Anthropic's
  *                 tool_use input), as the tier received them
+ *   think         a reasoning model: before the answer, the reasoning
+ *                 "thinking about: <text>" (streamed in 3-byte pieces too):
+ *                 OpenAI's message / delta reasoning_content unless the
+ *                 request's reasoning_effort is "none"; Anthropic's thinking
+ *                 block (thinking_delta, signature_delta), and a
+ *                 redacted_thinking block, only when the request has
+ *                 thinking {type enabled, budget_tokens >= 1024 and below
+ *                 max_tokens} and no temperature (else 400, as Anthropic);
+ *                 the usage counts the reasoning's pieces as output
+ *   think-or      the same in OpenRouter's and vLLM's field, "reasoning"
+ *   think-raw     the same as a <think> block at the start of the content
  */
 #ifndef HEARTH_TEST_FAKE_CLOUD_H
 #define HEARTH_TEST_FAKE_CLOUD_H
@@ -149,7 +160,52 @@ static inline cJSON *fc_openai_chunk(const char *content, size_t n, const char *
     return o;
 }
 
+/* A "think" model's reasoning, streamed before the answer: OpenAI's delta
+ * field rkey, or an Anthropic thinking block (index 0) with its signature.
+ * Returns the pieces sent. */
+static inline int fc_stream_reasoning(fc_stream *st, bool anthropic, const char *reasoning,
+                                      const char *rkey) {
+    const size_t len = strlen(reasoning);
+    int pieces = 0;
+    if (anthropic)
+        fc_add_raw(st, "event: content_block_start\r\ndata: {\"type\":\"content_block_start\","
+                       "\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}"
+                       "\r\n\r\n");
+    for (size_t at = 0; at < len; pieces++) {
+        const int n = fc_piece(reasoning, at, len);
+        char *t = strndup(reasoning + at, (size_t)n);
+        if (anthropic) {
+            cJSON *o = cJSON_CreateObject(), *d;
+            cJSON_AddStringToObject(o, "type", "content_block_delta");
+            cJSON_AddNumberToObject(o, "index", 0);
+            d = cJSON_AddObjectToObject(o, "delta");
+            cJSON_AddStringToObject(d, "type", "thinking_delta");
+            cJSON_AddStringToObject(d, "thinking", t);
+            fc_add_event(st, true, "content_block_delta", o);
+        } else {
+            cJSON *ch = fc_openai_chunk(NULL, 0, NULL);
+            cJSON_AddStringToObject(
+                cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(ch, "choices"), 0),
+                                    "delta"),
+                rkey, t);
+            fc_add_event(st, false, "", ch);
+        }
+        free(t);
+        at += (size_t)n;
+    }
+    if (anthropic) {
+        fc_add_raw(st, "event: content_block_delta\r\ndata: {\"type\":\"content_block_delta\","
+                       "\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":"
+                       "\"c2ln\"}}\r\n\r\n");
+        fc_add_raw(st, "event: content_block_stop\r\ndata: {\"type\":\"content_block_stop\","
+                       "\"index\":0}\r\n\r\n");
+    }
+    return pieces;
+}
+
+/* reasoning: a "think" model's (NULL: none), in OpenAI's delta field rkey. */
 static inline struct MHD_Response *fc_stream_response(bool anthropic, const char *answer,
+                                                      const char *reasoning, const char *rkey,
                                                       int prompt_tokens, int stall_ms, bool drop) {
     fc_stream *st = calloc(1, sizeof *st);
     st->drop_at = -1;
@@ -167,12 +223,13 @@ static inline struct MHD_Response *fc_stream_response(bool anthropic, const char
     } else {
         fc_add_event(st, false, "", fc_openai_chunk("", 0, NULL));
     }
+    if (reasoning) pieces += fc_stream_reasoning(st, anthropic, reasoning, rkey);
     for (size_t at = 0; at < len; pieces++) {
         const int n = fc_piece(answer, at, len);
         if (anthropic) {
             cJSON *o = cJSON_CreateObject(), *d;
             cJSON_AddStringToObject(o, "type", "content_block_delta");
-            cJSON_AddNumberToObject(o, "index", 0);
+            cJSON_AddNumberToObject(o, "index", reasoning ? 1 : 0);
             d = cJSON_AddObjectToObject(o, "delta");
             cJSON_AddStringToObject(d, "type", "text_delta");
             char *t = strndup(answer + at, (size_t)n);
@@ -211,16 +268,31 @@ static inline struct MHD_Response *fc_stream_response(bool anthropic, const char
     return r;
 }
 
-static inline char *fc_whole_json(bool anthropic, const char *answer, int prompt_tokens) {
+/* reasoning: a "think" model's (NULL: none), in OpenAI's message field rkey. */
+static inline char *fc_whole_json(bool anthropic, const char *answer, const char *reasoning,
+                                  const char *rkey, int prompt_tokens) {
     cJSON *o = cJSON_CreateObject();
-    const int completion = (int)(strlen(answer) + 2) / 3;
+    const int completion =
+        (int)(strlen(answer) + 2) / 3 + (reasoning ? (int)(strlen(reasoning) + 2) / 3 : 0);
     if (anthropic) {
         cJSON_AddStringToObject(o, "id", "msg_fake");
         cJSON_AddStringToObject(o, "type", "message");
-        cJSON *b = cJSON_CreateObject();
+        cJSON *blocks = cJSON_AddArrayToObject(o, "content"), *b;
+        if (reasoning) {
+            b = cJSON_CreateObject();
+            cJSON_AddStringToObject(b, "type", "thinking");
+            cJSON_AddStringToObject(b, "thinking", reasoning);
+            cJSON_AddStringToObject(b, "signature", "c2ln");
+            cJSON_AddItemToArray(blocks, b);
+            b = cJSON_CreateObject();
+            cJSON_AddStringToObject(b, "type", "redacted_thinking");
+            cJSON_AddStringToObject(b, "data", "b3BhcXVl");
+            cJSON_AddItemToArray(blocks, b);
+        }
+        b = cJSON_CreateObject();
         cJSON_AddStringToObject(b, "type", "text");
         cJSON_AddStringToObject(b, "text", answer);
-        cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "content"), b);
+        cJSON_AddItemToArray(blocks, b);
         cJSON_AddStringToObject(o, "stop_reason", "end_turn");
         cJSON *u = cJSON_AddObjectToObject(o, "usage");
         cJSON_AddNumberToObject(u, "input_tokens", prompt_tokens);
@@ -231,6 +303,7 @@ static inline char *fc_whole_json(bool anthropic, const char *answer, int prompt
         cJSON *c = cJSON_CreateObject(), *m = cJSON_AddObjectToObject(c, "message");
         cJSON_AddNumberToObject(c, "index", 0);
         cJSON_AddStringToObject(m, "role", "assistant");
+        if (reasoning) cJSON_AddStringToObject(m, rkey, reasoning);
         cJSON_AddStringToObject(m, "content", answer);
         cJSON_AddStringToObject(c, "finish_reason", "stop");
         cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), c);
@@ -385,6 +458,33 @@ static inline enum MHD_Result fc_tools_answer(struct MHD_Connection *c, bool ant
     return rc;
 }
 
+/* A "think" model's reasoning about text (malloc'd), or NULL where the
+ * request switched it off; *refuse: an Anthropic request whose thinking
+ * Anthropic would refuse (a 400 with that message). */
+static inline char *fc_reasoning(const cJSON *req, bool anthropic, const char *text,
+                                 const char **refuse) {
+    *refuse = NULL;
+    if (anthropic) {
+        const cJSON *th = cJSON_GetObjectItem(req, "thinking");
+        if (!th) return NULL;
+        const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(th, "type"));
+        const double budget = cJSON_GetNumberValue(cJSON_GetObjectItem(th, "budget_tokens"));
+        if (!type || strcmp(type, "enabled") || !(budget >= 1024))
+            *refuse = "thinking.budget_tokens: must be at least 1024";
+        else if (!(cJSON_GetNumberValue(cJSON_GetObjectItem(req, "max_tokens")) > budget))
+            *refuse = "max_tokens must be greater than thinking.budget_tokens";
+        else if (cJSON_GetObjectItem(req, "temperature"))
+            *refuse = "temperature may only be set to 1 when thinking is enabled";
+        if (*refuse) return NULL;
+    } else {
+        const char *effort = cJSON_GetStringValue(cJSON_GetObjectItem(req, "reasoning_effort"));
+        if (effort && !strcmp(effort, "none")) return NULL;
+    }
+    char *r = malloc(strlen(text) + 32);
+    sprintf(r, "thinking about: %s", text);
+    return r;
+}
+
 /* Whether this request is one of the first n faulty ones since the reset. */
 static inline bool fc_take_fault(fake_cloud *fc, int n) {
     pthread_mutex_lock(&fc->mu);
@@ -455,16 +555,34 @@ static inline enum MHD_Result fc_answer(fake_cloud *fc, struct MHD_Connection *c
     } else {
         if (sscanf(model, "slow-%d", &ms) == 1) fc_sleep_ms(ms);
         const bool stall = sscanf(model, "stall-%d", &ms) == 1;
-        if (stream) {
-            struct MHD_Response *r = fc_stream_response(anthropic, answer, prompt_tokens,
-                                                        stall ? ms : 0, !strcmp(model, "drop"));
+        const char *refuse = NULL,
+                   *rkey = !strcmp(model, "think-or") ? "reasoning" : "reasoning_content";
+        char *reasoning =
+            !strncmp(model, "think", 5) ? fc_reasoning(req, anthropic, last_user, &refuse) : NULL;
+        if (reasoning && !strcmp(model, "think-raw")) { /* the block in the content */
+            char *raw = malloc(strlen(reasoning) + strlen(answer) + 32);
+            sprintf(raw, "<think>\n%s\n</think>\n\n%s", reasoning, answer);
+            free(answer);
+            free(reasoning);
+            answer = raw;
+            reasoning = NULL;
+        }
+        if (refuse) {
+            char err[256];
+            snprintf(err, sizeof err, "{\"error\":{\"message\":\"%s\"}}", refuse);
+            rc = fc_send(c, 400, err);
+        } else if (stream) {
+            struct MHD_Response *r =
+                fc_stream_response(anthropic, answer, reasoning, rkey, prompt_tokens,
+                                   stall ? ms : 0, !strcmp(model, "drop"));
             rc = MHD_queue_response(c, 200, r);
             MHD_destroy_response(r);
         } else {
-            char *json = fc_whole_json(anthropic, answer, prompt_tokens);
+            char *json = fc_whole_json(anthropic, answer, reasoning, rkey, prompt_tokens);
             rc = fc_send(c, 200, json);
             free(json);
         }
+        free(reasoning);
     }
     free(answer);
     cJSON_Delete(req);
