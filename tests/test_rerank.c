@@ -16,12 +16,15 @@
  *     documented; a plain encoder is no reranker, a file whose head has the
  *     wrong shape is refused; pairs without the converter's keys;
  *   - `hearth rerank` and `hearth serve`'s /v1/rerank (Jina and TEI shapes)
- *     give the library's scores, best first, and refuse bad requests.
+ *     give the library's scores, best first, and refuse bad requests;
+ *   - `hearth rag query --rerank`: the first stage's hits in the reranker's
+ *     order, its scores, k kept, long chunks cut to fit.
  */
 #include "hearth.h"
 #include "kernels/kernels.h"
 #include "model/gguf.h"
 #include "model/synth.h"
+#include "rag/rag.h"
 #include "test.h"
 #include "test_sh.h"
 
@@ -373,6 +376,98 @@ static void serve(void) {
     unlink(plain);
 }
 
+/* hearth rag's second stage: the first stage's hits reordered by the
+ * reranker (its scores, the library's for each chunk), the k best kept; a
+ * chunk longer than the reranker's context judged by its head. */
+static void rag(void) {
+    char dir[600], path[600], out[700];
+    snprintf(dir, sizeof dir, "%s/docs", tmp_dir);
+    snprintf(path, sizeof path, "%s/rag-rr.gguf", tmp_dir);
+    synth_params p = synth_default_params();
+    p.arch = "bert";
+    p.rerank = 1;
+    REQUIRE(synth_write(path, &p) == HEARTH_OK);
+    REQUIRE(test_sh("mkdir -p '%s'", dir) == 0);
+    for (int i = 0; i < N_PAIRS; i++) {
+        char f[700];
+        snprintf(f, sizeof f, "%s/%d.txt", dir, i);
+        REQUIRE(test_write_file(f, docs[i], strlen(docs[i])));
+    }
+    snprintf(out, sizeof out, "%s/rag.jsonl", tmp_dir);
+    REQUIRE(test_sh("cd '%s' && '%s' rag index --db r.db -q docs > /dev/null 2>&1", tmp_dir,
+                    HEARTH_BINARY) == 0);
+    /* the question has a word of every document: BM25 finds them all, the
+     * reranker orders them */
+    static const char question[] = "the hearth girl world friend";
+    REQUIRE(test_sh("cd '%s' && '%s' rag query --db r.db --rerank '%s' -t 1 -k 3 --json '%s' "
+                    "> '%s'",
+                    tmp_dir, HEARTH_BINARY, path, question, out) == 0);
+    float scores[N_PAIRS];
+    hearth_model *m = NULL;
+    hearth_session *s = NULL;
+    REQUIRE(hearth_model_load(path, NULL, &m) == HEARTH_OK);
+    REQUIRE(hearth_session_new(m, NULL, &s) == HEARTH_OK);
+    for (int i = 0; i < N_PAIRS; i++) {
+        int32_t ids[MAX_IDS];
+        size_t n = 0;
+        REQUIRE(hearth_tokenize_rerank(m, question, strlen(question), docs[i], strlen(docs[i]), ids,
+                                       MAX_IDS, &n) == HEARTH_OK);
+        const int len = (int)n;
+        REQUIRE(hearth_rank_batch(s, ids, &len, 1, &scores[i]) == HEARTH_OK);
+    }
+    hearth_session_free(s);
+    hearth_model_free(m);
+    char *lines = test_read_file(out, NULL);
+    REQUIRE(lines);
+    int n_lines = 0, first = -1;
+    double prev = INFINITY;
+    for (char *l = strtok(lines, "\n"); l; l = strtok(NULL, "\n"), n_lines++) {
+        cJSON *j = cJSON_Parse(l);
+        const char *text = jstr(j, "text");
+        int doc = -1;
+        for (int i = 0; text && i < N_PAIRS; i++)
+            if (!strcmp(text, docs[i])) doc = i;
+        REQUIRE(doc >= 0);
+        const double sc = jnum(j, "score");
+        CHECKF((float)sc == scores[doc] && sc <= prev, "rag hit %d (document %d): %g, want %g",
+               n_lines, doc, sc, scores[doc]);
+        prev = sc;
+        if (first < 0) first = doc;
+        cJSON_Delete(j);
+    }
+    free(lines);
+    CHECKF(n_lines == 3, "rag --rerank -k 3: %d hits", n_lines);
+    /* the best of all five comes first */
+    int best = 0;
+    for (int i = 1; i < N_PAIRS; i++) best = scores[i] > scores[best] ? i : best;
+    CHECKF(first == best, "rag --rerank: document %d first, the reranker's best is %d", first,
+           best);
+    /* a context too small for the longer chunks: their heads are judged */
+    char err[700];
+    snprintf(err, sizeof err, "%s/rag.err", tmp_dir);
+    CHECK(test_sh("cd '%s' && '%s' rag query --db r.db --rerank '%s' --ctx 16 -t 1 '%s' "
+                  "> /dev/null 2> '%s'",
+                  tmp_dir, HEARTH_BINARY, path, question, err) == 0);
+    char *note = test_read_file(err, NULL);
+    CHECK(note && strstr(note, "judged by their head"));
+    free(note);
+
+    /* rag_rerank itself: the order, the scores, the cut */
+    rag_hits h = {.n = 3, .hit = calloc(3, sizeof(rag_hit))};
+    REQUIRE(h.hit);
+    for (int i = 0; i < 3; i++) {
+        h.hit[i].path = strdup(docs[i]);
+        h.hit[i].source = strdup("s");
+        h.hit[i].text = strdup(docs[i]);
+        h.hit[i].rank_bm25 = i + 1;
+    }
+    const float sc[3] = {0.1f, 0.7f, 0.3f};
+    REQUIRE(rag_rerank(&h, sc, 2) == HEARTH_OK);
+    CHECK(h.n == 2 && h.hit[0].rank_bm25 == 2 && h.hit[1].rank_bm25 == 3 &&
+          h.hit[0].score == (double)0.7f && !strcmp(h.hit[1].text, docs[2]));
+    rag_hits_free(&h);
+}
+
 int main(void) {
     snprintf(tmp_dir, sizeof tmp_dir, "/tmp/test_rerank.XXXXXX");
     REQUIRE(mkdtemp(tmp_dir) != NULL);
@@ -383,6 +478,7 @@ int main(void) {
     check_model("qwen3", KERN_Q8_0, 1e-2);
     check_refusals();
     serve();
+    rag();
     if (test_failures == 0) {
         char rm[600];
         snprintf(rm, sizeof rm, "rm -rf '%s'", tmp_dir);

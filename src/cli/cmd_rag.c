@@ -18,8 +18,10 @@
 static const char usage_text[] =
     "usage: hearth rag index  --db DB [-m MODEL] [--chunk-words N] [--overlap N]\n"
     "                         [--max-file-mb N] [--prune] [-q] PATH...\n"
-    "       hearth rag query  --db DB [-m MODEL] [-k K] [--mode M] [--json] QUESTION\n"
-    "       hearth rag ask    --db DB -m MODEL [-k K] [--mode M] [--show-context]\n"
+    "       hearth rag query  --db DB [-m MODEL] [-k K] [--mode M] [--rerank RERANKER]\n"
+    "                         [--rerank-depth N] [--json] QUESTION\n"
+    "       hearth rag ask    --db DB -m MODEL [-k K] [--mode M] [--rerank RERANKER]\n"
+    "                         [--rerank-depth N] [--show-context]\n"
     "                         [--chat-template NAME|FILE] [sampling options] QUESTION\n"
     "       hearth rag status --db DB [--json]\n"
     "  index: add or update the text, HTML and PDF files under each PATH (directories\n"
@@ -30,6 +32,9 @@ static const char usage_text[] =
     "  ask:   answer QUESTION with MODEL from the K best chunks, then list the sources\n"
     "  --mode auto|bm25|vector|hybrid  (default auto: hybrid when the index has vectors\n"
     "         and -m gives the model that made them, else bm25)\n"
+    "  --rerank RERANKER  a second stage: a reranker (hearth rerank) orders the first\n"
+    "         stage's --rerank-depth best chunks (default max(4K, 20), at most 100) and the K\n"
+    "         it puts first are kept\n"
     "  --chunk-words N (default 200), --overlap N (default 40): words per chunk\n"
     "  --max-file-mb N  skip larger files (default 16)\n"
     "  -t N, --ctx N, --pooling P   model threads, context, pooling (as hearth embed)\n";
@@ -65,10 +70,10 @@ static hearth_err embed_text(void *user, const char *text, size_t len, float *ou
 }
 
 typedef struct opts {
-    const char *db, *model, *tmpl, *pooling;
+    const char *db, *model, *tmpl, *pooling, *rerank;
     const char *text[64];
     int n_text;
-    int k, chunk_words, overlap, max_file_mb;
+    int k, chunk_words, overlap, max_file_mb, rerank_depth;
     rag_mode mode;
     bool prune, quiet, json, show_context;
     cli_gen_opts gen;
@@ -127,7 +132,11 @@ static int parse(int argc, char **argv, opts *o) {
             o->tmpl = v;
         else if (!strcmp(a, "--pooling"))
             o->pooling = v;
-        else if (!strcmp(a, "-k")) {
+        else if (!strcmp(a, "--rerank"))
+            o->rerank = v;
+        else if (!strcmp(a, "--rerank-depth")) {
+            if (!cli_parse_int(v, 1, 100, &o->rerank_depth)) return bad_value(a, v);
+        } else if (!strcmp(a, "-k")) {
             if (!cli_parse_int(v, 1, 100, &o->k)) return bad_value(a, v);
         } else if (!strcmp(a, "--chunk-words")) {
             if (!cli_parse_int(v, 8, 8192, &o->chunk_words)) return bad_value(a, v);
@@ -203,8 +212,75 @@ static int do_index(const opts *o, rag_index *x, embedder *e) {
     return err ? cli_fail("rag", "indexing") : 0;
 }
 
+/* The reranker of --rerank, with a session of its own. */
+typedef struct ranker {
+    hearth_model *model;
+    hearth_session *session;
+    int truncated; /* chunks cut to fit its context */
+} ranker;
+
+static int open_ranker(const opts *o, ranker *r) {
+    if (hearth_model_load(o->rerank, &o->gen.mp, &r->model)) return cli_fail("rag", o->rerank);
+    if (!hearth_model_ranks(r->model)) {
+        fprintf(stderr, "hearth rag: %s is not a reranker (its file has no pooling_type rank)\n",
+                o->rerank);
+        return 1;
+    }
+    hearth_session_params sp = hearth_session_default_params();
+    sp.n_ctx = o->gen.sp.n_ctx;
+    return hearth_session_new(r->model, &sp, &r->session) ? cli_fail("rag", "the reranker") : 0;
+}
+
+static void close_ranker(ranker *r) {
+    hearth_session_free(r->session);
+    hearth_model_free(r->model);
+}
+
+/* The pair (question, doc)'s tokens into ids[0..cap): the document's tail
+ * is cut, at a character's start, until the pair fits, so a chunk longer
+ * than the reranker's context is judged by its head. */
+static hearth_err fit_pair(ranker *r, const char *question, const char *doc, int32_t *ids,
+                           size_t cap, size_t *n) {
+    size_t len = strlen(doc);
+    for (;;) {
+        const hearth_err err =
+            hearth_tokenize_rerank(r->model, question, strlen(question), doc, len, ids, cap, n);
+        if (err != HEARTH_ERR_INVALID_ARG || *n <= cap || len == 0) return err;
+        size_t keep = (size_t)((double)len * (double)cap / (double)*n * 0.95);
+        if (keep >= len) keep = len - 1;
+        while (keep > 0 && ((unsigned char)doc[keep] & 0xC0) == 0x80) keep--;
+        if (len == strlen(doc)) r->truncated++;
+        len = keep;
+    }
+}
+
+/* The second stage: h ordered by the reranker, its k best kept. */
+static int rerank_hits(const opts *o, ranker *r, const char *question, rag_hits *h) {
+    if (h->n == 0) return 0;
+    const size_t cap = (size_t)hearth_session_n_ctx(r->session);
+    int32_t *ids = malloc(h->n * cap * sizeof *ids);
+    int *lens = malloc(h->n * sizeof *lens);
+    float *scores = malloc(h->n * sizeof *scores);
+    int rc = ids && lens && scores ? 0 : cli_fail("rag", "out of memory");
+    size_t off = 0, n = 0;
+    for (size_t i = 0; !rc && i < h->n; i++, off += n) {
+        if (fit_pair(r, question, h->hit[i].text, ids + off, cap, &n))
+            rc = cli_fail("rag", "the question is too long for the reranker");
+        else
+            lens[i] = (int)n;
+    }
+    if (!rc && hearth_rank_batch(r->session, ids, lens, (int)h->n, scores))
+        rc = cli_fail("rag", "reranking");
+    if (!rc && rag_rerank(h, scores, (size_t)o->k)) rc = cli_fail("rag", "reranking");
+    free(ids);
+    free(lens);
+    free(scores);
+    return rc;
+}
+
 /* The question's hits; 0 or an exit status. */
-static int search(const opts *o, rag_index *x, embedder *e, const char *question, rag_hits *h) {
+static int search(const opts *o, rag_index *x, embedder *e, ranker *r, const char *question,
+                  rag_hits *h) {
     float *v = NULL;
     if (e->model) {
         v = malloc((size_t)hearth_model_n_embd(e->model) * sizeof *v);
@@ -213,15 +289,21 @@ static int search(const opts *o, rag_index *x, embedder *e, const char *question
             return cli_fail("rag", "embedding the question");
         }
     }
-    const rag_query q = {.text = question,
-                         .len = strlen(question),
-                         .vector = v,
-                         .model = e->model ? e->id : NULL,
-                         .k = o->k,
-                         .mode = o->mode};
+    rag_query q = {.text = question,
+                   .len = strlen(question),
+                   .vector = v,
+                   .model = e->model ? e->id : NULL,
+                   .k = o->k,
+                   .mode = o->mode};
+    if (r->model) /* the reranker's candidates */
+        q.k = o->rerank_depth  ? o->rerank_depth
+              : o->k * 4 < 20  ? 20
+              : o->k * 4 > 100 ? 100
+                               : o->k * 4;
     const hearth_err err = rag_search(x, &q, h);
     free(v);
-    return err ? cli_fail("rag", "searching") : 0;
+    if (err) return cli_fail("rag", "searching");
+    return r->model ? rerank_hits(o, r, question, h) : 0;
 }
 
 /* What a hit's source adds to its path: " - Title" of an HTML page or
@@ -241,10 +323,10 @@ static void print_hit_json(const rag_hit *h, int rank) {
     cJSON_Delete(j);
 }
 
-static int do_query(const opts *o, rag_index *x, embedder *e) {
+static int do_query(const opts *o, rag_index *x, embedder *e, ranker *r) {
     if (o->n_text != 1) return usage(stderr, 2);
     rag_hits h;
-    const int rc = search(o, x, e, o->text[0], &h);
+    const int rc = search(o, x, e, r, o->text[0], &h);
     if (rc) return rc;
     for (size_t i = 0; i < h.n; i++) {
         if (o->json) {
@@ -293,10 +375,10 @@ static int ask_prompt(const opts *o, embedder *e, const char *question, const ra
     return rc;
 }
 
-static int do_ask(const opts *o, rag_index *x, embedder *e) {
+static int do_ask(const opts *o, rag_index *x, embedder *e, ranker *r) {
     if (o->n_text != 1 || !e->model) return usage(stderr, 2);
     rag_hits h;
-    int rc = search(o, x, e, o->text[0], &h);
+    int rc = search(o, x, e, r, o->text[0], &h);
     if (rc) return rc;
     int32_t *ids = NULL;
     size_t n = 0;
@@ -310,8 +392,8 @@ static int do_ask(const opts *o, rag_index *x, embedder *e) {
         rc = 1;
     }
     if (!rc && hearth_sampler_new(e->model, &o->gen.smp, &smp)) rc = cli_fail("rag", "sampler");
-    hearth_gen_result r;
-    if (!rc && hearth_generate(e->session, smp, ids, (int)n, &o->gen.gen, stream_token, NULL, &r))
+    hearth_gen_result res;
+    if (!rc && hearth_generate(e->session, smp, ids, (int)n, &o->gen.gen, stream_token, NULL, &res))
         rc = cli_fail("rag", "generating");
     if (!rc) {
         printf("\n\nSources:\n");
@@ -361,17 +443,25 @@ int cmd_rag(int argc, char **argv) {
     int rc = parse(argc, argv, &o);
     if (rc) return rc < 0 ? 0 : rc;
     embedder e = {0};
+    ranker r = {0};
     rag_index *x = NULL;
     if (o.model && (rc = open_model(&o, &e))) goto done;
+    if (o.rerank && !indexing && (rc = open_ranker(&o, &r))) goto done;
     if (rag_open(o.db, indexing, &x)) {
         rc = cli_fail("rag", "opening the index");
         goto done;
     }
     rc = indexing                 ? do_index(&o, x, &e)
-         : !strcmp(verb, "query") ? do_query(&o, x, &e)
-         : !strcmp(verb, "ask")   ? do_ask(&o, x, &e)
+         : !strcmp(verb, "query") ? do_query(&o, x, &e, &r)
+         : !strcmp(verb, "ask")   ? do_ask(&o, x, &e, &r)
                                   : do_status(&o, x);
+    if (r.truncated)
+        fprintf(stderr,
+                "note: %d chunks were longer than the reranker's context (--ctx) and were "
+                "judged by their head\n",
+                r.truncated);
 done:
+    close_ranker(&r);
     rag_close(x);
     close_model(&e);
     return rc;

@@ -151,6 +151,11 @@ typedef struct rag_query {
  * rank, 1/(60 + rank) summed. */
 hearth_err rag_search(rag_index *x, const rag_query *q, rag_hits *out);
 void rag_hits_free(rag_hits *h);
+/* A second stage: reorders h by scores[0..h->n) (a reranker's, one a hit:
+ * hearth_rank_batch), best first, keeps the first k and frees the rest;
+ * each hit's score becomes its reranker's (rank_bm25 / rank_vector still
+ * say where the first stage put it). */
+hearth_err rag_rerank(rag_hits *h, const float *scores, size_t k);
 
 /* ---- what hits become (rag_prompt.c) --------------------------------------- */
 /* The user message that asks question from the hits: an instruction to
