@@ -359,6 +359,12 @@ static void serve(void) {
     j = post(&sv, "/api/embed", "{\"model\":\"m\",\"input\":\"a cat\"}", &st);
     CHECK(st == 200 && cJSON_GetArraySize(jget(j, "embeddings.0")) == p.n_embd);
     cJSON_Delete(j);
+    /* ollama's capabilities: an embedding model, not a completion one */
+    j = post(&sv, "/api/show", "{\"model\":\"m\"}", &st);
+    const char *cap = jstr(j, "capabilities.0");
+    CHECK(st == 200 && cJSON_GetArraySize(jget(j, "capabilities")) == 1 && cap &&
+          !strcmp(cap, "embedding"));
+    cJSON_Delete(j);
     static const char *const gen[][2] = {
         {"/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"},
         {"/v1/completions", "{\"prompt\":\"hi\"}"},

@@ -40,6 +40,7 @@ struct srv_model_info {
     cJSON *details;      /* /api/tags' and /api/show's "details" */
     cJSON *model_info;   /* /api/show's "model_info" */
     char *template_text; /* tokenizer.chat_template ("" when none or not UTF-8) */
+    bool encoder;        /* an embedding model: ollama's "embedding" capability, no "completion" */
 };
 
 /* SHA-256 of the bytes before the tensor data and of the file size. */
@@ -155,6 +156,8 @@ hearth_err srv_model_info_new(const char *path, srv_model_info **out) {
     gguf_str arch = {"", 0}, tmpl = {"", 0};
     gguf_get_str(f, "general.architecture", &arch);
     snprintf(family, sizeof family, "%.*s", (int)(arch.len < 63 ? arch.len : 63), arch.ptr);
+    const arch_desc *a = arch_find(arch.ptr, arch.len);
+    mi->encoder = a && a->encoder;
     int64_t n_params = 0;
     for (int64_t i = 0; i < gguf_n_tensors(f); i++) n_params += gguf_tensor_at(f, i)->n_elements;
     mi->size = gguf_file_size(f);
@@ -260,8 +263,8 @@ void srv_handle_ollama_show(srv_exchange *x) {
     cJSON_AddItemToObject(o, "details", cJSON_Duplicate(mi->details, true));
     cJSON_AddItemToObject(o, "model_info", cJSON_Duplicate(mi->model_info, true));
     cJSON *caps = cJSON_AddArrayToObject(o, "capabilities");
-    cJSON_AddItemToArray(caps, cJSON_CreateString("completion"));
-    if (thinks(sm, mi)) cJSON_AddItemToArray(caps, cJSON_CreateString("thinking"));
+    cJSON_AddItemToArray(caps, cJSON_CreateString(mi->encoder ? "embedding" : "completion"));
+    if (!mi->encoder && thinks(sm, mi)) cJSON_AddItemToArray(caps, cJSON_CreateString("thinking"));
     cJSON_AddStringToObject(o, "modified_at", mi->modified_at);
     respond(x, o);
 }
