@@ -379,6 +379,21 @@ static hearth_err add_classifier(synth_ctx *c, const synth_params *p, const arch
     }
     if (!err)
         err = add_tensor_as(c, "cls.output.weight", p->type, p->n_embd, p->rerank, 0.0f, s, true);
+    if (!err && p->rerank > 1) { /* llama.cpp sizes cls.output by these */
+        const char **labels = keep(c, (size_t)p->rerank * sizeof *labels);
+        char *names = keep(c, (size_t)p->rerank * 16);
+        char key[96];
+        if (!labels || !names) return hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
+        for (int i = 0; i < p->rerank; i++) {
+            snprintf(names + 16 * i, 16, "LABEL_%d", i);
+            labels[i] = a->encoder ? names + 16 * i
+                        : i == 0   ? "yes"
+                        : i == 1   ? "no"
+                                   : names + 16 * i;
+        }
+        snprintf(key, sizeof key, "%s.classifier.output_labels", p->arch);
+        err = gguf_writer_set_arr_str(c->w, key, labels, (uint64_t)p->rerank);
+    }
     return err;
 }
 
