@@ -160,8 +160,11 @@ HEARTH_API hearth_err hearth_session_copy(hearth_session *dst, const hearth_sess
  * positions. */
 HEARTH_API hearth_err hearth_session_shift(hearth_session *session, int n_keep, int n_discard);
 /* The token ids the session holds at positions 0..pos-1 (hearth_session_pos);
- * valid until the session changes. */
-HEARTH_API const int32_t *hearth_session_tokens(const hearth_session *session);
+ * valid until the session changes. *n_exact (when not NULL) receives how
+ * many of the first ones hold what evaluating them afresh would: all of
+ * them, but after a context shift only those before its n_keep (what moved
+ * keeps traces of the discarded text). hearth_gen_new reuses no more. */
+HEARTH_API const int32_t *hearth_session_tokens(const hearth_session *session, int *n_exact);
 
 /* Evaluates n tokens at the next n positions (split into batches of at most
  * n_batch). If `logits` is not NULL it receives n_vocab floats per token when
@@ -557,8 +560,9 @@ HEARTH_API hearth_err hearth_generate(hearth_session *session, hearth_sampler *s
 typedef struct hearth_gen hearth_gen;
 
 /* Validates as hearth_generate does, copies the prompt and the stop strings,
- * truncates the session to the longest prefix of the prompt it holds (at
- * least one token is left to evaluate, unless the session holds exactly the
+ * truncates the session to the longest prefix of the prompt it holds (within
+ * the exact start hearth_session_tokens reports; at least one token is left
+ * to evaluate, unless the session holds exactly the
  * prompt with its last token's logits, as hearth_session_copy leaves it:
  * then the generation can sample at once) and primes the sampler. On success
  * *out owns the generation; free it with hearth_gen_free. */

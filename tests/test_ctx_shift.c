@@ -21,7 +21,9 @@
  *     fresh session reproduces them: the forgotten text), per cache type;
  *     and the same keys left unrotated (the mutation "skip re-rotation",
  *     applied by this test) must fail that bound;
- *  D. bad ranges, encoders, no-ops, a shift that only truncates;
+ *  D. bad ranges, encoders, no-ops, a shift that only truncates, and what
+ *     a later prompt may reuse: only the kept start (hearth_session_tokens'
+ *     n_exact), through copies, truncations and hearth_generate;
  *  E. hearth_generate with ctx_shift: a greedy generation longer than the
  *     context equals a loop of hearth_decode and hearth_session_shift with
  *     llama-server's rule, also with speculative decoding, and stops at the
@@ -248,7 +250,7 @@ static void check_cache(const char *name, const char *path, bool layer0) {
         snapshot before = take(s, N_TOK);
         REQUIRE(hearth_session_shift(s, KEEP, DISCARD) == HEARTH_OK);
         CHECK(hearth_session_pos(s) == N_TOK - DISCARD);
-        CHECK(!memcmp(hearth_session_tokens(s), kept, (size_t)n_kept * sizeof *kept));
+        CHECK(!memcmp(hearth_session_tokens(s, NULL), kept, (size_t)n_kept * sizeof *kept));
         check_moved(name, t, s, &before);
         if (layer0) {
             hearth_session *fresh = new_session(m, kv_types[t], N_CTX);
@@ -427,6 +429,17 @@ static bool test_conformance(void) {
 
 /* ---- D: arguments ------------------------------------------------------------- */
 
+typedef struct collect_ids {
+    int32_t ids[8];
+    int n;
+} collect_ids;
+
+static bool collect_id(const hearth_token_event *ev, void *user) {
+    collect_ids *c = user;
+    if (ev->id >= 0 && c->n < 8) c->ids[c->n++] = ev->id;
+    return true;
+}
+
 static void test_arguments(void) {
     synth_params p = small("llama", 2);
     hearth_model *m = NULL;
@@ -455,6 +468,56 @@ static void test_arguments(void) {
     CHECK(!memcmp(a, b, (size_t)nv * sizeof *a));
     /* everything: an empty session */
     CHECK(hearth_session_shift(s, 0, 13) == HEARTH_OK && hearth_session_pos(s) == 0);
+    /* only the kept start is exact: a prompt reuses no more of the cache */
+    int n_exact = -1;
+    REQUIRE(hearth_decode(s, ids, 20, NULL, false) == HEARTH_OK);
+    hearth_session_tokens(s, &n_exact);
+    CHECK(n_exact == 20);
+    REQUIRE(hearth_session_shift(s, 3, 6) == HEARTH_OK);
+    hearth_session_tokens(s, &n_exact);
+    CHECK(n_exact == 3 && hearth_session_pos(s) == 14);
+    REQUIRE(hearth_session_copy(t, s, 10) == HEARTH_OK);
+    hearth_session_tokens(t, &n_exact);
+    CHECK(n_exact == 3);
+    REQUIRE(hearth_session_copy(t, s, 3) == HEARTH_OK);
+    hearth_session_tokens(t, &n_exact);
+    CHECK(n_exact == 3);
+    REQUIRE(hearth_decode(t, ids + 30, 4, NULL, false) == HEARTH_OK);
+    hearth_session_tokens(t, &n_exact);
+    CHECK(n_exact == 7);
+    int32_t again[15];
+    memcpy(again, hearth_session_tokens(s, NULL), 14 * sizeof *again);
+    again[14] = ids[40];
+    hearth_sampling greedy = hearth_sampling_default_params();
+    greedy.temperature = 0;
+    hearth_sampler *smp = NULL;
+    REQUIRE(hearth_sampler_new(m, &greedy, &smp) == HEARTH_OK);
+    hearth_gen_params gp = {.max_tokens = 1};
+    hearth_gen_result r;
+    REQUIRE(hearth_generate(s, smp, again, 15, &gp, NULL, NULL, &r) == HEARTH_OK);
+    CHECKF(r.n_cached == 3 && r.n_prompt == 12, "after a shift %d cached, %d evaluated", r.n_cached,
+           r.n_prompt);
+    hearth_session_tokens(s, &n_exact);
+    CHECK(n_exact == hearth_session_pos(s));
+    REQUIRE(hearth_session_shift(s, 2, 6) == HEARTH_OK);
+    CHECK(hearth_session_truncate(s, 2) == HEARTH_OK);
+    hearth_session_tokens(s, &n_exact);
+    CHECK(n_exact == 2);
+    /* a session whose exact start is the whole prompt still evaluates its
+     * last token: the logits it holds are those of later text */
+    CHECK(hearth_session_truncate(s, 0) == HEARTH_OK);
+    REQUIRE(hearth_decode(s, ids, 20, NULL, false) == HEARTH_OK);
+    REQUIRE(hearth_session_shift(s, 10, 5) == HEARTH_OK);
+    REQUIRE(hearth_decode(s, ids + 30, 1, NULL, false) == HEARTH_OK);
+    gp.max_tokens = 4;
+    collect_ids got = {0}, want = {0};
+    REQUIRE(hearth_generate(s, smp, ids, 10, &gp, collect_id, &got, &r) == HEARTH_OK);
+    CHECKF(r.n_cached == 9 && r.n_prompt == 1, "kept prompt: %d cached, %d evaluated", r.n_cached,
+           r.n_prompt);
+    CHECK(hearth_session_truncate(t, 0) == HEARTH_OK);
+    REQUIRE(hearth_generate(t, smp, ids, 10, &gp, collect_id, &want, &r) == HEARTH_OK);
+    CHECK(got.n == 4 && want.n == 4 && !memcmp(got.ids, want.ids, sizeof got.ids));
+    hearth_sampler_free(smp);
     free(a);
     hearth_session_free(s);
     hearth_session_free(t);

@@ -16,6 +16,10 @@ static const char run_usage[] =
     "  Generates text after PROMPT (from -f FILE, or stdin when neither or '-p -' is given).\n"
     "  (-n defaults to 128)\n" CLI_GEN_USAGE CLI_SPEC_USAGE
     "  --stop STR          stop string (repeatable, up to 16; not printed)\n"
+    "  --context-shift     when the context is full, forget the older half of the text after\n"
+    "                      the first --keep tokens and go on (llama.cpp's; -n -1: until the\n"
+    "                      model ends); what was forgotten no longer counts\n"
+    "  --keep N            prompt tokens a shift keeps, after the BOS (default 0; -1: all)\n"
     "  --no-parse-special  treat text like <|eot_id|> in the prompt as plain text\n"
     "  --suffix TEXT       fill in the middle: the prompt is the code before the cursor,\n"
     "                      TEXT the code after it (needs a model with FIM tokens, such as\n"
@@ -70,6 +74,7 @@ typedef struct run_opts {
     cli_spec_opts spec;
     const char *stops[RUN_MAX_STOPS];
     bool parse_special;
+    int keep; /* --keep: llama.cpp's count, after the BOS */
 } run_opts;
 
 static int parse_run(int argc, char **argv, run_opts *o) {
@@ -89,6 +94,10 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         }
         if (!strcmp(a, "--no-parse-special")) {
             o->parse_special = false;
+            continue;
+        }
+        if (!strcmp(a, "--context-shift")) {
+            o->g.gen.ctx_shift = true;
             continue;
         }
         const int lr = cli_lora_opt("run", argc, argv, &i, &o->g.lora);
@@ -111,7 +120,12 @@ static int parse_run(int argc, char **argv, run_opts *o) {
             o->prompt_file = v;
         else if (!strcmp(a, "--suffix"))
             o->suffix = v;
-        else if (!strcmp(a, "--json-schema"))
+        else if (!strcmp(a, "--keep")) {
+            if (!cli_parse_int(v, -1, 1L << 30, &o->keep)) {
+                fprintf(stderr, "hearth run: --keep wants an integer >= -1, not '%s'\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--json-schema"))
             o->schema_file = v;
         else if (!strcmp(a, "--stop")) {
             if (o->g.gen.n_stop == RUN_MAX_STOPS) {
@@ -206,6 +220,15 @@ static hearth_err prompt_ids(hearth_model *m, const run_opts *o, const char *tex
     return hearth_tokenize(m, text, len, true, o->parse_special, ids, cap, n);
 }
 
+/* The generation's parameters for the prompt ids: --keep counts after the
+ * BOS, as llama.cpp's does. */
+static const hearth_gen_params *gen_params(const hearth_model *m, const run_opts *o,
+                                           const int32_t *ids, hearth_gen_params *gp) {
+    *gp = o->g.gen;
+    gp->n_keep = o->keep < 0 ? -1 : o->keep + (ids[0] == hearth_token_bos(m));
+    return gp;
+}
+
 static int generate(hearth_model *m, const run_opts *o, const char *text, size_t len) {
     size_t n = 0;
     prompt_ids(m, o, text, len, NULL, 0, &n);
@@ -213,6 +236,7 @@ static int generate(hearth_model *m, const run_opts *o, const char *text, size_t
     hearth_session *s = NULL;
     hearth_sampler *smp = NULL;
     hearth_gen_result r;
+    hearth_gen_params gp;
     int rc = 0;
     if (!ids)
         rc = 1;
@@ -224,7 +248,8 @@ static int generate(hearth_model *m, const run_opts *o, const char *text, size_t
         rc = cli_fail("run", "creating the session");
     else if (hearth_sampler_new(m, &o->g.smp, &smp))
         rc = cli_fail("run", "creating the sampler");
-    else if (hearth_generate(s, smp, ids, (int)n, &o->g.gen, print_token, NULL, &r))
+    else if (hearth_generate(s, smp, ids, (int)n, gen_params(m, o, ids, &gp), print_token, NULL,
+                             &r))
         rc = cli_fail("run", "generating");
     if (!rc) {
         static const char *const why[] = {"stop", "length", "callback"};
@@ -235,6 +260,7 @@ static int generate(hearth_model *m, const run_opts *o, const char *text, size_t
             r.n_prompt, r.prompt_ms, r.prompt_ms > 0 ? r.n_prompt * 1e3 / r.prompt_ms : 0.0,
             r.n_gen, r.gen_ms, r.gen_ms > 0 ? r.n_gen * 1e3 / r.gen_ms : 0.0, r.first_token_ms,
             why[r.finish], (unsigned long long)hearth_sampler_seed(smp));
+        if (r.n_discarded) fprintf(stderr, "context shift: %d tokens forgotten\n", r.n_discarded);
         cli_spec_report(&r);
         print_memory(s);
     }

@@ -36,6 +36,10 @@ static const char serve_usage[] =
     "  --ctx N              context of each slot (default: min(model's, 4096))\n"
     "  --kv-type T          the slots' KV cache: f16 (default, llama.cpp's), f32 or q8_0 (also\n"
     "                       llama.cpp's -ctk/-ctv, which must name the same type)\n"
+    "  --context-shift      a generation that fills its slot's context forgets the older half\n"
+    "                       of its text after the request's n_keep tokens and goes on\n"
+    "                       (llama-server's; default off: it stops, finish_reason \"length\";\n"
+    "                       ollama's routes always shift unless a request says \"shift\": false)\n"
     "  --queue N            requests that may wait for a slot before 503 (default 4 x parallel)\n"
     "  --timeout S          seconds a request may take, waiting included (default 600; 0: none)\n"
     "  --max-body BYTES     largest request body (default 8388608)\n"
@@ -97,8 +101,10 @@ static int parse_serve(int argc, char **argv, srv_config *c, const char **more, 
         if (lr) continue;
         if (!strcmp(a, "--log-prompts") || !strcmp(a, "--air-gapped") ||
             !strcmp(a, "--ledger-prompts") || !strcmp(a, "--rag-allow-cloud") ||
-            !strcmp(a, "--no-dashboard") || !strcmp(a, "--no-models-autoload")) {
+            !strcmp(a, "--no-dashboard") || !strcmp(a, "--no-models-autoload") ||
+            !strcmp(a, "--context-shift")) {
             if (!strcmp(a, "--no-models-autoload")) c->no_autoload = true;
+            if (!strcmp(a, "--context-shift")) c->ctx_shift = true;
             if (!strcmp(a, "--log-prompts")) c->log_prompts = true;
             if (!strcmp(a, "--air-gapped")) c->air_gapped = true;
             if (!strcmp(a, "--ledger-prompts")) c->ledger_prompts = true;

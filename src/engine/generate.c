@@ -78,12 +78,14 @@ struct hearth_gen {
  * left to evaluate. Primes the sampler's penalty window with the whole
  * prompt. */
 static hearth_err gen_reuse_prefix(hearth_gen *g) {
-    const int32_t *cached = model_session_tokens(g->session);
-    int n_cached = 0, pos = hearth_session_pos(g->session);
-    while (n_cached < pos && n_cached < g->n_prompt - 1 && cached[n_cached] == g->prompt[n_cached])
+    int n_cached = 0, n_exact; /* what a context shift moved is never reused */
+    const int32_t *cached = hearth_session_tokens(g->session, &n_exact);
+    while (n_cached < n_exact && n_cached < g->n_prompt - 1 &&
+           cached[n_cached] == g->prompt[n_cached])
         n_cached++;
-    if (n_cached == g->n_prompt - 1 && pos == g->n_prompt &&
-        cached[n_cached] == g->prompt[n_cached] && model_session_has_logits(g->session))
+    if (n_cached == g->n_prompt - 1 && hearth_session_pos(g->session) == g->n_prompt &&
+        n_exact == g->n_prompt && cached[n_cached] == g->prompt[n_cached] &&
+        model_session_has_logits(g->session))
         n_cached = g->n_prompt;
     hearth_err err = hearth_session_truncate(g->session, n_cached);
     g->n_fed = n_cached;

@@ -160,6 +160,7 @@ hearth_err hearth_embed_batch(hearth_session *s, const int32_t *ids, const int *
         return hr_fail(HEARTH_ERR_NOMEM, "embed: out of memory");
     }
     s->pos = 0;
+    s->moved_from = INT_MAX;
     s->logits_ok = false; /* the cache is overwritten; no logits are computed */
     off = 0;
     for (int i = 0; i < n_texts;) {

@@ -74,6 +74,8 @@ hearth_err hearth_session_shift(hearth_session *s, int n_keep, int n_discard) {
     memmove(s->tokens + n_keep, s->tokens + job.first,
             (size_t)(s->pos - job.first) * sizeof *s->tokens);
     s->pos -= n_discard;
+    if (job.first < s->pos + n_discard && n_keep < s->moved_from) s->moved_from = n_keep;
+    if (s->pos <= s->moved_from) s->moved_from = INT_MAX; /* a shift of the tail truncates */
     /* the last logits saw the discarded text: no longer those of this cache */
     s->logits_ok = false;
     s->n_rows = 0;

@@ -119,6 +119,7 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     s->n_kv = hp->n_head_kv * hp->head_dim;
     s->n_threads = hr_pool_size(m->pool);
     s->n_seq_max = p.n_seq_max;
+    s->moved_from = INT_MAX;
 
     const size_t nb = (size_t)p.n_batch;
     hearth_err err = HEARTH_OK;
@@ -201,7 +202,10 @@ hearth_memory hearth_session_memory(const hearth_session *s) {
 int hearth_session_pos(const hearth_session *s) { return s->pos; }
 int hearth_session_n_ctx(const hearth_session *s) { return s->n_ctx; }
 const int32_t *model_session_tokens(const hearth_session *s) { return s->tokens; }
-const int32_t *hearth_session_tokens(const hearth_session *s) { return s->tokens; }
+const int32_t *hearth_session_tokens(const hearth_session *s, int *n_exact) {
+    if (n_exact) *n_exact = s->pos < s->moved_from ? s->pos : s->moved_from;
+    return s->tokens;
+}
 hearth_model *model_session_model(const hearth_session *s) { return s->model; }
 const float *model_session_logits(const hearth_session *s) { return s->logits; }
 bool model_session_has_logits(const hearth_session *s) { return s->logits_ok; }
@@ -231,6 +235,7 @@ hearth_err hearth_session_truncate(hearth_session *s, int pos) {
         return hr_fail(HEARTH_ERR_INVALID_ARG, "session: cannot truncate to %d (position is %d)",
                        pos, s->pos);
     if (pos < s->pos) s->logits_ok = false;
+    if (pos <= s->moved_from) s->moved_from = INT_MAX; /* what is left was never moved */
     s->pos = pos;
     return HEARTH_OK;
 }
@@ -270,6 +275,7 @@ hearth_err hearth_session_copy(hearth_session *dst, const hearth_session *src, i
     }
     memcpy(dst->tokens, src->tokens, (size_t)n * sizeof *src->tokens);
     dst->pos = n;
+    dst->moved_from = n > src->moved_from ? src->moved_from : INT_MAX;
     dst->logits_ok = n == src->pos && src->logits_ok;
     if (dst->logits_ok) memcpy(dst->logits, src->logits, (size_t)hp->n_vocab * sizeof *src->logits);
     return HEARTH_OK;

@@ -7,6 +7,8 @@
 
 #include "model.h"
 
+#include <limits.h>
+
 /* Rows t0..t0+n-1 of a batch: session s's tokens at positions pos0..pos0+n-1
  * (forward.c; a batch of several sequences is a list of these). */
 typedef struct fwd_run {
@@ -43,7 +45,12 @@ struct hearth_session {
     float *out_rows; /* [n_seq_max][n_vocab] their last rows' logits (NULL if n_seq_max is 1) */
     int n_seq_max;
     int32_t *tokens; /* [n_ctx] ids at positions 0..pos-1 */
-    bool logits_ok;  /* logits are those of the token at pos - 1 (a decode computed them) */
+    /* The first position a context shift moved keys and values into (its
+     * n_keep; INT_MAX: none): from there on the cache holds text computed
+     * beside what was discarded, not what evaluating its tokens would give,
+     * so no prompt may reuse it (hearth_session_tokens' n_exact). */
+    int moved_from;
+    bool logits_ok; /* logits are those of the token at pos - 1 (a decode computed them) */
     /* KV cache, F32, F16 or Q8_0, in the layouts of kern_attn_tile and
      * kern_attn_tile_q8_0 (kernels.h): per layer and kv head n_ctx_pad *
      * kv_row_bytes bytes each; for F32/F16 K as [n_ctx_pad / KERN_KV_TILE]

@@ -389,6 +389,27 @@ uint64_t srv_choice_seed(uint64_t seed, int i, int n) {
     return s == HEARTH_SEED_RANDOM ? seed + (uint64_t)n : s;
 }
 
+/* Context shift (hearth_gen_params.ctx_shift): ollama's routes shift unless
+ * the request says "shift": false, as ollama does; the others when the
+ * server runs with --context-shift, as llama-server. What is kept: ollama's
+ * num_keep (default 4) counts from the first token; llama-server's n_keep
+ * (default 0) after the BOS, -1 the whole prompt. A generation without a
+ * limit that shifts stops after 10 times the context (ollama's bound), not
+ * never. */
+static void job_ctx_shift(const srv_server *s, const srv_gen *g, srv_job *j) {
+    const srv_request *r = g->req;
+    const bool ollama = srv_dialect_ollama(r->dialect);
+    j->ctx_shift = ollama ? r->shift != 0 : s->cfg.ctx_shift;
+    if (ollama)
+        j->n_keep = r->n_keep == SRV_N_KEEP_UNSET ? 4 : r->n_keep;
+    else if (r->n_keep == -1)
+        j->n_keep = -1;
+    else
+        j->n_keep = (r->n_keep == SRV_N_KEEP_UNSET ? 0 : r->n_keep) +
+                    (g->n_ids > 0 && g->ids[0] == hearth_token_bos(g->local->model));
+    if (j->ctx_shift && j->max_tokens <= 0) j->max_tokens = 10 * srv_sched_n_ctx(g->local->sched);
+}
+
 srv_job *srv_job_for_choice(srv_server *s, const srv_gen *g, int choice) {
     const srv_request *r = g->req;
     srv_job *j = srv_job_new(g->ids, g->n_ids);
@@ -412,6 +433,7 @@ srv_job *srv_job_for_choice(srv_server *s, const srv_gen *g, int choice) {
         j->sampling.n_logit_bias = (size_t)r->n_logit_bias;
     }
     j->max_tokens = st.max_tokens;
+    job_ctx_shift(s, g, j);
     /* a forced call's JSON is not cut by the client's stop strings */
     for (int i = 0; i < st.n_stop && !r->tool_schema; i++) {
         if (!(j->stop[i] = strdup(st.stop[i]))) {

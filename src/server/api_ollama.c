@@ -8,15 +8,18 @@
  * APIs share one validation; what the OpenAI body cannot say
  * (options.repeat_last_n) is set on the parsed request. Ollama's defaults
  * apply where the client gives nothing (temperature 0.8, top_k 40, top_p 0.9,
- * repeat_penalty 1.1, repeat_last_n 64, num_predict -1: until the context is
- * full), unless the model's "parameters" (--models-file) say otherwise, as
- * a Modelfile's PARAMETER lines do. The request then goes the way
- * /v1/chat/completions goes: the chat template, the tokenizer,
- * srv_gateway_route (privacy guard, ledger, cascade) and api_gen.c / sse.c,
- * which write ollama's objects because the request's dialect says so.
- * x->body stays the client's ollama body: what a remote tier gets
- * (temperature, top_p) comes from the parsed request (the client's values
- * or ollama's defaults, never the model's parameters).
+ * repeat_penalty 1.1, repeat_last_n 64, num_predict -1: no limit), unless the
+ * model's "parameters" (--models-file) say otherwise, as a Modelfile's
+ * PARAMETER lines do. As in ollama, a generation that fills the context
+ * shifts it (keeping options.num_keep tokens, 4 by default, and forgetting
+ * half of the rest) and goes on, unless the request says "shift": false;
+ * one without num_predict stops after 10 times the context, as ollama's.
+ * The request then goes the way /v1/chat/completions goes: the chat
+ * template, the tokenizer, srv_gateway_route (privacy guard, ledger,
+ * cascade) and api_gen.c / sse.c, which write ollama's objects because the
+ * request's dialect says so. x->body stays the client's ollama body: what a
+ * remote tier gets (temperature, top_p) comes from the parsed request (the
+ * client's values or ollama's defaults, never the model's parameters).
  *
  * /api/generate renders {system?, user: prompt} with the chat template as
  * ollama applies the model's template; raw: true sends the prompt as it is
@@ -158,6 +161,14 @@ static bool translate_options(const cJSON *opts, cJSON *out, int *repeat_last_n,
     }
     const cJSON *stop = opts ? given(opts, "stop") : NULL;
     if (stop) cJSON_AddItemToObject(out, "stop", cJSON_Duplicate(stop, true));
+    /* what a context shift keeps: llama.cpp's n_keep, counted from the
+     * first token (ollama's; negative or longer than the prompt: all) */
+    const cJSON *keep = opts ? given(opts, "num_keep") : NULL;
+    if (keep && (!cJSON_IsNumber(keep) || keep->valuedouble != floor(keep->valuedouble) ||
+                 fabs(keep->valuedouble) > 1e9))
+        return srv_fail(e, 400, "options", NULL, "options.num_keep must be an integer");
+    if (keep)
+        cJSON_AddNumberToObject(out, "n_keep", keep->valuedouble < 0 ? -1 : keep->valuedouble);
     return true;
 }
 
@@ -256,6 +267,7 @@ typedef struct ollama_req {
     srv_kind kind; /* generate with raw: a completion */
     int repeat_last_n;
     unsigned given; /* the options given (SRV_GIVEN) */
+    int shift;      /* "shift": 1, 0; -1: not given (ollama: on) */
 } ollama_req;
 
 static bool translate(srv_exchange *x, srv_dialect d, ollama_req *q, srv_error *e) {
@@ -273,6 +285,10 @@ static bool translate(srv_exchange *x, srv_dialect d, ollama_req *q, srv_error *
     const cJSON *stream = given(q->root, "stream"), *keep = given(q->root, "keep_alive");
     if (stream && !cJSON_IsBool(stream))
         return srv_fail(e, 400, "stream", NULL, "'stream' must be a boolean");
+    const cJSON *shift = given(q->root, "shift");
+    if (shift && !cJSON_IsBool(shift))
+        return srv_fail(e, 400, "shift", NULL, "'shift' must be a boolean");
+    q->shift = shift ? cJSON_IsTrue(shift) : -1;
     if (keep) {
         char num[32] = "";
         if (cJSON_IsNumber(keep)) snprintf(num, sizeof num, "%.17g", keep->valuedouble);
@@ -373,6 +389,7 @@ static void handle(srv_exchange *x, srv_dialect d) {
     if (ok) {
         r.dialect = d;
         r.t0_ms = x->t0_ms;
+        r.shift = q.shift;
         apply_defaults(&r, q.given);
         r.sampling.penalty_last_n =
             q.repeat_last_n < 0 ? srv_sched_n_ctx(m->sched) : q.repeat_last_n;

@@ -412,6 +412,10 @@ static bool parse_common(parse_ctx *c, const cJSON *root) {
     if (r->max_tokens > 0) r->given |= SRV_GIVEN(SRV_P_MAX_TOKENS);
     if (!get_int(c, root, "n", 1, SRV_MAX_N, &given, &ll)) return false;
     r->n = given ? (int)ll : 1;
+    /* llama.cpp's: prompt tokens a context shift keeps (-1: all) */
+    if (!get_int(c, root, "n_keep", -1, INT_MAX, &given, &ll)) return false;
+    r->n_keep = given ? (int)ll : SRV_N_KEEP_UNSET;
+    r->shift = -1;
     if (!get_bool(c, root, "stream", &r->stream)) return false;
     if ((v = srv_req_field(root, "stream_options"))) {
         if (!cJSON_IsObject(v)) return srv_req_bad_type(c->e, "stream_options", "an object");

@@ -306,6 +306,10 @@ static void slot_finish(srv_sched *s, srv_slot *slot, hearth_err err, const char
         const int n = slot->n_keep + slot->n_gen_ids;
         slot->n_cache = pos < n ? pos : n;
     }
+    if (!err && r && r->n_discarded > 0) { /* a context shift: only its kept start is reusable */
+        const int32_t *held = hearth_session_tokens(slot->session, &slot->n_cache);
+        memcpy(slot->cache, held, (size_t)slot->n_cache * sizeof *slot->cache);
+    }
     hearth_gen_free(slot->gen);
     hearth_sampler_free(slot->smp);
     slot->gen = NULL;
@@ -408,7 +412,9 @@ static void slot_start(srv_sched *s, srv_slot *slot) {
                             .draft = slot->draft,
                             .spec_p_min =
                                 isnan(j->spec_p_min) ? s->spec.p_min : (float)j->spec_p_min,
-                            .spec_ngram_n = s->spec.ngram_n};
+                            .spec_ngram_n = s->spec.ngram_n,
+                            .ctx_shift = j->ctx_shift,
+                            .n_keep = j->n_keep};
     /* The mirror is stale while the engine works; it is rebuilt at the end. */
     slot->n_keep = j->n_prompt < s->n_ctx ? j->n_prompt : s->n_ctx;
     slot->n_gen_ids = 0;

@@ -90,6 +90,7 @@ typedef struct srv_config {
     int n_parallel;          /* slots: requests generated at the same time */
     int n_ctx;               /* context per slot; <= 0: min(model's, 4096) */
     hearth_kv_type kv_type;  /* the slots' KV cache element type (--kv-type; hearth serve: F16) */
+    bool ctx_shift;          /* --context-shift: shift a full context (api_gen.c) */
     int n_threads;           /* model threads; <= 0: physical cores */
     int queue_max;           /* requests waiting for a slot before 503; < 0: 4 * n_parallel */
     int timeout_s;           /* per request, from arrival to the last token; <= 0: none */
@@ -170,7 +171,8 @@ enum {
     SRV_MAX_LOGPROBS = HEARTH_TOP_LOGPROBS_MAX,
     SRV_MAX_LOGIT_BIAS = 1024, /* logit_bias entries per request */
     SRV_MAX_N = 16,            /* choices per request (n) */
-    SRV_MAX_SPEC = 64          /* speculative.n_max: proposals per step */
+    SRV_MAX_SPEC = 64,         /* speculative.n_max: proposals per step */
+    SRV_N_KEEP_UNSET = -2      /* srv_request.n_keep not given */
 };
 
 typedef enum srv_kind { SRV_CHAT, SRV_COMPLETION } srv_kind;
@@ -249,6 +251,9 @@ typedef struct srv_request {
     size_t suffix_len;
     int max_tokens; /* -1: not given */
     int n;          /* choices (n), 1..SRV_MAX_N; 0 (ollama's requests) counts as 1 */
+    int n_keep;     /* llama.cpp's n_keep, ollama's options.num_keep: prompt tokens a context
+                       shift keeps (-1: all); SRV_N_KEEP_UNSET when not given */
+    int shift;      /* ollama's "shift": 1 or 0; -1: not given */
     hearth_sampling sampling;
     /* logit_bias (sampling's logit_bias points here), and whether it came as
      * llama.cpp's array of pairs (errors then name logit_bias[i]) */
@@ -399,6 +404,8 @@ typedef struct srv_job {
     hearth_sampling sampling;      /* its logit_bias points to the job's own copy below */
     hearth_logit_bias *logit_bias; /* owned (srv_job_for copies the request's) */
     int max_tokens;                /* <= 0: until the context is full */
+    bool ctx_shift;                /* a full context is shifted (hearth_gen_params), not the end */
+    int n_keep;                    /* hearth_gen_params.n_keep */
     char *stop[SRV_MAX_STOP];      /* owned copies */
     int n_stop;
     int n_top;          /* alternatives per event (0..SRV_MAX_LOGPROBS) */
