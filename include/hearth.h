@@ -511,9 +511,12 @@ typedef struct hearth_gen_params {
      * runs until an end or stop. n_keep < 0, or more than the prompt: the
      * whole prompt; at most n_ctx - 4 (llama-server's bound). llama.cpp's
      * --keep N counts after the BOS: pass N + 1 for a prompt that starts with
-     * one. A shift that could discard nothing ends the generation as before. */
+     * one. A shift that could discard nothing ends the generation as before.
+     * n_discard: tokens each shift forgets after the kept ones (llama-server's
+     * n_discard; <= 0: half of them), at most all but the last. */
     bool ctx_shift;
     int n_keep;
+    int n_discard;
 } hearth_gen_params;
 
 /* Whether `draft` can propose tokens for `target`: the same tokenizer, the

@@ -568,8 +568,8 @@ static hearth_gen_result generate(hearth_model *m, hearth_kv_type t, const heart
 }
 
 /* The same by hand: decode, argmax without EOS, and when the next token
- * does not fit, hearth_session_shift(keep, (pos - keep) / 2). */
-static void by_hand(hearth_model *m, hearth_kv_type t, int keep, collected *out) {
+ * does not fit, hearth_session_shift(keep, discard or (pos - keep) / 2). */
+static void by_hand(hearth_model *m, hearth_kv_type t, int keep, int discard, collected *out) {
     const int nv = hearth_model_n_vocab(m), eos = hearth_token_eos(m);
     float *lg = malloc((size_t)nv * sizeof *lg);
     REQUIRE(lg);
@@ -583,7 +583,7 @@ static void by_hand(hearth_model *m, hearth_kv_type t, int keep, collected *out)
         if (out->n == G_MAX) break;
         if (hearth_session_pos(s) == G_CTX) {
             const int pos = hearth_session_pos(s);
-            CHECK(hearth_session_shift(s, keep, (pos - keep) / 2) == HEARTH_OK);
+            CHECK(hearth_session_shift(s, keep, discard ? discard : (pos - keep) / 2) == HEARTH_OK);
         }
         REQUIRE(hearth_decode(s, &out->ids[out->n - 1], 1, lg, false) == HEARTH_OK);
     }
@@ -611,7 +611,7 @@ static void test_generation(void) {
             CHECKF(r.finish == HEARTH_FINISH_LENGTH && r.n_gen == G_MAX && r.n_discarded > 0,
                    "%s keep %d: finish %d after %d tokens, %d discarded", kv_names[t], keep,
                    r.finish, r.n_gen, r.n_discarded);
-            by_hand(m, kv_types[t], keep < 0 ? G_PROMPT : keep, &want);
+            by_hand(m, kv_types[t], keep < 0 ? G_PROMPT : keep, 0, &want);
             CHECKF(got.n == G_MAX && !memcmp(got.ids, want.ids, sizeof want.ids),
                    "%s keep %d: the generation is not the loop of decode and shift", kv_names[t],
                    keep);
@@ -635,6 +635,22 @@ static void test_generation(void) {
             gp.draft = NULL;
             gp.spec_n_max = 0;
         }
+        /* llama-server's n_discard: each shift forgets that many */
+        gp = (hearth_gen_params){
+            .max_tokens = G_MAX, .ctx_shift = true, .n_keep = 4, .n_discard = 3};
+        r = generate(m, kv_types[t], &gp, &got);
+        by_hand(m, kv_types[t], 4, 3, &want);
+        CHECKF(r.n_gen == G_MAX && r.n_discarded > 0 && r.n_discarded % 3 == 0 &&
+                   !memcmp(got.ids, want.ids, sizeof want.ids),
+               "%s n_discard 3: %d discarded, or not the loop of decode and shift", kv_names[t],
+               r.n_discarded);
+        /* more than there is: all but the last token after the kept ones */
+        gp.n_discard = 1 << 20;
+        r = generate(m, kv_types[t], &gp, &got);
+        by_hand(m, kv_types[t], 4, G_CTX - 4 - 1, &want);
+        CHECKF(r.n_gen == G_MAX && r.n_discarded % (G_CTX - 5) == 0 &&
+                   !memcmp(got.ids, want.ids, sizeof want.ids),
+               "%s n_discard clamped: %d discarded", kv_names[t], r.n_discarded);
     }
     hearth_model_free(m);
 }

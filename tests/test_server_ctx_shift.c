@@ -39,7 +39,8 @@ static char eos_ban[64]; /* "logit_bias":{"<eos>":-100} */
  * CTX positions): its text (malloc'd), tokens generated, and the tokens
  * the session holds at the end (into held, *n_held). */
 static char *library_with(const int32_t *ids, int n_ids, const hearth_sampling *sp, int max,
-                          bool shift, int n_keep, int *n_gen, int32_t *held, int *n_held) {
+                          bool shift, int n_keep, int n_discard, int *n_gen, int32_t *held,
+                          int *n_held) {
     hearth_session_params spp = hearth_session_default_params();
     spp.n_ctx = CTX;
     hearth_session *s = NULL;
@@ -48,7 +49,8 @@ static char *library_with(const int32_t *ids, int n_ids, const hearth_sampling *
     REQUIRE(hearth_sampler_new(model, sp, &smp) == HEARTH_OK);
     ref_text *t = calloc(1, sizeof *t);
     REQUIRE(t);
-    hearth_gen_params gp = {.max_tokens = max, .ctx_shift = shift, .n_keep = n_keep};
+    hearth_gen_params gp = {
+        .max_tokens = max, .ctx_shift = shift, .n_keep = n_keep, .n_discard = n_discard};
     hearth_gen_result r;
     REQUIRE(hearth_generate(s, smp, ids, n_ids, &gp, ref_sink, t, &r) == HEARTH_OK);
     if (n_gen) *n_gen = r.n_gen;
@@ -70,7 +72,7 @@ static char *library(const int32_t *ids, int n_ids, float temperature, uint64_t 
     hearth_logit_bias ban = {.id = hearth_token_eos(model), .bias = -100};
     sp.logit_bias = &ban;
     sp.n_logit_bias = 1;
-    return library_with(ids, n_ids, &sp, max, shift, n_keep, n_gen, held, n_held);
+    return library_with(ids, n_ids, &sp, max, shift, n_keep, 0, n_gen, held, n_held);
 }
 
 static cJSON *request(test_server *sv, const char *path, const char *body) {
@@ -137,6 +139,27 @@ static void test_shift_on(test_server *sv) {
     }
     cJSON_Delete(j);
     free(want);
+    /* and n_discard: each shift forgets 5 tokens after the BOS */
+    snprintf(body, sizeof body,
+             "{\"prompt\":%s,\"n_predict\":100,\"temperature\":0,\"n_discard\":5,"
+             "\"logit_bias\":[[%d,false]],\"repeat_penalty\":1,\"top_k\":0,\"top_p\":1,"
+             "\"min_p\":0}",
+             prompt_json, (int)hearth_token_eos(model));
+    j = request(sv, "/completion", body);
+    hearth_sampling sp = openai_sampling(0, 1);
+    hearth_logit_bias ban = {.id = hearth_token_eos(model), .bias = -INFINITY};
+    sp.logit_bias = &ban;
+    sp.n_logit_bias = 1;
+    want = library_with(prompt, n_prompt, &sp, 100, true, 1, 5, NULL, NULL, NULL);
+    char *half = library(prompt, n_prompt, 0, 1, 100, true, 1, NULL, NULL, NULL);
+    if (j) {
+        CHECKF(jstr(j, "content") && !strcmp(jstr(j, "content"), want),
+               "/completion n_discard 5: '%s'\nnot '%s'", jstr(j, "content"), want);
+        CHECKF(strcmp(want, half), "n_discard 5 and the default half give the same text");
+    }
+    cJSON_Delete(j);
+    free(want);
+    free(half);
     /* n = 2 seeded choices shift on their own */
     snprintf(body, sizeof body,
              "{\"prompt\":%s,\"max_tokens\":%d,\"temperature\":1,\"seed\":42,\"n\":2,%s}",
@@ -198,7 +221,7 @@ static void test_ollama(test_server *sv) {
             sp.temperature = 0;
             int n_gen = 0;
             char *want = library_with(ids, (int)n, &sp, LONG, cases[c].shift,
-                                      with_keep ? -1 : cases[c].keep, &n_gen, NULL, NULL);
+                                      with_keep ? -1 : cases[c].keep, 0, &n_gen, NULL, NULL);
             if (j) {
                 CHECKF(jnum(j, "eval_count") == n_gen, "ollama %s keep %d: %g tokens, library %d",
                        cases[c].extra, with_keep, jnum(j, "eval_count"), n_gen);

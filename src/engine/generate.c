@@ -66,6 +66,7 @@ struct hearth_gen {
     int step_n;     /* tokens it brings to the hearth_gen_step batch being built */
     bool ctx_shift; /* a full context is shifted (gen_shift), not the end */
     int n_keep;
+    int n_discard; /* per shift; <= 0: half */
     gen_phase phase;
     hearth_gen_result r;
     double t0, t1; /* start, end of the prompt */
@@ -138,6 +139,7 @@ hearth_err hearth_gen_new(hearth_session *session, hearth_sampler *sampler, cons
                       .spec_p_min = p.spec_p_min,
                       .ctx_shift = p.ctx_shift,
                       .n_keep = p.n_keep,
+                      .n_discard = p.n_discard,
                       .phase = GEN_PREFILL};
     hearth_err err = HEARTH_OK;
     if (!(g->prompt = malloc((size_t)n_prompt * sizeof *prompt)))
@@ -253,9 +255,10 @@ static hearth_err gen_finish(hearth_gen *g, hearth_finish why) {
     return err;
 }
 
-/* The context is full: forget half of what follows the first n_keep
- * tokens (llama-server's rule: n_keep the whole prompt when negative or
- * longer, at most n_ctx - 4; n_discard = half the rest) and go on. A draft
+/* The context is full: forget n_discard (default half) of what follows the
+ * first n_keep tokens (llama-server's rule: n_keep the whole prompt when
+ * negative or longer, at most n_ctx - 4; n_discard at most all the rest
+ * but one) and go on. A draft
  * session follows the same shift when it holds the moved text (spec_draft
  * re-evaluates whatever it lacks). *shifted: false when nothing could be
  * discarded (the generation then ends as without shifting). */
@@ -264,7 +267,9 @@ static hearth_err gen_shift(hearth_gen *g, bool *shifted) {
     const int n_ctx = hearth_session_n_ctx(g->session), pos = hearth_session_pos(g->session);
     int n_keep = g->n_keep < 0 || g->n_keep > g->n_prompt ? g->n_prompt : g->n_keep;
     if (n_keep > n_ctx - 4) n_keep = n_ctx - 4 > 0 ? n_ctx - 4 : 0;
-    const int n_left = pos - n_keep, n_discard = n_left / 2;
+    const int n_left = pos - n_keep;
+    int n_discard = g->n_discard > 0 ? g->n_discard : n_left / 2;
+    if (n_discard > n_left - 1) n_discard = n_left - 1;
     *shifted = !err && n_discard > 0;
     if (!*shifted) return err;
     err = hearth_session_shift(g->session, n_keep, n_discard);

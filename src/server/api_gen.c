@@ -407,6 +407,7 @@ static void job_ctx_shift(const srv_server *s, const srv_gen *g, srv_job *j) {
     else
         j->n_keep = (r->n_keep == SRV_N_KEEP_UNSET ? 0 : r->n_keep) +
                     (g->n_ids > 0 && g->ids[0] == hearth_token_bos(g->local->model));
+    j->n_discard = r->n_discard;
     if (j->ctx_shift && j->max_tokens <= 0) j->max_tokens = 10 * srv_sched_n_ctx(g->local->sched);
 }
 

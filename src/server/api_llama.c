@@ -14,8 +14,8 @@
  * DRY, XTC, n_probs, ignore_eos) are a 400 naming the field rather than
  * ignored; fields about llama-server's own machinery (cache_prompt: Hearth
  * always reuses a slot's prefix; id_slot; samplers; timings_per_token) are
- * ignored. n_keep is what a context shift keeps (hearth serve
- * --context-shift), as llama-server's.
+ * ignored. n_keep and n_discard are what a context shift keeps and
+ * forgets (hearth serve --context-shift), as llama-server's.
  *
  * /infill builds the prompt as llama-server does (hearth_tokenize_infill:
  * input_extra chunks as repository context, the prefix's end and the
@@ -239,8 +239,8 @@ static bool translate(const cJSON *root, bool infill, cJSON *out, int *repeat_la
                         "'repeat_last_n' must be -1 (the context), 0 (off) or more");
     *repeat_last_n = rln ? (int)rln->valuedouble : 64;
     *client |= rln ? SRV_GIVEN(SRV_P_REPEAT_LAST_N) : 0;
-    static const char *const same[] = {"model",      "stop",    "stream",
-                                       "logit_bias", "grammar", "n_keep"};
+    static const char *const same[] = {"model",   "stop",   "stream",   "logit_bias",
+                                       "grammar", "n_keep", "n_discard"};
     for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
         const cJSON *v = given(root, same[i]);
         if (v) cJSON_AddItemToObject(out, same[i], cJSON_Duplicate(v, true));

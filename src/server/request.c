@@ -415,6 +415,9 @@ static bool parse_common(parse_ctx *c, const cJSON *root) {
     /* llama.cpp's: prompt tokens a context shift keeps (-1: all) */
     if (!get_int(c, root, "n_keep", -1, INT_MAX, &given, &ll)) return false;
     r->n_keep = given ? (int)ll : SRV_N_KEEP_UNSET;
+    /* and what each shift forgets (0: half the rest) */
+    if (!get_int(c, root, "n_discard", 0, INT_MAX, &given, &ll)) return false;
+    r->n_discard = given ? (int)ll : 0;
     r->shift = -1;
     if (!get_bool(c, root, "stream", &r->stream)) return false;
     if ((v = srv_req_field(root, "stream_options"))) {

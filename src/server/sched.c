@@ -414,7 +414,8 @@ static void slot_start(srv_sched *s, srv_slot *slot) {
                                 isnan(j->spec_p_min) ? s->spec.p_min : (float)j->spec_p_min,
                             .spec_ngram_n = s->spec.ngram_n,
                             .ctx_shift = j->ctx_shift,
-                            .n_keep = j->n_keep};
+                            .n_keep = j->n_keep,
+                            .n_discard = j->n_discard};
     /* The mirror is stale while the engine works; it is rebuilt at the end. */
     slot->n_keep = j->n_prompt < s->n_ctx ? j->n_prompt : s->n_ctx;
     slot->n_gen_ids = 0;

@@ -253,6 +253,7 @@ typedef struct srv_request {
     int n;          /* choices (n), 1..SRV_MAX_N; 0 (ollama's requests) counts as 1 */
     int n_keep;     /* llama.cpp's n_keep, ollama's options.num_keep: prompt tokens a context
                        shift keeps (-1: all); SRV_N_KEEP_UNSET when not given */
+    int n_discard;  /* llama.cpp's n_discard: tokens a context shift forgets (0: half) */
     int shift;      /* ollama's "shift": 1 or 0; -1: not given */
     hearth_sampling sampling;
     /* logit_bias (sampling's logit_bias points here), and whether it came as
@@ -406,6 +407,7 @@ typedef struct srv_job {
     int max_tokens;                /* <= 0: until the context is full */
     bool ctx_shift;                /* a full context is shifted (hearth_gen_params), not the end */
     int n_keep;                    /* hearth_gen_params.n_keep */
+    int n_discard;                 /* hearth_gen_params.n_discard */
     char *stop[SRV_MAX_STOP];      /* owned copies */
     int n_stop;
     int n_top;          /* alternatives per event (0..SRV_MAX_LOGPROBS) */
