@@ -205,6 +205,24 @@ static void chat_session(const char *model) {
     long na = slurp(out, a, sizeof a), nb = slurp(run_out, b, sizeof b);
     CHECKF(na == nb + 1 && na > 1 && !memcmp(a, b, (size_t)nb) && a[nb] == '\n',
            "chat reply (%ld bytes) differs from run (%ld bytes)", na, nb);
+    /* --context-shift: a reply longer than the context, the conversation
+     * kept, as `hearth run --context-shift --keep -1` on that turn's text;
+     * without it the reply stops at the context */
+    CHECK(test_sh("printf 'hello there\\n' | %s chat -m %s --temp 0 -n 150 -c 96 --context-shift "
+                  ">%s 2>%s",
+                  HEARTH_BINARY, model, out, err) == 0);
+    CHECK(test_sh("%s run -m %s --temp 0 -n 150 -c 96 --context-shift --keep -1 -f %s >%s "
+                  "2>/dev/null",
+                  HEARTH_BINARY, model, prompt, run_out) == 0);
+    na = slurp(out, a, sizeof a);
+    nb = slurp(run_out, b, sizeof b);
+    CHECKF(na == nb + 1 && !memcmp(a, b, (size_t)nb), "shifted chat reply (%ld bytes), run %ld", na,
+           nb);
+    CHECK(slurp(err, a, sizeof a) > 0 && strstr(a, "[context shift: "));
+    CHECK(test_sh("printf 'hello there\\n' | %s chat -m %s --temp 0 -n 150 -c 96 >%s 2>%s",
+                  HEARTH_BINARY, model, out, err) == 0);
+    na = slurp(out, a, sizeof a);
+    CHECKF(na > 1 && na < nb, "chat without --context-shift: %ld bytes, shifted %ld", na, nb);
 
     CHECK(test_sh("printf 'first\\nsecond\\n/clear\\nthird \\\\\\nline\\n' | %s chat -m %s "
                   "--temp 0 -n 4 --verbose >%s 2>%s",

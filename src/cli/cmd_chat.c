@@ -12,6 +12,11 @@
  * A reasoning model's <think> block is shown between "Thinking..." and
  * "...done thinking." as ollama shows it (--hide-thinking: not at all);
  * --think off asks the template for an answer without one (Qwen 3).
+ *
+ * --context-shift lets a reply outgrow the context as ollama's does: the
+ * conversation it answers is kept and the older half of what follows (the
+ * reply so far) is forgotten; without -n it stops after 10 times the
+ * context, ollama's bound.
  */
 #include "cli.h"
 
@@ -44,6 +49,8 @@ static const char chat_usage_rest[] =
     "  --hide-thinking     do not print a reasoning model's <think> block\n"
     "  --reasoning-budget N  tokens of thinking at most, then </think> is forced (0: none)\n"
     "  -n N                most tokens per reply (default: until the end of the turn)\n"
+    "  --context-shift     a reply that fills the context forgets its own older half and goes\n"
+    "                      on (the conversation it answers is kept)\n"
     "  other options as `hearth run` (sampling, -t, -c, --kv-type, speculative "
     "decoding):\n" CLI_GEN_USAGE CLI_SPEC_USAGE;
 
@@ -194,8 +201,11 @@ static int chat_reply(chat *c, const cli_gen_opts *o, bool verbose) {
     interrupted = 0;
     eng_think_init(&c->split, tok_chat_opens_think(&c->tmpl, c->no_thinking));
     c->said_thinking = c->said_done = false;
+    hearth_gen_params gp = o->gen;
+    gp.n_keep = -1; /* a shift keeps the conversation */
+    if (gp.ctx_shift && gp.max_tokens <= 0) gp.max_tokens = 10 * n_ctx;
     hearth_gen_result r;
-    hearth_err e = hearth_generate(c->session, c->sampler, ids, (int)n, &o->gen, on_token, c, &r);
+    hearth_err e = hearth_generate(c->session, c->sampler, ids, (int)n, &gp, on_token, c, &r);
     free(ids);
     if (c->thinks) { /* what the splitter held back */
         char reason[ENG_THINK_HOLD], content[ENG_THINK_HOLD];
@@ -206,6 +216,8 @@ static int chat_reply(chat *c, const cli_gen_opts *o, bool verbose) {
     fputs(interrupted ? "\n[interrupted]\n" : "\n", stdout);
     fflush(stdout);
     if (e) return cli_fail("chat", "generating");
+    if (r.n_discarded)
+        fprintf(stderr, "[context shift: %d tokens of the reply forgotten]\n", r.n_discarded);
     if (!chat_push(c, TOK_CHAT_ASSISTANT, c->reply ? c->reply : "", c->reply_len)) return 1;
     if (verbose)
         fprintf(stderr,
@@ -330,9 +342,11 @@ int cmd_chat(int argc, char **argv) {
             print_usage(stdout);
             return 0;
         }
-        if (!strcmp(a, "--verbose") || !strcmp(a, "--hide-thinking")) {
+        if (!strcmp(a, "--verbose") || !strcmp(a, "--hide-thinking") ||
+            !strcmp(a, "--context-shift")) {
             verbose |= !strcmp(a, "--verbose");
             hide_thinking |= !strcmp(a, "--hide-thinking");
+            o.gen.ctx_shift |= !strcmp(a, "--context-shift");
             continue;
         }
         const int lr = cli_lora_opt("chat", argc, argv, &i, &o.lora);
