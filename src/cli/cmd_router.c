@@ -50,6 +50,8 @@ static const char router_usage[] =
     "                        moves toward the mean gain of the K most similar training prompts\n"
     "                        (0: none; the file then holds no bag of words of any prompt)\n"
     "  --knn-weight A        how far (0..1)   --knn-bits N   its hashed word space (12..24)\n"
+    "  --knn-subject B       first move P(g|text) B of the way (0..1) to the K nearest\n"
+    "                        prompts' groups (0: none; B > 0 writes file version 4)\n"
     "  --from-ledger DB      labels from the gateway's ledger (see docs/router.md)\n";
 
 /* Collects FILE... after --data: every following argument not starting with
@@ -176,6 +178,10 @@ static int parse(int argc, char **argv, rcli *c) {
             char *end;
             c->tp.knn_weight = strtod(v, &end);
             bad = *end || !(c->tp.knn_weight >= 0 && c->tp.knn_weight <= 1);
+        } else if (!strcmp(a, "--knn-subject")) {
+            char *end;
+            c->tp.knn_subject_weight = strtod(v, &end);
+            bad = *end || !(c->tp.knn_subject_weight >= 0 && c->tp.knn_subject_weight <= 1);
         } else if (!strcmp(a, "--subject-chars"))
             bad = !parse_uint(v, &c->tp.subject_chars);
         else if (!strcmp(a, "--subject-iters")) {

@@ -291,16 +291,71 @@ static void dev_knn_blends(const rtr_dataset *d, const size_t *order, size_t n, 
     free(s);
 }
 
+/* The neighbour-based subject estimate's K (of the groups) that --dev compares,
+ * and its weights b. Per row, gq holds the classifier's E and head multiplier
+ * H, then for each of dev_gks the neighbours' rate, then their multiplier. */
+static const uint32_t dev_gks[] = {10, 20, 50, 100, 200};
+static const double dev_gw[] = {0, 0.25, 0.5, 0.75, 1}, dev_ga[] = {0, 0.3, 0.5};
+enum {
+    DEV_NG = sizeof dev_gks / sizeof dev_gks[0],
+    DEV_NGQ = 2 + 2 * DEV_NG,
+    DEV_NGW = sizeof dev_gw / sizeof dev_gw[0],
+    DEV_NGA = sizeof dev_ga / sizeof dev_ga[0],
+};
+
+/* With the neighbours' groups: the out-of-fold figures of the score with
+ * P(g | text) moved b of the way to the K_g nearest prompts' groups (for E
+ * and H, and in the last column for E alone), then E -> E + a*(kn - E) with
+ * kn over the K nearest, for a and b on both benchmarks. */
+static void dev_group_blends(const rtr_dataset *d, const size_t *order, size_t n,
+                             const double *parts, const double *knn, const double *gq,
+                             double subject_weight) {
+    double *s = malloc(2 * (n ? n : 1) * sizeof *s), *s2 = s + (n ? n : 1);
+    if (!s) return;
+    printf("Neighbour-based subject estimate: P(g|text) -> (1-b) P(g|text) + b Q(g), Q the "
+           "similarity-weighted groups of the K_g nearest, then E -> E + a*(kn - E), out of "
+           "fold:\n"
+           "      K   K_g     a     b   MMLU APGR  CPT(50%%)  GSM8K APGR  mean     mean (E "
+           "only)\n");
+    for (size_t ik = 0; ik < DEV_NK; ik++)
+        for (size_t ig = 0; ig < DEV_NG; ig++) {
+            /* every K_g beside K = 100, and only K_g = K beside the others */
+            if (dev_ks[ik] != 100 && dev_ks[ik] != dev_gks[ig]) continue;
+            for (size_t ia = 0; ia < DEV_NGA; ia++)
+                for (size_t ib = 0; ib < DEV_NGW; ib++) {
+                    double r[2][2], r2[2][2], a = dev_ga[ia], b = dev_gw[ib];
+                    for (size_t i = 0; i < n; i++) {
+                        const double *p = parts + 4 * i, *q = knn + (1 + DEV_NK) * i;
+                        const double *g = gq + DEV_NGQ * i;
+                        double e = g[0] + b * (g[2 + ig] - g[0]);
+                        double h = g[1] + b * (g[2 + DEV_NG + ig] - g[1]);
+                        e += a * (q[1 + ik] - e);
+                        s[i] = subject_weight * e + h * (p[1] + p[2]);
+                        s2[i] = subject_weight * e + g[1] * (p[1] + p[2]);
+                    }
+                    bench_metrics(d, order, n, s, r);
+                    bench_metrics(d, order, n, s2, r2);
+                    printf("  %5u %5u %5g %5g   %7.4f   %6.1f %%   %7.4f   %7.4f  %7.4f\n",
+                           dev_ks[ik], dev_gks[ig], a, b, r[0][0], 100 * r[0][1], r[1][0],
+                           (r[0][0] + r[1][0]) / 2, (r2[0][0] + r2[1][0]) / 2);
+                }
+        }
+    putchar('\n');
+    free(s);
+}
+
 /* The out-of-fold neighbours figures of one fold's validation rows: into
  * knn[(1 + DEV_NK) * i] the subject part's rate E and kn for each of dev_ks,
  * and E (without the neighbours) into parts[4 * i], as dev_blends wants it.
  * Returns false when scoring failed (reported). */
 static bool dev_knn_parts(const rtr_model *m, const rtr_dataset *d, const size_t *val, size_t n_val,
-                          double *parts, double *knn) {
+                          double *parts, double *knn, double *gq) {
     for (size_t i = 0; i < n_val; i++) {
         const rtr_example *x = &d->ex[val[i]];
-        double *q = knn + (1 + DEV_NK) * i;
-        if (rtr_knn_parts(m, x->prompt, x->prompt_len, dev_ks, DEV_NK, &q[0], &q[1])) {
+        double *q = knn + (1 + DEV_NK) * i, *g = gq + DEV_NGQ * i;
+        if (rtr_knn_parts(m, x->prompt, x->prompt_len, dev_ks, DEV_NK, &q[0], &q[1]) ||
+            rtr_knn_subject_parts(m, x->prompt, x->prompt_len, dev_gks, DEV_NG, &g[0], &g[1], &g[2],
+                                  &g[2 + DEV_NG])) {
             cli_fail("router", "neighbours");
             return false;
         }
@@ -341,10 +396,11 @@ static int dev_folds(rcli *c, rtr_dataset *d, const size_t *tr, size_t n_tr) {
     double *s = malloc(n_tr * sizeof *s), *b = malloc(n_tr * sizeof *b);
     double *parts = malloc(4 * n_tr * sizeof *parts), *pr = malloc(256 * sizeof *pr);
     double *knn = malloc((1 + DEV_NK) * n_tr * sizeof *knn);
+    double *gq = malloc(DEV_NGQ * n_tr * sizeof *gq);
     size_t n_done = 0, n_mmlu = 0, n_top1 = 0;
     bool have_knn = true;
     int rc = 1;
-    if (!fit || !val || !order || !s || !b || !parts || !pr || !knn) goto done;
+    if (!fit || !val || !order || !s || !b || !parts || !pr || !knn || !gq) goto done;
     for (unsigned k = 0; k < K; k++) {
         size_t n_fit = 0, n_val = 0;
         for (size_t i = 0; i < n_tr; i++) {
@@ -368,7 +424,8 @@ static int dev_folds(rcli *c, rtr_dataset *d, const size_t *tr, size_t n_tr) {
             }
         have_knn = have_knn && rtr_knn_k(m);
         if (sk && have_knn &&
-            !dev_knn_parts(m, d, val, n_val, parts + 4 * n_done, knn + (1 + DEV_NK) * n_done)) {
+            !dev_knn_parts(m, d, val, n_val, parts + 4 * n_done, knn + (1 + DEV_NK) * n_done,
+                           gq + DEV_NGQ * n_done)) {
             free(sk);
             sk = NULL;
         }
@@ -403,10 +460,14 @@ static int dev_folds(rcli *c, rtr_dataset *d, const size_t *tr, size_t n_tr) {
                100.0 * (double)n_top1 / (double)n_mmlu, n_mmlu);
     if (c->tp.subject_weight > 0 && c->tp.subject_head_weight == 0)
         dev_blends(d, order, n_done, parts);
-    if (have_knn) dev_knn_blends(d, order, n_done, parts, knn, c->tp.subject_weight);
+    if (have_knn) {
+        dev_knn_blends(d, order, n_done, parts, knn, c->tp.subject_weight);
+        dev_group_blends(d, order, n_done, parts, knn, gq, c->tp.subject_weight);
+    }
     rc = rcli_report(stdout, d, order, n_done, s, b);
 done:
     free(fit), free(val), free(order), free(s), free(b), free(parts), free(pr), free(knn);
+    free(gq);
     return rc;
 }
 

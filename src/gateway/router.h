@@ -80,9 +80,20 @@ void rtr_set_subject_weight(rtr_model *m, double w);
  * the part. */
 hearth_err rtr_knn_parts(const rtr_model *m, const char *text, size_t len, const uint32_t *ks,
                          size_t n_k, double *expect, double *kn);
-/* Its K and weight (0 without a neighbours part). */
+/* The neighbour-based subject estimate (file format version 4), for
+ * analysis: the subject part's expectations of the rate and of the heads'
+ * multiplier under P(g | text) into *expect and *head_w, and into rate[j] and
+ * rate_head_w[j] the same under the groups of the prompt's ks[j] most similar
+ * training prompts (similarity-weighted; *expect and *head_w where none has a
+ * positive similarity). Fails on a model without the part or its groups (a
+ * version 3 file), and on more than 64 values of k. */
+hearth_err rtr_knn_subject_parts(const rtr_model *m, const char *text, size_t len,
+                                 const uint32_t *ks, size_t n_k, double *expect, double *head_w,
+                                 double *rate, double *rate_head_w);
+/* Its K, weight and group weight (0 without a neighbours part). */
 unsigned rtr_knn_k(const rtr_model *m);
 double rtr_knn_weight(const rtr_model *m);
+double rtr_knn_subject_weight(const rtr_model *m);
 
 /* A one-line human-readable description (target, features, heads, threshold). */
 void rtr_describe(const rtr_model *m, char *buf, size_t cap);
@@ -232,6 +243,11 @@ typedef struct rtr_train_params {
     unsigned knn_k;    /* 0..1000 */
     double knn_weight; /* 0..1 */
     unsigned knn_bits; /* its hashed word space, 12..24 */
+    /* The neighbour-based subject estimate (file format version 4): before
+     * the blend above, P(g | text) becomes (1 - b) P(g | text) + b Q(g), Q the
+     * knn_k nearest prompts' similarity-weighted distribution over their
+     * groups, for both of the subject part's expectations. 0: none. */
+    double knn_subject_weight; /* b, 0..1 */
 } rtr_train_params;
 
 rtr_train_params rtr_train_default_params(void);

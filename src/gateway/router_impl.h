@@ -58,8 +58,12 @@ typedef struct rtr_subject {
  * two rows or in all of them dropped), with its gain strong_ok - weak_ok. A
  * prompt's kn is the similarity-weighted mean gain of its k most
  * cosine-similar rows (similarities clipped at 0); the subject part's
- * expected rate E becomes E + weight * (kn - E). The loaded part is never
- * written to: scoring only reads it. */
+ * expected rate E becomes E + weight * (kn - E). With each row's group
+ * stored (version 4) and group_weight b > 0, the subject distribution first
+ * moves toward the neighbours' groups: P'(g) = (1 - b) P(g | text) + b Q(g),
+ * Q the k nearest rows' similarity-weighted distribution over groups, so E
+ * and the heads' multiplier become their expectations under P'. The loaded
+ * part is never written to: scoring only reads it. */
 enum { RTR_KNN_MAX_K = 1000, RTR_KNN_MIN_BITS = 12, RTR_KNN_MAX_BITS = 24 };
 
 typedef struct rtr_knn {
@@ -74,11 +78,20 @@ typedef struct rtr_knn {
     uint32_t *term;      /* [nnz]: indices into bucket/idf, strictly ascending in a row */
     uint16_t *w16;       /* [nnz]: the row's weights, IEEE half precision, in (0, 1] */
     int8_t *gain;        /* [n_rows]: -1, 0 or 1 */
+    float group_weight;  /* b above; 0: the subject part's P(g | text) alone */
+    uint8_t *group;      /* [n_rows]: the row's group (subject class); NULL from a v3 file */
     /* the inverted index (rtr_knn_index): term t's rows, ascending, and weights */
     uint32_t *post_start; /* [n_terms + 1] */
     uint32_t *post_row;   /* [nnz] */
     float *post_w;        /* [nnz] */
 } rtr_knn;
+
+/* What a prompt's k nearest rows say (NaN: no row of positive similarity):
+ * their similarity-weighted mean gain, and the expected subject rate and
+ * heads' multiplier under their groups (NaN also without stored groups). */
+typedef struct rtr_knn_est {
+    double kn, rate, head_w;
+} rtr_knn_est;
 
 struct rtr_model {
     rtr_feat_cfg cfg;
@@ -160,16 +173,17 @@ int rtr_cmp_u32(const void *a, const void *b);
 
 /* The score of a featurized prompt under the model (the pure part of
  * rtr_score, used by training to score validation rows). fs: the prompt's
- * subject features (NULL when the model has no subject part); kn: its
- * neighbours' mean gain (rtr_model_kn; NaN: none, the subject part's rate
- * stands). */
-double rtr_model_score_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fvec *fs, double kn);
+ * subject features (NULL when the model has no subject part); kn: what its
+ * neighbours say (rtr_model_kn; NaN fields: nothing, the subject part's
+ * estimates stand). */
+double rtr_model_score_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fvec *fs,
+                            rtr_knn_est kn);
 /* The same split into parts (see rtr_score_parts). */
-void rtr_model_parts_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fvec *fs, double kn,
+void rtr_model_parts_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fvec *fs, rtr_knn_est kn,
                           double parts[4]);
-/* The prompt's kn under the model's neighbours part (its k neighbours); NaN
- * without a part or without a neighbour of positive similarity. */
-hearth_err rtr_model_kn(const rtr_model *m, const char *text, size_t len, double *kn);
+/* What the prompt's k neighbours say under the model's neighbours part; all
+ * NaN without a part or without a neighbour of positive similarity. */
+hearth_err rtr_model_kn(const rtr_model *m, const char *text, size_t len, rtr_knn_est *kn);
 /* P(c | text) into p[0..s->n). */
 void rtr_subject_probs_fvec(const rtr_subject *s, const rtr_fvec *fs, double *p);
 /* The subject part's expectations sum_c P(c | text) * rate[c] (*rate) and
@@ -177,18 +191,19 @@ void rtr_subject_probs_fvec(const rtr_subject *s, const rtr_fvec *fs, double *p)
 void rtr_subject_expect(const rtr_subject *s, const rtr_fvec *fs, double *rate, double *head_w);
 void rtr_subject_fini(rtr_subject *s);
 
-/* Fits the neighbours part on the labeled rows d->ex[rows[sel[i]]]. */
+/* Fits the neighbours part on the labeled rows d->ex[rows[sel[i]]], storing
+ * each row's group (d has at most RTR_MAX_SUBJECTS groups). */
 hearth_err rtr_knn_fit(const rtr_dataset *d, const size_t *rows, const size_t *sel, size_t n_sel,
-                       uint32_t k, double weight, uint32_t bits, rtr_knn *kn);
+                       uint32_t k, double weight, double group_weight, uint32_t bits, rtr_knn *kn);
 /* Builds the inverted index from the rows (after fitting or reading). */
 hearth_err rtr_knn_index(rtr_knn *kn);
-/* For the prompt's word features fw (rtr_featurize_words at kn->bits): the
- * similarity-weighted mean gain of its top ks[j] rows (ties in similarity go
- * to the earlier row) into mean[j], NaN when no row has a positive
- * similarity. Allocates its own scratch: any number of threads may query one
- * part. */
-hearth_err rtr_knn_means(const rtr_knn *kn, const rtr_fvec *fw, const uint32_t *ks, size_t n_k,
-                         double *mean);
+/* For the prompt's word features fw (rtr_featurize_words at kn->bits): what
+ * its top ks[j] rows say (ties in similarity go to the earlier row) into
+ * est[j]; the group expectations use s's rates and head weights (s NULL or
+ * no stored groups: NaN). Allocates its own scratch: any number of threads
+ * may query one part. */
+hearth_err rtr_knn_query(const rtr_knn *kn, const rtr_subject *s, const rtr_fvec *fw,
+                         const uint32_t *ks, size_t n_k, rtr_knn_est *est);
 void rtr_knn_fini(rtr_knn *kn);
 
 #endif

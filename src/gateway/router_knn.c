@@ -4,7 +4,9 @@
  * tf-idf vectors over hashed word unigrams, and the similarity-weighted mean
  * gain of a prompt's most similar ones. The subject part knows a subject's
  * rate; the neighbours know the topic clusters inside a subject, where the
- * weak tier fails more or less often than its subject's rate says.
+ * weak tier fails more or less often than its subject's rate says. With each
+ * row's group stored (version 4), the neighbours also estimate the prompt's
+ * subject: the expected rate under their similarity-weighted groups.
  *
  * Invariants: terms are the buckets with an idf, in ascending bucket order;
  * a row's terms are strictly ascending and its weights in (0, 1] as half
@@ -26,6 +28,7 @@ void rtr_knn_fini(rtr_knn *kn) {
     free(kn->term);
     free(kn->w16);
     free(kn->gain);
+    free(kn->group);
     free(kn->post_start);
     free(kn->post_row);
     free(kn->post_w);
@@ -145,8 +148,9 @@ static hearth_err fit_rows(const rtr_dataset *d, const size_t *rows, const size_
     kn->term = malloc((w->nnz ? w->nnz : 1) * sizeof *kn->term);
     kn->w16 = malloc((w->nnz ? w->nnz : 1) * sizeof *kn->w16);
     kn->gain = malloc(w->n ? w->n : 1);
+    kn->group = malloc(w->n ? w->n : 1);
     float *v = malloc((w->nnz ? w->nnz : 1) * sizeof *v);
-    if (!kn->row_start || !kn->term || !kn->w16 || !kn->gain || !v) {
+    if (!kn->row_start || !kn->term || !kn->w16 || !kn->gain || !kn->group || !v) {
         free(v);
         return hr_fail(HEARTH_ERR_NOMEM, "router: out of memory (neighbours)");
     }
@@ -174,6 +178,7 @@ static hearth_err fit_rows(const rtr_dataset *d, const size_t *rows, const size_
         if (nnz == first) continue;
         const rtr_example *ex = &d->ex[rows[sel[i]]];
         kn->gain[kn->n_rows] = (int8_t)((int)ex->strong_ok - (int)ex->weak_ok);
+        kn->group[kn->n_rows] = (uint8_t)ex->group; /* < n_groups <= RTR_MAX_SUBJECTS */
         kn->row_start[++kn->n_rows] = nnz;
     }
     free(v);
@@ -181,9 +186,12 @@ static hearth_err fit_rows(const rtr_dataset *d, const size_t *rows, const size_
 }
 
 hearth_err rtr_knn_fit(const rtr_dataset *d, const size_t *rows, const size_t *sel, size_t n_sel,
-                       uint32_t k, double weight, uint32_t bits, rtr_knn *kn) {
+                       uint32_t k, double weight, double group_weight, uint32_t bits, rtr_knn *kn) {
     word_rows w;
     memset(kn, 0, sizeof *kn);
+    if (d->n_groups > RTR_MAX_SUBJECTS)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "router: %zu groups for the neighbours part (%d)",
+                       d->n_groups, RTR_MAX_SUBJECTS);
     hearth_err e = word_rows_build(d, rows, sel, n_sel, bits, &w);
     if (!e) e = fit_terms(&w, kn);
     if (!e) e = fit_rows(d, rows, sel, &w, kn);
@@ -191,6 +199,7 @@ hearth_err rtr_knn_fit(const rtr_dataset *d, const size_t *rows, const size_t *s
     if (!e) {
         kn->k = k;
         kn->weight = (float)weight;
+        kn->group_weight = (float)group_weight;
         kn->bits = bits;
     } else
         rtr_knn_fini(kn);
@@ -259,9 +268,29 @@ static size_t query_terms(const rtr_knn *kn, const rtr_fvec *fw, uint32_t *qt, f
     return n;
 }
 
-hearth_err rtr_knn_means(const rtr_knn *kn, const rtr_fvec *fw, const uint32_t *ks, size_t n_k,
-                         double *mean) {
-    for (size_t j = 0; j < n_k; j++) mean[j] = NAN;
+/* One k's estimates from the similarities: the rows that rank no lower than
+ * the k-th, summed in row order whatever the selection did. */
+static rtr_knn_est estimate(const rtr_knn *kn, const rtr_subject *s, const float *sim,
+                            uint32_t n_pos, uint32_t k, cand *h) {
+    bool all = n_pos <= k, groups = s && s->n && kn->group;
+    cand th = all ? (cand){0, 0} : kth_best(sim, kn->n_rows, k, h);
+    double num = 0, den = 0, rate = 0, hw = 0;
+    for (uint32_t r = 0; r < kn->n_rows; r++) {
+        cand c = {sim[r], r};
+        if (!(c.sim > 0) || (!all && ranks_before(th, c))) continue;
+        num += (double)c.sim * kn->gain[r];
+        den += c.sim;
+        if (groups) {
+            rate += (double)c.sim * s->rate[kn->group[r]];
+            hw += (double)c.sim * s->head_w[kn->group[r]];
+        }
+    }
+    return (rtr_knn_est){num / den, groups ? rate / den : NAN, groups ? hw / den : NAN};
+}
+
+hearth_err rtr_knn_query(const rtr_knn *kn, const rtr_subject *s, const rtr_fvec *fw,
+                         const uint32_t *ks, size_t n_k, rtr_knn_est *est) {
+    for (size_t j = 0; j < n_k; j++) est[j] = (rtr_knn_est){NAN, NAN, NAN};
     if (!kn->n_rows || !fw->n) return HEARTH_OK;
     uint32_t k_max = 1;
     for (size_t j = 0; j < n_k; j++) k_max = ks[j] > k_max ? ks[j] : k_max;
@@ -279,21 +308,8 @@ hearth_err rtr_knn_means(const rtr_knn *kn, const rtr_fvec *fw, const uint32_t *
             sim[kn->post_row[j]] += qw[i] * kn->post_w[j];
     uint32_t n_pos = 0;
     for (uint32_t r = 0; r < kn->n_rows; r++) n_pos += sim[r] > 0;
-    for (size_t j = 0; j < n_k && n_pos; j++) {
-        if (!ks[j]) continue;
-        /* the top k are the rows that rank no lower than the k-th; summed in
-         * row order whatever the selection did */
-        bool all = n_pos <= ks[j];
-        cand th = all ? (cand){0, 0} : kth_best(sim, kn->n_rows, ks[j], h);
-        double num = 0, den = 0;
-        for (uint32_t r = 0; r < kn->n_rows; r++) {
-            cand c = {sim[r], r};
-            if (!(c.sim > 0) || (!all && ranks_before(th, c))) continue;
-            num += (double)c.sim * kn->gain[r];
-            den += c.sim;
-        }
-        mean[j] = num / den;
-    }
+    for (size_t j = 0; j < n_k && n_pos; j++)
+        if (ks[j]) est[j] = estimate(kn, s, sim, n_pos, ks[j], h);
 done:
     free(qt);
     free(qw);

@@ -17,10 +17,11 @@
 
 static const char RTR_MAGIC[8] = {'H', 'R', 'T', 'H', 'R', 'O', 'U', 'T'};
 /* Version 1: heads only; version 2 adds the subject part after the heads;
- * version 3 the neighbours part after that. A model without a neighbours
- * part is written as version 2 (or 1 without a subject part), byte for byte
- * as before. */
-enum { RTR_VERSION = 3, RTR_MAX_FILE_BYTES = 1 << 30, RTR_LAYOUT_LIST = 0, RTR_LAYOUT_TABLE = 1 };
+ * version 3 the neighbours part after that; version 4 the neighbours' groups
+ * (the neighbour-based subject estimate) after that. A model is written in
+ * the lowest version that holds what it uses, byte for byte as before: no
+ * group weight is version 3, no neighbours part 2, no subject part 1. */
+enum { RTR_VERSION = 4, RTR_MAX_FILE_BYTES = 1 << 30, RTR_LAYOUT_LIST = 0, RTR_LAYOUT_TABLE = 1 };
 
 size_t rtr_lower_bound(const uint32_t *a, size_t lo, size_t hi, uint32_t v) {
     while (lo < hi) {
@@ -77,10 +78,13 @@ void rtr_describe(const rtr_model *m, char *buf, size_t cap) {
                       m->subj.coef, m->subj.n, m->subj.cfg.hash_bits, m->subj.cfg.word_ngrams,
                       m->subj.cfg.char_min, m->subj.cfg.char_max);
     if (m->knn.k && n > 0 && (size_t)n < cap)
-        snprintf(buf + n, cap - (size_t)n,
-                 "; neighbours part: rate + %.3g*(kn - rate), kn the mean gain of the %u most "
-                 "similar of %u training prompts (tf-idf of words, %u terms in 2^%u buckets)",
-                 m->knn.weight, m->knn.k, m->knn.n_rows, m->knn.n_terms, m->knn.bits);
+        n += snprintf(buf + n, cap - (size_t)n,
+                      "; neighbours part: rate + %.3g*(kn - rate), kn the mean gain of the %u most "
+                      "similar of %u training prompts (tf-idf of words, %u terms in 2^%u buckets)",
+                      m->knn.weight, m->knn.k, m->knn.n_rows, m->knn.n_terms, m->knn.bits);
+    if (m->knn.k && m->knn.group_weight > 0 && n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, "; P(c | text) moved %.3g of the way to its groups",
+                 m->knn.group_weight);
 }
 
 static double head_logit(const rtr_model *m, const rtr_head *h, const rtr_fvec *f) {
@@ -99,20 +103,29 @@ static double head_logit(const rtr_model *m, const rtr_head *h, const rtr_fvec *
     return z;
 }
 
-void rtr_model_parts_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fvec *fs, double kn,
+void rtr_model_parts_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fvec *fs, rtr_knn_est kn,
                           double parts[4]) {
     /* the first set is one head per label (two for the gain target); any
      * further heads are the plain-label ones of item_weight */
     uint32_t n_first = m->target == RTR_TARGET_GAIN ? 2 : 1;
     rtr_subject_expect(&m->subj, fs, &parts[0], &parts[3]);
-    if (m->subj.n && !isnan(kn)) parts[0] += (double)m->knn.weight * (kn - parts[0]);
+    if (m->subj.n) {
+        /* the expectations under (1 - b) P(g | text) + b Q(g), then kn */
+        double b = m->knn.group_weight;
+        if (b > 0 && !isnan(kn.rate)) {
+            parts[0] += b * (kn.rate - parts[0]);
+            parts[3] += b * (kn.head_w - parts[3]);
+        }
+        if (!isnan(kn.kn)) parts[0] += (double)m->knn.weight * (kn.kn - parts[0]);
+    }
     parts[1] = parts[2] = 0;
     for (uint32_t h = 0; h < m->n_heads; h++)
         parts[h < n_first ? 1 : 2] +=
             (double)m->heads[h].coef * rtr_sigmoid(head_logit(m, &m->heads[h], f));
 }
 
-double rtr_model_score_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fvec *fs, double kn) {
+double rtr_model_score_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fvec *fs,
+                            rtr_knn_est kn) {
     double p[4];
     rtr_model_parts_fvec(m, f, fs, kn, p);
     /* heads first, in order, as version 1 summed them: same bits without a subject part */
@@ -121,27 +134,27 @@ double rtr_model_score_fvec(const rtr_model *m, const rtr_fvec *f, const rtr_fve
     return s;
 }
 
-/* The neighbours' mean gains for ks[0..n_k) (NaN without a part). */
-static hearth_err model_knn_means(const rtr_model *m, const char *text, size_t len,
-                                  const uint32_t *ks, size_t n_k, double *kn) {
-    for (size_t j = 0; j < n_k; j++) kn[j] = NAN;
+/* What the neighbours say for ks[0..n_k) (NaN without a part). */
+static hearth_err model_knn_query(const rtr_model *m, const char *text, size_t len,
+                                  const uint32_t *ks, size_t n_k, rtr_knn_est *kn) {
+    for (size_t j = 0; j < n_k; j++) kn[j] = (rtr_knn_est){NAN, NAN, NAN};
     if (!m->knn.k) return HEARTH_OK;
     rtr_fvec fw = {0};
     hearth_err e = rtr_featurize_words(m->knn.bits, text, len, &fw);
-    if (!e) e = rtr_knn_means(&m->knn, &fw, ks, n_k, kn);
+    if (!e) e = rtr_knn_query(&m->knn, &m->subj, &fw, ks, n_k, kn);
     rtr_fvec_fini(&fw);
     return e;
 }
 
-hearth_err rtr_model_kn(const rtr_model *m, const char *text, size_t len, double *kn) {
-    return model_knn_means(m, text, len, &m->knn.k, 1, kn);
+hearth_err rtr_model_kn(const rtr_model *m, const char *text, size_t len, rtr_knn_est *kn) {
+    return model_knn_query(m, text, len, &m->knn.k, 1, kn);
 }
 
 /* What scoring reads from a text: the heads' and the subject part's features
  * and the neighbours' mean gain. */
 typedef struct text_feats {
     rtr_fvec f, fs;
-    double kn;
+    rtr_knn_est kn;
 } text_feats;
 
 static hearth_err text_feats_get(const rtr_model *m, const char *text, size_t len, text_feats *t) {
@@ -173,23 +186,55 @@ hearth_err rtr_score_parts(const rtr_model *m, const char *text, size_t len, dou
     return e;
 }
 
-hearth_err rtr_knn_parts(const rtr_model *m, const char *text, size_t len, const uint32_t *ks,
-                         size_t n_k, double *expect, double *kn) {
+/* The subject part's expectations under P(g | text), and what the
+ * neighbours say for each of ks (at most RTR_KNN_PARTS_MAX_K of them). */
+static hearth_err knn_parts(const rtr_model *m, const char *text, size_t len, const uint32_t *ks,
+                            size_t n_k, double *expect, double *head_w, rtr_knn_est *est) {
     if (!m->knn.k)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "router: the model has no neighbours part");
     rtr_fvec fs = {0};
-    double hw;
     hearth_err e = rtr_featurize(&m->subj.cfg, text, len, &fs);
-    if (!e) rtr_subject_expect(&m->subj, &fs, expect, &hw);
+    if (!e) rtr_subject_expect(&m->subj, &fs, expect, head_w);
     rtr_fvec_fini(&fs);
-    if (!e) e = model_knn_means(m, text, len, ks, n_k, kn);
-    for (size_t j = 0; !e && j < n_k; j++)
-        if (isnan(kn[j])) kn[j] = *expect;
+    if (!e) e = model_knn_query(m, text, len, ks, n_k, est);
+    return e;
+}
+
+enum { RTR_KNN_PARTS_MAX_K = 64 };
+
+hearth_err rtr_knn_parts(const rtr_model *m, const char *text, size_t len, const uint32_t *ks,
+                         size_t n_k, double *expect, double *kn) {
+    rtr_knn_est est[RTR_KNN_PARTS_MAX_K];
+    double hw;
+    if (n_k > RTR_KNN_PARTS_MAX_K)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "router: %zu values of k (at most %d)", n_k,
+                       RTR_KNN_PARTS_MAX_K);
+    hearth_err e = knn_parts(m, text, len, ks, n_k, expect, &hw, est);
+    for (size_t j = 0; !e && j < n_k; j++) kn[j] = isnan(est[j].kn) ? *expect : est[j].kn;
+    return e;
+}
+
+hearth_err rtr_knn_subject_parts(const rtr_model *m, const char *text, size_t len,
+                                 const uint32_t *ks, size_t n_k, double *expect, double *head_w,
+                                 double *rate, double *rate_head_w) {
+    rtr_knn_est est[RTR_KNN_PARTS_MAX_K];
+    if (n_k > RTR_KNN_PARTS_MAX_K)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "router: %zu values of k (at most %d)", n_k,
+                       RTR_KNN_PARTS_MAX_K);
+    if (m->knn.k && !m->knn.group)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "router: the neighbours part has no groups");
+    hearth_err e = knn_parts(m, text, len, ks, n_k, expect, head_w, est);
+    for (size_t j = 0; !e && j < n_k; j++) {
+        bool none = isnan(est[j].rate);
+        rate[j] = none ? *expect : est[j].rate;
+        rate_head_w[j] = none ? *head_w : est[j].head_w;
+    }
     return e;
 }
 
 unsigned rtr_knn_k(const rtr_model *m) { return m->knn.k; }
 double rtr_knn_weight(const rtr_model *m) { return m->knn.k ? m->knn.weight : 0; }
+double rtr_knn_subject_weight(const rtr_model *m) { return m->knn.k ? m->knn.group_weight : 0; }
 
 size_t rtr_subject_classes(const rtr_model *m) { return m->subj.n; }
 
@@ -278,10 +323,20 @@ static void put_knn(wbuf *b, const rtr_knn *kn) {
     for (uint32_t j = 0; j < nnz; j++) put_u16(b, kn->w16[j]);
 }
 
+/* The neighbours' groups of a version 4 file. */
+static void put_knn_groups(wbuf *b, const rtr_knn *kn) {
+    put_f32(b, kn->group_weight);
+    put(b, kn->group, kn->n_rows);
+}
+
 hearth_err rtr_save_mem(const rtr_model *m, uint8_t **data, size_t *size) {
     wbuf b = {0};
     put(&b, RTR_MAGIC, sizeof RTR_MAGIC);
-    uint32_t version = m->subj.n ? (m->knn.k ? 3u : 2u) : 1u;
+    uint32_t version = !m->subj.n ? 1u : !m->knn.k ? 2u : m->knn.group_weight > 0 ? 4u : 3u;
+    if (version == 4 && !m->knn.group) {
+        free(b.p);
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "router: a group weight without stored groups");
+    }
     const uint32_t hdr[] = {version,         m->cfg.hash_bits, m->cfg.word_ngrams,
                             m->cfg.char_min, m->cfg.char_max,  m->cfg.dense,
                             m->target,       m->n_heads,       RTR_N_DENSE};
@@ -324,7 +379,8 @@ hearth_err rtr_save_mem(const rtr_model *m, uint8_t **data, size_t *size) {
         size_t nw = ((size_t)1 << sj->cfg.hash_bits) * sj->n;
         for (size_t i = 0; i < nw; i++) put_f32(&b, sj->w[i]);
     }
-    if (version == 3) put_knn(&b, &m->knn);
+    if (version >= 3) put_knn(&b, &m->knn);
+    if (version == 4) put_knn_groups(&b, &m->knn);
     if (!b.oom) put_u32(&b, fnv32(b.p, b.n));
     if (b.oom) {
         free(b.p);
@@ -582,6 +638,26 @@ static hearth_err read_knn(rbuf *r, rtr_knn *kn) {
     return rtr_knn_index(kn);
 }
 
+/* The neighbours' groups of a version 4 file: each a class of the subject
+ * part (n_classes of them). */
+static hearth_err read_knn_groups(rbuf *r, rtr_knn *kn, uint32_t n_classes) {
+    hearth_err e = HEARTH_OK;
+    float b;
+    if (!get_f32(r, &b) || !(b > 0 && b <= 1))
+        return BAD("neighbours' groups: weight truncated or outside (0, 1]");
+    if (kn->n_rows > r->n - r->off)
+        return BAD("neighbours' groups: %u rows need %u bytes, %zu left", kn->n_rows, kn->n_rows,
+                   r->n - r->off);
+    if (!(kn->group = malloc(kn->n_rows ? kn->n_rows : 1)))
+        return hr_fail(HEARTH_ERR_NOMEM, "router file: out of memory");
+    for (uint32_t i = 0; i < kn->n_rows; i++)
+        if ((kn->group[i] = r->p[r->off++]) >= n_classes)
+            return BAD("neighbours' groups: row %u's group %u (%u classes)", i, kn->group[i],
+                       n_classes);
+    kn->group_weight = b;
+    return HEARTH_OK;
+}
+
 static hearth_err read_model(rbuf *r, rtr_model *m) {
     hearth_err e = HEARTH_OK;
     uint32_t hdr[9];
@@ -613,6 +689,7 @@ static hearth_err read_model(rbuf *r, rtr_model *m) {
         if ((e = read_head(r, m, &m->heads[h], h))) return e;
     if (hdr[0] >= 2 && (e = read_subject(r, &m->subj))) return e;
     if (hdr[0] >= 3 && (e = read_knn(r, &m->knn))) return e;
+    if (hdr[0] >= 4 && (e = read_knn_groups(r, &m->knn, m->subj.n))) return e;
     if (r->off != r->n) return BAD("%zu bytes after the model's last part", r->n - r->off);
     return HEARTH_OK;
 }

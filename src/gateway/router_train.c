@@ -419,7 +419,8 @@ static hearth_err fit_model(const rtr_dataset *d, const size_t *rows, const desi
     }
     if (!e && p->subject_weight > 0 && xs) e = fit_subject(d, rows, xs, sel, n_sel, p, &m->subj);
     if (!e && m->subj.n && p->knn_k)
-        e = rtr_knn_fit(d, rows, sel, n_sel, p->knn_k, p->knn_weight, p->knn_bits, &m->knn);
+        e = rtr_knn_fit(d, rows, sel, n_sel, p->knn_k, p->knn_weight, p->knn_subject_weight,
+                        p->knn_bits, &m->knn);
 done:
     free(y);
     free(w);
@@ -459,12 +460,13 @@ static hearth_err check_params(const rtr_train_params *p) {
                        p->subject_weight, p->subject_bits, p->subject_chars, p->subject_l2,
                        p->subject_iter);
     if (p->knn_k > RTR_KNN_MAX_K || !(p->knn_weight >= 0 && p->knn_weight <= 1) ||
+        !(p->knn_subject_weight >= 0 && p->knn_subject_weight <= 1) ||
         (p->knn_k && (p->knn_bits < RTR_KNN_MIN_BITS || p->knn_bits > RTR_KNN_MAX_BITS)))
         return hr_fail(HEARTH_ERR_INVALID_ARG,
-                       "router: neighbours part (k %u of at most %d, weight %g in [0, 1], bits %u "
-                       "in %d..%d) out of range",
-                       p->knn_k, RTR_KNN_MAX_K, p->knn_weight, p->knn_bits, RTR_KNN_MIN_BITS,
-                       RTR_KNN_MAX_BITS);
+                       "router: neighbours part (k %u of at most %d, weight %g and subject "
+                       "weight %g in [0, 1], bits %u in %d..%d) out of range",
+                       p->knn_k, RTR_KNN_MAX_K, p->knn_weight, p->knn_subject_weight, p->knn_bits,
+                       RTR_KNN_MIN_BITS, RTR_KNN_MAX_BITS);
     if (p->target != RTR_TARGET_GAIN && p->target != RTR_TARGET_NEEDS_STRONG)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "router: unknown target %d", (int)p->target);
     return HEARTH_OK;
@@ -604,7 +606,7 @@ hearth_err rtr_train_tune(const rtr_dataset *d, const size_t *rows, size_t n_row
             for (size_t i = 0; i < n_val && !e; i++) {
                 const rtr_example *ex = &d->ex[r[lab[val[i]]]];
                 rtr_fvec f = design_row(&x, lab[val[i]]), fs = {0};
-                double kn;
+                rtr_knn_est kn;
                 if (xsp) fs = design_row(xsp, lab[val[i]]);
                 if (!(e = rtr_model_kn(m, ex->prompt, ex->prompt_len, &kn)))
                     sc[val[i]] = rtr_model_score_fvec(m, &f, xsp ? &fs : NULL, kn);
