@@ -92,6 +92,13 @@ static void call(fake_cloud *fc, gw_tier_kind kind, const char *model, gw_chat q
                                 : (int)(strlen(echo) + 2) / 3 + (int)(strlen(want) + 2) / 3;
     CHECKF(!res.usage_estimated && res.completion_tokens == want_tokens,
            "%s: completion tokens %d, want %d", what, res.completion_tokens, want_tokens);
+    /* the reasoning's share: OpenAI's completion_tokens_details as reported,
+     * else (Anthropic, a raw block) its bytes / 4 */
+    const int want_r = kind == GW_TIER_OPENAI && strcmp(model, "think-raw")
+                           ? (int)(strlen(want) + 2) / 3
+                           : (int)(strlen(want) + 3) / 4;
+    CHECKF(res.reasoning_tokens == want_r, "%s: reasoning tokens %d, want %d", what,
+           res.reasoning_tokens, want_r);
     gw_cloud_result_free(&res);
     gw_buf_free(&p.text);
     gw_buf_free(&p.reasoning);
@@ -347,6 +354,14 @@ static void shapes(test_server *sv, fake_cloud *fc, const char *ledger) {
     CHECKF(r.status == 200 && type && !strcmp(type, "reasoning") && th && !strcmp(th, want_r) &&
                c && !strcmp(c, want_a),
            "responses: %.400s", r.body);
+    /* its usage: the reasoning's tokens as the tier reported them (the fake
+     * counts 3-byte pieces of what it wrote, about the placeholder) */
+    char tier_r[256], tier_a[256];
+    expected(sent_text, tier_r, tier_a);
+    CHECKF(jnum(j, "usage.output_tokens_details.reasoning_tokens") ==
+               (double)((strlen(tier_r) + 2) / 3),
+           "responses reasoning tokens %g, the tier's %zu",
+           jnum(j, "usage.output_tokens_details.reasoning_tokens"), (strlen(tier_r) + 2) / 3);
     CHECKF(strstr(last_body(fc), "\"reasoning_effort\":\"low\""), "responses sent: %.300s",
            last_body(fc));
     cJSON_Delete(j);
@@ -391,6 +406,17 @@ static void cached(test_server *sv) {
                headers ? headers : "(none)");
         CHECKF(!strcmp(got_r, want_r) && !strcmp(got_a, want_a), "%s: '%s' '%s'", what, got_r,
                got_a);
+        /* the tier's count of the reasoning's tokens, kept with the answer */
+        if (!stream) {
+            char tier_r[256], tier_a[256];
+            expected(sent_text, tier_r, tier_a);
+            cJSON *j = parse_reply(&r);
+            CHECKF(jnum(j, "usage.completion_tokens_details.reasoning_tokens") ==
+                       (double)((strlen(tier_r) + 2) / 3),
+                   "%s: reasoning tokens %g", what,
+                   jnum(j, "usage.completion_tokens_details.reasoning_tokens"));
+            cJSON_Delete(j);
+        }
         free(headers);
         free(r.body);
     }

@@ -117,7 +117,8 @@ bool gw_cache_get(gw_ledger *l, const uint8_t key[32], int64_t now_ms, gw_cache_
     pthread_mutex_lock(&l->mu);
     if (sqlite3_prepare_v2(l->db,
                            "SELECT text, calls, prompt_tokens, completion_tokens, finish_reason,"
-                           " reasoning FROM response_cache WHERE key = ?1 AND expires_ms > ?2",
+                           " reasoning, reasoning_tokens FROM response_cache"
+                           " WHERE key = ?1 AND expires_ms > ?2",
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, now_ms);
@@ -135,6 +136,10 @@ bool gw_cache_get(gw_ledger *l, const uint8_t key[32], int64_t now_ms, gw_cache_
             out->reasoning_len = (size_t)sqlite3_column_bytes(st, 5);
             out->reasoning = rs ? strndup(rs, out->reasoning_len) : strdup("");
             if (!rs) out->reasoning_len = 0;
+            out->reasoning_tokens =
+                sqlite3_column_type(st, 6) == SQLITE_NULL
+                    ? gw_reasoning_tokens_estimate(out->reasoning_len, out->completion_tokens)
+                    : sqlite3_column_int(st, 6);
             hit = out->text != NULL && out->reasoning != NULL;
         }
     }
@@ -174,7 +179,8 @@ hearth_err gw_cache_put(gw_ledger *l, const uint8_t key[32], int64_t now_ms, int
     if (sqlite3_prepare_v2(l->db,
                            "INSERT OR REPLACE INTO response_cache (key, created_ms, expires_ms,"
                            " text, calls, prompt_tokens, completion_tokens, finish_reason,"
-                           " reasoning) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                           " reasoning, reasoning_tokens)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                            -1, &st, NULL) != SQLITE_OK) {
         err = store_fail(l->db, "cache: preparing the insert");
     } else {
@@ -193,6 +199,7 @@ hearth_err gw_cache_put(gw_ledger *l, const uint8_t key[32], int64_t now_ms, int
             sqlite3_bind_text(st, 9, r->reasoning, (int)r->reasoning_len, SQLITE_STATIC);
         else
             sqlite3_bind_null(st, 9);
+        sqlite3_bind_int(st, 10, r->reasoning_tokens);
         if (sqlite3_step(st) != SQLITE_DONE) err = store_fail(l->db, "cache: storing an answer");
     }
     sqlite3_finalize(st);

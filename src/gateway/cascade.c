@@ -421,6 +421,7 @@ static bool from_cache(job *j, const uint8_t key[32]) {
     for (int i = 0; ok && i < e.n_calls; i++) ok = call_from_remote(&e.calls[i], j);
     j->out->prompt_tokens = e.prompt_tokens;
     j->out->completion_tokens = e.completion_tokens;
+    j->out->reasoning_tokens = e.reasoning_tokens;
     snprintf(j->out->finish_reason, sizeof j->out->finish_reason, "%s", e.finish_reason);
     if (ok && j->g->cfg.ledger_prompts) {
         free(j->remote_answer);
@@ -466,6 +467,7 @@ static remote_outcome try_remote(job *j, int tier, char *why, size_t cap) {
         remote_end(j);
         j->out->prompt_tokens = res.prompt_tokens;
         j->out->completion_tokens = res.completion_tokens;
+        j->out->reasoning_tokens = res.reasoning_tokens;
         snprintf(j->out->finish_reason, sizeof j->out->finish_reason, "%s", res.finish_reason);
     } else {
         snprintf(why, cap, "%s %s (%s)", t->name, gw_cloud_status_name(res.status), res.error);

@@ -321,8 +321,8 @@ typedef struct xfer {
     bool delivered, cancelled, done, bad, overflow;
     bool stream_error; /* an SSE "error" event */
     char err[256];
-    bool have_usage;
-    int prompt_tokens, completion_tokens;
+    bool have_usage, have_reasoning_tokens;
+    int prompt_tokens, completion_tokens, reasoning_tokens;
     char finish[16];
     int64_t last_activity;
     double retry_after_s;
@@ -428,6 +428,13 @@ static void openai_usage(xfer *x, const cJSON *o) {
         x->prompt_tokens = p;
         x->completion_tokens = c;
         x->have_usage = true;
+    }
+    /* OpenAI's (and DeepSeek's, vLLM's) count of the reasoning's tokens */
+    const int r = json_int(cJSON_GetObjectItemCaseSensitive(u, "completion_tokens_details"),
+                           "reasoning_tokens");
+    if (r >= 0) {
+        x->reasoning_tokens = r;
+        x->have_reasoning_tokens = true;
     }
 }
 
@@ -808,6 +815,11 @@ void gw_cloud_result_free(gw_cloud_result *r) {
     r->n_calls = 0;
 }
 
+int gw_reasoning_tokens_estimate(size_t len, int completion) {
+    const size_t n = (len + 3) / 4;
+    return n < (size_t)completion ? (int)n : completion;
+}
+
 static void reset_xfer(xfer *x) {
     gw_buf_free(&x->body);
     gw_buf_free(&x->line);
@@ -938,6 +950,11 @@ hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *
         res.prompt_tokens = (int)(prompt_bytes(req) / 4 + 1);
         res.completion_tokens = (int)((answer_bytes(&res) + 3) / 4);
     }
+    /* what the tier did not count (Anthropic never does) is estimated */
+    res.reasoning_tokens =
+        x.have_reasoning_tokens
+            ? x.reasoning_tokens
+            : gw_reasoning_tokens_estimate(res.reasoning_len, res.completion_tokens);
     reset_xfer(&x);
     if (res.attempts) limit_used(r, res.prompt_tokens + res.completion_tokens);
     /* a rejected or cancelled call says nothing about the tier's health */

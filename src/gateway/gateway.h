@@ -660,6 +660,8 @@ typedef struct gw_cloud_result {
     gw_tool_call *calls; /* the answer's tool calls (malloc'd), as the tier sent them */
     int n_calls;
     int prompt_tokens, completion_tokens; /* completion: the reasoning's tokens included */
+    int reasoning_tokens;                 /* of completion_tokens: as the tier reported them, else
+                                             gw_reasoning_tokens_estimate */
     bool usage_estimated;                 /* the tier reported no usage: bytes / 4 */
     char finish_reason[16];               /* "stop" or "length" */
     char sent_sha256[65];                 /* digest of the request body sent */
@@ -668,6 +670,9 @@ typedef struct gw_cloud_result {
 } gw_cloud_result;
 
 void gw_cloud_result_free(gw_cloud_result *r);
+/* Tokens of a reasoning of len bytes that a tier did not count: bytes / 4
+ * (rounded up, as the usage when a tier reports none), at most completion. */
+int gw_reasoning_tokens_estimate(size_t len, int completion);
 
 /* A remote tier at run time: its configuration and its circuit breaker
  * (closed -> open after breaker_failures consecutive failed calls -> after
@@ -702,7 +707,7 @@ typedef struct gw_cache_entry {
     size_t reasoning_len;
     gw_tool_call *calls;
     int n_calls;
-    int prompt_tokens, completion_tokens;
+    int prompt_tokens, completion_tokens, reasoning_tokens;
     char finish_reason[16];
 } gw_cache_entry;
 
@@ -817,6 +822,8 @@ typedef struct gw_response {
     gw_tool_call *calls; /* a remote answer's tool calls, placeholders restored (malloc'd) */
     int n_calls;
     int prompt_tokens, completion_tokens;
+    int reasoning_tokens; /* of completion_tokens, a remote answer's reasoning (a local one's
+                             thought tokens are counted by whoever reads its events) */
     char finish_reason[16];
     bool streamed; /* text went to the request's cb (a later error cannot change the status) */
     bool cached;   /* a remote tier's earlier answer to the same request, from the cache */

@@ -14,7 +14,8 @@
  *   audit(id, time_ms, tier, action, entities, sent_sha256, received_sha256)
  *   api_keys(id, name, key_sha256, settings, created_ms, revoked_ms)
  *   response_cache(key, created_ms, expires_ms, text, calls, prompt_tokens,
- *                  completion_tokens, finish_reason, reasoning)   (cache.c)
+ *                  completion_tokens, finish_reason, reasoning,
+ *                  reasoning_tokens)                                  (cache.c)
  */
 #include "ledger_db.h"
 
@@ -88,6 +89,8 @@ static const char *const migrations[] = {
     "CREATE INDEX response_cache_expires ON response_cache(expires_ms);",
     /* 5: a remote tier's reasoning, kept with its cached answer */
     "ALTER TABLE response_cache ADD COLUMN reasoning TEXT;",
+    /* 6: and its token count (NULL in rows kept before: estimated) */
+    "ALTER TABLE response_cache ADD COLUMN reasoning_tokens INTEGER;",
 };
 
 static const char insert_request_sql[] =

@@ -321,6 +321,7 @@ static void bridge_finish(srv_gwreq *q) {
     close_think(q); /* an answer cut inside its reasoning */
     b->result.n_prompt = q->out.prompt_tokens;
     b->result.n_gen = q->out.completion_tokens;
+    b->reasoning_tokens = q->out.reasoning_tokens;
     b->result.finish =
         !strcmp(q->out.finish_reason, "length") ? HEARTH_FINISH_LENGTH : HEARTH_FINISH_STOP;
     if (q->out.status != 200) {

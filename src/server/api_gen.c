@@ -50,15 +50,25 @@ void srv_usage_counts(srv_job *const *jobs, int n, int *prompt, int *cached, int
     for (int i = 0; i < n; i++) *completion += jobs[i]->result.n_gen;
 }
 
+int srv_job_reasoning_tokens(const srv_job *j) {
+    if (j->reasoning_tokens >= 0) return j->reasoning_tokens;
+    int n = 0;
+    for (int i = 0; i < j->n_events; i++) n += j->events[i].thought && j->events[i].id >= 0;
+    return n;
+}
+
 void srv_usage_json_n(cJSON *obj, srv_job *const *jobs, int n) {
-    int prompt, cached, completion;
+    int prompt, cached, completion, reasoning = 0;
     srv_usage_counts(jobs, n, &prompt, &cached, &completion);
+    for (int i = 0; i < n; i++) reasoning += srv_job_reasoning_tokens(jobs[i]);
     cJSON *u = cJSON_AddObjectToObject(obj, "usage");
     cJSON_AddNumberToObject(u, "prompt_tokens", prompt);
     cJSON_AddNumberToObject(u, "completion_tokens", completion);
     cJSON_AddNumberToObject(u, "total_tokens", prompt + completion);
     cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
     cJSON_AddNumberToObject(d, "cached_tokens", cached);
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "completion_tokens_details"),
+                            "reasoning_tokens", reasoning);
 }
 
 void srv_usage_json(cJSON *obj, const srv_job *j) {

@@ -446,11 +446,8 @@ static cJSON *response(const resp_stream *rs, const char *status, const char *in
         cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "input_tokens_details"), "cached_tokens",
                                 j->result.n_cached);
         cJSON_AddNumberToObject(u, "output_tokens", out);
-        int thought = 0;
-        for (int i = 0; i < j->n_events; i++)
-            thought += j->events[i].thought && j->events[i].id >= 0;
         cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "output_tokens_details"),
-                                "reasoning_tokens", thought);
+                                "reasoning_tokens", srv_job_reasoning_tokens(j));
         cJSON_AddNumberToObject(u, "total_tokens", in + out);
     } else {
         cJSON_AddNullToObject(o, "usage");

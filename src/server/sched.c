@@ -87,6 +87,7 @@ srv_job *srv_job_new(const int32_t *prompt, int n) {
     j->slot = -1;
     j->spec_n_max = -1; /* the server's speculative settings */
     j->spec_p_min = NAN;
+    j->reasoning_tokens = -1;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
     atomic_init(&j->cancel, false);

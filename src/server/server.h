@@ -442,6 +442,8 @@ typedef struct srv_job {
     hearth_err err;
     char err_msg[256];
     hearth_gen_result result;
+    int reasoning_tokens; /* a remote answer's, as its tier counted them; -1: the thought
+                             tokens among the events (srv_job_reasoning_tokens) */
     bool timed_out;
     atomic_bool cancel; /* set by the HTTP side: stop as soon as possible */
     int refs;           /* guarded by mu */
@@ -931,8 +933,12 @@ struct cJSON;
 struct cJSON *srv_logprobs_json(const srv_model *m, srv_kind kind, const srv_job *j, int from,
                                 int to, size_t text_base);
 void srv_usage_json(struct cJSON *obj, const srv_job *j);
+/* Tokens of j's completion that were reasoning (a <think> block's, or a
+ * remote tier's count). */
+int srv_job_reasoning_tokens(const srv_job *j);
 /* usage over the choices: the prompt once (the first job's counts), the
- * completions summed; and the same counts as numbers. */
+ * completions summed (completion_tokens_details.reasoning_tokens: of those,
+ * the reasoning); and the same counts as numbers. */
 void srv_usage_json_n(struct cJSON *obj, srv_job *const *jobs, int n);
 void srv_usage_counts(srv_job *const *jobs, int n, int *prompt, int *cached, int *completion);
 /* text[0..len) as a JSON string: cJSON stops at a NUL byte, so a generated

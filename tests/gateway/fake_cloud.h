@@ -33,6 +33,7 @@
  *                 thinking {type enabled, budget_tokens >= 1024 and below
  *                 max_tokens} and no temperature (else 400, as Anthropic);
  *                 the usage counts the reasoning's pieces as output
+ *                 (OpenAI's: also as completion_tokens_details.reasoning_tokens)
  *   think-or      the same in OpenRouter's and vLLM's field, "reasoning"
  *   think-raw     the same as a <think> block at the start of the content
  */
@@ -223,7 +224,8 @@ static inline struct MHD_Response *fc_stream_response(bool anthropic, const char
     } else {
         fc_add_event(st, false, "", fc_openai_chunk("", 0, NULL));
     }
-    if (reasoning) pieces += fc_stream_reasoning(st, anthropic, reasoning, rkey);
+    const int thought = reasoning ? fc_stream_reasoning(st, anthropic, reasoning, rkey) : 0;
+    pieces += thought;
     for (size_t at = 0; at < len; pieces++) {
         const int n = fc_piece(answer, at, len);
         if (anthropic) {
@@ -254,6 +256,9 @@ static inline struct MHD_Response *fc_stream_response(bool anthropic, const char
         cJSON_AddArrayToObject(u, "choices");
         cJSON_AddNumberToObject(us, "prompt_tokens", prompt_tokens);
         cJSON_AddNumberToObject(us, "completion_tokens", pieces);
+        if (reasoning)
+            cJSON_AddNumberToObject(cJSON_AddObjectToObject(us, "completion_tokens_details"),
+                                    "reasoning_tokens", thought);
         fc_add_event(st, false, "", u);
         fc_add_raw(st, "data: [DONE]\n\n");
     }
@@ -310,6 +315,9 @@ static inline char *fc_whole_json(bool anthropic, const char *answer, const char
         cJSON *u = cJSON_AddObjectToObject(o, "usage");
         cJSON_AddNumberToObject(u, "prompt_tokens", prompt_tokens);
         cJSON_AddNumberToObject(u, "completion_tokens", completion);
+        if (reasoning)
+            cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "completion_tokens_details"),
+                                    "reasoning_tokens", (int)(strlen(reasoning) + 2) / 3);
     }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
