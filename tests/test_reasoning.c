@@ -443,6 +443,13 @@ static void typed(test_server *sv) {
     CHECK(jstr(j, "output.1.type") && !strcmp(jstr(j, "output.1.type"), "message"));
     CHECK(jnum(j, "usage.output_tokens_details.reasoning_tokens") == 3); /* 2 + </think> */
     cJSON_Delete(j);
+    /* and the chat API's usage, OpenAI's field */
+    j = post(sv, "/v1/chat/completions",
+             "{\"model\":\"m\",\"max_tokens\":8,\"temperature\":0,\"messages\":[{\"role\":"
+             "\"user\",\"content\":\"hi\"}]}",
+             &st);
+    CHECK(st == 200 && jnum(j, "usage.completion_tokens_details.reasoning_tokens") == 3);
+    cJSON_Delete(j);
 }
 
 /* `hearth chat` shows the block as ollama does, or hides it; the budget
