@@ -236,24 +236,6 @@ static void close_ranker(ranker *r) {
     hearth_model_free(r->model);
 }
 
-/* The pair (question, doc)'s tokens into ids[0..cap): the document's tail
- * is cut, at a character's start, until the pair fits, so a chunk longer
- * than the reranker's context is judged by its head. */
-static hearth_err fit_pair(ranker *r, const char *question, const char *doc, int32_t *ids,
-                           size_t cap, size_t *n) {
-    size_t len = strlen(doc);
-    for (;;) {
-        const hearth_err err =
-            hearth_tokenize_rerank(r->model, question, strlen(question), doc, len, ids, cap, n);
-        if (err != HEARTH_ERR_INVALID_ARG || *n <= cap || len == 0) return err;
-        size_t keep = (size_t)((double)len * (double)cap / (double)*n * 0.95);
-        if (keep >= len) keep = len - 1;
-        while (keep > 0 && ((unsigned char)doc[keep] & 0xC0) == 0x80) keep--;
-        if (len == strlen(doc)) r->truncated++;
-        len = keep;
-    }
-}
-
 /* The second stage: h ordered by the reranker, its k best kept. */
 static int rerank_hits(const opts *o, ranker *r, const char *question, rag_hits *h) {
     if (h->n == 0) return 0;
@@ -264,10 +246,12 @@ static int rerank_hits(const opts *o, ranker *r, const char *question, rag_hits 
     int rc = ids && lens && scores ? 0 : cli_fail("rag", "out of memory");
     size_t off = 0, n = 0;
     for (size_t i = 0; !rc && i < h->n; i++, off += n) {
-        if (fit_pair(r, question, h->hit[i].text, ids + off, cap, &n))
+        bool cut;
+        if (rag_rerank_pair(r->model, question, strlen(question), h->hit[i].text, ids + off, cap,
+                            &n, &cut))
             rc = cli_fail("rag", "the question is too long for the reranker");
-        else
-            lens[i] = (int)n;
+        lens[i] = (int)n;
+        r->truncated += cut;
     }
     if (!rc && hearth_rank_batch(r->session, ids, lens, (int)h->n, scores))
         rc = cli_fail("rag", "reranking");
@@ -295,11 +279,7 @@ static int search(const opts *o, rag_index *x, embedder *e, ranker *r, const cha
                    .model = e->model ? e->id : NULL,
                    .k = o->k,
                    .mode = o->mode};
-    if (r->model) /* the reranker's candidates */
-        q.k = o->rerank_depth  ? o->rerank_depth
-              : o->k * 4 < 20  ? 20
-              : o->k * 4 > 100 ? 100
-                               : o->k * 4;
+    if (r->model) q.k = rag_rerank_depth(o->k, o->rerank_depth); /* the reranker's candidates */
     const hearth_err err = rag_search(x, &q, h);
     free(v);
     if (err) return cli_fail("rag", "searching");

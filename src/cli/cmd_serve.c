@@ -71,6 +71,10 @@ static const char serve_usage[] =
     "  --rag DB             retrieval over an index from hearth rag index: chat requests with\n"
     "                       \"rag\": true, POST /v1/hearth/rag/search (docs/rag.md)\n"
     "  --rag-allow-cloud    requests that used retrieved text may escalate (default: local)\n"
+    "  --rag-rerank ID      a served reranker (-m FILE, named by its id) orders each\n"
+    "                       retrieval's best candidates and the k it puts first are kept\n"
+    "                       (a request's \"rerank\": false skips it)\n"
+    "  --rag-rerank-depth N candidates it scores (default max(4k, 20), at most 100)\n"
     "  --ledger FILE        the SQLite ledger and audit log (default: in memory)\n"
     "  --ledger-prompts     store prompts and answers in the ledger (to train the router)\n"
     "  --drift-every DUR    the drift report (hearth drift report) every DUR (30m, 1h): its\n"
@@ -184,6 +188,10 @@ static int parse_serve(int argc, char **argv, srv_config *c, const char **more, 
             c->router_path = v;
         else if (!strcmp(a, "--rag"))
             c->rag_path = v;
+        else if (!strcmp(a, "--rag-rerank"))
+            c->rag_rerank = v;
+        else if (!strcmp(a, "--rag-rerank-depth"))
+            ok = cli_parse_int(v, 1, 100, &c->rag_rerank_depth);
         else if (!strcmp(a, "--ledger"))
             c->ledger_path = v;
         else if (!strcmp(a, "--drift-every"))

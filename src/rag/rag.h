@@ -123,9 +123,12 @@ typedef struct rag_hit {
     char *text;         /* the chunk */
     int64_t byte_start; /* in the file; for HTML and PDF, in the text extracted from it */
     int64_t byte_len;
-    double score;  /* what ranked it: BM25 (higher is better), cosine, or fused RRF */
+    double score;  /* what ranked it: BM25 (higher is better), cosine, fused RRF, or a
+                      reranker's score once reranked */
     int rank_bm25; /* 1-based rank in each list; 0: not in it */
     int rank_vector;
+    bool reranked;          /* rag_rerank ordered it */
+    double retrieval_score; /* then: the first stage's score */
 } rag_hit;
 
 typedef struct rag_hits {
@@ -151,10 +154,30 @@ typedef struct rag_query {
  * rank, 1/(60 + rank) summed. */
 hearth_err rag_search(rag_index *x, const rag_query *q, rag_hits *out);
 void rag_hits_free(rag_hits *h);
-/* A second stage: reorders h by scores[0..h->n) (a reranker's, one a hit:
- * hearth_rank_batch), best first, keeps the first k and frees the rest;
- * each hit's score becomes its reranker's (rank_bm25 / rank_vector still
- * say where the first stage put it). */
+
+/* ---- the second stage (rag_rerank.c) ----------------------------------------
+ * A reranker (a cross-encoder, hearth_rank_batch) reads the question and
+ * each of the first stage's best candidates together; its k best are kept.
+ * The CLI scores the pairs with a session of its own, the server through
+ * its scheduler; both build them here. */
+
+/* How many candidates the first stage gives the reranker for k results:
+ * depth when > 0, else max(4k, 20) at most 100; never fewer than k. */
+int rag_rerank_depth(int k, int depth);
+
+/* The tokens of the pair (question, doc) for the reranker m
+ * (hearth_tokenize_rerank) into ids[0..cap), *n_out of them. When the pair
+ * does not fit, the document's tail is cut, at a character's start, until
+ * it does (*cut set; else cleared): a chunk longer than the reranker's
+ * context is judged by its head. HEARTH_ERR_INVALID_ARG when the question
+ * alone does not fit. */
+hearth_err rag_rerank_pair(const hearth_model *m, const char *question, size_t question_len,
+                           const char *doc, int32_t *ids, size_t cap, size_t *n_out, bool *cut);
+
+/* Reorders h by scores[0..h->n) (the reranker's, one a hit), best first,
+ * keeps the first k and frees the rest; each hit's score becomes its
+ * reranker's, the first stage's kept as retrieval_score (rank_bm25 /
+ * rank_vector still say where the first stage put it). */
 hearth_err rag_rerank(rag_hits *h, const float *scores, size_t k);
 
 /* ---- what hits become (rag_prompt.c) --------------------------------------- */
@@ -165,8 +188,9 @@ hearth_err rag_rerank(rag_hits *h, const float *scores, size_t k);
 char *rag_user_message(const rag_hits *h, const char *question);
 
 struct cJSON;
-/* One hit as {"rank", "score", "path", "byte_start", "byte_len", "rank_bm25",
- * "rank_vector", "text"} (the caller owns it; NULL when out of memory). */
+/* One hit as {"rank", "score", "path", "source", "byte_start", "byte_len",
+ * "rank_bm25", "rank_vector", "text"}, with "retrieval_score" after "score"
+ * when reranked (the caller owns it; NULL when out of memory). */
 struct cJSON *rag_hit_json(const rag_hit *h, int rank);
 
 #endif

@@ -35,6 +35,9 @@ hearth_err rag_meta_set(rag_index *x, const char *key, const char *value);
 /* Fills the vector cache when the database changed since it was loaded. */
 hearth_err rag_vectors_load(rag_index *x);
 
+/* Frees what a hit holds (rag_search.c). */
+void rag_hit_fini(rag_hit *h);
+
 /* ---- text extraction (rag_extract.c, rag_extract_html.c, rag_extract_pdf.c) ----
  * A file's format comes from its name (.html .htm .xhtml, .pdf), then from
  * its first bytes: "%PDF-" is a PDF whatever the name, and a file of no known

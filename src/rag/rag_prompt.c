@@ -37,6 +37,7 @@ cJSON *rag_hit_json(const rag_hit *h, int rank) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "rank", rank);
     cJSON_AddNumberToObject(o, "score", h->score);
+    if (h->reranked) cJSON_AddNumberToObject(o, "retrieval_score", h->retrieval_score);
     cJSON_AddStringToObject(o, "path", h->path);
     cJSON_AddStringToObject(o, "source", h->source);
     cJSON_AddNumberToObject(o, "byte_start", (double)h->byte_start);

@@ -256,36 +256,15 @@ hearth_err rag_search(rag_index *x, const rag_query *q, rag_hits *out) {
     return HEARTH_OK;
 }
 
-static void hit_free(rag_hit *h) {
+void rag_hit_fini(rag_hit *h) {
     free(h->path);
     free(h->source);
     free(h->text);
 }
 
 void rag_hits_free(rag_hits *h) {
-    for (size_t i = 0; i < h->n; i++) hit_free(&h->hit[i]);
+    for (size_t i = 0; i < h->n; i++) rag_hit_fini(&h->hit[i]);
     free(h->hit);
     h->hit = NULL;
     h->n = 0;
-}
-
-hearth_err rag_rerank(rag_hits *h, const float *scores, size_t k) {
-    if (h->n == 0) return HEARTH_OK;
-    int *order = malloc(h->n * sizeof *order);
-    rag_hit *hit = malloc(h->n * sizeof *hit);
-    if (!order || !hit || hearth_rank_order(scores, (int)h->n, order)) {
-        free(order);
-        free(hit);
-        return hr_fail(HEARTH_ERR_NOMEM, "rag: out of memory");
-    }
-    for (size_t i = 0; i < h->n; i++) {
-        hit[i] = h->hit[order[i]];
-        hit[i].score = scores[order[i]];
-    }
-    free(h->hit);
-    free(order);
-    h->hit = hit;
-    for (size_t i = k; i < h->n; i++) hit_free(&hit[i]);
-    if (k < h->n) h->n = k;
-    return HEARTH_OK;
 }

@@ -79,6 +79,7 @@ hearth_err srv_start(const srv_config *cfg, srv_server **out) {
     hearth_err err = srv_models_init(s);
     if (!err) err = srv_gateway_start(s);
     if (!err && cfg->rag_path) err = rag_open(cfg->rag_path, false, &s->rag);
+    if (!err) err = srv_rag_start(s);
     if (!err) err = srv_drift_watch_start(s);
     if (!err) err = srv_http_start(s);
     if (!err && pthread_create(&s->loader, NULL, loader_main, s) != 0)

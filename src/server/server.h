@@ -109,7 +109,11 @@ typedef struct srv_config {
     const char *pooling;     /* /v1/embeddings: "mean", "cls", "last"; NULL: the model's */
     const char *rag_path;    /* --rag DB: an index from `hearth rag index` (api_rag.c) */
     bool rag_allow_cloud;    /* requests that used it may escalate (redacted); else local */
-    bool no_dashboard;       /* --no-dashboard: GET /dashboard and its files answer 404 */
+    /* --rag-rerank MODEL_ID: a served reranker orders each retrieval's
+     * rag_rerank_depth best candidates (0: rag_rerank_depth's default) */
+    const char *rag_rerank;
+    int rag_rerank_depth;
+    bool no_dashboard; /* --no-dashboard: GET /dashboard and its files answer 404 */
     /* --drift-every DUR: the drift report every DUR on the ledger, its status
      * in /metrics and a log line when it changes (drift_watch.c); 0: off */
     int64_t drift_every_ms;
@@ -823,6 +827,9 @@ void srv_handle_infill(srv_exchange *x);           /* POST /infill */
 bool srv_llama_parse(const char *body, size_t len, bool infill, srv_request *r, int *repeat_last_n,
                      struct cJSON **root_out, srv_error *e);
 /* retrieval (api_rag.c) */
+/* At start-up, once the models are registered: --rag-rerank names a served
+ * reranker (else an error saying why), which is then loaded at start-up. */
+hearth_err srv_rag_start(srv_server *s);
 void srv_handle_rag_search(srv_exchange *x); /* POST /v1/hearth/rag/search */
 /* A parsed chat request with "rag" (r->rag): its last user message gets the
  * retrieved context, x->tier_header is pinned to local unless the operator
