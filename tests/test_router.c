@@ -769,6 +769,33 @@ static void knn_by_hand(const rtr_model *m) {
     CHECK(parts[0] == e);
 }
 
+/* An edit of a file's bytes: `width` little-endian bytes of v at section
+ * offset `off`, and what the reader's error must say. */
+typedef struct file_edit {
+    size_t off;
+    int width;
+    uint32_t v;
+    const char *msg;
+} file_edit;
+
+/* Each edit of data[size] at sec, resealed, is refused with its message. */
+static void check_edits(const uint8_t *data, size_t size, size_t sec, const file_edit *edits,
+                        size_t n, const char *what) {
+    uint8_t *b = malloc(size);
+    REQUIRE(b);
+    for (size_t i = 0; i < n; i++) {
+        rtr_model *m = NULL;
+        memcpy(b, data, size);
+        for (int k = 0; k < edits[i].width; k++)
+            b[sec + edits[i].off + (size_t)k] = (uint8_t)(edits[i].v >> (8 * k));
+        reseal(b, size);
+        CHECK(rtr_load_mem(b, size, &m) == HEARTH_ERR_FORMAT && !m);
+        CHECKF(has(hearth_last_error(), edits[i].msg), "%s edit %zu: %s", what, i,
+               hearth_last_error());
+    }
+    free(b);
+}
+
 /* Damaged neighbours parts: sec is where the part starts in the version 3
  * file data[size] (the last 4 bytes are the checksum). */
 static void knn_damaged(const uint8_t *data, size_t size, size_t sec) {
@@ -788,12 +815,7 @@ static void knn_damaged(const uint8_t *data, size_t size, size_t sec) {
     for (uint32_t r = 0; r < R; r++) nnz += data[counts + 4 * r];
     size_t gains = counts + 4 * R, terms = gains + R, weights = terms + 4 * nnz;
     REQUIRE(T == 5 && R == 5 && nnz == 10 && weights + 2 * nnz == size - 4);
-    static const struct {
-        size_t off;
-        int width; /* bytes written */
-        uint32_t v;
-        const char *msg;
-    } edits[] = {
+    static const file_edit edits[] = {
         {0, 4, 0, "k 0"},
         {0, 4, 1001, "k 1001"},
         {4, 4, 0x7fc00000u, "neighbours part"}, /* a NaN weight */
@@ -821,17 +843,26 @@ static void knn_damaged(const uint8_t *data, size_t size, size_t sec) {
         {16 + 8 * 5 + 4 + 25 + 58, 2, 0xFE00, "weight 9 not within"}, /* NaN */
         {16 + 8 * 5 + 4 + 25 + 58, 2, 0x8001, "weight 9 not within"}, /* negative */
     };
-    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
-        memcpy(b, data, size);
-        for (int k = 0; k < edits[i].width; k++)
-            b[sec + edits[i].off + (size_t)k] = (uint8_t)(edits[i].v >> (8 * k));
-        reseal(b, size);
-        m = NULL;
-        CHECK(rtr_load_mem(b, size, &m) == HEARTH_ERR_FORMAT && !m);
-        CHECKF(has(hearth_last_error(), edits[i].msg), "knn edit %zu: %s", i, hearth_last_error());
-    }
+    check_edits(data, size, sec, edits, sizeof edits / sizeof edits[0], "knn");
     free(b);
     check_extra_bytes(data, size, 2);
+}
+
+/* Loads m's file data[size] back: the same description and, written again,
+ * the same bytes. Returns the loaded model. */
+static rtr_model *reload_same(const rtr_model *m, const uint8_t *data, size_t size) {
+    rtr_model *m2 = NULL;
+    uint8_t *again;
+    size_t n;
+    char d1[1024], d2[1024];
+    REQUIRE(!rtr_load_mem(data, size, &m2));
+    rtr_describe(m, d1, sizeof d1);
+    rtr_describe(m2, d2, sizeof d2);
+    CHECKF(!strcmp(d1, d2), "%s\n%s", d1, d2);
+    REQUIRE(!rtr_save_mem(m2, &again, &n));
+    CHECK(n == size && !memcmp(data, again, size));
+    free(again);
+    return m2;
 }
 
 static void test_knn(void) {
@@ -842,7 +873,7 @@ static void test_knn(void) {
     rtr_model *m = NULL, *m2 = NULL;
     REQUIRE(!rtr_train(&d, NULL, 0, &p, &m));
     CHECK(rtr_knn_k(m) == 2 && rtr_knn_weight(m) == 0.5);
-    char d1[1024], d2[1024];
+    char d1[1024];
     rtr_describe(m, d1, sizeof d1);
     CHECKF(has(d1, "2 most similar of 5 training prompts (tf-idf of words, 5 terms"), "%s", d1);
     knn_by_hand(m);
@@ -852,7 +883,7 @@ static void test_knn(void) {
     size_t size, size2, size3;
     REQUIRE(!rtr_save_mem(m, &data, &size));
     CHECK(data[8] == 3);
-    REQUIRE(!rtr_load_mem(data, size, &m2));
+    m2 = reload_same(m, data, size);
     knn_by_hand(m2);
     static const char *const probe[] = {"apple banana", "dog", "", "fish apple cherry cherry"};
     for (size_t i = 0; i < sizeof probe / sizeof probe[0]; i++) {
@@ -860,11 +891,6 @@ static void test_knn(void) {
         CHECK(!rtr_score(m, probe[i], strlen(probe[i]), &a));
         CHECK(!rtr_score(m2, probe[i], strlen(probe[i]), &c) && a == c);
     }
-    rtr_describe(m2, d2, sizeof d2);
-    CHECK(!strcmp(d1, d2));
-    REQUIRE(!rtr_save_mem(m2, &data3, &size3));
-    CHECK(size3 == size && !memcmp(data, data3, size));
-    free(data3);
     rtr_free(m2);
     /* the same with three threads */
     p.n_threads = 3;
@@ -899,6 +925,141 @@ static void test_knn(void) {
     p = knn_params();
     p.knn_bits = 25;
     CHECK(rtr_train(&d, NULL, 0, &p, &m2) == HEARTH_ERR_INVALID_ARG);
+    rtr_free(m);
+    rtr_dataset_fini(&d);
+}
+
+/* ------------------------------------- the neighbour-based subject estimate */
+
+/* The six rows of knn_rows alternate groups k_a (0, 2, 4) and k_b (1, 3, 5),
+ * one benchmark: each group's rate is its mean gain shrunk toward the
+ * benchmark's (1/6) by 20 pseudo-rows; "fish" (k_b) counts there, though it is
+ * not stored as a neighbour. */
+static const double RATE_A = (1 + 20.0 / 6) / 23, RATE_B = (0 + 20.0 / 6) / 23;
+
+/* The estimates by hand under a model trained on knn_rows with group weight
+ * b (a = 0.5, K = 2). */
+static void knn_subject_by_hand(const rtr_model *m, double b) {
+    static const uint32_t ks[] = {1, 2, 3};
+    double e, h, rate[3], hw[3], kn[3], e2, parts[4];
+    const char *q = "apple banana banana"; /* rows 0 (k_a), 1 (k_b), 2 (k_a) as in knn_by_hand */
+    REQUIRE(!rtr_knn_subject_parts(m, q, strlen(q), ks, 3, &e, &h, rate, hw));
+    double bb = 1 + log(2.0), qa = 1 / sqrt(1 + bb * bb), qb = bb * qa;
+    double s0 = qa + qb, s1 = qa, s2 = qb;
+    CHECKF(fabs(rate[0] - RATE_A) < 1e-6 && fabs(rate[1] - RATE_A) < 1e-6, "%g %g, want %g",
+           rate[0], rate[1], RATE_A);
+    double want = ((s0 + s2) * RATE_A + s1 * RATE_B) / (s0 + s1 + s2);
+    CHECKF(fabs(rate[2] - want) < 1e-6, "K=3: %g, want %g", rate[2], want);
+    /* one benchmark of two groups: both heads' weights are subject_head_weight */
+    CHECKF(fabs(hw[0] - 0.25) < 1e-7 && fabs(hw[2] - 0.25) < 1e-7 && fabs(h - 0.25) < 1e-7,
+           "%g %g %g", hw[0], hw[2], h);
+    /* the score: E' = E + b (rate over the model's 2 nearest - E), then
+     * E' + 0.5 (kn - E') */
+    REQUIRE(!rtr_knn_parts(m, q, strlen(q), ks, 3, &e2, kn) && e2 == e);
+    REQUIRE(!rtr_score_parts(m, q, strlen(q), parts));
+    double ep = e + b * (rate[1] - e);
+    CHECKF(fabs(parts[0] - (ep + 0.5 * (kn[1] - ep))) < 1e-12, "%g", parts[0]);
+    CHECK(fabs(parts[3] - (h + b * (hw[1] - h))) < 1e-12);
+    /* "DOG dog": rows 3 (k_b) and 4 (k_a) tie, the earlier wins K = 1 */
+    q = "DOG dog";
+    REQUIRE(!rtr_knn_subject_parts(m, q, strlen(q), ks, 3, &e, &h, rate, hw));
+    CHECKF(fabs(rate[0] - RATE_B) < 1e-6 && fabs(rate[1] - (RATE_A + RATE_B) / 2) < 1e-6, "%g %g",
+           rate[0], rate[1]);
+    /* no neighbour: the classifier's expectations stand */
+    q = "zebra fish";
+    REQUIRE(!rtr_knn_subject_parts(m, q, strlen(q), ks, 3, &e, &h, rate, hw));
+    CHECK(rate[0] == e && rate[2] == e && hw[1] == h);
+    REQUIRE(!rtr_score_parts(m, q, strlen(q), parts));
+    CHECK(parts[0] == e && parts[3] == h);
+}
+
+/* Damaged group sections: sec is where it starts in the version 4 file
+ * data[size] (its weight, then 5 group bytes, then the checksum). */
+static void knn_groups_damaged(const uint8_t *data, size_t size, size_t sec) {
+    rtr_model *m = NULL;
+    uint8_t *b = malloc(size + 8);
+    REQUIRE(b && sec + 4 + 5 + 4 == size);
+    for (size_t n = sec; n < size - 4; n++) {
+        memcpy(b, data, n);
+        reseal(b, n + 4);
+        CHECKF(rtr_load_mem(b, n + 4, &m) == HEARTH_ERR_FORMAT && !m, "cut at %zu", n);
+        CHECKF(has(hearth_last_error(), "groups"), "cut at %zu: %s", n, hearth_last_error());
+    }
+    static const file_edit edits[] = {
+        {0, 4, 0, "weight truncated or outside"},           /* 0: a version 3 file */
+        {0, 4, 0x3f800001u, "weight truncated or outside"}, /* just above 1 */
+        {0, 4, 0xbe800000u, "weight truncated or outside"}, /* -0.25 */
+        {0, 4, 0x7fc00000u, "weight truncated or outside"}, /* NaN */
+        {4, 1, 2, "row 0's group 2 (2 classes)"},           {8, 1, 255, "row 4's group 255"},
+    };
+    check_edits(data, size, sec, edits, sizeof edits / sizeof edits[0], "group");
+    /* a version 5 is refused by name */
+    memcpy(b, data, size);
+    b[8] = 5;
+    reseal(b, size);
+    CHECK(rtr_load_mem(b, size, &m) == HEARTH_ERR_FORMAT && has(hearth_last_error(), "version 5"));
+    free(b);
+    check_extra_bytes(data, size, 3);
+}
+
+static void test_knn_subject(void) {
+    rtr_dataset d;
+    rtr_dataset_init(&d);
+    knn_rows(&d);
+    rtr_train_params p = knn_params();
+    p.knn_subject_weight = 0.5;
+    p.subject_l2 = 1; /* a classifier unsure of the group, P(k_a | text) near 1/2 */
+    rtr_model *m = NULL, *m2 = NULL, *m0 = NULL;
+    REQUIRE(!rtr_train(&d, NULL, 0, &p, &m));
+    CHECK(rtr_knn_subject_weight(m) == 0.5);
+    char d1[1024];
+    rtr_describe(m, d1, sizeof d1);
+    CHECKF(has(d1, "moved 0.5 of the way to its groups"), "%s", d1);
+    knn_subject_by_hand(m, 0.5);
+
+    /* version 4: read back to the same scores and bytes */
+    uint8_t *data, *data0;
+    size_t size, size0;
+    REQUIRE(!rtr_save_mem(m, &data, &size));
+    CHECK(data[8] == 4);
+    m2 = reload_same(m, data, size);
+    knn_subject_by_hand(m2, 0.5);
+    rtr_free(m2);
+
+    /* weight 0: today's model, written as version 3 byte for byte as before
+     * (the groups are not written), and the same but for the section */
+    p.knn_subject_weight = 0;
+    REQUIRE(!rtr_train(&d, NULL, 0, &p, &m0));
+    knn_subject_by_hand(m0, 0); /* the groups are known in memory */
+    REQUIRE(!rtr_save_mem(m0, &data0, &size0));
+    CHECK(data0[8] == 3 && size0 + 4 + 5 == size && !memcmp(data0 + 12, data + 12, size0 - 16));
+    REQUIRE(!rtr_load_mem(data0, size0, &m2));
+    uint32_t one = 1;
+    double e, h, rate, hw;
+    CHECK(rtr_knn_subject_parts(m2, "dog", 3, &one, 1, &e, &h, &rate, &hw) ==
+              HEARTH_ERR_INVALID_ARG &&
+          has(hearth_last_error(), "no groups"));
+    CHECK(rtr_knn_subject_weight(m2) == 0);
+    knn_by_hand(m2); /* a version 3 file still scores as before */
+
+    /* the direction: "apple banana banana"'s two nearest are both k_a, whose
+     * rate is above the classifier's mixture E, so its score rises with b */
+    const char *q = "apple banana banana";
+    double s0, s5;
+    REQUIRE(!rtr_knn_subject_parts(m, q, strlen(q), &one, 1, &e, &h, &rate, &hw));
+    REQUIRE(!rtr_score(m2, q, strlen(q), &s0) && !rtr_score(m, q, strlen(q), &s5));
+    CHECKF(rate > e + 0.01 && s5 > s0, "E %g, rate %g: %g -> %g", e, rate, s0, s5);
+    CHECK(fabs((s5 - s0) - 1.0 * 0.5 * 0.5 * (rate - e)) < 1e-12); /* coef (1 - a) b (rate - E) */
+    rtr_free(m2);
+    rtr_free(m0);
+
+    knn_groups_damaged(data, size, size0 - 4);
+    free(data0);
+    free(data);
+    p = knn_params();
+    p.knn_subject_weight = 1.5;
+    CHECK(rtr_train(&d, NULL, 0, &p, &m2) == HEARTH_ERR_INVALID_ARG &&
+          has(hearth_last_error(), "subject weight 1.5"));
     rtr_free(m);
     rtr_dataset_fini(&d);
 }
@@ -1059,6 +1220,18 @@ static void test_cli(void) {
     snprintf(cmd, sizeof cmd, "%s router train --data %s -o %s --knn-weight 2 2>&1", HEARTH_BINARY,
              two, rtr);
     CHECKF(run_cmd(cmd, out, sizeof out) == 2 && has(out, "--knn-weight"), "%s", out);
+    /* --knn-subject B > 0: version 4 */
+    snprintf(cmd, sizeof cmd,
+             "%s router train --data %s -o %s --hash-bits 12 --iters 20 --knn 7 --knn-subject 0.5 "
+             "-q 2>&1",
+             HEARTH_BINARY, two, rtr);
+    CHECKF(run_cmd(cmd, out, sizeof out) == 0, "%s", out);
+    REQUIRE(!rtr_load(rtr, &m));
+    CHECK(rtr_knn_subject_weight(m) == 0.5);
+    rtr_free(m);
+    snprintf(cmd, sizeof cmd, "%s router train --data %s -o %s --knn-subject -1 2>&1",
+             HEARTH_BINARY, two, rtr);
+    CHECKF(run_cmd(cmd, out, sizeof out) == 2 && has(out, "--knn-subject"), "%s", out);
 
     /* errors say what and where */
     const char *bad = tmp_path("broken.csv");
@@ -1178,6 +1351,12 @@ static int write_corpus(const char *dir) {
     write_seed(dir, "file_knn_tiny", 0, data, size);
     free(data);
     rtr_free(m);
+    p.knn_subject_weight = 0.5; /* version 4: with the neighbours' groups */
+    REQUIRE(!rtr_train(&d, NULL, 0, &p, &m));
+    REQUIRE(!rtr_save_mem(m, &data, &size) && data[8] == 4);
+    write_seed(dir, "file_knn_groups", 0, data, size);
+    free(data);
+    rtr_free(m);
     rtr_dataset_fini(&d);
     static const char csv[] = "prompt,weak_ok,strong_ok\n\"a, \"\"b\"\"\nc\",True,False\r\n,,\n";
     write_seed(dir, "csv_tricky", 1, csv, sizeof csv - 1);
@@ -1204,6 +1383,7 @@ int main(int argc, char **argv) {
     rtr_free(m);
     test_subject();
     test_knn();
+    test_knn_subject();
     test_ledger();
     test_cli();
     int skip = test_routellm();

@@ -310,8 +310,9 @@ enum {
 static void dev_group_blends(const rtr_dataset *d, const size_t *order, size_t n,
                              const double *parts, const double *knn, const double *gq,
                              double subject_weight) {
-    double *s = malloc(2 * (n ? n : 1) * sizeof *s), *s2 = s + (n ? n : 1);
+    double *s = malloc(2 * (n ? n : 1) * sizeof *s);
     if (!s) return;
+    double *s2 = s + (n ? n : 1);
     printf("Neighbour-based subject estimate: P(g|text) -> (1-b) P(g|text) + b Q(g), Q the "
            "similarity-weighted groups of the K_g nearest, then E -> E + a*(kn - E), out of "
            "fold:\n"
