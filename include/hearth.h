@@ -431,6 +431,30 @@ typedef struct hearth_sampling {
      * budget beside a constraint with HEARTH_ERR_INVALID_ARG. */
     int32_t reasoning_budget;
     bool reasoning_open; /* the prompt opened the block: the count starts at once */
+    /* llama.cpp's other samplers, with its semantics and its chain's order: bias ->
+     * penalties -> DRY -> top-n-sigma -> top-k -> typical -> top-p -> min-p -> XTC ->
+     * temperature (docs/server.md, "Sampling"). Off in the defaults; their knobs at
+     * llama.cpp's defaults. A value outside its range fails with
+     * HEARTH_ERR_INVALID_ARG naming the field. */
+    bool ignore_eos;       /* the end-of-generation tokens are banned: a generation runs to
+                              max_tokens (or a stop string, or the context) */
+    float typical_p;       /* locally typical sampling, in [0, 1]; 1: off */
+    float top_n_sigma;     /* keeps logits >= max - n * their standard deviation; <= 0: off (-1) */
+    float xtc_probability; /* XTC: the chance a draw removes its likeliest tokens, [0, 1]; 0: off */
+    float xtc_threshold;   /* ... all with p >= it but the least likely, [0, 1]; > 0.5: off (0.1) */
+    int32_t mirostat;      /* 1, 2: Mirostat (2.0) after bias and temperature, in place of the
+                              penalties, DRY and truncations (as llama.cpp); 0: off */
+    float mirostat_tau;    /* target surprise in bits, >= 0 (5) */
+    float mirostat_eta;    /* learning rate, >= 0 (0.1) */
+    float dry_multiplier;  /* DRY repetition penalty, >= 0; 0: off */
+    float dry_base;        /* >= 1 (1.75) */
+    int32_t dry_allowed_length; /* >= 0 (2) */
+    int32_t dry_penalty_last_n; /* tokens scanned; -1: the model's context, 0: off (64) */
+    /* Strings that end a repetition (each 1 to 40 bytes, at most 64 of them). NULL: llama.cpp's
+     * "\n", ":", "\"", "*"; a non-NULL array with 0 entries: none. Need not outlive
+     * hearth_sampler_new. */
+    const char *const *dry_sequence_breakers;
+    size_t n_dry_sequence_breakers;
 } hearth_sampling;
 #define HEARTH_REASONING_BUDGET_ZERO (-1)
 

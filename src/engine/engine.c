@@ -305,15 +305,17 @@ bool hearth_token_is_eog(const hearth_model *m, int32_t id) {
 
 hearth_sampling hearth_sampling_default_params(void) {
     smp_params d = smp_default_params();
-    return (hearth_sampling){.temperature = d.temperature,
-                             .top_k = d.top_k,
-                             .top_p = d.top_p,
-                             .min_p = d.min_p,
-                             .penalty_last_n = d.penalty_last_n,
-                             .repeat_penalty = d.repeat_penalty,
-                             .frequency_penalty = d.frequency_penalty,
-                             .presence_penalty = d.presence_penalty,
-                             .seed = HEARTH_SEED_RANDOM};
+    hearth_sampling p = {.temperature = d.temperature,
+                         .top_k = d.top_k,
+                         .top_p = d.top_p,
+                         .min_p = d.min_p,
+                         .penalty_last_n = d.penalty_last_n,
+                         .repeat_penalty = d.repeat_penalty,
+                         .frequency_penalty = d.frequency_penalty,
+                         .presence_penalty = d.presence_penalty,
+                         .seed = HEARTH_SEED_RANDOM};
+    engine_sampling_defaults(&p);
+    return p;
 }
 
 /* The table a constraint reads: the model's, built on first use, with a
@@ -393,7 +395,9 @@ hearth_err hearth_sampler_new(const hearth_model *m, const hearth_sampling *para
     }
     hearth_sampler *s = hr_calloc(1, sizeof *s);
     if (!s) return HEARTH_ERR_NOMEM;
-    hearth_err err = constraint_vocab(m, &p, &s->vocab, &sp.schema, &sp.gbnf);
+    engine_smp_extra x;
+    hearth_err err = engine_smp_extra_fill(m, &p, &sp, &x);
+    if (!err) err = constraint_vocab(m, &p, &s->vocab, &sp.schema, &sp.gbnf);
     if (!err) {
         /* an unknown value stays unknown (the four known ones are 0..3 in both) */
         sp.constraint = p.constraint == HEARTH_CONSTRAINT_GRAMMAR       ? SMP_CONSTRAINT_GRAMMAR
@@ -404,6 +408,7 @@ hearth_err hearth_sampler_new(const hearth_model *m, const hearth_sampling *para
         sp.vocab = s->vocab;
     }
     if (!err) err = smp_new(m->hp.n_vocab, &sp, &s->smp); /* takes sp.schema and sp.gbnf over */
+    engine_smp_extra_free(&x);
     if (err) {
         smp_vocab_free(s->vocab);
         free(s);

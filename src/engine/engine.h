@@ -22,8 +22,21 @@ const tok_vocab *engine_vocab(const hearth_model *m);
  * stopping before a token whose probability is under p_min or whose id is
  * not below n_vocab (the target's); *n_out receives how many. */
 int spec_ngram(const int32_t *hist, int n_hist, int32_t last, int size_n, int max, int32_t *out);
-hearth_err spec_draft(hearth_session *draft, const int32_t *hist, int n_hist, int32_t last,
-                      int max, float p_min, int n_vocab, int32_t *out, int *n_out);
+hearth_err spec_draft(hearth_session *draft, const int32_t *hist, int n_hist, int32_t last, int max,
+                      float p_min, int n_vocab, int32_t *out, int *n_out);
+
+/* hearth_sampling's fields for llama.cpp's other samplers (sampler_opts.c):
+ * their defaults, and smp_params from them with what they need from the
+ * model (ignore_eos's bans merged with the biases, DRY's breakers as
+ * tokens), held in x until smp_new has copied them. */
+typedef struct engine_smp_extra {
+    hearth_logit_bias *bias;
+    smp_dry_breaker *brk;
+} engine_smp_extra;
+void engine_sampling_defaults(hearth_sampling *p);
+hearth_err engine_smp_extra_fill(const hearth_model *m, const hearth_sampling *p, smp_params *sp,
+                                 engine_smp_extra *x);
+void engine_smp_extra_free(engine_smp_extra *x);
 
 struct hearth_sampler {
     smp_sampler *smp;

@@ -1,16 +1,15 @@
 /*
- * sampler.c - the sampler chain: logit bias -> penalties -> top-k -> top-p ->
- * min-p -> temperature -> draw, with the semantics of llama.cpp's samplers of
- * the same names (src/llama-sampler.cpp) and OpenAI's logit_bias and
- * frequency/presence penalties.
+ * sampler.c - the sampler chain: logit bias -> penalties -> DRY -> top-n-sigma
+ * -> top-k -> typical -> top-p -> min-p -> XTC -> temperature -> draw, with the
+ * semantics of llama.cpp's samplers of the same names (src/llama-sampler.cpp)
+ * and OpenAI's logit_bias and frequency/presence penalties; Mirostat in place
+ * of the chain. This file holds the chain, the candidates' order and heap,
+ * bias, penalties, top-k, top-p, min-p, temperature and the draw; the other
+ * stages are in stages.c, mirostat.c and dry.c (sampler_impl.h: the state).
  *
- * Candidates live in two buffers sized n_vocab at creation:
- *   sorted[0, n_sorted)  the best candidates, best first;
- *   rest[0, n_rest)      the others, each worse than every sorted one, kept as
- *                        a binary max-heap when rest_is_heap.
  * Top-k selects its k into `sorted` in one pass (a heap of the k best so far);
  * a later stage that needs the i-th best candidate pops it from the heap on
- * demand (have_rank). No stage sorts the whole vocabulary unless it keeps
+ * demand (smp_have_rank). No stage sorts the whole vocabulary unless it keeps
  * all of it, and nothing is allocated per token.
  *
  * "Better" is a total order (higher logit, then lower id) so that ties go to
@@ -21,12 +20,8 @@
  * row, can bring it back. Logit biases are applied there too, first (a banned token is likewise no
  * candidate): they are kept sorted by id, duplicates summed, so the fill merges them in one pass.
  */
-#include "gbnf.h"
-#include "json_prefix.h"
-#include "json_schema.h"
+#include "sampler_impl.h"
 
-#include <float.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,34 +29,9 @@
  * turning into a multi-gigabyte allocation. */
 enum { SMP_WINDOW_MAX = 1 << 24 };
 
-struct smp_sampler {
-    smp_params params;
-    int32_t n_vocab;
-    uint64_t seed; /* resolved: never SMP_SEED_RANDOM */
-    hr_rng rng;
-
-    smp_cand *rest;   /* [n_vocab] */
-    smp_cand *sorted; /* [n_vocab] */
-    float *weights;   /* [n_vocab] the draw's exp(logit - max), in walk order */
-    size_t n_rest, n_sorted;
-    bool rest_is_heap;
-
-    bool penalties_on;
-    int32_t *counts; /* [n_vocab] occurrences in the window, NULL when penalties are off */
-    int32_t *window; /* ring of the last penalty_last_n accepted tokens */
-    int32_t win_head, win_len;
-
-    smp_schemac *schema;  /* the constraint (JSON mode: the schema {"type":"object"}), or NULL */
-    smp_gramc *gram;      /* the constraint of a GBNF grammar, or NULL */
-    const uint32_t *mask; /* the constraint's allowed tokens for this draw, or NULL */
-
-    hearth_logit_bias *bias; /* [n_bias] by id ascending, one entry per id (summed); NULL if none */
-    size_t n_bias;
-
-    bool budgeted;        /* a thinking budget (think.c) */
-    smp_think think;      /* ... where the reply stands */
-    uint32_t *force_mask; /* ... its closing token alone, the mask while FORCING */
-};
+/* XTC's random stream is seeded with the seed XOR this ("XTC_RNG!"), apart
+ * from the draw's (llama.cpp gives each sampler a generator of its own). */
+#define XTC_STREAM 0x5854435f524e4721ULL
 
 smp_params smp_default_params(void) {
     smp_params p = {
@@ -76,8 +46,66 @@ smp_params smp_default_params(void) {
         .seed = SMP_SEED_RANDOM,
         .constraint = SMP_CONSTRAINT_NONE,
         .vocab = NULL,
+        .typical_p = 1.0f,
+        .top_n_sigma = -1.0f,
+        .xtc_probability = 0.0f,
+        .xtc_threshold = 0.1f,
+        .mirostat = 0,
+        .mirostat_tau = 5.0f,
+        .mirostat_eta = 0.1f,
+        .dry_multiplier = 0.0f,
+        .dry_base = 1.75f,
+        .dry_allowed_length = 2,
+        .dry_penalty_last_n = 64,
     };
     return p;
+}
+
+/* The settings of llama.cpp's other stages; each message names the field. */
+static hearth_err check_extra(const smp_params *p) {
+    if (!(p->typical_p >= 0.0f && p->typical_p <= 1.0f))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: typical_p %g is outside [0, 1]",
+                       (double)p->typical_p);
+    if (isnan(p->top_n_sigma) || p->top_n_sigma == INFINITY)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: top_n_sigma %g must be finite",
+                       (double)p->top_n_sigma);
+    if (!(p->xtc_probability >= 0.0f && p->xtc_probability <= 1.0f))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: xtc_probability %g is outside [0, 1]",
+                       (double)p->xtc_probability);
+    if (!(p->xtc_threshold >= 0.0f && p->xtc_threshold <= 1.0f))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: xtc_threshold %g is outside [0, 1]",
+                       (double)p->xtc_threshold);
+    if (p->mirostat < 0 || p->mirostat > 2)
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "sampling: mirostat %d is not 0 (off), 1 or 2 (Mirostat 2.0)",
+                       (int)p->mirostat);
+    if (!(p->mirostat_tau >= 0.0f) || !isfinite(p->mirostat_tau))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: mirostat_tau %g must be >= 0",
+                       (double)p->mirostat_tau);
+    if (!(p->mirostat_eta >= 0.0f) || !isfinite(p->mirostat_eta))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: mirostat_eta %g must be >= 0",
+                       (double)p->mirostat_eta);
+    if (!(p->dry_multiplier >= 0.0f) || !isfinite(p->dry_multiplier))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: dry_multiplier %g must be >= 0",
+                       (double)p->dry_multiplier);
+    if (!(p->dry_base >= 1.0f) || !isfinite(p->dry_base))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: dry_base %g must be >= 1",
+                       (double)p->dry_base);
+    if (p->dry_allowed_length < 0)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: dry_allowed_length %d must be >= 0",
+                       (int)p->dry_allowed_length);
+    if (p->dry_penalty_last_n < 0 || p->dry_penalty_last_n > SMP_WINDOW_MAX)
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "sampling: dry_penalty_last_n %d is outside [0, %d] (map -1 to n_ctx "
+                       "first)",
+                       (int)p->dry_penalty_last_n, (int)SMP_WINDOW_MAX);
+    if (p->n_dry_breakers > 0 && !p->dry_breakers)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: %zu DRY sequence breakers but no array",
+                       p->n_dry_breakers);
+    if (p->n_dry_breakers > SMP_BIAS_MAX)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: %zu DRY sequence breakers (at most %d)",
+                       p->n_dry_breakers, (int)SMP_BIAS_MAX);
+    return HEARTH_OK;
 }
 
 static hearth_err check_params(const smp_params *p) {
@@ -114,7 +142,7 @@ static hearth_err check_params(const smp_params *p) {
     if (p->think_on && p->constraint != SMP_CONSTRAINT_NONE)
         return hr_fail(HEARTH_ERR_INVALID_ARG,
                        "sampling: a thinking budget cannot be combined with a constraint");
-    return HEARTH_OK;
+    return check_extra(p);
 }
 
 static int bias_cmp(const void *a, const void *b) {
@@ -180,9 +208,13 @@ hearth_err smp_new(int32_t n_vocab, const smp_params *params, smp_sampler **out)
         smp_free(s);
         return err;
     }
+    /* Mirostat's chain has no penalties (llama.cpp's: bias, temperature, Mirostat) */
     s->penalties_on =
-        p.penalty_last_n > 0 &&
+        p.mirostat == 0 && p.penalty_last_n > 0 &&
         (p.repeat_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f);
+    s->params.dry_breakers = NULL; /* the caller's: copied by smp_dry_init */
+    s->params.n_dry_breakers = 0;
+    s->mu = 2.0 * (double)p.mirostat_tau;
     /* n_vocab and the window are positive int32, so the byte counts of these
      * calloc calls fit in size_t; calloc checks n * size itself. */
     s->rest = hr_calloc((size_t)n_vocab, sizeof *s->rest);
@@ -193,6 +225,18 @@ hearth_err smp_new(int32_t n_vocab, const smp_params *params, smp_sampler **out)
         s->counts = hr_calloc((size_t)n_vocab, sizeof *s->counts);
         s->window = hr_calloc((size_t)p.penalty_last_n, sizeof *s->window);
         if (!s->counts || !s->window) goto nomem;
+    }
+    s->params.dry_breakers = p.dry_breakers; /* for smp_dry_init only */
+    s->params.n_dry_breakers = p.n_dry_breakers;
+    err = smp_dry_init(s);
+    s->params.dry_breakers = NULL;
+    s->params.n_dry_breakers = 0;
+    if (!err) err = smp_stages_init(s);
+    if (err) {
+        smp_schema_free(schema);
+        smp_grammar_free(gbnf);
+        smp_free(s);
+        return err;
     }
     if ((s->budgeted = p.think_on)) {
         if (p.think_budget < 0 || p.think_end < 0 || p.think_end >= n_vocab ||
@@ -241,6 +285,7 @@ hearth_err smp_new(int32_t n_vocab, const smp_params *params, smp_sampler **out)
     s->seed = p.seed != SMP_SEED_RANDOM ? p.seed : hr_seed_from_entropy();
     if (s->seed == SMP_SEED_RANDOM) s->seed = 0; /* an entropy draw; never ask again */
     hr_rng_seed(&s->rng, s->seed);
+    hr_rng_seed(&s->xtc_rng, s->seed ^ XTC_STREAM);
     *out = s;
     return HEARTH_OK;
 nomem:
@@ -259,6 +304,8 @@ void smp_free(smp_sampler *s) {
     free(s->window);
     free(s->bias);
     free(s->force_mask);
+    free(s->scored);
+    smp_dry_fini(s);
     smp_schemac_free(s->schema);
     smp_gramc_free(s->gram);
     free(s);
@@ -273,6 +320,9 @@ void smp_reset(smp_sampler *s) {
     s->win_head = 0;
     s->win_len = 0;
     hr_rng_seed(&s->rng, s->seed);
+    hr_rng_seed(&s->xtc_rng, s->seed ^ XTC_STREAM);
+    s->mu = 2.0 * (double)s->params.mirostat_tau;
+    smp_dry_reset(s);
     if (s->schema) smp_schemac_reset(s->schema);
     if (s->gram) smp_gramc_reset(s->gram);
     if (s->budgeted)
@@ -286,6 +336,7 @@ hearth_err smp_accept(smp_sampler *s, int32_t token) {
     if (token < 0 || token >= s->n_vocab)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: token %d is outside [0, %d)", (int)token,
                        (int)s->n_vocab);
+    if (s->dry_on) smp_dry_accept(s, token);
     if (!s->penalties_on) return HEARTH_OK;
     const int32_t cap = s->params.penalty_last_n;
     if (s->win_len == cap) { /* full: the oldest token leaves the window */
@@ -323,10 +374,6 @@ bool smp_constraint_done(const smp_sampler *s) {
 
 /* ---- ordering and the heap ----------------------------------------------- */
 
-static inline bool better(smp_cand a, smp_cand b) {
-    return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
-}
-
 /* Sift-down for a heap whose root is its best element (worst_on_top false)
  * or its worst (true). */
 static void heap_sift_down(smp_cand *h, size_t n, size_t i, bool worst_on_top) {
@@ -334,8 +381,8 @@ static void heap_sift_down(smp_cand *h, size_t n, size_t i, bool worst_on_top) {
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= n) break;
-        if (c + 1 < n && better(h[c + 1], h[c]) != worst_on_top) c++;
-        if (better(h[c], x) == worst_on_top) break;
+        if (c + 1 < n && smp_better(h[c + 1], h[c]) != worst_on_top) c++;
+        if (smp_better(h[c], x) == worst_on_top) break;
         h[i] = h[c];
         i = c;
     }
@@ -346,25 +393,24 @@ static void heap_build(smp_cand *h, size_t n, bool worst_on_top) {
     for (size_t i = n / 2; i-- > 0;) heap_sift_down(h, n, i, worst_on_top);
 }
 
-/* Makes sorted[i] hold the i-th best kept candidate if there is one. */
-static bool have_rank(smp_sampler *s, size_t i) {
-    if (i < s->n_sorted) return true;
-    if (s->n_rest == 0) return false;
-    if (!s->rest_is_heap) {
-        heap_build(s->rest, s->n_rest, false);
-        s->rest_is_heap = true;
-    }
-    s->sorted[s->n_sorted++] = s->rest[0];
-    s->n_rest--;
-    if (s->n_rest > 0) {
-        s->rest[0] = s->rest[s->n_rest];
-        heap_sift_down(s->rest, s->n_rest, 0, false);
+bool smp_have_rank(smp_sampler *s, size_t i) {
+    while (i >= s->n_sorted) {
+        if (s->n_rest == 0) return false;
+        if (!s->rest_is_heap) {
+            heap_build(s->rest, s->n_rest, false);
+            s->rest_is_heap = true;
+        }
+        s->sorted[s->n_sorted++] = s->rest[0];
+        s->n_rest--;
+        if (s->n_rest > 0) {
+            s->rest[0] = s->rest[s->n_rest];
+            heap_sift_down(s->rest, s->n_rest, 0, false);
+        }
     }
     return true;
 }
 
-/* The best kept candidate's logit, without sorting anything. */
-static float best_logit(const smp_sampler *s) {
+float smp_best_logit(const smp_sampler *s) {
     if (s->n_sorted > 0) return s->sorted[0].logit;
     if (s->rest_is_heap) return s->rest[0].logit;
     float m = -INFINITY;
@@ -382,16 +428,10 @@ static float penalize(const smp_params *p, float logit, int32_t count) {
     return logit - ((float)count * p->frequency_penalty + p->presence_penalty);
 }
 
-/* Model output is not trusted to be finite: NaN would break the total order
- * and inf - inf the softmax. */
-static inline float sanitize(float x) {
-    if (isnan(x)) return -INFINITY;
-    return x > FLT_MAX ? FLT_MAX : x;
-}
-
 /* Stage 0 and 1: every token the constraint allows and no bias bans, in id
- * order, with its biased, then penalized logit. False, with an error
- * recorded, when no token is left (the biases banned every one allowed). */
+ * order, with its biased, then penalized logit, then DRY's penalty. False,
+ * with an error recorded, when no token is left (the biases banned every one
+ * allowed). */
 static bool stage_fill(smp_sampler *s, const float *logits) {
     const bool pen = s->penalties_on && s->win_len > 0;
     const uint32_t *mask = s->mask;
@@ -399,13 +439,13 @@ static bool stage_fill(smp_sampler *s, const float *logits) {
     size_t n = 0;
     for (int32_t i = 0; i < s->n_vocab; i++) {
         if (mask && !(mask[i / 32] >> (i % 32) & 1)) continue;
-        float l = sanitize(logits[i]);
+        float l = smp_sanitize(logits[i]);
         while (bias < bias_end && bias->id < i) bias++;
         if (bias < bias_end && bias->id == i) {
             if (bias->bias <= SMP_BIAS_BAN) continue;
-            l = sanitize(l + bias->bias);
+            l = smp_sanitize(l + bias->bias);
         }
-        if (pen && s->counts[i] > 0) l = sanitize(penalize(&s->params, l, s->counts[i]));
+        if (pen && s->counts[i] > 0) l = smp_sanitize(penalize(&s->params, l, s->counts[i]));
         s->rest[n].id = i;
         s->rest[n].logit = l;
         n++;
@@ -413,7 +453,10 @@ static bool stage_fill(smp_sampler *s, const float *logits) {
     s->n_rest = n;
     s->n_sorted = 0;
     s->rest_is_heap = false;
-    if (n > 0) return true;
+    if (n > 0) {
+        if (s->dry_on) smp_dry_apply(s);
+        return true;
+    }
     hr_fail(HEARTH_ERR_UNSUPPORTED, s->mask ? "sampling: logit_bias bans every token the "
                                               "constraint allows here"
                                             : "sampling: logit_bias bans every token");
@@ -425,7 +468,7 @@ static bool stage_fill(smp_sampler *s, const float *logits) {
  * comparison, so this is one cheap pass over n_vocab plus O(k log k). */
 static void stage_top_k(smp_sampler *s, size_t k) {
     if (s->n_sorted > 0) { /* not reached by run_chain, where top-k comes first */
-        while (s->n_sorted < k && have_rank(s, s->n_sorted)) {
+        while (s->n_sorted < k && smp_have_rank(s, s->n_sorted)) {
         }
         if (s->n_sorted > k) s->n_sorted = k;
         s->n_rest = 0;
@@ -438,7 +481,7 @@ static void stage_top_k(smp_sampler *s, size_t k) {
         if (m < k) {
             h[m++] = c;
             if (m == k) heap_build(h, k, true);
-        } else if (better(c, h[0])) {
+        } else if (smp_better(c, h[0])) {
             h[0] = c;
             heap_sift_down(h, k, 0, true);
         }
@@ -455,18 +498,22 @@ static void stage_top_k(smp_sampler *s, size_t k) {
     s->n_rest = 0;
 }
 
-/* Keeps the smallest best-first prefix whose probability (softmax over the
- * candidates still kept) reaches p; at least one. */
-static void stage_top_p(smp_sampler *s, float p) {
-    const float max = best_logit(s);
-    if (max == -INFINITY) return; /* nothing has any probability to rank */
+double smp_exp_sum(const smp_sampler *s, float max) {
     double sum = 0.0;
     for (size_t i = 0; i < s->n_sorted; i++) sum += expf(s->sorted[i].logit - max);
     for (size_t i = 0; i < s->n_rest; i++) sum += expf(s->rest[i].logit - max);
-    const double target = (double)p * sum;
+    return sum;
+}
+
+/* Keeps the smallest best-first prefix whose probability (softmax over the
+ * candidates still kept) reaches p; at least one. */
+static void stage_top_p(smp_sampler *s, float p) {
+    const float max = smp_best_logit(s);
+    if (max == -INFINITY) return; /* nothing has any probability to rank */
+    const double target = (double)p * smp_exp_sum(s, max);
     double cum = 0.0;
     size_t i = 0;
-    while (have_rank(s, i)) {
+    while (smp_have_rank(s, i)) {
         cum += expf(s->sorted[i].logit - max);
         i++;
         if (cum >= target) break;
@@ -475,11 +522,7 @@ static void stage_top_p(smp_sampler *s, float p) {
     s->n_rest = 0;
 }
 
-/* Keeps tokens with p >= min_p * p_max, i.e. logit >= max + log(min_p); the
- * best token always. Unsorted candidates are filtered without sorting. */
-static void stage_min_p(smp_sampler *s, float min_p) {
-    const float max = best_logit(s);
-    const float threshold = max + logf(min_p);
+void smp_keep_above(smp_sampler *s, float threshold) {
     for (size_t i = 1; i < s->n_sorted; i++) {
         if (s->sorted[i].logit < threshold) {
             s->n_sorted = i;
@@ -487,30 +530,60 @@ static void stage_min_p(smp_sampler *s, float min_p) {
             return;
         }
     }
+    if (s->n_sorted == 0 && s->n_rest == 0) return;
+    smp_cand best = s->n_sorted ? s->sorted[0] : s->rest[0];
     size_t w = 0;
     for (size_t i = 0; i < s->n_rest; i++) {
+        if (smp_better(s->rest[i], best)) best = s->rest[i];
         if (s->rest[i].logit >= threshold) s->rest[w++] = s->rest[i];
     }
+    if (s->n_sorted == 0 && w == 0) s->rest[w++] = best; /* the best stays */
     s->n_rest = w;
     s->rest_is_heap = false;
+}
+
+/* Keeps tokens with p >= min_p * p_max, i.e. logit >= max + log(min_p); the
+ * best token always. Unsorted candidates are filtered without sorting. */
+static void stage_min_p(smp_sampler *s, float min_p) {
+    smp_keep_above(s, smp_best_logit(s) + logf(min_p));
 }
 
 static void stage_temperature(smp_sampler *s, float t) {
     /* Dividing by t > 0 keeps the order, so sorted and heap stay valid (a
      * tiny t may overflow to inf, clamped to FLT_MAX, which keeps it weakly;
      * ties then fall back on the id order, as everywhere). */
-    for (size_t i = 0; i < s->n_sorted; i++) s->sorted[i].logit = sanitize(s->sorted[i].logit / t);
-    for (size_t i = 0; i < s->n_rest; i++) s->rest[i].logit = sanitize(s->rest[i].logit / t);
+    for (size_t i = 0; i < s->n_sorted; i++)
+        s->sorted[i].logit = smp_sanitize(s->sorted[i].logit / t);
+    for (size_t i = 0; i < s->n_rest; i++) s->rest[i].logit = smp_sanitize(s->rest[i].logit / t);
 }
 
-/* Runs every stage but the draw; false as stage_fill. */
+static bool xtc_on(const smp_params *p) {
+    return p->xtc_probability > 0.0f && p->xtc_threshold <= 0.5f;
+}
+
+/* Whether a stage of the chain may drop the best candidate (typical, XTC),
+ * so that greedy must run the chain rather than take the argmax. */
+static bool chain_drops_best(const smp_params *p) {
+    return p->mirostat == 0 && (p->typical_p < 1.0f || xtc_on(p));
+}
+
+/* Runs every stage but the draw (temperature only when > 0); false as
+ * stage_fill. */
 static bool run_chain(smp_sampler *s, const float *logits) {
     const smp_params *p = &s->params;
     if (!stage_fill(s, logits)) return false;
+    if (p->mirostat) { /* llama.cpp's chain for it: bias, temperature, Mirostat */
+        if (p->temperature > 0.0f) stage_temperature(s, p->temperature);
+        smp_mirostat_truncate(s);
+        return true;
+    }
+    if (p->top_n_sigma > 0.0f) smp_stage_top_n_sigma(s, p->top_n_sigma);
     if (p->top_k > 0 && (size_t)p->top_k < s->n_rest) stage_top_k(s, (size_t)p->top_k);
+    if (p->typical_p < 1.0f) smp_stage_typical(s, p->typical_p);
     if (p->top_p < 1.0f) stage_top_p(s, p->top_p);
     if (p->min_p > 0.0f) stage_min_p(s, p->min_p);
-    stage_temperature(s, p->temperature);
+    if (xtc_on(p)) smp_stage_xtc(s, p->xtc_probability, p->xtc_threshold);
+    if (p->temperature > 0.0f) stage_temperature(s, p->temperature);
     return true;
 }
 
@@ -520,38 +593,47 @@ static smp_cand greedy_pick(smp_sampler *s, const float *logits) {
     if (!stage_fill(s, logits)) return (smp_cand){-1, -INFINITY};
     smp_cand best = s->rest[0];
     for (size_t i = 1; i < s->n_rest; i++) {
-        if (better(s->rest[i], best)) best = s->rest[i];
+        if (smp_better(s->rest[i], best)) best = s->rest[i];
     }
     return best;
 }
 
-/* Draws from softmax over the kept candidates. A candidate of probability 0
- * (logit -inf, or underflow) is never drawn: it needs cum > target to win. */
-static int32_t draw(smp_sampler *s) {
-    const float max = best_logit(s);
+/* Greedy for any chain: the best candidate; -1 as greedy_pick. */
+static smp_cand greedy_any(smp_sampler *s, const float *logits) {
+    if (!chain_drops_best(&s->params)) return greedy_pick(s, logits);
+    if (!run_chain(s, logits)) return (smp_cand){-1, -INFINITY};
+    smp_have_rank(s, 0);
+    return s->sorted[0];
+}
+
+/* A candidate of probability 0 (logit -inf, or underflow) is never drawn: it
+ * needs cum > target to win. */
+int32_t smp_draw(smp_sampler *s, double *p) {
+    const float max = smp_best_logit(s);
     if (max == -INFINITY) { /* all equally impossible: the order's first */
-        have_rank(s, 0);
+        smp_have_rank(s, 0);
+        *p = 1.0 / (double)(s->n_sorted + s->n_rest);
         return s->sorted[0].id;
     }
     /* Walk order: the sorted candidates, then the rest. */
     const size_t n = s->n_sorted + s->n_rest;
     double sum = 0.0;
     for (size_t i = 0; i < n; i++) {
-        const smp_cand c = i < s->n_sorted ? s->sorted[i] : s->rest[i - s->n_sorted];
-        s->weights[i] = expf(c.logit - max);
+        s->weights[i] = expf(smp_walk(s, i)->logit - max);
         sum += s->weights[i];
     }
     const double target = hr_rng_uniform(&s->rng) * sum;
     double cum = 0.0;
-    int32_t last = -1;
+    size_t last = n;
     for (size_t i = 0; i < n; i++) {
         if (s->weights[i] <= 0.0f) continue;
-        const int32_t id = i < s->n_sorted ? s->sorted[i].id : s->rest[i - s->n_sorted].id;
         cum += s->weights[i];
-        last = id;
-        if (cum > target) return id;
+        last = i;
+        if (cum > target) break;
     }
-    return last; /* rounding left target at the very top: the last possible one */
+    /* (rounding may leave target at the very top: the last possible one) */
+    *p = s->weights[last] / sum;
+    return smp_walk(s, last)->id;
 }
 
 /* ---- logprobs over the original logits ------------------------------------ */
@@ -567,18 +649,18 @@ static void fill_info(const smp_sampler *s, const float *logits, int n_top, smp_
     const int32_t n = s->n_vocab;
     float max = -INFINITY;
     for (int32_t i = 0; i < n; i++) {
-        const float l = sanitize(logits[i]);
+        const float l = smp_sanitize(logits[i]);
         max = l > max ? l : max;
     }
     double lse = -INFINITY;
     if (max != -INFINITY) {
         double sum = 0.0;
-        for (int32_t i = 0; i < n; i++) sum += expf(sanitize(logits[i]) - max);
+        for (int32_t i = 0; i < n; i++) sum += expf(smp_sanitize(logits[i]) - max);
         /* the largest logit adds exp(0) = 1: sum >= 1 */
         // cppcheck-suppress invalidFunctionArg
         lse = (double)max + log(sum);
     }
-    info->logprob = logprob_of(sanitize(logits[info->id]), lse, n);
+    info->logprob = logprob_of(smp_sanitize(logits[info->id]), lse, n);
 
     /* The n_top best by insertion into a short sorted list: most tokens fail
      * the first comparison with its current worst. */
@@ -588,10 +670,10 @@ static void fill_info(const smp_sampler *s, const float *logits, int n_top, smp_
     smp_cand top[SMP_TOP_LOGPROBS_MAX];
     int k = 0;
     for (int32_t i = 0; i < n && n_top > 0; i++) {
-        const smp_cand c = {i, sanitize(logits[i])};
-        if (k == n_top && !better(c, top[k - 1])) continue;
+        const smp_cand c = {i, smp_sanitize(logits[i])};
+        if (k == n_top && !smp_better(c, top[k - 1])) continue;
         int j = k < n_top ? k++ : k - 1;
-        for (; j > 0 && better(c, top[j - 1]); j--) top[j] = top[j - 1];
+        for (; j > 0 && smp_better(c, top[j - 1]); j--) top[j] = top[j - 1];
         top[j] = c;
     }
     for (int j = 0; j < k; j++) {
@@ -651,11 +733,13 @@ static bool begin_draw(smp_sampler *s) {
 int32_t smp_sample_ex(smp_sampler *s, const float *logits, int n_top, smp_info *info) {
     if (!begin_draw(s)) return -1;
     int32_t id;
-    if (s->params.temperature <= 0.0f) {
-        id = greedy_pick(s, logits).id;
-    } else {
-        id = run_chain(s, logits) ? draw(s) : -1;
-    }
+    double p;
+    if (s->params.temperature <= 0.0f)
+        id = greedy_any(s, logits).id;
+    else if (!run_chain(s, logits))
+        id = -1;
+    else
+        id = s->params.mirostat ? smp_mirostat_draw(s) : smp_draw(s, &p);
     if (id < 0) return -1;
     if (info) {
         info->id = id;
@@ -670,14 +754,18 @@ int32_t smp_sample(smp_sampler *s, const float *logits) {
 
 int32_t smp_candidates(smp_sampler *s, const float *logits, smp_cand *out, int32_t cap) {
     if (!begin_draw(s)) return 0;
+    const hr_rng xtc = s->xtc_rng; /* XTC's chance is peeked at, not consumed */
     if (s->params.temperature <= 0.0f) {
-        const smp_cand best = greedy_pick(s, logits);
+        const smp_cand best = greedy_any(s, logits);
+        s->xtc_rng = xtc;
         if (best.id < 0) return 0;
         if (cap > 0) out[0] = best;
         return 1;
     }
-    if (!run_chain(s, logits)) return 0;
-    while (have_rank(s, s->n_sorted)) {
+    const bool ok = run_chain(s, logits);
+    s->xtc_rng = xtc;
+    if (!ok) return 0;
+    while (smp_have_rank(s, s->n_sorted)) {
     }
     const size_t n = s->n_sorted;
     size_t m = cap > 0 ? (size_t)cap : 0;

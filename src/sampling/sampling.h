@@ -4,13 +4,18 @@
  *
  * A sampler (smp_sampler) is a fixed chain configured once by smp_params:
  *
- *     logit bias -> penalties -> top-k -> top-p -> min-p -> temperature -> draw
+ *     logit bias -> penalties -> DRY -> top-n-sigma -> top-k -> typical -> top-p
+ *       -> min-p -> XTC -> temperature -> draw
  *
- * the order of llama.cpp's default chain (its DRY, typical-p, XTC and
- * top-n-sigma stages are not implemented). Temperature <= 0 means greedy: the
- * argmax of the penalized logits (the truncations never remove the argmax).
- * Every ordering is total: logit descending, then token id ascending, so ties
- * go to the lowest id and results never depend on sort stability.
+ * the order of llama.cpp's default chain; a stage whose setting says "off" is
+ * skipped (stages.c: typical, top-n-sigma, XTC; dry.c: DRY). Mirostat
+ * (mirostat.c) replaces it, as in llama.cpp, by logit bias -> temperature ->
+ * Mirostat's own truncation and draw: no penalties, DRY or other truncation.
+ * Temperature <= 0 means greedy: the best candidate the chain keeps (as
+ * llama.cpp's temperature 0 keeps only it); only typical and XTC can remove the
+ * argmax, so without them it is the argmax of the penalized logits. Every
+ * ordering is total: logit descending, then token id ascending, so ties go to
+ * the lowest id and results never depend on sort stability.
  *
  * Logit biases (OpenAI's logit_bias) come first: each is added to its
  * token's raw logit, and a bias <= SMP_BIAS_BAN bans the token (it is not a
@@ -56,6 +61,17 @@ typedef enum smp_constraint {
                                    end of generation only once the text is whole */
 } smp_constraint;
 
+/* A DRY sequence breaker as tokens (llama.cpp's processed form, built by the
+ * engine from a string and the vocabulary): `head` followed by tail[0..n_tail)
+ * in the text ends every repetition DRY sees there; a head with no tail
+ * (a token whose text holds the whole string) is also never penalized. */
+enum { SMP_DRY_TAIL_MAX = 20 };
+typedef struct smp_dry_breaker {
+    int32_t head;
+    int32_t n_tail; /* in [0, SMP_DRY_TAIL_MAX] */
+    int32_t tail[SMP_DRY_TAIL_MAX];
+} smp_dry_breaker;
+
 typedef struct smp_params {
     float temperature;       /* <= 0: greedy; logits are divided by it otherwise */
     int32_t top_k;           /* keep the k best; <= 0: off */
@@ -89,6 +105,24 @@ typedef struct smp_params {
     bool think_on, think_open;
     int32_t think_budget;
     int32_t think_start, think_end;
+    /* llama.cpp's other stages, each off by default (llama.cpp's defaults for
+     * the knobs): */
+    float typical_p;            /* locally typical sampling; in [0, 1], 1: off */
+    float top_n_sigma;          /* keep logits >= max - n * their standard deviation; <= 0: off */
+    float xtc_probability;      /* XTC: chance that a draw removes its likeliest tokens; in
+                                   [0, 1], 0: off */
+    float xtc_threshold;        /* ... every token with p >= it but the least likely of them;
+                                   in [0, 1], > 0.5: off (0.1) */
+    int32_t mirostat;           /* 0: off, 1: Mirostat, 2: Mirostat 2.0 */
+    float mirostat_tau;         /* target surprise, bits, >= 0 (5) */
+    float mirostat_eta;         /* learning rate, >= 0 (0.1) */
+    float dry_multiplier;       /* DRY: penalty multiplier, >= 0; 0: off */
+    float dry_base;             /* >= 1 (1.75) */
+    int32_t dry_allowed_length; /* repetitions longer than this are penalized, >= 0 (2) */
+    int32_t dry_penalty_last_n; /* accepted tokens scanned; 0: off (64). Callers map
+                                   llama.cpp's -1 to n_ctx. */
+    const smp_dry_breaker *dry_breakers; /* [n_dry_breakers], copied by smp_new */
+    size_t n_dry_breakers;
 } smp_params;
 
 /* ---- the thinking budget (think.c) ----------------------------------------- */
@@ -118,7 +152,8 @@ void smp_think_advance(smp_think *t, int32_t token);
 enum { SMP_BIAS_MAX = 1 << 20 };
 
 /* llama.cpp's defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05,
- * a window of 64 with every penalty off, a random seed. */
+ * a window of 64 with every penalty off, a random seed; typical, top-n-sigma,
+ * XTC, Mirostat and DRY off (their knobs at llama.cpp's defaults). */
 smp_params smp_default_params(void);
 
 typedef struct smp_sampler smp_sampler;
@@ -128,8 +163,9 @@ typedef struct smp_sampler smp_sampler;
 hearth_err smp_new(int32_t n_vocab, const smp_params *params, smp_sampler **out);
 void smp_free(smp_sampler *s);
 
-/* Forgets the penalty window and restarts the random stream from the seed, so
- * a reset sampler behaves like a new one. */
+/* Forgets the penalty and DRY windows, restarts the random streams from the
+ * seed and Mirostat from mu = 2 tau, so a reset sampler behaves like a new
+ * one. */
 void smp_reset(smp_sampler *s);
 
 /* The seed in use (the one drawn at smp_new when SMP_SEED_RANDOM was asked). */
