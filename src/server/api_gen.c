@@ -443,6 +443,10 @@ srv_job *srv_job_for_choice(srv_server *s, const srv_gen *g, int choice) {
         j->sampling.logit_bias = j->logit_bias;
         j->sampling.n_logit_bias = (size_t)r->n_logit_bias;
     }
+    if (!srv_breakers_own(&j->sampling, &j->dry_breakers)) {
+        srv_job_release(j);
+        return NULL;
+    }
     j->max_tokens = st.max_tokens;
     job_ctx_shift(s, g, j);
     /* a forced call's JSON is not cut by the client's stop strings */

@@ -10,10 +10,12 @@
  * repeat_last_n 64, n_predict -1: until the context is full; a model's
  * "parameters" in --models-file win over them), parsed by
  * srv_parse_request and routed as /v1/completions routes it (gateway,
- * ledger). Sampling features Hearth does not have (mirostat, typical_p,
- * DRY, XTC, n_probs, ignore_eos) are a 400 naming the field rather than
- * ignored; fields about llama-server's own machinery (cache_prompt: Hearth
- * always reuses a slot's prefix; id_slot; samplers; timings_per_token) are
+ * ledger). llama.cpp's other samplers (typical_p, top_n_sigma, xtc_*,
+ * mirostat*, dry_*, ignore_eos) go through under their own names
+ * (request_samplers.c); n_probs, which Hearth does not have here, is a 400
+ * naming it rather than ignored; fields about llama-server's own machinery
+ * (cache_prompt: Hearth always reuses a slot's prefix; id_slot; samplers;
+ * timings_per_token) are
  * ignored. n_keep and n_discard are what a context shift keeps and
  * forgets (hearth serve --context-shift), as llama-server's.
  *
@@ -172,30 +174,14 @@ static const cJSON *given(const cJSON *obj, const char *key) {
     return v && !cJSON_IsNull(v) ? v : NULL;
 }
 
-/* Sampling features Hearth does not have: a 400 when one is asked for (a
+/* What Hearth does not have on this route: a 400 when it is asked for (a
  * value other than the one that switches it off). */
 static bool refuse_unsupported(const cJSON *root, srv_error *e) {
-    static const struct {
-        const char *name;
-        double off;
-        const char *what;
-    } fields[] = {
-        {"mirostat", 0, "mirostat sampling"},
-        {"typical_p", 1, "locally typical sampling"},
-        {"dry_multiplier", 0, "DRY repetition penalty"},
-        {"xtc_probability", 0, "XTC sampling"},
-        {"top_n_sigma", -1, "top-n-sigma sampling"},
-        {"n_probs", 0, "token probabilities (use /v1/completions with logprobs)"},
-    };
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        const cJSON *v = given(root, fields[i].name);
-        if (v && (!cJSON_IsNumber(v) || v->valuedouble != fields[i].off))
-            return srv_fail(e, 400, fields[i].name, NULL, "'%s': %s is not supported",
-                            fields[i].name, fields[i].what);
-    }
-    const cJSON *v = given(root, "ignore_eos");
-    if (v && !cJSON_IsFalse(v))
-        return srv_fail(e, 400, "ignore_eos", NULL, "'ignore_eos' is not supported");
+    const cJSON *v = given(root, "n_probs");
+    if (v && (!cJSON_IsNumber(v) || v->valuedouble != 0))
+        return srv_fail(e, 400, "n_probs", NULL,
+                        "'n_probs': token probabilities are not supported here (use "
+                        "/v1/completions with logprobs)");
     return true;
 }
 
@@ -239,8 +225,12 @@ static bool translate(const cJSON *root, bool infill, cJSON *out, int *repeat_la
                         "'repeat_last_n' must be -1 (the context), 0 (off) or more");
     *repeat_last_n = rln ? (int)rln->valuedouble : 64;
     *client |= rln ? SRV_GIVEN(SRV_P_REPEAT_LAST_N) : 0;
-    static const char *const same[] = {"model",   "stop",   "stream",   "logit_bias",
-                                       "grammar", "n_keep", "n_discard"};
+    static const char *const same[] = {
+        "model", "stop", "stream", "logit_bias", "grammar", "n_keep", "n_discard",
+        /* llama.cpp's other samplers (request_samplers.c) */
+        "ignore_eos", "typical_p", "top_n_sigma", "xtc_probability", "xtc_threshold", "mirostat",
+        "mirostat_tau", "mirostat_eta", "dry_multiplier", "dry_base", "dry_allowed_length",
+        "dry_penalty_last_n", "dry_sequence_breakers"};
     for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
         const cJSON *v = given(root, same[i]);
         if (v) cJSON_AddItemToObject(out, same[i], cJSON_Duplicate(v, true));

@@ -34,7 +34,8 @@
  * model stays loaded once the request is done (models.c; an empty prompt
  * with keep_alive 0 unloads it: done_reason "unload"). Ignored: the options
  * that do not apply to a model already loaded with its context (num_ctx,
- * num_batch, num_gpu, num_thread, ...).
+ * num_batch, num_gpu, num_thread, ...). typical_p and mirostat* are
+ * llama.cpp's samplers, as in ollama.
  */
 #include "server.h"
 
@@ -158,6 +159,14 @@ static bool translate_options(const cJSON *opts, cJSON *out, int *repeat_last_n,
             continue;
         }
         cJSON_AddNumberToObject(out, options[i].openai, d);
+    }
+    /* llama.cpp's samplers ollama passes on (its defaults are llama.cpp's):
+     * checked as the OpenAI body's fields of the same names */
+    static const char *const samplers[] = {"typical_p", "mirostat", "mirostat_tau",
+                                           "mirostat_eta"};
+    for (size_t i = 0; opts && i < sizeof samplers / sizeof *samplers; i++) {
+        const cJSON *v = given(opts, samplers[i]);
+        if (v) cJSON_AddItemToObject(out, samplers[i], cJSON_Duplicate(v, true));
     }
     const cJSON *stop = opts ? given(opts, "stop") : NULL;
     if (stop) cJSON_AddItemToObject(out, "stop", cJSON_Duplicate(stop, true));

@@ -189,7 +189,7 @@ static bool parse_sampling(parse_ctx *c, const cJSON *root) {
     if (!get_int(c, root, "speculative.n_min", 0, SRV_MAX_SPEC, &given, &ll)) return false;
     if (!get_number(c, root, "speculative.p_min", 0, 1, &given, &d)) return false;
     c->r->spec_p_min = given ? d : NAN;
-    return true;
+    return srv_parse_samplers(c->e, root, r);
 }
 
 /* response_format json_schema: {"name", "schema", "strict"}. The schema is
@@ -704,6 +704,7 @@ void srv_request_free(srv_request *r) {
     free(r->suffix);
     free(r->response_format);
     free(r->logit_bias);
+    free(r->dry_breakers);
     cJSON_Delete(r->rag);
     for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
     *r = (srv_request){0};

@@ -105,6 +105,7 @@ void srv_job_release(srv_job *j) {
     pthread_cond_destroy(&j->cv);
     if (j->group && j->group != j) srv_job_release(j->group);
     free(j->logit_bias);
+    free(j->dry_breakers);
     free(j->prompt);
     for (int i = 0; i < j->n_stop; i++) free(j->stop[i]);
     free(j->text);

@@ -265,6 +265,7 @@ typedef struct srv_request {
     hearth_logit_bias *logit_bias;
     int n_logit_bias;
     bool logit_bias_array;
+    void *dry_breakers; /* the block sampling.dry_sequence_breakers points into (NULL: none) */
     double given_temperature, given_top_p; /* as the client set them, NAN when not (a remote
                                               tier gets only what the client chose, or its
                                               dialect's default; never a model's parameter) */
@@ -317,6 +318,13 @@ typedef struct srv_request {
  * nothing to free; on success *out must be freed with srv_request_free. */
 bool srv_parse_request(srv_kind kind, const char *body, size_t len, srv_request *out, srv_error *e);
 void srv_request_free(srv_request *r);
+/* llama.cpp's other samplers' fields (request_samplers.c): typical_p,
+ * top_n_sigma, xtc_*, mirostat*, dry_*, ignore_eos into r->sampling; false
+ * with a 400 naming the field. */
+bool srv_parse_samplers(srv_error *e, const struct cJSON *root, srv_request *r);
+/* Points sp's DRY sequence breakers at a copy in one malloc'd block, *block
+ * (free it; NULL when sp has none). False when out of memory. */
+bool srv_breakers_own(hearth_sampling *sp, void **block);
 /* A dialect's own default for setting p (ollama's temperature 0.8, ...), a
  * number: set unless the client gave p, which stays not given, so that a
  * model's parameters still win over it, as a Modelfile's PARAMETER lines
@@ -408,6 +416,7 @@ typedef struct srv_job {
     int n_prompt;
     hearth_sampling sampling;      /* its logit_bias points to the job's own copy below */
     hearth_logit_bias *logit_bias; /* owned (srv_job_for copies the request's) */
+    void *dry_breakers;            /* owned: what sampling.dry_sequence_breakers points into */
     int max_tokens;                /* <= 0: until the context is full */
     bool ctx_shift;                /* a full context is shifted (hearth_gen_params), not the end */
     int n_keep;                    /* hearth_gen_params.n_keep */

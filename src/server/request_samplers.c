@@ -1,0 +1,128 @@
+/*
+ * request_samplers.c - the request fields of llama.cpp's other samplers, as
+ * llama-server reads them from a body (/completion, and its OpenAI routes):
+ *
+ *   ignore_eos (boolean), typical_p [0, 1], top_n_sigma (<= 0: off),
+ *   xtc_probability [0, 1], xtc_threshold [0, 1], mirostat 0/1/2,
+ *   mirostat_tau >= 0, mirostat_eta >= 0, dry_multiplier >= 0, dry_base
+ *   (below 1: the default 1.75, as llama-server replaces it),
+ *   dry_allowed_length >= 0, dry_penalty_last_n >= -1 (-1: the context),
+ *   dry_sequence_breakers (a non-empty array of 1 to 64 strings of 1 to 40
+ *   bytes; llama-server cuts longer ones, Hearth refuses them).
+ *
+ * A value of the wrong type or out of range is a 400 naming the field;
+ * absent or null leaves the default (off). The breakers are kept in one
+ * block (the pointers, then the strings) that the request, and each job
+ * made from it, owns: srv_breakers_own.
+ */
+#include "request_impl.h"
+
+#include "core/core.h"
+
+#include <cjson/cJSON.h>
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { BREAKERS_MAX = 64, BREAKER_BYTES_MAX = 40 };
+
+bool srv_breakers_own(hearth_sampling *sp, void **block) {
+    *block = NULL;
+    if (!sp->dry_sequence_breakers) return true;
+    const size_t n = sp->n_dry_sequence_breakers;
+    size_t bytes = (n + 1) * sizeof(char *);
+    for (size_t i = 0; i < n; i++) bytes += strlen(sp->dry_sequence_breakers[i]) + 1;
+    char **ptrs = malloc(bytes);
+    if (!ptrs) return false;
+    char *text = (char *)(ptrs + n + 1);
+    for (size_t i = 0; i < n; i++) {
+        const size_t len = strlen(sp->dry_sequence_breakers[i]) + 1;
+        memcpy(text, sp->dry_sequence_breakers[i], len);
+        ptrs[i] = text;
+        text += len;
+    }
+    ptrs[n] = NULL;
+    sp->dry_sequence_breakers = (const char *const *)ptrs;
+    *block = ptrs;
+    return true;
+}
+
+static bool parse_breakers(srv_error *e, const cJSON *v, srv_request *r) {
+    const char *name = "dry_sequence_breakers";
+    const int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
+    if (n < 1 || n > BREAKERS_MAX)
+        return srv_fail(e, 400, name, NULL, "'%s' must be an array of 1 to %d strings", name,
+                        BREAKERS_MAX);
+    const char *strs[BREAKERS_MAX];
+    int i = 0;
+    for (const cJSON *s = v->child; s; s = s->next, i++) {
+        size_t len = cJSON_IsString(s) ? strlen(s->valuestring) : 0, bad;
+        if (len < 1 || len > BREAKER_BYTES_MAX || !hr_utf8_valid(s->valuestring, len, &bad)) {
+            char item[48];
+            snprintf(item, sizeof item, "%s[%d]", name, i);
+            return srv_fail(e, 400, item, NULL, "'%s' must be a UTF-8 string of 1 to %d bytes",
+                            item, BREAKER_BYTES_MAX);
+        }
+        strs[i] = s->valuestring;
+    }
+    r->sampling.dry_sequence_breakers = strs;
+    r->sampling.n_dry_sequence_breakers = (size_t)n;
+    if (!srv_breakers_own(&r->sampling, &r->dry_breakers)) {
+        r->sampling.dry_sequence_breakers = NULL;
+        return srv_fail(e, 500, NULL, NULL, "out of memory");
+    }
+    return true;
+}
+
+/* One number: its range, and whether it must be whole (then it goes to an
+ * int32 field, else to a float one). */
+typedef struct num_field {
+    const char *name;
+    double lo, hi;
+    float *f;
+    int32_t *i;
+} num_field;
+
+static bool read_number(srv_error *e, const cJSON *root, const num_field *f) {
+    const cJSON *v = srv_req_field(root, f->name);
+    if (!v) return true;
+    const double d = v->valuedouble;
+    if (!cJSON_IsNumber(v) || !isfinite(d) || (f->i && d != floor(d)))
+        return srv_req_bad_type(e, f->name, f->i ? "an integer" : "a number");
+    if (d < f->lo || d > f->hi)
+        return srv_fail(e, 400, f->name, NULL, "'%s' must be between %g and %g (got %g)", f->name,
+                        f->lo, f->hi, d);
+    if (f->i)
+        *f->i = (int32_t)d;
+    else
+        *f->f = (float)d;
+    return true;
+}
+
+bool srv_parse_samplers(srv_error *e, const cJSON *root, srv_request *r) {
+    hearth_sampling *s = &r->sampling;
+    const num_field fields[] = {
+        {"typical_p", 0, 1, &s->typical_p, NULL},
+        {"top_n_sigma", -1e9, 1e9, &s->top_n_sigma, NULL},
+        {"xtc_probability", 0, 1, &s->xtc_probability, NULL},
+        {"xtc_threshold", 0, 1, &s->xtc_threshold, NULL},
+        {"mirostat", 0, 2, NULL, &s->mirostat},
+        {"mirostat_tau", 0, 1e6, &s->mirostat_tau, NULL},
+        {"mirostat_eta", 0, 1e6, &s->mirostat_eta, NULL},
+        {"dry_multiplier", 0, 1e6, &s->dry_multiplier, NULL},
+        {"dry_base", -1e6, 1e6, &s->dry_base, NULL},
+        {"dry_allowed_length", 0, INT_MAX, NULL, &s->dry_allowed_length},
+        {"dry_penalty_last_n", -1, INT_MAX, NULL, &s->dry_penalty_last_n},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+        if (!read_number(e, root, &fields[i])) return false;
+    if (s->dry_base < 1.0f) s->dry_base = hearth_sampling_default_params().dry_base;
+    const cJSON *v = srv_req_field(root, "ignore_eos");
+    if (v && !cJSON_IsBool(v)) return srv_req_bad_type(e, "ignore_eos", "a boolean");
+    if (v) s->ignore_eos = cJSON_IsTrue(v);
+    v = srv_req_field(root, "dry_sequence_breakers");
+    return !v || parse_breakers(e, v, r);
+}
