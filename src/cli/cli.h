@@ -50,6 +50,7 @@ int cli_lora_opt(const char *cmd, int argc, char **argv, int *i, cli_lora_opts *
 void cli_lora_params(const cli_lora_opts *o, hearth_model_params *mp);
 
 /* The options every generating command takes (opts.c). */
+enum { CLI_DRY_BREAKERS_MAX = 64 };
 typedef struct cli_gen_opts {
     cli_lora_opts lora;       /* --lora, --lora-scaled (cli_lora_opt) */
     hearth_model_params mp;   /* -t */
@@ -57,8 +58,12 @@ typedef struct cli_gen_opts {
     unsigned kv_given;        /* cli_kv_type_opt's record of the K and V types given */
     hearth_sampling smp;      /* --temp --top-k --top-p --min-p --repeat-penalty --repeat-last-n
                                  --frequency-penalty --presence-penalty --seed; --grammar,
-                                 --grammar-file (constraint and grammar) */
+                                 --grammar-file (constraint and grammar); llama.cpp's other
+                                 samplers (--typical ... --ignore-eos) */
     hearth_gen_params gen;    /* -n */
+    /* --dry-sequence-breaker (repeatable; smp.dry_sequence_breakers points here once one is
+     * given, borrowed from argv) */
+    const char *dry_breakers[CLI_DRY_BREAKERS_MAX];
 } cli_gen_opts;
 
 #define CLI_GEN_USAGE                                                                              \
@@ -70,6 +75,17 @@ typedef struct cli_gen_opts {
     "  --repeat-penalty R  (default 1: off), --repeat-last-n N (default 64)\n"                     \
     "  --frequency-penalty F, --presence-penalty P (default 0)\n"                                  \
     "  --seed S            reproducible sampling (default: random)\n"                              \
+    "  llama.cpp's other samplers (off by default; docs/server.md, \"Sampling\"):\n"               \
+    "  --typical P         locally typical sampling (1: off)\n"                                    \
+    "  --top-nsigma N      keep logits within N standard deviations of the best (-1: off)\n"       \
+    "  --xtc-probability P, --xtc-threshold T  XTC (0: off; threshold 0.1, > 0.5: off)\n"          \
+    "  --mirostat 1|2      Mirostat in place of the other samplers (0: off), with\n"               \
+    "                      --mirostat-ent TAU (5) and --mirostat-lr ETA (0.1)\n"                   \
+    "  --dry-multiplier M  DRY repetition penalty (0: off), --dry-base B (1.75),\n"                \
+    "                      --dry-allowed-length N (2), --dry-penalty-last-n N (64;\n"              \
+    "                      -1: the context),\n"                                                    \
+    "                      --dry-sequence-breaker S (repeatable; replaces \\n : \" *; none)\n"     \
+    "  --ignore-eos        never end at an end-of-generation token\n"                              \
     "  -t N                threads (default: physical cores)\n"                                    \
     "  -c, --ctx N         context length (default: min(model's, 4096))\n"                         \
     "  --kv-type f32|f16|q8_0  KV cache element type (default f16, llama.cpp's: half of f32's\n"   \
@@ -94,6 +110,9 @@ const char *cli_kv_type_name(hearth_kv_type type);
 /* Applies option a with value v: 1 when it is one of CLI_GEN_USAGE's, 0 when
  * not, -1 (message printed, naming cmd) when v is not a valid value. */
 int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o);
+/* When a is one of CLI_GEN_USAGE's options without a value (--ignore-eos):
+ * applies it and returns true. */
+bool cli_gen_flag(const char *a, cli_gen_opts *o);
 
 /* Speculative decoding's options (opts_spec.c; docs/speculative.md), as
  * llama.cpp names them. Three proposals by default (llama.cpp's too): a

@@ -349,6 +349,7 @@ int cmd_chat(int argc, char **argv) {
             o.gen.ctx_shift |= !strcmp(a, "--context-shift");
             continue;
         }
+        if (cli_gen_flag(a, &o)) continue;
         const int lr = cli_lora_opt("chat", argc, argv, &i, &o.lora);
         if (lr < 0) return 2;
         if (lr) continue;

@@ -100,6 +100,7 @@ static int parse_run(int argc, char **argv, run_opts *o) {
             o->g.gen.ctx_shift = true;
             continue;
         }
+        if (cli_gen_flag(a, &o->g)) continue;
         const int lr = cli_lora_opt("run", argc, argv, &i, &o->g.lora);
         if (lr < 0) return 2;
         if (lr) continue;

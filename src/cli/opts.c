@@ -89,17 +89,51 @@ bool cli_parse_int(const char *v, long lo, long hi, int *out) {
     return true;
 }
 
+bool cli_gen_flag(const char *a, cli_gen_opts *o) {
+    if (strcmp(a, "--ignore-eos") != 0) return false;
+    o->smp.ignore_eos = true;
+    return true;
+}
+
+/* --dry-sequence-breaker S: the first one replaces llama.cpp's defaults,
+ * "none" leaves none (as llama.cpp's). */
+static int dry_breaker_opt(const char *cmd, const char *v, cli_gen_opts *o) {
+    if (!o->smp.dry_sequence_breakers) {
+        o->smp.dry_sequence_breakers = o->dry_breakers;
+        o->smp.n_dry_sequence_breakers = 0;
+    }
+    if (!strcmp(v, "none")) {
+        o->smp.n_dry_sequence_breakers = 0;
+        return 1;
+    }
+    if (!*v || strlen(v) > 40 || o->smp.n_dry_sequence_breakers == CLI_DRY_BREAKERS_MAX) {
+        fprintf(stderr, "hearth %s: --dry-sequence-breaker wants 1 to 40 bytes, at most %d times\n",
+                cmd, CLI_DRY_BREAKERS_MAX);
+        return -1;
+    }
+    o->dry_breakers[o->smp.n_dry_sequence_breakers++] = v;
+    return 1;
+}
+
 int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o) {
     const struct {
-        const char *name;
+        const char *name, *alias;
         float *field;
     } floats[] = {
-        {"--temp", &o->smp.temperature},
-        {"--top-p", &o->smp.top_p},
-        {"--min-p", &o->smp.min_p},
-        {"--repeat-penalty", &o->smp.repeat_penalty},
-        {"--frequency-penalty", &o->smp.frequency_penalty},
-        {"--presence-penalty", &o->smp.presence_penalty},
+        {"--temp", NULL, &o->smp.temperature},
+        {"--top-p", NULL, &o->smp.top_p},
+        {"--min-p", NULL, &o->smp.min_p},
+        {"--repeat-penalty", NULL, &o->smp.repeat_penalty},
+        {"--frequency-penalty", NULL, &o->smp.frequency_penalty},
+        {"--presence-penalty", NULL, &o->smp.presence_penalty},
+        {"--typical", "--typical-p", &o->smp.typical_p},
+        {"--top-nsigma", "--top-n-sigma", &o->smp.top_n_sigma},
+        {"--xtc-probability", NULL, &o->smp.xtc_probability},
+        {"--xtc-threshold", NULL, &o->smp.xtc_threshold},
+        {"--mirostat-lr", NULL, &o->smp.mirostat_eta},
+        {"--mirostat-ent", NULL, &o->smp.mirostat_tau},
+        {"--dry-multiplier", NULL, &o->smp.dry_multiplier},
+        {"--dry-base", NULL, &o->smp.dry_base},
     };
     const struct {
         const char *name, *alias;
@@ -111,9 +145,12 @@ int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o) 
         {"--repeat-last-n", NULL, &o->smp.penalty_last_n, 0},
         {"-t", "--threads", &o->mp.n_threads, 1},
         {"-c", "--ctx", &o->sp.n_ctx, 1},
+        {"--mirostat", NULL, &o->smp.mirostat, 0},
+        {"--dry-allowed-length", NULL, &o->smp.dry_allowed_length, 0},
+        {"--dry-penalty-last-n", NULL, &o->smp.dry_penalty_last_n, -1},
     };
     for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++)
-        if (!strcmp(a, floats[i].name)) {
+        if (!strcmp(a, floats[i].name) || (floats[i].alias && !strcmp(a, floats[i].alias))) {
             if (parse_float(v, floats[i].field)) return 1;
             fprintf(stderr, "hearth %s: %s wants a number, not '%s'\n", cmd, a, v);
             return -1;
@@ -136,6 +173,7 @@ int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o) 
         o->smp.seed = s;
         return 1;
     }
+    if (!strcmp(a, "--dry-sequence-breaker")) return dry_breaker_opt(cmd, v, o);
     const int kv = cli_kv_type_opt(cmd, a, v, &o->sp.kv_type, &o->kv_given);
     if (kv) return kv;
     if (!strcmp(a, "--grammar") || !strcmp(a, "--grammar-file")) return grammar_opt(cmd, a, v, o);

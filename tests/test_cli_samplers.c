@@ -1,0 +1,114 @@
+/*
+ * test_cli_samplers.c - llama.cpp's sampler options on `hearth run` and
+ * `hearth chat` (llama.cpp's names: --typical, --top-nsigma, --xtc-*,
+ * --mirostat, --mirostat-ent, --mirostat-lr, --dry-*, --ignore-eos): each
+ * run's text equals the library's for the same settings and seed, and bad
+ * values are refused before or at the sampler, naming the option or field.
+ */
+#include "test.h"
+#include "test_sh.h"
+
+#include "server/model_fixture.h"
+#include "server/sse_choices.h"
+
+#include <unistd.h>
+
+static char scratch[] = "/tmp/hearth_cli_smp_XXXXXX";
+static const char *const none_breakers[1] = {NULL};
+
+typedef struct cli_case {
+    const char *flags;
+    void (*set)(hearth_sampling *);
+} cli_case;
+
+static void set_typical(hearth_sampling *s) { s->typical_p = 0.3f; }
+static void set_sigma(hearth_sampling *s) { s->top_n_sigma = 0.5f; }
+static void set_xtc(hearth_sampling *s) { s->xtc_probability = 1.0f, s->xtc_threshold = 0.02f; }
+static void set_miro(hearth_sampling *s) {
+    s->mirostat = 2, s->mirostat_tau = 1.5f, s->mirostat_eta = 0.2f;
+}
+static void set_dry(hearth_sampling *s) {
+    s->dry_multiplier = 4.0f, s->dry_base = 2.0f, s->dry_allowed_length = 0;
+    s->dry_penalty_last_n = -1;
+    s->dry_sequence_breakers = none_breakers, s->n_dry_sequence_breakers = 0;
+}
+static void set_ignore(hearth_sampling *s) { s->ignore_eos = true; }
+
+static char *slurp(const char *path) {
+    char *t = test_read_file(path, NULL);
+    return t ? t : strdup("(unreadable)");
+}
+
+int main(void) {
+    REQUIRE(mkdtemp(scratch));
+    char synth[4200], out[4200], err[4200];
+    snprintf(synth, sizeof synth, "%s/synth.gguf", scratch);
+    snprintf(out, sizeof out, "%s/run.out", scratch);
+    snprintf(err, sizeof err, "%s/run.err", scratch);
+    const char *path = fixture_model(synth);
+    REQUIRE(path);
+    hearth_model_params mp = hearth_model_default_params();
+    mp.n_threads = 1;
+    hearth_model *m = NULL;
+    REQUIRE(hearth_model_load(path, &mp, &m) == HEARTH_OK);
+    const char *text = "Once upon a time";
+    int32_t ids[64];
+    size_t n_ids = 0;
+    REQUIRE(hearth_tokenize(m, text, strlen(text), true, true, ids, 64, &n_ids) == HEARTH_OK);
+
+    static const cli_case cases[] = {
+        {"--typical 0.3", set_typical},
+        {"--top-n-sigma 0.5", set_sigma},
+        {"--xtc-probability 1 --xtc-threshold 0.02", set_xtc},
+        {"--mirostat 2 --mirostat-ent 1.5 --mirostat-lr 0.2", set_miro},
+        {"--dry-multiplier 4 --dry-base 2 --dry-allowed-length 0 --dry-penalty-last-n -1 "
+         "--dry-sequence-breaker x --dry-sequence-breaker none",
+         set_dry},
+        {"--ignore-eos", set_ignore},
+    };
+    const char *plain = "-n 10 --temp 1 --top-k 0 --top-p 1 --min-p 0 --seed 5 -t 1";
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const int rc = test_sh("'%s' run -m '%s' -p '%s' %s %s >'%s' 2>'%s'", HEARTH_BINARY, path,
+                               text, plain, cases[i].flags, out, err);
+        char *got = slurp(out);
+        hearth_sampling sp = openai_sampling(1.0f, 5);
+        cases[i].set(&sp);
+        char *want = library_text(m, ids, (int)n_ids, &sp, 10, NULL);
+        CHECKF(rc == 0 && !strcmp(got, want), "%s: rc %d, run '%s', library '%s'", cases[i].flags,
+               rc, got, want);
+        free(got);
+        free(want);
+    }
+    /* chat takes them as run does */
+    CHECK(test_sh("printf 'hi\\n' | '%s' chat -m '%s' -n 4 --mirostat 1 --ignore-eos "
+                  "--typical-p 0.9 -t 1 >/dev/null 2>&1",
+                  HEARTH_BINARY, path) == 0);
+    /* refusals: a value that is no number (usage, 2), one the sampler refuses (1) */
+    static const struct {
+        const char *flags, *needle;
+        int rc;
+    } bad[] = {
+        {"--typical abc", "--typical", 2},
+        {"--mirostat x", "--mirostat", 2},
+        {"--dry-allowed-length -1", "--dry-allowed-length", 2},
+        {"--dry-sequence-breaker ''", "--dry-sequence-breaker", 2},
+        {"--mirostat 3", "mirostat", 1},
+        {"--xtc-threshold 2", "xtc_threshold", 1},
+        {"--dry-multiplier 1 --dry-base 0.5", "dry_base", 1},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const int rc = test_sh("'%s' run -m '%s' -p hi -n 2 %s >/dev/null 2>'%s'", HEARTH_BINARY,
+                               path, bad[i].flags, err);
+        char *e = slurp(err);
+        CHECKF(rc == bad[i].rc && strstr(e, bad[i].needle), "%s: rc %d, '%s'", bad[i].flags, rc, e);
+        free(e);
+    }
+    hearth_model_free(m);
+    if (!test_failures) {
+        unlink(synth);
+        unlink(out);
+        unlink(err);
+        rmdir(scratch);
+    }
+    return test_done("test_cli_samplers");
+}
