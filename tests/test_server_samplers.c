@@ -292,16 +292,111 @@ static void test_errors(test_server *sv) {
         } else { /* ollama's shape: {"error": "message"}, the field named in it */
             cJSON *j = cJSON_ParseWithLength(r.body, r.len);
             const char *m = j ? jstr(j, "error") : NULL;
-            CHECKF(r.status == 400 && m && strstr(m, bad[i].param), "%s: %d %.200s", what,
-                   r.status, r.body);
+            CHECKF(r.status == 400 && m && strstr(m, bad[i].param), "%s: %d %.200s", what, r.status,
+                   r.body);
             cJSON_Delete(j);
         }
         free(r.body);
     }
 }
 
+/* --models-file "parameters": a model's default for what a request leaves
+ * out (the parser's and settings' functions, no server) */
+static void test_model_params(void) {
+    srv_model *m = calloc(1, sizeof *m);
+    REQUIRE(m);
+    cJSON *o = cJSON_Parse("{\"mirostat\":2,\"mirostat_tau\":1.5,\"typical_p\":0.5,"
+                           "\"dry_multiplier\":0.8,\"dry_allowed_length\":3,\"xtc_threshold\":0.2,"
+                           "\"top_n_sigma\":1,\"xtc_probability\":0.1,\"mirostat_eta\":0.3,"
+                           "\"dry_base\":2,\"dry_penalty_last_n\":32}");
+    REQUIRE(srv_model_params_parse(m, o, 0) == HEARTH_OK);
+    srv_request r;
+    srv_error e;
+    const char *body = "{\"prompt\":\"x\",\"typical_p\":0.9,\"mirostat\":0}";
+    REQUIRE(srv_parse_request(SRV_COMPLETION, body, strlen(body), &r, &e));
+    srv_settings st;
+    srv_model_settings(m, &r, &st);
+    const hearth_sampling *s = &st.sampling;
+    /* the request's own values win; the model's fill in the rest */
+    CHECK(s->typical_p == 0.9f && s->mirostat == 0 && s->mirostat_tau == 1.5f &&
+          s->mirostat_eta == 0.3f && s->dry_multiplier == 0.8f && s->dry_allowed_length == 3 &&
+          s->xtc_threshold == 0.2f && s->xtc_probability == 0.1f && s->top_n_sigma == 1.0f &&
+          s->dry_base == 2.0f && s->dry_penalty_last_n == 32);
+    srv_request_free(&r);
+    char *text = srv_model_params_text(m); /* ollama's /api/show lines */
+    CHECKF(text && strstr(text, "mirostat_tau") && strstr(text, "typical_p"), "%s",
+           text ? text : "(null)");
+    free(text);
+    cJSON_Delete(o);
+    static const char *const bad[][2] = {
+        {"{\"mirostat\":3}", "models[0].parameters.mirostat"},
+        {"{\"dry_base\":0.5}", "models[0].parameters.dry_base"},
+        {"{\"typical_p\":\"x\"}", "models[0].parameters.typical_p"},
+        {"{\"dry_allowed_length\":1.5}", "models[0].parameters.dry_allowed_length"},
+        {"{\"dry_sequence_breakers\":[\"a\"]}", "models[0].parameters.dry_sequence_breakers"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        memset(m, 0, sizeof *m);
+        o = cJSON_Parse(bad[i][0]);
+        CHECKF(srv_model_params_parse(m, o, 0) == HEARTH_ERR_INVALID_ARG &&
+                   strstr(hearth_last_error(), bad[i][1]),
+               "%s: %s", bad[i][0], hearth_last_error());
+        cJSON_Delete(o);
+    }
+    free(m);
+}
+
+/* The same through a server started with such a file, and /props */
+static void test_models_file(const char *model_path) {
+    char file[4200];
+    snprintf(file, sizeof file, "%s/models.json", scratch);
+    char json[8400];
+    snprintf(json, sizeof json,
+             "{\"models\":[{\"name\":\"m\",\"path\":\"%s\",\"default\":true,\"parameters\":"
+             "{\"mirostat\":2,\"mirostat_tau\":1.5,\"mirostat_eta\":0.2}}]}",
+             model_path);
+    REQUIRE(test_write_file(file, json, strlen(json)));
+    char args[4400];
+    snprintf(args, sizeof args, "--models-file '%s' -t 1", file);
+    test_server sv;
+    REQUIRE(test_server_start_args(&sv, binary, scratch, args));
+    char b[2048];
+    snprintf(b, sizeof b, "{\"prompt\":%s,\"max_tokens\":%d,\"temperature\":1,\"seed\":%d}",
+             prompt_json, MAX_TOKENS, SEED);
+    char *got = server_text(&sv, "/v1/completions", b, "choices.0.text", "model's mirostat");
+    char *want = library(&cases[4]); /* mirostat 2, tau 1.5, eta 0.2 */
+    CHECKF(!strcmp(got, want), "the model's parameters: '%s' vs '%s'", got, want);
+    free(got);
+    free(want);
+    snprintf(b, sizeof b,
+             "{\"prompt\":%s,\"max_tokens\":%d,\"temperature\":1,\"seed\":%d,\"mirostat\":0}",
+             prompt_json, MAX_TOKENS, SEED);
+    got = server_text(&sv, "/v1/completions", b, "choices.0.text", "request's mirostat 0");
+    want = library(NULL);
+    CHECKF(!strcmp(got, want), "mirostat 0 over the model's 2: '%s' vs '%s'", got, want);
+    free(got);
+    free(want);
+    /* /props: what a request that says nothing gets */
+    test_reply r = test_http(&sv, "GET", "/props", NULL, NULL);
+    cJSON *j = parse_reply(&r);
+    const char *p = "default_generation_settings.params.";
+    char k[128];
+#define NUM(name) (snprintf(k, sizeof k, "%s%s", p, name), jnum(j, k))
+    CHECKF(j && NUM("mirostat") == 2 && NUM("mirostat_tau") == 1.5 && NUM("typical_p") == 1 &&
+               NUM("dry_base") == 1.75 && NUM("dry_penalty_last_n") == 64 &&
+               NUM("xtc_threshold") > 0.09 && NUM("top_n_sigma") == -1,
+           "/props: %.600s", r.body);
+#undef NUM
+    snprintf(k, sizeof k, "%sdry_sequence_breakers.0", p);
+    CHECK(j && jstr(j, k) && !strcmp(jstr(j, k), "\n"));
+    cJSON_Delete(j);
+    free(r.body);
+    CHECK(test_server_stop(&sv) == 0);
+}
+
 int main(void) {
     test_parse();
+    test_model_params();
     bool skip;
     const char *model_path = fixture_server_model("test_server_samplers", scratch, &skip);
     if (skip) return TEST_SKIP;
@@ -322,6 +417,7 @@ int main(void) {
     test_ollama(&sv);
     test_errors(&sv);
     CHECK(test_server_stop(&sv) == 0);
+    test_models_file(model_path);
     hearth_model_free(model);
     fixture_server_cleanup("test_server_samplers", scratch, test_failures > 0);
     return test_done("test_server_samplers");

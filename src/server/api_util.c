@@ -347,7 +347,8 @@ static cJSON *default_params(const srv_model *m) {
               cJSON_AddNumberToObject(p, "frequency_penalty", sp->frequency_penalty) &&
               cJSON_AddArrayToObject(p, "stop") &&
               cJSON_AddNumberToObject(p, "max_tokens", max_tokens > 0 ? max_tokens : -1) &&
-              cJSON_AddNumberToObject(p, "n_probs", 0) && cJSON_AddStringToObject(p, "grammar", "");
+              cJSON_AddNumberToObject(p, "n_probs", 0) &&
+              cJSON_AddStringToObject(p, "grammar", "") && srv_samplers_props(p, sp);
     cJSON *stop = ok ? cJSON_GetObjectItemCaseSensitive(p, "stop") : NULL;
     for (int i = 0; stop && i < st.n_stop; i++) /* before r goes: they may be its */
         cJSON_AddItemToArray(stop, cJSON_CreateString(st.stop[i]));

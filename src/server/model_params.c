@@ -9,7 +9,10 @@
  *                  "seed": 42, "stop": ["<|im_end|>"], "max_tokens": 256}
  *
  * (num_predict and n_predict are max_tokens under ollama's and
- * llama-server's names). Each applies where a request leaves its setting
+ * llama-server's names), and llama.cpp's other samplers under their request
+ * names: typical_p, top_n_sigma, xtc_probability, xtc_threshold, mirostat,
+ * mirostat_tau, mirostat_eta, dry_multiplier, dry_base (>= 1),
+ * dry_allowed_length, dry_penalty_last_n (not dry_sequence_breakers). Each applies where a request leaves its setting
  * out, whatever API the request came by: a request's own value always wins,
  * and a model's value wins over the API's own default (ollama's temperature
  * 0.8, llama-server's top_k 40, OpenAI's 16 tokens of a completion), as
@@ -51,6 +54,18 @@ static const struct {
     [SRV_P_SEED] = {"seed", "seed", -1, 9007199254740992.0, true},
     [SRV_P_STOP] = {"stop", "stop", 0, 0, false},
     [SRV_P_MAX_TOKENS] = {"max_tokens", "num_predict", -1, INT_MAX, true},
+    /* llama.cpp's other samplers (request_samplers.c's ranges; dry_base >= 1 here) */
+    [SRV_P_TYPICAL_P] = {"typical_p", "typical_p", 0, 1, false},
+    [SRV_P_TOP_N_SIGMA] = {"top_n_sigma", "top_n_sigma", -1e9, 1e9, false},
+    [SRV_P_XTC_PROBABILITY] = {"xtc_probability", "xtc_probability", 0, 1, false},
+    [SRV_P_XTC_THRESHOLD] = {"xtc_threshold", "xtc_threshold", 0, 1, false},
+    [SRV_P_MIROSTAT] = {"mirostat", "mirostat", 0, 2, true},
+    [SRV_P_MIROSTAT_TAU] = {"mirostat_tau", "mirostat_tau", 0, 1e6, false},
+    [SRV_P_MIROSTAT_ETA] = {"mirostat_eta", "mirostat_eta", 0, 1e6, false},
+    [SRV_P_DRY_MULTIPLIER] = {"dry_multiplier", "dry_multiplier", 0, 1e6, false},
+    [SRV_P_DRY_BASE] = {"dry_base", "dry_base", 1, 1e6, false},
+    [SRV_P_DRY_ALLOWED_LENGTH] = {"dry_allowed_length", "dry_allowed_length", 0, INT_MAX, true},
+    [SRV_P_DRY_PENALTY_LAST_N] = {"dry_penalty_last_n", "dry_penalty_last_n", -1, INT_MAX, true},
 };
 
 /* Other names of a setting: ollama's and llama-server's. */
@@ -89,6 +104,14 @@ static hearth_err parse_stop(srv_model *m, const cJSON *v, int i) {
     return HEARTH_OK;
 }
 
+/* What a setting's special values mean, for its range error. */
+static const char *hint(int p) {
+    if (p == SRV_P_MAX_TOKENS) return " but 0 (-1: until the context is full)";
+    if (p == SRV_P_SEED) return " (-1: random)";
+    if (p == SRV_P_REPEAT_LAST_N || p == SRV_P_DRY_PENALTY_LAST_N) return " (-1: the context)";
+    return "";
+}
+
 hearth_err srv_model_params_parse(srv_model *m, const cJSON *obj, int i) {
     if (!cJSON_IsObject(obj))
         return hr_fail(HEARTH_ERR_INVALID_ARG,
@@ -100,7 +123,8 @@ hearth_err srv_model_params_parse(srv_model *m, const cJSON *obj, int i) {
             return hr_fail(HEARTH_ERR_INVALID_ARG,
                            "models[%d].parameters.%s is not a setting (temperature, top_k, top_p, "
                            "min_p, repeat_penalty, repeat_last_n, presence_penalty, "
-                           "frequency_penalty, seed, stop, max_tokens or num_predict)",
+                           "frequency_penalty, seed, stop, max_tokens or num_predict; typical_p, "
+                           "top_n_sigma, xtc_*, mirostat*, dry_* but dry_sequence_breakers)",
                            i, v->string);
         if (m->params.set & SRV_GIVEN(p))
             return hr_fail(HEARTH_ERR_INVALID_ARG,
@@ -120,11 +144,7 @@ hearth_err srv_model_params_parse(srv_model *m, const cJSON *obj, int i) {
             return hr_fail(HEARTH_ERR_INVALID_ARG,
                            "models[%d].parameters.%s must be %s in %.17g..%.17g%s", i, v->string,
                            params[p].integer ? "an integer" : "a number", params[p].lo,
-                           params[p].hi,
-                           p == SRV_P_MAX_TOKENS      ? " but 0 (-1: until the context is full)"
-                           : p == SRV_P_SEED          ? " (-1: random)"
-                           : p == SRV_P_REPEAT_LAST_N ? " (-1: the context)"
-                                                      : "");
+                           params[p].hi, hint(p));
         m->params.value[p] = d;
     }
     return HEARTH_OK;
@@ -158,6 +178,9 @@ void srv_model_settings(const srv_model *m, const srv_request *r, srv_settings *
         out->stop = m->params.stop;
         out->n_stop = m->params.n_stop;
     }
+    srv_samplers_apply(sp, use, v);
+    /* DRY's window of -1 is the slot's context, as repeat_last_n's */
+    if (sp->dry_penalty_last_n < 0) sp->dry_penalty_last_n = srv_sched_n_ctx(m->sched);
 }
 
 /* v as Go's %#v writes a float64 that ollama read from JSON: the shortest

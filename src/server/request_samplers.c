@@ -13,7 +13,8 @@
  * A value of the wrong type or out of range is a 400 naming the field;
  * absent or null leaves the default (off). The breakers are kept in one
  * block (the pointers, then the strings) that the request, and each job
- * made from it, owns: srv_breakers_own.
+ * made from it, owns: srv_breakers_own. /props reports them under the same
+ * names (srv_samplers_props).
  */
 #include "request_impl.h"
 
@@ -78,13 +79,46 @@ static bool parse_breakers(srv_error *e, const cJSON *v, srv_request *r) {
 }
 
 /* One number: its range, and whether it must be whole (then it goes to an
- * int32 field, else to a float one). */
+ * int32 field, else to a float one); p: its srv_param, in fields' order. */
 typedef struct num_field {
     const char *name;
     double lo, hi;
     float *f;
     int32_t *i;
 } num_field;
+
+/* The fields of s, in srv_param's order from SRV_P_TYPICAL_P. */
+static void sampler_fields(hearth_sampling *s, num_field out[SRV_N_PARAMS - SRV_P_TYPICAL_P]) {
+    const num_field fields[] = {
+        {"typical_p", 0, 1, &s->typical_p, NULL},
+        {"top_n_sigma", -1e9, 1e9, &s->top_n_sigma, NULL},
+        {"xtc_probability", 0, 1, &s->xtc_probability, NULL},
+        {"xtc_threshold", 0, 1, &s->xtc_threshold, NULL},
+        {"mirostat", 0, 2, NULL, &s->mirostat},
+        {"mirostat_tau", 0, 1e6, &s->mirostat_tau, NULL},
+        {"mirostat_eta", 0, 1e6, &s->mirostat_eta, NULL},
+        {"dry_multiplier", 0, 1e6, &s->dry_multiplier, NULL},
+        {"dry_base", -1e6, 1e6, &s->dry_base, NULL},
+        {"dry_allowed_length", 0, INT_MAX, NULL, &s->dry_allowed_length},
+        {"dry_penalty_last_n", -1, INT_MAX, NULL, &s->dry_penalty_last_n},
+    };
+    _Static_assert(sizeof fields / sizeof *fields == SRV_N_PARAMS - SRV_P_TYPICAL_P,
+                   "a field for each srv_param of the samplers");
+    memcpy(out, fields, sizeof fields);
+}
+
+void srv_samplers_apply(hearth_sampling *sp, unsigned use, const double *value) {
+    num_field f[SRV_N_PARAMS - SRV_P_TYPICAL_P];
+    sampler_fields(sp, f);
+    for (int p = SRV_P_TYPICAL_P; p < SRV_N_PARAMS; p++) {
+        if (!(use & SRV_GIVEN(p))) continue;
+        const num_field *x = &f[p - SRV_P_TYPICAL_P];
+        if (x->i)
+            *x->i = (int32_t)value[p];
+        else
+            *x->f = (float)value[p];
+    }
+}
 
 static bool read_number(srv_error *e, const cJSON *root, const num_field *f) {
     const cJSON *v = srv_req_field(root, f->name);
@@ -104,25 +138,38 @@ static bool read_number(srv_error *e, const cJSON *root, const num_field *f) {
 
 bool srv_parse_samplers(srv_error *e, const cJSON *root, srv_request *r) {
     hearth_sampling *s = &r->sampling;
-    const num_field fields[] = {
-        {"typical_p", 0, 1, &s->typical_p, NULL},
-        {"top_n_sigma", -1e9, 1e9, &s->top_n_sigma, NULL},
-        {"xtc_probability", 0, 1, &s->xtc_probability, NULL},
-        {"xtc_threshold", 0, 1, &s->xtc_threshold, NULL},
-        {"mirostat", 0, 2, NULL, &s->mirostat},
-        {"mirostat_tau", 0, 1e6, &s->mirostat_tau, NULL},
-        {"mirostat_eta", 0, 1e6, &s->mirostat_eta, NULL},
-        {"dry_multiplier", 0, 1e6, &s->dry_multiplier, NULL},
-        {"dry_base", -1e6, 1e6, &s->dry_base, NULL},
-        {"dry_allowed_length", 0, INT_MAX, NULL, &s->dry_allowed_length},
-        {"dry_penalty_last_n", -1, INT_MAX, NULL, &s->dry_penalty_last_n},
-    };
-    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
-        if (!read_number(e, root, &fields[i])) return false;
+    num_field fields[SRV_N_PARAMS - SRV_P_TYPICAL_P];
+    sampler_fields(s, fields);
+    for (int p = SRV_P_TYPICAL_P; p < SRV_N_PARAMS; p++) {
+        const num_field *f = &fields[p - SRV_P_TYPICAL_P];
+        if (!read_number(e, root, f)) return false;
+        if (srv_req_field(root, f->name)) r->given |= SRV_GIVEN(p); /* over a model's */
+    }
     if (s->dry_base < 1.0f) s->dry_base = hearth_sampling_default_params().dry_base;
     const cJSON *v = srv_req_field(root, "ignore_eos");
     if (v && !cJSON_IsBool(v)) return srv_req_bad_type(e, "ignore_eos", "a boolean");
     if (v) s->ignore_eos = cJSON_IsTrue(v);
     v = srv_req_field(root, "dry_sequence_breakers");
     return !v || parse_breakers(e, v, r);
+}
+
+bool srv_samplers_props(cJSON *p, const hearth_sampling *s) {
+    bool ok = cJSON_AddNumberToObject(p, "typical_p", s->typical_p) &&
+              cJSON_AddNumberToObject(p, "top_n_sigma", s->top_n_sigma) &&
+              cJSON_AddNumberToObject(p, "xtc_probability", s->xtc_probability) &&
+              cJSON_AddNumberToObject(p, "xtc_threshold", s->xtc_threshold) &&
+              cJSON_AddNumberToObject(p, "mirostat", s->mirostat) &&
+              cJSON_AddNumberToObject(p, "mirostat_tau", s->mirostat_tau) &&
+              cJSON_AddNumberToObject(p, "mirostat_eta", s->mirostat_eta) &&
+              cJSON_AddNumberToObject(p, "dry_multiplier", s->dry_multiplier) &&
+              cJSON_AddNumberToObject(p, "dry_base", s->dry_base) &&
+              cJSON_AddNumberToObject(p, "dry_allowed_length", s->dry_allowed_length) &&
+              cJSON_AddNumberToObject(p, "dry_penalty_last_n", s->dry_penalty_last_n) &&
+              cJSON_AddBoolToObject(p, "ignore_eos", s->ignore_eos);
+    cJSON *brk = ok ? cJSON_AddArrayToObject(p, "dry_sequence_breakers") : NULL;
+    static const char *const defaults[] = {"\n", ":", "\"", "*"};
+    const char *const *b = s->dry_sequence_breakers ? s->dry_sequence_breakers : defaults;
+    const size_t n = s->dry_sequence_breakers ? s->n_dry_sequence_breakers : 4;
+    for (size_t i = 0; brk && i < n; i++) cJSON_AddItemToArray(brk, cJSON_CreateString(b[i]));
+    return brk != NULL;
 }

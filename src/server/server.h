@@ -236,6 +236,18 @@ typedef enum srv_param {
     SRV_P_SEED,
     SRV_P_STOP,
     SRV_P_MAX_TOKENS,
+    /* llama.cpp's other samplers (request_samplers.c), in this order */
+    SRV_P_TYPICAL_P,
+    SRV_P_TOP_N_SIGMA,
+    SRV_P_XTC_PROBABILITY,
+    SRV_P_XTC_THRESHOLD,
+    SRV_P_MIROSTAT,
+    SRV_P_MIROSTAT_TAU,
+    SRV_P_MIROSTAT_ETA,
+    SRV_P_DRY_MULTIPLIER,
+    SRV_P_DRY_BASE,
+    SRV_P_DRY_ALLOWED_LENGTH,
+    SRV_P_DRY_PENALTY_LAST_N,
     SRV_N_PARAMS
 } srv_param;
 #define SRV_GIVEN(p) (1u << (p))
@@ -325,6 +337,12 @@ bool srv_parse_samplers(srv_error *e, const struct cJSON *root, srv_request *r);
 /* Points sp's DRY sequence breakers at a copy in one malloc'd block, *block
  * (free it; NULL when sp has none). False when out of memory. */
 bool srv_breakers_own(hearth_sampling *sp, void **block);
+/* A model's parameters for those (SRV_P_TYPICAL_P ... SRV_P_DRY_PENALTY_LAST_N):
+ * each in `use` from value[p] into sp (srv_model_settings). */
+void srv_samplers_apply(hearth_sampling *sp, unsigned use, const double *value);
+/* Adds those fields of s to p under llama-server's names (/props); false
+ * when out of memory. */
+bool srv_samplers_props(struct cJSON *p, const hearth_sampling *s);
 /* A dialect's own default for setting p (ollama's temperature 0.8, ...), a
  * number: set unless the client gave p, which stays not given, so that a
  * model's parameters still win over it, as a Modelfile's PARAMETER lines
