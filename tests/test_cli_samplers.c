@@ -9,30 +9,20 @@
 #include "test_sh.h"
 
 #include "server/model_fixture.h"
+#include "sampler_cases.h"
 #include "server/sse_choices.h"
 
 #include <unistd.h>
 
 static char scratch[] = "/tmp/hearth_cli_smp_XXXXXX";
-static const char *const none_breakers[1] = {NULL};
+static const char *const no_breakers[1] = {NULL};
 
-typedef struct cli_case {
-    const char *flags;
-    void (*set)(hearth_sampling *);
-} cli_case;
-
-static void set_typical(hearth_sampling *s) { s->typical_p = 0.3f; }
-static void set_sigma(hearth_sampling *s) { s->top_n_sigma = 0.5f; }
-static void set_xtc(hearth_sampling *s) { s->xtc_probability = 1.0f, s->xtc_threshold = 0.02f; }
-static void set_miro(hearth_sampling *s) {
-    s->mirostat = 2, s->mirostat_tau = 1.5f, s->mirostat_eta = 0.2f;
+/* --dry-sequence-breaker none after another: no breakers at all */
+static void set_dry_none(hearth_sampling *s) {
+    sampler_case_named("dry")->set(s);
+    s->dry_sequence_breakers = no_breakers;
+    s->n_dry_sequence_breakers = 0;
 }
-static void set_dry(hearth_sampling *s) {
-    s->dry_multiplier = 4.0f, s->dry_base = 2.0f, s->dry_allowed_length = 0;
-    s->dry_penalty_last_n = -1;
-    s->dry_sequence_breakers = none_breakers, s->n_dry_sequence_breakers = 0;
-}
-static void set_ignore(hearth_sampling *s) { s->ignore_eos = true; }
 
 static char *slurp(const char *path) {
     char *t = test_read_file(path, NULL);
@@ -56,26 +46,22 @@ int main(void) {
     size_t n_ids = 0;
     REQUIRE(hearth_tokenize(m, text, strlen(text), true, true, ids, 64, &n_ids) == HEARTH_OK);
 
-    static const cli_case cases[] = {
-        {"--typical 0.3", set_typical},
-        {"--top-n-sigma 0.5", set_sigma},
-        {"--xtc-probability 1 --xtc-threshold 0.02", set_xtc},
-        {"--mirostat 2 --mirostat-ent 1.5 --mirostat-lr 0.2", set_miro},
-        {"--dry-multiplier 4 --dry-base 2 --dry-allowed-length 0 --dry-penalty-last-n -1 "
-         "--dry-sequence-breaker x --dry-sequence-breaker none",
-         set_dry},
-        {"--ignore-eos", set_ignore},
-    };
     const char *plain = "-n 10 --temp 1 --top-k 0 --top-p 1 --min-p 0 --seed 5 -t 1";
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    const sampler_case none = {"dry, no breakers", NULL,
+                               "--dry-multiplier 4 --dry-base 2 --dry-allowed-length 0 "
+                               "--dry-penalty-last-n -1 --dry-sequence-breaker x "
+                               "--dry-sequence-breaker none",
+                               set_dry_none, false};
+    for (int i = 0; i <= N_SAMPLER_CASES; i++) {
+        const sampler_case *c = i < N_SAMPLER_CASES ? &sampler_cases[i] : &none;
         const int rc = test_sh("'%s' run -m '%s' -p '%s' %s %s >'%s' 2>'%s'", HEARTH_BINARY, path,
-                               text, plain, cases[i].flags, out, err);
+                               text, plain, c->cli, out, err);
         char *got = slurp(out);
         hearth_sampling sp = openai_sampling(1.0f, 5);
-        cases[i].set(&sp);
+        c->set(&sp);
         char *want = library_text(m, ids, (int)n_ids, &sp, 10, NULL);
-        CHECKF(rc == 0 && !strcmp(got, want), "%s: rc %d, run '%s', library '%s'", cases[i].flags,
-               rc, got, want);
+        CHECKF(rc == 0 && !strcmp(got, want), "%s: rc %d, run '%s', library '%s'", c->cli, rc, got,
+               want);
         free(got);
         free(want);
     }

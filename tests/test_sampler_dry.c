@@ -12,12 +12,10 @@
  * ending in a prefix of it needs the rest as its tail).
  */
 #include "engine/engine.h"
-#include "model/synth.h"
 #include "sampler_fixture.h"
 #include "sampling/sampling.h"
+#include "synth_model.h"
 #include "test.h"
-
-#include <unistd.h>
 
 enum { MAX_N = 64, MAX_H = 400 };
 
@@ -253,17 +251,8 @@ static bool has_entry(const smp_params *sp, int32_t head, const int32_t *tail, i
 }
 
 static void test_engine(void) {
-    char dir[] = "/tmp/hearth_dry_XXXXXX", path[256];
-    REQUIRE(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/synth.gguf", dir);
-    synth_params sy = synth_default_params();
-    sy.arch = "llama";
-    sy.n_ctx = 64;
-    REQUIRE(synth_write(path, &sy) == HEARTH_OK);
-    hearth_model_params mp = hearth_model_default_params();
-    mp.n_threads = 1;
-    hearth_model *m = NULL;
-    REQUIRE(hearth_model_load(path, &mp, &m) == HEARTH_OK);
+    synth_model sm;
+    hearth_model *m = synth_model_open(&sm);
     const tok_vocab *v = engine_vocab(m);
     REQUIRE(v);
 
@@ -324,9 +313,7 @@ static void test_engine(void) {
            "newline %g, the %g, to %g, %d penalized", (double)l_nl, (double)l_the, (double)l_to,
            n_penalized);
     hearth_sampler_free(smp);
-    hearth_model_free(m);
-    unlink(path);
-    rmdir(dir);
+    synth_model_close(&sm);
 }
 
 int main(void) {

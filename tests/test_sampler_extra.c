@@ -10,12 +10,11 @@
  * DRY is test_sampler_dry.c's.
  */
 #include "engine/engine.h"
-#include "model/synth.h"
 #include "sampler_fixture.h"
 #include "sampling/sampling.h"
+#include "synth_model.h"
 #include "test.h"
 
-#include <unistd.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -169,71 +168,76 @@ static void check_draws(smp_sampler *s, const float *lg, int n, const smp_cand *
 
 /* ---- top-n-sigma, typical, in the chain ------------------------------------------ */
 
+enum { CHAIN_N = 600 };
+
+/* One configuration: the sampler's candidates against the reference's;
+ * counts the cases and mismatches. */
+static void check_chain(const float *lg, const smp_params *p, bool xtc, int *cases,
+                        int *mismatches) {
+    static smp_cand got[CHAIN_N], ref[CHAIN_N];
+    smp_sampler *s = make(CHAIN_N, p);
+    const int n = smp_candidates(s, lg, got, CHAIN_N);
+    const int nr = ref_chain_extra(lg, CHAIN_N, p, xtc, ref);
+    const bool ok = same_set(got, n, ref, nr);
+    *mismatches += !ok;
+    ++*cases;
+    CHECKF(ok,
+           "sigma %.1f typical %.2f k %d top_p %.1f min_p %.2f xtc %.2f/%.2f: %d kept, "
+           "reference %d",
+           (double)p->top_n_sigma, (double)p->typical_p, p->top_k, (double)p->top_p,
+           (double)p->min_p, (double)p->xtc_probability, (double)p->xtc_threshold, n, nr);
+    smp_free(s);
+}
+
 static void test_chain_vs_reference(void) {
-    enum { N = 600 };
-    static float lg[N];
-    static smp_cand got[N], ref[N];
+    static float lg[CHAIN_N];
     const float sigmas[] = {-1.0f, 0.5f, 1.0f, 2.5f};
     const float typs[] = {1.0f, 0.2f, 0.5f, 0.95f};
-    const int ks[] = {0, 40};
-    const float tps[] = {1.0f, 0.9f};
-    const float mps[] = {0.0f, 0.05f};
     const float temps[] = {1.0f, 0.7f};
     int cases = 0, mismatches = 0;
     for (int r = 0; r < 3; r++) {
-        random_logits(lg, N, 1000 + (unsigned)r, r == 2 ? 12.0f : 4.0f);
+        random_logits(lg, CHAIN_N, 1000 + (unsigned)r, r == 2 ? 12.0f : 4.0f);
         if (r == 1) /* some impossible tokens: top-n-sigma skips them, typical's p is 0 */
-            for (int i = 0; i < N; i += 7) lg[i] = -INFINITY;
-        for (size_t a = 0; a < 4; a++)
-            for (size_t b = 0; b < 4; b++)
-                for (size_t c = 0; c < 2; c++)
-                    for (size_t d = 0; d < 2; d++)
-                        for (size_t e = 0; e < 2; e++) {
-                            smp_params p = plain_params(7);
-                            p.top_n_sigma = sigmas[a];
-                            p.typical_p = typs[b];
-                            p.top_k = ks[c];
-                            p.top_p = tps[d];
-                            p.min_p = mps[e];
-                            p.temperature = temps[(a + b) % 2];
-                            smp_sampler *s = make(N, &p);
-                            const int n = smp_candidates(s, lg, got, N);
-                            const int nr = ref_chain_extra(lg, N, &p, false, ref);
-                            const bool ok = same_set(got, n, ref, nr);
-                            mismatches += !ok;
-                            cases++;
-                            CHECKF(ok,
-                                   "sigma %.1f typical %.2f k %d top_p %.1f min_p %.2f: %d "
-                                   "kept, reference %d",
-                                   (double)p.top_n_sigma, (double)p.typical_p, p.top_k,
-                                   (double)p.top_p, (double)p.min_p, n, nr);
-                            smp_free(s);
-                        }
+            for (int i = 0; i < CHAIN_N; i += 7) lg[i] = -INFINITY;
+        for (int c = 0; c < 4 * 4 * 8; c++) {
+            smp_params p = plain_params(7);
+            p.top_n_sigma = sigmas[c % 4];
+            p.typical_p = typs[c / 4 % 4];
+            p.top_k = c & 16 ? 40 : 0;
+            p.top_p = c & 32 ? 0.9f : 1.0f;
+            p.min_p = c & 64 ? 0.05f : 0.0f;
+            p.temperature = temps[(c + c / 4) % 2];
+            check_chain(lg, &p, false, &cases, &mismatches);
+        }
     }
     /* XTC always on (its chance is 1), after the rest of the chain */
     const float xts[] = {0.0f, 0.01f, 0.05f, 0.2f, 0.5f};
     for (int r = 0; r < 2; r++) {
-        random_logits(lg, N, 2000 + (unsigned)r, r ? 8.0f : 3.0f);
-        for (size_t a = 0; a < 5; a++)
-            for (size_t b = 0; b < 4; b++) {
-                smp_params p = plain_params(8);
-                p.xtc_probability = 1.0f;
-                p.xtc_threshold = xts[a];
-                p.top_k = b & 1 ? 40 : 0;
-                p.min_p = b & 2 ? 0.02f : 0.0f;
-                p.typical_p = b == 3 ? 0.9f : 1.0f;
-                smp_sampler *s = make(N, &p);
-                const int n = smp_candidates(s, lg, got, N);
-                const int nr = ref_chain_extra(lg, N, &p, true, ref);
-                const bool ok = same_set(got, n, ref, nr);
-                mismatches += !ok;
-                cases++;
-                CHECKF(ok, "xtc threshold %.2f k %d min_p %.2f: %d kept, reference %d",
-                       (double)p.xtc_threshold, p.top_k, (double)p.min_p, n, nr);
-                smp_free(s);
-            }
+        random_logits(lg, CHAIN_N, 2000 + (unsigned)r, r ? 8.0f : 3.0f);
+        for (int c = 0; c < 5 * 4; c++) {
+            smp_params p = plain_params(8);
+            p.xtc_probability = 1.0f;
+            p.xtc_threshold = xts[c % 5];
+            p.top_k = c / 5 & 1 ? 40 : 0;
+            p.min_p = c / 5 & 2 ? 0.02f : 0.0f;
+            p.typical_p = c / 5 == 3 ? 0.9f : 1.0f;
+            check_chain(lg, &p, true, &cases, &mismatches);
+        }
     }
     printf("chain vs reference: %d cases, %d mismatches\n", cases, mismatches);
+}
+
+/* XTC's hand-made row: probabilities {0.5, 0.3, 0.1, 0.1}. */
+static void xtc_row(float x[4]) {
+    const double p[] = {0.5, 0.3, 0.1, 0.1};
+    for (int i = 0; i < 4; i++) x[i] = (float)log(p[i]);
+}
+
+static smp_params xtc_params(uint64_t seed, float probability, float threshold) {
+    smp_params p = plain_params(seed);
+    p.xtc_probability = probability;
+    p.xtc_threshold = threshold;
+    return p;
 }
 
 /* Hand-made cases whose answers are known without the reference. */
@@ -283,10 +287,9 @@ static void test_known_values(void) {
     }
 
     /* XTC always on, threshold 0.2 over {0.5, 0.3, 0.1, 0.1}: 0 goes. */
-    const float x[] = {logf(0.5f), logf(0.3f), logf(0.1f), logf(0.1f)};
-    p = plain_params(1);
-    p.xtc_probability = 1.0f;
-    p.xtc_threshold = 0.2f;
+    float x[4];
+    xtc_row(x);
+    p = xtc_params(1, 1.0f, 0.2f);
     s = make(4, &p);
     CHECK(smp_candidates(s, x, c, 4) == 3 && c[0].id == 1);
     smp_free(s);
@@ -325,10 +328,9 @@ static void test_draws(void) {
 
     /* XTC with chance 0.3 over {0.5, 0.3, 0.1, 0.1}, threshold 0.2: the
      * mixture 0.7 * p + 0.3 * p(without token 0) = {0.35, 0.39, 0.13, 0.13}. */
-    const float x[] = {logf(0.5f), logf(0.3f), logf(0.1f), logf(0.1f)};
-    p = plain_params(12);
-    p.xtc_probability = 0.3f;
-    p.xtc_threshold = 0.2f;
+    float x[4];
+    xtc_row(x);
+    p = xtc_params(12, 0.3f, 0.2f);
     s = make(4, &p);
     const double want[] = {0.35, 0.39, 0.13, 0.13};
     int counts[4] = {0};
@@ -519,17 +521,8 @@ static hearth_gen_result generate(hearth_model *m, const hearth_sampling *sp, ge
 }
 
 static void test_public_api(void) {
-    char dir[] = "/tmp/hearth_smpx_XXXXXX", path[256];
-    REQUIRE(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/synth.gguf", dir);
-    synth_params sy = synth_default_params();
-    sy.arch = "llama";
-    sy.n_ctx = 64;
-    REQUIRE(synth_write(path, &sy) == HEARTH_OK);
-    hearth_model_params mp = hearth_model_default_params();
-    mp.n_threads = 1;
-    hearth_model *m = NULL;
-    REQUIRE(hearth_model_load(path, &mp, &m) == HEARTH_OK);
+    synth_model sm;
+    hearth_model *m = synth_model_open(&sm);
     const int32_t n_vocab = hearth_model_n_vocab(m);
 
     hearth_sampling d = hearth_sampling_default_params();
@@ -592,9 +585,7 @@ static void test_public_api(void) {
         CHECKF(strstr(hearth_last_error(), fields[i]) != NULL, "%s: %s", fields[i],
                hearth_last_error());
     }
-    hearth_model_free(m);
-    unlink(path);
-    rmdir(dir);
+    synth_model_close(&sm);
 }
 
 /* Every stage on: a draw allocates nothing. */

@@ -77,21 +77,10 @@ static char *library_biased(const int32_t *ids, int n_ids, float temperature, ui
     return library_text(model, ids, n_ids, &sp, max_tokens, NULL);
 }
 
-static char *server_text(test_server *sv, const char *path, const char *body, const char *field,
-                         const char *what) {
-    int status;
-    cJSON *j = post(sv, path, body, &status);
-    CHECKF(status == 200 && j, "%s: %d", what, status);
-    const char *t = j ? jstr(j, field) : NULL;
-    char *text = strdup(t ? t : "(none)");
-    cJSON_Delete(j);
-    return text;
-}
-
 static char *complete(test_server *sv, const char *extra, const char *what) {
     char b[4096];
     snprintf(b, sizeof b, "{\"prompt\":%s,%s}", prompt_json, extra);
-    return server_text(sv, "/v1/completions", b, "choices.0.text", what);
+    return post_text(sv, "/v1/completions", b, "choices.0.text", what);
 }
 
 static void same(const char *what, const char *got, const char *want) {
@@ -172,7 +161,7 @@ static void test_chat_stream_n(test_server *sv) {
              "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story.\"}],\"max_tokens\":"
              "4,\"temperature\":0,\"logit_bias\":{\"%d\":100}}",
              (int)forced);
-    char *got = server_text(sv, "/v1/chat/completions", b, "choices.0.message.content", "chat");
+    char *got = post_text(sv, "/v1/chat/completions", b, "choices.0.message.content", "chat");
     char *want = library_biased(chat_prompt, n_chat_prompt, 0, 1, forced, 100, 1, 4);
     same("chat", got, want);
     snprintf(b, sizeof b,

@@ -72,7 +72,7 @@ typedef struct brk_list {
 static hearth_err brk_add(brk_list *l, int32_t head, const int32_t *tail, int32_t n_tail) {
     for (size_t i = l->first_of_token; i < l->n; i++)
         if (l->items[i].n_tail == n_tail &&
-            !memcmp(l->items[i].tail, tail, (size_t)n_tail * sizeof *tail))
+            (n_tail == 0 || !memcmp(l->items[i].tail, tail, (size_t)n_tail * sizeof *tail)))
             return HEARTH_OK; /* that one already */
     if (l->n == BREAKER_ENTRIES_MAX)
         return hr_fail(HEARTH_ERR_INVALID_ARG,

@@ -25,6 +25,7 @@
  */
 #include "sampler_impl.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,17 +100,28 @@ void smp_dry_accept(smp_sampler *s, int32_t token) {
     }
 }
 
-/* The first breaker whose head is >= tok. */
-static size_t brk_lower(const smp_dry *d, int32_t tok) {
-    size_t lo = 0, hi = d->n_brk;
+/* The first of a[0, n) whose key is >= key: the elements (breakers by
+ * head, candidates by id) are `size` bytes apart and start with their
+ * int32_t key, ascending. */
+_Static_assert(offsetof(smp_dry_breaker, head) == 0 && offsetof(smp_cand, id) == 0,
+               "lower_key reads the key at the start of each element");
+static size_t lower_key(const void *a, size_t n, size_t size, int32_t key) {
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         const size_t mid = lo + (hi - lo) / 2;
-        if (d->brk[mid].head < tok)
+        int32_t k;
+        memcpy(&k, (const char *)a + mid * size, sizeof k);
+        if (k < key)
             lo = mid + 1;
         else
             hi = mid;
     }
     return lo;
+}
+
+/* The first breaker whose head is >= tok. */
+static size_t brk_lower(const smp_dry *d, int32_t tok) {
+    return lower_key(d->brk, d->n_brk, sizeof *d->brk, tok);
 }
 
 /* How many of the window's last tokens a repetition may span: from its end
@@ -158,15 +170,8 @@ static bool lone_breaker(const smp_dry *d, int32_t tok) {
 
 /* The candidate with id `tok` in rest[0, n_rest) (id order), or NULL. */
 static smp_cand *find_cand(smp_sampler *s, int32_t tok) {
-    size_t lo = 0, hi = s->n_rest;
-    while (lo < hi) {
-        const size_t mid = lo + (hi - lo) / 2;
-        if (s->rest[mid].id < tok)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < s->n_rest && s->rest[lo].id == tok ? &s->rest[lo] : NULL;
+    const size_t i = lower_key(s->rest, s->n_rest, sizeof *s->rest, tok);
+    return i < s->n_rest && s->rest[i].id == tok ? &s->rest[i] : NULL;
 }
 
 void smp_dry_apply(smp_sampler *s) {

@@ -63,42 +63,28 @@ smp_params smp_default_params(void) {
 
 /* The settings of llama.cpp's other stages; each message names the field. */
 static hearth_err check_extra(const smp_params *p) {
-    if (!(p->typical_p >= 0.0f && p->typical_p <= 1.0f))
-        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: typical_p %g is outside [0, 1]",
-                       (double)p->typical_p);
-    if (isnan(p->top_n_sigma) || p->top_n_sigma == INFINITY)
-        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: top_n_sigma %g must be finite",
-                       (double)p->top_n_sigma);
-    if (!(p->xtc_probability >= 0.0f && p->xtc_probability <= 1.0f))
-        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: xtc_probability %g is outside [0, 1]",
-                       (double)p->xtc_probability);
-    if (!(p->xtc_threshold >= 0.0f && p->xtc_threshold <= 1.0f))
-        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: xtc_threshold %g is outside [0, 1]",
-                       (double)p->xtc_threshold);
-    if (p->mirostat < 0 || p->mirostat > 2)
-        return hr_fail(HEARTH_ERR_INVALID_ARG,
-                       "sampling: mirostat %d is not 0 (off), 1 or 2 (Mirostat 2.0)",
-                       (int)p->mirostat);
-    if (!(p->mirostat_tau >= 0.0f) || !isfinite(p->mirostat_tau))
-        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: mirostat_tau %g must be >= 0",
-                       (double)p->mirostat_tau);
-    if (!(p->mirostat_eta >= 0.0f) || !isfinite(p->mirostat_eta))
-        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: mirostat_eta %g must be >= 0",
-                       (double)p->mirostat_eta);
-    if (!(p->dry_multiplier >= 0.0f) || !isfinite(p->dry_multiplier))
-        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: dry_multiplier %g must be >= 0",
-                       (double)p->dry_multiplier);
-    if (!(p->dry_base >= 1.0f) || !isfinite(p->dry_base))
-        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: dry_base %g must be >= 1",
-                       (double)p->dry_base);
-    if (p->dry_allowed_length < 0)
-        return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: dry_allowed_length %d must be >= 0",
-                       (int)p->dry_allowed_length);
-    if (p->dry_penalty_last_n < 0 || p->dry_penalty_last_n > SMP_WINDOW_MAX)
-        return hr_fail(HEARTH_ERR_INVALID_ARG,
-                       "sampling: dry_penalty_last_n %d is outside [0, %d] (map -1 to n_ctx "
-                       "first)",
-                       (int)p->dry_penalty_last_n, (int)SMP_WINDOW_MAX);
+    const struct {
+        const char *name;
+        double value, lo, hi; /* finite, in [lo, hi] */
+    } ranges[] = {
+        {"typical_p", p->typical_p, 0, 1},
+        {"top_n_sigma", p->top_n_sigma, -INFINITY, INFINITY},
+        {"xtc_probability", p->xtc_probability, 0, 1},
+        {"xtc_threshold", p->xtc_threshold, 0, 1},
+        {"mirostat (0: off, 1, 2: Mirostat 2.0)", p->mirostat, 0, 2},
+        {"mirostat_tau", p->mirostat_tau, 0, INFINITY},
+        {"mirostat_eta", p->mirostat_eta, 0, INFINITY},
+        {"dry_multiplier", p->dry_multiplier, 0, INFINITY},
+        {"dry_base", p->dry_base, 1, INFINITY},
+        {"dry_allowed_length", p->dry_allowed_length, 0, INT32_MAX},
+        {"dry_penalty_last_n (map -1 to n_ctx first)", p->dry_penalty_last_n, 0, SMP_WINDOW_MAX},
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof *ranges; i++)
+        if (!isfinite(ranges[i].value) || ranges[i].value < ranges[i].lo ||
+            ranges[i].value > ranges[i].hi)
+            return hr_fail(HEARTH_ERR_INVALID_ARG,
+                           "sampling: %s %g must be a finite number in [%g, %g]", ranges[i].name,
+                           ranges[i].value, ranges[i].lo, ranges[i].hi);
     if (p->n_dry_breakers > 0 && !p->dry_breakers)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: %zu DRY sequence breakers but no array",
                        p->n_dry_breakers);

@@ -55,4 +55,18 @@ static inline cJSON *post(test_server *sv, const char *path, const char *body, i
     return j;
 }
 
+/* POST body to path and the string at `field` of the reply (a malloc'd
+ * copy; "(none)" when it is absent), checking a 200 (what: the check's
+ * label). */
+static inline char *post_text(test_server *sv, const char *path, const char *body,
+                              const char *field, const char *what) {
+    int status;
+    cJSON *j = post(sv, path, body, &status);
+    CHECKF(status == 200 && j, "%s: %d", what, status);
+    const char *t = j ? jstr(j, field) : NULL;
+    char *text = strdup(t ? t : "(none)");
+    cJSON_Delete(j);
+    return text;
+}
+
 #endif
