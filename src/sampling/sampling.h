@@ -171,7 +171,7 @@ void smp_reset(smp_sampler *s);
 /* The seed in use (the one drawn at smp_new when SMP_SEED_RANDOM was asked). */
 uint64_t smp_seed(const smp_sampler *s);
 
-/* Records a token (from the prompt or generated) in the penalty window. The
+/* Records a token (from the prompt or generated) in the penalty and DRY windows. The
  * sampler never accepts the tokens it draws by itself: the caller does, after
  * deciding to keep them. Fails only for an id outside [0, n_vocab). */
 hearth_err smp_accept(smp_sampler *s, int32_t token);
@@ -215,8 +215,9 @@ int32_t smp_sample_ex(smp_sampler *s, const float *logits, int n_top, smp_info *
  * the draw (no random number is consumed) and writes up to `cap` surviving
  * candidates to `out`, best first, with their logits as the draw would see
  * them (biased, penalized, divided by the temperature). Returns how many
- * survived. In greedy mode only the argmax survives. 0, with an error
- * recorded, when no token is left (as smp_sample's -1). */
+ * survived. In greedy mode only the one greedy would pick survives. XTC's
+ * chance is looked at, not consumed: the next draw sees the same. 0, with an
+ * error recorded, when no token is left (as smp_sample's -1). */
 typedef struct smp_cand {
     int32_t id;
     float logit;
