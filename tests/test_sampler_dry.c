@@ -244,7 +244,7 @@ static bool has_entry(const smp_params *sp, int32_t head, const int32_t *tail, i
     for (size_t i = 0; i < sp->n_dry_breakers; i++) {
         const smp_dry_breaker *b = &sp->dry_breakers[i];
         if (b->head == head && b->n_tail == n_tail &&
-            !memcmp(b->tail, tail, (size_t)n_tail * sizeof *tail))
+            (n_tail == 0 || !memcmp(b->tail, tail, (size_t)n_tail * sizeof *tail)))
             return true;
     }
     return false;
