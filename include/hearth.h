@@ -471,8 +471,8 @@ typedef struct hearth_sampler hearth_sampler;
 HEARTH_API hearth_err hearth_sampler_new(const hearth_model *model, const hearth_sampling *params,
                                          hearth_sampler **out);
 HEARTH_API void hearth_sampler_free(hearth_sampler *sampler);
-/* Forgets the penalty window and restarts from the seed (and a constraint
- * from the start of its output). */
+/* Forgets the penalty and DRY windows, restarts from the seed (and a
+ * constraint from the start of its output) and Mirostat from mu = 2 tau. */
 HEARTH_API void hearth_sampler_reset(hearth_sampler *sampler);
 HEARTH_API uint64_t hearth_sampler_seed(const hearth_sampler *sampler);
 
