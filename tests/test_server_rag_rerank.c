@@ -16,6 +16,8 @@
  *   - --rag-rerank-depth and a reranker context shorter than the pairs: the
  *     best of the first `depth` candidates, each cut as `hearth rag query
  *     --rerank` cuts it (rag_rerank_pair), a question too long a 400;
+ *   - --models-max 1: a rag chat request lets its model go for the
+ *     reranking and takes it back (it would otherwise wait on itself);
  *   - the 400s naming the field, "rerank": true without a reranker, and the
  *     start-up refusals (a name no model has, a model that is no reranker,
  *     no --rag, a depth without a reranker).
@@ -297,6 +299,34 @@ static void test_without_reranker(void) {
     CHECK(test_server_stop(&sv) == 0);
 }
 
+/* --models-max 1: the chat model and the reranker take turns (a request
+ * holding its model would otherwise wait on itself until --timeout). */
+static void test_one_model_at_a_time(const char *chat) {
+    test_server sv;
+    char args[1400];
+    snprintf(args, sizeof args,
+             "-m '%s' -t 1 --chat-template chatml --rag '%s' --rag-rerank rr --models-max 1 "
+             "--timeout 20",
+             rr_path, db);
+    REQUIRE(test_server_start(&sv, binary, chat, scratch, args));
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}],\"rag\":{\"k\":1},"
+             "\"max_tokens\":2}",
+             question);
+    for (int i = 0; i < 2; i++) { /* the second finds the reranker loaded, the chat model not */
+        int st;
+        cJSON *j = post(&sv, "/v1/chat/completions", body, &st);
+        CHECKF(st == 200 && jnum(j, "usage.completion_tokens") >= 1, "rag chat %d: %d", i, st);
+        cJSON_Delete(j);
+    }
+    snprintf(body, sizeof body, "{\"query\":\"%s\",\"k\":2}", question);
+    cJSON *j = search(&sv, body, 200);
+    CHECK(cJSON_IsTrue(jget(j, "reranked")) && cJSON_GetArraySize(jget(j, "data")) == 2);
+    cJSON_Delete(j);
+    CHECK(test_server_stop(&sv) == 0);
+}
+
 /* `hearth serve` with args exits 1 before listening, saying `why`. */
 static void refused(const char *args, const char *why) {
     char log[700];
@@ -360,6 +390,7 @@ int main(void) {
     test_chat(&sv);
     CHECK(test_server_stop(&sv) == 0);
     test_depth_and_cut();
+    test_one_model_at_a_time(model);
     test_without_reranker();
     test_refusals(model);
 

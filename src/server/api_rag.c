@@ -103,9 +103,6 @@ hearth_err srv_rag_start(srv_server *s) {
                        "rank); name a served reranker such as bge-reranker or Qwen3-Reranker",
                        c->rag_rerank, m->path);
     m->load_on_startup = true; /* every retrieval needs it */
-    if (c->models_max == 1 && s->n_models > 1)
-        srv_say(s, "warning: --models-max 1: a chat request with \"rag\" needs its model and the "
-                   "reranker loaded at once, and will wait for room until it times out");
     char depth[32] = "max(4k, 20) (at most 100)";
     if (c->rag_rerank_depth > 0) snprintf(depth, sizeof depth, "%d", c->rag_rerank_depth);
     srv_say(s, "rag: reranking with %s: the best k of the first %s candidates", m->id, depth);
@@ -219,9 +216,14 @@ static bool rerank(srv_exchange *x, const char *text, size_t len, int k, const c
     srv_embed_input in = {0};
     srv_job *j = NULL;
     bool ok = false;
+    /* Without room for the reranker beside the request's model (--models-max),
+     * the request lets its model go for the reranking and takes it back after:
+     * holding it, it would wait on itself. */
+    srv_model *own = x->model;
+    const bool lent = own && own != rr && srv_model_needs_room(rr);
+    if (lent) srv_model_release(own, SRV_KEEP_ALIVE_NONE);
     const bool held = srv_model_acquire(rr, !s->cfg.no_autoload, &e);
     if (held && add_pairs(rr, text, len, h, field, &in, &note->truncated, &e)) {
-        srv_model *own = x->model;
         const int prompt_tokens = x->prompt_tokens;
         x->model = rr; /* the job runs on the reranker's scheduler */
         j = srv_rank_run(x, &in);
@@ -238,6 +240,11 @@ static bool rerank(srv_exchange *x, const char *text, size_t len, int k, const c
     }
     srv_job_release(j);
     if (held) srv_model_release(rr, SRV_KEEP_ALIVE_NONE);
+    if (lent && !srv_model_acquire(own, !s->cfg.no_autoload, &e)) {
+        x->model = NULL; /* not held: the request's end must not release it */
+        if (ok) srv_respond_error(x, &e);
+        ok = false;
+    }
     if (!ok) rag_hits_free(h);
     return ok;
 }

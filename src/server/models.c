@@ -567,6 +567,15 @@ bool srv_model_loaded(srv_model *m) {
     return loaded;
 }
 
+bool srv_model_needs_room(srv_model *m) {
+    srv_server *s = m->srv;
+    pthread_mutex_lock(&s->models_mu);
+    const bool needs =
+        m->state != SRV_MODEL_LOADED && s->cfg.models_max > 0 && n_resident(s) >= s->cfg.models_max;
+    pthread_mutex_unlock(&s->models_mu);
+    return needs;
+}
+
 srv_model *srv_model_take(srv_exchange *x, const char *name, srv_error *e) {
     srv_server *s = x->srv;
     srv_model *m = name && name[0] ? srv_model_find(s, name) : s->default_model;

@@ -719,6 +719,10 @@ void srv_model_release(srv_model *m, int64_t keep_alive_ms);
 bool srv_model_unload(srv_model *m, srv_error *e);
 /* Whether m is loaded now (it may not be by the time the caller looks). */
 bool srv_model_loaded(srv_model *m);
+/* Whether loading m now would need another model unloaded first (m is not
+ * loaded and --models-max are): a caller holding one model that needs m
+ * too lets go of its own first, or it may wait on itself. */
+bool srv_model_needs_room(srv_model *m);
 /* A keep-alive as ollama takes it: seconds as a number ("300", "0"), a
  * duration ("5m", "1h"), negative: forever (SRV_KEEP_ALIVE_FOREVER). */
 bool srv_parse_keep_alive(const char *text, int64_t *ms);
