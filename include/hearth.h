@@ -499,6 +499,12 @@ typedef struct hearth_token_event {
     float logprob; /* log-softmax of the raw logits */
     int n_top;     /* alternatives filled in top[] (as many as asked) */
     hearth_token_logprob top[HEARTH_TOP_LOGPROBS_MAX];
+    /* hearth_gen_params.post_sampling_probs only (else 0): ln of id's
+     * probability in the distribution it was drawn from (the candidates the
+     * sampler chain kept, after bias, penalties, truncation and temperature;
+     * 0 under greedy); top[] then lists at most n_top of those candidates,
+     * best first, with theirs, leaving out any of probability 0. */
+    float post_logprob;
 } hearth_token_event;
 
 /* Return false to stop generating. */
@@ -509,6 +515,11 @@ typedef struct hearth_gen_params {
     const char *const *stop; /* stop strings (not emitted); may be NULL */
     int n_stop;
     int n_top_logprobs; /* 0..HEARTH_TOP_LOGPROBS_MAX alternatives per token */
+    /* llama-server's post_sampling_probs: the events' post_logprob and top[]
+     * describe the sampler chain's kept candidates instead of the raw
+     * softmax (logprob stays the raw one). Costs a second pass of the chain
+     * per token. */
+    bool post_sampling_probs;
     /* Speculative decoding (docs/speculative.md): each step proposes up to
      * spec_n_max tokens to follow the sampled one and evaluates them with it
      * in one pass; the sampler then draws from the logits after each in turn

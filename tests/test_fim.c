@@ -406,7 +406,7 @@ static void llama_server(hearth_model *repo_m) {
         const char *path, *body, *param;
     } bad[] = {
         {"/completion", "{\"prompt\":\"a\",\"mirostat\":3}", "mirostat"},
-        {"/completion", "{\"prompt\":\"a\",\"n_probs\":3}", "n_probs"},
+        {"/completion", "{\"prompt\":\"a\",\"n_probs\":-3}", "n_probs"},
         {"/completion", "{\"prompt\":\"a\",\"ignore_eos\":1}", "ignore_eos"},
         {"/completion", "{\"n_predict\":3}", "prompt"},
         {"/infill", "{\"input_prefix\":\"a\"}", "input_suffix"},

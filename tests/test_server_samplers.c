@@ -235,7 +235,7 @@ static void test_errors(test_server *sv) {
         {"/completion", "{\"prompt\":\"x\",\"xtc_threshold\":1.5}", "xtc_threshold"},
         {"/completion", "{\"prompt\":\"x\",\"dry_sequence_breakers\":[]}", "dry_sequence_breakers"},
         {"/completion", "{\"prompt\":\"x\",\"ignore_eos\":\"yes\"}", "ignore_eos"},
-        {"/completion", "{\"prompt\":\"x\",\"n_probs\":2}", "n_probs"},
+        {"/completion", "{\"prompt\":\"x\",\"n_probs\":\"2\"}", "n_probs"},
         {"/api/generate", "{\"model\":\"m\",\"prompt\":\"x\",\"options\":{\"typical_p\":-1}}",
          "typical_p"},
         {"/api/chat",

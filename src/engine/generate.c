@@ -30,6 +30,7 @@
  */
 #include "engine.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -55,6 +56,7 @@ struct hearth_gen {
     hearth_token_cb cb;
     void *user;
     int n_top, max_tokens;
+    smp_cand *kept;      /* post_sampling_probs: [n_vocab], the chain's candidates each draw */
     int32_t *prompt;     /* [n_prompt], owned */
     int n_prompt, n_fed; /* prompt tokens in the session so far */
     int32_t *feed;       /* [1 + spec_max]: GEN_PENDING's token to feed, then its proposals */
@@ -148,6 +150,9 @@ hearth_err hearth_gen_new(hearth_session *session, hearth_sampler *sampler, cons
         memcpy(g->prompt, prompt, (size_t)n_prompt * sizeof *prompt);
     if (!err && !(g->feed = malloc((size_t)(1 + g->spec_max) * sizeof *g->feed)))
         err = HEARTH_ERR_NOMEM;
+    if (!err && p.post_sampling_probs &&
+        !(g->kept = malloc((size_t)hearth_model_n_vocab(model) * sizeof *g->kept)))
+        err = HEARTH_ERR_NOMEM;
     if (!err) err = tok_stream_new(vocab, false, &g->stream);
     if (!err) err = smp_stop_new(p.stop, p.n_stop, &g->stop);
     g->t0 = now_ms();
@@ -170,6 +175,7 @@ void hearth_gen_free(hearth_gen *g) {
     smp_stop_free(g->stop);
     free(g->prompt);
     free(g->feed);
+    free(g->kept);
     free(g);
 }
 
@@ -189,9 +195,29 @@ hearth_err hearth_gen_prefill(hearth_gen *g, int max_tokens, bool *done) {
     return err;
 }
 
-/* Hands text that became safe to the callback; false when it asks to stop. */
-static bool gen_emit(hearth_gen *g, int32_t id, const smp_info *info, const char *text,
-                     size_t len) {
+/* post_sampling_probs: the chain's n kept candidates (best first, as the
+ * draw sees their logits) become ev's post_logprob for ev->id and top[],
+ * as smp_draw weighs them (exp in float, summed in double; all -inf:
+ * equally likely). */
+static void gen_post_probs(const hearth_gen *g, int32_t n, hearth_token_event *ev) {
+    const float max = n > 0 ? g->kept[0].logit : -INFINITY;
+    double sum = 0.0;
+    for (int32_t i = 0; i < n && max != -INFINITY; i++) sum += expf(g->kept[i].logit - max);
+    const double lse = max == -INFINITY ? log((double)(n > 0 ? n : 1)) : log(sum);
+    ev->n_top = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const float w = max == -INFINITY ? 1.0f : expf(g->kept[i].logit - max);
+        const float lp = w > 0.0f ? (float)(log((double)w) - lse) : -INFINITY;
+        if (g->kept[i].id == ev->id) ev->post_logprob = lp;
+        if (ev->n_top < g->n_top && w > 0.0f)
+            ev->top[ev->n_top++] = (hearth_token_logprob){.id = g->kept[i].id, .logprob = lp};
+    }
+}
+
+/* Hands text that became safe to the callback; false when it asks to stop.
+ * n_kept >= 0: the chain's candidates for post_sampling_probs are in kept. */
+static bool gen_emit(hearth_gen *g, int32_t id, const smp_info *info, int32_t n_kept,
+                     const char *text, size_t len) {
     hearth_token_event ev = {.id = id, .text = text, .len = len};
     if (info) {
         ev.logprob = info->logprob;
@@ -200,6 +226,7 @@ static bool gen_emit(hearth_gen *g, int32_t id, const smp_info *info, const char
             ev.top[i] =
                 (hearth_token_logprob){.id = info->top[i].id, .logprob = info->top[i].logprob};
     }
+    if (info && n_kept >= 0) gen_post_probs(g, n_kept, &ev);
     return g->cb ? g->cb(&ev, g->user) : true;
 }
 
@@ -212,10 +239,10 @@ static hearth_err gen_flush(hearth_gen *g) {
     tok_stream_flush(g->stream, &text, &len);
     hearth_err err = smp_stop_feed(g->stop, text, len, &out);
     if (err) return err;
-    if (out.len) gen_emit(g, -1, NULL, out.text, out.len);
+    if (out.len) gen_emit(g, -1, NULL, -1, out.text, out.len);
     if (!out.stopped) {
         smp_stop_flush(g->stop, &out);
-        if (out.len) gen_emit(g, -1, NULL, out.text, out.len);
+        if (out.len) gen_emit(g, -1, NULL, -1, out.text, out.len);
     }
     if (out.stopped) {
         g->r.finish = HEARTH_FINISH_STOP;
@@ -296,7 +323,11 @@ static hearth_err gen_take(hearth_gen *g, int32_t *token) {
     smp_info info;
     const float *logits =
         g->row >= 0 ? model_session_row(g->session, g->row) : model_session_logits(g->session);
-    const int32_t id = smp_sample_ex(g->smp, logits, g->n_top, &info);
+    /* the chain's candidates first: the draw after it sees the same (it
+     * consumes no random number, XTC's chance included) */
+    const int32_t n_kept =
+        g->kept ? smp_candidates(g->smp, logits, g->kept, hearth_model_n_vocab(g->model)) : -1;
+    const int32_t id = smp_sample_ex(g->smp, logits, g->kept ? 0 : g->n_top, &info);
     if (id < 0) { /* the constraint allows no token (recorded) */
         g->phase = GEN_DONE;
         return HEARTH_ERR_UNSUPPORTED;
@@ -315,7 +346,8 @@ static hearth_err gen_take(hearth_gen *g, int32_t *token) {
         g->phase = GEN_DONE;
         return err;
     }
-    if (!gen_emit(g, id, &info, out.text, out.len)) return gen_finish(g, HEARTH_FINISH_CALLBACK);
+    if (!gen_emit(g, id, &info, n_kept, out.text, out.len))
+        return gen_finish(g, HEARTH_FINISH_CALLBACK);
     if (out.stopped) g->r.stop_index = out.stop_index;
     if (out.stopped || smp_constraint_done(g->smp)) return gen_finish(g, HEARTH_FINISH_STOP);
     if (gen_live_pos(g) >= hearth_session_n_ctx(g->session)) {

@@ -94,23 +94,27 @@ size_t srv_utf8_clean(const char *in, size_t n, char *out) {
     return o;
 }
 
-/* The piece of token id as bytes, and as a JSON-safe string (ill-formed
- * UTF-8, e.g. half a character, becomes U+FFFD). text_cap >= 3 * cap + 1. */
-static void token_piece(const srv_model *m, int32_t id, char *raw, size_t cap, size_t *n_raw,
-                        char *text) {
+size_t srv_token_bytes(const srv_model *m, int32_t id, char *raw, size_t cap) {
     const tok_vocab *v = engine_vocab(m->model);
     size_t n = 0;
     if (!v)
         n = 0;
     else if (tok_piece(v, id, false, raw, cap, &n) != HEARTH_OK)
         n = n > cap ? cap : 0;
-    *n_raw = n;
-    srv_utf8_clean(raw, n, text);
+    return n;
+}
+
+/* The piece of token id as bytes, and as a JSON-safe string (ill-formed
+ * UTF-8, e.g. half a character, becomes U+FFFD). text_cap >= 3 * cap + 1. */
+static void token_piece(const srv_model *m, int32_t id, char *raw, size_t cap, size_t *n_raw,
+                        char *text) {
+    *n_raw = srv_token_bytes(m, id, raw, cap);
+    srv_utf8_clean(raw, *n_raw, text);
 }
 
 enum { PIECE_MAX = 256 };
 
-static cJSON *bytes_json(const char *raw, size_t n) {
+cJSON *srv_bytes_json(const char *raw, size_t n) {
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; i < n; i++)
         cJSON_AddItemToArray(a, cJSON_CreateNumber((unsigned char)raw[i]));
@@ -129,14 +133,14 @@ static cJSON *chat_logprobs(const srv_model *m, const srv_job *j, int from, int 
         token_piece(m, e->id, raw, sizeof raw, &n, text);
         cJSON_AddStringToObject(t, "token", text);
         cJSON_AddNumberToObject(t, "logprob", e->logprob);
-        cJSON_AddItemToObject(t, "bytes", bytes_json(raw, n));
+        cJSON_AddItemToObject(t, "bytes", srv_bytes_json(raw, n));
         cJSON *top = cJSON_AddArrayToObject(t, "top_logprobs");
         for (int k = 0; k < e->n_top; k++) {
             cJSON *a = cJSON_CreateObject();
             token_piece(m, e->top[k].id, raw, sizeof raw, &n, text);
             cJSON_AddStringToObject(a, "token", text);
             cJSON_AddNumberToObject(a, "logprob", e->top[k].logprob);
-            cJSON_AddItemToObject(a, "bytes", bytes_json(raw, n));
+            cJSON_AddItemToObject(a, "bytes", srv_bytes_json(raw, n));
             cJSON_AddItemToArray(top, a);
         }
         cJSON_AddItemToArray(content, t);
@@ -458,6 +462,7 @@ srv_job *srv_job_for_choice(srv_server *s, const srv_gen *g, int choice) {
         j->n_stop = i + 1;
     }
     j->n_top = r->logprobs ? r->top_logprobs : 0;
+    j->post_sampling = r->post_sampling_probs && j->n_top > 0;
     if ((j->think = !g->model && srv_think_split(g->local, r, &j->think_open))) {
         eng_think_init(&j->split, j->think_open);
         int budget;

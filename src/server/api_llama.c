@@ -12,8 +12,14 @@
  * srv_parse_request and routed as /v1/completions routes it (gateway,
  * ledger). llama.cpp's other samplers (typical_p, top_n_sigma, xtc_*,
  * mirostat*, dry_*, ignore_eos) go through under their own names
- * (request_samplers.c); n_probs, which Hearth does not have here, is a 400
- * naming it rather than ignored; fields about llama-server's own machinery
+ * (request_samplers.c). n_probs N (0..20; llama-server's alias "logprobs"
+ * when it is absent) becomes the completions API's logprobs N: the answer's
+ * completion_probabilities, one entry per generated token (its id, token,
+ * bytes, logprob: the raw softmax, before any sampler) with its N likeliest
+ * alternatives (top_logprobs); post_sampling_probs gives prob / top_probs
+ * from the candidates the sampler chain kept instead (hearth_gen_params);
+ * return_tokens fills "tokens" with the generated ids. Fields about
+ * llama-server's own machinery
  * (cache_prompt: Hearth always reuses a slot's prefix; id_slot; samplers;
  * timings_per_token) are
  * ignored. n_keep and n_discard are what a context shift keeps and
@@ -25,18 +31,79 @@
  * the extra context cut to the slot's context minus that batch minus twice
  * n_predict) and is answered by the local model only.
  *
- * The answer is llama-server's object: content, stop, stop_type
+ * The answer is llama-server's object: content, tokens, stop, stop_type
  * (eos/limit/word) and stopping_word, tokens_predicted / _evaluated /
- * _cached, timings; streamed, "data: {content, stop: false}" per piece and
- * the whole object (stop: true, content "") at the end, without [DONE].
+ * _cached, timings, completion_probabilities with n_probs; streamed, one
+ * "data: {content, tokens: [id], stop: false}" per generated token (with its
+ * completion_probabilities entry; text released at the end without a token
+ * comes with tokens []) and the whole object (stop: true, content "",
+ * tokens [], no probabilities) at the end, without [DONE].
  */
 #include "server.h"
 
 #include <cjson/cJSON.h>
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- token probabilities (n_probs) ------------------------------------------------ */
+
+enum { PIECE_MAX = 256 };
+
+/* Bytes at the end of s[0..n) that start a character without finishing it
+ * (llama-server leaves them out of "token"; "bytes" keeps them). */
+static size_t incomplete_tail(const char *s, size_t n) {
+    for (size_t i = 1; i <= 3 && i <= n; i++) {
+        const unsigned char c = (unsigned char)s[n - i];
+        const size_t need = (c & 0xE0) == 0xC0   ? 2
+                            : (c & 0xF0) == 0xE0 ? 3
+                            : (c & 0xF8) == 0xF0 ? 4
+                                                 : 0;
+        if (need) return need > i ? i : 0;
+        if ((c & 0xC0) != 0x80) return 0; /* ASCII or a stray byte: nothing pending */
+    }
+    return 0;
+}
+
+/* id, token (the piece as text) and bytes of token id, onto o. */
+static void add_piece(cJSON *o, const srv_model *m, int32_t id) {
+    char raw[PIECE_MAX], text[3 * PIECE_MAX + 1];
+    const size_t n = srv_token_bytes(m, id, raw, sizeof raw);
+    srv_utf8_clean(raw, n - incomplete_tail(raw, n), text);
+    cJSON_AddNumberToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "token", text);
+    cJSON_AddItemToObject(o, "bytes", srv_bytes_json(raw, n));
+}
+
+/* logprob, or with post_sampling_probs prob; -inf (JSON has none) as the
+ * lowest float, as llama-server writes it. */
+static void add_prob(cJSON *o, float logprob, bool post) {
+    if (post)
+        cJSON_AddNumberToObject(o, "prob", exp((double)logprob));
+    else
+        cJSON_AddNumberToObject(o, "logprob", logprob >= -FLT_MAX ? logprob : -FLT_MAX);
+}
+
+/* One generated token's completion_probabilities entry. */
+static cJSON *token_entry(const srv_model *m, const srv_event *e, bool post) {
+    cJSON *o = cJSON_CreateObject();
+    add_piece(o, m, e->id);
+    add_prob(o, post ? e->post_logprob : e->logprob, post);
+    cJSON *top = cJSON_AddArrayToObject(o, post ? "top_probs" : "top_logprobs");
+    for (int k = 0; k < e->n_top; k++) {
+        cJSON *a = cJSON_CreateObject();
+        add_piece(a, m, e->top[k].id);
+        add_prob(a, e->top[k].logprob, post);
+        cJSON_AddItemToArray(top, a);
+    }
+    return o;
+}
+
+/* Whether the request asked for probabilities (n_probs > 0, which came as
+ * logprobs). */
+static bool wants_probs(const srv_request *r) { return r->logprobs && r->top_logprobs > 0; }
 
 /* ---- the answer ------------------------------------------------------------------ */
 
@@ -90,10 +157,24 @@ static cJSON *final_object(const char *model, char *const *stop, int n_stop, con
 }
 
 char *srv_llama_response_json(const srv_gen *g, const srv_job *j) {
+    const srv_request *r = g->req;
     /* the job's stop strings are the model's when the request gave none */
-    cJSON *o = final_object(srv_asked_model(g), j->n_stop ? j->stop : g->req->stop,
-                            j->n_stop ? j->n_stop : g->req->n_stop, j, j->text ? j->text : "",
-                            j->text_len);
+    cJSON *o =
+        final_object(srv_asked_model(g), j->n_stop ? j->stop : r->stop,
+                     j->n_stop ? j->n_stop : r->n_stop, j, j->text ? j->text : "", j->text_len);
+    /* a remote tier's answer (its events carry no token) has neither */
+    cJSON *tokens = cJSON_GetObjectItemCaseSensitive(o, "tokens"), *probs = cJSON_CreateArray();
+    for (int i = 0; i < j->n_events; i++) {
+        const srv_event *e = &j->events[i];
+        if (e->id < 0) continue;
+        if (r->return_tokens) cJSON_AddItemToArray(tokens, cJSON_CreateNumber(e->id));
+        if (wants_probs(r))
+            cJSON_AddItemToArray(probs, token_entry(g->local, e, r->post_sampling_probs));
+    }
+    if (cJSON_GetArraySize(probs))
+        cJSON_AddItemToObject(o, "completion_probabilities", probs);
+    else
+        cJSON_Delete(probs);
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return json;
@@ -105,6 +186,7 @@ typedef struct llama_stream {
     char *model;
     char *stop[SRV_MAX_STOP]; /* the request's stop strings, for stopping_word */
     int n_stop;
+    bool probs, post; /* n_probs > 0; post_sampling_probs */
 } llama_stream;
 
 static void ls_close(void *p) {
@@ -119,6 +201,10 @@ static void *ls_open(const srv_request *r, const char *model, const srv_job *j) 
     (void)j;
     llama_stream *st = calloc(1, sizeof *st);
     bool ok = st && (st->model = strdup(model));
+    if (ok) {
+        st->probs = wants_probs(r);
+        st->post = r->post_sampling_probs;
+    }
     for (int i = 0; ok && i < r->n_stop; i++) {
         ok = (st->stop[i] = strdup(r->stop[i])) != NULL;
         st->n_stop = i + 1;
@@ -134,13 +220,32 @@ static void ls_head(void *p, srv_emit_fn emit, void *user) {
     (void)p, (void)emit, (void)user; /* llama-server sends nothing before the text */
 }
 
-static void ls_text(void *p, const char *text, size_t len, srv_emit_fn emit, void *user) {
-    (void)p;
+/* A partial object: text, stop false; its "tokens" array into *tokens. */
+static cJSON *partial(const char *text, size_t len, cJSON **tokens) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "index", 0);
     cJSON_AddItemToObject(o, "content", srv_json_string(text, len));
-    cJSON_AddArrayToObject(o, "tokens");
+    *tokens = cJSON_AddArrayToObject(o, "tokens");
     cJSON_AddFalseToObject(o, "stop");
+    return o;
+}
+
+/* Text without a token (released at the end). */
+static void ls_text(void *p, const char *text, size_t len, srv_emit_fn emit, void *user) {
+    (void)p;
+    cJSON *tokens;
+    emit(user, partial(text, len, &tokens));
+}
+
+void srv_llama_stream_token(void *p, const srv_model *m, const srv_job *j, int ev, srv_emit_fn emit,
+                            void *user) {
+    const llama_stream *st = p;
+    const srv_event *e = &j->events[ev];
+    cJSON *tokens, *o = partial(j->text + e->text_off, e->text_len, &tokens);
+    cJSON_AddItemToArray(tokens, cJSON_CreateNumber(e->id));
+    if (st->probs)
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "completion_probabilities"),
+                             token_entry(m, e, st->post));
     emit(user, o);
 }
 
@@ -174,14 +279,28 @@ static const cJSON *given(const cJSON *obj, const char *key) {
     return v && !cJSON_IsNull(v) ? v : NULL;
 }
 
-/* What Hearth does not have on this route: a 400 when it is asked for (a
- * value other than the one that switches it off). */
-static bool refuse_unsupported(const cJSON *root, srv_error *e) {
-    const cJSON *v = given(root, "n_probs");
-    if (v && (!cJSON_IsNumber(v) || v->valuedouble != 0))
-        return srv_fail(e, 400, "n_probs", NULL,
-                        "'n_probs': token probabilities are not supported here (use "
-                        "/v1/completions with logprobs)");
+/* n_probs (llama-server reads "logprobs" when it is absent) as the
+ * completions API's logprobs, and the booleans beside it. llama-server
+ * takes any n_probs (a negative one as 0, more than the vocabulary as all
+ * of it); Hearth's events hold SRV_MAX_LOGPROBS alternatives, so more is a
+ * 400 rather than fewer than asked. */
+static bool probs_fields(const cJSON *root, cJSON *out, srv_error *e) {
+    const char *name = "n_probs";
+    const cJSON *v = given(root, name);
+    if (!v && (v = given(root, "logprobs"))) name = "logprobs";
+    if (v && (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 0 ||
+              v->valuedouble > SRV_MAX_LOGPROBS))
+        return srv_fail(e, 400, name, NULL,
+                        "'%s' must be a whole number from 0 (off) to %d (the most alternatives "
+                        "per token Hearth gives)",
+                        name, (int)SRV_MAX_LOGPROBS);
+    if (v && v->valuedouble > 0) cJSON_AddNumberToObject(out, "logprobs", v->valuedouble);
+    static const char *const flags[] = {"post_sampling_probs", "return_tokens"};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        const cJSON *f = given(root, flags[i]);
+        if (f && !cJSON_IsBool(f))
+            return srv_fail(e, 400, flags[i], NULL, "'%s' must be a boolean", flags[i]);
+    }
     return true;
 }
 
@@ -207,7 +326,7 @@ static bool translate(const cJSON *root, bool infill, cJSON *out, int *repeat_la
     };
     if (!cJSON_IsObject(root))
         return srv_fail(e, 400, NULL, "invalid_json", "the body must be a JSON object");
-    if (!refuse_unsupported(root, e)) return false;
+    if (!probs_fields(root, out, e)) return false;
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
         const cJSON *v = given(root, map[i].name);
         if (v && !cJSON_IsNumber(v))
@@ -278,6 +397,8 @@ bool srv_llama_parse(const char *body, size_t len, bool infill, srv_request *r, 
     if (ok) {
         r->dialect = SRV_DIALECT_LLAMA;
         r->given = client | (r->given & SRV_GIVEN(SRV_P_STOP));
+        r->post_sampling_probs = cJSON_IsTrue(given(root, "post_sampling_probs"));
+        r->return_tokens = cJSON_IsTrue(given(root, "return_tokens"));
     }
     if (ok && root_out)
         *root_out = root;

@@ -183,6 +183,7 @@ bool srv_job_append(srv_job *j, const hearth_token_event *ev, const char *text, 
     if (ev) {
         e->logprob = ev->logprob;
         e->n_top = ev->n_top < j->n_top ? ev->n_top : j->n_top;
+        e->post_logprob = ev->post_logprob;
         for (int i = 0; i < e->n_top; i++) e->top[i] = ev->top[i];
     }
     if (j->think) {
@@ -408,6 +409,7 @@ static void slot_start(srv_sched *s, srv_slot *slot) {
                             .stop = (const char *const *)j->stop,
                             .n_stop = j->n_stop,
                             .n_top_logprobs = j->n_top,
+                            .post_sampling_probs = j->post_sampling,
                             .spec_n_max = !slot->draft && s->spec.ngram_n <= 0 ? 0
                                           : j->spec_n_max >= 0                 ? j->spec_n_max
                                                                                : s->spec.n_max,

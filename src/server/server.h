@@ -291,6 +291,10 @@ typedef struct srv_request {
     bool stream, include_usage;
     bool logprobs;    /* chat: logprobs; completion: logprobs given */
     int top_logprobs; /* alternatives per token, 0..SRV_MAX_LOGPROBS */
+    /* llama-server's /completion (api_llama.c): its n_probs came as logprobs
+     * and top_logprobs; post_sampling_probs: theirs after the sampler chain;
+     * return_tokens: the answer's "tokens" lists the generated ids */
+    bool post_sampling_probs, return_tokens;
     bool echo;        /* completion: the prompt text starts the output */
     /* response_format json_schema: the schema as compact JSON (sampling's
      * json_schema points here) and the whole response_format object as the
@@ -417,6 +421,7 @@ typedef struct srv_event {
     float logprob;
     int n_top;
     hearth_token_logprob top[SRV_MAX_LOGPROBS];
+    float post_logprob; /* srv_job.post_sampling: hearth_token_event's */
     size_t text_off, text_len;
     size_t reason_off, reason_len;
     bool thought;
@@ -442,6 +447,7 @@ typedef struct srv_job {
     char *stop[SRV_MAX_STOP];      /* owned copies */
     int n_stop;
     int n_top;          /* alternatives per event (0..SRV_MAX_LOGPROBS) */
+    bool post_sampling; /* ... from the sampler chain's candidates (hearth_gen_params') */
     double deadline_ms; /* srv_now_ms() clock; 0: none */
     int spec_n_max;     /* speculative decoding's proposals a step (-1: the server's) */
     double spec_p_min;  /* the draft's confidence to go on proposing (NAN: the server's) */
@@ -971,6 +977,11 @@ struct cJSON;
 struct cJSON *srv_logprobs_json(const srv_model *m, srv_kind kind, const srv_job *j, int from,
                                 int to, size_t text_base);
 void srv_usage_json(struct cJSON *obj, const srv_job *j);
+/* The bytes of token id's piece as the output shows it (at most cap of
+ * them into raw; control tokens have none); how many. */
+size_t srv_token_bytes(const srv_model *m, int32_t id, char *raw, size_t cap);
+/* raw[0..n) as a JSON array of byte values (the logprobs' "bytes"). */
+struct cJSON *srv_bytes_json(const char *raw, size_t n);
 /* Tokens of j's completion that were reasoning (a <think> block's, or a
  * remote tier's count). */
 int srv_job_reasoning_tokens(const srv_job *j);
@@ -1032,6 +1043,11 @@ typedef struct srv_typed_ops {
 extern const srv_typed_ops srv_anthropic_stream; /* api_anthropic.c */
 extern const srv_typed_ops srv_responses_stream; /* api_responses.c */
 extern const srv_typed_ops srv_llama_stream;     /* api_llama.c */
+/* llama-server's stream sends each generated token as an event of its own,
+ * with its id and (n_probs) probabilities: sse.c calls this instead of
+ * srv_llama_stream.text for j's event ev (mu held). */
+void srv_llama_stream_token(void *st, const srv_model *m, const srv_job *j, int ev,
+                            srv_emit_fn emit, void *user);
 char *srv_llama_response_json(const srv_gen *g, const srv_job *j);
 char *srv_responses_response_json(const srv_gen *g, const srv_job *j);
 /* The chat body a Responses request means (as srv_anthropic_translate). */

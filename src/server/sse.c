@@ -46,7 +46,10 @@
  * Anthropic's dialect and the Responses API's send typed events, "event:
  * TYPE" before each "data:" line, which their files make (srv_typed_ops:
  * api_anthropic.c, api_responses.c) from the same calls: the head, each
- * piece of text, each call, the end, a failure.
+ * piece of text, each call, the end, a failure. llama-server's /completion
+ * (api_llama.c) is one of them, except that each generated token goes out
+ * as an event of its own, with its id and probabilities, text or not
+ * (srv_llama_stream_token).
  *
  * When the response is destroyed (finished, or the client left) sse_free
  * cancels the job, which frees its slot at once.
@@ -159,6 +162,10 @@ static cJSON *choice_chunk(srv_stream *st, int index, cJSON **choice) {
 
 /* Text of choice ch; ev >= 0: the event it came from (for its logprobs). */
 static void send_text(srv_stream *st, const sse_choice *ch, const char *text, size_t len, int ev) {
+    if (st->typed && st->dialect == SRV_DIALECT_LLAMA && ev >= 0 && ch->job->events[ev].id >= 0) {
+        srv_llama_stream_token(st->typed_state, st->model, ch->job, ev, emit_event, st);
+        return;
+    }
     if (st->typed) {
         st->typed->text(st->typed_state, text, len, emit_event, st);
         return;
@@ -326,7 +333,10 @@ static bool format_events(srv_stream *st, sse_choice *ch) {
         if (e->id >= 0 && st->x) st->x->completion_tokens++; /* for the log, even if cut short */
         if (e->reason_len) send_reasoning(st, ch, j->reasoning + e->reason_off, e->reason_len);
         if (parse) continue; /* tools_progress looks at the text */
-        if (e->text_len == 0 && !(st->logprobs && e->id >= 0)) continue;
+        /* a token without text yet still goes out with logprobs, and in
+         * llama-server's stream (each token an event) */
+        const bool every = st->logprobs || st->dialect == SRV_DIALECT_LLAMA;
+        if (e->text_len == 0 && !(every && e->id >= 0)) continue;
         send_text(st, ch, j->text + e->text_off, e->text_len, ch->next_event);
     }
     if (!parse) return !st->has_tools || remote_calls(st, ch);
