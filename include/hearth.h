@@ -394,6 +394,24 @@ typedef struct hearth_logit_bias {
     float bias; /* added to the token's logit; <= -100 or -INFINITY: the token is banned */
 } hearth_logit_bias;
 
+/* The stages of the sampler chain, llama.cpp's sampler types, for
+ * hearth_sampling.samplers (llama-server's "samplers": names "penalties",
+ * "dry", "top_n_sigma", "top_k", "typ_p", "top_p", "min_p", "xtc",
+ * "temperature"; letters e d s k y p m x t). */
+typedef enum hearth_sampler_stage {
+    HEARTH_SAMPLER_STAGE_PENALTIES = 1,
+    HEARTH_SAMPLER_STAGE_DRY,
+    HEARTH_SAMPLER_STAGE_TOP_N_SIGMA,
+    HEARTH_SAMPLER_STAGE_TOP_K,
+    HEARTH_SAMPLER_STAGE_TYPICAL_P,
+    HEARTH_SAMPLER_STAGE_TOP_P,
+    HEARTH_SAMPLER_STAGE_MIN_P,
+    HEARTH_SAMPLER_STAGE_XTC,
+    HEARTH_SAMPLER_STAGE_TEMPERATURE
+} hearth_sampler_stage;
+#define HEARTH_SAMPLERS_MAX  32
+#define HEARTH_SAMPLERS_NONE (-1) /* hearth_sampling.n_samplers: a chain of no stage */
+
 typedef struct hearth_sampling {
     float temperature;            /* <= 0: greedy */
     int32_t top_k;                /* <= 0: off */
@@ -455,6 +473,23 @@ typedef struct hearth_sampling {
      * hearth_sampler_new. */
     const char *const *dry_sequence_breakers;
     size_t n_dry_sequence_breakers;
+    /* top-p, min-p, typical and XTC keep at least this many candidates (llama.cpp's min_keep;
+     * top-k, top-n-sigma and Mirostat do not), >= 0; 0 (the default) and 1: at least one */
+    int32_t min_keep;
+    /* Dynamic temperature (llama.cpp's temp-ext), in the temperature stage: with range > 0
+     * the draw's temperature is lo + (hi - lo) * (H / ln n)^exponent, lo = max(0, t - range),
+     * hi = t + range, H the entropy of the n candidates kept there (n >= 2); 0 is greedy, so
+     * temperature 0 with a range may sample. range <= 0: off (0); exponent 1. Finite. */
+    float dynatemp_range;
+    float dynatemp_exponent;
+    /* The chain's stages in order (llama-server's "samplers"): samplers[0..n_samplers), a
+     * stage may repeat, one left out does not run at all (no penalties without
+     * HEARTH_SAMPLER_STAGE_PENALTIES; no temperature, hence no greedy, without
+     * HEARTH_SAMPLER_STAGE_TEMPERATURE). 0 (the default): llama.cpp's default chain above;
+     * HEARTH_SAMPLERS_NONE: no stage (a draw from the biased logits). Mirostat replaces any
+     * chain. At most HEARTH_SAMPLERS_MAX. */
+    hearth_sampler_stage samplers[HEARTH_SAMPLERS_MAX];
+    int32_t n_samplers;
 } hearth_sampling;
 #define HEARTH_REASONING_BUDGET_ZERO (-1)
 

@@ -13,6 +13,9 @@
  *     SMP_DRY_TAIL_MAX tokens). This reads every token once per sampler.
  *   dry_penalty_last_n -1 is the model's training context, as for the
  *     penalties' window.
+ *   min_keep, dynatemp_range and dynatemp_exponent go as they are; the
+ *     chain's order (samplers) too, hearth_sampler_stage having smp_stage's
+ *     values.
  */
 #include "engine.h"
 
@@ -42,6 +45,41 @@ void engine_sampling_defaults(hearth_sampling *p) {
     p->dry_penalty_last_n = d.dry_penalty_last_n;
     p->dry_sequence_breakers = NULL;
     p->n_dry_sequence_breakers = 0;
+    p->min_keep = d.min_keep;
+    p->dynatemp_range = d.dynatemp_range;
+    p->dynatemp_exponent = d.dynatemp_exponent;
+    memset(p->samplers, 0, sizeof p->samplers);
+    p->n_samplers = 0; /* the default chain */
+}
+
+_Static_assert(HEARTH_SAMPLERS_MAX == SMP_STAGES_MAX && HEARTH_SAMPLERS_NONE == SMP_STAGES_NONE &&
+                   (int)HEARTH_SAMPLER_STAGE_PENALTIES == SMP_STAGE_PENALTIES &&
+                   (int)HEARTH_SAMPLER_STAGE_DRY == SMP_STAGE_DRY &&
+                   (int)HEARTH_SAMPLER_STAGE_TOP_N_SIGMA == SMP_STAGE_TOP_N_SIGMA &&
+                   (int)HEARTH_SAMPLER_STAGE_TOP_K == SMP_STAGE_TOP_K &&
+                   (int)HEARTH_SAMPLER_STAGE_TYPICAL_P == SMP_STAGE_TYPICAL_P &&
+                   (int)HEARTH_SAMPLER_STAGE_TOP_P == SMP_STAGE_TOP_P &&
+                   (int)HEARTH_SAMPLER_STAGE_MIN_P == SMP_STAGE_MIN_P &&
+                   (int)HEARTH_SAMPLER_STAGE_XTC == SMP_STAGE_XTC &&
+                   (int)HEARTH_SAMPLER_STAGE_TEMPERATURE == SMP_STAGE_LAST,
+               "hearth_sampler_stage and smp_stage agree");
+
+/* The chain's order, checked (smp_new would see a stage out of range as a
+ * number that no longer says which element of the caller's array it was). */
+static hearth_err chain_order(const hearth_sampling *p, smp_params *sp) {
+    if (p->n_samplers < HEARTH_SAMPLERS_NONE || p->n_samplers > HEARTH_SAMPLERS_MAX)
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "sampling: n_samplers %d (-1: no stage, 0: the default chain, at most %d)",
+                       (int)p->n_samplers, (int)HEARTH_SAMPLERS_MAX);
+    for (int32_t i = 0; i < p->n_samplers; i++) {
+        const int st = (int)p->samplers[i];
+        if (st < SMP_STAGE_PENALTIES || st > SMP_STAGE_LAST)
+            return hr_fail(HEARTH_ERR_INVALID_ARG,
+                           "sampling: samplers[%d]: %d is not a hearth_sampler_stage", (int)i, st);
+        sp->stages[i] = (uint8_t)st;
+    }
+    sp->n_stages = p->n_samplers;
+    return HEARTH_OK;
 }
 
 /* The caller's biases and a ban of each end-of-generation token. */
@@ -179,12 +217,17 @@ hearth_err engine_smp_extra_fill(const hearth_model *m, const hearth_sampling *p
     sp->dry_multiplier = p->dry_multiplier;
     sp->dry_base = p->dry_base;
     sp->dry_allowed_length = p->dry_allowed_length;
+    sp->min_keep = p->min_keep;
+    sp->dynatemp_range = p->dynatemp_range;
+    sp->dynatemp_exponent = p->dynatemp_exponent;
+    hearth_err err = chain_order(p, sp);
+    if (err) return err;
     if (p->dry_penalty_last_n < -1)
         return hr_fail(HEARTH_ERR_INVALID_ARG,
                        "sampling: dry_penalty_last_n %d (-1: the context, 0: off)",
                        (int)p->dry_penalty_last_n);
     sp->dry_penalty_last_n = p->dry_penalty_last_n < 0 ? m->hp.n_ctx_train : p->dry_penalty_last_n;
-    hearth_err err = p->ignore_eos ? eog_bans(m, sp, x) : HEARTH_OK;
+    err = p->ignore_eos ? eog_bans(m, sp, x) : HEARTH_OK;
     if (err) return err;
     const bool dry = p->dry_multiplier != 0.0f && sp->dry_penalty_last_n > 0 && p->mirostat == 0;
     const tok_vocab *v = dry ? engine_vocab(m) : NULL;

@@ -1,11 +1,13 @@
 /*
  * sampler.c - the sampler chain: logit bias -> penalties -> DRY -> top-n-sigma
- * -> top-k -> typical -> top-p -> min-p -> XTC -> temperature -> draw, with the
- * semantics of llama.cpp's samplers of the same names (src/llama-sampler.cpp)
- * and OpenAI's logit_bias and frequency/presence penalties; Mirostat in place
- * of the chain. This file holds the chain, the candidates' order and heap,
- * bias, penalties, top-k, top-p, min-p, temperature and the draw; the other
- * stages are in stages.c, mirostat.c and dry.c (sampler_impl.h: the state).
+ * -> top-k -> typical -> top-p -> min-p -> XTC -> temperature -> draw, or the
+ * stages smp_params.stages lists after the bias, with the semantics of
+ * llama.cpp's samplers of the same names (src/llama-sampler.cpp; min_keep as
+ * its top-p, min-p, typical and XTC take it) and OpenAI's logit_bias and
+ * frequency/presence penalties; Mirostat in place of the chain. This file
+ * holds the chain, the candidates' order and heap, bias, penalties, top-k,
+ * top-p, min-p, temperature and the draw; the other stages are in stages.c,
+ * mirostat.c and dry.c (sampler_impl.h: the state).
  *
  * Top-k selects its k into `sorted` in one pass (a heap of the k best so far);
  * a later stage that needs the i-th best candidate pops it from the heap on
@@ -57,6 +59,10 @@ smp_params smp_default_params(void) {
         .dry_base = 1.75f,
         .dry_allowed_length = 2,
         .dry_penalty_last_n = 64,
+        .min_keep = 0,
+        .dynatemp_range = 0.0f,
+        .dynatemp_exponent = 1.0f,
+        .n_stages = 0,
     };
     return p;
 }
@@ -78,6 +84,11 @@ static hearth_err check_extra(const smp_params *p) {
         {"dry_base", p->dry_base, 1, INFINITY},
         {"dry_allowed_length", p->dry_allowed_length, 0, INT32_MAX},
         {"dry_penalty_last_n (map -1 to n_ctx first)", p->dry_penalty_last_n, 0, SMP_WINDOW_MAX},
+        {"min_keep", p->min_keep, 0, INT32_MAX},
+        {"dynatemp_range", p->dynatemp_range, -INFINITY, INFINITY},
+        {"dynatemp_exponent", p->dynatemp_exponent, -INFINITY, INFINITY},
+        {"the number of samplers (-1: none, 0: the default chain)", p->n_stages, SMP_STAGES_NONE,
+         SMP_STAGES_MAX},
     };
     for (size_t i = 0; i < sizeof ranges / sizeof *ranges; i++)
         if (!isfinite(ranges[i].value) || ranges[i].value < ranges[i].lo ||
@@ -91,7 +102,26 @@ static hearth_err check_extra(const smp_params *p) {
     if (p->n_dry_breakers > SMP_BIAS_MAX)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: %zu DRY sequence breakers (at most %d)",
                        p->n_dry_breakers, (int)SMP_BIAS_MAX);
+    for (int32_t i = 0; i < p->n_stages; i++)
+        if (p->stages[i] < SMP_STAGE_PENALTIES || p->stages[i] > SMP_STAGE_LAST)
+            return hr_fail(HEARTH_ERR_INVALID_ARG, "sampling: samplers[%d]: %d is not a stage",
+                           (int)i, (int)p->stages[i]);
     return HEARTH_OK;
+}
+
+/* The stages the chain runs after the bias, in order. */
+static size_t chain_stages(const smp_params *p, const uint8_t **out) {
+    if (p->n_stages == 0) return smp_default_stages(out);
+    *out = p->stages;
+    return p->n_stages > 0 ? (size_t)p->n_stages : 0;
+}
+
+static bool chain_has(const smp_params *p, smp_stage stage) {
+    const uint8_t *st;
+    const size_t n = chain_stages(p, &st);
+    for (size_t i = 0; i < n; i++)
+        if (st[i] == stage) return true;
+    return false;
 }
 
 static hearth_err check_params(const smp_params *p) {
@@ -194,9 +224,10 @@ hearth_err smp_new(int32_t n_vocab, const smp_params *params, smp_sampler **out)
         smp_free(s);
         return err;
     }
-    /* Mirostat's chain has no penalties (llama.cpp's: bias, temperature, Mirostat) */
+    /* Mirostat's chain has no penalties (llama.cpp's: bias, temperature, Mirostat), nor
+     * does a chain without the stage */
     s->penalties_on =
-        p.mirostat == 0 && p.penalty_last_n > 0 &&
+        p.mirostat == 0 && p.penalty_last_n > 0 && chain_has(&p, SMP_STAGE_PENALTIES) &&
         (p.repeat_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f);
     s->params.dry_breakers = NULL; /* the caller's: copied by smp_dry_init */
     s->params.n_dry_breakers = 0;
@@ -217,6 +248,11 @@ hearth_err smp_new(int32_t n_vocab, const smp_params *params, smp_sampler **out)
     err = smp_dry_init(s);
     s->params.dry_breakers = NULL;
     s->params.n_dry_breakers = 0;
+    if (s->dry_on && !chain_has(&p, SMP_STAGE_DRY)) { /* not in the chain: never runs */
+        smp_dry_fini(s);
+        memset(&s->dry, 0, sizeof s->dry);
+        s->dry_on = false;
+    }
     if (!err) err = smp_stages_init(s);
     if (err) {
         smp_schema_free(schema);
@@ -385,6 +421,7 @@ bool smp_have_rank(smp_sampler *s, size_t i) {
         if (!s->rest_is_heap) {
             heap_build(s->rest, s->n_rest, false);
             s->rest_is_heap = true;
+            s->rest_by_id = false;
         }
         s->sorted[s->n_sorted++] = s->rest[0];
         s->n_rest--;
@@ -414,12 +451,11 @@ static float penalize(const smp_params *p, float logit, int32_t count) {
     return logit - ((float)count * p->frequency_penalty + p->presence_penalty);
 }
 
-/* Stage 0 and 1: every token the constraint allows and no bias bans, in id
- * order, with its biased, then penalized logit, then DRY's penalty. False,
- * with an error recorded, when no token is left (the biases banned every one
- * allowed). */
-static bool stage_fill(smp_sampler *s, const float *logits) {
-    const bool pen = s->penalties_on && s->win_len > 0;
+/* Stage 0 (and the penalties when they come first, as in the default chain,
+ * in the same pass): every token the constraint allows and no bias bans, in
+ * id order, with its biased (then penalized) logit. False, with an error
+ * recorded, when no token is left (the biases banned every one allowed). */
+static bool stage_fill(smp_sampler *s, const float *logits, bool pen) {
     const uint32_t *mask = s->mask;
     const hearth_logit_bias *bias = s->bias, *bias_end = bias ? bias + s->n_bias : NULL;
     size_t n = 0;
@@ -439,21 +475,69 @@ static bool stage_fill(smp_sampler *s, const float *logits) {
     s->n_rest = n;
     s->n_sorted = 0;
     s->rest_is_heap = false;
-    if (n > 0) {
-        if (s->dry_on) smp_dry_apply(s);
-        return true;
-    }
+    s->rest_by_id = true;
+    s->greedy = false;
+    if (n > 0) return true;
     hr_fail(HEARTH_ERR_UNSUPPORTED, s->mask ? "sampling: logit_bias bans every token the "
                                               "constraint allows here"
                                             : "sampling: logit_bias bans every token");
     return false;
 }
 
+/* Makes every kept candidate part of the unsorted rest (after a stage that
+ * changed logits without keeping their order). */
+static void unsort(smp_sampler *s) {
+    if (s->n_sorted == 0 && !s->rest_is_heap) return; /* already: the order is untouched */
+    memcpy(s->rest + s->n_rest, s->sorted, s->n_sorted * sizeof *s->rest);
+    s->n_rest += s->n_sorted;
+    s->n_sorted = 0;
+    s->rest_is_heap = false;
+    s->rest_by_id = false;
+}
+
+/* The penalties anywhere but first: each kept candidate's logit, then no
+ * order is assumed. */
+static void stage_penalties(smp_sampler *s) {
+    if (!s->penalties_on || s->win_len == 0) return;
+    for (size_t i = 0; i < s->n_sorted + s->n_rest; i++) {
+        smp_cand *c = smp_walk(s, i);
+        if (s->counts[c->id] > 0)
+            c->logit = smp_sanitize(penalize(&s->params, c->logit, s->counts[c->id]));
+    }
+    unsort(s);
+}
+
+/* Puts the kept candidates back in id order in `rest`, for DRY's lookup,
+ * in one pass over the vocabulary: weights[id] holds each one's logit
+ * (logits are never NaN, which marks the others). */
+static void order_by_id(smp_sampler *s) {
+    if (s->rest_by_id) return;
+    for (int32_t i = 0; i < s->n_vocab; i++) s->weights[i] = NAN;
+    for (size_t i = 0; i < s->n_sorted + s->n_rest; i++) {
+        const smp_cand *c = smp_walk(s, i);
+        s->weights[c->id] = c->logit;
+    }
+    size_t n = 0;
+    for (int32_t i = 0; i < s->n_vocab; i++)
+        if (!isnan(s->weights[i])) s->rest[n++] = (smp_cand){i, s->weights[i]};
+    s->n_rest = n;
+    s->n_sorted = 0;
+    s->rest_is_heap = false;
+    s->rest_by_id = true;
+}
+
+static void stage_dry(smp_sampler *s) {
+    if (!s->dry_on) return;
+    order_by_id(s);
+    smp_dry_apply(s); /* in place: rest stays in id order */
+}
+
 /* The k best, best first. Selection through a heap of the k best so far with
  * the worst on top: in a logits row most tokens lose against that root in one
  * comparison, so this is one cheap pass over n_vocab plus O(k log k). */
 static void stage_top_k(smp_sampler *s, size_t k) {
-    if (s->n_sorted > 0) { /* not reached by run_chain, where top-k comes first */
+    if (k >= s->n_sorted + s->n_rest) return;
+    if (s->n_sorted > 0) { /* after a stage that sorted some */
         while (s->n_sorted < k && smp_have_rank(s, s->n_sorted)) {
         }
         if (s->n_sorted > k) s->n_sorted = k;
@@ -482,6 +566,8 @@ static void stage_top_k(smp_sampler *s, size_t k) {
     }
     s->n_sorted = m;
     s->n_rest = 0;
+    s->rest_is_heap = false;
+    s->rest_by_id = false;
 }
 
 double smp_exp_sum(const smp_sampler *s, float max) {
@@ -492,8 +578,8 @@ double smp_exp_sum(const smp_sampler *s, float max) {
 }
 
 /* Keeps the smallest best-first prefix whose probability (softmax over the
- * candidates still kept) reaches p; at least one. */
-static void stage_top_p(smp_sampler *s, float p) {
+ * candidates still kept) reaches p and that holds min_keep; at least one. */
+static void stage_top_p(smp_sampler *s, float p, size_t min_keep) {
     const float max = smp_best_logit(s);
     if (max == -INFINITY) return; /* nothing has any probability to rank */
     const double target = (double)p * smp_exp_sum(s, max);
@@ -502,14 +588,17 @@ static void stage_top_p(smp_sampler *s, float p) {
     while (smp_have_rank(s, i)) {
         cum += expf(s->sorted[i].logit - max);
         i++;
-        if (cum >= target) break;
+        if (cum >= target && i >= min_keep) break;
     }
     s->n_sorted = i;
     s->n_rest = 0;
 }
 
-void smp_keep_above(smp_sampler *s, float threshold) {
-    for (size_t i = 1; i < s->n_sorted; i++) {
+void smp_keep_above(smp_sampler *s, float threshold) { smp_keep_above_n(s, threshold, 1); }
+
+void smp_keep_above_n(smp_sampler *s, float threshold, size_t min_keep) {
+    if (min_keep > 1) smp_have_rank(s, min_keep - 1); /* the min_keep best are sorted */
+    for (size_t i = min_keep > 1 ? min_keep : 1; i < s->n_sorted; i++) {
         if (s->sorted[i].logit < threshold) {
             s->n_sorted = i;
             s->n_rest = 0;
@@ -526,15 +615,17 @@ void smp_keep_above(smp_sampler *s, float threshold) {
     if (s->n_sorted == 0 && w == 0) s->rest[w++] = best; /* the best stays */
     s->n_rest = w;
     s->rest_is_heap = false;
+    if (s->n_sorted == 0 && w == 1) s->rest_by_id = false; /* perhaps the best alone, moved */
 }
 
-/* Keeps tokens with p >= min_p * p_max, i.e. logit >= max + log(min_p); the
- * best token always. Unsorted candidates are filtered without sorting. */
-static void stage_min_p(smp_sampler *s, float min_p) {
-    smp_keep_above(s, smp_best_logit(s) + logf(min_p));
+/* Keeps tokens with p >= min_p * p_max, i.e. logit >= max + log(min_p), and
+ * the min_keep best; the best token always. Unsorted candidates are filtered
+ * without sorting. */
+static void stage_min_p(smp_sampler *s, float min_p, size_t min_keep) {
+    smp_keep_above_n(s, smp_best_logit(s) + logf(min_p), min_keep);
 }
 
-static void stage_temperature(smp_sampler *s, float t) {
+static void divide_logits(smp_sampler *s, float t) {
     /* Dividing by t > 0 keeps the order, so sorted and heap stay valid (a
      * tiny t may overflow to inf, clamped to FLT_MAX, which keeps it weakly;
      * ties then fall back on the id order, as everywhere). */
@@ -543,53 +634,98 @@ static void stage_temperature(smp_sampler *s, float t) {
     for (size_t i = 0; i < s->n_rest; i++) s->rest[i].logit = smp_sanitize(s->rest[i].logit / t);
 }
 
+/* llama.cpp's temp-ext: the temperature, or dynamic temperature's for these
+ * candidates; at most 0 keeps only the best (greedy: the draw takes it). */
+static void stage_temperature(smp_sampler *s) {
+    const smp_params *p = &s->params;
+    float t = p->temperature;
+    if (p->dynatemp_range > 0.0f) {
+        /* one candidate: nothing to measure (llama.cpp leaves it alone) */
+        if (s->n_sorted + s->n_rest <= 1 || smp_best_logit(s) == -INFINITY) return;
+        t = (float)smp_dynatemp(s);
+    }
+    if (t > 0.0f) {
+        divide_logits(s, t);
+        return;
+    }
+    smp_have_rank(s, 0);
+    s->n_sorted = 1;
+    s->n_rest = 0;
+    s->rest_is_heap = false;
+    s->rest_by_id = false;
+    s->greedy = true;
+}
+
 static bool xtc_on(const smp_params *p) {
     return p->xtc_probability > 0.0f && p->xtc_threshold <= 0.5f;
 }
 
-/* Whether a stage of the chain may drop the best candidate (typical, XTC),
- * so that greedy must run the chain rather than take the argmax. */
-static bool chain_drops_best(const smp_params *p) {
-    return p->mirostat == 0 && (p->typical_p < 1.0f || xtc_on(p));
+static void run_stage(smp_sampler *s, int stage) {
+    const smp_params *p = &s->params;
+    const size_t keep = (size_t)p->min_keep;
+    switch (stage) {
+    case SMP_STAGE_PENALTIES: stage_penalties(s); break;
+    case SMP_STAGE_DRY: stage_dry(s); break;
+    case SMP_STAGE_TOP_N_SIGMA:
+        if (p->top_n_sigma > 0.0f) smp_stage_top_n_sigma(s, p->top_n_sigma);
+        break;
+    case SMP_STAGE_TOP_K:
+        if (p->top_k > 0) stage_top_k(s, (size_t)p->top_k);
+        break;
+    case SMP_STAGE_TYPICAL_P:
+        if (p->typical_p < 1.0f) smp_stage_typical(s, p->typical_p, keep);
+        break;
+    case SMP_STAGE_TOP_P:
+        if (p->top_p < 1.0f) stage_top_p(s, p->top_p, keep);
+        break;
+    case SMP_STAGE_MIN_P:
+        if (p->min_p > 0.0f) stage_min_p(s, p->min_p, keep);
+        break;
+    case SMP_STAGE_XTC:
+        if (xtc_on(p)) smp_stage_xtc(s, p->xtc_probability, p->xtc_threshold, keep);
+        break;
+    default: stage_temperature(s); break; /* SMP_STAGE_TEMPERATURE (smp_new checked) */
+    }
 }
 
-/* Runs every stage but the draw (temperature only when > 0); false as
- * stage_fill. */
+/* Runs every stage but the draw; false as stage_fill. s->greedy: the draw
+ * takes the one candidate left. */
 static bool run_chain(smp_sampler *s, const float *logits) {
     const smp_params *p = &s->params;
-    if (!stage_fill(s, logits)) return false;
     if (p->mirostat) { /* llama.cpp's chain for it: bias, temperature, Mirostat */
-        if (p->temperature > 0.0f) stage_temperature(s, p->temperature);
+        if (!stage_fill(s, logits, false)) return false;
+        if (p->temperature > 0.0f) divide_logits(s, p->temperature);
         smp_mirostat_truncate(s);
         return true;
     }
-    if (p->top_n_sigma > 0.0f) smp_stage_top_n_sigma(s, p->top_n_sigma);
-    if (p->top_k > 0 && (size_t)p->top_k < s->n_rest) stage_top_k(s, (size_t)p->top_k);
-    if (p->typical_p < 1.0f) smp_stage_typical(s, p->typical_p);
-    if (p->top_p < 1.0f) stage_top_p(s, p->top_p);
-    if (p->min_p > 0.0f) stage_min_p(s, p->min_p);
-    if (xtc_on(p)) smp_stage_xtc(s, p->xtc_probability, p->xtc_threshold);
-    if (p->temperature > 0.0f) stage_temperature(s, p->temperature);
+    const uint8_t *st;
+    const size_t n = chain_stages(p, &st);
+    /* the default chain's first stage, the penalties, in the fill's pass */
+    const size_t first = n > 0 && st[0] == SMP_STAGE_PENALTIES ? 1 : 0;
+    if (!stage_fill(s, logits, first && s->penalties_on && s->win_len > 0)) return false;
+    for (size_t i = first; i < n; i++) run_stage(s, st[i]);
     return true;
 }
 
-/* Greedy: the best biased and penalized candidate (truncation never removes
- * it); id -1 when stage_fill left none. */
+/* Whether a greedy draw is the argmax after the fill (penalties) and DRY,
+ * without running the other stages: the default chain at a temperature <= 0
+ * with no stage that may drop the best (typical, XTC); Mirostat's at one. */
+static bool greedy_shortcut(const smp_params *p) {
+    if (!(p->temperature <= 0.0f)) return false;
+    if (p->mirostat) return true;
+    return p->n_stages == 0 && !(p->dynatemp_range > 0.0f) && !(p->typical_p < 1.0f) && !xtc_on(p);
+}
+
+/* The shortcut's pick: the best biased, penalized candidate after DRY; id
+ * -1 when stage_fill left none. */
 static smp_cand greedy_pick(smp_sampler *s, const float *logits) {
-    if (!stage_fill(s, logits)) return (smp_cand){-1, -INFINITY};
+    if (!stage_fill(s, logits, s->penalties_on && s->win_len > 0)) return (smp_cand){-1, -INFINITY};
+    stage_dry(s);
     smp_cand best = s->rest[0];
     for (size_t i = 1; i < s->n_rest; i++) {
         if (smp_better(s->rest[i], best)) best = s->rest[i];
     }
     return best;
-}
-
-/* Greedy for any chain: the best candidate; -1 as greedy_pick. */
-static smp_cand greedy_any(smp_sampler *s, const float *logits) {
-    if (!chain_drops_best(&s->params)) return greedy_pick(s, logits);
-    if (!run_chain(s, logits)) return (smp_cand){-1, -INFINITY};
-    smp_have_rank(s, 0);
-    return s->sorted[0];
 }
 
 /* A candidate of probability 0 (logit -inf, or underflow) is never drawn: it
@@ -720,10 +856,12 @@ int32_t smp_sample_ex(smp_sampler *s, const float *logits, int n_top, smp_info *
     if (!begin_draw(s)) return -1;
     int32_t id;
     double p;
-    if (s->params.temperature <= 0.0f)
-        id = greedy_any(s, logits).id;
+    if (greedy_shortcut(&s->params))
+        id = greedy_pick(s, logits).id;
     else if (!run_chain(s, logits))
         id = -1;
+    else if (s->greedy) /* no random number, as the shortcut */
+        id = smp_have_rank(s, 0) ? s->sorted[0].id : -1;
     else
         id = s->params.mirostat ? smp_mirostat_draw(s) : smp_draw(s, &p);
     if (id < 0) return -1;
@@ -741,8 +879,8 @@ int32_t smp_sample(smp_sampler *s, const float *logits) {
 int32_t smp_candidates(smp_sampler *s, const float *logits, smp_cand *out, int32_t cap) {
     if (!begin_draw(s)) return 0;
     const hr_rng xtc = s->xtc_rng; /* XTC's chance is peeked at, not consumed */
-    if (s->params.temperature <= 0.0f) {
-        const smp_cand best = greedy_any(s, logits);
+    if (greedy_shortcut(&s->params)) {
+        const smp_cand best = greedy_pick(s, logits);
         s->xtc_rng = xtc;
         if (best.id < 0) return 0;
         if (cap > 0) out[0] = best;

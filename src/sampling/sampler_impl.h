@@ -2,7 +2,7 @@
  * sampler_impl.h - the sampler's state, shared by the files that hold its
  * stages (private to src/sampling): sampler.c (the chain, bias, penalties,
  * top-k, top-p, min-p, temperature, the draw), stages.c (typical,
- * top-n-sigma, XTC), mirostat.c and dry.c.
+ * top-n-sigma, XTC, dynamic temperature), mirostat.c and dry.c.
  *
  * Candidates live in two buffers sized n_vocab at creation:
  *   sorted[0, n_sorted)  the best candidates, best first;
@@ -10,7 +10,9 @@
  *                        a binary max-heap when rest_is_heap.
  * A stage that needs the i-th best candidate pops it from the heap on demand
  * (smp_have_rank); one that filters without an order may leave its result in
- * `rest`, unsorted, with n_sorted 0. Nothing is allocated per token.
+ * `rest`, unsorted, with n_sorted 0. Right after the fill, `rest` holds the
+ * candidates in id order (rest_by_id), which DRY's lookup uses; a stage that
+ * moves candidates within `rest` clears it. Nothing is allocated per token.
  */
 #ifndef HEARTH_SAMPLER_IMPL_H
 #define HEARTH_SAMPLER_IMPL_H
@@ -55,6 +57,8 @@ struct smp_sampler {
     float *weights;   /* [n_vocab] the draw's exp(logit - max), in walk order */
     size_t n_rest, n_sorted;
     bool rest_is_heap;
+    bool rest_by_id; /* n_sorted 0 and rest[0, n_rest) by id ascending, as the fill leaves it */
+    bool greedy;     /* this draw's temperature stage kept only the best candidate */
 
     bool penalties_on;
     int32_t *counts; /* [n_vocab] occurrences in the window, NULL when penalties are off */
@@ -107,6 +111,8 @@ double smp_exp_sum(const smp_sampler *s, float max);
  * whatever its logit (the sorted prefix stays sorted; the rest is left
  * unsorted). */
 void smp_keep_above(smp_sampler *s, float threshold);
+/* The same keeping at least the min_keep best (llama.cpp's min-p). */
+void smp_keep_above_n(smp_sampler *s, float threshold, size_t min_keep);
 /* Draws from softmax over the kept candidates; *p gets the drawn token's
  * probability among them. */
 int32_t smp_draw(smp_sampler *s, double *p);
@@ -114,8 +120,12 @@ int32_t smp_draw(smp_sampler *s, double *p);
 /* stages.c */
 hearth_err smp_stages_init(smp_sampler *s);
 void smp_stage_top_n_sigma(smp_sampler *s, float n);
-void smp_stage_typical(smp_sampler *s, float p);
-void smp_stage_xtc(smp_sampler *s, float probability, float threshold);
+/* Typical and XTC keep at least min_keep candidates (llama.cpp's). */
+void smp_stage_typical(smp_sampler *s, float p, size_t min_keep);
+void smp_stage_xtc(smp_sampler *s, float probability, float threshold, size_t min_keep);
+/* Dynamic temperature's value for the kept candidates (at least 2, one of
+ * them with a finite logit). */
+double smp_dynatemp(smp_sampler *s);
 
 /* mirostat.c: the truncation for the current mu (no random number), then
  * the draw and the update of mu. */

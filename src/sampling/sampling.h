@@ -7,13 +7,17 @@
  *     logit bias -> penalties -> DRY -> top-n-sigma -> top-k -> typical -> top-p
  *       -> min-p -> XTC -> temperature -> draw
  *
- * the order of llama.cpp's default chain; a stage whose setting says "off" is
- * skipped (stages.c: typical, top-n-sigma, XTC; dry.c: DRY). Mirostat
- * (mirostat.c) replaces it, as in llama.cpp, by logit bias -> temperature ->
- * Mirostat's own truncation and draw: no penalties, DRY or other truncation.
- * Temperature <= 0 means greedy: the best candidate the chain keeps (as
- * llama.cpp's temperature 0 keeps only it); only typical and XTC can remove the
- * argmax, so without them it is the argmax of the penalized logits. Every
+ * the order of llama.cpp's default chain, or the stages smp_params.stages
+ * lists (llama.cpp's "samplers": any order, repeats, left-out stages do not
+ * run) between the bias and the draw; a stage whose setting says "off" is
+ * skipped (stages.c: typical, top-n-sigma, XTC, dynamic temperature; dry.c:
+ * DRY). Mirostat (mirostat.c) replaces it, as in llama.cpp, by logit bias ->
+ * temperature -> Mirostat's own truncation and draw: no penalties, DRY or
+ * other truncation. Temperature <= 0 means greedy: the temperature stage keeps
+ * only the best candidate there (as llama.cpp's temperature 0) and the draw
+ * takes it without a random number; in the default chain only typical and XTC
+ * can remove the argmax, so without them it is the argmax of the penalized
+ * logits. A chain without the temperature stage is never greedy. Every
  * ordering is total: logit descending, then token id ascending, so ties go to
  * the lowest id and results never depend on sort stability.
  *
@@ -72,6 +76,22 @@ typedef struct smp_dry_breaker {
     int32_t tail[SMP_DRY_TAIL_MAX];
 } smp_dry_breaker;
 
+/* The chain's stages, llama.cpp's sampler types (common_sampler_type), with
+ * hearth_sampler_stage's values (stage_names.c has their names). */
+typedef enum smp_stage {
+    SMP_STAGE_PENALTIES = 1,
+    SMP_STAGE_DRY,
+    SMP_STAGE_TOP_N_SIGMA,
+    SMP_STAGE_TOP_K,
+    SMP_STAGE_TYPICAL_P,
+    SMP_STAGE_TOP_P,
+    SMP_STAGE_MIN_P,
+    SMP_STAGE_XTC,
+    SMP_STAGE_TEMPERATURE,
+    SMP_STAGE_LAST = SMP_STAGE_TEMPERATURE
+} smp_stage;
+enum { SMP_STAGES_MAX = 32, SMP_STAGES_NONE = -1 };
+
 typedef struct smp_params {
     float temperature;       /* <= 0: greedy; logits are divided by it otherwise */
     int32_t top_k;           /* keep the k best; <= 0: off */
@@ -123,7 +143,31 @@ typedef struct smp_params {
                                    llama.cpp's -1 to n_ctx. */
     const smp_dry_breaker *dry_breakers; /* [n_dry_breakers], copied by smp_new */
     size_t n_dry_breakers;
+    int32_t min_keep;        /* top-p, min-p, typical and XTC keep at least this many; >= 0 (0) */
+    float dynatemp_range;    /* > 0: dynamic temperature in [t - range, t + range]; <= 0: off */
+    float dynatemp_exponent; /* ... the normalized entropy's exponent, finite (1) */
+    int32_t n_stages;        /* 0: the default chain; SMP_STAGES_NONE: no stage; else
+                                stages[0..n_stages), n_stages <= SMP_STAGES_MAX */
+    uint8_t stages[SMP_STAGES_MAX]; /* smp_stage values */
 } smp_params;
+
+/* ---- the stages' names (stage_names.c) --------------------------------------- */
+
+/* llama.cpp's names of the stages: the canonical one (smp_stage_name), its
+ * kebab-case and its form without '_' ("top-k", "topk"), "nucleus", "temp",
+ * "typ", and older llama.cpp's "typical", "typical-p" with "typical_p";
+ * case-insensitive, name[0..len). Returns the stage; SMP_STAGE_NOT_HERE for
+ * a sampler of llama.cpp's that Hearth does not have (infill, adaptive_p
+ * and its aliases); SMP_STAGE_UNKNOWN for any other text. */
+enum { SMP_STAGE_UNKNOWN = -1, SMP_STAGE_NOT_HERE = 0 };
+int smp_stage_by_name(const char *name, size_t len);
+/* The same for llama.cpp's letters (--sampler-seq): e d s k y p m x t; i
+ * and a (infill, adaptive_p) are SMP_STAGE_NOT_HERE. */
+int smp_stage_by_letter(char c);
+/* The canonical name ("typ_p" for SMP_STAGE_TYPICAL_P); "?" outside the enum. */
+const char *smp_stage_name(int stage);
+/* llama.cpp's default chain: *out gets its n stages. */
+size_t smp_default_stages(const uint8_t **out);
 
 /* ---- the thinking budget (think.c) ----------------------------------------- */
 
@@ -153,7 +197,8 @@ enum { SMP_BIAS_MAX = 1 << 20 };
 
 /* llama.cpp's defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05,
  * a window of 64 with every penalty off, a random seed; typical, top-n-sigma,
- * XTC, Mirostat and DRY off (their knobs at llama.cpp's defaults). */
+ * XTC, Mirostat, DRY and dynamic temperature off (their knobs at llama.cpp's
+ * defaults), min_keep 0, the default chain. */
 smp_params smp_default_params(void);
 
 typedef struct smp_sampler smp_sampler;

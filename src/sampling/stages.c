@@ -1,6 +1,7 @@
 /*
- * stages.c - three truncations of llama.cpp's chain (src/llama-sampler.cpp),
- * each with its semantics there, written from the definitions:
+ * stages.c - three truncations of llama.cpp's chain (src/llama-sampler.cpp)
+ * and its dynamic temperature, each with its semantics there, written from
+ * the definitions:
  *
  *   top-n-sigma (Tang et al., 2024): over the candidates with a finite logit,
  *     max, mean and population standard deviation sigma; keeps the logits
@@ -13,6 +14,12 @@
  *   XTC ("exclude top choices", from text-generation-webui): with chance
  *     xtc_probability per draw, when two or more candidates have p >=
  *     xtc_threshold, removes all of them but the least likely one.
+ *   min_keep: typical keeps popping until it holds that many too; XTC does
+ *     nothing when fewer would be left (top-n-sigma ignores it, as there).
+ *   dynamic temperature (llama.cpp's temp-ext, from "Dynamic Temperature" of
+ *     kalomaze): with H the entropy of the softmax over the n >= 2 kept
+ *     candidates, the temperature is lo + (hi - lo) * (H / ln n)^exponent,
+ *     lo = max(0, t - range), hi = t + range.
  *
  * Probabilities are computed in double. Where llama.cpp's float arithmetic
  * would produce NaN (0 * log 0 in the entropy of a candidate of probability
@@ -78,7 +85,7 @@ static void scored_sift(smp_scored *h, size_t n, size_t i) {
     h[i] = x;
 }
 
-void smp_stage_typical(smp_sampler *s, float p) {
+void smp_stage_typical(smp_sampler *s, float p, size_t min_keep) {
     const float max = smp_best_logit(s);
     const size_t m = s->n_sorted + s->n_rest;
     if (max == -INFINITY || m == 0) return; /* no probabilities to compare */
@@ -110,19 +117,20 @@ void smp_stage_typical(smp_sampler *s, float p) {
         n--;
         scored_sift(h, n, 0);
         cum += exp((double)top.c.logit - (double)max) / sum;
-        if (cum > (double)p) break;
+        if (cum > (double)p && m - n >= min_keep) break;
     }
     for (size_t i = n; i < m; i++) s->rest[i - n] = h[i].c;
     s->n_rest = m - n;
     s->n_sorted = 0;
     s->rest_is_heap = false;
+    s->rest_by_id = false;
 }
 
 /* Without sorting: when XTC applies, the candidates with p >= threshold
  * are the best ones; all go but the worst of them. When it does not, the
  * candidates are left exactly as they were, so that the draw's walk (and a
  * seed's tokens) is the same as without XTC. */
-void smp_stage_xtc(smp_sampler *s, float probability, float threshold) {
+void smp_stage_xtc(smp_sampler *s, float probability, float threshold, size_t min_keep) {
     const size_t m = s->n_sorted + s->n_rest;
     if (m < 2) return; /* llama.cpp draws no chance then */
     if (hr_rng_uniform_f(&s->xtc_rng) > probability) return;
@@ -139,7 +147,7 @@ void smp_stage_xtc(smp_sampler *s, float probability, float threshold) {
         if ((double)c.logit - (double)max < cut) continue;
         if (above++ == 0 || smp_better(last, c)) last = c;
     }
-    if (above < 2) return;
+    if (above < 2 || m - (above - 1) < min_keep) return; /* all but one go */
     size_t w = 0;
     for (size_t i = 0; i < s->n_sorted; i++) /* a sorted prefix stays sorted */
         if ((double)s->sorted[i].logit - (double)max < cut || s->sorted[i].id == last.id)
@@ -151,4 +159,24 @@ void smp_stage_xtc(smp_sampler *s, float probability, float threshold) {
             s->rest[w++] = s->rest[i];
     s->n_rest = w;
     s->rest_is_heap = false;
+}
+
+double smp_dynatemp(smp_sampler *s) {
+    const smp_params *p = &s->params;
+    const double t = p->temperature, r = p->dynatemp_range;
+    const double lo = t - r > 0.0 ? t - r : 0.0, hi = t + r;
+    const size_t m = s->n_sorted + s->n_rest;
+    const float max = smp_best_logit(s);
+    double sum = 0.0, wl = 0.0; /* sum of w and of w * (logit - max), w = exp(logit - max) */
+    for (size_t i = 0; i < m; i++) {
+        const double d = (double)smp_walk(s, i)->logit - (double)max;
+        const double w = exp(d);
+        sum += w;
+        if (w > 0.0) wl += w * d;
+    }
+    /* H = -sum q ln q with q = w / sum: ln sum - wl / sum */
+    // cppcheck-suppress invalidFunctionArg
+    double h = log(sum) - wl / sum;
+    if (h < 0.0) h = 0.0; /* rounding, for a one-hot distribution */
+    return lo + (hi - lo) * pow(h / log((double)m), (double)p->dynatemp_exponent);
 }
