@@ -7,7 +7,8 @@
  * text (ill-formed UTF-8 as U+FFFD); /apply-template's prompt tokenizes to
  * exactly the prompt /v1/chat/completions evaluates (usage.prompt_tokens),
  * with tools, a forced call and a model template that prints BOS; /props'
- * fields; every bad input a 400 (413 past the bounds) in OpenAI's error
+ * fields; vLLM's shapes (/tokenize's "prompt" and "messages", /detokenize's
+ * "prompt", /tokenizer_info); every bad input a 400 (413 past the bounds) in OpenAI's error
  * shape; the API key; tokenizing while a generation holds the only slot.
  * With ../shared: /tokenize against llama.cpp's ids for stories260K's golden
  * prompts and its README's byte-piece example.
@@ -438,6 +439,98 @@ static void test_apply_template(test_server *sv) {
     check_error("GET", sv, "GET", path, NULL, 405, NULL);
 }
 
+/* ---- vLLM's shapes ----------------------------------------------------------- */
+
+/* A vLLM /tokenize body: {"prompt", "add_special_tokens" (< 0: left out), ...}. */
+static cJSON *vllm_tokenize(test_server *sv, const char *text, int add, const char *more, int *st) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "prompt", text);
+    if (add >= 0) cJSON_AddBoolToObject(o, "add_special_tokens", add);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    char body[4096];
+    snprintf(body, sizeof body, "%.*s%s}", (int)strlen(s) - 1, s, more);
+    free(s);
+    return call(sv, "/tokenize", body, st);
+}
+
+static void test_vllm(test_server *sv) {
+    for (int t = 0; t < N_TEXTS; t++)
+        for (int add = -1; add <= 1; add++) {
+            int st;
+            cJSON *j = vllm_tokenize(sv, texts[t], add, "", &st);
+            int32_t ids[MAX_IDS], lib[MAX_IDS];
+            const int n = reply_ids(j, ids), nl = lib_tokenize(texts[t], add != 0, true, lib);
+            /* vLLM's default: add_special_tokens true */
+            CHECKF(st == 200 && same_ids(ids, n, lib, nl) && jnum(j, "count") == nl &&
+                       jnum(j, "max_model_len") == 128 && !jget(j, "token_strs"),
+                   "vLLM tokenize '%s' add %d: %d ids, library %d", texts[t], add, n, nl);
+            cJSON_Delete(j);
+        }
+    /* token_strs: each id's piece, as llama-server's with_pieces gives it */
+    int st, st2;
+    cJSON *j = vllm_tokenize(sv, texts[0], 0, ",\"return_token_strs\":true", &st);
+    char *body = tok_body(texts[0], 0, 1, 1);
+    cJSON *l = call(sv, "/tokenize", body, &st2);
+    free(body);
+    const cJSON *strs = jget(j, "token_strs"), *pieces = jget(l, "tokens");
+    bool same = st == 200 && st2 == 200 && cJSON_IsArray(strs) &&
+                cJSON_GetArraySize(strs) == cJSON_GetArraySize(pieces) &&
+                cJSON_GetArraySize(strs) > 1;
+    const cJSON *a = strs ? strs->child : NULL, *b = pieces ? pieces->child : NULL;
+    for (; same && a && b; a = a->next, b = b->next)
+        same = cJSON_IsString(a) && jstr(b, "piece") && !strcmp(a->valuestring, jstr(b, "piece"));
+    CHECKF(same, "token_strs are the pieces");
+    cJSON_Delete(j);
+    cJSON_Delete(l);
+
+    /* messages: the ids the chat evaluates (its usage, and /apply-template's prompt tokenized) */
+    static const char chat[] = "\"messages\":[{\"role\":\"user\",\"content\":\"What is 2+2?\"}]";
+    char req[512];
+    snprintf(req, sizeof req, "{%s,\"add_generation_prompt\":true}", chat);
+    j = call(sv, "/tokenize", req, &st);
+    char *prompt = check_template(sv, "vLLM chat", chat);
+    int32_t ids[MAX_IDS], lib[MAX_IDS];
+    const int n = reply_ids(j, ids), nl = lib_tokenize(prompt, true, true, lib);
+    CHECKF(st == 200 && same_ids(ids, n, lib, nl) && jnum(j, "count") == nl,
+           "vLLM chat tokenize: %d ids, the chat's %d", n, nl);
+    free(prompt);
+    cJSON_Delete(j);
+
+    /* /detokenize says "prompt" too */
+    j = call(sv, "/detokenize", "{\"tokens\":[1,2,3]}", &st);
+    CHECK(st == 200 && jstr(j, "prompt") && jstr(j, "content") &&
+          !strcmp(jstr(j, "prompt"), jstr(j, "content")));
+    cJSON_Delete(j);
+
+    /* /tokenizer_info */
+    j = call(sv, "/tokenizer_info", NULL, &st);
+    char *bos = eng_token_text(model, hearth_token_bos(model)),
+         *eos = eng_token_text(model, hearth_token_eos(model));
+    CHECKF(st == 200 && jstr(j, "bos_token") && !strcmp(jstr(j, "bos_token"), bos) &&
+               jstr(j, "eos_token") && !strcmp(jstr(j, "eos_token"), eos),
+           "tokenizer_info: %d, bos %s, eos %s", st, jstr(j, "bos_token"), jstr(j, "eos_token"));
+    free(bos);
+    free(eos);
+    CHECK(jnum(j, "model_max_length") == 128 &&
+          jnum(j, "vocab_size") == hearth_model_n_vocab(model));
+    CHECK(cJSON_IsBool(jget(j, "add_bos_token")) && jstr(j, "chat_template") &&
+          !jstr(j, "chat_template")[0]); /* the ChatML fallback has no text */
+    int32_t one[4];
+    CHECK(cJSON_IsTrue(jget(j, "add_bos_token")) ==
+          (lib_tokenize("x", true, true, one) > lib_tokenize("x", false, true, lib)));
+    cJSON_Delete(j);
+
+    check_error("vLLM prompt a number", sv, "POST", "/tokenize", "{\"prompt\":5}", 400, "prompt");
+    check_error("vLLM add_special_tokens", sv, "POST", "/tokenize",
+                "{\"prompt\":\"x\",\"add_special_tokens\":1}", 400, "add_special_tokens");
+    check_error("vLLM return_token_strs", sv, "POST", "/tokenize",
+                "{\"prompt\":\"x\",\"return_token_strs\":\"yes\"}", 400, "return_token_strs");
+    check_error("vLLM chat, bad messages", sv, "POST", "/tokenize", "{\"messages\":[]}", 400,
+                "messages");
+    check_error("POST /tokenizer_info", sv, "POST", "/tokenizer_info", "{}", 405, NULL);
+}
+
 /* ---- /props ------------------------------------------------------------------ */
 
 static void test_props(test_server *sv, const char *model_path) {
@@ -695,6 +788,7 @@ int main(void) {
     test_detokenize(&sv);
     test_apply_template(&sv);
     test_props(&sv, model_path);
+    test_vllm(&sv);
     test_auth(&sv);
     test_concurrent(&sv);
     CHECK(test_server_stop(&sv) == 0);

@@ -8,6 +8,16 @@
  *   POST /apply-template  a chat request -> {"prompt": text}
  *   GET  /props           the server's properties
  *
+ * and vLLM's shapes on the same paths, for its clients (lm-evaluation-
+ * harness's remote tokenizer among them):
+ *
+ *   POST /tokenize        {"prompt", "add_special_tokens", "return_token_strs"}
+ *                         or a chat request ("messages": the chat's prompt ids)
+ *                         -> {"count", "max_model_len", "tokens", "token_strs"}
+ *   POST /detokenize      -> "prompt" beside "content"
+ *   GET  /tokenizer_info  the special tokens, the chat template, the context
+ *                         (?model= picks the model, as /props)
+ *
  * They run on the connection's own thread and never enter the scheduler: a
  * loaded model's vocabulary is immutable (tokenizer.h), so any number of
  * threads may tokenize while the scheduler thread decodes, and these
@@ -140,8 +150,8 @@ static cJSON *piece_json(const char *p, size_t n) {
     return a;
 }
 
-/* {"id", "piece"} for each id, into arr. */
-static bool pieces_json(const srv_model *m, const int32_t *ids, size_t n, cJSON *arr) {
+/* {"id", "piece"} for each id into arr, or with bare each piece alone. */
+static bool pieces_json(const srv_model *m, const int32_t *ids, size_t n, bool bare, cJSON *arr) {
     const tok_vocab *v = engine_vocab(m->model);
     const size_t cap = v ? tok_max_piece_len(v) : 0;
     char *buf = malloc(cap + 1); /* + 1: srv_json_string reads p[n] */
@@ -151,9 +161,10 @@ static bool pieces_json(const srv_model *m, const int32_t *ids, size_t n, cJSON 
         ok = tok_piece(v, ids[i], true, buf, cap, &len) == HEARTH_OK;
         if (!ok) break;
         buf[len] = '\0';
-        cJSON *t = cJSON_CreateObject();
-        ok = t && cJSON_AddNumberToObject(t, "id", ids[i]) &&
-             cJSON_AddItemToObject(t, "piece", piece_json(buf, len));
+        cJSON *t = bare ? piece_json(buf, len) : cJSON_CreateObject();
+        if (!bare)
+            ok = t && cJSON_AddNumberToObject(t, "id", ids[i]) &&
+                 cJSON_AddItemToObject(t, "piece", piece_json(buf, len));
         ok = cJSON_AddItemToArray(arr, t) && ok;
     }
     free(buf);
@@ -171,20 +182,77 @@ static const srv_model *body_model(srv_exchange *x, const cJSON *root, srv_error
     return srv_model_take(x, model ? model->valuestring : NULL, e);
 }
 
+/* The answer's "tokens": ids, or {"id", "piece"} objects with_pieces. */
+static bool ids_json(const srv_model *m, const int32_t *ids, size_t n, bool with_pieces,
+                     cJSON *arr) {
+    if (with_pieces) return pieces_json(m, ids, n, false, arr);
+    bool ok = true;
+    for (size_t i = 0; ok && i < n; i++) ok = cJSON_AddItemToArray(arr, cJSON_CreateNumber(ids[i]));
+    return ok;
+}
+
+/* vLLM's answer: the ids, how many, the context, and each one's text when
+ * asked (its piece; vLLM's are the vocabulary's raw strings). */
+static void respond_vllm(srv_exchange *x, const srv_model *m, const int32_t *ids, size_t n,
+                         bool strs) {
+    cJSON *out = cJSON_CreateObject(), *arr = NULL, *texts = NULL;
+    bool built = out && cJSON_AddNumberToObject(out, "count", (double)n) &&
+                 cJSON_AddNumberToObject(out, "max_model_len", srv_sched_n_ctx(m->sched)) &&
+                 (arr = cJSON_AddArrayToObject(out, "tokens")) && ids_json(m, ids, n, false, arr);
+    if (built && strs)
+        built = (texts = cJSON_AddArrayToObject(out, "token_strs")) &&
+                pieces_json(m, ids, n, true, texts);
+    respond(x, out, built);
+}
+
+/* vLLM's chat shape: the prompt ids a chat completion of this body would
+ * evaluate (srv_chat_prompt, BOS as the model adds it). */
+static void tokenize_chat(srv_exchange *x, bool strs) {
+    srv_request r;
+    srv_error e;
+    if (!srv_parse_request(SRV_CHAT, x->body, x->body_len, &r, &e)) {
+        srv_respond_error(x, &e);
+        return;
+    }
+    const srv_model *m = srv_model_use(x, r.model);
+    int32_t *ids = NULL;
+    int n = 0;
+    char *text = NULL;
+    if (m && srv_chat_prompt(m, &r, &ids, &n, &text, &e))
+        respond_vllm(x, m, ids, (size_t)n, strs);
+    else if (m)
+        srv_respond_error(x, &e);
+    free(ids);
+    free(text);
+    srv_request_free(&r);
+}
+
 void srv_handle_tokenize(srv_exchange *x) {
     srv_error e;
     const srv_model *m = NULL;
-    bool add_special = false, parse_special = true, with_pieces = false;
+    bool add_special = false, parse_special = true, with_pieces = false, strs = false;
     int32_t *ids = NULL;
     size_t n = 0;
     cJSON *root = parse_body(x, &e);
+    /* llama-server's "content", or vLLM's "prompt" (whose add_special_tokens is on by default) */
     const cJSON *content = root ? srv_req_field(root, "content") : NULL;
-    bool ok = root && (m = body_model(x, root, &e));
+    const bool vllm = root && !content && !srv_req_field(root, "add_special") &&
+                      (srv_req_field(root, "prompt") || srv_req_field(root, "messages"));
+    const char *field = vllm ? "prompt" : "content";
+    if (vllm) content = srv_req_field(root, "prompt");
+    bool ok = root && get_bool(root, "return_token_strs", false, &strs, &e);
+    if (ok && vllm && srv_req_field(root, "messages")) {
+        cJSON_Delete(root);
+        tokenize_chat(x, strs);
+        return;
+    }
+    ok = ok && (m = body_model(x, root, &e));
     if (ok && !content)
-        ok = srv_fail(&e, 400, "content", NULL, "'content' is required");
+        ok = srv_fail(&e, 400, field, NULL, "'%s' is required", field);
     else if (ok && !cJSON_IsString(content))
-        ok = srv_req_bad_type(&e, "content", "a string");
-    ok = ok && get_bool(root, "add_special", false, &add_special, &e) &&
+        ok = srv_req_bad_type(&e, field, "a string");
+    ok = ok &&
+         get_bool(root, vllm ? "add_special_tokens" : "add_special", vllm, &add_special, &e) &&
          get_bool(root, "parse_special", true, &parse_special, &e) &&
          get_bool(root, "with_pieces", false, &with_pieces, &e) &&
          tokenize(m, content->valuestring, strlen(content->valuestring), add_special, parse_special,
@@ -192,15 +260,15 @@ void srv_handle_tokenize(srv_exchange *x) {
     cJSON_Delete(root);
     if (!ok) {
         srv_respond_error(x, &e);
-        return;
+    } else if (vllm) {
+        respond_vllm(x, m, ids, n, strs);
+    } else {
+        cJSON *out = cJSON_CreateObject(), *arr = NULL;
+        const bool built = out && (arr = cJSON_AddArrayToObject(out, "tokens")) &&
+                           ids_json(m, ids, n, with_pieces, arr);
+        respond(x, out, built);
     }
-    cJSON *out = cJSON_CreateObject(), *arr = NULL;
-    bool built = out && (arr = cJSON_AddArrayToObject(out, "tokens"));
-    if (built && with_pieces) built = pieces_json(m, ids, n, arr);
-    for (size_t i = 0; built && !with_pieces && i < n; i++)
-        built = cJSON_AddItemToArray(arr, cJSON_CreateNumber(ids[i]));
     free(ids);
-    respond(x, out, built);
 }
 
 /* ---- POST /detokenize ------------------------------------------------------- */
@@ -276,8 +344,9 @@ void srv_handle_detokenize(srv_exchange *x) {
         return;
     }
     cJSON *out = cJSON_CreateObject();
-    const bool built = out && cJSON_AddItemToObject(out, "content", text);
+    bool built = out && cJSON_AddItemToObject(out, "content", text);
     if (!built) cJSON_Delete(text);
+    built = built && cJSON_AddItemToObject(out, "prompt", cJSON_Duplicate(text, false)); /* vLLM */
     respond(x, out, built);
 }
 
@@ -399,4 +468,35 @@ void srv_handle_props(srv_exchange *x) {
         cJSON_AddItemToObject(out, "eos_token", clean_string(m->eos_text, strlen(m->eos_text))) &&
         cJSON_AddStringToObject(out, "build_info", "hearth-" HEARTH_VERSION);
     respond(x, out, ok);
+}
+
+/* ---- GET /tokenizer_info (vLLM's) ------------------------------------------ */
+
+/* A special token's text, or null when the vocabulary has none. */
+static cJSON *special_json(const srv_model *m, int id) {
+    if (id < 0) return cJSON_CreateNull();
+    char *t = eng_token_text(m->model, id);
+    cJSON *j = t ? clean_string(t, strlen(t)) : NULL;
+    free(t);
+    return j;
+}
+
+void srv_handle_tokenizer_info(srv_exchange *x) {
+    const srv_model *m = srv_model_use(x, srv_query(x, "model"));
+    if (!m) return;
+    const tok_vocab *v = engine_vocab(m->model);
+    cJSON *out = cJSON_CreateObject();
+    const bool built =
+        out && v && cJSON_AddStringToObject(out, "tokenizer_model", tok_model_name(v)) &&
+        cJSON_AddItemToObject(out, "bos_token", special_json(m, tok_bos(v))) &&
+        cJSON_AddItemToObject(out, "eos_token", special_json(m, tok_eos(v))) &&
+        cJSON_AddItemToObject(out, "eot_token", special_json(m, tok_eot(v))) &&
+        cJSON_AddItemToObject(out, "pad_token", special_json(m, tok_pad(v))) &&
+        cJSON_AddItemToObject(out, "unk_token", special_json(m, tok_unk(v))) &&
+        cJSON_AddBoolToObject(out, "add_bos_token", tok_add_bos(v)) &&
+        cJSON_AddBoolToObject(out, "add_eos_token", tok_add_eos(v)) &&
+        cJSON_AddNumberToObject(out, "vocab_size", tok_n_vocab(v)) &&
+        cJSON_AddNumberToObject(out, "model_max_length", srv_sched_n_ctx(m->sched)) &&
+        cJSON_AddItemToObject(out, "chat_template", template_text(m));
+    respond(x, out, built);
 }

@@ -63,7 +63,8 @@ typedef enum route_id {
     ROUTE_KEYS,
     ROUTE_LLAMA_COMPLETION,
     ROUTE_INFILL,
-    ROUTE_RERANK
+    ROUTE_RERANK,
+    ROUTE_TOKENIZER_INFO
 } route_id;
 
 /* Who may use a route: anyone; any valid key; any valid key, counted
@@ -110,6 +111,7 @@ static const route routes[] = {
     /* llama.cpp server's utility endpoints (api_util.c) */
     {"/tokenize", false, "POST", ROUTE_TOKENIZE, KEY},
     {"/detokenize", false, "POST", ROUTE_DETOKENIZE, KEY},
+    {"/tokenizer_info", false, "GET", ROUTE_TOKENIZER_INFO, KEY},
     {"/apply-template", false, "POST", ROUTE_APPLY_TEMPLATE, KEY},
     {"/props", false, "GET", ROUTE_PROPS, KEY},
     /* llama-server's router mode */
@@ -434,6 +436,8 @@ static void dispatch(srv_server *s, srv_conn *c) {
         srv_handle_apply_template(x);
     else if (id == ROUTE_PROPS)
         srv_handle_props(x);
+    else if (id == ROUTE_TOKENIZER_INFO)
+        srv_handle_tokenizer_info(x);
     else if (id == ROUTE_ROUTER_MODELS)
         srv_handle_models(x, NULL);
     else if (id == ROUTE_MODEL_LOAD)

@@ -841,6 +841,7 @@ void srv_handle_tokenize(srv_exchange *x);       /* POST /tokenize */
 void srv_handle_detokenize(srv_exchange *x);     /* POST /detokenize */
 void srv_handle_apply_template(srv_exchange *x); /* POST /apply-template */
 void srv_handle_props(srv_exchange *x);          /* GET /props */
+void srv_handle_tokenizer_info(srv_exchange *x); /* GET /tokenizer_info (vLLM's) */
 /* OpenAI's Responses API (api_responses.c) */
 void srv_handle_responses(srv_exchange *x);        /* POST /v1/responses */
 void srv_handle_responses_tokens(srv_exchange *x); /* POST /v1/responses/input_tokens */
