@@ -349,6 +349,22 @@ static void llama_server(hearth_model *repo_m) {
            j && jstr(j, "content") ? jstr(j, "content") : "", want, n_prompt);
     cJSON_Delete(j);
     free(body);
+    /* n_probs and return_tokens (test_server_nprobs checks their values):
+     * an entry and an id per token, the text unchanged */
+    cJSON_AddNumberToObject(req, "n_probs", 3);
+    cJSON_AddTrueToObject(req, "return_tokens");
+    body = cJSON_PrintUnformatted(req);
+    j = post(&sv, "/infill", body, &status);
+    CHECKF(status == 200 && jstr(j, "content") && !strcmp(jstr(j, "content"), want) &&
+               cJSON_GetArraySize(jget(j, "tokens")) == 12 &&
+               cJSON_GetArraySize(jget(j, "completion_probabilities")) == 12 &&
+               cJSON_GetArraySize(jget(j, "completion_probabilities.11.top_logprobs")) == 3 &&
+               jnum(j, "completion_probabilities.11.id") == jnum(j, "tokens.11"),
+           "/infill with n_probs: %d", status);
+    cJSON_Delete(j);
+    free(body);
+    cJSON_DeleteItemFromObjectCaseSensitive(req, "n_probs");
+    cJSON_DeleteItemFromObjectCaseSensitive(req, "return_tokens");
     /* streamed: the pieces, then the whole object with stop true and no [DONE] */
     cJSON_AddBoolToObject(req, "stream", true);
     body = cJSON_PrintUnformatted(req);
