@@ -15,7 +15,9 @@
  *   (a thinking block before the text, thinking_delta events), for both
  *   tier kinds, ollama's message.thinking and a Responses reasoning item, the user's e-mail address
  *   restored in the reasoning; the audit row's digest covering the
- *   reasoning; the ledger's completion tokens as the tier reported them;
+ *   reasoning; the ledger's completion tokens as the tier reported them,
+ *   and (--ledger-prompts) the restored reasoning beside the answer, a
+ *   cache hit's too;
  *   thinking switched off (reasoning_effort none, Anthropic's disabled) and
  *   reasoning_format none (the reasoning inline in <think> tags).
  */
@@ -294,6 +296,17 @@ static void wait_rows(const char *ledger, int64_t n) {
         test_sleep_ms(50);
 }
 
+/* Of the last n ledger rows, those that keep (--ledger-prompts) this
+ * remote reasoning and answer. */
+static int64_t remote_rows(const char *ledger, int n, const char *reasoning, const char *answer) {
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM (SELECT * FROM requests ORDER BY id DESC LIMIT %d) WHERE "
+             "remote_reasoning = '%s' AND remote_answer = '%s'",
+             n, reasoning, answer);
+    return db_int(ledger, sql);
+}
+
 /* Both tier kinds on OpenAI chat and Anthropic's API, whole and streamed. */
 static void shapes(test_server *sv, fake_cloud *fc, const char *ledger) {
     char want_r[256], want_a[256], got_r[512], got_a[512];
@@ -382,11 +395,15 @@ static void shapes(test_server *sv, fake_cloud *fc, const char *ledger) {
         db_int(ledger, "SELECT completion_tokens FROM requests ORDER BY id DESC LIMIT 1");
     CHECKF(got == tokens, "ledger completion tokens %lld, want %lld", (long long)got,
            (long long)tokens);
+    /* --ledger-prompts: each answer and its reasoning, restored */
+    CHECKF(remote_rows(ledger, 18, want_r, want_a) == 18, "ledger rows with the reasoning: %lld",
+           (long long)remote_rows(ledger, 18, want_r, want_a));
 }
 
 /* The response cache keeps the reasoning with the answer: a hit, whole and
  * streamed, has it (restored with the request's own mapping). */
-static void cached(test_server *sv) {
+static void cached(test_server *sv, const char *ledger) {
+    const int64_t n_rows = db_int(ledger, "SELECT count(*) FROM requests");
     char want_r[256], want_a[256], got_r[512], got_a[512], body[1024], hfile[700], extra[800];
     expected(user_text, want_r, want_a);
     snprintf(hfile, sizeof hfile, "%s/cache_headers", scratch);
@@ -420,6 +437,9 @@ static void cached(test_server *sv) {
         free(headers);
         free(r.body);
     }
+    /* a hit keeps the reasoning in the ledger too (--ledger-prompts) */
+    wait_rows(ledger, n_rows + 3);
+    CHECK(remote_rows(ledger, 3, want_r, want_a) == 3);
 }
 
 /* Thinking switched off, and reasoning_format none. */
@@ -487,12 +507,13 @@ int main(void) {
                 "\"retries\":0}],\"cache\":{}}",
                 p, p, p, p);
         REQUIRE(fclose(f) == 0);
-        snprintf(args, sizeof args, "-t 1 --config '%s' --ledger '%s'", cfg, ledger);
+        snprintf(args, sizeof args, "-t 1 --config '%s' --ledger '%s' --ledger-prompts", cfg,
+                 ledger);
         test_server sv;
         REQUIRE(test_server_start(&sv, binary, model_path, scratch, args));
         shapes(&sv, &fc, ledger);
         switches(&sv, &fc);
-        cached(&sv);
+        cached(&sv, ledger);
         CHECK(test_server_stop(&sv) == 0);
         fixture_server_cleanup("test_gateway_reasoning", scratch, test_failures > 0);
     }

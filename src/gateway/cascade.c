@@ -137,7 +137,7 @@ struct gw_call {
     /* for the ledger */
     int64_t extra_cost; /* a local answer generated before escalating */
     double conf_mean, conf_min, router_score;
-    char *local_answer, *remote_answer;
+    char *local_answer, *remote_answer, *remote_reasoning;
     int64_t ledger_id;
 };
 
@@ -408,6 +408,16 @@ static bool cacheable(const job *j, const gw_chat *rc) {
     return c->cache && j->g->ledger && (c->cache_sampled || rc->temperature == 0.0);
 }
 
+/* With --ledger-prompts, the remote answer and its reasoning (restored) for
+ * the ledger row. */
+static void keep_remote(job *j) {
+    if (!j->g->cfg.ledger_prompts) return;
+    free(j->remote_answer);
+    free(j->remote_reasoning);
+    free(j->remote_reasoning);
+    j->remote_answer = strndup(j->answer.data ? j->answer.data : "", j->answer.len);
+    j->remote_reasoning = j->thought.len ? strndup(j->thought.data, j->thought.len) : NULL;
+}
 /* Answers from the cache, as the tier would have: the kept text through
  * the restorer to the client, the kept calls restored. False: a miss. */
 static bool from_cache(job *j, const uint8_t key[32]) {
@@ -423,10 +433,7 @@ static bool from_cache(job *j, const uint8_t key[32]) {
     j->out->completion_tokens = e.completion_tokens;
     j->out->reasoning_tokens = e.reasoning_tokens;
     snprintf(j->out->finish_reason, sizeof j->out->finish_reason, "%s", e.finish_reason);
-    if (ok && j->g->cfg.ledger_prompts) {
-        free(j->remote_answer);
-        j->remote_answer = strndup(j->answer.data ? j->answer.data : "", j->answer.len);
-    }
+    if (ok) keep_remote(j);
     gw_cache_entry_free(&e);
     return true;
 }
@@ -481,10 +488,7 @@ static remote_outcome try_remote(job *j, int tier, char *why, size_t cap) {
         strcmp(res.finish_reason, "length"))
         (void)gw_cache_put(g->ledger, key, gw_now_ms(), g->cfg.cache_ttl_ms,
                            g->cfg.cache_max_entries, &res); /* a miss next time, no more */
-    if (oc == REMOTE_OK && g->cfg.ledger_prompts) {
-        free(j->remote_answer);
-        j->remote_answer = strndup(j->answer.data ? j->answer.data : "", j->answer.len);
-    }
+    if (oc == REMOTE_OK) keep_remote(j);
     gw_cloud_result_free(&res);
     return oc;
 }
@@ -655,6 +659,7 @@ static void ledger_row(job *j, const gw_response *o, int64_t latency_ms) {
         row.prompt = j->prompt.data;
         row.local_answer = j->local_answer;
         row.remote_answer = j->remote_answer;
+        row.remote_reasoning = j->remote_reasoning;
     }
     int64_t id = 0;
     if (j->g->ledger && gw_ledger_add(j->g->ledger, &row, &id) == HEARTH_OK) j->ledger_id = id;
@@ -680,6 +685,7 @@ void gw_call_free(gw_call *j) {
     gw_tool_calls_free(j->calls, j->n_calls);
     free(j->local_answer);
     free(j->remote_answer);
+    free(j->remote_reasoning);
     free(j);
 }
 

@@ -207,6 +207,7 @@ typedef struct gw_ledger_row {
     const char *api_key;               /* the client's API key's name (NULL: none) */
     /* only when the deployment opts in (--ledger-prompts): */
     const char *prompt, *local_answer, *remote_answer;
+    const char *remote_reasoning; /* a remote tier's reasoning (NULL: none) */
 } gw_ledger_row;
 
 /* A ledger row with every score NAN and the rest zero. */

@@ -6,11 +6,12 @@
  * `hearth ledger report` show. Money is integer micro-dollars throughout;
  * only the JSON and text outputs divide by 10^6.
  *
- * Schema (migrations 1-5; docs/gateway.md has the column meanings):
+ * Schema (migrations 1-7; docs/gateway.md has the column meanings):
  *   requests(id, time_ms, route, tier, reason, model, status, prompt_tokens,
  *            completion_tokens, latency_ms, cost_usd_micro,
  *            cloud_only_cost_usd_micro, degraded, router_score, conf_mean,
- *            conf_min, prompt, local_answer, remote_answer, api_key)
+ *            conf_min, prompt, local_answer, remote_answer, api_key,
+ *            remote_reasoning)
  *   audit(id, time_ms, tier, action, entities, sent_sha256, received_sha256)
  *   api_keys(id, name, key_sha256, settings, created_ms, revoked_ms)
  *   response_cache(key, created_ms, expires_ms, text, calls, prompt_tokens,
@@ -91,14 +92,17 @@ static const char *const migrations[] = {
     "ALTER TABLE response_cache ADD COLUMN reasoning TEXT;",
     /* 6: and its token count (NULL in rows kept before: estimated) */
     "ALTER TABLE response_cache ADD COLUMN reasoning_tokens INTEGER;",
+    /* 7: with ledger_prompts, a remote answer's reasoning beside it */
+    "ALTER TABLE requests ADD COLUMN remote_reasoning TEXT;",
 };
 
 static const char insert_request_sql[] =
     "INSERT INTO requests (time_ms, route, tier, reason, model, status, prompt_tokens,"
     " completion_tokens, latency_ms, cost_usd_micro, cloud_only_cost_usd_micro, degraded,"
-    " router_score, conf_mean, conf_min, prompt, local_answer, remote_answer, api_key)"
+    " router_score, conf_mean, conf_min, prompt, local_answer, remote_answer, api_key,"
+    " remote_reasoning)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-    " ?19)";
+    " ?19, ?20)";
 
 static const char insert_audit_sql[] =
     "INSERT INTO audit (time_ms, tier, action, entities, sent_sha256, received_sha256)"
@@ -190,6 +194,7 @@ hearth_err gw_ledger_add(gw_ledger *l, const gw_ledger_row *r, int64_t *id) {
     bind_text(st, 17, r->local_answer);
     bind_text(st, 18, r->remote_answer);
     bind_text(st, 19, r->api_key);
+    bind_text(st, 20, r->remote_reasoning);
     hearth_err err = HEARTH_OK;
     if (sqlite3_step(st) != SQLITE_DONE)
         err = store_fail(l->db, "ledger: adding a row");
