@@ -15,6 +15,7 @@
 #include "server/http_client.h"
 #include "server/json_path.h"
 #include "server/model_fixture.h"
+#include "server/served_model.h"
 #include "server/server.h"
 #include "server/sse_choices.h"
 #include "sampler_cases.h"
@@ -106,23 +107,20 @@ static void test_parse(void) {
 
 static const char *binary = HEARTH_BINARY;
 static char scratch[] = "/tmp/hearth_srv_smp_XXXXXX";
-static hearth_model *model;
-static int32_t prompt[64];
-static int n_prompt;
-static char prompt_json[1024];
+static served_model sm;
 
 enum { SEED = 5, MAX_TOKENS = 10 };
 
 static char *library(const sampler_case *c) {
     hearth_sampling sp = openai_sampling(1.0f, SEED);
     if (c) c->set(&sp);
-    return library_text(model, prompt, n_prompt, &sp, MAX_TOKENS, NULL);
+    return library_text(sm.model, sm.prompt, sm.n_prompt, &sp, MAX_TOKENS, NULL);
 }
 
 static void test_v1(test_server *sv) {
     char b[2048];
     snprintf(b, sizeof b, "{\"prompt\":%s,\"max_tokens\":%d,\"temperature\":1,\"seed\":%d}",
-             prompt_json, MAX_TOKENS, SEED);
+             sm.prompt_json, MAX_TOKENS, SEED);
     char *plain = post_text(sv, "/v1/completions", b, "choices.0.text", "plain");
     char *want = library(NULL);
     CHECKF(!strcmp(plain, want), "plain: '%s' vs '%s'", plain, want);
@@ -130,7 +128,7 @@ static void test_v1(test_server *sv) {
     int changed = 0;
     for (size_t i = 0; i < N_SAMPLER_CASES; i++) {
         snprintf(b, sizeof b, "{\"prompt\":%s,\"max_tokens\":%d,\"temperature\":1,\"seed\":%d,%s}",
-                 prompt_json, MAX_TOKENS, SEED, sampler_cases[i].json);
+                 sm.prompt_json, MAX_TOKENS, SEED, sampler_cases[i].json);
         char *got = post_text(sv, "/v1/completions", b, "choices.0.text", sampler_cases[i].name);
         want = library(&sampler_cases[i]);
         CHECKF(!strcmp(got, want), "%s: server '%s', library '%s'", sampler_cases[i].name, got,
@@ -158,7 +156,7 @@ static void test_llama_route(test_server *sv) {
         snprintf(b, sizeof b,
                  "{\"prompt\":%s,\"n_predict\":%d,\"temperature\":1,\"top_k\":0,\"top_p\":1,"
                  "\"min_p\":0,\"seed\":%d,%s}",
-                 prompt_json, MAX_TOKENS, SEED, sampler_cases[i].json);
+                 sm.prompt_json, MAX_TOKENS, SEED, sampler_cases[i].json);
         char *got = post_text(sv, "/completion", b, "content", sampler_cases[i].name);
         char *want = library(&sampler_cases[i]);
         CHECKF(!strcmp(got, want), "/completion %s: '%s' vs '%s'", sampler_cases[i].name, got,
@@ -167,11 +165,11 @@ static void test_llama_route(test_server *sv) {
         free(want);
     }
     /* ignore_eos: a forced end of generation is never drawn */
-    const int eos = hearth_token_eos(model);
+    const int eos = hearth_token_eos(sm.model);
     for (int ignore = 0; ignore < 2; ignore++) {
         snprintf(b, sizeof b,
                  "{\"prompt\":%s,\"n_predict\":%d,\"temperature\":0,\"logit_bias\":[[%d,100]]%s}",
-                 prompt_json, MAX_TOKENS, eos, ignore ? ",\"ignore_eos\":true" : "");
+                 sm.prompt_json, MAX_TOKENS, eos, ignore ? ",\"ignore_eos\":true" : "");
         int status;
         cJSON *j = post(sv, "/completion", b, &status);
         const char *type = j ? jstr(j, "stop_type") : NULL;
@@ -185,7 +183,7 @@ static void test_llama_route(test_server *sv) {
             sp.logit_bias = &force;
             sp.n_logit_bias = 1;
             sp.ignore_eos = true;
-            char *want = library_text(model, prompt, n_prompt, &sp, MAX_TOKENS, NULL);
+            char *want = library_text(sm.model, sm.prompt, sm.n_prompt, &sp, MAX_TOKENS, NULL);
             const char *got = j ? jstr(j, "content") : NULL;
             CHECKF(got && !strcmp(got, want), "ignore_eos: '%s' vs '%s'", got ? got : "-", want);
             free(want);
@@ -307,22 +305,13 @@ static void test_model_params(void) {
 }
 
 /* The same through a server started with such a file, and /props */
-static void test_models_file(const char *model_path) {
-    char file[4200];
-    snprintf(file, sizeof file, "%s/models.json", scratch);
-    char json[8400];
-    snprintf(json, sizeof json,
-             "{\"models\":[{\"name\":\"m\",\"path\":\"%s\",\"default\":true,\"parameters\":"
-             "{\"mirostat\":2,\"mirostat_tau\":1.5,\"mirostat_eta\":0.2}}]}",
-             model_path);
-    REQUIRE(test_write_file(file, json, strlen(json)));
-    char args[4400];
-    snprintf(args, sizeof args, "--models-file '%s' -t 1", file);
+static void test_models_file(void) {
     test_server sv;
-    REQUIRE(test_server_start_args(&sv, binary, scratch, args));
+    served_model_start_file(&sm, &sv, binary, scratch,
+                            "{\"mirostat\":2,\"mirostat_tau\":1.5,\"mirostat_eta\":0.2}");
     char b[2048];
     snprintf(b, sizeof b, "{\"prompt\":%s,\"max_tokens\":%d,\"temperature\":1,\"seed\":%d}",
-             prompt_json, MAX_TOKENS, SEED);
+             sm.prompt_json, MAX_TOKENS, SEED);
     char *got = post_text(&sv, "/v1/completions", b, "choices.0.text", "model's mirostat");
     char *want = library(sampler_case_named("mirostat 2"));
     CHECKF(!strcmp(got, want), "the model's parameters: '%s' vs '%s'", got, want);
@@ -330,7 +319,7 @@ static void test_models_file(const char *model_path) {
     free(want);
     snprintf(b, sizeof b,
              "{\"prompt\":%s,\"max_tokens\":%d,\"temperature\":1,\"seed\":%d,\"mirostat\":0}",
-             prompt_json, MAX_TOKENS, SEED);
+             sm.prompt_json, MAX_TOKENS, SEED);
     got = post_text(&sv, "/v1/completions", b, "choices.0.text", "request's mirostat 0");
     want = library(NULL);
     CHECKF(!strcmp(got, want), "mirostat 0 over the model's 2: '%s' vs '%s'", got, want);
@@ -358,27 +347,17 @@ int main(void) {
     test_parse();
     test_model_params();
     bool skip;
-    const char *model_path = fixture_server_model("test_server_samplers", scratch, &skip);
-    if (skip) return TEST_SKIP;
-    REQUIRE(model_path);
-    hearth_model_params mp = hearth_model_default_params();
-    mp.n_threads = 1;
-    REQUIRE(hearth_model_load(model_path, &mp, &model) == HEARTH_OK);
-    size_t n = 0;
-    REQUIRE(hearth_tokenize(model, "Once upon a time there was", 26, true, true, prompt, 64, &n) ==
-            HEARTH_OK);
-    n_prompt = (int)n;
-    ids_json(prompt, n_prompt, prompt_json, sizeof prompt_json);
+    if (!served_model_open(&sm, "test_server_samplers", scratch, &skip)) return TEST_SKIP;
     test_server sv;
-    REQUIRE(test_server_start(&sv, binary, model_path, scratch,
+    REQUIRE(test_server_start(&sv, binary, sm.path, scratch,
                               "--parallel 2 -t 1 --chat-template chatml"));
     test_v1(&sv);
     test_llama_route(&sv);
     test_ollama(&sv);
     test_errors(&sv);
     CHECK(test_server_stop(&sv) == 0);
-    test_models_file(model_path);
-    hearth_model_free(model);
+    test_models_file();
+    hearth_model_free(sm.model);
     fixture_server_cleanup("test_server_samplers", scratch, test_failures > 0);
     return test_done("test_server_samplers");
 }

@@ -86,6 +86,12 @@ typedef struct cli_gen_opts {
     "                      -1: the context),\n"                                                    \
     "                      --dry-sequence-breaker S (repeatable; replaces \\n : \" *; none)\n"     \
     "  --ignore-eos        never end at an end-of-generation token\n"                              \
+    "  --min-keep N        top-p, min-p, typical and XTC keep at least N tokens (0)\n"             \
+    "  --dynatemp-range R  dynamic temperature in [T - R, T + R] from the entropy (0: off),\n"     \
+    "                      --dynatemp-exp E (1)\n"                                                 \
+    "  --samplers 'top_k;top_p;...'  the chain's stages in order (default: penalties;dry;\n"       \
+    "                      top_n_sigma;top_k;typ_p;top_p;min_p;xtc;temperature), or\n"             \
+    "  --sampler-seq edskypmxt       the same as letters\n"                                        \
     "  -t N                threads (default: physical cores)\n"                                    \
     "  -c, --ctx N         context length (default: min(model's, 4096))\n"                         \
     "  --kv-type f32|f16|q8_0  KV cache element type (default f16, llama.cpp's: half of f32's\n"   \

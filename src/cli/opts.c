@@ -8,6 +8,8 @@
  */
 #include "cli.h"
 
+#include "sampling/sampling.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -115,6 +117,31 @@ static int dry_breaker_opt(const char *cmd, const char *v, cli_gen_opts *o) {
     return 1;
 }
 
+/* --samplers 'top_k;temperature' (llama.cpp's names, ';' between) or
+ * --sampler-seq / --sampling-seq kt (its letters): the chain's order; ""
+ * is no stage at all. A name llama.cpp would skip with a warning is refused. */
+static int samplers_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o) {
+    const bool letters = strcmp(a, "--samplers") != 0;
+    int32_t n = 0;
+    for (const char *p = v; *p;) {
+        const size_t len = letters ? 1 : strcspn(p, ";");
+        char msg[160];
+        const int st =
+            n < HEARTH_SAMPLERS_MAX ? smp_stage_parse(p, len, letters, msg, sizeof msg) : 0;
+        if (n == HEARTH_SAMPLERS_MAX)
+            snprintf(msg, sizeof msg, "more than %d samplers", HEARTH_SAMPLERS_MAX);
+        if (!st) {
+            fprintf(stderr, "hearth %s: %s: %s\n", cmd, a, msg);
+            return -1;
+        }
+        o->smp.samplers[n++] = (hearth_sampler_stage)st;
+        p += len;
+        if (!letters && *p == ';') p++;
+    }
+    o->smp.n_samplers = n > 0 ? n : HEARTH_SAMPLERS_NONE;
+    return 1;
+}
+
 int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o) {
     const struct {
         const char *name, *alias;
@@ -134,6 +161,8 @@ int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o) 
         {"--mirostat-ent", NULL, &o->smp.mirostat_tau},
         {"--dry-multiplier", NULL, &o->smp.dry_multiplier},
         {"--dry-base", NULL, &o->smp.dry_base},
+        {"--dynatemp-range", NULL, &o->smp.dynatemp_range},
+        {"--dynatemp-exp", NULL, &o->smp.dynatemp_exponent},
     };
     const struct {
         const char *name, *alias;
@@ -148,6 +177,7 @@ int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o) 
         {"--mirostat", NULL, &o->smp.mirostat, 0},
         {"--dry-allowed-length", NULL, &o->smp.dry_allowed_length, 0},
         {"--dry-penalty-last-n", NULL, &o->smp.dry_penalty_last_n, -1},
+        {"--min-keep", NULL, &o->smp.min_keep, 0},
     };
     for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++)
         if (!strcmp(a, floats[i].name) || (floats[i].alias && !strcmp(a, floats[i].alias))) {
@@ -174,6 +204,8 @@ int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o) 
         return 1;
     }
     if (!strcmp(a, "--dry-sequence-breaker")) return dry_breaker_opt(cmd, v, o);
+    if (!strcmp(a, "--samplers") || !strcmp(a, "--sampler-seq") || !strcmp(a, "--sampling-seq"))
+        return samplers_opt(cmd, a, v, o);
     const int kv = cli_kv_type_opt(cmd, a, v, &o->sp.kv_type, &o->kv_given);
     if (kv) return kv;
     if (!strcmp(a, "--grammar") || !strcmp(a, "--grammar-file")) return grammar_opt(cmd, a, v, o);

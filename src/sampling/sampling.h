@@ -164,6 +164,11 @@ int smp_stage_by_name(const char *name, size_t len);
 /* The same for llama.cpp's letters (--sampler-seq): e d s k y p m x t; i
  * and a (infill, adaptive_p) are SMP_STAGE_NOT_HERE. */
 int smp_stage_by_letter(char c);
+/* text[0..len) as a name (or, letter, as one letter): the stage, or 0 with
+ * the problem written to msg ("'foo' is not a sampler (penalties, ...)", or
+ * "'infill' is a sampler of llama.cpp's that Hearth does not have"), for the
+ * caller to prefix with where it was. */
+int smp_stage_parse(const char *text, size_t len, bool letter, char *msg, size_t cap);
 /* The canonical name ("typ_p" for SMP_STAGE_TYPICAL_P); "?" outside the enum. */
 const char *smp_stage_name(int stage);
 /* llama.cpp's default chain: *out gets its n stages. */

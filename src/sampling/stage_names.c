@@ -11,6 +11,7 @@
  */
 #include "sampling.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Canonical names by stage; index = smp_stage. */
@@ -95,4 +96,20 @@ int smp_stage_by_letter(char c) {
     if (c == 'i' || c == 'a') return SMP_STAGE_NOT_HERE;
     const char *at = c ? strchr(letters, c) : NULL;
     return at ? (int)(at - letters) + SMP_STAGE_PENALTIES : SMP_STAGE_UNKNOWN;
+}
+
+int smp_stage_parse(const char *text, size_t len, bool letter, char *msg, size_t cap) {
+    const int st = letter ? (len == 1 ? smp_stage_by_letter(text[0]) : SMP_STAGE_UNKNOWN)
+                          : smp_stage_by_name(text, len);
+    const int shown = len > 32 ? 32 : (int)len; /* a name is short; the text may not be */
+    if (st == SMP_STAGE_NOT_HERE)
+        snprintf(msg, cap, "'%.*s' is a sampler of llama.cpp's that Hearth does not have", shown,
+                 text);
+    else if (st == SMP_STAGE_UNKNOWN)
+        snprintf(msg, cap,
+                 letter ? "'%.*s' is not a sampler's letter (e d s k y p m x t)"
+                        : "'%.*s' is not a sampler (penalties, dry, top_n_sigma, top_k, typ_p, "
+                          "top_p, min_p, xtc, temperature)",
+                 shown, text);
+    return st > 0 ? st : 0;
 }

@@ -11,7 +11,8 @@
  * "parameters" in --models-file win over them), parsed by
  * srv_parse_request and routed as /v1/completions routes it (gateway,
  * ledger). llama.cpp's other samplers (typical_p, top_n_sigma, xtc_*,
- * mirostat*, dry_*, ignore_eos) go through under their own names
+ * mirostat*, dry_*, ignore_eos, min_keep, dynatemp_*, and samplers: the
+ * chain's order) go through under their own names
  * (request_samplers.c). n_probs N (0..20; llama-server's alias "logprobs"
  * when it is absent) becomes the completions API's logprobs N: the answer's
  * completion_probabilities, one entry per generated token (its id, token,
@@ -20,7 +21,7 @@
  * from the candidates the sampler chain kept instead (hearth_gen_params);
  * return_tokens fills "tokens" with the generated ids. Fields about
  * llama-server's own machinery
- * (cache_prompt: Hearth always reuses a slot's prefix; id_slot; samplers;
+ * (cache_prompt: Hearth always reuses a slot's prefix; id_slot;
  * timings_per_token) are
  * ignored. n_keep and n_discard are what a context shift keeps and
  * forgets (hearth serve --context-shift), as llama-server's.
@@ -349,7 +350,8 @@ static bool translate(const cJSON *root, bool infill, cJSON *out, int *repeat_la
         /* llama.cpp's other samplers (request_samplers.c) */
         "ignore_eos", "typical_p", "top_n_sigma", "xtc_probability", "xtc_threshold", "mirostat",
         "mirostat_tau", "mirostat_eta", "dry_multiplier", "dry_base", "dry_allowed_length",
-        "dry_penalty_last_n", "dry_sequence_breakers"};
+        "dry_penalty_last_n", "dry_sequence_breakers", "min_keep", "dynatemp_range",
+        "dynatemp_exponent", "samplers"};
     for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
         const cJSON *v = given(root, same[i]);
         if (v) cJSON_AddItemToObject(out, same[i], cJSON_Duplicate(v, true));

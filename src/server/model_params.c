@@ -12,7 +12,9 @@
  * llama-server's names), and llama.cpp's other samplers under their request
  * names: typical_p, top_n_sigma, xtc_probability, xtc_threshold, mirostat,
  * mirostat_tau, mirostat_eta, dry_multiplier, dry_base (>= 1),
- * dry_allowed_length, dry_penalty_last_n (not dry_sequence_breakers). Each applies where a request leaves its setting
+ * dry_allowed_length, dry_penalty_last_n (not dry_sequence_breakers),
+ * min_keep, dynatemp_range, dynatemp_exponent and samplers (the chain's
+ * order: names or letters, as a request gives it). Each applies where a request leaves its setting
  * out, whatever API the request came by: a request's own value always wins,
  * and a model's value wins over the API's own default (ollama's temperature
  * 0.8, llama-server's top_k 40, OpenAI's 16 tokens of a completion), as
@@ -27,6 +29,7 @@
 #include "server.h"
 
 #include "core/core.h"
+#include "sampling/sampling.h"
 
 #include <cjson/cJSON.h>
 
@@ -54,6 +57,7 @@ static const struct {
     [SRV_P_SEED] = {"seed", "seed", -1, 9007199254740992.0, true},
     [SRV_P_STOP] = {"stop", "stop", 0, 0, false},
     [SRV_P_MAX_TOKENS] = {"max_tokens", "num_predict", -1, INT_MAX, true},
+    [SRV_P_SAMPLERS] = {"samplers", "samplers", 0, 0, false},
     /* llama.cpp's other samplers (request_samplers.c's ranges; dry_base >= 1 here) */
     [SRV_P_TYPICAL_P] = {"typical_p", "typical_p", 0, 1, false},
     [SRV_P_TOP_N_SIGMA] = {"top_n_sigma", "top_n_sigma", -1e9, 1e9, false},
@@ -66,6 +70,9 @@ static const struct {
     [SRV_P_DRY_BASE] = {"dry_base", "dry_base", 1, 1e6, false},
     [SRV_P_DRY_ALLOWED_LENGTH] = {"dry_allowed_length", "dry_allowed_length", 0, INT_MAX, true},
     [SRV_P_DRY_PENALTY_LAST_N] = {"dry_penalty_last_n", "dry_penalty_last_n", -1, INT_MAX, true},
+    [SRV_P_MIN_KEEP] = {"min_keep", "min_keep", 0, INT_MAX, true},
+    [SRV_P_DYNATEMP_RANGE] = {"dynatemp_range", "dynatemp_range", -1e9, 1e9, false},
+    [SRV_P_DYNATEMP_EXPONENT] = {"dynatemp_exponent", "dynatemp_exponent", -1e9, 1e9, false},
 };
 
 /* Other names of a setting: ollama's and llama-server's. */
@@ -104,6 +111,18 @@ static hearth_err parse_stop(srv_model *m, const cJSON *v, int i) {
     return HEARTH_OK;
 }
 
+/* samplers: as a request's (srv_sampler_order). */
+static hearth_err parse_samplers(srv_model *m, const cJSON *v, int i) {
+    hearth_sampling sp = hearth_sampling_default_params();
+    char where[16], msg[160];
+    if (!srv_sampler_order(v, &sp, where, msg, sizeof msg))
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "models[%d].parameters.samplers%s %s", i, where,
+                       msg);
+    memcpy(m->params.samplers, sp.samplers, sizeof sp.samplers);
+    m->params.n_samplers = sp.n_samplers;
+    return HEARTH_OK;
+}
+
 /* What a setting's special values mean, for its range error. */
 static const char *hint(int p) {
     if (p == SRV_P_MAX_TOKENS) return " but 0 (-1: until the context is full)";
@@ -124,7 +143,8 @@ hearth_err srv_model_params_parse(srv_model *m, const cJSON *obj, int i) {
                            "models[%d].parameters.%s is not a setting (temperature, top_k, top_p, "
                            "min_p, repeat_penalty, repeat_last_n, presence_penalty, "
                            "frequency_penalty, seed, stop, max_tokens or num_predict; typical_p, "
-                           "top_n_sigma, xtc_*, mirostat*, dry_* but dry_sequence_breakers)",
+                           "top_n_sigma, xtc_*, mirostat*, dry_* but dry_sequence_breakers, "
+                           "min_keep, dynatemp_*, samplers)",
                            i, v->string);
         if (m->params.set & SRV_GIVEN(p))
             return hr_fail(HEARTH_ERR_INVALID_ARG,
@@ -132,8 +152,8 @@ hearth_err srv_model_params_parse(srv_model *m, const cJSON *obj, int i) {
                            "n_predict are max_tokens)",
                            i, v->string, params[p].name);
         m->params.set |= SRV_GIVEN(p);
-        if (p == SRV_P_STOP) {
-            const hearth_err err = parse_stop(m, v, i);
+        if (p == SRV_P_STOP || p == SRV_P_SAMPLERS) {
+            const hearth_err err = p == SRV_P_STOP ? parse_stop(m, v, i) : parse_samplers(m, v, i);
             if (err) return err;
             continue;
         }
@@ -178,6 +198,10 @@ void srv_model_settings(const srv_model *m, const srv_request *r, srv_settings *
         out->stop = m->params.stop;
         out->n_stop = m->params.n_stop;
     }
+    if (use & SRV_GIVEN(SRV_P_SAMPLERS)) {
+        memcpy(sp->samplers, m->params.samplers, sizeof sp->samplers);
+        sp->n_samplers = m->params.n_samplers;
+    }
     srv_samplers_apply(sp, use, v);
     /* DRY's window of -1 is the slot's context, as repeat_last_n's */
     if (sp->dry_penalty_last_n < 0) sp->dry_penalty_last_n = srv_sched_n_ctx(m->sched);
@@ -202,6 +226,15 @@ char *srv_model_params_text(const srv_model *m) {
     bool ok = true;
     for (int p = 0; ok && p < SRV_N_PARAMS; p++) {
         if (!(m->params.set & SRV_GIVEN(p))) continue;
+        if (p == SRV_P_SAMPLERS) { /* llama.cpp's --samplers form: "top_k;temperature" */
+            char names[HEARTH_SAMPLERS_MAX * 16] = "";
+            size_t at = 0;
+            for (int32_t k = 0; k < m->params.n_samplers; k++)
+                at += (size_t)snprintf(names + at, sizeof names - at, "%s%s", k ? ";" : "",
+                                       smp_stage_name((int)m->params.samplers[k]));
+            ok = add_line(&b, params[p].ollama, m->params.n_samplers > 0 ? names : "\"\"");
+            continue;
+        }
         if (p != SRV_P_STOP) {
             char num[64];
             shortest(m->params.value[p], num, sizeof num);

@@ -8,7 +8,13 @@
  *   (below 1: the default 1.75, as llama-server replaces it),
  *   dry_allowed_length >= 0, dry_penalty_last_n >= -1 (-1: the context),
  *   dry_sequence_breakers (a non-empty array of 1 to 64 strings of 1 to 40
- *   bytes; llama-server cuts longer ones, Hearth refuses them).
+ *   bytes; llama-server cuts longer ones, Hearth refuses them), min_keep >= 0
+ *   (an integer), dynatemp_range and dynatemp_exponent (numbers), samplers:
+ *   the chain's order, an array of at most 32 of llama.cpp's sampler names
+ *   or a string of their letters (llama-server's two forms; [] or "": no
+ *   stage at all). llama-server skips a name it does not know; Hearth
+ *   refuses it, and llama.cpp's infill and adaptive_p, with a 400 naming
+ *   samplers[i].
  *
  * A value of the wrong type or out of range is a 400 naming the field;
  * absent or null leaves the default (off). The breakers are kept in one
@@ -19,6 +25,7 @@
 #include "request_impl.h"
 
 #include "core/core.h"
+#include "sampling/sampling.h"
 
 #include <cjson/cJSON.h>
 
@@ -101,9 +108,13 @@ static void sampler_fields(hearth_sampling *s, num_field out[SRV_N_PARAMS - SRV_
         {"dry_base", -1e6, 1e6, &s->dry_base, NULL},
         {"dry_allowed_length", 0, INT_MAX, NULL, &s->dry_allowed_length},
         {"dry_penalty_last_n", -1, INT_MAX, NULL, &s->dry_penalty_last_n},
+        {"min_keep", 0, INT_MAX, NULL, &s->min_keep},
+        {"dynatemp_range", -1e9, 1e9, &s->dynatemp_range, NULL},
+        {"dynatemp_exponent", -1e9, 1e9, &s->dynatemp_exponent, NULL},
     };
     _Static_assert(sizeof fields / sizeof *fields == SRV_N_PARAMS - SRV_P_TYPICAL_P,
                    "a field for each srv_param of the samplers");
+    _Static_assert(SRV_N_PARAMS <= 32, "srv_request.given has a bit for each srv_param");
     memcpy(out, fields, sizeof fields);
 }
 
@@ -136,6 +147,43 @@ static bool read_number(srv_error *e, const cJSON *root, const num_field *f) {
     return true;
 }
 
+bool srv_sampler_order(const cJSON *v, hearth_sampling *sp, char where[16], char *msg, size_t cap) {
+    where[0] = '\0';
+    const bool letters = cJSON_IsString(v);
+    const int n = letters            ? (int)strlen(v->valuestring)
+                  : cJSON_IsArray(v) ? cJSON_GetArraySize(v)
+                                     : -1;
+    if (n < 0) {
+        snprintf(msg, cap, "must be an array of sampler names or a string of their letters");
+        return false;
+    }
+    if (n > HEARTH_SAMPLERS_MAX) {
+        snprintf(msg, cap, "lists %d samplers (at most %d)", n, HEARTH_SAMPLERS_MAX);
+        return false;
+    }
+    const cJSON *item = letters ? NULL : v->child;
+    for (int i = 0; i < n; i++, item = item ? item->next : NULL) {
+        if (letters) { /* llama-server names the field; the message, the letter */
+            const int st = smp_stage_parse(v->valuestring + i, 1, true, msg, cap);
+            if (!st) return false;
+            sp->samplers[i] = (hearth_sampler_stage)st;
+            continue;
+        }
+        snprintf(where, 16, "[%d]", i);
+        if (!cJSON_IsString(item)) {
+            snprintf(msg, cap, "must be a string (a sampler's name)");
+            return false;
+        }
+        const int st =
+            smp_stage_parse(item->valuestring, strlen(item->valuestring), false, msg, cap);
+        if (!st) return false;
+        sp->samplers[i] = (hearth_sampler_stage)st;
+    }
+    where[0] = '\0';
+    sp->n_samplers = n > 0 ? n : HEARTH_SAMPLERS_NONE;
+    return true;
+}
+
 bool srv_parse_samplers(srv_error *e, const cJSON *root, srv_request *r) {
     hearth_sampling *s = &r->sampling;
     num_field fields[SRV_N_PARAMS - SRV_P_TYPICAL_P];
@@ -149,6 +197,15 @@ bool srv_parse_samplers(srv_error *e, const cJSON *root, srv_request *r) {
     const cJSON *v = srv_req_field(root, "ignore_eos");
     if (v && !cJSON_IsBool(v)) return srv_req_bad_type(e, "ignore_eos", "a boolean");
     if (v) s->ignore_eos = cJSON_IsTrue(v);
+    v = srv_req_field(root, "samplers");
+    if (v) {
+        char where[16], msg[160], field[32];
+        if (!srv_sampler_order(v, s, where, msg, sizeof msg)) {
+            snprintf(field, sizeof field, "samplers%s", where);
+            return srv_fail(e, 400, field, NULL, "'%s' %s", field, msg);
+        }
+        r->given |= SRV_GIVEN(SRV_P_SAMPLERS);
+    }
     v = srv_req_field(root, "dry_sequence_breakers");
     return !v || parse_breakers(e, v, r);
 }
@@ -165,7 +222,21 @@ bool srv_samplers_props(cJSON *p, const hearth_sampling *s) {
               cJSON_AddNumberToObject(p, "dry_base", s->dry_base) &&
               cJSON_AddNumberToObject(p, "dry_allowed_length", s->dry_allowed_length) &&
               cJSON_AddNumberToObject(p, "dry_penalty_last_n", s->dry_penalty_last_n) &&
-              cJSON_AddBoolToObject(p, "ignore_eos", s->ignore_eos);
+              cJSON_AddBoolToObject(p, "ignore_eos", s->ignore_eos) &&
+              cJSON_AddNumberToObject(p, "min_keep", s->min_keep) &&
+              cJSON_AddNumberToObject(p, "dynatemp_range", s->dynatemp_range) &&
+              cJSON_AddNumberToObject(p, "dynatemp_exponent", s->dynatemp_exponent);
+    /* the chain in use under llama.cpp's canonical names, as llama-server's */
+    cJSON *chain = ok ? cJSON_AddArrayToObject(p, "samplers") : NULL;
+    const uint8_t *def;
+    const size_t n_def = smp_default_stages(&def);
+    const size_t n_chain = s->n_samplers == 0  ? n_def
+                           : s->n_samplers > 0 ? (size_t)s->n_samplers
+                                               : 0;
+    for (size_t i = 0; chain && i < n_chain; i++)
+        cJSON_AddItemToArray(chain, cJSON_CreateString(smp_stage_name(
+                                        s->n_samplers == 0 ? def[i] : (int)s->samplers[i])));
+    ok = chain != NULL;
     cJSON *brk = ok ? cJSON_AddArrayToObject(p, "dry_sequence_breakers") : NULL;
     static const char *const defaults[] = {"\n", ":", "\"", "*"};
     const char *const *b = s->dry_sequence_breakers ? s->dry_sequence_breakers : defaults;

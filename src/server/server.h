@@ -236,7 +236,8 @@ typedef enum srv_param {
     SRV_P_SEED,
     SRV_P_STOP,
     SRV_P_MAX_TOKENS,
-    /* llama.cpp's other samplers (request_samplers.c), in this order */
+    SRV_P_SAMPLERS, /* the chain's order (request_samplers.c), not a number */
+    /* llama.cpp's other samplers (request_samplers.c), numbers, in this order */
     SRV_P_TYPICAL_P,
     SRV_P_TOP_N_SIGMA,
     SRV_P_XTC_PROBABILITY,
@@ -248,6 +249,9 @@ typedef enum srv_param {
     SRV_P_DRY_BASE,
     SRV_P_DRY_ALLOWED_LENGTH,
     SRV_P_DRY_PENALTY_LAST_N,
+    SRV_P_MIN_KEEP,
+    SRV_P_DYNATEMP_RANGE,
+    SRV_P_DYNATEMP_EXPONENT,
     SRV_N_PARAMS
 } srv_param;
 #define SRV_GIVEN(p) (1u << (p))
@@ -335,13 +339,18 @@ typedef struct srv_request {
 bool srv_parse_request(srv_kind kind, const char *body, size_t len, srv_request *out, srv_error *e);
 void srv_request_free(srv_request *r);
 /* llama.cpp's other samplers' fields (request_samplers.c): typical_p,
- * top_n_sigma, xtc_*, mirostat*, dry_*, ignore_eos into r->sampling; false
- * with a 400 naming the field. */
+ * top_n_sigma, xtc_*, mirostat*, dry_*, ignore_eos, min_keep, dynatemp_*,
+ * samplers into r->sampling; false with a 400 naming the field. */
 bool srv_parse_samplers(srv_error *e, const struct cJSON *root, srv_request *r);
+/* llama-server's "samplers" v (an array of names or a string of letters;
+ * empty: no stage) into sp's samplers. On failure false, with the place
+ * after "samplers" ("" or "[i]") in where and the problem in msg. */
+bool srv_sampler_order(const struct cJSON *v, hearth_sampling *sp, char where[16], char *msg,
+                       size_t cap);
 /* Points sp's DRY sequence breakers at a copy in one malloc'd block, *block
  * (free it; NULL when sp has none). False when out of memory. */
 bool srv_breakers_own(hearth_sampling *sp, void **block);
-/* A model's parameters for those (SRV_P_TYPICAL_P ... SRV_P_DRY_PENALTY_LAST_N):
+/* A model's parameters for those (SRV_P_TYPICAL_P ... SRV_P_DYNATEMP_EXPONENT):
  * each in `use` from value[p] into sp (srv_model_settings). */
 void srv_samplers_apply(hearth_sampling *sp, unsigned use, const double *value);
 /* Adds those fields of s to p under llama-server's names (/props); false
@@ -599,12 +608,15 @@ typedef struct srv_model {
     bool load_on_startup;
     /* generation defaults for what a request leaves out (its entry's
      * "parameters"; model_params.c): value[p] for each SRV_GIVEN(p) in set
-     * (SRV_P_STOP: stop[0..n_stop), pointing into the models file) */
+     * (SRV_P_STOP: stop[0..n_stop), pointing into the models file;
+     * SRV_P_SAMPLERS: samplers[0..n_samplers)) */
     struct {
         unsigned set;
         double value[SRV_N_PARAMS];
         const char *stop[SRV_MAX_STOP];
         int n_stop;
+        hearth_sampler_stage samplers[HEARTH_SAMPLERS_MAX];
+        int32_t n_samplers;
     } params;
     /* its draft for speculative decoding (NULL: none), proposing up to
      * spec_n_max tokens a step (0: off) while above spec_p_min, or prompt
