@@ -31,6 +31,7 @@ static const command commands[] = {
     {"rag", cmd_rag, "index local files and answer from them (retrieval-augmented generation)"},
     {"router", cmd_router, "train, score, evaluate and calibrate the learned pre-router"},
     {"tune", cmd_tune, "fine-tune a LoRA adapter on chat examples or the ledger's cloud answers"},
+    {"perplexity", cmd_perplexity, "perplexity and KL divergence on a text (llama-perplexity's)"},
 };
 
 int cli_fail(const char *cmd, const char *what) {
