@@ -523,6 +523,15 @@ typedef struct hearth_token_logprob {
     float logprob;
 } hearth_token_logprob;
 
+/* The log-probability of token id under the softmax of one row of logits
+ * (n_vocab floats, as hearth_decode gives them) into *logprob, and the n_top
+ * (0..HEARTH_TOP_LOGPROBS_MAX) most likely tokens, best first (ties: lowest
+ * id), into top[0..*n_out): what a generation's events report, for rows
+ * read apart from a generation (a prompt's, hearth_decode's all_logits). */
+HEARTH_API hearth_err hearth_logprobs(const hearth_model *model, const float *logits, int32_t id,
+                                      int n_top, float *logprob, hearth_token_logprob *top,
+                                      int *n_out);
+
 /* One generated token as the callback sees it. `text` is the text that became
  * safe to show with this token: complete UTF-8, never part of a stop string
  * (it may be empty while a character or a possible stop string is pending).

@@ -363,6 +363,23 @@ static hearth_err constraint_vocab(const hearth_model *m, const hearth_sampling 
     return err;
 }
 
+hearth_err hearth_logprobs(const hearth_model *m, const float *logits, int32_t id, int n_top,
+                           float *logprob, hearth_token_logprob *top, int *n_out) {
+    const int32_t n_vocab = hearth_model_n_vocab(m);
+    if (!logits || !logprob || id < 0 || id >= n_vocab || n_top < 0 ||
+        n_top > HEARTH_TOP_LOGPROBS_MAX || (n_top > 0 && (!top || !n_out)))
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "logprobs: token %d of a vocabulary of %d, %d alternatives (at most %d)",
+                       (int)id, (int)n_vocab, n_top, (int)HEARTH_TOP_LOGPROBS_MAX);
+    smp_info info = {.id = id};
+    smp_logprobs(logits, n_vocab, n_top, &info);
+    *logprob = info.logprob;
+    for (int i = 0; i < info.n_top; i++)
+        top[i] = (hearth_token_logprob){.id = info.top[i].id, .logprob = info.top[i].logprob};
+    if (n_out) *n_out = info.n_top;
+    return HEARTH_OK;
+}
+
 hearth_err hearth_sampler_new(const hearth_model *m, const hearth_sampling *params,
                               hearth_sampler **out) {
     hearth_sampling p = params ? *params : hearth_sampling_default_params();

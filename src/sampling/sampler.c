@@ -767,8 +767,7 @@ static float logprob_of(float logit, double lse, int32_t n_vocab) {
     return (float)((double)logit - lse);
 }
 
-static void fill_info(const smp_sampler *s, const float *logits, int n_top, smp_info *info) {
-    const int32_t n = s->n_vocab;
+void smp_logprobs(const float *logits, int32_t n, int n_top, smp_info *info) {
     float max = -INFINITY;
     for (int32_t i = 0; i < n; i++) {
         const float l = smp_sanitize(logits[i]);
@@ -867,7 +866,7 @@ int32_t smp_sample_ex(smp_sampler *s, const float *logits, int n_top, smp_info *
     if (id < 0) return -1;
     if (info) {
         info->id = id;
-        fill_info(s, logits, n_top, info);
+        smp_logprobs(logits, s->n_vocab, n_top, info);
     }
     return id;
 }

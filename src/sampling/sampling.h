@@ -260,6 +260,10 @@ typedef struct smp_info {
 /* smp_sample, and when info is not NULL also fills it, with the n_top
  * (clamped to [0, SMP_TOP_LOGPROBS_MAX]) most likely tokens. */
 int32_t smp_sample_ex(smp_sampler *s, const float *logits, int n_top, smp_info *info);
+/* info->logprob of info->id under the softmax of logits[0..n) (sanitized as
+ * the sampler sees them) and the n_top most likely tokens, as smp_sample_ex
+ * fills them. */
+void smp_logprobs(const float *logits, int32_t n, int n_top, smp_info *info);
 
 /* For tests and diagnostics: runs the chain on `logits` up to, not including,
  * the draw (no random number is consumed) and writes up to `cap` surviving

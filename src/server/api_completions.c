@@ -3,14 +3,33 @@
  * vocabulary's BOS and special tokens, as llama.cpp's server does) or token
  * ids (checked against the vocabulary, as are logit_bias's), then the gateway (api_gateway.c),
  * which routes, guards and accounts it as it does a chat request. echo puts
- * the prompt text before the completion. With a suffix the prompt is the
- * code before the cursor and the model fills in the middle (answered
- * locally: srv_tokenize_fim).
+ * the prompt text (a token-id prompt's detokenized) before the completion;
+ * with logprobs too, the prompt's tokens are scored and lead the logprobs. With a suffix the prompt
+ * is the code before the cursor and the model fills in the middle (answered locally:
+ * srv_tokenize_fim).
  */
 #include "server.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* The text of a token-id prompt for echo (control tokens render as nothing,
+ * as in generated text; ill-formed UTF-8 as U+FFFD), into r->echo_text. */
+static bool echo_ids(const srv_model *m, srv_request *r, srv_error *e) {
+    size_t need = 0;
+    hearth_detokenize(m->model, r->prompt_ids, (size_t)r->n_prompt_ids, false, NULL, 0, &need);
+    char *raw = malloc(need + 1), *clean = raw ? malloc(3 * need + 1) : NULL;
+    const bool ok = clean && hearth_detokenize(m->model, r->prompt_ids, (size_t)r->n_prompt_ids,
+                                               false, raw, need, &need) == HEARTH_OK;
+    if (ok) {
+        r->echo_len = srv_utf8_clean(raw, need, clean);
+        r->echo_text = clean;
+    } else {
+        free(clean);
+    }
+    free(raw);
+    return ok || srv_fail(e, 500, NULL, NULL, "echo: %s", hearth_last_error());
+}
 
 void srv_complete(srv_exchange *x, srv_request *r) {
     srv_server *s = x->srv;
@@ -42,6 +61,7 @@ void srv_complete(srv_exchange *x, srv_request *r) {
             ok = srv_fail(&e, 500, NULL, NULL, "out of memory");
         if (ok) memcpy(ids, r->prompt_ids, (size_t)r->n_prompt_ids * sizeof *ids);
         n = r->n_prompt_ids;
+        if (ok && r->echo) ok = echo_ids(m, r, &e);
     }
     if (ok) {
         srv_gateway_route(x, r, &ids, n);

@@ -652,12 +652,14 @@ static bool gateway_chat_init(srv_gwreq *q, const srv_exchange *x) {
                            .key = x->key,
                            .no_cache = header_says(x, "Cache-Control", "no-cache"),
                            .no_store = header_says(x, "Cache-Control", "no-store")};
+    size_t echo_len;
+    const char *echo = srv_request_echo(r, &echo_len);
     q->gen = (srv_gen){.kind = r->kind,
                        .req = r,
                        .ids = q->ids,
                        .n_ids = q->n_ids,
-                       .echo_text = r->echo ? r->prompt : NULL,
-                       .echo_len = r->echo ? r->prompt_len : 0,
+                       .echo_text = echo,
+                       .echo_len = echo_len,
                        .local = q->model};
     return true;
 }

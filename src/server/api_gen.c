@@ -148,7 +148,35 @@ static cJSON *chat_logprobs(const srv_model *m, const srv_job *j, int from, int 
     return lp;
 }
 
-/* completions: {"tokens","token_logprobs","top_logprobs","text_offset"} */
+/* One token of the completions shape: its piece, logprob, alternatives (a
+ * piece -> logprob object) and text offset; a scored prompt's first token
+ * has null for the two it has none of. */
+static void completion_token(const srv_model *m, const srv_event *e, bool none, size_t off,
+                             cJSON *tokens, cJSON *lps, cJSON *tops, cJSON *offs) {
+    char raw[PIECE_MAX], text[PIECE_MAX * 3 + 4];
+    size_t n;
+    token_piece(m, e->id, raw, sizeof raw, &n, text);
+    cJSON_AddItemToArray(tokens, cJSON_CreateString(text));
+    cJSON_AddItemToArray(lps, none ? cJSON_CreateNull() : cJSON_CreateNumber(e->logprob));
+    cJSON *top = none ? cJSON_CreateNull() : cJSON_CreateObject();
+    for (int k = 0; !none && k < e->n_top; k++) {
+        token_piece(m, e->top[k].id, raw, sizeof raw, &n, text);
+        if (!cJSON_GetObjectItemCaseSensitive(top, text))
+            cJSON_AddNumberToObject(top, text, e->top[k].logprob);
+    }
+    cJSON_AddItemToArray(tops, top);
+    cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+}
+
+/* The length of the first n prompt tokens' text. */
+static size_t prompt_len(const srv_model *m, const srv_job *j, int n) {
+    size_t len = 0;
+    hearth_detokenize(m->model, j->prompt, (size_t)n, false, NULL, 0, &len);
+    return len;
+}
+
+/* completions: {"tokens","token_logprobs","top_logprobs","text_offset"};
+ * from 0 with a scored prompt (echo), the prompt's tokens come first. */
 static cJSON *completion_logprobs(const srv_model *m, const srv_job *j, int from, int to,
                                   size_t text_base) {
     cJSON *lp = cJSON_CreateObject();
@@ -156,22 +184,22 @@ static cJSON *completion_logprobs(const srv_model *m, const srv_job *j, int from
     cJSON *lps = cJSON_AddArrayToObject(lp, "token_logprobs");
     cJSON *tops = cJSON_AddArrayToObject(lp, "top_logprobs");
     cJSON *offs = cJSON_AddArrayToObject(lp, "text_offset");
-    char raw[PIECE_MAX], text[PIECE_MAX * 3 + 4];
-    size_t n;
+    /* a prompt token's offset: the length of the text before it, less what
+     * the whole prompt's text has beyond the echo (SentencePiece's space
+     * prefix, which the client's text lacks) */
+    const bool prompt = from == 0 && j->prompt_events;
+    const size_t all = prompt ? prompt_len(m, j, j->n_prompt) : 0;
+    const size_t extra = all > text_base ? all - text_base : 0;
+    for (int i = 0; prompt && i < j->n_prompt; i++) {
+        const size_t before = prompt_len(m, j, i);
+        const size_t off = before > extra ? before - extra : 0;
+        completion_token(m, &j->prompt_events[i], i == 0, off < text_base ? off : text_base, tokens,
+                         lps, tops, offs);
+    }
     for (int i = from; i < to; i++) {
         const srv_event *e = &j->events[i];
-        if (e->id < 0) continue;
-        token_piece(m, e->id, raw, sizeof raw, &n, text);
-        cJSON_AddItemToArray(tokens, cJSON_CreateString(text));
-        cJSON_AddItemToArray(lps, cJSON_CreateNumber(e->logprob));
-        cJSON *top = cJSON_CreateObject();
-        for (int k = 0; k < e->n_top; k++) {
-            token_piece(m, e->top[k].id, raw, sizeof raw, &n, text);
-            if (!cJSON_GetObjectItemCaseSensitive(top, text))
-                cJSON_AddNumberToObject(top, text, e->top[k].logprob);
-        }
-        cJSON_AddItemToArray(tops, top);
-        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(text_base + e->text_off)));
+        if (e->id >= 0)
+            completion_token(m, e, false, text_base + e->text_off, tokens, lps, tops, offs);
     }
     return lp;
 }
@@ -463,6 +491,7 @@ srv_job *srv_job_for_choice(srv_server *s, const srv_gen *g, int choice) {
     }
     j->n_top = r->logprobs ? r->top_logprobs : 0;
     j->post_sampling = r->post_sampling_probs && j->n_top > 0;
+    j->score_prompt = r->kind == SRV_COMPLETION && r->echo && r->logprobs && !g->model;
     if ((j->think = !g->model && srv_think_split(g->local, r, &j->think_open))) {
         eng_think_init(&j->split, j->think_open);
         int budget;

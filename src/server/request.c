@@ -608,9 +608,11 @@ static bool parse_completion(parse_ctx *c, const cJSON *root) {
     srv_request *r = c->r;
     const cJSON *v = srv_req_field(root, "prompt");
     if (!v) return srv_fail(c->e, 400, "prompt", NULL, "'prompt' is required");
-    if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 1 && cJSON_IsString(v->child)) {
-        v = v->child; /* ["text"] is one prompt */
-    } else if (cJSON_IsArray(v) && v->child && cJSON_IsString(v->child)) {
+    if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 1 &&
+        (cJSON_IsString(v->child) || cJSON_IsArray(v->child))) {
+        v = v->child; /* ["text"] and [[ids]] are one prompt */
+    } else if (cJSON_IsArray(v) && v->child &&
+               (cJSON_IsString(v->child) || cJSON_IsArray(v->child))) {
         return srv_fail(c->e, 400, "prompt", NULL, "one prompt per request is supported");
     }
     if (cJSON_IsString(v)) {
@@ -633,8 +635,6 @@ static bool parse_completion(parse_ctx *c, const cJSON *root) {
     r->logprobs = given;
     r->top_logprobs = (int)ll;
     if (!get_bool(c, root, "echo", &r->echo)) return false;
-    if (r->echo && !r->prompt)
-        return srv_fail(c->e, 400, "echo", NULL, "'echo' needs a text prompt");
     if (!get_int(c, root, "best_of", 1, 128, &given, &ll)) return false;
     if (given && ll != 1) return srv_fail(c->e, 400, "best_of", NULL, "'best_of' must be 1");
     /* suffix: fill in the middle (a text prompt is then the code before the
@@ -689,6 +689,11 @@ bool srv_parse_request(srv_kind kind, const char *body, size_t len, srv_request 
     return true;
 }
 
+const char *srv_request_echo(const srv_request *r, size_t *len) {
+    *len = !r->echo ? 0 : r->prompt ? r->prompt_len : r->echo_len;
+    return !r->echo ? NULL : r->prompt ? r->prompt : r->echo_text;
+}
+
 void srv_request_free(srv_request *r) {
     if (!r) return;
     free(r->model);
@@ -700,6 +705,7 @@ void srv_request_free(srv_request *r) {
     free(r->messages);
     free(r->prompt);
     free(r->prompt_ids);
+    free(r->echo_text);
     free(r->json_schema);
     free(r->grammar);
     free(r->suffix);

@@ -111,6 +111,7 @@ void srv_job_release(srv_job *j) {
     free(j->text);
     free(j->reasoning);
     free(j->events);
+    free(j->prompt_events);
     free(j->input_len);
     free(j->embd);
     if (j->remote_calls) srv_tool_reply_free(j->remote_calls);
@@ -234,6 +235,9 @@ enum { SCHED_PREFILL_CHUNK = 256 };
  * goes alone): a slot session's default batch, one forward pass of short
  * texts; like the prefill chunk, it bounds the other slots' pause. */
 enum { SCHED_EMBED_CHUNK = 512 };
+/* Prompt tokens a scoring job (echo with logprobs) evaluates in a step: every
+ * row's logits are kept for the step, n_vocab floats each (19 MiB at 152k). */
+enum { SCHED_SCORE_CHUNK = 32 };
 
 typedef struct srv_slot {
     srv_sched *sched;
@@ -246,6 +250,7 @@ typedef struct srv_slot {
     hearth_sampler *smp;
     int32_t *cache; /* the tokens the session holds: prompt, then generated ids */
     int n_cache, n_keep, n_gen_ids;
+    int n_scored; /* srv_job.score_prompt: prompt tokens evaluated so far */
     bool oom;
     uint64_t last_used;
 } srv_slot;
@@ -328,6 +333,10 @@ static void slot_finish(srv_sched *s, srv_slot *slot, hearth_err err, const char
         j->result = *r;
     else
         j->result.finish = HEARTH_FINISH_CALLBACK;
+    if (j->score_prompt) { /* the generation reused what scoring evaluated in this request */
+        j->result.n_prompt += j->result.n_cached;
+        j->result.n_cached = 0;
+    }
     j->err = err;
     snprintf(j->err_msg, sizeof j->err_msg, "%s", msg ? msg : "");
     j->state = SRV_JOB_DONE;
@@ -335,7 +344,8 @@ static void slot_finish(srv_sched *s, srv_slot *slot, hearth_err err, const char
     pthread_mutex_unlock(&j->mu);
     job_notify_group(j);
     if (!err && r) {
-        srv_metrics_tokens(s->metrics, r->n_prompt + r->n_cached, r->n_cached, r->n_gen);
+        srv_metrics_tokens(s->metrics, j->result.n_prompt + j->result.n_cached, j->result.n_cached,
+                           r->n_gen);
         srv_metrics_spec(s->metrics, r->n_drafted, r->n_accepted);
     }
     pthread_mutex_lock(&s->mu);
@@ -479,6 +489,7 @@ static void admit_locked(srv_sched *s) {
         /* n_busy < n_slots: some slot is free, so best is set */
         // cppcheck-suppress nullPointer
         best->job = j;
+        best->n_scored = 0;
         j->slot = best_i;
         s->n_busy++;
     }
@@ -518,12 +529,58 @@ static void embed_advance(srv_sched *s, srv_slot *slot) {
     if ((j->n_done += k) == j->n_inputs) slot_finish(s, slot, HEARTH_OK, NULL, NULL);
 }
 
+/* A job that scores its prompt (echo with logprobs), before its generation
+ * starts: the prompt is evaluated afresh, SCHED_SCORE_CHUNK tokens a step
+ * with every row's logits, and each token's logprob after the ones before it
+ * goes to prompt_events. The session then holds the whole prompt, which the
+ * generation reuses; the mirror follows it, in case the job ends here. */
+static void score_advance(srv_sched *s, srv_slot *slot) {
+    srv_job *j = slot->job;
+    if (slot->n_scored == 0) {
+        if (!slot_begin(s, slot)) return;
+        hearth_session_truncate(slot->session, 0);
+        slot->n_cache = 0;
+        if (!(j->prompt_events = calloc((size_t)j->n_prompt, sizeof *j->prompt_events))) {
+            slot_finish(s, slot, HEARTH_ERR_NOMEM, "out of memory while scoring the prompt", NULL);
+            return;
+        }
+        j->prompt_events[0].id = j->prompt[0];
+    }
+    if (slot_should_stop(slot)) {
+        slot_finish(s, slot, HEARTH_OK, NULL, NULL);
+        return;
+    }
+    const int from = slot->n_scored, left = j->n_prompt - from;
+    const int n = left < SCHED_SCORE_CHUNK ? left : SCHED_SCORE_CHUNK;
+    const size_t n_vocab = (size_t)hearth_model_n_vocab(s->model);
+    float *logits = malloc((size_t)n * n_vocab * sizeof *logits);
+    hearth_err err =
+        logits ? hearth_decode(slot->session, j->prompt + from, n, logits, true) : HEARTH_ERR_NOMEM;
+    for (int r = 0; !err && r < n && from + r + 1 < j->n_prompt; r++) {
+        srv_event *e = &j->prompt_events[from + r + 1];
+        e->id = j->prompt[from + r + 1];
+        err = hearth_logprobs(s->model, logits + (size_t)r * n_vocab, e->id, j->n_top, &e->logprob,
+                              e->top, &e->n_top);
+    }
+    free(logits);
+    if (err) {
+        slot_fail(s, slot, err);
+        return;
+    }
+    memcpy(slot->cache + from, j->prompt + from, (size_t)n * sizeof *slot->cache);
+    slot->n_cache = slot->n_scored = from + n; /* (the metrics count them at the end) */
+}
+
 /* One step for one slot before the batched decode: start, stop checks and
  * sampling. Returns whether its generation has something to feed (a token,
  * or prompt left to evaluate). */
 static bool slot_advance(srv_sched *s, srv_slot *slot) {
     if (slot->job->n_inputs > 0) {
         embed_advance(s, slot);
+        return false;
+    }
+    if (!slot->started && slot->job->score_prompt && slot->n_scored < slot->job->n_prompt) {
+        score_advance(s, slot);
         return false;
     }
     if (!slot->started) {

@@ -300,6 +300,8 @@ typedef struct srv_request {
      * return_tokens: the answer's "tokens" lists the generated ids */
     bool post_sampling_probs, return_tokens;
     bool echo;        /* completion: the prompt text starts the output */
+    char *echo_text;  /* echo of a token-id prompt: its text (srv_complete; owned) */
+    size_t echo_len;
     /* response_format json_schema: the schema as compact JSON (sampling's
      * json_schema points here) and the whole response_format object as the
      * client sent it, for OpenAI-compatible remote tiers */
@@ -369,6 +371,9 @@ bool srv_request_check_model(const srv_request *r, const hearth_model *m, const 
                              srv_error *e);
 /* The choices the request asks for (n; at least 1). */
 static inline int srv_n_choices(const srv_request *r) { return r->n > 1 ? r->n : 1; }
+/* The text a completion's echo puts first (its prompt, or a token-id
+ * prompt's text), or NULL without echo. */
+const char *srv_request_echo(const srv_request *r, size_t *len);
 
 /* Copies in[0..n) to out with each ill-formed byte replaced by U+FFFD (out
  * holds at least 3 n + 1 bytes); NUL-terminates and returns the length
@@ -457,6 +462,11 @@ typedef struct srv_job {
     int n_stop;
     int n_top;          /* alternatives per event (0..SRV_MAX_LOGPROBS) */
     bool post_sampling; /* ... from the sampler chain's candidates (hearth_gen_params') */
+    /* echo with logprobs: the prompt is scored first (sched.c), entry i of
+     * prompt_events ([n_prompt], output) the logprob of prompt[i] after the
+     * tokens before it and its n_top alternatives (entry 0: none) */
+    bool score_prompt;
+    srv_event *prompt_events;
     double deadline_ms; /* srv_now_ms() clock; 0: none */
     int spec_n_max;     /* speculative decoding's proposals a step (-1: the server's) */
     double spec_p_min;  /* the draft's confidence to go on proposing (NAN: the server's) */

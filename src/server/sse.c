@@ -602,7 +602,9 @@ void srv_stream_start_n(srv_exchange *x, srv_kind kind, const srv_request *req,
         st = NULL;
     }
     /* the request may be freed before the stream ends: what it needs is copied */
-    if (st && ((req->echo && req->prompt && !(st->echo = strdup(req->prompt))) ||
+    size_t echo_len;
+    const char *echo = srv_request_echo(req, &echo_len);
+    if (st && ((echo && !(st->echo = strdup(echo))) ||
                (srv_tools_active(req) && !(st->has_tools = srv_tool_set_copy(req, &st->tools))) ||
                (srv_dialect_ollama(req->dialect) && !(st->req = ollama_copy(req))) ||
                ((st->typed = typed_ops(req->dialect)) &&
