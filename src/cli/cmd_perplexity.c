@@ -249,10 +249,12 @@ static int run_ppl(const ppl_opts *o, ppl_run *r, const int32_t *ids, size_t n) 
     return 0;
 }
 
-/* --ppl-stride N: llama-perplexity's strided windows of -c + N/2 tokens,
- * one every N tokens, the last N of each scored; each window's first token
- * stays the text's (llama-perplexity puts BOS there only after the
- * decode). */
+/* --ppl-stride N: llama-perplexity's strided windows, one every N tokens,
+ * the last N of each scored. A window is its whole context: -c + N/2
+ * rounded up to a multiple of 256, as llama.cpp sizes contexts (with -b at
+ * most -c; larger, its parallel sequences make a window that does not fit).
+ * Each window's first token stays the text's (llama-perplexity puts BOS
+ * there only after the decode). */
 static int run_strided(const ppl_opts *o, ppl_run *r, const int32_t *ids, size_t n) {
     const int win = r->n_ctx;
     if (n < 2 * (size_t)win) return too_short(o->text, n, 2 * win, win);
@@ -512,7 +514,9 @@ int cmd_perplexity(int argc, char **argv) {
     else if (!rc)
         rc = text_tokens(&o, r.m, &ids, &n);
     if (!rc) {
-        const int win = o.kld ? b.n_ctx : o.n_ctx + o.stride / 2;
+        const int win = o.kld      ? b.n_ctx
+                        : o.stride ? (o.n_ctx + o.stride / 2 + 255) / 256 * 256
+                                   : o.n_ctx;
         rc = open_session(&o, &r, win, o.stride ? win - o.stride - 1 : win / 2);
     }
     if (!rc)
