@@ -302,6 +302,14 @@ static void test_models_file(void) {
     want = library(&order_cases[OC_HOT]); /* m then t: the default chain's order of the two */
     CHECKF(!strcmp(got, want), "the request's samplers: '%s' vs '%s'", got, want);
     free(got);
+    /* ... on /completion too, whose passed-through fields count as given */
+    snprintf(b, sizeof b,
+             "{\"prompt\":%s,\"n_predict\":%d,\"seed\":%d,\"top_k\":0,\"top_p\":1,\"min_keep\":0,"
+             "\"dynatemp_range\":0,%s,\"samplers\":\"mt\"}",
+             sm.prompt_json, MAX_TOKENS, SEED, order_cases[OC_HOT].json);
+    got = post_text(&sv, "/completion", b, "content", "the request's order");
+    CHECKF(!strcmp(got, want), "/completion, the request's samplers: '%s' vs '%s'", got, want);
+    free(got);
     free(want);
     CHECK(test_server_stop(&sv) == 0);
 }

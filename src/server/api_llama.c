@@ -398,7 +398,15 @@ bool srv_llama_parse(const char *body, size_t len, bool infill, srv_request *r, 
     free(openai);
     if (ok) {
         r->dialect = SRV_DIALECT_LLAMA;
-        r->given = client | (r->given & SRV_GIVEN(SRV_P_STOP));
+        /* translate() gave the settings it maps llama-server's defaults, so
+         * their bits are what the client gave; the fields passed through
+         * (stop, samplers, typical_p, ...) keep the parser's */
+        const unsigned mapped =
+            SRV_GIVEN(SRV_P_TEMPERATURE) | SRV_GIVEN(SRV_P_TOP_K) | SRV_GIVEN(SRV_P_TOP_P) |
+            SRV_GIVEN(SRV_P_MIN_P) | SRV_GIVEN(SRV_P_SEED) | SRV_GIVEN(SRV_P_REPEAT_PENALTY) |
+            SRV_GIVEN(SRV_P_PRESENCE_PENALTY) | SRV_GIVEN(SRV_P_FREQUENCY_PENALTY) |
+            SRV_GIVEN(SRV_P_MAX_TOKENS) | SRV_GIVEN(SRV_P_REPEAT_LAST_N);
+        r->given = client | (r->given & ~mapped);
         r->post_sampling_probs = cJSON_IsTrue(given(root, "post_sampling_probs"));
         r->return_tokens = cJSON_IsTrue(given(root, "return_tokens"));
     }
