@@ -205,26 +205,34 @@ static void respond_vllm(srv_exchange *x, const srv_model *m, const int32_t *ids
     respond(x, out, built);
 }
 
-/* vLLM's chat shape: the prompt ids a chat completion of this body would
- * evaluate (srv_chat_prompt, BOS as the model adds it). */
-static void tokenize_chat(srv_exchange *x, bool strs) {
+/* The chat request of x's body parsed, retrieval added ("rag") and rendered
+ * exactly as /v1/chat/completions renders it (srv_chat_prompt, a forced tool
+ * call's opening included): its prompt ids and text (the caller frees both,
+ * set or not) and its model; NULL when x was answered with an error. */
+static const srv_model *chat_rendered(srv_exchange *x, int32_t **ids, int *n, char **text) {
     srv_request r;
     srv_error e;
     if (!srv_parse_request(SRV_CHAT, x->body, x->body_len, &r, &e)) {
         srv_respond_error(x, &e);
-        return;
+        return NULL;
     }
     const srv_model *m = srv_model_use(x, r.model);
+    bool ok = m && srv_rag_augment(x, &r); /* else x was answered */
+    if (ok && !(ok = srv_chat_prompt(m, &r, ids, n, text, &e))) srv_respond_error(x, &e);
+    srv_request_free(&r);
+    return ok ? m : NULL;
+}
+
+/* vLLM's chat shape: the prompt ids a chat completion of this body would
+ * evaluate (BOS as the model adds it). */
+static void tokenize_chat(srv_exchange *x, bool strs) {
     int32_t *ids = NULL;
     int n = 0;
     char *text = NULL;
-    if (m && srv_chat_prompt(m, &r, &ids, &n, &text, &e))
-        respond_vllm(x, m, ids, (size_t)n, strs);
-    else if (m)
-        srv_respond_error(x, &e);
+    const srv_model *m = chat_rendered(x, &ids, &n, &text);
+    if (m) respond_vllm(x, m, ids, (size_t)n, strs);
     free(ids);
     free(text);
-    srv_request_free(&r);
 }
 
 void srv_handle_tokenize(srv_exchange *x) {
@@ -352,31 +360,18 @@ void srv_handle_detokenize(srv_exchange *x) {
 
 /* ---- POST /apply-template --------------------------------------------------- */
 
-/* The chat request parsed, retrieval added ("rag") and rendered exactly as
- * /v1/chat/completions renders it (srv_chat_prompt, a forced tool call's
- * opening included), minus a leading BOS text: that is what the chat's
- * tokens are made from (the tokenizer adds BOS itself), so POST /tokenize
- * with add_special true gives the chat's prompt tokens back. */
+/* The chat request rendered (chat_rendered), minus a leading BOS text: that
+ * is what the chat's tokens are made from (the tokenizer adds BOS itself),
+ * so POST /tokenize with add_special true gives the chat's prompt tokens
+ * back. */
 void srv_handle_apply_template(srv_exchange *x) {
-    srv_request r;
-    srv_error e;
-    if (!srv_parse_request(SRV_CHAT, x->body, x->body_len, &r, &e)) {
-        srv_respond_error(x, &e);
-        return;
-    }
-    const srv_model *m = srv_model_use(x, r.model);
-    if (!m || !srv_rag_augment(x, &r)) { /* x was answered */
-        srv_request_free(&r);
-        return;
-    }
     int32_t *ids = NULL;
     int n = 0;
     char *text = NULL;
-    const bool ok = srv_chat_prompt(m, &r, &ids, &n, &text, &e);
+    const srv_model *m = chat_rendered(x, &ids, &n, &text);
     free(ids);
-    srv_request_free(&r);
-    if (!ok) {
-        srv_respond_error(x, &e);
+    if (!m) {
+        free(text);
         return;
     }
     const size_t len = strlen(text), skip = eng_chat_bos_skip(text, len, m->bos_text);
