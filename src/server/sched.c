@@ -323,6 +323,7 @@ static void slot_finish(srv_sched *s, srv_slot *slot, hearth_err err, const char
     slot->gen = NULL;
     slot->smp = NULL;
     slot->started = false;
+    slot->n_scored = 0;
     pthread_mutex_lock(&j->mu);
     /* the text a reasoning splitter held back (a tag's possible start) */
     if (j->think && j->split.n_held && !srv_job_append(j, NULL, "", 0, true) && !err) {
@@ -489,7 +490,6 @@ static void admit_locked(srv_sched *s) {
         /* n_busy < n_slots: some slot is free, so best is set */
         // cppcheck-suppress nullPointer
         best->job = j;
-        best->n_scored = 0;
         j->slot = best_i;
         s->n_busy++;
     }
