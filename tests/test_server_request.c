@@ -143,6 +143,10 @@ static void test_completion_valid(void) {
     CHECK(!r.prompt && r.n_prompt_ids == 3 && r.prompt_ids[2] == 30000);
     CHECK(r.logprobs && r.top_logprobs == 0);
     srv_request_free(&r);
+    /* [[ids]] is one prompt, and token ids may be echoed (lm-evaluation-harness) */
+    REQUIRE(parse(SRV_COMPLETION, "{\"prompt\":[[1,2]],\"echo\":true,\"logprobs\":1}", &r, &e));
+    CHECK(!r.prompt && r.n_prompt_ids == 2 && r.prompt_ids[1] == 2 && r.echo && r.logprobs);
+    srv_request_free(&r);
     /* fill in the middle: the suffix kept; an empty prefix allowed with one;
      * "" is no suffix */
     REQUIRE(parse(SRV_COMPLETION, "{\"prompt\":\"def f(\",\"suffix\":\")\\n\"}", &r, &e));
@@ -230,7 +234,8 @@ static void test_refused(void) {
     refused(SRV_COMPLETION, "{\"prompt\":[1,\"a\"]}", "prompt[1]", NULL);
     refused(SRV_COMPLETION, "{\"prompt\":{}}", "prompt", NULL);
     refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"logprobs\":true}", "logprobs", NULL);
-    refused(SRV_COMPLETION, "{\"prompt\":[1],\"echo\":true}", "echo", NULL);
+    refused(SRV_COMPLETION, "{\"prompt\":[[1],[2]]}", "prompt", "one prompt");
+    refused(SRV_COMPLETION, "{\"prompt\":[[\"a\"]]}", "prompt", NULL);
     refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"best_of\":2}", "best_of", NULL);
     refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"speculative.n_max\":65}", "speculative.n_max",
             NULL);
