@@ -168,11 +168,10 @@ static void completion_token(const srv_model *m, const srv_event *e, bool none, 
     cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
 }
 
-/* The length of the first n prompt tokens' text. */
-static size_t prompt_len(const srv_model *m, const srv_job *j, int n) {
-    size_t len = 0;
-    hearth_detokenize(m->model, j->prompt, (size_t)n, false, NULL, 0, &len);
-    return len;
+/* The length of token id's text (its piece, control tokens none). */
+static size_t piece_len(const srv_model *m, int32_t id) {
+    char raw[PIECE_MAX];
+    return srv_token_bytes(m, id, raw, sizeof raw);
 }
 
 /* completions: {"tokens","token_logprobs","top_logprobs","text_offset"};
@@ -184,17 +183,18 @@ static cJSON *completion_logprobs(const srv_model *m, const srv_job *j, int from
     cJSON *lps = cJSON_AddArrayToObject(lp, "token_logprobs");
     cJSON *tops = cJSON_AddArrayToObject(lp, "top_logprobs");
     cJSON *offs = cJSON_AddArrayToObject(lp, "text_offset");
-    /* a prompt token's offset: the length of the text before it, less what
-     * the whole prompt's text has beyond the echo (SentencePiece's space
-     * prefix, which the client's text lacks) */
+    /* a prompt token's offset: the length of the pieces before it, less what
+     * all the pieces have beyond the echo (SentencePiece's space prefix,
+     * which the client's text lacks) */
     const bool prompt = from == 0 && j->prompt_events;
-    const size_t all = prompt ? prompt_len(m, j, j->n_prompt) : 0;
+    size_t all = 0, before = 0;
+    for (int i = 0; prompt && i < j->n_prompt; i++) all += piece_len(m, j->prompt[i]);
     const size_t extra = all > text_base ? all - text_base : 0;
     for (int i = 0; prompt && i < j->n_prompt; i++) {
-        const size_t before = prompt_len(m, j, i);
         const size_t off = before > extra ? before - extra : 0;
         completion_token(m, &j->prompt_events[i], i == 0, off < text_base ? off : text_base, tokens,
                          lps, tops, offs);
+        before += piece_len(m, j->prompt[i]);
     }
     for (int i = from; i < to; i++) {
         const srv_event *e = &j->events[i];
