@@ -306,10 +306,12 @@ static bool probs_fields(const cJSON *root, cJSON *out, srv_error *e) {
 }
 
 /* The /v1/completions body of a llama-server body; *repeat_last_n gets
- * repeat_last_n (-1: the context). For /infill the prompt is left out (its
- * tokens are built apart). */
+ * repeat_last_n (-1: the context). *mapped gets the settings translated with
+ * llama-server's defaults, *client those of them the client gave (the
+ * defaults yield to a model's parameters). For /infill the prompt is left
+ * out (its tokens are built apart). */
 static bool translate(const cJSON *root, bool infill, cJSON *out, int *repeat_last_n,
-                      unsigned *client, srv_error *e) {
+                      unsigned *mapped, unsigned *client, srv_error *e) {
     static const struct {
         const char *name, *openai;
         double def; /* NAN: none */
@@ -333,7 +335,8 @@ static bool translate(const cJSON *root, bool infill, cJSON *out, int *repeat_la
         if (v && !cJSON_IsNumber(v))
             return srv_fail(e, 400, map[i].name, NULL, "'%s' must be a number", map[i].name);
         const double d = v ? v->valuedouble : map[i].def;
-        *client |= v ? SRV_GIVEN(map[i].p) : 0; /* the defaults yield to a model's parameters */
+        *mapped |= SRV_GIVEN(map[i].p);
+        *client |= v ? SRV_GIVEN(map[i].p) : 0;
         if (isnan(d)) continue;
         if (!strcmp(map[i].name, "n_predict") && d < 0) continue; /* -1: no limit */
         cJSON_AddNumberToObject(out, map[i].openai, d);
@@ -344,6 +347,7 @@ static bool translate(const cJSON *root, bool infill, cJSON *out, int *repeat_la
         return srv_fail(e, 400, "repeat_last_n", NULL,
                         "'repeat_last_n' must be -1 (the context), 0 (off) or more");
     *repeat_last_n = rln ? (int)rln->valuedouble : 64;
+    *mapped |= SRV_GIVEN(SRV_P_REPEAT_LAST_N);
     *client |= rln ? SRV_GIVEN(SRV_P_REPEAT_LAST_N) : 0;
     static const char *const same[] = {
         "model", "stop", "stream", "logit_bias", "grammar", "n_keep", "n_discard",
@@ -388,8 +392,8 @@ bool srv_llama_parse(const char *body, size_t len, bool infill, srv_request *r, 
                      cJSON **root_out, srv_error *e) {
     cJSON *root = cJSON_ParseWithLength(body, len), *out = cJSON_CreateObject();
     char *openai = NULL;
-    unsigned client = 0;
-    bool ok = root ? translate(root, infill, out, repeat_last_n, &client, e)
+    unsigned mapped = 0, client = 0;
+    bool ok = root ? translate(root, infill, out, repeat_last_n, &mapped, &client, e)
                    : srv_fail(e, 400, NULL, "invalid_json", "the body is not valid JSON");
     if (ok && !(openai = cJSON_PrintUnformatted(out)))
         ok = srv_fail(e, 500, NULL, NULL, "out of memory");
@@ -398,14 +402,8 @@ bool srv_llama_parse(const char *body, size_t len, bool infill, srv_request *r, 
     free(openai);
     if (ok) {
         r->dialect = SRV_DIALECT_LLAMA;
-        /* translate() gave the settings it maps llama-server's defaults, so
-         * their bits are what the client gave; the fields passed through
-         * (stop, samplers, typical_p, ...) keep the parser's */
-        const unsigned mapped =
-            SRV_GIVEN(SRV_P_TEMPERATURE) | SRV_GIVEN(SRV_P_TOP_K) | SRV_GIVEN(SRV_P_TOP_P) |
-            SRV_GIVEN(SRV_P_MIN_P) | SRV_GIVEN(SRV_P_SEED) | SRV_GIVEN(SRV_P_REPEAT_PENALTY) |
-            SRV_GIVEN(SRV_P_PRESENCE_PENALTY) | SRV_GIVEN(SRV_P_FREQUENCY_PENALTY) |
-            SRV_GIVEN(SRV_P_MAX_TOKENS) | SRV_GIVEN(SRV_P_REPEAT_LAST_N);
+        /* the translated settings' bits are what the client gave; the fields
+         * passed through (stop, samplers, typical_p, ...) keep the parser's */
         r->given = client | (r->given & ~mapped);
         r->post_sampling_probs = cJSON_IsTrue(given(root, "post_sampling_probs"));
         r->return_tokens = cJSON_IsTrue(given(root, "return_tokens"));
