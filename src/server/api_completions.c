@@ -13,24 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The text of a token-id prompt for echo (control tokens render as nothing,
- * as in generated text; ill-formed UTF-8 as U+FFFD), into r->echo_text. */
-static bool echo_ids(const srv_model *m, srv_request *r, srv_error *e) {
-    size_t need = 0;
-    hearth_detokenize(m->model, r->prompt_ids, (size_t)r->n_prompt_ids, false, NULL, 0, &need);
-    char *raw = malloc(need + 1), *clean = raw ? malloc(3 * need + 1) : NULL;
-    const bool ok = clean && hearth_detokenize(m->model, r->prompt_ids, (size_t)r->n_prompt_ids,
-                                               false, raw, need, &need) == HEARTH_OK;
-    if (ok) {
-        r->echo_len = srv_utf8_clean(raw, need, clean);
-        r->echo_text = clean;
-    } else {
-        free(clean);
-    }
-    free(raw);
-    return ok || srv_fail(e, 500, NULL, NULL, "echo: %s", hearth_last_error());
-}
-
 void srv_complete(srv_exchange *x, srv_request *r) {
     srv_server *s = x->srv;
     srv_error e;
@@ -61,7 +43,11 @@ void srv_complete(srv_exchange *x, srv_request *r) {
             ok = srv_fail(&e, 500, NULL, NULL, "out of memory");
         if (ok) memcpy(ids, r->prompt_ids, (size_t)r->n_prompt_ids * sizeof *ids);
         n = r->n_prompt_ids;
-        if (ok && r->echo) ok = echo_ids(m, r, &e);
+        if (ok && r->echo) { /* the echo: the ids' text */
+            r->echo_text = srv_ids_text(m, ids, n);
+            ok = r->echo_text || srv_fail(&e, 500, NULL, NULL, "out of memory");
+            r->echo_len = ok ? strlen(r->echo_text) : 0;
+        }
     }
     if (ok) {
         srv_gateway_route(x, r, &ids, n);

@@ -588,10 +588,7 @@ static void cascade_stream(srv_exchange *x, srv_gwreq *q) {
 
 /* ---- POST /v1/chat/completions and /v1/completions ------------------------------ */
 
-/* A token-id prompt as text for the gateway (the privacy scan, the policy, a
- * remote tier): detokenized, ill-formed UTF-8 replaced. NULL when out of
- * memory. */
-static char *ids_text(const srv_model *m, const int32_t *ids, int n) {
+char *srv_ids_text(const srv_model *m, const int32_t *ids, int n) {
     size_t need = 0;
     const hearth_err err = hearth_detokenize(m->model, ids, (size_t)n, false, NULL, 0, &need);
     if ((err && err != HEARTH_ERR_INVALID_ARG) || need > SIZE_MAX / 4) need = 0;
@@ -617,7 +614,8 @@ static bool gateway_chat_init(srv_gwreq *q, const srv_exchange *x) {
         for (int i = 0; i < n; i++)
             q->msgs[i] = (gw_message){role_name(r->messages[i].role), r->messages[i].content};
     } else {
-        if (!r->prompt && !(q->prompt_text = ids_text(q->model, q->ids, q->n_ids))) return false;
+        if (!r->prompt && !(q->prompt_text = srv_ids_text(q->model, q->ids, q->n_ids)))
+            return false;
         q->msgs[0] = (gw_message){"user", r->prompt ? r->prompt : q->prompt_text};
     }
     const int max_tokens = srv_max_tokens(r);

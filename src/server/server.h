@@ -1106,6 +1106,10 @@ void srv_gateway_stop(srv_server *s);
  * *r and *ids over (leaves them empty). A completion reaches a remote tier
  * as one user message holding its prompt. */
 void srv_gateway_route(srv_exchange *x, srv_request *r, int32_t **ids, int n_ids);
+/* A token-id prompt as text (the gateway's privacy scan, policy and remote
+ * tier; a completion's echo): detokenized without control tokens' text,
+ * ill-formed UTF-8 replaced. NULL when out of memory (api_gateway.c). */
+char *srv_ids_text(const srv_model *m, const int32_t *ids, int n);
 /* libmicrohttpd reports the request complete: the ledger row follows. */
 void srv_gateway_completed(srv_exchange *x);
 
