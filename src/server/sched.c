@@ -250,7 +250,8 @@ typedef struct srv_slot {
     hearth_sampler *smp;
     int32_t *cache; /* the tokens the session holds: prompt, then generated ids */
     int n_cache, n_keep, n_gen_ids;
-    int n_scored; /* srv_job.score_prompt: prompt tokens evaluated so far */
+    int n_scored;        /* srv_job.score_prompt: prompt tokens evaluated so far, */
+    float *score_logits; /* and the rows of a step ([SCHED_SCORE_CHUNK][n_vocab]) */
     bool oom;
     uint64_t last_used;
 } srv_slot;
@@ -324,6 +325,8 @@ static void slot_finish(srv_sched *s, srv_slot *slot, hearth_err err, const char
     slot->smp = NULL;
     slot->started = false;
     slot->n_scored = 0;
+    free(slot->score_logits);
+    slot->score_logits = NULL;
     pthread_mutex_lock(&j->mu);
     /* the text a reasoning splitter held back (a tag's possible start) */
     if (j->think && j->split.n_held && !srv_job_append(j, NULL, "", 0, true) && !err) {
@@ -540,7 +543,10 @@ static void score_advance(srv_sched *s, srv_slot *slot) {
         if (!slot_begin(s, slot)) return;
         hearth_session_truncate(slot->session, 0);
         slot->n_cache = 0;
-        if (!(j->prompt_events = calloc((size_t)j->n_prompt, sizeof *j->prompt_events))) {
+        const size_t rows = (size_t)SCHED_SCORE_CHUNK * (size_t)hearth_model_n_vocab(s->model);
+        j->prompt_events = calloc((size_t)j->n_prompt, sizeof *j->prompt_events);
+        slot->score_logits = malloc(rows * sizeof *slot->score_logits);
+        if (!j->prompt_events || !slot->score_logits) {
             slot_finish(s, slot, HEARTH_ERR_NOMEM, "out of memory while scoring the prompt", NULL);
             return;
         }
@@ -553,16 +559,13 @@ static void score_advance(srv_sched *s, srv_slot *slot) {
     const int from = slot->n_scored, left = j->n_prompt - from;
     const int n = left < SCHED_SCORE_CHUNK ? left : SCHED_SCORE_CHUNK;
     const size_t n_vocab = (size_t)hearth_model_n_vocab(s->model);
-    float *logits = malloc((size_t)n * n_vocab * sizeof *logits);
-    hearth_err err =
-        logits ? hearth_decode(slot->session, j->prompt + from, n, logits, true) : HEARTH_ERR_NOMEM;
+    hearth_err err = hearth_decode(slot->session, j->prompt + from, n, slot->score_logits, true);
     for (int r = 0; !err && r < n && from + r + 1 < j->n_prompt; r++) {
         srv_event *e = &j->prompt_events[from + r + 1];
         e->id = j->prompt[from + r + 1];
-        err = hearth_logprobs(s->model, logits + (size_t)r * n_vocab, e->id, j->n_top, &e->logprob,
-                              e->top, &e->n_top);
+        err = hearth_logprobs(s->model, slot->score_logits + (size_t)r * n_vocab, e->id, j->n_top,
+                              &e->logprob, e->top, &e->n_top);
     }
-    free(logits);
     if (err) {
         slot_fail(s, slot, err);
         return;
@@ -727,6 +730,7 @@ void srv_sched_free(srv_sched *s) {
         hearth_session_free(sl->session);
         hearth_session_free(sl->draft);
         free(sl->cache);
+        free(sl->score_logits); /* a job stopped while scoring */
     }
     free(s->slots);
     free(s->queue);
