@@ -16,7 +16,8 @@
  *  - a text prompt: its tokens (BOS included) lead the list, the text
  *    offsets rise and stay within the text;
  *  - echo without logprobs, and logprobs without echo: no prompt tokens;
- *  - several prompts in one request are still a 400.
+ *  - a malformed list of prompts is a 400 naming the prompt (several
+ *    prompts are test_server_batch's).
  */
 #include "test.h"
 
@@ -177,8 +178,8 @@ static void test_text(test_server *sv) {
 
 static void test_errors(test_server *sv) {
     static const char *const bad[] = {
-        "{\"prompt\":[[1,2],[3]],\"echo\":true,\"logprobs\":1}",
-        "{\"prompt\":[\"a\",\"b\"],\"echo\":true,\"logprobs\":1}",
+        "{\"prompt\":[[1,2],[\"a\"]],\"echo\":true,\"logprobs\":1}",
+        "{\"prompt\":[\"a\",\"\"],\"echo\":true,\"logprobs\":1}",
         "{\"prompt\":[[\"a\"]],\"echo\":true,\"logprobs\":1}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

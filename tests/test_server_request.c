@@ -229,13 +229,13 @@ static void test_refused(void) {
     refused(SRV_COMPLETION, "{}", "prompt", "required");
     refused(SRV_COMPLETION, "{\"prompt\":\"\"}", "prompt", "empty");
     refused(SRV_COMPLETION, "{\"prompt\":[]}", "prompt", "empty");
-    refused(SRV_COMPLETION, "{\"prompt\":[\"a\",\"b\"]}", "prompt", "one prompt");
+    refused(SRV_COMPLETION, "{\"prompt\":[\"a\",[1]]}", "prompt[1]", "not both");
     refused(SRV_COMPLETION, "{\"prompt\":[1,-2]}", "prompt[1]", NULL);
     refused(SRV_COMPLETION, "{\"prompt\":[1,\"a\"]}", "prompt[1]", NULL);
     refused(SRV_COMPLETION, "{\"prompt\":{}}", "prompt", NULL);
     refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"logprobs\":true}", "logprobs", NULL);
-    refused(SRV_COMPLETION, "{\"prompt\":[[1],[2]]}", "prompt", "one prompt");
-    refused(SRV_COMPLETION, "{\"prompt\":[[\"a\"]]}", "prompt", NULL);
+    refused(SRV_COMPLETION, "{\"prompt\":[[1],[]]}", "prompt[1]", "empty");
+    refused(SRV_COMPLETION, "{\"prompt\":[[\"a\"]]}", "prompt[0][0]", NULL);
     refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"best_of\":2}", "best_of", NULL);
     refused(SRV_COMPLETION, "{\"prompt\":\"x\",\"speculative.n_max\":65}", "speculative.n_max",
             NULL);

@@ -7,11 +7,103 @@
  * with logprobs too, the prompt's tokens are scored and lead the logprobs. With a suffix the prompt
  * is the code before the cursor and the model fills in the middle (answered locally:
  * srv_tokenize_fim).
+ *
+ * Several prompts (an array of strings or of token-id arrays, as
+ * lm-evaluation-harness sends a batch) are each tokenized and checked as
+ * one; prompt 0's tokens go to the gateway as a single prompt's do, the
+ * others' stay in the request (srv_request.more_prompts), where api_gen.c
+ * finds them.
  */
 #include "server.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* Prompt i's tokens (*ids, malloc'd): its text tokenized, or its ids in[0..n_in)
+ * checked against the vocabulary (an error names prompt[j], in a list of
+ * several prompt[i][j]) and, with echo, their text into *echo. */
+static bool prompt_tokens(const srv_model *m, const srv_request *r, int i, const char *text,
+                          size_t len, const int32_t *in, int n_in, int32_t **ids, int *n,
+                          char **echo, size_t *echo_len, srv_error *e) {
+    if (text) return srv_tokenize(m, text, len, ids, n, e);
+    const int n_vocab = hearth_model_n_vocab(m->model);
+    for (int j = 0; j < n_in; j++) {
+        if (in[j] < n_vocab) continue;
+        char name[48];
+        if (srv_n_prompts(r) > 1)
+            snprintf(name, sizeof name, "prompt[%d][%d]", i, j);
+        else
+            snprintf(name, sizeof name, "prompt[%d]", j);
+        return srv_fail(e, 400, name, NULL,
+                        "%d is not a token id of this model (its vocabulary has %d)", in[j],
+                        n_vocab);
+    }
+    /* the gateway takes the ids over: a copy of the request's own */
+    if (!(*ids = malloc((size_t)(n_in ? n_in : 1) * sizeof **ids)))
+        return srv_fail(e, 500, NULL, NULL, "out of memory");
+    memcpy(*ids, in, (size_t)n_in * sizeof **ids);
+    *n = n_in;
+    if (r->echo) { /* the echo: the ids' text */
+        if (!(*echo = srv_ids_text(m, *ids, n_in)))
+            return srv_fail(e, 500, NULL, NULL, "out of memory");
+        *echo_len = strlen(*echo);
+    }
+    return true;
+}
+
+/* Every prompt's tokens: prompt 0's into *ids, the others' in place of
+ * their parsed form. */
+static bool all_tokens(const srv_model *m, srv_request *r, int32_t **ids, int *n, srv_error *e) {
+    if (!prompt_tokens(m, r, 0, r->prompt, r->prompt_len, r->prompt_ids, r->n_prompt_ids, ids, n,
+                       &r->echo_text, &r->echo_len, e))
+        return false;
+    for (int i = 1; i < srv_n_prompts(r); i++) {
+        srv_prompt *p = &r->more_prompts[i - 1];
+        int32_t *t = NULL;
+        int nt = 0;
+        if (!prompt_tokens(m, r, i, p->text, p->text_len, p->ids, p->n_ids, &t, &nt, &p->echo,
+                           &p->echo_len, e)) {
+            free(t);
+            return false;
+        }
+        free(p->ids);
+        p->ids = t;
+        p->n_ids = nt;
+    }
+    return true;
+}
+
+char *srv_completion_text(const srv_model *m, const srv_request *r, const int32_t *ids, int n) {
+    char *out = NULL;
+    size_t len = 0;
+    for (int i = 0; i < srv_n_prompts(r); i++) {
+        const srv_prompt *p = i ? &r->more_prompts[i - 1] : NULL;
+        const char *text = p ? p->text : r->prompt;
+        size_t add = p ? p->text_len : r->prompt_len;
+        char *own = NULL;
+        if (!text) { /* token ids: their text */
+            own = p ? srv_ids_text(m, p->ids, p->n_ids) : srv_ids_text(m, ids, n);
+            text = own;
+            add = own ? strlen(own) : 0;
+        }
+        char *grown = text ? realloc(out, len + 2 + add + 1) : NULL;
+        if (!grown) {
+            free(own);
+            free(out);
+            return NULL;
+        }
+        out = grown;
+        if (i) {
+            memcpy(out + len, "\n\n", 2);
+            len += 2;
+        }
+        memcpy(out + len, text, add);
+        len += add;
+        out[len] = '\0';
+        free(own);
+    }
+    return out;
+}
 
 void srv_complete(srv_exchange *x, srv_request *r) {
     srv_server *s = x->srv;
@@ -24,30 +116,10 @@ void srv_complete(srv_exchange *x, srv_request *r) {
     if (ok && r->suffix) {
         ok = srv_tokenize_fim(x, m, r, &ids, &n, &e);
         if (ok && s->cfg.log_prompts) x->log_prompt = strdup(r->prompt);
-    } else if (ok && r->prompt) {
-        ok = srv_tokenize(m, r->prompt, r->prompt_len, &ids, &n, &e);
-        if (ok && s->cfg.log_prompts) x->log_prompt = strdup(r->prompt);
     } else if (ok) {
-        const int n_vocab = hearth_model_n_vocab(m->model);
-        for (int i = 0; ok && i < r->n_prompt_ids; i++) {
-            if (r->prompt_ids[i] >= n_vocab) {
-                char name[32];
-                snprintf(name, sizeof name, "prompt[%d]", i);
-                ok = srv_fail(&e, 400, name, NULL,
-                              "%d is not a token id of this model (its vocabulary has %d)",
-                              r->prompt_ids[i], n_vocab);
-            }
-        }
-        /* the gateway takes the ids over: a copy of the request's own */
-        if (ok && !(ids = malloc((size_t)(r->n_prompt_ids ? r->n_prompt_ids : 1) * sizeof *ids)))
-            ok = srv_fail(&e, 500, NULL, NULL, "out of memory");
-        if (ok) memcpy(ids, r->prompt_ids, (size_t)r->n_prompt_ids * sizeof *ids);
-        n = r->n_prompt_ids;
-        if (ok && r->echo) { /* the echo: the ids' text */
-            r->echo_text = srv_ids_text(m, ids, n);
-            ok = r->echo_text || srv_fail(&e, 500, NULL, NULL, "out of memory");
-            r->echo_len = ok ? strlen(r->echo_text) : 0;
-        }
+        ok = all_tokens(m, r, &ids, &n, &e);
+        if (ok && s->cfg.log_prompts && (r->prompt || srv_n_prompts(r) > 1))
+            x->log_prompt = srv_completion_text(m, r, ids, n);
     }
     if (ok) {
         srv_gateway_route(x, r, &ids, n);

@@ -32,7 +32,9 @@
  *            SSE writer (sse.c). A request with n > 1 is refused
  *            here (400 naming n): the cascade follows one local answer and
  *            a remote tier's client reads one choice, and fewer choices than
- *            asked must not come back silently. So is a GBNF grammar (400
+ *            asked must not come back silently; so is a completion with
+ *            several prompts (400 naming prompt), whose text the gateway
+ *            reads joined. So is a GBNF grammar (400
  *            naming grammar): no remote tier can be held to one.
  *
  * logit_bias holds token ids of the local model's vocabulary: it biases the
@@ -613,10 +615,11 @@ static bool gateway_chat_init(srv_gwreq *q, const srv_exchange *x) {
     if (r->kind == SRV_CHAT) {
         for (int i = 0; i < n; i++)
             q->msgs[i] = (gw_message){role_name(r->messages[i].role), r->messages[i].content};
-    } else {
-        if (!r->prompt && !(q->prompt_text = srv_ids_text(q->model, q->ids, q->n_ids)))
+    } else { /* token ids, or several prompts: the text of them all */
+        if ((!r->prompt || srv_n_prompts(r) > 1) &&
+            !(q->prompt_text = srv_completion_text(q->model, r, q->ids, q->n_ids)))
             return false;
-        q->msgs[0] = (gw_message){"user", r->prompt ? r->prompt : q->prompt_text};
+        q->msgs[0] = (gw_message){"user", q->prompt_text ? q->prompt_text : r->prompt};
     }
     const int max_tokens = srv_max_tokens(r);
     const srv_config *cfg = &q->srv->cfg;
@@ -726,13 +729,15 @@ void srv_gateway_route(srv_exchange *x, srv_request *r, int32_t **ids, int n_ids
         q->direct = true;
         srv_generate(x, &q->gen);
         add_headers(x, &q->head);
-    } else if (srv_n_choices(&q->req) > 1) {
+    } else if (srv_n_choices(&q->req) > 1 || srv_n_prompts(&q->req) > 1) {
         q->direct = true; /* the ledger row: the head and this answer's status */
-        srv_fail(&e, 400, "n", NULL,
-                 "'n' > 1 is answered by the local model only, but the gateway may escalate "
-                 "this request to a remote tier (%s); ask for model \"local\" (or the header "
-                 "x-hearth-tier: local), or for n = 1",
-                 q->head.reason);
+        const bool n = srv_n_choices(&q->req) > 1; /* else several prompts */
+        srv_fail(&e, 400, n ? "n" : "prompt", NULL,
+                 "%s answered by the local model only, but the gateway may escalate this "
+                 "request to a remote tier (%s); ask for model \"local\" (or the header "
+                 "x-hearth-tier: local), or %s",
+                 n ? "'n' > 1 is" : "several prompts are", q->head.reason,
+                 n ? "for n = 1" : "send one prompt per request");
         srv_respond_error(x, &e);
         add_headers(x, &q->head);
     } else if (q->req.grammar && q->req.grammar[0]) {

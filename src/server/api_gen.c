@@ -9,7 +9,11 @@
  * scheduler batches them like any concurrent requests and evaluates their
  * prompt once (sched.c); choice i samples with
  * srv_choice_seed(seed, i, n). Usage counts the prompt once and sums the
- * completions (OpenAI's convention). With tools, the
+ * completions (OpenAI's convention). A completion with several prompts
+ * (k) has k * n choices, prompt i's choice c at index i * n + c, each
+ * answered as if its prompt came alone (its own echo and scored prompt);
+ * the prompts run side by side in the slots as concurrent requests do, and
+ * usage counts each prompt once (vLLM's sums). With tools, the
  * reply is split into content and tool_calls (tools_parse.c) and a reply
  * with calls finishes with "tool_calls". A request that came by ollama's API
  * gets ollama's body instead (srv_ollama_response_json, api_ollama.c).
@@ -43,11 +47,16 @@ const char *srv_finish_reason(const srv_job *j) {
 }
 
 void srv_usage_counts(srv_job *const *jobs, int n, int *prompt, int *cached, int *completion) {
-    /* every choice evaluated the same prompt: the first one's counts */
-    *prompt = jobs[0]->result.n_prompt + jobs[0]->result.n_cached;
-    *cached = jobs[0]->result.n_cached;
-    *completion = 0;
-    for (int i = 0; i < n; i++) *completion += jobs[i]->result.n_gen;
+    /* the choices of a prompt evaluated it once: its first one's counts */
+    *prompt = *cached = *completion = 0;
+    for (int i = 0; i < n; i++) {
+        const srv_job *j = jobs[i];
+        if (!j->same_prompt || j->same_prompt == j) {
+            *prompt += j->result.n_prompt + j->result.n_cached;
+            *cached += j->result.n_cached;
+        }
+        *completion += j->result.n_gen;
+    }
 }
 
 int srv_job_reasoning_tokens(const srv_job *j) {
@@ -253,6 +262,23 @@ static bool tool_message(cJSON *msg, const srv_request *r, const srv_job *j, boo
     return true;
 }
 
+/* The prompt tokens and echo of g's prompt i (0: g's own; a completion's
+ * others: its request's). */
+static void gen_prompt(const srv_gen *g, int i, const int32_t **ids, int *n, const char **echo,
+                       size_t *echo_len) {
+    if (i <= 0 || i >= srv_n_prompts(g->req)) {
+        *ids = g->ids;
+        *n = g->n_ids;
+        *echo = g->echo_text;
+        *echo_len = g->echo_len;
+        return;
+    }
+    const srv_prompt *p = &g->req->more_prompts[i - 1];
+    *ids = p->ids;
+    *n = p->n_ids;
+    *echo = srv_request_echo_i(g->req, i, echo_len);
+}
+
 /* One choice of a chat.completion / text_completion (index i, job j);
  * false when out of memory. */
 static bool choice_json(const srv_gen *g, const srv_job *j, int i, cJSON *choices) {
@@ -262,7 +288,11 @@ static bool choice_json(const srv_gen *g, const srv_job *j, int i, cJSON *choice
         return false;
     }
     cJSON_AddNumberToObject(c, "index", i);
-    const char *text = j->text ? j->text : "";
+    const char *text = j->text ? j->text : "", *echo;
+    const int32_t *ids;
+    int n_ids;
+    size_t echo_len;
+    gen_prompt(g, i / srv_n_choices(g->req), &ids, &n_ids, &echo, &echo_len);
     bool calls = false;
     if (g->kind == SRV_CHAT) {
         cJSON *msg = cJSON_AddObjectToObject(c, "message");
@@ -274,13 +304,13 @@ static bool choice_json(const srv_gen *g, const srv_job *j, int i, cJSON *choice
             cJSON_AddItemToObject(msg, "content", srv_json_string(text, j->text_len));
         else if (!tool_message(msg, g->req, j, &calls))
             return false;
-    } else if (g->echo_text) {
-        char *both = malloc(g->echo_len + j->text_len + 1);
+    } else if (echo) {
+        char *both = malloc(echo_len + j->text_len + 1);
         if (both) {
-            memcpy(both, g->echo_text, g->echo_len);
-            memcpy(both + g->echo_len, text, j->text_len);
-            both[g->echo_len + j->text_len] = '\0';
-            cJSON_AddItemToObject(c, "text", srv_json_string(both, g->echo_len + j->text_len));
+            memcpy(both, echo, echo_len);
+            memcpy(both + echo_len, text, j->text_len);
+            both[echo_len + j->text_len] = '\0';
+            cJSON_AddItemToObject(c, "text", srv_json_string(both, echo_len + j->text_len));
             free(both);
         }
     } else {
@@ -288,7 +318,7 @@ static bool choice_json(const srv_gen *g, const srv_job *j, int i, cJSON *choice
     }
     if (g->req->logprobs && !g->model) /* a remote tier's answer has no logprobs */
         cJSON_AddItemToObject(c, "logprobs",
-                              srv_logprobs_json(g->local, g->kind, j, 0, j->n_events, g->echo_len));
+                              srv_logprobs_json(g->local, g->kind, j, 0, j->n_events, echo_len));
     else
         cJSON_AddNullToObject(c, "logprobs");
     cJSON_AddStringToObject(c, "finish_reason", calls ? "tool_calls" : srv_finish_reason(j));
@@ -448,14 +478,21 @@ static void job_ctx_shift(const srv_server *s, const srv_gen *g, srv_job *j) {
         j->n_keep = -1;
     else
         j->n_keep = (r->n_keep == SRV_N_KEEP_UNSET ? 0 : r->n_keep) +
-                    (g->n_ids > 0 && g->ids[0] == hearth_token_bos(g->local->model));
+                    (j->n_prompt > 0 && j->prompt[0] == hearth_token_bos(g->local->model));
     j->n_discard = r->n_discard;
     if (j->ctx_shift && j->max_tokens <= 0) j->max_tokens = 10 * srv_sched_n_ctx(g->local->sched);
 }
 
-srv_job *srv_job_for_choice(srv_server *s, const srv_gen *g, int choice) {
+/* The job of prompt i's choice `choice`, which samples with the seed that
+ * choice would have were the prompt alone (srv_choice_seed). */
+static srv_job *job_for(srv_server *s, const srv_gen *g, int prompt, int choice) {
     const srv_request *r = g->req;
-    srv_job *j = srv_job_new(g->ids, g->n_ids);
+    const int32_t *ids;
+    int n_ids;
+    const char *echo;
+    size_t echo_len;
+    gen_prompt(g, prompt, &ids, &n_ids, &echo, &echo_len);
+    srv_job *j = srv_job_new(ids, n_ids);
     if (!j) return NULL;
     srv_settings st; /* the request's, and the model's parameters for what it left out */
     srv_model_settings(g->local, r, &st);
@@ -507,55 +544,84 @@ srv_job *srv_job_for_choice(srv_server *s, const srv_gen *g, int choice) {
     return j;
 }
 
-srv_job *srv_job_for(srv_server *s, const srv_gen *g) { return srv_job_for_choice(s, g, 0); }
+srv_job *srv_job_for(srv_server *s, const srv_gen *g) { return job_for(s, g, 0, 0); }
 
-/* The n jobs of g's choices (grouped when n > 1); false when out of memory
- * (none left). */
-static bool make_jobs(srv_server *s, const srv_gen *g, srv_job **jobs, int n) {
-    for (int i = 0; i < n; i++) {
-        if (!(jobs[i] = srv_job_for_choice(s, g, i))) {
+/* The jobs of g's choices, n of each of its prompts, prompt i's choice c at
+ * i * n + c (OpenAI's and vLLM's order): one group when there are several,
+ * each prompt's n sharing it; false when out of memory (none left). */
+static bool make_jobs(srv_server *s, const srv_gen *g, srv_job **jobs, int k, int n) {
+    for (int i = 0; i < k * n; i++) {
+        if (!(jobs[i] = job_for(s, g, i / n, i % n))) {
             release_jobs(jobs, i);
             return false;
         }
     }
-    if (n > 1) srv_job_group(jobs, n);
+    if (k * n > 1) srv_job_group(jobs, k * n);
+    for (int i = 0; n > 1 && i < k; i++) srv_job_share_prompt(jobs + i * n, n);
+    return true;
+}
+
+/* Whether every prompt of g leaves room to generate in a slot's context,
+ * and the scheduler can hold all k * n choices at once; else false with e
+ * filled (a 400 naming the prompt, or n). */
+static bool check_fits(const srv_gen *g, int k, int n, srv_error *e) {
+    const srv_sched *sched = g->local->sched;
+    const int n_ctx = srv_sched_n_ctx(sched), cap = srv_sched_capacity(sched);
+    for (int i = 0; i < k; i++) {
+        const int32_t *ids;
+        int n_ids;
+        const char *echo;
+        size_t echo_len;
+        gen_prompt(g, i, &ids, &n_ids, &echo, &echo_len);
+        if (n_ids < n_ctx) continue;
+        char name[32] = "prompt";
+        if (k > 1) snprintf(name, sizeof name, "prompt[%d]", i);
+        return srv_fail(e, 400, g->kind == SRV_CHAT ? "messages" : name, "context_length_exceeded",
+                        "the prompt has %d tokens but a slot's context holds %d (at least one must "
+                        "be left to generate); shorten the prompt or start the server with a "
+                        "larger --ctx",
+                        n_ids, n_ctx);
+    }
+    if (k == 1 && n > cap)
+        return srv_fail(e, 400, "n", NULL,
+                        "'n' is %d but this server holds at most %d generations at once (%d slots "
+                        "and the queue); start it with a larger --parallel or --queue",
+                        n, cap, g->local->n_parallel);
+    if (k * n > cap)
+        return srv_fail(e, 400, "prompt", NULL,
+                        "'prompt' holds %d prompts and 'n' is %d: %d generations, but this server "
+                        "holds at most %d at once (%d slots and the queue); send fewer prompts a "
+                        "request or start it with a larger --parallel or --queue",
+                        k, n, k * n, cap, g->local->n_parallel);
     return true;
 }
 
 void srv_generate(srv_exchange *x, const srv_gen *g) {
     srv_server *s = x->srv;
-    srv_sched *sched = g->local->sched;
     srv_error e;
-    const int n_ctx = srv_sched_n_ctx(sched);
+    const int k = srv_n_prompts(g->req), n_choices = srv_n_choices(g->req);
     x->prompt_tokens = g->n_ids;
-    if (g->n_ids >= n_ctx) {
-        srv_fail(&e, 400, g->kind == SRV_CHAT ? "messages" : "prompt", "context_length_exceeded",
-                 "the prompt has %d tokens but a slot's context holds %d (at least one must be "
-                 "left to generate); shorten the prompt or start the server with a larger --ctx",
-                 g->n_ids, n_ctx);
+    if (!check_fits(g, k, n_choices, &e)) {
         srv_respond_error(x, &e);
         return;
     }
-    const int n = srv_n_choices(g->req);
-    if (n > srv_sched_capacity(sched)) {
-        srv_fail(&e, 400, "n", NULL,
-                 "'n' is %d but this server holds at most %d generations at once (%d slots and "
-                 "the queue); start it with a larger --parallel or --queue",
-                 n, srv_sched_capacity(sched), g->local->n_parallel);
-        srv_respond_error(x, &e);
-        return;
-    }
-    srv_job *jobs[SRV_MAX_N];
-    if (!make_jobs(s, g, jobs, n)) {
+    const int n = k * n_choices; /* <= the scheduler's capacity */
+    srv_job **jobs = malloc((size_t)n * sizeof *jobs);
+    if (!jobs || !make_jobs(s, g, jobs, k, n_choices)) {
+        free(jobs);
         srv_fail(&e, 500, NULL, NULL, "out of memory");
         srv_respond_error(x, &e);
         return;
     }
-    if (!srv_run_jobs(x, jobs, n, g->req->stream)) return;
+    if (!srv_run_jobs(x, jobs, n, g->req->stream)) {
+        free(jobs);
+        return;
+    }
     if (g->req->stream) {
         char id[64];
         srv_make_id(g->kind, id, sizeof id);
         srv_stream_start_n(x, g->kind, g->req, jobs, n, id, (int64_t)time(NULL));
+        free(jobs);
         return;
     }
     const srv_job *failed = NULL;
@@ -570,4 +636,5 @@ void srv_generate(srv_exchange *x, const srv_gen *g) {
         srv_respond_json(x, 200, srv_response_json_n(g, jobs, n));
     }
     release_jobs(jobs, n);
+    free(jobs);
 }

@@ -3,8 +3,9 @@
  * validated srv_request. Every field the API defines is checked for type and
  * range, and a failure is a 400 that names the field ("messages[2].content",
  * "stop[1]", ...). Fields the server ignores (user, metadata, store, ...) are
- * accepted; fields whose feature is missing (best_of > 1, several
- * prompts) get a 400 that says so rather than being ignored. Tools and tool messages are
+ * accepted; fields whose feature is missing (best_of > 1) get a 400 that
+ * says so rather than being ignored. A completion's prompt may be several
+ * (an array of strings or of token-id arrays), each checked as one. Tools and tool messages are
  * tools_request.c's. The body must be UTF-8
  * (RFC 8259); ill-formed bytes are refused, not replaced. The request
  * records which generation settings the client gave (srv_request.given),
@@ -585,22 +586,73 @@ static bool parse_chat(parse_ctx *c, const cJSON *root) {
 
 /* ---- completions ------------------------------------------------------------ */
 
-static bool parse_prompt_ids(parse_ctx *c, const cJSON *v) {
-    srv_request *r = c->r;
+/* The token ids of array v (the prompt `name`; element j is name[j]) into
+ * *ids (malloc'd; set even on failure, for the caller to free) and *n. */
+static bool parse_prompt_ids(parse_ctx *c, const cJSON *v, const char *name, int32_t **ids,
+                             int *n_ids) {
     const int n = cJSON_GetArraySize(v);
-    r->prompt_ids = malloc((size_t)(n ? n : 1) * sizeof *r->prompt_ids);
-    if (!r->prompt_ids) return srv_fail(c->e, 500, NULL, NULL, "out of memory");
+    if (!(*ids = malloc((size_t)(n ? n : 1) * sizeof **ids)))
+        return srv_fail(c->e, 500, NULL, NULL, "out of memory");
     int i = 0;
     for (const cJSON *t = v->child; t; t = t->next, i++) {
         const double d = t->valuedouble;
         if (!cJSON_IsNumber(t) || d != floor(d) || d < 0 || d > INT32_MAX) {
-            char name[32];
-            snprintf(name, sizeof name, "prompt[%d]", i);
-            return srv_req_bad_type(c->e, name, "a token id (a non-negative integer)");
+            char tname[48];
+            snprintf(tname, sizeof tname, "%s[%d]", name, i);
+            return srv_req_bad_type(c->e, tname, "a token id (a non-negative integer)");
         }
-        r->prompt_ids[i] = (int32_t)d;
+        (*ids)[i] = (int32_t)d;
     }
-    r->n_prompt_ids = n;
+    *n_ids = n;
+    return true;
+}
+
+/* Prompt i of a list: a string when `text`, else an array of token ids (as
+ * in OpenAI's and vLLM's APIs, a list holds one kind), into the request's
+ * prompt 0 or more_prompts[i - 1]; of several, none may be empty (one alone
+ * is checked as a bare prompt is). */
+static bool parse_listed_prompt(parse_ctx *c, const cJSON *v, int i, bool text, bool several) {
+    srv_request *r = c->r;
+    char name[32];
+    snprintf(name, sizeof name, "prompt[%d]", i);
+    char **out = i ? &r->more_prompts[i - 1].text : &r->prompt;
+    size_t *len = i ? &r->more_prompts[i - 1].text_len : &r->prompt_len;
+    int32_t **ids = i ? &r->more_prompts[i - 1].ids : &r->prompt_ids;
+    int *n_ids = i ? &r->more_prompts[i - 1].n_ids : &r->n_prompt_ids;
+    if (text && !cJSON_IsString(v))
+        return srv_req_bad_type(c->e, name,
+                                "a string (prompt[0] is: a list holds strings or "
+                                "token-id arrays, not both)");
+    if (!text && !cJSON_IsArray(v))
+        return srv_req_bad_type(c->e, name,
+                                "an array of token ids (prompt[0] is: a list holds "
+                                "strings or token-id arrays, not both)");
+    if (text ? !srv_req_dup_string(c->e, v, name, out, len)
+             : !parse_prompt_ids(c, v, name, ids, n_ids))
+        return false;
+    if (several && (text ? *len == 0 : *n_ids == 0))
+        return srv_fail(c->e, 400, name, NULL, "'%s' must not be empty", name);
+    return true;
+}
+
+/* An array of prompts (strings or token-id arrays): ["text"] and [[ids]]
+ * are one prompt, more are a batch (lm-evaluation-harness sends them),
+ * each answered as if it came alone. */
+static bool parse_prompt_list(parse_ctx *c, const cJSON *v) {
+    srv_request *r = c->r;
+    const int k = cJSON_GetArraySize(v);
+    if (k > SRV_MAX_PROMPTS)
+        return srv_fail(c->e, 400, "prompt", NULL,
+                        "'prompt' holds %d prompts; at most %d are answered in one request", k,
+                        SRV_MAX_PROMPTS);
+    if (k > 1 && !(r->more_prompts = calloc((size_t)k - 1, sizeof *r->more_prompts)))
+        return srv_fail(c->e, 500, NULL, NULL, "out of memory");
+    const bool text = cJSON_IsString(v->child);
+    int i = 0;
+    for (const cJSON *p = v->child; p; p = p->next, i++) {
+        r->n_prompts = i + 1; /* so srv_request_free sees what was filled */
+        if (!parse_listed_prompt(c, p, i, text, k > 1)) return false;
+    }
     return true;
 }
 
@@ -608,23 +660,23 @@ static bool parse_completion(parse_ctx *c, const cJSON *root) {
     srv_request *r = c->r;
     const cJSON *v = srv_req_field(root, "prompt");
     if (!v) return srv_fail(c->e, 400, "prompt", NULL, "'prompt' is required");
-    if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 1 &&
-        (cJSON_IsString(v->child) || cJSON_IsArray(v->child))) {
-        v = v->child; /* ["text"] and [[ids]] are one prompt */
-    } else if (cJSON_IsArray(v) && v->child &&
-               (cJSON_IsString(v->child) || cJSON_IsArray(v->child))) {
-        return srv_fail(c->e, 400, "prompt", NULL, "one prompt per request is supported");
-    }
-    if (cJSON_IsString(v)) {
-        if (!srv_req_dup_string(c->e, v, "prompt", &r->prompt, &r->prompt_len)) return false;
-    } else if (cJSON_IsArray(v) && (!v->child || cJSON_IsNumber(v->child))) {
-        if (!parse_prompt_ids(c, v)) return false;
-    } else {
-        return srv_req_bad_type(c->e, "prompt",
-                                "a string, an array of one string, or an array of token ids");
-    }
     const cJSON *sfx = srv_req_field(root, "suffix");
     const bool fim = cJSON_IsString(sfx) && sfx->valuestring[0];
+    if (cJSON_IsArray(v) && v->child && (cJSON_IsString(v->child) || cJSON_IsArray(v->child))) {
+        if (!parse_prompt_list(c, v)) return false;
+    } else if (cJSON_IsString(v)) {
+        if (!srv_req_dup_string(c->e, v, "prompt", &r->prompt, &r->prompt_len)) return false;
+    } else if (cJSON_IsArray(v) && (!v->child || cJSON_IsNumber(v->child))) {
+        if (!parse_prompt_ids(c, v, "prompt", &r->prompt_ids, &r->n_prompt_ids)) return false;
+    } else {
+        return srv_req_bad_type(c->e, "prompt",
+                                "a string, an array of token ids, or an array of strings or of "
+                                "token-id arrays (several prompts)");
+    }
+    if (r->n_prompts > 1 && fim)
+        return srv_fail(c->e, 400, "suffix", NULL,
+                        "'suffix' fills in the middle of one prompt; send one prompt per request");
+    if (r->n_prompts < 1) r->n_prompts = 1;
     if ((r->prompt && r->prompt_len == 0 && !fim) || (!r->prompt && r->n_prompt_ids == 0))
         return srv_fail(c->e, 400, "prompt", NULL, "'prompt' must not be empty");
     long long ll = 0;
@@ -694,6 +746,13 @@ const char *srv_request_echo(const srv_request *r, size_t *len) {
     return !r->echo ? NULL : r->prompt ? r->prompt : r->echo_text;
 }
 
+const char *srv_request_echo_i(const srv_request *r, int i, size_t *len) {
+    if (i <= 0 || i >= srv_n_prompts(r)) return srv_request_echo(r, len); /* one prompt */
+    const srv_prompt *p = &r->more_prompts[i - 1];
+    *len = !r->echo ? 0 : p->text ? p->text_len : p->echo_len;
+    return !r->echo ? NULL : p->text ? p->text : p->echo;
+}
+
 void srv_request_free(srv_request *r) {
     if (!r) return;
     free(r->model);
@@ -706,6 +765,12 @@ void srv_request_free(srv_request *r) {
     free(r->prompt);
     free(r->prompt_ids);
     free(r->echo_text);
+    for (int i = 0; r->more_prompts && i < r->n_prompts - 1; i++) {
+        free(r->more_prompts[i].text);
+        free(r->more_prompts[i].ids);
+        free(r->more_prompts[i].echo);
+    }
+    free(r->more_prompts);
     free(r->json_schema);
     free(r->grammar);
     free(r->suffix);

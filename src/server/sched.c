@@ -27,12 +27,13 @@
  * free slots (a submitted job that a free slot will take in the next step
  * does not count against the queue).
  *
- * The n choices of one request are n jobs submitted together, all or none
- * (srv_sched_submit_n), so they batch like concurrent requests; as a group
- * (srv_job.group) each of their events and ends also bumps the first job's
- * counter and wakes its waiters, so one streaming thread follows them all.
- * Their shared prompt is evaluated once: the first choice's slot evaluates
- * it while the others, admitted beside it, wait; then each copies that
+ * The choices of one request (n of each of its prompts) are jobs submitted
+ * together, all or none (srv_sched_submit_n), so they batch like concurrent
+ * requests; as a group (srv_job.group) each of their events and ends also
+ * bumps the first job's counter and wakes its waiters, so one streaming
+ * thread follows them all. The n choices of one prompt (srv_job.same_prompt)
+ * evaluate it once: its first choice's slot evaluates it while the others,
+ * admitted beside it, wait; then each copies that
  * session's KV cache and last logits (hearth_session_copy) and they all
  * sample from the same step on. A choice that gets a slot only later (more
  * choices than free slots) starts like any job, from its slot's cache.
@@ -104,6 +105,7 @@ void srv_job_release(srv_job *j) {
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     if (j->group && j->group != j) srv_job_release(j->group);
+    if (j->same_prompt && j->same_prompt != j) srv_job_release(j->same_prompt);
     free(j->logit_bias);
     free(j->dry_breakers);
     free(j->prompt);
@@ -119,14 +121,23 @@ void srv_job_release(srv_job *j) {
     free(j);
 }
 
+static void job_retain(srv_job *j) {
+    pthread_mutex_lock(&j->mu);
+    j->refs++;
+    pthread_mutex_unlock(&j->mu);
+}
+
 void srv_job_group(srv_job *const *jobs, int n) {
     for (int i = 0; i < n; i++) {
         jobs[i]->group = jobs[0];
-        if (i > 0) {
-            pthread_mutex_lock(&jobs[0]->mu);
-            jobs[0]->refs++;
-            pthread_mutex_unlock(&jobs[0]->mu);
-        }
+        if (i > 0) job_retain(jobs[0]);
+    }
+}
+
+void srv_job_share_prompt(srv_job *const *jobs, int n) {
+    for (int i = 0; i < n; i++) {
+        jobs[i]->same_prompt = jobs[0];
+        if (i > 0) job_retain(jobs[0]);
     }
 }
 
@@ -382,8 +393,9 @@ static bool slot_begin(srv_sched *s, srv_slot *slot) {
     return !cancelled;
 }
 
-/* n > 1: where a choice after the first finds the prompt already evaluated,
- * the first choice's slot (the group's leader), as long as its session
+/* n > 1: where a choice after the first finds its prompt already
+ * evaluated, the slot of that prompt's first choice (the leader,
+ * srv_job.same_prompt: never another prompt's), as long as its session
  * holds exactly the prompt: from the step in which the leader's prompt is
  * complete until the leader's first token is fed (all of a step's choices
  * sample before its decode), or after the leader ended right there. *wait:
@@ -391,7 +403,7 @@ static bool slot_begin(srv_sched *s, srv_slot *slot) {
  * started yet), so the choice should wait a step rather than evaluate the
  * prompt a second time. NULL without *wait: evaluate as usual. */
 static srv_slot *prompt_donor(srv_sched *s, const srv_slot *slot, bool *wait) {
-    const srv_job *j = slot->job, *lead = j->group;
+    const srv_job *j = slot->job, *lead = j->same_prompt;
     *wait = false;
     if (!lead || lead == j || lead->slot < 0 || lead->slot == slot->index) return NULL;
     srv_slot *d = &s->slots[lead->slot];
@@ -411,7 +423,7 @@ static srv_slot *prompt_donor(srv_sched *s, const srv_slot *slot, bool *wait) {
 
 /* A newly admitted job: its sampler and generation (prefix reuse happens
  * here), or its end when it was cancelled while queued. A choice whose
- * group's first choice is evaluating the same prompt waits for it (its job
+ * prompt's first choice is evaluating that prompt waits for it (its job
  * stays queued) and then starts from a copy of that session. */
 static void slot_start(srv_sched *s, srv_slot *slot) {
     srv_job *j = slot->job;

@@ -175,6 +175,8 @@ enum {
     SRV_MAX_LOGPROBS = HEARTH_TOP_LOGPROBS_MAX,
     SRV_MAX_LOGIT_BIAS = 1024, /* logit_bias entries per request */
     SRV_MAX_N = 16,            /* choices per request (n) */
+    SRV_MAX_PROMPTS = 256,     /* prompts per completion request (and the scheduler's capacity
+                                  for prompts x n) */
     SRV_MAX_SPEC = 64,         /* speculative.n_max: proposals per step */
     SRV_N_KEEP_UNSET = -2      /* srv_request.n_keep not given */
 };
@@ -256,6 +258,17 @@ typedef enum srv_param {
 } srv_param;
 #define SRV_GIVEN(p) (1u << (p))
 
+/* A completion's prompt after the first, when a request holds several (an
+ * array of strings or of token-id arrays). Owned by the request. */
+typedef struct srv_prompt {
+    char *text; /* a text prompt (NULL: ids) */
+    size_t text_len;
+    int32_t *ids; /* its token ids: as parsed, or (srv_complete) the text's tokens */
+    int n_ids;
+    char *echo; /* echo of a token-id prompt: its text (srv_complete) */
+    size_t echo_len;
+} srv_prompt;
+
 /* A validated request. Strings are owned copies (valid UTF-8); free with
  * srv_request_free. */
 typedef struct srv_request {
@@ -267,6 +280,11 @@ typedef struct srv_request {
     size_t prompt_len;
     int32_t *prompt_ids; /* ... or token ids */
     int n_prompt_ids;
+    /* completion: several prompts (lm-evaluation-harness's batches): prompt 0 is
+     * prompt / prompt_ids, prompt i > 0 more_prompts[i - 1]; n_prompts counts
+     * them all, 1..SRV_MAX_PROMPTS (0, the other routes' requests, counts as 1) */
+    int n_prompts;
+    srv_prompt *more_prompts;
     char *suffix; /* completion: fill in the middle between prompt and this (NULL: none) */
     size_t suffix_len;
     int max_tokens; /* -1: not given */
@@ -299,8 +317,8 @@ typedef struct srv_request {
      * and top_logprobs; post_sampling_probs: theirs after the sampler chain;
      * return_tokens: the answer's "tokens" lists the generated ids */
     bool post_sampling_probs, return_tokens;
-    bool echo;        /* completion: the prompt text starts the output */
-    char *echo_text;  /* echo of a token-id prompt: its text (srv_complete; owned) */
+    bool echo;       /* completion: the prompt text starts the output */
+    char *echo_text; /* echo of a token-id prompt: its text (srv_complete; owned) */
     size_t echo_len;
     /* response_format json_schema: the schema as compact JSON (sampling's
      * json_schema points here) and the whole response_format object as the
@@ -371,9 +389,15 @@ bool srv_request_check_model(const srv_request *r, const hearth_model *m, const 
                              srv_error *e);
 /* The choices the request asks for (n; at least 1). */
 static inline int srv_n_choices(const srv_request *r) { return r->n > 1 ? r->n : 1; }
+/* The prompts a completion holds (at least 1). */
+static inline int srv_n_prompts(const srv_request *r) {
+    return r->n_prompts > 1 ? r->n_prompts : 1;
+}
 /* The text a completion's echo puts first (its prompt, or a token-id
  * prompt's text), or NULL without echo. */
 const char *srv_request_echo(const srv_request *r, size_t *len);
+/* The same for prompt i (0 <= i < srv_n_prompts(r)). */
+const char *srv_request_echo_i(const srv_request *r, int i, size_t *len);
 
 /* Copies in[0..n) to out with each ill-formed byte replaced by U+FFFD (out
  * holds at least 3 n + 1 bytes); NUL-terminates and returns the length
@@ -503,15 +527,21 @@ typedef struct srv_job {
     bool timed_out;
     atomic_bool cancel; /* set by the HTTP side: stop as soon as possible */
     int refs;           /* guarded by mu */
-    /* the choices of one request (n > 1) form a group: each job's `group`
-     * is the first choice's job (itself included; the others hold a
-     * reference to it), whose group_seq (guarded by its mu) the scheduler
-     * bumps, broadcasting its cv, after each event and end of any of them,
-     * so that one waiter follows them all (sse.c). NULL: no group. */
+    /* the choices of one request (n > 1, or several prompts) form a group:
+     * each job's `group` is the first choice's job (itself included; the
+     * others hold a reference to it), whose group_seq (guarded by its mu) the
+     * scheduler bumps, broadcasting its cv, after each event and end of any
+     * of them, so that one waiter follows them all (sse.c). NULL: no group. */
     struct srv_job *group;
     uint64_t group_seq;
+    /* the choices of one prompt (n > 1): each job's `same_prompt` is that
+     * prompt's first choice (itself included; the others hold a reference
+     * to it), whose evaluated prompt the others copy (sched.c) and whose
+     * prompt usage counts once (srv_usage_counts). NULL: no other choice
+     * has this prompt. */
+    struct srv_job *same_prompt;
     /* the slot admission gave the job (-1 before), for the scheduler thread:
-     * the other choices of a group copy the first one's prompt from its slot */
+     * the other choices of a prompt copy its first one's from that slot */
     int slot;
     /* a remote tier's answer (the gateway's bridge job) when not NULL: its
      * tool calls as data (tools.h, srv_tools_job_call), guarded by mu; the
@@ -573,6 +603,9 @@ bool srv_sched_submit_n(srv_sched *s, srv_job *const *jobs, int n);
 int srv_sched_capacity(const srv_sched *s);
 /* Makes jobs[0..n) one group (see srv_job.group); before submitting. */
 void srv_job_group(srv_job *const *jobs, int n);
+/* Marks jobs[0..n) as choices of one prompt (see srv_job.same_prompt);
+ * before submitting. */
+void srv_job_share_prompt(srv_job *const *jobs, int n);
 /* Asks a job to stop: a queued one leaves the queue at once, a running one
  * stops before its next token. */
 void srv_sched_cancel(srv_sched *s, srv_job *j);
@@ -911,7 +944,8 @@ char *srv_ollama_error_json(const srv_error *e);
 typedef struct srv_gen {
     srv_kind kind;
     const srv_request *req;
-    int32_t *ids; /* prompt tokens (the callee copies them) */
+    int32_t *ids; /* prompt tokens (the callee copies them); a completion's
+                     other prompts are req->more_prompts' */
     int n_ids;
     const char *echo_text; /* completion with echo: the prompt text */
     size_t echo_len;
@@ -933,8 +967,6 @@ bool srv_run_jobs(srv_exchange *x, srv_job *const *jobs, int n, bool until_start
 /* The job that generates g's first choice (refs = 1, the caller's; not
  * submitted); NULL when out of memory. */
 srv_job *srv_job_for(srv_server *s, const srv_gen *g);
-/* The job of choice i (sampling with srv_choice_seed). */
-srv_job *srv_job_for_choice(srv_server *s, const srv_gen *g, int choice);
 /* Choice i of n samples with seed + i (mod 2^64); the value reserved for "a
  * random seed" (HEARTH_SEED_RANDOM), if some i lands on it, is replaced by
  * seed + n, so the n seeds differ. A random seed stays random (each choice
@@ -945,8 +977,9 @@ uint64_t srv_choice_seed(uint64_t seed, int i, int n);
 int srv_max_tokens(const srv_request *r);
 /* The chat.completion / text_completion body of a finished job (malloc'd). */
 char *srv_response_json(const srv_gen *g, const srv_job *j);
-/* The same with one choice per job, index i for jobs[i] (ollama's dialects:
- * jobs[0] only; n is 1 there). */
+/* The same with one choice per job, index i for jobs[i], which answers
+ * prompt i / srv_n_choices (its echo) (ollama's dialects: jobs[0] only; n
+ * is 1 there). */
 char *srv_response_json_n(const srv_gen *g, srv_job *const *jobs, int n);
 /* The model name the other APIs' answers report: a remote tier's model,
  * else what the client asked for, else the local model's id. */
@@ -970,9 +1003,14 @@ bool srv_tokenize_infill(srv_exchange *x, const srv_model *m, const srv_request 
                          const hearth_infill *in, const char *param, int32_t **ids, int *n,
                          srv_error *e);
 /* A parsed completion request (not freed) the rest of the way, as
- * /v1/completions takes it: its model, the prompt's tokens (text, ids or
+ * /v1/completions takes it: its model, the prompts' tokens (text, ids or
  * fill in the middle), the gateway. x is answered. */
 void srv_complete(srv_exchange *x, srv_request *r);
+/* A completion's prompts as one text (what the gateway's privacy scan and
+ * policy read, and the log and ledger keep): each text prompt as given, each
+ * token-id prompt detokenized (prompt 0's ids are ids[0..n)), joined by a
+ * blank line. malloc'd; NULL when out of memory. */
+char *srv_completion_text(const srv_model *m, const srv_request *r, const int32_t *ids, int n);
 /* A parsed chat request (taken over and freed) the rest of the way, as
  * /v1/chat/completions takes it: its model, retrieval, the chat template,
  * the gateway. x is answered. */
@@ -1008,9 +1046,10 @@ struct cJSON *srv_bytes_json(const char *raw, size_t n);
 /* Tokens of j's completion that were reasoning (a <think> block's, or a
  * remote tier's count). */
 int srv_job_reasoning_tokens(const srv_job *j);
-/* usage over the choices: the prompt once (the first job's counts), the
- * completions summed (completion_tokens_details.reasoning_tokens: of those,
- * the reasoning); and the same counts as numbers. */
+/* usage over the choices: each prompt once (its first choice's counts:
+ * srv_job.same_prompt), the completions summed
+ * (completion_tokens_details.reasoning_tokens: of those, the reasoning);
+ * and the same counts as numbers. */
 void srv_usage_json_n(struct cJSON *obj, srv_job *const *jobs, int n);
 void srv_usage_counts(srv_job *const *jobs, int n, int *prompt, int *cached, int *completion);
 /* text[0..len) as a JSON string: cJSON stops at a NUL byte, so a generated
@@ -1081,9 +1120,10 @@ char *srv_responses_translate(const char *body, size_t len, srv_error *e);
 void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, srv_job *j,
                       const char *id, int64_t created);
 /* The same for the n jobs of a request's choices (a group, srv_job_group,
- * when n > 1): takes over their references; each choice's chunks carry its
- * index, each ends with its own finish chunk, one usage chunk and one [DONE]
- * close the stream. */
+ * when n > 1; with several prompts, jobs[i] answers prompt i / the request's
+ * n): takes over their references; each choice's chunks carry its index,
+ * each ends with its own finish chunk, one usage chunk and one [DONE] close
+ * the stream. */
 void srv_stream_start_n(srv_exchange *x, srv_kind kind, const srv_request *req,
                         srv_job *const *jobs, int n, const char *id, int64_t created);
 

@@ -30,10 +30,11 @@
  * A failure after the headers went out is an event {"error": {...}} before
  * [DONE].
  *
- * n > 1 (api_gen.c): one job per choice, a group whose first job's cv tells
- * of news in any of them; the stream carries each choice's chunks with its
- * "index" (role chunks first, then the choices' tokens interleaved as they
- * come, each choice's finish chunk when it ends), then the usage (prompt
+ * n > 1 or several prompts (api_gen.c): one job per choice, a group whose
+ * first job's cv tells of news in any of them; the stream carries each
+ * choice's chunks with its "index" (role chunks, or a completion's echo of
+ * its own prompt, first, then the choices' tokens interleaved as they come,
+ * each choice's finish chunk when it ends), then the usage (each prompt
  * once, completions summed) and one [DONE]. Every choice has its own text,
  * tool-call cursor and counters (sse_choice).
  *
@@ -70,6 +71,7 @@ typedef enum sse_phase { SSE_HEAD, SSE_BODY, SSE_USAGE, SSE_DONE, SSE_END } sse_
 typedef struct sse_choice {
     srv_job *job; /* a reference, owned */
     int index;
+    char *echo; /* completion with echo: its prompt's text, sent first (owned) */
     int next_event;
     bool ended; /* its finish chunk is out */
     /* with tools: the job's text so far, copied under the job's lock so that
@@ -85,6 +87,7 @@ typedef struct srv_stream {
     srv_exchange *x;  /* valid while libmicrohttpd calls sse_read */
     srv_job *job;     /* the first choice's: the group's (its cv tells of all) */
     sse_choice *ch;   /* [n_ch] */
+    srv_job **jobs;   /* [n_ch] the choices' jobs (ch[i].job), for the usage */
     int n_ch;
     uint64_t seen_seq; /* n_ch > 1: the group's news counted so far */
     srv_kind kind;
@@ -95,7 +98,6 @@ typedef struct srv_stream {
     char id[64];
     int64_t created;
     bool include_usage, logprobs;
-    char *echo; /* completion with echo: the prompt text, sent first */
     /* with tools: what the parser needs (names, parallel), owned */
     bool has_tools;
     srv_tool_set tools;
@@ -186,7 +188,7 @@ static void send_text(srv_stream *st, const sse_choice *ch, const char *text, si
     if (ev >= 0 && st->logprobs && ch->job->events[ev].id >= 0)
         cJSON_AddItemToObject(choice, "logprobs",
                               srv_logprobs_json(st->model, st->kind, ch->job, ev, ev + 1,
-                                                st->echo ? strlen(st->echo) : 0));
+                                                ch->echo ? strlen(ch->echo) : 0));
     else
         cJSON_AddNullToObject(choice, "logprobs");
     cJSON_AddNullToObject(choice, "finish_reason");
@@ -347,9 +349,8 @@ static bool format_events(srv_stream *st, sse_choice *ch) {
 static void count_usage(srv_stream *st) {
     srv_exchange *x = st->x;
     if (!x) return;
-    srv_job *jobs[SRV_MAX_N];
-    for (int i = 0; i < st->n_ch; i++) jobs[i] = st->ch[i].job;
-    srv_usage_counts(jobs, st->n_ch, &x->prompt_tokens, &x->cached_tokens, &x->completion_tokens);
+    srv_usage_counts(st->jobs, st->n_ch, &x->prompt_tokens, &x->cached_tokens,
+                     &x->completion_tokens);
 }
 
 /* A choice's job is done: its finish chunk (or the stream's error). Called
@@ -478,8 +479,8 @@ static bool refill(srv_stream *st) {
                     cJSON_AddNullToObject(choice, "finish_reason");
                     if (st->include_usage) cJSON_AddNullToObject(c, "usage");
                     send_json(st, c);
-                } else if (st->echo) {
-                    send_text(st, &st->ch[i], st->echo, strlen(st->echo), -1);
+                } else if (st->ch[i].echo) {
+                    send_text(st, &st->ch[i], st->ch[i].echo, strlen(st->ch[i].echo), -1);
                 }
             }
         }
@@ -504,9 +505,7 @@ static bool refill(srv_stream *st) {
     case SSE_USAGE: {
         cJSON *c = chunk(st);
         cJSON_AddArrayToObject(c, "choices");
-        srv_job *jobs[SRV_MAX_N];
-        for (int i = 0; i < st->n_ch; i++) jobs[i] = st->ch[i].job;
-        srv_usage_json_n(c, jobs, st->n_ch);
+        srv_usage_json_n(c, st->jobs, st->n_ch);
         send_json(st, c);
         st->phase = SSE_DONE;
         return true;
@@ -540,10 +539,13 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
 
 /* What the stream owns beside the jobs, and the stream. */
 static void stream_free(srv_stream *st) {
-    free(st->echo);
     free(st->out);
-    for (int i = 0; st->ch && i < st->n_ch; i++) gw_buf_free(&st->ch[i].text);
+    for (int i = 0; st->ch && i < st->n_ch; i++) {
+        gw_buf_free(&st->ch[i].text);
+        free(st->ch[i].echo);
+    }
     free(st->ch);
+    free(st->jobs);
     srv_tool_set_free(&st->tools);
     if (st->req) srv_request_free(st->req);
     free(st->req);
@@ -593,18 +595,30 @@ void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, sr
     srv_stream_start_n(x, kind, req, &j, 1, id, created);
 }
 
+/* The choices: jobs[i] (the caller's references) at index i and, with
+ * echo, the text of its prompt (i / the request's n), copied. False when
+ * out of memory. */
+static bool stream_choices(srv_stream *st, const srv_request *req, srv_job *const *jobs, int n) {
+    if (!(st->ch = calloc((size_t)n, sizeof *st->ch)) ||
+        !(st->jobs = malloc((size_t)n * sizeof *st->jobs)))
+        return false;
+    st->n_ch = n;
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        const char *echo = srv_request_echo_i(req, i / srv_n_choices(req), &len);
+        st->ch[i] = (sse_choice){.job = jobs[i], .index = i};
+        st->jobs[i] = jobs[i];
+        if (echo && !(st->ch[i].echo = strdup(echo))) return false;
+    }
+    return true;
+}
+
 void srv_stream_start_n(srv_exchange *x, srv_kind kind, const srv_request *req,
                         srv_job *const *jobs, int n, const char *id, int64_t created) {
     srv_stream *st = calloc(1, sizeof *st);
     struct MHD_Response *resp = NULL;
-    if (st && !(st->ch = calloc((size_t)n, sizeof *st->ch))) {
-        free(st);
-        st = NULL;
-    }
     /* the request may be freed before the stream ends: what it needs is copied */
-    size_t echo_len;
-    const char *echo = srv_request_echo(req, &echo_len);
-    if (st && ((echo && !(st->echo = strdup(echo))) ||
+    if (st && (!stream_choices(st, req, jobs, n) ||
                (srv_tools_active(req) && !(st->has_tools = srv_tool_set_copy(req, &st->tools))) ||
                (srv_dialect_ollama(req->dialect) && !(st->req = ollama_copy(req))) ||
                ((st->typed = typed_ops(req->dialect)) &&
@@ -616,8 +630,6 @@ void srv_stream_start_n(srv_exchange *x, srv_kind kind, const srv_request *req,
     if (st) {
         st->model = x->model;
         st->x = x;
-        st->n_ch = n;
-        for (int i = 0; i < n; i++) st->ch[i] = (sse_choice){.job = jobs[i], .index = i};
         st->job = jobs[0];
         st->kind = kind;
         snprintf(st->id, sizeof st->id, "%s", id);
