@@ -10,6 +10,7 @@
  * checks and prints.
  */
 #include "cli.h"
+#include "cmd_perplexity_bench.h"
 
 #include "core/core.h"
 #include "eval/eval.h"
@@ -33,13 +34,24 @@ static const char ppl_usage[] =
     "  --kl-divergence-base FILE  save the base model's log-probabilities to FILE (with\n"
     "                      -f); with --kl-divergence, read them from FILE\n"
     "  --kl-divergence     compare this model with FILE's: KL divergence, Δp, same top\n"
+    "  --hellaswag         HellaSwag's score on -f's tasks (6 lines each) instead\n"
+    "  --hellaswag-tasks N tasks chosen at random (default 400)\n"
+    "  --winogrande        WinoGrande's score on -f's CSV\n"
+    "  --winogrande-tasks N  tasks chosen at random (default 0: all)\n"
+    "  --multiple-choice   the score on llama.cpp's binary task file (-bf; MMLU, ARC, ...)\n"
+    "  --multiple-choice-tasks N  tasks chosen at random (default 0: all)\n"
+    "  -bf, --binary-file F  the file read as it is (-f drops its final newline)\n"
+    "  -np, --parallel N   benchmarks: a task may hold max(4, N) x -c tokens\n"
     "  -t N                threads (default: physical cores)\n"
     "  --kv-type f32|f16|q8_0  KV cache type (default f16, llama.cpp's)\n" CLI_LORA_USAGE;
 
 typedef struct ppl_opts {
     const char *model, *text, *base;
     int n_ctx, n_batch, n_chunks, stride, out_type;
-    bool ctx_given, kld;
+    int n_tasks[4]; /* per ppl_bench */
+    int n_parallel;
+    ppl_bench bench;
+    bool ctx_given, kld, binary;
     cli_lora_opts lora;
     hearth_model_params mp;
     hearth_session_params sp;
@@ -76,6 +88,11 @@ static int int_opt(const char *a, const char *v, ppl_opts *o) {
         {"--ppl-stride", NULL, 0, 1L << 24, offsetof(ppl_opts, stride)},
         {"--ppl-output-type", NULL, 0, 1, offsetof(ppl_opts, out_type)},
         {"-t", "--threads", 0, 1024, offsetof(ppl_opts, mp.n_threads)},
+        {"--hellaswag-tasks", NULL, 0, 1L << 30, offsetof(ppl_opts, n_tasks[PPL_BENCH_HELLASWAG])},
+        {"--winogrande-tasks", NULL, 0, 1L << 30,
+         offsetof(ppl_opts, n_tasks[PPL_BENCH_WINOGRANDE])},
+        {"--multiple-choice-tasks", NULL, 0, 1L << 30, offsetof(ppl_opts, n_tasks[PPL_BENCH_MC])},
+        {"-np", "--parallel", 1, 256, offsetof(ppl_opts, n_parallel)},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (strcmp(a, ints[i].name) && (!ints[i].alias || strcmp(a, ints[i].alias))) continue;
@@ -102,6 +119,18 @@ static int parse(int argc, char **argv, ppl_opts *o) {
             o->kld = true;
             continue;
         }
+        const ppl_bench b = !strcmp(a, "--hellaswag")         ? PPL_BENCH_HELLASWAG
+                            : !strcmp(a, "--winogrande")      ? PPL_BENCH_WINOGRANDE
+                            : !strcmp(a, "--multiple-choice") ? PPL_BENCH_MC
+                                                              : PPL_BENCH_NONE;
+        if (b) {
+            if (o->bench && o->bench != b) {
+                fprintf(stderr, "hearth perplexity: one benchmark at a time\n");
+                return 2;
+            }
+            o->bench = b;
+            continue;
+        }
         const int lr = cli_lora_opt("perplexity", argc, argv, &i, &o->lora);
         if (lr < 0) return 2;
         if (lr) continue;
@@ -116,9 +145,11 @@ static int parse(int argc, char **argv, ppl_opts *o) {
         if (r) continue;
         if (!strcmp(a, "-m") || !strcmp(a, "--model"))
             o->model = v;
-        else if (!strcmp(a, "-f") || !strcmp(a, "--file"))
+        else if (!strcmp(a, "-f") || !strcmp(a, "--file") || !strcmp(a, "-bf") ||
+                 !strcmp(a, "--binary-file")) {
             o->text = v;
-        else if (!strcmp(a, "--kl-divergence-base") || !strcmp(a, "--save-all-logits"))
+            o->binary = a[1] == 'b' || a[2] == 'b'; /* -bf, --binary-file */
+        } else if (!strcmp(a, "--kl-divergence-base") || !strcmp(a, "--save-all-logits"))
             o->base = v;
         else {
             fprintf(stderr, "hearth perplexity: unknown option '%s'\n%s", a, ppl_usage);
@@ -129,7 +160,9 @@ static int parse(int argc, char **argv, ppl_opts *o) {
                       : o->kld && !o->base  ? "--kl-divergence needs --kl-divergence-base FILE"
                       : !o->kld && !o->text ? "-f TEXT is required"
                       : o->stride && (o->base || o->kld) ? "--ppl-stride has no KL divergence"
-                                                         : NULL;
+                      : o->bench && (o->base || o->kld || o->stride)
+                          ? "a benchmark has no KL divergence or stride"
+                          : NULL;
     if (bad) {
         fprintf(stderr, "hearth perplexity: %s\n%s", bad, ppl_usage);
         return 2;
@@ -143,7 +176,7 @@ static int text_tokens(const ppl_opts *o, const hearth_model *m, int32_t **ids, 
     hr_map map;
     if (hr_map_open(&map, o->text)) return cli_fail("perplexity", "reading the text");
     size_t len = (size_t)map.size;
-    if (map.data[len - 1] == '\n') len--;
+    if (!o->binary && map.data[len - 1] == '\n') len--;
     const hearth_err err = eval_tokenize(m, (const char *)map.data, len, ids, n);
     hr_map_close(&map);
     if (err) return cli_fail("perplexity", "tokenizing the text");
@@ -497,8 +530,28 @@ static int open_session(ppl_opts *o, ppl_run *r, int n_ctx, int first) {
     return r->logits ? 0 : cli_fail("perplexity", "allocating the logits");
 }
 
+/* A benchmark: llama-perplexity's context for it is max(4, -np) x -c
+ * tokens (its sequences run in parallel there); here one task's sequences
+ * share the session in turn, and a task must fit in that context. */
+static int run_bench(ppl_opts *o, ppl_run *r) {
+    const int mult = o->n_parallel > 4 ? o->n_parallel : 4;
+    if ((long)o->n_ctx * mult > (1L << 24)) {
+        fprintf(stderr, "hearth perplexity: -c %d x %d sequences is too large a context\n",
+                o->n_ctx, mult);
+        return 2;
+    }
+    const int n_ctx = o->n_ctx * mult;
+    o->sp.n_ctx = n_ctx;
+    o->sp.n_batch = o->n_batch < n_ctx ? o->n_batch : n_ctx;
+    if (hearth_session_new(r->m, &o->sp, &r->s))
+        return cli_fail("perplexity", "creating a session");
+    return ppl_bench_run(o->bench, o->text, o->binary, (size_t)o->n_tasks[o->bench], r->m, r->s,
+                         n_ctx);
+}
+
 int cmd_perplexity(int argc, char **argv) {
-    ppl_opts o = {.n_ctx = 512, .n_batch = 2048, .n_chunks = -1};
+    ppl_opts o = {
+        .n_ctx = 512, .n_batch = 2048, .n_chunks = -1, .n_tasks[PPL_BENCH_HELLASWAG] = 400};
     o.mp = hearth_model_default_params();
     o.sp = hearth_session_default_params();
     int rc = parse(argc, argv, &o);
@@ -509,6 +562,12 @@ int cmd_perplexity(int argc, char **argv) {
     int32_t *ids = NULL;
     size_t n = 0;
     rc = load_model(&o, &r);
+    if (!rc && o.bench) {
+        rc = run_bench(&o, &r);
+        hearth_session_free(r.s);
+        hearth_model_free(r.m);
+        return rc;
+    }
     if (!rc && o.kld)
         rc = open_base(&o, r.m, &map, &b);
     else if (!rc)

@@ -132,4 +132,106 @@ double eval_cov(double sum_a, double sum_b, double sum_ab, size_t count);
 float eval_percentile(const float *sorted, size_t n, float fraction);
 float eval_median(const float *sorted, size_t n);
 
+/* ---- multiple-choice benchmarks (tasks.c, choice.c) ---------------------
+ * llama-perplexity's --hellaswag, --winogrande and --multiple-choice: each
+ * task is a context and its candidate endings; the model picks the ending
+ * whose tokens it finds most likely (the mean log-probability per token,
+ * the shared context evaluated once). Task files are read and chosen as
+ * llama-perplexity reads and chooses them (its random picks from
+ * std::mt19937 seeded with 1, as GCC's libstdc++ draws from it). */
+
+/* std::mt19937 (Matsumoto & Nishimura, 1998). */
+typedef struct eval_mt {
+    uint32_t s[624];
+    int i;
+} eval_mt;
+void eval_mt_seed(eval_mt *mt, uint32_t seed);
+uint32_t eval_mt_next(eval_mt *mt);
+/* std::uniform_int_distribution<size_t>(0, n - 1) on mt as libstdc++ 11 and
+ * later computes it (Lemire's multiply-and-reject), 1 <= n <= 2^32. */
+uint32_t eval_mt_below(eval_mt *mt, uint64_t n);
+
+typedef struct eval_task {
+    char *context;  /* HellaSwag: "label: ctx"; WinoGrande: the sentence before '_';
+                       multiple choice: the question */
+    char *second;   /* WinoGrande: the sentence after '_'; else NULL */
+    char **endings; /* [n_endings]: the candidates (WinoGrande: the two choices) */
+    int n_endings;
+    int gold;        /* HellaSwag: the right ending (0-3); WinoGrande: 1 or 2; else -1 */
+    int32_t *labels; /* multiple choice: [n_endings], 1 marks a right answer; else NULL */
+} eval_task;
+
+typedef struct eval_tasks {
+    eval_task *v;
+    size_t n;
+    size_t n_total;       /* tasks in the file */
+    size_t n_skipped;     /* WinoGrande: lines that are not a task (llama.cpp skips them) */
+    size_t first_skipped; /* the first such line (1-based) */
+    const char *skip_why; /* and why (static text) */
+} eval_tasks;
+void eval_tasks_free(eval_tasks *t);
+
+/* HellaSwag's text (6 lines a task: context, label 0-3, four endings; the
+ * file's final newline already dropped, as -f drops it): min(n_want, all)
+ * tasks in llama-perplexity's random order (always shuffled). */
+hearth_err eval_hellaswag_read(const char *text, size_t len, size_t n_want, eval_tasks *out);
+/* WinoGrande's CSV (index,sentence with one '_',choice1,choice2,answer 1|2;
+ * the sentence may be in double quotes): every task, or n_want picked at
+ * random when 0 < n_want < the count. As llama-perplexity, lines that do not
+ * parse are skipped (counted in out), and the text's last line is never
+ * read (its reader stops at the end of the file before using it). */
+hearth_err eval_winogrande_read(const char *text, size_t len, size_t n_want, eval_tasks *out);
+/* llama.cpp's binary multiple-choice file (MMLU, ARC, TruthfulQA, its
+ * HellaSwag): uint32 n_task, n_task uint32 offsets, then per task a string
+ * (uint32 length + bytes) question, and two answer sets (uint32 n <= 100, n
+ * strings, n int32 labels), only the first (single right answer) scored.
+ * Every task in file order, or n_want picked at random (0 < n_want < n_task)
+ * read at their offsets. */
+hearth_err eval_mc_read(const uint8_t *data, size_t size, size_t n_want, eval_tasks *out);
+
+/* One (row, token) pair: the log-probability of `tok` under logits row `row`. */
+typedef struct eval_pair {
+    size_t row;
+    int32_t tok;
+} eval_pair;
+/* log p(tok) for each pair as llama-perplexity's compute_logprobs computes
+ * it (a float maximum and a float sum of expf), spread over the model's
+ * threads; out[i] is the same whatever their number. */
+void eval_logprobs(const hearth_model *m, const float *rows, int n_vocab, const eval_pair *pairs,
+                   size_t n, float *out);
+/* log p(tok) through llama-perplexity's softmax (a double sum, a float
+ * probability): how it scores an ending's first token. */
+float eval_softmax_logprob(const float *row, int n_vocab, int32_t tok);
+
+/* Scores tasks on a session: the shared prefix of a task's sequences is
+ * evaluated once, then each sequence after it from the same KV cache. */
+typedef struct eval_scorer {
+    hearth_session *s;
+    const hearth_model *m;
+    int n_vocab;
+    int max_tokens; /* a task may hold at most this many tokens (llama.cpp's context) */
+    float *rows;    /* [cap_rows][n_vocab] */
+    size_t cap_rows;
+    eval_pair *pairs; /* [cap_pairs] */
+    float *lp;        /* [cap_pairs] */
+    size_t cap_pairs;
+} eval_scorer;
+void eval_scorer_init(eval_scorer *sc, hearth_session *s, const hearth_model *m, int max_tokens);
+void eval_scorer_fini(eval_scorer *sc);
+
+/* HellaSwag (sum in double) and multiple choice (sum in float, as llama.cpp
+ * does): score[e] = the mean log-probability of ending e's tokens after
+ * "context ending"'s shared prefix; *best = the first highest.
+ * HEARTH_ERR_CONTEXT_FULL when the task needs more than max_tokens
+ * (the prefix once plus each ending's tokens after it), HEARTH_ERR_FORMAT
+ * when its sequences share no token or an ending adds none. */
+hearth_err eval_score_endings(eval_scorer *sc, const eval_task *t, bool float_sum, double *score,
+                              int *best);
+/* WinoGrande: the mean log-probability of the words after the choice (of
+ * the whole sentence after the shared prefix when either part after it is
+ * 3 tokens or fewer), its last token left out, as llama-perplexity
+ * computes it, its quirk included (there the second choice's first token is
+ * scored with the first sequence's last logits). */
+hearth_err eval_score_winogrande(eval_scorer *sc, const eval_task *t, float score[2]);
+
 #endif
