@@ -9,6 +9,14 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 jobs=$(nproc)
 
+# Each stage's heading, with how long the one before it took (CI has a budget).
+stage_start=$SECONDS
+stage() {
+  [ -n "${stage_name:-}" ] && echo "   ($stage_name: $((SECONDS - stage_start)) s)"
+  stage_name=$1 stage_start=$SECONDS
+  echo "== $1"
+}
+
 # The server tests also drive Hearth with the official openai and Anthropic npm
 # clients (pinned: a newer major may drop the Node 18 Debian ships). Without
 # them they would skip that part, so a failed install stops here unless
@@ -24,31 +32,32 @@ if [ "${HEARTH_SKIP_NPM:-0}" != 1 ]; then
   export HEARTH_REQUIRE_OPENAI_CLIENT=1 # the tests fail instead of skipping that part
 fi
 
-echo "== cppcheck (scripts/lint.sh)"
+stage "cppcheck (scripts/lint.sh)"
 bash scripts/lint.sh
 
-echo "== release build (warnings are errors) + tests"
+stage "release build (warnings are errors) + tests"
 cmake --preset ci >/dev/null
 cmake --build --preset ci -j"$jobs"
 ctest --preset ci -j"$jobs"
 
-echo "== model-level tests again on the AVX2 kernels (HEARTH_ISA=avx2; about 20 s)"
+stage "model-level tests again on the AVX2 kernels (HEARTH_ISA=avx2; about 20 s)"
 HEARTH_ISA=avx2 ctest --preset ci -j"$jobs" -R 'test_model|test_conformance|test_decode_multi|test_generate|test_gen_step|test_spec|test_kv_quant_model'
-echo "== and on the scalar references (HEARTH_ISA=scalar; about 20 s)"
+stage "and on the scalar references (HEARTH_ISA=scalar; about 20 s)"
 HEARTH_ISA=scalar ctest --preset ci -j"$jobs" -R 'test_model|test_conformance|test_decode_multi|test_generate|test_spec|test_kv_quant_model'
 [ "${QUICK:-0}" = 1 ] && exit 0
 
-echo "== NEON kernels: aarch64 cross build, tests under qemu-user"
+stage "NEON kernels: aarch64 cross build, tests under qemu-user"
 bash tools/cross_check_neon.sh build/neon-cross
 
-echo "== ASan + UBSan build + tests"
+stage "ASan + UBSan build"
 cmake --preset asan >/dev/null
 cmake --build --preset asan -j"$jobs"
+stage "ASan + UBSan tests"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -j"$jobs"
 
 secs=${FUZZ_SECONDS:-15} # 22 targets, $jobs at a time
 if [ "$secs" -gt 0 ]; then
-  echo "== libFuzzer targets, ${secs}s each, $jobs at a time"
+  stage "libFuzzer targets, ${secs}s each, $jobs at a time"
   cmake --preset fuzz >/dev/null
   targets=$(ls fuzz/fuzz_*.c | xargs -n1 basename | sed 's/\.c$//')
   cmake --build --preset fuzz -j"$jobs" --target $targets
@@ -68,4 +77,4 @@ if [ "$secs" -gt 0 ]; then
   export -f fuzz_one
   printf '%s\n' $targets | xargs -P "$jobs" -I{} bash -c "fuzz_one {} $secs"
 fi
-echo "== all tests passed"
+stage "all tests passed, in $SECONDS s"

@@ -287,10 +287,12 @@ static void check_vec_dot(const char *isa, kern_type t, kern_vec_dot_fn fn) {
  * and one token at a time agree), on every row length of check_vec_dot,
  * row counts around the 16-row panels, token counts around its register
  * tiles, padded row strides and an output stride whose gaps must stay
- * untouched. */
+ * untouched. The rows and tokens of one length are generated once (the
+ * reference quantizers are slow) and each case takes its first ones. */
 static void check_gemm(const char *isa, kern_type t, kern_gemm_fn gemm, kern_vec_dot_fn vec_dot) {
-    static const int rows[] = {1, 7, 16, 19, 35};
-    static const int toks[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 16};
+    enum { MAX_ROWS = 35, MAX_TOKS = 16 };
+    static const int rows[] = {1, 7, 16, 19, MAX_ROWS};
+    static const int toks[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, MAX_TOKS};
     const kern_type_info *ti = kern_type_get((uint32_t)t);
     const kern_type vt = ti->vec_dot_type;
     int count = 0;
@@ -298,23 +300,27 @@ static void check_gemm(const char *isa, kern_type t, kern_gemm_fn gemm, kern_vec
     for (int c = 0; c < count; c++) {
         const int64_t n = case_n(t, c, &count);
         const size_t wb = kern_row_bytes(t, n), xb = kern_row_bytes(vt, n);
+        const size_t ws = wb + (size_t)(c % 2) * 6; /* some rows padded */
+        uint8_t *w[2] = {xmalloc(ws * MAX_ROWS), xmalloc(ws * MAX_ROWS)};
+        uint8_t *x = xmalloc(xb * MAX_TOKS);
+        for (int r = 0; r < MAX_ROWS; r++) {
+            gen_weights(t, w[0] + ws * (size_t)r, n, GEN_BYTES);
+            gen_weights(t, w[1] + ws * (size_t)r, n, GEN_QUANTIZED);
+        }
+        for (int k = 0; k < MAX_TOKS; k++) gen_acts(vt, x + xb * (size_t)k, n, false);
         for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++)
             for (size_t ti2 = 0; ti2 < sizeof toks / sizeof toks[0]; ti2++) {
                 const int nr = rows[ri], nt = toks[ti2];
-                const size_t ws = wb + (size_t)(c % 2) * 6; /* some rows padded */
-                const gen_mode mode = (gen_mode)((ri + ti2) % 2 ? GEN_QUANTIZED : GEN_BYTES);
+                const uint8_t *wm = w[(ri + ti2) % 2]; /* quantized or random bytes */
                 const int64_t ldy = nr + 3;
-                uint8_t *w = xmalloc(ws * (size_t)nr), *x = xmalloc(xb * (size_t)nt);
                 float *y = xmalloc(sizeof(float) * (size_t)(ldy * nt));
-                for (int r = 0; r < nr; r++) gen_weights(t, w + ws * (size_t)r, n, mode);
-                for (int k = 0; k < nt; k++) gen_acts(vt, x + xb * (size_t)k, n, false);
                 for (int64_t i = 0; i < ldy * nt; i++) y[i] = -12345.0f;
-                gemm(n, w, ws, nr, x, xb, nt, y, ldy);
+                gemm(n, wm, ws, nr, x, xb, nt, y, ldy);
                 int bad = 0, hit = 0;
                 for (int k = 0; k < nt; k++) {
                     for (int r = 0; r < nr; r++) {
                         float want;
-                        vec_dot(n, &want, w + ws * (size_t)r, x + xb * (size_t)k);
+                        vec_dot(n, &want, wm + ws * (size_t)r, x + xb * (size_t)k);
                         bad += memcmp(&want, &y[k * ldy + r], sizeof want) != 0;
                     }
                     for (int64_t r = nr; r < ldy; r++) hit += y[k * ldy + r] != -12345.0f;
@@ -324,8 +330,9 @@ static void check_gemm(const char *isa, kern_type t, kern_gemm_fn gemm, kern_vec
                        ti->name, (long long)n, nr, nt, bad, nr * nt);
                 CHECKF(hit == 0, "%s %s gemm n=%lld rows %d tokens %d: wrote %d gap entries", isa,
                        ti->name, (long long)n, nr, nt, hit);
-                free(w), free(x), free(y);
+                free(y);
             }
+        free(w[0]), free(w[1]), free(x);
     }
 }
 
