@@ -40,27 +40,27 @@ cmake --preset ci >/dev/null
 cmake --build --preset ci -j"$jobs"
 ctest --preset ci -j"$jobs"
 
-stage "model-level tests again on the AVX2 kernels (HEARTH_ISA=avx2; about 20 s)"
+stage "model-level tests again on the AVX2 kernels (HEARTH_ISA=avx2)"
 HEARTH_ISA=avx2 ctest --preset ci -j"$jobs" -R 'test_model|test_conformance|test_decode_multi|test_generate|test_gen_step|test_spec|test_kv_quant_model'
-stage "and on the scalar references (HEARTH_ISA=scalar; about 20 s)"
+stage "and on the scalar references (HEARTH_ISA=scalar)"
 HEARTH_ISA=scalar ctest --preset ci -j"$jobs" -R 'test_model|test_conformance|test_decode_multi|test_generate|test_spec|test_kv_quant_model'
 [ "${QUICK:-0}" = 1 ] && exit 0
 
 stage "NEON kernels: aarch64 cross build, tests under qemu-user"
 bash tools/cross_check_neon.sh build/neon-cross
 
-stage "ASan + UBSan build"
-cmake --preset asan >/dev/null
-cmake --build --preset asan -j"$jobs"
+# One sanitized build serves the tests and the fuzzers: clang's ASan + UBSan
+# with libFuzzer's coverage instrumentation (the fuzz preset).
+stage "ASan + UBSan build (clang, libFuzzer's instrumentation)"
+cmake --preset fuzz >/dev/null
+cmake --build --preset fuzz -j"$jobs"
 stage "ASan + UBSan tests"
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset fuzz -j"$jobs"
 
-secs=${FUZZ_SECONDS:-15} # 22 targets, $jobs at a time
+secs=${FUZZ_SECONDS:-15} # per target, $jobs at a time
 if [ "$secs" -gt 0 ]; then
   stage "libFuzzer targets, ${secs}s each, $jobs at a time"
-  cmake --preset fuzz >/dev/null
   targets=$(ls fuzz/fuzz_*.c | xargs -n1 basename | sed 's/\.c$//')
-  cmake --build --preset fuzz -j"$jobs" --target $targets
   # One target, its corpus copied so the run does not grow the repository's;
   # the whole log when it fails (the crash and the input that caused it).
   fuzz_one() {
