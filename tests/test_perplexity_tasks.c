@@ -591,6 +591,39 @@ static void check_mc(const char *model, const expect *x) {
     hearth_model_free(m);
 }
 
+/* *acc (malloc'd) with out_text appended. */
+static void append_out(char **acc) {
+    const size_t have = *acc ? strlen(*acc) : 0;
+    char *grown = realloc(*acc, have + strlen(out_text) + 1);
+    REQUIRE(grown);
+    memcpy(grown + have, out_text, strlen(out_text) + 1);
+    *acc = grown;
+}
+
+/* The perplexity run's per-row scoring on the model's threads: stdout and
+ * the base file are the same on 1 and 2 threads (the rows summed in order). */
+static void check_threads(const char *model) {
+    char *out[2] = {NULL, NULL}, path[2][160];
+    for (int t = 0; t < 2; t++) {
+        snprintf(path[t], sizeof path[t], "%s/base%d.kld", dir, t);
+        CHECKF(ppl_run("", "-m %s -f %s -c 128 -t %d --kl-divergence-base %s", model, hs_path,
+                       t + 1, path[t]) == 0 &&
+                   strstr(out_text, "Final estimate"),
+               "%s", err_text);
+        append_out(&out[t]);
+        CHECK(ppl_run("", "-m %s -t %d --kl-divergence-base %s --kl-divergence", model, t + 1,
+                      path[0]) == 0 &&
+              strstr(out_text, "Mean    KLD"));
+        append_out(&out[t]);
+        CHECK(ppl_run("", "-m %s -f %s -c 64 --ppl-stride 32 -t %d", model, hs_path, t + 1) == 0);
+        append_out(&out[t]);
+    }
+    CHECKF(!strcmp(out[0], out[1]), "-t 1:\n%s\n-t 2:\n%s", out[0], out[1]);
+    CHECK(test_sh("cmp -s %s %s", path[0], path[1]) == 0);
+    free(out[0]);
+    free(out[1]);
+}
+
 /* `hearth perplexity ARGS` exits with rc and says msg on stderr. */
 __attribute__((format(printf, 3, 4))) static void fails(int rc, const char *msg, const char *fmt,
                                                         ...) {
@@ -654,6 +687,7 @@ int main(void) {
     if (have) {
         snprintf(model, sizeof model, "%s/conformance/%s", HEARTH_SHARED_DIR, expects[0].model);
         check_errors(model);
+        check_threads(model);
     }
     test_sh("rm -rf %s", dir);
     free(out_text);

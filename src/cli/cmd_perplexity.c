@@ -65,8 +65,11 @@ typedef struct ppl_run {
     int n_vocab, n_ctx, n_batch, first;
     int32_t bos;
     float *logits;    /* [n_ctx - first][n_vocab] */
+    double *nll;      /* [n_ctx - first]: each scored row's -log p */
+    eval_kld_pos *kl; /* [n_ctx - first]: each scored row's KL figures */
     long n_evaluated; /* tokens through the model */
     double decode_s;  /* seconds spent evaluating them */
+    double score_s;   /* seconds spent scoring their rows */
 } ppl_run;
 
 static double seconds_since(const struct timespec *t0) {
@@ -209,6 +212,22 @@ static int run_chunk(ppl_run *r, const int32_t *chunk, int i, int n_chunk, int32
     return 0;
 }
 
+/* Scores n rows of the chunk's logits against next[0..n) on the model's
+ * threads, timed: against the base file's rows (base_in: into r->kl), or
+ * -log p into r->nll (and the base file's rows into base when not NULL). */
+static void score_rows(ppl_run *r, const int32_t *next, int n, bool strided, uint16_t *base,
+                       const uint16_t *base_in, size_t row_len) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if (base_in)
+        eval_rows_kld(r->m, r->logits, r->n_vocab, next, n, base_in, row_len, r->kl);
+    else if (base)
+        eval_rows_base(r->m, r->logits, r->n_vocab, next, n, base, r->nll);
+    else
+        eval_rows_nll(r->m, r->logits, r->n_vocab, next, n, strided, r->nll);
+    r->score_s += seconds_since(&t);
+}
+
 static int write_all(FILE *f, const void *p, size_t size, size_t n, const char *path) {
     if (fwrite(p, size, n, f) == n) return 0;
     fprintf(stderr, "hearth perplexity: cannot write '%s': %s\n", path, strerror(errno));
@@ -246,13 +265,10 @@ static int run_ppl(const ppl_opts *o, ppl_run *r, const int32_t *ids, size_t n) 
     for (int i = 0; i < n_chunk && !rc; i++) {
         const int32_t *chunk = ids + (size_t)i * r->n_ctx;
         rc = run_chunk(r, chunk, i, n_chunk, r->bos);
+        if (!rc) score_rows(r, chunk + r->first + 1, scored, false, rows, NULL, 0);
         for (int j = 0; j < scored && !rc; j++) {
-            const float *row = r->logits + (size_t)j * r->n_vocab;
-            const int32_t next = chunk[r->first + j + 1];
-            const double v = rows ? eval_base_row(row, r->n_vocab, next, rows + j * row_len)
-                                  : eval_nll(row, r->n_vocab, next);
-            nll += v;
-            nll2 += v * v;
+            nll += r->nll[j];
+            nll2 += r->nll[j] * r->nll[j];
         }
         if (!rc && rows) rc = write_all(f, rows, sizeof *rows, row_len * (size_t)scored, o->base);
         count += (size_t)scored;
@@ -300,9 +316,8 @@ static int run_strided(const ppl_opts *o, ppl_run *r, const int32_t *ids, size_t
     for (int i = 0; i < n_chunk; i++) {
         const int32_t *chunk = ids + (size_t)i * o->stride;
         if (run_chunk(r, chunk, i, n_chunk, -1)) return 1;
-        for (int j = 0; j < o->stride; j++)
-            nll += eval_nll_strided(r->logits + (size_t)j * r->n_vocab, r->n_vocab,
-                                    chunk[r->first + j + 1]);
+        score_rows(r, chunk + r->first + 1, o->stride, true, NULL, NULL, 0);
+        for (int j = 0; j < o->stride; j++) nll += r->nll[j];
         count += (size_t)o->stride;
         if (o->out_type == 0)
             printf("[%d]%.4f,", i + 1, exp(nll / (double)count));
@@ -472,10 +487,12 @@ static int run_kld(const ppl_opts *o, ppl_run *r, const eval_base *b) {
             printf("\nchunk             PPL               ln(PPL(Q)/PPL(base))          KL "
                    "Divergence              Δp RMS            Same top p\n");
         const uint16_t *rows = b->rows + (size_t)i * scored * b->row_len;
-        for (int j = 0; j < scored && !rc; j++) {
+        if (!rc) score_rows(r, chunk + r->first + 1, scored, false, NULL, rows, b->row_len);
+        for (int j = 0; j < scored && !rc; j++) { /* added in order: the same sums */
             const size_t at = (size_t)i * scored + j;
-            eval_kld_add(&k, r->logits + (size_t)j * r->n_vocab, r->n_vocab, rows + j * b->row_len,
-                         chunk[r->first + j + 1], kld + at, dp + at);
+            eval_kld_accum(&k, &r->kl[j]);
+            kld[at] = (float)r->kl[j].kld;
+            dp[at] = r->kl[j].p_diff;
         }
         if (!rc) kld_line(&k, i + 1);
     }
@@ -527,7 +544,9 @@ static int open_session(ppl_opts *o, ppl_run *r, int n_ctx, int first) {
     if (hearth_session_new(r->m, &o->sp, &r->s))
         return cli_fail("perplexity", "creating a session");
     r->logits = hr_calloc((size_t)(n_ctx - first) * (size_t)r->n_vocab, sizeof *r->logits);
-    return r->logits ? 0 : cli_fail("perplexity", "allocating the logits");
+    r->nll = hr_calloc((size_t)(n_ctx - first), sizeof *r->nll);
+    r->kl = hr_calloc((size_t)(n_ctx - first), sizeof *r->kl);
+    return r->logits && r->nll && r->kl ? 0 : cli_fail("perplexity", "allocating the logits");
 }
 
 /* A benchmark: llama-perplexity's context for it is max(4, -np) x -c
@@ -583,9 +602,12 @@ int cmd_perplexity(int argc, char **argv) {
              : o.stride ? run_strided(&o, &r, ids, n)
                         : run_ppl(&o, &r, ids, n);
     if (!rc && r.decode_s > 0)
-        fprintf(stderr, "perplexity: %ld tokens evaluated in %.2f s: %.1f tokens/s\n",
-                r.n_evaluated, r.decode_s, (double)r.n_evaluated / r.decode_s);
+        fprintf(stderr,
+                "perplexity: %ld tokens evaluated in %.2f s: %.1f tokens/s; scoring %.2f s\n",
+                r.n_evaluated, r.decode_s, (double)r.n_evaluated / r.decode_s, r.score_s);
     free(r.logits);
+    free(r.nll);
+    free(r.kl);
     free(ids);
     hr_map_close(&map);
     hearth_session_free(r.s);

@@ -119,6 +119,31 @@ typedef struct eval_kld {
  * divergence and change in p(tok) (for the percentiles). */
 void eval_kld_add(eval_kld *k, const float *logits, int n_vocab, const uint16_t *base_row,
                   int32_t tok, float *kld, float *p_diff);
+/* eval_kld_add in two steps, so that positions can be computed apart (on
+ * several threads) and added in order: one position's figures, then their
+ * addition to the sums. */
+typedef struct eval_kld_pos {
+    float nll, nll_base; /* -log p(tok), the model's and the base's */
+    double kld;
+    float p_diff;
+    bool same_top;
+} eval_kld_pos;
+eval_kld_pos eval_kld_row(const float *logits, int n_vocab, const uint16_t *base_row, int32_t tok);
+void eval_kld_accum(eval_kld *k, const eval_kld_pos *r);
+
+/* ---- a chunk's rows on the model's threads (rows.c) -----------------------
+ * logits: [n_rows][n_vocab]; row j is scored against next[j]. Each row's
+ * figures are what the one-row functions above give, whatever the number
+ * of threads; the caller adds them up in order. */
+/* out[j] = eval_nll (eval_nll_strided when strided) of row j. */
+void eval_rows_nll(const hearth_model *m, const float *logits, int n_vocab, const int32_t *next,
+                   int n_rows, bool strided, double *out);
+/* eval_base_row for each row: base[j * row_len ...] and out[j]. */
+void eval_rows_base(const hearth_model *m, const float *logits, int n_vocab, const int32_t *next,
+                    int n_rows, uint16_t *base, double *out);
+/* eval_kld_row of each row against base_rows (row_len uint16 each). */
+void eval_rows_kld(const hearth_model *m, const float *logits, int n_vocab, const int32_t *next,
+                   int n_rows, const uint16_t *base_rows, size_t row_len, eval_kld_pos *out);
 
 /* llama-perplexity's mean with its uncertainty (0 for 10 values or fewer). */
 typedef struct eval_stat {

@@ -101,22 +101,16 @@ double eval_base_row(const float *logits, int n_vocab, int32_t tok, uint16_t *ro
     return (double)(max + log_sum - logits[tok]);
 }
 
-void eval_kld_add(eval_kld *k, const float *logits, int n_vocab, const uint16_t *base_row,
-                  int32_t tok, float *kld, float *p_diff) {
+eval_kld_pos eval_kld_row(const float *logits, int n_vocab, const uint16_t *base_row, int32_t tok) {
     const eval_norm z = eval_normalizer(logits, n_vocab);
     const float max = z.max, log_sum = (float)log(z.sum);
     float scale, min_lp;
     memcpy(&scale, base_row, 4);
     memcpy(&min_lp, base_row + 2, 4);
     const uint16_t *q = base_row + 4;
-
-    const float nll = max + log_sum - logits[tok];
-    const float nll_base = -(scale * q[tok] + min_lp);
-    k->sum_nll += nll;
-    k->sum_nll2 += nll * nll;
-    k->sum_nll_base += nll_base;
-    k->sum_nll_base2 += nll_base * nll_base;
-    k->sum_nll_nll_base += nll * nll_base;
+    eval_kld_pos r;
+    r.nll = max + log_sum - logits[tok];
+    r.nll_base = -(scale * q[tok] + min_lp);
 
     /* sum over the base's tokens of p_base * (log p_base - log p) */
     const float log_norm = max + log_sum;
@@ -131,19 +125,36 @@ void eval_kld_add(eval_kld *k, const float *logits, int n_vocab, const uint16_t 
         }
         if (lp > -16.f) div += expf(lp) * (lp - logits[i] + log_norm);
     }
-    k->sum_kld += div;
-    k->sum_kld2 += div * div;
-    k->count++;
-    if (z.top == top_base) k->n_same_top++;
+    r.kld = div;
+    r.same_top = z.top == top_base;
+    r.p_diff = expf(-r.nll) - expf(-r.nll_base);
+    return r;
+}
 
-    const float d = expf(-nll) - expf(-nll_base);
+void eval_kld_accum(eval_kld *k, const eval_kld_pos *r) {
+    const float nll = r->nll, nll_base = r->nll_base, d = r->p_diff;
+    k->sum_nll += nll;
+    k->sum_nll2 += nll * nll;
+    k->sum_nll_base += nll_base;
+    k->sum_nll_base2 += nll_base * nll_base;
+    k->sum_nll_nll_base += nll * nll_base;
+    k->sum_kld += r->kld;
+    k->sum_kld2 += r->kld * r->kld;
+    k->count++;
+    if (r->same_top) k->n_same_top++;
     const double d2 = d * d;
     k->sum_p_diff += d;
     k->sum_p_diff2 += d2;
     k->sum_p_diff4 += d2 * d2;
     if (fabsf(d) > k->max_p_diff) k->max_p_diff = fabsf(d);
-    *kld = (float)div;
-    *p_diff = d;
+}
+
+void eval_kld_add(eval_kld *k, const float *logits, int n_vocab, const uint16_t *base_row,
+                  int32_t tok, float *kld, float *p_diff) {
+    const eval_kld_pos r = eval_kld_row(logits, n_vocab, base_row, tok);
+    eval_kld_accum(k, &r);
+    *kld = (float)r.kld;
+    *p_diff = r.p_diff;
 }
 
 eval_stat eval_mean(double sum, double sum2, size_t count) {
