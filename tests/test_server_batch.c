@@ -19,7 +19,7 @@
  *  - streamed = not streamed per index, one finish chunk each, one usage
  *    chunk and one [DONE];
  *  - the 400s over HTTP (empty list, a bad id in prompt[1], more choices
- *    than the slots and queue hold, a suffix);
+ *    than the slots and queue hold, a suffix, llama-server's /completion);
  *  - behind a gateway with a cloud tier: refused unless the request asks
  *    for the local model; then one ledger row with the summed tokens.
  */
@@ -347,6 +347,10 @@ static void test_errors(test_server *sv) {
     snprintf(body, sizeof body, "{\"prompt\":[\"a\",\"b\"],\"suffix\":\"c\",\"max_tokens\":1}");
     r = test_http(sv, "POST", "/v1/completions", body, NULL);
     expect_error("suffix", &r, 400, "suffix", NULL);
+    free(r.body);
+    /* llama-server's /completion answers a list its own way: not done */
+    r = test_http(sv, "POST", "/completion", "{\"prompt\":[\"a\",\"b\"],\"n_predict\":1}", NULL);
+    expect_error("/completion", &r, 400, "prompt", "/v1/completions");
     free(r.body);
     /* 8 fit (the last four wait in the queue) */
     snprintf(body, sizeof body,
