@@ -298,23 +298,23 @@ static void test_strings(test_server *sv) {
 }
 
 /* Streamed: the same texts (echo first) per index, one finish chunk each,
- * the same usage, one [DONE]. */
-static void test_stream(test_server *sv) {
-    char body[1024];
-    snprintf(body, sizeof body, "{\"prompt\":%s,%s}", string_batch, string_extra);
+ * the same usage, one [DONE]; n_ch choices. */
+static void test_stream(test_server *sv, const char *prompt, const char *extra, int n_ch) {
+    char body[4096];
+    snprintf(body, sizeof body, "{\"prompt\":%s,%s}", prompt, extra);
     int status;
     cJSON *plain = post(sv, "/v1/completions", body, &status);
     CHECKF(status == 200 && plain, "plain: %d", status);
     snprintf(body, sizeof body,
              "{\"prompt\":%s,%s,\"stream\":true,\"stream_options\":{\"include_usage\":true}}",
-             string_batch, string_extra);
+             prompt, extra);
     test_reply r = test_http(sv, "POST", "/v1/completions", body, NULL);
     CHECKF(r.status == 200, "streamed: %d", r.status);
     const sse_choices s = parse_sse_choices(r.body, false);
-    CHECKF(s.framing_ok && s.done && s.index_ok && s.max_index == 3 && !s.finish_then_text,
+    CHECKF(s.framing_ok && s.done && s.index_ok && s.max_index == n_ch - 1 && !s.finish_then_text,
            "stream: framing %d done %d index %d max %d", s.framing_ok, s.done, s.index_ok,
            s.max_index);
-    for (int c = 0; plain && c < 4; c++) {
+    for (int c = 0; plain && c < n_ch; c++) {
         char p[64];
         snprintf(p, sizeof p, "choices.%d.text", c);
         CHECKF(jstr(plain, p) && !strcmp(s.text[c], jstr(plain, p)) && s.n_finish[c] == 1,
@@ -432,7 +432,9 @@ int main(void) {
     test_prompt_once(&sv);
     test_echo_logprobs(&sv);
     test_strings(&sv);
-    test_stream(&sv);
+    test_stream(&sv, string_batch, string_extra, 4);
+    test_stream(&sv, batch_ids,
+                "\"max_tokens\":2,\"temperature\":0,\"n\":2,\"echo\":true,\"logprobs\":1", K * 2);
     test_errors(&sv);
     CHECK(test_server_stop(&sv) == 0);
     test_gateway(path);
