@@ -219,12 +219,20 @@ static void score_rows(ppl_run *r, const int32_t *next, int n, bool strided, uin
                        const uint16_t *base_in, size_t row_len) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    if (base_in)
-        eval_rows_kld(r->m, r->logits, r->n_vocab, next, n, base_in, row_len, r->kl);
-    else if (base)
-        eval_rows_base(r->m, r->logits, r->n_vocab, next, n, base, r->nll);
-    else
-        eval_rows_nll(r->m, r->logits, r->n_vocab, next, n, strided, r->nll);
+    const eval_rows job = {.kind = base_in   ? EVAL_ROWS_KLD
+                                   : base    ? EVAL_ROWS_BASE
+                                   : strided ? EVAL_ROWS_NLL_STRIDED
+                                             : EVAL_ROWS_NLL,
+                           .logits = r->logits,
+                           .n_vocab = r->n_vocab,
+                           .n_rows = n,
+                           .next = next,
+                           .base = base,
+                           .base_in = base_in,
+                           .row_len = base ? eval_base_row_len(r->n_vocab) : row_len,
+                           .nll = r->nll,
+                           .kld = r->kl};
+    eval_rows_score(r->m, &job);
     r->score_s += seconds_since(&t);
 }
 

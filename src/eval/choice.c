@@ -13,7 +13,6 @@
 #include "eval.h"
 
 #include "core/core.h"
-#include "model/model.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -48,10 +47,7 @@ static void lp_part(void *ctx, int ith, int nth) {
 void eval_logprobs(const hearth_model *m, const float *rows, int n_vocab, const eval_pair *pairs,
                    size_t n, float *out) {
     lp_job j = {rows, n_vocab, pairs, n, out};
-    if (n > 1 && m->pool && hr_pool_size(m->pool) > 1)
-        hr_pool_run(m->pool, lp_part, &j);
-    else
-        lp_part(&j, 0, 1);
+    eval_parallel(m, n, lp_part, &j);
 }
 
 float eval_softmax_logprob(const float *row, int n_vocab, int32_t tok) {

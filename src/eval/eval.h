@@ -131,20 +131,6 @@ typedef struct eval_kld_pos {
 eval_kld_pos eval_kld_row(const float *logits, int n_vocab, const uint16_t *base_row, int32_t tok);
 void eval_kld_accum(eval_kld *k, const eval_kld_pos *r);
 
-/* ---- a chunk's rows on the model's threads (rows.c) -----------------------
- * logits: [n_rows][n_vocab]; row j is scored against next[j]. Each row's
- * figures are what the one-row functions above give, whatever the number
- * of threads; the caller adds them up in order. */
-/* out[j] = eval_nll (eval_nll_strided when strided) of row j. */
-void eval_rows_nll(const hearth_model *m, const float *logits, int n_vocab, const int32_t *next,
-                   int n_rows, bool strided, double *out);
-/* eval_base_row for each row: base[j * row_len ...] and out[j]. */
-void eval_rows_base(const hearth_model *m, const float *logits, int n_vocab, const int32_t *next,
-                    int n_rows, uint16_t *base, double *out);
-/* eval_kld_row of each row against base_rows (row_len uint16 each). */
-void eval_rows_kld(const hearth_model *m, const float *logits, int n_vocab, const int32_t *next,
-                   int n_rows, const uint16_t *base_rows, size_t row_len, eval_kld_pos *out);
-
 /* llama-perplexity's mean with its uncertainty (0 for 10 values or fewer). */
 typedef struct eval_stat {
     double val, unc;
@@ -156,6 +142,35 @@ double eval_cov(double sum_a, double sum_b, double sum_ab, size_t count);
  * llama-perplexity interpolates; and the median. */
 float eval_percentile(const float *sorted, size_t n, float fraction);
 float eval_median(const float *sorted, size_t n);
+
+/* ---- a chunk's rows on the model's threads (rows.c) -----------------------
+ * Row j of logits ([n_rows][n_vocab]) is scored against next[j]; each
+ * row's figures are what the one-row functions above give, whatever the
+ * number of threads, and the caller adds them up in order. */
+typedef enum eval_rows_kind {
+    EVAL_ROWS_NLL,         /* nll[j] = eval_nll */
+    EVAL_ROWS_NLL_STRIDED, /* nll[j] = eval_nll_strided */
+    EVAL_ROWS_BASE,        /* nll[j] = eval_base_row, its row into base + j * row_len */
+    EVAL_ROWS_KLD          /* kld[j] = eval_kld_row against base_in + j * row_len */
+} eval_rows_kind;
+
+typedef struct eval_rows {
+    eval_rows_kind kind;
+    const float *logits;
+    int n_vocab, n_rows;
+    const int32_t *next;
+    uint16_t *base;          /* EVAL_ROWS_BASE */
+    const uint16_t *base_in; /* EVAL_ROWS_KLD */
+    size_t row_len;          /* both: eval_base_row_len(n_vocab) */
+    double *nll;             /* [n_rows] */
+    eval_kld_pos *kld;       /* [n_rows] */
+} eval_rows;
+void eval_rows_score(const hearth_model *m, const eval_rows *job);
+
+/* Runs part(ctx, ith, nth) for every part on the model's pool (on this
+ * thread alone when it has one thread or n < 2 items). */
+typedef void (*eval_part_fn)(void *ctx, int ith, int nth);
+void eval_parallel(const hearth_model *m, size_t n, eval_part_fn part, void *ctx);
 
 /* ---- multiple-choice benchmarks (tasks.c, choice.c) ---------------------
  * llama-perplexity's --hellaswag, --winogrande and --multiple-choice: each
