@@ -178,7 +178,8 @@ static char last_args[2048]; /* the last command's arguments */
 
 /* Runs `hearth perplexity ARGS` (env first when not empty); stdout and
  * stderr land in out_text and err_text. Returns the exit status. */
-static int vppl_run(const char *env, const char *fmt, va_list ap) {
+__attribute__((format(printf, 2, 0))) static int vppl_run(const char *env, const char *fmt,
+                                                          va_list ap) {
     vsnprintf(last_args, sizeof last_args, fmt, ap);
     const char *args = last_args;
     const int rc =
