@@ -570,7 +570,8 @@ static void qkv_back(tune_graph *g, const model_layer *l, const layer_acts *a) {
     for (int t = 0; t < g->n; t++) {
         float *dq = g->dqkv + (size_t)t * g->QKV, *dk = dq + g->Q;
         const float *cs = g->rope + (size_t)t * hp->n_rot;
-        const float *pre = a->qk_pre + (size_t)t * (g->Q + g->KV);
+        /* (without q/k norms there is no qk_pre) */
+        const float *pre = a->qk_pre ? a->qk_pre + (size_t)t * (g->Q + g->KV) : NULL;
         for (int i = 0; i < g->Q; i++) dq[i] *= q_scale;
         for (int h = 0; h < hp->n_head; h++) {
             rope_row(dq + h * hd, cs, hp->n_rot, neox, -1.0f);
