@@ -18,10 +18,14 @@
  *      their sessions).
  * A request thus joins or leaves between steps, its prompt rides in the
  * others' batch, and N busy slots cost one pass over the weights per token
- * instead of N. An embedding job takes a slot but no part in the batch: in
- * step 2 it embeds its next texts, as many whole texts as SCHED_EMBED_CHUNK
- * tokens hold (at least one), sharing forward passes (hearth_embed_batch),
- * and ends after the last.
+ * instead of N. A job that scores its prompt (echo with logprobs) evaluates
+ * it in chunks with every row's logits before its generation starts: in
+ * step 2 the chunks of all scoring slots go through one forward pass of
+ * their own (hearth_decode_multi with every row; step 3's keeps only each
+ * session's last row). An embedding job takes a slot but no part in the
+ * batch: in step 2 it embeds its next texts, as many whole texts as
+ * SCHED_EMBED_CHUNK tokens hold (at least one), sharing forward passes
+ * (hearth_embed_batch), and ends after the last.
  *
  * Jobs wait in a FIFO while every slot is busy: queue_max entries beyond the
  * free slots (a submitted job that a free slot will take in the next step
@@ -47,6 +51,7 @@
 #include "tools.h"
 
 #include "core/core.h"
+#include "model/model.h" /* model_session_n_batch: a scoring pass's room */
 
 #include <cjson/cJSON.h>
 
@@ -261,8 +266,8 @@ typedef struct srv_slot {
     hearth_sampler *smp;
     int32_t *cache; /* the tokens the session holds: prompt, then generated ids */
     int n_cache, n_keep, n_gen_ids;
-    int n_scored;        /* srv_job.score_prompt: prompt tokens evaluated so far, */
-    float *score_logits; /* and the rows of a step ([SCHED_SCORE_CHUNK][n_vocab]) */
+    int n_scored;          /* srv_job.score_prompt: prompt tokens evaluated so far; */
+    int score_at, score_n; /* this step's chunk: its first entry in the pass, its tokens */
     bool oom;
     uint64_t last_used;
 } srv_slot;
@@ -284,6 +289,13 @@ struct srv_sched {
     bool thread_started;
     hearth_gen **step_gens; /* [n_slots] the scheduler thread's step */
     srv_slot **step_slots;  /* [n_slots] */
+    srv_slot **score_slots; /* [n_slots] the step's scoring slots */
+    /* One scoring pass (made at the first, kept): [score_rows] entries and
+     * their logits ([score_rows][n_vocab]). */
+    hearth_session **score_sessions;
+    int32_t *score_ids;
+    float *score_logits;
+    int score_rows;
 };
 
 static bool on_token(const hearth_token_event *ev, void *user) {
@@ -336,8 +348,6 @@ static void slot_finish(srv_sched *s, srv_slot *slot, hearth_err err, const char
     slot->smp = NULL;
     slot->started = false;
     slot->n_scored = 0;
-    free(slot->score_logits);
-    slot->score_logits = NULL;
     pthread_mutex_lock(&j->mu);
     /* the text a reasoning splitter held back (a tag's possible start) */
     if (j->think && j->split.n_held && !srv_job_append(j, NULL, "", 0, true) && !err) {
@@ -546,37 +556,75 @@ static void embed_advance(srv_sched *s, srv_slot *slot) {
 
 /* A job that scores its prompt (echo with logprobs), before its generation
  * starts: the prompt is evaluated afresh, SCHED_SCORE_CHUNK tokens a step
- * with every row's logits, and each token's logprob after the ones before it
- * goes to prompt_events. The session then holds the whole prompt, which the
- * generation reuses; the mirror follows it, in case the job ends here. */
-static void score_advance(srv_sched *s, srv_slot *slot) {
+ * with every row's logits (the chunks of all the step's scoring slots in one
+ * forward pass, score_step), and each token's logprob after the ones before
+ * it goes to prompt_events. The session then holds the whole prompt, which
+ * the generation reuses; the mirror follows it, in case the job ends here. */
+static bool slot_scoring(const srv_slot *slot) {
+    return !slot->started && slot->job->score_prompt && slot->n_scored < slot->job->n_prompt;
+}
+
+/* A scoring slot's checks before the step's scoring pass: its start (the
+ * first time: prompt_events not made yet), cancellation and time. Returns
+ * whether it has a chunk to evaluate; false when it ended. */
+static bool score_begin(srv_sched *s, srv_slot *slot) {
     srv_job *j = slot->job;
-    if (slot->n_scored == 0) {
-        if (!slot_begin(s, slot)) return;
+    if (!j->prompt_events) {
+        if (!slot_begin(s, slot)) return false;
         hearth_session_truncate(slot->session, 0);
         slot->n_cache = 0;
-        const size_t rows = (size_t)SCHED_SCORE_CHUNK * (size_t)hearth_model_n_vocab(s->model);
         j->prompt_events = calloc((size_t)j->n_prompt, sizeof *j->prompt_events);
-        slot->score_logits = malloc(rows * sizeof *slot->score_logits);
-        if (!j->prompt_events || !slot->score_logits) {
+        if (!j->prompt_events) {
             slot_finish(s, slot, HEARTH_ERR_NOMEM, "out of memory while scoring the prompt", NULL);
-            return;
+            return false;
         }
         j->prompt_events[0].id = j->prompt[0];
     }
     if (slot_should_stop(slot)) {
         slot_finish(s, slot, HEARTH_OK, NULL, NULL);
-        return;
+        return false;
     }
-    const int from = slot->n_scored, left = j->n_prompt - from;
-    const int n = left < SCHED_SCORE_CHUNK ? left : SCHED_SCORE_CHUNK;
+    return true;
+}
+
+/* The step's scoring buffers, made at the first scoring step and kept:
+ * room for every slot's chunk within one forward pass of a session's batch
+ * (the logits of all rows: n_vocab floats each, what the slots held apart
+ * before). False when out of memory. */
+static bool score_buffers(srv_sched *s) {
+    if (s->score_logits) return true;
+    const int nb = model_session_n_batch(s->slots[0].session);
+    const int want = s->n_slots * SCHED_SCORE_CHUNK;
+    const int rows = want < nb ? want : nb;
     const size_t n_vocab = (size_t)hearth_model_n_vocab(s->model);
-    hearth_err err = hearth_decode(slot->session, j->prompt + from, n, slot->score_logits, true);
+    s->score_sessions = malloc((size_t)rows * sizeof *s->score_sessions);
+    s->score_ids = malloc((size_t)rows * sizeof *s->score_ids);
+    s->score_logits = malloc((size_t)rows * n_vocab * sizeof *s->score_logits);
+    if (s->score_sessions && s->score_ids && s->score_logits) {
+        s->score_rows = rows;
+        return true;
+    }
+    free(s->score_sessions);
+    free(s->score_ids);
+    free(s->score_logits);
+    s->score_sessions = NULL;
+    s->score_ids = NULL;
+    s->score_logits = NULL;
+    return false;
+}
+
+/* A slot's rows of a scoring pass (its chunk of score_n tokens, whose rows
+ * start at `rows`): each next prompt token's logprob; then the mirror. */
+static void score_rows(srv_sched *s, srv_slot *slot, const float *rows) {
+    srv_job *j = slot->job;
+    const size_t n_vocab = (size_t)hearth_model_n_vocab(s->model);
+    const int from = slot->n_scored, n = slot->score_n;
+    hearth_err err = HEARTH_OK;
     for (int r = 0; !err && r < n && from + r + 1 < j->n_prompt; r++) {
         srv_event *e = &j->prompt_events[from + r + 1];
         e->id = j->prompt[from + r + 1];
-        err = hearth_logprobs(s->model, slot->score_logits + (size_t)r * n_vocab, e->id, j->n_top,
-                              &e->logprob, e->top, &e->n_top);
+        err = hearth_logprobs(s->model, rows + (size_t)r * n_vocab, e->id, j->n_top, &e->logprob,
+                              e->top, &e->n_top);
     }
     if (err) {
         slot_fail(s, slot, err);
@@ -586,16 +634,67 @@ static void score_advance(srv_sched *s, srv_slot *slot) {
     slot->n_cache = slot->n_scored = from + n; /* (the metrics count them at the end) */
 }
 
+/* One forward pass over the chunks of slots[0..k), whose entries fill
+ * score_sessions/score_ids from slots[0]->score_at on. A failed pass
+ * changes nothing (hearth_decode_multi checks every entry first), so with
+ * several slots each chunk is then evaluated alone: the error ends only the
+ * slot it belongs to (a prompt past the context, an id outside the
+ * vocabulary), and the others go on. */
+static void score_pass(srv_sched *s, srv_slot *const *slots, int k) {
+    const int at = slots[0]->score_at;
+    const int n = slots[k - 1]->score_at + slots[k - 1]->score_n - at;
+    hearth_err err =
+        hearth_decode_multi(s->score_sessions + at, s->score_ids + at, n, s->score_logits);
+    if (err && k > 1) {
+        for (int i = 0; i < k; i++) score_pass(s, slots + i, 1);
+        return;
+    }
+    if (err) {
+        slot_fail(s, slots[0], err);
+        return;
+    }
+    const size_t n_vocab = (size_t)hearth_model_n_vocab(s->model);
+    for (int i = 0; i < k; i++)
+        score_rows(s, slots[i], s->score_logits + (size_t)(slots[i]->score_at - at) * n_vocab);
+}
+
+/* The step's scoring: the next chunk of every scoring slot (slots[0..k),
+ * their checks passed) through as few forward passes as a session's batch
+ * allows, one in the usual case, instead of one pass per slot. */
+static void score_step(srv_sched *s, srv_slot *const *slots, int k) {
+    if (!score_buffers(s)) {
+        for (int i = 0; i < k; i++)
+            slot_finish(s, slots[i], HEARTH_ERR_NOMEM, "out of memory while scoring the prompt",
+                        NULL);
+        return;
+    }
+    const int chunk = SCHED_SCORE_CHUNK < s->score_rows ? SCHED_SCORE_CHUNK : s->score_rows;
+    for (int first = 0; first < k;) {
+        int e = 0, i = first;
+        for (; i < k; i++) {
+            srv_slot *sl = slots[i];
+            const int left = sl->job->n_prompt - sl->n_scored;
+            const int n = left < chunk ? left : chunk;
+            if (e + n > s->score_rows) break;
+            sl->score_at = e;
+            sl->score_n = n;
+            for (int t = 0; t < n; t++) {
+                s->score_sessions[e + t] = sl->session;
+                s->score_ids[e + t] = sl->job->prompt[sl->n_scored + t];
+            }
+            e += n;
+        }
+        score_pass(s, slots + first, i - first);
+        first = i;
+    }
+}
+
 /* One step for one slot before the batched decode: start, stop checks and
  * sampling. Returns whether its generation has something to feed (a token,
  * or prompt left to evaluate). */
 static bool slot_advance(srv_sched *s, srv_slot *slot) {
     if (slot->job->n_inputs > 0) {
         embed_advance(s, slot);
-        return false;
-    }
-    if (!slot->started && slot->job->score_prompt && slot->n_scored < slot->job->n_prompt) {
-        score_advance(s, slot);
         return false;
     }
     if (!slot->started) {
@@ -626,7 +725,7 @@ static bool slot_advance(srv_sched *s, srv_slot *slot) {
 static void *sched_main(void *arg) {
     srv_sched *s = arg;
     hearth_gen **gens = s->step_gens;
-    srv_slot **fed = s->step_slots;
+    srv_slot **fed = s->step_slots, **scoring = s->score_slots;
     for (;;) {
         pthread_mutex_lock(&s->mu);
         while (!s->stop && s->q_len == 0 && s->n_busy == 0) pthread_cond_wait(&s->cv, &s->mu);
@@ -638,16 +737,19 @@ static void *sched_main(void *arg) {
         pthread_mutex_unlock(&s->mu);
         /* Slots with a job are touched only by this thread from here on
          * (admission, the only other writer of slot->job, runs here too). */
-        int n = 0, n_tokens = 0;
+        int n = 0, n_tokens = 0, n_scoring = 0;
         for (int i = 0; i < s->n_slots; i++) {
             srv_slot *sl = &s->slots[i];
             if (!sl->job) continue;
-            if (slot_advance(s, sl)) {
+            if (slot_scoring(sl)) {
+                if (score_begin(s, sl)) scoring[n_scoring++] = sl;
+            } else if (slot_advance(s, sl)) {
                 n_tokens += hearth_gen_prompt_left(sl->gen) == 0;
                 gens[n] = sl->gen;
                 fed[n++] = sl;
             }
         }
+        if (n_scoring > 0) score_step(s, scoring, n_scoring);
         if (n == 0) continue;
         hearth_err err = hearth_gen_step(gens, n, SCHED_PREFILL_CHUNK);
         if (err)
@@ -678,7 +780,8 @@ hearth_err srv_sched_new(hearth_model *m, int n_slots, int n_ctx, hearth_kv_type
     s->queue = calloc((size_t)s->q_cap, sizeof *s->queue);
     s->step_gens = calloc((size_t)n_slots, sizeof *s->step_gens);
     s->step_slots = calloc((size_t)n_slots, sizeof *s->step_slots);
-    hearth_err err = s->slots && s->queue && s->step_gens && s->step_slots
+    s->score_slots = calloc((size_t)n_slots, sizeof *s->score_slots);
+    hearth_err err = s->slots && s->queue && s->step_gens && s->step_slots && s->score_slots
                          ? HEARTH_OK
                          : hr_fail(HEARTH_ERR_NOMEM, "server: out of memory");
     hearth_session_params sp = hearth_session_default_params();
@@ -742,8 +845,11 @@ void srv_sched_free(srv_sched *s) {
         hearth_session_free(sl->session);
         hearth_session_free(sl->draft);
         free(sl->cache);
-        free(sl->score_logits); /* a job stopped while scoring */
     }
+    free(s->score_slots);
+    free(s->score_sessions);
+    free(s->score_ids);
+    free(s->score_logits);
     free(s->slots);
     free(s->queue);
     free(s->step_gens);
