@@ -13,6 +13,8 @@
  *    choice index i * n + j for prompt i's choice j with n = 2; the prompts
  *    are of equal length and run side by side in the slots, so a choice
  *    that copied another prompt's evaluated prompt would answer that one;
+ *  - prompts longer than a scoring chunk, of different lengths, scored
+ *    side by side (one forward pass for the slots' chunks): as alone;
  *  - ids and string prompts; seeded sampling (choice j of each prompt has
  *    seed + j, as alone);
  *  - usage sums the prompts (each once) and all completions;
@@ -277,6 +279,31 @@ static void test_echo_logprobs(test_server *sv) {
     cJSON_Delete(b);
 }
 
+/* The harness's shape with prompts longer than a scoring step's chunk and
+ * of different lengths, as many as the slots: they score side by side, their
+ * chunks sharing forward passes at different offsets, and each choice is
+ * the prompt alone's. */
+static void test_long_scores(test_server *sv) {
+    enum { NL = 4 };
+    static const int lens[NL] = {75, 40, 100, 33};
+    const int n_vocab = hearth_model_n_vocab(model);
+    static char p[NL][1024], batch[4200];
+    const char *prompts[NL];
+    size_t o = (size_t)snprintf(batch, sizeof batch, "[");
+    for (int i = 0; i < NL; i++) {
+        int32_t x[100] = {hearth_token_bos(model)};
+        for (int t = 1; t < lens[i]; t++) x[t] = (500 + 53 * t + 211 * i) % n_vocab;
+        ids_json(x, lens[i], p[i], sizeof p[i]);
+        prompts[i] = p[i];
+        o += (size_t)snprintf(batch + o, sizeof batch - o, "%s%s", i ? "," : "", p[i]);
+    }
+    snprintf(batch + o, sizeof batch - o, "]");
+    static const char extra[] = "\"max_tokens\":1,\"temperature\":0,\"echo\":true,\"logprobs\":1";
+    cJSON *b = complete(sv, batch, extra);
+    if (b) check_batch(sv, b, prompts, NL, 1, extra, "long scores");
+    cJSON_Delete(b);
+}
+
 static const char *const strings[2] = {"\"Once upon a time\"", "\"The little dog ran\""};
 static const char string_batch[] = "[\"Once upon a time\",\"The little dog ran\"]";
 static const char string_extra[] =
@@ -431,6 +458,7 @@ int main(void) {
     test_greedy(&sv);
     test_prompt_once(&sv);
     test_echo_logprobs(&sv);
+    test_long_scores(&sv);
     test_strings(&sv);
     test_stream(&sv, string_batch, string_extra, 4);
     test_stream(&sv, batch_ids,
