@@ -251,8 +251,10 @@ enum { SCHED_PREFILL_CHUNK = 256 };
  * goes alone): a slot session's default batch, one forward pass of short
  * texts; like the prefill chunk, it bounds the other slots' pause. */
 enum { SCHED_EMBED_CHUNK = 512 };
-/* Prompt tokens a scoring job (echo with logprobs) evaluates in a step: every
- * row's logits are kept for the step, n_vocab floats each (19 MiB at 152k). */
+/* Prompt tokens a scoring job (echo with logprobs) evaluates in a step at
+ * least: a step's scoring pass has room for this many per slot (every row's
+ * logits are kept, n_vocab floats each: 19 MiB at 152k), which the slots
+ * scoring in that step share out (one alone takes them all). */
 enum { SCHED_SCORE_CHUNK = 32 };
 
 typedef struct srv_slot {
@@ -555,11 +557,12 @@ static void embed_advance(srv_sched *s, srv_slot *slot) {
 }
 
 /* A job that scores its prompt (echo with logprobs), before its generation
- * starts: the prompt is evaluated afresh, SCHED_SCORE_CHUNK tokens a step
- * with every row's logits (the chunks of all the step's scoring slots in one
- * forward pass, score_step), and each token's logprob after the ones before
- * it goes to prompt_events. The session then holds the whole prompt, which
- * the generation reuses; the mirror follows it, in case the job ends here. */
+ * starts: the prompt is evaluated afresh, a chunk a step (SCHED_SCORE_CHUNK
+ * tokens or more) with every row's logits (the chunks of all the step's
+ * scoring slots in one forward pass, score_step), and each token's logprob
+ * after the ones before it goes to prompt_events. The session then holds
+ * the whole prompt, which the generation reuses; the mirror follows it, in
+ * case the job ends here. */
 static bool slot_scoring(const srv_slot *slot) {
     return !slot->started && slot->job->score_prompt && slot->n_scored < slot->job->n_prompt;
 }
@@ -668,7 +671,9 @@ static void score_step(srv_sched *s, srv_slot *const *slots, int k) {
                         NULL);
         return;
     }
-    const int chunk = SCHED_SCORE_CHUNK < s->score_rows ? SCHED_SCORE_CHUNK : s->score_rows;
+    /* the pass's room shared out: fewer scoring slots take longer chunks */
+    const int share = s->score_rows / k > SCHED_SCORE_CHUNK ? s->score_rows / k : SCHED_SCORE_CHUNK;
+    const int chunk = share < s->score_rows ? share : s->score_rows;
     for (int first = 0; first < k;) {
         int e = 0, i = first;
         for (; i < k; i++) {
