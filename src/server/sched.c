@@ -292,8 +292,8 @@ struct srv_sched {
     hearth_gen **step_gens; /* [n_slots] the scheduler thread's step */
     srv_slot **step_slots;  /* [n_slots] */
     srv_slot **score_slots; /* [n_slots] the step's scoring slots */
-    /* One scoring pass (made at the first, kept): [score_rows] entries and
-     * their logits ([score_rows][n_vocab]). */
+    /* One scoring pass: its entries ([n_slots * SCHED_SCORE_CHUNK]) and,
+     * made at the first and kept, their logits ([score_rows][n_vocab]). */
     hearth_session **score_sessions;
     int32_t *score_ids;
     float *score_logits;
@@ -590,30 +590,19 @@ static bool score_begin(srv_sched *s, srv_slot *slot) {
     return true;
 }
 
-/* The step's scoring buffers, made at the first scoring step and kept:
- * room for every slot's chunk within one forward pass of a session's batch
- * (the logits of all rows: n_vocab floats each, what the slots held apart
- * before). False when out of memory. */
+/* The scoring pass's logits, made at the first scoring step and kept: room
+ * for every slot's chunk within one forward pass of a session's batch
+ * (n_vocab floats a row, what the slots held apart before). False when out
+ * of memory. */
 static bool score_buffers(srv_sched *s) {
     if (s->score_logits) return true;
     const int nb = model_session_n_batch(s->slots[0].session);
     const int want = s->n_slots * SCHED_SCORE_CHUNK;
     const int rows = want < nb ? want : nb;
     const size_t n_vocab = (size_t)hearth_model_n_vocab(s->model);
-    s->score_sessions = malloc((size_t)rows * sizeof *s->score_sessions);
-    s->score_ids = malloc((size_t)rows * sizeof *s->score_ids);
     s->score_logits = malloc((size_t)rows * n_vocab * sizeof *s->score_logits);
-    if (s->score_sessions && s->score_ids && s->score_logits) {
-        s->score_rows = rows;
-        return true;
-    }
-    free(s->score_sessions);
-    free(s->score_ids);
-    free(s->score_logits);
-    s->score_sessions = NULL;
-    s->score_ids = NULL;
-    s->score_logits = NULL;
-    return false;
+    s->score_rows = s->score_logits ? rows : 0;
+    return s->score_logits != NULL;
 }
 
 /* A slot's rows of a scoring pass (its chunk of score_n tokens, whose rows
@@ -786,7 +775,11 @@ hearth_err srv_sched_new(hearth_model *m, int n_slots, int n_ctx, hearth_kv_type
     s->step_gens = calloc((size_t)n_slots, sizeof *s->step_gens);
     s->step_slots = calloc((size_t)n_slots, sizeof *s->step_slots);
     s->score_slots = calloc((size_t)n_slots, sizeof *s->score_slots);
-    hearth_err err = s->slots && s->queue && s->step_gens && s->step_slots && s->score_slots
+    /* a scoring pass's entries: at most a chunk a slot */
+    s->score_sessions = calloc((size_t)n_slots * SCHED_SCORE_CHUNK, sizeof *s->score_sessions);
+    s->score_ids = calloc((size_t)n_slots * SCHED_SCORE_CHUNK, sizeof *s->score_ids);
+    hearth_err err = s->slots && s->queue && s->step_gens && s->step_slots && s->score_slots &&
+                             s->score_sessions && s->score_ids
                          ? HEARTH_OK
                          : hr_fail(HEARTH_ERR_NOMEM, "server: out of memory");
     hearth_session_params sp = hearth_session_default_params();
