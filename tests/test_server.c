@@ -576,6 +576,12 @@ static void test_errors(test_server *sv) {
     r = test_http(sv, "POST", "/v1/completions", big, hdr);
     check_error("too large, chunked", &r, 413, NULL, NULL);
     free(r.body);
+    /* a length far past the limit is refused before any of it is read */
+    snprintf(hdr, sizeof hdr, "%s -H 'Content-Length: 1000000000'", key_header);
+    r = test_http(sv, "POST", "/v1/completions", "{}", hdr);
+    check_error("declared far too large", &r, 413, NULL, NULL);
+    CHECKF(r.body && strstr(r.body, "1000000000"), "declared far too large: %s", r.body);
+    free(r.body);
     free(big);
     /* still alive */
     r = test_http(sv, "GET", "/health", NULL, NULL);

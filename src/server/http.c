@@ -24,6 +24,10 @@
 #include <sys/socket.h>
 #include <time.h>
 
+/* Bytes past --max-body that a request declaring them is still read for,
+ * to be dropped before its 413 (early_checks). */
+enum { SRV_DRAIN_BYTES = 16 << 20 };
+
 typedef enum route_id {
     ROUTE_NONE,
     ROUTE_CHAT,
@@ -369,7 +373,16 @@ static bool early_checks(srv_server *s, srv_conn *c, struct MHD_Connection *conn
     } else if (c->route->access != OPEN && !admit(&c->x, c->route->access == METERED, &e)) {
     } else {
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (!cl || strtoull(cl, NULL, 10) <= s->cfg.max_body_bytes) return false;
+        const unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
+        if (len <= s->cfg.max_body_bytes) return false;
+        /* A 413 sent while the client is still sending is often lost: the
+         * connection closes on unread bytes and the reset destroys the
+         * answer. A body within SRV_DRAIN_BYTES of the limit is read and
+         * dropped, then answered (as a chunked one is); a larger one at once. */
+        if (len - s->cfg.max_body_bytes <= SRV_DRAIN_BYTES) {
+            c->too_large = true;
+            return false;
+        }
         srv_fail(&e, 413, NULL, "request_too_large",
                  "the request body has %s bytes; the limit is %zu (--max-body)", cl,
                  s->cfg.max_body_bytes);
