@@ -293,11 +293,11 @@ struct srv_sched {
     srv_slot **step_slots;  /* [n_slots] */
     srv_slot **score_slots; /* [n_slots] the step's scoring slots */
     /* One scoring pass: its entries ([n_slots * SCHED_SCORE_CHUNK]) and,
-     * made at the first and kept, their logits ([score_rows][n_vocab]). */
+     * made at the first and kept, their logits ([score_cap][n_vocab]). */
     hearth_session **score_sessions;
     int32_t *score_ids;
     float *score_logits;
-    int score_rows;
+    int score_cap; /* rows the logits hold: a pass's most entries */
 };
 
 static bool on_token(const hearth_token_event *ev, void *user) {
@@ -601,7 +601,7 @@ static bool score_buffers(srv_sched *s) {
     const int rows = want < nb ? want : nb;
     const size_t n_vocab = (size_t)hearth_model_n_vocab(s->model);
     s->score_logits = malloc((size_t)rows * n_vocab * sizeof *s->score_logits);
-    s->score_rows = s->score_logits ? rows : 0;
+    s->score_cap = s->score_logits ? rows : 0;
     return s->score_logits != NULL;
 }
 
@@ -661,15 +661,15 @@ static void score_step(srv_sched *s, srv_slot *const *slots, int k) {
         return;
     }
     /* the pass's room shared out: fewer scoring slots take longer chunks */
-    const int share = s->score_rows / k > SCHED_SCORE_CHUNK ? s->score_rows / k : SCHED_SCORE_CHUNK;
-    const int chunk = share < s->score_rows ? share : s->score_rows;
+    const int share = s->score_cap / k > SCHED_SCORE_CHUNK ? s->score_cap / k : SCHED_SCORE_CHUNK;
+    const int chunk = share < s->score_cap ? share : s->score_cap;
     for (int first = 0; first < k;) {
         int e = 0, i = first;
         for (; i < k; i++) {
             srv_slot *sl = slots[i];
             const int left = sl->job->n_prompt - sl->n_scored;
             const int n = left < chunk ? left : chunk;
-            if (e + n > s->score_rows) break;
+            if (e + n > s->score_cap) break;
             sl->score_at = e;
             sl->score_n = n;
             for (int t = 0; t < n; t++) {
