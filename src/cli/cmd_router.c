@@ -96,9 +96,6 @@ static int parse(int argc, char **argv, rcli *c) {
         } else if (!strcmp(a, "--dry-run")) {
             c->dry_run = true;
             continue;
-        } else if (!strcmp(a, "--quick")) {
-            c->quick = true;
-            continue;
         } else if (!strcmp(a, "--dev")) {
             c->dev = true;
             continue;

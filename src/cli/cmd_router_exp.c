@@ -504,14 +504,13 @@ int rcli_experiment(rcli *c) {
             n_tr, n_ev);
     /* the defaults are the method chosen in development; --tune searches the
      * heads' l2 and smoothing around them (slow with the subject part) */
-    (void)c->quick;
+    if (c->split_dir && ((rc = write_split(c, &d, tr, n_tr, "train.jsonl")) ||
+                         (rc = write_split(c, &d, ev, n_ev, "eval.jsonl"))))
+        goto done;
     if (c->dev) {
         rc = dev_folds(c, &d, tr, n_tr);
         goto done;
     }
-    if (c->split_dir && ((rc = write_split(c, &d, tr, n_tr, "train.jsonl")) ||
-                         (rc = write_split(c, &d, ev, n_ev, "eval.jsonl"))))
-        goto done;
     if ((rc = rcli_fit(c, &d, tr, n_tr, &m))) goto done;
     if (c->out && rtr_save(m, c->out)) {
         rc = cli_fail("router", "saving");

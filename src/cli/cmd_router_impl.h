@@ -21,7 +21,7 @@ typedef struct rcli {
     const char *out, *router, *input, *routellm, *split_dir, *ledger, *dump;
     rtr_load_opts lo;
     rtr_train_params tp;
-    bool tune, dry_run, quick, quiet, dev, confidence;
+    bool tune, dry_run, quiet, dev, confidence;
     unsigned folds, eval_pct;
     double local_share;
 } rcli;
