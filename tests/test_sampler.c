@@ -769,6 +769,42 @@ static void test_stop_splits(void) {
     CHECK(!r.stopped && strcmp(r.text, texts[3]) == 0);
 }
 
+/* smp_candidates_ranked gives the same candidates as smp_candidates, the
+ * first n_best in the same order, the rest in any order; the draw after it
+ * is unchanged. */
+static void test_candidates_ranked(void) {
+    enum { N = 3000 };
+    static float lg[N];
+    static smp_cand all[N], part[N];
+    unsigned long long rs = 11;
+    for (int i = 0; i < N; i++) lg[i] = test_rand_f(&rs) * 8.0f;
+    lg[17] = lg[23]; /* a tie: the lower id ranks first */
+    const int n_best_cases[] = {1, 5, 20, N + 1};
+    for (size_t c = 0; c < sizeof n_best_cases / sizeof *n_best_cases; c++) {
+        const int nb = n_best_cases[c];
+        smp_params p = plain_params(9);
+        p.min_p = c == 1 ? 0.0001f : 0.0f; /* one case truncates */
+        smp_sampler *a = make(N, &p), *b = make(N, &p);
+        const int na = smp_candidates(a, lg, all, N);
+        const int n = smp_candidates_ranked(b, lg, part, N, nb);
+        REQUIRE(n == na && n > 0);
+        const int r = nb < n ? nb : n;
+        for (int i = 0; i < r; i++)
+            CHECKF(part[i].id == all[i].id && part[i].logit == all[i].logit,
+                   "n_best %d: rank %d is token %d, not %d", nb, i, part[i].id, all[i].id);
+        static unsigned char seen[N];
+        memset(seen, 0, sizeof seen);
+        bool same_set = true;
+        for (int i = 0; i < n; i++) seen[part[i].id]++;
+        for (int i = 0; i < n; i++)
+            same_set &= seen[all[i].id] == 1 && lg[all[i].id] == all[i].logit;
+        CHECKF(same_set, "n_best %d: not the same %d candidates", nb, n);
+        CHECK(smp_sample(a, lg) == smp_sample(b, lg));
+        smp_free(a);
+        smp_free(b);
+    }
+}
+
 int main(void) {
     test_rng();
     test_greedy();
@@ -786,5 +822,6 @@ int main(void) {
     test_no_alloc();
     test_stop();
     test_stop_splits();
+    test_candidates_ranked();
     return test_done("test_sampler");
 }

@@ -195,8 +195,8 @@ hearth_err hearth_gen_prefill(hearth_gen *g, int max_tokens, bool *done) {
     return err;
 }
 
-/* post_sampling_probs: the chain's n kept candidates (best first, as the
- * draw sees their logits) become ev's post_logprob for ev->id and top[],
+/* post_sampling_probs: the chain's n kept candidates (as the draw sees
+ * their logits; the first n_top of them best first) become ev's post_logprob for ev->id and top[],
  * as smp_draw weighs them (exp in float, summed in double; all -inf:
  * equally likely). */
 static void gen_post_probs(const hearth_gen *g, int32_t n, hearth_token_event *ev) {
@@ -326,7 +326,9 @@ static hearth_err gen_take(hearth_gen *g, int32_t *token) {
     /* the chain's candidates first: the draw after it sees the same (it
      * consumes no random number, XTC's chance included) */
     const int32_t n_kept =
-        g->kept ? smp_candidates(g->smp, logits, g->kept, hearth_model_n_vocab(g->model)) : -1;
+        g->kept ? smp_candidates_ranked(g->smp, logits, g->kept, hearth_model_n_vocab(g->model),
+                                        g->n_top > 1 ? g->n_top : 1)
+                : -1;
     const int32_t id = smp_sample_ex(g->smp, logits, g->kept ? 0 : g->n_top, &info);
     if (id < 0) { /* the constraint allows no token (recorded) */
         g->phase = GEN_DONE;

@@ -876,6 +876,11 @@ int32_t smp_sample(smp_sampler *s, const float *logits) {
 }
 
 int32_t smp_candidates(smp_sampler *s, const float *logits, smp_cand *out, int32_t cap) {
+    return smp_candidates_ranked(s, logits, out, cap, cap);
+}
+
+int32_t smp_candidates_ranked(smp_sampler *s, const float *logits, smp_cand *out, int32_t cap,
+                              int32_t n_best) {
     if (!begin_draw(s)) return 0;
     const hr_rng xtc = s->xtc_rng; /* XTC's chance is peeked at, not consumed */
     if (greedy_shortcut(&s->params)) {
@@ -888,11 +893,11 @@ int32_t smp_candidates(smp_sampler *s, const float *logits, smp_cand *out, int32
     const bool ok = run_chain(s, logits);
     s->xtc_rng = xtc;
     if (!ok) return 0;
-    while (smp_have_rank(s, s->n_sorted)) {
-    }
-    const size_t n = s->n_sorted;
+    const size_t n = s->n_sorted + s->n_rest;
     size_t m = cap > 0 ? (size_t)cap : 0;
     if (m > n) m = n;
-    if (m > 0) memcpy(out, s->sorted, m * sizeof *out);
+    const size_t r = n_best > 0 && (size_t)n_best < m ? (size_t)n_best : m;
+    if (r > 0) smp_have_rank(s, r - 1); /* the heap orders only the first r */
+    for (size_t i = 0; i < m; i++) out[i] = *smp_walk(s, i);
     return (int32_t)n;
 }

@@ -278,6 +278,10 @@ typedef struct smp_cand {
 } smp_cand;
 
 int32_t smp_candidates(smp_sampler *s, const float *logits, smp_cand *out, int32_t cap);
+/* The same with only the first n_best of them best first and the rest after
+ * them in no order: ordering all of a large vocabulary costs milliseconds. */
+int32_t smp_candidates_ranked(smp_sampler *s, const float *logits, smp_cand *out, int32_t cap,
+                              int32_t n_best);
 
 /* Compiles the NUL-terminated schema text (json_schema_compile.c). On
  * failure records a message "json_schema: <JSON pointer>: <problem>" and
