@@ -16,6 +16,9 @@
  *  - a text prompt: its tokens (BOS included) lead the list, the text
  *    offsets rise and stay within the text;
  *  - echo without logprobs, and logprobs without echo: no prompt tokens;
+ *  - streamed: the echo with the first token (the prompt's logprobs and the
+ *    token's in its chunk, as vLLM), the same text and logprobs as not
+ *    streamed; with nothing generated, the echo alone with the prompt's;
  *  - a malformed list of prompts is a 400 naming the prompt (several
  *    prompts are test_server_batch's).
  */
@@ -176,6 +179,107 @@ static void test_text(test_server *sv) {
     free(rows);
 }
 
+/* The stream's chunks of one choice, joined: text, and the logprobs'
+ * tokens and token_logprobs; first_lp / first_text: the first chunk with
+ * text's logprobs count and whether its text starts with `echo`. */
+typedef struct streamed {
+    char text[4096];
+    cJSON *tokens, *lps;
+    int chunks, first_lp, max_lp_after;
+    bool first_has_echo, ok;
+} streamed;
+
+static streamed stream(test_server *sv, const char *prompt, const char *extra, const char *echo) {
+    char body[8192];
+    snprintf(body, sizeof body, "{\"prompt\":%s,\"temperature\":0,\"stream\":true%s}", prompt,
+             extra);
+    test_reply r = test_http(sv, "POST", "/v1/completions", body, NULL);
+    streamed s = {.tokens = cJSON_CreateArray(),
+                  .lps = cJSON_CreateArray(),
+                  .ok = r.status == 200,
+                  .first_lp = -1};
+    const char *p = r.body ? r.body : "";
+    bool done = false;
+    cJSON *ev;
+    int rc;
+    while ((rc = test_sse_next(&p, &done, &ev)) == 1) {
+        const cJSON *c = jget(ev, "choices.0");
+        const char *t = jstr(c, "text");
+        const cJSON *lp = jget(c, "logprobs");
+        const int n_lp = cJSON_GetArraySize(jget(lp, "tokens"));
+        if (t && (*t || n_lp > 0)) {
+            if (s.chunks++ == 0) {
+                s.first_lp = n_lp;
+                s.first_has_echo = !strncmp(t, echo, strlen(echo));
+            } else if (n_lp > s.max_lp_after) {
+                s.max_lp_after = n_lp;
+            }
+            snprintf(s.text + strlen(s.text), sizeof s.text - strlen(s.text), "%s", t);
+        }
+        for (const cJSON *x = jget(lp, "tokens") ? jget(lp, "tokens")->child : NULL; x; x = x->next)
+            cJSON_AddItemToArray(s.tokens, cJSON_Duplicate(x, true));
+        for (const cJSON *x = jget(lp, "token_logprobs") ? jget(lp, "token_logprobs")->child : NULL;
+             x; x = x->next)
+            cJSON_AddItemToArray(s.lps, cJSON_Duplicate(x, true));
+        cJSON_Delete(ev);
+    }
+    s.ok = s.ok && rc == 0 && done;
+    free(r.body);
+    return s;
+}
+
+/* Streamed, the echo goes out with the first token, as vLLM streams it: its
+ * chunk carries the prompt's logprobs and the token's, each later chunk one
+ * token's; joined, the chunks are the answer not streamed. With nothing
+ * generated (the end-of-generation token forced first) the echo and the
+ * prompt's logprobs still come, alone. */
+static void test_stream(test_server *sv) {
+    int32_t ids[MAX_PROMPT];
+    size_t n = 0;
+    REQUIRE(hearth_tokenize(model, text, strlen(text), true, true, ids, MAX_PROMPT, &n) ==
+            HEARTH_OK);
+    char flat[4096], echo[1024], extra[128];
+    ids_json(ids, (int)n, flat, sizeof flat);
+    size_t len = 0;
+    REQUIRE(hearth_detokenize(model, ids, n, false, echo, sizeof echo - 1, &len) == HEARTH_OK);
+    echo[len] = '\0';
+    snprintf(extra, sizeof extra, ",\"max_tokens\":4,\"logprobs\":%d,\"echo\":true", N_TOP);
+    streamed s = stream(sv, flat, extra, echo);
+    CHECKF(s.ok && s.first_has_echo && s.first_lp == (int)n + 1 && s.max_lp_after == 1,
+           "stream: ok %d, first chunk echoes %d with %d logprobs (want %d), later at most %d",
+           s.ok, s.first_has_echo, s.first_lp, (int)n + 1, s.max_lp_after);
+    char body[8192];
+    snprintf(body, sizeof body, "{\"prompt\":%s,\"temperature\":0%s}", flat, extra);
+    int status;
+    cJSON *j = post(sv, "/v1/completions", body, &status);
+    const char *want = jstr(j, "choices.0.text");
+    CHECKF(want && !strcmp(want, s.text), "stream text '%s', not streamed '%s'", s.text,
+           want ? want : "(none)");
+    CHECKF(cJSON_Compare(jget(j, "choices.0.logprobs.tokens"), s.tokens, true),
+           "streamed logprob tokens differ from the answer's");
+    const cJSON *lps = jget(j, "choices.0.logprobs.token_logprobs");
+    bool same = cJSON_GetArraySize(lps) == cJSON_GetArraySize(s.lps);
+    for (int i = 0; same && i < cJSON_GetArraySize(lps); i++) {
+        const cJSON *a = cJSON_GetArrayItem(lps, i), *b = cJSON_GetArrayItem(s.lps, i);
+        same = cJSON_IsNull(a) ? cJSON_IsNull(b) : fabs(a->valuedouble - b->valuedouble) < 1e-4;
+    }
+    CHECKF(same, "streamed token_logprobs differ from the answer's");
+    cJSON_Delete(j);
+    cJSON_Delete(s.tokens);
+    cJSON_Delete(s.lps);
+
+    snprintf(extra, sizeof extra,
+             ",\"max_tokens\":4,\"logprobs\":1,\"echo\":true,\"logit_bias\":{\"%d\":100}",
+             (int)hearth_token_eos(model));
+    s = stream(sv, flat, extra, echo);
+    CHECKF(s.ok && s.chunks == 1 && s.first_has_echo && s.first_lp == (int)n &&
+               !strcmp(s.text, echo),
+           "nothing generated: ok %d, %d chunks, echo %d, %d logprobs (want %d), text '%s'", s.ok,
+           s.chunks, s.first_has_echo, s.first_lp, (int)n, s.text);
+    cJSON_Delete(s.tokens);
+    cJSON_Delete(s.lps);
+}
+
 static void test_errors(test_server *sv) {
     static const char *const bad[] = {
         "{\"prompt\":[[1,2],[\"a\"]],\"echo\":true,\"logprobs\":1}",
@@ -206,6 +310,7 @@ int main(void) {
     REQUIRE(test_server_start(&sv, binary, path, scratch, "--ctx 256 -t 1"));
     test_ids(&sv);
     test_text(&sv);
+    test_stream(&sv);
     test_errors(&sv);
     CHECK(test_server_stop(&sv) == 0);
     hearth_model_free(model);

@@ -184,9 +184,9 @@ static size_t piece_len(const srv_model *m, int32_t id) {
 }
 
 /* completions: {"tokens","token_logprobs","top_logprobs","text_offset"};
- * from 0 with a scored prompt (echo), the prompt's tokens come first. */
+ * with_prompt and a scored prompt (echo), the prompt's tokens come first. */
 static cJSON *completion_logprobs(const srv_model *m, const srv_job *j, int from, int to,
-                                  size_t text_base) {
+                                  bool with_prompt, size_t text_base) {
     cJSON *lp = cJSON_CreateObject();
     cJSON *tokens = cJSON_AddArrayToObject(lp, "tokens");
     cJSON *lps = cJSON_AddArrayToObject(lp, "token_logprobs");
@@ -195,7 +195,7 @@ static cJSON *completion_logprobs(const srv_model *m, const srv_job *j, int from
     /* a prompt token's offset: the length of the pieces before it, less what
      * all the pieces have beyond the echo (SentencePiece's space prefix,
      * which the client's text lacks) */
-    const bool prompt = from == 0 && j->prompt_events;
+    const bool prompt = with_prompt && j->prompt_events && !j->err;
     size_t all = 0, before = 0;
     for (int i = 0; prompt && i < j->n_prompt; i++) all += piece_len(m, j->prompt[i]);
     const size_t extra = all > text_base ? all - text_base : 0;
@@ -214,9 +214,9 @@ static cJSON *completion_logprobs(const srv_model *m, const srv_job *j, int from
 }
 
 cJSON *srv_logprobs_json(const srv_model *m, srv_kind kind, const srv_job *j, int from, int to,
-                         size_t text_base) {
+                         bool prompt, size_t text_base) {
     return kind == SRV_CHAT ? chat_logprobs(m, j, from, to)
-                            : completion_logprobs(m, j, from, to, text_base);
+                            : completion_logprobs(m, j, from, to, prompt, text_base);
 }
 
 cJSON *srv_json_string(const char *text, size_t len) {
@@ -317,8 +317,8 @@ static bool choice_json(const srv_gen *g, const srv_job *j, int i, cJSON *choice
         cJSON_AddItemToObject(c, "text", srv_json_string(text, j->text_len));
     }
     if (g->req->logprobs && !g->model) /* a remote tier's answer has no logprobs */
-        cJSON_AddItemToObject(c, "logprobs",
-                              srv_logprobs_json(g->local, g->kind, j, 0, j->n_events, echo_len));
+        cJSON_AddItemToObject(
+            c, "logprobs", srv_logprobs_json(g->local, g->kind, j, 0, j->n_events, true, echo_len));
     else
         cJSON_AddNullToObject(c, "logprobs");
     cJSON_AddStringToObject(c, "finish_reason", calls ? "tool_calls" : srv_finish_reason(j));

@@ -1032,11 +1032,12 @@ bool srv_tokenize(const srv_model *m, const char *text, size_t len, int32_t **id
 
 /* The pieces of a response both the JSON and the SSE writers use. */
 const char *srv_finish_reason(const srv_job *j);
-/* Appends the logprobs of events[from..to) in the request kind's format to
- * `obj` (chat: {"content":[...]}, completion: {"tokens",...}). */
+/* The logprobs of events[from..to) in the request kind's format (chat:
+ * {"content":[...]}, completion: {"tokens",...}); a completion's scored
+ * prompt's entries (echo with logprobs) first when `prompt`. */
 struct cJSON;
 struct cJSON *srv_logprobs_json(const srv_model *m, srv_kind kind, const srv_job *j, int from,
-                                int to, size_t text_base);
+                                int to, bool prompt, size_t text_base);
 void srv_usage_json(struct cJSON *obj, const srv_job *j);
 /* The bytes of token id's piece as the output shows it (at most cap of
  * them into raw; control tokens have none); how many. */

@@ -72,6 +72,7 @@ typedef struct sse_choice {
     srv_job *job; /* a reference, owned */
     int index;
     char *echo; /* completion with echo: its prompt's text, sent first (owned) */
+    bool echo_sent;
     int next_event;
     bool ended; /* its finish chunk is out */
     /* with tools: the job's text so far, copied under the job's lock so that
@@ -162,8 +163,39 @@ static cJSON *choice_chunk(srv_stream *st, int index, cJSON **choice) {
     return c;
 }
 
+/* A completion's echo not sent yet goes out with the choice's first text,
+ * as vLLM streams it, so that the prompt's logprobs (echo with logprobs)
+ * come with the text they are for. */
+static void send_completion(srv_stream *st, sse_choice *ch, const char *text, size_t len, int ev) {
+    const bool echo = ch->echo && !ch->echo_sent;
+    const size_t base = ch->echo ? strlen(ch->echo) : 0;
+    char *both = echo ? malloc(base + len + 1) : NULL;
+    if (echo && !both) return; /* the chunk is lost, as out_put loses one */
+    if (echo) {
+        memcpy(both, ch->echo, base);
+        memcpy(both + base, text, len);
+        both[base + len] = '\0';
+        text = both;
+        len += base;
+        ch->echo_sent = true;
+    }
+    cJSON *choice, *c = choice_chunk(st, ch->index, &choice);
+    cJSON_AddItemToObject(choice, "text", srv_json_string(text, len));
+    free(both);
+    const bool tokens = ev >= 0 && ch->job->events[ev].id >= 0;
+    if (st->logprobs && (tokens || (echo && ch->job->prompt_events)))
+        cJSON_AddItemToObject(
+            choice, "logprobs",
+            srv_logprobs_json(st->model, st->kind, ch->job, ev, tokens ? ev + 1 : ev, echo, base));
+    else
+        cJSON_AddNullToObject(choice, "logprobs");
+    cJSON_AddNullToObject(choice, "finish_reason");
+    if (st->include_usage) cJSON_AddNullToObject(c, "usage");
+    send_json(st, c);
+}
+
 /* Text of choice ch; ev >= 0: the event it came from (for its logprobs). */
-static void send_text(srv_stream *st, const sse_choice *ch, const char *text, size_t len, int ev) {
+static void send_text(srv_stream *st, sse_choice *ch, const char *text, size_t len, int ev) {
     if (st->typed && st->dialect == SRV_DIALECT_LLAMA && ev >= 0 && ch->job->events[ev].id >= 0) {
         srv_llama_stream_token(st->typed_state, st->model, ch->job, ev, emit_event, st);
         return;
@@ -179,16 +211,17 @@ static void send_text(srv_stream *st, const sse_choice *ch, const char *text, si
         send_json(st, o);
         return;
     }
+    if (st->kind != SRV_CHAT) {
+        send_completion(st, ch, text, len, ev);
+        return;
+    }
     cJSON *choice, *c = choice_chunk(st, ch->index, &choice);
-    if (st->kind == SRV_CHAT)
-        cJSON_AddItemToObject(cJSON_AddObjectToObject(choice, "delta"), "content",
-                              srv_json_string(text, len));
-    else
-        cJSON_AddItemToObject(choice, "text", srv_json_string(text, len));
+    cJSON_AddItemToObject(cJSON_AddObjectToObject(choice, "delta"), "content",
+                          srv_json_string(text, len));
     if (ev >= 0 && st->logprobs && ch->job->events[ev].id >= 0)
-        cJSON_AddItemToObject(choice, "logprobs",
-                              srv_logprobs_json(st->model, st->kind, ch->job, ev, ev + 1,
-                                                ch->echo ? strlen(ch->echo) : 0));
+        cJSON_AddItemToObject(
+            choice, "logprobs",
+            srv_logprobs_json(st->model, st->kind, ch->job, ev, ev + 1, false, 0));
     else
         cJSON_AddNullToObject(choice, "logprobs");
     cJSON_AddNullToObject(choice, "finish_reason");
@@ -392,6 +425,7 @@ static void format_end(srv_stream *st, sse_choice *ch) {
         st->phase = SSE_END;
         return;
     }
+    if (ch->echo && !ch->echo_sent) send_completion(st, ch, "", 0, -1); /* nothing generated */
     cJSON *choice, *c = choice_chunk(st, ch->index, &choice);
     if (st->kind == SRV_CHAT)
         cJSON_AddObjectToObject(choice, "delta");
@@ -479,8 +513,8 @@ static bool refill(srv_stream *st) {
                     cJSON_AddNullToObject(choice, "finish_reason");
                     if (st->include_usage) cJSON_AddNullToObject(c, "usage");
                     send_json(st, c);
-                } else if (st->ch[i].echo) {
-                    send_text(st, &st->ch[i], st->ch[i].echo, strlen(st->ch[i].echo), -1);
+                } else if (st->ch[i].echo && !st->ch[i].job->score_prompt) {
+                    send_completion(st, &st->ch[i], "", 0, -1); /* else with its logprobs */
                 }
             }
         }
