@@ -128,6 +128,13 @@ static void tb_printf(text_buf *b, const char *fmt, ...) {
     }
 }
 
+/* One metric without labels: its HELP and TYPE lines and its value. */
+static void metric(text_buf *b, const char *name, const char *type, const char *help,
+                   uint64_t value) {
+    tb_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+              (unsigned long long)value);
+}
+
 char *srv_metrics_text(srv_metrics *m, int queue_depth, int slots_busy, int slots_total) {
     text_buf b = {.p = malloc(4096), .cap = 4096};
     if (b.p) b.p[0] = '\0';
@@ -145,37 +152,23 @@ char *srv_metrics_text(srv_metrics *m, int queue_depth, int slots_busy, int slot
                 tb_printf(&b, "hearth_requests_total{route=\"%s\",status=\"%s\"} %llu\n", routes[r],
                           st, (unsigned long long)m->requests[r][s]);
             }
-    tb_printf(&b,
-              "# HELP hearth_prompt_tokens_total Prompt tokens of generation requests.\n"
-              "# TYPE hearth_prompt_tokens_total counter\nhearth_prompt_tokens_total %llu\n"
-              "# HELP hearth_prompt_tokens_cached_total Prompt tokens reused from a slot's KV "
-              "cache.\n"
-              "# TYPE hearth_prompt_tokens_cached_total counter\n"
-              "hearth_prompt_tokens_cached_total %llu\n"
-              "# HELP hearth_generated_tokens_total Tokens generated.\n"
-              "# TYPE hearth_generated_tokens_total counter\nhearth_generated_tokens_total %llu\n",
-              (unsigned long long)m->prompt_tokens, (unsigned long long)m->cached_tokens,
-              (unsigned long long)m->generated_tokens);
-    tb_printf(&b,
-              "# HELP hearth_decode_steps_total Batched decode steps (one forward pass for the "
-              "next token of every busy slot).\n"
-              "# TYPE hearth_decode_steps_total counter\nhearth_decode_steps_total %llu\n"
-              "# HELP hearth_decode_step_tokens_total Tokens decoded in those steps.\n"
-              "# TYPE hearth_decode_step_tokens_total counter\n"
-              "hearth_decode_step_tokens_total %llu\n"
-              "# HELP hearth_decode_step_tokens_max Most tokens one step has decoded.\n"
-              "# TYPE hearth_decode_step_tokens_max gauge\nhearth_decode_step_tokens_max %llu\n",
-              (unsigned long long)m->decode_steps, (unsigned long long)m->decode_step_tokens,
-              (unsigned long long)m->decode_step_max);
-    tb_printf(&b,
-              "# HELP hearth_spec_drafted_tokens_total Tokens proposed by speculative decoding "
-              "and verified.\n"
-              "# TYPE hearth_spec_drafted_tokens_total counter\n"
-              "hearth_spec_drafted_tokens_total %llu\n"
-              "# HELP hearth_spec_accepted_tokens_total Proposed tokens the sampler drew.\n"
-              "# TYPE hearth_spec_accepted_tokens_total counter\n"
-              "hearth_spec_accepted_tokens_total %llu\n",
-              (unsigned long long)m->spec_drafted, (unsigned long long)m->spec_accepted);
+    metric(&b, "hearth_prompt_tokens_total", "counter", "Prompt tokens of generation requests.",
+           m->prompt_tokens);
+    metric(&b, "hearth_prompt_tokens_cached_total", "counter",
+           "Prompt tokens reused from a slot's KV cache.", m->cached_tokens);
+    metric(&b, "hearth_generated_tokens_total", "counter", "Tokens generated.",
+           m->generated_tokens);
+    metric(&b, "hearth_decode_steps_total", "counter",
+           "Batched decode steps (one forward pass for the next token of every busy slot).",
+           m->decode_steps);
+    metric(&b, "hearth_decode_step_tokens_total", "counter", "Tokens decoded in those steps.",
+           m->decode_step_tokens);
+    metric(&b, "hearth_decode_step_tokens_max", "gauge", "Most tokens one step has decoded.",
+           m->decode_step_max);
+    metric(&b, "hearth_spec_drafted_tokens_total", "counter",
+           "Tokens proposed by speculative decoding and verified.", m->spec_drafted);
+    metric(&b, "hearth_spec_accepted_tokens_total", "counter", "Proposed tokens the sampler drew.",
+           m->spec_accepted);
     tb_printf(&b,
               "# HELP hearth_request_duration_seconds Latency of generation requests, arrival to "
               "last byte.\n# TYPE hearth_request_duration_seconds histogram\n");
@@ -192,13 +185,9 @@ char *srv_metrics_text(srv_metrics *m, int queue_depth, int slots_busy, int slot
               (unsigned long long)m->latency_count, m->latency_sum_s,
               (unsigned long long)m->latency_count);
     pthread_mutex_unlock(&m->mu);
-    tb_printf(&b,
-              "# HELP hearth_queue_depth Requests waiting for a free slot.\n"
-              "# TYPE hearth_queue_depth gauge\nhearth_queue_depth %d\n"
-              "# HELP hearth_slots_busy Slots generating.\n"
-              "# TYPE hearth_slots_busy gauge\nhearth_slots_busy %d\n"
-              "# HELP hearth_slots Slots (--parallel).\n"
-              "# TYPE hearth_slots gauge\nhearth_slots %d\n",
-              queue_depth, slots_busy, slots_total);
+    metric(&b, "hearth_queue_depth", "gauge", "Requests waiting for a free slot.",
+           (uint64_t)queue_depth);
+    metric(&b, "hearth_slots_busy", "gauge", "Slots generating.", (uint64_t)slots_busy);
+    metric(&b, "hearth_slots", "gauge", "Slots (--parallel).", (uint64_t)slots_total);
     return b.p;
 }
