@@ -20,8 +20,11 @@
  *  - usage sums the prompts (each once) and all completions;
  *  - streamed = not streamed per index, one finish chunk each, one usage
  *    chunk and one [DONE];
+ *  - llama-server's /completion with a list: an array of its objects (a
+ *    list of one: one object), each as its prompt alone; streamed, each
+ *    event with its prompt's index;
  *  - the 400s over HTTP (empty list, a bad id in prompt[1], more choices
- *    than the slots and queue hold, a suffix, llama-server's /completion);
+ *    than the slots and queue hold, a suffix);
  *  - behind a gateway with a cloud tier: refused unless the request asks
  *    for the local model; then one ledger row with the summed tokens.
  */
@@ -355,6 +358,70 @@ static void test_stream(test_server *sv, const char *prompt, const char *extra, 
     cJSON_Delete(plain);
 }
 
+/* llama-server's /completion with a list: an array of its objects, each
+ * with its prompt's index and the content that prompt gets alone; streamed,
+ * each event carries its prompt's index, and each prompt's events join to
+ * the same content and end in one final (stop) object. One prompt in a list
+ * is one object, as llama-server answers it. */
+static void test_llama(test_server *sv) {
+    static const char *const prompts[] = {"Once upon a time", "The little dog ran", "Tom and"};
+    enum { NP = 3 };
+    const char *const extra = "\"n_predict\":4,\"temperature\":0";
+    char body[1024], alone[NP][256];
+    for (int i = 0; i < NP; i++) {
+        snprintf(body, sizeof body, "{\"prompt\":\"%s\",%s}", prompts[i], extra);
+        cJSON *j = post(sv, "/completion", body, NULL);
+        snprintf(alone[i], sizeof alone[i], "%s", jstr(j, "content") ? jstr(j, "content") : "?");
+        cJSON_Delete(j);
+    }
+    snprintf(body, sizeof body, "{\"prompt\":[\"%s\",\"%s\",\"%s\"],%s}", prompts[0], prompts[1],
+             prompts[2], extra);
+    int status;
+    cJSON *arr = post(sv, "/completion", body, &status);
+    CHECKF(status == 200 && cJSON_IsArray(arr) && cJSON_GetArraySize(arr) == NP,
+           "/completion list: %d, %d objects", status, cJSON_GetArraySize(arr));
+    for (int i = 0; cJSON_IsArray(arr) && i < cJSON_GetArraySize(arr); i++) {
+        const cJSON *o = cJSON_GetArrayItem(arr, i);
+        CHECKF(jnum(o, "index") == i && jstr(o, "content") && !strcmp(jstr(o, "content"), alone[i]),
+               "/completion list: object %d has index %g, content '%s', alone '%s'", i,
+               jnum(o, "index"), jstr(o, "content"), alone[i]);
+    }
+    cJSON_Delete(arr);
+
+    snprintf(body, sizeof body, "{\"prompt\":[\"%s\",\"%s\",\"%s\"],%s,\"stream\":true}",
+             prompts[0], prompts[1], prompts[2], extra);
+    test_reply r = test_http(sv, "POST", "/completion", body, NULL);
+    char got[NP][256] = {{0}};
+    int finals[NP] = {0}, bad = 0, rc;
+    bool done = false;
+    const char *p = r.body;
+    cJSON *ev;
+    while ((rc = test_sse_next(&p, &done, &ev)) == 1) {
+        const int i = (int)jnum(ev, "index");
+        if (i < 0 || i >= NP || finals[i] || !jstr(ev, "content")) {
+            bad++;
+        } else {
+            snprintf(got[i] + strlen(got[i]), sizeof got[i] - strlen(got[i]), "%s",
+                     jstr(ev, "content"));
+            finals[i] += cJSON_IsTrue(jget(ev, "stop"));
+        }
+        cJSON_Delete(ev);
+    }
+    CHECKF(r.status == 200 && rc == 0 && bad == 0, "/completion stream: %d, rc %d, %d bad events",
+           r.status, rc, bad);
+    for (int i = 0; i < NP; i++)
+        CHECKF(finals[i] == 1 && !strcmp(got[i], alone[i]),
+               "/completion stream: prompt %d '%s' (%d finals), alone '%s'", i, got[i], finals[i],
+               alone[i]);
+    free(r.body);
+
+    snprintf(body, sizeof body, "{\"prompt\":[\"%s\"],%s}", prompts[0], extra);
+    cJSON *one = post(sv, "/completion", body, NULL);
+    CHECKF(cJSON_IsObject(one) && jstr(one, "content") && !strcmp(jstr(one, "content"), alone[0]),
+           "/completion list of one: an object");
+    cJSON_Delete(one);
+}
+
 static void test_errors(test_server *sv) {
     char body[4096];
     test_reply r =
@@ -374,10 +441,6 @@ static void test_errors(test_server *sv) {
     snprintf(body, sizeof body, "{\"prompt\":[\"a\",\"b\"],\"suffix\":\"c\",\"max_tokens\":1}");
     r = test_http(sv, "POST", "/v1/completions", body, NULL);
     expect_error("suffix", &r, 400, "suffix", NULL);
-    free(r.body);
-    /* llama-server's /completion answers a list its own way: not done */
-    r = test_http(sv, "POST", "/completion", "{\"prompt\":[\"a\",\"b\"],\"n_predict\":1}", NULL);
-    expect_error("/completion", &r, 400, "prompt", "/v1/completions");
     free(r.body);
     /* 8 fit (the last four wait in the queue) */
     snprintf(body, sizeof body,
@@ -463,6 +526,7 @@ int main(void) {
     test_stream(&sv, string_batch, string_extra, 4);
     test_stream(&sv, batch_ids,
                 "\"max_tokens\":2,\"temperature\":0,\"n\":2,\"echo\":true,\"logprobs\":1", K * 2);
+    test_llama(&sv);
     test_errors(&sv);
     CHECK(test_server_stop(&sv) == 0);
     test_gateway(path);

@@ -113,10 +113,12 @@ void srv_complete(srv_exchange *x, srv_request *r) {
     int32_t *ids = NULL;
     int n = 0;
     bool ok = srv_request_check_model(r, m->model, m->id, &e);
-    /* llama-server's /completion answers a list with a list of its own objects: not done */
-    if (ok && srv_n_prompts(r) > 1 && r->dialect != SRV_DIALECT_OPENAI)
+    /* /v1/completions and llama-server's /completion (a list of its objects) */
+    if (ok && srv_n_prompts(r) > 1 && r->dialect != SRV_DIALECT_OPENAI &&
+        r->dialect != SRV_DIALECT_LLAMA)
         ok = srv_fail(&e, 400, "prompt", NULL,
-                      "several prompts in one request are answered on /v1/completions only");
+                      "several prompts in one request are answered on /v1/completions and "
+                      "/completion only");
     if (ok && r->suffix) {
         ok = srv_tokenize_fim(x, m, r, &ids, &n, &e);
         if (ok && s->cfg.log_prompts) x->log_prompt = strdup(r->prompt);

@@ -333,7 +333,7 @@ const char *srv_asked_model(const srv_gen *g) {
 char *srv_response_json_n(const srv_gen *g, srv_job *const *jobs, int n) {
     if (g->req->dialect == SRV_DIALECT_ANTHROPIC) return srv_anthropic_response_json(g, jobs[0]);
     if (g->req->dialect == SRV_DIALECT_RESPONSES) return srv_responses_response_json(g, jobs[0]);
-    if (g->req->dialect == SRV_DIALECT_LLAMA) return srv_llama_response_json(g, jobs[0]);
+    if (g->req->dialect == SRV_DIALECT_LLAMA) return srv_llama_response_json(g, jobs, n);
     if (srv_dialect_ollama(g->req->dialect)) return srv_ollama_response_json(g, jobs[0]);
     char id[64];
     srv_make_id(g->kind, id, sizeof id);

@@ -132,7 +132,7 @@ static cJSON *final_object(const char *model, char *const *stop, int n_stop, con
     cJSON *o = cJSON_CreateObject();
     const char *word;
     const char *type = stop_type(stop, n_stop, j, &word);
-    cJSON_AddNumberToObject(o, "index", 0);
+    cJSON_AddNumberToObject(o, "index", j->choice);
     cJSON_AddItemToObject(o, "content", srv_json_string(text, len));
     cJSON_AddArrayToObject(o, "tokens");
     cJSON_AddNumberToObject(o, "id_slot", j->slot);
@@ -157,7 +157,8 @@ static cJSON *final_object(const char *model, char *const *stop, int n_stop, con
     return o;
 }
 
-char *srv_llama_response_json(const srv_gen *g, const srv_job *j) {
+/* One job's final object (a prompt's answer). */
+static cJSON *response_object(const srv_gen *g, const srv_job *j) {
     const srv_request *r = g->req;
     /* the job's stop strings are the model's when the request gave none */
     cJSON *o =
@@ -176,6 +177,12 @@ char *srv_llama_response_json(const srv_gen *g, const srv_job *j) {
         cJSON_AddItemToObject(o, "completion_probabilities", probs);
     else
         cJSON_Delete(probs);
+    return o;
+}
+
+char *srv_llama_response_json(const srv_gen *g, srv_job *const *jobs, int n) {
+    cJSON *o = n == 1 ? response_object(g, jobs[0]) : cJSON_CreateArray();
+    for (int i = 0; n > 1 && i < n; i++) cJSON_AddItemToArray(o, response_object(g, jobs[i]));
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return json;
@@ -188,6 +195,7 @@ typedef struct llama_stream {
     char *stop[SRV_MAX_STOP]; /* the request's stop strings, for stopping_word */
     int n_stop;
     bool probs, post; /* n_probs > 0; post_sampling_probs */
+    int index;        /* the choice's (several prompts) */
 } llama_stream;
 
 static void ls_close(void *p) {
@@ -199,12 +207,12 @@ static void ls_close(void *p) {
 }
 
 static void *ls_open(const srv_request *r, const char *model, const srv_job *j) {
-    (void)j;
     llama_stream *st = calloc(1, sizeof *st);
     bool ok = st && (st->model = strdup(model));
     if (ok) {
         st->probs = wants_probs(r);
         st->post = r->post_sampling_probs;
+        st->index = j->choice;
     }
     for (int i = 0; ok && i < r->n_stop; i++) {
         ok = (st->stop[i] = strdup(r->stop[i])) != NULL;
@@ -222,9 +230,9 @@ static void ls_head(void *p, srv_emit_fn emit, void *user) {
 }
 
 /* A partial object: text, stop false; its "tokens" array into *tokens. */
-static cJSON *partial(const char *text, size_t len, cJSON **tokens) {
+static cJSON *partial(const llama_stream *st, const char *text, size_t len, cJSON **tokens) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "index", 0);
+    cJSON_AddNumberToObject(o, "index", st->index);
     cJSON_AddItemToObject(o, "content", srv_json_string(text, len));
     *tokens = cJSON_AddArrayToObject(o, "tokens");
     cJSON_AddFalseToObject(o, "stop");
@@ -233,16 +241,15 @@ static cJSON *partial(const char *text, size_t len, cJSON **tokens) {
 
 /* Text without a token (released at the end). */
 static void ls_text(void *p, const char *text, size_t len, srv_emit_fn emit, void *user) {
-    (void)p;
     cJSON *tokens;
-    emit(user, partial(text, len, &tokens));
+    emit(user, partial(p, text, len, &tokens));
 }
 
 void srv_llama_stream_token(void *p, const srv_model *m, const srv_job *j, int ev, srv_emit_fn emit,
                             void *user) {
     const llama_stream *st = p;
     const srv_event *e = &j->events[ev];
-    cJSON *tokens, *o = partial(j->text + e->text_off, e->text_len, &tokens);
+    cJSON *tokens, *o = partial(st, j->text + e->text_off, e->text_len, &tokens);
     cJSON_AddItemToArray(tokens, cJSON_CreateNumber(e->id));
     if (st->probs)
         cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "completion_probabilities"),

@@ -135,6 +135,7 @@ static void job_retain(srv_job *j) {
 void srv_job_group(srv_job *const *jobs, int n) {
     for (int i = 0; i < n; i++) {
         jobs[i]->group = jobs[0];
+        jobs[i]->choice = i;
         if (i > 0) job_retain(jobs[0]);
     }
 }

@@ -534,6 +534,7 @@ typedef struct srv_job {
      * of them, so that one waiter follows them all (sse.c). NULL: no group. */
     struct srv_job *group;
     uint64_t group_seq;
+    int choice; /* its index in the group (0: alone): llama-server's "index" */
     /* the choices of one prompt (n > 1): each job's `same_prompt` is that
      * prompt's first choice (itself included; the others hold a reference
      * to it), whose evaluated prompt the others copy (sched.c) and whose
@@ -1111,7 +1112,9 @@ extern const srv_typed_ops srv_llama_stream;     /* api_llama.c */
  * srv_llama_stream.text for j's event ev (mu held). */
 void srv_llama_stream_token(void *st, const srv_model *m, const srv_job *j, int ev,
                             srv_emit_fn emit, void *user);
-char *srv_llama_response_json(const srv_gen *g, const srv_job *j);
+/* llama-server's final object, or with several prompts (n jobs) an array of
+ * them, each with its prompt's "index". */
+char *srv_llama_response_json(const srv_gen *g, srv_job *const *jobs, int n);
 char *srv_responses_response_json(const srv_gen *g, const srv_job *j);
 /* The chat body a Responses request means (as srv_anthropic_translate). */
 char *srv_responses_translate(const char *body, size_t len, srv_error *e);

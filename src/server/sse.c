@@ -73,6 +73,7 @@ typedef struct sse_choice {
     int index;
     char *echo; /* completion with echo: its prompt's text, sent first (owned) */
     bool echo_sent;
+    void *typed_state; /* the typed-event dialects' state for this choice, owned */
     int next_event;
     bool ended; /* its finish chunk is out */
     /* with tools: the job's text so far, copied under the job's lock so that
@@ -95,7 +96,6 @@ typedef struct srv_stream {
     srv_dialect dialect;
     srv_request *req;           /* ollama's dialects: model and t0 for its objects, owned */
     const srv_typed_ops *typed; /* the typed-event dialects' events (NULL: none) */
-    void *typed_state;          /* ... and their state, owned */
     char id[64];
     int64_t created;
     bool include_usage, logprobs;
@@ -197,11 +197,11 @@ static void send_completion(srv_stream *st, sse_choice *ch, const char *text, si
 /* Text of choice ch; ev >= 0: the event it came from (for its logprobs). */
 static void send_text(srv_stream *st, sse_choice *ch, const char *text, size_t len, int ev) {
     if (st->typed && st->dialect == SRV_DIALECT_LLAMA && ev >= 0 && ch->job->events[ev].id >= 0) {
-        srv_llama_stream_token(st->typed_state, st->model, ch->job, ev, emit_event, st);
+        srv_llama_stream_token(ch->typed_state, st->model, ch->job, ev, emit_event, st);
         return;
     }
     if (st->typed) {
-        st->typed->text(st->typed_state, text, len, emit_event, st);
+        st->typed->text(ch->typed_state, text, len, emit_event, st);
         return;
     }
     if (srv_dialect_ollama(st->dialect)) {
@@ -234,7 +234,7 @@ static void send_text(srv_stream *st, sse_choice *ch, const char *text, size_t l
  * the typed dialects' own events (none: not sent). */
 static void send_reasoning(srv_stream *st, const sse_choice *ch, const char *text, size_t len) {
     if (st->typed) {
-        if (st->typed->reasoning) st->typed->reasoning(st->typed_state, text, len, emit_event, st);
+        if (st->typed->reasoning) st->typed->reasoning(ch->typed_state, text, len, emit_event, st);
         return;
     }
     if (srv_dialect_ollama(st->dialect)) {
@@ -260,7 +260,7 @@ static void send_calls(srv_stream *st, sse_choice *ch, const srv_tool_reply *t, 
     for (int i = from; i < t->n_calls; i++, ch->calls_sent++) {
         const srv_call_out *k = &t->calls[i];
         if (st->typed) {
-            st->typed->call(st->typed_state, k, emit_event, st);
+            st->typed->call(ch->typed_state, k, emit_event, st);
             continue;
         }
         for (int part = 0; part < 2; part++) {
@@ -396,7 +396,7 @@ static void format_end(srv_stream *st, sse_choice *ch) {
         srv_error e;
         srv_fail(&e, 500, NULL, NULL, "generation failed: %s", j->err_msg);
         if (st->typed) {
-            st->typed->fail(st->typed_state, &e, emit_event, st);
+            st->typed->fail(ch->typed_state, &e, emit_event, st);
             st->phase = SSE_END;
             return;
         }
@@ -421,8 +421,8 @@ static void format_end(srv_stream *st, sse_choice *ch) {
     const bool calls =
         !parses_calls(st, ch) ? st->has_tools && ch->calls_sent > 0 : tools_end(st, ch);
     if (st->typed) {
-        st->typed->end(st->typed_state, j, calls, emit_event, st);
-        st->phase = SSE_END;
+        st->typed->end(ch->typed_state, j, calls, emit_event, st);
+        if (all) st->phase = SSE_END;
         return;
     }
     if (ch->echo && !ch->echo_sent) send_completion(st, ch, "", 0, -1); /* nothing generated */
@@ -499,7 +499,7 @@ static bool refill(srv_stream *st) {
     switch (st->phase) {
     case SSE_HEAD: {
         if (st->typed) {
-            st->typed->head(st->typed_state, emit_event, st);
+            st->typed->head(st->ch[0].typed_state, emit_event, st);
         } else if (srv_dialect_ollama(st->dialect)) {
             /* ollama sends no role chunk */
         } else {
@@ -577,13 +577,13 @@ static void stream_free(srv_stream *st) {
     for (int i = 0; st->ch && i < st->n_ch; i++) {
         gw_buf_free(&st->ch[i].text);
         free(st->ch[i].echo);
+        if (st->typed) st->typed->close(st->ch[i].typed_state);
     }
     free(st->ch);
     free(st->jobs);
     srv_tool_set_free(&st->tools);
     if (st->req) srv_request_free(st->req);
     free(st->req);
-    if (st->typed) st->typed->close(st->typed_state);
     free(st);
 }
 
@@ -629,10 +629,11 @@ void srv_stream_start(srv_exchange *x, srv_kind kind, const srv_request *req, sr
     srv_stream_start_n(x, kind, req, &j, 1, id, created);
 }
 
-/* The choices: jobs[i] (the caller's references) at index i and, with
- * echo, the text of its prompt (i / the request's n), copied. False when
- * out of memory. */
-static bool stream_choices(srv_stream *st, const srv_request *req, srv_job *const *jobs, int n) {
+/* The choices: jobs[i] (the caller's references) at index i, with echo
+ * the text of its prompt (i / the request's n), copied, and in a typed
+ * dialect (st->typed) the state of its events. False when out of memory. */
+static bool stream_choices(srv_stream *st, const srv_request *req, const char *model,
+                           srv_job *const *jobs, int n) {
     if (!(st->ch = calloc((size_t)n, sizeof *st->ch)) ||
         !(st->jobs = malloc((size_t)n * sizeof *st->jobs)))
         return false;
@@ -643,6 +644,8 @@ static bool stream_choices(srv_stream *st, const srv_request *req, srv_job *cons
         st->ch[i] = (sse_choice){.job = jobs[i], .index = i};
         st->jobs[i] = jobs[i];
         if (echo && !(st->ch[i].echo = strdup(echo))) return false;
+        if (st->typed && !(st->ch[i].typed_state = st->typed->open(req, model, jobs[i])))
+            return false;
     }
     return true;
 }
@@ -652,12 +655,11 @@ void srv_stream_start_n(srv_exchange *x, srv_kind kind, const srv_request *req,
     srv_stream *st = calloc(1, sizeof *st);
     struct MHD_Response *resp = NULL;
     /* the request may be freed before the stream ends: what it needs is copied */
-    if (st && (!stream_choices(st, req, jobs, n) ||
+    if (st) st->typed = typed_ops(req->dialect);
+    if (st && (!stream_choices(st, req, req->model && req->model[0] ? req->model : x->model->id,
+                               jobs, n) ||
                (srv_tools_active(req) && !(st->has_tools = srv_tool_set_copy(req, &st->tools))) ||
-               (srv_dialect_ollama(req->dialect) && !(st->req = ollama_copy(req))) ||
-               ((st->typed = typed_ops(req->dialect)) &&
-                !(st->typed_state = st->typed->open(
-                      req, req->model && req->model[0] ? req->model : x->model->id, jobs[0]))))) {
+               (srv_dialect_ollama(req->dialect) && !(st->req = ollama_copy(req))))) {
         stream_free(st);
         st = NULL;
     }
