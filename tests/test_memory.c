@@ -7,7 +7,8 @@
  *
  * The peak is Linux's VmHWM, reset to the current RSS by writing 5 to
  * /proc/self/clear_refs after the fixture is written; skipped where that is
- * unavailable and under AddressSanitizer (its shadow memory is resident too).
+ * unavailable and under AddressSanitizer or ThreadSanitizer (their shadow memory is
+ * resident too).
  */
 #include "hearth.h"
 #include "model/synth.h"
@@ -15,11 +16,11 @@
 
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define UNDER_SANITIZER 1
 #endif
 #endif
 
@@ -50,8 +51,8 @@ static bool reset_peak(void) {
 }
 
 int main(void) {
-#ifdef UNDER_ASAN
-    printf("test_memory: skipped: AddressSanitizer's shadow memory counts in the resident set\n");
+#ifdef UNDER_SANITIZER
+    printf("test_memory: skipped: a sanitizer's shadow memory counts in the resident set\n");
     return TEST_SKIP;
 #endif
     char path[] = "/tmp/hearth-test-memory-XXXXXX";
