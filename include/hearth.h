@@ -166,6 +166,36 @@ HEARTH_API hearth_err hearth_session_shift(hearth_session *session, int n_keep, 
  * keeps traces of the discarded text). hearth_gen_new reuses no more. */
 HEARTH_API const int32_t *hearth_session_tokens(const hearth_session *session, int *n_exact);
 
+/* Session files (llama.cpp's prompt cache and slot save/restore;
+ * docs/kv-cache.md, "Session files"). hearth_session_save writes what the
+ * session holds to `path`: the token ids at positions 0..pos-1, their keys
+ * and values in every layer and kv head byte for byte (one position after
+ * another, whatever the session's context), its last logits when it has
+ * them (hearth_session_copy's condition), how many leading positions are
+ * exact after a context shift, and what identifies the model (its
+ * architecture and sizes, a hash of the GGUF's metadata, tensor table and
+ * samples of every tensor, and of the LoRA adapters applied) and the KV
+ * type. The file is written beside `path` and renamed over it: a reader
+ * never sees half of one. *n_bytes (may be NULL) receives its size.
+ * HEARTH_ERR_UNSUPPORTED for an encoder's session; HEARTH_ERR_IO. */
+HEARTH_API hearth_err hearth_session_save(const hearth_session *session, const char *path,
+                                          uint64_t *n_bytes);
+/* Replaces the session's content with such a file's, as if its tokens had
+ * just been evaluated: a generation whose prompt starts with them reuses
+ * them (hearth_gen_new), one whose prompt is exactly them samples at once
+ * when the file has their logits; positions a context shift moved stay
+ * marked so (hearth_session_tokens' n_exact). The file is untrusted: every
+ * size is checked against its length and the session's, every token id
+ * against the vocabulary, before anything changes. Refused, with the
+ * session unchanged: a file for another model, adapters or KV type
+ * (HEARTH_ERR_INVALID_ARG), more positions than the context
+ * (HEARTH_ERR_CONTEXT_FULL), a malformed, truncated or inconsistent one
+ * (HEARTH_ERR_FORMAT), a missing one (HEARTH_ERR_IO). The session may have
+ * any context that holds the positions (LongRoPE models: one that takes the
+ * same RoPE factors). *n_bytes (may be NULL) receives the file's size. */
+HEARTH_API hearth_err hearth_session_load(hearth_session *session, const char *path,
+                                          uint64_t *n_bytes);
+
 /* Evaluates n tokens at the next n positions (split into batches of at most
  * n_batch). If `logits` is not NULL it receives n_vocab floats per token when
  * all_logits is true ([n][n_vocab]), or only the last token's row otherwise.

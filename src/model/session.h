@@ -110,4 +110,9 @@ void forward_rope_head(const hearth_session *s, float *x, const float *cs);
  * it lives as long as s's buffers and is never freed. */
 void session_kv_view(const hearth_session *s, int kv0, hearth_session *view);
 
+/* hearth_session_load's reader over a file's bytes data[0..size)
+ * (session_file.c; the fuzz target feeds it): the session takes the
+ * state, or on failure (every check comes first) stays as it was. */
+hearth_err session_state_read(hearth_session *s, const uint8_t *data, uint64_t size);
+
 #endif
