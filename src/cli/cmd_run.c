@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 static const char run_usage[] =
     "usage: hearth run -m FILE [-p PROMPT | -f FILE] [options]\n"
@@ -21,6 +22,10 @@ static const char run_usage[] =
     "                      model ends); what was forgotten no longer counts\n"
     "  --keep N            prompt tokens a shift keeps, after the BOS (default 0; -1: all)\n"
     "  --no-parse-special  treat text like <|eot_id|> in the prompt as plain text\n"
+    "  --prompt-cache FILE reuse the prompt's longest common prefix with the session in FILE\n"
+    "                      (llama-cli's; when it exists and is not empty) and save the\n"
+    "                      session there once the prompt is evaluated\n"
+    "  --prompt-cache-ro   reuse FILE but never write it\n"
     "  --suffix TEXT       fill in the middle: the prompt is the code before the cursor,\n"
     "                      TEXT the code after it (needs a model with FIM tokens, such as\n"
     "                      Qwen2.5-Coder; special-token text stays text)\n"
@@ -70,6 +75,8 @@ static bool print_token(const hearth_token_event *ev, void *user) {
 
 typedef struct run_opts {
     const char *model, *prompt, *prompt_file, *schema_file, *suffix;
+    const char *prompt_cache; /* --prompt-cache FILE (NULL: none) */
+    bool prompt_cache_ro;
     cli_gen_opts g;
     cli_spec_opts spec;
     const char *stops[RUN_MAX_STOPS];
@@ -94,6 +101,10 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         }
         if (!strcmp(a, "--no-parse-special")) {
             o->parse_special = false;
+            continue;
+        }
+        if (!strcmp(a, "--prompt-cache-ro")) {
+            o->prompt_cache_ro = true;
             continue;
         }
         if (!strcmp(a, "--context-shift")) {
@@ -121,6 +132,8 @@ static int parse_run(int argc, char **argv, run_opts *o) {
             o->prompt_file = v;
         else if (!strcmp(a, "--suffix"))
             o->suffix = v;
+        else if (!strcmp(a, "--prompt-cache"))
+            o->prompt_cache = v;
         else if (!strcmp(a, "--keep")) {
             if (!cli_parse_int(v, -1, 1L << 30, &o->keep)) {
                 fprintf(stderr, "hearth run: --keep wants an integer >= -1, not '%s'\n", v);
@@ -141,6 +154,10 @@ static int parse_run(int argc, char **argv, run_opts *o) {
     }
     if (!o->model) {
         fputs(run_usage, stderr);
+        return 2;
+    }
+    if (o->prompt_cache_ro && !o->prompt_cache) {
+        fprintf(stderr, "hearth run: --prompt-cache-ro needs --prompt-cache FILE\n");
         return 2;
     }
     if (cli_spec_resolve("run", &o->spec)) return 2;
@@ -230,6 +247,49 @@ static const hearth_gen_params *gen_params(const hearth_model *m, const run_opts
     return gp;
 }
 
+/* --prompt-cache: loads FILE into s when it exists and is not empty (as
+ * llama-cli: no file, or an empty one, starts a new cache; one that cannot
+ * be used is an error). *save: whether to write FILE once the prompt is in,
+ * which llama-cli skips when FILE held the whole prompt already. */
+static int cache_load(hearth_session *s, const run_opts *o, const int32_t *ids, int n, bool *save) {
+    *save = o->prompt_cache && !o->prompt_cache_ro;
+    struct stat st;
+    if (!o->prompt_cache || stat(o->prompt_cache, &st) != 0 || st.st_size == 0) return 0;
+    if (hearth_session_load(s, o->prompt_cache, NULL)) return cli_fail("run", "--prompt-cache");
+    int n_exact = 0, k = 0;
+    const int32_t *held = hearth_session_tokens(s, &n_exact);
+    while (k < n_exact && k < n && held[k] == ids[k]) k++;
+    if (k == n) *save = false;
+    return 0;
+}
+
+/* hearth_generate's steps, with the prompt cache saved between the prompt
+ * and the first token. */
+static hearth_err run_steps(hearth_session *s, hearth_sampler *smp, const int32_t *ids, int n,
+                            const hearth_gen_params *gp, const run_opts *o, bool save,
+                            hearth_gen_result *r) {
+    hearth_gen *g = NULL;
+    hearth_err err = hearth_gen_new(s, smp, ids, n, gp, print_token, NULL, &g);
+    if (err) return err;
+    hearth_gen_get_result(g, r);
+    if (o->prompt_cache)
+        fprintf(stderr, "prompt cache: %d of %d prompt tokens reused from '%s'\n", r->n_cached, n,
+                o->prompt_cache);
+    err = hearth_gen_prefill(g, 0, NULL);
+    uint64_t bytes = 0;
+    if (!err && save && hearth_session_save(s, o->prompt_cache, &bytes))
+        fprintf(stderr, "hearth run: --prompt-cache: %s\n", hearth_last_error());
+    else if (!err && save)
+        fprintf(stderr, "prompt cache: %d tokens saved to '%s' (%llu bytes)\n", n, o->prompt_cache,
+                (unsigned long long)bytes);
+    int32_t id = -1;
+    while (!err && !(err = hearth_gen_next_token(g, &id)) && id >= 0)
+        err = hearth_gen_step(&g, 1, 0);
+    if (!err) hearth_gen_get_result(g, r);
+    hearth_gen_free(g);
+    return err;
+}
+
 static int generate(hearth_model *m, const run_opts *o, const char *text, size_t len) {
     size_t n = 0;
     prompt_ids(m, o, text, len, NULL, 0, &n);
@@ -239,6 +299,7 @@ static int generate(hearth_model *m, const run_opts *o, const char *text, size_t
     hearth_gen_result r;
     hearth_gen_params gp;
     int rc = 0;
+    bool save = false;
     if (!ids)
         rc = 1;
     else if (prompt_ids(m, o, text, len, ids, n, &n))
@@ -249,8 +310,9 @@ static int generate(hearth_model *m, const run_opts *o, const char *text, size_t
         rc = cli_fail("run", "creating the session");
     else if (hearth_sampler_new(m, &o->g.smp, &smp))
         rc = cli_fail("run", "creating the sampler");
-    else if (hearth_generate(s, smp, ids, (int)n, gen_params(m, o, ids, &gp), print_token, NULL,
-                             &r))
+    else if (cache_load(s, o, ids, (int)n, &save))
+        rc = 1;
+    else if (run_steps(s, smp, ids, (int)n, gen_params(m, o, ids, &gp), o, save, &r))
         rc = cli_fail("run", "generating");
     if (!rc) {
         static const char *const why[] = {"stop", "length", "callback"};
