@@ -34,11 +34,6 @@ static const command commands[] = {
     {"perplexity", cmd_perplexity, "perplexity and KL divergence on a text (llama-perplexity's)"},
 };
 
-int cli_fail(const char *cmd, const char *what) {
-    fprintf(stderr, "hearth %s: %s: %s\n", cmd, what, hearth_last_error());
-    return 1;
-}
-
 static void usage(FILE *out) {
     fprintf(out, "usage: hearth <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -25,6 +25,13 @@ hearth_err hr_fail(hearth_err code, const char *fmt, ...) HR_PRINTF(2, 3);
 /* Prefixes the current detail message with a formatted context ("loading x: ")
  * and returns `code`. */
 hearth_err hr_wrap(hearth_err code, const char *fmt, ...) HR_PRINTF(2, 3);
+#ifdef __clang_analyzer__
+/* The static analyzer does not follow calls into variadic functions, so it
+ * would take hr_fail's result for unknown (maybe HEARTH_OK) and walk failure
+ * paths as successes: spell out that both return their code (err.c). */
+#define hr_fail(code, ...) ((void)hr_fail(code, __VA_ARGS__), (code))
+#define hr_wrap(code, ...) ((void)hr_wrap(code, __VA_ARGS__), (code))
+#endif
 
 /* Overflow-checked arithmetic on sizes: false when the result would not fit. */
 static inline bool hr_mul_ok(uint64_t a, uint64_t b, uint64_t *out) {

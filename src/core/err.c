@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#undef hr_fail /* core.h's versions for the static analyzer; defined here */
+#undef hr_wrap
+
 enum { ERR_MSG_MAX = 1024 };
 
 static _Thread_local char err_msg[ERR_MSG_MAX];

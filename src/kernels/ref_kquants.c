@@ -434,7 +434,10 @@ void kern_ref_dequantize_q6_K(const void *vx, float *y, int64_t n) {
     for (int64_t i = 0; i < n / QK_K; i++, y += QK_K) {
         const float d = H2F(x[i].d);
         unpack_q6_K(&x[i], q);
-        for (int k = 0; k < QK_K; k++) y[k] = d * (float)x[i].scales[k / 16] * (float)q[k];
+        for (int k = 0; k < QK_K; k++) {
+            const int8_t sc = x[i].scales[k / 16];
+            y[k] = d * (float)sc * (float)q[k];
+        }
     }
 }
 

@@ -382,9 +382,12 @@ void kern_ref_quantize_q5_1(const float *x, void *vy, int64_t n) {
         y[i].m = F2H(min);
         uint32_t qh = 0;
         for (int j = 0; j < QK5_1 / 2; j++) {
-            /* ggml stores the truncation unclamped in a uint8_t and keeps 5 bits */
+            /* ggml stores the truncation unclamped in a uint8_t and keeps 5
+             * bits (its rounding, bit for bit, not lround's) */
+            // NOLINTBEGIN(bugprone-incorrect-roundings)
             const int q0 = (uint8_t)(int)((x[j] - min) * id + 0.5f);
             const int q1 = (uint8_t)(int)((x[QK5_1 / 2 + j] - min) * id + 0.5f);
+            // NOLINTEND(bugprone-incorrect-roundings)
             y[i].qs[j] = (uint8_t)((q0 & 0x0F) | (q1 & 0x0F) << 4);
             qh |= (uint32_t)((q0 >> 4) & 1) << j;
             qh |= (uint32_t)((q1 >> 4) & 1) << (j + QK5_1 / 2);

@@ -1050,7 +1050,7 @@ static void gemm_tiles(const tile_fn *tiles, prep_fn prep, gemv_fn gemv, bool ah
 
 /* (the two calls let the compiler drop the test of xd from the loops) */
 #define CALL_BP(k, T, n, w, xp, xd, out)                                                           \
-    (xd ? bp_tile(k, T, n, w, xp, xd, out) : bp_tile(k, T, n, w, xp, NULL, out))
+    ((xd) ? bp_tile(k, T, n, w, xp, xd, out) : bp_tile(k, T, n, w, xp, NULL, out))
 #define CALL_Q8_0(T, n, w, xp, xd, out)   CALL_BP(BK_Q8_0, T, n, w, xp, xd, out)
 #define CALL_Q4_0(T, n, w, xp, xd, out)   CALL_BP(BK_Q4_0, T, n, w, xp, xd, out)
 #define CALL_Q5_0(T, n, w, xp, xd, out)   CALL_BP(BK_Q5_0, T, n, w, xp, xd, out)

@@ -21,6 +21,7 @@
 #include "kernels/kern_ref.h"
 #include "kernels/x86_avx2.h"
 
+#include <assert.h>
 #include <immintrin.h>
 #include <math.h>
 
@@ -247,6 +248,7 @@ static void tile_values_any(const kern_attn_args *a, bool f16, float *const *w, 
 
 static void attn_tile(const kern_attn_args *a, bool f16) {
     const int hd = a->hd, nr = a->n_rows;
+    assert(nr >= 1 && nr <= AR && hd >= 16 && hd % 16 == 0 && hd <= KERN_ATTN_MAX_HD);
     float *sc[AR];
     float *acc_buf = a->work + (size_t)AR * (size_t)a->n_pos;
     _Alignas(32) float qr[AR][KERN_ATTN_MAX_HD];
@@ -414,6 +416,8 @@ AI void q8_values(const kern_attn_args *a, float *const *w, int lo, int hi, cons
 
 void kern_avx2_attn_q8_0(const kern_attn_args *a) {
     const int nr = a->n_rows;
+    assert(nr >= 1 && nr <= AR && a->hd >= QK8_0 && a->hd % QK8_0 == 0 &&
+           a->hd <= KERN_ATTN_MAX_HD);
     float *sc[AR];
     q8_rows qr;
     q8_prepare(a, &qr);

@@ -23,6 +23,7 @@
 #include "kernels/attn_q8.h"
 #include "kernels/x86_avx512.h"
 
+#include <assert.h>
 #include <math.h>
 
 enum { AT = KERN_KV_TILE, AR = KERN_ATTN_ROWS, AMAXV = KERN_ATTN_MAX_HD / 16 };
@@ -239,6 +240,7 @@ static void tile_values_any(const kern_attn_args *a, bool f16, float *const *w, 
 
 AI void attn_tile(const kern_attn_args *a, bool f16) {
     const int hd = a->hd, nr = a->n_rows;
+    assert(nr >= 1 && nr <= AR && hd >= 16 && hd % 16 == 0 && hd <= KERN_ATTN_MAX_HD);
     float *sc[AR];
     float *acc_buf = a->work + (size_t)AR * (size_t)a->n_pos;
     _Alignas(64) float qr[AR][KERN_ATTN_MAX_HD];
@@ -428,6 +430,8 @@ AI void q8_scores(const kern_attn_args *a, const q8_rows *qr, float *const *sc, 
 
 AI void attn_q8(const kern_attn_args *a, bool vnni) {
     const int nr = a->n_rows;
+    assert(nr >= 1 && nr <= AR && a->hd >= QK8_0 && a->hd % QK8_0 == 0 &&
+           a->hd <= KERN_ATTN_MAX_HD);
     float *sc[AR];
     q8_rows qr;
     q8_prepare(a, &qr, vnni);
