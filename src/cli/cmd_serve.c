@@ -41,6 +41,8 @@ static const char serve_usage[] =
     "                       (llama-server's; default off: it stops, finish_reason \"length\";\n"
     "                       ollama's routes always shift unless a request says \"shift\": false)\n"
     "  --queue N            requests that may wait for a slot before 503 (default 4 x parallel)\n"
+    "  --slot-save-path DIR POST /slots/{id}?action=save|restore|erase keep slots' KV caches\n"
+    "                       in files of DIR (llama-server's; made if missing)\n"
     "  --timeout S          seconds a request may take, waiting included (default 600; 0: none)\n"
     "  --max-body BYTES     largest request body (default 8388608)\n"
     "  --api-key KEY        require 'Authorization: Bearer KEY' on /v1/* (or HEARTH_API_KEY)\n"
@@ -154,6 +156,8 @@ static int parse_serve(int argc, char **argv, srv_config *c, const char **more, 
             ok = cli_parse_int(v, 1, 256, &c->n_parallel);
         else if (!strcmp(a, "--ctx") || !strcmp(a, "-c"))
             ok = cli_parse_int(v, 0, 1 << 24, &c->n_ctx);
+        else if (!strcmp(a, "--slot-save-path"))
+            c->slot_save_path = v;
         else if (!strcmp(a, "--queue"))
             ok = cli_parse_int(v, 0, 1 << 20, &c->queue_max);
         else if (!strcmp(a, "--timeout"))

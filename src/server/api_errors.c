@@ -32,6 +32,7 @@ const char *srv_error_type(int status) {
     case 403: return "permission_error";
     case 404: return "not_found_error";
     case 429: return "rate_limit_error";
+    case 501: return "not_supported_error"; /* llama-server's */
     default: return status >= 500 ? "server_error" : "invalid_request_error";
     }
 }

@@ -68,7 +68,8 @@ typedef enum route_id {
     ROUTE_LLAMA_COMPLETION,
     ROUTE_INFILL,
     ROUTE_RERANK,
-    ROUTE_TOKENIZER_INFO
+    ROUTE_TOKENIZER_INFO,
+    ROUTE_SLOT_ACTION
 } route_id;
 
 /* Who may use a route: anyone; any valid key; any valid key, counted
@@ -129,6 +130,7 @@ static const route routes[] = {
     {"/v1/responses", false, "POST", ROUTE_RESPONSES, METERED},
     {"/v1/responses/input_tokens", false, "POST", ROUTE_RESPONSES_TOKENS, KEY},
     {"/slots", false, "GET", ROUTE_SLOTS, ADMIN},
+    {"/slots/", true, "POST", ROUTE_SLOT_ACTION, ADMIN}, /* ?action=save|restore|erase */
     {"/v1/chat/completions/input_tokens", false, "POST", ROUTE_CHAT_TOKENS, KEY},
     /* API keys (api_keys.c) */
     {"/v1/hearth/key", false, "GET", ROUTE_KEY, KEY},
@@ -467,6 +469,8 @@ static void dispatch(srv_server *s, srv_conn *c) {
         srv_handle_responses_tokens(x);
     else if (id == ROUTE_SLOTS)
         srv_handle_slots(x);
+    else if (id == ROUTE_SLOT_ACTION)
+        srv_handle_slot_action(x, c->path + strlen("/slots/"));
     else if (id == ROUTE_CHAT_TOKENS)
         srv_handle_chat_tokens(x);
     else if (id == ROUTE_LLAMA_COMPLETION)

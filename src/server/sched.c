@@ -42,10 +42,15 @@
  * sample from the same step on. A choice that gets a slot only later (more
  * choices than free slots) starts like any job, from its slot's cache.
  *
- * Locks: sched.mu guards the queue, the slots' job pointers, n_busy and
- * stop; job.mu guards a job's output. Everything else in a slot (session,
- * generation, token mirror) belongs to the scheduler thread. A thread never
- * takes sched.mu while holding job.mu.
+ * A slot action (POST /slots/{id}: save, restore, erase) waits in a list
+ * until its slot is idle; each step first runs the waiting actions whose
+ * slots are idle, before admission can give those slots a job (a busy
+ * slot's action thus runs when its job ends, as llama-server defers it).
+ *
+ * Locks: sched.mu guards the queue, the slots' job pointers, n_busy, the
+ * actions' list and states, and stop; job.mu guards a job's output.
+ * Everything else in a slot (session, generation, token mirror) belongs to
+ * the scheduler thread. A thread never takes sched.mu while holding job.mu.
  */
 #include "server.h"
 #include "tools.h"
@@ -282,8 +287,10 @@ struct srv_sched {
     int n_slots, n_ctx, queue_max;
     srv_slot *slots;
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* with mu: a job arrived, or stop */
-    srv_job **queue;   /* ring of q_cap = queue_max + n_slots */
+    pthread_cond_t cv;        /* with mu: a job arrived, or stop */
+    pthread_cond_t action_cv; /* with mu: an action is done */
+    srv_slot_action *actions; /* waiting and running slot actions */
+    srv_job **queue;          /* ring of q_cap = queue_max + n_slots */
     int q_head, q_len, q_cap;
     int n_busy;
     bool stop;
@@ -717,19 +724,110 @@ static bool slot_advance(srv_sched *s, srv_slot *slot) {
     return false;
 }
 
+/* ---- slot actions ------------------------------------------------------------ */
+
+/* One action on its idle slot (the scheduler thread, which admits no job
+ * meanwhile): the session and the prefix mirror change together. */
+static void action_run(srv_sched *s, srv_slot_action *a) {
+    srv_slot *slot = &s->slots[a->slot];
+    const double t0 = srv_now_ms();
+    a->n_tokens = hearth_session_pos(slot->session);
+    if (a->verb == SRV_SLOT_SAVE) {
+        a->err = hearth_session_save(slot->session, a->path, &a->n_bytes);
+    } else if (a->verb == SRV_SLOT_RESTORE) {
+        a->err = hearth_session_load(slot->session, a->path, &a->n_bytes);
+        if (!a->err) {
+            a->n_tokens = hearth_session_pos(slot->session);
+            /* what a prompt may reuse: up to a context shift's moved part */
+            const int32_t *held = hearth_session_tokens(slot->session, &slot->n_cache);
+            memcpy(slot->cache, held, (size_t)slot->n_cache * sizeof *slot->cache);
+        }
+    } else {
+        a->err = hearth_session_truncate(slot->session, 0);
+        slot->n_cache = 0;
+    }
+    if (a->err) snprintf(a->err_msg, sizeof a->err_msg, "%s", hearth_last_error());
+    a->ms = srv_now_ms() - t0;
+}
+
+/* The waiting actions whose slots are idle, taken off the list (mu held)
+ * and marked running; their own list, NULL when none. */
+static srv_slot_action *actions_take(srv_sched *s) {
+    srv_slot_action *taken = NULL;
+    for (srv_slot_action **p = &s->actions; *p;) {
+        srv_slot_action *a = *p;
+        if (s->slots[a->slot].job) {
+            p = &a->next;
+            continue;
+        }
+        *p = a->next;
+        a->state = 1;
+        a->next = taken;
+        taken = a;
+    }
+    return taken;
+}
+
+/* Runs the taken actions (without mu: a save or restore is a file's I/O),
+ * then marks them done; their waiters may free them from then on. */
+static void actions_run(srv_sched *s, srv_slot_action *acts) {
+    for (srv_slot_action *a = acts; a; a = a->next) action_run(s, a);
+    pthread_mutex_lock(&s->mu);
+    for (srv_slot_action *a = acts, *next; a; a = next) {
+        next = a->next;
+        a->state = 2;
+    }
+    pthread_cond_broadcast(&s->action_cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+bool srv_sched_slot_action(srv_sched *s, srv_slot_action *a, bool (*give_up)(void *user),
+                           void *user) {
+    pthread_mutex_lock(&s->mu);
+    a->state = 0;
+    a->next = s->actions;
+    s->actions = a;
+    pthread_cond_signal(&s->cv);
+    bool ran = true;
+    while (a->state != 2) {
+        if (a->state == 0 && (s->stop || give_up(user))) { /* not started: withdrawn */
+            for (srv_slot_action **p = &s->actions; *p; p = &(*p)->next)
+                if (*p == a) {
+                    *p = a->next;
+                    break;
+                }
+            ran = false;
+            break;
+        }
+        srv_wait_ms(&s->action_cv, &s->mu, 100);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ran;
+}
+
+int srv_sched_n_slots(const srv_sched *s) { return s->n_slots; }
+
 static void *sched_main(void *arg) {
     srv_sched *s = arg;
     hearth_gen **gens = s->step_gens;
     srv_slot **fed = s->step_slots, **scoring = s->score_slots;
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (!s->stop && s->q_len == 0 && s->n_busy == 0) pthread_cond_wait(&s->cv, &s->mu);
+        while (!s->stop && s->q_len == 0 && s->n_busy == 0 && !s->actions)
+            pthread_cond_wait(&s->cv, &s->mu);
         if (s->stop && s->n_busy == 0) {
             pthread_mutex_unlock(&s->mu);
             break;
         }
-        if (!s->stop) admit_locked(s);
+        /* an idle slot's actions run before admission can give it a job;
+         * the next round admits */
+        srv_slot_action *acts = s->stop ? NULL : actions_take(s);
+        if (!s->stop && !acts) admit_locked(s);
         pthread_mutex_unlock(&s->mu);
+        if (acts) {
+            actions_run(s, acts);
+            continue;
+        }
         /* Slots with a job are touched only by this thread from here on
          * (admission, the only other writer of slot->job, runs here too). */
         int n = 0, n_tokens = 0, n_scoring = 0;
@@ -771,6 +869,7 @@ hearth_err srv_sched_new(hearth_model *m, int n_slots, int n_ctx, hearth_kv_type
     s->q_cap = queue_max + n_slots;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->action_cv, NULL);
     s->slots = calloc((size_t)n_slots, sizeof *s->slots);
     s->queue = calloc((size_t)s->q_cap, sizeof *s->queue);
     s->step_gens = calloc((size_t)n_slots, sizeof *s->step_gens);
@@ -855,6 +954,7 @@ void srv_sched_free(srv_sched *s) {
     free(s->step_slots);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->action_cv);
     free(s);
 }
 

@@ -77,6 +77,7 @@ hearth_err srv_start(const srv_config *cfg, srv_server **out) {
     atomic_init(&s->gw_workers, 0);
     pthread_mutex_init(&s->rag_mu, NULL);
     hearth_err err = srv_models_init(s);
+    if (!err) err = srv_slots_start(s);
     if (!err) err = srv_gateway_start(s);
     if (!err && cfg->rag_path) err = rag_open(cfg->rag_path, false, &s->rag);
     if (!err) err = srv_rag_start(s);

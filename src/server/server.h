@@ -25,6 +25,8 @@
  *                 input_tokens
  *   api_util.c    llama.cpp server's utility endpoints: POST /tokenize,
  *                 /detokenize, /apply-template, GET /props
+ *   api_slots.c   llama-server's slot actions: POST /slots/{id}?action=save|
+ *                 restore|erase (--slot-save-path)
  *   sse.c         the Server-Sent Events body fed from a running job
  *   metrics.c     counters and the latency histogram
  *   dashboard.c   GET /dashboard: the operator's page, embedded from dashboard/
@@ -134,6 +136,9 @@ typedef struct srv_config {
     int reasoning;
     srv_reasoning_format reasoning_format;
     int reasoning_budget; /* --reasoning-budget: tokens of thinking at most (-1: no limit) */
+    /* --slot-save-path DIR: llama-server's POST /slots/{id}?action=save|restore|erase
+     * (api_slots.c), files in DIR only (made at start-up); NULL: the actions answer 501 */
+    const char *slot_save_path;
 } srv_config;
 
 srv_config srv_default_config(void);
@@ -580,6 +585,37 @@ void srv_sched_stats(srv_sched *s, int *queued, int *busy, int *slots);
 struct cJSON;
 void srv_sched_slots_json(srv_sched *s, struct cJSON *arr, const char *model);
 
+/* llama-server's slot actions (POST /slots/{id}, api_slots.c), which the
+ * scheduler thread runs on the slot once it is idle, before any job is
+ * admitted to it (as llama-server defers them while the slot is busy):
+ * SAVE writes the slot's session to path (hearth_session_save), RESTORE
+ * replaces it with path's (hearth_session_load; refused: the slot is left
+ * as it was) and ERASE empties it. The slot's prefix mirror follows, so
+ * the next request sharing a restored prefix is given that slot and
+ * reuses it (admission prefers the longest cached prefix). */
+typedef enum srv_slot_verb { SRV_SLOT_SAVE, SRV_SLOT_RESTORE, SRV_SLOT_ERASE } srv_slot_verb;
+typedef struct srv_slot_action {
+    srv_slot_verb verb;
+    int slot;         /* 0 <= slot < srv_sched_n_slots */
+    const char *path; /* SAVE, RESTORE */
+    /* output, once it ran */
+    hearth_err err;
+    char err_msg[256];
+    int n_tokens;     /* positions saved, restored or erased */
+    uint64_t n_bytes; /* the file's size (SAVE, RESTORE) */
+    double ms;
+    /* the scheduler's (guarded by its mu) */
+    int state; /* 0 waiting, 1 running, 2 done */
+    struct srv_slot_action *next;
+} srv_slot_action;
+/* Runs a on its slot and waits for it; false when it did not run: the
+ * scheduler is shutting down, or give_up(user) (asked every 100 ms while
+ * it waits for a busy slot: the client left, the request's time ran out)
+ * withdrew it. */
+bool srv_sched_slot_action(srv_sched *s, srv_slot_action *a, bool (*give_up)(void *user),
+                           void *user);
+int srv_sched_n_slots(const srv_sched *s);
+
 /* A new job (refs = 1, the caller's) owning a copy of prompt[0..n). NULL when
  * out of memory. */
 srv_job *srv_job_new(const int32_t *prompt, int n);
@@ -908,6 +944,11 @@ void srv_handle_anthropic_count(srv_exchange *x);    /* POST /v1/messages/count_
 void srv_handle_model_load(srv_exchange *x);   /* POST /models/load */
 void srv_handle_model_unload(srv_exchange *x); /* POST /models/unload */
 void srv_handle_slots(srv_exchange *x);        /* GET /slots */
+/* POST /slots/{id}?action=save|restore|erase (api_slots.c); id_text: what
+ * follows /slots/ */
+void srv_handle_slot_action(srv_exchange *x, const char *id_text);
+/* --slot-save-path: the directory made (with its parents) at start-up. */
+hearth_err srv_slots_start(srv_server *s);
 /* POST /v1/chat/completions/input_tokens (llama-server's): the tokens a chat
  * request's prompt would be (api_chat.c) */
 void srv_handle_chat_tokens(srv_exchange *x);
