@@ -256,6 +256,30 @@ static void chat_session(const char *model) {
           2);
 }
 
+/* Options that take a number refuse one with junk after it (atoi read "2x"
+ * as 2) and empty lists; exit 2, a usage error. */
+static void bad_numbers(void) {
+    const char *const cmds[] = {
+        "synth -o x.gguf --layers 2x",
+        "synth -o x.gguf --embd 64k",
+        "synth -o x.gguf --ctx ''",
+        "bench -m m.gguf -r 3x",
+        "bench -m m.gguf --latency-prompt 8k",
+        "bench -m m.gguf -t ''",
+        "logits -m m.gguf --ids none -o out --gen 3x",
+        "logits -m m.gguf --ids none -o out -t 2x",
+        "quantize m.gguf q.gguf Q8_0 4x",
+        "quantize -t x m.gguf q.gguf Q8_0",
+        "router train -o r.bin --data --from-ledger none.db",
+        "router train -o r.bin --char-ngrams -1-5 --data none.jsonl",
+        "router train -o r.bin --char-ngrams 2-5x --data none.jsonl",
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        const int rc = test_sh("cd %s && %s %s >/dev/null 2>&1", dir, HEARTH_BINARY, cmds[i]);
+        CHECKF(rc == 2, "hearth %s: exit %d, not 2", cmds[i], rc);
+    }
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/hearth-test-cli-%d", (int)getpid());
     char model[128], bad[128];
@@ -286,6 +310,7 @@ int main(void) {
     CHECK(test_sh("%s run -m %s -p hi 2>/dev/null", HEARTH_BINARY, bad) == 1);
     CHECK(test_sh("%s run -m /nonexistent.gguf -p hi 2>/dev/null", HEARTH_BINARY) == 1);
     CHECK(test_sh("%s nosuchcommand 2>/dev/null", HEARTH_BINARY) == 2);
+    bad_numbers();
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0);
     return test_done("cli");

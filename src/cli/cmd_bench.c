@@ -73,8 +73,10 @@ typedef struct bench_result {
 
 /* ---- arguments ---- */
 
+/* A comma-separated list of one or more whole numbers ("" is no list). */
 static int parse_list(const char *opt, const char *s, int *out, int *n_out) {
     int n = 0;
+    if (!*s) return fprintf(stderr, "hearth bench: empty list for %s\n", opt), 2;
     for (const char *p = s; *p;) {
         char *end;
         long v = strtol(p, &end, 10);
@@ -102,11 +104,15 @@ static int parse_value(bench_opts *o, const char *a, const char *v) {
         return parse_list(a, v, o->n, &o->n_n);
     else if (!strcmp(a, "-t"))
         return parse_list(a, v, o->t, &o->n_t);
-    else if (!strcmp(a, "-r"))
-        o->reps = atoi(v);
-    else if (!strcmp(a, "--latency-prompt"))
-        o->lat_prompt = atoi(v);
-    else if (!strcmp(a, "--seed"))
+    else if (!strcmp(a, "-r")) {
+        if (!cli_parse_int(v, 1, BENCH_MAX_REPS, &o->reps))
+            return fprintf(stderr, "hearth bench: -r must be 1..%d\n", BENCH_MAX_REPS), 2;
+    } else if (!strcmp(a, "--latency-prompt")) {
+        if (!cli_parse_int(v, 1, BENCH_MAX_TOKENS, &o->lat_prompt))
+            return fprintf(stderr, "hearth bench: --latency-prompt must be 1..%d\n",
+                           BENCH_MAX_TOKENS),
+                   2;
+    } else if (!strcmp(a, "--seed"))
         o->seed = strtoull(v, NULL, 10);
     else if (!strcmp(a, "-o")) {
         if (strcmp(v, "md") && strcmp(v, "jsonl"))
@@ -148,9 +154,6 @@ static int parse_bench(int argc, char **argv, bench_opts *o) {
             return 2;
     }
     if (!o->n_models) return fputs(bench_usage, stderr), 2;
-    if (o->reps < 1 || o->reps > BENCH_MAX_REPS || o->lat_prompt < 1 ||
-        o->lat_prompt > BENCH_MAX_TOKENS)
-        return fprintf(stderr, "hearth bench: -r must be 1..%d\n", BENCH_MAX_REPS), 2;
     for (int i = 0; i < o->n_t; i++)
         if (o->t[i] == 0) o->t[i] = hr_cpu_cores();
     return -1;
@@ -494,7 +497,7 @@ int cmd_bench(int argc, char **argv) {
         printf("\n| model | size MiB | params | isa | threads | test | t/s |\n"
                "| --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
     fflush(hdr);
-    lat_result *lat = o.latency ? calloc((size_t)(o.n_models * o.n_t), sizeof *lat) : NULL;
+    lat_result *lat = o.latency ? calloc((size_t)o.n_models * (size_t)o.n_t, sizeof *lat) : NULL;
     if (o.latency && !lat) return fprintf(stderr, "hearth bench: out of memory\n"), 1;
     int n_lat = 0;
     for (int m = 0; !rc && m < o.n_models; m++)

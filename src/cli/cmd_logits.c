@@ -5,6 +5,8 @@
  */
 #include "cli.h"
 
+#include "core/core.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +26,7 @@ static const char logits_usage[] =
 static int read_ids(const char *path, int32_t **ids_out, int *n_out) {
     FILE *f = fopen(path, "r");
     if (!f) {
-        fprintf(stderr, "hearth logits: cannot open '%s': %s\n", path, strerror(errno));
+        fprintf(stderr, "hearth logits: cannot open '%s': %s\n", path, hr_strerror(errno));
         return 1;
     }
     int32_t *ids = NULL;
@@ -35,8 +37,8 @@ static int read_ids(const char *path, int32_t **ids_out, int *n_out) {
         }
         if (c == EOF) break;
         ungetc(c, f);
-        long v;
-        if (fscanf(f, "%ld", &v) != 1 || v < 0 || v > INT32_MAX) {
+        long v; /* the count and the range are checked (glibc saturates out-of-range %ld) */
+        if (fscanf(f, "%ld", &v) != 1 || v < 0 || v > INT32_MAX) { // NOLINT(cert-err34-c)
             fprintf(stderr, "hearth logits: '%s' holds something other than token ids at id #%d\n",
                     path, n + 1);
             rc = 1;
@@ -72,7 +74,7 @@ static int write_f32(const char *prefix, const char *suffix, const float *v, siz
     snprintf(path, sizeof path, "%s%s", prefix, suffix);
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(v, sizeof(float), n, f) != n || fclose(f) != 0) {
-        fprintf(stderr, "hearth logits: cannot write '%s': %s\n", path, strerror(errno));
+        fprintf(stderr, "hearth logits: cannot write '%s': %s\n", path, hr_strerror(errno));
         return 1;
     }
     return 0;
@@ -102,7 +104,7 @@ static int greedy(hearth_session *s, const float *last, int n_vocab, int n_gen,
         snprintf(path, sizeof path, "%s.json", prefix);
         FILE *f = fopen(path, "w");
         if (!f) {
-            fprintf(stderr, "hearth logits: cannot write '%s': %s\n", path, strerror(errno));
+            fprintf(stderr, "hearth logits: cannot write '%s': %s\n", path, hr_strerror(errno));
             rc = 1;
         } else {
             fputs("{\"gen_ids\": [", f);
@@ -150,11 +152,13 @@ int cmd_logits(int argc, char **argv) {
             ids_path = v;
         else if (!strcmp(a, "-o"))
             prefix = v;
-        else if (!strcmp(a, "--gen"))
-            n_gen = atoi(v);
-        else if (!strcmp(a, "-t"))
-            mp.n_threads = atoi(v);
-        else {
+        else if (!strcmp(a, "--gen") || !strcmp(a, "-t")) {
+            const bool gen = !strcmp(a, "--gen");
+            if (!cli_parse_int(v, 0, gen ? 1 << 20 : 1024, gen ? &n_gen : &mp.n_threads)) {
+                fprintf(stderr, "hearth logits: bad value '%s' for %s\n", v, a);
+                return 2;
+            }
+        } else {
             fprintf(stderr, "hearth logits: unknown option '%s %s'\n%s", a, v, logits_usage);
             return 2;
         }

@@ -86,9 +86,10 @@ static int parse_quantize(int argc, char **argv, qcli *c) {
                 fprintf(stderr, "hearth quantize: option '%s' needs a value\n", a);
                 return 2;
             }
-            if (!strcmp(a, "-t"))
-                c->p.n_threads = atoi(argv[++i]);
-            else if (add_override(c, argv[++i]))
+            if (!strcmp(a, "-t")) {
+                if (!cli_parse_int(argv[++i], 0, 1024, &c->p.n_threads))
+                    return fprintf(stderr, "hearth quantize: bad -t '%s'\n", argv[i]), 2;
+            } else if (add_override(c, argv[++i]))
                 return 2;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "hearth quantize: unknown option '%s'\n%s", a, quantize_usage);
@@ -107,7 +108,9 @@ static int parse_quantize(int argc, char **argv, qcli *c) {
     c->in = pos[0];
     c->out = pos[1];
     c->type = pos[2];
-    if (n_pos == 4) c->p.n_threads = atoi(pos[3]); /* llama-quantize's positional thread count */
+    /* llama-quantize's positional thread count */
+    if (n_pos == 4 && !cli_parse_int(pos[3], 0, 1024, &c->p.n_threads))
+        return fprintf(stderr, "hearth quantize: bad thread count '%s'\n", pos[3]), 2;
     if (!quant_ftype_parse(c->type, &c->p.ftype)) {
         fprintf(stderr, "hearth quantize: unknown TYPE '%s'\n%s", c->type, quantize_usage);
         return 2;

@@ -65,8 +65,40 @@ static int take_files(int argc, char **argv, int i, rcli *c) {
 static bool parse_uint(const char *s, unsigned *out) {
     char *end;
     long v = strtol(s, &end, 10);
-    if (*end || v < 0 || v > 1 << 30) return false;
+    if (end == s || *end || v < 0 || v > 1 << 30) return false;
     *out = (unsigned)v;
+    return true;
+}
+
+/* "LO-HI", two whole numbers ("-1-5" and "2-5x" are not). */
+static bool parse_range(const char *s, unsigned *lo, unsigned *hi) {
+    char *end;
+    const long a = strtol(s, &end, 10);
+    if (end == s || *end != '-' || a < 0 || a > 1 << 30) return false;
+    const char *t = end + 1;
+    const long b = strtol(t, &end, 10);
+    if (end == t || *end || b < 0 || b > 1 << 30) return false;
+    *lo = (unsigned)a;
+    *hi = (unsigned)b;
+    return true;
+}
+
+/* The options without a value; true when `a` is one. */
+static bool flag_opt(const char *a, rcli *c) {
+    if (!strcmp(a, "--tune"))
+        c->tune = true;
+    else if (!strcmp(a, "--no-dense"))
+        c->tp.dense = false;
+    else if (!strcmp(a, "--confidence"))
+        c->confidence = true;
+    else if (!strcmp(a, "--dry-run"))
+        c->dry_run = true;
+    else if (!strcmp(a, "--dev"))
+        c->dev = true;
+    else if (!strcmp(a, "-q"))
+        c->quiet = true;
+    else
+        return false;
     return true;
 }
 
@@ -79,30 +111,17 @@ static int parse(int argc, char **argv, rcli *c) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(router_usage, stdout);
             return 0;
-        } else if (!strcmp(a, "--data")) {
-            int j = take_files(argc, argv, i, c);
-            bad = j == i;
+        }
+        if (!strcmp(a, "--data")) {
+            const int j = take_files(argc, argv, i, c);
+            if (j == i) {
+                fprintf(stderr, "hearth router: --data needs FILE...\n");
+                return 2;
+            }
             i = j;
             continue;
-        } else if (!strcmp(a, "--tune")) {
-            c->tune = true;
-            continue;
-        } else if (!strcmp(a, "--no-dense")) {
-            c->tp.dense = false;
-            continue;
-        } else if (!strcmp(a, "--confidence")) {
-            c->confidence = true;
-            continue;
-        } else if (!strcmp(a, "--dry-run")) {
-            c->dry_run = true;
-            continue;
-        } else if (!strcmp(a, "--dev")) {
-            c->dev = true;
-            continue;
-        } else if (!strcmp(a, "-q")) {
-            c->quiet = true;
-            continue;
         }
+        if (flag_opt(a, c)) continue;
         if (!v) {
             fprintf(stderr, "hearth router: option '%s' needs a value\n", a);
             return 2;
@@ -182,11 +201,11 @@ static int parse(int argc, char **argv, rcli *c) {
         } else if (!strcmp(a, "--subject-chars"))
             bad = !parse_uint(v, &c->tp.subject_chars);
         else if (!strcmp(a, "--subject-iters")) {
-            unsigned n;
+            unsigned n = 0;
             bad = !parse_uint(v, &n);
             c->tp.subject_iter = (int)n;
         } else if (!strcmp(a, "--iters")) {
-            unsigned n;
+            unsigned n = 0;
             bad = !parse_uint(v, &n);
             c->tp.max_iter = (int)n;
         } else if (!strcmp(a, "--hash-bits"))
@@ -201,7 +220,7 @@ static int parse(int argc, char **argv, rcli *c) {
             unsigned lo = 0, hi = 0;
             if (!strcmp(v, "0"))
                 c->tp.char_min = c->tp.char_max = 0;
-            else if (sscanf(v, "%u-%u", &lo, &hi) == 2)
+            else if (parse_range(v, &lo, &hi))
                 c->tp.char_min = lo, c->tp.char_max = hi;
             else
                 bad = true;

@@ -149,6 +149,7 @@ static int load_routellm(rcli *c, rtr_dataset *d) {
     char pat[4096];
     glob_t g;
     snprintf(pat, sizeof pat, "%s/mmlu/responses/mmlu_*.csv", c->routellm);
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): the CLI's only thread, before any pool starts
     if (glob(pat, 0, NULL, &g) != 0 || g.gl_pathc == 0) {
         fprintf(stderr, "hearth router experiment: no files match %s\n", pat);
         return 1;
@@ -502,6 +503,11 @@ int rcli_experiment(rcli *c) {
     }
     fprintf(stderr, "hearth router: %zu prompts after decontamination: %zu train, %zu eval\n", d.n,
             n_tr, n_ev);
+    if (n_tr == 0 || n_ev == 0) { /* too few prompts for the split */
+        fprintf(stderr, "hearth router experiment: a part of the split is empty\n");
+        rc = 1;
+        goto done;
+    }
     /* the defaults are the method chosen in development; --tune searches the
      * heads' l2 and smoothing around them (slow with the subject part) */
     if (c->split_dir && ((rc = write_split(c, &d, tr, n_tr, "train.jsonl")) ||

@@ -75,6 +75,19 @@ static int rope_opt(const char *a, const char *v, synth_params *p) {
     return 1;
 }
 
+/* The shape options (whole numbers from 1; synth_write checks that they fit
+ * together); 1 when `a` is one (with a good value), 0 when not, -1 on a bad
+ * value ("--layers 2x" is an error, not 2). */
+static int shape_opt(const char *a, const char *v, synth_params *p) {
+    static const char *const names[] = {"--embd",     "--layers", "--heads", "--kv-heads",
+                                        "--head-dim", "--ff",     "--ctx"};
+    int *const fields[] = {&p->n_embd,   &p->n_layer, &p->n_head, &p->n_head_kv,
+                           &p->head_dim, &p->n_ff,    &p->n_ctx};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(a, names[i])) return cli_parse_int(v, 1, 1 << 24, fields[i]) ? 1 : -1;
+    return 0;
+}
+
 /* The adapter options; 1 when `a` is one (with a good value), 0 when not, -1 on a bad value. */
 static int lora_opt(const char *a, const char *v, synth_lora_params *lp, const char **base) {
     int n;
@@ -117,6 +130,7 @@ int cmd_synth(int argc, char **argv) {
         }
         int lr = lora_opt(a, v, &lp, &lora_base);
         if (!lr) lr = rope_opt(a, v, &p);
+        if (!lr) lr = shape_opt(a, v, &p);
         if (lr < 0) {
             fprintf(stderr, "hearth synth: bad value '%s' for %s\n", v, a);
             return 2;
@@ -132,21 +146,7 @@ int cmd_synth(int argc, char **argv) {
                 return 2;
             }
             lp.type = p.type;
-        } else if (!strcmp(a, "--embd"))
-            p.n_embd = atoi(v);
-        else if (!strcmp(a, "--layers"))
-            p.n_layer = atoi(v);
-        else if (!strcmp(a, "--heads"))
-            p.n_head = atoi(v);
-        else if (!strcmp(a, "--kv-heads"))
-            p.n_head_kv = atoi(v);
-        else if (!strcmp(a, "--head-dim"))
-            p.head_dim = atoi(v);
-        else if (!strcmp(a, "--ff"))
-            p.n_ff = atoi(v);
-        else if (!strcmp(a, "--ctx"))
-            p.n_ctx = atoi(v);
-        else if (!strcmp(a, "--seed"))
+        } else if (!strcmp(a, "--seed"))
             lp.seed = p.seed = strtoull(v, NULL, 10);
         else {
             fprintf(stderr, "hearth synth: unknown option '%s'\n%s", a, synth_usage);
