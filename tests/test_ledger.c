@@ -304,6 +304,10 @@ static void test_since(void) {
     CHECK(gw_parse_since("yesterday", now, &v) == HEARTH_ERR_INVALID_ARG);
     CHECK(gw_parse_since("5y", now, &v) == HEARTH_ERR_INVALID_ARG);
     CHECK(gw_parse_since("2024-05-01Tnoon", now, &v) == HEARTH_ERR_INVALID_ARG);
+    /* sscanf's %2d takes a sign: negative fields are no time */
+    CHECK(gw_parse_since("2024-05-01T-1:00:00Z", now, &v) == HEARTH_ERR_INVALID_ARG);
+    CHECK(gw_parse_since("2024-05-01 12:-5", now, &v) == HEARTH_ERR_INVALID_ARG);
+    CHECK(gw_parse_since("2024-05-01T12:00:-1", now, &v) == HEARTH_ERR_INVALID_ARG);
 }
 
 /* ---- the CLI -------------------------------------------------------------------- */

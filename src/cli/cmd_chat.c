@@ -400,7 +400,7 @@ int cmd_chat(int argc, char **argv) {
         rc = cli_fail("chat", "the chat template");
     else if (!(c.bos = eng_token_text(c.model, hearth_token_bos(c.model))) ||
              !(c.eos = eng_token_text(c.model, hearth_token_eos(c.model))))
-        rc = 1;
+        rc = 1; // NOLINT(bugprone-branch-clone): a chain of steps, several failing alike
     else if (hearth_session_new(c.model, &o.sp, &c.session))
         rc = cli_fail("chat", "creating the session");
     else if (chat_sampler(&c, o.smp))

@@ -53,6 +53,7 @@ static void print_str(gguf_str s, uint64_t max) {
 
 static void print_arr(const gguf_arr *a, int depth);
 
+// NOLINTNEXTLINE(misc-no-recursion): print_arr stops at depth 3
 static void print_elem(const gguf_arr *a, uint64_t i, int depth) {
     switch (a->type) {
     case GGUF_STRING: print_str(gguf_arr_str(a, i), INFO_STR_MAX / 2); break;
@@ -70,7 +71,7 @@ static void print_elem(const gguf_arr *a, uint64_t i, int depth) {
 }
 
 /* "array[TYPE, N] [e0, e1, ...]" with at most INFO_ARR_FIRST elements. */
-static void print_arr(const gguf_arr *a, int depth) {
+static void print_arr(const gguf_arr *a, int depth) { // NOLINT(misc-no-recursion): depth < 3
     printf("array[%s, %llu]", gguf_vtype_name(a->type), (unsigned long long)a->n);
     if (a->n == 0) return;
     if (depth >= 3) {

@@ -238,7 +238,7 @@ static void score_rows(ppl_run *r, const int32_t *next, int n, bool strided, uin
 
 static int write_all(FILE *f, const void *p, size_t size, size_t n, const char *path) {
     if (fwrite(p, size, n, f) == n) return 0;
-    fprintf(stderr, "hearth perplexity: cannot write '%s': %s\n", path, strerror(errno));
+    fprintf(stderr, "hearth perplexity: cannot write '%s': %s\n", path, hr_strerror(errno));
     return 1;
 }
 
@@ -259,7 +259,7 @@ static int run_ppl(const ppl_opts *o, ppl_run *r, const int32_t *ids, size_t n) 
         rows = f ? hr_calloc(row_len * (size_t)scored, sizeof *rows) : NULL;
         if (!f || !rows) {
             fprintf(stderr, "hearth perplexity: cannot write '%s': %s\n", o->base,
-                    f ? "no memory" : strerror(errno));
+                    f ? "no memory" : hr_strerror(errno));
             rc = 1;
         } else {
             rc = write_all(f, head, 1, sizeof head, o->base) ||
@@ -291,7 +291,7 @@ static int run_ppl(const ppl_opts *o, ppl_run *r, const int32_t *ids, size_t n) 
         fflush(stdout);
     }
     if (f && fclose(f) != 0 && !rc) {
-        fprintf(stderr, "hearth perplexity: cannot write '%s': %s\n", o->base, strerror(errno));
+        fprintf(stderr, "hearth perplexity: cannot write '%s': %s\n", o->base, hr_strerror(errno));
         rc = 1;
     }
     free(rows);

@@ -5,6 +5,8 @@
  */
 #include "cli.h"
 
+#include "core/core.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,7 +183,7 @@ static char *load_prompt(const run_opts *o, size_t *len) {
     }
     FILE *f = o->prompt_file ? fopen(o->prompt_file, "rb") : stdin;
     if (!f) {
-        fprintf(stderr, "hearth run: cannot open '%s': %s\n", o->prompt_file, strerror(errno));
+        fprintf(stderr, "hearth run: cannot open '%s': %s\n", o->prompt_file, hr_strerror(errno));
         return NULL;
     }
     char *text = read_stream(f, RUN_MAX_PROMPT, "the prompt", len);
@@ -195,7 +197,7 @@ static char *load_prompt(const run_opts *o, size_t *len) {
 static char *load_schema(const char *path) {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!f) {
-        fprintf(stderr, "hearth run: cannot open '%s': %s\n", path, strerror(errno));
+        fprintf(stderr, "hearth run: cannot open '%s': %s\n", path, hr_strerror(errno));
         return NULL;
     }
     size_t len = 0;
@@ -301,7 +303,7 @@ static int generate(hearth_model *m, const run_opts *o, const char *text, size_t
     int rc = 0;
     bool save = false;
     if (!ids)
-        rc = 1;
+        rc = (fprintf(stderr, "hearth run: out of memory\n"), 1);
     else if (prompt_ids(m, o, text, len, ids, n, &n))
         rc = cli_fail("run", o->suffix ? "--suffix" : "tokenizing");
     else if (n == 0)

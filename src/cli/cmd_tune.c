@@ -17,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -401,8 +402,10 @@ static int save(tune_run *t, int epoch) {
 
 static int train(tune_run *t) {
     const tune_opts *o = t->o;
+    const size_t n_train = t->train.n; /* fixed while training */
+    assert(n_train > 0);               /* load_data refuses an empty set */
     int n_max = 2;
-    for (size_t i = 0; i < t->train.n; i++)
+    for (size_t i = 0; i < n_train; i++)
         n_max = t->train.ex[i].n > n_max ? t->train.ex[i].n : n_max;
     for (size_t i = 0; i < t->val.n; i++) n_max = t->val.ex[i].n > n_max ? t->val.ex[i].n : n_max;
     if (tune_graph_new(t->m, t->a, n_max, &t->g)) return cli_fail("tune", "preparing training");
@@ -417,9 +420,9 @@ static int train(tune_run *t) {
         printf("memory: %.1f MiB for training (activations for %d tokens, F32 transposes of the "
                "weights), %.1f MiB for the adapter and its optimizer state\n",
                graph_mib, n_max, adapter_mib);
-    size_t *order = malloc(t->train.n * sizeof *order);
+    size_t *order = malloc(n_train * sizeof *order);
     if (!order) return cli_fail("tune", "out of memory");
-    for (size_t i = 0; i < t->train.n; i++) order[i] = i;
+    for (size_t i = 0; i < n_train; i++) order[i] = i;
     hr_rng rng;
     hr_rng_seed(&rng, (uint64_t)o->seed + 1);
     tune_adamw opt = {.beta1 = 0.9f,
@@ -429,12 +432,12 @@ static int train(tune_run *t) {
                       .clip = (float)o->clip};
     int rc = t->val.n ? validate(t, 0) : 0, s = 0;
     for (int epoch = 1; epoch <= o->epochs && !rc; epoch++) {
-        for (size_t i = t->train.n; i > 1; i--) { /* Fisher-Yates */
+        for (size_t i = n_train; i > 1; i--) { /* Fisher-Yates */
             const size_t j = (size_t)(hr_rng_next(&rng) % i), x = order[i - 1];
             order[i - 1] = order[j], order[j] = x;
         }
-        for (size_t b = 0; b < t->train.n && !rc; b += (size_t)o->batch) {
-            const size_t e = b + (size_t)o->batch < t->train.n ? b + (size_t)o->batch : t->train.n;
+        for (size_t b = 0; b < n_train && !rc; b += (size_t)o->batch) {
+            const size_t e = b + (size_t)o->batch < n_train ? b + (size_t)o->batch : n_train;
             if (interrupted) break;
             rc = step(t, order, b, e, ++s, epoch, &opt);
             t->steps_done = s;
@@ -461,13 +464,14 @@ int cmd_tune(int argc, char **argv) {
     tune_opts o;
     int rc = parse_args(argc, argv, &o);
     if (rc) return rc == 1 ? 0 : rc;
+    assert(o.out || o.dry_run); /* parse_args */
     tune_run t = {.o = &o};
     if (o.since && gw_parse_since(o.since, gw_now_ms(), &t.since_ms)) {
         fprintf(stderr, "hearth tune: --since: %s\n", hearth_last_error());
         return 2;
     }
     if (!o.dry_run && !writable(o.out)) {
-        fprintf(stderr, "hearth tune: cannot write '%s': %s\n", o.out, strerror(errno));
+        fprintf(stderr, "hearth tune: cannot write '%s': %s\n", o.out, hr_strerror(errno));
         return 1;
     }
     hearth_model_params mp = hearth_model_default_params();

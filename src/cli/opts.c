@@ -8,6 +8,7 @@
  */
 #include "cli.h"
 
+#include "core/core.h"
 #include "sampling/sampling.h"
 
 #include <errno.h>
@@ -35,7 +36,7 @@ enum { GRAMMAR_FILE_MAX = 1 << 20 };
 static char *read_grammar_file(const char *cmd, const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fprintf(stderr, "hearth %s: --grammar-file '%s': %s\n", cmd, path, strerror(errno));
+        fprintf(stderr, "hearth %s: --grammar-file '%s': %s\n", cmd, path, hr_strerror(errno));
         return NULL;
     }
     char *text = malloc((size_t)GRAMMAR_FILE_MAX + 2);

@@ -25,6 +25,9 @@ hearth_err hr_fail(hearth_err code, const char *fmt, ...) HR_PRINTF(2, 3);
 /* Prefixes the current detail message with a formatted context ("loading x: ")
  * and returns `code`. */
 hearth_err hr_wrap(hearth_err code, const char *fmt, ...) HR_PRINTF(2, 3);
+/* strerror(errnum) in a buffer of the calling thread's (POSIX lets strerror
+ * share one between threads; the library runs on the server's). */
+const char *hr_strerror(int errnum);
 #ifdef __clang_analyzer__
 /* The static analyzer does not follow calls into variadic functions, so it
  * would take hr_fail's result for unknown (maybe HEARTH_OK) and walk failure

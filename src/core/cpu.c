@@ -22,12 +22,12 @@ int hr_cpu_cores(void) {
                  cpu);
         FILE *f = fopen(path, "r");
         if (!f) return (int)n_cpu;
-        int ok = fscanf(f, "%u", &pkg) == 1;
+        int ok = fscanf(f, "%u", &pkg) == 1; // NOLINT(cert-err34-c): the kernel's number, counted
         fclose(f);
         snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%ld/topology/core_id", cpu);
         f = fopen(path, "r");
         if (!f) return (int)n_cpu;
-        ok = ok && fscanf(f, "%u", &core) == 1;
+        ok = ok && fscanf(f, "%u", &core) == 1; // NOLINT(cert-err34-c): as above
         fclose(f);
         if (!ok) return (int)n_cpu;
         unsigned long long key = ((unsigned long long)pkg << 32) | core;

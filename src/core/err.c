@@ -42,6 +42,13 @@ hearth_err hr_wrap(hearth_err code, const char *fmt, ...) {
 
 const char *hearth_last_error(void) { return err_msg; }
 
+const char *hr_strerror(int errnum) {
+    static _Thread_local char text[128];
+    if (strerror_r(errnum, text, sizeof text) != 0) /* the XSI version: an unknown errnum */
+        snprintf(text, sizeof text, "error %d", errnum);
+    return text;
+}
+
 const char *hearth_err_name(hearth_err err) {
     switch (err) {
     case HEARTH_OK: return "ok";

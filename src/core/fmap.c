@@ -18,11 +18,11 @@ hearth_err hr_map_open(hr_map *map, const char *path) {
     map->data = NULL;
     map->size = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return hr_fail(HEARTH_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    if (fd < 0) return hr_fail(HEARTH_ERR_IO, "cannot open '%s': %s", path, hr_strerror(errno));
     struct stat st;
     hearth_err err = HEARTH_OK;
     if (fstat(fd, &st) != 0) {
-        err = hr_fail(HEARTH_ERR_IO, "cannot stat '%s': %s", path, strerror(errno));
+        err = hr_fail(HEARTH_ERR_IO, "cannot stat '%s': %s", path, hr_strerror(errno));
     } else if (!S_ISREG(st.st_mode)) {
         err = hr_fail(HEARTH_ERR_IO, "'%s' is not a regular file", path);
     } else if (st.st_size == 0) {
@@ -30,7 +30,7 @@ hearth_err hr_map_open(hr_map *map, const char *path) {
     } else {
         void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {
-            err = hr_fail(HEARTH_ERR_IO, "cannot map '%s': %s", path, strerror(errno));
+            err = hr_fail(HEARTH_ERR_IO, "cannot map '%s': %s", path, hr_strerror(errno));
         } else {
             map->data = p;
             map->size = (uint64_t)st.st_size;
@@ -50,7 +50,7 @@ void *hr_pages_alloc(size_t bytes) {
     void *p =
         mmap(NULL, bytes ? bytes : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
-        hr_fail(HEARTH_ERR_NOMEM, "cannot map %zu bytes: %s", bytes, strerror(errno));
+        hr_fail(HEARTH_ERR_NOMEM, "cannot map %zu bytes: %s", bytes, hr_strerror(errno));
         return NULL;
     }
     return p;

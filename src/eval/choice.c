@@ -275,8 +275,10 @@ hearth_err eval_score_winogrande(eval_scorer *sc, const eval_task *t, float scor
         sp[e] = (wg_span){base, q.n[e] - 1 - (q.n[e] - base > 1)};
     }
     if (!err) err = seqs_rows(sc, &q, true);
-    if (!err)
-        err = want_pairs(sc, (size_t)(sp[0].end - sp[0].base + 1 + sp[1].end - sp[1].base + 1));
+    if (!err) {
+        const int n_scored = sp[0].end - sp[0].base + 1 + sp[1].end - sp[1].base + 1; /* < n_ctx */
+        err = want_pairs(sc, (size_t)n_scored);
+    }
     if (err) {
         seqs_free(&q);
         return err;

@@ -582,6 +582,11 @@ hearth_err gw_parse_duration(const char *s, int64_t *ms) {
     return HEARTH_OK;
 }
 
+/* Whether the time that ended at s[n] ends s, alone or with a Z. */
+static bool ends_zulu(const char *s, size_t len, int n) {
+    return (size_t)n == len || (len == (size_t)n + 1 && toupper((unsigned char)s[n]) == 'Z');
+}
+
 hearth_err gw_parse_since(const char *s, int64_t now_ms, int64_t *since_ms) {
     int64_t back;
     if (!strchr(s, '-') && !gw_parse_duration(s, &back)) {
@@ -590,21 +595,24 @@ hearth_err gw_parse_since(const char *s, int64_t now_ms, int64_t *since_ms) {
     }
     int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, n = 0;
     const size_t len = strlen(s);
-    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) == 3 && (size_t)n == len) {
-        /* a date alone: midnight UTC */
-    } else if (sscanf(s, "%4d-%2d-%2d%*1[T ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) == 6 &&
-               ((size_t)n == len ||
-                (len == (size_t)n + 1 && toupper((unsigned char)s[n]) == 'Z'))) {
-    } else if (sscanf(s, "%4d-%2d-%2d%*1[T ]%2d:%2d%n", &y, &mo, &d, &h, &mi, &n) == 5 &&
-               ((size_t)n == len ||
-                (len == (size_t)n + 1 && toupper((unsigned char)s[n]) == 'Z'))) {
-    } else {
+    /* a date alone (midnight UTC), or with a time to the second or minute
+     * and an optional Z; the field widths bound every value */
+    // NOLINTBEGIN(cert-err34-c)
+    const bool ok =
+        (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) == 3 && (size_t)n == len) ||
+        (sscanf(s, "%4d-%2d-%2d%*1[T ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) == 6 &&
+         ends_zulu(s, len, n)) ||
+        (sscanf(s, "%4d-%2d-%2d%*1[T ]%2d:%2d%n", &y, &mo, &d, &h, &mi, &n) == 5 &&
+         ends_zulu(s, len, n));
+    // NOLINTEND(cert-err34-c)
+    if (!ok)
         return hr_fail(HEARTH_ERR_INVALID_ARG,
                        "'%s' is neither a date (2024-05-01, 2024-05-01T12:00:00Z) nor a duration "
                        "(90s, 30m, 24h, 7d)",
                        s);
-    }
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+    /* %2d takes a sign too: "T-1:00" is no time */
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 ||
+        sec > 60)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "'%s' is not a valid date", s);
     const int64_t days = gw_days_from_civil(y, mo, d);
     *since_ms = ((days * 24 + h) * 60 + mi) * 60000 + (int64_t)sec * 1000;

@@ -112,15 +112,14 @@ hearth_err rtr_dataset_from_ledger(rtr_dataset *d, const char *path, rtr_ledger_
         size_t ral = (size_t)sqlite3_column_bytes(st, 6);
         char id[32];
         snprintf(id, sizeof id, "%lld", (long long)sqlite3_column_int64(st, 0));
-        if (!route || !prompt || degraded) {
-            c.skipped++;
-        } else if (la && ra) {
+        const bool usable = route && prompt && !degraded;
+        if (usable && la && ra) {
             /* both answers (a confidence escalation): the cloud's is the reference */
             bool agree = rtr_answers_agree(la, lal, ra, ral);
             c.both++;
             c.weak_wrong += !agree;
             e = rtr_dataset_add(d, prompt, plen, agree, true, id, "ledger");
-        } else if (la && checked && !strcmp(route, "local")) {
+        } else if (usable && la && checked && !strcmp(route, "local")) {
             /* the local answer passed the confidence check: assumed good */
             c.kept_local++;
             e = rtr_dataset_add(d, prompt, plen, true, true, id, "ledger");

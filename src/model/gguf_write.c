@@ -413,7 +413,7 @@ hearth_err gguf_writer_write(gguf_writer *w, const char *path) {
     FILE *fp = fopen(path, "wb");
     if (!fp) {
         free(hdr.p);
-        return hr_fail(HEARTH_ERR_IO, "gguf writer: cannot create '%s': %s", path, strerror(errno));
+        return hr_fail(HEARTH_ERR_IO, "gguf writer: cannot create '%s': %s", path, hr_strerror(errno));
     }
     bool ok = fwrite(hdr.p, 1, hdr.len, fp) == hdr.len;
     for (size_t i = 0; ok && i < w->n_tensors; i++) {
@@ -429,7 +429,7 @@ hearth_err gguf_writer_write(gguf_writer *w, const char *path) {
     }
     if (!ok) {
         remove(path);
-        return hr_fail(HEARTH_ERR_IO, "gguf writer: cannot write '%s': %s", path, strerror(saved));
+        return hr_fail(HEARTH_ERR_IO, "gguf writer: cannot write '%s': %s", path, hr_strerror(saved));
     }
     return HEARTH_OK;
 }

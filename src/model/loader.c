@@ -110,14 +110,15 @@ static hearth_err bind_layer(hearth_model *m, int il) {
         err = bind_vector(m, lname(&b, "attn_v.bias"), n_kv, false, &l->bv);
     }
     if (err) return err;
-    if (a->ffn_no_gate) {
-        err = bind_matrix(m, lname(&b, "ffn_up.weight"), hp->n_embd, hp->n_ff, true, &l->up);
-    } else if (a->fused_gate_up) {
+    if (a->fused_gate_up) {
         err = bind_matrix(m, lname(&b, "ffn_up.weight"), hp->n_embd, 2 * (int64_t)hp->n_ff, true,
                           &l->gate_up);
-    } else if (!(err = bind_matrix(m, lname(&b, "ffn_gate.weight"), hp->n_embd, hp->n_ff, true,
-                                   &l->gate))) {
-        err = bind_matrix(m, lname(&b, "ffn_up.weight"), hp->n_embd, hp->n_ff, true, &l->up);
+    } else {
+        if (!a->ffn_no_gate)
+            err =
+                bind_matrix(m, lname(&b, "ffn_gate.weight"), hp->n_embd, hp->n_ff, true, &l->gate);
+        if (!err)
+            err = bind_matrix(m, lname(&b, "ffn_up.weight"), hp->n_embd, hp->n_ff, true, &l->up);
     }
     if (err) return err;
     if (a->qk_norm &&

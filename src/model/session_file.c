@@ -241,7 +241,7 @@ static hearth_err write_state(const hearth_session *s, FILE *f) {
              fwrite((const uint8_t *)s->v_cache + head_off(s, u), row, n, f) == n;
     }
     free(rows);
-    return ok ? HEARTH_OK : hr_fail(HEARTH_ERR_IO, "%s", strerror(errno));
+    return ok ? HEARTH_OK : hr_fail(HEARTH_ERR_IO, "%s", hr_strerror(errno));
 }
 
 static hearth_err encoder_has_no_state(const hearth_session *s) {
@@ -263,13 +263,13 @@ hearth_err hearth_session_save(const hearth_session *s, const char *path, uint64
     FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     hearth_err err = HEARTH_OK;
     if (!f) {
-        err = hr_fail(HEARTH_ERR_IO, "saving '%s': %s", path, strerror(errno));
+        err = hr_fail(HEARTH_ERR_IO, "saving '%s': %s", path, hr_strerror(errno));
         if (fd >= 0) close(fd);
     } else {
         err = write_state(s, f);
         const long size = err ? 0 : ftell(f);
-        if (fclose(f) != 0 && !err) err = hr_fail(HEARTH_ERR_IO, "%s", strerror(errno));
-        if (!err && rename(tmp, path) != 0) err = hr_fail(HEARTH_ERR_IO, "%s", strerror(errno));
+        if (fclose(f) != 0 && !err) err = hr_fail(HEARTH_ERR_IO, "%s", hr_strerror(errno));
+        if (!err && rename(tmp, path) != 0) err = hr_fail(HEARTH_ERR_IO, "%s", hr_strerror(errno));
         if (err)
             hr_wrap(err, "saving '%s': ", path);
         else if (n_bytes)

@@ -241,7 +241,7 @@ static char *read_all(const char *path, size_t size, const char **why) {
     FILE *f = fopen(path, "rb");
     char *buf = f ? malloc(size + 1) : NULL;
     if (!f || !buf || fread(buf, 1, size, f) != size || fgetc(f) != EOF) {
-        *why = !f ? strerror(errno) : !buf ? "out of memory" : "changed while being read";
+        *why = !f ? hr_strerror(errno) : !buf ? "out of memory" : "changed while being read";
         free(buf);
         buf = NULL;
     }
@@ -334,7 +334,7 @@ static hearth_err walk_dir(ingest *g, const char *dir, int depth) {
     DIR *d = opendir(dir);
     if (!d) {
         g->st->skipped++;
-        report(g, dir, "skipped", strerror(errno));
+        report(g, dir, "skipped", hr_strerror(errno));
         return HEARTH_OK;
     }
     char **names = NULL;
@@ -371,7 +371,7 @@ static hearth_err walk(ingest *g, const char *path, int depth) {
     struct stat fs;
     if (lstat(path, &fs) != 0) {
         g->st->skipped++;
-        report(g, path, "skipped", strerror(errno));
+        report(g, path, "skipped", hr_strerror(errno));
         return HEARTH_OK;
     }
     if (S_ISDIR(fs.st_mode)) return walk_dir(g, path, depth);
@@ -482,7 +482,7 @@ hearth_err rag_ingest(rag_index *x, const char *const *paths, int n_paths,
         char *canon = realpath(paths[i], NULL);
         if (!canon) {
             st.skipped++;
-            report(&g, paths[i], "skipped", strerror(errno));
+            report(&g, paths[i], "skipped", hr_strerror(errno));
             continue;
         }
         err = walk(&g, canon, 0);
