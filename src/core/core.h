@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #if defined(__GNUC__)
 #define HR_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -36,16 +37,28 @@ const char *hr_strerror(int errnum);
 #define hr_wrap(code, ...) ((void)hr_wrap(code, __VA_ARGS__), (code))
 #endif
 
-/* Overflow-checked arithmetic on sizes: false when the result would not fit. */
+/* Overflow-checked arithmetic on sizes: false (*out untouched) when the
+ * result would not fit. Plain C rather than the overflow builtins, which the
+ * static analyzer does not model (it then lost every size computed here). */
 static inline bool hr_mul_ok(uint64_t a, uint64_t b, uint64_t *out) {
-    return !__builtin_mul_overflow(a, b, out);
+    if (b != 0 && a > UINT64_MAX / b) return false;
+    *out = a * b;
+    return true;
 }
 static inline bool hr_add_ok(uint64_t a, uint64_t b, uint64_t *out) {
-    return !__builtin_add_overflow(a, b, out);
+    if (a > UINT64_MAX - b) return false;
+    *out = a + b;
+    return true;
 }
 
-/* Allocation that reports failure through hr_fail. Free with free(). */
-void *hr_calloc(size_t n, size_t size);
+/* Allocation that reports failure through hr_fail. Free with free(). Inline
+ * so that callers (and the static analyzer) see calloc's zeroed memory. */
+static inline void *hr_calloc(size_t n, size_t size) {
+    void *p = (n && size) ? calloc(n, size) : NULL;
+    if (!p && n && size)
+        hr_fail(HEARTH_ERR_NOMEM, "out of memory allocating %zu x %zu bytes", n, size);
+    return p;
+}
 void *hr_aligned_alloc(size_t bytes); /* 64-byte aligned, zeroed; free() it */
 /* Zeroed, page-aligned memory mapped from the kernel, for large buffers that
  * fill gradually (the KV cache): a page costs resident memory only once it is

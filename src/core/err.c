@@ -62,13 +62,6 @@ const char *hearth_err_name(hearth_err err) {
     return "unknown";
 }
 
-void *hr_calloc(size_t n, size_t size) {
-    void *p = (n && size) ? calloc(n, size) : NULL;
-    if (!p && n && size)
-        hr_fail(HEARTH_ERR_NOMEM, "out of memory allocating %zu x %zu bytes", n, size);
-    return p;
-}
-
 void *hr_aligned_alloc(size_t bytes) {
     size_t rounded = (bytes + 63) & ~(size_t)63;
     if (rounded < bytes || rounded == 0) rounded = 64;

@@ -4,6 +4,7 @@
  */
 #include "engine.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,7 @@ typedef struct id_list {
 
 /* Room for `more` ids after the n in use. */
 static hearth_err reserve(id_list *l, size_t more) {
+    assert(l->n <= l->cap);
     if (l->cap - l->n >= more) return HEARTH_OK;
     size_t cap = l->cap ? 2 * l->cap : 256;
     if (cap < l->n + more) cap = l->n + more;
@@ -114,6 +116,7 @@ static hearth_err put_text(const tok_vocab *v, const char *text, size_t len, boo
         size_t got = 0;
         if (!err)
             err = tok_encode(v, text, len, false, special, l->ids + l->n, l->cap - l->n, &got);
+        assert(err || got <= l->cap - l->n); /* it wrote at most what fits */
         if (!err) l->n += got;
         if (err != HEARTH_ERR_INVALID_ARG || got <= l->cap - l->n) return err;
         need = got; /* it did not fit: the count it needs */
@@ -228,7 +231,7 @@ static hearth_err put_rerank_prompt(const tok_vocab *v, const char *t, size_t t_
         } else if (t_len - i >= 10 && !memcmp(part, "{document}", 10)) {
             part = doc, len = d_len, skip = 10;
         }
-        if (cap - n < len + 1) {
+        if (cap - n <= len) { /* room for len + 1 (no len + 1 to wrap) */
             cap = 2 * (n + len + 1);
             char *p = realloc(text, cap);
             if (!p) {

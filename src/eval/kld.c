@@ -23,7 +23,7 @@ int eval_scored(int n_ctx) { return n_ctx - 1 - n_ctx / 2; }
 void eval_base_header(uint8_t out[EVAL_BASE_HEADER_SIZE], int n_ctx, int n_vocab, int n_chunk) {
     const uint32_t ctx = (uint32_t)n_ctx;
     const int32_t nv = n_vocab, nc = n_chunk;
-    memcpy(out, EVAL_BASE_MAGIC, 8);
+    memcpy(out, EVAL_BASE_MAGIC, 8); // NOLINT(bugprone-not-null-terminated-result): 8 bytes, no NUL
     memcpy(out + 8, &ctx, 4);
     memcpy(out + 12, &nv, 4);
     memcpy(out + 16, &nc, 4);

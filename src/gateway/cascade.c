@@ -414,7 +414,6 @@ static void keep_remote(job *j) {
     if (!j->g->cfg.ledger_prompts) return;
     free(j->remote_answer);
     free(j->remote_reasoning);
-    free(j->remote_reasoning);
     j->remote_answer = strndup(j->answer.data ? j->answer.data : "", j->answer.len);
     j->remote_reasoning = j->thought.len ? strndup(j->thought.data, j->thought.len) : NULL;
 }

@@ -712,9 +712,9 @@ typedef struct gw_cache_entry {
     char finish_reason[16];
 } gw_cache_entry;
 
-/* The key of a redacted chat for tier t; ns: the API key's name ("" or
+/* The key of q (a redacted chat) for tier t; ns: the API key's name ("" or
  * NULL: shared). */
-void gw_cache_key(const gw_tier *t, const gw_chat *redacted, const char *ns, uint8_t out[32]);
+void gw_cache_key(const gw_tier *t, const gw_chat *q, const char *ns, uint8_t out[32]);
 /* The answer kept under key, unexpired at now_ms; false: none. */
 bool gw_cache_get(gw_ledger *l, const uint8_t key[32], int64_t now_ms, gw_cache_entry *out);
 void gw_cache_entry_free(gw_cache_entry *e);
@@ -872,19 +872,19 @@ void gw_gateway_set_router(gw_gateway *g, gw_score_fn fn, void *ctx, double thre
 typedef struct gw_call gw_call;
 
 hearth_err gw_call_new(gw_gateway *g, const gw_request *r, gw_call **out);
-void gw_call_free(gw_call *c);
-const gw_decision *gw_call_decision(const gw_call *c);
+void gw_call_free(gw_call *j);
+const gw_decision *gw_call_decision(const gw_call *j);
 /* True when the answer is the local model's alone (no remote tier, no
  * confidence check): the caller may generate it itself and report the
  * outcome to gw_call_finish. */
-bool gw_call_direct_local(const gw_call *c);
+bool gw_call_direct_local(const gw_call *j);
 /* The response's head as decided: route, tier, reason, degraded (and the
  * status and error of a refusal). */
-void gw_call_head(const gw_call *c, gw_response *out);
-void gw_call_run(gw_call *c, gw_local_fn local, void *local_ctx, gw_response *out);
+void gw_call_head(const gw_call *j, gw_response *out);
+void gw_call_run(gw_call *j, gw_local_fn local, void *local_ctx, gw_response *out);
 /* The ledger row from resp (status, tier, route, reason, tokens, degraded);
  * returns its id (0 without a ledger). Only the first call writes. */
-int64_t gw_call_finish(gw_call *c, const gw_response *resp);
+int64_t gw_call_finish(gw_call *j, const gw_response *resp);
 
 /* Answers one request: privacy scan, policy, then the tiers (remote with
  * redaction and restore; failover to the other remote tiers and then to the

@@ -55,6 +55,7 @@ static bool map_string(walk *w, char **s) {
 /* An "arguments" string holding JSON: walked as JSON, printed back into the
  * string when something changed. False when it holds no object or array
  * (then it is a plain string). */
+// NOLINTNEXTLINE(misc-no-recursion): cJSON caps nesting (1000); embedding doubles escapes
 static bool map_embedded(walk *w, cJSON *v, bool *changed) {
     cJSON *inner = cJSON_Parse(v->valuestring);
     if (!cJSON_IsObject(inner) && !cJSON_IsArray(inner)) {
@@ -73,6 +74,7 @@ static bool map_embedded(walk *w, cJSON *v, bool *changed) {
 }
 
 /* Every string under v; true when one changed. */
+// NOLINTNEXTLINE(misc-no-recursion): as map_embedded
 static bool map_value(walk *w, cJSON *v) {
     bool changed = false;
     if (cJSON_IsString(v) && v->valuestring) {

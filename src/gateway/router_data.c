@@ -332,9 +332,9 @@ hearth_err rtr_dataset_decontaminate(rtr_dataset *d, const char *path, size_t *n
         size_t n = nl ? (size_t)(nl - (s + i)) : size - i;
         line++;
         cJSON *j = n ? cJSON_ParseWithLength(s + i, n) : NULL;
-        const cJSON *ep = j ? cJSON_GetObjectItemCaseSensitive(j, "eval_prompt") : NULL;
-        if (cJSON_IsString(ep)) {
-            char *q = squash(ep->valuestring, strlen(ep->valuestring));
+        const char *ep = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "eval_prompt"));
+        if (ep) {
+            char *q = squash(ep, strlen(ep));
             e = q ? add_example(&bad, q, strlen(q), false, false, false, NULL, NULL)
                   : hr_fail(HEARTH_ERR_NOMEM, "router: out of memory");
             free(q);

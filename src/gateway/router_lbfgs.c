@@ -168,10 +168,11 @@ hearth_err rtr_lbfgs(size_t n, double *w, rtr_fg_fn fg, void *ctx, int max_iter,
         }
         double step = n_pairs ? 1.0 : 1.0 / gnorm, fn = f;
         int bt = 0;
-        for (; bt < LBFGS_MAX_BACKTRACK; bt++, step *= 0.5) {
+        for (; bt < LBFGS_MAX_BACKTRACK; bt++) {
             for (size_t i = 0; i < n; i++) wn[i] = w[i] + step * d[i];
             fn = fg(ctx, wn, gn);
             if (fn <= f + 1e-4 * step * gd) break;
+            step *= 0.5;
         }
         if (bt == LBFGS_MAX_BACKTRACK) break; /* no decrease possible: converged */
         newest = (newest + 1) % LBFGS_M;

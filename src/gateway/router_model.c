@@ -568,9 +568,8 @@ static hearth_err read_knn_rows(rbuf *r, rtr_knn *kn) {
     if (!kn->row_start || !kn->gain) return hr_fail(HEARTH_ERR_NOMEM, "router file: out of memory");
     kn->row_start[0] = 0;
     for (uint32_t i = 0; i < kn->n_rows; i++) {
-        uint32_t c;
-        get_u32(r, &c);
-        if (c < 1 || c > kn->n_terms)
+        uint32_t c = 0;
+        if (!get_u32(r, &c) || c < 1 || c > kn->n_terms) /* (the size was checked above) */
             return BAD("neighbours part: row %u has %u terms (1..%u)", i, c, kn->n_terms);
         if ((nnz += c) > UINT32_MAX - 1) return BAD("neighbours part: too many terms in all");
         kn->row_start[i + 1] = (uint32_t)nnz;
@@ -588,11 +587,11 @@ static hearth_err read_knn_rows(rbuf *r, rtr_knn *kn) {
     if (!kn->term || !kn->w16) return hr_fail(HEARTH_ERR_NOMEM, "router file: out of memory");
     for (uint32_t i = 0, j = 0; i < kn->n_rows; i++)
         for (; j < kn->row_start[i + 1]; j++) {
-            get_u32(r, &kn->term[j]);
-            if (kn->term[j] >= kn->n_terms ||
-                (j > kn->row_start[i] && kn->term[j] <= kn->term[j - 1]))
-                return BAD("neighbours part: row %u's term %u out of order or range", i,
-                           kn->term[j]);
+            uint32_t t = 0;
+            if (!get_u32(r, &t) || t >= kn->n_terms ||
+                (j > kn->row_start[i] && t <= kn->term[j - 1]))
+                return BAD("neighbours part: row %u's term %u out of order or range", i, t);
+            kn->term[j] = t;
         }
     for (uint32_t j = 0; j < (uint32_t)nnz; j++) {
         kn->w16[j] = (uint16_t)(r->p[r->off] | r->p[r->off + 1] << 8);
@@ -669,7 +668,7 @@ static hearth_err read_model(rbuf *r, rtr_model *m) {
     if (hdr[0] < 1 || hdr[0] > RTR_VERSION)
         return BAD("version %u (this build reads 1..%d)", hdr[0], RTR_VERSION);
     m->cfg = (rtr_feat_cfg){hdr[1], hdr[2], hdr[3], hdr[4], hdr[5]};
-    if ((e = rtr_feat_cfg_check(&m->cfg))) return hr_wrap(HEARTH_ERR_FORMAT, "router file: ");
+    if (rtr_feat_cfg_check(&m->cfg)) return hr_wrap(HEARTH_ERR_FORMAT, "router file: ");
     m->target = hdr[6];
     m->n_heads = hdr[7];
     if (m->target > RTR_TARGET_GAIN) return BAD("unknown target %u", m->target);

@@ -32,14 +32,14 @@ static void softmax(double *z, uint32_t n) {
     for (uint32_t k = 0; k < n; k++) z[k] /= sum;
 }
 
-void rtr_subject_probs_fvec(const rtr_subject *s, const rtr_fvec *fs, double *z) {
-    for (uint32_t k = 0; k < s->n; k++) z[k] = s->bias[k];
+void rtr_subject_probs_fvec(const rtr_subject *s, const rtr_fvec *fs, double *p) {
+    for (uint32_t k = 0; k < s->n; k++) p[k] = s->bias[k];
     for (size_t i = 0; i < fs->n; i++) {
         const float *w = s->w + (size_t)fs->idx[i] * s->n;
         double v = fs->val[i];
-        for (uint32_t k = 0; k < s->n; k++) z[k] += (double)w[k] * v;
+        for (uint32_t k = 0; k < s->n; k++) p[k] += (double)w[k] * v;
     }
-    softmax(z, s->n);
+    softmax(p, s->n);
 }
 
 void rtr_subject_expect(const rtr_subject *s, const rtr_fvec *fs, double *rate, double *head_w) {

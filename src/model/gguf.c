@@ -240,6 +240,7 @@ static hearth_err parse_str_elems(parser *ps, gguf_arr *arr) {
 }
 
 /* Indexes the n arrays of an array of arrays starting at the cursor. */
+// NOLINTNEXTLINE(misc-no-recursion): through parse_arr, depth < GGUF_MAX_ARRAY_DEPTH
 static hearth_err parse_arr_elems(parser *ps, gguf_arr *arr, int depth) {
     uint64_t start;
     hearth_err err = index_reserve(ps->f, 2 * arr->n, &start); /* n <= size / 12: no overflow */
@@ -256,6 +257,7 @@ static hearth_err parse_arr_elems(parser *ps, gguf_arr *arr, int depth) {
     return HEARTH_OK;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): depth < GGUF_MAX_ARRAY_DEPTH (16)
 static hearth_err parse_arr(parser *ps, gguf_arr *arr, int depth) {
     uint32_t etype;
     uint64_t n;

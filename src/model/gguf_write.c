@@ -261,6 +261,7 @@ static void put_value(wbuf *b, const gguf_value *v) {
     }
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): arrays as parsed (gguf.c caps their depth at 16)
 static void put_arr(wbuf *b, const gguf_arr *a) {
     put_u32(b, a->type);
     put_u64(b, a->n);
@@ -413,7 +414,8 @@ hearth_err gguf_writer_write(gguf_writer *w, const char *path) {
     FILE *fp = fopen(path, "wb");
     if (!fp) {
         free(hdr.p);
-        return hr_fail(HEARTH_ERR_IO, "gguf writer: cannot create '%s': %s", path, hr_strerror(errno));
+        return hr_fail(HEARTH_ERR_IO, "gguf writer: cannot create '%s': %s", path,
+                       hr_strerror(errno));
     }
     bool ok = fwrite(hdr.p, 1, hdr.len, fp) == hdr.len;
     for (size_t i = 0; ok && i < w->n_tensors; i++) {
@@ -429,7 +431,8 @@ hearth_err gguf_writer_write(gguf_writer *w, const char *path) {
     }
     if (!ok) {
         remove(path);
-        return hr_fail(HEARTH_ERR_IO, "gguf writer: cannot write '%s': %s", path, hr_strerror(saved));
+        return hr_fail(HEARTH_ERR_IO, "gguf writer: cannot write '%s': %s", path,
+                       hr_strerror(saved));
     }
     return HEARTH_OK;
 }

@@ -23,6 +23,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,8 +44,7 @@ static bool ends_with(gguf_str s, const char *suffix, size_t *base_len) {
 static const gguf_tensor *partner(const gguf_file *f, const char *base, size_t len,
                                   const char *suffix) {
     char name[LORA_NAME_MAX + 16];
-    memcpy(name, base, len);
-    strcpy(name + len, suffix);
+    snprintf(name, sizeof name, "%.*s%s", (int)len, base, suffix); /* len <= LORA_NAME_MAX */
     return gguf_find_tensor(f, name);
 }
 

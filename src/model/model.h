@@ -185,7 +185,7 @@ typedef struct model_lora_info {
 /* Checks f as an adapter on its own: general.type "adapter", adapter.type
  * "lora", a finite alpha, every tensor a complete 2-D .lora_a/.lora_b pair
  * of a type Hearth multiplies with one rank. */
-hearth_err model_lora_scan(const gguf_file *f, model_lora_info *info);
+hearth_err model_lora_scan(const gguf_file *f, model_lora_info *out);
 /* Binds adapter f to m at user scale `scale`: same architecture, every pair
  * names a matrix of m with matching shapes. Takes f over, on failure too.
  * Only before any session of m exists (sessions size their scratch from

@@ -55,7 +55,7 @@ static bool in(const char *name, const char *const *set, size_t n) {
         if (strcmp(name, set[i]) == 0) return true;
     return false;
 }
-#define IN(name, set) in(name, set, sizeof set / sizeof *set)
+#define IN(name, set) in((name), (set), sizeof(set) / sizeof *(set))
 
 static enum brk break_of(const char *name) {
     return IN(name, paragraphs) ? BRK_PARA

@@ -17,6 +17,7 @@
 
 #include <poppler.h>
 
+#include <assert.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,7 @@ static void read_pages(PopplerDocument *pd, int n_pages, rag_text_buf *b, size_t
 
 const char *rag_extract_pdf(const char *data, size_t n, size_t max_text_bytes, rag_doc *doc,
                             char *why, size_t cap) {
+    assert(why && cap); /* a reason may be written there */
     if (n > INT_MAX) return "too large for the PDF reader";
     GBytes *bytes = g_bytes_new_static(data, n); /* the document keeps its own reference */
     GError *gerr = NULL;

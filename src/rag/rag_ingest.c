@@ -325,6 +325,7 @@ static int by_name(const void *a, const void *b) {
 static hearth_err walk(ingest *g, const char *path, int depth);
 
 /* A directory's entries in name order, so that indexing is deterministic. */
+// NOLINTNEXTLINE(misc-no-recursion): depth <= MAX_DEPTH (64)
 static hearth_err walk_dir(ingest *g, const char *dir, int depth) {
     if (depth > MAX_DEPTH) {
         g->st->skipped++;
@@ -358,7 +359,7 @@ static hearth_err walk_dir(ingest *g, const char *dir, int depth) {
             sprintf(names[n++], "%s/%s", strcmp(dir, "/") ? dir : "", e->d_name);
     }
     closedir(d);
-    if (!err) qsort(names, n, sizeof *names, by_name);
+    if (!err && n) qsort(names, n, sizeof *names, by_name); /* names is NULL when n is 0 */
     for (size_t i = 0; i < n; i++) {
         if (!err) err = walk(g, names[i], depth + 1);
         free(names[i]);
@@ -367,6 +368,7 @@ static hearth_err walk_dir(ingest *g, const char *dir, int depth) {
     return err;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): through walk_dir, depth <= MAX_DEPTH
 static hearth_err walk(ingest *g, const char *path, int depth) {
     struct stat fs;
     if (lstat(path, &fs) != 0) {
@@ -413,6 +415,7 @@ static hearth_err prune(ingest *g, const char *root) {
         }
         gone[n++] = sqlite3_column_int64(st, 0);
     }
+    if (!err && rc != SQLITE_DONE) err = store_fail(x->db, "listing the files to prune");
     sqlite3_finalize(st);
     if (!err && n && sqlite3_exec(x->db, "BEGIN IMMEDIATE", NULL, NULL, NULL))
         err = store_fail(x->db, "starting a transaction");

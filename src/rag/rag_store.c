@@ -13,6 +13,7 @@
 #include "core/core.h"
 #include "store/store.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,7 +98,9 @@ static int meta_int(rag_index *x, const char *key, int dflt) {
     char v[32];
     bool found = false;
     if (rag_meta_get(x, key, v, sizeof v, &found) || !found) return dflt;
-    return atoi(v);
+    char *end;
+    const long n = strtol(v, &end, 10);
+    return end != v && !*end && n >= INT_MIN && n <= INT_MAX ? (int)n : dflt;
 }
 
 int64_t rag_data_version(rag_index *x) { return count(x, "PRAGMA data_version"); }

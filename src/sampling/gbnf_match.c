@@ -126,7 +126,9 @@ static void node_link_all(gbnf_m *m) {
 /* The frame (pos, parent): its id, GBNF_FULL, or DEEP past GBNF_MAX_DEPTH. */
 static uint32_t node(gbnf_m *m, uint32_t pos, uint32_t parent) {
     uint32_t b = fin(mix(pos, parent)) & m->node_mask;
+    /* a bucket holds NONE (memset 0xff) or a linked node's id */
     for (uint32_t i = m->node_head[b]; i != NONE; i = m->nodes[i].next)
+        // NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult)
         if (m->nodes[i].pos == pos && m->nodes[i].parent == parent) return i;
     const uint32_t depth = parent == NONE ? 1 : m->nodes[parent].depth + 1;
     if (depth > GBNF_MAX_DEPTH) return DEEP;
@@ -168,6 +170,7 @@ static uint32_t state(gbnf_m *m, const uint32_t *tops, uint32_t n, uint32_t utf8
     h = fin(h);
     for (uint32_t i = m->state_head[h & m->state_mask]; i != NONE; i = m->states[i].next) {
         const mstate *s = &m->states[i];
+        // NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult): as in node()
         if (s->hash == h && s->n_tops == n && s->utf8 == utf8 && s->can_end == can_end &&
             !memcmp(m->pool + s->tops, tops, n * sizeof *tops))
             return i;

@@ -26,6 +26,7 @@
  */
 #include "gbnf.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,9 @@ HR_PRINTF(3, 4) static bool fail(gp *P, const char *at, const char *fmt, ...) {
     P->err = hr_fail(HEARTH_ERR_INVALID_ARG, "grammar: %u:%u: %s", line, col, msg);
     return false;
 }
+#ifdef __clang_analyzer__ /* it does not follow variadic calls (core.h's hr_fail) */
+#define fail(P, at, ...) ((void)fail(P, at, __VA_ARGS__), false)
+#endif
 
 static bool nomem(gp *P) {
     if (!P->err) P->err = hr_fail(HEARTH_ERR_NOMEM, "grammar: out of memory");
@@ -143,6 +147,7 @@ static uint32_t rule_by_name(gp *P, const char *s, uint32_t n) {
     }
     uint32_t h = hash_name(s, n) & (P->names_cap - 1);
     for (; P->names[h]; h = (h + 1) & (P->names_cap - 1)) {
+        assert(P->info); /* a name in the table has its rule's info */
         const rule_info *ri = &P->info[P->names[h] - 1];
         if (ri->len == n && !memcmp(ri->name, s, n)) return P->names[h] - 1;
     }
@@ -485,6 +490,7 @@ static bool parse_braces(gp *P, bool nested, uint32_t *min, uint32_t *max) {
     return true;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): parentheses nest at most GBNF_MAX_NEST (64) deep
 static bool parse_seq(gp *P, uint32_t rule, bool nested) {
     uint32_t item = UINT32_MAX; /* start of the last item in seq, for a repetition */
     const uint32_t owner = P->info[rule].owner;
@@ -550,6 +556,7 @@ static bool parse_seq(gp *P, uint32_t rule, bool nested) {
 
 /* The alternatives of `rule`, up to what ends them (')' when nested, a
  * newline or the end otherwise). */
+// NOLINTNEXTLINE(misc-no-recursion): as parse_seq
 static bool parse_alts(gp *P, uint32_t rule, bool nested) {
     const uint32_t base = P->n_abuf;
     for (;;) {
@@ -644,6 +651,8 @@ static bool fixpoint(const smp_grammar *g, bool chars_ok, bool *ok) {
     /* now refs[first[r] .. first[r + 1]) are the alternatives referring to r */
     uint32_t qh = 0, qt = 0;
     for (uint32_t a = 0; a < n_alts; a++) {
+        /* every alternative belongs to a rule: alt_rule[0..n_alts) is all set above */
+        // NOLINTNEXTLINE(clang-analyzer-core.uninitialized.ArraySubscript)
         if (need[a] == 0 && !ok[alt_rule[a]]) {
             ok[alt_rule[a]] = true;
             queue[qt++] = alt_rule[a];
@@ -710,6 +719,8 @@ static bool check_left_recursion(gp *P, const bool *nullable) {
         while (depth) {
             const uint32_t v = call[depth - 1];
             if (next_edge[v] < first[v + 1]) {
+                /* first[] bounds the n_e edges filled above */
+                // NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign)
                 const uint32_t w = e[next_edge[v]++].to;
                 if (idx[w] == UINT32_MAX) {
                     idx[w] = low[w] = counter++;

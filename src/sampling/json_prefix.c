@@ -178,12 +178,14 @@ static bool hex_digit(smp_json *j, uint8_t c) {
 
 /* The number ended before c (it was in an accepting mode): c is the first
  * byte after the value. */
+// NOLINTNEXTLINE(misc-no-recursion): one level: step after a number is not in a number mode
 static bool end_number(smp_json *j, uint8_t c) {
     value_done(j);
     return step(j, c);
 }
 
 /* A byte in a number, or the byte after it. */
+// NOLINTNEXTLINE(misc-no-recursion): as end_number
 static bool number_byte(smp_json *j, uint8_t c) {
     const bool digit = c >= '0' && c <= '9';
     smp_jmode next;
@@ -225,6 +227,7 @@ static bool number_byte(smp_json *j, uint8_t c) {
     return true;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): as end_number
 static bool step(smp_json *j, uint8_t c) {
     switch ((smp_jmode)j->mode) {
     case SMP_J_TOP:

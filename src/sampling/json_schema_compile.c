@@ -18,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 
+#include <assert.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,6 +60,9 @@ static int32_t fail(cctx *c, hearth_err code, const char *fmt, ...) {
     hr_fail(code, "json_schema: %s: %s", c->path_len ? c->path : "(root)", msg);
     return -1;
 }
+#ifdef __clang_analyzer__ /* it does not follow variadic calls (core.h's hr_fail) */
+#define fail(c, code, ...) ((void)fail(c, code, __VA_ARGS__), -1)
+#endif
 
 /* Appends "/seg" (with ~ and / escaped as ~0 and ~1) to the pointer and
  * returns its length before, for path_pop. A pointer too long for the
@@ -281,6 +285,7 @@ static char *canon_checked(cctx *c, const char *str, size_t *len) {
         return NULL;
     }
     *len = canon_string(str, n, buf, cap);
+    assert(*len != SIZE_MAX); /* at most 6 bytes a byte: it fits */
     smp_json j;
     smp_json_init(&j, false);
     if (!smp_json_feed(&j, '"') || !smp_json_feed_bytes(&j, buf, *len) || !smp_json_feed(&j, '"')) {
@@ -415,6 +420,7 @@ static bool get_count(cctx *c, const cJSON *o, const char *name, uint32_t *out) 
 static int32_t compile(cctx *c, const cJSON *item);
 
 /* A sub-schema under keyword `name` (and index i >= 0 of its array). */
+// NOLINTNEXTLINE(misc-no-recursion): depth capped by compile() (COMPILE_NEST_MAX)
 static int32_t compile_at(cctx *c, const cJSON *item, const char *name, int i) {
     const size_t old = path_push(c, name);
     if (i >= 0) path_push_index(c, i);
@@ -463,7 +469,7 @@ static int32_t compile_const(cctx *c, const cJSON *v);
 static uint32_t literal_trie(cctx *c, const cJSON *const *vals, int n, bool numbers) {
     uint32_t root = SCH_NONE;
     for (int i = 0; i < n && !c->failed; i++) {
-        char num[64], *text = NULL;
+        char num[64] = "", *text = NULL;
         size_t len;
         if (numbers) {
             len = canon_number(vals[i]->valuedouble, num, sizeof num);
@@ -485,6 +491,7 @@ static uint32_t literal_trie(cctx *c, const cJSON *const *vals, int n, bool numb
 /* The values vals[0..n) of types `types` (others are dropped): strings and
  * numbers as tries in one typed node, booleans and null as its type bits,
  * arrays and objects as fixed nodes beside it in an anyOf. */
+// NOLINTNEXTLINE(misc-no-recursion): through compile_const, which stops at COMPILE_NEST_MAX
 static int32_t compile_values(cctx *c, const cJSON *const *vals, int n, uint8_t types) {
     const cJSON **strs = malloc((size_t)(n ? n : 1) * sizeof *strs);
     const cJSON **nums = malloc((size_t)(n ? n : 1) * sizeof *nums);
@@ -498,6 +505,7 @@ static int32_t compile_values(cctx *c, const cJSON *const *vals, int n, uint8_t 
         goto done;
     }
     for (int i = 0; i < n && !c->failed; i++) {
+        // NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign): the caller fills vals[0..n)
         const cJSON *v = vals[i];
         if (cJSON_IsString(v) && (types & SCH_T_STRING)) strs[n_str++] = v;
         if (cJSON_IsNumber(v)) {
@@ -542,6 +550,7 @@ static bool set_props(cctx *c, int32_t id, const char *const *names, const sch_p
 
 /* A fixed value: itself only (arrays and objects element by element, keys
  * in the value's order). */
+// NOLINTNEXTLINE(misc-no-recursion): c->nest <= COMPILE_NEST_MAX (200)
 static int32_t compile_const(cctx *c, const cJSON *v) {
     if (!cJSON_IsArray(v) && !cJSON_IsObject(v)) return compile_values(c, &v, 1, SCH_T_ALL);
     if (++c->nest > COMPILE_NEST_MAX) return fail(c, HEARTH_ERR_UNSUPPORTED, "nested too deeply");
@@ -651,6 +660,7 @@ static bool set_props(cctx *c, int32_t id, const char *const *names, const sch_p
 }
 
 /* properties, required, additionalProperties into node id. */
+// NOLINTNEXTLINE(misc-no-recursion): depth capped by compile() (COMPILE_NEST_MAX)
 static bool compile_object(cctx *c, const cJSON *o, int32_t id) {
     const cJSON *pk = cJSON_GetObjectItemCaseSensitive(o, "properties");
     const cJSON *rk = cJSON_GetObjectItemCaseSensitive(o, "required");
@@ -721,6 +731,7 @@ done:
 /* ---- arrays ------------------------------------------------------------------ */
 
 /* A list of sub-schemas under keyword `name` into the schema's items. */
+// NOLINTNEXTLINE(misc-no-recursion): depth capped by compile() (COMPILE_NEST_MAX)
 static bool compile_list(cctx *c, const cJSON *list, const char *name, uint32_t *first,
                          uint32_t *n_out) {
     const int n = cJSON_GetArraySize(list);
@@ -753,11 +764,13 @@ static bool compile_list(cctx *c, const cJSON *list, const char *name, uint32_t 
 }
 
 /* A schema that may be a boolean: true is any value, false none (-1). */
+// NOLINTNEXTLINE(misc-no-recursion): depth capped by compile() (COMPILE_NEST_MAX)
 static int32_t compile_sub(cctx *c, const cJSON *k, const char *name) {
     if (cJSON_IsBool(k)) return cJSON_IsTrue(k) ? c->any : -1;
     return compile_at(c, k, name, -1);
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): depth capped by compile() (COMPILE_NEST_MAX)
 static bool compile_array(cctx *c, const cJSON *o, int32_t id) {
     const cJSON *items = cJSON_GetObjectItemCaseSensitive(o, "items");
     const cJSON *prefix = cJSON_GetObjectItemCaseSensitive(o, "prefixItems");
@@ -853,6 +866,7 @@ static const cJSON *ref_target(cctx *c, const char *ref) {
 
 /* A $ref is an anyOf of one node: the target's, compiled once (a
  * placeholder first, so a recursive reference finds it). */
+// NOLINTNEXTLINE(misc-no-recursion): capped by compile(); a $ref target compiles once
 static int32_t compile_ref(cctx *c, const cJSON *k) {
     const size_t old = path_push(c, "$ref");
     int32_t r = -1;
@@ -889,6 +903,7 @@ static int32_t compile_ref(cctx *c, const cJSON *k) {
     return r;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): depth capped by compile() (COMPILE_NEST_MAX)
 static int32_t compile_combinator(cctx *c, const cJSON *k) {
     if (!strcmp(k->string, "$ref")) return compile_ref(c, k);
     const bool all = !strcmp(k->string, "allOf");
@@ -917,6 +932,7 @@ static int32_t compile_combinator(cctx *c, const cJSON *k) {
 
 /* ---- one schema -------------------------------------------------------------- */
 
+// NOLINTNEXTLINE(misc-no-recursion): depth capped by compile() (COMPILE_NEST_MAX)
 static int32_t compile_typed(cctx *c, const cJSON *o) {
     uint8_t types = SCH_T_ALL;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type");
@@ -933,6 +949,7 @@ static int32_t compile_typed(cctx *c, const cJSON *o) {
     return id;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): c->nest <= COMPILE_NEST_MAX (200)
 static int32_t compile(cctx *c, const cJSON *item) {
     if (cJSON_IsBool(item)) {
         if (cJSON_IsTrue(item)) return c->any;
@@ -1030,6 +1047,7 @@ static bool flat_search(cctx *c, flat_ctx *f, uint32_t x) {
             continue;
         }
         for (uint32_t a = ny->n_alts; a-- > 0;) {
+            // NOLINTNEXTLINE(clang-analyzer-core.NullDereference): n_alts > 0: alts exists
             const uint32_t z = s->alts[ny->alt_first + a];
             if (f->seen[z] == st) continue;
             f->seen[z] = st;
@@ -1051,7 +1069,7 @@ static bool flat_node(cctx *c, flat_ctx *f, uint32_t i) {
            f->seen[x] != st) {
         f->seen[x] = st;
         f->stack[len++] = x;
-        x = s->alts[s->nodes[x].alt_first];
+        x = s->alts[s->nodes[x].alt_first]; // NOLINT(clang-analyzer-core.NullDereference): n_alts 1
     }
     uint32_t o;
     if (s->nodes[x].kind == SCH_ANYOF && f->seen[x] == st) { /* a cycle of wrappers: no value */
@@ -1117,6 +1135,7 @@ static void md_typed(const smp_schema *s, sch_node *n) {
     if (n->types & SCH_T_OBJECT) {
         for (uint32_t i = 0; i < n->n_props; i++) {
             const sch_prop *p = &s->props[n->prop_first + i];
+            // NOLINTNEXTLINE(clang-analyzer-core.NullDereference): n_props > 0: props exists
             if (p->required && md_of(s, p->node) > d) d = md_of(s, p->node);
         }
         n->md_obj = md_container(d);
@@ -1125,6 +1144,7 @@ static void md_typed(const smp_schema *s, sch_node *n) {
     if ((n->types & SCH_T_ARRAY) && (n->max_items == SCH_NONE || n->min_items <= n->max_items)) {
         d = 0;
         for (uint32_t i = 0; i < n->min_items; i++) {
+            // NOLINTNEXTLINE(clang-analyzer-core.NullDereference): n_prefix > 0: items exists
             const int32_t e = i < n->n_prefix ? s->items[n->item_first + i] : n->items;
             if (md_of(s, e) > d) d = md_of(s, e);
             if (i >= n->n_prefix) break; /* the same node for the rest */

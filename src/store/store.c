@@ -10,11 +10,6 @@
 
 #include <stdio.h>
 
-hearth_err store_fail(sqlite3 *db, const char *what) {
-    return hr_fail(HEARTH_ERR_IO, "store: %s: %s", what,
-                   db ? sqlite3_errmsg(db) : "cannot allocate a database handle");
-}
-
 static int user_version(sqlite3 *db) {
     sqlite3_stmt *st = NULL;
     int v = -1;

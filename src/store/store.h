@@ -10,6 +10,8 @@
 
 #include "hearth.h"
 
+#include "core/core.h"
+
 #include <sqlite3.h>
 
 /* Opens (creating) the database at path (":memory:" for a private one),
@@ -23,7 +25,11 @@ hearth_err store_open(const char *path, const char *const *migrations, int n_mig
                       sqlite3 **out);
 
 /* Records the database's last error as a hearth_err (HEARTH_ERR_IO) with
- * "store: <what>: <sqlite message>" and returns it. */
-hearth_err store_fail(sqlite3 *db, const char *what);
+ * "store: <what>: <sqlite message>" and returns it. Inline so that callers
+ * (and the static analyzer) see that it never returns HEARTH_OK. */
+static inline hearth_err store_fail(sqlite3 *db, const char *what) {
+    return hr_fail(HEARTH_ERR_IO, "store: %s: %s", what,
+                   db ? sqlite3_errmsg(db) : "cannot allocate a database handle");
+}
 
 #endif

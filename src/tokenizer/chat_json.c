@@ -198,8 +198,8 @@ static void put_py_float(ct_buf *b, double d) {
         if (*x >= '0' && *x <= '9' && nd + 1 < sizeof digits) digits[nd++] = *x;
     while (nd > 1 && digits[nd - 1] == '0') nd--;
     digits[nd] = '\0';
-    const int exp10 = atoi(x + 1);
-    const int decpt = exp10 + 1; /* value = 0.DIGITS x 10^decpt */
+    const int exp10 = (int)strtol(x + 1, NULL, 10); /* snprintf's exponent */
+    const int decpt = exp10 + 1;                    /* value = 0.DIGITS x 10^decpt */
     size_t o = 0;
     if (neg) out[o++] = '-';
     if (digits[0] == '0') { /* zero */
@@ -292,6 +292,7 @@ static void newline(jp *p, int level) {
 static bool parse_value(jp *p, int level);
 
 /* An object or an array (open '{' or '['). */
+// NOLINTNEXTLINE(misc-no-recursion): through parse_value, level <= JSON_DEPTH_MAX
 static bool parse_container(jp *p, int level, bool object) {
     const char close = object ? '}' : ']';
     p->i++;
@@ -330,6 +331,7 @@ static bool parse_container(jp *p, int level, bool object) {
     return true;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): level <= JSON_DEPTH_MAX (64)
 static bool parse_value(jp *p, int level) {
     if (level > JSON_DEPTH_MAX) return false;
     skip_ws(p);

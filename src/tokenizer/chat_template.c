@@ -12,6 +12,7 @@
  */
 #include "chat_impl.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +80,7 @@ static const char ct_names[] = "chatml|qwen2.5|qwen3|qwen3-thinking|llama3|llama
 const char *tok_chat_names(void) { return ct_names; }
 
 hearth_err tok_chat_named(const char *name, tok_chat_template *out) {
-    tok_chat_template t = {0};
+    tok_chat_template t;
     if (!strcmp(name, "chatml")) {
         t = (tok_chat_template){.family = TOK_CHAT_CHATML, .name = "chatml"};
     } else if (!strcmp(name, "qwen2.5")) {
@@ -296,6 +297,7 @@ static ct_span qwen3_assistant(ct_buf *b, ct_span c, bool after_query, bool last
     const char *first_end = span_find(c, "</think>", false);
     if (first_end) {
         const char *last_end = span_find(c, "</think>", true);
+        assert(last_end); /* found from the start, so from the end */
         const char *after = last_end + strlen("</think>");
         content = span_lstrip_nl((ct_span){after, (size_t)(c.p + c.n - after)});
         ct_span before = span_rstrip_nl((ct_span){c.p, (size_t)(first_end - c.p)});
@@ -321,8 +323,7 @@ static ct_span qwen3_assistant(ct_buf *b, ct_span c, bool after_query, bool last
 
 static bool is_tool_response(ct_span c) {
     static const char open[] = "<tool_response>", close[] = "</tool_response>";
-    return c.n >= sizeof open - 1 && c.n >= sizeof close - 1 &&
-           !memcmp(c.p, open, sizeof open - 1) &&
+    return c.n >= sizeof open - 1 + sizeof close - 1 && !memcmp(c.p, open, sizeof open - 1) &&
            !memcmp(c.p + c.n - (sizeof close - 1), close, sizeof close - 1);
 }
 

@@ -54,7 +54,8 @@ static char *keep(ct_scratch *s, ct_buf *t) {
 }
 
 void ct_generic_free(ct_scratch *s) {
-    for (size_t i = 0; i < s->n_texts; i++) free(s->texts[i]);
+    if (s->texts) /* NULL only after a failed start, with n_texts 0 */
+        for (size_t i = 0; i < s->n_texts; i++) free(s->texts[i]);
     free(s->texts);
     free(s->msgs);
     *s = (ct_scratch){0};

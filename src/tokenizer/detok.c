@@ -176,6 +176,7 @@ hearth_err tok_detokenize(const tok_vocab *v, const int32_t *ids, size_t n, bool
     size_t w = 0;
     for (size_t i = 0; i < n; i++) {
         size_t k = tok_piece_write(v, ids[i], special, buf + w, total - w);
+        // NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult): it wrote k bytes there
         if (i == 0 && strip && k > 0 && buf[w] == ' ') memmove(buf + w, buf + w + 1, --k);
         w += k;
     }

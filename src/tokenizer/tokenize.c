@@ -128,6 +128,7 @@ static hearth_err spm_fragment(const tok_vocab *v, const char *s, size_t len, bo
     for (size_t i = 0; i < len + prefix; i++) {
         char c = (prefix && i == 0) ? ' ' : s[i - prefix];
         if (c == ' ') {
+            // NOLINTNEXTLINE(bugprone-not-null-terminated-result): U+2581's 3 bytes
             memcpy(buf + w, "\xe2\x96\x81", 3);
             w += 3;
         } else {

@@ -464,52 +464,20 @@ static int32_t find_any(const tok_vocab *v, const char *const *texts) {
  * token found this way is a control token whatever its type says. When several
  * candidates exist the earlier in the list wins. */
 static void detect_by_text(tok_vocab *v) {
-    static const char *const eot[] = {"<|eot_id|>",
-                                      "<|im_end|>",
-                                      "<|end|>",
-                                      "<end_of_turn>",
-                                      "<|endoftext|>",
-                                      "<|end_of_text|>",
-                                      "<EOT>",
-                                      "_<EOT>",
-                                      "[EOT]",
-                                      "<\xef\xbd\x9c"
-                                      "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>",
-                                      "<end_of_utterance>",
-                                      NULL};
+    static const char *const eot[] = {
+        "<|eot_id|>",         "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+        "<|end_of_text|>",    "<EOT>",      "_<EOT>",  "[EOT]",         "<｜end▁of▁sentence｜>",
+        "<end_of_utterance>", NULL};
     static const char *const eom[] = {"<|eom_id|>", NULL};
-    static const char *const pre[] = {"<|fim_prefix|>",
-                                      "<fim-prefix>",
-                                      "<fim_prefix>",
-                                      "<\xef\xbd\x9c"
-                                      "fim\xe2\x96\x81"
-                                      "begin\xef\xbd\x9c>",
-                                      "<PRE>",
-                                      "\xe2\x96\x81<PRE>",
-                                      "<|code_prefix|>",
-                                      "<|prefix|>",
-                                      NULL};
-    static const char *const suf[] = {"<|fim_suffix|>",
-                                      "<fim-suffix>",
-                                      "<fim_suffix>",
-                                      "<\xef\xbd\x9c"
-                                      "fim\xe2\x96\x81hole\xef\xbd\x9c>",
-                                      "<SUF>",
-                                      "\xe2\x96\x81<SUF>",
-                                      "<|code_suffix|>",
-                                      "<|suffix|>",
-                                      NULL};
-    static const char *const mid[] = {"<|fim_middle|>",
-                                      "<fim-middle>",
-                                      "<fim_middle>",
-                                      "<\xef\xbd\x9c"
-                                      "fim\xe2\x96\x81"
-                                      "end\xef\xbd\x9c>",
-                                      "<MID>",
-                                      "\xe2\x96\x81<MID>",
-                                      "<|code_middle|>",
-                                      "<|middle|>",
-                                      NULL};
+    static const char *const pre[] = {"<|fim_prefix|>",  "<fim-prefix>", "<fim_prefix>",
+                                      "<｜fim▁begin｜>", "<PRE>",        "\xe2\x96\x81<PRE>",
+                                      "<|code_prefix|>", "<|prefix|>",   NULL};
+    static const char *const suf[] = {"<|fim_suffix|>",  "<fim-suffix>", "<fim_suffix>",
+                                      "<｜fim▁hole｜>",  "<SUF>",        "\xe2\x96\x81<SUF>",
+                                      "<|code_suffix|>", "<|suffix|>",   NULL};
+    static const char *const mid[] = {"<|fim_middle|>",  "<fim-middle>", "<fim_middle>",
+                                      "<｜fim▁end｜>",   "<MID>",        "\xe2\x96\x81<MID>",
+                                      "<|code_middle|>", "<|middle|>",   NULL};
     static const char *const pad[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>",
                                       "<PAD>",       "[PAD]",     NULL};
     static const char *const rep[] = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>",
@@ -558,8 +526,7 @@ static void build_eog(tok_vocab *v) {
                                         "<eos>",
                                         "<turn|>",
                                         "<|tool_response>",
-                                        "<\xef\xbd\x9c"
-                                        "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>",
+                                        "<｜end▁of▁sentence｜>",
                                         "[e~[",
                                         NULL};
     mark_eog(v, v->fim_pad);

@@ -58,6 +58,7 @@ hearth_err tok_wpm_encode(const tok_vocab *v, const char *text, size_t len, tok_
     size_t n = tok_utf8_decode(text, len, cps);
     hearth_err err = HEARTH_OK;
     size_t wl = 3; /* bytes in word, after the U+2581 prefix */
+    // NOLINTNEXTLINE(bugprone-not-null-terminated-result): U+2581's 3 bytes, a prefix
     memcpy(word, "\xe2\x96\x81", 3);
     for (size_t i = 0; i <= n && !err; i++) {
         uint32_t cp = i < n ? cps[i] : ' '; /* a final space ends the last word */

@@ -30,6 +30,7 @@
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +258,7 @@ static hearth_err record_msgs(const cJSON *j, tok_chat_msg **msgs, size_t *n_msg
         free(m);
         return e;
     }
+    assert(i == n); /* the loop saw the n elements cJSON counted */
     *msgs = m, *n_msgs = (size_t)n - 1, *answer = m[n - 1].content;
     return HEARTH_OK;
 }

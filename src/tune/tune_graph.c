@@ -22,6 +22,7 @@
  */
 #include "tune.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -572,6 +573,7 @@ static void qkv_back(tune_graph *g, const model_layer *l, const layer_acts *a) {
         const float *cs = g->rope + (size_t)t * hp->n_rot;
         /* (without q/k norms there is no qk_pre) */
         const float *pre = a->qk_pre ? a->qk_pre + (size_t)t * (g->Q + g->KV) : NULL;
+        assert(pre || (!l->q_norm && !l->k_norm));
         for (int i = 0; i < g->Q; i++) dq[i] *= q_scale;
         for (int h = 0; h < hp->n_head; h++) {
             rope_row(dq + h * hd, cs, hp->n_rot, neox, -1.0f);
