@@ -14,6 +14,7 @@ packages=(
   python3-numpy           # ../shared/perf/gguf_synth.py (benchmark model files)
   gnuplot-nox             # bench/cascade/run.sh: the cost-versus-quality plot (optional)
   cppcheck                # scripts/lint.sh: static analysis, must stay quiet
+  clang-tidy              # scripts/lint.sh: the .clang-tidy profile, must stay quiet
   curl                    # server tests
   nodejs                  # node: the official openai npm client in the server tests (npm below)
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # NEON kernels, cross-checked under qemu
