@@ -37,7 +37,7 @@ hearth_err srv_slots_start(srv_server *s) {
         *p = '\0';
         if (mkdir(path, 0777) != 0 && errno != EEXIST)
             return hr_fail(HEARTH_ERR_IO, "server: --slot-save-path: cannot make '%s': %s", path,
-                           strerror(errno));
+                           hr_strerror(errno));
         if (end) break;
         *p = '/';
     }

@@ -156,6 +156,7 @@ typedef struct srv_conn {
     double t0;
 } srv_conn;
 
+// NOLINTNEXTLINE(misc-no-recursion): one level: srv_respond_error passes a non-NULL body
 void srv_respond_json(srv_exchange *x, int status, char *json) {
     if (!json) { /* the printer ran out of memory */
         srv_error e;
@@ -182,6 +183,7 @@ char *srv_ollama_error_json(const srv_error *e) {
     return json;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): as srv_respond_json
 void srv_respond_error(srv_exchange *x, const srv_error *e) {
     char *json = x->ollama      ? srv_ollama_error_json(e)
                  : x->anthropic ? srv_anthropic_error_json(e)
@@ -369,6 +371,7 @@ static bool early_checks(srv_server *s, srv_conn *c, struct MHD_Connection *conn
     } else if (!method_ok) {
         srv_fail(&e, 405, NULL, "method_not_allowed", "%s does not accept %s (use %s)", c->path,
                  c->method, allow);
+        // NOLINTNEXTLINE(bugprone-branch-clone): authenticate and admit fill e themselves
     } else if (c->route->access != OPEN && !authenticate(s, &c->x, conn, &e)) {
     } else if (c->route->access == ADMIN && !c->x.admin) {
         srv_fail(&e, 403, NULL, "admin_required", "%s needs an admin key", c->path);
@@ -429,7 +432,7 @@ static void dispatch(srv_server *s, srv_conn *c) {
         srv_handle_embeddings(x);
     else if (id == ROUTE_RERANK)
         srv_handle_rerank(x);
-    else if (id == ROUTE_MODELS)
+    else if (id == ROUTE_MODELS || id == ROUTE_ROUTER_MODELS)
         srv_handle_models(x, NULL);
     else if (id == ROUTE_OLLAMA_CHAT)
         srv_handle_ollama_chat(x);
@@ -453,8 +456,6 @@ static void dispatch(srv_server *s, srv_conn *c) {
         srv_handle_props(x);
     else if (id == ROUTE_TOKENIZER_INFO)
         srv_handle_tokenizer_info(x);
-    else if (id == ROUTE_ROUTER_MODELS)
-        srv_handle_models(x, NULL);
     else if (id == ROUTE_MODEL_LOAD)
         srv_handle_model_load(x);
     else if (id == ROUTE_MODEL_UNLOAD)

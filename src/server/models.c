@@ -236,7 +236,7 @@ static int by_name(const void *a, const void *b) {
  * file that is not a model is skipped with a warning. */
 static hearth_err scan_dir(srv_server *s, const char *dir) {
     DIR *d = opendir(dir);
-    if (!d) return hr_fail(HEARTH_ERR_IO, "--models-dir %s: %s", dir, strerror(errno));
+    if (!d) return hr_fail(HEARTH_ERR_IO, "--models-dir %s: %s", dir, hr_strerror(errno));
     char **names = NULL;
     size_t n = 0, cap = 0;
     hearth_err err = HEARTH_OK;

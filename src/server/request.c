@@ -369,7 +369,7 @@ void srv_request_default(srv_request *r, srv_param p, double v) {
     case SRV_P_SEED: s->seed = (uint64_t)v; break;
     case SRV_P_MAX_TOKENS: r->max_tokens = (int)v; break;
     case SRV_P_STOP: /* not a number */
-    case SRV_N_PARAMS: break;
+    case SRV_N_PARAMS:
     default: break; /* llama.cpp's other samplers: no dialect has defaults of its own */
     }
 }

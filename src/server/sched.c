@@ -60,6 +60,7 @@
 
 #include <cjson/cJSON.h>
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,7 @@ srv_job *srv_job_new(const int32_t *prompt, int n) {
     return j;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): at most a choice, its prompt's first, the group's first
 void srv_job_release(srv_job *j) {
     if (!j) return;
     pthread_mutex_lock(&j->mu);
@@ -516,14 +518,13 @@ static void admit_locked(srv_sched *s) {
             srv_slot *sl = &s->slots[i];
             if (sl->job) continue;
             const int k = common_prefix(sl->cache, sl->n_cache, j->prompt, j->n_prompt);
-            if (k > best_len || (k == best_len && sl->last_used < best->last_used)) {
+            if (!best || k > best_len || (k == best_len && sl->last_used < best->last_used)) {
                 best = sl;
                 best_len = k;
                 best_i = i;
             }
         }
-        /* n_busy < n_slots: some slot is free, so best is set */
-        // cppcheck-suppress nullPointer
+        assert(best); /* n_busy < n_slots: some slot is free */
         best->job = j;
         j->slot = best_i;
         s->n_busy++;
@@ -640,6 +641,7 @@ static void score_rows(srv_sched *s, srv_slot *slot, const float *rows) {
  * several slots each chunk is then evaluated alone: the error ends only the
  * slot it belongs to (a prompt past the context, an id outside the
  * vocabulary), and the others go on. */
+// NOLINTNEXTLINE(misc-no-recursion): one level: a failed pass retries each slot alone (k = 1)
 static void score_pass(srv_sched *s, srv_slot *const *slots, int k) {
     const int at = slots[0]->score_at;
     const int n = slots[k - 1]->score_at + slots[k - 1]->score_n - at;

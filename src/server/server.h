@@ -167,6 +167,10 @@ typedef struct srv_error {
 /* Fills e and returns false (so parsers can `return srv_fail(...)`). */
 bool srv_fail(srv_error *e, int status, const char *param, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+#ifdef __clang_analyzer__ /* it does not follow variadic calls (core.h's hr_fail) */
+#define srv_fail(e, status, param, code, ...)                                                      \
+    ((void)srv_fail(e, status, param, code, __VA_ARGS__), false)
+#endif
 /* OpenAI's "type" for a status: invalid_request_error, authentication_error, ... */
 const char *srv_error_type(int status);
 /* {"error":{"message","type","param","code"}} as a malloc'd string. */
@@ -1151,8 +1155,8 @@ extern const srv_typed_ops srv_llama_stream;     /* api_llama.c */
 /* llama-server's stream sends each generated token as an event of its own,
  * with its id and (n_probs) probabilities: sse.c calls this instead of
  * srv_llama_stream.text for j's event ev (mu held). */
-void srv_llama_stream_token(void *st, const srv_model *m, const srv_job *j, int ev,
-                            srv_emit_fn emit, void *user);
+void srv_llama_stream_token(void *p, const srv_model *m, const srv_job *j, int ev, srv_emit_fn emit,
+                            void *user);
 /* llama-server's final object, or with several prompts (n jobs) an array of
  * them, each with its prompt's "index". */
 char *srv_llama_response_json(const srv_gen *g, srv_job *const *jobs, int n);
