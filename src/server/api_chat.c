@@ -26,6 +26,7 @@
 
 #include <microhttpd.h>
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,9 +116,11 @@ static bool chat_tool_calls(const srv_request *r, tok_chat_msg_tools *mt,
         mt[i] = (tok_chat_msg_tools){.calls = m->n_tool_calls ? *calls + k : NULL,
                                      .n_calls = m->n_tool_calls,
                                      .tool_call_id = m->tool_call_id};
-        for (int c = 0; c < m->n_tool_calls; c++, k++)
+        for (int c = 0; c < m->n_tool_calls; c++, k++) {
+            assert(*calls); /* counted in total */
             (*calls)[k] = (tok_chat_tool_call){m->tool_calls[c].id, m->tool_calls[c].name,
                                                m->tool_calls[c].arguments};
+        }
     }
     return true;
 }

@@ -18,12 +18,14 @@
 
 #include <cjson/cJSON.h>
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- the shared pipeline (api_embed.h) ----------------------------------- */
 
 static bool input_append(srv_embed_input *in, const int32_t *ids, int n, srv_error *e) {
+    assert(n > 0); /* an empty input is refused before */
     if (in->n == in->cap) {
         const int cap = in->cap ? 2 * in->cap : 8;
         int *nl = realloc(in->len, (size_t)cap * sizeof *nl);
@@ -81,6 +83,7 @@ static srv_job *run(srv_exchange *x, srv_embed_input *in, bool normalize, bool r
     srv_server *s = x->srv;
     srv_error e;
     const size_t d = rank ? 1 : (size_t)hearth_model_n_embd(x->model->model);
+    assert(in->n > 0 && d > 0); /* no empty input; every model has n_embd */
     srv_job *j = srv_job_new(in->ids, in->n_ids);
     if (j) j->embd = malloc((size_t)in->n * d * sizeof *j->embd);
     if (!j || !j->embd) {
@@ -175,6 +178,7 @@ static bool parse_input(const srv_model *m, const cJSON *input, srv_embed_input 
 }
 
 static char *base64(const float *v, int n) {
+    assert(n >= 0);
     static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const size_t len = (size_t)n * sizeof *v;
     unsigned char *b = malloc(len);

@@ -44,6 +44,7 @@
 
 #include <cjson/cJSON.h>
 
+#include <assert.h>
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -477,6 +478,7 @@ static bool extra_chunks(const cJSON *a, hearth_infill_chunk **out, int *n, srv_
                             "\"filename\")",
                             *n);
         }
+        assert(*out); /* count > 0 */
         (*out)[(*n)++] = (hearth_infill_chunk){name ? name->valuestring : NULL, text->valuestring};
     }
     return true;

@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,7 @@ static void without_dir(char *out, size_t cap, const char *msg, const char *path
                         const char *name) {
     size_t n = 0;
     const size_t plen = path ? strlen(path) : 0;
+    assert(!path || name); /* a path comes with its name */
     for (const char *p = msg; *p && n + 1 < cap;) {
         const bool at_path = plen && !strncmp(p, path, plen);
         const char *piece = at_path ? name : p;

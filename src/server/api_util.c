@@ -53,6 +53,9 @@ enum {
 #define HEARTH_VERSION "unknown"
 #endif
 
+/* JSON's whitespace (RFC 8259): space, tab, CR, LF. */
+static bool json_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
 /* The body as a JSON object, by the rules the chat parser applies (valid
  * UTF-8, one JSON value and nothing after it, an object); NULL with e
  * filled otherwise. */
@@ -66,7 +69,7 @@ static cJSON *parse_body(const srv_exchange *x, srv_error *e) {
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(x->body, x->body_len, &end, false);
     size_t at = end && end >= x->body ? (size_t)(end - x->body) : 0;
-    while (root && at < x->body_len && memchr(" \t\r\n", x->body[at], 4)) at++;
+    while (root && at < x->body_len && json_space(x->body[at])) at++;
     if (!root || at < x->body_len)
         srv_fail(e, 400, NULL, "invalid_json", "the request body is not one JSON value (byte %zu)",
                  at);

@@ -39,10 +39,6 @@ const cJSON *srv_req_field(const cJSON *obj, const char *name) {
     return v && !cJSON_IsNull(v) ? v : NULL; /* null means "not given", as OpenAI treats it */
 }
 
-bool srv_req_bad_type(srv_error *e, const char *name, const char *want) {
-    return srv_fail(e, 400, name, NULL, "'%s' must be %s", name, want);
-}
-
 static bool get_bool(parse_ctx *c, const cJSON *obj, const char *name, bool *out) {
     const cJSON *v = srv_req_field(obj, name);
     if (!v) return true;

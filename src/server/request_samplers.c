@@ -42,6 +42,7 @@ bool srv_breakers_own(hearth_sampling *sp, void **block) {
     if (!sp->dry_sequence_breakers) return true;
     const size_t n = sp->n_dry_sequence_breakers;
     size_t bytes = (n + 1) * sizeof(char *);
+    // NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage): the n breakers are strings
     for (size_t i = 0; i < n; i++) bytes += strlen(sp->dry_sequence_breakers[i]) + 1;
     char **ptrs = malloc(bytes);
     if (!ptrs) return false;

@@ -311,6 +311,7 @@ bool srv_tools_remote(const srv_tool_set *t, const srv_job *j, bool content, srv
     const int n = !rc ? 0 : t->parallel || rc->n_calls < 1 ? rc->n_calls : 1;
     if (n && !(out->calls = calloc((size_t)n, sizeof *out->calls))) return false;
     for (; out->n_calls < n; out->n_calls++) {
+        // NOLINTNEXTLINE(clang-analyzer-core.NullDereference): n > 0 only with rc
         if (!copy_call(&rc->calls[out->n_calls], &out->calls[out->n_calls])) {
             srv_tool_reply_free(out);
             return false;

@@ -49,6 +49,7 @@ static bool parse_tool(const cJSON *t, int i, srv_request *r, srv_error *e) {
         return srv_fail(e, 400, name, NULL,
                         "'%s' must be 1 to 64 characters of a-z, A-Z, 0-9, '_' and '-'", name);
     for (int k = 0; k < r->n_tools; k++)
+        // NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): tool_names[0..n_tools) are set
         if (!strcmp(r->tool_names[k], fn->valuestring))
             return srv_fail(e, 400, name, NULL, "'%s': the function '%s' is declared twice", name,
                             fn->valuestring);
@@ -91,6 +92,7 @@ static bool parse_tool_choice(const cJSON *root, srv_request *r, srv_error *e) {
         if (!n || !cJSON_IsString(n))
             return srv_req_bad_type(e, "tool_choice.function.name", "a string");
         int k = 0;
+        // NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): as in the loop above
         while (k < r->n_tools && strcmp(r->tool_names[k], n->valuestring) != 0) k++;
         if (k == r->n_tools)
             return srv_fail(e, 400, "tool_choice.function.name", NULL,
@@ -135,7 +137,7 @@ bool srv_tools_parse_request(const cJSON *root, srv_request *r, srv_error *e) {
     if ((v = srv_req_field(root, "functions")) && (!cJSON_IsArray(v) || v->child))
         return srv_fail(e, 400, "functions", NULL,
                         "'functions' (deprecated by OpenAI) is not supported: use 'tools'");
-    if ((v = srv_req_field(root, "function_call")))
+    if (srv_req_field(root, "function_call"))
         return srv_fail(e, 400, "function_call", NULL,
                         "'function_call' (deprecated by OpenAI) is not supported: use "
                         "'tool_choice'");
