@@ -316,7 +316,7 @@ hearth_err gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t typ
         if (t.ne[d] < 1 || !hr_mul_ok(n_el, (uint64_t)t.ne[d], &n_el) || n_el > INT64_MAX)
             return hr_fail(HEARTH_ERR_INVALID_ARG, "gguf writer: tensor '%s': bad shape", name);
     }
-    uint64_t want;
+    uint64_t want = 0; /* in the message below even when the product overflowed */
     if (t.ne[0] % ti->block_size != 0 ||
         !hr_mul_ok(n_el / ti->block_size, ti->block_bytes, &want) || want != n_bytes)
         return hr_fail(HEARTH_ERR_INVALID_ARG,
