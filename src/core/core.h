@@ -37,18 +37,17 @@ const char *hr_strerror(int errnum);
 #define hr_wrap(code, ...) ((void)hr_wrap(code, __VA_ARGS__), (code))
 #endif
 
-/* Overflow-checked arithmetic on sizes: false (*out untouched) when the
- * result would not fit. Plain C rather than the overflow builtins, which the
- * static analyzer does not model (it then lost every size computed here). */
+/* Overflow-checked arithmetic on sizes: false when the result would not fit
+ * (*out then holds it wrapped, as with __builtin_*_overflow). Plain C rather
+ * than those builtins, which the static analyzer does not model (it lost
+ * every size computed here). */
 static inline bool hr_mul_ok(uint64_t a, uint64_t b, uint64_t *out) {
-    if (b != 0 && a > UINT64_MAX / b) return false;
     *out = a * b;
-    return true;
+    return b == 0 || a <= UINT64_MAX / b;
 }
 static inline bool hr_add_ok(uint64_t a, uint64_t b, uint64_t *out) {
-    if (a > UINT64_MAX - b) return false;
     *out = a + b;
-    return true;
+    return *out >= a;
 }
 
 /* Allocation that reports failure through hr_fail. Free with free(). Inline
