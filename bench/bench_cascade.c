@@ -643,7 +643,7 @@ static int cmd_curve(const opts *o) {
             fprintf(f, ",share_local_%s,accuracy_%s", names[k], names[k]);
         fputc('\n', f);
     }
-    for (size_t i = 0; i < w.n; i++) scores[i] = w.r[i].score;
+    for (size_t i = 0; !err && i < w.n; i++) scores[i] = w.r[i].score; /* err: scores may be NULL */
     for (int k = points - 1; k >= 0 && !err; k--) { /* from all local to all cloud */
         const double target = (double)k / (points - 1);
         double t, achieved;

@@ -59,6 +59,10 @@ int main(int argc, char **argv) {
     snprintf(db, sizeof db, "%s/index.db", dir);
     squad_set s;
     if (squad_load(argv[1], dir, &s)) return 1;
+    if (s.n_q == 0) {
+        fprintf(stderr, "bench_rag: %s holds no questions\n", argv[1]);
+        return 1;
+    }
     rag_index *x = NULL;
     rag_ingest_stats st;
     const char *root = dir;

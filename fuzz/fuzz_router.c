@@ -98,7 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             tp.knn_k = 1;
             tp.n_threads = 1;
             rtr_model *m = NULL;
-            double s;
+            double s = 0;
             if (!rtr_train(&d, NULL, 0, &tp, &m) &&
                 (rtr_score(m, (const char *)p, n, &s) || !isfinite(s)))
                 abort();
@@ -106,7 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             uint8_t *out = NULL;
             size_t out_n = 0;
             rtr_model *m2 = NULL;
-            double s2;
+            double s2 = 0;
             if (m && (rtr_save_mem(m, &out, &out_n) || rtr_load_mem(out, out_n, &m2) ||
                       rtr_score(m2, (const char *)p, n, &s2) || s2 != s))
                 abort();

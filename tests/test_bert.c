@@ -205,6 +205,7 @@ static void ref_embed(const ref_model *r, const int32_t *ids, int n, bool cls, f
     REQUIRE(tok && type && nw && nb && x && (r->nomic || pos));
     for (int t = 0; t < n; t++) {
         for (int i = 0; i < d; i++)
+            // NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult): the file's data
             x[t * d + i] = (double)tok[(size_t)ids[t] * d + i] + type[i] +
                            (pos ? pos[(size_t)t * d + i] : 0.0);
         layer_norm(x + t * d, nw, nb, d, r->eps);

@@ -619,7 +619,7 @@ static void test_generation(void) {
             gp.spec_n_max = 3;
             gp.spec_ngram_n = 2;
             collected spec;
-            r = generate(m, kv_types[t], &gp, &spec);
+            generate(m, kv_types[t], &gp, &spec);
             CHECKF(spec.n == G_MAX && !memcmp(spec.ids, got.ids, sizeof got.ids),
                    "%s keep %d: speculative decoding changed the shifted generation", kv_names[t],
                    keep);

@@ -34,6 +34,8 @@
 
 #include <math.h>
 
+/* The fake tier's count of a text's tokens: its 3-byte pieces, rounded up. */
+static size_t pieces3(const char *s) { return (strlen(s) + 2) / 3; }
 static const char *binary = HEARTH_BINARY;
 static char scratch[] = "/tmp/hearth_gw_reasoning_XXXXXX";
 
@@ -371,8 +373,7 @@ static void shapes(test_server *sv, fake_cloud *fc, const char *ledger) {
      * counts 3-byte pieces of what it wrote, about the placeholder) */
     char tier_r[256], tier_a[256];
     expected(sent_text, tier_r, tier_a);
-    CHECKF(jnum(j, "usage.output_tokens_details.reasoning_tokens") ==
-               (double)((strlen(tier_r) + 2) / 3),
+    CHECKF(jnum(j, "usage.output_tokens_details.reasoning_tokens") == (double)pieces3(tier_r),
            "responses reasoning tokens %g, the tier's %zu",
            jnum(j, "usage.output_tokens_details.reasoning_tokens"), (strlen(tier_r) + 2) / 3);
     CHECKF(strstr(last_body(fc), "\"reasoning_effort\":\"low\""), "responses sent: %.300s",
@@ -429,7 +430,7 @@ static void cached(test_server *sv, const char *ledger) {
             expected(sent_text, tier_r, tier_a);
             cJSON *j = parse_reply(&r);
             CHECKF(jnum(j, "usage.completion_tokens_details.reasoning_tokens") ==
-                       (double)((strlen(tier_r) + 2) / 3),
+                       (double)pieces3(tier_r),
                    "%s: reasoning tokens %g", what,
                    jnum(j, "usage.completion_tokens_details.reasoning_tokens"));
             cJSON_Delete(j);

@@ -36,7 +36,7 @@ static int match(gbnf_m *m, const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         st = gbnf_m_step(m, st, (uint8_t)s[i]);
         if (st == GBNF_FULL) {
-            st = gbnf_m_flush(m, gbnf_m_start(m)); /* not expected in these small tests */
+            gbnf_m_flush(m, gbnf_m_start(m)); /* not expected in these small tests */
             CHECK(false);
             return -1;
         }

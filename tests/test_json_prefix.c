@@ -344,12 +344,12 @@ typedef struct jbuf {
 } jbuf;
 
 static void put(jbuf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
+    if (!b->p || b->n + n + 1 > b->cap) {
         b->cap = (b->n + n + 1) * 2;
         b->p = realloc(b->p, b->cap);
         REQUIRE(b->p);
     }
-    memcpy(b->p + b->n, s, n);
+    if (n) memcpy(b->p + b->n, s, n);
     b->n += n;
     b->p[b->n] = '\0';
 }

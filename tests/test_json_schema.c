@@ -145,6 +145,7 @@ static void errors(void) {
     static const char *ok[] = {
         "true",
         "{}",
+        // NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one schema over three lines
         "{\"title\":\"t\",\"description\":\"d\",\"$schema\":\"x\",\"$id\":\"y\","
         "\"$comment\":\"c\",\"examples\":[1],\"default\":2,\"deprecated\":false,\"readOnly\":true,"
         "\"writeOnly\":false,\"x-vendor\":{\"pattern\":1}}",

@@ -209,6 +209,7 @@ static double magnitude(kern_type t, kern_type vt, const void *w, const void *x,
     }
     double m = 0.0;
     for (int64_t i = 0; i < n; i++)
+        // NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult): of[0..n) dequantized
         m += (fabs((double)wf[i] - (double)of[i]) + fabs((double)of[i])) * fabs((double)xf[i]);
     free(wf);
     free(of);

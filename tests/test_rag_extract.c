@@ -35,6 +35,7 @@ static char dir[] = "/tmp/hearth-test-rag-extract-XXXXXX";
  * caches are emptied). Only this test uses fontconfig - the library's PDF
  * reading does not - and with the default fast unwinding the report's stack
  * stops inside libfontconfig, so the module is what can be named. */
+// NOLINTNEXTLINE(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp): LeakSanitizer's hook
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void) { return "leak:libfontconfig.so\n"; }
 
@@ -69,7 +70,7 @@ static void check_text(const char *html, size_t n, const char *want, const char 
     CHECK(d.page_start == NULL && d.n_pages == 0);
     rag_doc_fini(&d);
 }
-#define CHECK_HTML(html, want, title) check_text(html, sizeof html - 1, want, title)
+#define CHECK_HTML(html, want, title) check_text((html), sizeof(html) - 1, want, title)
 
 /* ---- formats --------------------------------------------------------------- */
 
@@ -182,8 +183,10 @@ static void test_html(void) {
         char *deep = malloc((size_t)depth * 5 + 16);
         REQUIRE(deep);
         size_t n = 0;
+        // NOLINTBEGIN(bugprone-not-null-terminated-result): a byte buffer, its length in n
         for (int i = 0; i < depth; i++) memcpy(deep + n, "<div>", 5), n += 5;
         memcpy(deep + n, "deep", 4), n += 4;
+        // NOLINTEND(bugprone-not-null-terminated-result)
         REQUIRE(extract(RAG_FORMAT_HTML, deep, n, 1 << 20, &d) == NULL);
         CHECK(strcmp(d.text, "deep") == 0 || d.len == 0); /* libxml2 may stop at its depth limit */
         rag_doc_fini(&d);

@@ -446,7 +446,9 @@ static void test_embeddings(test_server *sv) {
         CHECK(jstr(j, "object") && !strcmp(jstr(j, "object"), "list"));
         CHECK(jnum(j, "data.1.index") == 1 && !strcmp(jstr(j, "data.1.object"), "embedding"));
         for (int i = 0; i < 2; i++) {
-            CHECKF(reply_vector(j, i, got, d), "embeddings: vector %d's shape (base64 %d)", i, b64);
+            const bool shaped = reply_vector(j, i, got, d);
+            CHECKF(shaped, "embeddings: vector %d's shape (base64 %d)", i, b64);
+            if (!shaped) continue; /* got is not filled */
             double worst = 0;
             for (int k = 0; k < d; k++) {
                 const double diff = fabs((double)got[k] - (i ? ref1 : ref0)[k]);

@@ -93,7 +93,7 @@ static size_t ref_repair(const uint8_t *s, size_t n, char *out) {
             w += k;
             i += k;
         } else {
-            memcpy(out + w, "\xef\xbf\xbd", 3);
+            memcpy(out + w, "\xef\xbf\xbd", 3); // NOLINT(bugprone-not-null-terminated-result)
             w += 3;
             i += k ? k : 1;
         }
@@ -424,7 +424,7 @@ static void test_bpe(void) {
                 "x", "'s", "12345", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x81",
                 ",", "<|", "\t"};
             const char *p = parts[test_rand_u64(&rng) % (sizeof parts / sizeof parts[0])];
-            memcpy(s + n, p, strlen(p));
+            memcpy(s + n, p, strlen(p)); // NOLINT(bugprone-not-null-terminated-result): bytes
             n += strlen(p);
         }
         int32_t t[256];

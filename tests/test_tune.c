@@ -144,6 +144,7 @@ static void check_slope(const char *what, const char *part, int pair, tune_graph
     norm = sqrt(norm);
     CHECKF(norm > 1e-6, "%s: pair %d's %s has no gradient", what, pair, part);
     if (!(norm > 1e-6)) return;
+    REQUIRE(n > 0);
     float *saved = malloc(n * sizeof *saved);
     REQUIRE(saved);
     memcpy(saved, x, n * sizeof *saved);
@@ -369,6 +370,7 @@ static void test_threads(void) {
         size_t n = 0;
         for (int i = 0; i < a->n_pairs; i++)
             n += (size_t)a->rank * (size_t)(a->pairs[i].w->n_cols + a->pairs[i].w->n_rows);
+        REQUIRE(n > 0);
         float *grads = malloc(n * sizeof *grads), *at = grads;
         REQUIRE(grads);
         for (int i = 0; i < a->n_pairs; i++) {

@@ -99,7 +99,7 @@ static inline ssize_t fc_read(void *cls, uint64_t pos, char *buf, size_t max) {
     const char *e = st->events[st->next];
     size_t n = strlen(e) - st->off;
     if (n > max) n = max;
-    memcpy(buf, e + st->off, n);
+    memcpy(buf, e + st->off, n); // NOLINT(bugprone-not-null-terminated-result): a byte stream
     st->off += n;
     if (st->off == strlen(e)) {
         st->next++;
@@ -315,9 +315,11 @@ static inline char *fc_whole_json(bool anthropic, const char *answer, const char
         cJSON *u = cJSON_AddObjectToObject(o, "usage");
         cJSON_AddNumberToObject(u, "prompt_tokens", prompt_tokens);
         cJSON_AddNumberToObject(u, "completion_tokens", completion);
-        if (reasoning)
+        if (reasoning) {
+            const int n_reasoning = (int)(strlen(reasoning) + 2) / 3; /* a token a 3 bytes */
             cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "completion_tokens_details"),
-                                    "reasoning_tokens", (int)(strlen(reasoning) + 2) / 3);
+                                    "reasoning_tokens", n_reasoning);
+        }
     }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
