@@ -96,15 +96,16 @@ hearth_err gw_json_map_strings(const char *json, gw_json_str_fn fn, void *ctx, c
     if (!root) return hr_fail(HEARTH_ERR_INVALID_ARG, "gateway: the tool-call JSON is malformed");
     walk w = {.fn = fn, .ctx = ctx};
     const bool changed = map_value(&w, root);
+    hearth_err err = w.err;
     char *text = NULL;
-    if (!w.err) {
+    if (!err) {
         text = changed ? cJSON_PrintUnformatted(root) : strdup(json);
-        if (!text) w.err = hr_fail(HEARTH_ERR_NOMEM, "gateway: out of memory");
+        if (!text) err = hr_fail(HEARTH_ERR_NOMEM, "gateway: out of memory");
     }
     cJSON_Delete(root);
     gw_buf_free(&w.tmp);
-    if (!w.err) *out = text;
-    return w.err;
+    if (!err) *out = text;
+    return err;
 }
 
 static hearth_err restore_str(void *ctx, const char *s, size_t len, gw_buf *out, bool *changed) {

@@ -21,6 +21,7 @@
  */
 #include "model.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -291,6 +292,7 @@ hearth_err model_lora_bind(hearth_model *m, gguf_file *f, float scale) {
     /* Every pair checked: chain them onto their weights, at the end. */
     for (int i = 0; i < l->n_ab; i++) {
         if (l->ab[i].scale == 0.0f) continue; /* checked, never applied */
+        assert(c.targets[i]);                 /* bind_pair found every pair's weight */
         const model_lora_ab **tail = &c.targets[i]->lora;
         while (*tail) tail = (const model_lora_ab **)&(*tail)->next;
         *tail = &l->ab[i];

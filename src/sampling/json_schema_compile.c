@@ -647,6 +647,7 @@ static bool set_props(cctx *c, int32_t id, const char *const *names, const sch_p
     const uint32_t root = trie_node(c, 0);
     for (uint32_t i = 0; i < n && !c->failed; i++) {
         size_t len;
+        // NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage): the caller fills names[0..n)
         char *text = canon_checked(c, names[i], &len);
         if (!text) break;
         bool dup = false;
