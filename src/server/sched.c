@@ -763,7 +763,7 @@ static srv_slot_action *actions_take(srv_sched *s) {
             continue;
         }
         *p = a->next;
-        a->state = 1;
+        a->state = SRV_ACTION_RUNNING;
         a->next = taken;
         taken = a;
     }
@@ -777,7 +777,7 @@ static void actions_run(srv_sched *s, srv_slot_action *acts) {
     pthread_mutex_lock(&s->mu);
     for (srv_slot_action *a = acts, *next; a; a = next) {
         next = a->next;
-        a->state = 2;
+        a->state = SRV_ACTION_DONE;
     }
     pthread_cond_broadcast(&s->action_cv);
     pthread_mutex_unlock(&s->mu);
@@ -786,13 +786,14 @@ static void actions_run(srv_sched *s, srv_slot_action *acts) {
 bool srv_sched_slot_action(srv_sched *s, srv_slot_action *a, bool (*give_up)(void *user),
                            void *user) {
     pthread_mutex_lock(&s->mu);
-    a->state = 0;
+    a->state = SRV_ACTION_WAITING;
     a->next = s->actions;
     s->actions = a;
     pthread_cond_signal(&s->cv);
     bool ran = true;
-    while (a->state != 2) {
-        if (a->state == 0 && (s->stop || give_up(user))) { /* not started: withdrawn */
+    while (a->state != SRV_ACTION_DONE) {
+        if (a->state == SRV_ACTION_WAITING &&
+            (s->stop || give_up(user))) { /* not started: withdrawn */
             for (srv_slot_action **p = &s->actions; *p; p = &(*p)->next)
                 if (*p == a) {
                     *p = a->next;

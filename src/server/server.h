@@ -609,7 +609,7 @@ typedef struct srv_slot_action {
     uint64_t n_bytes; /* the file's size (SAVE, RESTORE) */
     double ms;
     /* the scheduler's (guarded by its mu) */
-    int state; /* 0 waiting, 1 running, 2 done */
+    enum { SRV_ACTION_WAITING, SRV_ACTION_RUNNING, SRV_ACTION_DONE } state;
     struct srv_slot_action *next;
 } srv_slot_action;
 /* Runs a on its slot and waits for it; false when it did not run: the
