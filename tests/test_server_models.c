@@ -23,6 +23,7 @@
 #include "model/synth.h"
 #include "server/http_client.h"
 #include "server/json_path.h"
+#include "server/model_fixture.h"
 #include "server/sse_choices.h"
 #include "test_sh.h"
 
@@ -245,18 +246,8 @@ static void naming_and_residency(const char *want_a, const char *want_b, const c
  * well over 200 ms on any machine that runs these tests. */
 static void waits_for_room(const char *want_b) {
     char slow[4300];
-    snprintf(slow, sizeof slow, "%s/slow.gguf", scratch);
-    synth_params p = synth_default_params();
-    p.arch = "llama";
-    p.n_embd = 256;
-    p.n_layer = 4;
-    p.n_ff = 1024;
-    p.n_ctx = 2048;
-    REQUIRE(synth_write(slow, &p) == HEARTH_OK);
-    hearth_model *m = NULL;
-    REQUIRE(hearth_model_load(slow, NULL, &m) == HEARTH_OK);
-    const int eos = hearth_token_eos(m);
-    hearth_model_free(m);
+    const int eos = fixture_slow_model(scratch, slow, sizeof slow);
+    REQUIRE(eos >= 0);
     test_server sv;
     start(&sv, "-m '%s' -m '%s' --models-max 1 --ctx 2048 -t 1", slow, path_b);
     char long_body[512], cmd[9000];

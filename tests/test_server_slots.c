@@ -199,19 +199,9 @@ static void refusals(test_server *sv) {
  * tests run), then save and erase while it runs. */
 static void busy_slot(void) {
     char slow[4300], args[9000], dir[4300];
-    snprintf(slow, sizeof slow, "%s/slow.gguf", scratch);
     snprintf(dir, sizeof dir, "%s/busy", scratch);
-    synth_params p = synth_default_params();
-    p.arch = "llama";
-    p.n_embd = 256;
-    p.n_layer = 4;
-    p.n_ff = 1024;
-    p.n_ctx = 2048;
-    REQUIRE(synth_write(slow, &p) == HEARTH_OK);
-    hearth_model *m = NULL;
-    REQUIRE(hearth_model_load(slow, NULL, &m) == HEARTH_OK);
-    const int eos = hearth_token_eos(m);
-    hearth_model_free(m);
+    const int eos = fixture_slow_model(scratch, slow, sizeof slow);
+    REQUIRE(eos >= 0);
     test_server sv;
     snprintf(args, sizeof args, "--ctx 2048 -t 1 --slot-save-path '%s'", dir);
     REQUIRE(test_server_start(&sv, binary, slow, scratch, args));

@@ -69,6 +69,26 @@ static inline const char *fixture_server_model(const char *test, char *scratch, 
     return fixture_model(synth);
 }
 
+/* A model slow enough that a generation of 1,500 tokens with EOS banned
+ * takes well over 200 ms anywhere these tests run (wider, 4 layers,
+ * context 2048), written to scratch/slow.gguf (path[cap]); its EOS id, -1
+ * when it could not be written. */
+static inline int fixture_slow_model(const char *scratch, char *path, size_t cap) {
+    snprintf(path, cap, "%s/slow.gguf", scratch);
+    synth_params p = synth_default_params();
+    p.arch = "llama";
+    p.n_embd = 256;
+    p.n_layer = 4;
+    p.n_ff = 1024;
+    p.n_ctx = 2048;
+    hearth_model *m = NULL;
+    if (synth_write(path, &p) != HEARTH_OK || hearth_model_load(path, NULL, &m) != HEARTH_OK)
+        return -1;
+    const int eos = hearth_token_eos(m);
+    hearth_model_free(m);
+    return eos;
+}
+
 /* The end of such a test: the scratch directory goes when it passed, and
  * stays (said on stdout) for a look when it failed. */
 static inline void fixture_server_cleanup(const char *test, const char *scratch, bool failed) {
