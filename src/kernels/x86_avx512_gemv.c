@@ -69,9 +69,38 @@ AI __m512i quad16(const uint8_t *p, int stride, int off, int nb) {
 /* Q4_0 rows go four blocks at a time: the low nibbles (elements 0..15) of
  * four blocks in one vector, the high ones in another, and the activations
  * rearranged to match once per chunk (a sub-block's sum does not depend on
- * the order of its terms). (Q5_0 is faster two blocks at a time: its high
- * bits come as one 64-bit mask per two blocks.) */
-AI bool nibble_quads(gemm_kind k) { return k == GK_Q4_0 || k == GK_IQ4_NL; }
+ * the order of its terms). */
+AI bool nibble_quads(gemm_kind k) { return k == GK_Q4_0 || k == GK_IQ4_NL || k == GK_Q5_0; }
+
+/* Which 16-bit words of a window of four 22-byte Q5_0 blocks a nibble quad
+ * needs (this table has no vpermt2b, but every field starts at an even
+ * offset): word m of the quants is word m % 8 of block m / 8's; words 0..3
+ * of the fifth bits are the low halves of the four blocks' qh (elements
+ * 0..15), words 4..7 their high halves. */
+#define Q5_QS(m) ((m) / 8 * 11 + 3 + (m) % 8)
+#define Q5_ROW8(m)                                                                                 \
+    Q5_QS(m), Q5_QS((m) + 1), Q5_QS((m) + 2), Q5_QS((m) + 3), Q5_QS((m) + 4), Q5_QS((m) + 5),      \
+        Q5_QS((m) + 6), Q5_QS((m) + 7)
+static const _Alignas(64) uint16_t q5_qs_idx[32] = {Q5_ROW8(0), Q5_ROW8(8), Q5_ROW8(16),
+                                                    Q5_ROW8(24)};
+static const _Alignas(64) uint16_t q5_qh_idx[32] = {1, 12, 23, 34, 2, 13, 24, 35};
+
+/* The levels of nb <= 4 Q5_0 blocks in nibble quads' order, fifth bits
+ * added: the nb * 22 bytes come in (at most) two loads, the masked one
+ * reading nothing past the last block, and vpermt2w picks out the quants
+ * and the qh halves, which become the two 64-bit masks of fifth bits. */
+AI void q5_0_quad(const uint8_t *w, int nb, __m512i *lo, __m512i *hi) {
+    const int avail = nb * 22;
+    const __m512i a = load_lim(w, 0, avail, avail >= 64, true);
+    const __m512i b = load_lim(w, 64, avail, false, true);
+    const __m512i qs = _mm512_permutex2var_epi16(a, load512(q5_qs_idx), b);
+    const __m128i qh = _mm512_castsi512_si128(_mm512_permutex2var_epi16(a, load512(q5_qh_idx), b));
+    const __m512i m4 = _mm512_set1_epi8(0x0F), sixteen = _mm512_set1_epi8(16);
+    const __m512i l0 = _mm512_and_si512(qs, m4);
+    const __m512i l1 = _mm512_and_si512(_mm512_srli_epi16(qs, 4), m4);
+    *lo = _mm512_mask_add_epi8(l0, _cvtu64_mask64((uint64_t)_mm_cvtsi128_si64(qh)), l0, sixteen);
+    *hi = _mm512_mask_add_epi8(l1, _cvtu64_mask64((uint64_t)_mm_extract_epi64(qh, 1)), l1, sixteen);
+}
 
 /* What a chunk of one token contributes to every row's sums: its activation
  * segments, -offset * sum x per sub-block (int32), d_x and d_x * sum x
@@ -146,6 +175,10 @@ AI void vd_chunk_mt(gemm_kind k, const uint8_t *w, const vd_xchunk *const *xps, 
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++) {
             const int nb = ns - 4 * q < 0 ? 0 : ns - 4 * q > 4 ? 4 : ns - 4 * q;
+            if (k == GK_Q5_0) {
+                q5_0_quad(w + (size_t)q * 4 * g.wbb, nb, &lev[2 * q], &lev[2 * q + 1]);
+                continue;
+            }
             const __m512i v = quad16(w + (size_t)q * 4 * g.wbb, g.wbb, 2, nb);
             lev[2 * q] = _mm512_and_si512(v, m4);
             lev[2 * q + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
