@@ -40,6 +40,11 @@
  * complete and kept in the result, with the tier's id, never written into
  * the text.
  *
+ * gw_cloud_post: the same transport (key, retries, timeouts, breaker, the
+ * tier's rpm and tpm) for another endpoint of the tier, a JSON body POSTed
+ * and the whole answer handed to the caller's reader (embeddings and rerank,
+ * cloud_embed.c): an answer the reader refuses is a bad response.
+ *
  * Circuit breaker (per tier): closed; open after breaker_failures calls in a
  * row failed (REJECTED calls do not count: they say nothing about the tier's
  * health); after breaker_cooldown_ms one probe call is let through; its
@@ -63,7 +68,8 @@
 #include <time.h>
 
 enum {
-    BODY_MAX = 16 << 20, /* a non-streaming answer */
+    BODY_MAX = 16 << 20,     /* a non-streaming answer */
+    RAW_BODY_MAX = 64 << 20, /* gw_cloud_post's (vectors take room) */
     ERROR_BODY_MAX = 64 << 10,
     SSE_EVENT_MAX = 4 << 20,
     POLL_MS = 20
@@ -303,6 +309,11 @@ static char *anthropic_body(const gw_tier *t, const gw_chat *q, const gw_chat_to
 
 typedef struct xfer {
     const gw_tier *tier;
+    const char *url; /* POSTed to: the tier's chat endpoint, or gw_cloud_post's */
+    gw_body_fn read; /* gw_cloud_post: reads a 2xx answer's body (NULL: a chat) */
+    void *read_ctx;
+    int read_tokens; /* what read says the call cost */
+    bool timed_out;  /* the last attempt ran out of time */
     CURL *easy;
     const atomic_bool *cancel;
     bool stream;
@@ -667,6 +678,15 @@ static void parse_whole(xfer *x) {
     cJSON_Delete(o);
 }
 
+/* gw_cloud_post's answer, read by its caller. */
+static void read_raw(xfer *x) {
+    char why[200] = "";
+    x->bad = !x->read(x->read_ctx, x->body.data ? x->body.data : "", x->body.len, &x->read_tokens,
+                      why, sizeof why);
+    if (x->bad) set_err(x, "%s", why[0] ? why : "the answer is malformed");
+    x->done = !x->bad;
+}
+
 typedef enum outcome {
     OUT_OK,
     OUT_RETRY,
@@ -740,7 +760,7 @@ static outcome attempt(const gw_tier *t, const char *body, const char *key, xfer
         return OUT_RETRY;
     }
     struct curl_slist *h = headers_for(t, key, x->stream);
-    curl_easy_setopt(e, CURLOPT_URL, t->url);
+    curl_easy_setopt(e, CURLOPT_URL, x->url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
@@ -767,6 +787,7 @@ static outcome attempt(const gw_tier *t, const char *body, const char *key, xfer
     if (x->stream && x->finish[0]) flush_calls(x); /* calls the tier never closed */
     if (x->cancelled) return OUT_CANCELLED;
     if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && x->overflow)) {
+        x->timed_out = timed_out;
         if (timed_out)
             set_err(x, "no answer within %d ms", t->timeout_ms);
         else
@@ -778,7 +799,7 @@ static outcome attempt(const gw_tier *t, const char *body, const char *key, xfer
         return x->delivered ? OUT_BROKEN : OUT_BAD;
     }
     if (status == 408 || status == 429 || status >= 500 || status < 200) {
-        set_err(x, "HTTP %ld from %s", status, t->url);
+        set_err(x, "HTTP %ld from %s", status, x->url);
         return OUT_RETRY;
     }
     if (status >= 300) {
@@ -791,7 +812,10 @@ static outcome attempt(const gw_tier *t, const char *body, const char *key, xfer
         set_err(x, "HTTP %ld: %s", status, why[0] ? why : "(no message)");
         return OUT_REJECTED;
     }
-    if (!x->stream) parse_whole(x);
+    if (x->read)
+        read_raw(x);
+    else if (!x->stream)
+        parse_whole(x);
     if (x->stream_error) return x->delivered ? OUT_BROKEN : OUT_RETRY;
     if (x->bad) return x->delivered ? OUT_BROKEN : OUT_BAD;
     if (x->stream && !x->done && !x->finish[0]) {
@@ -860,6 +884,65 @@ static size_t answer_bytes(const gw_cloud_result *r) {
     return n;
 }
 
+/* Whether a call may go out now: the tier's key is set, its own rate limit
+ * and its circuit let it; false with res's status and error filled. */
+static bool call_gate(gw_remote *r, const char **key, bool *probe, gw_cloud_result *res) {
+    const gw_tier *t = &r->tier;
+    *key = NULL;
+    *probe = false;
+    if (t->api_key_env[0] && !(*key = getenv(t->api_key_env))) {
+        res->status = GW_CLOUD_REJECTED;
+        snprintf(res->error, sizeof res->error,
+                 "the environment variable %s (tier %s's key) is not set", t->api_key_env, t->name);
+        return false;
+    }
+    if (!limit_take(r)) {
+        res->status = GW_CLOUD_RATE_LIMITED;
+        snprintf(res->error, sizeof res->error, "tier %s is at its own rate limit (rpm %d, tpm %d)",
+                 t->name, t->rpm, t->tpm);
+        return false;
+    }
+    if (!breaker_acquire(r, probe)) {
+        res->status = GW_CLOUD_BREAKER_OPEN;
+        snprintf(res->error, sizeof res->error, "tier %s is down (circuit open)", t->name);
+        return false;
+    }
+    return true;
+}
+
+/* Up to 1 + retries attempts, each a fresh copy of proto (see the top of the
+ * file); x is left holding the last one, res its status, HTTP status,
+ * attempts and error. */
+static outcome run_attempts(gw_remote *r, const char *body, const char *key, const xfer *proto,
+                            xfer *x, gw_cloud_result *res) {
+    const gw_tier *t = &r->tier;
+    outcome oc = OUT_RETRY;
+    double retry_after = 0;
+    for (int k = 0; k <= t->retries; k++) {
+        if (k > 0) {
+            /* the wait, in steps that notice a cancellation */
+            for (int64_t left = backoff_ms(r, k, retry_after); left > 0; left -= POLL_MS) {
+                if (proto->cancel && atomic_load(proto->cancel)) break;
+                sleep_ms(left < POLL_MS ? left : POLL_MS);
+            }
+        }
+        *x = *proto;
+        oc = attempt(t, body, key, x);
+        res->attempts = k + 1;
+        res->http_status = (int)x->status;
+        retry_after = x->retry_after_s;
+        if (oc != OUT_RETRY || k == t->retries) break;
+        reset_xfer(x);
+    }
+    static const gw_cloud_status map[] = {GW_CLOUD_OK,       GW_CLOUD_UNREACHABLE,
+                                          GW_CLOUD_REJECTED, GW_CLOUD_BAD_RESPONSE,
+                                          GW_CLOUD_BROKEN,   GW_CLOUD_CANCELLED};
+    res->status = map[oc];
+    res->timed_out = oc == OUT_RETRY && x->timed_out;
+    snprintf(res->error, sizeof res->error, "%s", x->err);
+    return oc;
+}
+
 hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *user,
                          gw_cloud_result *out) {
     const gw_tier *t = &r->tier;
@@ -867,74 +950,36 @@ hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *
     gw_cloud_result res;
     memset(&res, 0, sizeof res);
     const int64_t t0 = mono_ms();
-    const char *key = NULL;
-    if (t->api_key_env[0] && !(key = getenv(t->api_key_env))) {
-        res.status = GW_CLOUD_REJECTED;
-        snprintf(res.error, sizeof res.error,
-                 "the environment variable %s (tier %s's key) is not set", t->api_key_env, t->name);
-        *out = res;
-        return HEARTH_OK;
-    }
     char *body =
         t->kind == GW_TIER_ANTHROPIC ? anthropic_body(t, req, tools) : openai_body(t, req, tools);
     if (!body)
         return hr_fail(tools ? HEARTH_ERR_INVALID_ARG : HEARTH_ERR_NOMEM,
                        "cloud: cannot build the request body (out of memory, or malformed tools)");
     gw_sha256_hex(body, strlen(body), res.sent_sha256);
-    bool probe = false;
-    if (!limit_take(r)) {
+    const char *key;
+    bool probe;
+    if (!call_gate(r, &key, &probe, &res)) {
         free(body);
-        res.status = GW_CLOUD_RATE_LIMITED;
-        snprintf(res.error, sizeof res.error, "tier %s is at its own rate limit (rpm %d, tpm %d)",
-                 t->name, t->rpm, t->tpm);
         *out = res;
         return HEARTH_OK;
     }
-    if (!breaker_acquire(r, &probe)) {
-        free(body);
-        res.status = GW_CLOUD_BREAKER_OPEN;
-        snprintf(res.error, sizeof res.error, "tier %s is down (circuit open)", t->name);
-        *out = res;
-        return HEARTH_OK;
-    }
-    xfer x = {0};
-    outcome oc = OUT_RETRY;
-    double retry_after = 0;
-    for (int k = 0; k <= t->retries; k++) {
-        if (k > 0) {
-            /* the wait, in steps that notice a cancellation */
-            for (int64_t left = backoff_ms(r, k, retry_after); left > 0; left -= POLL_MS) {
-                if (req->cancel && atomic_load(req->cancel)) break;
-                sleep_ms(left < POLL_MS ? left : POLL_MS);
-            }
-        }
-        memset(&x, 0, sizeof x);
-        x.tier = t;
-        x.stream = req->stream;
-        x.cb = cb;
-        x.on_call = req->on_call;
-        x.on_reasoning = req->on_reasoning;
-        x.user = user;
-        eng_think_init(&x.split, false);
-        x.cancel = req->cancel;
-        x.text.cap_max = BODY_MAX;
-        x.reasoning.cap_max = BODY_MAX;
-        x.body.cap_max = BODY_MAX;
-        x.data.cap_max = SSE_EVENT_MAX;
-        x.line.cap_max = SSE_EVENT_MAX;
-        oc = attempt(t, body, key, &x);
-        res.attempts = k + 1;
-        res.http_status = (int)x.status;
-        retry_after = x.retry_after_s;
-        if (oc != OUT_RETRY || k == t->retries) break;
-        reset_xfer(&x);
-    }
+    xfer proto = {.tier = t,
+                  .url = t->url,
+                  .stream = req->stream,
+                  .cb = cb,
+                  .on_call = req->on_call,
+                  .on_reasoning = req->on_reasoning,
+                  .user = user,
+                  .cancel = req->cancel};
+    eng_think_init(&proto.split, false);
+    proto.text.cap_max = BODY_MAX;
+    proto.reasoning.cap_max = BODY_MAX;
+    proto.body.cap_max = BODY_MAX;
+    proto.data.cap_max = SSE_EVENT_MAX;
+    proto.line.cap_max = SSE_EVENT_MAX;
+    xfer x;
+    const outcome oc = run_attempts(r, body, key, &proto, &x, &res);
     free(body);
-    static const gw_cloud_status map[] = {GW_CLOUD_OK,       GW_CLOUD_UNREACHABLE,
-                                          GW_CLOUD_REJECTED, GW_CLOUD_BAD_RESPONSE,
-                                          GW_CLOUD_BROKEN,   GW_CLOUD_CANCELLED};
-    res.status = map[oc];
-    snprintf(res.error, sizeof res.error, "%s", x.err);
     res.text = gw_buf_take(&x.text, &res.text_len);
     res.reasoning = gw_buf_take(&x.reasoning, &res.reasoning_len);
     res.calls = x.calls;
@@ -964,6 +1009,29 @@ hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *
         gw_cloud_result_free(&res);
         return hr_fail(HEARTH_ERR_NOMEM, "cloud: out of memory");
     }
+    *out = res;
+    return HEARTH_OK;
+}
+
+hearth_err gw_cloud_post(gw_remote *r, const char *url, const char *body, gw_body_fn reader,
+                         void *ctx, gw_cloud_result *out) {
+    gw_cloud_result res;
+    memset(&res, 0, sizeof res);
+    const int64_t t0 = mono_ms();
+    gw_sha256_hex(body, strlen(body), res.sent_sha256);
+    const char *key;
+    bool probe;
+    if (call_gate(r, &key, &probe, &res)) {
+        xfer proto = {.tier = &r->tier, .url = url, .read = reader, .read_ctx = ctx};
+        proto.body.cap_max = RAW_BODY_MAX;
+        xfer x;
+        const outcome oc = run_attempts(r, body, key, &proto, &x, &res);
+        res.prompt_tokens = x.read_tokens;
+        reset_xfer(&x);
+        limit_used(r, res.prompt_tokens);
+        breaker_report(r, probe, oc == OUT_OK, oc != OUT_REJECTED && oc != OUT_CANCELLED);
+    }
+    res.latency_ms = mono_ms() - t0;
     *out = res;
     return HEARTH_OK;
 }

@@ -667,6 +667,7 @@ typedef struct gw_cloud_result {
     char finish_reason[16];               /* "stop" or "length" */
     char sent_sha256[65];                 /* digest of the request body sent */
     char error[256];                      /* what went wrong, for logs and error bodies */
+    bool timed_out;                       /* UNREACHABLE: the last attempt ran out of time */
     int64_t latency_ms;
 } gw_cloud_result;
 
@@ -697,6 +698,20 @@ bool gw_remote_limited(gw_remote *r);
  * gw_cloud_result_free. */
 hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *user,
                          gw_cloud_result *out);
+
+/* Reads a 2xx answer's whole body for gw_cloud_post: false (why filled)
+ * makes it a bad response (not retried; it counts against the circuit);
+ * *tokens: what the call cost, for the tier's tpm and out->prompt_tokens. */
+typedef bool (*gw_body_fn)(void *ctx, const char *body, size_t len, int *tokens, char *why,
+                           size_t cap);
+
+/* POSTs body (JSON) to url, another endpoint of the tier, through the same
+ * transport as gw_cloud_chat (its key, timeout, retries with backoff and
+ * Retry-After, circuit breaker, rpm and tpm; never streaming) and hands a
+ * 2xx answer to reader (called at most once). out: status, attempts,
+ * error, sent_sha256, prompt_tokens (reader's), latency; no text. */
+hearth_err gw_cloud_post(gw_remote *r, const char *url, const char *body, gw_body_fn reader,
+                         void *ctx, gw_cloud_result *out);
 
 /* ---- the response cache (cache.c) ------------------------------------------- */
 
