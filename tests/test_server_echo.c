@@ -18,7 +18,8 @@
  *  - echo without logprobs, and logprobs without echo: no prompt tokens;
  *  - streamed: the echo with the first token (the prompt's logprobs and the
  *    token's in its chunk, as vLLM), the same text and logprobs as not
- *    streamed; with nothing generated, the echo alone with the prompt's;
+ *    streamed; with nothing generated, the echo alone with the prompt's, and
+ *    so with max_tokens 0 (scoring without generating);
  *  - a malformed list of prompts is a 400 naming the prompt (several
  *    prompts are test_server_batch's).
  */
@@ -228,6 +229,17 @@ static streamed stream(test_server *sv, const char *prompt, const char *extra, c
     return s;
 }
 
+/* Whether two token_logprobs lists agree (nulls where nulls, numbers within
+ * 1e-4). */
+static bool same_logprobs(const cJSON *a, const cJSON *b) {
+    bool same = cJSON_GetArraySize(a) == cJSON_GetArraySize(b);
+    for (int i = 0; same && i < cJSON_GetArraySize(a); i++) {
+        const cJSON *x = cJSON_GetArrayItem(a, i), *y = cJSON_GetArrayItem(b, i);
+        same = cJSON_IsNull(x) ? cJSON_IsNull(y) : fabs(x->valuedouble - y->valuedouble) < 1e-4;
+    }
+    return same;
+}
+
 /* Streamed, the echo goes out with the first token, as vLLM streams it: its
  * chunk carries the prompt's logprobs and the token's, each later chunk one
  * token's; joined, the chunks are the answer not streamed. With nothing
@@ -257,13 +269,8 @@ static void test_stream(test_server *sv) {
            want ? want : "(none)");
     CHECKF(cJSON_Compare(jget(j, "choices.0.logprobs.tokens"), s.tokens, true),
            "streamed logprob tokens differ from the answer's");
-    const cJSON *lps = jget(j, "choices.0.logprobs.token_logprobs");
-    bool same = cJSON_GetArraySize(lps) == cJSON_GetArraySize(s.lps);
-    for (int i = 0; same && i < cJSON_GetArraySize(lps); i++) {
-        const cJSON *a = cJSON_GetArrayItem(lps, i), *b = cJSON_GetArrayItem(s.lps, i);
-        same = cJSON_IsNull(a) ? cJSON_IsNull(b) : fabs(a->valuedouble - b->valuedouble) < 1e-4;
-    }
-    CHECKF(same, "streamed token_logprobs differ from the answer's");
+    CHECKF(same_logprobs(jget(j, "choices.0.logprobs.token_logprobs"), s.lps),
+           "streamed token_logprobs differ from the answer's");
     cJSON_Delete(j);
     cJSON_Delete(s.tokens);
     cJSON_Delete(s.lps);
@@ -276,6 +283,22 @@ static void test_stream(test_server *sv) {
                !strcmp(s.text, echo),
            "nothing generated: ok %d, %d chunks, echo %d, %d logprobs (want %d), text '%s'", s.ok,
            s.chunks, s.first_has_echo, s.first_lp, (int)n, s.text);
+    cJSON_Delete(s.tokens);
+    cJSON_Delete(s.lps);
+
+    /* max_tokens 0 (test_server_prompt_only): the same, nothing sampled, and
+     * the logprobs of the answer not streamed */
+    snprintf(extra, sizeof extra, ",\"max_tokens\":0,\"logprobs\":%d,\"echo\":true", N_TOP);
+    s = stream(sv, flat, extra, echo);
+    snprintf(body, sizeof body, "{\"prompt\":%s,\"temperature\":0%s}", flat, extra);
+    j = post(sv, "/v1/completions", body, &status);
+    CHECKF(s.ok && s.chunks == 1 && s.first_has_echo && s.first_lp == (int)n &&
+               !strcmp(s.text, echo) &&
+               cJSON_Compare(jget(j, "choices.0.logprobs.tokens"), s.tokens, true) &&
+               same_logprobs(jget(j, "choices.0.logprobs.token_logprobs"), s.lps),
+           "max_tokens 0 streamed: ok %d, %d chunks, echo %d, %d logprobs (want %d), text '%s'",
+           s.ok, s.chunks, s.first_has_echo, s.first_lp, (int)n, s.text);
+    cJSON_Delete(j);
     cJSON_Delete(s.tokens);
     cJSON_Delete(s.lps);
 }

@@ -158,6 +158,11 @@ static void test_completion_valid(void) {
     REQUIRE(parse(SRV_COMPLETION, "{\"prompt\":\"a\",\"suffix\":\"\"}", &r, &e));
     CHECK(!r.suffix);
     srv_request_free(&r);
+    /* max_tokens 0: the prompt scored, nothing generated (not a chat's) */
+    REQUIRE(parse(SRV_COMPLETION, "{\"prompt\":\"a\",\"max_tokens\":0,\"echo\":true}", &r, &e));
+    CHECK(r.max_tokens == 0 && srv_prompt_only(&r) && (r.given & SRV_GIVEN(SRV_P_MAX_TOKENS)));
+    srv_request_free(&r);
+    refused(SRV_COMPLETION, "{\"prompt\":\"a\",\"max_tokens\":-1}", "max_tokens", "between 0");
 }
 
 static void test_refused(void) {
@@ -187,7 +192,8 @@ static void test_refused(void) {
             "{\"messages\":[{\"role\":\"assistant\",\"content\":\"x\",\"tool_calls\":[{}]}]}",
             "messages[0].tool_calls[0].id", NULL);
 #define M "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
-    refused(SRV_CHAT, M "\"max_tokens\":0}", "max_tokens", "between");
+    refused(SRV_CHAT, M "\"max_tokens\":0}", "max_tokens", "/v1/completions");
+    refused(SRV_CHAT, M "\"max_completion_tokens\":0}", "max_completion_tokens", "at least 1");
     refused(SRV_CHAT, M "\"max_tokens\":1.5}", "max_tokens", "integer");
     refused(SRV_CHAT, M "\"max_completion_tokens\":\"9\"}", "max_completion_tokens", NULL);
     refused(SRV_CHAT, M "\"temperature\":2.5}", "temperature", "between");

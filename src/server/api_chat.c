@@ -50,16 +50,23 @@ bool srv_tokenize(const srv_model *m, const char *text, size_t len, int32_t **id
     return true;
 }
 
-bool srv_tokenize_infill(srv_exchange *x, const srv_model *m, const srv_request *r,
-                         const hearth_infill *in, const char *param, int32_t **ids, int *n,
-                         srv_error *e) {
+bool srv_pin_local(srv_exchange *x, const srv_request *r, const char *param, const char *what,
+                   srv_error *e) {
     const gw_config *c = x->srv->gw ? gw_gateway_config(x->srv->gw) : NULL;
     if ((x->tier_header[0] && strcmp(x->tier_header, "local")) ||
         (c && r->model && gw_config_tier(c, r->model) > 0))
         return srv_fail(e, 400, param, NULL,
-                        "'%s' (fill in the middle) is answered by the local model only; ask "
-                        "for model \"local\" or leave the tier to the server",
-                        param);
+                        "'%s' (%s) is answered by the local model only; ask for model "
+                        "\"local\" or leave the tier to the server",
+                        param, what);
+    snprintf(x->tier_header, sizeof x->tier_header, "local");
+    return true;
+}
+
+bool srv_tokenize_infill(srv_exchange *x, const srv_model *m, const srv_request *r,
+                         const hearth_infill *in, const char *param, int32_t **ids, int *n,
+                         srv_error *e) {
+    if (!srv_pin_local(x, r, param, "fill in the middle", e)) return false;
     /* one pass with room for a token a byte (plus the FIM and repository
      * tokens); a second only when the tokenizer says it needs more */
     size_t cap = in->prefix_len + in->suffix_len + in->prompt_len + 64, count = 0;
@@ -87,7 +94,6 @@ bool srv_tokenize_infill(srv_exchange *x, const srv_model *m, const srv_request 
             return srv_fail(e, 400, param, NULL, "'%s': %s", param, hearth_last_error());
         return srv_fail(e, 500, NULL, NULL, "tokenizing the prompt: %s", hearth_last_error());
     }
-    snprintf(x->tier_header, sizeof x->tier_header, "local"); /* no remote tier can do it */
     *ids = buf;
     *n = (int)count;
     return true;

@@ -6,7 +6,10 @@
  * the prompt text (a token-id prompt's detokenized) before the completion;
  * with logprobs too, the prompt's tokens are scored and lead the logprobs. With a suffix the prompt
  * is the code before the cursor and the model fills in the middle (answered locally:
- * srv_tokenize_fim).
+ * srv_tokenize_fim). max_tokens 0 (vLLM's prompt scoring, llama-server's
+ * n_predict 0) evaluates the prompt and generates nothing: the echo (and
+ * with logprobs the prompt's) or an empty text, finish_reason "length";
+ * answered locally too (srv_pin_local).
  *
  * Several prompts (an array of strings or of token-id arrays, as
  * lm-evaluation-harness sends a batch) are each tokenized and checked as
@@ -119,6 +122,10 @@ void srv_complete(srv_exchange *x, srv_request *r) {
         ok = srv_fail(&e, 400, "prompt", NULL,
                       "several prompts in one request are answered on /v1/completions and "
                       "/completion only");
+    /* scoring without generating: only the local model has the prompt's
+     * logprobs, and a remote tier would generate */
+    if (ok && srv_prompt_only(r))
+        ok = srv_pin_local(x, r, "max_tokens", "0: the prompt scored without generating", &e);
     if (ok && r->suffix) {
         ok = srv_tokenize_fim(x, m, r, &ids, &n, &e);
         if (ok && s->cfg.log_prompts) x->log_prompt = strdup(r->prompt);

@@ -529,6 +529,7 @@ static srv_job *job_for(srv_server *s, const srv_gen *g, int prompt, int choice)
     j->n_top = r->logprobs ? r->top_logprobs : 0;
     j->post_sampling = r->post_sampling_probs && j->n_top > 0;
     j->score_prompt = r->kind == SRV_COMPLETION && r->echo && r->logprobs && !g->model;
+    j->prompt_only = srv_prompt_only(r);
     if ((j->think = !g->model && srv_think_split(g->local, r, &j->think_open))) {
         eng_think_init(&j->split, j->think_open);
         int budget;
@@ -561,26 +562,26 @@ static bool make_jobs(srv_server *s, const srv_gen *g, srv_job **jobs, int k, in
     return true;
 }
 
-/* Whether every prompt of g leaves room to generate in a slot's context,
- * and the scheduler can hold all k * n choices at once; else false with e
- * filled (a 400 naming the prompt, or n). */
+/* Whether every prompt of g leaves room to generate in a slot's context
+ * (max_tokens 0: fits in it), and the scheduler can hold all k * n choices
+ * at once; else false with e filled (a 400 naming the prompt, or n). */
 static bool check_fits(const srv_gen *g, int k, int n, srv_error *e) {
     const srv_sched *sched = g->local->sched;
     const int n_ctx = srv_sched_n_ctx(sched), cap = srv_sched_capacity(sched);
+    const bool scored = srv_prompt_only(g->req);
     for (int i = 0; i < k; i++) {
         const int32_t *ids;
         int n_ids;
         const char *echo;
         size_t echo_len;
         gen_prompt(g, i, &ids, &n_ids, &echo, &echo_len);
-        if (n_ids < n_ctx) continue;
+        if (n_ids < n_ctx || (scored && n_ids == n_ctx)) continue;
         char name[32] = "prompt";
         if (k > 1) snprintf(name, sizeof name, "prompt[%d]", i);
         return srv_fail(e, 400, g->kind == SRV_CHAT ? "messages" : name, "context_length_exceeded",
-                        "the prompt has %d tokens but a slot's context holds %d (at least one must "
-                        "be left to generate); shorten the prompt or start the server with a "
-                        "larger --ctx",
-                        n_ids, n_ctx);
+                        "the prompt has %d tokens but a slot's context holds %d%s; shorten the "
+                        "prompt or start the server with a larger --ctx",
+                        n_ids, n_ctx, scored ? "" : " (at least one must be left to generate)");
     }
     if (k == 1 && n > cap)
         return srv_fail(e, 400, "n", NULL,

@@ -23,8 +23,9 @@
  * llama-server's own machinery
  * (cache_prompt: Hearth always reuses a slot's prefix; id_slot;
  * timings_per_token) are
- * ignored. n_keep and n_discard are what a context shift keeps and
- * forgets (hearth serve --context-shift), as llama-server's.
+ * ignored. n_predict 0 evaluates the prompt into a slot's cache and answers
+ * an empty content (stop_type "limit"), as llama-server documents it. n_keep and n_discard are what
+ * a context shift keeps and forgets (hearth serve --context-shift), as llama-server's.
  *
  * /infill builds the prompt as llama-server does (hearth_tokenize_infill:
  * input_extra chunks as repository context, the prefix's end and the
@@ -508,7 +509,7 @@ void srv_handle_infill(srv_exchange *x) {
         const int n_ctx = srv_sched_n_ctx(m->sched), n_batch = n_ctx < 2048 ? n_ctx : 2048;
         srv_settings st;
         srv_model_settings(m, &r, &st);
-        const int n_predict = st.max_tokens > 0 ? st.max_tokens : -1;
+        const int n_predict = srv_prompt_only(&r) ? 0 : st.max_tokens > 0 ? st.max_tokens : -1;
         const int room = n_ctx - n_batch - 2 * n_predict;
         const hearth_infill in = {
             .prefix = pre->valuestring,

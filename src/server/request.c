@@ -393,6 +393,25 @@ bool srv_request_check_model(const srv_request *r, const hearth_model *m, const 
     return true;
 }
 
+/* max_tokens (or max_completion_tokens) `name`: at least 1; a completion
+ * also takes 0, vLLM's prompt scoring (the prompt is evaluated, nothing is
+ * generated). A chat's 0 is refused as OpenAI and vLLM refuse it, saying
+ * where scoring is answered. */
+static bool parse_max_tokens(parse_ctx *c, const cJSON *root, const char *name) {
+    const cJSON *v = srv_req_field(root, name);
+    if (v && cJSON_IsNumber(v) && v->valuedouble == 0 && c->r->kind == SRV_CHAT)
+        return srv_fail(c->e, 400, name, NULL,
+                        "'%s' must be at least 1 (got 0): a chat reply generates; scoring a "
+                        "prompt without generating is /v1/completions with max_tokens 0",
+                        name);
+    long long ll;
+    bool given;
+    if (!get_int(c, root, name, c->r->kind == SRV_COMPLETION ? 0 : 1, INT_MAX, &given, &ll))
+        return false;
+    if (given) c->r->max_tokens = (int)ll;
+    return true;
+}
+
 static bool parse_common(parse_ctx *c, const cJSON *root) {
     srv_request *r = c->r;
     const cJSON *v;
@@ -403,11 +422,10 @@ static bool parse_common(parse_ctx *c, const cJSON *root) {
         return false;
     r->max_tokens = -1;
     /* max_completion_tokens replaces max_tokens in the chat API; either works. */
-    if (!get_int(c, root, "max_tokens", 1, INT_MAX, &given, &ll)) return false;
-    if (given) r->max_tokens = (int)ll;
-    if (!get_int(c, root, "max_completion_tokens", 1, INT_MAX, &given, &ll)) return false;
-    if (given) r->max_tokens = (int)ll;
-    if (r->max_tokens > 0) r->given |= SRV_GIVEN(SRV_P_MAX_TOKENS);
+    if (!parse_max_tokens(c, root, "max_tokens") ||
+        !parse_max_tokens(c, root, "max_completion_tokens"))
+        return false;
+    if (r->max_tokens >= 0) r->given |= SRV_GIVEN(SRV_P_MAX_TOKENS);
     if (!get_int(c, root, "n", 1, SRV_MAX_N, &given, &ll)) return false;
     r->n = given ? (int)ll : 1;
     /* llama.cpp's: prompt tokens a context shift keeps (-1: all) */

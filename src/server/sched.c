@@ -22,10 +22,10 @@
  * it in chunks with every row's logits before its generation starts: in
  * step 2 the chunks of all scoring slots go through one forward pass of
  * their own (hearth_decode_multi with every row; step 3's keeps only each
- * session's last row). An embedding job takes a slot but no part in the
- * batch: in step 2 it embeds its next texts, as many whole texts as
- * SCHED_EMBED_CHUNK tokens hold (at least one), sharing forward passes
- * (hearth_embed_batch), and ends after the last.
+ * session's last row). A job with max_tokens 0 (prompt_only) ends in step 2
+ * once its prompt is in, before anything is sampled. An embedding job takes a slot but no part in
+ * the batch: in step 2 it embeds its next texts, as many whole texts as SCHED_EMBED_CHUNK tokens
+ * hold (at least one), sharing forward passes (hearth_embed_batch), and ends after the last.
  *
  * Jobs wait in a FIFO while every slot is busy: queue_max entries beyond the
  * free slots (a submitted job that a free slot will take in the next step
@@ -280,6 +280,7 @@ typedef struct srv_slot {
     int score_at, score_n; /* this step's chunk: its first entry in the pass, its tokens */
     bool oom;
     uint64_t last_used;
+    double admitted_ms; /* srv_now_ms() when its job was admitted */
 } srv_slot;
 
 struct srv_sched {
@@ -526,6 +527,7 @@ static void admit_locked(srv_sched *s) {
         }
         assert(best); /* n_busy < n_slots: some slot is free */
         best->job = j;
+        best->admitted_ms = srv_now_ms();
         j->slot = best_i;
         s->n_busy++;
     }
@@ -693,6 +695,18 @@ static void score_step(srv_sched *s, srv_slot *const *slots, int k) {
     }
 }
 
+/* max_tokens 0 (srv_job.prompt_only): the prompt is in the session, with
+ * its last logits, for a later request that starts with it; the job ends
+ * there, nothing sampled or fed. Its prompt time runs from admission (a
+ * scored prompt was evaluated before its generation existed). */
+static void slot_end_prompt(srv_sched *s, srv_slot *slot) {
+    hearth_gen_result r;
+    hearth_gen_get_result(slot->gen, &r);
+    r.finish = HEARTH_FINISH_LENGTH;
+    r.prompt_ms = srv_now_ms() - slot->admitted_ms;
+    slot_finish(s, slot, HEARTH_OK, NULL, &r);
+}
+
 /* One step for one slot before the batched decode: start, stop checks and
  * sampling. Returns whether its generation has something to feed (a token,
  * or prompt left to evaluate). */
@@ -713,6 +727,10 @@ static bool slot_advance(srv_sched *s, srv_slot *slot) {
         return false;
     }
     if (hearth_gen_prompt_left(slot->gen) > 0) return true;
+    if (slot->job->prompt_only) {
+        slot_end_prompt(s, slot);
+        return false;
+    }
     int32_t token;
     hearth_err err = hearth_gen_next_token(slot->gen, &token);
     if (err) {

@@ -296,7 +296,8 @@ typedef struct srv_request {
     srv_prompt *more_prompts;
     char *suffix; /* completion: fill in the middle between prompt and this (NULL: none) */
     size_t suffix_len;
-    int max_tokens; /* -1: not given */
+    int max_tokens; /* -1: not given; 0 (a completion's only): the prompt is scored, nothing
+                       generated (srv_prompt_only) */
     int n;          /* choices (n), 1..SRV_MAX_N; 0 (ollama's requests) counts as 1 */
     int n_keep;     /* llama.cpp's n_keep, ollama's options.num_keep: prompt tokens a context
                        shift keeps (-1: all); SRV_N_KEEP_UNSET when not given */
@@ -398,6 +399,13 @@ bool srv_request_check_model(const srv_request *r, const hearth_model *m, const 
                              srv_error *e);
 /* The choices the request asks for (n; at least 1). */
 static inline int srv_n_choices(const srv_request *r) { return r->n > 1 ? r->n : 1; }
+/* max_tokens 0 on a completion (vLLM's prompt scoring, llama-server's
+ * n_predict 0): the prompt is evaluated into a slot's cache, and with echo
+ * and logprobs scored, but no token is sampled; answered by the local model
+ * only. */
+static inline bool srv_prompt_only(const srv_request *r) {
+    return r->kind == SRV_COMPLETION && r->max_tokens == 0;
+}
 /* The prompts a completion holds (at least 1). */
 static inline int srv_n_prompts(const srv_request *r) {
     return r->n_prompts > 1 ? r->n_prompts : 1;
@@ -500,6 +508,9 @@ typedef struct srv_job {
      * tokens before it and its n_top alternatives (entry 0: none) */
     bool score_prompt;
     srv_event *prompt_events;
+    /* srv_prompt_only: the job ends once its prompt is in the session
+     * (finish "length", nothing sampled or fed) */
+    bool prompt_only;
     double deadline_ms; /* srv_now_ms() clock; 0: none */
     int spec_n_max;     /* speculative decoding's proposals a step (-1: the server's) */
     double spec_p_min;  /* the draft's confidence to go on proposing (NAN: the server's) */
@@ -1043,6 +1054,11 @@ bool srv_chat_prompt(const srv_model *m, srv_request *r, int32_t **ids, int *n, 
  * suffix. */
 bool srv_tokenize_fim(srv_exchange *x, const srv_model *m, const srv_request *r, int32_t **ids,
                       int *n, srv_error *e);
+/* What only the local model can answer (param names the field, what says
+ * why): a request that names a remote tier (its model, or x-hearth-tier) is
+ * a 400 naming param (false, e filled); else x's tier is pinned to local. */
+bool srv_pin_local(srv_exchange *x, const srv_request *r, const char *param, const char *what,
+                   srv_error *e);
 /* The same for any fill-in-the-middle input (llama-server's /infill); param
  * names the field errors are about. */
 bool srv_tokenize_infill(srv_exchange *x, const srv_model *m, const srv_request *r,
