@@ -286,6 +286,44 @@ AI __m512i vd_levels64(gemm_kind k, const uint8_t *w, int q, bool two) {
                        _mm512_broadcast_i64x4(load256(w + 128 + 32 * half)), part);
 }
 
+/* d * scale and -dmin * min of the 8 sub-blocks of each of nb (1 or 2)
+ * Q4_K/Q5_K blocks bb bytes apart, block b's in lanes 8b..8b+7 (zero past
+ * nb): k4_scales_mins's bit fields, decoded for both blocks at once in the
+ * vector unit (per 128-bit lane: the block's scale bytes a, b, c become
+ * a & 0x3f, c & 0xf | (a >> 6) << 4, b & 0x3f, c >> 4 | (b >> 6) << 4). */
+AI void k4_scales16(const uint8_t *w, int bb, int nb, __m512 *sc_out, __m512 *mn_out) {
+    const __m128i u0 = _mm_loadu_si128((const __m128i *)(w + 4));
+    const __m128i u1 =
+        nb > 1 ? _mm_loadu_si128((const __m128i *)(w + bb + 4)) : _mm_setzero_si128();
+    const __m256i u = _mm256_inserti128_si256(_mm256_castsi128_si256(u0), u1, 1);
+    const __m256i acbc = _mm256_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0));
+    const __m256i aabb = _mm256_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0));
+    const __m256i low =
+        _mm256_and_si256(_mm256_srlv_epi32(acbc, _mm256_setr_epi32(0, 0, 0, 4, 0, 0, 0, 4)),
+                         _mm256_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f,
+                                           0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+    const __m256i hi_mask =
+        _mm256_setr_epi32(0, 0x30303030, 0, 0x30303030, 0, 0x30303030, 0, 0x30303030);
+    const __m256i f = _mm256_ternarylogic_epi32(_mm256_srli_epi32(aabb, 2), hi_mask, low, 0xEA);
+    /* scales of both blocks in the low 128 bits, mins in the high */
+    const __m256i sm = _mm256_permutevar8x32_epi32(f, _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7));
+    uint32_t h0, h1 = 0;
+    memcpy(&h0, w, sizeof h0);
+    if (nb > 1) memcpy(&h1, w + bb, sizeof h1);
+    const __m512 dm = _mm512_castps128_ps512(/* d0, dmin0, d1, dmin1 */
+                                             _mm_cvtph_ps(_mm_insert_epi32(
+                                                 _mm_cvtsi32_si128((int)h0), (int)h1, 1)));
+    const __m512 d = _mm512_permutexvar_ps(
+        _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2), dm);
+    const __m512 m = _mm512_permutexvar_ps(
+        _mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3), dm);
+    *sc_out =
+        _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(sm))));
+    *mn_out =
+        _mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), m),
+                      _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(sm, 1))));
+}
+
 /* The scales of the ns sub-blocks of a row chunk (from a block start) and,
  * for the K-quants with mins, their min coefficients (else zero): lane s =
  * sub-block s, zero past ns. */
@@ -307,19 +345,7 @@ AI void vd_scales(gemm_kind k, const uint8_t *w, int ns, __m512 *sc_out, __m512 
             _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + 192))));
         sc = _mm512_mul_ps(_mm512_set1_ps(f16_at(w + 208)), s8);
     } else { /* Q4_K, Q5_K: one or two blocks of 8 sub-blocks */
-        __m256 s2[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()},
-               m2[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (int b = 0; b < ns / 8; b++) {
-            const uint8_t *wb = w + (size_t)b * g.wbb;
-            const __m512 sm = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(k4_scales_mins(wb + 4)));
-            const __m512 dd =
-                _mm512_insertf32x8(_mm512_set1_ps(f16_at(wb)), _mm256_set1_ps(-f16_at(wb + 2)), 1);
-            const __m512 v = _mm512_mul_ps(dd, sm);
-            s2[b] = _mm512_castps512_ps256(v);
-            m2[b] = _mm512_extractf32x8_ps(v, 1);
-        }
-        sc = _mm512_insertf32x8(_mm512_castps256_ps512(s2[0]), s2[1], 1);
-        mn = _mm512_insertf32x8(_mm512_castps256_ps512(m2[0]), m2[1], 1);
+        k4_scales16(w, g.wbb, ns / 8, &sc, &mn);
     }
     *sc_out = sc;
     *mn_out = mn;

@@ -278,8 +278,11 @@ AI void vd_chunk_sum_mt(gemm_kind k, const uint8_t *w, const vd_xchunk *const *x
  * panels' 304/321), 5 and more cost more. */
 /* How far ahead of the reads the weights are prefetched: the hardware
  * prefetcher alone does not keep up with memory in generation (the same
- * finding and distance as x86_avx2_gemv.c; a prefetch never faults). */
-enum { GV_PF_BYTES = 16384 };
+ * finding as x86_avx2_gemv.c; a prefetch never faults). Into L1, so not too
+ * far: on Zen 4 (32 KiB L1d) 2 KiB ahead generated llama3.2-1b Q4_K_M 10 %
+ * faster on one thread than 16 KiB (CPU time of `hearth bench`, alternating
+ * runs), and 1 KiB and 4 KiB were between the two. */
+enum { GV_PF_BYTES = 2048 };
 
 AI void gemv_rows(gemm_kind k, const int nt, int64_t n, const uint8_t *w, size_t w_stride,
                   int64_t nr, const uint8_t *x, size_t x_stride, float *y, int64_t ldy,
