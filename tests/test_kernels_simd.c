@@ -368,7 +368,7 @@ static void max_acts(kern_type vt, void *row, int64_t n) {
 static void check_gemv(const char *isa, kern_type t, kern_gemm_fn gemm, kern_vec_dot_fn vec_dot) {
     static const int rows[] = {1, 2, 3, 4, 5, 6, 7, 9, 13, 33};
     static const int toks[] = {1, 2, 3, 4, 5, 8};
-    static const int nb32[] = {1, 2, 3, 4, 5, 6, 7, 9, 28, 152, 384, 385, 511, 512, 513};
+    static const int nb32[] = {1, 2, 3, 4, 5, 6, 7, 9, 18, 28, 36, 152, 384, 385, 511, 512, 513};
     static const int nbK[] = {1, 2, 3, 5, 19, 64, 65};
     const kern_type_info *ti = kern_type_get((uint32_t)t);
     const kern_type vt = ti->vec_dot_type;

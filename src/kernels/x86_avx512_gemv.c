@@ -260,9 +260,14 @@ AI void vd_canon(gemm_kind k, int64_t n, float *s, const void *vw, const void *v
 AI void vd_chunk_sum_mt(gemm_kind k, const uint8_t *w, const vd_xchunk *const *xps, const int nt,
                         int kcn, int kc, float *out) {
     __m512 v[GV_MAXT];
+    const bool blocks32 = gemm_geom_of(k).wbe == 32;
     if (kcn == kc) /* whole chunks with their sizes as constants */
         vd_chunk_mt(k, w, xps, nt, kc, v);
-    else /* (the tails at run time: fewer copies of the code, which compiles slowly) */
+    else if (blocks32 && kcn == 64)        /* short tails too, or they cost a whole chunk: */
+        vd_chunk_mt(k, w, xps, nt, 64, v); /* rows of 576 (SmolLM2-135M) */
+    else if (blocks32 && kcn == 128)
+        vd_chunk_mt(k, w, xps, nt, 128, v); /* 1152 (Gemma 3 1B) */
+    else /* (other tails at run time: fewer copies of the code, which compiles slowly) */
         vd_chunk_mt(k, w, xps, nt, kcn, v);
 #pragma GCC unroll 4
     for (int t = 0; t < nt; t++) out[t] = tree_sum16(v[t]);
