@@ -165,6 +165,9 @@ void cli_spec_report(const hearth_gen_result *r);
 /* v as a whole integer in [lo, hi] into *out; false (nothing written) when
  * it is not one. */
 bool cli_parse_int(const char *v, long lo, long hi, int *out);
+/* v as a seed, a whole number in [0, 2^64); false (nothing written) when it
+ * is not one (a sign, a space, a trailing character or an overflow). */
+bool cli_parse_seed(const char *v, uint64_t *out);
 
 /* One line of f, without its '\n' (and a '\r' before it), into *out
  * (malloc'd, NUL-terminated; *len bytes). Returns 1; 0 at the end of input;

@@ -52,7 +52,7 @@ typedef struct bench_opts {
     bool jsonl, latency, warmup;
     hearth_kv_type kv;
     unsigned kv_given; /* cli_kv_type_opt's record */
-    unsigned long long seed;
+    uint64_t seed;
     cli_lora_opts lora; /* applied to every model */
 } bench_opts;
 
@@ -112,9 +112,12 @@ static int parse_value(bench_opts *o, const char *a, const char *v) {
             return fprintf(stderr, "hearth bench: --latency-prompt must be 1..%d\n",
                            BENCH_MAX_TOKENS),
                    2;
-    } else if (!strcmp(a, "--seed"))
-        o->seed = strtoull(v, NULL, 10);
-    else if (!strcmp(a, "-o")) {
+    } else if (!strcmp(a, "--seed")) {
+        if (!cli_parse_seed(v, &o->seed))
+            return fprintf(stderr, "hearth bench: --seed wants a non-negative integer, not '%s'\n",
+                           v),
+                   2;
+    } else if (!strcmp(a, "-o")) {
         if (strcmp(v, "md") && strcmp(v, "jsonl"))
             return fprintf(stderr, "hearth bench: -o takes md or jsonl\n"), 2;
         o->jsonl = !strcmp(v, "jsonl");

@@ -146,9 +146,14 @@ int cmd_synth(int argc, char **argv) {
                 return 2;
             }
             lp.type = p.type;
-        } else if (!strcmp(a, "--seed"))
-            lp.seed = p.seed = strtoull(v, NULL, 10);
-        else {
+        } else if (!strcmp(a, "--seed")) {
+            uint64_t seed;
+            if (!cli_parse_seed(v, &seed)) {
+                fprintf(stderr, "hearth synth: --seed wants a non-negative integer, not '%s'\n", v);
+                return 2;
+            }
+            lp.seed = p.seed = seed;
+        } else {
             fprintf(stderr, "hearth synth: unknown option '%s'\n%s", a, synth_usage);
             return 2;
         }

@@ -11,6 +11,7 @@
 #include "core/core.h"
 #include "sampling/sampling.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -89,6 +90,15 @@ bool cli_parse_int(const char *v, long lo, long hi, int *out) {
     long l = strtol(v, &end, 10);
     if (end == v || *end || errno || l < lo || l > hi) return false;
     *out = (int)l;
+    return true;
+}
+
+bool cli_parse_seed(const char *v, uint64_t *out) {
+    char *end;
+    errno = 0;
+    const unsigned long long s = strtoull(v, &end, 10);
+    if (end == v || *end || errno || !isdigit((unsigned char)*v)) return false;
+    *out = s;
     return true;
 }
 
@@ -194,15 +204,9 @@ int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o) 
             return -1;
         }
     if (!strcmp(a, "--seed")) {
-        char *end;
-        errno = 0;
-        unsigned long long s = strtoull(v, &end, 10);
-        if (end == v || *end || errno || *v == '-') {
-            fprintf(stderr, "hearth %s: --seed wants a non-negative integer, not '%s'\n", cmd, v);
-            return -1;
-        }
-        o->smp.seed = s;
-        return 1;
+        if (cli_parse_seed(v, &o->smp.seed)) return 1;
+        fprintf(stderr, "hearth %s: --seed wants a non-negative integer, not '%s'\n", cmd, v);
+        return -1;
     }
     if (!strcmp(a, "--dry-sequence-breaker")) return dry_breaker_opt(cmd, v, o);
     if (!strcmp(a, "--samplers") || !strcmp(a, "--sampler-seq") || !strcmp(a, "--sampling-seq"))
