@@ -172,17 +172,31 @@ static void test_utf8(void) {
         }
         CHECK(hr_utf8_valid(a, na, NULL));
     }
-    /* valid text passes unchanged */
+    /* valid text passes unchanged, and hr_utf8_next reads back its code points */
     for (int it = 0; it < 2000; it++) {
-        size_t n = 0;
+        size_t n = 0, ncp = 0;
+        uint32_t cps[40];
         while (n < 40) {
             uint32_t cp = (uint32_t)(test_rand_u64(&rng) % 0x110000);
             if (cp >= 0xD800 && cp <= 0xDFFF) continue;
             n += enc(cp, s + n);
+            cps[ncp++] = cp;
         }
         size_t na = repair_split(s, n, a, &rng);
         CHECK(na == n && !memcmp(a, s, n));
         CHECK(hr_utf8_valid(s, n, NULL));
+        size_t i = 0, k = 0, len;
+        uint32_t cp = 0;
+        while (k < ncp && (len = hr_utf8_next(s + i, n - i, &cp)) && cp == cps[k]) i += len, k++;
+        CHECKF(k == ncp && i == n, "hr_utf8_next: %zu of %zu code points", k, ncp);
+    }
+    /* and refuses what hr_utf8_valid refuses: overlong, surrogate, cut short, above U+10FFFF */
+    static const char *const bad[] = {"\xC0\x80",    "\xE0\x9F\xBF",     "\xED\xA0\x80",
+                                      "\xE2\x82",    "\xF4\x90\x80\x80", "\x80",
+                                      "\xF0\x9F\x98"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint32_t cp;
+        CHECKF(hr_utf8_next(bad[i], strlen(bad[i]), &cp) == 0, "bad sequence %zu", i);
     }
 }
 

@@ -114,5 +114,8 @@ bool hr_utf8_lead(uint8_t b, uint8_t *need, uint8_t *lo, uint8_t *hi);
 /* Whether s[0..len) is well-formed UTF-8 by that table; if not, *bad (when
  * not NULL) is the offset of the first byte of the first bad sequence. */
 bool hr_utf8_valid(const void *s, size_t len, size_t *bad);
+/* The well-formed character at s[0..len) (len >= 1) by that table: its code
+ * point in *cp and its length, or 0 when it is not one. */
+size_t hr_utf8_next(const void *s, size_t len, uint32_t *cp);
 
 #endif

@@ -2,7 +2,7 @@
  * utf8.c - the one table of well-formed UTF-8 (Unicode's table 3-7) that the
  * tokenizer's streaming decoder, the JSON recognizer and the server's
  * request check all read, so they agree on what is valid, and the one
- * validator over it.
+ * strict decoder and validator over it.
  */
 #include "core.h"
 
@@ -23,23 +23,28 @@ bool hr_utf8_lead(uint8_t b, uint8_t *need, uint8_t *lo, uint8_t *hi) {
     return true;
 }
 
+size_t hr_utf8_next(const void *s, size_t len, uint32_t *cp) {
+    const uint8_t *u = s;
+    if (u[0] < 0x80) return *cp = u[0], 1;
+    uint8_t need, lo, hi;
+    if (!hr_utf8_lead(u[0], &need, &lo, &hi) || len <= need || u[1] < lo || u[1] > hi) return 0;
+    uint32_t c = u[0] & (0x3Fu >> need);
+    for (uint8_t k = 1; k <= need; k++) {
+        if (k > 1 && (u[k] < 0x80 || u[k] > 0xBF)) return 0;
+        c = c << 6 | (u[k] & 0x3Fu);
+    }
+    *cp = c;
+    return 1u + need;
+}
+
 bool hr_utf8_valid(const void *s, size_t len, size_t *bad) {
     const uint8_t *u = s;
-    size_t i = 0;
-    while (i < len) {
-        uint8_t need, lo, hi;
-        if (u[i] < 0x80) {
-            i++;
-            continue;
-        }
-        bool ok = hr_utf8_lead(u[i], &need, &lo, &hi) && len - i > need && u[i + 1] >= lo &&
-                  u[i + 1] <= hi;
-        for (uint8_t k = 2; ok && k <= need; k++) ok = u[i + k] >= 0x80 && u[i + k] <= 0xBF;
-        if (!ok) {
+    for (size_t i = 0, k; i < len; i += k) {
+        uint32_t cp;
+        if (!(k = hr_utf8_next(u + i, len - i, &cp))) {
             if (bad) *bad = i;
             return false;
         }
-        i += 1u + need;
     }
     return true;
 }

@@ -48,16 +48,6 @@ hearth_err srv_slots_start(srv_server *s) {
     return HEARTH_OK;
 }
 
-/* The code point at s (well-formed UTF-8) and its length. */
-static uint32_t utf8_next(const unsigned char *s, int *len) {
-    if (s[0] < 0x80) return *len = 1, s[0];
-    const int n = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : 2;
-    uint32_t c = s[0] & (0x7Fu >> n);
-    for (int i = 1; i < n; i++) c = c << 6 | (s[i] & 0x3Fu);
-    *len = n;
-    return c;
-}
-
 /* Characters a file name may not hold (fs_validate_filename's): controls,
  * separators and the Windows-illegal ones, their Unicode look-alikes, the
  * replacement character and the byte order mark. */
@@ -71,13 +61,12 @@ static bool name_char_bad(uint32_t c) {
  * space, no trailing dot. */
 static bool name_ok(const char *name) {
     const size_t n = strlen(name);
-    if (n == 0 || n > SLOT_NAME_MAX || !hr_utf8_valid(name, n, NULL) || strstr(name, "..") ||
-        name[0] == ' ' || name[n - 1] == ' ' || name[n - 1] == '.')
+    if (n == 0 || n > SLOT_NAME_MAX || strstr(name, "..") || name[0] == ' ' || name[n - 1] == ' ' ||
+        name[n - 1] == '.')
         return false;
-    for (size_t i = 0; i < n;) {
-        int len = 1;
-        if (name_char_bad(utf8_next((const unsigned char *)name + i, &len))) return false;
-        i += (size_t)len;
+    for (size_t i = 0, len; i < n; i += len) {
+        uint32_t c;
+        if (!(len = hr_utf8_next(name + i, n - i, &c)) || name_char_bad(c)) return false;
     }
     return true;
 }
