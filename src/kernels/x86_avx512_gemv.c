@@ -72,34 +72,48 @@ AI __m512i quad16(const uint8_t *p, int stride, int off, int nb) {
  * the order of its terms). */
 AI bool nibble_quads(gemm_kind k) { return k == GK_Q4_0 || k == GK_IQ4_NL || k == GK_Q5_0; }
 
-/* Which 16-bit words of a window of four 22-byte Q5_0 blocks a nibble quad
- * needs (this table has no vpermt2b, but every field starts at an even
- * offset): word m of the quants is word m % 8 of block m / 8's; words 0..3
- * of the fifth bits are the low halves of the four blocks' qh (elements
- * 0..15), words 4..7 their high halves. */
-#define Q5_QS(m) ((m) / 8 * 11 + 3 + (m) % 8)
-#define Q5_ROW8(m)                                                                                 \
-    Q5_QS(m), Q5_QS((m) + 1), Q5_QS((m) + 2), Q5_QS((m) + 3), Q5_QS((m) + 4), Q5_QS((m) + 5),      \
-        Q5_QS((m) + 6), Q5_QS((m) + 7)
-static const _Alignas(64) uint16_t q5_qs_idx[32] = {Q5_ROW8(0), Q5_ROW8(8), Q5_ROW8(16),
-                                                    Q5_ROW8(24)};
+/* Which 16-bit words of a window of four blocks (18 bytes: Q4_0, IQ4_NL;
+ * 22: Q5_0) a nibble quad needs (this table has no vpermt2b, but every field
+ * starts at an even offset): word m of the quants is word m % 8 of block
+ * m / 8's; for Q5_0, words 0..3 of the fifth bits are the low halves of the
+ * four blocks' qh (elements 0..15), words 4..7 their high halves. */
+#define QS_WORD(bw, qw, m) ((m) / 8 * (bw) + (qw) + (m) % 8)
+#define QS_ROW8(bw, qw, m)                                                                         \
+    QS_WORD(bw, qw, m), QS_WORD(bw, qw, (m) + 1), QS_WORD(bw, qw, (m) + 2),                        \
+        QS_WORD(bw, qw, (m) + 3), QS_WORD(bw, qw, (m) + 4), QS_WORD(bw, qw, (m) + 5),              \
+        QS_WORD(bw, qw, (m) + 6), QS_WORD(bw, qw, (m) + 7)
+#define QS_IDX(bw, qw)                                                                             \
+    { QS_ROW8(bw, qw, 0), QS_ROW8(bw, qw, 8), QS_ROW8(bw, qw, 16), QS_ROW8(bw, qw, 24) }
+static const _Alignas(64) uint16_t q4_qs_idx[32] = QS_IDX(9, 1);
+static const _Alignas(64) uint16_t q5_qs_idx[32] = QS_IDX(11, 3);
 static const _Alignas(64) uint16_t q5_qh_idx[32] = {1, 12, 23, 34, 2, 13, 24, 35};
 
-/* The levels of nb <= 4 Q5_0 blocks in nibble quads' order, fifth bits
- * added: the nb * 22 bytes come in (at most) two loads, the masked one
- * reading nothing past the last block, and vpermt2w picks out the quants
- * and the qh halves, which become the two 64-bit masks of fifth bits. */
-AI void q5_0_quad(const uint8_t *w, int nb, __m512i *lo, __m512i *hi) {
-    const int avail = nb * 22;
+/* The levels of nb <= 4 blocks in nibble quads' order: the nb blocks come
+ * in (at most) two loads, the masked one reading nothing past the last
+ * block, and vpermt2w picks out the quants (and Q5_0's qh halves, which
+ * become the two 64-bit masks of fifth bits). */
+AI void nibble_quad(gemm_kind k, const uint8_t *w, int nb, __m512i *lo, __m512i *hi) {
+    const int avail = nb * gemm_geom_of(k).wbb;
     const __m512i a = load_lim(w, 0, avail, avail >= 64, true);
     const __m512i b = load_lim(w, 64, avail, false, true);
-    const __m512i qs = _mm512_permutex2var_epi16(a, load512(q5_qs_idx), b);
-    const __m128i qh = _mm512_castsi512_si128(_mm512_permutex2var_epi16(a, load512(q5_qh_idx), b));
-    const __m512i m4 = _mm512_set1_epi8(0x0F), sixteen = _mm512_set1_epi8(16);
-    const __m512i l0 = _mm512_and_si512(qs, m4);
-    const __m512i l1 = _mm512_and_si512(_mm512_srli_epi16(qs, 4), m4);
-    *lo = _mm512_mask_add_epi8(l0, _cvtu64_mask64((uint64_t)_mm_cvtsi128_si64(qh)), l0, sixteen);
-    *hi = _mm512_mask_add_epi8(l1, _cvtu64_mask64((uint64_t)_mm_extract_epi64(qh, 1)), l1, sixteen);
+    const __m512i qs =
+        _mm512_permutex2var_epi16(a, load512(k == GK_Q5_0 ? q5_qs_idx : q4_qs_idx), b);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512i l0 = _mm512_and_si512(qs, m4), l1 = _mm512_and_si512(_mm512_srli_epi16(qs, 4), m4);
+    if (k == GK_Q5_0) {
+        const __m128i qh =
+            _mm512_castsi512_si128(_mm512_permutex2var_epi16(a, load512(q5_qh_idx), b));
+        const __m512i sixteen = _mm512_set1_epi8(16);
+        l0 = _mm512_mask_add_epi8(l0, _cvtu64_mask64((uint64_t)_mm_cvtsi128_si64(qh)), l0, sixteen);
+        l1 = _mm512_mask_add_epi8(l1, _cvtu64_mask64((uint64_t)_mm_extract_epi64(qh, 1)), l1,
+                                  sixteen);
+    }
+    if (k == GK_IQ4_NL) { /* the codebook, plus 128 */
+        l0 = _mm512_shuffle_epi8(iq4_lut(true), l0);
+        l1 = _mm512_shuffle_epi8(iq4_lut(true), l1);
+    }
+    *lo = l0;
+    *hi = l1;
 }
 
 /* What a chunk of one token contributes to every row's sums: its activation
@@ -171,21 +185,10 @@ AI void vd_chunk_mt(gemm_kind k, const uint8_t *w, const vd_xchunk *const *xps, 
     const int ns = kcn / g.sb, nseg = (kcn + 63) / 64;
     __m512i lev[8]; /* nibble quads: low, high nibbles of 4 blocks per pair */
     if (nibble_quads(k)) {
-        const __m512i m4 = _mm512_set1_epi8(0x0F);
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++) {
             const int nb = ns - 4 * q < 0 ? 0 : ns - 4 * q > 4 ? 4 : ns - 4 * q;
-            if (k == GK_Q5_0) {
-                q5_0_quad(w + (size_t)q * 4 * g.wbb, nb, &lev[2 * q], &lev[2 * q + 1]);
-                continue;
-            }
-            const __m512i v = quad16(w + (size_t)q * 4 * g.wbb, g.wbb, 2, nb);
-            lev[2 * q] = _mm512_and_si512(v, m4);
-            lev[2 * q + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-            if (k == GK_IQ4_NL) { /* the codebook, plus 128 */
-                lev[2 * q] = _mm512_shuffle_epi8(iq4_lut(true), lev[2 * q]);
-                lev[2 * q + 1] = _mm512_shuffle_epi8(iq4_lut(true), lev[2 * q + 1]);
-            }
+            nibble_quad(k, w + (size_t)q * 4 * g.wbb, nb, &lev[2 * q], &lev[2 * q + 1]);
         }
     } else {
 #pragma GCC unroll 8
