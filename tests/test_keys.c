@@ -324,7 +324,7 @@ int main(void) {
     }
     gw_stats st;
     REQUIRE(gw_ledger_stats(l, 0, &st) == HEARTH_OK);
-    CHECK(st.n_keys == 1 && !strcmp(st.keys[0].key, "monthly") && st.keys[0].requests == 3 &&
+    CHECK(st.n_keys == 1 && !strcmp(st.keys[0].name, "monthly") && st.keys[0].requests == 3 &&
           st.keys[0].escalated == 3 && st.keys[0].cost_usd_micro == 5700000);
     /* one key's rows alone, since a time too; and the CLI's report of them */
     REQUIRE(gw_ledger_stats_key(l, 0, "monthly", &st) == HEARTH_OK);

@@ -94,7 +94,7 @@ static void check_stats(gw_ledger *l, const ref_row *rows, int n, int64_t since)
 static void test_rows_and_stats(void) {
     gw_ledger *l = NULL;
     REQUIRE(gw_ledger_open(db_path, &l) == HEARTH_OK);
-    CHECK(db_int(db_path, "PRAGMA user_version") == 7);
+    CHECK(db_int(db_path, "PRAGMA user_version") == 8);
     sqlite3 *db = NULL;
     REQUIRE(sqlite3_open(db_path, &db) == SQLITE_OK);
     sqlite3_stmt *st = NULL;
@@ -269,6 +269,7 @@ static void test_versions(void) {
     REQUIRE(sqlite3_exec(db,
                          "DROP INDEX requests_key; ALTER TABLE requests DROP COLUMN api_key;"
                          "ALTER TABLE requests DROP COLUMN remote_reasoning;"
+                         "ALTER TABLE requests DROP COLUMN endpoint;"
                          "DROP TABLE api_keys; DROP TABLE response_cache;"
                          "PRAGMA user_version = 1",
                          NULL, NULL, NULL) == SQLITE_OK);
@@ -281,7 +282,7 @@ static void test_versions(void) {
     row.api_key = "team";
     CHECK(gw_ledger_add(l, &row, NULL) == HEARTH_OK);
     gw_ledger_close(l);
-    CHECK(db_int(path, "PRAGMA user_version") == 7);
+    CHECK(db_int(path, "PRAGMA user_version") == 8);
     CHECK(db_int(path, "SELECT count(*) FROM requests WHERE api_key = 'team'") == 1);
     CHECK(db_int(path, "SELECT count(*) FROM api_keys") == 0);
 }

@@ -75,6 +75,10 @@ void gw_gateway_free(gw_gateway *g) {
 
 gw_keys *gw_gateway_keys(gw_gateway *g) { return g->keys; }
 
+gw_pii *gw_gateway_pii(gw_gateway *g) { return g->pii; }
+
+gw_ledger *gw_gateway_ledger(gw_gateway *g) { return g->ledger; }
+
 const gw_config *gw_gateway_config(const gw_gateway *g) { return &g->cfg; }
 
 gw_remote *gw_gateway_remote(gw_gateway *g, int tier) {

@@ -916,9 +916,9 @@ static bool call_gate(gw_remote *r, const char **key, bool *probe, gw_cloud_resu
 static outcome run_attempts(gw_remote *r, const char *body, const char *key, const xfer *proto,
                             xfer *x, gw_cloud_result *res) {
     const gw_tier *t = &r->tier;
-    outcome oc = OUT_RETRY;
+    outcome oc;
     double retry_after = 0;
-    for (int k = 0; k <= t->retries; k++) {
+    for (int k = 0;; k++) { /* at least one attempt */
         if (k > 0) {
             /* the wait, in steps that notice a cancellation */
             for (int64_t left = backoff_ms(r, k, retry_after); left > 0; left -= POLL_MS) {
@@ -931,7 +931,7 @@ static outcome run_attempts(gw_remote *r, const char *body, const char *key, con
         res->attempts = k + 1;
         res->http_status = (int)x->status;
         retry_after = x->retry_after_s;
-        if (oc != OUT_RETRY || k == t->retries) break;
+        if (oc != OUT_RETRY || k >= t->retries) break;
         reset_xfer(x);
     }
     static const gw_cloud_status map[] = {GW_CLOUD_OK,       GW_CLOUD_UNREACHABLE,

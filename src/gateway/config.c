@@ -8,7 +8,9 @@
  *   {"tiers": [{"name": "cloud", "kind": "openai", "base_url": "...",
  *               "model": "...", "api_key_env": "OPENAI_API_KEY",
  *               "price_per_mtok": {"input": 0.15, "output": 0.60},
- *               "timeout_ms": 30000, "retries": 2}],
+ *               "timeout_ms": 30000, "retries": 2,
+ *               "embedding_models": ["text-embedding-3-small"],
+ *               "rerank_models": ["rerank-v3.5"], "rerank_path": "/v2/rerank"}],
  *    "local": {"price_per_mtok": {"input": 0, "output": 0}},
  *    "routing": {"escalate_to": "cloud", "reference_tier": "cloud",
  *                "router_threshold": 0.6, "confidence_check": true,
@@ -164,6 +166,14 @@ static hearth_err bad(const jctx *j, const char *field, const char *why) {
                    field, why);
 }
 
+/* bad() with the last error as the reason (copied first: the message is
+ * written over the buffer it is read from). */
+static hearth_err bad_last(const jctx *j, const char *field) {
+    char why[256];
+    snprintf(why, sizeof why, "%s", hearth_last_error());
+    return bad(j, field, why);
+}
+
 /* Fails on a key of obj that is not in `known` (a NULL-terminated list). */
 static hearth_err only_keys(const jctx *j, const cJSON *obj, const char *const *known) {
     const cJSON *it;
@@ -231,7 +241,7 @@ static hearth_err get_dollars(const jctx *j, const cJSON *obj, const char *key, 
         snprintf(text, sizeof text, "%.6f", v->valuedouble);
     else
         return bad(j, key, what);
-    if (gw_parse_usd(text, out)) return bad(j, key, hearth_last_error());
+    if (gw_parse_usd(text, out)) return bad_last(j, key);
     return HEARTH_OK;
 }
 
@@ -255,6 +265,47 @@ static hearth_err get_prices(const jctx *j, const cJSON *obj, gw_tier *t) {
     return err;
 }
 
+static hearth_err get_names(const jctx *j, const cJSON *obj, const char *key, char *slots,
+                            size_t slot_size, int max, int *n, bool *given);
+
+/* One endpoint besides chat (embeddings or rerank): the models the tier
+ * serves on it and its URL (gw_service_url), set when it declares some. */
+static hearth_err parse_service(const jctx *j, const cJSON *o, const char *base,
+                                const char *models_key, const char *path_key, const char *suffix,
+                                char (*models)[GW_TIER_MODEL_MAX], int *n, char *url, size_t cap) {
+    bool given = false;
+    char path[512] = "";
+    hearth_err err =
+        get_names(j, o, models_key, &models[0][0], GW_TIER_MODEL_MAX, GW_TIER_MODELS, n, &given);
+    if (!err) err = get_string(j, o, path_key, path, sizeof path, false);
+    if (err) return err;
+    for (int i = 0; i < *n; i++)
+        for (const char *p = models[i]; *p; p++)
+            if (*p <= ' ' || *p > '~')
+                return bad(j, models_key, "names must be printable ASCII without spaces");
+    if (path[0] && !*n) return bad(j, path_key, "is given, but no model is declared for it");
+    if (*n && gw_service_url(base, path[0] ? path : NULL, suffix, url, cap))
+        return bad_last(j, path[0] ? path_key : "base_url");
+    return HEARTH_OK;
+}
+
+/* "embedding_models", "rerank_models" and their paths: an OpenAI-compatible
+ * tier's (Anthropic has neither endpoint). */
+static hearth_err parse_services(const jctx *j, const cJSON *o, const char *base, gw_tier *t) {
+    static const char *const keys[] = {"embedding_models", "rerank_models", "embedding_path",
+                                       "rerank_path"};
+    for (int k = 0; k < 4 && t->kind == GW_TIER_ANTHROPIC; k++)
+        if (cJSON_GetObjectItemCaseSensitive(o, keys[k]))
+            return bad(j, keys[k], "an anthropic tier has no embeddings or rerank endpoint");
+    hearth_err err = parse_service(j, o, base, "embedding_models", "embedding_path", "/embeddings",
+                                   t->embedding_models, &t->n_embedding_models, t->embed_url,
+                                   sizeof t->embed_url);
+    if (!err)
+        err = parse_service(j, o, base, "rerank_models", "rerank_path", "/rerank", t->rerank_models,
+                            &t->n_rerank_models, t->rerank_url, sizeof t->rerank_url);
+    return err;
+}
+
 static hearth_err parse_tier(gw_config *c, const jctx *j, const cJSON *o) {
     static const char *const keys[] = {"name",
                                        "kind",
@@ -271,6 +322,10 @@ static hearth_err parse_tier(gw_config *c, const jctx *j, const cJSON *o) {
                                        "max_tokens",
                                        "rpm",
                                        "tpm",
+                                       "embedding_models",
+                                       "rerank_models",
+                                       "embedding_path",
+                                       "rerank_path",
                                        NULL};
     if (!cJSON_IsObject(o)) return bad(j, "", "must be an object");
     if (c->n_tiers >= GW_MAX_TIERS) return bad(j, "", "too many tiers");
@@ -299,8 +354,9 @@ static hearth_err parse_tier(gw_config *c, const jctx *j, const cJSON *o) {
         t.kind = GW_TIER_ANTHROPIC;
     else
         return bad(j, "kind", "must be \"openai\" or \"anthropic\"");
-    if (gw_endpoint_url(t.kind, base, t.url, sizeof t.url))
-        return bad(j, "base_url", hearth_last_error());
+    if (gw_endpoint_url(t.kind, base, t.url, sizeof t.url)) return bad_last(j, "base_url");
+    err = parse_services(j, o, base, &t);
+    if (err) return err;
     c->tiers[c->n_tiers++] = t;
     return HEARTH_OK;
 }
@@ -685,6 +741,26 @@ hearth_err gw_key_spec_parse(const gw_config *c, const char *json, size_t len, c
     return err ? err : finish_key(c, out);
 }
 
+/* An embedding or rerank model is one tier's: the route is never ambiguous. */
+static hearth_err finish_services(const gw_config *c) {
+    for (int t = 1; t < c->n_tiers; t++) {
+        const gw_tier *a = &c->tiers[t];
+        for (int k = 0; k < 2; k++) {
+            const gw_embed_kind kind = k ? GW_EMBED_RERANK : GW_EMBED_VECTORS;
+            const int n = k ? a->n_rerank_models : a->n_embedding_models;
+            for (int i = 0; i < n; i++) {
+                const char *m = k ? a->rerank_models[i] : a->embedding_models[i];
+                const int first = gw_config_embed_tier(c, kind, m);
+                if (first != t)
+                    return hr_fail(HEARTH_ERR_INVALID_ARG,
+                                   "the %s model '%s' is declared by tiers '%s' and '%s'",
+                                   gw_embed_kind_name(kind), m, c->tiers[first].name, a->name);
+            }
+        }
+    }
+    return HEARTH_OK;
+}
+
 hearth_err gw_config_finish(gw_config *c) {
     for (int i = 1; i < c->n_tiers; i++) {
         const char *n = c->tiers[i].name;
@@ -705,7 +781,8 @@ hearth_err gw_config_finish(gw_config *c) {
     if (c->reference_tier[0] && gw_config_tier(c, c->reference_tier) < 0)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "routing.reference_tier: no tier '%s'",
                        c->reference_tier);
-    const hearth_err err = finish_keys(c);
+    hearth_err err = finish_keys(c);
+    if (!err) err = finish_services(c);
     if (err) return err;
     for (int i = 0; i < c->n_rules; i++) {
         gw_rule *r = &c->rules[i];

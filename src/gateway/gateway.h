@@ -13,6 +13,9 @@
  *              confidence from token log-probabilities
  *   cloud.c    the remote tiers over libcurl: OpenAI chat completions and
  *              Anthropic Messages, SSE streaming, retries, circuit breaker
+ *   cloud_embed.c  the bodies and answers of a tier's embeddings and rerank
+ *              endpoints (OpenAI's, Cohere's / Jina's / vLLM's), read strictly
+ *   embed.c    one remote embeddings or rerank request end to end
  *   ledger.c   one SQLite row per request, stats (p50/p95), the report
  *   audit.c    one SQLite row per escalation: tier, entity counts, hashes
  *
@@ -205,6 +208,7 @@ typedef struct gw_ledger_row {
     double router_score;               /* the learned pre-router's score */
     double conf_mean, conf_min;        /* the local answer's confidence (see gw_confidence) */
     const char *api_key;               /* the client's API key's name (NULL: none) */
+    const char *endpoint;              /* "embeddings", "rerank" (NULL: a chat or completion) */
     /* only when the deployment opts in (--ledger-prompts): */
     const char *prompt, *local_answer, *remote_answer;
     const char *remote_reasoning; /* a remote tier's reasoning (NULL: none) */
@@ -271,10 +275,12 @@ typedef struct gw_tier_stats {
     double p50_ms, p95_ms; /* nearest-rank percentiles of latency_ms */
 } gw_tier_stats;
 
-typedef struct gw_key_stats {
-    char key[64]; /* the key's name */
+/* The rows of one API key, or of one endpoint. */
+typedef struct gw_group_stats {
+    char name[64]; /* the key's name; the endpoint's: "chat" (chats, completions),
+                      "embeddings", "rerank" */
     int64_t requests, local, escalated, errors, prompt_tokens, completion_tokens, cost_usd_micro;
-} gw_key_stats;
+} gw_group_stats;
 
 typedef struct gw_stats {
     int64_t since_ms;
@@ -289,7 +295,9 @@ typedef struct gw_stats {
     int n_tiers;        /* the busiest GW_STATS_TIERS tiers, by requests */
     gw_tier_stats tiers[GW_STATS_TIERS];
     int n_keys; /* the busiest GW_STATS_TIERS API keys, by requests (rows with a key) */
-    gw_key_stats keys[GW_STATS_TIERS];
+    gw_group_stats keys[GW_STATS_TIERS];
+    int n_endpoints; /* by requests; 0 when every row is a chat's */
+    gw_group_stats endpoints[4];
 } gw_stats;
 
 /* API keys made at run time (POST /v1/hearth/keys) are kept in the ledger:
@@ -327,6 +335,8 @@ int64_t gw_days_from_civil(int64_t y, int m, int d);
 /* ---- tiers, policy and the configuration file (config.c) ------------------- */
 
 enum { GW_MAX_TIERS = 16, GW_MAX_RULES = 32, GW_NAME_MAX = 64 };
+/* Embedding and rerank models one tier may declare, and a name's size. */
+enum { GW_TIER_MODELS = 16, GW_TIER_MODEL_MAX = 128 };
 
 typedef enum gw_tier_kind { GW_TIER_LOCAL = 0, GW_TIER_OPENAI, GW_TIER_ANTHROPIC } gw_tier_kind;
 const char *gw_tier_kind_name(gw_tier_kind k); /* "local", "openai", "anthropic" */
@@ -349,6 +359,14 @@ typedef struct gw_tier {
     int max_tokens;              /* sent when the client gives none (Anthropic requires one) */
     int rpm, tpm; /* the tier's own limits (its provider's, or the deployment's share of them;
                      0: none): past one the tier counts as unavailable, like an open circuit */
+    /* remote embeddings and rerank (embed.c): the model names the tier serves
+     * on each endpoint (an OpenAI-compatible tier only) and the endpoints'
+     * URLs (gw_service_url of base_url and embedding_path / rerank_path) */
+    char embedding_models[GW_TIER_MODELS][GW_TIER_MODEL_MAX];
+    int n_embedding_models;
+    char rerank_models[GW_TIER_MODELS][GW_TIER_MODEL_MAX];
+    int n_rerank_models;
+    char embed_url[512], rerank_url[512]; /* "" when the tier declares no such model */
 } gw_tier;
 
 /* A remote tier with the defaults (timeout 60 s, 2 retries, backoff 500 ms
@@ -908,5 +926,97 @@ int64_t gw_call_finish(gw_call *j, const gw_response *resp);
  * *out holds an answer or an error to send; free it with gw_response_free. */
 hearth_err gw_handle(gw_gateway *g, const gw_request *r, gw_local_fn local, void *local_ctx,
                      gw_response *out);
+gw_pii *gw_gateway_pii(gw_gateway *g);       /* the privacy guard's detectors */
+gw_ledger *gw_gateway_ledger(gw_gateway *g); /* NULL: none */
+
+/* ---- remote embeddings and rerank (cloud_embed.c, embed.c) ------------------ */
+
+/* A tier may serve embeddings (OpenAI's POST /embeddings) and reranking
+ * (Cohere's, Jina's and vLLM's POST /rerank) for the model names it
+ * declares (docs/gateway.md, "Remote embeddings and rerank"). */
+typedef enum gw_embed_kind {
+    GW_EMBED_VECTORS = 0, /* /v1/embeddings, ollama's /api/embed and /api/embeddings */
+    GW_EMBED_RERANK       /* /v1/rerank and its aliases */
+} gw_embed_kind;
+const char *gw_embed_kind_name(gw_embed_kind k); /* "embeddings", "rerank" */
+
+/* The remote tier that declares model for kind, or -1. */
+int gw_config_embed_tier(const gw_config *c, gw_embed_kind kind, const char *model);
+
+/* The URL of a tier's endpoint: path when given (an http:// or https:// URL
+ * as it is, or "/..." on base's scheme and host: Cohere's "/v2/rerank"),
+ * else base, less a trailing "/chat/completions", with suffix ("/embeddings",
+ * "/rerank") after "/v1" unless base ends in a version ("/v1", "/v2"). */
+hearth_err gw_service_url(const char *base, const char *path, const char *suffix, char *out,
+                          size_t cap);
+
+/* The bodies a tier receives (malloc'd; NULL when out of memory):
+ * {"model", "input": [texts], "dimensions"?} and {"model", "query",
+ * "documents": [docs], "top_n"?} (dimensions, top_n: 0 not sent). */
+char *gw_embed_body(const char *model, const char *const *texts, int n, int dimensions);
+char *gw_rerank_body(const char *model, const char *query, const char *const *docs, int n,
+                     int top_n);
+
+/* A tier's answer, checked strictly (gw_embed_read). */
+typedef struct gw_embed_answer {
+    /* what was asked: texts or documents sent, the dimensions asked for (0:
+     * any), at most top_n results (0: n) */
+    int n, want_dim, top_n;
+    float *vectors; /* embeddings: [n][dim] in the inputs' order (malloc'd) */
+    int dim;
+    int *order;    /* rerank: the results' document indices, best first (malloc'd) */
+    float *scores; /* rerank: their relevance scores, in that order (malloc'd) */
+    int n_results;
+    int tokens;               /* as the tier counted them; -1: it did not say */
+    char received_sha256[65]; /* of the answer's body */
+} gw_embed_answer;
+
+/* Reads an embeddings answer ({"data": [{"embedding": [numbers], "index"?}],
+ * "usage"?}: n vectors of one size, want_dim when asked, finite numbers,
+ * indices each once) or a rerank answer ({"results" or "data": [{"index",
+ * "relevance_score"}]}: 1..min(n, top_n) results, indices in range and
+ * each once, finite scores; sorted best first here). Tokens from
+ * usage.prompt_tokens, usage.total_tokens or Cohere's meta.billed_units /
+ * meta.tokens input_tokens. False with why filled when anything is off. */
+bool gw_embed_read(gw_embed_kind kind, const char *body, size_t len, gw_embed_answer *a, char *why,
+                   size_t cap);
+void gw_embed_answer_free(gw_embed_answer *a);
+
+typedef struct gw_embed_request {
+    gw_embed_kind kind;
+    const char *model;        /* the name the client asked for, which a tier declares */
+    const char *const *texts; /* the inputs (embeddings) or the documents (rerank) */
+    int n_texts;              /* >= 1 */
+    const char *query;        /* rerank */
+    int top_n;                /* rerank: 0 all */
+    int dimensions;           /* embeddings: 0 the model's own */
+    gw_key *key;              /* the client's API key (NULL: none) */
+} gw_embed_request;
+
+typedef struct gw_embed_response {
+    int status;       /* 200, or the error's HTTP status */
+    const char *code; /* the error's OpenAI code (NULL: none) */
+    char error[256];
+    char tier[GW_NAME_MAX]; /* x-hearth-route ("none": refused before any tier) */
+    char reason[256];       /* x-hearth-reason */
+    gw_embed_answer answer; /* on success */
+    int prompt_tokens;      /* the tier's count, else estimated (bytes / 4) */
+    bool usage_estimated;
+    int64_t ledger_id;
+} gw_embed_response;
+
+/* Sends one embeddings or rerank request to the tier that declares its
+ * model, with the gateway's guarantees: refused when air-gapped (403), when
+ * the client's key may not use the tier (403) or its budget is spent (429),
+ * when a text holds an entity whose action is block (403: no local model
+ * can stand in for a remote one); the texts (and the query) redacted with
+ * one placeholder map; the tier called through gw_cloud_post and its
+ * answer checked (a bad one, a refusal or a failure is a 502, a timeout a
+ * 504, a tier down or at its own rate limit a 503); an audit row for each
+ * call or refusal by the privacy guard, and exactly one ledger row.
+ * HEARTH_OK whenever out holds an answer or an error to send; free it with
+ * gw_embed_response_free. */
+hearth_err gw_embed(gw_gateway *g, const gw_embed_request *r, gw_embed_response *out);
+void gw_embed_response_free(gw_embed_response *r);
 
 #endif

@@ -6,12 +6,12 @@
  * `hearth ledger report` show. Money is integer micro-dollars throughout;
  * only the JSON and text outputs divide by 10^6.
  *
- * Schema (migrations 1-7; docs/gateway.md has the column meanings):
+ * Schema (migrations 1-8; docs/gateway.md has the column meanings):
  *   requests(id, time_ms, route, tier, reason, model, status, prompt_tokens,
  *            completion_tokens, latency_ms, cost_usd_micro,
  *            cloud_only_cost_usd_micro, degraded, router_score, conf_mean,
  *            conf_min, prompt, local_answer, remote_answer, api_key,
- *            remote_reasoning)
+ *            remote_reasoning, endpoint)
  *   audit(id, time_ms, tier, action, entities, sent_sha256, received_sha256)
  *   api_keys(id, name, key_sha256, settings, created_ms, revoked_ms)
  *   response_cache(key, created_ms, expires_ms, text, calls, prompt_tokens,
@@ -94,15 +94,18 @@ static const char *const migrations[] = {
     "ALTER TABLE response_cache ADD COLUMN reasoning_tokens INTEGER;",
     /* 7: with ledger_prompts, a remote answer's reasoning beside it */
     "ALTER TABLE requests ADD COLUMN remote_reasoning TEXT;",
+    /* 8: which endpoint a row is ("embeddings", "rerank"; NULL: a chat or a
+     * completion, as every row before) */
+    "ALTER TABLE requests ADD COLUMN endpoint TEXT;",
 };
 
 static const char insert_request_sql[] =
     "INSERT INTO requests (time_ms, route, tier, reason, model, status, prompt_tokens,"
     " completion_tokens, latency_ms, cost_usd_micro, cloud_only_cost_usd_micro, degraded,"
     " router_score, conf_mean, conf_min, prompt, local_answer, remote_answer, api_key,"
-    " remote_reasoning)"
+    " remote_reasoning, endpoint)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-    " ?19, ?20)";
+    " ?19, ?20, ?21)";
 
 static const char insert_audit_sql[] =
     "INSERT INTO audit (time_ms, tier, action, entities, sent_sha256, received_sha256)"
@@ -195,6 +198,7 @@ hearth_err gw_ledger_add(gw_ledger *l, const gw_ledger_row *r, int64_t *id) {
     bind_text(st, 18, r->remote_answer);
     bind_text(st, 19, r->api_key);
     bind_text(st, 20, r->remote_reasoning);
+    bind_text(st, 21, r->endpoint);
     hearth_err err = HEARTH_OK;
     if (sqlite3_step(st) != SQLITE_DONE)
         err = store_fail(l->db, "ledger: adding a row");
@@ -362,31 +366,50 @@ static hearth_err tier_latency(gw_ledger *l, gw_tier_stats *t, int64_t since_ms,
     return err;
 }
 
-/* The busiest API keys' rows. */
-static hearth_err key_stats(gw_ledger *l, int64_t since_ms, gw_stats *s) {
+/* The busiest groups of rows (at most cap, by requests): grouped by the SQL
+ * expression `by`, among the rows where `which` holds. */
+static hearth_err group_stats(gw_ledger *l, int64_t since_ms, const char *key, const char *by,
+                              const char *which, gw_group_stats *out, int cap, int *n) {
+    char sql[640];
+    snprintf(sql, sizeof sql,
+             "SELECT %s, count(*), sum(tier = 'local' AND status < 400),"
+             " sum(tier <> 'local' AND status < 400), sum(status >= 400), sum(prompt_tokens),"
+             " sum(completion_tokens), sum(cost_usd_micro)"
+             " FROM requests WHERE time_ms >= ?1 AND %s" KEY_FILTER
+             " GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT ?2",
+             by, which);
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(l->db,
-                           "SELECT api_key, count(*), sum(tier = 'local' AND status < 400),"
-                           " sum(tier <> 'local' AND status < 400), sum(status >= 400),"
-                           " sum(prompt_tokens), sum(completion_tokens), sum(cost_usd_micro)"
-                           " FROM requests WHERE time_ms >= ?1 AND api_key IS NOT NULL" KEY_FILTER
-                           " GROUP BY api_key ORDER BY count(*) DESC, api_key LIMIT ?2",
-                           -1, &st, NULL) != SQLITE_OK)
-        return store_fail(l->db, "ledger: preparing the per-key query");
+    if (sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return store_fail(l->db, "ledger: preparing a per-key or per-endpoint query");
     sqlite3_bind_int64(st, 1, since_ms);
-    bind_key(st, s->key[0] ? s->key : NULL);
-    sqlite3_bind_int(st, 2, GW_STATS_TIERS);
-    while (sqlite3_step(st) == SQLITE_ROW && s->n_keys < GW_STATS_TIERS) {
-        gw_key_stats *k = &s->keys[s->n_keys++];
-        snprintf(k->key, sizeof k->key, "%s", (const char *)sqlite3_column_text(st, 0));
-        int64_t *const v[] = {&k->requests,      &k->local,         &k->escalated,
-                              &k->errors,        &k->prompt_tokens, &k->completion_tokens,
-                              &k->cost_usd_micro};
+    bind_key(st, key);
+    sqlite3_bind_int(st, 2, cap);
+    *n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW && *n < cap) {
+        gw_group_stats *g = &out[(*n)++];
+        snprintf(g->name, sizeof g->name, "%s", (const char *)sqlite3_column_text(st, 0));
+        int64_t *const v[] = {&g->requests,      &g->local,         &g->escalated,
+                              &g->errors,        &g->prompt_tokens, &g->completion_tokens,
+                              &g->cost_usd_micro};
         for (int i = 0; i < (int)(sizeof v / sizeof v[0]); i++)
             *v[i] = sqlite3_column_int64(st, i + 1);
     }
     sqlite3_finalize(st);
     return HEARTH_OK;
+}
+
+/* Per API key (rows with one), and per endpoint when any row is not a
+ * chat's (a chat's rows have none: the report stays as it was). */
+static hearth_err groups(gw_ledger *l, int64_t since_ms, gw_stats *s) {
+    const char *key = s->key[0] ? s->key : NULL;
+    hearth_err err = group_stats(l, since_ms, key, "api_key", "api_key IS NOT NULL", s->keys,
+                                 GW_STATS_TIERS, &s->n_keys);
+    const int cap = (int)(sizeof s->endpoints / sizeof s->endpoints[0]);
+    if (!err)
+        err = group_stats(l, since_ms, key, "coalesce(endpoint, 'chat')", "1", s->endpoints, cap,
+                          &s->n_endpoints);
+    if (s->n_endpoints == 1 && !strcmp(s->endpoints[0].name, "chat")) s->n_endpoints = 0;
+    return err;
 }
 
 static hearth_err stats_locked(gw_ledger *l, int64_t since_ms, gw_stats *s) {
@@ -436,7 +459,7 @@ static hearth_err stats_locked(gw_ledger *l, int64_t since_ms, gw_stats *s) {
         const hearth_err err = tier_latency(l, &s->tiers[i], since_ms, s->key[0] ? s->key : NULL);
         if (err) return err;
     }
-    return key_stats(l, since_ms, s);
+    return groups(l, since_ms, s);
 }
 
 hearth_err gw_ledger_stats(gw_ledger *l, int64_t since_ms, gw_stats *out) {
@@ -460,6 +483,22 @@ hearth_err gw_ledger_stats_key(gw_ledger *l, int64_t since_ms, const char *key, 
             100.0 * (1.0 - (double)s.cost_usd_micro / (double)s.cloud_only_cost_usd_micro);
     *out = s;
     return HEARTH_OK;
+}
+
+/* o[name] = {group: {requests, local, escalated, errors, tokens, cost}} (none: nothing). */
+static void add_groups(cJSON *o, const char *name, const gw_group_stats *g, int n) {
+    cJSON *all = n ? cJSON_AddObjectToObject(o, name) : NULL;
+    for (int i = 0; all && i < n; i++) {
+        cJSON *j = cJSON_AddObjectToObject(all, g[i].name);
+        if (!j) continue;
+        cJSON_AddNumberToObject(j, "requests", (double)g[i].requests);
+        cJSON_AddNumberToObject(j, "local", (double)g[i].local);
+        cJSON_AddNumberToObject(j, "escalated", (double)g[i].escalated);
+        cJSON_AddNumberToObject(j, "errors", (double)g[i].errors);
+        cJSON_AddNumberToObject(j, "prompt_tokens", (double)g[i].prompt_tokens);
+        cJSON_AddNumberToObject(j, "completion_tokens", (double)g[i].completion_tokens);
+        cJSON_AddNumberToObject(j, "cost_usd", (double)g[i].cost_usd_micro / 1e6);
+    }
 }
 
 char *gw_stats_json(const gw_stats *s) {
@@ -488,25 +527,26 @@ char *gw_stats_json(const gw_stats *s) {
         cJSON_AddNumberToObject(j, "p50_ms", t->p50_ms);
         cJSON_AddNumberToObject(j, "p95_ms", t->p95_ms);
     }
-    cJSON *keys = s->n_keys ? cJSON_AddObjectToObject(o, "keys") : NULL;
-    for (int i = 0; keys && i < s->n_keys; i++) {
-        const gw_key_stats *k = &s->keys[i];
-        cJSON *j = cJSON_AddObjectToObject(keys, k->key);
-        if (!j) continue;
-        cJSON_AddNumberToObject(j, "requests", (double)k->requests);
-        cJSON_AddNumberToObject(j, "local", (double)k->local);
-        cJSON_AddNumberToObject(j, "escalated", (double)k->escalated);
-        cJSON_AddNumberToObject(j, "errors", (double)k->errors);
-        cJSON_AddNumberToObject(j, "prompt_tokens", (double)k->prompt_tokens);
-        cJSON_AddNumberToObject(j, "completion_tokens", (double)k->completion_tokens);
-        cJSON_AddNumberToObject(j, "cost_usd", (double)k->cost_usd_micro / 1e6);
-    }
+    add_groups(o, "keys", s->keys, s->n_keys);
+    add_groups(o, "endpoints", s->endpoints, s->n_endpoints);
     char *out = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return out;
 }
 
 static double pct(int64_t a, int64_t b) { return b ? 100.0 * (double)a / (double)b : 0.0; }
+
+/* A table of groups under its title column (none: nothing). */
+static void group_table(gw_buf *b, const char *title, const gw_group_stats *g, int n) {
+    if (n)
+        gw_buf_printf(b, "\n%-20s %9s %9s %9s %7s %12s %12s %12s\n", title, "requests", "local",
+                      "escalated", "errors", "prompt tok", "output tok", "cost $");
+    for (int i = 0; i < n; i++)
+        gw_buf_printf(b, "%-20s %9lld %9lld %9lld %7lld %12lld %12lld %12.6f\n", g[i].name,
+                      (long long)g[i].requests, (long long)g[i].local, (long long)g[i].escalated,
+                      (long long)g[i].errors, (long long)g[i].prompt_tokens,
+                      (long long)g[i].completion_tokens, (double)g[i].cost_usd_micro / 1e6);
+}
 
 char *gw_stats_text(const gw_stats *s) {
     gw_buf b = {0};
@@ -532,16 +572,8 @@ char *gw_stats_text(const gw_stats *s) {
                       (long long)t->prompt_tokens, (long long)t->completion_tokens,
                       (double)t->cost_usd_micro / 1e6);
     }
-    if (s->n_keys)
-        gw_buf_printf(&b, "\n%-20s %9s %9s %9s %7s %12s %12s %12s\n", "API key", "requests",
-                      "local", "escalated", "errors", "prompt tok", "output tok", "cost $");
-    for (int i = 0; i < s->n_keys; i++) {
-        const gw_key_stats *k = &s->keys[i];
-        gw_buf_printf(&b, "%-20s %9lld %9lld %9lld %7lld %12lld %12lld %12.6f\n", k->key,
-                      (long long)k->requests, (long long)k->local, (long long)k->escalated,
-                      (long long)k->errors, (long long)k->prompt_tokens,
-                      (long long)k->completion_tokens, (double)k->cost_usd_micro / 1e6);
-    }
+    group_table(&b, "API key", s->keys, s->n_keys);
+    group_table(&b, "endpoint", s->endpoints, s->n_endpoints);
     return gw_buf_take(&b, NULL);
 }
 

@@ -36,6 +36,9 @@
  *                 (OpenAI's: also as completion_tokens_details.reasoning_tokens)
  *   think-or      the same in OpenRouter's and vLLM's field, "reasoning"
  *   think-raw     the same as a <think> block at the start of the content
+ *
+ * Other paths are answered by fc->other when set (fake_embed.h: a tier's
+ * /embeddings and /rerank), else 404.
  */
 #ifndef HEARTH_TEST_FAKE_CLOUD_H
 #define HEARTH_TEST_FAKE_CLOUD_H
@@ -57,7 +60,14 @@
 
 enum { FC_MAX_BODIES = 512 };
 
-typedef struct fake_cloud {
+typedef struct fake_cloud fake_cloud;
+
+/* Answers a POST to a path the fake does not serve itself (fake_embed.h's
+ * /embeddings and /rerank); MHD_NO when none is set. */
+typedef enum MHD_Result (*fc_route_fn)(fake_cloud *fc, struct MHD_Connection *c, const char *url,
+                                       const char *body);
+
+struct fake_cloud {
     struct MHD_Daemon *daemon;
     int port;
     pthread_mutex_t mu;
@@ -67,7 +77,8 @@ typedef struct fake_cloud {
     int n_bodies;
     const char *expect_key; /* when set: requests without it get 401 */
     int retry_after;        /* seconds sent with 429 (0: no header) */
-} fake_cloud;
+    fc_route_fn other;      /* other paths (NULL: 404) */
+};
 
 typedef struct fc_conn {
     char *body;
@@ -504,6 +515,34 @@ static inline bool fc_take_fault(fake_cloud *fc, int n) {
     return fault;
 }
 
+/* The faults every endpoint serves alike, chosen by the model: e429-N,
+ * e500-N, drop0-N (see the top), bad, garbage. True when one was sent
+ * (*rc: its result). */
+static inline bool fc_fault(fake_cloud *fc, struct MHD_Connection *c, const char *model,
+                            enum MHD_Result *rc) {
+    int n = 0;
+    if (sscanf(model, "e429-%d", &n) == 1 && fc_take_fault(fc, n)) {
+        struct MHD_Response *r =
+            MHD_create_response_from_buffer(2, (void *)"{}", MHD_RESPMEM_PERSISTENT);
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", fc->retry_after);
+        if (fc->retry_after) MHD_add_response_header(r, "Retry-After", ra);
+        *rc = MHD_queue_response(c, 429, r);
+        MHD_destroy_response(r);
+    } else if (sscanf(model, "e500-%d", &n) == 1 && fc_take_fault(fc, n)) {
+        *rc = fc_send(c, 500, "{\"error\":{\"message\":\"internal\"}}");
+    } else if (sscanf(model, "drop0-%d", &n) == 1 && fc_take_fault(fc, n)) {
+        *rc = MHD_NO;
+    } else if (!strcmp(model, "bad")) {
+        *rc = fc_send(c, 400, "{\"error\":{\"message\":\"the model 'bad' does not exist\"}}");
+    } else if (!strcmp(model, "garbage")) {
+        *rc = fc_send(c, 200, "<html>not json</html>");
+    } else {
+        return false;
+    }
+    return true;
+}
+
 static inline enum MHD_Result fc_answer(fake_cloud *fc, struct MHD_Connection *c, const char *url,
                                         const char *body) {
     const bool anthropic = strstr(url, "/messages") != NULL;
@@ -536,24 +575,10 @@ static inline enum MHD_Result fc_answer(fake_cloud *fc, struct MHD_Connection *c
     char *answer = malloc(strlen(last_user) + 16);
     sprintf(answer, "echo: %s", last_user);
     const int prompt_tokens = 10 * n_msgs + 1;
-    int ms = 0, n = 0;
+    int ms = 0;
     enum MHD_Result rc;
-    if (sscanf(model, "e429-%d", &n) == 1 && fc_take_fault(fc, n)) {
-        struct MHD_Response *r =
-            MHD_create_response_from_buffer(2, (void *)"{}", MHD_RESPMEM_PERSISTENT);
-        char ra[16];
-        snprintf(ra, sizeof ra, "%d", fc->retry_after);
-        if (fc->retry_after) MHD_add_response_header(r, "Retry-After", ra);
-        rc = MHD_queue_response(c, 429, r);
-        MHD_destroy_response(r);
-    } else if (sscanf(model, "e500-%d", &n) == 1 && fc_take_fault(fc, n)) {
-        rc = fc_send(c, 500, "{\"error\":{\"message\":\"internal\"}}");
-    } else if (sscanf(model, "drop0-%d", &n) == 1 && fc_take_fault(fc, n)) {
-        rc = MHD_NO;
-    } else if (!strcmp(model, "bad")) {
-        rc = fc_send(c, 400, "{\"error\":{\"message\":\"the model 'bad' does not exist\"}}");
-    } else if (!strcmp(model, "garbage")) {
-        rc = fc_send(c, 200, "<html>not json</html>");
+    if (fc_fault(fc, c, model, &rc)) {
+        /* sent */
     } else if (!strcmp(model, "tools") || !strcmp(model, "tools-echo")) {
         const cJSON *t0 = cJSON_GetArrayItem(cJSON_GetObjectItem(req, "tools"), 0);
         const char *name = cJSON_GetStringValue(
@@ -624,8 +649,10 @@ static inline enum MHD_Result fc_handler(void *cls, struct MHD_Connection *c, co
     fc->n_requests++;
     if (fc->n_bodies < FC_MAX_BODIES) fc->bodies[fc->n_bodies++] = strdup(cn->body ? cn->body : "");
     pthread_mutex_unlock(&fc->mu);
-    if (strcmp(method, "POST") ||
-        (strcmp(url, "/v1/chat/completions") && strcmp(url, "/v1/messages")))
+    const bool chat = !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/messages");
+    if (!strcmp(method, "POST") && !chat && fc->other)
+        return fc->other(fc, c, url, cn->body ? cn->body : "");
+    if (strcmp(method, "POST") || !chat)
         return fc_send(c, 404, "{\"error\":{\"message\":\"no such endpoint\"}}");
     return fc_answer(fc, c, url, cn->body ? cn->body : "");
 }
