@@ -6,9 +6,10 @@
  * model's. The texts are embedded by the local model through the scheduler
  * (in a slot, like a generation's prompt; several short texts share a
  * forward pass, hearth_embed_batch) with the server's pooling and L2
- * normalisation. Embeddings never go through
- * the gateway: a vector is only useful from the model that made it, so no
- * request ever leaves the machine.
+ * normalisation. A model that a remote tier declares (and no local model
+ * is named) goes to that tier through the gateway instead (remote(),
+ * api_remote_embed.c): its texts redacted, its vectors the tier's, of the
+ * redacted texts, written here in the same shape.
  *
  * The pipeline after parsing (texts checked, tokenized into one buffer, one
  * job submitted and waited for) is here too, shared with ollama's routes
@@ -207,14 +208,15 @@ static char *base64(const float *v, int n) {
     return out;
 }
 
-static char *response_json(const srv_model *m, const srv_job *j, bool b64) {
-    const int d = hearth_model_n_embd(m->model);
+/* The answer: n vectors of d numbers from embd, for the model named model. */
+static char *response_json(const char *model, const float *embd, int n, int d, int prompt_tokens,
+                           bool b64) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "object", "list");
     cJSON *data = cJSON_AddArrayToObject(root, "data");
     bool ok = root && data;
-    for (int i = 0; ok && i < j->n_inputs; i++) {
-        const float *v = j->embd + (size_t)i * (size_t)d;
+    for (int i = 0; ok && i < n; i++) {
+        const float *v = embd + (size_t)i * (size_t)d;
         cJSON *item = cJSON_CreateObject();
         ok = item && cJSON_AddItemToArray(data, item);
         if (!ok) break;
@@ -230,26 +232,19 @@ static char *response_json(const srv_model *m, const srv_job *j, bool b64) {
                 ok = arr && cJSON_AddItemToArray(arr, cJSON_CreateNumber((double)v[k]));
         }
     }
-    cJSON_AddStringToObject(root, "model", m->id);
+    cJSON_AddStringToObject(root, "model", model);
     cJSON *usage = cJSON_AddObjectToObject(root, "usage");
-    cJSON_AddNumberToObject(usage, "prompt_tokens", j->n_prompt);
-    cJSON_AddNumberToObject(usage, "total_tokens", j->n_prompt);
+    cJSON_AddNumberToObject(usage, "prompt_tokens", prompt_tokens);
+    cJSON_AddNumberToObject(usage, "total_tokens", prompt_tokens);
     char *json = ok ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
     return json;
 }
 
-/* The request's options other than the input; false with e filled. */
-static bool parse_options(srv_exchange *x, const cJSON *root, const srv_model **m, bool *b64,
-                          srv_error *e) {
+/* encoding_format: "float" (the default) or "base64". */
+static bool parse_format(const cJSON *root, bool *b64, srv_error *e) {
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "encoding_format");
-    const cJSON *dims = cJSON_GetObjectItemCaseSensitive(root, "dimensions");
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     *b64 = false;
-    if (model && !cJSON_IsString(model) && !cJSON_IsNull(model))
-        return srv_fail(e, 400, "model", NULL, "'model' must be a string");
-    if (!(*m = srv_model_take(x, cJSON_IsString(model) ? model->valuestring : NULL, e)))
-        return false;
     if (fmt && !cJSON_IsNull(fmt)) {
         if (!cJSON_IsString(fmt) ||
             (strcmp(fmt->valuestring, "float") && strcmp(fmt->valuestring, "base64")))
@@ -257,11 +252,79 @@ static bool parse_options(srv_exchange *x, const cJSON *root, const srv_model **
                             "'encoding_format' must be \"float\" or \"base64\"");
         *b64 = !strcmp(fmt->valuestring, "base64");
     }
+    return true;
+}
+
+/* The request's options other than the input; false with e filled. */
+static bool parse_options(srv_exchange *x, const cJSON *root, const srv_model **m, bool *b64,
+                          srv_error *e) {
+    const cJSON *dims = cJSON_GetObjectItemCaseSensitive(root, "dimensions");
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (model && !cJSON_IsString(model) && !cJSON_IsNull(model))
+        return srv_fail(e, 400, "model", NULL, "'model' must be a string");
+    if (!(*m = srv_model_take(x, cJSON_IsString(model) ? model->valuestring : NULL, e)))
+        return false;
+    if (!parse_format(root, b64, e)) return false;
     const int d = hearth_model_n_embd((*m)->model);
     if (dims && !cJSON_IsNull(dims) && !(cJSON_IsNumber(dims) && dims->valuedouble == d))
         return srv_fail(e, 400, "dimensions", NULL,
                         "this model's embeddings have %d dimensions; it cannot shorten them", d);
     return true;
+}
+
+/* ---- a remote tier's model ------------------------------------------------------ */
+
+/* input for a remote tier: a string or a list of strings (token ids cannot
+ * pass the privacy guard, which reads text). *texts (malloc'd) points into
+ * input. */
+static bool remote_texts(const cJSON *input, const char ***texts, int *n, srv_error *e) {
+    const bool list = cJSON_IsArray(input);
+    *n = list ? cJSON_GetArraySize(input) : 1;
+    if (!input) return srv_fail(e, 400, "input", NULL, "'input' is required");
+    if (*n == 0) return srv_fail(e, 400, "input", NULL, "'input' must not be empty");
+    if (*n > SRV_EMBED_MAX_INPUTS)
+        return srv_fail(e, 400, "input", NULL, "%d inputs; at most %d per request", *n,
+                        SRV_EMBED_MAX_INPUTS);
+    if (list && (cJSON_IsNumber(input->child) || cJSON_IsArray(input->child)))
+        return srv_fail(e, 400, "input", NULL,
+                        "token ids cannot go to a remote tier (the privacy guard reads text): "
+                        "send the text");
+    if (!(*texts = calloc((size_t)*n, sizeof **texts)))
+        return srv_fail(e, 500, NULL, NULL, "out of memory");
+    if (!list) return srv_remote_text(input, "input", &(*texts)[0], e);
+    int i = 0;
+    for (const cJSON *it = input->child; it; it = it->next, i++) {
+        char field[32];
+        snprintf(field, sizeof field, "input[%d]", i);
+        if (!srv_remote_text(it, field, &(*texts)[i], e)) return false;
+    }
+    return true;
+}
+
+static void remote(srv_exchange *x, const cJSON *root, const char *model) {
+    srv_error e;
+    const cJSON *dims = cJSON_GetObjectItemCaseSensitive(root, "dimensions");
+    gw_embed_request r = {.kind = GW_EMBED_VECTORS, .model = model};
+    const char **texts = NULL;
+    bool b64 = false, ok = parse_format(root, &b64, &e);
+    if (ok && dims && !cJSON_IsNull(dims)) {
+        ok = cJSON_IsNumber(dims) && dims->valuedouble >= 1 && dims->valuedouble <= 65536 &&
+             dims->valuedouble == (double)(int)dims->valuedouble;
+        if (!ok) srv_fail(&e, 400, "dimensions", NULL, "'dimensions' must be a positive integer");
+        r.dimensions = ok ? (int)dims->valuedouble : 0;
+    }
+    ok =
+        ok && remote_texts(cJSON_GetObjectItemCaseSensitive(root, "input"), &texts, &r.n_texts, &e);
+    r.texts = texts;
+    gw_embed_response out;
+    if (!ok)
+        srv_respond_error(x, &e);
+    else if (srv_remote_run(x, &r, &out))
+        srv_remote_respond(x,
+                           response_json(model, out.answer.vectors, r.n_texts, out.answer.dim,
+                                         out.prompt_tokens, b64),
+                           &out);
+    free(texts);
 }
 
 void srv_handle_embeddings(srv_exchange *x) {
@@ -273,6 +336,12 @@ void srv_handle_embeddings(srv_exchange *x) {
     bool ok = root ? cJSON_IsObject(root) ||
                          srv_fail(&e, 400, NULL, NULL, "the body must be a JSON object")
                    : srv_fail(&e, 400, NULL, NULL, "the body is not valid JSON");
+    const cJSON *model = ok ? cJSON_GetObjectItemCaseSensitive(root, "model") : NULL;
+    if (cJSON_IsString(model) && srv_remote_tier(x, GW_EMBED_VECTORS, model->valuestring) > 0) {
+        remote(x, root, model->valuestring);
+        cJSON_Delete(root);
+        return;
+    }
     ok = ok && parse_options(x, root, &m, &b64, &e) &&
          parse_input(m, cJSON_GetObjectItemCaseSensitive(root, "input"), &in, &e);
     cJSON_Delete(root);
@@ -283,7 +352,8 @@ void srv_handle_embeddings(srv_exchange *x) {
     }
     srv_job *j = srv_embed_run(x, &in, true);
     if (!j) return;
-    char *json = response_json(m, j, b64);
+    char *json =
+        response_json(m->id, j->embd, j->n_inputs, hearth_model_n_embd(m->model), j->n_prompt, b64);
     srv_job_release(j);
     srv_respond_json(x, 200, json);
 }

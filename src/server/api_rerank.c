@@ -14,13 +14,17 @@
  * as the model asks (hearth_tokenize_rerank) and the pairs run as one
  * scheduler job, several in a forward pass, like /v1/embeddings' texts.
  * Scores are llama.cpp's: an encoder's raw logit, Qwen3-Reranker's P(yes).
- * Only the local model answers: a reranker is a local model's tool, never
- * sent to a tier.
+ * A model that a remote tier declares (rerank_models; no local model of
+ * that name) goes to that tier through the gateway instead (remote(),
+ * api_remote_embed.c), in Cohere's shape whatever the client's: query and
+ * documents redacted, top_n passed on, the documents never asked back (a
+ * result's text is the client's own document, taken by index).
  */
 #include "api_embed.h"
 
 #include <cjson/cJSON.h>
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,9 +32,7 @@
 static bool add_pair(const srv_model *m, srv_embed_input *in, const char *query, const char *doc,
                      const char *field, srv_error *e) {
     const size_t q_len = strlen(query), d_len = strlen(doc);
-    size_t bad, n = 0;
-    if (!hr_utf8_valid(doc, d_len, &bad))
-        return srv_fail(e, 400, field, NULL, "invalid UTF-8 at byte %zu", bad);
+    size_t n = 0;
     hearth_err err = hearth_tokenize_rerank(m->model, query, q_len, doc, d_len, NULL, 0, &n);
     if (err && err != HEARTH_ERR_INVALID_ARG)
         return srv_fail(e, 500, NULL, NULL, "tokenizing: %s", hearth_last_error());
@@ -53,15 +55,19 @@ static const char *doc_text(const cJSON *item) {
 }
 
 typedef struct rerank_req {
-    const srv_model *m;
-    const cJSON *docs; /* the array, in the parsed body */
-    bool tei;          /* `texts` given: TEI's shape */
-    bool with_text;    /* return_documents / return_text */
+    const char *model; /* as asked for (NULL: the default model) */
+    const char *query;
+    const cJSON *docs;  /* the array, in the parsed body */
+    const char **texts; /* [n] each document's text, in the parsed body (malloc'd) */
+    int n;
+    bool tei;       /* `texts` given: TEI's shape */
+    bool with_text; /* return_documents / return_text */
     int top_n;
 } rerank_req;
 
-static bool parse(srv_exchange *x, const cJSON *root, rerank_req *r, srv_embed_input *in,
-                  srv_error *e) {
+/* The body's fields, checked (the model is taken afterwards, by whichever
+ * answers: the local reranker or a remote tier). */
+static bool parse(const cJSON *root, rerank_req *r, srv_error *e) {
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     const cJSON *query = cJSON_GetObjectItemCaseSensitive(root, "query");
     const cJSON *texts = cJSON_GetObjectItemCaseSensitive(root, "texts");
@@ -73,10 +79,12 @@ static bool parse(srv_exchange *x, const cJSON *root, rerank_req *r, srv_embed_i
     r->docs = r->tei ? texts : cJSON_GetObjectItemCaseSensitive(root, "documents");
     if (model && !cJSON_IsString(model) && !cJSON_IsNull(model))
         return srv_fail(e, 400, "model", NULL, "'model' must be a string");
+    r->model = cJSON_IsString(model) ? model->valuestring : NULL;
     if (!cJSON_IsString(query)) return srv_fail(e, 400, "query", NULL, "'query' must be a string");
     size_t bad;
     if (!hr_utf8_valid(query->valuestring, strlen(query->valuestring), &bad))
         return srv_fail(e, 400, "query", NULL, "invalid UTF-8 at byte %zu", bad);
+    r->query = query->valuestring;
     const int n = cJSON_GetArraySize(r->docs);
     if (!cJSON_IsArray(r->docs) || n == 0)
         return srv_fail(e, 400, docs_name, NULL, "'%s' must be a non-empty array of strings",
@@ -94,50 +102,62 @@ static bool parse(srv_exchange *x, const cJSON *root, rerank_req *r, srv_embed_i
     if (ret && !cJSON_IsBool(ret))
         return srv_fail(e, 400, ret_name, NULL, "'%s' must be a boolean", ret_name);
     r->with_text = cJSON_IsTrue(ret);
-    if (!(r->m = srv_model_take(x, cJSON_IsString(model) ? model->valuestring : NULL, e)))
-        return false;
-    if (!hearth_model_ranks(r->m->model))
-        return srv_fail(e, 400, "model", "model_not_reranker",
-                        "model '%s' is not a reranker (its file has no pooling_type rank); "
-                        "serve a reranker such as bge-reranker or Qwen3-Reranker",
-                        r->m->id);
-    int i = 0;
-    for (const cJSON *item = r->docs->child; item; item = item->next, i++) {
+    if (!(r->texts = calloc((size_t)n, sizeof *r->texts)))
+        return srv_fail(e, 500, NULL, NULL, "out of memory");
+    for (const cJSON *item = r->docs->child; item; item = item->next, r->n++) {
         char field[32];
-        snprintf(field, sizeof field, "%s[%d]", docs_name, i);
+        snprintf(field, sizeof field, "%s[%d]", docs_name, r->n);
         const char *text =
             r->tei ? (cJSON_IsString(item) ? item->valuestring : NULL) : doc_text(item);
         if (!text)
             return srv_fail(e, 400, field, NULL, "'%s' must be a string%s", field,
                             r->tei ? "" : " or {\"text\": string}");
-        if (!add_pair(r->m, in, query->valuestring, text, field, e)) return false;
+        if (!hr_utf8_valid(text, strlen(text), &bad))
+            return srv_fail(e, 400, field, NULL, "invalid UTF-8 at byte %zu", bad);
+        r->texts[r->n] = text;
     }
     return true;
 }
 
-static cJSON *results(const rerank_req *r, const srv_job *j) {
-    const int n = j->n_inputs;
-    int *order = malloc((size_t)n * sizeof *order);
+/* The local reranker's pairs, one a document. */
+static bool local_pairs(srv_exchange *x, const rerank_req *r, srv_embed_input *in, srv_error *e) {
+    const srv_model *m = srv_model_take(x, r->model, e);
+    if (!m) return false;
+    if (!hearth_model_ranks(m->model))
+        return srv_fail(e, 400, "model", "model_not_reranker",
+                        "model '%s' is not a reranker (its file has no pooling_type rank); "
+                        "serve a reranker such as bge-reranker or Qwen3-Reranker",
+                        m->id);
+    for (int i = 0; i < r->n; i++) {
+        char field[32];
+        snprintf(field, sizeof field, "%s[%d]", r->tei ? "texts" : "documents", i);
+        if (!add_pair(m, in, r->query, r->texts[i], field, e)) return false;
+    }
+    return true;
+}
+
+/* The results: document order[k] scored score[k], best first, count of
+ * them; with its text when asked for, always the client's own document. */
+static cJSON *results(const rerank_req *r, const int *order, const float *score, int count) {
     cJSON *arr = cJSON_CreateArray();
-    bool ok = order && arr && hearth_rank_order(j->embd, n, order) == HEARTH_OK;
-    for (int k = 0; ok && k < r->top_n; k++) {
+    bool ok = arr != NULL;
+    for (int k = 0; ok && k < count; k++) {
         const int i = order[k];
         cJSON *o = cJSON_CreateObject();
         ok = o && cJSON_AddItemToArray(arr, o) && cJSON_AddNumberToObject(o, "index", i) &&
-             cJSON_AddNumberToObject(o, r->tei ? "score" : "relevance_score", j->embd[i]);
+             cJSON_AddNumberToObject(o, r->tei ? "score" : "relevance_score", score[k]);
         if (ok && r->with_text) {
-            const char *text = doc_text(cJSON_GetArrayItem(r->docs, i));
             cJSON *d = r->tei ? o : cJSON_AddObjectToObject(o, "document");
-            ok = d && cJSON_AddStringToObject(d, "text", text);
+            ok = d && cJSON_AddStringToObject(d, "text", r->texts[i]);
         }
     }
-    free(order);
     if (!ok) cJSON_Delete(arr);
     return ok ? arr : NULL;
 }
 
-static char *response_json(const rerank_req *r, const srv_job *j) {
-    cJSON *list = results(r, j);
+static char *response_json(const rerank_req *r, const char *model, const int *order,
+                           const float *score, int count, int prompt_tokens) {
+    cJSON *list = results(r, order, score, count);
     if (!list || r->tei) {
         char *json = list ? cJSON_PrintUnformatted(list) : NULL;
         cJSON_Delete(list);
@@ -145,15 +165,50 @@ static char *response_json(const rerank_req *r, const srv_job *j) {
     }
     cJSON *root = cJSON_CreateObject();
     cJSON *usage = root ? cJSON_AddObjectToObject(root, "usage") : NULL;
-    bool ok = usage && cJSON_AddStringToObject(root, "model", r->m->id) &&
+    bool ok = usage && cJSON_AddStringToObject(root, "model", model) &&
               cJSON_AddStringToObject(root, "object", "list") &&
-              cJSON_AddNumberToObject(usage, "prompt_tokens", j->n_prompt) &&
-              cJSON_AddNumberToObject(usage, "total_tokens", j->n_prompt);
+              cJSON_AddNumberToObject(usage, "prompt_tokens", prompt_tokens) &&
+              cJSON_AddNumberToObject(usage, "total_tokens", prompt_tokens);
     ok = ok && cJSON_AddItemToObject(root, "results", list);
     if (!ok) cJSON_Delete(list); /* not attached */
     char *json = ok ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
     return json;
+}
+
+/* The local reranker's answer: the job's scores, best first. */
+static char *local_json(const srv_exchange *x, const rerank_req *r, const srv_job *j) {
+    const int n = j->n_inputs, count = r->top_n;
+    assert(count <= n); /* parse keeps it within the documents */
+    int *order = malloc((size_t)n * sizeof *order);
+    float *score = calloc((size_t)n, sizeof *score);
+    char *json = NULL;
+    if (order && score && hearth_rank_order(j->embd, n, order) == HEARTH_OK) {
+        for (int k = 0; k < n; k++) score[k] = j->embd[order[k]];
+        json = response_json(r, x->model->id, order, score, count, j->n_prompt);
+    }
+    free(order);
+    free(score);
+    return json;
+}
+
+/* A remote tier's answer: its results (top_n asked of it too), the
+ * documents given back from the request. */
+static void remote(srv_exchange *x, const rerank_req *r) {
+    const gw_embed_request q = {.kind = GW_EMBED_RERANK,
+                                .model = r->model,
+                                .texts = r->texts,
+                                .n_texts = r->n,
+                                .query = r->query,
+                                .top_n = r->top_n < r->n ? r->top_n : 0};
+    gw_embed_response out;
+    if (!srv_remote_run(x, &q, &out)) return;
+    const gw_embed_answer *a = &out.answer;
+    srv_remote_respond(x,
+                       response_json(r, r->model, a->order, a->scores,
+                                     a->n_results < r->top_n ? a->n_results : r->top_n,
+                                     out.prompt_tokens),
+                       &out);
 }
 
 void srv_handle_rerank(srv_exchange *x) {
@@ -164,15 +219,19 @@ void srv_handle_rerank(srv_exchange *x) {
     bool ok = root ? cJSON_IsObject(root) ||
                          srv_fail(&e, 400, NULL, NULL, "the body must be a JSON object")
                    : srv_fail(&e, 400, NULL, NULL, "the body is not valid JSON");
-    ok = ok && parse(x, root, &r, &in, &e);
+    ok = ok && parse(root, &r, &e);
+    const bool far = ok && srv_remote_tier(x, GW_EMBED_RERANK, r.model) > 0;
     srv_job *j = NULL;
-    if (!ok) {
+    if (far) {
+        remote(x, &r);
+    } else if (!(ok && local_pairs(x, &r, &in, &e))) {
         srv_embed_input_fini(&in);
         srv_respond_error(x, &e);
     } else if ((j = srv_rank_run(x, &in))) {
-        char *json = response_json(&r, j); /* reads the documents from root */
+        char *json = local_json(x, &r, j); /* reads the documents from root */
         srv_job_release(j);
         srv_respond_json(x, 200, json); /* NULL: a 500 "out of memory" */
     }
+    free(r.texts);
     cJSON_Delete(root);
 }

@@ -12,7 +12,8 @@
  *   api_gen.c     a generation request from tokens to a JSON or SSE response
  *   api_chat.c    POST /v1/chat/completions (chat template, then api_gen)
  *   api_completions.c  POST /v1/completions
- *   api_embeddings.c  POST /v1/embeddings (through the scheduler, never the gateway)
+ *   api_embeddings.c  POST /v1/embeddings (through the scheduler; a remote tier's model
+ *                 through the gateway: api_remote_embed.c)
  *   api_models.c  GET /v1/models (and /models), POST /models/load and
  *                 /models/unload, GET /health, /metrics
  *   api_ollama.c  ollama's API: POST /api/chat, /api/generate (translated to a

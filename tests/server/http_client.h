@@ -177,6 +177,21 @@ static inline test_reply test_http(test_server *sv, const char *method, const ch
     return test_collect(sv, n);
 }
 
+/* test_http with the response's headers (curl -D) in headers[cap] ("" when
+ * none came). */
+static inline test_reply test_http_headers(test_server *sv, const char *method, const char *path,
+                                           const char *body, const char *extra, char *headers,
+                                           size_t cap) {
+    char args[2048], hpath[600];
+    snprintf(hpath, sizeof hpath, "%s/h%d", sv->scratch, sv->seq);
+    snprintf(args, sizeof args, "-D '%s' %s", hpath, extra ? extra : "");
+    test_reply r = test_http(sv, method, path, body, args);
+    char *h = test_read_file(hpath, NULL);
+    snprintf(headers, cap, "%s", h ? h : "");
+    free(h);
+    return r;
+}
+
 /* The value of a /metrics line `name value` (-1: absent). */
 static inline long test_metric(test_server *sv, const char *name) {
     test_reply r = test_http(sv, "GET", "/metrics", NULL, NULL);
