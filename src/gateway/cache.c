@@ -70,6 +70,14 @@ void gw_cache_key(const gw_tier *t, const gw_chat *q, const char *ns, uint8_t ou
         put_num(&h, q->thinking);
         put_num(&h, q->thinking_budget);
     }
+    for (int i = 0; q->thinking_blocks && i < q->n_messages; i++) /* replayed thinking blocks */
+        for (int k = 0; k < q->thinking_blocks[i].n; k++) {
+            const gw_thinking_block *b = &q->thinking_blocks[i].blocks[k];
+            put(&h, "thinking");
+            put_num(&h, i);
+            put(&h, b->redacted ? NULL : b->thinking);
+            put(&h, b->opaque);
+        }
     gw_sha256_final(&h, out);
 }
 

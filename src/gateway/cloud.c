@@ -28,10 +28,14 @@
  * tier's message / delta reasoning_content (DeepSeek) or reasoning
  * (OpenRouter, vLLM, llama-server), or a <think> block at the start of its
  * content (some servers send it raw: engine/think.c splits it off); an
- * Anthropic tier's thinking blocks (thinking_delta when streamed; redacted
- * ones are opaque and dropped). The client's switches go out as the tier
- * names them: reasoning_effort as sent to an OpenAI-compatible tier, and
- * to Anthropic thinking {type enabled, budget_tokens} when thinking was
+ * Anthropic tier's thinking blocks (thinking_delta when streamed). Those
+ * blocks are also kept whole, as the tier sent them (text, signature;
+ * redacted_thinking's data), handed to gw_chat.on_thinking as each completes
+ * and kept in the result: a client sends them back in a tool loop, and
+ * gw_anthropic_messages puts a message's blocks first in its turn (never in
+ * an OpenAI-compatible tier's body). The client's switches go out as the
+ * tier names them: reasoning_effort as sent to an OpenAI-compatible tier,
+ * and to Anthropic thinking {type enabled, budget_tokens} when thinking was
  * asked for (anthropic_thinking).
  *
  * Tools (cloud_tools.c): passed through to OpenAI-compatible tiers,
@@ -266,15 +270,20 @@ static char *openai_body(const gw_tier *t, const gw_chat *q, const gw_chat_tools
  * the client asked for thinking (think on, or an effort other than "none"),
  * the request's budget or the effort's (LiteLLM's: low 1024, medium 2048,
  * high 4096; 2048 when only switched on), at least Anthropic's 1024. Not
- * with a forced tool call, nor in a turn that goes on after tool results:
- * Anthropic refuses the first with thinking, and the second without the
- * earlier turn's signed thinking block, which clients do not send back. */
+ * with a forced tool call, nor in a turn that goes on after tool results
+ * unless the assistant turn that called the tools carries its thinking
+ * blocks (the client sent them back): Anthropic refuses the first with
+ * thinking, and the second without that turn's signed thinking block. */
 static int anthropic_thinking(const gw_chat *q) {
     const char *e = q->reasoning_effort;
     if (!q->thinking && (!e || !strcmp(e, "none"))) return 0;
     const gw_chat_tools *t = q->tools;
     if (t && (t->named_choice || (t->tool_choice && !strcmp(t->tool_choice, "required")))) return 0;
-    if (q->n_messages > 0 && !strcmp(q->messages[q->n_messages - 1].role, "tool")) return 0;
+    int last = q->n_messages - 1;
+    if (last >= 0 && !strcmp(q->messages[last].role, "tool")) {
+        while (last >= 0 && strcmp(q->messages[last].role, "assistant") != 0) last--;
+        if (last < 0 || !gw_anthropic_signed(q, last)) return 0;
+    }
     int budget = q->thinking_budget;
     if (budget <= 0)
         budget = !e || !strcmp(e, "medium")                   ? 2048
@@ -320,6 +329,7 @@ typedef struct xfer {
     gw_text_cb cb;
     gw_call_cb on_call;
     gw_text_cb on_reasoning;
+    gw_thinking_cb on_thinking;
     void *user;
     long status;      /* HTTP status, read at the first body byte */
     gw_buf body;      /* non-streaming answer, or an error body */
@@ -340,6 +350,10 @@ typedef struct xfer {
     gw_tool_acc acc;     /* tool calls being assembled */
     gw_tool_call *calls; /* the answer's calls, complete */
     int n_calls;
+    gw_thinking_block *blocks; /* Anthropic's thinking blocks, complete */
+    int n_blocks;
+    int th_index;            /* the streamed thinking block being read (-1: none) */
+    gw_buf th_text, th_sign; /* ... its text and signature so far */
 } xfer;
 
 static void set_err(xfer *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -367,6 +381,33 @@ static void deliver(xfer *x, const char *s, size_t n) { hand_over(x, &x->text, x
 
 static void deliver_reasoning(xfer *x, const char *s, size_t n) {
     hand_over(x, &x->reasoning, x->on_reasoning, s, n);
+}
+
+/* A complete thinking block of an Anthropic answer: kept and handed over
+ * (a block, like text, cannot be taken back by a retry). */
+static void keep_block(xfer *x, const gw_thinking_block *b) {
+    if (x->cancelled) return;
+    if (gw_thinking_push(&x->blocks, &x->n_blocks, b)) {
+        x->overflow = true;
+        return;
+    }
+    x->delivered = true;
+    if (x->on_thinking && !x->on_thinking(b, x->user)) x->cancelled = true;
+}
+
+/* A streamed thinking block's stop: the text and signature gathered. */
+static void end_block(xfer *x) {
+    gw_buf_put(&x->th_text, "", 0);
+    gw_buf_put(&x->th_sign, "", 0);
+    const gw_thinking_block b = {.thinking = x->th_text.data, .opaque = x->th_sign.data};
+    if (b.thinking && b.opaque) keep_block(x, &b);
+    x->th_index = -1;
+}
+
+/* A streamed piece of the open thinking block's text or signature. */
+static void block_piece(xfer *x, int index, gw_buf *b, const char *s) {
+    if (index != x->th_index || !s) return;
+    if (gw_buf_puts(b, s)) x->overflow = true;
 }
 
 /* An OpenAI-compatible tier's content, through the <think> splitter. */
@@ -524,16 +565,33 @@ static void anthropic_event(xfer *x, const char *data, size_t len) {
     } else if (!strcmp(type, "content_block_start")) {
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "content_block");
         const char *bt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
-        if (bt && !strcmp(bt, "tool_use")) anthropic_use(x, json_int(o, "index"), b);
+        bt = bt ? bt : "";
+        const int index = json_int(o, "index");
+        gw_thinking_block tb;
+        char why[96];
+        if (!strcmp(bt, "tool_use")) {
+            anthropic_use(x, index, b);
+        } else if (!strcmp(bt, "thinking")) {
+            x->th_index = index;
+            x->th_text.len = x->th_sign.len = 0;
+        } else if (!strcmp(bt, "redacted_thinking") && gw_thinking_parse(b, &tb, why, sizeof why)) {
+            keep_block(x, &tb); /* whole in its start */
+            free(tb.opaque);
+        }
     } else if (!strcmp(type, "content_block_delta")) {
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "delta");
+        const int index = json_int(o, "index");
         const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "text"));
         if (t) deliver(x, t, strlen(t));
         const char *th = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "thinking"));
         if (th) deliver_reasoning(x, th, strlen(th));
+        block_piece(x, index, &x->th_text, th);
+        block_piece(x, index, &x->th_sign,
+                    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "signature")));
         const char *pj = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "partial_json"));
-        if (pj) gw_tool_acc_args(&x->acc, json_int(o, "index"), pj);
+        if (pj) gw_tool_acc_args(&x->acc, index, pj);
     } else if (!strcmp(type, "content_block_stop")) {
+        if (x->th_index >= 0 && json_int(o, "index") == x->th_index) end_block(x);
         flush_calls(x);
     } else if (!strcmp(type, "message_delta")) {
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "delta");
@@ -632,6 +690,13 @@ static void parse_whole(xfer *x) {
             const char *bt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
             const char *th = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "thinking"));
             if (th && bt && !strcmp(bt, "thinking")) deliver_reasoning(x, th, strlen(th));
+            gw_thinking_block tb;
+            char why[96];
+            if (bt && strstr(bt, "thinking") && gw_thinking_parse(b, &tb, why, sizeof why)) {
+                keep_block(x, &tb);
+                free(tb.thinking);
+                free(tb.opaque);
+            }
             const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "text"));
             if (t) deliver(x, t, strlen(t));
             if (bt && !strcmp(bt, "tool_use")) {
@@ -837,6 +902,9 @@ void gw_cloud_result_free(gw_cloud_result *r) {
     gw_tool_calls_free(r->calls, r->n_calls);
     r->calls = NULL;
     r->n_calls = 0;
+    gw_thinking_free(r->thinking, r->n_thinking);
+    r->thinking = NULL;
+    r->n_thinking = 0;
 }
 
 int gw_reasoning_tokens_estimate(size_t len, int completion) {
@@ -854,6 +922,11 @@ static void reset_xfer(xfer *x) {
     gw_tool_calls_free(x->calls, x->n_calls);
     x->calls = NULL;
     x->n_calls = 0;
+    gw_thinking_free(x->blocks, x->n_blocks);
+    x->blocks = NULL;
+    x->n_blocks = 0;
+    gw_buf_free(&x->th_text);
+    gw_buf_free(&x->th_sign);
 }
 
 /* The wait before attempt k >= 1 (see the top of the file). */
@@ -969,11 +1042,15 @@ hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *
                   .cb = cb,
                   .on_call = req->on_call,
                   .on_reasoning = req->on_reasoning,
+                  .on_thinking = req->on_thinking,
                   .user = user,
-                  .cancel = req->cancel};
+                  .cancel = req->cancel,
+                  .th_index = -1};
     eng_think_init(&proto.split, false);
     proto.text.cap_max = BODY_MAX;
     proto.reasoning.cap_max = BODY_MAX;
+    proto.th_text.cap_max = BODY_MAX;
+    proto.th_sign.cap_max = SSE_EVENT_MAX;
     proto.body.cap_max = BODY_MAX;
     proto.data.cap_max = SSE_EVENT_MAX;
     proto.line.cap_max = SSE_EVENT_MAX;
@@ -986,6 +1063,10 @@ hearth_err gw_cloud_chat(gw_remote *r, const gw_chat *req, gw_text_cb cb, void *
     res.n_calls = x.n_calls;
     x.calls = NULL;
     x.n_calls = 0;
+    res.thinking = x.blocks;
+    res.n_thinking = x.n_blocks;
+    x.blocks = NULL;
+    x.n_blocks = 0;
     snprintf(res.finish_reason, sizeof res.finish_reason, "%s", x.finish[0] ? x.finish : "stop");
     if (x.have_usage) {
         res.prompt_tokens = x.prompt_tokens;

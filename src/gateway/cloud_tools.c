@@ -5,7 +5,8 @@
  * {"type":"auto"|"any"|"tool"|"none"} with disable_parallel_tool_use for
  * parallel_tool_calls false; assistant tool_calls -> tool_use blocks with
  * the arguments parsed into "input"; role tool -> tool_result blocks in a
- * user turn), and the tiers' calls assembled as data (gw_tool_call).
+ * user turn; an assistant's thinking blocks, as the client sent them back,
+ * first in its turn), and the tiers' calls assembled as data (gw_tool_call).
  */
 #include "cloud_tools.h"
 
@@ -144,6 +145,45 @@ static bool add_tool_uses(cJSON *blocks, const char *json) {
     return ok;
 }
 
+/* Whether a block can go back to Anthropic: redacted, or signed (one
+ * without a signature is a local model's, which nothing can verify). */
+static bool verifiable(const gw_thinking_block *b) {
+    return b->redacted || (b->opaque && b->opaque[0]);
+}
+
+bool gw_anthropic_signed(const gw_chat *q, int i) {
+    const gw_msg_thinking *m = q->thinking_blocks ? &q->thinking_blocks[i] : NULL;
+    for (int k = 0; m && k < m->n; k++)
+        if (verifiable(&m->blocks[k])) return true;
+    return false;
+}
+
+/* Message i's thinking blocks into its turn's content, after the turn's
+ * earlier ones (*at of them) and before its text and calls, as Anthropic
+ * wants them. False when out of memory. */
+static bool add_thinking(cJSON *content, const gw_chat *q, int i, int *at) {
+    const gw_msg_thinking *m = q->thinking_blocks ? &q->thinking_blocks[i] : NULL;
+    for (int k = 0; m && k < m->n; k++) {
+        if (!verifiable(&m->blocks[k])) continue;
+        cJSON *b = gw_thinking_json(&m->blocks[k]);
+        if (!b || !cJSON_InsertItemInArray(content, (*at)++, b)) {
+            cJSON_Delete(b);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Whether the turn that starts at message i (the messages of its role
+ * that follow) replays thinking blocks: its content is then blocks. */
+static bool turn_thinks(const gw_chat *q, int i) {
+    const bool assistant = !strcmp(q->messages[i].role, "assistant");
+    for (int k = i; assistant && k < q->n_messages && !strcmp(q->messages[k].role, "assistant");
+         k++)
+        if (gw_anthropic_signed(q, k)) return true;
+    return false;
+}
+
 /* s after what b holds, "\n\n" between: system messages, and the turns of
  * one role in a body without tools. */
 static void join(gw_buf *b, const char *s) {
@@ -158,11 +198,12 @@ static void end_turn(cJSON *jm, gw_buf *text, bool blocks) {
 }
 
 bool gw_anthropic_messages(cJSON *o, const gw_chat *q, const gw_chat_tools *t) {
-    const bool blocks = t != NULL;
+    bool blocks = t != NULL; /* this turn's content is blocks */
     gw_buf sys = {0}, text = {0};
     cJSON *msgs = cJSON_CreateArray(), *jm = NULL, *content = NULL;
     const char *cur_role = NULL;
     bool ok = true;
+    int n_thought = 0; /* thinking blocks at the start of the turn's content */
     for (int i = 0; ok && i < q->n_messages; i++) {
         const gw_message *m = &q->messages[i];
         const gw_msg_tools *mt = t && t->msgs ? &t->msgs[i] : NULL;
@@ -173,12 +214,16 @@ bool gw_anthropic_messages(cJSON *o, const gw_chat *q, const gw_chat_tools *t) {
         const char *role = !strcmp(m->role, "assistant") ? "assistant" : "user";
         if (!cur_role || strcmp(role, cur_role) != 0) { /* a new turn; same roles join */
             end_turn(jm, &text, blocks);
+            blocks = t != NULL || turn_thinks(q, i);
+            n_thought = 0;
             jm = cJSON_CreateObject();
             cJSON_AddStringToObject(jm, "role", role);
             if (blocks) content = cJSON_AddArrayToObject(jm, "content");
             cJSON_AddItemToArray(msgs, jm);
             cur_role = role;
         }
+        if (blocks) ok = add_thinking(content, q, i, &n_thought);
+        if (!ok) break;
         if (!blocks) {
             join(&text, m->content);
         } else if (!strcmp(m->role, "tool")) {

@@ -3,7 +3,8 @@
  * tiers. A request's tools pass through to an OpenAI-compatible tier as
  * they came and are translated for Anthropic (tools with input_schema,
  * tool_choice auto/any/tool/none, assistant calls as tool_use blocks,
- * results as tool_result blocks). A tier's calls come back as data
+ * results as tool_result blocks; replayed thinking blocks first in an
+ * assistant turn). A tier's calls come back as data
  * (gw_tool_call: the tier's id, the name, the arguments' JSON text), whole
  * or assembled from a stream's pieces, and travel so through the cascade
  * (restored, streamed through gw_chat.on_call) to the server, which never
@@ -33,6 +34,11 @@ bool gw_tools_openai_message(struct cJSON *m, const gw_chat_tools *t, int i);
  * tool_choice are translated onto o. False on a malformed tools or
  * tool_calls JSON. */
 bool gw_anthropic_messages(struct cJSON *o, const gw_chat *q, const gw_chat_tools *t);
+/* Whether message i replays a thinking block Anthropic can
+ * verify (signed, or redacted): only those are sent (a local model's,
+ * unsigned, are left out), first in the message's turn, which is then
+ * content blocks even without tools. */
+bool gw_anthropic_signed(const gw_chat *q, int i);
 
 /* ---- answers ---------------------------------------------------------------- */
 

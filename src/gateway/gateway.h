@@ -587,10 +587,45 @@ void gw_budget_bounds(gw_budget_period p, int64_t now_ms, int64_t *start_ms, int
 
 /* ---- remote tiers (cloud.c) -------------------------------------------------- */
 
+/* An Anthropic thinking block as the tier sent it (docs/gateway.md,
+ * "Reasoning"): Anthropic signs the text, and a tool loop with thinking must
+ * send the block back byte for byte, so the text keeps the tier's
+ * placeholders (never restored) and the signature, or a redacted block's
+ * data, is opaque (never scanned, restored or changed). Strings malloc'd and
+ * owned by whoever holds the block, except in a gw_msg_thinking (borrowed). */
+typedef struct gw_thinking_block {
+    bool redacted;  /* redacted_thinking: only `opaque` (its data) */
+    char *thinking; /* a thinking block's text (NULL when redacted) */
+    char *opaque;   /* a thinking block's signature, a redacted block's data */
+} gw_thinking_block;
+
+/* thinking.c: the strings and the array. */
+void gw_thinking_free(gw_thinking_block *b, int n);
+/* Appends a copy of b to (*arr)[*n] (realloc'd); NOMEM. */
+hearth_err gw_thinking_push(gw_thinking_block **arr, int *n, const gw_thinking_block *b);
+/* The block as Anthropic's content block and LiteLLM's thinking_blocks
+ * entry write it: {"type":"thinking","thinking","signature"} or
+ * {"type":"redacted_thinking","data"}; NULL when out of memory. */
+struct cJSON *gw_thinking_json(const gw_thinking_block *b);
+/* One such object into *out (strings malloc'd): false, with why (a field
+ * and what it must be), when it is not one. */
+bool gw_thinking_parse(const struct cJSON *o, gw_thinking_block *out, char *why, size_t cap);
+
+/* Receives one thinking block of an answer once it is complete, in order
+ * (borrowed for the callback). Return false to cancel. */
+typedef bool (*gw_thinking_cb)(const gw_thinking_block *b, void *user);
+
 typedef struct gw_message {
     const char *role;    /* "system", "user", "assistant" */
     const char *content; /* NUL-terminated UTF-8 */
 } gw_message;
+
+/* The thinking blocks an assistant message replays (the client sent back
+ * what the tier gave it), borrowed; n 0: none. */
+typedef struct gw_msg_thinking {
+    const gw_thinking_block *blocks;
+    int n;
+} gw_msg_thinking;
 
 /* Tool calling (OpenAI's function calling) on a chat: JSON texts as the
  * client sent them (cloud_tools.c passes them through or translates them). */
@@ -641,6 +676,9 @@ typedef struct gw_chat {
                                     to OpenAI-compatible tiers as it is (NULL: none) */
     bool stream;                 /* ask for SSE and hand text over as it comes */
     const gw_chat_tools *tools;  /* NULL: none; its msgs[] is one per message */
+    /* NULL, or one per message: its replayed thinking blocks (an Anthropic
+     * tier gets them first in the message's turn; others never) */
+    const gw_msg_thinking *thinking_blocks;
     gw_call_cb on_call; /* the tier's tool calls as they complete, with gw_cloud_chat's user
                            (NULL: in the result only) */
     /* reasoning models (docs/gateway.md, "Reasoning"): the client's switches,
@@ -653,6 +691,9 @@ typedef struct gw_chat {
      * streaming), with gw_cloud_chat's user; never mixed into the text
      * (NULL: in the result only). Return false to cancel. */
     gw_text_cb on_reasoning;
+    /* an Anthropic tier's thinking blocks as each completes (NULL: in the
+     * result only); their text also went to on_reasoning */
+    gw_thinking_cb on_thinking;
     const atomic_bool *cancel; /* when set (may be NULL): stop as soon as possible */
 } gw_chat;
 
@@ -678,6 +719,8 @@ typedef struct gw_cloud_result {
     size_t reasoning_len;
     gw_tool_call *calls; /* the answer's tool calls (malloc'd), as the tier sent them */
     int n_calls;
+    gw_thinking_block *thinking; /* an Anthropic tier's thinking blocks (malloc'd) */
+    int n_thinking;
     int prompt_tokens, completion_tokens; /* completion: the reasoning's tokens included */
     int reasoning_tokens;                 /* of completion_tokens: as the tier reported them, else
                                              gw_reasoning_tokens_estimate */
@@ -855,6 +898,9 @@ typedef struct gw_response {
     size_t reasoning_len;
     gw_tool_call *calls; /* a remote answer's tool calls, placeholders restored (malloc'd) */
     int n_calls;
+    gw_thinking_block *thinking; /* an Anthropic tier's thinking blocks as it sent them
+                                    (placeholders kept: gw_thinking_block; malloc'd) */
+    int n_thinking;
     int prompt_tokens, completion_tokens;
     int reasoning_tokens; /* of completion_tokens, a remote answer's reasoning (a local one's
                              thought tokens are counted by whoever reads its events) */
@@ -877,6 +923,7 @@ typedef struct gw_request {
     gw_text_cb cb;
     gw_call_cb on_call;
     gw_text_cb on_reasoning;
+    gw_thinking_cb on_thinking; /* an Anthropic tier's thinking blocks, as it sent them */
     void *user;
     /* Called once before the first text goes to cb (or before gw_handle
      * returns a success without text), with route, tier, reason and degraded

@@ -28,7 +28,13 @@
  *
  * A reasoning model's <think> block comes back as a thinking block before
  * the text (streamed as thinking_delta events), with an empty signature as
- * llama-server gives it: nothing local can sign it. The request's thinking
+ * llama-server gives it: nothing local can sign it. An Anthropic tier's
+ * thinking blocks come back as it sent them (signed: the text with its
+ * placeholders, thinking_delta and signature_delta once the block is
+ * complete; redacted_thinking with its data), and an assistant turn's
+ * thinking and redacted_thinking blocks in a request go to the gateway as
+ * the message's thinking_blocks (replayed to an Anthropic tier, first in
+ * that turn; an unsigned one, a local model's, is left out). The request's thinking
  * {"type":"enabled","budget_tokens"} turns thinking on with that budget,
  * {"type":"disabled"} off; without it the template's default holds.
  *
@@ -77,7 +83,7 @@ static bool translate_blocks(const cJSON *content, bool assistant, int i, cJSON 
                              srv_error *e) {
     char name[64];
     gw_buf text = {0};
-    cJSON *calls = cJSON_CreateArray();
+    cJSON *calls = cJSON_CreateArray(), *thinking = cJSON_CreateArray();
     bool ok = true;
     int k = 0;
     for (const cJSON *blk = content->child; ok && blk; blk = blk->next, k++) {
@@ -120,14 +126,27 @@ static bool translate_blocks(const cJSON *content, bool assistant, int i, cJSON 
             cJSON_AddItemToArray(msgs, m);
             free(result);
         } else if (!strcmp(t, "thinking") || !strcmp(t, "redacted_thinking")) {
-            /* an earlier reply's reasoning: not shown to the model again */
+            /* an earlier reply's reasoning: not shown to a local model again,
+             * sent back to an Anthropic tier */
+            gw_thinking_block b;
+            char why[96];
+            if (assistant && !gw_thinking_parse(blk, &b, why, sizeof why)) {
+                ok = srv_fail(e, 400, name, NULL, "'%s' %s", name, why);
+                break;
+            }
+            if (assistant) {
+                free(b.thinking);
+                free(b.opaque);
+                cJSON_AddItemToArray(thinking, cJSON_Duplicate(blk, true));
+            }
         } else {
             ok = srv_fail(e, 400, name, NULL, "'%s' of type '%.40s' is not supported%s", name, t,
                           !strcmp(t, "image") || !strcmp(t, "document") ? ": the model is text-only"
                                                                         : "");
         }
     }
-    if (ok && (text.len || cJSON_GetArraySize(calls) || (!assistant && k == 0))) {
+    if (ok && (text.len || cJSON_GetArraySize(calls) || cJSON_GetArraySize(thinking) ||
+               (!assistant && k == 0))) {
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "role", assistant ? "assistant" : "user");
         gw_buf_put(&text, "", 0);
@@ -136,9 +155,14 @@ static bool translate_blocks(const cJSON *content, bool assistant, int i, cJSON 
             cJSON_AddItemToObject(m, "tool_calls", calls);
             calls = NULL;
         }
+        if (cJSON_GetArraySize(thinking)) { /* LiteLLM's field: signed_thinking.c */
+            cJSON_AddItemToObject(m, "thinking_blocks", thinking);
+            thinking = NULL;
+        }
         cJSON_AddItemToArray(msgs, m);
     }
     cJSON_Delete(calls);
+    cJSON_Delete(thinking);
     gw_buf_free(&text);
     return ok;
 }
@@ -373,7 +397,9 @@ char *srv_anthropic_response_json(const srv_gen *g, const srv_job *j) {
     message_id(id, sizeof id);
     cJSON *o = message(id, srv_asked_model(g));
     cJSON *content = cJSON_GetObjectItemCaseSensitive(o, "content");
-    if (j->reasoning_len) {
+    for (int k = 0; k < j->n_thinking; k++) /* an Anthropic tier's, as it sent them */
+        cJSON_AddItemToArray(content, gw_thinking_json(&j->thinking[k]));
+    if (j->reasoning_len && !j->n_thinking) {
         cJSON *b = cJSON_CreateObject();
         cJSON_AddStringToObject(b, "type", "thinking");
         cJSON_AddItemToObject(b, "thinking", srv_json_string(j->reasoning, j->reasoning_len));
@@ -409,9 +435,10 @@ typedef struct anth_stream {
     char *stop[SRV_MAX_STOP]; /* the request's stop strings, for stop_sequence */
     int n_stop;
     int input_tokens;
-    int block;       /* the index of the next content block */
-    bool block_open; /* a text or thinking block is open (its start went out) */
-    bool thinking;   /* ... and it is the thinking block */
+    int block;        /* the index of the next content block */
+    bool block_open;  /* a text or thinking block is open (its start went out) */
+    bool thinking;    /* ... and it is the thinking block */
+    bool signed_only; /* the reasoning comes in signed blocks only (srv_job.signed_thinking) */
 } anth_stream;
 
 static void anth_close(void *p) {
@@ -435,6 +462,7 @@ static void *anth_open(const srv_request *r, const char *model, const srv_job *j
     }
     message_id(st->id, sizeof st->id);
     st->input_tokens = j->n_prompt;
+    st->signed_only = j->signed_thinking;
     return st;
 }
 
@@ -499,8 +527,31 @@ static void anth_text(void *p, const char *text, size_t len, srv_emit_fn emit, v
 
 static void anth_reasoning(void *p, const char *text, size_t len, srv_emit_fn emit, void *user) {
     anth_stream *st = p;
+    if (st->signed_only) return; /* its blocks, whole, say it (anth_thinking) */
     open_block(st, true, emit, user);
     emit(user, delta_event(st, "thinking_delta", "thinking", text, len));
+}
+
+/* An Anthropic tier's thinking block, whole, as it sent it: a thinking
+ * block's text as one thinking_delta and its signature_delta, or a
+ * redacted block in its start. */
+static void anth_thinking(void *p, const gw_thinking_block *b, srv_emit_fn emit, void *user) {
+    anth_stream *st = p;
+    close_block(st, emit, user);
+    cJSON *o = block_event(st, "content_block_start"), *start = gw_thinking_json(b);
+    if (start && !b->redacted) { /* the text and signature come as deltas */
+        cJSON_ReplaceItemInObjectCaseSensitive(start, "thinking", cJSON_CreateString(""));
+        cJSON_ReplaceItemInObjectCaseSensitive(start, "signature", cJSON_CreateString(""));
+    }
+    cJSON_AddItemToObject(o, "content_block", start);
+    emit(user, o);
+    if (!b->redacted) {
+        const char *t = b->thinking ? b->thinking : "", *sig = b->opaque ? b->opaque : "";
+        emit(user, delta_event(st, "thinking_delta", "thinking", t, strlen(t)));
+        emit(user, delta_event(st, "signature_delta", "signature", sig, strlen(sig)));
+    }
+    emit(user, block_event(st, "content_block_stop"));
+    st->block++;
 }
 
 /* One call as a tool_use block of its own, its input as one delta. */
@@ -549,5 +600,6 @@ static void anth_fail(void *p, const srv_error *e, srv_emit_fn emit, void *user)
     if (o) emit(user, o);
 }
 
-const srv_typed_ops srv_anthropic_stream = {anth_open, anth_head, anth_text, anth_reasoning,
-                                            anth_call, anth_end,  anth_fail, anth_close};
+const srv_typed_ops srv_anthropic_stream = {anth_open,      anth_head,  anth_text,
+                                            anth_reasoning, anth_call,  anth_end,
+                                            anth_fail,      anth_close, anth_thinking};

@@ -71,11 +71,12 @@ struct srv_gwreq {
     srv_request req; /* the request, owned */
     int32_t *ids;    /* the prompt's tokens, owned */
     int n_ids;
-    srv_gen gen;             /* kind, req, ids and echo for api_gen.c / sse.c */
-    gw_message *msgs;        /* point into req (or prompt_text) */
-    gw_chat_tools tools;     /* chat.tools when the chat has any */
-    gw_msg_tools *msg_tools; /* per message; tool_call_id points into req */
-    char **calls_json;       /* [n_calls_json]: each message's tool_calls as OpenAI's JSON, owned */
+    srv_gen gen;                   /* kind, req, ids and echo for api_gen.c / sse.c */
+    gw_message *msgs;              /* point into req (or prompt_text) */
+    gw_chat_tools tools;           /* chat.tools when the chat has any */
+    gw_msg_tools *msg_tools;       /* per message; tool_call_id points into req */
+    gw_msg_thinking *msg_thinking; /* per message: its replayed thinking blocks (in req) */
+    char **calls_json; /* [n_calls_json]: each message's tool_calls as OpenAI's JSON, owned */
     int n_calls_json;
     char *prompt_text; /* a token-id completion's prompt as text, owned */
     gw_chat chat;
@@ -211,6 +212,7 @@ static void release(srv_gwreq *q) {
     for (int i = 0; i < q->n_calls_json; i++) cJSON_free(q->calls_json[i]);
     free(q->calls_json);
     free(q->msg_tools);
+    free(q->msg_thinking);
     free(q->prompt_text);
     pthread_cond_destroy(&q->cv);
     pthread_mutex_destroy(&q->mu);
@@ -482,6 +484,8 @@ static void respond_outcome(srv_exchange *x, srv_gwreq *q) {
         const int t = gw_config_tier(c, o->tier);
         g.model = t > 0 ? c->tiers[t].model : o->tier;
         if (!q->req.stream && o->reasoning) bridge_reason(q, o->reasoning, o->reasoning_len);
+        for (int k = 0; !q->req.stream && k < o->n_thinking; k++)
+            srv_job_thinking(q->bridge, &o->thinking[k]);
         if (!q->req.stream && o->text) bridge_append(q, o->text, o->text_len);
         for (int k = 0; !q->req.stream && k < o->n_calls; k++)
             srv_tools_job_call(q->bridge, o->calls[k].id, o->calls[k].name, o->calls[k].arguments);
@@ -507,6 +511,12 @@ static bool stream_text(const char *text, size_t len, void *user) {
 
 static bool stream_reasoning(const char *text, size_t len, void *user) {
     return bridge_reason(user, text, len);
+}
+
+/* A remote tier's thinking block, as it sent it, onto the bridge job. */
+static bool stream_thinking(const gw_thinking_block *b, void *user) {
+    srv_gwreq *q = user;
+    return srv_job_thinking(q->bridge, b) && !atomic_load(&q->bridge->cancel);
 }
 
 /* A remote tier's tool call, as data onto the bridge job. */
@@ -546,6 +556,7 @@ static void cascade_stream(srv_exchange *x, srv_gwreq *q) {
     q->greq.cb = stream_text;
     q->greq.on_call = stream_call;
     q->greq.on_reasoning = stream_reasoning;
+    q->greq.on_thinking = stream_thinking;
     q->greq.user = q;
     q->greq.on_start = stream_start;
     /* once the handler returns, the connection's descriptor may be closed and
@@ -581,6 +592,13 @@ static void cascade_stream(srv_exchange *x, srv_gwreq *q) {
         return;
     }
     srv_job *j = !strcmp(q->head.tier, "local") && q->local_job ? q->local_job : q->bridge;
+    if (j == q->bridge) { /* an Anthropic tier's reasoning is all in its signed blocks */
+        const gw_config *c = gw_gateway_config(s->gw);
+        const int t = gw_config_tier(c, q->head.tier);
+        pthread_mutex_lock(&j->mu);
+        j->signed_thinking = t > 0 && c->tiers[t].kind == GW_TIER_ANTHROPIC && !q->head.cached;
+        pthread_mutex_unlock(&j->mu);
+    }
     job_retain(j); /* srv_stream_start takes this reference over */
     char id[64];
     srv_make_id(q->req.kind, id, sizeof id);
@@ -613,8 +631,17 @@ static bool gateway_chat_init(srv_gwreq *q, const srv_exchange *x) {
     const int n = r->kind == SRV_CHAT ? r->n_messages : 1;
     if (!(q->msgs = calloc((size_t)n + 1, sizeof *q->msgs))) return false;
     if (r->kind == SRV_CHAT) {
-        for (int i = 0; i < n; i++)
+        bool thinking = false;
+        for (int i = 0; i < n; i++) {
             q->msgs[i] = (gw_message){role_name(r->messages[i].role), r->messages[i].content};
+            thinking |= r->messages[i].n_thinking > 0;
+        }
+        /* thinking_blocks sent back: for an Anthropic tier (cloud_tools.c) */
+        if (thinking && !(q->msg_thinking = calloc((size_t)n, sizeof *q->msg_thinking)))
+            return false;
+        for (int i = 0; thinking && i < n; i++)
+            q->msg_thinking[i] =
+                (gw_msg_thinking){r->messages[i].thinking, r->messages[i].n_thinking};
     } else { /* token ids, or several prompts: the text of them all */
         if ((!r->prompt || srv_n_prompts(r) > 1) &&
             !(q->prompt_text = srv_completion_text(q->model, r, q->ids, q->n_ids)))
@@ -645,6 +672,7 @@ static bool gateway_chat_init(srv_gwreq *q, const srv_exchange *x) {
                                            : budget > 0 ? budget
                                                         : 1,
                         .cancel = &q->bridge->cancel};
+    q->chat.thinking_blocks = q->msg_thinking;
     if (r->kind == SRV_CHAT && !gateway_tools_init(q)) return false;
     q->greq = (gw_request){.chat = &q->chat,
                            .model = r->model,

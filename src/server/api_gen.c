@@ -300,6 +300,9 @@ static bool choice_json(const srv_gen *g, const srv_job *j, int i, cJSON *choice
         if (j->reasoning_len) /* llama-server's (and DeepSeek's API) field */
             cJSON_AddItemToObject(msg, "reasoning_content",
                                   srv_json_string(j->reasoning, j->reasoning_len));
+        if (j->n_thinking) /* LiteLLM's: an Anthropic tier's signed blocks */
+            cJSON_AddItemToObject(msg, "thinking_blocks",
+                                  srv_thinking_json(j->thinking, j->n_thinking));
         if (!srv_tools_active(g->req))
             cJSON_AddItemToObject(msg, "content", srv_json_string(text, j->text_len));
         else if (!tool_message(msg, g->req, j, &calls))

@@ -279,8 +279,8 @@ static void ls_fail(void *p, const srv_error *e, srv_emit_fn emit, void *user) {
 }
 
 /* a completion has no reasoning split off (its text is the model's, raw) */
-const srv_typed_ops srv_llama_stream = {ls_open, ls_head, ls_text, NULL,
-                                        ls_call, ls_end,  ls_fail, ls_close};
+const srv_typed_ops srv_llama_stream = {ls_open, ls_head, ls_text,  NULL, ls_call,
+                                        ls_end,  ls_fail, ls_close, NULL};
 
 /* ---- the request: llama-server's body as OpenAI's ----------------------------------- */
 

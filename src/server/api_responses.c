@@ -698,5 +698,6 @@ char *srv_responses_response_json(const srv_gen *g, const srv_job *j) {
     return json;
 }
 
-const srv_typed_ops srv_responses_stream = {resp_open, resp_head, resp_text, resp_reasoning,
-                                            resp_call, resp_end,  resp_fail, resp_close};
+const srv_typed_ops srv_responses_stream = {resp_open,      resp_head,  resp_text,
+                                            resp_reasoning, resp_call,  resp_end,
+                                            resp_fail,      resp_close, NULL};

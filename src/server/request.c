@@ -528,7 +528,7 @@ static bool parse_message(parse_ctx *c, const cJSON *v, int i, srv_message *m) {
     if (!content && m->role != TOK_CHAT_ASSISTANT)
         return srv_fail(c->e, 400, name, NULL, "'%s' is required", name);
     if (!parse_content(c, content, name, m)) return false;
-    return srv_tools_parse_message(v, i, m, c->e);
+    return srv_tools_parse_message(v, i, m, c->e) && srv_thinking_parse(v, i, m, c->e);
 }
 
 /* A reasoning model's thinking: llama-server's reasoning_format ("none":
@@ -773,6 +773,7 @@ void srv_request_free(srv_request *r) {
     for (int i = 0; i < r->n_messages; i++) {
         free(r->messages[i].content);
         srv_tools_message_free(&r->messages[i]);
+        srv_thinking_message_free(&r->messages[i]);
     }
     srv_tools_request_free(r);
     free(r->messages);

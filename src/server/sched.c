@@ -130,6 +130,7 @@ void srv_job_release(srv_job *j) {
     free(j->embd);
     if (j->remote_calls) srv_tool_reply_free(j->remote_calls);
     free(j->remote_calls);
+    gw_thinking_free(j->thinking, j->n_thinking);
     free(j);
 }
 

@@ -222,6 +222,10 @@ typedef struct srv_message {
     srv_tool_call *tool_calls; /* assistant (n_tool_calls 0: none) */
     int n_tool_calls;
     char *tool_call_id; /* role tool */
+    /* assistant: thinking_blocks (LiteLLM's), an Anthropic tier's blocks sent
+     * back for it to see again (signed_thinking.c); owned */
+    gw_thinking_block *thinking;
+    int n_thinking;
 } srv_message;
 
 typedef enum srv_tool_choice {
@@ -422,6 +426,19 @@ const char *srv_request_echo_i(const srv_request *r, int i, size_t *len);
  * (api_gen.c). */
 size_t srv_utf8_clean(const char *in, size_t n, char *out);
 
+/* ---- signed thinking (signed_thinking.c) ----------------------------------- */
+
+enum { SRV_MAX_THINKING = 64 }; /* thinking blocks one assistant message may replay */
+
+/* Message i's thinking_blocks (LiteLLM's: [{"type":"thinking","thinking",
+ * "signature"}, {"type":"redacted_thinking","data"}]) into m: on assistant
+ * messages only, at most SRV_MAX_THINKING; false with a 400 naming
+ * messages[i].thinking_blocks[k]. */
+bool srv_thinking_parse(const struct cJSON *msg, int i, srv_message *m, srv_error *e);
+void srv_thinking_message_free(srv_message *m);
+/* The blocks as a JSON array (message.thinking_blocks, delta.thinking_blocks). */
+struct cJSON *srv_thinking_json(const gw_thinking_block *b, int n);
+
 /* ---- reasoning (reasoning.c) --------------------------------------------- */
 
 struct srv_model;
@@ -481,6 +498,7 @@ typedef struct srv_event {
     size_t text_off, text_len;
     size_t reason_off, reason_len;
     bool thought;
+    int block; /* > 0: the job's thinking block block - 1 is complete here (srv_job.thinking) */
 } srv_event;
 
 typedef enum srv_job_state { SRV_JOB_QUEUED, SRV_JOB_RUNNING, SRV_JOB_DONE } srv_job_state;
@@ -569,6 +587,13 @@ typedef struct srv_job {
      * tool calls as data (tools.h, srv_tools_job_call), guarded by mu; the
      * text is content only. Owned. */
     struct srv_tool_reply *remote_calls;
+    /* an Anthropic tier's thinking blocks as it sent them (the bridge job:
+     * srv_job_thinking; owned, guarded by mu); signed_thinking: the answering
+     * tier's reasoning is all in such blocks (Anthropic's API shows the
+     * blocks, not the restored pieces) */
+    gw_thinking_block *thinking;
+    int n_thinking;
+    bool signed_thinking;
 } srv_job;
 
 typedef struct srv_sched srv_sched;
@@ -637,6 +662,9 @@ int srv_sched_n_slots(const srv_sched *s);
 srv_job *srv_job_new(const int32_t *prompt, int n);
 /* Drops a reference; the last one frees the job. */
 void srv_job_release(srv_job *j);
+/* A remote tier's thinking block onto job j (a copy) and its event, under
+ * j's mu, waking its waiters; false when out of memory (signed_thinking.c). */
+bool srv_job_thinking(srv_job *j, const gw_thinking_block *b);
 /* Appends one event of text[0..len) (ev NULL: id -1, text without a token);
  * false when out of memory. A job that splits off reasoning puts the text
  * through its splitter (end: the reply is over, release what it held).
@@ -1165,6 +1193,8 @@ typedef struct srv_typed_ops {
     void (*end)(void *st, const srv_job *j, bool calls, srv_emit_fn emit, void *user);
     void (*fail)(void *st, const srv_error *e, srv_emit_fn emit, void *user);
     void (*close)(void *st);
+    /* a remote tier's thinking block, complete (NULL: the dialect drops it) */
+    void (*thinking)(void *st, const gw_thinking_block *b, srv_emit_fn emit, void *user);
 } srv_typed_ops;
 extern const srv_typed_ops srv_anthropic_stream; /* api_anthropic.c */
 extern const srv_typed_ops srv_responses_stream; /* api_responses.c */

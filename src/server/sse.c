@@ -26,6 +26,8 @@
  * no logprobs then. A remote tier's answer (the gateway's bridge job) is not
  * parsed: its text streams as content, and its calls, data with the tier's
  * ids (srv_job.remote_calls), go out in the same two steps as they arrive.
+ * Its thinking blocks (an Anthropic tier's, signed) go out whole as each
+ * completes, as delta.thinking_blocks beside the reasoning_content pieces.
  *
  * A failure after the headers went out is an event {"error": {...}} before
  * [DONE].
@@ -254,6 +256,25 @@ static void send_reasoning(srv_stream *st, const sse_choice *ch, const char *tex
     send_json(st, c);
 }
 
+/* A remote tier's thinking block, complete: LiteLLM's delta.thinking_blocks
+ * (one block a chunk, whole: its text as the tier sent it and its
+ * signature, or a redacted block's data), the typed dialects' own events
+ * (none: not sent; nor on completions and ollama's dialects). */
+static void send_thinking(srv_stream *st, const sse_choice *ch, const gw_thinking_block *b) {
+    if (st->typed) {
+        if (st->typed->thinking) st->typed->thinking(ch->typed_state, b, emit_event, st);
+        return;
+    }
+    if (st->kind != SRV_CHAT || srv_dialect_ollama(st->dialect)) return;
+    cJSON *choice, *c = choice_chunk(st, ch->index, &choice);
+    cJSON_AddItemToObject(cJSON_AddObjectToObject(choice, "delta"), "thinking_blocks",
+                          srv_thinking_json(b, 1));
+    cJSON_AddNullToObject(choice, "logprobs");
+    cJSON_AddNullToObject(choice, "finish_reason");
+    if (st->include_usage) cJSON_AddNullToObject(c, "usage");
+    send_json(st, c);
+}
+
 /* Calls of t from index `from` on, each as two chunks (name, arguments);
  * the choice's call indices go on from ch->calls_sent. */
 static void send_calls(srv_stream *st, sse_choice *ch, const srv_tool_reply *t, int from) {
@@ -367,6 +388,7 @@ static bool format_events(srv_stream *st, sse_choice *ch) {
         const srv_event *e = &j->events[ch->next_event];
         if (e->id >= 0 && st->x) st->x->completion_tokens++; /* for the log, even if cut short */
         if (e->reason_len) send_reasoning(st, ch, j->reasoning + e->reason_off, e->reason_len);
+        if (e->block) send_thinking(st, ch, &j->thinking[e->block - 1]);
         if (parse) continue; /* tools_progress looks at the text */
         /* a token without text yet still goes out with logprobs, and in
          * llama-server's stream (each token an event) */

@@ -28,8 +28,9 @@
  *                 "thinking about: <text>" (streamed in 3-byte pieces too):
  *                 OpenAI's message / delta reasoning_content unless the
  *                 request's reasoning_effort is "none"; Anthropic's thinking
- *                 block (thinking_delta, signature_delta), and a
- *                 redacted_thinking block, only when the request has
+ *                 block (thinking_delta, signature_delta "c2ln"), and a
+ *                 redacted_thinking block (data "b3BhcXVl"), whole and
+ *                 streamed, only when the request has
  *                 thinking {type enabled, budget_tokens >= 1024 and below
  *                 max_tokens} and no temperature (else 400, as Anthropic);
  *                 the usage counts the reasoning's pieces as output
@@ -211,6 +212,11 @@ static inline int fc_stream_reasoning(fc_stream *st, bool anthropic, const char 
                        "\"c2ln\"}}\r\n\r\n");
         fc_add_raw(st, "event: content_block_stop\r\ndata: {\"type\":\"content_block_stop\","
                        "\"index\":0}\r\n\r\n");
+        fc_add_raw(st, "event: content_block_start\r\ndata: {\"type\":\"content_block_start\","
+                       "\"index\":1,\"content_block\":{\"type\":\"redacted_thinking\","
+                       "\"data\":\"b3BhcXVl\"}}\r\n\r\n");
+        fc_add_raw(st, "event: content_block_stop\r\ndata: {\"type\":\"content_block_stop\","
+                       "\"index\":1}\r\n\r\n");
     }
     return pieces;
 }
@@ -242,7 +248,7 @@ static inline struct MHD_Response *fc_stream_response(bool anthropic, const char
         if (anthropic) {
             cJSON *o = cJSON_CreateObject(), *d;
             cJSON_AddStringToObject(o, "type", "content_block_delta");
-            cJSON_AddNumberToObject(o, "index", reasoning ? 1 : 0);
+            cJSON_AddNumberToObject(o, "index", reasoning ? 2 : 0);
             d = cJSON_AddObjectToObject(o, "delta");
             cJSON_AddStringToObject(d, "type", "text_delta");
             char *t = strndup(answer + at, (size_t)n);
