@@ -842,6 +842,7 @@ static outcome attempt(const gw_tier *t, const char *body, const char *key, xfer
     x->status = 0; /* on_body reads it at the first body byte */
     bool timed_out = false;
     const CURLcode rc = run_transfer(e, x, &timed_out);
+    x->timed_out = timed_out && rc != CURLE_OK;
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(h);
@@ -852,7 +853,6 @@ static outcome attempt(const gw_tier *t, const char *body, const char *key, xfer
     if (x->stream && x->finish[0]) flush_calls(x); /* calls the tier never closed */
     if (x->cancelled) return OUT_CANCELLED;
     if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && x->overflow)) {
-        x->timed_out = timed_out;
         if (timed_out)
             set_err(x, "no answer within %d ms", t->timeout_ms);
         else
