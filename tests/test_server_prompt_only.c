@@ -34,7 +34,7 @@
 
 #include <math.h>
 
-enum { MAX_PROMPT = 128 };
+enum { MAX_PROMPT = 512 }; /* a synthetic vocabulary takes about a token a byte */
 
 static const char *binary = HEARTH_BINARY;
 static char scratch[] = "/tmp/hearth_srv_ponly_XXXXXX";
@@ -222,7 +222,7 @@ static void test_gateway(const char *path, const char *prompt) {
     fake_cloud fc;
     REQUIRE(fake_cloud_start(&fc));
     char args[256], body[1024];
-    snprintf(args, sizeof args, "--ctx 256 -t 1 --cloud-url http://127.0.0.1:%d --cloud-model ok",
+    snprintf(args, sizeof args, "--ctx 1024 -t 1 --cloud-url http://127.0.0.1:%d --cloud-model ok",
              fc.port);
     test_server gw;
     REQUIRE(test_server_start(&gw, binary, path, scratch, args));
@@ -267,7 +267,7 @@ int main(void) {
             HEARTH_OK);
     REQUIRE(n > 40); /* more than one scoring step (sched.c scores 32 tokens a step) */
     test_server sv;
-    REQUIRE(test_server_start(&sv, binary, path, scratch, "--ctx 256 -t 1 --parallel 4"));
+    REQUIRE(test_server_start(&sv, binary, path, scratch, "--ctx 1024 -t 1 --parallel 4"));
     test_scored(&sv, ids, (int)n);
     test_batch(&sv);
     test_llama(&sv, (int)n);
