@@ -34,7 +34,7 @@
 
 #include <math.h>
 
-enum { MAX_PROMPT = 128, N_TOP = 3 };
+enum { MAX_PROMPT = 512, N_TOP = 3 }; /* a synthetic vocabulary: about a token a byte */
 
 static const char *binary = HEARTH_BINARY;
 static char scratch[] = "/tmp/hearth_srv_echo_XXXXXX";
@@ -330,7 +330,7 @@ int main(void) {
     REQUIRE(hearth_model_load(path, NULL, &model) == HEARTH_OK);
     n_vocab = hearth_model_n_vocab(model);
     test_server sv;
-    REQUIRE(test_server_start(&sv, binary, path, scratch, "--ctx 256 -t 1"));
+    REQUIRE(test_server_start(&sv, binary, path, scratch, "--ctx 1024 -t 1"));
     test_ids(&sv);
     test_text(&sv);
     test_stream(&sv);
