@@ -66,7 +66,7 @@ AI __m512i quad16(const uint8_t *p, int stride, int off, int nb) {
     return v;
 }
 
-/* Q4_0 rows go four blocks at a time: the low nibbles (elements 0..15) of
+/* Q4_0, IQ4_NL and Q5_0 rows go four blocks at a time: the low nibbles (elements 0..15) of
  * four blocks in one vector, the high ones in another, and the activations
  * rearranged to match once per chunk (a sub-block's sum does not depend on
  * the order of its terms). */
