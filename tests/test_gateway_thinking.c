@@ -105,6 +105,47 @@ static void answers(fake_cloud *fc) {
     }
 }
 
+/* An answer of more thinking blocks than GW_THINKING_MAX fails, as one of
+ * more tool calls than kept does: n_redacted blocks and a text, from a path
+ * the fake answers through fc->other. */
+static int n_redacted;
+
+static enum MHD_Result many_blocks(fake_cloud *fc, struct MHD_Connection *c, const char *url,
+                                   const char *body) {
+    (void)fc, (void)url, (void)body;
+    gw_buf b = {0};
+    gw_buf_puts(&b, "{\"type\":\"message\",\"role\":\"assistant\",\"content\":[");
+    for (int i = 0; i < n_redacted; i++) gw_buf_puts(&b, REDACTED ",");
+    gw_buf_puts(&b, "{\"type\":\"text\",\"text\":\"ok\"}],\"stop_reason\":\"end_turn\","
+                    "\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}");
+    const enum MHD_Result rc = fc_send(c, 200, b.data ? b.data : "");
+    gw_buf_free(&b);
+    return rc;
+}
+
+static void block_cap(fake_cloud *fc) {
+    const gw_message msg = {"user", "hi"};
+    fc->other = many_blocks;
+    for (n_redacted = GW_THINKING_MAX; n_redacted <= GW_THINKING_MAX + 1; n_redacted++) {
+        gw_tier t;
+        gw_remote *r = NULL;
+        REQUIRE(fc_tier(fc, GW_TIER_ANTHROPIC, "think", &t));
+        snprintf(t.url, sizeof t.url, "http://127.0.0.1:%d/many/v1/messages", fc->port);
+        REQUIRE(gw_remote_new(&t, &r) == HEARTH_OK);
+        gw_chat q = {.messages = &msg, .n_messages = 1, .temperature = NAN, .top_p = NAN};
+        gw_cloud_result res;
+        REQUIRE(gw_cloud_chat(r, &q, on_text, NULL, &res) == HEARTH_OK);
+        if (n_redacted <= GW_THINKING_MAX)
+            CHECKF(res.status == GW_CLOUD_OK && res.n_thinking == n_redacted, "%d blocks: %s",
+                   n_redacted, res.error);
+        else
+            CHECKF(res.status != GW_CLOUD_OK, "%d blocks were taken", n_redacted);
+        gw_cloud_result_free(&res);
+        gw_remote_free(r);
+    }
+    fc->other = NULL;
+}
+
 static void bodies(fake_cloud *fc) {
     const gw_thinking_block blocks[] = {{false, "thinking about: <EMAIL_1>", "c2ln"},
                                         {true, NULL, "b3BhcXVl"},
@@ -395,6 +436,7 @@ int main(void) {
     fake_cloud fc = {0};
     REQUIRE(fake_cloud_start(&fc));
     answers(&fc);
+    block_cap(&fc);
     bodies(&fc);
     bool skip;
     const char *model_path = fixture_server_model("test_gateway_thinking", scratch, &skip);

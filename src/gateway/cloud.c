@@ -387,8 +387,15 @@ static void deliver_reasoning(xfer *x, const char *s, size_t n) {
  * (a block, like text, cannot be taken back by a retry). */
 static void keep_block(xfer *x, const gw_thinking_block *b) {
     if (x->cancelled) return;
+    if (x->bad) return;
+    if (x->n_blocks >= GW_THINKING_MAX) {
+        set_err(x, "more than %d thinking blocks", GW_THINKING_MAX);
+        x->bad = true;
+        return;
+    }
     if (gw_thinking_push(&x->blocks, &x->n_blocks, b)) {
-        x->overflow = true;
+        set_err(x, "out of memory");
+        x->bad = true;
         return;
     }
     x->delivered = true;

@@ -599,6 +599,10 @@ typedef struct gw_thinking_block {
     char *opaque;   /* a thinking block's signature, a redacted block's data */
 } gw_thinking_block;
 
+/* Thinking blocks one answer or one replayed assistant message may hold:
+ * more fail the answer (a tier's) or the request (a client's). */
+enum { GW_THINKING_MAX = 64 };
+
 /* thinking.c: the strings and the array. */
 void gw_thinking_free(gw_thinking_block *b, int n);
 /* Appends a copy of b to (*arr)[*n] (realloc'd); NOMEM. */

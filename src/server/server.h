@@ -428,11 +428,9 @@ size_t srv_utf8_clean(const char *in, size_t n, char *out);
 
 /* ---- signed thinking (signed_thinking.c) ----------------------------------- */
 
-enum { SRV_MAX_THINKING = 64 }; /* thinking blocks one assistant message may replay */
-
 /* Message i's thinking_blocks (LiteLLM's: [{"type":"thinking","thinking",
  * "signature"}, {"type":"redacted_thinking","data"}]) into m: on assistant
- * messages only, at most SRV_MAX_THINKING; false with a 400 naming
+ * messages only, at most GW_THINKING_MAX; false with a 400 naming
  * messages[i].thinking_blocks[k]. */
 bool srv_thinking_parse(const struct cJSON *msg, int i, srv_message *m, srv_error *e);
 void srv_thinking_message_free(srv_message *m);

@@ -26,9 +26,9 @@ bool srv_thinking_parse(const cJSON *msg, int i, srv_message *m, srv_error *e) {
         return srv_fail(e, 400, name, NULL, "'%s' is allowed on assistant messages only", name);
     if (!cJSON_IsArray(v)) return srv_req_bad_type(e, name, "an array of thinking blocks");
     const int n = cJSON_GetArraySize(v);
-    if (n > SRV_MAX_THINKING)
+    if (n > GW_THINKING_MAX)
         return srv_fail(e, 400, name, NULL, "'%s' may hold at most %d blocks", name,
-                        SRV_MAX_THINKING);
+                        GW_THINKING_MAX);
     if (n && !(m->thinking = calloc((size_t)n, sizeof *m->thinking)))
         return srv_fail(e, 500, NULL, NULL, "out of memory");
     int k = 0;
