@@ -62,6 +62,11 @@ typedef struct hearth_model_params {
      * model (architecture, names, shapes, types, ranks) fails the load. */
     const hearth_lora *loras;
     int n_loras;
+    /* Keep the weights as the file stores them (llama.cpp's --no-repack):
+     * by default the products' weights are repacked at load into the
+     * layout this CPU's kernels read fastest, where they have one (same
+     * results; the file's pages of them are handed back). */
+    bool no_repack;
 } hearth_model_params;
 
 HEARTH_API hearth_model_params hearth_model_default_params(void);

@@ -411,6 +411,35 @@ static void check_gemv(const char *isa, kern_type t, kern_gemm_fn gemm, kern_vec
     }
 }
 
+/* A packed layout as a plain gemm: the rows packed (ws apart, padded rows
+ * too), then its gemm_packed, so that check_gemm and check_gemv hold it to
+ * the bits of the same table's vec_dot. The packed form is allocated at
+ * exactly its size, so ASan sees reads past it. */
+static const kern_fns *g_packed;
+static void packed_gemm(int64_t n, const void *w, size_t ws, int64_t nr, const void *x, size_t xs,
+                        int64_t nt, float *y, int64_t ldy) {
+    const size_t bytes = g_packed->pack_bytes(nr, n), panel = g_packed->pack_bytes(16, n);
+    REQUIRE(bytes > 0 && bytes % 64 == 0 && bytes == panel * (size_t)((nr + 15) / 16));
+    void *p = aligned_alloc(64, bytes);
+    REQUIRE(p != NULL);
+    g_packed->pack(w, ws, nr, n, p);
+    g_packed->gemm_packed(n, p, panel, nr, x, xs, nt, y, ldy);
+    free(p);
+}
+
+static void check_packed(const char *isa, kern_type t, const kern_fns *f) {
+    char name[64];
+    snprintf(name, sizeof name, "%s packed", isa);
+    CHECKF(f->pack && f->gemm_packed && f->gemm,
+           "%s %s: a packed layout needs pack, its gemm and a gemm", isa,
+           kern_type_get((uint32_t)t)->name);
+    if (!f->pack || !f->gemm_packed) return;
+    CHECK(f->pack_bytes(16, kern_type_get((uint32_t)t)->block_size + 1) == 0); /* no such rows */
+    g_packed = f;
+    check_gemm(name, t, packed_gemm, f->vec_dot);
+    check_gemv(name, t, packed_gemm, f->vec_dot);
+}
+
 /* The products real models run (Q4_K_M files mix Q4_K, Q6_K and Q5_0;
  * IQ4_XS files IQ4_XS, IQ4_NL and Q8_0/Q6_K):
  * each of these tables must have a gemm for every one, and tiled attention
@@ -804,6 +833,10 @@ static void check_isa(const isa_row *row) {
         if (table[t].gemm != g_scalar[t].gemm) {
             check_gemm(row->name, (kern_type)t, table[t].gemm, table[t].vec_dot);
             check_gemv(row->name, (kern_type)t, table[t].gemm, table[t].vec_dot);
+            n_kernels++;
+        }
+        if (table[t].pack_bytes) {
+            check_packed(row->name, (kern_type)t, &table[t]);
             n_kernels++;
         }
         if (table[t].attn != g_scalar[t].attn) {

@@ -14,9 +14,10 @@
 
 static const char *const arches[] = {"llama", "qwen2", "qwen3", "gemma3", "phi3"};
 
-static hearth_model *load(const char *path, int n_threads) {
+static hearth_model *load(const char *path, int n_threads, bool no_repack) {
     hearth_model_params mp = hearth_model_default_params();
     mp.n_threads = n_threads;
+    mp.no_repack = no_repack;
     hearth_model *m = NULL;
     hearth_err err = hearth_model_load(path, &mp, &m);
     CHECKF(err == HEARTH_OK, "%s: %s", path, hearth_last_error());
@@ -28,7 +29,7 @@ static void batch_vs_incremental(const char *path, const char *what, kern_type t
     enum { N = 20 };
     const int32_t ids[N] = {1,   300, 301, 302, 40,  50,  60,  70,  80,  90,
                             100, 110, 120, 130, 140, 150, 160, 170, 180, 190};
-    hearth_model *m1 = load(path, 1), *m2 = load(path, 2);
+    hearth_model *m1 = load(path, 1, false), *m2 = load(path, 2, false);
     if (!m1 || !m2) return;
     const int nv = hearth_model_n_vocab(m1);
     float *a = malloc(sizeof(float) * N * nv), *b = malloc(sizeof(float) * N * nv),
@@ -47,6 +48,23 @@ static void batch_vs_incremental(const char *path, const char *what, kern_type t
     const double tol = type == KERN_F32 ? 1e-4 : 1e-3;
     CHECKF(test_max_diff(a, b, (size_t)N * nv) < tol, "%s: batch vs incremental differ by %g", what,
            test_max_diff(a, b, (size_t)N * nv));
+    /* The weights as the file stores them (no packed layout): the same bits,
+     * as a batch and one token at a time. */
+    hearth_model *m4 = load(path, 2, true);
+    REQUIRE(m4 != NULL);
+    hearth_session *s4 = NULL;
+    REQUIRE(hearth_session_new(m4, &sp, &s4) == HEARTH_OK);
+    REQUIRE(hearth_decode(s4, ids, N, c, true) == HEARTH_OK);
+    CHECKF(memcmp(a, c, sizeof(float) * N * nv) == 0, "%s: packed and plain weights differ", what);
+    REQUIRE(hearth_session_truncate(s4, 0) == HEARTH_OK);
+    for (int i = 0; i < 3; i++)
+        REQUIRE(hearth_decode(s4, &ids[i], 1, c + (size_t)i * nv, false) == HEARTH_OK);
+    CHECKF(memcmp(b, c, sizeof(float) * 3 * nv) == 0,
+           "%s: packed and plain weights differ "
+           "token by token",
+           what);
+    hearth_session_free(s4);
+    hearth_model_free(m4);
     /* Truncate to 10 and replay the rest in a batch: same logits. */
     REQUIRE(hearth_session_truncate(s1, 10) == HEARTH_OK);
     CHECK(hearth_session_pos(s1) == 10);

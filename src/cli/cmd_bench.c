@@ -36,6 +36,8 @@ static const char bench_usage[] =
     "  --kv-type f16|f32|q8_0  KV cache type (default f16, llama-bench's default); also\n"
     "                    llama-bench's -ctk/-ctv, one type (K and V must agree)\n"
     "  --no-warmup       skip the warm-up runs\n"
+    "  --no-repack       keep the weights as the file stores them (default: packed for\n"
+    "                    this CPU's kernels where they have a layout; HEARTH_NO_REPACK=1)\n"
     "  --seed S          seed of the random token ids (default 1)\n" CLI_LORA_USAGE
     "  Benchmarks are measurements, not tests: run them on a quiet machine and compare\n"
     "  engines side by side in the same time window.\n";
@@ -49,7 +51,7 @@ typedef struct bench_opts {
     int n[BENCH_MAX_LIST], n_n;
     int t[BENCH_MAX_LIST], n_t;
     int reps, lat_prompt;
-    bool jsonl, latency, warmup;
+    bool jsonl, latency, warmup, no_repack;
     hearth_kv_type kv;
     unsigned kv_given; /* cli_kv_type_opt's record */
     uint64_t seed;
@@ -151,6 +153,8 @@ static int parse_bench(int argc, char **argv, bench_opts *o) {
             o->latency = true;
         else if (!strcmp(a, "--no-warmup"))
             o->warmup = false;
+        else if (!strcmp(a, "--no-repack"))
+            o->no_repack = true;
         else if (i + 1 >= argc)
             return fprintf(stderr, "hearth bench: '%s' needs a value\n", a), 2;
         else if (parse_value(o, a, argv[++i]))
@@ -295,9 +299,9 @@ static void print_common_json(const bench_model *bm, const bench_opts *o, int n_
     printf(
         ", \"model_size\": %llu, \"model_n_params\": %llu, \"backends\": \"CPU\", \"isa\": \"%s\""
         ", \"n_batch\": %d, \"n_ubatch\": %d, \"n_threads\": %d, \"type_k\": \"%s\", "
-        "\"type_v\": \"%s\", \"flash_attn\": false",
+        "\"type_v\": \"%s\", \"flash_attn\": false, \"repack\": %s",
         (unsigned long long)bm->size_bytes, (unsigned long long)bm->n_params, kern_isa_name(),
-        n_batch, n_batch, n_threads, kv, kv);
+        n_batch, n_batch, n_threads, kv, kv, o->no_repack ? "false" : "true");
     char when[32];
     time_t t = time(NULL);
     struct tm tm;
@@ -439,6 +443,7 @@ static int bench_one(const bench_model *bm, const bench_opts *o, const bench_pla
                      int n_threads, lat_result *lr) {
     hearth_model_params mp = hearth_model_default_params();
     mp.n_threads = n_threads;
+    mp.no_repack = o->no_repack;
     cli_lora_params(&o->lora, &mp);
     bench_ctx b = {.rng = o->seed ? o->seed : 1};
     if (hearth_model_load(bm->path, &mp, &b.model)) return cli_fail("bench", bm->path);
@@ -490,9 +495,9 @@ int cmd_bench(int argc, char **argv) {
         if (describe(o.models[i], &models[i])) return cli_fail("bench", o.models[i]);
     const bench_plan bp = plan_of(&o);
     FILE *hdr = o.jsonl ? stderr : stdout;
-    fprintf(hdr, "hearth bench: isa %s, kv cache %s, n_batch %d, n_ctx %d, %d repetitions%s",
+    fprintf(hdr, "hearth bench: isa %s, kv cache %s, n_batch %d, n_ctx %d, %d repetitions%s%s",
             kern_isa_name(), cli_kv_type_name(o.kv), bp.n_batch, bp.n_ctx, o.reps,
-            o.warmup ? " after 1 warm-up" : ", no warm-up");
+            o.warmup ? " after 1 warm-up" : ", no warm-up", o.no_repack ? ", no repack" : "");
     for (int i = 0; i < o.lora.n; i++)
         fprintf(hdr, ", lora %s (scale %g)", o.lora.items[i].path, (double)o.lora.items[i].scale);
     fputc('\n', hdr);

@@ -64,6 +64,10 @@ void *hr_aligned_alloc(size_t bytes); /* 64-byte aligned, zeroed; free() it */
  * written. Free with hr_pages_free and the same size. */
 void *hr_pages_alloc(size_t bytes);
 void hr_pages_free(void *p, size_t bytes);
+/* Asks for huge pages under [p, p + bytes) (before its pages are written):
+ * a buffer streamed whole, over and over, then misses the TLB 512 times
+ * less. Only a hint; nothing changes where the kernel does not do it. */
+void hr_pages_hint_huge(void *p, size_t bytes);
 
 /* A read-only mapping of a whole file. */
 typedef struct hr_map {
@@ -73,6 +77,10 @@ typedef struct hr_map {
 
 hearth_err hr_map_open(hr_map *map, const char *path);
 void hr_map_close(hr_map *map);
+/* Hands this process's pages of [p, p + n) (the whole pages inside it) back
+ * to the page cache: a later read faults them in again from the file. For
+ * data that was copied elsewhere and is rarely read here any more. */
+void hr_map_release(const hr_map *map, const void *p, size_t n);
 
 /* Physical cores of this machine (at least 1). */
 int hr_cpu_cores(void);

@@ -46,6 +46,16 @@ void hr_map_close(hr_map *map) {
     map->size = 0;
 }
 
+void hr_map_release(const hr_map *map, const void *p, size_t n) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), base = (uintptr_t)map->data;
+    uintptr_t a = (uintptr_t)p, b = a + n;
+    if (!map->data || a < base || b > base + map->size) return;
+    a = (a + page - 1) / page * page;
+    b = b / page * page;
+    /* a private read-only file mapping: the pages come back from the file */
+    if (a < b) (void)madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 void *hr_pages_alloc(size_t bytes) {
     void *p =
         mmap(NULL, bytes ? bytes : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -54,6 +64,14 @@ void *hr_pages_alloc(size_t bytes) {
         return NULL;
     }
     return p;
+}
+
+void hr_pages_hint_huge(void *p, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, bytes, MADV_HUGEPAGE);
+#else
+    (void)p, (void)bytes;
+#endif
 }
 
 void hr_pages_free(void *p, size_t bytes) {

@@ -29,7 +29,10 @@ hearth_err hearth_model_load(const char *path, const hearth_model_params *params
     if (p.n_loras < 0 || p.n_loras > MODEL_LORA_MAX || (p.n_loras > 0 && !p.loras))
         return hr_fail(HEARTH_ERR_INVALID_ARG, "model: %d adapters (at most %d, with a list)",
                        p.n_loras, MODEL_LORA_MAX);
-    hearth_err err = model_open(path, p.n_threads, &m);
+    /* HEARTH_NO_REPACK=1 does it for every command (A/B measurements) */
+    const char *env = getenv("HEARTH_NO_REPACK");
+    const bool no_repack = p.no_repack || (env && strcmp(env, "0") != 0 && *env);
+    hearth_err err = model_open(path, p.n_threads, no_repack, &m);
     if (err) return err;
     for (int i = 0; i < p.n_loras && !err; i++)
         err = p.loras[i].path ? model_lora_add(m, p.loras[i].path, p.loras[i].scale)

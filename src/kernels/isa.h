@@ -27,12 +27,15 @@
 /* Applies the non-NULL members of `over` [KERN_ISA_NTYPES] to `table`, which
  * must hold at least KERN_ISA_NTYPES entries. A gemm must have the bits of
  * the vec_dot beside it, so a table that replaces a vec_dot also replaces
- * the gemm, with its own or with none. */
+ * the gemm and the packed layout, with its own or with none. */
 static inline void kern_isa_apply(kern_fns *table, const kern_fns *over) {
     for (int t = 0; t < KERN_ISA_NTYPES; t++) {
         if (over[t].vec_dot) {
             table[t].vec_dot = over[t].vec_dot;
             table[t].gemm = over[t].gemm;
+            table[t].pack_bytes = over[t].pack_bytes;
+            table[t].pack = over[t].pack;
+            table[t].gemm_packed = over[t].gemm_packed;
         }
         if (over[t].from_float) table[t].from_float = over[t].from_float;
         if (over[t].to_float) table[t].to_float = over[t].to_float;

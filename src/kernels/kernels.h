@@ -85,6 +85,12 @@ typedef struct kern_fns {
     kern_to_float_fn to_float;     /* this type -> f32 */
     kern_attn_fn attn; /* KERN_F32/KERN_F16: kern_attn_tile over a cache of this type, or NULL */
     kern_gemm_fn gemm; /* products of several tokens at once, or NULL (vec_dot per pair) */
+    /* A packed layout (NULL: none; kern_pack below): its bytes for a shape
+     * (0: none for it), the packing, and the gemm over it (w: the panel of
+     * row 0, w_stride: bytes per 16-row panel), with gemm's bits. */
+    size_t (*pack_bytes)(int64_t n_rows, int64_t n_cols);
+    void (*pack)(const void *w, size_t w_stride, int64_t n_rows, int64_t n_cols, void *out);
+    kern_gemm_fn gemm_packed;
 } kern_fns;
 
 /* The kernels for `type` (NULL if unsupported). Selected once per process from
@@ -110,13 +116,24 @@ void kern_matmul(hr_pool *pool, kern_type type, const void *w, int64_t n_rows, i
 #define KERN_MATMUL_MAX_OPS 4
 typedef struct kern_matmul_op {
     kern_type type;
-    const void *w; /* [n_rows][n_cols] of type */
+    const void *w; /* [n_rows][n_cols] of type, or kern_pack's form of it */
+    bool packed;
     int64_t n_rows;
     float *y;
     int64_t ldy;
 } kern_matmul_op;
 void kern_matmul_multi(hr_pool *pool, const kern_matmul_op *ops, int n_ops, int64_t n_cols,
                        const float *x, int64_t n_tok, void *scratch);
+
+/* Packed weights: this CPU's kernels may read a weight faster in a layout of
+ * their own (panels of 16 rows interleaved, so that one instruction advances
+ * every row), made once at load. kern_packed_bytes: its size for a weight of
+ * `type` (0: none here, the weight stays as it is); kern_pack writes it to
+ * `out` (64-byte aligned, that many bytes), across the pool. The product
+ * of a packed weight (kern_matmul_op.packed) has the bits of the plain one. */
+size_t kern_packed_bytes(kern_type type, int64_t n_rows, int64_t n_cols);
+void kern_pack(hr_pool *pool, kern_type type, const void *w, int64_t n_rows, int64_t n_cols,
+               void *out);
 
 /* --- element-wise and row operations (ops.c), matching ggml's rounding --- */
 /* y = x / sqrt(mean(x^2) + eps) * w (w may be NULL); the sum is in double. */

@@ -110,6 +110,12 @@ static void matmul_rows(const void *ctx, int o, int64_t r0, int64_t r1, const ui
     const matmul_job *j = ctx;
     const kern_matmul_op *op = &j->ops[o];
     const kern_fns *fns = j->fns[o];
+    if (op->packed) { /* r0 starts a panel (MATMUL_PANEL rows) */
+        const size_t pb = fns->pack_bytes(MATMUL_PANEL, j->n_cols);
+        fns->gemm_packed(j->n_cols, (const uint8_t *)op->w + (size_t)(r0 / MATMUL_PANEL) * pb, pb,
+                         r1 - r0, xq, xq_row_bytes, j->n_tok, op->y + r0, op->ldy);
+        return;
+    }
     const size_t wrb = kern_row_bytes(op->type, j->n_cols);
     const uint8_t *w = (const uint8_t *)op->w + (size_t)r0 * wrb;
     if (fns->gemm) {
@@ -139,4 +145,44 @@ void kern_matmul(hr_pool *pool, kern_type type, const void *w, int64_t n_rows, i
                  const float *x, int64_t n_tok, float *y, int64_t ldy, void *scratch) {
     const kern_matmul_op op = {.type = type, .w = w, .n_rows = n_rows, .y = y, .ldy = ldy};
     kern_matmul_multi(pool, &op, 1, n_cols, x, n_tok, scratch);
+}
+
+/* ---- packed weights ----------------------------------------------------------- */
+
+size_t kern_packed_bytes(kern_type type, int64_t n_rows, int64_t n_cols) {
+    const kern_fns *fns = kern_get(type);
+    return fns && fns->pack_bytes ? fns->pack_bytes(n_rows, n_cols) : 0;
+}
+
+typedef struct pack_job {
+    const kern_fns *fns;
+    const uint8_t *w;
+    size_t w_stride, panel_bytes;
+    int64_t n_rows, n_cols;
+    uint8_t *out;
+} pack_job;
+
+static void pack_run(void *ctx, int ith, int nth) {
+    const pack_job *j = ctx;
+    const int64_t panels = (j->n_rows + MATMUL_PANEL - 1) / MATMUL_PANEL;
+    const int64_t p0 = panels * ith / nth, p1 = panels * (ith + 1) / nth;
+    if (p0 >= p1) return;
+    const int64_t r0 = p0 * MATMUL_PANEL, r1 = p1 * MATMUL_PANEL;
+    j->fns->pack(j->w + (size_t)r0 * j->w_stride, j->w_stride,
+                 (r1 < j->n_rows ? r1 : j->n_rows) - r0, j->n_cols,
+                 j->out + (size_t)p0 * j->panel_bytes);
+}
+
+void kern_pack(hr_pool *pool, kern_type type, const void *w, int64_t n_rows, int64_t n_cols,
+               void *out) {
+    const kern_fns *fns = kern_get(type);
+    assert(kern_packed_bytes(type, n_rows, n_cols) > 0);
+    pack_job j = {.fns = fns,
+                  .w = w,
+                  .w_stride = kern_row_bytes(type, n_cols),
+                  .panel_bytes = fns->pack_bytes(MATMUL_PANEL, n_cols),
+                  .n_rows = n_rows,
+                  .n_cols = n_cols,
+                  .out = out};
+    hr_pool_run(pool, pack_run, &j);
 }

@@ -16,7 +16,8 @@
  * optimizing, it contains none: the other branch is folded away). The VNNI
  * table then replaces the vec_dot of Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS
  * with the canonical arithmetic that their gemm shares, so that a batch and
- * one token at a time give the same bits.
+ * one token at a time give the same bits, and gives Q8_0, Q4_0, Q5_0, Q4_K
+ * and Q6_K a packed layout (x86_avx512_pack.h) read with the same bits.
  */
 #include "kernels/x86_avx512.h"
 
@@ -86,6 +87,16 @@ void kern_avx512_vnni_install(kern_fns *table) {
     SET_CANON(KERN_IQ4_NL, iq4_nl)
     SET_CANON(KERN_IQ4_XS, iq4_xs)
 #undef SET_CANON
+#define SET_PACKED(T, name)                                                                        \
+    table[T].pack_bytes = kern_avx512_pack_bytes_##name;                                           \
+    table[T].pack = kern_avx512_pack_##name;                                                       \
+    table[T].gemm_packed = kern_avx512_gemm_##name##_packed;
+    SET_PACKED(KERN_Q8_0, q8_0)
+    SET_PACKED(KERN_Q4_0, q4_0)
+    SET_PACKED(KERN_Q5_0, q5_0)
+    SET_PACKED(KERN_Q4_K, q4_K)
+    SET_PACKED(KERN_Q6_K, q6_K)
+#undef SET_PACKED
     if (__builtin_cpu_supports("avx512bf16"))
         table[KERN_BF16].vec_dot = kern_avx512_vec_dot_bf16_dp;
 }

@@ -351,6 +351,53 @@ AI void vd_scales(gemm_kind k, const uint8_t *w, int ns, __m512 *sc_out, __m512 
     *mn_out = mn;
 }
 
+/* The 16 x 16 int32 transpose: out row j (64 bytes at out + 64 j) takes
+ * int32 j of the 16 vectors in[i]. Unpacking 32- then 64-bit pairs
+ * leaves 4 x 4 blocks transposed in each 128-bit lane; two rounds of
+ * 128-bit shuffles move the blocks into place. */
+AI void transpose16(const __m512i *in, void *vout) {
+    uint8_t *out = vout;
+    __m512i a[16], b[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 16; i += 2) {
+        a[i] = _mm512_unpacklo_epi32(in[i], in[i + 1]);
+        a[i + 1] = _mm512_unpackhi_epi32(in[i], in[i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 16; i += 4) { /* b[i + c], lane L: rows i..i+3 of int32 4L + c */
+        b[i] = _mm512_unpacklo_epi64(a[i], a[i + 2]);
+        b[i + 1] = _mm512_unpackhi_epi64(a[i], a[i + 2]);
+        b[i + 2] = _mm512_unpacklo_epi64(a[i + 1], a[i + 3]);
+        b[i + 3] = _mm512_unpackhi_epi64(a[i + 1], a[i + 3]);
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        const __m512i e0 = _mm512_shuffle_i32x4(b[c], b[4 + c], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512i e1 = _mm512_shuffle_i32x4(b[c], b[4 + c], _MM_SHUFFLE(3, 2, 3, 2));
+        const __m512i e2 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512i e3 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], _MM_SHUFFLE(3, 2, 3, 2));
+        _mm512_store_si512(out + 64 * c, _mm512_shuffle_i32x4(e0, e2, _MM_SHUFFLE(2, 0, 2, 0)));
+        _mm512_store_si512(out + 64 * (4 + c),
+                           _mm512_shuffle_i32x4(e0, e2, _MM_SHUFFLE(3, 1, 3, 1)));
+        _mm512_store_si512(out + 64 * (8 + c),
+                           _mm512_shuffle_i32x4(e1, e3, _MM_SHUFFLE(2, 0, 2, 0)));
+        _mm512_store_si512(out + 64 * (12 + c),
+                           _mm512_shuffle_i32x4(e1, e3, _MM_SHUFFLE(3, 1, 3, 1)));
+    }
+}
+
+/* The levels of kcn elements (from a block start) of the 16 rows at wr[],
+ * read with vd_levels64 and transposed to lane = row: the 64 bytes at
+ * lv + 64 i hold elements 4i..4i+3 of each row. */
+AI void panel_levels(gemm_kind k, const uint8_t *const *wr, int kcn, uint8_t *lv) {
+    __m512i v[GR];
+    for (int q = 0; q < (kcn + 63) / 64; q++) {
+#pragma GCC unroll 16
+        for (int r = 0; r < GR; r++) v[r] = vd_levels64(k, wr[r], q, 64 * q + 64 <= kcn);
+        transpose16(v, lv + q * 64 * GR);
+    }
+}
+
 /* gemm of up to GV_MAXT tokens goes row by row (x86_avx512_gemv.c) when
  * tokens x chunks of a row fit its GV_MAXPREP prepared activation chunks;
  * more go by panels of 16 rows (x86_avx512_gemm.c). */
@@ -431,5 +478,21 @@ AVX512_CANON(q5_K);
 AVX512_CANON(q6_K);
 AVX512_CANON(iq4_nl);
 AVX512_CANON(iq4_xs);
+
+/* x86_avx512_pack.c: the packed layout (x86_avx512_pack.h) of the formats
+ * that have one; x86_avx512_gemm.c: its gemm */
+#define AVX512_PACK_BYTES(name) size_t kern_avx512_pack_bytes_##name(int64_t n_rows, int64_t n_cols)
+#define AVX512_PACK(name)                                                                          \
+    void kern_avx512_pack_##name(const void *w, size_t w_stride, int64_t n_rows, int64_t n_cols,   \
+                                 void *out)
+#define AVX512_PACKED(name)                                                                        \
+    AVX512_PACK_BYTES(name);                                                                       \
+    AVX512_PACK(name);                                                                             \
+    AVX512_GEMM(name##_packed)
+AVX512_PACKED(q8_0);
+AVX512_PACKED(q4_0);
+AVX512_PACKED(q5_0);
+AVX512_PACKED(q4_K);
+AVX512_PACKED(q6_K);
 
 #endif

@@ -15,7 +15,7 @@
  * The transposition costs per row what gemv's horizontal sums cost per token
  * and row; the panels win from five tokens (x86_avx512_gemv.c).
  */
-#include "kernels/x86_avx512.h"
+#include "kernels/x86_avx512_pack.h"
 
 /* Per sub-block of one token's kcn activations (from a block start): the
  * int32 start of its sums (-offset * sum x), its scale and d * sum x. */
@@ -61,38 +61,48 @@ AI __m512i dpbusd_b32(__m512i acc, __m512i w, const uint8_t *p) {
 #endif
 }
 
-/* P_s of sub-block s for nt tokens (lv/sc/mn: the unpacked panel; xt: each
- * token's activations at the chunk start; xc/xd/xm: their sums, ldp apart). */
+/* P_s of sub-block s for nt tokens, its levels and scales unpacked in
+ * lv/sc/mn (pk NULL) or read from the packed chunk at pk. xt: each token's
+ * activations at the chunk start; xc/xd/xm: their sums, ldp apart. */
 AI void gemm_leaf(gemm_kind k, const int nt, int s, const uint8_t *lv, const float *sc,
-                  const float *mn, const uint8_t *const *xt, const int32_t *xc, const float *xd,
-                  const float *xm, int ldp, __m512 *ps) {
+                  const float *mn, const uint8_t *pk, const uint8_t *const *xt, const int32_t *xc,
+                  const float *xd, const float *xm, int ldp, __m512 *ps) {
     const gemm_geom g = gemm_geom_of(k);
     const int e = s * g.sb, xo = (e / g.xbe) * g.xbb + g.xq + e % g.xbe;
+    const int per = pk_unit_elems(k) / g.sb; /* sub-blocks per packed unit */
+    const uint8_t *u = pk ? pk + (size_t)(s / per) * (size_t)pk_unit_bytes(k) : NULL;
     __m512i ai[GNT];
 #pragma GCC unroll 4
     for (int t = 0; t < nt; t++) ai[t] = _mm512_set1_epi32(xc[t * ldp + s]);
 #pragma GCC unroll 8
     for (int q = 0; q < g.sb / 4; q++) {
-        const __m512i wv = _mm512_load_si512(lv + (size_t)(s * (g.sb / 4) + q) * 64);
+        const __m512i wv = u ? pk_level(k, u, s % per, q)
+                             : _mm512_load_si512(lv + (size_t)(s * (g.sb / 4) + q) * 64);
 #pragma GCC unroll 4
         for (int t = 0; t < nt; t++) ai[t] = dpbusd_b32(ai[t], wv, xt[t] + xo + 4 * q);
     }
-    const __m512 scv = _mm512_load_ps(sc + s * GR);
+    __m512 scv, mnv = _mm512_setzero_ps();
+    if (u) {
+        pk_scales(k, u, s % per, &scv, &mnv);
+    } else {
+        scv = _mm512_load_ps(sc + s * GR);
+        if (g.off == 0) mnv = _mm512_load_ps(mn + s * GR);
+    }
 #pragma GCC unroll 4
     for (int t = 0; t < nt; t++) {
         ps[t] = _mm512_mul_ps(_mm512_mul_ps(scv, _mm512_set1_ps(xd[t * ldp + s])),
                               _mm512_cvtepi32_ps(ai[t]));
-        if (g.off == 0)
-            ps[t] = _mm512_fmadd_ps(_mm512_load_ps(mn + s * GR), _mm512_set1_ps(xm[t * ldp + s]),
-                                    ps[t]);
+        if (g.off == 0) ps[t] = _mm512_fmadd_ps(mnv, _mm512_set1_ps(xm[t * ldp + s]), ps[t]);
     }
 }
 
-/* One chunk of ns <= 16 sub-blocks for nt tokens: the pairwise tree of their
- * P_s, added to y (accumulate) or stored, rows 0..rn-1 of each token. */
+/* One chunk of ns <= 16 sub-blocks for nt tokens (unpacked in lv/sc/mn, or
+ * packed at pk): the pairwise tree of their P_s, added to y (accumulate) or
+ * stored, rows 0..rn-1 of each token. */
 AI void gemm_micro(gemm_kind k, const int nt, int ns, const uint8_t *lv, const float *sc,
-                   const float *mn, const uint8_t *const *xt, const int32_t *xc, const float *xd,
-                   const float *xm, int ldp, float *y, int64_t ldy, int rn, bool accumulate) {
+                   const float *mn, const uint8_t *pk, const uint8_t *const *xt, const int32_t *xc,
+                   const float *xd, const float *xm, int ldp, float *y, int64_t ldy, int rn,
+                   bool accumulate) {
     __m512 l2[GNT], l3[GNT], l4[GNT];
     /* the tree's loops stay loops: unrolled, the 16 leaves made this file
      * slow to compile (minutes under the sanitizers) for no measurable gain */
@@ -105,8 +115,8 @@ AI void gemm_micro(gemm_kind k, const int nt, int ns, const uint8_t *lv, const f
                 const int s = 8 * h + 4 * q + 2 * p;
                 __m512 pa[GNT], pb[GNT];
                 for (int t = 0; t < nt; t++) pa[t] = pb[t] = _mm512_setzero_ps();
-                if (s < ns) gemm_leaf(k, nt, s, lv, sc, mn, xt, xc, xd, xm, ldp, pa);
-                if (s + 1 < ns) gemm_leaf(k, nt, s + 1, lv, sc, mn, xt, xc, xd, xm, ldp, pb);
+                if (s < ns) gemm_leaf(k, nt, s, lv, sc, mn, pk, xt, xc, xd, xm, ldp, pa);
+                if (s + 1 < ns) gemm_leaf(k, nt, s + 1, lv, sc, mn, pk, xt, xc, xd, xm, ldp, pb);
 #pragma GCC unroll 4
                 for (int t = 0; t < nt; t++) {
                     const __m512 l1 = _mm512_add_ps(pa[t], pb[t]);
@@ -129,41 +139,6 @@ AI void gemm_micro(gemm_kind k, const int nt, int ns, const uint8_t *lv, const f
     }
 }
 
-/* The 16 x 16 int32 transpose: out row j (64 bytes at out + 64 j) takes
- * int32 j of the 16 vectors in[i]. Unpacking 32- then 64-bit pairs
- * leaves 4 x 4 blocks transposed in each 128-bit lane; two rounds of
- * 128-bit shuffles move the blocks into place. */
-AI void transpose16(const __m512i *in, void *vout) {
-    uint8_t *out = vout;
-    __m512i a[16], b[16];
-#pragma GCC unroll 8
-    for (int i = 0; i < 16; i += 2) {
-        a[i] = _mm512_unpacklo_epi32(in[i], in[i + 1]);
-        a[i + 1] = _mm512_unpackhi_epi32(in[i], in[i + 1]);
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < 16; i += 4) { /* b[i + c], lane L: rows i..i+3 of int32 4L + c */
-        b[i] = _mm512_unpacklo_epi64(a[i], a[i + 2]);
-        b[i + 1] = _mm512_unpackhi_epi64(a[i], a[i + 2]);
-        b[i + 2] = _mm512_unpacklo_epi64(a[i + 1], a[i + 3]);
-        b[i + 3] = _mm512_unpackhi_epi64(a[i + 1], a[i + 3]);
-    }
-#pragma GCC unroll 4
-    for (int c = 0; c < 4; c++) {
-        const __m512i e0 = _mm512_shuffle_i32x4(b[c], b[4 + c], _MM_SHUFFLE(1, 0, 1, 0));
-        const __m512i e1 = _mm512_shuffle_i32x4(b[c], b[4 + c], _MM_SHUFFLE(3, 2, 3, 2));
-        const __m512i e2 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], _MM_SHUFFLE(1, 0, 1, 0));
-        const __m512i e3 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], _MM_SHUFFLE(3, 2, 3, 2));
-        _mm512_store_si512(out + 64 * c, _mm512_shuffle_i32x4(e0, e2, _MM_SHUFFLE(2, 0, 2, 0)));
-        _mm512_store_si512(out + 64 * (4 + c),
-                           _mm512_shuffle_i32x4(e0, e2, _MM_SHUFFLE(3, 1, 3, 1)));
-        _mm512_store_si512(out + 64 * (8 + c),
-                           _mm512_shuffle_i32x4(e1, e3, _MM_SHUFFLE(2, 0, 2, 0)));
-        _mm512_store_si512(out + 64 * (12 + c),
-                           _mm512_shuffle_i32x4(e1, e3, _MM_SHUFFLE(3, 1, 3, 1)));
-    }
-}
-
 /* A panel chunk: rows 0..rn-1 (rn <= GR) at w, w_stride apart, kcn
  * elements from a block start, read with gemv's code (vd_levels64,
  * vd_scales: the same levels and scales, and no copy through memory) and
@@ -177,12 +152,8 @@ AI void gemm_panel_load(gemm_kind k, const uint8_t *w, size_t w_stride, int rn, 
     const uint8_t *wr[GR];
 #pragma GCC unroll 16
     for (int r = 0; r < GR; r++) wr[r] = w + (size_t)(r < rn ? r : rn - 1) * w_stride;
+    panel_levels(k, wr, kcn, lv);
     __m512i v[GR], m[GR];
-    for (int q = 0; q < (kcn + 63) / 64; q++) {
-#pragma GCC unroll 16
-        for (int r = 0; r < GR; r++) v[r] = vd_levels64(k, wr[r], q, 64 * q + 64 <= kcn);
-        transpose16(v, lv + q * 64 * GR);
-    }
 #pragma GCC unroll 16
     for (int r = 0; r < GR; r++) {
         __m512 a, b;
@@ -209,13 +180,13 @@ AI void gemm_panel_tokens(gemm_kind k, int ns, const uint8_t *lv, const float *s
         const int32_t *c = xc + t * ns;
         const float *dd = xd + t * ns, *mm = xm + t * ns;
         if (step == 4)
-            gemm_micro(k, 4, ns, lv, sc, mn, xt, c, dd, mm, ns, yt, ldy, rn, accumulate);
+            gemm_micro(k, 4, ns, lv, sc, mn, NULL, xt, c, dd, mm, ns, yt, ldy, rn, accumulate);
         else if (step == 3)
-            gemm_micro(k, 3, ns, lv, sc, mn, xt, c, dd, mm, ns, yt, ldy, rn, accumulate);
+            gemm_micro(k, 3, ns, lv, sc, mn, NULL, xt, c, dd, mm, ns, yt, ldy, rn, accumulate);
         else if (step == 2)
-            gemm_micro(k, 2, ns, lv, sc, mn, xt, c, dd, mm, ns, yt, ldy, rn, accumulate);
+            gemm_micro(k, 2, ns, lv, sc, mn, NULL, xt, c, dd, mm, ns, yt, ldy, rn, accumulate);
         else
-            gemm_micro(k, 1, ns, lv, sc, mn, xt, c, dd, mm, ns, yt, ldy, rn, accumulate);
+            gemm_micro(k, 1, ns, lv, sc, mn, NULL, xt, c, dd, mm, ns, yt, ldy, rn, accumulate);
         t += step;
     }
 }
@@ -230,10 +201,12 @@ typedef void (*panel_tokens_fn)(int ns, const uint8_t *lv, const float *sc, cons
                                 int64_t ldy, int rn, bool accumulate);
 
 /* load_full / load_any: gemm_panel_load of a whole chunk (its size a
- * constant) or of any; tokens: gemm_panel_tokens (all of kind k). */
+ * constant) or of any; tokens: gemm_panel_tokens (all of kind k). With
+ * `packed`, w is pack's form (w_stride: bytes per panel) and the loads
+ * unpack it. */
 AI void gemm_body(gemm_kind k, panel_load_fn load_full, panel_load_fn load_any,
                   panel_tokens_fn tokens, int64_t n, const void *vw, size_t w_stride, int64_t nr,
-                  const void *vx, size_t x_stride, int64_t nt, float *y, int64_t ldy) {
+                  const void *vx, size_t x_stride, int64_t nt, float *y, int64_t ldy, bool packed) {
     const gemm_geom g = gemm_geom_of(k);
     const int kc = 16 * g.sb; /* one chunk: 16 sub-blocks */
     const uint8_t *w = vw, *x = vx;
@@ -243,8 +216,13 @@ AI void gemm_body(gemm_kind k, panel_load_fn load_full, panel_load_fn load_any,
     float xd[GTC * 16], xm[GTC * 16];
     for (int64_t kc0 = 0; kc0 < n; kc0 += kc) {
         const int kcn = (int)(n - kc0 < kc ? n - kc0 : kc), ns = kcn / g.sb;
-        const size_t wo = (size_t)(kc0 / g.wbe) * g.wbb, xo = (size_t)(kc0 / g.xbe) * g.xbb;
-        const size_t cb = (size_t)(kcn / g.wbe) * g.wbb; /* bytes of a row's chunk */
+        const size_t wo = packed ? (size_t)(kc0 / pk_unit_elems(k)) * (size_t)pk_unit_bytes(k)
+                                 : (size_t)(kc0 / g.wbe) * g.wbb;
+        const size_t xo = (size_t)(kc0 / g.xbe) * g.xbb;
+        /* bytes of a row's (a panel's) chunk */
+        const size_t cb =
+            packed ? (size_t)((kcn + pk_unit_elems(k) - 1) / pk_unit_elems(k)) * pk_unit_bytes(k)
+                   : (size_t)(kcn / g.wbe) * g.wbb;
         for (int64_t t0 = 0; t0 < nt; t0 += GTC) {
             const int tn = (int)(nt - t0 < GTC ? nt - t0 : GTC);
             const uint8_t *xt0 = x + (size_t)t0 * x_stride;
@@ -253,17 +231,82 @@ AI void gemm_body(gemm_kind k, panel_load_fn load_full, panel_load_fn load_any,
                           xm + t * ns);
             for (int64_t r0 = 0; r0 < nr; r0 += GR) {
                 const int rn = (int)(nr - r0 < GR ? nr - r0 : GR);
-                const uint8_t *wp = w + (size_t)r0 * w_stride + wo;
+                const uint8_t *wp = w + (size_t)(packed ? r0 / GR : r0) * w_stride + wo;
                 (kcn == kc ? load_full : load_any)(wp, w_stride, rn, kcn, lv, sc, mn);
                 /* the next panel's rows of this chunk, while this one computes */
                 const int64_t nn = nr - r0 - GR < GR ? nr - r0 - GR : GR;
-                for (int64_t r = 0; r < nn; r++)
+                if (packed && nn > 0)
+                    for (size_t b = 0; b < cb; b += 64)
+                        _mm_prefetch((const char *)wp + w_stride + b, _MM_HINT_T0);
+                for (int64_t r = 0; !packed && r < nn; r++)
                     for (size_t b = 0; b < cb; b += 64)
                         _mm_prefetch((const char *)wp + (size_t)(GR + r) * w_stride + b,
                                      _MM_HINT_T0);
                 tokens(ns, lv, sc, mn, xt0, x_stride, xo, tn, xc, xd, xm, y + t0 * ldy + r0, ldy,
                        rn, kc0 > 0);
             }
+        }
+    }
+}
+
+/* A packed panel chunk (kcn elements) unpacked into lv/sc/mn as
+ * gemm_panel_load lays them out. */
+AI void pk_unpack(gemm_kind k, const uint8_t *pk, int kcn, uint8_t *lv, float *sc, float *mn) {
+    const gemm_geom g = gemm_geom_of(k);
+    const int per = pk_unit_elems(k) / g.sb;
+    for (int s = 0; s < kcn / g.sb; s++) {
+        const uint8_t *u = pk + (size_t)(s / per) * (size_t)pk_unit_bytes(k);
+        __m512 a, b;
+        pk_scales(k, u, s % per, &a, &b);
+#pragma GCC unroll 8
+        for (int q = 0; q < g.sb / 4; q++)
+            _mm512_store_si512(lv + (size_t)(s * (g.sb / 4) + q) * 64, pk_level(k, u, s % per, q));
+        _mm512_store_ps(sc + s * GR, a);
+        if (g.off == 0) _mm512_store_ps(mn + s * GR, b);
+    }
+}
+
+/* Sub-blocks of activation sums the packed rows path prepares at most (on
+ * the stack: 12 bytes each); tokens it takes (in groups of GNT) before the
+ * panels' unpacking, which reads the weights once for GTC tokens, wins. */
+enum { PK_MAXS = 4096, PK_ROWS_MAXT = 8 };
+
+AI bool pk_rows_fit(gemm_kind k, int64_t n, int64_t nt) {
+    return nt <= GNT && nt * (n / gemm_geom_of(k).sb) <= PK_MAXS;
+}
+
+/* One to four tokens (generation) over packed panels: every token's sums
+ * prepared once, then each panel read once, in address order, chunk by
+ * chunk straight from its packed form into the registers. One stream, in
+ * order: the hardware prefetcher keeps up with it alone, and software
+ * prefetches only slowed it (llama3.2-1b Q4_K_M, one thread: 30 t/s
+ * without, 25 with the chunk prefetched as it starts, 22 with 2 KiB ahead
+ * as x86_avx512_gemv.c does; alternating runs). */
+AI void pk_rows(gemm_kind k, const int nt, int64_t n, const uint8_t *w, size_t w_stride, int64_t nr,
+                const uint8_t *x, size_t x_stride, float *y, int64_t ldy) {
+    const gemm_geom g = gemm_geom_of(k);
+    const int kc = 16 * g.sb, nsr = (int)(n / g.sb); /* sub-blocks per row */
+    int32_t xc[PK_MAXS];
+    float xd[PK_MAXS], xm[PK_MAXS];
+    for (int t = 0; t < nt; t++)
+        for (int64_t kc0 = 0; kc0 < n; kc0 += kc) {
+            const int kcn = (int)(n - kc0 < kc ? n - kc0 : kc), s0 = t * nsr + (int)(kc0 / g.sb);
+            gemm_prep(k, x + (size_t)t * x_stride + (size_t)(kc0 / g.xbe) * g.xbb, kcn, xc + s0,
+                      xd + s0, xm + s0);
+        }
+    const size_t chunk = (size_t)(kc / pk_unit_elems(k)) * (size_t)pk_unit_bytes(k);
+    for (int64_t r0 = 0; r0 < nr; r0 += GR) {
+        const int rn = (int)(nr - r0 < GR ? nr - r0 : GR);
+        const uint8_t *pw = w + (size_t)(r0 / GR) * w_stride;
+        for (int64_t kc0 = 0, c = 0; kc0 < n; kc0 += kc, c++) {
+            const int kcn = (int)(n - kc0 < kc ? n - kc0 : kc);
+            const uint8_t *pk = pw + (size_t)c * chunk;
+            const uint8_t *xt[GNT];
+            for (int t = 0; t < nt; t++)
+                xt[t] = x + (size_t)t * x_stride + (size_t)(kc0 / g.xbe) * g.xbb;
+            const int s0 = (int)(kc0 / g.sb);
+            gemm_micro(k, nt, kcn / g.sb, NULL, NULL, NULL, pk, xt, xc + s0, xd + s0, xm + s0, nsr,
+                       y + r0, ldy, rn, kc0 > 0);
         }
     }
 }
@@ -291,7 +334,7 @@ AI void gemm_body(gemm_kind k, panel_load_fn load_full, panel_load_fn load_any,
     NOINLINE void panels_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,    \
                                 size_t xs, int64_t nt, float *y, int64_t ldy) {                    \
         gemm_body(kind, load_full_##name, load_any_##name, tokens_##name, n, w, ws, nr, x, xs, nt, \
-                  y, ldy);                                                                         \
+                  y, ldy, false);                                                                  \
     }                                                                                              \
     AVX512_GEMM(name) {                                                                            \
         if (gemv_fits(kind, n, nt))                                                                \
@@ -310,3 +353,45 @@ GEMM_FN(q5_K, GK_Q5_K)
 GEMM_FN(q6_K, GK_Q6_K)
 GEMM_FN(iq4_nl, GK_IQ4_NL)
 GEMM_FN(iq4_xs, GK_IQ4_XS)
+
+/* The packed layout's gemm: pk_rows for one to four tokens, panels unpacked
+ * chunk by chunk for more. */
+#define GEMM_PACKED_FN(name, kind)                                                                 \
+    NOINLINE void pkload_full_##name(const uint8_t *w, size_t ws, int rn, int kcn, uint8_t *lv,    \
+                                     float *sc, float *mn) {                                       \
+        (void)ws, (void)rn, (void)kcn;                                                             \
+        pk_unpack(kind, w, 16 * gemm_geom_of(kind).sb, lv, sc, mn);                                \
+    }                                                                                              \
+    NOINLINE void pkload_any_##name(const uint8_t *w, size_t ws, int rn, int kcn, uint8_t *lv,     \
+                                    float *sc, float *mn) {                                        \
+        (void)ws, (void)rn;                                                                        \
+        pk_unpack(kind, w, kcn, lv, sc, mn);                                                       \
+    }                                                                                              \
+    NOINLINE void pkrows_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *x,    \
+                                size_t xs, int64_t nt, float *y, int64_t ldy) {                    \
+        if (nt == 1)                                                                               \
+            pk_rows(kind, 1, n, w, ws, nr, x, xs, y, ldy);                                         \
+        else if (nt == 2)                                                                          \
+            pk_rows(kind, 2, n, w, ws, nr, x, xs, y, ldy);                                         \
+        else if (nt == 3)                                                                          \
+            pk_rows(kind, 3, n, w, ws, nr, x, xs, y, ldy);                                         \
+        else                                                                                       \
+            pk_rows(kind, 4, n, w, ws, nr, x, xs, y, ldy);                                         \
+    }                                                                                              \
+    AVX512_GEMM(name##_packed) {                                                                   \
+        if (nt <= PK_ROWS_MAXT && pk_rows_fit(kind, n, GNT))                                       \
+            for (int64_t t = 0, g = (nt + GNT - 1) / GNT; t < nt; g--) {                           \
+                const int64_t step = (nt - t + g - 1) / g; /* even groups of at most GNT */        \
+                pkrows_##name(n, w, ws, nr, (const uint8_t *)x + t * xs, xs, step, y + t * ldy,    \
+                              ldy);                                                                \
+                t += step;                                                                         \
+            }                                                                                      \
+        else                                                                                       \
+            gemm_body(kind, pkload_full_##name, pkload_any_##name, tokens_##name, n, w, ws, nr, x, \
+                      xs, nt, y, ldy, true);                                                       \
+    }
+GEMM_PACKED_FN(q8_0, GK_Q8_0)
+GEMM_PACKED_FN(q4_0, GK_Q4_0)
+GEMM_PACKED_FN(q5_0, GK_Q5_0)
+GEMM_PACKED_FN(q4_K, GK_Q4_K)
+GEMM_PACKED_FN(q6_K, GK_Q6_K)

@@ -200,11 +200,18 @@ static void attention_fast_job(void *ctx, int ith, int nth) {
 static void product(hearth_session *s, const model_weight *w, const float *x, int n, float *y,
                     int64_t ldy, bool repack) {
     const hearth_model *m = s->model;
-    if (kern_exact())
+    if (kern_exact()) {
         kern_matmul_ggml(m->pool, w->type, w->data, w->n_rows, w->n_cols, x, n, y, ldy, s->scratch,
                          repack);
-    else
-        kern_matmul(m->pool, w->type, w->data, w->n_rows, w->n_cols, x, n, y, ldy, s->scratch);
+        return;
+    }
+    const kern_matmul_op op = {.type = w->type,
+                               .w = w->packed ? w->packed : w->data,
+                               .packed = w->packed != NULL,
+                               .n_rows = w->n_rows,
+                               .y = y,
+                               .ldy = ldy};
+    kern_matmul_multi(m->pool, &op, 1, w->n_cols, x, n, s->scratch);
 }
 
 /* y += scale B (A x) for each LoRA adapter on w, after w's own product,
@@ -253,8 +260,12 @@ static void matmul_group(hearth_session *s, const model_weight *const *ws, float
     }
     kern_matmul_op ops[KERN_MATMUL_MAX_OPS];
     for (int i = 0; i < count; i++)
-        ops[i] = (kern_matmul_op){
-            .type = ws[i]->type, .w = ws[i]->data, .n_rows = ws[i]->n_rows, .y = ys[i], .ldy = ldy};
+        ops[i] = (kern_matmul_op){.type = ws[i]->type,
+                                  .w = ws[i]->packed ? ws[i]->packed : ws[i]->data,
+                                  .packed = ws[i]->packed != NULL,
+                                  .n_rows = ws[i]->n_rows,
+                                  .y = ys[i],
+                                  .ldy = ldy};
     kern_matmul_multi(s->model->pool, ops, count, ws[0]->n_cols, x, n, s->scratch);
     for (int i = 0; i < count; i++)
         if (ws[i]->lora) lora_products(s, ws[i], x, n, ys[i], ldy);

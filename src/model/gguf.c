@@ -565,6 +565,8 @@ hearth_err gguf_open(const char *path, gguf_file **out) {
     return HEARTH_OK;
 }
 
+void gguf_release(gguf_file *f, const void *p, size_t n) { hr_map_release(&f->map, p, n); }
+
 hearth_err gguf_open_memory(const void *data, uint64_t size, gguf_file **out) {
     if (!data && size) return hr_fail(HEARTH_ERR_INVALID_ARG, "gguf: NULL buffer");
     return open_buffer(data ? data : (const uint8_t *)"", size, NULL, out);

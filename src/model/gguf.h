@@ -85,6 +85,9 @@ typedef struct gguf_file gguf_file;
 hearth_err gguf_open(const char *path, gguf_file **out);
 /* Parses a buffer the caller keeps alive and unchanged until gguf_close. */
 hearth_err gguf_open_memory(const void *data, uint64_t size, gguf_file **out);
+/* hr_map_release of [p, p + n) when the file is mapped (nothing for a
+ * buffer of gguf_open_memory). */
+void gguf_release(gguf_file *f, const void *p, size_t n);
 void gguf_close(gguf_file *f);
 
 uint32_t gguf_version(const gguf_file *f);

@@ -238,7 +238,7 @@ const float *model_rope_factors(const hearth_model *m, int n_ctx) {
     return padded > m->hp.n_ctx_orig ? m->rope_long : m->rope_short;
 }
 
-hearth_err model_open(const char *path, int n_threads, hearth_model **out) {
+hearth_err model_open(const char *path, int n_threads, bool no_repack, hearth_model **out) {
     hearth_model *m = hr_calloc(1, sizeof *m);
     if (!m) return HEARTH_ERR_NOMEM;
     hearth_err err = gguf_open(path, &m->gguf);
@@ -253,6 +253,7 @@ hearth_err model_open(const char *path, int n_threads, hearth_model **out) {
     if (!err) err = model_load_hparams(m->gguf, m->arch, &m->hp);
     if (!err) err = model_bind_tensors(m);
     if (!err) err = hr_pool_new(n_threads, &m->pool);
+    if (!err && !no_repack) err = model_pack(m);
     if (err) {
         hr_wrap(err, "loading '%s': ", path);
         model_close(m);
@@ -267,6 +268,7 @@ void model_close(hearth_model *m) {
     hr_pool_free(m->pool);
     model_lora_free_all(m); /* before the layers: nothing reads the chains after this */
     free(m->layers);
+    hr_pages_free(m->packed, m->packed_bytes);
     gguf_close(m->gguf);
     free(m);
 }

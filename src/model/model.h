@@ -63,10 +63,12 @@ typedef struct model_hparams {
 
 typedef struct model_lora_ab model_lora_ab;
 
-/* A 2-D weight: n_rows rows of n_cols elements of `type`, in the mapping. */
+/* A 2-D weight: n_rows rows of n_cols elements of `type`, in the mapping,
+ * and (model_pack) the kernels' packed form of it, or NULL. */
 typedef struct model_weight {
     kern_type type;
     const void *data;
+    const void *packed;
     int64_t n_rows, n_cols;
     const model_lora_ab *lora; /* LoRA adapters on this weight (a chain; lora.c), NULL: none */
 } model_weight;
@@ -127,6 +129,8 @@ struct hearth_model {
     model_lora *loras; /* [n_loras] adapters, in the order they were added */
     int n_loras;
     uint8_t *bound; /* [gguf_n_tensors] while binding: which tensors the architecture took */
+    void *packed;   /* every packed weight (model_pack), packed_bytes; NULL: none */
+    size_t packed_bytes;
 };
 
 /* The RoPE frequency divisors a session of n_ctx positions uses (NULL:
@@ -136,8 +140,17 @@ struct hearth_model {
 const float *model_rope_factors(const hearth_model *m, int n_ctx);
 
 /* Maps and binds the model at `path` with a pool of n_threads (<= 0: one per
- * physical core). On success *out owns it; free with model_close. */
-hearth_err model_open(const char *path, int n_threads, hearth_model **out);
+ * physical core), its products' weights packed unless no_repack. On success
+ * *out owns it; free with model_close. */
+hearth_err model_open(const char *path, int n_threads, bool no_repack, hearth_model **out);
+
+/* Packs every weight of a product (the layers' and the output layer's, a
+ * tied one too) that this CPU's kernels have a layout for (kern_pack) into
+ * one block the model owns, and hands the mapping's pages of each back to
+ * the page cache (hr_map_release): what still reads the file (exact mode,
+ * the tuner, the embedding rows of a tied output) faults in what it
+ * touches. Not in exact mode, whose products read the file's layout. */
+hearth_err model_pack(hearth_model *m);
 void model_close(hearth_model *m);
 
 hearth_model *model_session_model(const hearth_session *s);
