@@ -1,6 +1,7 @@
 /*
  * test_memory.c - the memory statement of the README: weights are used in
- * place from the mapped file (never copied or dequantized), the KV cache
+ * place from the mapped file or packed once for the kernels with the file's
+ * pages of them handed back (never held twice, never dequantized), the KV cache
  * costs resident memory only for the positions written, so the peak resident
  * set after loading a model and decoding stays within file + buffers + the
  * KV rows used + a small overhead. Also hearth_session_memory's figures.

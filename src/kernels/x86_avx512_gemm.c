@@ -14,6 +14,11 @@
  * token and chunk), and each token's tree is built as its sub-blocks arrive.
  * The transposition costs per row what gemv's horizontal sums cost per token
  * and row; the panels win from five tokens (x86_avx512_gemv.c).
+ *
+ * Weights packed at load (x86_avx512_pack.h) are already lane = row: the
+ * same micro kernel reads them straight into registers for up to eight
+ * tokens (pk_rows, in groups of four), and more tokens unpack them chunk by
+ * chunk into the panel buffers, with no transposition.
  */
 #include "kernels/x86_avx512_pack.h"
 

@@ -205,13 +205,7 @@ static void product(hearth_session *s, const model_weight *w, const float *x, in
                          repack);
         return;
     }
-    const kern_matmul_op op = {.type = w->type,
-                               .w = w->packed ? w->packed : w->data,
-                               .packed = w->packed != NULL,
-                               .n_rows = w->n_rows,
-                               .y = y,
-                               .ldy = ldy};
-    kern_matmul_multi(m->pool, &op, 1, w->n_cols, x, n, s->scratch);
+    model_weight_matmul(m->pool, w, x, n, y, ldy, s->scratch);
 }
 
 /* y += scale B (A x) for each LoRA adapter on w, after w's own product,
@@ -259,13 +253,7 @@ static void matmul_group(hearth_session *s, const model_weight *const *ws, float
         return;
     }
     kern_matmul_op ops[KERN_MATMUL_MAX_OPS];
-    for (int i = 0; i < count; i++)
-        ops[i] = (kern_matmul_op){.type = ws[i]->type,
-                                  .w = ws[i]->packed ? ws[i]->packed : ws[i]->data,
-                                  .packed = ws[i]->packed != NULL,
-                                  .n_rows = ws[i]->n_rows,
-                                  .y = ys[i],
-                                  .ldy = ldy};
+    for (int i = 0; i < count; i++) ops[i] = model_weight_op(ws[i], ys[i], ldy);
     kern_matmul_multi(s->model->pool, ops, count, ws[0]->n_cols, x, n, s->scratch);
     for (int i = 0; i < count; i++)
         if (ws[i]->lora) lora_products(s, ws[i], x, n, ys[i], ldy);

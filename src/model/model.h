@@ -73,6 +73,23 @@ typedef struct model_weight {
     const model_lora_ab *lora; /* LoRA adapters on this weight (a chain; lora.c), NULL: none */
 } model_weight;
 
+/* The product op of w (kern_matmul_multi), its packed form when it has one. */
+static inline kern_matmul_op model_weight_op(const model_weight *w, float *y, int64_t ldy) {
+    return (kern_matmul_op){.type = w->type,
+                            .w = w->packed ? w->packed : w->data,
+                            .packed = w->packed != NULL,
+                            .n_rows = w->n_rows,
+                            .y = y,
+                            .ldy = ldy};
+}
+
+/* y = w x for n rows of x (kern_matmul, through the packed form). */
+static inline void model_weight_matmul(hr_pool *pool, const model_weight *w, const float *x, int n,
+                                       float *y, int64_t ldy, void *scratch) {
+    const kern_matmul_op op = model_weight_op(w, y, ldy);
+    kern_matmul_multi(pool, &op, 1, w->n_cols, x, n, scratch);
+}
+
 /* One weight's low-rank update from one adapter (lora.c): the product W x
  * becomes W x + scale B (A x). A and B stay in the adapter's mapping. For
  * token_embd the row of token id in A ([n_vocab][rank]) replaces A x. */

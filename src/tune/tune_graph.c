@@ -208,7 +208,7 @@ static tune_pair *pair_of(const tune_graph *g, const model_weight *w) {
 /* y[t] (stride ldy) = W x[t] + scale B (A x[t]) for t < n; x rows of n_cols. */
 static void prod(tune_graph *g, const model_weight *w, const float *x, int n, float *y,
                  int64_t ldy) {
-    kern_matmul(g->m->pool, w->type, w->data, w->n_rows, w->n_cols, x, n, y, ldy, g->scratch);
+    model_weight_matmul(g->m->pool, w, x, n, y, ldy, g->scratch);
     lora_job j = {.g = g, .p = pair_of(g, w), .x = x, .y = y, .ldy = ldy, .n = n, .phase = 0};
     if (j.p) hr_pool_run(g->m->pool, lora_run, &j);
 }
@@ -533,8 +533,7 @@ static double loss(tune_graph *g, const int32_t *ids, int n_prompt, bool backwar
     for (int t0 = n_prompt - 1; t0 < g->n - 1; t0 += LOGIT_CHUNK) {
         const int nc = g->n - 1 - t0 < LOGIT_CHUNK ? g->n - 1 - t0 : LOGIT_CHUNK;
         const float *x = g->xn_final + (size_t)t0 * g->E;
-        kern_matmul(m->pool, m->output.type, m->output.data, m->output.n_rows, m->output.n_cols, x,
-                    nc, g->logits, g->V, g->scratch);
+        model_weight_matmul(m->pool, &m->output, x, nc, g->logits, g->V, g->scratch);
         loss_job j = {
             .g = g, .ids = ids, .t0 = t0, .nc = nc, .first = n_prompt - 1, .backward = backward};
         hr_pool_run(m->pool, loss_run, &j);
