@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -82,6 +83,11 @@ static inline bool test_server_start_args(test_server *sv, const char *binary, c
     sv->pid = fork();
     if (sv->pid < 0) return false;
     if (sv->pid == 0) {
+        /* the server dies with the test, however the test ends (a failed
+         * REQUIRE exits at once): a server left behind would hold ctest's
+         * output pipe open and hang it */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() == 1) _exit(127);
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
