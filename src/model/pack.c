@@ -8,9 +8,13 @@
  */
 #include "model.h"
 
-/* The weights of products, in one list: the layers', then the output's. */
+/* The weights of products, in one list: the output's (usually the largest:
+ * packed first, while little else is, it adds least to the peak of packed
+ * copies plus the file's pages of the weight being packed), then the
+ * layers'. */
 static int product_weights(hearth_model *m, model_weight **out, int cap) {
     int n = 0;
+    if (m->output_norm && m->output.data && n < cap) out[n++] = &m->output;
     for (int il = 0; il < m->hp.n_layer; il++) {
         model_layer *l = &m->layers[il];
         model_weight *ws[] = {&l->wq,   &l->wk, &l->wv,      &l->wqkv, &l->wo,
@@ -18,7 +22,6 @@ static int product_weights(hearth_model *m, model_weight **out, int cap) {
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
             if (ws[i]->data && n < cap) out[n++] = ws[i];
     }
-    if (m->output_norm && m->output.data && n < cap) out[n++] = &m->output;
     return n;
 }
 
