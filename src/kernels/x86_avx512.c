@@ -16,8 +16,8 @@
  * optimizing, it contains none: the other branch is folded away). The VNNI
  * table then replaces the vec_dot of Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS
  * with the canonical arithmetic that their gemm shares, so that a batch and
- * one token at a time give the same bits, and gives Q8_0, Q4_0, Q5_0, Q4_K
- * and Q6_K a packed layout (x86_avx512_pack.h) read with the same bits.
+ * one token at a time give the same bits, and gives Q8_0, Q4_0, Q5_0, Q4_K,
+ * Q5_K and Q6_K a packed layout (x86_avx512_pack.h) read with the same bits.
  */
 #include "kernels/x86_avx512.h"
 
@@ -95,6 +95,7 @@ void kern_avx512_vnni_install(kern_fns *table) {
     SET_PACKED(KERN_Q4_0, q4_0)
     SET_PACKED(KERN_Q5_0, q5_0)
     SET_PACKED(KERN_Q4_K, q4_K)
+    SET_PACKED(KERN_Q5_K, q5_K)
     SET_PACKED(KERN_Q6_K, q6_K)
 #undef SET_PACKED
     if (__builtin_cpu_supports("avx512bf16"))

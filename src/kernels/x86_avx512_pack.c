@@ -19,6 +19,12 @@ AI __m512i top2(__m512i v, int at) {
     return _mm512_slli_epi16(t, at);
 }
 
+/* Bit 4 of each of the 64 levels of v, as one 64-bit mask at dst. */
+AI void fifth_bits(uint8_t *dst, __m512i v) {
+    const uint64_t m = _cvtmask64_u64(_mm512_test_epi8_mask(v, _mm512_set1_epi8(16)));
+    memcpy(dst, &m, sizeof m);
+}
+
 AI void put_f16s(uint8_t *dst, const uint8_t *const *wr, size_t at) {
     for (int r = 0; r < GR; r++) memcpy(dst + 2 * r, wr[r] + at, 2);
 }
@@ -30,8 +36,8 @@ AI void pack_unit(gemm_kind k, const uint8_t *lv, const uint8_t *const *wr, int6
                   uint8_t *u) {
     const gemm_geom g = gemm_geom_of(k);
     const __m512i *v = (const __m512i *)lv;
+    const int lb = pk_sub_levels(k);
     if (g.wbe == 32) {
-        const int lb = pk_block_levels(k);
         for (int j = 0; j < elems / 32; j++) {
             const __m512i *b = v + 8 * j;
             uint8_t *o = u + lb * j;
@@ -40,23 +46,22 @@ AI void pack_unit(gemm_kind k, const uint8_t *lv, const uint8_t *const *wr, int6
                     _mm512_store_si512(o + 64 * q, b[q]);
                 else if (q < 4)
                     _mm512_store_si512(o + 64 * q, nibbles(b[q], b[q + 4]));
-                if (k == GK_Q5_0) {
-                    const uint64_t fifth =
-                        _cvtmask64_u64(_mm512_test_epi8_mask(b[q], _mm512_set1_epi8(16)));
-                    memcpy(o + 256 + 8 * q, &fifth, sizeof fifth);
-                }
+                if (k == GK_Q5_0) fifth_bits(o + 256 + 8 * q, b[q]);
             }
             put_f16s(u + pk_d_at(k, j), wr, (size_t)(blk + j) * g.wbb);
         }
         return;
     }
     const size_t at = (size_t)blk * g.wbb;
-    if (k == GK_Q4_K) {
+    if (k != GK_Q6_K) { /* Q4_K, Q5_K */
         for (int j = 0; j < 8; j++)
-            for (int q = 0; q < 4; q++)
-                _mm512_store_si512(u + 256 * j + 64 * q, nibbles(v[8 * j + q], v[8 * j + q + 4]));
-        put_f16s(u + 2048, wr, at);
-        put_f16s(u + 2080, wr, at + 2);
+            for (int q = 0; q < 8; q++) {
+                const __m512i b = v[8 * j + q];
+                if (q < 4) _mm512_store_si512(u + lb * j + 64 * q, nibbles(b, v[8 * j + q + 4]));
+                if (k == GK_Q5_K) fifth_bits(u + lb * j + 256 + 8 * q, b);
+            }
+        put_f16s(u + pk_d_at(k, 0), wr, at);
+        put_f16s(u + pk_d_at(k, 0) + 32, wr, at + 2);
         for (int r = 0; r < GR; r++) {
             uint8_t sm[16]; /* the 8 scales, the 8 mins */
             _mm_storeu_si128((__m128i *)sm, k4_scales_mins(wr[r] + at + 4));
@@ -122,4 +127,5 @@ PACK_FN(q8_0, GK_Q8_0)
 PACK_FN(q4_0, GK_Q4_0)
 PACK_FN(q5_0, GK_Q5_0)
 PACK_FN(q4_K, GK_Q4_K)
+PACK_FN(q5_K, GK_Q5_K)
 PACK_FN(q6_K, GK_Q6_K)

@@ -22,12 +22,14 @@
  *          levels as one 64-bit mask (8 masks); then d[2][16]
  *   Q4_K   per sub-block j < 8: Q4_0's 4 nibble vectors; d[16], dmin[16];
  *          the 6-bit scales and mins a byte each: scale[8][16], min[8][16]
+ *   Q5_K   as Q4_K, with Q5_0's 8 masks of fifth bits after each sub-block's
+ *          nibbles
  *   Q6_K   per sub-block j < 16 (groups 0..3): the nibble vectors of groups
  *          0 (low) and 1 (high), 2 and 3, and one vector of the levels' top
  *          two bits, groups 0..3 in bits 0-1, 2-3, 4-5, 6-7 (192 bytes, read
  *          in order); scale[16][16] (int8); d[16]; 32 bytes of padding
- * Q4_K grows by 64 bytes per 2304 (the scales unpacked) and Q6_K by 32 per
- * 3360; the others keep their size. The levels and scales decoded here are
+ * Q4_K grows by 64 bytes per 2304 (the scales unpacked), Q5_K by 64 per
+ * 2816 and Q6_K by 32 per 3360; the others keep their size. The levels and scales decoded here are
  * vd_levels64's and vd_scales' (the same bits).
  */
 #ifndef HEARTH_KERN_X86_AVX512_PACK_H
@@ -35,33 +37,34 @@
 
 #include "kernels/x86_avx512.h"
 
-/* Whether kind k has a packed layout. */
-AI bool pk_has(gemm_kind k) {
-    return k == GK_Q8_0 || k == GK_Q4_0 || k == GK_Q5_0 || k == GK_Q4_K || k == GK_Q6_K;
+/* Bytes of one sub-block's levels (16 rows) in a packed unit. */
+AI int pk_sub_levels(gemm_kind k) {
+    switch (k) {
+    case GK_Q8_0: return 512;
+    case GK_Q5_0:
+    case GK_Q5_K: return 320; /* nibbles, then the fifth bits */
+    case GK_Q6_K: return 192;
+    default: return 256;
+    }
 }
 
 /* Elements of a row in one packed unit, and the unit's bytes (16 rows). */
 AI int pk_unit_elems(gemm_kind k) { return gemm_geom_of(k).wbe == 32 ? 64 : 256; }
 AI int pk_unit_bytes(gemm_kind k) {
-    switch (k) {
-    case GK_Q8_0: return 1088;
-    case GK_Q4_0: return 576;
-    case GK_Q5_0: return 704;
-    case GK_Q4_K: return 2368;
-    default: return 3392; /* Q6_K */
-    }
+    if (gemm_geom_of(k).wbe == 32) return 2 * pk_sub_levels(k) + 64;
+    return k == GK_Q6_K ? 3392 : 8 * pk_sub_levels(k) + 320;
 }
 
-/* A 32-element format's bytes of levels per block (d[2][16] follow both). */
-AI int pk_block_levels(gemm_kind k) { return k == GK_Q8_0 ? 512 : k == GK_Q4_0 ? 256 : 320; }
-
-/* Where the fp16 d[16] of sub-block j's block starts (Q4_K: dmin[16]
- * follows), and the K-quants' scale bytes of sub-block j. */
+/* Where the fp16 d[16] of sub-block j's block starts (Q4_K, Q5_K: dmin[16]
+ * follows), and the K-quants' scale bytes of sub-block j (Q4_K, Q5_K: the
+ * mins 128 bytes on). */
 AI int pk_d_at(gemm_kind k, int j) {
-    if (gemm_geom_of(k).wbe == 32) return 2 * pk_block_levels(k) + 32 * j;
-    return k == GK_Q4_K ? 2048 : 3328;
+    if (gemm_geom_of(k).wbe == 32) return 2 * pk_sub_levels(k) + 32 * j;
+    return k == GK_Q6_K ? 3328 : 8 * pk_sub_levels(k);
 }
-AI int pk_scale_at(gemm_kind k, int j) { return (k == GK_Q4_K ? 2112 : 3072) + 16 * j; }
+AI int pk_scale_at(gemm_kind k, int j) {
+    return (k == GK_Q6_K ? 3072 : 8 * pk_sub_levels(k) + 64) + 16 * j;
+}
 
 /* The levels of group q of sub-block j of the packed unit at b (each
  * group alone: the products take them one at a time, and a few registers
@@ -79,10 +82,10 @@ AI __m512i pk_level(gemm_kind k, const uint8_t *b, int j, int q) {
         return _mm512_ternarylogic_epi32(q % 2 ? _mm512_srli_epi16(n, 4) : n, m4,
                                          _mm512_and_si512(top, _mm512_set1_epi8(0x30)), 0xEA);
     }
-    const uint8_t *n = b + (k == GK_Q4_K ? 256 : pk_block_levels(k)) * j;
+    const uint8_t *n = b + pk_sub_levels(k) * j;
     const __m512i v = _mm512_load_si512(n + 64 * (q % 4));
     __m512i lev = _mm512_and_si512(q < 4 ? v : _mm512_srli_epi16(v, 4), m4);
-    if (k == GK_Q5_0) {
+    if (k == GK_Q5_0 || k == GK_Q5_K) {
         uint64_t fifth;
         memcpy(&fifth, n + 256 + 8 * q, sizeof fifth);
         lev = _mm512_mask_add_epi8(lev, _cvtu64_mask64(fifth), lev, _mm512_set1_epi8(16));
@@ -91,7 +94,7 @@ AI __m512i pk_level(gemm_kind k, const uint8_t *b, int j, int q) {
 }
 
 /* The scales (lane = row) of sub-block j of the packed unit at b and, for
- * Q4_K, its min coefficients (else zero): vd_scales' values. */
+ * Q4_K and Q5_K, its min coefficients (else zero): vd_scales' values. */
 AI void pk_scales(gemm_kind k, const uint8_t *b, int j, __m512 *sc, __m512 *mn) {
     const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(b + pk_d_at(k, j))));
     *mn = _mm512_setzero_ps();
@@ -104,7 +107,8 @@ AI void pk_scales(gemm_kind k, const uint8_t *b, int j, __m512 *sc, __m512 *mn) 
         *sc = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(s)));
         return;
     }
-    const __m512 dmin = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(b + 2080)));
+    const __m512 dmin =
+        _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(b + pk_d_at(k, j) + 32)));
     const __m128i m = _mm_load_si128((const __m128i *)(b + pk_scale_at(k, j) + 128));
     *sc = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(s)));
     *mn = _mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), dmin),
