@@ -47,13 +47,13 @@ void hr_map_close(hr_map *map) {
 }
 
 void hr_map_release(const hr_map *map, const void *p, size_t n) {
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), base = (uintptr_t)map->data;
-    uintptr_t a = (uintptr_t)p, b = a + n;
-    if (!map->data || a < base || b > base + map->size) return;
-    a = (a + page - 1) / page * page;
-    b = b / page * page;
+    const uint8_t *base = map->data, *c = p;
+    if (!base || c < base || n > map->size || (uint64_t)(c - base) > map->size - n) return;
+    const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    const uint64_t a = ((uint64_t)(c - base) + page - 1) / page * page; /* the mapping starts a page */
+    const uint64_t b = ((uint64_t)(c - base) + n) / page * page;
     /* a private read-only file mapping: the pages come back from the file */
-    if (a < b) (void)madvise((void *)a, b - a, MADV_DONTNEED);
+    if (a < b) (void)madvise((void *)(base + a), (size_t)(b - a), MADV_DONTNEED);
 }
 
 void *hr_pages_alloc(size_t bytes) {
