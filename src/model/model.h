@@ -166,7 +166,8 @@ hearth_err model_open(const char *path, int n_threads, bool no_repack, hearth_mo
  * one block the model owns, and hands the mapping's pages of each back to
  * the page cache (hr_map_release): what still reads the file (exact mode,
  * the tuner, the embedding rows of a tied output) faults in what it
- * touches. Not in exact mode, whose products read the file's layout. */
+ * touches. Not in exact mode, whose products read the file's layout; nothing
+ * is packed (and nothing fails) when the memory for it cannot be had. */
 hearth_err model_pack(hearth_model *m);
 void model_close(hearth_model *m);
 
