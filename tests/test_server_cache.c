@@ -21,40 +21,23 @@
 static const char *binary = HEARTH_BINARY;
 static char scratch[] = "/tmp/hearth_cache_XXXXXX";
 
-typedef struct reply {
-    int status;
-    char *body;
-    cJSON *json;
-    char headers[4096];
-} reply;
+typedef test_json_reply reply;
 
 /* A chat to the cloud tier with `content` and API key ka (extra: more curl
  * arguments; one naming kb uses that key instead). */
 static reply chat(test_server *sv, const char *content, double temp, bool stream,
                   const char *extra) {
     const bool kb = extra && strstr(extra, "Bearer kb");
-    char body[1024], args[1024], hpath[600];
+    char body[1024], args[1024];
     char t[48];
     snprintf(t, sizeof t, "\"temperature\":%g,", temp);
     snprintf(body, sizeof body,
              "{\"model\":\"cloud\",%s\"stream\":%s,\"messages\":[{\"role\":\"user\",\"content\":"
              "\"%s\"}]}",
              t, stream ? "true" : "false", content);
-    snprintf(hpath, sizeof hpath, "%s/h%d", sv->scratch, sv->seq);
-    snprintf(args, sizeof args, "-D '%s' %s %s", hpath, kb ? "" : "-H 'Authorization: Bearer ka'",
+    snprintf(args, sizeof args, "%s %s", kb ? "" : "-H 'Authorization: Bearer ka'",
              extra ? extra : "");
-    test_reply r = test_http(sv, "POST", "/v1/chat/completions", body, args);
-    reply out = {.status = r.status, .body = r.body};
-    out.json = stream ? NULL : cJSON_Parse(r.body);
-    char *h = test_read_file(hpath, NULL);
-    snprintf(out.headers, sizeof out.headers, "%s", h ? h : "");
-    free(h);
-    return out;
-}
-
-static void done(reply *r) {
-    cJSON_Delete(r->json);
-    free(r->body);
+    return test_http_json(sv, "POST", "/v1/chat/completions", body, args);
 }
 
 static const char *text_of(const reply *r) {
@@ -91,33 +74,33 @@ static void hits_and_misses(test_server *sv, fake_cloud *fc) {
     stream_text(s.body, text, sizeof text);
     CHECKF(s.status == 200 && hit(&s) && !strcmp(text, text_of(&a)), "stream: '%s'", text);
     CHECK(fake_cloud_requests(fc) == 1);
-    done(&a);
-    done(&b);
-    done(&s);
+    test_json_done(&a);
+    test_json_done(&b);
+    test_json_done(&s);
 
     /* misses: another prompt, no temperature 0, no-cache, no-store */
     reply c = chat(sv, "Something else", 0, false, NULL);
     CHECK(c.status == 200 && !hit(&c) && fake_cloud_requests(fc) == 2);
-    done(&c);
+    test_json_done(&c);
     for (int i = 0; i < 2; i++) {
         reply d = chat(sv, "Sampled", 0.7, false, NULL);
         CHECK(d.status == 200 && !hit(&d));
-        done(&d);
+        test_json_done(&d);
     }
     CHECK(fake_cloud_requests(fc) == 4);
     reply e = chat(sv, "What is a cache?", 0, false, "-H 'Cache-Control: no-cache'");
     CHECK(e.status == 200 && !hit(&e) && fake_cloud_requests(fc) == 5);
-    done(&e);
+    test_json_done(&e);
     for (int i = 0; i < 2; i++) {
         reply f = chat(sv, "Not kept", 0, false, "-H 'Cache-Control: no-store'");
         CHECK(f.status == 200 && !hit(&f));
-        done(&f);
+        test_json_done(&f);
     }
     CHECK(fake_cloud_requests(fc) == 7);
     /* another API key has a cache of its own */
     reply g = chat(sv, "What is a cache?", 0, false, "-H 'Authorization: Bearer kb'");
     CHECK(g.status == 200 && !hit(&g) && fake_cloud_requests(fc) == 8);
-    done(&g);
+    test_json_done(&g);
 }
 
 /* The tier saw placeholders; so does the cache: another address is a hit,
@@ -132,8 +115,8 @@ static void privacy(test_server *sv, fake_cloud *fc) {
                !strstr(text_of(&b), "ann@"),
            "%s", b.body);
     CHECK(fake_cloud_requests(fc) == 1);
-    done(&a);
-    done(&b);
+    test_json_done(&a);
+    test_json_done(&b);
 }
 
 /* The ledger: a hit costs nothing, what it would have cost stays. */
@@ -183,16 +166,16 @@ int main(void) {
     fake_cloud_reset(&fc);
     reply r = chat(&sv, "What is a cache?", 0, false, NULL);
     CHECK(r.status == 200 && hit(&r) && fake_cloud_requests(&fc) == 0);
-    done(&r);
+    test_json_done(&r);
     CHECK(test_server_stop(&sv) == 0);
     REQUIRE(write_config(&fc, cfg, "1s"));
     REQUIRE(test_server_start(&sv, binary, model_path, scratch, args));
     r = chat(&sv, "A short life", 0, false, NULL);
-    done(&r);
+    test_json_done(&r);
     test_sleep_ms(1200);
     r = chat(&sv, "A short life", 0, false, NULL);
     CHECK(r.status == 200 && !hit(&r) && fake_cloud_requests(&fc) == 2);
-    done(&r);
+    test_json_done(&r);
     CHECK(test_server_stop(&sv) == 0);
 
     fake_cloud_stop(&fc);

@@ -29,28 +29,13 @@ static const char *binary = HEARTH_BINARY;
 static char scratch[] = "/tmp/hearth_remote_embed_srv_XXXXXX";
 static fake_cloud fc;
 
-typedef struct reply {
-    int status;
-    char *body;
-    cJSON *json;
-    char headers[4096];
-} reply;
+typedef test_json_reply reply;
 
 /* POST body to path with API key key ("ka": the admin). */
 static reply call(test_server *sv, const char *path, const char *body, const char *key) {
     char auth[64];
     snprintf(auth, sizeof auth, "-H 'Authorization: Bearer %s'", key);
-    reply out;
-    test_reply r = test_http_headers(sv, "POST", path, body, auth, out.headers, sizeof out.headers);
-    out.status = r.status;
-    out.body = r.body;
-    out.json = cJSON_Parse(r.body);
-    return out;
-}
-
-static void done(reply *r) {
-    cJSON_Delete(r->json);
-    free(r->body);
+    return test_http_json(sv, "POST", path, body, auth);
 }
 
 static const char *last_body(void) { return fc.n_bodies ? fc.bodies[fc.n_bodies - 1] : ""; }
@@ -101,7 +86,7 @@ static void openai_shapes(test_server *sv) {
            "%s", r.headers);
     CHECK(fc.n_bodies == 1 && strstr(last_body(), "mail <EMAIL_1>") &&
           !strstr(last_body(), "ann@example.com"));
-    done(&r);
+    test_json_done(&r);
 
     r = call(sv, "/v1/embeddings",
              "{\"model\": \"text-embedding-3-small\", \"input\": \"hi\", \"encoding_format\": "
@@ -111,21 +96,21 @@ static void openai_shapes(test_server *sv) {
     const char *b64 = jstr(r.json, "data.0.embedding");
     CHECKF(r.status == 200 && b64 && unbase64(b64, v, 8) == 4 && v[0] == 2 && v[3] == 0.5f, "%d %s",
            r.status, r.body);
-    done(&r);
+    test_json_done(&r);
     r = call(sv, "/v1/embeddings",
              "{\"model\": \"text-embedding-3-small\", \"input\": \"hi\", \"dimensions\": 8}", "ka");
     CHECK(r.status == 200 && cJSON_GetArraySize(jget(r.json, "data.0.embedding")) == 8 &&
           strstr(last_body(), "\"dimensions\":8"));
-    done(&r);
+    test_json_done(&r);
     const int sent = fake_cloud_requests(&fc);
     r = call(sv, "/v1/embeddings", "{\"model\": \"text-embedding-3-small\", \"input\": [[1, 2]]}",
              "ka");
     CHECKF(r.status == 400 && strstr(r.body, "token ids"), "%d %s", r.status, r.body);
-    done(&r);
+    test_json_done(&r);
     r = call(sv, "/v1/embeddings", "{\"model\": \"text-embedding-3-small\", \"input\": [\"\"]}",
              "ka");
     CHECKF(r.status == 400 && strstr(r.body, "input[0]"), "%d %s", r.status, r.body);
-    done(&r);
+    test_json_done(&r);
     CHECK(fake_cloud_requests(&fc) == sent);
 }
 
@@ -140,30 +125,30 @@ static void ollama_shapes(test_server *sv) {
                jnum(r.json, "total_duration") > 0,
            "%d %s", r.status, r.body);
     CHECK(strstr(r.headers, "x-hearth-route: oa"));
-    done(&r);
+    test_json_done(&r);
     r = call(sv, "/api/embeddings",
              "{\"model\": \"text-embedding-3-small\", \"prompt\": \"hello\"}", "ka");
     CHECKF(r.status == 200 && cJSON_GetArraySize(jget(r.json, "embedding")) == 4 &&
                jnum(r.json, "embedding.0") == 5,
            "%d %s", r.status, r.body);
-    done(&r);
+    test_json_done(&r);
     CHECK(fake_cloud_requests(&fc) == 2);
     /* ollama's "load" request: nothing to embed, the tier is not called */
     r = call(sv, "/api/embed", "{\"model\": \"text-embedding-3-small\", \"input\": \"\"}", "ka");
     CHECK(r.status == 200 && cJSON_GetArraySize(jget(r.json, "embeddings")) == 0);
-    done(&r);
+    test_json_done(&r);
     CHECK(fake_cloud_requests(&fc) == 2);
     /* a tier answering garbage: a 502 in ollama's error shape */
     r = call(sv, "/api/embed", "{\"model\": \"garbage\", \"input\": \"x\"}", "ka");
     CHECKF(r.status == 502 && jstr(r.json, "error") && strstr(jstr(r.json, "error"), "not JSON") &&
                strstr(r.headers, "x-hearth-route: oa"),
            "%d %s", r.status, r.body);
-    done(&r);
+    test_json_done(&r);
     r = call(sv, "/v1/embeddings", "{\"model\": \"garbage\", \"input\": \"x\"}", "ka");
     CHECKF(r.status == 502 && jstr(r.json, "error.message") &&
                !strcmp(jstr(r.json, "error.code"), "bad_gateway"),
            "%d %s", r.status, r.body);
-    done(&r);
+    test_json_done(&r);
 }
 
 static void rerank_shapes(test_server *sv) {
@@ -186,7 +171,7 @@ static void rerank_shapes(test_server *sv) {
     CHECK(strstr(r.headers, "x-hearth-route: oa"));
     CHECK(strstr(last_body(), "\"query\":\"<EMAIL_1> cats\"") && !strstr(last_body(), "bob@") &&
           strstr(last_body(), "\"top_n\":2"));
-    done(&r);
+    test_json_done(&r);
     /* TEI's shape, to Cohere's path (no tokens reported: estimated) */
     r = call(sv, "/rerank",
              "{\"model\": \"rerank-v3.5\", \"query\": \"cats\", \"texts\": [\"b\", \"a cats\"], "
@@ -198,7 +183,7 @@ static void rerank_shapes(test_server *sv) {
            "%d %s", r.status, r.body);
     CHECKF(strstr(r.headers, "x-hearth-route: co") && strstr(r.headers, "usage estimated"), "%s",
            r.headers);
-    done(&r);
+    test_json_done(&r);
     CHECK(fake_cloud_requests(&fc) == 2);
 }
 
@@ -211,10 +196,10 @@ static void routing(test_server *sv, const char *local) {
     CHECKF(r.status == 200 && strstr(jstr(r.json, "model"), local) &&
                !strstr(r.headers, "x-hearth-route"),
            "%d %s", r.status, r.body);
-    done(&r);
+    test_json_done(&r);
     r = call(sv, "/v1/embeddings", "{\"model\": \"no-such-model\", \"input\": \"hello\"}", "ka");
     CHECKF(r.status == 200, "%d %s", r.status, r.body);
-    done(&r);
+    test_json_done(&r);
     CHECK(fake_cloud_requests(&fc) == 0);
     /* key b may use no remote tier */
     r = call(sv, "/v1/embeddings", "{\"model\": \"text-embedding-3-small\", \"input\": \"hi\"}",
@@ -222,7 +207,7 @@ static void routing(test_server *sv, const char *local) {
     CHECKF(r.status == 403 && !strcmp(jstr(r.json, "error.code"), "tier_not_allowed") &&
                strstr(r.headers, "x-hearth-route: none"),
            "%d %s", r.status, r.body);
-    done(&r);
+    test_json_done(&r);
     CHECK(fake_cloud_requests(&fc) == 0);
 }
 
@@ -266,14 +251,14 @@ static void air_gapped(test_server *sv) {
     CHECKF(r.status == 403 && !strcmp(jstr(r.json, "error.code"), "air_gapped") &&
                strstr(jstr(r.json, "error.message"), "air-gapped"),
            "%d %s", r.status, r.body);
-    done(&r);
+    test_json_done(&r);
     r = call(sv, "/v1/rerank",
              "{\"model\": \"rerank-v3.5\", \"query\": \"q\", \"documents\": [\"d\"]}", "ka");
     CHECK(r.status == 403 && strstr(r.body, "air-gapped"));
-    done(&r);
+    test_json_done(&r);
     r = call(sv, "/api/embed", "{\"model\": \"text-embedding-3-small\", \"input\": \"hi\"}", "ka");
     CHECK(r.status == 403 && jstr(r.json, "error") && strstr(jstr(r.json, "error"), "air-gapped"));
-    done(&r);
+    test_json_done(&r);
     CHECK(fake_cloud_requests(&fc) == 0);
 }
 

@@ -198,6 +198,31 @@ static inline test_reply test_http_headers(test_server *sv, const char *method, 
     return r;
 }
 
+/* A reply with its JSON (NULL when the body is not JSON, e.g. a stream) and
+ * headers (test_http_headers). Free with test_json_done. */
+typedef struct test_json_reply {
+    int status;
+    char *body;
+    cJSON *json;
+    char headers[4096];
+} test_json_reply;
+
+static inline test_json_reply test_http_json(test_server *sv, const char *method, const char *path,
+                                             const char *body, const char *extra) {
+    test_json_reply out;
+    test_reply r =
+        test_http_headers(sv, method, path, body, extra, out.headers, sizeof out.headers);
+    out.status = r.status;
+    out.body = r.body;
+    out.json = cJSON_Parse(r.body);
+    return out;
+}
+
+static inline void test_json_done(test_json_reply *r) {
+    cJSON_Delete(r->json);
+    free(r->body);
+}
+
 /* The value of a /metrics line `name value` (-1: absent). */
 static inline long test_metric(test_server *sv, const char *name) {
     test_reply r = test_http(sv, "GET", "/metrics", NULL, NULL);
