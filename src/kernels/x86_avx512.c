@@ -16,8 +16,8 @@
  * optimizing, it contains none: the other branch is folded away). The VNNI
  * table then replaces the vec_dot of Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS
  * with the canonical arithmetic that their gemm shares, so that a batch and
- * one token at a time give the same bits, and gives Q8_0, Q4_0, Q5_0, Q4_K,
- * Q5_K and Q6_K a packed layout (x86_avx512_pack.h) read with the same bits.
+ * one token at a time give the same bits, and gives them all a packed
+ * layout (x86_avx512_pack.h) read with the same bits.
  */
 #include "kernels/x86_avx512.h"
 
@@ -97,6 +97,8 @@ void kern_avx512_vnni_install(kern_fns *table) {
     SET_PACKED(KERN_Q4_K, q4_K)
     SET_PACKED(KERN_Q5_K, q5_K)
     SET_PACKED(KERN_Q6_K, q6_K)
+    SET_PACKED(KERN_IQ4_NL, iq4_nl)
+    SET_PACKED(KERN_IQ4_XS, iq4_xs)
 #undef SET_PACKED
     if (__builtin_cpu_supports("avx512bf16"))
         table[KERN_BF16].vec_dot = kern_avx512_vec_dot_bf16_dp;

@@ -229,6 +229,12 @@ AI __m512 block_d16(const uint8_t *p, int bb, int nblk) {
     return _mm512_cvtph_ps(_mm512_castsi512_si256(d));
 }
 
+/* Codebook indices of IQ4_XS elements 64q..64q+63 of a row chunk. */
+AI __m512i iq4_xs_chunk_idx64(const uint8_t *w, int q) {
+    return iq4_xs_idx64(w + (size_t)(q / 4) * sizeof(block_iq4_xs) + offsetof(block_iq4_xs, qs) +
+                        32 * (q % 4));
+}
+
 /* Levels (unsigned) of elements 64q..64q+63 of a row chunk (from a block
  * start); `two`: both 32-element blocks exist (else the second is zero). */
 AI __m512i vd_levels64(gemm_kind k, const uint8_t *w, int q, bool two) {
@@ -261,10 +267,7 @@ AI __m512i vd_levels64(gemm_kind k, const uint8_t *w, int q, bool two) {
         if (k == GK_IQ4_NL) v = _mm512_shuffle_epi8(iq4_lut(true), v);
         return v;
     }
-    case GK_IQ4_XS:
-        return _mm512_shuffle_epi8(iq4_lut(true),
-                                   iq4_xs_idx64(w + (size_t)(q / 4) * sizeof(block_iq4_xs) +
-                                                offsetof(block_iq4_xs, qs) + 32 * (q % 4)));
+    case GK_IQ4_XS: return _mm512_shuffle_epi8(iq4_lut(true), iq4_xs_chunk_idx64(w, q));
     case GK_Q4_K:
     case GK_Q5_K: {
         const int j = q % 4;
@@ -386,14 +389,23 @@ AI void transpose16(const __m512i *in, void *vout) {
     }
 }
 
-/* The levels of kcn elements (from a block start) of the 16 rows at wr[],
- * read with vd_levels64 and transposed to lane = row: the 64 bytes at
- * lv + 64 i hold elements 4i..4i+3 of each row. */
-AI void panel_levels(gemm_kind k, const uint8_t *const *wr, int kcn, uint8_t *lv) {
+/* vd_levels64, or with `idx` the IQ4 formats' codebook indices (the
+ * nibbles the packed layout stores; Q4_0 has IQ4_NL's block layout). */
+AI __m512i vd_levels64_or_idx(gemm_kind k, const uint8_t *w, int q, bool two, bool idx) {
+    if (idx && k == GK_IQ4_NL) return vd_levels64(GK_Q4_0, w, q, two);
+    if (idx && k == GK_IQ4_XS) return iq4_xs_chunk_idx64(w, q);
+    return vd_levels64(k, w, q, two);
+}
+
+/* The levels (or, `idx`, IQ4 indices) of kcn elements (from a block start)
+ * of the 16 rows at wr[], read with vd_levels64 and transposed to lane =
+ * row: the 64 bytes at lv + 64 i hold elements 4i..4i+3 of each row. */
+AI void panel_levels(gemm_kind k, const uint8_t *const *wr, int kcn, bool idx, uint8_t *lv) {
     __m512i v[GR];
     for (int q = 0; q < (kcn + 63) / 64; q++) {
 #pragma GCC unroll 16
-        for (int r = 0; r < GR; r++) v[r] = vd_levels64(k, wr[r], q, 64 * q + 64 <= kcn);
+        for (int r = 0; r < GR; r++)
+            v[r] = vd_levels64_or_idx(k, wr[r], q, 64 * q + 64 <= kcn, idx);
         transpose16(v, lv + q * 64 * GR);
     }
 }
@@ -495,5 +507,7 @@ AVX512_PACKED(q5_0);
 AVX512_PACKED(q4_K);
 AVX512_PACKED(q5_K);
 AVX512_PACKED(q6_K);
+AVX512_PACKED(iq4_nl);
+AVX512_PACKED(iq4_xs);
 
 #endif

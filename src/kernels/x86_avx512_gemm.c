@@ -157,7 +157,7 @@ AI void gemm_panel_load(gemm_kind k, const uint8_t *w, size_t w_stride, int rn, 
     const uint8_t *wr[GR];
 #pragma GCC unroll 16
     for (int r = 0; r < GR; r++) wr[r] = w + (size_t)(r < rn ? r : rn - 1) * w_stride;
-    panel_levels(k, wr, kcn, lv);
+    panel_levels(k, wr, kcn, false, lv);
     __m512i v[GR], m[GR];
 #pragma GCC unroll 16
     for (int r = 0; r < GR; r++) {
@@ -401,3 +401,5 @@ GEMM_PACKED_FN(q5_0, GK_Q5_0)
 GEMM_PACKED_FN(q4_K, GK_Q4_K)
 GEMM_PACKED_FN(q5_K, GK_Q5_K)
 GEMM_PACKED_FN(q6_K, GK_Q6_K)
+GEMM_PACKED_FN(iq4_nl, GK_IQ4_NL)
+GEMM_PACKED_FN(iq4_xs, GK_IQ4_XS)

@@ -1,9 +1,10 @@
 /*
  * x86_avx512_pack.c - repacks a weight into the VNNI table's packed layout
  * (x86_avx512_pack.h), once at load. The levels come from the panels' own
- * reader (panel_levels: vd_levels64, transposed to lane = row), so the
- * packed form decodes to exactly what the row-major kernels read; scales
- * and d are copied as the format stores them.
+ * reader (panel_levels: vd_levels64, transposed to lane = row; the IQ4
+ * formats' codebook indices before the codebook), so the packed form
+ * decodes to exactly what the row-major kernels read; scales and d are
+ * copied as the format stores them.
  */
 #include "kernels/x86_avx512_pack.h"
 
@@ -53,7 +54,7 @@ AI void pack_unit(gemm_kind k, const uint8_t *lv, const uint8_t *const *wr, int6
         return;
     }
     const size_t at = (size_t)blk * g.wbb;
-    if (k != GK_Q6_K) { /* Q4_K, Q5_K */
+    if (k != GK_Q6_K) { /* Q4_K, Q5_K, IQ4_XS */
         for (int j = 0; j < 8; j++)
             for (int q = 0; q < 8; q++) {
                 const __m512i b = v[8 * j + q];
@@ -61,6 +62,14 @@ AI void pack_unit(gemm_kind k, const uint8_t *lv, const uint8_t *const *wr, int6
                 if (k == GK_Q5_K) fifth_bits(u + lb * j + 256 + 8 * q, b);
             }
         put_f16s(u + pk_d_at(k, 0), wr, at);
+        if (k == GK_IQ4_XS) {
+            for (int r = 0; r < GR; r++) {
+                int32_t ls[8]; /* ls - 32, in -32..31 */
+                _mm256_storeu_si256((__m256i *)ls, iq4_xs_scales8(wr[r] + at));
+                for (int j = 0; j < 8; j++) u[pk_scale_at(k, j) + r] = (uint8_t)(int8_t)ls[j];
+            }
+            return;
+        }
         put_f16s(u + pk_d_at(k, 0) + 32, wr, at + 2);
         for (int r = 0; r < GR; r++) {
             uint8_t sm[16]; /* the 8 scales, the 8 mins */
@@ -93,7 +102,7 @@ AI void pack_panel(gemm_kind k, const uint8_t *const *wr, int64_t n, uint8_t *ou
         const int kcn = (int)(n - kc0 < kc ? n - kc0 : kc);
         const uint8_t *wc[GR];
         for (int r = 0; r < GR; r++) wc[r] = wr[r] + (size_t)(kc0 / g.wbe) * g.wbb;
-        panel_levels(k, wc, kcn, lv);
+        panel_levels(k, wc, kcn, true, lv);
         for (int e = 0; e < kcn; e += ue) {
             uint8_t *u = out + (size_t)((kc0 + e) / ue) * (size_t)ub;
             memset(u, 0, (size_t)ub);
@@ -129,3 +138,5 @@ PACK_FN(q5_0, GK_Q5_0)
 PACK_FN(q4_K, GK_Q4_K)
 PACK_FN(q5_K, GK_Q5_K)
 PACK_FN(q6_K, GK_Q6_K)
+PACK_FN(iq4_nl, GK_IQ4_NL)
+PACK_FN(iq4_xs, GK_IQ4_XS)

@@ -28,9 +28,14 @@
  *          0 (low) and 1 (high), 2 and 3, and one vector of the levels' top
  *          two bits, groups 0..3 in bits 0-1, 2-3, 4-5, 6-7 (192 bytes, read
  *          in order); scale[16][16] (int8); d[16]; 32 bytes of padding
+ *   IQ4_NL as Q4_0, the nibbles being codebook indices
+ *   IQ4_XS per sub-block j < 8: Q4_0's 4 nibble vectors of codebook
+ *          indices; d[16], 32 bytes of padding; the multipliers ls - 32 as
+ *          int8: scale[8][16]
  * Q4_K grows by 64 bytes per 2304 (the scales unpacked), Q5_K by 64 per
- * 2816 and Q6_K by 32 per 3360; the others keep their size. The levels and scales decoded here are
- * vd_levels64's and vd_scales' (the same bits).
+ * 2816, Q6_K by 32 per 3360 and IQ4_XS by 64 per 2176; the others keep their
+ * size. The levels and scales decoded here are vd_levels64's and vd_scales'
+ * (the same bits).
  */
 #ifndef HEARTH_KERN_X86_AVX512_PACK_H
 #define HEARTH_KERN_X86_AVX512_PACK_H
@@ -52,12 +57,13 @@ AI int pk_sub_levels(gemm_kind k) {
 AI int pk_unit_elems(gemm_kind k) { return gemm_geom_of(k).wbe == 32 ? 64 : 256; }
 AI int pk_unit_bytes(gemm_kind k) {
     if (gemm_geom_of(k).wbe == 32) return 2 * pk_sub_levels(k) + 64;
-    return k == GK_Q6_K ? 3392 : 8 * pk_sub_levels(k) + 320;
+    if (k == GK_Q6_K) return 3392;
+    return 8 * pk_sub_levels(k) + (k == GK_IQ4_XS ? 192 : 320);
 }
 
 /* Where the fp16 d[16] of sub-block j's block starts (Q4_K, Q5_K: dmin[16]
- * follows), and the K-quants' scale bytes of sub-block j (Q4_K, Q5_K: the
- * mins 128 bytes on). */
+ * follows), and the 256-element formats' scale bytes of sub-block j (Q4_K,
+ * Q5_K: the mins 128 bytes on). */
 AI int pk_d_at(gemm_kind k, int j) {
     if (gemm_geom_of(k).wbe == 32) return 2 * pk_sub_levels(k) + 32 * j;
     return k == GK_Q6_K ? 3328 : 8 * pk_sub_levels(k);
@@ -85,6 +91,7 @@ AI __m512i pk_level(gemm_kind k, const uint8_t *b, int j, int q) {
     const uint8_t *n = b + pk_sub_levels(k) * j;
     const __m512i v = _mm512_load_si512(n + 64 * (q % 4));
     __m512i lev = _mm512_and_si512(q < 4 ? v : _mm512_srli_epi16(v, 4), m4);
+    if (k == GK_IQ4_NL || k == GK_IQ4_XS) return _mm512_shuffle_epi8(iq4_lut(true), lev);
     if (k == GK_Q5_0 || k == GK_Q5_K) {
         uint64_t fifth;
         memcpy(&fifth, n + 256 + 8 * q, sizeof fifth);
@@ -94,7 +101,8 @@ AI __m512i pk_level(gemm_kind k, const uint8_t *b, int j, int q) {
 }
 
 /* The scales (lane = row) of sub-block j of the packed unit at b and, for
- * Q4_K and Q5_K, its min coefficients (else zero): vd_scales' values. */
+ * Q4_K and Q5_K, its min coefficients (else zero): vd_scales' values (for
+ * Q6_K and IQ4_XS, d times the signed byte, as there). */
 AI void pk_scales(gemm_kind k, const uint8_t *b, int j, __m512 *sc, __m512 *mn) {
     const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(b + pk_d_at(k, j))));
     *mn = _mm512_setzero_ps();
@@ -103,7 +111,7 @@ AI void pk_scales(gemm_kind k, const uint8_t *b, int j, __m512 *sc, __m512 *mn) 
         return;
     }
     const __m128i s = _mm_load_si128((const __m128i *)(b + pk_scale_at(k, j)));
-    if (k == GK_Q6_K) {
+    if (k == GK_Q6_K || k == GK_IQ4_XS) {
         *sc = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(s)));
         return;
     }
