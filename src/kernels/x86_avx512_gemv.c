@@ -1,7 +1,7 @@
 /*
  * x86_avx512_gemv.c - the canonical VNNI arithmetic of the integer formats
  * (x86_avx512.h) one row at a time: the VNNI table's vec_dot of Q8_0, Q4_0,
- * Q5_0, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, and their products of one to four tokens (rows
+ * Q5_0, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, and their products of one to four tokens (rows
  * in address order, each row's levels unpacked once for all the tokens, the
  * activations prepared once), which x86_avx512_gemm.c calls where they fit.
  * A row chunk's 16 sub-blocks sit in the 16 lanes of a vector, so the tree
@@ -366,3 +366,4 @@ GEMV_FN(q5_K, GK_Q5_K)
 GEMV_FN(q6_K, GK_Q6_K)
 GEMV_FN(iq4_nl, GK_IQ4_NL)
 GEMV_FN(iq4_xs, GK_IQ4_XS)
+GEMV_FN(q3_K, GK_Q3_K)

@@ -2,7 +2,8 @@
  * x86_avx512_kq23.c - Q2_K and Q3_K against Q8_K on AVX-512, with and
  * without VNNI: vec_dot and gemm, both from one tile of a weight row against
  * 1 to 4 tokens, so that a batch has the bits of one token at a time (the
- * gemm contract) by construction.
+ * gemm contract) by construction. (The VNNI table gives Q3_K the canonical
+ * arithmetic of x86_avx512.h instead, which has a packed layout.)
  *
  * As x86_avx2.c's k23_tile, 64 elements a register: the 64 bytes of 2-bit
  * levels shifted by 2s hold elements 32s..32s+31 in the lower half and
@@ -18,14 +19,6 @@
 enum { K23_TMAX = 4 };
 
 #define NOINLINE static __attribute__((noinline))
-
-/* The 16 signed 6-bit scales (sc - 32) of a Q3_K block as bytes. */
-static inline __m128i q3k_scales16(const uint8_t *s12) {
-    uint32_t u[4];
-    kern_q3k_scale_bytes(s12, u);
-    return _mm_sub_epi8(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]),
-                        _mm_set1_epi8(32));
-}
 
 /* int16 words of scale byte k_l in 128-bit lane l (scales broadcast to every
  * lane): byte k_l moved to the high byte of each word, shifted down signed. */

@@ -20,9 +20,10 @@ AI __m512i top2(__m512i v, int at) {
     return _mm512_slli_epi16(t, at);
 }
 
-/* Bit 4 of each of the 64 levels of v, as one 64-bit mask at dst. */
-AI void fifth_bits(uint8_t *dst, __m512i v) {
-    const uint64_t m = _cvtmask64_u64(_mm512_test_epi8_mask(v, _mm512_set1_epi8(16)));
+/* Bit `bit` (a power of two) of each of the 64 levels of v, as one 64-bit
+ * mask at dst. */
+AI void level_bits(uint8_t *dst, __m512i v, char bit) {
+    const uint64_t m = _cvtmask64_u64(_mm512_test_epi8_mask(v, _mm512_set1_epi8(bit)));
     memcpy(dst, &m, sizeof m);
 }
 
@@ -47,19 +48,39 @@ AI void pack_unit(gemm_kind k, const uint8_t *lv, const uint8_t *const *wr, int6
                     _mm512_store_si512(o + 64 * q, b[q]);
                 else if (q < 4)
                     _mm512_store_si512(o + 64 * q, nibbles(b[q], b[q + 4]));
-                if (k == GK_Q5_0) fifth_bits(o + 256 + 8 * q, b[q]);
+                if (k == GK_Q5_0) level_bits(o + 256 + 8 * q, b[q], 16);
             }
             put_f16s(u + pk_d_at(k, j), wr, (size_t)(blk + j) * g.wbb);
         }
         return;
     }
     const size_t at = (size_t)blk * g.wbb;
+    if (k == GK_Q3_K) {
+        for (int j = 0; j < 16; j++) {
+            uint8_t *p = u + 192 * (j / 2);
+            __m512i lo = _mm512_setzero_si512();
+            for (int q = 0; q < 4; q++) {
+                const __m512i b = v[4 * j + q];
+                lo = _mm512_or_si512(
+                    lo, _mm512_slli_epi16(_mm512_and_si512(b, _mm512_set1_epi8(3)), 2 * q));
+                level_bits(p + 128 + 32 * (j % 2) + 8 * q, b, 4);
+            }
+            _mm512_store_si512(p + 64 * (j % 2), lo);
+        }
+        for (int r = 0; r < GR; r++) {
+            uint8_t sc[16];
+            _mm_storeu_si128((__m128i *)sc, q3k_scales16(wr[r] + at + Q3K_SCALES));
+            for (int j = 0; j < 16; j++) u[pk_scale_at(k, j) + r] = sc[j];
+        }
+        put_f16s(u + pk_d_at(k, 0), wr, at + Q3K_D);
+        return;
+    }
     if (k != GK_Q6_K) { /* Q4_K, Q5_K, IQ4_XS */
         for (int j = 0; j < 8; j++)
             for (int q = 0; q < 8; q++) {
                 const __m512i b = v[8 * j + q];
                 if (q < 4) _mm512_store_si512(u + lb * j + 64 * q, nibbles(b, v[8 * j + q + 4]));
-                if (k == GK_Q5_K) fifth_bits(u + lb * j + 256 + 8 * q, b);
+                if (k == GK_Q5_K) level_bits(u + lb * j + 256 + 8 * q, b, 16);
             }
         put_f16s(u + pk_d_at(k, 0), wr, at);
         if (k == GK_IQ4_XS) {
@@ -140,3 +161,4 @@ PACK_FN(q5_K, GK_Q5_K)
 PACK_FN(q6_K, GK_Q6_K)
 PACK_FN(iq4_nl, GK_IQ4_NL)
 PACK_FN(iq4_xs, GK_IQ4_XS)
+PACK_FN(q3_K, GK_Q3_K)

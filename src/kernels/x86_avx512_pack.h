@@ -28,13 +28,18 @@
  *          0 (low) and 1 (high), 2 and 3, and one vector of the levels' top
  *          two bits, groups 0..3 in bits 0-1, 2-3, 4-5, 6-7 (192 bytes, read
  *          in order); scale[16][16] (int8); d[16]; 32 bytes of padding
+ *   Q3_K   per pair of sub-blocks 2i, 2i + 1 (i < 8; groups 0..3 each): a
+ *          vector of the levels' low two bits of each (group g in bits
+ *          2g-2g+1), then the third bits of each group's 64 levels as
+ *          64-bit masks (4 per sub-block; 192 bytes); scale[16][16] (int8,
+ *          sc - 32); d[16]; 32 bytes of padding
  *   IQ4_NL as Q4_0, the nibbles being codebook indices
  *   IQ4_XS per sub-block j < 8: Q4_0's 4 nibble vectors of codebook
  *          indices; d[16], 32 bytes of padding; the multipliers ls - 32 as
  *          int8: scale[8][16]
  * Q4_K grows by 64 bytes per 2304 (the scales unpacked), Q5_K by 64 per
- * 2816, Q6_K by 32 per 3360 and IQ4_XS by 64 per 2176; the others keep their
- * size. The levels and scales decoded here are vd_levels64's and vd_scales'
+ * 2816, Q6_K by 32 per 3360, IQ4_XS by 64 per 2176 and Q3_K by 96 per 1760;
+ * the others keep their size. The levels and scales decoded here are vd_levels64's and vd_scales'
  * (the same bits).
  */
 #ifndef HEARTH_KERN_X86_AVX512_PACK_H
@@ -49,6 +54,7 @@ AI int pk_sub_levels(gemm_kind k) {
     case GK_Q5_0:
     case GK_Q5_K: return 320; /* nibbles, then the fifth bits */
     case GK_Q6_K: return 192;
+    case GK_Q3_K: return 96;
     default: return 256;
     }
 }
@@ -58,6 +64,7 @@ AI int pk_unit_elems(gemm_kind k) { return gemm_geom_of(k).wbe == 32 ? 64 : 256;
 AI int pk_unit_bytes(gemm_kind k) {
     if (gemm_geom_of(k).wbe == 32) return 2 * pk_sub_levels(k) + 64;
     if (k == GK_Q6_K) return 3392;
+    if (k == GK_Q3_K) return 1856;
     return 8 * pk_sub_levels(k) + (k == GK_IQ4_XS ? 192 : 320);
 }
 
@@ -66,10 +73,10 @@ AI int pk_unit_bytes(gemm_kind k) {
  * Q5_K: the mins 128 bytes on). */
 AI int pk_d_at(gemm_kind k, int j) {
     if (gemm_geom_of(k).wbe == 32) return 2 * pk_sub_levels(k) + 32 * j;
-    return k == GK_Q6_K ? 3328 : 8 * pk_sub_levels(k);
+    return k == GK_Q6_K ? 3328 : k == GK_Q3_K ? 1792 : 8 * pk_sub_levels(k);
 }
 AI int pk_scale_at(gemm_kind k, int j) {
-    return (k == GK_Q6_K ? 3072 : 8 * pk_sub_levels(k) + 64) + 16 * j;
+    return (k == GK_Q6_K ? 3072 : k == GK_Q3_K ? 1536 : 8 * pk_sub_levels(k) + 64) + 16 * j;
 }
 
 /* The levels of group q of sub-block j of the packed unit at b (each
@@ -78,6 +85,14 @@ AI int pk_scale_at(gemm_kind k, int j) {
 AI __m512i pk_level(gemm_kind k, const uint8_t *b, int j, int q) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     if (k == GK_Q8_0) return _mm512_load_si512(b + 512 * j + 64 * q);
+    if (k == GK_Q3_K) {
+        const uint8_t *p = b + 192 * (j / 2);
+        const __m512i lo = _mm512_load_si512(p + 64 * (j % 2));
+        const __m512i lev = _mm512_and_si512(_mm512_srli_epi16(lo, 2 * q), _mm512_set1_epi8(3));
+        uint64_t third;
+        memcpy(&third, p + 128 + 32 * (j % 2) + 8 * q, sizeof third);
+        return _mm512_mask_add_epi8(lev, _cvtu64_mask64(third), lev, _mm512_set1_epi8(4));
+    }
     if (k == GK_Q6_K) {
         const __m512i n = _mm512_load_si512(b + 192 * j + 64 * (q / 2));
         const __m512i h = _mm512_load_si512(b + 192 * j + 128);
@@ -102,7 +117,7 @@ AI __m512i pk_level(gemm_kind k, const uint8_t *b, int j, int q) {
 
 /* The scales (lane = row) of sub-block j of the packed unit at b and, for
  * Q4_K and Q5_K, its min coefficients (else zero): vd_scales' values (for
- * Q6_K and IQ4_XS, d times the signed byte, as there). */
+ * Q3_K, Q6_K and IQ4_XS, d times the signed byte, as there). */
 AI void pk_scales(gemm_kind k, const uint8_t *b, int j, __m512 *sc, __m512 *mn) {
     const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(b + pk_d_at(k, j))));
     *mn = _mm512_setzero_ps();
@@ -111,7 +126,7 @@ AI void pk_scales(gemm_kind k, const uint8_t *b, int j, __m512 *sc, __m512 *mn) 
         return;
     }
     const __m128i s = _mm_load_si128((const __m128i *)(b + pk_scale_at(k, j)));
-    if (k == GK_Q6_K || k == GK_IQ4_XS) {
+    if (k == GK_Q6_K || k == GK_Q3_K || k == GK_IQ4_XS) {
         *sc = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(s)));
         return;
     }
