@@ -136,6 +136,11 @@ typedef struct hearth_memory {
     uint64_t file_bytes;   /* the mapped model file */
     uint64_t kv_bytes;     /* K and V caches */
     uint64_t buffer_bytes; /* activations, logits, converted inputs, attention work */
+    /* Weights repacked at load (hearth_model_params.no_repack): the packed
+     * copy (anonymous memory) and those weights' bytes in the file, whose
+     * pages were handed back, so the model holds about file_bytes -
+     * packed_file_bytes + packed_bytes. */
+    uint64_t packed_bytes, packed_file_bytes;
 } hearth_memory;
 HEARTH_API hearth_memory hearth_session_memory(const hearth_session *session);
 /* Forgets every position >= pos (pos <= current position). */

@@ -223,12 +223,15 @@ static void print_memory(const hearth_session *s) {
     hearth_memory mem = hearth_session_memory(s);
     struct rusage ru;
     double peak = getrusage(RUSAGE_SELF, &ru) ? 0.0 : (double)ru.ru_maxrss * 1024.0 / mib;
-    fprintf(stderr,
-            "memory: model file %.1f MiB (mapped) + KV cache %.1f MiB + buffers %.1f MiB = %.1f "
-            "MiB | peak RSS %.1f MiB\n",
-            (double)mem.file_bytes / mib, (double)mem.kv_bytes / mib,
-            (double)mem.buffer_bytes / mib,
-            (double)(mem.file_bytes + mem.kv_bytes + mem.buffer_bytes) / mib, peak);
+    const uint64_t model = mem.file_bytes - mem.packed_file_bytes + mem.packed_bytes;
+    fprintf(stderr, "memory: model %.1f MiB (file %.1f MiB mapped", (double)model / mib,
+            (double)mem.file_bytes / mib);
+    if (mem.packed_bytes)
+        fprintf(stderr, ", %.1f MiB of it repacked into %.1f MiB",
+                (double)mem.packed_file_bytes / mib, (double)mem.packed_bytes / mib);
+    fprintf(stderr, ") + KV cache %.1f MiB + buffers %.1f MiB = %.1f MiB | peak RSS %.1f MiB\n",
+            (double)mem.kv_bytes / mib, (double)mem.buffer_bytes / mib,
+            (double)(model + mem.kv_bytes + mem.buffer_bytes) / mib, peak);
 }
 
 /* The prompt's tokens, or with --suffix the fill-in-the-middle sequence

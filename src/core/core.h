@@ -69,10 +69,11 @@ void hr_pages_free(void *p, size_t bytes);
  * less. Only a hint; nothing changes where the kernel does not do it. */
 void hr_pages_hint_huge(void *p, size_t bytes);
 
-/* A read-only mapping of a whole file. */
+/* A read-only mapping of a whole file (and the file, for hr_map_read). */
 typedef struct hr_map {
     const uint8_t *data;
     uint64_t size;
+    int fd;
 } hr_map;
 
 hearth_err hr_map_open(hr_map *map, const char *path);
@@ -81,6 +82,11 @@ void hr_map_close(hr_map *map);
  * to the page cache: a later read faults them in again from the file. For
  * data that was copied elsewhere and is rarely read here any more. */
 void hr_map_release(const hr_map *map, const void *p, size_t n);
+/* Copies [p, p + n) of the mapping into dst by reading the file, without
+ * mapping its pages into this process (a mapped read maps the page cache's
+ * whole large folio around it); false when p is not in the mapping or the
+ * read fails. */
+bool hr_map_read(const hr_map *map, const void *p, size_t n, void *dst);
 
 /* Physical cores of this machine (at least 1). */
 int hr_cpu_cores(void);

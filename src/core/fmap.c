@@ -17,6 +17,7 @@
 hearth_err hr_map_open(hr_map *map, const char *path) {
     map->data = NULL;
     map->size = 0;
+    map->fd = -1;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return hr_fail(HEARTH_ERR_IO, "cannot open '%s': %s", path, hr_strerror(errno));
     struct stat st;
@@ -34,6 +35,8 @@ hearth_err hr_map_open(hr_map *map, const char *path) {
         } else {
             map->data = p;
             map->size = (uint64_t)st.st_size;
+            map->fd = fd;
+            return HEARTH_OK;
         }
     }
     close(fd);
@@ -41,16 +44,34 @@ hearth_err hr_map_open(hr_map *map, const char *path) {
 }
 
 void hr_map_close(hr_map *map) {
-    if (map->data) munmap((void *)map->data, (size_t)map->size);
+    if (map->data) {
+        munmap((void *)map->data, (size_t)map->size);
+        close(map->fd);
+    }
     map->data = NULL;
     map->size = 0;
+    map->fd = -1;
+}
+
+bool hr_map_read(const hr_map *map, const void *p, size_t n, void *dst) {
+    const uint8_t *base = map->data, *c = p;
+    if (!base || c < base || n > map->size || (uint64_t)(c - base) > map->size - n) return false;
+    for (size_t done = 0; done < n;) {
+        const ssize_t r =
+            pread(map->fd, (uint8_t *)dst + done, n - done, (off_t)(c - base) + (off_t)done);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
+        done += (size_t)r;
+    }
+    return true;
 }
 
 void hr_map_release(const hr_map *map, const void *p, size_t n) {
     const uint8_t *base = map->data, *c = p;
     if (!base || c < base || n > map->size || (uint64_t)(c - base) > map->size - n) return;
     const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-    const uint64_t a = ((uint64_t)(c - base) + page - 1) / page * page; /* the mapping starts a page */
+    const uint64_t a =
+        ((uint64_t)(c - base) + page - 1) / page * page; /* the mapping starts a page */
     const uint64_t b = ((uint64_t)(c - base) + n) / page * page;
     /* a private read-only file mapping: the pages come back from the file */
     if (a < b) (void)madvise((void *)(base + a), (size_t)(b - a), MADV_DONTNEED);

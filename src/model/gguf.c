@@ -566,6 +566,9 @@ hearth_err gguf_open(const char *path, gguf_file **out) {
 }
 
 void gguf_release(gguf_file *f, const void *p, size_t n) { hr_map_release(&f->map, p, n); }
+bool gguf_read(const gguf_file *f, const void *p, size_t n, void *dst) {
+    return hr_map_read(&f->map, p, n, dst);
+}
 
 hearth_err gguf_open_memory(const void *data, uint64_t size, gguf_file **out) {
     if (!data && size) return hr_fail(HEARTH_ERR_INVALID_ARG, "gguf: NULL buffer");

@@ -88,6 +88,8 @@ hearth_err gguf_open_memory(const void *data, uint64_t size, gguf_file **out);
 /* hr_map_release of [p, p + n) when the file is mapped (nothing for a
  * buffer of gguf_open_memory). */
 void gguf_release(gguf_file *f, const void *p, size_t n);
+/* hr_map_read of [p, p + n) into dst; false for a buffer of gguf_open_memory. */
+bool gguf_read(const gguf_file *f, const void *p, size_t n, void *dst);
 void gguf_close(gguf_file *f);
 
 uint32_t gguf_version(const gguf_file *f);

@@ -49,6 +49,12 @@ static hearth_err bind_vector(hearth_model *m, const char *name, int64_t n, bool
                        "model: tensor '%s' must be %lld F32 values (has %lld of type %s)", name,
                        (long long)n, (long long)t->n_elements, kern_type_get(t->type)->name);
     *out = t->data;
+    if (m->vectors && n <= m->vectors_cap - m->vectors_used) {
+        float *v = m->vectors + m->vectors_used;
+        memcpy(v, t->data, (size_t)n * sizeof *v);
+        m->vectors_used += n;
+        *out = v;
+    }
     return HEARTH_OK;
 }
 
@@ -226,6 +232,14 @@ static hearth_err bind_all(hearth_model *m) {
 hearth_err model_bind_tensors(hearth_model *m) {
     const int64_t n = gguf_n_tensors(m->gguf);
     if (!(m->bound = hr_calloc(n > 0 ? (size_t)n : 1, 1))) return HEARTH_ERR_NOMEM;
+    for (int64_t i = 0; i < n; i++) { /* room for every vector bind_vector may take */
+        const gguf_tensor *t = gguf_tensor_at(m->gguf, i);
+        if (t->type == KERN_F32 && t->n_dims == 1) m->vectors_cap += t->n_elements;
+    }
+    if (m->vectors_cap && !(m->vectors = hr_calloc((size_t)m->vectors_cap, sizeof(float)))) {
+        free(m->bound);
+        return HEARTH_ERR_NOMEM;
+    }
     const hearth_err err = bind_all(m);
     free(m->bound);
     m->bound = NULL;
@@ -268,6 +282,7 @@ void model_close(hearth_model *m) {
     hr_pool_free(m->pool);
     model_lora_free_all(m); /* before the layers: nothing reads the chains after this */
     free(m->layers);
+    free(m->vectors);
     hr_pages_free(m->packed, m->packed_bytes);
     gguf_close(m->gguf);
     free(m);

@@ -146,8 +146,15 @@ struct hearth_model {
     model_lora *loras; /* [n_loras] adapters, in the order they were added */
     int n_loras;
     uint8_t *bound; /* [gguf_n_tensors] while binding: which tensors the architecture took */
-    void *packed;   /* every packed weight (model_pack), packed_bytes; NULL: none */
+    /* The F32 vectors (norms, biases, RoPE factors), copied out of the file:
+     * read on every token, from the mapping they would map the page cache's
+     * large folio around each (about 1 MiB on ext4 with Linux 6.18,
+     * measured), pages of packed weights handed back among them. */
+    float *vectors;
+    int64_t vectors_cap, vectors_used;
+    void *packed; /* every packed weight (model_pack), packed_bytes; NULL: none */
     size_t packed_bytes;
+    size_t packed_file_bytes; /* the packed weights' bytes in the file (handed back) */
 };
 
 /* The RoPE frequency divisors a session of n_ctx positions uses (NULL:

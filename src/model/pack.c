@@ -45,7 +45,7 @@ hearth_err model_pack(hearth_model *m) {
         return HEARTH_OK;
     }
     hr_pages_hint_huge(block, total);
-    size_t at = 0;
+    size_t at = 0, from = 0;
     for (int i = 0; i < n; i++) {
         model_weight *w = ws[i];
         const size_t bytes = kern_packed_bytes(w->type, w->n_rows, w->n_cols);
@@ -53,10 +53,13 @@ hearth_err model_pack(hearth_model *m) {
         kern_pack(m->pool, w->type, w->data, w->n_rows, w->n_cols, block + at);
         w->packed = block + at;
         at += (bytes + 63) / 64 * 64;
-        gguf_release(m->gguf, w->data, kern_row_bytes(w->type, w->n_cols) * (size_t)w->n_rows);
+        const size_t file_bytes = kern_row_bytes(w->type, w->n_cols) * (size_t)w->n_rows;
+        gguf_release(m->gguf, w->data, file_bytes);
+        from += file_bytes;
     }
     m->packed = block;
     m->packed_bytes = total;
+    m->packed_file_bytes = from;
     free(ws);
     return HEARTH_OK;
 }

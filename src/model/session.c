@@ -196,7 +196,9 @@ void hearth_session_free(hearth_session *s) {
 hearth_memory hearth_session_memory(const hearth_session *s) {
     return (hearth_memory){.file_bytes = gguf_file_size(s->model->gguf),
                            .kv_bytes = s->kv_bytes,
-                           .buffer_bytes = s->buffer_bytes};
+                           .buffer_bytes = s->buffer_bytes,
+                           .packed_bytes = s->model->packed_bytes,
+                           .packed_file_bytes = s->model->packed_file_bytes};
 }
 
 int hearth_session_pos(const hearth_session *s) { return s->pos; }
