@@ -143,8 +143,9 @@ int main(void) {
     char path[64], tmp[64];
     snprintf(path, sizeof path, "/tmp/hearth-test-model-%d.gguf", (int)getpid());
     snprintf(tmp, sizeof tmp, "/tmp/hearth-test-broken-%d.gguf", (int)getpid());
-    const kern_type types[] = {KERN_F32,  KERN_F16,  KERN_Q8_0, KERN_Q4_0,   KERN_Q5_0,  KERN_Q3_K,
-                               KERN_Q4_K, KERN_Q5_K, KERN_Q6_K, KERN_IQ4_NL, KERN_IQ4_XS};
+    const kern_type types[] = {KERN_F32,  KERN_F16,  KERN_Q8_0,   KERN_Q4_0,
+                               KERN_Q5_0, KERN_Q2_K, KERN_Q3_K,   KERN_Q4_K,
+                               KERN_Q5_K, KERN_Q6_K, KERN_IQ4_NL, KERN_IQ4_XS};
     for (size_t a = 0; a < sizeof arches / sizeof arches[0]; a++) {
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
             synth_params p = synth_default_params();

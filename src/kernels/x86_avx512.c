@@ -14,10 +14,10 @@
  * instantiate it twice, so the plain instantiation executes no VNNI
  * instruction even though the files are compiled with -mavx512vnni (when
  * optimizing, it contains none: the other branch is folded away). The VNNI
- * table then replaces the vec_dot of Q8_0, Q4_0, Q5_0, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS
- * with the canonical arithmetic that their gemm shares, so that a batch and
- * one token at a time give the same bits, and gives them all a packed
- * layout (x86_avx512_pack.h) read with the same bits.
+ * table then replaces the vec_dot of Q8_0, Q4_0, Q5_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and
+ * IQ4_XS with the canonical arithmetic that their gemm shares, so that a batch and one token at a
+ * time give the same bits, and gives them all a packed layout (x86_avx512_pack.h) read with the
+ * same bits.
  */
 #include "kernels/x86_avx512.h"
 
@@ -86,6 +86,7 @@ void kern_avx512_vnni_install(kern_fns *table) {
     SET_CANON(KERN_Q6_K, q6_K)
     SET_CANON(KERN_IQ4_NL, iq4_nl)
     SET_CANON(KERN_IQ4_XS, iq4_xs)
+    SET_CANON(KERN_Q2_K, q2_K)
     SET_CANON(KERN_Q3_K, q3_K)
 #undef SET_CANON
 #define SET_PACKED(T, name)                                                                        \
@@ -100,6 +101,7 @@ void kern_avx512_vnni_install(kern_fns *table) {
     SET_PACKED(KERN_Q6_K, q6_K)
     SET_PACKED(KERN_IQ4_NL, iq4_nl)
     SET_PACKED(KERN_IQ4_XS, iq4_xs)
+    SET_PACKED(KERN_Q2_K, q2_K)
     SET_PACKED(KERN_Q3_K, q3_K)
 #undef SET_PACKED
     if (__builtin_cpu_supports("avx512bf16"))

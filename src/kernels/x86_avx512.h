@@ -164,12 +164,12 @@ AI __m512i q6_levels64(__m512i l, __m512i h, bool hi) {
 }
 
 /* ---- the VNNI products of the integer formats: vec_dot and gemm in one arithmetic -------------
- * Q8_0, Q4_0, Q5_0, IQ4_NL (against Q8_0 activations) and Q3_K, Q4_K, Q5_K,
- * Q6_K, IQ4_XS (against Q8_K) have, in the VNNI table, one arithmetic that a single row (vec_dot)
- * and a panel of rows against several tokens (gemm) both compute cheaply, so
- * that a batch and one token at a time give the same bits:
+ * Q8_0, Q4_0, Q5_0, IQ4_NL (against Q8_0 activations) and Q2_K, Q3_K, Q4_K,
+ * Q5_K, Q6_K, IQ4_XS (against Q8_K) have, in the VNNI table, one arithmetic that a single row
+ * (vec_dot) and a panel of rows against several tokens (gemm) both compute cheaply, so that a batch
+ * and one token at a time give the same bits:
  *  - a row is cut into chunks of 16 sub-blocks (one scale each: 32 elements,
- *    16 for Q3_K and Q6_K); per sub-block s the exact integer I_s = sum (level -
+ *    16 for Q2_K, Q3_K and Q6_K); per sub-block s the exact integer I_s = sum (level -
  *    offset) * x and the float P_s = (scale_s * d_x) * I_s, plus
  *    min_s * (d_x * sum x) for the K-quants with mins (one fused step);
  *  - a chunk's value is the pairwise tree ((P0 + P1) + (P2 + P3)) + ... over
@@ -191,6 +191,7 @@ typedef enum {
     GK_Q6_K,
     GK_IQ4_NL,
     GK_IQ4_XS,
+    GK_Q2_K,
     GK_Q3_K
 } gemm_kind;
 
@@ -209,6 +210,7 @@ AI gemm_geom gemm_geom_of(gemm_kind k) {
     case GK_Q5_K: return (gemm_geom){32, 0, 256, 176, 256, 292, 4};
     case GK_IQ4_NL: return (gemm_geom){32, 128, 32, 18, 32, 34, 2};
     case GK_IQ4_XS: return (gemm_geom){32, 128, 256, 136, 256, 292, 4};
+    case GK_Q2_K: return (gemm_geom){16, 0, 256, 84, 256, 292, 4};
     case GK_Q3_K: return (gemm_geom){16, 4, 256, 110, 256, 292, 4};
     case GK_Q6_K: break;
     }
@@ -291,14 +293,17 @@ AI __m512i vd_levels64(gemm_kind k, const uint8_t *w, int q, bool two) {
         }
         return v;
     }
-    case GK_Q3_K: { /* element 128h + 32j + l: bits 2j-2j+1 of qs[32h + l], plus 4
-                     * where bit 4h + j of hmask[l] is set; here j = 2(q % 2) and
+    case GK_Q2_K:
+    case GK_Q3_K: { /* element 128h + 32j + l: bits 2j-2j+1 of qs[32h + l] (Q3_K: plus 4
+                     * where bit 4h + j of hmask[l] is set); here j = 2(q % 2) and
                      * (upper 32 bytes) 2(q % 2) + 1 */
         const int h = q / 2, j = 2 * (q % 2);
-        const __m512i b = _mm512_broadcast_i64x4(load256(w + Q3K_QS + 32 * h));
+        const __m512i b =
+            _mm512_broadcast_i64x4(load256(w + (k == GK_Q2_K ? Q2K_QS : Q3K_QS) + 32 * h));
         const __m512i sh = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * j)),
                                               _mm256_set1_epi16((short)(2 * j + 2)), 1);
         const __m512i v = _mm512_and_si512(_mm512_srlv_epi16(b, sh), _mm512_set1_epi8(3));
+        if (k == GK_Q2_K) return v;
         const __m512i hm = _mm512_broadcast_i64x4(load256(w + Q3K_HMASK));
         const __m512i sel = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (4 * h + j))),
                                                _mm256_set1_epi8((char)(1 << (4 * h + j + 1))), 1);
@@ -366,6 +371,14 @@ AI void vd_scales(gemm_kind k, const uint8_t *w, int ns, __m512 *sc_out, __m512 
                 _mm256_mul_ps(_mm256_set1_ps(f16_at(wb)), _mm256_cvtepi32_ps(iq4_xs_scales8(wb)));
         }
         sc = _mm512_insertf32x8(_mm512_castps256_ps512(s2[0]), s2[1], 1);
+    } else if (k == GK_Q2_K) { /* d * (byte & 15), -dmin * (byte >> 4) */
+        const __m128i s = _mm_loadu_si128((const __m128i *)(w + Q2K_SCALES));
+        const __m128i m4 = _mm_set1_epi8(0x0F);
+        sc = _mm512_mul_ps(_mm512_set1_ps(f16_at(w + Q2K_D)),
+                           _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(s, m4))));
+        mn = _mm512_mul_ps(
+            _mm512_set1_ps(-f16_at(w + Q2K_DMIN)),
+            _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(s, 4), m4))));
     } else if (k == GK_Q6_K || k == GK_Q3_K) { /* d * the 16 signed bytes */
         const __m128i s8 = k == GK_Q6_K ? _mm_loadu_si128((const __m128i *)(w + 192))
                                         : q3k_scales16(w + Q3K_SCALES);
@@ -514,6 +527,7 @@ AVX512_CANON(q5_K);
 AVX512_CANON(q6_K);
 AVX512_CANON(iq4_nl);
 AVX512_CANON(iq4_xs);
+AVX512_CANON(q2_K);
 AVX512_CANON(q3_K);
 
 /* x86_avx512_pack.c: the packed layout (x86_avx512_pack.h) of the formats
@@ -534,6 +548,7 @@ AVX512_PACKED(q5_K);
 AVX512_PACKED(q6_K);
 AVX512_PACKED(iq4_nl);
 AVX512_PACKED(iq4_xs);
+AVX512_PACKED(q2_K);
 AVX512_PACKED(q3_K);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * x86_avx512_gemm.c - the VNNI table's gemm for Q8_0, Q4_0, Q5_0, Q3_K,
- * Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS: one to four tokens go row by row with vec_dot's code
+ * x86_avx512_gemm.c - the VNNI table's gemm for Q8_0, Q4_0, Q5_0, Q2_K,
+ * Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS: one to four tokens go row by row with vec_dot's code
  * (x86_avx512_gemv.c), more through panels of 16 rows, which this file
  * owns. Both compute the canonical arithmetic described in x86_avx512.h, so
  * every entry has the bits of vec_dot whatever n_tok.
@@ -358,6 +358,7 @@ GEMM_FN(q5_K, GK_Q5_K)
 GEMM_FN(q6_K, GK_Q6_K)
 GEMM_FN(iq4_nl, GK_IQ4_NL)
 GEMM_FN(iq4_xs, GK_IQ4_XS)
+GEMM_FN(q2_K, GK_Q2_K)
 GEMM_FN(q3_K, GK_Q3_K)
 
 /* The packed layout's gemm: pk_rows for one to four tokens, panels unpacked
@@ -404,4 +405,5 @@ GEMM_PACKED_FN(q5_K, GK_Q5_K)
 GEMM_PACKED_FN(q6_K, GK_Q6_K)
 GEMM_PACKED_FN(iq4_nl, GK_IQ4_NL)
 GEMM_PACKED_FN(iq4_xs, GK_IQ4_XS)
+GEMM_PACKED_FN(q2_K, GK_Q2_K)
 GEMM_PACKED_FN(q3_K, GK_Q3_K)

@@ -1,11 +1,10 @@
 /*
  * x86_avx512_gemv.c - the canonical VNNI arithmetic of the integer formats
  * (x86_avx512.h) one row at a time: the VNNI table's vec_dot of Q8_0, Q4_0,
- * Q5_0, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, and their products of one to four tokens (rows
- * in address order, each row's levels unpacked once for all the tokens, the
- * activations prepared once), which x86_avx512_gemm.c calls where they fit.
- * A row chunk's 16 sub-blocks sit in the 16 lanes of a vector, so the tree
- * is four shuffle-adds and the row is read once, in order.
+ * Q5_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, and their products of one to four tokens
+ * (rows in address order, each row's levels unpacked once for all the tokens, the activations
+ * prepared once), which x86_avx512_gemm.c calls where they fit. A row chunk's 16 sub-blocks sit in
+ * the 16 lanes of a vector, so the tree is four shuffle-adds and the row is read once, in order.
  */
 #include "kernels/x86_avx512.h"
 
@@ -159,6 +158,7 @@ AI void vd_xprep(gemm_kind k, const uint8_t *x, int kcn, vd_xchunk *o) {
         float d;
         memcpy(&d, x, sizeof d);
         o->xd = _mm512_set1_ps(d);
+        if (g.off == 0) o->xm = _mm512_mul_ps(o->xd, _mm512_cvtepi32_ps(sum));
     } else {
         __m256i s2[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
         __m256 d2[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
@@ -366,4 +366,5 @@ GEMV_FN(q5_K, GK_Q5_K)
 GEMV_FN(q6_K, GK_Q6_K)
 GEMV_FN(iq4_nl, GK_IQ4_NL)
 GEMV_FN(iq4_xs, GK_IQ4_XS)
+GEMV_FN(q2_K, GK_Q2_K)
 GEMV_FN(q3_K, GK_Q3_K)

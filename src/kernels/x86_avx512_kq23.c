@@ -2,8 +2,9 @@
  * x86_avx512_kq23.c - Q2_K and Q3_K against Q8_K on AVX-512, with and
  * without VNNI: vec_dot and gemm, both from one tile of a weight row against
  * 1 to 4 tokens, so that a batch has the bits of one token at a time (the
- * gemm contract) by construction. (The VNNI table gives Q3_K the canonical
- * arithmetic of x86_avx512.h instead, which has a packed layout.)
+ * gemm contract) by construction. The table without VNNI uses them; the
+ * VNNI table gives both the canonical arithmetic of x86_avx512.h instead,
+ * which has a packed layout.
  *
  * As x86_avx2.c's k23_tile, 64 elements a register: the 64 bytes of 2-bit
  * levels shifted by 2s hold elements 32s..32s+31 in the lower half and

@@ -27,6 +27,15 @@ AI void level_bits(uint8_t *dst, __m512i v, char bit) {
     memcpy(dst, &m, sizeof m);
 }
 
+/* The low two bits of the levels of groups 0..3 at v, group g in bits 2g-2g+1. */
+AI __m512i low2(const __m512i *v) {
+    __m512i lo = _mm512_setzero_si512();
+    for (int q = 0; q < 4; q++)
+        lo = _mm512_or_si512(lo,
+                             _mm512_slli_epi16(_mm512_and_si512(v[q], _mm512_set1_epi8(3)), 2 * q));
+    return lo;
+}
+
 AI void put_f16s(uint8_t *dst, const uint8_t *const *wr, size_t at) {
     for (int r = 0; r < GR; r++) memcpy(dst + 2 * r, wr[r] + at, 2);
 }
@@ -55,17 +64,20 @@ AI void pack_unit(gemm_kind k, const uint8_t *lv, const uint8_t *const *wr, int6
         return;
     }
     const size_t at = (size_t)blk * g.wbb;
+    if (k == GK_Q2_K) {
+        for (int j = 0; j < 16; j++) _mm512_store_si512(u + 64 * j, low2(v + 4 * j));
+        for (int r = 0; r < GR; r++)
+            for (int j = 0; j < 16; j++)
+                u[pk_scale_at(k, j) + r] = wr[r][at + Q2K_SCALES + (size_t)j];
+        put_f16s(u + pk_d_at(k, 0), wr, at + Q2K_D);
+        put_f16s(u + pk_d_at(k, 0) + 32, wr, at + Q2K_DMIN);
+        return;
+    }
     if (k == GK_Q3_K) {
         for (int j = 0; j < 16; j++) {
             uint8_t *p = u + 192 * (j / 2);
-            __m512i lo = _mm512_setzero_si512();
-            for (int q = 0; q < 4; q++) {
-                const __m512i b = v[4 * j + q];
-                lo = _mm512_or_si512(
-                    lo, _mm512_slli_epi16(_mm512_and_si512(b, _mm512_set1_epi8(3)), 2 * q));
-                level_bits(p + 128 + 32 * (j % 2) + 8 * q, b, 4);
-            }
-            _mm512_store_si512(p + 64 * (j % 2), lo);
+            for (int q = 0; q < 4; q++) level_bits(p + 128 + 32 * (j % 2) + 8 * q, v[4 * j + q], 4);
+            _mm512_store_si512(p + 64 * (j % 2), low2(v + 4 * j));
         }
         for (int r = 0; r < GR; r++) {
             uint8_t sc[16];
@@ -161,4 +173,5 @@ PACK_FN(q5_K, GK_Q5_K)
 PACK_FN(q6_K, GK_Q6_K)
 PACK_FN(iq4_nl, GK_IQ4_NL)
 PACK_FN(iq4_xs, GK_IQ4_XS)
+PACK_FN(q2_K, GK_Q2_K)
 PACK_FN(q3_K, GK_Q3_K)

@@ -28,6 +28,9 @@
  *          0 (low) and 1 (high), 2 and 3, and one vector of the levels' top
  *          two bits, groups 0..3 in bits 0-1, 2-3, 4-5, 6-7 (192 bytes, read
  *          in order); scale[16][16] (int8); d[16]; 32 bytes of padding
+ *   Q2_K   per sub-block j < 16 (groups 0..3): one vector of the levels, group
+ *          g in bits 2g-2g+1; the file's scale bytes (scale in the low
+ *          nibble, min in the high one): scale[16][16]; d[16], dmin[16]
  *   Q3_K   per pair of sub-blocks 2i, 2i + 1 (i < 8; groups 0..3 each): a
  *          vector of the levels' low two bits of each (group g in bits
  *          2g-2g+1), then the third bits of each group's 64 levels as
@@ -39,8 +42,8 @@
  *          int8: scale[8][16]
  * Q4_K grows by 64 bytes per 2304 (the scales unpacked), Q5_K by 64 per
  * 2816, Q6_K by 32 per 3360, IQ4_XS by 64 per 2176 and Q3_K by 96 per 1760;
- * the others keep their size. The levels and scales decoded here are vd_levels64's and vd_scales'
- * (the same bits).
+ * the others (Q2_K too) keep their size. The levels and scales decoded here are vd_levels64's and
+ * vd_scales' (the same bits).
  */
 #ifndef HEARTH_KERN_X86_AVX512_PACK_H
 #define HEARTH_KERN_X86_AVX512_PACK_H
@@ -54,6 +57,7 @@ AI int pk_sub_levels(gemm_kind k) {
     case GK_Q5_0:
     case GK_Q5_K: return 320; /* nibbles, then the fifth bits */
     case GK_Q6_K: return 192;
+    case GK_Q2_K: return 64;
     case GK_Q3_K: return 96;
     default: return 256;
     }
@@ -65,6 +69,7 @@ AI int pk_unit_bytes(gemm_kind k) {
     if (gemm_geom_of(k).wbe == 32) return 2 * pk_sub_levels(k) + 64;
     if (k == GK_Q6_K) return 3392;
     if (k == GK_Q3_K) return 1856;
+    if (k == GK_Q2_K) return 1344;
     return 8 * pk_sub_levels(k) + (k == GK_IQ4_XS ? 192 : 320);
 }
 
@@ -73,10 +78,20 @@ AI int pk_unit_bytes(gemm_kind k) {
  * Q5_K: the mins 128 bytes on). */
 AI int pk_d_at(gemm_kind k, int j) {
     if (gemm_geom_of(k).wbe == 32) return 2 * pk_sub_levels(k) + 32 * j;
-    return k == GK_Q6_K ? 3328 : k == GK_Q3_K ? 1792 : 8 * pk_sub_levels(k);
+    switch (k) {
+    case GK_Q6_K: return 3328;
+    case GK_Q3_K: return 1792;
+    case GK_Q2_K: return 1280;
+    default: return 8 * pk_sub_levels(k);
+    }
 }
 AI int pk_scale_at(gemm_kind k, int j) {
-    return (k == GK_Q6_K ? 3072 : k == GK_Q3_K ? 1536 : 8 * pk_sub_levels(k) + 64) + 16 * j;
+    switch (k) {
+    case GK_Q6_K: return 3072 + 16 * j;
+    case GK_Q3_K: return 1536 + 16 * j;
+    case GK_Q2_K: return 1024 + 16 * j;
+    default: return 8 * pk_sub_levels(k) + 64 + 16 * j;
+    }
 }
 
 /* The levels of group q of sub-block j of the packed unit at b (each
@@ -85,6 +100,9 @@ AI int pk_scale_at(gemm_kind k, int j) {
 AI __m512i pk_level(gemm_kind k, const uint8_t *b, int j, int q) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     if (k == GK_Q8_0) return _mm512_load_si512(b + 512 * j + 64 * q);
+    if (k == GK_Q2_K)
+        return _mm512_and_si512(_mm512_srli_epi16(_mm512_load_si512(b + 64 * j), 2 * q),
+                                _mm512_set1_epi8(3));
     if (k == GK_Q3_K) {
         const uint8_t *p = b + 192 * (j / 2);
         const __m512i lo = _mm512_load_si512(p + 64 * (j % 2));
@@ -116,7 +134,7 @@ AI __m512i pk_level(gemm_kind k, const uint8_t *b, int j, int q) {
 }
 
 /* The scales (lane = row) of sub-block j of the packed unit at b and, for
- * Q4_K and Q5_K, its min coefficients (else zero): vd_scales' values (for
+ * Q2_K, Q4_K and Q5_K, its min coefficients (else zero): vd_scales' values (for
  * Q3_K, Q6_K and IQ4_XS, d times the signed byte, as there). */
 AI void pk_scales(gemm_kind k, const uint8_t *b, int j, __m512 *sc, __m512 *mn) {
     const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(b + pk_d_at(k, j))));
@@ -126,6 +144,16 @@ AI void pk_scales(gemm_kind k, const uint8_t *b, int j, __m512 *sc, __m512 *mn) 
         return;
     }
     const __m128i s = _mm_load_si128((const __m128i *)(b + pk_scale_at(k, j)));
+    if (k == GK_Q2_K) { /* as vd_scales */
+        const __m128i m4 = _mm_set1_epi8(0x0F);
+        const __m512 dmin =
+            _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(b + pk_d_at(k, j) + 32)));
+        *sc = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(s, m4))));
+        *mn = _mm512_mul_ps(
+            _mm512_sub_ps(_mm512_setzero_ps(), dmin),
+            _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(s, 4), m4))));
+        return;
+    }
     if (k == GK_Q6_K || k == GK_Q3_K || k == GK_IQ4_XS) {
         *sc = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(s)));
         return;
