@@ -165,12 +165,13 @@ AI __m512i q6_levels64(__m512i l, __m512i h, bool hi) {
 
 /* ---- the VNNI products of the integer formats: vec_dot and gemm in one arithmetic -------------
  * Q8_0, Q4_0, Q5_0, IQ4_NL (against Q8_0 activations) and Q2_K, Q3_K, Q4_K,
- * Q5_K, Q6_K, IQ4_XS (against Q8_K) have, in the VNNI table, one arithmetic that a single row
- * (vec_dot) and a panel of rows against several tokens (gemm) both compute cheaply, so that a batch
- * and one token at a time give the same bits:
+ * Q5_K, Q6_K, IQ4_XS (against Q8_K) have, in the VNNI table, one arithmetic
+ * that a single row (vec_dot) and a panel of rows against several tokens
+ * (gemm) both compute cheaply, so that a batch and one token at a time give
+ * the same bits:
  *  - a row is cut into chunks of 16 sub-blocks (one scale each: 32 elements,
- *    16 for Q2_K, Q3_K and Q6_K); per sub-block s the exact integer I_s = sum (level -
- *    offset) * x and the float P_s = (scale_s * d_x) * I_s, plus
+ *    16 for Q2_K, Q3_K and Q6_K); per sub-block s the exact integer
+ *    I_s = sum (level - offset) * x and the float P_s = (scale_s * d_x) * I_s, plus
  *    min_s * (d_x * sum x) for the K-quants with mins (one fused step);
  *  - a chunk's value is the pairwise tree ((P0 + P1) + (P2 + P3)) + ... over
  *    its 16 sub-blocks (absent ones are +0); the row's, the chunks added in
@@ -377,7 +378,7 @@ AI void vd_scales(gemm_kind k, const uint8_t *w, int ns, __m512 *sc_out, __m512 
         sc = _mm512_mul_ps(_mm512_set1_ps(f16_at(w + Q2K_D)),
                            _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(s, m4))));
         mn = _mm512_mul_ps(
-            _mm512_set1_ps(-f16_at(w + Q2K_DMIN)),
+            _mm512_sub_ps(_mm512_setzero_ps(), _mm512_set1_ps(f16_at(w + Q2K_DMIN))),
             _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(s, 4), m4))));
     } else if (k == GK_Q6_K || k == GK_Q3_K) { /* d * the 16 signed bytes */
         const __m128i s8 = k == GK_Q6_K ? _mm_loadu_si128((const __m128i *)(w + 192))

@@ -42,8 +42,8 @@
  *          int8: scale[8][16]
  * Q4_K grows by 64 bytes per 2304 (the scales unpacked), Q5_K by 64 per
  * 2816, Q6_K by 32 per 3360, IQ4_XS by 64 per 2176 and Q3_K by 96 per 1760;
- * the others (Q2_K too) keep their size. The levels and scales decoded here are vd_levels64's and
- * vd_scales' (the same bits).
+ * the others (Q2_K too) keep their size. The levels and scales decoded
+ * here are vd_levels64's and vd_scales' (the same bits).
  */
 #ifndef HEARTH_KERN_X86_AVX512_PACK_H
 #define HEARTH_KERN_X86_AVX512_PACK_H
