@@ -490,28 +490,11 @@ static void encoder_inputs(hearth_session *s, const fwd_run *r) {
     }
 }
 
-/* Rows of a tied output that was packed are read from the file rather than
- * the mapping: its pages there were handed back, and a mapped read maps the
- * page cache's large folio around the row (about 1 MiB, measured), so the
- * rows of a long conversation would map the whole matrix again beside its
- * packed copy. At most this many bytes a row (a packed type's rows of 8192
- * elements take under 9 KiB). */
-enum { EMBD_READ_MAX = 16384 };
-
 static void embed(hearth_session *s, const int32_t *ids, int n) {
     const hearth_model *m = s->model;
     const int n_embd = m->hp.n_embd;
-    const size_t row_bytes = kern_row_bytes(m->tok_embd.type, n_embd);
-    const kern_fns *fns = kern_get(m->tok_embd.type);
     const float scale = m->arch->scale_embd ? sqrtf((float)n_embd) : 1.0f;
-    const bool read =
-        m->output.packed && m->output.data == m->tok_embd.data && row_bytes <= EMBD_READ_MAX;
-    uint8_t buf[EMBD_READ_MAX];
-    for (int t = 0; t < n; t++) {
-        const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)ids[t] * row_bytes;
-        if (read && gguf_read(m->gguf, row, row_bytes, buf)) row = buf;
-        fns->to_float(row, s->x + (size_t)t * n_embd, n_embd);
-    }
+    model_embd_rows(m, ids, n, s->x);
     /* An adapter's token rows of A are the low-rank codes B maps into the
      * embedding, added before any scaling (llama.cpp's build_inp_embd). */
     for (const model_lora_ab *ab = m->tok_embd.lora; ab; ab = ab->next) {

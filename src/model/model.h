@@ -171,11 +171,13 @@ hearth_err model_open(const char *path, int n_threads, bool no_repack, hearth_mo
 /* Packs every weight of a product (the layers' and the output layer's, a
  * tied one too) that this CPU's kernels have a layout for (kern_pack) into
  * one block the model owns, and hands the mapping's pages of each back to
- * the page cache (hr_map_release): what still reads the file (exact mode,
- * the tuner, the embedding rows of a tied output) faults in what it
- * touches. Not in exact mode, whose products read the file's layout; nothing
- * is packed (and nothing fails) when the memory for it cannot be had. */
+ * the page cache (hr_map_release): what still reads them (the tuner's
+ * gradients through frozen weights) faults in what it touches. Not in exact
+ * mode, whose products read the file's layout; nothing is packed (and
+ * nothing fails) when the memory for it cannot be had. */
 hearth_err model_pack(hearth_model *m);
+/* x[t] = the embedding row of ids[t] (n_embd floats each), for t < n. */
+void model_embd_rows(const hearth_model *m, const int32_t *ids, int n, float *x);
 void model_close(hearth_model *m);
 
 hearth_model *model_session_model(const hearth_session *s);

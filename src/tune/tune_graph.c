@@ -476,15 +476,10 @@ static void layer_fwd(tune_graph *g, int il) {
 
 static void embed(tune_graph *g, const int32_t *ids) {
     const hearth_model *m = g->m;
-    const size_t row_bytes = kern_row_bytes(m->tok_embd.type, g->E);
-    const kern_fns *f = kern_get(m->tok_embd.type);
     const float scale = m->arch->scale_embd ? sqrtf((float)g->E) : 1.0f;
     float *x = g->acts[0].x_in;
-    for (int t = 0; t < g->n; t++) {
-        f->to_float((const uint8_t *)m->tok_embd.data + (size_t)ids[t] * row_bytes,
-                    x + (size_t)t * g->E, g->E);
-        for (int i = 0; i < g->E; i++) x[(size_t)t * g->E + i] *= scale;
-    }
+    model_embd_rows(m, ids, g->n, x);
+    for (size_t i = 0; i < (size_t)g->n * (size_t)g->E; i++) x[i] *= scale;
 }
 
 /* One chunk of the loss's rows (logits in g->logits), split over the pool:
