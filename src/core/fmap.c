@@ -53,12 +53,19 @@ void hr_map_close(hr_map *map) {
     map->fd = -1;
 }
 
-bool hr_map_read(const hr_map *map, const void *p, size_t n, void *dst) {
+/* Whether [p, p + n) lies in the mapping; *off: p's offset in the file. */
+static bool in_map(const hr_map *map, const void *p, size_t n, uint64_t *off) {
     const uint8_t *base = map->data, *c = p;
     if (!base || c < base || n > map->size || (uint64_t)(c - base) > map->size - n) return false;
+    *off = (uint64_t)(c - base);
+    return true;
+}
+
+bool hr_map_read(const hr_map *map, const void *p, size_t n, void *dst) {
+    uint64_t off;
+    if (!in_map(map, p, n, &off)) return false;
     for (size_t done = 0; done < n;) {
-        const ssize_t r =
-            pread(map->fd, (uint8_t *)dst + done, n - done, (off_t)(c - base) + (off_t)done);
+        const ssize_t r = pread(map->fd, (uint8_t *)dst + done, n - done, (off_t)(off + done));
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) return false;
         done += (size_t)r;
@@ -67,14 +74,13 @@ bool hr_map_read(const hr_map *map, const void *p, size_t n, void *dst) {
 }
 
 void hr_map_release(const hr_map *map, const void *p, size_t n) {
-    const uint8_t *base = map->data, *c = p;
-    if (!base || c < base || n > map->size || (uint64_t)(c - base) > map->size - n) return;
+    uint64_t off;
+    if (!in_map(map, p, n, &off)) return;
     const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-    const uint64_t a =
-        ((uint64_t)(c - base) + page - 1) / page * page; /* the mapping starts a page */
-    const uint64_t b = ((uint64_t)(c - base) + n) / page * page;
+    const uint64_t a = (off + page - 1) / page * page; /* the mapping starts a page */
+    const uint64_t b = (off + n) / page * page;
     /* a private read-only file mapping: the pages come back from the file */
-    if (a < b) (void)madvise((void *)(base + a), (size_t)(b - a), MADV_DONTNEED);
+    if (a < b) (void)madvise((void *)(map->data + a), (size_t)(b - a), MADV_DONTNEED);
 }
 
 void *hr_pages_alloc(size_t bytes) {

@@ -386,8 +386,7 @@ static void deliver_reasoning(xfer *x, const char *s, size_t n) {
 /* A complete thinking block of an Anthropic answer: kept and handed over
  * (a block, like text, cannot be taken back by a retry). */
 static void keep_block(xfer *x, const gw_thinking_block *b) {
-    if (x->cancelled) return;
-    if (x->bad) return;
+    if (x->cancelled || x->bad) return;
     if (x->n_blocks >= GW_THINKING_MAX) {
         set_err(x, "more than %d thinking blocks", GW_THINKING_MAX);
         x->bad = true;
