@@ -1275,9 +1275,11 @@ static int test_routellm(void) {
             tr[n_tr++] = i;
     }
     rtr_train_params p = rtr_train_default_params();
-    p.char_min = p.char_max = 0; /* words only: quick even in a debug build */
-    p.max_iter = 100;
-    p.subject_iter = 100;
+    /* words only and 20 iterations: quick even under the sanitizers (100
+     * iterations ranked this subset no better: APGR 0.664 against 0.668) */
+    p.char_min = p.char_max = 0;
+    p.max_iter = 20;
+    p.subject_iter = 20;
     p.n_threads = 2;
     rtr_model *m = NULL;
     REQUIRE(!rtr_train(&d, tr, n_tr, &p, &m));

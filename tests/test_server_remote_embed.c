@@ -11,7 +11,8 @@
  * names stay local; an API key that may not use the tier is refused; a tier
  * answering garbage is a 502 (ollama's error shape too); the ledger's
  * per-endpoint totals in /v1/hearth/stats and `hearth ledger report`, the
- * audit rows; --air-gapped refuses with a 403 naming air-gapped mode.
+ * audit rows; /v1/models lists the remote names a key may use; --air-gapped
+ * refuses with a 403 naming air-gapped mode and lists nothing remote.
  */
 #include "test.h"
 
@@ -211,6 +212,45 @@ static void routing(test_server *sv, const char *local) {
     CHECK(fake_cloud_requests(&fc) == 0);
 }
 
+/* The ids and owners of GET /v1/models as "id:owner,..." (key: "ka" or "kb"). */
+static void model_list(test_server *sv, const char *key, char *out, size_t cap) {
+    char auth[64];
+    snprintf(auth, sizeof auth, "-H 'Authorization: Bearer %s'", key);
+    reply r = test_http_json(sv, "GET", "/v1/models", NULL, auth);
+    CHECKF(r.status == 200 && r.json, "%d %s", r.status, r.body);
+    size_t n = 0;
+    out[0] = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, jget(r.json, "data")) n += (size_t)snprintf(
+        out + n, n < cap ? cap - n : 0, "%s:%s,", jstr(m, "id"), jstr(m, "owned_by"));
+    test_json_done(&r);
+}
+
+/* /v1/models lists the remote names a client may give: "auto", the tiers
+ * (owned by their kind), their embedding and rerank models (owned by the
+ * tier), not the one the local model answers to; only what the key may use. */
+static void models(test_server *sv, const char *local) {
+    char got[1024], want[1024];
+    model_list(sv, "ka", got, sizeof got);
+    snprintf(want, sizeof want,
+             "%s:hearth,auto:hearth,oa:openai,text-embedding-3-small:oa,garbage:oa,jina-reranker:"
+             "oa,co:openai,rerank-v3.5:co,",
+             local);
+    CHECKF(!strcmp(got, want), "%s", got);
+    model_list(sv, "kb", got, sizeof got);
+    snprintf(want, sizeof want, "%s:hearth,", local);
+    CHECKF(!strcmp(got, want), "%s", got);
+    reply r =
+        test_http_json(sv, "GET", "/v1/models/rerank-v3.5", NULL, "-H 'Authorization: Bearer ka'");
+    CHECKF(r.status == 200 && !strcmp(jstr(r.json, "id"), "rerank-v3.5") &&
+               !strcmp(jstr(r.json, "owned_by"), "co"),
+           "%d %s", r.status, r.body);
+    test_json_done(&r);
+    r = test_http_json(sv, "GET", "/v1/models/rerank-v3.5", NULL, "-H 'Authorization: Bearer kb'");
+    CHECKF(r.status == 404, "%d %s", r.status, r.body);
+    test_json_done(&r);
+}
+
 static void ledger(test_server *sv, const char *db) {
     test_reply t = test_http(sv, "GET", "/v1/hearth/stats", NULL, "-H 'Authorization: Bearer ka'");
     cJSON *j = cJSON_Parse(t.body);
@@ -260,6 +300,9 @@ static void air_gapped(test_server *sv) {
     CHECK(r.status == 403 && jstr(r.json, "error") && strstr(jstr(r.json, "error"), "air-gapped"));
     test_json_done(&r);
     CHECK(fake_cloud_requests(&fc) == 0);
+    char got[1024];
+    model_list(sv, "ka", got, sizeof got); /* nothing remote is offered */
+    CHECKF(!strchr(got, ',') || strchr(got, ',')[1] == 0, "%s", got);
 }
 
 /* The two tiers on the fake cloud, the local model's own name declared too,
@@ -304,6 +347,7 @@ int main(void) {
     ollama_shapes(&sv);
     rerank_shapes(&sv);
     routing(&sv, local);
+    models(&sv, local);
     ledger(&sv, db);
     CHECK(test_server_stop(&sv) == 0);
     report(db);

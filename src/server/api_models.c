@@ -2,9 +2,10 @@
  * api_models.c - the endpoints about the models and the server: GET
  * /v1/models (every model the server can answer with, OpenAI's list shape,
  * each with llama-server's router-mode "status"; GET /models is the same),
- * GET /v1/models/{id}, POST /models/load and /models/unload ({"model": id},
- * llama-server's router mode), GET /slots (every loaded model's slots, as
- * llama-server's), GET /health ({"status":"ok"}; 503
+ * GET /v1/models/{id} (and the gateway's remote names: "auto", each remote
+ * tier, the tiers' embedding and rerank models), POST /models/load and /models/unload ({"model":
+ * id}, llama-server's router mode), GET /slots (every loaded model's slots, as llama-server's), GET
+ * /health ({"status":"ok"}; 503
  * {"status":"loading"} until the default model is ready) and GET /metrics
  * (Prometheus text).
  */
@@ -41,6 +42,46 @@ static cJSON *model_json(srv_model *m) {
     return o;
 }
 
+/* Adds the remote name id to `into` unless `only` names another or a local
+ * model answers to it (the local model wins). */
+static void offer(srv_server *s, const char *only, const char *id, const char *owner, cJSON *into) {
+    if ((only && strcmp(only, id)) || srv_model_find(s, id)) return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "object", "model");
+    cJSON_AddNumberToObject(o, "created", s->default_model ? (double)s->default_model->created : 0);
+    cJSON_AddStringToObject(o, "owned_by", owner);
+    cJSON_AddItemToArray(into, o);
+}
+
+/* Adds to `into` the names a client may give as `model` that the gateway
+ * answers remotely (all of them, or only the one named `only`): "auto" and
+ * each remote tier, owned by the tier's kind, and the tiers' embedding and
+ * rerank models, owned by their tier. None when air-gapped; only the tiers
+ * x's key allows ("auto" with at least one), and "auto" and the tiers only
+ * when the key may use the default model. */
+static void add_remote(srv_exchange *x, const char *only, cJSON *into) {
+    srv_server *s = x->srv;
+    const gw_config *c = s->gw ? gw_gateway_config(s->gw) : NULL;
+    if (!c || c->air_gapped || c->n_tiers < 2) return;
+    const bool *tier_ok = x->key ? gw_key_spec_of(x->key)->tier_ok : NULL;
+    /* a chat naming "auto" or a tier runs as the default model's request */
+    const srv_model *d = s->default_model;
+    const bool chats = d && (!x->key || gw_key_allows_model(x->key, d->id));
+    bool any = false;
+    for (int t = 1; t < c->n_tiers; t++) {
+        const gw_tier *tier = &c->tiers[t];
+        if (tier_ok && !tier_ok[t]) continue;
+        if (chats && !any) offer(s, only, "auto", "hearth", into); /* before the first tier */
+        if (chats) offer(s, only, tier->name, gw_tier_kind_name(tier->kind), into);
+        any = true;
+        for (int i = 0; i < tier->n_embedding_models; i++)
+            offer(s, only, tier->embedding_models[i], tier->name, into);
+        for (int i = 0; i < tier->n_rerank_models; i++)
+            offer(s, only, tier->rerank_models[i], tier->name, into);
+    }
+}
+
 static void respond(srv_exchange *x, cJSON *root) {
     char *json = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
@@ -51,6 +92,14 @@ void srv_handle_models(srv_exchange *x, const char *id) {
     srv_server *s = x->srv;
     if (id) {
         srv_model *m = srv_model_find(s, id);
+        cJSON *remote = cJSON_CreateArray();
+        if (!m) add_remote(x, id, remote);
+        if (cJSON_GetArraySize(remote) > 0) {
+            respond(x, cJSON_DetachItemFromArray(remote, 0));
+            cJSON_Delete(remote);
+            return;
+        }
+        cJSON_Delete(remote);
         if (!m || (x->key && !gw_key_allows_model(x->key, m->id))) {
             srv_error e;
             srv_fail(&e, 404, "model", "model_not_found", "the model '%s' does not exist", id);
@@ -65,6 +114,7 @@ void srv_handle_models(srv_exchange *x, const char *id) {
     for (int i = 0; i < s->n_models; i++) /* a key limited to some models sees those */
         if (!x->key || gw_key_allows_model(x->key, s->models[i]->id))
             cJSON_AddItemToArray(data, model_json(s->models[i]));
+    add_remote(x, NULL, data);
     cJSON_AddItemToObject(root, "data", data);
     respond(x, root);
 }
