@@ -344,10 +344,8 @@ AI void gemv_rows(gemm_kind k, const int nt, int64_t n, const uint8_t *w, size_t
         vd_xchunk xp[GV_MAXPREP];                                                                  \
         if (nt == 3)                                                                               \
             gemv_rows(kind, 3, n, w, ws, nr, x, xs, y, ldy, xp);                                   \
-        else if (nt == 4)                                                                          \
+        else /* 4: the caller checked gemv_fits */                                                 \
             gemv_rows(kind, 4, n, w, ws, nr, x, xs, y, ldy, xp);                                   \
-        else                                                                                       \
-            gemv_rows(kind, nt, n, w, ws, nr, x, xs, y, ldy, xp);                                  \
     }                                                                                              \
     AVX512_VEC_DOT(name##_canon) { vd_canon(kind, n, s, w, x); }                                   \
     AVX512_GEMV(name) {                                                                            \
