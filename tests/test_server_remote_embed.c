@@ -221,8 +221,10 @@ static void model_list(test_server *sv, const char *key, char *out, size_t cap) 
     size_t n = 0;
     out[0] = 0;
     const cJSON *m;
-    cJSON_ArrayForEach(m, jget(r.json, "data")) n += (size_t)snprintf(
-        out + n, n < cap ? cap - n : 0, "%s:%s,", jstr(m, "id"), jstr(m, "owned_by"));
+    cJSON_ArrayForEach(m, jget(r.json, "data")) {
+        if (n >= cap) break;
+        n += (size_t)snprintf(out + n, cap - n, "%s:%s,", jstr(m, "id"), jstr(m, "owned_by"));
+    }
     test_json_done(&r);
 }
 

@@ -2,10 +2,11 @@
  * api_models.c - the endpoints about the models and the server: GET
  * /v1/models (every model the server can answer with, OpenAI's list shape,
  * each with llama-server's router-mode "status"; GET /models is the same),
- * GET /v1/models/{id} (and the gateway's remote names: "auto", each remote
- * tier, the tiers' embedding and rerank models), POST /models/load and /models/unload ({"model":
- * id}, llama-server's router mode), GET /slots (every loaded model's slots, as llama-server's), GET
- * /health ({"status":"ok"}; 503
+ * GET /v1/models/{id}, and after the local models the gateway's remote
+ * names ("auto", each remote tier, the tiers' embedding and rerank models),
+ * POST /models/load and /models/unload ({"model": id}, llama-server's
+ * router mode), GET /slots (every loaded model's slots, as llama-server's),
+ * GET /health ({"status":"ok"}; 503
  * {"status":"loading"} until the default model is ready) and GET /metrics
  * (Prometheus text).
  */
@@ -92,14 +93,16 @@ void srv_handle_models(srv_exchange *x, const char *id) {
     srv_server *s = x->srv;
     if (id) {
         srv_model *m = srv_model_find(s, id);
-        cJSON *remote = cJSON_CreateArray();
-        if (!m) add_remote(x, id, remote);
-        if (cJSON_GetArraySize(remote) > 0) {
-            respond(x, cJSON_DetachItemFromArray(remote, 0));
+        if (!m) { /* a remote name? */
+            cJSON *remote = cJSON_CreateArray();
+            add_remote(x, id, remote);
+            cJSON *o = cJSON_DetachItemFromArray(remote, 0);
             cJSON_Delete(remote);
-            return;
+            if (o) {
+                respond(x, o);
+                return;
+            }
         }
-        cJSON_Delete(remote);
         if (!m || (x->key && !gw_key_allows_model(x->key, m->id))) {
             srv_error e;
             srv_fail(&e, 404, "model", "model_not_found", "the model '%s' does not exist", id);
