@@ -62,6 +62,9 @@ async function main() {
 
   const sc = F.serverCards(health, models, metrics, Date.now());
   assert.strictEqual(sc[0].value, models.data[0].id, 'model card');
+  const remoteFirst = { data: [{ id: 'rerank-v3.5', owned_by: 'co' }].concat(models.data) };
+  assert.strictEqual(F.serverCards(health, remoteFirst, metrics, Date.now())[0].value,
+    models.data[0].id, 'model card: a local model, not a remote name');
   assert.strictEqual(sc[0].sub, 'ok');
   assert.strictEqual(sc[1].value, '0 / ' + slots, 'slots card: ' + sc[1].value);
   assert.match(sc[3].value, /^\d+m \d+s$/, 'uptime ' + sc[3].value);

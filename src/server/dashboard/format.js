@@ -99,10 +99,13 @@
   }
 
   /* the server's cards: model, slots, uptime (models' "created" is when
-   * the server started; the page's clock is the reference) */
+   * the server started; the page's clock is the reference). The model is
+   * the first local one (with a "status"; the gateway's remote names
+   * follow the local models and have none). */
   function serverCards(health, models, metrics, nowMs) {
     var m = metrics ? parseMetrics(metrics) : {};
-    var model = models && models.data && models.data[0];
+    var local = models && models.data ? models.data.filter(function (x) { return x.status; }) : [];
+    var model = local[0];
     var up = model && isNum(model.created) ? nowMs / 1000 - model.created : NaN;
     var has = function (k) {
       return Object.prototype.hasOwnProperty.call(m, k);
