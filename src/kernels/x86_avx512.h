@@ -137,6 +137,16 @@ AI __m128i q3k_scales16(const uint8_t *s12) {
                         _mm_set1_epi8(32));
 }
 
+/* Q2_K's sub-block scales and min coefficients from its 16 scale bytes s
+ * (scale in the low nibble, min in the high one): d * scale, -dmin * min. */
+AI void q2k_scales_mins(__m128i s, __m512 d, __m512 dmin, __m512 *sc, __m512 *mn) {
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    *sc = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(s, m4))));
+    *mn = _mm512_mul_ps(
+        _mm512_sub_ps(_mm512_setzero_ps(), dmin),
+        _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(s, 4), m4))));
+}
+
 /* 64 levels of Q4_K/Q5_K elements 64j..64j+63: low nibbles of the 32 bytes at
  * q4, then their high nibbles. */
 AI __m512i k4_levels64(const uint8_t *q4) {
@@ -372,14 +382,10 @@ AI void vd_scales(gemm_kind k, const uint8_t *w, int ns, __m512 *sc_out, __m512 
                 _mm256_mul_ps(_mm256_set1_ps(f16_at(wb)), _mm256_cvtepi32_ps(iq4_xs_scales8(wb)));
         }
         sc = _mm512_insertf32x8(_mm512_castps256_ps512(s2[0]), s2[1], 1);
-    } else if (k == GK_Q2_K) { /* d * (byte & 15), -dmin * (byte >> 4) */
-        const __m128i s = _mm_loadu_si128((const __m128i *)(w + Q2K_SCALES));
-        const __m128i m4 = _mm_set1_epi8(0x0F);
-        sc = _mm512_mul_ps(_mm512_set1_ps(f16_at(w + Q2K_D)),
-                           _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(s, m4))));
-        mn = _mm512_mul_ps(
-            _mm512_sub_ps(_mm512_setzero_ps(), _mm512_set1_ps(f16_at(w + Q2K_DMIN))),
-            _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(s, 4), m4))));
+    } else if (k == GK_Q2_K) {
+        q2k_scales_mins(_mm_loadu_si128((const __m128i *)(w + Q2K_SCALES)),
+                        _mm512_set1_ps(f16_at(w + Q2K_D)), _mm512_set1_ps(f16_at(w + Q2K_DMIN)),
+                        &sc, &mn);
     } else if (k == GK_Q6_K || k == GK_Q3_K) { /* d * the 16 signed bytes */
         const __m128i s8 = k == GK_Q6_K ? _mm_loadu_si128((const __m128i *)(w + 192))
                                         : q3k_scales16(w + Q3K_SCALES);

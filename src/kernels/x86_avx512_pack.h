@@ -144,14 +144,10 @@ AI void pk_scales(gemm_kind k, const uint8_t *b, int j, __m512 *sc, __m512 *mn) 
         return;
     }
     const __m128i s = _mm_load_si128((const __m128i *)(b + pk_scale_at(k, j)));
-    if (k == GK_Q2_K) { /* as vd_scales */
-        const __m128i m4 = _mm_set1_epi8(0x0F);
-        const __m512 dmin =
-            _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(b + pk_d_at(k, j) + 32)));
-        *sc = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(s, m4))));
-        *mn = _mm512_mul_ps(
-            _mm512_sub_ps(_mm512_setzero_ps(), dmin),
-            _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(s, 4), m4))));
+    if (k == GK_Q2_K) {
+        q2k_scales_mins(
+            s, d, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(b + pk_d_at(k, j) + 32))), sc,
+            mn);
         return;
     }
     if (k == GK_Q6_K || k == GK_Q3_K || k == GK_IQ4_XS) {
