@@ -342,8 +342,9 @@ static void name_tests(void) {
     CHECK(quant_ftype_parse("Q3_K", &ft) && ft == QUANT_FTYPE_Q3_K_M);
     CHECK(quant_ftype_parse("q4_k", &ft) && ft == QUANT_FTYPE_Q4_K_M);
     CHECK(quant_ftype_parse("Q5_K", &ft) && ft == QUANT_FTYPE_Q5_K_M);
-    CHECK(!quant_ftype_parse("Q2_K_S", &ft) && !quant_ftype_parse("Q6_K_M", &ft) &&
-          !quant_ftype_parse("IQ3_M", &ft));
+    CHECK(quant_ftype_parse("q2_k_s", &ft) && ft == QUANT_FTYPE_Q2_K_S &&
+          quant_ftype_base_type(ft) == KERN_Q2_K);
+    CHECK(!quant_ftype_parse("Q6_K_M", &ft) && !quant_ftype_parse("IQ3_M", &ft));
     CHECK(!quant_type_writable(KERN_Q8_K) && !quant_type_writable(KERN_Q8_1));
 }
 

@@ -30,6 +30,7 @@ int cmd_chat(int argc, char **argv);
 int cmd_rag(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
+int cmd_imatrix(int argc, char **argv);
 
 /* --lora FILE and --lora-scaled FILE SCALE (repeatable): the LoRA adapters
  * every command that loads a model takes (opts.c). */

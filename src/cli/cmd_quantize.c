@@ -4,6 +4,7 @@
  * --dry-run that prints the per-tensor types, and a summary.
  */
 #include "cli.h"
+#include "model/imatrix.h"
 #include "model/quantize.h"
 
 #include <stdio.h>
@@ -15,12 +16,16 @@
 
 static const char quantize_usage[] =
     "usage: hearth quantize [options] IN.gguf OUT.gguf TYPE [THREADS]\n"
-    "  TYPE: F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K_S, Q3_K_M (Q3_K), Q3_K_L, Q4_K_S,\n"
-    "  Q4_K_M (Q4_K), Q5_K_S, Q5_K_M (Q5_K), Q6_K, IQ4_NL, IQ4_XS (any case). Per-tensor types,\n"
-    "  tensor order, metadata and blocks are those of llama.cpp's `llama-quantize IN OUT TYPE`\n"
-    "  (no imatrix). IN may hold F32, F16 or BF16 weights, or quantized ones (then they are\n"
-    "  dequantized and quantized again, which loses more than quantizing the original; a\n"
-    "  warning says so).\n"
+    "  TYPE: F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q2_K_S (needs --imatrix), Q3_K_S,\n"
+    "  Q3_K_M (Q3_K), Q3_K_L, Q4_K_S, Q4_K_M (Q4_K), Q5_K_S, Q5_K_M (Q5_K), Q6_K, IQ4_NL, IQ4_XS\n"
+    "  (any case). Per-tensor types, tensor order, metadata and blocks are those of llama.cpp's\n"
+    "  `llama-quantize [--imatrix FILE] IN OUT TYPE`. IN may hold F32, F16 or BF16 weights, or\n"
+    "  quantized ones (then they are dequantized and quantized again, which loses more than\n"
+    "  quantizing the original; a warning says so).\n"
+    "  --imatrix FILE             importance matrix (hearth imatrix's or llama-imatrix's, GGUF\n"
+    "                             or .dat): rows are quantized to keep what matters most\n"
+    "  --include-weights NAME     use the imatrix only for tensors whose name contains NAME\n"
+    "  --exclude-weights NAME     ... and not for those containing NAME (both repeatable)\n"
     "  -t N                       threads splitting the rows (default: physical cores)\n"
     "  --tensor-type PATTERN=T    tensors whose name contains PATTERN get type T (q8_0, f16,\n"
     "                             q3_K, iq4_xs, ...; repeatable, first match wins; a plain\n"
@@ -28,10 +33,12 @@ static const char quantize_usage[] =
     "  --dry-run                  print each tensor's new type and the totals; write nothing\n"
     "  -q                         no progress bar\n";
 
-enum { QCLI_MAX_OVERRIDES = 32, QCLI_BAR = 30 };
+enum { QCLI_MAX_OVERRIDES = 32, QCLI_MAX_NAMES = 32, QCLI_BAR = 30 };
 
 typedef struct qcli {
     const char *in, *out, *type;
+    const char *include[QCLI_MAX_NAMES], *exclude[QCLI_MAX_NAMES];
+    int n_include, n_exclude;
     quant_params p;
     quant_override ov[QCLI_MAX_OVERRIDES];
     bool dry_run, quiet, tty;
@@ -81,12 +88,22 @@ static int parse_quantize(int argc, char **argv, qcli *c) {
             c->dry_run = true;
         else if (!strcmp(a, "-q"))
             c->quiet = true;
-        else if (!strcmp(a, "-t") || !strcmp(a, "--tensor-type")) {
+        else if (!strcmp(a, "-t") || !strcmp(a, "--tensor-type") || !strcmp(a, "--imatrix") ||
+                 !strcmp(a, "--include-weights") || !strcmp(a, "--exclude-weights")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "hearth quantize: option '%s' needs a value\n", a);
                 return 2;
             }
-            if (!strcmp(a, "-t")) {
+            if (!strcmp(a, "--imatrix")) {
+                c->p.imatrix_file = argv[++i];
+            } else if (strstr(a, "-weights")) {
+                const bool inc = a[2] == 'i';
+                int *n = inc ? &c->n_include : &c->n_exclude;
+                if (*n == QCLI_MAX_NAMES)
+                    return fprintf(stderr, "hearth quantize: at most %d %s\n", QCLI_MAX_NAMES, a),
+                           2;
+                (inc ? c->include : c->exclude)[(*n)++] = argv[++i];
+            } else if (!strcmp(a, "-t")) {
                 if (!cli_parse_int(argv[++i], 0, 1024, &c->p.n_threads))
                     return fprintf(stderr, "hearth quantize: bad -t '%s'\n", argv[i]), 2;
             } else if (add_override(c, argv[++i]))
@@ -113,6 +130,11 @@ static int parse_quantize(int argc, char **argv, qcli *c) {
         return fprintf(stderr, "hearth quantize: bad thread count '%s'\n", pos[3]), 2;
     if (!quant_ftype_parse(c->type, &c->p.ftype)) {
         fprintf(stderr, "hearth quantize: unknown TYPE '%s'\n%s", c->type, quantize_usage);
+        return 2;
+    }
+    if ((c->n_include || c->n_exclude) && !c->p.imatrix_file) {
+        fprintf(stderr,
+                "hearth quantize: --include-weights and --exclude-weights need --imatrix\n");
         return 2;
     }
     return -1;
@@ -183,6 +205,30 @@ static int plan_report(qcli *c, quant_choice **plan, int64_t *n_out) {
     return -1;
 }
 
+static int dry_run_summary(const qcli *c, const quant_choice *plan, int64_t n) {
+    printf("%s: %lld tensors: ", quant_ftype_name(c->p.ftype), (long long)n);
+    print_counts(stdout, plan, n);
+    printf("\n");
+    return 0;
+}
+
+static int convert(qcli *c, const quant_choice *plan, int64_t n) {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    quant_stats st;
+    if (quant_model(c->in, c->out, &c->p, &st)) return cli_fail("quantize", c->out);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    const double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    printf("wrote %s: %s, %lld tensors (%lld converted, %lld fall-backs), %.2f MiB -> %.2f MiB in "
+           "%.1f s\ntypes: ",
+           c->out, quant_ftype_name(c->p.ftype), (long long)st.n_tensors, (long long)st.n_converted,
+           (long long)st.n_fallback, (double)st.bytes_in / 1048576.0,
+           (double)st.bytes_out / 1048576.0, secs);
+    print_counts(stdout, plan, n);
+    printf("\n");
+    return 0;
+}
+
 int cmd_quantize(int argc, char **argv) {
     qcli c = {.p = quant_default_params(), .last_tenth = -1};
     c.p.overrides = c.ov;
@@ -191,32 +237,19 @@ int cmd_quantize(int argc, char **argv) {
     c.tty = isatty(STDERR_FILENO);
     c.p.progress = progress;
     c.p.progress_user = &c;
+    imatrix *im = NULL;
+    if (c.p.imatrix_file) {
+        if (imatrix_load(c.p.imatrix_file, &im)) return cli_fail("quantize", "--imatrix");
+        imatrix_filter(im, c.include, c.n_include, c.exclude, c.n_exclude);
+        fprintf(stderr, "quantize: %lld importance matrix entries from %s (%u chunks)\n",
+                (long long)im->n_entries, c.p.imatrix_file, im->chunk_count);
+        c.p.imatrix = im;
+    }
     quant_choice *plan = NULL;
     int64_t n = 0;
-    if ((rc = plan_report(&c, &plan, &n)) >= 0) return rc;
-    if (c.dry_run) {
-        printf("%s: %lld tensors: ", quant_ftype_name(c.p.ftype), (long long)n);
-        print_counts(stdout, plan, n);
-        printf("\n");
-        free(plan);
-        return 0;
-    }
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    quant_stats st;
-    if (quant_model(c.in, c.out, &c.p, &st)) {
-        free(plan);
-        return cli_fail("quantize", c.out);
-    }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    const double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
-    printf("wrote %s: %s, %lld tensors (%lld converted, %lld fall-backs), %.2f MiB -> %.2f MiB in "
-           "%.1f s\ntypes: ",
-           c.out, quant_ftype_name(c.p.ftype), (long long)st.n_tensors, (long long)st.n_converted,
-           (long long)st.n_fallback, (double)st.bytes_in / 1048576.0,
-           (double)st.bytes_out / 1048576.0, secs);
-    print_counts(stdout, plan, n);
-    printf("\n");
+    rc = plan_report(&c, &plan, &n);
+    if (rc < 0) rc = c.dry_run ? dry_run_summary(&c, plan, n) : convert(&c, plan, n);
     free(plan);
-    return 0;
+    imatrix_free(im);
+    return rc;
 }

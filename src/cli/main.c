@@ -33,6 +33,7 @@ static const command commands[] = {
     {"router", cmd_router, "train, score, evaluate and calibrate the learned pre-router"},
     {"tune", cmd_tune, "fine-tune a LoRA adapter on chat examples or the ledger's cloud answers"},
     {"perplexity", cmd_perplexity, "perplexity and KL divergence on a text (llama-perplexity's)"},
+    {"imatrix", cmd_imatrix, "importance matrix of a model on a text, for quantize --imatrix"},
 };
 
 static void usage(FILE *out) {

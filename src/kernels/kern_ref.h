@@ -1,8 +1,9 @@
 /*
  * kern_ref.h - per-type entry points of the scalar references (ref_quants.c,
- * ref_kquants.c), private to src/kernels/. dispatch.c puts them in its table;
- * the SIMD files call them for what they do not vectorise; tests compare
- * against them. Signatures match kern_fns so they can be stored there as is.
+ * ref_kquants.c) and the pieces of them ref_imatrix.c shares, private to
+ * src/kernels/. dispatch.c puts them in its table; the SIMD files call them
+ * for what they do not vectorise; tests compare against them. Signatures
+ * match kern_fns so they can be stored there as is.
  *
  * Conventions: n is the number of elements and a multiple of the type's block
  * size; quantize_* reproduces ggml's quantize_row_*_ref byte for byte;
@@ -50,6 +51,32 @@ KERN_REF_DECLARE(iq4_xs)
  * zero. Both change a quant now and then, so activations must use these. */
 void kern_quantize_q8_0_act(const float *x, void *y, int64_t n);
 void kern_quantize_q8_1_act(const float *x, void *y, int64_t n);
+
+/* ---- kref_: pieces of ref_kquants.c that ref_imatrix.c (the quantizers
+ * with importance weights) shares. */
+
+/* ggml's make_qkx2_quants (= make_qkx3_quants given weights): x ~ scale * L -
+ * *the_min, L in [0, nmax], by weighted least squares over nstep+1 inverse
+ * scales; returns the scale. Laux: n bytes of scratch. */
+float kref_make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
+                            float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep,
+                            bool use_mad);
+/* ggml's make_qx_quants, rmse_type 1: x ~ scale * (L - nmax), L in
+ * [0, 2*nmax), weights (NULL: x^2); returns the scale. */
+float kref_make_qx_quants(int n, int nmax, const float *x, int8_t *L, const float *weights);
+/* The ends of the K-quant block quantizers once the scales are chosen: x is
+ * one super-block, L its 256 levels as fitted, requantized here. */
+void kref_q2_K_finish(const float *x, uint8_t *L, block_q2_K *y); /* y's scales, d, dmin set */
+void kref_q3_K_finish(const float *x, const int8_t *Ls, float d, int8_t *L, block_q3_K *y);
+void kref_q4_K_finish(const float *x, const uint8_t *ls, const uint8_t *lm, float d, float dmin,
+                      uint8_t *L, block_q4_K *y);
+void kref_q5_K_finish(const float *x, const uint8_t *ls, const uint8_t *lm, float d, float dmin,
+                      uint8_t *L, block_q5_K *y);
+void kref_q6_K_finish(const float *x, const float *scales, int8_t *L, block_q6_K *y);
+/* One IQ4_NL block (super = 32) or IQ4_XS super-block (super = 256, with
+ * scales_h/scales_l), weighted by qw (NULL: x^2) as ggml's quantize_iq4_*. */
+void kref_iq4_quantize_block(int super, const float *x, const float *qw, kern_f16 *dh, uint8_t *q4,
+                             uint16_t *scales_h, uint8_t *scales_l);
 
 /* ggml's nearest_int: round half to even via the 1.5*2^23 trick; valid for
  * |f| <= 4194303. Shared by the references and the SIMD tails. */

@@ -62,6 +62,14 @@ uint16_t kern_f32_to_bf16(float f);
  * blocks ggml's quantize_row_*_ref produces; vec_dot takes the weight row `w`
  * of type `type` and activations `x` already in its vec_dot_type. */
 void kern_ref_quantize_row(kern_type type, const float *x, void *y, int64_t n);
+/* One row of n floats to `type` with importance weights qw[0..n) (one per
+ * column, an imatrix entry's mean squared activation), as llama-quantize
+ * does given an imatrix (ggml's quantize_row_*_impl; ref_imatrix.c). x must
+ * be the whole row: Q4_0..Q5_1 weigh by statistics of all of it. qw == NULL,
+ * or a type without a weighted quantizer (F32, F16, BF16, Q8_0), is
+ * kern_ref_quantize_row. */
+void kern_ref_quantize_row_imatrix(kern_type type, const float *x, void *y, int64_t n,
+                                   const float *qw);
 void kern_ref_dequantize_row(kern_type type, const void *x, float *y, int64_t n);
 void kern_ref_vec_dot(kern_type type, int64_t n, float *s, const void *w, const void *x);
 

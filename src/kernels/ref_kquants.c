@@ -17,6 +17,8 @@
  * As in ref_quants.c the float operations follow ggml's order exactly: the
  * quantizers search over candidate scales and a different last bit picks a
  * different candidate, so "equivalent" algebra is not equivalent here.
+ * The kref_ helpers (kern_ref.h) are shared with ref_imatrix.c, the
+ * importance-weighted quantizers, which fit differently but end the same way.
  */
 #include "kernels/kern_ref.h"
 
@@ -38,10 +40,12 @@ static inline int imax(int a, int b) { return a > b ? a : b; }
 /* Fits x[i] ~ scale * L[i] - the_min with L in [0, nmax] by weighted least
  * squares over a sweep of nstep+1 candidate inverse scales, keeping the
  * candidate with the least weighted squared (or, with use_mad, absolute)
- * error: ggml's make_qkx2_quants. Returns the scale; *the_min >= 0. */
-static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
-                              float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep,
-                              bool use_mad) {
+ * error: ggml's make_qkx2_quants, and make_qkx3_quants given weights (the
+ * same operations; its `max <= min` is `max == min` here, as min <= 0 and
+ * min <= max once clamped). Returns the scale; *the_min >= 0. */
+float kref_make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
+                            float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep,
+                            bool use_mad) {
     float min = x[0], max = x[0];
     float sum_w = weights[0];
     float sum_x = sum_w * x[0];
@@ -128,10 +132,11 @@ static bool group_max(int n, const float *x, int8_t *L, float *max) {
     return false;
 }
 
-/* Fits x[i] ~ scale * (L[i] - nmax) with L in [0, 2*nmax), weights x^2, trying
- * 19 inverse scales around -nmax/max (ggml's make_qx_quants, rmse_type 1 and
- * no importance weights: the only form the Q6_K reference uses). */
-static float make_qx_quants_rmse1(int n, int nmax, const float *x, int8_t *L) {
+/* Fits x[i] ~ scale * (L[i] - nmax) with L in [0, 2*nmax) by least squares
+ * weighted by weights[i] (NULL: x[i]^2), trying 19 inverse scales around
+ * -nmax/max: ggml's make_qx_quants with rmse_type 1, the form the Q6_K
+ * reference and every importance-weighted caller use. */
+float kref_make_qx_quants(int n, int nmax, const float *x, int8_t *L, const float *weights) {
     float max;
     if (!group_max(n, x, L, &max)) return 0.f;
     float iscale = (float)-nmax / max;
@@ -140,7 +145,7 @@ static float make_qx_quants_rmse1(int n, int nmax, const float *x, int8_t *L) {
         int l = kern_nearest_int(iscale * x[i]);
         l = imax(-nmax, imin(nmax - 1, l));
         L[i] = (int8_t)(l + nmax);
-        const float w = x[i] * x[i];
+        const float w = weights ? weights[i] : x[i] * x[i];
         sumlx += w * x[i] * (float)l;
         suml2 += w * (float)l * (float)l;
     }
@@ -153,7 +158,7 @@ static float make_qx_quants_rmse1(int n, int nmax, const float *x, int8_t *L) {
         for (int i = 0; i < n; i++) {
             int l = kern_nearest_int(iscale * x[i]);
             l = imax(-nmax, imin(nmax - 1, l));
-            const float w = x[i] * x[i];
+            const float w = weights ? weights[i] : x[i] * x[i];
             sumlx += w * x[i] * (float)l;
             suml2 += w * (float)l * (float)l;
         }
@@ -180,10 +185,11 @@ static void pack_scales_k4(uint8_t *out, const uint8_t *ls, const uint8_t *lm) {
     }
 }
 
-/* The shared front half of the Q4_K and Q5_K references: per-sub-block
- * scale/min fits, their 6-bit quantization and the final levels L (0..nmax). */
-static void quantize_k4_block(const float *x, int nmax, float rmin, int nstep, uint8_t *scales12,
-                              kern_f16 *d_out, kern_f16 *dmin_out, uint8_t *L) {
+/* The front half of the Q4_K and Q5_K references: per-sub-block scale/min
+ * fits (levels into L) and their 6-bit quantization ls, lm against the block
+ * scales *d, *dmin. */
+static void fit_k4_block(const float *x, int nmax, float rmin, int nstep, uint8_t *ls, uint8_t *lm,
+                         float *d, float *dmin, uint8_t *L) {
     uint8_t Laux[32];
     float weights[32], mins[QK_K / 32], scales[QK_K / 32];
     float max_scale = 0, max_min = 0;
@@ -192,14 +198,13 @@ static void quantize_k4_block(const float *x, int nmax, float rmin, int nstep, u
         for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
         const float av_x = sqrtf(sum_x2 / 32);
         for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
-        scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux,
-                                     rmin, 0.1f, nstep, false);
+        scales[j] = kref_make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux,
+                                          rmin, 0.1f, nstep, false);
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
     const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
     const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
-    uint8_t ls[QK_K / 32], lm[QK_K / 32];
     for (int j = 0; j < QK_K / 32; j++) {
         /* ggml stores nearest_int in a uint8_t before clamping: keep the wrap */
         const uint8_t s8 = (uint8_t)kern_nearest_int(inv_scale * scales[j]);
@@ -207,18 +212,26 @@ static void quantize_k4_block(const float *x, int nmax, float rmin, int nstep, u
         ls[j] = s8 < 63 ? s8 : 63;
         lm[j] = m8 < 63 ? m8 : 63;
     }
-    pack_scales_k4(scales12, ls, lm);
-    *d_out = F2H(max_scale / 63.f);
-    *dmin_out = F2H(max_min / 63.f);
+    *d = max_scale / 63.f;
+    *dmin = max_min / 63.f;
+}
 
+/* The back half of Q4_K and Q5_K: stores the scales and block scales, then
+ * requantizes the levels L (0..nmax) against the scales as rounded. */
+static void finish_k4_block(const float *x, int nmax, const uint8_t *ls, const uint8_t *lm, float d,
+                            float dmin, uint8_t *scales12, kern_f16 *d_out, kern_f16 *dmin_out,
+                            uint8_t *L) {
+    pack_scales_k4(scales12, ls, lm);
+    *d_out = F2H(d);
+    *dmin_out = F2H(dmin);
     for (int j = 0; j < QK_K / 32; j++) {
         uint8_t sc, m;
         kern_get_scale_min_k4(j, scales12, &sc, &m);
-        const float d = H2F(*d_out) * (float)sc;
-        if (d == 0.0f) continue; /* keep the levels of the fit */
+        const float dl = H2F(*d_out) * (float)sc;
+        if (dl == 0.0f) continue; /* keep the levels of the fit */
         const float dm = H2F(*dmin_out) * (float)m;
         for (int ii = 0; ii < 32; ii++) {
-            const int l = kern_nearest_int((x[32 * j + ii] + dm) / d);
+            const int l = kern_nearest_int((x[32 * j + ii] + dm) / dl);
             L[32 * j + ii] = (uint8_t)imax(0, imin(nmax, l));
         }
     }
@@ -226,15 +239,24 @@ static void quantize_k4_block(const float *x, int nmax, float rmin, int nstep, u
 
 /* ---- Q4_K ------------------------------------------------------------------- */
 
+/* Stores the 6-bit scales ls and mins lm, d and dmin, then requantizes the
+ * levels L (0..15) against them and packs them. */
+void kref_q4_K_finish(const float *x, const uint8_t *ls, const uint8_t *lm, float d, float dmin,
+                      uint8_t *L, block_q4_K *y) {
+    finish_k4_block(x, 15, ls, lm, d, dmin, y->scales, &y->d, &y->dmin, L);
+    /* 64 elements per 32 bytes: low nibbles first half, high nibbles second */
+    uint8_t *q = y->qs;
+    for (int j = 0; j < QK_K; j += 64, q += 32)
+        for (int l = 0; l < 32; l++) q[l] = (uint8_t)(L[j + l] | L[j + l + 32] << 4);
+}
+
 void kern_ref_quantize_q4_K(const float *x, void *vy, int64_t n) {
     block_q4_K *y = vy;
-    uint8_t L[QK_K];
+    uint8_t L[QK_K], ls[QK_K / 32], lm[QK_K / 32];
+    float d, dmin;
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-        quantize_k4_block(x, 15, -1.f, 20, y[i].scales, &y[i].d, &y[i].dmin, L);
-        /* 64 elements per 32 bytes: low nibbles first half, high nibbles second */
-        uint8_t *q = y[i].qs;
-        for (int j = 0; j < QK_K; j += 64, q += 32)
-            for (int l = 0; l < 32; l++) q[l] = (uint8_t)(L[j + l] | L[j + l + 32] << 4);
+        fit_k4_block(x, 15, -1.f, 20, ls, lm, &d, &dmin, L);
+        kref_q4_K_finish(x, ls, lm, d, dmin, L, &y[i]);
     }
 }
 
@@ -309,23 +331,30 @@ void kern_ref_vec_dot_q4_K(int64_t n, float *s, const void *vw, const void *vx) 
 
 /* ---- Q5_K ------------------------------------------------------------------- */
 
+/* As kref_q4_K_finish, with levels 0..31 and their high bits in qh. */
+void kref_q5_K_finish(const float *x, const uint8_t *ls, const uint8_t *lm, float d, float dmin,
+                      uint8_t *L, block_q5_K *y) {
+    finish_k4_block(x, 31, ls, lm, d, dmin, y->scales, &y->d, &y->dmin, L);
+    /* low 4 bits as Q4_K; bit 4 of element 64*k + j in qh[j] bit 2k, of
+     * element 64*k + 32 + j in qh[j] bit 2k+1 */
+    memset(y->qh, 0, sizeof y->qh);
+    uint8_t *ql = y->qs;
+    for (int k = 0; k < QK_K / 64; k++, ql += 32) {
+        for (int j = 0; j < 32; j++) {
+            const int l1 = L[64 * k + j], l2 = L[64 * k + j + 32];
+            y->qh[j] |= (uint8_t)(((l1 >> 4) & 1) << (2 * k) | ((l2 >> 4) & 1) << (2 * k + 1));
+            ql[j] = (uint8_t)((l1 & 0xF) | (l2 & 0xF) << 4);
+        }
+    }
+}
+
 void kern_ref_quantize_q5_K(const float *x, void *vy, int64_t n) {
     block_q5_K *y = vy;
-    uint8_t L[QK_K];
+    uint8_t L[QK_K], ls[QK_K / 32], lm[QK_K / 32];
+    float d, dmin;
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-        quantize_k4_block(x, 31, -0.5f, 15, y[i].scales, &y[i].d, &y[i].dmin, L);
-        /* low 4 bits as Q4_K; bit 4 of element 64*k + j in qh[j] bit 2k, of
-         * element 64*k + 32 + j in qh[j] bit 2k+1 */
-        memset(y[i].qh, 0, sizeof y[i].qh);
-        uint8_t *ql = y[i].qs;
-        for (int k = 0; k < QK_K / 64; k++, ql += 32) {
-            for (int j = 0; j < 32; j++) {
-                const int l1 = L[64 * k + j], l2 = L[64 * k + j + 32];
-                y[i].qh[j] |=
-                    (uint8_t)(((l1 >> 4) & 1) << (2 * k) | ((l2 >> 4) & 1) << (2 * k + 1));
-                ql[j] = (uint8_t)((l1 & 0xF) | (l2 & 0xF) << 4);
-            }
-        }
+        fit_k4_block(x, 31, -0.5f, 15, ls, lm, &d, &dmin, L);
+        kref_q5_K_finish(x, ls, lm, d, dmin, L, &y[i]);
     }
 }
 
@@ -371,47 +400,53 @@ void kern_ref_vec_dot_q5_K(int64_t n, float *s, const void *vw, const void *vx) 
 
 /* ---- Q6_K ------------------------------------------------------------------- */
 
+/* Q6_K from the 16 sub-block fits (scales, levels L): int8 scales against
+ * d = max_scale / -128, then the levels again against them, packed. */
+void kref_q6_K_finish(const float *x, const float *scales, int8_t *L, block_q6_K *y) {
+    float max_scale = 0, max_abs_scale = 0;
+    for (int ib = 0; ib < QK_K / 16; ib++) {
+        if (fabsf(scales[ib]) > max_abs_scale) {
+            max_abs_scale = fabsf(scales[ib]);
+            max_scale = scales[ib];
+        }
+    }
+    if (max_abs_scale < GROUP_MAX_EPS) {
+        memset(y, 0, sizeof *y);
+        return;
+    }
+    const float iscale = -128.f / max_scale;
+    y->d = F2H(1 / iscale);
+    for (int ib = 0; ib < QK_K / 16; ib++)
+        y->scales[ib] = (int8_t)imin(127, kern_nearest_int(iscale * scales[ib]));
+    for (int j = 0; j < QK_K / 16; j++) {
+        const float d = H2F(y->d) * (float)y->scales[j];
+        if (d == 0.0f) continue;
+        for (int ii = 0; ii < 16; ii++) {
+            const int l = kern_nearest_int(x[16 * j + ii] / d);
+            L[16 * j + ii] = (int8_t)(imax(-32, imin(31, l)) + 32);
+        }
+    }
+    /* per 128 elements: ql[0..31] = low nibbles of 0..31 | 64..95 << 4,
+     * ql[32..63] = 32..63 | 96..127 << 4, qh[l] = the four top 2-bit pairs */
+    uint8_t *ql = y->ql, *qh = y->qh;
+    for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32) {
+        for (int l = 0; l < 32; l++) {
+            const int q1 = L[j + l], q2 = L[j + l + 32], q3 = L[j + l + 64], q4 = L[j + l + 96];
+            ql[l] = (uint8_t)((q1 & 0xF) | (q3 & 0xF) << 4);
+            ql[l + 32] = (uint8_t)((q2 & 0xF) | (q4 & 0xF) << 4);
+            qh[l] = (uint8_t)((q1 >> 4) | (q2 >> 4) << 2 | (q3 >> 4) << 4 | (q4 >> 4) << 6);
+        }
+    }
+}
+
 void kern_ref_quantize_q6_K(const float *x, void *vy, int64_t n) {
     block_q6_K *y = vy;
     int8_t L[QK_K];
     float scales[QK_K / 16];
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-        float max_scale = 0, max_abs_scale = 0;
-        for (int ib = 0; ib < QK_K / 16; ib++) {
-            const float scale = make_qx_quants_rmse1(16, 32, x + 16 * ib, L + 16 * ib);
-            scales[ib] = scale;
-            if (fabsf(scale) > max_abs_scale) {
-                max_abs_scale = fabsf(scale);
-                max_scale = scale;
-            }
-        }
-        if (max_abs_scale < GROUP_MAX_EPS) {
-            memset(&y[i], 0, sizeof y[i]);
-            continue;
-        }
-        const float iscale = -128.f / max_scale;
-        y[i].d = F2H(1 / iscale);
         for (int ib = 0; ib < QK_K / 16; ib++)
-            y[i].scales[ib] = (int8_t)imin(127, kern_nearest_int(iscale * scales[ib]));
-        for (int j = 0; j < QK_K / 16; j++) {
-            const float d = H2F(y[i].d) * (float)y[i].scales[j];
-            if (d == 0.0f) continue;
-            for (int ii = 0; ii < 16; ii++) {
-                const int l = kern_nearest_int(x[16 * j + ii] / d);
-                L[16 * j + ii] = (int8_t)(imax(-32, imin(31, l)) + 32);
-            }
-        }
-        /* per 128 elements: ql[0..31] = low nibbles of 0..31 | 64..95 << 4,
-         * ql[32..63] = 32..63 | 96..127 << 4, qh[l] = the four top 2-bit pairs */
-        uint8_t *ql = y[i].ql, *qh = y[i].qh;
-        for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32) {
-            for (int l = 0; l < 32; l++) {
-                const int q1 = L[j + l], q2 = L[j + l + 32], q3 = L[j + l + 64], q4 = L[j + l + 96];
-                ql[l] = (uint8_t)((q1 & 0xF) | (q3 & 0xF) << 4);
-                ql[l + 32] = (uint8_t)((q2 & 0xF) | (q4 & 0xF) << 4);
-                qh[l] = (uint8_t)((q1 >> 4) | (q2 >> 4) << 2 | (q3 >> 4) << 4 | (q4 >> 4) << 6);
-            }
-        }
+            scales[ib] = kref_make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, NULL);
+        kref_q6_K_finish(x, scales, L, &y[i]);
     }
 }
 
@@ -471,6 +506,21 @@ static inline int level_2bit(const uint8_t *qs, int k) {
     return (qs[32 * (k / 128) + k % 32] >> (2 * ((k % 128) / 32))) & 3;
 }
 
+/* With the scales byte, d and dmin of y set: the levels again against the
+ * scales as rounded (a sub-block of scale 0 keeps its fit's), packed. */
+void kref_q2_K_finish(const float *x, uint8_t *L, block_q2_K *y) {
+    for (int j = 0; j < QK_K / 16; j++) {
+        const float d = H2F(y->d) * (float)(y->scales[j] & 0xF);
+        if (d == 0.0f) continue; /* keep the levels of the fit */
+        const float dm = H2F(y->dmin) * (float)(y->scales[j] >> 4);
+        for (int ii = 0; ii < 16; ii++) {
+            const int l = kern_nearest_int((x[16 * j + ii] + dm) / d);
+            L[16 * j + ii] = (uint8_t)imax(0, imin(3, l));
+        }
+    }
+    pack_2bit(L, y->qs);
+}
+
 void kern_ref_quantize_q2_K(const float *x, void *vy, int64_t n) {
     block_q2_K *y = vy;
     uint8_t L[QK_K], Laux[16];
@@ -479,8 +529,8 @@ void kern_ref_quantize_q2_K(const float *x, void *vy, int64_t n) {
         float max_scale = 0, max_min = 0;
         for (int j = 0; j < QK_K / 16; j++) {
             for (int l = 0; l < 16; l++) weights[l] = fabsf(x[16 * j + l]);
-            scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux,
-                                         -0.5f, 0.1f, 15, true);
+            scales[j] = kref_make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j],
+                                              Laux, -0.5f, 0.1f, 15, true);
             if (scales[j] > max_scale) max_scale = scales[j];
             if (mins[j] > max_min) max_min = mins[j];
         }
@@ -501,16 +551,7 @@ void kern_ref_quantize_q2_K(const float *x, void *vy, int64_t n) {
                 y[i].scales[j] |= (uint8_t)((unsigned)kern_nearest_int(iscale * mins[j]) << 4);
             y[i].dmin = F2H(max_min / 15.f);
         }
-        for (int j = 0; j < QK_K / 16; j++) {
-            const float d = H2F(y[i].d) * (float)(y[i].scales[j] & 0xF);
-            if (d == 0.0f) continue; /* keep the levels of the fit */
-            const float dm = H2F(y[i].dmin) * (float)(y[i].scales[j] >> 4);
-            for (int ii = 0; ii < 16; ii++) {
-                const int l = kern_nearest_int((x[16 * j + ii] + dm) / d);
-                L[16 * j + ii] = (uint8_t)imax(0, imin(3, l));
-            }
-        }
-        pack_2bit(L, y[i].qs);
+        kref_q2_K_finish(x, L, &y[i]);
     }
 }
 
@@ -599,9 +640,40 @@ static void unpack_q3_K(const block_q3_K *b, int8_t *q) {
     }
 }
 
+/* Stores the 6-bit scales Ls (0..63, the multiplier is Ls - 32) and d, then
+ * the levels again against them (a sub-block of scale 0 keeps its fit's),
+ * packed with their high bits in hmask. */
+void kref_q3_K_finish(const float *x, const int8_t *Ls, float d, int8_t *L, block_q3_K *y) {
+    memset(y->scales, 0, sizeof y->scales);
+    for (int j = 0; j < QK_K / 16; j++) {
+        const int l = Ls[j];
+        if (j < 8)
+            y->scales[j] = (uint8_t)(l & 0xF);
+        else
+            y->scales[j - 8] |= (uint8_t)((l & 0xF) << 4);
+        y->scales[j % 4 + 8] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
+    }
+    y->d = F2H(d);
+    for (int j = 0; j < QK_K / 16; j++) {
+        const float dl = H2F(y->d) * (float)(int8_t)(q3_K_scale(y->scales, j) - 32);
+        if (dl == 0.0f) continue; /* keep the levels of the fit */
+        for (int ii = 0; ii < 16; ii++) {
+            const int l = kern_nearest_int(x[16 * j + ii] / dl);
+            L[16 * j + ii] = (int8_t)(imax(-4, imin(3, l)) + 4);
+        }
+    }
+    uint8_t low[QK_K];
+    memset(y->hmask, 0, sizeof y->hmask);
+    for (int k = 0; k < QK_K; k++) {
+        if (L[k] > 3) y->hmask[k % 32] |= (uint8_t)(1u << (k / 32));
+        low[k] = (uint8_t)(L[k] & 3);
+    }
+    pack_2bit(low, y->qs);
+}
+
 void kern_ref_quantize_q3_K(const float *x, void *vy, int64_t n) {
     block_q3_K *y = vy;
-    int8_t L[QK_K];
+    int8_t L[QK_K], Ls[QK_K / 16];
     float scales[QK_K / 16];
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
         float max_scale = 0, amax = 0;
@@ -613,38 +685,19 @@ void kern_ref_quantize_q3_K(const float *x, void *vy, int64_t n) {
                 max_scale = scales[j];
             }
         }
-        memset(y[i].scales, 0, sizeof y[i].scales);
+        /* 6-bit scales (0 for all when all are zero), d = 1/iscale */
+        memset(Ls, 0, sizeof Ls);
+        float d = 0.f;
         if (max_scale != 0.0f) {
             const float iscale = -32.f / max_scale;
             for (int j = 0; j < QK_K / 16; j++) {
                 /* ggml keeps the rounded value in an int8_t before clamping */
                 const int8_t r = (int8_t)kern_nearest_int(iscale * scales[j]);
-                const int l = imax(-32, imin(31, r)) + 32;
-                if (j < 8)
-                    y[i].scales[j] = (uint8_t)(l & 0xF);
-                else
-                    y[i].scales[j - 8] |= (uint8_t)((l & 0xF) << 4);
-                y[i].scales[j % 4 + 8] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
+                Ls[j] = (int8_t)(imax(-32, imin(31, r)) + 32);
             }
-            y[i].d = F2H(1 / iscale);
-        } else {
-            y[i].d = F2H(0.f);
+            d = 1 / iscale;
         }
-        for (int j = 0; j < QK_K / 16; j++) {
-            const float d = H2F(y[i].d) * (float)(int8_t)(q3_K_scale(y[i].scales, j) - 32);
-            if (d == 0.0f) continue; /* keep the levels of the fit */
-            for (int ii = 0; ii < 16; ii++) {
-                const int l = kern_nearest_int(x[16 * j + ii] / d);
-                L[16 * j + ii] = (int8_t)(imax(-4, imin(3, l)) + 4);
-            }
-        }
-        uint8_t low[QK_K];
-        memset(y[i].hmask, 0, sizeof y[i].hmask);
-        for (int k = 0; k < QK_K; k++) {
-            if (L[k] > 3) y[i].hmask[k % 32] |= (uint8_t)(1u << (k / 32));
-            low[k] = (uint8_t)(L[k] & 3);
-        }
-        pack_2bit(low, y[i].qs);
+        kref_q3_K_finish(x, Ls, d, L, &y[i]);
     }
 }
 
@@ -748,24 +801,32 @@ static int iq4_best_index(float x) {
 }
 
 /* One block of 32 (IQ4_NL: super == 32) or super-block of 256 (IQ4_XS) as
- * ggml's quantize_row_iq4_nl_impl with weights x^2 and ntry = 7: per
- * 32-element sub-block the scale maximising (sum w q x)^2 / sum w q^2 over
- * 15 trial inverse scales around -127/max; IQ4_XS then quantizes the
- * sub-block scales to 6 bits against d = -max_scale / 32 and picks the
- * levels again. Writes d, the packed nibbles q4 and (IQ4_XS) the scales. */
-static void iq4_quantize_block(int super, const float *x, kern_f16 *dh, uint8_t *q4,
-                               uint16_t *scales_h, uint8_t *scales_l) {
+ * ggml's quantize_row_iq4_nl_impl with ntry = 7: per 32-element sub-block the
+ * scale maximising (sum w q x)^2 / sum w q^2 over 15 trial inverse scales
+ * around -127/max, w = x^2 or, given importance weights qw, qw *
+ * sqrt(sigma2 + x^2) with sigma2 = 2 * mean(x^2) over the (super-)block;
+ * IQ4_XS then quantizes the sub-block scales to 6 bits against
+ * d = -max_scale / 32 and picks the levels again. Writes d, the packed
+ * nibbles q4 and (IQ4_XS) the scales. */
+void kref_iq4_quantize_block(int super, const float *x, const float *qw, kern_f16 *dh, uint8_t *q4,
+                             uint16_t *scales_h, uint8_t *scales_l) {
     enum { NTRY = 7 };
     const int8_t *values = kern_iq4nl_values;
     uint8_t L[QK_K];
     float scales[QK_K / 32], weight[32];
+    float sigma2 = 0;
+    if (qw) {
+        for (int j = 0; j < super; j++) sigma2 += x[j] * x[j];
+        sigma2 *= 2.f / (float)super;
+    }
     memset(q4, 0, (size_t)super / 2);
     *dh = F2H(0.f);
     float max_scale = 0, amax_scale = 0;
     for (int ib = 0; ib < super / 32; ib++) {
         const float *xb = x + 32 * ib;
         uint8_t *Lb = L + 32 * ib;
-        for (int j = 0; j < 32; j++) weight[j] = xb[j] * xb[j];
+        for (int j = 0; j < 32; j++)
+            weight[j] = qw ? qw[32 * ib + j] * sqrtf(sigma2 + xb[j] * xb[j]) : xb[j] * xb[j];
         float amax = 0, max = 0;
         for (int j = 0; j < 32; j++) {
             const float ax = fabsf(xb[j]);
@@ -844,7 +905,7 @@ static void iq4_quantize_block(int super, const float *x, kern_f16 *dh, uint8_t 
 void kern_ref_quantize_iq4_nl(const float *x, void *vy, int64_t n) {
     block_iq4_nl *y = vy;
     for (int64_t i = 0; i < n / QK4_NL; i++, x += QK4_NL)
-        iq4_quantize_block(QK4_NL, x, &y[i].d, y[i].qs, NULL, NULL);
+        kref_iq4_quantize_block(QK4_NL, x, NULL, &y[i].d, y[i].qs, NULL, NULL);
 }
 
 /* An IQ4_NL block or IQ4_XS sub-block is a group of 16 nibble bytes: low
@@ -890,7 +951,7 @@ void kern_ref_vec_dot_iq4_nl(int64_t n, float *s, const void *vw, const void *vx
 void kern_ref_quantize_iq4_xs(const float *x, void *vy, int64_t n) {
     block_iq4_xs *y = vy;
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K)
-        iq4_quantize_block(QK_K, x, &y[i].d, y[i].qs, &y[i].scales_h, y[i].scales_l);
+        kref_iq4_quantize_block(QK_K, x, NULL, &y[i].d, y[i].qs, &y[i].scales_h, y[i].scales_l);
 }
 
 void kern_ref_dequantize_iq4_xs(const void *vx, float *y, int64_t n) {

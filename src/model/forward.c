@@ -232,6 +232,7 @@ static void lora_products(hearth_session *s, const model_weight *w, const float 
 
 static void matmul(hearth_session *s, const model_weight *w, const float *x, int n, float *y,
                    int64_t ldy) {
+    if (s->observe) s->observe(s->observe_user, w, x, n);
     /* llama.cpp repacks every product weight but a tied embedding */
     product(s, w, x, n, y, ldy, w->data != s->model->tok_embd.data);
     if (w->lora) lora_products(s, w, x, n, y, ldy);
@@ -253,7 +254,10 @@ static void matmul_group(hearth_session *s, const model_weight *const *ws, float
         return;
     }
     kern_matmul_op ops[KERN_MATMUL_MAX_OPS];
-    for (int i = 0; i < count; i++) ops[i] = model_weight_op(ws[i], ys[i], ldy);
+    for (int i = 0; i < count; i++) {
+        if (s->observe) s->observe(s->observe_user, ws[i], x, n);
+        ops[i] = model_weight_op(ws[i], ys[i], ldy);
+    }
     kern_matmul_multi(s->model->pool, ops, count, ws[0]->n_cols, x, n, s->scratch);
     for (int i = 0; i < count; i++)
         if (ws[i]->lora) lora_products(s, ws[i], x, n, ys[i], ldy);

@@ -5,6 +5,7 @@
  */
 #include "model.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,3 +296,43 @@ const char *hearth_model_arch(const hearth_model *m) { return m->arch->name; }
 int hearth_model_n_loras(const hearth_model *m) { return m->n_loras; }
 bool model_is_encoder(const hearth_model *m) { return m->arch->encoder; }
 bool hearth_model_generates(const hearth_model *m) { return !m->arch->encoder; }
+
+/* ---- weights by name ---- */
+
+static const struct {
+    const char *suffix;
+    size_t off;
+} layer_weights[] = {
+    {"attn_q.weight", offsetof(model_layer, wq)},
+    {"attn_k.weight", offsetof(model_layer, wk)},
+    {"attn_v.weight", offsetof(model_layer, wv)},
+    {"attn_qkv.weight", offsetof(model_layer, wqkv)},
+    {"attn_output.weight", offsetof(model_layer, wo)},
+    {"ffn_gate.weight", offsetof(model_layer, gate)},
+    {"ffn_up.weight", offsetof(model_layer, up)},
+    {"ffn_down.weight", offsetof(model_layer, down)},
+};
+
+model_weight *model_weight_named(hearth_model *m, gguf_str name) {
+    if (gguf_str_eq(name, "token_embd.weight")) return &m->tok_embd;
+    if (gguf_str_eq(name, "output.weight"))
+        return m->output.data != m->tok_embd.data ? &m->output : NULL;
+    if (name.len < 5 || memcmp(name.ptr, "blk.", 4) != 0) return NULL;
+    uint64_t i = 4, il = 0;
+    while (i < name.len && name.ptr[i] >= '0' && name.ptr[i] <= '9' && i < 12)
+        il = il * 10 + (uint64_t)(name.ptr[i++] - '0');
+    /* the model's own spelling only: "blk.01" is not "blk.1" */
+    if (i == 4 || i >= name.len || name.ptr[i] != '.' || (name.ptr[4] == '0' && i > 5) ||
+        il >= (uint64_t)m->hp.n_layer)
+        return NULL;
+    const gguf_str suffix = {.ptr = name.ptr + i + 1, .len = name.len - i - 1};
+    model_layer *l = &m->layers[il];
+    for (size_t k = 0; k < sizeof layer_weights / sizeof layer_weights[0]; k++) {
+        if (!gguf_str_eq(suffix, layer_weights[k].suffix)) continue;
+        model_weight *w = (model_weight *)((char *)l + layer_weights[k].off);
+        if (!w->data && l->gate_up.data && !strcmp(layer_weights[k].suffix, "ffn_up.weight"))
+            w = &l->gate_up;
+        return w->data ? w : NULL;
+    }
+    return NULL;
+}

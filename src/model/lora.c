@@ -155,46 +155,6 @@ hearth_err model_lora_scan(const gguf_file *f, model_lora_info *out) {
 
 /* ---- binding to a model ---- */
 
-static const struct {
-    const char *suffix;
-    size_t off;
-} layer_weights[] = {
-    {"attn_q.weight", offsetof(model_layer, wq)},
-    {"attn_k.weight", offsetof(model_layer, wk)},
-    {"attn_v.weight", offsetof(model_layer, wv)},
-    {"attn_qkv.weight", offsetof(model_layer, wqkv)},
-    {"attn_output.weight", offsetof(model_layer, wo)},
-    {"ffn_gate.weight", offsetof(model_layer, gate)},
-    {"ffn_up.weight", offsetof(model_layer, up)},
-    {"ffn_down.weight", offsetof(model_layer, down)},
-};
-
-/* The bound matrix of m named `name`, or NULL. A fused phi3 ffn_up is the
- * model's gate_up. */
-static model_weight *weight_named(hearth_model *m, gguf_str name) {
-    if (gguf_str_eq(name, "token_embd.weight")) return &m->tok_embd;
-    if (gguf_str_eq(name, "output.weight"))
-        return m->output.data != m->tok_embd.data ? &m->output : NULL;
-    if (name.len < 5 || memcmp(name.ptr, "blk.", 4) != 0) return NULL;
-    uint64_t i = 4, il = 0;
-    while (i < name.len && name.ptr[i] >= '0' && name.ptr[i] <= '9' && i < 12)
-        il = il * 10 + (uint64_t)(name.ptr[i++] - '0');
-    /* the model's own spelling only: "blk.01" is not "blk.1" */
-    if (i == 4 || i >= name.len || name.ptr[i] != '.' || (name.ptr[4] == '0' && i > 5) ||
-        il >= (uint64_t)m->hp.n_layer)
-        return NULL;
-    const gguf_str suffix = {.ptr = name.ptr + i + 1, .len = name.len - i - 1};
-    model_layer *l = &m->layers[il];
-    for (size_t k = 0; k < sizeof layer_weights / sizeof layer_weights[0]; k++) {
-        if (!gguf_str_eq(suffix, layer_weights[k].suffix)) continue;
-        model_weight *w = (model_weight *)((char *)l + layer_weights[k].off);
-        if (!w->data && l->gate_up.data && !strcmp(layer_weights[k].suffix, "ffn_up.weight"))
-            w = &l->gate_up;
-        return w->data ? w : NULL;
-    }
-    return NULL;
-}
-
 typedef struct bind_ctx {
     hearth_model *m;
     model_lora *lora;
@@ -210,7 +170,7 @@ static hearth_err bind_pair(void *ctx, gguf_str base, const gguf_tensor *a, cons
                             int64_t rank) {
     bind_ctx *c = ctx;
     const int nl = name_len(base);
-    model_weight *w = weight_named(c->m, base);
+    model_weight *w = model_weight_named(c->m, base);
     if (!w)
         return hr_fail(HEARTH_ERR_FORMAT,
                        "adapter: '%.*s' is not a weight matrix of this %s model (wrong base "
@@ -313,9 +273,9 @@ void model_lora_free_all(hearth_model *m) {
     m->tok_embd.lora = m->output.lora = NULL;
     for (int il = 0; m->n_loras && m->layers && il < m->hp.n_layer; il++) {
         model_layer *l = &m->layers[il];
-        for (size_t k = 0; k < sizeof layer_weights / sizeof layer_weights[0]; k++)
-            ((model_weight *)((char *)l + layer_weights[k].off))->lora = NULL;
-        l->gate_up.lora = NULL;
+        model_weight *ws[] = {&l->wq,   &l->wk, &l->wv,   &l->wqkv,   &l->wo,
+                              &l->gate, &l->up, &l->down, &l->gate_up};
+        for (size_t k = 0; k < sizeof ws / sizeof ws[0]; k++) ws[k]->lora = NULL;
     }
     for (int i = 0; i < m->n_loras; i++) {
         free(m->loras[i].ab);

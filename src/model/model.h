@@ -73,6 +73,10 @@ typedef struct model_weight {
     const model_lora_ab *lora; /* LoRA adapters on this weight (a chain; lora.c), NULL: none */
 } model_weight;
 
+/* Sees a product's weight and its n input rows ([n][w->n_cols]) before the
+ * product is computed: what `hearth imatrix` accumulates (imatrix.c). */
+typedef void (*model_observe_fn)(void *user, const model_weight *w, const float *x, int n);
+
 /* The product op of w (kern_matmul_multi), its packed form when it has one. */
 static inline kern_matmul_op model_weight_op(const model_weight *w, float *y, int64_t ldy) {
     return (kern_matmul_op){.type = w->type,
@@ -207,6 +211,11 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
  * refuses a file with a tensor it does not use (as llama.cpp does: such a
  * tensor belongs to a variant whose forward pass differs). */
 hearth_err model_bind_tensors(hearth_model *m);
+
+/* The bound matrix of m whose tensor is `name` (token_embd.weight,
+ * output.weight when it is not the tied embedding, blk.N.attn_q.weight...),
+ * or NULL. A fused phi3 ffn_up is the model's gate_up. */
+model_weight *model_weight_named(hearth_model *m, gguf_str name);
 
 /* ---- LoRA adapters (lora.c; llama.cpp's GGUF adapter format, docs/lora.md) ---- */
 

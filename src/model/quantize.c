@@ -12,8 +12,12 @@
  *  - metadata: every pair of the input, then general.quantization_version = 2
  *    and general.file_type = the preset, both moved to the end (ggml's
  *    gguf_set_val_* removes a key before appending it);
- *  - data: each row quantized on its own by quantize_row_*_ref (no imatrix),
- *    which kern_ref_quantize_row reproduces bit for bit.
+ *  - with an imatrix, quantize.imatrix.file, .dataset (the first one),
+ *    .entries_count and .chunks_count (when known) after those, in that order;
+ *  - data: each row quantized on its own by quantize_row_*_ref, or with an
+ *    imatrix entry by ggml_quantize_chunk's weighted quantizers, which
+ *    kern_ref_quantize_row and kern_ref_quantize_row_imatrix reproduce bit
+ *    for bit.
  */
 #include "quantize.h"
 
@@ -34,12 +38,12 @@ static const preset presets[] = {
     {QUANT_FTYPE_F16, KERN_F16},       {QUANT_FTYPE_Q8_0, KERN_Q8_0},
     {QUANT_FTYPE_Q4_0, KERN_Q4_0},     {QUANT_FTYPE_Q4_1, KERN_Q4_1},
     {QUANT_FTYPE_Q5_0, KERN_Q5_0},     {QUANT_FTYPE_Q5_1, KERN_Q5_1},
-    {QUANT_FTYPE_Q2_K, KERN_Q2_K},     {QUANT_FTYPE_Q3_K_S, KERN_Q3_K},
-    {QUANT_FTYPE_Q3_K_M, KERN_Q3_K},   {QUANT_FTYPE_Q3_K_L, KERN_Q3_K},
-    {QUANT_FTYPE_Q4_K_S, KERN_Q4_K},   {QUANT_FTYPE_Q4_K_M, KERN_Q4_K},
-    {QUANT_FTYPE_Q5_K_S, KERN_Q5_K},   {QUANT_FTYPE_Q5_K_M, KERN_Q5_K},
-    {QUANT_FTYPE_Q6_K, KERN_Q6_K},     {QUANT_FTYPE_IQ4_NL, KERN_IQ4_NL},
-    {QUANT_FTYPE_IQ4_XS, KERN_IQ4_XS},
+    {QUANT_FTYPE_Q2_K, KERN_Q2_K},     {QUANT_FTYPE_Q2_K_S, KERN_Q2_K},
+    {QUANT_FTYPE_Q3_K_S, KERN_Q3_K},   {QUANT_FTYPE_Q3_K_M, KERN_Q3_K},
+    {QUANT_FTYPE_Q3_K_L, KERN_Q3_K},   {QUANT_FTYPE_Q4_K_S, KERN_Q4_K},
+    {QUANT_FTYPE_Q4_K_M, KERN_Q4_K},   {QUANT_FTYPE_Q5_K_S, KERN_Q5_K},
+    {QUANT_FTYPE_Q5_K_M, KERN_Q5_K},   {QUANT_FTYPE_Q6_K, KERN_Q6_K},
+    {QUANT_FTYPE_IQ4_NL, KERN_IQ4_NL}, {QUANT_FTYPE_IQ4_XS, KERN_IQ4_XS},
 };
 enum { N_PRESETS = sizeof presets / sizeof presets[0] };
 
@@ -181,10 +185,11 @@ static bool allows_quantization(const char *name, const gguf_tensor *t) {
 
 typedef struct plan_state {
     quant_ftype ftype;
-    bool falcon; /* llama.cpp has Falcon-only rules */
-    bool tied;   /* no output.weight: token_embd is also the output */
-    int n_layer; /* <arch>.block_count */
-    int n_gqa;   /* query heads per KV head in layer 0 (0 without KV heads) */
+    bool falcon;      /* llama.cpp has Falcon-only rules */
+    bool has_imatrix; /* a few rules depend on it */
+    bool tied;        /* no output.weight: token_embd is also the output */
+    int n_layer;      /* <arch>.block_count */
+    int n_gqa;        /* query heads per KV head in layer 0 (0 without KV heads) */
     int n_attn_v, i_attn_v;
     int i_ffn_down;
 } plan_state;
@@ -200,6 +205,7 @@ static bool more_bits(int i_layer, int n_layers) {
 static kern_type attn_v_type(const plan_state *st, kern_type type, int i) {
     switch (st->ftype) {
     case QUANT_FTYPE_Q2_K: return st->n_gqa >= 4 ? KERN_Q4_K : KERN_Q3_K;
+    case QUANT_FTYPE_Q2_K_S: return st->n_gqa >= 4 ? KERN_Q4_K : type;
     case QUANT_FTYPE_Q3_K_M: return i < 2 ? KERN_Q5_K : KERN_Q4_K;
     case QUANT_FTYPE_Q3_K_L: return KERN_Q5_K;
     case QUANT_FTYPE_IQ4_NL:
@@ -216,6 +222,7 @@ static kern_type ffn_down_type(const plan_state *st, kern_type type, int i) {
     const int n = st->n_layer;
     switch (st->ftype) {
     case QUANT_FTYPE_Q2_K: return KERN_Q3_K;
+    case QUANT_FTYPE_Q2_K_S: return i < n / 8 ? KERN_Q4_K : type;
     case QUANT_FTYPE_Q3_K_M:
         return i < n / 16 ? KERN_Q5_K : !st->falcon || more_bits(i, n) ? KERN_Q4_K : KERN_Q3_K;
     case QUANT_FTYPE_Q3_K_L: return st->falcon ? KERN_Q4_K : KERN_Q5_K;
@@ -223,9 +230,12 @@ static kern_type ffn_down_type(const plan_state *st, kern_type type, int i) {
         if (st->falcon) return i < n / 16 ? KERN_Q6_K : more_bits(i, n) ? KERN_Q5_K : KERN_Q4_K;
         return more_bits(i, n) ? KERN_Q6_K : type;
     case QUANT_FTYPE_IQ4_NL:
-    case QUANT_FTYPE_IQ4_XS: return i < n / 8 ? KERN_Q5_K : type;
+    case QUANT_FTYPE_IQ4_XS: return i < n / 8 && !st->has_imatrix ? KERN_Q5_K : type;
     case QUANT_FTYPE_Q5_K_M: return more_bits(i, n) ? KERN_Q6_K : type;
     case QUANT_FTYPE_Q4_K_S: return !st->falcon && i < n / 8 ? KERN_Q5_K : type;
+    /* guards the first layers where the weighted 32-blocks go wrong */
+    case QUANT_FTYPE_Q4_0: return st->has_imatrix && i < n / 8 ? KERN_Q4_1 : type;
+    case QUANT_FTYPE_Q5_0: return st->has_imatrix && i < n / 8 ? KERN_Q5_1 : type;
     default: return type;
     }
 }
@@ -373,7 +383,8 @@ static bool layer0_int(const gguf_file *f, const char *key, int64_t *out) {
 
 static hearth_err plan_init(const gguf_file *f, const quant_params *p, const named *v, int64_t n,
                             plan_state *st) {
-    *st = (plan_state){.ftype = p->ftype, .tied = true};
+    *st = (plan_state){
+        .ftype = p->ftype, .tied = true, .has_imatrix = p->imatrix && p->imatrix->n_entries > 0};
     gguf_str arch;
     if (!gguf_get_str(f, "general.architecture", &arch))
         return hr_fail(HEARTH_ERR_FORMAT, "quantize: no general.architecture");
@@ -519,18 +530,43 @@ static hearth_err kv_subset(const gguf_file *src, const char *const *drop, int n
     return HEARTH_OK;
 }
 
-static hearth_err copy_metadata(gguf_writer *w, const gguf_file *src, quant_ftype ftype) {
-    static const char *const moved[] = {"general.quantization_version", "general.file_type",
-                                        "split.no", "split.count", "split.tensors.count"};
+#define KEY_IM_FILE    "quantize.imatrix.file"
+#define KEY_IM_DATASET "quantize.imatrix.dataset"
+#define KEY_IM_ENTRIES "quantize.imatrix.entries_count"
+#define KEY_IM_CHUNKS  "quantize.imatrix.chunks_count"
+
+/* llama-quantize's string overrides hold at most 127 bytes. */
+static hearth_err set_str127(gguf_writer *w, const char *key, const char *v) {
+    char s[128];
+    snprintf(s, sizeof s, "%s", v);
+    return gguf_writer_set_str(w, key, s);
+}
+
+static hearth_err copy_metadata(gguf_writer *w, const gguf_file *src, const quant_params *p) {
+    const imatrix *im = p->imatrix && p->imatrix->n_entries > 0 ? p->imatrix : NULL;
+    /* keys set below are moved to the end (ggml removes a key before appending it) */
+    const char *moved[9] = {"general.quantization_version", "general.file_type", "split.no",
+                            "split.count", "split.tensors.count"};
+    int n_moved = 5;
+    if (im) {
+        moved[n_moved++] = KEY_IM_FILE;
+        if (im->n_datasets) moved[n_moved++] = KEY_IM_DATASET;
+        moved[n_moved++] = KEY_IM_ENTRIES;
+        if (im->chunk_count) moved[n_moved++] = KEY_IM_CHUNKS;
+    }
     uint8_t *buf = NULL;
     gguf_file *sub = NULL;
-    hearth_err err = kv_subset(src, moved, 5, &buf, &sub);
+    hearth_err err = kv_subset(src, moved, n_moved, &buf, &sub);
     if (err) return err;
     err = gguf_writer_copy_kv(w, sub);
     gguf_close(sub);
     free(buf);
     if (!err) err = gguf_writer_set_u32(w, "general.quantization_version", QUANT_QNT_VERSION);
-    if (!err) err = gguf_writer_set_u32(w, "general.file_type", (uint32_t)ftype);
+    if (!err) err = gguf_writer_set_u32(w, "general.file_type", (uint32_t)p->ftype);
+    if (!err && im) err = set_str127(w, KEY_IM_FILE, p->imatrix_file ? p->imatrix_file : "");
+    if (!err && im && im->n_datasets) err = set_str127(w, KEY_IM_DATASET, im->datasets[0]);
+    if (!err && im) err = gguf_writer_set_u32(w, KEY_IM_ENTRIES, (uint32_t)im->n_entries);
+    if (!err && im && im->chunk_count) err = gguf_writer_set_u32(w, KEY_IM_CHUNKS, im->chunk_count);
     return err;
 }
 
@@ -543,6 +579,7 @@ typedef struct convert_job {
     int64_t n_rows, n_cols;
     size_t src_row, dst_row; /* bytes per row */
     float *rows;             /* one row of floats per thread */
+    const float *qw;         /* importance weights per column, or NULL */
 } convert_job;
 
 /* Rows [n_rows * ith / nth, n_rows * (ith + 1) / nth): each row goes to
@@ -559,11 +596,12 @@ static void convert_rows(void *ctx, int ith, int nth) {
             kern_ref_dequantize_row((kern_type)j->src->type, in, tmp, j->n_cols);
             x = tmp;
         }
-        kern_ref_quantize_row(j->to, x, j->dst + (size_t)r * j->dst_row, j->n_cols);
+        kern_ref_quantize_row_imatrix(j->to, x, j->dst + (size_t)r * j->dst_row, j->n_cols, j->qw);
     }
 }
 
 typedef struct quant_run {
+    const quant_params *p;
     gguf_file *in;
     gguf_writer *w;
     hr_pool *pool;
@@ -571,8 +609,38 @@ typedef struct quant_run {
     uint8_t **bufs; /* converted data, one per tensor (NULL when copied) */
     float *rows;
     size_t rows_cap; /* floats */
+    float *qw;       /* the current tensor's importance weights */
     int64_t n;
 } quant_run;
+
+/* Tensor t's importance weights as llama-quantize takes them: NULL when the
+ * matrix has no entry (or none at all) or for token_embd of another size
+ * (never a product's input); an entry of another size is an error. Q2_K
+ * under Q2_K_S cannot go without (but token_embd and output). */
+static hearth_err tensor_weights(quant_run *q, const char *name, const gguf_tensor *t, kern_type to,
+                                 const float **out) {
+    const imatrix *im = q->p->imatrix;
+    const imatrix_entry *e = im ? imatrix_find(im, name) : NULL;
+    const bool embd = !strcmp(name, "token_embd.weight");
+    *out = NULL;
+    if (e && e->n_cols * e->n_mat == t->ne[0] * t->ne[2]) {
+        free(q->qw);
+        if (!(q->qw = malloc((size_t)(e->n_cols * e->n_mat) * sizeof *q->qw)))
+            return HEARTH_ERR_NOMEM;
+        imatrix_weights(e, im->legacy, q->qw);
+        *out = q->qw;
+    } else if (e && !embd) {
+        return hr_fail(HEARTH_ERR_FORMAT,
+                       "quantize: the imatrix has %lld values for %s, which has %lld columns",
+                       (long long)(e->n_cols * e->n_mat), name, (long long)t->ne[0]);
+    }
+    if (!*out && to == KERN_Q2_K && q->p->ftype == QUANT_FTYPE_Q2_K_S && !embd &&
+        strcmp(name, "output.weight") != 0)
+        return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                       "quantize: Q2_K_S needs an importance matrix entry for %s (%s)", name,
+                       im ? "the imatrix has none" : "give one with --imatrix");
+    return HEARTH_OK;
+}
 
 static hearth_err convert_tensor(quant_run *q, const quant_choice *c, const char *name,
                                  quant_stats *st) {
@@ -587,6 +655,8 @@ static hearth_err convert_tensor(quant_run *q, const quant_choice *c, const char
             return hr_fail(HEARTH_ERR_UNSUPPORTED, "quantize: %s: cannot convert %s to %s", name,
                            fi->name, kern_type_get(c->type)->name);
         convert_job j = {.src = t, .to = c->type, .n_cols = t->ne[0]};
+        hearth_err err = tensor_weights(q, name, t, c->type, &j.qw);
+        if (err) return err;
         j.n_rows = t->n_elements / t->ne[0];
         j.src_row = kern_row_bytes(from, j.n_cols);
         j.dst_row = kern_row_bytes(c->type, j.n_cols);
@@ -620,7 +690,7 @@ static hearth_err convert_tensor(quant_run *q, const quant_choice *c, const char
 static hearth_err run_all(quant_run *q, const quant_params *p, const char *out_path,
                           quant_stats *st) {
     const int64_t n = gguf_n_tensors(q->in);
-    hearth_err err = copy_metadata(q->w, q->in, p->ftype);
+    hearth_err err = copy_metadata(q->w, q->in, p);
     char name[256];
     for (q->n = 0; !err && q->n < n; q->n++) {
         const quant_choice *c = &q->plan[q->n];
@@ -641,7 +711,7 @@ static hearth_err run_all(quant_run *q, const quant_params *p, const char *out_p
 
 hearth_err quant_model(const char *in_path, const char *out_path, const quant_params *p,
                        quant_stats *stats) {
-    quant_run q = {0};
+    quant_run q = {.p = p};
     quant_stats st = {0};
     hearth_err err = gguf_open(in_path, &q.in);
     if (!err) err = quant_plan(q.in, p, &q.plan);
@@ -656,6 +726,7 @@ hearth_err quant_model(const char *in_path, const char *out_path, const quant_pa
     for (int64_t i = 0; q.bufs && q.in && i < gguf_n_tensors(q.in); i++) free(q.bufs[i]);
     free(q.bufs);
     free(q.rows);
+    free(q.qw);
     free(q.plan);
     gguf_writer_free(q.w);
     hr_pool_free(q.pool);

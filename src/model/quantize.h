@@ -1,10 +1,12 @@
 /*
  * quantize.h - converting a GGUF model to one of llama-quantize's presets
- * (F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M,
- * Q6_K, IQ4_NL, IQ4_XS) with the same per-tensor type choices, the same
- * tensor order and metadata, and the same blocks (the scalar references
+ * (F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q2_K_S, Q3_K_S/M/L, Q4_K_S/M,
+ * Q5_K_S/M, Q6_K, IQ4_NL, IQ4_XS) with the same per-tensor type choices, the
+ * same tensor order and metadata, and the same blocks (the scalar references
  * kern_ref_quantize_row), so that the output file is byte for byte what
- * `llama-quantize IN OUT TYPE` writes (without an imatrix).
+ * `llama-quantize [--imatrix FILE] IN OUT TYPE` writes. With an importance
+ * matrix (imatrix.h) rows are quantized by kern_ref_quantize_row_imatrix,
+ * and Q2_K_S (which needs one) becomes available.
  *
  * The rules follow llama.cpp's src/llama-quant.cpp at commit 34af94cd (the
  * commit ../shared was made with): 1-D tensors, norms and a few special
@@ -23,14 +25,18 @@
  * its own (output Q8_0, others for Q3_K_M/L and Q4_K_S/M). A type whose block
  * does not divide the row length falls back (Q2_K/Q3_K->Q4_0, Q4_K->Q5_0,
  * Q5_K->Q5_1, Q6_K->Q8_0, IQ4_XS->IQ4_NL, then F16); the 32-element types
- * have no fall-back (llama-quantize refuses). Not reproduced: the 70B and
- * mixture-of-experts special cases, imatrix-driven choices, Q2_K_S and the
- * IQ1-IQ3 presets (they need an imatrix or blocks Hearth does not write).
+ * have no fall-back (llama-quantize refuses). With an imatrix, IQ4_NL/IQ4_XS
+ * keep ffn_down as it is and Q4_0/Q5_0 give the first eighth of ffn_down
+ * Q4_1/Q5_1; Q2_K_S gives attn_v Q4_K with 4+ query heads per KV head and the
+ * first eighth of ffn_down Q4_K. Not reproduced: the 70B and
+ * mixture-of-experts special cases and the IQ1-IQ3 presets (blocks Hearth
+ * does not write).
  */
 #ifndef HEARTH_QUANTIZE_H
 #define HEARTH_QUANTIZE_H
 
 #include "gguf.h"
+#include "imatrix.h"
 #include "kernels/kernels.h"
 
 /* llama.cpp's llama_ftype values, written to general.file_type. */
@@ -50,6 +56,7 @@ typedef enum quant_ftype {
     QUANT_FTYPE_Q5_K_S = 16,
     QUANT_FTYPE_Q5_K_M = 17,
     QUANT_FTYPE_Q6_K = 18,
+    QUANT_FTYPE_Q2_K_S = 21,
     QUANT_FTYPE_IQ4_NL = 25,
     QUANT_FTYPE_IQ4_XS = 30
 } quant_ftype;
@@ -86,6 +93,11 @@ typedef struct quant_params {
     int n_overrides;
     quant_progress_fn progress; /* may be NULL */
     void *progress_user;
+    /* An importance matrix (may be NULL): its entries become the rows'
+     * weights, and it changes a few type choices (above). imatrix_file is
+     * its path as given, recorded in quantize.imatrix.file. */
+    const imatrix *imatrix;
+    const char *imatrix_file;
 } quant_params;
 
 quant_params quant_default_params(void);

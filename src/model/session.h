@@ -62,6 +62,8 @@ struct hearth_session {
     float *lora_ax;                  /* [n_batch][max rank] A x of one adapter (NULL: none) */
     float *lora_bx;                  /* [n_batch][max n_out] B (A x) before it is added */
     uint64_t kv_bytes, buffer_bytes; /* what hearth_session_memory reports */
+    model_observe_fn observe;        /* the forward pass's products, as they run (NULL: none) */
+    void *observe_user;
 };
 
 /* Runs n tokens (n <= n_batch) at positions pos..pos+n-1 and writes the
