@@ -150,10 +150,12 @@ static int run(const imat_opts *o, hearth_model *m, hearth_session *s, imatrix_c
     const int n_vocab = hearth_model_n_vocab(m), n_ctx = o->n_ctx;
     const int n_max = (int)(n / (size_t)n_ctx);
     const int n_chunk = o->n_chunks < 0 || o->n_chunks > n_max ? n_max : o->n_chunks;
-    /* output.weight sees only the rows that get logits: all of them with --process-output */
-    const int first = o->process_output ? 0 : n_ctx / 2, scored = eval_scored(n_ctx);
+    /* every row gets logits, as in llama-imatrix: a decode call is then never
+     * cut at the scored half, so its products are the calls' own sizes (those
+     * under 16 rows are not counted) and output.weight sees every row */
+    const int first = n_ctx / 2, scored = eval_scored(n_ctx);
     const int32_t bos = eval_chunk_bos(m);
-    float *logits = hr_calloc((size_t)(n_ctx - first) * (size_t)n_vocab, sizeof *logits);
+    float *logits = hr_calloc((size_t)n_ctx * (size_t)n_vocab, sizeof *logits);
     if (!logits) return cli_fail("imatrix", "allocating the logits");
     fprintf(stderr, "imatrix: computing over %d chunks, n_ctx=%d, batch_size=%d\n", n_chunk, n_ctx,
             o->n_batch < n_ctx ? o->n_batch : n_ctx);
@@ -162,17 +164,17 @@ static int run(const imat_opts *o, hearth_model *m, hearth_session *s, imatrix_c
     int rc = 0;
     for (int i = 0; i < n_chunk && !rc; i++) {
         const int32_t *chunk = ids + (size_t)i * (size_t)n_ctx;
-        if (eval_chunk(s, n_vocab, chunk, n_ctx, o->n_batch < n_ctx ? o->n_batch : n_ctx, first,
-                       bos, logits)) {
+        if (eval_chunk(s, n_vocab, chunk, n_ctx, o->n_batch < n_ctx ? o->n_batch : n_ctx, 0, bos,
+                       logits)) {
             rc = cli_fail("imatrix", "evaluating a chunk");
             break;
         }
         if (o->ppl) {
             /* rows n_ctx/2 .. n_ctx-2 predict the tokens after them */
-            const float *rows = logits + (size_t)(n_ctx / 2 - first) * (size_t)n_vocab;
+            const float *rows = logits + (size_t)first * (size_t)n_vocab;
             for (int j = 0; j < scored; j++) {
                 const double v =
-                    eval_nll(rows + (size_t)j * (size_t)n_vocab, n_vocab, chunk[n_ctx / 2 + j + 1]);
+                    eval_nll(rows + (size_t)j * (size_t)n_vocab, n_vocab, chunk[first + j + 1]);
                 nll += v;
                 nll2 += v * v;
             }

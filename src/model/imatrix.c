@@ -127,8 +127,8 @@ static bool has_suffix(gguf_str name, const char *suffix, uint64_t *base_len) {
 static hearth_err gguf_entry(const gguf_file *f, const gguf_tensor *sums, uint64_t base_len,
                              imatrix_entry *e) {
     char name[512];
-    if (base_len + sizeof COUNTS > sizeof name)
-        return hr_fail(HEARTH_ERR_FORMAT, "a tensor name is too long");
+    if (base_len + sizeof COUNTS > sizeof name || memchr(sums->name.ptr, '\0', (size_t)base_len))
+        return hr_fail(HEARTH_ERR_FORMAT, "a tensor name is too long or not text");
     memcpy(name, sums->name.ptr, (size_t)base_len);
     memcpy(name + base_len, COUNTS, sizeof COUNTS);
     const gguf_tensor *counts = gguf_find_tensor(f, name);
@@ -157,9 +157,9 @@ static hearth_err gguf_entry(const gguf_file *f, const gguf_tensor *sums, uint64
     return HEARTH_OK;
 }
 
-static hearth_err load_gguf(const char *path, imatrix *im) {
+static hearth_err load_gguf(const uint8_t *data, uint64_t size, imatrix *im) {
     gguf_file *f;
-    hearth_err err = gguf_open(path, &f);
+    hearth_err err = gguf_open_memory(data, size, &f);
     if (err) return err;
     gguf_arr ds;
     const bool has_ds = gguf_get_arr(f, "imatrix.datasets", &ds);
@@ -248,24 +248,28 @@ static hearth_err load_dat(const uint8_t *data, uint64_t size, imatrix *im) {
     return HEARTH_OK;
 }
 
-hearth_err imatrix_load(const char *path, imatrix **out) {
+hearth_err imatrix_parse(const uint8_t *data, uint64_t size, imatrix **out) {
     imatrix *im = hr_calloc(1, sizeof *im);
     if (!im) return HEARTH_ERR_NOMEM;
-    hr_map map;
-    hearth_err err = hr_map_open(&map, path);
-    if (!err) {
-        const bool is_gguf = map.size >= 4 && !memcmp(map.data, "GGUF", 4);
-        err = is_gguf ? HEARTH_OK : load_dat(map.data, map.size, im);
-        hr_map_close(&map);
-        if (is_gguf) err = load_gguf(path, im);
-    }
+    const bool is_gguf = size >= 4 && !memcmp(data, "GGUF", 4);
+    hearth_err err = is_gguf ? load_gguf(data, size, im) : load_dat(data, size, im);
     if (!err) err = finish(im);
     if (err) {
         imatrix_free(im);
-        return hr_wrap(err, "importance matrix '%s': ", path);
+        return err;
     }
     *out = im;
     return HEARTH_OK;
+}
+
+hearth_err imatrix_load(const char *path, imatrix **out) {
+    hr_map map;
+    hearth_err err = hr_map_open(&map, path);
+    if (!err) {
+        err = imatrix_parse(map.data, map.size, out);
+        hr_map_close(&map);
+    }
+    return err ? hr_wrap(err, "importance matrix '%s': ", path) : HEARTH_OK;
 }
 
 /* ---- writing ---- */

@@ -43,6 +43,8 @@ typedef struct imatrix {
  * GGUF one without imatrix.datasets/chunk_count/chunk_size (llama-quantize
  * refuses those too), or one whose data are not finite. */
 hearth_err imatrix_load(const char *path, imatrix **out);
+/* The same over a file's bytes (nothing is kept pointing into them). */
+hearth_err imatrix_parse(const uint8_t *data, uint64_t size, imatrix **out);
 
 /* Writes im as GGUF (llama-imatrix's file, entries in name order) or, with
  * legacy, as .dat (chunk_size must then be > 0). */
@@ -84,8 +86,9 @@ void imatrix_collector_attach(imatrix_collector *c, hearth_session *s);
 int64_t imatrix_collector_tokens(const imatrix_collector *c);
 
 /* The matrix so far (owned by the collector; chunk_count is the tokens seen
- * over chunk_size), with `dataset` as its one dataset (may be NULL). HEARTH_ERR_FORMAT
- * if an activation was not finite. */
+ * over chunk_size), with `dataset` as its one dataset (may be NULL).
+ * HEARTH_ERR_FORMAT if an activation was not finite, HEARTH_ERR_INVALID_ARG
+ * if nothing was counted yet. */
 hearth_err imatrix_collector_result(imatrix_collector *c, const char *dataset, const imatrix **out);
 
 #endif

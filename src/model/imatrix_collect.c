@@ -155,6 +155,10 @@ hearth_err imatrix_collector_result(imatrix_collector *c, const char *dataset,
         c->im.n_datasets = 1;
     }
     const int64_t tokens = imatrix_collector_tokens(c);
+    if (tokens == 0)
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "no product of %d or more rows was seen (decode more tokens at once)",
+                       MIN_ROWS);
     c->im.chunk_count = c->im.chunk_size ? (uint32_t)(tokens / c->im.chunk_size) : 0;
     *out = &c->im;
     return HEARTH_OK;

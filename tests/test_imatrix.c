@@ -1,0 +1,476 @@
+/*
+ * test_imatrix.c - importance matrices (model/imatrix.c, imatrix_collect.c,
+ * cmd_imatrix.c) and quantize --imatrix (model/quantize.c).
+ *
+ * Without ../shared, on small random llamas: what the collector counts (the
+ * entries, every token of a batch of 16 or more, none of a shorter one, the
+ * same sums for products that read the same input, output.weight only when
+ * asked and untied); both file forms written and read back; damaged and
+ * foreign files refused with a message; the weights, the imatrix type rules
+ * (Q4_0's first eighth of ffn_down Q4_1, IQ4_XS's not Q5_K), Q2_K_S's need
+ * of an imatrix, an entry of the wrong size and the quantize.imatrix.* keys.
+ *
+ * With ../shared: `HEARTH_EXACT=1 hearth imatrix` and `hearth quantize
+ * --imatrix` on tiny-llama and tiny-phi3 against FNV-1a-64 hashes of what
+ * llama.cpp (commit 34af94cd) wrote for the same command lines, run in a
+ * directory holding text.txt (the first 30000 bytes of
+ * ../shared/data/intent/banking77/train.csv):
+ *   llama-imatrix -m MODEL -f text.txt -o im.gguf -c 128 -b 128 --chunks 24 -t 2 -fa off
+ *   llama-imatrix ... -o im.dat --output-format dat
+ *   llama-quantize --imatrix im.gguf MODEL OUT TYPE 2  (and --imatrix im.dat)
+ * The paths matter: the files record "text.txt" and "im.gguf"/"im.dat".
+ */
+#include "hearth.h"
+#include "model/gguf.h"
+#include "model/imatrix.h"
+#include "model/quantize.h"
+#include "model/synth.h"
+#include "test.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char tmp_dir[64];
+
+static void tmp_path(char *out, size_t cap, const char *name) {
+    snprintf(out, cap, "%s/%s", tmp_dir, name);
+}
+
+static uint64_t fnv1a(const uint8_t *p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static uint8_t *read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    const long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(len > 0 ? (size_t)len : 1);
+    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    *n = (size_t)len;
+    return b;
+}
+
+static uint64_t file_hash(const char *path) {
+    size_t n;
+    uint8_t *b = read_file(path, &n);
+    const uint64_t h = b ? fnv1a(b, n) : 0;
+    free(b);
+    return h;
+}
+
+/* ---- the collector ---- */
+
+typedef struct fixture {
+    hearth_model *m;
+    hearth_session *s;
+    imatrix_collector *c;
+} fixture;
+
+static void fixture_open(fixture *fx, const char *path, bool with_output) {
+    hearth_model_params mp = hearth_model_default_params();
+    mp.n_threads = 2;
+    REQUIRE(hearth_model_load(path, &mp, &fx->m) == HEARTH_OK);
+    hearth_session_params sp = hearth_session_default_params();
+    sp.n_ctx = 128;
+    sp.n_batch = 64;
+    REQUIRE(hearth_session_new(fx->m, &sp, &fx->s) == HEARTH_OK);
+    REQUIRE(imatrix_collector_new(fx->m, with_output, 32, &fx->c) == HEARTH_OK);
+    imatrix_collector_attach(fx->c, fx->s);
+}
+
+static void fixture_close(fixture *fx) {
+    imatrix_collector_free(fx->c);
+    hearth_session_free(fx->s);
+    hearth_model_free(fx->m);
+}
+
+/* n tokens in one call; every row's logits (so output.weight sees n rows, as
+ * in hearth imatrix), or only the last one's. */
+static void decode_rows(fixture *fx, int n, int seed, bool all_logits) {
+    int32_t ids[64];
+    REQUIRE(n <= 64);
+    float *logits = malloc((size_t)n * (size_t)hearth_model_n_vocab(fx->m) * sizeof *logits);
+    REQUIRE(logits);
+    for (int i = 0; i < n; i++) ids[i] = (int32_t)((seed * 131 + i * 17) % 200 + 1);
+    REQUIRE(hearth_decode(fx->s, ids, n, logits, all_logits) == HEARTH_OK);
+    free(logits);
+}
+
+static void decode(fixture *fx, int n, int seed) { decode_rows(fx, n, seed, false); }
+
+static bool same_sums(const imatrix *im, const char *a, const char *b) {
+    const imatrix_entry *x = imatrix_find(im, a), *y = imatrix_find(im, b);
+    return x && y && x->n_cols == y->n_cols &&
+           !memcmp(x->sums, y->sums, (size_t)x->n_cols * sizeof *x->sums);
+}
+
+/* Writes the collected matrix both ways and reads it back; returns the GGUF one. */
+static imatrix *round_trip(const imatrix *im) {
+    char gg[128], dat[128];
+    tmp_path(gg, sizeof gg, "im.gguf");
+    tmp_path(dat, sizeof dat, "im.dat");
+    CHECK(imatrix_save(im, gg, false) == HEARTH_OK);
+    CHECK(imatrix_save(im, dat, true) == HEARTH_OK);
+    imatrix *a = NULL, *b = NULL;
+    REQUIRE(imatrix_load(gg, &a) == HEARTH_OK);
+    REQUIRE(imatrix_load(dat, &b) == HEARTH_OK);
+    CHECK(!a->legacy && b->legacy);
+    CHECK(a->n_entries == im->n_entries && b->n_entries == im->n_entries);
+    CHECK(a->chunk_count == im->chunk_count && a->chunk_size == im->chunk_size);
+    CHECK(b->chunk_count == im->chunk_count && b->chunk_size == 0);
+    CHECK(a->n_datasets == 1 && !strcmp(a->datasets[0], "calib.txt"));
+    CHECK(b->n_datasets == 1 && !strcmp(b->datasets[0], "calib.txt"));
+    for (int64_t i = 0; i < im->n_entries && i < a->n_entries && i < b->n_entries; i++) {
+        const imatrix_entry *e = &im->entries[i], *ea = &a->entries[i], *eb = &b->entries[i];
+        CHECK(!strcmp(e->name, ea->name) && !strcmp(e->name, eb->name));
+        CHECK(ea->n_cols == e->n_cols && ea->counts[0] == e->counts[0]);
+        CHECK(!memcmp(ea->sums, e->sums, (size_t)e->n_cols * sizeof *e->sums));
+        /* two chunks: the legacy mean times 2 divides back to the same weights */
+        float wa[1024], wb[1024];
+        REQUIRE(e->n_cols <= 1024);
+        imatrix_weights(ea, false, wa);
+        imatrix_weights(eb, true, wb);
+        CHECK(eb->counts[0] == 2 && !memcmp(wa, wb, (size_t)e->n_cols * sizeof *wa));
+        CHECK(wa[0] == e->sums[0] / (float)e->counts[0]);
+    }
+    imatrix_free(b);
+    return a;
+}
+
+static void collector_test(const char *path, const char *tied_path) {
+    fixture fx;
+    fixture_open(&fx, path, false);
+    const imatrix *im = NULL;
+    CHECK(imatrix_collector_result(fx.c, NULL, &im) == HEARTH_ERR_INVALID_ARG); /* nothing yet */
+    decode(&fx, 8, 1); /* under 16 rows: not counted (llama-imatrix's rule) */
+    CHECK(imatrix_collector_tokens(fx.c) == 0);
+    decode(&fx, 40, 2);
+    decode(&fx, 24, 3);
+    CHECK(imatrix_collector_tokens(fx.c) == 64);
+    REQUIRE(imatrix_collector_result(fx.c, "calib.txt", &im) == HEARTH_OK);
+    CHECK(im->n_entries == 2 * 7); /* q k v o gate up down per layer */
+    CHECK(im->chunk_count == 2 && im->chunk_size == 32);
+    CHECK(!imatrix_find(im, "output.weight") && !imatrix_find(im, "token_embd.weight"));
+    for (int64_t i = 0; i < im->n_entries; i++) {
+        const imatrix_entry *e = &im->entries[i];
+        CHECK(e->counts[0] == 64 && e->n_mat == 1);
+        CHECK(e->n_cols == (strstr(e->name, "ffn_down") ? 512 : 256));
+        bool positive = true;
+        for (int64_t j = 0; j < e->n_cols; j++) positive &= e->sums[j] > 0;
+        CHECK(positive);
+        if (i > 0) CHECK(strcmp(im->entries[i - 1].name, e->name) < 0);
+    }
+    CHECK(same_sums(im, "blk.1.attn_q.weight", "blk.1.attn_k.weight"));
+    CHECK(same_sums(im, "blk.1.attn_q.weight", "blk.1.attn_v.weight"));
+    CHECK(same_sums(im, "blk.0.ffn_gate.weight", "blk.0.ffn_up.weight"));
+    CHECK(!same_sums(im, "blk.0.attn_q.weight", "blk.1.attn_q.weight"));
+    imatrix *back = round_trip(im);
+    /* --include-weights / --exclude-weights */
+    const char *inc[] = {"attn_q", "ffn_down"}, *exc[] = {"blk.0."};
+    imatrix_filter(back, inc, 2, exc, 1);
+    CHECK(back->n_entries == 2 && !strcmp(back->entries[0].name, "blk.1.attn_q.weight") &&
+          !strcmp(back->entries[1].name, "blk.1.ffn_down.weight"));
+    imatrix_free(back);
+    fixture_close(&fx);
+
+    /* --process-output: output.weight, never a tied embedding */
+    fixture_open(&fx, path, true);
+    decode(&fx, 20, 4); /* one row of logits: output.weight is not counted */
+    decode_rows(&fx, 20, 4, true);
+    REQUIRE(imatrix_collector_result(fx.c, NULL, &im) == HEARTH_OK);
+    CHECK(imatrix_find(im, "blk.0.attn_q.weight")->counts[0] == 40);
+    const imatrix_entry *out = imatrix_find(im, "output.weight");
+    CHECK(im->n_entries == 15 && out && out->n_cols == 256 && out->counts[0] == 20);
+    CHECK(im->n_datasets == 0 && im->chunk_count == 1);
+    fixture_close(&fx);
+    fixture_open(&fx, tied_path, true);
+    decode(&fx, 20, 4);
+    REQUIRE(imatrix_collector_result(fx.c, NULL, &im) == HEARTH_OK);
+    CHECK(im->n_entries == 14 && !imatrix_find(im, "output.weight"));
+    fixture_close(&fx);
+}
+
+/* ---- damaged and foreign files ---- */
+
+static void refuse(const uint8_t *b, size_t n, const char *what) {
+    imatrix *im = NULL;
+    const hearth_err err = imatrix_parse(b, n, &im);
+    CHECKF(err == HEARTH_ERR_FORMAT && *hearth_last_error(), "%s: %d", what, (int)err);
+    imatrix_free(im);
+}
+
+/* A GGUF imatrix with one entry of the given tensors. */
+static void write_gguf(const char *path, bool with_counts, int n_sums, float sum0, float count) {
+    gguf_writer *w;
+    REQUIRE(gguf_writer_new(&w) == HEARTH_OK);
+    const char *ds[] = {"x.txt"};
+    float sums[8] = {sum0, 1, 2, 3, 4, 5, 6, 7};
+    const int64_t ne[1] = {n_sums}, ne1[1] = {1};
+    CHECK(gguf_writer_set_arr_str(w, "imatrix.datasets", ds, 1) == HEARTH_OK);
+    CHECK(gguf_writer_set_u32(w, "imatrix.chunk_count", 1) == HEARTH_OK);
+    CHECK(gguf_writer_set_u32(w, "imatrix.chunk_size", 4) == HEARTH_OK);
+    CHECK(gguf_writer_add_tensor(w, "a.weight.in_sum2", KERN_F32, 1, ne, sums,
+                                 (uint64_t)n_sums * 4) == HEARTH_OK);
+    if (with_counts)
+        CHECK(gguf_writer_add_tensor(w, "a.weight.counts", KERN_F32, 1, ne1, &count, 4) ==
+              HEARTH_OK);
+    CHECK(gguf_writer_write(w, path) == HEARTH_OK);
+    gguf_writer_free(w);
+}
+
+static void refuse_file(const char *path, const char *what) {
+    imatrix *im = NULL;
+    CHECKF(imatrix_load(path, &im) == HEARTH_ERR_FORMAT && *hearth_last_error(), "%s", what);
+    imatrix_free(im);
+}
+
+static void damaged_test(const char *model_path) {
+    char gg[128], dat[128], bad[128];
+    tmp_path(gg, sizeof gg, "im.gguf");
+    tmp_path(dat, sizeof dat, "im.dat");
+    tmp_path(bad, sizeof bad, "bad.gguf");
+    size_t n_gg, n_dat;
+    uint8_t *bg = read_file(gg, &n_gg), *bd = read_file(dat, &n_dat);
+    REQUIRE(bg && bd);
+    for (size_t len = 0; len + 32 < n_gg; len += 7) refuse(bg, len, "cut GGUF"); /* not padding */
+    /* a .dat cut inside its entries; a cut after them loses only the optional tail */
+    for (size_t len = 0; len + 17 < n_dat; len += 5) refuse(bd, len, "cut .dat");
+    imatrix *im = NULL;
+    CHECK(imatrix_parse(bd, n_dat - 4, &im) == HEARTH_ERR_FORMAT); /* a cut dataset name */
+    int32_t huge = 1 << 30;
+    memcpy(bd, &huge, 4);
+    refuse(bd, n_dat, ".dat claiming 2^30 entries");
+    free(bg);
+    free(bd);
+    refuse_file(model_path, "a model file");
+    write_gguf(bad, false, 4, 1, 4);
+    refuse_file(bad, "sums without counts");
+    write_gguf(bad, true, 4, NAN, 4);
+    refuse_file(bad, "a NaN sum");
+    write_gguf(bad, true, 4, 1, -1);
+    refuse_file(bad, "a negative count");
+    write_gguf(bad, true, 3, 1, 4);
+    REQUIRE(imatrix_load(bad, &im) == HEARTH_OK); /* the shape is the file's: 3 columns */
+    CHECK(im->n_entries == 1 && im->entries[0].n_cols == 3 && im->entries[0].counts[0] == 4);
+    imatrix_free(im);
+    CHECK(imatrix_load("/nonexistent/im.gguf", &im) == HEARTH_ERR_IO);
+}
+
+/* ---- quantize --imatrix ---- */
+
+static kern_type plan_type(const char *path, const quant_params *p, const char *name) {
+    gguf_file *f;
+    REQUIRE(gguf_open(path, &f) == HEARTH_OK);
+    quant_choice *c = NULL;
+    kern_type t = KERN_TYPE_COUNT;
+    if (quant_plan(f, p, &c) == HEARTH_OK) {
+        for (int64_t i = 0; i < gguf_n_tensors(f); i++)
+            if (gguf_str_eq(gguf_tensor_at(f, c[i].src_index)->name, name)) t = c[i].type;
+    }
+    free(c);
+    gguf_close(f);
+    return t;
+}
+
+static void quantize_test(void) {
+    /* eight layers, so that llama.cpp's "first eighth" is layer 0 */
+    char p8[128], out[128], out2[128], imf[128];
+    tmp_path(p8, sizeof p8, "llama8.gguf");
+    tmp_path(out, sizeof out, "q.gguf");
+    tmp_path(out2, sizeof out2, "q2.gguf");
+    tmp_path(imf, sizeof imf, "im8.gguf");
+    synth_params sp = synth_default_params();
+    sp.n_layer = 8;
+    sp.n_ctx = 128;
+    REQUIRE(synth_write(p8, &sp) == HEARTH_OK);
+    fixture fx;
+    fixture_open(&fx, p8, false);
+    decode(&fx, 64, 5);
+    const imatrix *im;
+    REQUIRE(imatrix_collector_result(fx.c, "calib.txt", &im) == HEARTH_OK);
+    REQUIRE(imatrix_save(im, imf, false) == HEARTH_OK);
+    fixture_close(&fx);
+    imatrix *loaded;
+    REQUIRE(imatrix_load(imf, &loaded) == HEARTH_OK);
+
+    quant_params q = quant_default_params();
+    q.n_threads = 2;
+    REQUIRE(quant_ftype_parse("Q4_0", &q.ftype));
+    CHECK(plan_type(p8, &q, "blk.0.ffn_down.weight") == KERN_Q4_0);
+    q.imatrix = loaded;
+    q.imatrix_file = "im8.gguf";
+    CHECK(plan_type(p8, &q, "blk.0.ffn_down.weight") == KERN_Q4_1);
+    CHECK(plan_type(p8, &q, "blk.1.ffn_down.weight") == KERN_Q4_0);
+    REQUIRE(quant_ftype_parse("IQ4_XS", &q.ftype));
+    CHECK(plan_type(p8, &q, "blk.0.ffn_down.weight") == KERN_IQ4_XS);
+    q.imatrix = NULL;
+    CHECK(plan_type(p8, &q, "blk.0.ffn_down.weight") == KERN_Q5_K);
+
+    /* Q2_K_S: refused without an imatrix, Q4_K for attn_v only with 4+ heads per KV head */
+    REQUIRE(quant_ftype_parse("Q2_K_S", &q.ftype));
+    CHECK(quant_model(p8, out, &q, NULL) == HEARTH_ERR_UNSUPPORTED);
+    CHECK(strstr(hearth_last_error(), "--imatrix") != NULL);
+    q.imatrix = loaded;
+    CHECK(plan_type(p8, &q, "blk.3.attn_v.weight") == KERN_Q2_K);
+    CHECK(plan_type(p8, &q, "blk.0.ffn_down.weight") == KERN_Q4_K);
+    REQUIRE(quant_model(p8, out, &q, NULL) == HEARTH_OK);
+    gguf_file *f;
+    REQUIRE(gguf_open(out, &f) == HEARTH_OK);
+    uint32_t v = 0;
+    gguf_str s;
+    CHECK(gguf_get_u32(f, "general.file_type", &v) && v == QUANT_FTYPE_Q2_K_S);
+    CHECK(gguf_get_str(f, "quantize.imatrix.file", &s) && gguf_str_eq(s, "im8.gguf"));
+    CHECK(gguf_get_str(f, "quantize.imatrix.dataset", &s) && gguf_str_eq(s, "calib.txt"));
+    CHECK(gguf_get_u32(f, "quantize.imatrix.entries_count", &v) && v == 56);
+    CHECK(gguf_get_u32(f, "quantize.imatrix.chunks_count", &v) && v == 2);
+    /* the keys come last, in llama-quantize's order */
+    CHECK(gguf_str_eq(gguf_kv_at(f, gguf_n_kv(f) - 1)->key, "quantize.imatrix.chunks_count"));
+    CHECK(gguf_str_eq(gguf_kv_at(f, gguf_n_kv(f) - 4)->key, "quantize.imatrix.file"));
+    gguf_close(f);
+
+    /* the weights change the rows: Q4_K_M with and without */
+    REQUIRE(quant_ftype_parse("Q4_K_M", &q.ftype));
+    REQUIRE(quant_model(p8, out, &q, NULL) == HEARTH_OK);
+    q.imatrix = NULL;
+    REQUIRE(quant_model(p8, out2, &q, NULL) == HEARTH_OK);
+    gguf_file *a, *b;
+    REQUIRE(gguf_open(out, &a) == HEARTH_OK && gguf_open(out2, &b) == HEARTH_OK);
+    const gguf_tensor *ta = gguf_find_tensor(a, "blk.2.attn_q.weight"),
+                      *tb = gguf_find_tensor(b, "blk.2.attn_q.weight");
+    REQUIRE(ta && tb && ta->type == KERN_Q4_K && ta->n_bytes == tb->n_bytes);
+    CHECK(memcmp(ta->data, tb->data, (size_t)ta->n_bytes) != 0);
+    ta = gguf_find_tensor(a, "token_embd.weight"); /* no entry: the plain rows */
+    tb = gguf_find_tensor(b, "token_embd.weight");
+    CHECK(ta && tb && !memcmp(ta->data, tb->data, (size_t)ta->n_bytes));
+    gguf_close(a);
+    gguf_close(b);
+
+    /* an entry of another width is an error, not a silent plain row */
+    loaded->entries[0].n_cols--;
+    q.imatrix = loaded;
+    CHECK(quant_model(p8, out, &q, NULL) == HEARTH_ERR_FORMAT);
+    CHECK(strstr(hearth_last_error(), loaded->entries[0].name) != NULL);
+    loaded->entries[0].n_cols++;
+    imatrix_free(loaded);
+    unlink(p8);
+    unlink(out);
+    unlink(out2);
+    unlink(imf);
+}
+
+/* ---- against llama.cpp ---- */
+
+typedef struct golden {
+    const char *model, *imatrix, *type; /* type NULL: the imatrix file itself */
+    uint64_t hash;
+} golden;
+
+static const golden goldens[] = {
+    {"tiny-llama", "im.gguf", NULL, 0x10dcd61d2b9594ffull},
+    {"tiny-llama", "im.dat", NULL, 0xc267e29d5a45c22eull},
+    {"tiny-llama", "im.gguf", "Q4_K_M", 0x8d2564d0e14006d8ull},
+    {"tiny-llama", "im.gguf", "Q2_K_S", 0x3fdc283cde711b93ull},
+    {"tiny-llama", "im.gguf", "IQ4_XS", 0xac4bf8d8a997270dull},
+    {"tiny-llama", "im.gguf", "Q4_0", 0x2a30bda991a7e780ull},
+    {"tiny-llama", "im.gguf", "Q3_K_M", 0x1c8e82f117a17617ull},
+    {"tiny-llama", "im.dat", "Q4_K_M", 0xcc2815b0b52910e5ull},
+    {"tiny-phi3", "im.gguf", NULL, 0x0f46cb504455d532ull},
+    {"tiny-phi3", "im.dat", NULL, 0x8130e9940b718343ull},
+    {"tiny-phi3", "im.gguf", "Q4_K_M", 0xe1efc7f4d64dae99ull},
+    {"tiny-phi3", "im.gguf", "Q2_K_S", 0xa6407340504b375aull},
+    {"tiny-phi3", "im.gguf", "IQ4_XS", 0xd1d41a3ff1d6f9d9ull},
+    {"tiny-phi3", "im.gguf", "Q4_0", 0x5637c3f1f739d2aeull},
+    {"tiny-phi3", "im.gguf", "Q3_K_M", 0x502ce4925a1627a0ull},
+    {"tiny-phi3", "im.dat", "Q4_K_M", 0x718edbc0a06f7286ull},
+};
+
+static int run(const char *cmd) {
+    char full[2048];
+    snprintf(full, sizeof full, "cd %s && %s >/dev/null 2>&1", tmp_dir, cmd);
+    return system(full);
+}
+
+static bool golden_test(void) {
+    char csv[512], text[128], model[512], cmd[1400], path[160];
+    snprintf(csv, sizeof csv, "%s/data/intent/banking77/train.csv", HEARTH_SHARED_DIR);
+    snprintf(model, sizeof model, "%s/conformance/models/tiny-llama/tiny-llama.F32.gguf",
+             HEARTH_SHARED_DIR);
+    if (access(csv, R_OK) != 0 || access(model, R_OK) != 0) return false;
+    size_t n;
+    uint8_t *b = read_file(csv, &n);
+    REQUIRE(b && n >= 30000);
+    tmp_path(text, sizeof text, "text.txt");
+    FILE *f = fopen(text, "wb");
+    REQUIRE(f && fwrite(b, 1, 30000, f) == 30000 && fclose(f) == 0);
+    free(b);
+    const char *made = "";
+    for (size_t i = 0; i < sizeof goldens / sizeof goldens[0]; i++) {
+        const golden *g = &goldens[i];
+        snprintf(model, sizeof model, "%s/conformance/models/%s/%s.F32.gguf", HEARTH_SHARED_DIR,
+                 g->model, g->model);
+        if (strcmp(made, g->model) != 0) { /* both files of this model, once */
+            for (int dat = 0; dat < 2; dat++) {
+                snprintf(cmd, sizeof cmd,
+                         "HEARTH_EXACT=1 %s imatrix -m %s -f text.txt -o %s -c 128 -b 128 --chunks "
+                         "24 -t 2%s",
+                         HEARTH_BINARY, model, dat ? "im.dat" : "im.gguf",
+                         dat ? " --output-format dat" : "");
+                CHECKF(run(cmd) == 0, "%s", cmd);
+            }
+            made = g->model;
+        }
+        if (g->type) {
+            snprintf(cmd, sizeof cmd, "%s quantize -q --imatrix %s %s out.gguf %s 2", HEARTH_BINARY,
+                     g->imatrix, model, g->type);
+            CHECKF(run(cmd) == 0, "%s", cmd);
+        }
+        tmp_path(path, sizeof path, g->type ? "out.gguf" : g->imatrix);
+        const uint64_t h = file_hash(path);
+        CHECKF(h == g->hash, "%s %s %s: %016llx, llama.cpp's %016llx", g->model, g->imatrix,
+               g->type ? g->type : "(the imatrix)", (unsigned long long)h,
+               (unsigned long long)g->hash);
+    }
+    const char *rm[] = {"text.txt", "im.gguf", "im.dat", "out.gguf"};
+    for (size_t i = 0; i < 4; i++) {
+        tmp_path(path, sizeof path, rm[i]);
+        unlink(path);
+    }
+    return true;
+}
+
+int main(void) {
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/test_imatrix.XXXXXX");
+    REQUIRE(mkdtemp(tmp_dir) != NULL);
+    char path[128], tied[128];
+    tmp_path(path, sizeof path, "llama.gguf");
+    tmp_path(tied, sizeof tied, "tied.gguf");
+    synth_params sp = synth_default_params();
+    sp.n_ctx = 128;
+    REQUIRE(synth_write(path, &sp) == HEARTH_OK);
+    sp.tied = true;
+    REQUIRE(synth_write(tied, &sp) == HEARTH_OK);
+    collector_test(path, tied);
+    damaged_test(path);
+    quantize_test();
+    const bool shared = golden_test();
+    const char *rm[] = {"llama.gguf", "tied.gguf", "im.gguf", "im.dat", "bad.gguf"};
+    for (size_t i = 0; i < 5; i++) {
+        tmp_path(path, sizeof path, rm[i]);
+        unlink(path);
+    }
+    rmdir(tmp_dir);
+    if (!shared)
+        printf("test_imatrix: %s (conformance models or data/intent) is absent: the comparison "
+               "with llama.cpp's files was skipped (the other checks ran)\n",
+               HEARTH_SHARED_DIR);
+    return test_done("test_imatrix");
+}
