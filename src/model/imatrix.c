@@ -301,7 +301,8 @@ static hearth_err save_dat(const imatrix *im, const char *path) {
         free(tmp);
         if (!(tmp = malloc((size_t)nval * sizeof *tmp))) break;
         for (int32_t j = 0; j < nval; j++) {
-            float count = (float)e->counts[j / e->n_cols], value = e->sums[j];
+            const int64_t m = j / e->n_cols;
+            float count = (float)e->counts[m], value = e->sums[j];
             if (count == 0.0f) value = count = 1.0f; /* a matrix nothing reached */
             tmp[j] = (value / count) * (float)ncall;
         }

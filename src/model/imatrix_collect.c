@@ -147,10 +147,11 @@ hearth_err imatrix_collector_result(imatrix_collector *c, const char *dataset,
     c->im.datasets = NULL;
     c->im.n_datasets = 0;
     if (dataset) {
-        c->dataset = malloc(strlen(dataset) + 1);
+        const size_t len = strlen(dataset) + 1;
+        c->dataset = malloc(len);
         c->im.datasets = malloc(sizeof *c->im.datasets);
         if (!c->dataset || !c->im.datasets) return HEARTH_ERR_NOMEM;
-        strcpy(c->dataset, dataset);
+        memcpy(c->dataset, dataset, len);
         c->im.datasets[0] = c->dataset;
         c->im.n_datasets = 1;
     }
