@@ -106,16 +106,10 @@ static int parse(int argc, char **argv, imat_opts *o) {
     return 0;
 }
 
-/* The text's tokens (its final newline dropped, as llama.cpp's -f drops
- * it), less the first --chunk chunks. */
+/* The text's tokens, less the first --chunk chunks. */
 static int text_tokens(const imat_opts *o, const hearth_model *m, int32_t **ids, size_t *n) {
-    hr_map map;
-    if (hr_map_open(&map, o->text)) return cli_fail("imatrix", "reading the text");
-    size_t len = (size_t)map.size;
-    if (len && map.data[len - 1] == '\n') len--;
-    const hearth_err err = eval_tokenize(m, (const char *)map.data, len, ids, n);
-    hr_map_close(&map);
-    if (err) return cli_fail("imatrix", "tokenizing the text");
+    if (eval_tokenize_file(m, o->text, false, ids, n))
+        return cli_fail("imatrix", "tokenizing the text");
     const size_t skip = (size_t)o->from_chunk * (size_t)o->n_ctx;
     if (o->from_chunk > 0) {
         if (skip + 2 * (size_t)o->n_ctx >= *n) {
@@ -215,12 +209,7 @@ int cmd_imatrix(int argc, char **argv) {
     int32_t *ids = NULL;
     size_t n = 0;
     if (hearth_model_load(o.model, &o.mp, &m)) return cli_fail("imatrix", "loading");
-    if (!hearth_model_generates(m)) {
-        fprintf(stderr, "hearth imatrix: %s (%s) is an embedding model; it needs an output layer\n",
-                o.model, hearth_model_arch(m));
-        rc = 1;
-    }
-    if (!rc) rc = text_tokens(&o, m, &ids, &n);
+    rc = text_tokens(&o, m, &ids, &n); /* refuses a model without an output layer */
     if (!rc) {
         hearth_session_params sp = hearth_session_default_params();
         sp.n_ctx = o.n_ctx;

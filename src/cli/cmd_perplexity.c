@@ -176,13 +176,8 @@ static int parse(int argc, char **argv, ppl_opts *o) {
 /* The tokens of the text file, its final newline dropped as
  * llama-perplexity's -f drops it. */
 static int text_tokens(const ppl_opts *o, const hearth_model *m, int32_t **ids, size_t *n) {
-    hr_map map;
-    if (hr_map_open(&map, o->text)) return cli_fail("perplexity", "reading the text");
-    size_t len = (size_t)map.size;
-    if (!o->binary && map.data[len - 1] == '\n') len--;
-    const hearth_err err = eval_tokenize(m, (const char *)map.data, len, ids, n);
-    hr_map_close(&map);
-    if (err) return cli_fail("perplexity", "tokenizing the text");
+    if (eval_tokenize_file(m, o->text, o->binary, ids, n))
+        return cli_fail("perplexity", "tokenizing the text");
     fprintf(stderr, "perplexity: %s is %zu tokens\n", o->text, *n);
     return 0;
 }

@@ -29,6 +29,11 @@
 hearth_err eval_tokenize(const hearth_model *m, const char *text, size_t len, int32_t **ids,
                          size_t *n);
 
+/* eval_tokenize of the file at `path`, its final newline dropped (as
+ * llama.cpp's -f drops it) unless `binary` (-bf: the bytes as they are). */
+hearth_err eval_tokenize_file(const hearth_model *m, const char *path, bool binary, int32_t **ids,
+                              size_t *n);
+
 /* The id that replaces each chunk's first token: BOS when the vocabulary
  * adds one, else -1 (the chunk is evaluated as it stands). */
 int32_t eval_chunk_bos(const hearth_model *m);

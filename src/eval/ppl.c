@@ -49,6 +49,18 @@ hearth_err eval_tokenize(const hearth_model *m, const char *text, size_t len, in
     return HEARTH_OK;
 }
 
+hearth_err eval_tokenize_file(const hearth_model *m, const char *path, bool binary, int32_t **ids,
+                              size_t *n) {
+    hr_map map;
+    hearth_err err = hr_map_open(&map, path); /* refuses an empty file */
+    if (err) return err;
+    size_t len = (size_t)map.size;
+    if (!binary && map.data[len - 1] == '\n') len--;
+    err = eval_tokenize(m, (const char *)map.data, len, ids, n);
+    hr_map_close(&map);
+    return err;
+}
+
 int32_t eval_chunk_bos(const hearth_model *m) {
     const tok_vocab *v = engine_vocab(m);
     return v && tok_add_bos(v) ? tok_bos(v) : -1;
