@@ -147,33 +147,31 @@ static void quantize_q5_0_imatrix(const float *x, block_q5_0 *y, int64_t n, cons
     }
 }
 
-/* x ~ d * L - m by make_qkx3_quants' sweep (36 steps from nmax - 0.9) */
+/* One 32-block x ~ d * L - m, L in [0, nmax], by make_qkx3_quants' sweep
+ * (36 steps from nmax - 0.9): Q4_1 and Q5_1. */
+static void fit_block32_min(const float *x, const float *qw, float sigma2, int nmax, kern_f16 *d,
+                            kern_f16 *m, uint8_t *L) {
+    float weight[32], min;
+    uint8_t Laux[32];
+    importance(32, x, qw, sigma2, weight);
+    *d = F2H(kref_make_qkx2_quants(32, nmax, x, weight, L, &min, Laux, -0.9f, 0.05f, 36, false));
+    *m = F2H(-min);
+}
+
 static void quantize_q4_1_imatrix(const float *x, block_q4_1 *y, int64_t n, const float *qw) {
     const float sigma2 = row_sigma2(x, n);
-    float weight[QK4_1];
-    uint8_t L[QK4_1], Laux[QK4_1];
+    uint8_t L[QK4_1];
     for (int64_t i = 0; i < n / QK4_1; i++, x += QK4_1, qw += QK4_1) {
-        importance(QK4_1, x, qw, sigma2, weight);
-        float min;
-        const float d =
-            kref_make_qkx2_quants(QK4_1, 15, x, weight, L, &min, Laux, -0.9f, 0.05f, 36, false);
-        y[i].d = F2H(d);
-        y[i].m = F2H(-min);
+        fit_block32_min(x, qw, sigma2, 15, &y[i].d, &y[i].m, L);
         pack_block32(L, y[i].qs, NULL);
     }
 }
 
 static void quantize_q5_1_imatrix(const float *x, block_q5_1 *y, int64_t n, const float *qw) {
     const float sigma2 = row_sigma2(x, n);
-    float weight[QK5_1];
-    uint8_t L[QK5_1], Laux[QK5_1];
+    uint8_t L[QK5_1];
     for (int64_t i = 0; i < n / QK5_1; i++, x += QK5_1, qw += QK5_1) {
-        importance(QK5_1, x, qw, sigma2, weight);
-        float min;
-        const float d =
-            kref_make_qkx2_quants(QK5_1, 31, x, weight, L, &min, Laux, -0.9f, 0.05f, 36, false);
-        y[i].d = F2H(d);
-        y[i].m = F2H(-min);
+        fit_block32_min(x, qw, sigma2, 31, &y[i].d, &y[i].m, L);
         pack_block32(L, y[i].qs, y[i].qh);
     }
 }
