@@ -8,6 +8,7 @@
 #define HEARTH_TEST_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,15 @@ static inline double test_max_diff(const float *a, const float *b, size_t n) {
         if (!(d <= m)) m = d;
     }
     return m;
+}
+
+/* 64-bit FNV-1a of p[0..n), continuing from h (start with TEST_FNV_SEED):
+ * the hash the golden constants of several tests are written in. */
+#define TEST_FNV_SEED 0xcbf29ce484222325ull
+static inline uint64_t test_fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
 }
 
 /* Deterministic pseudo-random numbers for tests (xorshift64*). */

@@ -24,6 +24,7 @@
 #include "model/gguf.h"
 #include "model/imatrix.h"
 #include "model/quantize.h"
+#include "golden.h"
 #include "model/synth.h"
 #include "test.h"
 
@@ -37,32 +38,10 @@ static void tmp_path(char *out, size_t cap, const char *name) {
     snprintf(out, cap, "%s/%s", tmp_dir, name);
 }
 
-static uint64_t fnv1a(const uint8_t *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
-
-static uint8_t *read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    const long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(len > 0 ? (size_t)len : 1);
-    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
-
 static uint64_t file_hash(const char *path) {
     size_t n;
-    uint8_t *b = read_file(path, &n);
-    const uint64_t h = b ? fnv1a(b, n) : 0;
+    char *b = golden_read(path, &n);
+    const uint64_t h = b ? test_fnv1a(TEST_FNV_SEED, b, n) : 0;
     free(b);
     return h;
 }
@@ -239,7 +218,7 @@ static void damaged_test(const char *model_path) {
     tmp_path(dat, sizeof dat, "im.dat");
     tmp_path(bad, sizeof bad, "bad.gguf");
     size_t n_gg, n_dat;
-    uint8_t *bg = read_file(gg, &n_gg), *bd = read_file(dat, &n_dat);
+    uint8_t *bg = (uint8_t *)golden_read(gg, &n_gg), *bd = (uint8_t *)golden_read(dat, &n_dat);
     REQUIRE(bg && bd);
     for (size_t len = 0; len + 32 < n_gg; len += 7) refuse(bg, len, "cut GGUF"); /* not padding */
     /* a .dat cut inside its entries; a cut after them loses only the optional tail */
@@ -406,7 +385,7 @@ static bool golden_test(void) {
              HEARTH_SHARED_DIR);
     if (access(csv, R_OK) != 0 || access(model, R_OK) != 0) return false;
     size_t n;
-    uint8_t *b = read_file(csv, &n);
+    char *b = golden_read(csv, &n);
     REQUIRE(b && n >= 30000);
     tmp_path(text, sizeof text, "text.txt");
     FILE *f = fopen(text, "wb");

@@ -479,11 +479,7 @@ static uint64_t fnv1a_file(const char *path) {
     size_t len = 0;
     char *buf = golden_read(path, &len);
     REQUIRE(buf);
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (uint8_t)buf[i];
-        h *= 0x100000001b3ull;
-    }
+    const uint64_t h = test_fnv1a(TEST_FNV_SEED, buf, len);
     free(buf);
     return h;
 }
