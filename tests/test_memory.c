@@ -17,14 +17,6 @@
 
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-
 /* Stated in the README: tokenizer tables, thread stacks, allocator slack. */
 #define OVERHEAD_MIB 16
 
@@ -52,7 +44,7 @@ static bool reset_peak(void) {
 }
 
 int main(void) {
-#ifdef UNDER_SANITIZER
+#if TEST_SANITIZED
     printf("test_memory: skipped: a sanitizer's shadow memory counts in the resident set\n");
     return TEST_SKIP;
 #endif

@@ -616,7 +616,10 @@ static void check_threads(const char *model) {
                       path[0]) == 0 &&
               strstr(out_text, "Mean    KLD"));
         append_out(&out[t]);
-        CHECK(ppl_run("", "-m %s -f %s -c 64 --ppl-stride 32 -t %d", model, hs_path, t + 1) == 0);
+        /* six windows of 256 tokens: enough for the threads to split rows */
+        CHECK(ppl_run("", "-m %s -f %s -c 64 --ppl-stride 32 --chunks 6 -t %d", model, hs_path,
+                      t + 1) == 0 &&
+              strstr(out_text, "[6]") && !strstr(out_text, "[7]"));
         append_out(&out[t]);
     }
     CHECKF(!strcmp(out[0], out[1]), "-t 1:\n%s\n-t 2:\n%s", out[0], out[1]);
