@@ -1,8 +1,10 @@
 /*
  * fuzz_imatrix.c - the importance-matrix reader (imatrix.c) on arbitrary
  * bytes, GGUF or legacy .dat: imatrix_parse must either refuse with a
- * message or give entries whose every sum, count and weight can be read,
- * found by name and written back out. Seeds: fuzz/corpus/imatrix/, made with
+ * message or give entries whose every sum, count and weight can be read
+ * and found by name; combining the matrix twice (imatrix_merge, as
+ * --in-file does) and its statistics must work on whatever it holds. Seeds: fuzz/corpus/imatrix/,
+ * made with
  *   hearth synth -o m.gguf --embd 32 --layers 1 --heads 2 --kv-heads 1 \
  *       --head-dim 16 --ff 64 --ctx 64 --seed 1
  *   hearth imatrix -m m.gguf -f TEXT -c 16 [--output-format dat] -o SEED
@@ -42,6 +44,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(w);
     }
     for (int i = 0; i < im->n_datasets; i++) sink = (float)strlen(im->datasets[i]);
+    imatrix *sum = calloc(1, sizeof *sum);
+    if (sum && !imatrix_merge(sum, im, 512) && !imatrix_merge(sum, im, 512)) {
+        if (sum->n_entries != im->n_entries || sum->legacy) abort();
+        imatrix_stat *st = NULL;
+        int64_t n = 0;
+        if (!imatrix_stats(sum, &st, &n)) {
+            for (int64_t i = 0; i < n; i++) sink = st[i].total + st[i].cossim;
+            free(st);
+        }
+    }
+    imatrix_free(sum);
     imatrix_free(im);
     return 0;
 }

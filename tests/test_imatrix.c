@@ -19,6 +19,8 @@
  *   llama-imatrix ... -o im.dat --output-format dat
  *   llama-quantize --imatrix im.gguf MODEL OUT TYPE 2  (and --imatrix im.dat)
  * The paths matter: the files record "text.txt" and "im.gguf"/"im.dat".
+ * Then --in-file's combining, continuing and --show-statistics on
+ * tiny-llama's files against llama-imatrix's (derived_test).
  */
 #include "hearth.h"
 #include "model/gguf.h"
@@ -30,6 +32,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char tmp_dir[64];
@@ -62,7 +65,7 @@ static void fixture_open(fixture *fx, const char *path, bool with_output) {
     sp.n_ctx = 128;
     sp.n_batch = 64;
     REQUIRE(hearth_session_new(fx->m, &sp, &fx->s) == HEARTH_OK);
-    REQUIRE(imatrix_collector_new(fx->m, with_output, 32, &fx->c) == HEARTH_OK);
+    REQUIRE(imatrix_collector_new(fx->m, with_output, 32, NULL, &fx->c) == HEARTH_OK);
     imatrix_collector_attach(fx->c, fx->s);
 }
 
@@ -176,6 +179,137 @@ static void collector_test(const char *path, const char *tied_path) {
     REQUIRE(imatrix_collector_result(fx.c, NULL, &im) == HEARTH_OK);
     CHECK(im->n_entries == 14 && !imatrix_find(im, "output.weight"));
     fixture_close(&fx);
+}
+
+/* Continuing from a prior (--in-file with a text): the sums go on from the
+ * prior's, so a collection split in two equals one made at once, bit for
+ * bit; the prior's other entries and datasets are kept; a prior entry of
+ * another width is refused. */
+static void continue_test(const char *path) {
+    fixture one, first, second;
+    fixture_open(&one, path, false);
+    decode(&one, 40, 2);
+    decode(&one, 24, 3);
+    const imatrix *all = NULL, *half = NULL, *cont = NULL;
+    REQUIRE(imatrix_collector_result(one.c, "b.txt", &all) == HEARTH_OK);
+    fixture_open(&first, path, false);
+    decode(&first, 40, 2);
+    REQUIRE(imatrix_collector_result(first.c, "a.txt", &half) == HEARTH_OK);
+    /* the prior gets an entry no weight of the model has */
+    imatrix *prior = hr_calloc(1, sizeof *prior);
+    REQUIRE(prior && imatrix_merge(prior, half, 32) == HEARTH_OK);
+    imatrix_entry extra = {.name = "blk.9.other.weight",
+                           .n_cols = 2,
+                           .n_mat = 1,
+                           .sums = (float[]){1, 2},
+                           .counts = (int64_t[]){64}};
+    imatrix lone = {.entries = &extra, .n_entries = 1};
+    REQUIRE(imatrix_merge(prior, &lone, 32) == HEARTH_OK);
+    hearth_model_params mp = hearth_model_default_params();
+    REQUIRE(hearth_model_load(path, &mp, &second.m) == HEARTH_OK);
+    hearth_session_params sp = hearth_session_default_params();
+    sp.n_ctx = 128;
+    sp.n_batch = 64;
+    REQUIRE(hearth_session_new(second.m, &sp, &second.s) == HEARTH_OK);
+    decode(&second, 40, 2); /* unobserved: the same positions for the rest */
+    REQUIRE(imatrix_collector_new(second.m, false, 32, prior, &second.c) == HEARTH_OK);
+    imatrix_collector_attach(second.c, second.s);
+    decode(&second, 24, 3);
+    REQUIRE(imatrix_collector_result(second.c, "b.txt", &cont) == HEARTH_OK);
+    CHECK(cont->n_entries == all->n_entries + 1 && imatrix_find(cont, "blk.9.other.weight"));
+    CHECK(cont->n_datasets == 2 && !strcmp(cont->datasets[0], "a.txt") &&
+          !strcmp(cont->datasets[1], "b.txt"));
+    CHECK(cont->chunk_count == 2 && cont->chunk_size == 32);
+    for (int64_t i = 0; i < all->n_entries; i++) {
+        const imatrix_entry *a = &all->entries[i], *c = imatrix_find(cont, a->name);
+        CHECKF(c && c->counts[0] == a->counts[0] &&
+                   !memcmp(c->sums, a->sums, (size_t)a->n_cols * sizeof *a->sums),
+               "%s", a->name);
+    }
+    fixture_close(&second);
+    /* a prior whose entry for a weight of the model has another width */
+    prior->entries[0].n_cols--;
+    imatrix_collector *c = NULL;
+    CHECK(imatrix_collector_new(one.m, false, 32, prior, &c) == HEARTH_ERR_FORMAT && !c);
+    CHECK(strstr(hearth_last_error(), prior->entries[0].name) != NULL);
+    prior->entries[0].n_cols++;
+    imatrix_free(prior);
+    fixture_close(&first);
+    fixture_close(&one);
+}
+
+/* imatrix_merge's arithmetic: GGUF entries add up, a legacy file's means
+ * times calls come back as sums (times the chunk size), one count spreads
+ * over the matrices of an entry that has several; a size that disagrees is
+ * refused and changes nothing. */
+static void merge_test(void) {
+    imatrix *sum = hr_calloc(1, sizeof *sum);
+    REQUIRE(sum);
+    imatrix_entry ga[] = {
+        {"blk.0.a.weight", 4, 1, (float[]){1, 2, 3, 4}, (int64_t[]){10}},
+        {"blk.1.a.weight", 4, 1, (float[]){2, 4, 6, 8}, (int64_t[]){10}},
+    };
+    char *ds_a[] = {"a.txt"}, *ds_b[] = {"b.txt"};
+    imatrix a = {.entries = ga, .n_entries = 2, .datasets = ds_a, .n_datasets = 1};
+    REQUIRE(imatrix_merge(sum, &a, 8) == HEARTH_OK);
+    imatrix_entry lb[] = {
+        {"blk.0.a.weight", 4, 1, (float[]){0.5f, 0.5f, 0.5f, 0.5f}, (int64_t[]){3}},
+        {"blk.0.b.weight", 2, 1, (float[]){0.25f, 1}, (int64_t[]){2}},
+    };
+    imatrix b = {.entries = lb, .n_entries = 2, .datasets = ds_b, .n_datasets = 1, .legacy = true};
+    REQUIRE(imatrix_merge(sum, &b, 8) == HEARTH_OK);
+    CHECK(sum->n_entries == 3 && !sum->legacy && sum->chunk_size == 8);
+    CHECK(sum->n_datasets == 2 && !strcmp(sum->datasets[1], "b.txt"));
+    const imatrix_entry *e = imatrix_find(sum, "blk.0.a.weight");
+    CHECK(e && e->sums[0] == 5 && e->sums[3] == 8 && e->counts[0] == 34);
+    e = imatrix_find(sum, "blk.0.b.weight");
+    CHECK(e && e->sums[0] == 2 && e->sums[1] == 8 && e->counts[0] == 16);
+    CHECK(sum->chunk_count == 34 / 8);
+    CHECK(!strcmp(sum->entries[0].name, "blk.0.a.weight") &&
+          !strcmp(sum->entries[1].name, "blk.0.b.weight"));
+    /* 5 values against 4: refused, nothing changed */
+    imatrix_entry bad[] = {{"blk.9.new.weight", 1, 1, (float[]){1}, (int64_t[]){1}},
+                           {"blk.1.a.weight", 5, 1, (float[]){1, 1, 1, 1, 1}, (int64_t[]){1}}};
+    imatrix c = {.entries = bad, .n_entries = 2};
+    CHECK(imatrix_merge(sum, &c, 8) == HEARTH_ERR_FORMAT);
+    CHECK(strstr(hearth_last_error(), "blk.1.a.weight") != NULL);
+    CHECK(sum->n_entries == 3 && imatrix_find(sum, "blk.1.a.weight")->sums[0] == 2);
+    /* two matrices of 2 against one of 4: the count spreads */
+    imatrix_entry two[] = {{"blk.1.a.weight", 2, 2, (float[]){1, 1, 1, 1}, (int64_t[]){1, 2}}};
+    imatrix d = {.entries = two, .n_entries = 1};
+    REQUIRE(imatrix_merge(sum, &d, 8) == HEARTH_OK);
+    e = imatrix_find(sum, "blk.1.a.weight");
+    CHECK(e->n_mat == 2 && e->n_cols == 2 && e->counts[0] == 11 && e->counts[1] == 12);
+    CHECK(e->sums[0] == 3 && e->sums[3] == 9);
+    imatrix_free(sum);
+}
+
+/* imatrix_stats on figures worked by hand. */
+static void stats_test(void) {
+    imatrix_entry en[] = {
+        {"blk.0.attn_q.weight", 4, 1, (float[]){2, 2, 2, 2}, (int64_t[]){2}},
+        {"blk.1.attn_q.weight", 4, 1, (float[]){4, 4, 4, 4}, (int64_t[]){2}},
+        {"blk.1.ffn_up.weight", 4, 1, (float[]){0, 0, 0, 8}, (int64_t[]){2}},
+        {"blk.2.attn_q.weight", 4, 1, (float[]){1, 1, 1, 1}, (int64_t[]){0}},
+        {"output.weight", 2, 1, (float[]){3, 1}, (int64_t[]){1}},
+    };
+    imatrix im = {.entries = en, .n_entries = 5};
+    imatrix_stat *st = NULL;
+    int64_t n = 0;
+    REQUIRE(imatrix_stats(&im, &st, &n) == HEARTH_OK);
+    REQUIRE(n == 4); /* blk.2's count is 0: no statistics */
+    /* attn_q: layer 1 (total 8) before layer 0 (total 4); then ffn_up, output */
+    CHECK(st[0].layer == 1 && st[0].tensor_len == 6 && !memcmp(st[0].tensor, "attn_q", 6));
+    CHECK(st[0].total == 8 && st[0].mean == 2 && st[0].stddev == 0 && st[0].entropy == 2);
+    CHECK(st[0].active == 1 && st[0].zd == 0 && st[0].elements == 4);
+    CHECK(fabsf(st[0].cossim - 1) < 1e-6f); /* the same direction as blk.0's */
+    CHECK(st[1].layer == 0 && st[1].total == 4 && st[1].cossim == 0);
+    CHECK(st[2].tensor_len == 6 && !memcmp(st[2].tensor, "ffn_up", 6));
+    CHECK(st[2].active == 0.25f && st[2].entropy == 0 && st[2].zd == 0.25f);
+    CHECK(st[2].max == 4 && st[2].min == 0 && st[2].cossim == 0); /* no blk.0.ffn_up */
+    CHECK(st[3].layer == -1 && st[3].tensor_len == 6 && !memcmp(st[3].tensor, "output", 6));
+    CHECK(st[3].total == 4 && st[3].mean == 2 && st[3].stddev == 1 && st[3].zd == 0);
+    free(st);
 }
 
 /* ---- damaged and foreign files ---- */
@@ -378,6 +512,78 @@ static int run(const char *cmd) {
     return system(full);
 }
 
+/* From tiny-llama's im.gguf and im.dat, llama-imatrix's (same directory):
+ *   llama-imatrix -m MODEL --in-file im.gguf --in-file im.dat -c 128 -o merged.gguf
+ *   ... -o merged.dat --output-format dat
+ *   llama-imatrix -m MODEL -f text.txt --in-file im.gguf -o cont.gguf -c 128 -b 128
+ *       --chunks 2 --chunk 8 -t 2 -fa off
+ *   llama-imatrix -m MODEL --in-file im.gguf --show-statistics  (and im.dat)
+ * the last two with their log's time and level prefixes taken off. */
+static const struct {
+    bool model; /* -m MODEL first */
+    const char *args, *file;
+    uint64_t hash;
+} derived[] = {
+    {false, "--in-file im.gguf --in-file im.dat -c 128 -o merged.gguf", "merged.gguf",
+     0x3364131141e44a4eull},
+    {false, "--in-file im.gguf --in-file im.dat -c 128 -o merged.dat --output-format dat",
+     "merged.dat", 0x0ca989243f96c4b0ull},
+    {true, "-f text.txt --in-file im.gguf -o cont.gguf -c 128 -b 128 --chunks 2 --chunk 8 -t 2",
+     "cont.gguf", 0x4cb8c8f3f5fd78deull},
+    {false, "--in-file im.gguf --show-statistics > st.txt", "st.txt", 0x98012e6394f1e166ull},
+    {false, "--in-file im.dat --show-statistics > st.txt", "st.txt", 0x8e93f002fc9fec1cull},
+};
+
+static void derived_test(const char *model) {
+    char cmd[1400], path[160];
+    for (size_t i = 0; i < sizeof derived / sizeof derived[0]; i++) {
+        snprintf(cmd, sizeof cmd, "(HEARTH_EXACT=1 %s imatrix%s%s %s)", HEARTH_BINARY,
+                 derived[i].model ? " -m " : "", derived[i].model ? model : "", derived[i].args);
+        CHECKF(run(cmd) == 0, "%s", cmd);
+        tmp_path(path, sizeof path, derived[i].file);
+        const uint64_t h = file_hash(path);
+        CHECKF(h == derived[i].hash, "%s: %016llx, llama.cpp's %016llx", derived[i].args,
+               (unsigned long long)h, (unsigned long long)derived[i].hash);
+        unlink(path);
+    }
+}
+
+/* The command's refusals: exit 2 for a usage error, 1 for a file it cannot
+ * use (two matrices whose entries disagree). */
+static void cli_test(void) {
+    char cmd[1024], a[128], b[128];
+    snprintf(cmd, sizeof cmd, "%s imatrix --in-file x --in-file y --show-statistics",
+             HEARTH_BINARY);
+    CHECK(WEXITSTATUS(run(cmd)) == 2);
+    snprintf(cmd, sizeof cmd, "%s imatrix -f text.txt", HEARTH_BINARY);
+    CHECK(WEXITSTATUS(run(cmd)) == 2);
+    snprintf(cmd, sizeof cmd, "%s imatrix -o none.gguf", HEARTH_BINARY);
+    CHECK(WEXITSTATUS(run(cmd)) == 2);
+    snprintf(cmd, sizeof cmd, "%s imatrix --in-file absent.gguf -o none.gguf", HEARTH_BINARY);
+    CHECK(WEXITSTATUS(run(cmd)) == 1);
+    /* one entry of another width */
+    tmp_path(a, sizeof a, "a.gguf");
+    tmp_path(b, sizeof b, "b.gguf");
+    write_gguf(a, true, 4, 1, 1);
+    write_gguf(b, true, 5, 1, 1);
+    snprintf(cmd, sizeof cmd, "%s imatrix --in-file a.gguf --in-file b.gguf -o none.gguf",
+             HEARTH_BINARY);
+    CHECK(WEXITSTATUS(run(cmd)) == 1);
+    snprintf(cmd, sizeof cmd, "%s imatrix --in-file a.gguf --in-file a.gguf -o ab.gguf",
+             HEARTH_BINARY);
+    CHECK(run(cmd) == 0);
+    tmp_path(a, sizeof a, "ab.gguf");
+    imatrix *im = NULL;
+    REQUIRE(imatrix_load(a, &im) == HEARTH_OK);
+    CHECK(im->n_entries == 1 && im->entries[0].sums[0] == 2 && im->entries[0].counts[0] == 2);
+    CHECK(im->n_datasets == 2 && im->chunk_size == 512);
+    imatrix_free(im);
+    unlink(a);
+    tmp_path(a, sizeof a, "a.gguf");
+    unlink(a);
+    unlink(b);
+}
+
 static bool golden_test(void) {
     char csv[512], text[128], model[512], cmd[1400], path[160];
     snprintf(csv, sizeof csv, "%s/data/intent/banking77/train.csv", HEARTH_SHARED_DIR);
@@ -406,6 +612,7 @@ static bool golden_test(void) {
                 CHECKF(run(cmd) == 0, "%s", cmd);
             }
             made = g->model;
+            if (!strcmp(g->model, "tiny-llama")) derived_test(model);
         }
         if (g->type) {
             snprintf(cmd, sizeof cmd, "%s quantize -q --imatrix %s %s out.gguf %s 2", HEARTH_BINARY,
@@ -438,6 +645,10 @@ int main(void) {
     sp.tied = true;
     REQUIRE(synth_write(tied, &sp) == HEARTH_OK);
     collector_test(path, tied);
+    continue_test(path);
+    merge_test();
+    stats_test();
+    cli_test();
     damaged_test(path);
     quantize_test();
     const bool shared = golden_test();

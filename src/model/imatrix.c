@@ -33,13 +33,14 @@ void imatrix_free(imatrix *im) {
     free(im);
 }
 
-static int cmp_entry(const void *a, const void *b) {
+int imatrix_cmp_entry(const void *a, const void *b) {
     return strcmp(((const imatrix_entry *)a)->name, ((const imatrix_entry *)b)->name);
 }
 
 const imatrix_entry *imatrix_find(const imatrix *im, const char *name) {
     const imatrix_entry key = {.name = (char *)name};
-    return bsearch(&key, im->entries, (size_t)im->n_entries, sizeof key, cmp_entry);
+    if (im->n_entries == 0) return NULL; /* bsearch wants a base even then */
+    return bsearch(&key, im->entries, (size_t)im->n_entries, sizeof key, imatrix_cmp_entry);
 }
 
 static bool contains_any(const char *name, const char *const *subs, int n) {
@@ -97,11 +98,109 @@ static hearth_err check_finite(const imatrix *im) {
 
 /* Sorts the entries and refuses a name given twice. */
 static hearth_err finish(imatrix *im) {
-    qsort(im->entries, (size_t)im->n_entries, sizeof *im->entries, cmp_entry);
+    qsort(im->entries, (size_t)im->n_entries, sizeof *im->entries, imatrix_cmp_entry);
     for (int64_t i = 1; i < im->n_entries; i++)
         if (!strcmp(im->entries[i - 1].name, im->entries[i].name))
             return hr_fail(HEARTH_ERR_FORMAT, "entry %s appears twice", im->entries[i].name);
     return check_finite(im);
+}
+
+/* ---- combining ---- */
+
+/* Whether from's entry e can be added to d (into's entry of the same name):
+ * the same number of sums; counts per matrix equal in number, or d's one
+ * count spread over e's matrices. */
+static hearth_err merge_check(const imatrix_entry *d, const imatrix_entry *e, bool legacy) {
+    if (d->n_cols * d->n_mat != e->n_cols * e->n_mat)
+        return hr_fail(HEARTH_ERR_FORMAT, "entry %s: %lld values, before %lld", e->name,
+                       (long long)(e->n_cols * e->n_mat), (long long)(d->n_cols * d->n_mat));
+    if (!legacy && d->n_mat != e->n_mat && d->n_mat != 1)
+        return hr_fail(HEARTH_ERR_FORMAT, "entry %s: %lld matrices, before %lld", e->name,
+                       (long long)e->n_mat, (long long)d->n_mat);
+    return HEARTH_OK;
+}
+
+/* d += e (checked by merge_check). A legacy entry holds mean x^2 times its
+ * calls: times chunk_size it is a sum again, and its calls times chunk_size
+ * are added to every count of d. */
+static hearth_err merge_entry(imatrix_entry *d, const imatrix_entry *e, bool legacy,
+                              uint32_t chunk_size) {
+    const int64_t nv = e->n_cols * e->n_mat;
+    if (!legacy && d->n_mat == 1 && e->n_mat > 1) { /* one count becomes one per matrix */
+        int64_t *c = malloc((size_t)e->n_mat * sizeof *c);
+        if (!c) return HEARTH_ERR_NOMEM;
+        for (int64_t m = 0; m < e->n_mat; m++) c[m] = d->counts[0];
+        free(d->counts);
+        d->counts = c;
+        d->n_mat = e->n_mat;
+        d->n_cols = e->n_cols;
+    }
+    for (int64_t j = 0; j < nv; j++)
+        d->sums[j] += legacy ? e->sums[j] * (float)chunk_size : e->sums[j];
+    for (int64_t m = 0; m < d->n_mat; m++)
+        d->counts[m] += legacy ? e->counts[0] * (int64_t)chunk_size : e->counts[m];
+    return HEARTH_OK;
+}
+
+hearth_err imatrix_merge(imatrix *into, const imatrix *from, uint32_t chunk_size) {
+    if (chunk_size == 0) return hr_fail(HEARTH_ERR_INVALID_ARG, "no chunk size");
+    int64_t n_new = 0;
+    for (int64_t i = 0; i < from->n_entries; i++) {
+        const imatrix_entry *d = imatrix_find(into, from->entries[i].name);
+        if (!d) {
+            n_new++;
+            continue;
+        }
+        hearth_err err = merge_check(d, &from->entries[i], from->legacy);
+        if (err) return err;
+    }
+    imatrix_entry *grown =
+        realloc(into->entries, (size_t)(into->n_entries + n_new + 1) * sizeof *grown);
+    char **ds =
+        realloc(into->datasets, (size_t)(into->n_datasets + from->n_datasets + 1) * sizeof *ds);
+    if (grown) into->entries = grown;
+    if (ds) into->datasets = ds;
+    if (!grown || !ds) return HEARTH_ERR_NOMEM;
+    /* the new entries go after the old ones (found by bsearch among those
+     * alone), zeroed, and the list is sorted again at the end */
+    const int64_t n_old = into->n_entries;
+    hearth_err err = HEARTH_OK;
+    for (int64_t i = 0; !err && i < from->n_entries; i++) {
+        const imatrix_entry *e = &from->entries[i];
+        imatrix_entry *d = n_old ? bsearch(&(imatrix_entry){.name = e->name}, into->entries,
+                                           (size_t)n_old, sizeof *d, imatrix_cmp_entry)
+                                 : NULL;
+        if (!d) {
+            d = &into->entries[into->n_entries];
+            const int64_t n_mat = from->legacy ? 1 : e->n_mat;
+            *d = (imatrix_entry){.n_cols = e->n_cols, .n_mat = n_mat};
+            d->name = str_dup(e->name, strlen(e->name));
+            d->sums = hr_calloc((size_t)(e->n_cols * e->n_mat), sizeof *d->sums);
+            d->counts = hr_calloc((size_t)n_mat, sizeof *d->counts);
+            into->n_entries++; /* freed with into even if incomplete */
+            if (!d->name || !d->sums || !d->counts) {
+                err = HEARTH_ERR_NOMEM;
+                break;
+            }
+        }
+        err = merge_entry(d, e, from->legacy, chunk_size);
+    }
+    qsort(into->entries, (size_t)into->n_entries, sizeof *into->entries, imatrix_cmp_entry);
+    for (int i = 0; !err && i < from->n_datasets; i++) {
+        if (!(into->datasets[into->n_datasets] =
+                  str_dup(from->datasets[i], strlen(from->datasets[i]))))
+            err = HEARTH_ERR_NOMEM;
+        else
+            into->n_datasets++;
+    }
+    int64_t max = 0;
+    for (int64_t i = 0; i < into->n_entries; i++)
+        for (int64_t m = 0; m < into->entries[i].n_mat; m++)
+            if (into->entries[i].counts[m] > max) max = into->entries[i].counts[m];
+    into->chunk_size = chunk_size;
+    into->chunk_count = (uint32_t)(max / chunk_size);
+    into->legacy = false;
+    return err;
 }
 
 /* ---- GGUF ---- */

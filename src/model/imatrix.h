@@ -58,6 +58,18 @@ void imatrix_free(imatrix *im);
 void imatrix_filter(imatrix *im, const char *const *include, int n_include,
                     const char *const *exclude, int n_exclude);
 
+/* Adds `from` into `into` as llama-imatrix --in-file combines files: sums
+ * and counts added entry by entry (new entries copied), a legacy file's
+ * entries first turned back into sums and token counts with chunk_size
+ * (tokens per chunk, > 0), its datasets appended; `into` is then in the
+ * GGUF form (not legacy) with chunk_size and chunk_count = its largest
+ * count / chunk_size. An entry whose size disagrees with into's is
+ * HEARTH_ERR_FORMAT, and leaves `into` unchanged. */
+hearth_err imatrix_merge(imatrix *into, const imatrix *from, uint32_t chunk_size);
+
+/* Orders entries by name (strcmp), for qsort and bsearch. */
+int imatrix_cmp_entry(const void *a, const void *b);
+
 /* The entry for tensor `name`, or NULL. */
 const imatrix_entry *imatrix_find(const imatrix *im, const char *name);
 
@@ -72,9 +84,14 @@ typedef struct imatrix_collector imatrix_collector;
 
 /* A collector for m's products: every blk.N matrix, and output.weight when
  * with_output (never a tied embedding: llama-imatrix names that product
- * token_embd and keeps none). chunk_size: tokens per chunk, for the file. */
+ * token_embd and keeps none). chunk_size: tokens per chunk, for the file.
+ * prior (may be NULL; merged with chunk_size, imatrix_merge): a matrix to
+ * go on from, as llama-imatrix --in-file with a text: its sums and counts
+ * are where the observed weights start, its other entries and its datasets
+ * are kept. One of its entries whose width is not its weight's is
+ * HEARTH_ERR_FORMAT. */
 hearth_err imatrix_collector_new(hearth_model *m, bool with_output, uint32_t chunk_size,
-                                 imatrix_collector **out);
+                                 const imatrix *prior, imatrix_collector **out);
 void imatrix_collector_free(imatrix_collector *c);
 
 /* Observe s's forward passes from now on (s must be a session of the
@@ -82,13 +99,34 @@ void imatrix_collector_free(imatrix_collector *c);
  * rows are skipped, as llama-imatrix skips them (single-token decodes). */
 void imatrix_collector_attach(imatrix_collector *c, hearth_session *s);
 
-/* Tokens seen by the most-observed weight. */
+/* Tokens seen by the most-observed weight (a prior's included). */
 int64_t imatrix_collector_tokens(const imatrix_collector *c);
 
 /* The matrix so far (owned by the collector; chunk_count is the tokens seen
- * over chunk_size), with `dataset` as its one dataset (may be NULL).
+ * over chunk_size), with `dataset` after the prior's datasets (may be NULL).
  * HEARTH_ERR_FORMAT if an activation was not finite, HEARTH_ERR_INVALID_ARG
  * if nothing was counted yet. */
 hearth_err imatrix_collector_result(imatrix_collector *c, const char *dataset, const imatrix **out);
+
+/* ---- statistics (imatrix_stats.c) ---- */
+
+/* llama-imatrix --show-statistics' figures of one entry, over its mean
+ * squared activations (sums / count, matrices with a count only). */
+typedef struct imatrix_stat {
+    const imatrix_entry *entry;
+    int layer;          /* N of blk.N, -1 for another tensor */
+    const char *tensor; /* in entry->name: the part before ".weight" ("attn_q"), else all */
+    int tensor_len;
+    int elements; /* activations */
+    float total, min, max, mean, stddev;
+    float active;  /* share above 1e-5 in magnitude */
+    float entropy; /* bits, of the activations as a distribution */
+    float zd;      /* share more than one standard deviation above the mean */
+    float cossim;  /* cosine of the sums with blk.N-1's same tensor (0: none) */
+} imatrix_stat;
+
+/* One stat per entry with data, in llama-imatrix's order (tensor name, then
+ * the largest total first); *out is malloc'd (free it). */
+hearth_err imatrix_stats(const imatrix *im, imatrix_stat **out, int64_t *n_out);
 
 #endif

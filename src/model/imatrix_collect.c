@@ -16,10 +16,11 @@
 #define MIN_ROWS 16
 
 struct imatrix_collector {
-    imatrix im;
-    const model_weight **weights; /* [im.n_entries]: entries[i]'s weight */
-    int64_t last;                 /* the entry of the last product (they come in order) */
-    char *dataset;
+    imatrix im; /* entries sorted by name; every dataset owned */
+    const model_weight *
+        *weights;         /* [im.n_entries]: entries[i]'s weight, NULL for a prior's other */
+    int64_t last;         /* the entry of the last product (they come in order) */
+    int n_prior_datasets; /* im.datasets after these: the text's, from _result */
 };
 
 void imatrix_collector_free(imatrix_collector *c) {
@@ -31,72 +32,79 @@ void imatrix_collector_free(imatrix_collector *c) {
     }
     free(c->im.entries);
     free(c->weights);
-    free(c->dataset);
+    for (int i = 0; i < c->im.n_datasets; i++) free(c->im.datasets[i]);
     free(c->im.datasets);
     free(c);
 }
 
-static int cmp_name(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The names of the weights to observe, sorted: the file's blk.N matrices
- * the model multiplies, and output.weight when asked and not tied. */
-static hearth_err observed_names(hearth_model *m, bool with_output, char ***out, int64_t *n_out) {
-    const int64_t n = gguf_n_tensors(m->gguf);
-    char **names = hr_calloc(n > 0 ? (size_t)n : 1, sizeof *names);
-    if (!names) return HEARTH_ERR_NOMEM;
-    int64_t k = 0;
+/* Adds an entry for each blk.N matrix the model multiplies, and for
+ * output.weight when asked and not tied, that the collector lacks (the
+ * prior's entries are already there). */
+static hearth_err add_observed(imatrix_collector *c, hearth_model *m, bool with_output) {
+    const int64_t n = gguf_n_tensors(m->gguf), n_old = c->im.n_entries;
+    imatrix_entry *e = realloc(c->im.entries, (size_t)(n_old + n + 1) * sizeof *e);
+    if (!e) return HEARTH_ERR_NOMEM;
+    c->im.entries = e;
     for (int64_t i = 0; i < n; i++) {
         const gguf_str name = gguf_tensor_at(m->gguf, i)->name;
         const bool blk = name.len > 4 && !memcmp(name.ptr, "blk.", 4);
+        const model_weight *w = NULL;
         if (!(blk || (with_output && gguf_str_eq(name, "output.weight"))) ||
-            !model_weight_named(m, name))
+            !(w = model_weight_named(m, name)))
             continue;
-        if (!(names[k] = malloc((size_t)name.len + 1))) {
-            while (k > 0) free(names[--k]);
-            free(names);
-            return HEARTH_ERR_NOMEM;
+        char *cname = malloc((size_t)name.len + 1);
+        if (!cname) return HEARTH_ERR_NOMEM;
+        memcpy(cname, name.ptr, (size_t)name.len);
+        cname[name.len] = '\0';
+        if (n_old && bsearch(&(imatrix_entry){.name = cname}, e, (size_t)n_old, sizeof *e,
+                             imatrix_cmp_entry)) {
+            free(cname);
+            continue;
         }
-        memcpy(names[k], name.ptr, (size_t)name.len);
-        names[k++][name.len] = '\0';
+        imatrix_entry *d = &e[c->im.n_entries++];
+        *d = (imatrix_entry){.name = cname, .n_cols = w->n_cols, .n_mat = 1};
+        d->sums = hr_calloc((size_t)w->n_cols, sizeof *d->sums);
+        d->counts = hr_calloc(1, sizeof *d->counts);
+        if (!d->sums || !d->counts) return HEARTH_ERR_NOMEM;
     }
-    qsort(names, (size_t)k, sizeof *names, cmp_name);
-    *out = names;
-    *n_out = k;
+    qsort(e, (size_t)c->im.n_entries, sizeof *e, imatrix_cmp_entry);
     return HEARTH_OK;
 }
 
+/* Each entry's weight; a prior's entry of an observed weight must be one
+ * matrix of its width. */
+static hearth_err bind_weights(imatrix_collector *c, hearth_model *m, bool with_output) {
+    if (!(c->weights = hr_calloc((size_t)c->im.n_entries + 1, sizeof *c->weights)))
+        return HEARTH_ERR_NOMEM;
+    int64_t n_bound = 0;
+    for (int64_t i = 0; i < c->im.n_entries; i++) {
+        const imatrix_entry *e = &c->im.entries[i];
+        const bool blk = !strncmp(e->name, "blk.", 4);
+        const model_weight *w =
+            model_weight_named(m, (gguf_str){.ptr = e->name, .len = strlen(e->name)});
+        if (!w || !(blk || (with_output && !strcmp(e->name, "output.weight")))) continue;
+        if (e->n_mat != 1 || e->n_cols != w->n_cols)
+            return hr_fail(HEARTH_ERR_FORMAT,
+                           "the earlier matrix's %s has %lld x %lld values, the model's weight "
+                           "%lld columns",
+                           e->name, (long long)e->n_mat, (long long)e->n_cols,
+                           (long long)w->n_cols);
+        c->weights[i] = w;
+        n_bound++;
+    }
+    return n_bound ? HEARTH_OK
+                   : hr_fail(HEARTH_ERR_UNSUPPORTED, "the model has no blk.N matrices to observe");
+}
+
 hearth_err imatrix_collector_new(hearth_model *m, bool with_output, uint32_t chunk_size,
-                                 imatrix_collector **out) {
+                                 const imatrix *prior, imatrix_collector **out) {
     imatrix_collector *c = hr_calloc(1, sizeof *c);
     if (!c) return HEARTH_ERR_NOMEM;
+    hearth_err err = prior ? imatrix_merge(&c->im, prior, chunk_size) : HEARTH_OK;
     c->im.chunk_size = chunk_size;
-    char **names = NULL;
-    int64_t n = 0;
-    hearth_err err = observed_names(m, with_output, &names, &n);
-    if (!err && n == 0)
-        err = hr_fail(HEARTH_ERR_UNSUPPORTED, "the model has no blk.N matrices to observe");
-    if (!err) {
-        c->im.entries = hr_calloc((size_t)n, sizeof *c->im.entries);
-        c->weights = hr_calloc((size_t)n, sizeof *c->weights);
-        if (!c->im.entries || !c->weights) err = HEARTH_ERR_NOMEM;
-    }
-    for (int64_t i = 0; !err && i < n; i++) {
-        imatrix_entry *e = &c->im.entries[c->im.n_entries++];
-        const model_weight *w =
-            model_weight_named(m, (gguf_str){.ptr = names[i], .len = strlen(names[i])});
-        e->name = names[i];
-        names[i] = NULL;
-        e->n_cols = w->n_cols;
-        e->n_mat = 1;
-        e->sums = hr_calloc((size_t)w->n_cols, sizeof *e->sums);
-        e->counts = hr_calloc(1, sizeof *e->counts);
-        if (!e->sums || !e->counts) err = HEARTH_ERR_NOMEM;
-        c->weights[i] = w;
-    }
-    for (int64_t i = 0; i < n; i++) free(names[i]);
-    free(names);
+    c->n_prior_datasets = c->im.n_datasets;
+    if (!err) err = add_observed(c, m, with_output);
+    if (!err) err = bind_weights(c, m, with_output);
     if (err) {
         imatrix_collector_free(c);
         return err;
@@ -129,7 +137,8 @@ void imatrix_collector_attach(imatrix_collector *c, hearth_session *s) {
 int64_t imatrix_collector_tokens(const imatrix_collector *c) {
     int64_t max = 0;
     for (int64_t i = 0; i < c->im.n_entries; i++)
-        if (c->im.entries[i].counts[0] > max) max = c->im.entries[i].counts[0];
+        for (int64_t m = 0; m < c->im.entries[i].n_mat; m++)
+            if (c->im.entries[i].counts[m] > max) max = c->im.entries[i].counts[m];
     return max;
 }
 
@@ -137,23 +146,18 @@ hearth_err imatrix_collector_result(imatrix_collector *c, const char *dataset,
                                     const imatrix **out) {
     for (int64_t i = 0; i < c->im.n_entries; i++) {
         const imatrix_entry *e = &c->im.entries[i];
-        for (int64_t j = 0; j < e->n_cols; j++)
+        for (int64_t j = 0; j < e->n_cols * e->n_mat; j++)
             if (!isfinite(e->sums[j]))
                 return hr_fail(HEARTH_ERR_FORMAT, "non-finite activations reached %s", e->name);
     }
-    free(c->dataset);
-    free(c->im.datasets);
-    c->dataset = NULL;
-    c->im.datasets = NULL;
-    c->im.n_datasets = 0;
+    while (c->im.n_datasets > c->n_prior_datasets) free(c->im.datasets[--c->im.n_datasets]);
     if (dataset) {
+        char **d = realloc(c->im.datasets, (size_t)(c->im.n_datasets + 1) * sizeof *d);
+        if (!d) return HEARTH_ERR_NOMEM;
+        c->im.datasets = d;
         const size_t len = strlen(dataset) + 1;
-        c->dataset = malloc(len);
-        c->im.datasets = malloc(sizeof *c->im.datasets);
-        if (!c->dataset || !c->im.datasets) return HEARTH_ERR_NOMEM;
-        memcpy(c->dataset, dataset, len);
-        c->im.datasets[0] = c->dataset;
-        c->im.n_datasets = 1;
+        if (!(d[c->im.n_datasets] = malloc(len))) return HEARTH_ERR_NOMEM;
+        memcpy(d[c->im.n_datasets++], dataset, len);
     }
     const int64_t tokens = imatrix_collector_tokens(c);
     if (tokens == 0)
