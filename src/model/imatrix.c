@@ -177,11 +177,12 @@ hearth_err imatrix_merge(imatrix *into, const imatrix *from, uint32_t chunk_size
             d->name = str_dup(e->name, strlen(e->name));
             d->sums = hr_calloc((size_t)(e->n_cols * e->n_mat), sizeof *d->sums);
             d->counts = hr_calloc((size_t)n_mat, sizeof *d->counts);
-            into->n_entries++; /* freed with into even if incomplete */
             if (!d->name || !d->sums || !d->counts) {
+                entry_clear(d);
                 err = HEARTH_ERR_NOMEM;
                 break;
             }
+            into->n_entries++;
         }
         err = merge_entry(d, e, from->legacy, chunk_size);
     }

@@ -16,11 +16,10 @@
 #define MIN_ROWS 16
 
 struct imatrix_collector {
-    imatrix im; /* entries sorted by name; every dataset owned */
-    const model_weight *
-        *weights;         /* [im.n_entries]: entries[i]'s weight, NULL for a prior's other */
-    int64_t last;         /* the entry of the last product (they come in order) */
-    int n_prior_datasets; /* im.datasets after these: the text's, from _result */
+    imatrix im;                   /* entries sorted by name; every dataset owned */
+    const model_weight **weights; /* entries[i]'s weight (NULL: a prior's other entry) */
+    int64_t last;                 /* the entry of the last product (they come in order) */
+    int n_prior_datasets;         /* im.datasets after these: the text's, from _result */
 };
 
 void imatrix_collector_free(imatrix_collector *c) {
@@ -37,6 +36,13 @@ void imatrix_collector_free(imatrix_collector *c) {
     free(c);
 }
 
+/* Whether a weight of this name is observed: a blk.N matrix, or
+ * output.weight when asked. */
+static bool observed(const char *name, size_t len, bool with_output) {
+    return (len > 4 && !memcmp(name, "blk.", 4)) ||
+           (with_output && len == 13 && !memcmp(name, "output.weight", 13));
+}
+
 /* Adds an entry for each blk.N matrix the model multiplies, and for
  * output.weight when asked and not tied, that the collector lacks (the
  * prior's entries are already there). */
@@ -47,9 +53,8 @@ static hearth_err add_observed(imatrix_collector *c, hearth_model *m, bool with_
     c->im.entries = e;
     for (int64_t i = 0; i < n; i++) {
         const gguf_str name = gguf_tensor_at(m->gguf, i)->name;
-        const bool blk = name.len > 4 && !memcmp(name.ptr, "blk.", 4);
         const model_weight *w = NULL;
-        if (!(blk || (with_output && gguf_str_eq(name, "output.weight"))) ||
+        if (!observed(name.ptr, (size_t)name.len, with_output) ||
             !(w = model_weight_named(m, name)))
             continue;
         char *cname = malloc((size_t)name.len + 1);
@@ -79,10 +84,11 @@ static hearth_err bind_weights(imatrix_collector *c, hearth_model *m, bool with_
     int64_t n_bound = 0;
     for (int64_t i = 0; i < c->im.n_entries; i++) {
         const imatrix_entry *e = &c->im.entries[i];
-        const bool blk = !strncmp(e->name, "blk.", 4);
-        const model_weight *w =
-            model_weight_named(m, (gguf_str){.ptr = e->name, .len = strlen(e->name)});
-        if (!w || !(blk || (with_output && !strcmp(e->name, "output.weight")))) continue;
+        const size_t len = strlen(e->name);
+        const model_weight *w = observed(e->name, len, with_output)
+                                    ? model_weight_named(m, (gguf_str){.ptr = e->name, .len = len})
+                                    : NULL;
+        if (!w) continue;
         if (e->n_mat != 1 || e->n_cols != w->n_cols)
             return hr_fail(HEARTH_ERR_FORMAT,
                            "the earlier matrix's %s has %lld x %lld values, the model's weight "
