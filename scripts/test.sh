@@ -2,7 +2,7 @@
 # Builds Hearth and runs every test: the release build, then the whole suite
 # again under AddressSanitizer + UndefinedBehaviorSanitizer, then each fuzz
 # target for a short time. Uses ../shared when present (tests skip without it).
-#   FUZZ_SECONDS=N   time per fuzz target (default 15; 0 skips fuzzing)
+#   FUZZ_SECONDS=N   time per fuzz target (default 10; 0 skips fuzzing)
 #   QUICK=1          release build and tests only
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,7 +61,7 @@ cmake --build --preset fuzz -j"$jobs"
 stage "ASan + UBSan tests"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset fuzz -j"$jobs"
 
-secs=${FUZZ_SECONDS:-15} # per target, $jobs at a time
+secs=${FUZZ_SECONDS:-10} # per target, $jobs at a time: a smoke run within CI's time
 if [ "$secs" -gt 0 ]; then
   stage "libFuzzer targets, ${secs}s each, $jobs at a time"
   targets=$(ls fuzz/fuzz_*.c | xargs -n1 basename | sed 's/\.c$//')
