@@ -281,6 +281,15 @@ static void merge_test(void) {
     e = imatrix_find(sum, "blk.1.a.weight");
     CHECK(e->n_mat == 2 && e->n_cols == 2 && e->counts[0] == 11 && e->counts[1] == 12);
     CHECK(e->sums[0] == 3 && e->sums[3] == 9);
+    /* sums that overflowed in the adding are not written */
+    imatrix_entry huge[] = {{"blk.0.b.weight", 2, 1, (float[]){3e38f, 3e38f}, (int64_t[]){1}}};
+    imatrix h = {.entries = huge, .n_entries = 1};
+    REQUIRE(imatrix_merge(sum, &h, 8) == HEARTH_OK && imatrix_merge(sum, &h, 8) == HEARTH_OK);
+    char out[128];
+    tmp_path(out, sizeof out, "inf.gguf");
+    CHECK(imatrix_save(sum, out, false) == HEARTH_ERR_FORMAT &&
+          strstr(hearth_last_error(), "blk.0.b.weight") != NULL);
+    CHECK(access(out, F_OK) != 0);
     imatrix_free(sum);
 }
 

@@ -460,5 +460,8 @@ hearth_err imatrix_save(const imatrix *im, const char *path, bool legacy) {
     for (int64_t i = 0; i < im->n_entries; i++)
         if (strlen(im->entries[i].name) > 500)
             return hr_fail(HEARTH_ERR_INVALID_ARG, "tensor name too long");
+    /* never a file the reader refuses: sums added up (--in-file) can overflow */
+    hearth_err err = check_finite(im);
+    if (err) return err;
     return legacy ? save_dat(im, path) : save_gguf(im, path);
 }
