@@ -11,10 +11,11 @@
 #include <strings.h>
 
 static const char synth_usage[] =
-    "usage: hearth synth -o FILE [--arch llama|qwen2|qwen3|gemma3|phi3|bert|nomic-bert] [--type "
-    "f32|f16|q8_0|q4_0|q4_K|q6_K|iq4_nl|iq4_xs]\n"
+    "usage: hearth synth -o FILE [--arch llama|qwen2|qwen3|qwen3moe|gemma3|phi3|bert|nomic-bert]\n"
+    "                    [--type f32|f16|q8_0|q4_0|q4_K|q6_K|iq4_nl|iq4_xs]\n"
     "                    [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ff "
     "N]\n"
+    "                    [--experts N --experts-used K]\n"
     "                    [--ctx N] [--tied] [--seed S] [--rope-dim N] [--longrope ORIG]\n"
     "                    [--rope-factors longrope|ones|freqs-short|freqs-long] [--rope-attn X]\n"
     "                    [--pooling mean|cls] [--rerank N]\n"
@@ -23,6 +24,8 @@ static const char synth_usage[] =
     "  --rope-dim: a partial rotary (Phi-4-mini); --longrope ORIG: Phi-3.5's LongRoPE, random\n"
     "  short and long factors with an original context of ORIG (and the converter's attention\n"
     "  factor unless --rope-attn X); --rope-factors: other factor tensors, same values.\n"
+    "  --experts N --experts-used K: a mixture of N experts of --ff width, K per token\n"
+    "  (qwen3moe needs them; llama with them is Mixtral's layout).\n"
     "  bert and nomic-bert are embedding models (a WordPiece vocabulary); --pooling mean|cls\n"
     "  sets their pooling_type (default mean). --rerank N: a reranker with N labels (a\n"
     "  classification head; decoders get Qwen3-Reranker's layout and a rerank prompt).\n"
@@ -79,10 +82,11 @@ static int rope_opt(const char *a, const char *v, synth_params *p) {
  * together); 1 when `a` is one (with a good value), 0 when not, -1 on a bad
  * value ("--layers 2x" is an error, not 2). */
 static int shape_opt(const char *a, const char *v, synth_params *p) {
-    static const char *const names[] = {"--embd",     "--layers", "--heads", "--kv-heads",
-                                        "--head-dim", "--ff",     "--ctx"};
-    int *const fields[] = {&p->n_embd,   &p->n_layer, &p->n_head, &p->n_head_kv,
-                           &p->head_dim, &p->n_ff,    &p->n_ctx};
+    static const char *const names[] = {"--embd",     "--layers",   "--heads",
+                                        "--kv-heads", "--head-dim", "--ff",
+                                        "--ctx",      "--experts",  "--experts-used"};
+    int *const fields[] = {&p->n_embd, &p->n_layer, &p->n_head,   &p->n_head_kv,    &p->head_dim,
+                           &p->n_ff,   &p->n_ctx,   &p->n_expert, &p->n_expert_used};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(a, names[i])) return cli_parse_int(v, 1, 1 << 24, fields[i]) ? 1 : -1;
     return 0;

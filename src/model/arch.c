@@ -13,6 +13,7 @@ static const arch_desc arches[] = {
     {.name = "llama", .rope = ROPE_NORM, .act = FFN_SILU},
     {.name = "qwen2", .rope = ROPE_NEOX, .act = FFN_SILU},
     {.name = "qwen3", .rope = ROPE_NEOX, .act = FFN_SILU, .qk_norm = true},
+    {.name = "qwen3moe", .rope = ROPE_NEOX, .act = FFN_SILU, .qk_norm = true, .moe = true},
     {.name = "gemma3",
      .rope = ROPE_NEOX,
      .act = FFN_GELU,

@@ -242,8 +242,8 @@ static void matmul(hearth_session *s, const model_weight *w, const float *x, int
  * n_cols), y_i[t] at ys[i] + t * ldy. In default mode they go through the
  * pool together when their activations convert alike (one handoff instead
  * of one each: generation runs hundreds of products per token). */
-static void matmul_group(hearth_session *s, const model_weight *const *ws, float *const *ys,
-                         int count, const float *x, int n, int64_t ldy) {
+void forward_matmul_group(hearth_session *s, const model_weight *const *ws, float *const *ys,
+                          int count, const float *x, int n, int64_t ldy) {
     bool together = !kern_exact() && count <= KERN_MATMUL_MAX_OPS;
     const kern_type act = kern_type_get((uint32_t)ws[0]->type)->vec_dot_type;
     for (int i = 1; i < count; i++)
@@ -447,7 +447,7 @@ static void attention_inputs(tok_job *j) {
     } else {
         const model_weight *ws[3] = {&l->wq, &l->wk, &l->wv};
         float *ys[3] = {s->qkv, s->qkv + s->n_q, s->qkv + s->n_q + s->n_kv};
-        matmul_group(s, ws, ys, 3, s->xb, n, stride);
+        forward_matmul_group(s, ws, ys, 3, s->xb, n, stride);
     }
     for_tokens(j, tok_qkv);
 }
@@ -456,6 +456,10 @@ static void feed_forward(tok_job *j) {
     hearth_session *s = j->s;
     const model_layer *l = j->l;
     const int n_ff = s->model->hp.n_ff, n = j->n;
+    if (l->exps) {
+        forward_moe(s, l, n);
+        return;
+    }
     if (l->gate_up.data) {
         matmul(s, &l->gate_up, s->xb, n, s->ffn, 2 * n_ff);
     } else if (!l->gate.data) { /* ungated: up alone, where the gate would be */
@@ -463,7 +467,7 @@ static void feed_forward(tok_job *j) {
     } else {
         const model_weight *ws[2] = {&l->gate, &l->up};
         float *ys[2] = {s->ffn, s->ffn + n_ff};
-        matmul_group(s, ws, ys, 2, s->xb, n, 2 * n_ff);
+        forward_matmul_group(s, ws, ys, 2, s->xb, n, 2 * n_ff);
     }
     for_tokens(j, tok_ffn_act);
     matmul(s, &l->down, s->hb, n, s->xb, s->model->hp.n_embd);

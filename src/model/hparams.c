@@ -45,6 +45,28 @@ static hearth_err hp_float(hp_reader *r, const char *suffix, float *out, bool re
     return HEARTH_OK;
 }
 
+/* The experts, as llama.cpp reads them: expert_count (required by an
+ * architecture that is all MoE, a dense model without it), expert_used_count,
+ * and the experts' width: expert_feed_forward_length, else
+ * feed_forward_length / expert_used_count (qwen3moe) or feed_forward_length
+ * itself (llama: Mixtral's files give the expert's width there). Grouped
+ * expert selection (DeepSeek V3's) is refused. */
+static hearth_err moe_hparams(hp_reader *r, const arch_desc *arch, model_hparams *h) {
+    hearth_err err;
+    int groups;
+    if ((err = hp_int(r, "expert_count", &h->n_expert, arch->moe, 0)) ||
+        (err = hp_int(r, "expert_used_count", &h->n_expert_used, h->n_expert > 0, 0)) ||
+        (err = hp_int(r, "expert_group_count", &groups, false, 0)))
+        return err;
+    if (h->n_expert == 0) return HEARTH_OK;
+    if (groups > 1)
+        return hr_fail(HEARTH_ERR_UNSUPPORTED, "model: grouped expert selection is not supported");
+    if (h->n_expert_used < 1)
+        return hr_fail(HEARTH_ERR_FORMAT, "model: '%s.expert_used_count' is 0", r->arch);
+    return hp_int(r, "expert_feed_forward_length", &h->n_ff, false,
+                  arch->moe ? h->n_ff / h->n_expert_used : h->n_ff);
+}
+
 static hearth_err hp_check(const model_hparams *hp) {
     if (hp->n_embd < 1 || hp->n_layer < 1 || hp->n_ff < 1 || hp->n_head < 1 || hp->n_head_kv < 1 ||
         hp->head_dim < 2 || hp->n_ctx_train < 1)
@@ -73,6 +95,12 @@ static hearth_err hp_check(const model_hparams *hp) {
                        hp->n_ctx_orig, (double)hp->rope_attn_factor);
     if (hp->swa_window < 0 || hp->swa_pattern < 0)
         return hr_fail(HEARTH_ERR_FORMAT, "model: negative sliding window");
+    if (hp->n_expert > 0 &&
+        (hp->n_expert > MODEL_MAX_EXPERTS || hp->n_expert_used < 1 ||
+         hp->n_expert_used > hp->n_expert || hp->n_expert_used > MODEL_MAX_EXPERTS_USED))
+        return hr_fail(HEARTH_ERR_FORMAT,
+                       "model: %d experts with %d used per token (at most %d experts and %d used)",
+                       hp->n_expert, hp->n_expert_used, MODEL_MAX_EXPERTS, MODEL_MAX_EXPERTS_USED);
     return HEARTH_OK;
 }
 
@@ -83,11 +111,12 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
     if ((err = hp_int(&r, "context_length", &h.n_ctx_train, true, 0)) ||
         (err = hp_int(&r, "embedding_length", &h.n_embd, true, 0)) ||
         (err = hp_int(&r, "block_count", &h.n_layer, true, 0)) ||
-        (err = hp_int(&r, "feed_forward_length", &h.n_ff, true, 0)) ||
+        (err = hp_int(&r, "feed_forward_length", &h.n_ff, !arch->moe, 0)) ||
         (err = hp_int(&r, "attention.head_count", &h.n_head, true, 0)) ||
         (err = hp_int(&r, "attention.head_count_kv", &h.n_head_kv, false, h.n_head)))
         return err;
     if (h.n_head < 1) return hr_fail(HEARTH_ERR_FORMAT, "model: attention.head_count is 0");
+    if ((err = moe_hparams(&r, arch, &h))) return err;
     if ((err = hp_int(&r, "attention.key_length", &h.head_dim, false, h.n_embd / h.n_head)) ||
         (err = hp_int(&r, "rope.dimension_count", &h.n_rot, false, h.head_dim)) ||
         (err = hp_float(&r,

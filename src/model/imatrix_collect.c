@@ -104,6 +104,11 @@ static hearth_err bind_weights(imatrix_collector *c, hearth_model *m, bool with_
 
 hearth_err imatrix_collector_new(hearth_model *m, bool with_output, uint32_t chunk_size,
                                  const imatrix *prior, imatrix_collector **out) {
+    /* llama-imatrix keeps a 3-D expert tensor's sums per expert; without
+     * them a matrix would leave the experts out and look complete */
+    if (m->hp.n_expert > 0)
+        return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                       "imatrix: mixture-of-experts models are not supported yet");
     imatrix_collector *c = hr_calloc(1, sizeof *c);
     if (!c) return HEARTH_ERR_NOMEM;
     hearth_err err = prior ? imatrix_merge(&c->im, prior, chunk_size) : HEARTH_OK;

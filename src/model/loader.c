@@ -70,6 +70,46 @@ static const char *lname(layer_binder *b, const char *suffix) {
     return b->name;
 }
 
+/* The n_expert matrices of n_rows x n_cols stacked in one 3-D tensor, as
+ * n_expert views (out[e]: expert e's rows, contiguous in the file). */
+static hearth_err bind_stacked(hearth_model *m, const char *name, int64_t n_cols, int64_t n_rows,
+                               model_weight *out) {
+    const int n_expert = m->hp.n_expert;
+    const gguf_tensor *t;
+    hearth_err err = find_tensor(m, name, true, &t);
+    if (err) return err;
+    if (t->n_dims != 3 || t->ne[0] != n_cols || t->ne[1] != n_rows || t->ne[2] != n_expert)
+        return hr_fail(HEARTH_ERR_FORMAT,
+                       "model: tensor '%s' has shape [%lld, %lld, %lld], expected [%lld, %lld, %d]",
+                       name, (long long)t->ne[0], (long long)t->ne[1],
+                       (long long)(t->n_dims > 2 ? t->ne[2] : 1), (long long)n_cols,
+                       (long long)n_rows, n_expert);
+    const size_t bytes = kern_row_bytes((kern_type)t->type, n_cols) * (size_t)n_rows;
+    for (int e = 0; e < n_expert; e++)
+        out[e] = (model_weight){.type = (kern_type)t->type,
+                                .data = (const uint8_t *)t->data + (size_t)e * bytes,
+                                .n_rows = n_rows,
+                                .n_cols = n_cols};
+    return HEARTH_OK;
+}
+
+/* A mixture-of-experts FFN: the router and each expert's gate, up, down. */
+static hearth_err bind_experts(layer_binder *b, model_layer *l) {
+    hearth_model *m = b->m;
+    const model_hparams *hp = &m->hp;
+    const int n_expert = hp->n_expert;
+    l->exps = m->exps + (size_t)b->il * 3 * (size_t)n_expert;
+    hearth_err err;
+    if ((err = bind_matrix(m, lname(b, "ffn_gate_inp.weight"), hp->n_embd, n_expert, true,
+                           &l->gate_inp)) ||
+        (err = bind_stacked(m, lname(b, "ffn_gate_exps.weight"), hp->n_embd, hp->n_ff, l->exps)) ||
+        (err = bind_stacked(m, lname(b, "ffn_up_exps.weight"), hp->n_embd, hp->n_ff,
+                            l->exps + n_expert)))
+        return err;
+    return bind_stacked(m, lname(b, "ffn_down_exps.weight"), hp->n_ff, hp->n_embd,
+                        l->exps + 2 * n_expert);
+}
+
 static hearth_err bind_layer(hearth_model *m, int il) {
     const model_hparams *hp = &m->hp;
     const arch_desc *a = m->arch;
@@ -78,8 +118,7 @@ static hearth_err bind_layer(hearth_model *m, int il) {
     const int64_t n_q = (int64_t)hp->n_head * hp->head_dim,
                   n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
     hearth_err err;
-    if ((err = bind_matrix(m, lname(&b, "attn_output.weight"), n_q, hp->n_embd, true, &l->wo)) ||
-        (err = bind_matrix(m, lname(&b, "ffn_down.weight"), hp->n_ff, hp->n_embd, true, &l->down)))
+    if ((err = bind_matrix(m, lname(&b, "attn_output.weight"), n_q, hp->n_embd, true, &l->wo)))
         return err;
     if (a->encoder) { /* post-LN: norms of the sums, with biases */
         if ((err = bind_vector(m, lname(&b, "attn_output_norm.weight"), hp->n_embd, true,
@@ -117,7 +156,9 @@ static hearth_err bind_layer(hearth_model *m, int il) {
         err = bind_vector(m, lname(&b, "attn_v.bias"), n_kv, false, &l->bv);
     }
     if (err) return err;
-    if (a->fused_gate_up) {
+    if (hp->n_expert > 0) {
+        err = bind_experts(&b, l);
+    } else if (a->fused_gate_up) {
         err = bind_matrix(m, lname(&b, "ffn_up.weight"), hp->n_embd, 2 * (int64_t)hp->n_ff, true,
                           &l->gate_up);
     } else {
@@ -127,6 +168,8 @@ static hearth_err bind_layer(hearth_model *m, int il) {
         if (!err)
             err = bind_matrix(m, lname(&b, "ffn_up.weight"), hp->n_embd, hp->n_ff, true, &l->up);
     }
+    if (!err && hp->n_expert == 0)
+        err = bind_matrix(m, lname(&b, "ffn_down.weight"), hp->n_ff, hp->n_embd, true, &l->down);
     if (err) return err;
     if (a->qk_norm &&
         ((err = bind_vector(m, lname(&b, "attn_q_norm.weight"), hp->head_dim, true, &l->q_norm)) ||
@@ -225,6 +268,9 @@ static hearth_err bind_all(hearth_model *m) {
         return err;
     m->layers = hr_calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) return HEARTH_ERR_NOMEM;
+    if (hp->n_expert > 0 &&
+        !(m->exps = hr_calloc((size_t)hp->n_layer * 3 * (size_t)hp->n_expert, sizeof *m->exps)))
+        return HEARTH_ERR_NOMEM;
     for (int il = 0; il < hp->n_layer; il++)
         if ((err = bind_layer(m, il))) return err;
     return check_all_bound(m);
@@ -263,7 +309,7 @@ hearth_err model_open(const char *path, int n_threads, bool no_repack, hearth_mo
     if (!err && !(m->arch = arch_find(arch.ptr, arch.len)))
         err = hr_fail(HEARTH_ERR_UNSUPPORTED,
                       "model: architecture '%.*s' is not supported "
-                      "(Hearth runs llama, qwen2, qwen3, gemma3, phi3, bert, nomic-bert)",
+                      "(Hearth runs llama, qwen2, qwen3, qwen3moe, gemma3, phi3, bert, nomic-bert)",
                       (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
     if (!err) err = model_load_hparams(m->gguf, m->arch, &m->hp);
     if (!err) err = model_bind_tensors(m);
@@ -283,6 +329,7 @@ void model_close(hearth_model *m) {
     hr_pool_free(m->pool);
     model_lora_free_all(m); /* before the layers: nothing reads the chains after this */
     free(m->layers);
+    free(m->exps);
     free(m->vectors);
     hr_pages_free(m->packed, m->packed_bytes);
     gguf_close(m->gguf);

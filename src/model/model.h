@@ -40,10 +40,16 @@ typedef struct arch_desc {
     bool learned_pos; /* position_embd.weight [n_ctx_train][n_embd] (bert) */
     bool ffn_no_gate; /* act(up x + b) without a gate (bert's GELU FFN) */
     bool biases;      /* optional biases on attn_output, ffn_up, ffn_down (bert) */
+    bool moe;         /* every layer's FFN is a mixture of experts (qwen3moe); llama takes
+                         one when the file has expert_count > 0 (Mixtral) */
 } arch_desc;
 
 /* The description of architecture `name`, or NULL if Hearth has none. */
 const arch_desc *arch_find(const char *name, size_t len);
+
+/* llama.cpp's LLAMA_MAX_EXPERTS; and a bound on experts per token, which
+ * sizes per-token arrays on the stack. */
+enum { MODEL_MAX_EXPERTS = 1024, MODEL_MAX_EXPERTS_USED = 64 };
 
 typedef struct model_hparams {
     int n_vocab, n_ctx_train, n_embd, n_layer, n_ff;
@@ -59,6 +65,11 @@ typedef struct model_hparams {
     int pooling; /* hearth_pooling from "<arch>.pooling_type"; mean when absent or unknown;
                     a reranker's: the row its head reads (cls for encoders, else last) */
     bool rank;   /* pooling_type rank: a reranker, scored by its classification head */
+    /* Mixture of experts (0: a dense FFN): each token's FFN is the sum of
+     * its n_expert_used best experts' (by the router's softmax), weighted by
+     * their probabilities renormalized to sum 1. n_ff is then an expert's
+     * width (expert_feed_forward_length). */
+    int n_expert, n_expert_used;
 } model_hparams;
 
 typedef struct model_lora_ab model_lora_ab;
@@ -124,8 +135,10 @@ typedef struct model_layer {
     const float *post_attn_norm;                  /* [n_embd] */
     const float *ffn_norm;                        /* [n_embd] */
     model_weight gate, up, gate_up, down;         /* gate_up when fused */
-    const float *post_ffn_norm;                   /* [n_embd] */
-    bool swa;                                     /* sliding-window attention layer */
+    model_weight gate_inp;                        /* MoE: the router, [n_expert][n_embd] */
+    model_weight *exps; /* MoE: [3][n_expert] views of ffn_{gate,up,down}_exps, one per expert */
+    const float *post_ffn_norm; /* [n_embd] */
+    bool swa;                   /* sliding-window attention layer */
     float rope_base, rope_scale;
 } model_layer;
 
@@ -145,6 +158,7 @@ struct hearth_model {
     const float *rope_long;  /* [n_rot/2] or NULL: LongRoPE's (phi3), when rope_freqs is */
     const float *rope_short; /*   absent, for sessions longer / not longer than n_ctx_orig */
     model_layer *layers;     /* [n_layer] */
+    model_weight *exps;      /* MoE: every layer's expert views, [n_layer][3][n_expert] */
     hr_pool *pool;
     void *vocab;       /* the engine's tokenizer; the model never reads it */
     model_lora *loras; /* [n_loras] adapters, in the order they were added */

@@ -22,6 +22,8 @@ static int product_weights(hearth_model *m, model_weight **out, int cap) {
                               &l->gate, &l->up, &l->gate_up, &l->down};
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
             if (ws[i]->data && n < cap) out[n++] = ws[i];
+        if (l->gate_inp.data && n < cap) out[n++] = &l->gate_inp;
+        for (int e = 0; l->exps && e < 3 * m->hp.n_expert && n < cap; e++) out[n++] = &l->exps[e];
     }
     return n;
 }
@@ -33,7 +35,7 @@ static size_t packed_size(const model_weight *w) {
 
 hearth_err model_pack(hearth_model *m) {
     if (kern_exact()) return HEARTH_OK;
-    const int cap = 9 * m->hp.n_layer + 1;
+    const int cap = (10 + 3 * m->hp.n_expert) * m->hp.n_layer + 1;
     model_weight **ws = hr_calloc((size_t)cap, sizeof *ws);
     if (!ws) return HEARTH_ERR_NOMEM;
     const int n = product_weights(m, ws, cap);

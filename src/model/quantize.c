@@ -99,6 +99,7 @@ typedef enum category {
     CAT_TOKEN_EMBD,
     CAT_OUTPUT,
     CAT_ATTN_V, /* attn_v, and the tensors llama.cpp treats like it: attn_qkv, attn_kv_b */
+    CAT_ATTN_K,
     CAT_ATTN_OUTPUT,
     CAT_FFN_DOWN,
     CAT_OTHER
@@ -118,7 +119,8 @@ static category category_of(const char *name) {
         return CAT_TOKEN_EMBD;
     if (has(name, "attn_qkv.weight") || has(name, "attn_kv_b.weight") || has(name, "attn_v.weight"))
         return CAT_ATTN_V;
-    if (has(name, "attn_k.weight") || has(name, "attn_q.weight")) return CAT_OTHER;
+    if (has(name, "attn_k.weight")) return CAT_ATTN_K;
+    if (has(name, "attn_q.weight")) return CAT_OTHER;
     if (has(name, "attn_output.weight")) return CAT_ATTN_OUTPUT;
     if (has(name, "ffn_up") || has(name, "ffn_gate")) return CAT_OTHER;
     if (has(name, "ffn_down")) return CAT_FFN_DOWN;
@@ -190,6 +192,7 @@ typedef struct plan_state {
     bool tied;        /* no output.weight: token_embd is also the output */
     int n_layer;      /* <arch>.block_count */
     int n_gqa;        /* query heads per KV head in layer 0 (0 without KV heads) */
+    int n_expert;     /* <arch>.expert_count (0: dense) */
     int n_attn_v, i_attn_v;
     int i_ffn_down;
 } plan_state;
@@ -217,6 +220,19 @@ static kern_type attn_v_type(const plan_state *st, kern_type type, int i) {
     }
 }
 
+/* The N of a "blk.N." name, -1 for another name. */
+static int layer_of(const char *name) {
+    if (strncmp(name, "blk.", 4) != 0) return -1;
+    char *end;
+    long v = strtol(name + 4, &end, 10);
+    if (end == name + 4 || v < -1 || v > 1000000) return -1;
+    return (int)v;
+}
+
+/* Mixtral-shaped models (8 experts) get more bits in attention: little of
+ * their size, much of their quality. */
+static bool eight_experts(const plan_state *st) { return st->n_expert == 8; }
+
 /* ffn_down of layer i (llama.cpp counts these tensors, not layers). */
 static kern_type ffn_down_type(const plan_state *st, kern_type type, int i) {
     const int n = st->n_layer;
@@ -242,6 +258,18 @@ static kern_type ffn_down_type(const plan_state *st, kern_type type, int i) {
 
 static kern_type attn_output_type(const plan_state *st, kern_type type) {
     if (st->falcon) return st->ftype == QUANT_FTYPE_Q3_K_L ? KERN_Q4_K : type;
+    if (eight_experts(st)) {
+        switch (st->ftype) {
+        case QUANT_FTYPE_Q2_K:
+        case QUANT_FTYPE_Q3_K_S:
+        case QUANT_FTYPE_Q3_K_M:
+        case QUANT_FTYPE_IQ4_NL:
+        case QUANT_FTYPE_Q4_K_S:
+        case QUANT_FTYPE_Q4_K_M:
+        case QUANT_FTYPE_IQ4_XS: return KERN_Q5_K;
+        default: return type;
+        }
+    }
     switch (st->ftype) {
     case QUANT_FTYPE_Q2_K: return KERN_Q3_K;
     case QUANT_FTYPE_Q3_K_M: return KERN_Q4_K;
@@ -250,16 +278,26 @@ static kern_type attn_output_type(const plan_state *st, kern_type type) {
     }
 }
 
-/* llama_tensor_get_type_impl for the presets above (no MoE, no 70B rule). */
-static kern_type rule_type(plan_state *st, kern_type type, const gguf_tensor *t, category cat) {
+/* llama_tensor_get_type_impl for the presets above (no 70B rule). With
+ * experts, an ffn_down's layer is read from its name (a layer may have
+ * several: shared experts). */
+static kern_type rule_type(plan_state *st, kern_type type, const gguf_tensor *t, const char *name,
+                           category cat) {
     if (cat == CAT_OUTPUT || (st->tied && cat == CAT_TOKEN_EMBD)) {
         if (st->falcon || t->ne[0] % (int64_t)kern_type_get(type)->block_size != 0)
             return KERN_Q8_0;
         return type == KERN_Q8_0 ? KERN_Q8_0 : KERN_Q6_K;
     }
     switch (cat) {
-    case CAT_ATTN_V: return attn_v_type(st, type, st->i_attn_v++);
-    case CAT_FFN_DOWN: return ffn_down_type(st, type, st->i_ffn_down++);
+    case CAT_ATTN_V: {
+        const kern_type v = attn_v_type(st, type, st->i_attn_v++);
+        return eight_experts(st) ? KERN_Q8_0 : v;
+    }
+    case CAT_ATTN_K: return eight_experts(st) ? KERN_Q8_0 : type;
+    case CAT_FFN_DOWN: {
+        const int i = st->i_ffn_down++;
+        return ffn_down_type(st, type, st->n_expert > 1 ? layer_of(name) : i);
+    }
     case CAT_ATTN_OUTPUT: return attn_output_type(st, type);
     default: return type; /* an untied token_embd too: no preset here changes it */
     }
@@ -314,14 +352,6 @@ typedef struct named {
     int layer;
     char *name;
 } named;
-
-static int layer_of(const char *name) {
-    if (strncmp(name, "blk.", 4) != 0) return -1;
-    char *end;
-    long v = strtol(name + 4, &end, 10);
-    if (end == name + 4 || v < -1 || v > 1000000) return -1;
-    return (int)v;
-}
 
 static int cmp_named(const void *a, const void *b) {
     const named *x = a, *y = b;
@@ -403,6 +433,9 @@ static hearth_err plan_init(const gguf_file *f, const quant_params *p, const nam
     snprintf(key, sizeof key, "%.*s.attention.head_count_kv", (int)arch.len, arch.ptr);
     layer0_int(f, key, &n_head_kv);
     st->n_gqa = n_head_kv > 0 && n_head > 0 && n_head <= INT32_MAX ? (int)(n_head / n_head_kv) : 0;
+    snprintf(key, sizeof key, "%.*s.expert_count", (int)arch.len, arch.ptr);
+    uint32_t n_expert;
+    if (gguf_get_u32(f, key, &n_expert)) st->n_expert = n_expert > 1024 ? 1024 : (int)n_expert;
     for (int64_t i = 0; i < n; i++) {
         category c = category_of(v[i].name);
         st->n_attn_v += c == CAT_ATTN_V;
@@ -433,7 +466,7 @@ static hearth_err choose(plan_state *st, const quant_params *p, const char *name
         type = o->type;
         c->manual = true;
     } else {
-        type = rule_type(st, type, t, category_of(name));
+        type = rule_type(st, type, t, name, category_of(name));
     }
     if (!fallback_type(type, t->ne[0], &c->type, &c->fallback))
         return hr_fail(HEARTH_ERR_UNSUPPORTED,

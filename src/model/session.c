@@ -46,6 +46,8 @@ static size_t scratch_bytes(const hearth_model *m, int n_batch) {
         SCRATCH_FOR(l->up);
         SCRATCH_FOR(l->gate_up);
         SCRATCH_FOR(l->down);
+        SCRATCH_FOR(l->gate_inp);
+        for (int e = 0; l->exps && e < 3 * m->hp.n_expert; e++) SCRATCH_FOR(l->exps[e]);
     }
 #undef SCRATCH_FOR
     return max;
@@ -130,6 +132,18 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     s->ffn = alloc_f32(nb * 2 * (size_t)hp->n_ff, &s->buffer_bytes, &err);
     s->hb = alloc_f32(nb * (size_t)hp->n_ff, &s->buffer_bytes, &err);
     s->rope = alloc_f32(nb * (size_t)hp->n_rot, &s->buffer_bytes, &err);
+    if (hp->n_expert > 0) {
+        const size_t k = (size_t)hp->n_expert_used;
+        s->moe_logits = alloc_f32(nb * (size_t)hp->n_expert, &s->buffer_bytes, &err);
+        s->moe_w = alloc_f32(nb * k, &s->buffer_bytes, &err);
+        s->moe_x = alloc_f32(nb * (size_t)hp->n_embd, &s->buffer_bytes, &err);
+        s->moe_y = alloc_f32(nb * (size_t)hp->n_embd, &s->buffer_bytes, &err);
+        s->moe_out = alloc_f32(nb * k * (size_t)hp->n_embd, &s->buffer_bytes, &err);
+        if (!err && (!(s->moe_sel = hr_calloc(nb * k, sizeof *s->moe_sel)) ||
+                     !(s->moe_rows = hr_calloc(nb, sizeof *s->moe_rows))))
+            err = HEARTH_ERR_NOMEM;
+        s->buffer_bytes += nb * (k + 1) * sizeof(int32_t);
+    }
     s->logits = alloc_f32((size_t)hp->n_vocab, &s->buffer_bytes, &err);
     if (m->arch->ffn_no_gate && (s->ones = alloc_f32((size_t)hp->n_ff, &s->buffer_bytes, &err)))
         for (int i = 0; i < hp->n_ff; i++) s->ones[i] = 1.0f;
@@ -179,6 +193,13 @@ void hearth_session_free(hearth_session *s) {
     free(s->hb);
     free(s->attn_work);
     free(s->rope);
+    free(s->moe_logits);
+    free(s->moe_sel);
+    free(s->moe_w);
+    free(s->moe_x);
+    free(s->moe_y);
+    free(s->moe_rows);
+    free(s->moe_out);
     free(s->logits);
     free(s->ones);
     free(s->out_rows);

@@ -34,7 +34,18 @@ struct hearth_session {
     float *att;          /* [n_batch][n_q] attention output */
     float *ffn;          /* [n_batch][2 n_ff] gate, up */
     float *hb;           /* [n_batch][n_ff] activation(gate) * up */
-    float *attn_work;    /* [n_threads][attn_work_floats] kern_attn_tile's work space */
+    /* MoE (moe.c; NULL for a dense model): the router's logits, then
+     * probabilities; each token's chosen experts and weights; the rows one
+     * expert takes (gathered inputs, their outputs, which (token, slot) each
+     * is); every slot's weighted output. */
+    float *moe_logits; /* [n_batch][n_expert] */
+    int32_t *moe_sel;  /* [n_batch][n_expert_used] */
+    float *moe_w;      /* [n_batch][n_expert_used] */
+    float *moe_x;      /* [n_batch][n_embd] */
+    float *moe_y;      /* [n_batch][n_embd] */
+    int32_t *moe_rows; /* [n_batch] */
+    float *moe_out;    /* [n_batch][n_expert_used][n_embd] */
+    float *attn_work;  /* [n_threads][attn_work_floats] kern_attn_tile's work space */
     size_t attn_work_floats;
     float *rope;   /* [n_batch][n_rot] cos/sin pairs of the current layer */
     float *logits; /* [n_vocab] of the last evaluated token */
@@ -90,6 +101,18 @@ void forward_hidden_row(hearth_session *s, int t, float *out);
  * floats apart: the forward pass's own product (exact mode, adapters). */
 void forward_matmul(hearth_session *s, const model_weight *w, const float *x, int n, float *y,
                     int64_t ldy);
+/* The products of count weights reading the same x, y_i = ys[i] (rows ldy
+ * apart): in default mode through the pool together where they can be. */
+void forward_matmul_group(hearth_session *s, const model_weight *const *ws, float *const *ys,
+                          int count, const float *x, int n, int64_t ldy);
+
+/* moe.c: xb ([n][n_embd], the FFN's normalized input) becomes layer l's
+ * mixture-of-experts output. */
+void forward_moe(hearth_session *s, const model_layer *l, int n);
+/* One token's routing: probs = softmax(logits) (may be the same array),
+ * sel[k] the k most probable experts (ties to the lower index), w[k] their
+ * probabilities over their sum. */
+void moe_route(const float *logits, int n_expert, int k, float *probs, int32_t *sel, float *w);
 
 /* RoPE as the forward pass applies it, for hearth_session_shift to rotate
  * cached keys the same way. forward_rope_cs: cos/sin ([n_rot]) of a

@@ -53,13 +53,14 @@ static void *keep(synth_ctx *c, size_t bytes) {
     return p;
 }
 
-/* A tensor of rows x cols: std-scaled normal values (plus `mean`), stored as
- * `type` (1-D tensors, rows == 1 unless `matrix`, are always F32, as
- * converters write them). */
-static hearth_err add_tensor_as(synth_ctx *c, const char *name, kern_type type, int64_t cols,
-                                int64_t rows, float mean, float std, bool matrix) {
-    const bool vec = rows == 1 && !matrix;
+/* A tensor of planes x rows x cols: std-scaled normal values (plus `mean`),
+ * stored as `type` (1-D tensors, rows == 1 unless `matrix`, are always F32,
+ * as converters write them); planes > 1 stacks matrices (experts). */
+static hearth_err add_planes(synth_ctx *c, const char *name, kern_type type, int64_t cols,
+                             int64_t rows, int64_t planes, float mean, float std, bool matrix) {
+    const bool vec = rows == 1 && planes == 1 && !matrix;
     if (vec) type = KERN_F32;
+    rows *= planes;
     const size_t n = (size_t)(cols * rows);
     float *f = keep(c, n * sizeof(float));
     if (!f) return hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
@@ -78,9 +79,17 @@ static hearth_err add_tensor_as(synth_ctx *c, const char *name, kern_type type, 
             kern_ref_quantize_row(type, f + r * cols, (uint8_t *)data + (size_t)r * row_bytes,
                                   cols);
     }
-    const int64_t ne[2] = {cols, rows};
-    return gguf_writer_add_tensor(c->w, name, (uint32_t)type, vec ? 1 : 2, ne, data,
-                                  row_bytes * (size_t)rows);
+    const int64_t ne[3] = {cols, rows / planes, planes};
+    return gguf_writer_add_tensor(c->w, name, (uint32_t)type,
+                                  vec          ? 1
+                                  : planes > 1 ? 3
+                                               : 2,
+                                  ne, data, row_bytes * (size_t)rows);
+}
+
+static hearth_err add_tensor_as(synth_ctx *c, const char *name, kern_type type, int64_t cols,
+                                int64_t rows, float mean, float std, bool matrix) {
+    return add_planes(c, name, type, cols, rows, 1, mean, std, matrix);
 }
 
 static hearth_err add_tensor(synth_ctx *c, const char *name, kern_type type, int64_t cols,
@@ -252,6 +261,11 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
     } else if (p->rope_attn_factor > 0.0f) {
         SET_F32("rope.scaling.attn_factor", p->rope_attn_factor);
     }
+    if (p->n_expert > 0) {
+        SET_U32("expert_count", p->n_expert);
+        SET_U32("expert_used_count", p->n_expert_used);
+        SET_U32("expert_feed_forward_length", p->n_ff);
+    }
     if (a->swa) {
         SET_U32("attention.sliding_window", 8);
         SET_U32("attention.sliding_window_pattern", 2);
@@ -310,6 +324,17 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
         T("post_ffw_norm.weight", d, 1, 1.0f, 0.05f);
     }
     if (!a->encoder) T("ffn_norm.weight", d, 1, 1.0f, 0.05f);
+    if (p->n_expert > 0) { /* the router stays F32, as llama-quantize leaves it */
+        snprintf(n, sizeof n, "blk.%d.ffn_gate_inp.weight", il);
+        if (!err) err = add_tensor_as(c, n, KERN_F32, d, p->n_expert, 0.0f, 2.0f * sd, true);
+        static const char *const exps[3] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
+        for (int i = 0; i < 3 && !err; i++) {
+            snprintf(n, sizeof n, "blk.%d.%s.weight", il, exps[i]);
+            err = i < 2 ? add_planes(c, n, p->type, d, p->n_ff, p->n_expert, 0.0f, sd, true)
+                        : add_planes(c, n, p->type, p->n_ff, d, p->n_expert, 0.0f, sf, true);
+        }
+        return err;
+    }
     if (a->ffn_no_gate) {
         T("ffn_up.weight", d, p->n_ff, 0.0f, sd);
     } else if (a->fused_gate_up) {
@@ -403,7 +428,10 @@ hearth_err synth_write(const char *path, const synth_params *p) {
     if (p->n_embd < 1 || p->n_layer < 1 || p->n_head < 1 || p->n_head_kv < 1 ||
         p->n_head % p->n_head_kv || p->head_dim < 2 || p->head_dim % 2 || p->n_ff < 1 ||
         p->n_ctx < 1 || p->n_rot < 0 || p->n_rot % 2 || p->n_rot > p->head_dim || p->rerank < 0 ||
-        p->rerank > 4096)
+        p->rerank > 4096 || p->n_expert < 0 || p->n_expert > MODEL_MAX_EXPERTS ||
+        (p->n_expert > 0) != (p->n_expert_used > 0) || p->n_expert_used > p->n_expert ||
+        p->n_expert_used > MODEL_MAX_EXPERTS_USED || (a->moe && p->n_expert == 0) ||
+        (a->encoder && p->n_expert))
         return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: inconsistent shape");
     synth_ctx c = {0};
     hr_rng_seed(&c.rng, p->seed);

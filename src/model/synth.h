@@ -23,20 +23,23 @@ typedef enum synth_rope_factors {
 } synth_rope_factors;
 
 typedef struct synth_params {
-    const char *arch; /* "llama", "qwen2", "qwen3", "gemma3", "phi3", "bert", "nomic-bert" */
+    const char *arch; /* "llama", "qwen2", "qwen3", "qwen3moe", "gemma3", "phi3", "bert",
+                         "nomic-bert" */
     kern_type type;   /* type of the 2-D weights: F32, F16, Q8_0, Q4_0, Q4_K, Q6_K, ... */
     int n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx;
     bool tied; /* no output.weight: token_embd serves both */
     uint64_t seed;
-    int n_rot;                  /* rope.dimension_count (partial rotary); 0: head_dim */
-    synth_rope_factors factors; /* SYNTH_ROPE_NONE: no factor tensor */
-    int rope_orig_ctx;          /* > 0: rope.scaling.original_context_length (LongRoPE's switch) */
-    float rope_attn_factor;     /* > 0: rope.scaling.attn_factor; 0: with rope_orig_ctx what
-                                   llama.cpp's converter writes for LongRoPE,
-                                   sqrt(1 + ln(n_ctx / orig) / ln(orig)) (1 when n_ctx <= orig) */
-    float q_gain;               /* != 0 and != 1: the Q rows of the attention weights times it */
-    const char *extra_tensor;   /* non-NULL: also a small F32 tensor of this name (tests) */
-    int pooling;                /* encoders' pooling_type (1 mean, 2 cls); 0: mean */
+    int n_rot;                   /* rope.dimension_count (partial rotary); 0: head_dim */
+    synth_rope_factors factors;  /* SYNTH_ROPE_NONE: no factor tensor */
+    int rope_orig_ctx;           /* > 0: rope.scaling.original_context_length (LongRoPE's switch) */
+    float rope_attn_factor;      /* > 0: rope.scaling.attn_factor; 0: with rope_orig_ctx what
+                                    llama.cpp's converter writes for LongRoPE,
+                                    sqrt(1 + ln(n_ctx / orig) / ln(orig)) (1 when n_ctx <= orig) */
+    float q_gain;                /* != 0 and != 1: the Q rows of the attention weights times it */
+    const char *extra_tensor;    /* non-NULL: also a small F32 tensor of this name (tests) */
+    int pooling;                 /* encoders' pooling_type (1 mean, 2 cls); 0: mean */
+    int n_expert, n_expert_used; /* > 0: a mixture of experts of n_ff wide experts (required
+                                    by qwen3moe; llama writes Mixtral's layout) */
     int rerank; /* > 0: a reranker with this many labels (pooling_type rank): an encoder gets
                    cls and cls.output with biases, a decoder cls.output alone and a rerank
                    prompt (Qwen3-Reranker's layout) */

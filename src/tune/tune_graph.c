@@ -832,6 +832,10 @@ hearth_err tune_graph_new(const hearth_model *m, tune_adapter *a, int n_max, tun
         return hr_fail(HEARTH_ERR_UNSUPPORTED,
                        "tune: '%s' is an embedding model (no output layer to train against)",
                        m->arch->name);
+    if (m->hp.n_expert > 0)
+        return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                       "tune: mixture-of-experts models cannot be trained yet (no backward pass "
+                       "through the experts)");
     tune_graph *g = calloc(1, sizeof *g);
     if (!g) return hr_fail(HEARTH_ERR_NOMEM, "tune: out of memory");
     const model_hparams *hp = &m->hp;

@@ -1,0 +1,258 @@
+/*
+ * test_moe.c - mixture-of-experts models (qwen3moe, Mixtral-style llama),
+ * without ../shared: small random models written by synth, run in exact
+ * mode against FNV-1a-64 hashes of llama.cpp's logits for the same files
+ * (commit 34af94cd, CPU, F32 KV cache, no flash attention, 2 threads: the
+ * 32 prompt rows of one batch, then 8 greedy steps; the same files from
+ * `hearth synth` with these shapes, measured with a program linked against
+ * libllama outside this repository), and in default mode
+ * against exact mode, one batch against one token at a time. The routing
+ * (softmax, top-k, renormalized weights) is checked against a plain double
+ * computation, and files whose expert keys contradict their tensors are
+ * refused.
+ */
+#define _GNU_SOURCE /* memmem */
+#include "hearth.h"
+#include "kernels/kernels.h"
+#include "model/session.h"
+#include "model/synth.h"
+#include "test.h"
+
+#include <unistd.h>
+
+enum { N_IDS = 32, N_GEN = 8, MAX_VOCAB = 512 };
+
+static char tmp_dir[64];
+
+/* The prompt: BOS, then ids of the synth vocabulary (371 tokens). */
+static const int32_t k_ids[N_IDS] = {1,   300, 301, 302, 40,  50,  60,  70,  80,  90,  100,
+                                     110, 120, 130, 140, 150, 160, 170, 180, 190, 200, 210,
+                                     220, 230, 240, 250, 260, 270, 280, 290, 310, 320};
+
+typedef struct fixture {
+    const char *name, *arch;
+    kern_type type;
+    int n_embd, n_ff, n_expert, n_used;
+    uint64_t seed;
+    uint64_t llama_hash; /* FNV-1a-64 of llama.cpp's 40 rows of logits */
+} fixture;
+
+static const fixture k_fixtures[] = {
+    /* 8 experts: the router's softmax is all tail (expf), F32 products */
+    {"qwen3moe-f32", "qwen3moe", KERN_F32, 128, 64, 8, 2, 7, 0x5b6dd00cb5987472ull},
+    /* 16 experts (one 16-lane group), Q4_K weights that llama.cpp repacks */
+    {"qwen3moe-q4k", "qwen3moe", KERN_Q4_K, 256, 256, 16, 4, 11, 0xdf08216652023bf3ull},
+    /* Mixtral's layout in a llama file, Q8_0 */
+    {"llama-moe-q8", "llama", KERN_Q8_0, 128, 128, 4, 2, 3, 0x0e33d2726b5059d2ull},
+};
+
+static void fixture_path(const fixture *f, char *out, size_t cap) {
+    snprintf(out, cap, "%s/%s.gguf", tmp_dir, f->name);
+}
+
+static void write_fixture(const fixture *f) {
+    synth_params p = synth_default_params();
+    p.arch = f->arch;
+    p.type = f->type;
+    p.n_embd = f->n_embd;
+    p.n_layer = 2;
+    p.n_head = 4;
+    p.n_head_kv = 2;
+    p.head_dim = f->n_embd / 4;
+    p.n_ff = f->n_ff;
+    p.n_ctx = 128;
+    p.n_expert = f->n_expert;
+    p.n_expert_used = f->n_used;
+    p.seed = f->seed;
+    char path[128];
+    fixture_path(f, path, sizeof path);
+    const hearth_err err = synth_write(path, &p);
+    if (err) fprintf(stderr, "%s: %s\n", f->name, hearth_last_error());
+    REQUIRE(err == HEARTH_OK);
+}
+
+static int argmax(const float *v, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return best;
+}
+
+/* The prompt's logits as one batch, then N_GEN greedy steps: rows [40][nv]. */
+static int run_greedy(const char *path, float *rows) {
+    hearth_model *m = NULL;
+    REQUIRE(hearth_model_load(path, NULL, &m) == HEARTH_OK);
+    const int nv = hearth_model_n_vocab(m);
+    REQUIRE(nv <= MAX_VOCAB);
+    hearth_session_params sp = hearth_session_default_params();
+    sp.n_ctx = 64;
+    sp.kv_type = HEARTH_KV_F32;
+    hearth_session *s = NULL;
+    REQUIRE(hearth_session_new(m, &sp, &s) == HEARTH_OK);
+    REQUIRE(hearth_decode(s, k_ids, N_IDS, rows, true) == HEARTH_OK);
+    for (int g = 0; g < N_GEN; g++) {
+        const int32_t next = argmax(rows + (size_t)(N_IDS - 1 + g) * nv, nv);
+        REQUIRE(hearth_decode(s, &next, 1, rows + (size_t)(N_IDS + g) * nv, false) == HEARTH_OK);
+    }
+    hearth_session_free(s);
+    hearth_model_free(m);
+    return nv;
+}
+
+/* The prompt one token at a time: rows [N_IDS][nv]. */
+static void run_incremental(const char *path, float *rows) {
+    hearth_model *m = NULL;
+    REQUIRE(hearth_model_load(path, NULL, &m) == HEARTH_OK);
+    const int nv = hearth_model_n_vocab(m);
+    hearth_session_params sp = hearth_session_default_params();
+    sp.n_ctx = 64;
+    sp.kv_type = HEARTH_KV_F32;
+    hearth_session *s = NULL;
+    REQUIRE(hearth_session_new(m, &sp, &s) == HEARTH_OK);
+    for (int i = 0; i < N_IDS; i++)
+        REQUIRE(hearth_decode(s, &k_ids[i], 1, rows + (size_t)i * nv, false) == HEARTH_OK);
+    hearth_session_free(s);
+    hearth_model_free(m);
+}
+
+static double max_diff(const float *a, const float *b, size_t n) {
+    double d = 0.0;
+    for (size_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - (double)b[i]));
+    return d;
+}
+
+static void check_fixture(const fixture *f) {
+    char path[128];
+    fixture_path(f, path, sizeof path);
+    enum { ROWS = N_IDS + N_GEN };
+    float *exact = malloc(sizeof(float) * ROWS * MAX_VOCAB),
+          *fast = malloc(sizeof(float) * ROWS * MAX_VOCAB),
+          *incr = malloc(sizeof(float) * N_IDS * MAX_VOCAB);
+    REQUIRE(exact && fast && incr);
+    kern_set_exact(true);
+    const int nv = run_greedy(path, exact);
+    kern_set_exact(false);
+    const uint64_t h = test_fnv1a(TEST_FNV_SEED, exact, sizeof(float) * ROWS * (size_t)nv);
+    CHECKF(h == f->llama_hash, "%s: exact-mode logits hash %016llx, llama.cpp's %016llx", f->name,
+           (unsigned long long)h, (unsigned long long)f->llama_hash);
+
+    run_greedy(path, fast);
+    run_incremental(path, incr);
+    const size_t n_prompt = (size_t)N_IDS * (size_t)nv;
+    int agree = 0;
+    for (int r = 0; r < N_IDS; r++)
+        agree += argmax(fast + (size_t)r * nv, nv) == argmax(exact + (size_t)r * nv, nv);
+    const double d_exact = max_diff(fast, exact, n_prompt), d_incr = max_diff(fast, incr, n_prompt);
+    if (f->type == KERN_F32) { /* summation order only: no 8-bit code can move */
+        CHECKF(d_exact < 1e-4, "%s: default mode differs from exact by %g", f->name, d_exact);
+        CHECKF(d_incr < 1e-4, "%s: batch and one token at a time differ by %g", f->name, d_incr);
+    } else { /* an activation's code, and then a near-tie of two experts, may move */
+        CHECKF(agree >= N_IDS * 9 / 10, "%s: argmax agrees on %d of %d rows", f->name, agree,
+               N_IDS);
+        CHECKF(d_incr < 1.0, "%s: batch and one token at a time differ by %g", f->name, d_incr);
+    }
+    free(exact);
+    free(fast);
+    free(incr);
+}
+
+/* moe_route against softmax, selection and renormalization in double. */
+static void route_test(void) {
+    unsigned long long r = 0x9e3779b97f4a7c15ull;
+    for (int trial = 0; trial < 200; trial++) {
+        const int n = 1 + (int)(test_rand_u64(&r) % 40);
+        const int k = 1 + (int)(test_rand_u64(&r) % (unsigned)n);
+        float logits[40], probs[40], w[40];
+        int32_t sel[40];
+        for (int i = 0; i < n; i++) logits[i] = 4.0f * test_rand_f(&r);
+        if (trial % 5 == 0 && n > 2) logits[1] = logits[2]; /* a tie: the lower index first */
+        moe_route(logits, n, k, probs, sel, w);
+        double mx = logits[0], z = 0.0, p[40];
+        for (int i = 1; i < n; i++) mx = fmax(mx, logits[i]);
+        for (int i = 0; i < n; i++) z += p[i] = exp((double)logits[i] - mx);
+        double wsum = 0.0;
+        for (int j = 0; j < k; j++) wsum += p[sel[j]] / z;
+        for (int j = 0; j < k; j++) {
+            const int e = sel[j];
+            REQUIRE(e >= 0 && e < n);
+            CHECK(fabs(probs[e] - p[e] / z) < 1e-5);
+            CHECK(fabs(w[j] - p[e] / z / wsum) < 1e-5);
+            for (int i = 0; i < j; i++) CHECK(sel[i] != e);
+            /* nothing left out is more probable, nor equal with a lower index */
+            for (int i = 0; i < n; i++) {
+                bool in = false;
+                for (int jj = 0; jj < k; jj++) in = in || sel[jj] == i;
+                if (!in) CHECK(probs[i] < probs[e] || (probs[i] == probs[e] && i > e));
+            }
+            if (j > 0) CHECK(probs[sel[j - 1]] >= probs[e]);
+        }
+    }
+    /* one expert of one: weight 1 */
+    const float one = 3.0f;
+    float pr, w1;
+    int32_t s1;
+    moe_route(&one, 1, 1, &pr, &s1, &w1);
+    CHECK(s1 == 0 && pr == 1.0f && w1 == 1.0f);
+}
+
+/* Patches the u32 value of metadata key `key` in the file at `src`,
+ * writing `dst` (the value follows the key's bytes and its 4-byte type). */
+static void patch_u32(const char *src, const char *dst, const char *key, uint32_t value) {
+    FILE *f = fopen(src, "rb");
+    REQUIRE(f);
+    REQUIRE(fseek(f, 0, SEEK_END) == 0);
+    const long n = ftell(f);
+    rewind(f);
+    unsigned char *b = malloc((size_t)n);
+    REQUIRE(b && fread(b, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    const size_t kl = strlen(key);
+    unsigned char *at = memmem(b, (size_t)n, key, kl);
+    REQUIRE(at);
+    memcpy(at + kl + 4, &value, 4);
+    f = fopen(dst, "wb");
+    REQUIRE(f && fwrite(b, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    free(b);
+}
+
+static void refusal_test(void) {
+    char src[128], dst[128];
+    fixture_path(&k_fixtures[0], src, sizeof src);
+    snprintf(dst, sizeof dst, "%s/bad.gguf", tmp_dir);
+    hearth_model *m = NULL;
+    patch_u32(src, dst, "qwen3moe.expert_used_count", 9); /* more than the 8 experts */
+    CHECK(hearth_model_load(dst, NULL, &m) != HEARTH_OK && !m);
+    CHECK(strstr(hearth_last_error(), "9 used per token") != NULL);
+    patch_u32(src, dst, "qwen3moe.expert_count", 4); /* the tensors hold 8 */
+    CHECK(hearth_model_load(dst, NULL, &m) != HEARTH_OK && !m);
+    CHECK(strstr(hearth_last_error(), "ffn_gate_inp") != NULL);
+    patch_u32(src, dst, "qwen3moe.expert_feed_forward_length", 32); /* they are 64 wide */
+    CHECK(hearth_model_load(dst, NULL, &m) != HEARTH_OK && !m);
+    CHECK(strstr(hearth_last_error(), "ffn_gate_exps") != NULL);
+    unlink(dst);
+
+    synth_params p = synth_default_params();
+    p.arch = "qwen3moe"; /* all MoE: experts required */
+    CHECK(synth_write(dst, &p) != HEARTH_OK);
+    p.n_expert = 4;
+    p.n_expert_used = 5;
+    CHECK(synth_write(dst, &p) != HEARTH_OK);
+}
+
+int main(void) {
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/hearth-moe-XXXXXX");
+    REQUIRE(mkdtemp(tmp_dir) != NULL);
+    const int n = (int)(sizeof k_fixtures / sizeof k_fixtures[0]);
+    for (int i = 0; i < n; i++) write_fixture(&k_fixtures[i]);
+    route_test();
+    for (int i = 0; i < n; i++) check_fixture(&k_fixtures[i]);
+    refusal_test();
+    for (int i = 0; i < n; i++) {
+        char path[128];
+        fixture_path(&k_fixtures[i], path, sizeof path);
+        unlink(path);
+    }
+    rmdir(tmp_dir);
+    return test_done("test_moe");
+}
