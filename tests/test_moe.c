@@ -8,12 +8,14 @@
  * libllama outside this repository), and in default mode
  * against exact mode, one batch against one token at a time. The routing
  * (softmax, top-k, renormalized weights) is checked against a plain double
- * computation, and files whose expert keys contradict their tensors are
- * refused.
+ * computation, files whose expert keys contradict their tensors are
+ * refused, and quantizing an 8-expert model gives llama-quantize's bytes
+ * (its rules for 8 experts: Q8_0 attn_k/attn_v, Q5_K attn_output).
  */
 #define _GNU_SOURCE /* memmem */
 #include "hearth.h"
 #include "kernels/kernels.h"
+#include "model/quantize.h"
 #include "model/session.h"
 #include "model/synth.h"
 #include "test.h"
@@ -240,6 +242,40 @@ static void refusal_test(void) {
     CHECK(synth_write(dst, &p) != HEARTH_OK);
 }
 
+/* An 8-expert F32 model quantized to three presets, against FNV-1a-64
+ * hashes of llama-quantize's files from the same input (34af94cd). */
+static void quantize_test(void) {
+    static const struct {
+        const char *ftype;
+        uint64_t hash;
+    } presets[] = {{"Q4_K_M", 0x162ad8d994596f8aull},
+                   {"Q3_K_M", 0xa78d184d8016baa5ull},
+                   {"Q2_K", 0xe3060633c64079a9ull}};
+    const fixture f = {"quant-f32", "qwen3moe", KERN_F32, 256, 256, 8, 2, 7, 0};
+    write_fixture(&f);
+    char in[128], out[128];
+    fixture_path(&f, in, sizeof in);
+    snprintf(out, sizeof out, "%s/quant.gguf", tmp_dir);
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
+        quant_params qp = quant_default_params();
+        REQUIRE(quant_ftype_parse(presets[i].ftype, &qp.ftype));
+        qp.n_threads = 2;
+        quant_stats st;
+        REQUIRE(quant_model(in, out, &qp, &st) == HEARTH_OK);
+        FILE *fp = fopen(out, "rb");
+        REQUIRE(fp);
+        uint64_t h = TEST_FNV_SEED;
+        unsigned char buf[65536];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, fp)) > 0) h = test_fnv1a(h, buf, n);
+        fclose(fp);
+        CHECKF(h == presets[i].hash, "%s: %016llx, llama-quantize's %016llx", presets[i].ftype,
+               (unsigned long long)h, (unsigned long long)presets[i].hash);
+    }
+    unlink(out);
+    unlink(in);
+}
+
 int main(void) {
     snprintf(tmp_dir, sizeof tmp_dir, "/tmp/hearth-moe-XXXXXX");
     REQUIRE(mkdtemp(tmp_dir) != NULL);
@@ -248,6 +284,7 @@ int main(void) {
     route_test();
     for (int i = 0; i < n; i++) check_fixture(&k_fixtures[i]);
     refusal_test();
+    quantize_test();
     for (int i = 0; i < n; i++) {
         char path[128];
         fixture_path(&k_fixtures[i], path, sizeof path);
