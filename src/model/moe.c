@@ -6,11 +6,12 @@
  * sum (at least 2^-14), each chosen expert's down(silu(gate x) * up x) times
  * its weight, and the k results added in the order they were chosen.
  *
- * Tokens are grouped by expert, so each expert's products run once over
- * every token that chose it (one matrix product per expert instead of one
- * per token). Exact mode multiplies token by token instead, which is the
- * summation order of ggml's mul_mat_id (one vec_dot, or one repacked gemv,
- * per row and token).
+ * The (token, choice) rows are sorted by expert, so each expert's products
+ * run once over every token that chose it (one matrix product per expert
+ * instead of one per token), between steps that go through the pool row by
+ * row: gathering the inputs, SwiGLU, and adding each token's choices. Exact
+ * mode multiplies token by token instead, which is the summation order of
+ * ggml's mul_mat_id (one vec_dot, or one repacked gemv, per row and token).
  */
 #include "session.h"
 
@@ -55,64 +56,131 @@ void moe_route(const float *logits, int n_expert, int k, float *probs, int32_t *
     for (int j = 0; j < k; j++) w[j] /= total;
 }
 
-/* The chosen experts' outputs, for rows of xb gathered by expert. */
-static void run_expert(hearth_session *s, const model_layer *l, int e, int c) {
-    const hearth_model *m = s->model;
-    const int n_ff = m->hp.n_ff, n_expert = m->hp.n_expert;
-    const model_weight *gate = &l->exps[e], *up = &l->exps[n_expert + e],
-                       *down = &l->exps[2 * n_expert + e];
-    if (kern_exact()) { /* mul_mat_id's order: token by token */
-        for (int i = 0; i < c; i++) {
-            const float *x = s->moe_x + (size_t)i * m->hp.n_embd;
-            float *g = s->ffn + (size_t)i * 2 * n_ff;
-            forward_matmul(s, gate, x, 1, g, 2 * n_ff);
-            forward_matmul(s, up, x, 1, g + n_ff, 2 * n_ff);
-            kern_swiglu(s->hb + (size_t)i * n_ff, g, g + n_ff, n_ff);
-            forward_matmul(s, down, s->hb + (size_t)i * n_ff, 1,
-                           s->moe_y + (size_t)i * m->hp.n_embd, m->hp.n_embd);
+/* Row r of the gathered [n * k] rows: expert e's rows are moe_start[e] on
+ * (the token order within each); moe_pos[t * k + j] is the row of token t's
+ * j-th choice. */
+static void sort_by_expert(hearth_session *s, int n, int n_expert, int k, int *start) {
+    for (int e = 0; e <= n_expert; e++) start[e] = 0;
+    for (int r = 0; r < n * k; r++) start[s->moe_sel[r] + 1]++;
+    for (int e = 0; e < n_expert; e++) start[e + 1] += start[e];
+    int *next = start + n_expert + 1;
+    memcpy(next, start, (size_t)n_expert * sizeof *next);
+    for (int r = 0; r < n * k; r++) s->moe_pos[r] = next[s->moe_sel[r]]++;
+}
+
+typedef struct moe_job {
+    hearth_session *s;
+    int n, k;
+} moe_job;
+
+/* The part of [0, n) that thread ith of nth takes. */
+static void part(int n, int ith, int nth, int *lo, int *hi) {
+    *lo = (int)((int64_t)n * ith / nth);
+    *hi = (int)((int64_t)n * (ith + 1) / nth);
+}
+
+/* moe_x's row for each (token, choice): xb's row of the token. */
+static void gather_job(void *ctx, int ith, int nth) {
+    const moe_job *j = ctx;
+    const int d = j->s->model->hp.n_embd;
+    int lo, hi;
+    part(j->n * j->k, ith, nth, &lo, &hi);
+    for (int r = lo; r < hi; r++)
+        memcpy(j->s->moe_x + (size_t)j->s->moe_pos[r] * d, j->s->xb + (size_t)(r / j->k) * d,
+               (size_t)d * sizeof(float));
+}
+
+static void swiglu_job(void *ctx, int ith, int nth) {
+    const moe_job *j = ctx;
+    const int n_ff = j->s->model->hp.n_ff;
+    int lo, hi;
+    part(j->n * j->k, ith, nth, &lo, &hi);
+    for (int r = lo; r < hi; r++) {
+        const float *g = j->s->ffn + (size_t)r * 2 * n_ff;
+        kern_swiglu_fast(j->s->hb + (size_t)r * n_ff, g, g + n_ff, n_ff);
+    }
+}
+
+/* xb[t] = the token's choices' outputs times their weights, added in the
+ * order chosen: (y0 w0) + (y1 w1) + ..., each product rounded first as
+ * ggml's mul then add round it. */
+static void combine_job(void *ctx, int ith, int nth) {
+    const moe_job *j = ctx;
+    const hearth_session *s = j->s;
+    const int d = s->model->hp.n_embd, k = j->k;
+    int lo, hi;
+    part(j->n, ith, nth, &lo, &hi);
+    for (int t = lo; t < hi; t++) {
+        float *out = s->xb + (size_t)t * d;
+        for (int c = 0; c < k; c++) {
+            const float *y = s->moe_y + (size_t)s->moe_pos[t * k + c] * d, w = s->moe_w[t * k + c];
+            for (int i = 0; i < d; i++) {
+                const float p = y[i] * w; /* not fused with the add */
+                out[i] = c ? out[i] + p : p;
+            }
         }
+    }
+}
+
+/* Expert e's gate and up products over its c gathered rows from row r0.
+ * Exact mode takes them token by token, as mul_mat_id does. */
+static void run_gate_up(hearth_session *s, const model_layer *l, int e, int r0, int c) {
+    const hearth_model *m = s->model;
+    const int n_ff = m->hp.n_ff, d = m->hp.n_embd;
+    const model_weight *gate = &l->exps[e], *up = &l->exps[m->hp.n_expert + e];
+    const float *x = s->moe_x + (size_t)r0 * d;
+    float *g = s->ffn + (size_t)r0 * 2 * n_ff;
+    if (!kern_exact()) {
+        const model_weight *ws[2] = {gate, up};
+        float *ys[2] = {g, g + n_ff};
+        forward_matmul_group(s, ws, ys, 2, x, c, 2 * n_ff);
         return;
     }
-    const model_weight *ws[2] = {gate, up};
-    float *ys[2] = {s->ffn, s->ffn + n_ff};
-    forward_matmul_group(s, ws, ys, 2, s->moe_x, c, 2 * n_ff);
     for (int i = 0; i < c; i++) {
-        const float *g = s->ffn + (size_t)i * 2 * n_ff;
-        kern_swiglu_fast(s->hb + (size_t)i * n_ff, g, g + n_ff, n_ff);
+        float *gi = g + (size_t)i * 2 * n_ff;
+        forward_matmul(s, gate, x + (size_t)i * d, 1, gi, 2 * n_ff);
+        forward_matmul(s, up, x + (size_t)i * d, 1, gi + n_ff, 2 * n_ff);
     }
-    forward_matmul(s, down, s->hb, c, s->moe_y, m->hp.n_embd);
+}
+
+/* Its down product, rows r0.. of hb into the same rows of moe_y. */
+static void run_down(hearth_session *s, const model_layer *l, int e, int r0, int c) {
+    const hearth_model *m = s->model;
+    const int n_ff = m->hp.n_ff, d = m->hp.n_embd;
+    const model_weight *down = &l->exps[2 * m->hp.n_expert + e];
+    const float *h = s->hb + (size_t)r0 * n_ff;
+    float *y = s->moe_y + (size_t)r0 * d;
+    if (!kern_exact()) {
+        forward_matmul(s, down, h, c, y, d);
+        return;
+    }
+    for (int i = 0; i < c; i++)
+        forward_matmul(s, down, h + (size_t)i * n_ff, 1, y + (size_t)i * d, d);
 }
 
 void forward_moe(hearth_session *s, const model_layer *l, int n) {
     const model_hparams *hp = &s->model->hp;
-    const int n_expert = hp->n_expert, k = hp->n_expert_used, d = hp->n_embd;
+    const int n_expert = hp->n_expert, k = hp->n_expert_used;
     forward_matmul(s, &l->gate_inp, s->xb, n, s->moe_logits, n_expert);
     for (int t = 0; t < n; t++) {
         float *lg = s->moe_logits + (size_t)t * n_expert;
         moe_route(lg, n_expert, k, lg, s->moe_sel + (size_t)t * k, s->moe_w + (size_t)t * k);
     }
-    for (int e = 0; e < n_expert; e++) {
-        int c = 0; /* the (token, slot) rows that chose e; a token chooses e at most once */
+    int *start = s->moe_start; /* [n_expert + 1], then n_expert cursors */
+    sort_by_expert(s, n, n_expert, k, start);
+    moe_job job = {.s = s, .n = n, .k = k};
+    hr_pool *pool = s->model->pool;
+    hr_pool_run(pool, gather_job, &job);
+    for (int e = 0; e < n_expert; e++)
+        if (start[e + 1] > start[e]) run_gate_up(s, l, e, start[e], start[e + 1] - start[e]);
+    if (kern_exact())
         for (int r = 0; r < n * k; r++) {
-            if (s->moe_sel[r] != e) continue;
-            memcpy(s->moe_x + (size_t)c * d, s->xb + (size_t)(r / k) * d,
-                   (size_t)d * sizeof(float));
-            s->moe_rows[c++] = r;
+            const float *g = s->ffn + (size_t)r * 2 * hp->n_ff;
+            kern_swiglu(s->hb + (size_t)r * hp->n_ff, g, g + hp->n_ff, hp->n_ff);
         }
-        if (!c) continue;
-        run_expert(s, l, e, c);
-        for (int i = 0; i < c; i++) {
-            const int r = s->moe_rows[i];
-            const float *y = s->moe_y + (size_t)i * d, w = s->moe_w[r];
-            float *o = s->moe_out + (size_t)r * d;
-            for (int j = 0; j < d; j++) o[j] = y[j] * w;
-        }
-    }
-    for (int t = 0; t < n; t++) { /* the slots' results added in slot order */
-        const float *o = s->moe_out + (size_t)t * k * d;
-        float *y = s->xb + (size_t)t * d;
-        memcpy(y, o, (size_t)d * sizeof *y);
-        for (int j = 1; j < k; j++)
-            for (int i = 0; i < d; i++) y[i] += o[(size_t)j * d + i];
-    }
+    else
+        hr_pool_run(pool, swiglu_job, &job);
+    for (int e = 0; e < n_expert; e++)
+        if (start[e + 1] > start[e]) run_down(s, l, e, start[e], start[e + 1] - start[e]);
+    hr_pool_run(pool, combine_job, &job);
 }

@@ -129,20 +129,22 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     s->xb = alloc_f32(nb * (size_t)hp->n_embd, &s->buffer_bytes, &err);
     s->qkv = alloc_f32(nb * (size_t)(s->n_q + 2 * s->n_kv), &s->buffer_bytes, &err);
     s->att = alloc_f32(nb * (size_t)s->n_q, &s->buffer_bytes, &err);
-    s->ffn = alloc_f32(nb * 2 * (size_t)hp->n_ff, &s->buffer_bytes, &err);
-    s->hb = alloc_f32(nb * (size_t)hp->n_ff, &s->buffer_bytes, &err);
+    /* a mixture of experts runs the FFN on each token's k choices at once */
+    const size_t ffn_rows = nb * (size_t)(hp->n_expert ? hp->n_expert_used : 1);
+    s->ffn = alloc_f32(ffn_rows * 2 * (size_t)hp->n_ff, &s->buffer_bytes, &err);
+    s->hb = alloc_f32(ffn_rows * (size_t)hp->n_ff, &s->buffer_bytes, &err);
     s->rope = alloc_f32(nb * (size_t)hp->n_rot, &s->buffer_bytes, &err);
     if (hp->n_expert > 0) {
-        const size_t k = (size_t)hp->n_expert_used;
-        s->moe_logits = alloc_f32(nb * (size_t)hp->n_expert, &s->buffer_bytes, &err);
+        const size_t k = (size_t)hp->n_expert_used, ne = (size_t)hp->n_expert;
+        s->moe_logits = alloc_f32(nb * ne, &s->buffer_bytes, &err);
         s->moe_w = alloc_f32(nb * k, &s->buffer_bytes, &err);
-        s->moe_x = alloc_f32(nb * (size_t)hp->n_embd, &s->buffer_bytes, &err);
-        s->moe_y = alloc_f32(nb * (size_t)hp->n_embd, &s->buffer_bytes, &err);
-        s->moe_out = alloc_f32(nb * k * (size_t)hp->n_embd, &s->buffer_bytes, &err);
+        s->moe_x = alloc_f32(nb * k * (size_t)hp->n_embd, &s->buffer_bytes, &err);
+        s->moe_y = alloc_f32(nb * k * (size_t)hp->n_embd, &s->buffer_bytes, &err);
         if (!err && (!(s->moe_sel = hr_calloc(nb * k, sizeof *s->moe_sel)) ||
-                     !(s->moe_rows = hr_calloc(nb, sizeof *s->moe_rows))))
+                     !(s->moe_pos = hr_calloc(nb * k, sizeof *s->moe_pos)) ||
+                     !(s->moe_start = hr_calloc(2 * ne + 1, sizeof *s->moe_start))))
             err = HEARTH_ERR_NOMEM;
-        s->buffer_bytes += nb * (k + 1) * sizeof(int32_t);
+        s->buffer_bytes += (2 * nb * k + 2 * ne + 1) * sizeof(int32_t);
     }
     s->logits = alloc_f32((size_t)hp->n_vocab, &s->buffer_bytes, &err);
     if (m->arch->ffn_no_gate && (s->ones = alloc_f32((size_t)hp->n_ff, &s->buffer_bytes, &err)))
@@ -196,10 +198,10 @@ void hearth_session_free(hearth_session *s) {
     free(s->moe_logits);
     free(s->moe_sel);
     free(s->moe_w);
+    free(s->moe_pos);
+    free(s->moe_start);
     free(s->moe_x);
     free(s->moe_y);
-    free(s->moe_rows);
-    free(s->moe_out);
     free(s->logits);
     free(s->ones);
     free(s->out_rows);

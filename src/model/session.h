@@ -35,16 +35,17 @@ struct hearth_session {
     float *ffn;          /* [n_batch][2 n_ff] gate, up */
     float *hb;           /* [n_batch][n_ff] activation(gate) * up */
     /* MoE (moe.c; NULL for a dense model): the router's logits, then
-     * probabilities; each token's chosen experts and weights; the rows one
-     * expert takes (gathered inputs, their outputs, which (token, slot) each
-     * is); every slot's weighted output. */
+     * probabilities; each token's k chosen experts and weights; the n * k
+     * (token, choice) rows sorted by expert (moe_pos: each one's place,
+     * moe_start: where each expert's rows start, then a cursor per expert),
+     * their inputs and outputs. ffn and hb then have n_batch * k rows. */
     float *moe_logits; /* [n_batch][n_expert] */
-    int32_t *moe_sel;  /* [n_batch][n_expert_used] */
-    float *moe_w;      /* [n_batch][n_expert_used] */
-    float *moe_x;      /* [n_batch][n_embd] */
-    float *moe_y;      /* [n_batch][n_embd] */
-    int32_t *moe_rows; /* [n_batch] */
-    float *moe_out;    /* [n_batch][n_expert_used][n_embd] */
+    int32_t *moe_sel;  /* [n_batch][k] */
+    float *moe_w;      /* [n_batch][k] */
+    int *moe_pos;      /* [n_batch][k] */
+    int *moe_start;    /* [2 n_expert + 1] */
+    float *moe_x;      /* [n_batch * k][n_embd] */
+    float *moe_y;      /* [n_batch * k][n_embd] */
     float *attn_work;  /* [n_threads][attn_work_floats] kern_attn_tile's work space */
     size_t attn_work_floats;
     float *rope;   /* [n_batch][n_rot] cos/sin pairs of the current layer */
