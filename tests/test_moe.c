@@ -242,6 +242,64 @@ static void refusal_test(void) {
     CHECK(synth_write(dst, &p) != HEARTH_OK);
 }
 
+static uint64_t file_hash(const char *path) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return 0;
+    uint64_t h = TEST_FNV_SEED;
+    unsigned char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, fp)) > 0) h = test_fnv1a(h, buf, n);
+    fclose(fp);
+    return h;
+}
+
+/* `hearth imatrix` on an 8-expert model (one entry of 8 sums and counts per
+ * expert tensor, every expert's rows observed however few) and quantizing
+ * with it (each expert's rows weighted by its own sums), in the test
+ * directory, against FNV-1a-64 hashes of llama.cpp's files made there:
+ *   llama-imatrix -m quant-f32.gguf -f text.txt -o im.gguf -c 64 -b 64 -t 2 -fa off
+ *   llama-quantize --imatrix im.gguf quant-f32.gguf q.gguf Q4_K_M (and IQ4_XS) */
+static void imatrix_test(void) {
+    static const char text[] =
+        "Once upon a time there was a little girl named Lily. She went to play with her friend "
+        "in the big warm home by the fire. They saw a very happy model, and it said hello to "
+        "the world. The day was long, and the girl and her friend had fun on the hearth. ";
+    char path[160], cmd[512];
+    snprintf(path, sizeof path, "%s/text.txt", tmp_dir);
+    FILE *fp = fopen(path, "w");
+    REQUIRE(fp);
+    for (int i = 0; i < 4; i++) fputs(text, fp);
+    fclose(fp);
+    snprintf(cmd, sizeof cmd,
+             "cd %s && HEARTH_EXACT=1 %s imatrix -m quant-f32.gguf -f text.txt -o im.gguf -c 64 "
+             "-b 64 -t 2 >/dev/null 2>&1",
+             tmp_dir, HEARTH_BINARY);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    snprintf(path, sizeof path, "%s/im.gguf", tmp_dir);
+    uint64_t h = file_hash(path);
+    CHECKF(h == 0x162423da70a1d2deull, "imatrix: %016llx, llama-imatrix's 162423da70a1d2de",
+           (unsigned long long)h);
+    static const struct {
+        const char *ftype;
+        uint64_t hash;
+    } presets[] = {{"Q4_K_M", 0x0372b5f400053ea4ull}, {"IQ4_XS", 0x1ea962f75069e7aeull}};
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "cd %s && %s quantize --imatrix im.gguf quant-f32.gguf q.gguf %s >/dev/null 2>&1",
+                 tmp_dir, HEARTH_BINARY, presets[i].ftype);
+        CHECKF(system(cmd) == 0, "%s", cmd);
+        snprintf(path, sizeof path, "%s/q.gguf", tmp_dir);
+        h = file_hash(path);
+        CHECKF(h == presets[i].hash, "%s with the imatrix: %016llx, llama-quantize's %016llx",
+               presets[i].ftype, (unsigned long long)h, (unsigned long long)presets[i].hash);
+    }
+    static const char *const files[] = {"text.txt", "im.gguf", "q.gguf"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", tmp_dir, files[i]);
+        unlink(path);
+    }
+}
+
 /* An 8-expert F32 model quantized to three presets, against FNV-1a-64
  * hashes of llama-quantize's files from the same input (34af94cd). */
 static void quantize_test(void) {
@@ -262,17 +320,12 @@ static void quantize_test(void) {
         qp.n_threads = 2;
         quant_stats st;
         REQUIRE(quant_model(in, out, &qp, &st) == HEARTH_OK);
-        FILE *fp = fopen(out, "rb");
-        REQUIRE(fp);
-        uint64_t h = TEST_FNV_SEED;
-        unsigned char buf[65536];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof buf, fp)) > 0) h = test_fnv1a(h, buf, n);
-        fclose(fp);
+        const uint64_t h = file_hash(out);
         CHECKF(h == presets[i].hash, "%s: %016llx, llama-quantize's %016llx", presets[i].ftype,
                (unsigned long long)h, (unsigned long long)presets[i].hash);
     }
     unlink(out);
+    imatrix_test();
     unlink(in);
 }
 

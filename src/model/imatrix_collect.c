@@ -9,6 +9,7 @@
 #include "session.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +18,8 @@
 
 struct imatrix_collector {
     imatrix im;                   /* entries sorted by name; every dataset owned */
-    const model_weight **weights; /* entries[i]'s weight (NULL: a prior's other entry) */
+    const model_weight **weights; /* entries[i]'s weight, its first expert's for n_mat > 1
+                                     (NULL: a prior's other entry) */
     int64_t last;                 /* the entry of the last product (they come in order) */
     int n_prior_datasets;         /* im.datasets after these: the text's, from _result */
 };
@@ -43,6 +45,16 @@ static bool observed(const char *name, size_t len, bool with_output) {
            (with_output && len == 13 && !memcmp(name, "output.weight", 13));
 }
 
+/* The weight of entry name: its views and how many (n_expert for an expert
+ * tensor, else 1), or NULL when the model has no such product. */
+static const model_weight *named(hearth_model *m, gguf_str name, bool with_output, int64_t *n_mat) {
+    if (!observed(name.ptr, (size_t)name.len, with_output)) return NULL;
+    *n_mat = 1;
+    const model_weight *w = model_weight_named(m, name);
+    if (!w && (w = model_experts_named(m, name))) *n_mat = m->hp.n_expert;
+    return w;
+}
+
 /* Adds an entry for each blk.N matrix the model multiplies, and for
  * output.weight when asked and not tied, that the collector lacks (the
  * prior's entries are already there). */
@@ -53,10 +65,9 @@ static hearth_err add_observed(imatrix_collector *c, hearth_model *m, bool with_
     c->im.entries = e;
     for (int64_t i = 0; i < n; i++) {
         const gguf_str name = gguf_tensor_at(m->gguf, i)->name;
-        const model_weight *w = NULL;
-        if (!observed(name.ptr, (size_t)name.len, with_output) ||
-            !(w = model_weight_named(m, name)))
-            continue;
+        int64_t n_mat;
+        const model_weight *w = named(m, name, with_output, &n_mat);
+        if (!w) continue;
         char *cname = malloc((size_t)name.len + 1);
         if (!cname) return HEARTH_ERR_NOMEM;
         memcpy(cname, name.ptr, (size_t)name.len);
@@ -67,9 +78,9 @@ static hearth_err add_observed(imatrix_collector *c, hearth_model *m, bool with_
             continue;
         }
         imatrix_entry *d = &e[c->im.n_entries++];
-        *d = (imatrix_entry){.name = cname, .n_cols = w->n_cols, .n_mat = 1};
-        d->sums = hr_calloc((size_t)w->n_cols, sizeof *d->sums);
-        d->counts = hr_calloc(1, sizeof *d->counts);
+        *d = (imatrix_entry){.name = cname, .n_cols = w->n_cols, .n_mat = n_mat};
+        d->sums = hr_calloc((size_t)(w->n_cols * n_mat), sizeof *d->sums);
+        d->counts = hr_calloc((size_t)n_mat, sizeof *d->counts);
         if (!d->sums || !d->counts) return HEARTH_ERR_NOMEM;
     }
     qsort(e, (size_t)c->im.n_entries, sizeof *e, imatrix_cmp_entry);
@@ -84,12 +95,11 @@ static hearth_err bind_weights(imatrix_collector *c, hearth_model *m, bool with_
     int64_t n_bound = 0;
     for (int64_t i = 0; i < c->im.n_entries; i++) {
         const imatrix_entry *e = &c->im.entries[i];
-        const size_t len = strlen(e->name);
-        const model_weight *w = observed(e->name, len, with_output)
-                                    ? model_weight_named(m, (gguf_str){.ptr = e->name, .len = len})
-                                    : NULL;
+        int64_t n_mat;
+        const model_weight *w =
+            named(m, (gguf_str){.ptr = e->name, .len = strlen(e->name)}, with_output, &n_mat);
         if (!w) continue;
-        if (e->n_mat != 1 || e->n_cols != w->n_cols)
+        if (e->n_mat != n_mat || e->n_cols != w->n_cols)
             return hr_fail(HEARTH_ERR_FORMAT,
                            "the earlier matrix's %s has %lld x %lld values, the model's weight "
                            "%lld columns",
@@ -104,11 +114,6 @@ static hearth_err bind_weights(imatrix_collector *c, hearth_model *m, bool with_
 
 hearth_err imatrix_collector_new(hearth_model *m, bool with_output, uint32_t chunk_size,
                                  const imatrix *prior, imatrix_collector **out) {
-    /* llama-imatrix keeps a 3-D expert tensor's sums per expert; without
-     * them a matrix would leave the experts out and look complete */
-    if (m->hp.n_expert > 0)
-        return hr_fail(HEARTH_ERR_UNSUPPORTED,
-                       "imatrix: mixture-of-experts models are not supported yet");
     imatrix_collector *c = hr_calloc(1, sizeof *c);
     if (!c) return HEARTH_ERR_NOMEM;
     hearth_err err = prior ? imatrix_merge(&c->im, prior, chunk_size) : HEARTH_OK;
@@ -124,20 +129,30 @@ hearth_err imatrix_collector_new(hearth_model *m, bool with_output, uint32_t chu
     return HEARTH_OK;
 }
 
+/* Which of entry i's matrices w is, or -1 (addresses compared as integers:
+ * the views of one entry are one array). */
+static int64_t matrix_of(const imatrix_collector *c, int64_t i, const model_weight *w) {
+    const uintptr_t base = (uintptr_t)c->weights[i], at = (uintptr_t)w;
+    if (!base || at < base) return -1;
+    const uintptr_t k = (at - base) / sizeof *w;
+    return k < (uintptr_t)c->im.entries[i].n_mat && (at - base) % sizeof *w == 0 ? (int64_t)k : -1;
+}
+
 static void observe(void *user, const model_weight *w, const float *x, int n) {
     imatrix_collector *c = user;
-    if (n < MIN_ROWS) return;
     const int64_t n_e = c->im.n_entries;
-    int64_t i = 0;
-    while (i < n_e && c->weights[(c->last + i) % n_e] != w) i++;
+    int64_t i = 0, k = -1;
+    while (i < n_e && (k = matrix_of(c, (c->last + i) % n_e, w)) < 0) i++;
     if (i == n_e) return; /* not a weight we keep (a tied output, an adapter's) */
     c->last = (c->last + i) % n_e;
     imatrix_entry *e = &c->im.entries[c->last];
+    if (e->n_mat == 1 && n < MIN_ROWS) return;
+    float *sums = e->sums + k * e->n_cols;
     for (int t = 0; t < n; t++) {
         const float *row = x + (size_t)t * (size_t)e->n_cols;
-        for (int64_t j = 0; j < e->n_cols; j++) e->sums[j] += row[j] * row[j];
+        for (int64_t j = 0; j < e->n_cols; j++) sums[j] += row[j] * row[j];
     }
-    e->counts[0] += n;
+    e->counts[k] += n;
 }
 
 void imatrix_collector_attach(imatrix_collector *c, hearth_session *s) {

@@ -358,22 +358,30 @@ static const struct {
     {"ffn_gate.weight", offsetof(model_layer, gate)},
     {"ffn_up.weight", offsetof(model_layer, up)},
     {"ffn_down.weight", offsetof(model_layer, down)},
+    {"ffn_gate_inp.weight", offsetof(model_layer, gate_inp)},
 };
+
+/* The layer of a "blk.N.SUFFIX" name in the model's own spelling ("blk.01"
+ * is not "blk.1") and its suffix; NULL for another name. */
+static model_layer *layer_named(hearth_model *m, gguf_str name, gguf_str *suffix) {
+    if (name.len < 5 || memcmp(name.ptr, "blk.", 4) != 0) return NULL;
+    uint64_t i = 4, il = 0;
+    while (i < name.len && name.ptr[i] >= '0' && name.ptr[i] <= '9' && i < 12)
+        il = il * 10 + (uint64_t)(name.ptr[i++] - '0');
+    if (i == 4 || i >= name.len || name.ptr[i] != '.' || (name.ptr[4] == '0' && i > 5) ||
+        il >= (uint64_t)m->hp.n_layer)
+        return NULL;
+    *suffix = (gguf_str){.ptr = name.ptr + i + 1, .len = name.len - i - 1};
+    return &m->layers[il];
+}
 
 model_weight *model_weight_named(hearth_model *m, gguf_str name) {
     if (gguf_str_eq(name, "token_embd.weight")) return &m->tok_embd;
     if (gguf_str_eq(name, "output.weight"))
         return m->output.data != m->tok_embd.data ? &m->output : NULL;
-    if (name.len < 5 || memcmp(name.ptr, "blk.", 4) != 0) return NULL;
-    uint64_t i = 4, il = 0;
-    while (i < name.len && name.ptr[i] >= '0' && name.ptr[i] <= '9' && i < 12)
-        il = il * 10 + (uint64_t)(name.ptr[i++] - '0');
-    /* the model's own spelling only: "blk.01" is not "blk.1" */
-    if (i == 4 || i >= name.len || name.ptr[i] != '.' || (name.ptr[4] == '0' && i > 5) ||
-        il >= (uint64_t)m->hp.n_layer)
-        return NULL;
-    const gguf_str suffix = {.ptr = name.ptr + i + 1, .len = name.len - i - 1};
-    model_layer *l = &m->layers[il];
+    gguf_str suffix;
+    model_layer *l = layer_named(m, name, &suffix);
+    if (!l) return NULL;
     for (size_t k = 0; k < sizeof layer_weights / sizeof layer_weights[0]; k++) {
         if (!gguf_str_eq(suffix, layer_weights[k].suffix)) continue;
         model_weight *w = (model_weight *)((char *)l + layer_weights[k].off);
@@ -381,5 +389,15 @@ model_weight *model_weight_named(hearth_model *m, gguf_str name) {
             w = &l->gate_up;
         return w->data ? w : NULL;
     }
+    return NULL;
+}
+
+const model_weight *model_experts_named(hearth_model *m, gguf_str name) {
+    static const char *const suffixes[3] = {"ffn_gate_exps.weight", "ffn_up_exps.weight",
+                                            "ffn_down_exps.weight"};
+    gguf_str suffix;
+    const model_layer *l = layer_named(m, name, &suffix);
+    for (int k = 0; l && l->exps && k < 3; k++)
+        if (gguf_str_eq(suffix, suffixes[k])) return l->exps + (size_t)k * (size_t)m->hp.n_expert;
     return NULL;
 }

@@ -230,6 +230,9 @@ hearth_err model_bind_tensors(hearth_model *m);
  * output.weight when it is not the tied embedding, blk.N.attn_q.weight...),
  * or NULL. A fused phi3 ffn_up is the model's gate_up. */
 model_weight *model_weight_named(hearth_model *m, gguf_str name);
+/* The n_expert views of a 3-D expert tensor "blk.N.ffn_{gate,up,down}_exps.weight"
+ * (expert e's at [e]), or NULL. */
+const model_weight *model_experts_named(hearth_model *m, gguf_str name);
 
 /* ---- LoRA adapters (lora.c; llama.cpp's GGUF adapter format, docs/lora.md) ---- */
 

@@ -158,6 +158,20 @@ static void run_down(hearth_session *s, const model_layer *l, int e, int r0, int
         forward_matmul(s, down, h + (size_t)i * n_ff, 1, y + (size_t)i * d, d);
 }
 
+/* What `hearth imatrix` sees of one expert tensor's products, in the order
+ * llama-imatrix walks mul_mat_id's rows: each token's input to its expert,
+ * choice by choice and token by token within a choice. rows: xb (one row
+ * per token) or, per_choice, hb (one per gathered row), ld floats apart. */
+static void observe_choices(const hearth_session *s, model_observe_fn fn, const model_weight *exps,
+                            const float *rows, size_t ld, bool per_choice, int n, int k) {
+    for (int j = 0; j < k; j++)
+        for (int t = 0; t < n; t++) {
+            const int r = t * k + j;
+            fn(s->observe_user, &exps[s->moe_sel[r]],
+               rows + (size_t)(per_choice ? s->moe_pos[r] : t) * ld, 1);
+        }
+}
+
 void forward_moe(hearth_session *s, const model_layer *l, int n) {
     const model_hparams *hp = &s->model->hp;
     const int n_expert = hp->n_expert, k = hp->n_expert_used;
@@ -170,6 +184,13 @@ void forward_moe(hearth_session *s, const model_layer *l, int n) {
     sort_by_expert(s, n, n_expert, k, start);
     moe_job job = {.s = s, .n = n, .k = k};
     hr_pool *pool = s->model->pool;
+    /* the experts' products are observed here, in llama-imatrix's order */
+    const model_observe_fn observe = s->observe;
+    s->observe = NULL;
+    if (observe)
+        for (int w = 0; w < 2; w++)
+            observe_choices(s, observe, l->exps + (size_t)w * n_expert, s->xb, (size_t)hp->n_embd,
+                            false, n, k);
     hr_pool_run(pool, gather_job, &job);
     for (int e = 0; e < n_expert; e++)
         if (start[e + 1] > start[e]) run_gate_up(s, l, e, start[e], start[e + 1] - start[e]);
@@ -180,7 +201,11 @@ void forward_moe(hearth_session *s, const model_layer *l, int n) {
         }
     else
         hr_pool_run(pool, swiglu_job, &job);
+    if (observe)
+        observe_choices(s, observe, l->exps + 2 * (size_t)n_expert, s->hb, (size_t)hp->n_ff, true,
+                        n, k);
     for (int e = 0; e < n_expert; e++)
         if (start[e + 1] > start[e]) run_down(s, l, e, start[e], start[e + 1] - start[e]);
+    s->observe = observe;
     hr_pool_run(pool, combine_job, &job);
 }

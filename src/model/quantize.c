@@ -613,6 +613,7 @@ typedef struct convert_job {
     size_t src_row, dst_row; /* bytes per row */
     float *rows;             /* one row of floats per thread */
     const float *qw;         /* importance weights per column, or NULL */
+    int64_t qw_rows;         /* > 0: qw holds one set per matrix of this many rows (experts) */
 } convert_job;
 
 /* Rows [n_rows * ith / nth, n_rows * (ith + 1) / nth): each row goes to
@@ -629,7 +630,8 @@ static void convert_rows(void *ctx, int ith, int nth) {
             kern_ref_dequantize_row((kern_type)j->src->type, in, tmp, j->n_cols);
             x = tmp;
         }
-        kern_ref_quantize_row_imatrix(j->to, x, j->dst + (size_t)r * j->dst_row, j->n_cols, j->qw);
+        const float *qw = j->qw && j->qw_rows ? j->qw + (r / j->qw_rows) * j->n_cols : j->qw;
+        kern_ref_quantize_row_imatrix(j->to, x, j->dst + (size_t)r * j->dst_row, j->n_cols, qw);
     }
 }
 
@@ -649,9 +651,10 @@ typedef struct quant_run {
 /* Tensor t's importance weights as llama-quantize takes them: NULL when the
  * matrix has no entry (or none at all) or for token_embd of another size
  * (never a product's input); an entry of another size is an error. Q2_K
- * under Q2_K_S cannot go without (but token_embd and output). */
+ * under Q2_K_S cannot go without (but token_embd and output). An expert
+ * tensor's entry has a set per expert: *per_mat is then its rows per set. */
 static hearth_err tensor_weights(quant_run *q, const char *name, const gguf_tensor *t, kern_type to,
-                                 const float **out) {
+                                 const float **out, int64_t *per_mat) {
     const imatrix *im = q->p->imatrix;
     const imatrix_entry *e = im ? imatrix_find(im, name) : NULL;
     const bool embd = !strcmp(name, "token_embd.weight");
@@ -662,6 +665,7 @@ static hearth_err tensor_weights(quant_run *q, const char *name, const gguf_tens
             return HEARTH_ERR_NOMEM;
         imatrix_weights(e, im->legacy, q->qw);
         *out = q->qw;
+        *per_mat = e->n_mat > 1 ? t->ne[1] : 0;
     } else if (e && !embd) {
         return hr_fail(HEARTH_ERR_FORMAT,
                        "quantize: the imatrix has %lld values for %s, which has %lld columns",
@@ -688,7 +692,7 @@ static hearth_err convert_tensor(quant_run *q, const quant_choice *c, const char
             return hr_fail(HEARTH_ERR_UNSUPPORTED, "quantize: %s: cannot convert %s to %s", name,
                            fi->name, kern_type_get(c->type)->name);
         convert_job j = {.src = t, .to = c->type, .n_cols = t->ne[0]};
-        hearth_err err = tensor_weights(q, name, t, c->type, &j.qw);
+        hearth_err err = tensor_weights(q, name, t, c->type, &j.qw, &j.qw_rows);
         if (err) return err;
         j.n_rows = t->n_elements / t->ne[0];
         j.src_row = kern_row_bytes(from, j.n_cols);
