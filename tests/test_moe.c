@@ -240,6 +240,9 @@ static void refusal_test(void) {
     p.n_expert = 4;
     p.n_expert_used = 5;
     CHECK(synth_write(dst, &p) != HEARTH_OK);
+    p.arch = "qwen2"; /* a dense architecture has no experts */
+    p.n_expert_used = 2;
+    CHECK(synth_write(dst, &p) != HEARTH_OK);
 }
 
 static uint64_t file_hash(const char *path) {

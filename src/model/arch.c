@@ -10,10 +10,10 @@
 #include <string.h>
 
 static const arch_desc arches[] = {
-    {.name = "llama", .rope = ROPE_NORM, .act = FFN_SILU},
+    {.name = "llama", .rope = ROPE_NORM, .act = FFN_SILU, .moe = MOE_OPTIONAL},
     {.name = "qwen2", .rope = ROPE_NEOX, .act = FFN_SILU},
     {.name = "qwen3", .rope = ROPE_NEOX, .act = FFN_SILU, .qk_norm = true},
-    {.name = "qwen3moe", .rope = ROPE_NEOX, .act = FFN_SILU, .qk_norm = true, .moe = true},
+    {.name = "qwen3moe", .rope = ROPE_NEOX, .act = FFN_SILU, .qk_norm = true, .moe = MOE_ALWAYS},
     {.name = "gemma3",
      .rope = ROPE_NEOX,
      .act = FFN_GELU,

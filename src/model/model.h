@@ -19,6 +19,12 @@ typedef enum rope_mode {
 
 typedef enum ffn_act { FFN_SILU, FFN_GELU } ffn_act;
 
+typedef enum arch_moe {
+    MOE_NEVER,    /* dense; an expert_count key is ignored, as llama.cpp ignores it */
+    MOE_OPTIONAL, /* experts when the file has expert_count > 0 (llama: Mixtral) */
+    MOE_ALWAYS    /* every layer's FFN is a mixture of experts (qwen3moe) */
+} arch_moe;
+
 typedef struct arch_desc {
     const char *name;
     rope_mode rope;
@@ -40,8 +46,7 @@ typedef struct arch_desc {
     bool learned_pos; /* position_embd.weight [n_ctx_train][n_embd] (bert) */
     bool ffn_no_gate; /* act(up x + b) without a gate (bert's GELU FFN) */
     bool biases;      /* optional biases on attn_output, ffn_up, ffn_down (bert) */
-    bool moe;         /* every layer's FFN is a mixture of experts (qwen3moe); llama takes
-                         one when the file has expert_count > 0 (Mixtral) */
+    arch_moe moe;     /* whether the FFN is a mixture of experts (moe.c) */
 } arch_desc;
 
 /* The description of architecture `name`, or NULL if Hearth has none. */

@@ -430,8 +430,8 @@ hearth_err synth_write(const char *path, const synth_params *p) {
         p->n_ctx < 1 || p->n_rot < 0 || p->n_rot % 2 || p->n_rot > p->head_dim || p->rerank < 0 ||
         p->rerank > 4096 || p->n_expert < 0 || p->n_expert > MODEL_MAX_EXPERTS ||
         (p->n_expert > 0) != (p->n_expert_used > 0) || p->n_expert_used > p->n_expert ||
-        p->n_expert_used > MODEL_MAX_EXPERTS_USED || (a->moe && p->n_expert == 0) ||
-        (a->encoder && p->n_expert))
+        p->n_expert_used > MODEL_MAX_EXPERTS_USED || (a->moe == MOE_ALWAYS && p->n_expert == 0) ||
+        (a->moe == MOE_NEVER && p->n_expert))
         return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: inconsistent shape");
     synth_ctx c = {0};
     hr_rng_seed(&c.rng, p->seed);
