@@ -97,7 +97,11 @@ static void swiglu_job(void *ctx, int ith, int nth) {
     part(j->n * j->k, ith, nth, &lo, &hi);
     for (int r = lo; r < hi; r++) {
         const float *g = j->s->ffn + (size_t)r * 2 * n_ff;
-        kern_swiglu_fast(j->s->hb + (size_t)r * n_ff, g, g + n_ff, n_ff);
+        float *h = j->s->hb + (size_t)r * n_ff;
+        if (kern_exact())
+            kern_swiglu(h, g, g + n_ff, n_ff);
+        else
+            kern_swiglu_fast(h, g, g + n_ff, n_ff);
     }
 }
 
@@ -122,40 +126,36 @@ static void combine_job(void *ctx, int ith, int nth) {
     }
 }
 
-/* Expert e's gate and up products over its c gathered rows from row r0.
- * Exact mode takes them token by token, as mul_mat_id does. */
-static void run_gate_up(hearth_session *s, const model_layer *l, int e, int r0, int c) {
-    const hearth_model *m = s->model;
-    const int n_ff = m->hp.n_ff, d = m->hp.n_embd;
-    const model_weight *gate = &l->exps[e], *up = &l->exps[m->hp.n_expert + e];
-    const float *x = s->moe_x + (size_t)r0 * d;
-    float *g = s->ffn + (size_t)r0 * 2 * n_ff;
+/* y = w x for c rows (x ldx floats apart, y ldy): exact mode row by row,
+ * as mul_mat_id multiplies. */
+static void expert_product(hearth_session *s, const model_weight *w, const float *x, int64_t ldx,
+                           int c, float *y, int64_t ldy) {
     if (!kern_exact()) {
+        forward_matmul(s, w, x, c, y, ldy);
+        return;
+    }
+    for (int i = 0; i < c; i++) forward_matmul(s, w, x + i * ldx, 1, y + i * ldy, ldy);
+}
+
+/* Expert e's products over its c gathered rows from row r0: gate and up
+ * into ffn (together in default mode), or down from hb into moe_y. */
+static void run_expert(hearth_session *s, const model_layer *l, int e, int r0, int c, bool down) {
+    const model_hparams *hp = &s->model->hp;
+    const int64_t n_ff = hp->n_ff, d = hp->n_embd;
+    const model_weight *gate = &l->exps[e], *up = &l->exps[hp->n_expert + e];
+    float *g = s->ffn + (size_t)r0 * 2 * (size_t)n_ff;
+    const float *x = s->moe_x + (size_t)r0 * (size_t)d;
+    if (down)
+        expert_product(s, &l->exps[2 * hp->n_expert + e], s->hb + (size_t)r0 * (size_t)n_ff, n_ff,
+                       c, s->moe_y + (size_t)r0 * (size_t)d, d);
+    else if (kern_exact()) {
+        expert_product(s, gate, x, d, c, g, 2 * n_ff);
+        expert_product(s, up, x, d, c, g + n_ff, 2 * n_ff);
+    } else {
         const model_weight *ws[2] = {gate, up};
         float *ys[2] = {g, g + n_ff};
         forward_matmul_group(s, ws, ys, 2, x, c, 2 * n_ff);
-        return;
     }
-    for (int i = 0; i < c; i++) {
-        float *gi = g + (size_t)i * 2 * n_ff;
-        forward_matmul(s, gate, x + (size_t)i * d, 1, gi, 2 * n_ff);
-        forward_matmul(s, up, x + (size_t)i * d, 1, gi + n_ff, 2 * n_ff);
-    }
-}
-
-/* Its down product, rows r0.. of hb into the same rows of moe_y. */
-static void run_down(hearth_session *s, const model_layer *l, int e, int r0, int c) {
-    const hearth_model *m = s->model;
-    const int n_ff = m->hp.n_ff, d = m->hp.n_embd;
-    const model_weight *down = &l->exps[2 * m->hp.n_expert + e];
-    const float *h = s->hb + (size_t)r0 * n_ff;
-    float *y = s->moe_y + (size_t)r0 * d;
-    if (!kern_exact()) {
-        forward_matmul(s, down, h, c, y, d);
-        return;
-    }
-    for (int i = 0; i < c; i++)
-        forward_matmul(s, down, h + (size_t)i * n_ff, 1, y + (size_t)i * d, d);
 }
 
 /* What `hearth imatrix` sees of one expert tensor's products, in the order
@@ -193,19 +193,13 @@ void forward_moe(hearth_session *s, const model_layer *l, int n) {
                             false, n, k);
     hr_pool_run(pool, gather_job, &job);
     for (int e = 0; e < n_expert; e++)
-        if (start[e + 1] > start[e]) run_gate_up(s, l, e, start[e], start[e + 1] - start[e]);
-    if (kern_exact())
-        for (int r = 0; r < n * k; r++) {
-            const float *g = s->ffn + (size_t)r * 2 * hp->n_ff;
-            kern_swiglu(s->hb + (size_t)r * hp->n_ff, g, g + hp->n_ff, hp->n_ff);
-        }
-    else
-        hr_pool_run(pool, swiglu_job, &job);
+        if (start[e + 1] > start[e]) run_expert(s, l, e, start[e], start[e + 1] - start[e], false);
+    hr_pool_run(pool, swiglu_job, &job);
     if (observe)
         observe_choices(s, observe, l->exps + 2 * (size_t)n_expert, s->hb, (size_t)hp->n_ff, true,
                         n, k);
     for (int e = 0; e < n_expert; e++)
-        if (start[e + 1] > start[e]) run_down(s, l, e, start[e], start[e + 1] - start[e]);
+        if (start[e + 1] > start[e]) run_expert(s, l, e, start[e], start[e + 1] - start[e], true);
     s->observe = observe;
     hr_pool_run(pool, combine_job, &job);
 }
