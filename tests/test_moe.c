@@ -1,5 +1,5 @@
 /*
- * test_moe.c - mixture-of-experts models (qwen3moe, Mixtral-style llama),
+ * test_moe.c - mixture-of-experts models (qwen3moe, olmoe, Mixtral-style llama),
  * without ../shared: small random models written by synth, run in exact
  * mode against FNV-1a-64 hashes of llama.cpp's logits for the same files
  * (commit 34af94cd, CPU, F32 KV cache, no flash attention, 2 threads: the
@@ -37,15 +37,19 @@ typedef struct fixture {
     int n_embd, n_ff, n_expert, n_used;
     uint64_t seed;
     uint64_t llama_hash; /* FNV-1a-64 of llama.cpp's 40 rows of logits */
+    int n_head_kv;       /* 0: 2 (of 4 heads) */
 } fixture;
 
 static const fixture k_fixtures[] = {
     /* 8 experts: the router's softmax is all tail (expf), F32 products */
-    {"qwen3moe-f32", "qwen3moe", KERN_F32, 128, 64, 8, 2, 7, 0x5b6dd00cb5987472ull},
+    {"qwen3moe-f32", "qwen3moe", KERN_F32, 128, 64, 8, 2, 7, 0x5b6dd00cb5987472ull, 0},
     /* 16 experts (one 16-lane group), Q4_K weights that llama.cpp repacks */
-    {"qwen3moe-q4k", "qwen3moe", KERN_Q4_K, 256, 256, 16, 4, 11, 0xdf08216652023bf3ull},
+    {"qwen3moe-q4k", "qwen3moe", KERN_Q4_K, 256, 256, 16, 4, 11, 0xdf08216652023bf3ull, 0},
     /* Mixtral's layout in a llama file, Q8_0 */
-    {"llama-moe-q8", "llama", KERN_Q8_0, 128, 128, 4, 2, 3, 0x0e33d2726b5059d2ull},
+    {"llama-moe-q8", "llama", KERN_Q8_0, 128, 128, 4, 2, 3, 0x0e33d2726b5059d2ull, 0},
+    /* OLMoE: q and k normed whole, the choices' probabilities not renormalized, Q6_K; no GQA
+       (llama.cpp sizes its k norm by n_embd) */
+    {"olmoe-q6k", "olmoe", KERN_Q6_K, 256, 256, 8, 2, 5, 0xcc9b662ae6e34245ull, 4},
 };
 
 static void fixture_path(const fixture *f, char *out, size_t cap) {
@@ -59,7 +63,7 @@ static void write_fixture(const fixture *f) {
     p.n_embd = f->n_embd;
     p.n_layer = 2;
     p.n_head = 4;
-    p.n_head_kv = 2;
+    p.n_head_kv = f->n_head_kv ? f->n_head_kv : 2;
     p.head_dim = f->n_embd / 4;
     p.n_ff = f->n_ff;
     p.n_ctx = 128;
@@ -168,7 +172,8 @@ static void route_test(void) {
         int32_t sel[40];
         for (int i = 0; i < n; i++) logits[i] = 4.0f * test_rand_f(&r);
         if (trial % 5 == 0 && n > 2) logits[1] = logits[2]; /* a tie: the lower index first */
-        moe_route(logits, n, k, probs, sel, w);
+        const bool renorm = trial % 3 != 0;
+        moe_route(logits, n, k, renorm, probs, sel, w);
         double mx = logits[0], z = 0.0, p[40];
         for (int i = 1; i < n; i++) mx = fmax(mx, logits[i]);
         for (int i = 0; i < n; i++) z += p[i] = exp((double)logits[i] - mx);
@@ -178,7 +183,7 @@ static void route_test(void) {
             const int e = sel[j];
             REQUIRE(e >= 0 && e < n);
             CHECK(fabs(probs[e] - p[e] / z) < 1e-5);
-            CHECK(fabs(w[j] - p[e] / z / wsum) < 1e-5);
+            CHECK(fabs(w[j] - (renorm ? p[e] / z / wsum : p[e] / z)) < 1e-5);
             for (int i = 0; i < j; i++) CHECK(sel[i] != e);
             /* nothing left out is more probable, nor equal with a lower index */
             for (int i = 0; i < n; i++) {
@@ -193,7 +198,7 @@ static void route_test(void) {
     const float one = 3.0f;
     float pr, w1;
     int32_t s1;
-    moe_route(&one, 1, 1, &pr, &s1, &w1);
+    moe_route(&one, 1, 1, true, &pr, &s1, &w1);
     CHECK(s1 == 0 && pr == 1.0f && w1 == 1.0f);
 }
 
@@ -312,7 +317,7 @@ static void quantize_test(void) {
     } presets[] = {{"Q4_K_M", 0x162ad8d994596f8aull},
                    {"Q3_K_M", 0xa78d184d8016baa5ull},
                    {"Q2_K", 0xe3060633c64079a9ull}};
-    const fixture f = {"quant-f32", "qwen3moe", KERN_F32, 256, 256, 8, 2, 7, 0};
+    const fixture f = {"quant-f32", "qwen3moe", KERN_F32, 256, 256, 8, 2, 7, 0, 0};
     write_fixture(&f);
     char in[128], out[128];
     fixture_path(&f, in, sizeof in);

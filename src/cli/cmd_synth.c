@@ -11,7 +11,8 @@
 #include <strings.h>
 
 static const char synth_usage[] =
-    "usage: hearth synth -o FILE [--arch llama|qwen2|qwen3|qwen3moe|gemma3|phi3|bert|nomic-bert]\n"
+    "usage: hearth synth -o FILE [--arch llama|qwen2|qwen3|qwen3moe|olmoe|gemma3|phi3|bert|\n"
+    "                    nomic-bert]\n"
     "                    [--type f32|f16|q8_0|q4_0|q4_K|q6_K|iq4_nl|iq4_xs]\n"
     "                    [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ff "
     "N]\n"
@@ -25,7 +26,7 @@ static const char synth_usage[] =
     "  short and long factors with an original context of ORIG (and the converter's attention\n"
     "  factor unless --rope-attn X); --rope-factors: other factor tensors, same values.\n"
     "  --experts N --experts-used K: a mixture of N experts of --ff width, K per token\n"
-    "  (qwen3moe needs them; llama with them is Mixtral's layout).\n"
+    "  (qwen3moe and olmoe need them; llama with them is Mixtral's layout).\n"
     "  bert and nomic-bert are embedding models (a WordPiece vocabulary); --pooling mean|cls\n"
     "  sets their pooling_type (default mean). --rerank N: a reranker with N labels (a\n"
     "  classification head; decoders get Qwen3-Reranker's layout and a rerank prompt).\n"

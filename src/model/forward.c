@@ -343,6 +343,8 @@ static void tok_qkv(const tok_job *j, int t0, int t1) {
     const model_layer *l = j->l;
     const int stride = s->n_q + 2 * s->n_kv, hd = hp->head_dim;
     const bool rope = m->arch->rope != ROPE_NONE;
+    const bool head_qk_norm = l->q_norm && m->arch->qk_norm == QK_NORM_HEAD,
+               full_qk_norm = l->q_norm && m->arch->qk_norm == QK_NORM_FULL;
     float q_scale, kq_scale;
     attn_scales(m, &q_scale, &kq_scale);
     const fwd_run *r = run_of(j->runs, j->n_runs, t0);
@@ -356,14 +358,18 @@ static void tok_qkv(const tok_job *j, int t0, int t1) {
         add_bias(v, l->bv, s->n_kv);
         float *cs = s->rope + (size_t)t * hp->n_rot;
         if (j->rope_fresh && rope) forward_rope_cs(s, l, (float)pos, true, cs);
+        if (full_qk_norm) {
+            rms_norm(q, q, l->q_norm, s->n_q, hp->rms_eps);
+            rms_norm(k, k, l->k_norm, s->n_kv, hp->rms_eps);
+        }
         for (int h = 0; h < hp->n_head; h++) {
-            if (l->q_norm) rms_norm(q + h * hd, q + h * hd, l->q_norm, hd, hp->rms_eps);
+            if (head_qk_norm) rms_norm(q + h * hd, q + h * hd, l->q_norm, hd, hp->rms_eps);
             if (rope) forward_rope_head(s, q + h * hd, cs);
         }
         if (q_scale != 1.0f)
             for (int i = 0; i < s->n_q; i++) q[i] *= q_scale;
         for (int h = 0; h < hp->n_head_kv; h++) {
-            if (l->k_norm) rms_norm(k + h * hd, k + h * hd, l->k_norm, hd, hp->rms_eps);
+            if (head_qk_norm) rms_norm(k + h * hd, k + h * hd, l->k_norm, hd, hp->rms_eps);
             if (rope) forward_rope_head(s, k + h * hd, cs);
         }
         kv_store(r->s, j->il, pos, k, v);

@@ -47,11 +47,8 @@ static hearth_err hp_float(hp_reader *r, const char *suffix, float *out, bool re
 
 /* The experts, as llama.cpp reads them for the architectures that have
  * them: expert_count (required by one that is all MoE, a dense model
- * without it), expert_used_count,
- * and the experts' width: expert_feed_forward_length, else
- * feed_forward_length / expert_used_count (qwen3moe) or feed_forward_length
- * itself (llama: Mixtral's files give the expert's width there). Grouped
- * expert selection (DeepSeek V3's) is refused. */
+ * without it), expert_used_count, and the experts' width (arch_desc's
+ * expert_ff). Grouped expert selection (DeepSeek V3's) is refused. */
 static hearth_err moe_hparams(hp_reader *r, const arch_desc *arch, model_hparams *h) {
     hearth_err err;
     int groups;
@@ -65,8 +62,9 @@ static hearth_err moe_hparams(hp_reader *r, const arch_desc *arch, model_hparams
         return hr_fail(HEARTH_ERR_UNSUPPORTED, "model: grouped expert selection is not supported");
     if (h->n_expert_used < 1)
         return hr_fail(HEARTH_ERR_FORMAT, "model: '%s.expert_used_count' is 0", r->arch);
-    return hp_int(r, "expert_feed_forward_length", &h->n_ff, false,
-                  arch->moe == MOE_ALWAYS ? h->n_ff / h->n_expert_used : h->n_ff);
+    return arch->expert_ff ? hp_int(r, "expert_feed_forward_length", &h->n_ff, false,
+                                    h->n_ff / h->n_expert_used)
+                           : HEARTH_OK;
 }
 
 static hearth_err hp_check(const model_hparams *hp) {
@@ -113,7 +111,7 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
     if ((err = hp_int(&r, "context_length", &h.n_ctx_train, true, 0)) ||
         (err = hp_int(&r, "embedding_length", &h.n_embd, true, 0)) ||
         (err = hp_int(&r, "block_count", &h.n_layer, true, 0)) ||
-        (err = hp_int(&r, "feed_forward_length", &h.n_ff, arch->moe != MOE_ALWAYS, 0)) ||
+        (err = hp_int(&r, "feed_forward_length", &h.n_ff, !arch->expert_ff, 0)) ||
         (err = hp_int(&r, "attention.head_count", &h.n_head, true, 0)) ||
         (err = hp_int(&r, "attention.head_count_kv", &h.n_head_kv, false, h.n_head)))
         return err;

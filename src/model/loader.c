@@ -171,9 +171,12 @@ static hearth_err bind_layer(hearth_model *m, int il) {
     if (!err && hp->n_expert == 0)
         err = bind_matrix(m, lname(&b, "ffn_down.weight"), hp->n_ff, hp->n_embd, true, &l->down);
     if (err) return err;
-    if (a->qk_norm &&
-        ((err = bind_vector(m, lname(&b, "attn_q_norm.weight"), hp->head_dim, true, &l->q_norm)) ||
-         (err = bind_vector(m, lname(&b, "attn_k_norm.weight"), hp->head_dim, true, &l->k_norm))))
+    const bool full = a->qk_norm == QK_NORM_FULL;
+    if (a->qk_norm != QK_NORM_NONE &&
+        ((err = bind_vector(m, lname(&b, "attn_q_norm.weight"), full ? n_q : hp->head_dim, true,
+                            &l->q_norm)) ||
+         (err = bind_vector(m, lname(&b, "attn_k_norm.weight"), full ? n_kv : hp->head_dim, true,
+                            &l->k_norm))))
         return err;
     if (a->post_norms && ((err = bind_vector(m, lname(&b, "post_attention_norm.weight"), hp->n_embd,
                                              true, &l->post_attn_norm)) ||
@@ -309,7 +312,8 @@ hearth_err model_open(const char *path, int n_threads, bool no_repack, hearth_mo
     if (!err && !(m->arch = arch_find(arch.ptr, arch.len)))
         err = hr_fail(HEARTH_ERR_UNSUPPORTED,
                       "model: architecture '%.*s' is not supported "
-                      "(Hearth runs llama, qwen2, qwen3, qwen3moe, gemma3, phi3, bert, nomic-bert)",
+                      "(Hearth runs llama, qwen2, qwen3, qwen3moe, olmoe, gemma3, phi3, bert, "
+                      "nomic-bert)",
                       (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
     if (!err) err = model_load_hparams(m->gguf, m->arch, &m->hp);
     if (!err) err = model_bind_tensors(m);

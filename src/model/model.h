@@ -19,6 +19,12 @@ typedef enum rope_mode {
 
 typedef enum ffn_act { FFN_SILU, FFN_GELU } ffn_act;
 
+typedef enum qk_norm_kind {
+    QK_NORM_NONE,
+    QK_NORM_HEAD, /* RMSNorm of each head of q and k, [head_dim] weights (qwen3, gemma3) */
+    QK_NORM_FULL  /* RMSNorm of the whole q and k, [n_q] and [n_kv] weights (olmoe) */
+} qk_norm_kind;
+
 typedef enum arch_moe {
     MOE_NEVER,    /* dense; an expert_count key is ignored, as llama.cpp ignores it */
     MOE_OPTIONAL, /* experts when the file has expert_count > 0 (llama: Mixtral) */
@@ -29,13 +35,13 @@ typedef struct arch_desc {
     const char *name;
     rope_mode rope;
     ffn_act act;
-    bool fused_qkv;     /* attn_qkv = [q; k; v] rows (phi3) */
-    bool fused_gate_up; /* ffn_up = [gate; up] rows (phi3) */
-    bool qk_norm;       /* per-head RMSNorm of q and k before RoPE (qwen3, gemma3) */
-    bool post_norms;    /* RMSNorm of each sub-layer's output before the residual (gemma3) */
-    bool scale_embd;    /* input embeddings times sqrt(n_embd) (gemma3) */
-    bool swa;           /* sliding-window layers by pattern (gemma3) */
-    bool scale_q;       /* 1/sqrt(head_dim) multiplies Q after RoPE, not the scores (gemma3) */
+    bool fused_qkv;       /* attn_qkv = [q; k; v] rows (phi3) */
+    bool fused_gate_up;   /* ffn_up = [gate; up] rows (phi3) */
+    qk_norm_kind qk_norm; /* RMSNorm of q and k before RoPE */
+    bool post_norms;      /* RMSNorm of each sub-layer's output before the residual (gemma3) */
+    bool scale_embd;      /* input embeddings times sqrt(n_embd) (gemma3) */
+    bool swa;             /* sliding-window layers by pattern (gemma3) */
+    bool scale_q;         /* 1/sqrt(head_dim) multiplies Q after RoPE, not the scores (gemma3) */
     /* Encoders (bert, nomic-bert): embeddings only, no output layer. Every
      * token of a text attends to every other (non-causal), so a text runs in
      * one pass; LayerNorms with bias come after each residual addition
@@ -47,6 +53,10 @@ typedef struct arch_desc {
     bool ffn_no_gate; /* act(up x + b) without a gate (bert's GELU FFN) */
     bool biases;      /* optional biases on attn_output, ffn_up, ffn_down (bert) */
     arch_moe moe;     /* whether the FFN is a mixture of experts (moe.c) */
+    bool expert_ff;   /* experts' width from expert_feed_forward_length, else feed_forward_length
+                         / expert_used_count (qwen3moe); without: feed_forward_length */
+    bool moe_raw_weights; /* the chosen experts' probabilities weigh them as they are, not
+                             divided by their sum (olmoe) */
 } arch_desc;
 
 /* The description of architecture `name`, or NULL if Hearth has none. */

@@ -3,7 +3,8 @@
  * llama.cpp's build_moe_ffn computes it with softmax gating and normalized
  * weights: the router's logits W_r x, p = softmax, the k most probable
  * experts (ties to the lower index), their probabilities divided by their
- * sum (at least 2^-14), each chosen expert's down(silu(gate x) * up x) times
+ * sum (at least 2^-14; olmoe keeps them as they are), each chosen expert's
+ * down(silu(gate x) * up x) times
  * its weight, and the k results added in the order they were chosen.
  *
  * The (token, choice) rows are sorted by expert, so each expert's products
@@ -38,7 +39,8 @@ static void router_softmax(float *p, const float *x, int n) {
     for (i = 0; i < n; i++) p[i] *= inv;
 }
 
-void moe_route(const float *logits, int n_expert, int k, float *probs, int32_t *sel, float *w) {
+void moe_route(const float *logits, int n_expert, int k, bool renorm, float *probs, int32_t *sel,
+               float *w) {
     router_softmax(probs, logits, n_expert);
     for (int j = 0; j < k; j++) { /* the k best by selection: k is small */
         int best = -1;
@@ -50,6 +52,7 @@ void moe_route(const float *logits, int n_expert, int k, float *probs, int32_t *
         sel[j] = best;
         w[j] = probs[best];
     }
+    if (!renorm) return;
     double sum = 0.0; /* ggml_sum_rows, then the clamp to F16's smallest normal */
     for (int j = 0; j < k; j++) sum += (double)w[j];
     const float total = fmaxf((float)sum, 6.103515625e-5f);
@@ -175,10 +178,12 @@ static void observe_choices(const hearth_session *s, model_observe_fn fn, const 
 void forward_moe(hearth_session *s, const model_layer *l, int n) {
     const model_hparams *hp = &s->model->hp;
     const int n_expert = hp->n_expert, k = hp->n_expert_used;
+    const bool renorm = !s->model->arch->moe_raw_weights;
     forward_matmul(s, &l->gate_inp, s->xb, n, s->moe_logits, n_expert);
     for (int t = 0; t < n; t++) {
         float *lg = s->moe_logits + (size_t)t * n_expert;
-        moe_route(lg, n_expert, k, lg, s->moe_sel + (size_t)t * k, s->moe_w + (size_t)t * k);
+        moe_route(lg, n_expert, k, renorm, lg, s->moe_sel + (size_t)t * k,
+                  s->moe_w + (size_t)t * k);
     }
     int *start = s->moe_start; /* [n_expert + 1], then n_expert cursors */
     sort_by_expert(s, n, n_expert, k, start);

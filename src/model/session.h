@@ -112,8 +112,9 @@ void forward_matmul_group(hearth_session *s, const model_weight *const *ws, floa
 void forward_moe(hearth_session *s, const model_layer *l, int n);
 /* One token's routing: probs = softmax(logits) (may be the same array),
  * sel[k] the k most probable experts (ties to the lower index), w[k] their
- * probabilities over their sum. */
-void moe_route(const float *logits, int n_expert, int k, float *probs, int32_t *sel, float *w);
+ * probabilities, over their sum when renorm. */
+void moe_route(const float *logits, int n_expert, int k, bool renorm, float *probs, int32_t *sel,
+               float *w);
 
 /* RoPE as the forward pass applies it, for hearth_session_shift to rotate
  * cached keys the same way. forward_rope_cs: cos/sin ([n_rot]) of a

@@ -307,9 +307,10 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
         T("attn_k.bias", nkv, 1, 0.0f, 0.1f);
         T("attn_v.bias", nkv, 1, 0.0f, 0.1f);
     }
-    if (a->qk_norm) {
-        T("attn_q_norm.weight", p->head_dim, 1, 1.0f, 0.05f);
-        T("attn_k_norm.weight", p->head_dim, 1, 1.0f, 0.05f);
+    if (a->qk_norm != QK_NORM_NONE) {
+        const bool full = a->qk_norm == QK_NORM_FULL;
+        T("attn_q_norm.weight", full ? nq : p->head_dim, 1, 1.0f, 0.05f);
+        T("attn_k_norm.weight", full ? nkv : p->head_dim, 1, 1.0f, 0.05f);
     }
     T("attn_output.weight", nq, d, 0.0f, sq);
     if (a->biases) T("attn_output.bias", d, 1, 0.0f, 0.1f);
