@@ -1,16 +1,17 @@
 /*
- * test_moe.c - mixture-of-experts models (qwen3moe, olmoe, Mixtral-style llama),
- * without ../shared: small random models written by synth, run in exact
- * mode against FNV-1a-64 hashes of llama.cpp's logits for the same files
- * (commit 34af94cd, CPU, F32 KV cache, no flash attention, 2 threads: the
- * 32 prompt rows of one batch, then 8 greedy steps; the same files from
+ * test_moe.c - mixture-of-experts models (qwen3moe, olmoe, Mixtral-style
+ * llama), without ../shared: small random models written by synth, run in
+ * exact mode against FNV-1a-64 hashes of llama.cpp's logits for the same
+ * files (commit 34af94cd, CPU, F32 KV cache, no flash attention, 2 threads:
+ * the 32 prompt rows of one batch, then 8 greedy steps; the same files from
  * `hearth synth` with these shapes, measured with a program linked against
- * libllama outside this repository), and in default mode
- * against exact mode, one batch against one token at a time. The routing
- * (softmax, top-k, renormalized weights) is checked against a plain double
- * computation, files whose expert keys contradict their tensors are
- * refused, and quantizing an 8-expert model gives llama-quantize's bytes
- * (its rules for 8 experts: Q8_0 attn_k/attn_v, Q5_K attn_output).
+ * libllama outside this repository), and in default mode against exact
+ * mode, one batch against one token at a time. The routing (softmax, top-k,
+ * the weights with and without renormalizing) is checked against a plain
+ * double computation, files whose expert keys contradict their tensors are
+ * refused, quantizing an 8-expert model gives llama-quantize's bytes (its
+ * rules for 8 experts: Q8_0 attn_k/attn_v, Q5_K attn_output), and so do
+ * `hearth imatrix` and quantizing with its matrix.
  */
 #define _GNU_SOURCE /* memmem */
 #include "hearth.h"

@@ -1,11 +1,11 @@
 /*
- * moe.c - a mixture-of-experts FFN (qwen3moe, Mixtral-style llama), as
- * llama.cpp's build_moe_ffn computes it with softmax gating and normalized
- * weights: the router's logits W_r x, p = softmax, the k most probable
- * experts (ties to the lower index), their probabilities divided by their
- * sum (at least 2^-14; olmoe keeps them as they are), each chosen expert's
- * down(silu(gate x) * up x) times
- * its weight, and the k results added in the order they were chosen.
+ * moe.c - a mixture-of-experts FFN (qwen3moe, olmoe, Mixtral-style llama),
+ * as llama.cpp's build_moe_ffn computes it with softmax gating: the
+ * router's logits W_r x, p = softmax, the k most probable experts (ties to
+ * the lower index), their probabilities divided by their sum (at least
+ * 2^-14; olmoe keeps them as they are), each chosen expert's
+ * down(silu(gate x) * up x) times its weight, and the k results added in
+ * the order they were chosen.
  *
  * The (token, choice) rows are sorted by expert, so each expert's products
  * run once over every token that chose it (one matrix product per expert
