@@ -264,45 +264,45 @@ static uint64_t file_hash(const char *path) {
 
 /* `hearth imatrix` on an 8-expert model (one entry of 8 sums and counts per
  * expert tensor, every expert's rows observed however few) and quantizing
- * with it (each expert's rows weighted by its own sums), in the test
- * directory, against FNV-1a-64 hashes of llama.cpp's files made there:
- *   llama-imatrix -m quant-f32.gguf -f text.txt -o im.gguf -c 64 -b 64 -t 2 -fa off
- *   llama-quantize --imatrix im.gguf quant-f32.gguf q.gguf Q4_K_M (and IQ4_XS) */
+ * with its matrix (each expert's rows weighted by its own sums; a legacy
+ * .dat holds them as one row), in the test directory, against FNV-1a-64
+ * hashes of the files llama.cpp made there with the same arguments
+ * (llama-imatrix with -fa off, llama-quantize). */
 static void imatrix_test(void) {
     static const char text[] =
         "Once upon a time there was a little girl named Lily. She went to play with her friend "
         "in the big warm home by the fire. They saw a very happy model, and it said hello to "
         "the world. The day was long, and the girl and her friend had fun on the hearth. ";
+    static const struct {
+        const char *args, *out;
+        uint64_t hash;
+    } steps[] = {
+        {"imatrix -m quant-f32.gguf -f text.txt -o im.gguf -c 64 -b 64 -t 2", "im.gguf",
+         0x162423da70a1d2deull},
+        {"imatrix -m quant-f32.gguf -f text.txt -o im.dat --output-format dat -c 64 -b 64 -t 2",
+         "im.dat", 0x942ae2adaaa32d5bull},
+        {"quantize --imatrix im.gguf quant-f32.gguf q.gguf Q4_K_M", "q.gguf",
+         0x0372b5f400053ea4ull},
+        {"quantize --imatrix im.gguf quant-f32.gguf q.gguf IQ4_XS", "q.gguf",
+         0x1ea962f75069e7aeull},
+        {"quantize --imatrix im.dat quant-f32.gguf q.gguf Q4_K_M", "q.gguf", 0x4c828378bc224111ull},
+    };
     char path[160], cmd[512];
     snprintf(path, sizeof path, "%s/text.txt", tmp_dir);
     FILE *fp = fopen(path, "w");
     REQUIRE(fp);
     for (int i = 0; i < 4; i++) fputs(text, fp);
     fclose(fp);
-    snprintf(cmd, sizeof cmd,
-             "cd %s && HEARTH_EXACT=1 %s imatrix -m quant-f32.gguf -f text.txt -o im.gguf -c 64 "
-             "-b 64 -t 2 >/dev/null 2>&1",
-             tmp_dir, HEARTH_BINARY);
-    CHECKF(system(cmd) == 0, "%s", cmd);
-    snprintf(path, sizeof path, "%s/im.gguf", tmp_dir);
-    uint64_t h = file_hash(path);
-    CHECKF(h == 0x162423da70a1d2deull, "imatrix: %016llx, llama-imatrix's 162423da70a1d2de",
-           (unsigned long long)h);
-    static const struct {
-        const char *ftype;
-        uint64_t hash;
-    } presets[] = {{"Q4_K_M", 0x0372b5f400053ea4ull}, {"IQ4_XS", 0x1ea962f75069e7aeull}};
-    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
-        snprintf(cmd, sizeof cmd,
-                 "cd %s && %s quantize --imatrix im.gguf quant-f32.gguf q.gguf %s >/dev/null 2>&1",
-                 tmp_dir, HEARTH_BINARY, presets[i].ftype);
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        snprintf(cmd, sizeof cmd, "cd %s && HEARTH_EXACT=1 %s %s >/dev/null 2>&1", tmp_dir,
+                 HEARTH_BINARY, steps[i].args);
         CHECKF(system(cmd) == 0, "%s", cmd);
-        snprintf(path, sizeof path, "%s/q.gguf", tmp_dir);
-        h = file_hash(path);
-        CHECKF(h == presets[i].hash, "%s with the imatrix: %016llx, llama-quantize's %016llx",
-               presets[i].ftype, (unsigned long long)h, (unsigned long long)presets[i].hash);
+        snprintf(path, sizeof path, "%s/%s", tmp_dir, steps[i].out);
+        const uint64_t h = file_hash(path);
+        CHECKF(h == steps[i].hash, "%s: %016llx, llama.cpp's %016llx", steps[i].args,
+               (unsigned long long)h, (unsigned long long)steps[i].hash);
     }
-    static const char *const files[] = {"text.txt", "im.gguf", "q.gguf"};
+    static const char *const files[] = {"text.txt", "im.gguf", "im.dat", "q.gguf"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", tmp_dir, files[i]);
         unlink(path);

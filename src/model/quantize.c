@@ -652,7 +652,8 @@ typedef struct quant_run {
  * matrix has no entry (or none at all) or for token_embd of another size
  * (never a product's input); an entry of another size is an error. Q2_K
  * under Q2_K_S cannot go without (but token_embd and output). An expert
- * tensor's entry has a set per expert: *per_mat is then its rows per set. */
+ * tensor's entry has a set per expert (as sets of sums, or one legacy .dat
+ * row of them all): *per_mat is then the rows each set weighs. */
 static hearth_err tensor_weights(quant_run *q, const char *name, const gguf_tensor *t, kern_type to,
                                  const float **out, int64_t *per_mat) {
     const imatrix *im = q->p->imatrix;
@@ -665,7 +666,7 @@ static hearth_err tensor_weights(quant_run *q, const char *name, const gguf_tens
             return HEARTH_ERR_NOMEM;
         imatrix_weights(e, im->legacy, q->qw);
         *out = q->qw;
-        *per_mat = e->n_mat > 1 ? t->ne[1] : 0;
+        *per_mat = t->ne[2] > 1 ? t->ne[1] : 0;
     } else if (e && !embd) {
         return hr_fail(HEARTH_ERR_FORMAT,
                        "quantize: the imatrix has %lld values for %s, which has %lld columns",
