@@ -102,8 +102,8 @@ static hearth_err bind_weights(imatrix_collector *c, hearth_model *m, bool with_
         if (e->n_mat != n_mat || e->n_cols != w->n_cols)
             return hr_fail(HEARTH_ERR_FORMAT,
                            "the earlier matrix's %s has %lld x %lld values, the model's weight "
-                           "%lld columns",
-                           e->name, (long long)e->n_mat, (long long)e->n_cols,
+                           "%lld x %lld (matrices x columns)",
+                           e->name, (long long)e->n_mat, (long long)e->n_cols, (long long)n_mat,
                            (long long)w->n_cols);
         c->weights[i] = w;
         n_bound++;
