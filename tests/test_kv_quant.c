@@ -189,7 +189,7 @@ static void case_free(attn_case *c) {
     free(c->k), free(c->v), free(c->kx), free(c->vx), free(c->q), free(c->out), free(c->work);
 }
 
-static kern_attn_args case_args(const attn_case *c) {
+static kern_attn_args case_args(const attn_case *c, float cap) {
     return (kern_attn_args){.rows = c->rows,
                             .n_rows = c->n_rows,
                             .hd = c->hd,
@@ -198,15 +198,16 @@ static kern_attn_args case_args(const attn_case *c) {
                             .v = c->v,
                             .batch = true,
                             .scale = 1.0f / sqrtf((float)c->hd),
+                            .softcap = cap,
                             .work = c->work};
 }
 
 /* ---- the reference against attention in double ---- */
 
-static void check_ref_accuracy(int hd, double *worst_max, double *worst_rms) {
+static void check_ref_accuracy(int hd, float cap, double *worst_max, double *worst_rms) {
     attn_case c;
     case_new(&c, hd, 112, KERN_ATTN_ROWS, 3.0f);
-    const kern_attn_args a = case_args(&c);
+    const kern_attn_args a = case_args(&c, cap);
     kern_attn_tile_q8_0_ref(&a);
     double *w = xmalloc((size_t)c.n_pos * sizeof(double));
     double se = 0, mx = 0;
@@ -217,6 +218,7 @@ static void check_ref_accuracy(int hd, double *worst_max, double *worst_rms) {
         for (int p = row->lo; p <= row->hi; p++) {
             double s = 0;
             for (int d = 0; d < hd; d++) s += (double)row->q[d] * c.kx[(size_t)p * hd + d];
+            if (cap > 0.0f) s = cap * tanh(s / cap);
             w[p] = s * a.scale;
             wmax = fmax(wmax, w[p]);
         }
@@ -239,10 +241,10 @@ static void check_ref_accuracy(int hd, double *worst_max, double *worst_rms) {
 /* ---- kernels against the reference ---- */
 
 static int check_kernel_case(const char *isa, kern_attn_fn fn, int hd, int n_pos, int n_rows,
-                             float qmag) {
+                             float qmag, float cap) {
     attn_case c;
     case_new(&c, hd, n_pos, n_rows, qmag);
-    const kern_attn_args a = case_args(&c);
+    const kern_attn_args a = case_args(&c, cap);
     if (fn)
         fn(&a);
     else
@@ -257,9 +259,9 @@ static int check_kernel_case(const char *isa, kern_attn_fn fn, int hd, int n_pos
             memcmp(got + (size_t)r * hd, c.out + (size_t)r * hd, (size_t)hd * sizeof(float)) == 0;
         // NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage): case_new set every row's range
         CHECKF(same,
-               "%s q8_0 attn hd %d n_pos %d rows %d q*%g: row %d (keys %d..%d) differs from the "
-               "reference (%.9g vs %.9g)",
-               isa, hd, n_pos, n_rows, (double)qmag, r, c.rows[r].lo, c.rows[r].hi,
+               "%s q8_0 attn hd %d n_pos %d rows %d q*%g cap %g: row %d (keys %d..%d) differs "
+               "from the reference (%.9g vs %.9g)",
+               isa, hd, n_pos, n_rows, (double)qmag, (double)cap, r, c.rows[r].lo, c.rows[r].hi,
                (double)got[(size_t)r * hd], (double)c.out[(size_t)r * hd]);
         bad += !same;
     }
@@ -274,9 +276,11 @@ static void check_kernel(const char *isa, kern_attn_fn fn, const int *hds, int n
     for (int i = 0; i < n_hds; i++)
         for (size_t j = 0; j < sizeof n_poss / sizeof n_poss[0]; j++)
             for (int rows = 1; rows <= KERN_ATTN_ROWS; rows++)
-                for (int m = 0; m < 2; m++) {
-                    /* q*40: score differences past 126 ln 2, exp's scalar lanes */
-                    bad += check_kernel_case(isa, fn, hds[i], n_poss[j], rows, m ? 40.0f : 3.0f);
+                for (int m = 0; m < 3; m++) {
+                    /* q*40: score differences past 126 ln 2, exp's scalar lanes; then
+                       soft-capped (gemma2) */
+                    bad += check_kernel_case(isa, fn, hds[i], n_poss[j], rows, m ? 40.0f : 3.0f,
+                                             m == 2 ? 4.0f : 0.0f);
                     n++;
                 }
     printf("%s: %d q8_0 attention cases against the reference, %d differ\n", isa, n, bad);
@@ -289,7 +293,8 @@ int main(void) {
     double mx = 0, rms = 0;
     static const int acc_hds[] = {8, 32, 64, 80, 128, 256};
     for (size_t i = 0; i < sizeof acc_hds / sizeof acc_hds[0]; i++)
-        for (int rep = 0; rep < 4; rep++) check_ref_accuracy(acc_hds[i], &mx, &rms);
+        for (int rep = 0; rep < 4; rep++) /* the last soft-capped (gemma2) */
+            check_ref_accuracy(acc_hds[i], rep == 3 ? 2.0f : 0.0f, &mx, &rms);
     printf("reference vs attention in double on unquantized data: max %.3g, rms %.3g\n", mx, rms);
     /* measured max 0.0062, rms 0.0017 (keys, values in [-1, 1), queries in
      * [-3, 3)); quantizers that truncate instead of rounding (in the store

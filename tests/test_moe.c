@@ -2,11 +2,9 @@
  * test_moe.c - mixture-of-experts models (qwen3moe, olmoe, Mixtral-style
  * llama), without ../shared: small random models written by synth, run in
  * exact mode against FNV-1a-64 hashes of llama.cpp's logits for the same
- * files (commit 34af94cd, CPU, F32 KV cache, no flash attention, 2 threads:
- * the 32 prompt rows of one batch, then 8 greedy steps; the same files from
- * `hearth synth` with these shapes, measured with a program linked against
- * libllama outside this repository), and in default mode against exact
- * mode, one batch against one token at a time. The routing (softmax, top-k,
+ * files (peer_logits.h; the same files from `hearth synth` with these
+ * shapes), and in default mode against exact mode, one batch against one
+ * token at a time. The routing (softmax, top-k,
  * the weights with and without renormalizing) is checked against a plain
  * double computation, files whose expert keys contradict their tensors are
  * refused, quantizing an 8-expert model gives llama-quantize's bytes (its
@@ -19,18 +17,12 @@
 #include "model/quantize.h"
 #include "model/session.h"
 #include "model/synth.h"
+#include "peer_logits.h"
 #include "test.h"
 
 #include <unistd.h>
 
-enum { N_IDS = 32, N_GEN = 8, MAX_VOCAB = 512 };
-
 static char tmp_dir[64];
-
-/* The prompt: BOS, then ids of the synth vocabulary (371 tokens). */
-static const int32_t k_ids[N_IDS] = {1,   300, 301, 302, 40,  50,  60,  70,  80,  90,  100,
-                                     110, 120, 130, 140, 150, 160, 170, 180, 190, 200, 210,
-                                     220, 230, 240, 250, 260, 270, 280, 290, 310, 320};
 
 typedef struct fixture {
     const char *name, *arch;
@@ -78,89 +70,19 @@ static void write_fixture(const fixture *f) {
     REQUIRE(err == HEARTH_OK);
 }
 
-static int argmax(const float *v, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best]) best = i;
-    return best;
-}
-
-/* The prompt's logits as one batch, then N_GEN greedy steps: rows [40][nv]. */
-static int run_greedy(const char *path, float *rows) {
-    hearth_model *m = NULL;
-    REQUIRE(hearth_model_load(path, NULL, &m) == HEARTH_OK);
-    const int nv = hearth_model_n_vocab(m);
-    REQUIRE(nv <= MAX_VOCAB);
-    hearth_session_params sp = hearth_session_default_params();
-    sp.n_ctx = 64;
-    sp.kv_type = HEARTH_KV_F32;
-    hearth_session *s = NULL;
-    REQUIRE(hearth_session_new(m, &sp, &s) == HEARTH_OK);
-    REQUIRE(hearth_decode(s, k_ids, N_IDS, rows, true) == HEARTH_OK);
-    for (int g = 0; g < N_GEN; g++) {
-        const int32_t next = argmax(rows + (size_t)(N_IDS - 1 + g) * nv, nv);
-        REQUIRE(hearth_decode(s, &next, 1, rows + (size_t)(N_IDS + g) * nv, false) == HEARTH_OK);
-    }
-    hearth_session_free(s);
-    hearth_model_free(m);
-    return nv;
-}
-
-/* The prompt one token at a time: rows [N_IDS][nv]. */
-static void run_incremental(const char *path, float *rows) {
-    hearth_model *m = NULL;
-    REQUIRE(hearth_model_load(path, NULL, &m) == HEARTH_OK);
-    const int nv = hearth_model_n_vocab(m);
-    hearth_session_params sp = hearth_session_default_params();
-    sp.n_ctx = 64;
-    sp.kv_type = HEARTH_KV_F32;
-    hearth_session *s = NULL;
-    REQUIRE(hearth_session_new(m, &sp, &s) == HEARTH_OK);
-    for (int i = 0; i < N_IDS; i++)
-        REQUIRE(hearth_decode(s, &k_ids[i], 1, rows + (size_t)i * nv, false) == HEARTH_OK);
-    hearth_session_free(s);
-    hearth_model_free(m);
-}
-
-static double max_diff(const float *a, const float *b, size_t n) {
-    double d = 0.0;
-    for (size_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - (double)b[i]));
-    return d;
-}
-
 static void check_fixture(const fixture *f) {
     char path[128];
     fixture_path(f, path, sizeof path);
-    enum { ROWS = N_IDS + N_GEN };
-    float *exact = malloc(sizeof(float) * ROWS * MAX_VOCAB),
-          *fast = malloc(sizeof(float) * ROWS * MAX_VOCAB),
-          *incr = malloc(sizeof(float) * N_IDS * MAX_VOCAB);
-    REQUIRE(exact && fast && incr);
-    kern_set_exact(true);
-    const int nv = run_greedy(path, exact);
-    kern_set_exact(false);
-    const uint64_t h = test_fnv1a(TEST_FNV_SEED, exact, sizeof(float) * ROWS * (size_t)nv);
-    CHECKF(h == f->llama_hash, "%s: exact-mode logits hash %016llx, llama.cpp's %016llx", f->name,
-           (unsigned long long)h, (unsigned long long)f->llama_hash);
-
-    run_greedy(path, fast);
-    run_incremental(path, incr);
-    const size_t n_prompt = (size_t)N_IDS * (size_t)nv;
-    int agree = 0;
-    for (int r = 0; r < N_IDS; r++)
-        agree += argmax(fast + (size_t)r * nv, nv) == argmax(exact + (size_t)r * nv, nv);
-    const double d_exact = max_diff(fast, exact, n_prompt), d_incr = max_diff(fast, incr, n_prompt);
+    const peer_result r = peer_measure(f->name, path, f->llama_hash);
     if (f->type == KERN_F32) { /* summation order only: no 8-bit code can move */
-        CHECKF(d_exact < 1e-4, "%s: default mode differs from exact by %g", f->name, d_exact);
-        CHECKF(d_incr < 1e-4, "%s: batch and one token at a time differ by %g", f->name, d_incr);
+        CHECKF(r.d_exact < 1e-4, "%s: default mode differs from exact by %g", f->name, r.d_exact);
+        CHECKF(r.d_incr < 1e-4, "%s: batch and one token at a time differ by %g", f->name,
+               r.d_incr);
     } else { /* an activation's code, and then a near-tie of two experts, may move */
-        CHECKF(agree >= N_IDS * 9 / 10, "%s: argmax agrees on %d of %d rows", f->name, agree,
-               N_IDS);
-        CHECKF(d_incr < 1.0, "%s: batch and one token at a time differ by %g", f->name, d_incr);
+        CHECKF(r.agree >= PEER_N_IDS * 9 / 10, "%s: argmax agrees on %d of %d rows", f->name,
+               r.agree, PEER_N_IDS);
+        CHECKF(r.d_incr < 1.0, "%s: batch and one token at a time differ by %g", f->name, r.d_incr);
     }
-    free(exact);
-    free(fast);
-    free(incr);
 }
 
 /* moe_route against softmax, selection and renormalization in double. */
@@ -203,25 +125,8 @@ static void route_test(void) {
     CHECK(s1 == 0 && pr == 1.0f && w1 == 1.0f);
 }
 
-/* Patches the u32 value of metadata key `key` in the file at `src`,
- * writing `dst` (the value follows the key's bytes and its 4-byte type). */
 static void patch_u32(const char *src, const char *dst, const char *key, uint32_t value) {
-    FILE *f = fopen(src, "rb");
-    REQUIRE(f);
-    REQUIRE(fseek(f, 0, SEEK_END) == 0);
-    const long n = ftell(f);
-    rewind(f);
-    unsigned char *b = malloc((size_t)n);
-    REQUIRE(b && fread(b, 1, (size_t)n, f) == (size_t)n);
-    fclose(f);
-    const size_t kl = strlen(key);
-    unsigned char *at = memmem(b, (size_t)n, key, kl);
-    REQUIRE(at);
-    memcpy(at + kl + 4, &value, 4);
-    f = fopen(dst, "wb");
-    REQUIRE(f && fwrite(b, 1, (size_t)n, f) == (size_t)n);
-    fclose(f);
-    free(b);
+    peer_patch(src, dst, key, &value, sizeof value, strlen(key) + 4);
 }
 
 static void refusal_test(void) {

@@ -177,8 +177,8 @@ static void check_backward(const char *what, tune_adapter *a, tune_graph *g, con
 }
 
 /* Forward and backward checks for the model at path; softcap > 0 sets a
- * final soft-capping no supported family has yet (gemma2's), so that its
- * derivative is checked too. */
+ * final soft-capping on a family without one (gemma3), so that its
+ * derivative is checked there too. */
 static void check_model(const char *what, const char *path, bool backward, double tol,
                         float softcap) {
     rig r;
@@ -200,7 +200,7 @@ static void synth_model_ctx(const char *arch, const char *path, int n_ctx) {
 
 static void synth_model(const char *arch, const char *path) { synth_model_ctx(arch, path, 64); }
 
-static const char *const ARCHES[] = {"llama", "qwen2", "qwen3", "gemma3", "phi3"};
+static const char *const ARCHES[] = {"llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"};
 
 static void test_synth_arches(void) {
     for (size_t i = 0; i < sizeof ARCHES / sizeof ARCHES[0]; i++) {
@@ -211,11 +211,20 @@ static void test_synth_arches(void) {
         if (!strcmp(ARCHES[i], "gemma3")) check_model("gemma3+softcap", path, true, 2e-3, 2.0f);
         unlink(path);
     }
+    /* gemma2 with caps that bite: the scores (Q weights times 4) capped at 1 */
+    char path[128];
+    snprintf(path, sizeof path, "%s/gemma2-caps.gguf", tmp_dir);
+    synth_params p = synth_default_params();
+    p.arch = "gemma2";
+    p.n_embd = 64, p.n_head = 4, p.n_head_kv = 2, p.head_dim = 16, p.n_ff = 96, p.n_ctx = 64;
+    p.q_gain = 4.0f, p.attn_softcap = 1.0f, p.final_softcap = 2.0f;
+    REQUIRE(!synth_write(path, &p));
+    check_model("gemma2+caps", path, true, 2e-3, 0.0f);
+    unlink(path);
     /* Phi-3.5 / Phi-4-mini: LongRoPE factors (the short ones at these
      * contexts), attn_factor, partial rotary */
-    char path[128];
     snprintf(path, sizeof path, "%s/longrope.gguf", tmp_dir);
-    synth_params p = synth_default_params();
+    p = synth_default_params();
     p.arch = "phi3";
     p.n_embd = 64, p.n_head = 4, p.n_head_kv = 2, p.head_dim = 16, p.n_ff = 96, p.n_ctx = 8192;
     p.n_rot = 12;

@@ -11,8 +11,8 @@
 #include <strings.h>
 
 static const char synth_usage[] =
-    "usage: hearth synth -o FILE [--arch llama|qwen2|qwen3|qwen3moe|olmoe|gemma3|phi3|bert|\n"
-    "                    nomic-bert]\n"
+    "usage: hearth synth -o FILE [--arch llama|qwen2|qwen3|qwen3moe|olmoe|gemma2|gemma3|phi3|\n"
+    "                    bert|nomic-bert]\n"
     "                    [--type f32|f16|q8_0|q4_0|q4_K|q6_K|iq4_nl|iq4_xs]\n"
     "                    [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ff "
     "N]\n"
@@ -20,11 +20,15 @@ static const char synth_usage[] =
     "                    [--ctx N] [--tied] [--seed S] [--rope-dim N] [--longrope ORIG]\n"
     "                    [--rope-factors longrope|ones|freqs-short|freqs-long] [--rope-attn X]\n"
     "                    [--pooling mean|cls] [--rerank N]\n"
+    "                    [--q-gain X] [--attn-softcap X] [--final-softcap X]\n"
     "  Writes a model with random weights (labelled so in general.name) and a small\n"
     "  SentencePiece-style vocabulary. Useful to try Hearth without downloading a model.\n"
     "  --rope-dim: a partial rotary (Phi-4-mini); --longrope ORIG: Phi-3.5's LongRoPE, random\n"
     "  short and long factors with an original context of ORIG (and the converter's attention\n"
     "  factor unless --rope-attn X); --rope-factors: other factor tensors, same values.\n"
+    "  --q-gain X: the attention's Q weights times X (sharper attention); --attn-softcap X,\n"
+    "  --final-softcap X: soft-capping of the attention scores (gemma2; default 50) and of the\n"
+    "  logits (gemma2's default 30; others none).\n"
     "  --experts N --experts-used K: a mixture of N experts of --ff width, K per token\n"
     "  (qwen3moe and olmoe need them; llama with them is Mixtral's layout).\n"
     "  bert and nomic-bert are embedding models (a WordPiece vocabulary); --pooling mean|cls\n"
@@ -49,7 +53,8 @@ static int parse_type(const char *s, kern_type *out) {
     return -1;
 }
 
-/* The RoPE options; 1 when `a` is one (with a good value), 0 when not, -1 on a bad value. */
+/* The RoPE, pooling and attention options; 1 when `a` is one (with a good value), 0 when not, -1 on
+ * a bad value. */
 static int rope_opt(const char *a, const char *v, synth_params *p) {
     static const char *const kinds[] = {"none", "longrope", "ones", "freqs-short", "freqs-long"};
     int n;
@@ -66,13 +71,20 @@ static int rope_opt(const char *a, const char *v, synth_params *p) {
         p->pooling = !strcmp(v, "mean") ? 1 : 2;
     else if (!strcmp(a, "--rerank") && cli_parse_int(v, 1, 4096, &n))
         p->rerank = n;
+    else if (!strcmp(a, "--q-gain") && (f = strtof(v, &end), *v && !*end && f > 0.0f))
+        p->q_gain = f;
+    else if (!strcmp(a, "--attn-softcap") && (f = strtof(v, &end), *v && !*end && f > 0.0f))
+        p->attn_softcap = f;
+    else if (!strcmp(a, "--final-softcap") && (f = strtof(v, &end), *v && !*end && f > 0.0f))
+        p->final_softcap = f;
     else if (!strcmp(a, "--rope-factors")) {
         for (n = 0; n < 5 && strcmp(v, kinds[n]); n++) {
         }
         if (n == 5) return -1;
         p->factors = (synth_rope_factors)n;
     } else if (!strcmp(a, "--rope-dim") || !strcmp(a, "--longrope") || !strcmp(a, "--rope-attn") ||
-               !strcmp(a, "--pooling") || !strcmp(a, "--rerank"))
+               !strcmp(a, "--pooling") || !strcmp(a, "--rerank") || !strcmp(a, "--q-gain") ||
+               !strcmp(a, "--attn-softcap") || !strcmp(a, "--final-softcap"))
         return -1;
     else
         return 0;

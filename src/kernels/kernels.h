@@ -169,6 +169,9 @@ void kern_rope_apply(float *x, const float *cos_sin, int n_rot, bool neox);
 void kern_attn_scores(float *sc, const float *q, const void *k, size_t ld, int64_t n, int hd,
                       bool k_f16, bool batch);
 void kern_attn_softmax(float *x, int64_t p0, int64_t n, float scale);
+/* In place, x = cap * tanh(x / cap) in llama.cpp's arithmetic: the
+ * soft-capping of attention scores (before the softmax) and of logits. */
+void kern_softcap(float *x, int64_t n, float cap);
 void kern_attn_values(float *out, const float *w, const void *v, size_t ld, int64_t p0, int64_t n,
                       int hd, bool v_f16, bool batch);
 
@@ -231,6 +234,7 @@ typedef struct kern_attn_args {
     const void *k, *v; /* the tiles and rows of one layer and kv head, from position 0 */
     bool batch;        /* f32/f16 only: ggml's order for a batch (the Q8_0 arithmetic has one) */
     float scale;
+    float softcap; /* > 0: scores soft-capped (kern_softcap) before the softmax */
     float *work;
 } kern_attn_args;
 size_t kern_attn_work_floats(int hd, int n_pos);

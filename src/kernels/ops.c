@@ -133,6 +133,13 @@ KERN_FMA_CLONES void kern_attn_softmax(float *x, int64_t p0, int64_t n, float sc
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
 
+/* ggml_scale by 1/cap, ggml_tanh (libm tanhf), ggml_scale by cap: the
+ * three ops of llama.cpp's graphs for soft-capping, each rounding. */
+void kern_softcap(float *x, int64_t n, float cap) {
+    const float inv = 1.0f / cap;
+    for (int64_t i = 0; i < n; i++) x[i] = tanhf(x[i] * inv) * cap;
+}
+
 /* acc[d] += v[d] w for the 16 (or nd) output dims of one cache row. */
 KERN_FMA_CLONES static void axpy16(float *acc, const float *v, float w) {
     for (int d = 0; d < 16; d++) acc[d] = fmaf(v[d], w, acc[d]);

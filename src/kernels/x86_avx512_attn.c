@@ -276,6 +276,7 @@ AI void attn_tile(const kern_attn_args *a, bool f16) {
     }
     for (int r = 0; r < nr; r++) {
         const kern_attn_row *row = &a->rows[r];
+        if (a->softcap > 0.0f) kern_softcap(sc[r] + row->lo, row->hi - row->lo + 1, a->softcap);
         row_softmax(sc[r], row->lo, row->hi, a->scale, f16);
         for (int p = lo; p < row->lo; p++) sc[r][p] = 0.0f;
         for (int p = row->hi + 1; p <= hi; p++) sc[r][p] = 0.0f;
@@ -449,6 +450,7 @@ AI void attn_q8(const kern_attn_args *a, bool vnni) {
     }
     for (int r = 0; r < nr; r++) {
         const kern_attn_row *row = &a->rows[r];
+        if (a->softcap > 0.0f) kern_softcap(sc[r] + row->lo, row->hi - row->lo + 1, a->softcap);
         row_softmax(sc[r], row->lo, row->hi, a->scale, false);
         for (int p = lo; p < row->lo; p++) sc[r][p] = 0.0f;
         for (int p = row->hi + 1; p <= hi; p++) sc[r][p] = 0.0f;

@@ -73,16 +73,15 @@ static void kv_gather_k(const hearth_session *s, int il, int g, int k0, int n, u
     }
 }
 
-/* Where 1/sqrt(head_dim) goes. llama.cpp scales the scores (inside its
- * softmax) for most families, but its gemma3 graph multiplies Q after RoPE
- * (f_attention_scale) and passes a score scale of 1; the two round
- * differently and the difference reaches the logits (4e-4 with F32
- * weights, more once activations are quantized). */
+/* Where the attention scale (1/sqrt(head_dim) mostly) goes. llama.cpp
+ * scales the scores (inside its softmax) for most families, but its gemma
+ * graphs multiply Q after RoPE (f_attention_scale) and pass a score scale
+ * of 1; the two round differently and the difference reaches the logits
+ * (4e-4 with F32 weights, more once activations are quantized). */
 static void attn_scales(const hearth_model *m, float *q_scale, float *kq_scale) {
-    const float scale = 1.0f / sqrtf((float)m->hp.head_dim);
     const bool on_q = m->arch->scale_q;
-    *q_scale = on_q ? scale : 1.0f;
-    *kq_scale = on_q ? 1.0f : scale;
+    *q_scale = on_q ? m->hp.attn_scale : 1.0f;
+    *kq_scale = on_q ? 1.0f : m->hp.attn_scale;
 }
 
 /* The keys position p sees: all before it, or those with p - k < window on
@@ -128,6 +127,7 @@ static void attention_exact_job(void *ctx, int ith, int nth) {
         const bool f16 = s->kv_type == KERN_F16;
         kv_gather_k(kv, j->il, g, k0, n_keys, krows);
         kern_attn_scores(scores, q, krows, (size_t)hd, n_keys, hd, f16, batch);
+        if (hp->attn_softcap > 0.0f) kern_softcap(scores, n_keys, hp->attn_softcap);
         kern_attn_softmax(scores, k0, n_keys, kq_scale);
         kern_attn_values(out, scores,
                          kv_at(kv->v_cache, off + (size_t)k0 * (size_t)hd * kv_elem_bytes(s)),
@@ -186,6 +186,7 @@ static void attention_fast_job(void *ctx, int ith, int nth) {
              * (exact mode keeps llama.cpp's two orders). */
             .batch = true,
             .scale = kq_scale,
+            .softcap = hp->attn_softcap,
             .work = s->attn_work + (size_t)ith * s->attn_work_floats,
         };
         if (s->kv_type == KERN_Q8_0)
@@ -529,8 +530,7 @@ static void output_rows(hearth_session *s, int n_out, float *out) {
     const model_hparams *hp = &s->model->hp;
     matmul(s, &s->model->output, s->xb, n_out, out, hp->n_vocab);
     if (hp->final_softcap > 0.0f)
-        for (size_t i = 0; i < (size_t)n_out * (size_t)hp->n_vocab; i++)
-            out[i] = hp->final_softcap * tanhf(out[i] / hp->final_softcap);
+        kern_softcap(out, (int64_t)n_out * hp->n_vocab, hp->final_softcap);
 }
 
 void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int32_t *ids, int n,

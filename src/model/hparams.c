@@ -5,6 +5,7 @@
  */
 #include "model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -93,6 +94,10 @@ static hearth_err hp_check(const model_hparams *hp) {
         return hr_fail(HEARTH_ERR_FORMAT,
                        "model: rope original context %d and attention factor %g must be positive",
                        hp->n_ctx_orig, (double)hp->rope_attn_factor);
+    if (!(hp->attn_softcap >= 0.0f && hp->attn_softcap < 1e30f) ||
+        !(hp->final_softcap >= 0.0f && hp->final_softcap < 1e30f)) /* NaN fails */
+        return hr_fail(HEARTH_ERR_FORMAT, "model: soft-capping values %g and %g must be >= 0",
+                       (double)hp->attn_softcap, (double)hp->final_softcap);
     if (hp->swa_window < 0 || hp->swa_pattern < 0)
         return hr_fail(HEARTH_ERR_FORMAT, "model: negative sliding window");
     if (hp->n_expert > 0 &&
@@ -124,7 +129,10 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
                                       : "attention.layer_norm_rms_epsilon",
                         &h.rms_eps, true, 0)) ||
         (err = hp_float(&r, "rope.freq_base", &h.rope_base, false, 10000.0f)) ||
-        (err = hp_float(&r, "final_logit_softcapping", &h.final_softcap, false, 0.0f)))
+        (err = hp_float(&r, "final_logit_softcapping", &h.final_softcap, false,
+                        arch->softcap ? 30.0f : 0.0f)) ||
+        (arch->softcap &&
+         (err = hp_float(&r, "attn_logit_softcapping", &h.attn_softcap, false, 50.0f))))
         return err;
     int value_length;
     if ((err = hp_int(&r, "attention.value_length", &value_length, false, h.head_dim))) return err;
@@ -166,13 +174,21 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
         return err;
 
     h.rope_base_swa = h.rope_base;
+    h.rope_scale_swa = h.rope_scale;
     if (arch->swa) {
-        if ((err = hp_int(&r, "attention.sliding_window", &h.swa_window, false, 0)) ||
-            (err = hp_int(&r, "attention.sliding_window_pattern", &h.swa_pattern, false, 6)) ||
-            (err = hp_float(&r, "rope.freq_base_swa", &h.rope_base_swa, false, 10000.0f)))
+        if (!arch->swa_global_rope) {
+            h.rope_scale_swa = 1.0f;
+            h.rope_base_swa = 10000.0f;
+        }
+        if ((err =
+                 hp_int(&r, "attention.sliding_window", &h.swa_window, false, arch->swa_window)) ||
+            (err = hp_int(&r, "attention.sliding_window_pattern", &h.swa_pattern, false,
+                          arch->swa_pattern)) ||
+            (err = hp_float(&r, "rope.freq_base_swa", &h.rope_base_swa, false, h.rope_base_swa)))
             return err;
         if (h.swa_window == 0) h.swa_pattern = 0;
     }
+
     /* GGUF's pooling_type: 0 none, 1 mean, 2 cls, 3 last, 4 rank. Hearth always
      * pools (a causal LM has no pooling of its own): mean unless cls or last.
      * A reranker's head reads the first row of an encoder (what attends to
@@ -184,6 +200,11 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
     h.pooling =
         pooling == HEARTH_POOL_CLS || pooling == HEARTH_POOL_LAST ? pooling : HEARTH_POOL_MEAN;
     if ((err = hp_check(&h))) return err;
+    /* llama.cpp's choice, by layer count for the wide-headed 27B models */
+    const int scale_dim = h.n_layer == arch->wide_scale_layers ? h.n_embd / h.n_head : h.head_dim;
+    if (scale_dim < 1)
+        return hr_fail(HEARTH_ERR_FORMAT, "model: %d heads in %d dimensions", h.n_head, h.n_embd);
+    h.attn_scale = 1.0f / sqrtf((float)scale_dim);
     *hp = h;
     return HEARTH_OK;
 }

@@ -185,7 +185,7 @@ static hearth_err bind_layer(hearth_model *m, int il) {
         return err;
     l->swa = hp->swa_pattern > 0 && il % hp->swa_pattern < hp->swa_pattern - 1;
     l->rope_base = l->swa ? hp->rope_base_swa : hp->rope_base;
-    l->rope_scale = l->swa ? 1.0f : hp->rope_scale;
+    l->rope_scale = l->swa ? hp->rope_scale_swa : hp->rope_scale;
     return HEARTH_OK;
 }
 
@@ -212,6 +212,11 @@ static hearth_err bind_output(hearth_model *m) {
     if ((err = bind_vector(m, "output_norm.weight", hp->n_embd, true, &m->output_norm)) ||
         (err = bind_matrix(m, "output.weight", hp->n_embd, hp->n_vocab, false, &m->output)))
         return err;
+    if (m->output.data && m->arch->tied_only)
+        return hr_fail(HEARTH_ERR_FORMAT,
+                       "model: '%s' ties its output layer to token_embd, but the file has an "
+                       "output.weight",
+                       m->arch->name);
     if (!m->output.data) m->output = m->tok_embd; /* tied */
     return HEARTH_OK;
 }
@@ -310,11 +315,12 @@ hearth_err model_open(const char *path, int n_threads, bool no_repack, hearth_mo
     if (!err && !gguf_get_str(m->gguf, "general.architecture", &arch))
         err = hr_fail(HEARTH_ERR_FORMAT, "model: key 'general.architecture' is missing");
     if (!err && !(m->arch = arch_find(arch.ptr, arch.len)))
-        err = hr_fail(HEARTH_ERR_UNSUPPORTED,
-                      "model: architecture '%.*s' is not supported "
-                      "(Hearth runs llama, qwen2, qwen3, qwen3moe, olmoe, gemma3, phi3, bert, "
-                      "nomic-bert)",
-                      (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
+        err = hr_fail(
+            HEARTH_ERR_UNSUPPORTED,
+            "model: architecture '%.*s' is not supported "
+            "(Hearth runs llama, qwen2, qwen3, qwen3moe, olmoe, gemma2, gemma3, phi3, bert, "
+            "nomic-bert)",
+            (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
     if (!err) err = model_load_hparams(m->gguf, m->arch, &m->hp);
     if (!err) err = model_bind_tensors(m);
     if (!err) err = hr_pool_new(n_threads, &m->pool);

@@ -40,8 +40,22 @@ typedef struct arch_desc {
     qk_norm_kind qk_norm; /* RMSNorm of q and k before RoPE */
     bool post_norms;      /* RMSNorm of each sub-layer's output before the residual (gemma3) */
     bool scale_embd;      /* input embeddings times sqrt(n_embd) (gemma3) */
-    bool swa;             /* sliding-window layers by pattern (gemma3) */
-    bool scale_q;         /* 1/sqrt(head_dim) multiplies Q after RoPE, not the scores (gemma3) */
+    bool swa;             /* sliding-window layers by pattern (gemma2, gemma3) */
+    /* The sliding window's defaults: the window and the layer pattern when the
+     * file gives none (window 0: none unless the file sets one), and whether
+     * the window layers keep the global RoPE base and scale (gemma2) or take
+     * rope.freq_base_swa (10000 when absent) unscaled (gemma3). */
+    int swa_window, swa_pattern;
+    bool swa_global_rope;
+    bool scale_q; /* the attention scale multiplies Q after RoPE, not the scores (gemma2, gemma3) */
+    /* llama.cpp's attention scale is 1/sqrt(n_embd / n_head) instead of
+     * 1/sqrt(head_dim) for a file of this many layers (the gemma 27B
+     * models, which it recognizes by layer count); 0: never. */
+    int wide_scale_layers;
+    bool
+        tied_only; /* the output layer is token_embd; llama.cpp refuses an output.weight (gemma2) */
+    bool softcap;  /* tanh soft-capping of attention scores (default 50) and logits (default 30)
+                    (gemma2) */
     /* Encoders (bert, nomic-bert): embeddings only, no output layer. Every
      * token of a text attends to every other (non-causal), so a text runs in
      * one pass; LayerNorms with bias come after each residual addition
@@ -70,13 +84,14 @@ typedef struct model_hparams {
     int n_vocab, n_ctx_train, n_embd, n_layer, n_ff;
     int n_head, n_head_kv, head_dim, n_rot;
     float rms_eps; /* also LayerNorm's epsilon (attention.layer_norm_epsilon) for encoders */
-    float rope_base, rope_base_swa, rope_scale; /* rope_scale multiplies positions */
+    float rope_base, rope_base_swa, rope_scale, rope_scale_swa; /* a scale multiplies positions */
     int n_ctx_orig;         /* rope.scaling.original_context_length (n_ctx_train when absent): a
                                session longer than this takes the long LongRoPE factors */
     float rope_attn_factor; /* rope.scaling.attn_factor (1 when absent): multiplies RoPE's cos
                                and sin, so the rotated part of q and k (LongRoPE's scaling) */
-    int swa_window, swa_pattern; /* 0: no sliding window */
-    float final_softcap;         /* 0: none */
+    int swa_window, swa_pattern;       /* 0: no sliding window */
+    float attn_scale;                  /* multiplies Q (arch scale_q) or the scores */
+    float attn_softcap, final_softcap; /* cap * tanh(x / cap) of scores and logits; 0: none */
     int pooling; /* hearth_pooling from "<arch>.pooling_type"; mean when absent or unknown;
                     a reranker's: the row its head reads (cls for encoders, else last) */
     bool rank;   /* pooling_type rank: a reranker, scored by its classification head */

@@ -266,6 +266,10 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
         SET_U32("expert_used_count", p->n_expert_used);
         SET_U32("expert_feed_forward_length", p->n_ff);
     }
+    if (a->softcap || p->final_softcap > 0.0f)
+        SET_F32("final_logit_softcapping", p->final_softcap > 0.0f ? p->final_softcap : 30.0f);
+    if (a->softcap)
+        SET_F32("attn_logit_softcapping", p->attn_softcap > 0.0f ? p->attn_softcap : 50.0f);
     if (a->swa) {
         SET_U32("attention.sliding_window", 8);
         SET_U32("attention.sliding_window_pattern", 2);
@@ -451,7 +455,7 @@ hearth_err synth_write(const char *path, const synth_params *p) {
         if (!err) err = add_tensor(&c, "token_embd_norm.bias", KERN_F32, p->n_embd, 1, 0.0f, 0.05f);
     } else {
         if (!err) err = add_tensor(&c, "output_norm.weight", KERN_F32, p->n_embd, 1, 1.0f, 0.05f);
-        if (!err && !p->tied)
+        if (!err && !p->tied && !a->tied_only)
             err = add_tensor(&c, "output.weight", p->type, p->n_embd, n_vocab, 0.0f, se);
     }
     if (!err && p->rerank > 0) err = add_classifier(&c, p, a);

@@ -23,8 +23,8 @@ typedef enum synth_rope_factors {
 } synth_rope_factors;
 
 typedef struct synth_params {
-    const char *arch; /* "llama", "qwen2", "qwen3", "qwen3moe", "olmoe", "gemma3", "phi3", "bert",
-                         "nomic-bert" */
+    const char *arch; /* "llama", "qwen2", "qwen3", "qwen3moe", "olmoe", "gemma2", "gemma3",
+                         "phi3", "bert", "nomic-bert" */
     kern_type type;   /* type of the 2-D weights: F32, F16, Q8_0, Q4_0, Q4_K, Q6_K, ... */
     int n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx;
     bool tied; /* no output.weight: token_embd serves both */
@@ -36,6 +36,9 @@ typedef struct synth_params {
                                     llama.cpp's converter writes for LongRoPE,
                                     sqrt(1 + ln(n_ctx / orig) / ln(orig)) (1 when n_ctx <= orig) */
     float q_gain;                /* != 0 and != 1: the Q rows of the attention weights times it */
+    float attn_softcap;          /* > 0: attn_logit_softcapping (gemma2; default 50) */
+    float final_softcap;         /* > 0: final_logit_softcapping (gemma2's default 30; gemma3:
+                                    none unless set) */
     const char *extra_tensor;    /* non-NULL: also a small F32 tensor of this name (tests) */
     int pooling;                 /* encoders' pooling_type (1 mean, 2 cls); 0: mean */
     int n_expert, n_expert_used; /* > 0: a mixture of experts of n_ff wide experts (required

@@ -6,7 +6,7 @@
  *
  * It computes what forward.c computes, for every arch_desc flag (fused
  * projections, biases, q/k norms, post-norms, embedding scaling, sliding
- * windows, Q-side attention scaling, GELU or SiLU, final soft-capping), in
+ * windows, Q-side attention scaling, GELU or SiLU, soft-capping), in
  * plain F32 with analytic activations (not ggml's tables), so that the
  * backward pass is the exact derivative of this forward pass: the tests
  * check it against finite differences, and this forward's NLL against the
@@ -294,6 +294,7 @@ static void attn_probs(tune_graph *g, const model_layer *l, const layer_acts *a,
     for (int t = 0; t < n; t++) {
         float *p = g->att_p + (size_t)t * n;
         const int lo = first_key(g, l, t);
+        if (hp->attn_softcap > 0.0f) kern_softcap(p + lo, t - lo + 1, hp->attn_softcap);
         float mx = -INFINITY;
         for (int j = lo; j <= t; j++) mx = fmaxf(mx, p[j] *= kq_scale);
         double sum = 0.0;
@@ -343,6 +344,13 @@ static void attn_back(tune_graph *g, const model_layer *l, const layer_acts *a, 
             for (int j = 0; j <= t; j++) sum += (double)pt[j] * dst[j];
             for (int j = 0; j < n; j++) dst[j] = pt[j] * (dst[j] - (float)sum) * kq_scale;
         }
+        if (hp->attn_softcap > 0.0f) {       /* through cap tanh(s / cap): times 1 - tanh^2 */
+            mm(g, hb.k, n, hd, hb.q, n, tr); /* the raw scores again */
+            for (size_t i = 0; i < (size_t)n * (size_t)n; i++) {
+                const float th = tanhf(tr[i] / hp->attn_softcap);
+                ds[i] *= 1.0f - th * th;
+            }
+        }
         /* dV += P^T dO */
         square_t(tr, p, n);
         cols_t(hb.t, g->datt, g->Q, (int64_t)h * hd, hd, n);
@@ -363,9 +371,8 @@ static void attn_back(tune_graph *g, const model_layer *l, const layer_acts *a, 
 /* ---- the forward pass ---- */
 
 static void attn_scales(const hearth_model *m, float *q_scale, float *kq_scale) {
-    const float scale = 1.0f / sqrtf((float)m->hp.head_dim);
-    *q_scale = m->arch->scale_q ? scale : 1.0f;
-    *kq_scale = m->arch->scale_q ? 1.0f : scale;
+    *q_scale = m->arch->scale_q ? m->hp.attn_scale : 1.0f;
+    *kq_scale = m->arch->scale_q ? 1.0f : m->hp.attn_scale;
 }
 
 /* As the forward pass's: the factors of the context (LongRoPE's short or

@@ -1,0 +1,163 @@
+/*
+ * test_gemma2.c - Gemma 2 (soft-capped attention scores and logits, a
+ * sliding window on every other layer, the output tied to token_embd) and
+ * llama.cpp's attention scale for the gemma 27B models, without ../shared:
+ * small random models written by synth, with attention sharpened (Q
+ * weights times a gain) and caps low enough to bite, run in exact mode
+ * against FNV-1a-64 hashes of llama.cpp's logits for the same files
+ * (peer_logits.h) and in default mode against exact mode. Also the
+ * defaults a file without the keys gets, and the files llama.cpp refuses.
+ */
+#define _GNU_SOURCE /* memmem */
+#include "hearth.h"
+#include "model/model.h"
+#include "model/synth.h"
+#include "peer_logits.h"
+#include "test.h"
+
+#include <unistd.h>
+
+static char tmp_dir[64];
+
+typedef struct fixture {
+    const char *name, *arch;
+    kern_type type;
+    int n_layer, n_embd, n_head_kv, head_dim, n_ff;
+    float q_gain, attn_cap, final_cap; /* caps 0: the architecture's defaults */
+    uint64_t seed, llama_hash;
+} fixture;
+
+static const fixture k_fixtures[] = {
+    /* caps of 8 and 3 under a Q gain of 6; 3 layers: windows of 8 on layers 0 and 2 */
+    {"gemma2-f32", "gemma2", KERN_F32, 3, 128, 2, 32, 256, 6, 8, 3, 21, 0xa2cce0c1b39e97deull},
+    /* Q4_K weights that llama.cpp repacks */
+    {"gemma2-q4k", "gemma2", KERN_Q4_K, 2, 256, 2, 64, 256, 4, 10, 5, 22, 0x0596064729834b7aull},
+    /* heads of 40: default mode's portable attention; no GQA */
+    {"gemma2-q8-hd40", "gemma2", KERN_Q8_0, 2, 160, 4, 40, 256, 5, 6, 0, 23, 0xd0809874d449155aull},
+    /* 46 layers: llama.cpp's gemma2 27B, Q scaled by 1/sqrt(n_embd / n_head) = 1/4, not by
+       1/sqrt(head_dim); default caps 50 and 30 */
+    {"gemma2-46", "gemma2", KERN_F32, 46, 64, 2, 32, 128, 3, 0, 0, 24, 0x17e736ebde338366ull},
+    /* 62 layers: gemma3 27B's scale the same way, and a final soft-cap on gemma3 */
+    {"gemma3-62", "gemma3", KERN_F32, 62, 64, 2, 32, 128, 3, 0, 4, 25, 0x1dd246c5523dffceull},
+};
+
+static void fixture_path(const char *name, char *out, size_t cap) {
+    snprintf(out, cap, "%s/%s.gguf", tmp_dir, name);
+}
+
+static void write_fixture(const fixture *f) {
+    synth_params p = synth_default_params();
+    p.arch = f->arch;
+    p.type = f->type;
+    p.n_layer = f->n_layer;
+    p.n_embd = f->n_embd;
+    p.n_head = 4;
+    p.n_head_kv = f->n_head_kv;
+    p.head_dim = f->head_dim;
+    p.n_ff = f->n_ff;
+    p.n_ctx = 128;
+    p.q_gain = f->q_gain;
+    p.attn_softcap = f->attn_cap;
+    p.final_softcap = f->final_cap;
+    p.tied = true;
+    p.seed = f->seed;
+    char path[128];
+    fixture_path(f->name, path, sizeof path);
+    const hearth_err err = synth_write(path, &p);
+    if (err) fprintf(stderr, "%s: %s\n", f->name, hearth_last_error());
+    REQUIRE(err == HEARTH_OK);
+}
+
+static void check_fixture(const fixture *f) {
+    char path[128];
+    fixture_path(f->name, path, sizeof path);
+    const peer_result r = peer_measure(f->name, path, f->llama_hash);
+    if (f->type == KERN_F32) { /* summation orders only */
+        CHECKF(r.d_exact < 2e-2, "%s: default mode differs from exact by %g", f->name, r.d_exact);
+        CHECKF(r.d_incr < 1e-4, "%s: batch and one token at a time differ by %g", f->name,
+               r.d_incr);
+    } else { /* activations quantized to 8 bits in default mode */
+        CHECKF(r.agree >= PEER_N_IDS * 9 / 10, "%s: argmax agrees on %d of %d rows", f->name,
+               r.agree, PEER_N_IDS);
+        CHECKF(r.d_incr < 0.5, "%s: batch and one token at a time differ by %g", f->name, r.d_incr);
+    }
+}
+
+/* Loads `path`; returns the model or NULL with the error's text in err. */
+static hearth_model *load(const char *path, char *err, size_t cap) {
+    hearth_model *m = NULL;
+    if (hearth_model_load(path, NULL, &m) != HEARTH_OK) {
+        snprintf(err, cap, "%s", hearth_last_error());
+        return NULL;
+    }
+    return m;
+}
+
+/* The keys' defaults (llama.cpp's for gemma2), and files it refuses. */
+static void hparams_test(void) {
+    char src[128], dst[128], err[512];
+    fixture_path("gemma2-f32", src, sizeof src);
+    snprintf(dst, sizeof dst, "%s/patched.gguf", tmp_dir);
+
+    hearth_model *m = load(src, err, sizeof err);
+    REQUIRE(m);
+    CHECK(m->hp.attn_softcap == 8.0f && m->hp.final_softcap == 3.0f);
+    CHECK(m->hp.swa_window == 8 && m->hp.swa_pattern == 2); /* synth's */
+    CHECK(m->layers[0].swa && !m->layers[1].swa && m->layers[2].swa);
+    CHECK(m->hp.attn_scale == 1.0f / sqrtf(32.0f));
+    hearth_model_free(m);
+
+    /* without the keys: caps 50 and 30, a window of 4096 on every other layer */
+    static const char *const keys[] = {"attn_logit_softcapping", "final_logit_softcapping",
+                                       "attention.sliding_window_pattern"};
+    peer_patch(src, dst, keys[0], "X", 1, 0);
+    peer_patch(dst, dst, keys[1], "X", 1, 0);
+    peer_patch(dst, dst, keys[2], "X", 1, 0);
+    REQUIRE((m = load(dst, err, sizeof err)));
+    CHECK(m->hp.attn_softcap == 50.0f && m->hp.final_softcap == 30.0f);
+    CHECK(m->hp.swa_window == 8 && m->hp.swa_pattern == 2);
+    hearth_model_free(m);
+    peer_patch(src, dst, "attention.sliding_window", "X", 1, 0);
+    REQUIRE((m = load(dst, err, sizeof err)));
+    CHECK(m->hp.swa_window == 4096 && m->hp.swa_pattern == 2);
+    hearth_model_free(m);
+
+    /* a negative or NaN cap */
+    const float bad[2] = {-1.0f, NAN};
+    for (int i = 0; i < 2; i++) {
+        peer_patch(src, dst, keys[i], &bad[i], sizeof bad[i], strlen(keys[i]) + 4);
+        m = load(dst, err, sizeof err);
+        CHECKF(!m && strstr(err, "soft-capping"), "cap %g: %s", (double)bad[i], err);
+        hearth_model_free(m);
+    }
+
+    /* gemma2 with its own output.weight (llama.cpp refuses it too): a gemma3
+       file renamed, every "gemma3" key and the architecture */
+    synth_params p = synth_default_params();
+    p.arch = "gemma3";
+    p.n_ctx = 64;
+    fixture_path("gemma3-untied", src, sizeof src);
+    REQUIRE(synth_write(src, &p) == HEARTH_OK);
+    peer_patch(src, dst, "gemma3", "gemma2", 6, 0);
+    m = load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "output.weight"), "%s", err);
+    hearth_model_free(m);
+    unlink(src);
+    unlink(dst);
+}
+
+int main(void) {
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/hearth-gemma2-XXXXXX");
+    REQUIRE(mkdtemp(tmp_dir) != NULL);
+    const int n = (int)(sizeof k_fixtures / sizeof k_fixtures[0]);
+    for (int i = 0; i < n; i++) write_fixture(&k_fixtures[i]);
+    for (int i = 0; i < n; i++) check_fixture(&k_fixtures[i]);
+    hparams_test();
+    for (int i = 0; i < n; i++) {
+        char path[128];
+        fixture_path(k_fixtures[i].name, path, sizeof path);
+        unlink(path);
+    }
+    rmdir(tmp_dir);
+    return test_done("test_gemma2");
+}
