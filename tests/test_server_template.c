@@ -252,6 +252,36 @@ static void test_phi(void) {
                  "<|im_start|>assistant<|im_sep|>");
 }
 
+/* Granite 3.x as llama.cpp prints it (its chat template test's expected
+ * string for this conversation), and 3.3's dated default system message. */
+static void test_granite(void) {
+    tok_chat_template t = detect(TMPL_GRANITE3, "granite");
+    CHECK(t.family == TOK_CHAT_GRANITE && !strcmp(t.name, "granite"));
+    check_render(
+        "granite a", &t, conv_a, N(conv_a), "", "",
+        "<|start_of_role|>system<|end_of_role|>You are a helpful "
+        "assistant<|end_of_text|>\n<|start_of_role|>user<|end_of_role|>Hello<|end_of_text|>"
+        "\n<|start_of_role|>assistant<|end_of_role|>Hi there<|end_of_text|>\n"
+        "<|start_of_role|>user<|end_of_role|>Who are you<|end_of_text|>\n"
+        "<|start_of_role|>assistant<|end_of_role|>   I am an assistant   "
+        "<|end_of_text|>\n<|start_of_role|>user<|end_of_role|>Another "
+        "question<|end_of_text|>\n<|start_of_role|>assistant<|end_of_role|>");
+    t = detect(TMPL_GRANITE33, "granite3.3");
+    CHECK(t.family == TOK_CHAT_GRANITE && !strcmp(t.name, "granite3.3") && t.date_now);
+    check_render("granite3.3 b", &t, conv_b, N(conv_b), "", "",
+                 "<|start_of_role|>system<|end_of_role|>Knowledge Cutoff Date: April 2024. "
+                 "Today's Date: November 14, 2023. You are Granite, developed by IBM. You are a "
+                 "helpful AI assistant.<|end_of_text|>\n<|start_of_role|>user<|end_of_role|>Hello"
+                 "<|end_of_text|>\n<|start_of_role|>assistant<|end_of_role|>");
+    /* with a system message, only that one */
+    check_render(
+        "granite3.3 a", &t, conv_a, 2, "", "",
+        "<|start_of_role|>system<|end_of_role|>You are a helpful "
+        "assistant<|end_of_text|>\n<|start_of_role|>user<|end_of_role|>Hello<|end_of_text|>"
+        "\n<|start_of_role|>assistant<|end_of_role|>");
+    CHECK(tok_chat_named("granite3.3", &t) == HEARTH_OK && t.date_now);
+}
+
 static void test_names_and_unknown(void) {
     tok_chat_template t;
     CHECK(tok_chat_detect(TMPL_UNKNOWN, strlen(TMPL_UNKNOWN), &t) == HEARTH_ERR_UNSUPPORTED);
@@ -272,7 +302,7 @@ static void test_names_and_unknown(void) {
                "%s renders", name);
         free(out);
     }
-    CHECK(n == 14);
+    CHECK(n == 16);
     /* An empty chat is refused; a system message alone survives merging. */
     char *out = NULL;
     size_t len;
@@ -333,6 +363,7 @@ int main(void) {
     test_qwen3();
     test_gemma();
     test_phi();
+    test_granite();
     test_names_and_unknown();
     test_shared_vocab();
     test_meta();

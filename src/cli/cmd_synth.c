@@ -11,8 +11,8 @@
 #include <strings.h>
 
 static const char synth_usage[] =
-    "usage: hearth synth -o FILE [--arch llama|qwen2|qwen3|qwen3moe|olmoe|gemma2|gemma3|phi3|\n"
-    "                    bert|nomic-bert]\n"
+    "usage: hearth synth -o FILE [--arch llama|qwen2|qwen3|qwen3moe|olmoe|granite|granitemoe|\n"
+    "                    gemma2|gemma3|phi3|bert|nomic-bert]\n"
     "                    [--type f32|f16|q8_0|q4_0|q4_K|q6_K|iq4_nl|iq4_xs]\n"
     "                    [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ff "
     "N]\n"
@@ -30,7 +30,7 @@ static const char synth_usage[] =
     "  --final-softcap X: soft-capping of the attention scores (gemma2; default 50) and of the\n"
     "  logits (gemma2's default 30; others none).\n"
     "  --experts N --experts-used K: a mixture of N experts of --ff width, K per token\n"
-    "  (qwen3moe and olmoe need them; llama with them is Mixtral's layout).\n"
+    "  (qwen3moe, olmoe and granitemoe need them; llama with them is Mixtral's layout).\n"
     "  bert and nomic-bert are embedding models (a WordPiece vocabulary); --pooling mean|cls\n"
     "  sets their pooling_type (default mean). --rerank N: a reranker with N labels (a\n"
     "  classification head; decoders get Qwen3-Reranker's layout and a rerank prompt).\n"

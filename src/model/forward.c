@@ -385,7 +385,7 @@ typedef struct residual_norms {
     const float *next_norm;        /* xb = RMSNorm(x) for what comes next, or NULL */
 } residual_norms;
 
-/* x += post_norm(y) + bias for the sub-layer output y in xb (an encoder:
+/* x += (post_norm(y) + bias) * residual_scale for the sub-layer output y in xb (an encoder:
  * x = LayerNorm(x + y + bias)), then xb = next_norm(x) for what comes next
  * (an encoder's next step reads x itself; a decoder's last step nothing). */
 static void residual_rows(const tok_job *j, int t0, int t1, const residual_norms *rn) {
@@ -395,6 +395,8 @@ static void residual_rows(const tok_job *j, int t0, int t1, const residual_norms
         float *y = j->s->xb + (size_t)t * hp->n_embd, *x = j->s->x + (size_t)t * hp->n_embd;
         if (rn->post_norm) rms_norm(y, y, rn->post_norm, hp->n_embd, hp->rms_eps);
         add_bias(y, rn->bias, hp->n_embd);
+        if (hp->residual_scale != 1.0f)
+            for (int i = 0; i < hp->n_embd; i++) y[i] *= hp->residual_scale;
         for (int i = 0; i < hp->n_embd; i++) x[i] += y[i];
         if (rn->sum_norm) kern_layer_norm(x, x, rn->sum_norm, rn->sum_b, hp->n_embd, hp->rms_eps);
         if (rn->next_norm)
@@ -508,7 +510,7 @@ static void encoder_inputs(hearth_session *s, const fwd_run *r) {
 static void embed(hearth_session *s, const int32_t *ids, int n) {
     const hearth_model *m = s->model;
     const int n_embd = m->hp.n_embd;
-    const float scale = m->arch->scale_embd ? sqrtf((float)n_embd) : 1.0f;
+    const float scale = m->hp.embd_scale;
     model_embd_rows(m, ids, n, s->x);
     /* An adapter's token rows of A are the low-rank codes B maps into the
      * embedding, added before any scaling (llama.cpp's build_inp_embd). */
@@ -529,6 +531,10 @@ static void embed(hearth_session *s, const int32_t *ids, int n) {
 static void output_rows(hearth_session *s, int n_out, float *out) {
     const model_hparams *hp = &s->model->hp;
     matmul(s, &s->model->output, s->xb, n_out, out, hp->n_vocab);
+    if (hp->logit_scale != 1.0f) {
+        const float inv = 1.0f / hp->logit_scale; /* ggml_scale's factor */
+        for (size_t i = 0; i < (size_t)n_out * (size_t)hp->n_vocab; i++) out[i] *= inv;
+    }
     if (hp->final_softcap > 0.0f)
         kern_softcap(out, (int64_t)n_out * hp->n_vocab, hp->final_softcap);
 }

@@ -68,6 +68,29 @@ static hearth_err moe_hparams(hp_reader *r, const arch_desc *arch, model_hparams
                            : HEARTH_OK;
 }
 
+/* Granite's multipliers; 0 (or absent) is "none" for all but logit_scale,
+ * which llama.cpp requires. rope.scaling.finetuned = false switches RoPE
+ * off there, which Hearth does not do. */
+static hearth_err granite_hparams(hp_reader *r, model_hparams *h) {
+    float embd, residual;
+    hearth_err err;
+    if ((err = hp_float(r, "logit_scale", &h->logit_scale, true, 0.0f)) ||
+        (err = hp_float(r, "residual_scale", &residual, false, 0.0f)) ||
+        (err = hp_float(r, "embedding_scale", &embd, false, 0.0f)) ||
+        (err = hp_float(r, "attention.scale", &h->attn_scale, false, 0.0f)))
+        return err;
+    if (residual != 0.0f) h->residual_scale = residual;
+    if (embd != 0.0f) h->embd_scale = embd;
+    bool rope = true;
+    if (gguf_find(r->f, hp_key(r, "rope.scaling.finetuned")) && !gguf_get_bool(r->f, r->key, &rope))
+        return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' is not a boolean", r->key);
+    if (!rope)
+        return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                       "model: %s without RoPE (rope.scaling.finetuned = false) is not supported",
+                       r->arch);
+    return HEARTH_OK;
+}
+
 static hearth_err hp_check(const model_hparams *hp) {
     if (hp->n_embd < 1 || hp->n_layer < 1 || hp->n_ff < 1 || hp->n_head < 1 || hp->n_head_kv < 1 ||
         hp->head_dim < 2 || hp->n_ctx_train < 1)
@@ -94,6 +117,15 @@ static hearth_err hp_check(const model_hparams *hp) {
         return hr_fail(HEARTH_ERR_FORMAT,
                        "model: rope original context %d and attention factor %g must be positive",
                        hp->n_ctx_orig, (double)hp->rope_attn_factor);
+    if (!(hp->logit_scale > 0.0f && hp->logit_scale < 1e30f) ||
+        !(hp->embd_scale > 0.0f && hp->embd_scale < 1e30f) ||
+        !(hp->residual_scale > 0.0f && hp->residual_scale < 1e30f) ||
+        !(hp->attn_scale >= 0.0f && hp->attn_scale < 1e30f)) /* NaN fails */
+        return hr_fail(HEARTH_ERR_FORMAT,
+                       "model: scales must be positive and finite (logits %g, embeddings %g, "
+                       "residuals %g, attention %g)",
+                       (double)hp->logit_scale, (double)hp->embd_scale, (double)hp->residual_scale,
+                       (double)hp->attn_scale);
     if (!(hp->attn_softcap >= 0.0f && hp->attn_softcap < 1e30f) ||
         !(hp->final_softcap >= 0.0f && hp->final_softcap < 1e30f)) /* NaN fails */
         return hr_fail(HEARTH_ERR_FORMAT, "model: soft-capping values %g and %g must be >= 0",
@@ -199,12 +231,20 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
     if (h.rank) pooling = arch->encoder ? HEARTH_POOL_CLS : HEARTH_POOL_LAST;
     h.pooling =
         pooling == HEARTH_POOL_CLS || pooling == HEARTH_POOL_LAST ? pooling : HEARTH_POOL_MEAN;
+    h.embd_scale = arch->scale_embd ? sqrtf((float)h.n_embd) : 1.0f;
+    h.residual_scale = h.logit_scale = 1.0f;
+    h.attn_scale = 0.0f;
+    if (arch->granite_scales && (err = granite_hparams(&r, &h))) return err;
     if ((err = hp_check(&h))) return err;
-    /* llama.cpp's choice, by layer count for the wide-headed 27B models */
-    const int scale_dim = h.n_layer == arch->wide_scale_layers ? h.n_embd / h.n_head : h.head_dim;
-    if (scale_dim < 1)
-        return hr_fail(HEARTH_ERR_FORMAT, "model: %d heads in %d dimensions", h.n_head, h.n_embd);
-    h.attn_scale = 1.0f / sqrtf((float)scale_dim);
+    if (h.attn_scale == 0.0f) { /* 1/sqrt(head_dim), or 1/sqrt(n_embd / n_head) for the
+                                   wide-headed gemma 27B models, which llama.cpp tells by
+                                   their layer count */
+        const int dim = h.n_layer == arch->wide_scale_layers ? h.n_embd / h.n_head : h.head_dim;
+        if (dim < 1)
+            return hr_fail(HEARTH_ERR_FORMAT, "model: %d heads in %d dimensions", h.n_head,
+                           h.n_embd);
+        h.attn_scale = 1.0f / sqrtf((float)dim);
+    }
     *hp = h;
     return HEARTH_OK;
 }

@@ -52,10 +52,15 @@ typedef struct arch_desc {
      * 1/sqrt(head_dim) for a file of this many layers (the gemma 27B
      * models, which it recognizes by layer count); 0: never. */
     int wide_scale_layers;
-    bool
-        tied_only; /* the output layer is token_embd; llama.cpp refuses an output.weight (gemma2) */
-    bool softcap;  /* tanh soft-capping of attention scores (default 50) and logits (default 30)
-                    (gemma2) */
+    /* IBM Granite's multipliers: embedding_scale (the input embeddings),
+     * residual_scale (each sub-layer's output before its residual add),
+     * attention.scale (the scores, instead of 1/sqrt(head_dim)) and
+     * logit_scale (the logits are divided by it). */
+    bool granite_scales;
+    /* The output layer is token_embd; llama.cpp refuses an output.weight (gemma2). */
+    bool tied_only;
+    /* tanh soft-capping of attention scores (default 50) and logits (default 30) (gemma2). */
+    bool softcap;
     /* Encoders (bert, nomic-bert): embeddings only, no output layer. Every
      * token of a text attends to every other (non-causal), so a text runs in
      * one pass; LayerNorms with bias come after each residual addition
@@ -89,8 +94,11 @@ typedef struct model_hparams {
                                session longer than this takes the long LongRoPE factors */
     float rope_attn_factor; /* rope.scaling.attn_factor (1 when absent): multiplies RoPE's cos
                                and sin, so the rotated part of q and k (LongRoPE's scaling) */
-    int swa_window, swa_pattern;       /* 0: no sliding window */
-    float attn_scale;                  /* multiplies Q (arch scale_q) or the scores */
+    int swa_window, swa_pattern; /* 0: no sliding window */
+    float attn_scale;            /* multiplies Q (arch scale_q) or the scores */
+    float embd_scale;            /* multiplies the input embeddings (1: none) */
+    float residual_scale;        /* multiplies each sub-layer's output before the add (1: none) */
+    float logit_scale;           /* the logits are multiplied by 1 / logit_scale (1: none) */
     float attn_softcap, final_softcap; /* cap * tanh(x / cap) of scores and logits; 0: none */
     int pooling; /* hearth_pooling from "<arch>.pooling_type"; mean when absent or unknown;
                     a reranker's: the row its head reads (cls for encoders, else last) */

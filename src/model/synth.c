@@ -266,6 +266,12 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
         SET_U32("expert_used_count", p->n_expert_used);
         SET_U32("expert_feed_forward_length", p->n_ff);
     }
+    if (a->granite_scales) { /* Granite 3's multipliers */
+        SET_F32("embedding_scale", 12.0f);
+        SET_F32("residual_scale", 0.22f);
+        SET_F32("attention.scale", 0.015625f);
+        SET_F32("logit_scale", 8.0f);
+    }
     if (a->softcap || p->final_softcap > 0.0f)
         SET_F32("final_logit_softcapping", p->final_softcap > 0.0f ? p->final_softcap : 30.0f);
     if (a->softcap)

@@ -75,7 +75,8 @@ static const char *span_find(ct_span s, const char *needle, bool last) {
 /* ---- recognition --------------------------------------------------------- */
 
 static const char ct_names[] = "chatml|qwen2.5|qwen3|qwen3-thinking|llama3|llama3.1|llama3.2|gemma|"
-                               "gemma3|phi3|phi3-mini|phi4-mini|phi4|deepseek-r1";
+                               "gemma3|phi3|phi3-mini|phi4-mini|phi4|deepseek-r1|granite|"
+                               "granite3.3";
 
 const char *tok_chat_names(void) { return ct_names; }
 
@@ -132,6 +133,11 @@ hearth_err tok_chat_named(const char *name, tok_chat_template *out) {
                                 .role_newline = true};
     } else if (!strcmp(name, "phi4-mini")) {
         t = (tok_chat_template){.family = TOK_CHAT_PHI3, .name = "phi4-mini"};
+    } else if (!strcmp(name, "granite") || !strcmp(name, "granite3.3")) {
+        const bool dated = !strcmp(name, "granite3.3");
+        t = (tok_chat_template){.family = TOK_CHAT_GRANITE,
+                                .name = dated ? "granite3.3" : "granite",
+                                .date_now = dated};
     } else if (!strcmp(name, "phi4")) {
         t = (tok_chat_template){.family = TOK_CHAT_PHI4, .name = "phi4", .legacy_turns = true};
     } else if (!strcmp(name, "deepseek-r1")) {
@@ -266,11 +272,18 @@ hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out)
         t.name = t.gemma_prefix ? "gemma3" : "gemma";
     } else if (has(s, "<|assistant|>") && has(s, "<|end|>")) {
         detect_phi3(s, &t);
+    } else if (has(s, "<|start_of_role|>")) {
+        /* Granite 3.x; 3.3's prints a dated system message when there is none (3.1's and
+           3.2's differ in wording, and render as llama.cpp's built-in Granite template: none) */
+        t.family = TOK_CHAT_GRANITE;
+        t.date_now = has(s, "Knowledge Cutoff Date: April 2024. Today's Date: ") &&
+                     has(s, "You are a helpful AI assistant.");
+        t.name = t.date_now ? "granite3.3" : "granite";
     } else {
         err = hr_fail(HEARTH_ERR_UNSUPPORTED,
                       "chat template: not one Hearth recognizes (it renders Llama 3.x, ChatML as "
-                      "in Qwen 2.5/3 and SmolLM2, Gemma 2/3, Phi-3/3.5/4-mini, Phi-4 and the "
-                      "DeepSeek-R1 distills); choose "
+                      "in Qwen 2.5/3 and SmolLM2, Gemma 2/3, Phi-3/3.5/4-mini, Phi-4, Granite 3.x "
+                      "and the DeepSeek-R1 distills); choose "
                       "one with --chat-template %s",
                       ct_names);
     }
@@ -417,15 +430,19 @@ static hearth_err render_chatml(const tok_chat_template *t, const ct_msg *m, siz
     return HEARTH_OK;
 }
 
-static void llama3_date(int64_t now, bool real, char *out, size_t cap) {
-    if (!real) {
-        snprintf(out, cap, "26 Jul 2024"); /* {%- set date_string = "26 Jul 2024" %} */
-        return;
-    }
+/* strftime_now: `now` (0: the clock) in local time as "14 Nov 2023" (Llama
+ * 3.2) or "November 14, 2023" (Granite 3.3); false when it cannot be had. */
+static bool date_now(int64_t now, bool granite, char *out, size_t cap) {
     time_t tt = now ? (time_t)now : time(NULL);
     struct tm tm;
-    if (!localtime_r(&tt, &tm) || !strftime(out, cap, "%d %b %Y", &tm))
-        snprintf(out, cap, "26 Jul 2024");
+    if (!localtime_r(&tt, &tm)) return false;
+    return (granite ? strftime(out, cap, "%B %d, %Y", &tm) : strftime(out, cap, "%d %b %Y", &tm)) >
+           0;
+}
+
+static void llama3_date(int64_t now, bool real, char *out, size_t cap) {
+    if (!real || !date_now(now, false, out, cap))
+        snprintf(out, cap, "26 Jul 2024"); /* {%- set date_string = "26 Jul 2024" %} */
 }
 
 /* Llama 3.1/3.2 with tools (tools_in_user_message, the default): the
@@ -619,6 +636,30 @@ static void render_phi4(const tok_chat_template *t, const ct_msg *m, size_t n, c
     }
 }
 
+/* Granite 3.x: every message as <|start_of_role|>role<|end_of_role|>content
+ * <|end_of_text|>\n; 3.3 (date_now) first prints its default system message
+ * when messages[0] is not a system one (the template's text without tools,
+ * documents or thinking). */
+static void render_granite(const tok_chat_template *t, const ct_msg *m, size_t n,
+                           const tok_chat_opts *o, ct_buf *b) {
+    if (t->date_now && (n == 0 || m[0].role != TOK_CHAT_SYSTEM)) {
+        char date[64];
+        if (!date_now(o->now, true, date, sizeof date)) snprintf(date, sizeof date, "(unknown)");
+        buf_puts(b, "<|start_of_role|>system<|end_of_role|>Knowledge Cutoff Date: April 2024. "
+                    "Today's Date: ");
+        buf_puts(b, date);
+        buf_puts(b, ". You are Granite, developed by IBM. You are a helpful AI "
+                    "assistant.<|end_of_text|>\n");
+    }
+    for (size_t i = 0; i < n; i++) {
+        buf_puts(b, "<|start_of_role|>");
+        buf_puts(b, role_name(m[i].role));
+        buf_puts(b, "<|end_of_role|>");
+        buf_span(b, m[i].content);
+        buf_puts(b, "<|end_of_text|>\n");
+    }
+}
+
 bool tok_chat_opens_think(const tok_chat_template *t, bool no_thinking) {
     return t->think_open && !(t->think_toggle && no_thinking);
 }
@@ -650,6 +691,9 @@ static void generation_prompt(const tok_chat_template *t, const tok_chat_opts *o
     case TOK_CHAT_PHI4:
         if (!t->legacy_turns && o->add_generation_prompt)
             buf_puts(b, "<|im_start|>assistant<|im_sep|>");
+        break;
+    case TOK_CHAT_GRANITE:
+        if (o->add_generation_prompt) buf_puts(b, "<|start_of_role|>assistant<|end_of_role|>");
         break;
     case TOK_CHAT_DEEPSEEK:
         if (o->add_generation_prompt)
@@ -726,6 +770,7 @@ hearth_err tok_chat_render(const tok_chat_template *t, const tok_chat_msg *msgs,
         break;
     case TOK_CHAT_PHI4: render_phi4(t, mm, nm, &b); break;
     case TOK_CHAT_DEEPSEEK: render_deepseek(t, mm, nm, &o, &b); break;
+    case TOK_CHAT_GRANITE: render_granite(t, mm, nm, &o, &b); break;
     default: err = hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: no template chosen"); break;
     }
     if (!err) generation_prompt(t, &o, &b);

@@ -46,7 +46,8 @@ typedef enum tok_chat_family {
     TOK_CHAT_GEMMA,      /* <start_of_turn>role\n...<end_of_turn>\n */
     TOK_CHAT_PHI3,       /* <|role|>\n...<|end|>\n (Phi-3, 3.5, 4-mini) */
     TOK_CHAT_PHI4,       /* <|im_start|>role<|im_sep|>...<|im_end|> */
-    TOK_CHAT_DEEPSEEK /* system, then <｜User｜>...<｜Assistant｜>...<｜end▁of▁sentence｜> */
+    TOK_CHAT_DEEPSEEK, /* system, then <｜User｜>...<｜Assistant｜>...<｜end▁of▁sentence｜> */
+    TOK_CHAT_GRANITE /* <|start_of_role|>role<|end_of_role|>...<|end_of_text|>\n */
 } tok_chat_family;
 
 #define TOK_CHAT_SYSTEM_MAX 1024 /* longest default system prompt taken from a template */
@@ -64,7 +65,8 @@ typedef struct tok_chat_template {
     bool think_open;        /* Qwen 3 Thinking-2507, QwQ, DeepSeek-R1: the generation prompt
                                opens <think> */
     bool dated;             /* Llama 3.1+: a system header with the knowledge and today's date */
-    bool date_now;          /* ... today's date is the real one (strftime_now), else 26 Jul 2024 */
+    bool date_now;          /* ... today's date is the real one (strftime_now), else 26 Jul 2024;
+                               Granite 3.3: a dated default system message */
     bool gemma_prefix;      /* Gemma 3: the system text opens the first user turn, then "\n\n" */
     bool skip_empty_system; /* Phi-3.5: a system message with empty content prints nothing */
     bool role_newline;      /* Phi: a newline after <|role|> (Phi-3/3.5: yes; Phi-4-mini: no) */
@@ -81,7 +83,9 @@ hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out)
  * opens <think>, as Qwen 3 Thinking-2507's), llama3 (3.0: no system header), llama3.1
  * (dated system header, 26 Jul 2024), llama3.2 (dated with today's date),
  * gemma (Gemma 1/2), gemma3, phi3 (Phi-3.5 style), phi3-mini, phi4-mini,
- * phi4, deepseek-r1 (the R1 distills, opening <think>). HEARTH_ERR_INVALID_ARG
+ * phi4, deepseek-r1 (the R1 distills, opening <think>), granite (Granite 3.x
+ * as llama.cpp prints it), granite3.3 (and its dated default system
+ * message). HEARTH_ERR_INVALID_ARG
  * for any other name. */
 hearth_err tok_chat_named(const char *name, tok_chat_template *out);
 /* The names tok_chat_named accepts, separated by '|'. */

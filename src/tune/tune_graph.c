@@ -6,7 +6,8 @@
  *
  * It computes what forward.c computes, for every arch_desc flag (fused
  * projections, biases, q/k norms, post-norms, embedding scaling, sliding
- * windows, Q-side attention scaling, GELU or SiLU, soft-capping), in
+ * windows, Q-side attention scaling, GELU or SiLU, soft-capping, Granite's
+ * multipliers), in
  * plain F32 with analytic activations (not ggml's tables), so that the
  * backward pass is the exact derivative of this forward pass: the tests
  * check it against finite differences, and this forward's NLL against the
@@ -429,7 +430,7 @@ static void qkv_fwd(tune_graph *g, const model_layer *l, layer_acts *a) {
     }
 }
 
-/* x_out = x + (post ? norm(y, post) : y), rows of E. */
+/* x_out = x + (post ? norm(y, post) : y) * residual_scale, rows of E. */
 static void residual(const tune_graph *g, float *x_out, const float *x, const float *y,
                      const float *post) {
     const model_hparams *hp = &g->m->hp;
@@ -439,7 +440,7 @@ static void residual(const tune_graph *g, float *x_out, const float *x, const fl
             norm_row(x_out + o, y + o, post, g->E, hp->rms_eps);
         else
             memcpy(x_out + o, y + o, (size_t)g->E * sizeof(float));
-        for (int i = 0; i < g->E; i++) x_out[o + i] += x[o + i];
+        for (int i = 0; i < g->E; i++) x_out[o + i] = x_out[o + i] * hp->residual_scale + x[o + i];
     }
 }
 
@@ -483,7 +484,7 @@ static void layer_fwd(tune_graph *g, int il) {
 
 static void embed(tune_graph *g, const int32_t *ids) {
     const hearth_model *m = g->m;
-    const float scale = m->arch->scale_embd ? sqrtf((float)g->E) : 1.0f;
+    const float scale = m->hp.embd_scale;
     float *x = g->acts[0].x_in;
     model_embd_rows(m, ids, g->n, x);
     for (size_t i = 0; i < (size_t)g->n * (size_t)g->E; i++) x[i] *= scale;
@@ -502,11 +503,13 @@ typedef struct loss_job {
 static void loss_run(void *ctx, int ith, int nth) {
     const loss_job *j = ctx;
     tune_graph *g = j->g;
-    const float cap = g->m->hp.final_softcap;
+    const float cap = g->m->hp.final_softcap, inv_scale = 1.0f / g->m->hp.logit_scale;
     int lo, hi;
     range(j->nc, ith, nth, &lo, &hi);
     for (int i = lo; i < hi; i++) {
         float *z = g->logits + (size_t)i * g->V;
+        if (inv_scale != 1.0f)
+            for (int v = 0; v < g->V; v++) z[v] *= inv_scale;
         if (cap > 0.0f)
             for (int v = 0; v < g->V; v++) z[v] = cap * tanhf(z[v] / cap);
         float mx = -INFINITY;
@@ -522,7 +525,7 @@ static void loss_run(void *ctx, int ith, int nth) {
         for (int v = 0; v < g->V; v++) {
             float d = expf(z[v] - mx) * inv - (v == target ? 1.0f : 0.0f);
             if (cap > 0.0f) d *= 1.0f - (z[v] / cap) * (z[v] / cap);
-            z[v] = d;
+            z[v] = d * inv_scale;
         }
     }
 }
@@ -594,6 +597,21 @@ static void qkv_back(tune_graph *g, const model_layer *l, const layer_acts *a) {
     }
 }
 
+/* From g->dx, dL/d(x + post(y) * residual_scale), the gradient of the
+ * sub-layer's output y: g->dx itself, or into g->dx2. */
+static const float *sublayer_grad(tune_graph *g, const float *y, const float *post) {
+    const float rs = g->m->hp.residual_scale;
+    const size_t n = (size_t)g->n * (size_t)g->E;
+    if (!post && rs == 1.0f) return g->dx;
+    if (post)
+        norm_rows_back(g, g->dx2, y, post, g->dx, false);
+    else
+        memcpy(g->dx2, g->dx, n * sizeof(float));
+    if (rs != 1.0f)
+        for (size_t i = 0; i < n; i++) g->dx2[i] *= rs;
+    return g->dx2;
+}
+
 /* g->dx holds dL/d(the layer's output); leaves dL/d(x_in) there. */
 static void layer_back(tune_graph *g, int il) {
     const hearth_model *m = g->m;
@@ -601,12 +619,8 @@ static void layer_back(tune_graph *g, int il) {
     const layer_acts *a = &g->acts[il];
     const layer_t *w = &g->lt[il];
     const int n = g->n, F = g->F;
-    /* feed-forward: x_out = x_mid + post(down hb) */
-    const float *dyf = g->dx;
-    if (l->post_ffn_norm) {
-        norm_rows_back(g, g->dx2, a->yf, l->post_ffn_norm, g->dx, false);
-        dyf = g->dx2;
-    }
+    /* feed-forward: x_out = x_mid + post(down hb) * residual_scale */
+    const float *dyf = sublayer_grad(g, a->yf, l->post_ffn_norm);
     prod_back(g, &l->down, w->down, a->hb, dyf, n, g->dh, false);
     const bool gelu_act = m->arch->act == FFN_GELU;
     for (int t = 0; t < n; t++) {
@@ -632,12 +646,8 @@ static void layer_back(tune_graph *g, int il) {
                   true);
     }
     norm_rows_back(g, g->dx, a->x_mid, l->ffn_norm, g->dxn, true); /* dx: now d x_mid */
-    /* attention: x_mid = x_in + post(wo att) */
-    const float *dyo = g->dx;
-    if (l->post_attn_norm) {
-        norm_rows_back(g, g->dx2, a->yo, l->post_attn_norm, g->dx, false);
-        dyo = g->dx2;
-    }
+    /* attention: x_mid = x_in + post(wo att) * residual_scale */
+    const float *dyo = sublayer_grad(g, a->yo, l->post_attn_norm);
     prod_back(g, &l->wo, w->o, a->att, dyo, n, g->datt, false);
     memset(g->dqkv, 0, (size_t)n * g->QKV * sizeof(float));
     float q_scale, kq_scale;

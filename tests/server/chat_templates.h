@@ -3,7 +3,8 @@
  * test_server_template.c): Llama 3.0/3.1/3.2, Qwen 2.5, Qwen 3, SmolLM2, Gemma 2/3,
  * Phi-3-mini, Phi-3.5-mini, Phi-4-mini, Phi-4, as their tokenizer_config.json files
  * ship them (Phi-3-mini's and SmolLM2's Jinja strings hold real newlines, the
- * others the escape \n), and one template no family matches.
+ * others the escape \n), Granite 3.x's markers, and one template no family
+ * matches.
  */
 #ifndef HEARTH_TEST_CHAT_TEMPLATES_H
 #define HEARTH_TEST_CHAT_TEMPLATES_H
@@ -491,6 +492,21 @@ static const char TMPL_PHI4[] =
     "(message['role'] == 'user') %}{{'<|im_start|>user<|im_sep|>' + message['content'] + "
     "'<|im_end|><|im_start|>assistant<|im_sep|>'}}{% elif (message['role'] == 'assistant') "
     "%}{{message['content'] + '<|im_end|>'}}{% endif %}{% endfor %}";
+
+/* Not the real texts: the markers Granite 3.x templates share (every turn
+ * '<|start_of_role|>' + role + '<|end_of_role|>' + content + '<|end_of_text|>\n'),
+ * and 3.3's default system message without tools, documents or thinking. */
+static const char TMPL_GRANITE3[] =
+    "{%- for message in messages %}{{- '<|start_of_role|>' + message['role'] + "
+    "'<|end_of_role|>' + message['content'] + '<|end_of_text|>\\n' }}{%- if loop.last and "
+    "add_generation_prompt %}{{- '<|start_of_role|>assistant<|end_of_role|>' }}{%- endif "
+    "%}{%- endfor %}";
+static const char TMPL_GRANITE33[] =
+    "{%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content'] "
+    "%}{%- else %}{%- set system_message = \"Knowledge Cutoff Date: April 2024. Today's Date: "
+    "\" + strftime_now('%B %d, %Y') + \". You are Granite, developed by IBM.\" %}{%- set "
+    "system_message = system_message + \" You are a helpful AI assistant.\" %}{%- endif %}"
+    "{{- '<|start_of_role|>system<|end_of_role|>' + system_message + '<|end_of_text|>\\n' }}";
 
 static const char TMPL_UNKNOWN[] =
     "{% for message in messages %}{{'### ' + message['role'] + ': ' + message['content'] + "

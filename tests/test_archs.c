@@ -1,12 +1,14 @@
 /*
- * test_gemma2.c - Gemma 2 (soft-capped attention scores and logits, a
- * sliding window on every other layer, the output tied to token_embd) and
- * llama.cpp's attention scale for the gemma 27B models, without ../shared:
- * small random models written by synth, with attention sharpened (Q
- * weights times a gain) and caps low enough to bite, run in exact mode
- * against FNV-1a-64 hashes of llama.cpp's logits for the same files
- * (peer_logits.h) and in default mode against exact mode. Also the
- * defaults a file without the keys gets, and the files llama.cpp refuses.
+ * test_archs.c - architectures ../shared/conformance has no files of, run
+ * without it: Gemma 2 (soft-capped attention scores and logits, a sliding
+ * window on every other layer, the output tied to token_embd), llama.cpp's
+ * attention scale for the gemma 27B models, and IBM Granite (its four
+ * multipliers; granitemoe with experts). Small random models written by
+ * synth (gemma's with attention sharpened by a gain on the Q weights and
+ * caps low enough to bite; Granite's with Granite 3's multipliers) run in
+ * exact mode against FNV-1a-64 hashes of llama.cpp's logits for the same
+ * files (peer_logits.h) and in default mode against exact mode. Also the
+ * defaults a file without the keys gets, and the files refused.
  */
 #define _GNU_SOURCE /* memmem */
 #include "hearth.h"
@@ -25,20 +27,36 @@ typedef struct fixture {
     int n_layer, n_embd, n_head_kv, head_dim, n_ff;
     float q_gain, attn_cap, final_cap; /* caps 0: the architecture's defaults */
     uint64_t seed, llama_hash;
+    int n_expert, n_used;
+    bool untied;
 } fixture;
 
 static const fixture k_fixtures[] = {
     /* caps of 8 and 3 under a Q gain of 6; 3 layers: windows of 8 on layers 0 and 2 */
-    {"gemma2-f32", "gemma2", KERN_F32, 3, 128, 2, 32, 256, 6, 8, 3, 21, 0xa2cce0c1b39e97deull},
+    {"gemma2-f32", "gemma2", KERN_F32, 3, 128, 2, 32, 256, 6, 8, 3, 21, 0xa2cce0c1b39e97deull, 0, 0,
+     false},
     /* Q4_K weights that llama.cpp repacks */
-    {"gemma2-q4k", "gemma2", KERN_Q4_K, 2, 256, 2, 64, 256, 4, 10, 5, 22, 0x0596064729834b7aull},
+    {"gemma2-q4k", "gemma2", KERN_Q4_K, 2, 256, 2, 64, 256, 4, 10, 5, 22, 0x0596064729834b7aull, 0,
+     0, false},
     /* heads of 40: default mode's portable attention; no GQA */
-    {"gemma2-q8-hd40", "gemma2", KERN_Q8_0, 2, 160, 4, 40, 256, 5, 6, 0, 23, 0xd0809874d449155aull},
+    {"gemma2-q8-hd40", "gemma2", KERN_Q8_0, 2, 160, 4, 40, 256, 5, 6, 0, 23, 0xd0809874d449155aull,
+     0, 0, false},
     /* 46 layers: llama.cpp's gemma2 27B, Q scaled by 1/sqrt(n_embd / n_head) = 1/4, not by
        1/sqrt(head_dim); default caps 50 and 30 */
-    {"gemma2-46", "gemma2", KERN_F32, 46, 64, 2, 32, 128, 3, 0, 0, 24, 0x17e736ebde338366ull},
+    {"gemma2-46", "gemma2", KERN_F32, 46, 64, 2, 32, 128, 3, 0, 0, 24, 0x17e736ebde338366ull, 0, 0,
+     false},
     /* 62 layers: gemma3 27B's scale the same way, and a final soft-cap on gemma3 */
-    {"gemma3-62", "gemma3", KERN_F32, 62, 64, 2, 32, 128, 3, 0, 4, 25, 0x1dd246c5523dffceull},
+    {"gemma3-62", "gemma3", KERN_F32, 62, 64, 2, 32, 128, 3, 0, 4, 25, 0x1dd246c5523dffceull, 0, 0,
+     false},
+    /* Granite 3's multipliers: embeddings times 12, residuals 0.22, scores 1/64, logits / 8 */
+    {"granite-f32", "granite", KERN_F32, 3, 256, 2, 64, 512, 0, 0, 0, 31, 0x1e818f78c3770b91ull, 0,
+     0, true},
+    {"granite-q4k-mqa", "granite", KERN_Q4_K, 2, 256, 1, 64, 256, 0, 0, 0, 32,
+     0xc12c111d56f8fd7cull, 0, 0, false},
+    {"granitemoe-f32", "granitemoe", KERN_F32, 2, 128, 2, 32, 64, 0, 0, 0, 33,
+     0x5d8ea467cd3a5196ull, 8, 2, true},
+    {"granitemoe-q4k", "granitemoe", KERN_Q4_K, 2, 256, 2, 64, 256, 0, 0, 0, 34,
+     0x4ca05f78e5e2590eull, 16, 4, true},
 };
 
 static void fixture_path(const char *name, char *out, size_t cap) {
@@ -59,7 +77,9 @@ static void write_fixture(const fixture *f) {
     p.q_gain = f->q_gain;
     p.attn_softcap = f->attn_cap;
     p.final_softcap = f->final_cap;
-    p.tied = true;
+    p.tied = !f->untied;
+    p.n_expert = f->n_expert;
+    p.n_expert_used = f->n_used;
     p.seed = f->seed;
     char path[128];
     fixture_path(f->name, path, sizeof path);
@@ -93,7 +113,7 @@ static hearth_model *load(const char *path, char *err, size_t cap) {
     return m;
 }
 
-/* The keys' defaults (llama.cpp's for gemma2), and files it refuses. */
+/* The keys' defaults (llama.cpp's), and the files refused. */
 static void hparams_test(void) {
     char src[128], dst[128], err[512];
     fixture_path("gemma2-f32", src, sizeof src);
@@ -131,6 +151,30 @@ static void hparams_test(void) {
         hearth_model_free(m);
     }
 
+    /* granite: synth writes Granite 3's multipliers; without the keys, none (and the
+       default attention scale), but logit_scale is required */
+    fixture_path("granite-f32", src, sizeof src);
+    REQUIRE((m = load(src, err, sizeof err)));
+    CHECK(m->hp.embd_scale == 12.0f && m->hp.residual_scale == 0.22f);
+    CHECK(m->hp.attn_scale == 0.015625f && m->hp.logit_scale == 8.0f);
+    hearth_model_free(m);
+    peer_patch(src, dst, "residual_scale", "X", 1, 0);
+    peer_patch(dst, dst, "embedding_scale", "X", 1, 0);
+    peer_patch(dst, dst, "attention.scale", "X", 1, 0);
+    REQUIRE((m = load(dst, err, sizeof err)));
+    CHECK(m->hp.embd_scale == 1.0f && m->hp.residual_scale == 1.0f);
+    CHECK(m->hp.attn_scale == 1.0f / sqrtf(64.0f) && m->hp.logit_scale == 8.0f);
+    hearth_model_free(m);
+    peer_patch(src, dst, "logit_scale", "X", 1, 0);
+    m = load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "logit_scale"), "%s", err);
+    hearth_model_free(m);
+    const float zero = 0.0f;
+    peer_patch(src, dst, "logit_scale", &zero, sizeof zero, strlen("logit_scale") + 4);
+    m = load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "scales must be positive"), "%s", err);
+    hearth_model_free(m);
+
     /* gemma2 with its own output.weight (llama.cpp refuses it too): a gemma3
        file renamed, every "gemma3" key and the architecture */
     synth_params p = synth_default_params();
@@ -147,7 +191,7 @@ static void hparams_test(void) {
 }
 
 int main(void) {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/hearth-gemma2-XXXXXX");
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/hearth-archs-XXXXXX");
     REQUIRE(mkdtemp(tmp_dir) != NULL);
     const int n = (int)(sizeof k_fixtures / sizeof k_fixtures[0]);
     for (int i = 0; i < n; i++) write_fixture(&k_fixtures[i]);
@@ -159,5 +203,5 @@ int main(void) {
         unlink(path);
     }
     rmdir(tmp_dir);
-    return test_done("test_gemma2");
+    return test_done("test_archs");
 }
