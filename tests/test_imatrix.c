@@ -483,6 +483,32 @@ static void quantize_test(void) {
     CHECK(strstr(hearth_last_error(), loaded->entries[0].name) != NULL);
     loaded->entries[0].n_cols++;
     imatrix_free(loaded);
+
+    /* a 4-D tensor whose entry matches ne0 * ne2 (its sets weigh 2-D slices, and slice
+       r / ne1 would run past ne2): refused, never read past the weights */
+    gguf_writer *w;
+    REQUIRE(gguf_writer_new(&w) == HEARTH_OK);
+    REQUIRE(gguf_writer_set_str(w, "general.architecture", "llama") == HEARTH_OK);
+    REQUIRE(gguf_writer_set_u32(w, "llama.block_count", 1) == HEARTH_OK);
+    static float data[32 * 2 * 2 * 4];
+    const int64_t ne[4] = {32, 2, 2, 4};
+    REQUIRE(gguf_writer_add_tensor(w, "blk.0.ffn_down_exps.weight", KERN_F32, 4, ne, data,
+                                   sizeof data) == HEARTH_OK);
+    REQUIRE(gguf_writer_write(w, p8) == HEARTH_OK);
+    gguf_writer_free(w);
+    static float sums[64];
+    static int64_t counts[2] = {1, 1};
+    imatrix_entry e4 = {.name = "blk.0.ffn_down_exps.weight",
+                        .n_cols = 32,
+                        .n_mat = 2,
+                        .sums = sums,
+                        .counts = counts};
+    imatrix im4 = {.entries = &e4, .n_entries = 1};
+    REQUIRE(quant_ftype_parse("Q8_0", &q.ftype));
+    q.imatrix = &im4;
+    const hearth_err e4err = quant_model(p8, out, &q, NULL);
+    CHECKF(e4err == HEARTH_ERR_UNSUPPORTED, "%d: %s", e4err, hearth_last_error());
+    CHECK(strstr(hearth_last_error(), "4 dimensions") != NULL);
     unlink(p8);
     unlink(out);
     unlink(out2);

@@ -660,6 +660,11 @@ static hearth_err tensor_weights(quant_run *q, const char *name, const gguf_tens
     const imatrix_entry *e = im ? imatrix_find(im, name) : NULL;
     const bool embd = !strcmp(name, "token_embd.weight");
     *out = NULL;
+    if (e && t->ne[3] > 1) /* the sets below are per 2-D slice: slice r / ne1 must be < ne2 */
+        return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                       "quantize: %s has 4 dimensions; importance weights apply to 2-D and 3-D "
+                       "tensors only",
+                       name);
     if (e && e->n_cols * e->n_mat == t->ne[0] * t->ne[2]) {
         free(q->qw);
         if (!(q->qw = malloc((size_t)(e->n_cols * e->n_mat) * sizeof *q->qw)))
