@@ -101,6 +101,11 @@ hearth_err hr_pool_new(int n_threads, hr_pool **out);
 void hr_pool_free(hr_pool *pool);
 int hr_pool_size(const hr_pool *pool);
 void hr_pool_run(hr_pool *pool, hr_pool_job job, void *ctx);
+/* The part [*lo, *hi) of [0, n) that part ith of nth takes (even shares). */
+static inline void hr_pool_part(int n, int ith, int nth, int *lo, int *hi) {
+    *lo = (int)((int64_t)n * ith / nth);
+    *hi = (int)((int64_t)n * (ith + 1) / nth);
+}
 
 /* Pseudo-random numbers (rng.c): xoshiro256** (Blackman & Vigna, 2018),
  * seeded through splitmix64 so that every 64-bit seed, 0 included, gives a

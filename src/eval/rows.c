@@ -13,7 +13,8 @@
 
 static void rows_part(void *ctx, int ith, int nth) {
     const eval_rows *j = ctx;
-    const int a = (int)((long)j->n_rows * ith / nth), b = (int)((long)j->n_rows * (ith + 1) / nth);
+    int a, b;
+    hr_pool_part(j->n_rows, ith, nth, &a, &b);
     for (int r = a; r < b; r++) {
         const float *row = j->logits + (size_t)r * (size_t)j->n_vocab;
         const int32_t tok = j->next[r];

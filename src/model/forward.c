@@ -294,7 +294,8 @@ struct tok_job {
 
 static void tok_job_run(void *ctx, int ith, int nth) {
     const tok_job *j = ctx;
-    const int t0 = (int)((int64_t)j->n * ith / nth), t1 = (int)((int64_t)j->n * (ith + 1) / nth);
+    int t0, t1;
+    hr_pool_part(j->n, ith, nth, &t0, &t1);
     if (t0 < t1) j->fn(j, t0, t1);
 }
 

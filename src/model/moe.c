@@ -76,18 +76,12 @@ typedef struct moe_job {
     int n, k;
 } moe_job;
 
-/* The part of [0, n) that thread ith of nth takes. */
-static void part(int n, int ith, int nth, int *lo, int *hi) {
-    *lo = (int)((int64_t)n * ith / nth);
-    *hi = (int)((int64_t)n * (ith + 1) / nth);
-}
-
 /* moe_x's row for each (token, choice): xb's row of the token. */
 static void gather_job(void *ctx, int ith, int nth) {
     const moe_job *j = ctx;
     const int d = j->s->model->hp.n_embd;
     int lo, hi;
-    part(j->n * j->k, ith, nth, &lo, &hi);
+    hr_pool_part(j->n * j->k, ith, nth, &lo, &hi);
     for (int r = lo; r < hi; r++)
         memcpy(j->s->moe_x + (size_t)j->s->moe_pos[r] * d, j->s->xb + (size_t)(r / j->k) * d,
                (size_t)d * sizeof(float));
@@ -97,7 +91,7 @@ static void swiglu_job(void *ctx, int ith, int nth) {
     const moe_job *j = ctx;
     const int n_ff = j->s->model->hp.n_ff;
     int lo, hi;
-    part(j->n * j->k, ith, nth, &lo, &hi);
+    hr_pool_part(j->n * j->k, ith, nth, &lo, &hi);
     for (int r = lo; r < hi; r++) {
         const float *g = j->s->ffn + (size_t)r * 2 * n_ff;
         float *h = j->s->hb + (size_t)r * n_ff;
@@ -116,7 +110,7 @@ static void combine_job(void *ctx, int ith, int nth) {
     const hearth_session *s = j->s;
     const int d = s->model->hp.n_embd, k = j->k;
     int lo, hi;
-    part(j->n, ith, nth, &lo, &hi);
+    hr_pool_part(j->n, ith, nth, &lo, &hi);
     for (int t = lo; t < hi; t++) {
         float *out = s->xb + (size_t)t * d;
         for (int c = 0; c < k; c++) {

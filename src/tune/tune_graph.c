@@ -150,11 +150,6 @@ typedef struct lora_job {
     int n, phase;
 } lora_job;
 
-static void range(int n, int ith, int nth, int *lo, int *hi) {
-    *lo = (int)((int64_t)n * ith / nth);
-    *hi = (int)((int64_t)n * (ith + 1) / nth);
-}
-
 static void lora_run(void *ctx, int ith, int nth) {
     const lora_job *j = ctx;
     const tune_pair *p = j->p;
@@ -164,7 +159,7 @@ static void lora_run(void *ctx, int ith, int nth) {
     int lo, hi;
     switch (j->phase) {
     case 0: /* forward: u = A x, y += s B u */
-        range(j->n, ith, nth, &lo, &hi);
+        hr_pool_part(j->n, ith, nth, &lo, &hi);
         for (int t = lo; t < hi; t++) {
             float *ut = j->g->u[p - j->g->ad->pairs] + (size_t)t * r;
             for (int k = 0; k < r; k++)
@@ -174,26 +169,26 @@ static void lora_run(void *ctx, int ith, int nth) {
         }
         break;
     case 1: /* du = s dy B, by rows; gB += s dy^T u, by outputs */
-        range(j->n, ith, nth, &lo, &hi);
+        hr_pool_part(j->n, ith, nth, &lo, &hi);
         for (int t = lo; t < hi; t++) {
             float *dut = du + (size_t)t * r;
             memset(dut, 0, (size_t)r * sizeof(float));
             for (int o = 0; o < n_out; o++)
                 axpy(dut, s * j->dy[(size_t)t * n_out + o], p->b + (size_t)o * r, r);
         }
-        range(n_out, ith, nth, &lo, &hi);
+        hr_pool_part(n_out, ith, nth, &lo, &hi);
         for (int t = 0; t < j->n; t++)
             for (int o = lo; o < hi; o++)
                 axpy(p->gb + (size_t)o * r, s * j->dy[(size_t)t * n_out + o], u + (size_t)t * r, r);
         break;
     case 2: /* gA += du^T x, by A's columns; dx += du A, by rows */
-        range(n_in, ith, nth, &lo, &hi);
+        hr_pool_part(n_in, ith, nth, &lo, &hi);
         for (int t = 0; t < j->n; t++)
             for (int k = 0; k < r; k++)
                 axpy(p->ga + (size_t)k * n_in + lo, du[(size_t)t * r + k],
                      j->x + (size_t)t * n_in + lo, hi - lo);
         if (!j->dx) break;
-        range(j->n, ith, nth, &lo, &hi);
+        hr_pool_part(j->n, ith, nth, &lo, &hi);
         for (int t = lo; t < hi; t++)
             for (int k = 0; k < r; k++)
                 axpy(j->dx + (size_t)t * n_in, du[(size_t)t * r + k], p->a + (size_t)k * n_in,
@@ -505,7 +500,7 @@ static void loss_run(void *ctx, int ith, int nth) {
     tune_graph *g = j->g;
     const float cap = g->m->hp.final_softcap, inv_scale = 1.0f / g->m->hp.logit_scale;
     int lo, hi;
-    range(j->nc, ith, nth, &lo, &hi);
+    hr_pool_part(j->nc, ith, nth, &lo, &hi);
     for (int i = lo; i < hi; i++) {
         float *z = g->logits + (size_t)i * g->V;
         if (inv_scale != 1.0f)
