@@ -143,6 +143,9 @@ static void refusal_test(void) {
     patch_u32(src, dst, "qwen3moe.expert_feed_forward_length", 32); /* they are 64 wide */
     CHECK(hearth_model_load(dst, NULL, &m) != HEARTH_OK && !m);
     CHECK(strstr(hearth_last_error(), "ffn_gate_exps") != NULL);
+    patch_u32(src, dst, "qwen3moe.block_count", 4000); /* refused before sizing by it */
+    CHECK(hearth_model_load(dst, NULL, &m) != HEARTH_OK && !m);
+    CHECK(strstr(hearth_last_error(), "4000 layers of experts") != NULL);
     unlink(dst);
 
     synth_params p = synth_default_params();

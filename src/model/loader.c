@@ -276,6 +276,11 @@ static hearth_err bind_all(hearth_model *m) {
         return err;
     m->layers = hr_calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) return HEARTH_ERR_NOMEM;
+    /* sized by the header: a file that cannot hold a router and three expert
+       tensors per layer is refused before, not after, the allocation */
+    if (hp->n_expert > 0 && gguf_n_tensors(m->gguf) < 4 * (int64_t)hp->n_layer)
+        return hr_fail(HEARTH_ERR_FORMAT, "model: %d layers of experts in %lld tensors",
+                       hp->n_layer, (long long)gguf_n_tensors(m->gguf));
     if (hp->n_expert > 0 &&
         !(m->exps = hr_calloc((size_t)hp->n_layer * 3 * (size_t)hp->n_expert, sizeof *m->exps)))
         return HEARTH_ERR_NOMEM;
