@@ -107,6 +107,16 @@ static inline peer_result peer_measure(const char *name, const char *path, uint6
     return r;
 }
 
+/* Loads `path`; returns the model, or NULL with the error's text in err. */
+static inline hearth_model *peer_load(const char *path, char *err, size_t cap) {
+    hearth_model *m = NULL;
+    if (hearth_model_load(path, NULL, &m) != HEARTH_OK) {
+        snprintf(err, cap, "%s", hearth_last_error());
+        return NULL;
+    }
+    return m;
+}
+
 /* Copies the file at `src` to `dst` with n bytes of `with` written `at`
  * bytes after every occurrence of `find` (a metadata key: its value
  * follows the key and a 4-byte type, at strlen(key) + 4). */

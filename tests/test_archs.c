@@ -103,23 +103,13 @@ static void check_fixture(const fixture *f) {
     }
 }
 
-/* Loads `path`; returns the model or NULL with the error's text in err. */
-static hearth_model *load(const char *path, char *err, size_t cap) {
-    hearth_model *m = NULL;
-    if (hearth_model_load(path, NULL, &m) != HEARTH_OK) {
-        snprintf(err, cap, "%s", hearth_last_error());
-        return NULL;
-    }
-    return m;
-}
-
 /* The keys' defaults (llama.cpp's), and the files refused. */
 static void hparams_test(void) {
     char src[128], dst[128], err[512];
     fixture_path("gemma2-f32", src, sizeof src);
     snprintf(dst, sizeof dst, "%s/patched.gguf", tmp_dir);
 
-    hearth_model *m = load(src, err, sizeof err);
+    hearth_model *m = peer_load(src, err, sizeof err);
     REQUIRE(m);
     CHECK(m->hp.attn_softcap == 8.0f && m->hp.final_softcap == 3.0f);
     CHECK(m->hp.swa_window == 8 && m->hp.swa_pattern == 2); /* synth's */
@@ -133,12 +123,12 @@ static void hparams_test(void) {
     peer_patch(src, dst, keys[0], "X", 1, 0);
     peer_patch(dst, dst, keys[1], "X", 1, 0);
     peer_patch(dst, dst, keys[2], "X", 1, 0);
-    REQUIRE((m = load(dst, err, sizeof err)));
+    REQUIRE((m = peer_load(dst, err, sizeof err)));
     CHECK(m->hp.attn_softcap == 50.0f && m->hp.final_softcap == 30.0f);
     CHECK(m->hp.swa_window == 8 && m->hp.swa_pattern == 2);
     hearth_model_free(m);
     peer_patch(src, dst, "attention.sliding_window", "X", 1, 0);
-    REQUIRE((m = load(dst, err, sizeof err)));
+    REQUIRE((m = peer_load(dst, err, sizeof err)));
     CHECK(m->hp.swa_window == 4096 && m->hp.swa_pattern == 2);
     hearth_model_free(m);
 
@@ -146,7 +136,7 @@ static void hparams_test(void) {
     const float bad[2] = {-1.0f, NAN};
     for (int i = 0; i < 2; i++) {
         peer_patch(src, dst, keys[i], &bad[i], sizeof bad[i], strlen(keys[i]) + 4);
-        m = load(dst, err, sizeof err);
+        m = peer_load(dst, err, sizeof err);
         CHECKF(!m && strstr(err, "soft-capping"), "cap %g: %s", (double)bad[i], err);
         hearth_model_free(m);
     }
@@ -154,24 +144,24 @@ static void hparams_test(void) {
     /* granite: synth writes Granite 3's multipliers; without the keys, none (and the
        default attention scale), but logit_scale is required */
     fixture_path("granite-f32", src, sizeof src);
-    REQUIRE((m = load(src, err, sizeof err)));
+    REQUIRE((m = peer_load(src, err, sizeof err)));
     CHECK(m->hp.embd_scale == 12.0f && m->hp.residual_scale == 0.22f);
     CHECK(m->hp.attn_scale == 0.015625f && m->hp.logit_scale == 8.0f);
     hearth_model_free(m);
     peer_patch(src, dst, "residual_scale", "X", 1, 0);
     peer_patch(dst, dst, "embedding_scale", "X", 1, 0);
     peer_patch(dst, dst, "attention.scale", "X", 1, 0);
-    REQUIRE((m = load(dst, err, sizeof err)));
+    REQUIRE((m = peer_load(dst, err, sizeof err)));
     CHECK(m->hp.embd_scale == 1.0f && m->hp.residual_scale == 1.0f);
     CHECK(m->hp.attn_scale == 1.0f / sqrtf(64.0f) && m->hp.logit_scale == 8.0f);
     hearth_model_free(m);
     peer_patch(src, dst, "logit_scale", "X", 1, 0);
-    m = load(dst, err, sizeof err);
+    m = peer_load(dst, err, sizeof err);
     CHECKF(!m && strstr(err, "logit_scale"), "%s", err);
     hearth_model_free(m);
     const float zero = 0.0f;
     peer_patch(src, dst, "logit_scale", &zero, sizeof zero, strlen("logit_scale") + 4);
-    m = load(dst, err, sizeof err);
+    m = peer_load(dst, err, sizeof err);
     CHECKF(!m && strstr(err, "scales must be positive"), "%s", err);
     hearth_model_free(m);
 
@@ -183,7 +173,7 @@ static void hparams_test(void) {
     fixture_path("gemma3-untied", src, sizeof src);
     REQUIRE(synth_write(src, &p) == HEARTH_OK);
     peer_patch(src, dst, "gemma3", "gemma2", 6, 0);
-    m = load(dst, err, sizeof err);
+    m = peer_load(dst, err, sizeof err);
     CHECKF(!m && strstr(err, "output.weight"), "%s", err);
     hearth_model_free(m);
     unlink(src);

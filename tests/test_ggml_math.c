@@ -157,9 +157,12 @@ static void test_attention(void) {
     double want[128];
     for (size_t a = 0; a < sizeof hds / sizeof hds[0]; a++)
         for (size_t b = 0; b < sizeof spans / sizeof spans[0]; b++)
-            for (int mode = 0; mode < 4; mode++) {
+            for (int mode = 0; mode < 6; mode++) {
                 const int hd = hds[a], p0 = spans[b][0], n = spans[b][1];
-                const bool f16 = mode & 1, batch = mode & 2;
+                /* modes 4, 5: an encoder's F32 row of its text's length (its tail summed
+                   one at a time), the keys its last positions or 3 masked ones after */
+                const bool f16 = mode < 4 && (mode & 1), batch = mode == 2 || mode == 3;
+                const int64_t n_row = mode < 4 ? KERN_ATTN_ROW_PADDED : p0 + n + (mode & 1) * 3;
                 for (int e = 0; e < hd; e++)
                     q[e] = f16 ? kern_f16_to_f32(kern_f32_to_f16(gauss())) : gauss();
                 const float scale = 1.0f / sqrtf((float)hd);
@@ -177,11 +180,11 @@ static void test_attention(void) {
                     CHECKF(fabs(sc[i] - d) <= (hd + 8.0) * FLT_EPSILON * mag,
                            "scores hd %d span %d+%d mode %d key %d", hd, p0, n, mode, i);
                 }
-                kern_attn_softmax(sc, p0, n, scale);
+                kern_attn_softmax(sc, p0, n, n_row, scale);
                 double total = 0.0;
                 for (int i = 0; i < n; i++) total += sc[i];
                 CHECKF(fabs(total - 1.0) < 1e-5, "softmax sums to %.9f", total);
-                kern_attn_values(out, sc, vb, LD, p0, n, hd, f16, batch);
+                kern_attn_values(out, sc, vb, LD, p0, n, n_row, hd, f16, batch);
                 attention_ref(want, q, k, v, LD, p0, n, hd, scale);
                 double worst = 0.0;
                 for (int d = 0; d < hd; d++) worst = fmax(worst, fabs(out[d] - want[d]));

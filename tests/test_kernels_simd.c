@@ -695,8 +695,9 @@ static void check_attn_case(const char *isa, kern_attn_fn fn, bool f16, int hd, 
                        es);
         kern_attn_scores(sc, rows[r].q, krow, (size_t)hd, n, hd, f16, batch);
         if (cap > 0.0f) kern_softcap(sc, n, cap);
-        kern_attn_softmax(sc, lo, n, scale);
-        kern_attn_values(want, sc, v + (size_t)lo * hd * es, (size_t)hd, lo, n, hd, f16, batch);
+        kern_attn_softmax(sc, lo, n, KERN_ATTN_ROW_PADDED, scale);
+        kern_attn_values(want, sc, v + (size_t)lo * hd * es, (size_t)hd, lo, n,
+                         KERN_ATTN_ROW_PADDED, hd, f16, batch);
         CHECKF(memcmp(want, rows[r].out, (size_t)hd * sizeof(float)) == 0,
                "%s attn %s hd %d rows %d batch %d q*%g cap %g: row %d (keys %d..%d) differs from "
                "ops.c (%g vs %g)",

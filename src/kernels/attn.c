@@ -49,9 +49,9 @@ static void attn_tile_portable(const kern_attn_args *a, bool f16) {
         gather_keys(a->k, a->hd, es, row->lo, row->hi, krows);
         kern_attn_scores(sc, row->q, krows, (size_t)a->hd, n, a->hd, f16, a->batch);
         if (a->softcap > 0.0f) kern_softcap(sc, n, a->softcap);
-        kern_attn_softmax(sc, row->lo, n, a->scale);
+        kern_attn_softmax(sc, row->lo, n, KERN_ATTN_ROW_PADDED, a->scale);
         kern_attn_values(row->out, sc, (const uint8_t *)a->v + (size_t)row->lo * (size_t)a->hd * es,
-                         (size_t)a->hd, row->lo, n, a->hd, f16, a->batch);
+                         (size_t)a->hd, row->lo, n, KERN_ATTN_ROW_PADDED, a->hd, f16, a->batch);
     }
 }
 
@@ -211,7 +211,7 @@ void kern_attn_tile_q8_0_ref(const kern_attn_args *a) {
         for (int b = 0; b < nb; b++) quantize_block(q8, row->q, hd, b, &qq[b]);
         for (int p = row->lo; p <= row->hi; p++) sc[p - row->lo] = ref_score(k, nb, p, qq);
         if (a->softcap > 0.0f) kern_softcap(sc, n, a->softcap);
-        kern_attn_softmax(sc, row->lo, n, a->scale);
+        kern_attn_softmax(sc, row->lo, n, KERN_ATTN_ROW_PADDED, a->scale);
         for (int d = 0; d < hd; d++) row->out[d] = 0.0f;
         for (int p = row->lo; p <= row->hi; p++) {
             const block_q8_0 *vr = (const block_q8_0 *)(v + (size_t)p * (size_t)nb * QB);

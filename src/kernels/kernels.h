@@ -162,18 +162,23 @@ void kern_rope_apply(float *x, const float *cos_sin, int n_rot, bool neox);
 /* Attention of one query over the cache rows of one kv head at positions
  * p0..p0+n-1, in ggml's arithmetic (see ops.c); row i is at k + i * ld (or
  * v + i * ld) elements of f32, or of f16 when *_f16. `batch` selects the
- * order llama.cpp uses when the batch holds two or more tokens.
+ * order llama.cpp uses when the batch holds two or more tokens. `n_row` is
+ * the length of the row ggml computes over (masked positions included):
+ * its elements past the last whole SIMD group are summed one at a time.
+ * A cache's rows are a multiple of 256 long (KERN_ATTN_ROW_PADDED); an
+ * encoder's, without a cache, are its text's length.
  * kern_attn_scores: sc[i] = q . k_i.
  * kern_attn_softmax: in place, x = softmax(x * scale).
  * kern_attn_values: out[hd] = sum_i w[i] v_i. */
+#define KERN_ATTN_ROW_PADDED ((int64_t)1 << 62)
 void kern_attn_scores(float *sc, const float *q, const void *k, size_t ld, int64_t n, int hd,
                       bool k_f16, bool batch);
-void kern_attn_softmax(float *x, int64_t p0, int64_t n, float scale);
+void kern_attn_softmax(float *x, int64_t p0, int64_t n, int64_t n_row, float scale);
 /* In place, x = cap * tanh(x / cap) in llama.cpp's arithmetic: the
  * soft-capping of attention scores (before the softmax) and of logits. */
 void kern_softcap(float *x, int64_t n, float cap);
 void kern_attn_values(float *out, const float *w, const void *v, size_t ld, int64_t p0, int64_t n,
-                      int hd, bool v_f16, bool batch);
+                      int64_t n_row, int hd, bool v_f16, bool batch);
 
 /* --- attention over a tiled cache, for several query rows at once (attn.c) ---
  * The cache of one layer and kv head as these read it: K in tiles of

@@ -110,17 +110,20 @@ void kern_attn_scores(float *sc, const float *q, const void *k, size_t ld, int64
 }
 
 /* ggml_compute_forward_soft_max_f32: x * scale, max, then ggml_vec_soft_max_f32
- * exponentiates 16 cache positions at a time (from position 0) with
- * ggml_v_expf and adds each group's 16-lane tree to a double; the weights are
+ * exponentiates 16 row positions at a time (from position 0) with
+ * ggml_v_expf and adds each group's 16-lane tree to a double, then the
+ * row's last n_row % 16 one at a time with libm expf; the weights are
  * multiplied by (float)(1 / sum). Masked positions contribute exact zeros. */
-KERN_FMA_CLONES void kern_attn_softmax(float *x, int64_t p0, int64_t n, float scale) {
+KERN_FMA_CLONES void kern_attn_softmax(float *x, int64_t p0, int64_t n, int64_t n_row,
+                                       float scale) {
     float max = -INFINITY;
     for (int64_t i = 0; i < n; i++) {
         x[i] *= scale;
         max = x[i] > max ? x[i] : max;
     }
+    const int64_t tail = n_row & ~(int64_t)15, end = p0 + n;
     double sum = 0.0;
-    for (int64_t g = p0 & ~(int64_t)15; g < p0 + n; g += 16) {
+    for (int64_t g = p0 & ~(int64_t)15; g < end && g < tail; g += 16) {
         float v[16];
         for (int r = 0; r < 16; r++) {
             const int64_t i = g + r - p0;
@@ -128,6 +131,10 @@ KERN_FMA_CLONES void kern_attn_softmax(float *x, int64_t p0, int64_t n, float sc
             if (i >= 0 && i < n) x[i] = v[r] = kern_ggml_expf(x[i] - max);
         }
         sum += (double)kern_ggml_hsum16(v);
+    }
+    for (int64_t p = p0 > tail ? p0 : tail; p < end; p++) {
+        x[p - p0] = expf(x[p - p0] - max);
+        sum += (double)x[p - p0];
     }
     const float inv = (float)(1.0 / sum);
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
@@ -149,19 +156,28 @@ KERN_FMA_CLONES static void axpy16_f16(float *acc, const uint16_t *v, float w) {
 }
 
 /* out = sum_i w[i] v_i. Several tokens: tinyBLAS, one 16-lane accumulator
- * per output, lane = position % 16. One token: ggml_vec_dot over the cache
- * row, four accumulators chosen by (position / 16) % 4. With an F16 cache the
- * weights are rounded to f16 first. Output dims go 16 at a time so the
- * accumulators stay small; a last partial group is padded. */
+ * per output, lane = position % 16. One token: ggml_vec_dot over the row,
+ * four accumulators chosen by (position / 16) % 4, and the row's last
+ * n_row % 64 added one at a time after their reduction (fused, as ggml's
+ * build compiles the loop). With an F16 cache the weights are rounded to
+ * f16 first. Output dims go 16 at a time so the accumulators stay small; a
+ * last partial group is padded. */
 void kern_attn_values(float *out, const float *w, const void *v, size_t ld, int64_t p0, int64_t n,
-                      int hd, bool v_f16, bool batch) {
+                      int64_t n_row, int hd, bool v_f16, bool batch) {
     enum { D = 16 };
     batch = batch && hd % 4 == 0; /* tinyBLAS needs whole 4-row tiles */
+    const int64_t tail = batch ? n_row : n_row & ~(int64_t)63;
+    const int64_t n_vec = tail - p0 < n ? (tail > p0 ? tail - p0 : 0) : n;
+    /* gcc vectorizes ggml's loop over the row's rest: products of 16 and
+     * then 8 rounded before their in-order adds, its last n_row % 8 fused
+     * (masked positions add exact zeros either way) */
+    const int64_t left = n_row - tail,
+                  fused_from = tail + left / 16 * 16 + (left % 16 >= 8 ? 8 : 0);
     for (int d0 = 0; d0 < hd; d0 += D) {
         const int nd = hd - d0 < D ? hd - d0 : D;
         float acc[4][16][D];
         memset(acc, 0, sizeof acc);
-        for (int64_t i = 0; i < n; i++) {
+        for (int64_t i = 0; i < n_vec; i++) {
             const int64_t pos = p0 + i;
             float *a = acc[batch ? 0 : (pos >> 4) & 3][pos & 15];
             if (v_f16) {
@@ -189,7 +205,12 @@ void kern_attn_values(float *out, const float *w, const void *v, size_t ld, int6
             float lanes[4][16];
             for (int j = 0; j < 4; j++)
                 for (int r = 0; r < 16; r++) lanes[j][r] = acc[j][r][d];
-            out[d0 + d] = batch ? kern_ggml_hsum16(lanes[0]) : kern_ggml_reduce4x16(lanes);
+            float o = batch ? kern_ggml_hsum16(lanes[0]) : kern_ggml_reduce4x16(lanes);
+            for (int64_t i = n_vec; i < n; i++) { /* F32: an F16 row is a cache's, padded */
+                const float x = ((const float *)v)[(size_t)i * ld + (size_t)(d0 + d)];
+                o = p0 + i < fused_from ? o + x * w[i] : fmaf(x, w[i], o);
+            }
+            out[d0 + d] = o;
         }
     }
 }

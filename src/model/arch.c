@@ -1,9 +1,10 @@
 /*
  * arch.c - the architectures Hearth runs, as data. Adding a family whose
- * blocks are a combination of these features is one table row. The two
- * encoders (bert: all-MiniLM, bge; nomic-bert: nomic-embed-text) share the
- * decoders' forward pass: their differences (no causal mask, post-LN with
- * biases, learned positions or none, an ungated GELU FFN) are flags.
+ * blocks are a combination of these features is one table row. The
+ * encoders (bert: all-MiniLM, bge; nomic-bert: nomic-embed-text;
+ * gemma-embedding: EmbeddingGemma) share the decoders' forward pass: their
+ * differences (no causal mask, post-LN with biases, learned positions or
+ * none, an ungated GELU FFN, a centred sliding window) are flags.
  */
 #include "model.h"
 
@@ -60,14 +61,31 @@ static const arch_desc arches[] = {
      .fused_qkv = true,
      .fused_gate_up = true,
      .scale_q = true},
+    {.name = "gemma-embedding",
+     .rope = ROPE_NEOX,
+     .act = FFN_GELU,
+     .qk_norm = QK_NORM_HEAD,
+     .post_norms = true,
+     .scale_embd = true,
+     .swa = true,
+     .swa_pattern = 6,
+     .scale_q = true,
+     .encoder = true,
+     .swa_symmetric = true},
     {.name = "bert",
      .rope = ROPE_NONE,
      .act = FFN_GELU,
      .encoder = true,
+     .post_ln = true,
      .learned_pos = true,
      .ffn_no_gate = true,
      .biases = true},
-    {.name = "nomic-bert", .rope = ROPE_NEOX, .act = FFN_SILU, .fused_qkv = true, .encoder = true},
+    {.name = "nomic-bert",
+     .rope = ROPE_NEOX,
+     .act = FFN_SILU,
+     .fused_qkv = true,
+     .encoder = true,
+     .post_ln = true},
 };
 
 const arch_desc *arch_find(const char *name, size_t len) {

@@ -63,6 +63,7 @@ static hearth_err check_text(const hearth_session *s, const int32_t *ids, int n,
 typedef struct pool_acc {
     double *acc;
     float *row;
+    float *mid; /* [dense_2's rows], with dense projections */
     hearth_pooling pooling;
 } pool_acc;
 
@@ -78,16 +79,25 @@ static void pool_rows(hearth_session *s, const pool_acc *p, int t0, int k, int a
     }
 }
 
+/* acc = dense_3 (dense_2 acc), in F32 as llama.cpp projects the pooled
+ * vector. */
+static void dense_project(hearth_session *s, const pool_acc *p) {
+    const hearth_model *m = s->model;
+    const size_t d = (size_t)m->hp.n_embd;
+    for (size_t i = 0; i < d; i++) p->row[i] = (float)p->acc[i];
+    forward_matmul(s, &m->dense_2, p->row, 1, p->mid, m->dense_2.n_rows);
+    forward_matmul(s, &m->dense_3, p->mid, 1, p->row, (int64_t)d);
+    for (size_t i = 0; i < d; i++) p->acc[i] = p->row[i];
+}
+
 /* The pooled vector of a text of n tokens into out, and acc cleared. */
-static void pool_finish(const hearth_session *s, const pool_acc *p, int n, bool normalize,
-                        float *out) {
+static void pool_finish(hearth_session *s, const pool_acc *p, int n, bool normalize, float *out) {
     const size_t d = (size_t)s->model->hp.n_embd;
     const double scale = p->pooling == HEARTH_POOL_MEAN ? 1.0 / n : 1.0;
+    for (size_t i = 0; i < d; i++) p->acc[i] *= scale;
+    if (s->model->dense_2.data) dense_project(s, p);
     double norm2 = 0.0;
-    for (size_t i = 0; i < d; i++) {
-        p->acc[i] *= scale;
-        norm2 += p->acc[i] * p->acc[i];
-    }
+    for (size_t i = 0; i < d; i++) norm2 += p->acc[i] * p->acc[i];
     const double inv = normalize && norm2 > 0.0 ? 1.0 / sqrt(norm2) : 1.0;
     for (size_t i = 0; i < d; i++) out[i] = (float)(p->acc[i] * inv);
     memset(p->acc, 0, d * sizeof *p->acc);
@@ -150,12 +160,16 @@ hearth_err hearth_embed_batch(hearth_session *s, const int32_t *ids, const int *
     int max_pass =
         s->n_ctx_pad / KERN_KV_TILE < s->n_batch ? s->n_ctx_pad / KERN_KV_TILE : s->n_batch;
     if (max_pass > n_texts) max_pass = n_texts;
-    const pool_acc p = {
-        .acc = calloc(d, sizeof(double)), .row = malloc(d * sizeof(float)), .pooling = pooling};
+    const size_t n_dense = (size_t)s->model->dense_2.n_rows;
+    const pool_acc p = {.acc = calloc(d, sizeof(double)),
+                        .row = malloc(d * sizeof(float)),
+                        .mid = n_dense ? malloc(n_dense * sizeof(float)) : NULL,
+                        .pooling = pooling};
     hearth_session *views = malloc((size_t)max_pass * sizeof *views);
-    if (!p.acc || !p.row || !views) {
+    if (!p.acc || !p.row || (n_dense && !p.mid) || !views) {
         free(p.acc);
         free(p.row);
+        free(p.mid);
         free(views);
         return hr_fail(HEARTH_ERR_NOMEM, "embed: out of memory");
     }
@@ -177,6 +191,7 @@ hearth_err hearth_embed_batch(hearth_session *s, const int32_t *ids, const int *
     }
     free(p.acc);
     free(p.row);
+    free(p.mid);
     free(views);
     return HEARTH_OK;
 }

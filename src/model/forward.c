@@ -84,17 +84,27 @@ static void attn_scales(const hearth_model *m, float *q_scale, float *kq_scale) 
     *kq_scale = on_q ? 1.0f : m->hp.attn_scale;
 }
 
-/* The keys position p sees: all before it, or those with p - k < window on
- * a sliding-window layer. */
-static int attn_first_key(const hearth_session *s, const model_layer *l, int p) {
+/* How far a sliding-window layer's token sees back (and, centred, ahead):
+ * p - k < window, or |p - k| <= window / 2 (llama.cpp's symmetric window). */
+static int swa_reach(const hearth_session *s) {
     const int w = s->model->hp.swa_window;
-    return l->swa && p - w + 1 > 0 ? p - w + 1 : 0;
+    return s->model->arch->swa_symmetric ? w / 2 : w - 1;
+}
+
+/* The first key position p sees: 0, or the window's first on a
+ * sliding-window layer. */
+static int attn_first_key(const hearth_session *s, const model_layer *l, int p) {
+    const int first = p - swa_reach(s);
+    return l->swa && first > 0 ? first : 0;
 }
 
 /* The last key position p attends to: itself (causal), or an encoder's
- * whole text, the last row of its run. */
-static int attn_last_key(const hearth_session *s, const fwd_run *r, int p) {
-    return s->model->arch->encoder ? r->pos0 + r->n - 1 : p;
+ * whole text, the last row of its run (or the window's last). */
+static int attn_last_key(const hearth_session *s, const model_layer *l, const fwd_run *r, int p) {
+    if (!s->model->arch->encoder) return p;
+    const int end = r->pos0 + r->n - 1;
+    return l->swa && s->model->arch->swa_symmetric && p + swa_reach(s) < end ? p + swa_reach(s)
+                                                                             : end;
 }
 
 /* Exact mode: softmax(q k^T / sqrt(head_dim)) v for each (token, head) pair
@@ -118,9 +128,14 @@ static void attention_exact_job(void *ctx, int ith, int nth) {
         const int t = unit / hp->n_head, h = unit % hp->n_head, g = h / group;
         const fwd_run *r = run_of(j->runs, j->n_runs, t);
         const hearth_session *kv = r->s; /* the row's own cache */
-        const bool batch = r->n > 1;     /* its sequence's batch, as if decoded alone */
+        /* An encoder's row is its text (llama.cpp keeps no cache for it);
+         * tinyBLAS takes the values' product only for a row of whole
+         * 16-lane groups. */
+        const bool encoder = s->model->arch->encoder;
+        const int64_t n_row = encoder ? r->n : KERN_ATTN_ROW_PADDED;
+        const bool batch = r->n > 1 && n_row % 16 == 0; /* as if decoded alone */
         const int p = r->pos0 + t - r->t0, k0 = attn_first_key(s, j->l, p),
-                  n_keys = attn_last_key(s, r, p) - k0 + 1;
+                  n_keys = attn_last_key(s, j->l, r, p) - k0 + 1;
         const float *q = s->qkv + (size_t)t * qkv_stride + (size_t)h * hd;
         float *out = s->att + (size_t)t * s->n_q + (size_t)h * hd;
         const size_t off = kv_head_off(s, j->il, g);
@@ -128,10 +143,10 @@ static void attention_exact_job(void *ctx, int ith, int nth) {
         kv_gather_k(kv, j->il, g, k0, n_keys, krows);
         kern_attn_scores(scores, q, krows, (size_t)hd, n_keys, hd, f16, batch);
         if (hp->attn_softcap > 0.0f) kern_softcap(scores, n_keys, hp->attn_softcap);
-        kern_attn_softmax(scores, k0, n_keys, kq_scale);
+        kern_attn_softmax(scores, k0, n_keys, n_row, kq_scale);
         kern_attn_values(out, scores,
                          kv_at(kv->v_cache, off + (size_t)k0 * (size_t)hd * kv_elem_bytes(s)),
-                         (size_t)hd, k0, n_keys, hd, f16, batch);
+                         (size_t)hd, k0, n_keys, n_row, hd, f16, batch);
     }
 }
 
@@ -170,7 +185,7 @@ static void attention_fast_job(void *ctx, int ith, int nth) {
                 .q = s->qkv + (size_t)t * qkv_stride + (size_t)h * hd,
                 .out = s->att + (size_t)t * s->n_q + (size_t)h * hd,
                 .lo = attn_first_key(s, j->l, p),
-                .hi = attn_last_key(s, r, p),
+                .hi = attn_last_key(s, j->l, r, p),
             };
         }
         const size_t off = kv_head_off(s, j->il, g);
@@ -308,7 +323,7 @@ static void for_tokens(tok_job *j, tok_fn fn) {
 }
 
 /* xb = attn_norm(x) of the first layer (later layers get it from the
- * residual step before them); x itself for an encoder (post-LN). */
+ * residual step before them); x itself for a post-LN encoder. */
 static void tok_attn_norm(const tok_job *j, int t0, int t1) {
     const model_hparams *hp = &j->s->model->hp;
     const size_t d = (size_t)hp->n_embd;
@@ -386,12 +401,12 @@ typedef struct residual_norms {
     const float *next_norm;        /* xb = RMSNorm(x) for what comes next, or NULL */
 } residual_norms;
 
-/* x += (post_norm(y) + bias) * residual_scale for the sub-layer output y in xb (an encoder:
+/* x += (post_norm(y) + bias) * residual_scale for the sub-layer output y in xb (post-LN:
  * x = LayerNorm(x + y + bias)), then xb = next_norm(x) for what comes next
- * (an encoder's next step reads x itself; a decoder's last step nothing). */
+ * (a post-LN encoder's next step reads x itself; a decoder's last step nothing). */
 static void residual_rows(const tok_job *j, int t0, int t1, const residual_norms *rn) {
     const model_hparams *hp = &j->s->model->hp;
-    const bool encoder = j->s->model->arch->encoder;
+    const bool post_ln = j->s->model->arch->post_ln;
     for (int t = t0; t < t1; t++) {
         float *y = j->s->xb + (size_t)t * hp->n_embd, *x = j->s->x + (size_t)t * hp->n_embd;
         if (rn->post_norm) rms_norm(y, y, rn->post_norm, hp->n_embd, hp->rms_eps);
@@ -402,7 +417,7 @@ static void residual_rows(const tok_job *j, int t0, int t1, const residual_norms
         if (rn->sum_norm) kern_layer_norm(x, x, rn->sum_norm, rn->sum_b, hp->n_embd, hp->rms_eps);
         if (rn->next_norm)
             rms_norm(y, x, rn->next_norm, hp->n_embd, hp->rms_eps);
-        else if (encoder)
+        else if (post_ln)
             memcpy(y, x, (size_t)hp->n_embd * sizeof *y);
     }
 }
@@ -483,7 +498,7 @@ static void feed_forward(tok_job *j) {
     matmul(s, &l->down, s->hb, n, s->xb, s->model->hp.n_embd);
 }
 
-/* An encoder's inputs: token type 0's row and, with learned positions,
+/* A post-LN encoder's inputs: token type 0's row and, with learned positions,
  * the row of each token's position added to its embedding (in llama.cpp's
  * order: (token + type) + position), then LayerNorm, for the rows of run r.
  * The rows are converted into hb (free until the FFN). */
@@ -545,7 +560,7 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
     const hearth_model *m = s->model;
     const model_hparams *hp = &m->hp;
     embed(s, ids, n);
-    if (m->arch->encoder)
+    if (m->arch->post_ln)
         for (int i = 0; i < n_runs; i++) encoder_inputs(s, &runs[i]);
     tok_job tj = {.s = s, .l = &m->layers[0], .runs = runs, .n_runs = n_runs, .n = n};
     for_tokens(&tj, tok_attn_norm);
@@ -601,7 +616,7 @@ void forward_matmul(hearth_session *s, const model_weight *w, const float *x, in
 
 void forward_hidden_row(hearth_session *s, int t, float *out) {
     const model_hparams *hp = &s->model->hp;
-    if (s->model->arch->encoder) { /* the last layer's LayerNorm was the final norm */
+    if (s->model->arch->post_ln) { /* the last layer's LayerNorm was the final norm */
         memcpy(out, s->x + (size_t)t * hp->n_embd, (size_t)hp->n_embd * sizeof *out);
         return;
     }

@@ -157,7 +157,7 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
     if ((err = hp_int(&r, "attention.key_length", &h.head_dim, false, h.n_embd / h.n_head)) ||
         (err = hp_int(&r, "rope.dimension_count", &h.n_rot, false, h.head_dim)) ||
         (err = hp_float(&r,
-                        arch->encoder ? "attention.layer_norm_epsilon"
+                        arch->post_ln ? "attention.layer_norm_epsilon"
                                       : "attention.layer_norm_rms_epsilon",
                         &h.rms_eps, true, 0)) ||
         (err = hp_float(&r, "rope.freq_base", &h.rope_base, false, 10000.0f)) ||
@@ -212,8 +212,8 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
             h.rope_scale_swa = 1.0f;
             h.rope_base_swa = 10000.0f;
         }
-        if ((err =
-                 hp_int(&r, "attention.sliding_window", &h.swa_window, false, arch->swa_window)) ||
+        if ((err = hp_int(&r, "attention.sliding_window", &h.swa_window, arch->swa_symmetric,
+                          arch->swa_window)) ||
             (err = hp_int(&r, "attention.sliding_window_pattern", &h.swa_pattern, false,
                           arch->swa_pattern)) ||
             (err = hp_float(&r, "rope.freq_base_swa", &h.rope_base_swa, false, h.rope_base_swa)))

@@ -120,7 +120,7 @@ static hearth_err bind_layer(hearth_model *m, int il) {
     hearth_err err;
     if ((err = bind_matrix(m, lname(&b, "attn_output.weight"), n_q, hp->n_embd, true, &l->wo)))
         return err;
-    if (a->encoder) { /* post-LN: norms of the sums, with biases */
+    if (a->post_ln) { /* norms of the sums, with biases */
         if ((err = bind_vector(m, lname(&b, "attn_output_norm.weight"), hp->n_embd, true,
                                &l->attn_out_norm)) ||
             (err = bind_vector(m, lname(&b, "attn_output_norm.bias"), hp->n_embd, true,
@@ -221,7 +221,29 @@ static hearth_err bind_output(hearth_model *m) {
     return HEARTH_OK;
 }
 
-/* An encoder's input side: token type rows, learned positions (one per
+/* An RMS-normed encoder's last steps: the final norm, and the dense
+ * projections of the pooled vector when the file has them (llama.cpp's
+ * converter writes them with --sentence-transformers-dense-modules). Its
+ * output.weight, when present, is accepted as llama.cpp accepts it and never
+ * read: an encoder has no logits. */
+static hearth_err bind_embedding_output(hearth_model *m) {
+    const int64_t d = m->hp.n_embd;
+    model_weight unused;
+    hearth_err err;
+    if ((err = bind_vector(m, "output_norm.weight", d, true, &m->output_norm)) ||
+        (err = bind_matrix(m, "output.weight", d, m->hp.n_vocab, false, &unused)))
+        return err;
+    const gguf_tensor *d2 = gguf_find_tensor(m->gguf, "dense_2.weight"),
+                      *d3 = gguf_find_tensor(m->gguf, "dense_3.weight");
+    if (!d2 && !d3) return HEARTH_OK;
+    if (!d2 || !d3 || d2->n_dims != 2 || d2->ne[1] < 1 || d2->ne[1] > (1 << 20))
+        return hr_fail(HEARTH_ERR_FORMAT, "model: dense_2.weight and dense_3.weight come "
+                                          "together, dense_2 a matrix of 1 to 2^20 rows");
+    if ((err = bind_matrix(m, "dense_2.weight", d, d2->ne[1], true, &m->dense_2))) return err;
+    return bind_matrix(m, "dense_3.weight", d2->ne[1], d, true, &m->dense_3);
+}
+
+/* A post-LN encoder's input side: token type rows, learned positions (one per
  * position of the training context), the embedding LayerNorm. */
 static hearth_err bind_encoder_inputs(hearth_model *m) {
     const model_hparams *hp = &m->hp;
@@ -268,7 +290,9 @@ static hearth_err bind_all(hearth_model *m) {
     hp->n_vocab = (int)embd->ne[1];
     hearth_err err;
     if ((err = bind_matrix(m, "token_embd.weight", hp->n_embd, hp->n_vocab, true, &m->tok_embd)) ||
-        (err = m->arch->encoder ? bind_encoder_inputs(m) : bind_output(m)) ||
+        (err = m->arch->post_ln   ? bind_encoder_inputs(m)
+               : m->arch->encoder ? bind_embedding_output(m)
+                                  : bind_output(m)) ||
         (err = bind_classifier(m)) ||
         (err = bind_vector(m, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)) ||
         (err = bind_vector(m, "rope_factors_long.weight", hp->n_rot / 2, false, &m->rope_long)) ||
@@ -324,7 +348,7 @@ hearth_err model_open(const char *path, int n_threads, bool no_repack, hearth_mo
             HEARTH_ERR_UNSUPPORTED,
             "model: architecture '%.*s' is not supported "
             "(Hearth runs llama, qwen2, qwen3, qwen3moe, olmoe, granite, granitemoe, gemma2, "
-            "gemma3, phi3, bert, nomic-bert)",
+            "gemma3, phi3, bert, nomic-bert, gemma-embedding)",
             (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
     if (!err) err = model_load_hparams(m->gguf, m->arch, &m->hp);
     if (!err) err = model_bind_tensors(m);

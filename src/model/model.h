@@ -61,13 +61,19 @@ typedef struct arch_desc {
     bool tied_only;
     /* tanh soft-capping of attention scores (default 50) and logits (default 30) (gemma2). */
     bool softcap;
-    /* Encoders (bert, nomic-bert): embeddings only, no output layer. Every
-     * token of a text attends to every other (non-causal), so a text runs in
-     * one pass; LayerNorms with bias come after each residual addition
-     * (post-LN: x = norm(x + attn(x)), x = norm(x + ffn(x))) and after the
-     * input embeddings (token_embd_norm), which add token type 0's row
-     * (token_types) and, for learned positions, position_embd's row. */
+    /* Encoders (bert, nomic-bert, gemma-embedding): embeddings only, no
+     * output layer. Every token of a text attends to every other
+     * (non-causal), so a text runs in one pass. */
     bool encoder;
+    /* BERT's post-LN (bert, nomic-bert): LayerNorms with bias come after each
+     * residual addition (x = norm(x + attn(x)), x = norm(x + ffn(x))) and
+     * after the input embeddings (token_embd_norm), which add token type 0's
+     * row (token_types) and, for learned positions, position_embd's row;
+     * the last layer's norm is the final one. */
+    bool post_ln;
+    /* The sliding window is centred on the token: an encoder's token sees
+     * those within window / 2 positions either side (gemma-embedding). */
+    bool swa_symmetric;
     bool learned_pos; /* position_embd.weight [n_ctx_train][n_embd] (bert) */
     bool ffn_no_gate; /* act(up x + b) without a gate (bert's GELU FFN) */
     bool biases;      /* optional biases on attn_output, ffn_up, ffn_down (bert) */
@@ -185,13 +191,17 @@ struct hearth_model {
     const arch_desc *arch;
     model_hparams hp;
     model_weight tok_embd, output; /* output == tok_embd when tied */
-    const float *output_norm;      /* [n_embd]; NULL for an encoder (no output layer) */
+    const float *output_norm;      /* [n_embd]; NULL for a post-LN encoder */
     model_weight pos_embd;         /* encoders with learned positions: [n_ctx_train][n_embd] */
     model_weight type_embd;        /* encoders: token_types [n_types][n_embd]; row 0 is added */
     const float *tok_norm, *tok_norm_b; /* encoders: LayerNorm of the input embeddings */
     model_weight cls;                   /* rerankers' head (both parts optional): cls [n_embd] */
     model_weight cls_out;               /*   [n_embd][n_embd], tanh, then cls.output */
     const float *cls_b, *cls_out_b;     /*   [n_labels][n_embd]; optional biases */
+    /* Sentence-transformers' dense projections of the pooled vector
+     * (gemma-embedding, both or neither): dense_2 [n_dense][n_embd], then
+     * dense_3 [n_embd][n_dense]. */
+    model_weight dense_2, dense_3;
     const float *rope_freqs; /* [n_rot/2] or NULL: frequency divisors for every session */
     const float *rope_long;  /* [n_rot/2] or NULL: LongRoPE's (phi3), when rope_freqs is */
     const float *rope_short; /*   absent, for sessions longer / not longer than n_ctx_orig */

@@ -35,6 +35,7 @@ static size_t scratch_bytes(const hearth_model *m, int n_batch) {
         }                                                                                          \
     } while (0)
     SCRATCH_FOR(m->output);
+    SCRATCH_FOR(m->dense_3); /* a wider input than any layer's (EmbeddingGemma: 3072) */
     for (int il = 0; il < m->hp.n_layer; il++) {
         const model_layer *l = &m->layers[il];
         SCRATCH_FOR(l->wq);

@@ -237,16 +237,25 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
     SET_U32("attention.key_length", p->head_dim);
     SET_U32("attention.value_length", p->head_dim);
     SET_U32("rope.dimension_count", p->n_rot > 0 ? p->n_rot : p->head_dim);
-    if (a->encoder) {
+    if (a->post_ln) {
         SET_F32("attention.layer_norm_epsilon", 1e-12f);
+    } else {
+        SET_F32("attention.layer_norm_rms_epsilon", a->encoder ? 1e-6f : 1e-5f);
+    }
+    if (a->encoder) {
         SET_U32("pooling_type", p->rerank > 0 ? 4 : p->pooling > 0 ? p->pooling : 1);
         if (!err) {
             snprintf(key, sizeof key, "%s.attention.causal", p->arch);
             err = gguf_writer_set_bool(c->w, key, false);
         }
-    } else {
-        SET_F32("attention.layer_norm_rms_epsilon", 1e-5f);
-        if (p->rerank > 0) SET_U32("pooling_type", 4);
+    } else if (p->rerank > 0) {
+        SET_U32("pooling_type", 4);
+    }
+    if (p->n_dense > 0) { /* what llama.cpp's converter writes beside the dense tensors */
+        SET_U32("dense_2_feat_in", p->n_embd);
+        SET_U32("dense_2_feat_out", p->n_dense);
+        SET_U32("dense_3_feat_in", p->n_dense);
+        SET_U32("dense_3_feat_out", p->n_embd);
     }
     SET_F32("rope.freq_base", 10000.0f);
     if (p->rope_orig_ctx > 0) {
@@ -301,7 +310,7 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
         snprintf(n, sizeof n, "blk.%d.%s", il, suffix);                                            \
         err = add_tensor(c, n, p->type, cols, rows, mean, std);                                    \
     }
-    if (!a->encoder) T("attn_norm.weight", d, 1, 1.0f, 0.05f);
+    if (!a->post_ln) T("attn_norm.weight", d, 1, 1.0f, 0.05f);
     const bool gain = p->q_gain != 0.0f && p->q_gain != 1.0f;
     c->gain = p->q_gain;
     c->gain_rows = gain ? nq : 0;
@@ -324,7 +333,7 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
     }
     T("attn_output.weight", nq, d, 0.0f, sq);
     if (a->biases) T("attn_output.bias", d, 1, 0.0f, 0.1f);
-    if (a->encoder) {
+    if (a->post_ln) {
         T("attn_output_norm.weight", d, 1, 1.0f, 0.05f);
         T("attn_output_norm.bias", d, 1, 0.0f, 0.05f);
         T("layer_output_norm.weight", d, 1, 1.0f, 0.05f);
@@ -334,7 +343,7 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
         T("post_attention_norm.weight", d, 1, 1.0f, 0.05f);
         T("post_ffw_norm.weight", d, 1, 1.0f, 0.05f);
     }
-    if (!a->encoder) T("ffn_norm.weight", d, 1, 1.0f, 0.05f);
+    if (!a->post_ln) T("ffn_norm.weight", d, 1, 1.0f, 0.05f);
     if (p->n_expert > 0) { /* the router stays F32, as llama-quantize leaves it */
         snprintf(n, sizeof n, "blk.%d.ffn_gate_inp.weight", il);
         if (!err) err = add_tensor_as(c, n, KERN_F32, d, p->n_expert, 0.0f, 2.0f * sd, true);
@@ -399,7 +408,7 @@ static void synth_ctx_fini(synth_ctx *c) {
 static hearth_err add_classifier(synth_ctx *c, const synth_params *p, const arch_desc *a) {
     const float s = 2.0f / sqrtf((float)p->n_embd);
     hearth_err err = HEARTH_OK;
-    if (a->encoder) {
+    if (a->post_ln) {
         err = add_tensor(c, "cls.weight", p->type, p->n_embd, p->n_embd, 0.0f, s);
         if (!err) err = add_tensor(c, "cls.bias", KERN_F32, p->n_embd, 1, 0.0f, 0.1f);
         if (!err)
@@ -422,7 +431,7 @@ static hearth_err add_classifier(synth_ctx *c, const synth_params *p, const arch
         if (!labels || !names) return hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
         for (int i = 0; i < p->rerank; i++) {
             snprintf(names + 16 * i, 16, "LABEL_%d", i);
-            labels[i] = a->encoder ? names + 16 * i
+            labels[i] = a->post_ln ? names + 16 * i
                         : i == 0   ? "yes"
                         : i == 1   ? "no"
                                    : names + 16 * i;
@@ -439,7 +448,8 @@ hearth_err synth_write(const char *path, const synth_params *p) {
     if (p->n_embd < 1 || p->n_layer < 1 || p->n_head < 1 || p->n_head_kv < 1 ||
         p->n_head % p->n_head_kv || p->head_dim < 2 || p->head_dim % 2 || p->n_ff < 1 ||
         p->n_ctx < 1 || p->n_rot < 0 || p->n_rot % 2 || p->n_rot > p->head_dim || p->rerank < 0 ||
-        p->rerank > 4096 || p->n_expert < 0 || p->n_expert > MODEL_MAX_EXPERTS ||
+        p->n_dense < 0 || (p->n_dense > 0 && !(a->encoder && !a->post_ln)) || p->rerank > 4096 ||
+        p->n_expert < 0 || p->n_expert > MODEL_MAX_EXPERTS ||
         (p->n_expert > 0) != (p->n_expert_used > 0) || p->n_expert_used > p->n_expert ||
         p->n_expert_used > MODEL_MAX_EXPERTS_USED || (a->moe == MOE_ALWAYS && p->n_expert == 0) ||
         (a->moe == MOE_NEVER && p->n_expert))
@@ -449,10 +459,10 @@ hearth_err synth_write(const char *path, const synth_params *p) {
     hearth_err err = gguf_writer_new(&c.w);
     int n_vocab = 0;
     if (!err) err = add_hparams(&c, p, a);
-    if (!err) err = a->encoder ? add_vocab_wpm(&c, &n_vocab) : add_vocab(&c, &n_vocab);
+    if (!err) err = a->post_ln ? add_vocab_wpm(&c, &n_vocab) : add_vocab(&c, &n_vocab);
     const float se = 2.0f / sqrtf((float)p->n_embd);
     if (!err) err = add_tensor(&c, "token_embd.weight", p->type, p->n_embd, n_vocab, 0.0f, se);
-    if (!err && a->encoder) { /* token types, positions, the embedding LayerNorm */
+    if (!err && a->post_ln) { /* token types, positions, the embedding LayerNorm */
         err = add_tensor_as(&c, "token_types.weight", KERN_F32, p->n_embd, 2, 0.0f, se, true);
         if (!err && a->learned_pos)
             err = add_tensor(&c, "position_embd.weight", p->type, p->n_embd, p->n_ctx, 0.0f, se);
@@ -461,8 +471,14 @@ hearth_err synth_write(const char *path, const synth_params *p) {
         if (!err) err = add_tensor(&c, "token_embd_norm.bias", KERN_F32, p->n_embd, 1, 0.0f, 0.05f);
     } else {
         if (!err) err = add_tensor(&c, "output_norm.weight", KERN_F32, p->n_embd, 1, 1.0f, 0.05f);
-        if (!err && !p->tied && !a->tied_only)
+        if (!err && !p->tied && !a->tied_only && !a->encoder)
             err = add_tensor(&c, "output.weight", p->type, p->n_embd, n_vocab, 0.0f, se);
+    }
+    if (!err && p->n_dense > 0) {
+        err = add_tensor(&c, "dense_2.weight", p->type, p->n_embd, p->n_dense, 0.0f, se);
+        if (!err)
+            err = add_tensor(&c, "dense_3.weight", p->type, p->n_dense, p->n_embd, 0.0f,
+                             1.0f / sqrtf((float)p->n_dense));
     }
     if (!err && p->rerank > 0) err = add_classifier(&c, p, a);
     for (int il = 0; il < p->n_layer && !err; il++) err = add_layer(&c, p, a, il);

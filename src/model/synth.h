@@ -3,8 +3,8 @@
  * the demo model of `hearth synth` and the fixtures of tests that must run
  * without ../shared. Real shapes and metadata for each architecture, a
  * SentencePiece-style vocabulary of byte tokens plus common English pieces
- * (encoders: a WordPiece vocabulary of BERT's special tokens, letters,
- * words and "##" continuations).
+ * (post-LN encoders: a WordPiece vocabulary of BERT's special tokens,
+ * letters, words and "##" continuations).
  */
 #ifndef HEARTH_SYNTH_H
 #define HEARTH_SYNTH_H
@@ -24,7 +24,8 @@ typedef enum synth_rope_factors {
 
 typedef struct synth_params {
     const char *arch; /* "llama", "qwen2", "qwen3", "qwen3moe", "olmoe", "granite",
-                         "granitemoe", "gemma2", "gemma3", "phi3", "bert", "nomic-bert" */
+                         "granitemoe", "gemma2", "gemma3", "phi3", "bert", "nomic-bert",
+                         "gemma-embedding" */
     kern_type type;   /* type of the 2-D weights: F32, F16, Q8_0, Q4_0, Q4_K, Q6_K, ... */
     int n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx;
     bool tied; /* no output.weight: token_embd serves both */
@@ -43,7 +44,8 @@ typedef struct synth_params {
     int pooling;                 /* encoders' pooling_type (1 mean, 2 cls); 0: mean */
     int n_expert, n_expert_used; /* > 0: a mixture of experts of n_ff wide experts (required
                                     by qwen3moe; llama writes Mixtral's layout) */
-    int rerank; /* > 0: a reranker with this many labels (pooling_type rank): an encoder gets
+    int n_dense; /* > 0: dense_2 and dense_3 projections through n_dense (gemma-embedding) */
+    int rerank;  /* > 0: a reranker with this many labels (pooling_type rank): an encoder gets
                    cls and cls.output with biases, a decoder cls.output alone and a rerank
                    prompt (Qwen3-Reranker's layout) */
 } synth_params;

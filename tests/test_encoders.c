@@ -1,0 +1,192 @@
+/*
+ * test_encoders.c - the embedding models against llama.cpp, without
+ * ../shared (it has no encoder files): EmbeddingGemma (gemma-embedding:
+ * gemma3's blocks attending both ways, a centred sliding window on
+ * pattern layers, the dense projections of the pooled vector), nomic-bert
+ * and bert. Small random models written by synth run in exact mode against
+ * FNV-1a-64 hashes of llama.cpp's pooled vectors for the same files and
+ * token ids (cls and last pooling: one row each, so no pooling sum;
+ * commit 34af94cd, CPU, no flash attention, 2 threads, measured with a
+ * program linked against libllama outside this repository). llama.cpp
+ * keeps no cache for an encoder, so its rows are the text's length: the
+ * lengths here take each of ggml's orders (a multiple of 16: tinyBLAS;
+ * otherwise ggml_vec_dot with rests past its last SIMD group of 37, 51 and
+ * 11). Also default mode against exact mode, the keys, and the files
+ * refused.
+ */
+#define _GNU_SOURCE /* memmem */
+#include "hearth.h"
+#include "model/model.h"
+#include "model/synth.h"
+#include "peer_logits.h"
+#include "test.h"
+
+#include <math.h>
+#include <unistd.h>
+
+static char tmp_dir[64];
+
+enum { MAX_IDS = 80, MAX_EMBD = 256 };
+
+typedef struct fixture {
+    const char *name, *arch;
+    kern_type type;
+    int n_layer, n_embd, n_head_kv, head_dim, n_ff, n_dense;
+    uint64_t seed;
+    int n_ids;
+    int32_t first; /* the text's first id (BOS, or bert's [CLS]) */
+    uint64_t hash_cls, hash_last;
+} fixture;
+
+static const fixture k_fixtures[] = {
+    /* windows of 8 (4 either side) on layers 0, 2, 4, 6; dense 128 -> 384 -> 128 */
+    {"ge-f32-dense", "gemma-embedding", KERN_F32, 7, 128, 1, 32, 256, 384, 41, 37, 1,
+     0x3fb6a8f2414d8f24ull, 0xb83012af59dbd8abull},
+    {"ge-q8", "gemma-embedding", KERN_Q8_0, 4, 128, 2, 32, 256, 0, 42, 51, 1, 0x91ac4ce300ed2455ull,
+     0xbd189e91acbcc8a1ull},
+    /* Q4_K weights that llama.cpp repacks, a row of whole 16-lane groups */
+    {"ge-q4k", "gemma-embedding", KERN_Q4_K, 3, 256, 2, 64, 256, 512, 43, 40, 1,
+     0x2a987f90028a61f5ull, 0x45106d2911e16e74ull},
+    {"nomic-f32", "nomic-bert", KERN_F32, 3, 128, 4, 32, 256, 0, 44, 75, 101, 0x32cf4846557ebac2ull,
+     0xd8fedb640ca7ad85ull},
+    {"bert-q8", "bert", KERN_Q8_0, 2, 128, 4, 32, 256, 0, 45, 48, 101, 0x06206e562d1d0758ull,
+     0x2cff12c0124d9867ull},
+};
+
+static void fixture_path(const char *name, char *out, size_t cap) {
+    snprintf(out, cap, "%s/%s.gguf", tmp_dir, name);
+}
+
+static void write_fixture(const fixture *f) {
+    synth_params p = synth_default_params();
+    p.arch = f->arch;
+    p.type = f->type;
+    p.n_layer = f->n_layer;
+    p.n_embd = f->n_embd;
+    p.n_head = 4;
+    p.n_head_kv = f->n_head_kv;
+    p.head_dim = f->head_dim;
+    p.n_ff = f->n_ff;
+    p.n_dense = f->n_dense;
+    p.n_ctx = 128;
+    p.seed = f->seed;
+    char path[128];
+    fixture_path(f->name, path, sizeof path);
+    const hearth_err err = synth_write(path, &p);
+    if (err) fprintf(stderr, "%s: %s\n", f->name, hearth_last_error());
+    REQUIRE(err == HEARTH_OK);
+}
+
+/* The fixture's text: its first id, then ids spread over the vocabulary. */
+static void fixture_ids(const fixture *f, int32_t *ids) {
+    ids[0] = f->first;
+    for (int i = 1; i < f->n_ids; i++) ids[i] = 3 + (i * 37 + 11) % 250;
+}
+
+/* The text's vector under `pooling` (not normalized) into out. */
+static void embed_one(const char *path, const fixture *f, hearth_pooling pooling, float *out) {
+    hearth_model *m = NULL;
+    REQUIRE(hearth_model_load(path, NULL, &m) == HEARTH_OK);
+    hearth_session_params sp = hearth_session_default_params();
+    sp.n_ctx = 128;
+    hearth_session *s = NULL;
+    REQUIRE(hearth_session_new(m, &sp, &s) == HEARTH_OK);
+    int32_t ids[MAX_IDS];
+    fixture_ids(f, ids);
+    REQUIRE(hearth_embed(s, ids, f->n_ids, pooling, false, out) == HEARTH_OK);
+    hearth_session_free(s);
+    hearth_model_free(m);
+}
+
+/* max |a/|a| - b/|b||: unit vectors, as users get them */
+static double unit_diff(const float *a, const float *b, int n) {
+    double na = 0.0, nb = 0.0, worst = 0.0;
+    for (int i = 0; i < n; i++) na += (double)a[i] * a[i], nb += (double)b[i] * b[i];
+    na = sqrt(na), nb = sqrt(nb);
+    for (int i = 0; i < n; i++) worst = fmax(worst, fabs(a[i] / na - b[i] / nb));
+    return worst;
+}
+
+static void check_fixture(const fixture *f) {
+    char path[128];
+    fixture_path(f->name, path, sizeof path);
+    static const hearth_pooling pools[3] = {HEARTH_POOL_CLS, HEARTH_POOL_LAST, HEARTH_POOL_MEAN};
+    const uint64_t want[2] = {f->hash_cls, f->hash_last};
+    const size_t bytes = sizeof(float) * (size_t)f->n_embd;
+    for (int k = 0; k < 3; k++) {
+        float exact[MAX_EMBD], fast[MAX_EMBD];
+        kern_set_exact(true);
+        embed_one(path, f, pools[k], exact);
+        kern_set_exact(false);
+        embed_one(path, f, pools[k], fast);
+        if (k < 2) {
+            const uint64_t h = test_fnv1a(TEST_FNV_SEED, exact, bytes);
+            CHECKF(h == want[k], "%s %s: exact-mode hash %016llx, llama.cpp's %016llx", f->name,
+                   hearth_pooling_name(pools[k]), (unsigned long long)h,
+                   (unsigned long long)want[k]);
+        }
+        /* default mode: its own summation orders (and F32 activations where exact mode
+           rounds them to 8 bits only when llama.cpp does: the same here) */
+        const double d = unit_diff(fast, exact, f->n_embd);
+        CHECKF(d < (f->type == KERN_F32 ? 1e-4 : 2e-2), "%s %s: default mode differs by %g",
+               f->name, hearth_pooling_name(pools[k]), d);
+    }
+}
+
+/* EmbeddingGemma's keys, the window, and the files refused. */
+static void hparams_test(void) {
+    char src[128], dst[128], err[512];
+    fixture_path("ge-f32-dense", src, sizeof src);
+    snprintf(dst, sizeof dst, "%s/patched.gguf", tmp_dir);
+    hearth_model *m = peer_load(src, err, sizeof err);
+    REQUIRE(m);
+    CHECK(m->arch->encoder && !m->arch->post_ln && m->arch->swa_symmetric);
+    CHECK(m->hp.swa_window == 8 && m->hp.swa_pattern == 2); /* synth's */
+    CHECK(m->layers[0].swa && !m->layers[1].swa && m->layers[6].swa);
+    CHECK(m->layers[0].rope_base == 10000.0f);
+    CHECK(m->hp.attn_scale == 1.0f / sqrtf(32.0f) && m->hp.embd_scale == sqrtf(128.0f));
+    CHECK(m->dense_2.n_rows == 384 && m->dense_2.n_cols == 128);
+    CHECK(m->dense_3.n_rows == 128 && m->dense_3.n_cols == 384);
+    CHECK(hearth_model_pooling(m) == HEARTH_POOL_MEAN && !hearth_model_generates(m));
+    hearth_session *s = NULL;
+    REQUIRE(hearth_session_new(m, NULL, &s) == HEARTH_OK);
+    const int32_t one = 1;
+    float logits[512];
+    CHECK(hearth_decode(s, &one, 1, logits, false) == HEARTH_ERR_UNSUPPORTED);
+    hearth_session_free(s);
+    hearth_model_free(m);
+
+    /* the window is required, as llama.cpp requires it */
+    peer_patch(src, dst, "attention.sliding_window", "X", 1, 0);
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "sliding_window"), "%s", err);
+    hearth_model_free(m);
+    /* one dense projection without the other */
+    peer_patch(src, dst, "dense_3.weight", "X", 1, 0);
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "dense_2.weight and dense_3.weight"), "%s", err);
+    hearth_model_free(m);
+    /* a causal gemma-embedding file is a variant Hearth does not run */
+    const unsigned char yes = 1;
+    peer_patch(src, dst, "attention.causal", &yes, 1, strlen("attention.causal") + 4);
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "causal attention is not supported"), "%s", err);
+    hearth_model_free(m);
+    unlink(dst);
+}
+
+int main(void) {
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/hearth-encoders-XXXXXX");
+    REQUIRE(mkdtemp(tmp_dir) != NULL);
+    const int n = (int)(sizeof k_fixtures / sizeof k_fixtures[0]);
+    for (int i = 0; i < n; i++) write_fixture(&k_fixtures[i]);
+    for (int i = 0; i < n; i++) check_fixture(&k_fixtures[i]);
+    hparams_test();
+    for (int i = 0; i < n; i++) {
+        char path[128];
+        fixture_path(k_fixtures[i].name, path, sizeof path);
+        unlink(path);
+    }
+    rmdir(tmp_dir);
+    return test_done("test_encoders");
+}
