@@ -3,7 +3,8 @@
  * without it: Gemma 2 (soft-capped attention scores and logits, a sliding
  * window on every other layer, the output tied to token_embd), llama.cpp's
  * attention scale for the gemma 27B models, and IBM Granite (its four
- * multipliers; granitemoe with experts). Small random models written by
+ * multipliers; granitemoe with experts) and SmolLM3 (no RoPE on every
+ * fourth layer). Small random models written by
  * synth (gemma's with attention sharpened by a gain on the Q weights and
  * caps low enough to bite; Granite's with Granite 3's multipliers) run in
  * exact mode against FNV-1a-64 hashes of llama.cpp's logits for the same
@@ -57,6 +58,11 @@ static const fixture k_fixtures[] = {
      0x5d8ea467cd3a5196ull, 8, 2, true},
     {"granitemoe-q4k", "granitemoe", KERN_Q4_K, 2, 256, 2, 64, 256, 0, 0, 0, 34,
      0x4ca05f78e5e2590eull, 16, 4, true},
+    /* SmolLM3: no RoPE on layers 3 and 7 (sharp attention, so that it shows) */
+    {"smollm3-f32", "smollm3", KERN_F32, 8, 128, 2, 32, 256, 4, 0, 0, 35, 0xa9af32ea0425379dull, 0,
+     0, true},
+    {"smollm3-q4k", "smollm3", KERN_Q4_K, 4, 256, 1, 64, 256, 3, 0, 0, 36, 0x40a2776d401a2ec4ull, 0,
+     0, false},
 };
 
 static void fixture_path(const char *name, char *out, size_t cap) {
@@ -163,6 +169,12 @@ static void hparams_test(void) {
     peer_patch(src, dst, "logit_scale", &zero, sizeof zero, strlen("logit_scale") + 4);
     m = peer_load(dst, err, sizeof err);
     CHECKF(!m && strstr(err, "scales must be positive"), "%s", err);
+    hearth_model_free(m);
+
+    /* smollm3: every fourth layer rotates nothing */
+    fixture_path("smollm3-f32", src, sizeof src);
+    REQUIRE((m = peer_load(src, err, sizeof err)));
+    for (int il = 0; il < 8; il++) CHECKF(m->layers[il].rope == (il % 4 != 3), "layer %d", il);
     hearth_model_free(m);
 
     /* gemma2 with its own output.weight (llama.cpp refuses it too): a gemma3

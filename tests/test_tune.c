@@ -222,6 +222,15 @@ static void test_synth_arches(void) {
     REQUIRE(!synth_write(path, &p));
     check_model("gemma2+caps", path, true, 2e-3, 0.0f);
     unlink(path);
+    /* SmolLM3: layer 3 without RoPE (sharp attention, so that it matters) */
+    snprintf(path, sizeof path, "%s/smollm3.gguf", tmp_dir);
+    p = synth_default_params();
+    p.arch = "smollm3";
+    p.n_embd = 64, p.n_head = 4, p.n_head_kv = 2, p.head_dim = 16, p.n_ff = 96, p.n_ctx = 64;
+    p.n_layer = 4, p.q_gain = 4.0f;
+    REQUIRE(!synth_write(path, &p));
+    check_model("smollm3", path, true, 2e-3, 0.0f);
+    unlink(path);
     /* Phi-3.5 / Phi-4-mini: LongRoPE factors (the short ones at these
      * contexts), attn_factor, partial rotary */
     snprintf(path, sizeof path, "%s/longrope.gguf", tmp_dir);

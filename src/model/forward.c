@@ -359,7 +359,7 @@ static void tok_qkv(const tok_job *j, int t0, int t1) {
     const model_hparams *hp = &m->hp;
     const model_layer *l = j->l;
     const int stride = s->n_q + 2 * s->n_kv, hd = hp->head_dim;
-    const bool rope = m->arch->rope != ROPE_NONE;
+    const bool rope = l->rope;
     const bool head_qk_norm = l->q_norm && m->arch->qk_norm == QK_NORM_HEAD,
                full_qk_norm = l->q_norm && m->arch->qk_norm == QK_NORM_FULL;
     float q_scale, kq_scale;
@@ -564,13 +564,16 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
         for (int i = 0; i < n_runs; i++) encoder_inputs(s, &runs[i]);
     tok_job tj = {.s = s, .l = &m->layers[0], .runs = runs, .n_runs = n_runs, .n = n};
     for_tokens(&tj, tok_attn_norm);
+    const model_layer *rotated = NULL;
     for (int il = 0; il < hp->n_layer; il++) {
         const model_layer *l = &m->layers[il];
         tj.l = l;
         tj.next = il + 1 < hp->n_layer ? &m->layers[il + 1] : NULL;
         tj.il = il;
-        tj.rope_fresh = il == 0 || l->rope_base != m->layers[il - 1].rope_base ||
-                        l->rope_scale != m->layers[il - 1].rope_scale;
+        /* the cache holds the last rotating layer's cos/sin (NoPE layers skip it) */
+        tj.rope_fresh =
+            !rotated || l->rope_base != rotated->rope_base || l->rope_scale != rotated->rope_scale;
+        if (l->rope) rotated = l;
         attention_inputs(&tj);
         attn_job job = {.s = s, .l = l, .runs = runs, .n_runs = n_runs, .il = il, .n = n};
         const bool exact_attn = kern_exact() && s->kv_type != KERN_Q8_0; /* see the exact job */

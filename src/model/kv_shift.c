@@ -40,11 +40,13 @@ static void shift_heads(void *ctx, int ith, int nth) {
     for (int h = ith; h < hp->n_layer * hp->n_head_kv; h += nth) {
         uint8_t *k = (uint8_t *)s->k_cache + (size_t)h * head;
         uint8_t *v = (uint8_t *)s->v_cache + (size_t)h * head;
-        forward_rope_cs(s, &s->model->layers[h / hp->n_head_kv], -(float)j->n_discard, false, cs);
-        /* upwards: position p - n_discard was read before it is written */
+        const model_layer *l = &s->model->layers[h / hp->n_head_kv];
+        if (l->rope) forward_rope_cs(s, l, -(float)j->n_discard, false, cs);
+        /* upwards: position p - n_discard was read before it is written; a
+           NoPE layer's keys only move */
         for (int p = j->first; p < s->pos; p++) {
             kern_kv_load_k(s->kv_type, k, hp->head_dim, p, key);
-            forward_rope_head(s, key, cs);
+            if (l->rope) forward_rope_head(s, key, cs);
             kern_kv_store_k(s->kv_type, k, hp->head_dim, p - j->n_discard, key);
             memcpy(v + (size_t)(p - j->n_discard) * row, v + (size_t)p * row, row);
         }

@@ -184,6 +184,7 @@ static hearth_err bind_layer(hearth_model *m, int il) {
                                              &l->post_ffn_norm))))
         return err;
     l->swa = hp->swa_pattern > 0 && il % hp->swa_pattern < hp->swa_pattern - 1;
+    l->rope = a->rope != ROPE_NONE && !(a->nope_every && (il + 1) % a->nope_every == 0);
     l->rope_base = l->swa ? hp->rope_base_swa : hp->rope_base;
     l->rope_scale = l->swa ? hp->rope_scale_swa : hp->rope_scale;
     return HEARTH_OK;
@@ -348,7 +349,7 @@ hearth_err model_open(const char *path, int n_threads, bool no_repack, hearth_mo
             HEARTH_ERR_UNSUPPORTED,
             "model: architecture '%.*s' is not supported "
             "(Hearth runs llama, qwen2, qwen3, qwen3moe, olmoe, granite, granitemoe, gemma2, "
-            "gemma3, phi3, bert, nomic-bert, gemma-embedding)",
+            "gemma3, phi3, smollm3, bert, nomic-bert, gemma-embedding)",
             (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
     if (!err) err = model_load_hparams(m->gguf, m->arch, &m->hp);
     if (!err) err = model_bind_tensors(m);

@@ -48,6 +48,9 @@ typedef struct arch_desc {
     int swa_window, swa_pattern;
     bool swa_global_rope;
     bool scale_q; /* the attention scale multiplies Q after RoPE, not the scores (gemma2, gemma3) */
+    /* Every nope_every-th layer (il + 1 a multiple of it) rotates nothing: its
+     * keys carry no position (SmolLM3: 4); 0: every layer rotates. */
+    int nope_every;
     /* llama.cpp's attention scale is 1/sqrt(n_embd / n_head) instead of
      * 1/sqrt(head_dim) for a file of this many layers (the gemma 27B
      * models, which it recognizes by layer count); 0: never. */
@@ -183,6 +186,7 @@ typedef struct model_layer {
     model_weight *exps; /* MoE: [3][n_expert] views of ffn_{gate,up,down}_exps, one per expert */
     const float *post_ffn_norm; /* [n_embd] */
     bool swa;                   /* sliding-window attention layer */
+    bool rope;                  /* RoPE on q and k (not on a NoPE layer, nor without positions) */
     float rope_base, rope_scale;
 } model_layer;
 

@@ -403,7 +403,7 @@ static void qkv_fwd(tune_graph *g, const model_layer *l, layer_acts *a) {
     float q_scale, kq_scale;
     attn_scales(m, &q_scale, &kq_scale);
     const bool neox = m->arch->rope == ROPE_NEOX;
-    rope_cache(g, l);
+    if (l->rope) rope_cache(g, l);
     for (int t = 0; t < n; t++) {
         float *q = a->qkv + (size_t)t * g->QKV, *k = q + g->Q;
         const float *cs = g->rope + (size_t)t * hp->n_rot;
@@ -415,12 +415,12 @@ static void qkv_fwd(tune_graph *g, const model_layer *l, layer_acts *a) {
                    (size_t)(g->Q + g->KV) * sizeof(float));
         for (int h = 0; h < hp->n_head; h++) {
             if (l->q_norm) norm_row(q + h * hd, q + h * hd, l->q_norm, hd, hp->rms_eps);
-            rope_row(q + h * hd, cs, hp->n_rot, neox, 1.0f);
+            if (l->rope) rope_row(q + h * hd, cs, hp->n_rot, neox, 1.0f);
         }
         for (int i = 0; i < g->Q; i++) q[i] *= q_scale;
         for (int h = 0; h < hp->n_head_kv; h++) {
             if (l->k_norm) norm_row(k + h * hd, k + h * hd, l->k_norm, hd, hp->rms_eps);
-            rope_row(k + h * hd, cs, hp->n_rot, neox, 1.0f);
+            if (l->rope) rope_row(k + h * hd, cs, hp->n_rot, neox, 1.0f);
         }
     }
 }
@@ -565,7 +565,7 @@ static void qkv_back(tune_graph *g, const model_layer *l, const layer_acts *a) {
     float q_scale, kq_scale;
     attn_scales(m, &q_scale, &kq_scale);
     const bool neox = m->arch->rope == ROPE_NEOX;
-    rope_cache(g, l);
+    if (l->rope) rope_cache(g, l);
     float tmp[KERN_ATTN_MAX_HD];
     for (int t = 0; t < g->n; t++) {
         float *dq = g->dqkv + (size_t)t * g->QKV, *dk = dq + g->Q;
@@ -575,14 +575,14 @@ static void qkv_back(tune_graph *g, const model_layer *l, const layer_acts *a) {
         assert(pre || (!l->q_norm && !l->k_norm));
         for (int i = 0; i < g->Q; i++) dq[i] *= q_scale;
         for (int h = 0; h < hp->n_head; h++) {
-            rope_row(dq + h * hd, cs, hp->n_rot, neox, -1.0f);
+            if (l->rope) rope_row(dq + h * hd, cs, hp->n_rot, neox, -1.0f);
             if (l->q_norm) {
                 norm_row_back(tmp, pre + h * hd, l->q_norm, dq + h * hd, hd, hp->rms_eps, false);
                 memcpy(dq + h * hd, tmp, (size_t)hd * sizeof(float));
             }
         }
         for (int h = 0; h < hp->n_head_kv; h++) {
-            rope_row(dk + h * hd, cs, hp->n_rot, neox, -1.0f);
+            if (l->rope) rope_row(dk + h * hd, cs, hp->n_rot, neox, -1.0f);
             if (l->k_norm) {
                 norm_row_back(tmp, pre + g->Q + h * hd, l->k_norm, dk + h * hd, hd, hp->rms_eps,
                               false);
