@@ -3,8 +3,8 @@
  * without it: Gemma 2 (soft-capped attention scores and logits, a sliding
  * window on every other layer, the output tied to token_embd), llama.cpp's
  * attention scale for the gemma 27B models, and IBM Granite (its four
- * multipliers; granitemoe with experts) and SmolLM3 (no RoPE on every
- * fourth layer). Small random models written by
+ * multipliers; granitemoe with experts), SmolLM3 (no RoPE on every
+ * fourth layer) and OLMo 2 (post-norms only). Small random models written by
  * synth (gemma's with attention sharpened by a gain on the Q weights and
  * caps low enough to bite; Granite's with Granite 3's multipliers) run in
  * exact mode against FNV-1a-64 hashes of llama.cpp's logits for the same
@@ -63,6 +63,11 @@ static const fixture k_fixtures[] = {
      0, true},
     {"smollm3-q4k", "smollm3", KERN_Q4_K, 4, 256, 1, 64, 256, 3, 0, 0, 36, 0x40a2776d401a2ec4ull, 0,
      0, false},
+    /* OLMo 2: no pre-norms, post-norms, q and k normalized whole */
+    {"olmo2-f32", "olmo2", KERN_F32, 4, 128, 2, 32, 256, 3, 0, 0, 37, 0x4aa6c447b1750d7full, 0, 0,
+     true},
+    {"olmo2-q4k", "olmo2", KERN_Q4_K, 3, 256, 4, 64, 256, 3, 0, 0, 38, 0xa949e8c993c2c8c5ull, 0, 0,
+     true},
 };
 
 static void fixture_path(const char *name, char *out, size_t cap) {
@@ -175,6 +180,20 @@ static void hparams_test(void) {
     fixture_path("smollm3-f32", src, sizeof src);
     REQUIRE((m = peer_load(src, err, sizeof err)));
     for (int il = 0; il < 8; il++) CHECKF(m->layers[il].rope == (il % 4 != 3), "layer %d", il);
+    hearth_model_free(m);
+
+    /* olmo2: no pre-norms; OLMo 3's sliding window is refused, not ignored */
+    fixture_path("olmo2-f32", src, sizeof src);
+    REQUIRE((m = peer_load(src, err, sizeof err)));
+    CHECK(!m->layers[0].attn_norm && !m->layers[0].ffn_norm && m->layers[0].post_attn_norm);
+    hearth_model_free(m);
+    synth_params op = synth_default_params();
+    op.arch = "olmo2";
+    op.n_ctx = 64;
+    op.swa_window = 4096;
+    REQUIRE(synth_write(dst, &op) == HEARTH_OK);
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "sliding window of 4096"), "%s", err);
     hearth_model_free(m);
 
     /* gemma2 with its own output.weight (llama.cpp refuses it too): a gemma3

@@ -403,10 +403,12 @@ typedef struct residual_norms {
 
 /* x += (post_norm(y) + bias) * residual_scale for the sub-layer output y in xb (post-LN:
  * x = LayerNorm(x + y + bias)), then xb = next_norm(x) for what comes next
- * (a post-LN encoder's next step reads x itself; a decoder's last step nothing). */
+ * (a post-LN encoder's or olmo2's next step reads x itself; a decoder's last step
+ * nothing). */
 static void residual_rows(const tok_job *j, int t0, int t1, const residual_norms *rn) {
     const model_hparams *hp = &j->s->model->hp;
-    const bool post_ln = j->s->model->arch->post_ln;
+    /* what reads x itself next: a post-LN encoder's sub-layers, olmo2's */
+    const bool plain_next = j->s->model->arch->post_ln || j->s->model->arch->no_pre_norms;
     for (int t = t0; t < t1; t++) {
         float *y = j->s->xb + (size_t)t * hp->n_embd, *x = j->s->x + (size_t)t * hp->n_embd;
         if (rn->post_norm) rms_norm(y, y, rn->post_norm, hp->n_embd, hp->rms_eps);
@@ -417,7 +419,7 @@ static void residual_rows(const tok_job *j, int t0, int t1, const residual_norms
         if (rn->sum_norm) kern_layer_norm(x, x, rn->sum_norm, rn->sum_b, hp->n_embd, hp->rms_eps);
         if (rn->next_norm)
             rms_norm(y, x, rn->next_norm, hp->n_embd, hp->rms_eps);
-        else if (post_ln)
+        else if (plain_next)
             memcpy(y, x, (size_t)hp->n_embd * sizeof *y);
     }
 }

@@ -205,6 +205,14 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
         (err = hp_float(&r, "rope.scaling.attn_factor", &h.rope_attn_factor, false, 1.0f)))
         return err;
 
+    int window = 0;
+    if (arch->refuse_swa && (err = hp_int(&r, "attention.sliding_window", &window, false, 0)))
+        return err;
+    if (window > 0)
+        return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                       "model: a sliding window of %d on '%s' (OLMo 3) is not supported", window,
+                       arch->name);
+
     h.rope_base_swa = h.rope_base;
     h.rope_scale_swa = h.rope_scale;
     if (arch->swa) {

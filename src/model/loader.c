@@ -130,10 +130,10 @@ static hearth_err bind_layer(hearth_model *m, int il) {
             (err = bind_vector(m, lname(&b, "layer_output_norm.bias"), hp->n_embd, true,
                                &l->out_norm_b)))
             return err;
-    } else if ((err = bind_vector(m, lname(&b, "attn_norm.weight"), hp->n_embd, true,
-                                  &l->attn_norm)) ||
-               (err =
-                    bind_vector(m, lname(&b, "ffn_norm.weight"), hp->n_embd, true, &l->ffn_norm))) {
+    } else if (!a->no_pre_norms && ((err = bind_vector(m, lname(&b, "attn_norm.weight"), hp->n_embd,
+                                                       true, &l->attn_norm)) ||
+                                    (err = bind_vector(m, lname(&b, "ffn_norm.weight"), hp->n_embd,
+                                                       true, &l->ffn_norm)))) {
         return err;
     }
     if (a->biases &&
@@ -349,7 +349,7 @@ hearth_err model_open(const char *path, int n_threads, bool no_repack, hearth_mo
             HEARTH_ERR_UNSUPPORTED,
             "model: architecture '%.*s' is not supported "
             "(Hearth runs llama, qwen2, qwen3, qwen3moe, olmoe, granite, granitemoe, gemma2, "
-            "gemma3, phi3, smollm3, bert, nomic-bert, gemma-embedding)",
+            "gemma3, phi3, smollm3, olmo2, bert, nomic-bert, gemma-embedding)",
             (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
     if (!err) err = model_load_hparams(m->gguf, m->arch, &m->hp);
     if (!err) err = model_bind_tensors(m);

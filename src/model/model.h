@@ -39,6 +39,7 @@ typedef struct arch_desc {
     bool fused_gate_up;   /* ffn_up = [gate; up] rows (phi3) */
     qk_norm_kind qk_norm; /* RMSNorm of q and k before RoPE */
     bool post_norms;      /* RMSNorm of each sub-layer's output before the residual (gemma3) */
+    bool no_pre_norms;    /* no attn_norm / ffn_norm: the sub-layers read x itself (olmo2) */
     bool scale_embd;      /* input embeddings times sqrt(n_embd) (gemma3) */
     bool swa;             /* sliding-window layers by pattern (gemma2, gemma3) */
     /* The sliding window's defaults: the window and the layer pattern when the
@@ -48,6 +49,10 @@ typedef struct arch_desc {
     int swa_window, swa_pattern;
     bool swa_global_rope;
     bool scale_q; /* the attention scale multiplies Q after RoPE, not the scores (gemma2, gemma3) */
+    /* llama.cpp runs a sliding window from attention.sliding_window for this
+     * family (OLMo 3), Hearth does not: such a file is refused, not run with
+     * full attention. */
+    bool refuse_swa;
     /* Every nope_every-th layer (il + 1 a multiple of it) rotates nothing: its
      * keys carry no position (SmolLM3: 4); 0: every layer rotates. */
     int nope_every;

@@ -285,8 +285,8 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
         SET_F32("final_logit_softcapping", p->final_softcap > 0.0f ? p->final_softcap : 30.0f);
     if (a->softcap)
         SET_F32("attn_logit_softcapping", p->attn_softcap > 0.0f ? p->attn_softcap : 50.0f);
-    if (a->swa) {
-        SET_U32("attention.sliding_window", 8);
+    if (a->swa || p->swa_window > 0) {
+        SET_U32("attention.sliding_window", p->swa_window > 0 ? p->swa_window : 8);
         SET_U32("attention.sliding_window_pattern", 2);
         SET_F32("rope.freq_base_swa", 10000.0f);
     }
@@ -310,7 +310,7 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
         snprintf(n, sizeof n, "blk.%d.%s", il, suffix);                                            \
         err = add_tensor(c, n, p->type, cols, rows, mean, std);                                    \
     }
-    if (!a->post_ln) T("attn_norm.weight", d, 1, 1.0f, 0.05f);
+    if (!a->post_ln && !a->no_pre_norms) T("attn_norm.weight", d, 1, 1.0f, 0.05f);
     const bool gain = p->q_gain != 0.0f && p->q_gain != 1.0f;
     c->gain = p->q_gain;
     c->gain_rows = gain ? nq : 0;
@@ -343,7 +343,7 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
         T("post_attention_norm.weight", d, 1, 1.0f, 0.05f);
         T("post_ffw_norm.weight", d, 1, 1.0f, 0.05f);
     }
-    if (!a->post_ln) T("ffn_norm.weight", d, 1, 1.0f, 0.05f);
+    if (!a->post_ln && !a->no_pre_norms) T("ffn_norm.weight", d, 1, 1.0f, 0.05f);
     if (p->n_expert > 0) { /* the router stays F32, as llama-quantize leaves it */
         snprintf(n, sizeof n, "blk.%d.ffn_gate_inp.weight", il);
         if (!err) err = add_tensor_as(c, n, KERN_F32, d, p->n_expert, 0.0f, 2.0f * sd, true);

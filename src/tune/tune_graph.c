@@ -403,6 +403,7 @@ static void qkv_fwd(tune_graph *g, const model_layer *l, layer_acts *a) {
     float q_scale, kq_scale;
     attn_scales(m, &q_scale, &kq_scale);
     const bool neox = m->arch->rope == ROPE_NEOX;
+    const bool full = l->q_norm && m->arch->qk_norm == QK_NORM_FULL, head = l->q_norm && !full;
     if (l->rope) rope_cache(g, l);
     for (int t = 0; t < n; t++) {
         float *q = a->qkv + (size_t)t * g->QKV, *k = q + g->Q;
@@ -413,13 +414,17 @@ static void qkv_fwd(tune_graph *g, const model_layer *l, layer_acts *a) {
         if (l->q_norm || l->k_norm)
             memcpy(a->qk_pre + (size_t)t * (g->Q + g->KV), q,
                    (size_t)(g->Q + g->KV) * sizeof(float));
+        if (full) { /* q and k normalized whole (olmo2) */
+            norm_row(q, q, l->q_norm, g->Q, hp->rms_eps);
+            norm_row(k, k, l->k_norm, g->KV, hp->rms_eps);
+        }
         for (int h = 0; h < hp->n_head; h++) {
-            if (l->q_norm) norm_row(q + h * hd, q + h * hd, l->q_norm, hd, hp->rms_eps);
+            if (head) norm_row(q + h * hd, q + h * hd, l->q_norm, hd, hp->rms_eps);
             if (l->rope) rope_row(q + h * hd, cs, hp->n_rot, neox, 1.0f);
         }
         for (int i = 0; i < g->Q; i++) q[i] *= q_scale;
         for (int h = 0; h < hp->n_head_kv; h++) {
-            if (l->k_norm) norm_row(k + h * hd, k + h * hd, l->k_norm, hd, hp->rms_eps);
+            if (head) norm_row(k + h * hd, k + h * hd, l->k_norm, hd, hp->rms_eps);
             if (l->rope) rope_row(k + h * hd, cs, hp->n_rot, neox, 1.0f);
         }
     }
@@ -444,12 +449,20 @@ static void norm_rows(const tune_graph *g, float *y, const float *x, const float
         norm_row(y + (size_t)t * g->E, x + (size_t)t * g->E, w, g->E, g->m->hp.rms_eps);
 }
 
+/* A sub-layer's input: its pre-norm of x, or x itself (olmo2 has none). */
+static void pre_norm_rows(const tune_graph *g, float *y, const float *x, const float *w) {
+    if (w)
+        norm_rows(g, y, x, w);
+    else
+        memcpy(y, x, (size_t)g->n * g->E * sizeof *y);
+}
+
 static void layer_fwd(tune_graph *g, int il) {
     const hearth_model *m = g->m;
     const model_layer *l = &m->layers[il];
     layer_acts *a = &g->acts[il];
     const int n = g->n, F = g->F;
-    norm_rows(g, a->xn1, a->x_in, l->attn_norm);
+    pre_norm_rows(g, a->xn1, a->x_in, l->attn_norm);
     qkv_fwd(g, l, a);
     float q_scale, kq_scale;
     attn_scales(m, &q_scale, &kq_scale);
@@ -457,7 +470,7 @@ static void layer_fwd(tune_graph *g, int il) {
     float *yo = l->post_attn_norm ? a->yo : g->dtmp;
     prod(g, &l->wo, a->att, n, yo, g->E);
     residual(g, a->x_mid, a->x_in, yo, l->post_attn_norm);
-    norm_rows(g, a->xn2, a->x_mid, l->ffn_norm);
+    pre_norm_rows(g, a->xn2, a->x_mid, l->ffn_norm);
     if (l->gate_up.data) {
         prod(g, &l->gate_up, a->xn2, n, a->ffn, 2 * F);
     } else {
@@ -557,6 +570,16 @@ static void norm_rows_back(const tune_graph *g, float *dx, const float *x, const
     }
 }
 
+/* dx += the gradient reaching x through pre_norm_rows from dy. */
+static void pre_norm_back(const tune_graph *g, float *dx, const float *x, const float *w,
+                          const float *dy) {
+    if (w) {
+        norm_rows_back(g, dx, x, w, dy, true);
+        return;
+    }
+    for (size_t i = 0; i < (size_t)g->n * g->E; i++) dx[i] += dy[i];
+}
+
 /* From dqkv (after RoPE and Q scaling) back to the products' outputs. */
 static void qkv_back(tune_graph *g, const model_layer *l, const layer_acts *a) {
     const hearth_model *m = g->m;
@@ -565,6 +588,7 @@ static void qkv_back(tune_graph *g, const model_layer *l, const layer_acts *a) {
     float q_scale, kq_scale;
     attn_scales(m, &q_scale, &kq_scale);
     const bool neox = m->arch->rope == ROPE_NEOX;
+    const bool full = l->q_norm && m->arch->qk_norm == QK_NORM_FULL, head = l->q_norm && !full;
     if (l->rope) rope_cache(g, l);
     float tmp[KERN_ATTN_MAX_HD];
     for (int t = 0; t < g->n; t++) {
@@ -576,18 +600,25 @@ static void qkv_back(tune_graph *g, const model_layer *l, const layer_acts *a) {
         for (int i = 0; i < g->Q; i++) dq[i] *= q_scale;
         for (int h = 0; h < hp->n_head; h++) {
             if (l->rope) rope_row(dq + h * hd, cs, hp->n_rot, neox, -1.0f);
-            if (l->q_norm) {
+            if (head) {
                 norm_row_back(tmp, pre + h * hd, l->q_norm, dq + h * hd, hd, hp->rms_eps, false);
                 memcpy(dq + h * hd, tmp, (size_t)hd * sizeof(float));
             }
         }
         for (int h = 0; h < hp->n_head_kv; h++) {
             if (l->rope) rope_row(dk + h * hd, cs, hp->n_rot, neox, -1.0f);
-            if (l->k_norm) {
+            if (head) {
                 norm_row_back(tmp, pre + g->Q + h * hd, l->k_norm, dk + h * hd, hd, hp->rms_eps,
                               false);
                 memcpy(dk + h * hd, tmp, (size_t)hd * sizeof(float));
             }
+        }
+        if (full) { /* datt is free once attn_back has read it: a row of Q >= KV floats */
+            float *row = g->datt + (size_t)t * g->Q;
+            norm_row_back(row, pre, l->q_norm, dq, g->Q, hp->rms_eps, false);
+            memcpy(dq, row, (size_t)g->Q * sizeof(float));
+            norm_row_back(row, pre + g->Q, l->k_norm, dk, g->KV, hp->rms_eps, false);
+            memcpy(dk, row, (size_t)g->KV * sizeof(float));
         }
     }
 }
@@ -640,7 +671,7 @@ static void layer_back(tune_graph *g, int il) {
         prod_back(g, &l->up, w->up, a->xn2, slice_cols(g, g->dffn, 2 * F, F, F, n), n, g->dxn,
                   true);
     }
-    norm_rows_back(g, g->dx, a->x_mid, l->ffn_norm, g->dxn, true); /* dx: now d x_mid */
+    pre_norm_back(g, g->dx, a->x_mid, l->ffn_norm, g->dxn); /* dx: now d x_mid */
     /* attention: x_mid = x_in + post(wo att) * residual_scale */
     const float *dyo = sublayer_grad(g, a->yo, l->post_attn_norm);
     prod_back(g, &l->wo, w->o, a->att, dyo, n, g->datt, false);
@@ -660,7 +691,7 @@ static void layer_back(tune_graph *g, int il) {
         prod_back(g, &l->wv, w->v, a->xn1, slice_cols(g, g->dqkv, g->QKV, g->Q + g->KV, g->KV, n),
                   n, dxn, true);
     }
-    if (dxn) norm_rows_back(g, g->dx, a->x_in, l->attn_norm, g->dxn, true);
+    if (dxn) pre_norm_back(g, g->dx, a->x_in, l->attn_norm, g->dxn);
 }
 
 hearth_err tune_graph_step(tune_graph *g, const int32_t *ids, int n, int n_prompt, bool backward,
