@@ -282,6 +282,22 @@ static void test_granite(void) {
     CHECK(tok_chat_named("granite3.3", &t) == HEARTH_OK && t.date_now);
 }
 
+/* OLMo 2: system and user turns end in '\n', assistant turns in EOS ('\n' after all
+ * but the last message); BOS first. */
+static void test_olmo2(void) {
+    tok_chat_template t = detect(TMPL_OLMO2, "olmo2");
+    CHECK(t.family == TOK_CHAT_TULU && t.bos);
+    check_render("olmo2 a", &t, conv_a, N(conv_a), "<|endoftext|>", "<|endoftext|>",
+                 "<|endoftext|><|system|>\nYou are a helpful assistant\n<|user|>\nHello\n"
+                 "<|assistant|>\nHi there<|endoftext|>\n<|user|>\nWho are you\n"
+                 "<|assistant|>\n   I am an assistant   <|endoftext|>\n<|user|>\nAnother "
+                 "question\n<|assistant|>\n");
+    /* the last message an assistant's: its EOS without the newline */
+    check_render("olmo2 last", &t, conv_a, 3, "", "</s>",
+                 "<|system|>\nYou are a helpful assistant\n<|user|>\nHello\n<|assistant|>\nHi "
+                 "there</s><|assistant|>\n");
+}
+
 static void test_names_and_unknown(void) {
     tok_chat_template t;
     CHECK(tok_chat_detect(TMPL_UNKNOWN, strlen(TMPL_UNKNOWN), &t) == HEARTH_ERR_UNSUPPORTED);
@@ -302,7 +318,7 @@ static void test_names_and_unknown(void) {
                "%s renders", name);
         free(out);
     }
-    CHECK(n == 16);
+    CHECK(n == 17);
     /* An empty chat is refused; a system message alone survives merging. */
     char *out = NULL;
     size_t len;
@@ -364,6 +380,7 @@ int main(void) {
     test_gemma();
     test_phi();
     test_granite();
+    test_olmo2();
     test_names_and_unknown();
     test_shared_vocab();
     test_meta();

@@ -76,7 +76,7 @@ static const char *span_find(ct_span s, const char *needle, bool last) {
 
 static const char ct_names[] = "chatml|qwen2.5|qwen3|qwen3-thinking|llama3|llama3.1|llama3.2|gemma|"
                                "gemma3|phi3|phi3-mini|phi4-mini|phi4|deepseek-r1|granite|"
-                               "granite3.3";
+                               "granite3.3|olmo2";
 
 const char *tok_chat_names(void) { return ct_names; }
 
@@ -138,6 +138,8 @@ hearth_err tok_chat_named(const char *name, tok_chat_template *out) {
         t = (tok_chat_template){.family = TOK_CHAT_GRANITE,
                                 .name = dated ? "granite3.3" : "granite",
                                 .date_now = dated};
+    } else if (!strcmp(name, "olmo2")) {
+        t = (tok_chat_template){.family = TOK_CHAT_TULU, .name = "olmo2", .bos = true};
     } else if (!strcmp(name, "phi4")) {
         t = (tok_chat_template){.family = TOK_CHAT_PHI4, .name = "phi4", .legacy_turns = true};
     } else if (!strcmp(name, "deepseek-r1")) {
@@ -279,11 +281,17 @@ hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out)
         t.date_now = has(s, "Knowledge Cutoff Date: April 2024. Today's Date: ") &&
                      has(s, "You are a helpful AI assistant.");
         t.name = t.date_now ? "granite3.3" : "granite";
+    } else if (has(s, "<|user|>") && has(s, "<|assistant|>") && has(s, "<|system|>") &&
+               has(s, "eos_token")) {
+        /* OLMo 2 Instruct, Tulu 3: '<|user|>\n' + content + '\n', assistant turns end in EOS */
+        t.family = TOK_CHAT_TULU;
+        t.name = "olmo2";
+        t.bos = has(s, "bos_token");
     } else {
         err = hr_fail(HEARTH_ERR_UNSUPPORTED,
                       "chat template: not one Hearth recognizes (it renders Llama 3.x, ChatML as "
-                      "in Qwen 2.5/3 and SmolLM2, Gemma 2/3, Phi-3/3.5/4-mini, Phi-4, Granite 3.x "
-                      "and the DeepSeek-R1 distills); choose "
+                      "in Qwen 2.5/3 and SmolLM2/3, Gemma 2/3, Phi-3/3.5/4-mini, Phi-4, Granite "
+                      "3.x, OLMo 2 and the DeepSeek-R1 distills); choose "
                       "one with --chat-template %s",
                       ct_names);
     }
@@ -660,6 +668,26 @@ static void render_granite(const tok_chat_template *t, const ct_msg *m, size_t n
     }
 }
 
+/* OLMo 2 / Tulu 3: '<|role|>\n' + content + '\n' for system and user
+ * turns; an assistant turn ends with EOS, then '\n' unless it is the last
+ * message. */
+static void render_tulu(const tok_chat_template *t, const ct_msg *m, size_t n,
+                        const tok_chat_opts *o, ct_buf *b) {
+    if (t->bos) buf_puts(b, o->bos);
+    for (size_t i = 0; i < n; i++) {
+        buf_puts(b, "<|");
+        buf_puts(b, role_name(m[i].role));
+        buf_puts(b, "|>\n");
+        buf_span(b, m[i].content);
+        if (m[i].role != TOK_CHAT_ASSISTANT)
+            buf_puts(b, "\n");
+        else {
+            buf_puts(b, o->eos);
+            if (i + 1 < n) buf_puts(b, "\n");
+        }
+    }
+}
+
 bool tok_chat_opens_think(const tok_chat_template *t, bool no_thinking) {
     return t->think_open && !(t->think_toggle && no_thinking);
 }
@@ -694,6 +722,9 @@ static void generation_prompt(const tok_chat_template *t, const tok_chat_opts *o
         break;
     case TOK_CHAT_GRANITE:
         if (o->add_generation_prompt) buf_puts(b, "<|start_of_role|>assistant<|end_of_role|>");
+        break;
+    case TOK_CHAT_TULU:
+        if (o->add_generation_prompt) buf_puts(b, "<|assistant|>\n");
         break;
     case TOK_CHAT_DEEPSEEK:
         if (o->add_generation_prompt)
@@ -771,6 +802,7 @@ hearth_err tok_chat_render(const tok_chat_template *t, const tok_chat_msg *msgs,
     case TOK_CHAT_PHI4: render_phi4(t, mm, nm, &b); break;
     case TOK_CHAT_DEEPSEEK: render_deepseek(t, mm, nm, &o, &b); break;
     case TOK_CHAT_GRANITE: render_granite(t, mm, nm, &o, &b); break;
+    case TOK_CHAT_TULU: render_tulu(t, mm, nm, &o, &b); break;
     default: err = hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: no template chosen"); break;
     }
     if (!err) generation_prompt(t, &o, &b);

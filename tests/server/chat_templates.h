@@ -3,8 +3,8 @@
  * test_server_template.c): Llama 3.0/3.1/3.2, Qwen 2.5, Qwen 3, SmolLM2, Gemma 2/3,
  * Phi-3-mini, Phi-3.5-mini, Phi-4-mini, Phi-4, as their tokenizer_config.json files
  * ship them (Phi-3-mini's and SmolLM2's Jinja strings hold real newlines, the
- * others the escape \n), Granite 3.x's markers, and one template no family
- * matches.
+ * others the escape \n), Granite 3.x's markers, OLMo 2's, and one template no
+ * family matches.
  */
 #ifndef HEARTH_TEST_CHAT_TEMPLATES_H
 #define HEARTH_TEST_CHAT_TEMPLATES_H
@@ -507,6 +507,15 @@ static const char TMPL_GRANITE33[] =
     "\" + strftime_now('%B %d, %Y') + \". You are Granite, developed by IBM.\" %}{%- set "
     "system_message = system_message + \" You are a helpful AI assistant.\" %}{%- endif %}"
     "{{- '<|start_of_role|>system<|end_of_role|>' + system_message + '<|end_of_text|>\\n' }}";
+
+/* OLMo 2 Instruct's (the Tulu 3 format). */
+static const char TMPL_OLMO2[] =
+    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'system' %}{{ "
+    "'<|system|>\\n' + message['content'] + '\\n' }}{% elif message['role'] == 'user' %}{{ "
+    "'<|user|>\\n' + message['content'] + '\\n' }}{% elif message['role'] == 'assistant' %}{% if "
+    "not loop.last %}{{ '<|assistant|>\\n'  + message['content'] + eos_token + '\\n' }}{% else "
+    "%}{{ '<|assistant|>\\n'  + message['content'] + eos_token }}{% endif %}{% endif %}{% if "
+    "loop.last and add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}{% endfor %}";
 
 static const char TMPL_UNKNOWN[] =
     "{% for message in messages %}{{'### ' + message['role'] + ': ' + message['content'] + "
