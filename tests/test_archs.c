@@ -4,7 +4,7 @@
  * window on every other layer, the output tied to token_embd), llama.cpp's
  * attention scale for the gemma 27B models, and IBM Granite (its four
  * multipliers; granitemoe with experts), SmolLM3 (no RoPE on every
- * fourth layer) and OLMo 2 (post-norms only). Small random models written by
+ * fourth layer), OLMo 2 and EXAONE 4.0 (post-norms only). Small random models written by
  * synth (gemma's with attention sharpened by a gain on the Q weights and
  * caps low enough to bite; Granite's with Granite 3's multipliers) run in
  * exact mode against FNV-1a-64 hashes of llama.cpp's logits for the same
@@ -68,6 +68,11 @@ static const fixture k_fixtures[] = {
      true},
     {"olmo2-q4k", "olmo2", KERN_Q4_K, 3, 256, 4, 64, 256, 3, 0, 0, 38, 0xa949e8c993c2c8c5ull, 0, 0,
      true},
+    /* EXAONE 4.0 1.2B's blocks: olmo2's with q and k normalized per head */
+    {"exaone4-f32", "exaone4", KERN_F32, 4, 128, 2, 32, 256, 3, 0, 0, 39, 0xa3ff45f18bf76fd3ull, 0,
+     0, true},
+    {"exaone4-q4k", "exaone4", KERN_Q4_K, 3, 256, 1, 64, 256, 3, 0, 0, 40, 0xe684aafe87648a57ull, 0,
+     0, false},
 };
 
 static void fixture_path(const char *name, char *out, size_t cap) {
@@ -193,7 +198,16 @@ static void hparams_test(void) {
     op.swa_window = 4096;
     REQUIRE(synth_write(dst, &op) == HEARTH_OK);
     m = peer_load(dst, err, sizeof err);
-    CHECKF(!m && strstr(err, "sliding window of 4096"), "%s", err);
+    CHECKF(!m && strstr(err, "sliding-window layers"), "%s", err);
+    hearth_model_free(m);
+    /* EXAONE 4.0 32B: llama.cpp turns its window on by the layer count */
+    op.arch = "exaone4";
+    op.swa_window = 0;
+    op.n_layer = 64;
+    op.n_embd = 32, op.n_head = 2, op.n_head_kv = 1, op.head_dim = 16, op.n_ff = 32;
+    REQUIRE(synth_write(dst, &op) == HEARTH_OK);
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "sliding-window layers"), "%s", err);
     hearth_model_free(m);
 
     /* gemma2 with its own output.weight (llama.cpp refuses it too): a gemma3

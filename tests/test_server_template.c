@@ -298,6 +298,17 @@ static void test_olmo2(void) {
                  "there</s><|assistant|>\n");
 }
 
+/* EXAONE 4.0 as llama.cpp's built-in exaone4 template prints it (worked out from its
+ * llama-chat.cpp): contents trimmed, user turns end in a newline alone. */
+static void test_exaone4(void) {
+    tok_chat_template t = detect(TMPL_EXAONE4, "exaone4");
+    CHECK(t.family == TOK_CHAT_EXAONE4);
+    check_render("exaone4 a", &t, conv_a, N(conv_a), "", "",
+                 "[|system|]You are a helpful assistant[|endofturn|]\n[|user|]Hello\n"
+                 "[|assistant|]Hi there[|endofturn|]\n[|user|]Who are you\n[|assistant|]I am "
+                 "an assistant[|endofturn|]\n[|user|]Another question\n[|assistant|]");
+}
+
 static void test_names_and_unknown(void) {
     tok_chat_template t;
     CHECK(tok_chat_detect(TMPL_UNKNOWN, strlen(TMPL_UNKNOWN), &t) == HEARTH_ERR_UNSUPPORTED);
@@ -318,7 +329,7 @@ static void test_names_and_unknown(void) {
                "%s renders", name);
         free(out);
     }
-    CHECK(n == 17);
+    CHECK(n == 18);
     /* An empty chat is refused; a system message alone survives merging. */
     char *out = NULL;
     size_t len;
@@ -381,6 +392,7 @@ int main(void) {
     test_phi();
     test_granite();
     test_olmo2();
+    test_exaone4();
     test_names_and_unknown();
     test_shared_vocab();
     test_meta();

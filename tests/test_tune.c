@@ -200,8 +200,8 @@ static void synth_model_ctx(const char *arch, const char *path, int n_ctx) {
 
 static void synth_model(const char *arch, const char *path) { synth_model_ctx(arch, path, 64); }
 
-static const char *const ARCHES[] = {"llama",  "qwen2",  "qwen3", "granite",
-                                     "gemma2", "gemma3", "phi3",  "olmo2"};
+static const char *const ARCHES[] = {"llama",  "qwen2", "qwen3", "granite", "gemma2",
+                                     "gemma3", "phi3",  "olmo2", "exaone4"};
 
 static void test_synth_arches(void) {
     for (size_t i = 0; i < sizeof ARCHES / sizeof ARCHES[0]; i++) {

@@ -48,9 +48,9 @@ static const char serve_usage[] =
     "  --api-key KEY        require 'Authorization: Bearer KEY' on /v1/* (or HEARTH_API_KEY)\n"
     "  -t N                 threads (default: physical cores)\n" CLI_LORA_USAGE
     "  --chat-template T    chatml|qwen3|qwen3-thinking|llama3|llama3.1|llama3.2|gemma|gemma3|\n"
-    "                       phi3|phi3-mini|phi4-mini|phi4|deepseek-r1|granite|granite3.3|olmo2,\n"
-    "                       or a file holding a Jinja\n"
-    "                       template to recognize (default: the model's tokenizer.chat_template)\n"
+    "                       phi3|phi3-mini|phi4-mini|phi4|deepseek-r1|granite|granite3.3|olmo2|\n"
+    "                       exaone4, or a file holding a Jinja template to recognize\n"
+    "                       (default: the model's tokenizer.chat_template)\n"
     "  --reasoning M        reasoning models (Qwen 3): thinking on|off|auto (default auto: the\n"
     "                       template's default; a request's enable_thinking or think wins)\n"
     "  --reasoning-budget N tokens a <think> block may run before </think> is forced (default\n"

@@ -208,9 +208,10 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
     int window = 0;
     if (arch->refuse_swa && (err = hp_int(&r, "attention.sliding_window", &window, false, 0)))
         return err;
-    if (window > 0)
+    if (window > 0 || (arch->refuse_swa_layers && h.n_layer == arch->refuse_swa_layers))
         return hr_fail(HEARTH_ERR_UNSUPPORTED,
-                       "model: a sliding window of %d on '%s' (OLMo 3) is not supported", window,
+                       "model: '%s' with sliding-window layers (OLMo 3, EXAONE 4.0 32B) is not "
+                       "supported",
                        arch->name);
 
     h.rope_base_swa = h.rope_base;

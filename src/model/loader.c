@@ -349,7 +349,7 @@ hearth_err model_open(const char *path, int n_threads, bool no_repack, hearth_mo
             HEARTH_ERR_UNSUPPORTED,
             "model: architecture '%.*s' is not supported "
             "(Hearth runs llama, qwen2, qwen3, qwen3moe, olmoe, granite, granitemoe, gemma2, "
-            "gemma3, phi3, smollm3, olmo2, bert, nomic-bert, gemma-embedding)",
+            "gemma3, phi3, smollm3, olmo2, exaone4, bert, nomic-bert, gemma-embedding)",
             (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
     if (!err) err = model_load_hparams(m->gguf, m->arch, &m->hp);
     if (!err) err = model_bind_tensors(m);

@@ -50,9 +50,11 @@ typedef struct arch_desc {
     bool swa_global_rope;
     bool scale_q; /* the attention scale multiplies Q after RoPE, not the scores (gemma2, gemma3) */
     /* llama.cpp runs a sliding window from attention.sliding_window for this
-     * family (OLMo 3), Hearth does not: such a file is refused, not run with
-     * full attention. */
+     * family (OLMo 3, EXAONE 4.0), or for a file of refuse_swa_layers layers
+     * without the key (EXAONE 4.0 32B), Hearth does not: such a file is
+     * refused, not run with full attention. */
     bool refuse_swa;
+    int refuse_swa_layers;
     /* Every nope_every-th layer (il + 1 a multiple of it) rotates nothing: its
      * keys carry no position (SmolLM3: 4); 0: every layer rotates. */
     int nope_every;

@@ -76,7 +76,7 @@ static const char *span_find(ct_span s, const char *needle, bool last) {
 
 static const char ct_names[] = "chatml|qwen2.5|qwen3|qwen3-thinking|llama3|llama3.1|llama3.2|gemma|"
                                "gemma3|phi3|phi3-mini|phi4-mini|phi4|deepseek-r1|granite|"
-                               "granite3.3|olmo2";
+                               "granite3.3|olmo2|exaone4";
 
 const char *tok_chat_names(void) { return ct_names; }
 
@@ -138,6 +138,8 @@ hearth_err tok_chat_named(const char *name, tok_chat_template *out) {
         t = (tok_chat_template){.family = TOK_CHAT_GRANITE,
                                 .name = dated ? "granite3.3" : "granite",
                                 .date_now = dated};
+    } else if (!strcmp(name, "exaone4")) {
+        t = (tok_chat_template){.family = TOK_CHAT_EXAONE4, .name = "exaone4"};
     } else if (!strcmp(name, "olmo2")) {
         t = (tok_chat_template){.family = TOK_CHAT_TULU, .name = "olmo2", .bos = true};
     } else if (!strcmp(name, "phi4")) {
@@ -281,6 +283,10 @@ hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out)
         t.date_now = has(s, "Knowledge Cutoff Date: April 2024. Today's Date: ") &&
                      has(s, "You are a helpful AI assistant.");
         t.name = t.date_now ? "granite3.3" : "granite";
+    } else if (has(s, "[|system|]") && has(s, "[|assistant|]") && has(s, "[|endofturn|]") &&
+               has(s, "[|tool|]")) {
+        t.family = TOK_CHAT_EXAONE4; /* EXAONE 4.0 (EXAONE 3's, without [|tool|], is not) */
+        t.name = "exaone4";
     } else if (has(s, "<|user|>") && has(s, "<|assistant|>") && has(s, "<|system|>") &&
                has(s, "eos_token")) {
         /* OLMo 2 Instruct, Tulu 3: '<|user|>\n' + content + '\n', assistant turns end in EOS */
@@ -291,7 +297,7 @@ hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out)
         err = hr_fail(HEARTH_ERR_UNSUPPORTED,
                       "chat template: not one Hearth recognizes (it renders Llama 3.x, ChatML as "
                       "in Qwen 2.5/3 and SmolLM2/3, Gemma 2/3, Phi-3/3.5/4-mini, Phi-4, Granite "
-                      "3.x, OLMo 2 and the DeepSeek-R1 distills); choose "
+                      "3.x, OLMo 2, EXAONE 4.0 and the DeepSeek-R1 distills); choose "
                       "one with --chat-template %s",
                       ct_names);
     }
@@ -688,6 +694,18 @@ static void render_tulu(const tok_chat_template *t, const ct_msg *m, size_t n,
     }
 }
 
+/* EXAONE 4.0 as llama.cpp's built-in template prints it: '[|role|]' + the
+ * trimmed content + '[|endofturn|]\n', a user turn ending in '\n' alone. */
+static void render_exaone4(const ct_msg *m, size_t n, ct_buf *b) {
+    for (size_t i = 0; i < n; i++) {
+        buf_puts(b, "[|");
+        buf_puts(b, role_name(m[i].role));
+        buf_puts(b, "|]");
+        buf_span(b, span_trim(m[i].content));
+        buf_puts(b, m[i].role == TOK_CHAT_USER ? "\n" : "[|endofturn|]\n");
+    }
+}
+
 bool tok_chat_opens_think(const tok_chat_template *t, bool no_thinking) {
     return t->think_open && !(t->think_toggle && no_thinking);
 }
@@ -725,6 +743,9 @@ static void generation_prompt(const tok_chat_template *t, const tok_chat_opts *o
         break;
     case TOK_CHAT_TULU:
         if (o->add_generation_prompt) buf_puts(b, "<|assistant|>\n");
+        break;
+    case TOK_CHAT_EXAONE4:
+        if (o->add_generation_prompt) buf_puts(b, "[|assistant|]");
         break;
     case TOK_CHAT_DEEPSEEK:
         if (o->add_generation_prompt)
@@ -803,6 +824,7 @@ hearth_err tok_chat_render(const tok_chat_template *t, const tok_chat_msg *msgs,
     case TOK_CHAT_DEEPSEEK: render_deepseek(t, mm, nm, &o, &b); break;
     case TOK_CHAT_GRANITE: render_granite(t, mm, nm, &o, &b); break;
     case TOK_CHAT_TULU: render_tulu(t, mm, nm, &o, &b); break;
+    case TOK_CHAT_EXAONE4: render_exaone4(mm, nm, &b); break;
     default: err = hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: no template chosen"); break;
     }
     if (!err) generation_prompt(t, &o, &b);

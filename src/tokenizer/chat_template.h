@@ -48,7 +48,8 @@ typedef enum tok_chat_family {
     TOK_CHAT_PHI4,       /* <|im_start|>role<|im_sep|>...<|im_end|> */
     TOK_CHAT_DEEPSEEK, /* system, then <｜User｜>...<｜Assistant｜>...<｜end▁of▁sentence｜> */
     TOK_CHAT_GRANITE, /* <|start_of_role|>role<|end_of_role|>...<|end_of_text|>\n */
-    TOK_CHAT_TULU     /* <|role|>\n...\n, assistant turns ending in EOS (OLMo 2, Tulu 3) */
+    TOK_CHAT_TULU,    /* <|role|>\n...\n, assistant turns ending in EOS (OLMo 2, Tulu 3) */
+    TOK_CHAT_EXAONE4  /* [|role|]...[|endofturn|]\n, user turns ending in \n (EXAONE 4.0) */
 } tok_chat_family;
 
 #define TOK_CHAT_SYSTEM_MAX 1024 /* longest default system prompt taken from a template */
@@ -86,7 +87,8 @@ hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out)
  * gemma (Gemma 1/2), gemma3, phi3 (Phi-3.5 style), phi3-mini, phi4-mini,
  * phi4, deepseek-r1 (the R1 distills, opening <think>), granite (Granite 3.x
  * as llama.cpp prints it), granite3.3 (and its dated default system
- * message), olmo2 (OLMo 2 Instruct's Tulu format). HEARTH_ERR_INVALID_ARG
+ * message), olmo2 (OLMo 2 Instruct's Tulu format), exaone4 (as llama.cpp
+ * prints EXAONE 4.0's). HEARTH_ERR_INVALID_ARG
  * for any other name. */
 hearth_err tok_chat_named(const char *name, tok_chat_template *out);
 /* The names tok_chat_named accepts, separated by '|'. */

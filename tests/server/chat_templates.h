@@ -517,6 +517,13 @@ static const char TMPL_OLMO2[] =
     "%}{{ '<|assistant|>\\n'  + message['content'] + eos_token }}{% endif %}{% endif %}{% if "
     "loop.last and add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}{% endfor %}";
 
+/* Not the real text: the markers EXAONE 4.0's template has (llama.cpp recognizes it by them). */
+static const char TMPL_EXAONE4[] =
+    "{%- for message in messages %}{{- '[|' + message.role + '|]' + message.content }}{%- if "
+    "message.role == 'user' %}{{- '\\n' }}{%- else %}{{- '[|endofturn|]\\n' }}{%- endif %}{%- "
+    "endfor %}{%- if add_generation_prompt %}{{- '[|assistant|]' }}{%- endif %}{# roles: "
+    "[|system|] [|tool|] #}";
+
 static const char TMPL_UNKNOWN[] =
     "{% for message in messages %}{{'### ' + message['role'] + ': ' + message['content'] + "
     "'\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '### assistant: ' }}{% endif %}";
