@@ -158,10 +158,10 @@ KERN_FMA_CLONES static void axpy16_f16(float *acc, const uint16_t *v, float w) {
 /* out = sum_i w[i] v_i. Several tokens: tinyBLAS, one 16-lane accumulator
  * per output, lane = position % 16. One token: ggml_vec_dot over the row,
  * four accumulators chosen by (position / 16) % 4, and the row's last
- * n_row % 64 added one at a time after their reduction (fused, as ggml's
- * build compiles the loop). With an F16 cache the weights are rounded to
- * f16 first. Output dims go 16 at a time so the accumulators stay small; a
- * last partial group is padded. */
+ * n_row % 64 added in order after their reduction (a cache's row has no
+ * such rest). With an F16 cache the weights are rounded to f16 first.
+ * Output dims go 16 at a time so the accumulators stay small; a last
+ * partial group is padded. */
 void kern_attn_values(float *out, const float *w, const void *v, size_t ld, int64_t p0, int64_t n,
                       int64_t n_row, int hd, bool v_f16, bool batch) {
     enum { D = 16 };
