@@ -19,7 +19,7 @@ static const char synth_usage[] =
     "                    [--experts N --experts-used K]\n"
     "                    [--ctx N] [--tied] [--seed S] [--rope-dim N] [--longrope ORIG]\n"
     "                    [--rope-factors longrope|ones|freqs-short|freqs-long] [--rope-attn X]\n"
-    "                    [--pooling mean|cls] [--rerank N] [--dense N]\n"
+    "                    [--pooling mean|cls] [--rerank N] [--dense N] [--swa-window N]\n"
     "                    [--q-gain X] [--attn-softcap X] [--final-softcap X]\n"
     "  Writes a model with random weights (labelled so in general.name) and a small\n"
     "  SentencePiece-style vocabulary. Useful to try Hearth without downloading a model.\n"
@@ -34,7 +34,9 @@ static const char synth_usage[] =
     "  bert, nomic-bert (a WordPiece vocabulary) and gemma-embedding are embedding models;\n"
     "  --pooling mean|cls sets their pooling_type (default mean); --dense N gives a\n"
     "  gemma-embedding file EmbeddingGemma's projections of the pooled vector through N\n"
-    "  dimensions (dense_2, dense_3). --rerank N: a reranker with N labels (a\n"
+    "  dimensions (dense_2, dense_3). --swa-window N: attention.sliding_window (gemma2/3,\n"
+    "  gemma-embedding: 8 unless set; other architectures: the key only, which olmo2 and\n"
+    "  exaone4 refuse). --rerank N: a reranker with N labels (a\n"
     "  classification head; decoders get Qwen3-Reranker's layout and a rerank prompt).\n"
     "usage: hearth synth --lora-for BASE -o FILE [--rank R] [--alpha A] [--type "
     "f32|f16|bf16|q8_0]\n"
@@ -97,11 +99,12 @@ static int rope_opt(const char *a, const char *v, synth_params *p) {
  * together); 1 when `a` is one (with a good value), 0 when not, -1 on a bad
  * value ("--layers 2x" is an error, not 2). */
 static int shape_opt(const char *a, const char *v, synth_params *p) {
-    static const char *const names[] = {"--embd",         "--layers", "--heads", "--kv-heads",
-                                        "--head-dim",     "--ff",     "--ctx",   "--experts",
-                                        "--experts-used", "--dense"};
-    int *const fields[] = {&p->n_embd, &p->n_layer, &p->n_head,   &p->n_head_kv,     &p->head_dim,
-                           &p->n_ff,   &p->n_ctx,   &p->n_expert, &p->n_expert_used, &p->n_dense};
+    static const char *const names[] = {"--embd",         "--layers", "--heads",     "--kv-heads",
+                                        "--head-dim",     "--ff",     "--ctx",       "--experts",
+                                        "--experts-used", "--dense",  "--swa-window"};
+    int *const fields[] = {&p->n_embd,        &p->n_layer, &p->n_head,    &p->n_head_kv,
+                           &p->head_dim,      &p->n_ff,    &p->n_ctx,     &p->n_expert,
+                           &p->n_expert_used, &p->n_dense, &p->swa_window};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(a, names[i])) return cli_parse_int(v, 1, 1 << 24, fields[i]) ? 1 : -1;
     return 0;
