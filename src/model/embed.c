@@ -3,7 +3,8 @@
  * model's last hidden states. The forward pass runs without the output layer
  * (the costliest matrix of a small model); the rows are normalised as the
  * output layer would read them and pooled in double precision, so the mean
- * does not depend on how the tokens were split into batches.
+ * does not depend on how the tokens were split into batches (exact mode
+ * takes the mean as llama.cpp does, in F32, for its bits).
  *
  * A batch of texts shares forward passes as separate sequences (runs,
  * session.h): a pass takes whole texts, in order, while their tokens fit in
@@ -63,7 +64,9 @@ static hearth_err check_text(const hearth_session *s, const int32_t *ids, int n,
 typedef struct pool_acc {
     double *acc;
     float *row;
-    float *mid; /* [dense_2's rows], with dense projections */
+    float *mid;  /* [dense_2's rows], with dense projections */
+    float *rows; /* exact mode's mean: the text's rows [n_ctx][n_embd], else NULL */
+    float *w;    /* ... and its [n_ctx] weights 1/n */
     hearth_pooling pooling;
 } pool_acc;
 
@@ -74,6 +77,10 @@ static void pool_rows(hearth_session *s, const pool_acc *p, int t0, int k, int a
         if ((p->pooling == HEARTH_POOL_CLS && at != 0) ||
             (p->pooling == HEARTH_POOL_LAST && at != n - 1))
             continue;
+        if (p->rows) { /* kept for exact_mean */
+            forward_hidden_row(s, t0 + t, p->rows + (size_t)at * d);
+            continue;
+        }
         forward_hidden_row(s, t0 + t, p->row);
         for (size_t i = 0; i < d; i++) p->acc[i] += p->row[i];
     }
@@ -90,10 +97,21 @@ static void dense_project(hearth_session *s, const pool_acc *p) {
     for (size_t i = 0; i < d; i++) p->acc[i] = p->row[i];
 }
 
+/* Exact mode's mean of a text's n rows, as llama.cpp takes it: the rows'
+ * product with a column of 1/n in F32, one sequence: ggml_vec_dot over the
+ * text for each dimension (kern_attn_values' order for one token), into acc. */
+static void exact_mean(const hearth_session *s, const pool_acc *p, int n) {
+    const int d = s->model->hp.n_embd;
+    for (int i = 0; i < n; i++) p->w[i] = 1.0f / (float)n;
+    kern_attn_values(p->row, p->w, p->rows, (size_t)d, 0, n, n, d, false, false);
+    for (int i = 0; i < d; i++) p->acc[i] = p->row[i];
+}
+
 /* The pooled vector of a text of n tokens into out, and acc cleared. */
 static void pool_finish(hearth_session *s, const pool_acc *p, int n, bool normalize, float *out) {
     const size_t d = (size_t)s->model->hp.n_embd;
-    const double scale = p->pooling == HEARTH_POOL_MEAN ? 1.0 / n : 1.0;
+    const double scale = p->pooling == HEARTH_POOL_MEAN && !p->rows ? 1.0 / n : 1.0;
+    if (p->rows) exact_mean(s, p, n);
     for (size_t i = 0; i < d; i++) p->acc[i] *= scale;
     if (s->model->dense_2.data) dense_project(s, p);
     double norm2 = 0.0;
@@ -160,16 +178,21 @@ hearth_err hearth_embed_batch(hearth_session *s, const int32_t *ids, const int *
     int max_pass =
         s->n_ctx_pad / KERN_KV_TILE < s->n_batch ? s->n_ctx_pad / KERN_KV_TILE : s->n_batch;
     if (max_pass > n_texts) max_pass = n_texts;
-    const size_t n_dense = (size_t)s->model->dense_2.n_rows;
+    const size_t n_dense = (size_t)s->model->dense_2.n_rows, n_ctx = (size_t)s->n_ctx;
+    const bool exact = kern_exact() && pooling == HEARTH_POOL_MEAN;
     const pool_acc p = {.acc = calloc(d, sizeof(double)),
                         .row = malloc(d * sizeof(float)),
                         .mid = n_dense ? malloc(n_dense * sizeof(float)) : NULL,
+                        .rows = exact ? malloc(n_ctx * d * sizeof(float)) : NULL,
+                        .w = exact ? malloc(n_ctx * sizeof(float)) : NULL,
                         .pooling = pooling};
     hearth_session *views = malloc((size_t)max_pass * sizeof *views);
-    if (!p.acc || !p.row || (n_dense && !p.mid) || !views) {
+    if (!p.acc || !p.row || (n_dense && !p.mid) || (exact && (!p.rows || !p.w)) || !views) {
         free(p.acc);
         free(p.row);
         free(p.mid);
+        free(p.rows);
+        free(p.w);
         free(views);
         return hr_fail(HEARTH_ERR_NOMEM, "embed: out of memory");
     }
@@ -192,6 +215,8 @@ hearth_err hearth_embed_batch(hearth_session *s, const int32_t *ids, const int *
     free(p.acc);
     free(p.row);
     free(p.mid);
+    free(p.rows);
+    free(p.w);
     free(views);
     return HEARTH_OK;
 }
