@@ -3,7 +3,8 @@
  * ../shared (it has no encoder files): EmbeddingGemma (gemma-embedding:
  * gemma3's blocks attending both ways, a centred sliding window on
  * pattern layers, the dense projections of the pooled vector), nomic-bert
- * and bert. Small random models written by synth run in exact mode against
+ * and bert, and a decoder's pooled hidden states (qwen3, as Qwen3-Embedding
+ * is run). Small random models written by synth run in exact mode against
  * FNV-1a-64 hashes of llama.cpp's pooled vectors for the same files and
  * token ids (cls, last and mean pooling, the mean in exact mode as
  * llama.cpp's F32 product with a column of 1/n; commit 34af94cd, CPU, no
@@ -107,6 +108,20 @@ static const fixture k_fixtures[] = {
      48,
      101,
      {0x06206e562d1d0758ull, 0x2cff12c0124d9867ull, 0xd48ba35f0c970ca8ull}},
+    /* a decoder's normed hidden states (Qwen3-Embedding's layout: last pooling), causal */
+    {"qwen3-f32",
+     "qwen3",
+     KERN_F32,
+     3,
+     128,
+     2,
+     32,
+     256,
+     0,
+     46,
+     44,
+     1,
+     {0x2d9b09c3536702deull, 0x7d26c8f0a03dfa06ull, 0x119f075f33efb03dull}},
 };
 
 static void fixture_path(const char *name, char *out, size_t cap) {
