@@ -4,7 +4,8 @@
  * window on every other layer, the output tied to token_embd), llama.cpp's
  * attention scale for the gemma 27B models, and IBM Granite (its four
  * multipliers; granitemoe with experts), SmolLM3 (no RoPE on every
- * fourth layer), OLMo 2 and EXAONE 4.0 (post-norms only). Small random models written by
+ * fourth layer), OLMo 2 and EXAONE 4.0 (post-norms only), and YaRN rope
+ * scaling. Small random models written by
  * synth (gemma's with attention sharpened by a gain on the Q weights and
  * caps low enough to bite; Granite's with Granite 3's multipliers) run in
  * exact mode against FNV-1a-64 hashes of llama.cpp's logits for the same
@@ -30,49 +31,79 @@ typedef struct fixture {
     uint64_t seed, llama_hash;
     int n_expert, n_used;
     bool untied;
+    float yarn; /* > 0: YaRN rope scaling by this factor over an original context of yarn_orig */
+    int yarn_orig;
 } fixture;
 
 static const fixture k_fixtures[] = {
     /* caps of 8 and 3 under a Q gain of 6; 3 layers: windows of 8 on layers 0 and 2 */
     {"gemma2-f32", "gemma2", KERN_F32, 3, 128, 2, 32, 256, 6, 8, 3, 21, 0xa2cce0c1b39e97deull, 0, 0,
-     false},
+     false, 0, 0},
     /* Q4_K weights that llama.cpp repacks */
     {"gemma2-q4k", "gemma2", KERN_Q4_K, 2, 256, 2, 64, 256, 4, 10, 5, 22, 0x0596064729834b7aull, 0,
-     0, false},
+     0, false, 0, 0},
     /* heads of 40: default mode's portable attention; no GQA */
     {"gemma2-q8-hd40", "gemma2", KERN_Q8_0, 2, 160, 4, 40, 256, 5, 6, 0, 23, 0xd0809874d449155aull,
-     0, 0, false},
+     0, 0, false, 0, 0},
     /* 46 layers: llama.cpp's gemma2 27B, Q scaled by 1/sqrt(n_embd / n_head) = 1/4, not by
        1/sqrt(head_dim); default caps 50 and 30 */
     {"gemma2-46", "gemma2", KERN_F32, 46, 64, 2, 32, 128, 3, 0, 0, 24, 0x17e736ebde338366ull, 0, 0,
-     false},
+     false, 0, 0},
     /* 62 layers: gemma3 27B's scale the same way, and a final soft-cap on gemma3 */
     {"gemma3-62", "gemma3", KERN_F32, 62, 64, 2, 32, 128, 3, 0, 4, 25, 0x1dd246c5523dffceull, 0, 0,
-     false},
+     false, 0, 0},
     /* Granite 3's multipliers: embeddings times 12, residuals 0.22, scores 1/64, logits / 8 */
     {"granite-f32", "granite", KERN_F32, 3, 256, 2, 64, 512, 0, 0, 0, 31, 0x1e818f78c3770b91ull, 0,
-     0, true},
+     0, true, 0, 0},
     {"granite-q4k-mqa", "granite", KERN_Q4_K, 2, 256, 1, 64, 256, 0, 0, 0, 32,
-     0xc12c111d56f8fd7cull, 0, 0, false},
+     0xc12c111d56f8fd7cull, 0, 0, false, 0, 0},
     {"granitemoe-f32", "granitemoe", KERN_F32, 2, 128, 2, 32, 64, 0, 0, 0, 33,
-     0x5d8ea467cd3a5196ull, 8, 2, true},
+     0x5d8ea467cd3a5196ull, 8, 2, true, 0, 0},
     {"granitemoe-q4k", "granitemoe", KERN_Q4_K, 2, 256, 2, 64, 256, 0, 0, 0, 34,
-     0x4ca05f78e5e2590eull, 16, 4, true},
+     0x4ca05f78e5e2590eull, 16, 4, true, 0, 0},
     /* SmolLM3: no RoPE on layers 3 and 7 (sharp attention, so that it shows) */
     {"smollm3-f32", "smollm3", KERN_F32, 8, 128, 2, 32, 256, 4, 0, 0, 35, 0xa9af32ea0425379dull, 0,
-     0, true},
+     0, true, 0, 0},
     {"smollm3-q4k", "smollm3", KERN_Q4_K, 4, 256, 1, 64, 256, 3, 0, 0, 36, 0x40a2776d401a2ec4ull, 0,
-     0, false},
+     0, false, 0, 0},
     /* OLMo 2: no pre-norms, post-norms, q and k normalized whole */
     {"olmo2-f32", "olmo2", KERN_F32, 4, 128, 2, 32, 256, 3, 0, 0, 37, 0x4aa6c447b1750d7full, 0, 0,
-     true},
+     true, 0, 0},
     {"olmo2-q4k", "olmo2", KERN_Q4_K, 3, 256, 4, 64, 256, 3, 0, 0, 38, 0xa949e8c993c2c8c5ull, 0, 0,
-     true},
+     true, 0, 0},
     /* EXAONE 4.0 1.2B's blocks: olmo2's with q and k normalized per head */
     {"exaone4-f32", "exaone4", KERN_F32, 4, 128, 2, 32, 256, 3, 0, 0, 39, 0xa3ff45f18bf76fd3ull, 0,
-     0, true},
+     0, true, 0, 0},
     {"exaone4-q4k", "exaone4", KERN_Q4_K, 3, 256, 1, 64, 256, 3, 0, 0, 40, 0xe684aafe87648a57ull, 0,
-     0, false},
+     0, false, 0, 0},
+    /* YaRN rope scaling, the 32 prompt rows and 8 steps well past the original context */
+    {.name = "yarn-llama-f32",
+     .arch = "llama",
+     .type = KERN_F32,
+     .n_layer = 3,
+     .n_embd = 128,
+     .n_head_kv = 2,
+     .head_dim = 32,
+     .n_ff = 256,
+     .q_gain = 3,
+     .seed = 47,
+     .llama_hash = 0x20bd88717389708eull,
+     .untied = true,
+     .yarn = 4,
+     .yarn_orig = 16},
+    {.name = "yarn-qwen3-q4k",
+     .arch = "qwen3",
+     .type = KERN_Q4_K,
+     .n_layer = 3,
+     .n_embd = 256,
+     .n_head_kv = 2,
+     .head_dim = 64,
+     .n_ff = 256,
+     .q_gain = 3,
+     .seed = 48,
+     .llama_hash = 0x056375c32a3e3a3eull,
+     .yarn = 8,
+     .yarn_orig = 8},
 };
 
 static void fixture_path(const char *name, char *out, size_t cap) {
@@ -96,6 +127,8 @@ static void write_fixture(const fixture *f) {
     p.tied = !f->untied;
     p.n_expert = f->n_expert;
     p.n_expert_used = f->n_used;
+    p.yarn_factor = f->yarn;
+    p.rope_orig_ctx = f->yarn_orig;
     p.seed = f->seed;
     char path[128];
     fixture_path(f->name, path, sizeof path);

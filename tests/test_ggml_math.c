@@ -110,7 +110,7 @@ static void test_rope(void) {
                           4, 4, 4, 4, 4, 4, 4, 4, 8, 8, 8, 8, 8, 8, 8, 8};
     for (int neox = 0; neox < 2; neox++)
         for (int pos = 0; pos < 300; pos += 37) {
-            kern_rope_cache(cs, n_rot, (float)pos, 10000.0f, 1.0f, neox ? NULL : ff);
+            kern_rope_cache(cs, n_rot, (float)pos, 10000.0f, 1.0f, neox ? NULL : ff, NULL);
             for (int i = 0; i < n_rot; i++) x[i] = y[i] = gauss();
             kern_rope_apply(y, cs, n_rot, neox);
             for (int i = 0; i < n_rot / 2; i++) {

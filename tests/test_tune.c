@@ -191,10 +191,25 @@ static void check_model(const char *what, const char *path, bool backward, doubl
     rig_close(&r);
 }
 
-static void synth_model_ctx(const char *arch, const char *path, int n_ctx) {
+/* The small shape every synthetic model here has. */
+static synth_params tiny(const char *arch, int n_ctx) {
     synth_params p = synth_default_params();
     p.arch = arch;
     p.n_embd = 64, p.n_head = 4, p.n_head_kv = 2, p.head_dim = 16, p.n_ff = 96, p.n_ctx = n_ctx;
+    return p;
+}
+
+/* Writes p to a file of tmp_dir, checks it as check_model does, removes it. */
+static void check_params(const char *what, const synth_params *p) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/variant.gguf", tmp_dir);
+    REQUIRE(!synth_write(path, p));
+    check_model(what, path, true, 2e-3, 0.0f);
+    unlink(path);
+}
+
+static void synth_model_ctx(const char *arch, const char *path, int n_ctx) {
+    const synth_params p = tiny(arch, n_ctx);
     REQUIRE(!synth_write(path, &p));
 }
 
@@ -213,38 +228,28 @@ static void test_synth_arches(void) {
         unlink(path);
     }
     /* gemma2 with caps that bite: the scores (Q weights times 4) capped at 1 */
-    char path[128];
-    snprintf(path, sizeof path, "%s/gemma2-caps.gguf", tmp_dir);
-    synth_params p = synth_default_params();
-    p.arch = "gemma2";
-    p.n_embd = 64, p.n_head = 4, p.n_head_kv = 2, p.head_dim = 16, p.n_ff = 96, p.n_ctx = 64;
+    synth_params p = tiny("gemma2", 64);
     p.q_gain = 4.0f, p.attn_softcap = 1.0f, p.final_softcap = 2.0f;
-    REQUIRE(!synth_write(path, &p));
-    check_model("gemma2+caps", path, true, 2e-3, 0.0f);
-    unlink(path);
+    check_params("gemma2+caps", &p);
     /* SmolLM3: layer 3 without RoPE (sharp attention, so that it matters) */
-    snprintf(path, sizeof path, "%s/smollm3.gguf", tmp_dir);
-    p = synth_default_params();
-    p.arch = "smollm3";
-    p.n_embd = 64, p.n_head = 4, p.n_head_kv = 2, p.head_dim = 16, p.n_ff = 96, p.n_ctx = 64;
+    p = tiny("smollm3", 64);
     p.n_layer = 4, p.q_gain = 4.0f;
-    REQUIRE(!synth_write(path, &p));
-    check_model("smollm3", path, true, 2e-3, 0.0f);
-    unlink(path);
+    check_params("smollm3", &p);
+    /* YaRN: positions past the original context of 16, Q weights sharpened */
+    p = tiny("llama", 64);
+    p.yarn_factor = 4.0f, p.rope_orig_ctx = 16, p.q_gain = 3.0f;
+    check_params("llama+yarn", &p);
     /* Phi-3.5 / Phi-4-mini: LongRoPE factors (the short ones at these
      * contexts), attn_factor, partial rotary */
-    snprintf(path, sizeof path, "%s/longrope.gguf", tmp_dir);
-    p = synth_default_params();
-    p.arch = "phi3";
-    p.n_embd = 64, p.n_head = 4, p.n_head_kv = 2, p.head_dim = 16, p.n_ff = 96, p.n_ctx = 8192;
+    p = tiny("phi3", 8192);
     p.n_rot = 12;
     p.factors = SYNTH_ROPE_LONGROPE;
     p.rope_orig_ctx = 4096;
     p.rope_attn_factor = 1.25f;
-    REQUIRE(!synth_write(path, &p));
-    check_model("phi3+longrope", path, true, 2e-3, 0.0f);
-    unlink(path);
+    check_params("phi3+longrope", &p);
     /* an encoder has no output layer to train against */
+    char path[128];
+    snprintf(path, sizeof path, "%s/bert.gguf", tmp_dir);
     p = synth_default_params();
     p.arch = "bert";
     REQUIRE(!synth_write(path, &p));

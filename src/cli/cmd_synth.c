@@ -19,6 +19,7 @@ static const char synth_usage[] =
     "                    [--experts N --experts-used K]\n"
     "                    [--ctx N] [--tied] [--seed S] [--rope-dim N] [--longrope ORIG]\n"
     "                    [--rope-factors longrope|ones|freqs-short|freqs-long] [--rope-attn X]\n"
+    "                    [--yarn FACTOR [--yarn-orig N]]\n"
     "                    [--pooling mean|cls] [--rerank N] [--dense N] [--swa-window N]\n"
     "                    [--q-gain X] [--attn-softcap X] [--final-softcap X]\n"
     "  Writes a model with random weights (labelled so in general.name) and a small\n"
@@ -26,6 +27,8 @@ static const char synth_usage[] =
     "  --rope-dim: a partial rotary (Phi-4-mini); --longrope ORIG: Phi-3.5's LongRoPE, random\n"
     "  short and long factors with an original context of ORIG (and the converter's attention\n"
     "  factor unless --rope-attn X); --rope-factors: other factor tensors, same values.\n"
+    "  --yarn FACTOR: YaRN rope scaling (rope.scaling.type yarn) by FACTOR over an original\n"
+    "  context of N (--yarn-orig; default: the training context).\n"
     "  --q-gain X: the attention's Q weights times X (sharper attention); --attn-softcap X,\n"
     "  --final-softcap X: soft-capping of the attention scores (gemma2; default 50) and of the\n"
     "  logits (gemma2's default 30; others none).\n"
@@ -71,6 +74,10 @@ static int rope_opt(const char *a, const char *v, synth_params *p) {
         if (p->factors == SYNTH_ROPE_NONE) p->factors = SYNTH_ROPE_LONGROPE;
     } else if (!strcmp(a, "--rope-attn") && (f = strtof(v, &end), *v && !*end && f > 0.0f))
         p->rope_attn_factor = f;
+    else if (!strcmp(a, "--yarn") && (f = strtof(v, &end), *v && !*end && f > 0.0f))
+        p->yarn_factor = f;
+    else if (!strcmp(a, "--yarn-orig") && cli_parse_int(v, 1, 1 << 24, &n))
+        p->rope_orig_ctx = n;
     else if (!strcmp(a, "--pooling") && (!strcmp(v, "mean") || !strcmp(v, "cls")))
         p->pooling = !strcmp(v, "mean") ? 1 : 2;
     else if (!strcmp(a, "--rerank") && cli_parse_int(v, 1, 4096, &n))
@@ -87,8 +94,9 @@ static int rope_opt(const char *a, const char *v, synth_params *p) {
         if (n == 5) return -1;
         p->factors = (synth_rope_factors)n;
     } else if (!strcmp(a, "--rope-dim") || !strcmp(a, "--longrope") || !strcmp(a, "--rope-attn") ||
-               !strcmp(a, "--pooling") || !strcmp(a, "--rerank") || !strcmp(a, "--q-gain") ||
-               !strcmp(a, "--attn-softcap") || !strcmp(a, "--final-softcap"))
+               !strcmp(a, "--yarn") || !strcmp(a, "--yarn-orig") || !strcmp(a, "--pooling") ||
+               !strcmp(a, "--rerank") || !strcmp(a, "--q-gain") || !strcmp(a, "--attn-softcap") ||
+               !strcmp(a, "--final-softcap"))
         return -1;
     else
         return 0;

@@ -153,9 +153,15 @@ void kern_rms_norm(float *y, const float *x, const float *w, int64_t n, float ep
 void kern_layer_norm(float *y, const float *x, const float *w, const float *b, int64_t n,
                      float eps);
 /* cos/sin of theta_i = scale * pos * base^(-2i/n_rot) / freq_factors[i], for
- * i < n_rot/2 (freq_factors may be NULL), evaluated as ggml does. */
+ * i < n_rot/2 (freq_factors may be NULL), evaluated as ggml does. With YaRN
+ * (yarn_dims non-NULL: kern_rope_yarn_dims'), theta_i mixes that
+ * interpolated angle with the unscaled one by ggml's ramp over the
+ * dimensions between the two correction dims. */
 void kern_rope_cache(float *cos_sin, int n_rot, float pos, float base, float scale,
-                     const float *freq_factors);
+                     const float *freq_factors, const float *yarn_dims);
+/* YaRN's correction dims for a RoPE base (ggml_rope_yarn_corr_dims with
+ * llama.cpp's beta_fast 32 and beta_slow 1). */
+void kern_rope_yarn_dims(int n_rot, int n_ctx_orig, float base, float dims[2]);
 /* Rotates the first n_rot dims of one head of x in place: adjacent pairs
  * (neox = false) or dims i and i + n_rot/2 (neox = true). */
 void kern_rope_apply(float *x, const float *cos_sin, int n_rot, bool neox);

@@ -30,13 +30,34 @@ void kern_rms_norm(float *y, const float *x, const float *w, int64_t n, float ep
         for (int64_t i = 0; i < n; i++) y[i] = x[i] * scale;
 }
 
-void kern_rope_cache(float *cos_sin, int n_rot, float pos, float base, float scale,
-                     const float *freq_factors) {
+/* The dimension (of n_rot) whose wavelength makes n_rot_turns turns over
+ * n_ctx_orig positions, as ggml computes it. */
+static float yarn_corr_dim(int n_rot, int n_ctx_orig, float n_rot_turns, float base) {
+    const float pi = 3.14159265358979323846f; /* (float)M_PI */
+    return (float)n_rot * logf((float)n_ctx_orig / (n_rot_turns * 2 * pi)) / (2 * logf(base));
+}
+
+void kern_rope_yarn_dims(int n_rot, int n_ctx_orig, float base, float dims[2]) {
+    const float start = floorf(yarn_corr_dim(n_rot, n_ctx_orig, 32.0f, base)),
+                end = ceilf(yarn_corr_dim(n_rot, n_ctx_orig, 1.0f, base));
+    dims[0] = start > 0.0f ? start : 0.0f;
+    dims[1] = end < (float)(n_rot - 1) ? end : (float)(n_rot - 1);
+}
+
+KERN_FMA_CLONES void kern_rope_cache(float *cos_sin, int n_rot, float pos, float base, float scale,
+                                     const float *freq_factors, const float *yarn_dims) {
     const float theta_scale = powf(base, -2.0f / (float)n_rot);
     float theta = pos;
     for (int i = 0; i < n_rot / 2; i++) {
         const float ff = freq_factors ? freq_factors[i] : 1.0f;
-        const float t = scale * (theta / ff);
+        const float extrap = theta / ff;
+        float t = scale * extrap;
+        if (yarn_dims) { /* ggml's rope_yarn, ext_factor 1: its compiler fuses the mix */
+            const float lo = yarn_dims[0], span = yarn_dims[1] - lo;
+            const float y = ((float)i - lo) / (span > 0.001f ? span : 0.001f);
+            const float ramp = 1.0f - (y > 1.0f ? 1.0f : y < 0.0f ? 0.0f : y);
+            t = fmaf(t, 1.0f - ramp, extrap * ramp);
+        }
         cos_sin[2 * i] = cosf(t);
         cos_sin[2 * i + 1] = sinf(t);
         theta *= theta_scale;

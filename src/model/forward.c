@@ -338,11 +338,12 @@ static void tok_attn_norm(const tok_job *j, int t0, int t1) {
 void forward_rope_cs(const hearth_session *s, const model_layer *l, float pos, bool mscale,
                      float *cs) {
     const int n_rot = s->model->hp.n_rot;
-    kern_rope_cache(cs, n_rot, pos, l->rope_base, l->rope_scale, s->rope_factors);
-    /* ggml multiplies cos and sin by attn_factor after computing them; the
-     * pass-through dimensions of a partial rotary stay */
-    if (mscale && s->rope_mscale != 1.0f)
-        for (int i = 0; i < n_rot; i++) cs[i] *= s->rope_mscale;
+    kern_rope_cache(cs, n_rot, pos, l->rope_base, l->rope_scale, s->rope_factors,
+                    s->model->hp.yarn ? l->yarn_dims : NULL);
+    /* ggml multiplies cos and sin by attn_factor (and YaRN's magnitude) after
+     * computing them; the pass-through dimensions of a partial rotary stay */
+    if (mscale && l->rope_mscale != 1.0f)
+        for (int i = 0; i < n_rot; i++) cs[i] *= l->rope_mscale;
 }
 
 void forward_rope_head(const hearth_session *s, float *x, const float *cs) {

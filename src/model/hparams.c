@@ -176,7 +176,8 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
     gguf_str scaling;
     if (gguf_get_str(f, hp_key(&r, "rope.scaling.type"), &scaling) &&
         !gguf_str_eq(scaling, "none")) {
-        if (!gguf_str_eq(scaling, "linear"))
+        h.yarn = gguf_str_eq(scaling, "yarn");
+        if (!h.yarn && !gguf_str_eq(scaling, "linear"))
             return hr_fail(HEARTH_ERR_UNSUPPORTED, "model: rope scaling '%.*s' is not supported",
                            (int)(scaling.len > 64 ? 64 : scaling.len), scaling.ptr);
         float factor;
@@ -199,11 +200,19 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
 
     /* LongRoPE (phi3): which factors a session takes, and the magnitude
      * factor llama.cpp hands ggml_rope_ext as attn_factor whatever the
-     * scaling type (its yarn part is 1 without YaRN, which Hearth refuses). */
+     * scaling type (its YaRN part is 1 without YaRN; with it, below).
+     * YaRN's original context is the same key. */
     if ((err = hp_int(&r, "rope.scaling.original_context_length", &h.n_ctx_orig, false,
                       h.n_ctx_train)) ||
         (err = hp_float(&r, "rope.scaling.attn_factor", &h.rope_attn_factor, false, 1.0f)))
         return err;
+    if (h.yarn && h.rope_scale < 1.0f) {
+        /* llama.cpp's yarn_attn_factor: get_mscale(factor) times its inverse (to cancel the
+           1 + 0.1 ln(factor) ggml's rope multiplies in), each 0.1 ln(factor) + 1 fused by
+           its compiler; not quite 1 in F32 */
+        const float factor = 1.0f / h.rope_scale, m = fmaf(0.1f, logf(factor), 1.0f);
+        h.rope_attn_factor *= m * (1.0f / m);
+    }
 
     int window = 0;
     if (arch->refuse_swa && (err = hp_int(&r, "attention.sliding_window", &window, false, 0)))

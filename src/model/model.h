@@ -109,7 +109,9 @@ typedef struct model_hparams {
     int n_ctx_orig;         /* rope.scaling.original_context_length (n_ctx_train when absent): a
                                session longer than this takes the long LongRoPE factors */
     float rope_attn_factor; /* rope.scaling.attn_factor (1 when absent): multiplies RoPE's cos
-                               and sin, so the rotated part of q and k (LongRoPE's scaling) */
+                               and sin, so the rotated part of q and k (LongRoPE's scaling);
+                               with YaRN, times llama.cpp's yarn_attn_factor */
+    bool yarn;              /* rope.scaling.type yarn: RoPE with YaRN's ramp (ext_factor 1) */
     int swa_window, swa_pattern; /* 0: no sliding window */
     float attn_scale;            /* multiplies Q (arch scale_q) or the scores */
     float embd_scale;            /* multiplies the input embeddings (1: none) */
@@ -195,6 +197,8 @@ typedef struct model_layer {
     bool swa;                   /* sliding-window attention layer */
     bool rope;                  /* RoPE on q and k (not on a NoPE layer, nor without positions) */
     float rope_base, rope_scale;
+    float rope_mscale;  /* multiplies cos and sin: rope_attn_factor, with YaRN's magnitude */
+    float yarn_dims[2]; /* YaRN's correction dims for this layer's base (hp.yarn) */
 } model_layer;
 
 struct hearth_model {

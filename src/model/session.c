@@ -112,7 +112,6 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     s->n_ctx = p.n_ctx;
     s->n_batch = p.n_batch;
     s->rope_factors = model_rope_factors(m, p.n_ctx);
-    s->rope_mscale = hp->rope_attn_factor;
     s->kv_type = p.kv_type == HEARTH_KV_F16    ? KERN_F16
                  : p.kv_type == HEARTH_KV_Q8_0 ? KERN_Q8_0
                                                : KERN_F32;

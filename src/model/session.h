@@ -23,7 +23,6 @@ struct hearth_session {
     int n_q, n_kv; /* n_head * head_dim, n_head_kv * head_dim */
     int n_threads;
     const float *rope_factors; /* [n_rot/2] or NULL: model_rope_factors for n_ctx */
-    float rope_mscale;         /* hp.rope_attn_factor: multiplies RoPE's cos and sin */
     kern_type kv_type;         /* KERN_F32, KERN_F16 or KERN_Q8_0 */
     bool kv_one_layer;   /* encoders: K and V of the layer being computed only (no cache to keep) */
     float *ones;         /* encoders with an ungated FFN: [n_ff] ones (kern_geglu's u) */

@@ -258,17 +258,22 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
         SET_U32("dense_3_feat_out", p->n_embd);
     }
     SET_F32("rope.freq_base", 10000.0f);
+    float attn = p->rope_attn_factor;
     if (p->rope_orig_ctx > 0) {
         SET_U32("rope.scaling.original_context_length", p->rope_orig_ctx);
-        float attn = p->rope_attn_factor;
-        if (!(attn > 0.0f)) {
+        if (!(attn > 0.0f) && !(p->yarn_factor > 0.0f)) { /* LongRoPE's converter default */
             const double scale = (double)p->n_ctx / p->rope_orig_ctx;
             attn =
                 scale > 1.0 ? (float)sqrt(1.0 + log(scale) / log((double)p->rope_orig_ctx)) : 1.0f;
         }
-        SET_F32("rope.scaling.attn_factor", attn);
-    } else if (p->rope_attn_factor > 0.0f) {
-        SET_F32("rope.scaling.attn_factor", p->rope_attn_factor);
+    }
+    if (attn > 0.0f) SET_F32("rope.scaling.attn_factor", attn);
+    if (p->yarn_factor > 0.0f) {
+        SET_F32("rope.scaling.factor", p->yarn_factor);
+        if (!err) {
+            snprintf(key, sizeof key, "%s.rope.scaling.type", p->arch);
+            err = gguf_writer_set_str(c->w, key, "yarn");
+        }
     }
     if (p->n_expert > 0) {
         SET_U32("expert_count", p->n_expert);

@@ -36,6 +36,8 @@ typedef struct synth_params {
     float rope_attn_factor;      /* > 0: rope.scaling.attn_factor; 0: with rope_orig_ctx what
                                     llama.cpp's converter writes for LongRoPE,
                                     sqrt(1 + ln(n_ctx / orig) / ln(orig)) (1 when n_ctx <= orig) */
+    float yarn_factor;           /* > 0: rope.scaling.type yarn and this factor (the original
+                                    context: rope_orig_ctx when set) */
     float q_gain;                /* != 0 and != 1: the Q rows of the attention weights times it */
     float attn_softcap;          /* > 0: attn_logit_softcapping (gemma2; default 50) */
     float final_softcap;         /* > 0: final_logit_softcapping (gemma2's default 30; gemma3:

@@ -377,9 +377,10 @@ static void rope_cache(tune_graph *g, const model_layer *l) {
     const model_hparams *hp = &g->m->hp;
     for (int t = 0; t < g->n; t++) {
         float *cs = g->rope + (size_t)t * hp->n_rot;
-        kern_rope_cache(cs, hp->n_rot, (float)t, l->rope_base, l->rope_scale, g->rope_factors);
-        if (hp->rope_attn_factor != 1.0f)
-            for (int i = 0; i < hp->n_rot; i++) cs[i] *= hp->rope_attn_factor;
+        kern_rope_cache(cs, hp->n_rot, (float)t, l->rope_base, l->rope_scale, g->rope_factors,
+                        hp->yarn ? l->yarn_dims : NULL);
+        if (l->rope_mscale != 1.0f)
+            for (int i = 0; i < hp->n_rot; i++) cs[i] *= l->rope_mscale;
     }
 }
 
