@@ -67,6 +67,14 @@ typedef struct hearth_model_params {
      * layout this CPU's kernels read fastest, where they have one (same
      * results; the file's pages of them are handed back). */
     bool no_repack;
+    /* RoPE settings that replace the file's, as llama.cpp's --rope-scaling,
+     * --rope-scale, --rope-freq-base and --yarn-orig-ctx: rope_scaling NULL
+     * keeps the file's type, else "none", "linear" or "yarn"; rope_scale is
+     * the context multiplier (positions are divided by it), and 0 keeps the
+     * file's factor, base or original context. */
+    const char *rope_scaling;
+    float rope_scale, rope_freq_base;
+    int yarn_orig_ctx;
 } hearth_model_params;
 
 HEARTH_API hearth_model_params hearth_model_default_params(void);

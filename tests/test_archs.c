@@ -152,6 +152,64 @@ static void check_fixture(const fixture *f) {
     }
 }
 
+/* The prompt's logits ([PEER_N_IDS][nv]) of the file at path loaded with mp;
+ * returns their count. */
+static size_t prompt_logits(const char *path, const hearth_model_params *mp, float *rows) {
+    hearth_model *m = NULL;
+    REQUIRE(hearth_model_load(path, mp, &m) == HEARTH_OK);
+    const size_t n = (size_t)PEER_N_IDS * (size_t)hearth_model_n_vocab(m);
+    hearth_session_params sp = hearth_session_default_params();
+    sp.n_ctx = 64;
+    sp.kv_type = HEARTH_KV_F32;
+    hearth_session *s = NULL;
+    REQUIRE(hearth_session_new(m, &sp, &s) == HEARTH_OK);
+    REQUIRE(hearth_decode(s, peer_ids, PEER_N_IDS, rows, true) == HEARTH_OK);
+    hearth_session_free(s);
+    hearth_model_free(m);
+    return n;
+}
+
+/* llama.cpp's RoPE overrides (hearth_model_params; --rope-scaling yarn
+ * --rope-scale 4 --yarn-orig-ctx 16) on a file without YaRN give the
+ * logits of the same weights with the YaRN keys; bad ones are refused. */
+static void rope_override_test(void) {
+    const fixture *yarn = NULL;
+    for (size_t i = 0; i < sizeof k_fixtures / sizeof k_fixtures[0]; i++)
+        if (!strcmp(k_fixtures[i].name, "yarn-llama-f32")) yarn = &k_fixtures[i];
+    REQUIRE(yarn);
+    fixture plain = *yarn;
+    plain.name = "plain-llama-f32";
+    plain.yarn = 0.0f, plain.yarn_orig = 0;
+    write_fixture(&plain);
+    char with[128], without[128];
+    fixture_path(yarn->name, with, sizeof with);
+    fixture_path(plain.name, without, sizeof without);
+    float *a = malloc(sizeof(float) * PEER_N_IDS * PEER_MAX_VOCAB),
+          *b = malloc(sizeof(float) * PEER_N_IDS * PEER_MAX_VOCAB);
+    REQUIRE(a && b);
+    hearth_model_params mp = hearth_model_default_params();
+    const size_t n = prompt_logits(with, &mp, a);
+    prompt_logits(without, &mp, b);
+    CHECK(test_max_diff(a, b, n) > 0.1); /* YaRN matters here */
+    mp.rope_scaling = "yarn", mp.rope_scale = 4.0f, mp.yarn_orig_ctx = 16;
+    prompt_logits(without, &mp, b);
+    CHECKF(memcmp(a, b, n * sizeof *a) == 0, "overrides: %g from the YaRN file",
+           test_max_diff(a, b, n));
+    /* and the file's YaRN switched off: the plain file's logits */
+    prompt_logits(without, NULL, a);
+    mp = hearth_model_default_params();
+    mp.rope_scaling = "none";
+    prompt_logits(with, &mp, b);
+    CHECK(memcmp(a, b, n * sizeof *a) == 0);
+    mp.rope_scaling = "ntk";
+    hearth_model *m = NULL;
+    CHECK(hearth_model_load(with, &mp, &m) == HEARTH_ERR_INVALID_ARG && !m);
+    CHECK(strstr(hearth_last_error(), "none, linear, yarn") != NULL);
+    free(a);
+    free(b);
+    unlink(without);
+}
+
 /* The keys' defaults (llama.cpp's), and the files refused. */
 static void hparams_test(void) {
     char src[128], dst[128], err[512];
@@ -265,6 +323,7 @@ int main(void) {
     for (int i = 0; i < n; i++) write_fixture(&k_fixtures[i]);
     for (int i = 0; i < n; i++) check_fixture(&k_fixtures[i]);
     hparams_test();
+    rope_override_test();
     for (int i = 0; i < n; i++) {
         char path[128];
         fixture_path(k_fixtures[i].name, path, sizeof path);

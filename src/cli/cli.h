@@ -32,29 +32,38 @@ int cmd_tune(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_imatrix(int argc, char **argv);
 
-/* --lora FILE and --lora-scaled FILE SCALE (repeatable): the LoRA adapters
- * every command that loads a model takes (opts.c). */
+/* The options every command that loads a model takes (opts.c): --lora FILE
+ * and --lora-scaled FILE SCALE (repeatable), and llama.cpp's RoPE overrides
+ * --rope-scaling, --rope-scale, --rope-freq-base, --yarn-orig-ctx. */
 #define CLI_LORA_MAX 16
-typedef struct cli_lora_opts {
+typedef struct cli_model_opts {
     hearth_lora items[CLI_LORA_MAX]; /* paths borrowed from argv */
     int n;
-} cli_lora_opts;
+    const char *rope_scaling; /* hearth_model_params' RoPE fields (0/NULL: the file's) */
+    float rope_scale, rope_freq_base;
+    int yarn_orig_ctx;
+} cli_model_opts;
 
-#define CLI_LORA_USAGE                                                                             \
+#define CLI_MODEL_USAGE                                                                            \
     "  --lora FILE         apply a LoRA adapter (GGUF, llama.cpp's format; repeatable)\n"          \
-    "  --lora-scaled FILE S  the same at scale S (1: as trained; repeatable)\n"
+    "  --lora-scaled FILE S  the same at scale S (1: as trained; repeatable)\n"                    \
+    "  --rope-scaling T    RoPE scaling none|linear|yarn instead of the file's\n"                  \
+    "  --rope-scale N      its factor (the context multiplier) instead of the file's\n"            \
+    "  --rope-freq-base F  the RoPE base instead of the file's (window layers keep theirs)\n"      \
+    "  --yarn-orig-ctx N   YaRN's original context instead of the file's (its training one)\n"
 
-/* When argv[*i] is --lora or --lora-scaled: takes its values (advancing *i)
- * into o and returns 1; 0 when it is another option; -1 (message printed,
- * naming cmd) when a value is missing or bad or there are too many. */
-int cli_lora_opt(const char *cmd, int argc, char **argv, int *i, cli_lora_opts *o);
-/* Points mp's adapters at o's (o must outlive the hearth_model_load call). */
-void cli_lora_params(const cli_lora_opts *o, hearth_model_params *mp);
+/* When argv[*i] is one of those: takes its values (advancing *i) into o and
+ * returns 1; 0 when it is another option; -1 (message printed, naming cmd)
+ * when a value is missing or bad or there are too many adapters. */
+int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o);
+/* Sets mp's adapters and RoPE overrides from o's (o must outlive the
+ * hearth_model_load call). */
+void cli_model_params(const cli_model_opts *o, hearth_model_params *mp);
 
 /* The options every generating command takes (opts.c). */
 enum { CLI_DRY_BREAKERS_MAX = 64 };
 typedef struct cli_gen_opts {
-    cli_lora_opts lora;       /* --lora, --lora-scaled (cli_lora_opt) */
+    cli_model_opts lora;      /* --lora, --lora-scaled, RoPE overrides (cli_model_opt) */
     hearth_model_params mp;   /* -t */
     hearth_session_params sp; /* -c/--ctx, --kv-type (-ctk, -ctv) */
     unsigned kv_given;        /* cli_kv_type_opt's record of the K and V types given */
@@ -101,7 +110,7 @@ typedef struct cli_gen_opts {
     "                      -ctk/--cache-type-k T with -ctv/--cache-type-v T (llama.cpp's)\n"       \
     "                      must agree: one type for K and V\n"                                     \
     "  --grammar GBNF      only output a text of this GBNF grammar (docs/grammar.md)\n"            \
-    "  --grammar-file FILE the same, the grammar read from FILE\n" CLI_LORA_USAGE
+    "  --grammar-file FILE the same, the grammar read from FILE\n" CLI_MODEL_USAGE
 
 /* The library's defaults. */
 void cli_gen_defaults(cli_gen_opts *o);

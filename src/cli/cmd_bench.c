@@ -38,7 +38,7 @@ static const char bench_usage[] =
     "  --no-warmup       skip the warm-up runs\n"
     "  --no-repack       keep the weights as the file stores them (default: packed for\n"
     "                    this CPU's kernels where they have a layout; HEARTH_NO_REPACK=1)\n"
-    "  --seed S          seed of the random token ids (default 1)\n" CLI_LORA_USAGE
+    "  --seed S          seed of the random token ids (default 1)\n" CLI_MODEL_USAGE
     "  Benchmarks are measurements, not tests: run them on a quiet machine and compare\n"
     "  engines side by side in the same time window.\n";
 
@@ -55,7 +55,7 @@ typedef struct bench_opts {
     hearth_kv_type kv;
     unsigned kv_given; /* cli_kv_type_opt's record */
     uint64_t seed;
-    cli_lora_opts lora; /* applied to every model */
+    cli_model_opts lora; /* applied to every model */
 } bench_opts;
 
 /* What llama-bench reports about a model file. */
@@ -146,7 +146,7 @@ static int parse_bench(int argc, char **argv, bench_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return fputs(bench_usage, stdout), 0;
-        const int lr = cli_lora_opt("bench", argc, argv, &i, &o->lora);
+        const int lr = cli_model_opt("bench", argc, argv, &i, &o->lora);
         if (lr < 0) return 2;
         if (lr) continue;
         if (!strcmp(a, "--latency"))
@@ -444,7 +444,7 @@ static int bench_one(const bench_model *bm, const bench_opts *o, const bench_pla
     hearth_model_params mp = hearth_model_default_params();
     mp.n_threads = n_threads;
     mp.no_repack = o->no_repack;
-    cli_lora_params(&o->lora, &mp);
+    cli_model_params(&o->lora, &mp);
     bench_ctx b = {.rng = o->seed ? o->seed : 1};
     if (hearth_model_load(bm->path, &mp, &b.model)) return cli_fail("bench", bm->path);
     hearth_session_params sp = hearth_session_default_params();

@@ -350,7 +350,7 @@ int cmd_chat(int argc, char **argv) {
             continue;
         }
         if (cli_gen_flag(a, &o)) continue;
-        const int lr = cli_lora_opt("chat", argc, argv, &i, &o.lora);
+        const int lr = cli_model_opt("chat", argc, argv, &i, &o.lora);
         if (lr < 0) return 2;
         if (lr) continue;
         const char *v = i + 1 < argc ? argv[++i] : NULL;
@@ -390,7 +390,7 @@ int cmd_chat(int argc, char **argv) {
     chat c = {0};
     eng_chat_source src = ENG_CHAT_NAMED;
     int rc = 0;
-    cli_lora_params(&o.lora, &o.mp);
+    cli_model_params(&o.lora, &o.mp);
     c.no_thinking = no_thinking;
     c.hide_thinking = hide_thinking;
     if (budget >= 0) o.smp.reasoning_budget = budget ? budget : HEARTH_REASONING_BUDGET_ZERO;

@@ -22,7 +22,7 @@ static void usage(FILE *out) {
             "  --no-normalize     print the pooled vector as is (default: unit length)\n"
             "  --ctx N            longest text in tokens (default: min(model's, 4096))\n"
             "  -t N               threads (default: physical cores)\n"
-            "  --file F           read the texts from F, one per line\n" CLI_LORA_USAGE);
+            "  --file F           read the texts from F, one per line\n" CLI_MODEL_USAGE);
 }
 
 /* Lines batched: up to EMBED_BATCH_TEXTS texts of EMBED_BATCH_TOKENS tokens
@@ -141,10 +141,10 @@ int cmd_embed(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *text = NULL, *pooling = NULL;
     int n_ctx = 0, n_threads = 0;
     bool normalize = true, options = true;
-    cli_lora_opts lora = {0};
+    cli_model_opts lora = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        const int lr = options ? cli_lora_opt("embed", argc, argv, &i, &lora) : 0;
+        const int lr = options ? cli_model_opt("embed", argc, argv, &i, &lora) : 0;
         if (lr < 0) return 2;
         if (lr) continue;
         if (options && !strcmp(a, "--")) {
@@ -183,7 +183,7 @@ int cmd_embed(int argc, char **argv) {
     embedder e = {.normalize = normalize};
     hearth_model_params mp = hearth_model_default_params();
     mp.n_threads = n_threads;
-    cli_lora_params(&lora, &mp);
+    cli_model_params(&lora, &mp);
     if (hearth_model_load(model, &mp, &e.model)) return cli_fail("embed", model);
     e.pooling = pooling ? pool : hearth_model_pooling(e.model);
     hearth_session_params sp = hearth_session_default_params();

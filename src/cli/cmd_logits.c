@@ -20,7 +20,7 @@ static const char logits_usage[] =
     "  decodes N tokens greedily and writes PREFIX.gen_logits.f32 ([N][n_vocab]) and\n"
     "  PREFIX.json ({\"gen_ids\": [...]}).\n"
     "  The KV cache is f32 unless --kv-type says otherwise (not f16 as for run: the\n"
-    "  conformance goldens were computed with an f32 cache).\n" CLI_LORA_USAGE;
+    "  conformance goldens were computed with an f32 cache).\n" CLI_MODEL_USAGE;
 
 /* Reads every integer of `path` (separated by commas and/or whitespace). */
 static int read_ids(const char *path, int32_t **ids_out, int *n_out) {
@@ -127,7 +127,7 @@ int cmd_logits(int argc, char **argv) {
      * which llama.cpp computed with an F32 cache (exact mode matches them bit
      * for bit only on one) */
     sp.kv_type = HEARTH_KV_F32;
-    cli_lora_opts lora = {0};
+    cli_model_opts lora = {0};
     unsigned kv_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -135,7 +135,7 @@ int cmd_logits(int argc, char **argv) {
             fputs(logits_usage, stdout);
             return 0;
         }
-        const int lr = cli_lora_opt("logits", argc, argv, &i, &lora);
+        const int lr = cli_model_opt("logits", argc, argv, &i, &lora);
         if (lr < 0) return 2;
         if (lr) continue;
         const char *v = i + 1 < argc ? argv[++i] : NULL;
@@ -174,7 +174,7 @@ int cmd_logits(int argc, char **argv) {
     hearth_session *s = NULL;
     float *logits = NULL;
     int rc = 0;
-    cli_lora_params(&lora, &mp);
+    cli_model_params(&lora, &mp);
     if (hearth_model_load(model_path, &mp, &m)) {
         rc = cli_fail("logits", "loading the model");
     } else {

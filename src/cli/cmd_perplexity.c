@@ -43,7 +43,7 @@ static const char ppl_usage[] =
     "  -bf, --binary-file F  the file read as it is (-f drops its final newline)\n"
     "  -np, --parallel N   benchmarks: a task may hold max(4, N) x -c tokens\n"
     "  -t N                threads (default: physical cores)\n"
-    "  --kv-type f32|f16|q8_0  KV cache type (default f16, llama.cpp's)\n" CLI_LORA_USAGE;
+    "  --kv-type f32|f16|q8_0  KV cache type (default f16, llama.cpp's)\n" CLI_MODEL_USAGE;
 
 typedef struct ppl_opts {
     const char *model, *text, *base;
@@ -52,7 +52,7 @@ typedef struct ppl_opts {
     int n_parallel;
     ppl_bench bench;
     bool ctx_given, kld, binary;
-    cli_lora_opts lora;
+    cli_model_opts lora;
     hearth_model_params mp;
     hearth_session_params sp;
     unsigned kv_given;
@@ -134,7 +134,7 @@ static int parse(int argc, char **argv, ppl_opts *o) {
             o->bench = b;
             continue;
         }
-        const int lr = cli_lora_opt("perplexity", argc, argv, &i, &o->lora);
+        const int lr = cli_model_opt("perplexity", argc, argv, &i, &o->lora);
         if (lr < 0) return 2;
         if (lr) continue;
         const char *v = i + 1 < argc ? argv[++i] : NULL;
@@ -514,7 +514,7 @@ static int run_kld(const ppl_opts *o, ppl_run *r, const eval_base *b) {
 
 /* Loads the model (one with an output layer). */
 static int load_model(ppl_opts *o, ppl_run *r) {
-    cli_lora_params(&o->lora, &o->mp);
+    cli_model_params(&o->lora, &o->mp);
     if (hearth_model_load(o->model, &o->mp, &r->m)) return cli_fail("perplexity", "loading");
     if (!hearth_model_generates(r->m)) {
         fprintf(stderr,

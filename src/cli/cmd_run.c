@@ -114,7 +114,7 @@ static int parse_run(int argc, char **argv, run_opts *o) {
             continue;
         }
         if (cli_gen_flag(a, &o->g)) continue;
-        const int lr = cli_lora_opt("run", argc, argv, &i, &o->g.lora);
+        const int lr = cli_model_opt("run", argc, argv, &i, &o->g.lora);
         if (lr < 0) return 2;
         if (lr) continue;
         const char *v = i + 1 < argc ? argv[++i] : NULL;
@@ -359,7 +359,7 @@ int cmd_run(int argc, char **argv) {
         return 1;
     }
     hearth_model *m = NULL;
-    cli_lora_params(&o.g.lora, &o.g.mp);
+    cli_model_params(&o.g.lora, &o.g.mp);
     if (hearth_model_load(o.model, &o.g.mp, &m))
         rc = cli_fail("run", "loading the model");
     else if (!(rc = cli_spec_open("run", &o.spec, m, &o.g.mp, &o.g.sp, &o.g.gen)))

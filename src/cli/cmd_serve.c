@@ -46,7 +46,7 @@ static const char serve_usage[] =
     "  --timeout S          seconds a request may take, waiting included (default 600; 0: none)\n"
     "  --max-body BYTES     largest request body (default 8388608)\n"
     "  --api-key KEY        require 'Authorization: Bearer KEY' on /v1/* (or HEARTH_API_KEY)\n"
-    "  -t N                 threads (default: physical cores)\n" CLI_LORA_USAGE
+    "  -t N                 threads (default: physical cores)\n" CLI_MODEL_USAGE
     "  --chat-template T    chatml|qwen3|qwen3-thinking|llama3|llama3.1|llama3.2|gemma|gemma3|\n"
     "                       phi3|phi3-mini|phi4-mini|phi4|deepseek-r1|granite|granite3.3|olmo2|\n"
     "                       exaone4, or a file holding a Jinja template to recognize\n"
@@ -94,8 +94,8 @@ static bool parse_on_off_auto(const char *v, int *out) {
     return *out >= 0 || !strcmp(v, "auto");
 }
 
-static int parse_serve(int argc, char **argv, srv_config *c, const char **more, cli_lora_opts *lora,
-                       cli_spec_opts *spec) {
+static int parse_serve(int argc, char **argv, srv_config *c, const char **more,
+                       cli_model_opts *lora, cli_spec_opts *spec) {
     unsigned kv_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -103,7 +103,7 @@ static int parse_serve(int argc, char **argv, srv_config *c, const char **more, 
             fputs(serve_usage, stdout);
             return 0;
         }
-        const int lr = cli_lora_opt("serve", argc, argv, &i, lora);
+        const int lr = cli_model_opt("serve", argc, argv, &i, lora);
         if (lr < 0) return 2;
         if (lr) continue;
         if (!strcmp(a, "--log-prompts") || !strcmp(a, "--air-gapped") ||
@@ -232,7 +232,7 @@ int cmd_serve(int argc, char **argv) {
     c.kv_type = hearth_session_default_params().kv_type; /* F16, as hearth run's */
     const char *env_key = getenv("HEARTH_API_KEY");
     if (env_key && *env_key) c.api_key = env_key;
-    cli_lora_opts lora = {0};
+    cli_model_opts lora = {0};
     cli_spec_opts spec;
     cli_spec_defaults(&spec);
     static const char *more[SERVE_MAX_MODELS];
@@ -240,6 +240,10 @@ int cmd_serve(int argc, char **argv) {
     if (rc >= 0) return rc;
     c.loras = lora.items; /* lora lives until cmd_serve returns, after srv_stop */
     c.n_loras = lora.n;
+    c.rope_scaling = lora.rope_scaling;
+    c.rope_scale = lora.rope_scale;
+    c.rope_freq_base = lora.rope_freq_base;
+    c.yarn_orig_ctx = lora.yarn_orig_ctx;
 
     /* Signals are taken synchronously by this thread: block them before any
      * server thread starts so every thread inherits the mask. */

@@ -260,7 +260,40 @@ int cli_kv_type_opt(const char *cmd, const char *a, const char *v, hearth_kv_typ
     return 1;
 }
 
-int cli_lora_opt(const char *cmd, int argc, char **argv, int *i, cli_lora_opts *o) {
+/* --rope-scaling, --rope-scale, --rope-freq-base, --yarn-orig-ctx (llama.cpp's):
+ * as cli_model_opt. */
+static int rope_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o) {
+    const char *a = argv[*i];
+    const bool type = !strcmp(a, "--rope-scaling"), scale = !strcmp(a, "--rope-scale"),
+               base = !strcmp(a, "--rope-freq-base"), orig = !strcmp(a, "--yarn-orig-ctx");
+    if (!type && !scale && !base && !orig) return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "hearth %s: %s needs a value\n", cmd, a);
+        return -1;
+    }
+    const char *v = argv[++*i];
+    float f = 0.0f;
+    if (type && strcmp(v, "none") && strcmp(v, "linear") && strcmp(v, "yarn")) {
+        fprintf(stderr, "hearth %s: --rope-scaling is none, linear or yarn, not '%s'\n", cmd, v);
+        return -1;
+    }
+    if ((scale || base) && (!parse_float(v, &f) || !(f > 0.0f) || !(f < 1e9f))) {
+        fprintf(stderr, "hearth %s: %s wants a positive number, not '%s'\n", cmd, a, v);
+        return -1;
+    }
+    if (orig && !cli_parse_int(v, 1, 1 << 24, &o->yarn_orig_ctx)) {
+        fprintf(stderr, "hearth %s: --yarn-orig-ctx wants a context length, not '%s'\n", cmd, v);
+        return -1;
+    }
+    if (type) o->rope_scaling = v;
+    if (scale) o->rope_scale = f;
+    if (base) o->rope_freq_base = f;
+    return 1;
+}
+
+int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o) {
+    const int rope = rope_opt(cmd, argc, argv, i, o);
+    if (rope) return rope;
     const char *a = argv[*i];
     const bool scaled = !strcmp(a, "--lora-scaled");
     if (!scaled && strcmp(a, "--lora") != 0) return 0;
@@ -285,9 +318,13 @@ int cli_lora_opt(const char *cmd, int argc, char **argv, int *i, cli_lora_opts *
     return 1;
 }
 
-void cli_lora_params(const cli_lora_opts *o, hearth_model_params *mp) {
+void cli_model_params(const cli_model_opts *o, hearth_model_params *mp) {
     mp->loras = o->n ? o->items : NULL;
     mp->n_loras = o->n;
+    mp->rope_scaling = o->rope_scaling;
+    mp->rope_scale = o->rope_scale;
+    mp->rope_freq_base = o->rope_freq_base;
+    mp->yarn_orig_ctx = o->yarn_orig_ctx;
 }
 
 void cli_gen_defaults(cli_gen_opts *o) {

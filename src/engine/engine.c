@@ -32,7 +32,7 @@ hearth_err hearth_model_load(const char *path, const hearth_model_params *params
     /* HEARTH_NO_REPACK=1 does it for every command (A/B measurements) */
     const char *env = getenv("HEARTH_NO_REPACK");
     const bool no_repack = p.no_repack || (env && strcmp(env, "0") != 0 && *env);
-    hearth_err err = model_open(path, p.n_threads, no_repack, &m);
+    hearth_err err = model_open(path, &p, no_repack, &m);
     if (err) return err;
     for (int i = 0; i < p.n_loras && !err; i++)
         err = p.loras[i].path ? model_lora_add(m, p.loras[i].path, p.loras[i].scale)

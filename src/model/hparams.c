@@ -141,7 +141,8 @@ static hearth_err hp_check(const model_hparams *hp) {
     return HEARTH_OK;
 }
 
-hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_hparams *hp) {
+hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
+                              const hearth_model_params *p, model_hparams *hp) {
     hp_reader r = {.f = f, .arch = arch->name};
     model_hparams h = {0};
     hearth_err err;
@@ -172,18 +173,29 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
         return hr_fail(HEARTH_ERR_UNSUPPORTED, "model: value length %d differs from key length %d",
                        value_length, h.head_dim);
 
+    /* The scaling type and factor: the file's, or the caller's (llama.cpp's
+     * --rope-scaling and --rope-scale; a factor without a type scales
+     * linearly, as there) */
     h.rope_scale = 1.0f;
-    gguf_str scaling;
-    if (gguf_get_str(f, hp_key(&r, "rope.scaling.type"), &scaling) &&
-        !gguf_str_eq(scaling, "none")) {
+    gguf_str scaling = {0};
+    const bool typed = gguf_get_str(f, hp_key(&r, "rope.scaling.type"), &scaling);
+    if (p && p->rope_scaling) scaling = (gguf_str){p->rope_scaling, strlen(p->rope_scaling)};
+    if (p && p->rope_scaling && !gguf_str_eq(scaling, "none") && !gguf_str_eq(scaling, "linear") &&
+        !gguf_str_eq(scaling, "yarn"))
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "model: rope scaling '%.64s' is not one of none, linear, yarn",
+                       p->rope_scaling);
+    if (!(typed || (p && p->rope_scaling)) || !gguf_str_eq(scaling, "none")) {
         h.yarn = gguf_str_eq(scaling, "yarn");
-        if (!h.yarn && !gguf_str_eq(scaling, "linear"))
+        if (typed && !h.yarn && !gguf_str_eq(scaling, "linear"))
             return hr_fail(HEARTH_ERR_UNSUPPORTED, "model: rope scaling '%.*s' is not supported",
                            (int)(scaling.len > 64 ? 64 : scaling.len), scaling.ptr);
         float factor;
         if ((err = hp_float(&r, "rope.scaling.factor", &factor, false, 1.0f))) return err;
-        if (!(factor > 0.0f))
-            return hr_fail(HEARTH_ERR_FORMAT, "model: rope scaling factor must be positive");
+        if (p && p->rope_scale != 0.0f) factor = p->rope_scale;
+        if (!(factor > 0.0f) || !(factor < 1e6f))
+            return hr_fail(HEARTH_ERR_FORMAT, "model: rope scaling factor %g is not positive",
+                           (double)factor);
         h.rope_scale = 1.0f / factor;
     }
 
@@ -206,6 +218,7 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
                       h.n_ctx_train)) ||
         (err = hp_float(&r, "rope.scaling.attn_factor", &h.rope_attn_factor, false, 1.0f)))
         return err;
+    if (p && p->yarn_orig_ctx > 0) h.n_ctx_orig = p->yarn_orig_ctx;
     if (h.yarn && h.rope_scale < 1.0f) {
         /* llama.cpp's yarn_attn_factor: get_mscale(factor) times its inverse (to cancel the
            1 + 0.1 ln(factor) ggml's rope multiplies in), each 0.1 ln(factor) + 1 fused by
@@ -225,6 +238,9 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_h
 
     h.rope_base_swa = h.rope_base;
     h.rope_scale_swa = h.rope_scale;
+    /* --rope-freq-base replaces the global base only: llama.cpp's window
+       layers keep the file's */
+    if (p && p->rope_freq_base > 0.0f) h.rope_base = p->rope_freq_base;
     if (arch->swa) {
         if (!arch->swa_global_rope) {
             h.rope_scale_swa = 1.0f;

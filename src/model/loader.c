@@ -343,7 +343,8 @@ const float *model_rope_factors(const hearth_model *m, int n_ctx) {
     return padded > m->hp.n_ctx_orig ? m->rope_long : m->rope_short;
 }
 
-hearth_err model_open(const char *path, int n_threads, bool no_repack, hearth_model **out) {
+hearth_err model_open(const char *path, const hearth_model_params *p, bool no_repack,
+                      hearth_model **out) {
     hearth_model *m = hr_calloc(1, sizeof *m);
     if (!m) return HEARTH_ERR_NOMEM;
     hearth_err err = gguf_open(path, &m->gguf);
@@ -357,9 +358,9 @@ hearth_err model_open(const char *path, int n_threads, bool no_repack, hearth_mo
             "(Hearth runs llama, qwen2, qwen3, qwen3moe, olmoe, granite, granitemoe, gemma2, "
             "gemma3, phi3, smollm3, olmo2, exaone4, bert, nomic-bert, gemma-embedding)",
             (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
-    if (!err) err = model_load_hparams(m->gguf, m->arch, &m->hp);
+    if (!err) err = model_load_hparams(m->gguf, m->arch, p, &m->hp);
     if (!err) err = model_bind_tensors(m);
-    if (!err) err = hr_pool_new(n_threads, &m->pool);
+    if (!err) err = hr_pool_new(p->n_threads, &m->pool);
     if (!err && !no_repack) err = model_pack(m);
     if (err) {
         hr_wrap(err, "loading '%s': ", path);

@@ -247,7 +247,8 @@ const float *model_rope_factors(const hearth_model *m, int n_ctx);
 /* Maps and binds the model at `path` with a pool of n_threads (<= 0: one per
  * physical core), its products' weights packed unless no_repack. On success
  * *out owns it; free with model_close. */
-hearth_err model_open(const char *path, int n_threads, bool no_repack, hearth_model **out);
+hearth_err model_open(const char *path, const hearth_model_params *p, bool no_repack,
+                      hearth_model **out);
 
 /* Packs every weight of a product (the layers' and the output layer's, a
  * tied one too) that this CPU's kernels have a layout for (kern_pack) into
@@ -283,7 +284,8 @@ int model_session_n_batch(const hearth_session *s);
 bool model_is_encoder(const hearth_model *m);
 
 /* Reads the hyper-parameters of `arch` from the file's metadata. */
-hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch, model_hparams *hp);
+hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
+                              const hearth_model_params *p, model_hparams *hp);
 /* Binds every tensor the architecture needs, checking types and shapes, and
  * refuses a file with a tensor it does not use (as llama.cpp does: such a
  * tensor belongs to a variant whose forward pass differs). */

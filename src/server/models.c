@@ -138,6 +138,12 @@ static hearth_err open_model(srv_server *s, srv_model *m) {
     mp.n_threads = s->cfg.n_threads;
     mp.loras = m->loras;
     mp.n_loras = m->n_loras;
+    if (m->cli_rope) {
+        mp.rope_scaling = s->cfg.rope_scaling;
+        mp.rope_scale = s->cfg.rope_scale;
+        mp.rope_freq_base = s->cfg.rope_freq_base;
+        mp.yarn_orig_ctx = s->cfg.yarn_orig_ctx;
+    }
     const double t0 = srv_now_ms();
     hearth_err err = hearth_model_load(m->path, &mp, &m->model);
     size_t n_probe = 0;
@@ -220,6 +226,7 @@ hearth_err srv_model_register(srv_server *s, const char *path, const char *name,
         m->spec_p_min = s->cfg.spec_p_min;
         m->loras = s->cfg.loras;
         m->n_loras = s->cfg.n_loras;
+        m->cli_rope = true;
     }
     s->models[s->n_models++] = m;
     if (out) *out = m;

@@ -125,6 +125,11 @@ typedef struct srv_config {
     /* --lora, --lora-scaled: adapters applied to the default model (borrowed) */
     const hearth_lora *loras;
     int n_loras;
+    /* --rope-scaling, --rope-scale, --rope-freq-base, --yarn-orig-ctx: the default
+     * model's RoPE overrides (hearth_model_params'; NULL/0: the file's) */
+    const char *rope_scaling;
+    float rope_scale, rope_freq_base;
+    int yarn_orig_ctx;
     /* speculative decoding (docs/speculative.md): up to spec_n_max proposals a
      * step from model_draft (-md, the default model's draft) when set, else
      * from prompt lookup of spec_ngram_n tokens when that is > 0; spec_n_max
@@ -750,6 +755,7 @@ typedef struct srv_model {
     float spec_p_min;
     const hearth_lora *loras;
     int n_loras;
+    bool cli_rope;          /* the default model: the command line's RoPE overrides apply */
     char *own_draft_path;   /* the entry's draft path (owned) */
     hearth_lora *own_loras; /* the entry's adapters and their paths (owned) */
     int n_own_loras;
