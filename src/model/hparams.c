@@ -194,7 +194,7 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
         if ((err = hp_float(&r, "rope.scaling.factor", &factor, false, 1.0f))) return err;
         if (p && p->rope_scale != 0.0f) factor = p->rope_scale;
         if (!(factor > 0.0f) || !(factor < 1e6f))
-            return hr_fail(HEARTH_ERR_FORMAT, "model: rope scaling factor %g is not positive",
+            return hr_fail(HEARTH_ERR_FORMAT, "model: rope scaling factor %g is not in (0, 1e6)",
                            (double)factor);
         h.rope_scale = 1.0f / factor;
     }
