@@ -4,7 +4,7 @@
  * window on every other layer, the output tied to token_embd), llama.cpp's
  * attention scale for the gemma 27B models, and IBM Granite (its four
  * multipliers; granitemoe with experts), SmolLM3 (no RoPE on every
- * fourth layer), OLMo 2 and EXAONE 4.0 (post-norms only), and YaRN rope
+ * fourth layer), OLMo 2/3 and EXAONE 4.0 (post-norms only), and YaRN rope
  * scaling. Small random models written by
  * synth (gemma's with attention sharpened by a gain on the Q weights and
  * caps low enough to bite; Granite's with Granite 3's multipliers) run in
@@ -33,49 +33,50 @@ typedef struct fixture {
     bool untied;
     float yarn; /* > 0: YaRN rope scaling by this factor over an original context of yarn_orig */
     int yarn_orig;
+    int swa_window; /* > 0: attention.sliding_window for any architecture */
 } fixture;
 
 static const fixture k_fixtures[] = {
     /* caps of 8 and 3 under a Q gain of 6; 3 layers: windows of 8 on layers 0 and 2 */
     {"gemma2-f32", "gemma2", KERN_F32, 3, 128, 2, 32, 256, 6, 8, 3, 21, 0xa2cce0c1b39e97deull, 0, 0,
-     false, 0, 0},
+     false, 0, 0, 0},
     /* Q4_K weights that llama.cpp repacks */
     {"gemma2-q4k", "gemma2", KERN_Q4_K, 2, 256, 2, 64, 256, 4, 10, 5, 22, 0x0596064729834b7aull, 0,
-     0, false, 0, 0},
+     0, false, 0, 0, 0},
     /* heads of 40: default mode's portable attention; no GQA */
     {"gemma2-q8-hd40", "gemma2", KERN_Q8_0, 2, 160, 4, 40, 256, 5, 6, 0, 23, 0xd0809874d449155aull,
-     0, 0, false, 0, 0},
+     0, 0, false, 0, 0, 0},
     /* 46 layers: llama.cpp's gemma2 27B, Q scaled by 1/sqrt(n_embd / n_head) = 1/4, not by
        1/sqrt(head_dim); default caps 50 and 30 */
     {"gemma2-46", "gemma2", KERN_F32, 46, 64, 2, 32, 128, 3, 0, 0, 24, 0x17e736ebde338366ull, 0, 0,
-     false, 0, 0},
+     false, 0, 0, 0},
     /* 62 layers: gemma3 27B's scale the same way, and a final soft-cap on gemma3 */
     {"gemma3-62", "gemma3", KERN_F32, 62, 64, 2, 32, 128, 3, 0, 4, 25, 0x1dd246c5523dffceull, 0, 0,
-     false, 0, 0},
+     false, 0, 0, 0},
     /* Granite 3's multipliers: embeddings times 12, residuals 0.22, scores 1/64, logits / 8 */
     {"granite-f32", "granite", KERN_F32, 3, 256, 2, 64, 512, 0, 0, 0, 31, 0x1e818f78c3770b91ull, 0,
-     0, true, 0, 0},
+     0, true, 0, 0, 0},
     {"granite-q4k-mqa", "granite", KERN_Q4_K, 2, 256, 1, 64, 256, 0, 0, 0, 32,
-     0xc12c111d56f8fd7cull, 0, 0, false, 0, 0},
+     0xc12c111d56f8fd7cull, 0, 0, false, 0, 0, 0},
     {"granitemoe-f32", "granitemoe", KERN_F32, 2, 128, 2, 32, 64, 0, 0, 0, 33,
-     0x5d8ea467cd3a5196ull, 8, 2, true, 0, 0},
+     0x5d8ea467cd3a5196ull, 8, 2, true, 0, 0, 0},
     {"granitemoe-q4k", "granitemoe", KERN_Q4_K, 2, 256, 2, 64, 256, 0, 0, 0, 34,
-     0x4ca05f78e5e2590eull, 16, 4, true, 0, 0},
+     0x4ca05f78e5e2590eull, 16, 4, true, 0, 0, 0},
     /* SmolLM3: no RoPE on layers 3 and 7 (sharp attention, so that it shows) */
     {"smollm3-f32", "smollm3", KERN_F32, 8, 128, 2, 32, 256, 4, 0, 0, 35, 0xa9af32ea0425379dull, 0,
-     0, true, 0, 0},
+     0, true, 0, 0, 0},
     {"smollm3-q4k", "smollm3", KERN_Q4_K, 4, 256, 1, 64, 256, 3, 0, 0, 36, 0x40a2776d401a2ec4ull, 0,
-     0, false, 0, 0},
+     0, false, 0, 0, 0},
     /* OLMo 2: no pre-norms, post-norms, q and k normalized whole */
     {"olmo2-f32", "olmo2", KERN_F32, 4, 128, 2, 32, 256, 3, 0, 0, 37, 0x4aa6c447b1750d7full, 0, 0,
-     true, 0, 0},
+     true, 0, 0, 0},
     {"olmo2-q4k", "olmo2", KERN_Q4_K, 3, 256, 4, 64, 256, 3, 0, 0, 38, 0xa949e8c993c2c8c5ull, 0, 0,
-     true, 0, 0},
+     true, 0, 0, 0},
     /* EXAONE 4.0 1.2B's blocks: olmo2's with q and k normalized per head */
     {"exaone4-f32", "exaone4", KERN_F32, 4, 128, 2, 32, 256, 3, 0, 0, 39, 0xa3ff45f18bf76fd3ull, 0,
-     0, true, 0, 0},
+     0, true, 0, 0, 0},
     {"exaone4-q4k", "exaone4", KERN_Q4_K, 3, 256, 1, 64, 256, 3, 0, 0, 40, 0xe684aafe87648a57ull, 0,
-     0, false, 0, 0},
+     0, false, 0, 0, 0},
     /* YaRN rope scaling, the 32 prompt rows and 8 steps well past the original context */
     {.name = "yarn-llama-f32",
      .arch = "llama",
@@ -104,6 +105,23 @@ static const fixture k_fixtures[] = {
      .llama_hash = 0x056375c32a3e3a3eull,
      .yarn = 8,
      .yarn_orig = 8},
+    /* OLMo 3: windows of 8 on synth's pattern (layers 0, 2, 4) rotating plainly, YaRN on the
+       others */
+    {.name = "olmo3-f32",
+     .arch = "olmo2",
+     .type = KERN_F32,
+     .n_layer = 5,
+     .n_embd = 128,
+     .n_head_kv = 2,
+     .head_dim = 32,
+     .n_ff = 256,
+     .q_gain = 3,
+     .seed = 49,
+     .llama_hash = 0x44e09ef496c56f59ull,
+     .untied = true,
+     .yarn = 4,
+     .yarn_orig = 16,
+     .swa_window = 8},
 };
 
 static void fixture_path(const char *name, char *out, size_t cap) {
@@ -129,6 +147,7 @@ static void write_fixture(const fixture *f) {
     p.n_expert_used = f->n_used;
     p.yarn_factor = f->yarn;
     p.rope_orig_ctx = f->yarn_orig;
+    p.swa_window = f->swa_window;
     p.seed = f->seed;
     char path[128];
     fixture_path(f->name, path, sizeof path);
@@ -278,21 +297,28 @@ static void hparams_test(void) {
     for (int il = 0; il < 8; il++) CHECKF(m->layers[il].rope == (il % 4 != 3), "layer %d", il);
     hearth_model_free(m);
 
-    /* olmo2: no pre-norms; OLMo 3's sliding window is refused, not ignored */
+    /* olmo2: no pre-norms; OLMo 3's window layers rotate plainly, the others with YaRN */
     fixture_path("olmo2-f32", src, sizeof src);
     REQUIRE((m = peer_load(src, err, sizeof err)));
     CHECK(!m->layers[0].attn_norm && !m->layers[0].ffn_norm && m->layers[0].post_attn_norm);
+    CHECK(!m->layers[0].swa && !m->layers[3].swa); /* no window key: no window */
     hearth_model_free(m);
+    fixture_path("olmo3-f32", src, sizeof src);
+    REQUIRE((m = peer_load(src, err, sizeof err)));
+    CHECK(m->layers[0].swa && !m->layers[0].yarn && m->layers[0].rope_mscale == 1.0f &&
+          m->layers[0].rope_scale == 1.0f);
+    CHECK(!m->layers[1].swa && m->layers[1].yarn && m->layers[1].rope_scale == 0.25f);
+    hearth_model_free(m);
+    /* EXAONE 4.0: a window is refused, and the 32B model's, which llama.cpp turns on by the
+       layer count */
     synth_params op = synth_default_params();
-    op.arch = "olmo2";
+    op.arch = "exaone4";
     op.n_ctx = 64;
     op.swa_window = 4096;
     REQUIRE(synth_write(dst, &op) == HEARTH_OK);
     m = peer_load(dst, err, sizeof err);
     CHECKF(!m && strstr(err, "sliding-window layers"), "%s", err);
     hearth_model_free(m);
-    /* EXAONE 4.0 32B: llama.cpp turns its window on by the layer count */
-    op.arch = "exaone4";
     op.swa_window = 0;
     op.n_layer = 64;
     op.n_embd = 32, op.n_head = 2, op.n_head_kv = 1, op.head_dim = 16, op.n_ff = 32;

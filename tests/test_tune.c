@@ -239,6 +239,10 @@ static void test_synth_arches(void) {
     p = tiny("llama", 64);
     p.yarn_factor = 4.0f, p.rope_orig_ctx = 16, p.q_gain = 3.0f;
     check_params("llama+yarn", &p);
+    /* OLMo 3: window layers rotating plainly, YaRN on the others */
+    p = tiny("olmo2", 64);
+    p.n_layer = 3, p.swa_window = 8, p.yarn_factor = 4.0f, p.rope_orig_ctx = 16, p.q_gain = 3.0f;
+    check_params("olmo3", &p);
     /* Phi-3.5 / Phi-4-mini: LongRoPE factors (the short ones at these
      * contexts), attn_factor, partial rotary */
     p = tiny("phi3", 8192);

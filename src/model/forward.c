@@ -339,7 +339,7 @@ void forward_rope_cs(const hearth_session *s, const model_layer *l, float pos, b
                      float *cs) {
     const int n_rot = s->model->hp.n_rot;
     kern_rope_cache(cs, n_rot, pos, l->rope_base, l->rope_scale, s->rope_factors,
-                    s->model->hp.yarn ? l->yarn_dims : NULL);
+                    l->yarn ? l->yarn_dims : NULL);
     /* ggml multiplies cos and sin by attn_factor (and YaRN's magnitude) after
      * computing them; the pass-through dimensions of a partial rotary stay */
     if (mscale && l->rope_mscale != 1.0f)

@@ -232,7 +232,7 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
         return err;
     if (window > 0 || (arch->refuse_swa_layers && h.n_layer == arch->refuse_swa_layers))
         return hr_fail(HEARTH_ERR_UNSUPPORTED,
-                       "model: '%s' with sliding-window layers (OLMo 3, EXAONE 4.0 32B) is not "
+                       "model: '%s' with sliding-window layers (EXAONE 4.0 32B) is not "
                        "supported",
                        arch->name);
 
@@ -244,7 +244,7 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
     if (arch->swa) {
         if (!arch->swa_global_rope) {
             h.rope_scale_swa = 1.0f;
-            h.rope_base_swa = 10000.0f;
+            if (!arch->swa_plain_rope) h.rope_base_swa = 10000.0f;
         }
         if ((err = hp_int(&r, "attention.sliding_window", &h.swa_window, arch->swa_symmetric,
                           arch->swa_window)) ||

@@ -190,9 +190,12 @@ static hearth_err bind_layer(hearth_model *m, int il) {
     l->rope_scale = l->swa ? hp->rope_scale_swa : hp->rope_scale;
     /* ggml's rope_yarn multiplies the magnitude by 1 + 0.1 ln(1 / freq_scale),
        its compiler fusing the add */
-    l->rope_mscale = hp->yarn ? fmaf(0.1f, logf(1.0f / l->rope_scale), 1.0f) * hp->rope_attn_factor
-                              : hp->rope_attn_factor;
-    if (hp->yarn) kern_rope_yarn_dims(hp->n_rot, hp->n_ctx_orig, l->rope_base, l->yarn_dims);
+    const bool plain = l->swa && a->swa_plain_rope;
+    l->yarn = hp->yarn && !plain;
+    l->rope_mscale = l->yarn ? fmaf(0.1f, logf(1.0f / l->rope_scale), 1.0f) * hp->rope_attn_factor
+                     : plain ? 1.0f
+                             : hp->rope_attn_factor;
+    if (l->yarn) kern_rope_yarn_dims(hp->n_rot, hp->n_ctx_orig, l->rope_base, l->yarn_dims);
     return HEARTH_OK;
 }
 

@@ -48,9 +48,12 @@ typedef struct arch_desc {
      * rope.freq_base_swa (10000 when absent) unscaled (gemma3). */
     int swa_window, swa_pattern;
     bool swa_global_rope;
+    /* OLMo 3: the window layers rotate plainly, with the file's global base
+     * (or rope.freq_base_swa), no scaling, no YaRN and no magnitude factor. */
+    bool swa_plain_rope;
     bool scale_q; /* the attention scale multiplies Q after RoPE, not the scores (gemma2, gemma3) */
     /* llama.cpp runs a sliding window from attention.sliding_window for this
-     * family (OLMo 3, EXAONE 4.0), or for a file of refuse_swa_layers layers
+     * family (EXAONE 4.0), or for a file of refuse_swa_layers layers
      * without the key (EXAONE 4.0 32B), Hearth does not: such a file is
      * refused, not run with full attention. */
     bool refuse_swa;
@@ -198,7 +201,8 @@ typedef struct model_layer {
     bool rope;                  /* RoPE on q and k (not on a NoPE layer, nor without positions) */
     float rope_base, rope_scale;
     float rope_mscale;  /* multiplies cos and sin: rope_attn_factor, with YaRN's magnitude */
-    float yarn_dims[2]; /* YaRN's correction dims for this layer's base (hp.yarn) */
+    bool yarn;          /* YaRN on this layer's RoPE (hp.yarn, but not OLMo 3's window layers) */
+    float yarn_dims[2]; /* its correction dims for this layer's base */
 } model_layer;
 
 struct hearth_model {

@@ -290,7 +290,7 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
         SET_F32("final_logit_softcapping", p->final_softcap > 0.0f ? p->final_softcap : 30.0f);
     if (a->softcap)
         SET_F32("attn_logit_softcapping", p->attn_softcap > 0.0f ? p->attn_softcap : 50.0f);
-    if (a->swa || p->swa_window > 0) {
+    if ((a->swa && !a->swa_plain_rope) || p->swa_window > 0) { /* OLMo 2 has no window */
         SET_U32("attention.sliding_window", p->swa_window > 0 ? p->swa_window : 8);
         SET_U32("attention.sliding_window_pattern", 2);
         SET_F32("rope.freq_base_swa", 10000.0f);

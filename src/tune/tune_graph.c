@@ -378,7 +378,7 @@ static void rope_cache(tune_graph *g, const model_layer *l) {
     for (int t = 0; t < g->n; t++) {
         float *cs = g->rope + (size_t)t * hp->n_rot;
         kern_rope_cache(cs, hp->n_rot, (float)t, l->rope_base, l->rope_scale, g->rope_factors,
-                        hp->yarn ? l->yarn_dims : NULL);
+                        l->yarn ? l->yarn_dims : NULL);
         if (l->rope_mscale != 1.0f)
             for (int i = 0; i < hp->n_rot; i++) cs[i] *= l->rope_mscale;
     }
