@@ -352,8 +352,8 @@ void forward_rope_head(const hearth_session *s, float *x, const float *cs) {
 
 /* Biases, per-head norms and RoPE on each token's Q and K, then K and V
  * into the cache. The cos/sin of a position depend on the layer only
- * through its rope base and scale, so they are computed once per batch
- * unless those change. */
+ * through its rope base, scale, YaRN and magnitude, so they are computed
+ * once per batch unless those change. */
 static void tok_qkv(const tok_job *j, int t0, int t1) {
     hearth_session *s = j->s;
     const hearth_model *m = s->model;
@@ -574,8 +574,9 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
         tj.next = il + 1 < hp->n_layer ? &m->layers[il + 1] : NULL;
         tj.il = il;
         /* the cache holds the last rotating layer's cos/sin (NoPE layers skip it) */
-        tj.rope_fresh =
-            !rotated || l->rope_base != rotated->rope_base || l->rope_scale != rotated->rope_scale;
+        tj.rope_fresh = !rotated || l->rope_base != rotated->rope_base ||
+                        l->rope_scale != rotated->rope_scale || l->yarn != rotated->yarn ||
+                        l->rope_mscale != rotated->rope_mscale;
         if (l->rope) rotated = l;
         attention_inputs(&tj);
         attn_job job = {.s = s, .l = l, .runs = runs, .n_runs = n_runs, .il = il, .n = n};
