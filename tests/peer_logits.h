@@ -15,7 +15,9 @@
 #include "kernels/kernels.h"
 #include "test.h"
 
+#include <dirent.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { PEER_N_IDS = 32, PEER_N_GEN = 8, PEER_ROWS = 40, PEER_MAX_VOCAB = 512 };
 
@@ -105,6 +107,26 @@ static inline peer_result peer_measure(const char *name, const char *path, uint6
     free(fast);
     free(incr);
     return r;
+}
+
+/* A fresh directory /tmp/hearth-NAME-XXXXXX for a test's files into dir. */
+static inline void peer_tmpdir(char *dir, size_t cap, const char *name) {
+    snprintf(dir, cap, "/tmp/hearth-%s-XXXXXX", name);
+    REQUIRE(mkdtemp(dir) != NULL);
+}
+
+/* Removes the directory and every file in it. */
+static inline void peer_tmpdir_remove(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char path[512];
+    for (const struct dirent *e; (e = readdir(d)) != NULL;)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    closedir(d);
+    rmdir(dir);
 }
 
 /* Loads `path`; returns the model, or NULL with the error's text in err. */

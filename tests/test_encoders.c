@@ -244,17 +244,11 @@ static void hparams_test(void) {
 }
 
 int main(void) {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/hearth-encoders-XXXXXX");
-    REQUIRE(mkdtemp(tmp_dir) != NULL);
+    peer_tmpdir(tmp_dir, sizeof tmp_dir, "encoders");
     const int n = (int)(sizeof k_fixtures / sizeof k_fixtures[0]);
     for (int i = 0; i < n; i++) write_fixture(&k_fixtures[i]);
     for (int i = 0; i < n; i++) check_fixture(&k_fixtures[i]);
     hparams_test();
-    for (int i = 0; i < n; i++) {
-        char path[128];
-        fixture_path(k_fixtures[i].name, path, sizeof path);
-        unlink(path);
-    }
-    rmdir(tmp_dir);
+    peer_tmpdir_remove(tmp_dir);
     return test_done("test_encoders");
 }
