@@ -188,7 +188,8 @@ void kern_attn_values(float *out, const float *w, const void *v, size_t ld, int6
     enum { D = 16 };
     batch = batch && hd % 4 == 0; /* tinyBLAS needs whole 4-row tiles */
     const int64_t tail = batch ? n_row : n_row & ~(int64_t)63;
-    const int64_t n_vec = tail - p0 < n ? (tail > p0 ? tail - p0 : 0) : n;
+    /* the keys before the rest: tail - p0, within [0, n] */
+    const int64_t n_vec = tail <= p0 ? 0 : tail - p0 < n ? tail - p0 : n;
     /* gcc vectorizes ggml's loop over the row's rest: products of 16 and
      * then 8 rounded before their in-order adds, its last n_row % 8 fused
      * (masked positions add exact zeros either way) */

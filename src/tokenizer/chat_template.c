@@ -685,12 +685,8 @@ static void render_tulu(const tok_chat_template *t, const ct_msg *m, size_t n,
         buf_puts(b, role_name(m[i].role));
         buf_puts(b, "|>\n");
         buf_span(b, m[i].content);
-        if (m[i].role != TOK_CHAT_ASSISTANT)
-            buf_puts(b, "\n");
-        else {
-            buf_puts(b, o->eos);
-            if (i + 1 < n) buf_puts(b, "\n");
-        }
+        if (m[i].role == TOK_CHAT_ASSISTANT) buf_puts(b, o->eos);
+        if (m[i].role != TOK_CHAT_ASSISTANT || i + 1 < n) buf_puts(b, "\n");
     }
 }
 
