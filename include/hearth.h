@@ -142,7 +142,7 @@ HEARTH_API int hearth_session_n_ctx(const hearth_session *session);
  * Peak RSS is about their sum plus the tokenizer's tables and the program. */
 typedef struct hearth_memory {
     uint64_t file_bytes;   /* the mapped model file */
-    uint64_t kv_bytes;     /* K and V caches */
+    uint64_t kv_bytes;     /* K and V caches (and LFM2's convolution inputs, kept alike) */
     uint64_t buffer_bytes; /* activations, logits, converted inputs, attention work */
     /* Weights repacked at load (hearth_model_params.no_repack): the packed
      * copy (anonymous memory) and those weights' bytes in the file, whose

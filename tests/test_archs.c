@@ -4,7 +4,8 @@
  * window on every other layer, the output tied to token_embd), llama.cpp's
  * attention scale for the gemma 27B models, and IBM Granite (its four
  * multipliers; granitemoe with experts), SmolLM3 (no RoPE on every
- * fourth layer), OLMo 2/3 and EXAONE 4.0 (post-norms only), and YaRN rope
+ * fourth layer), OLMo 2/3 and EXAONE 4.0 (post-norms only), LFM2 (short
+ * convolutions in place of attention on most layers), and YaRN rope
  * scaling. Small random models written by
  * synth (gemma's with attention sharpened by a gain on the Q weights and
  * caps low enough to bite; Granite's with Granite 3's multipliers) run in
@@ -77,6 +78,12 @@ static const fixture k_fixtures[] = {
      0, true, 0, 0, 0},
     {"exaone4-q4k", "exaone4", KERN_Q4_K, 3, 256, 1, 64, 256, 3, 0, 0, 40, 0xe684aafe87648a57ull, 0,
      0, false, 0, 0, 0},
+    /* LFM2: short convolutions on layers 0, 1, 3, 4, attention on 2 and 5 (the 5-layer one: on 2
+       and 4) */
+    {"lfm2-f32", "lfm2", KERN_F32, 6, 128, 2, 32, 256, 3, 0, 0, 50, 0x01d2abd997484ee0ull, 0, 0,
+     true, 0, 0, 0},
+    {"lfm2-q4k", "lfm2", KERN_Q4_K, 5, 256, 1, 64, 256, 3, 0, 0, 51, 0x5ecfe3fab244995full, 0, 0,
+     false, 0, 0, 0},
     /* YaRN rope scaling, the 32 prompt rows and 8 steps well past the original context */
     {.name = "yarn-llama-f32",
      .arch = "llama",
@@ -323,6 +330,43 @@ static void hparams_test(void) {
     op.n_layer = 64;
     op.n_embd = 32, op.n_head = 2, op.n_head_kv = 1, op.head_dim = 16, op.n_ff = 32;
     REQUIRE(synth_write(dst, &op) == HEARTH_OK);
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "sliding-window layers"), "%s", err);
+    hearth_model_free(m);
+
+    /* lfm2: the layers without kv heads are convolutions, the final norm token_embd_norm */
+    fixture_path("lfm2-f32", src, sizeof src);
+    REQUIRE((m = peer_load(src, err, sizeof err)));
+    CHECK(m->hp.n_conv == 4 && m->hp.conv_l == 3 && m->hp.n_head_kv == 2 && m->output_norm);
+    for (int il = 0; il < 6; il++) {
+        const bool conv = il % 3 != 2;
+        CHECKF(!!m->layers[il].conv_w == conv && !m->layers[il].wq.data == conv &&
+                   m->layers[il].rope == !conv,
+               "lfm2 layer %d", il);
+        CHECKF(m->layers[il].conv_slot == (conv ? il - il / 3 : -1), "lfm2 layer %d's slot", il);
+    }
+    hearth_model_free(m);
+    /* the per-layer kv heads: 0 where the file has no convolution (its tensors missing), a
+       count that differs from the other layers', an array that is not of integers */
+    const char *kv_key = "lfm2.attention.head_count_kv";
+    const size_t first = strlen(kv_key) + 4 + 4 + 8; /* type, element type, count */
+    const uint32_t zero_heads = 0, one_head = 1, f32_type = 6;
+    peer_patch(src, dst, kv_key, &zero_heads, 4, first + 4 * 2);
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "blk.2.shortconv.conv.weight"), "%s", err);
+    hearth_model_free(m);
+    peer_patch(src, dst, kv_key, &one_head, 4, first + 4 * 2);
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "layer 5 has 2 kv heads"), "%s", err);
+    hearth_model_free(m);
+    peer_patch(src, dst, kv_key, &f32_type, 4, strlen(kv_key) + 4);
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "one integer per layer"), "%s", err);
+    hearth_model_free(m);
+    synth_params lp = synth_default_params();
+    lp.arch = "lfm2";
+    lp.swa_window = 64;
+    REQUIRE(synth_write(dst, &lp) == HEARTH_OK);
     m = peer_load(dst, err, sizeof err);
     CHECKF(!m && strstr(err, "sliding-window layers"), "%s", err);
     hearth_model_free(m);

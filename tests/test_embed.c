@@ -111,7 +111,7 @@ static void check_model(const char *path, const char *what) {
 }
 
 int main(void) {
-    static const char *const arches[] = {"llama", "qwen2", "qwen3", "gemma3", "phi3"};
+    static const char *const arches[] = {"llama", "qwen2", "qwen3", "gemma3", "phi3", "lfm2"};
     char path[64];
     snprintf(path, sizeof path, "/tmp/hearth-test-embed-%d.gguf", (int)getpid());
     for (size_t a = 0; a < sizeof arches / sizeof arches[0]; a++) {

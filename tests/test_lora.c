@@ -255,7 +255,7 @@ static const char *synth_adapter(const char *name, const char *base, kern_type t
 /* ---- against merging ---- */
 
 static void test_architectures(void) {
-    static const char *const arches[] = {"llama", "qwen2", "qwen3", "gemma3", "phi3"};
+    static const char *const arches[] = {"llama", "qwen2", "qwen3", "gemma3", "phi3", "lfm2"};
     static const struct {
         kern_type base, ad;
         int rank;

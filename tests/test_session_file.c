@@ -267,7 +267,8 @@ static void check_refusals(const char *path, const char *other_path, const char 
         {84, N_PROMPT + 1, HEARTH_ERR_FORMAT, "inconsistent"},
         {88, 2, HEARTH_ERR_FORMAT, "malformed"},
         {88, 0, HEARTH_ERR_FORMAT, "truncated or corrupted"}, /* logits said absent */
-        {92, 1, HEARTH_ERR_FORMAT, "malformed"},
+        {92, 1, HEARTH_ERR_INVALID_ARG, "another model"},     /* convolution layers */
+        {92, 3, HEARTH_ERR_FORMAT, "malformed"},              /* more than the layers */
         {96 + 4 * 3, 0xffffffffu, HEARTH_ERR_FORMAT, "outside the vocabulary"},
         {96 + 4 * 20, 1u << 30, HEARTH_ERR_FORMAT, "outside the vocabulary"},
     };
@@ -355,7 +356,7 @@ static void synth(const char *path, const char *arch, kern_type type, uint64_t s
 
 int main(void) {
     REQUIRE(mkdtemp(dir));
-    static const char *const names[] = {"llama", "qwen2", "gemma3", "phi3"};
+    static const char *const names[] = {"llama", "qwen2", "gemma3", "phi3", "lfm2"};
     char paths[4][512], other[256], twin[256];
     char shared[512];
     snprintf(shared, sizeof shared, "%s/conformance/models/tiny-llama/tiny-llama.Q8_0.gguf",

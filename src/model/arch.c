@@ -4,7 +4,9 @@
  * encoders (bert: all-MiniLM, bge; nomic-bert: nomic-embed-text;
  * gemma-embedding: EmbeddingGemma) share the decoders' forward pass: their
  * differences (no causal mask, post-LN with biases, learned positions or
- * none, an ungated GELU FFN, a centred sliding window) are flags.
+ * none, an ungated GELU FFN, a centred sliding window) are flags. LFM2's
+ * short-convolution layers take attention's place where the file gives a
+ * layer no kv heads.
  */
 #include "model.h"
 
@@ -44,6 +46,13 @@ static const arch_desc arches[] = {
      .no_pre_norms = true,
      .refuse_swa = true,
      .refuse_swa_layers = 64},
+    {.name = "lfm2",
+     .rope = ROPE_NEOX,
+     .act = FFN_SILU,
+     .qk_norm = QK_NORM_HEAD,
+     .shortconv = true,
+     .output_norm = "token_embd_norm.weight",
+     .refuse_swa = true},
     {.name = "granite", .rope = ROPE_NORM, .act = FFN_SILU, .granite_scales = true},
     {.name = "granitemoe",
      .rope = ROPE_NORM,

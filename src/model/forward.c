@@ -501,6 +501,56 @@ static void feed_forward(tok_job *j) {
     matmul(s, &l->down, s->hb, n, s->xb, s->model->hp.n_embd);
 }
 
+/* ---- short convolutions (LFM2) ----
+ * in_proj splits each row into b, c and x; b * x goes into the session's
+ * history at the row's position (every row of the batch first: a row's
+ * kernel reads the rows before it); then each channel's causal kernel over
+ * the last conv_l positions, times c, is the mixer's output before out_proj.
+ * The same arithmetic in both modes: ggml_ssm_conv's, one float sum from 0,
+ * tap by tap, fused as its compiler fuses it. */
+
+static void tok_conv_store(const tok_job *j, int t0, int t1) {
+    const hearth_session *s = j->s;
+    const int d = s->model->hp.n_embd;
+    const fwd_run *r = run_of(j->runs, j->n_runs, t0);
+    for (int t = t0; t < t1; t++) {
+        if (t >= r->t0 + r->n) r++;
+        const float *b = s->conv_bcx + (size_t)t * 3 * (size_t)d, *x = b + 2 * d;
+        float *h = session_conv_row(r->s, j->l->conv_slot, r->pos0 + t - r->t0);
+        for (int i = 0; i < d; i++) h[i] = b[i] * x[i];
+    }
+}
+
+static void tok_conv_apply(const tok_job *j, int t0, int t1) {
+    const hearth_session *s = j->s;
+    const int d = s->model->hp.n_embd, taps = s->model->hp.conv_l;
+    const fwd_run *r = run_of(j->runs, j->n_runs, t0);
+    for (int t = t0; t < t1; t++) {
+        if (t >= r->t0 + r->n) r++;
+        const int p = r->pos0 + t - r->t0, first = p - taps + 1 > 0 ? 0 : taps - 1 - p;
+        const float *c = s->conv_bcx + (size_t)t * 3 * (size_t)d + d;
+        float *y = s->att + (size_t)t * d;
+        /* positions before 0 are the zero state: their terms add nothing */
+        for (int i = 0; i < d; i++) {
+            const float *w = j->l->conv_w + (size_t)i * (size_t)taps;
+            float sum = 0.0f;
+            for (int k = first; k < taps; k++)
+                sum = fmaf(session_conv_row(r->s, j->l->conv_slot, p - taps + 1 + k)[i], w[k], sum);
+            y[i] = c[i] * sum;
+        }
+    }
+}
+
+/* Layer l's short convolution of xb (its normalized input) into xb. */
+static void short_conv(tok_job *j) {
+    hearth_session *s = j->s;
+    const int d = s->model->hp.n_embd;
+    matmul(s, &j->l->conv_in, s->xb, j->n, s->conv_bcx, 3 * (int64_t)d);
+    for_tokens(j, tok_conv_store);
+    for_tokens(j, tok_conv_apply);
+    matmul(s, &j->l->conv_out, s->att, j->n, s->xb, d);
+}
+
 /* A post-LN encoder's inputs: token type 0's row and, with learned positions,
  * the row of each token's position added to its embedding (in llama.cpp's
  * order: (token + type) + position), then LayerNorm, for the rows of run r.
@@ -578,11 +628,15 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
                         l->rope_scale != rotated->rope_scale || l->yarn != rotated->yarn ||
                         l->rope_mscale != rotated->rope_mscale;
         if (l->rope) rotated = l;
-        attention_inputs(&tj);
-        attn_job job = {.s = s, .l = l, .runs = runs, .n_runs = n_runs, .il = il, .n = n};
-        const bool exact_attn = kern_exact() && s->kv_type != KERN_Q8_0; /* see the exact job */
-        hr_pool_run(m->pool, exact_attn ? attention_exact_job : attention_fast_job, &job);
-        matmul(s, &l->wo, s->att, n, s->xb, hp->n_embd);
+        if (l->conv_w) {
+            short_conv(&tj);
+        } else {
+            attention_inputs(&tj);
+            attn_job job = {.s = s, .l = l, .runs = runs, .n_runs = n_runs, .il = il, .n = n};
+            const bool exact_attn = kern_exact() && s->kv_type != KERN_Q8_0; /* the exact job */
+            hr_pool_run(m->pool, exact_attn ? attention_exact_job : attention_fast_job, &job);
+            matmul(s, &l->wo, s->att, n, s->xb, hp->n_embd);
+        }
         for_tokens(&tj, tok_attn_residual); /* and xb = ffn_norm(x) */
         feed_forward(&tj);
         for_tokens(&tj, tok_ffn_residual); /* and xb = the next layer's attn_norm(x) */

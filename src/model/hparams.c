@@ -91,6 +91,50 @@ static hearth_err granite_hparams(hp_reader *r, model_hparams *h) {
     return HEARTH_OK;
 }
 
+/* attention.head_count_kv: one count for every layer, or an array of one per
+ * layer (llama.cpp's get_key_or_arr), whose entries must then agree (Hearth
+ * sizes every attention layer alike) but for a short-convolution
+ * architecture's zeros: its convolution layers, whose kernel length is
+ * shortconv.l_cache. */
+static hearth_err kv_heads(hp_reader *r, const arch_desc *arch, model_hparams *h) {
+    gguf_arr a;
+    if (!gguf_get_arr(r->f, hp_key(r, "attention.head_count_kv"), &a))
+        return hp_int(r, "attention.head_count_kv", &h->n_head_kv, false, h->n_head);
+    if (h->n_layer < 1 || a.n != (uint64_t)h->n_layer || (a.type != GGUF_U32 && a.type != GGUF_I32))
+        return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' must hold one integer per layer (%d)",
+                       r->key, h->n_layer);
+    h->n_head_kv = 0;
+    for (int il = 0; il < h->n_layer; il++) {
+        const int64_t v = gguf_arr_int(&a, (uint64_t)il);
+        if (v == 0 && arch->shortconv) {
+            h->n_conv++;
+        } else if (v < 1 || (h->n_head_kv && v != h->n_head_kv)) {
+            return hr_fail(v == 0 || v > (1 << 30) ? HEARTH_ERR_FORMAT : HEARTH_ERR_UNSUPPORTED,
+                           "model: layer %d has %lld kv heads (%s); Hearth runs layers of one "
+                           "count%s",
+                           il, (long long)v, r->key,
+                           arch->shortconv ? ", or 0 for a short convolution" : "");
+        } else {
+            h->n_head_kv = (int)v;
+        }
+    }
+    if (h->n_head_kv == 0) h->n_head_kv = h->n_head; /* no attention layer at all */
+    if (!h->n_conv) return HEARTH_OK;
+    hearth_err err = hp_int(r, "shortconv.l_cache", &h->conv_l, true, 0);
+    if (!err && (h->conv_l < 2 || h->conv_l > 64))
+        err = hr_fail(HEARTH_ERR_FORMAT, "model: '%s' = %d is not a kernel of 2 to 64 tokens",
+                      r->key, h->conv_l);
+    return err;
+}
+
+bool model_conv_layer(const gguf_file *f, const arch_desc *arch, int il) {
+    char key[160];
+    snprintf(key, sizeof key, "%s.attention.head_count_kv", arch->name);
+    gguf_arr a;
+    return arch->shortconv && gguf_get_arr(f, key, &a) && (uint64_t)il < a.n &&
+           gguf_arr_int(&a, (uint64_t)il) == 0;
+}
+
 static hearth_err hp_check(const model_hparams *hp) {
     if (hp->n_embd < 1 || hp->n_layer < 1 || hp->n_ff < 1 || hp->n_head < 1 || hp->n_head_kv < 1 ||
         hp->head_dim < 2 || hp->n_ctx_train < 1)
@@ -150,10 +194,10 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
         (err = hp_int(&r, "embedding_length", &h.n_embd, true, 0)) ||
         (err = hp_int(&r, "block_count", &h.n_layer, true, 0)) ||
         (err = hp_int(&r, "feed_forward_length", &h.n_ff, !arch->expert_ff, 0)) ||
-        (err = hp_int(&r, "attention.head_count", &h.n_head, true, 0)) ||
-        (err = hp_int(&r, "attention.head_count_kv", &h.n_head_kv, false, h.n_head)))
+        (err = hp_int(&r, "attention.head_count", &h.n_head, true, 0)))
         return err;
     if (h.n_head < 1) return hr_fail(HEARTH_ERR_FORMAT, "model: attention.head_count is 0");
+    if ((err = kv_heads(&r, arch, &h))) return err;
     if ((err = moe_hparams(&r, arch, &h))) return err;
     if ((err = hp_int(&r, "attention.key_length", &h.head_dim, false, h.n_embd / h.n_head)) ||
         (err = hp_int(&r, "rope.dimension_count", &h.n_rot, false, h.head_dim)) ||
@@ -232,7 +276,7 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
         return err;
     if (window > 0 || (arch->refuse_swa_layers && h.n_layer == arch->refuse_swa_layers))
         return hr_fail(HEARTH_ERR_UNSUPPORTED,
-                       "model: '%s' with sliding-window layers (EXAONE 4.0 32B) is not "
+                       "model: '%s' with sliding-window layers (as EXAONE 4.0 32B's) is not "
                        "supported",
                        arch->name);
 

@@ -17,7 +17,8 @@
  * in llama.cpp.
  *
  * A sliding-window layer needs nothing more: Hearth keeps every position of
- * every layer, and the window is a distance between positions.
+ * every layer, and the window is a distance between positions. A
+ * short-convolution layer's history (LFM2) moves like values.
  */
 #include "session.h"
 
@@ -41,6 +42,7 @@ static void shift_heads(void *ctx, int ith, int nth) {
         uint8_t *k = (uint8_t *)s->k_cache + (size_t)h * head;
         uint8_t *v = (uint8_t *)s->v_cache + (size_t)h * head;
         const model_layer *l = &s->model->layers[h / hp->n_head_kv];
+        if (l->conv_w) continue; /* no keys or values: its history moves below */
         if (l->rope) forward_rope_cs(s, l, -(float)j->n_discard, false, cs);
         /* upwards: position p - n_discard was read before it is written; a
            NoPE layer's keys only move */
@@ -73,6 +75,11 @@ hearth_err hearth_session_shift(hearth_session *s, int n_keep, int n_discard) {
     if (n_discard == 0) return HEARTH_OK;
     shift_job job = {.s = s, .first = n_keep + n_discard, .n_discard = n_discard};
     if (job.first < s->pos) hr_pool_run(m->pool, shift_heads, &job);
+    /* a short convolution's inputs have no position either: they move, and
+       the kernel of the first moved ones reads the kept ones before them */
+    for (int slot = 0; slot < m->hp.n_conv; slot++)
+        memmove(session_conv_row(s, slot, n_keep), session_conv_row(s, slot, job.first),
+                (size_t)(s->pos - job.first) * (size_t)m->hp.n_embd * sizeof(float));
     memmove(s->tokens + n_keep, s->tokens + job.first,
             (size_t)(s->pos - job.first) * sizeof *s->tokens);
     s->pos -= n_discard;

@@ -111,16 +111,60 @@ static hearth_err bind_experts(layer_binder *b, model_layer *l) {
                         l->exps + 2 * n_expert);
 }
 
+/* A short-convolution layer's mixer (LFM2): in_proj, the depthwise kernel
+ * (F32, one row of conv_l taps per channel, as ggml_ssm_conv reads it) and
+ * out_proj. */
+static hearth_err bind_shortconv(layer_binder *b, model_layer *l) {
+    hearth_model *m = b->m;
+    const int64_t d = m->hp.n_embd;
+    const gguf_tensor *t;
+    hearth_err err = find_tensor(m, lname(b, "shortconv.conv.weight"), true, &t);
+    if (!err &&
+        (t->type != KERN_F32 || t->n_dims != 2 || t->ne[0] != m->hp.conv_l || t->ne[1] != d))
+        err = hr_fail(HEARTH_ERR_FORMAT, "model: tensor '%s' must be F32 of shape [%d, %lld]",
+                      b->name, m->hp.conv_l, (long long)d);
+    if (err) return err;
+    l->conv_w = t->data;
+    if ((err = bind_matrix(m, lname(b, "shortconv.in_proj.weight"), d, 3 * d, true, &l->conv_in)))
+        return err;
+    return bind_matrix(m, lname(b, "shortconv.out_proj.weight"), d, d, true, &l->conv_out);
+}
+
+/* The attention's projections: fused or apart, with their optional biases. */
+static hearth_err bind_attention(layer_binder *b, model_layer *l) {
+    hearth_model *m = b->m;
+    const model_hparams *hp = &m->hp;
+    const int64_t n_q = (int64_t)hp->n_head * hp->head_dim,
+                  n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
+    hearth_err err = bind_matrix(m, lname(b, "attn_output.weight"), n_q, hp->n_embd, true, &l->wo);
+    if (err) return err;
+    if (m->arch->fused_qkv) {
+        err =
+            bind_matrix(m, lname(b, "attn_qkv.weight"), hp->n_embd, n_q + 2 * n_kv, true, &l->wqkv);
+        /* llama.cpp adds it to the fused product whenever a file has it */
+        if (!err) err = bind_vector(m, lname(b, "attn_qkv.bias"), n_q + 2 * n_kv, false, &l->bqkv);
+    } else if (!(err = bind_matrix(m, lname(b, "attn_q.weight"), hp->n_embd, n_q, true, &l->wq)) &&
+               !(err = bind_matrix(m, lname(b, "attn_k.weight"), hp->n_embd, n_kv, true, &l->wk)) &&
+               !(err = bind_matrix(m, lname(b, "attn_v.weight"), hp->n_embd, n_kv, true, &l->wv)) &&
+               !(err = bind_vector(m, lname(b, "attn_q.bias"), n_q, false, &l->bq)) &&
+               !(err = bind_vector(m, lname(b, "attn_k.bias"), n_kv, false, &l->bk))) {
+        err = bind_vector(m, lname(b, "attn_v.bias"), n_kv, false, &l->bv);
+    }
+    if (err || m->arch->qk_norm == QK_NORM_NONE) return err;
+    const bool full = m->arch->qk_norm == QK_NORM_FULL;
+    if ((err = bind_vector(m, lname(b, "attn_q_norm.weight"), full ? n_q : hp->head_dim, true,
+                           &l->q_norm)))
+        return err;
+    return bind_vector(m, lname(b, "attn_k_norm.weight"), full ? n_kv : hp->head_dim, true,
+                       &l->k_norm);
+}
+
 static hearth_err bind_layer(hearth_model *m, int il) {
     const model_hparams *hp = &m->hp;
     const arch_desc *a = m->arch;
     model_layer *l = &m->layers[il];
     layer_binder b = {.m = m, .il = il};
-    const int64_t n_q = (int64_t)hp->n_head * hp->head_dim,
-                  n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
     hearth_err err;
-    if ((err = bind_matrix(m, lname(&b, "attn_output.weight"), n_q, hp->n_embd, true, &l->wo)))
-        return err;
     if (a->post_ln) { /* norms of the sums, with biases */
         if ((err = bind_vector(m, lname(&b, "attn_output_norm.weight"), hp->n_embd, true,
                                &l->attn_out_norm)) ||
@@ -142,19 +186,13 @@ static hearth_err bind_layer(hearth_model *m, int il) {
          (err = bind_vector(m, lname(&b, "ffn_up.bias"), hp->n_ff, false, &l->b_up)) ||
          (err = bind_vector(m, lname(&b, "ffn_down.bias"), hp->n_embd, false, &l->b_down))))
         return err;
-    if (a->fused_qkv) {
-        err = bind_matrix(m, lname(&b, "attn_qkv.weight"), hp->n_embd, n_q + 2 * n_kv, true,
-                          &l->wqkv);
-        /* llama.cpp adds it to the fused product whenever a file has it */
-        if (!err) err = bind_vector(m, lname(&b, "attn_qkv.bias"), n_q + 2 * n_kv, false, &l->bqkv);
-    } else if (!(err = bind_matrix(m, lname(&b, "attn_q.weight"), hp->n_embd, n_q, true, &l->wq)) &&
-               !(err =
-                     bind_matrix(m, lname(&b, "attn_k.weight"), hp->n_embd, n_kv, true, &l->wk)) &&
-               !(err =
-                     bind_matrix(m, lname(&b, "attn_v.weight"), hp->n_embd, n_kv, true, &l->wv)) &&
-               !(err = bind_vector(m, lname(&b, "attn_q.bias"), n_q, false, &l->bq)) &&
-               !(err = bind_vector(m, lname(&b, "attn_k.bias"), n_kv, false, &l->bk))) {
-        err = bind_vector(m, lname(&b, "attn_v.bias"), n_kv, false, &l->bv);
+    l->conv_slot = -1;
+    if (model_conv_layer(m->gguf, a, il)) {
+        l->conv_slot = 0;
+        for (int j = 0; j < il; j++) l->conv_slot += m->layers[j].conv_w != NULL;
+        err = bind_shortconv(&b, l);
+    } else {
+        err = bind_attention(&b, l);
     }
     if (err) return err;
     if (hp->n_expert > 0) {
@@ -172,20 +210,14 @@ static hearth_err bind_layer(hearth_model *m, int il) {
     if (!err && hp->n_expert == 0)
         err = bind_matrix(m, lname(&b, "ffn_down.weight"), hp->n_ff, hp->n_embd, true, &l->down);
     if (err) return err;
-    const bool full = a->qk_norm == QK_NORM_FULL;
-    if (a->qk_norm != QK_NORM_NONE &&
-        ((err = bind_vector(m, lname(&b, "attn_q_norm.weight"), full ? n_q : hp->head_dim, true,
-                            &l->q_norm)) ||
-         (err = bind_vector(m, lname(&b, "attn_k_norm.weight"), full ? n_kv : hp->head_dim, true,
-                            &l->k_norm))))
-        return err;
     if (a->post_norms && ((err = bind_vector(m, lname(&b, "post_attention_norm.weight"), hp->n_embd,
                                              true, &l->post_attn_norm)) ||
                           (err = bind_vector(m, lname(&b, "post_ffw_norm.weight"), hp->n_embd, true,
                                              &l->post_ffn_norm))))
         return err;
     l->swa = hp->swa_pattern > 0 && il % hp->swa_pattern < hp->swa_pattern - 1;
-    l->rope = a->rope != ROPE_NONE && !(a->nope_every && (il + 1) % a->nope_every == 0);
+    l->rope =
+        a->rope != ROPE_NONE && !(a->nope_every && (il + 1) % a->nope_every == 0) && !l->conv_w;
     l->rope_base = l->swa ? hp->rope_base_swa : hp->rope_base;
     l->rope_scale = l->swa ? hp->rope_scale_swa : hp->rope_scale;
     /* ggml's rope_yarn multiplies the magnitude by 1 + 0.1 ln(1 / freq_scale),
@@ -219,7 +251,8 @@ static hearth_err check_all_bound(const hearth_model *m) {
 static hearth_err bind_output(hearth_model *m) {
     const model_hparams *hp = &m->hp;
     hearth_err err;
-    if ((err = bind_vector(m, "output_norm.weight", hp->n_embd, true, &m->output_norm)) ||
+    const char *norm = m->arch->output_norm ? m->arch->output_norm : "output_norm.weight";
+    if ((err = bind_vector(m, norm, hp->n_embd, true, &m->output_norm)) ||
         (err = bind_matrix(m, "output.weight", hp->n_embd, hp->n_vocab, false, &m->output)))
         return err;
     if (m->output.data && m->arch->tied_only)
@@ -359,7 +392,7 @@ hearth_err model_open(const char *path, const hearth_model_params *p, bool no_re
             HEARTH_ERR_UNSUPPORTED,
             "model: architecture '%.*s' is not supported "
             "(Hearth runs llama, qwen2, qwen3, qwen3moe, olmoe, granite, granitemoe, gemma2, "
-            "gemma3, phi3, smollm3, olmo2, exaone4, bert, nomic-bert, gemma-embedding)",
+            "gemma3, phi3, smollm3, olmo2, exaone4, lfm2, bert, nomic-bert, gemma-embedding)",
             (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
     if (!err) err = model_load_hparams(m->gguf, m->arch, p, &m->hp);
     if (!err) err = model_bind_tensors(m);
@@ -409,6 +442,8 @@ static const struct {
     {"ffn_up.weight", offsetof(model_layer, up)},
     {"ffn_down.weight", offsetof(model_layer, down)},
     {"ffn_gate_inp.weight", offsetof(model_layer, gate_inp)},
+    {"shortconv.in_proj.weight", offsetof(model_layer, conv_in)},
+    {"shortconv.out_proj.weight", offsetof(model_layer, conv_out)},
 };
 
 /* The layer of a "blk.N.SUFFIX" name in the model's own spelling ("blk.01"

@@ -95,6 +95,11 @@ typedef struct arch_desc {
                          / expert_used_count (qwen3moe); without: feed_forward_length */
     bool moe_raw_weights; /* the chosen experts' probabilities weigh them as they are, not
                              divided by their sum (olmoe) */
+    /* LFM2: a layer whose attention.head_count_kv entry is 0 is a gated short
+     * convolution (blk.N.shortconv.*) instead of attention; a session keeps
+     * each such layer's convolution inputs per position (forward.c). */
+    bool shortconv;
+    const char *output_norm; /* the final norm's tensor; NULL: output_norm.weight */
 } arch_desc;
 
 /* The description of architecture `name`, or NULL if Hearth has none. */
@@ -129,6 +134,10 @@ typedef struct model_hparams {
      * their probabilities renormalized to sum 1. n_ff is then an expert's
      * width (expert_feed_forward_length). */
     int n_expert, n_expert_used;
+    /* Short convolutions (arch shortconv): the kernel's length
+     * (shortconv.l_cache: the token and conv_l - 1 before it) and how many
+     * layers are convolutions; 0 and 0 for a model without. */
+    int conv_l, n_conv;
 } model_hparams;
 
 typedef struct model_lora_ab model_lora_ab;
@@ -203,6 +212,15 @@ typedef struct model_layer {
     float rope_mscale;  /* multiplies cos and sin: rope_attn_factor, with YaRN's magnitude */
     bool yarn;          /* YaRN on this layer's RoPE (hp.yarn, but not OLMo 3's window layers) */
     float yarn_dims[2]; /* its correction dims for this layer's base */
+    /* A short-convolution layer (LFM2) in place of attention: in_proj
+     * [3 n_embd][n_embd] gives b, c and x; the depthwise causal kernel
+     * conv_w [n_embd][conv_l] runs over b * x of this token and those
+     * before; out_proj [n_embd][n_embd] maps c * conv back. conv_w is NULL
+     * on an attention layer. conv_slot: its place among the session's
+     * per-layer histories of b * x (session.h). */
+    const float *conv_w;
+    model_weight conv_in, conv_out;
+    int conv_slot;
 } model_layer;
 
 struct hearth_model {
@@ -290,6 +308,9 @@ bool model_is_encoder(const hearth_model *m);
 /* Reads the hyper-parameters of `arch` from the file's metadata. */
 hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
                               const hearth_model_params *p, model_hparams *hp);
+/* Whether layer il of a file whose hyper-parameters model_load_hparams read
+ * is a short convolution: its attention.head_count_kv entry is 0. */
+bool model_conv_layer(const gguf_file *f, const arch_desc *arch, int il);
 /* Binds every tensor the architecture needs, checking types and shapes, and
  * refuses a file with a tensor it does not use (as llama.cpp does: such a
  * tensor belongs to a variant whose forward pass differs). */

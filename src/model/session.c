@@ -48,6 +48,8 @@ static size_t scratch_bytes(const hearth_model *m, int n_batch) {
         SCRATCH_FOR(l->gate_up);
         SCRATCH_FOR(l->down);
         SCRATCH_FOR(l->gate_inp);
+        SCRATCH_FOR(l->conv_in);
+        SCRATCH_FOR(l->conv_out);
         for (int e = 0; l->exps && e < 3 * m->hp.n_expert; e++) SCRATCH_FOR(l->exps[e]);
     }
 #undef SCRATCH_FOR
@@ -128,7 +130,10 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     s->x = alloc_f32(nb * (size_t)hp->n_embd, &s->buffer_bytes, &err);
     s->xb = alloc_f32(nb * (size_t)hp->n_embd, &s->buffer_bytes, &err);
     s->qkv = alloc_f32(nb * (size_t)(s->n_q + 2 * s->n_kv), &s->buffer_bytes, &err);
-    s->att = alloc_f32(nb * (size_t)s->n_q, &s->buffer_bytes, &err);
+    /* a short convolution's c * conv goes where the attention's output does */
+    const int att_cols = hp->n_conv && hp->n_embd > s->n_q ? hp->n_embd : s->n_q;
+    s->att = alloc_f32(nb * (size_t)att_cols, &s->buffer_bytes, &err);
+    if (hp->n_conv) s->conv_bcx = alloc_f32(nb * 3 * (size_t)hp->n_embd, &s->buffer_bytes, &err);
     /* a mixture of experts runs the FFN on each token's k choices at once */
     const size_t ffn_rows = nb * (size_t)(hp->n_expert ? hp->n_expert_used : 1);
     s->ffn = alloc_f32(ffn_rows * 2 * (size_t)hp->n_ff, &s->buffer_bytes, &err);
@@ -168,6 +173,16 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     if (!err) s->kv_bytes = 2 * kv_one; /* before mapping: free unmaps by it */
     if (!err && !(s->k_cache = hr_pages_alloc((size_t)kv_one))) err = HEARTH_ERR_NOMEM;
     if (!err && !(s->v_cache = hr_pages_alloc((size_t)kv_one))) err = HEARTH_ERR_NOMEM;
+    uint64_t conv_floats;
+    if (!err && hp->n_conv &&
+        (!hr_mul_ok((size_t)hp->n_conv * (size_t)s->n_ctx_pad, (size_t)hp->n_embd, &conv_floats) ||
+         conv_floats > SIZE_MAX / 8))
+        err = hr_fail(HEARTH_ERR_NOMEM, "session: convolution history of %d layers is too large",
+                      hp->n_conv);
+    if (!err && hp->n_conv) {
+        s->conv_bytes = conv_floats * sizeof(float);
+        if (!(s->conv_hist = hr_pages_alloc((size_t)s->conv_bytes))) err = HEARTH_ERR_NOMEM;
+    }
     s->attn_work_floats = kern_attn_work_floats(hp->head_dim, s->n_ctx_pad);
     s->attn_work = alloc_f32((size_t)s->n_threads * s->attn_work_floats, &s->buffer_bytes, &err);
     size_t sb = scratch_bytes(m, p.n_batch), lora_sb, ax, bx;
@@ -210,6 +225,8 @@ void hearth_session_free(hearth_session *s) {
     free(s->tokens);
     hr_pages_free(s->k_cache, (size_t)s->kv_bytes / 2);
     hr_pages_free(s->v_cache, (size_t)s->kv_bytes / 2);
+    hr_pages_free(s->conv_hist, (size_t)s->conv_bytes);
+    free(s->conv_bcx);
     free(s->scratch);
     free(s->lora_ax);
     free(s->lora_bx);
@@ -218,7 +235,7 @@ void hearth_session_free(hearth_session *s) {
 
 hearth_memory hearth_session_memory(const hearth_session *s) {
     return (hearth_memory){.file_bytes = gguf_file_size(s->model->gguf),
-                           .kv_bytes = s->kv_bytes,
+                           .kv_bytes = s->kv_bytes + s->conv_bytes,
                            .buffer_bytes = s->buffer_bytes,
                            .packed_bytes = s->model->packed_bytes,
                            .packed_file_bytes = s->model->packed_file_bytes};
@@ -298,6 +315,9 @@ hearth_err hearth_session_copy(hearth_session *dst, const hearth_session *src, i
         memcpy((uint8_t *)dst->v_cache + h * dst_head, (const uint8_t *)src->v_cache + h * src_head,
                v_bytes);
     }
+    for (int slot = 0; slot < hp->n_conv; slot++)
+        memcpy(session_conv_row(dst, slot, 0), session_conv_row(src, slot, 0),
+               (size_t)n * (size_t)hp->n_embd * sizeof(float));
     memcpy(dst->tokens, src->tokens, (size_t)n * sizeof *src->tokens);
     dst->pos = n;
     dst->moved_from = n > src->moved_from ? src->moved_from : INT_MAX;
@@ -313,6 +333,7 @@ void session_kv_view(const hearth_session *s, int kv0, hearth_session *view) {
     *view = *s;
     view->k_cache = (uint8_t *)s->k_cache + skip;
     view->v_cache = (uint8_t *)s->v_cache + skip;
+    if (s->conv_hist) view->conv_hist = session_conv_row(s, 0, kv0);
 }
 
 hearth_err hearth_decode(hearth_session *s, const int32_t *ids, int n, float *logits,

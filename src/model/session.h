@@ -69,6 +69,15 @@ struct hearth_session {
      * [n_ctx_pad][head_dim]; Q8_0 in tiles of the same positions. */
     void *k_cache; /* [n_layer][n_head_kv][...] */
     void *v_cache;
+    /* Short-convolution layers (LFM2): b * x of every position, F32 as
+     * llama.cpp keeps its convolution state, [n_conv][n_ctx_pad][n_embd]
+     * (session_conv_row). Kept per position rather than as a state of the
+     * last conv_l - 1, so that a truncation, a copy, a shift or a session
+     * file treats it as it treats V. NULL without such layers; mapped pages,
+     * resident as positions are written. */
+    float *conv_hist;
+    uint64_t conv_bytes;
+    float *conv_bcx;                 /* [n_batch][3 n_embd]: in_proj's b, c and x of each row */
     void *scratch;                   /* activations converted for the matrix products */
     float *lora_ax;                  /* [n_batch][max rank] A x of one adapter (NULL: none) */
     float *lora_bx;                  /* [n_batch][max n_out] B (A x) before it is added */
@@ -126,6 +135,13 @@ void moe_route(const float *logits, int n_expert, int k, bool renorm, float *pro
 void forward_rope_cs(const hearth_session *s, const model_layer *l, float pos, bool mscale,
                      float *cs);
 void forward_rope_head(const hearth_session *s, float *x, const float *cs);
+
+/* The history row of conv layer `slot` (model_layer.conv_slot) at position
+ * pos of s: [n_embd] floats. */
+static inline float *session_conv_row(const hearth_session *s, int slot, int pos) {
+    return s->conv_hist +
+           ((size_t)slot * (size_t)s->n_ctx_pad + (size_t)pos) * (size_t)s->model->hp.n_embd;
+}
 
 /* A view of s's KV cache from position kv0 on (a multiple of KERN_KV_TILE,
  * below n_ctx_pad): its position p is s's kv0 + p, so a run on it

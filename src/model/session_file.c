@@ -52,6 +52,8 @@ typedef struct sf_header {
     uint32_t n_tokens; /* positions saved */
     uint32_t n_exact;  /* of them, those before a context shift's moved ones */
     uint32_t flags;
+    uint32_t n_conv; /* short-convolution layers (LFM2; 0 for others): keys and values of the
+                        other layers only, then each conv layer's history of n_embd floats */
 } sf_header;
 
 /* ---- the model's fingerprint: FNV-1a (64 bits) over what identifies it ---- */
@@ -178,13 +180,27 @@ static const char *kv_type_name(uint32_t t) {
                                  : "?";
 }
 
-/* Bytes a file of this header must have; false when they overflow. */
-static bool file_bytes(const sf_header *h, uint64_t *out) {
-    uint64_t kv, logits = (h->flags & SF_HAS_LOGITS) ? (uint64_t)h->n_vocab * 4 : 0;
+/* Bytes a file of this header must have for a model of n_embd (n_conv <=
+ * n_layer); false when they overflow. */
+static bool file_bytes(const sf_header *h, int n_embd, uint64_t *out) {
+    uint64_t kv, conv, logits = (h->flags & SF_HAS_LOGITS) ? (uint64_t)h->n_vocab * 4 : 0;
     uint64_t total = SF_HEADER_BYTES + (uint64_t)h->n_tokens * 4;
-    return hr_mul_ok((uint64_t)h->n_layer * h->n_head_kv, (uint64_t)h->n_tokens * 2, &kv) &&
-           hr_mul_ok(kv, h->row_bytes, &kv) && hr_add_ok(total, logits, &total) &&
-           hr_add_ok(total, kv, out);
+    return hr_mul_ok((uint64_t)(h->n_layer - h->n_conv) * h->n_head_kv, (uint64_t)h->n_tokens * 2,
+                     &kv) &&
+           hr_mul_ok(kv, h->row_bytes, &kv) &&
+           hr_mul_ok((uint64_t)h->n_conv * h->n_tokens, (uint64_t)n_embd * 4, &conv) &&
+           hr_add_ok(total, logits, &total) && hr_add_ok(total, kv, &total) &&
+           hr_add_ok(total, conv, out);
+}
+
+/* The (layer, kv head) unit of K and V that is the file's u-th: the
+ * convolution layers' have none in the file. */
+static int file_unit(const hearth_model *m, int u) {
+    const int g = u % m->hp.n_head_kv;
+    int attn = u / m->hp.n_head_kv, il = 0;
+    for (;; il++)
+        if (!m->layers[il].conv_w && attn-- == 0) break;
+    return il * m->hp.n_head_kv + g;
 }
 
 /* ---- saving ---- */
@@ -201,6 +217,7 @@ static void header_bytes(const sf_header *h, uint8_t out[SF_HEADER_BYTES]) {
     const uint32_t rest[] = {h->n_layer, h->n_head_kv, h->head_dim, h->n_vocab, h->row_bytes,
                              h->n_ctx,   h->n_tokens,  h->n_exact,  h->flags};
     for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++) put_u32(out + 56 + 4 * i, rest[i]);
+    put_u32(out + 92, h->n_conv);
 }
 
 static sf_header session_header(const hearth_session *s) {
@@ -216,13 +233,15 @@ static sf_header session_header(const hearth_session *s) {
                    .n_ctx = (uint32_t)s->n_ctx,
                    .n_tokens = (uint32_t)s->pos,
                    .n_exact = (uint32_t)(s->pos < s->moved_from ? s->pos : s->moved_from),
-                   .flags = s->logits_ok && s->pos > 0 ? SF_HAS_LOGITS : 0};
+                   .flags = s->logits_ok && s->pos > 0 ? SF_HAS_LOGITS : 0,
+                   .n_conv = (uint32_t)m->hp.n_conv};
     snprintf(h.arch, sizeof h.arch, "%s", m->arch->name);
     return h;
 }
 
 /* The header, tokens, logits, then per layer and kv head the keys (one
- * position after another) and the values of positions 0..pos-1. */
+ * position after another) and the values of positions 0..pos-1, then each
+ * convolution layer's history of those positions. */
 static hearth_err write_state(const hearth_session *s, FILE *f) {
     const sf_header h = session_header(s);
     uint8_t head[SF_HEADER_BYTES];
@@ -235,13 +254,17 @@ static hearth_err write_state(const hearth_session *s, FILE *f) {
     uint8_t *rows = ok && n ? malloc(n * row) : NULL;
     if (ok && n && !rows) return hr_fail(HEARTH_ERR_NOMEM, "%zu positions of keys", n);
     const int hd = s->model->hp.head_dim;
-    for (int u = 0; ok && n && u < (int)(h.n_layer * h.n_head_kv); u++) {
-        uint8_t *k = (uint8_t *)s->k_cache + head_off(s, u);
+    for (int u = 0; ok && n && u < (int)((h.n_layer - h.n_conv) * h.n_head_kv); u++) {
+        const int unit = file_unit(s->model, u);
+        uint8_t *k = (uint8_t *)s->k_cache + head_off(s, unit);
         for (size_t p = 0; p < n; p++) k_row(s->kv_type, k, hd, (int)p, rows + p * row, false);
         ok = fwrite(rows, row, n, f) == n &&
-             fwrite((const uint8_t *)s->v_cache + head_off(s, u), row, n, f) == n;
+             fwrite((const uint8_t *)s->v_cache + head_off(s, unit), row, n, f) == n;
     }
     free(rows);
+    const size_t d = (size_t)s->model->hp.n_embd;
+    for (int slot = 0; ok && slot < (int)h.n_conv; slot++)
+        ok = fwrite(session_conv_row(s, slot, 0), d * sizeof(float), n, f) == n;
     return ok ? HEARTH_OK : hr_fail(HEARTH_ERR_IO, "%s", hr_strerror(errno));
 }
 
@@ -302,10 +325,11 @@ static hearth_err read_header(const uint8_t *data, uint64_t size, sf_header *h) 
     uint32_t *const rest[] = {&h->n_layer, &h->n_head_kv, &h->head_dim, &h->n_vocab, &h->row_bytes,
                               &h->n_ctx,   &h->n_tokens,  &h->n_exact,  &h->flags};
     for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++) *rest[i] = get_u32(data + 56 + 4 * i);
+    h->n_conv = get_u32(data + 92);
     if (h->version != SF_VERSION)
         return hr_fail(HEARTH_ERR_UNSUPPORTED, "session file version %u (Hearth reads %d)",
                        h->version, SF_VERSION);
-    if (memchr(h->arch, '\0', SF_ARCH_BYTES) == NULL || get_u32(data + 92) != 0 ||
+    if (memchr(h->arch, '\0', SF_ARCH_BYTES) == NULL || h->n_conv > h->n_layer ||
         (h->flags & ~SF_HAS_LOGITS) != 0)
         return hr_fail(HEARTH_ERR_FORMAT, "session file header is malformed");
     return HEARTH_OK;
@@ -317,12 +341,13 @@ static hearth_err check_fits(const hearth_session *s, const sf_header *h, uint64
     const model_hparams *hp = &m->hp;
     if (strcmp(h->arch, m->arch->name) != 0 || h->n_layer != (uint32_t)hp->n_layer ||
         h->n_head_kv != (uint32_t)hp->n_head_kv || h->head_dim != (uint32_t)hp->head_dim ||
-        h->n_vocab != (uint32_t)hp->n_vocab)
+        h->n_vocab != (uint32_t)hp->n_vocab || h->n_conv != (uint32_t)hp->n_conv)
         return hr_fail(HEARTH_ERR_INVALID_ARG,
-                       "the file is for another model (%s: %u layers, %u kv heads of %u, %u "
-                       "tokens; this one is %s: %d, %d of %d, %d)",
-                       h->arch, h->n_layer, h->n_head_kv, h->head_dim, h->n_vocab, m->arch->name,
-                       hp->n_layer, hp->n_head_kv, hp->head_dim, hp->n_vocab);
+                       "the file is for another model (%s: %u layers of which %u convolutions, "
+                       "%u kv heads of %u, %u tokens; this one is %s: %d of %d, %d of %d, %d)",
+                       h->arch, h->n_layer, h->n_conv, h->n_head_kv, h->head_dim, h->n_vocab,
+                       m->arch->name, hp->n_layer, hp->n_conv, hp->n_head_kv, hp->head_dim,
+                       hp->n_vocab);
     if (h->fingerprint != model_fingerprint(m))
         return hr_fail(HEARTH_ERR_INVALID_ARG,
                        "the file is for another model of the same shape (other weights, "
@@ -335,7 +360,7 @@ static hearth_err check_fits(const hearth_session *s, const sf_header *h, uint64
         ((h->flags & SF_HAS_LOGITS) && h->n_tokens == 0))
         return hr_fail(HEARTH_ERR_FORMAT, "session file header is inconsistent");
     uint64_t want = 0;
-    const bool sized = file_bytes(h, &want);
+    const bool sized = file_bytes(h, hp->n_embd, &want);
     if (!sized)
         return hr_fail(HEARTH_ERR_FORMAT, "session file header's sizes overflow (corrupted)");
     if (want != size)
@@ -370,13 +395,14 @@ static void load_heads(void *ctx, int ith, int nth) {
     const load_job *j = ctx;
     hearth_session *s = j->s;
     const size_t row = s->kv_row_bytes, n = (size_t)j->n;
-    const int hd = s->model->hp.head_dim;
-    for (int u = ith; u < s->model->hp.n_layer * s->model->hp.n_head_kv; u += nth) {
+    const model_hparams *hp = &s->model->hp;
+    for (int u = ith; u < (hp->n_layer - hp->n_conv) * hp->n_head_kv; u += nth) {
         const uint8_t *src = j->kv + (size_t)u * 2 * n * row;
-        uint8_t *k = (uint8_t *)s->k_cache + head_off(s, u);
+        const int unit = file_unit(s->model, u);
+        uint8_t *k = (uint8_t *)s->k_cache + head_off(s, unit);
         for (size_t p = 0; p < n; p++)
-            k_row(s->kv_type, k, hd, (int)p, (uint8_t *)src + p * row, true);
-        memcpy((uint8_t *)s->v_cache + head_off(s, u), src + n * row, n * row);
+            k_row(s->kv_type, k, hp->head_dim, (int)p, (uint8_t *)src + p * row, true);
+        memcpy((uint8_t *)s->v_cache + head_off(s, unit), src + n * row, n * row);
     }
 }
 
@@ -411,6 +437,12 @@ hearth_err session_state_read(hearth_session *s, const uint8_t *data, uint64_t s
         load_job job = {.s = s, .kv = p, .n = n};
         hr_pool_run(s->model->pool, load_heads, &job);
     }
+    const model_hparams *hp = &s->model->hp;
+    const size_t conv = (size_t)n * (size_t)hp->n_embd * sizeof(float);
+    p += (size_t)(hp->n_layer - hp->n_conv) * (size_t)hp->n_head_kv * 2 * (size_t)n *
+         s->kv_row_bytes;
+    for (int slot = 0; slot < hp->n_conv; slot++)
+        memcpy(session_conv_row(s, slot, 0), p + (size_t)slot * conv, conv);
     return HEARTH_OK;
 }
 

@@ -215,6 +215,12 @@ static hearth_err add_vocab_wpm(synth_ctx *c, int *n_vocab_out) {
     return HEARTH_OK;
 }
 
+/* A synthetic LFM2's layer il is a short convolution unless il % 3 == 2 or
+ * it is the last (LFM2-350M has 10 of 16): two layers are one of each. */
+static bool synth_conv_layer(const synth_params *p, const arch_desc *a, int il) {
+    return a->shortconv && il % 3 != 2 && il != p->n_layer - 1;
+}
+
 static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_desc *a) {
     char key[128];
     hearth_err err = HEARTH_OK;
@@ -233,7 +239,17 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
     SET_U32("block_count", p->n_layer);
     SET_U32("feed_forward_length", p->n_ff);
     SET_U32("attention.head_count", p->n_head);
-    SET_U32("attention.head_count_kv", p->n_head_kv);
+    if (a->shortconv) { /* LFM2: a convolution (0 kv heads) on two layers of three */
+        uint32_t *kv = keep(c, (size_t)p->n_layer * sizeof *kv);
+        if (!kv) return hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
+        for (int il = 0; il < p->n_layer; il++)
+            kv[il] = synth_conv_layer(p, a, il) ? 0 : p->n_head_kv;
+        snprintf(key, sizeof key, "%s.attention.head_count_kv", p->arch);
+        err = gguf_writer_set_arr(c->w, key, GGUF_U32, kv, (uint64_t)p->n_layer);
+        SET_U32("shortconv.l_cache", 3);
+    } else {
+        SET_U32("attention.head_count_kv", p->n_head_kv);
+    }
     SET_U32("attention.key_length", p->head_dim);
     SET_U32("attention.value_length", p->head_dim);
     SET_U32("rope.dimension_count", p->n_rot > 0 ? p->n_rot : p->head_dim);
@@ -303,19 +319,62 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
     return err;
 }
 
-static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc *a, int il) {
-    const int64_t d = p->n_embd, nq = (int64_t)p->n_head * p->head_dim,
-                  nkv = (int64_t)p->n_head_kv * p->head_dim;
-    const float sd = 1.0f / sqrtf((float)d), sq = 1.0f / sqrtf((float)nq),
-                sf = 1.0f / sqrtf((float)p->n_ff);
-    char n[96];
-    hearth_err err = HEARTH_OK;
+/* T(suffix, ...): layer il's tensor "blk.<il>.<suffix>" of the model's type (add_ffn,
+ * add_layer: their locals c, p, il, n and err). */
 #define T(suffix, cols, rows, mean, std)                                                           \
     if (!err) {                                                                                    \
         snprintf(n, sizeof n, "blk.%d.%s", il, suffix);                                            \
         err = add_tensor(c, n, p->type, cols, rows, mean, std);                                    \
     }
+
+/* Layer il's FFN and its norm. */
+static hearth_err add_ffn(synth_ctx *c, const synth_params *p, const arch_desc *a, int il) {
+    const int64_t d = p->n_embd;
+    const float sd = 1.0f / sqrtf((float)d), sf = 1.0f / sqrtf((float)p->n_ff);
+    char n[96];
+    hearth_err err = HEARTH_OK;
+    if (!a->post_ln && !a->no_pre_norms) T("ffn_norm.weight", d, 1, 1.0f, 0.05f);
+    if (p->n_expert > 0) { /* the router stays F32, as llama-quantize leaves it */
+        snprintf(n, sizeof n, "blk.%d.ffn_gate_inp.weight", il);
+        if (!err) err = add_tensor_as(c, n, KERN_F32, d, p->n_expert, 0.0f, 2.0f * sd, true);
+        static const char *const exps[3] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
+        for (int i = 0; i < 3 && !err; i++) {
+            snprintf(n, sizeof n, "blk.%d.%s.weight", il, exps[i]);
+            err = i < 2 ? add_planes(c, n, p->type, d, p->n_ff, p->n_expert, 0.0f, sd, true)
+                        : add_planes(c, n, p->type, p->n_ff, d, p->n_expert, 0.0f, sf, true);
+        }
+        return err;
+    }
+    if (a->ffn_no_gate) {
+        T("ffn_up.weight", d, p->n_ff, 0.0f, sd);
+    } else if (a->fused_gate_up) {
+        T("ffn_up.weight", d, 2 * (int64_t)p->n_ff, 0.0f, sd);
+    } else {
+        T("ffn_gate.weight", d, p->n_ff, 0.0f, sd);
+        T("ffn_up.weight", d, p->n_ff, 0.0f, sd);
+    }
+    T("ffn_down.weight", p->n_ff, d, 0.0f, sf);
+    if (a->biases) {
+        T("ffn_up.bias", p->n_ff, 1, 0.0f, 0.1f);
+        T("ffn_down.bias", d, 1, 0.0f, 0.1f);
+    }
+    return err;
+}
+
+static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc *a, int il) {
+    const int64_t d = p->n_embd, nq = (int64_t)p->n_head * p->head_dim,
+                  nkv = (int64_t)p->n_head_kv * p->head_dim;
+    const float sd = 1.0f / sqrtf((float)d), sq = 1.0f / sqrtf((float)nq);
+    char n[96];
+    hearth_err err = HEARTH_OK;
     if (!a->post_ln && !a->no_pre_norms) T("attn_norm.weight", d, 1, 1.0f, 0.05f);
+    if (synth_conv_layer(p, a, il)) {
+        snprintf(n, sizeof n, "blk.%d.shortconv.conv.weight", il);
+        if (!err) err = add_tensor_as(c, n, KERN_F32, 3, d, 0.0f, 0.5f, true);
+        T("shortconv.in_proj.weight", d, 3 * d, 0.0f, sd);
+        T("shortconv.out_proj.weight", d, d, 0.0f, sd);
+        return err ? err : add_ffn(c, p, a, il);
+    }
     const bool gain = p->q_gain != 0.0f && p->q_gain != 1.0f;
     c->gain = p->q_gain;
     c->gain_rows = gain ? nq : 0;
@@ -348,31 +407,7 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
         T("post_attention_norm.weight", d, 1, 1.0f, 0.05f);
         T("post_ffw_norm.weight", d, 1, 1.0f, 0.05f);
     }
-    if (!a->post_ln && !a->no_pre_norms) T("ffn_norm.weight", d, 1, 1.0f, 0.05f);
-    if (p->n_expert > 0) { /* the router stays F32, as llama-quantize leaves it */
-        snprintf(n, sizeof n, "blk.%d.ffn_gate_inp.weight", il);
-        if (!err) err = add_tensor_as(c, n, KERN_F32, d, p->n_expert, 0.0f, 2.0f * sd, true);
-        static const char *const exps[3] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
-        for (int i = 0; i < 3 && !err; i++) {
-            snprintf(n, sizeof n, "blk.%d.%s.weight", il, exps[i]);
-            err = i < 2 ? add_planes(c, n, p->type, d, p->n_ff, p->n_expert, 0.0f, sd, true)
-                        : add_planes(c, n, p->type, p->n_ff, d, p->n_expert, 0.0f, sf, true);
-        }
-        return err;
-    }
-    if (a->ffn_no_gate) {
-        T("ffn_up.weight", d, p->n_ff, 0.0f, sd);
-    } else if (a->fused_gate_up) {
-        T("ffn_up.weight", d, 2 * (int64_t)p->n_ff, 0.0f, sd);
-    } else {
-        T("ffn_gate.weight", d, p->n_ff, 0.0f, sd);
-        T("ffn_up.weight", d, p->n_ff, 0.0f, sd);
-    }
-    T("ffn_down.weight", p->n_ff, d, 0.0f, sf);
-    if (a->biases) {
-        T("ffn_up.bias", p->n_ff, 1, 0.0f, 0.1f);
-        T("ffn_down.bias", d, 1, 0.0f, 0.1f);
-    }
+    if (!err) err = add_ffn(c, p, a, il);
 #undef T
     return err;
 }
@@ -475,7 +510,8 @@ hearth_err synth_write(const char *path, const synth_params *p) {
             err = add_tensor(&c, "token_embd_norm.weight", KERN_F32, p->n_embd, 1, 1.0f, 0.05f);
         if (!err) err = add_tensor(&c, "token_embd_norm.bias", KERN_F32, p->n_embd, 1, 0.0f, 0.05f);
     } else {
-        if (!err) err = add_tensor(&c, "output_norm.weight", KERN_F32, p->n_embd, 1, 1.0f, 0.05f);
+        const char *norm = a->output_norm ? a->output_norm : "output_norm.weight";
+        if (!err) err = add_tensor(&c, norm, KERN_F32, p->n_embd, 1, 1.0f, 0.05f);
         if (!err && !p->tied && !a->tied_only && !a->encoder)
             err = add_tensor(&c, "output.weight", p->type, p->n_embd, n_vocab, 0.0f, se);
     }
@@ -565,7 +601,10 @@ hearth_err synth_lora_write(const char *path, const char *base, const synth_lora
     for (int64_t i = 0; i < gguf_n_tensors(f) && !err; i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
         const bool embd = gguf_str_eq(t->name, "token_embd.weight");
-        if (t->n_dims != 2 || (p->targets ? !targeted(t, p->targets) : embd && tied)) continue;
+        /* LFM2's convolution kernels are no product's weight: nothing adapts them */
+        const bool kernel = t->n_dims == 2 && t->type == KERN_F32 && t->ne[0] < 32;
+        if (t->n_dims != 2 || kernel || (p->targets ? !targeted(t, p->targets) : embd && tied))
+            continue;
         err = add_lora_pair(&c, t, p, embd);
         n_pairs++;
     }
