@@ -109,7 +109,7 @@ static hearth_err kv_heads(hp_reader *r, const arch_desc *arch, model_hparams *h
         if (v == 0 && arch->shortconv) {
             h->n_conv++;
         } else if (v < 1 || (h->n_head_kv && v != h->n_head_kv)) {
-            return hr_fail(v == 0 || v > (1 << 30) ? HEARTH_ERR_FORMAT : HEARTH_ERR_UNSUPPORTED,
+            return hr_fail(v < 1 || v > (1 << 30) ? HEARTH_ERR_FORMAT : HEARTH_ERR_UNSUPPORTED,
                            "model: layer %d has %lld kv heads (%s); Hearth runs layers of one "
                            "count%s",
                            il, (long long)v, r->key,
