@@ -144,6 +144,14 @@ static void test_chatml(void) {
     CHECK(tok_chat_named("chatml", &t) == HEARTH_OK && !t.default_system[0]);
     check_render("chatml b", &t, conv_b, N(conv_b), "", "",
                  "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n");
+    /* LFM2's shape (not its text): ChatML after the BOS, tools listed in the system turn
+       between markers; the BOS is the tokenizer's (add_bos), as llama.cpp renders it */
+    t = detect("{{- bos_token -}}{%- if tools -%}{{- 'List of tools: <|tool_list_start|>' -}}"
+               "{%- endif -%}{%- for message in messages -%}{{- '<|im_start|>' + message['role'] + "
+               "'\n' + message['content'] + '<|im_end|>\n' -}}{%- endfor -%}"
+               "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\n' -}}{%- endif -%}",
+               "chatml");
+    check_render("lfm2 a", &t, conv_a, N(conv_a), "", "", chatml_a);
 }
 
 static void test_qwen3(void) {
