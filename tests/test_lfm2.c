@@ -14,7 +14,8 @@
  *    moved ones are the old rows byte for byte, and the next token's
  *    logits are those of a session whose histories and caches were given
  *    the same content (here: the copy of the shifted one, decoded on);
- *  - the memory reported: K and V of every layer plus the histories;
+ *  - the memory reported: K and V of the attention layers plus the
+ *    histories;
  *  - hearth_generate's reuse of a prompt prefix gives the same tokens as a
  *    fresh session.
  * Copies, session files, continuous batching, speculative decoding,
@@ -119,7 +120,8 @@ static void memory(hearth_model *m, const char *what) {
     hearth_session *s = session(m);
     const hearth_memory mem = hearth_session_memory(s);
     const uint64_t pad = (uint64_t)s->n_ctx_pad,
-                   kv = 2 * (uint64_t)hp->n_layer * (uint64_t)hp->n_head_kv * pad * s->kv_row_bytes,
+                   kv = 2 * (uint64_t)(hp->n_layer - hp->n_conv) * (uint64_t)hp->n_head_kv * pad *
+                        s->kv_row_bytes,
                    conv = (uint64_t)hp->n_conv * pad * (uint64_t)hp->n_embd * sizeof(float);
     CHECKF(mem.kv_bytes == kv + conv, "%s: kv_bytes %llu, expected %llu", what,
            (unsigned long long)mem.kv_bytes, (unsigned long long)(kv + conv));

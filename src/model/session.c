@@ -234,8 +234,12 @@ void hearth_session_free(hearth_session *s) {
 }
 
 hearth_memory hearth_session_memory(const hearth_session *s) {
+    /* a convolution layer's K and V are reserved (the cache is indexed by
+       layer) but never written: its pages never become resident */
+    const model_hparams *hp = &s->model->hp;
+    const uint64_t kv = s->kv_bytes / (uint64_t)hp->n_layer * (uint64_t)(hp->n_layer - hp->n_conv);
     return (hearth_memory){.file_bytes = gguf_file_size(s->model->gguf),
-                           .kv_bytes = s->kv_bytes + s->conv_bytes,
+                           .kv_bytes = (hp->n_conv ? kv : s->kv_bytes) + s->conv_bytes,
                            .buffer_bytes = s->buffer_bytes,
                            .packed_bytes = s->model->packed_bytes,
                            .packed_file_bytes = s->model->packed_file_bytes};
