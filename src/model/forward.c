@@ -529,13 +529,14 @@ static void tok_conv_apply(const tok_job *j, int t0, int t1) {
         if (t >= r->t0 + r->n) r++;
         const int p = r->pos0 + t - r->t0, first = p - taps + 1 > 0 ? 0 : taps - 1 - p;
         const float *c = s->conv_bcx + (size_t)t * 3 * (size_t)d + d;
+        const float *h = session_conv_row(r->s, j->l->conv_slot, p - taps + 1 + first);
         float *y = s->att + (size_t)t * d;
         /* positions before 0 are the zero state: their terms add nothing */
         for (int i = 0; i < d; i++) {
             const float *w = j->l->conv_w + (size_t)i * (size_t)taps;
             float sum = 0.0f;
             for (int k = first; k < taps; k++)
-                sum = fmaf(session_conv_row(r->s, j->l->conv_slot, p - taps + 1 + k)[i], w[k], sum);
+                sum = fmaf(h[(size_t)(k - first) * (size_t)d + (size_t)i], w[k], sum);
             y[i] = c[i] * sum;
         }
     }
