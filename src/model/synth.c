@@ -602,7 +602,10 @@ hearth_err synth_lora_write(const char *path, const char *base, const synth_lora
         const gguf_tensor *t = gguf_tensor_at(f, i);
         const bool embd = gguf_str_eq(t->name, "token_embd.weight");
         /* LFM2's convolution kernels are no product's weight: nothing adapts them */
-        const bool kernel = t->n_dims == 2 && t->type == KERN_F32 && t->ne[0] < 32;
+        static const char conv[] = "shortconv.conv.weight";
+        const bool kernel =
+            t->name.len >= sizeof conv - 1 &&
+            !memcmp(t->name.ptr + t->name.len - (sizeof conv - 1), conv, sizeof conv - 1);
         if (t->n_dims != 2 || kernel || (p->targets ? !targeted(t, p->targets) : embd && tied))
             continue;
         err = add_lora_pair(&c, t, p, embd);
