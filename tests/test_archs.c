@@ -343,7 +343,9 @@ static void hparams_test(void) {
         CHECKF(!!m->layers[il].conv_w == conv && !m->layers[il].wq.data == conv &&
                    m->layers[il].rope == !conv,
                "lfm2 layer %d", il);
-        CHECKF(m->layers[il].conv_slot == (conv ? il - il / 3 : -1), "lfm2 layer %d's slot", il);
+        CHECKF(m->layers[il].conv_slot == (conv ? il - il / 3 : -1) &&
+                   m->layers[il].kv_slot == (conv ? -1 : il / 3),
+               "lfm2 layer %d's slots", il);
     }
     hearth_model_free(m);
     /* the per-layer kv heads: 0 where the file has no convolution (its tensors missing), a

@@ -22,7 +22,7 @@ typedef struct attn_job {
     hearth_session *s; /* whose buffers hold the batch */
     const model_layer *l;
     const fwd_run *runs; /* the batch's sequences, covering rows 0..n-1 in order */
-    int n_runs, il, n;
+    int n_runs, n;
 } attn_job;
 
 /* The run that holds batch row t. */
@@ -32,10 +32,10 @@ static const fwd_run *run_of(const fwd_run *runs, int n_runs, int t) {
     return &runs[i];
 }
 
-/* Offset in bytes of the cache of layer il, kv head g (session.h). */
-static size_t kv_head_off(const hearth_session *s, int il, int g) {
-    const size_t layer = s->kv_one_layer ? 0 : (size_t)il;
-    const size_t head = layer * (size_t)s->model->hp.n_head_kv + (size_t)g;
+/* Offset in bytes of the cache of attention layer l, kv head g (session.h). */
+static size_t kv_head_off(const hearth_session *s, const model_layer *l, int g) {
+    const size_t slot = s->kv_one_layer ? 0 : (size_t)l->kv_slot;
+    const size_t head = slot * (size_t)s->model->hp.n_head_kv + (size_t)g;
     return head * (size_t)s->n_ctx_pad * s->kv_row_bytes;
 }
 
@@ -48,20 +48,22 @@ static void *kv_at(void *cache, size_t off) { return (uint8_t *)cache + off; }
 
 /* K and V of one token (all kv heads, [n_kv] each) into the cache: V as a
  * row, K scattered into its tile (kern_kv_store). */
-static void kv_store(hearth_session *s, int il, int pos, const float *k, const float *v) {
+static void kv_store(hearth_session *s, const model_layer *l, int pos, const float *k,
+                     const float *v) {
     const int hd = s->model->hp.head_dim;
     for (int g = 0; g < s->model->hp.n_head_kv; g++) {
-        const size_t off = kv_head_off(s, il, g);
+        const size_t off = kv_head_off(s, l, g);
         kern_kv_store(s->kv_type, kv_at(s->k_cache, off), kv_at(s->v_cache, off), hd, pos,
                       k + (size_t)g * hd, v + (size_t)g * hd);
     }
 }
 
-/* Keys k0..k0+n-1 of layer il, kv head g of an F32 or F16 cache as rows of
+/* Keys k0..k0+n-1 of layer l, kv head g of an F32 or F16 cache as rows of
  * head_dim elements. */
-static void kv_gather_k(const hearth_session *s, int il, int g, int k0, int n, uint8_t *dst) {
+static void kv_gather_k(const hearth_session *s, const model_layer *l, int g, int k0, int n,
+                        uint8_t *dst) {
     const int hd = s->model->hp.head_dim;
-    const size_t es = kv_elem_bytes(s), off = kv_head_off(s, il, g);
+    const size_t es = kv_elem_bytes(s), off = kv_head_off(s, l, g);
     for (int p = k0; p < k0 + n; p++) {
         const uint8_t *kt =
             kv_at(s->k_cache, off + ((size_t)(p / KERN_KV_TILE) * KERN_KV_TILE * (size_t)hd +
@@ -138,9 +140,9 @@ static void attention_exact_job(void *ctx, int ith, int nth) {
                   n_keys = attn_last_key(s, j->l, r, p) - k0 + 1;
         const float *q = s->qkv + (size_t)t * qkv_stride + (size_t)h * hd;
         float *out = s->att + (size_t)t * s->n_q + (size_t)h * hd;
-        const size_t off = kv_head_off(s, j->il, g);
+        const size_t off = kv_head_off(s, j->l, g);
         const bool f16 = s->kv_type == KERN_F16;
-        kv_gather_k(kv, j->il, g, k0, n_keys, krows);
+        kv_gather_k(kv, j->l, g, k0, n_keys, krows);
         kern_attn_scores(scores, q, krows, (size_t)hd, n_keys, hd, f16, batch);
         if (hp->attn_softcap > 0.0f) kern_softcap(scores, n_keys, hp->attn_softcap);
         kern_attn_softmax(scores, k0, n_keys, n_row, kq_scale);
@@ -188,7 +190,7 @@ static void attention_fast_job(void *ctx, int ith, int nth) {
                 .hi = attn_last_key(s, j->l, r, p),
             };
         }
-        const size_t off = kv_head_off(s, j->il, g);
+        const size_t off = kv_head_off(s, j->l, g);
         const kern_attn_args args = {
             .rows = rows,
             .n_rows = nr,
@@ -302,7 +304,7 @@ struct tok_job {
     hearth_session *s;
     const model_layer *l, *next; /* next: the following layer (NULL after the last) */
     const fwd_run *runs;         /* the batch's sequences (attn_job) */
-    int n_runs, il, n;
+    int n_runs, n;
     bool rope_fresh; /* the rope cache must be recomputed for this layer */
     tok_fn fn;
 };
@@ -390,7 +392,7 @@ static void tok_qkv(const tok_job *j, int t0, int t1) {
             if (head_qk_norm) rms_norm(k + h * hd, k + h * hd, l->k_norm, hd, hp->rms_eps);
             if (rope) forward_rope_head(s, k + h * hd, cs);
         }
-        kv_store(r->s, j->il, pos, k, v);
+        kv_store(r->s, j->l, pos, k, v);
     }
 }
 
@@ -623,7 +625,6 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
         const model_layer *l = &m->layers[il];
         tj.l = l;
         tj.next = il + 1 < hp->n_layer ? &m->layers[il + 1] : NULL;
-        tj.il = il;
         /* the cache holds the last rotating layer's cos/sin (NoPE layers skip it) */
         tj.rope_fresh = !rotated || l->rope_base != rotated->rope_base ||
                         l->rope_scale != rotated->rope_scale || l->yarn != rotated->yarn ||
@@ -633,7 +634,7 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
             short_conv(&tj);
         } else {
             attention_inputs(&tj);
-            attn_job job = {.s = s, .l = l, .runs = runs, .n_runs = n_runs, .il = il, .n = n};
+            attn_job job = {.s = s, .l = l, .runs = runs, .n_runs = n_runs, .n = n};
             const bool exact_attn = kern_exact() && s->kv_type != KERN_Q8_0; /* the exact job */
             hr_pool_run(m->pool, exact_attn ? attention_exact_job : attention_fast_job, &job);
             matmul(s, &l->wo, s->att, n, s->xb, hp->n_embd);

@@ -38,11 +38,12 @@ static void shift_heads(void *ctx, int ith, int nth) {
     const size_t row = s->kv_row_bytes, head = (size_t)s->n_ctx_pad * row;
     float *key = s->attn_work + (size_t)ith * s->attn_work_floats; /* [head_dim] */
     float *cs = key + hp->head_dim;                                /* [n_rot] */
-    for (int h = ith; h < hp->n_layer * hp->n_head_kv; h += nth) {
-        uint8_t *k = (uint8_t *)s->k_cache + (size_t)h * head;
-        uint8_t *v = (uint8_t *)s->v_cache + (size_t)h * head;
-        const model_layer *l = &s->model->layers[h / hp->n_head_kv];
-        if (l->conv_w) continue; /* no keys or values: its history moves below */
+    for (int u = ith; u < hp->n_layer * hp->n_head_kv; u += nth) {
+        const model_layer *l = &s->model->layers[u / hp->n_head_kv];
+        if (l->kv_slot < 0) continue; /* a convolution: its history moves below */
+        const size_t h = (size_t)l->kv_slot * (size_t)hp->n_head_kv + (size_t)(u % hp->n_head_kv);
+        uint8_t *k = (uint8_t *)s->k_cache + h * head;
+        uint8_t *v = (uint8_t *)s->v_cache + h * head;
         if (l->rope) forward_rope_cs(s, l, -(float)j->n_discard, false, cs);
         /* upwards: position p - n_discard was read before it is written; a
            NoPE layer's keys only move */

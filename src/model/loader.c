@@ -186,12 +186,15 @@ static hearth_err bind_layer(hearth_model *m, int il) {
          (err = bind_vector(m, lname(&b, "ffn_up.bias"), hp->n_ff, false, &l->b_up)) ||
          (err = bind_vector(m, lname(&b, "ffn_down.bias"), hp->n_embd, false, &l->b_down))))
         return err;
-    l->conv_slot = -1;
+    int n_conv_before = 0;
+    for (int j = 0; j < il; j++) n_conv_before += m->layers[j].conv_w != NULL;
     if (model_conv_layer(m->gguf, a, il)) {
-        l->conv_slot = 0;
-        for (int j = 0; j < il; j++) l->conv_slot += m->layers[j].conv_w != NULL;
+        l->conv_slot = n_conv_before;
+        l->kv_slot = -1;
         err = bind_shortconv(&b, l);
     } else {
+        l->conv_slot = -1;
+        l->kv_slot = il - n_conv_before;
         err = bind_attention(&b, l);
     }
     if (err) return err;

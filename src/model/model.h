@@ -140,6 +140,10 @@ typedef struct model_hparams {
     int conv_l, n_conv;
 } model_hparams;
 
+/* The layers that keep keys and values in a session's cache: all but the
+ * short convolutions. */
+static inline int model_kv_layers(const model_hparams *hp) { return hp->n_layer - hp->n_conv; }
+
 typedef struct model_lora_ab model_lora_ab;
 
 /* A 2-D weight: n_rows rows of n_cols elements of `type`, in the mapping,
@@ -217,10 +221,12 @@ typedef struct model_layer {
      * conv_w [n_embd][conv_l] runs over b * x of this token and those
      * before; out_proj [n_embd][n_embd] maps c * conv back. conv_w is NULL
      * on an attention layer. conv_slot: its place among the session's
-     * per-layer histories of b * x (session.h). */
+     * per-layer histories of b * x (session.h), -1 on an attention layer;
+     * kv_slot: an attention layer's place in the session's K and V caches,
+     * -1 on a convolution layer (which has no keys or values). */
     const float *conv_w;
     model_weight conv_in, conv_out;
-    int conv_slot;
+    int conv_slot, kv_slot;
 } model_layer;
 
 struct hearth_model {

@@ -159,12 +159,12 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     if (!err && !(s->runs = hr_calloc(nb, sizeof *s->runs))) err = HEARTH_ERR_NOMEM;
     if (!err && !(s->tokens = hr_calloc((size_t)p.n_ctx, sizeof *s->tokens)))
         err = HEARTH_ERR_NOMEM;
-    /* K and V: [n_layer][n_head_kv][n_ctx_pad] positions of kv_row_bytes
+    /* K and V: [kv layers][n_head_kv][n_ctx_pad] positions of kv_row_bytes
      * each (K in transposed tiles, session.h); never read before written. */
     s->n_ctx_pad = (p.n_ctx + KERN_KV_TILE - 1) / KERN_KV_TILE * KERN_KV_TILE;
     s->kv_one_layer = m->arch->encoder;
-    const size_t kv_rows =
-        (size_t)(s->kv_one_layer ? 1 : hp->n_layer) * (size_t)hp->n_head_kv * (size_t)s->n_ctx_pad;
+    const size_t kv_rows = (size_t)(s->kv_one_layer ? 1 : model_kv_layers(hp)) *
+                           (size_t)hp->n_head_kv * (size_t)s->n_ctx_pad;
     /* Mapped pages, not zeroed heap: resident only as positions are written. */
     uint64_t kv_one;
     if (!err && (!hr_mul_ok(kv_rows, s->kv_row_bytes, &kv_one) || kv_one > SIZE_MAX / 4))
@@ -234,12 +234,8 @@ void hearth_session_free(hearth_session *s) {
 }
 
 hearth_memory hearth_session_memory(const hearth_session *s) {
-    /* a convolution layer's K and V are reserved (the cache is indexed by
-       layer) but never written: its pages never become resident */
-    const model_hparams *hp = &s->model->hp;
-    const uint64_t kv = s->kv_bytes / (uint64_t)hp->n_layer * (uint64_t)(hp->n_layer - hp->n_conv);
     return (hearth_memory){.file_bytes = gguf_file_size(s->model->gguf),
-                           .kv_bytes = (hp->n_conv ? kv : s->kv_bytes) + s->conv_bytes,
+                           .kv_bytes = s->kv_bytes + s->conv_bytes,
                            .buffer_bytes = s->buffer_bytes,
                            .packed_bytes = s->model->packed_bytes,
                            .packed_file_bytes = s->model->packed_file_bytes};
@@ -304,7 +300,7 @@ hearth_err hearth_session_copy(hearth_session *dst, const hearth_session *src, i
     if (n > dst->n_ctx)
         return hr_fail(HEARTH_ERR_CONTEXT_FULL,
                        "session_copy: %d positions do not fit in a context of %d", n, dst->n_ctx);
-    /* Per layer and kv head (session.h): K in whole tiles (the last one's
+    /* Per attention layer and kv head (session.h): K in whole tiles (the last one's
      * columns past n are stale in src as they would be in dst: never read
      * before written), V as n rows; the two sessions' heads may lie at
      * different strides when their contexts differ. */
@@ -313,7 +309,7 @@ hearth_err hearth_session_copy(hearth_session *dst, const hearth_session *src, i
     const size_t k_bytes = (size_t)((n + KERN_KV_TILE - 1) / KERN_KV_TILE) * KERN_KV_TILE * row;
     const size_t v_bytes = (size_t)n * row;
     const size_t src_head = (size_t)src->n_ctx_pad * row, dst_head = (size_t)dst->n_ctx_pad * row;
-    for (size_t h = 0; h < (size_t)hp->n_layer * (size_t)hp->n_head_kv; h++) {
+    for (size_t h = 0; h < (size_t)model_kv_layers(hp) * (size_t)hp->n_head_kv; h++) {
         memcpy((uint8_t *)dst->k_cache + h * dst_head, (const uint8_t *)src->k_cache + h * src_head,
                k_bytes);
         memcpy((uint8_t *)dst->v_cache + h * dst_head, (const uint8_t *)src->v_cache + h * src_head,

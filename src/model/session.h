@@ -63,11 +63,11 @@ struct hearth_session {
     int moved_from;
     bool logits_ok; /* logits are those of the token at pos - 1 (a decode computed them) */
     /* KV cache, F32, F16 or Q8_0, in the layouts of kern_attn_tile and
-     * kern_attn_tile_q8_0 (kernels.h): per layer and kv head n_ctx_pad *
+     * kern_attn_tile_q8_0 (kernels.h): per attention layer and kv head n_ctx_pad *
      * kv_row_bytes bytes each; for F32/F16 K as [n_ctx_pad / KERN_KV_TILE]
      * [head_dim][KERN_KV_TILE] (tiles of positions, transposed) and V as
      * [n_ctx_pad][head_dim]; Q8_0 in tiles of the same positions. */
-    void *k_cache; /* [n_layer][n_head_kv][...] */
+    void *k_cache; /* [attention layers (model_layer.kv_slot)][n_head_kv][...] */
     void *v_cache;
     /* Short-convolution layers (LFM2): b * x of every position, F32 as
      * llama.cpp keeps its convolution state, [n_conv][n_ctx_pad][n_embd]

@@ -164,7 +164,8 @@ static void k_row(kern_type type, uint8_t *tiles, int hd, int p, uint8_t *row, b
     }
 }
 
-/* Byte offset of (layer, kv head) unit h's block in K or V. */
+/* Byte offset of (attention layer, kv head) unit h's block in K or V: the
+ * cache's and the file's units are in the same order (model_layer.kv_slot). */
 static size_t head_off(const hearth_session *s, int h) {
     return (size_t)h * (size_t)s->n_ctx_pad * s->kv_row_bytes;
 }
@@ -191,16 +192,6 @@ static bool file_bytes(const sf_header *h, int n_embd, uint64_t *out) {
            hr_mul_ok((uint64_t)h->n_conv * h->n_tokens, (uint64_t)n_embd * 4, &conv) &&
            hr_add_ok(total, logits, &total) && hr_add_ok(total, kv, &total) &&
            hr_add_ok(total, conv, out);
-}
-
-/* The (layer, kv head) unit of K and V that is the file's u-th: the
- * convolution layers' have none in the file. */
-static int file_unit(const hearth_model *m, int u) {
-    const int g = u % m->hp.n_head_kv;
-    int attn = u / m->hp.n_head_kv, il = 0;
-    for (;; il++)
-        if (!m->layers[il].conv_w && attn-- == 0) break;
-    return il * m->hp.n_head_kv + g;
 }
 
 /* ---- saving ---- */
@@ -239,7 +230,7 @@ static sf_header session_header(const hearth_session *s) {
     return h;
 }
 
-/* The header, tokens, logits, then per layer and kv head the keys (one
+/* The header, tokens, logits, then per attention layer and kv head the keys (one
  * position after another) and the values of positions 0..pos-1, then each
  * convolution layer's history of those positions. */
 static hearth_err write_state(const hearth_session *s, FILE *f) {
@@ -255,11 +246,10 @@ static hearth_err write_state(const hearth_session *s, FILE *f) {
     if (ok && n && !rows) return hr_fail(HEARTH_ERR_NOMEM, "%zu positions of keys", n);
     const int hd = s->model->hp.head_dim;
     for (int u = 0; ok && n && u < (int)((h.n_layer - h.n_conv) * h.n_head_kv); u++) {
-        const int unit = file_unit(s->model, u);
-        uint8_t *k = (uint8_t *)s->k_cache + head_off(s, unit);
+        uint8_t *k = (uint8_t *)s->k_cache + head_off(s, u);
         for (size_t p = 0; p < n; p++) k_row(s->kv_type, k, hd, (int)p, rows + p * row, false);
         ok = fwrite(rows, row, n, f) == n &&
-             fwrite((const uint8_t *)s->v_cache + head_off(s, unit), row, n, f) == n;
+             fwrite((const uint8_t *)s->v_cache + head_off(s, u), row, n, f) == n;
     }
     free(rows);
     const size_t d = (size_t)s->model->hp.n_embd;
@@ -389,20 +379,19 @@ typedef struct load_job {
     int n;
 } load_job;
 
-/* Units (layer, kv head) dealt round-robin: each one's keys into its
+/* Units (attention layer, kv head) dealt round-robin: each one's keys into its
  * tiles, its values as they are. */
 static void load_heads(void *ctx, int ith, int nth) {
     const load_job *j = ctx;
     hearth_session *s = j->s;
     const size_t row = s->kv_row_bytes, n = (size_t)j->n;
     const model_hparams *hp = &s->model->hp;
-    for (int u = ith; u < (hp->n_layer - hp->n_conv) * hp->n_head_kv; u += nth) {
+    for (int u = ith; u < model_kv_layers(hp) * hp->n_head_kv; u += nth) {
         const uint8_t *src = j->kv + (size_t)u * 2 * n * row;
-        const int unit = file_unit(s->model, u);
-        uint8_t *k = (uint8_t *)s->k_cache + head_off(s, unit);
+        uint8_t *k = (uint8_t *)s->k_cache + head_off(s, u);
         for (size_t p = 0; p < n; p++)
             k_row(s->kv_type, k, hp->head_dim, (int)p, (uint8_t *)src + p * row, true);
-        memcpy((uint8_t *)s->v_cache + head_off(s, unit), src + n * row, n * row);
+        memcpy((uint8_t *)s->v_cache + head_off(s, u), src + n * row, n * row);
     }
 }
 
@@ -439,8 +428,7 @@ hearth_err session_state_read(hearth_session *s, const uint8_t *data, uint64_t s
     }
     const model_hparams *hp = &s->model->hp;
     const size_t conv = (size_t)n * (size_t)hp->n_embd * sizeof(float);
-    p += (size_t)(hp->n_layer - hp->n_conv) * (size_t)hp->n_head_kv * 2 * (size_t)n *
-         s->kv_row_bytes;
+    p += (size_t)model_kv_layers(hp) * (size_t)hp->n_head_kv * 2 * (size_t)n * s->kv_row_bytes;
     for (int slot = 0; slot < hp->n_conv; slot++)
         memcpy(session_conv_row(s, slot, 0), p + (size_t)slot * conv, conv);
     return HEARTH_OK;
