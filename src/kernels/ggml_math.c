@@ -126,6 +126,31 @@ KERN_FMA_CLONES float kern_ggml_dot_f16(const uint16_t *x, const uint16_t *y, in
     return (float)sum;
 }
 
+/* One token's step of a Mamba-2 channel in ggml_compute_forward_ssm_scan_f32
+ * (AVX-512): state[i] = state[i] dA + B[i] x_dt (the product with x_dt
+ * rounded, the other fused into the add, as its compiler emits them), and
+ * the new state's dot product with C in four 16-lane accumulators by fused
+ * multiply-adds over the first n & ~63 elements, the GGML_F32_VEC_REDUCE
+ * tree, then the rest one by one, fused. */
+KERN_FMA_CLONES float kern_ggml_ssm_step(float *state, const float *B, const float *C, float dA,
+                                         float x_dt, int64_t n) {
+    const int64_t np = n & ~(int64_t)63;
+    float acc[4][16] = {{0}};
+    for (int64_t i = 0; i < np; i += 64)
+        for (int j = 0; j < 4; j++)
+            for (int r = 0; r < 16; r++) {
+                const int64_t e = i + 16 * j + r;
+                state[e] = fmaf(state[e], dA, B[e] * x_dt);
+                acc[j][r] = fmaf(state[e], C[e], acc[j][r]);
+            }
+    float sum = kern_ggml_reduce4x16(acc);
+    for (int64_t i = np; i < n; i++) {
+        state[i] = fmaf(state[i], dA, B[i] * x_dt);
+        sum = fmaf(state[i], C[i], sum);
+    }
+    return sum;
+}
+
 /* tinyBLAS for F16 x F16 on AVX-512: the 16-lane order of
  * kern_ggml_dot_f32_x16 on values converted from f16; n % 16 == 0. */
 KERN_FMA_CLONES float kern_ggml_dot_f16_x16(const uint16_t *x, const uint16_t *y, int64_t n) {

@@ -314,6 +314,10 @@ float kern_ggml_dot_f32(const float *x, const float *y, int64_t n);
 float kern_ggml_dot_f32_x16(const float *x, const float *y, int64_t n);
 float kern_ggml_dot_f16(const uint16_t *x, const uint16_t *y, int64_t n);
 float kern_ggml_dot_f16_x16(const uint16_t *x, const uint16_t *y, int64_t n);
+/* A Mamba-2 scan step of one channel's state[n] (ggml's ssm_scan): state =
+ * state dA + B x_dt, returning the new state's dot product with C. */
+float kern_ggml_ssm_step(float *state, const float *B, const float *C, float dA, float x_dt,
+                         int64_t n);
 
 /* kern_matmul with llama.cpp's float arithmetic (ggml_matmul.c): each dot
  * product in the order of the kernel llama.cpp's x86-64 AVX-512 build runs

@@ -6,7 +6,7 @@
  * differences (no causal mask, post-LN with biases, learned positions or
  * none, an ungated GELU FFN, a centred sliding window) are flags. LFM2's
  * short-convolution layers take attention's place where the file gives a
- * layer no kv heads.
+ * layer no kv heads, and Granite 4.0-H's Mamba-2 layers likewise (ssm.c).
  */
 #include "model.h"
 
@@ -54,6 +54,11 @@ static const arch_desc arches[] = {
      .output_norm = "token_embd_norm.weight",
      .refuse_swa = true},
     {.name = "granite", .rope = ROPE_NORM, .act = FFN_SILU, .granite_scales = true},
+    {.name = "granitehybrid",
+     .rope = ROPE_NORM,
+     .act = FFN_SILU,
+     .granite_scales = true,
+     .ssm = true},
     {.name = "granitemoe",
      .rope = ROPE_NORM,
      .act = FFN_SILU,

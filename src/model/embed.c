@@ -178,6 +178,7 @@ hearth_err hearth_embed_batch(hearth_session *s, const int32_t *ids, const int *
     int max_pass =
         s->n_ctx_pad / KERN_KV_TILE < s->n_batch ? s->n_ctx_pad / KERN_KV_TILE : s->n_batch;
     if (max_pass > n_texts) max_pass = n_texts;
+    if (s->ssm_rs) max_pass = 1; /* one recurrent state: texts side by side would share it */
     const size_t n_dense = (size_t)s->model->dense_2.n_rows, n_ctx = (size_t)s->n_ctx;
     const bool exact = kern_exact() && pooling == HEARTH_POOL_MEAN;
     const pool_acc p = {.acc = calloc(d, sizeof(double)),

@@ -294,6 +294,10 @@ static void rms_norm(float *y, const float *x, const float *w, int64_t n, float 
         kern_rms_norm_fast(y, x, w, n, eps);
 }
 
+void forward_rms_norm(float *y, const float *x, const float *w, int64_t n, float eps) {
+    rms_norm(y, x, w, n, eps);
+}
+
 /* ---- per-token work, split across the pool by token ranges ----
  * Each step owns tokens t0..t1-1 and touches only their rows. A batch of
  * one (generation) runs inline: a handoff would cost more than the work. */
@@ -615,6 +619,7 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
                    float *out, int out_first) {
     const hearth_model *m = s->model;
     const model_hparams *hp = &m->hp;
+    ssm_begin(runs, n_runs);
     embed(s, ids, n);
     if (m->arch->post_ln)
         for (int i = 0; i < n_runs; i++) encoder_inputs(s, &runs[i]);
@@ -632,6 +637,8 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
         if (l->rope) rotated = l;
         if (l->conv_w) {
             short_conv(&tj);
+        } else if (l->ssm_slot >= 0) {
+            forward_ssm(s, l, runs, n_runs, n);
         } else {
             attention_inputs(&tj);
             attn_job job = {.s = s, .l = l, .runs = runs, .n_runs = n_runs, .n = n};
@@ -643,6 +650,7 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
         feed_forward(&tj);
         for_tokens(&tj, tok_ffn_residual); /* and xb = the next layer's attn_norm(x) */
     }
+    ssm_end(runs, n_runs);
     if (!out) return;
     for (int t = out_first; t < n; t++)
         rms_norm(s->xb + (size_t)(t - out_first) * hp->n_embd, s->x + (size_t)t * hp->n_embd,

@@ -70,7 +70,8 @@ static hearth_err moe_hparams(hp_reader *r, const arch_desc *arch, model_hparams
 
 /* Granite's multipliers; 0 (or absent) is "none" for all but logit_scale,
  * which llama.cpp requires. rope.scaling.finetuned = false switches RoPE
- * off there, which Hearth does not do. */
+ * off (Granite 4.0-H's attention layers have no positions: the Mamba-2
+ * layers order the tokens). */
 static hearth_err granite_hparams(hp_reader *r, model_hparams *h) {
     float embd, residual;
     hearth_err err;
@@ -84,18 +85,43 @@ static hearth_err granite_hparams(hp_reader *r, model_hparams *h) {
     bool rope = true;
     if (gguf_find(r->f, hp_key(r, "rope.scaling.finetuned")) && !gguf_get_bool(r->f, r->key, &rope))
         return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' is not a boolean", r->key);
-    if (!rope)
+    h->rope_off = !rope;
+    int experts = 0;
+    if (h->n_ssm && (err = hp_int(r, "expert_count", &experts, false, 0))) return err;
+    if (experts > 0)
         return hr_fail(HEARTH_ERR_UNSUPPORTED,
-                       "model: %s without RoPE (rope.scaling.finetuned = false) is not supported",
+                       "model: %s with experts (Granite 4.0-H Tiny and Small) is not supported",
                        r->arch);
+    return HEARTH_OK;
+}
+
+/* A Mamba-2 architecture's ssm.* keys, all required, checked so that every
+ * size the layers and the session take from them is positive, divides as
+ * the scan needs and stays far from overflow. */
+static hearth_err ssm_hparams(hp_reader *r, model_hparams *h) {
+    hearth_err err;
+    if ((err = hp_int(r, "ssm.conv_kernel", &h->ssm_conv, true, 0)) ||
+        (err = hp_int(r, "ssm.inner_size", &h->ssm_inner, true, 0)) ||
+        (err = hp_int(r, "ssm.state_size", &h->ssm_state, true, 0)) ||
+        (err = hp_int(r, "ssm.time_step_rank", &h->ssm_heads, true, 0)) ||
+        (err = hp_int(r, "ssm.group_count", &h->ssm_groups, true, 0)))
+        return err;
+    if (h->ssm_conv < 2 || h->ssm_conv > 64 || h->ssm_inner < 1 || h->ssm_inner > (1 << 20) ||
+        h->ssm_state < 1 || h->ssm_state > 4096 || h->ssm_heads < 1 || h->ssm_groups < 1 ||
+        h->ssm_inner % h->ssm_heads || h->ssm_heads % h->ssm_groups)
+        return hr_fail(HEARTH_ERR_FORMAT,
+                       "model: Mamba-2 sizes out of range (kernel %d, inner %d, state %d, %d "
+                       "heads, %d groups; the heads must divide the inner size and the groups "
+                       "the heads)",
+                       h->ssm_conv, h->ssm_inner, h->ssm_state, h->ssm_heads, h->ssm_groups);
     return HEARTH_OK;
 }
 
 /* attention.head_count_kv: one count for every layer, or an array of one per
  * layer (llama.cpp's get_key_or_arr), whose entries must then agree (Hearth
- * sizes every attention layer alike) but for a short-convolution
- * architecture's zeros: its convolution layers, whose kernel length is
- * shortconv.l_cache. */
+ * sizes every attention layer alike) but for zeros in an architecture whose
+ * layers without attention are short convolutions (kernel length
+ * shortconv.l_cache) or Mamba-2 layers (ssm.*). */
 static hearth_err kv_heads(hp_reader *r, const arch_desc *arch, model_hparams *h) {
     gguf_arr a;
     if (!gguf_get_arr(r->f, hp_key(r, "attention.head_count_kv"), &a))
@@ -106,19 +132,22 @@ static hearth_err kv_heads(hp_reader *r, const arch_desc *arch, model_hparams *h
     h->n_head_kv = 0;
     for (int il = 0; il < h->n_layer; il++) {
         const int64_t v = gguf_arr_int(&a, (uint64_t)il);
-        if (v == 0 && arch->shortconv) {
-            h->n_conv++;
+        if (v == 0 && (arch->shortconv || arch->ssm)) {
+            *(arch->ssm ? &h->n_ssm : &h->n_conv) += 1;
         } else if (v < 1 || (h->n_head_kv && v != h->n_head_kv)) {
             return hr_fail(v < 1 || v > (1 << 30) ? HEARTH_ERR_FORMAT : HEARTH_ERR_UNSUPPORTED,
                            "model: layer %d has %lld kv heads (%s); Hearth runs layers of one "
                            "count%s",
                            il, (long long)v, r->key,
-                           arch->shortconv ? ", or 0 for a short convolution" : "");
+                           arch->shortconv ? ", or 0 for a short convolution"
+                           : arch->ssm     ? ", or 0 for a Mamba-2 layer"
+                                           : "");
         } else {
             h->n_head_kv = (int)v;
         }
     }
     if (h->n_head_kv == 0) h->n_head_kv = h->n_head; /* no attention layer at all */
+    if (h->n_ssm) return ssm_hparams(r, h);
     if (!h->n_conv) return HEARTH_OK;
     hearth_err err = hp_int(r, "shortconv.l_cache", &h->conv_l, true, 0);
     if (!err && (h->conv_l < 2 || h->conv_l > 64))
@@ -127,11 +156,11 @@ static hearth_err kv_heads(hp_reader *r, const arch_desc *arch, model_hparams *h
     return err;
 }
 
-bool model_conv_layer(const gguf_file *f, const arch_desc *arch, int il) {
+bool model_kv_free_layer(const gguf_file *f, const arch_desc *arch, int il) {
     char key[160];
     snprintf(key, sizeof key, "%s.attention.head_count_kv", arch->name);
     gguf_arr a;
-    return arch->shortconv && gguf_get_arr(f, key, &a) && (uint64_t)il < a.n &&
+    return (arch->shortconv || arch->ssm) && gguf_get_arr(f, key, &a) && (uint64_t)il < a.n &&
            gguf_arr_int(&a, (uint64_t)il) == 0;
 }
 

@@ -63,6 +63,12 @@ hearth_err hearth_session_shift(hearth_session *s, int n_keep, int n_discard) {
                        "session_shift: '%s' is an embedding model (an encoder): it keeps no "
                        "context to shift",
                        m->arch->name);
+    if (m->hp.n_ssm)
+        return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                       "session_shift: '%s' has Mamba-2 layers, whose recurrent state holds "
+                       "every token before it: no part of it can be discarded (llama.cpp cannot "
+                       "shift such a model either)",
+                       m->arch->name);
     if (m->arch->rope == ROPE_NONE)
         return hr_fail(HEARTH_ERR_UNSUPPORTED,
                        "session_shift: '%s' has no rotary position embedding: its cached keys "

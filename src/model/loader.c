@@ -130,6 +130,43 @@ static hearth_err bind_shortconv(layer_binder *b, model_layer *l) {
     return bind_matrix(m, lname(b, "shortconv.out_proj.weight"), d, d, true, &l->conv_out);
 }
 
+/* An F32 tensor of exactly these dimensions (ne[0], ne[1]; 1 for a vector's
+ * second), as the Mamba-2 layer reads it. */
+static hearth_err bind_f32(layer_binder *b, const char *suffix, int64_t ne0, int64_t ne1,
+                           bool required, const float **out) {
+    const gguf_tensor *t;
+    hearth_err err = find_tensor(b->m, lname(b, suffix), required, &t);
+    if (err || !t) return err;
+    if (t->type != KERN_F32 || t->n_dims > 2 || t->ne[0] != ne0 ||
+        (t->n_dims == 2 ? t->ne[1] : 1) != ne1)
+        return hr_fail(HEARTH_ERR_FORMAT, "model: tensor '%s' must be F32 of shape [%lld, %lld]",
+                       b->name, (long long)ne0, (long long)ne1);
+    *out = t->data;
+    return HEARTH_OK;
+}
+
+/* A Mamba-2 layer's mixer (Granite 4.0-H): in_proj, the depthwise
+ * convolution over x, B and C (one row of ssm_conv taps per channel) and its
+ * bias, the heads' dt bias, A and D, the grouped norm and out_proj. */
+static hearth_err bind_ssm(layer_binder *b, model_layer *l) {
+    hearth_model *m = b->m;
+    const model_hparams *hp = &m->hp;
+    const int64_t d_inner = hp->ssm_inner, heads = hp->ssm_heads, conv = model_ssm_conv_dim(hp);
+    const int64_t d_in = 2 * d_inner + 2 * (int64_t)hp->ssm_groups * hp->ssm_state + heads;
+    hearth_err err;
+    if ((err = bind_matrix(m, lname(b, "ssm_in.weight"), hp->n_embd, d_in, true, &l->ssm_in)) ||
+        (err =
+             bind_matrix(m, lname(b, "ssm_out.weight"), d_inner, hp->n_embd, true, &l->ssm_out)) ||
+        (err = bind_f32(b, "ssm_conv1d.weight", hp->ssm_conv, conv, true, &l->ssm_conv_w)) ||
+        (err = bind_f32(b, "ssm_conv1d.bias", conv, 1, false, &l->ssm_conv_b)) ||
+        (err = bind_f32(b, "ssm_dt.bias", heads, 1, true, &l->ssm_dt_b)) ||
+        (err = bind_f32(b, "ssm_a", 1, heads, true, &l->ssm_a)) ||
+        (err = bind_f32(b, "ssm_d", 1, heads, true, &l->ssm_d)))
+        return err;
+    return bind_f32(b, "ssm_norm.weight", d_inner / hp->ssm_groups, hp->ssm_groups, true,
+                    &l->ssm_norm);
+}
+
 /* The attention's projections: fused or apart, with their optional biases. */
 static hearth_err bind_attention(layer_binder *b, model_layer *l) {
     hearth_model *m = b->m;
@@ -186,16 +223,22 @@ static hearth_err bind_layer(hearth_model *m, int il) {
          (err = bind_vector(m, lname(&b, "ffn_up.bias"), hp->n_ff, false, &l->b_up)) ||
          (err = bind_vector(m, lname(&b, "ffn_down.bias"), hp->n_embd, false, &l->b_down))))
         return err;
-    int n_conv_before = 0;
-    for (int j = 0; j < il; j++) n_conv_before += m->layers[j].conv_w != NULL;
-    if (model_conv_layer(m->gguf, a, il)) {
-        l->conv_slot = n_conv_before;
-        l->kv_slot = -1;
-        err = bind_shortconv(&b, l);
-    } else {
-        l->conv_slot = -1;
-        l->kv_slot = il - n_conv_before;
+    /* each kind of layer numbers its own slots in a session's state */
+    int n_conv_before = 0, n_ssm_before = 0;
+    for (int j = 0; j < il; j++) {
+        n_conv_before += m->layers[j].conv_w != NULL;
+        n_ssm_before += m->layers[j].ssm_slot >= 0;
+    }
+    l->conv_slot = l->kv_slot = l->ssm_slot = -1;
+    if (!model_kv_free_layer(m->gguf, a, il)) {
+        l->kv_slot = il - n_conv_before - n_ssm_before;
         err = bind_attention(&b, l);
+    } else if (a->ssm) {
+        l->ssm_slot = n_ssm_before;
+        err = bind_ssm(&b, l);
+    } else {
+        l->conv_slot = n_conv_before;
+        err = bind_shortconv(&b, l);
     }
     if (err) return err;
     if (hp->n_expert > 0) {
@@ -219,8 +262,8 @@ static hearth_err bind_layer(hearth_model *m, int il) {
                                              &l->post_ffn_norm))))
         return err;
     l->swa = hp->swa_pattern > 0 && il % hp->swa_pattern < hp->swa_pattern - 1;
-    l->rope =
-        a->rope != ROPE_NONE && !(a->nope_every && (il + 1) % a->nope_every == 0) && !l->conv_w;
+    l->rope = a->rope != ROPE_NONE && !hp->rope_off &&
+              !(a->nope_every && (il + 1) % a->nope_every == 0) && l->kv_slot >= 0;
     l->rope_base = l->swa ? hp->rope_base_swa : hp->rope_base;
     l->rope_scale = l->swa ? hp->rope_scale_swa : hp->rope_scale;
     /* ggml's rope_yarn multiplies the magnitude by 1 + 0.1 ln(1 / freq_scale),

@@ -99,6 +99,10 @@ typedef struct arch_desc {
      * convolution (blk.N.shortconv.*) instead of attention; a session keeps
      * each such layer's convolution inputs per position (forward.c). */
     bool shortconv;
+    /* Granite 4.0-H: a layer whose attention.head_count_kv entry is 0 is a
+     * Mamba-2 layer (blk.N.ssm_*, ssm.c) instead of attention; a session
+     * keeps each such layer's recurrent state. */
+    bool ssm;
     const char *output_norm; /* the final norm's tensor; NULL: output_norm.weight */
 } arch_desc;
 
@@ -138,11 +142,32 @@ typedef struct model_hparams {
      * (shortconv.l_cache: the token and conv_l - 1 before it) and how many
      * layers are convolutions; 0 and 0 for a model without. */
     int conv_l, n_conv;
+    /* Mamba-2 layers (arch ssm; 0 for a model without): how many; the
+     * convolution's kernel (ssm.conv_kernel), the inner width d_inner
+     * (ssm.inner_size: heads of d_inner / ssm_heads channels), the state per
+     * channel (ssm.state_size), the heads (ssm.time_step_rank) and the
+     * groups sharing B and C (ssm.group_count). */
+    int n_ssm, ssm_conv, ssm_inner, ssm_state, ssm_heads, ssm_groups;
+    bool rope_off; /* rope.scaling.finetuned = false: no layer rotates (Granite 4.0-H) */
 } model_hparams;
 
 /* The layers that keep keys and values in a session's cache: all but the
- * short convolutions. */
-static inline int model_kv_layers(const model_hparams *hp) { return hp->n_layer - hp->n_conv; }
+ * short convolutions and Mamba-2 layers. */
+static inline int model_kv_layers(const model_hparams *hp) {
+    return hp->n_layer - hp->n_conv - hp->n_ssm;
+}
+
+/* A Mamba-2 layer's convolution channels (x, B and C: d_inner + 2 groups *
+ * d_state) and the floats of its recurrent state: the convolution's last
+ * ssm_conv - 1 inputs per channel, then the scan's d_state per inner
+ * channel. */
+static inline int64_t model_ssm_conv_dim(const model_hparams *hp) {
+    return (int64_t)hp->ssm_inner + 2 * (int64_t)hp->ssm_groups * hp->ssm_state;
+}
+static inline int64_t model_ssm_state_floats(const model_hparams *hp) {
+    return (int64_t)(hp->ssm_conv - 1) * model_ssm_conv_dim(hp) +
+           (int64_t)hp->ssm_inner * hp->ssm_state;
+}
 
 typedef struct model_lora_ab model_lora_ab;
 
@@ -227,6 +252,15 @@ typedef struct model_layer {
     const float *conv_w;
     model_weight conv_in, conv_out;
     int conv_slot, kv_slot;
+    /* A Mamba-2 layer (ssm.c) in place of attention: ssm_in [d_in][n_embd]
+     * gives z, x B C and dt (d_in = 2 d_inner + 2 groups d_state + heads);
+     * ssm_conv_w [conv_dim][ssm_conv] and its bias (or NULL), the heads'
+     * dt bias, A and D, the grouped norm's weight [d_inner], ssm_out
+     * [n_embd][d_inner]. ssm_slot: its state's place in the session, -1
+     * on another layer. */
+    model_weight ssm_in, ssm_out;
+    const float *ssm_conv_w, *ssm_conv_b, *ssm_dt_b, *ssm_a, *ssm_d, *ssm_norm;
+    int ssm_slot;
 } model_layer;
 
 struct hearth_model {
@@ -315,8 +349,9 @@ bool model_is_encoder(const hearth_model *m);
 hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
                               const hearth_model_params *p, model_hparams *hp);
 /* Whether layer il of a file whose hyper-parameters model_load_hparams read
- * is a short convolution: its attention.head_count_kv entry is 0. */
-bool model_conv_layer(const gguf_file *f, const arch_desc *arch, int il);
+ * has no attention: its attention.head_count_kv entry is 0, a short
+ * convolution (arch shortconv) or a Mamba-2 layer (arch ssm). */
+bool model_kv_free_layer(const gguf_file *f, const arch_desc *arch, int il);
 /* Binds every tensor the architecture needs, checking types and shapes, and
  * refuses a file with a tensor it does not use (as llama.cpp does: such a
  * tensor belongs to a variant whose forward pass differs). */

@@ -130,10 +130,22 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     s->x = alloc_f32(nb * (size_t)hp->n_embd, &s->buffer_bytes, &err);
     s->xb = alloc_f32(nb * (size_t)hp->n_embd, &s->buffer_bytes, &err);
     s->qkv = alloc_f32(nb * (size_t)(s->n_q + 2 * s->n_kv), &s->buffer_bytes, &err);
-    /* a short convolution's c * conv goes where the attention's output does */
-    const int att_cols = hp->n_conv && hp->n_embd > s->n_q ? hp->n_embd : s->n_q;
+    /* a short convolution's c * conv, a Mamba-2 layer's y go where the
+       attention's output does */
+    int att_cols = hp->n_conv && hp->n_embd > s->n_q ? hp->n_embd : s->n_q;
+    if (hp->n_ssm && hp->ssm_inner > att_cols) att_cols = hp->ssm_inner;
     s->att = alloc_f32(nb * (size_t)att_cols, &s->buffer_bytes, &err);
     if (hp->n_conv) s->conv_bcx = alloc_f32(nb * 3 * (size_t)hp->n_embd, &s->buffer_bytes, &err);
+    if (hp->n_ssm) {
+        const size_t conv = (size_t)model_ssm_conv_dim(hp),
+                     states = (size_t)hp->n_ssm * (size_t)model_ssm_state_floats(hp);
+        s->ssm_zx = alloc_f32(nb * (conv + (size_t)hp->ssm_inner + (size_t)hp->ssm_heads),
+                              &s->buffer_bytes, &err);
+        s->ssm_xbc = alloc_f32(nb * conv, &s->buffer_bytes, &err);
+        s->ssm_rs = alloc_f32(states, &s->ssm_bytes, &err);
+        s->ssm_cp = alloc_f32(states, &s->ssm_bytes, &err);
+        s->rs_pos = s->cp_pos = -1;
+    }
     /* a mixture of experts runs the FFN on each token's k choices at once */
     const size_t ffn_rows = nb * (size_t)(hp->n_expert ? hp->n_expert_used : 1);
     s->ffn = alloc_f32(ffn_rows * 2 * (size_t)hp->n_ff, &s->buffer_bytes, &err);
@@ -227,6 +239,10 @@ void hearth_session_free(hearth_session *s) {
     hr_pages_free(s->v_cache, (size_t)s->kv_bytes / 2);
     hr_pages_free(s->conv_hist, (size_t)s->conv_bytes);
     free(s->conv_bcx);
+    free(s->ssm_zx);
+    free(s->ssm_xbc);
+    free(s->ssm_rs);
+    free(s->ssm_cp);
     free(s->scratch);
     free(s->lora_ax);
     free(s->lora_bx);
@@ -235,7 +251,7 @@ void hearth_session_free(hearth_session *s) {
 
 hearth_memory hearth_session_memory(const hearth_session *s) {
     return (hearth_memory){.file_bytes = gguf_file_size(s->model->gguf),
-                           .kv_bytes = s->kv_bytes + s->conv_bytes,
+                           .kv_bytes = s->kv_bytes + s->conv_bytes + s->ssm_bytes,
                            .buffer_bytes = s->buffer_bytes,
                            .packed_bytes = s->model->packed_bytes,
                            .packed_file_bytes = s->model->packed_file_bytes};
@@ -279,6 +295,7 @@ hearth_err hearth_session_truncate(hearth_session *s, int pos) {
     if (pos < s->pos) s->logits_ok = false;
     if (pos <= s->moved_from) s->moved_from = INT_MAX; /* what is left was never moved */
     s->pos = pos;
+    if (s->ssm_rs) ssm_truncate(s, pos);
     return HEARTH_OK;
 }
 
@@ -318,6 +335,7 @@ hearth_err hearth_session_copy(hearth_session *dst, const hearth_session *src, i
     for (int slot = 0; slot < hp->n_conv; slot++)
         memcpy(session_conv_row(dst, slot, 0), session_conv_row(src, slot, 0),
                (size_t)n * (size_t)hp->n_embd * sizeof(float));
+    if (src->ssm_rs) ssm_copy(dst, src, n);
     memcpy(dst->tokens, src->tokens, (size_t)n * sizeof *src->tokens);
     dst->pos = n;
     dst->moved_from = n > src->moved_from ? src->moved_from : INT_MAX;

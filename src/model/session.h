@@ -77,7 +77,16 @@ struct hearth_session {
      * resident as positions are written. */
     float *conv_hist;
     uint64_t conv_bytes;
-    float *conv_bcx;                 /* [n_batch][3 n_embd]: in_proj's b, c and x of each row */
+    float *conv_bcx; /* [n_batch][3 n_embd]: in_proj's b, c and x of each row */
+    /* Mamba-2 layers (ssm.c; NULL without): the recurrent state after the
+     * first rs_pos tokens, [n_ssm][model_ssm_state_floats], and a checkpoint
+     * of it after cp_pos, taken where a batch of several tokens starts; -1:
+     * none (a truncation went below it). */
+    float *ssm_rs, *ssm_cp;
+    int rs_pos, cp_pos;
+    uint64_t ssm_bytes;              /* of the state and the checkpoint together */
+    float *ssm_zx;                   /* [n_batch][d_in]: in_proj's z, x B C and dt of each row */
+    float *ssm_xbc;                  /* [n_batch][conv_dim]: the convolution's output */
     void *scratch;                   /* activations converted for the matrix products */
     float *lora_ax;                  /* [n_batch][max rank] A x of one adapter (NULL: none) */
     float *lora_bx;                  /* [n_batch][max n_out] B (A x) before it is added */
@@ -114,6 +123,23 @@ void forward_matmul(hearth_session *s, const model_weight *w, const float *x, in
  * apart): in default mode through the pool together where they can be. */
 void forward_matmul_group(hearth_session *s, const model_weight *const *ws, float *const *ys,
                           int count, const float *x, int n, int64_t ldy);
+
+/* ssm.c: xb ([n][n_embd], the mixer's normalized input) becomes Mamba-2
+ * layer l's output for the n rows of runs[0..n_runs), each run's state
+ * advancing in its own session. */
+void forward_ssm(hearth_session *s, const model_layer *l, const fwd_run *runs, int n_runs, int n);
+/* Around a forward pass: ssm_begin brings each run's session's state to the
+ * run's first position (replaying its tokens when a truncation left it
+ * elsewhere) and takes a checkpoint where a run of several tokens starts;
+ * ssm_end records where the states now are. ssm_truncate drops states
+ * past pos; ssm_copy gives dst src's state and checkpoint where they lie
+ * within its first n positions. No-ops without Mamba-2 layers. */
+void ssm_begin(const fwd_run *runs, int n_runs);
+void ssm_end(const fwd_run *runs, int n_runs);
+void ssm_truncate(hearth_session *s, int pos);
+void ssm_copy(hearth_session *dst, const hearth_session *src, int n);
+/* RMSNorm of x[n] times w into y (may be x) as the mode asks. */
+void forward_rms_norm(float *y, const float *x, const float *w, int64_t n, float eps);
 
 /* moe.c: xb ([n][n_embd], the FFN's normalized input) becomes layer l's
  * mixture-of-experts output. */

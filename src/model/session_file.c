@@ -52,7 +52,8 @@ typedef struct sf_header {
     uint32_t n_tokens; /* positions saved */
     uint32_t n_exact;  /* of them, those before a context shift's moved ones */
     uint32_t flags;
-    uint32_t n_conv; /* short-convolution layers (LFM2; 0 for others): keys and values of the
+    uint32_t n_no_kv; /* layers without keys and values: short convolutions (LFM2) and Mamba-2
+                         layers (Granite 4.0-H); 0 for others. Keys and values of the
                         other layers only, then each conv layer's history of n_embd floats */
 } sf_header;
 
@@ -181,15 +182,22 @@ static const char *kv_type_name(uint32_t t) {
                                  : "?";
 }
 
-/* Bytes a file of this header must have for a model of n_embd (n_conv <=
- * n_layer); false when they overflow. */
-static bool file_bytes(const sf_header *h, int n_embd, uint64_t *out) {
+/* The Mamba-2 layers' block at a file's end: the position their state is
+ * at (u32), then each layer's state (F32); 0 bytes without such layers. */
+static uint64_t ssm_block_bytes(const model_hparams *hp) {
+    return hp->n_ssm ? 4 + (uint64_t)hp->n_ssm * (uint64_t)model_ssm_state_floats(hp) * 4 : 0;
+}
+
+/* Bytes a file of this header must have for a model of these
+ * hyper-parameters (whose layers without keys and values it counts, as the
+ * header does); false when they overflow. */
+static bool file_bytes(const sf_header *h, const model_hparams *hp, uint64_t *out) {
     uint64_t kv, conv, logits = (h->flags & SF_HAS_LOGITS) ? (uint64_t)h->n_vocab * 4 : 0;
-    uint64_t total = SF_HEADER_BYTES + (uint64_t)h->n_tokens * 4;
-    return hr_mul_ok((uint64_t)(h->n_layer - h->n_conv) * h->n_head_kv, (uint64_t)h->n_tokens * 2,
+    uint64_t total = SF_HEADER_BYTES + (uint64_t)h->n_tokens * 4 + ssm_block_bytes(hp);
+    return hr_mul_ok((uint64_t)(h->n_layer - h->n_no_kv) * h->n_head_kv, (uint64_t)h->n_tokens * 2,
                      &kv) &&
            hr_mul_ok(kv, h->row_bytes, &kv) &&
-           hr_mul_ok((uint64_t)h->n_conv * h->n_tokens, (uint64_t)n_embd * 4, &conv) &&
+           hr_mul_ok((uint64_t)hp->n_conv * h->n_tokens, (uint64_t)hp->n_embd * 4, &conv) &&
            hr_add_ok(total, logits, &total) && hr_add_ok(total, kv, &total) &&
            hr_add_ok(total, conv, out);
 }
@@ -208,7 +216,7 @@ static void header_bytes(const sf_header *h, uint8_t out[SF_HEADER_BYTES]) {
     const uint32_t rest[] = {h->n_layer, h->n_head_kv, h->head_dim, h->n_vocab, h->row_bytes,
                              h->n_ctx,   h->n_tokens,  h->n_exact,  h->flags};
     for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++) put_u32(out + 56 + 4 * i, rest[i]);
-    put_u32(out + 92, h->n_conv);
+    put_u32(out + 92, h->n_no_kv);
 }
 
 static sf_header session_header(const hearth_session *s) {
@@ -225,9 +233,28 @@ static sf_header session_header(const hearth_session *s) {
                    .n_tokens = (uint32_t)s->pos,
                    .n_exact = (uint32_t)(s->pos < s->moved_from ? s->pos : s->moved_from),
                    .flags = s->logits_ok && s->pos > 0 ? SF_HAS_LOGITS : 0,
-                   .n_conv = (uint32_t)m->hp.n_conv};
+                   .n_no_kv = (uint32_t)(m->hp.n_conv + m->hp.n_ssm)};
     snprintf(h.arch, sizeof h.arch, "%s", m->arch->name);
     return h;
+}
+
+/* The Mamba-2 block: the state and its position, or, when a truncation
+ * left none (the next decode would rebuild it), the checkpoint and its
+ * position, or position 0 and zeros: the loading session then rebuilds
+ * the state from the file's tokens as this one would have. */
+static bool write_ssm(const hearth_session *s, FILE *f) {
+    const size_t floats =
+        (size_t)s->model->hp.n_ssm * (size_t)model_ssm_state_floats(&s->model->hp);
+    const bool cur = s->rs_pos >= 0, cp = !cur && s->cp_pos >= 0;
+    const uint32_t pos = cur ? (uint32_t)s->rs_pos : cp ? (uint32_t)s->cp_pos : 0;
+    if (fwrite(&pos, 4, 1, f) != 1) return false;
+    if (cur || cp) return fwrite(cur ? s->ssm_rs : s->ssm_cp, sizeof(float), floats, f) == floats;
+    static const float zeros[1024];
+    for (size_t done = 0; done < floats; done += 1024) {
+        const size_t k = floats - done < 1024 ? floats - done : 1024;
+        if (fwrite(zeros, sizeof(float), k, f) != k) return false;
+    }
+    return true;
 }
 
 /* The header, tokens, logits, then per attention layer and kv head the keys (one
@@ -245,7 +272,7 @@ static hearth_err write_state(const hearth_session *s, FILE *f) {
     uint8_t *rows = ok && n ? malloc(n * row) : NULL;
     if (ok && n && !rows) return hr_fail(HEARTH_ERR_NOMEM, "%zu positions of keys", n);
     const int hd = s->model->hp.head_dim;
-    for (int u = 0; ok && n && u < (int)((h.n_layer - h.n_conv) * h.n_head_kv); u++) {
+    for (int u = 0; ok && n && u < (int)((h.n_layer - h.n_no_kv) * h.n_head_kv); u++) {
         uint8_t *k = (uint8_t *)s->k_cache + head_off(s, u);
         for (size_t p = 0; p < n; p++) k_row(s->kv_type, k, hd, (int)p, rows + p * row, false);
         ok = fwrite(rows, row, n, f) == n &&
@@ -253,8 +280,9 @@ static hearth_err write_state(const hearth_session *s, FILE *f) {
     }
     free(rows);
     const size_t d = (size_t)s->model->hp.n_embd;
-    for (int slot = 0; ok && slot < (int)h.n_conv; slot++)
+    for (int slot = 0; ok && slot < s->model->hp.n_conv; slot++)
         ok = fwrite(session_conv_row(s, slot, 0), d * sizeof(float), n, f) == n;
+    if (ok && s->ssm_rs) ok = write_ssm(s, f);
     return ok ? HEARTH_OK : hr_fail(HEARTH_ERR_IO, "%s", hr_strerror(errno));
 }
 
@@ -315,11 +343,11 @@ static hearth_err read_header(const uint8_t *data, uint64_t size, sf_header *h) 
     uint32_t *const rest[] = {&h->n_layer, &h->n_head_kv, &h->head_dim, &h->n_vocab, &h->row_bytes,
                               &h->n_ctx,   &h->n_tokens,  &h->n_exact,  &h->flags};
     for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++) *rest[i] = get_u32(data + 56 + 4 * i);
-    h->n_conv = get_u32(data + 92);
+    h->n_no_kv = get_u32(data + 92);
     if (h->version != SF_VERSION)
         return hr_fail(HEARTH_ERR_UNSUPPORTED, "session file version %u (Hearth reads %d)",
                        h->version, SF_VERSION);
-    if (memchr(h->arch, '\0', SF_ARCH_BYTES) == NULL || h->n_conv > h->n_layer ||
+    if (memchr(h->arch, '\0', SF_ARCH_BYTES) == NULL || h->n_no_kv > h->n_layer ||
         (h->flags & ~SF_HAS_LOGITS) != 0)
         return hr_fail(HEARTH_ERR_FORMAT, "session file header is malformed");
     return HEARTH_OK;
@@ -331,13 +359,14 @@ static hearth_err check_fits(const hearth_session *s, const sf_header *h, uint64
     const model_hparams *hp = &m->hp;
     if (strcmp(h->arch, m->arch->name) != 0 || h->n_layer != (uint32_t)hp->n_layer ||
         h->n_head_kv != (uint32_t)hp->n_head_kv || h->head_dim != (uint32_t)hp->head_dim ||
-        h->n_vocab != (uint32_t)hp->n_vocab || h->n_conv != (uint32_t)hp->n_conv)
+        h->n_vocab != (uint32_t)hp->n_vocab || h->n_no_kv != (uint32_t)(hp->n_conv + hp->n_ssm))
         return hr_fail(HEARTH_ERR_INVALID_ARG,
-                       "the file is for another model (%s: %u layers of which %u convolutions, "
-                       "%u kv heads of %u, %u tokens; this one is %s: %d of %d, %d of %d, %d)",
-                       h->arch, h->n_layer, h->n_conv, h->n_head_kv, h->head_dim, h->n_vocab,
-                       m->arch->name, hp->n_layer, hp->n_conv, hp->n_head_kv, hp->head_dim,
-                       hp->n_vocab);
+                       "the file is for another model (%s: %u layers of which %u without "
+                       "attention, %u kv heads of %u, %u tokens; this one is %s: %d of %d, %d of "
+                       "%d, %d)",
+                       h->arch, h->n_layer, h->n_no_kv, h->n_head_kv, h->head_dim, h->n_vocab,
+                       m->arch->name, hp->n_layer, hp->n_conv + hp->n_ssm, hp->n_head_kv,
+                       hp->head_dim, hp->n_vocab);
     if (h->fingerprint != model_fingerprint(m))
         return hr_fail(HEARTH_ERR_INVALID_ARG,
                        "the file is for another model of the same shape (other weights, "
@@ -350,7 +379,7 @@ static hearth_err check_fits(const hearth_session *s, const sf_header *h, uint64
         ((h->flags & SF_HAS_LOGITS) && h->n_tokens == 0))
         return hr_fail(HEARTH_ERR_FORMAT, "session file header is inconsistent");
     uint64_t want = 0;
-    const bool sized = file_bytes(h, hp->n_embd, &want);
+    const bool sized = file_bytes(h, hp, &want);
     if (!sized)
         return hr_fail(HEARTH_ERR_FORMAT, "session file header's sizes overflow (corrupted)");
     if (want != size)
@@ -411,6 +440,13 @@ hearth_err session_state_read(hearth_session *s, const uint8_t *data, uint64_t s
                            "(%d)",
                            id, i, s->model->hp.n_vocab);
     }
+    const model_hparams *hp = &s->model->hp;
+    const uint8_t *ssm = data + size - ssm_block_bytes(hp); /* the file's last bytes */
+    const uint32_t ssm_pos = hp->n_ssm ? get_u32(ssm) : 0;
+    if (ssm_pos > h.n_tokens)
+        return hr_fail(HEARTH_ERR_FORMAT,
+                       "session file: its Mamba-2 state is at position %u, past its %u tokens",
+                       ssm_pos, h.n_tokens);
     /* everything checked: the session changes from here on */
     memcpy(s->tokens, p, (size_t)n * 4);
     p += (size_t)n * 4;
@@ -426,11 +462,15 @@ hearth_err session_state_read(hearth_session *s, const uint8_t *data, uint64_t s
         load_job job = {.s = s, .kv = p, .n = n};
         hr_pool_run(s->model->pool, load_heads, &job);
     }
-    const model_hparams *hp = &s->model->hp;
     const size_t conv = (size_t)n * (size_t)hp->n_embd * sizeof(float);
     p += (size_t)model_kv_layers(hp) * (size_t)hp->n_head_kv * 2 * (size_t)n * s->kv_row_bytes;
     for (int slot = 0; slot < hp->n_conv; slot++)
         memcpy(session_conv_row(s, slot, 0), p + (size_t)slot * conv, conv);
+    if (hp->n_ssm) {
+        memcpy(s->ssm_rs, ssm + 4, (size_t)(ssm_block_bytes(hp) - 4));
+        s->rs_pos = (int)ssm_pos;
+        s->cp_pos = -1;
+    }
     return HEARTH_OK;
 }
 

@@ -215,11 +215,16 @@ static hearth_err add_vocab_wpm(synth_ctx *c, int *n_vocab_out) {
     return HEARTH_OK;
 }
 
-/* A synthetic LFM2's layer il is a short convolution unless il % 3 == 2 or
- * it is the last (LFM2-350M has 10 of 16): two layers are one of each. */
-static bool synth_conv_layer(const synth_params *p, const arch_desc *a, int il) {
-    return a->shortconv && il % 3 != 2 && il != p->n_layer - 1;
+/* A synthetic LFM2's layer il is a short convolution, a Granite 4.0-H's a
+ * Mamba-2 layer, unless il % 3 == 2 or it is the last (LFM2-350M has 10 of
+ * 16): two layers are one of each. */
+static bool synth_kv_free_layer(const synth_params *p, const arch_desc *a, int il) {
+    return (a->shortconv || a->ssm) && il % 3 != 2 && il != p->n_layer - 1;
 }
+
+/* A synthetic Mamba-2 layer: heads of 64 channels over 2 n_embd, two groups
+ * of 64 states (Granite 4.0-H has one of 128), a kernel of 4. */
+enum { SYNTH_SSM_HEAD = 64, SYNTH_SSM_STATE = 64, SYNTH_SSM_GROUPS = 2, SYNTH_SSM_CONV = 4 };
 
 static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_desc *a) {
     char key[128];
@@ -239,14 +244,14 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
     SET_U32("block_count", p->n_layer);
     SET_U32("feed_forward_length", p->n_ff);
     SET_U32("attention.head_count", p->n_head);
-    if (a->shortconv) { /* LFM2: a convolution (0 kv heads) on two layers of three */
+    if (a->shortconv || a->ssm) { /* no attention (0 kv heads) on two layers of three */
         uint32_t *kv = keep(c, (size_t)p->n_layer * sizeof *kv);
         if (!kv) return hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
         for (int il = 0; il < p->n_layer; il++)
-            kv[il] = synth_conv_layer(p, a, il) ? 0 : p->n_head_kv;
+            kv[il] = synth_kv_free_layer(p, a, il) ? 0 : p->n_head_kv;
         snprintf(key, sizeof key, "%s.attention.head_count_kv", p->arch);
         err = gguf_writer_set_arr(c->w, key, GGUF_U32, kv, (uint64_t)p->n_layer);
-        SET_U32("shortconv.l_cache", 3);
+        if (a->shortconv) SET_U32("shortconv.l_cache", 3);
     } else {
         SET_U32("attention.head_count_kv", p->n_head_kv);
     }
@@ -301,6 +306,17 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
         SET_F32("residual_scale", 0.22f);
         SET_F32("attention.scale", 0.015625f);
         SET_F32("logit_scale", 8.0f);
+    }
+    if (a->ssm) { /* Granite 4.0-H: Mamba-2 sizes, and attention without RoPE */
+        SET_U32("ssm.conv_kernel", SYNTH_SSM_CONV);
+        SET_U32("ssm.inner_size", 2 * p->n_embd);
+        SET_U32("ssm.state_size", SYNTH_SSM_STATE);
+        SET_U32("ssm.time_step_rank", 2 * p->n_embd / SYNTH_SSM_HEAD);
+        SET_U32("ssm.group_count", SYNTH_SSM_GROUPS);
+        if (!err) {
+            snprintf(key, sizeof key, "%s.rope.scaling.finetuned", p->arch);
+            err = gguf_writer_set_bool(c->w, key, false);
+        }
     }
     if (a->softcap || p->final_softcap > 0.0f)
         SET_F32("final_logit_softcapping", p->final_softcap > 0.0f ? p->final_softcap : 30.0f);
@@ -361,6 +377,32 @@ static hearth_err add_ffn(synth_ctx *c, const synth_params *p, const arch_desc *
     return err;
 }
 
+/* Layer il's Mamba-2 mixer: A negative (-exp of the checkpoint's A_log, as
+ * converters write it) and dt's bias around -2, so that each step keeps
+ * most of the state. */
+static hearth_err add_ssm(synth_ctx *c, const synth_params *p, int il) {
+    const int64_t d = p->n_embd, inner = 2 * d, heads = inner / SYNTH_SSM_HEAD;
+    const int64_t bc = 2 * (int64_t)SYNTH_SSM_GROUPS * SYNTH_SSM_STATE, conv = inner + bc;
+    const float sd = 1.0f / sqrtf((float)d), si = 1.0f / sqrtf((float)inner);
+    char n[96];
+    hearth_err err = HEARTH_OK;
+    T("ssm_in.weight", d, inner + conv + heads, 0.0f, sd);
+#define F32(suffix, cols, rows, mean, std)                                                         \
+    if (!err) {                                                                                    \
+        snprintf(n, sizeof n, "blk.%d.%s", il, suffix);                                            \
+        err = add_tensor_as(c, n, KERN_F32, cols, rows, mean, std, (rows) > 1 || (cols) == 1);     \
+    }
+    F32("ssm_conv1d.weight", SYNTH_SSM_CONV, conv, 0.0f, 0.5f);
+    F32("ssm_conv1d.bias", conv, 1, 0.0f, 0.1f);
+    F32("ssm_dt.bias", heads, 1, -2.0f, 0.5f);
+    F32("ssm_a", 1, heads, -2.0f, 0.3f);
+    F32("ssm_d", 1, heads, 1.0f, 0.1f);
+    F32("ssm_norm.weight", inner / SYNTH_SSM_GROUPS, SYNTH_SSM_GROUPS, 1.0f, 0.05f);
+#undef F32
+    T("ssm_out.weight", inner, d, 0.0f, si);
+    return err;
+}
+
 static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc *a, int il) {
     const int64_t d = p->n_embd, nq = (int64_t)p->n_head * p->head_dim,
                   nkv = (int64_t)p->n_head_kv * p->head_dim;
@@ -368,7 +410,11 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
     char n[96];
     hearth_err err = HEARTH_OK;
     if (!a->post_ln && !a->no_pre_norms) T("attn_norm.weight", d, 1, 1.0f, 0.05f);
-    if (synth_conv_layer(p, a, il)) {
+    if (a->ssm && synth_kv_free_layer(p, a, il)) {
+        err = err ? err : add_ssm(c, p, il);
+        return err ? err : add_ffn(c, p, a, il);
+    }
+    if (synth_kv_free_layer(p, a, il)) {
         snprintf(n, sizeof n, "blk.%d.shortconv.conv.weight", il);
         if (!err) err = add_tensor_as(c, n, KERN_F32, 3, d, 0.0f, 0.5f, true);
         T("shortconv.in_proj.weight", d, 3 * d, 0.0f, sd);

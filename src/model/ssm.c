@@ -1,0 +1,204 @@
+/*
+ * ssm.c - Mamba-2 layers (Granite 4.0-H's granitehybrid) and the recurrent
+ * state a session keeps for them, as llama.cpp's build_mamba2_layer
+ * computes them:
+ *
+ *   z, xBC, dt = in_proj(x)
+ *   xBC = silu(causal depthwise conv over the last ssm_conv inputs + bias)
+ *   x, B, C = xBC (B and C per group of heads)
+ *   per head h: dt' = softplus(dt + dt_bias), dA = exp(dt' A)
+ *     per channel i of the head: state = state dA + B x_i dt'; y_i = C . state
+ *   y = (y + x D) * silu(z), RMS-normed per group; out_proj(y)
+ *
+ * Unlike keys and values, the state cannot be cut back to an earlier
+ * position: it holds every token before it. A session keeps the state after
+ * rs_pos tokens and one checkpoint, taken where a batch of several tokens
+ * starts (a prompt's chunk, a speculative draft's verification). When a run
+ * starts elsewhere (after hearth_session_truncate or a partial copy), the
+ * state is rebuilt first by replaying the session's tokens from the
+ * checkpoint when it lies at or before that position, else from position 0:
+ * the same arithmetic the tokens first went through, so the same state.
+ */
+#include "session.h"
+
+#include <math.h>
+#include <string.h>
+
+/* In-projection row: z [d_inner], x B C [conv_dim], dt [heads]. */
+static int64_t ssm_d_in(const model_hparams *hp) {
+    return hp->ssm_inner + model_ssm_conv_dim(hp) + hp->ssm_heads;
+}
+
+static float *layer_state(const hearth_session *s, const model_layer *l) {
+    return s->ssm_rs + (size_t)l->ssm_slot * (size_t)model_ssm_state_floats(&s->model->hp);
+}
+
+typedef struct ssm_job {
+    hearth_session *s;
+    const model_layer *l;
+    const fwd_run *runs;
+    int n_runs;
+} ssm_job;
+
+/* The convolution, channels split across the pool: each channel's window
+ * is its state's last ssm_conv - 1 inputs, then the run's rows; the sum is
+ * ggml_ssm_conv's (from 0, tap by tap, fused), then the bias and SiLU
+ * (ggml's approximate one on whole groups of 16 of a row, expf on the
+ * rest). The window's last ssm_conv - 1 inputs become the state. */
+static void conv_job(void *ctx, int ith, int nth) {
+    const ssm_job *j = ctx;
+    const model_hparams *hp = &j->s->model->hp;
+    const int taps = hp->ssm_conv, hist = taps - 1;
+    const int64_t conv = model_ssm_conv_dim(hp), d_in = ssm_d_in(hp);
+    const int64_t silu_vec = conv & ~(int64_t)15;
+    int c0, c1;
+    hr_pool_part((int)conv, ith, nth, &c0, &c1);
+    for (int ir = 0; ir < j->n_runs; ir++) {
+        const fwd_run *r = &j->runs[ir];
+        const float *in = j->s->ssm_zx + (size_t)r->t0 * (size_t)d_in + (size_t)hp->ssm_inner;
+        float *out = j->s->ssm_xbc + (size_t)r->t0 * (size_t)conv;
+        float *state = layer_state(r->s, j->l);
+        for (int c = c0; c < c1; c++) {
+            const float *w = j->l->ssm_conv_w + (size_t)c * (size_t)taps;
+            float *st = state + (size_t)c * (size_t)hist;
+#define WINDOW(k) ((k) < hist ? st[k] : in[(size_t)((k)-hist) * (size_t)d_in + (size_t)c])
+            for (int t = 0; t < r->n; t++) {
+                float sum = 0.0f;
+                for (int k = 0; k < taps; k++) sum = fmaf(WINDOW(t + k), w[k], sum);
+                if (j->l->ssm_conv_b) sum += j->l->ssm_conv_b[c];
+                out[(size_t)t * (size_t)conv + (size_t)c] =
+                    c < silu_vec ? kern_ggml_silu(sum) : sum / (1.0f + expf(-sum));
+            }
+            /* ascending: entry k reads k + n > k, not yet overwritten */
+            for (int k = 0; k < hist; k++) st[k] = WINDOW(r->n + k);
+#undef WINDOW
+        }
+    }
+}
+
+/* The scan, heads split across the pool; tokens in order within a run.
+ * Then y + x D (rounded apart, as two ggml ops). */
+static void scan_job(void *ctx, int ith, int nth) {
+    const ssm_job *j = ctx;
+    const model_hparams *hp = &j->s->model->hp;
+    const model_layer *l = j->l;
+    const int heads = hp->ssm_heads, hd = hp->ssm_inner / heads, n_st = hp->ssm_state;
+    const int per_group = heads / hp->ssm_groups;
+    const int64_t conv = model_ssm_conv_dim(hp), d_in = ssm_d_in(hp);
+    const int64_t conv_state = (int64_t)(hp->ssm_conv - 1) * conv;
+    int h0, h1;
+    hr_pool_part(heads, ith, nth, &h0, &h1);
+    for (int ir = 0; ir < j->n_runs; ir++) {
+        const fwd_run *r = &j->runs[ir];
+        float *states = layer_state(r->s, l) + conv_state;
+        for (int t = r->t0; t < r->t0 + r->n; t++) {
+            const float *xbc = j->s->ssm_xbc + (size_t)t * (size_t)conv;
+            const float *dt = j->s->ssm_zx + (size_t)t * (size_t)d_in + (size_t)(d_in - heads);
+            float *y = j->s->att + (size_t)t * (size_t)hp->ssm_inner;
+            for (int h = h0; h < h1; h++) {
+                const float v = dt[h] + l->ssm_dt_b[h];
+                const float sp = v > 20.0f ? v : logf(1 + expf(v)); /* softplus */
+                const float dA = expf(sp * l->ssm_a[h]);
+                const int g = h / per_group;
+                const float *B = xbc + hp->ssm_inner + (size_t)g * (size_t)n_st;
+                const float *C = B + (size_t)hp->ssm_groups * (size_t)n_st;
+                for (int i = h * hd; i < (h + 1) * hd; i++) {
+                    const float x = xbc[i];
+                    const float sum = kern_ggml_ssm_step(states + (size_t)i * (size_t)n_st, B, C,
+                                                         dA, x * sp, n_st);
+                    const float xd = x * l->ssm_d[h];
+                    y[i] = sum + xd;
+                }
+            }
+        }
+    }
+}
+
+/* Per token: y * silu(z) head by head (ggml's glu takes rows of a head),
+ * then the RMS norm of each group. */
+static void gate_norm_job(void *ctx, int ith, int nth) {
+    const ssm_job *j = ctx;
+    hearth_session *s = j->s;
+    const model_hparams *hp = &s->model->hp;
+    const int n = j->runs[j->n_runs - 1].t0 + j->runs[j->n_runs - 1].n;
+    const int hd = hp->ssm_inner / hp->ssm_heads, gs = hp->ssm_inner / hp->ssm_groups;
+    const int64_t d_in = ssm_d_in(hp);
+    int t0, t1;
+    hr_pool_part(n, ith, nth, &t0, &t1);
+    for (int t = t0; t < t1; t++) {
+        float *y = s->att + (size_t)t * (size_t)hp->ssm_inner;
+        const float *z = s->ssm_zx + (size_t)t * (size_t)d_in;
+        for (int i = 0; i < hp->ssm_inner; i += hd) kern_swiglu(y + i, z + i, y + i, hd);
+        for (int i = 0; i < hp->ssm_inner; i += gs)
+            forward_rms_norm(y + i, y + i, j->l->ssm_norm + i, gs, hp->rms_eps);
+    }
+}
+
+void forward_ssm(hearth_session *s, const model_layer *l, const fwd_run *runs, int n_runs, int n) {
+    const model_hparams *hp = &s->model->hp;
+    forward_matmul(s, &l->ssm_in, s->xb, n, s->ssm_zx, ssm_d_in(hp));
+    ssm_job job = {.s = s, .l = l, .runs = runs, .n_runs = n_runs};
+    hr_pool_run(s->model->pool, conv_job, &job);
+    hr_pool_run(s->model->pool, scan_job, &job);
+    hr_pool_run(s->model->pool, gate_norm_job, &job);
+    forward_matmul(s, &l->ssm_out, s->att, n, s->xb, hp->n_embd);
+}
+
+/* ---- the state across calls ---- */
+
+static size_t state_bytes(const hearth_session *s) {
+    return (size_t)s->model->hp.n_ssm * (size_t)model_ssm_state_floats(&s->model->hp) *
+           sizeof(float);
+}
+
+/* s's state after its first pos tokens, replaying what it must. */
+static void sync_state(hearth_session *s, int pos) {
+    if (s->rs_pos == pos) return;
+    if (s->cp_pos >= 0 && s->cp_pos <= pos) {
+        memcpy(s->ssm_rs, s->ssm_cp, state_bytes(s));
+        s->rs_pos = s->cp_pos;
+    } else {
+        memset(s->ssm_rs, 0, state_bytes(s));
+        s->rs_pos = 0;
+    }
+    while (s->rs_pos < pos) {
+        const int nb = pos - s->rs_pos < s->n_batch ? pos - s->rs_pos : s->n_batch;
+        const fwd_run run = {.s = s, .t0 = 0, .n = nb, .pos0 = s->rs_pos};
+        forward_multi(s, &run, 1, s->tokens + s->rs_pos, nb, NULL, 0); /* advances rs_pos */
+    }
+}
+
+void ssm_begin(const fwd_run *runs, int n_runs) {
+    for (int i = 0; i < n_runs; i++) {
+        hearth_session *s = runs[i].s;
+        if (!s->ssm_rs) continue;
+        sync_state(s, runs[i].pos0); /* from 0: no tokens read (embeddings keep none) */
+        if (runs[i].n > 1 && s->cp_pos != runs[i].pos0) {
+            memcpy(s->ssm_cp, s->ssm_rs, state_bytes(s));
+            s->cp_pos = runs[i].pos0;
+        }
+    }
+}
+
+void ssm_end(const fwd_run *runs, int n_runs) {
+    for (int i = 0; i < n_runs; i++)
+        if (runs[i].s->ssm_rs) runs[i].s->rs_pos = runs[i].pos0 + runs[i].n;
+}
+
+void ssm_truncate(hearth_session *s, int pos) {
+    if (s->rs_pos > pos) s->rs_pos = -1;
+    if (s->cp_pos > pos) s->cp_pos = -1;
+}
+
+void ssm_copy(hearth_session *dst, const hearth_session *src, int n) {
+    const size_t bytes = state_bytes(src);
+    dst->rs_pos = dst->cp_pos = -1;
+    if (src->rs_pos >= 0 && src->rs_pos <= n) {
+        memcpy(dst->ssm_rs, src->ssm_rs, bytes);
+        dst->rs_pos = src->rs_pos;
+    }
+    if (src->cp_pos >= 0 && src->cp_pos <= n) {
+        memcpy(dst->ssm_cp, src->ssm_cp, bytes);
+        dst->cp_pos = src->cp_pos;
+    }
+}
