@@ -43,11 +43,11 @@ cmake --build --preset ci -j"$jobs"
 ctest --preset ci -j"$jobs"
 
 stage "model-level tests again on the AVX2 kernels (HEARTH_ISA=avx2)"
-HEARTH_ISA=avx2 ctest --preset ci -j"$jobs" -R 'test_model|test_conformance|test_decode_multi|test_generate|test_gen_step|test_spec|test_kv_quant_model|test_archs|test_lfm2|test_moe|test_encoders'
+HEARTH_ISA=avx2 ctest --preset ci -j"$jobs" -R 'test_model|test_conformance|test_decode_multi|test_generate|test_gen_step|test_spec|test_kv_quant_model|test_archs|test_lfm2|test_ssm|test_moe|test_encoders'
 stage "and on the scalar references (HEARTH_ISA=scalar)"
 # not test_spec: its draft-and-verify logic is the kernels' client, not their
 # test, and its F32 models spend 70 s in the reference dot product
-HEARTH_ISA=scalar ctest --preset ci -j"$jobs" -R 'test_model|test_conformance|test_decode_multi|test_generate|test_kv_quant_model|test_archs|test_lfm2|test_moe|test_encoders'
+HEARTH_ISA=scalar ctest --preset ci -j"$jobs" -R 'test_model|test_conformance|test_decode_multi|test_generate|test_kv_quant_model|test_archs|test_lfm2|test_ssm|test_moe|test_encoders'
 [ "${QUICK:-0}" = 1 ] && exit 0
 
 stage "NEON kernels: aarch64 cross build, tests under qemu-user"

@@ -84,6 +84,12 @@ static const fixture k_fixtures[] = {
      true, 0, 0, 0},
     {"lfm2-q4k", "lfm2", KERN_Q4_K, 5, 256, 1, 64, 256, 3, 0, 0, 51, 0x5ecfe3fab244995full, 0, 0,
      false, 0, 0, 0},
+    /* Granite 4.0-H: Mamba-2 layers on 0, 1, 3, 4 (two groups of 64 states, heads of 64, a kernel
+       of 4), attention without RoPE on 2 and 5 (the 5-layer one: on 2 and 4) */
+    {"granitehybrid-f32", "granitehybrid", KERN_F32, 6, 128, 2, 32, 256, 3, 0, 0, 52,
+     0xc9e28e55bcc2956eull, 0, 0, true, 0, 0, 0},
+    {"granitehybrid-q4k", "granitehybrid", KERN_Q4_K, 5, 256, 1, 64, 256, 3, 0, 0, 53,
+     0xdf7d5db3507f10d6ull, 0, 0, false, 0, 0, 0},
     /* YaRN rope scaling, the 32 prompt rows and 8 steps well past the original context */
     {.name = "yarn-llama-f32",
      .arch = "llama",
@@ -371,6 +377,27 @@ static void hparams_test(void) {
     REQUIRE(synth_write(dst, &lp) == HEARTH_OK);
     m = peer_load(dst, err, sizeof err);
     CHECKF(!m && strstr(err, "sliding-window layers"), "%s", err);
+    hearth_model_free(m);
+
+    /* granitehybrid: Mamba-2 layers where there are no kv heads, no layer rotates; sizes
+       the scan cannot divide refused */
+    fixture_path("granitehybrid-f32", src, sizeof src);
+    REQUIRE((m = peer_load(src, err, sizeof err)));
+    CHECK(m->hp.n_ssm == 4 && m->hp.n_conv == 0 && m->hp.ssm_heads == 4 && m->hp.ssm_groups == 2 &&
+          m->hp.ssm_state == 64 && m->hp.rope_off);
+    for (int il = 0; il < 6; il++) {
+        const bool ssm = il % 3 != 2;
+        CHECKF(m->layers[il].ssm_slot == (ssm ? il - il / 3 : -1) &&
+                   m->layers[il].kv_slot == (ssm ? -1 : il / 3) && !m->layers[il].rope &&
+                   !m->layers[il].conv_w,
+               "granitehybrid layer %d", il);
+    }
+    hearth_model_free(m);
+    const uint32_t three = 3;
+    const char *groups_key = "granitehybrid.ssm.group_count";
+    peer_patch(src, dst, groups_key, &three, 4, strlen(groups_key) + 4);
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "Mamba-2 sizes"), "%s", err);
     hearth_model_free(m);
 
     /* gemma2 with its own output.weight (llama.cpp refuses it too): a gemma3

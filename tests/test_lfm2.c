@@ -22,34 +22,13 @@
  * embeddings and LoRA run LFM2 in their own tests' architecture lists;
  * llama.cpp's logits for it are in test_archs.
  */
-#include "hearth.h"
+#include "hybrid_test.h"
 #include "kernels/kernels.h"
 #include "model/session.h"
 #include "model/synth.h"
-#include "test.h"
 
 #include <math.h>
 #include <unistd.h>
-
-enum { N_CTX = 48, N_FIRST = 12, N_KEEP_T = 7, N_MORE = 9 };
-
-static int32_t tok(int i) { return (int32_t)(3 + (i * 37) % 250); }
-
-static hearth_session *session(hearth_model *m) {
-    hearth_session_params sp = hearth_session_default_params();
-    sp.n_ctx = N_CTX;
-    hearth_session *s = NULL;
-    REQUIRE(hearth_session_new(m, &sp, &s) == HEARTH_OK);
-    return s;
-}
-
-/* Tokens from..from+n-1 of the sequence tok() into s as one batch; their
- * last logits into out. */
-static void feed(hearth_session *s, int from, int n, float *out) {
-    int32_t ids[N_CTX];
-    for (int i = 0; i < n; i++) ids[i] = tok(from + i);
-    REQUIRE(hearth_decode(s, ids, n, out, false) == HEARTH_OK);
-}
 
 static void truncation(hearth_model *m, const char *what) {
     const size_t nv = (size_t)hearth_model_n_vocab(m);
@@ -126,42 +105,6 @@ static void memory(hearth_model *m, const char *what) {
     CHECKF(mem.kv_bytes == kv + conv, "%s: kv_bytes %llu, expected %llu", what,
            (unsigned long long)mem.kv_bytes, (unsigned long long)(kv + conv));
     hearth_session_free(s);
-}
-
-static bool collect(const hearth_token_event *ev, void *user) {
-    int32_t *ids = user;
-    if (ev->id >= 0 && ids[0] < 16) ids[++ids[0]] = ev->id;
-    return true;
-}
-
-/* 16 tokens drawn greedily after prompt on s; ids[0] counts them. */
-static hearth_gen_result generate(hearth_model *m, hearth_session *s, const int32_t *prompt,
-                                  int32_t *ids) {
-    hearth_sampling sp = hearth_sampling_default_params();
-    sp.temperature = 0.0f;
-    hearth_sampler *smp = NULL;
-    REQUIRE(hearth_sampler_new(m, &sp, &smp) == HEARTH_OK);
-    const hearth_gen_params gp = {.max_tokens = 16};
-    hearth_gen_result r = {0};
-    REQUIRE(hearth_generate(s, smp, prompt, N_FIRST, &gp, collect, ids, &r) == HEARTH_OK);
-    hearth_sampler_free(smp);
-    return r;
-}
-
-/* A generation on a session that holds a longer, diverging text reuses only
- * the common prefix and draws what a fresh session draws. */
-static void reuse(hearth_model *m, const char *what) {
-    int32_t prompt[N_FIRST], got[17] = {0}, want[17] = {0};
-    for (int i = 0; i < N_FIRST; i++) prompt[i] = tok(i);
-    hearth_session *s = session(m), *t = session(m);
-    feed(s, 0, N_KEEP_T, NULL);
-    feed(s, 100, 6, NULL); /* diverges after N_KEEP_T */
-    const hearth_gen_result r = generate(m, s, prompt, got);
-    generate(m, t, prompt, want);
-    CHECKF(r.n_cached == N_KEEP_T, "%s: %d tokens reused", what, r.n_cached);
-    CHECKF(got[0] == 16 && !memcmp(got, want, sizeof got), "%s: generation after reuse", what);
-    hearth_session_free(s);
-    hearth_session_free(t);
 }
 
 int main(void) {

@@ -177,8 +177,8 @@ hearth_err hearth_embed_batch(hearth_session *s, const int32_t *ids, const int *
     /* a pass holds at most one text per KV tile and per row */
     int max_pass =
         s->n_ctx_pad / KERN_KV_TILE < s->n_batch ? s->n_ctx_pad / KERN_KV_TILE : s->n_batch;
-    if (max_pass > n_texts) max_pass = n_texts;
     if (s->ssm_rs) max_pass = 1; /* one recurrent state: texts side by side would share it */
+    if (max_pass > n_texts) max_pass = n_texts;
     const size_t n_dense = (size_t)s->model->dense_2.n_rows, n_ctx = (size_t)s->n_ctx;
     const bool exact = kern_exact() && pooling == HEARTH_POOL_MEAN;
     const pool_acc p = {.acc = calloc(d, sizeof(double)),
@@ -207,7 +207,8 @@ hearth_err hearth_embed_batch(hearth_session *s, const int32_t *ids, const int *
             embed_long(s, &p, ids + off, n_ids[i]);
             pool_finish(s, &p, n_ids[i], normalize, out + (size_t)i * d);
         } else {
-            k = embed_pass(s, views, &p, ids + off, n_ids + i, n_texts - i, normalize,
+            k = embed_pass(s, views, &p, ids + off, n_ids + i,
+                           n_texts - i < max_pass ? n_texts - i : max_pass, normalize,
                            out + (size_t)i * d);
         }
         for (int j = i; j < i + k; j++) off += (size_t)n_ids[j];

@@ -490,6 +490,8 @@ static const struct {
     {"ffn_gate_inp.weight", offsetof(model_layer, gate_inp)},
     {"shortconv.in_proj.weight", offsetof(model_layer, conv_in)},
     {"shortconv.out_proj.weight", offsetof(model_layer, conv_out)},
+    {"ssm_in.weight", offsetof(model_layer, ssm_in)},
+    {"ssm_out.weight", offsetof(model_layer, ssm_out)},
 };
 
 /* The layer of a "blk.N.SUFFIX" name in the model's own spelling ("blk.01"

@@ -18,8 +18,9 @@ static int product_weights(hearth_model *m, model_weight **out, int cap) {
     if (m->output_norm && m->output.data && n < cap) out[n++] = &m->output;
     for (int il = 0; il < m->hp.n_layer; il++) {
         model_layer *l = &m->layers[il];
-        model_weight *ws[] = {&l->wq, &l->wk,      &l->wv,   &l->wqkv,    &l->wo,      &l->gate,
-                              &l->up, &l->gate_up, &l->down, &l->conv_in, &l->conv_out};
+        model_weight *ws[] = {&l->wq,       &l->wk,     &l->wv,      &l->wqkv, &l->wo,
+                              &l->gate,     &l->up,     &l->gate_up, &l->down, &l->conv_in,
+                              &l->conv_out, &l->ssm_in, &l->ssm_out};
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
             if (ws[i]->data && n < cap) out[n++] = ws[i];
         if (l->gate_inp.data && n < cap) out[n++] = &l->gate_inp;
@@ -35,7 +36,7 @@ static size_t packed_size(const model_weight *w) {
 
 hearth_err model_pack(hearth_model *m) {
     if (kern_exact()) return HEARTH_OK;
-    const int cap = (12 + 3 * m->hp.n_expert) * m->hp.n_layer + 1;
+    const int cap = (14 + 3 * m->hp.n_expert) * m->hp.n_layer + 1;
     model_weight **ws = hr_calloc((size_t)cap, sizeof *ws);
     if (!ws) return HEARTH_ERR_NOMEM;
     const int n = product_weights(m, ws, cap);

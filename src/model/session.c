@@ -50,6 +50,8 @@ static size_t scratch_bytes(const hearth_model *m, int n_batch) {
         SCRATCH_FOR(l->gate_inp);
         SCRATCH_FOR(l->conv_in);
         SCRATCH_FOR(l->conv_out);
+        SCRATCH_FOR(l->ssm_in);
+        SCRATCH_FOR(l->ssm_out);
         for (int e = 0; l->exps && e < 3 * m->hp.n_expert; e++) SCRATCH_FOR(l->exps[e]);
     }
 #undef SCRATCH_FOR

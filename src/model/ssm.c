@@ -151,15 +151,24 @@ static size_t state_bytes(const hearth_session *s) {
            sizeof(float);
 }
 
-/* s's state after its first pos tokens, replaying what it must. */
+void ssm_truncate(hearth_session *s, int pos) {
+    if (s->rs_pos > pos) s->rs_pos = -1;
+    if (s->cp_pos > pos) s->cp_pos = -1;
+}
+
+/* s's state after its first pos tokens, replaying what it must from the
+ * latest of the state (behind pos after a session file's load), the
+ * checkpoint and position 0. */
 static void sync_state(hearth_session *s, int pos) {
+    ssm_truncate(s, pos); /* a run may start below them without a truncation (embeddings) */
     if (s->rs_pos == pos) return;
-    if (s->cp_pos >= 0 && s->cp_pos <= pos) {
-        memcpy(s->ssm_rs, s->ssm_cp, state_bytes(s));
-        s->rs_pos = s->cp_pos;
-    } else {
-        memset(s->ssm_rs, 0, state_bytes(s));
-        s->rs_pos = 0;
+    if (s->rs_pos < 0 || s->rs_pos < s->cp_pos) {
+        const bool cp = s->cp_pos >= 0;
+        if (cp)
+            memcpy(s->ssm_rs, s->ssm_cp, state_bytes(s));
+        else
+            memset(s->ssm_rs, 0, state_bytes(s));
+        s->rs_pos = cp ? s->cp_pos : 0;
     }
     while (s->rs_pos < pos) {
         const int nb = pos - s->rs_pos < s->n_batch ? pos - s->rs_pos : s->n_batch;
@@ -183,11 +192,6 @@ void ssm_begin(const fwd_run *runs, int n_runs) {
 void ssm_end(const fwd_run *runs, int n_runs) {
     for (int i = 0; i < n_runs; i++)
         if (runs[i].s->ssm_rs) runs[i].s->rs_pos = runs[i].pos0 + runs[i].n;
-}
-
-void ssm_truncate(hearth_session *s, int pos) {
-    if (s->rs_pos > pos) s->rs_pos = -1;
-    if (s->cp_pos > pos) s->cp_pos = -1;
 }
 
 void ssm_copy(hearth_session *dst, const hearth_session *src, int n) {

@@ -538,7 +538,7 @@ hearth_err synth_write(const char *path, const synth_params *p) {
         p->n_expert < 0 || p->n_expert > MODEL_MAX_EXPERTS ||
         (p->n_expert > 0) != (p->n_expert_used > 0) || p->n_expert_used > p->n_expert ||
         p->n_expert_used > MODEL_MAX_EXPERTS_USED || (a->moe == MOE_ALWAYS && p->n_expert == 0) ||
-        (a->moe == MOE_NEVER && p->n_expert))
+        (a->moe == MOE_NEVER && p->n_expert) || (a->ssm && p->n_embd % SYNTH_SSM_HEAD))
         return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: inconsistent shape");
     synth_ctx c = {0};
     hr_rng_seed(&c.rng, p->seed);
@@ -620,6 +620,22 @@ static hearth_err add_lora_pair(synth_ctx *c, const gguf_tensor *t, const synth_
     return err;
 }
 
+/* Whether a matrix is some product's weight, which an adapter can target:
+ * not a convolution kernel (LFM2's, Mamba-2's), a norm or a Mamba-2 head
+ * vector (ssm_a, ssm_d: no ".weight"). */
+static bool product_weight(gguf_str name) {
+    static const char *const not_products[] = {"shortconv.conv.weight", "ssm_conv1d.weight",
+                                               "_norm.weight"};
+    static const char weight[] = ".weight";
+    const bool w = name.len >= sizeof weight - 1 &&
+                   !memcmp(name.ptr + name.len - (sizeof weight - 1), weight, sizeof weight - 1);
+    for (size_t i = 0; w && i < sizeof not_products / sizeof not_products[0]; i++) {
+        const size_t k = strlen(not_products[i]);
+        if (name.len >= k && !memcmp(name.ptr + name.len - k, not_products[i], k)) return false;
+    }
+    return w;
+}
+
 hearth_err synth_lora_write(const char *path, const char *base, const synth_lora_params *p) {
     if (p->rank < 1 || p->rank > 4096 || !(p->strength >= 0.0f))
         return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: rank must be 1..4096");
@@ -647,12 +663,8 @@ hearth_err synth_lora_write(const char *path, const char *base, const synth_lora
     for (int64_t i = 0; i < gguf_n_tensors(f) && !err; i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
         const bool embd = gguf_str_eq(t->name, "token_embd.weight");
-        /* LFM2's convolution kernels are no product's weight: nothing adapts them */
-        static const char conv[] = "shortconv.conv.weight";
-        const bool kernel =
-            t->name.len >= sizeof conv - 1 &&
-            !memcmp(t->name.ptr + t->name.len - (sizeof conv - 1), conv, sizeof conv - 1);
-        if (t->n_dims != 2 || kernel || (p->targets ? !targeted(t, p->targets) : embd && tied))
+        if (t->n_dims != 2 || !product_weight(t->name) ||
+            (p->targets ? !targeted(t, p->targets) : embd && tied))
             continue;
         err = add_lora_pair(&c, t, p, embd);
         n_pairs++;
