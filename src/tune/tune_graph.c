@@ -880,11 +880,11 @@ hearth_err tune_graph_new(const hearth_model *m, tune_adapter *a, int n_max, tun
         return hr_fail(HEARTH_ERR_UNSUPPORTED,
                        "tune: mixture-of-experts models cannot be trained yet (no backward pass "
                        "through the experts)");
-    if (m->hp.n_conv > 0)
+    if (m->hp.n_conv > 0 || m->hp.n_ssm > 0)
         return hr_fail(HEARTH_ERR_UNSUPPORTED,
-                       "tune: '%s' has short-convolution layers, which cannot be trained yet (no "
-                       "backward pass through them)",
-                       m->arch->name);
+                       "tune: '%s' has %s layers, which cannot be trained yet (no backward pass "
+                       "through them)",
+                       m->arch->name, m->hp.n_ssm ? "Mamba-2" : "short-convolution");
     tune_graph *g = calloc(1, sizeof *g);
     if (!g) return hr_fail(HEARTH_ERR_NOMEM, "tune: out of memory");
     const model_hparams *hp = &m->hp;
