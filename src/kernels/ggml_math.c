@@ -131,7 +131,9 @@ KERN_FMA_CLONES float kern_ggml_dot_f16(const uint16_t *x, const uint16_t *y, in
  * rounded, the other fused into the add, as its compiler emits them), and
  * the new state's dot product with C in four 16-lane accumulators by fused
  * multiply-adds over the first n & ~63 elements, the GGML_F32_VEC_REDUCE
- * tree, then the rest one by one, fused. */
+ * tree, then the rest one by one, fused the same way (the scalar loop's
+ * fusions as read in its disassembly; Granite 4.0-H's 128 states have no
+ * rest). */
 KERN_FMA_CLONES float kern_ggml_ssm_step(float *state, const float *B, const float *C, float dA,
                                          float x_dt, int64_t n) {
     const int64_t np = n & ~(int64_t)63;

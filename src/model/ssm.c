@@ -14,10 +14,12 @@
  * position: it holds every token before it. A session keeps the state after
  * rs_pos tokens and one checkpoint, taken where a batch of several tokens
  * starts (a prompt's chunk, a speculative draft's verification). When a run
- * starts elsewhere (after hearth_session_truncate or a partial copy), the
- * state is rebuilt first by replaying the session's tokens from the
- * checkpoint when it lies at or before that position, else from position 0:
- * the same arithmetic the tokens first went through, so the same state.
+ * starts elsewhere (after hearth_session_truncate, a partial copy, a session
+ * file's load), the state is rebuilt first by replaying the session's tokens
+ * from the nearest of the state, the checkpoint and position 0: in default
+ * mode the same bits as before (its arithmetic does not depend on the
+ * batch), in exact mode what llama.cpp computes when it evaluates those
+ * tokens again in batches of that size.
  */
 #include "session.h"
 
