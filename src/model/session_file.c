@@ -54,7 +54,8 @@ typedef struct sf_header {
     uint32_t flags;
     uint32_t n_no_kv; /* layers without keys and values: short convolutions (LFM2) and Mamba-2
                          layers (Granite 4.0-H); 0 for others. Keys and values of the
-                        other layers only, then each conv layer's history of n_embd floats */
+                         other layers only, then each conv layer's history of n_embd floats,
+                         then the Mamba-2 block (ssm_block_bytes) */
 } sf_header;
 
 /* ---- the model's fingerprint: FNV-1a (64 bits) over what identifies it ---- */
@@ -259,7 +260,7 @@ static bool write_ssm(const hearth_session *s, FILE *f) {
 
 /* The header, tokens, logits, then per attention layer and kv head the keys (one
  * position after another) and the values of positions 0..pos-1, then each
- * convolution layer's history of those positions. */
+ * convolution layer's history of those positions, then the Mamba-2 block. */
 static hearth_err write_state(const hearth_session *s, FILE *f) {
     const sf_header h = session_header(s);
     uint8_t head[SF_HEADER_BYTES];
