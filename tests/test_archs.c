@@ -399,6 +399,16 @@ static void hparams_test(void) {
     m = peer_load(dst, err, sizeof err);
     CHECKF(!m && strstr(err, "Mamba-2 sizes"), "%s", err);
     hearth_model_free(m);
+    /* divisible, but 2^20 groups of 4096 states: more channels than the layer's loops count */
+    const char *big_keys[] = {"granitehybrid.ssm.inner_size", "granitehybrid.ssm.time_step_rank",
+                              "granitehybrid.ssm.group_count", "granitehybrid.ssm.state_size"};
+    const uint32_t big[] = {1u << 20, 1u << 20, 1u << 20, 4096};
+    peer_patch(src, dst, big_keys[0], &big[0], 4, strlen(big_keys[0]) + 4);
+    for (int k = 1; k < 4; k++)
+        peer_patch(dst, dst, big_keys[k], &big[k], 4, strlen(big_keys[k]) + 4);
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "Mamba-2 sizes"), "%s", err);
+    hearth_model_free(m);
 
     /* gemma2 with its own output.weight (llama.cpp refuses it too): a gemma3
        file renamed, every "gemma3" key and the architecture */

@@ -108,7 +108,8 @@ static hearth_err ssm_hparams(hp_reader *r, model_hparams *h) {
         return err;
     if (h->ssm_conv < 2 || h->ssm_conv > 64 || h->ssm_inner < 1 || h->ssm_inner > (1 << 20) ||
         h->ssm_state < 1 || h->ssm_state > 4096 || h->ssm_heads < 1 || h->ssm_groups < 1 ||
-        h->ssm_inner % h->ssm_heads || h->ssm_heads % h->ssm_groups)
+        h->ssm_inner % h->ssm_heads || h->ssm_heads % h->ssm_groups ||
+        model_ssm_conv_dim(h) > (1 << 24)) /* channels that an int counts with room */
         return hr_fail(HEARTH_ERR_FORMAT,
                        "model: Mamba-2 sizes out of range (kernel %d, inner %d, state %d, %d "
                        "heads, %d groups; the heads must divide the inner size and the groups "

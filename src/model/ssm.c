@@ -39,7 +39,7 @@ typedef struct ssm_job {
     hearth_session *s;
     const model_layer *l;
     const fwd_run *runs;
-    int n_runs;
+    int n_runs, n; /* the runs cover rows 0..n-1 */
 } ssm_job;
 
 /* The convolution, channels split across the pool: each channel's window
@@ -122,11 +122,10 @@ static void gate_norm_job(void *ctx, int ith, int nth) {
     const ssm_job *j = ctx;
     hearth_session *s = j->s;
     const model_hparams *hp = &s->model->hp;
-    const int n = j->runs[j->n_runs - 1].t0 + j->runs[j->n_runs - 1].n;
     const int hd = hp->ssm_inner / hp->ssm_heads, gs = hp->ssm_inner / hp->ssm_groups;
     const int64_t d_in = ssm_d_in(hp);
     int t0, t1;
-    hr_pool_part(n, ith, nth, &t0, &t1);
+    hr_pool_part(j->n, ith, nth, &t0, &t1);
     for (int t = t0; t < t1; t++) {
         float *y = s->att + (size_t)t * (size_t)hp->ssm_inner;
         const float *z = s->ssm_zx + (size_t)t * (size_t)d_in;
@@ -139,7 +138,7 @@ static void gate_norm_job(void *ctx, int ith, int nth) {
 void forward_ssm(hearth_session *s, const model_layer *l, const fwd_run *runs, int n_runs, int n) {
     const model_hparams *hp = &s->model->hp;
     forward_matmul(s, &l->ssm_in, s->xb, n, s->ssm_zx, ssm_d_in(hp));
-    ssm_job job = {.s = s, .l = l, .runs = runs, .n_runs = n_runs};
+    ssm_job job = {.s = s, .l = l, .runs = runs, .n_runs = n_runs, .n = n};
     hr_pool_run(s->model->pool, conv_job, &job);
     hr_pool_run(s->model->pool, scan_job, &job);
     hr_pool_run(s->model->pool, gate_norm_job, &job);
