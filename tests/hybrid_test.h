@@ -9,7 +9,12 @@
 #define HEARTH_HYBRID_TEST_H
 
 #include "hearth.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
+#include "model/synth.h"
 #include "test.h"
+
+#include <unistd.h>
 
 enum { N_CTX = 64, N_FIRST = 12, N_KEEP_T = 7, N_MORE = 9 };
 
@@ -65,6 +70,39 @@ static void reuse(hearth_model *m, const char *what) {
     CHECKF(got[0] == 16 && !memcmp(got, want, sizeof got), "%s: generation after reuse", what);
     hearth_session_free(s);
     hearth_session_free(t);
+}
+
+/* check(m, what) on a synthetic 5-layer `arch` model whose layers 0, 1 and 3
+ * have no attention, with F32 and Q8_0 weights (seeds seed, seed + 1), in
+ * both numeric modes. */
+static void hybrid_each(const char *arch, int n_embd, uint64_t seed,
+                        void (*check)(hearth_model *m, const char *what)) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/hearth-test-%s-%d.gguf", arch, (int)getpid());
+    const kern_type types[] = {KERN_F32, KERN_Q8_0};
+    for (int mode = 0; mode < 2; mode++) {
+        kern_set_exact(mode == 1);
+        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+            synth_params p = synth_default_params();
+            p.arch = arch;
+            p.type = types[t];
+            p.n_layer = 5;
+            p.n_embd = n_embd;
+            p.seed = seed + t;
+            REQUIRE(synth_write(path, &p) == HEARTH_OK);
+            hearth_model_params mp = hearth_model_default_params();
+            mp.n_threads = 2;
+            hearth_model *m = NULL;
+            REQUIRE(hearth_model_load(path, &mp, &m) == HEARTH_OK);
+            REQUIRE(m->hp.n_conv + m->hp.n_ssm == 3);
+            char what[64];
+            snprintf(what, sizeof what, "%s %s %s", arch, kern_type_get(types[t])->name,
+                     mode ? "exact" : "default");
+            check(m, what);
+            hearth_model_free(m);
+        }
+    }
+    unlink(path);
 }
 
 #endif

@@ -23,12 +23,9 @@
  * llama.cpp's logits for it are in test_archs.
  */
 #include "hybrid_test.h"
-#include "kernels/kernels.h"
 #include "model/session.h"
-#include "model/synth.h"
 
 #include <math.h>
-#include <unistd.h>
 
 static void truncation(hearth_model *m, const char *what) {
     const size_t nv = (size_t)hearth_model_n_vocab(m);
@@ -107,34 +104,14 @@ static void memory(hearth_model *m, const char *what) {
     hearth_session_free(s);
 }
 
+static void checks(hearth_model *m, const char *what) {
+    truncation(m, what);
+    shift(m, what);
+    memory(m, what);
+    reuse(m, what);
+}
+
 int main(void) {
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/hearth-test-lfm2-%d.gguf", (int)getpid());
-    const kern_type types[] = {KERN_F32, KERN_Q8_0};
-    for (int mode = 0; mode < 2; mode++) {
-        kern_set_exact(mode == 1);
-        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
-            synth_params p = synth_default_params();
-            p.arch = "lfm2";
-            p.type = types[t];
-            p.n_layer = 5;
-            p.seed = 77 + t;
-            REQUIRE(synth_write(path, &p) == HEARTH_OK);
-            hearth_model_params mp = hearth_model_default_params();
-            mp.n_threads = 2;
-            hearth_model *m = NULL;
-            REQUIRE(hearth_model_load(path, &mp, &m) == HEARTH_OK);
-            REQUIRE(m->hp.n_conv == 3);
-            char what[64];
-            snprintf(what, sizeof what, "lfm2 %s %s", kern_type_get(types[t])->name,
-                     mode ? "exact" : "default");
-            truncation(m, what);
-            shift(m, what);
-            memory(m, what);
-            reuse(m, what);
-            hearth_model_free(m);
-        }
-    }
-    unlink(path);
+    hybrid_each("lfm2", 256, 77, checks);
     return test_done("lfm2");
 }

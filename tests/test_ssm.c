@@ -20,12 +20,9 @@
  * llama.cpp's logits for it are in test_archs.
  */
 #include "hybrid_test.h"
-#include "kernels/kernels.h"
 #include "model/session.h"
-#include "model/synth.h"
 
 #include <math.h>
-#include <unistd.h>
 
 enum { N_SECOND = 6 };
 
@@ -173,38 +170,17 @@ static void embed(hearth_model *m, const char *what) {
     hearth_session_free(t);
 }
 
+static void checks(hearth_model *m, const char *what) {
+    truncation(m, what);
+    copies_and_files(m, what);
+    refusals_and_memory(m, what);
+    reuse(m, what);
+    embed(m, what);
+}
+
 int main(void) {
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/hearth-test-ssm-%d.gguf", (int)getpid());
     snprintf(file_path, sizeof file_path, "/tmp/hearth-test-ssm-%d.session", (int)getpid());
-    const kern_type types[] = {KERN_F32, KERN_Q8_0};
-    for (int mode = 0; mode < 2; mode++) {
-        kern_set_exact(mode == 1);
-        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
-            synth_params p = synth_default_params();
-            p.arch = "granitehybrid";
-            p.type = types[t];
-            p.n_layer = 5;
-            p.n_embd = 128;
-            p.seed = 91 + t;
-            REQUIRE(synth_write(path, &p) == HEARTH_OK);
-            hearth_model_params mp = hearth_model_default_params();
-            mp.n_threads = 2;
-            hearth_model *m = NULL;
-            REQUIRE(hearth_model_load(path, &mp, &m) == HEARTH_OK);
-            REQUIRE(m->hp.n_ssm == 3);
-            char what[64];
-            snprintf(what, sizeof what, "granitehybrid %s %s", kern_type_get(types[t])->name,
-                     mode ? "exact" : "default");
-            truncation(m, what);
-            copies_and_files(m, what);
-            refusals_and_memory(m, what);
-            reuse(m, what);
-            embed(m, what);
-            hearth_model_free(m);
-        }
-    }
-    unlink(path);
+    hybrid_each("granitehybrid", 128, 91, checks);
     unlink(file_path);
     return test_done("ssm");
 }
