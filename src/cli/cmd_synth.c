@@ -17,7 +17,7 @@ static const char synth_usage[] =
     "                    [--type f32|f16|q8_0|q4_0|q4_K|q6_K|iq4_nl|iq4_xs]\n"
     "                    [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ff "
     "N]\n"
-    "                    [--experts N --experts-used K]\n"
+    "                    [--experts N --experts-used K [--shared-ff N]]\n"
     "                    [--ctx N] [--tied] [--seed S] [--rope-dim N] [--longrope ORIG]\n"
     "                    [--rope-factors longrope|ones|freqs-short|freqs-long] [--rope-attn X]\n"
     "                    [--yarn FACTOR [--yarn-orig N]]\n"
@@ -34,7 +34,9 @@ static const char synth_usage[] =
     "  --final-softcap X: soft-capping of the attention scores (gemma2; default 50) and of the\n"
     "  logits (gemma2's default 30; others none).\n"
     "  --experts N --experts-used K: a mixture of N experts of --ff width, K per token\n"
-    "  (qwen3moe, olmoe and granitemoe need them; llama with them is Mixtral's layout).\n"
+    "  (qwen3moe, olmoe and granitemoe need them; llama with them is Mixtral's layout);\n"
+    "  --shared-ff N: and a shared expert N wide (granitemoe, granitehybrid: Granite 4.0-H\n"
+    "  Tiny's layout).\n"
     "  bert, nomic-bert (a WordPiece vocabulary) and gemma-embedding are embedding models;\n"
     "  --pooling mean|cls sets their pooling_type (default mean); --dense N gives a\n"
     "  gemma-embedding file EmbeddingGemma's projections of the pooled vector through N\n"
@@ -108,12 +110,12 @@ static int rope_opt(const char *a, const char *v, synth_params *p) {
  * together); 1 when `a` is one (with a good value), 0 when not, -1 on a bad
  * value ("--layers 2x" is an error, not 2). */
 static int shape_opt(const char *a, const char *v, synth_params *p) {
-    static const char *const names[] = {"--embd",         "--layers", "--heads",     "--kv-heads",
-                                        "--head-dim",     "--ff",     "--ctx",       "--experts",
-                                        "--experts-used", "--dense",  "--swa-window"};
-    int *const fields[] = {&p->n_embd,        &p->n_layer, &p->n_head,    &p->n_head_kv,
-                           &p->head_dim,      &p->n_ff,    &p->n_ctx,     &p->n_expert,
-                           &p->n_expert_used, &p->n_dense, &p->swa_window};
+    static const char *const names[] = {
+        "--embd", "--layers",  "--heads",        "--kv-heads", "--head-dim",   "--ff",
+        "--ctx",  "--experts", "--experts-used", "--dense",    "--swa-window", "--shared-ff"};
+    int *const fields[] = {&p->n_embd,        &p->n_layer, &p->n_head,     &p->n_head_kv,
+                           &p->head_dim,      &p->n_ff,    &p->n_ctx,      &p->n_expert,
+                           &p->n_expert_used, &p->n_dense, &p->swa_window, &p->n_ff_shexp};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(a, names[i])) return cli_parse_int(v, 1, 1 << 24, fields[i]) ? 1 : -1;
     return 0;

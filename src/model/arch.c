@@ -58,6 +58,7 @@ static const arch_desc arches[] = {
      .rope = ROPE_NORM,
      .act = FFN_SILU,
      .granite_scales = true,
+     .moe = MOE_OPTIONAL,
      .ssm = true},
     {.name = "granitemoe",
      .rope = ROPE_NORM,

@@ -71,7 +71,7 @@ static hearth_err moe_hparams(hp_reader *r, const arch_desc *arch, model_hparams
 /* Granite's multipliers; 0 (or absent) is "none" for all but logit_scale,
  * which llama.cpp requires. rope.scaling.finetuned = false switches RoPE
  * off (Granite 4.0-H's attention layers have no positions: the Mamba-2
- * layers order the tokens). */
+ * layers order the tokens). Read after the experts. */
 static hearth_err granite_hparams(hp_reader *r, model_hparams *h) {
     float embd, residual;
     hearth_err err;
@@ -86,12 +86,11 @@ static hearth_err granite_hparams(hp_reader *r, model_hparams *h) {
     if (gguf_find(r->f, hp_key(r, "rope.scaling.finetuned")) && !gguf_get_bool(r->f, r->key, &rope))
         return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' is not a boolean", r->key);
     h->rope_off = !rope;
-    int experts = 0;
-    if (h->n_ssm && (err = hp_int(r, "expert_count", &experts, false, 0))) return err;
-    if (experts > 0)
-        return hr_fail(HEARTH_ERR_UNSUPPORTED,
-                       "model: %s with experts (Granite 4.0-H Tiny and Small) is not supported",
-                       r->arch);
+    /* Granite MoE's shared expert (Granite 4.0-H Tiny and Small), as
+       llama.cpp reads it: for a dense file the key means nothing */
+    if ((err = hp_int(r, "expert_shared_feed_forward_length", &h->n_ff_shexp, false, 0)))
+        return err;
+    if (h->n_expert == 0) h->n_ff_shexp = 0;
     return HEARTH_OK;
 }
 

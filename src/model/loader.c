@@ -94,7 +94,8 @@ static hearth_err bind_stacked(hearth_model *m, const char *name, int64_t n_cols
     return HEARTH_OK;
 }
 
-/* A mixture-of-experts FFN: the router and each expert's gate, up, down. */
+/* A mixture-of-experts FFN: the router, each expert's gate, up, down, and
+ * the shared expert's when the file declares one. */
 static hearth_err bind_experts(layer_binder *b, model_layer *l) {
     hearth_model *m = b->m;
     const model_hparams *hp = &m->hp;
@@ -107,8 +108,17 @@ static hearth_err bind_experts(layer_binder *b, model_layer *l) {
         (err = bind_stacked(m, lname(b, "ffn_up_exps.weight"), hp->n_embd, hp->n_ff,
                             l->exps + n_expert)))
         return err;
-    return bind_stacked(m, lname(b, "ffn_down_exps.weight"), hp->n_ff, hp->n_embd,
-                        l->exps + 2 * n_expert);
+    if ((err = bind_stacked(m, lname(b, "ffn_down_exps.weight"), hp->n_ff, hp->n_embd,
+                            l->exps + 2 * n_expert)) ||
+        hp->n_ff_shexp == 0)
+        return err;
+    if ((err = bind_matrix(m, lname(b, "ffn_gate_shexp.weight"), hp->n_embd, hp->n_ff_shexp, true,
+                           &l->gate_shexp)) ||
+        (err = bind_matrix(m, lname(b, "ffn_up_shexp.weight"), hp->n_embd, hp->n_ff_shexp, true,
+                           &l->up_shexp)))
+        return err;
+    return bind_matrix(m, lname(b, "ffn_down_shexp.weight"), hp->n_ff_shexp, hp->n_embd, true,
+                       &l->down_shexp);
 }
 
 /* A short-convolution layer's mixer (LFM2): in_proj, the depthwise kernel
@@ -473,6 +483,18 @@ int hearth_model_n_loras(const hearth_model *m) { return m->n_loras; }
 bool model_is_encoder(const hearth_model *m) { return m->arch->encoder; }
 bool hearth_model_generates(const hearth_model *m) { return !m->arch->encoder; }
 
+int model_layer_products(model_layer *l, int n_expert, model_weight **out) {
+    model_weight *ws[MODEL_LAYER_PRODUCTS] = {
+        &l->wq,      &l->wk,       &l->wv,         &l->wqkv,     &l->wo,        &l->gate,
+        &l->up,      &l->gate_up,  &l->down,       &l->conv_in,  &l->conv_out,  &l->ssm_in,
+        &l->ssm_out, &l->gate_inp, &l->gate_shexp, &l->up_shexp, &l->down_shexp};
+    int n = 0;
+    for (int i = 0; i < MODEL_LAYER_PRODUCTS; i++)
+        if (ws[i]->data) out[n++] = ws[i];
+    for (int e = 0; l->exps && e < 3 * n_expert; e++) out[n++] = &l->exps[e];
+    return n;
+}
+
 /* ---- weights by name ---- */
 
 static const struct {
@@ -488,6 +510,9 @@ static const struct {
     {"ffn_up.weight", offsetof(model_layer, up)},
     {"ffn_down.weight", offsetof(model_layer, down)},
     {"ffn_gate_inp.weight", offsetof(model_layer, gate_inp)},
+    {"ffn_gate_shexp.weight", offsetof(model_layer, gate_shexp)},
+    {"ffn_up_shexp.weight", offsetof(model_layer, up_shexp)},
+    {"ffn_down_shexp.weight", offsetof(model_layer, down_shexp)},
     {"shortconv.in_proj.weight", offsetof(model_layer, conv_in)},
     {"shortconv.out_proj.weight", offsetof(model_layer, conv_out)},
     {"ssm_in.weight", offsetof(model_layer, ssm_in)},

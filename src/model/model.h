@@ -136,8 +136,10 @@ typedef struct model_hparams {
     /* Mixture of experts (0: a dense FFN): each token's FFN is the sum of
      * its n_expert_used best experts' (by the router's softmax), weighted by
      * their probabilities renormalized to sum 1. n_ff is then an expert's
-     * width (expert_feed_forward_length). */
-    int n_expert, n_expert_used;
+     * width (expert_feed_forward_length). n_ff_shexp > 0: a shared expert
+     * of that width (expert_shared_feed_forward_length: Granite 4.0-H Tiny)
+     * runs on every token and is added to the chosen experts' sum. */
+    int n_expert, n_expert_used, n_ff_shexp;
     /* Short convolutions (arch shortconv): the kernel's length
      * (shortconv.l_cache: the token and conv_l - 1 before it) and how many
      * layers are convolutions; 0 and 0 for a model without. */
@@ -234,9 +236,10 @@ typedef struct model_layer {
     model_weight gate, up, gate_up, down;         /* gate_up when fused */
     model_weight gate_inp;                        /* MoE: the router, [n_expert][n_embd] */
     model_weight *exps; /* MoE: [3][n_expert] views of ffn_{gate,up,down}_exps, one per expert */
-    const float *post_ffn_norm; /* [n_embd] */
-    bool swa;                   /* sliding-window attention layer */
-    bool rope;                  /* RoPE on q and k (not on a NoPE layer, nor without positions) */
+    model_weight gate_shexp, up_shexp, down_shexp; /* MoE: the shared expert (hp.n_ff_shexp) */
+    const float *post_ffn_norm;                    /* [n_embd] */
+    bool swa;                                      /* sliding-window attention layer */
+    bool rope; /* RoPE on q and k (not on a NoPE layer, nor without positions) */
     float rope_base, rope_scale;
     float rope_mscale;  /* multiplies cos and sin: rope_attn_factor, with YaRN's magnitude */
     bool yarn;          /* YaRN on this layer's RoPE (hp.yarn, but not OLMo 3's window layers) */
@@ -311,6 +314,13 @@ const float *model_rope_factors(const hearth_model *m, int n_ctx);
  * *out owns it; free with model_close. */
 hearth_err model_open(const char *path, const hearth_model_params *p, bool no_repack,
                       hearth_model **out);
+
+/* Layer l's bound weights of products, into out: the attention's or
+ * mixer's, the FFN's, the router and the shared expert (at most
+ * MODEL_LAYER_PRODUCTS), then its n_expert experts' three each. Returns how
+ * many. */
+enum { MODEL_LAYER_PRODUCTS = 17 };
+int model_layer_products(model_layer *l, int n_expert, model_weight **out);
 
 /* Packs every weight of a product (the layers' and the output layer's, a
  * tied one too) that this CPU's kernels have a layout for (kern_pack) into

@@ -5,7 +5,8 @@
  * the lower index), their probabilities divided by their sum (at least
  * 2^-14; olmoe keeps them as they are), each chosen expert's
  * down(silu(gate x) * up x) times its weight, and the k results added in
- * the order they were chosen.
+ * the order they were chosen. A shared expert (Granite 4.0-H Tiny), a dense
+ * SwiGLU FFN of its own width on every token, is added to that sum.
  *
  * The (token, choice) rows are sorted by expert, so each expert's products
  * run once over every token that chose it (one matrix product per expert
@@ -74,6 +75,7 @@ static void sort_by_expert(hearth_session *s, int n, int n_expert, int k, int *s
 typedef struct moe_job {
     hearth_session *s;
     int n, k;
+    int rows, n_ff; /* swiglu_job's: rows of ffn and hb, n_ff wide */
 } moe_job;
 
 /* moe_x's row for each (token, choice): xb's row of the token. */
@@ -89,9 +91,9 @@ static void gather_job(void *ctx, int ith, int nth) {
 
 static void swiglu_job(void *ctx, int ith, int nth) {
     const moe_job *j = ctx;
-    const int n_ff = j->s->model->hp.n_ff;
+    const int n_ff = j->n_ff;
     int lo, hi;
-    hr_pool_part(j->n * j->k, ith, nth, &lo, &hi);
+    hr_pool_part(j->rows, ith, nth, &lo, &hi);
     for (int r = lo; r < hi; r++) {
         const float *g = j->s->ffn + (size_t)r * 2 * n_ff;
         float *h = j->s->hb + (size_t)r * n_ff;
@@ -104,7 +106,7 @@ static void swiglu_job(void *ctx, int ith, int nth) {
 
 /* xb[t] = the token's choices' outputs times their weights, added in the
  * order chosen: (y0 w0) + (y1 w1) + ..., each product rounded first as
- * ggml's mul then add round it. */
+ * ggml's mul then add round it; then plus the shared expert's output. */
 static void combine_job(void *ctx, int ith, int nth) {
     const moe_job *j = ctx;
     const hearth_session *s = j->s;
@@ -119,6 +121,10 @@ static void combine_job(void *ctx, int ith, int nth) {
                 const float p = y[i] * w; /* not fused with the add */
                 out[i] = c ? out[i] + p : p;
             }
+        }
+        if (s->model->hp.n_ff_shexp) {
+            const float *y = s->moe_y + ((size_t)j->n * k + (size_t)t) * d;
+            for (int i = 0; i < d; i++) out[i] += y[i];
         }
     }
 }
@@ -169,6 +175,20 @@ static void observe_choices(const hearth_session *s, model_observe_fn fn, const 
         }
 }
 
+/* The shared expert of xb's n rows into moe_y's rows after the n k
+ * chosen ones: llama.cpp's dense FFN (build_ffn, one product per weight
+ * over the batch, in both modes), observed as any dense product is. */
+static void shared_expert(hearth_session *s, const model_layer *l, int n) {
+    const int n_ff = s->model->hp.n_ff_shexp, k = s->model->hp.n_expert_used;
+    const model_weight *ws[2] = {&l->gate_shexp, &l->up_shexp};
+    float *ys[2] = {s->ffn, s->ffn + n_ff};
+    forward_matmul_group(s, ws, ys, 2, s->xb, n, 2 * (int64_t)n_ff);
+    moe_job job = {.s = s, .rows = n, .n_ff = n_ff};
+    hr_pool_run(s->model->pool, swiglu_job, &job);
+    forward_matmul(s, &l->down_shexp, s->hb, n, s->moe_y + (size_t)n * k * s->model->hp.n_embd,
+                   s->model->hp.n_embd);
+}
+
 void forward_moe(hearth_session *s, const model_layer *l, int n) {
     const model_hparams *hp = &s->model->hp;
     const int n_expert = hp->n_expert, k = hp->n_expert_used;
@@ -181,7 +201,7 @@ void forward_moe(hearth_session *s, const model_layer *l, int n) {
     }
     int *start = s->moe_start; /* [n_expert + 1], then n_expert cursors */
     sort_by_expert(s, n, n_expert, k, start);
-    moe_job job = {.s = s, .n = n, .k = k};
+    moe_job job = {.s = s, .n = n, .k = k, .rows = n * k, .n_ff = hp->n_ff};
     hr_pool *pool = s->model->pool;
     /* the experts' products are observed here, in llama-imatrix's order */
     const model_observe_fn observe = s->observe;
@@ -200,5 +220,6 @@ void forward_moe(hearth_session *s, const model_layer *l, int n) {
     for (int e = 0; e < n_expert; e++)
         if (start[e + 1] > start[e]) run_expert(s, l, e, start[e], start[e + 1] - start[e], true);
     s->observe = observe;
+    if (hp->n_ff_shexp) shared_expert(s, l, n);
     hr_pool_run(pool, combine_job, &job);
 }

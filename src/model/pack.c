@@ -13,19 +13,11 @@
  * packed first, while little else is, it adds least to the peak of packed
  * copies plus the file's pages of the weight being packed), then the
  * layers'. */
-static int product_weights(hearth_model *m, model_weight **out, int cap) {
+static int product_weights(hearth_model *m, model_weight **out) {
     int n = 0;
-    if (m->output_norm && m->output.data && n < cap) out[n++] = &m->output;
-    for (int il = 0; il < m->hp.n_layer; il++) {
-        model_layer *l = &m->layers[il];
-        model_weight *ws[] = {&l->wq,       &l->wk,     &l->wv,      &l->wqkv, &l->wo,
-                              &l->gate,     &l->up,     &l->gate_up, &l->down, &l->conv_in,
-                              &l->conv_out, &l->ssm_in, &l->ssm_out};
-        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
-            if (ws[i]->data && n < cap) out[n++] = ws[i];
-        if (l->gate_inp.data && n < cap) out[n++] = &l->gate_inp;
-        for (int e = 0; l->exps && e < 3 * m->hp.n_expert && n < cap; e++) out[n++] = &l->exps[e];
-    }
+    if (m->output_norm && m->output.data) out[n++] = &m->output;
+    for (int il = 0; il < m->hp.n_layer; il++)
+        n += model_layer_products(&m->layers[il], m->hp.n_expert, out + n);
     return n;
 }
 
@@ -36,10 +28,11 @@ static size_t packed_size(const model_weight *w) {
 
 hearth_err model_pack(hearth_model *m) {
     if (kern_exact()) return HEARTH_OK;
-    const int cap = (14 + 3 * m->hp.n_expert) * m->hp.n_layer + 1;
-    model_weight **ws = hr_calloc((size_t)cap, sizeof *ws);
+    const size_t cap =
+        (MODEL_LAYER_PRODUCTS + 3 * (size_t)m->hp.n_expert) * (size_t)m->hp.n_layer + 1;
+    model_weight **ws = hr_calloc(cap, sizeof *ws);
     if (!ws) return HEARTH_ERR_NOMEM;
-    const int n = product_weights(m, ws, cap);
+    const int n = product_weights(m, ws);
     size_t total = 0;
     for (int i = 0; i < n; i++) total += packed_size(ws[i]);
     if (total == 0) {

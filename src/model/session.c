@@ -25,36 +25,22 @@ hearth_session_params hearth_session_default_params(void) {
 
 /* Bytes the matrix products need for converted activations: the largest over
  * every weight the forward pass multiplies. */
-static size_t scratch_bytes(const hearth_model *m, int n_batch) {
-    size_t max = 0;
-#define SCRATCH_FOR(wt)                                                                            \
-    do {                                                                                           \
-        if ((wt).data) {                                                                           \
-            size_t b = kern_matmul_scratch_bytes((wt).type, (wt).n_cols, n_batch);                 \
-            max = b > max ? b : max;                                                               \
-        }                                                                                          \
-    } while (0)
-    SCRATCH_FOR(m->output);
-    SCRATCH_FOR(m->dense_3); /* a wider input than any layer's (EmbeddingGemma: 3072) */
+static size_t weight_scratch(const model_weight *w, int n_batch) {
+    return w->data ? kern_matmul_scratch_bytes(w->type, w->n_cols, n_batch) : 0;
+}
+
+static size_t scratch_bytes(hearth_model *m, int n_batch) {
+    size_t max = weight_scratch(&m->output, n_batch);
+    const size_t d3 = weight_scratch(&m->dense_3, n_batch); /* EmbeddingGemma's 3072 inputs */
+    max = d3 > max ? d3 : max;
+    model_weight *ws[MODEL_LAYER_PRODUCTS + 3 * MODEL_MAX_EXPERTS];
     for (int il = 0; il < m->hp.n_layer; il++) {
-        const model_layer *l = &m->layers[il];
-        SCRATCH_FOR(l->wq);
-        SCRATCH_FOR(l->wk);
-        SCRATCH_FOR(l->wv);
-        SCRATCH_FOR(l->wqkv);
-        SCRATCH_FOR(l->wo);
-        SCRATCH_FOR(l->gate);
-        SCRATCH_FOR(l->up);
-        SCRATCH_FOR(l->gate_up);
-        SCRATCH_FOR(l->down);
-        SCRATCH_FOR(l->gate_inp);
-        SCRATCH_FOR(l->conv_in);
-        SCRATCH_FOR(l->conv_out);
-        SCRATCH_FOR(l->ssm_in);
-        SCRATCH_FOR(l->ssm_out);
-        for (int e = 0; l->exps && e < 3 * m->hp.n_expert; e++) SCRATCH_FOR(l->exps[e]);
+        const int n = model_layer_products(&m->layers[il], m->hp.n_expert, ws);
+        for (int i = 0; i < n; i++) {
+            const size_t b = weight_scratch(ws[i], n_batch);
+            max = b > max ? b : max;
+        }
     }
-#undef SCRATCH_FOR
     return max;
 }
 
@@ -148,17 +134,21 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
         s->ssm_cp = alloc_f32(states, &s->ssm_bytes, &err);
         s->rs_pos = s->cp_pos = -1;
     }
-    /* a mixture of experts runs the FFN on each token's k choices at once */
-    const size_t ffn_rows = nb * (size_t)(hp->n_expert ? hp->n_expert_used : 1);
-    s->ffn = alloc_f32(ffn_rows * 2 * (size_t)hp->n_ff, &s->buffer_bytes, &err);
-    s->hb = alloc_f32(ffn_rows * (size_t)hp->n_ff, &s->buffer_bytes, &err);
+    /* a mixture of experts runs the FFN on each token's k choices at once,
+       and its shared expert on the tokens, in the same buffers */
+    size_t ffn_floats = nb * (size_t)(hp->n_expert ? hp->n_expert_used : 1) * (size_t)hp->n_ff;
+    if (nb * (size_t)hp->n_ff_shexp > ffn_floats) ffn_floats = nb * (size_t)hp->n_ff_shexp;
+    s->ffn = alloc_f32(2 * ffn_floats, &s->buffer_bytes, &err);
+    s->hb = alloc_f32(ffn_floats, &s->buffer_bytes, &err);
     s->rope = alloc_f32(nb * (size_t)hp->n_rot, &s->buffer_bytes, &err);
     if (hp->n_expert > 0) {
         const size_t k = (size_t)hp->n_expert_used, ne = (size_t)hp->n_expert;
         s->moe_logits = alloc_f32(nb * ne, &s->buffer_bytes, &err);
         s->moe_w = alloc_f32(nb * k, &s->buffer_bytes, &err);
         s->moe_x = alloc_f32(nb * k * (size_t)hp->n_embd, &s->buffer_bytes, &err);
-        s->moe_y = alloc_f32(nb * k * (size_t)hp->n_embd, &s->buffer_bytes, &err);
+        /* the chosen experts' rows, then the shared expert's */
+        s->moe_y =
+            alloc_f32(nb * (k + (hp->n_ff_shexp > 0)) * (size_t)hp->n_embd, &s->buffer_bytes, &err);
         if (!err && (!(s->moe_sel = hr_calloc(nb * k, sizeof *s->moe_sel)) ||
                      !(s->moe_pos = hr_calloc(nb * k, sizeof *s->moe_pos)) ||
                      !(s->moe_start = hr_calloc(2 * ne + 1, sizeof *s->moe_start))))

@@ -44,7 +44,7 @@ struct hearth_session {
     int *moe_pos;      /* [n_batch][k] */
     int *moe_start;    /* [2 n_expert + 1] */
     float *moe_x;      /* [n_batch * k][n_embd] */
-    float *moe_y;      /* [n_batch * k][n_embd] */
+    float *moe_y;      /* [n_batch * k][n_embd], then [n_batch][n_embd] of the shared expert */
     float *attn_work;  /* [n_threads][attn_work_floats] kern_attn_tile's work space */
     size_t attn_work_floats;
     float *rope;   /* [n_batch][n_rot] cos/sin pairs of the current layer */

@@ -301,6 +301,7 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
         SET_U32("expert_used_count", p->n_expert_used);
         SET_U32("expert_feed_forward_length", p->n_ff);
     }
+    if (p->n_ff_shexp > 0) SET_U32("expert_shared_feed_forward_length", p->n_ff_shexp);
     if (a->granite_scales) { /* Granite 3's multipliers */
         SET_F32("embedding_scale", 12.0f);
         SET_F32("residual_scale", 0.22f);
@@ -358,6 +359,12 @@ static hearth_err add_ffn(synth_ctx *c, const synth_params *p, const arch_desc *
             snprintf(n, sizeof n, "blk.%d.%s.weight", il, exps[i]);
             err = i < 2 ? add_planes(c, n, p->type, d, p->n_ff, p->n_expert, 0.0f, sd, true)
                         : add_planes(c, n, p->type, p->n_ff, d, p->n_expert, 0.0f, sf, true);
+        }
+        if (p->n_ff_shexp > 0) {
+            const int64_t fs = p->n_ff_shexp;
+            T("ffn_gate_shexp.weight", d, fs, 0.0f, sd);
+            T("ffn_up_shexp.weight", d, fs, 0.0f, sd);
+            T("ffn_down_shexp.weight", fs, d, 0.0f, 1.0f / sqrtf((float)fs));
         }
         return err;
     }
@@ -538,7 +545,8 @@ hearth_err synth_write(const char *path, const synth_params *p) {
         p->n_expert < 0 || p->n_expert > MODEL_MAX_EXPERTS ||
         (p->n_expert > 0) != (p->n_expert_used > 0) || p->n_expert_used > p->n_expert ||
         p->n_expert_used > MODEL_MAX_EXPERTS_USED || (a->moe == MOE_ALWAYS && p->n_expert == 0) ||
-        (a->moe == MOE_NEVER && p->n_expert) || (a->ssm && p->n_embd % SYNTH_SSM_HEAD))
+        (a->moe == MOE_NEVER && p->n_expert) || (a->ssm && p->n_embd % SYNTH_SSM_HEAD) ||
+        p->n_ff_shexp < 0 || (p->n_ff_shexp > 0 && !(p->n_expert > 0 && a->granite_scales)))
         return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: inconsistent shape");
     synth_ctx c = {0};
     hr_rng_seed(&c.rng, p->seed);
