@@ -6,8 +6,8 @@
  * multipliers; granitemoe with experts, and with a shared one), SmolLM3 (no
  * RoPE on every fourth layer), OLMo 2/3 and EXAONE 4.0 (post-norms only),
  * LFM2 (short convolutions in place of attention on most layers), Granite
- * 4.0-H (Mamba-2 layers; with experts and a shared one), and YaRN rope
- * scaling. Small random models written by
+ * 4.0-H (Mamba-2 layers; with experts and a shared one), YaRN rope
+ * scaling, and the Q2_K and Q3_K types. Small random models written by
  * synth (gemma's with attention sharpened by a gain on the Q weights and
  * caps low enough to bite; Granite's with Granite 3's multipliers) run in
  * exact mode against FNV-1a-64 hashes of llama.cpp's logits for the same
@@ -189,6 +189,31 @@ static const fixture k_fixtures[] = {
      .n_expert = 8,
      .n_used = 2,
      .n_ff_shexp = 128},
+    /* The low-bit K-quants (no such files in ../shared): Q2_K, which llama.cpp's AVX-512 build
+       repacks (the layers) but not as the tied output (367 rows), and Q3_K */
+    {.name = "llama-q2k",
+     .arch = "llama",
+     .type = KERN_Q2_K,
+     .n_layer = 3,
+     .n_embd = 256,
+     .n_head_kv = 2,
+     .head_dim = 64,
+     .n_ff = 512,
+     .q_gain = 3,
+     .seed = 57,
+     .llama_hash = 0x275d57a5c6a12716ull},
+    {.name = "qwen3-q3k",
+     .arch = "qwen3",
+     .type = KERN_Q3_K,
+     .n_layer = 3,
+     .n_embd = 256,
+     .n_head_kv = 1,
+     .head_dim = 64,
+     .n_ff = 512,
+     .q_gain = 3,
+     .seed = 58,
+     .llama_hash = 0x4b502deecd1d9eefull,
+     .untied = true},
     /* YaRN rope scaling, the 32 prompt rows and 8 steps well past the original context */
     {.name = "yarn-llama-f32",
      .arch = "llama",

@@ -199,9 +199,9 @@ static void test_attention(void) {
  * and scales through the dispatched kernels in another order. Rows of 160
  * (5 blocks of 32: IQ4_NL's one-token order ends on a lone block). */
 static void test_matmul(hr_pool *pool) {
-    const kern_type types[] = {KERN_F32,  KERN_F16,    KERN_Q8_0,  KERN_Q4_0, KERN_Q5_0,
-                               KERN_Q4_1, KERN_Q5_1,   KERN_Q4_K,  KERN_Q5_K, KERN_Q6_K,
-                               KERN_BF16, KERN_IQ4_NL, KERN_IQ4_XS};
+    const kern_type types[] = {KERN_F32,  KERN_F16,    KERN_Q8_0,   KERN_Q4_0, KERN_Q5_0,
+                               KERN_Q4_1, KERN_Q5_1,   KERN_Q4_K,   KERN_Q5_K, KERN_Q6_K,
+                               KERN_BF16, KERN_IQ4_NL, KERN_IQ4_XS, KERN_Q2_K, KERN_Q3_K};
     const int toks[] = {1, 2, 3, 5, 8, 13};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const kern_type t = types[ti];

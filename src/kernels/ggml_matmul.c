@@ -10,15 +10,17 @@
  *   Q8_0, Q5_0,  8 lanes of 4 products per block, scaled and accumulated by
  *   Q4_0         fused multiply-add, then an 8-lane tree (ggml_vec_dot_*_q8_0
  *                AVX2 and tinyBLAS_Q0_AVX add identically).
- *   Q4_0, Q4_K   with n_rows % 8 == 0, llama.cpp moves the weights to its
- *                CPU_REPACK buffer (8 rows interleaved) unless they are the
+ *   Q4_0, Q4_K,  with n_rows % 8 == 0, llama.cpp moves the weights to its
+ *   Q2_K         CPU_REPACK buffer (8 rows interleaved) unless they are the
  *                tied token embedding: one accumulator per output, one fused
  *                multiply-add per block of the block's whole integer sum
  *                (Q4_K: per super-block for single rows, per 64 elements for
- *                rows taken four at a time).
+ *                rows taken four at a time; Q2_K: per super-block and per
+ *                128, the mins in an accumulator of their own).
  *   Q4_1, Q5_1,  ggml_vec_dot_*_q8_1 / _q8_K, AVX2 code (there is no AVX-512
- *   Q4_K, Q5_K,  variant): 8 lanes per block or super-block, min terms as
- *   Q6_K         that code adds them.
+ *   Q2_K, Q3_K,  variant): 8 lanes per block or super-block, min terms as
+ *   Q4_K, Q5_K,  that code adds them.
+ *   Q6_K
  *   IQ4_NL       repacked (n_rows % 8 == 0, not the tied embedding) as Q4_0
  *                (the same CPU_REPACK template, levels from the codebook);
  *                else tinyBLAS_Q0_AVX for two or more tokens (Q4_0's order)
@@ -351,6 +353,58 @@ KERN_FMA_CLONES static float dot_q6_K(int64_t n, const void *vw, const void *vx)
     return kern_ggml_hsum8(acc);
 }
 
+/* ggml_vec_dot_q3_K_q8_K (AVX2; ggml has no AVX-512 variant and no CPU_REPACK
+ * layout for it): lane l of a super-block sums, over its eight 32-element
+ * runs, the products of the run's elements 4l..4l+3 times their 16-element
+ * sub-block's scale (sc - 32), the levels signed (-4..3); one fused step by
+ * x.d * w.d per super-block, the 8-lane tree at the end. */
+KERN_FMA_CLONES static float dot_q3_K(int64_t n, const void *vw, const void *vx) {
+    const block_q3_K *w = vw;
+    const block_q8_K *x = vx;
+    float acc[8] = {0};
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        uint32_t u[4];
+        int8_t sc[16];
+        kern_q3k_scale_bytes(w[i].scales, u);
+        memcpy(sc, u, sizeof sc);
+        int32_t lane[8] = {0};
+        for (int e = 0; e < QK_K; e++) {
+            const int low = (w[i].qs[32 * (e / 128) + e % 32] >> (2 * (e % 128 / 32))) & 3;
+            const int q = (w[i].hmask[e % 32] >> (e / 32)) & 1 ? low : low - 4;
+            lane[e % 32 / 4] += (sc[e / 16] - 32) * q * x[i].qs[e];
+        }
+        acc8(acc, x[i].d * kern_f16_to_f32(w[i].d), lane);
+    }
+    return kern_ggml_hsum8(acc);
+}
+
+/* Level e (0..3) of a Q2_K super-block. */
+static inline int q2_level(const block_q2_K *b, int e) {
+    return (b->qs[32 * (e / 128) + e % 32] >> (2 * (e % 128 / 32))) & 3;
+}
+
+/* ggml_vec_dot_q2_K_q8_K (AVX2; the rows llama.cpp does not repack): per
+ * super-block first the mins, lane l = m[2l] bsums[2l] + m[2l+1]
+ * bsums[2l+1] by -x.d * w.dmin, then the levels in Q3_K's lanes with their
+ * 16-element sub-block's scale, by x.d * w.d; the 8-lane tree at the end. */
+KERN_FMA_CLONES static float dot_q2_K(int64_t n, const void *vw, const void *vx) {
+    const block_q2_K *w = vw;
+    const block_q8_K *x = vx;
+    float acc[8] = {0};
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const uint8_t *sm = w[i].scales; /* scale in the low nibble, min in the high */
+        int32_t mins[8], lane[8] = {0};
+        for (int l = 0; l < 8; l++)
+            mins[l] =
+                (sm[2 * l] >> 4) * x[i].bsums[2 * l] + (sm[2 * l + 1] >> 4) * x[i].bsums[2 * l + 1];
+        acc8(acc, -x[i].d * kern_f16_to_f32(w[i].dmin), mins);
+        for (int e = 0; e < QK_K; e++)
+            lane[e % 32 / 4] += (sm[e / 16] & 15) * q2_level(&w[i], e) * x[i].qs[e];
+        acc8(acc, x[i].d * kern_f16_to_f32(w[i].d), lane);
+    }
+    return kern_ggml_hsum8(acc);
+}
+
 /* ggml_vec_dot_iq4_xs_q8_K (AVX2): lane l of a super-block sums, over the 8
  * sub-blocks j, (ls_j - 32) times the products of elements 32j + 4l..4l+3
  * (exact integers); one fused step by w.d * x.d per super-block, the 8-lane
@@ -397,6 +451,39 @@ KERN_FMA_CLONES static float dot_q4_0_repacked(int64_t n, const void *vw, const 
 /* IQ4_NL in CPU_REPACK: Q4_0's repacked order. */
 KERN_FMA_CLONES static float dot_iq4_nl_repacked(int64_t n, const void *vw, const void *vx) {
     return dot_nib_repacked(n, vw, vx, kern_iq4nl_values);
+}
+
+/* Q2_K repacked (llama.cpp's AVX-512 build, n_rows % 8 == 0): the integer
+ * sums of the levels times their scales, and of the mins times the bsums,
+ * per `half` elements (gemv: the whole super-block, 256; gemm, rows in
+ * groups of four: each 128), each by one fused step into its own
+ * accumulator (w.d x.d and w.dmin x.d); the mins' accumulator subtracted at
+ * the end. */
+KERN_FMA_CLONES static float q2_K_repacked(int64_t n, const void *vw, const void *vx, int half) {
+    const block_q2_K *w = vw;
+    const block_q8_K *x = vx;
+    float acc = 0.0f, accm = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float d = kern_f16_to_f32(w[i].d) * x[i].d;
+        const float dmin = kern_f16_to_f32(w[i].dmin) * x[i].d;
+        for (int e0 = 0; e0 < QK_K; e0 += half) {
+            int32_t sum = 0, msum = 0;
+            for (int j = e0 / 16; j < (e0 + half) / 16; j++)
+                msum += (w[i].scales[j] >> 4) * x[i].bsums[j];
+            for (int e = e0; e < e0 + half; e++)
+                sum += (w[i].scales[e / 16] & 15) * q2_level(&w[i], e) * x[i].qs[e];
+            acc = fmaf((float)sum, d, acc);
+            accm = fmaf((float)msum, dmin, accm);
+        }
+    }
+    return acc - accm;
+}
+
+static float dot_q2_K_gemv(int64_t n, const void *w, const void *x) {
+    return q2_K_repacked(n, w, x, QK_K);
+}
+static float dot_q2_K_gemm(int64_t n, const void *w, const void *x) {
+    return q2_K_repacked(n, w, x, QK_K / 2);
 }
 
 /* Q4_K repacked: gemv (single rows) applies each super-block's integer sums
@@ -463,6 +550,8 @@ static gm_dot_fn gm_pick(kern_type type, int64_t n_rows, int64_t n_cols, int64_t
     case KERN_Q5_0: return dot_q5_0;
     case KERN_Q4_1: return dot_q4_1;
     case KERN_Q5_1: return dot_q5_1;
+    case KERN_Q2_K: return repack ? dot_q2_K_gemv : dot_q2_K;
+    case KERN_Q3_K: return dot_q3_K;
     case KERN_Q4_K: return repack ? dot_q4_K_gemv : dot_q4_K;
     case KERN_Q5_K: return dot_q5_K;
     case KERN_Q6_K: return dot_q6_K;
@@ -521,8 +610,8 @@ void kern_matmul_ggml(hr_pool *pool, kern_type type, const void *w, int64_t n_ro
     };
     /* CPU_REPACK's gemm takes the rows of src1 in groups of four when there
      * are more than three, its gemv the rest. */
-    if (j.dot == dot_q4_K_gemv && n_tok > 3) {
-        j.dot4 = dot_q4_K_gemm;
+    if ((j.dot == dot_q4_K_gemv || j.dot == dot_q2_K_gemv) && n_tok > 3) {
+        j.dot4 = j.dot == dot_q4_K_gemv ? dot_q4_K_gemm : dot_q2_K_gemm;
         j.n_tok4 = n_tok & ~(int64_t)3;
     }
     kern_matmul_run(pool, kern_type_get((uint32_t)type)->vec_dot_type, n_cols, x, n_tok, scratch,
