@@ -72,10 +72,10 @@ static void reuse(hearth_model *m, const char *what) {
     hearth_session_free(t);
 }
 
-/* check(m, what) on a synthetic 5-layer `arch` model whose layers 0, 1 and 3
- * have no attention, with F32 and Q8_0 weights (seeds seed, seed + 1), in
- * both numeric modes. */
-static void hybrid_each(const char *arch, int n_embd, uint64_t seed,
+/* check(m, what) on a synthetic 5-layer `arch` model with n_recurrent layers
+ * without attention (lfm2, granitehybrid: 0, 1 and 3; qwen35: all but 3),
+ * with F32 and Q8_0 weights (seeds seed, seed + 1), in both numeric modes. */
+static void hybrid_each(const char *arch, int n_embd, int n_recurrent, uint64_t seed,
                         void (*check)(hearth_model *m, const char *what)) {
     char path[64];
     snprintf(path, sizeof path, "/tmp/hearth-test-%s-%d.gguf", arch, (int)getpid());
@@ -94,7 +94,7 @@ static void hybrid_each(const char *arch, int n_embd, uint64_t seed,
             mp.n_threads = 2;
             hearth_model *m = NULL;
             REQUIRE(hearth_model_load(path, &mp, &m) == HEARTH_OK);
-            REQUIRE(m->hp.n_conv + m->hp.n_ssm == 3);
+            REQUIRE(m->hp.n_conv + m->hp.n_ssm == n_recurrent);
             char what[64];
             snprintf(what, sizeof what, "%s %s %s", arch, kern_type_get(types[t])->name,
                      mode ? "exact" : "default");

@@ -195,6 +195,36 @@ static void test_attention(void) {
     free(k), free(v), free(kh), free(vh);
 }
 
+/* kern_ggml_gdn_step against the delta rule in double, over several tokens
+ * of one head: sizes of ggml's whole 64-lane steps and with a rest. */
+static void test_gdn(void) {
+    enum { N_MAX = 80 };
+    static float st[N_MAX * N_MAX];
+    static double ref[N_MAX * N_MAX];
+    const int sizes[] = {64, 80, 7};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        const int n = sizes[si];
+        for (int i = 0; i < n * n; i++) ref[i] = st[i] = gauss() * 0.1f;
+        for (int step = 0; step < 4; step++) {
+            float q[N_MAX], k[N_MAX], v[N_MAX], y[N_MAX];
+            for (int i = 0; i < n; i++) q[i] = gauss(), k[i] = gauss() * 0.2f, v[i] = gauss();
+            const float decay = 0.9f, beta = 0.6f, scale = 0.125f;
+            kern_ggml_gdn_step(st, q, k, v, decay, beta, scale, n, y);
+            double worst = 0.0;
+            for (int c = 0; c < n; c++) { /* row c: the state's column that v[c] reads */
+                double dot = 0.0;
+                for (int i = 0; i < n; i++) dot += (ref[c * n + i] *= decay) * k[i];
+                const double d = (v[c] - dot) * beta;
+                double out = 0.0;
+                for (int i = 0; i < n; i++) out += (ref[c * n + i] += k[i] * d) * q[i];
+                worst = fmax(worst, fabs(out * scale - y[c]));
+            }
+            for (int i = 0; i < n * n; i++) worst = fmax(worst, fabs(ref[i] - st[i]));
+            CHECKF(worst < 1e-4, "gdn step, %d states, token %d: off by %g", n, step, worst);
+        }
+    }
+}
+
 /* kern_matmul_ggml against kern_matmul, which reaches the same integer sums
  * and scales through the dispatched kernels in another order. Rows of 160
  * (5 blocks of 32: IQ4_NL's one-token order ends on a lone block). */
@@ -245,6 +275,7 @@ int main(void) {
     test_sums();
     test_rope();
     test_attention();
+    test_gdn();
     hr_pool *pool = NULL;
     REQUIRE(hr_pool_new(2, &pool) == HEARTH_OK);
     test_matmul(pool);

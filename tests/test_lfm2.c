@@ -112,6 +112,6 @@ static void checks(hearth_model *m, const char *what) {
 }
 
 int main(void) {
-    hybrid_each("lfm2", 256, 77, checks);
+    hybrid_each("lfm2", 256, 3, 77, checks);
     return test_done("lfm2");
 }

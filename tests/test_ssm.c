@@ -1,12 +1,13 @@
 /*
- * test_ssm.c - Granite 4.0-H's Mamba-2 layers through the session
- * operations that move positions. A Mamba-2 layer's state holds every token
+ * test_ssm.c - recurrent layers, Granite 4.0-H's Mamba-2 and Qwen3.5's Gated
+ * DeltaNet, through the session operations that move positions. Their state
+ * holds every token
  * before it and cannot be cut back, so a session keeps it after rs_pos
  * tokens and a checkpoint where the last batch of several tokens started,
  * and rebuilds it by replaying its tokens when a run starts elsewhere
  * (ssm.c). Checked on a synthetic granitehybrid (Mamba-2 on layers 0, 1
- * and 3, attention on 2 and 4), F32 and Q8_0 weights, in both numeric
- * modes:
+ * and 3, attention on 2 and 4) and qwen35 (Gated DeltaNet on all but layer
+ * 3), F32 and Q8_0 weights, in both numeric modes:
  *  - truncation below the checkpoint (replayed from 0) and into the last
  *    batch (replayed from the checkpoint), then decoding on, give the
  *    logits of a session that decoded only the kept tokens, bit for bit;
@@ -180,7 +181,8 @@ static void checks(hearth_model *m, const char *what) {
 
 int main(void) {
     snprintf(file_path, sizeof file_path, "/tmp/hearth-test-ssm-%d.session", (int)getpid());
-    hybrid_each("granitehybrid", 128, 91, checks);
+    hybrid_each("granitehybrid", 128, 3, 91, checks);
+    hybrid_each("qwen35", 128, 4, 93, checks);
     unlink(file_path);
     return test_done("ssm");
 }

@@ -126,6 +126,23 @@ KERN_FMA_CLONES float kern_ggml_dot_f16(const uint16_t *x, const uint16_t *y, in
     return (float)sum;
 }
 
+/* ggml_compute_forward_gated_delta_net_one_chunk's token step (scalar gating):
+ * ggml_vec_scale_f32 of the whole state, then per column c vec_dot_f32 with k,
+ * then vec_mad_f32 (fused: ggml's FMA vectors, and its compiler fuses the
+ * scalar rest), then vec_dot_f32 with q. */
+KERN_FMA_CLONES void kern_ggml_gdn_step(float *st, const float *q, const float *k, const float *v,
+                                        float decay, float beta, float scale, int n, float *y) {
+    float delta[1024];
+    for (int64_t i = 0; i < (int64_t)n * n; i++) st[i] *= decay;
+    for (int c = 0; c < n; c++)
+        delta[c] = (v[c] - kern_ggml_dot_f32(st + (size_t)c * (size_t)n, k, n)) * beta;
+    for (int c = 0; c < n; c++) {
+        float *row = st + (size_t)c * (size_t)n;
+        for (int i = 0; i < n; i++) row[i] = fmaf(k[i], delta[c], row[i]);
+    }
+    for (int c = 0; c < n; c++) y[c] = kern_ggml_dot_f32(st + (size_t)c * (size_t)n, q, n) * scale;
+}
+
 /* One token's step of a Mamba-2 channel in ggml_compute_forward_ssm_scan_f32
  * (AVX-512): state[i] = state[i] dA + B[i] x_dt (the product with x_dt
  * rounded, the other fused into the add, as its compiler emits them), and

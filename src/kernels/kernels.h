@@ -314,6 +314,11 @@ float kern_ggml_dot_f32(const float *x, const float *y, int64_t n);
 float kern_ggml_dot_f32_x16(const float *x, const float *y, int64_t n);
 float kern_ggml_dot_f16(const uint16_t *x, const uint16_t *y, int64_t n);
 float kern_ggml_dot_f16_x16(const uint16_t *x, const uint16_t *y, int64_t n);
+/* A Gated DeltaNet step of one head's state (ggml_gated_delta_net): st is
+ * n rows of n, row c the state's column that v[c] reads; st *= decay,
+ * d = (v - st k) beta, st += k d^T, y = st q scale. */
+void kern_ggml_gdn_step(float *st, const float *q, const float *k, const float *v, float decay,
+                        float beta, float scale, int n, float *y);
 /* A Mamba-2 scan step of one channel's state[n] (ggml's ssm_scan): state =
  * state dA + B x_dt, returning the new state's dot product with C. */
 float kern_ggml_ssm_step(float *state, const float *B, const float *C, float dA, float x_dt,

@@ -6,7 +6,8 @@
  * differences (no causal mask, post-LN with biases, learned positions or
  * none, an ungated GELU FFN, a centred sliding window) are flags. LFM2's
  * short-convolution layers take attention's place where the file gives a
- * layer no kv heads, and Granite 4.0-H's Mamba-2 layers likewise (ssm.c).
+ * layer no kv heads, and Granite 4.0-H's Mamba-2 layers likewise (ssm.c);
+ * Qwen3.5's Gated DeltaNet layers (gdn.c) where its layer pattern says.
  */
 #include "model.h"
 
@@ -53,6 +54,14 @@ static const arch_desc arches[] = {
      .shortconv = true,
      .output_norm = "token_embd_norm.weight",
      .refuse_swa = true},
+    {.name = "qwen35",
+     .rope = ROPE_NEOX,
+     .act = FFN_SILU,
+     .qk_norm = QK_NORM_HEAD,
+     .gdn = true,
+     .attn_gate = true,
+     .imrope = true,
+     .ffn_norm = "post_attention_norm.weight"},
     {.name = "granite", .rope = ROPE_NORM, .act = FFN_SILU, .granite_scales = true},
     {.name = "granitehybrid",
      .rope = ROPE_NORM,

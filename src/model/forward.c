@@ -348,6 +348,14 @@ void forward_rope_cs(const hearth_session *s, const model_layer *l, float pos, b
                     l->yarn ? l->yarn_dims : NULL);
     /* ggml multiplies cos and sin by attn_factor (and YaRN's magnitude) after
      * computing them; the pass-through dimensions of a partial rotary stay */
+    const model_hparams *hp = &s->model->hp;
+    if (s->model->arch->imrope) { /* the fourth section's pairs: position 0 */
+        const int *sec = hp->rope_sections, sum = sec[0] + sec[1] + sec[2] + sec[3];
+        for (int i = 0; i < n_rot / 2; i++) {
+            const int sector = i % sum;
+            if (sector >= 3 * sec[sector % 3]) cs[2 * i] = 1.0f, cs[2 * i + 1] = 0.0f;
+        }
+    }
     if (mscale && l->rope_mscale != 1.0f)
         for (int i = 0; i < n_rot; i++) cs[i] *= l->rope_mscale;
 }
@@ -376,6 +384,10 @@ static void tok_qkv(const tok_job *j, int t0, int t1) {
         if (t >= r->t0 + r->n) r++;
         const int pos = r->pos0 + t - r->t0;
         float *q = s->qkv + (size_t)t * stride, *k = q + s->n_q, *v = k + s->n_kv;
+        if (s->qgate) /* each head's q, then its gate */
+            for (int h = 0; h < hp->n_head; h++)
+                memcpy(q + h * hd, s->qgate + (size_t)t * 2 * s->n_q + (size_t)h * 2 * hd,
+                       (size_t)hd * sizeof(float));
         add_bias(q, l->bqkv, stride); /* fused: [q; k; v] like the row */
         add_bias(q, l->bq, s->n_q);
         add_bias(k, l->bk, s->n_kv);
@@ -478,12 +490,29 @@ static void attention_inputs(tok_job *j) {
     const int stride = s->n_q + 2 * s->n_kv, n = j->n;
     if (l->wqkv.data) {
         matmul(s, &l->wqkv, s->xb, n, s->qkv, stride);
+    } else if (s->qgate) {
+        matmul(s, &l->wq, s->xb, n, s->qgate, 2 * (int64_t)s->n_q);
+        const model_weight *ws[2] = {&l->wk, &l->wv};
+        float *ys[2] = {s->qkv + s->n_q, s->qkv + s->n_q + s->n_kv};
+        forward_matmul_group(s, ws, ys, 2, s->xb, n, stride);
     } else {
         const model_weight *ws[3] = {&l->wq, &l->wk, &l->wv};
         float *ys[3] = {s->qkv, s->qkv + s->n_q, s->qkv + s->n_q + s->n_kv};
         forward_matmul_group(s, ws, ys, 3, s->xb, n, stride);
     }
     for_tokens(j, tok_qkv);
+}
+
+/* Qwen3.5: each head's attention output times the sigmoid of its gate. */
+static void tok_attn_gate(const tok_job *j, int t0, int t1) {
+    const hearth_session *s = j->s;
+    const int hd = s->model->hp.head_dim;
+    for (int t = t0; t < t1; t++) {
+        float *o = s->att + (size_t)t * s->n_q;
+        const float *g = s->qgate + (size_t)t * 2 * s->n_q;
+        for (int i = 0; i < s->n_q; i++)
+            o[i] *= 1.0f / (1.0f + expf(-g[i / hd * 2 * hd + hd + i % hd]));
+    }
 }
 
 static void feed_forward(tok_job *j) {
@@ -644,6 +673,7 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
             attn_job job = {.s = s, .l = l, .runs = runs, .n_runs = n_runs, .n = n};
             const bool exact_attn = kern_exact() && s->kv_type != KERN_Q8_0; /* the exact job */
             hr_pool_run(m->pool, exact_attn ? attention_exact_job : attention_fast_job, &job);
+            if (s->qgate) for_tokens(&tj, tok_attn_gate);
             matmul(s, &l->wo, s->att, n, s->xb, hp->n_embd);
         }
         for_tokens(&tj, tok_attn_residual); /* and xb = ffn_norm(x) */

@@ -97,7 +97,7 @@ static hearth_err granite_hparams(hp_reader *r, model_hparams *h) {
 /* A Mamba-2 architecture's ssm.* keys, all required, checked so that every
  * size the layers and the session take from them is positive, divides as
  * the scan needs and stays far from overflow. */
-static hearth_err ssm_hparams(hp_reader *r, model_hparams *h) {
+static hearth_err ssm_hparams(hp_reader *r, bool gdn, model_hparams *h) {
     hearth_err err;
     if ((err = hp_int(r, "ssm.conv_kernel", &h->ssm_conv, true, 0)) ||
         (err = hp_int(r, "ssm.inner_size", &h->ssm_inner, true, 0)) ||
@@ -114,7 +114,34 @@ static hearth_err ssm_hparams(hp_reader *r, model_hparams *h) {
                        "heads, %d groups; the heads must divide the inner size and the groups "
                        "the heads)",
                        h->ssm_conv, h->ssm_inner, h->ssm_state, h->ssm_heads, h->ssm_groups);
+    /* Gated DeltaNet: value heads (time_step_rank) of state_size, each reading key head
+       h % group_count */
+    if (gdn && (h->ssm_inner != h->ssm_heads * h->ssm_state || h->ssm_state > 1024))
+        return hr_fail(HEARTH_ERR_FORMAT,
+                       "model: Gated DeltaNet sizes out of range (inner %d is not %d heads of %d "
+                       "states, or the heads are wider than 1024)",
+                       h->ssm_inner, h->ssm_heads, h->ssm_state);
     return HEARTH_OK;
+}
+
+/* rope.dimension_sections, required as llama.cpp requires it: four counts
+ * of rotary pairs, at least one in all. */
+static hearth_err rope_sections(hp_reader *r, model_hparams *h) {
+    gguf_arr a;
+    if (!gguf_get_arr(r->f, hp_key(r, "rope.dimension_sections"), &a) || a.n < 3 || a.n > 4 ||
+        (a.type != GGUF_U32 && a.type != GGUF_I32))
+        return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' must hold 3 or 4 integers", r->key);
+    int64_t sum = 0;
+    for (uint64_t i = 0; i < a.n; i++) {
+        const int64_t v = gguf_arr_int(&a, i);
+        if (v < 0 || v > 4096)
+            return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' has a section of %lld", r->key,
+                           (long long)v);
+        h->rope_sections[i] = (int)v;
+        sum += v;
+    }
+    return sum > 0 ? HEARTH_OK
+                   : hr_fail(HEARTH_ERR_FORMAT, "model: '%s' has no rotary pairs", r->key);
 }
 
 /* attention.head_count_kv: one count for every layer, or an array of one per
@@ -126,7 +153,9 @@ static hearth_err kv_heads(hp_reader *r, const arch_desc *arch, model_hparams *h
     gguf_arr a;
     if (!gguf_get_arr(r->f, hp_key(r, "attention.head_count_kv"), &a))
         return hp_int(r, "attention.head_count_kv", &h->n_head_kv, false, h->n_head);
-    if (h->n_layer < 1 || a.n != (uint64_t)h->n_layer || (a.type != GGUF_U32 && a.type != GGUF_I32))
+    if (h->n_layer < 1 ||
+        (a.n != (uint64_t)h->n_layer && a.n != (uint64_t)h->n_layer + h->n_nextn) ||
+        (a.type != GGUF_U32 && a.type != GGUF_I32))
         return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' must hold one integer per layer (%d)",
                        r->key, h->n_layer);
     h->n_head_kv = 0;
@@ -147,7 +176,7 @@ static hearth_err kv_heads(hp_reader *r, const arch_desc *arch, model_hparams *h
         }
     }
     if (h->n_head_kv == 0) h->n_head_kv = h->n_head; /* no attention layer at all */
-    if (h->n_ssm) return ssm_hparams(r, h);
+    if (h->n_ssm) return ssm_hparams(r, false, h);
     if (!h->n_conv) return HEARTH_OK;
     hearth_err err = hp_int(r, "shortconv.l_cache", &h->conv_l, true, 0);
     if (!err && (h->conv_l < 2 || h->conv_l > 64))
@@ -158,8 +187,16 @@ static hearth_err kv_heads(hp_reader *r, const arch_desc *arch, model_hparams *h
 
 bool model_kv_free_layer(const gguf_file *f, const arch_desc *arch, int il) {
     char key[160];
-    snprintf(key, sizeof key, "%s.attention.head_count_kv", arch->name);
     gguf_arr a;
+    if (arch->gdn) { /* llama.cpp's pattern when the file marks no layers */
+        snprintf(key, sizeof key, "%s.attention.recurrent_layers", arch->name);
+        if (gguf_get_arr(f, key, &a)) return (uint64_t)il < a.n && gguf_arr_int(&a, (uint64_t)il);
+        snprintf(key, sizeof key, "%s.full_attention_interval", arch->name);
+        uint32_t every = 4;
+        if (gguf_find(f, key)) gguf_get_u32(f, key, &every);
+        return every == 0 || (il + 1) % (int64_t)every != 0;
+    }
+    snprintf(key, sizeof key, "%s.attention.head_count_kv", arch->name);
     return (arch->shortconv || arch->ssm) && gguf_get_arr(f, key, &a) && (uint64_t)il < a.n &&
            gguf_arr_int(&a, (uint64_t)il) == 0;
 }
@@ -226,7 +263,18 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
         (err = hp_int(&r, "attention.head_count", &h.n_head, true, 0)))
         return err;
     if (h.n_head < 1) return hr_fail(HEARTH_ERR_FORMAT, "model: attention.head_count is 0");
+    /* Qwen3.5's MTP block is counted in block_count, after the layers that run */
+    if (arch->gdn && (err = hp_int(&r, "nextn_predict_layers", &h.n_nextn, false, 0))) return err;
+    if (h.n_nextn >= h.n_layer)
+        return hr_fail(HEARTH_ERR_FORMAT, "model: %d of %d layers predict further tokens",
+                       h.n_nextn, h.n_layer);
+    h.n_layer -= h.n_nextn;
     if ((err = kv_heads(&r, arch, &h))) return err;
+    if (arch->imrope && (err = rope_sections(&r, &h))) return err;
+    if (arch->gdn) {
+        for (int il = 0; il < h.n_layer; il++) h.n_ssm += model_kv_free_layer(f, arch, il);
+        if (h.n_ssm && (err = ssm_hparams(&r, true, &h))) return err;
+    }
     if ((err = moe_hparams(&r, arch, &h))) return err;
     if ((err = hp_int(&r, "attention.key_length", &h.head_dim, false, h.n_embd / h.n_head)) ||
         (err = hp_int(&r, "rope.dimension_count", &h.n_rot, false, h.head_dim)) ||

@@ -177,6 +177,30 @@ static hearth_err bind_ssm(layer_binder *b, model_layer *l) {
                     &l->ssm_norm);
 }
 
+/* A Gated DeltaNet layer's mixer (Qwen3.5): q, k, v into the convolution,
+ * the output gate z, the heads' beta and alpha, the convolution (F32, no
+ * bias), the decay's bias and A, the heads' norm and the output. */
+static hearth_err bind_gdn(layer_binder *b, model_layer *l) {
+    hearth_model *m = b->m;
+    const model_hparams *hp = &m->hp;
+    const int64_t d_inner = hp->ssm_inner, heads = hp->ssm_heads, conv = model_ssm_conv_dim(hp);
+    hearth_err err;
+    if ((err = bind_matrix(m, lname(b, "attn_qkv.weight"), hp->n_embd, conv, true, &l->ssm_in)) ||
+        (err =
+             bind_matrix(m, lname(b, "attn_gate.weight"), hp->n_embd, d_inner, true, &l->ssm_z)) ||
+        (err =
+             bind_matrix(m, lname(b, "ssm_beta.weight"), hp->n_embd, heads, true, &l->ssm_beta)) ||
+        (err = bind_matrix(m, lname(b, "ssm_alpha.weight"), hp->n_embd, heads, true,
+                           &l->ssm_alpha)) ||
+        (err =
+             bind_matrix(m, lname(b, "ssm_out.weight"), d_inner, hp->n_embd, true, &l->ssm_out)) ||
+        (err = bind_f32(b, "ssm_conv1d.weight", hp->ssm_conv, conv, true, &l->ssm_conv_w)) ||
+        (err = bind_f32(b, "ssm_dt.bias", heads, 1, true, &l->ssm_dt_b)) ||
+        (err = bind_f32(b, "ssm_a", heads, 1, true, &l->ssm_a)))
+        return err;
+    return bind_f32(b, "ssm_norm.weight", hp->ssm_state, 1, true, &l->ssm_norm);
+}
+
 /* The attention's projections: fused or apart, with their optional biases. */
 static hearth_err bind_attention(layer_binder *b, model_layer *l) {
     hearth_model *m = b->m;
@@ -190,7 +214,8 @@ static hearth_err bind_attention(layer_binder *b, model_layer *l) {
             bind_matrix(m, lname(b, "attn_qkv.weight"), hp->n_embd, n_q + 2 * n_kv, true, &l->wqkv);
         /* llama.cpp adds it to the fused product whenever a file has it */
         if (!err) err = bind_vector(m, lname(b, "attn_qkv.bias"), n_q + 2 * n_kv, false, &l->bqkv);
-    } else if (!(err = bind_matrix(m, lname(b, "attn_q.weight"), hp->n_embd, n_q, true, &l->wq)) &&
+    } else if (!(err = bind_matrix(m, lname(b, "attn_q.weight"), hp->n_embd,
+                                   m->arch->attn_gate ? 2 * n_q : n_q, true, &l->wq)) &&
                !(err = bind_matrix(m, lname(b, "attn_k.weight"), hp->n_embd, n_kv, true, &l->wk)) &&
                !(err = bind_matrix(m, lname(b, "attn_v.weight"), hp->n_embd, n_kv, true, &l->wv)) &&
                !(err = bind_vector(m, lname(b, "attn_q.bias"), n_q, false, &l->bq)) &&
@@ -222,10 +247,11 @@ static hearth_err bind_layer(hearth_model *m, int il) {
             (err = bind_vector(m, lname(&b, "layer_output_norm.bias"), hp->n_embd, true,
                                &l->out_norm_b)))
             return err;
-    } else if (!a->no_pre_norms && ((err = bind_vector(m, lname(&b, "attn_norm.weight"), hp->n_embd,
-                                                       true, &l->attn_norm)) ||
-                                    (err = bind_vector(m, lname(&b, "ffn_norm.weight"), hp->n_embd,
-                                                       true, &l->ffn_norm)))) {
+    } else if (!a->no_pre_norms &&
+               ((err = bind_vector(m, lname(&b, "attn_norm.weight"), hp->n_embd, true,
+                                   &l->attn_norm)) ||
+                (err = bind_vector(m, lname(&b, a->ffn_norm ? a->ffn_norm : "ffn_norm.weight"),
+                                   hp->n_embd, true, &l->ffn_norm)))) {
         return err;
     }
     if (a->biases &&
@@ -243,9 +269,9 @@ static hearth_err bind_layer(hearth_model *m, int il) {
     if (!model_kv_free_layer(m->gguf, a, il)) {
         l->kv_slot = il - n_conv_before - n_ssm_before;
         err = bind_attention(&b, l);
-    } else if (a->ssm) {
+    } else if (a->ssm || a->gdn) {
         l->ssm_slot = n_ssm_before;
-        err = bind_ssm(&b, l);
+        err = a->gdn ? bind_gdn(&b, l) : bind_ssm(&b, l);
     } else {
         l->conv_slot = n_conv_before;
         err = bind_shortconv(&b, l);
@@ -287,6 +313,18 @@ static hearth_err bind_layer(hearth_model *m, int il) {
     return HEARTH_OK;
 }
 
+/* Whether `name` is a tensor of the layers past n_layer that only predict
+ * further tokens (nextn_predict_layers), which Hearth leaves unread. */
+static bool nextn_tensor(const hearth_model *m, gguf_str name) {
+    if (!m->hp.n_nextn || name.len < 5 || memcmp(name.ptr, "blk.", 4) != 0) return false;
+    int64_t il = 0;
+    for (uint64_t i = 4; i < name.len && name.ptr[i] != '.'; i++) {
+        if (name.ptr[i] < '0' || name.ptr[i] > '9' || il > (1 << 20)) return false;
+        il = il * 10 + (name.ptr[i] - '0');
+    }
+    return il >= m->hp.n_layer && il < (int64_t)m->hp.n_layer + m->hp.n_nextn;
+}
+
 /* The first tensor the binding did not take, named in a refusal: llama.cpp
  * refuses such a file ("wrong number of tensors"), and running without the
  * tensor would compute other logits silently. */
@@ -294,6 +332,7 @@ static hearth_err check_all_bound(const hearth_model *m) {
     for (int64_t i = 0; i < gguf_n_tensors(m->gguf); i++)
         if (!m->bound[i]) {
             const gguf_str n = gguf_tensor_at(m->gguf, i)->name;
+            if (nextn_tensor(m, n)) continue;
             return hr_fail(HEARTH_ERR_UNSUPPORTED,
                            "model: tensor '%.*s' is not part of architecture '%s' as Hearth runs "
                            "it (a variant Hearth does not support; llama.cpp refuses such a file "
@@ -485,9 +524,10 @@ bool hearth_model_generates(const hearth_model *m) { return !m->arch->encoder; }
 
 int model_layer_products(model_layer *l, int n_expert, model_weight **out) {
     model_weight *ws[MODEL_LAYER_PRODUCTS] = {
-        &l->wq,      &l->wk,       &l->wv,         &l->wqkv,     &l->wo,        &l->gate,
-        &l->up,      &l->gate_up,  &l->down,       &l->conv_in,  &l->conv_out,  &l->ssm_in,
-        &l->ssm_out, &l->gate_inp, &l->gate_shexp, &l->up_shexp, &l->down_shexp};
+        &l->wq,       &l->wk,         &l->wv,      &l->wqkv,     &l->wo,
+        &l->gate,     &l->up,         &l->gate_up, &l->down,     &l->conv_in,
+        &l->conv_out, &l->ssm_in,     &l->ssm_out, &l->gate_inp, &l->gate_shexp,
+        &l->up_shexp, &l->down_shexp, &l->ssm_z,   &l->ssm_beta, &l->ssm_alpha};
     int n = 0;
     for (int i = 0; i < MODEL_LAYER_PRODUCTS; i++)
         if (ws[i]->data) out[n++] = ws[i];
@@ -517,6 +557,9 @@ static const struct {
     {"shortconv.out_proj.weight", offsetof(model_layer, conv_out)},
     {"ssm_in.weight", offsetof(model_layer, ssm_in)},
     {"ssm_out.weight", offsetof(model_layer, ssm_out)},
+    {"attn_gate.weight", offsetof(model_layer, ssm_z)},
+    {"ssm_beta.weight", offsetof(model_layer, ssm_beta)},
+    {"ssm_alpha.weight", offsetof(model_layer, ssm_alpha)},
 };
 
 /* The layer of a "blk.N.SUFFIX" name in the model's own spelling ("blk.01"

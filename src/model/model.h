@@ -103,7 +103,20 @@ typedef struct arch_desc {
      * Mamba-2 layer (blk.N.ssm_*, ssm.c) instead of attention; a session
      * keeps each such layer's recurrent state. */
     bool ssm;
+    /* Qwen3.5: Gated DeltaNet layers (gdn.c) in place of attention on the
+     * layers attention.recurrent_layers marks, else on all but every
+     * full_attention_interval-th (4); they share Mamba-2's ssm.* keys and
+     * state machinery. The attention layers' Q projection is twice as wide:
+     * each head's q, then its gate, by whose sigmoid the head's output is
+     * multiplied (attn_gate). */
+    bool gdn, attn_gate;
+    /* Interleaved multimodal RoPE (Qwen3.5's IMROPE): rotary pair i takes
+     * the position of section (i mod the sections' sum) mod 3, interleaved
+     * t, h, w while each has pairs left; text puts its position in t, h and w
+     * and 0 in the fourth, so the pairs past them do not rotate. */
+    bool imrope;
     const char *output_norm; /* the final norm's tensor; NULL: output_norm.weight */
+    const char *ffn_norm;    /* the FFN's norm; NULL: ffn_norm.weight */
 } arch_desc;
 
 /* The description of architecture `name`, or NULL if Hearth has none. */
@@ -150,7 +163,11 @@ typedef struct model_hparams {
      * channel (ssm.state_size), the heads (ssm.time_step_rank) and the
      * groups sharing B and C (ssm.group_count). */
     int n_ssm, ssm_conv, ssm_inner, ssm_state, ssm_heads, ssm_groups;
-    bool rope_off; /* rope.scaling.finetuned = false: no layer rotates (Granite 4.0-H) */
+    /* Layers past n_layer that predict further tokens (nextn_predict_layers,
+     * Qwen3.5's MTP block): in the file, never run. */
+    int n_nextn;
+    bool rope_off;        /* rope.scaling.finetuned = false: no layer rotates (Granite 4.0-H) */
+    int rope_sections[4]; /* arch imrope: rope.dimension_sections */
 } model_hparams;
 
 /* The layers that keep keys and values in a session's cache: all but the
@@ -264,6 +281,11 @@ typedef struct model_layer {
     model_weight ssm_in, ssm_out;
     const float *ssm_conv_w, *ssm_conv_b, *ssm_dt_b, *ssm_a, *ssm_d, *ssm_norm;
     int ssm_slot;
+    /* A Gated DeltaNet layer (gdn.c) in place of attention: ssm_in is
+     * attn_qkv (q, k, v into the convolution), ssm_z attn_gate, ssm_beta and
+     * ssm_alpha the per-head write strength and decay inputs; ssm_conv_w,
+     * ssm_dt_b, ssm_a, ssm_norm ([head_v_dim]) and ssm_out as Mamba-2's. */
+    model_weight ssm_z, ssm_beta, ssm_alpha;
 } model_layer;
 
 struct hearth_model {
@@ -319,7 +341,7 @@ hearth_err model_open(const char *path, const hearth_model_params *p, bool no_re
  * mixer's, the FFN's, the router and the shared expert (at most
  * MODEL_LAYER_PRODUCTS), then its n_expert experts' three each. Returns how
  * many. */
-enum { MODEL_LAYER_PRODUCTS = 17 };
+enum { MODEL_LAYER_PRODUCTS = 20 };
 int model_layer_products(model_layer *l, int n_expert, model_weight **out);
 
 /* Packs every weight of a product (the layers' and the output layer's, a

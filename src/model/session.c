@@ -118,6 +118,7 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     s->x = alloc_f32(nb * (size_t)hp->n_embd, &s->buffer_bytes, &err);
     s->xb = alloc_f32(nb * (size_t)hp->n_embd, &s->buffer_bytes, &err);
     s->qkv = alloc_f32(nb * (size_t)(s->n_q + 2 * s->n_kv), &s->buffer_bytes, &err);
+    if (m->arch->attn_gate) s->qgate = alloc_f32(nb * 2 * (size_t)s->n_q, &s->buffer_bytes, &err);
     /* a short convolution's c * conv, a Mamba-2 layer's y go where the
        attention's output does */
     int att_cols = hp->n_conv && hp->n_embd > s->n_q ? hp->n_embd : s->n_q;
@@ -127,8 +128,8 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     if (hp->n_ssm) {
         const size_t conv = (size_t)model_ssm_conv_dim(hp),
                      states = (size_t)hp->n_ssm * (size_t)model_ssm_state_floats(hp);
-        s->ssm_zx = alloc_f32(nb * (conv + (size_t)hp->ssm_inner + (size_t)hp->ssm_heads),
-                              &s->buffer_bytes, &err);
+        const size_t heads = (size_t)hp->ssm_heads * (m->arch->gdn ? 2 : 1); /* dt; beta, alpha */
+        s->ssm_zx = alloc_f32(nb * (conv + (size_t)hp->ssm_inner + heads), &s->buffer_bytes, &err);
         s->ssm_xbc = alloc_f32(nb * conv, &s->buffer_bytes, &err);
         s->ssm_rs = alloc_f32(states, &s->ssm_bytes, &err);
         s->ssm_cp = alloc_f32(states, &s->ssm_bytes, &err);
@@ -232,6 +233,7 @@ void hearth_session_free(hearth_session *s) {
     hr_pages_free(s->conv_hist, (size_t)s->conv_bytes);
     free(s->conv_bcx);
     free(s->ssm_zx);
+    free(s->qgate);
     free(s->ssm_xbc);
     free(s->ssm_rs);
     free(s->ssm_cp);

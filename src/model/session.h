@@ -30,6 +30,7 @@ struct hearth_session {
     float *x;            /* [n_batch][n_embd] residual stream */
     float *xb;           /* [n_batch][n_embd] normalised input / sub-layer output */
     float *qkv;          /* [n_batch][n_q + 2 n_kv] */
+    float *qgate;        /* arch attn_gate: [n_batch][2 n_q], each head's q then its gate */
     float *att;          /* [n_batch][n_q] attention output */
     float *ffn;          /* [n_batch][2 n_ff] gate, up */
     float *hb;           /* [n_batch][n_ff] activation(gate) * up */

@@ -1,7 +1,7 @@
 /*
- * ssm.c - Mamba-2 layers (Granite 4.0-H's granitehybrid) and the recurrent
- * state a session keeps for them, as llama.cpp's build_mamba2_layer
- * computes them:
+ * ssm.c - recurrent layers, Mamba-2 (Granite 4.0-H's granitehybrid) and
+ * Gated DeltaNet (Qwen3.5), and the state a session keeps for them. Mamba-2
+ * as llama.cpp's build_mamba2_layer computes it:
  *
  *   z, xBC, dt = in_proj(x)
  *   xBC = silu(causal depthwise conv over the last ssm_conv inputs + bias)
@@ -9,6 +9,15 @@
  *   per head h: dt' = softplus(dt + dt_bias), dA = exp(dt' A)
  *     per channel i of the head: state = state dA + B x_i dt'; y_i = C . state
  *   y = (y + x D) * silu(z), RMS-normed per group; out_proj(y)
+ *
+ * Gated DeltaNet as llama.cpp's qwen35 graph with its fused
+ * ggml_gated_delta_net: q k v = silu(the same convolution over attn_qkv(x)),
+ * q and k L2-normed per key head; per value head h (reading key head
+ * h % key heads), g = softplus(alpha + dt_bias) A, beta = sigmoid(beta), and
+ * per token: S *= exp(g); d = (v - S k) beta; S += k d^T; y = S q / sqrt(S_v);
+ * then RMSNorm(y) per head times silu(z) and ssm_out. Its state is the
+ * convolution's window and one S_v x S_v matrix per value head, in Mamba-2's
+ * place (the same size: d_inner x d_state).
  *
  * Unlike keys and values, the state cannot be cut back to an earlier
  * position: it holds every token before it. A session keeps the state after
@@ -26,9 +35,11 @@
 #include <math.h>
 #include <string.h>
 
-/* In-projection row: z [d_inner], x B C [conv_dim], dt [heads]. */
-static int64_t ssm_d_in(const model_hparams *hp) {
-    return hp->ssm_inner + model_ssm_conv_dim(hp) + hp->ssm_heads;
+/* A row of the in-projections: z [d_inner], x B C (Gated DeltaNet: q k v)
+ * [conv_dim], dt [heads] (Gated DeltaNet: beta, then alpha). */
+static int64_t ssm_d_in(const hearth_model *m) {
+    const model_hparams *hp = &m->hp;
+    return hp->ssm_inner + model_ssm_conv_dim(hp) + hp->ssm_heads * (m->arch->gdn ? 2 : 1);
 }
 
 static float *layer_state(const hearth_session *s, const model_layer *l) {
@@ -51,7 +62,7 @@ static void conv_job(void *ctx, int ith, int nth) {
     const ssm_job *j = ctx;
     const model_hparams *hp = &j->s->model->hp;
     const int taps = hp->ssm_conv, hist = taps - 1;
-    const int64_t conv = model_ssm_conv_dim(hp), d_in = ssm_d_in(hp);
+    const int64_t conv = model_ssm_conv_dim(hp), d_in = ssm_d_in(j->s->model);
     const int64_t silu_vec = conv & ~(int64_t)15;
     int c0, c1;
     hr_pool_part((int)conv, ith, nth, &c0, &c1);
@@ -78,43 +89,50 @@ static void conv_job(void *ctx, int ith, int nth) {
     }
 }
 
-/* The scan, heads split across the pool; tokens in order within a run.
- * Then y + x D (rounded apart, as two ggml ops). */
-static void scan_job(void *ctx, int ith, int nth) {
-    const ssm_job *j = ctx;
+/* One head's step of a recurrent layer's scan: the token's row t of the
+ * session's buffers, against the head's part of `states`. */
+typedef void (*scan_head_fn)(const ssm_job *j, float *states, int t, int h);
+
+/* Heads split across the pool; each run's tokens in order against its
+ * session's state. */
+static void scan_runs(const ssm_job *j, int ith, int nth, scan_head_fn step) {
+    const model_hparams *hp = &j->s->model->hp;
+    const int64_t conv_state = (int64_t)(hp->ssm_conv - 1) * model_ssm_conv_dim(hp);
+    int h0, h1;
+    hr_pool_part(hp->ssm_heads, ith, nth, &h0, &h1);
+    for (int ir = 0; ir < j->n_runs; ir++) {
+        const fwd_run *r = &j->runs[ir];
+        float *states = layer_state(r->s, j->l) + conv_state;
+        for (int t = r->t0; t < r->t0 + r->n; t++)
+            for (int h = h0; h < h1; h++) step(j, states, t, h);
+    }
+}
+
+/* Mamba-2's scan of head h, then y + x D (rounded apart, as two ggml ops). */
+static void mamba2_head(const ssm_job *j, float *states, int t, int h) {
     const model_hparams *hp = &j->s->model->hp;
     const model_layer *l = j->l;
     const int heads = hp->ssm_heads, hd = hp->ssm_inner / heads, n_st = hp->ssm_state;
-    const int per_group = heads / hp->ssm_groups;
-    const int64_t conv = model_ssm_conv_dim(hp), d_in = ssm_d_in(hp);
-    const int64_t conv_state = (int64_t)(hp->ssm_conv - 1) * conv;
-    int h0, h1;
-    hr_pool_part(heads, ith, nth, &h0, &h1);
-    for (int ir = 0; ir < j->n_runs; ir++) {
-        const fwd_run *r = &j->runs[ir];
-        float *states = layer_state(r->s, l) + conv_state;
-        for (int t = r->t0; t < r->t0 + r->n; t++) {
-            const float *xbc = j->s->ssm_xbc + (size_t)t * (size_t)conv;
-            const float *dt = j->s->ssm_zx + (size_t)t * (size_t)d_in + (size_t)(d_in - heads);
-            float *y = j->s->att + (size_t)t * (size_t)hp->ssm_inner;
-            for (int h = h0; h < h1; h++) {
-                const float v = dt[h] + l->ssm_dt_b[h];
-                const float sp = v > 20.0f ? v : logf(1 + expf(v)); /* softplus */
-                const float dA = expf(sp * l->ssm_a[h]);
-                const int g = h / per_group;
-                const float *B = xbc + hp->ssm_inner + (size_t)g * (size_t)n_st;
-                const float *C = B + (size_t)hp->ssm_groups * (size_t)n_st;
-                for (int i = h * hd; i < (h + 1) * hd; i++) {
-                    const float x = xbc[i];
-                    const float sum = kern_ggml_ssm_step(states + (size_t)i * (size_t)n_st, B, C,
-                                                         dA, x * sp, n_st);
-                    const float xd = x * l->ssm_d[h];
-                    y[i] = sum + xd;
-                }
-            }
-        }
+    const int64_t conv = model_ssm_conv_dim(hp), d_in = ssm_d_in(j->s->model);
+    const float *xbc = j->s->ssm_xbc + (size_t)t * (size_t)conv;
+    const float *dt = j->s->ssm_zx + (size_t)t * (size_t)d_in + (size_t)(d_in - heads);
+    float *y = j->s->att + (size_t)t * (size_t)hp->ssm_inner;
+    const float v = dt[h] + l->ssm_dt_b[h];
+    const float sp = v > 20.0f ? v : logf(1 + expf(v)); /* softplus */
+    const float dA = expf(sp * l->ssm_a[h]);
+    const int g = h / (heads / hp->ssm_groups);
+    const float *B = xbc + hp->ssm_inner + (size_t)g * (size_t)n_st;
+    const float *C = B + (size_t)hp->ssm_groups * (size_t)n_st;
+    for (int i = h * hd; i < (h + 1) * hd; i++) {
+        const float x = xbc[i];
+        const float sum =
+            kern_ggml_ssm_step(states + (size_t)i * (size_t)n_st, B, C, dA, x * sp, n_st);
+        const float xd = x * l->ssm_d[h];
+        y[i] = sum + xd;
     }
 }
+
+static void scan_job(void *ctx, int ith, int nth) { scan_runs(ctx, ith, nth, mamba2_head); }
 
 /* Per token: y * silu(z) head by head (ggml's glu takes rows of a head),
  * then the RMS norm of each group. */
@@ -123,7 +141,7 @@ static void gate_norm_job(void *ctx, int ith, int nth) {
     hearth_session *s = j->s;
     const model_hparams *hp = &s->model->hp;
     const int hd = hp->ssm_inner / hp->ssm_heads, gs = hp->ssm_inner / hp->ssm_groups;
-    const int64_t d_in = ssm_d_in(hp);
+    const int64_t d_in = ssm_d_in(j->s->model);
     int t0, t1;
     hr_pool_part(j->n, ith, nth, &t0, &t1);
     for (int t = t0; t < t1; t++) {
@@ -135,13 +153,94 @@ static void gate_norm_job(void *ctx, int ith, int nth) {
     }
 }
 
-void forward_ssm(hearth_session *s, const model_layer *l, const fwd_run *runs, int n_runs, int n) {
+/* ---- Gated DeltaNet ---- */
+
+/* x *= 1 / max(|x|, eps), |x| summed in double as ggml_l2_norm sums it. */
+static void l2_norm(float *x, int n, float eps) {
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    const float scale = 1.0f / fmaxf(sqrtf((float)sum), eps);
+    for (int i = 0; i < n; i++) x[i] *= scale;
+}
+
+/* q and k of every key head L2-normed, tokens split across the pool. */
+static void gdn_norm_job(void *ctx, int ith, int nth) {
+    const ssm_job *j = ctx;
+    const model_hparams *hp = &j->s->model->hp;
+    const int64_t conv = model_ssm_conv_dim(hp);
+    const int dk = hp->ssm_state;
+    int t0, t1;
+    hr_pool_part(j->n, ith, nth, &t0, &t1);
+    for (int t = t0; t < t1; t++)
+        for (int h = 0; h < 2 * hp->ssm_groups; h++)
+            l2_norm(j->s->ssm_xbc + (size_t)t * (size_t)conv + (size_t)h * (size_t)dk, dk,
+                    hp->rms_eps);
+}
+
+/* Value head h of ggml_gated_delta_net: its gates (beta = sigmoid(beta),
+ * decay = exp(softplus(alpha + dt_bias) A), each a ggml op) and the step
+ * (kern_ggml_gdn_step), reading key head h % key heads as Qwen3.5 does. */
+static void gdn_head(const ssm_job *j, float *states, int t, int h) {
+    const model_hparams *hp = &j->s->model->hp;
+    const model_layer *l = j->l;
+    const int heads = hp->ssm_heads, dv = hp->ssm_state;
+    const int64_t conv = model_ssm_conv_dim(hp), d_in = ssm_d_in(j->s->model);
+    const int64_t key_dim = (int64_t)hp->ssm_groups * dv;
+    const float *qkv = j->s->ssm_xbc + (size_t)t * (size_t)conv;
+    const float *ba = j->s->ssm_zx + (size_t)t * (size_t)d_in + (size_t)(d_in - 2 * heads);
+    const float *q = qkv + (size_t)(h % hp->ssm_groups) * (size_t)dv, *k = q + key_dim;
+    const float *v = qkv + 2 * key_dim + (size_t)h * (size_t)dv;
+    float *y = j->s->att + (size_t)t * (size_t)hp->ssm_inner + (size_t)h * (size_t)dv;
+    const float beta = 1.0f / (1.0f + expf(-ba[h]));
+    const float a = ba[heads + h] + l->ssm_dt_b[h];
+    const float decay = expf((a > 20.0f ? a : logf(1.0f + expf(a))) * l->ssm_a[h]);
+    kern_ggml_gdn_step(states + (size_t)h * (size_t)dv * (size_t)dv, q, k, v, decay, beta,
+                       1.0f / sqrtf((float)dv), dv, y);
+}
+
+static void gdn_scan_job(void *ctx, int ith, int nth) { scan_runs(ctx, ith, nth, gdn_head); }
+
+/* Per token and value head: RMSNorm(y) times silu(z) (ggml_silu on rows of
+ * a head, then the product). */
+static void gdn_gate_norm_job(void *ctx, int ith, int nth) {
+    const ssm_job *j = ctx;
+    hearth_session *s = j->s;
     const model_hparams *hp = &s->model->hp;
-    forward_matmul(s, &l->ssm_in, s->xb, n, s->ssm_zx, ssm_d_in(hp));
+    const int dv = hp->ssm_state;
+    const int64_t d_in = ssm_d_in(s->model);
+    int t0, t1;
+    hr_pool_part(j->n, ith, nth, &t0, &t1);
+    for (int t = t0; t < t1; t++) {
+        float *y = s->att + (size_t)t * (size_t)hp->ssm_inner;
+        const float *z = s->ssm_zx + (size_t)t * (size_t)d_in;
+        for (int i = 0; i < hp->ssm_inner; i += dv) {
+            forward_rms_norm(y + i, y + i, j->l->ssm_norm, dv, hp->rms_eps);
+            kern_swiglu(y + i, z + i, y + i, dv);
+        }
+    }
+}
+
+void forward_ssm(hearth_session *s, const model_layer *l, const fwd_run *runs, int n_runs, int n) {
+    const hearth_model *m = s->model;
+    const model_hparams *hp = &m->hp;
+    const int64_t d_in = ssm_d_in(m);
     ssm_job job = {.s = s, .l = l, .runs = runs, .n_runs = n_runs, .n = n};
-    hr_pool_run(s->model->pool, conv_job, &job);
-    hr_pool_run(s->model->pool, scan_job, &job);
-    hr_pool_run(s->model->pool, gate_norm_job, &job);
+    if (m->arch->gdn) { /* z, q k v, beta, alpha side by side in each row */
+        const model_weight *ws[4] = {&l->ssm_z, &l->ssm_in, &l->ssm_beta, &l->ssm_alpha};
+        float *ys[4] = {s->ssm_zx, s->ssm_zx + hp->ssm_inner,
+                        s->ssm_zx + hp->ssm_inner + model_ssm_conv_dim(hp),
+                        s->ssm_zx + d_in - hp->ssm_heads};
+        forward_matmul_group(s, ws, ys, 4, s->xb, n, d_in);
+        hr_pool_run(m->pool, conv_job, &job);
+        hr_pool_run(m->pool, gdn_norm_job, &job);
+        hr_pool_run(m->pool, gdn_scan_job, &job);
+        hr_pool_run(m->pool, gdn_gate_norm_job, &job);
+    } else {
+        forward_matmul(s, &l->ssm_in, s->xb, n, s->ssm_zx, d_in);
+        hr_pool_run(m->pool, conv_job, &job);
+        hr_pool_run(m->pool, scan_job, &job);
+        hr_pool_run(m->pool, gate_norm_job, &job);
+    }
     forward_matmul(s, &l->ssm_out, s->att, n, s->xb, hp->n_embd);
 }
 

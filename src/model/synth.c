@@ -219,6 +219,7 @@ static hearth_err add_vocab_wpm(synth_ctx *c, int *n_vocab_out) {
  * Mamba-2 layer, unless il % 3 == 2 or it is the last (LFM2-350M has 10 of
  * 16): two layers are one of each. */
 static bool synth_kv_free_layer(const synth_params *p, const arch_desc *a, int il) {
+    if (a->gdn) return (il + 1) % 4 != 0; /* full_attention_interval 4, as Qwen3.5's */
     return (a->shortconv || a->ssm) && il % 3 != 2 && il != p->n_layer - 1;
 }
 
@@ -308,6 +309,19 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
         SET_F32("attention.scale", 0.015625f);
         SET_F32("logit_scale", 8.0f);
     }
+    if (a->gdn) { /* Qwen3.5: Gated DeltaNet sizes (value heads reading 2 key heads) */
+        SET_U32("ssm.conv_kernel", SYNTH_SSM_CONV);
+        SET_U32("ssm.inner_size", 2 * p->n_embd);
+        SET_U32("ssm.state_size", SYNTH_SSM_STATE);
+        SET_U32("ssm.time_step_rank", 2 * p->n_embd / SYNTH_SSM_STATE);
+        SET_U32("ssm.group_count", SYNTH_SSM_GROUPS);
+        SET_U32("full_attention_interval", 4);
+        /* multimodal RoPE's sections (text positions are one position in all) */
+        const int pairs = (p->n_rot > 0 ? p->n_rot : p->head_dim) / 2, sec = (pairs + 2) / 3;
+        const int32_t sections[4] = {sec, sec, pairs - 2 * sec, 0}; /* 32 pairs: 11, 11, 10 */
+        snprintf(key, sizeof key, "%s.rope.dimension_sections", p->arch);
+        if (!err) err = gguf_writer_set_arr(c->w, key, GGUF_I32, sections, 4);
+    }
     if (a->ssm) { /* Granite 4.0-H: Mamba-2 sizes, and attention without RoPE */
         SET_U32("ssm.conv_kernel", SYNTH_SSM_CONV);
         SET_U32("ssm.inner_size", 2 * p->n_embd);
@@ -350,7 +364,7 @@ static hearth_err add_ffn(synth_ctx *c, const synth_params *p, const arch_desc *
     const float sd = 1.0f / sqrtf((float)d), sf = 1.0f / sqrtf((float)p->n_ff);
     char n[96];
     hearth_err err = HEARTH_OK;
-    if (!a->post_ln && !a->no_pre_norms) T("ffn_norm.weight", d, 1, 1.0f, 0.05f);
+    if (!a->post_ln && !a->no_pre_norms && !a->ffn_norm) T("ffn_norm.weight", d, 1, 1.0f, 0.05f);
     if (p->n_expert > 0) { /* the router stays F32, as llama-quantize leaves it */
         snprintf(n, sizeof n, "blk.%d.ffn_gate_inp.weight", il);
         if (!err) err = add_tensor_as(c, n, KERN_F32, d, p->n_expert, 0.0f, 2.0f * sd, true);
@@ -410,6 +424,32 @@ static hearth_err add_ssm(synth_ctx *c, const synth_params *p, int il) {
     return err;
 }
 
+/* Layer il's Gated DeltaNet mixer (Qwen3.5), synth's Mamba-2 sizes: value
+ * heads of 64 over 2 n_embd reading two key heads of 64, a kernel of 4. */
+static hearth_err add_gdn(synth_ctx *c, const synth_params *p, int il) {
+    const int64_t d = p->n_embd, inner = 2 * d, heads = inner / SYNTH_SSM_STATE;
+    const int64_t conv = inner + 2 * (int64_t)SYNTH_SSM_GROUPS * SYNTH_SSM_STATE;
+    const float sd = 1.0f / sqrtf((float)d), si = 1.0f / sqrtf((float)inner);
+    char n[96];
+    hearth_err err = HEARTH_OK;
+    T("attn_qkv.weight", d, conv, 0.0f, sd);
+    T("attn_gate.weight", d, inner, 0.0f, sd);
+    T("ssm_beta.weight", d, heads, 0.0f, sd);
+    T("ssm_alpha.weight", d, heads, 0.0f, sd);
+#define F32(suffix, cols, rows, mean, std)                                                         \
+    if (!err) {                                                                                    \
+        snprintf(n, sizeof n, "blk.%d.%s", il, suffix);                                            \
+        err = add_tensor_as(c, n, KERN_F32, cols, rows, mean, std, (rows) > 1);                    \
+    }
+    F32("ssm_conv1d.weight", SYNTH_SSM_CONV, conv, 0.0f, 0.5f);
+    F32("ssm_dt.bias", heads, 1, 1.0f, 0.5f);
+    F32("ssm_a", heads, 1, -1.0f, 0.3f);
+    F32("ssm_norm.weight", SYNTH_SSM_STATE, 1, 1.0f, 0.05f);
+#undef F32
+    T("ssm_out.weight", inner, d, 0.0f, si);
+    return err;
+}
+
 static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc *a, int il) {
     const int64_t d = p->n_embd, nq = (int64_t)p->n_head * p->head_dim,
                   nkv = (int64_t)p->n_head_kv * p->head_dim;
@@ -417,8 +457,9 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
     char n[96];
     hearth_err err = HEARTH_OK;
     if (!a->post_ln && !a->no_pre_norms) T("attn_norm.weight", d, 1, 1.0f, 0.05f);
-    if (a->ssm && synth_kv_free_layer(p, a, il)) {
-        err = err ? err : add_ssm(c, p, il);
+    if (a->ffn_norm) T(a->ffn_norm, d, 1, 1.0f, 0.05f);
+    if ((a->ssm || a->gdn) && synth_kv_free_layer(p, a, il)) {
+        err = err ? err : a->gdn ? add_gdn(c, p, il) : add_ssm(c, p, il);
         return err ? err : add_ffn(c, p, a, il);
     }
     if (synth_kv_free_layer(p, a, il)) {
@@ -434,7 +475,7 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
     if (a->fused_qkv) {
         T("attn_qkv.weight", d, nq + 2 * nkv, 0.0f, sd);
     } else {
-        T("attn_q.weight", d, nq, 0.0f, sd);
+        T("attn_q.weight", d, a->attn_gate ? 2 * nq : nq, 0.0f, sd);
         T("attn_k.weight", d, nkv, 0.0f, sd);
         T("attn_v.weight", d, nkv, 0.0f, sd);
     }
@@ -545,8 +586,9 @@ hearth_err synth_write(const char *path, const synth_params *p) {
         p->n_expert < 0 || p->n_expert > MODEL_MAX_EXPERTS ||
         (p->n_expert > 0) != (p->n_expert_used > 0) || p->n_expert_used > p->n_expert ||
         p->n_expert_used > MODEL_MAX_EXPERTS_USED || (a->moe == MOE_ALWAYS && p->n_expert == 0) ||
-        (a->moe == MOE_NEVER && p->n_expert) || (a->ssm && p->n_embd % SYNTH_SSM_HEAD) ||
-        p->n_ff_shexp < 0 || (p->n_ff_shexp > 0 && !(p->n_expert > 0 && a->granite_scales)))
+        (a->moe == MOE_NEVER && p->n_expert) ||
+        ((a->ssm || a->gdn) && p->n_embd % SYNTH_SSM_HEAD) || p->n_ff_shexp < 0 ||
+        (p->n_ff_shexp > 0 && !(p->n_expert > 0 && a->granite_scales)))
         return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: inconsistent shape");
     synth_ctx c = {0};
     hr_rng_seed(&c.rng, p->seed);

@@ -37,6 +37,10 @@
 #define RE_LLAMA3_TAIL     "| ?[^" WS "\\p{L}\\p{N}]+[\\r\\n]*|" S "*[\\r\\n]+|" S "+(?!" NS ")|" S "+"
 #define RE_LLAMA3          RE_CONTRACTIONS_CI "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}" RE_LLAMA3_TAIL
 #define RE_QWEN2           RE_CONTRACTIONS_CI "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}" RE_LLAMA3_TAIL
+/* Qwen3.5: letter runs and the punctuation run also take combining marks */
+#define RE_QWEN35                                                                                  \
+    RE_CONTRACTIONS_CI "|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^" WS                     \
+                       "\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|" S "*[\\r\\n]+|" S "+(?!" NS ")|" S "+"
 /* CJK ideographs, U+0800..U+4E00 and Hangul, as DeepSeek's tokenizer.json has it */
 #define RE_DEEPSEEK_CJK "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+"
 /* DeepSeek LLM's explicit letter class (tokenizer.json), cased letters only */
@@ -72,6 +76,7 @@ static const pre_kind PRE_DEFAULT = {
 static const pre_kind PRE_GPT2 = {{RE_GPT2, NULL}};
 static const pre_kind PRE_LLAMA3 = {{RE_LLAMA3, NULL}};
 static const pre_kind PRE_QWEN2 = {{RE_QWEN2, NULL}};
+static const pre_kind PRE_QWEN35 = {{RE_QWEN35, NULL}};
 static const pre_kind PRE_STARCODER = {{"\\p{N}", RE_GPT2, NULL}};
 static const pre_kind PRE_FALCON = {{"[\\p{P}$+<=>^~|`]+", RE_GPT2, "[0-9][0-9][0-9]", NULL}};
 static const pre_kind PRE_DEEPSEEK_LLM = {
@@ -119,6 +124,7 @@ static const pre_entry PRE_TABLE[] = {
     {"trillion", &PRE_GPT2, false, false, false},
     {"granite-docling", &PRE_GPT2, false, false, false},
     {"qwen2", &PRE_QWEN2, false, false, false},
+    {"qwen35", &PRE_QWEN35, false, false, false},
     {"deepseek-r1-qwen", &PRE_QWEN2, false, false, false},
     {"kormo", &PRE_QWEN2, false, false, false},
     {"f2llmv2", &PRE_QWEN2, false, false, false},

@@ -884,7 +884,8 @@ hearth_err tune_graph_new(const hearth_model *m, tune_adapter *a, int n_max, tun
         return hr_fail(HEARTH_ERR_UNSUPPORTED,
                        "tune: '%s' has %s layers, which cannot be trained yet (no backward pass "
                        "through them)",
-                       m->arch->name, m->hp.n_ssm ? "Mamba-2" : "short-convolution");
+                       m->arch->name,
+                       m->hp.n_ssm ? "recurrent (Mamba-2, Gated DeltaNet)" : "short-convolution");
     tune_graph *g = calloc(1, sizeof *g);
     if (!g) return hr_fail(HEARTH_ERR_NOMEM, "tune: out of memory");
     const model_hparams *hp = &m->hp;
