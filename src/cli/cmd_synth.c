@@ -13,8 +13,8 @@
 static const char synth_usage[] =
     "usage: hearth synth -o FILE [--arch llama|qwen2|qwen3|qwen3moe|olmoe|granite|granitemoe|\n"
     "                    gemma2|gemma3|phi3|smollm3|olmo2|exaone4|lfm2|bert|nomic-bert|\n"
-    "                    gemma-embedding|granitehybrid]\n"
-    "                    [--type f32|f16|q8_0|q4_0|q4_K|q6_K|iq4_nl|iq4_xs]\n"
+    "                    gemma-embedding|granitehybrid|qwen35]\n"
+    "                    [--type f32|f16|q8_0|q4_0|q2_K|q3_K|q4_K|q6_K|iq4_nl|iq4_xs]\n"
     "                    [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ff "
     "N]\n"
     "                    [--experts N --experts-used K [--shared-ff N]]\n"
