@@ -285,9 +285,88 @@ static void test_json_printing(void) {
           "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n");
 }
 
+static const char xml_tail[] =
+    "\n</tools>\n\nIf you choose to call a function ONLY reply in the following format with NO "
+    "suffix:\n\n<tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>"
+    "\nvalue_1\n</parameter>\n<parameter=example_parameter_2>\nThis is the value for the second "
+    "parameter\nthat can span\nmultiple "
+    "lines\n</parameter>\n</function>\n</tool_call>\n\n<IMPORTANT>\nReminder:\n- Function calls "
+    "MUST follow the specified format: an inner <function=...></function> block must be nested "
+    "within <tool_call></tool_call> XML tags\n- Required parameters MUST be specified\n- You may "
+    "provide optional reasoning for your function call in natural language BEFORE the function "
+    "call, but NOT after\n- If there is no function call available, answer the question like "
+    "normal with your current knowledge and do not tell the user about function "
+    "calls\n</IMPORTANT>";
+
+/* Qwen3.5 (what its Jinja template printed under Python's jinja2 with Hugging
+ * Face's settings, for these messages): the tools block first, then the
+ * system text; contents trimmed; a <think> block on every assistant turn
+ * after the last query; XML calls with Python's str of non-string values;
+ * the generation prompt opens <think> unless enable_thinking is false. */
+static void test_qwen35(void) {
+    /* the parts of the template the recognition reads */
+    static const char tmpl[] =
+        "{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) %}"
+        "{%- set content = render_content(message.content, true)|trim %}{{ '</think>' }}"
+        "{{- \"# Tools\\n\\nYou have access to the following functions:\\n\\n<tools>\" }}"
+        "{{- '<tool_call>\\n<function=' + tool_call.name + '>\\n' }}"
+        "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+        "{%- if enable_thinking is defined and enable_thinking is false %}"
+        "{{- '<think>\\n\\n</think>\\n\\n' }}{%- else %}{{- '<think>\\n' }}{%- endif %}{%- endif "
+        "%}";
+    tok_chat_template t = detect(tmpl);
+    CHECK(t.tools == TOK_TOOLS_XML && t.think_open && t.think_toggle && t.trim &&
+          !strcmp(t.name, "qwen3.5"));
+    tok_chat_template named;
+    REQUIRE(tok_chat_named("qwen3.5", &named) == HEARTH_OK);
+    CHECK(named.tools == TOK_TOOLS_XML && named.think_open && named.think_toggle && named.trim);
+    static const tok_chat_tool_call xcall = {
+        "call_1", "get_weather",
+        "{\"city\":\"Paris\",\"units\":\"\\u00b0C\",\"days\":3,\"exact\":true,\"extra\":null,"
+        "\"opts\":{\"a\":[1,2]}}"};
+    static const tok_chat_msg_tools xconv_tools[] = {
+        {0}, {0}, {&xcall, 1, NULL}, {0, 0, "call_1"}, {0, 0, "call_1"}};
+    char expected[8192];
+    snprintf(expected, sizeof expected,
+             "<|im_start|>system\n# Tools\n\nYou have access to the following functions:\n\n"
+             "<tools>\n%s%s\n\nS<|im_end|>\n"
+             "<|im_start|>user\nWeather in Paris?<|im_end|>\n"
+             "<|im_start|>assistant\n<think>\n\n</think>\n\n<tool_call>\n<function=get_weather>\n"
+             "<parameter=city>\nParis\n</parameter>\n<parameter=units>\n\xc2\xb0"
+             "C\n</parameter>\n<parameter=days>\n3\n</parameter>\n<parameter=exact>\nTrue\n"
+             "</parameter>\n<parameter=extra>\nNone\n</parameter>\n<parameter=opts>\n"
+             "{\"a\": [1, 2]}\n</parameter>\n</function>\n</tool_call><|im_end|>\n"
+             "<|im_start|>user\n<tool_response>\n18 C\n</tool_response>\n<tool_response>\nrain\n"
+             "</tool_response><|im_end|>\n<|im_start|>assistant\n<think>\n",
+             tool_line, xml_tail);
+    check("qwen3.5 with tools", &t, conv, N(conv), tools, xconv_tools, expected);
+    static const tok_chat_msg plain[] = {MSG(SYSTEM, "  Be brief. "), MSG(USER, "Hi ")};
+    check("qwen3.5 trims", &t, plain, N(plain), NULL, NULL,
+          "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+          "<|im_start|>assistant\n<think>\n");
+    tok_chat_opts o = {.add_generation_prompt = true, .no_thinking = true};
+    char *out = NULL;
+    size_t len = 0;
+    REQUIRE(tok_chat_render(&t, plain + 1, 1, &o, &out, &len) == HEARTH_OK);
+    CHECK(!strcmp(out, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+                       "<think>\n\n</think>\n\n"));
+    free(out);
+    static const tok_chat_msg turns[] = {
+        MSG(USER, "A"), MSG(ASSISTANT, "<think>\nold\n</think>\n\nX"), MSG(USER, "B"),
+        MSG(ASSISTANT, "Y with no think"), MSG(ASSISTANT, "<think>r2</think>Z")};
+    o = (tok_chat_opts){0};
+    REQUIRE(tok_chat_render(&t, turns, N(turns), &o, &out, &len) == HEARTH_OK);
+    CHECK(!strcmp(out, "<|im_start|>user\nA<|im_end|>\n<|im_start|>assistant\nX<|im_end|>\n"
+                       "<|im_start|>user\nB<|im_end|>\n<|im_start|>assistant\n<think>\n\n"
+                       "</think>\n\nY with no think<|im_end|>\n<|im_start|>assistant\n<think>\n"
+                       "r2\n</think>\n\nZ<|im_end|>\n"));
+    free(out);
+}
+
 int main(void) {
     test_detect();
     test_qwen();
+    test_qwen35();
     test_llama();
     test_generic();
     test_json_printing();

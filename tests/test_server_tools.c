@@ -37,11 +37,10 @@ static srv_tool_reply parse(const srv_request *r, const char *text) {
     return t;
 }
 
-/* The reply has the calls named (name:args|name:args...) and the content. */
-static void check(const char *what, bool parallel, const char *text, const char *calls,
-                  const char *content) {
-    srv_request r = request(parallel);
-    srv_tool_reply t = parse(&r, text);
+/* The reply to r has the calls named (name:args|name:args...) and the content. */
+static void check_req(const char *what, const srv_request *r, const char *text, const char *calls,
+                      const char *content) {
+    srv_tool_reply t = parse(r, text);
     char got[4096] = "";
     for (int k = 0; k < t.n_calls; k++) {
         const size_t n = strlen(got);
@@ -56,6 +55,48 @@ static void check(const char *what, bool parallel, const char *text, const char 
            content ? content : "(null)");
     if (t.content) CHECK(t.content_len == strlen(t.content));
     srv_tool_reply_free(&t);
+}
+
+static void check(const char *what, bool parallel, const char *text, const char *calls,
+                  const char *content) {
+    const srv_request r = request(parallel);
+    check_req(what, &r, text, calls, content);
+}
+
+/* Qwen3.5's XML calls: values typed by the functions' schemas (a declared
+ * string stays one, else JSON when it reads as JSON), the template's
+ * newlines around a value dropped. */
+static void test_xml(void) {
+    srv_request r = request(true);
+    char tools[] = "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":"
+                   "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"},\"zip\":"
+                   "{\"type\":[\"string\",\"null\"]},\"days\":{\"type\":\"integer\"}}}}}]";
+    r.tools = tools;
+    check_req("xml", &r,
+              "Checking.\n\n<tool_call>\n<function=get_weather>\n<parameter=city>\nNew York\n"
+              "</parameter>\n<parameter=zip>\n10001\n</parameter>\n<parameter=days>\n3\n"
+              "</parameter>\n</function>\n</tool_call>",
+              "get_weather:{\"city\":\"New York\",\"zip\":\"10001\",\"days\":3}", "Checking.");
+    check_req("xml values: json, text, lines", &r,
+              "<tool_call>\n<function=lookup>\n<parameter=q>\n{\"a\": [1, true]}\n</parameter>\n"
+              "<parameter=note>\ntwo\nlines\n</parameter>\n<parameter=n>\n2.5\n</parameter>\n"
+              "</function>\n</tool_call>",
+              "lookup:{\"q\":{\"a\":[1,true]},\"note\":\"two\\nlines\",\"n\":2.5}", NULL);
+    check_req("xml no parameters, two calls", &r,
+              "<tool_call>\n<function=lookup>\n</function>\n</tool_call>\n<tool_call>\n"
+              "<function=get_weather>\n<parameter=city>\n7\n</parameter>\n</function>\n"
+              "</tool_call>",
+              "lookup:{}|get_weather:{\"city\":\"7\"}", NULL);
+    static const char twice[] = /* a key twice */
+        "<tool_call>\n<function=lookup>\n<parameter=q>\n1\n</parameter>\n<parameter=q>\n2\n"
+        "</parameter>\n</function>\n</tool_call>";
+    const char *kept[] = {
+        "<tool_call>\n<function=rm_rf>\n</function>\n</tool_call>", /* undeclared */
+        "<tool_call>\n<function=lookup>\n<parameter=q>\n1\n</function>\n</tool_call>", twice,
+        "<tool_call>\n<function=lookup>\n</function> x\n</tool_call>",
+        "<tool_call>\n<function=lookup\n>\n</function>\n</tool_call>"};
+    for (size_t k = 0; k < sizeof kept / sizeof kept[0]; k++)
+        check_req("xml not a call", &r, kept[k], "", kept[k]);
 }
 
 static void test_formats(void) {
@@ -480,6 +521,7 @@ int main(void) {
     test_schema();
     test_forced_request();
     test_formats();
+    test_xml();
     test_stream();
     test_random();
     test_cap();

@@ -47,9 +47,10 @@ static const char serve_usage[] =
     "  --max-body BYTES     largest request body (default 8388608)\n"
     "  --api-key KEY        require 'Authorization: Bearer KEY' on /v1/* (or HEARTH_API_KEY)\n"
     "  -t N                 threads (default: physical cores)\n" CLI_MODEL_USAGE
-    "  --chat-template T    chatml|qwen3|qwen3-thinking|llama3|llama3.1|llama3.2|gemma|gemma3|\n"
-    "                       phi3|phi3-mini|phi4-mini|phi4|deepseek-r1|granite|granite3.3|olmo2|\n"
-    "                       exaone4, or a file holding a Jinja template to recognize\n"
+    "  --chat-template T    chatml|qwen2.5|qwen3|qwen3-thinking|qwen3.5|llama3|llama3.1|llama3.2|\n"
+    "                       gemma|gemma3|phi3|phi3-mini|phi4-mini|phi4|deepseek-r1|granite|\n"
+    "                       granite3.3|olmo2|exaone4, or a file holding a Jinja template to "
+    "recognize\n"
     "                       (default: the model's tokenizer.chat_template)\n"
     "  --reasoning M        reasoning models (Qwen 3): thinking on|off|auto (default auto: the\n"
     "                       template's default; a request's enable_thinking or think wins)\n"

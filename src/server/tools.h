@@ -63,6 +63,7 @@ typedef struct srv_tool_set {
     char **names;
     int n_names;
     bool parallel;
+    char *tools; /* the request's tools as JSON (NULL: none): the parameters' declared types */
 } srv_tool_set;
 
 /* r's set, borrowed (valid while r is). */

@@ -59,13 +59,19 @@ void srv_tool_call_id(char *out, size_t cap) {
 static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 srv_tool_set srv_tool_set_of(const srv_request *r) {
-    return (srv_tool_set){
-        .names = r->tool_names, .n_names = r->n_tools, .parallel = r->parallel_tool_calls != 0};
+    return (srv_tool_set){.names = r->tool_names,
+                          .n_names = r->n_tools,
+                          .parallel = r->parallel_tool_calls != 0,
+                          .tools = r->tools};
 }
 
 bool srv_tool_set_copy(const srv_request *r, srv_tool_set *out) {
     *out = (srv_tool_set){.parallel = r->parallel_tool_calls != 0};
-    if (!(out->names = calloc((size_t)r->n_tools + 1, sizeof *out->names))) return false;
+    if (!(out->names = calloc((size_t)r->n_tools + 1, sizeof *out->names)) ||
+        (r->tools && !(out->tools = strdup(r->tools)))) {
+        srv_tool_set_free(out);
+        return false;
+    }
     for (; out->n_names < r->n_tools; out->n_names++) {
         if (!(out->names[out->n_names] = strdup(r->tool_names[out->n_names]))) {
             srv_tool_set_free(out);
@@ -78,6 +84,7 @@ bool srv_tool_set_copy(const srv_request *r, srv_tool_set *out) {
 void srv_tool_set_free(srv_tool_set *t) {
     for (int k = 0; k < t->n_names; k++) free(t->names[k]);
     free(t->names);
+    free(t->tools);
     *t = (srv_tool_set){0};
 }
 
@@ -87,12 +94,106 @@ static bool declared(const srv_tool_set *t, const char *name) {
     return false;
 }
 
-/* One call object from p[0..n) (leading white space allowed); *used: the
- * bytes it took. False when it is no call. */
+static const char *find(const char *s, size_t n, const char *needle, size_t m);
+
+/* Whether function fn's schema in the request's tools declares parameter
+ * key a string ("type": "string", or a list of types holding it). */
+static bool string_param(const srv_tool_set *r, const char *fn, const char *key) {
+    cJSON *tools = r->tools ? cJSON_Parse(r->tools) : NULL;
+    bool str = false;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tools) {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(t, "function");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(f, "name");
+        if (!cJSON_IsString(name) || strcmp(name->valuestring, fn) != 0) continue;
+        const cJSON *props = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(f, "parameters"), "properties");
+        const cJSON *type =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(props, key), "type");
+        if (cJSON_IsString(type)) str = !strcmp(type->valuestring, "string");
+        for (int k = 0; cJSON_IsArray(type) && k < cJSON_GetArraySize(type); k++) {
+            const cJSON *ty = cJSON_GetArrayItem(type, k);
+            str = str || (cJSON_IsString(ty) && !strcmp(ty->valuestring, "string"));
+        }
+        break;
+    }
+    cJSON_Delete(tools);
+    return str;
+}
+
+/* A name between `open` and '>' at p[i..n) (no line break, 1 to 255 bytes),
+ * copied into out; the index past the '>', or 0 when there is none. */
+static size_t tag_name(const char *p, size_t n, size_t i, const char *open, char *out) {
+    const size_t k = strlen(open);
+    if (n - i < k || memcmp(p + i, open, k) != 0) return 0;
+    size_t e = i + k;
+    while (e < n && p[e] != '>' && p[e] != '\n' && e - i - k < 255) e++;
+    if (e == n || p[e] != '>' || e == i + k) return 0;
+    memcpy(out, p + i + k, e - i - k);
+    out[e - i - k] = '\0';
+    return e + 1;
+}
+
+/* Qwen3.5's call (its template's format): <function=NAME>, then
+ * <parameter=KEY>\nVALUE\n</parameter> for each argument, </function>.
+ * A value is a JSON string when the function's schema declares it one or
+ * it is no JSON text, else the JSON it is (a number, an object, ...). */
+static bool read_xml_call(const srv_tool_set *r, const char *p, size_t n, size_t i, size_t *used,
+                          srv_call_out *c) {
+    char fn[256], key[256];
+    if (!(i = tag_name(p, n, i, "<function=", fn)) || !declared(r, fn)) return false;
+    cJSON *args = cJSON_CreateObject();
+    bool ok = args != NULL;
+    for (;;) {
+        while (i < n && is_ws(p[i])) i++;
+        if (n - i >= 11 && !memcmp(p + i, "</function>", 11)) {
+            i += 11;
+            break;
+        }
+        size_t v = ok ? tag_name(p, n, i, "<parameter=", key) : 0;
+        const char *end = v ? find(p + v, n - v, "</parameter>", 12) : NULL;
+        if (!end) {
+            ok = false;
+            break;
+        }
+        size_t e = (size_t)(end - p);
+        if (v < e && p[v] == '\n') v++; /* the template's newlines around the value */
+        if (e > v && p[e - 1] == '\n') e--;
+        cJSON *val = string_param(r, fn, key) ? NULL : cJSON_ParseWithLength(p + v, e - v);
+        if (!val) {
+            char *s = strndup(p + v, e - v);
+            val = s ? cJSON_CreateString(s) : NULL;
+            free(s);
+        }
+        if (!val || cJSON_GetObjectItemCaseSensitive(args, key) ||
+            !cJSON_AddItemToObject(args, key, val)) {
+            cJSON_Delete(val);
+            ok = false;
+            break;
+        }
+        i = (size_t)(end - p) + 12;
+    }
+    if (ok) {
+        c->name = strdup(fn);
+        c->arguments = cJSON_PrintUnformatted(args);
+        ok = c->name && c->arguments;
+        if (!ok) {
+            free(c->name);
+            free(c->arguments);
+        }
+        *used = i;
+    }
+    cJSON_Delete(args);
+    return ok;
+}
+
+/* One call from p[0..n) (leading white space allowed): a JSON object, or
+ * Qwen3.5's XML form; *used: the bytes it took. False when it is no call. */
 static bool read_call(const srv_tool_set *r, const char *p, size_t n, size_t *used,
                       srv_call_out *c) {
     size_t i = 0;
     while (i < n && is_ws(p[i])) i++;
+    if (i < n && p[i] == '<') return read_xml_call(r, p, n, i, used, c);
     if (i == n || p[i] != '{') return false;
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(p + i, n - i, &end, false);

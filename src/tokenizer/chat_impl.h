@@ -77,6 +77,11 @@ void ct_json_quote(ct_buf *b, const char *s, size_t n);
  * JSON. */
 bool ct_json_dump_items(ct_buf *b, const char *text, size_t len, int indent, const char *before,
                         const char *after);
+/* Qwen3.5's "<parameter=KEY>\nVALUE\n</parameter>\n" for each member of the
+ * JSON object text[0..len), in order: a string value as its text, true,
+ * false and null as Python prints them, anything else through tojson. False
+ * when it is not an object of valid JSON. */
+bool ct_json_xml_params(ct_buf *b, const char *text, size_t len);
 /* Whether text is a non-empty JSON array (NULL: no). */
 bool ct_json_nonempty_array(const char *text);
 
@@ -88,6 +93,11 @@ bool ct_tools_hermes_block(ct_buf *b, const char *tools_json);
 /* <tool_call>\n{"name": "NAME", "arguments": ARGS}\n</tool_call>, the
  * arguments as sent (raw) or through tojson. */
 bool ct_tools_hermes_call(ct_buf *b, const tok_chat_tool_call *c, bool raw);
+/* Qwen3.5's tools block (its "# Tools" instructions, each tool of
+ * tools_json as one tojson line, the XML call format) and one call as
+ * <tool_call>\n<function=NAME>\n<parameter=...>...</function>\n</tool_call>. */
+bool ct_tools_xml_block(ct_buf *b, const char *tools_json);
+bool ct_tools_xml_call(ct_buf *b, const tok_chat_tool_call *c);
 /* The generic rendering for templates without tools: m[0..n) rewritten as
  * plain system/user/assistant messages (the tools block joined to the
  * system message, calls as <tool_call> text, consecutive results as one

@@ -25,6 +25,7 @@ typedef struct jp {
     size_t n, i;
     ct_buf *b;
     int indent;
+    bool raw; /* the next string prints as its text, unquoted (Jinja's `string`) */
 } jp;
 
 static void skip_ws(jp *p) {
@@ -117,13 +118,15 @@ static int hex4(const char *s) {
 /* A string: decoded, then re-escaped into p->b. */
 static bool parse_string(jp *p) {
     if (p->i >= p->n || p->s[p->i] != '"') return false;
+    const bool raw = p->raw;
+    p->raw = false;
     p->i++;
-    buf_puts(p->b, "\"");
+    if (!raw) buf_puts(p->b, "\"");
     while (p->i < p->n) {
         const unsigned char c = (unsigned char)p->s[p->i];
         if (c == '"') {
             p->i++;
-            buf_puts(p->b, "\"");
+            if (!raw) buf_puts(p->b, "\"");
             return true;
         }
         if (c < 0x20) return false;
@@ -131,7 +134,7 @@ static bool parse_string(jp *p) {
             size_t k = 1;
             if (c >= 0x80)
                 while (p->i + k < p->n && ((unsigned char)p->s[p->i + k] & 0xc0) == 0x80) k++;
-            if (c < 0x80)
+            if (c < 0x80 && !raw)
                 quote_char(p->b, c);
             else
                 buf_put(p->b, p->s + p->i, k);
@@ -170,7 +173,10 @@ static bool parse_string(jp *p) {
         }
         default: return false;
         }
-        quote_char(p->b, cp);
+        if (raw)
+            put_utf8(p->b, cp);
+        else
+            quote_char(p->b, cp);
     }
     return false;
 }
@@ -395,6 +401,57 @@ bool ct_json_dump_items(ct_buf *b, const char *text, size_t len, int indent, con
     }
     free(scratch.p);
     if (!ok || scratch.oom) return false;
+    skip_ws(&p);
+    return p.i == p.n;
+}
+
+bool ct_json_xml_params(ct_buf *b, const char *text, size_t len) {
+    jp p = {.s = text, .n = len, .b = b, .indent = -1};
+    skip_ws(&p);
+    if (p.i >= p.n || p.s[p.i] != '{') return false;
+    p.i++;
+    skip_ws(&p);
+    if (p.i < p.n && p.s[p.i] == '}') {
+        p.i++;
+    } else {
+        for (;;) {
+            skip_ws(&p);
+            buf_puts(b, "<parameter=");
+            p.raw = true;
+            if (!parse_string(&p)) return false;
+            buf_puts(b, ">\n");
+            skip_ws(&p);
+            if (p.i >= p.n || p.s[p.i] != ':') return false;
+            p.i++;
+            skip_ws(&p);
+            /* args_value | string: Python's str of what json.loads made */
+            static const char *const words[3][2] = {
+                {"true", "True"}, {"false", "False"}, {"null", "None"}};
+            bool word = false;
+            for (int k = 0; k < 3 && !word; k++) {
+                const size_t wl = strlen(words[k][0]);
+                if (p.n - p.i >= wl && !memcmp(p.s + p.i, words[k][0], wl)) {
+                    buf_puts(b, words[k][1]);
+                    p.i += wl;
+                    word = true;
+                }
+            }
+            /* a string as its text; containers and numbers through tojson */
+            p.raw = !word && p.i < p.n && p.s[p.i] == '"';
+            if (!word && !parse_value(&p, 1)) return false;
+            buf_puts(b, "\n</parameter>\n");
+            skip_ws(&p);
+            if (p.i < p.n && p.s[p.i] == ',') {
+                p.i++;
+                continue;
+            }
+            if (p.i < p.n && p.s[p.i] == '}') {
+                p.i++;
+                break;
+            }
+            return false;
+        }
+    }
     skip_ws(&p);
     return p.i == p.n;
 }

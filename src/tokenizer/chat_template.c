@@ -74,7 +74,8 @@ static const char *span_find(ct_span s, const char *needle, bool last) {
 
 /* ---- recognition --------------------------------------------------------- */
 
-static const char ct_names[] = "chatml|qwen2.5|qwen3|qwen3-thinking|llama3|llama3.1|llama3.2|gemma|"
+static const char ct_names[] = "chatml|qwen2.5|qwen3|qwen3-thinking|qwen3.5|llama3|llama3.1|"
+                               "llama3.2|gemma|"
                                "gemma3|phi3|phi3-mini|phi4-mini|phi4|deepseek-r1|granite|"
                                "granite3.3|olmo2|exaone4";
 
@@ -98,6 +99,14 @@ hearth_err tok_chat_named(const char *name, tok_chat_template *out) {
                                 .think_open = open,
                                 .tools = TOK_TOOLS_HERMES,
                                 .tool_args_raw = true};
+    } else if (!strcmp(name, "qwen3.5")) {
+        t = (tok_chat_template){.family = TOK_CHAT_CHATML,
+                                .name = "qwen3.5",
+                                .think = true,
+                                .think_toggle = true,
+                                .think_open = true,
+                                .trim = true,
+                                .tools = TOK_TOOLS_XML};
     } else if (!strcmp(name, "llama3")) {
         t = (tok_chat_template){.family = TOK_CHAT_LLAMA3, .name = "llama3", .bos = true};
     } else if (!strcmp(name, "llama3.1")) {
@@ -216,9 +225,16 @@ static hearth_err detect_chatml(const char *s, tok_chat_template *t) {
         t->think_toggle = has(s, "enable_thinking");
         t->think_open = has(s, "assistant\n<think>\n'");
         t->name = t->think_open ? "qwen3-thinking" : "qwen3";
+        /* Qwen3.5: {%- else %}{{- '<think>\n' }} after the assistant header,
+         * render_content(...)|trim, <function=...> calls */
+        if (t->think_toggle && has(s, "{{- '<think>\n' }}")) {
+            t->think_open = t->trim = true;
+            t->name = "qwen3.5";
+        }
     }
     /* Qwen 2.5/3: {%- if tools %} ... <tools> ... <tool_call> ... */
-    if (has(s, "<tools>") && has(s, "<tool_call>")) t->tools = TOK_TOOLS_HERMES;
+    if (has(s, "<tools>") && has(s, "<tool_call>"))
+        t->tools = has(s, "<function=") ? TOK_TOOLS_XML : TOK_TOOLS_HERMES;
     /* Qwen 3: {%- if tool_call.arguments is string %}{{- tool_call.arguments }} */
     t->tool_args_raw = has(s, "arguments is string");
     chatml_default_system(s, t);
@@ -318,8 +334,12 @@ static const char *role_name(tok_chat_role r) {
 /* Qwen 3's assistant turn. The template cuts a reasoning block out of the
  * content ("content.split('</think>')[-1].lstrip('\n')", reasoning =
  * "split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n')") and
- * prints it back only for turns after the last user query. */
-static ct_span qwen3_assistant(ct_buf *b, ct_span c, bool after_query, bool last) {
+ * prints it back only for turns after the last user query (Qwen 3: the last
+ * turn, or one with reasoning; Qwen3.5, t->trim: every such turn, the
+ * content and the reasoning trimmed). */
+static ct_span qwen3_assistant(const tok_chat_template *t, ct_buf *b, ct_span c, bool after_query,
+                               bool last) {
+    if (t->trim) c = span_trim(c);
     ct_span content = c, reasoning = {c.p, 0};
     const char *first_end = span_find(c, "</think>", false);
     if (first_end) {
@@ -336,8 +356,8 @@ static ct_span qwen3_assistant(ct_buf *b, ct_span c, bool after_query, bool last
         reasoning = span_lstrip_nl(before);
     }
     buf_puts(b, "<|im_start|>assistant\n");
-    if (after_query && (last || reasoning.n)) {
-        ct_span r = span_rstrip_nl(span_lstrip_nl(reasoning));
+    if (after_query && (t->trim || last || reasoning.n)) {
+        ct_span r = t->trim ? span_trim(reasoning) : span_rstrip_nl(span_lstrip_nl(reasoning));
         buf_puts(b, "<think>\n");
         buf_span(b, r);
         buf_puts(b, "\n</think>\n\n");
@@ -363,12 +383,17 @@ static bool chatml_calls(const tok_chat_template *t, const ct_msg *m, ct_buf *b,
                          bool last) {
     ct_span content = m->content;
     if (t->think) {
-        content = qwen3_assistant(b, m->content, after_query, last);
+        content = qwen3_assistant(t, b, m->content, after_query, last);
     } else {
         buf_puts(b, "<|im_start|>assistant\n");
         buf_span(b, content);
     }
     for (int c = 0; c < m->n_calls; c++) {
+        if (t->tools == TOK_TOOLS_XML) { /* '\n\n' before the first after content */
+            buf_puts(b, c > 0 ? "\n" : span_trim(content).n ? "\n\n" : "");
+            if (!ct_tools_xml_call(b, &m->calls[c])) return false;
+            continue;
+        }
         if (c > 0 || content.n) buf_puts(b, "\n");
         if (!ct_tools_hermes_call(b, &m->calls[c], t->tool_args_raw)) return false;
     }
@@ -380,7 +405,20 @@ static hearth_err render_chatml(const tok_chat_template *t, const ct_msg *m, siz
                                 const tok_chat_opts *o, ct_buf *b) {
     size_t i0 = 0;
     const bool sys = n && m[0].role == TOK_CHAT_SYSTEM;
-    if (t->tools == TOK_TOOLS_HERMES && ct_json_nonempty_array(o->tools)) {
+    /* Qwen3.5 trims every message's content */
+#define CONTENT(msg) (t->trim ? span_trim((msg).content) : (msg).content)
+    if (t->tools == TOK_TOOLS_XML && ct_json_nonempty_array(o->tools)) {
+        /* '<|im_start|>system\n' + the tools block + ('\n\n' + system content if any) */
+        buf_puts(b, "<|im_start|>system\n");
+        if (!ct_tools_xml_block(b, o->tools))
+            return hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: 'tools' is not a JSON array");
+        if (sys && CONTENT(m[0]).n) {
+            buf_puts(b, "\n\n");
+            buf_span(b, CONTENT(m[0]));
+        }
+        buf_puts(b, "<|im_end|>\n");
+        i0 = sys ? 1 : 0;
+    } else if (t->tools == TOK_TOOLS_HERMES && ct_json_nonempty_array(o->tools)) {
         /* '<|im_start|>system\n' + (system content or Qwen 2.5's default) +
          * '\n\n# Tools ...' (Qwen 3 without a system message: '# Tools ...') */
         buf_puts(b, "<|im_start|>system\n");
@@ -397,7 +435,7 @@ static hearth_err render_chatml(const tok_chat_template *t, const ct_msg *m, siz
         i0 = sys ? 1 : 0;
     } else if (sys) {
         buf_puts(b, "<|im_start|>system\n");
-        buf_span(b, m[0].content);
+        buf_span(b, CONTENT(m[0]));
         buf_puts(b, "<|im_end|>\n");
         i0 = 1;
     } else if (t->default_system[0]) {
@@ -409,7 +447,7 @@ static hearth_err render_chatml(const tok_chat_template *t, const ct_msg *m, siz
      * wrapped tool response (n - 1 when there is none). */
     size_t last_query = n ? n - 1 : 0;
     for (size_t i = n; i-- > 0;) {
-        if (m[i].role == TOK_CHAT_USER && !is_tool_response(m[i].content)) {
+        if (m[i].role == TOK_CHAT_USER && !is_tool_response(CONTENT(m[i]))) {
             last_query = i;
             break;
         }
@@ -419,7 +457,7 @@ static hearth_err render_chatml(const tok_chat_template *t, const ct_msg *m, siz
             /* consecutive results share one user turn */
             if (i == 0 || m[i - 1].role != TOK_CHAT_TOOL) buf_puts(b, "<|im_start|>user");
             buf_puts(b, "\n<tool_response>\n");
-            buf_span(b, m[i].content);
+            buf_span(b, CONTENT(m[i]));
             buf_puts(b, "\n</tool_response>");
             if (i + 1 == n || m[i + 1].role != TOK_CHAT_TOOL) buf_puts(b, "<|im_end|>\n");
             continue;
@@ -431,16 +469,17 @@ static hearth_err render_chatml(const tok_chat_template *t, const ct_msg *m, siz
             continue;
         }
         if (t->think && m[i].role == TOK_CHAT_ASSISTANT) {
-            qwen3_assistant(b, m[i].content, i > last_query, i + 1 == n);
+            qwen3_assistant(t, b, m[i].content, i > last_query, i + 1 == n);
             buf_puts(b, "<|im_end|>\n");
             continue;
         }
         buf_puts(b, "<|im_start|>");
         buf_puts(b, role_name(m[i].role));
         buf_puts(b, "\n");
-        buf_span(b, m[i].content);
+        buf_span(b, CONTENT(m[i]));
         buf_puts(b, "<|im_end|>\n");
     }
+#undef CONTENT
     return HEARTH_OK;
 }
 

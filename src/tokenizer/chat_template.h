@@ -37,7 +37,8 @@
 typedef enum tok_chat_tools {
     TOK_TOOLS_GENERIC = 0, /* the template has no tools: chat_tools.c's Hermes-style rendering */
     TOK_TOOLS_HERMES, /* Qwen 2.5/3: <tools> in the system turn, <tool_call>{json}</tool_call> */
-    TOK_TOOLS_LLAMA3  /* Llama 3.1/3.2: JSON {"name","parameters"} replies, ipython results */
+    TOK_TOOLS_LLAMA3, /* Llama 3.1/3.2: JSON {"name","parameters"} replies, ipython results */
+    TOK_TOOLS_XML     /* Qwen3.5: <tool_call>\n<function=NAME>\n<parameter=P>\nV\n</parameter>... */
 } tok_chat_tools;
 
 typedef enum tok_chat_family {
@@ -64,8 +65,10 @@ typedef struct tok_chat_template {
     bool legacy_turns;      /* a user turn ends with the assistant header; no generation prompt */
     bool think;             /* Qwen 3: <think> blocks are cut from earlier assistant turns */
     bool think_toggle;      /* Qwen 3: enable_thinking false prints an empty <think> block */
-    bool think_open;        /* Qwen 3 Thinking-2507, QwQ, DeepSeek-R1: the generation prompt
-                               opens <think> */
+    bool think_open;        /* Qwen 3 Thinking-2507, QwQ, DeepSeek-R1, Qwen3.5: the generation
+                               prompt opens <think> */
+    bool trim;              /* Qwen3.5: contents trimmed, and every assistant turn after the
+                               last query keeps a <think> block, empty or not */
     bool dated;             /* Llama 3.1+: a system header with the knowledge and today's date */
     bool date_now;          /* ... today's date is the real one (strftime_now), else 26 Jul 2024;
                                Granite 3.3: a dated default system message */
@@ -82,7 +85,8 @@ typedef struct tok_chat_template {
 hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out);
 
 /* A template by name: chatml, qwen3, qwen3-thinking (the generation prompt
- * opens <think>, as Qwen 3 Thinking-2507's), llama3 (3.0: no system header), llama3.1
+ * opens <think>, as Qwen 3 Thinking-2507's), qwen3.5 (opens <think> unless
+ * enable_thinking is false; XML tool calls), llama3 (3.0: no system header), llama3.1
  * (dated system header, 26 Jul 2024), llama3.2 (dated with today's date),
  * gemma (Gemma 1/2), gemma3, phi3 (Phi-3.5 style), phi3-mini, phi4-mini,
  * phi4, deepseek-r1 (the R1 distills, opening <think>), granite (Granite 3.x

@@ -43,6 +43,36 @@ bool ct_tools_hermes_call(ct_buf *b, const tok_chat_tool_call *c, bool raw) {
     return true;
 }
 
+static const char xml_head[] = "# Tools\n\nYou have access to the following functions:\n\n<tools>";
+static const char xml_tail[] =
+    "\n</tools>\n\nIf you choose to call a function ONLY reply in the following format with NO "
+    "suffix:\n\n<tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>"
+    "\nvalue_1\n</parameter>\n<parameter=example_parameter_2>\nThis is the value for the second "
+    "parameter\nthat can span\nmultiple lines\n</parameter>\n</function>\n</tool_call>\n\n"
+    "<IMPORTANT>\nReminder:\n- Function calls MUST follow the specified format: an inner "
+    "<function=...></function> block must be nested within <tool_call></tool_call> XML tags\n- "
+    "Required parameters MUST be specified\n- You may provide optional reasoning for your "
+    "function call in natural language BEFORE the function call, but NOT after\n- If there is "
+    "no function call available, answer the question like normal with your current knowledge "
+    "and do not tell the user about function calls\n</IMPORTANT>";
+
+bool ct_tools_xml_block(ct_buf *b, const char *tools_json) {
+    buf_puts(b, xml_head);
+    if (!ct_json_dump_items(b, tools_json, strlen(tools_json), -1, "\n", "")) return false;
+    buf_puts(b, xml_tail);
+    return true;
+}
+
+bool ct_tools_xml_call(ct_buf *b, const tok_chat_tool_call *c) {
+    buf_puts(b, "<tool_call>\n<function=");
+    buf_puts(b, c->name);
+    buf_puts(b, ">\n");
+    const char *a = c->arguments ? c->arguments : "{}";
+    if (!ct_json_xml_params(b, a, strlen(a))) return false;
+    buf_puts(b, "</function>\n</tool_call>");
+    return true;
+}
+
 static char *keep(ct_scratch *s, ct_buf *t) {
     if (t->oom) {
         free(t->p);
