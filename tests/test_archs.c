@@ -7,7 +7,8 @@
  * RoPE on every fourth layer), OLMo 2/3 and EXAONE 4.0 (post-norms only),
  * LFM2 (short convolutions in place of attention on most layers), Granite
  * 4.0-H (Mamba-2 layers; with experts and a shared one), Qwen3.5 (Gated
- * DeltaNet layers, gated attention), YaRN rope scaling, and the Q2_K and
+ * DeltaNet layers, gated attention; with experts and a gated shared one),
+ * YaRN rope scaling, and the Q2_K and
  * Q3_K types. Small random models written by
  * synth (gemma's with attention sharpened by a gain on the Q weights and
  * caps low enough to bite; Granite's with Granite 3's multipliers) run in
@@ -220,6 +221,38 @@ static const fixture k_fixtures[] = {
      .seed = 60,
      .llama_hash = 0xf695c3996b7f2ca9ull,
      .untied = true,
+     .n_rot = 16},
+    /* Qwen3.5-MoE: the same layers, experts and a shared expert gated by a sigmoid */
+    {.name = "qwen35moe-f32",
+     .arch = "qwen35moe",
+     .type = KERN_F32,
+     .n_layer = 4,
+     .n_embd = 128,
+     .n_head_kv = 2,
+     .head_dim = 64,
+     .n_ff = 64,
+     .q_gain = 3,
+     .seed = 61,
+     .llama_hash = 0x740614f8b1f12074ull,
+     .n_expert = 8,
+     .n_used = 2,
+     .n_ff_shexp = 96,
+     .n_rot = 16},
+    {.name = "qwen35moe-q4k",
+     .arch = "qwen35moe",
+     .type = KERN_Q4_K,
+     .n_layer = 4,
+     .n_embd = 256,
+     .n_head_kv = 1,
+     .head_dim = 64,
+     .n_ff = 256,
+     .q_gain = 3,
+     .seed = 62,
+     .llama_hash = 0x927cbbaca0a30dcbull,
+     .n_expert = 16,
+     .n_used = 4,
+     .untied = true,
+     .n_ff_shexp = 256,
      .n_rot = 16},
     /* The low-bit K-quants (no such files in ../shared): Q2_K, which llama.cpp's AVX-512 build
        repacks (the layers) but not as the tied output (367 rows), and Q3_K */
@@ -584,6 +617,18 @@ static void hparams_test(void) {
     peer_patch(src, dst, shexp_key, &narrow, 4, strlen(shexp_key) + 4);
     m = peer_load(dst, err, sizeof err);
     CHECKF(!m && strstr(err, "ffn_gate_shexp"), "%s", err);
+    hearth_model_free(m);
+    /* Qwen3.5-MoE: the gate bound beside the shared expert; a width of 0 refused */
+    fixture_path("qwen35moe-f32", src, sizeof src);
+    REQUIRE((m = peer_load(src, err, sizeof err)));
+    CHECK(m->hp.n_ff_shexp == 96 && m->hp.n_ssm == 3 && m->layers[0].gate_inp_shexp.n_rows == 1 &&
+          m->layers[3].gate_inp_shexp.n_cols == 128 && m->layers[0].wqkv.data);
+    hearth_model_free(m);
+    const uint32_t no_width = 0;
+    const char *q_key = "qwen35moe.expert_shared_feed_forward_length";
+    peer_patch(src, dst, q_key, &no_width, 4, strlen(q_key) + 4);
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "shared expert of width 0"), "%s", err);
     hearth_model_free(m);
 
     /* gemma2 with its own output.weight (llama.cpp refuses it too): a gemma3

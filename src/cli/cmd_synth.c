@@ -13,7 +13,7 @@
 static const char synth_usage[] =
     "usage: hearth synth -o FILE [--arch llama|qwen2|qwen3|qwen3moe|olmoe|granite|granitemoe|\n"
     "                    gemma2|gemma3|phi3|smollm3|olmo2|exaone4|lfm2|bert|nomic-bert|\n"
-    "                    gemma-embedding|granitehybrid|qwen35]\n"
+    "                    gemma-embedding|granitehybrid|qwen35|qwen35moe]\n"
     "                    [--type f32|f16|q8_0|q4_0|q2_K|q3_K|q4_K|q6_K|iq4_nl|iq4_xs]\n"
     "                    [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ff "
     "N]\n"
@@ -36,7 +36,7 @@ static const char synth_usage[] =
     "  --experts N --experts-used K: a mixture of N experts of --ff width, K per token\n"
     "  (qwen3moe, olmoe and granitemoe need them; llama with them is Mixtral's layout);\n"
     "  --shared-ff N: and a shared expert N wide (granitemoe, granitehybrid: Granite 4.0-H\n"
-    "  Tiny's layout).\n"
+    "  Tiny's layout; qwen35moe needs it: a gated one).\n"
     "  bert, nomic-bert (a WordPiece vocabulary) and gemma-embedding are embedding models;\n"
     "  --pooling mean|cls sets their pooling_type (default mean); --dense N gives a\n"
     "  gemma-embedding file EmbeddingGemma's projections of the pooled vector through N\n"

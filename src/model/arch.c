@@ -7,7 +7,7 @@
  * none, an ungated GELU FFN, a centred sliding window) are flags. LFM2's
  * short-convolution layers take attention's place where the file gives a
  * layer no kv heads, and Granite 4.0-H's Mamba-2 layers likewise (ssm.c);
- * Qwen3.5's Gated DeltaNet layers (gdn.c) where its layer pattern says.
+ * Qwen3.5's Gated DeltaNet layers (ssm.c) where its layer pattern says.
  */
 #include "model.h"
 
@@ -62,6 +62,17 @@ static const arch_desc arches[] = {
      .attn_gate = true,
      .imrope = true,
      .ffn_norm = "post_attention_norm.weight"},
+    {.name = "qwen35moe",
+     .rope = ROPE_NEOX,
+     .act = FFN_SILU,
+     .qk_norm = QK_NORM_HEAD,
+     .gdn = true,
+     .attn_gate = true,
+     .imrope = true,
+     .ffn_norm = "post_attention_norm.weight",
+     .moe = MOE_ALWAYS,
+     .expert_ff = true,
+     .shexp_gate = SHEXP_SIGMOID},
     {.name = "granite", .rope = ROPE_NORM, .act = FFN_SILU, .granite_scales = true},
     {.name = "granitehybrid",
      .rope = ROPE_NORM,

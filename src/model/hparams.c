@@ -63,6 +63,13 @@ static hearth_err moe_hparams(hp_reader *r, const arch_desc *arch, model_hparams
         return hr_fail(HEARTH_ERR_UNSUPPORTED, "model: grouped expert selection is not supported");
     if (h->n_expert_used < 1)
         return hr_fail(HEARTH_ERR_FORMAT, "model: '%s.expert_used_count' is 0", r->arch);
+    /* a gated shared expert is feed_forward_length wide unless the file says */
+    if (arch->shexp_gate &&
+        ((err = hp_int(r, "expert_shared_feed_forward_length", &h->n_ff_shexp, false, h->n_ff)) ||
+         (h->n_ff_shexp < 1 &&
+          (err =
+               hr_fail(HEARTH_ERR_FORMAT, "model: '%s' has a shared expert of width 0", r->arch)))))
+        return err;
     return arch->expert_ff ? hp_int(r, "expert_feed_forward_length", &h->n_ff, false,
                                     h->n_ff / h->n_expert_used)
                            : HEARTH_OK;

@@ -117,8 +117,12 @@ static hearth_err bind_experts(layer_binder *b, model_layer *l) {
         (err = bind_matrix(m, lname(b, "ffn_up_shexp.weight"), hp->n_embd, hp->n_ff_shexp, true,
                            &l->up_shexp)))
         return err;
-    return bind_matrix(m, lname(b, "ffn_down_shexp.weight"), hp->n_ff_shexp, hp->n_embd, true,
-                       &l->down_shexp);
+    if ((err = bind_matrix(m, lname(b, "ffn_down_shexp.weight"), hp->n_ff_shexp, hp->n_embd, true,
+                           &l->down_shexp)))
+        return err;
+    return m->arch->shexp_gate ? bind_matrix(m, lname(b, "ffn_gate_inp_shexp.weight"), hp->n_embd,
+                                             1, true, &l->gate_inp_shexp)
+                               : HEARTH_OK;
 }
 
 /* A short-convolution layer's mixer (LFM2): in_proj, the depthwise kernel
@@ -185,7 +189,7 @@ static hearth_err bind_gdn(layer_binder *b, model_layer *l) {
     const model_hparams *hp = &m->hp;
     const int64_t d_inner = hp->ssm_inner, heads = hp->ssm_heads, conv = model_ssm_conv_dim(hp);
     hearth_err err;
-    if ((err = bind_matrix(m, lname(b, "attn_qkv.weight"), hp->n_embd, conv, true, &l->ssm_in)) ||
+    if ((err = bind_matrix(m, lname(b, "attn_qkv.weight"), hp->n_embd, conv, true, &l->wqkv)) ||
         (err =
              bind_matrix(m, lname(b, "attn_gate.weight"), hp->n_embd, d_inner, true, &l->ssm_z)) ||
         (err =
@@ -523,11 +527,13 @@ bool model_is_encoder(const hearth_model *m) { return m->arch->encoder; }
 bool hearth_model_generates(const hearth_model *m) { return !m->arch->encoder; }
 
 int model_layer_products(model_layer *l, int n_expert, model_weight **out) {
-    model_weight *ws[MODEL_LAYER_PRODUCTS] = {
-        &l->wq,       &l->wk,         &l->wv,      &l->wqkv,     &l->wo,
-        &l->gate,     &l->up,         &l->gate_up, &l->down,     &l->conv_in,
-        &l->conv_out, &l->ssm_in,     &l->ssm_out, &l->gate_inp, &l->gate_shexp,
-        &l->up_shexp, &l->down_shexp, &l->ssm_z,   &l->ssm_beta, &l->ssm_alpha};
+    model_weight *ws[MODEL_LAYER_PRODUCTS] = {&l->wq,       &l->wk,         &l->wv,
+                                              &l->wqkv,     &l->wo,         &l->gate,
+                                              &l->up,       &l->gate_up,    &l->down,
+                                              &l->conv_in,  &l->conv_out,   &l->ssm_in,
+                                              &l->ssm_out,  &l->gate_inp,   &l->gate_shexp,
+                                              &l->up_shexp, &l->down_shexp, &l->ssm_z,
+                                              &l->ssm_beta, &l->ssm_alpha,  &l->gate_inp_shexp};
     int n = 0;
     for (int i = 0; i < MODEL_LAYER_PRODUCTS; i++)
         if (ws[i]->data) out[n++] = ws[i];
@@ -553,6 +559,7 @@ static const struct {
     {"ffn_gate_shexp.weight", offsetof(model_layer, gate_shexp)},
     {"ffn_up_shexp.weight", offsetof(model_layer, up_shexp)},
     {"ffn_down_shexp.weight", offsetof(model_layer, down_shexp)},
+    {"ffn_gate_inp_shexp.weight", offsetof(model_layer, gate_inp_shexp)},
     {"shortconv.in_proj.weight", offsetof(model_layer, conv_in)},
     {"shortconv.out_proj.weight", offsetof(model_layer, conv_out)},
     {"ssm_in.weight", offsetof(model_layer, ssm_in)},

@@ -25,6 +25,12 @@ typedef enum qk_norm_kind {
     QK_NORM_FULL  /* RMSNorm of the whole q and k, [n_q] and [n_kv] weights (olmoe) */
 } qk_norm_kind;
 
+/* A shared expert's gate (its output times a per-token scalar of the input). */
+typedef enum arch_shexp_gate {
+    SHEXP_PLAIN,  /* no gate (Granite) */
+    SHEXP_SIGMOID /* sigmoid(ffn_gate_inp_shexp . x) (Qwen3.5-MoE) */
+} arch_shexp_gate;
+
 typedef enum arch_moe {
     MOE_NEVER,    /* dense; an expert_count key is ignored, as llama.cpp ignores it */
     MOE_OPTIONAL, /* experts when the file has expert_count > 0 (llama: Mixtral) */
@@ -95,6 +101,9 @@ typedef struct arch_desc {
                          / expert_used_count (qwen3moe); without: feed_forward_length */
     bool moe_raw_weights; /* the chosen experts' probabilities weigh them as they are, not
                              divided by their sum (olmoe) */
+    /* A gated shared expert on every layer, expert_shared_feed_forward_length
+     * wide (default: feed_forward_length); Granite's optional one is plain. */
+    arch_shexp_gate shexp_gate;
     /* LFM2: a layer whose attention.head_count_kv entry is 0 is a gated short
      * convolution (blk.N.shortconv.*) instead of attention; a session keeps
      * each such layer's convolution inputs per position (forward.c). */
@@ -103,7 +112,7 @@ typedef struct arch_desc {
      * Mamba-2 layer (blk.N.ssm_*, ssm.c) instead of attention; a session
      * keeps each such layer's recurrent state. */
     bool ssm;
-    /* Qwen3.5: Gated DeltaNet layers (gdn.c) in place of attention on the
+    /* Qwen3.5: Gated DeltaNet layers (ssm.c) in place of attention on the
      * layers attention.recurrent_layers marks, else on all but every
      * full_attention_interval-th (4); they share Mamba-2's ssm.* keys and
      * state machinery. The attention layers' Q projection is twice as wide:
@@ -254,6 +263,7 @@ typedef struct model_layer {
     model_weight gate_inp;                        /* MoE: the router, [n_expert][n_embd] */
     model_weight *exps; /* MoE: [3][n_expert] views of ffn_{gate,up,down}_exps, one per expert */
     model_weight gate_shexp, up_shexp, down_shexp; /* MoE: the shared expert (hp.n_ff_shexp) */
+    model_weight gate_inp_shexp;                   /* its gate, [1][n_embd] (arch shexp_gate) */
     const float *post_ffn_norm;                    /* [n_embd] */
     bool swa;                                      /* sliding-window attention layer */
     bool rope; /* RoPE on q and k (not on a NoPE layer, nor without positions) */
@@ -281,7 +291,7 @@ typedef struct model_layer {
     model_weight ssm_in, ssm_out;
     const float *ssm_conv_w, *ssm_conv_b, *ssm_dt_b, *ssm_a, *ssm_d, *ssm_norm;
     int ssm_slot;
-    /* A Gated DeltaNet layer (gdn.c) in place of attention: ssm_in is
+    /* A Gated DeltaNet layer (ssm.c) in place of attention: wqkv is its
      * attn_qkv (q, k, v into the convolution), ssm_z attn_gate, ssm_beta and
      * ssm_alpha the per-head write strength and decay inputs; ssm_conv_w,
      * ssm_dt_b, ssm_a, ssm_norm ([head_v_dim]) and ssm_out as Mamba-2's. */
@@ -341,7 +351,7 @@ hearth_err model_open(const char *path, const hearth_model_params *p, bool no_re
  * mixer's, the FFN's, the router and the shared expert (at most
  * MODEL_LAYER_PRODUCTS), then its n_expert experts' three each. Returns how
  * many. */
-enum { MODEL_LAYER_PRODUCTS = 20 };
+enum { MODEL_LAYER_PRODUCTS = 21 };
 int model_layer_products(model_layer *l, int n_expert, model_weight **out);
 
 /* Packs every weight of a product (the layers' and the output layer's, a

@@ -5,8 +5,9 @@
  * the lower index), their probabilities divided by their sum (at least
  * 2^-14; olmoe keeps them as they are), each chosen expert's
  * down(silu(gate x) * up x) times its weight, and the k results added in
- * the order they were chosen. A shared expert (Granite 4.0-H Tiny), a dense
- * SwiGLU FFN of its own width on every token, is added to that sum.
+ * the order they were chosen. A shared expert (Granite 4.0-H Tiny,
+ * Qwen3.5-MoE), a dense SwiGLU FFN of its own width on every token (Qwen3.5:
+ * times the sigmoid of its gate), is added to that sum.
  *
  * The (token, choice) rows are sorted by expert, so each expert's products
  * run once over every token that chose it (one matrix product per expert
@@ -185,8 +186,17 @@ static void shared_expert(hearth_session *s, const model_layer *l, int n) {
     forward_matmul_group(s, ws, ys, 2, s->xb, n, 2 * (int64_t)n_ff);
     moe_job job = {.s = s, .rows = n, .n_ff = n_ff};
     hr_pool_run(s->model->pool, swiglu_job, &job);
-    forward_matmul(s, &l->down_shexp, s->hb, n, s->moe_y + (size_t)n * k * s->model->hp.n_embd,
-                   s->model->hp.n_embd);
+    const int d = s->model->hp.n_embd;
+    float *y = s->moe_y + (size_t)n * k * (size_t)d;
+    forward_matmul(s, &l->down_shexp, s->hb, n, y, d);
+    if (!l->gate_inp_shexp.data) return;
+    /* Qwen3.5-MoE: times sigmoid(gate . x) (ggml_sigmoid, then ggml_mul); the
+       routing is done, so its logits' buffer holds the gate's n values */
+    forward_matmul(s, &l->gate_inp_shexp, s->xb, n, s->moe_logits, 1);
+    for (int t = 0; t < n; t++) {
+        const float g = 1.0f / (1.0f + expf(-s->moe_logits[t]));
+        for (int i = 0; i < d; i++) y[(size_t)t * d + i] *= g;
+    }
 }
 
 void forward_moe(hearth_session *s, const model_layer *l, int n) {

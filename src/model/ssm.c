@@ -226,7 +226,7 @@ void forward_ssm(hearth_session *s, const model_layer *l, const fwd_run *runs, i
     const int64_t d_in = ssm_d_in(m);
     ssm_job job = {.s = s, .l = l, .runs = runs, .n_runs = n_runs, .n = n};
     if (m->arch->gdn) { /* z, q k v, beta, alpha side by side in each row */
-        const model_weight *ws[4] = {&l->ssm_z, &l->ssm_in, &l->ssm_beta, &l->ssm_alpha};
+        const model_weight *ws[4] = {&l->ssm_z, &l->wqkv, &l->ssm_beta, &l->ssm_alpha};
         float *ys[4] = {s->ssm_zx, s->ssm_zx + hp->ssm_inner,
                         s->ssm_zx + hp->ssm_inner + model_ssm_conv_dim(hp),
                         s->ssm_zx + d_in - hp->ssm_heads};
