@@ -40,30 +40,31 @@ typedef struct fixture {
     int swa_window; /* > 0: attention.sliding_window for any architecture */
     int n_ff_shexp; /* > 0: a shared expert this wide */
     int n_rot;      /* > 0: a partial rotary of this many dimensions */
+    int n_nextn;    /* > 0: multi-token-prediction blocks after the layers (left unread) */
 } fixture;
 
 static const fixture k_fixtures[] = {
     /* caps of 8 and 3 under a Q gain of 6; 3 layers: windows of 8 on layers 0 and 2 */
     {"gemma2-f32",          "gemma2", KERN_F32, 3,     128, 2, 32, 256, 6, 8, 3, 21,
-     0xa2cce0c1b39e97deull, 0,        0,        false, 0,   0, 0,  0,   0},
+     0xa2cce0c1b39e97deull, 0,        0,        false, 0,   0, 0,  0,   0, 0},
     /* Q4_K weights that llama.cpp repacks */
     {"gemma2-q4k",          "gemma2", KERN_Q4_K, 2,     256, 2, 64, 256, 4, 10, 5, 22,
-     0x0596064729834b7aull, 0,        0,         false, 0,   0, 0,  0,   0},
+     0x0596064729834b7aull, 0,        0,         false, 0,   0, 0,  0,   0, 0},
     /* heads of 40: default mode's portable attention; no GQA */
     {"gemma2-q8-hd40",      "gemma2", KERN_Q8_0, 2,     160, 4, 40, 256, 5, 6, 0, 23,
-     0xd0809874d449155aull, 0,        0,         false, 0,   0, 0,  0,   0},
+     0xd0809874d449155aull, 0,        0,         false, 0,   0, 0,  0,   0, 0},
     /* 46 layers: llama.cpp's gemma2 27B, Q scaled by 1/sqrt(n_embd / n_head) = 1/4, not by
        1/sqrt(head_dim); default caps 50 and 30 */
     {"gemma2-46",           "gemma2", KERN_F32, 46,    64, 2, 32, 128, 3, 0, 0, 24,
-     0x17e736ebde338366ull, 0,        0,        false, 0,  0, 0,  0,   0},
+     0x17e736ebde338366ull, 0,        0,        false, 0,  0, 0,  0,   0, 0},
     /* 62 layers: gemma3 27B's scale the same way, and a final soft-cap on gemma3 */
     {"gemma3-62",           "gemma3", KERN_F32, 62,    64, 2, 32, 128, 3, 0, 4, 25,
-     0x1dd246c5523dffceull, 0,        0,        false, 0,  0, 0,  0,   0},
+     0x1dd246c5523dffceull, 0,        0,        false, 0,  0, 0,  0,   0, 0},
     /* Granite 3's multipliers: embeddings times 12, residuals 0.22, scores 1/64, logits / 8 */
     {"granite-f32",         "granite", KERN_F32, 3,    256, 2, 64, 512, 0, 0, 0, 31,
-     0x1e818f78c3770b91ull, 0,         0,        true, 0,   0, 0,  0,   0},
+     0x1e818f78c3770b91ull, 0,         0,        true, 0,   0, 0,  0,   0, 0},
     {"granite-q4k-mqa",     "granite", KERN_Q4_K, 2,     256, 1, 64, 256, 0, 0, 0, 32,
-     0xc12c111d56f8fd7cull, 0,         0,         false, 0,   0, 0,  0,   0},
+     0xc12c111d56f8fd7cull, 0,         0,         false, 0,   0, 0,  0,   0, 0},
     {"granitemoe-f32",
      "granitemoe",
      KERN_F32,
@@ -84,30 +85,31 @@ static const fixture k_fixtures[] = {
      0,
      0,
      0,
+     0,
      0},
     {"granitemoe-q4k",      "granitemoe", KERN_Q4_K, 2,    256, 2, 64, 256, 0, 0, 0, 34,
-     0x4ca05f78e5e2590eull, 16,           4,         true, 0,   0, 0,  0,   0},
+     0x4ca05f78e5e2590eull, 16,           4,         true, 0,   0, 0,  0,   0, 0},
     /* SmolLM3: no RoPE on layers 3 and 7 (sharp attention, so that it shows) */
     {"smollm3-f32",         "smollm3", KERN_F32, 8,    128, 2, 32, 256, 4, 0, 0, 35,
-     0xa9af32ea0425379dull, 0,         0,        true, 0,   0, 0,  0,   0},
+     0xa9af32ea0425379dull, 0,         0,        true, 0,   0, 0,  0,   0, 0},
     {"smollm3-q4k",         "smollm3", KERN_Q4_K, 4,     256, 1, 64, 256, 3, 0, 0, 36,
-     0x40a2776d401a2ec4ull, 0,         0,         false, 0,   0, 0,  0,   0},
+     0x40a2776d401a2ec4ull, 0,         0,         false, 0,   0, 0,  0,   0, 0},
     /* OLMo 2: no pre-norms, post-norms, q and k normalized whole */
     {"olmo2-f32",           "olmo2", KERN_F32, 4,    128, 2, 32, 256, 3, 0, 0, 37,
-     0x4aa6c447b1750d7full, 0,       0,        true, 0,   0, 0,  0,   0},
+     0x4aa6c447b1750d7full, 0,       0,        true, 0,   0, 0,  0,   0, 0},
     {"olmo2-q4k",           "olmo2", KERN_Q4_K, 3,    256, 4, 64, 256, 3, 0, 0, 38,
-     0xa949e8c993c2c8c5ull, 0,       0,         true, 0,   0, 0,  0,   0},
+     0xa949e8c993c2c8c5ull, 0,       0,         true, 0,   0, 0,  0,   0, 0},
     /* EXAONE 4.0 1.2B's blocks: olmo2's with q and k normalized per head */
     {"exaone4-f32",         "exaone4", KERN_F32, 4,    128, 2, 32, 256, 3, 0, 0, 39,
-     0xa3ff45f18bf76fd3ull, 0,         0,        true, 0,   0, 0,  0,   0},
+     0xa3ff45f18bf76fd3ull, 0,         0,        true, 0,   0, 0,  0,   0, 0},
     {"exaone4-q4k",         "exaone4", KERN_Q4_K, 3,     256, 1, 64, 256, 3, 0, 0, 40,
-     0xe684aafe87648a57ull, 0,         0,         false, 0,   0, 0,  0,   0},
+     0xe684aafe87648a57ull, 0,         0,         false, 0,   0, 0,  0,   0, 0},
     /* LFM2: short convolutions on layers 0, 1, 3, 4, attention on 2 and 5 (the 5-layer one: on 2
        and 4) */
     {"lfm2-f32", "lfm2", KERN_F32, 6, 128, 2, 32, 256, 3, 0, 0, 50, 0x01d2abd997484ee0ull,
-     0,          0,      true,     0, 0,   0, 0,  0},
+     0,          0,      true,     0, 0,   0, 0,  0,   0},
     {"lfm2-q4k", "lfm2", KERN_Q4_K, 5, 256, 1, 64, 256, 3, 0, 0, 51, 0x5ecfe3fab244995full,
-     0,          0,      false,     0, 0,   0, 0,  0},
+     0,          0,      false,     0, 0,   0, 0,  0,   0},
     /* Granite 4.0-H: Mamba-2 layers on 0, 1, 3, 4 (two groups of 64 states, heads of 64, a kernel
        of 4), attention without RoPE on 2 and 5 (the 5-layer one: on 2 and 4) */
     {"granitehybrid-f32",
@@ -130,6 +132,7 @@ static const fixture k_fixtures[] = {
      0,
      0,
      0,
+     0,
      0},
     {"granitehybrid-q4k",
      "granitehybrid",
@@ -147,6 +150,7 @@ static const fixture k_fixtures[] = {
      0,
      0,
      false,
+     0,
      0,
      0,
      0,
@@ -222,6 +226,21 @@ static const fixture k_fixtures[] = {
      .llama_hash = 0xf695c3996b7f2ca9ull,
      .untied = true,
      .n_rot = 16},
+    /* with a multi-token-prediction block (blk.4, counted in block_count) llama.cpp loads and
+       does not run, nor does Hearth */
+    {.name = "qwen35-mtp",
+     .arch = "qwen35",
+     .type = KERN_F32,
+     .n_layer = 4,
+     .n_embd = 128,
+     .n_head_kv = 2,
+     .head_dim = 64,
+     .n_ff = 256,
+     .q_gain = 3,
+     .seed = 63,
+     .llama_hash = 0xa802d7db748f0ba5ull,
+     .n_rot = 16,
+     .n_nextn = 1},
     /* Qwen3.5-MoE: the same layers, experts and a shared expert gated by a sigmoid */
     {.name = "qwen35moe-f32",
      .arch = "qwen35moe",
@@ -352,6 +371,7 @@ static void write_fixture(const fixture *f) {
     p.swa_window = f->swa_window;
     p.n_ff_shexp = f->n_ff_shexp;
     p.n_rot = f->n_rot;
+    p.n_nextn = f->n_nextn;
     p.seed = f->seed;
     char path[128];
     fixture_path(f->name, path, sizeof path);
@@ -617,6 +637,11 @@ static void hparams_test(void) {
     peer_patch(src, dst, shexp_key, &narrow, 4, strlen(shexp_key) + 4);
     m = peer_load(dst, err, sizeof err);
     CHECKF(!m && strstr(err, "ffn_gate_shexp"), "%s", err);
+    hearth_model_free(m);
+    /* the MTP block is not a layer */
+    fixture_path("qwen35-mtp", src, sizeof src);
+    REQUIRE((m = peer_load(src, err, sizeof err)));
+    CHECK(m->hp.n_layer == 4 && m->hp.n_nextn == 1 && m->hp.n_ssm == 3);
     hearth_model_free(m);
     /* Qwen3.5-MoE: the gate bound beside the shared expert; a width of 0 refused */
     fixture_path("qwen35moe-f32", src, sizeof src);

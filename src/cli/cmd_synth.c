@@ -17,7 +17,7 @@ static const char synth_usage[] =
     "                    [--type f32|f16|q8_0|q4_0|q2_K|q3_K|q4_K|q6_K|iq4_nl|iq4_xs]\n"
     "                    [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ff "
     "N]\n"
-    "                    [--experts N --experts-used K [--shared-ff N]]\n"
+    "                    [--experts N --experts-used K [--shared-ff N]] [--mtp N]\n"
     "                    [--ctx N] [--tied] [--seed S] [--rope-dim N] [--longrope ORIG]\n"
     "                    [--rope-factors longrope|ones|freqs-short|freqs-long] [--rope-attn X]\n"
     "                    [--yarn FACTOR [--yarn-orig N]]\n"
@@ -36,7 +36,8 @@ static const char synth_usage[] =
     "  --experts N --experts-used K: a mixture of N experts of --ff width, K per token\n"
     "  (qwen3moe, olmoe and granitemoe need them; llama with them is Mixtral's layout);\n"
     "  --shared-ff N: and a shared expert N wide (granitemoe, granitehybrid: Granite 4.0-H\n"
-    "  Tiny's layout; qwen35moe needs it: a gated one).\n"
+    "  Tiny's layout; qwen35moe needs it: a gated one). --mtp N: qwen35 with N multi-token-\n"
+    "  prediction blocks after its layers (counted in block_count, never run).\n"
     "  bert, nomic-bert (a WordPiece vocabulary) and gemma-embedding are embedding models;\n"
     "  --pooling mean|cls sets their pooling_type (default mean); --dense N gives a\n"
     "  gemma-embedding file EmbeddingGemma's projections of the pooled vector through N\n"
@@ -111,11 +112,12 @@ static int rope_opt(const char *a, const char *v, synth_params *p) {
  * value ("--layers 2x" is an error, not 2). */
 static int shape_opt(const char *a, const char *v, synth_params *p) {
     static const char *const names[] = {
-        "--embd", "--layers",  "--heads",        "--kv-heads", "--head-dim",   "--ff",
-        "--ctx",  "--experts", "--experts-used", "--dense",    "--swa-window", "--shared-ff"};
+        "--embd",    "--layers",       "--heads", "--kv-heads",   "--head-dim",  "--ff", "--ctx",
+        "--experts", "--experts-used", "--dense", "--swa-window", "--shared-ff", "--mtp"};
     int *const fields[] = {&p->n_embd,        &p->n_layer, &p->n_head,     &p->n_head_kv,
                            &p->head_dim,      &p->n_ff,    &p->n_ctx,      &p->n_expert,
-                           &p->n_expert_used, &p->n_dense, &p->swa_window, &p->n_ff_shexp};
+                           &p->n_expert_used, &p->n_dense, &p->swa_window, &p->n_ff_shexp,
+                           &p->n_nextn};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(a, names[i])) return cli_parse_int(v, 1, 1 << 24, fields[i]) ? 1 : -1;
     return 0;

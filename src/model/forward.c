@@ -346,16 +346,15 @@ void forward_rope_cs(const hearth_session *s, const model_layer *l, float pos, b
     const int n_rot = s->model->hp.n_rot;
     kern_rope_cache(cs, n_rot, pos, l->rope_base, l->rope_scale, s->rope_factors,
                     l->yarn ? l->yarn_dims : NULL);
-    /* ggml multiplies cos and sin by attn_factor (and YaRN's magnitude) after
-     * computing them; the pass-through dimensions of a partial rotary stay */
-    const model_hparams *hp = &s->model->hp;
-    if (s->model->arch->imrope) { /* the fourth section's pairs: position 0 */
-        const int *sec = hp->rope_sections, sum = sec[0] + sec[1] + sec[2] + sec[3];
+    if (s->model->arch->imrope) { /* the pairs of the fourth section: position 0 */
+        const int *sec = s->model->hp.rope_sections, sum = sec[0] + sec[1] + sec[2] + sec[3];
         for (int i = 0; i < n_rot / 2; i++) {
-            const int sector = i % sum;
+            const int sector = i % sum; /* t, h, w interleaved while each has pairs left */
             if (sector >= 3 * sec[sector % 3]) cs[2 * i] = 1.0f, cs[2 * i + 1] = 0.0f;
         }
     }
+    /* ggml multiplies cos and sin by attn_factor (and YaRN's magnitude) after
+     * computing them; the pass-through dimensions of a partial rotary stay */
     if (mscale && l->rope_mscale != 1.0f)
         for (int i = 0; i < n_rot; i++) cs[i] *= l->rope_mscale;
 }

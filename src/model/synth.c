@@ -242,7 +242,8 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
     }
     SET_U32("context_length", p->n_ctx);
     SET_U32("embedding_length", p->n_embd);
-    SET_U32("block_count", p->n_layer);
+    SET_U32("block_count", p->n_layer + p->n_nextn);
+    if (p->n_nextn > 0) SET_U32("nextn_predict_layers", p->n_nextn);
     SET_U32("feed_forward_length", p->n_ff);
     SET_U32("attention.head_count", p->n_head);
     if (a->shortconv || a->ssm) { /* no attention (0 kv heads) on two layers of three */
@@ -454,6 +455,32 @@ static hearth_err add_gdn(synth_ctx *c, const synth_params *p, int il) {
     return err;
 }
 
+/* Block il, one of Qwen3.5's multi-token-prediction blocks after the
+ * layers: a gated-attention layer's tensors and its nextn.* projection and
+ * norms (which Hearth does not run). */
+static hearth_err add_mtp(synth_ctx *c, const synth_params *p, int il) {
+    const int64_t d = p->n_embd, nq = (int64_t)p->n_head * p->head_dim,
+                  nkv = (int64_t)p->n_head_kv * p->head_dim;
+    const float sd = 1.0f / sqrtf((float)d);
+    char n[96];
+    hearth_err err = HEARTH_OK;
+    T("attn_norm.weight", d, 1, 1.0f, 0.05f);
+    T("post_attention_norm.weight", d, 1, 1.0f, 0.05f);
+    T("attn_q.weight", d, 2 * nq, 0.0f, sd);
+    T("attn_k.weight", d, nkv, 0.0f, sd);
+    T("attn_v.weight", d, nkv, 0.0f, sd);
+    T("attn_q_norm.weight", p->head_dim, 1, 1.0f, 0.05f);
+    T("attn_k_norm.weight", p->head_dim, 1, 1.0f, 0.05f);
+    T("attn_output.weight", nq, d, 0.0f, sd);
+    T("ffn_gate.weight", d, p->n_ff, 0.0f, sd);
+    T("ffn_up.weight", d, p->n_ff, 0.0f, sd);
+    T("ffn_down.weight", p->n_ff, d, 0.0f, sd);
+    T("nextn.eh_proj.weight", 2 * d, d, 0.0f, sd);
+    T("nextn.enorm.weight", d, 1, 1.0f, 0.05f);
+    T("nextn.hnorm.weight", d, 1, 1.0f, 0.05f);
+    return err;
+}
+
 static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc *a, int il) {
     const int64_t d = p->n_embd, nq = (int64_t)p->n_head * p->head_dim,
                   nkv = (int64_t)p->n_head_kv * p->head_dim;
@@ -593,7 +620,8 @@ hearth_err synth_write(const char *path, const synth_params *p) {
         (a->moe == MOE_NEVER && p->n_expert) ||
         ((a->ssm || a->gdn) && p->n_embd % SYNTH_SSM_HEAD) || p->n_ff_shexp < 0 ||
         (p->n_ff_shexp > 0 && !(p->n_expert > 0 && (a->granite_scales || a->shexp_gate))) ||
-        (a->shexp_gate && p->n_ff_shexp == 0))
+        (a->shexp_gate && p->n_ff_shexp == 0) || p->n_nextn < 0 || (p->n_nextn > 0 && !a->gdn) ||
+        (p->n_nextn > 0 && p->n_expert > 0))
         return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: inconsistent shape");
     synth_ctx c = {0};
     hr_rng_seed(&c.rng, p->seed);
@@ -624,6 +652,7 @@ hearth_err synth_write(const char *path, const synth_params *p) {
     }
     if (!err && p->rerank > 0) err = add_classifier(&c, p, a);
     for (int il = 0; il < p->n_layer && !err; il++) err = add_layer(&c, p, a, il);
+    for (int il = p->n_layer; il < p->n_layer + p->n_nextn && !err; il++) err = add_mtp(&c, p, il);
     if (!err) err = add_rope_factors(&c, p);
     if (!err && p->extra_tensor) err = add_tensor(&c, p->extra_tensor, KERN_F32, 8, 1, 0.0f, 1.0f);
     if (!err) err = gguf_writer_write(c.w, path);

@@ -47,6 +47,7 @@ typedef struct synth_params {
     int n_expert, n_expert_used; /* > 0: a mixture of experts of n_ff wide experts (required
                                     by qwen3moe; llama writes Mixtral's layout) */
     int n_ff_shexp; /* > 0: and a shared expert this wide (granitemoe, granitehybrid) */
+    int n_nextn;    /* > 0: Qwen3.5's multi-token-prediction blocks after the layers */
     int swa_window; /* > 0: attention.sliding_window (gemma2/3: 8 when 0), for any arch */
     int n_dense;    /* > 0: dense_2 and dense_3 projections through n_dense (gemma-embedding) */
     int rerank;     /* > 0: a reranker with this many labels (pooling_type rank): an encoder gets
