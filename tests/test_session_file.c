@@ -356,8 +356,8 @@ static void synth(const char *path, const char *arch, kern_type type, uint64_t s
 
 int main(void) {
     REQUIRE(mkdtemp(dir));
-    static const char *const names[] = {"llama", "qwen2", "gemma3",
-                                        "phi3",  "lfm2",  "granitehybrid"};
+    static const char *const names[] = {"llama", "qwen2",         "gemma3", "phi3",
+                                        "lfm2",  "granitehybrid", "qwen35"};
     char paths[4][512], other[256], twin[256];
     char shared[512];
     snprintf(shared, sizeof shared, "%s/conformance/models/tiny-llama/tiny-llama.Q8_0.gguf",

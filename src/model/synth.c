@@ -747,8 +747,11 @@ hearth_err synth_lora_write(const char *path, const char *base, const synth_lora
     for (int64_t i = 0; i < gguf_n_tensors(f) && !err; i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
         const bool embd = gguf_str_eq(t->name, "token_embd.weight");
+        /* without targets, every matrix an update of this rank can be low-rank for (not
+           Qwen3.5's [heads][n_embd] beta and alpha at a rank above the heads) */
         if (t->n_dims != 2 || !product_weight(t->name) ||
-            (p->targets ? !targeted(t, p->targets) : embd && tied))
+            (p->targets ? !targeted(t, p->targets)
+                        : (embd && tied) || p->rank > t->ne[0] || p->rank > t->ne[1]))
             continue;
         err = add_lora_pair(&c, t, p, embd);
         n_pairs++;
