@@ -233,8 +233,10 @@ static hearth_err detect_chatml(const char *s, tok_chat_template *t) {
         }
     }
     /* Qwen 2.5/3: {%- if tools %} ... <tools> ... <tool_call> ... */
-    if (has(s, "<tools>") && has(s, "<tool_call>"))
-        t->tools = has(s, "<function=") ? TOK_TOOLS_XML : TOK_TOOLS_HERMES;
+    if (has(s, "<tools>") && has(s, "<tool_call>")) /* Qwen3.5: XML calls, tojson'd tools */
+        t->tools = has(s, "<function=") && has(s, "You have access to the following functions:")
+                       ? TOK_TOOLS_XML
+                       : TOK_TOOLS_HERMES;
     /* Qwen 3: {%- if tool_call.arguments is string %}{{- tool_call.arguments }} */
     t->tool_args_raw = has(s, "arguments is string");
     chatml_default_system(s, t);
