@@ -195,8 +195,9 @@ static void test_attention(void) {
     free(k), free(v), free(kh), free(vh);
 }
 
-/* kern_ggml_gdn_step against the delta rule in double, over several tokens
- * of one head: sizes of ggml's whole 64-lane steps and with a rest. */
+/* kern_ggml_gdn_step and default mode's kern_gdn_step_fast (taking turns)
+ * against the delta rule in double, over several tokens of one head: sizes
+ * of ggml's whole 64-lane steps, with a rest, and not of 16 lanes. */
 static void test_gdn(void) {
     enum { N_MAX = 80 };
     static float st[N_MAX * N_MAX];
@@ -209,7 +210,10 @@ static void test_gdn(void) {
             float q[N_MAX], k[N_MAX], v[N_MAX], y[N_MAX];
             for (int i = 0; i < n; i++) q[i] = gauss(), k[i] = gauss() * 0.2f, v[i] = gauss();
             const float decay = 0.9f, beta = 0.6f, scale = 0.125f;
-            kern_ggml_gdn_step(st, q, k, v, decay, beta, scale, n, y);
+            if (n % 16 == 0 && step % 2) /* default mode's twin on alternate tokens */
+                kern_gdn_step_fast(st, q, k, v, decay, beta, scale, n, y);
+            else
+                kern_ggml_gdn_step(st, q, k, v, decay, beta, scale, n, y);
             double worst = 0.0;
             for (int c = 0; c < n; c++) { /* row c: the state's column that v[c] reads */
                 double dot = 0.0;

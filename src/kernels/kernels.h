@@ -319,6 +319,11 @@ float kern_ggml_dot_f16_x16(const uint16_t *x, const uint16_t *y, int64_t n);
  * d = (v - st k) beta, st += k d^T, y = st q scale. */
 void kern_ggml_gdn_step(float *st, const float *q, const float *k, const float *v, float decay,
                         float beta, float scale, int n, float *y);
+/* Default mode's twin: each row through the four steps in one pass, the
+ * dot products in 16 lanes and a fixed tree (another order). */
+void kern_gdn_step_fast(float *restrict st, const float *restrict q, const float *restrict k,
+                        const float *restrict v, float decay, float beta, float scale, int n,
+                        float *restrict y);
 /* A Mamba-2 scan step of one channel's state[n] (ggml's ssm_scan): state =
  * state dA + B x_dt, returning the new state's dot product with C. */
 float kern_ggml_ssm_step(float *state, const float *B, const float *C, float dA, float x_dt,

@@ -283,6 +283,35 @@ KERN_FMA_CLONES_512 void kern_swiglu_fast(float *restrict y, const float *restri
     for (int64_t i = nv; i < n; i++) y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+/* 16 lanes' dot product of a[0..n) and b (n a multiple of 16), then the
+ * 16-lane tree. The loops run over whole groups of 16, which gcc turns into
+ * vector operations at -O2. */
+static inline float dot16(const float *restrict a, const float *restrict b, int n) {
+    float acc[16] = {0};
+    for (int i = 0; i < n; i += 16)
+        for (int l = 0; l < 16; l++) acc[l] = fmaf(a[i + l], b[i + l], acc[l]);
+    return kern_ggml_hsum16(acc);
+}
+
+KERN_FMA_CLONES_512 void kern_gdn_step_fast(float *restrict st, const float *restrict q,
+                                            const float *restrict k, const float *restrict v,
+                                            float decay, float beta, float scale, int n,
+                                            float *restrict y) {
+    if (n % 16) { /* the lanes want whole groups of 16 */
+        kern_ggml_gdn_step(st, q, k, v, decay, beta, scale, n, y);
+        return;
+    }
+    for (int c = 0; c < n; c++) {
+        float *restrict row = st + (size_t)c * (size_t)n;
+        for (int i = 0; i < n; i += 16)
+            for (int l = 0; l < 16; l++) row[i + l] *= decay;
+        const float delta = (v[c] - dot16(row, k, n)) * beta;
+        for (int i = 0; i < n; i += 16)
+            for (int l = 0; l < 16; l++) row[i + l] = fmaf(k[i + l], delta, row[i + l]);
+        y[c] = dot16(row, q, n) * scale;
+    }
+}
+
 /* kern_rms_norm with the sum of squares in 8 double lanes (another order
  * of the additions, which rounding to float almost always hides). */
 KERN_FMA_CLONES_512 void kern_rms_norm_fast(float *y, const float *x, const float *w, int64_t n,

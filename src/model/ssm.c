@@ -194,8 +194,9 @@ static void gdn_head(const ssm_job *j, float *states, int t, int h) {
     const float beta = 1.0f / (1.0f + expf(-ba[h]));
     const float a = ba[heads + h] + l->ssm_dt_b[h];
     const float decay = expf((a > 20.0f ? a : logf(1.0f + expf(a))) * l->ssm_a[h]);
-    kern_ggml_gdn_step(states + (size_t)h * (size_t)dv * (size_t)dv, q, k, v, decay, beta,
-                       1.0f / sqrtf((float)dv), dv, y);
+    (kern_exact() ? kern_ggml_gdn_step
+                  : kern_gdn_step_fast)(states + (size_t)h * (size_t)dv * (size_t)dv, q, k, v,
+                                        decay, beta, 1.0f / sqrtf((float)dv), dv, y);
 }
 
 static void gdn_scan_job(void *ctx, int ith, int nth) { scan_runs(ctx, ith, nth, gdn_head); }
