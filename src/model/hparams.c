@@ -63,13 +63,14 @@ static hearth_err moe_hparams(hp_reader *r, const arch_desc *arch, model_hparams
         return hr_fail(HEARTH_ERR_UNSUPPORTED, "model: grouped expert selection is not supported");
     if (h->n_expert_used < 1)
         return hr_fail(HEARTH_ERR_FORMAT, "model: '%s.expert_used_count' is 0", r->arch);
-    /* a gated shared expert is feed_forward_length wide unless the file says */
-    if (arch->shexp_gate &&
-        ((err = hp_int(r, "expert_shared_feed_forward_length", &h->n_ff_shexp, false, h->n_ff)) ||
-         (h->n_ff_shexp < 1 &&
-          (err =
-               hr_fail(HEARTH_ERR_FORMAT, "model: '%s' has a shared expert of width 0", r->arch)))))
+    /* the shared expert, as llama.cpp reads it: Granite's when the file gives a width, a gated
+       one always (feed_forward_length wide unless the file says) */
+    if (arch->shexp != SHEXP_NONE &&
+        (err = hp_int(r, "expert_shared_feed_forward_length", &h->n_ff_shexp, false,
+                      arch->shexp == SHEXP_GATED ? h->n_ff : 0)))
         return err;
+    if (arch->shexp == SHEXP_GATED && h->n_ff_shexp < 1)
+        return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' has a shared expert of width 0", r->arch);
     return arch->expert_ff ? hp_int(r, "expert_feed_forward_length", &h->n_ff, false,
                                     h->n_ff / h->n_expert_used)
                            : HEARTH_OK;
@@ -78,7 +79,7 @@ static hearth_err moe_hparams(hp_reader *r, const arch_desc *arch, model_hparams
 /* Granite's multipliers; 0 (or absent) is "none" for all but logit_scale,
  * which llama.cpp requires. rope.scaling.finetuned = false switches RoPE
  * off (Granite 4.0-H's attention layers have no positions: the Mamba-2
- * layers order the tokens). Read after the experts. */
+ * layers order the tokens). */
 static hearth_err granite_hparams(hp_reader *r, model_hparams *h) {
     float embd, residual;
     hearth_err err;
@@ -93,11 +94,6 @@ static hearth_err granite_hparams(hp_reader *r, model_hparams *h) {
     if (gguf_find(r->f, hp_key(r, "rope.scaling.finetuned")) && !gguf_get_bool(r->f, r->key, &rope))
         return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' is not a boolean", r->key);
     h->rope_off = !rope;
-    /* Granite MoE's shared expert (Granite 4.0-H Tiny and Small), as
-       llama.cpp reads it: for a dense file the key means nothing */
-    if ((err = hp_int(r, "expert_shared_feed_forward_length", &h->n_ff_shexp, false, 0)))
-        return err;
-    if (h->n_expert == 0) h->n_ff_shexp = 0;
     return HEARTH_OK;
 }
 

@@ -120,9 +120,9 @@ static hearth_err bind_experts(layer_binder *b, model_layer *l) {
     if ((err = bind_matrix(m, lname(b, "ffn_down_shexp.weight"), hp->n_ff_shexp, hp->n_embd, true,
                            &l->down_shexp)))
         return err;
-    return m->arch->shexp_gate ? bind_matrix(m, lname(b, "ffn_gate_inp_shexp.weight"), hp->n_embd,
-                                             1, true, &l->gate_inp_shexp)
-                               : HEARTH_OK;
+    return m->arch->shexp == SHEXP_GATED ? bind_matrix(m, lname(b, "ffn_gate_inp_shexp.weight"),
+                                                       hp->n_embd, 1, true, &l->gate_inp_shexp)
+                                         : HEARTH_OK;
 }
 
 /* A short-convolution layer's mixer (LFM2): in_proj, the depthwise kernel

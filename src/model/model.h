@@ -25,11 +25,14 @@ typedef enum qk_norm_kind {
     QK_NORM_FULL  /* RMSNorm of the whole q and k, [n_q] and [n_kv] weights (olmoe) */
 } qk_norm_kind;
 
-/* A shared expert's gate (its output times a per-token scalar of the input). */
-typedef enum arch_shexp_gate {
-    SHEXP_PLAIN,  /* no gate (Granite) */
-    SHEXP_SIGMOID /* sigmoid(ffn_gate_inp_shexp . x) (Qwen3.5-MoE) */
-} arch_shexp_gate;
+/* A mixture of experts' shared expert: a SwiGLU FFN on every token beside
+ * the chosen experts, expert_shared_feed_forward_length wide. */
+typedef enum arch_shexp {
+    SHEXP_NONE,
+    SHEXP_OPTIONAL, /* when the file gives the width (Granite; 0 or absent: none) */
+    SHEXP_GATED     /* always (default width: feed_forward_length), times
+                       sigmoid(ffn_gate_inp_shexp . x) (Qwen3.5-MoE) */
+} arch_shexp;
 
 typedef enum arch_moe {
     MOE_NEVER,    /* dense; an expert_count key is ignored, as llama.cpp ignores it */
@@ -101,9 +104,7 @@ typedef struct arch_desc {
                          / expert_used_count (qwen3moe); without: feed_forward_length */
     bool moe_raw_weights; /* the chosen experts' probabilities weigh them as they are, not
                              divided by their sum (olmoe) */
-    /* A gated shared expert on every layer, expert_shared_feed_forward_length
-     * wide (default: feed_forward_length); Granite's optional one is plain. */
-    arch_shexp_gate shexp_gate;
+    arch_shexp shexp;     /* the experts' shared one, if any */
     /* LFM2: a layer whose attention.head_count_kv entry is 0 is a gated short
      * convolution (blk.N.shortconv.*) instead of attention; a session keeps
      * each such layer's convolution inputs per position (forward.c). */
@@ -263,7 +264,7 @@ typedef struct model_layer {
     model_weight gate_inp;                        /* MoE: the router, [n_expert][n_embd] */
     model_weight *exps; /* MoE: [3][n_expert] views of ffn_{gate,up,down}_exps, one per expert */
     model_weight gate_shexp, up_shexp, down_shexp; /* MoE: the shared expert (hp.n_ff_shexp) */
-    model_weight gate_inp_shexp;                   /* its gate, [1][n_embd] (arch shexp_gate) */
+    model_weight gate_inp_shexp;                   /* its gate, [1][n_embd] (SHEXP_GATED) */
     const float *post_ffn_norm;                    /* [n_embd] */
     bool swa;                                      /* sliding-window attention layer */
     bool rope; /* RoPE on q and k (not on a NoPE layer, nor without positions) */

@@ -380,7 +380,7 @@ static hearth_err add_ffn(synth_ctx *c, const synth_params *p, const arch_desc *
             T("ffn_gate_shexp.weight", d, fs, 0.0f, sd);
             T("ffn_up_shexp.weight", d, fs, 0.0f, sd);
             T("ffn_down_shexp.weight", fs, d, 0.0f, 1.0f / sqrtf((float)fs));
-            if (a->shexp_gate) { /* 1-D, F32 as llama-quantize leaves it */
+            if (a->shexp == SHEXP_GATED) { /* 1-D, F32 as llama-quantize leaves it */
                 snprintf(n, sizeof n, "blk.%d.ffn_gate_inp_shexp.weight", il);
                 if (!err) err = add_tensor_as(c, n, KERN_F32, d, 1, 0.0f, sd, false);
             }
@@ -619,9 +619,9 @@ hearth_err synth_write(const char *path, const synth_params *p) {
         p->n_expert_used > MODEL_MAX_EXPERTS_USED || (a->moe == MOE_ALWAYS && p->n_expert == 0) ||
         (a->moe == MOE_NEVER && p->n_expert) ||
         ((a->ssm || a->gdn) && p->n_embd % SYNTH_SSM_HEAD) || p->n_ff_shexp < 0 ||
-        (p->n_ff_shexp > 0 && !(p->n_expert > 0 && (a->granite_scales || a->shexp_gate))) ||
-        (a->shexp_gate && p->n_ff_shexp == 0) || p->n_nextn < 0 || (p->n_nextn > 0 && !a->gdn) ||
-        (p->n_nextn > 0 && p->n_expert > 0))
+        (p->n_ff_shexp > 0 && !(p->n_expert > 0 && a->shexp != SHEXP_NONE)) ||
+        (a->shexp == SHEXP_GATED && p->n_ff_shexp == 0) || p->n_nextn < 0 ||
+        (p->n_nextn > 0 && !a->gdn) || (p->n_nextn > 0 && p->n_expert > 0))
         return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: inconsistent shape");
     synth_ctx c = {0};
     hr_rng_seed(&c.rng, p->seed);
