@@ -82,7 +82,7 @@ bool srv_tool_set_copy(const srv_request *r, srv_tool_set *out) {
 }
 
 void srv_tool_set_free(srv_tool_set *t) {
-    for (int k = 0; k < t->n_names; k++) free(t->names[k]);
+    for (int k = 0; t->names && k < t->n_names; k++) free(t->names[k]);
     free(t->names);
     free(t->tools);
     *t = (srv_tool_set){0};
@@ -96,29 +96,31 @@ static bool declared(const srv_tool_set *t, const char *name) {
 
 static const char *find(const char *s, size_t n, const char *needle, size_t m);
 
-/* Whether function fn's schema in the request's tools declares parameter
- * key a string ("type": "string", or a list of types holding it). */
-static bool string_param(const srv_tool_set *r, const char *fn, const char *key) {
-    cJSON *tools = r->tools ? cJSON_Parse(r->tools) : NULL;
-    bool str = false;
+/* Function fn's "parameters"."properties" in the parsed tools (NULL: none). */
+static const cJSON *fn_properties(const cJSON *tools, const char *fn) {
     const cJSON *t;
     cJSON_ArrayForEach(t, tools) {
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(t, "function");
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(f, "name");
-        if (!cJSON_IsString(name) || strcmp(name->valuestring, fn) != 0) continue;
-        const cJSON *props = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(f, "parameters"), "properties");
-        const cJSON *type =
-            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(props, key), "type");
-        if (cJSON_IsString(type)) str = !strcmp(type->valuestring, "string");
-        for (int k = 0; cJSON_IsArray(type) && k < cJSON_GetArraySize(type); k++) {
-            const cJSON *ty = cJSON_GetArrayItem(type, k);
-            str = str || (cJSON_IsString(ty) && !strcmp(ty->valuestring, "string"));
-        }
-        break;
+        if (cJSON_IsString(name) && !strcmp(name->valuestring, fn))
+            return cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(f, "parameters"), "properties");
     }
-    cJSON_Delete(tools);
-    return str;
+    return NULL;
+}
+
+/* Whether the properties declare parameter key a string ("type": "string",
+ * or a list of types holding it). */
+static bool string_param(const cJSON *props, const char *key) {
+    const cJSON *type =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(props, key), "type");
+    if (cJSON_IsString(type)) return !strcmp(type->valuestring, "string");
+    if (!cJSON_IsArray(type)) return false;
+    const cJSON *ty;
+    cJSON_ArrayForEach(ty, type) {
+        if (cJSON_IsString(ty) && !strcmp(ty->valuestring, "string")) return true;
+    }
+    return false;
 }
 
 /* A name between `open` and '>' at p[i..n) (no line break, 1 to 255 bytes),
@@ -142,7 +144,8 @@ static bool read_xml_call(const srv_tool_set *r, const char *p, size_t n, size_t
                           srv_call_out *c) {
     char fn[256], key[256];
     if (!(i = tag_name(p, n, i, "<function=", fn)) || !declared(r, fn)) return false;
-    cJSON *args = cJSON_CreateObject();
+    cJSON *args = cJSON_CreateObject(), *tools = r->tools ? cJSON_Parse(r->tools) : NULL;
+    const cJSON *props = fn_properties(tools, fn);
     bool ok = args != NULL;
     for (;;) {
         while (i < n && is_ws(p[i])) i++;
@@ -159,7 +162,7 @@ static bool read_xml_call(const srv_tool_set *r, const char *p, size_t n, size_t
         size_t e = (size_t)(end - p);
         if (v < e && p[v] == '\n') v++; /* the template's newlines around the value */
         if (e > v && p[e - 1] == '\n') e--;
-        cJSON *val = string_param(r, fn, key) ? NULL : cJSON_ParseWithLength(p + v, e - v);
+        cJSON *val = string_param(props, key) ? NULL : cJSON_ParseWithLength(p + v, e - v);
         if (!val) {
             char *s = strndup(p + v, e - v);
             val = s ? cJSON_CreateString(s) : NULL;
@@ -184,6 +187,7 @@ static bool read_xml_call(const srv_tool_set *r, const char *p, size_t n, size_t
         *used = i;
     }
     cJSON_Delete(args);
+    cJSON_Delete(tools);
     return ok;
 }
 
