@@ -316,7 +316,8 @@ float kern_ggml_dot_f16(const uint16_t *x, const uint16_t *y, int64_t n);
 float kern_ggml_dot_f16_x16(const uint16_t *x, const uint16_t *y, int64_t n);
 /* A Gated DeltaNet step of one head's state (ggml_gated_delta_net): st is
  * n rows of n, row c the state's column that v[c] reads; st *= decay,
- * d = (v - st k) beta, st += k d^T, y = st q scale. */
+ * d = (v - st k) beta, st += k d^T, y = st q scale. n <= 1024 (hparams.c
+ * bounds a Gated DeltaNet head's state there). */
 void kern_ggml_gdn_step(float *st, const float *q, const float *k, const float *v, float decay,
                         float beta, float scale, int n, float *y);
 /* Default mode's twin: each row through the four steps in one pass, the

@@ -113,10 +113,11 @@ static hearth_err ssm_hparams(hp_reader *r, bool gdn, model_hparams *h) {
         h->ssm_inner % h->ssm_heads || h->ssm_heads % h->ssm_groups ||
         model_ssm_conv_dim(h) > (1 << 24)) /* channels that an int counts with room */
         return hr_fail(HEARTH_ERR_FORMAT,
-                       "model: Mamba-2 sizes out of range (kernel %d, inner %d, state %d, %d "
+                       "model: %s sizes out of range (kernel %d, inner %d, state %d, %d "
                        "heads, %d groups; the heads must divide the inner size and the groups "
                        "the heads)",
-                       h->ssm_conv, h->ssm_inner, h->ssm_state, h->ssm_heads, h->ssm_groups);
+                       gdn ? "Gated DeltaNet" : "Mamba-2", h->ssm_conv, h->ssm_inner, h->ssm_state,
+                       h->ssm_heads, h->ssm_groups);
     /* Gated DeltaNet: value heads (time_step_rank) of state_size, each reading key head
        h % group_count */
     if (gdn && (h->ssm_inner != h->ssm_heads * h->ssm_state || h->ssm_state > 1024))
@@ -275,6 +276,8 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
     if ((err = kv_heads(&r, arch, &h))) return err;
     if (arch->imrope && (err = rope_sections(&r, &h))) return err;
     if (arch->gdn) {
+        int every; /* read by model_kv_free_layer; a key of another type is refused here */
+        if ((err = hp_int(&r, "full_attention_interval", &every, false, 4))) return err;
         for (int il = 0; il < h.n_layer; il++) h.n_ssm += model_kv_free_layer(f, arch, il);
         if (h.n_ssm && (err = ssm_hparams(&r, true, &h))) return err;
     }
