@@ -507,10 +507,11 @@ static void tok_attn_gate(const tok_job *j, int t0, int t1) {
     const hearth_session *s = j->s;
     const int hd = s->model->hp.head_dim;
     for (int t = t0; t < t1; t++) {
-        float *o = s->att + (size_t)t * s->n_q;
-        const float *g = s->qgate + (size_t)t * 2 * s->n_q;
-        for (int i = 0; i < s->n_q; i++)
-            o[i] *= 1.0f / (1.0f + expf(-g[i / hd * 2 * hd + hd + i % hd]));
+        for (int h = 0; h < s->model->hp.n_head; h++) {
+            float *o = s->att + (size_t)t * s->n_q + (size_t)h * hd;
+            const float *g = s->qgate + (size_t)t * 2 * s->n_q + (size_t)(2 * h + 1) * hd;
+            for (int i = 0; i < hd; i++) o[i] *= 1.0f / (1.0f + expf(-g[i]));
+        }
     }
 }
 
