@@ -359,6 +359,14 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
         err = add_tensor(c, n, p->type, cols, rows, mean, std);                                    \
     }
 
+/* F32(suffix, ...): the same in F32 (kernels, biases, a recurrent layer's
+ * per-head vectors), 2-D when it has rows or is a column ([1][heads]). */
+#define F32(suffix, cols, rows, mean, std)                                                         \
+    if (!err) {                                                                                    \
+        snprintf(n, sizeof n, "blk.%d.%s", il, suffix);                                            \
+        err = add_tensor_as(c, n, KERN_F32, cols, rows, mean, std, (rows) > 1 || (cols) == 1);     \
+    }
+
 /* Layer il's FFN and its norm. */
 static hearth_err add_ffn(synth_ctx *c, const synth_params *p, const arch_desc *a, int il) {
     const int64_t d = p->n_embd;
@@ -413,18 +421,12 @@ static hearth_err add_ssm(synth_ctx *c, const synth_params *p, int il) {
     char n[96];
     hearth_err err = HEARTH_OK;
     T("ssm_in.weight", d, inner + conv + heads, 0.0f, sd);
-#define F32(suffix, cols, rows, mean, std)                                                         \
-    if (!err) {                                                                                    \
-        snprintf(n, sizeof n, "blk.%d.%s", il, suffix);                                            \
-        err = add_tensor_as(c, n, KERN_F32, cols, rows, mean, std, (rows) > 1 || (cols) == 1);     \
-    }
     F32("ssm_conv1d.weight", SYNTH_SSM_CONV, conv, 0.0f, 0.5f);
     F32("ssm_conv1d.bias", conv, 1, 0.0f, 0.1f);
     F32("ssm_dt.bias", heads, 1, -2.0f, 0.5f);
     F32("ssm_a", 1, heads, -2.0f, 0.3f);
     F32("ssm_d", 1, heads, 1.0f, 0.1f);
     F32("ssm_norm.weight", inner / SYNTH_SSM_GROUPS, SYNTH_SSM_GROUPS, 1.0f, 0.05f);
-#undef F32
     T("ssm_out.weight", inner, d, 0.0f, si);
     return err;
 }
@@ -441,16 +443,10 @@ static hearth_err add_gdn(synth_ctx *c, const synth_params *p, int il) {
     T("attn_gate.weight", d, inner, 0.0f, sd);
     T("ssm_beta.weight", d, heads, 0.0f, sd);
     T("ssm_alpha.weight", d, heads, 0.0f, sd);
-#define F32(suffix, cols, rows, mean, std)                                                         \
-    if (!err) {                                                                                    \
-        snprintf(n, sizeof n, "blk.%d.%s", il, suffix);                                            \
-        err = add_tensor_as(c, n, KERN_F32, cols, rows, mean, std, (rows) > 1);                    \
-    }
     F32("ssm_conv1d.weight", SYNTH_SSM_CONV, conv, 0.0f, 0.5f);
     F32("ssm_dt.bias", heads, 1, 1.0f, 0.5f);
     F32("ssm_a", heads, 1, -1.0f, 0.3f);
     F32("ssm_norm.weight", SYNTH_SSM_STATE, 1, 1.0f, 0.05f);
-#undef F32
     T("ssm_out.weight", inner, d, 0.0f, si);
     return err;
 }
@@ -534,6 +530,7 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
     }
     if (!err) err = add_ffn(c, p, a, il);
 #undef T
+#undef F32
     return err;
 }
 
