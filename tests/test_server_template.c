@@ -337,7 +337,7 @@ static void test_names_and_unknown(void) {
                "%s renders", name);
         free(out);
     }
-    CHECK(n == 19);
+    CHECK(n == 20);
     /* An empty chat is refused; a system message alone survives merging. */
     char *out = NULL;
     size_t len;

@@ -60,6 +60,7 @@ typedef struct ct_msg {
     ct_span content;
     const tok_chat_tool_call *calls;
     int n_calls;
+    const char *call_id; /* role tool: tool_call_id (may be NULL) */
 } ct_msg;
 
 /* ---- chat_json.c ------------------------------------------------------------ */
@@ -85,6 +86,37 @@ bool ct_json_xml_params(ct_buf *b, const char *text, size_t len);
 /* Whether text is a non-empty JSON array (NULL: no). */
 bool ct_json_nonempty_array(const char *text);
 
+/* Reading JSON values in place (Gemma 4's renderer looks members up and
+ * sorts them): a value is the span of its text, white space cut; {0} when
+ * absent. The text must have passed ct_json_valid. */
+bool ct_json_valid(ct_span v);
+/* '{', '[', '"', 'n' (number), 't', 'f', 'z' (null); 0 when absent. */
+char ct_jv_kind(ct_span v);
+/* Member key of an object (the last one of that name, as json.loads keeps). */
+ct_span ct_jv_get(ct_span obj, const char *key);
+/* Elements of an array or members of an object in order: *at starts at 0;
+ * false after the last. key: the member's key as raw JSON text (quoted). */
+bool ct_jv_next(ct_span v, size_t *at, ct_span *key, ct_span *val);
+/* Jinja's truth of the value json.loads makes ("", 0, [], {}, null: false). */
+bool ct_jv_truthy(ct_span v);
+/* What Jinja's {{ x }} prints of a scalar: a string's text, a number as
+ * Python prints it, True / False / None. Upper-cased with `upper` (|upper),
+ * and a list of strings then as Python's str of the list. */
+void ct_jv_print(ct_buf *b, ct_span v, bool upper);
+/* Whether the string value v's text equals s. */
+bool ct_jv_is(ct_span v, const char *s);
+/* An object's members sorted as Jinja's dictsort (keys compared lower-cased,
+ * ties in order); *out malloc'd (free it), NULL when it is empty. False
+ * when out of memory. */
+typedef struct ct_jmember {
+    ct_span key, val; /* key: raw JSON text (quoted) */
+} ct_jmember;
+bool ct_jv_sorted(ct_span obj, ct_jmember **out, size_t *n);
+/* Gemma 4's format_argument: strings in <|"|>, mappings as {k:v,...} in
+ * dictsort order (keys in <|"|> with escape_keys), lists [a,b], numbers as
+ * Python prints them, None for null. False when out of memory. */
+bool ct_gemma_value(ct_buf *b, ct_span v, bool escape_keys);
+
 /* ---- chat_tools.c ------------------------------------------------------------ */
 
 /* The "# Tools ... </tool_call>" instructions of Qwen's templates with each
@@ -98,6 +130,12 @@ bool ct_tools_hermes_call(ct_buf *b, const tok_chat_tool_call *c, bool raw);
  * <tool_call>\n<function=NAME>\n<parameter=...>...</function>\n</tool_call>. */
 bool ct_tools_xml_block(ct_buf *b, const char *tools_json);
 bool ct_tools_xml_call(ct_buf *b, const tok_chat_tool_call *c);
+/* Gemma 4's <|tool>declaration:NAME{...}<tool|> for each tool of tools_json
+ * (its format_function_declaration), and one call as
+ * <|tool_call>call:NAME{key:value,...}<tool_call|>. False when the JSON is
+ * not what they need or memory ran out. */
+bool ct_tools_gemma_block(ct_buf *b, const char *tools_json);
+bool ct_tools_gemma_call(ct_buf *b, const tok_chat_tool_call *c);
 /* The generic rendering for templates without tools: m[0..n) rewritten as
  * plain system/user/assistant messages (the tools block joined to the
  * system message, calls as <tool_call> text, consecutive results as one

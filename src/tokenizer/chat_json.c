@@ -464,3 +464,221 @@ bool ct_json_nonempty_array(const char *text) {
     while (*text == ' ' || *text == '\t' || *text == '\n' || *text == '\r') text++;
     return *text && *text != ']';
 }
+
+/* ---- reading values in place (Gemma 4) ------------------------------------- */
+
+/* A value at p->i skipped (nothing printed: the buffer refuses appends). */
+static bool skip_value(jp *p) {
+    ct_buf none = {.oom = true};
+    ct_buf *keep = p->b;
+    p->b = &none;
+    const bool ok = parse_value(p, 1);
+    p->b = keep;
+    return ok;
+}
+
+bool ct_json_valid(ct_span v) {
+    jp p = {.s = v.p, .n = v.n};
+    if (!v.p || !skip_value(&p)) return false;
+    skip_ws(&p);
+    return p.i == p.n;
+}
+
+char ct_jv_kind(ct_span v) {
+    if (!v.p || !v.n) return 0;
+    switch (v.p[0]) {
+    case '{':
+    case '[':
+    case '"':
+    case 't':
+    case 'f': return v.p[0];
+    case 'n': return 'z';
+    default: return 'n';
+    }
+}
+
+bool ct_jv_next(ct_span v, size_t *at, ct_span *key, ct_span *val) {
+    const char k = ct_jv_kind(v);
+    if (k != '{' && k != '[') return false;
+    jp p = {.s = v.p, .n = v.n, .i = *at ? *at : 1};
+    skip_ws(&p);
+    if (p.i >= p.n || p.s[p.i] == '}' || p.s[p.i] == ']') return false;
+    if (p.s[p.i] == ',') p.i++;
+    skip_ws(&p);
+    if (k == '{') {
+        const size_t k0 = p.i;
+        if (!skip_value(&p)) return false;
+        *key = (ct_span){p.s + k0, p.i - k0};
+        skip_ws(&p);
+        p.i++; /* ':' */
+        skip_ws(&p);
+    }
+    const size_t v0 = p.i;
+    if (!skip_value(&p)) return false;
+    *val = (ct_span){p.s + v0, p.i - v0};
+    *at = p.i;
+    return true;
+}
+
+/* The decoded text of a JSON string (raw JSON text) into b. */
+static void put_string(ct_buf *b, ct_span s) {
+    jp p = {.s = s.p, .n = s.n, .b = b, .raw = true};
+    (void)parse_string(&p);
+}
+
+bool ct_jv_is(ct_span v, const char *s) {
+    if (ct_jv_kind(v) != '"') return false;
+    ct_buf t = {0};
+    put_string(&t, v);
+    const bool eq = !t.oom && strlen(s) == t.n && (t.n == 0 || !memcmp(t.p, s, t.n));
+    free(t.p);
+    return eq;
+}
+
+ct_span ct_jv_get(ct_span obj, const char *key) {
+    ct_span k, v, hit = {0};
+    if (ct_jv_kind(obj) != '{') return hit;
+    for (size_t at = 0; ct_jv_next(obj, &at, &k, &v);)
+        if (ct_jv_is(k, key)) hit = v;
+    return hit;
+}
+
+bool ct_jv_truthy(ct_span v) {
+    switch (ct_jv_kind(v)) {
+    case '"': return v.n > 2;
+    case '{':
+    case '[': {
+        size_t at = 0;
+        ct_span k, x;
+        return ct_jv_next(v, &at, &k, &x);
+    }
+    case 't': return true;
+    case 'n': return strtod(v.p, NULL) != 0; /* the span ends at a non-number byte */
+    default: return false;
+    }
+}
+
+static void upper_tail(ct_buf *b, size_t from) {
+    for (size_t i = from; i < b->n; i++)
+        if (b->p[i] >= 'a' && b->p[i] <= 'z') b->p[i] = (char)(b->p[i] - 'a' + 'A');
+}
+
+// NOLINTNEXTLINE(misc-no-recursion): a list's elements, as deep as the JSON (<= 64)
+void ct_jv_print(ct_buf *b, ct_span v, bool upper) {
+    const size_t from = b->n;
+    switch (ct_jv_kind(v)) {
+    case '"': put_string(b, v); break;
+    case 't': buf_puts(b, "True"); break;
+    case 'f': buf_puts(b, "False"); break;
+    case 'z': buf_puts(b, "None"); break;
+    case 'n': {
+        jp p = {.s = v.p, .n = v.n, .b = b};
+        (void)parse_number(&p);
+        break;
+    }
+    case '[': { /* Python's str of a list of strings: ['a', 'b'] */
+        buf_puts(b, "[");
+        ct_span k, x;
+        bool first = true;
+        for (size_t at = 0; ct_jv_next(v, &at, &k, &x); first = false) {
+            buf_puts(b, first ? "'" : ", '");
+            ct_jv_print(b, x, false);
+            buf_puts(b, "'");
+        }
+        buf_puts(b, "]");
+        break;
+    }
+    default: break;
+    }
+    if (upper && !b->oom) upper_tail(b, from);
+}
+
+typedef struct sort_key {
+    ct_jmember m;
+    char *lower; /* the decoded key, ASCII lower-cased */
+    size_t order;
+} sort_key;
+
+static int cmp_keys(const void *a, const void *b) {
+    const sort_key *x = a, *y = b;
+    const int c = strcmp(x->lower, y->lower);
+    return c ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+bool ct_jv_sorted(ct_span obj, ct_jmember **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    size_t count = 0, at = 0;
+    ct_span k, v;
+    while (ct_jv_next(obj, &at, &k, &v)) count++;
+    if (!count) return true;
+    sort_key *s = calloc(count, sizeof *s);
+    ct_jmember *m = malloc(count * sizeof *m);
+    bool ok = s && m;
+    at = 0;
+    for (size_t i = 0; ok && i < count && ct_jv_next(obj, &at, &k, &v); i++) {
+        ct_buf t = {0};
+        put_string(&t, k);
+        if (!t.p && !t.oom) t.p = calloc(1, 1);
+        ok = !t.oom && t.p;
+        for (size_t j = 0; ok && j < t.n; j++)
+            if (t.p[j] >= 'A' && t.p[j] <= 'Z') t.p[j] = (char)(t.p[j] - 'A' + 'a');
+        s[i] = (sort_key){{k, v}, t.p, i};
+        if (!ok) free(t.p);
+    }
+    if (ok) {
+        qsort(s, count, sizeof *s, cmp_keys);
+        for (size_t i = 0; i < count; i++) m[i] = s[i].m;
+    }
+    for (size_t i = 0; s && i < count; i++) free(s[i].lower);
+    free(s);
+    if (!ok) {
+        free(m);
+        return false;
+    }
+    *out = m;
+    *n = count;
+    return true;
+}
+
+// NOLINTNEXTLINE(misc-no-recursion): the value passed ct_json_valid (depth <= 64)
+bool ct_gemma_value(ct_buf *b, ct_span v, bool escape_keys) {
+    static const char q[] = "<|\"|>";
+    ct_span k, x;
+    switch (ct_jv_kind(v)) {
+    case '"':
+        buf_puts(b, q);
+        put_string(b, v);
+        buf_puts(b, q);
+        return true;
+    case 't': buf_puts(b, "true"); return true;
+    case 'f': buf_puts(b, "false"); return true;
+    case '[':
+        buf_puts(b, "[");
+        for (size_t at = 0, i = 0; ct_jv_next(v, &at, &k, &x); i++) {
+            if (i) buf_puts(b, ",");
+            if (!ct_gemma_value(b, x, escape_keys)) return false;
+        }
+        buf_puts(b, "]");
+        return true;
+    case '{': {
+        ct_jmember *m;
+        size_t n;
+        if (!ct_jv_sorted(v, &m, &n)) return false;
+        buf_puts(b, "{");
+        bool ok = true;
+        for (size_t i = 0; ok && i < n; i++) {
+            if (i) buf_puts(b, ",");
+            if (escape_keys) buf_puts(b, q);
+            put_string(b, m[i].key);
+            if (escape_keys) buf_puts(b, q);
+            buf_puts(b, ":");
+            ok = ct_gemma_value(b, m[i].val, escape_keys);
+        }
+        free(m);
+        buf_puts(b, "}");
+        return ok;
+    }
+    default: ct_jv_print(b, v, false); return true;
+    }
+}

@@ -76,7 +76,7 @@ static const char *span_find(ct_span s, const char *needle, bool last) {
 
 static const char ct_names[] = "chatml|qwen2.5|qwen3|qwen3-thinking|qwen3.5|llama3|llama3.1|"
                                "llama3.2|gemma|"
-                               "gemma3|phi3|phi3-mini|phi4-mini|phi4|deepseek-r1|granite|"
+                               "gemma3|gemma4|phi3|phi3-mini|phi4-mini|phi4|deepseek-r1|granite|"
                                "granite3.3|olmo2|exaone4";
 
 const char *tok_chat_names(void) { return ct_names; }
@@ -128,6 +128,13 @@ hearth_err tok_chat_named(const char *name, tok_chat_template *out) {
     } else if (!strcmp(name, "gemma3")) {
         t = (tok_chat_template){
             .family = TOK_CHAT_GEMMA, .name = "gemma3", .bos = true, .gemma_prefix = true};
+    } else if (!strcmp(name, "gemma4")) {
+        t = (tok_chat_template){.family = TOK_CHAT_GEMMA4,
+                                .name = "gemma4",
+                                .bos = true,
+                                .think = true,
+                                .think_toggle = true,
+                                .tools = TOK_TOOLS_GEMMA4};
     } else if (!strcmp(name, "phi3")) {
         t = (tok_chat_template){.family = TOK_CHAT_PHI3,
                                 .name = "phi3",
@@ -286,6 +293,10 @@ hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out)
         /* 3.1/3.2: "Environment: ipython", tools in the first user message */
         if (t.dated && has(s, "ipython") && has(s, "tools_in_user_message"))
             t.tools = TOK_TOOLS_LLAMA3;
+    } else if (has(s, "<|turn>") && has(s, "<turn|>") && has(s, "'<|tool_call>call:'")) {
+        /* Gemma 4: {{- '<|turn>' + role + '\n' }}, its calls as
+         * {{- '<|tool_call>call:' + function['name'] + '{' -}} */
+        err = tok_chat_named("gemma4", &t);
     } else if (has(s, "<start_of_turn>")) {
         t.family = TOK_CHAT_GEMMA;
         t.bos = has(s, "bos_token");
@@ -314,7 +325,7 @@ hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out)
     } else {
         err = hr_fail(HEARTH_ERR_UNSUPPORTED,
                       "chat template: not one Hearth recognizes (it renders Llama 3.x, ChatML as "
-                      "in Qwen 2.5/3 and SmolLM2/3, Gemma 2/3, Phi-3/3.5/4-mini, Phi-4, Granite "
+                      "in Qwen 2.5/3 and SmolLM2/3, Gemma 2/3/4, Phi-3/3.5/4-mini, Phi-4, Granite "
                       "3.x, OLMo 2, EXAONE 4.0 and the DeepSeek-R1 distills); choose "
                       "one with --chat-template %s",
                       ct_names);
@@ -617,6 +628,124 @@ static hearth_err render_gemma(const tok_chat_template *t, const ct_msg *m, size
     return HEARTH_OK;
 }
 
+/* Gemma 4's strip_thinking: every <|channel>...<channel|> cut from a model
+ * turn's text (a part of text.split('<channel|>') keeps what comes before
+ * its first '<|channel>'), then |trim. */
+static void gemma4_strip_thinking(ct_buf *b, ct_span c) {
+    static const char open[] = "<|channel>", close[] = "<channel|>";
+    ct_buf t = {0};
+    for (;;) {
+        const char *end = span_find(c, close, false);
+        ct_span part = {c.p, end ? (size_t)(end - c.p) : c.n};
+        const char *o = span_find(part, open, false);
+        if (o) part.n = (size_t)(o - part.p);
+        buf_span(&t, part);
+        if (!end) break;
+        c = (ct_span){end + strlen(close), (size_t)(c.p + c.n - end - strlen(close))};
+    }
+    buf_span(b, span_trim((ct_span){t.p, t.n}));
+    if (t.oom) b->oom = true;
+    free(t.p);
+}
+
+/* Whether a result answers call c: the template compares tc.get('id') with
+ * follow.get('tool_call_id'), None == None included. */
+static bool gemma4_answers(const tok_chat_tool_call *c, const char *call_id) {
+    return (!c->id && !call_id) || (c->id && call_id && !strcmp(c->id, call_id));
+}
+
+/* The results that follow a message with calls, inside its model turn:
+ * '<|tool_response>response:' + the call's name (by tool_call_id, else
+ * 'unknown') + '{value:' + format_argument(content) + '}<tool_response|>'. */
+static size_t gemma4_results(const ct_msg *m, size_t i, size_t n, ct_buf *b) {
+    size_t k = i + 1;
+    for (; k < n && m[k].role == TOK_CHAT_TOOL; k++) {
+        const char *name = "unknown";
+        for (int c = 0; c < m[i].n_calls; c++)
+            if (gemma4_answers(&m[i].calls[c], m[k].call_id)) name = m[i].calls[c].name;
+        buf_puts(b, "<|tool_response>response:");
+        buf_puts(b, name);
+        buf_puts(b, "{value:<|\"|>");
+        buf_span(b, m[k].content);
+        buf_puts(b, "<|\"|>}<tool_response|>");
+    }
+    return k - i - 1;
+}
+
+/* Gemma 4 (google/gemma-4-*-it): bos_token; a system turn when thinking is
+ * on (<|think|>), there are tools (<|tool> declarations) or messages[0] is
+ * a system message (its text trimmed); '<|turn>' + role + '\n' + content
+ * (trimmed; a model turn's thinking cut) + '<turn|>\n' per message. A model
+ * turn prints its calls and then the results that follow it, and stays
+ * open after them when it has no content (the model goes on in the same
+ * turn; a later assistant message continues it without a new header); a
+ * call without results ends the turn in '<|tool_response>'. The generation
+ * prompt '<|turn>model\n' (+ an empty thought channel when thinking is off)
+ * is printed unless the last turn ended in calls or results; where it ended
+ * in results and content ('<turn|>\n'), Hearth opens the model's turn
+ * anyway, as llama.cpp does, where the template would print nothing. Role
+ * "tool" messages after anything but calls print nothing, as there. */
+static hearth_err render_gemma4(const tok_chat_template *t, const ct_msg *m, size_t n,
+                                const tok_chat_opts *o, ct_buf *b) {
+    enum { PREV_NONE, PREV_CALL, PREV_RESULT } prev = PREV_NONE;
+    const bool think = !o->no_thinking, tools = ct_json_nonempty_array(o->tools);
+    size_t i0 = 0;
+    if (t->bos) buf_puts(b, o->bos);
+    if (think || tools || m[0].role == TOK_CHAT_SYSTEM) {
+        buf_puts(b, "<|turn>system\n");
+        if (think) buf_puts(b, "<|think|>\n");
+        if (m[0].role == TOK_CHAT_SYSTEM) {
+            buf_span(b, span_trim(m[0].content));
+            i0 = 1;
+        }
+        if (tools && !ct_tools_gemma_block(b, o->tools))
+            return b->oom ? hr_fail(HEARTH_ERR_NOMEM, "chat template: out of memory")
+                          : hr_fail(HEARTH_ERR_INVALID_ARG,
+                                    "chat template: 'tools' is not an array of functions");
+        buf_puts(b, "<turn|>\n");
+    }
+    for (size_t i = i0; i < n; i++) {
+        if (m[i].role == TOK_CHAT_TOOL) continue;
+        prev = PREV_NONE;
+        const bool model = m[i].role == TOK_CHAT_ASSISTANT;
+        size_t j = i; /* the previous message that is not a result */
+        while (j > i0 && m[j - 1].role == TOK_CHAT_TOOL) j--;
+        if (!(model && j > i0 && m[j - 1].role == TOK_CHAT_ASSISTANT)) {
+            buf_puts(b, "<|turn>");
+            buf_puts(b, model ? "model" : role_name(m[i].role));
+            buf_puts(b, "\n");
+        }
+        size_t results = 0;
+        if (m[i].n_calls) {
+            for (int c = 0; c < m[i].n_calls; c++)
+                if (!ct_tools_gemma_call(b, &m[i].calls[c]))
+                    return b->oom ? hr_fail(HEARTH_ERR_NOMEM, "chat template: out of memory")
+                                  : hr_fail(HEARTH_ERR_INVALID_ARG,
+                                            "chat template: the arguments of tool call '%s' "
+                                            "are not a JSON object",
+                                            m[i].calls[c].name);
+            prev = PREV_CALL;
+            results = gemma4_results(m, i, n, b);
+            if (results) prev = PREV_RESULT;
+        }
+        if (model)
+            gemma4_strip_thinking(b, m[i].content);
+        else
+            buf_span(b, span_trim(m[i].content));
+        if (prev == PREV_CALL)
+            buf_puts(b, "<|tool_response>");
+        else if (!(results && m[i].content.n == 0))
+            buf_puts(b, "<turn|>\n");
+    }
+    if (!o->add_generation_prompt) return HEARTH_OK;
+    const bool ended = b->n >= 8 && !memcmp(b->p + b->n - 8, "<turn|>\n", 8);
+    if (prev == PREV_NONE || (prev == PREV_RESULT && ended)) {
+        buf_puts(b, "<|turn>model\n");
+        if (!think) buf_puts(b, "<|channel>thought\n<channel|>");
+    }
+    return HEARTH_OK;
+}
+
 static void render_phi3(const tok_chat_template *t, const ct_msg *m, size_t n, ct_buf *b) {
     const char *nl = t->role_newline ? "\n" : "";
     for (size_t i = 0; i < n; i++) {
@@ -789,6 +918,7 @@ static void generation_prompt(const tok_chat_template *t, const tok_chat_opts *o
             buf_puts(b, tok_chat_opens_think(t, o->no_thinking) ? "<｜Assistant｜><think>\n"
                                                                 : "<｜Assistant｜>");
         break;
+    case TOK_CHAT_GEMMA4: break; /* render_gemma4 knows where the last turn ended */
     }
 }
 
@@ -809,7 +939,8 @@ hearth_err tok_chat_render(const tok_chat_template *t, const tok_chat_msg *msgs,
         m[i] = (ct_msg){msgs[i].role,
                         {msgs[i].content, msgs[i].content_len},
                         mt ? mt->calls : NULL,
-                        mt && mt->n_calls > 0 ? mt->n_calls : 0};
+                        mt && mt->n_calls > 0 ? mt->n_calls : 0,
+                        mt ? mt->tool_call_id : NULL};
         tool_msgs |= m[i].role == TOK_CHAT_TOOL || m[i].n_calls > 0;
     }
     ct_scratch gen = {0};
@@ -862,6 +993,7 @@ hearth_err tok_chat_render(const tok_chat_template *t, const tok_chat_msg *msgs,
     case TOK_CHAT_GRANITE: render_granite(t, mm, nm, &o, &b); break;
     case TOK_CHAT_TULU: render_tulu(t, mm, nm, &o, &b); break;
     case TOK_CHAT_EXAONE4: render_exaone4(mm, nm, &b); break;
+    case TOK_CHAT_GEMMA4: err = render_gemma4(t, mm, nm, &o, &b); break;
     default: err = hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: no template chosen"); break;
     }
     if (!err) generation_prompt(t, &o, &b);

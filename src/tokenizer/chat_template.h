@@ -4,7 +4,7 @@
  *
  * Hearth does not interpret Jinja. It recognizes the template families that
  * small models ship (Llama 3.x, ChatML as in Qwen 2.5 / Qwen 3 / SmolLM2,
- * Gemma 2/3, Phi-3/3.5/4-mini, Phi-4, the DeepSeek-R1 distills) by distinctive substrings of the
+ * Gemma 2/3/4, Phi-3/3.5/4-mini, Phi-4, the DeepSeek-R1 distills) by distinctive substrings of the
  * template text and renders each in C. The renderers reproduce what the
  * Jinja templates print for system/user/assistant messages (tools: below),
  * with add_generation_prompt; a template no rule recognizes is reported as
@@ -18,7 +18,9 @@
  * them rendered its way (Qwen 2.5/3: a "# Tools" system block with <tools>,
  * <tool_call> and <tool_response>; Llama 3.1/3.2: "Environment: ipython",
  * the functions as indented JSON in the first user message, calls as
- * {"name", "parameters"} and results in ipython turns). Every other template
+ * {"name", "parameters"} and results in ipython turns; Qwen3.5: XML calls;
+ * Gemma 4: <|tool> declarations in its own syntax, <|tool_call>call:NAME{...}
+ * calls and <|tool_response> results inside the model's turn). Every other template
  * gets the generic rendering (chat_tools.c): the same Hermes-style block in
  * the system message, calls as <tool_call> text in the assistant turn and
  * results as <tool_response> user turns, so a model without tool training
@@ -38,7 +40,9 @@ typedef enum tok_chat_tools {
     TOK_TOOLS_GENERIC = 0, /* the template has no tools: chat_tools.c's Hermes-style rendering */
     TOK_TOOLS_HERMES, /* Qwen 2.5/3: <tools> in the system turn, <tool_call>{json}</tool_call> */
     TOK_TOOLS_LLAMA3, /* Llama 3.1/3.2: JSON {"name","parameters"} replies, ipython results */
-    TOK_TOOLS_XML     /* Qwen3.5: <tool_call>\n<function=NAME>\n<parameter=P>\nV\n</parameter>... */
+    TOK_TOOLS_XML,    /* Qwen3.5: <tool_call>\n<function=NAME>\n<parameter=P>\nV\n</parameter>... */
+    TOK_TOOLS_GEMMA4  /* Gemma 4: <|tool> declarations,
+                         <|tool_call>call:NAME{k:<|"|>v<|"|>}<tool_call|> */
 } tok_chat_tools;
 
 typedef enum tok_chat_family {
@@ -50,7 +54,8 @@ typedef enum tok_chat_family {
     TOK_CHAT_DEEPSEEK, /* system, then <｜User｜>...<｜Assistant｜>...<｜end▁of▁sentence｜> */
     TOK_CHAT_GRANITE, /* <|start_of_role|>role<|end_of_role|>...<|end_of_text|>\n */
     TOK_CHAT_TULU,    /* <|role|>\n...\n, assistant turns ending in EOS (OLMo 2, Tulu 3) */
-    TOK_CHAT_EXAONE4  /* [|role|]...[|endofturn|]\n, user turns ending in \n (EXAONE 4.0) */
+    TOK_CHAT_EXAONE4, /* [|role|]...[|endofturn|]\n, user turns ending in \n (EXAONE 4.0) */
+    TOK_CHAT_GEMMA4   /* <|turn>role\n...<turn|>\n, roles system/user/model (Gemma 4) */
 } tok_chat_family;
 
 #define TOK_CHAT_SYSTEM_MAX 1024 /* longest default system prompt taken from a template */
@@ -88,7 +93,8 @@ hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out)
  * opens <think>, as Qwen 3 Thinking-2507's), qwen3.5 (opens <think> unless
  * enable_thinking is false; XML tool calls), llama3 (3.0: no system header), llama3.1
  * (dated system header, 26 Jul 2024), llama3.2 (dated with today's date),
- * gemma (Gemma 1/2), gemma3, phi3 (Phi-3.5 style), phi3-mini, phi4-mini,
+ * gemma (Gemma 1/2), gemma3, gemma4 (thinking unless enable_thinking is false,
+ * as llama-server passes it; Gemma 4's tool syntax), phi3 (Phi-3.5 style), phi3-mini, phi4-mini,
  * phi4, deepseek-r1 (the R1 distills, opening <think>), granite (Granite 3.x
  * as llama.cpp prints it), granite3.3 (and its dated default system
  * message), olmo2 (OLMo 2 Instruct's Tulu format), exaone4 (as llama.cpp
@@ -138,7 +144,9 @@ typedef struct tok_chat_opts {
     const tok_chat_msg_tools *msg_tools;
     /* Qwen 3's enable_thinking=false (a template with think_toggle): the
      * generation prompt closes an empty reasoning block, so the model answers
-     * at once. Other templates print what they print either way. */
+     * at once. Gemma 4 renders enable_thinking as !no_thinking (true unless
+     * switched off, as llama-server passes it). Other templates print what
+     * they print either way. */
     bool no_thinking;
 } tok_chat_opts;
 

@@ -117,7 +117,7 @@ hearth_err ct_tools_generic(const ct_msg *m, size_t n, const char *tools_json, c
         }
         const char *p = keep(s, &t);
         if (!p) err = HEARTH_ERR_NOMEM;
-        s->msgs[k++] = (ct_msg){TOK_CHAT_SYSTEM, {p, p ? strlen(p) : 0}, NULL, 0};
+        s->msgs[k++] = (ct_msg){TOK_CHAT_SYSTEM, {p, p ? strlen(p) : 0}, NULL, 0, NULL};
     }
     for (; !err && i < n; i++) {
         ct_buf t = {0};
@@ -150,7 +150,7 @@ hearth_err ct_tools_generic(const ct_msg *m, size_t n, const char *tools_json, c
             err = hr_fail(HEARTH_ERR_NOMEM, "chat template: out of memory");
             break;
         }
-        s->msgs[k++] = (ct_msg){role, {p, strlen(p)}, NULL, 0};
+        s->msgs[k++] = (ct_msg){role, {p, strlen(p)}, NULL, 0, NULL};
     }
     if (err) {
         ct_generic_free(s);
@@ -159,4 +159,209 @@ hearth_err ct_tools_generic(const ct_msg *m, size_t n, const char *tools_json, c
     *out = s->msgs;
     *n_out = k;
     return HEARTH_OK;
+}
+
+/* ---- Gemma 4 --------------------------------------------------------------- */
+
+static const char gq[] = "<|\"|>"; /* Gemma 4's string quote */
+
+/* key + <|"|> + {{ v }} (|upper) + <|"|> */
+static void gemma_quoted(ct_buf *b, const char *key, ct_span v, bool upper) {
+    buf_puts(b, key);
+    buf_puts(b, gq);
+    ct_jv_print(b, v, upper);
+    buf_puts(b, gq);
+}
+
+/* <|"|>ITEM<|"|>,... of a list (required:[...]; |upper for type lists) */
+static void gemma_quoted_list(ct_buf *b, ct_span list, bool upper) {
+    ct_span k, x;
+    for (size_t at = 0, i = 0; ct_jv_next(list, &at, &k, &x); i++) {
+        if (i) buf_puts(b, ",");
+        gemma_quoted(b, "", x, upper);
+    }
+}
+
+/* {%- if add_comma %},{%- else -%}{%- set add_comma = true -%}{% endif -%} */
+static void comma(ct_buf *b, bool *add) {
+    if (*add) buf_puts(b, ",");
+    *add = true;
+}
+
+static bool gemma_params(ct_buf *b, ct_span props);
+
+/* items:{...} of an array parameter: each non-null member of items. */
+// NOLINTNEXTLINE(misc-no-recursion): as deep as the tool's JSON (<= 64)
+static bool gemma_items(ct_buf *b, ct_span items) {
+    ct_jmember *m;
+    size_t n;
+    if (!ct_jv_sorted(items, &m, &n)) return false;
+    buf_puts(b, "items:{");
+    bool ok = true, first = true;
+    for (size_t i = 0; ok && i < n; i++) {
+        const ct_span k = m[i].key, v = m[i].val;
+        if (ct_jv_kind(v) == 'z') continue; /* item_value is not none */
+        if (!first) buf_puts(b, ",");
+        first = false;
+        if (ct_jv_is(k, "properties")) {
+            buf_puts(b, "properties:{");
+            if (ct_jv_kind(v) == '{') ok = gemma_params(b, v);
+            buf_puts(b, "}");
+        } else if (ct_jv_is(k, "required")) {
+            buf_puts(b, "required:[");
+            gemma_quoted_list(b, v, false);
+            buf_puts(b, "]");
+        } else if (ct_jv_is(k, "type") && ct_jv_kind(v) == '"') {
+            gemma_quoted(b, "type:", v, true);
+        } else if (ct_jv_is(k, "type")) { /* a list: type:[<|"|>A<|"|>,...] */
+            buf_puts(b, "type:[");
+            gemma_quoted_list(b, v, true);
+            buf_puts(b, "]");
+        } else {
+            ct_jv_print(b, k, false);
+            buf_puts(b, ":");
+            ok = ct_gemma_value(b, v, true);
+        }
+    }
+    buf_puts(b, "}");
+    free(m);
+    return ok;
+}
+
+/* The template's format_parameters: each property but the schema's own
+ * keywords as KEY:{description,enum|items,nullable,properties,required,type}. */
+// NOLINTNEXTLINE(misc-no-recursion): as deep as the tool's JSON (<= 64)
+static bool gemma_params(ct_buf *b, ct_span props) {
+    static const char *const standard[] = {"description", "type", "properties", "required",
+                                           "nullable"};
+    ct_jmember *m;
+    size_t n;
+    if (!ct_jv_sorted(props, &m, &n)) return false;
+    bool ok = true, first = true;
+    for (size_t i = 0; ok && i < n; i++) {
+        bool skip = false;
+        for (size_t s = 0; s < sizeof standard / sizeof *standard; s++)
+            skip |= ct_jv_is(m[i].key, standard[s]);
+        if (skip) continue;
+        if (!first) buf_puts(b, ",");
+        first = false;
+        const ct_span v = m[i].val;
+        ct_jv_print(b, m[i].key, false);
+        buf_puts(b, ":{");
+        bool add = false;
+        const ct_span desc = ct_jv_get(v, "description");
+        if (ct_jv_truthy(desc)) {
+            gemma_quoted(b, "description:", desc, false);
+            add = true;
+        }
+        ct_buf type = {0}; /* value['type'] | upper */
+        ct_jv_print(&type, ct_jv_get(v, "type"), true);
+        if (type.oom) ok = false;
+        const char *ty = type.p ? type.p : "";
+        const ct_span en = ct_jv_get(v, "enum"), items = ct_jv_get(v, "items");
+        if (!strcmp(ty, "STRING") && ct_jv_truthy(en)) {
+            comma(b, &add);
+            buf_puts(b, "enum:");
+            ok = ok && ct_gemma_value(b, en, true);
+        } else if (!strcmp(ty, "ARRAY") && ct_jv_kind(items) == '{' && ct_jv_truthy(items)) {
+            comma(b, &add);
+            ok = ok && gemma_items(b, items);
+        }
+        if (ct_jv_truthy(ct_jv_get(v, "nullable"))) {
+            comma(b, &add);
+            buf_puts(b, "nullable:true");
+        }
+        if (!strcmp(ty, "OBJECT")) {
+            const ct_span p = ct_jv_get(v, "properties"), req = ct_jv_get(v, "required");
+            if (ct_jv_kind(p) == '{' || ct_jv_kind(v) == '{') {
+                comma(b, &add);
+                buf_puts(b, "properties:{");
+                ok = ok && gemma_params(b, ct_jv_kind(p) == '{' ? p : v);
+                buf_puts(b, "}");
+            }
+            if (ct_jv_truthy(req)) {
+                comma(b, &add);
+                buf_puts(b, "required:[");
+                gemma_quoted_list(b, req, false);
+                buf_puts(b, "]");
+            }
+        }
+        comma(b, &add);
+        buf_puts(b, "type:<|\"|>");
+        buf_puts(b, ty);
+        buf_puts(b, "<|\"|>}");
+        free(type.p);
+    }
+    free(m);
+    return ok;
+}
+
+/* format_function_declaration(tool) */
+static bool gemma_declaration(ct_buf *b, ct_span tool) {
+    const ct_span f = ct_jv_get(tool, "function");
+    const ct_span name = ct_jv_get(f, "name");
+    if (ct_jv_kind(f) != '{' || ct_jv_kind(name) != '"') return false;
+    buf_puts(b, "declaration:");
+    ct_jv_print(b, name, false);
+    gemma_quoted(b, "{description:", ct_jv_get(f, "description"), false);
+    const ct_span params = ct_jv_get(f, "parameters");
+    if (ct_jv_truthy(params)) {
+        const ct_span props = ct_jv_get(params, "properties"), req = ct_jv_get(params, "required"),
+                      type = ct_jv_get(params, "type");
+        buf_puts(b, ",parameters:{");
+        if (ct_jv_truthy(props)) {
+            buf_puts(b, "properties:{");
+            if (!gemma_params(b, props)) return false;
+            buf_puts(b, "},");
+        }
+        if (ct_jv_truthy(req)) {
+            buf_puts(b, "required:[");
+            gemma_quoted_list(b, req, false);
+            buf_puts(b, "],");
+        }
+        if (ct_jv_truthy(type)) { /* the parameters' closing brace comes with their type */
+            gemma_quoted(b, "type:", type, true);
+            buf_puts(b, "}");
+        }
+    }
+    const ct_span resp = ct_jv_get(f, "response");
+    if (resp.p) {
+        const ct_span desc = ct_jv_get(resp, "description");
+        ct_buf type = {0};
+        ct_jv_print(&type, ct_jv_get(resp, "type"), true);
+        buf_puts(b, ",response:{");
+        if (ct_jv_truthy(desc)) {
+            gemma_quoted(b, "description:", desc, false);
+            buf_puts(b, ",");
+        }
+        if (type.p && !strcmp(type.p, "OBJECT")) buf_puts(b, "type:<|\"|>OBJECT<|\"|>}");
+        free(type.p);
+    }
+    buf_puts(b, "}");
+    return true;
+}
+
+bool ct_tools_gemma_block(ct_buf *b, const char *tools_json) {
+    const ct_span tools = {tools_json, strlen(tools_json)};
+    if (!ct_json_valid(tools) || ct_jv_kind(tools) != '[') return false;
+    ct_span k, tool;
+    for (size_t at = 0; ct_jv_next(tools, &at, &k, &tool);) {
+        buf_puts(b, "<|tool>");
+        if (!gemma_declaration(b, tool)) return false;
+        buf_puts(b, "<tool|>");
+    }
+    return !b->oom;
+}
+
+bool ct_tools_gemma_call(ct_buf *b, const tok_chat_tool_call *c) {
+    /* '<|tool_call>call:' + name + '{' + key:format_argument(value) for the
+     * arguments' members in dictsort order + '}<tool_call|>' */
+    const char *a = c->arguments ? c->arguments : "{}";
+    const ct_span args = {a, strlen(a)};
+    if (!ct_json_valid(args) || ct_jv_kind(args) != '{') return false;
+    buf_puts(b, "<|tool_call>call:");
+    buf_puts(b, c->name);
+    if (!ct_gemma_value(b, args, false)) return false; /* {k:v,...}, as format_argument */
+    buf_puts(b, "<tool_call|>");
+    return true;
 }
