@@ -454,6 +454,146 @@ static void test_bpe(void) {
     tok_vocab_free(v);
 }
 
+/* ---- Gemma 4 (tokenizer.ggml.model = "gemma4") ----
+ * ids: 0..7 the specials below, 8 + b the byte token <0xNN> (0x7A written
+ * "<0x7a>", which the upper-case look-up does not find), then G4_WORDS. The
+ * expected ids and texts were produced by llama.cpp (34af94cd, vocab-only load
+ * of the same vocabulary written as a gemma4 GGUF, llama_tokenize and
+ * llama_detokenize). */
+#define G4_BYTE(b) (8 + (b))
+static const char *const G4_WORDS[] = {"\xe2\x96\x81",
+                                       "a",
+                                       "b",
+                                       "c",
+                                       "h",
+                                       "e",
+                                       "l",
+                                       "o",
+                                       "q",
+                                       "z",
+                                       ".",
+                                       "\t",
+                                       "\n",
+                                       "\n\n",
+                                       "\n\n\n",
+                                       "\xc3\xa9",
+                                       "\xe6\x97\xa5",
+                                       "\xe6\x9c\xac",
+                                       "he",
+                                       "ll",
+                                       "hell",
+                                       "hello",
+                                       "\xe2\x96\x81hello",
+                                       "ab",
+                                       "c\xe2\x96\x81",
+                                       "\xe2\x96\x81\xe2\x96\x81",
+                                       "\xe6\x97\xa5\xe6\x9c\xac"};
+enum {
+    G4_SP = 264,
+    G4_A = 265,
+    G4_B = 266,
+    G4_C = 267,
+    G4_DOT = 274,
+    G4_TAB = 275,
+    G4_NL = 276,
+    G4_NL2 = 277,
+    G4_NL3 = 278,
+    G4_EACUTE = 279,
+    G4_HELLO = 285,
+    G4_SPHELLO = 286,
+    G4_AB = 287,
+    G4_CSP = 288,
+    G4_SPSP = 289,
+    G4_NIHON = 290,
+    G4_N = 291
+};
+/* merges over whole lines ("c ▁" crosses a space); "q z" makes no token;
+ * "\n \n" also builds "\n\n", but "\n\n\n" is a token no merge reaches */
+static const char *const G4_MERGES[] = {"h e",
+                                        "l l",
+                                        "he ll",
+                                        "hell o",
+                                        "\xe2\x96\x81 hello",
+                                        "a b",
+                                        "q z",
+                                        "c \xe2\x96\x81",
+                                        "\xe2\x96\x81 \xe2\x96\x81",
+                                        "\xe6\x97\xa5 \xe6\x9c\xac",
+                                        "\n \n"};
+
+static hearth_err g4_keys(gguf_writer *w) {
+    hearth_err err = gguf_writer_set_str(w, "general.architecture", "gemma4");
+    if (!err) err = gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 2);
+    if (!err) err = gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 1);
+    if (!err) err = gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 3);
+    if (!err) err = gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0);
+    /* llama.cpp adds BOS for Gemma 4 all the same */
+    if (!err) err = gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", false);
+    return err;
+}
+
+static void test_gemma4(void) {
+    static fx_tok toks[G4_N];
+    static char bytes[256][8];
+    static const char *const specials[] = {
+        "<pad>", "<eos>", "<bos>", "<unk>", "<|turn>", "<turn|>", "<|tool_response>", "</s>"};
+    for (int i = 0; i < 8; i++) toks[i] = (fx_tok){specials[i], 0, i == 3 ? 2 : 3};
+    for (int b = 0; b < 256; b++) {
+        snprintf(bytes[b], sizeof bytes[b], b == 'z' ? "<0x%02x>" : "<0x%02X>", b);
+        toks[G4_BYTE(b)] = (fx_tok){bytes[b], 0, 6};
+    }
+    for (int i = 0; i < G4_N - G4_SP; i++) toks[G4_SP + i] = (fx_tok){G4_WORDS[i], 0, 1};
+    /* the file's pre-tokenizer name is ignored */
+    tok_vocab *v = fx_build("gemma4", "llama-bpe", toks, G4_N, G4_MERGES,
+                            sizeof G4_MERGES / sizeof G4_MERGES[0], g4_keys, NULL);
+    REQUIRE(v);
+    CHECK(tok_vocab_type(v) == TOK_TYPE_BPE && !strcmp(tok_model_name(v), "gemma4"));
+    CHECK(!strcmp(tok_pre_name(v), "gemma4"));
+    CHECK(tok_add_bos(v) && !tok_add_eos(v) && tok_bos(v) == 2 && tok_eos(v) == 1);
+
+    CHECK_IDS(v, "hello hello", false, false, G4_HELLO, G4_SPHELLO);
+    CHECK_IDS(v, "hello hello", true, false, 2, G4_HELLO, G4_SPHELLO);
+    CHECK_IDS(v, "", true, false, 2);
+    CHECK_IDS(v, "ab c c", false, false, G4_AB, G4_SP, G4_CSP, G4_C);
+    CHECK_IDS(v, "  ", false, false, G4_SPSP);
+    CHECK_IDS(v, "   ", false, false, G4_SPSP, G4_SP);
+    /* byte fallback: a merged symbol that is no token ("<0x7A>" is absent:
+     * skipped, the token "z" does not stand in), a character that is none */
+    CHECK_IDS(v, "qz", false, false, G4_BYTE('q'));
+    CHECK_IDS(v, "\xc3\xbc", false, false, G4_BYTE(0xC3), G4_BYTE(0xBC));
+    CHECK_IDS(v, "\xf0\x9f\xa6\x99", false, false, G4_BYTE(0xF0), G4_BYTE(0x9F), G4_BYTE(0xA6),
+              G4_BYTE(0x99));
+    CHECK_IDS(v, "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", false, false, G4_NIHON, G4_BYTE(0xE8),
+              G4_BYTE(0xAA), G4_BYTE(0x9E));
+    CHECK_IDS(v, "\xc3\xa9", false, false, G4_EACUTE);
+    /* invalid UTF-8 reads as U+FFFD */
+    CHECK_IDS(v, "\xff", false, false, G4_BYTE(0xEF), G4_BYTE(0xBF), G4_BYTE(0xBD));
+    /* newline runs are words of their own, looked up whole before merging */
+    CHECK_IDS(v, "\n", false, false, G4_NL);
+    CHECK_IDS(v, "\n\n\n", false, false, G4_NL3);
+    CHECK_IDS(v, "\n\n\n\n", false, false, G4_NL2, G4_NL2);
+    CHECK_IDS(v, "a\n\n\nb", false, false, G4_A, G4_NL3, G4_B);
+    CHECK_IDS(v, "hello\n\nhello", false, false, G4_HELLO, G4_NL2, G4_HELLO);
+    CHECK_IDS(v, "\t\t", false, false, G4_TAB, G4_TAB);
+    CHECK_IDS(v, "<|turn>hello<turn|>", true, true, 2, 4, G4_HELLO, 5);
+    /* </s> is demoted to a normal token: its text is no special token either */
+    CHECK_IDS(v, "</s>", false, true, G4_BYTE('<'), G4_BYTE('/'), G4_BYTE('s'), G4_BYTE('>'));
+
+    CHECK(tok_is_eog(v, 1) && tok_is_eog(v, 5) && tok_is_eog(v, 6));
+    CHECK(!tok_is_eog(v, 7) && !tok_is_eog(v, 2) && !tok_is_eog(v, 4));
+    CHECK(piece_is(v, 7, false, "</s>") && piece_is(v, 1, false, "") &&
+          piece_is(v, 1, true, "<eos>"));
+    CHECK(piece_is(v, G4_SPHELLO, false, " hello") && piece_is(v, G4_BYTE('z'), false, "z"));
+    int32_t hello[] = {2, G4_HELLO, G4_SPHELLO, G4_NL2};
+    CHECK(detok_is(v, hello, 4, true, "hello hello\n\n"));
+    int32_t bytes_ids[] = {G4_BYTE(0xC3), G4_BYTE(0xBC), G4_SPSP};
+    CHECK(detok_is(v, bytes_ids, 3, false, "\xc3\xbc  "));
+    /* BPE's clean-up of spaces applies, as in llama.cpp */
+    int32_t dot[] = {G4_A, G4_SP, G4_DOT};
+    CHECK(detok_is(v, dot, 3, false, "a."));
+    tok_vocab_free(v);
+}
+
 /* ---- WordPiece ---- */
 
 static void test_wpm(void) {
@@ -695,6 +835,7 @@ int main(void) {
     test_utf8();
     test_spm();
     test_bpe();
+    test_gemma4();
     test_wpm();
     test_errors();
     test_shared();

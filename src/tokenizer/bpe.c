@@ -11,6 +11,12 @@
  *      back to the single-byte tokens of its text).
  * With ignore_merges (Llama 3) a word that is itself a token is taken whole.
  *
+ * Gemma 4 (spm_bpe) uses the same merging with SentencePiece's conventions,
+ * as llama.cpp does for it: the caller has turned spaces into U+2581, words
+ * are whole lines and newline runs, symbols start as UTF-8 characters (no
+ * byte alphabet), a newline run that is a token is taken whole, and a symbol
+ * that is not a token falls back to its bytes' <0xNN> tokens.
+ *
  * The merge loop keeps the symbols in a linked list and the candidate pairs in
  * a binary heap; a popped pair is stale when either side has been merged since
  * (detected by lengths: a live left symbol only grows by absorbing its right
@@ -70,17 +76,23 @@ static hearth_err try_pair(bpe_ctx *c, int32_t left, int32_t right) {
 }
 
 /* A symbol that is not a token: llama.cpp looks up each byte of its
- * byte-alphabet text as a one-byte token and keeps those it finds. */
+ * byte-alphabet text as a one-byte token (spm_bpe: each byte's <0xNN>) and
+ * keeps those it finds. */
 static hearth_err emit_fallback(bpe_ctx *c, const sym *s) {
     for (uint32_t i = 0; i < s->len; i++) {
+        uint8_t b = (uint8_t)c->bytes[s->start + i];
         char ch[4];
-        size_t n = tok_bpe_byte_char((uint8_t)c->bytes[s->start + i], ch);
+        int32_t ids[4];
+        size_t n = 0;
+        if (c->v->spm_bpe) {
+            ids[n++] = c->v->byte_token[b];
+        } else {
+            size_t nc = tok_bpe_byte_char(b, ch);
+            for (size_t k = 0; k < nc; k++) ids[n++] = tok_lookup(c->v, ch + k, 1);
+        }
         for (size_t k = 0; k < n; k++) {
-            int32_t id = tok_lookup(c->v, ch + k, 1);
-            if (id >= 0) {
-                hearth_err err = tok_ids_push(c->out, id);
-                if (err) return err;
-            }
+            hearth_err err = ids[k] >= 0 ? tok_ids_push(c->out, ids[k]) : HEARTH_OK;
+            if (err) return err;
         }
     }
     return HEARTH_OK;
@@ -102,10 +114,26 @@ static hearth_err grow_word(bpe_ctx *c, size_t n_cps) {
     return HEARTH_OK;
 }
 
-static hearth_err merge_word(bpe_ctx *c, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        c->syms[i] = (sym){c->v->byte_token[(uint8_t)c->bytes[i]], (uint32_t)i, 1, (int32_t)i - 1,
-                           i + 1 < n ? (int32_t)i + 1 : -1};
+/* The symbols the word's n bytes start as: one per byte (its byte-alphabet
+ * token), or with spm_bpe one per UTF-8 character. Returns their count. */
+static size_t first_syms(bpe_ctx *c, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; k++) {
+        uint32_t len = 1;
+        int32_t id = c->v->byte_token[(uint8_t)c->bytes[i]];
+        if (c->v->spm_bpe) {
+            len = (uint32_t)tok_utf8_len((uint8_t)c->bytes[i]);
+            if (len > n - i) len = (uint32_t)(n - i);
+            id = tok_lookup(c->v, c->bytes + i, len);
+        }
+        c->syms[k] = (sym){id, (uint32_t)i, len, (int32_t)k - 1, i + len < n ? (int32_t)k + 1 : -1};
+        i += len;
+    }
+    return k;
+}
+
+static hearth_err merge_word(bpe_ctx *c, size_t n_bytes) {
+    size_t n = first_syms(c, n_bytes);
     c->heap.n = 0;
     hearth_err err = HEARTH_OK;
     for (size_t i = 1; i < n && !err; i++) err = try_pair(c, (int32_t)i - 1, (int32_t)i);
@@ -132,8 +160,15 @@ static hearth_err on_word(void *ctx, size_t start, size_t count) {
     bpe_ctx *c = ctx;
     hearth_err err = grow_word(c, count);
     if (err) return err;
-    size_t n = 0, ne = 0;
-    for (size_t i = 0; i < count; i++) n += tok_utf8_put(c->cps[start + i], c->bytes + n);
+    size_t n = 0, ne = 0, newlines = 0;
+    for (size_t i = 0; i < count; i++) {
+        n += tok_utf8_put(c->cps[start + i], c->bytes + n);
+        newlines += c->cps[start + i] == '\n';
+    }
+    if (c->v->spm_bpe && newlines == count) { /* a newline run that is a token: whole */
+        int32_t id = tok_lookup(c->v, c->bytes, n);
+        if (id >= 0) return tok_ids_push(c->out, id);
+    }
     if (c->v->ignore_merges) {
         for (size_t i = 0; i < n; i++) ne += tok_bpe_byte_char((uint8_t)c->bytes[i], c->enc + ne);
         int32_t id = tok_lookup(c->v, c->enc, ne);

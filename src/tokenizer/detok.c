@@ -69,7 +69,7 @@ static void put_bpe_text(sink *s, const char *t, size_t len) {
     }
 }
 
-/* SentencePiece / WordPiece text: U+2581 -> ' '. */
+/* SentencePiece / WordPiece / Gemma 4 text: U+2581 -> ' '. */
 static void put_unescaped(sink *s, const char *t, size_t len) {
     size_t from = 0;
     for (size_t i = 0; i + 3 <= len; i++) {
@@ -89,7 +89,7 @@ size_t tok_piece_write(const tok_vocab *v, int32_t id, bool special, char *buf, 
     if (t->attr & (TOK_ATTR_UNKNOWN | TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED)) {
         if (special || !(t->attr & (TOK_ATTR_UNKNOWN | TOK_ATTR_CONTROL))) put(&s, text, t->len);
     } else if (t->attr & TOK_ATTR_NORMAL) {
-        if (v->type == TOK_TYPE_BPE)
+        if (v->type == TOK_TYPE_BPE && !v->spm_bpe)
             put_bpe_text(&s, text, t->len);
         else
             put_unescaped(&s, text, t->len);

@@ -83,6 +83,9 @@ static const pre_kind PRE_DEEPSEEK_LLM = {
     {"[\\r\\n]", RE_DEEPSEEK_LETTERS, RE_DEEPSEEK_PUNCT, S "+$", RE_DEEPSEEK_CJK, "\\p{N}+"}};
 static const pre_kind PRE_DEEPSEEK_CODER = {
     {"[\\r\\n]", S "?\\p{L}+", S "?\\p{P}+", RE_DEEPSEEK_CJK, "\\p{N}", NULL}};
+/* Gemma 4 merges over whole lines (spaces are U+2581 by then); only newline
+ * runs are cut off. Naming it also selects spm_bpe (see tok_pretok_new). */
+static const pre_kind PRE_GEMMA4 = {{"[^\\n]+|[\\n]+", NULL}};
 
 /* tokenizer.ggml.pre -> expressions and the flags llama.cpp sets with them */
 typedef struct pre_entry {
@@ -140,6 +143,7 @@ static const pre_entry PRE_TABLE[] = {
     {"exaone", &PRE_STARCODER, true, false, false},
     {"minerva-7b", &PRE_STARCODER, true, false, false},
     {"mellum2", &PRE_STARCODER, true, false, false},
+    {"gemma4", &PRE_GEMMA4, true, false, false}, /* add_bos: forced in vocab.c */
 };
 
 struct tok_pretok {
@@ -184,6 +188,8 @@ hearth_err tok_pretok_new(const char *name, tok_vocab *v, tok_pretok **out) {
     v->clean_spaces = e->clean_spaces;
     v->ignore_merges = e->ignore_merges;
     v->add_bos = e->add_bos;
+    /* llama.cpp ties escaped spaces and raw UTF-8 symbols to this pre-tokenizer */
+    v->spm_bpe = e->kind == &PRE_GEMMA4;
     *out = p;
     return HEARTH_OK;
 }

@@ -72,7 +72,8 @@ struct tok_vocab {
     int64_t n_merges;
 
     /* SPM: byte b's fallback token (<0xNN>, else the 1-byte token); BPE: the
-     * token of b's byte-alphabet character. -1 when absent. */
+     * token of b's byte-alphabet character, or with spm_bpe its <0xNN>. -1
+     * when absent. */
     int32_t byte_token[256];
 
     int32_t bos, eos, eot, eom, unk, sep, pad, mask_id;
@@ -82,6 +83,10 @@ struct tok_vocab {
     bool add_space_prefix; /* SPM: a space before text at the start / after a special token */
     bool clean_spaces;     /* detokenize: GPT-2's clean_up_tokenization_spaces */
     bool ignore_merges;    /* BPE: a pre-token that is itself a token is taken whole */
+    /* BPE with SentencePiece's conventions (Gemma 4): spaces become U+2581,
+     * merges start from UTF-8 characters instead of the byte alphabet, and a
+     * symbol that is no token falls back to <0xNN> tokens. */
+    bool spm_bpe;
     bool lowercase, strip_accents; /* WordPiece normalizer */
 
     /* Tokens looked for in raw text (control, unknown, user-defined), longest
@@ -126,7 +131,8 @@ tok_cand tok_heap_pop(tok_heap *h); /* h->n > 0 */
 /* ---- the three algorithms: append the ids of one raw-text fragment ---- */
 /* spm.c: text is the fragment with spaces already escaped to U+2581. */
 hearth_err tok_spm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *out);
-/* bpe.c: pre-tokenizes, byte-encodes and merges. */
+/* bpe.c: pre-tokenizes, byte-encodes (unless spm_bpe) and merges; with
+ * spm_bpe text is the fragment with spaces already escaped to U+2581. */
 hearth_err tok_bpe_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *out);
 /* The UTF-8 of byte b's character in the GPT-2 byte alphabet (1 or 2 bytes
  * written to out; returns the count), and the inverse: the byte a code point

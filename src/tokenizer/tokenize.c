@@ -10,7 +10,8 @@
  *   2. each remaining piece of raw text is tokenized on its own by the
  *      vocabulary's algorithm (SentencePiece: spaces become U+2581, and a space
  *      is prepended at the start and after each special token when the
- *      vocabulary adds a space prefix);
+ *      vocabulary adds a space prefix; Gemma 4's BPE: spaces become U+2581,
+ *      never a prefix);
  *   3. with add_special, BOS / EOS (WordPiece: [CLS] / [SEP]) go around it.
  */
 #include "tokenizer/tok_impl.h"
@@ -117,9 +118,10 @@ static hearth_err partition(const tok_vocab *v, const char *text, size_t len, bo
     return HEARTH_OK;
 }
 
-/* SentencePiece: the optional space prefix, then ' ' -> U+2581. */
-static hearth_err spm_fragment(const tok_vocab *v, const char *s, size_t len, bool prefix,
-                               tok_ids *out) {
+/* SentencePiece and Gemma 4's BPE: the optional space prefix, then ' ' ->
+ * U+2581, then the algorithm. */
+static hearth_err escaped_fragment(const tok_vocab *v, const char *s, size_t len, bool prefix,
+                                   tok_ids *out) {
     size_t n_sp = prefix;
     for (size_t i = 0; i < len; i++) n_sp += s[i] == ' ';
     char *buf = malloc(len + 2 * n_sp + 3);
@@ -135,7 +137,8 @@ static hearth_err spm_fragment(const tok_vocab *v, const char *s, size_t len, bo
             buf[w++] = c;
         }
     }
-    hearth_err err = tok_spm_encode(v, buf, w, out);
+    hearth_err err =
+        v->type == TOK_TYPE_SPM ? tok_spm_encode(v, buf, w, out) : tok_bpe_encode(v, buf, w, out);
     free(buf);
     return err;
 }
@@ -156,9 +159,12 @@ static hearth_err encode_all(const tok_vocab *v, const char *text, const frag_li
         const char *s = text + f->off;
         switch (v->type) {
         case TOK_TYPE_SPM:
-            err = spm_fragment(v, s, f->len, v->add_space_prefix && prev_special, out);
+            err = escaped_fragment(v, s, f->len, v->add_space_prefix && prev_special, out);
             break;
-        case TOK_TYPE_BPE: err = tok_bpe_encode(v, s, f->len, out); break;
+        case TOK_TYPE_BPE:
+            err = v->spm_bpe ? escaped_fragment(v, s, f->len, false, out)
+                             : tok_bpe_encode(v, s, f->len, out);
+            break;
         case TOK_TYPE_WPM: err = tok_wpm_encode(v, s, f->len, out); break;
         }
         prev_special = false;

@@ -2,10 +2,12 @@
  * tokenizer.h - text <-> token ids for the vocabularies GGUF files carry
  * (tokenizer.ggml.* metadata): SentencePiece-style ("llama": score-ordered
  * bigram merges with byte fallback), byte-level BPE ("gpt2": merge ranks over
- * the GPT-2 byte alphabet, after the pre-tokenizer named by tokenizer.ggml.pre)
- * and WordPiece ("bert"). The behaviour reproduces llama.cpp's tokenizer
- * (src/llama-vocab.cpp), which is what the models were evaluated with: the
- * same ids for the same text, the same pieces for the same ids.
+ * the GPT-2 byte alphabet, after the pre-tokenizer named by tokenizer.ggml.pre),
+ * Gemma 4's BPE ("gemma4": merge ranks over UTF-8 characters, spaces as
+ * U+2581, <0xNN> byte fallback) and WordPiece ("bert"). The behaviour
+ * reproduces llama.cpp's tokenizer (src/llama-vocab.cpp), which is what the
+ * models were evaluated with: the same ids for the same text, the same pieces
+ * for the same ids.
  *
  * A tok_vocab is immutable once loaded: any number of threads may encode and
  * decode with it at the same time. It owns copies of everything it needs, so
@@ -24,7 +26,7 @@ typedef struct tok_vocab tok_vocab;
 
 typedef enum tok_type {
     TOK_TYPE_SPM = 1, /* tokenizer.ggml.model = "llama" */
-    TOK_TYPE_BPE = 2, /* "gpt2" */
+    TOK_TYPE_BPE = 2, /* "gpt2", "gemma4" */
     TOK_TYPE_WPM = 3  /* "bert" */
 } tok_type;
 
@@ -36,8 +38,9 @@ hearth_err tok_vocab_load(const gguf_file *f, tok_vocab **out);
 void tok_vocab_free(tok_vocab *v); /* NULL is a no-op */
 
 tok_type tok_vocab_type(const tok_vocab *v);
-/* "llama" / "gpt2" / "bert" and the pre-tokenizer name ("default" when the
- * file names none). Owned by the vocabulary. */
+/* "llama" / "gpt2" / "gemma4" / "bert" and the pre-tokenizer name ("default"
+ * when the file names none; always "gemma4" for that model). Owned by the
+ * vocabulary. */
 const char *tok_model_name(const tok_vocab *v);
 const char *tok_pre_name(const tok_vocab *v);
 
@@ -93,7 +96,8 @@ hearth_err tok_encode(const tok_vocab *v, const char *text, size_t len, bool add
                       bool parse_special, int32_t *ids, size_t cap, size_t *n_out);
 
 /* The bytes token id stands for (llama.cpp's token_to_piece): SentencePiece
- * "\u2581" -> " " and <0xNN> -> the byte, BPE byte alphabet -> bytes. Control
+ * "\u2581" -> " " and <0xNN> -> the byte, BPE byte alphabet -> bytes (Gemma
+ * 4: "\u2581" -> " " and <0xNN> -> the byte, as SentencePiece). Control
  * and unknown tokens give "" unless special is true (then their text). May be
  * a fragment of a UTF-8 character. Writes min(needed, cap) bytes and *n_out =
  * the full length; fails with HEARTH_ERR_INVALID_ARG for an id out of range or

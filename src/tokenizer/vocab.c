@@ -334,8 +334,8 @@ static void merge_resolve(const tok_vocab *v, merge_job *j) {
 static hearth_err load_merges(tok_vocab *v, const gguf_file *f) {
     gguf_arr m;
     if (!gguf_find(f, KEY_MERGES))
-        return hr_fail(HEARTH_ERR_FORMAT, "tokenizer: key '%s' not found (needed by model 'gpt2')",
-                       KEY_MERGES);
+        return hr_fail(HEARTH_ERR_FORMAT, "tokenizer: key '%s' not found (needed by model '%s')",
+                       KEY_MERGES, v->model);
     if (!gguf_get_arr(f, KEY_MERGES, &m) || m.type != GGUF_STRING)
         return hr_fail(HEARTH_ERR_FORMAT, "tokenizer: key '%s' is not an array of strings",
                        KEY_MERGES);
@@ -395,6 +395,10 @@ static hearth_err load_model_type(tok_vocab *v, const gguf_file *f) {
     } else if (gguf_str_eq(model, "gpt2")) {
         v->type = TOK_TYPE_BPE;
         v->bos = 11, v->eos = 11;
+    } else if (gguf_str_eq(model, "gemma4")) {
+        /* no default special ids; llama.cpp ignores tokenizer.ggml.pre here */
+        v->type = TOK_TYPE_BPE;
+        strcpy(v->pre, "gemma4");
     } else if (gguf_str_eq(model, "bert")) {
         v->type = TOK_TYPE_WPM;
         v->bos = 101, v->unk = 100, v->sep = 102, v->pad = 0, v->mask_id = 103;
@@ -403,7 +407,7 @@ static hearth_err load_model_type(tok_vocab *v, const gguf_file *f) {
     } else {
         return hr_fail(HEARTH_ERR_UNSUPPORTED,
                        "tokenizer: unsupported tokenizer model %s = '%.*s' (supported: llama, "
-                       "gpt2, bert)",
+                       "gpt2, gemma4, bert)",
                        KEY_MODEL, (int)(model.len > 200 ? 200 : model.len), model.ptr);
     }
     return HEARTH_OK;
@@ -441,6 +445,7 @@ static void load_special_ids(tok_vocab *v, const gguf_file *f) {
     }
     bool b;
     if (gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &b)) v->add_bos = b;
+    if (v->spm_bpe) v->add_bos = true; /* llama.cpp overrides Gemma 4 files that say false */
     if (gguf_get_bool(f, "tokenizer.ggml.add_eos_token", &b)) v->add_eos = b;
     if (gguf_get_bool(f, "tokenizer.ggml.add_sep_token", &b)) v->add_sep = b;
     if (gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &b)) v->add_space_prefix = b;
@@ -620,12 +625,12 @@ static void build_byte_tokens(tok_vocab *v) {
     for (int b = 0; b < 256; b++) {
         char buf[8];
         int32_t id = -1;
-        if (v->type == TOK_TYPE_BPE) {
+        if (v->type == TOK_TYPE_BPE && !v->spm_bpe) {
             id = tok_lookup(v, buf, tok_bpe_byte_char((uint8_t)b, buf));
         } else {
             snprintf(buf, sizeof buf, "<0x%02X>", b);
             id = tok_lookup(v, buf, 6);
-            if (id < 0) {
+            if (id < 0 && !v->spm_bpe) { /* Gemma 4 has no single-byte stand-in */
                 buf[0] = (char)b;
                 id = tok_lookup(v, buf, 1);
             }
