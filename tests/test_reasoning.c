@@ -60,7 +60,7 @@ static void reference(const char *s, bool open, char *reason, char *content) {
 static void split(const char *s, bool open, unsigned cuts, char *reason, char *content) {
     eng_think t;
     eng_think_init(&t, open);
-    char r[512], c[512];
+    char r[512] = "", c[512] = "";
     eng_think_out o = {.reason = r, .content = c};
     const size_t n = strlen(s);
     size_t from = 0;
@@ -73,6 +73,25 @@ static void split(const char *s, bool open, unsigned cuts, char *reason, char *c
     eng_think_finish(&t, &o);
     snprintf(reason, 256, "%.*s", (int)o.n_reason, r);
     snprintf(content, 256, "%.*s", (int)o.n_content, c);
+}
+
+/* text split at every single cut, every pair of cuts (bits 1..31), and
+ * byte by byte gives want_r and want_c; returns the cuts tried. */
+static int split_all(const char *text, bool open, const char *want_r, const char *want_c) {
+    char got_r[256], got_c[256];
+    const size_t n = strlen(text);
+    int tried = 0;
+    for (unsigned a = 0; a < 32 && a < n; a++) {
+        for (unsigned b = a; b < 32 && b < n; b++, tried++) {
+            split(text, open, (1u << a | 1u << b) & ~1u, got_r, got_c);
+            CHECKF(!strcmp(got_r, want_r) && !strcmp(got_c, want_c),
+                   "'%s' cut at %u,%u: reasoning '%s' content '%s' (want '%s' '%s')", text, a, b,
+                   got_r, got_c, want_r, want_c);
+        }
+    }
+    split(text, open, ~0u, got_r, got_c);
+    CHECKF(!strcmp(got_r, want_r) && !strcmp(got_c, want_c), "'%s' byte by byte", text);
+    return tried;
 }
 
 static void splitter(void) {
@@ -99,25 +118,31 @@ static void splitter(void) {
     };
     int n_cases = 0;
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-        char want_r[256], want_c[256], got_r[256], got_c[256];
+        char want_r[256], want_c[256];
         reference(cases[k].text, cases[k].open, want_r, want_c);
-        const size_t n = strlen(cases[k].text);
-        /* every single cut, every pair of cuts (bits 1..31), and byte by byte */
-        for (unsigned a = 0; a < 32 && a < n; a++) {
-            for (unsigned b = a; b < 32 && b < n; b++) {
-                const unsigned cuts = (1u << a | 1u << b) & ~1u;
-                split(cases[k].text, cases[k].open, cuts, got_r, got_c);
-                CHECKF(!strcmp(got_r, want_r) && !strcmp(got_c, want_c),
-                       "'%s' cut at %u,%u: reasoning '%s' content '%s' (want '%s' '%s')",
-                       cases[k].text, a, b, got_r, got_c, want_r, want_c);
-                n_cases++;
-            }
-        }
-        split(cases[k].text, cases[k].open, ~0u, got_r, got_c);
-        CHECKF(!strcmp(got_r, want_r) && !strcmp(got_c, want_c), "'%s' byte by byte",
-               cases[k].text);
+        n_cases += split_all(cases[k].text, cases[k].open, want_r, want_c);
     }
     CHECK(n_cases > 1000);
+}
+
+/* Gemma 4's thought channel: <|channel>thought ... <channel|>, split as
+ * <think> blocks are (white space around the tags dropped), whichever way
+ * the reply is cut into pieces; the two tag pairs do not close each other. */
+static void gemma_splitter(void) {
+    static const struct {
+        const char *text, *reason, *content;
+    } cases[] = {
+        {"<|channel>thought\nI reason.\n<channel|>The answer.", "I reason.", "The answer."},
+        {"<|channel>thought\n<channel|>only the answer", "", "only the answer"},
+        {" \n<|channel>thought\ncut off  ", "cut off  ", ""},
+        {"<|chan", "", "<|chan"},
+        {"<|channel>other", "", "<|channel>other"},
+        {"answer <|channel>thought\nx<channel|>", "", "answer <|channel>thought\nx<channel|>"},
+        {"<|channel>thought\na</think>b<channel|>\n\nc", "a</think>b", "c"},
+        {"<think>a<channel|>b</think>c", "a<channel|>b", "c"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++)
+        split_all(cases[k].text, false, cases[k].reason, cases[k].content);
 }
 
 /* ---- the budget in the sampler ------------------------------------------------ */
@@ -487,6 +512,7 @@ static void chat_cli(const char *think_model, const char *plain_model) {
 
 int main(void) {
     splitter();
+    gemma_splitter();
     budget();
     templates();
     bool skip;

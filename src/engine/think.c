@@ -5,7 +5,8 @@
  * "thoughts" and content "answer".
  *
  * Qwen 3, QwQ, the DeepSeek-R1 distills and SmolLM3 all write their
- * reasoning between <think> and </think> tags at the start of the reply; a
+ * reasoning between <think> and </think> tags at the start of the reply
+ * (Gemma 4 between <|channel>thought and <channel|>: the same split); a
  * template whose generation prompt already opened the block (Qwen 3
  * Thinking-2507) makes the model start inside it. The splitter sees the
  * reply a token's text at a time, so a tag may arrive in pieces: bytes that
@@ -18,7 +19,9 @@
 
 #include <string.h>
 
-static const char open_tag[] = "<think>", close_tag[] = "</think>";
+/* the tag pairs: <think>...</think>, Gemma 4's <|channel>thought...<channel|> */
+static const char *const open_tags[2] = {"<think>", "<|channel>thought"};
+static const char *const close_tags[2] = {"</think>", "<channel|>"};
 
 static bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
@@ -39,19 +42,26 @@ static size_t tag_suffix(const char *s, size_t n, const char *tag) {
     return 0;
 }
 
-/* START: white space, then perhaps "<think>". */
+/* START: white space, then perhaps an opening tag. */
 static void start_byte(eng_think *t, char c, eng_think_out *o) {
     t->held[t->n_held++] = c;
     size_t lead = 0;
     while (lead < t->n_held && is_space(t->held[lead])) lead++;
     const char *h = t->held + lead;
-    const size_t n = t->n_held - lead, m = sizeof open_tag - 1;
-    if (n == 0 && t->n_held + m < ENG_THINK_HOLD) return; /* only white space so far */
-    if (n > 0 && n < m && !memcmp(h, open_tag, n)) return;
-    if (n == m && !memcmp(h, open_tag, m)) {
-        t->state = ENG_THINK_LEAD;
-        t->n_held = 0;
-        return;
+    const size_t n = t->n_held - lead;
+    if (n == 0 && t->n_held + strlen(open_tags[0]) < ENG_THINK_HOLD)
+        return; /* only white space so far */
+    for (int k = 0; k < 2; k++) {
+        /* a tag's start is held while it fits (the longer one may not, after
+         * a long lead: then it is content) */
+        const size_t m = strlen(open_tags[k]);
+        if (n > 0 && n < m && !memcmp(h, open_tags[k], n) && t->n_held < ENG_THINK_HOLD) return;
+        if (n == m && !memcmp(h, open_tags[k], m)) {
+            t->state = ENG_THINK_LEAD;
+            t->n_held = 0;
+            t->gemma = k == 1;
+            return;
+        }
     }
     put(o->content, &o->n_content, t->held, t->n_held); /* no reasoning block */
     t->n_held = 0;
@@ -61,7 +71,8 @@ static void start_byte(eng_think *t, char c, eng_think_out *o) {
 /* IN: reasoning, held back while it may end in white space and the tag. */
 static void in_byte(eng_think *t, char c, eng_think_out *o) {
     t->held[t->n_held++] = c;
-    const size_t m = sizeof close_tag - 1;
+    const char *close_tag = close_tags[t->gemma];
+    const size_t m = strlen(close_tag);
     size_t k = tag_suffix(t->held, t->n_held, close_tag);
     if (k == m) { /* the block ends; the white space before the tag goes with it */
         t->n_held = 0;
