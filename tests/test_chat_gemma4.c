@@ -291,9 +291,91 @@ static void test_render_tools(void) {
     CHECK(tok_chat_render(&t, content, 1, &o, &out, &len) == HEARTH_ERR_INVALID_ARG);
 }
 
+/* ---- the reply: Gemma 4's calls parsed (server/tools_parse.c) ------------- */
+
+static char *names[] = {"get_weather", "now"};
+static const srv_tool_set set = {names, 2, true, NULL};
+
+/* text parsed whole: n calls, the first named name0 with arguments args0,
+ * content as given (NULL: none) */
+static void parsed(const char *text, int n, const char *name0, const char *args0,
+                   const char *content) {
+    srv_tool_reply out;
+    REQUIRE(srv_tools_parse_set(&set, text, strlen(text), true, &out));
+    CHECKF(out.n_calls == n, "%s: %d calls", text, out.n_calls);
+    if (n && out.n_calls) {
+        CHECKF(!strcmp(out.calls[0].name, name0), "%s: name %s", text, out.calls[0].name);
+        CHECKF(!strcmp(out.calls[0].arguments, args0), "%s: arguments %s", text,
+               out.calls[0].arguments);
+    }
+    CHECKF(content ? out.content && !strcmp(out.content, content) : !out.content,
+           "%s: content '%s'", text, out.content ? out.content : "(none)");
+    srv_tool_reply_free(&out);
+}
+
+/* The same calls found when text streams in, a byte at a time. */
+static void streamed(const char *text, int n) {
+    srv_tools_stream st = {0};
+    int got = 0;
+    const size_t len = strlen(text);
+    for (size_t k = 1; k <= len; k++) {
+        if (!st.call_started) (void)srv_tools_stream_content(&st, text, k, 0);
+        if (!st.call_started) continue;
+        srv_tool_reply out;
+        REQUIRE(srv_tools_stream_calls(&st, &set, text, k, &out));
+        got += out.n_calls;
+        srv_tool_reply_free(&out);
+    }
+    CHECKF(got == n, "%s streamed: %d calls", text, got);
+}
+
+static void test_parse(void) {
+    /* what the template prints for the history's call reads back as it was
+     * sent (None -> null, the keys in their sorted order) */
+    parsed(CALL_WEATHER, 1, "get_weather",
+           "{\"big\":123456789012,\"city\":\"Paris\",\"days\":3,\"exact\":true,\"extra\":null,"
+           "\"opts\":{\"A\":{\"k\":\"v\"},\"b\":[1,2.5,\"x\"]},\"units\":\"\xc2\xb0"
+           "C\",\"Zone\":1e-05}",
+           NULL);
+    /* strings hold anything but the quote; numbers keep their digits; white
+     * space between tokens; quoted keys */
+    parsed("<|tool_call>call:get_weather{ city : <|\"|>a \"q\", {b}\n\\<|\"|>, n:-0.5e3,"
+           "big:12345678901234567890,l:[ ],o:{},<|\"|>k k<|\"|>:True}<tool_call|>",
+           1, "get_weather",
+           "{\"city\":\"a \\\"q\\\", {b}\\n\\\\\",\"n\":-0.5e3,\"big\":12345678901234567890,"
+           "\"l\":[],\"o\":{},\"k k\":true}",
+           NULL);
+    /* content before the calls, two calls */
+    static const char two[] = "Let me check.\n<|tool_call>call:now{}<tool_call|>"
+                              "<|tool_call>call:get_weather{city:<|\"|>Oslo<|\"|>}<tool_call|>";
+    parsed(two, 2, "now", "{}", "Let me check.");
+    streamed(two, 2);
+    streamed(CALL_WEATHER, 1);
+    /* not calls: an undeclared function, broken bodies, a duplicate key,
+     * text after the arguments; their text stays the content */
+    static const char *const not_calls[] = {
+        "<|tool_call>call:rm{path:<|\"|>/<|\"|>}<tool_call|>",
+        "<|tool_call>call:now{a:}<tool_call|>",
+        "<|tool_call>call:now{a:<|\"|>x}<tool_call|>",
+        "<|tool_call>call:now{a:1,a:2}<tool_call|>",
+        "<|tool_call>call:now{} trailing<tool_call|>",
+        "<|tool_call>call:now{a:01}<tool_call|>",
+    };
+    for (size_t k = 0; k < N(not_calls); k++) parsed(not_calls[k], 0, NULL, NULL, not_calls[k]);
+    /* a reply that ends before the closing tag (the model stopped at
+     * <|tool_response>) still has its call, as Hermes blocks do */
+    parsed("<|tool_call>call:now{}", 1, "now", "{}", NULL);
+    /* Hermes blocks still parse beside them */
+    parsed("<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>", 1, "now", "{}",
+           NULL);
+    /* a forced call opens the turn with Gemma's tag, then the JSON object */
+    CHECK(!strcmp(srv_tools_call_prefix(TOK_TOOLS_GEMMA4), "<|tool_call>"));
+}
+
 int main(void) {
     test_detect();
     test_render_plain();
     test_render_tools();
+    test_parse();
     return test_done("test_chat_gemma4");
 }

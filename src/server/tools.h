@@ -11,7 +11,9 @@
  *                    call prefix and the JSON Schema of one call
  *
  * What a reply's call looks like: <tool_call>{"name": N, "arguments": {..}}
- * </tool_call> blocks anywhere (Qwen 2.5/3, the generic rendering), or a
+ * </tool_call> blocks anywhere (Qwen 2.5/3, the generic rendering; Qwen3.5's
+ * <function=N> XML inside them), Gemma 4's <|tool_call>call:N{k:v,...}
+ * <tool_call|> blocks, or a
  * reply that is nothing but
  * {"name": N, "parameters"|"arguments": {..}} objects (Llama 3.1/3.2, and
  * small models that drop the tags), after an optional <|python_tag|>. A
@@ -97,6 +99,7 @@ typedef struct srv_tools_stream {
     size_t body;       /* in_call: where the open block's body starts */
     size_t close_scan; /* in_call: no closing tag starts before this */
     int n_taken;       /* calls taken so far */
+    int kind;          /* in_call: which tag pair opened it (tools_parse.c's tags) */
     bool call_started; /* a call's opening (or a reply of bare objects) was seen */
     bool in_call;      /* an opening tag whose closing tag has not come */
 } srv_tools_stream;
@@ -142,8 +145,9 @@ void srv_tool_call_id(char *out, size_t cap);
  * tool_choice is "required" or names a function. */
 bool srv_tools_forced(const srv_request *r);
 /* What opens the assistant turn of a forced call, after the generation
- * prompt: "<tool_call>\n" (Hermes and the generic rendering) or "" (Llama
- * 3.x, whose calls are bare objects). */
+ * prompt: "<tool_call>\n" (Hermes and the generic rendering), "<|tool_call>"
+ * (Gemma 4) or "" (Llama 3.x, whose calls are bare objects). The call
+ * itself is the JSON object either way. */
 const char *srv_tools_call_prefix(tok_chat_tools family);
 /* The JSON Schema of one call (compact text, malloc'd; NULL when out of
  * memory or no function is allowed) to the functions of tools_json (the

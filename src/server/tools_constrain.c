@@ -2,7 +2,8 @@
  * tools_constrain.c - tool_choice "required" and a named function made a
  * guarantee for the local model, as llama.cpp's server does with grammars:
  * the assistant turn is opened with the family's call prefix (Hermes:
- * "<tool_call>\n"; Llama 3.1/3.2: nothing, the reply is the bare object) and
+ * "<tool_call>\n"; Gemma 4: "<|tool_call>", its call then written as JSON,
+ * not in its own syntax; Llama 3.1/3.2: nothing, the reply is the bare object) and
  * the output is constrained (HEARTH_CONSTRAINT_JSON_SCHEMA) to one call
  * object built from the tools:
  *
@@ -39,7 +40,9 @@ bool srv_tools_forced(const srv_request *r) {
 }
 
 const char *srv_tools_call_prefix(tok_chat_tools family) {
-    return family == TOK_TOOLS_LLAMA3 ? "" : "<tool_call>\n";
+    return family == TOK_TOOLS_LLAMA3   ? ""
+           : family == TOK_TOOLS_GEMMA4 ? "<|tool_call>"
+                                        : "<tool_call>\n";
 }
 
 /* Whether params is a schema the constraint enforces as it stands, for an

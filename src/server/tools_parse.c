@@ -18,6 +18,10 @@
  * gateway's bridge job (srv_tools_job_call, srv_tools_remote), with the
  * tier's ids.
  *
+ * Gemma 4 writes <|tool_call>call:NAME{key:<|"|>text<|"|>,n:1}<tool_call|>:
+ * such a block is read into the same calls (its values typed by their own
+ * syntax), whichever template rendered the prompt.
+ *
  * A stream (srv_tools_stream_*) keeps a cursor instead of parsing the text
  * so far again on every piece: where the search for an opening tag goes on
  * (backed off by the tag's length - 1, as a tag may be cut at the end) and
@@ -33,9 +37,14 @@
 #include <string.h>
 #include <time.h>
 
-static const char open_tag[] = "<tool_call>", close_tag[] = "</tool_call>";
+/* the call blocks: <tool_call>...</tool_call> (Hermes, Qwen3.5, the generic
+ * rendering) and Gemma 4's <|tool_call>...<tool_call|> */
+static const struct {
+    const char *open, *close;
+    size_t open_len, close_len;
+} tags[2] = {{"<tool_call>", "</tool_call>", 11, 12}, {"<|tool_call>", "<tool_call|>", 12, 12}};
 static const char python_tag[] = "<|python_tag|>";
-enum { OPEN_LEN = sizeof open_tag - 1, CLOSE_LEN = sizeof close_tag - 1 };
+enum { OPEN_MAX = 12 /* the longer opening tag */ };
 
 void srv_tool_call_id(char *out, size_t cap) {
     static atomic_uint_fast64_t counter;
@@ -123,6 +132,16 @@ static bool string_param(const cJSON *props, const char *key) {
     return false;
 }
 
+/* c's name and compact arguments; false (nothing kept) when out of memory. */
+static bool fill_call(srv_call_out *c, const char *name, const cJSON *args) {
+    c->name = strdup(name);
+    c->arguments = cJSON_PrintUnformatted(args);
+    if (c->name && c->arguments) return true;
+    free(c->name);
+    free(c->arguments);
+    return false;
+}
+
 /* A name between `open` and '>' at p[i..n) (no line break, 1 to 255 bytes),
  * copied into out; the index past the '>', or 0 when there is none. */
 static size_t tag_name(const char *p, size_t n, size_t i, const char *open, char *out) {
@@ -177,13 +196,7 @@ static bool read_xml_call(const srv_tool_set *r, const char *p, size_t n, size_t
         i = (size_t)(end - p) + 12;
     }
     if (ok) {
-        c->name = strdup(fn);
-        c->arguments = cJSON_PrintUnformatted(args);
-        ok = c->name && c->arguments;
-        if (!ok) {
-            free(c->name);
-            free(c->arguments);
-        }
+        ok = fill_call(c, fn, args);
         *used = i;
     }
     cJSON_Delete(args);
@@ -191,13 +204,173 @@ static bool read_xml_call(const srv_tool_set *r, const char *p, size_t n, size_t
     return ok;
 }
 
-/* One call from p[0..n) (leading white space allowed): a JSON object, or
- * Qwen3.5's XML form; *used: the bytes it took. False when it is no call. */
+/* ---- Gemma 4's calls: call:NAME{key:value,...} ---------------------------- */
+
+static const char gemma_quote[] = "<|\"|>"; /* Gemma 4's string quote */
+enum { GEMMA_QUOTE_LEN = sizeof gemma_quote - 1, GEMMA_DEPTH_MAX = 64 };
+
+static void skip_ws(const char *p, size_t n, size_t *i) {
+    while (*i < n && is_ws(p[*i])) (*i)++;
+}
+
+static bool at_quote(const char *p, size_t n, size_t i) {
+    return n - i >= GEMMA_QUOTE_LEN && !memcmp(p + i, gemma_quote, GEMMA_QUOTE_LEN);
+}
+
+/* A <|"|>...<|"|> string at p[*i] (the text between, as it is). */
+static cJSON *gemma_string(const char *p, size_t n, size_t *i) {
+    const size_t from = *i + GEMMA_QUOTE_LEN;
+    const char *end = find(p + from, n - from, gemma_quote, GEMMA_QUOTE_LEN);
+    if (!end) return NULL;
+    char *t = strndup(p + from, (size_t)(end - p) - from);
+    cJSON *v = t ? cJSON_CreateString(t) : NULL;
+    free(t);
+    *i = (size_t)(end - p) + GEMMA_QUOTE_LEN;
+    return v;
+}
+
+/* A JSON number at p[*i], kept as written (cJSON would round big integers). */
+static cJSON *gemma_number(const char *p, size_t n, size_t *i) {
+    size_t k = *i, d;
+    if (k < n && p[k] == '-') k++;
+    for (d = k; k < n && p[k] >= '0' && p[k] <= '9';) k++;
+    if (k == d || (p[d] == '0' && k > d + 1)) return NULL;
+    if (k < n && p[k] == '.') {
+        for (d = ++k; k < n && p[k] >= '0' && p[k] <= '9';) k++;
+        if (k == d) return NULL;
+    }
+    if (k < n && (p[k] == 'e' || p[k] == 'E')) {
+        if (++k < n && (p[k] == '+' || p[k] == '-')) k++;
+        for (d = k; k < n && p[k] >= '0' && p[k] <= '9';) k++;
+        if (k == d) return NULL;
+    }
+    char *t = strndup(p + *i, k - *i);
+    cJSON *v = t ? cJSON_CreateRaw(t) : NULL;
+    free(t);
+    *i = k;
+    return v;
+}
+
+static cJSON *gemma_value(const char *p, size_t n, size_t *i, int depth);
+
+/* A key of {key:value}: bare (up to ':', white space cut) or <|"|>-quoted. */
+static char *gemma_key(const char *p, size_t n, size_t *i) {
+    if (at_quote(p, n, *i)) {
+        const size_t from = *i + GEMMA_QUOTE_LEN;
+        const char *end = find(p + from, n - from, gemma_quote, GEMMA_QUOTE_LEN);
+        if (!end) return NULL;
+        *i = (size_t)(end - p) + GEMMA_QUOTE_LEN;
+        return strndup(p + from, (size_t)(end - p) - from);
+    }
+    size_t k = *i;
+    while (k < n && p[k] != ':' && p[k] != '}' && p[k] != ',' && p[k] != '{') k++;
+    size_t e = k;
+    while (e > *i && is_ws(p[e - 1])) e--;
+    if (e == *i) return NULL;
+    char *key = strndup(p + *i, e - *i);
+    *i = k;
+    return key;
+}
+
+/* {key:value,...} or [value,...] at p[*i]. */
+// NOLINTNEXTLINE(misc-no-recursion): through gemma_value, depth <= GEMMA_DEPTH_MAX
+static cJSON *gemma_container(const char *p, size_t n, size_t *i, int depth) {
+    const bool object = p[*i] == '{';
+    const char close = object ? '}' : ']';
+    cJSON *c = object ? cJSON_CreateObject() : cJSON_CreateArray();
+    (*i)++;
+    skip_ws(p, n, i);
+    if (*i < n && p[*i] == close) {
+        (*i)++;
+        return c;
+    }
+    while (c) {
+        char *key = NULL;
+        if (object) {
+            skip_ws(p, n, i);
+            key = gemma_key(p, n, i);
+            skip_ws(p, n, i);
+            if (!key || *i >= n || p[*i] != ':' || cJSON_GetObjectItemCaseSensitive(c, key)) {
+                free(key);
+                break;
+            }
+            (*i)++;
+        }
+        cJSON *v = gemma_value(p, n, i, depth + 1);
+        const bool added =
+            v && (object ? cJSON_AddItemToObject(c, key, v) : cJSON_AddItemToArray(c, v));
+        free(key);
+        if (!added) {
+            cJSON_Delete(v);
+            break;
+        }
+        skip_ws(p, n, i);
+        if (*i < n && p[*i] == ',') {
+            (*i)++;
+            continue;
+        }
+        if (*i < n && p[*i] == close) {
+            (*i)++;
+            return c;
+        }
+        break;
+    }
+    cJSON_Delete(c);
+    return NULL;
+}
+
+/* A value: <|"|>string<|"|>, {..}, [..], a number, true / false / null
+ * (Python's True / False / None too, as the template prints None). */
+// NOLINTNEXTLINE(misc-no-recursion): depth <= GEMMA_DEPTH_MAX
+static cJSON *gemma_value(const char *p, size_t n, size_t *i, int depth) {
+    static const struct {
+        const char *word;
+        int type; /* 1 true, 0 false, -1 null */
+    } words[] = {{"true", 1}, {"false", 0}, {"null", -1}, {"True", 1}, {"False", 0}, {"None", -1}};
+    skip_ws(p, n, i);
+    if (*i >= n || depth > GEMMA_DEPTH_MAX) return NULL;
+    if (at_quote(p, n, *i)) return gemma_string(p, n, i);
+    if (p[*i] == '{' || p[*i] == '[') return gemma_container(p, n, i, depth);
+    for (size_t w = 0; w < sizeof words / sizeof *words; w++) {
+        const size_t k = strlen(words[w].word);
+        if (n - *i >= k && !memcmp(p + *i, words[w].word, k)) {
+            *i += k;
+            return words[w].type < 0 ? cJSON_CreateNull() : cJSON_CreateBool(words[w].type);
+        }
+    }
+    return gemma_number(p, n, i);
+}
+
+/* Gemma 4's call (its template's format): call:NAME{key:value,...}, the
+ * arguments as JSON (strings in <|"|>, keys bare). */
+static bool read_gemma_call(const srv_tool_set *r, const char *p, size_t n, size_t i, size_t *used,
+                            srv_call_out *c) {
+    size_t e = i + 5; /* "call:" */
+    while (e < n && p[e] != '{' && !is_ws(p[e]) && e - i - 5 < 255) e++;
+    if (e == n || p[e] != '{' || e == i + 5) return false;
+    char fn[256];
+    memcpy(fn, p + i + 5, e - i - 5);
+    fn[e - i - 5] = '\0';
+    if (!declared(r, fn)) return false;
+    cJSON *args = gemma_container(p, n, &e, 0);
+    bool ok = args != NULL;
+    if (ok) {
+        ok = fill_call(c, fn, args);
+        *used = e;
+    }
+    cJSON_Delete(args);
+    return ok;
+}
+
+/* One call from p[0..n) (leading white space allowed): a JSON object,
+ * Qwen3.5's XML form or Gemma 4's call:NAME{...}; *used: the bytes it took.
+ * False when it is no call. */
 static bool read_call(const srv_tool_set *r, const char *p, size_t n, size_t *used,
                       srv_call_out *c) {
     size_t i = 0;
     while (i < n && is_ws(p[i])) i++;
     if (i < n && p[i] == '<') return read_xml_call(r, p, n, i, used, c);
+    if (n - i >= 5 && !memcmp(p + i, "call:", 5)) return read_gemma_call(r, p, n, i, used, c);
     if (i == n || p[i] != '{') return false;
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(p + i, n - i, &end, false);
@@ -209,13 +382,7 @@ static bool read_call(const srv_tool_set *r, const char *p, size_t n, size_t *us
     if (cJSON_IsString(args)) args = parsed = cJSON_Parse(args->valuestring);
     if (cJSON_IsObject(j) && cJSON_IsString(name) && declared(r, name->valuestring) &&
         cJSON_IsObject(args)) {
-        c->name = strdup(name->valuestring);
-        c->arguments = cJSON_PrintUnformatted(args);
-        ok = c->name && c->arguments;
-        if (!ok) {
-            free(c->name);
-            free(c->arguments);
-        }
+        ok = fill_call(c, name->valuestring, args);
         *used = (size_t)(end - p);
     }
     cJSON_Delete(parsed);
@@ -317,25 +484,40 @@ static bool take_block(acc *a, const srv_tool_set *r, const char *text, size_t b
     return add_call(a, r, &c);
 }
 
+/* The first opening tag of either pair in s[0..n), *kind its pair; NULL
+ * when there is none. */
+static const char *find_open(const char *s, size_t n, int *kind) {
+    const char *first = NULL;
+    for (int k = 0; k < 2; k++) {
+        const char *o = find(s, n, tags[k].open, tags[k].open_len);
+        if (o && (!first || o < first)) {
+            first = o;
+            *kind = k;
+        }
+    }
+    return first;
+}
+
 bool srv_tools_parse_set(const srv_tool_set *r, const char *text, size_t len, bool final,
                          srv_tool_reply *out) {
     *out = (srv_tool_reply){0};
     acc a = {.out = out};
     /* content only for a final parse: a stream sends none once a call started */
     if (final && !(a.content = malloc(len + 1))) return false;
-    if (!find(text, len, open_tag, OPEN_LEN) && final && bare_calls(r, text, len, &a)) {
+    int kind = 0;
+    if (!find_open(text, len, &kind) && final && bare_calls(r, text, len, &a)) {
         /* the whole reply was calls: no content */
     } else {
         size_t i = 0;
-        for (const char *o; (o = find(text + i, len - i, open_tag, OPEN_LEN)) != NULL;) {
-            const size_t at = (size_t)(o - text), body = at + OPEN_LEN;
-            const char *cl = find(text + body, len - body, close_tag, CLOSE_LEN);
+        for (const char *o; (o = find_open(text + i, len - i, &kind)) != NULL;) {
+            const size_t at = (size_t)(o - text), body = at + tags[kind].open_len;
+            const char *cl = find(text + body, len - body, tags[kind].close, tags[kind].close_len);
             if (!cl && !final) {
                 i = len; /* an open call: undecided until the reply ends */
                 break;
             }
             const size_t body_end = cl ? (size_t)(cl - text) : len;
-            const size_t next = cl ? body_end + CLOSE_LEN : len;
+            const size_t next = cl ? body_end + tags[kind].close_len : len;
             add_content(&a, text + i, at - i);
             if (!take_block(&a, r, text, body, body_end))
                 add_content(&a, text + at, next - at); /* not a call: the model's text stays */
@@ -467,26 +649,30 @@ static size_t resume_at(size_t from, size_t len, size_t m) {
 
 size_t srv_tools_stream_content(srv_tools_stream *s, const char *text, size_t len, size_t sent) {
     size_t end = len;
-    const char *o = find(text + s->scan, len - s->scan, open_tag, OPEN_LEN);
+    int kind = 0;
+    const char *o = find_open(text + s->scan, len - s->scan, &kind);
     while (s->lead < len && is_ws(text[s->lead])) s->lead++;
     const size_t i = s->lead, rest = len - i;
     const size_t pt = sizeof python_tag - 1;
     if (o) {
         s->call_started = s->in_call = true;
-        s->body = s->close_scan = (size_t)(o - text) + OPEN_LEN;
+        s->kind = kind;
+        s->body = s->close_scan = (size_t)(o - text) + tags[kind].open_len;
         end = (size_t)(o - text);
     } else {
-        s->scan = resume_at(s->scan, len, OPEN_LEN);
+        s->scan = resume_at(s->scan, len, OPEN_MAX);
         if (rest && (text[i] == '{' || !memcmp(text + i, python_tag, rest < pt ? rest : pt))) {
             /* maybe a reply of bare call objects: held until it is complete */
             s->call_started = text[i] == '{' || rest >= pt;
             return 0;
         }
-        /* a possible opening tag cut at the end */
-        for (size_t k = OPEN_LEN - 1; k >= 1; k--) {
-            if (k <= len && !memcmp(text + len - k, open_tag, k)) {
-                end = len - k;
-                break;
+        /* a possible opening tag (of either pair) cut at the end */
+        for (int t = 0; t < 2; t++) {
+            for (size_t k = tags[t].open_len - 1; k >= 1; k--) {
+                if (k <= len && !memcmp(text + len - k, tags[t].open, k)) {
+                    if (len - k < end) end = len - k;
+                    break;
+                }
             }
         }
     }
@@ -500,23 +686,27 @@ bool srv_tools_stream_calls(srv_tools_stream *s, const srv_tool_set *r, const ch
     acc a = {.out = out, .taken = s->n_taken};
     for (;;) {
         if (!s->in_call) {
-            const char *o = find(text + s->scan, len - s->scan, open_tag, OPEN_LEN);
+            int kind = 0;
+            const char *o = find_open(text + s->scan, len - s->scan, &kind);
             if (!o) {
-                s->scan = resume_at(s->scan, len, OPEN_LEN);
+                s->scan = resume_at(s->scan, len, OPEN_MAX);
                 break;
             }
             s->in_call = true;
-            s->body = s->close_scan = (size_t)(o - text) + OPEN_LEN;
+            s->kind = kind;
+            s->body = s->close_scan = (size_t)(o - text) + tags[kind].open_len;
         }
-        const char *cl = find(text + s->close_scan, len - s->close_scan, close_tag, CLOSE_LEN);
+        const size_t close_len = tags[s->kind].close_len;
+        const char *cl =
+            find(text + s->close_scan, len - s->close_scan, tags[s->kind].close, close_len);
         if (!cl) { /* an open call: undecided until its closing tag comes */
-            s->close_scan = resume_at(s->close_scan, len, CLOSE_LEN);
+            s->close_scan = resume_at(s->close_scan, len, close_len);
             break;
         }
         const size_t body_end = (size_t)(cl - text);
         (void)take_block(&a, r, text, s->body, body_end); /* no call: content, sent at the end */
         s->in_call = false;
-        s->scan = body_end + CLOSE_LEN;
+        s->scan = body_end + close_len;
     }
     if (a.oom) {
         srv_tool_reply_free(out);
