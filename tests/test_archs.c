@@ -8,7 +8,8 @@
  * LFM2 (short convolutions in place of attention on most layers), Granite
  * 4.0-H (Mamba-2 layers; with experts and a shared one), Qwen3.5 (Gated
  * DeltaNet layers, gated attention; with experts and a gated shared one),
- * YaRN rope scaling, and the Q2_K and
+ * Gemma 4 (per-layer embeddings, shared keys and values, window layers of
+ * their own head size), YaRN rope scaling, and the Q2_K and
  * Q3_K types. Small random models written by
  * synth (gemma's with attention sharpened by a gain on the Q weights and
  * caps low enough to bite; Granite's with Granite 3's multipliers) run in
@@ -273,6 +274,32 @@ static const fixture k_fixtures[] = {
      .untied = true,
      .n_ff_shexp = 256,
      .n_rot = 16},
+    /* Gemma 4: layers 1 and 4 global with heads of twice the size (rotated on a quarter
+       through rope_freqs, K as V), per-layer embeddings, layers 2.. reading the keys and
+       values of layers 0 (window) and 1 (global), double-wide FFNs there, output scales */
+    {.name = "gemma4-f32",
+     .arch = "gemma4",
+     .type = KERN_F32,
+     .n_layer = 6,
+     .n_embd = 128,
+     .n_head_kv = 2,
+     .head_dim = 32,
+     .n_ff = 256,
+     .q_gain = 3,
+     .seed = 64,
+     .llama_hash = 0x0748c475ab98d3bcull},
+    {.name = "gemma4-q4k",
+     .arch = "gemma4",
+     .type = KERN_Q4_K,
+     .n_layer = 4,
+     .n_embd = 256,
+     .n_head_kv = 1,
+     .head_dim = 64,
+     .n_ff = 256,
+     .q_gain = 3,
+     .seed = 65,
+     .llama_hash = 0xbae8b5b0262ee6acull,
+     .untied = true},
     /* The low-bit K-quants (no such files in ../shared): Q2_K, which llama.cpp's AVX-512 build
        repacks (the layers) but not as the tied output (367 rows), and Q3_K */
     {.name = "llama-q2k",

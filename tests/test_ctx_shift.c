@@ -9,7 +9,9 @@
  *  A. every layer and kv head of the conformance models (llama, qwen2,
  *     qwen3, gemma3 with its local and global bases, phi3) and of synthetic
  *     ones (partial rotary with LongRoPE factors and attn_factor; SmolLM3,
- *     whose NoPE layers' keys move unrotated): kept
+ *     whose NoPE layers' keys move unrotated; Gemma 4, whose window layers
+ *     have their own head size and whose third layer reads the first's
+ *     keys): kept
  *     positions untouched, values moved byte for byte, each moved key equal
  *     to the original one rotated by -DISCARD in double precision (this
  *     test's own RoPE), within the cache type's rounding;
@@ -85,17 +87,24 @@ static uint8_t *head_cache(const hearth_session *s, void *cache, int il, int g) 
     return (uint8_t *)cache + h * (size_t)s->n_ctx_pad * s->kv_row_bytes;
 }
 
+/* Layer il's head size (Gemma 4's window layers have their own) and the
+ * bytes of one of its cache rows. */
+static int layer_hd(const hearth_session *s, int il) { return s->model->layers[il].head_dim; }
+static size_t row_bytes(const hearth_session *s, int il) {
+    return kern_kv_row_bytes(s->kv_type, layer_hd(s, il));
+}
+
 static void load_key(const hearth_session *s, int il, int g, int p, float *out) {
-    kern_kv_load_k(s->kv_type, head_cache(s, s->k_cache, il, g), s->model->hp.head_dim, p, out);
+    kern_kv_load_k(s->kv_type, head_cache(s, s->k_cache, il, g), layer_hd(s, il), p, out);
 }
 
 static const uint8_t *value_row(const hearth_session *s, int il, int g, int p) {
-    return head_cache(s, s->v_cache, il, g) + (size_t)p * s->kv_row_bytes;
+    return head_cache(s, s->v_cache, il, g) + (size_t)p * row_bytes(s, il);
 }
 
 static void load_value(const hearth_session *s, int il, int g, int p, float *out) {
     float buf[MAX_HD + 32];
-    const int hd = s->model->hp.head_dim, padded = (hd + 31) / 32 * 32;
+    const int hd = layer_hd(s, il), padded = (hd + 31) / 32 * 32;
     kern_get(s->kv_type)
         ->to_float(value_row(s, il, g, p), buf, s->kv_type == KERN_Q8_0 ? padded : hd);
     memcpy(out, buf, (size_t)hd * sizeof *out);
@@ -113,13 +122,13 @@ static double max_abs(const float *x, int n) {
 static void ref_rotate(const hearth_session *s, int il, double delta, const float *x, double *y) {
     const hearth_model *m = s->model;
     const model_layer *l = &m->layers[il];
-    const int n_rot = m->hp.n_rot, half = n_rot / 2;
+    const int n_rot = l->n_rot, half = n_rot / 2;
     const bool neox = m->arch->rope == ROPE_NEOX;
-    for (int d = 0; d < m->hp.head_dim; d++) y[d] = x[d];
+    for (int d = 0; d < l->head_dim; d++) y[d] = x[d];
     /* SmolLM3's every fourth layer has no RoPE: its keys carry no position */
     const bool nope = m->arch->nope_every && (il + 1) % m->arch->nope_every == 0;
     for (int i = 0; i < half && !nope; i++) {
-        const double ff = s->rope_factors ? s->rope_factors[i] : 1.0;
+        const double ff = s->rope_factors && l->rope_factors ? s->rope_factors[i] : 1.0;
         const double th =
             (double)l->rope_scale * delta * pow((double)l->rope_base, -2.0 * i / n_rot) / ff;
         const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
@@ -140,7 +149,8 @@ typedef struct snapshot {
 static snapshot take(const hearth_session *s, int n) {
     const model_hparams *hp = &s->model->hp;
     const size_t heads = (size_t)hp->n_layer * (size_t)hp->n_head_kv;
-    snapshot sn = {.keys = malloc(heads * (size_t)n * (size_t)hp->head_dim * sizeof(float)),
+    snapshot sn = {.keys =
+                       malloc(heads * (size_t)n * (size_t)model_max_head_dim(hp) * sizeof(float)),
                    .values = malloc(heads * (size_t)n * s->kv_row_bytes),
                    .n = n};
     REQUIRE(sn.keys && sn.values);
@@ -149,8 +159,8 @@ static snapshot take(const hearth_session *s, int n) {
             for (int p = 0; p < n; p++) {
                 const size_t at =
                     ((size_t)il * (size_t)hp->n_head_kv + (size_t)g) * (size_t)n + (size_t)p;
-                load_key(s, il, g, p, sn.keys + at * (size_t)hp->head_dim);
-                memcpy(sn.values + at * s->kv_row_bytes, value_row(s, il, g, p), s->kv_row_bytes);
+                load_key(s, il, g, p, sn.keys + at * (size_t)model_max_head_dim(hp));
+                memcpy(sn.values + at * s->kv_row_bytes, value_row(s, il, g, p), row_bytes(s, il));
             }
     return sn;
 }
@@ -158,7 +168,7 @@ static snapshot take(const hearth_session *s, int n) {
 static const float *snap_key(const hearth_session *s, const snapshot *sn, int il, int g, int p) {
     const model_hparams *hp = &s->model->hp;
     const size_t at = ((size_t)il * (size_t)hp->n_head_kv + (size_t)g) * (size_t)sn->n + (size_t)p;
-    return sn->keys + at * (size_t)hp->head_dim;
+    return sn->keys + at * (size_t)model_max_head_dim(hp);
 }
 
 static const uint8_t *snap_value(const hearth_session *s, const snapshot *sn, int il, int g,
@@ -171,7 +181,6 @@ static const uint8_t *snap_value(const hearth_session *s, const snapshot *sn, in
 /* A: s (shifted) against its snapshot from before the shift. */
 static void check_moved(const char *name, int t, const hearth_session *s, const snapshot *before) {
     const model_hparams *hp = &s->model->hp;
-    const int hd = hp->head_dim;
     float got[MAX_HD];
     double want[MAX_HD];
     int kept_bad = 0, value_bad = 0;
@@ -179,11 +188,11 @@ static void check_moved(const char *name, int t, const hearth_session *s, const 
     for (int il = 0; il < hp->n_layer; il++)
         for (int g = 0; g < hp->n_head_kv; g++)
             for (int q = 0; q < s->pos; q++) {
-                const int p = q < KEEP ? q : q + DISCARD;
+                const int p = q < KEEP ? q : q + DISCARD, hd = layer_hd(s, il);
                 const float *orig = snap_key(s, before, il, g, p);
                 load_key(s, il, g, q, got);
                 value_bad += memcmp(value_row(s, il, g, q), snap_value(s, before, il, g, p),
-                                    s->kv_row_bytes) != 0;
+                                    row_bytes(s, il)) != 0;
                 if (q < KEEP) {
                     kept_bad += memcmp(got, orig, (size_t)hd * sizeof *got) != 0;
                     continue;
@@ -205,7 +214,7 @@ static void check_moved(const char *name, int t, const hearth_session *s, const 
 static void check_layer0(const char *name, int t, const hearth_session *s,
                          const hearth_session *fresh) {
     const model_hparams *hp = &s->model->hp;
-    const int hd = hp->head_dim;
+    const int hd = layer_hd(s, 0);
     float a[MAX_HD], b[MAX_HD];
     double worst = 0;
     for (int g = 0; g < hp->n_head_kv; g++)
@@ -278,12 +287,13 @@ static void unrotate(hearth_session *s) {
     float k[MAX_HD];
     double y[MAX_HD];
     for (int il = 0; il < hp->n_layer; il++)
-        for (int g = 0; g < hp->n_head_kv; g++)
+        for (int g = 0; g < hp->n_head_kv && !s->model->layers[il].kv_shared; g++)
             for (int q = KEEP; q < s->pos; q++) {
                 load_key(s, il, g, q, k);
                 ref_rotate(s, il, DISCARD, k, y);
-                for (int d = 0; d < hp->head_dim; d++) k[d] = (float)y[d];
-                kern_kv_store_k(s->kv_type, head_cache(s, s->k_cache, il, g), hp->head_dim, q, k);
+                for (int d = 0; d < layer_hd(s, il); d++) k[d] = (float)y[d];
+                kern_kv_store_k(s->kv_type, head_cache(s, s->k_cache, il, g), layer_hd(s, il), q,
+                                k);
             }
 }
 
@@ -386,7 +396,8 @@ static const char *gemma3_variant(const char *src, const char *name, int pattern
 }
 
 static void test_synthetic(void) {
-    static const char *const archs[] = {"llama", "qwen2", "qwen3", "gemma3", "phi3", "smollm3"};
+    static const char *const archs[] = {"llama", "qwen2",   "qwen3", "gemma3",
+                                        "phi3",  "smollm3", "gemma4"};
     for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++) {
         char name[64];
         synth_params p = small(archs[i], 1);

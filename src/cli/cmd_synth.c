@@ -13,7 +13,7 @@
 static const char synth_usage[] =
     "usage: hearth synth -o FILE [--arch llama|qwen2|qwen3|qwen3moe|olmoe|granite|granitemoe|\n"
     "                    gemma2|gemma3|phi3|smollm3|olmo2|exaone4|lfm2|bert|nomic-bert|\n"
-    "                    gemma-embedding|granitehybrid|qwen35|qwen35moe]\n"
+    "                    gemma-embedding|granitehybrid|qwen35|qwen35moe|gemma4]\n"
     "                    [--type f32|f16|q8_0|q4_0|q2_K|q3_K|q4_K|q6_K|iq4_nl|iq4_xs]\n"
     "                    [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ff "
     "N]\n"
@@ -45,6 +45,9 @@ static const char synth_usage[] =
     "  gemma-embedding: 8 unless set; other architectures: the key only, which olmo2 runs as\n"
     "  OLMo 3's and exaone4 refuses). --rerank N: a reranker with N labels (a\n"
     "  classification head; decoders get Qwen3-Reranker's layout and a rerank prompt).\n"
+    "  gemma4: Gemma 4 E2B's layout in small: every third layer global with heads twice\n"
+    "  --head-dim wide (rotated on a quarter, K as V), the last layers sharing keys and\n"
+    "  values with double-wide FFNs, per-layer embeddings of 256.\n"
     "usage: hearth synth --lora-for BASE -o FILE [--rank R] [--alpha A] [--type "
     "f32|f16|bf16|q8_0]\n"
     "                    [--targets LIST] [--strength X] [--seed S]\n"

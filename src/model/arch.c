@@ -8,6 +8,8 @@
  * short-convolution layers take attention's place where the file gives a
  * layer no kv heads, and Granite 4.0-H's Mamba-2 layers likewise (ssm.c);
  * Qwen3.5's Gated DeltaNet layers (ssm.c) where its layer pattern says.
+ * Gemma 4 is Gemma 3's block with per-layer embeddings, layers that share
+ * earlier layers' keys and values, and window layers of their own head size.
  */
 #include "model.h"
 
@@ -110,6 +112,20 @@ static const arch_desc arches[] = {
      .swa_pattern = 6,
      .scale_q = true,
      .wide_scale_layers = 62},
+    {.name = "gemma4",
+     .rope = ROPE_NEOX,
+     .act = FFN_GELU,
+     .qk_norm = QK_NORM_HEAD,
+     .post_norms = true,
+     .scale_embd = true,
+     .swa = true,
+     .shared_kv = true,
+     .per_layer_embd = true,
+     .v_norm = true,
+     .unit_scale = true,
+     .out_scale = true,
+     .layer_dims = true,
+     .final_softcap = true},
     {.name = "phi3",
      .rope = ROPE_NEOX,
      .act = FFN_SILU,

@@ -32,11 +32,13 @@ static const fwd_run *run_of(const fwd_run *runs, int n_runs, int t) {
     return &runs[i];
 }
 
-/* Offset in bytes of the cache of attention layer l, kv head g (session.h). */
+/* Offset in bytes of the cache of attention layer l, kv head g (session.h),
+ * from a view's first position. */
 static size_t kv_head_off(const hearth_session *s, const model_layer *l, int g) {
     const size_t slot = s->kv_one_layer ? 0 : (size_t)l->kv_slot;
     const size_t head = slot * (size_t)s->model->hp.n_head_kv + (size_t)g;
-    return head * (size_t)s->n_ctx_pad * s->kv_row_bytes;
+    return head * (size_t)s->n_ctx_pad * s->kv_row_bytes +
+           (size_t)s->kv_pos0 * kern_kv_row_bytes(s->kv_type, l->head_dim);
 }
 
 /* Bytes of one element of an F32 or F16 cache. */
@@ -46,11 +48,24 @@ static size_t kv_elem_bytes(const hearth_session *s) {
 
 static void *kv_at(void *cache, size_t off) { return (uint8_t *)cache + off; }
 
+/* Floats of a layer's Q and of its K (or V) per token, and the row of
+ * qkv it computes them into: [q | k | v] (session.h's buffers are sized for
+ * the widest layer). */
+static int layer_n_q(const hearth_session *s, const model_layer *l) {
+    return s->model->hp.n_head * l->head_dim;
+}
+static int layer_n_kv(const hearth_session *s, const model_layer *l) {
+    return s->model->hp.n_head_kv * l->head_dim;
+}
+static int qkv_stride(const hearth_session *s, const model_layer *l) {
+    return layer_n_q(s, l) + 2 * layer_n_kv(s, l);
+}
+
 /* K and V of one token (all kv heads, [n_kv] each) into the cache: V as a
  * row, K scattered into its tile (kern_kv_store). */
 static void kv_store(hearth_session *s, const model_layer *l, int pos, const float *k,
                      const float *v) {
-    const int hd = s->model->hp.head_dim;
+    const int hd = l->head_dim;
     for (int g = 0; g < s->model->hp.n_head_kv; g++) {
         const size_t off = kv_head_off(s, l, g);
         kern_kv_store(s->kv_type, kv_at(s->k_cache, off), kv_at(s->v_cache, off), hd, pos,
@@ -62,7 +77,7 @@ static void kv_store(hearth_session *s, const model_layer *l, int pos, const flo
  * head_dim elements. */
 static void kv_gather_k(const hearth_session *s, const model_layer *l, int g, int k0, int n,
                         uint8_t *dst) {
-    const int hd = s->model->hp.head_dim;
+    const int hd = l->head_dim;
     const size_t es = kv_elem_bytes(s), off = kv_head_off(s, l, g);
     for (int p = k0; p < k0 + n; p++) {
         const uint8_t *kt =
@@ -120,8 +135,8 @@ static void attention_exact_job(void *ctx, int ith, int nth) {
     const attn_job *j = ctx;
     hearth_session *s = j->s;
     const model_hparams *hp = &s->model->hp;
-    const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    const int qkv_stride = s->n_q + 2 * s->n_kv;
+    const int hd = j->l->head_dim, group = hp->n_head / hp->n_head_kv;
+    const int stride = qkv_stride(s, j->l), n_q = layer_n_q(s, j->l);
     float q_scale, kq_scale;
     attn_scales(s->model, &q_scale, &kq_scale);
     float *scores = s->attn_work + (size_t)ith * s->attn_work_floats; /* [n_ctx_pad] */
@@ -138,9 +153,9 @@ static void attention_exact_job(void *ctx, int ith, int nth) {
         const bool batch = r->n > 1 && n_row % 16 == 0; /* as if decoded alone */
         const int p = r->pos0 + t - r->t0, k0 = attn_first_key(s, j->l, p),
                   n_keys = attn_last_key(s, j->l, r, p) - k0 + 1;
-        const float *q = s->qkv + (size_t)t * qkv_stride + (size_t)h * hd;
-        float *out = s->att + (size_t)t * s->n_q + (size_t)h * hd;
-        const size_t off = kv_head_off(s, j->l, g);
+        const float *q = s->qkv + (size_t)t * stride + (size_t)h * hd;
+        float *out = s->att + (size_t)t * n_q + (size_t)h * hd;
+        const size_t off = kv_head_off(kv, j->l, g); /* a view: its own first position */
         const bool f16 = s->kv_type == KERN_F16;
         kv_gather_k(kv, j->l, g, k0, n_keys, krows);
         kern_attn_scores(scores, q, krows, (size_t)hd, n_keys, hd, f16, batch);
@@ -166,8 +181,8 @@ static void attention_fast_job(void *ctx, int ith, int nth) {
     const attn_job *j = ctx;
     hearth_session *s = j->s;
     const model_hparams *hp = &s->model->hp;
-    const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    const int qkv_stride = s->n_q + 2 * s->n_kv;
+    const int hd = j->l->head_dim, group = hp->n_head / hp->n_head_kv;
+    const int stride = qkv_stride(s, j->l), n_q = layer_n_q(s, j->l);
     float q_scale, kq_scale;
     attn_scales(s->model, &q_scale, &kq_scale);
     int n_tiles = 0; /* tiles never mix sequences: each run has its own */
@@ -184,13 +199,13 @@ static void attention_fast_job(void *ctx, int ith, int nth) {
         for (int i = tile * KERN_ATTN_ROWS; i < n_rows && nr < KERN_ATTN_ROWS; i++, nr++) {
             const int t = r->t0 + i / group, h = g * group + i % group, p = r->pos0 + i / group;
             rows[nr] = (kern_attn_row){
-                .q = s->qkv + (size_t)t * qkv_stride + (size_t)h * hd,
-                .out = s->att + (size_t)t * s->n_q + (size_t)h * hd,
+                .q = s->qkv + (size_t)t * stride + (size_t)h * hd,
+                .out = s->att + (size_t)t * n_q + (size_t)h * hd,
                 .lo = attn_first_key(s, j->l, p),
                 .hi = attn_last_key(s, j->l, r, p),
             };
         }
-        const size_t off = kv_head_off(s, j->l, g);
+        const size_t off = kv_head_off(kv, j->l, g); /* a view: its own first position */
         const kern_attn_args args = {
             .rows = rows,
             .n_rows = nr,
@@ -308,6 +323,7 @@ struct tok_job {
     hearth_session *s;
     const model_layer *l, *next; /* next: the following layer (NULL after the last) */
     const fwd_run *runs;         /* the batch's sequences (attn_job) */
+    const int32_t *ids;          /* the batch's token ids */
     int n_runs, n;
     bool rope_fresh; /* the rope cache must be recomputed for this layer */
     tok_fn fn;
@@ -343,9 +359,9 @@ static void tok_attn_norm(const tok_job *j, int t0, int t1) {
 
 void forward_rope_cs(const hearth_session *s, const model_layer *l, float pos, bool mscale,
                      float *cs) {
-    const int n_rot = s->model->hp.n_rot;
-    kern_rope_cache(cs, n_rot, pos, l->rope_base, l->rope_scale, s->rope_factors,
-                    l->yarn ? l->yarn_dims : NULL);
+    const int n_rot = l->n_rot;
+    kern_rope_cache(cs, n_rot, pos, l->rope_base, l->rope_scale,
+                    l->rope_factors ? s->rope_factors : NULL, l->yarn ? l->yarn_dims : NULL);
     if (s->model->arch->imrope) { /* the pairs of the fourth section: position 0 */
         const int *sec = s->model->hp.rope_sections, sum = sec[0] + sec[1] + sec[2] + sec[3];
         for (int i = 0; i < n_rot / 2; i++) {
@@ -359,20 +375,23 @@ void forward_rope_cs(const hearth_session *s, const model_layer *l, float pos, b
         for (int i = 0; i < n_rot; i++) cs[i] *= l->rope_mscale;
 }
 
-void forward_rope_head(const hearth_session *s, float *x, const float *cs) {
-    kern_rope_apply(x, cs, s->model->hp.n_rot, s->model->arch->rope == ROPE_NEOX);
+void forward_rope_head(const hearth_session *s, const model_layer *l, float *x, const float *cs) {
+    kern_rope_apply(x, cs, l->n_rot, s->model->arch->rope == ROPE_NEOX);
 }
 
 /* Biases, per-head norms and RoPE on each token's Q and K, then K and V
- * into the cache. The cos/sin of a position depend on the layer only
- * through its rope base, scale, YaRN and magnitude, so they are computed
- * once per batch unless those change. */
+ * into the cache (none on a layer that reads another's). The cos/sin of a
+ * position depend on the layer only through its rope base, scale, dims,
+ * factors, YaRN and magnitude, so they are computed once per batch unless
+ * those change. Gemma 4's V is each head normed without a weight, from
+ * K's projection when the layer has no attn_v. */
 static void tok_qkv(const tok_job *j, int t0, int t1) {
     hearth_session *s = j->s;
     const hearth_model *m = s->model;
     const model_hparams *hp = &m->hp;
     const model_layer *l = j->l;
-    const int stride = s->n_q + 2 * s->n_kv, hd = hp->head_dim;
+    const int stride = qkv_stride(s, l), hd = l->head_dim, n_q = layer_n_q(s, l),
+              n_kv = layer_n_kv(s, l);
     const bool rope = l->rope;
     const bool head_qk_norm = l->q_norm && m->arch->qk_norm == QK_NORM_HEAD,
                full_qk_norm = l->q_norm && m->arch->qk_norm == QK_NORM_FULL;
@@ -382,30 +401,31 @@ static void tok_qkv(const tok_job *j, int t0, int t1) {
     for (int t = t0; t < t1; t++) {
         if (t >= r->t0 + r->n) r++;
         const int pos = r->pos0 + t - r->t0;
-        float *q = s->qkv + (size_t)t * stride, *k = q + s->n_q, *v = k + s->n_kv;
+        float *q = s->qkv + (size_t)t * stride, *k = q + n_q, *v = k + n_kv;
         if (s->qgate) /* each head's q, then its gate */
             for (int h = 0; h < hp->n_head; h++)
-                memcpy(q + h * hd, s->qgate + (size_t)t * 2 * s->n_q + (size_t)h * 2 * hd,
+                memcpy(q + h * hd, s->qgate + (size_t)t * 2 * n_q + (size_t)h * 2 * hd,
                        (size_t)hd * sizeof(float));
         add_bias(q, l->bqkv, stride); /* fused: [q; k; v] like the row */
-        add_bias(q, l->bq, s->n_q);
-        add_bias(k, l->bk, s->n_kv);
-        add_bias(v, l->bv, s->n_kv);
-        float *cs = s->rope + (size_t)t * hp->n_rot;
+        add_bias(q, l->bq, n_q);
+        float *cs = s->rope + (size_t)t * (size_t)model_max_rot(hp);
         if (j->rope_fresh && rope) forward_rope_cs(s, l, (float)pos, true, cs);
-        if (full_qk_norm) {
-            rms_norm(q, q, l->q_norm, s->n_q, hp->rms_eps);
-            rms_norm(k, k, l->k_norm, s->n_kv, hp->rms_eps);
-        }
+        if (full_qk_norm) rms_norm(q, q, l->q_norm, n_q, hp->rms_eps);
         for (int h = 0; h < hp->n_head; h++) {
             if (head_qk_norm) rms_norm(q + h * hd, q + h * hd, l->q_norm, hd, hp->rms_eps);
-            if (rope) forward_rope_head(s, q + h * hd, cs);
+            if (rope) forward_rope_head(s, l, q + h * hd, cs);
         }
         if (q_scale != 1.0f)
-            for (int i = 0; i < s->n_q; i++) q[i] *= q_scale;
+            for (int i = 0; i < n_q; i++) q[i] *= q_scale;
+        if (l->kv_shared) continue;
+        add_bias(k, l->bk, n_kv);
+        if (m->arch->v_norm && !l->wv.data) memcpy(v, k, (size_t)n_kv * sizeof *v);
+        add_bias(v, l->bv, n_kv);
+        if (full_qk_norm) rms_norm(k, k, l->k_norm, n_kv, hp->rms_eps);
         for (int h = 0; h < hp->n_head_kv; h++) {
             if (head_qk_norm) rms_norm(k + h * hd, k + h * hd, l->k_norm, hd, hp->rms_eps);
-            if (rope) forward_rope_head(s, k + h * hd, cs);
+            if (rope) forward_rope_head(s, l, k + h * hd, cs);
+            if (m->arch->v_norm) rms_norm(v + h * hd, v + h * hd, NULL, hd, hp->rms_eps);
         }
         kv_store(r->s, j->l, pos, k, v);
     }
@@ -452,20 +472,96 @@ static void tok_attn_residual(const tok_job *j, int t0, int t1) {
     residual_rows(j, t0, t1, &rn);
 }
 
+/* Whether layer l does more after its FFN's residual (Gemma 4's per-layer
+ * embedding and output scale: layer_tail), the next layer's norm then
+ * coming after that. */
+static bool has_tail(const model_layer *l) { return l->pl_gate.data || l->out_scale != 1.0f; }
+
 static void tok_ffn_residual(const tok_job *j, int t0, int t1) {
     const model_layer *l = j->l;
     const residual_norms rn = {.post_norm = l->post_ffn_norm,
                                .bias = l->b_down,
                                .sum_norm = l->out_norm,
                                .sum_b = l->out_norm_b,
-                               .next_norm = j->next ? j->next->attn_norm : NULL};
+                               .next_norm = j->next && !has_tail(l) ? j->next->attn_norm : NULL};
     residual_rows(j, t0, t1, &rn);
+}
+
+/* ---- Gemma 4's per-layer embeddings ----
+ * Each token gets one input per layer, n_embd_pl wide: its row of
+ * pl_tok_embd times sqrt(n_embd_pl), plus the RMS-normed slice of
+ * pl_model_proj times its scaled embedding over sqrt(n_embd), the sum over
+ * sqrt(2) (llama.cpp's operations in its order). After the FFN's residual,
+ * layer il adds post_norm(proj (gelu(inp_gate x) * input il)) to x. */
+
+static void tok_pl_inputs(const tok_job *j, int t0, int t1) {
+    hearth_session *s = j->s;
+    const hearth_model *m = s->model;
+    const model_hparams *hp = &m->hp;
+    const int pl = hp->n_embd_pl;
+    const size_t width = (size_t)pl * (size_t)hp->n_layer;
+    const size_t row_bytes = kern_row_bytes(m->pl_tok_embd.type, (int64_t)width);
+    const float proj_scale = 1.0f / sqrtf((float)hp->n_embd), tok_scale = sqrtf((float)pl),
+                sum_scale = 1.0f / sqrtf(2.0f);
+    for (int t = t0; t < t1; t++) {
+        float *in = s->pl_inp + (size_t)t * width, *row = s->pl_row + (size_t)t * width;
+        kern_get(m->pl_tok_embd.type)
+            ->to_float((const uint8_t *)m->pl_tok_embd.data + (size_t)j->ids[t] * row_bytes, row,
+                       (int64_t)width);
+        for (size_t i = 0; i < width; i++) in[i] *= proj_scale;
+        for (int il = 0; il < hp->n_layer; il++)
+            rms_norm(in + (size_t)il * pl, in + (size_t)il * pl, m->pl_proj_norm, pl, hp->rms_eps);
+        for (size_t i = 0; i < width; i++) { /* one operation a statement, as ggml rounds */
+            const float tok = row[i] * tok_scale;
+            in[i] = (in[i] + tok) * sum_scale;
+        }
+    }
+}
+
+/* hb = gelu(hb) * the layer's input, for the rows of the gate's product. */
+static void tok_pl_gate(const tok_job *j, int t0, int t1) {
+    hearth_session *s = j->s;
+    const int pl = s->model->hp.n_embd_pl;
+    const size_t width = (size_t)pl * (size_t)s->model->hp.n_layer;
+    const size_t il = (size_t)(j->l - s->model->layers);
+    for (int t = t0; t < t1; t++) {
+        float *g = s->hb + (size_t)t * (size_t)pl;
+        kern_geglu(g, g, s->pl_inp + (size_t)t * width + il * (size_t)pl, pl);
+    }
+}
+
+/* x += post_norm(xb) for the per-layer embedding's output in xb (when the
+ * layer has one), x *= out_scale, then xb = the next layer's norm of x. */
+static void tok_layer_tail(const tok_job *j, int t0, int t1) {
+    const model_hparams *hp = &j->s->model->hp;
+    const model_layer *l = j->l;
+    for (int t = t0; t < t1; t++) {
+        float *y = j->s->xb + (size_t)t * hp->n_embd, *x = j->s->x + (size_t)t * hp->n_embd;
+        if (l->pl_gate.data) {
+            rms_norm(y, y, l->pl_post_norm, hp->n_embd, hp->rms_eps);
+            for (int i = 0; i < hp->n_embd; i++) x[i] += y[i];
+        }
+        if (l->out_scale != 1.0f)
+            for (int i = 0; i < hp->n_embd; i++) x[i] *= l->out_scale;
+        if (j->next) rms_norm(y, x, j->next->attn_norm, hp->n_embd, hp->rms_eps);
+    }
+}
+
+static void layer_tail(tok_job *j) {
+    hearth_session *s = j->s;
+    const model_layer *l = j->l;
+    if (l->pl_gate.data) {
+        matmul(s, &l->pl_gate, s->x, j->n, s->hb, s->model->hp.n_embd_pl);
+        for_tokens(j, tok_pl_gate);
+        matmul(s, &l->pl_proj, s->hb, j->n, s->xb, s->model->hp.n_embd);
+    }
+    for_tokens(j, tok_layer_tail);
 }
 
 static void tok_ffn_act(const tok_job *j, int t0, int t1) {
     hearth_session *s = j->s;
     const hearth_model *m = s->model;
-    const int n_ff = m->hp.n_ff;
+    const int n_ff = j->l->n_ff;
     for (int t = t0; t < t1; t++) {
         float *g = s->ffn + (size_t)t * 2 * n_ff;
         float *h = s->hb + (size_t)t * n_ff;
@@ -486,18 +582,21 @@ static void tok_ffn_act(const tok_job *j, int t0, int t1) {
 static void attention_inputs(tok_job *j) {
     hearth_session *s = j->s;
     const model_layer *l = j->l;
-    const int stride = s->n_q + 2 * s->n_kv, n = j->n;
+    const int stride = qkv_stride(s, l), n = j->n, n_q = layer_n_q(s, l), n_kv = layer_n_kv(s, l);
     if (l->wqkv.data) {
         matmul(s, &l->wqkv, s->xb, n, s->qkv, stride);
     } else if (s->qgate) {
-        matmul(s, &l->wq, s->xb, n, s->qgate, 2 * (int64_t)s->n_q);
+        matmul(s, &l->wq, s->xb, n, s->qgate, 2 * (int64_t)n_q);
         const model_weight *ws[2] = {&l->wk, &l->wv};
-        float *ys[2] = {s->qkv + s->n_q, s->qkv + s->n_q + s->n_kv};
+        float *ys[2] = {s->qkv + n_q, s->qkv + n_q + n_kv};
         forward_matmul_group(s, ws, ys, 2, s->xb, n, stride);
     } else {
+        /* Gemma 4: no K and V on a layer that reads another's; V from K's
+           projection when it has no attn_v (tok_qkv) */
         const model_weight *ws[3] = {&l->wq, &l->wk, &l->wv};
-        float *ys[3] = {s->qkv, s->qkv + s->n_q, s->qkv + s->n_q + s->n_kv};
-        forward_matmul_group(s, ws, ys, 3, s->xb, n, stride);
+        float *ys[3] = {s->qkv, s->qkv + n_q, s->qkv + n_q + n_kv};
+        const int count = l->kv_shared ? 1 : l->wv.data ? 3 : 2;
+        forward_matmul_group(s, ws, ys, count, s->xb, n, stride);
     }
     for_tokens(j, tok_qkv);
 }
@@ -505,11 +604,11 @@ static void attention_inputs(tok_job *j) {
 /* Qwen3.5: each head's attention output times the sigmoid of its gate. */
 static void tok_attn_gate(const tok_job *j, int t0, int t1) {
     const hearth_session *s = j->s;
-    const int hd = s->model->hp.head_dim;
+    const int hd = j->l->head_dim, n_q = layer_n_q(s, j->l);
     for (int t = t0; t < t1; t++) {
         for (int h = 0; h < s->model->hp.n_head; h++) {
-            float *o = s->att + (size_t)t * s->n_q + (size_t)h * hd;
-            const float *g = s->qgate + (size_t)t * 2 * s->n_q + (size_t)(2 * h + 1) * hd;
+            float *o = s->att + (size_t)t * n_q + (size_t)h * hd;
+            const float *g = s->qgate + (size_t)t * 2 * n_q + (size_t)(2 * h + 1) * hd;
             for (int i = 0; i < hd; i++) o[i] *= 1.0f / (1.0f + expf(-g[i]));
         }
     }
@@ -518,7 +617,7 @@ static void tok_attn_gate(const tok_job *j, int t0, int t1) {
 static void feed_forward(tok_job *j) {
     hearth_session *s = j->s;
     const model_layer *l = j->l;
-    const int n_ff = s->model->hp.n_ff, n = j->n;
+    const int n_ff = l->n_ff, n = j->n;
     if (l->exps) {
         forward_moe(s, l, n);
         return;
@@ -652,7 +751,11 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
     embed(s, ids, n);
     if (m->arch->post_ln)
         for (int i = 0; i < n_runs; i++) encoder_inputs(s, &runs[i]);
-    tok_job tj = {.s = s, .l = &m->layers[0], .runs = runs, .n_runs = n_runs, .n = n};
+    tok_job tj = {.s = s, .l = &m->layers[0], .runs = runs, .n_runs = n_runs, .n = n, .ids = ids};
+    if (hp->n_embd_pl) {
+        matmul(s, &m->pl_model_proj, s->x, n, s->pl_inp, m->pl_model_proj.n_rows);
+        for_tokens(&tj, tok_pl_inputs);
+    }
     for_tokens(&tj, tok_attn_norm);
     const model_layer *rotated = NULL;
     for (int il = 0; il < hp->n_layer; il++) {
@@ -662,7 +765,8 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
         /* the cache holds the last rotating layer's cos/sin (NoPE layers skip it) */
         tj.rope_fresh = !rotated || l->rope_base != rotated->rope_base ||
                         l->rope_scale != rotated->rope_scale || l->yarn != rotated->yarn ||
-                        l->rope_mscale != rotated->rope_mscale;
+                        l->rope_mscale != rotated->rope_mscale || l->n_rot != rotated->n_rot ||
+                        l->rope_factors != rotated->rope_factors;
         if (l->rope) rotated = l;
         if (l->conv_w) {
             short_conv(&tj);
@@ -679,6 +783,7 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
         for_tokens(&tj, tok_attn_residual); /* and xb = ffn_norm(x) */
         feed_forward(&tj);
         for_tokens(&tj, tok_ffn_residual); /* and xb = the next layer's attn_norm(x) */
+        if (has_tail(l)) layer_tail(&tj);
     }
     ssm_end(runs, n_runs);
     if (!out) return;

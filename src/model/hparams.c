@@ -189,6 +189,85 @@ static hearth_err kv_heads(hp_reader *r, const arch_desc *arch, model_hparams *h
     return err;
 }
 
+/* The key "<arch>.<suffix>" when it is an array of one integer per layer
+ * (the first n_layer entries of a longer one), else false. */
+static bool layer_array(const gguf_file *f, const char *arch, const char *suffix, gguf_arr *a) {
+    char key[160];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    return gguf_get_arr(f, key, a) && (a->type == GGUF_U32 || a->type == GGUF_I32 ||
+                                       a->type == GGUF_BOOL || a->type == GGUF_U8);
+}
+
+/* feed_forward_length as llama.cpp's get_key_or_arr reads it: one width for
+ * every layer, or (arch layer_dims) one per layer, n_ff then the widest. */
+static hearth_err ff_widths(hp_reader *r, const arch_desc *arch, model_hparams *h) {
+    gguf_arr a;
+    if (!gguf_get_arr(r->f, hp_key(r, "feed_forward_length"), &a))
+        return hp_int(r, "feed_forward_length", &h->n_ff, !arch->expert_ff, 0);
+    if (!arch->layer_dims || a.n < (uint64_t)h->n_layer ||
+        (a.type != GGUF_U32 && a.type != GGUF_I32))
+        return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' must be one integer%s", r->key,
+                       arch->layer_dims ? " or one per layer" : " for this architecture");
+    h->n_ff = 0;
+    for (int il = 0; il < h->n_layer; il++) {
+        const int64_t v = gguf_arr_int(&a, (uint64_t)il);
+        if (v < 1 || v > (1 << 30))
+            return hr_fail(HEARTH_ERR_FORMAT, "model: layer %d has a feed-forward width of %lld",
+                           il, (long long)v);
+        if (v > h->n_ff) h->n_ff = (int)v;
+    }
+    return HEARTH_OK;
+}
+
+int model_layer_n_ff(const gguf_file *f, const arch_desc *arch, const model_hparams *hp, int il) {
+    gguf_arr a;
+    return arch->layer_dims && layer_array(f, arch->name, "feed_forward_length", &a)
+               ? (int)gguf_arr_int(&a, (uint64_t)il)
+               : hp->n_ff;
+}
+
+bool model_swa_layer(const gguf_file *f, const arch_desc *arch, const model_hparams *hp, int il) {
+    gguf_arr a;
+    if (hp->swa_window == 0) return false;
+    if (hp->swa_by_layer && layer_array(f, arch->name, "attention.sliding_window_pattern", &a))
+        return gguf_arr_int(&a, (uint64_t)il) != 0;
+    return hp->swa_pattern > 0 && il % hp->swa_pattern < hp->swa_pattern - 1;
+}
+
+/* attention.sliding_window_pattern: every how many layers one is global (the
+ * others window layers), or an array that marks each window layer. */
+static hearth_err swa_pattern(hp_reader *r, const arch_desc *arch, model_hparams *h) {
+    gguf_arr a;
+    if (!gguf_get_arr(r->f, hp_key(r, "attention.sliding_window_pattern"), &a))
+        return hp_int(r, "attention.sliding_window_pattern", &h->swa_pattern, false,
+                      arch->swa_pattern);
+    if (a.n < (uint64_t)h->n_layer ||
+        (a.type != GGUF_BOOL && a.type != GGUF_U8 && a.type != GGUF_U32 && a.type != GGUF_I32))
+        return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' must mark each of the %d layers", r->key,
+                       h->n_layer);
+    h->swa_by_layer = true;
+    return HEARTH_OK;
+}
+
+/* Gemma 4's shared keys and values: the layers from n_kv_from_start on
+ * read those of the last window layer (n_kv_from_start - 2) or the last
+ * global one (- 1), as llama.cpp maps them; a file whose layers there are
+ * not of those kinds is refused. */
+static hearth_err shared_kv(hp_reader *r, const arch_desc *arch, model_hparams *h) {
+    int shared;
+    hearth_err err = hp_int(r, "attention.shared_kv_layers", &shared, false, 0);
+    if (err || shared == 0) return err;
+    const int from = h->n_layer - shared;
+    if (shared >= h->n_layer - 1 || model_swa_layer(r->f, arch, h, from - 1) ||
+        !model_swa_layer(r->f, arch, h, from - 2))
+        return hr_fail(HEARTH_ERR_FORMAT,
+                       "model: %d of %d layers share keys and values, but the two layers "
+                       "before them are not a window layer and a global one",
+                       shared, h->n_layer);
+    h->n_kv_from_start = from;
+    return HEARTH_OK;
+}
+
 bool model_kv_free_layer(const gguf_file *f, const arch_desc *arch, int il) {
     char key[160];
     gguf_arr a;
@@ -219,9 +298,16 @@ static hearth_err hp_check(const model_hparams *hp) {
     if (hp->n_head % hp->n_head_kv)
         return hr_fail(HEARTH_ERR_FORMAT, "model: %d heads are not a multiple of %d kv heads",
                        hp->n_head, hp->n_head_kv);
-    if (hp->n_rot < 2 || hp->n_rot % 2 || hp->n_rot > hp->head_dim)
-        return hr_fail(HEARTH_ERR_FORMAT, "model: rope dimension %d does not fit head size %d",
-                       hp->n_rot, hp->head_dim);
+    if (hp->n_rot < 2 || hp->n_rot % 2 || hp->n_rot > hp->head_dim || hp->head_dim_swa < 2 ||
+        hp->head_dim_swa > 4096 || hp->n_rot_swa < 2 || hp->n_rot_swa % 2 ||
+        hp->n_rot_swa > hp->head_dim_swa)
+        return hr_fail(HEARTH_ERR_FORMAT,
+                       "model: rope dimensions %d and %d do not fit head sizes %d and %d",
+                       hp->n_rot, hp->n_rot_swa, hp->head_dim, hp->head_dim_swa);
+    if (hp->n_embd_pl < 0 || hp->n_embd_pl > 65536 ||
+        (int64_t)hp->n_embd_pl * hp->n_layer > (1 << 24))
+        return hr_fail(HEARTH_ERR_FORMAT, "model: per-layer embeddings of %d are out of range",
+                       hp->n_embd_pl);
     if (!(hp->rms_eps > 0.0f) || !(hp->rope_base > 0.0f) || !(hp->rope_base_swa > 0.0f) ||
         !(hp->rope_scale > 0.0f))
         return hr_fail(HEARTH_ERR_FORMAT,
@@ -263,7 +349,6 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
     if ((err = hp_int(&r, "context_length", &h.n_ctx_train, true, 0)) ||
         (err = hp_int(&r, "embedding_length", &h.n_embd, true, 0)) ||
         (err = hp_int(&r, "block_count", &h.n_layer, true, 0)) ||
-        (err = hp_int(&r, "feed_forward_length", &h.n_ff, !arch->expert_ff, 0)) ||
         (err = hp_int(&r, "attention.head_count", &h.n_head, true, 0)))
         return err;
     if (h.n_head < 1) return hr_fail(HEARTH_ERR_FORMAT, "model: attention.head_count is 0");
@@ -273,7 +358,8 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
         return hr_fail(HEARTH_ERR_FORMAT, "model: %d of %d layers predict further tokens",
                        h.n_nextn, h.n_layer);
     h.n_layer -= h.n_nextn;
-    if ((err = kv_heads(&r, arch, &h))) return err;
+    h.n_kv_from_start = h.n_layer;
+    if ((err = ff_widths(&r, arch, &h)) || (err = kv_heads(&r, arch, &h))) return err;
     if (arch->imrope && (err = rope_sections(&r, &h))) return err;
     if (arch->gdn) {
         int every; /* read by model_kv_free_layer; a key of another type is refused here */
@@ -290,7 +376,7 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
                         &h.rms_eps, true, 0)) ||
         (err = hp_float(&r, "rope.freq_base", &h.rope_base, false, 10000.0f)) ||
         (err = hp_float(&r, "final_logit_softcapping", &h.final_softcap, false,
-                        arch->softcap ? 30.0f : 0.0f)) ||
+                        arch->softcap || arch->final_softcap ? 30.0f : 0.0f)) ||
         (arch->softcap &&
          (err = hp_float(&r, "attn_logit_softcapping", &h.attn_softcap, false, 50.0f))))
         return err;
@@ -299,6 +385,20 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
     if (value_length != h.head_dim)
         return hr_fail(HEARTH_ERR_UNSUPPORTED, "model: value length %d differs from key length %d",
                        value_length, h.head_dim);
+    h.head_dim_swa = h.head_dim;
+    h.n_rot_swa = h.n_rot;
+    if (arch->layer_dims &&
+        ((err = hp_int(&r, "attention.key_length_swa", &h.head_dim_swa, false, h.head_dim)) ||
+         (err = hp_int(&r, "attention.value_length_swa", &value_length, false, h.head_dim_swa)) ||
+         (err = hp_int(&r, "rope.dimension_count_swa", &h.n_rot_swa, false, h.n_rot))))
+        return err;
+    if (value_length != h.head_dim_swa)
+        return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                       "model: window layers' value length %d differs from their key length %d",
+                       value_length, h.head_dim_swa);
+    if (arch->per_layer_embd &&
+        (err = hp_int(&r, "embedding_length_per_layer_input", &h.n_embd_pl, false, 0)))
+        return err;
 
     /* The scaling type and factor: the file's, or the caller's (llama.cpp's
      * --rope-scaling and --rope-scale; a factor without a type scales
@@ -373,14 +473,14 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
             h.rope_scale_swa = 1.0f;
             if (!arch->swa_plain_rope) h.rope_base_swa = 10000.0f;
         }
-        if ((err = hp_int(&r, "attention.sliding_window", &h.swa_window, arch->swa_symmetric,
-                          arch->swa_window)) ||
-            (err = hp_int(&r, "attention.sliding_window_pattern", &h.swa_pattern, false,
-                          arch->swa_pattern)) ||
+        if ((err = hp_int(&r, "attention.sliding_window", &h.swa_window,
+                          arch->swa_symmetric || arch->shared_kv, arch->swa_window)) ||
+            (err = swa_pattern(&r, arch, &h)) ||
             (err = hp_float(&r, "rope.freq_base_swa", &h.rope_base_swa, false, h.rope_base_swa)))
             return err;
         if (h.swa_window == 0) h.swa_pattern = 0;
     }
+    if (arch->shared_kv && (err = shared_kv(&r, arch, &h))) return err;
 
     /* GGUF's pooling_type: 0 none, 1 mean, 2 cls, 3 last, 4 rank. Hearth always
      * pools (a causal LM has no pooling of its own): mean unless cls or last.
@@ -394,7 +494,7 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
         pooling == HEARTH_POOL_CLS || pooling == HEARTH_POOL_LAST ? pooling : HEARTH_POOL_MEAN;
     h.embd_scale = arch->scale_embd ? sqrtf((float)h.n_embd) : 1.0f;
     h.residual_scale = h.logit_scale = 1.0f;
-    h.attn_scale = 0.0f;
+    h.attn_scale = arch->unit_scale ? 1.0f : 0.0f;
     if (arch->granite_scales && (err = granite_hparams(&r, &h))) return err;
     if ((err = hp_check(&h))) return err;
     if (h.attn_scale == 0.0f) { /* 1/sqrt(head_dim), or 1/sqrt(n_embd / n_head) for the

@@ -35,12 +35,16 @@ static void shift_heads(void *ctx, int ith, int nth) {
     const shift_job *j = ctx;
     hearth_session *s = j->s;
     const model_hparams *hp = &s->model->hp;
-    const size_t row = s->kv_row_bytes, head = (size_t)s->n_ctx_pad * row;
+    const size_t head = (size_t)s->n_ctx_pad * s->kv_row_bytes;
     float *key = s->attn_work + (size_t)ith * s->attn_work_floats; /* [head_dim] */
-    float *cs = key + hp->head_dim;                                /* [n_rot] */
+    float *cs = key + model_max_head_dim(hp);                      /* [n_rot] */
     for (int u = ith; u < hp->n_layer * hp->n_head_kv; u += nth) {
         const model_layer *l = &s->model->layers[u / hp->n_head_kv];
-        if (l->kv_slot < 0) continue; /* a convolution: its history moves below */
+        /* a convolution: its history moves below; a layer that reads
+           another's keys: they move with that one */
+        if (l->kv_slot < 0 || l->kv_shared) continue;
+        const int hd = l->head_dim;
+        const size_t row = kern_kv_row_bytes(s->kv_type, hd);
         const size_t h = (size_t)l->kv_slot * (size_t)hp->n_head_kv + (size_t)(u % hp->n_head_kv);
         uint8_t *k = (uint8_t *)s->k_cache + h * head;
         uint8_t *v = (uint8_t *)s->v_cache + h * head;
@@ -48,9 +52,9 @@ static void shift_heads(void *ctx, int ith, int nth) {
         /* upwards: position p - n_discard was read before it is written; a
            NoPE layer's keys only move */
         for (int p = j->first; p < s->pos; p++) {
-            kern_kv_load_k(s->kv_type, k, hp->head_dim, p, key);
-            if (l->rope) forward_rope_head(s, key, cs);
-            kern_kv_store_k(s->kv_type, k, hp->head_dim, p - j->n_discard, key);
+            kern_kv_load_k(s->kv_type, k, hd, p, key);
+            if (l->rope) forward_rope_head(s, l, key, cs);
+            kern_kv_store_k(s->kv_type, k, hd, p - j->n_discard, key);
             memcpy(v + (size_t)(p - j->n_discard) * row, v + (size_t)p * row, row);
         }
     }

@@ -205,12 +205,17 @@ static hearth_err bind_gdn(layer_binder *b, model_layer *l) {
     return bind_f32(b, "ssm_norm.weight", hp->ssm_state, 1, true, &l->ssm_norm);
 }
 
-/* The attention's projections: fused or apart, with their optional biases. */
+/* The attention's projections: fused or apart, with their optional biases.
+ * A layer that reads another's keys and values (kv_shared) may carry K and V
+ * projections that nothing reads, as llama.cpp accepts them; without
+ * attn_v, an arch v_norm layer's values are its keys' projection. */
 static hearth_err bind_attention(layer_binder *b, model_layer *l) {
     hearth_model *m = b->m;
     const model_hparams *hp = &m->hp;
-    const int64_t n_q = (int64_t)hp->n_head * hp->head_dim,
-                  n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t n_q = (int64_t)hp->n_head * l->head_dim,
+                  n_kv = (int64_t)hp->n_head_kv * l->head_dim;
+    model_weight unused = {0};
+    model_weight *wk = l->kv_shared ? &unused : &l->wk, *wv = l->kv_shared ? &unused : &l->wv;
     hearth_err err = bind_matrix(m, lname(b, "attn_output.weight"), n_q, hp->n_embd, true, &l->wo);
     if (err) return err;
     if (m->arch->fused_qkv) {
@@ -220,19 +225,45 @@ static hearth_err bind_attention(layer_binder *b, model_layer *l) {
         if (!err) err = bind_vector(m, lname(b, "attn_qkv.bias"), n_q + 2 * n_kv, false, &l->bqkv);
     } else if (!(err = bind_matrix(m, lname(b, "attn_q.weight"), hp->n_embd,
                                    m->arch->attn_gate ? 2 * n_q : n_q, true, &l->wq)) &&
-               !(err = bind_matrix(m, lname(b, "attn_k.weight"), hp->n_embd, n_kv, true, &l->wk)) &&
-               !(err = bind_matrix(m, lname(b, "attn_v.weight"), hp->n_embd, n_kv, true, &l->wv)) &&
+               !(err = bind_matrix(m, lname(b, "attn_k.weight"), hp->n_embd, n_kv, !l->kv_shared,
+                                   wk)) &&
+               !(err = bind_matrix(m, lname(b, "attn_v.weight"), hp->n_embd, n_kv, !m->arch->v_norm,
+                                   wv)) &&
                !(err = bind_vector(m, lname(b, "attn_q.bias"), n_q, false, &l->bq)) &&
                !(err = bind_vector(m, lname(b, "attn_k.bias"), n_kv, false, &l->bk))) {
         err = bind_vector(m, lname(b, "attn_v.bias"), n_kv, false, &l->bv);
     }
     if (err || m->arch->qk_norm == QK_NORM_NONE) return err;
     const bool full = m->arch->qk_norm == QK_NORM_FULL;
-    if ((err = bind_vector(m, lname(b, "attn_q_norm.weight"), full ? n_q : hp->head_dim, true,
-                           &l->q_norm)))
+    const float *k_norm;
+    if ((err = bind_vector(m, lname(b, "attn_q_norm.weight"), full ? n_q : l->head_dim, true,
+                           &l->q_norm)) ||
+        (err = bind_vector(m, lname(b, "attn_k_norm.weight"), full ? n_kv : l->head_dim,
+                           !l->kv_shared, &k_norm)))
         return err;
-    return bind_vector(m, lname(b, "attn_k_norm.weight"), full ? n_kv : hp->head_dim, true,
-                       &l->k_norm);
+    if (!l->kv_shared) l->k_norm = k_norm;
+    return HEARTH_OK;
+}
+
+/* Gemma 4's per-layer embedding step and output scale (a scalar, kept as
+ * a float). */
+static hearth_err bind_layer_extras(layer_binder *b, model_layer *l) {
+    hearth_model *m = b->m;
+    const model_hparams *hp = &m->hp;
+    const float *scale = NULL;
+    hearth_err err;
+    l->out_scale = 1.0f;
+    if (m->arch->out_scale &&
+        (err = bind_vector(m, lname(b, "layer_output_scale.weight"), 1, false, &scale)))
+        return err;
+    if (scale) l->out_scale = *scale;
+    if (hp->n_embd_pl == 0) return HEARTH_OK;
+    if ((err = bind_matrix(m, lname(b, "inp_gate.weight"), hp->n_embd, hp->n_embd_pl, true,
+                           &l->pl_gate)) ||
+        (err =
+             bind_matrix(m, lname(b, "proj.weight"), hp->n_embd_pl, hp->n_embd, true, &l->pl_proj)))
+        return err;
+    return bind_vector(m, lname(b, "post_norm.weight"), hp->n_embd, true, &l->pl_post_norm);
 }
 
 static hearth_err bind_layer(hearth_model *m, int il) {
@@ -241,7 +272,12 @@ static hearth_err bind_layer(hearth_model *m, int il) {
     model_layer *l = &m->layers[il];
     layer_binder b = {.m = m, .il = il};
     hearth_err err;
-    if (a->post_ln) { /* norms of the sums, with biases */
+    l->swa = model_swa_layer(m->gguf, a, hp, il);
+    l->head_dim = l->swa ? hp->head_dim_swa : hp->head_dim;
+    l->n_rot = l->swa ? hp->n_rot_swa : hp->n_rot;
+    l->n_ff = model_layer_n_ff(m->gguf, a, hp, il);
+    l->rope_factors = !(a->layer_dims && l->swa); /* Gemma 4: the global layers' */
+    if (a->post_ln) {                             /* norms of the sums, with biases */
         if ((err = bind_vector(m, lname(&b, "attn_output_norm.weight"), hp->n_embd, true,
                                &l->attn_out_norm)) ||
             (err = bind_vector(m, lname(&b, "attn_output_norm.bias"), hp->n_embd, true,
@@ -260,7 +296,7 @@ static hearth_err bind_layer(hearth_model *m, int il) {
     }
     if (a->biases &&
         ((err = bind_vector(m, lname(&b, "attn_output.bias"), hp->n_embd, false, &l->bo)) ||
-         (err = bind_vector(m, lname(&b, "ffn_up.bias"), hp->n_ff, false, &l->b_up)) ||
+         (err = bind_vector(m, lname(&b, "ffn_up.bias"), l->n_ff, false, &l->b_up)) ||
          (err = bind_vector(m, lname(&b, "ffn_down.bias"), hp->n_embd, false, &l->b_down))))
         return err;
     /* each kind of layer numbers its own slots in a session's state */
@@ -270,7 +306,11 @@ static hearth_err bind_layer(hearth_model *m, int il) {
         n_ssm_before += m->layers[j].ssm_slot >= 0;
     }
     l->conv_slot = l->kv_slot = l->ssm_slot = -1;
-    if (!model_kv_free_layer(m->gguf, a, il)) {
+    if (il >= hp->n_kv_from_start) { /* hparams.c checked these layers' kinds */
+        l->kv_shared = true;
+        l->kv_slot = m->layers[hp->n_kv_from_start - (l->swa ? 2 : 1)].kv_slot;
+        err = bind_attention(&b, l);
+    } else if (!model_kv_free_layer(m->gguf, a, il)) {
         l->kv_slot = il - n_conv_before - n_ssm_before;
         err = bind_attention(&b, l);
     } else if (a->ssm || a->gdn) {
@@ -284,24 +324,23 @@ static hearth_err bind_layer(hearth_model *m, int il) {
     if (hp->n_expert > 0) {
         err = bind_experts(&b, l);
     } else if (a->fused_gate_up) {
-        err = bind_matrix(m, lname(&b, "ffn_up.weight"), hp->n_embd, 2 * (int64_t)hp->n_ff, true,
+        err = bind_matrix(m, lname(&b, "ffn_up.weight"), hp->n_embd, 2 * (int64_t)l->n_ff, true,
                           &l->gate_up);
     } else {
         if (!a->ffn_no_gate)
-            err =
-                bind_matrix(m, lname(&b, "ffn_gate.weight"), hp->n_embd, hp->n_ff, true, &l->gate);
+            err = bind_matrix(m, lname(&b, "ffn_gate.weight"), hp->n_embd, l->n_ff, true, &l->gate);
         if (!err)
-            err = bind_matrix(m, lname(&b, "ffn_up.weight"), hp->n_embd, hp->n_ff, true, &l->up);
+            err = bind_matrix(m, lname(&b, "ffn_up.weight"), hp->n_embd, l->n_ff, true, &l->up);
     }
     if (!err && hp->n_expert == 0)
-        err = bind_matrix(m, lname(&b, "ffn_down.weight"), hp->n_ff, hp->n_embd, true, &l->down);
+        err = bind_matrix(m, lname(&b, "ffn_down.weight"), l->n_ff, hp->n_embd, true, &l->down);
+    if (!err) err = bind_layer_extras(&b, l);
     if (err) return err;
     if (a->post_norms && ((err = bind_vector(m, lname(&b, "post_attention_norm.weight"), hp->n_embd,
                                              true, &l->post_attn_norm)) ||
                           (err = bind_vector(m, lname(&b, "post_ffw_norm.weight"), hp->n_embd, true,
                                              &l->post_ffn_norm))))
         return err;
-    l->swa = hp->swa_pattern > 0 && il % hp->swa_pattern < hp->swa_pattern - 1;
     l->rope = a->rope != ROPE_NONE && !hp->rope_off &&
               !(a->nope_every && (il + 1) % a->nope_every == 0) && l->kv_slot >= 0;
     l->rope_base = l->swa ? hp->rope_base_swa : hp->rope_base;
@@ -313,7 +352,7 @@ static hearth_err bind_layer(hearth_model *m, int il) {
     l->rope_mscale = l->yarn ? fmaf(0.1f, logf(1.0f / l->rope_scale), 1.0f) * hp->rope_attn_factor
                      : plain ? 1.0f
                              : hp->rope_attn_factor;
-    if (l->yarn) kern_rope_yarn_dims(hp->n_rot, hp->n_ctx_orig, l->rope_base, l->yarn_dims);
+    if (l->yarn) kern_rope_yarn_dims(l->n_rot, hp->n_ctx_orig, l->rope_base, l->yarn_dims);
     return HEARTH_OK;
 }
 
@@ -440,6 +479,16 @@ static hearth_err bind_all(hearth_model *m) {
         (err = bind_vector(m, "rope_factors_long.weight", hp->n_rot / 2, false, &m->rope_long)) ||
         (err = bind_vector(m, "rope_factors_short.weight", hp->n_rot / 2, false, &m->rope_short)))
         return err;
+    if (hp->n_embd_pl > 0) {
+        const int64_t pl = (int64_t)hp->n_embd_pl * hp->n_layer;
+        if ((err = bind_matrix(m, "per_layer_token_embd.weight", pl, hp->n_vocab, true,
+                               &m->pl_tok_embd)) ||
+            (err = bind_matrix(m, "per_layer_model_proj.weight", hp->n_embd, pl, true,
+                               &m->pl_model_proj)) ||
+            (err = bind_vector(m, "per_layer_proj_norm.weight", hp->n_embd_pl, true,
+                               &m->pl_proj_norm)))
+            return err;
+    }
     m->layers = hr_calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) return HEARTH_ERR_NOMEM;
     /* sized by the header: a file that cannot hold a router and three expert
@@ -491,7 +540,8 @@ hearth_err model_open(const char *path, const hearth_model_params *p, bool no_re
             HEARTH_ERR_UNSUPPORTED,
             "model: architecture '%.*s' is not supported "
             "(Hearth runs llama, qwen2, qwen3, qwen3moe, olmoe, granite, granitemoe, gemma2, "
-            "gemma3, phi3, smollm3, olmo2, exaone4, lfm2, bert, nomic-bert, gemma-embedding)",
+            "gemma3, gemma4, phi3, smollm3, olmo2, exaone4, lfm2, granitehybrid, qwen35, "
+            "qwen35moe, bert, nomic-bert, gemma-embedding)",
             (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
     if (!err) err = model_load_hparams(m->gguf, m->arch, p, &m->hp);
     if (!err) err = model_bind_tensors(m);
@@ -533,7 +583,8 @@ int model_layer_products(model_layer *l, int n_expert, model_weight **out) {
                                               &l->conv_in,  &l->conv_out,   &l->ssm_in,
                                               &l->ssm_out,  &l->gate_inp,   &l->gate_shexp,
                                               &l->up_shexp, &l->down_shexp, &l->ssm_z,
-                                              &l->ssm_beta, &l->ssm_alpha,  &l->gate_inp_shexp};
+                                              &l->ssm_beta, &l->ssm_alpha,  &l->gate_inp_shexp,
+                                              &l->pl_gate,  &l->pl_proj};
     int n = 0;
     for (int i = 0; i < MODEL_LAYER_PRODUCTS; i++)
         if (ws[i]->data) out[n++] = ws[i];
@@ -567,6 +618,8 @@ static const struct {
     {"attn_gate.weight", offsetof(model_layer, ssm_z)},
     {"ssm_beta.weight", offsetof(model_layer, ssm_beta)},
     {"ssm_alpha.weight", offsetof(model_layer, ssm_alpha)},
+    {"inp_gate.weight", offsetof(model_layer, pl_gate)},
+    {"proj.weight", offsetof(model_layer, pl_proj)},
 };
 
 /* The layer of a "blk.N.SUFFIX" name in the model's own spelling ("blk.01"

@@ -125,6 +125,22 @@ typedef struct arch_desc {
      * t, h, w while each has pairs left; text puts its position in t, h and w
      * and 0 in the fourth, so the pairs past them do not rotate. */
     bool imrope;
+    /* Gemma 4: the layers past
+     * n_layer - attention.shared_kv_layers compute no keys or values and
+     * read those of the last window layer or the last global layer before
+     * them (shared_kv); per-layer embeddings (per_layer_embd, when the file
+     * gives embedding_length_per_layer_input); each head's V normed without
+     * a weight and K standing in for a missing attn_v (v_norm); an
+     * attention scale of 1, the q and k norms scaling instead (unit_scale);
+     * an optional scalar multiplying each layer's output
+     * (layer_output_scale); the window layers' own head size and rotary
+     * dims (attention.key_length_swa, rope.dimension_count_swa), the RoPE
+     * factors (rope_freqs) on the global layers only, and a
+     * feed_forward_length per layer (layer_dims). */
+    bool shared_kv, per_layer_embd, v_norm, unit_scale, out_scale, layer_dims;
+    /* Logits soft-capped at 30 unless final_logit_softcapping says
+     * otherwise, the scores not (gemma4; gemma2's softcap caps both). */
+    bool final_softcap;
     const char *output_norm; /* the final norm's tensor; NULL: output_norm.weight */
     const char *ffn_norm;    /* the FFN's norm; NULL: ffn_norm.weight */
 } arch_desc;
@@ -148,10 +164,11 @@ typedef struct model_hparams {
                                with YaRN, times llama.cpp's yarn_attn_factor */
     bool yarn;              /* rope.scaling.type yarn: RoPE with YaRN's ramp (ext_factor 1) */
     int swa_window, swa_pattern; /* 0: no sliding window */
-    float attn_scale;            /* multiplies Q (arch scale_q) or the scores */
-    float embd_scale;            /* multiplies the input embeddings (1: none) */
-    float residual_scale;        /* multiplies each sub-layer's output before the add (1: none) */
-    float logit_scale;           /* the logits are multiplied by 1 / logit_scale (1: none) */
+    bool swa_by_layer;    /* attention.sliding_window_pattern marks each layer (model_swa_layer) */
+    float attn_scale;     /* multiplies Q (arch scale_q) or the scores */
+    float embd_scale;     /* multiplies the input embeddings (1: none) */
+    float residual_scale; /* multiplies each sub-layer's output before the add (1: none) */
+    float logit_scale;    /* the logits are multiplied by 1 / logit_scale (1: none) */
     float attn_softcap, final_softcap; /* cap * tanh(x / cap) of scores and logits; 0: none */
     int pooling; /* hearth_pooling from "<arch>.pooling_type"; mean when absent or unknown;
                     a reranker's: the row its head reads (cls for encoders, else last) */
@@ -178,12 +195,28 @@ typedef struct model_hparams {
     int n_nextn;
     bool rope_off;        /* rope.scaling.finetuned = false: no layer rotates (Granite 4.0-H) */
     int rope_sections[4]; /* arch imrope: rope.dimension_sections */
+    /* Arch layer_dims: the window layers' head size and rotary dims (the
+     * others' are head_dim and n_rot); n_ff is then the widest layer's.
+     * Otherwise equal to head_dim and n_rot. */
+    int head_dim_swa, n_rot_swa;
+    /* Arch shared_kv: the layers from n_kv_from_start on read an earlier
+     * layer's keys and values (n_layer: none does). */
+    int n_kv_from_start;
+    int n_embd_pl; /* arch per_layer_embd: each layer's embedding width (0: none) */
 } model_hparams;
 
 /* The layers that keep keys and values in a session's cache: all but the
- * short convolutions and Mamba-2 layers. */
+ * short convolutions, Mamba-2 layers and layers that share another's. */
 static inline int model_kv_layers(const model_hparams *hp) {
-    return hp->n_layer - hp->n_conv - hp->n_ssm;
+    return hp->n_kv_from_start - hp->n_conv - hp->n_ssm;
+}
+
+/* The widest head and rotary dims of any layer: what buffers are sized by. */
+static inline int model_max_head_dim(const model_hparams *hp) {
+    return hp->head_dim > hp->head_dim_swa ? hp->head_dim : hp->head_dim_swa;
+}
+static inline int model_max_rot(const model_hparams *hp) {
+    return hp->n_rot > hp->n_rot_swa ? hp->n_rot : hp->n_rot_swa;
 }
 
 /* A Mamba-2 layer's convolution channels (x, B and C: d_inner + 2 groups *
@@ -297,6 +330,15 @@ typedef struct model_layer {
      * ssm_alpha the per-head write strength and decay inputs; ssm_conv_w,
      * ssm_dt_b, ssm_a, ssm_norm ([head_v_dim]) and ssm_out as Mamba-2's. */
     model_weight ssm_z, ssm_beta, ssm_alpha;
+    /* Its own sizes (arch layer_dims; else the model's head_dim, n_rot, n_ff). */
+    int head_dim, n_rot, n_ff;
+    bool rope_factors; /* takes the session's RoPE factors (not Gemma 4's window layers) */
+    bool kv_shared;    /* reads the keys and values of kv_slot, stores none (arch shared_kv) */
+    /* Per-layer embeddings (arch per_layer_embd): after the FFN's residual,
+     * x += post_norm(proj (gelu(inp_gate x) * this layer's embedding)). */
+    model_weight pl_gate, pl_proj; /* [n_embd_pl][n_embd], [n_embd][n_embd_pl] */
+    const float *pl_post_norm;     /* [n_embd] */
+    float out_scale;               /* multiplies x after the layer (1: none) */
 } model_layer;
 
 struct hearth_model {
@@ -315,11 +357,17 @@ struct hearth_model {
      * (gemma-embedding, both or neither): dense_2 [n_dense][n_embd], then
      * dense_3 [n_embd][n_dense]. */
     model_weight dense_2, dense_3;
-    const float *rope_freqs; /* [n_rot/2] or NULL: frequency divisors for every session */
-    const float *rope_long;  /* [n_rot/2] or NULL: LongRoPE's (phi3), when rope_freqs is */
-    const float *rope_short; /*   absent, for sessions longer / not longer than n_ctx_orig */
-    model_layer *layers;     /* [n_layer] */
-    model_weight *exps;      /* MoE: every layer's expert views, [n_layer][3][n_expert] */
+    /* Per-layer embeddings (arch per_layer_embd; n_embd_pl = 0: none): each
+     * token's row of pl_tok_embd ([n_vocab][n_layer * n_embd_pl]) plus the
+     * normed projection of its embedding by pl_model_proj ([n_layer *
+     * n_embd_pl][n_embd]), split into one input per layer. */
+    model_weight pl_tok_embd, pl_model_proj;
+    const float *pl_proj_norm; /* [n_embd_pl] */
+    const float *rope_freqs;   /* [n_rot/2] or NULL: frequency divisors for every session */
+    const float *rope_long;    /* [n_rot/2] or NULL: LongRoPE's (phi3), when rope_freqs is */
+    const float *rope_short;   /*   absent, for sessions longer / not longer than n_ctx_orig */
+    model_layer *layers;       /* [n_layer] */
+    model_weight *exps;        /* MoE: every layer's expert views, [n_layer][3][n_expert] */
     hr_pool *pool;
     void *vocab;       /* the engine's tokenizer; the model never reads it */
     model_lora *loras; /* [n_loras] adapters, in the order they were added */
@@ -352,7 +400,7 @@ hearth_err model_open(const char *path, const hearth_model_params *p, bool no_re
  * mixer's, the FFN's, the router and the shared expert (at most
  * MODEL_LAYER_PRODUCTS), then its n_expert experts' three each. Returns how
  * many. */
-enum { MODEL_LAYER_PRODUCTS = 21 };
+enum { MODEL_LAYER_PRODUCTS = 23 };
 int model_layer_products(model_layer *l, int n_expert, model_weight **out);
 
 /* Packs every weight of a product (the layers' and the output layer's, a
@@ -395,6 +443,10 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
  * has no attention: its attention.head_count_kv entry is 0, a short
  * convolution (arch shortconv) or a Mamba-2 layer (arch ssm). */
 bool model_kv_free_layer(const gguf_file *f, const arch_desc *arch, int il);
+/* Whether layer il is a sliding-window layer, and its feed-forward width,
+ * for a file whose hyper-parameters model_load_hparams read. */
+bool model_swa_layer(const gguf_file *f, const arch_desc *arch, const model_hparams *hp, int il);
+int model_layer_n_ff(const gguf_file *f, const arch_desc *arch, const model_hparams *hp, int il);
 /* Binds every tensor the architecture needs, checking types and shapes, and
  * refuses a file with a tensor it does not use (as llama.cpp does: such a
  * tensor belongs to a variant whose forward pass differs). */

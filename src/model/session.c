@@ -106,9 +106,12 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
                  : p.kv_type == HEARTH_KV_Q8_0 ? KERN_Q8_0
                                                : KERN_F32;
     /* a Q8_0 head that is no multiple of 32 is padded to whole blocks */
-    s->kv_row_bytes = kern_kv_row_bytes(s->kv_type, hp->head_dim);
-    s->n_q = hp->n_head * hp->head_dim;
-    s->n_kv = hp->n_head_kv * hp->head_dim;
+    /* every layer's cache takes the widest head's rows (Gemma 4's window
+       layers use half of theirs) */
+    const int hd = model_max_head_dim(hp);
+    s->kv_row_bytes = kern_kv_row_bytes(s->kv_type, hd);
+    s->n_q = hp->n_head * hd;
+    s->n_kv = hp->n_head_kv * hd;
     s->n_threads = hr_pool_size(m->pool);
     s->n_seq_max = p.n_seq_max;
     s->moved_from = INT_MAX;
@@ -136,12 +139,19 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
         s->rs_pos = s->cp_pos = -1;
     }
     /* a mixture of experts runs the FFN on each token's k choices at once,
-       and its shared expert on the tokens, in the same buffers */
+       and its shared expert on the tokens, in the same buffers; hb also
+       holds Gemma 4's per-layer embedding gates */
     size_t ffn_floats = nb * (size_t)(hp->n_expert ? hp->n_expert_used : 1) * (size_t)hp->n_ff;
     if (nb * (size_t)hp->n_ff_shexp > ffn_floats) ffn_floats = nb * (size_t)hp->n_ff_shexp;
+    if (nb * (size_t)hp->n_embd_pl > ffn_floats) ffn_floats = nb * (size_t)hp->n_embd_pl;
     s->ffn = alloc_f32(2 * ffn_floats, &s->buffer_bytes, &err);
     s->hb = alloc_f32(ffn_floats, &s->buffer_bytes, &err);
-    s->rope = alloc_f32(nb * (size_t)hp->n_rot, &s->buffer_bytes, &err);
+    s->rope = alloc_f32(nb * (size_t)model_max_rot(hp), &s->buffer_bytes, &err);
+    if (hp->n_embd_pl) {
+        const size_t width = (size_t)hp->n_layer * (size_t)hp->n_embd_pl;
+        s->pl_inp = alloc_f32(nb * width, &s->buffer_bytes, &err);
+        s->pl_row = alloc_f32(nb * width, &s->buffer_bytes, &err);
+    }
     if (hp->n_expert > 0) {
         const size_t k = (size_t)hp->n_expert_used, ne = (size_t)hp->n_expert;
         s->moe_logits = alloc_f32(nb * ne, &s->buffer_bytes, &err);
@@ -188,7 +198,7 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
         s->conv_bytes = conv_floats * sizeof(float);
         if (!(s->conv_hist = hr_pages_alloc((size_t)s->conv_bytes))) err = HEARTH_ERR_NOMEM;
     }
-    s->attn_work_floats = kern_attn_work_floats(hp->head_dim, s->n_ctx_pad);
+    s->attn_work_floats = kern_attn_work_floats(hd, s->n_ctx_pad);
     s->attn_work = alloc_f32((size_t)s->n_threads * s->attn_work_floats, &s->buffer_bytes, &err);
     size_t sb = scratch_bytes(m, p.n_batch), lora_sb, ax, bx;
     model_lora_sizes(m, p.n_batch, &lora_sb, &ax, &bx);
@@ -215,6 +225,8 @@ void hearth_session_free(hearth_session *s) {
     free(s->hb);
     free(s->attn_work);
     free(s->rope);
+    free(s->pl_inp);
+    free(s->pl_row);
     free(s->moe_logits);
     free(s->moe_sel);
     free(s->moe_w);
@@ -339,12 +351,11 @@ hearth_err hearth_session_copy(hearth_session *dst, const hearth_session *src, i
 }
 
 void session_kv_view(const hearth_session *s, int kv0, hearth_session *view) {
-    /* K's tiles and V's rows both start kv0 rows into each head's block
-     * when kv0 is a whole number of tiles (for every cache type) */
-    const size_t skip = (size_t)kv0 * s->kv_row_bytes;
+    /* K's tiles and V's rows both start kv0 rows of the layer's head size
+     * into each head's block when kv0 is a whole number of tiles (for every
+     * cache type): forward.c's kv_head_off adds them */
     *view = *s;
-    view->k_cache = (uint8_t *)s->k_cache + skip;
-    view->v_cache = (uint8_t *)s->v_cache + skip;
+    view->kv_pos0 = s->kv_pos0 + kv0;
     if (s->conv_hist) view->conv_hist = session_conv_row(s, 0, kv0);
 }
 

@@ -20,13 +20,15 @@ struct hearth_session {
     hearth_model *model;
     int n_ctx, n_batch, pos;
     int n_ctx_pad; /* n_ctx rounded up to whole KV tiles (KERN_KV_TILE) */
-    int n_q, n_kv; /* n_head * head_dim, n_head_kv * head_dim */
+    int n_q, n_kv; /* n_head and n_head_kv times the widest head (model_max_head_dim) */
     int n_threads;
     const float *rope_factors; /* [n_rot/2] or NULL: model_rope_factors for n_ctx */
     kern_type kv_type;         /* KERN_F32, KERN_F16 or KERN_Q8_0 */
     bool kv_one_layer;   /* encoders: K and V of the layer being computed only (no cache to keep) */
     float *ones;         /* encoders with an ungated FFN: [n_ff] ones (kern_geglu's u) */
-    size_t kv_row_bytes; /* one position of one kv head in K (or V): kern_kv_row_bytes */
+    size_t kv_row_bytes; /* one position of one kv head in K (or V): kern_kv_row_bytes of the
+                            widest head; a narrower layer's rows are its own width apart */
+    int kv_pos0;         /* a view's first position in the cache (session_kv_view; 0 else) */
     float *x;            /* [n_batch][n_embd] residual stream */
     float *xb;           /* [n_batch][n_embd] normalised input / sub-layer output */
     float *qkv;          /* [n_batch][n_q + 2 n_kv] */
@@ -48,10 +50,13 @@ struct hearth_session {
     float *moe_y;      /* [n_batch * k][n_embd], then [n_batch][n_embd] of the shared expert */
     float *attn_work;  /* [n_threads][attn_work_floats] kern_attn_tile's work space */
     size_t attn_work_floats;
-    float *rope;   /* [n_batch][n_rot] cos/sin pairs of the current layer */
-    float *logits; /* [n_vocab] of the last evaluated token */
-    float *rows;   /* [rows_cap][n_vocab]: the last n_rows entries' logits of the last
-                      hearth_decode_multi that was asked for them (model_session_keep_rows) */
+    float *rope; /* [n_batch][max n_rot] cos/sin pairs of the current layer */
+    /* Per-layer embeddings (Gemma 4; NULL without): each token's inputs for
+     * every layer, and its row of pl_tok_embd while they are computed. */
+    float *pl_inp, *pl_row; /* [n_batch][n_layer * n_embd_pl] */
+    float *logits;          /* [n_vocab] of the last evaluated token */
+    float *rows;            /* [rows_cap][n_vocab]: the last n_rows entries' logits of the last
+                               hearth_decode_multi that was asked for them (model_session_keep_rows) */
     int rows_cap, keep_rows, n_rows;
     fwd_run *runs;   /* [n_batch] hearth_decode_multi's runs when this session leads */
     float *out_rows; /* [n_seq_max][n_vocab] their last rows' logits (NULL if n_seq_max is 1) */
@@ -157,11 +162,11 @@ void moe_route(const float *logits, int n_expert, int k, bool renorm, float *pro
  * sliding-window layers have theirs; the session's frequency factors),
  * times rope.scaling.attn_factor when mscale (a position's rotation; a
  * rotation of keys that hold it already must not scale them again).
- * forward_rope_head: rotates one head x[head_dim] by them (the first n_rot
- * dims, in pairs or NEOX halves as the architecture says). */
+ * forward_rope_head: rotates one head x[head_dim] of layer l by them (its
+ * first n_rot dims, in pairs or NEOX halves as the architecture says). */
 void forward_rope_cs(const hearth_session *s, const model_layer *l, float pos, bool mscale,
                      float *cs);
-void forward_rope_head(const hearth_session *s, float *x, const float *cs);
+void forward_rope_head(const hearth_session *s, const model_layer *l, float *x, const float *cs);
 
 /* The history row of conv layer `slot` (model_layer.conv_slot) at position
  * pos of s: [n_embd] floats. */

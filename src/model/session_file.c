@@ -53,7 +53,8 @@ typedef struct sf_header {
     uint32_t n_exact;  /* of them, those before a context shift's moved ones */
     uint32_t flags;
     uint32_t n_no_kv; /* layers without keys and values: short convolutions (LFM2) and Mamba-2
-                         layers (Granite 4.0-H); 0 for others. Keys and values of the
+                         layers (Granite 4.0-H), layers reading another's (Gemma 4); 0 for
+                         others. Keys and values of the
                          other layers only, then each conv layer's history of n_embd floats,
                          then the Mamba-2 block (ssm_block_bytes) */
 } sf_header;
@@ -172,6 +173,16 @@ static size_t head_off(const hearth_session *s, int h) {
     return (size_t)h * (size_t)s->n_ctx_pad * s->kv_row_bytes;
 }
 
+/* The head size of unit h's layer (Gemma 4's window layers have their own). */
+static int unit_hd(const hearth_session *s, int h) {
+    const hearth_model *m = s->model;
+    const int slot = h / m->hp.n_head_kv;
+    for (int il = 0; il < m->hp.n_layer; il++)
+        if (m->layers[il].kv_slot == slot && !m->layers[il].kv_shared)
+            return m->layers[il].head_dim;
+    return m->hp.head_dim; /* not reached: every slot has its layer */
+}
+
 static hearth_kv_type public_kv_type(kern_type t) {
     return t == KERN_F16 ? HEARTH_KV_F16 : t == KERN_Q8_0 ? HEARTH_KV_Q8_0 : HEARTH_KV_F32;
 }
@@ -234,7 +245,7 @@ static sf_header session_header(const hearth_session *s) {
                    .n_tokens = (uint32_t)s->pos,
                    .n_exact = (uint32_t)(s->pos < s->moved_from ? s->pos : s->moved_from),
                    .flags = s->logits_ok && s->pos > 0 ? SF_HAS_LOGITS : 0,
-                   .n_no_kv = (uint32_t)(m->hp.n_conv + m->hp.n_ssm)};
+                   .n_no_kv = (uint32_t)(m->hp.n_layer - model_kv_layers(&m->hp))};
     snprintf(h.arch, sizeof h.arch, "%s", m->arch->name);
     return h;
 }
@@ -270,11 +281,12 @@ static hearth_err write_state(const hearth_session *s, FILE *f) {
               fwrite(s->tokens, sizeof *s->tokens, n, f) == n;
     if (ok && (h.flags & SF_HAS_LOGITS))
         ok = fwrite(s->logits, sizeof *s->logits, h.n_vocab, f) == h.n_vocab;
-    uint8_t *rows = ok && n ? malloc(n * row) : NULL;
+    /* zeroed: a narrower layer's rows leave their tails so */
+    uint8_t *rows = ok && n ? calloc(n, row) : NULL;
     if (ok && n && !rows) return hr_fail(HEARTH_ERR_NOMEM, "%zu positions of keys", n);
-    const int hd = s->model->hp.head_dim;
     for (int u = 0; ok && n && u < (int)((h.n_layer - h.n_no_kv) * h.n_head_kv); u++) {
         uint8_t *k = (uint8_t *)s->k_cache + head_off(s, u);
+        const int hd = unit_hd(s, u);
         for (size_t p = 0; p < n; p++) k_row(s->kv_type, k, hd, (int)p, rows + p * row, false);
         ok = fwrite(rows, row, n, f) == n &&
              fwrite((const uint8_t *)s->v_cache + head_off(s, u), row, n, f) == n;
@@ -360,7 +372,8 @@ static hearth_err check_fits(const hearth_session *s, const sf_header *h, uint64
     const model_hparams *hp = &m->hp;
     if (strcmp(h->arch, m->arch->name) != 0 || h->n_layer != (uint32_t)hp->n_layer ||
         h->n_head_kv != (uint32_t)hp->n_head_kv || h->head_dim != (uint32_t)hp->head_dim ||
-        h->n_vocab != (uint32_t)hp->n_vocab || h->n_no_kv != (uint32_t)(hp->n_conv + hp->n_ssm))
+        h->n_vocab != (uint32_t)hp->n_vocab ||
+        h->n_no_kv != (uint32_t)(hp->n_layer - model_kv_layers(hp)))
         return hr_fail(HEARTH_ERR_INVALID_ARG,
                        "the file is for another model (%s: %u layers of which %u without "
                        "attention, %u kv heads of %u, %u tokens; this one is %s: %d of %d, %d of "
@@ -419,8 +432,9 @@ static void load_heads(void *ctx, int ith, int nth) {
     for (int u = ith; u < model_kv_layers(hp) * hp->n_head_kv; u += nth) {
         const uint8_t *src = j->kv + (size_t)u * 2 * n * row;
         uint8_t *k = (uint8_t *)s->k_cache + head_off(s, u);
+        const int hd = unit_hd(s, u);
         for (size_t p = 0; p < n; p++)
-            k_row(s->kv_type, k, hp->head_dim, (int)p, (uint8_t *)src + p * row, true);
+            k_row(s->kv_type, k, hd, (int)p, (uint8_t *)src + p * row, true);
         memcpy((uint8_t *)s->v_cache + head_off(s, u), src + n * row, n * row);
     }
 }

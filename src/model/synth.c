@@ -223,6 +223,61 @@ static bool synth_kv_free_layer(const synth_params *p, const arch_desc *a, int i
     return (a->shortconv || a->ssm) && il % 3 != 2 && il != p->n_layer - 1;
 }
 
+/* A synthetic Gemma 4 (arch layer_dims), E2B's layout in small: layers 1,
+ * 4, 7, ... global (the others window layers) with heads twice as wide,
+ * rotated on a quarter of their dims through rope_freqs and without attn_v
+ * (K is V, as in the larger Gemma 4s); from layer 2 on (of 3 or more),
+ * layers read the keys and values of layer 0 (window) or 1 (global) and
+ * have FFNs twice as wide, as most of E2B's do; per-layer embeddings of
+ * SYNTH_PL. */
+enum { SYNTH_PL = 256 };
+static bool synth_global(int il) { return il % 3 == 1; }
+static int synth_kv_from(const synth_params *p) { return p->n_layer < 3 ? p->n_layer : 2; }
+static int synth_head_dim(const synth_params *p, const arch_desc *a, int il) {
+    return a->layer_dims && synth_global(il) ? 2 * p->head_dim : p->head_dim;
+}
+static int64_t synth_ff(const synth_params *p, const arch_desc *a, int il) {
+    return a->layer_dims && il >= synth_kv_from(p) ? 2 * (int64_t)p->n_ff : p->n_ff;
+}
+
+/* Gemma 4's per-layer keys (see above). */
+static hearth_err add_gemma4_hparams(synth_ctx *c, const synth_params *p) {
+    char key[128];
+    const uint64_t n = (uint64_t)p->n_layer;
+    uint32_t *ff = keep(c, n * sizeof *ff);
+    uint8_t *swa = keep(c, n);
+    if (!ff || !swa) return hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
+    for (int il = 0; il < p->n_layer; il++) {
+        ff[il] = (uint32_t)synth_ff(p, arch_find(p->arch, strlen(p->arch)), il);
+        swa[il] = !synth_global(il);
+    }
+    snprintf(key, sizeof key, "%s.feed_forward_length", p->arch);
+    hearth_err err = gguf_writer_set_arr(c->w, key, GGUF_U32, ff, n);
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", p->arch);
+    if (!err) err = gguf_writer_set_arr(c->w, key, GGUF_BOOL, swa, n);
+    const struct {
+        const char *suffix;
+        int value;
+    } keys[] = {{"attention.key_length", 2 * p->head_dim},
+                {"attention.value_length", 2 * p->head_dim},
+                {"attention.key_length_swa", p->head_dim},
+                {"attention.value_length_swa", p->head_dim},
+                {"rope.dimension_count", 2 * p->head_dim},
+                {"rope.dimension_count_swa", p->n_rot > 0 ? p->n_rot : p->head_dim},
+                {"attention.sliding_window", p->swa_window > 0 ? p->swa_window : 8},
+                {"attention.shared_kv_layers", p->n_layer - synth_kv_from(p)},
+                {"embedding_length_per_layer_input", SYNTH_PL}};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !err; i++) {
+        snprintf(key, sizeof key, "%s.%s", p->arch, keys[i].suffix);
+        err = gguf_writer_set_u32(c->w, key, (uint32_t)keys[i].value);
+    }
+    snprintf(key, sizeof key, "%s.rope.freq_base", p->arch);
+    if (!err) err = gguf_writer_set_f32(c->w, key, 1000000.0f);
+    snprintf(key, sizeof key, "%s.rope.freq_base_swa", p->arch);
+    if (!err) err = gguf_writer_set_f32(c->w, key, 10000.0f);
+    return err;
+}
+
 /* A synthetic Mamba-2 layer: heads of 64 channels over 2 n_embd, two groups
  * of 64 states (Granite 4.0-H has one of 128), a kernel of 4. */
 enum { SYNTH_SSM_HEAD = 64, SYNTH_SSM_STATE = 64, SYNTH_SSM_GROUPS = 2, SYNTH_SSM_CONV = 4 };
@@ -244,7 +299,11 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
     SET_U32("embedding_length", p->n_embd);
     SET_U32("block_count", p->n_layer + p->n_nextn);
     if (p->n_nextn > 0) SET_U32("nextn_predict_layers", p->n_nextn);
-    SET_U32("feed_forward_length", p->n_ff);
+    if (a->layer_dims) {
+        if (!err) err = add_gemma4_hparams(c, p);
+    } else {
+        SET_U32("feed_forward_length", p->n_ff);
+    }
     SET_U32("attention.head_count", p->n_head);
     if (a->shortconv || a->ssm) { /* no attention (0 kv heads) on two layers of three */
         uint32_t *kv = keep(c, (size_t)p->n_layer * sizeof *kv);
@@ -257,9 +316,11 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
     } else {
         SET_U32("attention.head_count_kv", p->n_head_kv);
     }
-    SET_U32("attention.key_length", p->head_dim);
-    SET_U32("attention.value_length", p->head_dim);
-    SET_U32("rope.dimension_count", p->n_rot > 0 ? p->n_rot : p->head_dim);
+    if (!a->layer_dims) {
+        SET_U32("attention.key_length", p->head_dim);
+        SET_U32("attention.value_length", p->head_dim);
+        SET_U32("rope.dimension_count", p->n_rot > 0 ? p->n_rot : p->head_dim);
+    }
     if (a->post_ln) {
         SET_F32("attention.layer_norm_epsilon", 1e-12f);
     } else {
@@ -280,7 +341,7 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
         SET_U32("dense_3_feat_in", p->n_dense);
         SET_U32("dense_3_feat_out", p->n_embd);
     }
-    SET_F32("rope.freq_base", 10000.0f);
+    if (!a->layer_dims) SET_F32("rope.freq_base", 10000.0f);
     float attn = p->rope_attn_factor;
     if (p->rope_orig_ctx > 0) {
         SET_U32("rope.scaling.original_context_length", p->rope_orig_ctx);
@@ -338,7 +399,8 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
         SET_F32("final_logit_softcapping", p->final_softcap > 0.0f ? p->final_softcap : 30.0f);
     if (a->softcap)
         SET_F32("attn_logit_softcapping", p->attn_softcap > 0.0f ? p->attn_softcap : 50.0f);
-    if ((a->swa && !a->swa_plain_rope) || p->swa_window > 0) { /* OLMo 2 has no window */
+    if (((a->swa && !a->swa_plain_rope) || p->swa_window > 0) && !a->layer_dims) {
+        /* OLMo 2 has no window; Gemma 4's keys are above */
         SET_U32("attention.sliding_window", p->swa_window > 0 ? p->swa_window : 8);
         SET_U32("attention.sliding_window_pattern", 2);
         SET_F32("rope.freq_base_swa", 10000.0f);
@@ -369,8 +431,8 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
 
 /* Layer il's FFN and its norm. */
 static hearth_err add_ffn(synth_ctx *c, const synth_params *p, const arch_desc *a, int il) {
-    const int64_t d = p->n_embd;
-    const float sd = 1.0f / sqrtf((float)d), sf = 1.0f / sqrtf((float)p->n_ff);
+    const int64_t d = p->n_embd, ff = synth_ff(p, a, il);
+    const float sd = 1.0f / sqrtf((float)d), sf = 1.0f / sqrtf((float)ff);
     char n[96];
     hearth_err err = HEARTH_OK;
     if (!a->post_ln && !a->no_pre_norms && !a->ffn_norm) T("ffn_norm.weight", d, 1, 1.0f, 0.05f);
@@ -396,16 +458,16 @@ static hearth_err add_ffn(synth_ctx *c, const synth_params *p, const arch_desc *
         return err;
     }
     if (a->ffn_no_gate) {
-        T("ffn_up.weight", d, p->n_ff, 0.0f, sd);
+        T("ffn_up.weight", d, ff, 0.0f, sd);
     } else if (a->fused_gate_up) {
-        T("ffn_up.weight", d, 2 * (int64_t)p->n_ff, 0.0f, sd);
+        T("ffn_up.weight", d, 2 * ff, 0.0f, sd);
     } else {
-        T("ffn_gate.weight", d, p->n_ff, 0.0f, sd);
-        T("ffn_up.weight", d, p->n_ff, 0.0f, sd);
+        T("ffn_gate.weight", d, ff, 0.0f, sd);
+        T("ffn_up.weight", d, ff, 0.0f, sd);
     }
-    T("ffn_down.weight", p->n_ff, d, 0.0f, sf);
+    T("ffn_down.weight", ff, d, 0.0f, sf);
     if (a->biases) {
-        T("ffn_up.bias", p->n_ff, 1, 0.0f, 0.1f);
+        T("ffn_up.bias", ff, 1, 0.0f, 0.1f);
         T("ffn_down.bias", d, 1, 0.0f, 0.1f);
     }
     return err;
@@ -478,8 +540,12 @@ static hearth_err add_mtp(synth_ctx *c, const synth_params *p, int il) {
 }
 
 static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc *a, int il) {
-    const int64_t d = p->n_embd, nq = (int64_t)p->n_head * p->head_dim,
-                  nkv = (int64_t)p->n_head_kv * p->head_dim;
+    const int hd = synth_head_dim(p, a, il);
+    const int64_t d = p->n_embd, nq = (int64_t)p->n_head * hd, nkv = (int64_t)p->n_head_kv * hd;
+    /* Gemma 4: K and V only where the layer computes them; V from K's projection on the
+       global layers */
+    const bool kv = !a->shared_kv || il < synth_kv_from(p),
+               v = kv && !(a->v_norm && synth_global(il));
     const float sd = 1.0f / sqrtf((float)d), sq = 1.0f / sqrtf((float)nq);
     char n[96];
     hearth_err err = HEARTH_OK;
@@ -503,8 +569,8 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
         T("attn_qkv.weight", d, nq + 2 * nkv, 0.0f, sd);
     } else {
         T("attn_q.weight", d, a->attn_gate ? 2 * nq : nq, 0.0f, sd);
-        T("attn_k.weight", d, nkv, 0.0f, sd);
-        T("attn_v.weight", d, nkv, 0.0f, sd);
+        if (kv) T("attn_k.weight", d, nkv, 0.0f, sd);
+        if (v) T("attn_v.weight", d, nkv, 0.0f, sd);
     }
     if (!strcmp(p->arch, "qwen2") || a->biases) {
         T("attn_q.bias", nq, 1, 0.0f, 0.1f);
@@ -513,8 +579,10 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
     }
     if (a->qk_norm != QK_NORM_NONE) {
         const bool full = a->qk_norm == QK_NORM_FULL;
-        T("attn_q_norm.weight", full ? nq : p->head_dim, 1, 1.0f, 0.05f);
-        T("attn_k_norm.weight", full ? nkv : p->head_dim, 1, 1.0f, 0.05f);
+        /* Gemma 4 scales its scores by these norms alone: hd^-1/4 each, as 1/sqrt(hd) would */
+        const float qk = a->unit_scale ? powf((float)hd, -0.25f) : 1.0f;
+        T("attn_q_norm.weight", full ? nq : hd, 1, qk, 0.05f * qk);
+        if (kv) T("attn_k_norm.weight", full ? nkv : hd, 1, qk, 0.05f * qk);
     }
     T("attn_output.weight", nq, d, 0.0f, sq);
     if (a->biases) T("attn_output.bias", d, 1, 0.0f, 0.1f);
@@ -528,6 +596,12 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
         T("post_attention_norm.weight", d, 1, 1.0f, 0.05f);
         T("post_ffw_norm.weight", d, 1, 1.0f, 0.05f);
     }
+    if (a->per_layer_embd) {
+        T("inp_gate.weight", d, SYNTH_PL, 0.0f, sd);
+        T("proj.weight", SYNTH_PL, d, 0.0f, 1.0f / sqrtf((float)SYNTH_PL));
+        T("post_norm.weight", d, 1, 1.0f, 0.05f);
+    }
+    if (a->out_scale) T("layer_output_scale.weight", 1, 1, 0.8f, 0.1f);
     if (!err) err = add_ffn(c, p, a, il);
 #undef T
 #undef F32
@@ -558,6 +632,28 @@ static hearth_err add_rope_factors(synth_ctx *c, const synth_params *p) {
     if (!err)
         err = gguf_writer_add_tensor(c->w, "rope_factors_short.weight", KERN_F32, 1, ne, fs, bytes);
     return err;
+}
+
+/* Gemma 4's model-wide tensors: the per-layer embeddings' table,
+ * projection and norm, and the global layers' proportional RoPE as the
+ * converter writes it (factor 1 on the first quarter of the rotary pairs,
+ * 1e30 on the rest, which then do not turn). */
+static hearth_err add_per_layer_inputs(synth_ctx *c, const synth_params *p, int n_vocab) {
+    const int64_t width = (int64_t)SYNTH_PL * p->n_layer;
+    hearth_err err = add_tensor(c, "per_layer_token_embd.weight", p->type, width, n_vocab, 0.0f,
+                                1.0f / sqrtf((float)SYNTH_PL));
+    if (!err)
+        err = add_tensor(c, "per_layer_model_proj.weight", p->type, p->n_embd, width, 0.0f,
+                         1.0f / sqrtf((float)p->n_embd));
+    if (!err) err = add_tensor(c, "per_layer_proj_norm.weight", KERN_F32, SYNTH_PL, 1, 1.0f, 0.05f);
+    const int half = p->head_dim; /* pairs of the global layers' 2 head_dim */
+    float *f = keep(c, (size_t)half * sizeof *f);
+    if (!f) return hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
+    for (int i = 0; i < half; i++) f[i] = i < half / 4 ? 1.0f : 1e30f;
+    const int64_t ne[1] = {half};
+    return err ? err
+               : gguf_writer_add_tensor(c->w, "rope_freqs.weight", KERN_F32, 1, ne, f,
+                                        (size_t)half * sizeof *f);
 }
 
 static void synth_ctx_fini(synth_ctx *c) {
@@ -648,6 +744,7 @@ hearth_err synth_write(const char *path, const synth_params *p) {
                              1.0f / sqrtf((float)p->n_dense));
     }
     if (!err && p->rerank > 0) err = add_classifier(&c, p, a);
+    if (!err && a->per_layer_embd) err = add_per_layer_inputs(&c, p, n_vocab);
     for (int il = 0; il < p->n_layer && !err; il++) err = add_layer(&c, p, a, il);
     for (int il = p->n_layer; il < p->n_layer + p->n_nextn && !err; il++) err = add_mtp(&c, p, il);
     if (!err) err = add_rope_factors(&c, p);
