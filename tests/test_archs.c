@@ -682,6 +682,23 @@ static void hparams_test(void) {
     m = peer_load(dst, err, sizeof err);
     CHECKF(!m && strstr(err, "shared expert of width 0"), "%s", err);
     hearth_model_free(m);
+    /* Gemma 4: the layers' own sizes and the shared caches as llama.cpp maps them; shared
+       layers that do not follow a window layer and a global one are refused */
+    fixture_path("gemma4-f32", src, sizeof src);
+    REQUIRE((m = peer_load(src, err, sizeof err)));
+    const model_layer *gl = m->layers;
+    CHECK(m->hp.n_kv_from_start == 2 && m->hp.n_embd_pl == 256 && model_kv_layers(&m->hp) == 2);
+    CHECK(gl[0].swa && gl[0].head_dim == 32 && !gl[1].swa && gl[1].head_dim == 64 &&
+          gl[1].n_rot == 64 && gl[1].rope_factors && !gl[0].rope_factors && !gl[1].wv.data &&
+          gl[0].wv.data);
+    CHECK(gl[3].kv_shared && gl[3].kv_slot == 0 && gl[4].kv_shared && gl[4].kv_slot == 1 &&
+          gl[1].n_ff == 256 && gl[2].n_ff == 512 && gl[5].out_scale != 1.0f);
+    hearth_model_free(m);
+    const char *shared_key = "gemma4.attention.shared_kv_layers";
+    peer_patch(src, dst, shared_key, &three, 4, strlen(shared_key) + 4);
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "window layer and a global one"), "%s", err);
+    hearth_model_free(m);
 
     /* gemma2 with its own output.weight (llama.cpp refuses it too): a gemma3
        file renamed, every "gemma3" key and the architecture */

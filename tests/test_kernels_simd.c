@@ -708,7 +708,7 @@ static void check_attn_case(const char *isa, kern_attn_fn fn, bool f16, int hd, 
 }
 
 static void check_attn(const char *isa, kern_type t, kern_attn_fn fn) {
-    static const int hds[] = {16, 32, 48, 64, 80, 128, 256};
+    static const int hds[] = {16, 32, 48, 64, 80, 128, 256, 512}; /* 512: Gemma 4's global layers */
     static const int n_poss[] = {16, 48, 160, 528};
     for (size_t i = 0; i < sizeof hds / sizeof hds[0]; i++)
         for (size_t j = 0; j < sizeof n_poss / sizeof n_poss[0]; j++)

@@ -301,8 +301,8 @@ int main(void) {
      * and the query) gave 0.0138 and 0.0047 */
     CHECKF(mx <= 0.012 && rms <= 0.0026, "q8_0 attention error max %g rms %g", mx, rms);
 
-    static const int simd_hds[] = {32, 64, 96, 128, 160, 256};
-    static const int odd_hds[] = {8, 40, 80, 288};
+    static const int simd_hds[] = {32, 64, 96, 128, 160, 256, 512};
+    static const int odd_hds[] = {8, 40, 80, 544}; /* 544: over KERN_ATTN_MAX_HD */
     const int n_simd = (int)(sizeof simd_hds / sizeof simd_hds[0]);
     int n_run = 0;
     for (int i = 1; i < N_ISAS; i++) {

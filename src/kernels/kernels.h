@@ -232,7 +232,7 @@ void kern_attn_values(float *out, const float *w, const void *v, size_t ld, int6
  * CPU's kernel (attn_q8.h); others the scalar reference. */
 #define KERN_KV_TILE           16
 #define KERN_ATTN_ROWS         4
-#define KERN_ATTN_MAX_HD       256
+#define KERN_ATTN_MAX_HD       512
 #define KERN_KV_Q8_BLOCK_BYTES 34
 typedef struct kern_attn_row {
     const float *q; /* [hd] */
