@@ -42,6 +42,7 @@ static size_t py_space_len_back(const unsigned char *s, size_t n) {
 }
 
 static ct_span span_trim(ct_span s) { /* Jinja's |trim, Python's str.strip() */
+    if (!s.n) return s;               /* an empty buffer's p may be NULL: no arithmetic on it */
     const unsigned char *u = (const unsigned char *)s.p;
     size_t a = 0, b = s.n, k;
     while (a < b && (k = py_space_len(u + a, b - a)) > 0) a += k;
