@@ -693,6 +693,15 @@ static void hparams_test(void) {
           gl[0].wv.data);
     CHECK(gl[3].kv_shared && gl[3].kv_slot == 0 && gl[4].kv_shared && gl[4].kv_slot == 1 &&
           gl[1].n_ff == 256 && gl[2].n_ff == 512 && gl[5].out_scale != 1.0f);
+    /* the cache: two slots (layers 0 and 1) of 2 kv heads, F16 rows of their own head sizes */
+    hearth_session_params sp = hearth_session_default_params();
+    sp.n_ctx = 64;
+    hearth_session *gs = NULL;
+    REQUIRE(hearth_session_new(m, &sp, &gs) == HEARTH_OK);
+    const uint64_t g_kv = 2 * 64 * 2 * (uint64_t)(32 * 2 + 64 * 2);
+    CHECKF(hearth_session_memory(gs).kv_bytes == g_kv, "gemma4 kv_bytes %llu, expected %llu",
+           (unsigned long long)hearth_session_memory(gs).kv_bytes, (unsigned long long)g_kv);
+    hearth_session_free(gs);
     hearth_model_free(m);
     const char *shared_key = "gemma4.attention.shared_kv_layers";
     peer_patch(src, dst, shared_key, &three, 4, strlen(shared_key) + 4);

@@ -82,9 +82,7 @@ static hearth_session *new_session(hearth_model *m, hearth_kv_type t, int n_ctx)
 
 /* Layer il, kv head g's cache (K tiles or V rows) of s. */
 static uint8_t *head_cache(const hearth_session *s, void *cache, int il, int g) {
-    const size_t slot = (size_t)s->model->layers[il].kv_slot;
-    const size_t h = slot * (size_t)s->model->hp.n_head_kv + (size_t)g;
-    return (uint8_t *)cache + h * (size_t)s->n_ctx_pad * s->kv_row_bytes;
+    return (uint8_t *)cache + session_kv_head(s, s->model->layers[il].kv_slot, g);
 }
 
 /* Layer il's head size (Gemma 4's window layers have their own) and the

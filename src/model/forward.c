@@ -35,10 +35,8 @@ static const fwd_run *run_of(const fwd_run *runs, int n_runs, int t) {
 /* Offset in bytes of the cache of attention layer l, kv head g (session.h),
  * from a view's first position. */
 static size_t kv_head_off(const hearth_session *s, const model_layer *l, int g) {
-    const size_t slot = s->kv_one_layer ? 0 : (size_t)l->kv_slot;
-    const size_t head = slot * (size_t)s->model->hp.n_head_kv + (size_t)g;
-    return head * (size_t)s->n_ctx_pad * s->kv_row_bytes +
-           (size_t)s->kv_pos0 * kern_kv_row_bytes(s->kv_type, l->head_dim);
+    const int slot = s->kv_one_layer ? 0 : l->kv_slot;
+    return session_kv_head(s, slot, g) + (size_t)s->kv_pos0 * session_kv_row(s, slot);
 }
 
 /* Bytes of one element of an F32 or F16 cache. */

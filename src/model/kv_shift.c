@@ -35,7 +35,6 @@ static void shift_heads(void *ctx, int ith, int nth) {
     const shift_job *j = ctx;
     hearth_session *s = j->s;
     const model_hparams *hp = &s->model->hp;
-    const size_t head = (size_t)s->n_ctx_pad * s->kv_row_bytes;
     float *key = s->attn_work + (size_t)ith * s->attn_work_floats; /* [head_dim] */
     float *cs = key + model_max_head_dim(hp);                      /* [n_rot] */
     for (int u = ith; u < hp->n_layer * hp->n_head_kv; u += nth) {
@@ -44,10 +43,10 @@ static void shift_heads(void *ctx, int ith, int nth) {
            another's keys: they move with that one */
         if (l->kv_slot < 0 || l->kv_shared) continue;
         const int hd = l->head_dim;
-        const size_t row = kern_kv_row_bytes(s->kv_type, hd);
-        const size_t h = (size_t)l->kv_slot * (size_t)hp->n_head_kv + (size_t)(u % hp->n_head_kv);
-        uint8_t *k = (uint8_t *)s->k_cache + h * head;
-        uint8_t *v = (uint8_t *)s->v_cache + h * head;
+        const size_t row = session_kv_row(s, l->kv_slot),
+                     h = session_kv_head(s, l->kv_slot, u % hp->n_head_kv);
+        uint8_t *k = (uint8_t *)s->k_cache + h;
+        uint8_t *v = (uint8_t *)s->v_cache + h;
         if (l->rope) forward_rope_cs(s, l, -(float)j->n_discard, false, cs);
         /* upwards: position p - n_discard was read before it is written; a
            NoPE layer's keys only move */

@@ -7,8 +7,8 @@
  * session's prefix (KV cache, tokens, last logits) into another, so that
  * several generations from one prompt evaluate it once. The KV cache is
  * F32, F16 (the default, as llama.cpp's) or Q8_0 (hearth_kv_type); whatever
- * reads or moves it goes by kv_row_bytes per position and kv head, the same
- * for K and V.
+ * reads or moves it goes by its slot's row size per position and kv head
+ * (session_kv_row, session_kv_head), the same for K and V.
  */
 #include "session.h"
 
@@ -57,6 +57,30 @@ static float *alloc_f32(size_t n, uint64_t *total, hearth_err *err) {
     if (!p) *err = HEARTH_ERR_NOMEM;
     *total += bytes;
     return p;
+}
+
+/* Each cache slot's head size and where its heads' blocks start (slots
+ * in order, the next slot's start past the last: the cache's bytes). */
+static hearth_err kv_slots(hearth_session *s) {
+    const hearth_model *m = s->model;
+    const int n = s->kv_one_layer ? 1 : model_kv_layers(&m->hp);
+    if (!(s->kv_slot_hd = hr_calloc((size_t)n + 1, sizeof *s->kv_slot_hd)) ||
+        !(s->kv_slot_off = hr_calloc((size_t)n + 1, sizeof *s->kv_slot_off)))
+        return HEARTH_ERR_NOMEM;
+    s->kv_slot_hd[0] = m->hp.head_dim; /* an encoder's one slot */
+    for (int il = 0; il < m->hp.n_layer && !s->kv_one_layer; il++)
+        if (m->layers[il].kv_slot >= 0 && !m->layers[il].kv_shared)
+            s->kv_slot_hd[m->layers[il].kv_slot] = m->layers[il].head_dim;
+    for (int slot = 0; slot < n; slot++) {
+        uint64_t head, bytes;
+        if (!hr_mul_ok((size_t)s->n_ctx_pad, session_kv_row(s, slot), &head) ||
+            !hr_mul_ok((size_t)head, (size_t)m->hp.n_head_kv, &bytes) ||
+            bytes > SIZE_MAX / 8 - s->kv_slot_off[slot])
+            return hr_fail(HEARTH_ERR_NOMEM, "session: a KV cache of %d positions is too large",
+                           s->n_ctx);
+        s->kv_slot_off[slot + 1] = s->kv_slot_off[slot] + (size_t)bytes;
+    }
+    return HEARTH_OK;
 }
 
 /* An encoder has no output layer and keeps no cache: it embeds
@@ -174,18 +198,16 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     if (!err && !(s->runs = hr_calloc(nb, sizeof *s->runs))) err = HEARTH_ERR_NOMEM;
     if (!err && !(s->tokens = hr_calloc((size_t)p.n_ctx, sizeof *s->tokens)))
         err = HEARTH_ERR_NOMEM;
-    /* K and V: [kv layers][n_head_kv][n_ctx_pad] positions of kv_row_bytes
-     * each (K in transposed tiles, session.h); never read before written. */
+    /* K and V: [kv layers][n_head_kv][n_ctx_pad] positions of the layer's
+     * row size each (K in transposed tiles, session.h); never read before
+     * written. */
     s->n_ctx_pad = (p.n_ctx + KERN_KV_TILE - 1) / KERN_KV_TILE * KERN_KV_TILE;
     s->kv_one_layer = m->arch->encoder;
-    const size_t kv_rows = (size_t)(s->kv_one_layer ? 1 : model_kv_layers(hp)) *
-                           (size_t)hp->n_head_kv * (size_t)s->n_ctx_pad;
-    /* Mapped pages, not zeroed heap: resident only as positions are written. */
-    uint64_t kv_one;
-    if (!err && (!hr_mul_ok(kv_rows, s->kv_row_bytes, &kv_one) || kv_one > SIZE_MAX / 4))
-        err = hr_fail(HEARTH_ERR_NOMEM, "session: KV cache of %zu rows of %zu bytes is too large",
-                      kv_rows, s->kv_row_bytes);
+    uint64_t kv_one = 0;
+    if (!err) err = kv_slots(s);
+    if (!err) kv_one = s->kv_slot_off[s->kv_one_layer ? 1 : model_kv_layers(hp)];
     if (!err) s->kv_bytes = 2 * kv_one; /* before mapping: free unmaps by it */
+    /* Mapped pages, not zeroed heap: resident only as positions are written. */
     if (!err && !(s->k_cache = hr_pages_alloc((size_t)kv_one))) err = HEARTH_ERR_NOMEM;
     if (!err && !(s->v_cache = hr_pages_alloc((size_t)kv_one))) err = HEARTH_ERR_NOMEM;
     uint64_t conv_floats;
@@ -240,6 +262,8 @@ void hearth_session_free(hearth_session *s) {
     free(s->rows);
     free(s->runs);
     free(s->tokens);
+    free(s->kv_slot_hd);
+    free(s->kv_slot_off);
     hr_pages_free(s->k_cache, (size_t)s->kv_bytes / 2);
     hr_pages_free(s->v_cache, (size_t)s->kv_bytes / 2);
     hr_pages_free(s->conv_hist, (size_t)s->conv_bytes);
@@ -328,15 +352,14 @@ hearth_err hearth_session_copy(hearth_session *dst, const hearth_session *src, i
      * before written), V as n rows; the two sessions' heads may lie at
      * different strides when their contexts differ. */
     const model_hparams *hp = &src->model->hp;
-    const size_t row = src->kv_row_bytes;
-    const size_t k_bytes = (size_t)((n + KERN_KV_TILE - 1) / KERN_KV_TILE) * KERN_KV_TILE * row;
-    const size_t v_bytes = (size_t)n * row;
-    const size_t src_head = (size_t)src->n_ctx_pad * row, dst_head = (size_t)dst->n_ctx_pad * row;
-    for (size_t h = 0; h < (size_t)model_kv_layers(hp) * (size_t)hp->n_head_kv; h++) {
-        memcpy((uint8_t *)dst->k_cache + h * dst_head, (const uint8_t *)src->k_cache + h * src_head,
-               k_bytes);
-        memcpy((uint8_t *)dst->v_cache + h * dst_head, (const uint8_t *)src->v_cache + h * src_head,
-               v_bytes);
+    for (int slot = 0; slot < model_kv_layers(hp); slot++) {
+        const size_t row = session_kv_row(src, slot);
+        const size_t k_bytes = (size_t)((n + KERN_KV_TILE - 1) / KERN_KV_TILE) * KERN_KV_TILE * row;
+        for (int g = 0; g < hp->n_head_kv; g++) {
+            const size_t d = session_kv_head(dst, slot, g), o = session_kv_head(src, slot, g);
+            memcpy((uint8_t *)dst->k_cache + d, (const uint8_t *)src->k_cache + o, k_bytes);
+            memcpy((uint8_t *)dst->v_cache + d, (const uint8_t *)src->v_cache + o, (size_t)n * row);
+        }
     }
     for (int slot = 0; slot < hp->n_conv; slot++)
         memcpy(session_conv_row(dst, slot, 0), session_conv_row(src, slot, 0),

@@ -26,16 +26,20 @@ struct hearth_session {
     kern_type kv_type;         /* KERN_F32, KERN_F16 or KERN_Q8_0 */
     bool kv_one_layer;   /* encoders: K and V of the layer being computed only (no cache to keep) */
     float *ones;         /* encoders with an ungated FFN: [n_ff] ones (kern_geglu's u) */
-    size_t kv_row_bytes; /* one position of one kv head in K (or V): kern_kv_row_bytes of the
-                            widest head; a narrower layer's rows are its own width apart */
-    int kv_pos0;         /* a view's first position in the cache (session_kv_view; 0 else) */
-    float *x;            /* [n_batch][n_embd] residual stream */
-    float *xb;           /* [n_batch][n_embd] normalised input / sub-layer output */
-    float *qkv;          /* [n_batch][n_q + 2 n_kv] */
-    float *qgate;        /* arch attn_gate: [n_batch][2 n_q], each head's q then its gate */
-    float *att;          /* [n_batch][n_q] attention output */
-    float *ffn;          /* [n_batch][2 n_ff] gate, up */
-    float *hb;           /* [n_batch][n_ff] activation(gate) * up */
+    size_t kv_row_bytes; /* one position of one kv head of the widest head in K (or V) */
+    /* Per cache slot (model_layer.kv_slot; an encoder's one): its head size
+     * (Gemma 4's window layers have their own) and where its heads' blocks
+     * start in K (and in V), [slots + 1]: the last is the cache's bytes. */
+    int *kv_slot_hd;
+    size_t *kv_slot_off;
+    int kv_pos0;  /* a view's first position in the cache (session_kv_view; 0 else) */
+    float *x;     /* [n_batch][n_embd] residual stream */
+    float *xb;    /* [n_batch][n_embd] normalised input / sub-layer output */
+    float *qkv;   /* [n_batch][n_q + 2 n_kv] */
+    float *qgate; /* arch attn_gate: [n_batch][2 n_q], each head's q then its gate */
+    float *att;   /* [n_batch][n_q] attention output */
+    float *ffn;   /* [n_batch][2 n_ff] gate, up */
+    float *hb;    /* [n_batch][n_ff] activation(gate) * up */
     /* MoE (moe.c; NULL for a dense model): the router's logits, then
      * probabilities; each token's k chosen experts and weights; the n * k
      * (token, choice) rows sorted by expert (moe_pos: each one's place,
@@ -167,6 +171,15 @@ void moe_route(const float *logits, int n_expert, int k, bool renorm, float *pro
 void forward_rope_cs(const hearth_session *s, const model_layer *l, float pos, bool mscale,
                      float *cs);
 void forward_rope_head(const hearth_session *s, const model_layer *l, float *x, const float *cs);
+
+/* The bytes of one position of one kv head of cache slot `slot`, and
+ * where that slot's head g starts in K (and in V). */
+static inline size_t session_kv_row(const hearth_session *s, int slot) {
+    return kern_kv_row_bytes(s->kv_type, s->kv_slot_hd[slot]);
+}
+static inline size_t session_kv_head(const hearth_session *s, int slot, int g) {
+    return s->kv_slot_off[slot] + (size_t)g * (size_t)s->n_ctx_pad * session_kv_row(s, slot);
+}
 
 /* The history row of conv layer `slot` (model_layer.conv_slot) at position
  * pos of s: [n_embd] floats. */

@@ -170,17 +170,16 @@ static void k_row(kern_type type, uint8_t *tiles, int hd, int p, uint8_t *row, b
 /* Byte offset of (attention layer, kv head) unit h's block in K or V: the
  * cache's and the file's units are in the same order (model_layer.kv_slot). */
 static size_t head_off(const hearth_session *s, int h) {
-    return (size_t)h * (size_t)s->n_ctx_pad * s->kv_row_bytes;
+    return session_kv_head(s, h / s->model->hp.n_head_kv, h % s->model->hp.n_head_kv);
 }
 
-/* The head size of unit h's layer (Gemma 4's window layers have their own). */
+/* Unit h's head size and cache rows, which the file pads with zeros to
+ * kv_row_bytes (Gemma 4's window layers have narrower ones). */
 static int unit_hd(const hearth_session *s, int h) {
-    const hearth_model *m = s->model;
-    const int slot = h / m->hp.n_head_kv;
-    for (int il = 0; il < m->hp.n_layer; il++)
-        if (m->layers[il].kv_slot == slot && !m->layers[il].kv_shared)
-            return m->layers[il].head_dim;
-    return m->hp.head_dim; /* not reached: every slot has its layer */
+    return s->kv_slot_hd[h / s->model->hp.n_head_kv];
+}
+static size_t unit_row(const hearth_session *s, int h) {
+    return session_kv_row(s, h / s->model->hp.n_head_kv);
 }
 
 static hearth_kv_type public_kv_type(kern_type t) {
@@ -286,10 +285,18 @@ static hearth_err write_state(const hearth_session *s, FILE *f) {
     if (ok && n && !rows) return hr_fail(HEARTH_ERR_NOMEM, "%zu positions of keys", n);
     for (int u = 0; ok && n && u < (int)((h.n_layer - h.n_no_kv) * h.n_head_kv); u++) {
         uint8_t *k = (uint8_t *)s->k_cache + head_off(s, u);
-        const int hd = unit_hd(s, u);
-        for (size_t p = 0; p < n; p++) k_row(s->kv_type, k, hd, (int)p, rows + p * row, false);
-        ok = fwrite(rows, row, n, f) == n &&
-             fwrite((const uint8_t *)s->v_cache + head_off(s, u), row, n, f) == n;
+        const uint8_t *v = (const uint8_t *)s->v_cache + head_off(s, u);
+        const size_t ur = unit_row(s, u);
+        if (ur < row) memset(rows, 0, n * row);
+        for (size_t p = 0; p < n; p++)
+            k_row(s->kv_type, k, unit_hd(s, u), (int)p, rows + p * row, false);
+        ok = fwrite(rows, row, n, f) == n;
+        if (ur == row) {
+            ok = ok && fwrite(v, row, n, f) == n;
+            continue;
+        }
+        for (size_t p = 0; p < n; p++) memcpy(rows + p * row, v + p * ur, ur);
+        ok = ok && fwrite(rows, row, n, f) == n;
     }
     free(rows);
     const size_t d = (size_t)s->model->hp.n_embd;
@@ -431,11 +438,15 @@ static void load_heads(void *ctx, int ith, int nth) {
     const model_hparams *hp = &s->model->hp;
     for (int u = ith; u < model_kv_layers(hp) * hp->n_head_kv; u += nth) {
         const uint8_t *src = j->kv + (size_t)u * 2 * n * row;
-        uint8_t *k = (uint8_t *)s->k_cache + head_off(s, u);
-        const int hd = unit_hd(s, u);
+        uint8_t *k = (uint8_t *)s->k_cache + head_off(s, u),
+                *v = (uint8_t *)s->v_cache + head_off(s, u);
+        const size_t ur = unit_row(s, u);
         for (size_t p = 0; p < n; p++)
-            k_row(s->kv_type, k, hd, (int)p, (uint8_t *)src + p * row, true);
-        memcpy((uint8_t *)s->v_cache + head_off(s, u), src + n * row, n * row);
+            k_row(s->kv_type, k, unit_hd(s, u), (int)p, (uint8_t *)src + p * row, true);
+        if (ur == row)
+            memcpy(v, src + n * row, n * row);
+        else
+            for (size_t p = 0; p < n; p++) memcpy(v + p * ur, src + (n + p) * row, ur);
     }
 }
 
