@@ -831,8 +831,31 @@ static void test_cli(void) {
     tok_vocab_free(v);
 }
 
+/* The reasoning block's tokens (the budget's): <think> and </think> first,
+ * Gemma 4's thought channel else, none when a pair is incomplete. */
+static void test_think_pair(void) {
+    static const fx_tok toks[] = {{"<unk>", 0, 2},      {"<s>", 0, 3},        {"</s>", 0, 3},
+                                  {"<|channel>", 0, 4}, {"<channel|>", 0, 4}, {"<think>", 0, 3},
+                                  {"</think>", 0, 3}};
+    /* the first n tokens: the pair found (-1: none) */
+    static const struct {
+        size_t n;
+        int32_t start, end;
+    } cases[] = {{4, -1, -1}, {5, 3, 4}, {6, 3, 4}, {7, 5, 6}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        tok_vocab *v = fx_build("llama", NULL, toks, cases[k].n, NULL, 0, NULL, NULL);
+        REQUIRE(v);
+        int32_t start, end;
+        const bool found = tok_think_pair(v, &start, &end);
+        CHECKF(found == (cases[k].start >= 0) && start == cases[k].start && end == cases[k].end,
+               "%zu tokens: %d %d", cases[k].n, (int)start, (int)end);
+        tok_vocab_free(v);
+    }
+}
+
 int main(void) {
     test_utf8();
+    test_think_pair();
     test_spm();
     test_bpe();
     test_gemma4();

@@ -405,15 +405,15 @@ hearth_err hearth_sampler_new(const hearth_model *m, const hearth_sampling *para
         sp.think_on = true;
         sp.think_open = p.reasoning_open;
         sp.think_budget = p.reasoning_budget > 0 ? p.reasoning_budget : 0;
-        sp.think_start = v ? tok_find(v, "<think>", 7) : -1;
-        sp.think_end = v ? tok_find(v, "</think>", 8) : -1;
-        if (sp.think_start < 0 || sp.think_end < 0 || p.reasoning_budget < -1)
+        sp.think_start = sp.think_end = -1;
+        if (v) tok_think_pair(v, &sp.think_start, &sp.think_end);
+        if (sp.think_start < 0 || p.reasoning_budget < -1)
             return hr_fail(p.reasoning_budget < -1 ? HEARTH_ERR_INVALID_ARG
                                                    : HEARTH_ERR_UNSUPPORTED,
                            p.reasoning_budget < -1
                                ? "sampling: reasoning budget %d (0: none, -1: zero tokens)"
-                               : "sampling: a reasoning budget needs <think> and </think> tokens "
-                                 "in the vocabulary (budget %d)",
+                               : "sampling: a reasoning budget needs <think> and </think> (or "
+                                 "<|channel> and <channel|>) tokens in the vocabulary (budget %d)",
                            (int)p.reasoning_budget);
     }
     hearth_sampler *s = hr_calloc(1, sizeof *s);

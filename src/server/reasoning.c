@@ -48,10 +48,11 @@ bool srv_think_budget(const srv_model *m, const srv_request *r, int *budget, srv
         return true;
     }
     const tok_vocab *v = engine_vocab(m->model);
-    if (v && tok_find(v, "<think>", 7) >= 0 && tok_find(v, "</think>", 8) >= 0) return true;
+    int32_t start, end;
+    if (v && tok_think_pair(v, &start, &end)) return true;
     *budget = -1;
     return r->reasoning_budget < 0 ||
            srv_fail(e, 400, "thinking_budget_tokens", NULL,
                     "a thinking budget needs a model whose vocabulary has <think> and </think> "
-                    "tokens");
+                    "(or Gemma 4's <|channel> and <channel|>) tokens");
 }

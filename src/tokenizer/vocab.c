@@ -172,6 +172,17 @@ int32_t tok_find(const tok_vocab *v, const char *text, size_t len) {
     return tok_lookup(v, text, len);
 }
 
+bool tok_think_pair(const tok_vocab *v, int32_t *start, int32_t *end) {
+    static const char *const pairs[][2] = {{"<think>", "</think>"}, {"<|channel>", "<channel|>"}};
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        *start = tok_find(v, pairs[i][0], strlen(pairs[i][0]));
+        *end = tok_find(v, pairs[i][1], strlen(pairs[i][1]));
+        if (*start >= 0 && *end >= 0) return true;
+    }
+    *start = *end = -1;
+    return false;
+}
+
 void tok_vocab_free(tok_vocab *v) {
     if (!v) return;
     free(v->tokens);
