@@ -130,8 +130,8 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
                  : p.kv_type == HEARTH_KV_Q8_0 ? KERN_Q8_0
                                                : KERN_F32;
     /* a Q8_0 head that is no multiple of 32 is padded to whole blocks */
-    /* every layer's cache takes the widest head's rows (Gemma 4's window
-       layers use half of theirs) */
+    /* the buffers that hold any layer's heads are sized for the widest
+       (Gemma 4's global ones); each cache slot has its own rows (kv_slots) */
     const int hd = model_max_head_dim(hp);
     s->kv_row_bytes = kern_kv_row_bytes(s->kv_type, hd);
     s->n_q = hp->n_head * hd;

@@ -26,7 +26,8 @@ struct hearth_session {
     kern_type kv_type;         /* KERN_F32, KERN_F16 or KERN_Q8_0 */
     bool kv_one_layer;   /* encoders: K and V of the layer being computed only (no cache to keep) */
     float *ones;         /* encoders with an ungated FFN: [n_ff] ones (kern_geglu's u) */
-    size_t kv_row_bytes; /* one position of one kv head of the widest head in K (or V) */
+    size_t kv_row_bytes; /* one position of one kv head of the widest head in K (or V): a
+                            session file's row (session_file.c) */
     /* Per cache slot (model_layer.kv_slot; an encoder's one): its head size
      * (Gemma 4's window layers have their own) and where its heads' blocks
      * start in K (and in V), [slots + 1]: the last is the cache's bytes. */
@@ -74,7 +75,7 @@ struct hearth_session {
     bool logits_ok; /* logits are those of the token at pos - 1 (a decode computed them) */
     /* KV cache, F32, F16 or Q8_0, in the layouts of kern_attn_tile and
      * kern_attn_tile_q8_0 (kernels.h): per attention layer and kv head n_ctx_pad *
-     * kv_row_bytes bytes each; for F32/F16 K as [n_ctx_pad / KERN_KV_TILE]
+     * session_kv_row bytes each; for F32/F16 K as [n_ctx_pad / KERN_KV_TILE]
      * [head_dim][KERN_KV_TILE] (tiles of positions, transposed) and V as
      * [n_ctx_pad][head_dim]; Q8_0 in tiles of the same positions. */
     void *k_cache; /* [attention layers (model_layer.kv_slot)][n_head_kv][...] */

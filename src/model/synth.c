@@ -241,14 +241,14 @@ static int64_t synth_ff(const synth_params *p, const arch_desc *a, int il) {
 }
 
 /* Gemma 4's per-layer keys (see above). */
-static hearth_err add_gemma4_hparams(synth_ctx *c, const synth_params *p) {
+static hearth_err add_gemma4_hparams(synth_ctx *c, const synth_params *p, const arch_desc *a) {
     char key[128];
     const uint64_t n = (uint64_t)p->n_layer;
     uint32_t *ff = keep(c, n * sizeof *ff);
     uint8_t *swa = keep(c, n);
     if (!ff || !swa) return hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
     for (int il = 0; il < p->n_layer; il++) {
-        ff[il] = (uint32_t)synth_ff(p, arch_find(p->arch, strlen(p->arch)), il);
+        ff[il] = (uint32_t)synth_ff(p, a, il);
         swa[il] = !synth_global(il);
     }
     snprintf(key, sizeof key, "%s.feed_forward_length", p->arch);
@@ -300,7 +300,7 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
     SET_U32("block_count", p->n_layer + p->n_nextn);
     if (p->n_nextn > 0) SET_U32("nextn_predict_layers", p->n_nextn);
     if (a->layer_dims) {
-        if (!err) err = add_gemma4_hparams(c, p);
+        if (!err) err = add_gemma4_hparams(c, p, a);
     } else {
         SET_U32("feed_forward_length", p->n_ff);
     }
@@ -638,7 +638,7 @@ static hearth_err add_rope_factors(synth_ctx *c, const synth_params *p) {
  * projection and norm, and the global layers' proportional RoPE as the
  * converter writes it (factor 1 on the first quarter of the rotary pairs,
  * 1e30 on the rest, which then do not turn). */
-static hearth_err add_per_layer_inputs(synth_ctx *c, const synth_params *p, int n_vocab) {
+static hearth_err add_gemma4_tensors(synth_ctx *c, const synth_params *p, int n_vocab) {
     const int64_t width = (int64_t)SYNTH_PL * p->n_layer;
     hearth_err err = add_tensor(c, "per_layer_token_embd.weight", p->type, width, n_vocab, 0.0f,
                                 1.0f / sqrtf((float)SYNTH_PL));
@@ -744,7 +744,7 @@ hearth_err synth_write(const char *path, const synth_params *p) {
                              1.0f / sqrtf((float)p->n_dense));
     }
     if (!err && p->rerank > 0) err = add_classifier(&c, p, a);
-    if (!err && a->per_layer_embd) err = add_per_layer_inputs(&c, p, n_vocab);
+    if (!err && a->per_layer_embd) err = add_gemma4_tensors(&c, p, n_vocab);
     for (int il = 0; il < p->n_layer && !err; il++) err = add_layer(&c, p, a, il);
     for (int il = p->n_layer; il < p->n_layer + p->n_nextn && !err; il++) err = add_mtp(&c, p, il);
     if (!err) err = add_rope_factors(&c, p);

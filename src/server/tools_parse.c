@@ -39,12 +39,15 @@
 
 /* the call blocks: <tool_call>...</tool_call> (Hermes, Qwen3.5, the generic
  * rendering) and Gemma 4's <|tool_call>...<tool_call|> */
+#define TAG_PAIR(open, close)                                                                      \
+    { open, close, sizeof open - 1, sizeof close - 1 }
 static const struct {
     const char *open, *close;
     size_t open_len, close_len;
-} tags[2] = {{"<tool_call>", "</tool_call>", 11, 12}, {"<|tool_call>", "<tool_call|>", 12, 12}};
+} tags[2] = {TAG_PAIR("<tool_call>", "</tool_call>"), TAG_PAIR("<|tool_call>", "<tool_call|>")};
+#undef TAG_PAIR
 static const char python_tag[] = "<|python_tag|>";
-enum { OPEN_MAX = 12 /* the longer opening tag */ };
+enum { OPEN_MAX = sizeof "<|tool_call>" - 1 /* the longer opening tag */ };
 
 void srv_tool_call_id(char *out, size_t cap) {
     static atomic_uint_fast64_t counter;
