@@ -40,7 +40,7 @@
 /* the call blocks: <tool_call>...</tool_call> (Hermes, Qwen3.5, the generic
  * rendering) and Gemma 4's <|tool_call>...<tool_call|> */
 #define TAG_PAIR(open, close)                                                                      \
-    { open, close, sizeof open - 1, sizeof close - 1 }
+    { (open), (close), sizeof(open) - 1, sizeof(close) - 1 }
 static const struct {
     const char *open, *close;
     size_t open_len, close_len;
