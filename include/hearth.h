@@ -122,6 +122,13 @@ typedef struct hearth_session_params {
     int n_seq_max;          /* sessions hearth_decode_multi decodes together with this one first
                                whose logits it keeps at one output product (room for their rows);
                                <= 0: 1 (more then cost one product each) */
+    /* Keep every position in the layers of a sliding window too (llama.cpp's
+     * --swa-full). Otherwise (the default) those layers keep only their
+     * window, the batch and a margin (docs/kv-cache.md): much less memory
+     * for long contexts, the same logits, but a truncation
+     * (hearth_session_keepable) or a context shift can no longer go back
+     * to the positions they dropped. */
+    bool swa_full;
 } hearth_session_params;
 
 HEARTH_API hearth_session_params hearth_session_default_params(void);
@@ -151,8 +158,17 @@ typedef struct hearth_memory {
     uint64_t packed_bytes, packed_file_bytes;
 } hearth_memory;
 HEARTH_API hearth_memory hearth_session_memory(const hearth_session *session);
-/* Forgets every position >= pos (pos <= current position). */
+/* Forgets every position >= pos (pos <= current position). With a
+ * sliding-window cache, pos must be 0, the current position or at least
+ * one whose window the cache still holds (HEARTH_ERR_INVALID_ARG else,
+ * the session unchanged): hearth_session_keepable says which. */
 HEARTH_API hearth_err hearth_session_truncate(hearth_session *session, int pos);
+/* The most of the first n positions (0 <= n <= the position) that
+ * hearth_session_truncate can keep: n, or 0 when the session's
+ * sliding-window layers dropped keys that position n's window needs (they
+ * keep their window, the batch and a margin of 256 positions; none are
+ * dropped with hearth_session_params.swa_full). */
+HEARTH_API int hearth_session_keepable(const hearth_session *session, int n);
 /* Makes dst hold src's first n positions (0 <= n <= src's position): their
  * KV cache and tokens are copied, dst's previous content is dropped and its
  * position becomes n, as if dst had evaluated those tokens itself. When n is

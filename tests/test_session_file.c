@@ -229,15 +229,25 @@ static void check_refusals(const char *path, const char *other_path, const char 
 
     size_t len;
     uint8_t *b = slurp(good, &len);
-    const size_t cuts[] = {len - 1, len - 4096, 100, 95, 8, 0};
+    const size_t cuts[] = {len - 1, len - 4096, 110, 100, 95, 8, 0};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
         spill(bad, b, cuts[i]);
         refused(s, bad, HEARTH_ERR_FORMAT,
-                cuts[i] > 95 ? "truncated"
-                : cuts[i]    ? "Hearth"
-                             : "empty",
+                cuts[i] > 103  ? "truncated"
+                : cuts[i] > 95 ? "shorter than its header"
+                : cuts[i]      ? "Hearth"
+                               : "empty",
                 "truncated");
     }
+    /* version 1 (a header of 96 bytes, no win_first) still loads */
+    uint8_t *v1 = malloc(len - 8);
+    REQUIRE(v1);
+    memcpy(v1, b, 96);
+    memcpy(v1 + 96, b + 104, len - 104);
+    v1[8] = 1;
+    spill(bad, v1, len - 8);
+    free(v1);
+    CHECK(hearth_session_load(s, bad, NULL) == HEARTH_OK && hearth_session_pos(s) == N_PROMPT);
     spill(bad, b, len);
     FILE *f = fopen(bad, "ab");
     REQUIRE(f && fputc(0, f) == 0);
@@ -252,7 +262,8 @@ static void check_refusals(const char *path, const char *other_path, const char 
         const char *needle;
     } cases[] = {
         {0, 0x41524548, HEARTH_ERR_FORMAT, "magic"},
-        {8, 2, HEARTH_ERR_UNSUPPORTED, "version 2"},
+        {8, 3, HEARTH_ERR_UNSUPPORTED, "version 3"},
+        {8, 1, HEARTH_ERR_FORMAT, "truncated or corrupted"}, /* a shorter header */
         {12, 7, HEARTH_ERR_INVALID_ARG, "KV cache is ?"},
         {12, HEARTH_KV_Q8_0, HEARTH_ERR_INVALID_ARG, "q8_0"},
         {16, 12345, HEARTH_ERR_INVALID_ARG, "same shape"},
@@ -266,11 +277,12 @@ static void check_refusals(const char *path, const char *other_path, const char 
         {80, 0x7fffffffu, HEARTH_ERR_FORMAT, "inconsistent"},
         {84, N_PROMPT + 1, HEARTH_ERR_FORMAT, "inconsistent"},
         {88, 2, HEARTH_ERR_FORMAT, "malformed"},
-        {88, 0, HEARTH_ERR_FORMAT, "truncated or corrupted"}, /* logits said absent */
-        {92, 1, HEARTH_ERR_INVALID_ARG, "another model"},     /* convolution layers */
-        {92, 3, HEARTH_ERR_FORMAT, "malformed"},              /* more than the layers */
-        {96 + 4 * 3, 0xffffffffu, HEARTH_ERR_FORMAT, "outside the vocabulary"},
-        {96 + 4 * 20, 1u << 30, HEARTH_ERR_FORMAT, "outside the vocabulary"},
+        {88, 0, HEARTH_ERR_FORMAT, "truncated or corrupted"},  /* logits said absent */
+        {92, 1, HEARTH_ERR_INVALID_ARG, "another model"},      /* convolution layers */
+        {92, 3, HEARTH_ERR_FORMAT, "malformed"},               /* more than the layers */
+        {96, N_PROMPT + 1, HEARTH_ERR_FORMAT, "inconsistent"}, /* win_first */
+        {104 + 4 * 3, 0xffffffffu, HEARTH_ERR_FORMAT, "outside the vocabulary"},
+        {104 + 4 * 20, 1u << 30, HEARTH_ERR_FORMAT, "outside the vocabulary"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         patched(good, bad, cases[i].at, cases[i].v);

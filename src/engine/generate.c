@@ -90,6 +90,8 @@ static hearth_err gen_reuse_prefix(hearth_gen *g) {
         n_exact == g->n_prompt && cached[n_cached] == g->prompt[n_cached] &&
         model_session_has_logits(g->session))
         n_cached = g->n_prompt;
+    /* a sliding-window cache may have dropped what a shorter prefix needs */
+    n_cached = hearth_session_keepable(g->session, n_cached);
     hearth_err err = hearth_session_truncate(g->session, n_cached);
     g->n_fed = n_cached;
     g->r.n_cached = n_cached;
@@ -302,10 +304,13 @@ static hearth_err gen_shift(hearth_gen *g, bool *shifted) {
     err = hearth_session_shift(g->session, n_keep, n_discard);
     if (!err && g->draft) {
         const int dpos = hearth_session_pos(g->draft);
+        int keep = -1; /* what the draft keeps when it cannot follow the shift */
         if (dpos > n_keep + n_discard && hearth_session_shift(g->draft, n_keep, n_discard))
-            err = hearth_session_truncate(g->draft, n_keep);
+            keep = n_keep;
         else if (dpos <= n_keep + n_discard)
-            err = hearth_session_truncate(g->draft, dpos < n_keep ? dpos : n_keep);
+            keep = dpos < n_keep ? dpos : n_keep;
+        if (keep >= 0)
+            err = hearth_session_truncate(g->draft, hearth_session_keepable(g->draft, keep));
     }
     if (!err) g->r.n_discarded += n_discard;
     return err;

@@ -65,6 +65,7 @@ hearth_err spec_draft(hearth_session *draft, const int32_t *hist, int n_hist, in
     int c = 0;
     const int pos = hearth_session_pos(draft);
     while (c < pos && c < n - 1 && held[c] == text_at(hist, n_hist, last, c)) c++;
+    c = hearth_session_keepable(draft, c); /* a sliding-window cache keeps less */
     hearth_err err = hearth_session_truncate(draft, c);
     /* Usually a token or two (what was drawn since the last proposals); the
      * whole prompt the first time. */

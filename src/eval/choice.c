@@ -179,7 +179,12 @@ static hearth_err seqs_rows(eval_scorer *sc, const seqs *q, bool last) {
     size_t at = 1;
     for (int e = 0; e < q->n_seq && !err; e++) {
         const int n = q->n[e] - q->cp - !last;
-        err = hearth_session_truncate(sc->s, q->cp);
+        /* a sliding-window cache that dropped part of the prefix's window
+           (a long sequence before): the prefix again */
+        const int keep = hearth_session_keepable(sc->s, q->cp);
+        err = hearth_session_truncate(sc->s, keep);
+        if (!err && keep < q->cp)
+            err = hearth_decode(sc->s, q->ids[e] + keep, q->cp - keep, NULL, false);
         if (!err && n > 0)
             err = hearth_decode(sc->s, q->ids[e] + q->cp, n, sc->rows + at * (size_t)sc->n_vocab,
                                 true);

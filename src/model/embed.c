@@ -177,7 +177,9 @@ hearth_err hearth_embed_batch(hearth_session *s, const int32_t *ids, const int *
     /* a pass holds at most one text per KV tile and per row */
     int max_pass =
         s->n_ctx_pad / KERN_KV_TILE < s->n_batch ? s->n_ctx_pad / KERN_KV_TILE : s->n_batch;
-    if (s->ssm_rs) max_pass = 1; /* one recurrent state: texts side by side would share it */
+    /* one recurrent state, or window slots that hold one text's positions:
+       texts side by side would share them */
+    if (s->ssm_rs || s->kv_slot_win) max_pass = 1;
     if (max_pass > n_texts) max_pass = n_texts;
     const size_t n_dense = (size_t)s->model->dense_2.n_rows, n_ctx = (size_t)s->n_ctx;
     const bool exact = kern_exact() && pooling == HEARTH_POOL_MEAN;
@@ -203,6 +205,7 @@ hearth_err hearth_embed_batch(hearth_session *s, const int32_t *ids, const int *
     off = 0;
     for (int i = 0; i < n_texts;) {
         int k = 1;
+        session_win_reset(s); /* each text from position 0 */
         if (n_ids[i] > s->n_batch) {
             embed_long(s, &p, ids + off, n_ids[i]);
             pool_finish(s, &p, n_ids[i], normalize, out + (size_t)i * d);

@@ -32,11 +32,21 @@ static const fwd_run *run_of(const fwd_run *runs, int n_runs, int t) {
     return &runs[i];
 }
 
+static int kv_slot(const hearth_session *s, const model_layer *l) {
+    return s->kv_one_layer ? 0 : l->kv_slot;
+}
+
 /* Offset in bytes of the cache of attention layer l, kv head g (session.h),
  * from a view's first position. */
 static size_t kv_head_off(const hearth_session *s, const model_layer *l, int g) {
-    const int slot = s->kv_one_layer ? 0 : l->kv_slot;
+    const int slot = kv_slot(s, l);
     return session_kv_head(s, slot, g) + (size_t)s->kv_pos0 * session_kv_row(s, slot);
+}
+
+/* The cache row of position p in layer l's slot (a sliding-window cache's
+ * window slots start at win_base). */
+static int kv_row(const hearth_session *s, const model_layer *l, int p) {
+    return p - session_kv_base(s, kv_slot(s, l));
 }
 
 /* Bytes of one element of an F32 or F16 cache. */
@@ -66,8 +76,8 @@ static void kv_store(hearth_session *s, const model_layer *l, int pos, const flo
     const int hd = l->head_dim;
     for (int g = 0; g < s->model->hp.n_head_kv; g++) {
         const size_t off = kv_head_off(s, l, g);
-        kern_kv_store(s->kv_type, kv_at(s->k_cache, off), kv_at(s->v_cache, off), hd, pos,
-                      k + (size_t)g * hd, v + (size_t)g * hd);
+        kern_kv_store(s->kv_type, kv_at(s->k_cache, off), kv_at(s->v_cache, off), hd,
+                      kv_row(s, l, pos), k + (size_t)g * hd, v + (size_t)g * hd);
     }
 }
 
@@ -77,12 +87,13 @@ static void kv_gather_k(const hearth_session *s, const model_layer *l, int g, in
                         uint8_t *dst) {
     const int hd = l->head_dim;
     const size_t es = kv_elem_bytes(s), off = kv_head_off(s, l, g);
-    for (int p = k0; p < k0 + n; p++) {
+    const int r0 = kv_row(s, l, k0);
+    for (int p = r0; p < r0 + n; p++) {
         const uint8_t *kt =
             kv_at(s->k_cache, off + ((size_t)(p / KERN_KV_TILE) * KERN_KV_TILE * (size_t)hd +
                                      (size_t)(p % KERN_KV_TILE)) *
                                         es);
-        uint8_t *row = dst + (size_t)(p - k0) * (size_t)hd * es;
+        uint8_t *row = dst + (size_t)(p - r0) * (size_t)hd * es;
         for (int d = 0; d < hd; d++)
             memcpy(row + (size_t)d * es, kt + (size_t)d * KERN_KV_TILE * es, es);
     }
@@ -99,18 +110,13 @@ static void attn_scales(const hearth_model *m, float *q_scale, float *kq_scale) 
     *kq_scale = on_q ? 1.0f : m->hp.attn_scale;
 }
 
-/* How far a sliding-window layer's token sees back (and, centred, ahead):
- * p - k < window, or |p - k| <= window / 2 (llama.cpp's symmetric window). */
-static int swa_reach(const hearth_session *s) {
-    const int w = s->model->hp.swa_window;
-    return s->model->arch->swa_symmetric ? w / 2 : w - 1;
-}
-
-/* The first key position p sees: 0, or the window's first on a
- * sliding-window layer. */
-static int attn_first_key(const hearth_session *s, const model_layer *l, int p) {
-    const int first = p - swa_reach(s);
-    return l->swa && first > 0 ? first : 0;
+/* The first key position p sees in cache kv: 0, or on a sliding-window
+ * layer the window's first, or the first the cache still holds (after a
+ * context shift that a sliding-window cache could not keep whole). */
+static int attn_first_key(const hearth_session *kv, const model_layer *l, int p) {
+    if (!l->swa) return 0;
+    const int first = p - session_swa_reach(kv);
+    return first > kv->win_first ? first : kv->win_first;
 }
 
 /* The last key position p attends to: itself (causal), or an encoder's
@@ -118,8 +124,8 @@ static int attn_first_key(const hearth_session *s, const model_layer *l, int p) 
 static int attn_last_key(const hearth_session *s, const model_layer *l, const fwd_run *r, int p) {
     if (!s->model->arch->encoder) return p;
     const int end = r->pos0 + r->n - 1;
-    return l->swa && s->model->arch->swa_symmetric && p + swa_reach(s) < end ? p + swa_reach(s)
-                                                                             : end;
+    const int reach = session_swa_reach(s);
+    return l->swa && s->model->arch->swa_symmetric && p + reach < end ? p + reach : end;
 }
 
 /* Exact mode: softmax(q k^T / sqrt(head_dim)) v for each (token, head) pair
@@ -149,7 +155,7 @@ static void attention_exact_job(void *ctx, int ith, int nth) {
         const bool encoder = s->model->arch->encoder;
         const int64_t n_row = encoder ? r->n : KERN_ATTN_ROW_PADDED;
         const bool batch = r->n > 1 && n_row % 16 == 0; /* as if decoded alone */
-        const int p = r->pos0 + t - r->t0, k0 = attn_first_key(s, j->l, p),
+        const int p = r->pos0 + t - r->t0, k0 = attn_first_key(kv, j->l, p),
                   n_keys = attn_last_key(s, j->l, r, p) - k0 + 1;
         const float *q = s->qkv + (size_t)t * stride + (size_t)h * hd;
         float *out = s->att + (size_t)t * n_q + (size_t)h * hd;
@@ -159,9 +165,11 @@ static void attention_exact_job(void *ctx, int ith, int nth) {
         kern_attn_scores(scores, q, krows, (size_t)hd, n_keys, hd, f16, batch);
         if (hp->attn_softcap > 0.0f) kern_softcap(scores, n_keys, hp->attn_softcap);
         kern_attn_softmax(scores, k0, n_keys, n_row, kq_scale);
-        kern_attn_values(out, scores,
-                         kv_at(kv->v_cache, off + (size_t)k0 * (size_t)hd * kv_elem_bytes(s)),
-                         (size_t)hd, k0, n_keys, n_row, hd, f16, batch);
+        /* k0 stays the position: ggml's order groups the keys by it */
+        kern_attn_values(
+            out, scores,
+            kv_at(kv->v_cache, off + (size_t)kv_row(kv, j->l, k0) * (size_t)hd * kv_elem_bytes(s)),
+            (size_t)hd, k0, n_keys, n_row, hd, f16, batch);
     }
 }
 
@@ -199,8 +207,8 @@ static void attention_fast_job(void *ctx, int ith, int nth) {
             rows[nr] = (kern_attn_row){
                 .q = s->qkv + (size_t)t * stride + (size_t)h * hd,
                 .out = s->att + (size_t)t * n_q + (size_t)h * hd,
-                .lo = attn_first_key(s, j->l, p),
-                .hi = attn_last_key(s, j->l, r, p),
+                .lo = kv_row(kv, j->l, attn_first_key(kv, j->l, p)),
+                .hi = kv_row(kv, j->l, attn_last_key(s, j->l, r, p)),
             };
         }
         const size_t off = kv_head_off(kv, j->l, g); /* a view: its own first position */
@@ -208,7 +216,7 @@ static void attention_fast_job(void *ctx, int ith, int nth) {
             .rows = rows,
             .n_rows = nr,
             .hd = hd,
-            .n_pos = s->n_ctx_pad,
+            .n_pos = session_kv_npos(kv, kv_slot(kv, j->l)),
             .k = kv_at(kv->k_cache, off),
             .v = kv_at(kv->v_cache, off),
             /* One summation order whatever the batch: a token gets the same
@@ -745,6 +753,7 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
                    float *out, int out_first) {
     const hearth_model *m = s->model;
     const model_hparams *hp = &m->hp;
+    for (int i = 0; i < n_runs; i++) session_win_room(runs[i].s, runs[i].pos0, runs[i].n);
     ssm_begin(runs, n_runs);
     embed(s, ids, n);
     if (m->arch->post_ln)

@@ -59,21 +59,41 @@ static float *alloc_f32(size_t n, uint64_t *total, hearth_err *err) {
     return p;
 }
 
-/* Each cache slot's head size and where its heads' blocks start (slots
- * in order, the next slot's start past the last: the cache's bytes). */
-static hearth_err kv_slots(hearth_session *s) {
+/* The positions a window slot holds in a sliding-window cache: the batch,
+ * the window before its first token, the spare and a tile (the base moves
+ * in whole tiles); n_ctx_pad when that is no fewer, or the session keeps
+ * every position (swa_full, an encoder's one layer). */
+static int win_positions(const hearth_session *s, bool swa_full) {
+    const hearth_model *m = s->model;
+    if (swa_full || s->kv_one_layer || m->hp.swa_window <= 0) return s->n_ctx_pad;
+    const int64_t need =
+        (int64_t)s->n_batch + session_swa_reach(s) + KV_WIN_SPARE + 2 * KERN_KV_TILE - 1;
+    const int64_t pad = need / KERN_KV_TILE * KERN_KV_TILE;
+    return pad < s->n_ctx_pad ? (int)pad : s->n_ctx_pad;
+}
+
+/* Each cache slot's head size, whether it is a window slot, and where its
+ * heads' blocks start (slots in order, the next slot's start past the last:
+ * the cache's bytes). */
+static hearth_err kv_slots(hearth_session *s, bool swa_full) {
     const hearth_model *m = s->model;
     const int n = s->kv_one_layer ? 1 : model_kv_layers(&m->hp);
     if (!(s->kv_slot_hd = hr_calloc((size_t)n + 1, sizeof *s->kv_slot_hd)) ||
         !(s->kv_slot_off = hr_calloc((size_t)n + 1, sizeof *s->kv_slot_off)))
         return HEARTH_ERR_NOMEM;
+    s->win_pos = win_positions(s, swa_full);
+    if (s->win_pos < s->n_ctx_pad && !(s->kv_slot_win = hr_calloc((size_t)n, 1)))
+        return HEARTH_ERR_NOMEM;
     s->kv_slot_hd[0] = m->hp.head_dim; /* an encoder's one slot */
-    for (int il = 0; il < m->hp.n_layer && !s->kv_one_layer; il++)
-        if (m->layers[il].kv_slot >= 0 && !m->layers[il].kv_shared)
-            s->kv_slot_hd[m->layers[il].kv_slot] = m->layers[il].head_dim;
+    for (int il = 0; il < m->hp.n_layer && !s->kv_one_layer; il++) {
+        const model_layer *l = &m->layers[il];
+        if (l->kv_slot < 0 || l->kv_shared) continue;
+        s->kv_slot_hd[l->kv_slot] = l->head_dim;
+        if (s->kv_slot_win) s->kv_slot_win[l->kv_slot] = l->swa;
+    }
     for (int slot = 0; slot < n; slot++) {
         uint64_t head, bytes;
-        if (!hr_mul_ok((size_t)s->n_ctx_pad, session_kv_row(s, slot), &head) ||
+        if (!hr_mul_ok((size_t)session_kv_npos(s, slot), session_kv_row(s, slot), &head) ||
             !hr_mul_ok((size_t)head, (size_t)m->hp.n_head_kv, &bytes) ||
             bytes > SIZE_MAX / 8 - s->kv_slot_off[slot])
             return hr_fail(HEARTH_ERR_NOMEM, "session: a KV cache of %d positions is too large",
@@ -204,7 +224,7 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     s->n_ctx_pad = (p.n_ctx + KERN_KV_TILE - 1) / KERN_KV_TILE * KERN_KV_TILE;
     s->kv_one_layer = m->arch->encoder;
     uint64_t kv_one = 0;
-    if (!err) err = kv_slots(s);
+    if (!err) err = kv_slots(s, p.swa_full);
     if (!err) kv_one = s->kv_slot_off[s->kv_one_layer ? 1 : model_kv_layers(hp)];
     if (!err) s->kv_bytes = 2 * kv_one; /* before mapping: free unmaps by it */
     /* Mapped pages, not zeroed heap: resident only as positions are written. */
@@ -221,6 +241,10 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
         if (!(s->conv_hist = hr_pages_alloc((size_t)s->conv_bytes))) err = HEARTH_ERR_NOMEM;
     }
     s->attn_work_floats = kern_attn_work_floats(hd, s->n_ctx_pad);
+    if (s->kv_slot_win) { /* or a context shift's copy of a window slot (kv_shift.c) */
+        const size_t shift = 2 * (size_t)hd + ((size_t)s->win_pos + 1) * s->kv_row_bytes / 4 + 1;
+        if (shift > s->attn_work_floats) s->attn_work_floats = (shift + 15) / 16 * 16;
+    }
     s->attn_work = alloc_f32((size_t)s->n_threads * s->attn_work_floats, &s->buffer_bytes, &err);
     size_t sb = scratch_bytes(m, p.n_batch), lora_sb, ax, bx;
     model_lora_sizes(m, p.n_batch, &lora_sb, &ax, &bx);
@@ -264,6 +288,7 @@ void hearth_session_free(hearth_session *s) {
     free(s->tokens);
     free(s->kv_slot_hd);
     free(s->kv_slot_off);
+    free(s->kv_slot_win);
     hr_pages_free(s->k_cache, (size_t)s->kv_bytes / 2);
     hr_pages_free(s->v_cache, (size_t)s->kv_bytes / 2);
     hr_pages_free(s->conv_hist, (size_t)s->conv_bytes);
@@ -318,10 +343,63 @@ const float *model_session_row(const hearth_session *s, int i) {
     return s->rows + (size_t)i * (size_t)s->model->hp.n_vocab;
 }
 
+/* Moves each window slot's rows [from - win_base, ...) of n positions to
+ * its start (from: a multiple of KERN_KV_TILE, so K's tiles move whole). */
+static void win_move(hearth_session *s, int from, int n) {
+    const size_t d = (size_t)(from - s->win_base);
+    const size_t rows = ((size_t)n + KERN_KV_TILE - 1) / KERN_KV_TILE * KERN_KV_TILE;
+    for (int slot = 0; slot < model_kv_layers(&s->model->hp); slot++) {
+        if (!s->kv_slot_win[slot]) continue;
+        const size_t row = session_kv_row(s, slot);
+        for (int g = 0; g < s->model->hp.n_head_kv; g++) {
+            const size_t h = session_kv_head(s, slot, g);
+            memmove((uint8_t *)s->k_cache + h, (uint8_t *)s->k_cache + h + d * row, rows * row);
+            memmove((uint8_t *)s->v_cache + h, (uint8_t *)s->v_cache + h + d * row, rows * row);
+        }
+    }
+}
+
+int session_win_base(const hearth_session *s, int pos) {
+    const int base = pos - session_swa_reach(s) - KV_WIN_SPARE;
+    return s->kv_slot_win && base > 0 ? base / KERN_KV_TILE * KERN_KV_TILE : 0;
+}
+
+void session_win_room(hearth_session *s, int pos0, int n) {
+    if (!s->kv_slot_win || pos0 + n - s->win_base <= s->win_pos) return;
+    /* past the old base, since win_pos exceeds n, the reach and the spare
+       by a tile */
+    const int base = session_win_base(s, pos0);
+    win_move(s, base, pos0 - base);
+    s->win_base = base;
+    if (s->win_first < base) s->win_first = base;
+}
+
+int session_win_keep(const hearth_session *s) {
+    if (s->win_first == 0) return 0;
+    /* past a context shift's moved positions the cache is approximate
+       anyway (a truncation there stays so): only what is exact must see
+       its whole window */
+    const int64_t keep = (int64_t)s->win_first + session_swa_reach(s);
+    return keep < s->moved_from ? (int)keep : s->moved_from;
+}
+
+void session_win_reset(hearth_session *s) { s->win_base = s->win_first = 0; }
+
+int hearth_session_keepable(const hearth_session *s, int n) {
+    return n <= 0 || n >= s->pos || n >= session_win_keep(s) ? n : 0;
+}
+
 hearth_err hearth_session_truncate(hearth_session *s, int pos) {
     if (pos < 0 || pos > s->pos)
         return hr_fail(HEARTH_ERR_INVALID_ARG, "session: cannot truncate to %d (position is %d)",
                        pos, s->pos);
+    if (hearth_session_keepable(s, pos) != pos)
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "session: cannot truncate to %d: the sliding-window layers keep "
+                       "positions from %d on, and position %d's window starts before that (0 "
+                       "or %d and later can be kept; --swa-full keeps every position)",
+                       pos, s->win_first, pos, session_win_keep(s));
+    if (pos == 0) session_win_reset(s);
     if (pos < s->pos) s->logits_ok = false;
     if (pos <= s->moved_from) s->moved_from = INT_MAX; /* what is left was never moved */
     s->pos = pos;
@@ -347,20 +425,36 @@ hearth_err hearth_session_copy(hearth_session *dst, const hearth_session *src, i
     if (n > dst->n_ctx)
         return hr_fail(HEARTH_ERR_CONTEXT_FULL,
                        "session_copy: %d positions do not fit in a context of %d", n, dst->n_ctx);
-    /* Per attention layer and kv head (session.h): K in whole tiles (the last one's
-     * columns past n are stale in src as they would be in dst: never read
-     * before written), V as n rows; the two sessions' heads may lie at
-     * different strides when their contexts differ. */
+    if (hearth_session_keepable(src, n) != n)
+        return hr_fail(HEARTH_ERR_INVALID_ARG,
+                       "session_copy: the source's sliding-window layers no longer hold the "
+                       "window of position %d (they keep positions from %d on)",
+                       n, src->win_first);
+    /* A window slot of dst keeps what session_win_room would leave there. */
+    session_win_reset(dst);
+    dst->win_base = session_win_base(dst, n);
+    /* Per attention layer and kv head (session.h), the positions both hold
+     * from a tile's start c0 on: K in whole tiles (the last one's columns
+     * past n are stale in src as they would be in dst: never read before
+     * written), V as rows; the two sessions' heads may lie at different
+     * strides and bases when their contexts and batches differ. */
     const model_hparams *hp = &src->model->hp;
     for (int slot = 0; slot < model_kv_layers(hp); slot++) {
+        const int bs = session_kv_base(src, slot), bd = session_kv_base(dst, slot);
+        const int c0 = bs > bd ? bs : bd;
+        if (n <= c0) continue;
         const size_t row = session_kv_row(src, slot);
-        const size_t k_bytes = (size_t)((n + KERN_KV_TILE - 1) / KERN_KV_TILE) * KERN_KV_TILE * row;
+        const size_t k_bytes =
+            (size_t)((n - c0 + KERN_KV_TILE - 1) / KERN_KV_TILE) * KERN_KV_TILE * row;
         for (int g = 0; g < hp->n_head_kv; g++) {
-            const size_t d = session_kv_head(dst, slot, g), o = session_kv_head(src, slot, g);
+            const size_t d = session_kv_head(dst, slot, g) + (size_t)(c0 - bd) * row,
+                         o = session_kv_head(src, slot, g) + (size_t)(c0 - bs) * row;
             memcpy((uint8_t *)dst->k_cache + d, (const uint8_t *)src->k_cache + o, k_bytes);
-            memcpy((uint8_t *)dst->v_cache + d, (const uint8_t *)src->v_cache + o, (size_t)n * row);
+            memcpy((uint8_t *)dst->v_cache + d, (const uint8_t *)src->v_cache + o,
+                   (size_t)(n - c0) * row);
         }
     }
+    if (n > 0) dst->win_first = src->win_first > dst->win_base ? src->win_first : dst->win_base;
     for (int slot = 0; slot < hp->n_conv; slot++)
         memcpy(session_conv_row(dst, slot, 0), session_conv_row(src, slot, 0),
                (size_t)n * (size_t)hp->n_embd * sizeof(float));

@@ -33,6 +33,15 @@ struct hearth_session {
      * start in K (and in V), [slots + 1]: the last is the cache's bytes. */
     int *kv_slot_hd;
     size_t *kv_slot_off;
+    /* Sliding-window cache (docs/kv-cache.md): the slots of window layers
+     * (kv_slot_win[slot]; NULL: none, every slot holds n_ctx_pad positions)
+     * hold win_pos positions from win_base on, a multiple of KERN_KV_TILE
+     * (session_win_room moves it up). win_first: the first position whose
+     * keys and values the window slots still hold (>= win_base; 0 in a
+     * session that never dropped any); window layers attend from there.
+     * Below it lie rows a context shift or a session file could not bring. */
+    uint8_t *kv_slot_win;
+    int win_pos, win_base, win_first;
     int kv_pos0;  /* a view's first position in the cache (session_kv_view; 0 else) */
     float *x;     /* [n_batch][n_embd] residual stream */
     float *xb;    /* [n_batch][n_embd] normalised input / sub-layer output */
@@ -178,9 +187,56 @@ void forward_rope_head(const hearth_session *s, const model_layer *l, float *x, 
 static inline size_t session_kv_row(const hearth_session *s, int slot) {
     return kern_kv_row_bytes(s->kv_type, s->kv_slot_hd[slot]);
 }
-static inline size_t session_kv_head(const hearth_session *s, int slot, int g) {
-    return s->kv_slot_off[slot] + (size_t)g * (size_t)s->n_ctx_pad * session_kv_row(s, slot);
+/* Positions per kv head of cache slot `slot`, and the first of them: a
+ * window slot of a sliding-window cache holds win_pos from win_base on,
+ * the others every position from 0. */
+static inline bool session_kv_win(const hearth_session *s, int slot) {
+    return s->kv_slot_win && s->kv_slot_win[slot];
 }
+static inline int session_kv_npos(const hearth_session *s, int slot) {
+    return session_kv_win(s, slot) ? s->win_pos : s->n_ctx_pad;
+}
+static inline int session_kv_base(const hearth_session *s, int slot) {
+    return session_kv_win(s, slot) ? s->win_base : 0;
+}
+static inline size_t session_kv_head(const hearth_session *s, int slot, int g) {
+    return s->kv_slot_off[slot] +
+           (size_t)g * (size_t)session_kv_npos(s, slot) * session_kv_row(s, slot);
+}
+
+/* How far back a sliding-window layer's token sees (and, centred, ahead):
+ * p - k < window, or |p - k| <= window / 2 (llama.cpp's symmetric window). */
+static inline int session_swa_reach(const hearth_session *s) {
+    const int w = s->model->hp.swa_window;
+    return s->model->arch->swa_symmetric ? w / 2 : w - 1;
+}
+
+/* Position p's key of one kv head, in a session file's order, from its
+ * tiles (kernels.h's layouts) into row[kv_row_bytes], or with `put` from
+ * row into the tiles: F32 and F16 as head_dim elements, Q8_0 as its
+ * blocks, each an fp16 scale then 32 int8 values (ggml's block_q8_0), as V
+ * holds them (session_file.c). */
+void session_k_row(kern_type type, uint8_t *tiles, int hd, int p, uint8_t *row, bool put);
+
+/* Positions a window layer's slot keeps beyond its window and the batch
+ * (session_win_room): how far back a truncation (a prompt that shares all
+ * but the last tokens of the previous one, a rejected draft) can go. */
+enum { KV_WIN_SPARE = 256 };
+
+/* Sliding-window cache (session.c). session_win_room: before a forward
+ * pass writes positions pos0..pos0+n-1 of s, makes room for them in the
+ * window slots, moving the rows that the window of pos0 and
+ * KV_WIN_SPARE positions before it need to the slots' start when the
+ * last would fall past their end. session_win_keep: the lowest position
+ * above 0 that s may be truncated to (0: any): below it a window layer
+ * would miss keys it saw before. session_win_reset: s holds nothing. */
+void session_win_room(hearth_session *s, int pos0, int n);
+/* The base of the window slots that make room for position pos: the first
+ * of the tile that holds pos's window less KV_WIN_SPARE (0 without a
+ * sliding-window cache). */
+int session_win_base(const hearth_session *s, int pos);
+int session_win_keep(const hearth_session *s);
+void session_win_reset(hearth_session *s);
 
 /* The history row of conv layer `slot` (model_layer.conv_slot) at position
  * pos of s: [n_embd] floats. */

@@ -35,8 +35,9 @@
 
 /* The header: fields at fixed offsets, little-endian (docs/kv-cache.md). */
 enum {
-    SF_HEADER_BYTES = 96,
-    SF_VERSION = 1,
+    SF_HEADER_BYTES = 104,
+    SF_HEADER_V1 = 96, /* version 1's header: no win_first */
+    SF_VERSION = 2,
     SF_ARCH_BYTES = 32, /* the architecture's name, NUL-padded */
     SF_SAMPLE = 64,     /* bytes of each tensor's start, middle and end in the fingerprint */
     SF_HAS_LOGITS = 1u, /* flags: the last logits follow the tokens */
@@ -52,11 +53,14 @@ typedef struct sf_header {
     uint32_t n_tokens; /* positions saved */
     uint32_t n_exact;  /* of them, those before a context shift's moved ones */
     uint32_t flags;
-    uint32_t n_no_kv; /* layers without keys and values: short convolutions (LFM2) and Mamba-2
-                         layers (Granite 4.0-H), layers reading another's (Gemma 4); 0 for
-                         others. Keys and values of the
-                         other layers only, then each conv layer's history of n_embd floats,
-                         then the Mamba-2 block (ssm_block_bytes) */
+    uint32_t n_no_kv;      /* layers without keys and values: short convolutions (LFM2) and Mamba-2
+                              layers (Granite 4.0-H), layers reading another's (Gemma 4); 0 for
+                              others. Keys and values of the
+                              other layers only, then each conv layer's history of n_embd floats,
+                              then the Mamba-2 block (ssm_block_bytes) */
+    uint32_t win_first;    /* version 2: the first position whose keys and values the
+                              sliding-window layers hold (session.h); zeros before it */
+    uint32_t header_bytes; /* the version's header size (not in the file) */
 } sf_header;
 
 /* ---- the model's fingerprint: FNV-1a (64 bits) over what identifies it ---- */
@@ -140,11 +144,7 @@ static uint64_t model_fingerprint(const hearth_model *m) {
 
 enum { T = KERN_KV_TILE, QB = KERN_KV_Q8_BLOCK_BYTES, QK = 32 };
 
-/* Position p's key of one kv head, in the file's order, from its tiles
- * (kernels.h's layouts) into row[kv_row_bytes], or with `put` from row into
- * the tiles: F32 and F16 as head_dim elements, Q8_0 as its blocks, each an
- * fp16 scale then 32 int8 values (ggml's block_q8_0), as V holds them. */
-static void k_row(kern_type type, uint8_t *tiles, int hd, int p, uint8_t *row, bool put) {
+void session_k_row(kern_type type, uint8_t *tiles, int hd, int p, uint8_t *row, bool put) {
     const int j = p % T;
     if (type == KERN_Q8_0) {
         const int nb = (hd + QK - 1) / QK;
@@ -204,7 +204,7 @@ static uint64_t ssm_block_bytes(const model_hparams *hp) {
  * header does); false when they overflow. */
 static bool file_bytes(const sf_header *h, const model_hparams *hp, uint64_t *out) {
     uint64_t kv, conv, logits = (h->flags & SF_HAS_LOGITS) ? (uint64_t)h->n_vocab * 4 : 0;
-    uint64_t total = SF_HEADER_BYTES + (uint64_t)h->n_tokens * 4 + ssm_block_bytes(hp);
+    uint64_t total = h->header_bytes + (uint64_t)h->n_tokens * 4 + ssm_block_bytes(hp);
     return hr_mul_ok((uint64_t)(h->n_layer - h->n_no_kv) * h->n_head_kv, (uint64_t)h->n_tokens * 2,
                      &kv) &&
            hr_mul_ok(kv, h->row_bytes, &kv) &&
@@ -228,6 +228,7 @@ static void header_bytes(const sf_header *h, uint8_t out[SF_HEADER_BYTES]) {
                              h->n_ctx,   h->n_tokens,  h->n_exact,  h->flags};
     for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++) put_u32(out + 56 + 4 * i, rest[i]);
     put_u32(out + 92, h->n_no_kv);
+    put_u32(out + 96, h->win_first);
 }
 
 static sf_header session_header(const hearth_session *s) {
@@ -244,7 +245,9 @@ static sf_header session_header(const hearth_session *s) {
                    .n_tokens = (uint32_t)s->pos,
                    .n_exact = (uint32_t)(s->pos < s->moved_from ? s->pos : s->moved_from),
                    .flags = s->logits_ok && s->pos > 0 ? SF_HAS_LOGITS : 0,
-                   .n_no_kv = (uint32_t)(m->hp.n_layer - model_kv_layers(&m->hp))};
+                   .n_no_kv = (uint32_t)(m->hp.n_layer - model_kv_layers(&m->hp)),
+                   .win_first = (uint32_t)(s->pos > 0 ? s->win_first : 0),
+                   .header_bytes = SF_HEADER_BYTES};
     snprintf(h.arch, sizeof h.arch, "%s", m->arch->name);
     return h;
 }
@@ -280,22 +283,26 @@ static hearth_err write_state(const hearth_session *s, FILE *f) {
               fwrite(s->tokens, sizeof *s->tokens, n, f) == n;
     if (ok && (h.flags & SF_HAS_LOGITS))
         ok = fwrite(s->logits, sizeof *s->logits, h.n_vocab, f) == h.n_vocab;
-    /* zeroed: a narrower layer's rows leave their tails so */
+    /* zeroed: a narrower layer's rows leave their tails so, a window slot
+       its positions before win_first */
     uint8_t *rows = ok && n ? calloc(n, row) : NULL;
     if (ok && n && !rows) return hr_fail(HEARTH_ERR_NOMEM, "%zu positions of keys", n);
     for (int u = 0; ok && n && u < (int)((h.n_layer - h.n_no_kv) * h.n_head_kv); u++) {
         uint8_t *k = (uint8_t *)s->k_cache + head_off(s, u);
         const uint8_t *v = (const uint8_t *)s->v_cache + head_off(s, u);
-        const size_t ur = unit_row(s, u);
-        if (ur < row) memset(rows, 0, n * row);
-        for (size_t p = 0; p < n; p++)
-            k_row(s->kv_type, k, unit_hd(s, u), (int)p, rows + p * row, false);
+        const int slot = u / (int)h.n_head_kv, base = session_kv_base(s, slot);
+        const size_t ur = unit_row(s, u), lo = session_kv_win(s, slot) ? h.win_first : 0;
+        const bool padded = ur < row || lo > 0;
+        if (padded) memset(rows, 0, n * row);
+        for (size_t p = lo; p < n; p++)
+            session_k_row(s->kv_type, k, unit_hd(s, u), (int)p - base, rows + p * row, false);
         ok = fwrite(rows, row, n, f) == n;
-        if (ur == row) {
+        if (!padded) {
             ok = ok && fwrite(v, row, n, f) == n;
             continue;
         }
-        for (size_t p = 0; p < n; p++) memcpy(rows + p * row, v + p * ur, ur);
+        memset(rows, 0, n * row);
+        for (size_t p = lo; p < n; p++) memcpy(rows + p * row, v + (p - base) * ur, ur);
         ok = ok && fwrite(rows, row, n, f) == n;
     }
     free(rows);
@@ -352,9 +359,9 @@ static uint32_t get_u32(const uint8_t *p) {
 
 /* The header of data[0..size), its magic and version checked. */
 static hearth_err read_header(const uint8_t *data, uint64_t size, sf_header *h) {
-    if (size < SF_HEADER_BYTES || memcmp(data, sf_magic, sizeof sf_magic) != 0)
+    if (size < SF_HEADER_V1 || memcmp(data, sf_magic, sizeof sf_magic) != 0)
         return hr_fail(HEARTH_ERR_FORMAT, "not a Hearth session file (%s)",
-                       size < SF_HEADER_BYTES ? "shorter than its header" : "no HEARTHKV magic");
+                       size < SF_HEADER_V1 ? "shorter than its header" : "no HEARTHKV magic");
     memset(h, 0, sizeof *h);
     h->version = get_u32(data + 8);
     h->kv_type = get_u32(data + 12);
@@ -364,9 +371,13 @@ static hearth_err read_header(const uint8_t *data, uint64_t size, sf_header *h) 
                               &h->n_ctx,   &h->n_tokens,  &h->n_exact,  &h->flags};
     for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++) *rest[i] = get_u32(data + 56 + 4 * i);
     h->n_no_kv = get_u32(data + 92);
-    if (h->version != SF_VERSION)
-        return hr_fail(HEARTH_ERR_UNSUPPORTED, "session file version %u (Hearth reads %d)",
+    if (h->version != 1 && h->version != SF_VERSION)
+        return hr_fail(HEARTH_ERR_UNSUPPORTED, "session file version %u (Hearth reads 1 to %d)",
                        h->version, SF_VERSION);
+    h->header_bytes = h->version == 1 ? SF_HEADER_V1 : SF_HEADER_BYTES;
+    if (size < h->header_bytes)
+        return hr_fail(HEARTH_ERR_FORMAT, "session file is shorter than its header");
+    h->win_first = h->version == 1 ? 0 : get_u32(data + 96);
     if (memchr(h->arch, '\0', SF_ARCH_BYTES) == NULL || h->n_no_kv > h->n_layer ||
         (h->flags & ~SF_HAS_LOGITS) != 0)
         return hr_fail(HEARTH_ERR_FORMAT, "session file header is malformed");
@@ -397,7 +408,7 @@ static hearth_err check_fits(const hearth_session *s, const sf_header *h, uint64
                        "the file's KV cache is %s, this session's %s (--kv-type must match)",
                        kv_type_name(h->kv_type), kv_type_name(public_kv_type(s->kv_type)));
     if (h->row_bytes != s->kv_row_bytes || h->n_exact > h->n_tokens || h->n_tokens > h->n_ctx ||
-        ((h->flags & SF_HAS_LOGITS) && h->n_tokens == 0))
+        h->win_first > h->n_tokens || ((h->flags & SF_HAS_LOGITS) && h->n_tokens == 0))
         return hr_fail(HEARTH_ERR_FORMAT, "session file header is inconsistent");
     uint64_t want = 0;
     const bool sized = file_bytes(h, hp, &want);
@@ -440,13 +451,16 @@ static void load_heads(void *ctx, int ith, int nth) {
         const uint8_t *src = j->kv + (size_t)u * 2 * n * row;
         uint8_t *k = (uint8_t *)s->k_cache + head_off(s, u),
                 *v = (uint8_t *)s->v_cache + head_off(s, u);
-        const size_t ur = unit_row(s, u);
-        for (size_t p = 0; p < n; p++)
-            k_row(s->kv_type, k, unit_hd(s, u), (int)p, (uint8_t *)src + p * row, true);
-        if (ur == row)
+        /* a window slot: the positions it holds (session.h) */
+        const int slot = u / hp->n_head_kv, base = session_kv_base(s, slot);
+        const size_t ur = unit_row(s, u), lo = session_kv_win(s, slot) ? (size_t)s->win_first : 0;
+        for (size_t p = lo; p < n; p++)
+            session_k_row(s->kv_type, k, unit_hd(s, u), (int)p - base, (uint8_t *)src + p * row,
+                          true);
+        if (ur == row && lo == 0)
             memcpy(v, src + n * row, n * row);
         else
-            for (size_t p = 0; p < n; p++) memcpy(v + p * ur, src + (n + p) * row, ur);
+            for (size_t p = lo; p < n; p++) memcpy(v + (p - base) * ur, src + (n + p) * row, ur);
     }
 }
 
@@ -457,7 +471,7 @@ hearth_err session_state_read(hearth_session *s, const uint8_t *data, uint64_t s
     if (!err) err = check_fits(s, &h, size);
     if (err) return err;
     const int n = (int)h.n_tokens;
-    const uint8_t *p = data + SF_HEADER_BYTES;
+    const uint8_t *p = data + h.header_bytes;
     for (int i = 0; i < n; i++) {
         const int32_t id = (int32_t)get_u32(p + 4 * (size_t)i);
         if (id < 0 || id >= s->model->hp.n_vocab)
@@ -484,6 +498,10 @@ hearth_err session_state_read(hearth_session *s, const uint8_t *data, uint64_t s
     s->n_rows = 0;
     s->pos = n;
     s->moved_from = h.n_exact < h.n_tokens ? (int)h.n_exact : INT_MAX;
+    /* window slots: from the base session_win_room would leave, what the
+       file holds of them */
+    s->win_base = session_win_base(s, n);
+    s->win_first = (int)h.win_first > s->win_base ? (int)h.win_first : s->win_base;
     if (n > 0) {
         load_job job = {.s = s, .kv = p, .n = n};
         hr_pool_run(s->model->pool, load_heads, &job);
