@@ -284,6 +284,39 @@ static void bad_numbers(void) {
     }
 }
 
+/* The KV cache's reserved MiB in `hearth run`'s memory line in file err. */
+static double kv_mib(const char *err) {
+    char text[8192];
+    if (slurp(err, text, sizeof text) <= 0) return -1;
+    const char *at = strstr(text, "KV cache ");
+    return at ? strtod(at + 9, NULL) : -1;
+}
+
+/* --swa-full: a Gemma 3 model's window layers keep every position; the
+ * text is the same, the cache larger (docs/kv-cache.md). */
+static void swa_full(void) {
+    char model[256], prompt[256], out[2][256], err[2][256], a[4096], b[4096];
+    snprintf(model, sizeof model, "%s/g3.gguf", dir);
+    snprintf(prompt, sizeof prompt, "%s/long.prompt", dir);
+    CHECK(test_sh("%s synth -o %s --arch gemma3 --layers 3 --embd 64 --head-dim 16 --ff 128 "
+                  "--swa-window 8 --ctx 2048 >/dev/null",
+                  HEARTH_BINARY, model) == 0);
+    FILE *f = fopen(prompt, "w");
+    REQUIRE(f);
+    for (int i = 0; i < 150; i++) fputs("the cat sat on ", f); /* about 900 tokens */
+    fclose(f);
+    for (int k = 0; k < 2; k++) {
+        snprintf(out[k], sizeof out[k], "%s/swa%d.out", dir, k);
+        snprintf(err[k], sizeof err[k], "%s/swa%d.err", dir, k);
+        CHECK(test_sh("%s run -m %s -c 1024 --temp 0 -n 16 -f %s %s >%s 2>%s", HEARTH_BINARY, model,
+                      prompt, k ? "--swa-full" : "", out[k], err[k]) == 0);
+    }
+    const long na = slurp(out[0], a, sizeof a), nb = slurp(out[1], b, sizeof b);
+    CHECKF(na > 0 && na == nb && !memcmp(a, b, (size_t)na), "--swa-full changed the text");
+    const double wa = kv_mib(err[0]), wb = kv_mib(err[1]);
+    CHECKF(wa > 0 && wb > wa, "KV cache %.2f MiB windowed, %.2f MiB with --swa-full", wa, wb);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/hearth-test-cli-%d", (int)getpid());
     char model[128], bad[128];
@@ -304,6 +337,7 @@ int main(void) {
     golden_logits();
     embed_lines(model);
     chat_session(model);
+    swa_full();
     /* Bad input: a clear error and exit 1, never a crash. */
     snprintf(bad, sizeof bad, "%s/bad.gguf", dir);
     FILE *f = fopen(bad, "wb");

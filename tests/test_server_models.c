@@ -364,7 +364,7 @@ static void models_file(void) {
         "{\"models\":[{\"name\":\"coder\",\"path\":\"a.gguf\",\"aliases\":[\"coder:1b\"],"
         "\"default\":true,\"ctx\":128,\"parallel\":2,\"system\":\"You answer in haiku.\","
         "\"load_on_startup\":true},{\"path\":\"b.gguf\",\"keep_alive\":\"1s\","
-        "\"kv_type\":\"q8_0\"}]}";
+        "\"kv_type\":\"q8_0\",\"swa_full\":true}]}";
     REQUIRE(test_write_file(file, json, strlen(json)));
     test_server sv;
     start(&sv, "--models-file '%s' -t 1", file);
@@ -404,6 +404,8 @@ static void models_file(void) {
         {"{\"models\":[{\"path\":\"a.gguf\",\"aliases\":[\"b\"]},{\"path\":\"b.gguf\"}]}",
          "two models are named b.gguf"},
         {"{\"models\":[{\"path\":\"a.gguf\",\"ctx\":-1}]}", "models[0].ctx"},
+        {"{\"models\":[{\"path\":\"a.gguf\",\"swa_full\":1}]}",
+         "models[0].swa_full must be a boolean"},
         {"{\"models\":[{\"path\":\"a.gguf\",\"parallel\":1e300}]}", "models[0].parallel"},
         {"{\"models\":[{\"name\":\"x\"}]}", "models[0].path"},
         {"[1,2]", "{\"models\": [...]}"},

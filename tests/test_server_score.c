@@ -157,8 +157,9 @@ int main(void) {
     srv_metrics metrics;
     srv_metrics_init(&metrics);
     srv_sched *s = NULL;
-    REQUIRE(srv_sched_new(model, SLOTS, N_CTX, HEARTH_KV_F16, MAX_JOBS, NULL, &metrics, &s) ==
-            HEARTH_OK);
+    hearth_session_params sp = hearth_session_default_params();
+    sp.n_ctx = N_CTX;
+    REQUIRE(srv_sched_new(model, SLOTS, &sp, MAX_JOBS, NULL, &metrics, &s) == HEARTH_OK);
     test_batch(s);
     test_failures_apart(s);
     test_batch(s); /* again, on slots that hold other prompts */

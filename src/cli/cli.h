@@ -109,6 +109,8 @@ typedef struct cli_gen_opts {
     "                      memory; q8_0: about half of f16's, docs/kv-cache.md);\n"                \
     "                      -ctk/--cache-type-k T with -ctv/--cache-type-v T (llama.cpp's)\n"       \
     "                      must agree: one type for K and V\n"                                     \
+    "  --swa-full          sliding-window layers (Gemma 2/3/4) keep every position, not only\n"    \
+    "                      their window (more memory; lets a prompt reuse any cached prefix)\n"    \
     "  --grammar GBNF      only output a text of this GBNF grammar (docs/grammar.md)\n"            \
     "  --grammar-file FILE the same, the grammar read from FILE\n" CLI_MODEL_USAGE
 
@@ -127,7 +129,8 @@ const char *cli_kv_type_name(hearth_kv_type type);
 /* Applies option a with value v: 1 when it is one of CLI_GEN_USAGE's, 0 when
  * not, -1 (message printed, naming cmd) when v is not a valid value. */
 int cli_gen_opt(const char *cmd, const char *a, const char *v, cli_gen_opts *o);
-/* When a is one of CLI_GEN_USAGE's options without a value (--ignore-eos):
+/* When a is one of CLI_GEN_USAGE's options without a value (--ignore-eos,
+ * --swa-full):
  * applies it and returns true. */
 bool cli_gen_flag(const char *a, cli_gen_opts *o);
 

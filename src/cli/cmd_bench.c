@@ -38,6 +38,7 @@ static const char bench_usage[] =
     "  --no-warmup       skip the warm-up runs\n"
     "  --no-repack       keep the weights as the file stores them (default: packed for\n"
     "                    this CPU's kernels where they have a layout; HEARTH_NO_REPACK=1)\n"
+    "  --swa-full        sliding-window layers keep every position (llama.cpp's --swa-full)\n"
     "  --seed S          seed of the random token ids (default 1)\n" CLI_MODEL_USAGE
     "  Benchmarks are measurements, not tests: run them on a quiet machine and compare\n"
     "  engines side by side in the same time window.\n";
@@ -51,7 +52,7 @@ typedef struct bench_opts {
     int n[BENCH_MAX_LIST], n_n;
     int t[BENCH_MAX_LIST], n_t;
     int reps, lat_prompt;
-    bool jsonl, latency, warmup, no_repack;
+    bool jsonl, latency, warmup, no_repack, swa_full;
     hearth_kv_type kv;
     unsigned kv_given; /* cli_kv_type_opt's record */
     uint64_t seed;
@@ -155,6 +156,8 @@ static int parse_bench(int argc, char **argv, bench_opts *o) {
             o->warmup = false;
         else if (!strcmp(a, "--no-repack"))
             o->no_repack = true;
+        else if (!strcmp(a, "--swa-full"))
+            o->swa_full = true;
         else if (i + 1 >= argc)
             return fprintf(stderr, "hearth bench: '%s' needs a value\n", a), 2;
         else if (parse_value(o, a, argv[++i]))
@@ -451,6 +454,7 @@ static int bench_one(const bench_model *bm, const bench_opts *o, const bench_pla
     sp.n_ctx = bp->n_ctx;
     sp.n_batch = bp->n_batch;
     sp.kv_type = o->kv;
+    sp.swa_full = o->swa_full;
     int64_t ns[BENCH_MAX_REPS];
     int rc = 0;
     b.n_vocab = hearth_model_n_vocab(b.model);

@@ -40,6 +40,9 @@ static const char serve_usage[] =
     "                       of its text after the request's n_keep tokens and goes on\n"
     "                       (llama-server's; default off: it stops, finish_reason \"length\";\n"
     "                       ollama's routes always shift unless a request says \"shift\": false)\n"
+    "  --swa-full           sliding-window layers (Gemma 2/3/4) keep every position of a slot,\n"
+    "                       not only their window, the batch and 256 more (more memory; a\n"
+    "                       prompt may then reuse any cached prefix; docs/kv-cache.md)\n"
     "  --queue N            requests that may wait for a slot before 503 (default 4 x parallel)\n"
     "  --slot-save-path DIR POST /slots/{id}?action=save|restore|erase keep slots' KV caches\n"
     "                       in files of DIR (llama-server's; made if missing)\n"
@@ -110,7 +113,8 @@ static int parse_serve(int argc, char **argv, srv_config *c, const char **more,
         if (!strcmp(a, "--log-prompts") || !strcmp(a, "--air-gapped") ||
             !strcmp(a, "--ledger-prompts") || !strcmp(a, "--rag-allow-cloud") ||
             !strcmp(a, "--no-dashboard") || !strcmp(a, "--no-models-autoload") ||
-            !strcmp(a, "--context-shift")) {
+            !strcmp(a, "--context-shift") || !strcmp(a, "--swa-full")) {
+            if (!strcmp(a, "--swa-full")) c->swa_full = true;
             if (!strcmp(a, "--no-models-autoload")) c->no_autoload = true;
             if (!strcmp(a, "--context-shift")) c->ctx_shift = true;
             if (!strcmp(a, "--log-prompts")) c->log_prompts = true;

@@ -103,8 +103,12 @@ bool cli_parse_seed(const char *v, uint64_t *out) {
 }
 
 bool cli_gen_flag(const char *a, cli_gen_opts *o) {
-    if (strcmp(a, "--ignore-eos") != 0) return false;
-    o->smp.ignore_eos = true;
+    if (!strcmp(a, "--ignore-eos"))
+        o->smp.ignore_eos = true;
+    else if (!strcmp(a, "--swa-full"))
+        o->sp.swa_full = true;
+    else
+        return false;
     return true;
 }
 

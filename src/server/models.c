@@ -167,9 +167,12 @@ static hearth_err open_model(srv_server *s, srv_model *m) {
                            .ngram_n = m->draft ? 0 : m->spec_ngram_n,
                            .p_min = m->spec_p_min};
     const int queue_max = s->cfg.queue_max >= 0 ? s->cfg.queue_max : 4 * m->n_parallel;
+    hearth_session_params sp = hearth_session_default_params();
+    sp.n_ctx = m->n_ctx;
+    sp.kv_type = m->kv_type;
+    sp.swa_full = m->swa_full;
     if (!err)
-        err = srv_sched_new(m->model, m->n_parallel, m->n_ctx, m->kv_type, queue_max, &spec,
-                            &s->metrics, &m->sched);
+        err = srv_sched_new(m->model, m->n_parallel, &sp, queue_max, &spec, &s->metrics, &m->sched);
     if (err) {
         close_model(m);
         return err;
@@ -216,6 +219,7 @@ hearth_err srv_model_register(srv_server *s, const char *path, const char *name,
     m->n_ctx = s->cfg.n_ctx;
     m->n_parallel = s->cfg.n_parallel;
     m->kv_type = s->cfg.kv_type;
+    m->swa_full = s->cfg.swa_full;
     m->chat_template = s->cfg.chat_template;
     m->pooling_name = s->cfg.pooling;
     m->keep_alive_default = s->cfg.keep_alive_ms;

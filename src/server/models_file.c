@@ -179,11 +179,10 @@ static hearth_err apply(srv_model *m, const cJSON *v, int i, const char *file) {
                           "models[%d].keep_alive must be seconds or a duration (5m, 1h; "
                           "negative: forever)",
                           i);
-    } else if (!strcmp(k, "load_on_startup")) {
+    } else if (!strcmp(k, "load_on_startup") || !strcmp(k, "swa_full")) {
         if (!cJSON_IsBool(v))
-            err =
-                hr_fail(HEARTH_ERR_INVALID_ARG, "models[%d].load_on_startup must be a boolean", i);
-        m->load_on_startup = cJSON_IsTrue(v);
+            err = hr_fail(HEARTH_ERR_INVALID_ARG, "models[%d].%s must be a boolean", i, k);
+        *(k[0] == 'l' ? &m->load_on_startup : &m->swa_full) = cJSON_IsTrue(v);
     } else if (!strcmp(k, "parameters")) {
         err = srv_model_params_parse(m, v, i);
     } else if (!strcmp(k, "draft")) {
@@ -209,8 +208,8 @@ static hearth_err apply(srv_model *m, const cJSON *v, int i, const char *file) {
     } else {
         err = hr_fail(HEARTH_ERR_INVALID_ARG,
                       "models[%d].%s is not a setting (name, path, aliases, default, ctx, "
-                      "parallel, kv_type, chat_template, pooling, system, keep_alive, "
-                      "load_on_startup, parameters, draft, draft_max, lora)",
+                      "parallel, kv_type, swa_full, chat_template, pooling, system, "
+                      "keep_alive, load_on_startup, parameters, draft, draft_max, lora)",
                       i, k);
     }
     return err;

@@ -875,7 +875,7 @@ static void *sched_main(void *arg) {
     return NULL;
 }
 
-hearth_err srv_sched_new(hearth_model *m, int n_slots, int n_ctx, hearth_kv_type kv_type,
+hearth_err srv_sched_new(hearth_model *m, int n_slots, const hearth_session_params *slot,
                          int queue_max, const srv_spec *spec, srv_metrics *metrics,
                          srv_sched **out) {
     if (n_slots < 1 || n_slots > 256 || queue_max < 0)
@@ -904,9 +904,7 @@ hearth_err srv_sched_new(hearth_model *m, int n_slots, int n_ctx, hearth_kv_type
                              s->score_sessions && s->score_ids
                          ? HEARTH_OK
                          : hr_fail(HEARTH_ERR_NOMEM, "server: out of memory");
-    hearth_session_params sp = hearth_session_default_params();
-    sp.n_ctx = n_ctx;
-    sp.kv_type = kv_type;
+    hearth_session_params sp = *slot;
     sp.n_seq_max = n_slots; /* a step's logits in one output product */
     for (int i = 0; !err && i < n_slots; i++) {
         srv_slot *sl = &s->slots[i];

@@ -94,6 +94,7 @@ typedef struct srv_config {
     int n_ctx;               /* context per slot; <= 0: min(model's, 4096) */
     hearth_kv_type kv_type;  /* the slots' KV cache element type (--kv-type; hearth serve: F16) */
     bool ctx_shift;          /* --context-shift: shift a full context (api_gen.c) */
+    bool swa_full;           /* --swa-full: window layers keep every position (docs/kv-cache.md) */
     int n_threads;           /* model threads; <= 0: physical cores */
     int queue_max;           /* requests waiting for a slot before 503; < 0: 4 * n_parallel */
     int timeout_s;           /* per request, from arrival to the last token; <= 0: none */
@@ -612,7 +613,7 @@ typedef struct srv_spec {
     float p_min;
 } srv_spec;
 
-hearth_err srv_sched_new(hearth_model *m, int n_slots, int n_ctx, hearth_kv_type kv_type,
+hearth_err srv_sched_new(hearth_model *m, int n_slots, const hearth_session_params *slot,
                          int queue_max, const srv_spec *spec, srv_metrics *metrics,
                          srv_sched **out);
 /* Refuses new jobs and cancels every queued and running one (their waiters
@@ -726,6 +727,7 @@ typedef struct srv_model {
      * strings these point into) */
     int n_ctx, n_parallel;
     hearth_kv_type kv_type;
+    bool swa_full;             /* window layers keep every position (--swa-full) */
     const char *chat_template; /* NULL: the model's own */
     const char *pooling_name;  /* NULL: the model's own */
     const char *system;        /* a system message for chats that have none (NULL: none) */
