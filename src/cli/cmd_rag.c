@@ -108,6 +108,7 @@ static int parse(int argc, char **argv, opts *o) {
             *flag = true;
             continue;
         }
+        if (cli_gen_flag(a, &o->gen)) continue; /* --ignore-eos, --swa-full */
         if (a[0] != '-' || !a[1]) {
             if (o->n_text == (int)(sizeof o->text / sizeof *o->text)) {
                 fprintf(stderr, "hearth rag: more than 64 paths\n");
