@@ -904,7 +904,7 @@ static int dispatch_child(const char *cap) {
     kern_fns table[KERN_ISA_NTYPES] = {0};
     table[KERN_Q4_0].vec_dot = kern_ref_vec_dot_q4_0;
     table[KERN_Q8_0].from_float = kern_quantize_q8_0_act;
-    for (int i = 1; i <= want; i++)
+    for (int i = 1; i <= want && i < N_ISAS; i++)
         if (k_isas[i].usable()) k_isas[i].install(table);
     const kern_fns *q4 = kern_get(KERN_Q4_0), *q8 = kern_get(KERN_Q8_0);
     int bad = 0;
