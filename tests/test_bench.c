@@ -217,6 +217,27 @@ static void check_markdown(void) {
     CHECKF(rows == 4, "%d rows", rows); /* 2 models x (pp8, tg4) */
 }
 
+/* -d: each test once per depth (llama-bench's n_depth and "@ dN" names). */
+static void check_depth(void) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s bench -m %s -p 8 -n 4 -d 0,20 -t 1 -r 2 -o jsonl 2>/dev/null",
+             HEARTH_BINARY, model);
+    REQUIRE(run(cmd, out, sizeof out) == 0);
+    int seen[2][2] = {{0}}, n_lines = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        n_lines++;
+        const double d = field(line, "n_depth"), np = field(line, "n_prompt");
+        CHECKF((d == 0 || d == 20) && field(line, "avg_ts") > 0, "%s", line);
+        if (d == 0 || d == 20) seen[np > 0][d > 0]++;
+    }
+    CHECKF(n_lines == 4 && seen[0][0] == 1 && seen[0][1] == 1 && seen[1][0] == 1 && seen[1][1] == 1,
+           "%d lines at depths 0 and 20", n_lines);
+    snprintf(cmd, sizeof cmd, "%s bench -m %s -p 8 -n 0 -d 20 -t 1 -r 1 2>&1", HEARTH_BINARY,
+             model);
+    REQUIRE(run(cmd, out, sizeof out) == 0);
+    CHECKF(strstr(out, "| pp8 @ d20 |") != NULL, "%s", out);
+}
+
 static void check_errors(void) {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "%s bench -p 8 2>/dev/null", HEARTH_BINARY);
@@ -240,6 +261,7 @@ int main(void) {
     REQUIRE(system(cmd) == 0);
     check_jsonl();
     check_markdown();
+    check_depth();
     check_errors();
     remove(model);
     rmdir(dir);

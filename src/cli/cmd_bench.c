@@ -26,6 +26,8 @@ static const char bench_usage[] =
     "  -p N[,N...]       prompt sizes, one batch each (default 512; 0: none)\n"
     "  -n N[,N...]       generation lengths, one token at a time (default 128; 0: none)\n"
     "  -t N[,N...]       thread counts (default: physical cores)\n"
+    "  -d N[,N...]       depths: each test runs after N tokens already in the context\n"
+    "                    (llama-bench's -d/--n-depth; default 0), evaluated untimed\n"
     "  -r N              repetitions of each test (default 5), after one warm-up run\n"
     "  -o md|jsonl       a markdown table (default) or one JSON object per test with\n"
     "                    llama-bench's field names (model_filename, n_prompt, n_gen, n_threads,\n"
@@ -51,6 +53,7 @@ typedef struct bench_opts {
     int p[BENCH_MAX_LIST], n_p;
     int n[BENCH_MAX_LIST], n_n;
     int t[BENCH_MAX_LIST], n_t;
+    int d[BENCH_MAX_LIST], n_d; /* depths: tokens in the context before each test */
     int reps, lat_prompt;
     bool jsonl, latency, warmup, no_repack, swa_full;
     hearth_kv_type kv;
@@ -69,7 +72,7 @@ typedef struct bench_model {
 
 /* One test's samples. */
 typedef struct bench_result {
-    int n_prompt, n_gen, n_threads;
+    int n_prompt, n_gen, n_depth, n_threads;
     int64_t *ns; /* [reps] */
     int reps;
 } bench_result;
@@ -107,6 +110,8 @@ static int parse_value(bench_opts *o, const char *a, const char *v) {
         return parse_list(a, v, o->n, &o->n_n);
     else if (!strcmp(a, "-t"))
         return parse_list(a, v, o->t, &o->n_t);
+    else if (!strcmp(a, "-d") || !strcmp(a, "--n-depth"))
+        return parse_list(a, v, o->d, &o->n_d);
     else if (!strcmp(a, "-r")) {
         if (!cli_parse_int(v, 1, BENCH_MAX_REPS, &o->reps))
             return fprintf(stderr, "hearth bench: -r must be 1..%d\n", BENCH_MAX_REPS), 2;
@@ -139,6 +144,8 @@ static int parse_bench(int argc, char **argv, bench_opts *o) {
                       .n_n = 1,
                       .t = {0},
                       .n_t = 1,
+                      .d = {0},
+                      .n_d = 1,
                       .reps = 5,
                       .lat_prompt = 32,
                       .warmup = true,
@@ -216,20 +223,39 @@ typedef struct bench_ctx {
     hearth_model *model;
     hearth_session *session;
     int32_t *ids; /* [n_batch] */
-    int n_vocab;
+    int n_vocab, n_batch;
     unsigned long long rng;
 } bench_ctx;
 
-/* The first token is BOS where the model has one, as in llama-bench. */
+/* n random ids; the text's first token is BOS where the model has one, as
+ * in llama-bench. */
 static void fill_ids(bench_ctx *b, int n) {
     for (int i = 0; i < n; i++) b->ids[i] = rand_id(&b->rng, b->n_vocab);
     const int32_t bos = hearth_token_bos(b->model);
-    if (n > 0 && bos >= 0 && bos < b->n_vocab) b->ids[0] = bos;
+    if (n > 0 && hearth_session_pos(b->session) == 0 && bos >= 0 && bos < b->n_vocab)
+        b->ids[0] = bos;
 }
 
-/* Decodes a prompt of n tokens as one batch into an empty context. */
-static hearth_err run_pp(bench_ctx *b, int n, int64_t *ns) {
-    hearth_err err = hearth_session_truncate(b->session, 0);
+/* The context holding `depth` tokens before a test (llama-bench's -d): what
+ * an earlier repetition left when the session can go back to it (a
+ * sliding-window cache may not: hearth_session_keepable), else random
+ * ones evaluated again, untimed, n_batch at a time. */
+static hearth_err at_depth(bench_ctx *b, int depth) {
+    hearth_session *s = b->session;
+    if (hearth_session_pos(s) >= depth && hearth_session_keepable(s, depth) == depth)
+        return hearth_session_truncate(s, depth);
+    hearth_err err = hearth_session_truncate(s, 0);
+    while (!err && hearth_session_pos(s) < depth) {
+        const int left = depth - hearth_session_pos(s), k = left < b->n_batch ? left : b->n_batch;
+        fill_ids(b, k);
+        err = hearth_decode(s, b->ids, k, NULL, false);
+    }
+    return err;
+}
+
+/* Decodes a prompt of n tokens as one batch after `depth` tokens. */
+static hearth_err run_pp(bench_ctx *b, int n, int depth, int64_t *ns) {
+    hearth_err err = at_depth(b, depth);
     fill_ids(b, n);
     const int64_t t0 = now_ns();
     if (!err) err = hearth_decode(b->session, b->ids, n, NULL, false);
@@ -237,10 +263,10 @@ static hearth_err run_pp(bench_ctx *b, int n, int64_t *ns) {
     return err;
 }
 
-/* Generates n tokens one at a time after an empty context; lat (may be
- * NULL) receives each token's time. */
-static hearth_err run_tg(bench_ctx *b, int n, int64_t *ns, int64_t *lat) {
-    hearth_err err = hearth_session_truncate(b->session, 0);
+/* Generates n tokens one at a time after `depth` tokens; lat (may be NULL)
+ * receives each token's time. */
+static hearth_err run_tg(bench_ctx *b, int n, int depth, int64_t *ns, int64_t *lat) {
+    hearth_err err = at_depth(b, depth);
     fill_ids(b, 1);
     int32_t tok = b->ids[0];
     const int64_t t0 = now_ns();
@@ -257,10 +283,11 @@ static hearth_err run_tg(bench_ctx *b, int n, int64_t *ns, int64_t *lat) {
 static hearth_err run_test(bench_ctx *b, const bench_opts *o, bench_result *r) {
     int64_t ns;
     hearth_err err = HEARTH_OK;
-    if (o->warmup) err = r->n_prompt ? run_pp(b, r->n_prompt, &ns) : run_tg(b, 1, &ns, NULL);
+    const int d = r->n_depth;
+    if (o->warmup) err = r->n_prompt ? run_pp(b, r->n_prompt, d, &ns) : run_tg(b, 1, d, &ns, NULL);
     for (int i = 0; i < r->reps && !err; i++)
-        err =
-            r->n_prompt ? run_pp(b, r->n_prompt, &r->ns[i]) : run_tg(b, r->n_gen, &r->ns[i], NULL);
+        err = r->n_prompt ? run_pp(b, r->n_prompt, d, &r->ns[i])
+                          : run_tg(b, r->n_gen, d, &r->ns[i], NULL);
     return err;
 }
 
@@ -321,8 +348,10 @@ static void print_result(const bench_model *bm, const bench_opts *o, const bench
         ts[i] = 1e9 * n_tok / (ns[i] > 0 ? ns[i] : 1);
     }
     const stats s_ts = stats_of(ts, r->reps), s_ns = stats_of(ns, r->reps);
-    char test[32];
+    char test[48];
     snprintf(test, sizeof test, "%s%d", r->n_prompt ? "pp" : "tg", n_tok);
+    if (r->n_depth && !o->jsonl) /* llama-bench's name for a test at a depth */
+        snprintf(test + strlen(test), sizeof test - strlen(test), " @ d%d", r->n_depth);
     if (!o->jsonl) {
         const double np = (double)bm->n_params;
         printf("| %s | %.2f | %.2f %s | %s | %d | %s | %.2f ± %.2f |\n", bm->name,
@@ -330,10 +359,10 @@ static void print_result(const bench_model *bm, const bench_opts *o, const bench
                np >= 1e9 ? "B" : "M", kern_isa_name(), r->n_threads, test, s_ts.avg, s_ts.sd);
     } else {
         print_common_json(bm, o, r->n_threads, n_batch);
-        printf(", \"test\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, \"n_depth\": 0, "
+        printf(", \"test\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, \"n_depth\": %d, "
                "\"avg_ns\": %.0f, \"stddev_ns\": %.0f, \"avg_ts\": %.6f, \"stddev_ts\": %.6f, "
                "\"samples_ns\": [",
-               test, r->n_prompt, r->n_gen, s_ns.avg, s_ns.sd, s_ts.avg, s_ts.sd);
+               test, r->n_prompt, r->n_gen, r->n_depth, s_ns.avg, s_ns.sd, s_ts.avg, s_ts.sd);
         for (int i = 0; i < r->reps; i++) printf("%s%lld", i ? ", " : "", (long long)r->ns[i]);
         printf("], \"samples_ts\": [");
         for (int i = 0; i < r->reps; i++) printf("%s%.6f", i ? ", " : "", ts[i]);
@@ -369,9 +398,9 @@ static hearth_err run_latency(bench_ctx *b, const bench_opts *o, lat_result *lr)
     const size_t n_lat = (size_t)lr->reps * (size_t)lr->n_gen;
     int64_t *lat = malloc((n_lat ? n_lat : 1) * sizeof *lat), ns;
     if (!lat) return hr_fail(HEARTH_ERR_NOMEM, "bench: out of memory");
-    hearth_err err = o->warmup ? run_pp(b, lr->n_prompt, &ns) : HEARTH_OK;
+    hearth_err err = o->warmup ? run_pp(b, lr->n_prompt, 0, &ns) : HEARTH_OK;
     for (int r = 0; r < lr->reps && !err; r++) {
-        err = run_pp(b, lr->n_prompt, &lr->ttft_ns[r]);
+        err = run_pp(b, lr->n_prompt, 0, &lr->ttft_ns[r]);
         int32_t tok = rand_id(&b->rng, b->n_vocab);
         for (int i = 0; i < lr->n_gen && !err; i++) {
             const int64_t t0 = now_ns();
@@ -433,8 +462,11 @@ static bench_plan plan_of(const bench_opts *o) {
     bench_plan bp = {.lat_gen = max_n > 0 ? max_n : 64};
     const int lat_p = o->latency ? o->lat_prompt : 0;
     bp.n_batch = max_p > lat_p ? max_p : lat_p;
+    /* the depth is evaluated n_batch at a time: at least 512 (llama-bench's ubatch) */
+    const int max_d = max_of(o->d, o->n_d), d_batch = max_d < 512 ? max_d : 512;
+    if (bp.n_batch < d_batch) bp.n_batch = d_batch;
     if (bp.n_batch < 1) bp.n_batch = 1;
-    bp.n_ctx = max_p > max_n ? max_p : max_n;
+    bp.n_ctx = (max_p > max_n ? max_p : max_n) + max_d;
     if (o->latency && lat_p + bp.lat_gen > bp.n_ctx) bp.n_ctx = lat_p + bp.lat_gen;
     if (bp.n_ctx < bp.n_batch) bp.n_ctx = bp.n_batch;
     return bp;
@@ -458,14 +490,18 @@ static int bench_one(const bench_model *bm, const bench_opts *o, const bench_pla
     int64_t ns[BENCH_MAX_REPS];
     int rc = 0;
     b.n_vocab = hearth_model_n_vocab(b.model);
+    b.n_batch = bp->n_batch;
     b.ids = malloc((size_t)bp->n_batch * sizeof *b.ids);
     if (!b.ids || hearth_session_new(b.model, &sp, &b.session)) rc = cli_fail("bench", bm->path);
-    for (int k = 0; !rc && k < o->n_p + o->n_n; k++) {
-        bench_result r = {.n_threads = n_threads, .ns = ns, .reps = o->reps};
-        if (k < o->n_p)
-            r.n_prompt = o->p[k];
+    const int n_tests = (o->n_p + o->n_n) * o->n_d;
+    for (int k = 0; !rc && k < n_tests; k++) {
+        const int test = k / o->n_d;
+        bench_result r = {
+            .n_threads = n_threads, .n_depth = o->d[k % o->n_d], .ns = ns, .reps = o->reps};
+        if (test < o->n_p)
+            r.n_prompt = o->p[test];
         else
-            r.n_gen = o->n[k - o->n_p];
+            r.n_gen = o->n[test - o->n_p];
         if (!r.n_prompt && !r.n_gen) continue;
         if (run_test(&b, o, &r))
             rc = cli_fail("bench", bm->path);
