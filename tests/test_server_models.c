@@ -343,7 +343,7 @@ static void no_default(const char *want_c) {
 static void kv_type(void) {
     test_server sv;
     start(&sv, "-m '%s' --kv-type q8_0 -t 1", path_a);
-    CHECK(log_has(&sv, "(q8_0 KV cache)"));
+    CHECK(log_has(&sv, "(q8_0 KV cache, "));
     int status;
     char *t = complete(&sv, NULL, &status);
     CHECKF(status == 200 && t, "q8_0 cache: %d", status);
@@ -391,7 +391,8 @@ static void models_file(void) {
     char *t = complete(&sv, "b", &status);
     CHECKF(status == 200 && t, "b: %d", status);
     free(t);
-    CHECK(log_has(&sv, "model b.gguf (qwen2) loaded") && log_has(&sv, "(q8_0 KV cache)"));
+    CHECK(log_has(&sv, "model b.gguf (qwen2) loaded") && log_has(&sv, "(q8_0 KV cache, ") &&
+          log_has(&sv, "MiB, --swa-full)"));
     CHECK(await_status(&sv, "b.gguf", "unloaded", 5000));
     CHECK(status_is(&sv, "coder", "loaded")); /* no keep-alive of its own: stays */
     CHECK(test_server_stop(&sv) == 0);

@@ -177,12 +177,15 @@ static hearth_err open_model(srv_server *s, srv_model *m) {
         close_model(m);
         return err;
     }
-    srv_say(s, "model %s (%s) loaded in %.0f ms: %d slot%s of %d tokens (%s KV cache), queue of %d",
+    srv_say(s,
+            "model %s (%s) loaded in %.0f ms: %d slot%s of %d tokens (%s KV cache, %.1f MiB%s), "
+            "queue of %d",
             m->id, hearth_model_arch(m->model), srv_now_ms() - t0, m->n_parallel,
             m->n_parallel == 1 ? "" : "s", srv_sched_n_ctx(m->sched),
             m->kv_type == HEARTH_KV_Q8_0  ? "q8_0"
             : m->kv_type == HEARTH_KV_F16 ? "f16"
                                           : "f32",
+            (double)srv_sched_kv_bytes(m->sched) / 1048576.0, m->swa_full ? ", --swa-full" : "",
             queue_max);
     return HEARTH_OK;
 }

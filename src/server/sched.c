@@ -980,6 +980,10 @@ void srv_sched_free(srv_sched *s) {
 
 int srv_sched_n_ctx(const srv_sched *s) { return s->n_ctx; }
 
+uint64_t srv_sched_kv_bytes(const srv_sched *s) {
+    return (uint64_t)s->n_slots * hearth_session_memory(s->slots[0].session).kv_bytes;
+}
+
 void srv_sched_stats(srv_sched *s, int *queued, int *busy, int *slots) {
     pthread_mutex_lock(&s->mu);
     *queued = s->q_len;

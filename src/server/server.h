@@ -623,6 +623,8 @@ void srv_sched_shutdown(srv_sched *s);
 /* Shuts down, joins the threads and frees. NULL is a no-op. */
 void srv_sched_free(srv_sched *s);
 int srv_sched_n_ctx(const srv_sched *s);
+/* The slots' KV caches together, in bytes (reserved: resident as used). */
+uint64_t srv_sched_kv_bytes(const srv_sched *s);
 void srv_sched_stats(srv_sched *s, int *queued, int *busy, int *slots);
 /* One object per slot appended to arr (GET /slots, as llama-server's):
  * {"id", "model", "n_ctx", "is_processing"}, and for a running job
