@@ -281,6 +281,7 @@ static void check_refusals(const char *path, const char *other_path, const char 
         {92, 1, HEARTH_ERR_INVALID_ARG, "another model"},      /* convolution layers */
         {92, 3, HEARTH_ERR_FORMAT, "malformed"},               /* more than the layers */
         {96, N_PROMPT + 1, HEARTH_ERR_FORMAT, "inconsistent"}, /* win_first */
+        {100, 1, HEARTH_ERR_FORMAT, "malformed"},              /* reserved */
         {104 + 4 * 3, 0xffffffffu, HEARTH_ERR_FORMAT, "outside the vocabulary"},
         {104 + 4 * 20, 1u << 30, HEARTH_ERR_FORMAT, "outside the vocabulary"},
     };

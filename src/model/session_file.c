@@ -378,6 +378,8 @@ static hearth_err read_header(const uint8_t *data, uint64_t size, sf_header *h) 
     if (size < h->header_bytes)
         return hr_fail(HEARTH_ERR_FORMAT, "session file is shorter than its header");
     h->win_first = h->version == 1 ? 0 : get_u32(data + 96);
+    if (h->version > 1 && get_u32(data + 100) != 0) /* reserved: written as zero */
+        return hr_fail(HEARTH_ERR_FORMAT, "session file header is malformed");
     if (memchr(h->arch, '\0', SF_ARCH_BYTES) == NULL || h->n_no_kv > h->n_layer ||
         (h->flags & ~SF_HAS_LOGITS) != 0)
         return hr_fail(HEARTH_ERR_FORMAT, "session file header is malformed");
