@@ -63,6 +63,22 @@ typedef struct ct_msg {
     const char *call_id; /* role tool: tool_call_id (may be NULL) */
 } ct_msg;
 
+/* Jinja's |trim, Python's str.strip(): Unicode white space cut from both
+ * ends (chat_template.c). */
+ct_span ct_trim(ct_span s);
+
+/* ---- chat_inst.c ------------------------------------------------------------ */
+
+/* The [INST] variant called name (llama2, llama2-sys, mistral-v1, ...) into
+ * *out; false when name is none of them. */
+bool ct_inst_named(const char *name, tok_chat_template *out);
+/* Which [INST] variant the normalized template text s (it contains
+ * "[INST]") is; HEARTH_ERR_UNSUPPORTED for one Hearth does not render. */
+hearth_err ct_inst_detect(const char *s, tok_chat_template *out);
+/* m[0..n) as the variant's template prints it, appended to b. */
+hearth_err ct_inst_render(const tok_chat_template *t, const ct_msg *m, size_t n,
+                          const tok_chat_opts *o, ct_buf *b);
+
 /* ---- chat_json.c ------------------------------------------------------------ */
 
 /* Appends what Python's json.dumps(json.loads(text), ensure_ascii=False,

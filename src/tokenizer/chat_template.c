@@ -41,8 +41,8 @@ static size_t py_space_len_back(const unsigned char *s, size_t n) {
     return 0;
 }
 
-static ct_span span_trim(ct_span s) { /* Jinja's |trim, Python's str.strip() */
-    if (!s.n) return s;               /* an empty buffer's p may be NULL: no arithmetic on it */
+ct_span ct_trim(ct_span s) {
+    if (!s.n) return s; /* an empty buffer's p may be NULL: no arithmetic on it */
     const unsigned char *u = (const unsigned char *)s.p;
     size_t a = 0, b = s.n, k;
     while (a < b && (k = py_space_len(u + a, b - a)) > 0) a += k;
@@ -78,7 +78,8 @@ static const char *span_find(ct_span s, const char *needle, bool last) {
 static const char ct_names[] = "chatml|qwen2.5|qwen3|qwen3-thinking|qwen3.5|llama3|llama3.1|"
                                "llama3.2|gemma|"
                                "gemma3|gemma4|phi3|phi3-mini|phi4-mini|phi4|deepseek-r1|granite|"
-                               "granite3.3|olmo2|exaone4";
+                               "granite3.3|olmo2|zephyr|exaone4|llama2|llama2-sys|mistral-v1|"
+                               "mistral-v3|mistral-v3-tekken|mistral-v7";
 
 const char *tok_chat_names(void) { return ct_names; }
 
@@ -159,6 +160,10 @@ hearth_err tok_chat_named(const char *name, tok_chat_template *out) {
         t = (tok_chat_template){.family = TOK_CHAT_EXAONE4, .name = "exaone4"};
     } else if (!strcmp(name, "olmo2")) {
         t = (tok_chat_template){.family = TOK_CHAT_TULU, .name = "olmo2", .bos = true};
+    } else if (!strcmp(name, "zephyr")) {
+        t = (tok_chat_template){.family = TOK_CHAT_TULU, .name = "zephyr", .eos_turns = true};
+    } else if (ct_inst_named(name, &t)) {
+        /* the [INST] formats: chat_inst.c */
     } else if (!strcmp(name, "phi4")) {
         t = (tok_chat_template){.family = TOK_CHAT_PHI4, .name = "phi4", .legacy_turns = true};
     } else if (!strcmp(name, "deepseek-r1")) {
@@ -294,6 +299,8 @@ hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out)
         /* 3.1/3.2: "Environment: ipython", tools in the first user message */
         if (t.dated && has(s, "ipython") && has(s, "tools_in_user_message"))
             t.tools = TOK_TOOLS_LLAMA3;
+    } else if (has(s, "[INST]")) {
+        err = ct_inst_detect(s, &t);
     } else if (has(s, "<|turn>") && has(s, "<turn|>") && has(s, "'<|tool_call>call:'")) {
         /* Gemma 4: {{- '<|turn>' + role + '\n' }}, its calls as
          * {{- '<|tool_call>call:' + function['name'] + '{' -}} */
@@ -317,6 +324,12 @@ hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out)
                has(s, "[|tool|]")) {
         t.family = TOK_CHAT_EXAONE4; /* EXAONE 4.0 (EXAONE 3's, without [|tool|], is not) */
         t.name = "exaone4";
+    } else if (has(s, "<|user|>\n' + message['content'] + eos_token")) {
+        /* Zephyr, TinyLlama: '<|user|>\n' + content + eos_token, every turn */
+        t.family = TOK_CHAT_TULU;
+        t.name = "zephyr";
+        t.eos_turns = true;
+        t.bos = has(s, "bos_token");
     } else if (has(s, "<|user|>") && has(s, "<|assistant|>") && has(s, "<|system|>") &&
                has(s, "eos_token")) {
         /* OLMo 2 Instruct, Tulu 3: '<|user|>\n' + content + '\n', assistant turns end in EOS */
@@ -327,7 +340,8 @@ hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out)
         err = hr_fail(HEARTH_ERR_UNSUPPORTED,
                       "chat template: not one Hearth recognizes (it renders Llama 3.x, ChatML as "
                       "in Qwen 2.5/3 and SmolLM2/3, Gemma 2/3/4, Phi-3/3.5/4-mini, Phi-4, Granite "
-                      "3.x, OLMo 2, EXAONE 4.0 and the DeepSeek-R1 distills); choose "
+                      "3.x, OLMo 2, Zephyr, EXAONE 4.0, the DeepSeek-R1 distills, Llama 2 and "
+                      "Mistral's [INST] formats); choose "
                       "one with --chat-template %s",
                       ct_names);
     }
@@ -353,7 +367,7 @@ static const char *role_name(tok_chat_role r) {
  * content and the reasoning trimmed). */
 static ct_span qwen3_assistant(const tok_chat_template *t, ct_buf *b, ct_span c, bool after_query,
                                bool last) {
-    if (t->trim) c = span_trim(c);
+    if (t->trim) c = ct_trim(c);
     ct_span content = c, reasoning = {c.p, 0};
     const char *first_end = span_find(c, "</think>", false);
     if (first_end) {
@@ -371,7 +385,7 @@ static ct_span qwen3_assistant(const tok_chat_template *t, ct_buf *b, ct_span c,
     }
     buf_puts(b, "<|im_start|>assistant\n");
     if (after_query && (t->trim || last || reasoning.n)) {
-        ct_span r = t->trim ? span_trim(reasoning) : span_rstrip_nl(span_lstrip_nl(reasoning));
+        ct_span r = t->trim ? ct_trim(reasoning) : span_rstrip_nl(span_lstrip_nl(reasoning));
         buf_puts(b, "<think>\n");
         buf_span(b, r);
         buf_puts(b, "\n</think>\n\n");
@@ -404,7 +418,7 @@ static bool chatml_calls(const tok_chat_template *t, const ct_msg *m, ct_buf *b,
     }
     for (int c = 0; c < m->n_calls; c++) {
         if (t->tools == TOK_TOOLS_XML) { /* '\n\n' before the first after content */
-            buf_puts(b, c > 0 ? "\n" : span_trim(content).n ? "\n\n" : "");
+            buf_puts(b, c > 0 ? "\n" : ct_trim(content).n ? "\n\n" : "");
             if (!ct_tools_xml_call(b, &m->calls[c])) return false;
             continue;
         }
@@ -420,7 +434,7 @@ static hearth_err render_chatml(const tok_chat_template *t, const ct_msg *m, siz
     size_t i0 = 0;
     const bool sys = n && m[0].role == TOK_CHAT_SYSTEM;
     /* Qwen3.5 trims every message's content */
-#define CONTENT(msg) (t->trim ? span_trim((msg).content) : (msg).content)
+#define CONTENT(msg) (t->trim ? ct_trim((msg).content) : (msg).content)
     if (t->tools == TOK_TOOLS_XML && ct_json_nonempty_array(o->tools)) {
         /* '<|im_start|>system\n' + the tools block + ('\n\n' + system content if any) */
         buf_puts(b, "<|im_start|>system\n");
@@ -525,7 +539,7 @@ static hearth_err llama3_tools_turn(const ct_msg *first, const tok_chat_opts *o,
     /* {%- for t in tools %}{{- t | tojson(indent=4) }}{{- "\n\n" }}{%- endfor %} */
     if (!ct_json_dump_items(b, o->tools, strlen(o->tools), 4, "", "\n\n"))
         return hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: 'tools' is not a JSON array");
-    buf_span(b, span_trim(first->content));
+    buf_span(b, ct_trim(first->content));
     buf_puts(b, "<|eot_id|>");
     return HEARTH_OK;
 }
@@ -566,7 +580,7 @@ static hearth_err render_llama3(const tok_chat_template *t, const ct_msg *m, siz
          * messages[0]['content']|trim when messages[0] is a system message. */
         ct_span sys = {"", 0};
         if (n && m[0].role == TOK_CHAT_SYSTEM) {
-            sys = span_trim(m[0].content);
+            sys = ct_trim(m[0].content);
             i0 = 1;
         }
         char date[64];
@@ -596,7 +610,7 @@ static hearth_err render_llama3(const tok_chat_template *t, const ct_msg *m, siz
         buf_puts(b, "<|start_header_id|>");
         buf_puts(b, role_name(m[i].role));
         buf_puts(b, "<|end_header_id|>\n\n");
-        buf_span(b, span_trim(m[i].content));
+        buf_span(b, ct_trim(m[i].content));
         buf_puts(b, "<|eot_id|>");
     }
     return HEARTH_OK;
@@ -623,7 +637,7 @@ static hearth_err render_gemma(const tok_chat_template *t, const ct_msg *m, size
             buf_span(b, prefix);
             buf_puts(b, "\n\n");
         }
-        buf_span(b, span_trim(m[i].content));
+        buf_span(b, ct_trim(m[i].content));
         buf_puts(b, "<end_of_turn>\n");
     }
     return HEARTH_OK;
@@ -644,7 +658,7 @@ static void gemma4_strip_thinking(ct_buf *b, ct_span c) {
         if (!end) break;
         c = (ct_span){end + strlen(close), (size_t)(c.p + c.n - end - strlen(close))};
     }
-    buf_span(b, span_trim((ct_span){t.p, t.n}));
+    buf_span(b, ct_trim((ct_span){t.p, t.n}));
     if (t.oom) b->oom = true;
     free(t.p);
 }
@@ -696,7 +710,7 @@ static hearth_err render_gemma4(const tok_chat_template *t, const ct_msg *m, siz
         buf_puts(b, "<|turn>system\n");
         if (think) buf_puts(b, "<|think|>\n");
         if (m[0].role == TOK_CHAT_SYSTEM) {
-            buf_span(b, span_trim(m[0].content));
+            buf_span(b, ct_trim(m[0].content));
             i0 = 1;
         }
         if (tools && !ct_tools_gemma_block(b, o->tools))
@@ -732,7 +746,7 @@ static hearth_err render_gemma4(const tok_chat_template *t, const ct_msg *m, siz
         if (model)
             gemma4_strip_thinking(b, m[i].content);
         else
-            buf_span(b, span_trim(m[i].content));
+            buf_span(b, ct_trim(m[i].content));
         if (prev == PREV_CALL)
             buf_puts(b, "<|tool_response>");
         else if (!(results && m[i].content.n == 0))
@@ -847,7 +861,7 @@ static void render_granite(const tok_chat_template *t, const ct_msg *m, size_t n
 
 /* OLMo 2 / Tulu 3: '<|role|>\n' + content + '\n' for system and user
  * turns; an assistant turn ends with EOS, then '\n' unless it is the last
- * message. */
+ * message. Zephyr (eos_turns): every turn ends in EOS + '\n'. */
 static void render_tulu(const tok_chat_template *t, const ct_msg *m, size_t n,
                         const tok_chat_opts *o, ct_buf *b) {
     if (t->bos) buf_puts(b, o->bos);
@@ -856,8 +870,8 @@ static void render_tulu(const tok_chat_template *t, const ct_msg *m, size_t n,
         buf_puts(b, role_name(m[i].role));
         buf_puts(b, "|>\n");
         buf_span(b, m[i].content);
-        if (m[i].role == TOK_CHAT_ASSISTANT) buf_puts(b, o->eos);
-        if (m[i].role != TOK_CHAT_ASSISTANT || i + 1 < n) buf_puts(b, "\n");
+        if (t->eos_turns || m[i].role == TOK_CHAT_ASSISTANT) buf_puts(b, o->eos);
+        if (t->eos_turns || m[i].role != TOK_CHAT_ASSISTANT || i + 1 < n) buf_puts(b, "\n");
     }
 }
 
@@ -868,7 +882,7 @@ static void render_exaone4(const ct_msg *m, size_t n, ct_buf *b) {
         buf_puts(b, "[|");
         buf_puts(b, role_name(m[i].role));
         buf_puts(b, "|]");
-        buf_span(b, span_trim(m[i].content));
+        buf_span(b, ct_trim(m[i].content));
         buf_puts(b, m[i].role == TOK_CHAT_USER ? "\n" : "[|endofturn|]\n");
     }
 }
@@ -919,7 +933,8 @@ static void generation_prompt(const tok_chat_template *t, const tok_chat_opts *o
             buf_puts(b, tok_chat_opens_think(t, o->no_thinking) ? "<｜Assistant｜><think>\n"
                                                                 : "<｜Assistant｜>");
         break;
-    case TOK_CHAT_GEMMA4: break; /* render_gemma4 knows where the last turn ended */
+    case TOK_CHAT_GEMMA4:      /* render_gemma4 knows where the last turn ended */
+    case TOK_CHAT_INST: break; /* the prompt ends in [/INST] */
     }
 }
 
@@ -995,6 +1010,7 @@ hearth_err tok_chat_render(const tok_chat_template *t, const tok_chat_msg *msgs,
     case TOK_CHAT_TULU: render_tulu(t, mm, nm, &o, &b); break;
     case TOK_CHAT_EXAONE4: render_exaone4(mm, nm, &b); break;
     case TOK_CHAT_GEMMA4: err = render_gemma4(t, mm, nm, &o, &b); break;
+    case TOK_CHAT_INST: err = ct_inst_render(t, mm, nm, &o, &b); break;
     default: err = hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: no template chosen"); break;
     }
     if (!err) generation_prompt(t, &o, &b);

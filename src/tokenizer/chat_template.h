@@ -4,7 +4,8 @@
  *
  * Hearth does not interpret Jinja. It recognizes the template families that
  * small models ship (Llama 3.x, ChatML as in Qwen 2.5 / Qwen 3 / SmolLM2,
- * Gemma 2/3/4, Phi-3/3.5/4-mini, Phi-4, the DeepSeek-R1 distills) by distinctive substrings of the
+ * Gemma 2/3/4, Phi-3/3.5/4-mini, Phi-4, the DeepSeek-R1 distills, Mistral's
+ * and Llama 2's [INST] formats, Zephyr) by distinctive substrings of the
  * template text and renders each in C. The renderers reproduce what the
  * Jinja templates print for system/user/assistant messages (tools: below),
  * with add_generation_prompt; a template no rule recognizes is reported as
@@ -55,8 +56,22 @@ typedef enum tok_chat_family {
     TOK_CHAT_GRANITE, /* <|start_of_role|>role<|end_of_role|>...<|end_of_text|>\n */
     TOK_CHAT_TULU,    /* <|role|>\n...\n, assistant turns ending in EOS (OLMo 2, Tulu 3) */
     TOK_CHAT_EXAONE4, /* [|role|]...[|endofturn|]\n, user turns ending in \n (EXAONE 4.0) */
-    TOK_CHAT_GEMMA4   /* <|turn>role\n...<turn|>\n, roles system/user/model (Gemma 4) */
+    TOK_CHAT_GEMMA4,  /* <|turn>role\n...<turn|>\n, roles system/user/model (Gemma 4) */
+    TOK_CHAT_INST     /* [INST] ... [/INST] answer</s> (Mistral, Llama 2: see tok_chat_inst) */
 } tok_chat_family;
+
+/* The [INST] variants (chat_inst.c), by what their templates print. */
+typedef enum tok_chat_inst {
+    TOK_INST_LLAMA2 = 1, /* Mixtral, Mistral 7B v0.1/v0.2 first templates: '[INST] ' + content +
+                            ' [/INST]', answers content + eos; no system role */
+    TOK_INST_LLAMA2_SYS, /* Llama 2 chat: bos + '[INST] ' per turn, <<SYS>> in the first, stripped,
+                            answers ' ' + content + ' ' + eos */
+    TOK_INST_V1,         /* Mistral 'v1': ' [INST] ' ... ' [/INST]', system in the first turn */
+    TOK_INST_V3,         /* Mistral 'v3' (7B v0.3): '[INST] ' ... '[/INST]', system in the last
+                            turn, answers ' ' + content|trim + eos */
+    TOK_INST_V3_TEKKEN,  /* Mistral 'v3-tekken' (Nemo, Ministral 8B): v3 without the spaces */
+    TOK_INST_V7          /* Mistral 'v7': [SYSTEM_PROMPT] turns where they are */
+} tok_chat_inst;
 
 #define TOK_CHAT_SYSTEM_MAX 1024 /* longest default system prompt taken from a template */
 
@@ -80,6 +95,8 @@ typedef struct tok_chat_template {
     bool gemma_prefix;      /* Gemma 3: the system text opens the first user turn, then "\n\n" */
     bool skip_empty_system; /* Phi-3.5: a system message with empty content prints nothing */
     bool role_newline;      /* Phi: a newline after <|role|> (Phi-3/3.5: yes; Phi-4-mini: no) */
+    bool eos_turns;         /* Zephyr (TOK_CHAT_TULU): every turn ends in eos + '\n' */
+    tok_chat_inst inst;     /* TOK_CHAT_INST: the variant */
     tok_chat_tools tools;   /* how tools, calls and results are rendered */
     bool tool_args_raw;     /* Qwen 3: a call's arguments string is printed as is (else tojson) */
     char default_system[TOK_CHAT_SYSTEM_MAX]; /* ChatML: printed when messages[0] is not system */
