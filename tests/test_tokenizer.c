@@ -5,10 +5,18 @@
  * parsing); detokenizing gives the input back where the vocabulary allows it;
  * detokenizing the conformance models' greedy continuations gives the bytes
  * llama.cpp printed. Skips (77) when ../shared is absent.
+ *
+ * Tekken (Mistral Nemo, Ministral 8B) has no vocabulary in ../shared: its
+ * pre-tokenizer runs on the Llama 3 vocabulary instead, against the ids
+ * llama.cpp 34af94cd's llama-tokenize gave for that vocabulary with
+ * tokenizer.ggml.pre set to "tekken" (--no-bos --no-parse-special), for the
+ * Llama 3 inputs and tests/data/tekken.inp (cased words, digits, slashes,
+ * scripts with and without case): tests/data/tekken*.out.
  */
 #include "golden.h"
 #include "model/gguf.h"
 #include "test.h"
+#include "tokenizer/tok_impl.h"
 #include "tokenizer/tokenizer.h"
 
 #include <dirent.h>
@@ -71,16 +79,10 @@ static void check_round_trip(const tok_vocab *v, const char *name, const char *s
     free(out);
 }
 
-static int run_vocab(const char *dir, const char *file) {
-    char path[1024], inp[1100], outp[1100];
-    snprintf(path, sizeof path, "%.700s/%.255s", dir, file);
-    snprintf(inp, sizeof inp, "%s.inp", path);
-    snprintf(outp, sizeof outp, "%s.out", path);
-    double t0 = now_ms(), t_vocab = 0;
-    tok_vocab *v = load_vocab(path, &t_vocab);
-    double t_load = now_ms() - t0;
-    CHECKF(v != NULL, "%s: load", file);
-    if (!v) return 0;
+/* Every input of the .inp file `inp` against the ids of the .out file `outp`;
+ * the number of cases that passed, *n_cases the number run. */
+static int run_cases(const tok_vocab *v, const char *file, const char *inp, const char *outp,
+                     int *n_cases_out) {
     size_t in_len = 0, out_len = 0;
     char *in = golden_read(inp, &in_len), *exp = golden_read(outp, &out_len);
     REQUIRE(in && exp);
@@ -118,12 +120,55 @@ static int run_vocab(const char *dir, const char *file) {
         p = end + sep_len;
         line = nl + 1;
     }
-    printf("%-34s %2d/%2d cases  open+load %6.1f ms (tok_vocab_load %5.1f ms)\n", file, n_ok,
-           n_cases, t_load, t_vocab);
     free(in);
     free(exp);
+    *n_cases_out = n_cases;
+    return n_ok;
+}
+
+static int run_vocab(const char *dir, const char *file) {
+    char path[1024], inp[1100], outp[1100];
+    snprintf(path, sizeof path, "%.700s/%.255s", dir, file);
+    snprintf(inp, sizeof inp, "%s.inp", path);
+    snprintf(outp, sizeof outp, "%s.out", path);
+    double t0 = now_ms(), t_vocab = 0;
+    tok_vocab *v = load_vocab(path, &t_vocab);
+    double t_load = now_ms() - t0;
+    CHECKF(v != NULL, "%s: load", file);
+    if (!v) return 0;
+    int n_cases = 0;
+    const int n_ok = run_cases(v, file, inp, outp, &n_cases);
+    printf("%-34s %2d/%2d cases  open+load %6.1f ms (tok_vocab_load %5.1f ms)\n", file, n_ok,
+           n_cases, t_load, t_vocab);
     tok_vocab_free(v);
     return 1;
+}
+
+/* The Llama 3 vocabulary with its pre-tokenizer replaced by Tekken's (as
+ * loading it with tokenizer.ggml.pre = "tekken" would). */
+static void run_tekken(const char *dir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%.700s/ggml-vocab-llama-bpe.gguf", dir);
+    double t_vocab = 0;
+    tok_vocab *v = load_vocab(path, &t_vocab);
+    REQUIRE(v);
+    tok_pretok *p = NULL;
+    REQUIRE(tok_pretok_new("tekken", v, &p) == HEARTH_OK);
+    tok_pretok_free(v->pretok);
+    v->pretok = p;
+    CHECK(v->ignore_merges && !v->clean_spaces && v->add_bos); /* llama.cpp's flags for it */
+    char inp[2][1100], outp[2][1100];
+    snprintf(inp[0], sizeof inp[0], "%s.inp", path);
+    snprintf(outp[0], sizeof outp[0], "%s/tests/data/tekken-llama-bpe.out", HEARTH_SOURCE_DIR);
+    snprintf(inp[1], sizeof inp[1], "%s/tests/data/tekken.inp", HEARTH_SOURCE_DIR);
+    snprintf(outp[1], sizeof outp[1], "%s/tests/data/tekken.out", HEARTH_SOURCE_DIR);
+    for (int i = 0; i < 2; i++) {
+        int n_cases = 0;
+        const int n_ok = run_cases(v, "tekken", inp[i], outp[i], &n_cases);
+        printf("tekken on llama-bpe (%s) %2d/%2d cases\n", i == 0 ? "its inputs" : "tekken.inp",
+               n_ok, n_cases);
+    }
+    tok_vocab_free(v);
 }
 
 int main(void) {
@@ -143,5 +188,6 @@ int main(void) {
     }
     closedir(d);
     for (int i = 0; i < n; i++) run_vocab(dir, names[i]);
+    run_tekken(dir);
     return test_done("test_tokenizer");
 }

@@ -41,6 +41,15 @@
 #define RE_QWEN35                                                                                  \
     RE_CONTRACTIONS_CI "|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^" WS                     \
                        "\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|" S "*[\\r\\n]+|" S "+(?!" NS ")|" S "+"
+/* Tekken (Mistral Nemo, Ministral 8B) as llama.cpp rewrites tokenizer.json's
+ * expression: "upper" letter runs are letters that are not a-z, "lower" ones
+ * letters that are not A-Z (so any other letter is both), then single digits */
+#define RE_TEKKEN_UPPER "(?:(?=\\p{L})[^a-z])"
+#define RE_TEKKEN_LOWER "(?:(?=\\p{L})[^A-Z])"
+#define RE_TEKKEN                                                                                  \
+    "[^\\r\\n\\p{L}\\p{N}]?" RE_TEKKEN_UPPER "*" RE_TEKKEN_LOWER                                   \
+    "+|[^\\r\\n\\p{L}\\p{N}]?" RE_TEKKEN_UPPER "+" RE_TEKKEN_LOWER "*|\\p{N}| ?[^" WS              \
+    "\\p{L}\\p{N}]+[\\r\\n/]*|" S "*[\\r\\n]+|" S "+(?!" NS ")|" S "+"
 /* CJK ideographs, U+0800..U+4E00 and Hangul, as DeepSeek's tokenizer.json has it */
 #define RE_DEEPSEEK_CJK "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+"
 /* DeepSeek LLM's explicit letter class (tokenizer.json), cased letters only */
@@ -77,6 +86,7 @@ static const pre_kind PRE_GPT2 = {{RE_GPT2, NULL}};
 static const pre_kind PRE_LLAMA3 = {{RE_LLAMA3, NULL}};
 static const pre_kind PRE_QWEN2 = {{RE_QWEN2, NULL}};
 static const pre_kind PRE_QWEN35 = {{RE_QWEN35, NULL}};
+static const pre_kind PRE_TEKKEN = {{RE_TEKKEN, NULL}};
 static const pre_kind PRE_STARCODER = {{"\\p{N}", RE_GPT2, NULL}};
 static const pre_kind PRE_FALCON = {{"[\\p{P}$+<=>^~|`]+", RE_GPT2, "[0-9][0-9][0-9]", NULL}};
 static const pre_kind PRE_DEEPSEEK_LLM = {
@@ -126,6 +136,7 @@ static const pre_entry PRE_TABLE[] = {
     {"jais", &PRE_GPT2, true, false, false},
     {"trillion", &PRE_GPT2, false, false, false},
     {"granite-docling", &PRE_GPT2, false, false, false},
+    {"tekken", &PRE_TEKKEN, false, true, true},
     {"qwen2", &PRE_QWEN2, false, false, false},
     {"qwen35", &PRE_QWEN35, false, false, false},
     {"deepseek-r1-qwen", &PRE_QWEN2, false, false, false},
