@@ -130,6 +130,30 @@ static void test_formats(void) {
           " <|python_tag|>{\"name\": \"lookup\", \"parameters\": {}}; {\"name\": \"lookup\", "
           "\"parameters\": {\"q\": 2}}\n",
           "lookup:{}|lookup:{\"q\":2}", NULL);
+    /* Mistral: [TOOL_CALLS] then a JSON array of calls (or the array alone) */
+    check("mistral", true,
+          "[TOOL_CALLS] [{\"name\": \"lookup\", \"arguments\": {\"q\": 1}}, {\"name\": "
+          "\"get_weather\", \"arguments\": {\"city\": \"Paris\"}}]",
+          "lookup:{\"q\":1}|get_weather:{\"city\":\"Paris\"}", NULL);
+    check("mistral tekken", true, "[TOOL_CALLS][{\"name\":\"lookup\",\"arguments\":{}}]\n",
+          "lookup:{}", NULL);
+    check("mistral array alone", true, " [{\"name\": \"lookup\", \"arguments\": {}}]", "lookup:{}",
+          NULL);
+    check("mistral parallel false", false,
+          "[TOOL_CALLS][{\"name\":\"lookup\",\"arguments\":{}},{\"name\":\"get_weather\","
+          "\"arguments\":{}}]",
+          "lookup:{}", NULL);
+    /* not Mistral calls: an open array, text after it, an element that is no call */
+    check("mistral open", true, "[TOOL_CALLS][{\"name\":\"lookup\",\"arguments\":{}}", "",
+          "[TOOL_CALLS][{\"name\":\"lookup\",\"arguments\":{}}");
+    check("mistral then text", true, "[{\"name\":\"lookup\",\"arguments\":{}}] done", "",
+          "[{\"name\":\"lookup\",\"arguments\":{}}] done");
+    check("mistral not a call", true, "[{\"name\":\"lookup\",\"arguments\":{}}, 3]", "",
+          "[{\"name\":\"lookup\",\"arguments\":{}}, 3]");
+    check("empty array", true, "[]", "", "[]");
+    check("semicolons in an array", true,
+          "[{\"name\":\"lookup\",\"arguments\":{}}; {\"name\":\"lookup\",\"arguments\":{}}]", "",
+          "[{\"name\":\"lookup\",\"arguments\":{}}; {\"name\":\"lookup\",\"arguments\":{}}]");
     /* not calls: the text as it is */
     check("plain", true, "Paris is sunny.  ", "", "Paris is sunny.  ");
     check("json answer", true, "{\"name\": \"Ada\", \"age\": 36}", "",
@@ -176,8 +200,10 @@ static void stream_log(const srv_request *r, const char *text, size_t step, bool
     bool started = false;
     int calls_sent = 0;
     log[0] = '\0';
-    for (size_t n = step < len ? step : len; n <= len; n = n == len ? len + 1 : n + step) {
-        if (n > len) n = len;
+    /* every step-th prefix, and the whole reply last */
+    for (size_t n = step < len ? step : len; n <= len; n = n == len         ? len + 1
+                                                           : n + step < len ? n + step
+                                                                            : len) {
         if (!started) {
             const size_t safe = cursor ? srv_tools_stream_content(&cur, text, n, sent)
                                        : srv_tools_stream_safe(text, n, &started);
@@ -265,6 +291,10 @@ static void test_stream(void) {
                  "{\"city\": \"Rome\"}}\n</tool_call>");
     check_stream("llama", true, "{\"name\": \"lookup\", \"parameters\": {\"q\": 3}}");
     check_stream("python tag", true, "<|python_tag|>{\"name\": \"lookup\", \"parameters\": {}}");
+    check_stream("mistral", true,
+                 "[TOOL_CALLS] [{\"name\": \"lookup\", \"arguments\": {}}, {\"name\": "
+                 "\"lookup\", \"arguments\": {\"q\": 2}}]");
+    check_stream("bracket text", true, "[Note] a [link](x) and [{ more");
     check_stream("almost a tag", true, "a <tool_cal b <tool_call>{\"name\": \"x\"}</tool_call> c");
     check_stream("parallel false", false,
                  "<tool_call>{\"name\":\"lookup\",\"arguments\":{}}</tool_call><tool_call>{"
@@ -278,6 +308,8 @@ static void test_stream(void) {
                  "<tool_call>{\"name\": \"lookup\", \"arguments\": {\"q\": 1}}</tool_call> end");
     check_cursor("llama", true, "  {\"name\": \"lookup\", \"parameters\": {\"q\": 3}}");
     check_cursor("python tag", true, "<|python_tag|>{\"name\": \"lookup\", \"parameters\": {}}");
+    check_cursor("mistral", true, "[TOOL_CALLS][{\"name\": \"lookup\", \"arguments\": {}}]");
+    check_cursor("bracket text", true, "[Note] a [{ not a call");
     check_cursor("python tag, no", true,
                  "<|pythonic <tool_call>{\"name\": \"lookup\", "
                  "\"arguments\": {}}</tool_call>");
@@ -294,6 +326,11 @@ static void test_stream(void) {
     CHECK(srv_tools_stream_safe("ab  \n", 5, &st) == 2 && !st);
     CHECK(srv_tools_stream_safe("  {\"na", 6, &st) == 0 && st);
     CHECK(srv_tools_stream_safe("<|pyth", 6, &st) == 0 && !st);
+    CHECK(srv_tools_stream_safe("[TOOL_C", 7, &st) == 0 && !st);
+    CHECK(srv_tools_stream_safe("[TOOL_CALLS]", 12, &st) == 0 && st);
+    CHECK(srv_tools_stream_safe("[", 1, &st) == 0 && !st);
+    CHECK(srv_tools_stream_safe(" [{", 3, &st) == 0 && st);
+    CHECK(srv_tools_stream_safe("[No", 3, &st) == 3 && !st);
     CHECK(srv_tools_stream_safe("x<tool_call>", 12, &st) == 1 && st);
 }
 

@@ -16,7 +16,8 @@
  * <tool_call|> blocks, or a
  * reply that is nothing but
  * {"name": N, "parameters"|"arguments": {..}} objects (Llama 3.1/3.2, and
- * small models that drop the tags), after an optional <|python_tag|>. A
+ * small models that drop the tags), after an optional <|python_tag|>, or
+ * one JSON array of them after an optional [TOOL_CALLS] (Mistral). A
  * call to a function the request did not declare, or whose arguments are
  * not a JSON object, is not a call: its text stays in the content. That is
  * the local model's text; a remote tier's calls come as data (the

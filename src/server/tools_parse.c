@@ -47,6 +47,7 @@ static const struct {
 } tags[2] = {TAG_PAIR("<tool_call>", "</tool_call>"), TAG_PAIR("<|tool_call>", "<tool_call|>")};
 #undef TAG_PAIR
 static const char python_tag[] = "<|python_tag|>";
+static const char mistral_tag[] = "[TOOL_CALLS]"; /* then a JSON array of the calls */
 enum { OPEN_MAX = sizeof "<|tool_call>" - 1 /* the longer opening tag */ };
 
 void srv_tool_call_id(char *out, size_t cap) {
@@ -441,29 +442,50 @@ static bool add_call(acc *a, const srv_tool_set *r, srv_call_out *c) {
     return true;
 }
 
+static bool has_prefix(const char *text, size_t len, size_t i, const char *p, size_t m) {
+    return len - i >= m && !memcmp(text + i, p, m);
+}
+
 /* The reply is nothing but call objects (after <|python_tag|>), separated
- * by white space or ';'. */
+ * by white space or ';', or (Mistral's, after an optional [TOOL_CALLS]) one
+ * JSON array of them. */
 static bool bare_calls(const srv_tool_set *r, const char *text, size_t len, acc *a) {
     size_t i = 0;
     while (i < len && is_ws(text[i])) i++;
-    if (len - i >= sizeof python_tag - 1 && !memcmp(text + i, python_tag, sizeof python_tag - 1))
+    if (has_prefix(text, len, i, python_tag, sizeof python_tag - 1))
         i += sizeof python_tag - 1;
+    else if (has_prefix(text, len, i, mistral_tag, sizeof mistral_tag - 1))
+        i += sizeof mistral_tag - 1;
+    while (i < len && is_ws(text[i])) i++;
+    const bool array = i < len && text[i] == '[';
+    bool open = array; /* the array's ']' not seen yet */
+    i += array;
     srv_call_out found[SRV_MAX_TOOL_CALLS];
     int n = 0;
-    while (i < len) {
-        while (i < len && (is_ws(text[i]) || (n > 0 && text[i] == ';'))) i++;
+    bool ok = true;
+    while (ok && i < len) {
+        while (i < len && (is_ws(text[i]) || (n > 0 && text[i] == (array ? ',' : ';')))) i++;
         if (i == len) break;
+        if (open && n > 0 && text[i] == ']') {
+            open = false;
+            i++;
+            continue;
+        }
         size_t used;
         srv_call_out c = {0};
-        if (n == SRV_MAX_TOOL_CALLS || !read_call(r, text + i, len - i, &used, &c)) {
-            for (int k = 0; k < n; k++) {
-                free(found[k].name);
-                free(found[k].arguments);
-            }
-            return false;
+        ok = !(array && !open) && n < SRV_MAX_TOOL_CALLS &&
+             read_call(r, text + i, len - i, &used, &c);
+        if (ok) {
+            found[n++] = c;
+            i += used;
         }
-        found[n++] = c;
-        i += used;
+    }
+    if (!ok || open) {
+        for (int k = 0; k < n; k++) {
+            free(found[k].name);
+            free(found[k].arguments);
+        }
+        return false;
     }
     for (int k = 0; k < n; k++) add_call(a, r, &found[k]);
     return n > 0;
@@ -656,7 +678,7 @@ size_t srv_tools_stream_content(srv_tools_stream *s, const char *text, size_t le
     const char *o = find_open(text + s->scan, len - s->scan, &kind);
     while (s->lead < len && is_ws(text[s->lead])) s->lead++;
     const size_t i = s->lead, rest = len - i;
-    const size_t pt = sizeof python_tag - 1;
+    const size_t pt = sizeof python_tag - 1, mt = sizeof mistral_tag - 1;
     if (o) {
         s->call_started = s->in_call = true;
         s->kind = kind;
@@ -664,9 +686,13 @@ size_t srv_tools_stream_content(srv_tools_stream *s, const char *text, size_t le
         end = (size_t)(o - text);
     } else {
         s->scan = resume_at(s->scan, len, OPEN_MAX);
-        if (rest && (text[i] == '{' || !memcmp(text + i, python_tag, rest < pt ? rest : pt))) {
+        const bool array = rest && text[i] == '[' && (rest == 1 || text[i + 1] == '{');
+        if (rest &&
+            (text[i] == '{' || array || !memcmp(text + i, python_tag, rest < pt ? rest : pt) ||
+             !memcmp(text + i, mistral_tag, rest < mt ? rest : mt))) {
             /* maybe a reply of bare call objects: held until it is complete */
-            s->call_started = text[i] == '{' || rest >= pt;
+            s->call_started = text[i] == '{' || (array && rest > 1) || rest >= pt ||
+                              (rest >= mt && !memcmp(text + i, mistral_tag, mt));
             return 0;
         }
         /* a possible opening tag (of either pair) cut at the end */
