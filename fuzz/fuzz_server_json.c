@@ -88,7 +88,7 @@ static void render_all(const srv_request *r) {
             srv_tool_reply_free(&t);
         }
     }
-    char names[256];
+    char names[512];
     snprintf(names, sizeof names, "%s", tok_chat_names());
     for (char *save = NULL, *n = strtok_r(names, "|", &save); n; n = strtok_r(NULL, "|", &save)) {
         tok_chat_template t;

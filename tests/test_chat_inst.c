@@ -580,6 +580,30 @@ static void test_render(void) {
     }
 }
 
+/* A system message alone: merged away (llama2), printed alone, or raised on
+ * by no template; the render reads nothing past it. */
+static void test_system_only(void) {
+    static const struct {
+        const char *name, *expected;
+    } want[] = {{"llama2", "<s>"},
+                {"llama2-sys", ""},
+                {"mistral-v1", "<s>"},
+                {"mistral-v3", "<s>"},
+                {"mistral-v7", "<s>[SYSTEM_PROMPT] You are a helpful assistant[/SYSTEM_PROMPT]"},
+                {"zephyr", "<|system|>\nYou are a helpful assistant</s>\n<|assistant|>\n"}};
+    for (size_t i = 0; i < N(want); i++) {
+        tok_chat_template t;
+        REQUIRE(tok_chat_named(want[i].name, &t) == HEARTH_OK);
+        tok_chat_opts o = {.bos = "<s>", .eos = "</s>", .add_generation_prompt = true};
+        char *out = NULL;
+        size_t len = 0;
+        const hearth_err err = tok_chat_render(&t, conv_a, 1, &o, &out, &len);
+        CHECKF(!err && !strcmp(out, want[i].expected), "%s system only: %s", want[i].name,
+               err ? hearth_last_error() : out);
+        free(out);
+    }
+}
+
 /* OLMo 2's template (the Tulu format) shares Zephyr's role markers and is
  * still told apart: its user turns end in '\n', not EOS. */
 static void test_not_zephyr(void) {
@@ -595,6 +619,7 @@ static void test_not_zephyr(void) {
 int main(void) {
     test_detect();
     test_render();
+    test_system_only();
     test_not_zephyr();
     return test_done("test_chat_inst");
 }

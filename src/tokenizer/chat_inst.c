@@ -75,20 +75,21 @@ hearth_err ct_inst_detect(const char *s, tok_chat_template *out) {
 
 /* Llama 2's user turn: bos + '[INST] ' + (the <<SYS>> block of the first
  * turn + content).strip() + ' [/INST]'. */
-static void llama2_sys_user(ct_buf *b, const ct_msg *sys, ct_span c, const tok_chat_opts *o) {
-    buf_puts(b, o->bos);
+static void llama2_sys_user(const tok_chat_template *t, ct_buf *b, const ct_msg *sys, ct_span c,
+                            const tok_chat_opts *o) {
+    if (t->bos) buf_puts(b, o->bos);
     buf_puts(b, "[INST] ");
     if (!sys) {
         buf_span(b, ct_trim(c));
     } else {
-        ct_buf t = {0};
-        buf_puts(&t, "<<SYS>>\n");
-        buf_span(&t, sys->content);
-        buf_puts(&t, "\n<</SYS>>\n\n");
-        buf_span(&t, c);
-        buf_span(b, ct_trim((ct_span){t.p, t.n}));
-        if (t.oom) b->oom = true;
-        free(t.p);
+        ct_buf text = {0};
+        buf_puts(&text, "<<SYS>>\n");
+        buf_span(&text, sys->content);
+        buf_puts(&text, "\n<</SYS>>\n\n");
+        buf_span(&text, c);
+        buf_span(b, ct_trim((ct_span){text.p, text.n}));
+        if (text.oom) b->oom = true;
+        free(text.p);
     }
     buf_puts(b, " [/INST]");
 }
@@ -96,7 +97,7 @@ static void llama2_sys_user(ct_buf *b, const ct_msg *sys, ct_span c, const tok_c
 static void user_turn(const tok_chat_template *t, ct_buf *b, const ct_msg *sys, ct_span c,
                       const tok_chat_opts *o) {
     switch (t->inst) {
-    case TOK_INST_LLAMA2_SYS: llama2_sys_user(b, sys, c, o); return;
+    case TOK_INST_LLAMA2_SYS: llama2_sys_user(t, b, sys, c, o); return;
     case TOK_INST_LLAMA2: buf_puts(b, "[INST] "); break;
     case TOK_INST_V1: buf_puts(b, " [INST] "); break;
     case TOK_INST_V3_TEKKEN: buf_puts(b, "[INST]"); break;
@@ -137,7 +138,8 @@ static void assistant_turn(const tok_chat_template *t, ct_buf *b, ct_span c,
 hearth_err ct_inst_render(const tok_chat_template *t, const ct_msg *m, size_t n,
                           const tok_chat_opts *o, ct_buf *b) {
     const bool v7 = t->inst == TOK_INST_V7;
-    const ct_msg *sys = !v7 && m[0].role == TOK_CHAT_SYSTEM ? &m[0] : NULL;
+    /* n is 0 when a merged system message was the only one */
+    const ct_msg *sys = !v7 && n && m[0].role == TOK_CHAT_SYSTEM ? &m[0] : NULL;
     const size_t i0 = sys ? 1 : 0;
     const bool mistral = t->inst != TOK_INST_LLAMA2 && t->inst != TOK_INST_LLAMA2_SYS;
     if (!v7) {
