@@ -168,6 +168,18 @@ static void run_tekken(const char *dir) {
         printf("tekken on llama-bpe (%s) %2d/%2d cases\n", i == 0 ? "its inputs" : "tekken.inp",
                n_ok, n_cases);
     }
+    /* a long run of capitals backtracks past PCRE2's default JIT stack */
+    enum { RUN = 20000 };
+    char *caps = malloc(RUN);
+    int32_t *ids = malloc(RUN * sizeof *ids);
+    REQUIRE(caps && ids);
+    memset(caps, 'A', RUN);
+    size_t n_ids = 0;
+    const hearth_err err = tok_encode(v, caps, RUN, false, false, ids, RUN, &n_ids);
+    CHECKF(err == HEARTH_OK, "tekken: %d capitals: %s", RUN, hearth_last_error());
+    if (!err) check_round_trip(v, "tekken capitals", caps, RUN, ids, n_ids);
+    free(caps);
+    free(ids);
     tok_vocab_free(v);
 }
 

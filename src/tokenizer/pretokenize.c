@@ -265,6 +265,24 @@ static hearth_err subject_build(subject *sb, const uint32_t *cps, size_t n) {
 }
 
 /* Splits piece `in` with one expression, appending the parts to `out`. */
+/* A match that outgrew PCRE2's default 32 KiB JIT stack (Tekken's cased
+ * letter runs backtrack over the run: some 7 bytes of stack a character, so
+ * a few thousand capitals), again with a stack sized for the piece. */
+static int match_big(const pcre2_code *re, PCRE2_SPTR subj, size_t len, size_t pos,
+                     pcre2_match_data *md) {
+    const size_t max = len > (SIZE_MAX >> 7) ? SIZE_MAX : ((size_t)1 << 20) + 64 * len;
+    pcre2_jit_stack *js = pcre2_jit_stack_create(32 * 1024, max, NULL);
+    pcre2_match_context *mc = js ? pcre2_match_context_create(NULL) : NULL;
+    int rc = PCRE2_ERROR_NOMEMORY;
+    if (mc) {
+        pcre2_jit_stack_assign(mc, NULL, js);
+        rc = pcre2_match(re, subj, len, pos, PCRE2_NO_UTF_CHECK, md, mc);
+    }
+    pcre2_match_context_free(mc);
+    pcre2_jit_stack_free(js);
+    return rc;
+}
+
 static hearth_err split_one(const pcre2_code *re, pcre2_match_data *md, const subject *sb, span in,
                             span_list *out) {
     size_t b0 = sb->byte_of[in.start], b1 = sb->byte_of[in.start + in.count];
@@ -273,6 +291,7 @@ static hearth_err split_one(const pcre2_code *re, pcre2_match_data *md, const su
     hearth_err err = HEARTH_OK;
     while (pos <= len && !err) {
         int rc = pcre2_match(re, subj, len, pos, PCRE2_NO_UTF_CHECK, md, NULL);
+        if (rc == PCRE2_ERROR_JIT_STACKLIMIT) rc = match_big(re, subj, len, pos, md);
         if (rc == PCRE2_ERROR_NOMATCH) break;
         if (rc < 0) {
             PCRE2_UCHAR msg[160];
