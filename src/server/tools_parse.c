@@ -71,6 +71,11 @@ void srv_tool_call_id(char *out, size_t cap) {
 
 static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
+/* Whether text[i..len) starts with p[0..m). */
+static bool has_prefix(const char *text, size_t len, size_t i, const char *p, size_t m) {
+    return len - i >= m && !memcmp(text + i, p, m);
+}
+
 srv_tool_set srv_tool_set_of(const srv_request *r) {
     return (srv_tool_set){.names = r->tool_names,
                           .n_names = r->n_tools,
@@ -218,7 +223,7 @@ static void skip_ws(const char *p, size_t n, size_t *i) {
 }
 
 static bool at_quote(const char *p, size_t n, size_t i) {
-    return n - i >= GEMMA_QUOTE_LEN && !memcmp(p + i, gemma_quote, GEMMA_QUOTE_LEN);
+    return has_prefix(p, n, i, gemma_quote, GEMMA_QUOTE_LEN);
 }
 
 /* A <|"|>...<|"|> string at p[*i] (the text between, as it is). */
@@ -374,7 +379,7 @@ static bool read_call(const srv_tool_set *r, const char *p, size_t n, size_t *us
     size_t i = 0;
     while (i < n && is_ws(p[i])) i++;
     if (i < n && p[i] == '<') return read_xml_call(r, p, n, i, used, c);
-    if (n - i >= 5 && !memcmp(p + i, "call:", 5)) return read_gemma_call(r, p, n, i, used, c);
+    if (has_prefix(p, n, i, "call:", 5)) return read_gemma_call(r, p, n, i, used, c);
     if (i == n || p[i] != '{') return false;
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(p + i, n - i, &end, false);
@@ -442,10 +447,6 @@ static bool add_call(acc *a, const srv_tool_set *r, srv_call_out *c) {
     return true;
 }
 
-static bool has_prefix(const char *text, size_t len, size_t i, const char *p, size_t m) {
-    return len - i >= m && !memcmp(text + i, p, m);
-}
-
 /* The reply is nothing but call objects (after <|python_tag|>), separated
  * by white space or ';', or (Mistral's, after an optional [TOOL_CALLS]) one
  * JSON array of them. */
@@ -468,13 +469,13 @@ static bool bare_calls(const srv_tool_set *r, const char *text, size_t len, acc 
         if (i == len) break;
         if (open && n > 0 && text[i] == ']') {
             open = false;
-            i++;
-            continue;
+            for (i++; i < len && is_ws(text[i]); i++) continue;
+            ok = i == len; /* nothing after the array */
+            break;
         }
         size_t used;
         srv_call_out c = {0};
-        ok = !(array && !open) && n < SRV_MAX_TOOL_CALLS &&
-             read_call(r, text + i, len - i, &used, &c);
+        ok = n < SRV_MAX_TOOL_CALLS && read_call(r, text + i, len - i, &used, &c);
         if (ok) {
             found[n++] = c;
             i += used;
@@ -686,13 +687,14 @@ size_t srv_tools_stream_content(srv_tools_stream *s, const char *text, size_t le
         end = (size_t)(o - text);
     } else {
         s->scan = resume_at(s->scan, len, OPEN_MAX);
-        const bool array = rest && text[i] == '[' && (rest == 1 || text[i + 1] == '{');
-        if (rest &&
-            (text[i] == '{' || array || !memcmp(text + i, python_tag, rest < pt ? rest : pt) ||
-             !memcmp(text + i, mistral_tag, rest < mt ? rest : mt))) {
-            /* maybe a reply of bare call objects: held until it is complete */
-            s->call_started = text[i] == '{' || (array && rest > 1) || rest >= pt ||
-                              (rest >= mt && !memcmp(text + i, mistral_tag, mt));
+        /* a reply that starts as bare calls may be nothing but calls: held until it
+           is complete; the start is sure once a '{', "[{" or a whole tag is there */
+        const bool obj = rest && text[i] == '{',
+                   arr = rest && text[i] == '[' && (rest == 1 || text[i + 1] == '{'),
+                   py = rest && !memcmp(text + i, python_tag, rest < pt ? rest : pt),
+                   mi = rest && !memcmp(text + i, mistral_tag, rest < mt ? rest : mt);
+        if (obj || arr || py || mi) {
+            s->call_started = obj || (arr && rest > 1) || (py && rest >= pt) || (mi && rest >= mt);
             return 0;
         }
         /* a possible opening tag (of either pair) cut at the end */
