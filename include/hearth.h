@@ -317,6 +317,81 @@ HEARTH_API hearth_err hearth_rank_batch(hearth_session *session, const int32_t *
  * scores in their given order). */
 HEARTH_API hearth_err hearth_rank_order(const float *scores, int n, int *order);
 
+/* ---- images (docs/vision.md) ----------------------------------------------
+ * A vision projector ("mmproj": llama.cpp's clip GGUF, made for one language
+ * model) turns an image into rows of that model's input embeddings, which
+ * hearth_decode_embd evaluates in place of tokens. Projector types: gemma3
+ * (Gemma 3 4B, 12B, 27B). Images: PNG and JPEG. */
+typedef struct hearth_vision hearth_vision;
+
+/* Maps the projector file and checks it against `model` (its rows must be
+ * the model's width). n_threads <= 0: physical cores. *out owns it; free it
+ * with hearth_vision_free. */
+HEARTH_API hearth_err hearth_vision_load(const char *path, const hearth_model *model, int n_threads,
+                                         hearth_vision **out);
+HEARTH_API void hearth_vision_free(hearth_vision *vision);
+/* Rows of embeddings per image (Gemma 3: 256). */
+HEARTH_API int hearth_vision_n_tokens(const hearth_vision *vision);
+/* The side, in pixels, images are scaled to fit (Gemma 3: 896). */
+HEARTH_API int hearth_vision_image_size(const hearth_vision *vision);
+/* The projector type ("gemma3"). */
+HEARTH_API const char *hearth_vision_projector(const hearth_vision *vision);
+/* Decodes a PNG or JPEG image of len bytes, scales it to fit the tower's
+ * square (aspect kept, black around it, as llama.cpp does) and runs the
+ * tower and projector: out receives hearth_vision_n_tokens rows of the
+ * model's n_embd floats. One call at a time per handle; it allocates its
+ * activations for the call (Gemma 3: about 250 MB) and frees them.
+ * HEARTH_ERR_FORMAT: not a PNG or JPEG, or a damaged one;
+ * HEARTH_ERR_INVALID_ARG: an image over 8192 pixels on a side. */
+HEARTH_API hearth_err hearth_vision_encode(hearth_vision *vision, const void *image, size_t len,
+                                           float *out);
+
+/* Evaluates n rows of input embeddings (n_embd floats each, as
+ * hearth_vision_encode writes them; the architecture's scaling of token
+ * embeddings is not applied to them, as llama.cpp does not) at the next n
+ * positions, in one forward pass: n <= the session's n_batch. bidirectional:
+ * the rows attend to each other whatever their order, as Gemma 3's image
+ * rows do (they still see every earlier position, and nothing later sees
+ * past them). ids[i] is what the session records for position i
+ * (hearth_session_tokens): each must be negative, so that no token matches
+ * it; equal ids should mean equal rows (a prompt that reuses a cached
+ * prefix compares them: hearth_gen_new skips negative ids it finds cached
+ * and refuses to evaluate one). The last row's logits become the
+ * session's, copied to `logits` when it is not NULL. HEARTH_ERR_UNSUPPORTED
+ * for an encoder or a model with per-layer inputs (Gemma 3n, Gemma 4). */
+HEARTH_API hearth_err hearth_decode_embd(hearth_session *session, const float *embd,
+                                         const int32_t *ids, int n, bool bidirectional,
+                                         float *logits);
+
+/* Prompts with images. In a prompt's text HEARTH_MEDIA_MARKER stands for
+ * the next image (llama.cpp's default marker). hearth_tokenize_media
+ * tokenizes such a text as llama.cpp's mtmd does: BOS once when add_special
+ * and the vocabulary asks for it, each piece of text between markers on
+ * its own (parse_special as given), and for each image the projector's
+ * opening text (Gemma 3: "<start_of_image>"), hearth_vision_n_tokens
+ * negative ids (hearth_media_ids of hashes[i]: equal hashes, equal ids;
+ * hearth_media_hash of the image's bytes is llama-server's choice), and its
+ * closing text, those two with control tokens parsed. The markers must be
+ * exactly n_images (HEARTH_ERR_INVALID_ARG). ids/cap/n_out as
+ * hearth_tokenize. */
+#define HEARTH_MEDIA_MARKER "<__media__>"
+HEARTH_API uint64_t hearth_media_hash(const void *data, size_t len);
+HEARTH_API void hearth_media_ids(uint64_t hash, int n, int32_t *ids);
+HEARTH_API hearth_err hearth_tokenize_media(const hearth_model *model, const hearth_vision *vision,
+                                            const char *text, size_t len, bool add_special,
+                                            bool parse_special, const uint64_t *hashes,
+                                            int n_images, int32_t *ids, size_t cap, size_t *n_out);
+/* Brings the session to hold prompt[0..e), e the end of its last image:
+ * the longest prefix it holds is kept (never part of an image), the rest
+ * evaluated, text with hearth_decode and each image's rows with
+ * hearth_decode_embd from images[k] (the prompt's k-th image,
+ * hearth_vision_n_tokens rows of n_embd floats). A generation on the whole
+ * prompt (hearth_gen_new) then finds that prefix and evaluates only the
+ * text after it. Each image's rows must fit in the session's n_batch. */
+HEARTH_API hearth_err hearth_prefill_media(hearth_session *session, const hearth_vision *vision,
+                                           const int32_t *prompt, int n_prompt,
+                                           const float *const *images, int n_images);
+
 /* ---- text ----------------------------------------------------------------
  * The model's own tokenizer, from its GGUF metadata. Functions that fill a
  * caller's buffer fail with HEARTH_ERR_INVALID_ARG when it is too small and

@@ -11,6 +11,7 @@ packages=(
   libsqlite3-dev          # ledger, audit log
   libxml2-dev             # hearth rag index: the text of HTML files
   libpoppler-glib-dev     # hearth rag index: the text of PDF files (brings glib and cairo; about 9 MB)
+  libpng-dev libjpeg62-turbo-dev   # images for vision projectors (PNG, JPEG)
   python3-numpy           # ../shared/perf/gguf_synth.py (benchmark model files)
   gnuplot-nox             # bench/cascade/run.sh: the cost-versus-quality plot (optional)
   cppcheck                # scripts/lint.sh: static analysis, must stay quiet

@@ -196,4 +196,19 @@ static inline int cli_fail(const char *cmd, const char *what) {
     return 1;
 }
 
+/* A prompt's images (--mmproj FILE, --image FILE...; cli_media.c): the
+ * projector, each image's rows (encoded at open), its hash for
+ * hearth_tokenize_media. cli_media_open prints what failed and returns 1;
+ * cli_media_close frees whatever was opened. */
+typedef struct cli_media {
+    hearth_vision *vision;
+    int n;
+    float *rows;          /* [n][rows per image][n_embd] */
+    const float **images; /* image i's rows */
+    uint64_t *hashes;
+} cli_media;
+int cli_media_open(const char *cmd, hearth_model *m, const char *mmproj, const char *const *paths,
+                   int n, int n_threads, cli_media *out);
+void cli_media_close(cli_media *c);
+
 #endif

@@ -31,6 +31,11 @@ static const char run_usage[] =
     "  --suffix TEXT       fill in the middle: the prompt is the code before the cursor,\n"
     "                      TEXT the code after it (needs a model with FIM tokens, such as\n"
     "                      Qwen2.5-Coder; special-token text stays text)\n"
+    "  --mmproj FILE       a vision projector for the model (llama.cpp's mmproj GGUF;\n"
+    "                      docs/vision.md)\n"
+    "  --image FILE        a PNG or JPEG image for the prompt (repeatable, up to 16; needs\n"
+    "                      --mmproj): each <__media__> in the prompt stands for the next one;\n"
+    "                      without any, the images come before the text\n"
     "  --json              JSON mode: only tokens that keep the output one JSON object;\n"
     "                      it ends when the object is complete\n"
     "  --json-schema FILE  structured output: only tokens that keep the output one JSON\n"
@@ -38,7 +43,12 @@ static const char run_usage[] =
     "                      ends when the value is complete. Supported keywords and the\n"
     "                      output's rules: docs/structured-output.md\n";
 
-enum { RUN_MAX_STOPS = 16, RUN_MAX_PROMPT = 64 << 20, RUN_MAX_SCHEMA = 1 << 20 };
+enum {
+    RUN_MAX_STOPS = 16,
+    RUN_MAX_PROMPT = 64 << 20,
+    RUN_MAX_SCHEMA = 1 << 20,
+    RUN_MAX_IMAGES = 16
+};
 
 /* All of f, NUL-terminated, when it holds at most max bytes; `what` names it
  * in the error. */
@@ -84,6 +94,10 @@ typedef struct run_opts {
     const char *stops[RUN_MAX_STOPS];
     bool parse_special;
     int keep; /* --keep: llama.cpp's count, after the BOS */
+    const char *mmproj;
+    const char *images[RUN_MAX_IMAGES];
+    int n_images;
+    cli_media media; /* the images, encoded */
 } run_opts;
 
 static int parse_run(int argc, char **argv, run_opts *o) {
@@ -134,7 +148,15 @@ static int parse_run(int argc, char **argv, run_opts *o) {
             o->prompt_file = v;
         else if (!strcmp(a, "--suffix"))
             o->suffix = v;
-        else if (!strcmp(a, "--prompt-cache"))
+        else if (!strcmp(a, "--mmproj"))
+            o->mmproj = v;
+        else if (!strcmp(a, "--image")) {
+            if (o->n_images == RUN_MAX_IMAGES) {
+                fprintf(stderr, "hearth run: at most %d images\n", RUN_MAX_IMAGES);
+                return 2;
+            }
+            o->images[o->n_images++] = v;
+        } else if (!strcmp(a, "--prompt-cache"))
             o->prompt_cache = v;
         else if (!strcmp(a, "--keep")) {
             if (!cli_parse_int(v, -1, 1L << 30, &o->keep)) {
@@ -160,6 +182,11 @@ static int parse_run(int argc, char **argv, run_opts *o) {
     }
     if (o->prompt_cache_ro && !o->prompt_cache) {
         fprintf(stderr, "hearth run: --prompt-cache-ro needs --prompt-cache FILE\n");
+        return 2;
+    }
+    if (o->n_images && (!o->mmproj || o->suffix || o->prompt_cache)) {
+        fprintf(stderr, "hearth run: --image needs --mmproj, and goes with neither --suffix nor "
+                        "--prompt-cache\n");
         return 2;
     }
     if (cli_spec_resolve("run", &o->spec)) return 2;
@@ -238,6 +265,9 @@ static void print_memory(const hearth_session *s) {
  * (hearth_tokenize_fim); *n is the count needed when ids is too small. */
 static hearth_err prompt_ids(hearth_model *m, const run_opts *o, const char *text, size_t len,
                              int32_t *ids, size_t cap, size_t *n) {
+    if (o->media.n)
+        return hearth_tokenize_media(m, o->media.vision, text, len, true, o->parse_special,
+                                     o->media.hashes, o->media.n, ids, cap, n);
     if (o->suffix)
         return hearth_tokenize_fim(m, text, len, o->suffix, strlen(o->suffix), ids, cap, n);
     return hearth_tokenize(m, text, len, true, o->parse_special, ids, cap, n);
@@ -317,6 +347,9 @@ static int generate(hearth_model *m, const run_opts *o, const char *text, size_t
         rc = cli_fail("run", "creating the sampler");
     else if (cache_load(s, o, ids, (int)n, &save))
         rc = 1;
+    else if (o->media.n &&
+             hearth_prefill_media(s, o->media.vision, ids, (int)n, o->media.images, o->media.n))
+        rc = cli_fail("run", "the images");
     else if (run_steps(s, smp, ids, (int)n, gen_params(m, o, ids, &gp), o, save, &r))
         rc = cli_fail("run", "generating");
     if (!rc) {
@@ -336,6 +369,22 @@ static int generate(hearth_model *m, const run_opts *o, const char *text, size_t
     hearth_session_free(s);
     free(ids);
     return rc;
+}
+
+/* A prompt without any image marker gets one per image in front, as
+ * llama-mtmd-cli does; false when out of memory. */
+static bool with_markers(char **text, size_t *len, int n_images) {
+    const size_t ml = strlen(HEARTH_MEDIA_MARKER);
+    for (size_t i = 0; i + ml <= *len; i++)
+        if (!memcmp(*text + i, HEARTH_MEDIA_MARKER, ml)) return true;
+    char *t = malloc(*len + (size_t)n_images * ml + 1);
+    if (!t) return false;
+    for (int i = 0; i < n_images; i++) memcpy(t + (size_t)i * ml, HEARTH_MEDIA_MARKER, ml);
+    memcpy(t + (size_t)n_images * ml, *text, *len + 1);
+    free(*text);
+    *text = t;
+    *len += (size_t)n_images * ml;
+    return true;
 }
 
 int cmd_run(int argc, char **argv) {
@@ -362,8 +411,13 @@ int cmd_run(int argc, char **argv) {
     cli_model_params(&o.g.lora, &o.g.mp);
     if (hearth_model_load(o.model, &o.g.mp, &m))
         rc = cli_fail("run", "loading the model");
-    else if (!(rc = cli_spec_open("run", &o.spec, m, &o.g.mp, &o.g.sp, &o.g.gen)))
+    else if (o.n_images)
+        rc = cli_media_open("run", m, o.mmproj, o.images, o.n_images, o.g.mp.n_threads, &o.media);
+    if (!rc && o.n_images && !with_markers(&text, &len, o.n_images))
+        rc = (fprintf(stderr, "hearth run: out of memory\n"), 1);
+    if (!rc && !(rc = cli_spec_open("run", &o.spec, m, &o.g.mp, &o.g.sp, &o.g.gen)))
         rc = generate(m, &o, text, len);
+    cli_media_close(&o.media);
     cli_spec_close(&o.spec);
     hearth_model_free(m);
     free(text);

@@ -54,7 +54,12 @@ static const char synth_usage[] =
     "  Writes a LoRA adapter with random weights for the model file BASE (docs/lora.md):\n"
     "  rank R (default 8), alpha A (default 16; 0: no alpha key), LIST of weights without\n"
     "  'blk.N.' and '.weight' (e.g. attn_q,attn_v,ffn_down,output; default: every matrix),\n"
-    "  an update about X times the size of W x at scale 1 and alpha = rank (default 0.5).\n";
+    "  an update about X times the size of W x at scale 1 and alpha = rank (default 0.5).\n"
+    "usage: hearth synth --mmproj-for BASE -o FILE [--type f32|f16] [--image-size N] [--patch N]\n"
+    "                    [--merge N] [--embd N] [--layers N] [--heads N] [--ff N] [--seed S]\n"
+    "  Writes a Gemma 3 vision projector with random weights for the model file BASE\n"
+    "  (docs/vision.md): images of N pixels (default 56) in patches of N (14), pooled N x N\n"
+    "  (2) into image rows of BASE's width, a tower of --embd, --layers, --heads, --ff.\n";
 
 static int parse_type(const char *s, kern_type *out) {
     for (uint32_t t = 0; t < KERN_TYPE_COUNT; t++) {
@@ -147,10 +152,30 @@ static int lora_opt(const char *a, const char *v, synth_lora_params *lp, const c
     return 1;
 }
 
+/* --mmproj-for: the tower's shape from the shape options (their defaults
+ * make a small one), its rows as wide as the base model's. */
+static int write_mmproj(const char *out, const char *base, const synth_params *p,
+                        synth_vision_params *vp) {
+    hearth_model *m;
+    if (hearth_model_load(base, NULL, &m)) return cli_fail("synth", base);
+    vp->n_embd_text = hearth_model_n_embd(m);
+    hearth_model_free(m);
+    vp->type = p->type, vp->seed = p->seed;
+    vp->n_embd = p->n_embd, vp->n_layer = p->n_layer, vp->n_head = p->n_head, vp->n_ff = p->n_ff;
+    if (synth_vision_write(out, vp)) return cli_fail("synth", out);
+    printf("wrote %s: gemma3 vision projector for %s, %dx%d images, %d image rows of %d, %s "
+           "(RANDOM weights)\n",
+           out, base, vp->image_size, vp->image_size,
+           (vp->image_size / vp->patch / vp->merge) * (vp->image_size / vp->patch / vp->merge),
+           vp->n_embd_text, kern_type_get(vp->type)->name);
+    return 0;
+}
+
 int cmd_synth(int argc, char **argv) {
     synth_params p = synth_default_params();
     synth_lora_params lp = synth_lora_default_params();
-    const char *out = NULL, *lora_base = NULL;
+    synth_vision_params vp = synth_vision_default_params();
+    const char *out = NULL, *lora_base = NULL, *mmproj_base = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -176,7 +201,15 @@ int cmd_synth(int argc, char **argv) {
         if (lr) continue;
         if (!strcmp(a, "-o"))
             out = v;
-        else if (!strcmp(a, "--arch"))
+        else if (!strcmp(a, "--mmproj-for"))
+            mmproj_base = v;
+        else if (!strcmp(a, "--image-size") || !strcmp(a, "--patch") || !strcmp(a, "--merge")) {
+            int *dst = a[2] == 'i' ? &vp.image_size : a[2] == 'p' ? &vp.patch : &vp.merge;
+            if (!cli_parse_int(v, 1, 4096, dst)) {
+                fprintf(stderr, "hearth synth: bad value '%s' for %s\n", v, a);
+                return 2;
+            }
+        } else if (!strcmp(a, "--arch"))
             p.arch = v;
         else if (!strcmp(a, "--type")) {
             if (parse_type(v, &p.type)) {
@@ -206,6 +239,7 @@ int cmd_synth(int argc, char **argv) {
                lora_base, lp.rank, (double)lp.alpha, kern_type_get(lp.type)->name);
         return 0;
     }
+    if (mmproj_base) return write_mmproj(out, mmproj_base, &p, &vp);
     if (synth_write(out, &p)) return cli_fail("synth", out);
     printf(
         "wrote %s: %s, %d layers, n_embd %d, %s weights (RANDOM: the text it generates is noise)\n",

@@ -98,7 +98,8 @@ static hearth_err gen_reuse_prefix(hearth_gen *g) {
     g->r.n_prompt = g->n_prompt - n_cached;
     g->r.stop_index = -1;
     smp_reset(g->smp);
-    for (int i = 0; i < g->n_prompt && !err; i++) err = smp_accept(g->smp, g->prompt[i]);
+    for (int i = 0; i < g->n_prompt && !err; i++) /* an image's rows are no tokens */
+        if (g->prompt[i] >= 0) err = smp_accept(g->smp, g->prompt[i]);
     return err;
 }
 

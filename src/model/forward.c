@@ -120,9 +120,10 @@ static int attn_first_key(const hearth_session *kv, const model_layer *l, int p)
 }
 
 /* The last key position p attends to: itself (causal), or an encoder's
- * whole text, the last row of its run (or the window's last). */
+ * whole text or a bidirectional run, the last row of its run (or the
+ * window's last). */
 static int attn_last_key(const hearth_session *s, const model_layer *l, const fwd_run *r, int p) {
-    if (!s->model->arch->encoder) return p;
+    if (!s->model->arch->encoder && !r->bidir) return p;
     const int end = r->pos0 + r->n - 1;
     const int reach = session_swa_reach(s);
     return l->swa && s->model->arch->swa_symmetric && p + reach < end ? p + reach : end;
@@ -755,7 +756,7 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
     const model_hparams *hp = &m->hp;
     for (int i = 0; i < n_runs; i++) session_win_room(runs[i].s, runs[i].pos0, runs[i].n);
     ssm_begin(runs, n_runs);
-    embed(s, ids, n);
+    if (ids) embed(s, ids, n);
     if (m->arch->post_ln)
         for (int i = 0; i < n_runs; i++) encoder_inputs(s, &runs[i]);
     tok_job tj = {.s = s, .l = &m->layers[0], .runs = runs, .n_runs = n_runs, .n = n, .ids = ids};

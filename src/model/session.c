@@ -12,6 +12,7 @@
  */
 #include "session.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -511,6 +512,40 @@ hearth_err hearth_decode(hearth_session *s, const int32_t *ids, int n, float *lo
         memcpy(s->logits, logits + (size_t)(n - 1) * (size_t)n_vocab,
                (size_t)n_vocab * sizeof(float));
     s->logits_ok = true;
+    return HEARTH_OK;
+}
+
+hearth_err hearth_decode_embd(hearth_session *s, const float *embd, const int32_t *ids, int n,
+                              bool bidirectional, float *logits) {
+    const hearth_model *m = s->model;
+    if (model_is_encoder(m)) return encoder_refuses(m, "decode_embd");
+    if (m->hp.n_embd_pl)
+        return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                       "decode_embd: %s takes per-layer inputs from token ids, not embeddings",
+                       m->arch->name);
+    if (!embd || !ids || n <= 0 || n > s->n_batch)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "decode_embd: %d rows; 1 to n_batch (%d) wanted", n,
+                       s->n_batch);
+    if (n > s->n_ctx - s->pos)
+        return hr_fail(HEARTH_ERR_CONTEXT_FULL,
+                       "decode_embd: %d rows do not fit: %d of %d positions are used", n, s->pos,
+                       s->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (ids[i] >= 0)
+            return hr_fail(HEARTH_ERR_INVALID_ARG, "decode_embd: id %d at index %d is not negative",
+                           ids[i], i);
+    const size_t rows = (size_t)n * (size_t)m->hp.n_embd;
+    for (size_t i = 0; i < rows; i++)
+        if (!isfinite(embd[i]))
+            return hr_fail(HEARTH_ERR_INVALID_ARG, "decode_embd: row %zu holds a non-finite value",
+                           i / (size_t)m->hp.n_embd);
+    memcpy(s->x, embd, rows * sizeof *embd);
+    const fwd_run run = {.s = s, .t0 = 0, .n = n, .pos0 = s->pos, .bidir = bidirectional};
+    forward_multi(s, &run, 1, NULL, n, s->logits, n - 1);
+    memcpy(s->tokens + s->pos, ids, (size_t)n * sizeof *ids);
+    s->pos += n;
+    s->logits_ok = true;
+    if (logits) memcpy(logits, s->logits, (size_t)m->hp.n_vocab * sizeof *logits);
     return HEARTH_OK;
 }
 

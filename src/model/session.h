@@ -14,6 +14,7 @@
 typedef struct fwd_run {
     hearth_session *s;
     int t0, n, pos0;
+    bool bidir; /* the run's rows see each other both ways (hearth_decode_embd) */
 } fwd_run;
 
 struct hearth_session {
@@ -122,7 +123,8 @@ void forward_batch(hearth_session *s, const int32_t *ids, int n, float *out, int
 /* The same for n tokens from several sequences: runs[0..n_runs) cover rows
  * 0..n-1 in order, each at its own session's positions (pos0 given, not
  * advanced), with every session of s's model and KV layout; s's buffers
- * hold the activations. */
+ * hold the activations. ids NULL: the input rows are already in s->x
+ * (embeddings, hearth_decode_embd). */
 void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int32_t *ids, int n,
                    float *out, int out_first);
 /* After forward_multi(s, ...) with out NULL: the logits of rows t0..t0+k-1

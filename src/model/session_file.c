@@ -321,6 +321,9 @@ static hearth_err encoder_has_no_state(const hearth_session *s) {
 
 hearth_err hearth_session_save(const hearth_session *s, const char *path, uint64_t *n_bytes) {
     if (s->kv_one_layer) return hr_wrap(encoder_has_no_state(s), "saving '%s': ", path);
+    for (int i = 0; i < s->pos; i++) /* a file holds token ids, not an image's rows */
+        if (s->tokens[i] < 0)
+            return hr_fail(HEARTH_ERR_UNSUPPORTED, "saving '%s': the session holds an image", path);
     /* beside the target, then renamed over it: never half a file at path
      * (a name of its own per process and save; the umask's permissions) */
     static atomic_uint serial;

@@ -857,3 +857,107 @@ hearth_err synth_lora_write(const char *path, const char *base, const synth_lora
     gguf_close(f);
     return err;
 }
+
+/* ---- vision projectors ---- */
+
+synth_vision_params synth_vision_default_params(void) {
+    return (synth_vision_params){.type = KERN_F16,
+                                 .n_embd_text = 256,
+                                 .image_size = 56,
+                                 .patch = 14,
+                                 .n_embd = 64,
+                                 .n_layer = 2,
+                                 .n_head = 4,
+                                 .n_ff = 128,
+                                 .merge = 2,
+                                 .seed = 42};
+}
+
+static hearth_err add_vision_hparams(synth_ctx *c, const synth_vision_params *p) {
+    static const float half[3] = {0.5f, 0.5f, 0.5f};
+    gguf_writer *w = c->w;
+    hearth_err err = gguf_writer_set_str(w, "general.architecture", "clip");
+    if (!err) err = gguf_writer_set_str(w, "general.name", "synthetic gemma3 projector");
+    if (!err) err = gguf_writer_set_bool(w, "clip.has_vision_encoder", true);
+    if (!err) err = gguf_writer_set_str(w, "clip.projector_type", "gemma3");
+    if (!err) err = gguf_writer_set_bool(w, "clip.use_gelu", true);
+    if (!err) err = gguf_writer_set_u32(w, "clip.vision.image_size", (uint32_t)p->image_size);
+    if (!err) err = gguf_writer_set_u32(w, "clip.vision.patch_size", (uint32_t)p->patch);
+    if (!err) err = gguf_writer_set_u32(w, "clip.vision.embedding_length", (uint32_t)p->n_embd);
+    if (!err) err = gguf_writer_set_u32(w, "clip.vision.feed_forward_length", (uint32_t)p->n_ff);
+    if (!err) err = gguf_writer_set_u32(w, "clip.vision.block_count", (uint32_t)p->n_layer);
+    if (!err) err = gguf_writer_set_u32(w, "clip.vision.attention.head_count", (uint32_t)p->n_head);
+    if (!err) err = gguf_writer_set_f32(w, "clip.vision.attention.layer_norm_epsilon", 1e-6f);
+    if (!err) err = gguf_writer_set_u32(w, "clip.vision.projection_dim", (uint32_t)p->n_embd_text);
+    if (!err)
+        err = gguf_writer_set_u32(w, "clip.vision.projector.scale_factor", (uint32_t)p->merge);
+    if (!err) err = gguf_writer_set_arr(w, "clip.vision.image_mean", GGUF_F32, half, 3);
+    if (!err) err = gguf_writer_set_arr(w, "clip.vision.image_std", GGUF_F32, half, 3);
+    return err;
+}
+
+static hearth_err add_vision_layer(synth_ctx *c, const synth_vision_params *p, int il) {
+    const int64_t d = p->n_embd, ff = p->n_ff;
+    const float sd = 1.0f / sqrtf((float)d), sf = 1.0f / sqrtf((float)ff);
+    static const char *const qkvo[] = {"attn_q", "attn_k", "attn_v", "attn_out"};
+    char name[64];
+    hearth_err err = HEARTH_OK;
+    for (int i = 1; i <= 2 && !err; i++) {
+        snprintf(name, sizeof name, "v.blk.%d.ln%d.weight", il, i);
+        err = add_tensor(c, name, KERN_F32, d, 1, 1.0f, 0.05f);
+        snprintf(name, sizeof name, "v.blk.%d.ln%d.bias", il, i);
+        if (!err) err = add_tensor(c, name, KERN_F32, d, 1, 0.0f, 0.05f);
+    }
+    for (int i = 0; i < 4 && !err; i++) {
+        snprintf(name, sizeof name, "v.blk.%d.%s.weight", il, qkvo[i]);
+        err = add_tensor(c, name, p->type, d, d, 0.0f, sd);
+        snprintf(name, sizeof name, "v.blk.%d.%s.bias", il, qkvo[i]);
+        if (!err) err = add_tensor(c, name, KERN_F32, d, 1, 0.0f, 0.05f);
+    }
+    snprintf(name, sizeof name, "v.blk.%d.ffn_up.weight", il);
+    if (!err) err = add_tensor(c, name, p->type, d, ff, 0.0f, sd);
+    snprintf(name, sizeof name, "v.blk.%d.ffn_up.bias", il);
+    if (!err) err = add_tensor(c, name, KERN_F32, ff, 1, 0.0f, 0.05f);
+    snprintf(name, sizeof name, "v.blk.%d.ffn_down.weight", il);
+    if (!err) err = add_tensor(c, name, p->type, ff, d, 0.0f, sf);
+    snprintf(name, sizeof name, "v.blk.%d.ffn_down.bias", il);
+    if (!err) err = add_tensor(c, name, KERN_F32, d, 1, 0.0f, 0.05f);
+    return err;
+}
+
+hearth_err synth_vision_write(const char *path, const synth_vision_params *p) {
+    if ((p->type != KERN_F32 && p->type != KERN_F16) || p->n_embd_text < 1 || p->patch < 1 ||
+        p->merge < 1 || p->image_size < p->patch * p->merge || p->n_embd < 1 || p->n_head < 1 ||
+        p->n_embd % p->n_head || p->n_layer < 1 || p->n_ff < 1)
+        return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: inconsistent projector shape");
+    synth_ctx c = {0};
+    hr_rng_seed(&c.rng, p->seed);
+    const int64_t d = p->n_embd, pp = p->patch, grid = p->image_size / p->patch;
+    hearth_err err = gguf_writer_new(&c.w);
+    if (!err) err = add_vision_hparams(&c, p);
+    if (!err) { /* the convolution's kernel [d][3][patch][patch], 4-D as ggml lays it out */
+        const size_t n = (size_t)(d * 3 * pp * pp);
+        float *f = keep(&c, n * sizeof *f);
+        if (!f) err = hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
+        const float s = 1.0f / sqrtf((float)(3 * pp * pp));
+        for (size_t i = 0; f && i < n; i++) f[i] = s * rng_normal(&c.rng);
+        const int64_t ne[4] = {pp, pp, 3, d};
+        if (!err)
+            err = gguf_writer_add_tensor(c.w, "v.patch_embd.weight", KERN_F32, 4, ne, f,
+                                         n * sizeof *f);
+    }
+    if (!err) err = add_tensor(&c, "v.patch_embd.bias", KERN_F32, d, 1, 0.0f, 0.05f);
+    if (!err)
+        err =
+            add_tensor_as(&c, "v.position_embd.weight", KERN_F32, d, grid * grid, 0.0f, 0.3f, true);
+    for (int il = 0; il < p->n_layer && !err; il++) err = add_vision_layer(&c, p, il);
+    if (!err) err = add_tensor(&c, "v.post_ln.weight", KERN_F32, d, 1, 1.0f, 0.05f);
+    if (!err) err = add_tensor(&c, "v.post_ln.bias", KERN_F32, d, 1, 0.0f, 0.05f);
+    if (!err) err = add_tensor(&c, "mm.soft_emb_norm.weight", KERN_F32, d, 1, 1.0f, 0.05f);
+    if (!err) /* [n_embd][n_embd_text]: one column per text dimension */
+        err = add_tensor_as(&c, "mm.input_projection.weight", p->type, p->n_embd_text, d, 0.0f,
+                            1.0f / sqrtf((float)d), true);
+    if (!err) err = gguf_writer_write(c.w, path);
+    synth_ctx_fini(&c);
+    return err;
+}

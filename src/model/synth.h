@@ -78,4 +78,17 @@ typedef struct synth_lora_params {
 synth_lora_params synth_lora_default_params(void);
 hearth_err synth_lora_write(const char *path, const char *base, const synth_lora_params *p);
 
+/* A random vision projector ("mmproj", llama.cpp's clip GGUF) of the gemma3
+ * type for a text model n_embd_text wide (src/vision/clip.c): a SigLIP
+ * tower of image_size / patch patches per side, pooled merge x merge. The
+ * tensors and keys are those Gemma 3's converter writes (the matrices and
+ * the projection as `type`; the patch kernel, positions, norms and biases
+ * F32). */
+typedef struct synth_vision_params {
+    kern_type type; /* F32 or F16 (the converter's default) */
+    int n_embd_text, image_size, patch, n_embd, n_layer, n_head, n_ff, merge;
+    uint64_t seed;
+} synth_vision_params;
+synth_vision_params synth_vision_default_params(void);
+hearth_err synth_vision_write(const char *path, const synth_vision_params *p);
 #endif

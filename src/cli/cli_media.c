@@ -1,0 +1,64 @@
+/*
+ * cli_media.c - the images of a command's prompt (--mmproj, --image): the
+ * projector loaded for the model, each file read, encoded and hashed, as
+ * hearth_tokenize_media and hearth_prefill_media take them.
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { MEDIA_MAX_FILE = 64 << 20 }; /* bytes of one image file */
+
+static unsigned char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    unsigned char *buf = malloc(MEDIA_MAX_FILE + 1);
+    *len = buf ? fread(buf, 1, MEDIA_MAX_FILE + 1, f) : 0;
+    const bool ok = buf && !ferror(f) && *len <= MEDIA_MAX_FILE;
+    fclose(f);
+    if (!ok) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+int cli_media_open(const char *cmd, hearth_model *m, const char *mmproj, const char *const *paths,
+                   int n, int n_threads, cli_media *out) {
+    memset(out, 0, sizeof *out);
+    if (hearth_vision_load(mmproj, m, n_threads, &out->vision)) return cli_fail(cmd, "--mmproj");
+    const size_t per = (size_t)hearth_vision_n_tokens(out->vision) * hearth_model_n_embd(m);
+    out->rows = malloc((size_t)n * per * sizeof *out->rows);
+    out->images = malloc((size_t)n * sizeof *out->images);
+    out->hashes = malloc((size_t)n * sizeof *out->hashes);
+    if (!out->rows || !out->images || !out->hashes) {
+        fprintf(stderr, "hearth %s: out of memory\n", cmd);
+        return 1;
+    }
+    for (int i = 0; i < n; i++) {
+        size_t len = 0;
+        unsigned char *data = read_file(paths[i], &len);
+        if (!data) {
+            fprintf(stderr, "hearth %s: --image %s: cannot read it (or over %d MiB)\n", cmd,
+                    paths[i], MEDIA_MAX_FILE >> 20);
+            return 1;
+        }
+        float *rows = out->rows + (size_t)i * per;
+        const hearth_err err = hearth_vision_encode(out->vision, data, len, rows);
+        out->hashes[i] = hearth_media_hash(data, len);
+        free(data);
+        if (err) return cli_fail(cmd, paths[i]);
+        out->images[i] = rows;
+        out->n = i + 1;
+    }
+    return 0;
+}
+
+void cli_media_close(cli_media *c) {
+    hearth_vision_free(c->vision);
+    free(c->rows);
+    free(c->images);
+    free(c->hashes);
+    memset(c, 0, sizeof *c);
+}
