@@ -185,7 +185,10 @@ static void test_refused(void) {
     refused(SRV_CHAT,
             "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":"
             "[{\"type\":\"image_url\"}]}]}",
-            "messages[1].content[0]", "image_url");
+            "messages[1].content[0].image_url.url", "a string");
+    refused(SRV_CHAT,
+            "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_audio\"}]}]}",
+            "messages[0].content[0]", "input_audio");
     refused(SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\"}]}]}",
             "messages[0].content[0].text", NULL);
     refused(SRV_CHAT,

@@ -75,6 +75,8 @@ static const char serve_usage[] =
     "  --cloud-price IN,OUT ... at these dollars per million input,output tokens\n"
     "  --air-gapped         never contact a remote tier\n"
     "  --router FILE        the learned pre-router (hearth router train) for auto requests\n"
+    "  --mmproj FILE        the first model's vision projector: images in chat messages\n"
+    "                       (docs/vision.md)\n"
     "  --rag DB             retrieval over an index from hearth rag index: chat requests with\n"
     "                       \"rag\": true, POST /v1/hearth/rag/search (docs/rag.md)\n"
     "  --rag-allow-cloud    requests that used retrieved text may escalate (default: local)\n"
@@ -196,6 +198,8 @@ static int parse_serve(int argc, char **argv, srv_config *c, const char **more,
             c->cloud_price = v;
         else if (!strcmp(a, "--router"))
             c->router_path = v;
+        else if (!strcmp(a, "--mmproj"))
+            c->mmproj = v;
         else if (!strcmp(a, "--rag"))
             c->rag_path = v;
         else if (!strcmp(a, "--rag-rerank"))

@@ -144,6 +144,36 @@ static bool open_call(char **text, size_t *len, tok_chat_tools family, srv_error
     return true;
 }
 
+/* A chat with images: its text tokenized around their markers, each image
+ * a run of ids from its bytes' hash (hearth_tokenize_media). */
+static bool tokenize_media(const srv_model *m, const srv_request *r, const char *text, size_t len,
+                           int32_t **ids, int *n, srv_error *e) {
+    if (!m->vision)
+        return srv_fail(e, 400, "messages", NULL,
+                        "model '%s' takes no images: start the server with --mmproj (or give its "
+                        "entry an \"mmproj\")",
+                        m->id);
+    uint64_t hashes[SRV_MAX_IMAGES];
+    for (int i = 0; i < r->n_images; i++)
+        hashes[i] = hearth_media_hash(r->images[i].data, r->images[i].len);
+    size_t count = 0;
+    hearth_err err = hearth_tokenize_media(m->model, m->vision, text, len, true, true, hashes,
+                                           r->n_images, NULL, 0, &count);
+    if (err && count == 0) return srv_fail(e, 400, "messages", NULL, "%s", hearth_last_error());
+    if (count > (size_t)INT32_MAX / 2)
+        return srv_fail(e, 400, NULL, "context_length_exceeded", "the prompt is too long");
+    int32_t *buf = malloc((count ? count : 1) * sizeof *buf);
+    if (!buf) return srv_fail(e, 500, NULL, NULL, "out of memory");
+    if ((err = hearth_tokenize_media(m->model, m->vision, text, len, true, true, hashes,
+                                     r->n_images, buf, count, &count))) {
+        free(buf);
+        return srv_fail(e, 400, "messages", NULL, "%s", hearth_last_error());
+    }
+    *ids = buf;
+    *n = (int)count;
+    return true;
+}
+
 bool srv_chat_prompt(const srv_model *m, srv_request *r, int32_t **ids, int *n, char **text_out,
                      srv_error *e) {
     char *text = NULL;
@@ -183,7 +213,8 @@ bool srv_chat_prompt(const srv_model *m, srv_request *r, int32_t **ids, int *n, 
     if (ok) ok = srv_think_budget(m, r, &budget, e);
     if (ok) {
         const size_t skip = eng_chat_bos_skip(text, len, m->bos_text);
-        ok = srv_tokenize(m, text + skip, len - skip, ids, n, e);
+        ok = r->n_images ? tokenize_media(m, r, text + skip, len - skip, ids, n, e)
+                         : srv_tokenize(m, text + skip, len - skip, ids, n, e);
     }
     if (ok && text_out) {
         *text_out = text;
@@ -194,6 +225,11 @@ bool srv_chat_prompt(const srv_model *m, srv_request *r, int32_t **ids, int *n, 
     free(mt);
     free(calls);
     return ok;
+}
+
+bool srv_chat_images(srv_exchange *x, const srv_model *m, srv_request *r, srv_error *e) {
+    return !r->n_images ||
+           (srv_pin_local(x, r, "messages", "images", e) && srv_images_encode(m, r, e));
 }
 
 void srv_chat_route(srv_exchange *x, srv_request *r) {
@@ -207,7 +243,8 @@ void srv_chat_route(srv_exchange *x, srv_request *r) {
     int32_t *ids = NULL;
     int n = 0;
     if (srv_request_check_model(r, m->model, m->id, &e) &&
-        srv_chat_prompt(m, r, &ids, &n, s->cfg.log_prompts ? &x->log_prompt : NULL, &e)) {
+        srv_chat_prompt(m, r, &ids, &n, s->cfg.log_prompts ? &x->log_prompt : NULL, &e) &&
+        srv_chat_images(x, m, r, &e)) {
         const bool forced = r->tool_schema != NULL, partial = r->tool_schema_partial;
         srv_gateway_route(x, r, &ids, n); /* the cascade decides who answers */
         /* the constraint binds the local model only: no header when a remote

@@ -497,6 +497,18 @@ static srv_job *job_for(srv_server *s, const srv_gen *g, int prompt, int choice)
     gen_prompt(g, prompt, &ids, &n_ids, &echo, &echo_len);
     srv_job *j = srv_job_new(ids, n_ids);
     if (!j) return NULL;
+    if (r->image_rows && !g->model) { /* the rows for this job's prefill */
+        const size_t bytes = (size_t)r->n_images *
+                             (size_t)hearth_vision_n_tokens(g->local->vision) *
+                             (size_t)hearth_model_n_embd(g->local->model) * sizeof(float);
+        if (!(j->image_rows = malloc(bytes))) {
+            srv_job_release(j);
+            return NULL;
+        }
+        memcpy(j->image_rows, r->image_rows, bytes);
+        j->vision = g->local->vision;
+        j->n_images = r->n_images;
+    }
     srv_settings st; /* the request's, and the model's parameters for what it left out */
     srv_model_settings(g->local, r, &st);
     j->sampling = st.sampling;

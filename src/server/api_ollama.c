@@ -29,7 +29,8 @@
  * /api/generate's suffix is fill in the middle: the prompt is the code before
  * the cursor (a /v1/completions request with "suffix", answered locally).
  *
- * Not supported, with a 400: images, template overrides, a non-empty
+ * Not supported, with a 400: images on /api/generate (a message's images on
+ * /api/chat are image parts), template overrides, a non-empty
  * context, tools (use /v1/chat/completions). keep_alive sets how long the
  * model stays loaded once the request is done (models.c; an empty prompt
  * with keep_alive 0 unloads it: done_reason "unload"). Ignored: the options
@@ -162,8 +163,7 @@ static bool translate_options(const cJSON *opts, cJSON *out, int *repeat_last_n,
     }
     /* llama.cpp's samplers ollama passes on (its defaults are llama.cpp's):
      * checked as the OpenAI body's fields of the same names */
-    static const char *const samplers[] = {"typical_p", "mirostat", "mirostat_tau",
-                                           "mirostat_eta"};
+    static const char *const samplers[] = {"typical_p", "mirostat", "mirostat_tau", "mirostat_eta"};
     for (size_t i = 0; opts && i < sizeof samplers / sizeof *samplers; i++) {
         const cJSON *v = given(opts, samplers[i]);
         if (v) cJSON_AddItemToObject(out, samplers[i], cJSON_Duplicate(v, true));
@@ -230,7 +230,9 @@ static bool refuse_unsupported(const cJSON *root, srv_error *e) {
         return srv_fail(e, 400, "tools", NULL,
                         "tools are not supported on /api/chat; use /v1/chat/completions");
     if ((v = given(root, "images")) && (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > 0))
-        return srv_fail(e, 400, "images", NULL, "images are not supported: the model is text-only");
+        return srv_fail(e, 400, "images", NULL,
+                        "images are not supported on /api/generate: send them with a message to "
+                        "/api/chat");
     if ((v = given(root, "suffix")) && !cJSON_IsString(v))
         return srv_fail(e, 400, "suffix", NULL, "'suffix' must be a string");
     if ((v = given(root, "template")) && (!cJSON_IsString(v) || v->valuestring[0]))
@@ -244,7 +246,32 @@ static bool refuse_unsupported(const cJSON *root, srv_error *e) {
     return true;
 }
 
-/* messages: role and content as they are (OpenAI's roles are ollama's). */
+/* A message's "images" (base64 strings) and content as OpenAI's parts:
+ * the images first, then the text (docs/vision.md). */
+static bool image_parts(const cJSON *im, const cJSON *content, int i, cJSON *c, srv_error *e) {
+    cJSON *parts = cJSON_AddArrayToObject(c, "content");
+    const cJSON *b;
+    cJSON_ArrayForEach(b, im) {
+        if (!cJSON_IsString(b))
+            return srv_fail(e, 400, "messages", NULL,
+                            "messages[%d].images must hold base64 strings", i);
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddItemToArray(parts, p);
+        cJSON_AddStringToObject(p, "type", "image_url");
+        cJSON_AddItemToObject(cJSON_AddObjectToObject(p, "image_url"), "url",
+                              cJSON_Duplicate(b, false));
+    }
+    if (content) {
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddItemToArray(parts, t);
+        cJSON_AddStringToObject(t, "type", "text");
+        cJSON_AddItemToObject(t, "text", cJSON_Duplicate(content, false));
+    }
+    return true;
+}
+
+/* messages: role and content as they are (OpenAI's roles are ollama's),
+ * images as image parts. */
 static bool translate_messages(const cJSON *msgs, cJSON *out, srv_error *e) {
     if (!cJSON_IsArray(msgs))
         return srv_fail(e, 400, "messages", NULL, "'messages' must be an array");
@@ -254,9 +281,8 @@ static bool translate_messages(const cJSON *msgs, cJSON *out, srv_error *e) {
         if (!cJSON_IsObject(m))
             return srv_fail(e, 400, "messages", NULL, "messages[%d] must be an object", i);
         const cJSON *im = given(m, "images"), *tc = given(m, "tool_calls");
-        if (im && (!cJSON_IsArray(im) || cJSON_GetArraySize(im) > 0))
-            return srv_fail(e, 400, "messages", NULL,
-                            "messages[%d].images: images are not supported", i);
+        if (im && !cJSON_IsArray(im))
+            return srv_fail(e, 400, "messages", NULL, "messages[%d].images must be an array", i);
         if (tc && (!cJSON_IsArray(tc) || cJSON_GetArraySize(tc) > 0))
             return srv_fail(e, 400, "messages", NULL,
                             "messages[%d].tool_calls: tools are not supported on /api/chat", i);
@@ -264,7 +290,14 @@ static bool translate_messages(const cJSON *msgs, cJSON *out, srv_error *e) {
         cJSON_AddItemToArray(a, c);
         const cJSON *role = given(m, "role"), *content = given(m, "content");
         if (role) cJSON_AddItemToObject(c, "role", cJSON_Duplicate(role, true));
-        if (content) cJSON_AddItemToObject(c, "content", cJSON_Duplicate(content, true));
+        if (im && cJSON_GetArraySize(im) > 0) {
+            if (content && !cJSON_IsString(content))
+                return srv_fail(e, 400, "messages", NULL, "messages[%d].content must be a string",
+                                i);
+            if (!image_parts(im, content, i, c, e)) return false;
+        } else if (content) {
+            cJSON_AddItemToObject(c, "content", cJSON_Duplicate(content, true));
+        }
     }
     return true;
 }
@@ -405,7 +438,8 @@ static void handle(srv_exchange *x, srv_dialect d) {
         if (!srv_request_check_model(&r, m->model, m->id, &e)) {
             ok = false;
         } else if (q.kind == SRV_CHAT) {
-            ok = srv_chat_prompt(m, &r, &ids, &n, s->cfg.log_prompts ? &text : NULL, &e);
+            ok = srv_chat_prompt(m, &r, &ids, &n, s->cfg.log_prompts ? &text : NULL, &e) &&
+                 srv_chat_images(x, m, &r, &e);
         } else if (r.suffix) {
             ok = srv_tokenize_fim(x, m, &r, &ids, &n, &e);
             if (ok && s->cfg.log_prompts) text = strdup(r.prompt);

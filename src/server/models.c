@@ -116,11 +116,23 @@ static hearth_err open_draft(srv_server *s, srv_model *m, const hearth_model_par
     return HEARTH_OK;
 }
 
+/* The model's vision projector (--mmproj, its entry's "mmproj"). */
+static hearth_err open_vision(srv_server *s, srv_model *m, const hearth_model_params *mp) {
+    if (!m->mmproj_path) return HEARTH_OK;
+    hearth_err err = hearth_vision_load(m->mmproj_path, m->model, mp->n_threads, &m->vision);
+    if (err) return hr_wrap(err, "--mmproj: ");
+    srv_say(s, "vision: %s for %s, %s projector, %d rows an image", m->mmproj_path, m->id,
+            hearth_vision_projector(m->vision), hearth_vision_n_tokens(m->vision));
+    return HEARTH_OK;
+}
+
 /* What a loaded model holds, freed (its scheduler first: it runs on it). */
 static void close_model(srv_model *m) {
     srv_sched_free(m->sched);
     hearth_model_free(m->model);
     hearth_model_free(m->draft);
+    hearth_vision_free(m->vision);
+    m->vision = NULL;
     free(m->bos_text);
     free(m->eos_text);
     m->sched = NULL;
@@ -162,6 +174,7 @@ static hearth_err open_model(srv_server *s, srv_model *m) {
     }
     if (!err && s->rag) err = open_rag(s, m);
     if (!err) err = open_draft(s, m, &mp);
+    if (!err) err = open_vision(s, m, &mp);
     const srv_spec spec = {.draft = m->draft,
                            .n_max = m->spec_n_max,
                            .ngram_n = m->draft ? 0 : m->spec_ngram_n,
@@ -228,6 +241,7 @@ hearth_err srv_model_register(srv_server *s, const char *path, const char *name,
     m->keep_alive_default = s->cfg.keep_alive_ms;
     if (is_default) { /* the command line's draft and adapters are the default model's */
         m->draft_path = s->cfg.model_draft;
+        m->mmproj_path = s->cfg.mmproj;
         m->spec_n_max = s->cfg.spec_n_max;
         m->spec_ngram_n = s->cfg.spec_ngram_n;
         m->spec_p_min = s->cfg.spec_p_min;
@@ -342,6 +356,7 @@ void srv_models_free(srv_server *s) {
         for (int k = 0; k < m->n_own_loras; k++) free((char *)m->own_loras[k].path);
         free(m->own_loras);
         free(m->own_draft_path);
+        free(m->own_mmproj_path);
         free(m->path);
         free(m);
     }

@@ -187,6 +187,11 @@ static hearth_err apply(srv_model *m, const cJSON *v, int i, const char *file) {
         err = srv_model_params_parse(m, v, i);
     } else if (!strcmp(k, "draft")) {
         err = get_draft(m, v, file, i);
+    } else if (!strcmp(k, "mmproj")) {
+        free(m->own_mmproj_path);
+        m->own_mmproj_path = NULL;
+        err = get_file(v, file, "mmproj", i, &m->own_mmproj_path);
+        m->mmproj_path = m->own_mmproj_path;
     } else if (!strcmp(k, "lora")) {
         err = get_loras(m, v, file, i);
     } else if (!strcmp(k, "aliases")) {

@@ -453,8 +453,21 @@ static bool parse_common(parse_ctx *c, const cJSON *root) {
 
 /* ---- chat ---------------------------------------------------------------- */
 
+/* An image_url part: {"image_url": {"url": URL}} (or the URL alone, as
+ * some clients send it) into the request's images. */
+static bool parse_image_part(parse_ctx *c, const cJSON *p, const char *pname) {
+    const cJSON *iu = srv_req_field(p, "image_url");
+    const cJSON *url = cJSON_IsObject(iu) ? srv_req_field(iu, "url") : iu;
+    char name[128];
+    snprintf(name, sizeof name, "%s.image_url.url", pname);
+    if (!url || !cJSON_IsString(url)) return srv_req_bad_type(c->e, name, "a string");
+    return srv_image_add(c->r, url->valuestring, name, c->e);
+}
+
 /* content: a string, or an array of {"type":"text","text":...} parts that are
- * joined with "\n" (as llama.cpp joins them). */
+ * joined with "\n" (as llama.cpp joins them) and {"type":"image_url",...}
+ * parts, each of which stands as HEARTH_MEDIA_MARKER in the text (with no
+ * "\n" beside it, as llama-server). */
 static bool parse_content(parse_ctx *c, const cJSON *v, const char *name, srv_message *m) {
     if (!v) {
         m->content = calloc(1, 1);
@@ -464,6 +477,7 @@ static bool parse_content(parse_ctx *c, const cJSON *v, const char *name, srv_me
     if (cJSON_IsString(v)) return srv_req_dup_string(c->e, v, name, &m->content, &m->content_len);
     if (!cJSON_IsArray(v))
         return srv_req_bad_type(c->e, name, "a string or an array of content parts");
+    const size_t mlen = strlen(HEARTH_MEDIA_MARKER);
     size_t total = 0;
     int i = 0;
     char pname[96];
@@ -473,9 +487,15 @@ static bool parse_content(parse_ctx *c, const cJSON *v, const char *name, srv_me
         const cJSON *text = cJSON_IsObject(p) ? srv_req_field(p, "text") : NULL;
         if (!type || !cJSON_IsString(type))
             return srv_req_bad_type(c->e, pname, "an object with a string 'type'");
+        if (!strcmp(type->valuestring, "image_url")) {
+            if (!parse_image_part(c, p, pname)) return false;
+            total += mlen;
+            continue;
+        }
         if (strcmp(type->valuestring, "text") != 0)
             return srv_fail(c->e, 400, pname, NULL,
-                            "content parts of type '%.32s' are not supported (only 'text')",
+                            "content parts of type '%.32s' are not supported (only 'text' and "
+                            "'image_url')",
                             type->valuestring);
         if (!text || !cJSON_IsString(text)) {
             snprintf(pname, sizeof pname, "%s[%d].text", name, i);
@@ -486,11 +506,15 @@ static bool parse_content(parse_ctx *c, const cJSON *v, const char *name, srv_me
     char *s = malloc(total + 1);
     if (!s) return srv_fail(c->e, 500, NULL, NULL, "out of memory");
     size_t n = 0;
+    bool after_text = false;
     for (const cJSON *p = v->child; p; p = p->next) {
-        const char *t = srv_req_field(p, "text")->valuestring;
-        if (n) s[n++] = '\n';
+        const cJSON *text = srv_req_field(p, "text");
+        const bool image = !strcmp(srv_req_field(p, "type")->valuestring, "image_url");
+        const char *t = image ? HEARTH_MEDIA_MARKER : text->valuestring;
+        if (after_text && !image) s[n++] = '\n';
         memcpy(s + n, t, strlen(t));
         n += strlen(t);
+        after_text = !image;
     }
     s[n] = '\0';
     m->content = s;
@@ -777,6 +801,7 @@ void srv_request_free(srv_request *r) {
     }
     srv_tools_request_free(r);
     free(r->messages);
+    srv_images_free(r);
     free(r->prompt);
     free(r->prompt_ids);
     free(r->echo_text);

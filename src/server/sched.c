@@ -121,6 +121,7 @@ void srv_job_release(srv_job *j) {
     free(j->logit_bias);
     free(j->dry_breakers);
     free(j->prompt);
+    free(j->image_rows);
     for (int i = 0; i < j->n_stop; i++) free(j->stop[i]);
     free(j->text);
     free(j->reasoning);
@@ -445,6 +446,19 @@ static srv_slot *prompt_donor(srv_sched *s, const srv_slot *slot, bool *wait) {
     return d;
 }
 
+/* A prompt with images: the session brought to hold it through its last
+ * image (what it holds already reused), in one pass per stretch of text or
+ * image, while the other slots wait (hearth_gen_new evaluates the rest in
+ * steps). */
+static hearth_err prefill_images(srv_slot *slot, const srv_job *j) {
+    const size_t per =
+        (size_t)hearth_vision_n_tokens(j->vision) * hearth_model_n_embd(slot->sched->model);
+    const float *images[SRV_MAX_IMAGES];
+    for (int i = 0; i < j->n_images; i++) images[i] = j->image_rows + (size_t)i * per;
+    return hearth_prefill_media(slot->session, j->vision, j->prompt, j->n_prompt, images,
+                                j->n_images);
+}
+
 /* A newly admitted job: its sampler and generation (prefix reuse happens
  * here), or its end when it was cancelled while queued. A choice whose
  * prompt's first choice is evaluating that prompt waits for it (its job
@@ -478,6 +492,7 @@ static void slot_start(srv_sched *s, srv_slot *slot) {
     hearth_err err = hearth_sampler_new(s->model, &j->sampling, &slot->smp);
     /* the prompt's KV cache and last logits: the generation samples at once */
     if (!err && donor) err = hearth_session_copy(slot->session, donor->session, j->n_prompt);
+    if (!err && !donor && j->n_images) err = prefill_images(slot, j);
     if (!err)
         err = hearth_gen_new(slot->session, slot->smp, j->prompt, j->n_prompt, &gp, on_token, slot,
                              &slot->gen);

@@ -136,6 +136,7 @@ typedef struct srv_config {
      * from prompt lookup of spec_ngram_n tokens when that is > 0; spec_n_max
      * 0: off */
     const char *model_draft;
+    const char *mmproj; /* --mmproj: the default model's vision projector (docs/vision.md) */
     int spec_n_max, spec_ngram_n;
     float spec_p_min;
     /* reasoning models (docs/server.md, "Reasoning models"): --reasoning
@@ -291,11 +292,24 @@ typedef struct srv_prompt {
 
 /* A validated request. Strings are owned copies (valid UTF-8); free with
  * srv_request_free. */
+/* An image of a chat message (api_images.c): its file's bytes, owned. */
+typedef struct srv_image {
+    uint8_t *data;
+    size_t len;
+} srv_image;
+enum { SRV_MAX_IMAGES = 16 };
+
 typedef struct srv_request {
     srv_kind kind;
     char *model;           /* as the client named it (may be NULL) */
     srv_message *messages; /* chat */
     int n_messages;
+    /* chat: the messages' images in order, each standing where
+     * HEARTH_MEDIA_MARKER is in their text; image_rows: their embeddings
+     * once srv_chat_prompt has encoded them ([n_images][rows][n_embd]) */
+    srv_image images[SRV_MAX_IMAGES];
+    int n_images;
+    float *image_rows;
     char *prompt; /* completion: text prompt ... */
     size_t prompt_len;
     int32_t *prompt_ids; /* ... or token ids */
@@ -515,6 +529,12 @@ typedef struct srv_job {
     /* input */
     int32_t *prompt;
     int n_prompt;
+    /* the prompt's images (its runs of negative ids): their rows ([n_images]
+     * [rows][n_embd], owned), evaluated by hearth_prefill_media when the job
+     * starts; vision: the model's projector */
+    const hearth_vision *vision;
+    float *image_rows;
+    int n_images;
     hearth_sampling sampling;      /* its logit_bias points to the job's own copy below */
     hearth_logit_bias *logit_bias; /* owned (srv_job_for copies the request's) */
     void *dry_breakers;            /* owned: what sampling.dry_sequence_breakers points into */
@@ -759,8 +779,12 @@ typedef struct srv_model {
     float spec_p_min;
     const hearth_lora *loras;
     int n_loras;
-    bool cli_rope;          /* the default model: the command line's RoPE overrides apply */
-    char *own_draft_path;   /* the entry's draft path (owned) */
+    bool cli_rope;        /* the default model: the command line's RoPE overrides apply */
+    char *own_draft_path; /* the entry's draft path (owned) */
+    /* its vision projector: --mmproj for the default model, its entry's
+     * "mmproj" (owned) for any; loaded with the model */
+    const char *mmproj_path;
+    char *own_mmproj_path;
     hearth_lora *own_loras; /* the entry's adapters and their paths (owned) */
     int n_own_loras;
     struct srv_model_info *ollama_info; /* ollama's /api/tags, /api/show (api_ollama_models.h) */
@@ -774,6 +798,7 @@ typedef struct srv_model {
     /* while loaded */
     hearth_model *model;
     hearth_model *draft;    /* draft_path's model (NULL: none) */
+    hearth_vision *vision;  /* mmproj_path's projector (NULL: none) */
     hearth_pooling pooling; /* /v1/embeddings */
     bool have_template;     /* false: chat requests fail with template_error */
     tok_chat_template tmpl;
@@ -1082,6 +1107,16 @@ const char *srv_asked_model(const srv_gen *g);
  * template (a forced tool call opens the assistant turn with the call prefix
  * and sets r's constraint), then tokenized; *ids malloc'd. With text_out,
  * *text_out receives the rendered text (malloc'd). */
+/* Images (api_images.c): an image_url part's URL (a data: URI of base64, or
+ * bare base64) decoded into r->images, param naming the part in errors;
+ * the request's images encoded by m's projector into r->image_rows (400
+ * when m has none or an image is bad); everything freed. */
+bool srv_image_add(srv_request *r, const char *url, const char *param, srv_error *e);
+bool srv_images_encode(const srv_model *m, srv_request *r, srv_error *e);
+/* A chat's images, after srv_chat_prompt: kept to the local model (no tier
+ * gets them) and encoded before the request is queued. */
+bool srv_chat_images(srv_exchange *x, const srv_model *m, srv_request *r, srv_error *e);
+void srv_images_free(srv_request *r);
 bool srv_chat_prompt(const srv_model *m, srv_request *r, int32_t **ids, int *n, char **text_out,
                      srv_error *e);
 /* A completion's fill-in-the-middle prompt (r->prompt before the cursor,

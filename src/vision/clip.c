@@ -17,6 +17,7 @@
 #include "vision.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,6 +35,7 @@ typedef struct vis_layer {
 struct hearth_vision {
     gguf_file *f;
     hr_pool *pool;
+    pthread_mutex_t mu;          /* one encode at a time: the pool runs one job */
     int image_size, patch, grid; /* grid: patches per side */
     int n_embd, n_head, n_ff, n_layer, n_merge, n_out, n_tokens;
     float eps, mean[3], std[3];
@@ -200,10 +202,12 @@ static hearth_err load_layer(hearth_vision *v, int il, vis_layer *l) {
         err = matrix(v->f, name, cols, rows, &l->field);                                           \
     }
     VEC(ln1_w, "ln1.weight", d)
-    VEC(ln1_b, "ln1.bias", d) VEC(ln2_w, "ln2.weight", d) VEC(ln2_b, "ln2.bias", d)
-        MAT(q, "attn_q.weight", d, d) MAT(k, "attn_k.weight", d, d) MAT(v, "attn_v.weight", d, d)
-            MAT(o, "attn_out.weight", d, d) VEC(q_b, "attn_q.bias", d) VEC(k_b, "attn_k.bias", d)
-                VEC(v_b, "attn_v.bias", d) VEC(o_b, "attn_out.bias", d) if (err) return err;
+    VEC(ln1_b, "ln1.bias", d)
+    VEC(ln2_w, "ln2.weight", d)
+    VEC(ln2_b, "ln2.bias", d)
+    MAT(q, "attn_q.weight", d, d) MAT(k, "attn_k.weight", d, d) MAT(v, "attn_v.weight", d, d)
+        MAT(o, "attn_out.weight", d, d) VEC(q_b, "attn_q.bias", d) VEC(k_b, "attn_k.bias", d)
+            VEC(v_b, "attn_v.bias", d) VEC(o_b, "attn_out.bias", d) if (err) return err;
     /* Gemma 3's converter names the MLP's first matrix ffn_down and its
      * second ffn_up; llama.cpp swaps them by shape, and so does Hearth. */
     snprintf(name, sizeof name, "v.blk.%d.ffn_down.weight", il);
@@ -296,6 +300,7 @@ hearth_err hearth_vision_load(const char *path, const hearth_model *model, int n
                       "made for another model",
                       v->n_out, hearth_model_n_embd(model));
     if (!err) err = hr_pool_new(n_threads > 0 ? n_threads : hr_cpu_cores(), &v->pool);
+    if (!err) pthread_mutex_init(&v->mu, NULL);
     if (err) {
         hearth_vision_free(v);
         return hr_wrap(err, "vision projector %s: ", path);
@@ -306,6 +311,7 @@ hearth_err hearth_vision_load(const char *path, const hearth_model *model, int n
 
 void hearth_vision_free(hearth_vision *v) {
     if (!v) return;
+    if (v->pool) pthread_mutex_destroy(&v->mu);
     hr_pool_free(v->pool);
     for (int i = 0; i < v->n_owned; i++) free(v->owned[i]);
     free(v->owned);
@@ -341,6 +347,8 @@ typedef struct vis_run {
     hearth_vision *v;
     int n; /* patches */
     float *x, *cur, *q, *k, *vv, *att, *hb;
+    float *scores;  /* the default mode's attention: [n][n] */
+    uint16_t *kv16; /* ... and a head's K and V in F16: [2][n][hd] */
     void *scratch;
     float *work; /* per thread: [n] scores */
 } vis_run;
@@ -416,6 +424,47 @@ static void attention_job(void *ctx, int ith, int nth) {
     }
 }
 
+/* The default mode's attention, a head at a time through the matrix
+ * products: S = Q K^T, each row's softmax (across the pool), O = P V, with
+ * K and V in F16 (as llama.cpp's flash attention, its default, has them):
+ * ggml's per-pair order (above) is a hundred times slower over Gemma 3's
+ * 4,096 patches, F32 products twice as slow. */
+typedef struct softmax_job {
+    float *s;
+    int n;
+    float scale;
+} softmax_job;
+
+static void softmax_rows(void *ctx, int ith, int nth) {
+    const softmax_job *j = ctx;
+    int lo, hi;
+    hr_pool_part(j->n, ith, nth, &lo, &hi);
+    for (int t = lo; t < hi; t++)
+        kern_attn_softmax(j->s + (size_t)t * j->n, 0, j->n, j->n, j->scale);
+}
+
+static void attention_heads(vis_run *r) {
+    const hearth_vision *v = r->v;
+    const int n = r->n, d = v->n_embd, hd = d / v->n_head;
+    float *qh = r->hb, *oh = qh + (size_t)n * hd;      /* [n][hd] each, in hb */
+    uint16_t *kh = r->kv16, *vt = kh + (size_t)n * hd; /* F16 [n][hd] and [hd][n] */
+    softmax_job sj = {.s = r->scores, .n = n, .scale = 1.0f / sqrtf((float)hd)};
+    for (int h = 0; h < v->n_head; h++) {
+        for (int t = 0; t < n; t++) {
+            memcpy(qh + (size_t)t * hd, r->q + (size_t)t * d + h * hd, (size_t)hd * sizeof *qh);
+            for (int c = 0; c < hd; c++) {
+                kh[(size_t)t * hd + c] = kern_f32_to_f16(r->k[(size_t)t * d + h * hd + c]);
+                vt[(size_t)c * n + t] = kern_f32_to_f16(r->vv[(size_t)t * d + h * hd + c]);
+            }
+        }
+        kern_matmul(v->pool, KERN_F16, kh, n, hd, qh, n, r->scores, n, r->scratch);
+        hr_pool_run(v->pool, softmax_rows, &sj);
+        kern_matmul(v->pool, KERN_F16, vt, hd, n, r->scores, n, oh, hd, r->scratch);
+        for (int t = 0; t < n; t++)
+            memcpy(r->att + (size_t)t * d + h * hd, oh + (size_t)t * hd, (size_t)hd * sizeof *oh);
+    }
+}
+
 static void layer_norm_rows(float *y, const float *x, const float *w, const float *b, int n, int d,
                             float eps) {
     for (int t = 0; t < n; t++) kern_layer_norm(y + (size_t)t * d, x + (size_t)t * d, w, b, d, eps);
@@ -431,7 +480,10 @@ static void block(vis_run *r, const vis_layer *l) {
     add_rows(r->k, l->k_b, n, d);
     product(r, &l->v, r->cur, n, r->vv);
     add_rows(r->vv, l->v_b, n, d);
-    hr_pool_run(v->pool, attention_job, r);
+    if (kern_exact())
+        hr_pool_run(v->pool, attention_job, r);
+    else
+        attention_heads(r);
     product(r, &l->o, r->att, n, r->cur);
     add_rows(r->cur, l->o_b, n, d);
     for (size_t i = 0; i < (size_t)n * d; i++) r->x[i] += r->cur[i];
@@ -471,33 +523,47 @@ static size_t scratch_of(const vis_matrix *w, int n) {
     return kern_matmul_scratch_bytes(w->type, w->n_cols, n);
 }
 
-static hearth_err run_tower(hearth_vision *v, const float *pix, float *out) {
-    const int n = v->grid * v->grid, d = v->n_embd;
-    vis_run r = {.v = v, .n = n};
-    size_t scratch = scratch_of(&v->patch_w, n);
-    const size_t conv = kern_matmul_scratch_bytes(v->patch_w.type, v->patch_w.n_cols, d);
-    scratch = conv > scratch ? conv : scratch;
-    const size_t proj = scratch_of(&v->proj, v->n_tokens);
-    scratch = proj > scratch ? proj : scratch;
+/* The bytes the products need for converted activations: the largest
+ * over every product of a pass over n patches. */
+static size_t tower_scratch(const hearth_vision *v, int n) {
+    const int hd = v->n_embd / v->n_head;
+    size_t max = kern_matmul_scratch_bytes(v->patch_w.type, v->patch_w.n_cols, v->n_embd);
+    const size_t more[] = {scratch_of(&v->patch_w, n), scratch_of(&v->proj, v->n_tokens),
+                           kern_matmul_scratch_bytes(KERN_F16, hd, n),
+                           kern_matmul_scratch_bytes(KERN_F16, n, n)};
+    for (size_t i = 0; i < sizeof more / sizeof *more; i++) max = more[i] > max ? more[i] : max;
     for (int il = 0; il < v->n_layer; il++) {
         const vis_layer *l = &v->layers[il];
         const vis_matrix *all[] = {&l->q, &l->k, &l->v, &l->o, &l->up, &l->down};
         for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
             const size_t b = scratch_of(all[i], n);
-            scratch = b > scratch ? b : scratch;
+            max = b > max ? b : max;
         }
     }
-    const size_t nd = (size_t)n * d;
+    return max;
+}
+
+static hearth_err run_tower(hearth_vision *v, const float *pix, float *out) {
+    const int n = v->grid * v->grid, d = v->n_embd, hd = d / v->n_head;
+    const bool exact = kern_exact();
+    vis_run r = {.v = v, .n = n};
+    const size_t nd = (size_t)n * d, scratch = tower_scratch(v, n);
+    /* hb: the FFN's rows, or a head's Q and output (attention_heads) */
+    const size_t hb = (size_t)n * (size_t)(v->n_ff > 2 * hd ? v->n_ff : 2 * hd);
     r.x = hr_calloc(nd, sizeof(float));
     r.cur = hr_calloc(nd, sizeof(float));
     r.q = hr_calloc(nd, sizeof(float));
     r.k = hr_calloc(nd, sizeof(float));
     r.vv = hr_calloc(nd, sizeof(float));
     r.att = hr_calloc(nd, sizeof(float));
-    r.hb = hr_calloc((size_t)n * v->n_ff, sizeof(float));
+    r.hb = hr_calloc(hb, sizeof(float));
     r.scratch = hr_calloc(scratch ? scratch : 1, 1);
-    r.work = hr_calloc((size_t)hr_pool_size(v->pool) * n, sizeof(float));
-    hearth_err err = r.x && r.cur && r.q && r.k && r.vv && r.att && r.hb && r.scratch && r.work
+    if (exact)
+        r.work = hr_calloc((size_t)hr_pool_size(v->pool) * n, sizeof(float));
+    else if ((r.scores = hr_calloc((size_t)n * n, sizeof(float))))
+        r.kv16 = hr_calloc((size_t)2 * n * hd, sizeof *r.kv16);
+    hearth_err err = r.x && r.cur && r.q && r.k && r.vv && r.att && r.hb && r.scratch &&
+                             (exact ? r.work != NULL : r.kv16 != NULL)
                          ? HEARTH_OK
                          : HEARTH_ERR_NOMEM;
     if (!err) err = patch_embed(&r, pix);
@@ -509,7 +575,7 @@ static hearth_err run_tower(hearth_vision *v, const float *pix, float *out) {
         project_gemma3(&r, out);
     }
     free(r.x), free(r.cur), free(r.q), free(r.k), free(r.vv), free(r.att), free(r.hb);
-    free(r.scratch), free(r.work);
+    free(r.scratch), free(r.work), free(r.scores), free(r.kv16);
     return err;
 }
 
@@ -522,7 +588,11 @@ hearth_err hearth_vision_encode(hearth_vision *v, const void *image, size_t len,
     float *pix = hr_calloc(3 * side * side, sizeof *pix);
     err = pix ? vis_preprocess_fit(&img, v->image_size, v->mean, v->std, pix) : HEARTH_ERR_NOMEM;
     vis_image_free(&img);
-    if (!err) err = run_tower(v, pix, out);
+    if (!err) {
+        pthread_mutex_lock(&v->mu);
+        err = run_tower(v, pix, out);
+        pthread_mutex_unlock(&v->mu);
+    }
     free(pix);
     return err;
 }
