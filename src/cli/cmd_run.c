@@ -379,7 +379,7 @@ static bool with_markers(char **text, size_t *len, int n_images) {
         if (!memcmp(*text + i, HEARTH_MEDIA_MARKER, ml)) return true;
     char *t = malloc(*len + (size_t)n_images * ml + 1);
     if (!t) return false;
-    for (int i = 0; i < n_images; i++) memcpy(t + (size_t)i * ml, HEARTH_MEDIA_MARKER, ml);
+    for (int i = 0; i < n_images; i++) memcpy(t + (size_t)i * ml, HEARTH_MEDIA_MARKER, ml + 1);
     memcpy(t + (size_t)n_images * ml, *text, *len + 1);
     free(*text);
     *text = t;

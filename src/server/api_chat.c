@@ -164,8 +164,8 @@ static bool tokenize_media(const srv_model *m, const srv_request *r, const char 
         return srv_fail(e, 400, NULL, "context_length_exceeded", "the prompt is too long");
     int32_t *buf = malloc((count ? count : 1) * sizeof *buf);
     if (!buf) return srv_fail(e, 500, NULL, NULL, "out of memory");
-    if ((err = hearth_tokenize_media(m->model, m->vision, text, len, true, true, hashes,
-                                     r->n_images, buf, count, &count))) {
+    if (hearth_tokenize_media(m->model, m->vision, text, len, true, true, hashes, r->n_images, buf,
+                              count, &count)) {
         free(buf);
         return srv_fail(e, 400, "messages", NULL, "%s", hearth_last_error());
     }
