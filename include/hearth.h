@@ -341,7 +341,7 @@ HEARTH_API const char *hearth_vision_projector(const hearth_vision *vision);
  * tower and projector: out receives hearth_vision_n_tokens rows of the
  * model's n_embd floats. Thread-safe: calls on one handle take turns on
  * its threads (decoding and scaling run beside them). Each allocates its
- * activations (Gemma 3: about 250 MB) and frees them.
+ * activations (Gemma 3: about 300 MB) and frees them.
  * HEARTH_ERR_FORMAT: not a PNG or JPEG, or a damaged one;
  * HEARTH_ERR_INVALID_ARG: an image over 8192 pixels on a side. */
 HEARTH_API hearth_err hearth_vision_encode(hearth_vision *vision, const void *image, size_t len,
