@@ -388,10 +388,13 @@ HEARTH_API hearth_err hearth_tokenize_media(const hearth_model *model, const hea
  * hearth_decode_embd from images[k] (the prompt's k-th image,
  * hearth_vision_n_tokens rows of n_embd floats). A generation on the whole
  * prompt (hearth_gen_new) then finds that prefix and evaluates only the
- * text after it. Each image's rows must fit in the session's n_batch. */
+ * text after it (and counts what this evaluated as cached: *n_evaluated,
+ * when not NULL, receives how many positions this call evaluated). Each
+ * image's rows must fit in the session's n_batch. */
 HEARTH_API hearth_err hearth_prefill_media(hearth_session *session, const hearth_vision *vision,
                                            const int32_t *prompt, int n_prompt,
-                                           const float *const *images, int n_images);
+                                           const float *const *images, int n_images,
+                                           int *n_evaluated);
 
 /* ---- text ----------------------------------------------------------------
  * The model's own tokenizer, from its GGUF metadata. Functions that fill a

@@ -133,7 +133,7 @@ static char *library_answer(const char *templated, const membuf *png) {
     REQUIRE(hearth_tokenize_media(m, v, text, strlen(text), true, true, &h, 1, ids, 512, &n) ==
             HEARTH_OK);
     const float *imgs[1] = {img};
-    REQUIRE(hearth_prefill_media(s, v, ids, (int)n, imgs, 1) == HEARTH_OK);
+    REQUIRE(hearth_prefill_media(s, v, ids, (int)n, imgs, 1, NULL) == HEARTH_OK);
     const int pos = hearth_session_pos(s);
     float *logits = malloc((size_t)hearth_model_n_vocab(m) * sizeof *logits);
     REQUIRE(hearth_decode(s, ids + pos, (int)n - pos, logits, false) == HEARTH_OK);
@@ -217,7 +217,9 @@ int main(void) {
     CHECKF(status == 200 && a1[0] && !strcmp(a1, expected), "%d: '%s', the library: '%s'", status,
            a1, expected);
     const cJSON *pt = r1 ? jget(r1, "usage.prompt_tokens") : NULL;
+    const cJSON *cached1 = r1 ? jget(r1, "usage.prompt_tokens_details.cached_tokens") : NULL;
     CHECK(cJSON_IsNumber(pt) && pt->valueint > 4);
+    CHECK(!cached1 || (cJSON_IsNumber(cached1) && cached1->valueint == 0)); /* all evaluated */
     /* again: the image comes from the slot's cache */
     cJSON *r2 = post(&sv, "/v1/chat/completions", body, &status);
     char *a2 = answer_bytes(r2, &lp2);

@@ -325,12 +325,15 @@ static void run_close(run *r) {
     free(r->png);
 }
 
-/* The prompt through its image, then the rest: the last logits. */
-static void run_prompt(run *r, float *logits) {
+/* The prompt through its image, then the rest: the last logits; how many
+ * positions the prefill evaluated. */
+static int run_prompt(run *r, float *logits) {
     const float *img[1] = {r->rows};
-    REQUIRE(hearth_prefill_media(r->s, r->v, r->ids, r->n_ids, img, 1) == HEARTH_OK);
+    int done = -1;
+    REQUIRE(hearth_prefill_media(r->s, r->v, r->ids, r->n_ids, img, 1, &done) == HEARTH_OK);
     const int pos = hearth_session_pos(r->s);
     REQUIRE(hearth_decode(r->s, r->ids + pos, r->n_ids - pos, logits, false) == HEARTH_OK);
+    return done;
 }
 
 static void test_peer(void) {
@@ -376,10 +379,10 @@ static void test_cache(void) {
     run_open(&r);
     const int n_vocab = hearth_model_n_vocab(r.m);
     float a[512], b[512];
-    run_prompt(&r, a);
     int end = r.n_ids;
     while (r.ids[end - 1] >= 0) end--;
-    run_prompt(&r, b);
+    CHECK(run_prompt(&r, a) == end);
+    CHECK(run_prompt(&r, b) == 0); /* all of it held */
     CHECK(memcmp(a, b, (size_t)n_vocab * sizeof *a) == 0);
     /* another image: a second prompt's image ids differ from the first's */
     membuf png = make_png(56, 56, PNG_COLOR_TYPE_RGB, 8, false, NULL, 0, px_16);
@@ -392,7 +395,9 @@ static void test_cache(void) {
                                   256, &n2) == HEARTH_OK);
     CHECK((int)n2 == r.n_ids && ids2[end - 1] != r.ids[end - 1] && ids2[end - 5] == r.ids[end - 5]);
     const float *img2[1] = {rows2};
-    REQUIRE(hearth_prefill_media(r.s, r.v, ids2, (int)n2, img2, 1) == HEARTH_OK);
+    int done = -1;
+    REQUIRE(hearth_prefill_media(r.s, r.v, ids2, (int)n2, img2, 1, &done) == HEARTH_OK);
+    CHECK(done == 4); /* from the image's first row */
     int n_held = 0;
     const int32_t *held = hearth_session_tokens(r.s, &n_held);
     CHECK(hearth_session_pos(r.s) == end && memcmp(held, ids2, (size_t)end * sizeof *held) == 0);
@@ -439,7 +444,7 @@ static void test_errors(void) {
           HEARTH_ERR_INVALID_ARG);
     /* the prompt's two images, only one given */
     const float *img[1] = {r.rows};
-    CHECK(hearth_prefill_media(r.s, r.v, r.ids, (int)n, img, 1) == HEARTH_ERR_INVALID_ARG);
+    CHECK(hearth_prefill_media(r.s, r.v, r.ids, (int)n, img, 1, NULL) == HEARTH_ERR_INVALID_ARG);
     static const uint8_t junk[64] = {0x89, 'P', 'N', 'G'};
     CHECK(hearth_vision_encode(r.v, junk, sizeof junk, r.rows) == HEARTH_ERR_FORMAT);
     hearth_vision *v2 = NULL;

@@ -207,6 +207,8 @@ typedef struct cli_media {
     const float **images; /* image i's rows */
     uint64_t *hashes;
 } cli_media;
+/* A monotonic clock in milliseconds. */
+double cli_now_ms(void);
 int cli_media_open(const char *cmd, hearth_model *m, const char *mmproj, const char *const *paths,
                    int n, int n_threads, cli_media *out);
 void cli_media_close(cli_media *c);

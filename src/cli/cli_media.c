@@ -11,7 +11,7 @@
 
 enum { MEDIA_MAX_FILE = 64 << 20 }; /* bytes of one image file */
 
-static double now_ms(void) {
+double cli_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
@@ -52,11 +52,11 @@ int cli_media_open(const char *cmd, hearth_model *m, const char *mmproj, const c
             return 1;
         }
         float *rows = out->rows + (size_t)i * per;
-        const double t0 = now_ms();
+        const double t0 = cli_now_ms();
         const hearth_err err = hearth_vision_encode(out->vision, data, len, rows);
         if (!err)
             fprintf(stderr, "image %s: %d rows in %.1f ms\n", paths[i],
-                    hearth_vision_n_tokens(out->vision), now_ms() - t0);
+                    hearth_vision_n_tokens(out->vision), cli_now_ms() - t0);
         out->hashes[i] = hearth_media_hash(data, len);
         free(data);
         if (err) return cli_fail(cmd, paths[i]);

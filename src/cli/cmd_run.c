@@ -325,6 +325,19 @@ static hearth_err run_steps(hearth_session *s, hearth_sampler *smp, const int32_
     return err;
 }
 
+/* The prompt through its last image (the generation's report counts only
+ * what follows it): said on stderr with its time. */
+static hearth_err prefill(hearth_session *s, const run_opts *o, const int32_t *ids, int n) {
+    const double t0 = cli_now_ms();
+    int done = 0;
+    const hearth_err err =
+        hearth_prefill_media(s, o->media.vision, ids, n, o->media.images, o->media.n, &done);
+    if (!err)
+        fprintf(stderr, "prompt through its last image: %d positions in %.1f ms\n", done,
+                cli_now_ms() - t0);
+    return err;
+}
+
 static int generate(hearth_model *m, const run_opts *o, const char *text, size_t len) {
     size_t n = 0;
     prompt_ids(m, o, text, len, NULL, 0, &n);
@@ -347,8 +360,7 @@ static int generate(hearth_model *m, const run_opts *o, const char *text, size_t
         rc = cli_fail("run", "creating the sampler");
     else if (cache_load(s, o, ids, (int)n, &save))
         rc = 1;
-    else if (o->media.n &&
-             hearth_prefill_media(s, o->media.vision, ids, (int)n, o->media.images, o->media.n))
+    else if (o->media.n && prefill(s, o, ids, (int)n))
         rc = cli_fail("run", "the images");
     else if (run_steps(s, smp, ids, (int)n, gen_params(m, o, ids, &gp), o, save, &r))
         rc = cli_fail("run", "generating");

@@ -377,6 +377,9 @@ static void slot_finish(srv_sched *s, srv_slot *slot, hearth_err err, const char
         j->result.n_prompt += j->result.n_cached;
         j->result.n_cached = 0;
     }
+    /* ... and what the images' prefill evaluated */
+    j->result.n_prompt += j->n_prefilled;
+    j->result.n_cached -= j->n_prefilled;
     j->err = err;
     snprintf(j->err_msg, sizeof j->err_msg, "%s", msg ? msg : "");
     j->state = SRV_JOB_DONE;
@@ -450,13 +453,13 @@ static srv_slot *prompt_donor(srv_sched *s, const srv_slot *slot, bool *wait) {
  * image (what it holds already reused), in one pass per stretch of text or
  * image, while the other slots wait (hearth_gen_new evaluates the rest in
  * steps). */
-static hearth_err prefill_images(srv_slot *slot, const srv_job *j) {
+static hearth_err prefill_images(srv_slot *slot, srv_job *j) {
     const size_t per =
         (size_t)hearth_vision_n_tokens(j->vision) * hearth_model_n_embd(slot->sched->model);
     const float *images[SRV_MAX_IMAGES];
     for (int i = 0; i < j->n_images; i++) images[i] = j->image_rows + (size_t)i * per;
     return hearth_prefill_media(slot->session, j->vision, j->prompt, j->n_prompt, images,
-                                j->n_images);
+                                j->n_images, &j->n_prefilled);
 }
 
 /* A newly admitted job: its sampler and generation (prefix reuse happens

@@ -535,6 +535,7 @@ typedef struct srv_job {
     const hearth_vision *vision;
     float *image_rows;
     int n_images;
+    int n_prefilled; /* positions that prefill evaluated (the generation counts them cached) */
     hearth_sampling sampling;      /* its logit_bias points to the job's own copy below */
     hearth_logit_bias *logit_bias; /* owned (srv_job_for copies the request's) */
     void *dry_breakers;            /* owned: what sampling.dry_sequence_breakers points into */

@@ -108,7 +108,8 @@ static int cached_prefix(hearth_session *s, const int32_t *prompt, int end) {
 }
 
 hearth_err hearth_prefill_media(hearth_session *s, const hearth_vision *v, const int32_t *prompt,
-                                int n_prompt, const float *const *images, int n_images) {
+                                int n_prompt, const float *const *images, int n_images,
+                                int *n_evaluated) {
     const int rows = hearth_vision_n_tokens(v);
     int end = n_prompt; /* evaluate up to the last image's last row */
     while (end > 0 && prompt[end - 1] >= 0) end--;
@@ -134,5 +135,6 @@ hearth_err hearth_prefill_media(hearth_session *s, const hearth_vision *v, const
         }
         i = j;
     }
+    if (n_evaluated) *n_evaluated = err ? 0 : end - keep;
     return err;
 }
