@@ -383,9 +383,10 @@ HEARTH_API hearth_err hearth_tokenize_media(const hearth_model *model, const hea
                                             bool parse_special, const uint64_t *hashes,
                                             int n_images, int32_t *ids, size_t cap, size_t *n_out);
 /* Brings the session to hold prompt[0..e), e the end of its last image:
- * the longest prefix it holds is kept (never part of an image), the rest
- * evaluated, text with hearth_decode and each image's rows with
- * hearth_decode_embd from images[k] (the prompt's k-th image,
+ * nothing when it holds that much of the prompt already (what it holds
+ * beyond is left for the generation to reuse), else the longest prefix it
+ * holds is kept (never part of an image) and the rest evaluated, text with hearth_decode and each
+ * image's rows with hearth_decode_embd from images[k] (the prompt's k-th image,
  * hearth_vision_n_tokens rows of n_embd floats). A generation on the whole
  * prompt (hearth_gen_new) then finds that prefix and evaluates only the
  * text after it (and counts what this evaluated as cached: *n_evaluated,

@@ -331,7 +331,9 @@ static int run_prompt(run *r, float *logits) {
     const float *img[1] = {r->rows};
     int done = -1;
     REQUIRE(hearth_prefill_media(r->s, r->v, r->ids, r->n_ids, img, 1, &done) == HEARTH_OK);
-    const int pos = hearth_session_pos(r->s);
+    int pos = hearth_session_pos(r->s);
+    if (pos == r->n_ids) /* all of it held: its last token again, as hearth_gen_new does */
+        REQUIRE(hearth_session_truncate(r->s, pos = r->n_ids - 1) == HEARTH_OK);
     REQUIRE(hearth_decode(r->s, r->ids + pos, r->n_ids - pos, logits, false) == HEARTH_OK);
     return done;
 }
@@ -383,6 +385,14 @@ static void test_cache(void) {
     while (r.ids[end - 1] >= 0) end--;
     CHECK(run_prompt(&r, a) == end);
     CHECK(run_prompt(&r, b) == 0); /* all of it held */
+    /* a longer prompt (a chat's next turn): the text after the image stays for the generation */
+    int32_t longer[300];
+    memcpy(longer, r.ids, (size_t)r.n_ids * sizeof *longer);
+    longer[r.n_ids] = 300, longer[r.n_ids + 1] = 301;
+    const float *img1[1] = {r.rows};
+    int done = -1;
+    REQUIRE(hearth_prefill_media(r.s, r.v, longer, r.n_ids + 2, img1, 1, &done) == HEARTH_OK);
+    CHECK(done == 0 && hearth_session_pos(r.s) == r.n_ids);
     CHECK(memcmp(a, b, (size_t)n_vocab * sizeof *a) == 0);
     /* another image: a second prompt's image ids differ from the first's */
     membuf png = make_png(56, 56, PNG_COLOR_TYPE_RGB, 8, false, NULL, 0, px_16);
@@ -395,7 +405,6 @@ static void test_cache(void) {
                                   256, &n2) == HEARTH_OK);
     CHECK((int)n2 == r.n_ids && ids2[end - 1] != r.ids[end - 1] && ids2[end - 5] == r.ids[end - 5]);
     const float *img2[1] = {rows2};
-    int done = -1;
     REQUIRE(hearth_prefill_media(r.s, r.v, ids2, (int)n2, img2, 1, &done) == HEARTH_OK);
     CHECK(done == 4); /* from the image's first row */
     int n_held = 0;

@@ -74,9 +74,7 @@ hearth_err hearth_tokenize_media(const hearth_model *m, const hearth_vision *v, 
         err = put_text(m, p, (size_t)((hit ? hit : stop) - p), parse_special, ids, cap, &n);
         if (err || !hit) break;
         if (seen == n_images) {
-            err = hr_fail(HEARTH_ERR_INVALID_ARG,
-                          "the prompt has more image markers than the "
-                          "%d images given",
+            err = hr_fail(HEARTH_ERR_INVALID_ARG, "more image markers than the %d images given",
                           n_images);
             break;
         }
@@ -97,14 +95,12 @@ hearth_err hearth_tokenize_media(const hearth_model *m, const hearth_vision *v, 
     return HEARTH_OK;
 }
 
-/* The longest prefix of prompt[0..end) the session holds, not cutting an
- * image (its rows attend to each other: they are evaluated together). */
-static int cached_prefix(hearth_session *s, const int32_t *prompt, int end) {
+/* The longest prefix of the prompt the session holds. */
+static int held_prefix(const hearth_session *s, const int32_t *prompt, int n_prompt) {
     int n_exact = 0, n = 0;
     const int32_t *held = hearth_session_tokens(s, &n_exact);
-    while (n < n_exact && n < end && held[n] == prompt[n]) n++;
-    while (n > 0 && n < end && prompt[n] < 0 && prompt[n - 1] < 0) n--;
-    return hearth_session_keepable(s, n);
+    while (n < n_exact && n < n_prompt && held[n] == prompt[n]) n++;
+    return n;
 }
 
 hearth_err hearth_prefill_media(hearth_session *s, const hearth_vision *v, const int32_t *prompt,
@@ -113,7 +109,13 @@ hearth_err hearth_prefill_media(hearth_session *s, const hearth_vision *v, const
     const int rows = hearth_vision_n_tokens(v);
     int end = n_prompt; /* evaluate up to the last image's last row */
     while (end > 0 && prompt[end - 1] >= 0) end--;
-    const int keep = cached_prefix(s, prompt, end);
+    int keep = held_prefix(s, prompt, n_prompt);
+    if (n_evaluated) *n_evaluated = 0;
+    /* all the images held: what follows them is the generation's to reuse */
+    if (keep >= end) return HEARTH_OK;
+    /* never part of an image: its rows attend to each other */
+    while (keep > 0 && prompt[keep] < 0 && prompt[keep - 1] < 0) keep--;
+    keep = hearth_session_keepable(s, keep);
     hearth_err err = hearth_session_truncate(s, keep);
     int image = 0; /* images before position keep: their rows are held */
     for (int i = 0; i < keep; i += prompt[i] < 0 ? rows : 1)
@@ -125,9 +127,7 @@ hearth_err hearth_prefill_media(hearth_session *s, const hearth_vision *v, const
             err = hearth_decode(s, prompt + i, j - i, NULL, false);
         } else if (image >= n_images || end - i < rows) {
             err = hr_fail(HEARTH_ERR_INVALID_ARG,
-                          "the prompt's image rows do not match its %d "
-                          "images",
-                          n_images);
+                          "the prompt's image rows do not match its %d images", n_images);
         } else {
             j = i + rows;
             err = hearth_decode_embd(s, images[image++], prompt + i, rows, vis_bidirectional(v),
@@ -135,6 +135,6 @@ hearth_err hearth_prefill_media(hearth_session *s, const hearth_vision *v, const
         }
         i = j;
     }
-    if (n_evaluated) *n_evaluated = err ? 0 : end - keep;
+    if (n_evaluated && !err) *n_evaluated = end - keep;
     return err;
 }
