@@ -238,6 +238,19 @@ int main(void) {
     CHECK(status == 200 && !strcmp(a3, expected2));
     CHECKF(fabs(lp3 - lp1) > 1e-4, "the two images' first tokens: logprobs %g and %g", lp1, lp3);
 
+    /* what clients read before they send images */
+    test_reply pr = test_http(&sv, "GET", "/props", NULL, NULL);
+    cJSON *props = cJSON_ParseWithLength(pr.body, pr.len);
+    CHECK(pr.status == 200 && cJSON_IsTrue(jget(props, "modalities.vision")));
+    cJSON_Delete(props), free(pr.body);
+    cJSON *show = post(&sv, "/api/show", "{\"model\":\"gemma3\"}", &status);
+    const cJSON *cap, *caps = show ? jget(show, "capabilities") : NULL;
+    bool vision = false;
+    cJSON_ArrayForEach(cap, caps) vision |=
+        cJSON_IsString(cap) && !strcmp(cap->valuestring, "vision");
+    CHECKF(status == 200 && vision, "/api/show: %d", status);
+    cJSON_Delete(show);
+
     /* ollama's /api/chat: a message's images (base64) */
     char *b64 = base64(png.p, png.n);
     char *ob = malloc(strlen(b64) + 256);
@@ -276,6 +289,10 @@ int main(void) {
     /* the same model without a projector */
     REQUIRE(test_server_start(&sv, binary, model_path, scratch, "--chat-template gemma3"));
     expect_400(&sv, body, "takes no images");
+    pr = test_http(&sv, "GET", "/props", NULL, NULL);
+    props = cJSON_ParseWithLength(pr.body, pr.len);
+    CHECK(pr.status == 200 && cJSON_IsFalse(jget(props, "modalities.vision")));
+    cJSON_Delete(props), free(pr.body);
     cJSON *nj = post(&sv, "/api/chat", ob, &status);
     CHECKF(status == 400, "/api/chat with an image, no projector: %d", status);
     cJSON_Delete(nj);

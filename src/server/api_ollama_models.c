@@ -265,6 +265,7 @@ void srv_handle_ollama_show(srv_exchange *x) {
     cJSON *caps = cJSON_AddArrayToObject(o, "capabilities");
     cJSON_AddItemToArray(caps, cJSON_CreateString(mi->encoder ? "embedding" : "completion"));
     if (!mi->encoder && thinks(sm, mi)) cJSON_AddItemToArray(caps, cJSON_CreateString("thinking"));
+    if (sm->mmproj_path) cJSON_AddItemToArray(caps, cJSON_CreateString("vision"));
     cJSON_AddStringToObject(o, "modified_at", mi->modified_at);
     respond(x, o);
 }

@@ -458,7 +458,7 @@ void srv_handle_props(srv_exchange *x) {
         cJSON_AddNumberToObject(out, "total_slots", m->n_parallel) &&
         cJSON_AddStringToObject(out, "model_alias", m->id) &&
         cJSON_AddStringToObject(out, "model_path", m->path) &&
-        cJSON_AddBoolToObject(modalities, "vision", false) &&
+        cJSON_AddBoolToObject(modalities, "vision", m->vision != NULL) &&
         cJSON_AddBoolToObject(modalities, "audio", false) &&
         cJSON_AddItemToObject(out, "chat_template", template_text(m)) &&
         cJSON_AddStringToObject(out, "chat_template_name", m->have_template ? m->tmpl.name : "") &&

@@ -119,8 +119,8 @@ static hearth_err open_draft(srv_server *s, srv_model *m, const hearth_model_par
 /* The model's vision projector (--mmproj, its entry's "mmproj"). */
 static hearth_err open_vision(srv_server *s, srv_model *m, const hearth_model_params *mp) {
     if (!m->mmproj_path) return HEARTH_OK;
-    hearth_err err = hearth_vision_load(m->mmproj_path, m->model, mp->n_threads, &m->vision);
-    if (err) return hr_wrap(err, "--mmproj: ");
+    const hearth_err err = hearth_vision_load(m->mmproj_path, m->model, mp->n_threads, &m->vision);
+    if (err) return err; /* the message names the file */
     srv_say(s, "vision: %s for %s, %s projector, %d rows an image", m->mmproj_path, m->id,
             hearth_vision_projector(m->vision), hearth_vision_n_tokens(m->vision));
     return HEARTH_OK;
