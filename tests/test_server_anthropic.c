@@ -263,7 +263,13 @@ static void errors(test_server *sv) {
          "role"},
         {"{\"model\":\"local\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":["
          "{\"type\":\"image\",\"source\":{}}]}]}",
-         "text-only"},
+         "media_type"},
+        {"{\"model\":\"local\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":["
+         "{\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":\"https://x/y.png\"}}]}]}",
+         "no URLs"},
+        {"{\"model\":\"local\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":["
+         "{\"type\":\"document\",\"source\":{}}]}]}",
+         "not supported"},
         {"{\"model\":\"local\",\"max_tokens\":5,\"tools\":[{\"type\":\"web_search_20250305\","
          "\"name\":\"s\"}],\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
          "server tools"},

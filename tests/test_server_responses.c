@@ -246,7 +246,10 @@ static void errors(test_server *sv) {
          "previous_response_id"},
         {"{\"model\":\"local\"}", "input"},
         {"{\"model\":\"local\",\"input\":[{\"role\":\"user\",\"content\":[{\"type\":"
-         "\"input_image\",\"image_url\":\"x\"}]}]}",
+         "\"input_file\",\"file_id\":\"x\"}]}]}",
+         "input"},
+        {"{\"model\":\"local\",\"input\":[{\"role\":\"user\",\"content\":[{\"type\":"
+         "\"input_image\",\"file_id\":\"x\"}]}]}",
          "input"},
         {"{\"model\":\"local\",\"input\":\"x\",\"tools\":[{\"type\":\"web_search\"}]}", "tools"},
         {"{\"model\":\"local\",\"input\":\"x\",\"text\":{\"format\":{\"type\":\"yaml\"}}}",

@@ -266,6 +266,36 @@ int main(void) {
            "/api/chat with an image: %d", status);
     cJSON_Delete(oj);
 
+    /* Anthropic's /v1/messages: an image block */
+    char *ab = malloc(strlen(b64) + 512);
+    sprintf(ab,
+            "{\"model\":\"m\",\"max_tokens\":4,\"temperature\":0,\"messages\":[{\"role\":"
+            "\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Describe\"},{\"type\":"
+            "\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/png\","
+            "\"data\":\"%s\"}}]}]}",
+            b64);
+    cJSON *aj = post(&sv, "/v1/messages", ab, &status);
+    const cJSON *at = aj ? jget(aj, "content.0.type") : NULL;
+    const cJSON *ain = aj ? jget(aj, "usage.input_tokens") : NULL;
+    CHECKF(status == 200 && cJSON_IsString(at) && cJSON_IsNumber(ain) && ain->valueint > 4,
+           "/v1/messages with an image: %d", status);
+    cJSON_Delete(aj);
+    free(ab);
+
+    /* the Responses API: an input_image part */
+    char *rb = malloc(strlen(url) + 512);
+    sprintf(rb,
+            "{\"model\":\"m\",\"max_output_tokens\":4,\"temperature\":0,\"input\":[{\"role\":"
+            "\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"Describe\"},{\"type\":"
+            "\"input_image\",\"image_url\":\"%s\"}]}]}",
+            url);
+    cJSON *rj = post(&sv, "/v1/responses", rb, &status);
+    const cJSON *rin = rj ? jget(rj, "usage.input_tokens") : NULL;
+    CHECKF(status == 200 && cJSON_IsNumber(rin) && rin->valueint > 4,
+           "/v1/responses with an image: %d", status);
+    cJSON_Delete(rj);
+    free(rb);
+
     /* refusals */
     const char *remote[1] = {"https://example.com/cat.png"};
     char *b = chat_body(remote, 1, NULL);

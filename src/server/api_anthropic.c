@@ -38,8 +38,10 @@
  * {"type":"enabled","budget_tokens"} turns thinking on with that budget,
  * {"type":"disabled"} off; without it the template's default holds.
  *
- * Refused with a 400 naming the block: image and document blocks (the models
- * are text-only), server tools (a "type" other than custom). Accepted and
+ * A user's image blocks with base64 sources become image_url parts (a model
+ * with a vision projector; docs/vision.md). Refused with a 400 naming the
+ * block: image blocks with URL sources, document blocks, server tools (a
+ * "type" other than custom). Accepted and
  * ignored: metadata, service_tier, cache_control on blocks.
  */
 #include "request_impl.h"
@@ -77,14 +79,48 @@ static bool text_of(const cJSON *v, const char *name, char **out, srv_error *e) 
     return true;
 }
 
+/* A user's image block, {"type":"image","source":{"type":"base64",
+ * "media_type":"image/png","data":...}}, as an OpenAI image_url part in
+ * parts (docs/vision.md); URL sources are refused (the server fetches
+ * nothing). */
+static bool image_block(const cJSON *blk, const char *name, cJSON *parts, srv_error *e) {
+    const cJSON *src = srv_req_field(blk, "source");
+    const cJSON *type = src ? srv_req_field(src, "type") : NULL;
+    const cJSON *mt = src ? srv_req_field(src, "media_type") : NULL;
+    const cJSON *data = src ? srv_req_field(src, "data") : NULL;
+    if (cJSON_IsString(type) && strcmp(type->valuestring, "base64") != 0)
+        return srv_fail(e, 400, name, NULL,
+                        "'%s': only base64 image sources are taken (the server fetches no URLs)",
+                        name);
+    if (!cJSON_IsString(mt) || strncmp(mt->valuestring, "image/", 6) || !cJSON_IsString(data))
+        return srv_fail(e, 400, name, NULL,
+                        "'%s' needs a source with type \"base64\", an image media_type and data",
+                        name);
+    gw_buf url = {0};
+    gw_buf_puts(&url, "data:");
+    gw_buf_puts(&url, mt->valuestring);
+    gw_buf_puts(&url, ";base64,");
+    gw_buf_puts(&url, data->valuestring);
+    char *u = gw_buf_take(&url, NULL);
+    if (!u) return srv_fail(e, 500, NULL, NULL, "out of memory");
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "type", "image_url");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(p, "image_url"), "url", u);
+    cJSON_AddItemToArray(parts, p);
+    free(u);
+    return true;
+}
+
 /* One message's content blocks into OpenAI messages appended to `msgs`:
- * tool results first (role tool), then the text and calls. */
+ * tool results first (role tool), then the text and calls; a user's
+ * message with images becomes text and image_url parts in order. */
 static bool translate_blocks(const cJSON *content, bool assistant, int i, cJSON *msgs,
                              srv_error *e) {
     char name[64];
     gw_buf text = {0};
-    cJSON *calls = cJSON_CreateArray(), *thinking = cJSON_CreateArray();
-    bool ok = true;
+    cJSON *calls = cJSON_CreateArray(), *thinking = cJSON_CreateArray(),
+          *parts = cJSON_CreateArray();
+    bool ok = true, images = false;
     int k = 0;
     for (const cJSON *blk = content->child; ok && blk; blk = blk->next, k++) {
         snprintf(name, sizeof name, "messages[%d].content[%d]", i, k);
@@ -92,6 +128,13 @@ static bool translate_blocks(const cJSON *content, bool assistant, int i, cJSON 
         const char *t = cJSON_IsString(type) ? type->valuestring : "";
         if (!strcmp(t, "text") && cJSON_IsString(srv_req_field(blk, "text"))) {
             gw_buf_puts(&text, srv_req_field(blk, "text")->valuestring);
+            cJSON *part = cJSON_CreateObject();
+            cJSON_AddStringToObject(part, "type", "text");
+            cJSON_AddStringToObject(part, "text", srv_req_field(blk, "text")->valuestring);
+            cJSON_AddItemToArray(parts, part);
+        } else if (!strcmp(t, "image") && !assistant) {
+            ok = image_block(blk, name, parts, e);
+            images = true;
         } else if (!strcmp(t, "tool_use") && assistant) {
             const cJSON *id = srv_req_field(blk, "id"), *fn = srv_req_field(blk, "name"),
                         *in = srv_req_field(blk, "input");
@@ -140,17 +183,20 @@ static bool translate_blocks(const cJSON *content, bool assistant, int i, cJSON 
                 cJSON_AddItemToArray(thinking, cJSON_Duplicate(blk, true));
             }
         } else {
-            ok = srv_fail(e, 400, name, NULL, "'%s' of type '%.40s' is not supported%s", name, t,
-                          !strcmp(t, "image") || !strcmp(t, "document") ? ": the model is text-only"
-                                                                        : "");
+            ok = srv_fail(e, 400, name, NULL, "'%s' of type '%.40s' is not supported", name, t);
         }
     }
-    if (ok && (text.len || cJSON_GetArraySize(calls) || cJSON_GetArraySize(thinking) ||
+    if (ok && (text.len || images || cJSON_GetArraySize(calls) || cJSON_GetArraySize(thinking) ||
                (!assistant && k == 0))) {
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "role", assistant ? "assistant" : "user");
         gw_buf_put(&text, "", 0);
-        cJSON_AddStringToObject(m, "content", text.data ? text.data : "");
+        if (images) {
+            cJSON_AddItemToObject(m, "content", parts);
+            parts = NULL;
+        } else {
+            cJSON_AddStringToObject(m, "content", text.data ? text.data : "");
+        }
         if (cJSON_GetArraySize(calls)) {
             cJSON_AddItemToObject(m, "tool_calls", calls);
             calls = NULL;
@@ -163,6 +209,7 @@ static bool translate_blocks(const cJSON *content, bool assistant, int i, cJSON 
     }
     cJSON_Delete(calls);
     cJSON_Delete(thinking);
+    cJSON_Delete(parts);
     gw_buf_free(&text);
     return ok;
 }

@@ -49,9 +49,23 @@
 
 /* ---- the request -------------------------------------------------------------- */
 
-/* The text of a content: a string, or parts of the allowed type (joined). */
+/* A part into `parts` as Chat Completions has it: text, or an input_image
+ * ({"image_url": URL}) as an image_url part (docs/vision.md). */
+static void add_part(cJSON *parts, const char *type, const char *key, const char *value) {
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "type", type);
+    if (!strcmp(type, "text"))
+        cJSON_AddStringToObject(p, key, value);
+    else
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(p, "image_url"), key, value);
+    cJSON_AddItemToArray(parts, p);
+}
+
+/* The text of a content: a string, or parts of the allowed type (joined);
+ * with `parts` (a user's message), also every part into it, images
+ * included (*images set when there is one). */
 static bool parts_text(const cJSON *content, const char *allowed, const char *name, gw_buf *out,
-                       srv_error *e) {
+                       cJSON *parts, bool *images, srv_error *e) {
     if (cJSON_IsString(content)) return gw_buf_puts(out, content->valuestring) == HEARTH_OK;
     if (!cJSON_IsArray(content))
         return srv_fail(e, 400, "input", NULL, "'%s.content' must be a string or an array", name);
@@ -59,14 +73,19 @@ static bool parts_text(const cJSON *content, const char *allowed, const char *na
     for (const cJSON *p = content->child; p; p = p->next, k++) {
         const cJSON *type = srv_req_field(p, "type"), *text = srv_req_field(p, "text");
         const char *t = cJSON_IsString(type) ? type->valuestring : "";
+        const cJSON *url = srv_req_field(p, "image_url");
+        if (parts && !strcmp(t, "input_image") && cJSON_IsString(url)) {
+            add_part(parts, "image_url", "url", url->valuestring);
+            *images = true;
+            continue;
+        }
         const bool ok_type = !strcmp(t, allowed) || !strcmp(t, "input_text");
         if (!ok_type || !cJSON_IsString(text))
             return srv_fail(e, 400, "input", NULL,
                             "'%s.content[%d]' of type '%.40s' is not supported%s", name, k, t,
-                            !strcmp(t, "input_image") || !strcmp(t, "input_file")
-                                ? ": the model is text-only"
-                                : "");
+                            !strcmp(t, "input_image") ? ": images come as image_url strings" : "");
         gw_buf_puts(out, text->valuestring);
+        if (parts) add_part(parts, "text", "text", text->valuestring);
     }
     return true;
 }
@@ -98,15 +117,24 @@ static bool translate_item(const cJSON *item, int i, cJSON *msgs, srv_error *e) 
             return srv_fail(e, 400, "input", NULL,
                             "'%s.role' must be user, system, developer or assistant", name);
         gw_buf text = {0};
-        const bool ok = parts_text(srv_req_field(item, "content"),
-                                   assistant ? "output_text" : "input_text", name, &text, e);
+        cJSON *parts = strcmp(r, "user") ? NULL : cJSON_CreateArray();
+        bool images = false;
+        const bool ok =
+            parts_text(srv_req_field(item, "content"), assistant ? "output_text" : "input_text",
+                       name, &text, parts, &images, e);
         gw_buf_put(&text, "", 0);
         if (ok) {
             cJSON *m = cJSON_CreateObject();
             cJSON_AddStringToObject(m, "role", r);
-            cJSON_AddStringToObject(m, "content", text.data);
+            if (images) {
+                cJSON_AddItemToObject(m, "content", parts);
+                parts = NULL;
+            } else {
+                cJSON_AddStringToObject(m, "content", text.data);
+            }
             cJSON_AddItemToArray(msgs, m);
         }
+        cJSON_Delete(parts);
         gw_buf_free(&text);
         return ok;
     }
@@ -133,7 +161,8 @@ static bool translate_item(const cJSON *item, int i, cJSON *msgs, srv_error *e) 
         if (!cJSON_IsString(id))
             return srv_fail(e, 400, "input", NULL, "'%s' (function_call_output) needs a call_id",
                             name);
-        const bool ok = parts_text(srv_req_field(item, "output"), "output_text", name, &text, e);
+        const bool ok =
+            parts_text(srv_req_field(item, "output"), "output_text", name, &text, NULL, NULL, e);
         gw_buf_put(&text, "", 0);
         if (ok) {
             cJSON *m = cJSON_CreateObject();
