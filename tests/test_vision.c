@@ -428,6 +428,50 @@ static void test_cache(void) {
     run_close(&r);
 }
 
+/* The commands: hearth run --image, hearth chat's /image, and what they
+ * say when there is no projector. */
+static char *run_cmd(const char *cmd, int *status) {
+    FILE *p = popen(cmd, "r");
+    REQUIRE(p);
+    char *out = calloc(1, 65536);
+    size_t n = fread(out, 1, 65535, p);
+    out[n] = '\0';
+    *status = pclose(p);
+    return out;
+}
+
+static void test_commands(void) {
+    char cmd[2048];
+    int st = 0;
+    snprintf(cmd, sizeof cmd,
+             "'%s' run -m '%s' --mmproj '%s' --image '%s' -p 'Describe <__media__> please' -n 2 "
+             "--temp 0 2>&1",
+             HEARTH_BINARY, text_path, proj_path, png_path);
+    char *out = run_cmd(cmd, &st);
+    CHECKF(st == 0 && strstr(out, "4 rows in") && strstr(out, "prompt through its last image"),
+           "run --image: %d\n%s", st, out);
+    free(out);
+    snprintf(cmd, sizeof cmd,
+             "printf 'Hi\\n/image %s\\nAnd this?\\n' | '%s' chat -m '%s' --mmproj '%s' --image "
+             "'%s' --chat-template gemma3 -n 2 --temp 0 --verbose 2>&1",
+             png_path, HEARTH_BINARY, text_path, proj_path, png_path);
+    out = run_cmd(cmd, &st);
+    CHECKF(st == 0 && strstr(out, "[image added") && strstr(out, "positions, evaluated first"),
+           "chat /image: %d\n%s", st, out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "printf '/image %s\\n' | '%s' chat -m '%s' 2>&1", png_path,
+             HEARTH_BINARY, text_path);
+    out = run_cmd(cmd, &st);
+    CHECKF(strstr(out, "need a vision projector") != NULL, "chat /image without --mmproj:\n%s",
+           out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "'%s' run -m '%s' --image '%s' -p x 2>&1", HEARTH_BINARY, text_path,
+             png_path);
+    out = run_cmd(cmd, &st);
+    CHECKF(st != 0 && strstr(out, "--image needs --mmproj"), "run --image alone: %s", out);
+    free(out);
+}
+
 static void test_errors(void) {
     run r;
     run_open(&r);
@@ -479,6 +523,7 @@ int main(void) {
     write_fixtures();
     test_peer();
     test_cache();
+    test_commands();
     test_errors();
     if (!keep) {
         unlink(text_path), unlink(proj_path), unlink(png_path);

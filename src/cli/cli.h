@@ -211,6 +211,10 @@ typedef struct cli_media {
 double cli_now_ms(void);
 int cli_media_open(const char *cmd, hearth_model *m, const char *mmproj, const char *const *paths,
                    int n, int n_threads, cli_media *out);
+/* The same images with a projector already loaded (out->vision stays NULL:
+ * v is the caller's). */
+int cli_media_load(const char *cmd, hearth_vision *v, const hearth_model *m,
+                   const char *const *paths, int n, cli_media *out);
 void cli_media_close(cli_media *c);
 
 #endif

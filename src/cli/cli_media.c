@@ -34,8 +34,17 @@ static unsigned char *read_file(const char *path, size_t *len) {
 int cli_media_open(const char *cmd, hearth_model *m, const char *mmproj, const char *const *paths,
                    int n, int n_threads, cli_media *out) {
     memset(out, 0, sizeof *out);
-    if (hearth_vision_load(mmproj, m, n_threads, &out->vision)) return cli_fail(cmd, "--mmproj");
-    const size_t per = (size_t)hearth_vision_n_tokens(out->vision) * hearth_model_n_embd(m);
+    hearth_vision *v;
+    if (hearth_vision_load(mmproj, m, n_threads, &v)) return cli_fail(cmd, "--mmproj");
+    const int rc = cli_media_load(cmd, v, m, paths, n, out);
+    out->vision = v;
+    return rc;
+}
+
+int cli_media_load(const char *cmd, hearth_vision *v, const hearth_model *m,
+                   const char *const *paths, int n, cli_media *out) {
+    memset(out, 0, sizeof *out);
+    const size_t per = (size_t)hearth_vision_n_tokens(v) * hearth_model_n_embd(m);
     out->rows = malloc((size_t)n * per * sizeof *out->rows);
     out->images = malloc((size_t)n * sizeof *out->images);
     out->hashes = malloc((size_t)n * sizeof *out->hashes);
@@ -53,10 +62,10 @@ int cli_media_open(const char *cmd, hearth_model *m, const char *mmproj, const c
         }
         float *rows = out->rows + (size_t)i * per;
         const double t0 = cli_now_ms();
-        const hearth_err err = hearth_vision_encode(out->vision, data, len, rows);
+        const hearth_err err = hearth_vision_encode(v, data, len, rows);
         if (!err)
-            fprintf(stderr, "image %s: %d rows in %.1f ms\n", paths[i],
-                    hearth_vision_n_tokens(out->vision), cli_now_ms() - t0);
+            fprintf(stderr, "image %s: %d rows in %.1f ms\n", paths[i], hearth_vision_n_tokens(v),
+                    cli_now_ms() - t0);
         out->hashes[i] = hearth_media_hash(data, len);
         free(data);
         if (err) return cli_fail(cmd, paths[i]);

@@ -35,8 +35,8 @@ static const char chat_usage[] =
     "usage: hearth chat -m FILE [options]\n"
     "  Talks with the model through its chat template: every line read from stdin is a user\n"
     "  message (end a line with \\ to continue it on the next), the reply streams to stdout.\n"
-    "  Commands: /clear forgets the conversation, /exit (or Ctrl-D) ends it; Ctrl-C stops a\n"
-    "  reply.\n"
+    "  Commands: /clear forgets the conversation, /exit (or Ctrl-D) ends it, /image FILE puts\n"
+    "  a PNG or JPEG before the next message (with --mmproj); Ctrl-C stops a reply.\n"
     "  -s, --system TEXT   system message\n"
     "  --chat-template T   a template name (" /* names appended at run time */;
 
@@ -44,6 +44,8 @@ static const char chat_usage_rest[] =
     ") or a file of Jinja text\n"
     "                      (default: the model's tokenizer.chat_template, else chatml)\n"
     "  --verbose           prompt and generation speed after each reply, on stderr\n"
+    "  --mmproj FILE       the model's vision projector (docs/vision.md)\n"
+    "  --image FILE        an image before the first message (repeatable; needs --mmproj)\n"
     "  --think on|off      a reasoning model thinks first (default: its template's say; off:\n"
     "                      Qwen 3's enable_thinking false)\n"
     "  --hide-thinking     do not print a reasoning model's <think> block\n"
@@ -83,9 +85,58 @@ typedef struct chat {
     bool no_thinking, hide_thinking, thinks;
     eng_think split;
     bool said_thinking, said_done;
+    /* images (--mmproj): each one's rows and hash, in the order of their
+     * markers in msgs; `pending` of the last go before the next message */
+    hearth_vision *vision;
+    float *rows; /* [n_images][rows per image][n_embd] */
+    uint64_t *hashes;
+    int n_images, pending;
 } chat;
 
+/* Images in text: how many markers it holds. */
+static int markers(const char *text) {
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, HEARTH_MEDIA_MARKER));
+         p += strlen(HEARTH_MEDIA_MARKER))
+        n++;
+    return n;
+}
+
+static size_t image_floats(const chat *c) {
+    return (size_t)hearth_vision_n_tokens(c->vision) * (size_t)hearth_model_n_embd(c->model);
+}
+
+/* /image FILE, --image FILE: read, encoded, kept for the next message. */
+static int chat_image(chat *c, const char *path) {
+    if (!c->vision) {
+        fprintf(stderr, "hearth chat: images need a vision projector (--mmproj FILE)\n");
+        return 1;
+    }
+    cli_media one;
+    const char *paths[1] = {path};
+    if (cli_media_load("chat", c->vision, c->model, paths, 1, &one)) {
+        cli_media_close(&one);
+        return 1;
+    }
+    const size_t per = image_floats(c);
+    float *rows = realloc(c->rows, (size_t)(c->n_images + 1) * per * sizeof *rows);
+    uint64_t *hashes = rows ? realloc(c->hashes, (size_t)(c->n_images + 1) * sizeof *hashes) : NULL;
+    if (rows) c->rows = rows;
+    if (hashes) c->hashes = hashes;
+    if (!rows || !hashes) {
+        cli_media_close(&one);
+        fprintf(stderr, "hearth chat: out of memory\n");
+        return 1;
+    }
+    memcpy(c->rows + (size_t)c->n_images * per, one.rows, per * sizeof *rows);
+    c->hashes[c->n_images++] = one.hashes[0];
+    c->pending++;
+    cli_media_close(&one);
+    return 0;
+}
+
 static bool chat_push(chat *c, tok_chat_role role, const char *text, size_t len) {
+    const size_t ml = strlen(HEARTH_MEDIA_MARKER), pre = (size_t)c->pending * ml;
     if (c->n_msgs == c->cap_msgs) {
         size_t cap = c->cap_msgs ? 2 * c->cap_msgs : 16;
         chat_msg *m = realloc(c->msgs, cap * sizeof *m);
@@ -94,16 +145,28 @@ static bool chat_push(chat *c, tok_chat_role role, const char *text, size_t len)
         c->cap_msgs = cap;
     }
     chat_msg *m = &c->msgs[c->n_msgs];
-    if (!(m->text = malloc(len + 1))) return false;
-    memcpy(m->text, text, len);
-    m->text[len] = '\0';
+    if (!(m->text = malloc(pre + len + 1))) return false;
+    for (int i = 0; i < c->pending; i++) memcpy(m->text + (size_t)i * ml, HEARTH_MEDIA_MARKER, ml);
+    memcpy(m->text + pre, text, len);
+    m->text[pre + len] = '\0';
     m->role = role;
+    c->pending = 0; /* the images go with this message */
     c->n_msgs++;
     return true;
 }
 
-/* Forgets messages [from, from + n). */
+/* Forgets messages [from, from + n), and their images. */
 static void chat_drop(chat *c, size_t from, size_t n) {
+    int first = 0, k = 0; /* the dropped images: [first, first + k) */
+    for (size_t i = 0; i < from + n; i++) *(i < from ? &first : &k) += markers(c->msgs[i].text);
+    if (k) {
+        const size_t per = image_floats(c);
+        memmove(c->rows + (size_t)first * per, c->rows + (size_t)(first + k) * per,
+                (size_t)(c->n_images - first - k) * per * sizeof *c->rows);
+        memmove(c->hashes + first, c->hashes + first + k,
+                (size_t)(c->n_images - first - k) * sizeof *c->hashes);
+        c->n_images -= k;
+    }
     for (size_t i = from; i < from + n; i++) free(c->msgs[i].text);
     memmove(c->msgs + from, c->msgs + from + n, (c->n_msgs - from - n) * sizeof *c->msgs);
     c->n_msgs -= n;
@@ -119,8 +182,10 @@ static hearth_err chat_tokens(const chat *c, int32_t **ids, size_t *n) {
         m[i] = (tok_chat_msg){.role = c->msgs[i].role,
                               .content = c->msgs[i].text,
                               .content_len = strlen(c->msgs[i].text)};
-    const hearth_err e =
-        eng_chat_tokens(c->model, &c->tmpl, m, c->n_msgs, c->bos, c->eos, c->no_thinking, ids, n);
+    /* the images of messages pushed (not those waiting for the next one) */
+    const eng_chat_media media = {c->vision, c->hashes, c->n_images - c->pending};
+    const hearth_err e = eng_chat_tokens_media(c->model, &c->tmpl, m, c->n_msgs, c->bos, c->eos,
+                                               c->no_thinking, media.n ? &media : NULL, ids, n);
     free(m);
     return e;
 }
@@ -167,6 +232,20 @@ static bool on_token(const hearth_token_event *ev, void *user) {
 }
 
 /* Answers the last user message. Returns 0, or 1 after printing why not. */
+/* The conversation through its last image, when it has images; *done: the
+ * positions this evaluated. */
+static hearth_err chat_prefill(chat *c, const int32_t *ids, int n, int *done) {
+    const int k = c->n_images - c->pending;
+    *done = 0;
+    if (k == 0) return HEARTH_OK;
+    const float **images = malloc((size_t)k * sizeof *images);
+    if (!images) return hr_fail(HEARTH_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < k; i++) images[i] = c->rows + (size_t)i * image_floats(c);
+    const hearth_err e = hearth_prefill_media(c->session, c->vision, ids, n, images, k, done);
+    free(images);
+    return e;
+}
+
 static int chat_reply(chat *c, const cli_gen_opts *o, bool verbose) {
     const int n_ctx = hearth_session_n_ctx(c->session);
     int room = o->gen.max_tokens > 0 ? o->gen.max_tokens : 256;
@@ -204,8 +283,11 @@ static int chat_reply(chat *c, const cli_gen_opts *o, bool verbose) {
     hearth_gen_params gp = o->gen;
     gp.n_keep = -1; /* a shift keeps the conversation */
     if (gp.ctx_shift && gp.max_tokens <= 0) gp.max_tokens = 10 * n_ctx;
-    hearth_gen_result r;
-    hearth_err e = hearth_generate(c->session, c->sampler, ids, (int)n, &gp, on_token, c, &r);
+    hearth_gen_result r = {0};
+    int prefilled = 0;
+    hearth_err e = chat_prefill(c, ids, (int)n, &prefilled);
+    if (!e) e = hearth_generate(c->session, c->sampler, ids, (int)n, &gp, on_token, c, &r);
+    if (!e) r.n_cached -= prefilled; /* evaluated by the prefill, not found in the session */
     free(ids);
     if (c->thinks) { /* what the splitter held back */
         char reason[ENG_THINK_HOLD], content[ENG_THINK_HOLD];
@@ -219,6 +301,10 @@ static int chat_reply(chat *c, const cli_gen_opts *o, bool verbose) {
     if (r.n_discarded)
         fprintf(stderr, "[context shift: %d tokens of the reply forgotten]\n", r.n_discarded);
     if (!chat_push(c, TOK_CHAT_ASSISTANT, c->reply ? c->reply : "", c->reply_len)) return 1;
+    if (verbose && prefilled)
+        fprintf(stderr,
+                "[images: the prompt through its last one, %d positions, evaluated first]\n",
+                prefilled);
     if (verbose)
         fprintf(stderr,
                 "[prompt: %d tokens (%d cached) at %.1f tokens/s | reply: %d tokens at %.1f "
@@ -290,12 +376,17 @@ static int chat_loop(chat *c, const cli_gen_opts *o, bool verbose) {
             free(line);
             break;
         }
-        if (!strcmp(line, "/clear")) {
+        if (!strncmp(line, "/image ", 7)) {
+            rc = chat_image(c, line + 7);
+            if (!rc) fputs("[image added: it goes with your next message]\n", stdout);
+        } else if (!strcmp(line, "/clear")) {
             chat_drop(c, c->first_turn, c->n_msgs - c->first_turn);
             fputs("[conversation cleared]\n", stdout);
         } else if (line[0] == '/' && line[1] != '/' && !strchr(line, ' ') && line[1]) {
-            fprintf(stderr, "unknown command '%s' (/clear, /exit; start with // to send a /)\n",
-                    line);
+            fprintf(
+                stderr,
+                "unknown command '%s' (/clear, /exit, /image FILE; start with // to send a /)\n",
+                line);
         } else {
             const char *text = line[0] == '/' && line[1] == '/' ? line + 1 : line;
             rc = chat_push(c, TOK_CHAT_USER, text, strlen(text)) ? chat_reply(c, o, verbose) : 1;
@@ -308,6 +399,9 @@ static int chat_loop(chat *c, const cli_gen_opts *o, bool verbose) {
 
 static void chat_free(chat *c) {
     chat_drop(c, 0, c->n_msgs);
+    hearth_vision_free(c->vision);
+    free(c->rows);
+    free(c->hashes);
     free(c->msgs);
     free(c->reply);
     free(c->bos);
@@ -333,7 +427,9 @@ int cmd_chat(int argc, char **argv) {
     cli_gen_defaults(&o);
     cli_spec_opts spec;
     cli_spec_defaults(&spec);
-    const char *model = NULL, *system_msg = NULL, *tmpl = NULL;
+    const char *model = NULL, *system_msg = NULL, *tmpl = NULL, *mmproj = NULL;
+    const char *images[16];
+    int n_images = 0;
     bool verbose = false, hide_thinking = false, no_thinking = false;
     int budget = -1;
     for (int i = 1; i < argc; i++) {
@@ -368,6 +464,10 @@ int cmd_chat(int argc, char **argv) {
             system_msg = v;
         else if (!strcmp(a, "--chat-template"))
             tmpl = v;
+        else if (!strcmp(a, "--mmproj"))
+            mmproj = v;
+        else if (!strcmp(a, "--image") && n_images < 16)
+            images[n_images++] = v;
         else if (!strcmp(a, "--think") || !strcmp(a, "--reasoning-budget")) {
             const bool think = !strcmp(a, "--think");
             if (think ? strcmp(v, "on") && strcmp(v, "off")
@@ -409,6 +509,9 @@ int cmd_chat(int argc, char **argv) {
         rc = 1;
     else if (system_msg && !chat_push(&c, TOK_CHAT_SYSTEM, system_msg, strlen(system_msg)))
         rc = 1;
+    else if (mmproj && hearth_vision_load(mmproj, c.model, o.mp.n_threads, &c.vision))
+        rc = cli_fail("chat", "--mmproj");
+    for (int i = 0; i < n_images && !rc; i++) rc = chat_image(&c, images[i]);
     c.thinks = c.tmpl.think;
     if (!rc) {
         if (src == ENG_CHAT_FALLBACK)

@@ -407,6 +407,7 @@ int cmd_run(int argc, char **argv) {
     o.g.gen.stop = o.stops;
     int rc = parse_run(argc, argv, &o);
     if (rc >= 0) return rc;
+    rc = 0;
     char *schema = NULL;
     if (o.schema_file) {
         if (!(schema = load_schema(o.schema_file))) return 1;

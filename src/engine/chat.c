@@ -72,9 +72,25 @@ size_t eng_chat_bos_skip(const char *text, size_t len, const char *bos) {
     return bl && len >= bl && !memcmp(text, bos, bl) ? bl : 0;
 }
 
+/* text tokenized as a chat prompt, with its images' markers when media. */
+static hearth_err tokenize(const hearth_model *m, const eng_chat_media *media, const char *text,
+                           size_t len, int32_t *ids, size_t cap, size_t *n) {
+    if (media)
+        return hearth_tokenize_media(m, media->vision, text, len, true, true, media->hashes,
+                                     media->n, ids, cap, n);
+    return hearth_tokenize(m, text, len, true, true, ids, cap, n);
+}
+
 hearth_err eng_chat_tokens(const hearth_model *m, const tok_chat_template *t,
                            const tok_chat_msg *msgs, size_t n, const char *bos, const char *eos,
                            bool no_thinking, int32_t **ids, size_t *n_ids) {
+    return eng_chat_tokens_media(m, t, msgs, n, bos, eos, no_thinking, NULL, ids, n_ids);
+}
+
+hearth_err eng_chat_tokens_media(const hearth_model *m, const tok_chat_template *t,
+                                 const tok_chat_msg *msgs, size_t n, const char *bos,
+                                 const char *eos, bool no_thinking, const eng_chat_media *media,
+                                 int32_t **ids, size_t *n_ids) {
     const tok_chat_opts o = {
         .bos = bos, .eos = eos, .add_generation_prompt = true, .no_thinking = no_thinking};
     char *text = NULL;
@@ -82,9 +98,10 @@ hearth_err eng_chat_tokens(const hearth_model *m, const tok_chat_template *t,
     hearth_err e = tok_chat_render(t, msgs, n, &o, &text, &len);
     if (e) return e;
     const size_t skip = eng_chat_bos_skip(text, len, bos);
-    hearth_tokenize(m, text + skip, len - skip, true, true, NULL, 0, &n_tok);
+    e = tokenize(m, media, text + skip, len - skip, NULL, 0, &n_tok);
+    if (e && e != HEARTH_ERR_INVALID_ARG) n_tok = 0;
     int32_t *out = malloc((n_tok ? n_tok : 1) * sizeof *out);
-    e = out ? hearth_tokenize(m, text + skip, len - skip, true, true, out, n_tok, &n_tok)
+    e = out ? tokenize(m, media, text + skip, len - skip, out, n_tok, &n_tok)
             : hr_fail(HEARTH_ERR_NOMEM, "out of memory");
     free(text);
     if (e) {

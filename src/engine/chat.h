@@ -36,6 +36,17 @@ size_t eng_chat_bos_skip(const char *text, size_t len, const char *bos);
 hearth_err eng_chat_tokens(const hearth_model *m, const tok_chat_template *t,
                            const tok_chat_msg *msgs, size_t n, const char *bos, const char *eos,
                            bool no_thinking, int32_t **ids, size_t *n_ids);
+/* The same with images: each HEARTH_MEDIA_MARKER in the messages stands for
+ * the next of media's n images (hearth_tokenize_media). */
+typedef struct eng_chat_media {
+    const hearth_vision *vision;
+    const uint64_t *hashes;
+    int n;
+} eng_chat_media;
+hearth_err eng_chat_tokens_media(const hearth_model *m, const tok_chat_template *t,
+                                 const tok_chat_msg *msgs, size_t n, const char *bos,
+                                 const char *eos, bool no_thinking, const eng_chat_media *media,
+                                 int32_t **ids, size_t *n_ids);
 
 /* The text of special token id ("" for id < 0), malloc'd; NULL when out of
  * memory. */
