@@ -12,51 +12,23 @@
  */
 #include "test.h"
 
-#include "model/synth.h"
 #include "server/http_client.h"
 #include "server/json_path.h"
+#include "vision_fixture.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
-#include <png.h>
 
 static const char *binary = HEARTH_BINARY;
 static char scratch[] = "/tmp/hearth_srv_vision_XXXXXX";
 static char model_path[300], proj_path[300];
 
-typedef struct membuf {
-    uint8_t *p;
-    size_t n;
-} membuf;
+/* Two images' samples. */
+static unsigned px_a(int x, int y, int c) { return (unsigned)(x * 5 + c * 70 + y * 8 + 31) & 255; }
+static unsigned px_b(int x, int y, int c) { return (unsigned)(x * 5 + c * 70 + y * 9 + 62) & 255; }
 
-static void png_put(png_structp png, png_bytep data, size_t n) {
-    membuf *b = png_get_io_ptr(png);
-    b->p = realloc(b->p, b->n + n);
-    memcpy(b->p + b->n, data, n);
-    b->n += n;
-}
-
-static void png_flush(png_structp png) { (void)png; }
-
-/* A w x h RGB PNG whose samples depend on `seed`. */
-static membuf make_png(int w, int h, int seed) {
-    membuf b = {0};
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png_create_info_struct(png);
-    REQUIRE(png && info && !setjmp(png_jmpbuf(png)));
-    png_set_write_fn(png, &b, png_put, png_flush);
-    png_set_IHDR(png, info, (uint32_t)w, (uint32_t)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    uint8_t *row = malloc((size_t)w * 3);
-    for (int y = 0; y < h; y++) {
-        for (int x = 0; x < w * 3; x++) row[x] = (uint8_t)(x * 5 + y * (7 + seed) + seed * 31);
-        png_write_row(png, row);
-    }
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    free(row);
-    return b;
+static membuf make_png(int w, int h, unsigned (*px)(int, int, int)) {
+    return vf_png(w, h, PNG_COLOR_TYPE_RGB, 8, false, NULL, 0, px);
 }
 
 static char *base64(const uint8_t *p, size_t n) {
@@ -172,6 +144,22 @@ static char *answer_bytes(const cJSON *reply, double *first) {
     return out;
 }
 
+/* A request to another API with an image (its body: before, the image,
+ * after): answered, the prompt's count at `field` over 4 (the image's rows
+ * in it). */
+static void other_api(test_server *sv, const char *path, const char *before, const char *image,
+                      const char *after, const char *field) {
+    char *body = malloc(strlen(before) + strlen(image) + strlen(after) + 1);
+    sprintf(body, "%s%s%s", before, image, after);
+    int status = 0;
+    cJSON *j = post(sv, path, body, &status);
+    const cJSON *n = j ? jget(j, field) : NULL;
+    CHECKF(status == 200 && cJSON_IsNumber(n) && n->valueint > 4, "%s with an image: %d", path,
+           status);
+    cJSON_Delete(j);
+    free(body);
+}
+
 static void expect_400(test_server *sv, const char *body, const char *needle) {
     int status = 0;
     cJSON *j = post(sv, "/v1/chat/completions", body, &status);
@@ -186,19 +174,13 @@ int main(void) {
     REQUIRE(mkdtemp(scratch));
     snprintf(model_path, sizeof model_path, "%s/gemma3.gguf", scratch);
     snprintf(proj_path, sizeof proj_path, "%s/mmproj.gguf", scratch);
-    synth_params p = synth_default_params();
-    p.arch = "gemma3", p.n_embd = 128, p.n_head = 4, p.n_head_kv = 1, p.head_dim = 32;
-    p.n_ff = 256, p.n_layer = 3, p.n_ctx = 512, p.seed = 5;
-    REQUIRE(synth_write(model_path, &p) == HEARTH_OK);
-    synth_vision_params vp = synth_vision_default_params();
-    vp.n_embd_text = 128;
-    REQUIRE(synth_vision_write(proj_path, &vp) == HEARTH_OK);
+    vf_models(model_path, proj_path, 512, 5, 42);
 
     test_server sv;
     char args[1024];
     snprintf(args, sizeof args, "--mmproj '%s' --chat-template gemma3 --ctx 512", proj_path);
     REQUIRE(test_server_start(&sv, binary, model_path, scratch, args));
-    membuf png = make_png(40, 30, 1), png2 = make_png(30, 40, 2);
+    membuf png = make_png(40, 30, px_a), png2 = make_png(30, 40, px_b);
     char *url = data_url(&png), *url2 = data_url(&png2);
     const char *one[1] = {url};
 
@@ -251,50 +233,22 @@ int main(void) {
     CHECKF(status == 200 && vision, "/api/show: %d", status);
     cJSON_Delete(show);
 
-    /* ollama's /api/chat: a message's images (base64) */
+    /* the other APIs: ollama's images, Anthropic's image block, an input_image part */
     char *b64 = base64(png.p, png.n);
-    char *ob = malloc(strlen(b64) + 256);
-    sprintf(ob,
-            "{\"model\":\"m\",\"stream\":false,\"options\":{\"temperature\":0,"
-            "\"num_predict\":4},\"messages\":[{\"role\":\"user\",\"content\":\"Describe\","
-            "\"images\":[\"%s\"]}]}",
-            b64);
-    cJSON *oj = post(&sv, "/api/chat", ob, &status);
-    const cJSON *oc = oj ? jget(oj, "message.content") : NULL;
-    const cJSON *oe = oj ? jget(oj, "eval_count") : NULL;
-    CHECKF(status == 200 && cJSON_IsString(oc) && cJSON_IsNumber(oe) && oe->valueint > 0,
-           "/api/chat with an image: %d", status);
-    cJSON_Delete(oj);
-
-    /* Anthropic's /v1/messages: an image block */
-    char *ab = malloc(strlen(b64) + 512);
-    sprintf(ab,
-            "{\"model\":\"m\",\"max_tokens\":4,\"temperature\":0,\"messages\":[{\"role\":"
-            "\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Describe\"},{\"type\":"
-            "\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/png\","
-            "\"data\":\"%s\"}}]}]}",
-            b64);
-    cJSON *aj = post(&sv, "/v1/messages", ab, &status);
-    const cJSON *at = aj ? jget(aj, "content.0.type") : NULL;
-    const cJSON *ain = aj ? jget(aj, "usage.input_tokens") : NULL;
-    CHECKF(status == 200 && cJSON_IsString(at) && cJSON_IsNumber(ain) && ain->valueint > 4,
-           "/v1/messages with an image: %d", status);
-    cJSON_Delete(aj);
-    free(ab);
-
-    /* the Responses API: an input_image part */
-    char *rb = malloc(strlen(url) + 512);
-    sprintf(rb,
-            "{\"model\":\"m\",\"max_output_tokens\":4,\"temperature\":0,\"input\":[{\"role\":"
-            "\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"Describe\"},{\"type\":"
-            "\"input_image\",\"image_url\":\"%s\"}]}]}",
-            url);
-    cJSON *rj = post(&sv, "/v1/responses", rb, &status);
-    const cJSON *rin = rj ? jget(rj, "usage.input_tokens") : NULL;
-    CHECKF(status == 200 && cJSON_IsNumber(rin) && rin->valueint > 4,
-           "/v1/responses with an image: %d", status);
-    cJSON_Delete(rj);
-    free(rb);
+    other_api(&sv, "/api/chat",
+              "{\"model\":\"m\",\"stream\":false,\"options\":{\"temperature\":0,\"num_predict\":4},"
+              "\"messages\":[{\"role\":\"user\",\"content\":\"Describe\",\"images\":[\"",
+              b64, "\"]}]}", "prompt_eval_count");
+    other_api(&sv, "/v1/messages",
+              "{\"model\":\"m\",\"max_tokens\":4,\"temperature\":0,\"messages\":[{\"role\":"
+              "\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Describe\"},{\"type\":\"image\","
+              "\"source\":{\"type\":\"base64\",\"media_type\":\"image/png\",\"data\":\"",
+              b64, "\"}}]}]}", "usage.input_tokens");
+    other_api(&sv, "/v1/responses",
+              "{\"model\":\"m\",\"max_output_tokens\":4,\"temperature\":0,\"input\":[{\"role\":"
+              "\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"Describe\"},{\"type\":"
+              "\"input_image\",\"image_url\":\"",
+              url, "\"}]}]}", "usage.input_tokens");
 
     /* refusals */
     const char *remote[1] = {"https://example.com/cat.png"};
@@ -323,6 +277,8 @@ int main(void) {
     props = cJSON_ParseWithLength(pr.body, pr.len);
     CHECK(pr.status == 200 && cJSON_IsFalse(jget(props, "modalities.vision")));
     cJSON_Delete(props), free(pr.body);
+    char *ob = malloc(strlen(b64) + 128);
+    sprintf(ob, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"images\":[\"%s\"]}]}", b64);
     cJSON *nj = post(&sv, "/api/chat", ob, &status);
     CHECKF(status == 400, "/api/chat with an image, no projector: %d", status);
     cJSON_Delete(nj);

@@ -16,6 +16,7 @@
 #include "model/synth.h"
 #include "test.h"
 #include "vision/vision.h"
+#include "vision_fixture.h"
 
 #include <math.h>
 #include <jpeglib.h>
@@ -41,67 +42,6 @@ static const int32_t k_ids[] = {1,   259, 71,  305, 271, 267, 264, 279, 260, 259
                                 260, 287, 321, 292, 312, 260, 277, 298, 310, 270, 266, 286};
 
 /* ---- writing images ---- */
-
-typedef struct membuf {
-    uint8_t *p;
-    size_t n, cap;
-} membuf;
-
-static void png_write_mem(png_structp png, png_bytep data, size_t n) {
-    membuf *b = png_get_io_ptr(png);
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2;
-        b->p = realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, data, n);
-    b->n += n;
-}
-
-static void png_flush_mem(png_structp png) { (void)png; }
-
-/* A PNG of w x h pixels, `depth` bits, of color type `ct`; samples from
- * px(x, y, channel). */
-static membuf make_png(int w, int h, int ct, int depth, bool interlace, const uint8_t *palette,
-                       int n_palette, unsigned (*px)(int, int, int)) {
-    membuf b = {0};
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png_create_info_struct(png);
-    REQUIRE(png && info && !setjmp(png_jmpbuf(png)));
-    png_set_write_fn(png, &b, png_write_mem, png_flush_mem);
-    png_set_IHDR(png, info, (uint32_t)w, (uint32_t)h, depth, ct,
-                 interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
-    if (palette) png_set_PLTE(png, info, (png_const_colorp)palette, n_palette);
-    png_write_info(png, info);
-    const int ch = ct == PNG_COLOR_TYPE_RGB          ? 3
-                   : ct == PNG_COLOR_TYPE_RGB_ALPHA  ? 4
-                   : ct == PNG_COLOR_TYPE_GRAY_ALPHA ? 2
-                                                     : 1;
-    const int bytes = depth == 16 ? 2 : 1;
-    uint8_t *rows = calloc((size_t)h, (size_t)w * ch * bytes + 1);
-    png_bytep *rp = calloc((size_t)h, sizeof *rp);
-    for (int y = 0; y < h; y++) {
-        rp[y] = rows + (size_t)y * ((size_t)w * ch * bytes + 1);
-        for (int x = 0; x < w; x++)
-            for (int c = 0; c < ch; c++) {
-                const unsigned v = px(x, y, c);
-                if (depth == 16) {
-                    rp[y][(x * ch + c) * 2] = (uint8_t)(v >> 8);
-                    rp[y][(x * ch + c) * 2 + 1] = (uint8_t)v;
-                } else if (depth == 8) {
-                    rp[y][x * ch + c] = (uint8_t)v;
-                } else { /* packed: depth bits a sample, most significant first */
-                    const int bit = x * depth;
-                    rp[y][bit / 8] |= (uint8_t)(v << (8 - depth - bit % 8));
-                }
-            }
-    }
-    png_write_image(png, rp);
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    free(rows), free(rp);
-    return b;
-}
 
 static unsigned px_rgb(int x, int y, int c) { return (unsigned)(x * 7 + y * 13 + c * 85) & 255; }
 static unsigned px_alpha(int x, int y, int c) { return c == 3 ? 17 : px_rgb(x, y, c); }
@@ -162,7 +102,7 @@ static unsigned px_grey0(int x, int y, int c) { return (void)c, px_grey2(x, y, 0
 
 static void test_decode(void) {
     vis_image img = {0};
-    membuf b = make_png(13, 7, PNG_COLOR_TYPE_RGB, 8, false, NULL, 0, px_rgb);
+    membuf b = vf_png(13, 7, PNG_COLOR_TYPE_RGB, 8, false, NULL, 0, px_rgb);
     REQUIRE(vis_image_decode(b.p, b.n, &img) == HEARTH_OK);
     check_pixels(&img, 13, 7, px_rgb, same, "rgb8");
     vis_image_free(&img);
@@ -173,27 +113,29 @@ static void test_decode(void) {
     CHECK(vis_image_decode(b.p, b.n, &img) == HEARTH_ERR_FORMAT);
     free(b.p);
 
-    b = make_png(9, 5, PNG_COLOR_TYPE_RGB_ALPHA, 8, true, NULL, 0, px_alpha);
-    REQUIRE(vis_image_decode(b.p, b.n, &img) == HEARTH_OK);
-    check_pixels(&img, 9, 5, px_rgb, same, "rgba8 interlaced (alpha dropped)");
-    vis_image_free(&img), free(b.p);
+    /* colour types and depths into RGB: what was written, what should come out */
+    static const struct {
+        int w, h, ct, depth;
+        bool interlace;
+        unsigned (*px)(int, int, int), (*out_px)(int, int, int), (*out)(unsigned, int);
+        const char *what;
+    } cases[] = {
+        {9, 5, PNG_COLOR_TYPE_RGB_ALPHA, 8, true, px_alpha, px_rgb, same,
+         "rgba8 interlaced (alpha dropped)"},
+        {6, 4, PNG_COLOR_TYPE_RGB, 16, false, px_16, px_16, high_byte, "rgb16 (high byte)"},
+        {10, 3, PNG_COLOR_TYPE_GRAY, 2, false, px_grey0, px_grey0, grey2_to_8, "grey2"},
+        {7, 7, PNG_COLOR_TYPE_PALETTE, 8, false, px_index0, px_index0, palette_rgb, "palette"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const bool pal = cases[i].ct == PNG_COLOR_TYPE_PALETTE;
+        b = vf_png(cases[i].w, cases[i].h, cases[i].ct, cases[i].depth, cases[i].interlace,
+                   pal ? k_palette : NULL, pal ? 3 : 0, cases[i].px);
+        REQUIRE(vis_image_decode(b.p, b.n, &img) == HEARTH_OK);
+        check_pixels(&img, cases[i].w, cases[i].h, cases[i].out_px, cases[i].out, cases[i].what);
+        vis_image_free(&img), free(b.p);
+    }
 
-    b = make_png(6, 4, PNG_COLOR_TYPE_RGB, 16, false, NULL, 0, px_16);
-    REQUIRE(vis_image_decode(b.p, b.n, &img) == HEARTH_OK);
-    check_pixels(&img, 6, 4, px_16, high_byte, "rgb16 (high byte)");
-    vis_image_free(&img), free(b.p);
-
-    b = make_png(10, 3, PNG_COLOR_TYPE_GRAY, 2, false, NULL, 0, px_grey0);
-    REQUIRE(vis_image_decode(b.p, b.n, &img) == HEARTH_OK);
-    check_pixels(&img, 10, 3, px_grey0, grey2_to_8, "grey2");
-    vis_image_free(&img), free(b.p);
-
-    b = make_png(7, 7, PNG_COLOR_TYPE_PALETTE, 8, false, k_palette, 3, px_index0);
-    REQUIRE(vis_image_decode(b.p, b.n, &img) == HEARTH_OK);
-    check_pixels(&img, 7, 7, px_index0, palette_rgb, "palette");
-    vis_image_free(&img), free(b.p);
-
-    b = make_png(VIS_MAX_SIDE + 1, 1, PNG_COLOR_TYPE_GRAY, 1, false, NULL, 0, px_grey0);
+    b = vf_png(VIS_MAX_SIDE + 1, 1, PNG_COLOR_TYPE_GRAY, 1, false, NULL, 0, px_grey0);
     CHECK(vis_image_decode(b.p, b.n, &img) == HEARTH_ERR_INVALID_ARG);
     CHECK(strstr(hearth_last_error(), "at most") != NULL);
     free(b.p);
@@ -231,7 +173,7 @@ static void test_decode(void) {
 
 static void test_preprocess(void) {
     static const float mean[3] = {0.5f, 0.5f, 0.5f}, sd[3] = {0.5f, 0.5f, 0.5f};
-    membuf b = make_png(40, 30, PNG_COLOR_TYPE_RGB, 8, false, NULL, 0, px_rgb);
+    membuf b = vf_png(40, 30, PNG_COLOR_TYPE_RGB, 8, false, NULL, 0, px_rgb);
     vis_image img = {0};
     REQUIRE(vis_image_decode(b.p, b.n, &img) == HEARTH_OK);
     free(b.p);
@@ -267,14 +209,8 @@ static void write_fixtures(void) {
     snprintf(text_path, sizeof text_path, "%s/gemma3.gguf", dir);
     snprintf(proj_path, sizeof proj_path, "%s/mmproj.gguf", dir);
     snprintf(png_path, sizeof png_path, "%s/image.png", dir);
-    synth_params p = synth_default_params();
-    p.arch = "gemma3", p.n_embd = 128, p.n_head = 4, p.n_head_kv = 1, p.head_dim = 32;
-    p.n_ff = 256, p.n_layer = 3, p.n_ctx = 256, p.seed = 21;
-    REQUIRE(synth_write(text_path, &p) == HEARTH_OK);
-    synth_vision_params vp = synth_vision_default_params();
-    vp.n_embd_text = 128, vp.seed = 22; /* F16 matrices, 56 pixels, 4 rows: the defaults */
-    REQUIRE(synth_vision_write(proj_path, &vp) == HEARTH_OK);
-    membuf b = make_png(40, 30, PNG_COLOR_TYPE_RGB, 8, false, NULL, 0, px_rgb);
+    vf_models(text_path, proj_path, 256, 21, 22);
+    membuf b = vf_png(40, 30, PNG_COLOR_TYPE_RGB, 8, false, NULL, 0, px_rgb);
     FILE *f = fopen(png_path, "wb");
     REQUIRE(f && fwrite(b.p, 1, b.n, f) == b.n);
     fclose(f);
@@ -395,7 +331,7 @@ static void test_cache(void) {
     CHECK(done == 0 && hearth_session_pos(r.s) == r.n_ids);
     CHECK(memcmp(a, b, (size_t)n_vocab * sizeof *a) == 0);
     /* another image: a second prompt's image ids differ from the first's */
-    membuf png = make_png(56, 56, PNG_COLOR_TYPE_RGB, 8, false, NULL, 0, px_16);
+    membuf png = vf_png(56, 56, PNG_COLOR_TYPE_RGB, 8, false, NULL, 0, px_16);
     float rows2[4 * 128];
     REQUIRE(hearth_vision_encode(r.v, png.p, png.n, rows2) == HEARTH_OK);
     const uint64_t h2 = hearth_media_hash(png.p, png.n);
