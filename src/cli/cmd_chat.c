@@ -466,9 +466,13 @@ int cmd_chat(int argc, char **argv) {
             tmpl = v;
         else if (!strcmp(a, "--mmproj"))
             mmproj = v;
-        else if (!strcmp(a, "--image") && n_images < 16)
+        else if (!strcmp(a, "--image")) {
+            if (n_images == 16) {
+                fprintf(stderr, "hearth chat: at most 16 images (--image)\n");
+                return 2;
+            }
             images[n_images++] = v;
-        else if (!strcmp(a, "--think") || !strcmp(a, "--reasoning-budget")) {
+        } else if (!strcmp(a, "--think") || !strcmp(a, "--reasoning-budget")) {
             const bool think = !strcmp(a, "--think");
             if (think ? strcmp(v, "on") && strcmp(v, "off")
                       : !cli_parse_int(v, 0, INT32_MAX, &budget)) {

@@ -387,8 +387,7 @@ static int generate(hearth_model *m, const run_opts *o, const char *text, size_t
  * llama-mtmd-cli does; false when out of memory. */
 static bool with_markers(char **text, size_t *len, int n_images) {
     const size_t ml = strlen(HEARTH_MEDIA_MARKER);
-    for (size_t i = 0; i + ml <= *len; i++)
-        if (!memcmp(*text + i, HEARTH_MEDIA_MARKER, ml)) return true;
+    if (strstr(*text, HEARTH_MEDIA_MARKER)) return true;
     char *t = malloc(*len + (size_t)n_images * ml + 1);
     if (!t) return false;
     for (int i = 0; i < n_images; i++) memcpy(t + (size_t)i * ml, HEARTH_MEDIA_MARKER, ml + 1);

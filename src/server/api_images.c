@@ -8,6 +8,7 @@
  */
 #include "server.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,11 +99,7 @@ void srv_images_free(srv_request *r) {
 }
 
 bool srv_images_encode(const srv_model *m, srv_request *r, srv_error *e) {
-    if (!m->vision)
-        return srv_fail(e, 400, "messages", NULL,
-                        "model '%s' takes no images: start the server with --mmproj (or give its "
-                        "entry an \"mmproj\")",
-                        m->id);
+    assert(m->vision); /* srv_chat_prompt refused the images of a model without one */
     const size_t per = (size_t)hearth_vision_n_tokens(m->vision) * hearth_model_n_embd(m->model);
     free(r->image_rows);
     if (!(r->image_rows = malloc((size_t)r->n_images * per * sizeof *r->image_rows)))

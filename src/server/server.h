@@ -1111,7 +1111,8 @@ const char *srv_asked_model(const srv_gen *g);
 /* Images (api_images.c): an image_url part's URL (a data: URI of base64, or
  * bare base64) decoded into r->images, param naming the part in errors;
  * the request's images encoded by m's projector into r->image_rows (400
- * when m has none or an image is bad); everything freed. */
+ * when an image is bad; m has one: srv_chat_prompt refuses images
+ * otherwise); everything freed. */
 bool srv_image_add(srv_request *r, const char *url, const char *param, srv_error *e);
 bool srv_images_encode(const srv_model *m, srv_request *r, srv_error *e);
 /* A chat's images, after srv_chat_prompt: kept to the local model (no tier
