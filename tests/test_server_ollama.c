@@ -422,7 +422,8 @@ static void test_errors(test_server *sv) {
     check_error(sv, "/api/generate", "{\"model\":\"m\",\"prompt\":\"x\",\"suffix\":\"y\"}", 400);
     check_error(sv, "/api/generate", "{\"model\":\"m\",\"prompt\":7}", 400);
     check_error(sv, "/api/generate", "{\"model\":\"m\",\"prompt\":\"x\",\"images\":[\"aGk=\"]}",
-                400);
+                400); /* no projector */
+    check_error(sv, "/api/generate", "{\"model\":\"m\",\"prompt\":\"x\",\"images\":\"aGk=\"}", 400);
     check_error(sv, "/api/embed", "{\"model\":\"m\",\"input\":[1,2]}", 400);
     check_error(sv, "/api/embed", "{\"input\":\"x\"}", 400);
     /* an empty string among the inputs (a lone "" is a load request) */

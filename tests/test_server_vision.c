@@ -160,6 +160,36 @@ static void other_api(test_server *sv, const char *path, const char *before, con
     free(body);
 }
 
+/* ollama's /api/generate with an image answers as /api/chat with the
+ * same message; with raw it is a 400. */
+static void ollama_generate(test_server *sv, const char *b64) {
+    const char *opts = "\"model\":\"m\",\"stream\":false,"
+                       "\"options\":{\"temperature\":0,\"num_predict\":6}";
+    char *body = malloc(strlen(b64) + 512);
+    sprintf(body, "{%s,\"prompt\":\"Describe\",\"images\":[\"%s\"]}", opts, b64);
+    int status = 0, chat_status = 0;
+    cJSON *g = post(sv, "/api/generate", body, &status);
+    sprintf(body,
+            "{%s,\"messages\":[{\"role\":\"user\",\"content\":\"Describe\","
+            "\"images\":[\"%s\"]}]}",
+            opts, b64);
+    cJSON *c = post(sv, "/api/chat", body, &chat_status);
+    const cJSON *gr = g ? jget(g, "response") : NULL, *cr = c ? jget(c, "message.content") : NULL;
+    const cJSON *gn = g ? jget(g, "prompt_eval_count") : NULL;
+    CHECKF(status == 200 && chat_status == 200 && cJSON_IsString(gr) && cJSON_IsString(cr) &&
+               gr->valuestring[0] && !strcmp(gr->valuestring, cr->valuestring) &&
+               cJSON_IsNumber(gn) && gn->valueint > 4,
+           "/api/generate with an image: %d '%s', /api/chat: %d '%s'", status,
+           cJSON_IsString(gr) ? gr->valuestring : "", chat_status,
+           cJSON_IsString(cr) ? cr->valuestring : "");
+    cJSON_Delete(g), cJSON_Delete(c);
+    sprintf(body, "{%s,\"raw\":true,\"prompt\":\"Describe\",\"images\":[\"%s\"]}", opts, b64);
+    g = post(sv, "/api/generate", body, &status);
+    CHECKF(status == 400, "/api/generate raw with an image: %d", status);
+    cJSON_Delete(g);
+    free(body);
+}
+
 static void expect_400(test_server *sv, const char *body, const char *needle) {
     int status = 0;
     cJSON *j = post(sv, "/v1/chat/completions", body, &status);
@@ -239,6 +269,7 @@ int main(void) {
               "{\"model\":\"m\",\"stream\":false,\"options\":{\"temperature\":0,\"num_predict\":4},"
               "\"messages\":[{\"role\":\"user\",\"content\":\"Describe\",\"images\":[\"",
               b64, "\"]}]}", "prompt_eval_count");
+    ollama_generate(&sv, b64);
     other_api(&sv, "/v1/messages",
               "{\"model\":\"m\",\"max_tokens\":4,\"temperature\":0,\"messages\":[{\"role\":"
               "\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Describe\"},{\"type\":\"image\","

@@ -29,8 +29,9 @@
  * /api/generate's suffix is fill in the middle: the prompt is the code before
  * the cursor (a /v1/completions request with "suffix", answered locally).
  *
- * Not supported, with a 400: images on /api/generate (a message's images on
- * /api/chat are image parts), template overrides, a non-empty
+ * Images (a message's on /api/chat, /api/generate's with its prompt) become
+ * OpenAI image parts, the images before the text; raw and suffix take none.
+ * Not supported, with a 400: template overrides, a non-empty
  * context, tools (use /v1/chat/completions). keep_alive sets how long the
  * model stays loaded once the request is done (models.c; an empty prompt
  * with keep_alive 0 unloads it: done_reason "unload"). Ignored: the options
@@ -229,10 +230,6 @@ static bool refuse_unsupported(const cJSON *root, srv_error *e) {
     if ((v = given(root, "tools")) && (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > 0))
         return srv_fail(e, 400, "tools", NULL,
                         "tools are not supported on /api/chat; use /v1/chat/completions");
-    if ((v = given(root, "images")) && (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > 0))
-        return srv_fail(e, 400, "images", NULL,
-                        "images are not supported on /api/generate: send them with a message to "
-                        "/api/chat");
     if ((v = given(root, "suffix")) && !cJSON_IsString(v))
         return srv_fail(e, 400, "suffix", NULL, "'suffix' must be a string");
     if ((v = given(root, "template")) && (!cJSON_IsString(v) || v->valuestring[0]))
@@ -246,15 +243,16 @@ static bool refuse_unsupported(const cJSON *root, srv_error *e) {
     return true;
 }
 
-/* A message's "images" (base64 strings) and content as OpenAI's parts:
- * the images first, then the text (docs/vision.md). */
-static bool image_parts(const cJSON *im, const cJSON *content, int i, cJSON *c, srv_error *e) {
+/* A message's "images" (base64 strings; `where` names them in errors) and
+ * content as OpenAI's parts: the images first, then the text
+ * (docs/vision.md). */
+static bool image_parts(const cJSON *im, const cJSON *content, const char *where, cJSON *c,
+                        srv_error *e) {
     cJSON *parts = cJSON_AddArrayToObject(c, "content");
     const cJSON *b;
     cJSON_ArrayForEach(b, im) {
         if (!cJSON_IsString(b))
-            return srv_fail(e, 400, "messages", NULL,
-                            "messages[%d].images must hold base64 strings", i);
+            return srv_fail(e, 400, "images", NULL, "%s must hold base64 strings", where);
         cJSON *p = cJSON_CreateObject();
         cJSON_AddItemToArray(parts, p);
         cJSON_AddStringToObject(p, "type", "image_url");
@@ -294,7 +292,9 @@ static bool translate_messages(const cJSON *msgs, cJSON *out, srv_error *e) {
             if (content && !cJSON_IsString(content))
                 return srv_fail(e, 400, "messages", NULL, "messages[%d].content must be a string",
                                 i);
-            if (!image_parts(im, content, i, c, e)) return false;
+            char where[48];
+            snprintf(where, sizeof where, "messages[%d].images", i);
+            if (!image_parts(im, content, where, c, e)) return false;
         } else if (content) {
             cJSON_AddItemToObject(c, "content", cJSON_Duplicate(content, true));
         }
@@ -356,7 +356,10 @@ static bool translate(srv_exchange *x, srv_dialect d, ollama_req *q, srv_error *
     } else if (ok) {
         const cJSON *prompt = given(q->root, "prompt"), *sys = given(q->root, "system");
         const cJSON *raw = given(q->root, "raw"), *suffix = given(q->root, "suffix");
-        if (prompt && !cJSON_IsString(prompt))
+        const cJSON *im = given(q->root, "images");
+        if (im && !cJSON_IsArray(im))
+            ok = srv_fail(e, 400, "images", NULL, "'images' must be an array");
+        else if (prompt && !cJSON_IsString(prompt))
             ok = srv_fail(e, 400, "prompt", NULL, "'prompt' must be a string");
         else if (sys && !cJSON_IsString(sys))
             ok = srv_fail(e, 400, "system", NULL, "'system' must be a string");
@@ -364,7 +367,11 @@ static bool translate(srv_exchange *x, srv_dialect d, ollama_req *q, srv_error *
             ok = srv_fail(e, 400, "raw", NULL, "'raw' must be a boolean");
         const bool fim = ok && suffix && suffix->valuestring[0];
         q->load = ok && !fim && (!prompt || !prompt->valuestring[0]);
+        const bool images = ok && im && cJSON_GetArraySize(im) > 0;
         if (ok && !q->load && ((raw && cJSON_IsTrue(raw)) || fim)) {
+            if (images)
+                ok = srv_fail(e, 400, "images", NULL,
+                              "images go through the chat template: not with raw or suffix");
             q->kind = SRV_COMPLETION;
             cJSON_AddStringToObject(out, "prompt", prompt ? prompt->valuestring : "");
             if (fim) cJSON_AddStringToObject(out, "suffix", suffix->valuestring);
@@ -377,7 +384,10 @@ static bool translate(srv_exchange *x, srv_dialect d, ollama_req *q, srv_error *
             }
             cJSON_AddItemToArray(a, m = cJSON_CreateObject());
             cJSON_AddStringToObject(m, "role", "user");
-            cJSON_AddStringToObject(m, "content", prompt->valuestring);
+            if (images)
+                ok = image_parts(im, prompt, "images", m, e);
+            else
+                cJSON_AddStringToObject(m, "content", prompt->valuestring);
         }
     }
     if (ok && !(q->openai = cJSON_PrintUnformatted(out)))
