@@ -38,34 +38,35 @@ typedef struct fixture {
     bool untied;
     float yarn; /* > 0: YaRN rope scaling by this factor over an original context of yarn_orig */
     int yarn_orig;
-    int swa_window; /* > 0: attention.sliding_window for any architecture */
-    int n_ff_shexp; /* > 0: a shared expert this wide */
-    int n_rot;      /* > 0: a partial rotary of this many dimensions */
-    int n_nextn;    /* > 0: multi-token-prediction blocks after the layers (left unread) */
+    int swa_window;   /* > 0: attention.sliding_window for any architecture */
+    int n_ff_shexp;   /* > 0: a shared expert this wide */
+    int n_rot;        /* > 0: a partial rotary of this many dimensions */
+    int n_nextn;      /* > 0: multi-token-prediction blocks after the layers (left unread) */
+    int n_dense_lead; /* lfm2moe: dense FFNs on the first layers */
 } fixture;
 
 static const fixture k_fixtures[] = {
     /* caps of 8 and 3 under a Q gain of 6; 3 layers: windows of 8 on layers 0 and 2 */
     {"gemma2-f32",          "gemma2", KERN_F32, 3,     128, 2, 32, 256, 6, 8, 3, 21,
-     0xa2cce0c1b39e97deull, 0,        0,        false, 0,   0, 0,  0,   0, 0},
+     0xa2cce0c1b39e97deull, 0,        0,        false, 0,   0, 0,  0,   0, 0, 0},
     /* Q4_K weights that llama.cpp repacks */
     {"gemma2-q4k",          "gemma2", KERN_Q4_K, 2,     256, 2, 64, 256, 4, 10, 5, 22,
-     0x0596064729834b7aull, 0,        0,         false, 0,   0, 0,  0,   0, 0},
+     0x0596064729834b7aull, 0,        0,         false, 0,   0, 0,  0,   0, 0,  0},
     /* heads of 40: default mode's portable attention; no GQA */
     {"gemma2-q8-hd40",      "gemma2", KERN_Q8_0, 2,     160, 4, 40, 256, 5, 6, 0, 23,
-     0xd0809874d449155aull, 0,        0,         false, 0,   0, 0,  0,   0, 0},
+     0xd0809874d449155aull, 0,        0,         false, 0,   0, 0,  0,   0, 0, 0},
     /* 46 layers: llama.cpp's gemma2 27B, Q scaled by 1/sqrt(n_embd / n_head) = 1/4, not by
        1/sqrt(head_dim); default caps 50 and 30 */
     {"gemma2-46",           "gemma2", KERN_F32, 46,    64, 2, 32, 128, 3, 0, 0, 24,
-     0x17e736ebde338366ull, 0,        0,        false, 0,  0, 0,  0,   0, 0},
+     0x17e736ebde338366ull, 0,        0,        false, 0,  0, 0,  0,   0, 0, 0},
     /* 62 layers: gemma3 27B's scale the same way, and a final soft-cap on gemma3 */
     {"gemma3-62",           "gemma3", KERN_F32, 62,    64, 2, 32, 128, 3, 0, 4, 25,
-     0x1dd246c5523dffceull, 0,        0,        false, 0,  0, 0,  0,   0, 0},
+     0x1dd246c5523dffceull, 0,        0,        false, 0,  0, 0,  0,   0, 0, 0},
     /* Granite 3's multipliers: embeddings times 12, residuals 0.22, scores 1/64, logits / 8 */
     {"granite-f32",         "granite", KERN_F32, 3,    256, 2, 64, 512, 0, 0, 0, 31,
-     0x1e818f78c3770b91ull, 0,         0,        true, 0,   0, 0,  0,   0, 0},
+     0x1e818f78c3770b91ull, 0,         0,        true, 0,   0, 0,  0,   0, 0, 0},
     {"granite-q4k-mqa",     "granite", KERN_Q4_K, 2,     256, 1, 64, 256, 0, 0, 0, 32,
-     0xc12c111d56f8fd7cull, 0,         0,         false, 0,   0, 0,  0,   0, 0},
+     0xc12c111d56f8fd7cull, 0,         0,         false, 0,   0, 0,  0,   0, 0, 0},
     {"granitemoe-f32",
      "granitemoe",
      KERN_F32,
@@ -87,30 +88,31 @@ static const fixture k_fixtures[] = {
      0,
      0,
      0,
+     0,
      0},
     {"granitemoe-q4k",      "granitemoe", KERN_Q4_K, 2,    256, 2, 64, 256, 0, 0, 0, 34,
-     0x4ca05f78e5e2590eull, 16,           4,         true, 0,   0, 0,  0,   0, 0},
+     0x4ca05f78e5e2590eull, 16,           4,         true, 0,   0, 0,  0,   0, 0, 0},
     /* SmolLM3: no RoPE on layers 3 and 7 (sharp attention, so that it shows) */
     {"smollm3-f32",         "smollm3", KERN_F32, 8,    128, 2, 32, 256, 4, 0, 0, 35,
-     0xa9af32ea0425379dull, 0,         0,        true, 0,   0, 0,  0,   0, 0},
+     0xa9af32ea0425379dull, 0,         0,        true, 0,   0, 0,  0,   0, 0, 0},
     {"smollm3-q4k",         "smollm3", KERN_Q4_K, 4,     256, 1, 64, 256, 3, 0, 0, 36,
-     0x40a2776d401a2ec4ull, 0,         0,         false, 0,   0, 0,  0,   0, 0},
+     0x40a2776d401a2ec4ull, 0,         0,         false, 0,   0, 0,  0,   0, 0, 0},
     /* OLMo 2: no pre-norms, post-norms, q and k normalized whole */
     {"olmo2-f32",           "olmo2", KERN_F32, 4,    128, 2, 32, 256, 3, 0, 0, 37,
-     0x4aa6c447b1750d7full, 0,       0,        true, 0,   0, 0,  0,   0, 0},
+     0x4aa6c447b1750d7full, 0,       0,        true, 0,   0, 0,  0,   0, 0, 0},
     {"olmo2-q4k",           "olmo2", KERN_Q4_K, 3,    256, 4, 64, 256, 3, 0, 0, 38,
-     0xa949e8c993c2c8c5ull, 0,       0,         true, 0,   0, 0,  0,   0, 0},
+     0xa949e8c993c2c8c5ull, 0,       0,         true, 0,   0, 0,  0,   0, 0, 0},
     /* EXAONE 4.0 1.2B's blocks: olmo2's with q and k normalized per head */
     {"exaone4-f32",         "exaone4", KERN_F32, 4,    128, 2, 32, 256, 3, 0, 0, 39,
-     0xa3ff45f18bf76fd3ull, 0,         0,        true, 0,   0, 0,  0,   0, 0},
+     0xa3ff45f18bf76fd3ull, 0,         0,        true, 0,   0, 0,  0,   0, 0, 0},
     {"exaone4-q4k",         "exaone4", KERN_Q4_K, 3,     256, 1, 64, 256, 3, 0, 0, 40,
-     0xe684aafe87648a57ull, 0,         0,         false, 0,   0, 0,  0,   0, 0},
+     0xe684aafe87648a57ull, 0,         0,         false, 0,   0, 0,  0,   0, 0, 0},
     /* LFM2: short convolutions on layers 0, 1, 3, 4, attention on 2 and 5 (the 5-layer one: on 2
        and 4) */
     {"lfm2-f32", "lfm2", KERN_F32, 6, 128, 2, 32, 256, 3, 0, 0, 50, 0x01d2abd997484ee0ull,
-     0,          0,      true,     0, 0,   0, 0,  0,   0},
+     0,          0,      true,     0, 0,   0, 0,  0,   0, 0},
     {"lfm2-q4k", "lfm2", KERN_Q4_K, 5, 256, 1, 64, 256, 3, 0, 0, 51, 0x5ecfe3fab244995full,
-     0,          0,      false,     0, 0,   0, 0,  0,   0},
+     0,          0,      false,     0, 0,   0, 0,  0,   0, 0},
     /* Granite 4.0-H: Mamba-2 layers on 0, 1, 3, 4 (two groups of 64 states, heads of 64, a kernel
        of 4), attention without RoPE on 2 and 5 (the 5-layer one: on 2 and 4) */
     {"granitehybrid-f32",
@@ -134,6 +136,7 @@ static const fixture k_fixtures[] = {
      0,
      0,
      0,
+     0,
      0},
     {"granitehybrid-q4k",
      "granitehybrid",
@@ -151,6 +154,7 @@ static const fixture k_fixtures[] = {
      0,
      0,
      false,
+     0,
      0,
      0,
      0,
@@ -242,6 +246,37 @@ static const fixture k_fixtures[] = {
      .llama_hash = 0xa802d7db748f0ba5ull,
      .n_rot = 16,
      .n_nextn = 1},
+    /* LFM2-MoE (LFM2-8B-A1B's layout): LFM2's layers, dense FFNs on the first two, then experts
+       chosen by a sigmoid plus a bias per expert */
+    {.name = "lfm2moe-f32",
+     .arch = "lfm2moe",
+     .type = KERN_F32,
+     .n_layer = 6,
+     .n_embd = 128,
+     .n_head_kv = 2,
+     .head_dim = 32,
+     .n_ff = 64,
+     .q_gain = 3,
+     .seed = 60,
+     .llama_hash = 0x5f92d417e67e7a32ull,
+     .n_expert = 8,
+     .n_used = 2,
+     .n_dense_lead = 2},
+    {.name = "lfm2moe-q4k",
+     .arch = "lfm2moe",
+     .type = KERN_Q4_K,
+     .n_layer = 5,
+     .n_embd = 256,
+     .n_head_kv = 1,
+     .head_dim = 64,
+     .n_ff = 256,
+     .q_gain = 3,
+     .seed = 61,
+     .llama_hash = 0x8ead45e12a202a80ull,
+     .n_expert = 8,
+     .n_used = 3,
+     .untied = true,
+     .n_dense_lead = 1},
     /* Qwen3.5-MoE: the same layers, experts and a shared expert gated by a sigmoid */
     {.name = "qwen35moe-f32",
      .arch = "qwen35moe",
@@ -399,6 +434,7 @@ static void write_fixture(const fixture *f) {
     p.n_ff_shexp = f->n_ff_shexp;
     p.n_rot = f->n_rot;
     p.n_nextn = f->n_nextn;
+    p.n_dense_lead = f->n_dense_lead;
     p.seed = f->seed;
     char path[128];
     fixture_path(f->name, path, sizeof path);
@@ -422,11 +458,8 @@ static void check_fixture(const fixture *f) {
     }
 }
 
-/* The prompt's logits ([PEER_N_IDS][nv]) of the file at path loaded with mp;
- * returns their count. */
-static size_t prompt_logits(const char *path, const hearth_model_params *mp, float *rows) {
-    hearth_model *m = NULL;
-    REQUIRE(hearth_model_load(path, mp, &m) == HEARTH_OK);
+/* The prompt's logits ([PEER_N_IDS][nv]) of model m; returns their count. */
+static size_t prompt_logits_of(hearth_model *m, float *rows) {
     const size_t n = (size_t)PEER_N_IDS * (size_t)hearth_model_n_vocab(m);
     hearth_session_params sp = hearth_session_default_params();
     sp.n_ctx = 64;
@@ -435,6 +468,14 @@ static size_t prompt_logits(const char *path, const hearth_model_params *mp, flo
     REQUIRE(hearth_session_new(m, &sp, &s) == HEARTH_OK);
     REQUIRE(hearth_decode(s, peer_ids, PEER_N_IDS, rows, true) == HEARTH_OK);
     hearth_session_free(s);
+    return n;
+}
+
+/* The same of the file at path loaded with mp. */
+static size_t prompt_logits(const char *path, const hearth_model_params *mp, float *rows) {
+    hearth_model *m = NULL;
+    REQUIRE(hearth_model_load(path, mp, &m) == HEARTH_OK);
+    const size_t n = prompt_logits_of(m, rows);
     hearth_model_free(m);
     return n;
 }
@@ -615,6 +656,36 @@ static void hparams_test(void) {
     REQUIRE(synth_write(dst, &lp) == HEARTH_OK);
     m = peer_load(dst, err, sizeof err);
     CHECKF(!m && strstr(err, "sliding-window layers"), "%s", err);
+    hearth_model_free(m);
+
+    /* lfm2moe: dense FFNs on the first two layers, experts with a bias on the others; the bias
+       moves the choice (llama.cpp's hash above says how); a gating function other than softmax
+       or sigmoid refused */
+    fixture_path("lfm2moe-f32", src, sizeof src);
+    REQUIRE((m = peer_load(src, err, sizeof err)));
+    CHECK(m->hp.moe_sigmoid && m->hp.n_dense_lead == 2 && m->hp.n_ff_dense == 128 &&
+          m->hp.n_ff == 64 && m->hp.n_conv == 4);
+    for (int il = 0; il < 6; il++)
+        CHECKF((il < 2) == (m->layers[il].down.data != NULL) &&
+                   (il < 2) == (m->layers[il].exps == NULL) &&
+                   (il < 2) == (m->layers[il].exp_probs_b == NULL) &&
+                   m->layers[il].n_ff == (il < 2 ? 128 : 64),
+               "lfm2moe layer %d", il);
+    float *with = malloc(sizeof(float) * PEER_N_IDS * PEER_MAX_VOCAB),
+          *without = malloc(sizeof(float) * PEER_N_IDS * PEER_MAX_VOCAB);
+    REQUIRE(with && without);
+    const size_t n_logits = prompt_logits_of(m, with);
+    for (int il = 2; il < 6; il++) m->layers[il].exp_probs_b = NULL;
+    prompt_logits_of(m, without);
+    CHECKF(test_max_diff(with, without, n_logits) > 1e-3, "lfm2moe: the choice's bias changes %g",
+           test_max_diff(with, without, n_logits));
+    free(with), free(without);
+    hearth_model_free(m);
+    const uint32_t softmax_weight = 3;
+    const char *gating_key = "lfm2moe.expert_gating_func";
+    peer_patch(src, dst, gating_key, &softmax_weight, 4, strlen(gating_key) + 4);
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "gating function 3"), "%s", err);
     hearth_model_free(m);
 
     /* granitehybrid: Mamba-2 layers where there are no kv heads, no layer rotates; sizes

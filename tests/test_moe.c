@@ -85,43 +85,55 @@ static void check_fixture(const fixture *f) {
     }
 }
 
-/* moe_route against softmax, selection and renormalization in double. */
+/* moe_route against softmax or sigmoid, selection (with LFM2-MoE's bias)
+ * and renormalization in double. */
 static void route_test(void) {
     unsigned long long r = 0x9e3779b97f4a7c15ull;
-    for (int trial = 0; trial < 200; trial++) {
+    for (int trial = 0; trial < 400; trial++) {
         const int n = 1 + (int)(test_rand_u64(&r) % 40);
         const int k = 1 + (int)(test_rand_u64(&r) % (unsigned)n);
-        float logits[40], probs[40], w[40];
+        float logits[40], probs[40], w[40], bias[40];
         int32_t sel[40];
         for (int i = 0; i < n; i++) logits[i] = 4.0f * test_rand_f(&r);
-        if (trial % 5 == 0 && n > 2) logits[1] = logits[2]; /* a tie: the lower index first */
-        const bool renorm = trial % 3 != 0;
-        moe_route(logits, n, k, renorm, probs, sel, w);
-        double mx = logits[0], z = 0.0, p[40];
+        for (int i = 0; i < n; i++) bias[i] = 0.5f * test_rand_f(&r);
+        if (trial % 5 == 0 && n > 2) { /* a tie: the lower index first */
+            logits[1] = logits[2];
+            bias[1] = bias[2];
+        }
+        const moe_gate g = {.renorm = trial % 3 != 0,
+                            .sigmoid = trial % 2 != 0,
+                            .bias = trial % 4 == 1 ? bias : NULL};
+        moe_route(logits, n, k, &g, probs, sel, w);
+        double mx = logits[0], z = 0.0, p[40], score[40];
         for (int i = 1; i < n; i++) mx = fmax(mx, logits[i]);
         for (int i = 0; i < n; i++) z += p[i] = exp((double)logits[i] - mx);
+        for (int i = 0; i < n; i++) {
+            p[i] = g.sigmoid ? 1.0 / (1.0 + exp(-(double)logits[i])) : p[i] / z;
+            score[i] = g.bias ? (double)(probs[i] + bias[i]) : (double)probs[i];
+        }
         double wsum = 0.0;
-        for (int j = 0; j < k; j++) wsum += p[sel[j]] / z;
+        for (int j = 0; j < k; j++) wsum += p[sel[j]];
         for (int j = 0; j < k; j++) {
             const int e = sel[j];
             REQUIRE(e >= 0 && e < n);
-            CHECK(fabs(probs[e] - p[e] / z) < 1e-5);
-            CHECK(fabs(w[j] - (renorm ? p[e] / z / wsum : p[e] / z)) < 1e-5);
+            CHECK(fabs(probs[e] - p[e]) < 1e-5);
+            CHECK(fabs(w[j] - (g.renorm ? p[e] / wsum : p[e])) < 1e-5);
             for (int i = 0; i < j; i++) CHECK(sel[i] != e);
-            /* nothing left out is more probable, nor equal with a lower index */
+            /* nothing left out scores higher, nor equal with a lower index */
             for (int i = 0; i < n; i++) {
                 bool in = false;
                 for (int jj = 0; jj < k; jj++) in = in || sel[jj] == i;
-                if (!in) CHECK(probs[i] < probs[e] || (probs[i] == probs[e] && i > e));
+                if (!in) CHECK(score[i] < score[e] || (score[i] == score[e] && i > e));
             }
-            if (j > 0) CHECK(probs[sel[j - 1]] >= probs[e]);
+            if (j > 0) CHECK(score[sel[j - 1]] >= score[e]);
         }
     }
     /* one expert of one: weight 1 */
     const float one = 3.0f;
     float pr, w1;
     int32_t s1;
-    moe_route(&one, 1, 1, true, &pr, &s1, &w1);
+    const moe_gate plain = {.renorm = true};
+    moe_route(&one, 1, 1, &plain, &pr, &s1, &w1);
     CHECK(s1 == 0 && pr == 1.0f && w1 == 1.0f);
 }
 

@@ -12,12 +12,13 @@
 
 static const char synth_usage[] =
     "usage: hearth synth -o FILE [--arch llama|qwen2|qwen3|qwen3moe|olmoe|granite|granitemoe|\n"
-    "                    gemma2|gemma3|phi3|smollm3|olmo2|exaone4|lfm2|bert|nomic-bert|\n"
+    "                    gemma2|gemma3|phi3|smollm3|olmo2|exaone4|lfm2|lfm2moe|bert|nomic-bert|\n"
     "                    gemma-embedding|granitehybrid|qwen35|qwen35moe|gemma4]\n"
     "                    [--type f32|f16|q8_0|q4_0|q2_K|q3_K|q4_K|q6_K|iq4_nl|iq4_xs]\n"
     "                    [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ff "
     "N]\n"
-    "                    [--experts N --experts-used K [--shared-ff N]] [--mtp N]\n"
+    "                    [--experts N --experts-used K [--shared-ff N] [--dense-lead N]]\n"
+    "                    [--mtp N]\n"
     "                    [--ctx N] [--tied] [--seed S] [--rope-dim N] [--longrope ORIG]\n"
     "                    [--rope-factors longrope|ones|freqs-short|freqs-long] [--rope-attn X]\n"
     "                    [--yarn FACTOR [--yarn-orig N]]\n"
@@ -38,6 +39,8 @@ static const char synth_usage[] =
     "  --shared-ff N: and a shared expert N wide (granitemoe, granitehybrid: Granite 4.0-H\n"
     "  Tiny's layout; qwen35moe needs it: a gated one). --mtp N: qwen35 with N multi-token-\n"
     "  prediction blocks after its layers (counted in block_count, never run).\n"
+    "  --dense-lead N: lfm2moe (which needs experts, chosen by a biased sigmoid) with dense\n"
+    "  FFNs twice --ff wide on its first N layers, as LFM2-8B-A1B's first two.\n"
     "  bert, nomic-bert (a WordPiece vocabulary) and gemma-embedding are embedding models;\n"
     "  --pooling mean|cls sets their pooling_type (default mean); --dense N gives a\n"
     "  gemma-embedding file EmbeddingGemma's projections of the pooled vector through N\n"
@@ -120,12 +123,13 @@ static int rope_opt(const char *a, const char *v, synth_params *p) {
  * value ("--layers 2x" is an error, not 2). */
 static int shape_opt(const char *a, const char *v, synth_params *p) {
     static const char *const names[] = {
-        "--embd",    "--layers",       "--heads", "--kv-heads",   "--head-dim",  "--ff", "--ctx",
-        "--experts", "--experts-used", "--dense", "--swa-window", "--shared-ff", "--mtp"};
-    int *const fields[] = {&p->n_embd,        &p->n_layer, &p->n_head,     &p->n_head_kv,
-                           &p->head_dim,      &p->n_ff,    &p->n_ctx,      &p->n_expert,
-                           &p->n_expert_used, &p->n_dense, &p->swa_window, &p->n_ff_shexp,
-                           &p->n_nextn};
+        "--embd",       "--layers",    "--heads",   "--kv-heads",     "--head-dim",
+        "--ff",         "--ctx",       "--experts", "--experts-used", "--dense",
+        "--swa-window", "--shared-ff", "--mtp",     "--dense-lead"};
+    int *const fields[] = {&p->n_embd,        &p->n_layer,     &p->n_head,     &p->n_head_kv,
+                           &p->head_dim,      &p->n_ff,        &p->n_ctx,      &p->n_expert,
+                           &p->n_expert_used, &p->n_dense,     &p->swa_window, &p->n_ff_shexp,
+                           &p->n_nextn,       &p->n_dense_lead};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(a, names[i])) return cli_parse_int(v, 1, 1 << 24, fields[i]) ? 1 : -1;
     return 0;

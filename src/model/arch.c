@@ -8,6 +8,8 @@
  * short-convolution layers take attention's place where the file gives a
  * layer no kv heads, and Granite 4.0-H's Mamba-2 layers likewise (ssm.c);
  * Qwen3.5's Gated DeltaNet layers (ssm.c) where its layer pattern says.
+ * LFM2-MoE is LFM2 with experts chosen by a biased sigmoid after a few
+ * dense layers.
  * Gemma 4 is Gemma 3's block with per-layer embeddings, layers that share
  * earlier layers' keys and values, and window layers of their own head size.
  */
@@ -56,6 +58,16 @@ static const arch_desc arches[] = {
      .shortconv = true,
      .output_norm = "token_embd_norm.weight",
      .refuse_swa = true},
+    {.name = "lfm2moe",
+     .rope = ROPE_NEOX,
+     .act = FFN_SILU,
+     .qk_norm = QK_NORM_HEAD,
+     .shortconv = true,
+     .output_norm = "token_embd_norm.weight",
+     .refuse_swa = true,
+     .moe = MOE_ALWAYS,
+     .expert_ff = true,
+     .moe_gating = true},
     {.name = "qwen35",
      .rope = ROPE_NEOX,
      .act = FFN_SILU,

@@ -71,6 +71,22 @@ static hearth_err moe_hparams(hp_reader *r, const arch_desc *arch, model_hparams
         return err;
     if (arch->shexp == SHEXP_GATED && h->n_ff_shexp < 1)
         return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' has a shared expert of width 0", r->arch);
+    if (arch->moe_gating) { /* llama.cpp's expert gating types: 1 softmax, 2 sigmoid */
+        int gating;
+        if ((err = hp_int(r, "expert_gating_func", &gating, true, 0)) ||
+            (err = hp_int(r, "leading_dense_block_count", &h->n_dense_lead, false, 0)))
+            return err;
+        if (gating != 1 && gating != 2)
+            return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                           "model: expert gating function %d is not supported (1 softmax, 2 "
+                           "sigmoid)",
+                           gating);
+        if (h->n_dense_lead < 0 || h->n_dense_lead > h->n_layer)
+            return hr_fail(HEARTH_ERR_FORMAT, "model: %d leading dense layers of %d",
+                           h->n_dense_lead, h->n_layer);
+        h->moe_sigmoid = gating == 2;
+        h->n_ff_dense = h->n_ff; /* feed_forward_length: the dense layers' */
+    }
     return arch->expert_ff ? hp_int(r, "expert_feed_forward_length", &h->n_ff, false,
                                     h->n_ff / h->n_expert_used)
                            : HEARTH_OK;
@@ -221,6 +237,7 @@ static hearth_err ff_widths(hp_reader *r, const arch_desc *arch, model_hparams *
 
 int model_layer_n_ff(const gguf_file *f, const arch_desc *arch, const model_hparams *hp, int il) {
     gguf_arr a;
+    if (il < hp->n_dense_lead) return hp->n_ff_dense;
     return arch->layer_dims && layer_array(f, arch->name, "feed_forward_length", &a)
                ? (int)gguf_arr_int(&a, (uint64_t)il)
                : hp->n_ff;

@@ -104,6 +104,8 @@ static hearth_err bind_experts(layer_binder *b, model_layer *l) {
     hearth_err err;
     if ((err = bind_matrix(m, lname(b, "ffn_gate_inp.weight"), hp->n_embd, n_expert, true,
                            &l->gate_inp)) ||
+        (m->arch->moe_gating &&
+         (err = bind_vector(m, lname(b, "exp_probs_b.bias"), n_expert, true, &l->exp_probs_b))) ||
         (err = bind_stacked(m, lname(b, "ffn_gate_exps.weight"), hp->n_embd, hp->n_ff, l->exps)) ||
         (err = bind_stacked(m, lname(b, "ffn_up_exps.weight"), hp->n_embd, hp->n_ff,
                             l->exps + n_expert)))
@@ -321,7 +323,8 @@ static hearth_err bind_layer(hearth_model *m, int il) {
         err = bind_shortconv(&b, l);
     }
     if (err) return err;
-    if (hp->n_expert > 0) {
+    const bool experts = hp->n_expert > 0 && il >= hp->n_dense_lead;
+    if (experts) {
         err = bind_experts(&b, l);
     } else if (a->fused_gate_up) {
         err = bind_matrix(m, lname(&b, "ffn_up.weight"), hp->n_embd, 2 * (int64_t)l->n_ff, true,
@@ -332,7 +335,7 @@ static hearth_err bind_layer(hearth_model *m, int il) {
         if (!err)
             err = bind_matrix(m, lname(&b, "ffn_up.weight"), hp->n_embd, l->n_ff, true, &l->up);
     }
-    if (!err && hp->n_expert == 0)
+    if (!err && !experts)
         err = bind_matrix(m, lname(&b, "ffn_down.weight"), l->n_ff, hp->n_embd, true, &l->down);
     if (!err) err = bind_layer_extras(&b, l);
     if (err) return err;
@@ -540,7 +543,7 @@ hearth_err model_open(const char *path, const hearth_model_params *p, bool no_re
             HEARTH_ERR_UNSUPPORTED,
             "model: architecture '%.*s' is not supported "
             "(Hearth runs llama, qwen2, qwen3, qwen3moe, olmoe, granite, granitemoe, gemma2, "
-            "gemma3, gemma4, phi3, smollm3, olmo2, exaone4, lfm2, granitehybrid, qwen35, "
+            "gemma3, gemma4, phi3, smollm3, olmo2, exaone4, lfm2, lfm2moe, granitehybrid, qwen35, "
             "qwen35moe, bert, nomic-bert, gemma-embedding)",
             (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
     if (!err) err = model_load_hparams(m->gguf, m->arch, p, &m->hp);

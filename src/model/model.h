@@ -105,6 +105,11 @@ typedef struct arch_desc {
     bool moe_raw_weights; /* the chosen experts' probabilities weigh them as they are, not
                              divided by their sum (olmoe) */
     arch_shexp shexp;     /* the experts' shared one, if any */
+    /* LFM2-MoE: expert_gating_func chooses the router's softmax or sigmoid,
+     * blk.N.exp_probs_b.bias moves each expert's score for the choice (not
+     * for its weight), and the first leading_dense_block_count layers have
+     * a dense FFN feed_forward_length wide. */
+    bool moe_gating;
     /* LFM2: a layer whose attention.head_count_kv entry is 0 is a gated short
      * convolution (blk.N.shortconv.*) instead of attention; a session keeps
      * each such layer's convolution inputs per position (forward.c). */
@@ -180,6 +185,10 @@ typedef struct model_hparams {
      * of that width (expert_shared_feed_forward_length: Granite 4.0-H Tiny)
      * runs on every token and is added to the chosen experts' sum. */
     int n_expert, n_expert_used, n_ff_shexp;
+    /* arch moe_gating: the router's sigmoid instead of its softmax, and the
+     * leading dense layers (none: 0) with their FFN's width. */
+    bool moe_sigmoid;
+    int n_dense_lead, n_ff_dense;
     /* Short convolutions (arch shortconv): the kernel's length
      * (shortconv.l_cache: the token and conv_l - 1 before it) and how many
      * layers are convolutions; 0 and 0 for a model without. */
@@ -295,6 +304,7 @@ typedef struct model_layer {
     const float *ffn_norm;                        /* [n_embd] */
     model_weight gate, up, gate_up, down;         /* gate_up when fused */
     model_weight gate_inp;                        /* MoE: the router, [n_expert][n_embd] */
+    const float *exp_probs_b;                     /* MoE: the choice's bias, [n_expert] or NULL */
     model_weight *exps; /* MoE: [3][n_expert] views of ffn_{gate,up,down}_exps, one per expert */
     model_weight gate_shexp, up_shexp, down_shexp; /* MoE: the shared expert (hp.n_ff_shexp) */
     model_weight gate_inp_shexp;                   /* its gate, [1][n_embd] (SHEXP_GATED) */

@@ -1,9 +1,9 @@
 /*
- * moe.c - a mixture-of-experts FFN (qwen3moe, olmoe, Mixtral-style llama),
- * as llama.cpp's build_moe_ffn computes it with softmax gating: the
- * router's logits W_r x, p = softmax, the k most probable experts (ties to
- * the lower index), their probabilities divided by their sum (at least
- * 2^-14; olmoe keeps them as they are), each chosen expert's
+ * moe.c - a mixture-of-experts FFN (qwen3moe, olmoe, Mixtral-style llama,
+ * lfm2moe), as llama.cpp's build_moe_ffn computes it: the router's logits
+ * W_r x, p = softmax (LFM2-MoE: sigmoid), the k experts of the highest p
+ * (LFM2-MoE: p plus a bias per expert; ties to the lower index), their p
+ * divided by their sum (at least 2^-14; olmoe keeps them as they are), each chosen expert's
  * down(silu(gate x) * up x) times its weight, and the k results added in
  * the order they were chosen. A shared expert (Granite 4.0-H Tiny,
  * Qwen3.5-MoE), a dense SwiGLU FFN of its own width on every token (Qwen3.5:
@@ -41,20 +41,30 @@ static void router_softmax(float *p, const float *x, int n) {
     for (i = 0; i < n; i++) p[i] *= inv;
 }
 
-void moe_route(const float *logits, int n_expert, int k, bool renorm, float *probs, int32_t *sel,
-               float *w) {
-    router_softmax(probs, logits, n_expert);
+/* Expert e's score for the choice: its probability plus the gate's bias
+ * (ggml_add, then the sort). */
+static float choice_score(const moe_gate *g, const float *probs, int e) {
+    return g->bias ? probs[e] + g->bias[e] : probs[e];
+}
+
+void moe_route(const float *logits, int n_expert, int k, const moe_gate *g, float *probs,
+               int32_t *sel, float *w) {
+    if (g->sigmoid) /* ggml_sigmoid */
+        for (int e = 0; e < n_expert; e++) probs[e] = 1.0f / (1.0f + expf(-logits[e]));
+    else
+        router_softmax(probs, logits, n_expert);
     for (int j = 0; j < k; j++) { /* the k best by selection: k is small */
         int best = -1;
         for (int e = 0; e < n_expert; e++) {
             bool taken = false;
             for (int i = 0; i < j && !taken; i++) taken = sel[i] == e;
-            if (!taken && (best < 0 || probs[e] > probs[best])) best = e;
+            if (!taken && (best < 0 || choice_score(g, probs, e) > choice_score(g, probs, best)))
+                best = e;
         }
         sel[j] = best;
         w[j] = probs[best];
     }
-    if (!renorm) return;
+    if (!g->renorm) return;
     double sum = 0.0; /* ggml_sum_rows, then the clamp to F16's smallest normal */
     for (int j = 0; j < k; j++) sum += (double)w[j];
     const float total = fmaxf((float)sum, 6.103515625e-5f);
@@ -202,12 +212,13 @@ static void shared_expert(hearth_session *s, const model_layer *l, int n) {
 void forward_moe(hearth_session *s, const model_layer *l, int n) {
     const model_hparams *hp = &s->model->hp;
     const int n_expert = hp->n_expert, k = hp->n_expert_used;
-    const bool renorm = !s->model->arch->moe_raw_weights;
+    const moe_gate gate = {.sigmoid = hp->moe_sigmoid,
+                           .renorm = !s->model->arch->moe_raw_weights,
+                           .bias = l->exp_probs_b};
     forward_matmul(s, &l->gate_inp, s->xb, n, s->moe_logits, n_expert);
     for (int t = 0; t < n; t++) {
         float *lg = s->moe_logits + (size_t)t * n_expert;
-        moe_route(lg, n_expert, k, renorm, lg, s->moe_sel + (size_t)t * k,
-                  s->moe_w + (size_t)t * k);
+        moe_route(lg, n_expert, k, &gate, lg, s->moe_sel + (size_t)t * k, s->moe_w + (size_t)t * k);
     }
     int *start = s->moe_start; /* [n_expert + 1], then n_expert cursors */
     sort_by_expert(s, n, n_expert, k, start);

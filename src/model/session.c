@@ -188,6 +188,7 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
        holds Gemma 4's per-layer embedding gates */
     size_t ffn_floats = nb * (size_t)(hp->n_expert ? hp->n_expert_used : 1) * (size_t)hp->n_ff;
     if (nb * (size_t)hp->n_ff_shexp > ffn_floats) ffn_floats = nb * (size_t)hp->n_ff_shexp;
+    if (nb * (size_t)hp->n_ff_dense > ffn_floats) ffn_floats = nb * (size_t)hp->n_ff_dense;
     if (nb * (size_t)hp->n_embd_pl > ffn_floats) ffn_floats = nb * (size_t)hp->n_embd_pl;
     s->ffn = alloc_f32(2 * ffn_floats, &s->buffer_bytes, &err);
     s->hb = alloc_f32(ffn_floats, &s->buffer_bytes, &err);

@@ -166,11 +166,20 @@ void forward_rms_norm(float *y, const float *x, const float *w, int64_t n, float
 /* moe.c: xb ([n][n_embd], the FFN's normalized input) becomes layer l's
  * mixture-of-experts output. */
 void forward_moe(hearth_session *s, const model_layer *l, int n);
-/* One token's routing: probs = softmax(logits) (may be the same array),
- * sel[k] the k most probable experts (ties to the lower index), w[k] their
- * probabilities, over their sum when renorm. */
-void moe_route(const float *logits, int n_expert, int k, bool renorm, float *probs, int32_t *sel,
-               float *w);
+/* How a router's logits choose and weigh experts: softmax or sigmoid
+ * probabilities; bias ([n_expert], or NULL) added to them for the choice
+ * alone; the chosen ones' probabilities over their sum when renorm. */
+typedef struct moe_gate {
+    bool sigmoid, renorm;
+    const float *bias;
+} moe_gate;
+
+/* One token's routing: probs = the gate's probabilities (may be the same
+ * array as logits), sel[k] the k experts of the highest probability plus
+ * bias (ties to the lower index), w[k] their probabilities, over their
+ * sum when the gate renormalizes. */
+void moe_route(const float *logits, int n_expert, int k, const moe_gate *g, float *probs,
+               int32_t *sel, float *w);
 
 /* RoPE as the forward pass applies it, for hearth_session_shift to rotate
  * cached keys the same way. forward_rope_cs: cos/sin ([n_rot]) of a

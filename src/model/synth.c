@@ -236,8 +236,11 @@ static int synth_kv_from(const synth_params *p) { return p->n_layer < 3 ? p->n_l
 static int synth_head_dim(const synth_params *p, const arch_desc *a, int il) {
     return a->layer_dims && synth_global(il) ? 2 * p->head_dim : p->head_dim;
 }
+/* FFN widths: Gemma 4's (above); LFM2-MoE's leading dense layers are twice
+ * an expert's width (LFM2-8B-A1B's are four times). */
 static int64_t synth_ff(const synth_params *p, const arch_desc *a, int il) {
-    return a->layer_dims && il >= synth_kv_from(p) ? 2 * (int64_t)p->n_ff : p->n_ff;
+    return (a->layer_dims && il >= synth_kv_from(p)) || il < p->n_dense_lead ? 2 * (int64_t)p->n_ff
+                                                                             : p->n_ff;
 }
 
 /* Gemma 4's per-layer keys (see above). */
@@ -302,7 +305,7 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
     if (a->layer_dims) {
         if (!err) err = add_gemma4_hparams(c, p, a);
     } else {
-        SET_U32("feed_forward_length", p->n_ff);
+        SET_U32("feed_forward_length", a->moe_gating ? 2 * p->n_ff : p->n_ff);
     }
     SET_U32("attention.head_count", p->n_head);
     if (a->shortconv || a->ssm) { /* no attention (0 kv heads) on two layers of three */
@@ -363,6 +366,10 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
         SET_U32("expert_count", p->n_expert);
         SET_U32("expert_used_count", p->n_expert_used);
         SET_U32("expert_feed_forward_length", p->n_ff);
+    }
+    if (a->moe_gating) { /* LFM2-MoE's: sigmoid */
+        SET_U32("expert_gating_func", 2);
+        SET_U32("leading_dense_block_count", p->n_dense_lead);
     }
     if (p->n_ff_shexp > 0) SET_U32("expert_shared_feed_forward_length", p->n_ff_shexp);
     if (a->granite_scales) { /* Granite 3's multipliers */
@@ -436,9 +443,14 @@ static hearth_err add_ffn(synth_ctx *c, const synth_params *p, const arch_desc *
     char n[96];
     hearth_err err = HEARTH_OK;
     if (!a->post_ln && !a->no_pre_norms && !a->ffn_norm) T("ffn_norm.weight", d, 1, 1.0f, 0.05f);
-    if (p->n_expert > 0) { /* the router stays F32, as llama-quantize leaves it */
+    if (p->n_expert > 0 && il >= p->n_dense_lead) { /* the router stays F32, as llama-quantize
+                                                        leaves it */
         snprintf(n, sizeof n, "blk.%d.ffn_gate_inp.weight", il);
         if (!err) err = add_tensor_as(c, n, KERN_F32, d, p->n_expert, 0.0f, 2.0f * sd, true);
+        if (a->moe_gating) { /* the choice's bias, about the spread of the sigmoids */
+            snprintf(n, sizeof n, "blk.%d.exp_probs_b.bias", il);
+            if (!err) err = add_tensor_as(c, n, KERN_F32, p->n_expert, 1, 0.0f, 0.2f, false);
+        }
         static const char *const exps[3] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
         for (int i = 0; i < 3 && !err; i++) {
             snprintf(n, sizeof n, "blk.%d.%s.weight", il, exps[i]);
@@ -714,7 +726,8 @@ hearth_err synth_write(const char *path, const synth_params *p) {
         ((a->ssm || a->gdn) && p->n_embd % SYNTH_SSM_HEAD) || p->n_ff_shexp < 0 ||
         (p->n_ff_shexp > 0 && !(p->n_expert > 0 && a->shexp != SHEXP_NONE)) ||
         (a->shexp == SHEXP_GATED && p->n_ff_shexp == 0) || p->n_nextn < 0 ||
-        (p->n_nextn > 0 && !a->gdn) || (p->n_nextn > 0 && p->n_expert > 0))
+        (p->n_nextn > 0 && !a->gdn) || (p->n_nextn > 0 && p->n_expert > 0) || p->n_dense_lead < 0 ||
+        p->n_dense_lead > p->n_layer || (p->n_dense_lead && !a->moe_gating))
         return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: inconsistent shape");
     synth_ctx c = {0};
     hr_rng_seed(&c.rng, p->seed);

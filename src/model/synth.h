@@ -25,7 +25,7 @@ typedef enum synth_rope_factors {
 typedef struct synth_params {
     const char *arch; /* "llama", "qwen2", "qwen3", "qwen3moe", "olmoe", "granite",
                          "granitemoe", "granitehybrid", "qwen35", "qwen35moe", "gemma2", "gemma3",
-                         "gemma4",      "phi3", "smollm3", "lfm2", "bert", "nomic-bert",
+                         "gemma4",      "phi3", "smollm3", "lfm2", "lfm2moe", "bert", "nomic-bert",
                          "gemma-embedding" */
     kern_type type;   /* type of the 2-D weights: F32, F16, Q8_0, Q4_0, Q4_K, Q6_K, ... */
     int n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx;
@@ -47,13 +47,14 @@ typedef struct synth_params {
     int pooling;                 /* encoders' pooling_type (1 mean, 2 cls); 0: mean */
     int n_expert, n_expert_used; /* > 0: a mixture of experts of n_ff wide experts (required
                                     by qwen3moe; llama writes Mixtral's layout) */
-    int n_ff_shexp; /* > 0: and a shared expert this wide (granitemoe, granitehybrid) */
-    int n_nextn;    /* > 0: Qwen3.5's multi-token-prediction blocks after the layers */
-    int swa_window; /* > 0: attention.sliding_window (gemma2/3: 8 when 0), for any arch */
-    int n_dense;    /* > 0: dense_2 and dense_3 projections through n_dense (gemma-embedding) */
-    int rerank;     /* > 0: a reranker with this many labels (pooling_type rank): an encoder gets
-                      cls and cls.output with biases, a decoder cls.output alone and a rerank
-                      prompt (Qwen3-Reranker's layout) */
+    int n_ff_shexp;   /* > 0: and a shared expert this wide (granitemoe, granitehybrid) */
+    int n_dense_lead; /* lfm2moe: the first layers' FFNs dense, 2 n_ff wide */
+    int n_nextn;      /* > 0: Qwen3.5's multi-token-prediction blocks after the layers */
+    int swa_window;   /* > 0: attention.sliding_window (gemma2/3: 8 when 0), for any arch */
+    int n_dense;      /* > 0: dense_2 and dense_3 projections through n_dense (gemma-embedding) */
+    int rerank;       /* > 0: a reranker with this many labels (pooling_type rank): an encoder gets
+                        cls and cls.output with biases, a decoder cls.output alone and a rerank
+                        prompt (Qwen3-Reranker's layout) */
 } synth_params;
 
 synth_params synth_default_params(void);
