@@ -363,8 +363,51 @@ static void test_qwen35(void) {
     free(out);
 }
 
+/* LFM2-8B-A1B's template: the tool list in the system turn, each result in
+ * a tool turn of its own; the expected text is Python's jinja2 rendering of
+ * its source (json.dumps as tojson), the assistant's call as its content. */
+static void test_lfm2(void) {
+    tok_chat_template t = detect(TMPL_LFM2);
+    CHECK(t.tools == TOK_TOOLS_LFM2 && !strcmp(t.name, "lfm2"));
+    char two[2 * sizeof tools + 4];
+    snprintf(two, sizeof two, "[%.*s,%.*s]", (int)strlen(tools) - 2, tools + 1,
+             (int)strlen(tools) - 2, tools + 1);
+    char list[4 * sizeof tool_line];
+    snprintf(list, sizeof list, "List of tools: <|tool_list_start|>[%s, %s]<|tool_list_end|>",
+             tool_line, tool_line);
+    char expected[8 * sizeof tool_line];
+    snprintf(expected, sizeof expected,
+             "<|im_start|>system\nS\n%s<|im_end|>\n<|im_start|>user\nWeather in "
+             "Paris?<|im_end|>\n<|im_start|>assistant\n<|tool_call_start|>[get_weather("
+             "city=\"Paris\", units=\"\xc2\xb0"
+             "C\")]<|tool_call_end|><|im_end|>\n<|im_start|>"
+             "tool\n<|tool_response_start|>18 C<|tool_response_end|><|im_end|>\n<|im_start|>"
+             "tool\n<|tool_response_start|>rain<|tool_response_end|><|im_end|>\n<|im_start|>"
+             "assistant\n",
+             list);
+    check("lfm2", &t, conv, N(conv), two, conv_tools, expected);
+    snprintf(list, sizeof list, "List of tools: <|tool_list_start|>[%s]<|tool_list_end|>",
+             tool_line);
+    snprintf(expected, sizeof expected,
+             "<|im_start|>system\n%s<|im_end|>\n<|im_start|>user\nWeather in "
+             "Paris?<|im_end|>\n<|im_start|>assistant\n",
+             list);
+    check("lfm2 no system", &t, conv + 1, 1, tools, conv_tools + 1, expected);
+    /* no tools: plain ChatML */
+    check("lfm2 no tools", &t, conv, 2, NULL, NULL,
+          "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nWeather in "
+          "Paris?<|im_end|>\n<|im_start|>assistant\n");
+    /* a call whose arguments are no object cannot be written as keywords */
+    static const tok_chat_tool_call bad = {"call_2", "get_weather", "[1]"};
+    const tok_chat_msg_tools bad_tools[] = {{0}, {0}, {&bad, 1, NULL}};
+    hearth_err err;
+    CHECK(render(&t, conv, 3, tools, bad_tools, &err) == NULL && err == HEARTH_ERR_INVALID_ARG);
+    CHECK(tok_chat_named("lfm2", &t) == HEARTH_OK && t.tools == TOK_TOOLS_LFM2);
+}
+
 int main(void) {
     test_detect();
+    test_lfm2();
     test_qwen();
     test_qwen35();
     test_llama();

@@ -99,6 +99,40 @@ static void test_xml(void) {
         check_req("xml not a call", &r, kept[k], "", kept[k]);
 }
 
+/* LFM2's Python-style list of calls: keyword arguments, Python and JSON
+ * literals, several calls in one block; a list holding anything that is no
+ * call of a declared function stays content whole. */
+static void test_lfm2(void) {
+    check("lfm2", true,
+          "<|tool_call_start|>[get_weather(city=\"Paris\", days=3)]<|tool_call_end|>Checking "
+          "Paris.",
+          "get_weather:{\"city\":\"Paris\",\"days\":3}", "Checking Paris.");
+    check("lfm2 two calls, literals", true,
+          "<|tool_call_start|>[lookup(q='it\\'s \\u00e9', n=-2.5e1, ok=True, no=None, "
+          "l=[1, (2, 3)], d={'a': false, \"b\": {}}), get_weather()]<|tool_call_end|>",
+          "lookup:{\"q\":\"it's \xc3\xa9\",\"n\":-2.5e1,\"ok\":true,\"no\":null,\"l\":[1,[2,3]],"
+          "\"d\":{\"a\":false,\"b\":{}}}|get_weather:{}",
+          NULL);
+    check("lfm2 parallel false", false,
+          "<|tool_call_start|>[lookup(), get_weather(city=\"Oslo\")]<|tool_call_end|>", "lookup:{}",
+          NULL);
+    check("lfm2 forced: the JSON object", true,
+          "<|tool_call_start|>{\"name\": \"lookup\", \"arguments\": {\"q\": 1}}"
+          "<|tool_call_end|>",
+          "lookup:{\"q\":1}", NULL);
+    const char *kept[] = {
+        "<|tool_call_start|>[lookup(), rm_rf()]<|tool_call_end|>", /* one undeclared */
+        "<|tool_call_start|>[lookup(q=1, q=2)]<|tool_call_end|>",  /* a key twice */
+        "<|tool_call_start|>[lookup(1)]<|tool_call_end|>",         /* positional */
+        "<|tool_call_start|>[lookup(q=x)]<|tool_call_end|>",       /* a bare word */
+        "<|tool_call_start|>[lookup(q='open)]<|tool_call_end|>",   /* unclosed string */
+        "<|tool_call_start|>[lookup()] and more<|tool_call_end|>", /* text after the list */
+        "<|tool_call_start|>[]<|tool_call_end|>",                  /* no call */
+        "<|tool_call_start|>[lookup(d={1: 2})]<|tool_call_end|>"}; /* a key that is no string */
+    for (size_t k = 0; k < sizeof kept / sizeof kept[0]; k++)
+        check("lfm2 not a call", true, kept[k], "", kept[k]);
+}
+
 static void test_formats(void) {
     check("hermes", true,
           "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n"
@@ -295,6 +329,9 @@ static void test_stream(void) {
                  "[TOOL_CALLS] [{\"name\": \"lookup\", \"arguments\": {}}, {\"name\": "
                  "\"lookup\", \"arguments\": {\"q\": 2}}]");
     check_stream("bracket text", true, "[Note] a [link](x) and [{ more");
+    check_stream("lfm2", true,
+                 "Sure. <|tool_call_start|>[lookup(q=\"a]b)\"), get_weather(city='x')]"
+                 "<|tool_call_end|> done");
     check_stream("almost a tag", true, "a <tool_cal b <tool_call>{\"name\": \"x\"}</tool_call> c");
     check_stream("parallel false", false,
                  "<tool_call>{\"name\":\"lookup\",\"arguments\":{}}</tool_call><tool_call>{"
@@ -310,6 +347,9 @@ static void test_stream(void) {
     check_cursor("python tag", true, "<|python_tag|>{\"name\": \"lookup\", \"parameters\": {}}");
     check_cursor("mistral", true, "[TOOL_CALLS][{\"name\": \"lookup\", \"arguments\": {}}]");
     check_cursor("bracket text", true, "[Note] a [{ not a call");
+    check_cursor("lfm2", true,
+                 "a <|tool_call_st b <|tool_call_start|>[lookup(q=1)]<|tool_call_end|> c "
+                 "<|tool_call_start|>[nope()]<|tool_call_end|>");
     check_cursor("python tag, no", true,
                  "<|pythonic <tool_call>{\"name\": \"lookup\", "
                  "\"arguments\": {}}</tool_call>");
@@ -352,10 +392,17 @@ static void test_random(void) {
                                  "\"",
                                  "; ",
                                  "parameters",
-                                 "{\"name\": \"get_weather\", \"parameters\": {}}"};
+                                 "{\"name\": \"get_weather\", \"parameters\": {}}",
+                                 "<|tool_call_start|>",
+                                 "<|tool_call_end|>",
+                                 "lookup(",
+                                 "q='a'",
+                                 ")",
+                                 "]",
+                                 ", "};
     unsigned long long rng = 7;
     srv_request r = request(true);
-    for (int it = 0; it < 3000; it++) {
+    for (int it = 0; it < 6000; it++) {
         char text[1024] = "";
         const int n = 1 + (int)(test_rand_u64(&rng) % 12);
         for (int k = 0; k < n; k++) {
@@ -404,6 +451,18 @@ static void test_cap(void) {
         srv_tool_reply_free(&t);
     }
     CHECK(streamed == SRV_MAX_TOOL_CALLS);
+    free(text);
+    /* LFM2's lists of two: the last whole list that fits is taken, one past the cap stays */
+    static const char pair[] = "<|tool_call_start|>[lookup(), lookup(q=1)]<|tool_call_end|>";
+    const size_t np = SRV_MAX_TOOL_CALLS / 2 + 1, pl = sizeof pair - 1;
+    REQUIRE((text = malloc(np * pl + 1)));
+    for (size_t k = 0; k < np; k++) memcpy(text + k * pl, pair, pl);
+    text[np * pl] = '\0';
+    t = parse(&r, text);
+    CHECKF(t.n_calls == 2 * (int)(np - 1) && t.content && t.content_len == pl &&
+               !memcmp(t.content, pair, pl),
+           "lfm2: %d calls, content '%s'", t.n_calls, t.content ? t.content : "(null)");
+    srv_tool_reply_free(&t);
     free(text);
 }
 
@@ -559,6 +618,7 @@ int main(void) {
     test_forced_request();
     test_formats();
     test_xml();
+    test_lfm2();
     test_stream();
     test_random();
     test_cap();

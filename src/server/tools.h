@@ -13,7 +13,8 @@
  * What a reply's call looks like: <tool_call>{"name": N, "arguments": {..}}
  * </tool_call> blocks anywhere (Qwen 2.5/3, the generic rendering; Qwen3.5's
  * <function=N> XML inside them), Gemma 4's <|tool_call>call:N{k:v,...}
- * <tool_call|> blocks, or a
+ * <tool_call|> blocks, LFM2's <|tool_call_start|>[NAME(k=v), ...]
+ * <|tool_call_end|> blocks, or a
  * reply that is nothing but
  * {"name": N, "parameters"|"arguments": {..}} objects (Llama 3.1/3.2, and
  * small models that drop the tags), after an optional <|python_tag|>, or
@@ -147,8 +148,8 @@ void srv_tool_call_id(char *out, size_t cap);
 bool srv_tools_forced(const srv_request *r);
 /* What opens the assistant turn of a forced call, after the generation
  * prompt: "<tool_call>\n" (Hermes and the generic rendering), "<|tool_call>"
- * (Gemma 4) or "" (Llama 3.x, whose calls are bare objects). The call
- * itself is the JSON object either way. */
+ * (Gemma 4), "<|tool_call_start|>" (LFM2) or "" (Llama 3.x, whose calls are
+ * bare objects). The call itself is the JSON object either way. */
 const char *srv_tools_call_prefix(tok_chat_tools family);
 /* The JSON Schema of one call (compact text, malloc'd; NULL when out of
  * memory or no function is allowed) to the functions of tools_json (the

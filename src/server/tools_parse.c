@@ -20,7 +20,10 @@
  *
  * Gemma 4 writes <|tool_call>call:NAME{key:<|"|>text<|"|>,n:1}<tool_call|>:
  * such a block is read into the same calls (its values typed by their own
- * syntax), whichever template rendered the prompt.
+ * syntax), whichever template rendered the prompt. LFM2 writes a Python
+ * list of calls with keyword arguments, <|tool_call_start|>[f(a="x", n=1),
+ * g()]<|tool_call_end|>: every call of the list is taken, or (one that is
+ * no call of a declared function) none, and the block stays content.
  *
  * A stream (srv_tools_stream_*) keeps a cursor instead of parsing the text
  * so far again on every piece: where the search for an opening tag goes on
@@ -38,17 +41,20 @@
 #include <time.h>
 
 /* the call blocks: <tool_call>...</tool_call> (Hermes, Qwen3.5, the generic
- * rendering) and Gemma 4's <|tool_call>...<tool_call|> */
+ * rendering), Gemma 4's <|tool_call>...<tool_call|> and LFM2's
+ * <|tool_call_start|>[...]<|tool_call_end|> */
 #define TAG_PAIR(open, close)                                                                      \
     { (open), (close), sizeof(open) - 1, sizeof(close) - 1 }
 static const struct {
     const char *open, *close;
     size_t open_len, close_len;
-} tags[2] = {TAG_PAIR("<tool_call>", "</tool_call>"), TAG_PAIR("<|tool_call>", "<tool_call|>")};
+} tags[] = {TAG_PAIR("<tool_call>", "</tool_call>"), TAG_PAIR("<|tool_call>", "<tool_call|>"),
+            TAG_PAIR("<|tool_call_start|>", "<|tool_call_end|>")};
 #undef TAG_PAIR
+enum { N_TAGS = sizeof tags / sizeof *tags, TAG_LFM2 = 2 };
 static const char python_tag[] = "<|python_tag|>";
 static const char mistral_tag[] = "[TOOL_CALLS]"; /* then a JSON array of the calls */
-enum { OPEN_MAX = sizeof "<|tool_call>" - 1 /* the longer opening tag */ };
+enum { OPEN_MAX = sizeof "<|tool_call_start|>" - 1 /* the longest opening tag */ };
 
 void srv_tool_call_id(char *out, size_t cap) {
     static atomic_uint_fast64_t counter;
@@ -261,43 +267,35 @@ static cJSON *gemma_number(const char *p, size_t n, size_t *i) {
 }
 
 static cJSON *gemma_value(const char *p, size_t n, size_t *i, int depth);
+static char *gemma_key(const char *p, size_t n, size_t *i, int depth);
+static cJSON *py_value(const char *p, size_t n, size_t *i, int depth);
+static char *py_key(const char *p, size_t n, size_t *i, int depth);
 
-/* A key of {key:value}: bare (up to ':', white space cut) or <|"|>-quoted. */
-static char *gemma_key(const char *p, size_t n, size_t *i) {
-    if (at_quote(p, n, *i)) {
-        const size_t from = *i + GEMMA_QUOTE_LEN;
-        const char *end = find(p + from, n - from, gemma_quote, GEMMA_QUOTE_LEN);
-        if (!end) return NULL;
-        *i = (size_t)(end - p) + GEMMA_QUOTE_LEN;
-        return strndup(p + from, (size_t)(end - p) - from);
-    }
-    size_t k = *i;
-    while (k < n && p[k] != ':' && p[k] != '}' && p[k] != ',' && p[k] != '{') k++;
-    size_t e = k;
-    while (e > *i && is_ws(p[e - 1])) e--;
-    if (e == *i) return NULL;
-    char *key = strndup(p + *i, e - *i);
-    *i = k;
-    return key;
-}
+/* How a call's values are written: Gemma 4's (keys bare or in <|"|>,
+ * strings in <|"|>) or Python's (LFM2: keys and strings quoted, tuples, a
+ * trailing comma). */
+typedef struct lit_syntax {
+    cJSON *(*value)(const char *p, size_t n, size_t *i, int depth);
+    char *(*key)(const char *p, size_t n, size_t *i, int depth); /* malloc'd; NULL: none */
+    bool trailing_comma;
+} lit_syntax;
+static const lit_syntax gemma_syntax = {gemma_value, gemma_key, false},
+                        py_syntax = {py_value, py_key, true};
 
-/* {key:value,...} or [value,...] at p[*i]. */
-// NOLINTNEXTLINE(misc-no-recursion): through gemma_value, depth <= GEMMA_DEPTH_MAX
-static cJSON *gemma_container(const char *p, size_t n, size_t *i, int depth) {
-    const bool object = p[*i] == '{';
-    const char close = object ? '}' : ']';
-    cJSON *c = object ? cJSON_CreateObject() : cJSON_CreateArray();
-    (*i)++;
-    skip_ws(p, n, i);
-    if (*i < n && p[*i] == close) {
-        (*i)++;
-        return c;
-    }
-    while (c) {
+/* {key: value, ...}, [value, ...] or (value, ...) (a list in JSON) at p[*i]. */
+// NOLINTNEXTLINE(misc-no-recursion): through the values, depth <= GEMMA_DEPTH_MAX
+static cJSON *lit_container(const lit_syntax *s, const char *p, size_t n, size_t *i, int depth) {
+    const char open = p[(*i)++], close = open == '[' ? ']' : open == '(' ? ')' : '}';
+    cJSON *c = open == '{' ? cJSON_CreateObject() : cJSON_CreateArray();
+    for (bool first = true; c; first = false) {
+        skip_ws(p, n, i);
+        if (*i < n && p[*i] == close && (first || s->trailing_comma)) {
+            (*i)++;
+            return c;
+        }
         char *key = NULL;
-        if (object) {
-            skip_ws(p, n, i);
-            key = gemma_key(p, n, i);
+        if (open == '{') {
+            key = s->key(p, n, i, depth);
             skip_ws(p, n, i);
             if (!key || *i >= n || p[*i] != ':' || cJSON_GetObjectItemCaseSensitive(c, key)) {
                 free(key);
@@ -305,9 +303,9 @@ static cJSON *gemma_container(const char *p, size_t n, size_t *i, int depth) {
             }
             (*i)++;
         }
-        cJSON *v = gemma_value(p, n, i, depth + 1);
+        cJSON *v = s->value(p, n, i, depth + 1);
         const bool added =
-            v && (object ? cJSON_AddItemToObject(c, key, v) : cJSON_AddItemToArray(c, v));
+            v && (key ? cJSON_AddItemToObject(c, key, v) : cJSON_AddItemToArray(c, v));
         free(key);
         if (!added) {
             cJSON_Delete(v);
@@ -328,6 +326,26 @@ static cJSON *gemma_container(const char *p, size_t n, size_t *i, int depth) {
     return NULL;
 }
 
+/* A key of {key:value}: bare (up to ':', white space cut) or <|"|>-quoted. */
+static char *gemma_key(const char *p, size_t n, size_t *i, int depth) {
+    (void)depth;
+    if (at_quote(p, n, *i)) {
+        const size_t from = *i + GEMMA_QUOTE_LEN;
+        const char *end = find(p + from, n - from, gemma_quote, GEMMA_QUOTE_LEN);
+        if (!end) return NULL;
+        *i = (size_t)(end - p) + GEMMA_QUOTE_LEN;
+        return strndup(p + from, (size_t)(end - p) - from);
+    }
+    size_t k = *i;
+    while (k < n && p[k] != ':' && p[k] != '}' && p[k] != ',' && p[k] != '{') k++;
+    size_t e = k;
+    while (e > *i && is_ws(p[e - 1])) e--;
+    if (e == *i) return NULL;
+    char *key = strndup(p + *i, e - *i);
+    *i = k;
+    return key;
+}
+
 /* A value: <|"|>string<|"|>, {..}, [..], a number, true / false / null
  * (Python's True / False / None too, as the template prints None). */
 // NOLINTNEXTLINE(misc-no-recursion): depth <= GEMMA_DEPTH_MAX
@@ -339,7 +357,7 @@ static cJSON *gemma_value(const char *p, size_t n, size_t *i, int depth) {
     skip_ws(p, n, i);
     if (*i >= n || depth > GEMMA_DEPTH_MAX) return NULL;
     if (at_quote(p, n, *i)) return gemma_string(p, n, i);
-    if (p[*i] == '{' || p[*i] == '[') return gemma_container(p, n, i, depth);
+    if (p[*i] == '{' || p[*i] == '[') return lit_container(&gemma_syntax, p, n, i, depth);
     for (size_t w = 0; w < sizeof words / sizeof *words; w++) {
         const size_t k = strlen(words[w].word);
         if (n - *i >= k && !memcmp(p + *i, words[w].word, k)) {
@@ -361,7 +379,7 @@ static bool read_gemma_call(const srv_tool_set *r, const char *p, size_t n, size
     memcpy(fn, p + i + 5, e - i - 5);
     fn[e - i - 5] = '\0';
     if (!declared(r, fn)) return false;
-    cJSON *args = gemma_container(p, n, &e, 0);
+    cJSON *args = lit_container(&gemma_syntax, p, n, &e, 0);
     bool ok = args != NULL;
     if (ok) {
         ok = fill_call(c, fn, args);
@@ -369,6 +387,181 @@ static bool read_gemma_call(const srv_tool_set *r, const char *p, size_t n, size
     }
     cJSON_Delete(args);
     return ok;
+}
+
+/* ---- LFM2's calls: a Python list of name(key=value, ...) ------------------- */
+
+/* Appends code point cp to t as UTF-8 (a lone surrogate as U+FFFD). */
+static void put_utf8(char *t, size_t *k, unsigned cp) {
+    if (cp >= 0xd800 && cp < 0xe000) cp = 0xfffd;
+    if (cp < 0x80) {
+        t[(*k)++] = (char)cp;
+    } else if (cp < 0x800) {
+        t[(*k)++] = (char)(0xc0 | cp >> 6);
+        t[(*k)++] = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        t[(*k)++] = (char)(0xe0 | cp >> 12);
+        t[(*k)++] = (char)(0x80 | (cp >> 6 & 0x3f));
+        t[(*k)++] = (char)(0x80 | (cp & 0x3f));
+    } else {
+        t[(*k)++] = (char)(0xf0 | cp >> 18);
+        t[(*k)++] = (char)(0x80 | (cp >> 12 & 0x3f));
+        t[(*k)++] = (char)(0x80 | (cp >> 6 & 0x3f));
+        t[(*k)++] = (char)(0x80 | (cp & 0x3f));
+    }
+}
+
+/* The value of `digits` hex digits at p[i] (-1 when they are not). */
+static long hex_at(const char *p, size_t n, size_t i, int digits) {
+    long v = 0;
+    for (int d = 0; d < digits; d++) {
+        if (i + (size_t)d >= n) return -1;
+        const char c = p[i + (size_t)d];
+        const int x = c >= '0' && c <= '9'   ? c - '0'
+                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                             : -1;
+        if (x < 0) return -1;
+        v = v * 16 + x;
+    }
+    return v;
+}
+
+/* A Python string literal at p[*i], '...' or "...", with its escapes. */
+static cJSON *py_string(const char *p, size_t n, size_t *i) {
+    const char q = p[*i];
+    char *t = malloc(n - *i + 1); /* the text can only shrink */
+    if (!t) return NULL;
+    size_t k = 0, j = *i + 1;
+    for (; j < n && p[j] != q; j++) {
+        if (p[j] != '\\') {
+            t[k++] = p[j];
+            continue;
+        }
+        if (++j == n) break;
+        static const char from[] = "nrtbf0", to[] = "\n\r\t\b\f";
+        const char *e = strchr(from, p[j]);
+        const int width = p[j] == 'x' ? 2 : p[j] == 'u' ? 4 : p[j] == 'U' ? 8 : 0;
+        if (e && *e) {
+            t[k++] = to[e - from]; /* \0: NUL (the sixth, to[]'s terminator) */
+        } else if (width) {
+            const long cp = hex_at(p, n, j + 1, width);
+            if (cp < 0 || cp > 0x10ffff) break;
+            put_utf8(t, &k, (unsigned)cp);
+            j += (size_t)width;
+        } else {
+            t[k++] = p[j]; /* \\, \', \" and any other: the character */
+        }
+    }
+    cJSON *v = NULL;
+    if (j < n && p[j] == q) {
+        t[k] = '\0';
+        v = memchr(t, '\0', k) ? NULL : cJSON_CreateString(t); /* no NUL in JSON text here */
+        *i = j + 1;
+    }
+    free(t);
+    return v;
+}
+
+/* A Python literal (or JSON's true / false / null, which LFM2 writes too). */
+// NOLINTNEXTLINE(misc-no-recursion): depth <= GEMMA_DEPTH_MAX
+static cJSON *py_value(const char *p, size_t n, size_t *i, int depth) {
+    skip_ws(p, n, i);
+    if (*i >= n || depth > GEMMA_DEPTH_MAX) return NULL;
+    if (p[*i] == '"' || p[*i] == '\'') return py_string(p, n, i);
+    if (p[*i] == '[' || p[*i] == '(' || p[*i] == '{')
+        return lit_container(&py_syntax, p, n, i, depth);
+    if (p[*i] == '-' || (p[*i] >= '0' && p[*i] <= '9')) return gemma_number(p, n, i);
+    return gemma_value(p, n, i, depth); /* the words; anything else fails there */
+}
+
+/* A dict's key: a string literal. */
+// NOLINTNEXTLINE(misc-no-recursion): through py_value, depth <= GEMMA_DEPTH_MAX
+static char *py_key(const char *p, size_t n, size_t *i, int depth) {
+    cJSON *k = py_value(p, n, i, depth + 1);
+    char *key = cJSON_IsString(k) ? strdup(k->valuestring) : NULL;
+    cJSON_Delete(k);
+    return key;
+}
+
+static bool py_ident_char(char c, bool first) {
+    return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (!first && ((c >= '0' && c <= '9') || c == '-' || c == '.'));
+}
+
+/* An identifier at p[*i] into out (1 to 255 bytes); false when there is none. */
+static bool py_ident(const char *p, size_t n, size_t *i, char *out) {
+    size_t k = *i;
+    while (k < n && k - *i < 255 && py_ident_char(p[k], k == *i)) k++;
+    if (k == *i) return false;
+    memcpy(out, p + *i, k - *i);
+    out[k - *i] = '\0';
+    *i = k;
+    return true;
+}
+
+/* One call NAME(key=value, ...) at p[*i] of a declared function. */
+static bool py_call(const srv_tool_set *r, const char *p, size_t n, size_t *i, srv_call_out *c) {
+    char fn[256], key[256];
+    skip_ws(p, n, i);
+    if (!py_ident(p, n, i, fn) || !declared(r, fn)) return false;
+    skip_ws(p, n, i);
+    if (*i >= n || p[*i] != '(') return false;
+    (*i)++;
+    cJSON *args = cJSON_CreateObject();
+    bool ok = args != NULL;
+    while (ok) {
+        skip_ws(p, n, i);
+        if (*i < n && p[*i] == ')') {
+            (*i)++;
+            break;
+        }
+        ok = py_ident(p, n, i, key);
+        skip_ws(p, n, i);
+        ok = ok && *i < n && p[*i] == '=' && !cJSON_GetObjectItemCaseSensitive(args, key);
+        if (ok) (*i)++;
+        cJSON *v = ok ? py_value(p, n, i, 1) : NULL;
+        ok = v && cJSON_AddItemToObject(args, key, v);
+        if (!ok) cJSON_Delete(v);
+        skip_ws(p, n, i);
+        if (ok && *i < n && p[*i] == ',')
+            (*i)++;
+        else if (ok && (*i >= n || p[*i] != ')'))
+            ok = false;
+    }
+    ok = ok && fill_call(c, fn, args);
+    cJSON_Delete(args);
+    return ok;
+}
+
+/* LFM2's block body p[0..n): [call, ...] and nothing else, into found
+ * (at most cap); the count, or -1 when it is not such a list. */
+static int py_calls(const srv_tool_set *r, const char *p, size_t n, srv_call_out *found, int cap) {
+    size_t i = 0;
+    int k = 0;
+    skip_ws(p, n, &i);
+    bool ok = i < n && p[i] == '[';
+    for (i++; ok;) {
+        skip_ws(p, n, &i);
+        if (k > 0 && i < n && p[i] == ']') {
+            i++;
+            break;
+        }
+        ok = k < cap && py_call(r, p, n, &i, &found[k]);
+        if (ok) k++;
+        skip_ws(p, n, &i);
+        if (ok && i < n && p[i] == ',')
+            i++;
+        else if (ok && (i >= n || p[i] != ']'))
+            ok = false;
+    }
+    skip_ws(p, n, &i);
+    if (ok && i == n) return k;
+    for (int j = 0; j < k; j++) {
+        free(found[j].name);
+        free(found[j].arguments);
+    }
+    return -1;
 }
 
 /* One call from p[0..n) (leading white space allowed): a JSON object,
@@ -492,11 +685,28 @@ static bool bare_calls(const srv_tool_set *r, const char *text, size_t len, acc 
     return n > 0;
 }
 
-/* The block text[body..body_end) (between the tags) as a call taken into
- * a; false when it stays content: no call (or more than the object in the
- * block), or past the cap. */
-static bool take_block(acc *a, const srv_tool_set *r, const char *text, size_t body,
+/* The block text[body..body_end) (between the tags of pair `kind`) as
+ * calls taken into a; false when it stays content: no call (or more than
+ * the object in the block), or past the cap. LFM2's block is a list of
+ * calls, or (a forced call) the JSON object. */
+static bool take_block(acc *a, const srv_tool_set *r, int kind, const char *text, size_t body,
                        size_t body_end) {
+    size_t at = body;
+    while (at < body_end && is_ws(text[at])) at++;
+    if (kind == TAG_LFM2 && at < body_end && text[at] == '[') {
+        srv_call_out found[SRV_MAX_TOOL_CALLS];
+        const int n = py_calls(r, text + body, body_end - body, found, SRV_MAX_TOOL_CALLS);
+        const bool fits = a->taken + a->out->n_calls + n <= SRV_MAX_TOOL_CALLS || !r->parallel;
+        for (int k = 0; k < n; k++) {
+            if (fits) {
+                (void)add_call(a, r, &found[k]); /* taken, or dropped (parallel false) */
+            } else {                             /* past the cap: the whole list stays content */
+                free(found[k].name);
+                free(found[k].arguments);
+            }
+        }
+        return n > 0 && fits;
+    }
     size_t used = 0;
     srv_call_out c = {0};
     if (!read_call(r, text + body, body_end - body, &used, &c)) return false;
@@ -514,7 +724,7 @@ static bool take_block(acc *a, const srv_tool_set *r, const char *text, size_t b
  * when there is none. */
 static const char *find_open(const char *s, size_t n, int *kind) {
     const char *first = NULL;
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < N_TAGS; k++) {
         const char *o = find(s, n, tags[k].open, tags[k].open_len);
         if (o && (!first || o < first)) {
             first = o;
@@ -545,7 +755,7 @@ bool srv_tools_parse_set(const srv_tool_set *r, const char *text, size_t len, bo
             const size_t body_end = cl ? (size_t)(cl - text) : len;
             const size_t next = cl ? body_end + tags[kind].close_len : len;
             add_content(&a, text + i, at - i);
-            if (!take_block(&a, r, text, body, body_end))
+            if (!take_block(&a, r, kind, text, body, body_end))
                 add_content(&a, text + at, next - at); /* not a call: the model's text stays */
             i = next;
         }
@@ -698,7 +908,7 @@ size_t srv_tools_stream_content(srv_tools_stream *s, const char *text, size_t le
             return 0;
         }
         /* a possible opening tag (of either pair) cut at the end */
-        for (int t = 0; t < 2; t++) {
+        for (int t = 0; t < N_TAGS; t++) {
             for (size_t k = tags[t].open_len - 1; k >= 1; k--) {
                 if (k <= len && !memcmp(text + len - k, tags[t].open, k)) {
                     if (len - k < end) end = len - k;
@@ -735,7 +945,8 @@ bool srv_tools_stream_calls(srv_tools_stream *s, const srv_tool_set *r, const ch
             break;
         }
         const size_t body_end = (size_t)(cl - text);
-        (void)take_block(&a, r, text, s->body, body_end); /* no call: content, sent at the end */
+        /* no call: content, sent at the end */
+        (void)take_block(&a, r, s->kind, text, s->body, body_end);
         s->in_call = false;
         s->scan = body_end + close_len;
     }

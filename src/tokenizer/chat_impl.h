@@ -152,6 +152,14 @@ bool ct_tools_xml_call(ct_buf *b, const tok_chat_tool_call *c);
  * not what they need or memory ran out. */
 bool ct_tools_gemma_block(ct_buf *b, const char *tools_json);
 bool ct_tools_gemma_call(ct_buf *b, const tok_chat_tool_call *c);
+/* LFM2's tool list for its system turn, "List of tools: <|tool_list_start|>["
+ * + each tool of tools_json through tojson, ", " between + "]<|tool_list_end|>",
+ * and an assistant turn's calls as the model writes them,
+ * <|tool_call_start|>[NAME(key=VALUE, ...), ...]<|tool_call_end|> (values
+ * through tojson; JSON's literals, which LFM2 reads too). False when the JSON
+ * is not what they need or memory ran out. */
+bool ct_tools_lfm2_block(ct_buf *b, const char *tools_json);
+bool ct_tools_lfm2_calls(ct_buf *b, const tok_chat_tool_call *calls, int n);
 /* The generic rendering for templates without tools: m[0..n) rewritten as
  * plain system/user/assistant messages (the tools block joined to the
  * system message, calls as <tool_call> text, consecutive results as one

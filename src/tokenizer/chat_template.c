@@ -79,7 +79,7 @@ static const char ct_names[] = "chatml|qwen2.5|qwen3|qwen3-thinking|qwen3.5|llam
                                "llama3.2|gemma|"
                                "gemma3|gemma4|phi3|phi3-mini|phi4-mini|phi4|deepseek-r1|granite|"
                                "granite3.3|olmo2|zephyr|exaone4|llama2|llama2-sys|mistral-v1|"
-                               "mistral-v3|mistral-v3-tekken|mistral-v7";
+                               "mistral-v3|mistral-v3-tekken|mistral-v7|lfm2";
 
 const char *tok_chat_names(void) { return ct_names; }
 
@@ -87,6 +87,8 @@ hearth_err tok_chat_named(const char *name, tok_chat_template *out) {
     tok_chat_template t;
     if (!strcmp(name, "chatml")) {
         t = (tok_chat_template){.family = TOK_CHAT_CHATML, .name = "chatml"};
+    } else if (!strcmp(name, "lfm2")) {
+        t = (tok_chat_template){.family = TOK_CHAT_CHATML, .name = "lfm2", .tools = TOK_TOOLS_LFM2};
     } else if (!strcmp(name, "qwen2.5")) {
         t = (tok_chat_template){
             .family = TOK_CHAT_CHATML, .name = "qwen2.5", .tools = TOK_TOOLS_HERMES};
@@ -250,6 +252,11 @@ static hearth_err detect_chatml(const char *s, tok_chat_template *t) {
         t->tools = has(s, "<function=") && has(s, "You have access to the following functions:")
                        ? TOK_TOOLS_XML
                        : TOK_TOOLS_HERMES;
+    /* LFM2: "List of tools: <|tool_list_start|>[" + tools joined ", " + "]<|tool_list_end|>" */
+    if (has(s, "<|tool_list_start|>") && has(s, "<|tool_list_end|>")) {
+        t->tools = TOK_TOOLS_LFM2;
+        t->name = "lfm2";
+    }
     /* Qwen 3: {%- if tool_call.arguments is string %}{{- tool_call.arguments }} */
     t->tool_args_raw = has(s, "arguments is string");
     chatml_default_system(s, t);
@@ -461,6 +468,17 @@ static hearth_err render_chatml(const tok_chat_template *t, const ct_msg *m, siz
             return hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: 'tools' is not a JSON array");
         buf_puts(b, "<|im_end|>\n");
         i0 = sys ? 1 : 0;
+    } else if (t->tools == TOK_TOOLS_LFM2 && ct_json_nonempty_array(o->tools)) {
+        /* system content + ("\n" if it is not empty) + the tool list */
+        buf_puts(b, "<|im_start|>system\n");
+        if (sys && m[0].content.n) {
+            buf_span(b, m[0].content);
+            buf_puts(b, "\n");
+        }
+        if (!ct_tools_lfm2_block(b, o->tools))
+            return hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: 'tools' is not a JSON array");
+        buf_puts(b, "<|im_end|>\n");
+        i0 = sys ? 1 : 0;
     } else if (sys) {
         buf_puts(b, "<|im_start|>system\n");
         buf_span(b, CONTENT(m[0]));
@@ -481,6 +499,22 @@ static hearth_err render_chatml(const tok_chat_template *t, const ct_msg *m, siz
         }
     }
     for (size_t i = i0; i < n; i++) {
+        if (t->tools == TOK_TOOLS_LFM2 && m[i].role == TOK_CHAT_TOOL) { /* a turn each */
+            buf_puts(b, "<|im_start|>tool\n<|tool_response_start|>");
+            buf_span(b, m[i].content);
+            buf_puts(b, "<|tool_response_end|><|im_end|>\n");
+            continue;
+        }
+        if (t->tools == TOK_TOOLS_LFM2 && m[i].role == TOK_CHAT_ASSISTANT && m[i].n_calls) {
+            /* the calls as the model wrote them, then its text */
+            buf_puts(b, "<|im_start|>assistant\n");
+            if (!ct_tools_lfm2_calls(b, m[i].calls, m[i].n_calls))
+                return hr_fail(HEARTH_ERR_INVALID_ARG,
+                               "chat template: the arguments of a tool call are not a JSON object");
+            buf_span(b, m[i].content);
+            buf_puts(b, "<|im_end|>\n");
+            continue;
+        }
         if (m[i].role == TOK_CHAT_TOOL) {
             /* consecutive results share one user turn */
             if (i == 0 || m[i - 1].role != TOK_CHAT_TOOL) buf_puts(b, "<|im_start|>user");
