@@ -402,12 +402,43 @@ static void test_lfm2(void) {
     const tok_chat_msg_tools bad_tools[] = {{0}, {0}, {&bad, 1, NULL}};
     hearth_err err;
     CHECK(render(&t, conv, 3, tools, bad_tools, &err) == NULL && err == HEARTH_ERR_INVALID_ARG);
-    CHECK(tok_chat_named("lfm2", &t) == HEARTH_OK && t.tools == TOK_TOOLS_LFM2);
+    CHECK(tok_chat_named("lfm2", &t) == HEARTH_OK && t.tools == TOK_TOOLS_LFM2 && !t.lfm25);
+}
+
+/* LFM2.5-Instruct's template: the tool list without markers, results as
+ * they are, and an assistant turn before the last keeping only what follows
+ * its </think> (jinja2's rendering of its source, the call as content). */
+static void test_lfm25(void) {
+    tok_chat_template t = detect(TMPL_LFM25);
+    CHECK(t.tools == TOK_TOOLS_LFM2 && t.lfm25 && t.think && !strcmp(t.name, "lfm2.5"));
+    static const tok_chat_msg c25[] = {MSG(SYSTEM, "S"),
+                                       MSG(USER, "Weather in Paris?"),
+                                       MSG(ASSISTANT, "<think>r1</think>\n A1 \n"),
+                                       MSG(USER, "Q2"),
+                                       MSG(ASSISTANT, ""),
+                                       MSG(TOOL, "18 C"),
+                                       MSG(ASSISTANT, "<think>r2</think>A2")};
+    static const tok_chat_msg_tools c25_tools[] = {{0}, {0}, {0}, {0}, {&call, 1, NULL}, {0}, {0}};
+    char expected[8 * sizeof tool_line];
+    snprintf(
+        expected, sizeof expected,
+        "<|im_start|>system\nS\nList of tools: [%s]<|im_end|>\n<|im_start|>user\nWeather in "
+        "Paris?<|im_end|>\n<|im_start|>assistant\nA1<|im_end|>\n<|im_start|>user\nQ2<|im_end|>"
+        "\n<|im_start|>assistant\n<|tool_call_start|>[get_weather(city=\"Paris\", units=\"\xc2\xb0"
+        "C\")]<|tool_call_end|><|im_end|>\n<|im_start|>tool\n18 C<|im_end|>\n<|im_start|>"
+        "assistant\n<think>r2</think>A2<|im_end|>\n<|im_start|>assistant\n",
+        tool_line);
+    check("lfm2.5", &t, c25, N(c25), tools, c25_tools, expected);
+    check("lfm2.5 the last assistant turn whole", &t, c25 + 1, 2, NULL, NULL,
+          "<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n<think>r1</think>"
+          "\n A1 \n<|im_end|>\n<|im_start|>assistant\n");
+    CHECK(tok_chat_named("lfm2.5", &t) == HEARTH_OK && t.lfm25);
 }
 
 int main(void) {
     test_detect();
     test_lfm2();
+    test_lfm25();
     test_qwen();
     test_qwen35();
     test_llama();

@@ -79,6 +79,23 @@ hearth_err ct_inst_detect(const char *s, tok_chat_template *out);
 hearth_err ct_inst_render(const tok_chat_template *t, const ct_msg *m, size_t n,
                           const tok_chat_opts *o, ct_buf *b);
 
+/* ---- chat_lfm2.c ------------------------------------------------------------ */
+
+/* LFM2's and LFM2.5's templates (name "lfm2", "lfm2.5") into *out; false
+ * when name (or the normalized template text s) is neither. */
+bool ct_lfm2_named(const char *name, tok_chat_template *out);
+bool ct_lfm2_detect(const char *s, tok_chat_template *out);
+/* m[0..n) and the tools as the template prints them, appended to b. */
+hearth_err ct_lfm2_render(const tok_chat_template *t, const ct_msg *m, size_t n,
+                          const tok_chat_opts *o, ct_buf *b);
+
+/* ---- chat_template.c --------------------------------------------------------- */
+
+/* A role's name in ChatML turns ("system", "user", "assistant", "tool"). */
+const char *ct_role_name(tok_chat_role r);
+/* The first (or last) occurrence of needle in s, or NULL. */
+const char *ct_span_find(ct_span s, const char *needle, bool last);
+
 /* ---- chat_json.c ------------------------------------------------------------ */
 
 /* Appends what Python's json.dumps(json.loads(text), ensure_ascii=False,
@@ -152,14 +169,6 @@ bool ct_tools_xml_call(ct_buf *b, const tok_chat_tool_call *c);
  * not what they need or memory ran out. */
 bool ct_tools_gemma_block(ct_buf *b, const char *tools_json);
 bool ct_tools_gemma_call(ct_buf *b, const tok_chat_tool_call *c);
-/* LFM2's tool list for its system turn, "List of tools: <|tool_list_start|>["
- * + each tool of tools_json through tojson, ", " between + "]<|tool_list_end|>",
- * and an assistant turn's calls as the model writes them,
- * <|tool_call_start|>[NAME(key=VALUE, ...), ...]<|tool_call_end|> (values
- * through tojson; JSON's literals, which LFM2 reads too). False when the JSON
- * is not what they need or memory ran out. */
-bool ct_tools_lfm2_block(ct_buf *b, const char *tools_json);
-bool ct_tools_lfm2_calls(ct_buf *b, const tok_chat_tool_call *calls, int n);
 /* The generic rendering for templates without tools: m[0..n) rewritten as
  * plain system/user/assistant messages (the tools block joined to the
  * system message, calls as <tool_call> text, consecutive results as one

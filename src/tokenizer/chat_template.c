@@ -61,7 +61,7 @@ static ct_span span_rstrip_nl(ct_span s) { /* str.rstrip('\n') */
 }
 
 /* First (last when `last`) occurrence of needle in s, or NULL. */
-static const char *span_find(ct_span s, const char *needle, bool last) {
+const char *ct_span_find(ct_span s, const char *needle, bool last) {
     const size_t m = strlen(needle);
     const char *hit = NULL;
     for (size_t i = 0; m <= s.n && i + m <= s.n; i++) {
@@ -79,7 +79,7 @@ static const char ct_names[] = "chatml|qwen2.5|qwen3|qwen3-thinking|qwen3.5|llam
                                "llama3.2|gemma|"
                                "gemma3|gemma4|phi3|phi3-mini|phi4-mini|phi4|deepseek-r1|granite|"
                                "granite3.3|olmo2|zephyr|exaone4|llama2|llama2-sys|mistral-v1|"
-                               "mistral-v3|mistral-v3-tekken|mistral-v7|lfm2";
+                               "mistral-v3|mistral-v3-tekken|mistral-v7|lfm2|lfm2.5";
 
 const char *tok_chat_names(void) { return ct_names; }
 
@@ -87,8 +87,6 @@ hearth_err tok_chat_named(const char *name, tok_chat_template *out) {
     tok_chat_template t;
     if (!strcmp(name, "chatml")) {
         t = (tok_chat_template){.family = TOK_CHAT_CHATML, .name = "chatml"};
-    } else if (!strcmp(name, "lfm2")) {
-        t = (tok_chat_template){.family = TOK_CHAT_CHATML, .name = "lfm2", .tools = TOK_TOOLS_LFM2};
     } else if (!strcmp(name, "qwen2.5")) {
         t = (tok_chat_template){
             .family = TOK_CHAT_CHATML, .name = "qwen2.5", .tools = TOK_TOOLS_HERMES};
@@ -164,8 +162,8 @@ hearth_err tok_chat_named(const char *name, tok_chat_template *out) {
         t = (tok_chat_template){.family = TOK_CHAT_TULU, .name = "olmo2", .bos = true};
     } else if (!strcmp(name, "zephyr")) {
         t = (tok_chat_template){.family = TOK_CHAT_TULU, .name = "zephyr", .eos_turns = true};
-    } else if (ct_inst_named(name, &t)) {
-        /* the [INST] formats: chat_inst.c */
+    } else if (ct_inst_named(name, &t) || ct_lfm2_named(name, &t)) {
+        /* the [INST] formats (chat_inst.c), LFM2's (chat_lfm2.c) */
     } else if (!strcmp(name, "phi4")) {
         t = (tok_chat_template){.family = TOK_CHAT_PHI4, .name = "phi4", .legacy_turns = true};
     } else if (!strcmp(name, "deepseek-r1")) {
@@ -222,6 +220,7 @@ static void chatml_default_system(const char *s, tok_chat_template *t) {
 }
 
 static hearth_err detect_chatml(const char *s, tok_chat_template *t) {
+    if (ct_lfm2_detect(s, t)) return HEARTH_OK; /* LFM2, LFM2.5: chat_lfm2.c */
     if (has(s, "<end_of_utterance>"))
         return hr_fail(HEARTH_ERR_UNSUPPORTED,
                        "chat template: SmolVLM's template is not supported");
@@ -252,11 +251,6 @@ static hearth_err detect_chatml(const char *s, tok_chat_template *t) {
         t->tools = has(s, "<function=") && has(s, "You have access to the following functions:")
                        ? TOK_TOOLS_XML
                        : TOK_TOOLS_HERMES;
-    /* LFM2: "List of tools: <|tool_list_start|>[" + tools joined ", " + "]<|tool_list_end|>" */
-    if (has(s, "<|tool_list_start|>") && has(s, "<|tool_list_end|>")) {
-        t->tools = TOK_TOOLS_LFM2;
-        t->name = "lfm2";
-    }
     /* Qwen 3: {%- if tool_call.arguments is string %}{{- tool_call.arguments }} */
     t->tool_args_raw = has(s, "arguments is string");
     chatml_default_system(s, t);
@@ -359,7 +353,7 @@ hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out)
 
 /* ---- rendering ----------------------------------------------------------- */
 
-static const char *role_name(tok_chat_role r) {
+const char *ct_role_name(tok_chat_role r) {
     return r == TOK_CHAT_SYSTEM      ? "system"
            : r == TOK_CHAT_USER      ? "user"
            : r == TOK_CHAT_ASSISTANT ? "assistant"
@@ -376,14 +370,14 @@ static ct_span qwen3_assistant(const tok_chat_template *t, ct_buf *b, ct_span c,
                                bool last) {
     if (t->trim) c = ct_trim(c);
     ct_span content = c, reasoning = {c.p, 0};
-    const char *first_end = span_find(c, "</think>", false);
+    const char *first_end = ct_span_find(c, "</think>", false);
     if (first_end) {
-        const char *last_end = span_find(c, "</think>", true);
+        const char *last_end = ct_span_find(c, "</think>", true);
         assert(last_end); /* found from the start, so from the end */
         const char *after = last_end + strlen("</think>");
         content = span_lstrip_nl((ct_span){after, (size_t)(c.p + c.n - after)});
         ct_span before = span_rstrip_nl((ct_span){c.p, (size_t)(first_end - c.p)});
-        const char *open = span_find(before, "<think>", true);
+        const char *open = ct_span_find(before, "<think>", true);
         if (open) {
             const char *r = open + strlen("<think>");
             before = (ct_span){r, (size_t)(before.p + before.n - r)};
@@ -468,17 +462,6 @@ static hearth_err render_chatml(const tok_chat_template *t, const ct_msg *m, siz
             return hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: 'tools' is not a JSON array");
         buf_puts(b, "<|im_end|>\n");
         i0 = sys ? 1 : 0;
-    } else if (t->tools == TOK_TOOLS_LFM2 && ct_json_nonempty_array(o->tools)) {
-        /* system content + ("\n" if it is not empty) + the tool list */
-        buf_puts(b, "<|im_start|>system\n");
-        if (sys && m[0].content.n) {
-            buf_span(b, m[0].content);
-            buf_puts(b, "\n");
-        }
-        if (!ct_tools_lfm2_block(b, o->tools))
-            return hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: 'tools' is not a JSON array");
-        buf_puts(b, "<|im_end|>\n");
-        i0 = sys ? 1 : 0;
     } else if (sys) {
         buf_puts(b, "<|im_start|>system\n");
         buf_span(b, CONTENT(m[0]));
@@ -499,22 +482,6 @@ static hearth_err render_chatml(const tok_chat_template *t, const ct_msg *m, siz
         }
     }
     for (size_t i = i0; i < n; i++) {
-        if (t->tools == TOK_TOOLS_LFM2 && m[i].role == TOK_CHAT_TOOL) { /* a turn each */
-            buf_puts(b, "<|im_start|>tool\n<|tool_response_start|>");
-            buf_span(b, m[i].content);
-            buf_puts(b, "<|tool_response_end|><|im_end|>\n");
-            continue;
-        }
-        if (t->tools == TOK_TOOLS_LFM2 && m[i].role == TOK_CHAT_ASSISTANT && m[i].n_calls) {
-            /* the calls as the model wrote them, then its text */
-            buf_puts(b, "<|im_start|>assistant\n");
-            if (!ct_tools_lfm2_calls(b, m[i].calls, m[i].n_calls))
-                return hr_fail(HEARTH_ERR_INVALID_ARG,
-                               "chat template: the arguments of a tool call are not a JSON object");
-            buf_span(b, m[i].content);
-            buf_puts(b, "<|im_end|>\n");
-            continue;
-        }
         if (m[i].role == TOK_CHAT_TOOL) {
             /* consecutive results share one user turn */
             if (i == 0 || m[i - 1].role != TOK_CHAT_TOOL) buf_puts(b, "<|im_start|>user");
@@ -536,7 +503,7 @@ static hearth_err render_chatml(const tok_chat_template *t, const ct_msg *m, siz
             continue;
         }
         buf_puts(b, "<|im_start|>");
-        buf_puts(b, role_name(m[i].role));
+        buf_puts(b, ct_role_name(m[i].role));
         buf_puts(b, "\n");
         buf_span(b, CONTENT(m[i]));
         buf_puts(b, "<|im_end|>\n");
@@ -642,7 +609,7 @@ static hearth_err render_llama3(const tok_chat_template *t, const ct_msg *m, siz
             continue;
         }
         buf_puts(b, "<|start_header_id|>");
-        buf_puts(b, role_name(m[i].role));
+        buf_puts(b, ct_role_name(m[i].role));
         buf_puts(b, "<|end_header_id|>\n\n");
         buf_span(b, ct_trim(m[i].content));
         buf_puts(b, "<|eot_id|>");
@@ -665,7 +632,7 @@ static hearth_err render_gemma(const tok_chat_template *t, const ct_msg *m, size
             return hr_fail(HEARTH_ERR_INVALID_ARG,
                            "Conversation roles must alternate user/assistant/user/assistant/...");
         buf_puts(b, "<start_of_turn>");
-        buf_puts(b, m[i].role == TOK_CHAT_ASSISTANT ? "model" : role_name(m[i].role));
+        buf_puts(b, m[i].role == TOK_CHAT_ASSISTANT ? "model" : ct_role_name(m[i].role));
         buf_puts(b, "\n");
         if (k == 0 && i0 == 1) {
             buf_span(b, prefix);
@@ -684,9 +651,9 @@ static void gemma4_strip_thinking(ct_buf *b, ct_span c) {
     static const char open[] = "<|channel>", close[] = "<channel|>";
     ct_buf t = {0};
     for (;;) {
-        const char *end = span_find(c, close, false);
+        const char *end = ct_span_find(c, close, false);
         ct_span part = {c.p, end ? (size_t)(end - c.p) : c.n};
-        const char *o = span_find(part, open, false);
+        const char *o = ct_span_find(part, open, false);
         if (o) part.n = (size_t)(o - part.p);
         buf_span(&t, part);
         if (!end) break;
@@ -761,7 +728,7 @@ static hearth_err render_gemma4(const tok_chat_template *t, const ct_msg *m, siz
         while (j > i0 && m[j - 1].role == TOK_CHAT_TOOL) j--;
         if (!(model && j > i0 && m[j - 1].role == TOK_CHAT_ASSISTANT)) {
             buf_puts(b, "<|turn>");
-            buf_puts(b, model ? "model" : role_name(m[i].role));
+            buf_puts(b, model ? "model" : ct_role_name(m[i].role));
             buf_puts(b, "\n");
         }
         size_t results = 0;
@@ -811,7 +778,7 @@ static void render_phi3(const tok_chat_template *t, const ct_msg *m, size_t n, c
         }
         if (m[i].role == TOK_CHAT_SYSTEM && t->skip_empty_system && m[i].content.n == 0) continue;
         buf_puts(b, "<|");
-        buf_puts(b, role_name(m[i].role));
+        buf_puts(b, ct_role_name(m[i].role));
         buf_puts(b, "|>");
         buf_puts(b, nl);
         buf_span(b, m[i].content);
@@ -840,7 +807,7 @@ static void render_deepseek(const tok_chat_template *t, const ct_msg *m, size_t 
             buf_span(b, m[i].content);
         } else if (m[i].role == TOK_CHAT_ASSISTANT) {
             ct_span c = m[i].content;
-            const char *end = span_find(c, "</think>", true);
+            const char *end = ct_span_find(c, "</think>", true);
             if (end) {
                 const char *after = end + strlen("</think>");
                 c = (ct_span){after, (size_t)(c.p + c.n - after)};
@@ -860,7 +827,7 @@ static void render_phi4(const tok_chat_template *t, const ct_msg *m, size_t n, c
             continue;
         }
         buf_puts(b, "<|im_start|>");
-        buf_puts(b, role_name(m[i].role));
+        buf_puts(b, ct_role_name(m[i].role));
         buf_puts(b, "<|im_sep|>");
         buf_span(b, m[i].content);
         buf_puts(b, "<|im_end|>");
@@ -886,7 +853,7 @@ static void render_granite(const tok_chat_template *t, const ct_msg *m, size_t n
     }
     for (size_t i = 0; i < n; i++) {
         buf_puts(b, "<|start_of_role|>");
-        buf_puts(b, role_name(m[i].role));
+        buf_puts(b, ct_role_name(m[i].role));
         buf_puts(b, "<|end_of_role|>");
         buf_span(b, m[i].content);
         buf_puts(b, "<|end_of_text|>\n");
@@ -901,7 +868,7 @@ static void render_tulu(const tok_chat_template *t, const ct_msg *m, size_t n,
     if (t->bos) buf_puts(b, o->bos);
     for (size_t i = 0; i < n; i++) {
         buf_puts(b, "<|");
-        buf_puts(b, role_name(m[i].role));
+        buf_puts(b, ct_role_name(m[i].role));
         buf_puts(b, "|>\n");
         buf_span(b, m[i].content);
         if (t->eos_turns || m[i].role == TOK_CHAT_ASSISTANT) buf_puts(b, o->eos);
@@ -914,7 +881,7 @@ static void render_tulu(const tok_chat_template *t, const ct_msg *m, size_t n,
 static void render_exaone4(const ct_msg *m, size_t n, ct_buf *b) {
     for (size_t i = 0; i < n; i++) {
         buf_puts(b, "[|");
-        buf_puts(b, role_name(m[i].role));
+        buf_puts(b, ct_role_name(m[i].role));
         buf_puts(b, "|]");
         buf_span(b, ct_trim(m[i].content));
         buf_puts(b, m[i].role == TOK_CHAT_USER ? "\n" : "[|endofturn|]\n");
@@ -1031,7 +998,10 @@ hearth_err tok_chat_render(const tok_chat_template *t, const tok_chat_msg *msgs,
     ct_buf b = {0};
     hearth_err err = HEARTH_OK;
     switch (t->family) {
-    case TOK_CHAT_CHATML: err = render_chatml(t, mm, nm, &o, &b); break;
+    case TOK_CHAT_CHATML:
+        err = t->tools == TOK_TOOLS_LFM2 ? ct_lfm2_render(t, mm, nm, &o, &b)
+                                         : render_chatml(t, mm, nm, &o, &b);
+        break;
     case TOK_CHAT_LLAMA3: err = render_llama3(t, mm, nm, &o, &b); break;
     case TOK_CHAT_GEMMA: err = render_gemma(t, mm, nm, &o, &b); break;
     case TOK_CHAT_PHI3:

@@ -99,6 +99,7 @@ typedef struct tok_chat_template {
     bool skip_empty_system; /* Phi-3.5: a system message with empty content prints nothing */
     bool role_newline;      /* Phi: a newline after <|role|> (Phi-3/3.5: yes; Phi-4-mini: no) */
     bool eos_turns;         /* Zephyr (TOK_CHAT_TULU): every turn ends in eos + '\n' */
+    bool lfm25;             /* TOK_TOOLS_LFM2: LFM2.5's variant (chat_lfm2.c) */
     tok_chat_inst inst;     /* TOK_CHAT_INST: the variant */
     tok_chat_tools tools;   /* how tools, calls and results are rendered */
     bool tool_args_raw;     /* Qwen 3: a call's arguments string is printed as is (else tojson) */

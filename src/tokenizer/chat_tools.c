@@ -43,37 +43,6 @@ bool ct_tools_hermes_call(ct_buf *b, const tok_chat_tool_call *c, bool raw) {
     return true;
 }
 
-bool ct_tools_lfm2_block(ct_buf *b, const char *tools_json) {
-    buf_puts(b, "List of tools: <|tool_list_start|>[");
-    const size_t start = b->n;
-    if (!ct_json_dump_items(b, tools_json, strlen(tools_json), -1, "", ", ")) return false;
-    if (b->n > start) b->n -= 2; /* ", " goes between the tools only */
-    buf_puts(b, "]<|tool_list_end|>");
-    return !b->oom;
-}
-
-bool ct_tools_lfm2_calls(ct_buf *b, const tok_chat_tool_call *calls, int n) {
-    buf_puts(b, "<|tool_call_start|>[");
-    for (int c = 0; c < n; c++) {
-        const char *a = calls[c].arguments ? calls[c].arguments : "{}";
-        const ct_span args = {a, strlen(a)};
-        if (ct_jv_kind(args) != '{' || !ct_json_valid(args)) return false;
-        if (c) buf_puts(b, ", ");
-        buf_puts(b, calls[c].name);
-        buf_puts(b, "(");
-        ct_span key, val;
-        for (size_t at = 0, k = 0; ct_jv_next(args, &at, &key, &val); k++) {
-            if (k) buf_puts(b, ", ");
-            ct_jv_print(b, key, false);
-            buf_puts(b, "=");
-            if (!ct_json_dump(b, val.p, val.n, -1)) return false;
-        }
-        buf_puts(b, ")");
-    }
-    buf_puts(b, "]<|tool_call_end|>");
-    return !b->oom;
-}
-
 static const char xml_head[] = "# Tools\n\nYou have access to the following functions:\n\n<tools>";
 static const char xml_tail[] =
     "\n</tools>\n\nIf you choose to call a function ONLY reply in the following format with NO "
