@@ -136,5 +136,8 @@ bool hr_utf8_valid(const void *s, size_t len, size_t *bad);
 /* The well-formed character at s[0..len) (len >= 1) by that table: its code
  * point in *cp and its length, or 0 when it is not one. */
 size_t hr_utf8_next(const void *s, size_t len, uint32_t *cp);
+/* Encodes one code point (<= 0x10FFFF, surrogates allowed) into out[4];
+ * returns its length. */
+size_t hr_utf8_put(uint32_t cp, char *out);
 
 #endif

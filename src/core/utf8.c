@@ -1,8 +1,8 @@
 /*
  * utf8.c - the one table of well-formed UTF-8 (Unicode's table 3-7) that the
  * tokenizer's streaming decoder, the JSON recognizer and the server's
- * request check all read, so they agree on what is valid, and the one
- * strict decoder and validator over it.
+ * request check all read, so they agree on what is valid, the one
+ * strict decoder and validator over it, and the encoder.
  */
 #include "core.h"
 
@@ -47,4 +47,28 @@ bool hr_utf8_valid(const void *s, size_t len, size_t *bad) {
         }
     }
     return true;
+}
+
+size_t hr_utf8_put(uint32_t cp, char *out) {
+    uint8_t *o = (uint8_t *)out;
+    if (cp < 0x80) {
+        o[0] = (uint8_t)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (uint8_t)(0xC0 | (cp >> 6));
+        o[1] = (uint8_t)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (uint8_t)(0xE0 | (cp >> 12));
+        o[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (uint8_t)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (uint8_t)(0xF0 | ((cp >> 18) & 0x07));
+    o[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (uint8_t)(0x80 | (cp & 0x3F));
+    return 4;
 }

@@ -391,26 +391,6 @@ static bool read_gemma_call(const srv_tool_set *r, const char *p, size_t n, size
 
 /* ---- LFM2's calls: a Python list of name(key=value, ...) ------------------- */
 
-/* Appends code point cp to t as UTF-8 (a lone surrogate as U+FFFD). */
-static void put_utf8(char *t, size_t *k, unsigned cp) {
-    if (cp >= 0xd800 && cp < 0xe000) cp = 0xfffd;
-    if (cp < 0x80) {
-        t[(*k)++] = (char)cp;
-    } else if (cp < 0x800) {
-        t[(*k)++] = (char)(0xc0 | cp >> 6);
-        t[(*k)++] = (char)(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        t[(*k)++] = (char)(0xe0 | cp >> 12);
-        t[(*k)++] = (char)(0x80 | (cp >> 6 & 0x3f));
-        t[(*k)++] = (char)(0x80 | (cp & 0x3f));
-    } else {
-        t[(*k)++] = (char)(0xf0 | cp >> 18);
-        t[(*k)++] = (char)(0x80 | (cp >> 12 & 0x3f));
-        t[(*k)++] = (char)(0x80 | (cp >> 6 & 0x3f));
-        t[(*k)++] = (char)(0x80 | (cp & 0x3f));
-    }
-}
-
 /* The value of `digits` hex digits at p[i] (-1 when they are not). */
 static long hex_at(const char *p, size_t n, size_t i, int digits) {
     long v = 0;
@@ -447,7 +427,8 @@ static cJSON *py_string(const char *p, size_t n, size_t *i) {
         } else if (width) {
             const long cp = hex_at(p, n, j + 1, width);
             if (cp < 0 || cp > 0x10ffff) break;
-            put_utf8(t, &k, (unsigned)cp);
+            /* a lone surrogate as U+FFFD: arguments stay valid UTF-8 */
+            k += hr_utf8_put(cp >= 0xd800 && cp < 0xe000 ? 0xfffd : (uint32_t)cp, t + k);
             j += (size_t)width;
         } else {
             t[k++] = p[j]; /* \\, \', \" and any other: the character */

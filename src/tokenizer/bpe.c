@@ -36,7 +36,7 @@ static uint32_t byte_cp(uint8_t b) {
     return b;
 }
 
-size_t tok_bpe_byte_char(uint8_t b, char *out) { return tok_utf8_put(byte_cp(b), out); }
+size_t tok_bpe_byte_char(uint8_t b, char *out) { return hr_utf8_put(byte_cp(b), out); }
 
 int tok_bpe_char_byte(uint32_t cp) {
     if (cp < 256) return byte_cp((uint8_t)cp) == cp ? (int)cp : -1;
@@ -162,7 +162,7 @@ static hearth_err on_word(void *ctx, size_t start, size_t count) {
     if (err) return err;
     size_t n = 0, ne = 0, newlines = 0;
     for (size_t i = 0; i < count; i++) {
-        n += tok_utf8_put(c->cps[start + i], c->bytes + n);
+        n += hr_utf8_put(c->cps[start + i], c->bytes + n);
         newlines += c->cps[start + i] == '\n';
     }
     if (c->v->spm_bpe && newlines == count) { /* a newline run that is a token: whole */

@@ -56,7 +56,7 @@ static void put_bpe_text(sink *s, const char *t, size_t len) {
             put(s, &c, 1);
         } else {
             char u8[4], hex[16];
-            size_t n = tok_utf8_put(cp, u8);
+            size_t n = hr_utf8_put(cp, u8);
             put(s, "[UNK_BYTE_0x", 12);
             for (size_t j = 0; j < n; j++) {
                 snprintf(hex, sizeof hex, "%02x", (unsigned)(uint8_t)u8[j]);

@@ -256,7 +256,7 @@ static hearth_err subject_build(subject *sb, const uint32_t *cps, size_t n) {
             cp = 0xE000;
         sb->byte_of[i] = w;
         sb->cp_at[w] = (uint32_t)i;
-        w += tok_utf8_put(cp, sb->s + w);
+        w += hr_utf8_put(cp, sb->s + w);
     }
     sb->byte_of[n] = w;
     sb->cp_at[w] = (uint32_t)n;

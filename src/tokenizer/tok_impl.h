@@ -172,8 +172,6 @@ size_t tok_utf8_decode(const char *s, size_t n, uint32_t *cps);
 /* One code point of s[0..n) (n >= 1) as tok_utf8_decode reads it; returns the
  * bytes it took. */
 size_t tok_utf8_next(const char *s, size_t n, uint32_t *cp);
-/* Encodes one code point (<= 0x10FFFF, surrogates allowed) into out[4]. */
-size_t tok_utf8_put(uint32_t cp, char *out);
 
 /* ---- unicode_data.c / ucd.c ---- */
 enum {

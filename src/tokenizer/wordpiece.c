@@ -78,7 +78,7 @@ hearth_err tok_wpm_encode(const tok_vocab *v, const char *text, size_t len, tok_
             wl = 3;
         }
         if (cp == 0 || err) continue;
-        wl += tok_utf8_put(v->lowercase ? tok_uc_tolower(cp) : cp, word + wl);
+        wl += hr_utf8_put(v->lowercase ? tok_uc_tolower(cp) : cp, word + wl);
         if (alone) {
             err = encode_word(v, word, wl, out);
             wl = 3;
