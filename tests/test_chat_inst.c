@@ -13,6 +13,8 @@
  * does), and the expected prompt is the template's for the merged messages.
  */
 #include "test.h"
+
+#include <ctype.h>
 #include "tokenizer/chat_template.h"
 
 #include <stdlib.h>
@@ -616,7 +618,73 @@ static void test_not_zephyr(void) {
     CHECK(tok_chat_detect(olmo2, strlen(olmo2), &t) == HEARTH_OK && !strcmp(t.name, "olmo2"));
 }
 
+/* Mistral's tools (v3, v3-tekken): the expected text is jinja2's rendering of
+ * the templates above with the same conversation (9-character ids); an
+ * OpenAI id becomes the same 9 characters in the call and its result. */
+static void test_tools(void) {
+    static const char tool[] =
+        "{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":"
+        "\"Weather in a city\",\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":"
+        "{\"type\":\"string\"},\"days\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":7.5}},"
+        "\"required\":[\"city\"]}}}";
+    static const char listed[] =
+        "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": "
+        "\"Weather in a city\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": "
+        "{\"type\": \"string\"}, \"days\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": "
+        "7.5}}, \"required\": [\"city\"]}}}";
+    static const tok_chat_msg conv[] = {{TOK_CHAT_SYSTEM, "S", 1},
+                                        {TOK_CHAT_USER, "Weather in Paris?", 17},
+                                        {TOK_CHAT_ASSISTANT, "", 0},
+                                        {TOK_CHAT_TOOL, "18 C", 4},
+                                        {TOK_CHAT_ASSISTANT, "It is 18 C.", 11},
+                                        {TOK_CHAT_USER, "And Oslo?", 9}};
+    static const tok_chat_tool_call call = {"abcDEF123", "get_weather",
+                                            "{\"city\":\"Paris\",\"units\":\"\u00b0C\"}"};
+    const tok_chat_msg_tools mt[] = {{0}, {0}, {&call, 1, NULL}, {0, 0, "abcDEF123"}, {0}, {0}};
+    char tools[2 * sizeof tool + 4];
+    snprintf(tools, sizeof tools, "[%s,%s]", tool, tool);
+    static const struct {
+        const char *tmpl, *sp; /* "" or " ": v3 puts a space after the tags, tekken none */
+    } v[] = {{TMPL_MISTRAL_V3, " "}, {TMPL_MISTRAL_V3_TEKKEN, ""}};
+    for (size_t k = 0; k < N(v); k++) {
+        tok_chat_template t = {0};
+        REQUIRE(tok_chat_detect(v[k].tmpl, strlen(v[k].tmpl), &t) == HEARTH_OK);
+        CHECK(t.tools == TOK_TOOLS_MISTRAL);
+        const char *sp = v[k].sp;
+        char expected[4096];
+        snprintf(
+            expected, sizeof expected,
+            "<s>[INST]%sWeather in Paris?[/INST][TOOL_CALLS]%s[{\"name\": \"get_weather\", "
+            "\"arguments\": {\"city\": \"Paris\", \"units\": \"\xc2\xb0"
+            "C\"}, \"id\": \"abcDEF123\"}]</s>[TOOL_RESULTS]%s{\"content\": 18 C, \"call_id\": "
+            "\"abcDEF123\"}[/TOOL_RESULTS]%sIt is 18 C.</s>[AVAILABLE_TOOLS]%s[%s, "
+            "%s][/AVAILABLE_TOOLS][INST]%sS\n\nAnd Oslo?[/INST]",
+            sp, sp, sp, sp, sp, listed, listed, sp);
+        tok_chat_opts o = {.bos = "<s>", .eos = "</s>", .tools = tools, .msg_tools = mt};
+        char *out = NULL;
+        size_t len = 0;
+        const hearth_err err = tok_chat_render(&t, conv, N(conv), &o, &out, &len);
+        CHECKF(!err && !strcmp(out, expected), "%s tools:\n--- got ---\n%s\n--- expected ---\n%s",
+               t.name, err ? hearth_last_error() : out, expected);
+        free(out);
+        /* OpenAI's ids: 9 characters, the same in the call and its result */
+        static const tok_chat_tool_call oa = {"call_0123456789abcdef01234567", "get_weather", "{}"};
+        const tok_chat_msg_tools mt2[] = {
+            {0}, {0}, {&oa, 1, NULL}, {0, 0, "call_0123456789abcdef01234567"}, {0}, {0}};
+        o.msg_tools = mt2;
+        REQUIRE(tok_chat_render(&t, conv, N(conv), &o, &out, &len) == HEARTH_OK);
+        const char *id = strstr(out, "\"id\": \""), *cid = strstr(out, "\"call_id\": \"");
+        REQUIRE(id && cid);
+        id += 7, cid += 12;
+        CHECKF(id[9] == '"' && cid[9] == '"' && !memcmp(id, cid, 9), "%s ids: %.12s / %.12s",
+               t.name, id, cid);
+        for (int i = 0; i < 9; i++) CHECK(isalnum((unsigned char)id[i]));
+        free(out);
+    }
+}
+
 int main(void) {
+    test_tools();
     test_detect();
     test_render();
     test_system_only();

@@ -14,8 +14,8 @@
  * tool_choice "required" and a named function are enforced on the local
  * model by constrained decoding (tools_constrain.c): the synthetic model
  * writes random text, so only the constraint can make every reply, greedy
- * and sampled, streamed and not, under the Hermes (qwen3), Llama 3.1 and
- * LFM2 renderings, a call to an allowed function whose arguments validate
+ * and sampled, streamed and not, under the Hermes (qwen3), Llama 3.1, LFM2
+ * and Mistral v3 renderings, a call to an allowed function whose arguments validate
  * against its parameters (tests/json_schema_validate.h). The servers get a
  * larger --ctx than the model's 256 so the tools fit in the prompt.
  */
@@ -370,6 +370,11 @@ int main(void) {
     REQUIRE(
         test_server_start(&sv, binary, model_path, scratch, "-t 1 --chat-template lfm2 -c 3072"));
     check_forced(&sv, "lfm2", -1);
+    CHECK(test_server_stop(&sv) == 0);
+    /* Mistral's: [TOOL_CALLS], then the JSON object */
+    REQUIRE(test_server_start(&sv, binary, model_path, scratch,
+                              "-t 1 --chat-template mistral-v3 -c 3072"));
+    check_forced(&sv, "mistral-v3", 0);
     CHECK(test_server_stop(&sv) == 0);
     fake_cloud_stop(&fc);
     fixture_server_cleanup("test_server_toolcalls", scratch, test_failures > 0);

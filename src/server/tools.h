@@ -148,8 +148,8 @@ void srv_tool_call_id(char *out, size_t cap);
 bool srv_tools_forced(const srv_request *r);
 /* What opens the assistant turn of a forced call, after the generation
  * prompt: "<tool_call>\n" (Hermes and the generic rendering), "<|tool_call>"
- * (Gemma 4), "<|tool_call_start|>" (LFM2) or "" (Llama 3.x, whose calls are
- * bare objects). The call itself is the JSON object either way. */
+ * (Gemma 4), "<|tool_call_start|>" (LFM2), "[TOOL_CALLS]" (Mistral) or ""
+ * (Llama 3.x, whose calls are bare objects). The call itself is the JSON object either way. */
 const char *srv_tools_call_prefix(tok_chat_tools family);
 /* The JSON Schema of one call (compact text, malloc'd; NULL when out of
  * memory or no function is allowed) to the functions of tools_json (the

@@ -2,8 +2,9 @@
  * tools_constrain.c - tool_choice "required" and a named function made a
  * guarantee for the local model, as llama.cpp's server does with grammars:
  * the assistant turn is opened with the family's call prefix (Hermes:
- * "<tool_call>\n"; Gemma 4: "<|tool_call>" and LFM2: "<|tool_call_start|>", the
- * call then written as JSON, not in their own syntax; Llama 3.1/3.2: nothing,
+ * "<tool_call>\n"; Gemma 4: "<|tool_call>", LFM2: "<|tool_call_start|>" and
+ * Mistral: "[TOOL_CALLS]", the call then written as the JSON object, not in
+ * their own syntax; Llama 3.1/3.2: nothing,
  * the reply is the bare object) and
  * the output is constrained (HEARTH_CONSTRAINT_JSON_SCHEMA) to one call
  * object built from the tools:
@@ -41,10 +42,11 @@ bool srv_tools_forced(const srv_request *r) {
 }
 
 const char *srv_tools_call_prefix(tok_chat_tools family) {
-    return family == TOK_TOOLS_LLAMA3   ? ""
-           : family == TOK_TOOLS_GEMMA4 ? "<|tool_call>"
-           : family == TOK_TOOLS_LFM2   ? "<|tool_call_start|>"
-                                        : "<tool_call>\n";
+    return family == TOK_TOOLS_LLAMA3    ? ""
+           : family == TOK_TOOLS_GEMMA4  ? "<|tool_call>"
+           : family == TOK_TOOLS_LFM2    ? "<|tool_call_start|>"
+           : family == TOK_TOOLS_MISTRAL ? "[TOOL_CALLS]"
+                                         : "<tool_call>\n";
 }
 
 /* Whether params is a schema the constraint enforces as it stands, for an

@@ -16,6 +16,9 @@
 
 /* A growing output buffer; after a failed allocation `oom` is set and
  * further appends do nothing. */
+/* Whether the template text s contains needle (recognition reads these). */
+static inline bool ct_has(const char *s, const char *needle) { return strstr(s, needle) != NULL; }
+
 typedef struct ct_buf {
     char *p;
     size_t n, cap;

@@ -12,9 +12,19 @@
  * (v7 prints [SYSTEM_PROMPT] wherever one is). The first Mixtral template
  * has no system role at all; its system message is merged into the first
  * user turn, as llama.cpp does (tok_chat_render's merge_system).
+ *
+ * v3 and v3-tekken have Mistral's tools: [AVAILABLE_TOOLS] [...] before the
+ * last user turn, an assistant's calls as [TOOL_CALLS] [{"name": ...,
+ * "arguments": {...}, "id": ...}] (the call's function through tojson, its
+ * arguments as the object they hold, the content not printed) and each
+ * result as [TOOL_RESULTS] {"content": ..., "call_id": ...}[/TOOL_RESULTS];
+ * calls and results are left out of the alternation check. Their ids must
+ * be 9 alphanumeric characters: any other id (OpenAI's are call_ + 24) is
+ * mapped to 9 from its hash, the same for a call and its result.
  */
 #include "chat_impl.h"
 
+#include <ctype.h>
 #include <string.h>
 
 typedef struct inst_variant {
@@ -34,42 +44,42 @@ static const inst_variant VARIANTS[] = {
 bool ct_inst_named(const char *name, tok_chat_template *out) {
     for (size_t i = 0; i < sizeof VARIANTS / sizeof VARIANTS[0]; i++) {
         if (strcmp(name, VARIANTS[i].name) != 0) continue;
+        const bool tools = VARIANTS[i].v == TOK_INST_V3 || VARIANTS[i].v == TOK_INST_V3_TEKKEN;
         *out = (tok_chat_template){.family = TOK_CHAT_INST,
                                    .name = VARIANTS[i].name,
                                    .inst = VARIANTS[i].v,
                                    .bos = true,
-                                   .merge_system = VARIANTS[i].v == TOK_INST_LLAMA2};
+                                   .merge_system = VARIANTS[i].v == TOK_INST_LLAMA2,
+                                   .tools = tools ? TOK_TOOLS_MISTRAL : TOK_TOOLS_GENERIC};
         return true;
     }
     return false;
 }
 
-static bool has(const char *s, const char *needle) { return strstr(s, needle) != NULL; }
-
 hearth_err ct_inst_detect(const char *s, tok_chat_template *out) {
     const char *name;
-    if (has(s, "[SYSTEM_PROMPT]")) {
+    if (ct_has(s, "[SYSTEM_PROMPT]")) {
         /* v7: '[SYSTEM_PROMPT] ' + message['content']; the v7-tekken templates
          * (Mistral Small 3, Ministral 3) print default system prompts, dates
          * and thinking chunks of their own */
-        if (!has(s, "'[SYSTEM_PROMPT] ' + "))
+        if (!ct_has(s, "'[SYSTEM_PROMPT] ' + "))
             return hr_fail(HEARTH_ERR_UNSUPPORTED,
                            "chat template: Mistral's v7-tekken templates (Mistral Small 3, "
                            "Ministral 3) are not supported; choose one with --chat-template %s",
                            tok_chat_names());
         name = "mistral-v7";
-    } else if (has(s, "[AVAILABLE_TOOLS]")) {
+    } else if (ct_has(s, "[AVAILABLE_TOOLS]")) {
         /* v3-tekken: "[INST]" + message["content"]; v3: "[INST] " + ... */
-        name = has(s, "\"[INST]\"") ? "mistral-v3-tekken" : "mistral-v3";
-    } else if (has(s, "' [INST] ' + system_message")) {
+        name = ct_has(s, "\"[INST]\"") ? "mistral-v3-tekken" : "mistral-v3";
+    } else if (ct_has(s, "' [INST] ' + system_message")) {
         name = "mistral-v1";
-    } else if (has(s, "<<SYS>>")) {
+    } else if (ct_has(s, "<<SYS>>")) {
         name = "llama2-sys";
     } else {
         name = "llama2";
     }
     ct_inst_named(name, out);
-    out->bos = has(s, "bos_token");
+    out->bos = ct_has(s, "bos_token");
     return HEARTH_OK;
 }
 
@@ -135,6 +145,96 @@ static void assistant_turn(const tok_chat_template *t, ct_buf *b, ct_span c,
     buf_puts(b, o->eos);
 }
 
+/* A call's or result's id as the template accepts it: itself when it is 9
+ * alphanumeric characters, else 9 from FNV-1a 64 of it. */
+static void mistral_id(const char *id, char out[10]) {
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    if (!id) id = "";
+    size_t n = 0;
+    while (n < 10 && isalnum((unsigned char)id[n])) n++;
+    if (n == 9 && !id[9]) {
+        memcpy(out, id, 10);
+        return;
+    }
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char *p = id; *p; p++) h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
+    for (int k = 0; k < 9; k++, h /= 62) out[k] = digits[h % 62];
+    out[9] = '\0';
+}
+
+/* [AVAILABLE_TOOLS] [...][/AVAILABLE_TOOLS]: each tool's function as
+ * {"type": "function", "function": {...}}, its keys but "return" in order,
+ * a string value printed raw in quotes (the template does not escape it),
+ * any other through tojson. */
+static bool mistral_tools(ct_buf *b, bool tekken, const char *tools_json) {
+    const ct_span all = {tools_json, strlen(tools_json)};
+    if (ct_jv_kind(all) != '[' || !ct_json_valid(all)) return false;
+    buf_puts(b, tekken ? "[AVAILABLE_TOOLS][" : "[AVAILABLE_TOOLS] [");
+    ct_span k, tool, key, val;
+    size_t at = 0;
+    for (int i = 0; ct_jv_next(all, &at, &k, &tool); i++) {
+        if (i) buf_puts(b, ", ");
+        buf_puts(b, "{\"type\": \"function\", \"function\": {");
+        const ct_span fn = ct_jv_get(tool, "function");
+        size_t fat = 0;
+        for (int j = 0; ct_jv_kind(fn) == '{' && ct_jv_next(fn, &fat, &key, &val);) {
+            if (ct_jv_is(key, "return")) continue;
+            if (j++) buf_puts(b, ", ");
+            buf_puts(b, "\"");
+            ct_jv_print(b, key, false);
+            buf_puts(b, "\": ");
+            if (ct_jv_kind(val) == '"') {
+                buf_puts(b, "\"");
+                ct_jv_print(b, val, false);
+                buf_puts(b, "\"");
+            } else if (!ct_json_dump(b, val.p, val.n, -1)) {
+                return false;
+            }
+        }
+        buf_puts(b, "}}");
+    }
+    buf_puts(b, "][/AVAILABLE_TOOLS]");
+    return true;
+}
+
+/* [TOOL_CALLS] [{"name": ..., "arguments": {...}, "id": ...}, ...] + eos. */
+static bool mistral_calls(ct_buf *b, bool tekken, const ct_msg *msg, const tok_chat_opts *o) {
+    buf_puts(b, tekken ? "[TOOL_CALLS][" : "[TOOL_CALLS] [");
+    for (int c = 0; c < msg->n_calls; c++) {
+        const tok_chat_tool_call *call = &msg->calls[c];
+        const char *a = call->arguments ? call->arguments : "{}";
+        char id[10];
+        mistral_id(call->id, id);
+        if (c) buf_puts(b, ", ");
+        buf_puts(b, "{\"name\": ");
+        ct_json_quote(b, call->name, strlen(call->name));
+        buf_puts(b, ", \"arguments\": ");
+        if (!ct_json_dump(b, a, strlen(a), -1)) return false;
+        buf_puts(b, ", \"id\": \"");
+        buf_puts(b, id);
+        buf_puts(b, "\"}");
+    }
+    buf_puts(b, "]");
+    buf_puts(b, o->eos);
+    return true;
+}
+
+/* [TOOL_RESULTS] {"content": CONTENT, "call_id": ID}[/TOOL_RESULTS], the
+ * content as it is (content|string). */
+static void mistral_result(ct_buf *b, bool tekken, const ct_msg *msg) {
+    char id[10];
+    mistral_id(msg->call_id, id);
+    buf_puts(b, tekken ? "[TOOL_RESULTS]{\"content\": " : "[TOOL_RESULTS] {\"content\": ");
+    buf_span(b, msg->content);
+    buf_puts(b, ", \"call_id\": \"");
+    buf_puts(b, id);
+    buf_puts(b, "\"}[/TOOL_RESULTS]");
+}
+
+static bool is_call_or_result(const tok_chat_template *t, const ct_msg *msg) {
+    return t->tools == TOK_TOOLS_MISTRAL && (msg->role == TOK_CHAT_TOOL || msg->n_calls > 0);
+}
+
 hearth_err ct_inst_render(const tok_chat_template *t, const ct_msg *m, size_t n,
                           const tok_chat_opts *o, ct_buf *b) {
     const bool v7 = t->inst == TOK_INST_V7;
@@ -142,19 +242,39 @@ hearth_err ct_inst_render(const tok_chat_template *t, const ct_msg *m, size_t n,
     const ct_msg *sys = !v7 && n && m[0].role == TOK_CHAT_SYSTEM ? &m[0] : NULL;
     const size_t i0 = sys ? 1 : 0;
     const bool mistral = t->inst != TOK_INST_LLAMA2 && t->inst != TOK_INST_LLAMA2_SYS;
+    const bool tekken = t->inst == TOK_INST_V3_TEKKEN;
+    const bool tools = t->tools == TOK_TOOLS_MISTRAL && ct_json_nonempty_array(o->tools);
+    size_t last_user = n;
+    for (size_t i = i0; i < n; i++)
+        if (m[i].role == TOK_CHAT_USER) last_user = i;
     if (!v7) {
-        for (size_t i = i0; i < n; i++)
-            if ((m[i].role == TOK_CHAT_USER) != ((i - i0) % 2 == 0))
+        for (size_t i = i0, turn = 0; i < n; i++) {
+            if (is_call_or_result(t, &m[i])) continue;
+            if ((m[i].role == TOK_CHAT_USER) != (turn++ % 2 == 0))
                 return hr_fail(HEARTH_ERR_INVALID_ARG,
                                mistral ? "After the optional system message, conversation roles "
                                          "must alternate user/assistant/user/assistant/..."
                                        : "Conversation roles must alternate "
                                          "user/assistant/user/assistant/...");
+        }
     }
     if (t->bos && t->inst != TOK_INST_LLAMA2_SYS) buf_puts(b, o->bos);
     for (size_t i = i0; i < n; i++) {
+        if (is_call_or_result(t, &m[i]) && m[i].role == TOK_CHAT_TOOL) {
+            mistral_result(b, tekken, &m[i]);
+            continue;
+        }
+        if (is_call_or_result(t, &m[i])) {
+            if (!mistral_calls(b, tekken, &m[i], o))
+                return hr_fail(HEARTH_ERR_INVALID_ARG,
+                               "chat template: the arguments of a tool call are not JSON");
+            continue;
+        }
         switch (m[i].role) {
         case TOK_CHAT_USER: {
+            if (tools && i == last_user && !mistral_tools(b, tekken, o->tools))
+                return hr_fail(HEARTH_ERR_INVALID_ARG,
+                               "chat template: 'tools' is not a JSON array");
             /* v1 and Llama 2: the system message opens the first turn; v3: the
              * last message, when it is a user turn (else it is not printed) */
             const bool here =

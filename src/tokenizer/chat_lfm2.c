@@ -32,9 +32,9 @@ bool ct_lfm2_named(const char *name, tok_chat_template *out) {
 bool ct_lfm2_detect(const char *s, tok_chat_template *out) {
     /* LFM2: {%- set ns.system_prompt = ... + "List of tools: <|tool_list_start|>[" -%}
      * LFM2.5: ... "List of tools: [" ... keep_past_thinking ... "</think>" */
-    if (strstr(s, "<|tool_list_start|>") && strstr(s, "<|tool_list_end|>"))
+    if (ct_has(s, "<|tool_list_start|>") && ct_has(s, "<|tool_list_end|>"))
         return ct_lfm2_named("lfm2", out);
-    if (strstr(s, "List of tools: [") && strstr(s, "keep_past_thinking"))
+    if (ct_has(s, "List of tools: [") && ct_has(s, "keep_past_thinking"))
         return ct_lfm2_named("lfm2.5", out);
     return false;
 }

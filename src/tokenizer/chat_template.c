@@ -198,8 +198,6 @@ static char *normalize(const char *tmpl, size_t len) {
     return s;
 }
 
-static bool has(const char *s, const char *needle) { return strstr(s, needle) != NULL; }
-
 /* A literal default system prompt: "<|im_start|>system\n" followed by plain
  * text up to "<|im_end|>" inside one Jinja string (Qwen 2.5, SmolLM2). Text
  * with quotes, braces or '+' is an expression, not a default. */
@@ -221,54 +219,55 @@ static void chatml_default_system(const char *s, tok_chat_template *t) {
 
 static hearth_err detect_chatml(const char *s, tok_chat_template *t) {
     if (ct_lfm2_detect(s, t)) return HEARTH_OK; /* LFM2, LFM2.5: chat_lfm2.c */
-    if (has(s, "<end_of_utterance>"))
+    if (ct_has(s, "<end_of_utterance>"))
         return hr_fail(HEARTH_ERR_UNSUPPORTED,
                        "chat template: SmolVLM's template is not supported");
     t->family = TOK_CHAT_CHATML;
     t->name = "chatml";
-    if (has(s, "<think>") || has(s, "</think>")) {
+    if (ct_has(s, "<think>") || ct_has(s, "</think>")) {
         /* Qwen 3 keeps the reasoning of turns after the last user query only;
          * other reasoning templates (QwQ, R1 distills) differ. */
-        if (!has(s, "last_query_index"))
+        if (!ct_has(s, "last_query_index"))
             return hr_fail(HEARTH_ERR_UNSUPPORTED,
                            "chat template: a ChatML template with <think> handling other than "
                            "Qwen 3's is not supported");
         t->think = true;
         /* Qwen 3: {%- if enable_thinking is defined and enable_thinking is false %};
          * Thinking-2507 and QwQ: {{- '<|im_start|>assistant\n<think>\n' }} */
-        t->think_toggle = has(s, "enable_thinking");
-        t->think_open = has(s, "assistant\n<think>\n'");
+        t->think_toggle = ct_has(s, "enable_thinking");
+        t->think_open = ct_has(s, "assistant\n<think>\n'");
         t->name = t->think_open ? "qwen3-thinking" : "qwen3";
         /* Qwen3.5: {%- else %}{{- '<think>\n' }} after the assistant header,
          * render_content(...)|trim, <function=...> calls */
-        if (t->think_toggle && has(s, "{{- '<think>\n' }}")) {
+        if (t->think_toggle && ct_has(s, "{{- '<think>\n' }}")) {
             t->think_open = t->trim = true;
             t->name = "qwen3.5";
         }
     }
     /* Qwen 2.5/3: {%- if tools %} ... <tools> ... <tool_call> ... */
-    if (has(s, "<tools>") && has(s, "<tool_call>")) /* Qwen3.5: XML calls, tojson'd tools */
-        t->tools = has(s, "<function=") && has(s, "You have access to the following functions:")
-                       ? TOK_TOOLS_XML
-                       : TOK_TOOLS_HERMES;
+    if (ct_has(s, "<tools>") && ct_has(s, "<tool_call>")) /* Qwen3.5: XML calls, tojson'd tools */
+        t->tools =
+            ct_has(s, "<function=") && ct_has(s, "You have access to the following functions:")
+                ? TOK_TOOLS_XML
+                : TOK_TOOLS_HERMES;
     /* Qwen 3: {%- if tool_call.arguments is string %}{{- tool_call.arguments }} */
-    t->tool_args_raw = has(s, "arguments is string");
+    t->tool_args_raw = ct_has(s, "arguments is string");
     chatml_default_system(s, t);
     return HEARTH_OK;
 }
 
 static void detect_phi3(const char *s, tok_chat_template *t) {
     t->family = TOK_CHAT_PHI3;
-    t->bos = has(s, "bos_token");
+    t->bos = ct_has(s, "bos_token");
     /* Phi-3-mini/medium: {{'<|user|>' + '\n' + message['content'] + '<|end|>' + '\n' +
      * '<|assistant|>' + '\n'}}, assistant turns print only their content, and
      * system messages are ignored. */
-    t->legacy_turns = has(s, "'<|end|>' + '\n' + '<|assistant|>'");
+    t->legacy_turns = ct_has(s, "'<|end|>' + '\n' + '<|assistant|>'");
     t->merge_system = t->legacy_turns;
     /* Phi-4-mini: '<|' + message['role'] + '|>' + message['content'] + '<|end|>' */
-    t->role_newline = !has(s, "'|>' + message['content']");
+    t->role_newline = !ct_has(s, "'|>' + message['content']");
     /* Phi-3.5: {% if message['role'] == 'system' and message['content'] %} */
-    t->skip_empty_system = has(s, "message['role'] == 'system' and message['content']");
+    t->skip_empty_system = ct_has(s, "message['role'] == 'system' and message['content']");
     t->name = t->legacy_turns ? "phi3-mini" : t->role_newline ? "phi3" : "phi4-mini";
 }
 
@@ -277,66 +276,66 @@ hearth_err tok_chat_detect(const char *tmpl, size_t len, tok_chat_template *out)
     if (!s) return hr_fail(HEARTH_ERR_NOMEM, "chat template: out of memory");
     tok_chat_template t = {0};
     hearth_err err = HEARTH_OK;
-    if (has(s, "<|im_start|>") && has(s, "<|im_sep|>")) {
+    if (ct_has(s, "<|im_start|>") && ct_has(s, "<|im_sep|>")) {
         t.family = TOK_CHAT_PHI4;
         t.name = "phi4";
-        t.legacy_turns = has(s, "<|im_end|><|im_start|>assistant<|im_sep|>");
-    } else if (has(s, "<｜User｜>") && has(s, "<｜Assistant｜>")) {
+        t.legacy_turns = ct_has(s, "<|im_end|><|im_start|>assistant<|im_sep|>");
+    } else if (ct_has(s, "<｜User｜>") && ct_has(s, "<｜Assistant｜>")) {
         /* DeepSeek-R1 distills; since their update the generation prompt
          * opens the block: {{'<｜Assistant｜><think>\n'}} */
         t.family = TOK_CHAT_DEEPSEEK;
         t.name = "deepseek-r1";
-        t.bos = has(s, "bos_token");
+        t.bos = ct_has(s, "bos_token");
         t.think = true;
-        t.think_open = has(s, "<｜Assistant｜><think>\n'");
-    } else if (has(s, "<|im_start|>")) {
+        t.think_open = ct_has(s, "<｜Assistant｜><think>\n'");
+    } else if (ct_has(s, "<|im_start|>")) {
         err = detect_chatml(s, &t);
-    } else if (has(s, "<|start_header_id|>") && has(s, "<|end_header_id|>")) {
+    } else if (ct_has(s, "<|start_header_id|>") && ct_has(s, "<|end_header_id|>")) {
         t.family = TOK_CHAT_LLAMA3;
-        t.bos = has(s, "bos_token");
-        t.dated = has(s, "Cutting Knowledge Date");
-        t.date_now = t.dated && has(s, "strftime_now");
+        t.bos = ct_has(s, "bos_token");
+        t.dated = ct_has(s, "Cutting Knowledge Date");
+        t.date_now = t.dated && ct_has(s, "strftime_now");
         t.name = !t.dated ? "llama3" : t.date_now ? "llama3.2" : "llama3.1";
         /* 3.1/3.2: "Environment: ipython", tools in the first user message */
-        if (t.dated && has(s, "ipython") && has(s, "tools_in_user_message"))
+        if (t.dated && ct_has(s, "ipython") && ct_has(s, "tools_in_user_message"))
             t.tools = TOK_TOOLS_LLAMA3;
-    } else if (has(s, "[INST]")) {
+    } else if (ct_has(s, "[INST]")) {
         err = ct_inst_detect(s, &t);
-    } else if (has(s, "<|turn>") && has(s, "<turn|>") && has(s, "'<|tool_call>call:'")) {
+    } else if (ct_has(s, "<|turn>") && ct_has(s, "<turn|>") && ct_has(s, "'<|tool_call>call:'")) {
         /* Gemma 4: {{- '<|turn>' + role + '\n' }}, its calls as
          * {{- '<|tool_call>call:' + function['name'] + '{' -}} */
         err = tok_chat_named("gemma4", &t);
-    } else if (has(s, "<start_of_turn>")) {
+    } else if (ct_has(s, "<start_of_turn>")) {
         t.family = TOK_CHAT_GEMMA;
-        t.bos = has(s, "bos_token");
-        t.gemma_prefix = has(s, "first_user_prefix");
+        t.bos = ct_has(s, "bos_token");
+        t.gemma_prefix = ct_has(s, "first_user_prefix");
         t.merge_system = !t.gemma_prefix;
         t.name = t.gemma_prefix ? "gemma3" : "gemma";
-    } else if (has(s, "<|assistant|>") && has(s, "<|end|>")) {
+    } else if (ct_has(s, "<|assistant|>") && ct_has(s, "<|end|>")) {
         detect_phi3(s, &t);
-    } else if (has(s, "<|start_of_role|>")) {
+    } else if (ct_has(s, "<|start_of_role|>")) {
         /* Granite 3.x; 3.3's prints a dated system message when there is none (3.1's and
            3.2's differ in wording, and render as llama.cpp's built-in Granite template: none) */
         t.family = TOK_CHAT_GRANITE;
-        t.date_now = has(s, "Knowledge Cutoff Date: April 2024. Today's Date: ") &&
-                     has(s, "You are a helpful AI assistant.");
+        t.date_now = ct_has(s, "Knowledge Cutoff Date: April 2024. Today's Date: ") &&
+                     ct_has(s, "You are a helpful AI assistant.");
         t.name = t.date_now ? "granite3.3" : "granite";
-    } else if (has(s, "[|system|]") && has(s, "[|assistant|]") && has(s, "[|endofturn|]") &&
-               has(s, "[|tool|]")) {
+    } else if (ct_has(s, "[|system|]") && ct_has(s, "[|assistant|]") &&
+               ct_has(s, "[|endofturn|]") && ct_has(s, "[|tool|]")) {
         t.family = TOK_CHAT_EXAONE4; /* EXAONE 4.0 (EXAONE 3's, without [|tool|], is not) */
         t.name = "exaone4";
-    } else if (has(s, "<|user|>\n' + message['content'] + eos_token")) {
+    } else if (ct_has(s, "<|user|>\n' + message['content'] + eos_token")) {
         /* Zephyr, TinyLlama: '<|user|>\n' + content + eos_token, every turn */
         t.family = TOK_CHAT_TULU;
         t.name = "zephyr";
         t.eos_turns = true;
-        t.bos = has(s, "bos_token");
-    } else if (has(s, "<|user|>") && has(s, "<|assistant|>") && has(s, "<|system|>") &&
-               has(s, "eos_token")) {
+        t.bos = ct_has(s, "bos_token");
+    } else if (ct_has(s, "<|user|>") && ct_has(s, "<|assistant|>") && ct_has(s, "<|system|>") &&
+               ct_has(s, "eos_token")) {
         /* OLMo 2 Instruct, Tulu 3: '<|user|>\n' + content + '\n', assistant turns end in EOS */
         t.family = TOK_CHAT_TULU;
         t.name = "olmo2";
-        t.bos = has(s, "bos_token");
+        t.bos = ct_has(s, "bos_token");
     } else {
         err = hr_fail(HEARTH_ERR_UNSUPPORTED,
                       "chat template: not one Hearth recognizes (it renders Llama 3.x, ChatML as "

@@ -44,9 +44,11 @@ typedef enum tok_chat_tools {
     TOK_TOOLS_XML,    /* Qwen3.5: <tool_call>\n<function=NAME>\n<parameter=P>\nV\n</parameter>... */
     TOK_TOOLS_GEMMA4, /* Gemma 4: <|tool> declarations,
                          <|tool_call>call:NAME{k:<|"|>v<|"|>}<tool_call|> */
-    TOK_TOOLS_LFM2    /* LFM2: "List of tools: <|tool_list_start|>[...]<|tool_list_end|>" in the
-                         system turn, <|tool_call_start|>[NAME(k=v)]<|tool_call_end|> calls,
-                         results in <|tool_response_start|>...<|tool_response_end|> */
+    TOK_TOOLS_MISTRAL, /* Mistral v3 / v3-tekken: [AVAILABLE_TOOLS] before the last user turn,
+                          [TOOL_CALLS] [{name, arguments, id}], [TOOL_RESULTS] (9-character ids) */
+    TOK_TOOLS_LFM2     /* LFM2: "List of tools: <|tool_list_start|>[...]<|tool_list_end|>" in the
+                          system turn, <|tool_call_start|>[NAME(k=v)]<|tool_call_end|> calls,
+                          results in <|tool_response_start|>...<|tool_response_end|> */
 } tok_chat_tools;
 
 typedef enum tok_chat_family {
