@@ -681,6 +681,25 @@ static void test_tools(void) {
         for (int i = 0; i < 9; i++) CHECK(isalnum((unsigned char)id[i]));
         free(out);
     }
+    /* Jinja's message == user_messages[-1] compares dicts: an earlier user turn equal to the last
+       gets the tools too (jinja2's output) */
+    static const tok_chat_msg same[] = {
+        {TOK_CHAT_USER, "hi", 2}, {TOK_CHAT_ASSISTANT, "A", 1}, {TOK_CHAT_USER, "hi", 2}};
+    static const char f_tools[] = "[{\"type\":\"function\",\"function\":{\"name\":\"f\","
+                                  "\"description\":\"d\"}}]";
+    static const char block[] = "[AVAILABLE_TOOLS] [{\"type\": \"function\", \"function\": "
+                                "{\"name\": \"f\", \"description\": \"d\"}}][/AVAILABLE_TOOLS]";
+    char expected[1024];
+    snprintf(expected, sizeof expected, "<s>%s[INST] hi[/INST] A</s>%s[INST] hi[/INST]", block,
+             block);
+    tok_chat_template t;
+    REQUIRE(tok_chat_named("mistral-v3", &t) == HEARTH_OK);
+    tok_chat_opts o = {.bos = "<s>", .eos = "</s>", .tools = f_tools};
+    char *out = NULL;
+    size_t len = 0;
+    CHECK(tok_chat_render(&t, same, N(same), &o, &out, &len) == HEARTH_OK &&
+          !strcmp(out, expected));
+    free(out);
 }
 
 int main(void) {

@@ -272,7 +272,13 @@ hearth_err ct_inst_render(const tok_chat_template *t, const ct_msg *m, size_t n,
         }
         switch (m[i].role) {
         case TOK_CHAT_USER: {
-            if (tools && i == last_user && !mistral_tools(b, tekken, o->tools))
+            /* message == user_messages[-1]: Jinja compares the dicts, so an
+               earlier user turn equal to the last one gets the tools too */
+            const bool equal_last =
+                last_user < n && m[i].content.n == m[last_user].content.n &&
+                (!m[i].content.n ||
+                 !memcmp(m[i].content.p, m[last_user].content.p, m[i].content.n));
+            if (tools && equal_last && !mistral_tools(b, tekken, o->tools))
                 return hr_fail(HEARTH_ERR_INVALID_ARG,
                                "chat template: 'tools' is not a JSON array");
             /* v1 and Llama 2: the system message opens the first turn; v3: the
