@@ -277,6 +277,37 @@ static const fixture k_fixtures[] = {
      .n_used = 3,
      .untied = true,
      .n_dense_lead = 1},
+    /* Ministral 3 (mistral3): llama's block with YaRN, its log multiplier (1: HF's magnitude),
+       a beta_slow of 2 that moves the ramp's end, and Llama 4's attention temperature over an
+       original context of 16 (8), so positions from 16 (8) on have Q scaled */
+    {.name = "mistral3-f32",
+     .arch = "mistral3",
+     .type = KERN_F32,
+     .n_layer = 3,
+     .n_embd = 128,
+     .n_head_kv = 2,
+     .head_dim = 32,
+     .n_ff = 256,
+     .q_gain = 3,
+     .seed = 70,
+     .llama_hash = 0xcaa6357d34ecb387ull,
+     .untied = true,
+     .yarn = 4,
+     .yarn_orig = 16},
+    {.name = "mistral3-q4k",
+     .arch = "mistral3",
+     .type = KERN_Q4_K,
+     .n_layer = 2,
+     .n_embd = 256,
+     .n_head_kv = 1,
+     .head_dim = 64,
+     .n_ff = 256,
+     .q_gain = 3,
+     .seed = 71,
+     .llama_hash = 0x869becc4250735e5ull,
+     .untied = true,
+     .yarn = 16,
+     .yarn_orig = 8},
     /* Qwen3.5-MoE: the same layers, experts and a shared expert gated by a sigmoid */
     {.name = "qwen35moe-f32",
      .arch = "qwen35moe",
@@ -435,6 +466,10 @@ static void write_fixture(const fixture *f) {
     p.n_rot = f->n_rot;
     p.n_nextn = f->n_nextn;
     p.n_dense_lead = f->n_dense_lead;
+    if (!strcmp(f->arch, "mistral3")) { /* Ministral 3's keys, but a beta_slow of 2 */
+        p.yarn_beta_fast = 32.0f, p.yarn_beta_slow = 2.0f;
+        p.yarn_log_mul = 1.0f, p.attn_temp = 0.1f;
+    }
     p.seed = f->seed;
     char path[128];
     fixture_path(f->name, path, sizeof path);
@@ -686,6 +721,43 @@ static void hparams_test(void) {
     peer_patch(src, dst, gating_key, &softmax_weight, 4, strlen(gating_key) + 4);
     m = peer_load(dst, err, sizeof err);
     CHECKF(!m && strstr(err, "gating function 3"), "%s", err);
+    hearth_model_free(m);
+
+    /* mistral3: YaRN's keys and the attention temperature read (llama.cpp's hash above says
+       how they act); each changes the logits; out-of-range values refused */
+    fixture_path("mistral3-f32", src, sizeof src);
+    REQUIRE((m = peer_load(src, err, sizeof err)));
+    const float m4 = fmaf(0.1f, logf(4.0f), 1.0f);
+    CHECK(m->hp.yarn && m->hp.yarn_beta_fast == 32.0f && m->hp.yarn_beta_slow == 2.0f &&
+          m->hp.attn_temp_scale == 0.1f && m->hp.attn_temp_floor == 16 &&
+          m->hp.rope_attn_factor == 1.0f / m4); /* HF's magnitude: 1 after ggml's m4 */
+    CHECK(model_attn_temp(&m->hp, 0) == 1.0f && model_attn_temp(&m->hp, 15) == 1.0f &&
+          model_attn_temp(&m->hp, 16) == (float)(log(2.0) * 0.1f + 1.0) &&
+          model_attn_temp(&m->hp, 47) == (float)(log(3.0) * 0.1f + 1.0));
+    with = malloc(sizeof(float) * PEER_N_IDS * PEER_MAX_VOCAB);
+    without = malloc(sizeof(float) * PEER_N_IDS * PEER_MAX_VOCAB);
+    REQUIRE(with && without);
+    const size_t n_m3 = prompt_logits_of(m, with);
+    m->hp.attn_temp_scale = 0.0f;
+    prompt_logits_of(m, without);
+    CHECKF(test_max_diff(with, without, n_m3) > 1e-3, "mistral3: the temperature changes %g",
+           test_max_diff(with, without, n_m3));
+    hearth_model_free(m);
+    static const char *const m3_keys[] = {"mistral3.rope.scaling.yarn_beta_slow",
+                                          "mistral3.rope.scaling.yarn_log_multiplier"};
+    for (int i = 0; i < 2; i++) {
+        peer_patch(src, dst, m3_keys[i], "X", 1, 0); /* absent: 1, none */
+        REQUIRE((m = peer_load(dst, err, sizeof err)));
+        prompt_logits_of(m, without);
+        CHECKF(test_max_diff(with, without, n_m3) > 1e-3, "mistral3: %s changes %g", m3_keys[i],
+               test_max_diff(with, without, n_m3));
+        hearth_model_free(m);
+    }
+    free(with), free(without);
+    const float negative = -1.0f;
+    peer_patch(src, dst, m3_keys[0], &negative, 4, strlen(m3_keys[0]) + 4);
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "out of range"), "%s", err);
     hearth_model_free(m);
 
     /* granitehybrid: Mamba-2 layers where there are no kv heads, no layer rotates; sizes

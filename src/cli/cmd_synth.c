@@ -13,7 +13,7 @@
 static const char synth_usage[] =
     "usage: hearth synth -o FILE [--arch llama|qwen2|qwen3|qwen3moe|olmoe|granite|granitemoe|\n"
     "                    gemma2|gemma3|phi3|smollm3|olmo2|exaone4|lfm2|lfm2moe|bert|nomic-bert|\n"
-    "                    gemma-embedding|granitehybrid|qwen35|qwen35moe|gemma4]\n"
+    "                    nomic-bert|gemma-embedding|granitehybrid|qwen35|qwen35moe|gemma4]\n"
     "                    [--type f32|f16|q8_0|q4_0|q2_K|q3_K|q4_K|q6_K|iq4_nl|iq4_xs]\n"
     "                    [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ff "
     "N]\n"
@@ -21,7 +21,9 @@ static const char synth_usage[] =
     "                    [--mtp N]\n"
     "                    [--ctx N] [--tied] [--seed S] [--rope-dim N] [--longrope ORIG]\n"
     "                    [--rope-factors longrope|ones|freqs-short|freqs-long] [--rope-attn X]\n"
-    "                    [--yarn FACTOR [--yarn-orig N]]\n"
+    "                    [--yarn FACTOR [--yarn-orig N] [--yarn-beta FAST:SLOW] [--yarn-log-mul "
+    "M]]\n"
+    "                    [--attn-temp X]\n"
     "                    [--pooling mean|cls] [--rerank N] [--dense N] [--swa-window N]\n"
     "                    [--q-gain X] [--attn-softcap X] [--final-softcap X]\n"
     "  Writes a model with random weights (labelled so in general.name) and a small\n"
@@ -30,7 +32,10 @@ static const char synth_usage[] =
     "  short and long factors with an original context of ORIG (and the converter's attention\n"
     "  factor unless --rope-attn X); --rope-factors: other factor tensors, same values.\n"
     "  --yarn FACTOR: YaRN rope scaling (rope.scaling.type yarn) by FACTOR over an original\n"
-    "  context of N (--yarn-orig; default: the training context).\n"
+    "  context of N (--yarn-orig; default: the training context); --yarn-beta, --yarn-log-mul:\n"
+    "  YaRN's correction turns (default 32:1) and log multiplier (Ministral 3: 1), which\n"
+    "  mistral3 reads. --attn-temp X: Llama 4's attention temperature (mistral3; Ministral 3:\n"
+    "  0.1): Q times 1 + X ln(floor(pos / original context) + 1).\n"
     "  --q-gain X: the attention's Q weights times X (sharper attention); --attn-softcap X,\n"
     "  --final-softcap X: soft-capping of the attention scores (gemma2; default 50) and of the\n"
     "  logits (gemma2's default 30; others none).\n"
@@ -93,6 +98,14 @@ static int rope_opt(const char *a, const char *v, synth_params *p) {
         p->yarn_factor = f;
     else if (!strcmp(a, "--yarn-orig") && cli_parse_int(v, 1, 1 << 24, &n))
         p->rope_orig_ctx = n;
+    else if (!strcmp(a, "--yarn-beta") && (f = strtof(v, &end), end != v && *end == ':') &&
+             f > 0.0f && (p->yarn_beta_slow = strtof(end + 1, &end), !*end) &&
+             p->yarn_beta_slow > 0.0f)
+        p->yarn_beta_fast = f;
+    else if (!strcmp(a, "--yarn-log-mul") && (f = strtof(v, &end), *v && !*end && f > 0.0f))
+        p->yarn_log_mul = f;
+    else if (!strcmp(a, "--attn-temp") && (f = strtof(v, &end), *v && !*end && f != 0.0f))
+        p->attn_temp = f;
     else if (!strcmp(a, "--pooling") && (!strcmp(v, "mean") || !strcmp(v, "cls")))
         p->pooling = !strcmp(v, "mean") ? 1 : 2;
     else if (!strcmp(a, "--rerank") && cli_parse_int(v, 1, 4096, &n))
@@ -109,9 +122,10 @@ static int rope_opt(const char *a, const char *v, synth_params *p) {
         if (n == 5) return -1;
         p->factors = (synth_rope_factors)n;
     } else if (!strcmp(a, "--rope-dim") || !strcmp(a, "--longrope") || !strcmp(a, "--rope-attn") ||
-               !strcmp(a, "--yarn") || !strcmp(a, "--yarn-orig") || !strcmp(a, "--pooling") ||
-               !strcmp(a, "--rerank") || !strcmp(a, "--q-gain") || !strcmp(a, "--attn-softcap") ||
-               !strcmp(a, "--final-softcap"))
+               !strcmp(a, "--yarn") || !strcmp(a, "--yarn-orig") || !strcmp(a, "--yarn-beta") ||
+               !strcmp(a, "--yarn-log-mul") || !strcmp(a, "--attn-temp") ||
+               !strcmp(a, "--pooling") || !strcmp(a, "--rerank") || !strcmp(a, "--q-gain") ||
+               !strcmp(a, "--attn-softcap") || !strcmp(a, "--final-softcap"))
         return -1;
     else
         return 0;

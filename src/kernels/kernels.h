@@ -159,9 +159,11 @@ void kern_layer_norm(float *y, const float *x, const float *w, const float *b, i
  * dimensions between the two correction dims. */
 void kern_rope_cache(float *cos_sin, int n_rot, float pos, float base, float scale,
                      const float *freq_factors, const float *yarn_dims);
-/* YaRN's correction dims for a RoPE base (ggml_rope_yarn_corr_dims with
- * llama.cpp's beta_fast 32 and beta_slow 1). */
-void kern_rope_yarn_dims(int n_rot, int n_ctx_orig, float base, float dims[2]);
+/* YaRN's correction dims for a RoPE base (ggml_rope_yarn_corr_dims): where
+ * beta_fast and beta_slow turns fit the original context (llama.cpp's
+ * defaults: 32 and 1). */
+void kern_rope_yarn_dims(int n_rot, int n_ctx_orig, float base, float beta_fast, float beta_slow,
+                         float dims[2]);
 /* Rotates the first n_rot dims of one head of x in place: adjacent pairs
  * (neox = false) or dims i and i + n_rot/2 (neox = true). */
 void kern_rope_apply(float *x, const float *cos_sin, int n_rot, bool neox);

@@ -37,9 +37,10 @@ static float yarn_corr_dim(int n_rot, int n_ctx_orig, float n_rot_turns, float b
     return (float)n_rot * logf((float)n_ctx_orig / (n_rot_turns * 2 * pi)) / (2 * logf(base));
 }
 
-void kern_rope_yarn_dims(int n_rot, int n_ctx_orig, float base, float dims[2]) {
-    const float start = floorf(yarn_corr_dim(n_rot, n_ctx_orig, 32.0f, base)),
-                end = ceilf(yarn_corr_dim(n_rot, n_ctx_orig, 1.0f, base));
+void kern_rope_yarn_dims(int n_rot, int n_ctx_orig, float base, float beta_fast, float beta_slow,
+                         float dims[2]) {
+    const float start = floorf(yarn_corr_dim(n_rot, n_ctx_orig, beta_fast, base)),
+                end = ceilf(yarn_corr_dim(n_rot, n_ctx_orig, beta_slow, base));
     dims[0] = start > 0.0f ? start : 0.0f;
     dims[1] = end < (float)(n_rot - 1) ? end : (float)(n_rot - 1);
 }

@@ -19,6 +19,11 @@
 
 static const arch_desc arches[] = {
     {.name = "llama", .rope = ROPE_NORM, .act = FFN_SILU, .moe = MOE_OPTIONAL},
+    {.name = "mistral3",
+     .rope = ROPE_NORM,
+     .act = FFN_SILU,
+     .moe = MOE_OPTIONAL,
+     .yarn_keys = true},
     {.name = "qwen2", .rope = ROPE_NEOX, .act = FFN_SILU},
     {.name = "smollm3", .rope = ROPE_NORM, .act = FFN_SILU, .nope_every = 4},
     {.name = "qwen3", .rope = ROPE_NEOX, .act = FFN_SILU, .qk_norm = QK_NORM_HEAD},

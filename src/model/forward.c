@@ -15,6 +15,7 @@
  */
 #include "session.h"
 
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 
@@ -424,6 +425,10 @@ static void tok_qkv(const tok_job *j, int t0, int t1) {
         }
         if (q_scale != 1.0f)
             for (int i = 0; i < n_q; i++) q[i] *= q_scale;
+        if (hp->attn_temp_scale != 0.0f) {
+            const float temp = model_attn_temp(hp, pos);
+            for (int i = 0; i < n_q; i++) q[i] *= temp;
+        }
         if (l->kv_shared) continue;
         add_bias(k, l->bk, n_kv);
         if (m->arch->v_norm && !l->wv.data) memcpy(v, k, (size_t)n_kv * sizeof *v);
@@ -761,6 +766,7 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
         for (int i = 0; i < n_runs; i++) encoder_inputs(s, &runs[i]);
     tok_job tj = {.s = s, .l = &m->layers[0], .runs = runs, .n_runs = n_runs, .n = n, .ids = ids};
     if (hp->n_embd_pl) {
+        assert(ids); /* per-layer inputs come from ids: hearth_decode_embd refuses such models */
         matmul(s, &m->pl_model_proj, s->x, n, s->pl_inp, m->pl_model_proj.n_rows);
         for_tokens(&tj, tok_pl_inputs);
     }

@@ -235,6 +235,12 @@ static hearth_err ff_widths(hp_reader *r, const arch_desc *arch, model_hparams *
     return HEARTH_OK;
 }
 
+float model_attn_temp(const model_hparams *hp, int pos) {
+    /* a float position over the floor, the logarithm in double (llm_graph_input_attn_temp) */
+    const float q = floorf((float)pos / (float)hp->attn_temp_floor);
+    return (float)(log((double)q + 1.0) * (double)hp->attn_temp_scale + 1.0);
+}
+
 int model_layer_n_ff(const gguf_file *f, const arch_desc *arch, const model_hparams *hp, int il) {
     gguf_arr a;
     if (il < hp->n_dense_lead) return hp->n_ff_dense;
@@ -462,13 +468,37 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
                       h.n_ctx_train)) ||
         (err = hp_float(&r, "rope.scaling.attn_factor", &h.rope_attn_factor, false, 1.0f)))
         return err;
+    float log_mul = 0.0f;
+    h.yarn_beta_fast = 32.0f;
+    h.yarn_beta_slow = 1.0f;
+    if (arch->yarn_keys &&
+        ((err = hp_float(&r, "rope.scaling.yarn_beta_fast", &h.yarn_beta_fast, false, 32.0f)) ||
+         (err = hp_float(&r, "rope.scaling.yarn_beta_slow", &h.yarn_beta_slow, false, 1.0f)) ||
+         (err = hp_float(&r, "rope.scaling.yarn_log_multiplier", &log_mul, false, 0.0f)) ||
+         (err = hp_float(&r, "attention.temperature_scale", &h.attn_temp_scale, false, 0.0f))))
+        return err;
+    if (!(h.yarn_beta_fast > 0.0f && h.yarn_beta_fast < 1e6f && h.yarn_beta_slow > 0.0f &&
+          h.yarn_beta_slow < 1e6f && log_mul >= 0.0f && log_mul < 1e6f &&
+          fabsf(h.attn_temp_scale) < 1e6f))
+        return hr_fail(HEARTH_ERR_FORMAT,
+                       "model: YaRN's beta_fast %g, beta_slow %g, log multiplier %g or the "
+                       "attention temperature %g is out of range",
+                       (double)h.yarn_beta_fast, (double)h.yarn_beta_slow, (double)log_mul,
+                       (double)h.attn_temp_scale);
+    h.attn_temp_floor = h.n_ctx_orig; /* the file's, whatever --yarn-orig-ctx says */
+    if (h.attn_temp_scale != 0.0f && h.attn_temp_floor < 1)
+        return hr_fail(HEARTH_ERR_FORMAT,
+                       "model: an attention temperature needs an original context length");
     if (p && p->yarn_orig_ctx > 0) h.n_ctx_orig = p->yarn_orig_ctx;
     if (h.yarn && h.rope_scale < 1.0f) {
-        /* llama.cpp's yarn_attn_factor: get_mscale(factor) times its inverse (to cancel the
-           1 + 0.1 ln(factor) ggml's rope multiplies in), each 0.1 ln(factor) + 1 fused by
-           its compiler; not quite 1 in F32 */
+        /* llama.cpp's yarn_attn_factor: get_mscale(factor), or with a log multiplier
+           get_mscale(factor) / get_mscale(factor, log_mul), times the inverse of the
+           1 + 0.1 ln(factor) ggml's rope multiplies in; each 0.1 m ln(factor) + 1 fused by
+           its compiler. Without the multiplier not quite 1 in F32; with Ministral 3's
+           (1) the magnitude is 1 / (1 + 0.1 ln(factor)), as Hugging Face's YaRN has it. */
         const float factor = 1.0f / h.rope_scale, m = fmaf(0.1f, logf(factor), 1.0f);
-        h.rope_attn_factor *= m * (1.0f / m);
+        const float mscale = log_mul != 0.0f ? m / fmaf(0.1f * log_mul, logf(factor), 1.0f) : m;
+        h.rope_attn_factor *= mscale * (1.0f / m);
     }
 
     int window = 0;

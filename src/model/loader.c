@@ -355,7 +355,9 @@ static hearth_err bind_layer(hearth_model *m, int il) {
     l->rope_mscale = l->yarn ? fmaf(0.1f, logf(1.0f / l->rope_scale), 1.0f) * hp->rope_attn_factor
                      : plain ? 1.0f
                              : hp->rope_attn_factor;
-    if (l->yarn) kern_rope_yarn_dims(l->n_rot, hp->n_ctx_orig, l->rope_base, l->yarn_dims);
+    if (l->yarn)
+        kern_rope_yarn_dims(l->n_rot, hp->n_ctx_orig, l->rope_base, hp->yarn_beta_fast,
+                            hp->yarn_beta_slow, l->yarn_dims);
     return HEARTH_OK;
 }
 

@@ -102,6 +102,8 @@ typedef struct arch_desc {
     arch_moe moe;     /* whether the FFN is a mixture of experts (moe.c) */
     bool expert_ff;   /* experts' width from expert_feed_forward_length, else feed_forward_length
                          / expert_used_count (qwen3moe); without: feed_forward_length */
+    bool yarn_keys;   /* reads YaRN's beta_fast, beta_slow and log multiplier and the
+                         attention temperature (mistral3) */
     bool moe_raw_weights; /* the chosen experts' probabilities weigh them as they are, not
                              divided by their sum (olmoe) */
     arch_shexp shexp;     /* the experts' shared one, if any */
@@ -168,6 +170,13 @@ typedef struct model_hparams {
                                and sin, so the rotated part of q and k (LongRoPE's scaling);
                                with YaRN, times llama.cpp's yarn_attn_factor */
     bool yarn;              /* rope.scaling.type yarn: RoPE with YaRN's ramp (ext_factor 1) */
+    float yarn_beta_fast, yarn_beta_slow; /* YaRN's correction turns (32 and 1 unless arch
+                                             yarn_keys reads them from the file) */
+    /* Llama 4's attention temperature (arch yarn_keys: Ministral 3): Q after
+     * RoPE times 1 + attn_temp_scale ln(floor(pos / attn_temp_floor) + 1);
+     * 0: none. The floor is the file's original context. */
+    float attn_temp_scale;
+    int attn_temp_floor;
     int swa_window, swa_pattern; /* 0: no sliding window */
     bool swa_by_layer;    /* attention.sliding_window_pattern marks each layer (model_swa_layer) */
     float attn_scale;     /* multiplies Q (arch scale_q) or the scores */
@@ -457,6 +466,9 @@ bool model_kv_free_layer(const gguf_file *f, const arch_desc *arch, int il);
  * for a file whose hyper-parameters model_load_hparams read. */
 bool model_swa_layer(const gguf_file *f, const arch_desc *arch, const model_hparams *hp, int il);
 int model_layer_n_ff(const gguf_file *f, const arch_desc *arch, const model_hparams *hp, int il);
+/* What Q is multiplied by after RoPE at position pos (hp->attn_temp_scale
+ * != 0), in llama.cpp's arithmetic: 1 below the floor. */
+float model_attn_temp(const model_hparams *hp, int pos);
 /* Binds every tensor the architecture needs, checking types and shapes, and
  * refuses a file with a tensor it does not use (as llama.cpp does: such a
  * tensor belongs to a variant whose forward pass differs). */

@@ -362,6 +362,10 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
             err = gguf_writer_set_str(c->w, key, "yarn");
         }
     }
+    if (p->yarn_beta_fast > 0.0f) SET_F32("rope.scaling.yarn_beta_fast", p->yarn_beta_fast);
+    if (p->yarn_beta_slow > 0.0f) SET_F32("rope.scaling.yarn_beta_slow", p->yarn_beta_slow);
+    if (p->yarn_log_mul > 0.0f) SET_F32("rope.scaling.yarn_log_multiplier", p->yarn_log_mul);
+    if (p->attn_temp != 0.0f) SET_F32("attention.temperature_scale", p->attn_temp);
     if (p->n_expert > 0) {
         SET_U32("expert_count", p->n_expert);
         SET_U32("expert_used_count", p->n_expert_used);

@@ -25,20 +25,23 @@ typedef enum synth_rope_factors {
 typedef struct synth_params {
     const char *arch; /* "llama", "qwen2", "qwen3", "qwen3moe", "olmoe", "granite",
                          "granitemoe", "granitehybrid", "qwen35", "qwen35moe", "gemma2", "gemma3",
-                         "gemma4",      "phi3", "smollm3", "lfm2", "lfm2moe", "bert", "nomic-bert",
-                         "gemma-embedding" */
+                         "gemma4",      "phi3", "smollm3", "lfm2", "lfm2moe", "mistral3", "bert",
+                         "nomic-bert", "gemma-embedding" */
     kern_type type;   /* type of the 2-D weights: F32, F16, Q8_0, Q4_0, Q4_K, Q6_K, ... */
     int n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx;
     bool tied; /* no output.weight: token_embd serves both */
     uint64_t seed;
-    int n_rot;                   /* rope.dimension_count (partial rotary); 0: head_dim */
-    synth_rope_factors factors;  /* SYNTH_ROPE_NONE: no factor tensor */
-    int rope_orig_ctx;           /* > 0: rope.scaling.original_context_length (LongRoPE's switch) */
-    float rope_attn_factor;      /* > 0: rope.scaling.attn_factor; 0: with rope_orig_ctx what
-                                    llama.cpp's converter writes for LongRoPE,
-                                    sqrt(1 + ln(n_ctx / orig) / ln(orig)) (1 when n_ctx <= orig) */
-    float yarn_factor;           /* > 0: rope.scaling.type yarn and this factor (the original
-                                    context: rope_orig_ctx when set) */
+    int n_rot;                  /* rope.dimension_count (partial rotary); 0: head_dim */
+    synth_rope_factors factors; /* SYNTH_ROPE_NONE: no factor tensor */
+    int rope_orig_ctx;          /* > 0: rope.scaling.original_context_length (LongRoPE's switch) */
+    float rope_attn_factor;     /* > 0: rope.scaling.attn_factor; 0: with rope_orig_ctx what
+                                   llama.cpp's converter writes for LongRoPE,
+                                   sqrt(1 + ln(n_ctx / orig) / ln(orig)) (1 when n_ctx <= orig) */
+    float yarn_factor;          /* > 0: rope.scaling.type yarn and this factor (the original
+                                   context: rope_orig_ctx when set) */
+    float yarn_beta_fast, yarn_beta_slow; /* > 0: rope.scaling.yarn_beta_fast, _slow */
+    float yarn_log_mul;                   /* > 0: rope.scaling.yarn_log_multiplier */
+    float attn_temp;                      /* != 0: attention.temperature_scale (mistral3) */
     float q_gain;                /* != 0 and != 1: the Q rows of the attention weights times it */
     float attn_softcap;          /* > 0: attn_logit_softcapping (gemma2; default 50) */
     float final_softcap;         /* > 0: final_logit_softcapping (gemma2's default 30; gemma3:

@@ -371,6 +371,12 @@ static void attn_scales(const hearth_model *m, float *q_scale, float *kq_scale) 
     *kq_scale = m->arch->scale_q ? 1.0f : m->hp.attn_scale;
 }
 
+/* What multiplies Q after RoPE at position t: the attention scale where the
+ * architecture puts it there, and the attention temperature (Ministral 3). */
+static float q_factor(const model_hparams *hp, float q_scale, int t) {
+    return hp->attn_temp_scale != 0.0f ? q_scale * model_attn_temp(hp, t) : q_scale;
+}
+
 /* As the forward pass's: the factors of the context (LongRoPE's short or
  * long ones, or rope_freqs), cos and sin times attn_factor. */
 static void rope_cache(tune_graph *g, const model_layer *l) {
@@ -423,7 +429,8 @@ static void qkv_fwd(tune_graph *g, const model_layer *l, layer_acts *a) {
             if (head) norm_row(q + h * hd, q + h * hd, l->q_norm, hd, hp->rms_eps);
             if (l->rope) rope_row(q + h * hd, cs, hp->n_rot, neox, 1.0f);
         }
-        for (int i = 0; i < g->Q; i++) q[i] *= q_scale;
+        const float qf = q_factor(hp, q_scale, t);
+        for (int i = 0; i < g->Q; i++) q[i] *= qf;
         for (int h = 0; h < hp->n_head_kv; h++) {
             if (head) norm_row(k + h * hd, k + h * hd, l->k_norm, hd, hp->rms_eps);
             if (l->rope) rope_row(k + h * hd, cs, hp->n_rot, neox, 1.0f);
@@ -598,7 +605,8 @@ static void qkv_back(tune_graph *g, const model_layer *l, const layer_acts *a) {
         /* (without q/k norms there is no qk_pre) */
         const float *pre = a->qk_pre ? a->qk_pre + (size_t)t * (g->Q + g->KV) : NULL;
         assert(pre || (!l->q_norm && !l->k_norm));
-        for (int i = 0; i < g->Q; i++) dq[i] *= q_scale;
+        const float qf = q_factor(hp, q_scale, t);
+        for (int i = 0; i < g->Q; i++) dq[i] *= qf;
         for (int h = 0; h < hp->n_head; h++) {
             if (l->rope) rope_row(dq + h * hd, cs, hp->n_rot, neox, -1.0f);
             if (head) {
