@@ -125,10 +125,11 @@ static void splitter(void) {
     CHECK(n_cases > 1000);
 }
 
-/* Gemma 4's thought channel: <|channel>thought ... <channel|>, split as
- * <think> blocks are (white space around the tags dropped), whichever way
- * the reply is cut into pieces; the two tag pairs do not close each other. */
-static void gemma_splitter(void) {
+/* Gemma 4's thought channel, <|channel>thought ... <channel|>, and Mistral's
+ * [THINK] ... [/THINK] (Ministral 3 Reasoning, Magistral): split as <think>
+ * blocks are (white space around the tags dropped), whichever way the reply
+ * is cut into pieces; no pair closes another's block. */
+static void other_pairs_splitter(void) {
     static const struct {
         const char *text, *reason, *content;
     } cases[] = {
@@ -140,6 +141,15 @@ static void gemma_splitter(void) {
         {"answer <|channel>thought\nx<channel|>", "", "answer <|channel>thought\nx<channel|>"},
         {"<|channel>thought\na</think>b<channel|>\n\nc", "a</think>b", "c"},
         {"<think>a<channel|>b</think>c", "a<channel|>b", "c"},
+        {"[THINK]Let me see: 2 + 2.[/THINK]4", "Let me see: 2 + 2.", "4"},
+        {" [THINK]\na\n[/THINK]\n\nb", "a", "b"},
+        {"[THINK][/THINK]only the answer", "", "only the answer"},
+        {"[THINK]cut off", "cut off", ""},
+        {"[THIN", "", "[THIN"},
+        {"[THINKING]x", "", "[THINKING]x"},
+        {"answer [THINK]x[/THINK]", "", "answer [THINK]x[/THINK]"},
+        {"[THINK]a</think>b<channel|>c[/THINK]d", "a</think>b<channel|>c", "d"},
+        {"<think>a[/THINK]b</think>c", "a[/THINK]b", "c"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++)
         split_all(cases[k].text, false, cases[k].reason, cases[k].content);
@@ -512,7 +522,7 @@ static void chat_cli(const char *think_model, const char *plain_model) {
 
 int main(void) {
     splitter();
-    gemma_splitter();
+    other_pairs_splitter();
     budget();
     templates();
     bool skip;

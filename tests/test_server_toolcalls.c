@@ -376,6 +376,11 @@ int main(void) {
                               "-t 1 --chat-template mistral-v3 -c 3072"));
     check_forced(&sv, "mistral-v3", 0);
     CHECK(test_server_stop(&sv) == 0);
+    /* Ministral 3's: [TOOL_CALLS] too (its own calls are NAME[ARGS]{...}), then the object */
+    REQUIRE(test_server_start(&sv, binary, model_path, scratch,
+                              "-t 1 --chat-template ministral3 -c 3072"));
+    check_forced(&sv, "ministral3", 1);
+    CHECK(test_server_stop(&sv) == 0);
     fake_cloud_stop(&fc);
     fixture_server_cleanup("test_server_toolcalls", scratch, test_failures > 0);
     return test_done("test_server_toolcalls");

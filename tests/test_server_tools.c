@@ -184,6 +184,29 @@ static void test_formats(void) {
           "[{\"name\":\"lookup\",\"arguments\":{}}] done");
     check("mistral not a call", true, "[{\"name\":\"lookup\",\"arguments\":{}}, 3]", "",
           "[{\"name\":\"lookup\",\"arguments\":{}}, 3]");
+    /* Ministral 3: [TOOL_CALLS]NAME[ARGS]{...} to the end of the reply, [TOOL_CALLS] before
+       each further call, text before them allowed; all or none */
+    check("ministral3", true, "Let me check.[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Paris\"}",
+          "get_weather:{\"city\":\"Paris\"}", "Let me check.");
+    check("ministral3 two", true,
+          "[TOOL_CALLS]lookup[ARGS]{}\n[TOOL_CALLS] get_weather[ARGS]{\"city\":\"[ARGS]\",\"n\":"
+          "[1,2]}\n",
+          "lookup:{}|get_weather:{\"city\":\"[ARGS]\",\"n\":[1,2]}", NULL);
+    check("ministral3 parallel false", false,
+          "[TOOL_CALLS]lookup[ARGS]{}[TOOL_CALLS]get_weather[ARGS]{}", "lookup:{}", NULL);
+    check("ministral3 forced: the JSON object", true,
+          "[TOOL_CALLS]{\"name\": \"lookup\", \"arguments\": {\"q\": 1}}", "lookup:{\"q\":1}",
+          NULL);
+    const char *m3_kept[] = {
+        "[TOOL_CALLS]lookup[ARGS]{}[TOOL_CALLS]rm_rf[ARGS]{}", /* one undeclared */
+        "So: [TOOL_CALLS]lookup[ARGS]{} and more",             /* text after the calls */
+        "[TOOL_CALLS]lookup[ARGS]3",                           /* arguments no object */
+        "[TOOL_CALLS]lookup {}",                               /* no [ARGS] */
+        "[TOOL_CALLS]lookup[ARGS]{\"q\":",                     /* cut off */
+        "[TOOL_CALLS]",                                        /* nothing */
+        "[TOOL_CALLS]lookup[ARGS]{}[TOOL_CALLS]"};             /* a tag without a call */
+    for (size_t k = 0; k < sizeof m3_kept / sizeof m3_kept[0]; k++)
+        check("ministral3 not a call", true, m3_kept[k], "", m3_kept[k]);
     check("empty array", true, "[]", "", "[]");
     check("semicolons in an array", true,
           "[{\"name\":\"lookup\",\"arguments\":{}}; {\"name\":\"lookup\",\"arguments\":{}}]", "",
@@ -328,6 +351,9 @@ static void test_stream(void) {
     check_stream("mistral", true,
                  "[TOOL_CALLS] [{\"name\": \"lookup\", \"arguments\": {}}, {\"name\": "
                  "\"lookup\", \"arguments\": {\"q\": 2}}]");
+    check_stream("ministral3", true,
+                 "Sure.[TOOL_CALLS]lookup[ARGS]{\"q\": \"[TOOL_CALLS]\"}[TOOL_CALLS]get_weather"
+                 "[ARGS]{}");
     check_stream("bracket text", true, "[Note] a [link](x) and [{ more");
     check_stream("lfm2", true,
                  "Sure. <|tool_call_start|>[lookup(q=\"a]b)\"), get_weather(city='x')]"
@@ -346,6 +372,8 @@ static void test_stream(void) {
     check_cursor("llama", true, "  {\"name\": \"lookup\", \"parameters\": {\"q\": 3}}");
     check_cursor("python tag", true, "<|python_tag|>{\"name\": \"lookup\", \"parameters\": {}}");
     check_cursor("mistral", true, "[TOOL_CALLS][{\"name\": \"lookup\", \"arguments\": {}}]");
+    check_cursor("ministral3", true,
+                 "a [TOOL_C b [TOOL_CALLS]lookup[ARGS]{\"q\": 1}[TOOL_CALLS]lookup[ARGS]{}");
     check_cursor("bracket text", true, "[Note] a [{ not a call");
     check_cursor("lfm2", true,
                  "a <|tool_call_st b <|tool_call_start|>[lookup(q=1)]<|tool_call_end|> c "
@@ -399,7 +427,10 @@ static void test_random(void) {
                                  "q='a'",
                                  ")",
                                  "]",
-                                 ", "};
+                                 ", ",
+                                 "[TOOL_CALLS]",
+                                 "[ARGS]",
+                                 "lookup"};
     unsigned long long rng = 7;
     srv_request r = request(true);
     for (int it = 0; it < 6000; it++) {

@@ -6,7 +6,8 @@
  *
  * Qwen 3, QwQ, the DeepSeek-R1 distills and SmolLM3 all write their
  * reasoning between <think> and </think> tags at the start of the reply
- * (Gemma 4 between <|channel>thought and <channel|>: the same split); a
+ * (Gemma 4 between <|channel>thought and <channel|>, Ministral 3 and
+ * Magistral between [THINK] and [/THINK]: the same split); a
  * template whose generation prompt already opened the block (Qwen 3
  * Thinking-2507) makes the model start inside it. The splitter sees the
  * reply a token's text at a time, so a tag may arrive in pieces: bytes that
@@ -19,9 +20,11 @@
 
 #include <string.h>
 
-/* the tag pairs: <think>...</think>, Gemma 4's <|channel>thought...<channel|> */
-static const char *const open_tags[2] = {"<think>", "<|channel>thought"};
-static const char *const close_tags[2] = {"</think>", "<channel|>"};
+/* the tag pairs: <think>...</think>, Gemma 4's <|channel>thought...<channel|>,
+ * Mistral's [THINK]...[/THINK] */
+static const char *const open_tags[] = {"<think>", "<|channel>thought", "[THINK]"};
+static const char *const close_tags[] = {"</think>", "<channel|>", "[/THINK]"};
+enum { N_PAIRS = sizeof open_tags / sizeof *open_tags };
 
 static bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
@@ -51,7 +54,7 @@ static void start_byte(eng_think *t, char c, eng_think_out *o) {
     const size_t n = t->n_held - lead;
     if (n == 0 && t->n_held + strlen(open_tags[0]) < ENG_THINK_HOLD)
         return; /* only white space so far */
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < N_PAIRS; k++) {
         /* a tag's start is held while it fits (the longer one may not, after
          * a long lead: then it is content) */
         const size_t m = strlen(open_tags[k]);
@@ -59,7 +62,7 @@ static void start_byte(eng_think *t, char c, eng_think_out *o) {
         if (n == m && !memcmp(h, open_tags[k], m)) {
             t->state = ENG_THINK_LEAD;
             t->n_held = 0;
-            t->gemma = k == 1;
+            t->pair = k;
             return;
         }
     }
@@ -71,7 +74,7 @@ static void start_byte(eng_think *t, char c, eng_think_out *o) {
 /* IN: reasoning, held back while it may end in white space and the tag. */
 static void in_byte(eng_think *t, char c, eng_think_out *o) {
     t->held[t->n_held++] = c;
-    const char *close_tag = close_tags[t->gemma];
+    const char *close_tag = close_tags[t->pair];
     const size_t m = strlen(close_tag);
     size_t k = tag_suffix(t->held, t->n_held, close_tag);
     if (k == m) { /* the block ends; the white space before the tag goes with it */

@@ -1,7 +1,8 @@
 /*
  * think.h - a reasoning model's reply split into its <think> block (Gemma
- * 4: its <|channel>thought block) and its answer as the reply is generated (think.c): what `hearth
- * serve` returns as reasoning_content and `hearth chat` shows apart.
+ * 4: its <|channel>thought block; Ministral 3 and Magistral: [THINK]) and its answer as the reply
+ * is generated (think.c): what `hearth serve` returns as reasoning_content and `hearth chat`
+ * shows apart.
  */
 #ifndef HEARTH_ENGINE_THINK_H
 #define HEARTH_ENGINE_THINK_H
@@ -22,7 +23,7 @@ typedef struct eng_think {
     eng_think_state state;
     char held[ENG_THINK_HOLD];
     size_t n_held;
-    bool gemma; /* the block opened with Gemma 4's <|channel>thought: <channel|> ends it */
+    int pair; /* which tag pair opened the block (think.c's order): its closing tag ends it */
 } eng_think;
 /* Where eng_think_feed puts the bytes it decides: each buffer has room for
  * the input's length + ENG_THINK_HOLD; n_reason and n_content grow. */

@@ -54,5 +54,6 @@ bool srv_think_budget(const srv_model *m, const srv_request *r, int *budget, srv
     return r->reasoning_budget < 0 ||
            srv_fail(e, 400, "thinking_budget_tokens", NULL,
                     "a thinking budget needs a model whose vocabulary has <think> and </think> "
-                    "(or Gemma 4's <|channel> and <channel|>) tokens");
+                    "(or Gemma 4's <|channel> and <channel|>, or Mistral's [THINK] and [/THINK]) "
+                    "tokens");
 }

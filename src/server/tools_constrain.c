@@ -42,11 +42,11 @@ bool srv_tools_forced(const srv_request *r) {
 }
 
 const char *srv_tools_call_prefix(tok_chat_tools family) {
-    return family == TOK_TOOLS_LLAMA3    ? ""
-           : family == TOK_TOOLS_GEMMA4  ? "<|tool_call>"
-           : family == TOK_TOOLS_LFM2    ? "<|tool_call_start|>"
-           : family == TOK_TOOLS_MISTRAL ? "[TOOL_CALLS]"
-                                         : "<tool_call>\n";
+    return family == TOK_TOOLS_LLAMA3                                     ? ""
+           : family == TOK_TOOLS_GEMMA4                                   ? "<|tool_call>"
+           : family == TOK_TOOLS_LFM2                                     ? "<|tool_call_start|>"
+           : family == TOK_TOOLS_MISTRAL || family == TOK_TOOLS_MINISTRAL ? "[TOOL_CALLS]"
+                                                                          : "<tool_call>\n";
 }
 
 /* Whether params is a schema the constraint enforces as it stands, for an

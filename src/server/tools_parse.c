@@ -25,6 +25,11 @@
  * g()]<|tool_call_end|>: every call of the list is taken, or (one that is
  * no call of a declared function) none, and the block stays content.
  *
+ * Mistral's models write [TOOL_CALLS] and then the calls, to the end of the
+ * reply: a JSON array of {"name", "arguments"} (v3) or, Ministral 3's,
+ * NAME[ARGS]{...} with [TOOL_CALLS] again before each further call; the
+ * calls are taken all or none, as LFM2's.
+ *
  * A stream (srv_tools_stream_*) keeps a cursor instead of parsing the text
  * so far again on every piece: where the search for an opening tag goes on
  * (backed off by the tag's length - 1, as a tag may be cut at the end) and
@@ -41,19 +46,19 @@
 #include <time.h>
 
 /* the call blocks: <tool_call>...</tool_call> (Hermes, Qwen3.5, the generic
- * rendering), Gemma 4's <|tool_call>...<tool_call|> and LFM2's
- * <|tool_call_start|>[...]<|tool_call_end|> */
+ * rendering), Gemma 4's <|tool_call>...<tool_call|>, LFM2's
+ * <|tool_call_start|>[...]<|tool_call_end|> and Mistral's [TOOL_CALLS]...,
+ * which has no closing tag (close_len 0): its block ends with the reply */
 #define TAG_PAIR(open, close)                                                                      \
     { (open), (close), sizeof(open) - 1, sizeof(close) - 1 }
 static const struct {
     const char *open, *close;
     size_t open_len, close_len;
 } tags[] = {TAG_PAIR("<tool_call>", "</tool_call>"), TAG_PAIR("<|tool_call>", "<tool_call|>"),
-            TAG_PAIR("<|tool_call_start|>", "<|tool_call_end|>")};
+            TAG_PAIR("<|tool_call_start|>", "<|tool_call_end|>"), TAG_PAIR("[TOOL_CALLS]", "")};
 #undef TAG_PAIR
-enum { N_TAGS = sizeof tags / sizeof *tags, TAG_LFM2 = 2 };
+enum { N_TAGS = sizeof tags / sizeof *tags, TAG_LFM2 = 2, TAG_MISTRAL = 3 };
 static const char python_tag[] = "<|python_tag|>";
-static const char mistral_tag[] = "[TOOL_CALLS]"; /* then a JSON array of the calls */
 enum { OPEN_MAX = sizeof "<|tool_call_start|>" - 1 /* the longest opening tag */ };
 
 void srv_tool_call_id(char *out, size_t cap) {
@@ -515,6 +520,13 @@ static bool py_call(const srv_tool_set *r, const char *p, size_t n, size_t *i, s
     return ok;
 }
 
+static void free_calls(srv_call_out *c, int n) {
+    for (int k = 0; k < n; k++) {
+        free(c[k].name);
+        free(c[k].arguments);
+    }
+}
+
 /* LFM2's block body p[0..n): [call, ...] and nothing else, into found
  * (at most cap); the count, or -1 when it is not such a list. */
 static int py_calls(const srv_tool_set *r, const char *p, size_t n, srv_call_out *found, int cap) {
@@ -538,10 +550,7 @@ static int py_calls(const srv_tool_set *r, const char *p, size_t n, srv_call_out
     }
     skip_ws(p, n, &i);
     if (ok && i == n) return k;
-    for (int j = 0; j < k; j++) {
-        free(found[j].name);
-        free(found[j].arguments);
-    }
+    free_calls(found, k);
     return -1;
 }
 
@@ -621,73 +630,112 @@ static bool add_call(acc *a, const srv_tool_set *r, srv_call_out *c) {
     return true;
 }
 
-/* The reply is nothing but call objects (after <|python_tag|>), separated
- * by white space or ';', or (Mistral's, after an optional [TOOL_CALLS]) one
- * JSON array of them. */
-static bool bare_calls(const srv_tool_set *r, const char *text, size_t len, acc *a) {
+/* Call objects from p[0..n) (leading white space allowed), separated by
+ * white space or ';', or one JSON array of them, and nothing else, into
+ * found; the count, or -1 when that is not what p holds. */
+static int json_calls(const srv_tool_set *r, const char *p, size_t n, srv_call_out *found) {
     size_t i = 0;
-    while (i < len && is_ws(text[i])) i++;
-    if (has_prefix(text, len, i, python_tag, sizeof python_tag - 1))
-        i += sizeof python_tag - 1;
-    else if (has_prefix(text, len, i, mistral_tag, sizeof mistral_tag - 1))
-        i += sizeof mistral_tag - 1;
-    while (i < len && is_ws(text[i])) i++;
-    const bool array = i < len && text[i] == '[';
+    skip_ws(p, n, &i);
+    const bool array = i < n && p[i] == '[';
     bool open = array; /* the array's ']' not seen yet */
     i += array;
-    srv_call_out found[SRV_MAX_TOOL_CALLS];
-    int n = 0;
+    int k = 0;
     bool ok = true;
-    while (ok && i < len) {
-        while (i < len && (is_ws(text[i]) || (n > 0 && text[i] == (array ? ',' : ';')))) i++;
-        if (i == len) break;
-        if (open && n > 0 && text[i] == ']') {
+    while (ok && i < n) {
+        while (i < n && (is_ws(p[i]) || (k > 0 && p[i] == (array ? ',' : ';')))) i++;
+        if (i == n) break;
+        if (open && k > 0 && p[i] == ']') {
             open = false;
-            for (i++; i < len && is_ws(text[i]); i++) continue;
-            ok = i == len; /* nothing after the array */
+            i++;
+            skip_ws(p, n, &i);
+            ok = i == n; /* nothing after the array */
             break;
         }
         size_t used;
-        srv_call_out c = {0};
-        ok = n < SRV_MAX_TOOL_CALLS && read_call(r, text + i, len - i, &used, &c);
+        ok = k < SRV_MAX_TOOL_CALLS && read_call(r, p + i, n - i, &used, &found[k]);
         if (ok) {
-            found[n++] = c;
+            k++;
             i += used;
         }
     }
-    if (!ok || open) {
-        for (int k = 0; k < n; k++) {
-            free(found[k].name);
-            free(found[k].arguments);
-        }
+    if (ok && !open) return k;
+    free_calls(found, k);
+    return -1;
+}
+
+/* Ministral 3's calls in p[0..n): NAME[ARGS]{...}, then [TOOL_CALLS] before
+ * each further one, and nothing else, into found; the count, or -1. */
+static int args_calls(const srv_tool_set *r, const char *p, size_t n, srv_call_out *found) {
+    static const char args_tag[] = "[ARGS]";
+    const size_t at = sizeof args_tag - 1, ct = strlen(tags[TAG_MISTRAL].open);
+    size_t i = 0;
+    int k = 0;
+    for (;;) {
+        char fn[256];
+        skip_ws(p, n, &i);
+        if (k == SRV_MAX_TOOL_CALLS || !py_ident(p, n, &i, fn) || !declared(r, fn) ||
+            !has_prefix(p, n, i, args_tag, at))
+            break;
+        i += at;
+        const char *end = NULL;
+        cJSON *args = cJSON_ParseWithLengthOpts(p + i, n - i, &end, false);
+        const bool ok = cJSON_IsObject(args) && fill_call(&found[k], fn, args);
+        cJSON_Delete(args);
+        if (!ok) break;
+        k++;
+        i = (size_t)(end - p);
+        skip_ws(p, n, &i);
+        if (i == n) return k;
+        if (!has_prefix(p, n, i, tags[TAG_MISTRAL].open, ct)) break;
+        i += ct;
+    }
+    free_calls(found, k);
+    return -1;
+}
+
+/* The reply is nothing but call objects (after <|python_tag|>), separated
+ * by white space or ';', or one JSON array of them. */
+static bool bare_calls(const srv_tool_set *r, const char *text, size_t len, acc *a) {
+    size_t i = 0;
+    skip_ws(text, len, &i);
+    if (has_prefix(text, len, i, python_tag, sizeof python_tag - 1)) i += sizeof python_tag - 1;
+    srv_call_out found[SRV_MAX_TOOL_CALLS];
+    const int n = json_calls(r, text + i, len - i, found);
+    for (int k = 0; k < n; k++) add_call(a, r, &found[k]);
+    return n > 0;
+}
+
+/* Takes the n calls of one list (LFM2's, Mistral's; n < 0: none) all or
+ * none: none when they would pass the cap. */
+static bool take_list(acc *a, const srv_tool_set *r, srv_call_out *found, int n) {
+    const bool fits = a->taken + a->out->n_calls + n <= SRV_MAX_TOOL_CALLS || !r->parallel;
+    if (!fits) {
+        free_calls(found, n);
         return false;
     }
-    for (int k = 0; k < n; k++) add_call(a, r, &found[k]);
+    for (int k = 0; k < n; k++) (void)add_call(a, r, &found[k]); /* or dropped: parallel false */
     return n > 0;
 }
 
 /* The block text[body..body_end) (between the tags of pair `kind`) as
  * calls taken into a; false when it stays content: no call (or more than
  * the object in the block), or past the cap. LFM2's block is a list of
- * calls, or (a forced call) the JSON object. */
+ * calls, Mistral's a JSON array or Ministral 3's calls, or either (a forced
+ * call) the JSON object. */
 static bool take_block(acc *a, const srv_tool_set *r, int kind, const char *text, size_t body,
                        size_t body_end) {
     size_t at = body;
     while (at < body_end && is_ws(text[at])) at++;
-    if (kind == TAG_LFM2 && at < body_end && text[at] == '[') {
-        srv_call_out found[SRV_MAX_TOOL_CALLS];
-        const int n = py_calls(r, text + body, body_end - body, found, SRV_MAX_TOOL_CALLS);
-        const bool fits = a->taken + a->out->n_calls + n <= SRV_MAX_TOOL_CALLS || !r->parallel;
-        for (int k = 0; k < n; k++) {
-            if (fits) {
-                (void)add_call(a, r, &found[k]); /* taken, or dropped (parallel false) */
-            } else {                             /* past the cap: the whole list stays content */
-                free(found[k].name);
-                free(found[k].arguments);
-            }
-        }
-        return n > 0 && fits;
-    }
+    const char first = at < body_end ? text[at] : '\0';
+    srv_call_out found[SRV_MAX_TOOL_CALLS];
+    if (kind == TAG_LFM2 && first == '[')
+        return take_list(a, r, found,
+                         py_calls(r, text + body, body_end - body, found, SRV_MAX_TOOL_CALLS));
+    if (kind == TAG_MISTRAL)
+        return take_list(a, r, found,
+                         first == '[' || first == '{'
+                             ? json_calls(r, text + body, body_end - body, found)
+                             : args_calls(r, text + body, body_end - body, found));
     size_t used = 0;
     srv_call_out c = {0};
     if (!read_call(r, text + body, body_end - body, &used, &c)) return false;
@@ -728,7 +776,9 @@ bool srv_tools_parse_set(const srv_tool_set *r, const char *text, size_t len, bo
         size_t i = 0;
         for (const char *o; (o = find_open(text + i, len - i, &kind)) != NULL;) {
             const size_t at = (size_t)(o - text), body = at + tags[kind].open_len;
-            const char *cl = find(text + body, len - body, tags[kind].close, tags[kind].close_len);
+            const char *cl = tags[kind].close_len ? find(text + body, len - body, tags[kind].close,
+                                                         tags[kind].close_len)
+                                                  : NULL; /* Mistral's: to the end */
             if (!cl && !final) {
                 i = len; /* an open call: undecided until the reply ends */
                 break;
@@ -870,7 +920,7 @@ size_t srv_tools_stream_content(srv_tools_stream *s, const char *text, size_t le
     const char *o = find_open(text + s->scan, len - s->scan, &kind);
     while (s->lead < len && is_ws(text[s->lead])) s->lead++;
     const size_t i = s->lead, rest = len - i;
-    const size_t pt = sizeof python_tag - 1, mt = sizeof mistral_tag - 1;
+    const size_t pt = sizeof python_tag - 1;
     if (o) {
         s->call_started = s->in_call = true;
         s->kind = kind;
@@ -882,10 +932,9 @@ size_t srv_tools_stream_content(srv_tools_stream *s, const char *text, size_t le
            is complete; the start is sure once a '{', "[{" or a whole tag is there */
         const bool obj = rest && text[i] == '{',
                    arr = rest && text[i] == '[' && (rest == 1 || text[i + 1] == '{'),
-                   py = rest && !memcmp(text + i, python_tag, rest < pt ? rest : pt),
-                   mi = rest && !memcmp(text + i, mistral_tag, rest < mt ? rest : mt);
-        if (obj || arr || py || mi) {
-            s->call_started = obj || (arr && rest > 1) || (py && rest >= pt) || (mi && rest >= mt);
+                   py = rest && !memcmp(text + i, python_tag, rest < pt ? rest : pt);
+        if (obj || arr || py) {
+            s->call_started = obj || (arr && rest > 1) || (py && rest >= pt);
             return 0;
         }
         /* a possible opening tag (of either pair) cut at the end */
@@ -919,6 +968,7 @@ bool srv_tools_stream_calls(srv_tools_stream *s, const srv_tool_set *r, const ch
             s->body = s->close_scan = (size_t)(o - text) + tags[kind].open_len;
         }
         const size_t close_len = tags[s->kind].close_len;
+        if (!close_len) break; /* Mistral's block: decided when the reply ends */
         const char *cl =
             find(text + s->close_scan, len - s->close_scan, tags[s->kind].close, close_len);
         if (!cl) { /* an open call: undecided until its closing tag comes */

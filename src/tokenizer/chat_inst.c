@@ -21,6 +21,13 @@
  * calls and results are left out of the alternation check. Their ids must
  * be 9 alphanumeric characters: any other id (OpenAI's are call_ + 24) is
  * mapped to 9 from its hash, the same for a call and its result.
+ *
+ * Ministral 3's templates (Instruct and Reasoning, December 2025) print one
+ * [SYSTEM_PROMPT] first - the first message's, else the template's own
+ * default_system_message, read from its text - then [AVAILABLE_TOOLS] with
+ * the tools through tojson, [INST]...[/INST] turns, answers as their content,
+ * each call as [TOOL_CALLS]NAME[ARGS]ARGUMENTS, then EOS, and each result as
+ * [TOOL_RESULTS]...[/TOOL_RESULTS].
  */
 #include "chat_impl.h"
 
@@ -39,33 +46,82 @@ static const inst_variant VARIANTS[] = {
     {TOK_INST_V3, "mistral-v3"},
     {TOK_INST_V3_TEKKEN, "mistral-v3-tekken"},
     {TOK_INST_V7, "mistral-v7"},
+    {TOK_INST_MINISTRAL3, "ministral3"},
+    {TOK_INST_MINISTRAL3, "ministral3-reasoning"},
 };
 
 bool ct_inst_named(const char *name, tok_chat_template *out) {
     for (size_t i = 0; i < sizeof VARIANTS / sizeof VARIANTS[0]; i++) {
         if (strcmp(name, VARIANTS[i].name) != 0) continue;
-        const bool tools = VARIANTS[i].v == TOK_INST_V3 || VARIANTS[i].v == TOK_INST_V3_TEKKEN;
-        *out = (tok_chat_template){.family = TOK_CHAT_INST,
-                                   .name = VARIANTS[i].name,
-                                   .inst = VARIANTS[i].v,
-                                   .bos = true,
-                                   .merge_system = VARIANTS[i].v == TOK_INST_LLAMA2,
-                                   .tools = tools ? TOK_TOOLS_MISTRAL : TOK_TOOLS_GENERIC};
+        const tok_chat_inst v = VARIANTS[i].v;
+        *out = (tok_chat_template){
+            .family = TOK_CHAT_INST,
+            .name = VARIANTS[i].name,
+            .inst = v,
+            .bos = true,
+            .merge_system = v == TOK_INST_LLAMA2,
+            .think = !strcmp(name, "ministral3-reasoning"), /* [THINK] replies split off */
+            .tools = v == TOK_INST_V3 || v == TOK_INST_V3_TEKKEN ? TOK_TOOLS_MISTRAL
+                     : v == TOK_INST_MINISTRAL3                  ? TOK_TOOLS_MINISTRAL
+                                                                 : TOK_TOOLS_GENERIC};
         return true;
     }
     return false;
 }
 
+/* The Jinja string literal at s (a quote, text, the same quote) into
+ * out[cap], Python's escapes read (the template text is normalized: its \n
+ * are newlines already); false for another escape or a text too long. */
+static bool jinja_string(const char *s, char *out, size_t cap) {
+    const char q = *s++;
+    if (q != '\'' && q != '"') return false;
+    size_t n = 0;
+    for (; *s && *s != q; s++) {
+        char c = *s;
+        if (c == '\\') {
+            switch (*++s) {
+            case '\\': c = '\\'; break;
+            case '\'': c = '\''; break;
+            case '"': c = '"'; break;
+            case 't': c = '\t'; break;
+            case 'r': c = '\r'; break;
+            default: return false; /* \x, \u, octal...: not in these templates */
+            }
+        }
+        if (n + 1 >= cap) return false;
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    return *s == q;
+}
+
+/* Ministral 3: '[TOOL_CALLS]' + name + '[ARGS]' calls without ids, and its
+ * default system message (the Reasoning one with [THINK] in it). */
+static hearth_err detect_ministral3(const char *s, tok_chat_template *out) {
+    static const char key[] = "default_system_message = ";
+    const char *d = strstr(s, key);
+    const bool think = ct_has(s, "[THINK]");
+    ct_inst_named(think ? "ministral3-reasoning" : "ministral3", out);
+    if (!d || !jinja_string(d + sizeof key - 1, out->default_system, sizeof out->default_system))
+        return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                       "chat template: a Ministral 3 template whose default system message is not "
+                       "one plain string is not supported; choose one with --chat-template %s",
+                       tok_chat_names());
+    return HEARTH_OK;
+}
+
 hearth_err ct_inst_detect(const char *s, tok_chat_template *out) {
     const char *name;
     if (ct_has(s, "[SYSTEM_PROMPT]")) {
-        /* v7: '[SYSTEM_PROMPT] ' + message['content']; the v7-tekken templates
-         * (Mistral Small 3, Ministral 3) print default system prompts, dates
-         * and thinking chunks of their own */
+        /* v7: '[SYSTEM_PROMPT] ' + message['content']; Ministral 3: '[TOOL_CALLS]' + name +
+         * '[ARGS]'; Mistral Small 3's and Magistral's templates print dated default system
+         * prompts and [CALL_ID]s of their own */
+        if (ct_has(s, "[ARGS]") && !ct_has(s, "[CALL_ID]") && ct_has(s, "default_system_message"))
+            return detect_ministral3(s, out);
         if (!ct_has(s, "'[SYSTEM_PROMPT] ' + "))
             return hr_fail(HEARTH_ERR_UNSUPPORTED,
                            "chat template: Mistral's v7-tekken templates (Mistral Small 3, "
-                           "Ministral 3) are not supported; choose one with --chat-template %s",
+                           "Magistral) are not supported; choose one with --chat-template %s",
                            tok_chat_names());
         name = "mistral-v7";
     } else if (ct_has(s, "[AVAILABLE_TOOLS]")) {
@@ -110,7 +166,8 @@ static void user_turn(const tok_chat_template *t, ct_buf *b, const ct_msg *sys, 
     case TOK_INST_LLAMA2_SYS: llama2_sys_user(t, b, sys, c, o); return;
     case TOK_INST_LLAMA2: buf_puts(b, "[INST] "); break;
     case TOK_INST_V1: buf_puts(b, " [INST] "); break;
-    case TOK_INST_V3_TEKKEN: buf_puts(b, "[INST]"); break;
+    case TOK_INST_V3_TEKKEN:
+    case TOK_INST_MINISTRAL3: buf_puts(b, "[INST]"); break;
     case TOK_INST_V3:
     case TOK_INST_V7: buf_puts(b, "[INST] "); break;
     }
@@ -126,7 +183,8 @@ static void assistant_turn(const tok_chat_template *t, ct_buf *b, ct_span c,
                            const tok_chat_opts *o) {
     switch (t->inst) {
     case TOK_INST_LLAMA2:
-    case TOK_INST_V3_TEKKEN: buf_span(b, c); break;
+    case TOK_INST_V3_TEKKEN:
+    case TOK_INST_MINISTRAL3: buf_span(b, c); break;
     case TOK_INST_LLAMA2_SYS:
         buf_puts(b, " ");
         buf_span(b, ct_trim(c));
@@ -235,8 +293,74 @@ static bool is_call_or_result(const tok_chat_template *t, const ct_msg *msg) {
     return t->tools == TOK_TOOLS_MISTRAL && (msg->role == TOK_CHAT_TOOL || msg->n_calls > 0);
 }
 
+/* Ministral 3's template: see the top of the file. An assistant's call
+ * arguments are printed as the client sent them (OpenAI's are a string,
+ * which the template prints as it is), none as {}. */
+static hearth_err ministral3_render(const tok_chat_template *t, const ct_msg *m, size_t n,
+                                    const tok_chat_opts *o, ct_buf *b) {
+    const size_t i0 = n && m[0].role == TOK_CHAT_SYSTEM ? 1 : 0;
+    if (t->bos) buf_puts(b, o->bos);
+    if (i0 || t->default_system[0]) {
+        buf_puts(b, "[SYSTEM_PROMPT]");
+        if (i0)
+            buf_span(b, m[0].content);
+        else
+            buf_puts(b, t->default_system);
+        buf_puts(b, "[/SYSTEM_PROMPT]");
+    }
+    if (ct_json_nonempty_array(o->tools)) {
+        buf_puts(b, "[AVAILABLE_TOOLS]");
+        if (!ct_json_dump(b, o->tools, strlen(o->tools), -1))
+            return hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: 'tools' is not a JSON array");
+        buf_puts(b, "[/AVAILABLE_TOOLS]");
+    }
+    for (size_t i = i0, turn = 0; i < n; i++) {
+        if (m[i].role != TOK_CHAT_USER && (m[i].role != TOK_CHAT_ASSISTANT || m[i].n_calls))
+            continue;
+        if ((m[i].role == TOK_CHAT_USER) != (turn++ % 2 == 0))
+            return hr_fail(HEARTH_ERR_INVALID_ARG,
+                           "After the optional system message, conversation roles must alternate "
+                           "user and assistant roles except for tool calls and results.");
+    }
+    for (size_t i = i0; i < n; i++) {
+        const ct_msg *msg = &m[i];
+        switch (msg->role) {
+        case TOK_CHAT_USER:
+            buf_puts(b, "[INST]");
+            buf_span(b, msg->content);
+            buf_puts(b, "[/INST]");
+            break;
+        case TOK_CHAT_ASSISTANT:
+            if (!msg->content.n && !msg->n_calls)
+                return hr_fail(HEARTH_ERR_INVALID_ARG,
+                               "Assistant message must have a string or a list of chunks in "
+                               "content or a list of tool calls.");
+            buf_span(b, msg->content);
+            for (int c = 0; c < msg->n_calls; c++) {
+                const char *a = msg->calls[c].arguments;
+                buf_puts(b, "[TOOL_CALLS]");
+                buf_puts(b, msg->calls[c].name);
+                buf_puts(b, "[ARGS]");
+                buf_puts(b, a && *a ? a : "{}");
+            }
+            buf_puts(b, o->eos);
+            break;
+        case TOK_CHAT_TOOL:
+            buf_puts(b, "[TOOL_RESULTS]");
+            buf_span(b, msg->content);
+            buf_puts(b, "[/TOOL_RESULTS]");
+            break;
+        case TOK_CHAT_SYSTEM:
+            return hr_fail(HEARTH_ERR_INVALID_ARG,
+                           "Only user, assistant and tool roles are supported, got system.");
+        }
+    }
+    return HEARTH_OK;
+}
+
 hearth_err ct_inst_render(const tok_chat_template *t, const ct_msg *m, size_t n,
                           const tok_chat_opts *o, ct_buf *b) {
+    if (t->inst == TOK_INST_MINISTRAL3) return ministral3_render(t, m, n, o, b);
     const bool v7 = t->inst == TOK_INST_V7;
     /* n is 0 when a merged system message was the only one */
     const ct_msg *sys = !v7 && n && m[0].role == TOK_CHAT_SYSTEM ? &m[0] : NULL;

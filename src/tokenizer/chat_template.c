@@ -75,11 +75,13 @@ const char *ct_span_find(ct_span s, const char *needle, bool last) {
 
 /* ---- recognition --------------------------------------------------------- */
 
-static const char ct_names[] = "chatml|qwen2.5|qwen3|qwen3-thinking|qwen3.5|llama3|llama3.1|"
-                               "llama3.2|gemma|"
-                               "gemma3|gemma4|phi3|phi3-mini|phi4-mini|phi4|deepseek-r1|granite|"
-                               "granite3.3|olmo2|zephyr|exaone4|llama2|llama2-sys|mistral-v1|"
-                               "mistral-v3|mistral-v3-tekken|mistral-v7|lfm2|lfm2.5";
+static const char ct_names[] =
+    "chatml|qwen2.5|qwen3|qwen3-thinking|qwen3.5|llama3|llama3.1|"
+    "llama3.2|gemma|"
+    "gemma3|gemma4|phi3|phi3-mini|phi4-mini|phi4|deepseek-r1|granite|"
+    "granite3.3|olmo2|zephyr|exaone4|llama2|llama2-sys|mistral-v1|"
+    "mistral-v3|mistral-v3-tekken|mistral-v7|ministral3|ministral3-reasoning|"
+    "lfm2|lfm2.5";
 
 const char *tok_chat_names(void) { return ct_names; }
 

@@ -44,11 +44,13 @@ typedef enum tok_chat_tools {
     TOK_TOOLS_XML,    /* Qwen3.5: <tool_call>\n<function=NAME>\n<parameter=P>\nV\n</parameter>... */
     TOK_TOOLS_GEMMA4, /* Gemma 4: <|tool> declarations,
                          <|tool_call>call:NAME{k:<|"|>v<|"|>}<tool_call|> */
-    TOK_TOOLS_MISTRAL, /* Mistral v3 / v3-tekken: [AVAILABLE_TOOLS] before the last user turn,
-                          [TOOL_CALLS] [{name, arguments, id}], [TOOL_RESULTS] (9-character ids) */
-    TOK_TOOLS_LFM2     /* LFM2: "List of tools: <|tool_list_start|>[...]<|tool_list_end|>" in the
-                          system turn, <|tool_call_start|>[NAME(k=v)]<|tool_call_end|> calls,
-                          results in <|tool_response_start|>...<|tool_response_end|> */
+    TOK_TOOLS_MISTRAL,  /* Mistral v3 / v3-tekken: [AVAILABLE_TOOLS] before the last user turn,
+                           [TOOL_CALLS] [{name, arguments, id}], [TOOL_RESULTS] (9-character ids) */
+    TOK_TOOLS_LFM2,     /* LFM2: "List of tools: <|tool_list_start|>[...]<|tool_list_end|>" in the
+                           system turn, <|tool_call_start|>[NAME(k=v)]<|tool_call_end|> calls,
+                           results in <|tool_response_start|>...<|tool_response_end|> */
+    TOK_TOOLS_MINISTRAL /* Ministral 3: [AVAILABLE_TOOLS][...] after the system prompt,
+                           [TOOL_CALLS]NAME[ARGS]{...} calls, [TOOL_RESULTS]...[/TOOL_RESULTS] */
 } tok_chat_tools;
 
 typedef enum tok_chat_family {
@@ -75,10 +77,13 @@ typedef enum tok_chat_inst {
     TOK_INST_V3,         /* Mistral 'v3' (7B v0.3): '[INST] ' ... '[/INST]', system in the last
                             turn, answers ' ' + content|trim + eos */
     TOK_INST_V3_TEKKEN,  /* Mistral 'v3-tekken' (Nemo, Ministral 8B): v3 without the spaces */
-    TOK_INST_V7          /* Mistral 'v7': [SYSTEM_PROMPT] turns where they are */
+    TOK_INST_V7,         /* Mistral 'v7': [SYSTEM_PROMPT] turns where they are */
+    TOK_INST_MINISTRAL3  /* Ministral 3 (Instruct, Reasoning): one [SYSTEM_PROMPT] first (the
+                            template's default_system_message without one), '[INST]' ... '[/INST]',
+                            answers content + calls + eos */
 } tok_chat_inst;
 
-#define TOK_CHAT_SYSTEM_MAX 1024 /* longest default system prompt taken from a template */
+#define TOK_CHAT_SYSTEM_MAX 4096 /* longest default system prompt taken from a template */
 
 /* A recognized template: the family and the variant's switches. Plain data
  * (no allocation): copy it freely. */
@@ -105,7 +110,8 @@ typedef struct tok_chat_template {
     tok_chat_inst inst;     /* TOK_CHAT_INST: the variant */
     tok_chat_tools tools;   /* how tools, calls and results are rendered */
     bool tool_args_raw;     /* Qwen 3: a call's arguments string is printed as is (else tojson) */
-    char default_system[TOK_CHAT_SYSTEM_MAX]; /* ChatML: printed when messages[0] is not system */
+    char default_system[TOK_CHAT_SYSTEM_MAX]; /* ChatML, Ministral 3: printed when messages[0]
+                                                 is not system */
 } tok_chat_template;
 
 /* Recognizes template text tmpl[0..len). HEARTH_ERR_UNSUPPORTED, with a

@@ -84,8 +84,8 @@ const char *tok_text(const tok_vocab *v, int32_t id, size_t *len);
 int32_t tok_find(const tok_vocab *v, const char *text, size_t len);
 /* The tokens that open and close a reasoning block: <think> and </think>,
  * else Gemma 4's <|channel> and <channel|> (its thought channel, as
- * llama.cpp's budget ends it); false (both -1) when the vocabulary has
- * neither pair. */
+ * llama.cpp's budget ends it), else Mistral's [THINK] and [/THINK]; false
+ * (both -1) when the vocabulary has none of the pairs. */
 bool tok_think_pair(const tok_vocab *v, int32_t *start, int32_t *end);
 
 /* Tokenizes text[0..len) (any bytes; invalid UTF-8 is handled as llama.cpp

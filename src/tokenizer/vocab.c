@@ -173,7 +173,8 @@ int32_t tok_find(const tok_vocab *v, const char *text, size_t len) {
 }
 
 bool tok_think_pair(const tok_vocab *v, int32_t *start, int32_t *end) {
-    static const char *const pairs[][2] = {{"<think>", "</think>"}, {"<|channel>", "<channel|>"}};
+    static const char *const pairs[][2] = {
+        {"<think>", "</think>"}, {"<|channel>", "<channel|>"}, {"[THINK]", "[/THINK]"}};
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
         *start = tok_find(v, pairs[i][0], strlen(pairs[i][0]));
         *end = tok_find(v, pairs[i][1], strlen(pairs[i][1]));
