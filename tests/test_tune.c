@@ -239,6 +239,12 @@ static void test_synth_arches(void) {
     p = tiny("llama", 64);
     p.yarn_factor = 4.0f, p.rope_orig_ctx = 16, p.q_gain = 3.0f;
     check_params("llama+yarn", &p);
+    /* Ministral 3: Q scaled by the attention temperature from position 8 on (and YaRN with
+       its log multiplier) */
+    p = tiny("mistral3", 64);
+    p.yarn_factor = 4.0f, p.rope_orig_ctx = 8, p.q_gain = 3.0f;
+    p.yarn_log_mul = 1.0f, p.attn_temp = 0.5f;
+    check_params("mistral3", &p);
     /* OLMo 3: window layers rotating plainly, YaRN on the others */
     p = tiny("olmo2", 64);
     p.n_layer = 3, p.swa_window = 8, p.yarn_factor = 4.0f, p.rope_orig_ctx = 16, p.q_gain = 3.0f;
