@@ -6,7 +6,8 @@
  *                    "parallel_tool_calls", role "tool" messages and
  *                    assistant "tool_calls", validated as request.c does
  *   tools_parse.c    the reply side: a model's text -> content + calls, whole
- *                    (api_gen.c) or as it streams (sse.c)
+ *                    (api_gen.c) or as it streams (sse.c); tools_syntax.c
+ *                    reads what a call block holds
  *   tools_constrain.c  tool_choice "required" / named enforced locally: the
  *                    call prefix and the JSON Schema of one call
  *
@@ -18,7 +19,8 @@
  * reply that is nothing but
  * {"name": N, "parameters"|"arguments": {..}} objects (Llama 3.1/3.2, and
  * small models that drop the tags), after an optional <|python_tag|>, or
- * one JSON array of them after an optional [TOOL_CALLS] (Mistral). A
+ * one JSON array of them, or [TOOL_CALLS] and the calls to the end of the
+ * reply (Mistral v3: such an array; Ministral 3: NAME[ARGS]{..}). A
  * call to a function the request did not declare, or whose arguments are
  * not a JSON object, is not a call: its text stays in the content. That is
  * the local model's text; a remote tier's calls come as data (the
