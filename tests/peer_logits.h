@@ -33,23 +33,26 @@ static inline int peer_argmax(const float *v, int n) {
     return best;
 }
 
-static inline hearth_session *peer_open(const char *path, hearth_model **m) {
-    *m = NULL;
-    REQUIRE(hearth_model_load(path, NULL, m) == HEARTH_OK);
-    REQUIRE(hearth_model_n_vocab(*m) <= PEER_MAX_VOCAB);
+static inline hearth_session *peer_session(hearth_model *m) {
+    REQUIRE(hearth_model_n_vocab(m) <= PEER_MAX_VOCAB);
     hearth_session_params sp = hearth_session_default_params();
     sp.n_ctx = 64;
     sp.kv_type = HEARTH_KV_F32;
     hearth_session *s = NULL;
-    REQUIRE(hearth_session_new(*m, &sp, &s) == HEARTH_OK);
+    REQUIRE(hearth_session_new(m, &sp, &s) == HEARTH_OK);
     return s;
 }
 
-/* The prompt's logits as one batch, then PEER_N_GEN greedy steps: rows
- * [PEER_ROWS][nv]; returns nv. */
-static inline int peer_run_greedy(const char *path, float *rows) {
-    hearth_model *m;
-    hearth_session *s = peer_open(path, &m);
+static inline hearth_session *peer_open(const char *path, hearth_model **m) {
+    *m = NULL;
+    REQUIRE(hearth_model_load(path, NULL, m) == HEARTH_OK);
+    return peer_session(*m);
+}
+
+/* The prompt's logits as one batch, then PEER_N_GEN greedy steps, of model
+ * m: rows [PEER_ROWS][nv]; returns nv. */
+static inline int peer_greedy_of(hearth_model *m, float *rows) {
+    hearth_session *s = peer_session(m);
     const int nv = hearth_model_n_vocab(m);
     REQUIRE(hearth_decode(s, peer_ids, PEER_N_IDS, rows, true) == HEARTH_OK);
     for (int g = 0; g < PEER_N_GEN; g++) {
@@ -58,6 +61,14 @@ static inline int peer_run_greedy(const char *path, float *rows) {
                 HEARTH_OK);
     }
     hearth_session_free(s);
+    return nv;
+}
+
+/* The same of the file at path. */
+static inline int peer_run_greedy(const char *path, float *rows) {
+    hearth_model *m = NULL;
+    REQUIRE(hearth_model_load(path, NULL, &m) == HEARTH_OK);
+    const int nv = peer_greedy_of(m, rows);
     hearth_model_free(m);
     return nv;
 }

@@ -277,6 +277,34 @@ static const fixture k_fixtures[] = {
      .n_used = 3,
      .untied = true,
      .n_dense_lead = 1},
+    /* Qwen3-VL's language model (qwen3vl, qwen3vlmoe): Qwen 3's blocks with interleaved
+       multimodal RoPE whose sections (12, 10, 10 of 32 pairs) leave pair 31 unrotated */
+    {.name = "qwen3vl-f32",
+     .arch = "qwen3vl",
+     .type = KERN_F32,
+     .n_layer = 3,
+     .n_embd = 128,
+     .n_head_kv = 2,
+     .head_dim = 64,
+     .n_ff = 256,
+     .q_gain = 3,
+     .seed = 81,
+     .llama_hash = 0x0f04dbd070796079ull,
+     .untied = true},
+    {.name = "qwen3vlmoe-q4k",
+     .arch = "qwen3vlmoe",
+     .type = KERN_Q4_K,
+     .n_layer = 2,
+     .n_embd = 256,
+     .n_head_kv = 1,
+     .head_dim = 64,
+     .n_ff = 256,
+     .q_gain = 3,
+     .seed = 82,
+     .llama_hash = 0x126cb5fcc74f4e26ull,
+     .n_expert = 8,
+     .n_used = 2,
+     .untied = true},
     /* Ministral 3 (mistral3): llama's block with YaRN, its log multiplier (1: HF's magnitude),
        a beta_slow of 2 that moves the ramp's end, and Llama 4's attention temperature over an
        original context of 16 (8), so positions from 16 (8) on have Q scaled */
@@ -557,6 +585,87 @@ static void rope_override_test(void) {
 }
 
 /* The keys' defaults (llama.cpp's), and the files refused. */
+/* qwen2vl: Qwen 2's block with multimodal RoPE (sections 4, 6, 6: text rotates as Qwen 2).
+ * llama.cpp 34af94cd reads no RMSNorm epsilon for this architecture (it stays 0); Hearth
+ * takes the file's, as Transformers does, and with the epsilon set to 0 gives llama.cpp's
+ * logits bit for bit. */
+static void qwen2vl_test(void) {
+    char src[128], err[512];
+    const fixture f = {.name = "qwen2vl-f32",
+                       .arch = "qwen2vl",
+                       .type = KERN_F32,
+                       .n_layer = 2,
+                       .n_embd = 128,
+                       .n_head_kv = 2,
+                       .head_dim = 32,
+                       .n_ff = 256,
+                       .q_gain = 3,
+                       .seed = 83,
+                       .untied = true};
+    write_fixture(&f);
+    fixture_path(f.name, src, sizeof src);
+    hearth_model *m = peer_load(src, err, sizeof err);
+    REQUIRE(m);
+    CHECK(m->hp.rope_sections[0] == 4 && m->hp.rope_sections[1] == 6 &&
+          m->hp.rope_sections[2] == 6 && m->hp.rope_sections[3] == 0 && m->hp.rms_eps == 1e-5f);
+    float *rows = malloc(sizeof(float) * PEER_ROWS * PEER_MAX_VOCAB);
+    REQUIRE(rows);
+    kern_set_exact(true);
+    const size_t bytes = sizeof(float) * PEER_ROWS * (size_t)peer_greedy_of(m, rows);
+    const uint64_t with_eps = test_fnv1a(TEST_FNV_SEED, rows, bytes);
+    m->hp.rms_eps = 0.0f;
+    peer_greedy_of(m, rows);
+    kern_set_exact(false);
+    const uint64_t h = test_fnv1a(TEST_FNV_SEED, rows, bytes);
+    CHECKF(h == 0x0f2e6ae003d96621ull && with_eps != h, "qwen2vl: %016llx with epsilon 0",
+           (unsigned long long)h);
+    free(rows);
+    hearth_model_free(m);
+    unlink(src);
+}
+
+/* mistral3: YaRN's keys and the attention temperature read (llama.cpp's hash in the table
+ * says how they act); each changes the logits; out-of-range values refused. */
+static void mistral3_test(void) {
+    char src[128], dst[128], err[512];
+    snprintf(dst, sizeof dst, "%s/patched.gguf", tmp_dir);
+    fixture_path("mistral3-f32", src, sizeof src);
+    hearth_model *m = peer_load(src, err, sizeof err);
+    REQUIRE(m);
+    const float m4 = fmaf(0.1f, logf(4.0f), 1.0f);
+    CHECK(m->hp.yarn && m->hp.yarn_beta_fast == 32.0f && m->hp.yarn_beta_slow == 2.0f &&
+          m->hp.attn_temp_scale == 0.1f && m->hp.attn_temp_floor == 16 &&
+          m->hp.rope_attn_factor == 1.0f / m4); /* HF's magnitude: 1 after ggml's m4 */
+    CHECK(model_attn_temp(&m->hp, 0) == 1.0f && model_attn_temp(&m->hp, 15) == 1.0f &&
+          model_attn_temp(&m->hp, 16) == (float)(log(2.0) * 0.1f + 1.0) &&
+          model_attn_temp(&m->hp, 47) == (float)(log(3.0) * 0.1f + 1.0));
+    float *with = malloc(sizeof(float) * PEER_N_IDS * PEER_MAX_VOCAB),
+          *without = malloc(sizeof(float) * PEER_N_IDS * PEER_MAX_VOCAB);
+    REQUIRE(with && without);
+    const size_t n_m3 = prompt_logits_of(m, with);
+    m->hp.attn_temp_scale = 0.0f;
+    prompt_logits_of(m, without);
+    CHECKF(test_max_diff(with, without, n_m3) > 1e-3, "mistral3: the temperature changes %g",
+           test_max_diff(with, without, n_m3));
+    hearth_model_free(m);
+    static const char *const m3_keys[] = {"mistral3.rope.scaling.yarn_beta_slow",
+                                          "mistral3.rope.scaling.yarn_log_multiplier"};
+    for (int i = 0; i < 2; i++) {
+        peer_patch(src, dst, m3_keys[i], "X", 1, 0); /* absent: 1, none */
+        REQUIRE((m = peer_load(dst, err, sizeof err)));
+        prompt_logits_of(m, without);
+        CHECKF(test_max_diff(with, without, n_m3) > 1e-3, "mistral3: %s changes %g", m3_keys[i],
+               test_max_diff(with, without, n_m3));
+        hearth_model_free(m);
+    }
+    free(with), free(without);
+    const float negative = -1.0f;
+    peer_patch(src, dst, m3_keys[0], &negative, 4, strlen(m3_keys[0]) + 4);
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "out of range"), "%s", err);
+    hearth_model_free(m);
+}
+
 static void hparams_test(void) {
     char src[128], dst[128], err[512];
     fixture_path("gemma2-f32", src, sizeof src);
@@ -723,43 +832,6 @@ static void hparams_test(void) {
     CHECKF(!m && strstr(err, "gating function 3"), "%s", err);
     hearth_model_free(m);
 
-    /* mistral3: YaRN's keys and the attention temperature read (llama.cpp's hash above says
-       how they act); each changes the logits; out-of-range values refused */
-    fixture_path("mistral3-f32", src, sizeof src);
-    REQUIRE((m = peer_load(src, err, sizeof err)));
-    const float m4 = fmaf(0.1f, logf(4.0f), 1.0f);
-    CHECK(m->hp.yarn && m->hp.yarn_beta_fast == 32.0f && m->hp.yarn_beta_slow == 2.0f &&
-          m->hp.attn_temp_scale == 0.1f && m->hp.attn_temp_floor == 16 &&
-          m->hp.rope_attn_factor == 1.0f / m4); /* HF's magnitude: 1 after ggml's m4 */
-    CHECK(model_attn_temp(&m->hp, 0) == 1.0f && model_attn_temp(&m->hp, 15) == 1.0f &&
-          model_attn_temp(&m->hp, 16) == (float)(log(2.0) * 0.1f + 1.0) &&
-          model_attn_temp(&m->hp, 47) == (float)(log(3.0) * 0.1f + 1.0));
-    with = malloc(sizeof(float) * PEER_N_IDS * PEER_MAX_VOCAB);
-    without = malloc(sizeof(float) * PEER_N_IDS * PEER_MAX_VOCAB);
-    REQUIRE(with && without);
-    const size_t n_m3 = prompt_logits_of(m, with);
-    m->hp.attn_temp_scale = 0.0f;
-    prompt_logits_of(m, without);
-    CHECKF(test_max_diff(with, without, n_m3) > 1e-3, "mistral3: the temperature changes %g",
-           test_max_diff(with, without, n_m3));
-    hearth_model_free(m);
-    static const char *const m3_keys[] = {"mistral3.rope.scaling.yarn_beta_slow",
-                                          "mistral3.rope.scaling.yarn_log_multiplier"};
-    for (int i = 0; i < 2; i++) {
-        peer_patch(src, dst, m3_keys[i], "X", 1, 0); /* absent: 1, none */
-        REQUIRE((m = peer_load(dst, err, sizeof err)));
-        prompt_logits_of(m, without);
-        CHECKF(test_max_diff(with, without, n_m3) > 1e-3, "mistral3: %s changes %g", m3_keys[i],
-               test_max_diff(with, without, n_m3));
-        hearth_model_free(m);
-    }
-    free(with), free(without);
-    const float negative = -1.0f;
-    peer_patch(src, dst, m3_keys[0], &negative, 4, strlen(m3_keys[0]) + 4);
-    m = peer_load(dst, err, sizeof err);
-    CHECKF(!m && strstr(err, "out of range"), "%s", err);
-    hearth_model_free(m);
-
     /* granitehybrid: Mamba-2 layers where there are no kv heads, no layer rotates; sizes
        the scan cannot divide refused */
     fixture_path("granitehybrid-f32", src, sizeof src);
@@ -873,6 +945,8 @@ int main(void) {
     for (int i = 0; i < n; i++) write_fixture(&k_fixtures[i]);
     for (int i = 0; i < n; i++) check_fixture(&k_fixtures[i]);
     hparams_test();
+    mistral3_test();
+    qwen2vl_test();
     rope_override_test();
     peer_tmpdir_remove(tmp_dir);
     return test_done("test_archs");

@@ -245,6 +245,10 @@ static void test_synth_arches(void) {
     p.yarn_factor = 4.0f, p.rope_orig_ctx = 8, p.q_gain = 3.0f;
     p.yarn_log_mul = 1.0f, p.attn_temp = 0.5f;
     check_params("mistral3", &p);
+    /* Qwen3-VL's language model: interleaved multimodal RoPE (pair 7 of 8 unrotated) */
+    p = tiny("qwen3vl", 64);
+    p.q_gain = 3.0f;
+    check_params("qwen3vl", &p);
     /* OLMo 3: window layers rotating plainly, YaRN on the others */
     p = tiny("olmo2", 64);
     p.n_layer = 3, p.swa_window = 8, p.yarn_factor = 4.0f, p.rope_orig_ctx = 16, p.q_gain = 3.0f;

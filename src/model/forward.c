@@ -365,16 +365,19 @@ static void tok_attn_norm(const tok_job *j, int t0, int t1) {
     }
 }
 
-void forward_rope_cs(const hearth_session *s, const model_layer *l, float pos, bool mscale,
-                     float *cs) {
+void model_rope_cs(const hearth_model *m, const model_layer *l, const float *factors, float pos,
+                   bool mscale, float *cs) {
     const int n_rot = l->n_rot;
-    kern_rope_cache(cs, n_rot, pos, l->rope_base, l->rope_scale,
-                    l->rope_factors ? s->rope_factors : NULL, l->yarn ? l->yarn_dims : NULL);
-    if (s->model->arch->imrope) { /* the pairs of the fourth section: position 0 */
-        const int *sec = s->model->hp.rope_sections, sum = sec[0] + sec[1] + sec[2] + sec[3];
+    kern_rope_cache(cs, n_rot, pos, l->rope_base, l->rope_scale, l->rope_factors ? factors : NULL,
+                    l->yarn ? l->yarn_dims : NULL);
+    const arch_desc *a = m->arch;
+    if (a->imrope || a->mrope) { /* the pairs of the fourth section: position 0 */
+        const int *sec = m->hp.rope_sections, sum = sec[0] + sec[1] + sec[2] + sec[3];
         for (int i = 0; i < n_rot / 2; i++) {
-            const int sector = i % sum; /* t, h, w interleaved while each has pairs left */
-            if (sector >= 3 * sec[sector % 3]) cs[2 * i] = 1.0f, cs[2 * i + 1] = 0.0f;
+            const int sector = i % sum; /* t, h, w: interleaved while each has pairs left, or
+                                           one after the other */
+            if (a->imrope ? sector >= 3 * sec[sector % 3] : sector >= sec[0] + sec[1] + sec[2])
+                cs[2 * i] = 1.0f, cs[2 * i + 1] = 0.0f;
         }
     }
     /* ggml multiplies cos and sin by attn_factor (and YaRN's magnitude) after
@@ -417,7 +420,7 @@ static void tok_qkv(const tok_job *j, int t0, int t1) {
         add_bias(q, l->bqkv, stride); /* fused: [q; k; v] like the row */
         add_bias(q, l->bq, n_q);
         float *cs = s->rope + (size_t)t * (size_t)model_max_rot(hp);
-        if (j->rope_fresh && rope) forward_rope_cs(s, l, (float)pos, true, cs);
+        if (j->rope_fresh && rope) model_rope_cs(m, l, s->rope_factors, (float)pos, true, cs);
         if (full_qk_norm) rms_norm(q, q, l->q_norm, n_q, hp->rms_eps);
         for (int h = 0; h < hp->n_head; h++) {
             if (head_qk_norm) rms_norm(q + h * hd, q + h * hd, l->q_norm, hd, hp->rms_eps);

@@ -383,7 +383,7 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
     h.n_layer -= h.n_nextn;
     h.n_kv_from_start = h.n_layer;
     if ((err = ff_widths(&r, arch, &h)) || (err = kv_heads(&r, arch, &h))) return err;
-    if (arch->imrope && (err = rope_sections(&r, &h))) return err;
+    if ((arch->imrope || arch->mrope) && (err = rope_sections(&r, &h))) return err;
     if (arch->gdn) {
         int every; /* read by model_kv_free_layer; a key of another type is refused here */
         if ((err = hp_int(&r, "full_attention_interval", &every, false, 4))) return err;

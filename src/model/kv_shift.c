@@ -98,7 +98,7 @@ static void shift_heads(void *ctx, int ith, int nth) {
                      h = session_kv_head(s, l->kv_slot, u % hp->n_head_kv);
         uint8_t *k = (uint8_t *)s->k_cache + h;
         uint8_t *v = (uint8_t *)s->v_cache + h;
-        if (l->rope) forward_rope_cs(s, l, -(float)j->n_discard, false, cs);
+        if (l->rope) model_rope_cs(s->model, l, s->rope_factors, -(float)j->n_discard, false, cs);
         if (session_kv_win(s, l->kv_slot)) {
             shift_window(j, l, k, v, tmp, key, cs);
             continue;

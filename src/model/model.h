@@ -130,8 +130,11 @@ typedef struct arch_desc {
     /* Interleaved multimodal RoPE (Qwen3.5's IMROPE): rotary pair i takes
      * the position of section (i mod the sections' sum) mod 3, interleaved
      * t, h, w while each has pairs left; text puts its position in t, h and w
-     * and 0 in the fourth, so the pairs past them do not rotate. */
-    bool imrope;
+     * and 0 in the fourth, so the pairs past them do not rotate. mrope
+     * (Qwen2-VL, Qwen2.5-VL): the same with the sections contiguous. Either
+     * reads rope.dimension_sections; Hearth runs text through them (no
+     * vision projector for these families yet). */
+    bool imrope, mrope;
     /* Gemma 4: the layers past
      * n_layer - attention.shared_kv_layers compute no keys or values and
      * read those of the last window layer or the last global layer before
@@ -212,7 +215,7 @@ typedef struct model_hparams {
      * Qwen3.5's MTP block): in the file, never run. */
     int n_nextn;
     bool rope_off;        /* rope.scaling.finetuned = false: no layer rotates (Granite 4.0-H) */
-    int rope_sections[4]; /* arch imrope: rope.dimension_sections */
+    int rope_sections[4]; /* arch imrope, mrope: rope.dimension_sections */
     /* Arch layer_dims: the window layers' head size and rotary dims (the
      * others' are head_dim and n_rot); n_ff is then the widest layer's.
      * Otherwise equal to head_dim and n_rot. */
@@ -466,6 +469,14 @@ bool model_kv_free_layer(const gguf_file *f, const arch_desc *arch, int il);
  * for a file whose hyper-parameters model_load_hparams read. */
 bool model_swa_layer(const gguf_file *f, const arch_desc *arch, const model_hparams *hp, int il);
 int model_layer_n_ff(const gguf_file *f, const arch_desc *arch, const model_hparams *hp, int il);
+/* cos/sin ([n_rot]) of a rotation by pos positions on layer l (its own base
+ * and scale: sliding-window layers may have theirs; the frequency factors
+ * of the context, where the layer takes them; multimodal RoPE's sections),
+ * times rope.scaling.attn_factor and YaRN's magnitude when mscale (a
+ * position's rotation; a rotation of keys that hold it already must not
+ * scale them again). The forward pass's, the K-shift's and tune's. */
+void model_rope_cs(const hearth_model *m, const model_layer *l, const float *factors, float pos,
+                   bool mscale, float *cs);
 /* What Q is multiplied by after RoPE at position pos (hp->attn_temp_scale
  * != 0), in llama.cpp's arithmetic: 1 below the floor. */
 float model_attn_temp(const model_hparams *hp, int pos);

@@ -182,15 +182,10 @@ void moe_route(const float *logits, int n_expert, int k, const moe_gate *g, floa
                int32_t *sel, float *w);
 
 /* RoPE as the forward pass applies it, for hearth_session_shift to rotate
- * cached keys the same way. forward_rope_cs: cos/sin ([n_rot]) of a
- * rotation by pos positions on layer l (its own base and scale: Gemma 3's
- * sliding-window layers have theirs; the session's frequency factors),
- * times rope.scaling.attn_factor when mscale (a position's rotation; a
- * rotation of keys that hold it already must not scale them again).
- * forward_rope_head: rotates one head x[head_dim] of layer l by them (its
- * first n_rot dims, in pairs or NEOX halves as the architecture says). */
-void forward_rope_cs(const hearth_session *s, const model_layer *l, float pos, bool mscale,
-                     float *cs);
+ * cached keys the same way (cos/sin from model_rope_cs with the session's
+ * factors). forward_rope_head: rotates one head x[head_dim] of layer l by
+ * them (its first n_rot dims, in pairs or NEOX halves as the architecture
+ * says). */
 void forward_rope_head(const hearth_session *s, const model_layer *l, float *x, const float *cs);
 
 /* The bytes of one position of one kv head of cache slot `slot`, and

@@ -389,9 +389,16 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
         SET_U32("ssm.time_step_rank", 2 * p->n_embd / SYNTH_SSM_STATE);
         SET_U32("ssm.group_count", SYNTH_SSM_GROUPS);
         SET_U32("full_attention_interval", 4);
-        /* multimodal RoPE's sections (text positions are one position in all) */
+    }
+    if (a->imrope || a->mrope) { /* multimodal RoPE's sections (text: one position in all) */
         const int pairs = (p->n_rot > 0 ? p->n_rot : p->head_dim) / 2, sec = (pairs + 2) / 3;
-        const int32_t sections[4] = {sec, sec, pairs - 2 * sec, 0}; /* 32 pairs: 11, 11, 10 */
+        /* 32 pairs: Qwen3.5 11, 11, 10; Qwen3-VL's proportions 12, 10, 10 (pair 31 then
+           takes the fourth section's position); Qwen2-VL's 8, 12, 12 */
+        const int t = a->gdn      ? sec
+                      : a->imrope ? (3 * pairs + 7) / 8
+                                  : pairs / 4,
+                  h = a->gdn ? sec : (pairs - t) / 2;
+        const int32_t sections[4] = {t, h, pairs - t - h, 0};
         snprintf(key, sizeof key, "%s.rope.dimension_sections", p->arch);
         if (!err) err = gguf_writer_set_arr(c->w, key, GGUF_I32, sections, 4);
     }

@@ -377,17 +377,12 @@ static float q_factor(const model_hparams *hp, float q_scale, int t) {
     return hp->attn_temp_scale != 0.0f ? q_scale * model_attn_temp(hp, t) : q_scale;
 }
 
-/* As the forward pass's: the factors of the context (LongRoPE's short or
- * long ones, or rope_freqs), cos and sin times attn_factor. */
+/* As the forward pass's, with the factors of the context (LongRoPE's short
+ * or long ones, or rope_freqs). */
 static void rope_cache(tune_graph *g, const model_layer *l) {
-    const model_hparams *hp = &g->m->hp;
-    for (int t = 0; t < g->n; t++) {
-        float *cs = g->rope + (size_t)t * hp->n_rot;
-        kern_rope_cache(cs, hp->n_rot, (float)t, l->rope_base, l->rope_scale, g->rope_factors,
-                        l->yarn ? l->yarn_dims : NULL);
-        if (l->rope_mscale != 1.0f)
-            for (int i = 0; i < hp->n_rot; i++) cs[i] *= l->rope_mscale;
-    }
+    for (int t = 0; t < g->n; t++)
+        model_rope_cs(g->m, l, g->rope_factors, (float)t, true,
+                      g->rope + (size_t)t * g->m->hp.n_rot);
 }
 
 static void add_bias(float *y, const float *b, int n) {
