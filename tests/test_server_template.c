@@ -333,7 +333,7 @@ static void test_names_and_unknown(void) {
                "%s renders", name);
         free(out);
     }
-    CHECK(n == 31);
+    CHECK(n == 33);
     /* An empty chat is refused; a system message alone survives merging. */
     char *out = NULL;
     size_t len;

@@ -92,12 +92,30 @@ bool ct_lfm2_detect(const char *s, tok_chat_template *out);
 hearth_err ct_lfm2_render(const tok_chat_template *t, const ct_msg *m, size_t n,
                           const tok_chat_opts *o, ct_buf *b);
 
+/* ---- chat_smollm3.c --------------------------------------------------------- */
+/* SmolLM3's template ("smollm3") and Unsloth's shorter copy ("smollm3-short")
+ * into *out; false when name (or the normalized template text s) is
+ * neither. */
+bool ct_smollm3_named(const char *name, tok_chat_template *out);
+bool ct_smollm3_detect(const char *s, tok_chat_template *out);
+/* m[0..n), the tools and the generation prompt as the template prints them. */
+hearth_err ct_smollm3_render(const tok_chat_template *t, const ct_msg *m, size_t n,
+                             const tok_chat_opts *o, ct_buf *b);
 /* ---- chat_template.c --------------------------------------------------------- */
 
 /* A role's name in ChatML turns ("system", "user", "assistant", "tool"). */
 const char *ct_role_name(tok_chat_role r);
 /* The first (or last) occurrence of needle in s, or NULL. */
 const char *ct_span_find(ct_span s, const char *needle, bool last);
+/* Jinja's strftime_now(fmt) for the formats templates use: `now` (0: the
+ * clock) in local time, months as the C locale names them; false when it
+ * cannot be had. */
+typedef enum ct_date_fmt {
+    CT_DATE_D_B_Y,     /* "%d %b %Y": 14 Nov 2023 (Llama 3.2) */
+    CT_DATE_D_MONTH_Y, /* "%d %B %Y": 14 November 2023 (SmolLM3) */
+    CT_DATE_MONTH_D_Y  /* "%B %d, %Y": November 14, 2023 (Granite 3.3) */
+} ct_date_fmt;
+bool ct_strftime_now(int64_t now, ct_date_fmt fmt, char *out, size_t cap);
 
 /* ---- chat_json.c ------------------------------------------------------------ */
 
@@ -148,6 +166,9 @@ typedef struct ct_jmember {
     ct_span key, val; /* key: raw JSON text (quoted) */
 } ct_jmember;
 bool ct_jv_sorted(ct_span obj, ct_jmember **out, size_t *n);
+/* Python's str() of the value json.loads makes of v (Jinja's `string` of a
+ * dict or list): {'k': 'v', 'n': 1, 'b': True, 'x': None}. */
+void ct_py_repr(ct_buf *b, ct_span v);
 /* Gemma 4's format_argument: strings in <|"|>, mappings as {k:v,...} in
  * dictsort order (keys in <|"|> with escape_keys), lists [a,b], numbers as
  * Python prints them, None for null. False when out of memory. */

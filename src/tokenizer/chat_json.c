@@ -593,6 +593,80 @@ void ct_jv_print(ct_buf *b, ct_span v, bool upper) {
     if (upper && !b->oom) upper_tail(b, from);
 }
 
+/* Whether Python's str.isprintable() is false for cp (it then has an escape
+ * in repr): the control characters, the separators but space, the format
+ * characters a tool's text may hold (unassigned code points are not known
+ * here and print as they are). */
+static bool py_unprintable(unsigned cp) {
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0xa0) || cp == 0xad || cp == 0x61c || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202f) ||
+           (cp >= 0x205f && cp <= 0x206f) || cp == 0x3000 || cp == 0xfeff;
+}
+
+/* Python's repr of the string whose JSON text is s: single quotes unless it
+ * holds one and no double quote, backslash escapes for the quote, the
+ * backslash, \n, \r, \t and the unprintable code points. */
+static void py_repr_string(ct_buf *b, ct_span s) {
+    ct_buf t = {0};
+    put_string(&t, s);
+    if (t.oom) {
+        b->oom = true;
+        free(t.p);
+        return;
+    }
+    const bool sq = t.n && memchr(t.p, '\'', t.n), dq = t.n && memchr(t.p, '"', t.n);
+    const char q = sq && !dq ? '"' : '\'';
+    buf_put(b, &q, 1);
+    for (size_t i = 0; i < t.n;) {
+        uint32_t cp;
+        size_t k = hr_utf8_next(t.p + i, t.n - i, &cp);
+        if (!k) cp = (unsigned char)t.p[i], k = 1; /* (decoded JSON is UTF-8) */
+        char esc[12];
+        if (cp == (unsigned char)q || cp == '\\') {
+            esc[0] = '\\', esc[1] = (char)cp, esc[2] = '\0';
+        } else if (cp == '\n' || cp == '\r' || cp == '\t') {
+            snprintf(esc, sizeof esc, "\\%c", cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't');
+        } else if (py_unprintable(cp)) {
+            snprintf(esc, sizeof esc, cp < 0x100 ? "\\x%02x" : "\\u%04x", (unsigned)cp);
+        } else {
+            buf_put(b, t.p + i, k);
+            i += k;
+            continue;
+        }
+        buf_puts(b, esc);
+        i += k;
+    }
+    buf_put(b, &q, 1);
+    free(t.p);
+}
+
+// NOLINTNEXTLINE(misc-no-recursion): containers, as deep as the JSON (<= 64)
+void ct_py_repr(ct_buf *b, ct_span v) {
+    const char kind = ct_jv_kind(v);
+    ct_span k, x;
+    switch (kind) {
+    case '"': py_repr_string(b, v); return;
+    case 't': buf_puts(b, "True"); return;
+    case 'f': buf_puts(b, "False"); return;
+    case 'z': buf_puts(b, "None"); return;
+    case 'n': ct_jv_print(b, v, false); return;
+    case '{':
+    case '[':
+        buf_puts(b, kind == '{' ? "{" : "[");
+        for (size_t at = 0, i = 0; ct_jv_next(v, &at, &k, &x); i++) {
+            if (i) buf_puts(b, ", ");
+            if (kind == '{') {
+                py_repr_string(b, k);
+                buf_puts(b, ": ");
+            }
+            ct_py_repr(b, x);
+        }
+        buf_puts(b, kind == '{' ? "}" : "]");
+        return;
+    default: return;
+    }
+}
+
 typedef struct sort_key {
     ct_jmember m;
     char *lower; /* the decoded key, ASCII lower-cased */

@@ -81,7 +81,7 @@ static const char ct_names[] =
     "gemma3|gemma4|phi3|phi3-mini|phi4-mini|phi4|deepseek-r1|granite|"
     "granite3.3|olmo2|zephyr|exaone4|llama2|llama2-sys|mistral-v1|"
     "mistral-v3|mistral-v3-tekken|mistral-v7|ministral3|ministral3-reasoning|"
-    "lfm2|lfm2.5";
+    "lfm2|lfm2.5|smollm3|smollm3-short";
 
 const char *tok_chat_names(void) { return ct_names; }
 
@@ -164,8 +164,8 @@ hearth_err tok_chat_named(const char *name, tok_chat_template *out) {
         t = (tok_chat_template){.family = TOK_CHAT_TULU, .name = "olmo2", .bos = true};
     } else if (!strcmp(name, "zephyr")) {
         t = (tok_chat_template){.family = TOK_CHAT_TULU, .name = "zephyr", .eos_turns = true};
-    } else if (ct_inst_named(name, &t) || ct_lfm2_named(name, &t)) {
-        /* the [INST] formats (chat_inst.c), LFM2's (chat_lfm2.c) */
+    } else if (ct_inst_named(name, &t) || ct_lfm2_named(name, &t) || ct_smollm3_named(name, &t)) {
+        /* the [INST] formats (chat_inst.c), LFM2's (chat_lfm2.c), SmolLM3's (chat_smollm3.c) */
     } else if (!strcmp(name, "phi4")) {
         t = (tok_chat_template){.family = TOK_CHAT_PHI4, .name = "phi4", .legacy_turns = true};
     } else if (!strcmp(name, "deepseek-r1")) {
@@ -220,7 +220,8 @@ static void chatml_default_system(const char *s, tok_chat_template *t) {
 }
 
 static hearth_err detect_chatml(const char *s, tok_chat_template *t) {
-    if (ct_lfm2_detect(s, t)) return HEARTH_OK; /* LFM2, LFM2.5: chat_lfm2.c */
+    if (ct_lfm2_detect(s, t)) return HEARTH_OK;    /* LFM2, LFM2.5: chat_lfm2.c */
+    if (ct_smollm3_detect(s, t)) return HEARTH_OK; /* SmolLM3: chat_smollm3.c */
     if (ct_has(s, "<end_of_utterance>"))
         return hr_fail(HEARTH_ERR_UNSUPPORTED,
                        "chat template: SmolVLM's template is not supported");
@@ -513,18 +514,20 @@ static hearth_err render_chatml(const tok_chat_template *t, const ct_msg *m, siz
     return HEARTH_OK;
 }
 
-/* strftime_now: `now` (0: the clock) in local time as "14 Nov 2023" (Llama
- * 3.2) or "November 14, 2023" (Granite 3.3); false when it cannot be had. */
-static bool date_now(int64_t now, bool granite, char *out, size_t cap) {
+bool ct_strftime_now(int64_t now, ct_date_fmt fmt, char *out, size_t cap) {
     time_t tt = now ? (time_t)now : time(NULL);
     struct tm tm;
     if (!localtime_r(&tt, &tm)) return false;
-    return (granite ? strftime(out, cap, "%B %d, %Y", &tm) : strftime(out, cap, "%d %b %Y", &tm)) >
-           0;
+    switch (fmt) { /* literal formats, so that the compiler checks them */
+    case CT_DATE_D_B_Y: return strftime(out, cap, "%d %b %Y", &tm) > 0;
+    case CT_DATE_D_MONTH_Y: return strftime(out, cap, "%d %B %Y", &tm) > 0;
+    case CT_DATE_MONTH_D_Y: return strftime(out, cap, "%B %d, %Y", &tm) > 0;
+    }
+    return false;
 }
 
 static void llama3_date(int64_t now, bool real, char *out, size_t cap) {
-    if (!real || !date_now(now, false, out, cap))
+    if (!real || !ct_strftime_now(now, CT_DATE_D_B_Y, out, cap))
         snprintf(out, cap, "26 Jul 2024"); /* {%- set date_string = "26 Jul 2024" %} */
 }
 
@@ -845,7 +848,8 @@ static void render_granite(const tok_chat_template *t, const ct_msg *m, size_t n
                            const tok_chat_opts *o, ct_buf *b) {
     if (t->date_now && (n == 0 || m[0].role != TOK_CHAT_SYSTEM)) {
         char date[64];
-        if (!date_now(o->now, true, date, sizeof date)) snprintf(date, sizeof date, "(unknown)");
+        if (!ct_strftime_now(o->now, CT_DATE_MONTH_D_Y, date, sizeof date))
+            snprintf(date, sizeof date, "(unknown)");
         buf_puts(b, "<|start_of_role|>system<|end_of_role|>Knowledge Cutoff Date: April 2024. "
                     "Today's Date: ");
         buf_puts(b, date);
@@ -935,8 +939,9 @@ static void generation_prompt(const tok_chat_template *t, const tok_chat_opts *o
             buf_puts(b, tok_chat_opens_think(t, o->no_thinking) ? "<｜Assistant｜><think>\n"
                                                                 : "<｜Assistant｜>");
         break;
-    case TOK_CHAT_GEMMA4:      /* render_gemma4 knows where the last turn ended */
-    case TOK_CHAT_INST: break; /* the prompt ends in [/INST] */
+    case TOK_CHAT_GEMMA4:         /* render_gemma4 knows where the last turn ended */
+    case TOK_CHAT_INST:           /* the prompt ends in [/INST] */
+    case TOK_CHAT_SMOLLM3: break; /* its renderer prints the prompt its reasoning mode wants */
     }
 }
 
@@ -1016,6 +1021,7 @@ hearth_err tok_chat_render(const tok_chat_template *t, const tok_chat_msg *msgs,
     case TOK_CHAT_EXAONE4: render_exaone4(mm, nm, &b); break;
     case TOK_CHAT_GEMMA4: err = render_gemma4(t, mm, nm, &o, &b); break;
     case TOK_CHAT_INST: err = ct_inst_render(t, mm, nm, &o, &b); break;
+    case TOK_CHAT_SMOLLM3: err = ct_smollm3_render(t, mm, nm, &o, &b); break;
     default: err = hr_fail(HEARTH_ERR_INVALID_ARG, "chat template: no template chosen"); break;
     }
     if (!err) generation_prompt(t, &o, &b);

@@ -44,13 +44,15 @@ typedef enum tok_chat_tools {
     TOK_TOOLS_XML,    /* Qwen3.5: <tool_call>\n<function=NAME>\n<parameter=P>\nV\n</parameter>... */
     TOK_TOOLS_GEMMA4, /* Gemma 4: <|tool> declarations,
                          <|tool_call>call:NAME{k:<|"|>v<|"|>}<tool_call|> */
-    TOK_TOOLS_MISTRAL,  /* Mistral v3 / v3-tekken: [AVAILABLE_TOOLS] before the last user turn,
-                           [TOOL_CALLS] [{name, arguments, id}], [TOOL_RESULTS] (9-character ids) */
-    TOK_TOOLS_LFM2,     /* LFM2: "List of tools: <|tool_list_start|>[...]<|tool_list_end|>" in the
-                           system turn, <|tool_call_start|>[NAME(k=v)]<|tool_call_end|> calls,
-                           results in <|tool_response_start|>...<|tool_response_end|> */
-    TOK_TOOLS_MINISTRAL /* Ministral 3: [AVAILABLE_TOOLS][...] after the system prompt,
-                           [TOOL_CALLS]NAME[ARGS]{...} calls, [TOOL_RESULTS]...[/TOOL_RESULTS] */
+    TOK_TOOLS_MISTRAL,   /* Mistral v3 / v3-tekken: [AVAILABLE_TOOLS] before the last user turn,
+                            [TOOL_CALLS] [{name, arguments, id}], [TOOL_RESULTS] (9-character ids) */
+    TOK_TOOLS_LFM2,      /* LFM2: "List of tools: <|tool_list_start|>[...]<|tool_list_end|>" in the
+                            system turn, <|tool_call_start|>[NAME(k=v)]<|tool_call_end|> calls,
+                            results in <|tool_response_start|>...<|tool_response_end|> */
+    TOK_TOOLS_MINISTRAL, /* Ministral 3: [AVAILABLE_TOOLS][...] after the system prompt,
+                            [TOOL_CALLS]NAME[ARGS]{...} calls, [TOOL_RESULTS]...[/TOOL_RESULTS] */
+    TOK_TOOLS_SMOLLM3    /* SmolLM3: its xml_tools section (tools as Python's str) in the system
+                            turn, Hermes <tool_call> replies, results as user turns */
 } tok_chat_tools;
 
 typedef enum tok_chat_family {
@@ -64,7 +66,8 @@ typedef enum tok_chat_family {
     TOK_CHAT_TULU,    /* <|role|>\n...\n, assistant turns ending in EOS (OLMo 2, Tulu 3) */
     TOK_CHAT_EXAONE4, /* [|role|]...[|endofturn|]\n, user turns ending in \n (EXAONE 4.0) */
     TOK_CHAT_GEMMA4,  /* <|turn>role\n...<turn|>\n, roles system/user/model (Gemma 4) */
-    TOK_CHAT_INST     /* [INST] ... [/INST] answer</s> (Mistral, Llama 2: see tok_chat_inst) */
+    TOK_CHAT_INST,    /* [INST] ... [/INST] answer</s> (Mistral, Llama 2: see tok_chat_inst) */
+    TOK_CHAT_SMOLLM3  /* ChatML with SmolLM3's metadata system turn and reasoning modes */
 } tok_chat_family;
 
 /* The [INST] variants (chat_inst.c), by what their templates print. */
