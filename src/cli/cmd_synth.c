@@ -12,8 +12,9 @@
 
 static const char synth_usage[] =
     "usage: hearth synth -o FILE [--arch llama|qwen2|qwen3|qwen3moe|olmoe|granite|granitemoe|\n"
-    "                    gemma2|gemma3|phi3|smollm3|olmo2|exaone4|lfm2|lfm2moe|bert|nomic-bert|\n"
-    "                    nomic-bert|gemma-embedding|granitehybrid|qwen35|qwen35moe|gemma4]\n"
+    "                    gemma2|gemma3|phi3|smollm3|olmo2|exaone4|lfm2|lfm2moe|mistral3|qwen2vl|\n"
+    "                    qwen3vl|qwen3vlmoe|bert|nomic-bert|gemma-embedding|granitehybrid|qwen35|\n"
+    "                    qwen35moe|gemma4]\n"
     "                    [--type f32|f16|q8_0|q4_0|q2_K|q3_K|q4_K|q6_K|iq4_nl|iq4_xs]\n"
     "                    [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ff "
     "N]\n"
