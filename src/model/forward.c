@@ -428,10 +428,9 @@ static void tok_qkv(const tok_job *j, int t0, int t1) {
         }
         if (q_scale != 1.0f)
             for (int i = 0; i < n_q; i++) q[i] *= q_scale;
-        if (hp->attn_temp_scale != 0.0f) {
-            const float temp = model_attn_temp(hp, pos);
+        const float temp = hp->attn_temp_scale != 0.0f ? model_attn_temp(hp, pos) : 1.0f;
+        if (temp != 1.0f) /* (1 below the floor: every position of most contexts) */
             for (int i = 0; i < n_q; i++) q[i] *= temp;
-        }
         if (l->kv_shared) continue;
         add_bias(k, l->bk, n_kv);
         if (m->arch->v_norm && !l->wv.data) memcpy(v, k, (size_t)n_kv * sizeof *v);

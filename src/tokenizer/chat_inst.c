@@ -184,7 +184,9 @@ static void assistant_turn(const tok_chat_template *t, ct_buf *b, ct_span c,
     switch (t->inst) {
     case TOK_INST_LLAMA2:
     case TOK_INST_V3_TEKKEN:
-    case TOK_INST_MINISTRAL3: buf_span(b, c); break;
+    case TOK_INST_MINISTRAL3: /* (ministral3_render prints its answers, calls and all) */
+        buf_span(b, c);
+        break;
     case TOK_INST_LLAMA2_SYS:
         buf_puts(b, " ");
         buf_span(b, ct_trim(c));
@@ -325,11 +327,7 @@ static hearth_err ministral3_render(const tok_chat_template *t, const ct_msg *m,
     for (size_t i = i0; i < n; i++) {
         const ct_msg *msg = &m[i];
         switch (msg->role) {
-        case TOK_CHAT_USER:
-            buf_puts(b, "[INST]");
-            buf_span(b, msg->content);
-            buf_puts(b, "[/INST]");
-            break;
+        case TOK_CHAT_USER: user_turn(t, b, NULL, msg->content, o); break;
         case TOK_CHAT_ASSISTANT:
             if (!msg->content.n && !msg->n_calls)
                 return hr_fail(HEARTH_ERR_INVALID_ARG,
