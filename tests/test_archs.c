@@ -9,7 +9,8 @@
  * 4.0-H (Mamba-2 layers; with experts and a shared one), Qwen3.5 (Gated
  * DeltaNet layers, gated attention; with experts and a gated shared one),
  * Gemma 4 (per-layer embeddings, shared keys and values, window layers of
- * their own head size), YaRN rope scaling, and the Q2_K and
+ * their own head size), Gemma 3n (AltUp streams, LAuReL, sparse FFN gates),
+ * YaRN rope scaling, and the Q2_K and
  * Q3_K types. Small random models written by
  * synth (gemma's with attention sharpened by a gain on the Q weights and
  * caps low enough to bite; Granite's with Granite 3's multipliers) run in
@@ -394,6 +395,32 @@ static const fixture k_fixtures[] = {
      .seed = 65,
      .llama_hash = 0xbae8b5b0262ee6acull,
      .untied = true},
+    /* Gemma 3n: four AltUp streams, LAuReL, per-layer embeddings, a window on four layers of
+       five, sparse FFN gates on layers 0-9, layers 20-23 (window) and 24 (global) reading the
+       keys and values of layers 18 and 19 */
+    {.name = "gemma3n-f32",
+     .arch = "gemma3n",
+     .type = KERN_F32,
+     .n_layer = 25,
+     .n_embd = 128,
+     .n_head_kv = 2,
+     .head_dim = 32,
+     .n_ff = 256,
+     .q_gain = 3,
+     .seed = 90,
+     .llama_hash = 0x42688df07871ac1cull},
+    {.name = "gemma3n-q4k",
+     .arch = "gemma3n",
+     .type = KERN_Q4_K,
+     .n_layer = 21,
+     .n_embd = 256,
+     .n_head_kv = 1,
+     .head_dim = 64,
+     .n_ff = 256,
+     .q_gain = 3,
+     .seed = 91,
+     .llama_hash = 0x42f0e844145bd9cbull,
+     .untied = true},
     /* The low-bit K-quants (no such files in ../shared): Q2_K, which llama.cpp's AVX-512 build
        repacks (the layers) but not as the tied output (367 rows), and Q3_K */
     {.name = "llama-q2k",
@@ -622,6 +649,64 @@ static void qwen2vl_test(void) {
     free(rows);
     hearth_model_free(m);
     unlink(src);
+}
+
+/* gemma3n: the streams, LAuReL, sparsity and shared caches as read (llama.cpp's hash in the
+ * table says how they act); the sparsity array and the shared layers' count take llama.cpp's
+ * constants when absent; a layer's sparsity changes the logits; other AltUp shapes refused. */
+static void gemma3n_test(void) {
+    char src[128], dst[128], err[512];
+    snprintf(dst, sizeof dst, "%s/patched.gguf", tmp_dir);
+    fixture_path("gemma3n-f32", src, sizeof src);
+    hearth_model *m = peer_load(src, err, sizeof err);
+    REQUIRE(m);
+    const model_layer *l = m->layers;
+    CHECK(m->hp.n_kv_from_start == 20 && model_kv_layers(&m->hp) == 20 && m->hp.n_embd_pl == 256 &&
+          m->hp.laurel_rank == 64 && m->hp.final_softcap == 30.0f && m->hp.attn_scale == 1.0f);
+    CHECK(l[0].swa && l[3].swa && !l[4].swa && !l[19].swa && l[20].kv_shared &&
+          l[20].kv_slot == l[18].kv_slot && l[24].kv_shared && l[24].kv_slot == l[19].kv_slot);
+    CHECK(l[0].sparse && l[9].sparse && !l[10].sparse && !l[24].sparse &&
+          l[9].sparsity == 1.6448533535003662f && l[0].alt_predict.n_rows == 16 &&
+          l[0].alt_correct.n_cols == 4 && m->alt_unembd[2].n_rows == 128);
+    hearth_session_params sp = hearth_session_default_params();
+    sp.n_ctx = 64;
+    hearth_session *gs = NULL;
+    REQUIRE(hearth_session_new(m, &sp, &gs) == HEARTH_OK);
+    const uint64_t kv = 20 * 2 * 64 * 2 * (uint64_t)(32 * 2); /* 20 layers, K and V, F16 */
+    CHECKF(hearth_session_memory(gs).kv_bytes == kv, "gemma3n kv_bytes %llu, expected %llu",
+           (unsigned long long)hearth_session_memory(gs).kv_bytes, (unsigned long long)kv);
+    hearth_session_free(gs);
+    hearth_model_free(m);
+    float *a = malloc(sizeof(float) * PEER_N_IDS * PEER_MAX_VOCAB),
+          *b = malloc(sizeof(float) * PEER_N_IDS * PEER_MAX_VOCAB);
+    REQUIRE(a && b);
+    const size_t n = prompt_logits(src, NULL, a);
+    /* keys renamed away: the same values by default */
+    static const char *const keys[][2] = {
+        {"gemma3n.activation_sparsity_scale", "gemma3n.activation_sparsity_scalX"},
+        {"gemma3n.attention.shared_kv_layers", "gemma3n.attention.shared_kv_layerX"}};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        peer_patch(src, dst, keys[i][0], keys[i][1], strlen(keys[i][1]), 0);
+        prompt_logits(dst, NULL, b);
+        CHECKF(memcmp(a, b, n * sizeof *a) == 0, "gemma3n without %s: %g", keys[i][0],
+               test_max_diff(a, b, n));
+    }
+    /* layer 0 without sparsity: its array entry -inf (after the array's type and count) */
+    const char *sparse_key = keys[0][0];
+    const float none = -INFINITY;
+    peer_patch(src, dst, sparse_key, &none, 4, strlen(sparse_key) + 4 + 4 + 8);
+    prompt_logits(dst, NULL, b);
+    CHECKF(test_max_diff(a, b, n) > 1e-3, "gemma3n: layer 0's sparsity changes %g",
+           test_max_diff(a, b, n));
+    free(a);
+    free(b);
+    const uint32_t three = 3;
+    const char *streams_key = "gemma3n.altup.num_inputs";
+    peer_patch(src, dst, streams_key, &three, 4, strlen(streams_key) + 4);
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "AltUp with 3 streams"), "%s", err);
+    hearth_model_free(m);
+    unlink(dst);
 }
 
 /* mistral3: YaRN's keys and the attention temperature read (llama.cpp's hash in the table
@@ -946,6 +1031,7 @@ int main(void) {
     for (int i = 0; i < n; i++) check_fixture(&k_fixtures[i]);
     hparams_test();
     mistral3_test();
+    gemma3n_test();
     qwen2vl_test();
     rope_override_test();
     peer_tmpdir_remove(tmp_dir);

@@ -127,10 +127,16 @@ static void test_detect(void) {
     CHECK(t.family == TOK_CHAT_GEMMA4 && t.tools == TOK_TOOLS_GEMMA4 && !strcmp(t.name, "gemma4"));
     CHECK(t.bos && t.think && t.think_toggle && !t.think_open);
     CHECK(!tok_chat_opens_think(&t, false) && !tok_chat_opens_think(&t, true));
-    /* Gemma 3's is still Gemma 3's */
+    /* Gemma 3's is still Gemma 3's, and Gemma 3n's (Gemma 3's with an audio item) too */
     static const char g3[] = "{{ '<start_of_turn>' + role + '\\n' + first_user_prefix }}";
     REQUIRE(tok_chat_detect(g3, sizeof g3 - 1, &t) == HEARTH_OK);
     CHECK(t.family == TOK_CHAT_GEMMA && !strcmp(t.name, "gemma3"));
+    static const char g3n[] =
+        "{{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else \"\") }}"
+        "{%- if item['type'] == 'audio' -%}{{ '<audio_soft_token>' }}"
+        "{%- elif item['type'] == 'image' -%}{{ '<image_soft_token>' }}{%- endif -%}";
+    REQUIRE(tok_chat_detect(g3n, sizeof g3n - 1, &t) == HEARTH_OK);
+    CHECK(t.family == TOK_CHAT_GEMMA && !strcmp(t.name, "gemma3") && t.gemma_prefix);
     CHECK(strstr(tok_chat_names(), "|gemma4|") != NULL);
 }
 

@@ -12,6 +12,8 @@
  * dense layers.
  * Gemma 4 is Gemma 3's block with per-layer embeddings, layers that share
  * earlier layers' keys and values, and window layers of their own head size.
+ * Gemma 3n, its predecessor, has the per-layer embeddings and shared keys
+ * and values too, and runs its layers on one of four AltUp streams (altup.c).
  */
 #include "model.h"
 
@@ -158,6 +160,21 @@ static const arch_desc arches[] = {
      .out_scale = true,
      .layer_dims = true,
      .final_softcap = true},
+    {.name = "gemma3n",
+     .rope = ROPE_NEOX,
+     .act = FFN_GELU,
+     .qk_norm = QK_NORM_HEAD,
+     .post_norms = true,
+     .scale_embd = true,
+     .swa = true,
+     .swa_pattern = 5,
+     .shared_kv = true,
+     .per_layer_embd = true,
+     .v_norm = true,
+     .unit_scale = true,
+     .final_softcap = true,
+     .altup = true,
+     .kv_from_default = 20},
     {.name = "phi3",
      .rope = ROPE_NEOX,
      .act = FFN_SILU,

@@ -337,19 +337,36 @@ struct tok_job {
     tok_fn fn;
 };
 
-static void tok_job_run(void *ctx, int ith, int nth) {
-    const tok_job *j = ctx;
+typedef struct rows_job {
+    fwd_rows_fn fn;
+    void *ctx;
+    int n;
+} rows_job;
+
+static void rows_job_run(void *ctx, int ith, int nth) {
+    const rows_job *j = ctx;
     int t0, t1;
     hr_pool_part(j->n, ith, nth, &t0, &t1);
-    if (t0 < t1) j->fn(j, t0, t1);
+    if (t0 < t1) j->fn(j->ctx, t0, t1);
+}
+
+void forward_for_rows(const hearth_session *s, int n, fwd_rows_fn fn, void *ctx) {
+    if (n < 4) {
+        fn(ctx, 0, n);
+        return;
+    }
+    rows_job j = {.fn = fn, .ctx = ctx, .n = n};
+    hr_pool_run(s->model->pool, rows_job_run, &j);
+}
+
+static void tok_job_rows(void *ctx, int t0, int t1) {
+    const tok_job *j = ctx;
+    j->fn(j, t0, t1);
 }
 
 static void for_tokens(tok_job *j, tok_fn fn) {
     j->fn = fn;
-    if (j->n < 4)
-        fn(j, 0, j->n);
-    else
-        hr_pool_run(j->s->model->pool, tok_job_run, j);
+    forward_for_rows(j->s, j->n, tok_job_rows, j);
 }
 
 /* xb = attn_norm(x) of the first layer (later layers get it from the
@@ -448,6 +465,7 @@ static void tok_qkv(const tok_job *j, int t0, int t1) {
 /* What a residual step does around x += y. */
 typedef struct residual_norms {
     const float *post_norm;        /* RMSNorm of y first (gemma3), or NULL */
+    const float *laurel;           /* rows averaged into the sum (Gemma 3n's LAuReL), or NULL */
     const float *bias;             /* y's bias (the sub-layer's output projection), or NULL */
     const float *sum_norm, *sum_b; /* LayerNorm of the sum (an encoder's post-LN), or NULL */
     const float *next_norm;        /* xb = RMSNorm(x) for what comes next, or NULL */
@@ -468,6 +486,10 @@ static void residual_rows(const tok_job *j, int t0, int t1, const residual_norms
         if (hp->residual_scale != 1.0f)
             for (int i = 0; i < hp->n_embd; i++) y[i] *= hp->residual_scale;
         for (int i = 0; i < hp->n_embd; i++) x[i] += y[i];
+        if (rn->laurel) {
+            const float *r = rn->laurel + (size_t)t * hp->n_embd, half = 1.0f / sqrtf(2.0f);
+            for (int i = 0; i < hp->n_embd; i++) x[i] = (x[i] + r[i]) * half;
+        }
         if (rn->sum_norm) kern_layer_norm(x, x, rn->sum_norm, rn->sum_b, hp->n_embd, hp->rms_eps);
         if (rn->next_norm)
             rms_norm(y, x, rn->next_norm, hp->n_embd, hp->rms_eps);
@@ -479,6 +501,7 @@ static void residual_rows(const tok_job *j, int t0, int t1, const residual_norms
 static void tok_attn_residual(const tok_job *j, int t0, int t1) {
     const model_layer *l = j->l;
     const residual_norms rn = {.post_norm = l->post_attn_norm,
+                               .laurel = j->s->model->arch->altup ? j->s->alt_laurel : NULL,
                                .bias = l->bo,
                                .sum_norm = l->attn_out_norm,
                                .sum_b = l->attn_out_norm_b,
@@ -532,7 +555,8 @@ static void tok_pl_inputs(const tok_job *j, int t0, int t1) {
     }
 }
 
-/* hb = gelu(hb) * the layer's input, for the rows of the gate's product. */
+/* hb = gelu(hb) * the layer's input, for the rows of the gate's product
+ * (Gemma 3n: after its FFN sparsity's cut where the layer has one). */
 static void tok_pl_gate(const tok_job *j, int t0, int t1) {
     hearth_session *s = j->s;
     const int pl = s->model->hp.n_embd_pl;
@@ -561,14 +585,15 @@ static void tok_layer_tail(const tok_job *j, int t0, int t1) {
     }
 }
 
+void forward_pl_embedding(hearth_session *s, const model_layer *l, const float *x, int n) {
+    tok_job j = {.s = s, .l = l, .n = n};
+    matmul(s, &l->pl_gate, x, n, s->hb, s->model->hp.n_embd_pl);
+    for_tokens(&j, tok_pl_gate);
+    matmul(s, &l->pl_proj, s->hb, n, s->xb, s->model->hp.n_embd);
+}
+
 static void layer_tail(tok_job *j) {
-    hearth_session *s = j->s;
-    const model_layer *l = j->l;
-    if (l->pl_gate.data) {
-        matmul(s, &l->pl_gate, s->x, j->n, s->hb, s->model->hp.n_embd_pl);
-        for_tokens(j, tok_pl_gate);
-        matmul(s, &l->pl_proj, s->hb, j->n, s->xb, s->model->hp.n_embd);
-    }
+    if (j->l->pl_gate.data) forward_pl_embedding(j->s, j->l, j->s->x, j->n);
     for_tokens(j, tok_layer_tail);
 }
 
@@ -579,6 +604,7 @@ static void tok_ffn_act(const tok_job *j, int t0, int t1) {
     for (int t = t0; t < t1; t++) {
         float *g = s->ffn + (size_t)t * 2 * n_ff;
         float *h = s->hb + (size_t)t * n_ff;
+        if (j->l->sparse) altup_sparsify(g, n_ff, j->l->sparsity);
         if (m->arch->ffn_no_gate) { /* gelu(up x + b): times the ones, bit for bit ggml_gelu */
             add_bias(g, j->l->b_up, n_ff);
             kern_geglu(h, g, s->ones, n_ff);
@@ -772,7 +798,10 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
         matmul(s, &m->pl_model_proj, s->x, n, s->pl_inp, m->pl_model_proj.n_rows);
         for_tokens(&tj, tok_pl_inputs);
     }
-    for_tokens(&tj, tok_attn_norm);
+    if (m->arch->altup)
+        altup_embed(s, n);
+    else
+        for_tokens(&tj, tok_attn_norm);
     const model_layer *rotated = NULL;
     for (int il = 0; il < hp->n_layer; il++) {
         const model_layer *l = &m->layers[il];
@@ -784,6 +813,7 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
                         l->rope_mscale != rotated->rope_mscale || l->n_rot != rotated->n_rot ||
                         l->rope_factors != rotated->rope_factors;
         if (l->rope) rotated = l;
+        if (m->arch->altup) altup_predict(s, l, n); /* and xb = attn_norm(the active stream) */
         if (l->conv_w) {
             short_conv(&tj);
         } else if (l->ssm_slot >= 0) {
@@ -799,8 +829,12 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
         for_tokens(&tj, tok_attn_residual); /* and xb = ffn_norm(x) */
         feed_forward(&tj);
         for_tokens(&tj, tok_ffn_residual); /* and xb = the next layer's attn_norm(x) */
-        if (has_tail(l)) layer_tail(&tj);
+        if (m->arch->altup)
+            altup_correct(s, l, n);
+        else if (has_tail(l))
+            layer_tail(&tj);
     }
+    if (m->arch->altup) altup_merge(s, n);
     ssm_end(runs, n_runs);
     if (!out) return;
     for (int t = out_first; t < n; t++)

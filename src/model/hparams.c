@@ -235,6 +235,59 @@ static hearth_err ff_widths(hp_reader *r, const arch_desc *arch, model_hparams *
     return HEARTH_OK;
 }
 
+/* llama.cpp's Gemma 3n graph sparsifies the first 10 layers' gates at the
+ * normal distribution's 95th percentile, which is what the converter
+ * writes (activation_sparsity_scale: icdf(0.95) there, icdf(0) = -inf on
+ * the layers without). */
+enum { SPARSE_LAYERS_DEFAULT = 10 };
+static const float SPARSE_STD_DEFAULT = 1.6448533535003662f;
+
+bool model_layer_sparsity(const gguf_file *f, const arch_desc *arch, int il, float *std_mul) {
+    char key[160];
+    gguf_arr a;
+    if (!arch->altup) return false;
+    snprintf(key, sizeof key, "%s.activation_sparsity_scale", arch->name);
+    if (!gguf_get_arr(f, key, &a)) {
+        *std_mul = SPARSE_STD_DEFAULT;
+        return il < SPARSE_LAYERS_DEFAULT;
+    }
+    *std_mul = (float)gguf_arr_float(&a, (uint64_t)il); /* altup_hparams checked the array */
+    return isfinite(*std_mul);
+}
+
+/* Gemma 3n's AltUp and LAuReL: four streams with the first one run (what
+ * llama.cpp's graph and converter fix), LAuReL's rank from its tensor, and
+ * the sparsity array (one float per layer, finite or -inf) checked. */
+static hearth_err altup_hparams(hp_reader *r, model_hparams *h) {
+    int n_inputs, active;
+    hearth_err err;
+    if ((err = hp_int(r, "altup.num_inputs", &n_inputs, false, MODEL_ALTUP)) ||
+        (err = hp_int(r, "altup.active_idx", &active, false, 0)))
+        return err;
+    if (n_inputs != MODEL_ALTUP || active != 0)
+        return hr_fail(HEARTH_ERR_UNSUPPORTED,
+                       "model: AltUp with %d streams and stream %d active is not supported "
+                       "(Gemma 3n and llama.cpp: %d streams, the first active)",
+                       n_inputs, active, MODEL_ALTUP);
+    const gguf_tensor *t = gguf_find_tensor(r->f, "blk.0.laurel_l.weight");
+    if (!t || t->n_dims != 2 || t->ne[0] != h->n_embd || t->ne[1] < 1 || t->ne[1] > h->n_embd)
+        return hr_fail(HEARTH_ERR_FORMAT,
+                       "model: blk.0.laurel_l.weight is missing or not [%d, rank <= %d]", h->n_embd,
+                       h->n_embd);
+    h->laurel_rank = (int)t->ne[1];
+    gguf_arr a;
+    const char *key = hp_key(r, "activation_sparsity_scale");
+    if (!gguf_find(r->f, key)) return HEARTH_OK;
+    if (!gguf_get_arr(r->f, key, &a) || a.type != GGUF_F32 || a.n < (uint64_t)h->n_layer)
+        return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' must be %d floats", key, h->n_layer);
+    for (int il = 0; il < h->n_layer; il++) {
+        const double v = gguf_arr_float(&a, (uint64_t)il);
+        if (!(isfinite(v) && fabs(v) < 1e3) && !(isinf(v) && v < 0))
+            return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' of layer %d is %g", key, il, v);
+    }
+    return HEARTH_OK;
+}
+
 float model_attn_temp(const model_hparams *hp, int pos) {
     /* a float position over the floor, the logarithm in double (llm_graph_input_attn_temp) */
     const float q = floorf((float)pos / (float)hp->attn_temp_floor);
@@ -278,7 +331,10 @@ static hearth_err swa_pattern(hp_reader *r, const arch_desc *arch, model_hparams
  * not of those kinds is refused. */
 static hearth_err shared_kv(hp_reader *r, const arch_desc *arch, model_hparams *h) {
     int shared;
-    hearth_err err = hp_int(r, "attention.shared_kv_layers", &shared, false, 0);
+    const int from_default = arch->kv_from_default;
+    hearth_err err =
+        hp_int(r, "attention.shared_kv_layers", &shared, false,
+               from_default > 0 && h->n_layer > from_default ? h->n_layer - from_default : 0);
     if (err || shared == 0) return err;
     const int from = h->n_layer - shared;
     if (shared >= h->n_layer - 1 || model_swa_layer(r->f, arch, h, from - 1) ||
@@ -419,9 +475,10 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
         return hr_fail(HEARTH_ERR_UNSUPPORTED,
                        "model: window layers' value length %d differs from their key length %d",
                        value_length, h.head_dim_swa);
-    if (arch->per_layer_embd &&
-        (err = hp_int(&r, "embedding_length_per_layer_input", &h.n_embd_pl, false, 0)))
+    if (arch->per_layer_embd && (err = hp_int(&r, "embedding_length_per_layer_input", &h.n_embd_pl,
+                                              false, arch->altup ? 256 : 0)))
         return err;
+    if (arch->altup && (err = altup_hparams(&r, &h))) return err;
 
     /* The scaling type and factor: the file's, or the caller's (llama.cpp's
      * --rope-scaling and --rope-scale; a factor without a type scales

@@ -74,8 +74,7 @@ static const char *lname(layer_binder *b, const char *suffix) {
 /* The n_expert matrices of n_rows x n_cols stacked in one 3-D tensor, as
  * n_expert views (out[e]: expert e's rows, contiguous in the file). */
 static hearth_err bind_stacked(hearth_model *m, const char *name, int64_t n_cols, int64_t n_rows,
-                               model_weight *out) {
-    const int n_expert = m->hp.n_expert;
+                               int n_expert, model_weight *out) {
     const gguf_tensor *t;
     hearth_err err = find_tensor(m, name, true, &t);
     if (err) return err;
@@ -106,11 +105,12 @@ static hearth_err bind_experts(layer_binder *b, model_layer *l) {
                            &l->gate_inp)) ||
         (m->arch->moe_gating &&
          (err = bind_vector(m, lname(b, "exp_probs_b.bias"), n_expert, true, &l->exp_probs_b))) ||
-        (err = bind_stacked(m, lname(b, "ffn_gate_exps.weight"), hp->n_embd, hp->n_ff, l->exps)) ||
-        (err = bind_stacked(m, lname(b, "ffn_up_exps.weight"), hp->n_embd, hp->n_ff,
+        (err = bind_stacked(m, lname(b, "ffn_gate_exps.weight"), hp->n_embd, hp->n_ff, n_expert,
+                            l->exps)) ||
+        (err = bind_stacked(m, lname(b, "ffn_up_exps.weight"), hp->n_embd, hp->n_ff, n_expert,
                             l->exps + n_expert)))
         return err;
-    if ((err = bind_stacked(m, lname(b, "ffn_down_exps.weight"), hp->n_ff, hp->n_embd,
+    if ((err = bind_stacked(m, lname(b, "ffn_down_exps.weight"), hp->n_ff, hp->n_embd, n_expert,
                             l->exps + 2 * n_expert)) ||
         hp->n_ff_shexp == 0)
         return err;
@@ -247,8 +247,30 @@ static hearth_err bind_attention(layer_binder *b, model_layer *l) {
     return HEARTH_OK;
 }
 
+/* Gemma 3n's AltUp router and coefficients, LAuReL branch and FFN
+ * sparsity. */
+static hearth_err bind_altup(layer_binder *b, model_layer *l) {
+    hearth_model *m = b->m;
+    const int64_t d = m->hp.n_embd, rank = m->hp.laurel_rank, k = MODEL_ALTUP;
+    hearth_err err;
+    if ((err = bind_matrix(m, lname(b, "altup_router.weight"), d, k, true, &l->alt_router)) ||
+        (err =
+             bind_vector(m, lname(b, "altup_router_norm.weight"), d, true, &l->alt_router_norm)) ||
+        (err = bind_matrix(m, lname(b, "altup_predict_coef.weight"), k, k * k, true,
+                           &l->alt_predict)) ||
+        (err =
+             bind_matrix(m, lname(b, "altup_correct_coef.weight"), k, k, true, &l->alt_correct)) ||
+        (err = bind_vector(m, lname(b, "altup_correct_scale.weight"), d, true,
+                           &l->alt_correct_scale)) ||
+        (err = bind_matrix(m, lname(b, "laurel_l.weight"), d, rank, true, &l->laurel_l)) ||
+        (err = bind_matrix(m, lname(b, "laurel_r.weight"), rank, d, true, &l->laurel_r)))
+        return err;
+    l->sparse = model_layer_sparsity(m->gguf, m->arch, b->il, &l->sparsity);
+    return bind_vector(m, lname(b, "laurel_post_norm.weight"), d, true, &l->laurel_norm);
+}
+
 /* Gemma 4's per-layer embedding step and output scale (a scalar, kept as
- * a float). */
+ * a float); Gemma 3n's AltUp. */
 static hearth_err bind_layer_extras(layer_binder *b, model_layer *l) {
     hearth_model *m = b->m;
     const model_hparams *hp = &m->hp;
@@ -265,7 +287,8 @@ static hearth_err bind_layer_extras(layer_binder *b, model_layer *l) {
         (err =
              bind_matrix(m, lname(b, "proj.weight"), hp->n_embd_pl, hp->n_embd, true, &l->pl_proj)))
         return err;
-    return bind_vector(m, lname(b, "post_norm.weight"), hp->n_embd, true, &l->pl_post_norm);
+    err = bind_vector(m, lname(b, "post_norm.weight"), hp->n_embd, true, &l->pl_post_norm);
+    return err || !m->arch->altup ? err : bind_altup(b, l);
 }
 
 static hearth_err bind_layer(hearth_model *m, int il) {
@@ -494,6 +517,11 @@ static hearth_err bind_all(hearth_model *m) {
                                &m->pl_proj_norm)))
             return err;
     }
+    if (m->arch->altup && ((err = bind_stacked(m, "altup_proj.weight", hp->n_embd, hp->n_embd,
+                                               MODEL_ALTUP - 1, m->alt_proj)) ||
+                           (err = bind_stacked(m, "altup_unembd_proj.weight", hp->n_embd,
+                                               hp->n_embd, MODEL_ALTUP - 1, m->alt_unembd))))
+        return err;
     m->layers = hr_calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) return HEARTH_ERR_NOMEM;
     /* sized by the header: a file that cannot hold a router and three expert
@@ -582,14 +610,16 @@ bool model_is_encoder(const hearth_model *m) { return m->arch->encoder; }
 bool hearth_model_generates(const hearth_model *m) { return !m->arch->encoder; }
 
 int model_layer_products(model_layer *l, int n_expert, model_weight **out) {
-    model_weight *ws[MODEL_LAYER_PRODUCTS] = {&l->wq,       &l->wk,         &l->wv,
-                                              &l->wqkv,     &l->wo,         &l->gate,
-                                              &l->up,       &l->gate_up,    &l->down,
-                                              &l->conv_in,  &l->conv_out,   &l->ssm_in,
-                                              &l->ssm_out,  &l->gate_inp,   &l->gate_shexp,
-                                              &l->up_shexp, &l->down_shexp, &l->ssm_z,
-                                              &l->ssm_beta, &l->ssm_alpha,  &l->gate_inp_shexp,
-                                              &l->pl_gate,  &l->pl_proj};
+    model_weight *ws[MODEL_LAYER_PRODUCTS] = {&l->wq,          &l->wk,          &l->wv,
+                                              &l->wqkv,        &l->wo,          &l->gate,
+                                              &l->up,          &l->gate_up,     &l->down,
+                                              &l->conv_in,     &l->conv_out,    &l->ssm_in,
+                                              &l->ssm_out,     &l->gate_inp,    &l->gate_shexp,
+                                              &l->up_shexp,    &l->down_shexp,  &l->ssm_z,
+                                              &l->ssm_beta,    &l->ssm_alpha,   &l->gate_inp_shexp,
+                                              &l->pl_gate,     &l->pl_proj,     &l->alt_router,
+                                              &l->alt_predict, &l->alt_correct, &l->laurel_l,
+                                              &l->laurel_r};
     int n = 0;
     for (int i = 0; i < MODEL_LAYER_PRODUCTS; i++)
         if (ws[i]->data) out[n++] = ws[i];
@@ -625,6 +655,11 @@ static const struct {
     {"ssm_alpha.weight", offsetof(model_layer, ssm_alpha)},
     {"inp_gate.weight", offsetof(model_layer, pl_gate)},
     {"proj.weight", offsetof(model_layer, pl_proj)},
+    {"altup_router.weight", offsetof(model_layer, alt_router)},
+    {"altup_predict_coef.weight", offsetof(model_layer, alt_predict)},
+    {"altup_correct_coef.weight", offsetof(model_layer, alt_correct)},
+    {"laurel_l.weight", offsetof(model_layer, laurel_l)},
+    {"laurel_r.weight", offsetof(model_layer, laurel_r)},
 };
 
 /* The layer of a "blk.N.SUFFIX" name in the model's own spelling ("blk.01"

@@ -151,6 +151,14 @@ typedef struct arch_desc {
     /* Logits soft-capped at 30 unless final_logit_softcapping says
      * otherwise, the scores not (gemma4; gemma2's softcap caps both). */
     bool final_softcap;
+    /* Gemma 3n (altup.c): the residual stream is MODEL_ALTUP streams, of
+     * which each layer runs one (AltUp's predict and correct steps around
+     * it); a low-rank LAuReL branch beside the attention; activation
+     * sparsity on the first layers' FFN gates; without
+     * attention.shared_kv_layers, the layers from kv_from_default on share
+     * keys and values (llama.cpp's constant for the family). */
+    bool altup;
+    int kv_from_default;
     const char *output_norm; /* the final norm's tensor; NULL: output_norm.weight */
     const char *ffn_norm;    /* the FFN's norm; NULL: ffn_norm.weight */
 } arch_desc;
@@ -161,6 +169,10 @@ const arch_desc *arch_find(const char *name, size_t len);
 /* llama.cpp's LLAMA_MAX_EXPERTS; and a bound on experts per token, which
  * sizes per-token arrays on the stack. */
 enum { MODEL_MAX_EXPERTS = 1024, MODEL_MAX_EXPERTS_USED = 64 };
+
+/* Gemma 3n's AltUp streams: altup.num_inputs, which every published model
+ * and llama.cpp's converter fix at 4 (the stream run is altup.active_idx 0). */
+enum { MODEL_ALTUP = 4 };
 
 typedef struct model_hparams {
     int n_vocab, n_ctx_train, n_embd, n_layer, n_ff;
@@ -223,7 +235,8 @@ typedef struct model_hparams {
     /* Arch shared_kv: the layers from n_kv_from_start on read an earlier
      * layer's keys and values (n_layer: none does). */
     int n_kv_from_start;
-    int n_embd_pl; /* arch per_layer_embd: each layer's embedding width (0: none) */
+    int n_embd_pl;   /* arch per_layer_embd: each layer's embedding width (0: none) */
+    int laurel_rank; /* arch altup: the LAuReL branch's rank (laurel_l's rows) */
 } model_hparams;
 
 /* The layers that keep keys and values in a session's cache: all but the
@@ -361,6 +374,19 @@ typedef struct model_layer {
     model_weight pl_gate, pl_proj; /* [n_embd_pl][n_embd], [n_embd][n_embd_pl] */
     const float *pl_post_norm;     /* [n_embd] */
     float out_scale;               /* multiplies x after the layer (1: none) */
+    /* AltUp (arch altup, altup.c): the router ([MODEL_ALTUP][n_embd]) after
+     * its norm, the predict and correct coefficients' products from the
+     * router's output ([MODEL_ALTUP^2][MODEL_ALTUP], [MODEL_ALTUP][MODEL_ALTUP]),
+     * the corrected active stream's scale before the per-layer embedding. */
+    model_weight alt_router, alt_predict, alt_correct;
+    const float *alt_router_norm, *alt_correct_scale; /* [n_embd] */
+    /* LAuReL: xb + post_norm(laurel_r laurel_l xb) beside the attention. */
+    model_weight laurel_l, laurel_r; /* [rank][n_embd], [n_embd][rank] */
+    const float *laurel_norm;        /* [n_embd] */
+    /* Gaussian top-k on the FFN gate: g = relu(g - mean(g) - sparsity *
+     * std(g)) before the activation, where sparse. */
+    bool sparse;
+    float sparsity;
 } model_layer;
 
 struct hearth_model {
@@ -385,11 +411,15 @@ struct hearth_model {
      * n_embd_pl][n_embd]), split into one input per layer. */
     model_weight pl_tok_embd, pl_model_proj;
     const float *pl_proj_norm; /* [n_embd_pl] */
-    const float *rope_freqs;   /* [n_rot/2] or NULL: frequency divisors for every session */
-    const float *rope_long;    /* [n_rot/2] or NULL: LongRoPE's (phi3), when rope_freqs is */
-    const float *rope_short;   /*   absent, for sessions longer / not longer than n_ctx_orig */
-    model_layer *layers;       /* [n_layer] */
-    model_weight *exps;        /* MoE: every layer's expert views, [n_layer][3][n_expert] */
+    /* AltUp (arch altup): the projections of the embedding into streams
+     * 1.. and of those streams back at the end, [n_embd][n_embd] each (the
+     * slices of altup_proj and altup_unembd_proj). */
+    model_weight alt_proj[MODEL_ALTUP - 1], alt_unembd[MODEL_ALTUP - 1];
+    const float *rope_freqs; /* [n_rot/2] or NULL: frequency divisors for every session */
+    const float *rope_long;  /* [n_rot/2] or NULL: LongRoPE's (phi3), when rope_freqs is */
+    const float *rope_short; /*   absent, for sessions longer / not longer than n_ctx_orig */
+    model_layer *layers;     /* [n_layer] */
+    model_weight *exps;      /* MoE: every layer's expert views, [n_layer][3][n_expert] */
     hr_pool *pool;
     void *vocab;       /* the engine's tokenizer; the model never reads it */
     model_lora *loras; /* [n_loras] adapters, in the order they were added */
@@ -422,7 +452,7 @@ hearth_err model_open(const char *path, const hearth_model_params *p, bool no_re
  * mixer's, the FFN's, the router and the shared expert (at most
  * MODEL_LAYER_PRODUCTS), then its n_expert experts' three each. Returns how
  * many. */
-enum { MODEL_LAYER_PRODUCTS = 23 };
+enum { MODEL_LAYER_PRODUCTS = 28 };
 int model_layer_products(model_layer *l, int n_expert, model_weight **out);
 
 /* Packs every weight of a product (the layers' and the output layer's, a
@@ -469,6 +499,10 @@ bool model_kv_free_layer(const gguf_file *f, const arch_desc *arch, int il);
  * for a file whose hyper-parameters model_load_hparams read. */
 bool model_swa_layer(const gguf_file *f, const arch_desc *arch, const model_hparams *hp, int il);
 int model_layer_n_ff(const gguf_file *f, const arch_desc *arch, const model_hparams *hp, int il);
+/* Whether layer il's FFN gate is sparsified (arch altup), and by how many
+ * standard deviations above the mean it is cut: activation_sparsity_scale's
+ * entry where it is finite, or llama.cpp's constants without the key. */
+bool model_layer_sparsity(const gguf_file *f, const arch_desc *arch, int il, float *std_mul);
 /* cos/sin ([n_rot]) of a rotation by pos positions on layer l (its own base
  * and scale: sliding-window layers may have theirs; the frequency factors
  * of the context, where the layer takes them; multimodal RoPE's sections),

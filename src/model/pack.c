@@ -17,6 +17,10 @@ static int product_weights(hearth_model *m, model_weight **out) {
     int n = 0;
     if (m->output_norm && m->output.data) out[n++] = &m->output;
     if (m->pl_model_proj.data) out[n++] = &m->pl_model_proj;
+    for (int k = 0; m->alt_proj[0].data && k < MODEL_ALTUP - 1; k++) {
+        out[n++] = &m->alt_proj[k];
+        out[n++] = &m->alt_unembd[k];
+    }
     for (int il = 0; il < m->hp.n_layer; il++)
         n += model_layer_products(&m->layers[il], m->hp.n_expert, out + n);
     return n;
@@ -29,8 +33,8 @@ static size_t packed_size(const model_weight *w) {
 
 hearth_err model_pack(hearth_model *m) {
     if (kern_exact()) return HEARTH_OK;
-    const size_t cap =
-        (MODEL_LAYER_PRODUCTS + 3 * (size_t)m->hp.n_expert) * (size_t)m->hp.n_layer + 2;
+    const size_t cap = (MODEL_LAYER_PRODUCTS + 3 * (size_t)m->hp.n_expert) * (size_t)m->hp.n_layer +
+                       2 + 2 * (MODEL_ALTUP - 1);
     model_weight **ws = hr_calloc(cap, sizeof *ws);
     if (!ws) return HEARTH_ERR_NOMEM;
     const int n = product_weights(m, ws);

@@ -190,6 +190,7 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     if (nb * (size_t)hp->n_ff_shexp > ffn_floats) ffn_floats = nb * (size_t)hp->n_ff_shexp;
     if (nb * (size_t)hp->n_ff_dense > ffn_floats) ffn_floats = nb * (size_t)hp->n_ff_dense;
     if (nb * (size_t)hp->n_embd_pl > ffn_floats) ffn_floats = nb * (size_t)hp->n_embd_pl;
+    if (nb * (size_t)hp->laurel_rank > ffn_floats) ffn_floats = nb * (size_t)hp->laurel_rank;
     s->ffn = alloc_f32(2 * ffn_floats, &s->buffer_bytes, &err);
     s->hb = alloc_f32(ffn_floats, &s->buffer_bytes, &err);
     s->rope = alloc_f32(nb * (size_t)model_max_rot(hp), &s->buffer_bytes, &err);
@@ -197,6 +198,14 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
         const size_t width = (size_t)hp->n_layer * (size_t)hp->n_embd_pl;
         s->pl_inp = alloc_f32(nb * width, &s->buffer_bytes, &err);
         s->pl_row = alloc_f32(nb * width, &s->buffer_bytes, &err);
+    }
+    if (m->arch->altup) {
+        const size_t rows = nb * (size_t)hp->n_embd;
+        s->alt = alloc_f32(MODEL_ALTUP * rows, &s->buffer_bytes, &err);
+        s->alt_pred = alloc_f32(MODEL_ALTUP * rows, &s->buffer_bytes, &err);
+        s->alt_laurel = alloc_f32(rows, &s->buffer_bytes, &err);
+        s->alt_mod = alloc_f32(nb * MODEL_ALTUP, &s->buffer_bytes, &err);
+        s->alt_coef = alloc_f32(nb * MODEL_ALTUP * MODEL_ALTUP, &s->buffer_bytes, &err);
     }
     if (hp->n_expert > 0) {
         const size_t k = (size_t)hp->n_expert_used, ne = (size_t)hp->n_expert;
@@ -275,6 +284,11 @@ void hearth_session_free(hearth_session *s) {
     free(s->rope);
     free(s->pl_inp);
     free(s->pl_row);
+    free(s->alt);
+    free(s->alt_pred);
+    free(s->alt_laurel);
+    free(s->alt_mod);
+    free(s->alt_coef);
     free(s->moe_logits);
     free(s->moe_sel);
     free(s->moe_w);

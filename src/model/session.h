@@ -69,9 +69,16 @@ struct hearth_session {
     /* Per-layer embeddings (Gemma 4; NULL without): each token's inputs for
      * every layer, and its row of pl_tok_embd while they are computed. */
     float *pl_inp, *pl_row; /* [n_batch][n_layer * n_embd_pl] */
-    float *logits;          /* [n_vocab] of the last evaluated token */
-    float *rows;            /* [rows_cap][n_vocab]: the last n_rows entries' logits of the last
-                               hearth_decode_multi that was asked for them (model_session_keep_rows) */
+    /* AltUp (Gemma 3n, altup.c; NULL without): the streams and the layer's
+     * predictions of them, stream by stream ([MODEL_ALTUP][n_batch][n_embd]:
+     * a stream's rows go through products as they lie); the LAuReL branch's
+     * output; the router's output and the coefficients of each row. */
+    float *alt, *alt_pred;     /* [MODEL_ALTUP][n_batch][n_embd] */
+    float *alt_laurel;         /* [n_batch][n_embd] */
+    float *alt_mod, *alt_coef; /* [n_batch][MODEL_ALTUP], [n_batch][MODEL_ALTUP^2] */
+    float *logits;             /* [n_vocab] of the last evaluated token */
+    float *rows;               /* [rows_cap][n_vocab]: the last n_rows entries' logits of the last
+                                  hearth_decode_multi that was asked for them (model_session_keep_rows) */
     int rows_cap, keep_rows, n_rows;
     fwd_run *runs;   /* [n_batch] hearth_decode_multi's runs when this session leads */
     float *out_rows; /* [n_seq_max][n_vocab] their last rows' logits (NULL if n_seq_max is 1) */
@@ -166,6 +173,29 @@ void forward_rms_norm(float *y, const float *x, const float *w, int64_t n, float
 /* moe.c: xb ([n][n_embd], the FFN's normalized input) becomes layer l's
  * mixture-of-experts output. */
 void forward_moe(hearth_session *s, const model_layer *l, int n);
+
+/* Runs fn(ctx, t0, t1) over rows 0..n-1 split across the pool (inline for
+ * fewer than 4 rows: a handoff would cost more than the work). */
+typedef void (*fwd_rows_fn)(void *ctx, int t0, int t1);
+void forward_for_rows(const hearth_session *s, int n, fwd_rows_fn fn, void *ctx);
+/* Layer l's per-layer embedding step before its norm: xb = pl_proj
+ * (gelu(pl_gate x) * the layer's input) for the n rows of x (Gemma 4: x
+ * itself; Gemma 3n: its corrected active stream, scaled). */
+void forward_pl_embedding(hearth_session *s, const model_layer *l, const float *x, int n);
+
+/* Gemma 3n's AltUp (altup.c), around forward_multi's layers: altup_embed
+ * turns the rows of x (the scaled embeddings) into the streams;
+ * altup_predict, before layer l, predicts each stream and leaves x = the
+ * active prediction, xb = l's attention norm of it and the LAuReL branch
+ * of xb in alt_laurel; altup_correct, after l's FFN residual, corrects the
+ * predictions by x and adds the per-layer embedding; altup_merge leaves in
+ * x the streams' average (the others projected back). */
+void altup_embed(hearth_session *s, int n);
+void altup_predict(hearth_session *s, const model_layer *l, int n);
+void altup_correct(hearth_session *s, const model_layer *l, int n);
+void altup_merge(hearth_session *s, int n);
+/* Gemma 3n's activation sparsity on one row of FFN gates (altup.c). */
+void altup_sparsify(float *g, int n, float std_mul);
 /* How a router's logits choose and weigh experts: softmax or sigmoid
  * probabilities; bias ([n_expert], or NULL) added to them for the choice
  * alone; the chosen ones' probabilities over their sum when renorm. */

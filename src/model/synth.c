@@ -243,6 +243,22 @@ static int64_t synth_ff(const synth_params *p, const arch_desc *a, int il) {
                                                                              : p->n_ff;
 }
 
+/* Integer keys "<arch>.<suffix>". */
+typedef struct synth_key {
+    const char *suffix;
+    int value;
+} synth_key;
+
+static hearth_err set_keys(synth_ctx *c, const synth_params *p, const synth_key *keys, size_t n) {
+    char key[128];
+    hearth_err err = HEARTH_OK;
+    for (size_t i = 0; i < n && !err; i++) {
+        snprintf(key, sizeof key, "%s.%s", p->arch, keys[i].suffix);
+        err = gguf_writer_set_u32(c->w, key, (uint32_t)keys[i].value);
+    }
+    return err;
+}
+
 /* Gemma 4's per-layer keys (see above). */
 static hearth_err add_gemma4_hparams(synth_ctx *c, const synth_params *p, const arch_desc *a) {
     char key[128];
@@ -258,27 +274,49 @@ static hearth_err add_gemma4_hparams(synth_ctx *c, const synth_params *p, const 
     hearth_err err = gguf_writer_set_arr(c->w, key, GGUF_U32, ff, n);
     snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", p->arch);
     if (!err) err = gguf_writer_set_arr(c->w, key, GGUF_BOOL, swa, n);
-    const struct {
-        const char *suffix;
-        int value;
-    } keys[] = {{"attention.key_length", 2 * p->head_dim},
-                {"attention.value_length", 2 * p->head_dim},
-                {"attention.key_length_swa", p->head_dim},
-                {"attention.value_length_swa", p->head_dim},
-                {"rope.dimension_count", 2 * p->head_dim},
-                {"rope.dimension_count_swa", p->n_rot > 0 ? p->n_rot : p->head_dim},
-                {"attention.sliding_window", p->swa_window > 0 ? p->swa_window : 8},
-                {"attention.shared_kv_layers", p->n_layer - synth_kv_from(p)},
-                {"embedding_length_per_layer_input", SYNTH_PL}};
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !err; i++) {
-        snprintf(key, sizeof key, "%s.%s", p->arch, keys[i].suffix);
-        err = gguf_writer_set_u32(c->w, key, (uint32_t)keys[i].value);
-    }
+    const synth_key keys[] = {{"attention.key_length", 2 * p->head_dim},
+                              {"attention.value_length", 2 * p->head_dim},
+                              {"attention.key_length_swa", p->head_dim},
+                              {"attention.value_length_swa", p->head_dim},
+                              {"rope.dimension_count", 2 * p->head_dim},
+                              {"rope.dimension_count_swa", p->n_rot > 0 ? p->n_rot : p->head_dim},
+                              {"attention.sliding_window", p->swa_window > 0 ? p->swa_window : 8},
+                              {"attention.shared_kv_layers", p->n_layer - synth_kv_from(p)},
+                              {"embedding_length_per_layer_input", SYNTH_PL}};
+    if (!err) err = set_keys(c, p, keys, sizeof keys / sizeof keys[0]);
     snprintf(key, sizeof key, "%s.rope.freq_base", p->arch);
     if (!err) err = gguf_writer_set_f32(c->w, key, 1000000.0f);
     snprintf(key, sizeof key, "%s.rope.freq_base_swa", p->arch);
     if (!err) err = gguf_writer_set_f32(c->w, key, 10000.0f);
     return err;
+}
+
+/* Gemma 3n's keys as its converter writes them: a window on four layers of
+ * five (a bool per layer), the layers past llama.cpp's 20th sharing keys
+ * and values, four AltUp streams, activation sparsity (icdf(0.95)) on the
+ * first 10 layers and -inf (none) after. */
+static hearth_err add_gemma3n_hparams(synth_ctx *c, const synth_params *p) {
+    char key[128];
+    const uint64_t n = (uint64_t)p->n_layer;
+    uint8_t *swa = keep(c, n);
+    float *sparsity = keep(c, n * sizeof *sparsity);
+    if (!swa || !sparsity) return hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
+    for (int il = 0; il < p->n_layer; il++) {
+        swa[il] = il % 5 < 4;
+        sparsity[il] = il < 10 ? 1.6448533535003662f : -INFINITY;
+    }
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", p->arch);
+    hearth_err err = gguf_writer_set_arr(c->w, key, GGUF_BOOL, swa, n);
+    snprintf(key, sizeof key, "%s.activation_sparsity_scale", p->arch);
+    if (!err) err = gguf_writer_set_arr(c->w, key, GGUF_F32, sparsity, n);
+    const synth_key keys[] = {{"attention.sliding_window", p->swa_window > 0 ? p->swa_window : 8},
+                              {"attention.shared_kv_layers", p->n_layer > 20 ? p->n_layer - 20 : 0},
+                              {"embedding_length_per_layer_input", SYNTH_PL},
+                              {"altup.active_idx", 0},
+                              {"altup.num_inputs", MODEL_ALTUP}};
+    if (!err) err = set_keys(c, p, keys, sizeof keys / sizeof keys[0]);
+    snprintf(key, sizeof key, "%s.rope.freq_base_swa", p->arch);
+    return err ? err : gguf_writer_set_f32(c->w, key, 10000.0f);
 }
 
 /* A synthetic Mamba-2 layer: heads of 64 channels over 2 n_embd, two groups
@@ -417,8 +455,9 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
         SET_F32("final_logit_softcapping", p->final_softcap > 0.0f ? p->final_softcap : 30.0f);
     if (a->softcap)
         SET_F32("attn_logit_softcapping", p->attn_softcap > 0.0f ? p->attn_softcap : 50.0f);
-    if (((a->swa && !a->swa_plain_rope) || p->swa_window > 0) && !a->layer_dims) {
-        /* OLMo 2 has no window; Gemma 4's keys are above */
+    if (a->altup && !err) err = add_gemma3n_hparams(c, p);
+    if (((a->swa && !a->swa_plain_rope) || p->swa_window > 0) && !a->layer_dims && !a->altup) {
+        /* OLMo 2 has no window; Gemma 4's and 3n's keys are above */
         SET_U32("attention.sliding_window", p->swa_window > 0 ? p->swa_window : 8);
         SET_U32("attention.sliding_window_pattern", 2);
         SET_F32("rope.freq_base_swa", 10000.0f);
@@ -562,13 +601,44 @@ static hearth_err add_mtp(synth_ctx *c, const synth_params *p, int il) {
     return err;
 }
 
+/* What llama-quantize leaves as it was: Gemma 3n's AltUp and LAuReL
+ * matrices stay at a quantized file's source type (F32 here). */
+static kern_type synth_kept_type(const synth_params *p) {
+    return p->type == KERN_F16 ? KERN_F16 : KERN_F32;
+}
+
+/* Gemma 3n's AltUp router and coefficients (the coefficients F32, as its
+ * converter writes them) and LAuReL branch of rank 64 (llama.cpp's). */
+static hearth_err add_altup(synth_ctx *c, const synth_params *p, int il) {
+    const int64_t d = p->n_embd, k = MODEL_ALTUP, rank = 64;
+    const kern_type kept = synth_kept_type(p);
+    const float sd = 1.0f / sqrtf((float)d);
+    char n[96];
+    hearth_err err = HEARTH_OK;
+#define KEPT(suffix, cols, rows, std)                                                              \
+    if (!err) {                                                                                    \
+        snprintf(n, sizeof n, "blk.%d.%s", il, suffix);                                            \
+        err = add_tensor_as(c, n, kept, cols, rows, 0.0f, std, true);                              \
+    }
+    KEPT("altup_router.weight", d, k, 4.0f * sd);
+    KEPT("laurel_l.weight", d, rank, sd);
+    KEPT("laurel_r.weight", rank, d, 1.0f / sqrtf((float)rank));
+#undef KEPT
+    F32("altup_predict_coef.weight", k, k * k, 0.0f, 0.2f);
+    F32("altup_correct_coef.weight", k, k, 0.0f, 0.2f);
+    F32("altup_router_norm.weight", d, 1, 1.0f, 0.05f);
+    F32("altup_correct_scale.weight", d, 1, 1.0f, 0.05f);
+    F32("laurel_post_norm.weight", d, 1, 1.0f, 0.05f);
+    return err;
+}
+
 static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc *a, int il) {
     const int hd = synth_head_dim(p, a, il);
     const int64_t d = p->n_embd, nq = (int64_t)p->n_head * hd, nkv = (int64_t)p->n_head_kv * hd;
     /* Gemma 4: K and V only where the layer computes them; V from K's projection on the
-       global layers */
-    const bool kv = !a->shared_kv || il < synth_kv_from(p),
-               v = kv && !(a->v_norm && synth_global(il));
+       global layers. Gemma 3n: every layer has them. */
+    const bool kv = a->altup || !a->shared_kv || il < synth_kv_from(p),
+               v = kv && (a->altup || !(a->v_norm && synth_global(il)));
     const float sd = 1.0f / sqrtf((float)d), sq = 1.0f / sqrtf((float)nq);
     char n[96];
     hearth_err err = HEARTH_OK;
@@ -625,6 +695,7 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
         T("post_norm.weight", d, 1, 1.0f, 0.05f);
     }
     if (a->out_scale) T("layer_output_scale.weight", 1, 1, 0.8f, 0.1f);
+    if (a->altup && !err) err = add_altup(c, p, il);
     if (!err) err = add_ffn(c, p, a, il);
 #undef T
 #undef F32
@@ -657,26 +728,36 @@ static hearth_err add_rope_factors(synth_ctx *c, const synth_params *p) {
     return err;
 }
 
-/* Gemma 4's model-wide tensors: the per-layer embeddings' table,
- * projection and norm, and the global layers' proportional RoPE as the
- * converter writes it (factor 1 on the first quarter of the rotary pairs,
- * 1e30 on the rest, which then do not turn). */
-static hearth_err add_gemma4_tensors(synth_ctx *c, const synth_params *p, int n_vocab) {
-    const int64_t width = (int64_t)SYNTH_PL * p->n_layer;
+/* The per-layer embeddings' table, projection and norm (Gemma 4, 3n);
+ * Gemma 3n's AltUp projections of the embedding into its streams and back. */
+static hearth_err add_pl_tensors(synth_ctx *c, const synth_params *p, const arch_desc *a,
+                                 int n_vocab) {
+    const int64_t width = (int64_t)SYNTH_PL * p->n_layer, d = p->n_embd;
+    const float sd = 1.0f / sqrtf((float)d);
     hearth_err err = add_tensor(c, "per_layer_token_embd.weight", p->type, width, n_vocab, 0.0f,
                                 1.0f / sqrtf((float)SYNTH_PL));
-    if (!err)
-        err = add_tensor(c, "per_layer_model_proj.weight", p->type, p->n_embd, width, 0.0f,
-                         1.0f / sqrtf((float)p->n_embd));
+    if (!err) err = add_tensor(c, "per_layer_model_proj.weight", p->type, d, width, 0.0f, sd);
     if (!err) err = add_tensor(c, "per_layer_proj_norm.weight", KERN_F32, SYNTH_PL, 1, 1.0f, 0.05f);
+    if (!err && a->altup)
+        err = add_planes(c, "altup_proj.weight", synth_kept_type(p), d, d, MODEL_ALTUP - 1, 0.0f,
+                         sd, true);
+    if (!err && a->altup)
+        err = add_planes(c, "altup_unembd_proj.weight", synth_kept_type(p), d, d, MODEL_ALTUP - 1,
+                         0.0f, sd, true);
+    return err;
+}
+
+/* Gemma 4's global layers' proportional RoPE as the converter writes it
+ * (factor 1 on the first quarter of the rotary pairs, 1e30 on the rest,
+ * which then do not turn). */
+static hearth_err add_gemma4_tensors(synth_ctx *c, const synth_params *p) {
     const int half = p->head_dim; /* pairs of the global layers' 2 head_dim */
     float *f = keep(c, (size_t)half * sizeof *f);
     if (!f) return hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
     for (int i = 0; i < half; i++) f[i] = i < half / 4 ? 1.0f : 1e30f;
     const int64_t ne[1] = {half};
-    return err ? err
-               : gguf_writer_add_tensor(c->w, "rope_freqs.weight", KERN_F32, 1, ne, f,
-                                        (size_t)half * sizeof *f);
+    return gguf_writer_add_tensor(c->w, "rope_freqs.weight", KERN_F32, 1, ne, f,
+                                  (size_t)half * sizeof *f);
 }
 
 static void synth_ctx_fini(synth_ctx *c) {
@@ -768,7 +849,8 @@ hearth_err synth_write(const char *path, const synth_params *p) {
                              1.0f / sqrtf((float)p->n_dense));
     }
     if (!err && p->rerank > 0) err = add_classifier(&c, p, a);
-    if (!err && a->per_layer_embd) err = add_gemma4_tensors(&c, p, n_vocab);
+    if (!err && a->per_layer_embd) err = add_pl_tensors(&c, p, a, n_vocab);
+    if (!err && a->layer_dims) err = add_gemma4_tensors(&c, p);
     for (int il = 0; il < p->n_layer && !err; il++) err = add_layer(&c, p, a, il);
     for (int il = p->n_layer; il < p->n_layer + p->n_nextn && !err; il++) err = add_mtp(&c, p, il);
     if (!err) err = add_rope_factors(&c, p);

@@ -891,8 +891,9 @@ hearth_err tune_graph_new(const hearth_model *m, tune_adapter *a, int n_max, tun
                        m->hp.n_ssm ? "recurrent (Mamba-2, Gated DeltaNet)" : "short-convolution");
     if (m->arch->shared_kv || m->arch->layer_dims || m->hp.n_embd_pl > 0)
         return hr_fail(HEARTH_ERR_UNSUPPORTED,
-                       "tune: '%s' (per-layer embeddings, shared keys and values, layers of "
-                       "their own sizes) cannot be trained yet (no backward pass through them)",
+                       "tune: '%s' (per-layer embeddings, shared keys and values, AltUp "
+                       "streams, layers of their own sizes) cannot be trained yet (no backward "
+                       "pass through them)",
                        m->arch->name);
     tune_graph *g = calloc(1, sizeof *g);
     if (!g) return hr_fail(HEARTH_ERR_NOMEM, "tune: out of memory");
