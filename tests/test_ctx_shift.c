@@ -394,8 +394,8 @@ static const char *gemma3_variant(const char *src, const char *name, int pattern
 }
 
 static void test_synthetic(void) {
-    static const char *const archs[] = {"llama", "qwen2",   "qwen3", "gemma3",
-                                        "phi3",  "smollm3", "gemma4"};
+    static const char *const archs[] = {"llama", "qwen2",   "qwen3",  "gemma3",
+                                        "phi3",  "smollm3", "gemma4", "gemma3n"};
     for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++) {
         char name[64];
         synth_params p = small(archs[i], 1);

@@ -211,7 +211,7 @@ static void failures(const char *path, const char *what, double tol) {
 
 int main(void) {
     static const char *const arches[] = {"llama", "qwen2",         "qwen3",  "gemma3", "phi3",
-                                         "lfm2",  "granitehybrid", "qwen35", "gemma4"};
+                                         "lfm2",  "granitehybrid", "qwen35", "gemma4", "gemma3n"};
     char path[64];
     snprintf(path, sizeof path, "/tmp/hearth-test-multi-%d.gguf", (int)getpid());
     const kern_type types[] = {KERN_F32, KERN_Q8_0};
@@ -229,8 +229,11 @@ int main(void) {
                 snprintf(what, sizeof what, "%s/%s/%s", arches[a], kern_type_get(types[t])->name,
                          mode ? "exact" : "default");
                 /* As test_model's batch vs incremental: the products of a
-                 * batch may sum in another order than a single row's. */
-                const double tol = types[t] == KERN_F32 ? 1e-4 : 1e-3;
+                 * batch may sum in another order than a single row's. Gemma
+                 * 3n's four streams carry that difference further (4e-4 in
+                 * exact mode, whose arithmetic is llama.cpp's bit for bit). */
+                const double tol = (types[t] == KERN_F32 ? 1e-4 : 1e-3) *
+                                   (strcmp(arches[a], "gemma3n") ? 1.0 : 10.0);
                 multi_vs_alone(path, what, tol, 1);
                 multi_vs_alone(path, what, tol, 2);
                 single_is_decode(path, what);

@@ -304,6 +304,7 @@ int main(void) {
     check_model("gemma3");
     check_model("gemma2");
     check_model("gemma4");
+    check_model("gemma3n");
     rmdir(dir);
     return test_done("kv_window");
 }
