@@ -73,7 +73,7 @@ static void reuse(hearth_model *m, const char *what) {
 }
 
 /* check(m, what) on a synthetic 5-layer `arch` model with n_recurrent layers
- * without attention (lfm2, granitehybrid: 0, 1 and 3; qwen35: all but 3),
+ * recurrent (lfm2, granitehybrid: 0, 1 and 3; qwen35: all but 3; falcon-h1: all, beside attention),
  * with F32 and Q8_0 weights (seeds seed, seed + 1), in both numeric modes. */
 static void hybrid_each(const char *arch, int n_embd, int n_recurrent, uint64_t seed,
                         void (*check)(hearth_model *m, const char *what)) {

@@ -10,6 +10,7 @@
  * DeltaNet layers, gated attention; with experts and a gated shared one),
  * Gemma 4 (per-layer embeddings, shared keys and values, window layers of
  * their own head size), Gemma 3n (AltUp streams, LAuReL, sparse FFN gates),
+ * Falcon-H1 (attention and Mamba-2 side by side),
  * YaRN rope scaling, and the Q2_K and
  * Q3_K types. Small random models written by
  * synth (gemma's with attention sharpened by a gain on the Q weights and
@@ -420,6 +421,31 @@ static const fixture k_fixtures[] = {
      .q_gain = 3,
      .seed = 91,
      .llama_hash = 0x42f0e844145bd9cbull,
+     .untied = true},
+    /* Falcon-H1: attention and a Mamba-2 mixer side by side in every layer, the mixer's grouped
+       norm on layers 0 and 2 only */
+    {.name = "falcon-h1-f32",
+     .arch = "falcon-h1",
+     .type = KERN_F32,
+     .n_layer = 3,
+     .n_embd = 128,
+     .n_head_kv = 2,
+     .head_dim = 32,
+     .n_ff = 256,
+     .q_gain = 3,
+     .seed = 95,
+     .llama_hash = 0x6e0a03fe335ec31cull},
+    {.name = "falcon-h1-q4k",
+     .arch = "falcon-h1",
+     .type = KERN_Q4_K,
+     .n_layer = 4,
+     .n_embd = 256,
+     .n_head_kv = 1,
+     .head_dim = 64,
+     .n_ff = 256,
+     .q_gain = 3,
+     .seed = 96,
+     .llama_hash = 0x49bf241f5ae64956ull,
      .untied = true},
     /* The low-bit K-quants (no such files in ../shared): Q2_K, which llama.cpp's AVX-512 build
        repacks (the layers) but not as the tied output (367 rows), and Q3_K */

@@ -114,8 +114,9 @@ static void check_model(const char *path, const char *what) {
 }
 
 int main(void) {
-    static const char *const arches[] = {"llama", "qwen2",         "qwen3",  "gemma3", "phi3",
-                                         "lfm2",  "granitehybrid", "qwen35", "gemma4", "gemma3n"};
+    static const char *const arches[] = {"llama",  "qwen2",   "qwen3",         "gemma3",
+                                         "phi3",   "lfm2",    "granitehybrid", "qwen35",
+                                         "gemma4", "gemma3n", "falcon-h1"};
     char path[64];
     snprintf(path, sizeof path, "/tmp/hearth-test-embed-%d.gguf", (int)getpid());
     for (size_t a = 0; a < sizeof arches / sizeof arches[0]; a++) {

@@ -12,8 +12,9 @@
 #include <math.h>
 #include <unistd.h>
 
-static const char *const arches[] = {"llama", "qwen2",         "qwen3",  "gemma3", "phi3",
-                                     "lfm2",  "granitehybrid", "qwen35", "gemma4", "gemma3n"};
+static const char *const arches[] = {"llama",  "qwen2",   "qwen3",         "gemma3",
+                                     "phi3",   "lfm2",    "granitehybrid", "qwen35",
+                                     "gemma4", "gemma3n", "falcon-h1"};
 
 static hearth_model *load(const char *path, int n_threads, bool no_repack) {
     hearth_model_params mp = hearth_model_default_params();

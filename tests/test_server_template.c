@@ -148,6 +148,10 @@ static void test_chatml(void) {
        it; its tools in test_chat_tools */
     t = detect(TMPL_LFM2, "lfm2");
     check_render("lfm2 a", &t, conv_a, N(conv_a), "", "", chatml_a);
+    /* Falcon-H1's: ChatML after the tokenizer's BOS likewise; its tools as Qwen's Hermes */
+    t = detect(TMPL_FALCON_H1, "chatml");
+    CHECK(t.tools == TOK_TOOLS_HERMES && !t.default_system[0]);
+    check_render("falcon-h1 a", &t, conv_a, N(conv_a), "", "", chatml_a);
 }
 
 static void test_qwen3(void) {

@@ -439,8 +439,8 @@ static void stories(void) {
 }
 
 int main(void) {
-    const char *archs[] = {"llama", "qwen2",         "qwen3",  "gemma3", "phi3",
-                           "lfm2",  "granitehybrid", "qwen35", "gemma4", "gemma3n"};
+    const char *archs[] = {"llama",         "qwen2",  "qwen3",  "gemma3",  "phi3",     "lfm2",
+                           "granitehybrid", "qwen35", "gemma4", "gemma3n", "falcon-h1"};
     for (int a = 0; a < 5; a++) sources(archs[a], KERN_F32);
     sources("llama", KERN_Q8_0);
     sources("qwen2", KERN_Q4_K);

@@ -9,7 +9,8 @@
  * layer no kv heads, and Granite 4.0-H's Mamba-2 layers likewise (ssm.c);
  * Qwen3.5's Gated DeltaNet layers (ssm.c) where its layer pattern says.
  * LFM2-MoE is LFM2 with experts chosen by a biased sigmoid after a few
- * dense layers.
+ * dense layers. Falcon-H1 runs attention and Mamba-2 side by side in every
+ * layer.
  * Gemma 4 is Gemma 3's block with per-layer embeddings, layers that share
  * earlier layers' keys and values, and window layers of their own head size.
  * Gemma 3n, its predecessor, has the per-layer embeddings and shared keys
@@ -175,6 +176,11 @@ static const arch_desc arches[] = {
      .final_softcap = true,
      .altup = true,
      .kv_from_default = 20},
+    {.name = "falcon-h1",
+     .rope = ROPE_NEOX,
+     .act = FFN_SILU,
+     .ssm_parallel = true,
+     .ffn_norm = "ffn_norm"}, /* its converter drops the suffix */
     {.name = "phi3",
      .rope = ROPE_NEOX,
      .act = FFN_SILU,

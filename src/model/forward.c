@@ -641,6 +641,14 @@ static void attention_inputs(tok_job *j) {
     for_tokens(j, tok_qkv);
 }
 
+/* Falcon-H1: the attention's output plus the Mamba-2 mixer's (ggml_add's order). */
+static void tok_add_mixer(const tok_job *j, int t0, int t1) {
+    const int d = j->s->model->hp.n_embd;
+    float *y = j->s->xb + (size_t)t0 * d;
+    const float *mix = j->s->ssm_x + (size_t)t0 * d;
+    for (size_t i = 0; i < (size_t)(t1 - t0) * (size_t)d; i++) y[i] += mix[i];
+}
+
 /* Qwen3.5: each head's attention output times the sigmoid of its gate. */
 static void tok_attn_gate(const tok_job *j, int t0, int t1) {
     const hearth_session *s = j->s;
@@ -816,15 +824,21 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
         if (m->arch->altup) altup_predict(s, l, n); /* and xb = attn_norm(the active stream) */
         if (l->conv_w) {
             short_conv(&tj);
-        } else if (l->ssm_slot >= 0) {
-            forward_ssm(s, l, runs, n_runs, n);
+        } else if (l->ssm_slot >= 0 && l->kv_slot < 0) {
+            forward_ssm(s, l, s->xb, s->xb, runs, n_runs, n);
         } else {
+            if (l->ssm_slot >= 0) /* Falcon-H1: the mixer reads the same input, later */
+                memcpy(s->ssm_x, s->xb, (size_t)n * (size_t)hp->n_embd * sizeof *s->ssm_x);
             attention_inputs(&tj);
             attn_job job = {.s = s, .l = l, .runs = runs, .n_runs = n_runs, .n = n};
             const bool exact_attn = kern_exact() && s->kv_type != KERN_Q8_0; /* the exact job */
             hr_pool_run(m->pool, exact_attn ? attention_exact_job : attention_fast_job, &job);
             if (s->qgate) for_tokens(&tj, tok_attn_gate);
             matmul(s, &l->wo, s->att, n, s->xb, hp->n_embd);
+            if (l->ssm_slot >= 0) {
+                forward_ssm(s, l, s->ssm_x, s->ssm_x, runs, n_runs, n);
+                for_tokens(&tj, tok_add_mixer);
+            }
         }
         for_tokens(&tj, tok_attn_residual); /* and xb = ffn_norm(x) */
         feed_forward(&tj);

@@ -446,6 +446,11 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
         for (int il = 0; il < h.n_layer; il++) h.n_ssm += model_kv_free_layer(f, arch, il);
         if (h.n_ssm && (err = ssm_hparams(&r, true, &h))) return err;
     }
+    if (arch->ssm_parallel) { /* every layer: attention beside Mamba-2 */
+        h.n_ssm = h.n_layer;
+        h.ssm_parallel = true;
+        if ((err = ssm_hparams(&r, false, &h))) return err;
+    }
     if ((err = moe_hparams(&r, arch, &h))) return err;
     if ((err = hp_int(&r, "attention.key_length", &h.head_dim, false, h.n_embd / h.n_head)) ||
         (err = hp_int(&r, "rope.dimension_count", &h.n_rot, false, h.head_dim)) ||

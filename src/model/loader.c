@@ -179,8 +179,9 @@ static hearth_err bind_ssm(layer_binder *b, model_layer *l) {
         (err = bind_f32(b, "ssm_a", 1, heads, true, &l->ssm_a)) ||
         (err = bind_f32(b, "ssm_d", 1, heads, true, &l->ssm_d)))
         return err;
-    return bind_f32(b, "ssm_norm.weight", d_inner / hp->ssm_groups, hp->ssm_groups, true,
-                    &l->ssm_norm);
+    /* Falcon-H1's mixers may have no grouped norm (llama.cpp's is optional there) */
+    return bind_f32(b, "ssm_norm.weight", d_inner / hp->ssm_groups, hp->ssm_groups,
+                    !m->arch->ssm_parallel, &l->ssm_norm);
 }
 
 /* A Gated DeltaNet layer's mixer (Qwen3.5): q, k, v into the convolution,
@@ -335,6 +336,10 @@ static hearth_err bind_layer(hearth_model *m, int il) {
         l->kv_shared = true;
         l->kv_slot = m->layers[hp->n_kv_from_start - (l->swa ? 2 : 1)].kv_slot;
         err = bind_attention(&b, l);
+    } else if (a->ssm_parallel) { /* both, each with its own slot */
+        l->kv_slot = l->ssm_slot = il;
+        err = bind_attention(&b, l);
+        if (!err) err = bind_ssm(&b, l);
     } else if (!model_kv_free_layer(m->gguf, a, il)) {
         l->kv_slot = il - n_conv_before - n_ssm_before;
         err = bind_attention(&b, l);

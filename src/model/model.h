@@ -159,6 +159,10 @@ typedef struct arch_desc {
      * keys and values (llama.cpp's constant for the family). */
     bool altup;
     int kv_from_default;
+    /* Falcon-H1: every layer runs attention and a Mamba-2 mixer (ssm.c) side
+     * by side on its normed input and adds their outputs; each keeps keys
+     * and values and a recurrent state. */
+    bool ssm_parallel;
     const char *output_norm; /* the final norm's tensor; NULL: output_norm.weight */
     const char *ffn_norm;    /* the FFN's norm; NULL: ffn_norm.weight */
 } arch_desc;
@@ -223,6 +227,7 @@ typedef struct model_hparams {
      * channel (ssm.state_size), the heads (ssm.time_step_rank) and the
      * groups sharing B and C (ssm.group_count). */
     int n_ssm, ssm_conv, ssm_inner, ssm_state, ssm_heads, ssm_groups;
+    bool ssm_parallel; /* arch ssm_parallel: the n_ssm Mamba-2 layers also attend */
     /* Layers past n_layer that predict further tokens (nextn_predict_layers,
      * Qwen3.5's MTP block): in the file, never run. */
     int n_nextn;
@@ -240,9 +245,10 @@ typedef struct model_hparams {
 } model_hparams;
 
 /* The layers that keep keys and values in a session's cache: all but the
- * short convolutions, Mamba-2 layers and layers that share another's. */
+ * short convolutions, Mamba-2 layers (unless they attend too) and layers
+ * that share another's. */
 static inline int model_kv_layers(const model_hparams *hp) {
-    return hp->n_kv_from_start - hp->n_conv - hp->n_ssm;
+    return hp->n_kv_from_start - hp->n_conv - (hp->ssm_parallel ? 0 : hp->n_ssm);
 }
 
 /* The widest head and rotary dims of any layer: what buffers are sized by. */

@@ -173,6 +173,7 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
     if (hp->n_ssm && hp->ssm_inner > att_cols) att_cols = hp->ssm_inner;
     s->att = alloc_f32(nb * (size_t)att_cols, &s->buffer_bytes, &err);
     if (hp->n_conv) s->conv_bcx = alloc_f32(nb * 3 * (size_t)hp->n_embd, &s->buffer_bytes, &err);
+    if (hp->ssm_parallel) s->ssm_x = alloc_f32(nb * (size_t)hp->n_embd, &s->buffer_bytes, &err);
     if (hp->n_ssm) {
         const size_t conv = (size_t)model_ssm_conv_dim(hp),
                      states = (size_t)hp->n_ssm * (size_t)model_ssm_state_floats(hp);
@@ -284,6 +285,7 @@ void hearth_session_free(hearth_session *s) {
     free(s->rope);
     free(s->pl_inp);
     free(s->pl_row);
+    free(s->ssm_x);
     free(s->alt);
     free(s->alt_pred);
     free(s->alt_laurel);

@@ -106,6 +106,7 @@ struct hearth_session {
     float *conv_hist;
     uint64_t conv_bytes;
     float *conv_bcx; /* [n_batch][3 n_embd]: in_proj's b, c and x of each row */
+    float *ssm_x;    /* arch ssm_parallel: [n_batch][n_embd] the mixer's input, then output */
     /* Mamba-2 layers (ssm.c; NULL without): the recurrent state after the
      * first rs_pos tokens, [n_ssm][model_ssm_state_floats], and a checkpoint
      * of it after cp_pos, taken where a batch of several tokens starts; -1:
@@ -153,10 +154,11 @@ void forward_matmul(hearth_session *s, const model_weight *w, const float *x, in
 void forward_matmul_group(hearth_session *s, const model_weight *const *ws, float *const *ys,
                           int count, const float *x, int n, int64_t ldy);
 
-/* ssm.c: xb ([n][n_embd], the mixer's normalized input) becomes Mamba-2
- * layer l's output for the n rows of runs[0..n_runs), each run's state
- * advancing in its own session. */
-void forward_ssm(hearth_session *s, const model_layer *l, const fwd_run *runs, int n_runs, int n);
+/* ssm.c: Mamba-2 (or Gated DeltaNet) layer l's output y ([n][n_embd]) of
+ * its normalized input x (may be y) for the n rows of runs[0..n_runs), each
+ * run's state advancing in its own session. */
+void forward_ssm(hearth_session *s, const model_layer *l, const float *x, float *y,
+                 const fwd_run *runs, int n_runs, int n);
 /* Around a forward pass: ssm_begin brings each run's session's state to the
  * run's first position (replaying its tokens when a truncation left it
  * elsewhere) and takes a checkpoint where a run of several tokens starts;

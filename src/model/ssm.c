@@ -8,7 +8,8 @@
  *   x, B, C = xBC (B and C per group of heads)
  *   per head h: dt' = softplus(dt + dt_bias), dA = exp(dt' A)
  *     per channel i of the head: state = state dA + B x_i dt'; y_i = C . state
- *   y = (y + x D) * silu(z), RMS-normed per group; out_proj(y)
+ *   y = (y + x D) * silu(z), RMS-normed per group (where the layer has the
+ *   norm: Falcon-H1's may not); out_proj(y)
  *
  * Gated DeltaNet as llama.cpp's qwen35 graph with its fused
  * ggml_gated_delta_net: q k v = silu(the same convolution over attn_qkv(x)),
@@ -148,7 +149,7 @@ static void gate_norm_job(void *ctx, int ith, int nth) {
         float *y = s->att + (size_t)t * (size_t)hp->ssm_inner;
         const float *z = s->ssm_zx + (size_t)t * (size_t)d_in;
         for (int i = 0; i < hp->ssm_inner; i += hd) kern_swiglu(y + i, z + i, y + i, hd);
-        for (int i = 0; i < hp->ssm_inner; i += gs)
+        for (int i = 0; j->l->ssm_norm && i < hp->ssm_inner; i += gs)
             forward_rms_norm(y + i, y + i, j->l->ssm_norm + i, gs, hp->rms_eps);
     }
 }
@@ -221,7 +222,8 @@ static void gdn_gate_norm_job(void *ctx, int ith, int nth) {
     }
 }
 
-void forward_ssm(hearth_session *s, const model_layer *l, const fwd_run *runs, int n_runs, int n) {
+void forward_ssm(hearth_session *s, const model_layer *l, const float *x, float *y,
+                 const fwd_run *runs, int n_runs, int n) {
     const hearth_model *m = s->model;
     const model_hparams *hp = &m->hp;
     const int64_t d_in = ssm_d_in(m);
@@ -231,18 +233,18 @@ void forward_ssm(hearth_session *s, const model_layer *l, const fwd_run *runs, i
         float *ys[4] = {s->ssm_zx, s->ssm_zx + hp->ssm_inner,
                         s->ssm_zx + hp->ssm_inner + model_ssm_conv_dim(hp),
                         s->ssm_zx + d_in - hp->ssm_heads};
-        forward_matmul_group(s, ws, ys, 4, s->xb, n, d_in);
+        forward_matmul_group(s, ws, ys, 4, x, n, d_in);
         hr_pool_run(m->pool, conv_job, &job);
         hr_pool_run(m->pool, gdn_norm_job, &job);
         hr_pool_run(m->pool, gdn_scan_job, &job);
         hr_pool_run(m->pool, gdn_gate_norm_job, &job);
     } else {
-        forward_matmul(s, &l->ssm_in, s->xb, n, s->ssm_zx, d_in);
+        forward_matmul(s, &l->ssm_in, x, n, s->ssm_zx, d_in);
         hr_pool_run(m->pool, conv_job, &job);
         hr_pool_run(m->pool, scan_job, &job);
         hr_pool_run(m->pool, gate_norm_job, &job);
     }
-    forward_matmul(s, &l->ssm_out, s->att, n, s->xb, hp->n_embd);
+    forward_matmul(s, &l->ssm_out, s->att, n, y, hp->n_embd);
 }
 
 /* ---- the state across calls ---- */

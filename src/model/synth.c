@@ -440,13 +440,13 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
         snprintf(key, sizeof key, "%s.rope.dimension_sections", p->arch);
         if (!err) err = gguf_writer_set_arr(c->w, key, GGUF_I32, sections, 4);
     }
-    if (a->ssm) { /* Granite 4.0-H: Mamba-2 sizes, and attention without RoPE */
+    if (a->ssm || a->ssm_parallel) { /* Mamba-2 sizes; Granite 4.0-H's attention without RoPE */
         SET_U32("ssm.conv_kernel", SYNTH_SSM_CONV);
         SET_U32("ssm.inner_size", 2 * p->n_embd);
         SET_U32("ssm.state_size", SYNTH_SSM_STATE);
         SET_U32("ssm.time_step_rank", 2 * p->n_embd / SYNTH_SSM_HEAD);
         SET_U32("ssm.group_count", SYNTH_SSM_GROUPS);
-        if (!err) {
+        if (!err && a->ssm) {
             snprintf(key, sizeof key, "%s.rope.scaling.finetuned", p->arch);
             err = gguf_writer_set_bool(c->w, key, false);
         }
@@ -538,7 +538,7 @@ static hearth_err add_ffn(synth_ctx *c, const synth_params *p, const arch_desc *
 /* Layer il's Mamba-2 mixer: A negative (-exp of the checkpoint's A_log, as
  * converters write it) and dt's bias around -2, so that each step keeps
  * most of the state. */
-static hearth_err add_ssm(synth_ctx *c, const synth_params *p, int il) {
+static hearth_err add_ssm(synth_ctx *c, const synth_params *p, int il, bool norm) {
     const int64_t d = p->n_embd, inner = 2 * d, heads = inner / SYNTH_SSM_HEAD;
     const int64_t bc = 2 * (int64_t)SYNTH_SSM_GROUPS * SYNTH_SSM_STATE, conv = inner + bc;
     const float sd = 1.0f / sqrtf((float)d), si = 1.0f / sqrtf((float)inner);
@@ -550,7 +550,7 @@ static hearth_err add_ssm(synth_ctx *c, const synth_params *p, int il) {
     F32("ssm_dt.bias", heads, 1, -2.0f, 0.5f);
     F32("ssm_a", 1, heads, -2.0f, 0.3f);
     F32("ssm_d", 1, heads, 1.0f, 0.1f);
-    F32("ssm_norm.weight", inner / SYNTH_SSM_GROUPS, SYNTH_SSM_GROUPS, 1.0f, 0.05f);
+    if (norm) F32("ssm_norm.weight", inner / SYNTH_SSM_GROUPS, SYNTH_SSM_GROUPS, 1.0f, 0.05f);
     T("ssm_out.weight", inner, d, 0.0f, si);
     return err;
 }
@@ -645,7 +645,7 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
     if (!a->post_ln && !a->no_pre_norms) T("attn_norm.weight", d, 1, 1.0f, 0.05f);
     if (a->ffn_norm) T(a->ffn_norm, d, 1, 1.0f, 0.05f);
     if ((a->ssm || a->gdn) && synth_kv_free_layer(p, a, il)) {
-        err = err ? err : a->gdn ? add_gdn(c, p, il) : add_ssm(c, p, il);
+        err = err ? err : a->gdn ? add_gdn(c, p, il) : add_ssm(c, p, il, true);
         return err ? err : add_ffn(c, p, a, il);
     }
     if (synth_kv_free_layer(p, a, il)) {
@@ -696,6 +696,8 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
     }
     if (a->out_scale) T("layer_output_scale.weight", 1, 1, 0.8f, 0.1f);
     if (a->altup && !err) err = add_altup(c, p, il);
+    /* Falcon-H1: the mixer beside the attention, with its grouped norm on even layers */
+    if (a->ssm_parallel && !err) err = add_ssm(c, p, il, il % 2 == 0);
     if (!err) err = add_ffn(c, p, a, il);
 #undef T
 #undef F32
@@ -815,8 +817,8 @@ hearth_err synth_write(const char *path, const synth_params *p) {
         (p->n_expert > 0) != (p->n_expert_used > 0) || p->n_expert_used > p->n_expert ||
         p->n_expert_used > MODEL_MAX_EXPERTS_USED || (a->moe == MOE_ALWAYS && p->n_expert == 0) ||
         (a->moe == MOE_NEVER && p->n_expert) ||
-        ((a->ssm || a->gdn) && p->n_embd % SYNTH_SSM_HEAD) || p->n_ff_shexp < 0 ||
-        (p->n_ff_shexp > 0 && !(p->n_expert > 0 && a->shexp != SHEXP_NONE)) ||
+        ((a->ssm || a->gdn || a->ssm_parallel) && p->n_embd % SYNTH_SSM_HEAD) ||
+        p->n_ff_shexp < 0 || (p->n_ff_shexp > 0 && !(p->n_expert > 0 && a->shexp != SHEXP_NONE)) ||
         (a->shexp == SHEXP_GATED && p->n_ff_shexp == 0) || p->n_nextn < 0 ||
         (p->n_nextn > 0 && !a->gdn) || (p->n_nextn > 0 && p->n_expert > 0) || p->n_dense_lead < 0 ||
         p->n_dense_lead > p->n_layer || (p->n_dense_lead && !a->moe_gating))

@@ -3,7 +3,7 @@
  * test_server_template.c): Llama 3.0/3.1/3.2, Qwen 2.5, Qwen 3, SmolLM2, Gemma 2/3,
  * Phi-3-mini, Phi-3.5-mini, Phi-4-mini, Phi-4, as their tokenizer_config.json files
  * ship them (Phi-3-mini's and SmolLM2's Jinja strings hold real newlines, the
- * others the escape \n), Granite 3.x's markers, OLMo 2's, and one template no
+ * others the escape \n), Falcon-H1-0.5B-Instruct's, Granite 3.x's markers, OLMo 2's, and one template no
  * family matches.
  */
 #ifndef HEARTH_TEST_CHAT_TEMPLATES_H
@@ -523,6 +523,29 @@ static const char TMPL_EXAONE4[] =
     "message.role == 'user' %}{{- '\\n' }}{%- else %}{{- '[|endofturn|]\\n' }}{%- endif %}{%- "
     "endfor %}{%- if add_generation_prompt %}{{- '[|assistant|]' }}{%- endif %}{# roles: "
     "[|system|] [|tool|] #}";
+
+/* tiiuae/Falcon-H1-0.5B-Instruct's chat_template.jinja */
+static const char TMPL_FALCON_H1[] =
+    "{{bos_token}}\n"
+    "{%- if tools %}\n"
+    "{{- '<|im_start|>system\\n' }}\n"
+    "{%- if messages[0].role == 'system' %}\n"
+    "{{- messages[0].content + '\\n\\n' }}\n"
+    "{%- endif %}\n"
+    "{{- \"# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are provided with function signatures within <tools></tools> XML tags:\\n<tools>\" }}\n"
+    "{%- for tool in tools %}\n"
+    "{{- \"\\n\" }}\n"
+    "{{- tool | tojson }}\n"
+    "{%- endfor %}\n"
+    "{{- \"\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\\"name\\\": <function-name>, \\\"arguments\\\": <args-json-object>}\\n</tool_call><|im_end|>\\n\" }}\n"
+    "{%- else %}\n"
+    "{%- if messages[0].role == 'system' %}\n"
+    "{{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}\n"
+    "{%- endif %}\n"
+    "{%- endif %}{% for message in messages %}{%- if message.role != 'system' %}{{'<|im_start|>' + message['role'] + '\n"
+    "' + message['content'] + '<|im_end|>' + '\n"
+    "'}}{%- endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n"
+    "' }}{% endif %}";
 
 /* LiquidAI LFM2-8B-A1B (as llama.cpp 34af94cd's models/templates/LFM2-8B-A1B.jinja) */
 static const char TMPL_LFM2[] =
