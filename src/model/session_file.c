@@ -402,7 +402,7 @@ static hearth_err check_fits(const hearth_session *s, const sf_header *h, uint64
                        "attention, %u kv heads of %u, %u tokens; this one is %s: %d of %d, %d of "
                        "%d, %d)",
                        h->arch, h->n_layer, h->n_no_kv, h->n_head_kv, h->head_dim, h->n_vocab,
-                       m->arch->name, hp->n_layer, hp->n_conv + hp->n_ssm, hp->n_head_kv,
+                       m->arch->name, hp->n_layer, hp->n_layer - model_kv_layers(hp), hp->n_head_kv,
                        hp->head_dim, hp->n_vocab);
     if (h->fingerprint != model_fingerprint(m))
         return hr_fail(HEARTH_ERR_INVALID_ARG,
