@@ -732,6 +732,12 @@ static void gemma3n_test(void) {
     m = peer_load(dst, err, sizeof err);
     CHECKF(!m && strstr(err, "AltUp with 3 streams"), "%s", err);
     hearth_model_free(m);
+    /* an unknown architecture: the refusal lists the table's */
+    peer_patch(src, dst, "gemma3n", "gemma3m", 7, 0);
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "'gemma3m' is not supported") && strstr(err, "gemma4, gemma3n, "),
+           "%s", err);
+    hearth_model_free(m);
     unlink(dst);
 }
 

@@ -18,6 +18,7 @@
  */
 #include "model.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const arch_desc arches[] = {
@@ -213,6 +214,16 @@ static const arch_desc arches[] = {
      .encoder = true,
      .post_ln = true},
 };
+
+void arch_names(char *out, size_t cap) {
+    size_t at = 0;
+    if (cap) out[0] = '\0';
+    for (size_t i = 0; i < sizeof arches / sizeof arches[0] && at < cap; i++) {
+        const int n = snprintf(out + at, cap - at, "%s%s", i ? ", " : "", arches[i].name);
+        if (n < 0) break;
+        at += (size_t)n;
+    }
+}
 
 const arch_desc *arch_find(const char *name, size_t len) {
     for (size_t i = 0; i < sizeof arches / sizeof arches[0]; i++)

@@ -573,14 +573,13 @@ hearth_err model_open(const char *path, const hearth_model_params *p, bool no_re
     gguf_str arch;
     if (!err && !gguf_get_str(m->gguf, "general.architecture", &arch))
         err = hr_fail(HEARTH_ERR_FORMAT, "model: key 'general.architecture' is missing");
-    if (!err && !(m->arch = arch_find(arch.ptr, arch.len)))
-        err = hr_fail(
-            HEARTH_ERR_UNSUPPORTED,
-            "model: architecture '%.*s' is not supported "
-            "(Hearth runs llama, qwen2, qwen3, qwen3moe, olmoe, granite, granitemoe, gemma2, "
-            "gemma3, gemma4, phi3, smollm3, olmo2, exaone4, lfm2, lfm2moe, granitehybrid, qwen35, "
-            "qwen35moe, bert, nomic-bert, gemma-embedding)",
-            (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
+    if (!err && !(m->arch = arch_find(arch.ptr, arch.len))) {
+        char names[768];
+        arch_names(names, sizeof names);
+        err = hr_fail(HEARTH_ERR_UNSUPPORTED,
+                      "model: architecture '%.*s' is not supported (Hearth runs %s)",
+                      (int)(arch.len > 64 ? 64 : arch.len), arch.ptr, names);
+    }
     if (!err) err = model_load_hparams(m->gguf, m->arch, p, &m->hp);
     if (!err) err = model_bind_tensors(m);
     if (!err) err = hr_pool_new(p->n_threads, &m->pool);

@@ -169,6 +169,8 @@ typedef struct arch_desc {
 
 /* The description of architecture `name`, or NULL if Hearth has none. */
 const arch_desc *arch_find(const char *name, size_t len);
+/* Every architecture's name, ", " between them, into out (truncated to cap). */
+void arch_names(char *out, size_t cap);
 
 /* llama.cpp's LLAMA_MAX_EXPERTS; and a bound on experts per token, which
  * sizes per-token arrays on the stack. */
