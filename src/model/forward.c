@@ -555,8 +555,7 @@ static void tok_pl_inputs(const tok_job *j, int t0, int t1) {
     }
 }
 
-/* hb = gelu(hb) * the layer's input, for the rows of the gate's product
- * (Gemma 3n: after its FFN sparsity's cut where the layer has one). */
+/* hb = gelu(hb) * the layer's input, for the rows of the gate's product. */
 static void tok_pl_gate(const tok_job *j, int t0, int t1) {
     hearth_session *s = j->s;
     const int pl = s->model->hp.n_embd_pl;
@@ -604,7 +603,7 @@ static void tok_ffn_act(const tok_job *j, int t0, int t1) {
     for (int t = t0; t < t1; t++) {
         float *g = s->ffn + (size_t)t * 2 * n_ff;
         float *h = s->hb + (size_t)t * n_ff;
-        if (j->l->sparse) altup_sparsify(g, n_ff, j->l->sparsity);
+        if (j->l->sparse) altup_sparsify(g, n_ff, j->l->sparsity); /* Gemma 3n's first layers */
         if (m->arch->ffn_no_gate) { /* gelu(up x + b): times the ones, bit for bit ggml_gelu */
             add_bias(g, j->l->b_up, n_ff);
             kern_geglu(h, g, s->ones, n_ff);
