@@ -55,20 +55,32 @@ KERN_FMA_CLONES float kern_ggml_expf(float x) {
 /* ggml_v_silu: x / (1 + exp(0 - x)) with the approximate exp. */
 float kern_ggml_silu(float x) { return x / (1.0f + kern_ggml_expf(0.0f - x)); }
 
-/* _mm512_reduce_add_ps as gcc implements it: halves, then quarters, then
- * pairs: ((v0+v8)+(v4+v12)) ... a fixed tree over the 16 lanes. */
-float kern_ggml_hsum16(const float v[16]) {
-    float t[8];
-    for (int i = 0; i < 8; i++) t[i] = v[i + 8] + v[i];
-    return kern_ggml_hsum8(t);
-}
-
 /* hsum_float_8 / tinyBLAS hsum(__m256): (hi4 + lo4), movehl, movehdup. */
-float kern_ggml_hsum8(const float v[8]) {
+static inline float hsum8(const float v[8]) {
     float t[4];
     for (int i = 0; i < 4; i++) t[i] = v[i + 4] + v[i];
     return (t[0] + t[2]) + (t[1] + t[3]);
 }
+
+/* _mm512_reduce_add_ps as gcc implements it: halves, then quarters, then
+ * pairs: ((v0+v8)+(v4+v12)) ... a fixed tree over the 16 lanes. */
+static inline float hsum16(const float v[16]) {
+    float t[8];
+    for (int i = 0; i < 8; i++) t[i] = v[i + 8] + v[i];
+    return hsum8(t);
+}
+
+/* The GGML_F32_VEC_REDUCE step shared by the f32 and f16 dot products
+ * (inline here: the scan's step calls it for every channel of every token). */
+static inline float reduce4x16(float acc[4][16]) {
+    float v[16];
+    for (int r = 0; r < 16; r++) v[r] = (acc[0][r] + acc[2][r]) + (acc[1][r] + acc[3][r]);
+    return hsum16(v);
+}
+
+float kern_ggml_hsum16(const float v[16]) { return hsum16(v); }
+float kern_ggml_hsum8(const float v[8]) { return hsum8(v); }
+float kern_ggml_reduce4x16(float acc[4][16]) { return reduce4x16(acc); }
 
 /* ggml_vec_dot_f32 (AVX-512): four 16-lane accumulators take elements
  * i = 64 s + 16 j + r (accumulator j, lane r) with a fused multiply-add per
@@ -85,18 +97,11 @@ KERN_FMA_CLONES float kern_ggml_dot_f32(const float *x, const float *y, int64_t 
                 const int64_t e = i + 16 * j + r;
                 acc[j][r] = fmaf(x[e], y[e], acc[j][r]);
             }
-    float sum = kern_ggml_reduce4x16(acc);
+    float sum = reduce4x16(acc);
     const int64_t nv = np + ((n - np) & ~(int64_t)7);
     for (int64_t i = np; i < nv; i++) sum += x[i] * y[i];
     for (int64_t i = nv; i < n; i++) sum = fmaf(x[i], y[i], sum);
     return sum;
-}
-
-/* The GGML_F32_VEC_REDUCE step shared by the f32 and f16 dot products. */
-float kern_ggml_reduce4x16(float acc[4][16]) {
-    float v[16];
-    for (int r = 0; r < 16; r++) v[r] = (acc[0][r] + acc[2][r]) + (acc[1][r] + acc[3][r]);
-    return kern_ggml_hsum16(v);
 }
 
 /* llamafile's tinyBLAS for F32 on AVX-512: one 16-lane accumulator, lane r
@@ -106,7 +111,7 @@ KERN_FMA_CLONES float kern_ggml_dot_f32_x16(const float *x, const float *y, int6
     float acc[16] = {0};
     for (int64_t i = 0; i < n; i += 16)
         for (int r = 0; r < 16; r++) acc[r] = fmaf(x[i + r], y[i + r], acc[r]);
-    return kern_ggml_hsum16(acc);
+    return hsum16(acc);
 }
 
 /* ggml_vec_dot_f16 (AVX-512 without FP16 arithmetic): the f32 dot product's
@@ -121,7 +126,7 @@ KERN_FMA_CLONES float kern_ggml_dot_f16(const uint16_t *x, const uint16_t *y, in
                 const int64_t e = i + 16 * j + r;
                 acc[j][r] = fmaf(kern_f16_to_f32(x[e]), kern_f16_to_f32(y[e]), acc[j][r]);
             }
-    double sum = kern_ggml_reduce4x16(acc);
+    double sum = reduce4x16(acc);
     for (int64_t i = np; i < n; i++) sum += (double)(kern_f16_to_f32(x[i]) * kern_f16_to_f32(y[i]));
     return (float)sum;
 }
@@ -151,8 +156,8 @@ KERN_FMA_CLONES void kern_ggml_gdn_step(float *st, const float *q, const float *
  * tree, then the rest one by one, fused the same way (the scalar loop's
  * fusions as read in its disassembly; Granite 4.0-H's 128 states have no
  * rest). */
-KERN_FMA_CLONES float kern_ggml_ssm_step(float *state, const float *B, const float *C, float dA,
-                                         float x_dt, int64_t n) {
+KERN_FMA_CLONES_512 float kern_ggml_ssm_step(float *state, const float *B, const float *C, float dA,
+                                             float x_dt, int64_t n) {
     const int64_t np = n & ~(int64_t)63;
     float acc[4][16] = {{0}};
     for (int64_t i = 0; i < np; i += 64)
@@ -162,7 +167,7 @@ KERN_FMA_CLONES float kern_ggml_ssm_step(float *state, const float *B, const flo
                 state[e] = fmaf(state[e], dA, B[e] * x_dt);
                 acc[j][r] = fmaf(state[e], C[e], acc[j][r]);
             }
-    float sum = kern_ggml_reduce4x16(acc);
+    float sum = reduce4x16(acc);
     for (int64_t i = np; i < n; i++) {
         state[i] = fmaf(state[i], dA, B[i] * x_dt);
         sum = fmaf(state[i], C[i], sum);
@@ -177,5 +182,5 @@ KERN_FMA_CLONES float kern_ggml_dot_f16_x16(const uint16_t *x, const uint16_t *y
     for (int64_t i = 0; i < n; i += 16)
         for (int r = 0; r < 16; r++)
             acc[r] = fmaf(kern_f16_to_f32(x[i + r]), kern_f16_to_f32(y[i + r]), acc[r]);
-    return kern_ggml_hsum16(acc);
+    return hsum16(acc);
 }

@@ -95,7 +95,8 @@ static void conv_job(void *ctx, int ith, int nth) {
 typedef void (*scan_head_fn)(const ssm_job *j, float *states, int t, int h);
 
 /* Heads split across the pool; each run's tokens in order against its
- * session's state. */
+ * session's state, head by head (a head's state, 16-64 KiB, then stays in
+ * the core's cache through the run's tokens; heads are independent). */
 static void scan_runs(const ssm_job *j, int ith, int nth, scan_head_fn step) {
     const model_hparams *hp = &j->s->model->hp;
     const int64_t conv_state = (int64_t)(hp->ssm_conv - 1) * model_ssm_conv_dim(hp);
@@ -104,8 +105,8 @@ static void scan_runs(const ssm_job *j, int ith, int nth, scan_head_fn step) {
     for (int ir = 0; ir < j->n_runs; ir++) {
         const fwd_run *r = &j->runs[ir];
         float *states = layer_state(r->s, j->l) + conv_state;
-        for (int t = r->t0; t < r->t0 + r->n; t++)
-            for (int h = h0; h < h1; h++) step(j, states, t, h);
+        for (int h = h0; h < h1; h++)
+            for (int t = r->t0; t < r->t0 + r->n; t++) step(j, states, t, h);
     }
 }
 
