@@ -110,6 +110,35 @@ static void scan_runs(const ssm_job *j, int ith, int nth, scan_head_fn step) {
     }
 }
 
+/* Default mode's step of a head's channels: the same recurrence with one
+ * 16-lane accumulator per channel, in one call (exact mode's per-channel
+ * step, llama.cpp's order, costs a call and a 64-float reduction tree per
+ * channel: 40 % of Falcon-H1's prompt time). Per token and channel alike
+ * for any batch, so a replayed state is the same bits. */
+static KERN_FMA_CLONES_512 void head_step(float *restrict state, const float *restrict B,
+                                          const float *restrict C, const float *restrict x,
+                                          float dt, float dA, int hd, int n, float *restrict y) {
+    for (int i = 0; i < hd; i++) {
+        float *st = state + (size_t)i * (size_t)n;
+        const float x_dt = x[i] * dt;
+        float acc[16] = {0};
+        int e = 0;
+        for (; e + 16 <= n; e += 16)
+            for (int r = 0; r < 16; r++) {
+                st[e + r] = fmaf(st[e + r], dA, B[e + r] * x_dt);
+                acc[r] = fmaf(st[e + r], C[e + r], acc[r]);
+            }
+        for (int w = 8; w > 0; w /= 2)
+            for (int r = 0; r < w; r++) acc[r] += acc[r + w];
+        float sum = acc[0];
+        for (; e < n; e++) {
+            st[e] = fmaf(st[e], dA, B[e] * x_dt);
+            sum = fmaf(st[e], C[e], sum);
+        }
+        y[i] = sum;
+    }
+}
+
 /* Mamba-2's scan of head h, then y + x D (rounded apart, as two ggml ops). */
 static void mamba2_head(const ssm_job *j, float *states, int t, int h) {
     const model_hparams *hp = &j->s->model->hp;
@@ -125,10 +154,14 @@ static void mamba2_head(const ssm_job *j, float *states, int t, int h) {
     const int g = h / (heads / hp->ssm_groups);
     const float *B = xbc + hp->ssm_inner + (size_t)g * (size_t)n_st;
     const float *C = B + (size_t)hp->ssm_groups * (size_t)n_st;
-    for (int i = h * hd; i < (h + 1) * hd; i++) {
+    const int i0 = h * hd;
+    if (!kern_exact())
+        head_step(states + (size_t)i0 * (size_t)n_st, B, C, xbc + i0, sp, dA, hd, n_st, y + i0);
+    for (int i = i0; i < i0 + hd; i++) {
         const float x = xbc[i];
-        const float sum =
-            kern_ggml_ssm_step(states + (size_t)i * (size_t)n_st, B, C, dA, x * sp, n_st);
+        const float sum = kern_exact() ? kern_ggml_ssm_step(states + (size_t)i * (size_t)n_st, B, C,
+                                                            dA, x * sp, n_st)
+                                       : y[i];
         const float xd = x * l->ssm_d[h];
         y[i] = sum + xd;
     }
