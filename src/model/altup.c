@@ -107,11 +107,12 @@ static void predict_rows(void *ctx, int t0, int t1) {
     const int d = hp->n_embd;
     const size_t stride = (size_t)s->n_batch * (size_t)d;
     for (int t = t0; t < t1; t++) {
-        const float *c = s->alt_coef + (size_t)t * K * K;
+        /* row t of every stream, K apart by stride; c[k][.] mixes them into p_k */
+        const float *c = s->alt_coef + (size_t)t * K * K, *rows = s->alt + (size_t)t * d;
         for (int k = 0; k < K; k++) {
-            const float *a = s->alt + (size_t)t * d, *own = stream(s, s->alt, k) + (size_t)t * d;
+            const float *own = stream(s, s->alt, k) + (size_t)t * d;
             float *p = stream(s, s->alt_pred, k) + (size_t)t * d;
-            for (int e = 0; e < d; e++) p[e] = mix(a + e, stride, c + k * K) + own[e];
+            for (int e = 0; e < d; e++) p[e] = mix(rows + e, stride, c + k * K) + own[e];
         }
         float *x = s->x + (size_t)t * d;
         memcpy(x, s->alt_pred + (size_t)t * d, (size_t)d * sizeof *x);

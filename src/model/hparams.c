@@ -480,6 +480,7 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
         return hr_fail(HEARTH_ERR_UNSUPPORTED,
                        "model: window layers' value length %d differs from their key length %d",
                        value_length, h.head_dim_swa);
+    /* Gemma 3n without the key: llama.cpp's n_embd_altup, 256 */
     if (arch->per_layer_embd && (err = hp_int(&r, "embedding_length_per_layer_input", &h.n_embd_pl,
                                               false, arch->altup ? 256 : 0)))
         return err;
