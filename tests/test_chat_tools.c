@@ -435,8 +435,27 @@ static void test_lfm25(void) {
     CHECK(tok_chat_named("lfm2.5", &t) == HEARTH_OK && t.lfm25);
 }
 
+/* Falcon-H1-0.5B-Instruct's template copies Qwen 2.5's tools section word for word (checked
+ * against jinja2's rendering of it); without a system message it has no default one. */
+static void test_falcon_h1(void) {
+    char expected[8192];
+    tok_chat_template t = detect(TMPL_FALCON_H1);
+    CHECK(t.tools == TOK_TOOLS_HERMES);
+    snprintf(expected, sizeof expected,
+             "<|im_start|>system\nS\n\n%s%s%s<|im_end|>\n"
+             "<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n",
+             hermes_head, tool_line, hermes_tail);
+    check("falcon-h1 tools", &t, conv, 2, tools, NULL, expected);
+    snprintf(expected, sizeof expected,
+             "<|im_start|>system\n%s%s%s<|im_end|>\n"
+             "<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n",
+             hermes_head, tool_line, hermes_tail);
+    check("falcon-h1 tools without system", &t, conv + 1, 1, tools, NULL, expected);
+}
+
 int main(void) {
     test_detect();
+    test_falcon_h1();
     test_lfm2();
     test_lfm25();
     test_qwen();

@@ -210,9 +210,8 @@ static void failures(const char *path, const char *what, double tol) {
 }
 
 int main(void) {
-    static const char *const arches[] = {"llama",  "qwen2",   "qwen3",         "gemma3",
-                                         "phi3",   "lfm2",    "granitehybrid", "qwen35",
-                                         "gemma4", "gemma3n", "falcon-h1"};
+    static const char *const arches[] = {"llama", "qwen2",         "qwen3",  "gemma3", "phi3",
+                                         "lfm2",  "granitehybrid", "qwen35", "gemma4", "gemma3n"};
     char path[64];
     snprintf(path, sizeof path, "/tmp/hearth-test-multi-%d.gguf", (int)getpid());
     const kern_type types[] = {KERN_F32, KERN_Q8_0};

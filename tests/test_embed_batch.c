@@ -121,9 +121,8 @@ static double check_model(const char *path, hearth_kv_type kv, bool exact, const
 }
 
 int main(void) {
-    static const char *const arches[] = {"llama",  "qwen2",   "qwen3",         "gemma3",
-                                         "phi3",   "lfm2",    "granitehybrid", "qwen35",
-                                         "gemma4", "gemma3n", "falcon-h1"};
+    static const char *const arches[] = {"llama", "qwen2",         "qwen3",  "gemma3", "phi3",
+                                         "lfm2",  "granitehybrid", "qwen35", "gemma4", "gemma3n"};
     char path[64];
     snprintf(path, sizeof path, "/tmp/hearth-test-embed-batch-%d.gguf", (int)getpid());
     const kern_type types[] = {KERN_F32, KERN_Q8_0, KERN_Q4_K};
