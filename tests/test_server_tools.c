@@ -147,6 +147,10 @@ static void test_formats(void) {
           "<think>\nhmm\n</think>\n\n<tool_call>\n{\"name\":\"lookup\",\"arguments\":{\"q\":[1,"
           "2.5,\"\\u00e9\"]}}\n</tool_call>",
           "lookup:{\"q\":[1,2.5,\"\xc3\xa9\"]}", "<think>\nhmm\n</think>");
+    check("python dict (Falcon-H1-7B's schema)", true,
+          "<tool_call>\n{'arguments': {'city': 'Paris', 'days': 2, 'metric': True}, 'name': "
+          "'get_weather'}\n</tool_call>",
+          "get_weather:{\"city\":\"Paris\",\"days\":2,\"metric\":true}", NULL);
     check("arguments as a string", true,
           "<tool_call>{\"name\": \"lookup\", \"arguments\": \"{\\\"q\\\": 1}\"}</tool_call>",
           "lookup:{\"q\":1}", NULL);

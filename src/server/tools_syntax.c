@@ -445,9 +445,10 @@ int tp_py_calls(const srv_tool_set *r, const char *p, size_t n, srv_call_out *fo
     return -1;
 }
 
-/* One call from p[0..n) (leading white space allowed): a JSON object,
- * Qwen3.5's XML form or Gemma 4's call:NAME{...}; *used: the bytes it took.
- * False when it is no call. */
+/* One call from p[0..n) (leading white space allowed): a JSON object (or
+ * a Python dict, as Falcon-H1-7B's template asks for: {'arguments': {...},
+ * 'name': ...}), Qwen3.5's XML form or Gemma 4's call:NAME{...}; *used:
+ * the bytes it took. False when it is no call. */
 bool tp_read_call(const srv_tool_set *r, const char *p, size_t n, size_t *used, srv_call_out *c) {
     size_t i = 0;
     while (i < n && tp_is_ws(p[i])) i++;
@@ -456,6 +457,11 @@ bool tp_read_call(const srv_tool_set *r, const char *p, size_t n, size_t *used, 
     if (i == n || p[i] != '{') return false;
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(p + i, n - i, &end, false);
+    if (!j) {
+        size_t k = i;
+        j = lit_container(&py_syntax, p, n, &k, 0);
+        end = p + k;
+    }
     bool ok = false;
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(j, "name");
     const cJSON *args = cJSON_GetObjectItemCaseSensitive(j, "arguments");
