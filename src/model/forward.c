@@ -826,18 +826,16 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
         } else if (l->ssm_slot >= 0 && l->kv_slot < 0) {
             forward_ssm(s, l, s->xb, s->xb, runs, n_runs, n);
         } else {
-            if (l->ssm_slot >= 0) /* Falcon-H1: the mixer reads the same input, later */
-                memcpy(s->ssm_x, s->xb, (size_t)n * (size_t)hp->n_embd * sizeof *s->ssm_x);
+            if (l->ssm_slot >= 0) /* Falcon-H1: the mixer on the same input, first (it uses
+                                     att as scratch, which the attention then fills) */
+                forward_ssm(s, l, s->xb, s->ssm_x, runs, n_runs, n);
             attention_inputs(&tj);
             attn_job job = {.s = s, .l = l, .runs = runs, .n_runs = n_runs, .n = n};
             const bool exact_attn = kern_exact() && s->kv_type != KERN_Q8_0; /* the exact job */
             hr_pool_run(m->pool, exact_attn ? attention_exact_job : attention_fast_job, &job);
             if (s->qgate) for_tokens(&tj, tok_attn_gate);
             matmul(s, &l->wo, s->att, n, s->xb, hp->n_embd);
-            if (l->ssm_slot >= 0) {
-                forward_ssm(s, l, s->ssm_x, s->ssm_x, runs, n_runs, n);
-                for_tokens(&tj, tok_add_mixer);
-            }
+            if (l->ssm_slot >= 0) for_tokens(&tj, tok_add_mixer);
         }
         for_tokens(&tj, tok_attn_residual); /* and xb = ffn_norm(x) */
         feed_forward(&tj);

@@ -106,7 +106,7 @@ struct hearth_session {
     float *conv_hist;
     uint64_t conv_bytes;
     float *conv_bcx; /* [n_batch][3 n_embd]: in_proj's b, c and x of each row */
-    float *ssm_x;    /* arch ssm_parallel: [n_batch][n_embd] the mixer's input, then output */
+    float *ssm_x;    /* arch ssm_parallel: [n_batch][n_embd] the mixer's output */
     /* Mamba-2 layers (ssm.c; NULL without): the recurrent state after the
      * first rs_pos tokens, [n_ssm][model_ssm_state_floats], and a checkpoint
      * of it after cp_pos, taken where a batch of several tokens starts; -1:
