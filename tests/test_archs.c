@@ -726,6 +726,12 @@ static void gemma3n_test(void) {
            test_max_diff(a, b, n));
     free(a);
     free(b);
+    const uint32_t zero = 0;
+    const char *width_key = "gemma3n.embedding_length_per_layer_input";
+    peer_patch(src, dst, width_key, &zero, 4, strlen(width_key) + 4);
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "AltUp needs per-layer embeddings"), "%s", err);
+    hearth_model_free(m);
     const uint32_t three = 3;
     const char *streams_key = "gemma3n.altup.num_inputs";
     peer_patch(src, dst, streams_key, &three, 4, strlen(streams_key) + 4);

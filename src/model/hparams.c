@@ -261,6 +261,9 @@ bool model_layer_sparsity(const gguf_file *f, const arch_desc *arch, int il, flo
 static hearth_err altup_hparams(hp_reader *r, model_hparams *h) {
     int n_inputs, active;
     hearth_err err;
+    if (h->n_embd_pl < 1) /* the corrected stream feeds the per-layer embedding */
+        return hr_fail(HEARTH_ERR_FORMAT, "model: AltUp needs per-layer embeddings (%s is %d)",
+                       hp_key(r, "embedding_length_per_layer_input"), h->n_embd_pl);
     if ((err = hp_int(r, "altup.num_inputs", &n_inputs, false, MODEL_ALTUP)) ||
         (err = hp_int(r, "altup.active_idx", &active, false, 0)))
         return err;
