@@ -244,6 +244,22 @@ typedef struct render_case {
     const char *short_; /* what Unsloth's prints (NULL: not compared: it has no tools) */
 } render_case;
 
+/* The tools section both tool cases print (from "\n### Tools" to the system turn's end). */
+#define TOOLS_SECTION                                                                              \
+    "\n### Tools\n\nYou may call one or more functions to assist with the user query.\n"           \
+    "You are provided with function signatures within <tools></tools> XML tags:\n"                 \
+    "\n<tools>\n{'type': 'function', 'function': {'name': 'get_weather', 'description': 'It"       \
+    "\\'s the weather \"now\" in a city \303\240 l\\'heure,\\nwith a \\\\ backslash', 'para"       \
+    "meters': {'type': 'object', 'properties': {'city': {'type': 'string'}, 'days': {'type'"       \
+    ": 'integer', 'minimum': 1, 'maximum': 7.5, 'default': None}, 'metric': {'type': 'boole"       \
+    "an', 'default': True}}, 'required': ['city']}}}\n"                                            \
+    "{'type': 'function', 'function': {'name': 'now', 'description': 'The time', 'parameter"       \
+    "s': {'type': 'object', 'properties': {}}}}\n"                                                 \
+    "</tools>\n\nFor each function call, return a json object with function name and argume"       \
+    "nts within <tool_call></tool_call> XML tags:\n"                                               \
+    "<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"                \
+    "</tool_call>\n\n<|im_end|>\n"
+
 static const render_case CASES[] = {
     {"default_think", conv_hi, N(conv_hi), false, NULL,
      "<|im_start|>system\n## Metadata\n"
@@ -334,20 +350,7 @@ static const render_case CASES[] = {
      "<|im_start|>system\n## Metadata\n"
      "\nKnowledge Cutoff Date: June 2025\n"
      "Today Date: 05 March 2026\nReasoning Mode: /think\n"
-     "\n## Custom Instructions\n\nS\n"
-     "\n### Tools\n\nYou may call one or more functions to assist with the user query.\n"
-     "You are provided with function signatures within <tools></tools> XML tags:\n"
-     "\n<tools>\n{'type': 'function', 'function': {'name': 'get_weather', 'description': 'It"
-     "\\'s the weather \"now\" in a city \303\240 l\\'heure,\\nwith a \\\\ backslash', 'para"
-     "meters': {'type': 'object', 'properties': {'city': {'type': 'string'}, 'days': {'type'"
-     ": 'integer', 'minimum': 1, 'maximum': 7.5, 'default': None}, 'metric': {'type': 'boole"
-     "an', 'default': True}}, 'required': ['city']}}}\n"
-     "{'type': 'function', 'function': {'name': 'now', 'description': 'The time', 'parameter"
-     "s': {'type': 'object', 'properties': {}}}}\n"
-     "</tools>\n\nFor each function call, return a json object with function name and argume"
-     "nts within <tool_call></tool_call> XML tags:\n"
-     "<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
-     "</tool_call>\n\n<|im_end|>\n<|im_start|>user\n"
+     "\n## Custom Instructions\n\nS\n" TOOLS_SECTION "<|im_start|>user\n"
      "Weather?<|im_end|>\n<|im_start|>user\n"
      "18 C<|im_end|>\n<|im_start|>user\n"
      "Oslo?<|im_end|>\n<|im_start|>assistant\n",
@@ -356,20 +359,8 @@ static const render_case CASES[] = {
      "<|im_start|>system\n## Metadata\n"
      "\nKnowledge Cutoff Date: June 2025\n"
      "Today Date: 05 March 2026\nReasoning Mode: /no_think\n"
-     "\n## Custom Instructions\n\nYou are a helpful AI assistant named SmolLM, trained by Hu"
-     "gging Face.\n\n### Tools\n\nYou may call one or more functions to assist with the user"
-     " query.\nYou are provided with function signatures within <tools></tools> XML tags:\n"
-     "\n<tools>\n{'type': 'function', 'function': {'name': 'get_weather', 'description': 'It"
-     "\\'s the weather \"now\" in a city \303\240 l\\'heure,\\nwith a \\\\ backslash', 'para"
-     "meters': {'type': 'object', 'properties': {'city': {'type': 'string'}, 'days': {'type'"
-     ": 'integer', 'minimum': 1, 'maximum': 7.5, 'default': None}, 'metric': {'type': 'boole"
-     "an', 'default': True}}, 'required': ['city']}}}\n"
-     "{'type': 'function', 'function': {'name': 'now', 'description': 'The time', 'parameter"
-     "s': {'type': 'object', 'properties': {}}}}\n"
-     "</tools>\n\nFor each function call, return a json object with function name and argume"
-     "nts within <tool_call></tool_call> XML tags:\n"
-     "<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
-     "</tool_call>\n\n<|im_end|>\n<|im_start|>user\n"
+     "\n## Custom Instructions\n\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+     "Face.\n" TOOLS_SECTION "<|im_start|>user\n"
      "Weather?<|im_end|>\n<|im_start|>assistant\n"
      "<think>\n\n</think>\n",
      NULL},
