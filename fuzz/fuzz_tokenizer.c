@@ -12,12 +12,17 @@
  *     (special tokens bring their own space prefix) and has no truncated
  *     character right before a space (see spm_aligned), byte-level BPE without
  *     GPT-2's space clean-up for well-formed UTF-8. Violations abort().
+ * With the unigram vocabulary and bit 6 of byte 0 set, the text is preceded
+ * by a precompiled charsmap of its own (2 bytes of length, little-endian,
+ * then its bytes; charsmaps come from GGUF files): loading it may be refused,
+ * tokenizing with it may fail with HEARTH_ERR_FORMAT, nothing else.
  * Vocabularies: the tiny ones of tests/tok_fixture.h (always), plus real ones
  * from $HEARTH_SHARED_DIR (default: ../shared next to the source tree) when
  * present. Seeds: fuzz/corpus/tokenizer/.
  */
 #include "core/core.h"
 #include "../tests/tok_fixture.h"
+#include "tokenizer/tok_impl.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -27,7 +32,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 typedef struct fz_vocab {
-    tok_vocab *v;
+    tok_vocab *v;    /* not const: the unigram one's charsmap is swapped */
     bool round_trip; /* the property holds for this vocabulary */
 } fz_vocab;
 
@@ -55,6 +60,7 @@ static void setup(void) {
     add(fx_bpe("gpt-2"), false); /* GPT-2 clean-up rewrites " ," */
     add(fx_bpe("llama-bpe"), false);
     add(fx_wpm(), false);
+    add(fx_ugm(), false); /* normalizes */
     char dir[1024];
     const char *env = getenv("HEARTH_SHARED_DIR");
     if (env) {
@@ -148,6 +154,30 @@ static void check_round_trip(const fz_vocab *fv, const char *text, size_t len, c
     free(back);
 }
 
+/* The unigram vocabulary with the input's own charsmap, then its own again. */
+static int with_charsmap(tok_vocab *v, const uint8_t *data, size_t size) {
+    if (size < 3) return 0;
+    size_t cm = (size_t)data[1] | (size_t)data[2] << 8;
+    if (cm > size - 3) cm = size - 3;
+    uint32_t *xcda = v->xcda;
+    char *repl = v->repl;
+    const size_t n_xcda = v->n_xcda, n_repl = v->n_repl;
+    v->xcda = NULL, v->repl = NULL; /* kept aside: tok_ugm_charsmap frees what it replaces */
+    if (!tok_ugm_charsmap(v, data + 3, cm)) {
+        const char *text = (const char *)data + 3 + cm;
+        const size_t len = size - 3 - cm;
+        int32_t ids[4096];
+        size_t n = 0;
+        hearth_err err = tok_encode(v, text, len, false, false, ids, 4096, &n);
+        if (err && err != HEARTH_ERR_FORMAT && err != HEARTH_ERR_INVALID_ARG) abort();
+        for (size_t i = 0; !err && i < n; i++)
+            if (ids[i] < 0 || ids[i] >= tok_n_vocab(v)) abort();
+    }
+    tok_ugm_charsmap(v, NULL, 0);
+    v->xcda = xcda, v->repl = repl, v->n_xcda = n_xcda, v->n_repl = n_repl;
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static bool ready;
     if (!ready) {
@@ -159,6 +189,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     bool add_special = (data[0] / 16) & 1, parse_special = (data[0] / 32) & 1;
     const char *text = (const char *)data + 1;
     size_t len = size - 1, n = 0, m = 0;
+    if (tok_vocab_type(fv->v) == TOK_TYPE_UGM && (data[0] & 64))
+        return with_charsmap(fv->v, data, size);
     /* measure with no buffer, then encode into exactly that many ids */
     hearth_err err = tok_encode(fv->v, text, len, add_special, parse_special, NULL, 0, &n);
     if (err != (n ? HEARTH_ERR_INVALID_ARG : HEARTH_OK)) abort();

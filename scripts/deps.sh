@@ -13,6 +13,7 @@ packages=(
   libpoppler-glib-dev     # hearth rag index: the text of PDF files (brings glib and cairo; about 9 MB)
   libpng-dev libjpeg62-turbo-dev   # images for vision projectors (PNG, JPEG)
   python3-numpy           # ../shared/perf/gguf_synth.py (benchmark model files)
+  python3-sentencepiece   # test_tokenizer_ugm: unigram vocabularies and their ids from SentencePiece
   gnuplot-nox             # bench/cascade/run.sh: the cost-versus-quality plot (optional)
   cppcheck                # scripts/lint.sh: static analysis, must stay quiet
   clang-tidy              # scripts/lint.sh: the .clang-tidy profile, must stay quiet

@@ -14,7 +14,7 @@
  * lengths here take each of ggml's orders (a multiple of 16: tinyBLAS;
  * otherwise ggml_vec_dot with rests past its last SIMD group of 37, 51 and
  * 11). Also default mode against exact mode, the keys, and the files
- * refused.
+ * refused; and XLM-RoBERTa's layout from text (xlmr_test).
  */
 #define _GNU_SOURCE /* memmem */
 #include "hearth.h"
@@ -243,8 +243,58 @@ static void hparams_test(void) {
     unlink(dst);
 }
 
+/* XLM-RoBERTa's layout (bge-m3, multilingual-e5, bge-reranker-v2-m3): bert
+ * with a unigram vocabulary. Text, not ids: the ids of <s> text </s> and of a
+ * reranker's <s> query </s></s> document </s>, the CLS-pooled vector's hash
+ * and the pair's score are llama.cpp's for the same files (34af94cd; its
+ * tokenizer, and the rerank pair built as llama-server's
+ * format_prompt_rerank builds it). */
+static void xlmr_test(void) {
+    static const char text[] = "Hello world, the little girl named Lily";
+    static const int32_t want_ids[] = {0, 104, 105, 32, 40, 88, 89, 90, 91, 2};
+    static const int32_t want_pair[] = {0, 104, 105, 2, 2, 40, 88, 89, 90, 91, 2};
+    char path[128];
+    snprintf(path, sizeof path, "%s/xlmr.gguf", tmp_dir);
+    synth_params p = synth_default_params();
+    p.arch = "bert", p.unigram = true, p.pooling = 2 /* cls */;
+    p.n_embd = 128, p.n_head = p.n_head_kv = 4, p.head_dim = 32, p.n_ff = 256, p.seed = 5;
+    REQUIRE(synth_write(path, &p) == HEARTH_OK);
+    hearth_model *m = NULL;
+    REQUIRE(hearth_model_load(path, NULL, &m) == HEARTH_OK);
+    int32_t ids[MAX_IDS];
+    size_t n = 0;
+    CHECK(hearth_tokenize(m, text, strlen(text), true, false, ids, MAX_IDS, &n) == HEARTH_OK &&
+          n == 10 && !memcmp(ids, want_ids, sizeof want_ids));
+    hearth_session *s = NULL;
+    REQUIRE(hearth_session_new(m, NULL, &s) == HEARTH_OK);
+    float e[128];
+    kern_set_exact(true);
+    CHECK(hearth_embed(s, ids, (int)n, HEARTH_POOL_CLS, false, e) == HEARTH_OK);
+    CHECKF(test_fnv1a(TEST_FNV_SEED, e, sizeof e) == 0xbe8ad9be8136470cull, "xlmr: hash %016llx",
+           (unsigned long long)test_fnv1a(TEST_FNV_SEED, e, sizeof e));
+    hearth_session_free(s);
+    hearth_model_free(m);
+
+    p.pooling = 0, p.rerank = 1, p.seed = 6;
+    REQUIRE(synth_write(path, &p) == HEARTH_OK);
+    REQUIRE(hearth_model_load(path, NULL, &m) == HEARTH_OK);
+    CHECK(hearth_tokenize_rerank(m, "Hello world", 11, "the little girl named Lily", 26, ids,
+                                 MAX_IDS, &n) == HEARTH_OK &&
+          n == 11 && !memcmp(ids, want_pair, sizeof want_pair));
+    REQUIRE(hearth_session_new(m, NULL, &s) == HEARTH_OK);
+    const int n_ids = (int)n;
+    float score = 0.0f;
+    CHECK(hearth_rank_batch(s, ids, &n_ids, 1, &score) == HEARTH_OK);
+    CHECKF(score == -2.3812623f, "xlmr: rerank score %.9g, llama.cpp's -2.3812623", score);
+    kern_set_exact(false);
+    hearth_session_free(s);
+    hearth_model_free(m);
+    unlink(path);
+}
+
 int main(void) {
     peer_tmpdir(tmp_dir, sizeof tmp_dir, "encoders");
+    xlmr_test();
     const int n = (int)(sizeof k_fixtures / sizeof k_fixtures[0]);
     for (int i = 0; i < n; i++) write_fixture(&k_fixtures[i]);
     for (int i = 0; i < n; i++) check_fixture(&k_fixtures[i]);

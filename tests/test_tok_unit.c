@@ -622,6 +622,17 @@ static hearth_err short_scores(gguf_writer *w) {
     return gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_F32, s, 3);
 }
 
+static hearth_err float_charsmap(gguf_writer *w) {
+    float s[8] = {0};
+    return gguf_writer_set_arr(w, "tokenizer.ggml.precompiled_charsmap", GGUF_F32, s, 8);
+}
+
+/* its header announces 16 bytes of double array; 8 follow */
+static hearth_err short_charsmap(gguf_writer *w) {
+    uint8_t b[12] = {16};
+    return gguf_writer_set_arr(w, "tokenizer.ggml.precompiled_charsmap", GGUF_U8, b, 12);
+}
+
 static void expect_fail(const char *model, const char *pre, const fx_tok *t, size_t n,
                         const char *const *merges, size_t nm, fx_keys_fn keys, hearth_err want,
                         const char *needle) {
@@ -638,7 +649,11 @@ static void test_errors(void) {
     static const fx_tok t[] = {{"a", 0, 1}, {"b", 0, 1}, {"ab", 0, 1}, {"<s>", 0, 3}};
     static const char *const m[] = {"a b"};
     expect_fail(NULL, NULL, t, 4, NULL, 0, NULL, HEARTH_ERR_FORMAT, "tokenizer.ggml.model");
-    expect_fail("t5", NULL, t, 4, NULL, 0, NULL, HEARTH_ERR_UNSUPPORTED, "t5");
+    expect_fail("rwkv", NULL, t, 4, NULL, 0, NULL, HEARTH_ERR_UNSUPPORTED, "rwkv");
+    expect_fail("t5", NULL, t, 4, NULL, 0, float_charsmap, HEARTH_ERR_FORMAT,
+                "precompiled_charsmap' is not an array of bytes");
+    expect_fail("t5", NULL, t, 4, NULL, 0, short_charsmap, HEARTH_ERR_FORMAT,
+                "precompiled_charsmap is malformed");
     expect_fail("llama", NULL, t, 0, NULL, 0, NULL, HEARTH_ERR_FORMAT, "tokenizer.ggml.tokens");
     expect_fail("gpt2", "gpt-2", t, 4, NULL, 0, NULL, HEARTH_ERR_FORMAT, "tokenizer.ggml.merges");
     expect_fail("gpt2", "no-such-pre", t, 4, m, 1, NULL, HEARTH_ERR_UNSUPPORTED, "no-such-pre");

@@ -3,7 +3,8 @@
  * tokenizer tests and the tokenizer fuzz target run without ../shared:
  * a SentencePiece one (byte fallback, scores, a user-defined and a control
  * token), a byte-level BPE one (the 256-character byte alphabet plus a few
- * merges) and a WordPiece one. Header-only; each function returns a vocabulary
+ * merges), a WordPiece one and a unigram one with a small precompiled
+ * charsmap. Header-only; each function returns a vocabulary
  * the caller frees, or NULL with hearth_last_error() set.
  */
 #ifndef HEARTH_TOK_FIXTURE_H
@@ -87,7 +88,7 @@ static const fx_tok FX_SPM_WORDS[] = {
 };
 #define FX_SPM_N (FX_SPM_BYTE0 + 256 + (int)(sizeof FX_SPM_WORDS / sizeof FX_SPM_WORDS[0]))
 
-static tok_vocab *fx_spm(void) {
+static inline tok_vocab *fx_spm(void) {
     static fx_tok toks[FX_SPM_N];
     static char bytes[256][8];
     toks[0] = (fx_tok){"<unk>", 0, 2};
@@ -127,7 +128,7 @@ static const char *const FX_BPE_EXTRA[] = {
     "bc", "ab", "abc", "\xc4\xa0\x61", "aa", "\xc4\xa0\x61\x62", "xyz"};
 #define FX_BPE_N (256 + 7 + 1)
 
-static tok_vocab *fx_bpe(const char *pre) {
+static inline tok_vocab *fx_bpe(const char *pre) {
     static fx_tok toks[FX_BPE_N];
     static char chars[256][4];
     for (int b = 0; b < 256; b++) {
@@ -165,9 +166,114 @@ static hearth_err fx_wpm_keys(gguf_writer *w) {
     return err;
 }
 
-static tok_vocab *fx_wpm(void) {
+static inline tok_vocab *fx_wpm(void) {
     return fx_build("bert", "bert-bge", FX_WPM_TOKS, sizeof FX_WPM_TOKS / sizeof FX_WPM_TOKS[0],
                     NULL, 0, fx_wpm_keys, NULL);
+}
+
+/* ---- unigram (tokenizer.ggml.model "t5") ----
+ * A precompiled charsmap built from replacement rules: a trie over the rules'
+ * bytes laid out as SentencePiece's XOR-compressed double array (a node at
+ * absolute place B has its children at B ^ byte and its replacement's offset
+ * at B; each entry stores its byte, a leaf bit and its own place XOR its
+ * node's B), then the NUL-terminated replacements. */
+typedef struct fx_rule {
+    const char *from, *to;
+} fx_rule;
+
+enum { FX_CM_NODES = 64, FX_CM_SLOTS = 1024 };
+
+static inline uint8_t *fx_charsmap(const fx_rule *rules, size_t n_rules, size_t *len) {
+    struct {
+        int parent, byte, value; /* value: replacement offset, -1: none */
+        uint32_t at, base;       /* its place, and its children's B */
+    } nd[FX_CM_NODES] = {{-1, 0, -1, 0, 0}};
+    int n = 1;
+    char strings[512];
+    size_t n_str = 0;
+    for (size_t r = 0; r < n_rules; r++) {
+        int cur = 0;
+        for (const char *p = rules[r].from; *p; p++) {
+            int next = -1;
+            for (int i = 1; i < n && next < 0; i++)
+                if (nd[i].parent == cur && nd[i].byte == (uint8_t)*p) next = i;
+            if (next < 0) {
+                next = n++;
+                nd[next].parent = cur, nd[next].byte = (uint8_t)*p, nd[next].value = -1;
+            }
+            cur = next;
+        }
+        nd[cur].value = (int)n_str;
+        n_str += (size_t)snprintf(strings + n_str, sizeof strings - n_str, "%s", rules[r].to) + 1;
+    }
+    static uint32_t slot[FX_CM_SLOTS];
+    bool used[FX_CM_SLOTS] = {true}; /* place 0 holds the root's B */
+    memset(slot, 0, sizeof slot);
+    for (int i = 0; i < n; i++) { /* parents come before children */
+        for (uint32_t b = 1; b < FX_CM_SLOTS / 2; b++) {
+            bool ok = !used[b];
+            for (int k = 1; k < n && ok; k++)
+                if (nd[k].parent == i) ok = !used[b ^ (uint32_t)nd[k].byte];
+            if (!ok) continue;
+            nd[i].base = b;
+            used[b] = true;
+            for (int k = 1; k < n; k++)
+                if (nd[k].parent == i) used[nd[k].at = b ^ (uint32_t)nd[k].byte] = true;
+            break;
+        }
+    }
+    slot[0] = nd[0].base << 10;
+    for (int i = 1; i < n; i++) {
+        slot[nd[i].at] = ((nd[i].at ^ nd[i].base) << 10) | (nd[i].value >= 0 ? 1u << 8 : 0) |
+                         (uint32_t)nd[i].byte;
+        if (nd[i].value >= 0) slot[nd[i].base] = (1u << 31) | (uint32_t)nd[i].value;
+    }
+    const uint32_t blob = sizeof slot;
+    uint8_t *out = malloc(4 + blob + n_str);
+    if (!out) return NULL;
+    memcpy(out, &blob, 4);
+    memcpy(out + 4, slot, blob);
+    memcpy(out + 4 + blob, strings, n_str);
+    *len = 4 + blob + n_str;
+    return out;
+}
+
+/* ids: 0 <pad>, 1 </s>, 2 <unk>, then these; rules: full-width A -> "a",
+ * the ligature fi -> "fi", no-break space -> " ", "x" -> "" (dropped). */
+static const fx_tok FX_UGM_TOKS[] = {
+    {"<pad>", 0, 3},
+    {"</s>", 0, 3},
+    {"<unk>", 0, 2},
+    {"\xe2\x96\x81", -2.0f, 1}, /* 3 "▁" */
+    {"a", -3.0f, 1},            /* 4 */
+    {"b", -3.0f, 1},            /* 5 */
+    {"ab", -4.0f, 1},           /* 6: beats a + b (-6) */
+    {"\xe2\x96\x81"
+     "a",
+     -2.5f, 1},         /* 7 "▁a" */
+    {"f", -3.0f, 1},    /* 8 */
+    {"i", -3.0f, 1},    /* 9 */
+    {"fi", -7.0f, 1},   /* 10: loses to f + i (-6) */
+    {"<sep>", 0.0f, 4}, /* 11 user-defined */
+    {"zz", -1.0f, 5},   /* 12 unused: still matched, as llama.cpp does */
+};
+
+static hearth_err fx_ugm_keys(gguf_writer *w) {
+    static const fx_rule rules[] = {
+        {"\xef\xbc\xa1", "a"}, {"\xef\xac\x81", "fi"}, {"\xc2\xa0", " "}, {"x", ""}};
+    size_t n = 0;
+    uint8_t *cm = fx_charsmap(rules, sizeof rules / sizeof rules[0], &n);
+    if (!cm) return HEARTH_ERR_NOMEM;
+    hearth_err err = gguf_writer_set_arr(w, "tokenizer.ggml.precompiled_charsmap", GGUF_U8, cm, n);
+    free(cm);
+    if (!err) err = gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", true);
+    if (!err) err = gguf_writer_set_bool(w, "tokenizer.ggml.remove_extra_whitespaces", true);
+    return err;
+}
+
+static inline tok_vocab *fx_ugm(void) {
+    return fx_build("t5", "default", FX_UGM_TOKS, sizeof FX_UGM_TOKS / sizeof FX_UGM_TOKS[0], NULL,
+                    0, fx_ugm_keys, NULL);
 }
 
 #endif

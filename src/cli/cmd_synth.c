@@ -25,7 +25,8 @@ static const char synth_usage[] =
     "                    [--yarn FACTOR [--yarn-orig N] [--yarn-beta FAST:SLOW] [--yarn-log-mul "
     "M]]\n"
     "                    [--attn-temp X]\n"
-    "                    [--pooling mean|cls] [--rerank N] [--dense N] [--swa-window N]\n"
+    "                    [--pooling mean|cls] [--vocab unigram] [--rerank N] [--dense N]\n"
+    "                    [--swa-window N]\n"
     "                    [--q-gain X] [--attn-softcap X] [--final-softcap X]\n"
     "  Writes a model with random weights (labelled so in general.name) and a small\n"
     "  SentencePiece-style vocabulary. Useful to try Hearth without downloading a model.\n"
@@ -48,7 +49,10 @@ static const char synth_usage[] =
     "  --dense-lead N: lfm2moe (which needs experts, chosen by a biased sigmoid) with dense\n"
     "  FFNs twice --ff wide on its first N layers, as LFM2-8B-A1B's first two.\n"
     "  bert, nomic-bert (a WordPiece vocabulary) and gemma-embedding are embedding models;\n"
-    "  --pooling mean|cls sets their pooling_type (default mean); --dense N gives a\n"
+    "  --pooling mean|cls sets their pooling_type (default mean); --vocab unigram gives bert\n"
+    "  XLM-RoBERTa's layout (bge-m3, multilingual-e5, bge-reranker-v2-m3): a SentencePiece\n"
+    "  unigram vocabulary (tokenizer.ggml.model t5), <s> text </s>, one token type; --dense N "
+    "gives a\n"
     "  gemma-embedding file EmbeddingGemma's projections of the pooled vector through N\n"
     "  dimensions (dense_2, dense_3). --swa-window N: attention.sliding_window (gemma2/3,\n"
     "  gemma-embedding: 8 unless set; other architectures: the key only, which olmo2 runs as\n"
@@ -112,6 +116,8 @@ static int rope_opt(const char *a, const char *v, synth_params *p) {
         p->yarn_log_mul = f;
     else if (!strcmp(a, "--attn-temp") && (f = strtof(v, &end), *v && !*end && f != 0.0f))
         p->attn_temp = f;
+    else if (!strcmp(a, "--vocab") && (!strcmp(v, "unigram") || !strcmp(v, "default")))
+        p->unigram = !strcmp(v, "unigram");
     else if (!strcmp(a, "--pooling") && (!strcmp(v, "mean") || !strcmp(v, "cls")))
         p->pooling = !strcmp(v, "mean") ? 1 : 2;
     else if (!strcmp(a, "--rerank") && cli_parse_int(v, 1, 4096, &n))
@@ -130,8 +136,9 @@ static int rope_opt(const char *a, const char *v, synth_params *p) {
     } else if (!strcmp(a, "--rope-dim") || !strcmp(a, "--longrope") || !strcmp(a, "--rope-attn") ||
                !strcmp(a, "--yarn") || !strcmp(a, "--yarn-orig") || !strcmp(a, "--yarn-beta") ||
                !strcmp(a, "--yarn-log-mul") || !strcmp(a, "--attn-temp") ||
-               !strcmp(a, "--pooling") || !strcmp(a, "--rerank") || !strcmp(a, "--q-gain") ||
-               !strcmp(a, "--attn-softcap") || !strcmp(a, "--final-softcap"))
+               !strcmp(a, "--pooling") || !strcmp(a, "--vocab") || !strcmp(a, "--rerank") ||
+               !strcmp(a, "--q-gain") || !strcmp(a, "--attn-softcap") ||
+               !strcmp(a, "--final-softcap"))
         return -1;
     else
         return 0;

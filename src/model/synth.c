@@ -97,24 +97,40 @@ static hearth_err add_tensor(synth_ctx *c, const char *name, kern_type type, int
     return add_tensor_as(c, name, type, cols, rows, mean, std, false);
 }
 
+/* Single letters and frequent English pieces, most frequent first. */
+static const char *const spm_pieces[] = {
+    "▁",      "e",       "t",      "a",      "o",       "i",     "n",      "s",     "r",    "h",
+    "l",      "d",       "c",      "u",      "m",       "f",     "p",      "g",     "w",    "y",
+    "b",      "v",       "k",      "x",      "j",       "q",     "z",      ".",     ",",    "!",
+    "?",      "'",       "▁t",     "▁a",     "he",      "in",    "▁the",   "er",    "▁s",   "▁w",
+    "on",     "at",      "en",     "nd",     "▁o",      "▁b",    "es",     "▁h",    "▁c",   "is",
+    "it",     "or",      "ou",     "▁f",     "an",      "ed",    "▁m",     "▁th",   "▁and", "▁to",
+    "▁of",    "ing",     "▁in",    "▁is",    "▁it",     "▁was",  "▁he",    "▁I",    "▁you", "▁that",
+    "▁for",   "▁on",     "▁with",  "▁as",    "▁be",     "▁at",   "▁his",   "▁by",   "▁we",  "▁she",
+    "▁Once",  "▁upon",   "▁time",  "▁there", "▁little", "▁girl", "▁named", "▁Lily", "▁day", "▁big",
+    "▁happy", "▁friend", "▁play",  "▁said",  "▁had",    "▁very", "▁they",  "▁her",  "▁saw", "▁went",
+    "▁Hello", "▁world",  "▁local", "▁model", "▁Hearth", "▁fire", "▁warm",  "▁home",
+};
+enum { N_SPM_PIECES = sizeof spm_pieces / sizeof spm_pieces[0] };
+
+/* A SentencePiece vocabulary's model name, tokens, scores and types. */
+static hearth_err set_pieces(synth_ctx *c, const char *model, const char **tokens,
+                             const float *scores, const int32_t *types, int n_vocab) {
+    hearth_err err;
+    if ((err = gguf_writer_set_str(c->w, "tokenizer.ggml.model", model)) ||
+        (err = gguf_writer_set_str(c->w, "tokenizer.ggml.pre", "default")) ||
+        (err = gguf_writer_set_arr_str(c->w, "tokenizer.ggml.tokens", tokens, (uint64_t)n_vocab)) ||
+        (err = gguf_writer_set_arr(c->w, "tokenizer.ggml.scores", GGUF_F32, scores,
+                                   (uint64_t)n_vocab)))
+        return err;
+    return gguf_writer_set_arr(c->w, "tokenizer.ggml.token_type", GGUF_I32, types,
+                               (uint64_t)n_vocab);
+}
+
 /* A SentencePiece-style vocabulary: <unk> <s> </s>, 256 byte tokens, then
- * single letters and frequent English pieces with scores by rank. */
+ * spm_pieces with scores by rank. */
 static hearth_err add_vocab(synth_ctx *c, int *n_vocab_out) {
-    static const char *const pieces[] = {
-        "▁",      "e",       "t",      "a",       "o",      "i",       "n",     "s",     "r",
-        "h",      "l",       "d",      "c",       "u",      "m",       "f",     "p",     "g",
-        "w",      "y",       "b",      "v",       "k",      "x",       "j",     "q",     "z",
-        ".",      ",",       "!",      "?",       "'",      "▁t",      "▁a",    "he",    "in",
-        "▁the",   "er",      "▁s",     "▁w",      "on",     "at",      "en",    "nd",    "▁o",
-        "▁b",     "es",      "▁h",     "▁c",      "is",     "it",      "or",    "ou",    "▁f",
-        "an",     "ed",      "▁m",     "▁th",     "▁and",   "▁to",     "▁of",   "ing",   "▁in",
-        "▁is",    "▁it",     "▁was",   "▁he",     "▁I",     "▁you",    "▁that", "▁for",  "▁on",
-        "▁with",  "▁as",     "▁be",    "▁at",     "▁his",   "▁by",     "▁we",   "▁she",  "▁Once",
-        "▁upon",  "▁time",   "▁there", "▁little", "▁girl",  "▁named",  "▁Lily", "▁day",  "▁big",
-        "▁happy", "▁friend", "▁play",  "▁said",   "▁had",   "▁very",   "▁they", "▁her",  "▁saw",
-        "▁went",  "▁Hello",  "▁world", "▁local",  "▁model", "▁Hearth", "▁fire", "▁warm", "▁home",
-    };
-    const int n_pieces = (int)(sizeof pieces / sizeof pieces[0]);
+    const int n_pieces = N_SPM_PIECES;
     const int n_vocab = 3 + 256 + n_pieces;
     const char **tokens = keep(c, (size_t)n_vocab * sizeof *tokens);
     char *bytes = keep(c, 256 * 8);
@@ -130,22 +146,52 @@ static hearth_err add_vocab(synth_ctx *c, int *n_vocab_out) {
         types[3 + b] = 6; /* byte */
     }
     for (int i = 0; i < n_pieces; i++) {
-        tokens[259 + i] = pieces[i];
+        tokens[259 + i] = spm_pieces[i];
         scores[259 + i] = -(float)i;
         types[259 + i] = 1;
     }
     hearth_err err;
-    if ((err = gguf_writer_set_str(c->w, "tokenizer.ggml.model", "llama")) ||
-        (err = gguf_writer_set_str(c->w, "tokenizer.ggml.pre", "default")) ||
-        (err = gguf_writer_set_arr_str(c->w, "tokenizer.ggml.tokens", tokens, (uint64_t)n_vocab)) ||
-        (err = gguf_writer_set_arr(c->w, "tokenizer.ggml.scores", GGUF_F32, scores,
-                                   (uint64_t)n_vocab)) ||
-        (err = gguf_writer_set_arr(c->w, "tokenizer.ggml.token_type", GGUF_I32, types,
-                                   (uint64_t)n_vocab)) ||
+    if ((err = set_pieces(c, "llama", tokens, scores, types, n_vocab)) ||
         (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.bos_token_id", 1)) ||
         (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.eos_token_id", 2)) ||
         (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.unknown_token_id", 0)) ||
         (err = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_bos_token", true)))
+        return err;
+    *n_vocab_out = n_vocab;
+    return HEARTH_OK;
+}
+
+/* XLM-RoBERTa's vocabulary as llama.cpp's converter writes it: <s> <pad> </s>
+ * <unk>, then unigram pieces whose scores are log-probabilities (spm_pieces,
+ * falling with rank); SentencePiece's space prefix and whitespace clean-up
+ * (no charsmap: identity normalization); <s> text </s>, and with a second
+ * text </s></s> between (RobertaProcessing: add_sep). */
+static hearth_err add_vocab_ugm(synth_ctx *c, int *n_vocab_out) {
+    const int n_vocab = 4 + N_SPM_PIECES;
+    const char **tokens = keep(c, (size_t)n_vocab * sizeof *tokens);
+    float *scores = keep(c, (size_t)n_vocab * sizeof *scores);
+    int32_t *types = keep(c, (size_t)n_vocab * sizeof *types);
+    if (!tokens || !scores || !types) return hr_fail(HEARTH_ERR_NOMEM, "synth: out of memory");
+    static const char *const special[] = {"<s>", "<pad>", "</s>", "<unk>"};
+    for (int i = 0; i < 4; i++) tokens[i] = special[i], scores[i] = 0.0f, types[i] = i == 3 ? 2 : 3;
+    for (int i = 0; i < N_SPM_PIECES; i++) {
+        tokens[4 + i] = spm_pieces[i];
+        scores[4 + i] = -2.0f - 0.05f * (float)i;
+        types[4 + i] = 1;
+    }
+    hearth_err err;
+    if ((err = set_pieces(c, "t5", tokens, scores, types, n_vocab)) ||
+        (err = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_space_prefix", true)) ||
+        (err = gguf_writer_set_bool(c->w, "tokenizer.ggml.remove_extra_whitespaces", true)) ||
+        (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.token_type_count", 1)) ||
+        (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.bos_token_id", 0)) ||
+        (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.padding_token_id", 1)) ||
+        (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.eos_token_id", 2)) ||
+        (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.seperator_token_id", 2)) ||
+        (err = gguf_writer_set_u32(c->w, "tokenizer.ggml.unknown_token_id", 3)) ||
+        (err = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_bos_token", true)) ||
+        (err = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_eos_token", true)) ||
+        (err = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_sep_token", true)))
         return err;
     *n_vocab_out = n_vocab;
     return HEARTH_OK;
@@ -778,10 +824,14 @@ static hearth_err add_classifier(synth_ctx *c, const synth_params *p, const arch
         if (!err)
             err = add_tensor_as(c, "cls.output.bias", KERN_F32, p->rerank, 1, 0.0f, 0.1f, false);
         /* what llama.cpp's converter writes for a BERT cross-encoder: pairs
-         * end in [SEP] as EOS, with none added between */
-        if (!err) err = gguf_writer_set_u32(c->w, "tokenizer.ggml.eos_token_id", 102);
-        if (!err) err = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_eos_token", true);
-        if (!err) err = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_sep_token", false);
+         * end in [SEP] as EOS, with none added between (XLM-RoBERTa's
+         * vocabulary has its own) */
+        if (!err && !p->unigram)
+            err = gguf_writer_set_u32(c->w, "tokenizer.ggml.eos_token_id", 102);
+        if (!err && !p->unigram)
+            err = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_eos_token", true);
+        if (!err && !p->unigram)
+            err = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_sep_token", false);
     } else {
         err = gguf_writer_set_str(c->w, "tokenizer.chat_template.rerank",
                                   "<s>query: {query} | document: {document}</s>");
@@ -821,18 +871,23 @@ hearth_err synth_write(const char *path, const synth_params *p) {
         p->n_ff_shexp < 0 || (p->n_ff_shexp > 0 && !(p->n_expert > 0 && a->shexp != SHEXP_NONE)) ||
         (a->shexp == SHEXP_GATED && p->n_ff_shexp == 0) || p->n_nextn < 0 ||
         (p->n_nextn > 0 && !a->gdn) || (p->n_nextn > 0 && p->n_expert > 0) || p->n_dense_lead < 0 ||
-        p->n_dense_lead > p->n_layer || (p->n_dense_lead && !a->moe_gating))
+        p->n_dense_lead > p->n_layer || (p->n_dense_lead && !a->moe_gating) ||
+        (p->unigram && !a->learned_pos))
         return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: inconsistent shape");
     synth_ctx c = {0};
     hr_rng_seed(&c.rng, p->seed);
     hearth_err err = gguf_writer_new(&c.w);
     int n_vocab = 0;
     if (!err) err = add_hparams(&c, p, a);
-    if (!err) err = a->post_ln ? add_vocab_wpm(&c, &n_vocab) : add_vocab(&c, &n_vocab);
+    if (!err)
+        err = p->unigram   ? add_vocab_ugm(&c, &n_vocab)
+              : a->post_ln ? add_vocab_wpm(&c, &n_vocab)
+                           : add_vocab(&c, &n_vocab);
     const float se = 2.0f / sqrtf((float)p->n_embd);
     if (!err) err = add_tensor(&c, "token_embd.weight", p->type, p->n_embd, n_vocab, 0.0f, se);
     if (!err && a->post_ln) { /* token types, positions, the embedding LayerNorm */
-        err = add_tensor_as(&c, "token_types.weight", KERN_F32, p->n_embd, 2, 0.0f, se, true);
+        err = add_tensor_as(&c, "token_types.weight", KERN_F32, p->n_embd, p->unigram ? 1 : 2, 0.0f,
+                            se, true);
         if (!err && a->learned_pos)
             err = add_tensor(&c, "position_embd.weight", p->type, p->n_embd, p->n_ctx, 0.0f, se);
         if (!err)

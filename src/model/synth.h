@@ -4,7 +4,7 @@
  * without ../shared. Real shapes and metadata for each architecture, a
  * SentencePiece-style vocabulary of byte tokens plus common English pieces
  * (post-LN encoders: a WordPiece vocabulary of BERT's special tokens,
- * letters, words and "##" continuations).
+ * letters, words and "##" continuations, or XLM-RoBERTa's unigram layout).
  */
 #ifndef HEARTH_SYNTH_H
 #define HEARTH_SYNTH_H
@@ -56,9 +56,12 @@ typedef struct synth_params {
     int n_nextn;      /* > 0: Qwen3.5's multi-token-prediction blocks after the layers */
     int swa_window;   /* > 0: attention.sliding_window (gemma2/3: 8 when 0), for any arch */
     int n_dense;      /* > 0: dense_2 and dense_3 projections through n_dense (gemma-embedding) */
-    int rerank;       /* > 0: a reranker with this many labels (pooling_type rank): an encoder gets
-                        cls and cls.output with biases, a decoder cls.output alone and a rerank
-                        prompt (Qwen3-Reranker's layout) */
+    bool unigram; /* bert: XLM-RoBERTa's vocabulary (bge-m3, multilingual-e5, bge-reranker-v2-m3)
+                     as llama.cpp's converter writes it: SentencePiece unigram pieces
+                     (tokenizer.ggml.model "t5"), <s> text </s>, one token type */
+    int rerank;   /* > 0: a reranker with this many labels (pooling_type rank): an encoder gets
+                    cls and cls.output with biases, a decoder cls.output alone and a rerank
+                    prompt (Qwen3-Reranker's layout) */
 } synth_params;
 
 synth_params synth_default_params(void);

@@ -95,6 +95,19 @@ struct tok_vocab {
     int32_t n_special;
 
     tok_pretok *pretok; /* BPE only */
+
+    /* UGM (ugm.c): the precompiled normalizer split into its double array and
+     * its replacement strings (none when the file has no charsmap), the
+     * matchable tokens (normal, user-defined, unused) and the user-defined
+     * ones sorted by text, and the unknown token's score. */
+    uint32_t *xcda;
+    size_t n_xcda;
+    char *repl;
+    size_t n_repl;
+    bool remove_extra_ws;
+    int32_t *ugm_sorted, n_ugm_sorted;
+    int32_t *ugm_user, n_ugm_user;
+    double unk_score;
 };
 
 /* ---- vocab.c ---- */
@@ -139,6 +152,14 @@ hearth_err tok_bpe_encode(const tok_vocab *v, const char *text, size_t len, tok_
  * of the alphabet stands for, or -1. (bpe.c) */
 size_t tok_bpe_byte_char(uint8_t b, char *out);
 int tok_bpe_char_byte(uint32_t cp);
+/* ugm.c: builds the unigram model's tables once the tokens, their types and
+ * the special ids are loaded; charsmap[0..n) is the file's precompiled
+ * normalizer (n 0: none). */
+hearth_err tok_ugm_init(tok_vocab *v, const uint8_t *charsmap, size_t n);
+/* Replaces the normalizer with charsmap[0..n) (n 0: none); HEARTH_ERR_FORMAT
+ * when its header does not fit it. */
+hearth_err tok_ugm_charsmap(tok_vocab *v, const uint8_t *charsmap, size_t n);
+hearth_err tok_ugm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *out);
 /* wordpiece.c */
 hearth_err tok_wpm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *out);
 

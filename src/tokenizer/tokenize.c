@@ -11,7 +11,7 @@
  *      vocabulary's algorithm (SentencePiece: spaces become U+2581, and a space
  *      is prepended at the start and after each special token when the
  *      vocabulary adds a space prefix; Gemma 4's BPE: spaces become U+2581,
- *      never a prefix);
+ *      never a prefix; the unigram model normalizes each piece itself);
  *   3. with add_special, BOS / EOS (WordPiece: [CLS] / [SEP]) go around it.
  */
 #include "tokenizer/tok_impl.h"
@@ -166,6 +166,7 @@ static hearth_err encode_all(const tok_vocab *v, const char *text, const frag_li
                              : tok_bpe_encode(v, s, f->len, out);
             break;
         case TOK_TYPE_WPM: err = tok_wpm_encode(v, s, f->len, out); break;
+        case TOK_TYPE_UGM: err = tok_ugm_encode(v, s, f->len, out); break;
         }
         prev_special = false;
     }

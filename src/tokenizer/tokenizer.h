@@ -4,7 +4,9 @@
  * bigram merges with byte fallback), byte-level BPE ("gpt2": merge ranks over
  * the GPT-2 byte alphabet, after the pre-tokenizer named by tokenizer.ggml.pre),
  * Gemma 4's BPE ("gemma4": merge ranks over UTF-8 characters, spaces as
- * U+2581, <0xNN> byte fallback) and WordPiece ("bert"). The behaviour
+ * U+2581, <0xNN> byte fallback), WordPiece ("bert") and SentencePiece's
+ * unigram model ("t5": Viterbi over token scores after the file's
+ * precompiled normalizer; XLM-RoBERTa's embedders use it). The behaviour
  * reproduces llama.cpp's tokenizer (src/llama-vocab.cpp), which is what the
  * models were evaluated with: the same ids for the same text, the same pieces
  * for the same ids.
@@ -27,7 +29,8 @@ typedef struct tok_vocab tok_vocab;
 typedef enum tok_type {
     TOK_TYPE_SPM = 1, /* tokenizer.ggml.model = "llama" */
     TOK_TYPE_BPE = 2, /* "gpt2", "gemma4" */
-    TOK_TYPE_WPM = 3  /* "bert" */
+    TOK_TYPE_WPM = 3, /* "bert" */
+    TOK_TYPE_UGM = 4  /* "t5": SentencePiece unigram (T5, XLM-RoBERTa) */
 } tok_type;
 
 /* Builds the vocabulary from f's tokenizer.ggml.* keys. A required key that is
@@ -38,7 +41,7 @@ hearth_err tok_vocab_load(const gguf_file *f, tok_vocab **out);
 void tok_vocab_free(tok_vocab *v); /* NULL is a no-op */
 
 tok_type tok_vocab_type(const tok_vocab *v);
-/* "llama" / "gpt2" / "gemma4" / "bert" and the pre-tokenizer name ("default"
+/* "llama" / "gpt2" / "gemma4" / "bert" / "t5" and the pre-tokenizer name ("default"
  * when the file names none; always "gemma4" for that model). Owned by the
  * vocabulary. */
 const char *tok_model_name(const tok_vocab *v);

@@ -191,6 +191,10 @@ void tok_vocab_free(tok_vocab *v) {
     free(v->slots);
     free(v->merges);
     free(v->special);
+    free(v->xcda);
+    free(v->repl);
+    free(v->ugm_sorted);
+    free(v->ugm_user);
     tok_pretok_free(v->pretok);
     free(v);
 }
@@ -416,10 +420,14 @@ static hearth_err load_model_type(tok_vocab *v, const gguf_file *f) {
         v->bos = 101, v->unk = 100, v->sep = 102, v->pad = 0, v->mask_id = 103;
         v->add_bos = true, v->add_sep = true, v->clean_spaces = true;
         v->lowercase = true, v->strip_accents = true;
+    } else if (gguf_str_eq(model, "t5")) {
+        v->type = TOK_TYPE_UGM;
+        v->eos = 1, v->unk = 2, v->pad = 0;
+        v->add_eos = true;
     } else {
         return hr_fail(HEARTH_ERR_UNSUPPORTED,
                        "tokenizer: unsupported tokenizer model %s = '%.*s' (supported: llama, "
-                       "gpt2, gemma4, bert)",
+                       "gpt2, gemma4, bert, t5)",
                        KEY_MODEL, (int)(model.len > 200 ? 200 : model.len), model.ptr);
     }
     return HEARTH_OK;
@@ -461,6 +469,7 @@ static void load_special_ids(tok_vocab *v, const gguf_file *f) {
     if (gguf_get_bool(f, "tokenizer.ggml.add_eos_token", &b)) v->add_eos = b;
     if (gguf_get_bool(f, "tokenizer.ggml.add_sep_token", &b)) v->add_sep = b;
     if (gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &b)) v->add_space_prefix = b;
+    if (gguf_get_bool(f, "tokenizer.ggml.remove_extra_whitespaces", &b)) v->remove_extra_ws = b;
     if (gguf_get_bool(f, "tokenizer.ggml.normalizer.lowercase", &b)) v->lowercase = b;
     v->strip_accents = v->lowercase;
     if (gguf_get_bool(f, "tokenizer.ggml.normalizer.strip_accents", &b)) v->strip_accents = b;
@@ -633,6 +642,17 @@ static void apply_strip_rules(tok_vocab *v, const gguf_file *f) {
     }
 }
 
+/* The unigram model's tables, with its precompiled normalizer when the file
+ * has one (an array of bytes). */
+static hearth_err load_ugm(tok_vocab *v, const gguf_file *f) {
+    static const char key[] = "tokenizer.ggml.precompiled_charsmap";
+    gguf_arr a = {0};
+    if (gguf_find(f, key) &&
+        (!gguf_get_arr(f, key, &a) || (a.type != GGUF_U8 && a.type != GGUF_I8)))
+        return hr_fail(HEARTH_ERR_FORMAT, "tokenizer: key '%s' is not an array of bytes", key);
+    return tok_ugm_init(v, a.data, (size_t)a.n);
+}
+
 static void build_byte_tokens(tok_vocab *v) {
     for (int b = 0; b < 256; b++) {
         char buf[8];
@@ -667,6 +687,7 @@ hearth_err tok_vocab_load(const gguf_file *f, tok_vocab **out) {
         build_eog(v);
         err = build_special_list(v);
     }
+    if (!err && v->type == TOK_TYPE_UGM) err = load_ugm(v, f);
     if (!err) {
         apply_strip_rules(v, f);
         build_byte_tokens(v);
