@@ -14,11 +14,13 @@
  * lengths here take each of ggml's orders (a multiple of 16: tinyBLAS;
  * otherwise ggml_vec_dot with rests past its last SIMD group of 37, 51 and
  * 11). Also default mode against exact mode, the keys, and the files
- * refused; and XLM-RoBERTa's layout from text (xlmr_test).
+ * refused; and files with XLM-RoBERTa's vocabulary from text (bert,
+ * nomic-bert-moe, an XLM-RoBERTa reranker).
  */
 #define _GNU_SOURCE /* memmem */
 #include "hearth.h"
 #include "model/model.h"
+#include "model/quantize.h"
 #include "model/synth.h"
 #include "peer_logits.h"
 #include "test.h"
@@ -243,50 +245,101 @@ static void hparams_test(void) {
     unlink(dst);
 }
 
-/* XLM-RoBERTa's layout (bge-m3, multilingual-e5, bge-reranker-v2-m3): bert
- * with a unigram vocabulary. Text, not ids: the ids of <s> text </s> and of a
- * reranker's <s> query </s></s> document </s>, the CLS-pooled vector's hash
- * and the pair's score are llama.cpp's for the same files (34af94cd; its
- * tokenizer, and the rerank pair built as llama-server's
- * format_prompt_rerank builds it). */
-static void xlmr_test(void) {
-    static const char text[] = "Hello world, the little girl named Lily";
-    static const int32_t want_ids[] = {0, 104, 105, 32, 40, 88, 89, 90, 91, 2};
-    static const int32_t want_pair[] = {0, 104, 105, 2, 2, 40, 88, 89, 90, 91, 2};
-    char path[128];
-    snprintf(path, sizeof path, "%s/xlmr.gguf", tmp_dir);
+/* Files with XLM-RoBERTa's unigram vocabulary, run from text: bert as
+ * bge-m3 and multilingual-e5 are (CLS pooling), nomic-bert-moe as
+ * nomic-embed-text-v2-moe is (experts on odd layers, mean pooling). The ids
+ * of <s> text </s> and the pooled vector's hash (exact mode) are llama.cpp's
+ * for the same files (34af94cd, its tokenizer). */
+typedef struct text_case {
+    const char *name, *arch;
+    kern_type type;
+    int n_layer, n_expert, pooling;
+    uint64_t seed, hash;
+} text_case;
+
+static const text_case k_text_cases[] = {
+    {"xlmr-cls", "bert", KERN_F32, 2, 0, 2, 5, 0xbe8ad9be8136470cull},
+    {"nomic-moe-f32", "nomic-bert-moe", KERN_F32, 4, 8, 1, 7, 0xfe4be0593cf12ba4ull},
+    {"nomic-moe-q8", "nomic-bert-moe", KERN_Q8_0, 4, 8, 1, 8, 0xd02ba969abb67ff3ull},
+};
+
+static const char k_text[] = "Hello world, the little girl named Lily";
+
+static synth_params text_params(const char *arch, kern_type type, uint64_t seed) {
     synth_params p = synth_default_params();
-    p.arch = "bert", p.unigram = true, p.pooling = 2 /* cls */;
-    p.n_embd = 128, p.n_head = p.n_head_kv = 4, p.head_dim = 32, p.n_ff = 256, p.seed = 5;
+    p.arch = arch, p.type = type, p.unigram = true, p.seed = seed;
+    p.n_embd = 128, p.n_head = p.n_head_kv = 4, p.head_dim = 32, p.n_ff = 256;
+    return p;
+}
+
+static void check_text_case(const text_case *c) {
+    static const int32_t want_ids[] = {0, 104, 105, 32, 40, 88, 89, 90, 91, 2};
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s.gguf", tmp_dir, c->name);
+    synth_params p = text_params(c->arch, c->type, c->seed);
+    p.n_layer = c->n_layer, p.pooling = c->pooling;
+    p.n_expert = c->n_expert, p.n_expert_used = c->n_expert ? 2 : 0;
     REQUIRE(synth_write(path, &p) == HEARTH_OK);
     hearth_model *m = NULL;
     REQUIRE(hearth_model_load(path, NULL, &m) == HEARTH_OK);
     int32_t ids[MAX_IDS];
     size_t n = 0;
-    CHECK(hearth_tokenize(m, text, strlen(text), true, false, ids, MAX_IDS, &n) == HEARTH_OK &&
-          n == 10 && !memcmp(ids, want_ids, sizeof want_ids));
+    CHECKF(hearth_tokenize(m, k_text, strlen(k_text), true, false, ids, MAX_IDS, &n) == HEARTH_OK &&
+               n == 10 && !memcmp(ids, want_ids, sizeof want_ids),
+           "%s: ids", c->name);
     hearth_session *s = NULL;
     REQUIRE(hearth_session_new(m, NULL, &s) == HEARTH_OK);
-    float e[128];
+    float e[128], fast[128];
     kern_set_exact(true);
-    CHECK(hearth_embed(s, ids, (int)n, HEARTH_POOL_CLS, false, e) == HEARTH_OK);
-    CHECKF(test_fnv1a(TEST_FNV_SEED, e, sizeof e) == 0xbe8ad9be8136470cull, "xlmr: hash %016llx",
-           (unsigned long long)test_fnv1a(TEST_FNV_SEED, e, sizeof e));
+    CHECK(hearth_embed(s, ids, (int)n, hearth_model_pooling(m), false, e) == HEARTH_OK);
+    kern_set_exact(false);
+    CHECK(hearth_embed(s, ids, (int)n, hearth_model_pooling(m), false, fast) == HEARTH_OK);
+    const uint64_t h = test_fnv1a(TEST_FNV_SEED, e, sizeof e);
+    CHECKF(h == c->hash, "%s: exact-mode hash %016llx, llama.cpp's %016llx", c->name,
+           (unsigned long long)h, (unsigned long long)c->hash);
+    const double d = unit_diff(fast, e, 128);
+    CHECKF(d < (c->type == KERN_F32 ? 1e-4 : 2e-2), "%s: default mode differs by %g", c->name, d);
     hearth_session_free(s);
     hearth_model_free(m);
+    if (c->type == KERN_F32) { /* its single type row becomes a vector, as llama-quantize writes */
+        char q8[140];
+        snprintf(q8, sizeof q8, "%s.q8", path);
+        quant_params qp = quant_default_params();
+        qp.ftype = QUANT_FTYPE_Q8_0;
+        CHECK(quant_model(path, q8, &qp, NULL) == HEARTH_OK);
+        CHECKF(hearth_model_load(q8, NULL, &m) == HEARTH_OK, "%s Q8_0: %s", c->name,
+               hearth_last_error());
+        hearth_model_free(m);
+        unlink(q8);
+    }
+    unlink(path);
+}
 
-    p.pooling = 0, p.rerank = 1, p.seed = 6;
+/* An XLM-RoBERTa reranker (bge-reranker-v2-m3): the pair's ids as
+ * llama-server's format_prompt_rerank builds them, <s> query </s></s>
+ * document </s>, and its score, llama.cpp's for the same file. */
+static void xlmr_rerank_test(void) {
+    static const int32_t want_pair[] = {0, 104, 105, 2, 2, 40, 88, 89, 90, 91, 2};
+    char path[128];
+    snprintf(path, sizeof path, "%s/xlmr-rerank.gguf", tmp_dir);
+    synth_params p = text_params("bert", KERN_F32, 6);
+    p.rerank = 1;
     REQUIRE(synth_write(path, &p) == HEARTH_OK);
+    hearth_model *m = NULL;
     REQUIRE(hearth_model_load(path, NULL, &m) == HEARTH_OK);
+    int32_t ids[MAX_IDS];
+    size_t n = 0;
     CHECK(hearth_tokenize_rerank(m, "Hello world", 11, "the little girl named Lily", 26, ids,
                                  MAX_IDS, &n) == HEARTH_OK &&
           n == 11 && !memcmp(ids, want_pair, sizeof want_pair));
+    hearth_session *s = NULL;
     REQUIRE(hearth_session_new(m, NULL, &s) == HEARTH_OK);
     const int n_ids = (int)n;
     float score = 0.0f;
+    kern_set_exact(true);
     CHECK(hearth_rank_batch(s, ids, &n_ids, 1, &score) == HEARTH_OK);
-    CHECKF(score == -2.3812623f, "xlmr: rerank score %.9g, llama.cpp's -2.3812623", score);
     kern_set_exact(false);
+    CHECKF(score == -2.3812623f, "xlmr: rerank score %.9g, llama.cpp's -2.3812623", score);
     hearth_session_free(s);
     hearth_model_free(m);
     unlink(path);
@@ -294,7 +347,9 @@ static void xlmr_test(void) {
 
 int main(void) {
     peer_tmpdir(tmp_dir, sizeof tmp_dir, "encoders");
-    xlmr_test();
+    for (size_t i = 0; i < sizeof k_text_cases / sizeof k_text_cases[0]; i++)
+        check_text_case(&k_text_cases[i]);
+    xlmr_rerank_test();
     const int n = (int)(sizeof k_fixtures / sizeof k_fixtures[0]);
     for (int i = 0; i < n; i++) write_fixture(&k_fixtures[i]);
     for (int i = 0; i < n; i++) check_fixture(&k_fixtures[i]);

@@ -1,8 +1,9 @@
 /*
  * arch.c - the architectures Hearth runs, as data. Adding a family whose
  * blocks are a combination of these features is one table row. The
- * encoders (bert: all-MiniLM, bge; nomic-bert: nomic-embed-text;
- * gemma-embedding: EmbeddingGemma) share the decoders' forward pass: their
+ * encoders (bert: all-MiniLM, bge, XLM-RoBERTa's bge-m3; nomic-bert:
+ * nomic-embed-text; nomic-bert-moe: nomic-embed-text-v2-moe, experts on
+ * every other layer; gemma-embedding: EmbeddingGemma) share the decoders' forward pass: their
  * differences (no causal mask, post-LN with biases, learned positions or
  * none, an ungated GELU FFN, a centred sliding window) are flags. LFM2's
  * short-convolution layers take attention's place where the file gives a
@@ -213,6 +214,16 @@ static const arch_desc arches[] = {
      .fused_qkv = true,
      .encoder = true,
      .post_ln = true},
+    {.name = "nomic-bert-moe",
+     .rope = ROPE_NEOX,
+     .act = FFN_GELU,
+     .fused_qkv = true,
+     .encoder = true,
+     .post_ln = true,
+     .ffn_no_gate = true,
+     .biases = true,
+     .moe = MOE_ALWAYS,
+     .moe_raw_weights = true},
 };
 
 void arch_names(char *out, size_t cap) {

@@ -56,7 +56,8 @@ static hearth_err moe_hparams(hp_reader *r, const arch_desc *arch, model_hparams
     if (arch->moe == MOE_NEVER) return HEARTH_OK;
     if ((err = hp_int(r, "expert_count", &h->n_expert, arch->moe == MOE_ALWAYS, 0)) ||
         (err = hp_int(r, "expert_used_count", &h->n_expert_used, h->n_expert > 0, 0)) ||
-        (err = hp_int(r, "expert_group_count", &groups, false, 0)))
+        (err = hp_int(r, "expert_group_count", &groups, false, 0)) ||
+        (err = hp_int(r, "moe_every_n_layers", &h->moe_every, false, 0)))
         return err;
     if (h->n_expert == 0) return HEARTH_OK;
     if (groups > 1)
@@ -303,6 +304,11 @@ int model_layer_n_ff(const gguf_file *f, const arch_desc *arch, const model_hpar
     return arch->layer_dims && layer_array(f, arch->name, "feed_forward_length", &a)
                ? (int)gguf_arr_int(&a, (uint64_t)il)
                : hp->n_ff;
+}
+
+bool model_layer_experts(const model_hparams *hp, int il) {
+    return hp->n_expert > 0 && il >= hp->n_dense_lead &&
+           (hp->moe_every == 0 || il % hp->moe_every == 1);
 }
 
 bool model_swa_layer(const gguf_file *f, const arch_desc *arch, const model_hparams *hp, int il) {

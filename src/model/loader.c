@@ -93,8 +93,9 @@ static hearth_err bind_stacked(hearth_model *m, const char *name, int64_t n_cols
     return HEARTH_OK;
 }
 
-/* A mixture-of-experts FFN: the router, each expert's gate, up, down, and
- * the shared expert's when the file declares one. */
+/* A mixture-of-experts FFN: the router, each expert's gate (none when the
+ * architecture's FFN has no gate: nomic-bert-moe), up, down, and the shared
+ * expert's when the file declares one. */
 static hearth_err bind_experts(layer_binder *b, model_layer *l) {
     hearth_model *m = b->m;
     const model_hparams *hp = &m->hp;
@@ -105,8 +106,8 @@ static hearth_err bind_experts(layer_binder *b, model_layer *l) {
                            &l->gate_inp)) ||
         (m->arch->moe_gating &&
          (err = bind_vector(m, lname(b, "exp_probs_b.bias"), n_expert, true, &l->exp_probs_b))) ||
-        (err = bind_stacked(m, lname(b, "ffn_gate_exps.weight"), hp->n_embd, hp->n_ff, n_expert,
-                            l->exps)) ||
+        (!m->arch->ffn_no_gate && (err = bind_stacked(m, lname(b, "ffn_gate_exps.weight"),
+                                                      hp->n_embd, hp->n_ff, n_expert, l->exps))) ||
         (err = bind_stacked(m, lname(b, "ffn_up_exps.weight"), hp->n_embd, hp->n_ff, n_expert,
                             l->exps + n_expert)))
         return err;
@@ -351,7 +352,7 @@ static hearth_err bind_layer(hearth_model *m, int il) {
         err = bind_shortconv(&b, l);
     }
     if (err) return err;
-    const bool experts = hp->n_expert > 0 && il >= hp->n_dense_lead;
+    const bool experts = model_layer_experts(hp, il);
     if (experts) {
         err = bind_experts(&b, l);
     } else if (a->fused_gate_up) {
@@ -458,12 +459,13 @@ static hearth_err bind_embedding_output(hearth_model *m) {
 }
 
 /* A post-LN encoder's input side: token type rows, learned positions (one per
- * position of the training context), the embedding LayerNorm. */
+ * position of the training context), the embedding LayerNorm. A single type
+ * row may be a vector: llama-quantize writes XLM-RoBERTa's [n_embd, 1] so. */
 static hearth_err bind_encoder_inputs(hearth_model *m) {
     const model_hparams *hp = &m->hp;
     const gguf_tensor *types = gguf_find_tensor(m->gguf, "token_types.weight");
     hearth_err err = HEARTH_OK;
-    if (types && (types->n_dims != 2 || types->ne[1] < 1 || types->ne[1] > 1024))
+    if (types && (types->n_dims > 2 || types->ne[1] < 1 || types->ne[1] > 1024))
         return hr_fail(HEARTH_ERR_FORMAT, "model: token_types.weight must be a matrix of 1 to "
                                           "1024 rows");
     if (types)
@@ -627,7 +629,8 @@ int model_layer_products(model_layer *l, int n_expert, model_weight **out) {
     int n = 0;
     for (int i = 0; i < MODEL_LAYER_PRODUCTS; i++)
         if (ws[i]->data) out[n++] = ws[i];
-    for (int e = 0; l->exps && e < 3 * n_expert; e++) out[n++] = &l->exps[e];
+    for (int e = 0; l->exps && e < 3 * n_expert; e++)
+        if (l->exps[e].data) out[n++] = &l->exps[e]; /* no gates: nomic-bert-moe */
     return n;
 }
 

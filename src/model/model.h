@@ -219,6 +219,9 @@ typedef struct model_hparams {
      * leading dense layers (none: 0) with their FFN's width. */
     bool moe_sigmoid;
     int n_dense_lead, n_ff_dense;
+    /* > 0: experts on the layers il with il % moe_every == 1 only, the others
+     * dense (moe_every_n_layers: nomic-bert-moe's 2). */
+    int moe_every;
     /* Short convolutions (arch shortconv): the kernel's length
      * (shortconv.l_cache: the token and conv_l - 1 before it) and how many
      * layers are convolutions; 0 and 0 for a model without. */
@@ -507,6 +510,8 @@ bool model_kv_free_layer(const gguf_file *f, const arch_desc *arch, int il);
  * for a file whose hyper-parameters model_load_hparams read. */
 bool model_swa_layer(const gguf_file *f, const arch_desc *arch, const model_hparams *hp, int il);
 int model_layer_n_ff(const gguf_file *f, const arch_desc *arch, const model_hparams *hp, int il);
+/* Whether layer il's FFN is a mixture of experts. */
+bool model_layer_experts(const model_hparams *hp, int il);
 /* Whether layer il's FFN gate is sparsified (arch altup), and by how many
  * standard deviations above the mean it is cut: activation_sparsity_scale's
  * entry where it is finite, or llama.cpp's constants without the key. */

@@ -4,7 +4,8 @@
  * W_r x, p = softmax (LFM2-MoE: sigmoid), the k experts of the highest p
  * (LFM2-MoE: p plus a bias per expert; ties to the lower index), their p
  * divided by their sum (at least 2^-14; olmoe keeps them as they are),
- * each chosen expert's down(silu(gate x) * up x) times its weight, and the
+ * each chosen expert's down(silu(gate x) * up x) (nomic-bert-moe: down(gelu(up
+ * x)), no gate) times its weight, and the
  * k results added in the order they were chosen. A shared expert (Granite 4.0-H Tiny,
  * Qwen3.5-MoE), a dense SwiGLU FFN of its own width on every token (Qwen3.5:
  * times the sigmoid of its gate), is added to that sum.
@@ -86,7 +87,8 @@ static void sort_by_expert(hearth_session *s, int n, int n_expert, int k, int *s
 typedef struct moe_job {
     hearth_session *s;
     int n, k;
-    int rows, n_ff; /* swiglu_job's: rows of ffn and hb, n_ff wide */
+    int rows, n_ff; /* act_job's: rows of ffn and hb, n_ff wide */
+    bool gelu;      /* act_job's activation: gelu(up), the experts having no gate */
 } moe_job;
 
 /* moe_x's row for each (token, choice): xb's row of the token. */
@@ -100,7 +102,9 @@ static void gather_job(void *ctx, int ith, int nth) {
                (size_t)d * sizeof(float));
 }
 
-static void swiglu_job(void *ctx, int ith, int nth) {
+/* hb = silu(gate) * up, or gelu(up) for experts without a gate (times the
+ * ones, bit for bit ggml_gelu, as the dense FFN computes it). */
+static void act_job(void *ctx, int ith, int nth) {
     const moe_job *j = ctx;
     const int n_ff = j->n_ff;
     int lo, hi;
@@ -108,7 +112,9 @@ static void swiglu_job(void *ctx, int ith, int nth) {
     for (int r = lo; r < hi; r++) {
         const float *g = j->s->ffn + (size_t)r * 2 * n_ff;
         float *h = j->s->hb + (size_t)r * n_ff;
-        if (kern_exact())
+        if (j->gelu)
+            kern_geglu(h, g, j->s->ones, n_ff);
+        else if (kern_exact())
             kern_swiglu(h, g, g + n_ff, n_ff);
         else
             kern_swiglu_fast(h, g, g + n_ff, n_ff);
@@ -162,6 +168,8 @@ static void run_expert(hearth_session *s, const model_layer *l, int e, int r0, i
     if (down)
         expert_product(s, &l->exps[2 * hp->n_expert + e], s->hb + (size_t)r0 * (size_t)n_ff, n_ff,
                        c, s->moe_y + (size_t)r0 * (size_t)d, d);
+    else if (!gate->data) /* up alone, where the gate would be */
+        expert_product(s, up, x, d, c, g, 2 * n_ff);
     else if (kern_exact()) {
         expert_product(s, gate, x, d, c, g, 2 * n_ff);
         expert_product(s, up, x, d, c, g + n_ff, 2 * n_ff);
@@ -195,7 +203,7 @@ static void shared_expert(hearth_session *s, const model_layer *l, int n) {
     float *ys[2] = {s->ffn, s->ffn + n_ff};
     forward_matmul_group(s, ws, ys, 2, s->xb, n, 2 * (int64_t)n_ff);
     moe_job job = {.s = s, .rows = n, .n_ff = n_ff};
-    hr_pool_run(s->model->pool, swiglu_job, &job);
+    hr_pool_run(s->model->pool, act_job, &job);
     const int d = s->model->hp.n_embd;
     float *y = s->moe_y + (size_t)n * k * (size_t)d;
     forward_matmul(s, &l->down_shexp, s->hb, n, y, d);
@@ -222,19 +230,20 @@ void forward_moe(hearth_session *s, const model_layer *l, int n) {
     }
     int *start = s->moe_start; /* [n_expert + 1], then n_expert cursors */
     sort_by_expert(s, n, n_expert, k, start);
-    moe_job job = {.s = s, .n = n, .k = k, .rows = n * k, .n_ff = hp->n_ff};
+    moe_job job = {
+        .s = s, .n = n, .k = k, .rows = n * k, .n_ff = hp->n_ff, .gelu = !l->exps[0].data};
     hr_pool *pool = s->model->pool;
     /* the experts' products are observed here, in llama-imatrix's order */
     const model_observe_fn observe = s->observe;
     s->observe = NULL;
     if (observe)
-        for (int w = 0; w < 2; w++)
+        for (int w = l->exps[0].data ? 0 : 1; w < 2; w++)
             observe_choices(s, observe, l->exps + (size_t)w * n_expert, s->xb, (size_t)hp->n_embd,
                             false, n, k);
     hr_pool_run(pool, gather_job, &job);
     for (int e = 0; e < n_expert; e++)
         if (start[e + 1] > start[e]) run_expert(s, l, e, start[e], start[e + 1] - start[e], false);
-    hr_pool_run(pool, swiglu_job, &job);
+    hr_pool_run(pool, act_job, &job);
     if (observe)
         observe_choices(s, observe, l->exps + 2 * (size_t)n_expert, s->hb, (size_t)hp->n_ff, true,
                         n, k);

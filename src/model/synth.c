@@ -450,6 +450,7 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
     if (p->yarn_beta_slow > 0.0f) SET_F32("rope.scaling.yarn_beta_slow", p->yarn_beta_slow);
     if (p->yarn_log_mul > 0.0f) SET_F32("rope.scaling.yarn_log_multiplier", p->yarn_log_mul);
     if (p->attn_temp != 0.0f) SET_F32("attention.temperature_scale", p->attn_temp);
+    if (p->n_expert > 0 && a->encoder) SET_U32("moe_every_n_layers", 2);
     if (p->n_expert > 0) {
         SET_U32("expert_count", p->n_expert);
         SET_U32("expert_used_count", p->n_expert_used);
@@ -539,8 +540,9 @@ static hearth_err add_ffn(synth_ctx *c, const synth_params *p, const arch_desc *
     char n[96];
     hearth_err err = HEARTH_OK;
     if (!a->post_ln && !a->no_pre_norms && !a->ffn_norm) T("ffn_norm.weight", d, 1, 1.0f, 0.05f);
-    if (p->n_expert > 0 && il >= p->n_dense_lead) { /* the router stays F32, as llama-quantize
-                                                        leaves it */
+    /* experts after the leading dense layers; an encoder's (nomic-bert-moe) on odd layers */
+    if (p->n_expert > 0 && il >= p->n_dense_lead && (!a->encoder || il % 2 == 1)) {
+        /* the router stays F32, as llama-quantize leaves it */
         snprintf(n, sizeof n, "blk.%d.ffn_gate_inp.weight", il);
         if (!err) err = add_tensor_as(c, n, KERN_F32, d, p->n_expert, 0.0f, 2.0f * sd, true);
         if (a->moe_gating) { /* the choice's bias, about the spread of the sigmoids */
@@ -548,7 +550,7 @@ static hearth_err add_ffn(synth_ctx *c, const synth_params *p, const arch_desc *
             if (!err) err = add_tensor_as(c, n, KERN_F32, p->n_expert, 1, 0.0f, 0.2f, false);
         }
         static const char *const exps[3] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
-        for (int i = 0; i < 3 && !err; i++) {
+        for (int i = a->ffn_no_gate ? 1 : 0; i < 3 && !err; i++) {
             snprintf(n, sizeof n, "blk.%d.%s.weight", il, exps[i]);
             err = i < 2 ? add_planes(c, n, p->type, d, p->n_ff, p->n_expert, 0.0f, sd, true)
                         : add_planes(c, n, p->type, p->n_ff, d, p->n_expert, 0.0f, sf, true);
@@ -711,7 +713,9 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
         if (kv) T("attn_k.weight", d, nkv, 0.0f, sd);
         if (v) T("attn_v.weight", d, nkv, 0.0f, sd);
     }
-    if (!strcmp(p->arch, "qwen2") || a->biases) {
+    if (a->fused_qkv && a->biases) {
+        T("attn_qkv.bias", nq + 2 * nkv, 1, 0.0f, 0.1f);
+    } else if (!strcmp(p->arch, "qwen2") || a->biases) {
         T("attn_q.bias", nq, 1, 0.0f, 0.1f);
         T("attn_k.bias", nkv, 1, 0.0f, 0.1f);
         T("attn_v.bias", nkv, 1, 0.0f, 0.1f);
@@ -872,7 +876,7 @@ hearth_err synth_write(const char *path, const synth_params *p) {
         (a->shexp == SHEXP_GATED && p->n_ff_shexp == 0) || p->n_nextn < 0 ||
         (p->n_nextn > 0 && !a->gdn) || (p->n_nextn > 0 && p->n_expert > 0) || p->n_dense_lead < 0 ||
         p->n_dense_lead > p->n_layer || (p->n_dense_lead && !a->moe_gating) ||
-        (p->unigram && !a->learned_pos))
+        (p->unigram && !a->post_ln))
         return hr_fail(HEARTH_ERR_INVALID_ARG, "synth: inconsistent shape");
     synth_ctx c = {0};
     hr_rng_seed(&c.rng, p->seed);
