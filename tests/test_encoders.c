@@ -245,29 +245,38 @@ static void hparams_test(void) {
     unlink(dst);
 }
 
-/* Files with XLM-RoBERTa's unigram vocabulary, run from text: bert as
- * bge-m3 and multilingual-e5 are (CLS pooling), nomic-bert-moe as
- * nomic-embed-text-v2-moe is (experts on odd layers, mean pooling). The ids
- * of <s> text </s> and the pooled vector's hash (exact mode) are llama.cpp's
- * for the same files (34af94cd, its tokenizer). */
+/* Encoders run from text. Files with XLM-RoBERTa's unigram vocabulary: bert
+ * as bge-m3 and multilingual-e5 are (CLS pooling), nomic-bert-moe as
+ * nomic-embed-text-v2-moe is (experts on odd layers, mean pooling). And
+ * modern-bert (ModernBERT: pre-LN LayerNorms, a centred window of 4 on odd
+ * layers, global RoPE base 160000 on even ones, GeGLU; the SiLU variant by
+ * its hidden_activation key; synth's SentencePiece vocabulary). The ids (of
+ * <s> text </s> for the unigram files) and the pooled vector's hash in exact
+ * mode are llama.cpp's for the same files (34af94cd, its tokenizer). */
 typedef struct text_case {
     const char *name, *arch;
     kern_type type;
     int n_layer, n_expert, pooling;
     uint64_t seed, hash;
+    const char *act; /* non-NULL: hidden_activation patched to this ("silu") */
 } text_case;
 
 static const text_case k_text_cases[] = {
-    {"xlmr-cls", "bert", KERN_F32, 2, 0, 2, 5, 0xbe8ad9be8136470cull},
-    {"nomic-moe-f32", "nomic-bert-moe", KERN_F32, 4, 8, 1, 7, 0xfe4be0593cf12ba4ull},
-    {"nomic-moe-q8", "nomic-bert-moe", KERN_Q8_0, 4, 8, 1, 8, 0xd02ba969abb67ff3ull},
+    {"xlmr-cls", "bert", KERN_F32, 2, 0, 2, 5, 0xbe8ad9be8136470cull, NULL},
+    {"nomic-moe-f32", "nomic-bert-moe", KERN_F32, 4, 8, 1, 7, 0xfe4be0593cf12ba4ull, NULL},
+    {"nomic-moe-q8", "nomic-bert-moe", KERN_Q8_0, 4, 8, 1, 8, 0xd02ba969abb67ff3ull, NULL},
+    {"modern-f32", "modern-bert", KERN_F32, 4, 0, 1, 11, 0x3fe15b262175d1d8ull, NULL},
+    {"modern-q8-cls", "modern-bert", KERN_Q8_0, 4, 0, 2, 12, 0xbbc110d2217dd163ull, NULL},
+    {"modern-silu", "modern-bert", KERN_F32, 4, 0, 1, 11, 0xdad522f3f8cc66c7ull, "silu"},
 };
 
 static const char k_text[] = "Hello world, the little girl named Lily";
+static const char k_text_long[] =
+    "Hello world, the little girl named Lily played in the warm home by the fire";
 
 static synth_params text_params(const char *arch, kern_type type, uint64_t seed) {
     synth_params p = synth_default_params();
-    p.arch = arch, p.type = type, p.unigram = true, p.seed = seed;
+    p.arch = arch, p.type = type, p.unigram = strcmp(arch, "modern-bert") != 0, p.seed = seed;
     p.n_embd = 128, p.n_head = p.n_head_kv = 4, p.head_dim = 32, p.n_ff = 256;
     return p;
 }
@@ -279,14 +288,23 @@ static void check_text_case(const text_case *c) {
     synth_params p = text_params(c->arch, c->type, c->seed);
     p.n_layer = c->n_layer, p.pooling = c->pooling;
     p.n_expert = c->n_expert, p.n_expert_used = c->n_expert ? 2 : 0;
+    p.swa_window = 4; /* modern-bert's; the others have no window */
     REQUIRE(synth_write(path, &p) == HEARTH_OK);
+    if (c->act) { /* "gelu" -> c->act: after the key, its type and the string's length */
+        char patched[140];
+        snprintf(patched, sizeof patched, "%s.act", path);
+        static const char key[] = "modern-bert.hidden_activation";
+        peer_patch(path, patched, key, c->act, 4, strlen(key) + 4 + 8);
+        REQUIRE(rename(patched, path) == 0);
+    }
     hearth_model *m = NULL;
     REQUIRE(hearth_model_load(path, NULL, &m) == HEARTH_OK);
     int32_t ids[MAX_IDS];
     size_t n = 0;
-    CHECKF(hearth_tokenize(m, k_text, strlen(k_text), true, false, ids, MAX_IDS, &n) == HEARTH_OK &&
-               n == 10 && !memcmp(ids, want_ids, sizeof want_ids),
-           "%s: ids", c->name);
+    const char *text = p.unigram ? k_text : k_text_long;
+    CHECK(hearth_tokenize(m, text, strlen(text), true, false, ids, MAX_IDS, &n) == HEARTH_OK);
+    CHECKF(p.unigram ? n == 10 && !memcmp(ids, want_ids, sizeof want_ids) : n == 56, "%s: ids",
+           c->name);
     hearth_session *s = NULL;
     REQUIRE(hearth_session_new(m, NULL, &s) == HEARTH_OK);
     float e[128], fast[128];
@@ -301,7 +319,8 @@ static void check_text_case(const text_case *c) {
     CHECKF(d < (c->type == KERN_F32 ? 1e-4 : 2e-2), "%s: default mode differs by %g", c->name, d);
     hearth_session_free(s);
     hearth_model_free(m);
-    if (c->type == KERN_F32) { /* its single type row becomes a vector, as llama-quantize writes */
+    if (c->type == KERN_F32 && p.unigram) { /* a single type row becomes a vector, as
+                                                llama-quantize writes it */
         char q8[140];
         snprintf(q8, sizeof q8, "%s.q8", path);
         quant_params qp = quant_default_params();
@@ -315,23 +334,56 @@ static void check_text_case(const text_case *c) {
     unlink(path);
 }
 
-/* An XLM-RoBERTa reranker (bge-reranker-v2-m3): the pair's ids as
- * llama-server's format_prompt_rerank builds them, <s> query </s></s>
- * document </s>, and its score, llama.cpp's for the same file. */
-static void xlmr_rerank_test(void) {
-    static const int32_t want_pair[] = {0, 104, 105, 2, 2, 40, 88, 89, 90, 91, 2};
+/* ModernBERT's layers and keys: global layers first in each pattern with
+ * the global RoPE base, no norm before layer 0, the activation's key, and
+ * no window without attention.sliding_window (as llama.cpp reads them). */
+static void modern_hparams_test(void) {
+    char src[128], dst[128], err[512];
+    snprintf(src, sizeof src, "%s/modern.gguf", tmp_dir);
+    snprintf(dst, sizeof dst, "%s/modern-patched.gguf", tmp_dir);
+    synth_params p = text_params("modern-bert", KERN_F32, 3);
+    p.n_layer = 4, p.swa_window = 4;
+    REQUIRE(synth_write(src, &p) == HEARTH_OK);
+    hearth_model *m = peer_load(src, err, sizeof err);
+    REQUIRE(m);
+    CHECK(!m->layers[0].swa && m->layers[1].swa && !m->layers[2].swa && m->layers[3].swa);
+    CHECK(m->layers[0].rope_base == 160000.0f && m->layers[1].rope_base == 10000.0f);
+    CHECK(!m->layers[0].attn_norm && m->layers[1].attn_norm && m->tok_norm && !m->tok_norm_b);
+    CHECK(m->hp.act == FFN_GELU && m->hp.swa_window == 4 && m->hp.rms_eps == 1e-5f);
+    hearth_model_free(m);
+    static const char act[] = "modern-bert.hidden_activation";
+    peer_patch(src, dst, act, "relu", 4, strlen(act) + 4 + 8);
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(!m && strstr(err, "relu FFN is not supported"), "%s", err);
+    hearth_model_free(m);
+    peer_patch(src, dst, "attention.sliding_window", "X", 1, 0); /* the key renamed away */
+    m = peer_load(dst, err, sizeof err);
+    CHECKF(m && !m->layers[1].swa && m->hp.swa_window == 0, "%s", err);
+    hearth_model_free(m);
+    unlink(dst);
+    unlink(src);
+}
+
+/* Rerankers from text: XLM-RoBERTa's (bge-reranker-v2-m3: the pair as
+ * llama-server's format_prompt_rerank builds it, <s> query </s></s>
+ * document </s>) and ModernBERT's (gte-reranker-modernbert: the head over
+ * the rows' mean, GELU and its norm). The pairs' lengths (and the XLM-R
+ * ids) and the scores in exact mode are llama.cpp's for the same files. */
+static void rerank_test(const char *arch, int n_layer, uint64_t seed, size_t want_n,
+                        const int32_t *want_ids, float want) {
     char path[128];
-    snprintf(path, sizeof path, "%s/xlmr-rerank.gguf", tmp_dir);
-    synth_params p = text_params("bert", KERN_F32, 6);
-    p.rerank = 1;
+    snprintf(path, sizeof path, "%s/%s-rerank.gguf", tmp_dir, arch);
+    synth_params p = text_params(arch, KERN_F32, seed);
+    p.rerank = 1, p.n_layer = n_layer, p.swa_window = 4;
     REQUIRE(synth_write(path, &p) == HEARTH_OK);
     hearth_model *m = NULL;
     REQUIRE(hearth_model_load(path, NULL, &m) == HEARTH_OK);
     int32_t ids[MAX_IDS];
     size_t n = 0;
     CHECK(hearth_tokenize_rerank(m, "Hello world", 11, "the little girl named Lily", 26, ids,
-                                 MAX_IDS, &n) == HEARTH_OK &&
-          n == 11 && !memcmp(ids, want_pair, sizeof want_pair));
+                                 MAX_IDS, &n) == HEARTH_OK);
+    CHECKF(n == want_n && (!want_ids || !memcmp(ids, want_ids, n * sizeof *ids)), "%s: pair ids",
+           arch);
     hearth_session *s = NULL;
     REQUIRE(hearth_session_new(m, NULL, &s) == HEARTH_OK);
     const int n_ids = (int)n;
@@ -339,7 +391,7 @@ static void xlmr_rerank_test(void) {
     kern_set_exact(true);
     CHECK(hearth_rank_batch(s, ids, &n_ids, 1, &score) == HEARTH_OK);
     kern_set_exact(false);
-    CHECKF(score == -2.3812623f, "xlmr: rerank score %.9g, llama.cpp's -2.3812623", score);
+    CHECKF(score == want, "%s: rerank score %.9g, llama.cpp's %.9g", arch, score, want);
     hearth_session_free(s);
     hearth_model_free(m);
     unlink(path);
@@ -349,7 +401,10 @@ int main(void) {
     peer_tmpdir(tmp_dir, sizeof tmp_dir, "encoders");
     for (size_t i = 0; i < sizeof k_text_cases / sizeof k_text_cases[0]; i++)
         check_text_case(&k_text_cases[i]);
-    xlmr_rerank_test();
+    static const int32_t xlmr_pair[] = {0, 104, 105, 2, 2, 40, 88, 89, 90, 91, 2};
+    rerank_test("bert", 2, 6, 11, xlmr_pair, -2.3812623f);
+    rerank_test("modern-bert", 3, 3, 33, NULL, 1.5238657f);
+    modern_hparams_test();
     const int n = (int)(sizeof k_fixtures / sizeof k_fixtures[0]);
     for (int i = 0; i < n; i++) write_fixture(&k_fixtures[i]);
     for (int i = 0; i < n; i++) check_fixture(&k_fixtures[i]);

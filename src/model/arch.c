@@ -3,9 +3,11 @@
  * blocks are a combination of these features is one table row. The
  * encoders (bert: all-MiniLM, bge, XLM-RoBERTa's bge-m3; nomic-bert:
  * nomic-embed-text; nomic-bert-moe: nomic-embed-text-v2-moe, experts on
- * every other layer; gemma-embedding: EmbeddingGemma) share the decoders' forward pass: their
- * differences (no causal mask, post-LN with biases, learned positions or
- * none, an ungated GELU FFN, a centred sliding window) are flags. LFM2's
+ * every other layer; modern-bert: ModernBERT's embedders, pre-LN LayerNorms
+ * and global layers between window ones; gemma-embedding: EmbeddingGemma)
+ * share the decoders' forward pass: their differences (no causal mask,
+ * post-LN with biases, learned positions or none, an ungated GELU FFN, a
+ * centred sliding window) are flags. LFM2's
  * short-convolution layers take attention's place where the file gives a
  * layer no kv heads, and Granite 4.0-H's Mamba-2 layers likewise (ssm.c);
  * Qwen3.5's Gated DeltaNet layers (ssm.c) where its layer pattern says.
@@ -214,6 +216,18 @@ static const arch_desc arches[] = {
      .fused_qkv = true,
      .encoder = true,
      .post_ln = true},
+    {.name = "modern-bert",
+     .rope = ROPE_NEOX,
+     .act = FFN_GELU,
+     .fused_qkv = true,
+     .fused_gate_up = true,
+     .swa = true,
+     .swa_pattern = 3,
+     .swa_symmetric = true,
+     .encoder = true,
+     .layer_norm = true,
+     .swa_dense_first = true,
+     .hidden_act = true},
     {.name = "nomic-bert-moe",
      .rope = ROPE_NEOX,
      .act = FFN_GELU,

@@ -321,6 +321,15 @@ void forward_rms_norm(float *y, const float *x, const float *w, int64_t n, float
     rms_norm(y, x, w, n, eps);
 }
 
+/* A pre-norm of one row (attn_norm, ffn_norm, the final norm): RMSNorm, or
+ * ModernBERT's LayerNorm without bias. */
+static void pre_norm(const hearth_model *m, float *y, const float *x, const float *w) {
+    if (m->arch->layer_norm)
+        kern_layer_norm(y, x, w, NULL, m->hp.n_embd, m->hp.rms_eps);
+    else
+        rms_norm(y, x, w, m->hp.n_embd, m->hp.rms_eps);
+}
+
 /* ---- per-token work, split across the pool by token ranges ----
  * Each step owns tokens t0..t1-1 and touches only their rows. A batch of
  * one (generation) runs inline: a handoff would cost more than the work. */
@@ -370,13 +379,13 @@ static void for_tokens(tok_job *j, tok_fn fn) {
 }
 
 /* xb = attn_norm(x) of the first layer (later layers get it from the
- * residual step before them); x itself for a post-LN encoder. */
+ * residual step before them); x itself for a post-LN encoder and
+ * ModernBERT's first layer. */
 static void tok_attn_norm(const tok_job *j, int t0, int t1) {
-    const model_hparams *hp = &j->s->model->hp;
-    const size_t d = (size_t)hp->n_embd;
+    const size_t d = (size_t)j->s->model->hp.n_embd;
     for (int t = t0; t < t1; t++) {
         if (j->l->attn_norm)
-            rms_norm(j->s->xb + t * d, j->s->x + t * d, j->l->attn_norm, hp->n_embd, hp->rms_eps);
+            pre_norm(j->s->model, j->s->xb + t * d, j->s->x + t * d, j->l->attn_norm);
         else
             memcpy(j->s->xb + t * d, j->s->x + t * d, d * sizeof(float));
     }
@@ -492,7 +501,7 @@ static void residual_rows(const tok_job *j, int t0, int t1, const residual_norms
         }
         if (rn->sum_norm) kern_layer_norm(x, x, rn->sum_norm, rn->sum_b, hp->n_embd, hp->rms_eps);
         if (rn->next_norm)
-            rms_norm(y, x, rn->next_norm, hp->n_embd, hp->rms_eps);
+            pre_norm(j->s->model, y, x, rn->next_norm);
         else if (plain_next)
             memcpy(y, x, (size_t)hp->n_embd * sizeof *y);
     }
@@ -580,7 +589,7 @@ static void tok_layer_tail(const tok_job *j, int t0, int t1) {
         }
         if (l->out_scale != 1.0f)
             for (int i = 0; i < hp->n_embd; i++) x[i] *= l->out_scale;
-        if (j->next) rms_norm(y, x, j->next->attn_norm, hp->n_embd, hp->rms_eps);
+        if (j->next) pre_norm(j->s->model, y, x, j->next->attn_norm);
     }
 }
 
@@ -607,7 +616,7 @@ static void tok_ffn_act(const tok_job *j, int t0, int t1) {
         if (m->arch->ffn_no_gate) { /* gelu(up x + b): times the ones, bit for bit ggml_gelu */
             add_bias(g, j->l->b_up, n_ff);
             kern_geglu(h, g, s->ones, n_ff);
-        } else if (m->arch->act == FFN_GELU)
+        } else if (m->hp.act == FFN_GELU)
             kern_geglu(h, g, g + n_ff, n_ff);
         else if (kern_exact())
             kern_swiglu(h, g, g + n_ff, n_ff);
@@ -797,7 +806,7 @@ void forward_multi(hearth_session *s, const fwd_run *runs, int n_runs, const int
     for (int i = 0; i < n_runs; i++) session_win_room(runs[i].s, runs[i].pos0, runs[i].n);
     ssm_begin(runs, n_runs);
     if (ids) embed(s, ids, n);
-    if (m->arch->post_ln)
+    if (m->tok_norm) /* an encoder's: BERT's or ModernBERT's */
         for (int i = 0; i < n_runs; i++) encoder_inputs(s, &runs[i]);
     tok_job tj = {.s = s, .l = &m->layers[0], .runs = runs, .n_runs = n_runs, .n = n, .ids = ids};
     if (hp->n_embd_pl) {
@@ -887,5 +896,5 @@ void forward_hidden_row(hearth_session *s, int t, float *out) {
         memcpy(out, s->x + (size_t)t * hp->n_embd, (size_t)hp->n_embd * sizeof *out);
         return;
     }
-    rms_norm(out, s->x + (size_t)t * hp->n_embd, s->model->output_norm, hp->n_embd, hp->rms_eps);
+    pre_norm(s->model, out, s->x + (size_t)t * hp->n_embd, s->model->output_norm);
 }

@@ -93,6 +93,22 @@ static hearth_err moe_hparams(hp_reader *r, const arch_desc *arch, model_hparams
                            : HEARTH_OK;
 }
 
+/* <arch>.hidden_activation, as llama.cpp maps it: gelu/geglu (also any name
+ * it does not know), silu/swish/swiglu; relu is refused. */
+static hearth_err hidden_act(hp_reader *r, model_hparams *h) {
+    gguf_str s;
+    const char *key = hp_key(r, "hidden_activation");
+    if (!gguf_find(r->f, key)) return HEARTH_OK;
+    if (!gguf_get_str(r->f, key, &s))
+        return hr_fail(HEARTH_ERR_FORMAT, "model: '%s' is not a string", key);
+    if (gguf_str_eq(s, "silu") || gguf_str_eq(s, "swish") || gguf_str_eq(s, "swiglu"))
+        h->act = FFN_SILU;
+    else if (gguf_str_eq(s, "relu") || gguf_str_eq(s, "reglu"))
+        return hr_fail(HEARTH_ERR_UNSUPPORTED, "model: a %.*s FFN is not supported", (int)s.len,
+                       s.ptr);
+    return HEARTH_OK;
+}
+
 /* Granite's multipliers; 0 (or absent) is "none" for all but logit_scale,
  * which llama.cpp requires. rope.scaling.finetuned = false switches RoPE
  * off (Granite 4.0-H's attention layers have no positions: the Mamba-2
@@ -316,6 +332,7 @@ bool model_swa_layer(const gguf_file *f, const arch_desc *arch, const model_hpar
     if (hp->swa_window == 0) return false;
     if (hp->swa_by_layer && layer_array(f, arch->name, "attention.sliding_window_pattern", &a))
         return gguf_arr_int(&a, (uint64_t)il) != 0;
+    if (arch->swa_dense_first) return hp->swa_pattern == 0 || il % hp->swa_pattern != 0;
     return hp->swa_pattern > 0 && il % hp->swa_pattern < hp->swa_pattern - 1;
 }
 
@@ -464,8 +481,8 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
     if ((err = hp_int(&r, "attention.key_length", &h.head_dim, false, h.n_embd / h.n_head)) ||
         (err = hp_int(&r, "rope.dimension_count", &h.n_rot, false, h.head_dim)) ||
         (err = hp_float(&r,
-                        arch->post_ln ? "attention.layer_norm_epsilon"
-                                      : "attention.layer_norm_rms_epsilon",
+                        arch->post_ln || arch->layer_norm ? "attention.layer_norm_epsilon"
+                                                          : "attention.layer_norm_rms_epsilon",
                         &h.rms_eps, true, 0)) ||
         (err = hp_float(&r, "rope.freq_base", &h.rope_base, false, 10000.0f)) ||
         (err = hp_float(&r, "final_logit_softcapping", &h.final_softcap, false,
@@ -592,8 +609,10 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
             h.rope_scale_swa = 1.0f;
             if (!arch->swa_plain_rope) h.rope_base_swa = 10000.0f;
         }
-        if ((err = hp_int(&r, "attention.sliding_window", &h.swa_window,
-                          arch->swa_symmetric || arch->shared_kv, arch->swa_window)) ||
+        const bool window_required =
+            (arch->swa_symmetric && !arch->swa_dense_first) || arch->shared_kv;
+        if ((err = hp_int(&r, "attention.sliding_window", &h.swa_window, window_required,
+                          arch->swa_window)) ||
             (err = swa_pattern(&r, arch, &h)) ||
             (err = hp_float(&r, "rope.freq_base_swa", &h.rope_base_swa, false, h.rope_base_swa)))
             return err;
@@ -608,13 +627,18 @@ hearth_err model_load_hparams(const gguf_file *f, const arch_desc *arch,
     int pooling;
     if ((err = hp_int(&r, "pooling_type", &pooling, false, 0))) return err;
     h.rank = pooling == 4;
-    if (h.rank) pooling = arch->encoder ? HEARTH_POOL_CLS : HEARTH_POOL_LAST;
+    if (h.rank) /* ModernBERT's head reads the mean (layer_norm) */
+        pooling = !arch->encoder     ? HEARTH_POOL_LAST
+                  : arch->layer_norm ? HEARTH_POOL_MEAN
+                                     : HEARTH_POOL_CLS;
     h.pooling =
         pooling == HEARTH_POOL_CLS || pooling == HEARTH_POOL_LAST ? pooling : HEARTH_POOL_MEAN;
     h.embd_scale = arch->scale_embd ? sqrtf((float)h.n_embd) : 1.0f;
     h.residual_scale = h.logit_scale = 1.0f;
     h.attn_scale = arch->unit_scale ? 1.0f : 0.0f;
     if (arch->granite_scales && (err = granite_hparams(&r, &h))) return err;
+    h.act = arch->act;
+    if (arch->hidden_act && (err = hidden_act(&r, &h))) return err;
     if ((err = hp_check(&h))) return err;
     if (h.attn_scale == 0.0f) { /* 1/sqrt(head_dim), or 1/sqrt(n_embd / n_head) for the
                                    wide-headed gemma 27B models, which llama.cpp tells by

@@ -315,8 +315,8 @@ static hearth_err bind_layer(hearth_model *m, int il) {
                                &l->out_norm_b)))
             return err;
     } else if (!a->no_pre_norms &&
-               ((err = bind_vector(m, lname(&b, "attn_norm.weight"), hp->n_embd, true,
-                                   &l->attn_norm)) ||
+               ((err = bind_vector(m, lname(&b, "attn_norm.weight"), hp->n_embd,
+                                   !(a->layer_norm && il == 0), &l->attn_norm)) ||
                 (err = bind_vector(m, lname(&b, a->ffn_norm ? a->ffn_norm : "ffn_norm.weight"),
                                    hp->n_embd, true, &l->ffn_norm)))) {
         return err;
@@ -480,12 +480,15 @@ static hearth_err bind_encoder_inputs(hearth_model *m) {
 
 /* A reranker's classification head, both parts optional as llama.cpp loads
  * them (jina-reranker-v1 has no cls, Qwen3-Reranker only cls.output): cls
- * [n_embd][n_embd] with its bias (the pooler), cls.output [n_labels][n_embd]
- * with its bias. Tensors of other files are refused as unknown. */
+ * [n_embd][n_embd] with its bias (the pooler; ModernBERT's with a norm),
+ * cls.output [n_labels][n_embd] with its bias. Tensors of other files are
+ * refused as unknown. */
 static hearth_err bind_classifier(hearth_model *m) {
     const int64_t d = m->hp.n_embd;
     hearth_err err = bind_matrix(m, "cls.weight", d, d, false, &m->cls);
     if (!err) err = bind_vector(m, "cls.bias", d, false, &m->cls_b);
+    if (!err && m->arch->layer_norm)
+        err = bind_vector(m, "cls.norm.weight", d, false, &m->cls_norm);
     const gguf_tensor *o = gguf_find_tensor(m->gguf, "cls.output.weight");
     if (err || !o) return err;
     if (o->n_dims != 2 || o->ne[1] < 1 || o->ne[1] > 4096)
@@ -509,6 +512,8 @@ static hearth_err bind_all(hearth_model *m) {
         (err = m->arch->post_ln   ? bind_encoder_inputs(m)
                : m->arch->encoder ? bind_embedding_output(m)
                                   : bind_output(m)) ||
+        (m->arch->layer_norm && /* ModernBERT's embedding norm, without bias */
+         (err = bind_vector(m, "token_embd_norm.weight", hp->n_embd, true, &m->tok_norm))) ||
         (err = bind_classifier(m)) ||
         (err = bind_vector(m, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)) ||
         (err = bind_vector(m, "rope_factors_long.weight", hp->n_rot / 2, false, &m->rope_long)) ||

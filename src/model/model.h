@@ -163,6 +163,15 @@ typedef struct arch_desc {
      * by side on its normed input and adds their outputs; each keeps keys
      * and values and a recurrent state. */
     bool ssm_parallel;
+    /* ModernBERT: the pre-norms, the embeddings' norm (token_embd_norm, no
+     * bias) and the final norm are LayerNorms without bias, not RMSNorms;
+     * layer 0 has no attn_norm (it reads the normed embeddings). The first
+     * layer of each sliding-window pattern is the global one (il % pattern
+     * == 0: swa_dense_first), and a file without attention.sliding_window has
+     * no window layers. <arch>.hidden_activation picks the FFN's
+     * activation: gelu (GeGLU) or silu (SwiGLU) (hidden_act). A reranker's
+     * head reads the mean of the rows (layer_norm; rank.c). */
+    bool layer_norm, swa_dense_first, hidden_act;
     const char *output_norm; /* the final norm's tensor; NULL: output_norm.weight */
     const char *ffn_norm;    /* the FFN's norm; NULL: ffn_norm.weight */
 } arch_desc;
@@ -182,6 +191,7 @@ enum { MODEL_ALTUP = 4 };
 
 typedef struct model_hparams {
     int n_vocab, n_ctx_train, n_embd, n_layer, n_ff;
+    ffn_act act; /* the FFN's activation: the architecture's, or the file's (arch hidden_act) */
     int n_head, n_head_kv, head_dim, n_rot;
     float rms_eps; /* also LayerNorm's epsilon (attention.layer_norm_epsilon) for encoders */
     float rope_base, rope_base_swa, rope_scale, rope_scale_swa; /* a scale multiplies positions */
@@ -412,6 +422,7 @@ struct hearth_model {
     model_weight cls;                   /* rerankers' head (both parts optional): cls [n_embd] */
     model_weight cls_out;               /*   [n_embd][n_embd], tanh, then cls.output */
     const float *cls_b, *cls_out_b;     /*   [n_labels][n_embd]; optional biases */
+    const float *cls_norm; /* ModernBERT's head: GELU instead of tanh, then this LayerNorm */
     /* Sentence-transformers' dense projections of the pooled vector
      * (gemma-embedding, both or neither): dense_2 [n_dense][n_embd], then
      * dense_3 [n_embd][n_dense]. */

@@ -2,9 +2,12 @@
  * rank.c - hearth_rank_batch: a reranker's scores. A reranker (a
  * cross-encoder) reads a query and a document as one text; its
  * classification head turns the pooled row (hparams.c: an encoder's first,
- * a decoder's last) into label logits, as llama.cpp's rank pooling does:
+ * ModernBERT's mean, a decoder's last) into label logits, as llama.cpp's
+ * rank pooling does:
  *
- *   h = tanh(cls x + b)      when the file has cls (the pooler)
+ *   h = tanh(cls x + b)      when the file has cls (the pooler; ModernBERT's:
+ *                            LayerNorm(gelu(cls x + b)) with cls.norm, over
+ *                            the mean of the rows)
  *   y = cls.output h + b     when it has cls.output
  *   score = y[0], after a softmax over the labels for a decoder
  *
@@ -19,17 +22,25 @@
 bool hearth_model_ranks(const hearth_model *m) { return m->hp.rank; }
 
 /* The head over k pooled rows x ([k][n_embd]) into scores; h and y hold
- * [k][n_embd] and [k][n_labels]. */
-static void head(hearth_session *s, const float *x, int k, float *h, float *y, float *scores) {
+ * [k][n_embd] and [k][n_labels]; ones is [n_embd] of 1 (ggml_gelu's bits
+ * through kern_geglu). */
+static void head(hearth_session *s, const float *x, int k, float *h, float *y, const float *ones,
+                 float *scores) {
     const hearth_model *m = s->model;
     const int d = m->hp.n_embd;
     if (m->cls.data) {
         forward_matmul(s, &m->cls, x, k, h, d);
-        for (int t = 0; t < k; t++)
-            for (int i = 0; i < d; i++) {
-                float *v = &h[(size_t)t * d + i];
-                *v = tanhf(*v + (m->cls_b ? m->cls_b[i] : 0.0f));
+        for (int t = 0; t < k; t++) {
+            float *v = h + (size_t)t * d;
+            if (m->cls_b)
+                for (int i = 0; i < d; i++) v[i] += m->cls_b[i];
+            if (m->arch->layer_norm) {
+                kern_geglu(v, v, ones, d);
+                if (m->cls_norm) kern_layer_norm(v, v, m->cls_norm, NULL, d, m->hp.rms_eps);
+            } else {
+                for (int i = 0; i < d; i++) v[i] = tanhf(v[i]);
             }
+        }
         x = h;
     }
     int n_out = d;
@@ -67,14 +78,17 @@ hearth_err hearth_rank_batch(hearth_session *s, const int32_t *ids, const int *n
     const size_t n_out = m->cls_out.data ? (size_t)m->cls_out.n_rows : d;
     float *x = malloc((size_t)n_texts * d * sizeof *x);
     float *h = malloc((size_t)chunk * d * sizeof *h);
-    float *y = malloc((size_t)chunk * n_out * sizeof *y);
-    hearth_err err = x && h && y ? HEARTH_OK : hr_fail(HEARTH_ERR_NOMEM, "rank: out of memory");
+    float *y = malloc((size_t)chunk * n_out * sizeof *y), *ones = malloc(d * sizeof *ones);
+    hearth_err err =
+        x && h && y && ones ? HEARTH_OK : hr_fail(HEARTH_ERR_NOMEM, "rank: out of memory");
+    for (size_t i = 0; !err && i < d; i++) ones[i] = 1.0f;
     if (!err)
         err = hearth_embed_batch(s, ids, n_ids, n_texts, (hearth_pooling)m->hp.pooling, false, x);
     for (int i = 0; !err && i < n_texts; i += chunk) {
         const int k = n_texts - i < chunk ? n_texts - i : chunk;
-        head(s, x + (size_t)i * d, k, h, y, scores + i);
+        head(s, x + (size_t)i * d, k, h, y, ones, scores + i);
     }
+    free(ones);
     free(x);
     free(h);
     free(y);

@@ -408,8 +408,8 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
         SET_U32("attention.value_length", p->head_dim);
         SET_U32("rope.dimension_count", p->n_rot > 0 ? p->n_rot : p->head_dim);
     }
-    if (a->post_ln) {
-        SET_F32("attention.layer_norm_epsilon", 1e-12f);
+    if (a->post_ln || a->layer_norm) {
+        SET_F32("attention.layer_norm_epsilon", a->post_ln ? 1e-12f : 1e-5f);
     } else {
         SET_F32("attention.layer_norm_rms_epsilon", a->encoder ? 1e-6f : 1e-5f);
     }
@@ -428,7 +428,7 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
         SET_U32("dense_3_feat_in", p->n_dense);
         SET_U32("dense_3_feat_out", p->n_embd);
     }
-    if (!a->layer_dims) SET_F32("rope.freq_base", 10000.0f);
+    if (!a->layer_dims) SET_F32("rope.freq_base", a->swa_dense_first ? 160000.0f : 10000.0f);
     float attn = p->rope_attn_factor;
     if (p->rope_orig_ctx > 0) {
         SET_U32("rope.scaling.original_context_length", p->rope_orig_ctx);
@@ -503,6 +503,10 @@ static hearth_err add_hparams(synth_ctx *c, const synth_params *p, const arch_de
     if (a->softcap)
         SET_F32("attn_logit_softcapping", p->attn_softcap > 0.0f ? p->attn_softcap : 50.0f);
     if (a->altup && !err) err = add_gemma3n_hparams(c, p);
+    if (a->hidden_act && !err) { /* ModernBERT's, as its converter copies it */
+        snprintf(key, sizeof key, "%s.hidden_activation", p->arch);
+        err = gguf_writer_set_str(c->w, key, "gelu");
+    }
     if (((a->swa && !a->swa_plain_rope) || p->swa_window > 0) && !a->layer_dims && !a->altup) {
         /* OLMo 2 has no window; Gemma 4's and 3n's keys are above */
         SET_U32("attention.sliding_window", p->swa_window > 0 ? p->swa_window : 8);
@@ -690,7 +694,8 @@ static hearth_err add_layer(synth_ctx *c, const synth_params *p, const arch_desc
     const float sd = 1.0f / sqrtf((float)d), sq = 1.0f / sqrtf((float)nq);
     char n[96];
     hearth_err err = HEARTH_OK;
-    if (!a->post_ln && !a->no_pre_norms) T("attn_norm.weight", d, 1, 1.0f, 0.05f);
+    if (!a->post_ln && !a->no_pre_norms && !(a->layer_norm && il == 0))
+        T("attn_norm.weight", d, 1, 1.0f, 0.05f);
     if (a->ffn_norm) T(a->ffn_norm, d, 1, 1.0f, 0.05f);
     if ((a->ssm || a->gdn) && synth_kv_free_layer(p, a, il)) {
         err = err ? err : a->gdn ? add_gdn(c, p, il) : add_ssm(c, p, il, true);
@@ -836,6 +841,11 @@ static hearth_err add_classifier(synth_ctx *c, const synth_params *p, const arch
             err = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_eos_token", true);
         if (!err && !p->unigram)
             err = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_sep_token", false);
+    } else if (a->layer_norm) { /* ModernBERT's head: dense without bias, its norm */
+        err = add_tensor(c, "cls.weight", p->type, p->n_embd, p->n_embd, 0.0f, s);
+        if (!err) err = add_tensor(c, "cls.norm.weight", KERN_F32, p->n_embd, 1, 1.0f, 0.05f);
+        if (!err)
+            err = add_tensor_as(c, "cls.output.bias", KERN_F32, p->rerank, 1, 0.0f, 0.1f, false);
     } else {
         err = gguf_writer_set_str(c->w, "tokenizer.chat_template.rerank",
                                   "<s>query: {query} | document: {document}</s>");
@@ -902,6 +912,8 @@ hearth_err synth_write(const char *path, const synth_params *p) {
         if (!err) err = add_tensor(&c, norm, KERN_F32, p->n_embd, 1, 1.0f, 0.05f);
         if (!err && !p->tied && !a->tied_only && !a->encoder)
             err = add_tensor(&c, "output.weight", p->type, p->n_embd, n_vocab, 0.0f, se);
+        if (!err && a->layer_norm) /* ModernBERT's embedding norm */
+            err = add_tensor(&c, "token_embd_norm.weight", KERN_F32, p->n_embd, 1, 1.0f, 0.05f);
     }
     if (!err && p->n_dense > 0) {
         err = add_tensor(&c, "dense_2.weight", p->type, p->n_embd, p->n_dense, 0.0f, se);

@@ -130,6 +130,7 @@ static const pre_entry PRE_TABLE[] = {
     {"gigachat", &PRE_GPT2, true, false, false},
     {"a.x-4.0", &PRE_GPT2, true, false, false},
     {"mellum", &PRE_GPT2, true, false, false},
+    {"modern-bert", &PRE_GPT2, true, false, false},
     {"exaone4", &PRE_GPT2, true, false, false},
     {"mpt", &PRE_GPT2, true, false, false},
     {"olmo", &PRE_GPT2, true, false, false},
