@@ -14,6 +14,7 @@
 #include "shared_vocab.h"
 #include "test.h"
 #include "tok_fixture.h"
+#include "tokenizer/tok_impl.h"
 
 #include <stdint.h>
 #include <sys/wait.h>
@@ -423,6 +424,22 @@ static void test_bpe(void) {
     REQUIRE(v);
     CHECK_IDS(v, "xyz", false, false, 262);
     CHECK(tok_add_bos(v));
+    tok_vocab_free(v);
+
+    /* RoBERTa's (granite-embedding-30m, all-roberta): GPT-2's split, and a
+       separator between a pair's texts; ModernBERT's: GPT-2's */
+    static const char *const gpt2_like[] = {"roberta-bpe", "jina-v1-en", "modern-bert"};
+    for (size_t i = 0; i < sizeof gpt2_like / sizeof gpt2_like[0]; i++) {
+        v = fx_bpe(gpt2_like[i]);
+        REQUIRE(v);
+        CHECK_IDS(v, " ab", false, false, ' ', 257);
+        CHECK(tok_add_sep(v) == (i < 2) && !tok_add_bos(v));
+        tok_vocab_free(v);
+    }
+    /* Granite Embedding multilingual R2: Gemma 4's BPE, BOS forced as for Gemma 4 */
+    v = fx_bpe("granite-embed-multi-311m");
+    REQUIRE(v);
+    CHECK(v->spm_bpe && tok_add_bos(v));
     tok_vocab_free(v);
 
     v = fx_bpe("qwen2"); /* no clean-up: a real round trip */
