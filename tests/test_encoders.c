@@ -248,26 +248,29 @@ static void hparams_test(void) {
 /* Encoders run from text. Files with XLM-RoBERTa's unigram vocabulary: bert
  * as bge-m3 and multilingual-e5 are (CLS pooling), nomic-bert-moe as
  * nomic-embed-text-v2-moe is (experts on odd layers, mean pooling). And
- * modern-bert (ModernBERT: pre-LN LayerNorms, a centred window of 4 on odd
- * layers, global RoPE base 160000 on even ones, GeGLU; the SiLU variant by
- * its hidden_activation key; synth's SentencePiece vocabulary). The ids (of
+ * with synth's SentencePiece vocabulary modern-bert (ModernBERT: pre-LN
+ * LayerNorms, a centred window of 4 on odd layers, global RoPE base 160000
+ * on even ones, GeGLU; the SiLU variant by its hidden_activation key) and
+ * eurobert (EuroBERT: llama's blocks attending both ways, GQA). The ids (of
  * <s> text </s> for the unigram files) and the pooled vector's hash in exact
  * mode are llama.cpp's for the same files (34af94cd, its tokenizer). */
 typedef struct text_case {
     const char *name, *arch;
     kern_type type;
-    int n_layer, n_expert, pooling;
+    int n_layer, n_head_kv, n_expert, pooling;
     uint64_t seed, hash;
     const char *act; /* non-NULL: hidden_activation patched to this ("silu") */
 } text_case;
 
 static const text_case k_text_cases[] = {
-    {"xlmr-cls", "bert", KERN_F32, 2, 0, 2, 5, 0xbe8ad9be8136470cull, NULL},
-    {"nomic-moe-f32", "nomic-bert-moe", KERN_F32, 4, 8, 1, 7, 0xfe4be0593cf12ba4ull, NULL},
-    {"nomic-moe-q8", "nomic-bert-moe", KERN_Q8_0, 4, 8, 1, 8, 0xd02ba969abb67ff3ull, NULL},
-    {"modern-f32", "modern-bert", KERN_F32, 4, 0, 1, 11, 0x3fe15b262175d1d8ull, NULL},
-    {"modern-q8-cls", "modern-bert", KERN_Q8_0, 4, 0, 2, 12, 0xbbc110d2217dd163ull, NULL},
-    {"modern-silu", "modern-bert", KERN_F32, 4, 0, 1, 11, 0xdad522f3f8cc66c7ull, "silu"},
+    {"xlmr-cls", "bert", KERN_F32, 2, 4, 0, 2, 5, 0xbe8ad9be8136470cull, NULL},
+    {"nomic-moe-f32", "nomic-bert-moe", KERN_F32, 4, 4, 8, 1, 7, 0xfe4be0593cf12ba4ull, NULL},
+    {"nomic-moe-q8", "nomic-bert-moe", KERN_Q8_0, 4, 4, 8, 1, 8, 0xd02ba969abb67ff3ull, NULL},
+    {"modern-f32", "modern-bert", KERN_F32, 4, 4, 0, 1, 11, 0x3fe15b262175d1d8ull, NULL},
+    {"modern-q8-cls", "modern-bert", KERN_Q8_0, 4, 4, 0, 2, 12, 0xbbc110d2217dd163ull, NULL},
+    {"modern-silu", "modern-bert", KERN_F32, 4, 4, 0, 1, 11, 0xdad522f3f8cc66c7ull, "silu"},
+    {"eurobert-f32", "eurobert", KERN_F32, 3, 2, 0, 1, 21, 0xaad413a11963fc0eull, NULL},
+    {"eurobert-q8-cls", "eurobert", KERN_Q8_0, 3, 2, 0, 2, 22, 0xe08629b551db2917ull, NULL},
 };
 
 static const char k_text[] = "Hello world, the little girl named Lily";
@@ -276,7 +279,9 @@ static const char k_text_long[] =
 
 static synth_params text_params(const char *arch, kern_type type, uint64_t seed) {
     synth_params p = synth_default_params();
-    p.arch = arch, p.type = type, p.unigram = strcmp(arch, "modern-bert") != 0, p.seed = seed;
+    /* XLM-RoBERTa's vocabulary for the post-LN families, synth's own for the others */
+    p.arch = arch, p.type = type, p.seed = seed;
+    p.unigram = !strcmp(arch, "bert") || !strcmp(arch, "nomic-bert-moe");
     p.n_embd = 128, p.n_head = p.n_head_kv = 4, p.head_dim = 32, p.n_ff = 256;
     return p;
 }
@@ -286,7 +291,7 @@ static void check_text_case(const text_case *c) {
     char path[128];
     snprintf(path, sizeof path, "%s/%s.gguf", tmp_dir, c->name);
     synth_params p = text_params(c->arch, c->type, c->seed);
-    p.n_layer = c->n_layer, p.pooling = c->pooling;
+    p.n_layer = c->n_layer, p.n_head_kv = c->n_head_kv, p.pooling = c->pooling;
     p.n_expert = c->n_expert, p.n_expert_used = c->n_expert ? 2 : 0;
     p.swa_window = 4; /* modern-bert's; the others have no window */
     REQUIRE(synth_write(path, &p) == HEARTH_OK);

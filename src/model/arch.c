@@ -4,7 +4,8 @@
  * encoders (bert: all-MiniLM, bge, XLM-RoBERTa's bge-m3; nomic-bert:
  * nomic-embed-text; nomic-bert-moe: nomic-embed-text-v2-moe, experts on
  * every other layer; modern-bert: ModernBERT's embedders, pre-LN LayerNorms
- * and global layers between window ones; gemma-embedding: EmbeddingGemma)
+ * and global layers between window ones; eurobert: llama's blocks attending
+ * both ways; gemma-embedding: EmbeddingGemma)
  * share the decoders' forward pass: their differences (no causal mask,
  * post-LN with biases, learned positions or none, an ungated GELU FFN, a
  * centred sliding window) are flags. LFM2's
@@ -216,6 +217,7 @@ static const arch_desc arches[] = {
      .fused_qkv = true,
      .encoder = true,
      .post_ln = true},
+    {.name = "eurobert", .rope = ROPE_NEOX, .act = FFN_SILU, .encoder = true},
     {.name = "modern-bert",
      .rope = ROPE_NEOX,
      .act = FFN_GELU,

@@ -28,7 +28,7 @@ typedef struct synth_params {
                          "gemma4",      "gemma3n", "falcon-h1", "phi3", "smollm3", "lfm2",
                          "lfm2moe", "mistral3", "qwen2vl", "qwen3vl", "qwen3vlmoe", "bert",
                          "nomic-bert", "nomic-bert-moe" (experts on odd layers), "modern-bert",
-                         "gemma-embedding" */
+                         "eurobert", "gemma-embedding" */
     kern_type type;   /* type of the 2-D weights: F32, F16, Q8_0, Q4_0, Q4_K, Q6_K, ... */
     int n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx;
     bool tied; /* no output.weight: token_embd serves both */

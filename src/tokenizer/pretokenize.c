@@ -117,6 +117,7 @@ static const pre_entry PRE_TABLE[] = {
     {"pixtral", &PRE_LLAMA3, true, true, true, false},
     {"midm-2.0", &PRE_LLAMA3, true, true, true, false},
     {"lfm2", &PRE_LLAMA3, true, true, true, false},
+    {"jina-v5-nano", &PRE_LLAMA3, true, true, true, false},
     {"dbrx", &PRE_LLAMA3, true, false, false, false},
     {"smaug-bpe", &PRE_LLAMA3, true, false, false, false},
     {"deepseek-llm", &PRE_DEEPSEEK_LLM, false, false, false, false},

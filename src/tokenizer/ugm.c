@@ -148,10 +148,7 @@ hearth_err tok_ugm_init(tok_vocab *v, const uint8_t *charsmap, size_t n) {
 /* ---- normalization ---- */
 
 static hearth_err corrupt(const char *what) {
-    return hr_fail(HEARTH_ERR_FORMAT,
-                   "tokenizer: tokenizer.ggml.precompiled_charsmap is corrupt "
-                   "(%s)",
-                   what);
+    return hr_fail(HEARTH_ERR_FORMAT, "tokenizer: the precompiled charsmap is corrupt (%s)", what);
 }
 
 /* XCDA node i: BASE in bits 10-30 (shifted left by 8 when bit 9 is set),
