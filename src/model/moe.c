@@ -4,9 +4,9 @@
  * W_r x, p = softmax (LFM2-MoE: sigmoid), the k experts of the highest p
  * (LFM2-MoE: p plus a bias per expert; ties to the lower index), their p
  * divided by their sum (at least 2^-14; olmoe keeps them as they are),
- * each chosen expert's down(silu(gate x) * up x) (nomic-bert-moe: down(gelu(up
- * x)), no gate) times its weight, and the
- * k results added in the order they were chosen. A shared expert (Granite 4.0-H Tiny,
+ * each chosen expert's down(silu(gate x) * up x) (nomic-bert-moe's, which
+ * have no gate: down(gelu(up x))) times its weight, and the k results added
+ * in the order they were chosen. A shared expert (Granite 4.0-H Tiny,
  * Qwen3.5-MoE), a dense SwiGLU FFN of its own width on every token (Qwen3.5:
  * times the sigmoid of its gate), is added to that sum.
  *
