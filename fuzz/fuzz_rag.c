@@ -22,10 +22,28 @@ static bool blank(uint8_t c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
+/* Words as rag_word_end cuts them (a Han character is one: rag.h); whether
+ * a chunk edge falls on word edges is checked through the same cuts. */
 static int words_in(const uint8_t *t, size_t n) {
     int w = 0;
-    for (size_t i = 0; i < n; i++) w += !blank(t[i]) && (i == 0 || blank(t[i - 1]));
+    for (size_t i = 0; i < n;) {
+        if (blank(t[i])) {
+            i++;
+            continue;
+        }
+        i = rag_word_end((const char *)t, n, i);
+        w++;
+    }
     return w;
+}
+
+/* Whether byte a of t[0..n) is where a word starts (cutting from 0). */
+static bool word_edge(const uint8_t *t, size_t n, size_t a) {
+    for (size_t i = 0; i < n && i <= a;) {
+        if (i == a) return true;
+        i = blank(t[i]) ? i + 1 : rag_word_end((const char *)t, n, i);
+    }
+    return a == n;
 }
 
 static void check_chunks(const uint8_t *t, size_t n, int max, int overlap) {
@@ -35,8 +53,8 @@ static void check_chunks(const uint8_t *t, size_t n, int max, int overlap) {
     size_t covered = 0;
     for (size_t i = 0; i < m; i++) {
         const size_t a = s[i].start, b = a + s[i].len;
-        if (b > n || !s[i].len || blank(t[a]) || blank(t[b - 1]) || (a && !blank(t[a - 1])) ||
-            (b < n && !blank(t[b])) || words_in(t + a, s[i].len) != s[i].n_words ||
+        if (b > n || !s[i].len || blank(t[a]) || blank(t[b - 1]) || !word_edge(t, n, a) ||
+            !word_edge(t, n, b) || words_in(t + a, s[i].len) != s[i].n_words ||
             s[i].n_words > max || (i && a <= s[i - 1].start))
             abort();
         if (i && a < s[i - 1].start + s[i - 1].len &&

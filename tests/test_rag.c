@@ -33,10 +33,33 @@ static void write_file(const char *name, const char *text, size_t len) {
 
 static bool space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
 
+/* Lead bytes of the Han characters these tests write (U+4000..U+9FFF). */
+static bool han(char c) { return (unsigned char)c >= 0xE4 && (unsigned char)c <= 0xE9; }
+
+/* Words as the chunker counts them: runs without white space, each Han
+ * character a word of its own. */
 static int count_words(const char *t, size_t n) {
     int w = 0;
-    for (size_t i = 0; i < n; i++) w += !space(t[i]) && (i == 0 || space(t[i - 1]));
+    bool in_word = false;
+    for (size_t i = 0; i < n;) {
+        const unsigned char c = (unsigned char)t[i];
+        const bool h = han(t[i]);
+        if (space(t[i]))
+            in_word = false;
+        else if (h || !in_word)
+            w++, in_word = !h;
+        i += c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    }
     return w;
+}
+
+/* Whether a word may start (end) at byte a of t: after (before) white space,
+ * or at the edge of a Han character. */
+static bool word_start(const char *t, size_t a) {
+    return a == 0 || space(t[a - 1]) || han(t[a]) || (a >= 3 && han(t[a - 3]));
+}
+static bool word_stop(const char *t, size_t len, size_t b) {
+    return b == len || space(t[b]) || han(t[b]) || (b >= 3 && han(t[b - 3]));
 }
 
 /* ---- chunking ------------------------------------------------------------ */
@@ -85,6 +108,17 @@ static void test_chunk_paragraphs(void) {
     CHECK(n == 2 && s[0].start == 0 && !strncmp(text + s[1].start, "# Two", 5));
     free(s);
 
+    /* Chinese and Japanese: each Han or kana character is a word, 。 ends a
+     * sentence (11 words, then 6) */
+    strcpy(text, "東京は日本の首都です。京都は古い。");
+    REQUIRE(rag_chunk(text, strlen(text), 12, 0, &s, &n) == HEARTH_OK);
+    CHECK(n == 2 && s[0].n_words == 11 && s[1].n_words == 6 &&
+          !strncmp(text + s[1].start, "京都", 6) && s[0].len == s[1].start);
+    free(s);
+    REQUIRE(rag_chunk(text, strlen(text), 8, 0, &s, &n) == HEARTH_OK); /* a long one is cut */
+    CHECK(n == 3 && s[0].n_words == 8 && s[1].n_words == 3 && s[2].n_words == 6);
+    free(s);
+
     REQUIRE(rag_chunk(" \n\n\t ", 5, 100, 0, &s, &n) == HEARTH_OK);
     CHECK(n == 0);
     free(s);
@@ -120,7 +154,7 @@ static void test_chunk_random(void) {
         for (size_t i = 0; i < n && ok; i++) {
             const size_t a = s[i].start, b = a + s[i].len;
             ok = b <= len && s[i].len > 0 && !space(text[a]) && !space(text[b - 1]) &&
-                 (a == 0 || space(text[a - 1])) && (b == len || space(text[b])) &&
+                 word_start(text, a) && word_stop(text, len, b) &&
                  count_words(text + a, s[i].len) == s[i].n_words && s[i].n_words <= max &&
                  (i == 0 || a > s[i - 1].start);
             if (ok && i > 0 && a < s[i - 1].start + s[i - 1].len) /* an overlap */

@@ -26,11 +26,17 @@
  * chunk, and one longer than a chunk is cut between sentences, the next
  * piece repeating the previous piece's last sentences up to overlap_words
  * (context for a sentence that leans on the one before). A sentence longer
- * than max_words is cut between words. */
+ * than max_words is cut between words. Each character of a script written
+ * without spaces (Han, kana, Thai, ...) is a word of its own. */
 typedef struct rag_span {
     size_t start, len; /* bytes of the document */
     int n_words;
 } rag_span;
+
+/* The end of the word that starts at t[i] (i < len, t[i] not white space):
+ * one character of an unspaced script, or the run up to white space or the
+ * next such character. */
+size_t rag_word_end(const char *t, size_t len, size_t i);
 
 /* The chunks of text[0..len) into *out (malloc'd, the caller frees), *n_out
  * of them; no chunk for a text without words. max_words in [8, 8192],

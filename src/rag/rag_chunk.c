@@ -4,8 +4,13 @@
  * Two passes: the text becomes a list of sentences (each knows whether it
  * opens a paragraph and how many words it has; a sentence longer than a
  * chunk is already cut between words), then sentences are packed. Words are
- * runs of bytes that are not ASCII white space, so a UTF-8 sequence is never
- * split and offsets always fall on character boundaries.
+ * runs of bytes that are not ASCII white space, except that each character
+ * of a script written without spaces (Han, kana, their punctuation and
+ * full-width forms; Thai, Lao, Khmer, Myanmar) is a word of its own: a
+ * paragraph of Chinese or Japanese would otherwise be one "word" however
+ * long, and its chunks would outgrow any embedder's context (a Han
+ * character is about one token). A UTF-8 sequence is never split, so
+ * offsets always fall on character boundaries.
  */
 #include "rag.h"
 
@@ -28,10 +33,43 @@ static bool is_space(unsigned char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
+/* Characters of the scripts written without spaces between words. */
+static bool unspaced(uint32_t cp) {
+    return (cp >= 0x0E00 && cp <= 0x0EFF) || /* Thai, Lao */
+           (cp >= 0x1000 && cp <= 0x109F) || /* Myanmar */
+           (cp >= 0x1780 && cp <= 0x17FF) || /* Khmer */
+           (cp >= 0x2E80 && cp <= 0x30FF) || /* CJK radicals, punctuation, kana */
+           (cp >= 0x31C0 && cp <= 0x31FF) || /* CJK strokes, katakana extension */
+           (cp >= 0x3400 && cp <= 0x4DBF) || /* CJK extension A */
+           (cp >= 0x4E00 && cp <= 0x9FFF) || /* CJK unified ideographs */
+           (cp >= 0xF900 && cp <= 0xFAFF) || /* CJK compatibility ideographs */
+           (cp >= 0xFF00 && cp <= 0xFFEF) || /* full-width and half-width forms */
+           (cp >= 0x20000 && cp <= 0x3FFFF); /* CJK extensions B and later */
+}
+
+/* The code point at t[i] when it is a well-formed character of an unspaced
+ * script (*n its bytes), else 0. */
+static uint32_t unspaced_at(const char *t, size_t len, size_t i, size_t *n) {
+    uint32_t cp = 0;
+    if ((unsigned char)t[i] < 0x80 || !(*n = hr_utf8_next(t + i, len - i, &cp))) return 0;
+    return unspaced(cp) ? cp : 0;
+}
+
+size_t rag_word_end(const char *t, size_t len, size_t i) {
+    size_t n;
+    if (unspaced_at(t, len, i, &n)) return i + n;
+    while (i < len && !is_space((unsigned char)t[i]) && !unspaced_at(t, len, i, &n)) i++;
+    return i;
+}
+
 /* A word ends a sentence when it ends in . ! or ? (before closing quotes or
  * brackets) and is not a lone initial ("J.") - abbreviations like "e.g."
- * still end one: a cheap rule, and a wrong cut only costs some context. */
+ * still end one: a cheap rule, and a wrong cut only costs some context. An
+ * ideographic full stop and a full-width ! ? . are words that end one. */
 static bool ends_sentence(const char *t, size_t start, size_t end) {
+    size_t n;
+    const uint32_t cp = unspaced_at(t, end, start, &n);
+    if (cp) return cp == 0x3002 || cp == 0xFF01 || cp == 0xFF1F || cp == 0xFF0E;
     size_t e = end;
     while (e > start && (t[e - 1] == '"' || t[e - 1] == '\'' || t[e - 1] == ')' || t[e - 1] == ']'))
         e--;
@@ -69,7 +107,7 @@ static hearth_err split_sentences(const char *t, size_t len, int max_words, sent
             next_para = true;
         }
         const size_t w0 = i;
-        while (i < len && !is_space((unsigned char)t[i])) i++;
+        i = rag_word_end(t, len, i);
         if (!words) {
             start = w0;
             para = next_para;
