@@ -282,7 +282,8 @@ void kern_swiglu(float *y, const float *g, const float *u, int64_t n);
 void kern_swiglu_fast(float *restrict y, const float *restrict g, const float *restrict u,
                       int64_t n);
 void kern_rms_norm_fast(float *y, const float *x, const float *w, int64_t n, float eps);
-/* y[i] = gelu(g[i]) * u[i], tanh approximation through ggml's FP16 table. */
+/* y[i] = gelu(g[i]) * u[i], tanh approximation through ggml's FP16 table;
+ * u NULL: gelu(g[i]) alone (ggml_gelu; y may be g). */
 void kern_geglu(float *y, const float *g, const float *u, int64_t n);
 
 /* Hot loops written with fmaf: on x86-64 Linux the compiler also builds a

@@ -377,11 +377,9 @@ static void gelu_table_init(void) {
 void kern_geglu(float *y, const float *g, const float *u, int64_t n) {
     pthread_once(&gelu_once, gelu_table_init);
     for (int64_t i = 0; i < n; i++) {
-        if (g[i] <= -10.0f)
-            y[i] = 0.0f;
-        else if (g[i] >= 10.0f)
-            y[i] = g[i] * u[i];
-        else
-            y[i] = kern_f16_to_f32(gelu_table[kern_f32_to_f16(g[i])]) * u[i];
+        const float a = g[i] <= -10.0f  ? 0.0f
+                        : g[i] >= 10.0f ? g[i]
+                                        : kern_f16_to_f32(gelu_table[kern_f32_to_f16(g[i])]);
+        y[i] = u ? a * u[i] : a;
     }
 }

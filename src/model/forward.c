@@ -613,9 +613,9 @@ static void tok_ffn_act(const tok_job *j, int t0, int t1) {
         float *g = s->ffn + (size_t)t * 2 * n_ff;
         float *h = s->hb + (size_t)t * n_ff;
         if (j->l->sparse) altup_sparsify(g, n_ff, j->l->sparsity); /* Gemma 3n's first layers */
-        if (m->arch->ffn_no_gate) { /* gelu(up x + b): times the ones, bit for bit ggml_gelu */
+        if (m->arch->ffn_no_gate) {                                /* gelu(up x + b) */
             add_bias(g, j->l->b_up, n_ff);
-            kern_geglu(h, g, s->ones, n_ff);
+            kern_geglu(h, g, NULL, n_ff);
         } else if (m->hp.act == FFN_GELU)
             kern_geglu(h, g, g + n_ff, n_ff);
         else if (kern_exact())

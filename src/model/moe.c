@@ -102,8 +102,8 @@ static void gather_job(void *ctx, int ith, int nth) {
                (size_t)d * sizeof(float));
 }
 
-/* hb = silu(gate) * up, or gelu(up) for experts without a gate (times the
- * ones, bit for bit ggml_gelu, as the dense FFN computes it). */
+/* hb = silu(gate) * up, or gelu(up) for experts without a gate (as the
+ * dense FFN computes it). */
 static void act_job(void *ctx, int ith, int nth) {
     const moe_job *j = ctx;
     const int n_ff = j->n_ff;
@@ -113,7 +113,7 @@ static void act_job(void *ctx, int ith, int nth) {
         const float *g = j->s->ffn + (size_t)r * 2 * n_ff;
         float *h = j->s->hb + (size_t)r * n_ff;
         if (j->gelu)
-            kern_geglu(h, g, j->s->ones, n_ff);
+            kern_geglu(h, g, NULL, n_ff);
         else if (kern_exact())
             kern_swiglu(h, g, g + n_ff, n_ff);
         else

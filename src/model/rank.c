@@ -22,10 +22,8 @@
 bool hearth_model_ranks(const hearth_model *m) { return m->hp.rank; }
 
 /* The head over k pooled rows x ([k][n_embd]) into scores; h and y hold
- * [k][n_embd] and [k][n_labels]; ones is [n_embd] of 1 (ggml_gelu's bits
- * through kern_geglu). */
-static void head(hearth_session *s, const float *x, int k, float *h, float *y, const float *ones,
-                 float *scores) {
+ * [k][n_embd] and [k][n_labels]. */
+static void head(hearth_session *s, const float *x, int k, float *h, float *y, float *scores) {
     const hearth_model *m = s->model;
     const int d = m->hp.n_embd;
     if (m->cls.data) {
@@ -35,7 +33,7 @@ static void head(hearth_session *s, const float *x, int k, float *h, float *y, c
             if (m->cls_b)
                 for (int i = 0; i < d; i++) v[i] += m->cls_b[i];
             if (m->arch->layer_norm) {
-                kern_geglu(v, v, ones, d);
+                kern_geglu(v, v, NULL, d);
                 if (m->cls_norm) kern_layer_norm(v, v, m->cls_norm, NULL, d, m->hp.rms_eps);
             } else {
                 for (int i = 0; i < d; i++) v[i] = tanhf(v[i]);
@@ -78,17 +76,14 @@ hearth_err hearth_rank_batch(hearth_session *s, const int32_t *ids, const int *n
     const size_t n_out = m->cls_out.data ? (size_t)m->cls_out.n_rows : d;
     float *x = malloc((size_t)n_texts * d * sizeof *x);
     float *h = malloc((size_t)chunk * d * sizeof *h);
-    float *y = malloc((size_t)chunk * n_out * sizeof *y), *ones = malloc(d * sizeof *ones);
-    hearth_err err =
-        x && h && y && ones ? HEARTH_OK : hr_fail(HEARTH_ERR_NOMEM, "rank: out of memory");
-    for (size_t i = 0; !err && i < d; i++) ones[i] = 1.0f;
+    float *y = malloc((size_t)chunk * n_out * sizeof *y);
+    hearth_err err = x && h && y ? HEARTH_OK : hr_fail(HEARTH_ERR_NOMEM, "rank: out of memory");
     if (!err)
         err = hearth_embed_batch(s, ids, n_ids, n_texts, (hearth_pooling)m->hp.pooling, false, x);
     for (int i = 0; !err && i < n_texts; i += chunk) {
         const int k = n_texts - i < chunk ? n_texts - i : chunk;
-        head(s, x + (size_t)i * d, k, h, y, ones, scores + i);
+        head(s, x + (size_t)i * d, k, h, y, scores + i);
     }
-    free(ones);
     free(x);
     free(h);
     free(y);

@@ -223,8 +223,6 @@ hearth_err hearth_session_new(hearth_model *m, const hearth_session_params *para
         s->buffer_bytes += (2 * nb * k + 2 * ne + 1) * sizeof(int32_t);
     }
     s->logits = alloc_f32((size_t)hp->n_vocab, &s->buffer_bytes, &err);
-    if (m->arch->ffn_no_gate && (s->ones = alloc_f32((size_t)hp->n_ff, &s->buffer_bytes, &err)))
-        for (int i = 0; i < hp->n_ff; i++) s->ones[i] = 1.0f;
     if (p.n_seq_max > 1)
         s->out_rows = alloc_f32((size_t)p.n_seq_max * (size_t)hp->n_vocab, &s->buffer_bytes, &err);
     if (!err && !(s->runs = hr_calloc(nb, sizeof *s->runs))) err = HEARTH_ERR_NOMEM;
@@ -299,7 +297,6 @@ void hearth_session_free(hearth_session *s) {
     free(s->moe_x);
     free(s->moe_y);
     free(s->logits);
-    free(s->ones);
     free(s->out_rows);
     free(s->rows);
     free(s->runs);

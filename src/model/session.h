@@ -26,7 +26,6 @@ struct hearth_session {
     const float *rope_factors; /* [n_rot/2] or NULL: model_rope_factors for n_ctx */
     kern_type kv_type;         /* KERN_F32, KERN_F16 or KERN_Q8_0 */
     bool kv_one_layer;   /* encoders: K and V of the layer being computed only (no cache to keep) */
-    float *ones;         /* encoders with an ungated FFN: [n_ff] ones (kern_geglu's u) */
     size_t kv_row_bytes; /* one position of one kv head of the widest head in K (or V): a
                             session file's row (session_file.c) */
     /* Per cache slot (model_layer.kv_slot; an encoder's one): its head size

@@ -47,7 +47,6 @@ struct hearth_vision {
     float *post_w, *post_b, *soft_norm;
     vis_matrix proj; /* mm.input_projection transposed: [n_out][n_embd] */
     void *proj_data; /* proj's rows, owned */
-    float *ones;     /* [n_ff]: kern_geglu's u for a plain GELU */
     float **owned;   /* the float copies of norms, biases and positions */
     int n_owned;
 };
@@ -205,9 +204,10 @@ static hearth_err load_layer(hearth_vision *v, int il, vis_layer *l) {
     VEC(ln1_b, "ln1.bias", d)
     VEC(ln2_w, "ln2.weight", d)
     VEC(ln2_b, "ln2.bias", d)
-    MAT(q, "attn_q.weight", d, d) MAT(k, "attn_k.weight", d, d) MAT(v, "attn_v.weight", d, d)
-        MAT(o, "attn_out.weight", d, d) VEC(q_b, "attn_q.bias", d) VEC(k_b, "attn_k.bias", d)
-            VEC(v_b, "attn_v.bias", d) VEC(o_b, "attn_out.bias", d) if (err) return err;
+    MAT(q, "attn_q.weight", d, d)
+    MAT(k, "attn_k.weight", d, d) MAT(v, "attn_v.weight", d, d) MAT(o, "attn_out.weight", d, d)
+        VEC(q_b, "attn_q.bias", d) VEC(k_b, "attn_k.bias", d) VEC(v_b, "attn_v.bias", d)
+            VEC(o_b, "attn_out.bias", d) if (err) return err;
     /* Gemma 3's converter names the MLP's first matrix ffn_down and its
      * second ffn_up; llama.cpp swaps them by shape, and so does Hearth. */
     snprintf(name, sizeof name, "v.blk.%d.ffn_down.weight", il);
@@ -281,8 +281,6 @@ static hearth_err load_tensors(hearth_vision *v) {
     if (!(v->layers = hr_calloc((size_t)v->n_layer, sizeof *v->layers))) return HEARTH_ERR_NOMEM;
     for (int il = 0; il < v->n_layer && !err; il++) err = load_layer(v, il, &v->layers[il]);
     if (!err) err = load_projection(v);
-    if (!err && !(v->ones = hr_calloc((size_t)v->n_ff, sizeof *v->ones))) err = HEARTH_ERR_NOMEM;
-    for (int i = 0; !err && i < v->n_ff; i++) v->ones[i] = 1.0f;
     return err;
 }
 
@@ -318,7 +316,6 @@ void hearth_vision_free(hearth_vision *v) {
     free(v->layers);
     free(v->proj_data);
     free(v->patch_f16);
-    free(v->ones);
     gguf_close(v->f);
     free(v);
 }
@@ -492,7 +489,7 @@ static void block(vis_run *r, const vis_layer *l) {
     add_rows(r->hb, l->up_b, n, ff);
     for (int t = 0; t < n; t++) {
         float *h = r->hb + (size_t)t * ff;
-        kern_geglu(h, h, v->ones, ff); /* times ones: ggml_gelu, bit for bit */
+        kern_geglu(h, h, NULL, ff); /* ggml_gelu */
     }
     product(r, &l->down, r->hb, n, r->cur);
     add_rows(r->cur, l->down_b, n, d);
