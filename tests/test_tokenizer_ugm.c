@@ -186,6 +186,19 @@ static void fixture_cases(void) {
     cm[5 + sizeof nodes] = 'z'; /* the string loses its terminator */
     CHECK(tok_ugm_charsmap(v, cm, sizeof cm) == HEARTH_OK);
     CHECK(tok_encode(v, "a", 1, false, false, ids, 16, &n) == HEARTH_ERR_FORMAT);
+    /* a rule that blows text up past 64x is refused, not followed into any
+       amount of memory: "b" -> 200 bytes */
+    char big[201];
+    memset(big, 'a', 200), big[200] = '\0';
+    const fx_rule blow[] = {{"b", big}};
+    size_t n_cm = 0;
+    uint8_t *bcm = fx_charsmap(blow, 1, &n_cm);
+    REQUIRE(bcm);
+    CHECK(tok_ugm_charsmap(v, bcm, n_cm) == HEARTH_OK);
+    free(bcm);
+    CHECK(tok_encode(v, "bbbb", 4, false, false, ids, 16, &n) == HEARTH_ERR_FORMAT);
+    CHECK(strstr(hearth_last_error(), "expands the text") != NULL);
+    CHECK(tok_encode(v, "xb", 2, false, false, ids, 16, &n) == HEARTH_ERR_FORMAT);
     tok_vocab_free(v);
 
     /* a unigram vocabulary must name an unknown token */

@@ -202,12 +202,23 @@ static size_t user_match(const tok_vocab *v, const char *s, size_t n) {
     return best;
 }
 
+/* The normalized text, at most `limit` bytes: real charsmaps expand a
+ * character about 11x at most (U+FDFA's 3 bytes into 33), so a file whose
+ * replacements blow text up further is refused rather than allowed to take
+ * any amount of memory. */
+enum { MAX_EXPANSION = 64 };
+
 typedef struct text_buf {
     char *p;
-    size_t n, cap;
+    size_t n, cap, limit;
 } text_buf;
 
 static hearth_err put(text_buf *b, const char *s, size_t n) {
+    if (n > b->limit - b->n)
+        return hr_fail(HEARTH_ERR_FORMAT,
+                       "tokenizer: the precompiled charsmap expands the text past %d times its "
+                       "length",
+                       (int)MAX_EXPANSION);
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n) cap *= 2;
@@ -305,7 +316,9 @@ static hearth_err viterbi(const tok_vocab *v, const char *s, size_t n, tok_ids *
 }
 
 hearth_err tok_ugm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *out) {
-    text_buf t = {0};
+    /* tok_encode caps len at 512 MiB: the limit fits size_t, Viterbi's
+       offsets may not */
+    text_buf t = {.limit = MAX_EXPANSION * len + 16};
     hearth_err err = normalize(v, text, len, &t);
     if (!err && t.n > UINT32_MAX / 2)
         err = hr_fail(HEARTH_ERR_INVALID_ARG, "tokenize: text too long");
