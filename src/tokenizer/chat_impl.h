@@ -1,6 +1,6 @@
 /*
  * chat_impl.h - private to the chat template files of src/tokenizer/:
- * the growing output buffer and text spans chat_template.c renders with,
+ * the text spans chat_template.c renders with (into tok_impl.h's tok_buf),
  * the Python-style JSON printer (chat_json.c) and the tool rendering pieces
  * (chat_tools.c).
  */
@@ -8,54 +8,22 @@
 #define HEARTH_CHAT_IMPL_H
 
 #include "chat_template.h"
+#include "tokenizer/tok_impl.h"
 
 #include "core/core.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* A growing output buffer; after a failed allocation `oom` is set and
- * further appends do nothing. */
 /* Whether the template text s contains needle (recognition reads these). */
 static inline bool ct_has(const char *s, const char *needle) { return strstr(s, needle) != NULL; }
-
-typedef struct ct_buf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} ct_buf;
-
-static inline void buf_put(ct_buf *b, const char *s, size_t len) {
-    if (b->oom || len == 0) return;
-    uint64_t need;
-    if (!hr_add_ok(b->n, len, &need) || !hr_add_ok(need, 1, &need)) {
-        b->oom = true;
-        return;
-    }
-    if (need > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < need) cap = cap > SIZE_MAX / 2 ? (size_t)need : cap * 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, len);
-    b->n += len;
-    b->p[b->n] = '\0';
-}
-
-static inline void buf_puts(ct_buf *b, const char *s) { buf_put(b, s, strlen(s)); }
 
 typedef struct ct_span {
     const char *p;
     size_t n;
 } ct_span;
 
-static inline void buf_span(ct_buf *b, ct_span s) { buf_put(b, s.p, s.n); }
+static inline void buf_span(tok_buf *b, ct_span s) { buf_put(b, s.p, s.n); }
 
 /* A message as the renderers see it (content may point into scratch text). */
 typedef struct ct_msg {
@@ -80,7 +48,7 @@ bool ct_inst_named(const char *name, tok_chat_template *out);
 hearth_err ct_inst_detect(const char *s, tok_chat_template *out);
 /* m[0..n) as the variant's template prints it, appended to b. */
 hearth_err ct_inst_render(const tok_chat_template *t, const ct_msg *m, size_t n,
-                          const tok_chat_opts *o, ct_buf *b);
+                          const tok_chat_opts *o, tok_buf *b);
 
 /* ---- chat_lfm2.c ------------------------------------------------------------ */
 
@@ -90,7 +58,7 @@ bool ct_lfm2_named(const char *name, tok_chat_template *out);
 bool ct_lfm2_detect(const char *s, tok_chat_template *out);
 /* m[0..n) and the tools as the template prints them, appended to b. */
 hearth_err ct_lfm2_render(const tok_chat_template *t, const ct_msg *m, size_t n,
-                          const tok_chat_opts *o, ct_buf *b);
+                          const tok_chat_opts *o, tok_buf *b);
 
 /* ---- chat_smollm3.c --------------------------------------------------------- */
 /* SmolLM3's template ("smollm3") and Unsloth's shorter copy ("smollm3-short")
@@ -100,7 +68,7 @@ bool ct_smollm3_named(const char *name, tok_chat_template *out);
 bool ct_smollm3_detect(const char *s, tok_chat_template *out);
 /* m[0..n), the tools and the generation prompt as the template prints them. */
 hearth_err ct_smollm3_render(const tok_chat_template *t, const ct_msg *m, size_t n,
-                             const tok_chat_opts *o, ct_buf *b);
+                             const tok_chat_opts *o, tok_buf *b);
 /* ---- chat_template.c --------------------------------------------------------- */
 
 /* A role's name in ChatML turns ("system", "user", "assistant", "tool"). */
@@ -124,19 +92,19 @@ bool ct_strftime_now(int64_t now, ct_date_fmt fmt, char *out, size_t cap);
  * Jinja's tojson in Hugging Face's chat templates. Key order is kept;
  * numbers print as Python prints the int or float json.loads makes of them.
  * False (nothing sensible appended) when text[0..len) is not one JSON value. */
-bool ct_json_dump(ct_buf *b, const char *text, size_t len, int indent);
+bool ct_json_dump(tok_buf *b, const char *text, size_t len, int indent);
 /* json.dumps(s) of a string s[0..n) (UTF-8). */
-void ct_json_quote(ct_buf *b, const char *s, size_t n);
+void ct_json_quote(tok_buf *b, const char *s, size_t n);
 /* Appends each element of the JSON array text[0..len) dumped as above,
  * `before` and `after` around each. False when it is not an array of valid
  * JSON. */
-bool ct_json_dump_items(ct_buf *b, const char *text, size_t len, int indent, const char *before,
+bool ct_json_dump_items(tok_buf *b, const char *text, size_t len, int indent, const char *before,
                         const char *after);
 /* Qwen3.5's "<parameter=KEY>\nVALUE\n</parameter>\n" for each member of the
  * JSON object text[0..len), in order: a string value as its text, true,
  * false and null as Python prints them, anything else through tojson. False
  * when it is not an object of valid JSON. */
-bool ct_json_xml_params(ct_buf *b, const char *text, size_t len);
+bool ct_json_xml_params(tok_buf *b, const char *text, size_t len);
 /* Whether text is a non-empty JSON array (NULL: no). */
 bool ct_json_nonempty_array(const char *text);
 
@@ -156,7 +124,7 @@ bool ct_jv_truthy(ct_span v);
 /* What Jinja's {{ x }} prints of a scalar: a string's text, a number as
  * Python prints it, True / False / None. Upper-cased with `upper` (|upper),
  * and a list of strings then as Python's str of the list. */
-void ct_jv_print(ct_buf *b, ct_span v, bool upper);
+void ct_jv_print(tok_buf *b, ct_span v, bool upper);
 /* Whether the string value v's text equals s. */
 bool ct_jv_is(ct_span v, const char *s);
 /* An object's members sorted as Jinja's dictsort (keys compared lower-cased,
@@ -168,31 +136,31 @@ typedef struct ct_jmember {
 bool ct_jv_sorted(ct_span obj, ct_jmember **out, size_t *n);
 /* Python's str() of the value json.loads makes of v (Jinja's `string` of a
  * dict or list): {'k': 'v', 'n': 1, 'b': True, 'x': None}. */
-void ct_py_repr(ct_buf *b, ct_span v);
+void ct_py_repr(tok_buf *b, ct_span v);
 /* Gemma 4's format_argument: strings in <|"|>, mappings as {k:v,...} in
  * dictsort order (keys in <|"|> with escape_keys), lists [a,b], numbers as
  * Python prints them, None for null. False when out of memory. */
-bool ct_gemma_value(ct_buf *b, ct_span v, bool escape_keys);
+bool ct_gemma_value(tok_buf *b, ct_span v, bool escape_keys);
 
 /* ---- chat_tools.c ------------------------------------------------------------ */
 
 /* The "# Tools ... </tool_call>" instructions of Qwen's templates with each
  * tool of tools_json (a JSON array) as one tojson line. */
-bool ct_tools_hermes_block(ct_buf *b, const char *tools_json);
+bool ct_tools_hermes_block(tok_buf *b, const char *tools_json);
 /* <tool_call>\n{"name": "NAME", "arguments": ARGS}\n</tool_call>, the
  * arguments as sent (raw) or through tojson. */
-bool ct_tools_hermes_call(ct_buf *b, const tok_chat_tool_call *c, bool raw);
+bool ct_tools_hermes_call(tok_buf *b, const tok_chat_tool_call *c, bool raw);
 /* Qwen3.5's tools block (its "# Tools" instructions, each tool of
  * tools_json as one tojson line, the XML call format) and one call as
  * <tool_call>\n<function=NAME>\n<parameter=...>...</function>\n</tool_call>. */
-bool ct_tools_xml_block(ct_buf *b, const char *tools_json);
-bool ct_tools_xml_call(ct_buf *b, const tok_chat_tool_call *c);
+bool ct_tools_xml_block(tok_buf *b, const char *tools_json);
+bool ct_tools_xml_call(tok_buf *b, const tok_chat_tool_call *c);
 /* Gemma 4's <|tool>declaration:NAME{...}<tool|> for each tool of tools_json
  * (its format_function_declaration), and one call as
  * <|tool_call>call:NAME{key:value,...}<tool_call|>. False when the JSON is
  * not what they need or memory ran out. */
-bool ct_tools_gemma_block(ct_buf *b, const char *tools_json);
-bool ct_tools_gemma_call(ct_buf *b, const tok_chat_tool_call *c);
+bool ct_tools_gemma_block(tok_buf *b, const char *tools_json);
+bool ct_tools_gemma_call(tok_buf *b, const tok_chat_tool_call *c);
 /* The generic rendering for templates without tools: m[0..n) rewritten as
  * plain system/user/assistant messages (the tools block joined to the
  * system message, calls as <tool_call> text, consecutive results as one

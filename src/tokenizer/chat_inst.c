@@ -141,14 +141,14 @@ hearth_err ct_inst_detect(const char *s, tok_chat_template *out) {
 
 /* Llama 2's user turn: bos + '[INST] ' + (the <<SYS>> block of the first
  * turn + content).strip() + ' [/INST]'. */
-static void llama2_sys_user(const tok_chat_template *t, ct_buf *b, const ct_msg *sys, ct_span c,
+static void llama2_sys_user(const tok_chat_template *t, tok_buf *b, const ct_msg *sys, ct_span c,
                             const tok_chat_opts *o) {
     if (t->bos) buf_puts(b, o->bos);
     buf_puts(b, "[INST] ");
     if (!sys) {
         buf_span(b, ct_trim(c));
     } else {
-        ct_buf text = {0};
+        tok_buf text = {0};
         buf_puts(&text, "<<SYS>>\n");
         buf_span(&text, sys->content);
         buf_puts(&text, "\n<</SYS>>\n\n");
@@ -160,7 +160,7 @@ static void llama2_sys_user(const tok_chat_template *t, ct_buf *b, const ct_msg 
     buf_puts(b, " [/INST]");
 }
 
-static void user_turn(const tok_chat_template *t, ct_buf *b, const ct_msg *sys, ct_span c,
+static void user_turn(const tok_chat_template *t, tok_buf *b, const ct_msg *sys, ct_span c,
                       const tok_chat_opts *o) {
     switch (t->inst) {
     case TOK_INST_LLAMA2_SYS: llama2_sys_user(t, b, sys, c, o); return;
@@ -179,7 +179,7 @@ static void user_turn(const tok_chat_template *t, ct_buf *b, const ct_msg *sys, 
     buf_puts(b, t->inst == TOK_INST_LLAMA2 || t->inst == TOK_INST_V1 ? " [/INST]" : "[/INST]");
 }
 
-static void assistant_turn(const tok_chat_template *t, ct_buf *b, ct_span c,
+static void assistant_turn(const tok_chat_template *t, tok_buf *b, ct_span c,
                            const tok_chat_opts *o) {
     switch (t->inst) {
     case TOK_INST_LLAMA2:
@@ -226,7 +226,7 @@ static void mistral_id(const char *id, char out[10]) {
  * {"type": "function", "function": {...}}, its keys but "return" in order,
  * a string value printed raw in quotes (the template does not escape it),
  * any other through tojson. */
-static bool mistral_tools(ct_buf *b, bool tekken, const char *tools_json) {
+static bool mistral_tools(tok_buf *b, bool tekken, const char *tools_json) {
     const ct_span all = {tools_json, strlen(tools_json)};
     if (ct_jv_kind(all) != '[' || !ct_json_valid(all)) return false;
     buf_puts(b, tekken ? "[AVAILABLE_TOOLS][" : "[AVAILABLE_TOOLS] [");
@@ -258,7 +258,7 @@ static bool mistral_tools(ct_buf *b, bool tekken, const char *tools_json) {
 }
 
 /* [TOOL_CALLS] [{"name": ..., "arguments": {...}, "id": ...}, ...] + eos. */
-static bool mistral_calls(ct_buf *b, bool tekken, const ct_msg *msg, const tok_chat_opts *o) {
+static bool mistral_calls(tok_buf *b, bool tekken, const ct_msg *msg, const tok_chat_opts *o) {
     buf_puts(b, tekken ? "[TOOL_CALLS][" : "[TOOL_CALLS] [");
     for (int c = 0; c < msg->n_calls; c++) {
         const tok_chat_tool_call *call = &msg->calls[c];
@@ -281,7 +281,7 @@ static bool mistral_calls(ct_buf *b, bool tekken, const ct_msg *msg, const tok_c
 
 /* [TOOL_RESULTS] {"content": CONTENT, "call_id": ID}[/TOOL_RESULTS], the
  * content as it is (content|string). */
-static void mistral_result(ct_buf *b, bool tekken, const ct_msg *msg) {
+static void mistral_result(tok_buf *b, bool tekken, const ct_msg *msg) {
     char id[10];
     mistral_id(msg->call_id, id);
     buf_puts(b, tekken ? "[TOOL_RESULTS]{\"content\": " : "[TOOL_RESULTS] {\"content\": ");
@@ -299,7 +299,7 @@ static bool is_call_or_result(const tok_chat_template *t, const ct_msg *msg) {
  * arguments are printed as the client sent them (OpenAI's are a string,
  * which the template prints as it is), none as {}. */
 static hearth_err ministral3_render(const tok_chat_template *t, const ct_msg *m, size_t n,
-                                    const tok_chat_opts *o, ct_buf *b) {
+                                    const tok_chat_opts *o, tok_buf *b) {
     const size_t i0 = n && m[0].role == TOK_CHAT_SYSTEM ? 1 : 0;
     if (t->bos) buf_puts(b, o->bos);
     if (i0 || t->default_system[0]) {
@@ -357,7 +357,7 @@ static hearth_err ministral3_render(const tok_chat_template *t, const ct_msg *m,
 }
 
 hearth_err ct_inst_render(const tok_chat_template *t, const ct_msg *m, size_t n,
-                          const tok_chat_opts *o, ct_buf *b) {
+                          const tok_chat_opts *o, tok_buf *b) {
     if (t->inst == TOK_INST_MINISTRAL3) return ministral3_render(t, m, n, o, b);
     const bool v7 = t->inst == TOK_INST_V7;
     /* n is 0 when a merged system message was the only one */

@@ -23,7 +23,7 @@ enum { JSON_DEPTH_MAX = 64 };
 typedef struct jp {
     const char *s;
     size_t n, i;
-    ct_buf *b;
+    tok_buf *b;
     int indent;
     bool raw; /* the next string prints as its text, unquoted (Jinja's `string`) */
 } jp;
@@ -34,7 +34,7 @@ static void skip_ws(jp *p) {
         p->i++;
 }
 
-static void put_utf8(ct_buf *b, unsigned cp) {
+static void put_utf8(tok_buf *b, unsigned cp) {
     char u[4];
     size_t k;
     if (cp < 0x80) {
@@ -60,7 +60,7 @@ static void put_utf8(ct_buf *b, unsigned cp) {
 }
 
 /* One character of a decoded string, escaped as json.dumps escapes it. */
-static void quote_char(ct_buf *b, unsigned cp) {
+static void quote_char(tok_buf *b, unsigned cp) {
     char esc[8];
     switch (cp) {
     case '"': buf_puts(b, "\\\""); return;
@@ -80,7 +80,7 @@ static void quote_char(ct_buf *b, unsigned cp) {
     }
 }
 
-void ct_json_quote(ct_buf *b, const char *s, size_t n) {
+void ct_json_quote(tok_buf *b, const char *s, size_t n) {
     buf_puts(b, "\"");
     size_t i = 0;
     while (i < n) {
@@ -183,7 +183,7 @@ static bool parse_string(jp *p) {
 
 /* Python's repr of a float: the shortest digits that read back as d;
  * exponent form when the decimal point is 4+ places left or 16+ right. */
-static void put_py_float(ct_buf *b, double d) {
+static void put_py_float(tok_buf *b, double d) {
     char out[64];
     if (isinf(d)) {
         buf_puts(b, d < 0 ? "-Infinity" : "Infinity");
@@ -353,16 +353,16 @@ static bool parse_value(jp *p, int level) {
     }
 }
 
-bool ct_json_dump(ct_buf *b, const char *text, size_t len, int indent) {
+bool ct_json_dump(tok_buf *b, const char *text, size_t len, int indent) {
     jp p = {.s = text, .n = len, .b = b, .indent = indent};
     if (!parse_value(&p, 0)) return false;
     skip_ws(&p);
     return p.i == p.n;
 }
 
-bool ct_json_dump_items(ct_buf *b, const char *text, size_t len, int indent, const char *before,
+bool ct_json_dump_items(tok_buf *b, const char *text, size_t len, int indent, const char *before,
                         const char *after) {
-    ct_buf scratch = {0}; /* the array as a whole, to find where elements end */
+    tok_buf scratch = {0}; /* the array as a whole, to find where elements end */
     jp p = {.s = text, .n = len, .b = &scratch, .indent = -1};
     skip_ws(&p);
     if (p.i >= p.n || p.s[p.i] != '[') return false;
@@ -405,7 +405,7 @@ bool ct_json_dump_items(ct_buf *b, const char *text, size_t len, int indent, con
     return p.i == p.n;
 }
 
-bool ct_json_xml_params(ct_buf *b, const char *text, size_t len) {
+bool ct_json_xml_params(tok_buf *b, const char *text, size_t len) {
     jp p = {.s = text, .n = len, .b = b, .indent = -1};
     skip_ws(&p);
     if (p.i >= p.n || p.s[p.i] != '{') return false;
@@ -469,8 +469,8 @@ bool ct_json_nonempty_array(const char *text) {
 
 /* A value at p->i skipped (nothing printed: the buffer refuses appends). */
 static bool skip_value(jp *p) {
-    ct_buf none = {.oom = true};
-    ct_buf *keep = p->b;
+    tok_buf none = {.oom = true};
+    tok_buf *keep = p->b;
     p->b = &none;
     const bool ok = parse_value(p, 1);
     p->b = keep;
@@ -521,14 +521,14 @@ bool ct_jv_next(ct_span v, size_t *at, ct_span *key, ct_span *val) {
 }
 
 /* The decoded text of a JSON string (raw JSON text) into b. */
-static void put_string(ct_buf *b, ct_span s) {
+static void put_string(tok_buf *b, ct_span s) {
     jp p = {.s = s.p, .n = s.n, .b = b, .raw = true};
     (void)parse_string(&p);
 }
 
 bool ct_jv_is(ct_span v, const char *s) {
     if (ct_jv_kind(v) != '"') return false;
-    ct_buf t = {0};
+    tok_buf t = {0};
     put_string(&t, v);
     const bool eq = !t.oom && strlen(s) == t.n && (t.n == 0 || !memcmp(t.p, s, t.n));
     free(t.p);
@@ -558,13 +558,13 @@ bool ct_jv_truthy(ct_span v) {
     }
 }
 
-static void upper_tail(ct_buf *b, size_t from) {
+static void upper_tail(tok_buf *b, size_t from) {
     for (size_t i = from; i < b->n; i++)
         if (b->p[i] >= 'a' && b->p[i] <= 'z') b->p[i] = (char)(b->p[i] - 'a' + 'A');
 }
 
 // NOLINTNEXTLINE(misc-no-recursion): a list's elements, as deep as the JSON (<= 64)
-void ct_jv_print(ct_buf *b, ct_span v, bool upper) {
+void ct_jv_print(tok_buf *b, ct_span v, bool upper) {
     const size_t from = b->n;
     switch (ct_jv_kind(v)) {
     case '"': put_string(b, v); break;
@@ -606,8 +606,8 @@ static bool py_unprintable(unsigned cp) {
 /* Python's repr of the string whose JSON text is s: single quotes unless it
  * holds one and no double quote, backslash escapes for the quote, the
  * backslash, \n, \r, \t and the unprintable code points. */
-static void py_repr_string(ct_buf *b, ct_span s) {
-    ct_buf t = {0};
+static void py_repr_string(tok_buf *b, ct_span s) {
+    tok_buf t = {0};
     put_string(&t, s);
     if (t.oom) {
         b->oom = true;
@@ -641,7 +641,7 @@ static void py_repr_string(ct_buf *b, ct_span s) {
 }
 
 // NOLINTNEXTLINE(misc-no-recursion): containers, as deep as the JSON (<= 64)
-void ct_py_repr(ct_buf *b, ct_span v) {
+void ct_py_repr(tok_buf *b, ct_span v) {
     const char kind = ct_jv_kind(v);
     ct_span k, x;
     switch (kind) {
@@ -691,7 +691,7 @@ bool ct_jv_sorted(ct_span obj, ct_jmember **out, size_t *n) {
     bool ok = s && m;
     at = 0;
     for (size_t i = 0; ok && i < count && ct_jv_next(obj, &at, &k, &v); i++) {
-        ct_buf t = {0};
+        tok_buf t = {0};
         put_string(&t, k);
         if (!t.p && !t.oom) t.p = calloc(1, 1);
         ok = !t.oom && t.p;
@@ -716,7 +716,7 @@ bool ct_jv_sorted(ct_span obj, ct_jmember **out, size_t *n) {
 }
 
 // NOLINTNEXTLINE(misc-no-recursion): the value passed ct_json_valid (depth <= 64)
-bool ct_gemma_value(ct_buf *b, ct_span v, bool escape_keys) {
+bool ct_gemma_value(tok_buf *b, ct_span v, bool escape_keys) {
     static const char q[] = "<|\"|>";
     ct_span k, x;
     switch (ct_jv_kind(v)) {

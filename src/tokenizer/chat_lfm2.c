@@ -40,7 +40,7 @@ bool ct_lfm2_detect(const char *s, tok_chat_template *out) {
 }
 
 /* The system turn's tools: each through tojson, ", " between. */
-static bool tool_list(ct_buf *b, bool markers, const char *tools_json) {
+static bool tool_list(tok_buf *b, bool markers, const char *tools_json) {
     buf_puts(b, markers ? "List of tools: <|tool_list_start|>[" : "List of tools: [");
     const size_t start = b->n;
     if (!ct_json_dump_items(b, tools_json, strlen(tools_json), -1, "", ", ")) return false;
@@ -51,7 +51,7 @@ static bool tool_list(ct_buf *b, bool markers, const char *tools_json) {
 
 /* The calls as LFM2 writes them, the values through tojson (JSON's literals,
  * which LFM2 reads too). */
-static bool calls(ct_buf *b, const tok_chat_tool_call *c, int n) {
+static bool calls(tok_buf *b, const tok_chat_tool_call *c, int n) {
     buf_puts(b, "<|tool_call_start|>[");
     for (int k = 0; k < n; k++) {
         const char *a = c[k].arguments ? c[k].arguments : "{}";
@@ -74,7 +74,7 @@ static bool calls(ct_buf *b, const tok_chat_tool_call *c, int n) {
 }
 
 hearth_err ct_lfm2_render(const tok_chat_template *t, const ct_msg *m, size_t n,
-                          const tok_chat_opts *o, ct_buf *b) {
+                          const tok_chat_opts *o, tok_buf *b) {
     const bool sys = n && m[0].role == TOK_CHAT_SYSTEM;
     const bool tools = ct_json_nonempty_array(o->tools);
     if (sys || tools) { /* system content + ("\n" if it is not empty) + the tool list */

@@ -71,7 +71,7 @@ bool ct_smollm3_detect(const char *s, tok_chat_template *out) {
 }
 
 /* s with every occurrence of `cut` taken out (Python's str.replace(cut, "")). */
-static void put_without(ct_buf *b, ct_span s, const char *cut) {
+static void put_without(tok_buf *b, ct_span s, const char *cut) {
     const size_t m = strlen(cut);
     if (!s.n) return; /* (an empty buffer's text may be NULL) */
     for (const char *hit; (hit = ct_span_find(s, cut, false)) != NULL;) {
@@ -92,7 +92,7 @@ static ct_span rstrip(ct_span s) {
 }
 
 /* "### Tools\n\n" and the xml_tools section: each tool as Python's str of it. */
-static bool tools_section(ct_buf *b, const char *tools_json) {
+static bool tools_section(tok_buf *b, const char *tools_json) {
     const ct_span all = {tools_json, strlen(tools_json)};
     if (ct_jv_kind(all) != '[' || !ct_json_valid(all)) return false;
     buf_puts(b, "### Tools\n\nYou may call one or more functions to assist with the user query.\n"
@@ -111,11 +111,11 @@ static bool tools_section(ct_buf *b, const char *tools_json) {
 
 /* The system turn (see the top); *think: the reasoning mode it settles. */
 static hearth_err system_turn(const tok_chat_template *t, const ct_msg *m, size_t n,
-                              const tok_chat_opts *o, ct_buf *b, bool *think) {
+                              const tok_chat_opts *o, tok_buf *b, bool *think) {
     const ct_msg *sys = n && m[0].role == TOK_CHAT_SYSTEM ? &m[0] : NULL;
     const bool full = t->date_now; /* SmolLM3's own; Unsloth's has no date, override or tools */
     *think = !o->no_thinking;
-    ct_buf custom = {0}, step = {0};
+    tok_buf custom = {0}, step = {0};
     if (sys) {
         if (ct_span_find(sys->content, "/no_think", false))
             *think = false;
@@ -128,7 +128,7 @@ static hearth_err system_turn(const tok_chat_template *t, const ct_msg *m, size_
     buf_puts(b, "<|im_start|>system\n");
     hearth_err err = HEARTH_OK;
     if (full && sys && ct_span_find(sys->content, "/system_override", false)) {
-        ct_buf over = {0};
+        tok_buf over = {0};
         put_without(&over, instructions, "/system_override");
         buf_span(b, rstrip((ct_span){over.p, over.n}));
         buf_puts(b, "<|im_end|>\n");
@@ -167,7 +167,7 @@ static hearth_err system_turn(const tok_chat_template *t, const ct_msg *m, size_
 }
 
 /* A client's calls as the tools section asks for them. */
-static bool calls(ct_buf *b, const ct_msg *msg, bool after_content) {
+static bool calls(tok_buf *b, const ct_msg *msg, bool after_content) {
     for (int c = 0; c < msg->n_calls; c++) {
         const char *a =
             msg->calls[c].arguments && *msg->calls[c].arguments ? msg->calls[c].arguments : "{}";
@@ -181,7 +181,7 @@ static bool calls(ct_buf *b, const ct_msg *msg, bool after_content) {
 }
 
 hearth_err ct_smollm3_render(const tok_chat_template *t, const ct_msg *m, size_t n,
-                             const tok_chat_opts *o, ct_buf *b) {
+                             const tok_chat_opts *o, tok_buf *b) {
     bool think;
     hearth_err err = system_turn(t, m, n, o, b, &think);
     if (err) return err;

@@ -368,7 +368,7 @@ const char *ct_role_name(tok_chat_role r) {
  * prints it back only for turns after the last user query (Qwen 3: the last
  * turn, or one with reasoning; Qwen3.5, t->trim: every such turn, the
  * content and the reasoning trimmed). */
-static ct_span qwen3_assistant(const tok_chat_template *t, ct_buf *b, ct_span c, bool after_query,
+static ct_span qwen3_assistant(const tok_chat_template *t, tok_buf *b, ct_span c, bool after_query,
                                bool last) {
     if (t->trim) c = ct_trim(c);
     ct_span content = c, reasoning = {c.p, 0};
@@ -410,7 +410,7 @@ static bool is_tool_response(ct_span c) {
  * head and content as without calls, then ('\n' unless it is the first call
  * and content is empty) + '<tool_call>...' per call. Both print the same
  * bytes; they differ in how arguments are printed and in <think>.) */
-static bool chatml_calls(const tok_chat_template *t, const ct_msg *m, ct_buf *b, bool after_query,
+static bool chatml_calls(const tok_chat_template *t, const ct_msg *m, tok_buf *b, bool after_query,
                          bool last) {
     ct_span content = m->content;
     if (t->think) {
@@ -433,7 +433,7 @@ static bool chatml_calls(const tok_chat_template *t, const ct_msg *m, ct_buf *b,
 }
 
 static hearth_err render_chatml(const tok_chat_template *t, const ct_msg *m, size_t n,
-                                const tok_chat_opts *o, ct_buf *b) {
+                                const tok_chat_opts *o, tok_buf *b) {
     size_t i0 = 0;
     const bool sys = n && m[0].role == TOK_CHAT_SYSTEM;
     /* Qwen3.5 trims every message's content */
@@ -535,7 +535,7 @@ static void llama3_date(int64_t now, bool real, char *out, size_t cap) {
  * functions open the first message after the system one, which must exist
  * ("Cannot put tools in the first user message when there's no first user
  * message!"). */
-static hearth_err llama3_tools_turn(const ct_msg *first, const tok_chat_opts *o, ct_buf *b) {
+static hearth_err llama3_tools_turn(const ct_msg *first, const tok_chat_opts *o, tok_buf *b) {
     buf_puts(b, "<|start_header_id|>user<|end_header_id|>\n\n"
                 "Given the following functions, please respond with a JSON for a function call "
                 "with its proper arguments that best answers the given prompt.\n\n"
@@ -550,7 +550,7 @@ static hearth_err llama3_tools_turn(const ct_msg *first, const tok_chat_opts *o,
 }
 
 /* A message of the 3.1/3.2 loop that carries tool calls or is a result. */
-static hearth_err llama3_tool_msg(const ct_msg *m, ct_buf *b) {
+static hearth_err llama3_tool_msg(const ct_msg *m, tok_buf *b) {
     if (m->role == TOK_CHAT_TOOL) {
         /* ipython turn; a string content "is iterable" in Jinja, so it goes
          * through tojson: the result prints as a quoted JSON string */
@@ -576,7 +576,7 @@ static hearth_err llama3_tool_msg(const ct_msg *m, ct_buf *b) {
 }
 
 static hearth_err render_llama3(const tok_chat_template *t, const ct_msg *m, size_t n,
-                                const tok_chat_opts *o, ct_buf *b) {
+                                const tok_chat_opts *o, tok_buf *b) {
     size_t i0 = 0;
     const bool tools = t->tools == TOK_TOOLS_LLAMA3 && ct_json_nonempty_array(o->tools);
     if (t->bos && n) buf_puts(b, o->bos);
@@ -622,7 +622,7 @@ static hearth_err render_llama3(const tok_chat_template *t, const ct_msg *m, siz
 }
 
 static hearth_err render_gemma(const tok_chat_template *t, const ct_msg *m, size_t n,
-                               const tok_chat_opts *o, ct_buf *b) {
+                               const tok_chat_opts *o, tok_buf *b) {
     size_t i0 = 0;
     ct_span prefix = {"", 0};
     if (t->bos) buf_puts(b, o->bos);
@@ -651,9 +651,9 @@ static hearth_err render_gemma(const tok_chat_template *t, const ct_msg *m, size
 /* Gemma 4's strip_thinking: every <|channel>...<channel|> cut from a model
  * turn's text (a part of text.split('<channel|>') keeps what comes before
  * its first '<|channel>'), then |trim. */
-static void gemma4_strip_thinking(ct_buf *b, ct_span c) {
+static void gemma4_strip_thinking(tok_buf *b, ct_span c) {
     static const char open[] = "<|channel>", close[] = "<channel|>";
-    ct_buf t = {0};
+    tok_buf t = {0};
     for (;;) {
         const char *end = ct_span_find(c, close, false);
         ct_span part = {c.p, end ? (size_t)(end - c.p) : c.n};
@@ -677,7 +677,7 @@ static bool gemma4_answers(const tok_chat_tool_call *c, const char *call_id) {
 /* The results that follow a message with calls, inside its model turn:
  * '<|tool_response>response:' + the call's name (by tool_call_id, else
  * 'unknown') + '{value:' + format_argument(content) + '}<tool_response|>'. */
-static size_t gemma4_results(const ct_msg *m, size_t i, size_t n, ct_buf *b) {
+static size_t gemma4_results(const ct_msg *m, size_t i, size_t n, tok_buf *b) {
     size_t k = i + 1;
     for (; k < n && m[k].role == TOK_CHAT_TOOL; k++) {
         const char *name = "unknown";
@@ -706,7 +706,7 @@ static size_t gemma4_results(const ct_msg *m, size_t i, size_t n, ct_buf *b) {
  * anyway, as llama.cpp does, where the template would print nothing. Role
  * "tool" messages after anything but calls print nothing, as there. */
 static hearth_err render_gemma4(const tok_chat_template *t, const ct_msg *m, size_t n,
-                                const tok_chat_opts *o, ct_buf *b) {
+                                const tok_chat_opts *o, tok_buf *b) {
     enum { PREV_NONE, PREV_CALL, PREV_RESULT } prev = PREV_NONE;
     const bool think = !o->no_thinking, tools = ct_json_nonempty_array(o->tools);
     size_t i0 = 0;
@@ -766,7 +766,7 @@ static hearth_err render_gemma4(const tok_chat_template *t, const ct_msg *m, siz
     return HEARTH_OK;
 }
 
-static void render_phi3(const tok_chat_template *t, const ct_msg *m, size_t n, ct_buf *b) {
+static void render_phi3(const tok_chat_template *t, const ct_msg *m, size_t n, tok_buf *b) {
     const char *nl = t->role_newline ? "\n" : "";
     for (size_t i = 0; i < n; i++) {
         if (t->legacy_turns) {
@@ -796,7 +796,7 @@ static void render_phi3(const tok_chat_template *t, const ct_msg *m, size_t n, c
  * '<｜Assistant｜>' + the content after its last </think> (the template's
  * content.split('</think>')[-1]) + '<｜end▁of▁sentence｜>'. */
 static void render_deepseek(const tok_chat_template *t, const ct_msg *m, size_t n,
-                            const tok_chat_opts *o, ct_buf *b) {
+                            const tok_chat_opts *o, tok_buf *b) {
     if (t->bos) buf_puts(b, o->bos);
     bool first = true;
     for (size_t i = 0; i < n; i++) {
@@ -823,7 +823,7 @@ static void render_deepseek(const tok_chat_template *t, const ct_msg *m, size_t 
     }
 }
 
-static void render_phi4(const tok_chat_template *t, const ct_msg *m, size_t n, ct_buf *b) {
+static void render_phi4(const tok_chat_template *t, const ct_msg *m, size_t n, tok_buf *b) {
     for (size_t i = 0; i < n; i++) {
         if (t->legacy_turns && m[i].role == TOK_CHAT_ASSISTANT) {
             buf_span(b, m[i].content);
@@ -845,7 +845,7 @@ static void render_phi4(const tok_chat_template *t, const ct_msg *m, size_t n, c
  * when messages[0] is not a system one (the template's text without tools,
  * documents or thinking). */
 static void render_granite(const tok_chat_template *t, const ct_msg *m, size_t n,
-                           const tok_chat_opts *o, ct_buf *b) {
+                           const tok_chat_opts *o, tok_buf *b) {
     if (t->date_now && (n == 0 || m[0].role != TOK_CHAT_SYSTEM)) {
         char date[64];
         if (!ct_strftime_now(o->now, CT_DATE_MONTH_D_Y, date, sizeof date))
@@ -869,7 +869,7 @@ static void render_granite(const tok_chat_template *t, const ct_msg *m, size_t n
  * turns; an assistant turn ends with EOS, then '\n' unless it is the last
  * message. Zephyr (eos_turns): every turn ends in EOS + '\n'. */
 static void render_tulu(const tok_chat_template *t, const ct_msg *m, size_t n,
-                        const tok_chat_opts *o, ct_buf *b) {
+                        const tok_chat_opts *o, tok_buf *b) {
     if (t->bos) buf_puts(b, o->bos);
     for (size_t i = 0; i < n; i++) {
         buf_puts(b, "<|");
@@ -883,7 +883,7 @@ static void render_tulu(const tok_chat_template *t, const ct_msg *m, size_t n,
 
 /* EXAONE 4.0 as llama.cpp's built-in template prints it: '[|role|]' + the
  * trimmed content + '[|endofturn|]\n', a user turn ending in '\n' alone. */
-static void render_exaone4(const ct_msg *m, size_t n, ct_buf *b) {
+static void render_exaone4(const ct_msg *m, size_t n, tok_buf *b) {
     for (size_t i = 0; i < n; i++) {
         buf_puts(b, "[|");
         buf_puts(b, ct_role_name(m[i].role));
@@ -897,7 +897,7 @@ bool tok_chat_opens_think(const tok_chat_template *t, bool no_thinking) {
     return t->think_open && !(t->think_toggle && no_thinking);
 }
 
-static void generation_prompt(const tok_chat_template *t, const tok_chat_opts *o, ct_buf *b) {
+static void generation_prompt(const tok_chat_template *t, const tok_chat_opts *o, tok_buf *b) {
     switch (t->family) {
     case TOK_CHAT_CHATML:
         if (!o->add_generation_prompt) break;
@@ -985,7 +985,7 @@ hearth_err tok_chat_render(const tok_chat_template *t, const tok_chat_msg *msgs,
         /* The template has no place for a system message: like llama.cpp,
          * prepend it to the next message with "\n" (or drop it when alone). */
         if (n > 1) {
-            ct_buf mb = {0};
+            tok_buf mb = {0};
             buf_span(&mb, m[0].content);
             buf_puts(&mb, "\n");
             buf_span(&mb, m[1].content);
@@ -1001,7 +1001,7 @@ hearth_err tok_chat_render(const tok_chat_template *t, const tok_chat_msg *msgs,
         mm = m + 1;
         nm = n - 1;
     }
-    ct_buf b = {0};
+    tok_buf b = {0};
     hearth_err err = HEARTH_OK;
     switch (t->family) {
     case TOK_CHAT_CHATML:

@@ -21,7 +21,7 @@ static const char hermes_tail[] =
     "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": "
     "<function-name>, \"arguments\": <args-json-object>}\n</tool_call>";
 
-bool ct_tools_hermes_block(ct_buf *b, const char *tools_json) {
+bool ct_tools_hermes_block(tok_buf *b, const char *tools_json) {
     buf_puts(b, hermes_head);
     /* {%- for tool in tools %}{{- "\n" }}{{- tool | tojson }}{%- endfor %} */
     if (!ct_json_dump_items(b, tools_json, strlen(tools_json), -1, "\n", "")) return false;
@@ -29,7 +29,7 @@ bool ct_tools_hermes_block(ct_buf *b, const char *tools_json) {
     return true;
 }
 
-bool ct_tools_hermes_call(ct_buf *b, const tok_chat_tool_call *c, bool raw) {
+bool ct_tools_hermes_call(tok_buf *b, const tok_chat_tool_call *c, bool raw) {
     /* '<tool_call>\n{"name": "' + name + '", "arguments": ' + args + '}\n</tool_call>' */
     buf_puts(b, "<tool_call>\n{\"name\": \"");
     buf_puts(b, c->name);
@@ -56,14 +56,14 @@ static const char xml_tail[] =
     "no function call available, answer the question like normal with your current knowledge "
     "and do not tell the user about function calls\n</IMPORTANT>";
 
-bool ct_tools_xml_block(ct_buf *b, const char *tools_json) {
+bool ct_tools_xml_block(tok_buf *b, const char *tools_json) {
     buf_puts(b, xml_head);
     if (!ct_json_dump_items(b, tools_json, strlen(tools_json), -1, "\n", "")) return false;
     buf_puts(b, xml_tail);
     return true;
 }
 
-bool ct_tools_xml_call(ct_buf *b, const tok_chat_tool_call *c) {
+bool ct_tools_xml_call(tok_buf *b, const tok_chat_tool_call *c) {
     buf_puts(b, "<tool_call>\n<function=");
     buf_puts(b, c->name);
     buf_puts(b, ">\n");
@@ -73,7 +73,7 @@ bool ct_tools_xml_call(ct_buf *b, const tok_chat_tool_call *c) {
     return true;
 }
 
-static char *keep(ct_scratch *s, ct_buf *t) {
+static char *keep(ct_scratch *s, tok_buf *t) {
     if (t->oom) {
         free(t->p);
         return NULL;
@@ -104,7 +104,7 @@ hearth_err ct_tools_generic(const ct_msg *m, size_t n, const char *tools_json, c
     hearth_err err = HEARTH_OK;
     if (ct_json_nonempty_array(tools_json)) {
         /* the tools join the system message, or make one */
-        ct_buf t = {0};
+        tok_buf t = {0};
         if (n && m[0].role == TOK_CHAT_SYSTEM) {
             buf_span(&t, m[0].content);
             if (m[0].content.n) buf_puts(&t, "\n\n");
@@ -120,7 +120,7 @@ hearth_err ct_tools_generic(const ct_msg *m, size_t n, const char *tools_json, c
         s->msgs[k++] = (ct_msg){TOK_CHAT_SYSTEM, {p, p ? strlen(p) : 0}, NULL, 0, NULL};
     }
     for (; !err && i < n; i++) {
-        ct_buf t = {0};
+        tok_buf t = {0};
         tok_chat_role role = m[i].role;
         if (role == TOK_CHAT_TOOL) { /* a run of results: one user turn */
             role = TOK_CHAT_USER;
@@ -166,7 +166,7 @@ hearth_err ct_tools_generic(const ct_msg *m, size_t n, const char *tools_json, c
 static const char gq[] = "<|\"|>"; /* Gemma 4's string quote */
 
 /* key + <|"|> + {{ v }} (|upper) + <|"|> */
-static void gemma_quoted(ct_buf *b, const char *key, ct_span v, bool upper) {
+static void gemma_quoted(tok_buf *b, const char *key, ct_span v, bool upper) {
     buf_puts(b, key);
     buf_puts(b, gq);
     ct_jv_print(b, v, upper);
@@ -174,7 +174,7 @@ static void gemma_quoted(ct_buf *b, const char *key, ct_span v, bool upper) {
 }
 
 /* <|"|>ITEM<|"|>,... of a list (required:[...]; |upper for type lists) */
-static void gemma_quoted_list(ct_buf *b, ct_span list, bool upper) {
+static void gemma_quoted_list(tok_buf *b, ct_span list, bool upper) {
     ct_span k, x;
     for (size_t at = 0, i = 0; ct_jv_next(list, &at, &k, &x); i++) {
         if (i) buf_puts(b, ",");
@@ -183,16 +183,16 @@ static void gemma_quoted_list(ct_buf *b, ct_span list, bool upper) {
 }
 
 /* {%- if add_comma %},{%- else -%}{%- set add_comma = true -%}{% endif -%} */
-static void comma(ct_buf *b, bool *add) {
+static void comma(tok_buf *b, bool *add) {
     if (*add) buf_puts(b, ",");
     *add = true;
 }
 
-static bool gemma_params(ct_buf *b, ct_span props);
+static bool gemma_params(tok_buf *b, ct_span props);
 
 /* items:{...} of an array parameter: each non-null member of items. */
 // NOLINTNEXTLINE(misc-no-recursion): as deep as the tool's JSON (<= 64)
-static bool gemma_items(ct_buf *b, ct_span items) {
+static bool gemma_items(tok_buf *b, ct_span items) {
     ct_jmember *m;
     size_t n;
     if (!ct_jv_sorted(items, &m, &n)) return false;
@@ -231,7 +231,7 @@ static bool gemma_items(ct_buf *b, ct_span items) {
 /* The template's format_parameters: each property but the schema's own
  * keywords as KEY:{description,enum|items,nullable,properties,required,type}. */
 // NOLINTNEXTLINE(misc-no-recursion): as deep as the tool's JSON (<= 64)
-static bool gemma_params(ct_buf *b, ct_span props) {
+static bool gemma_params(tok_buf *b, ct_span props) {
     static const char *const standard[] = {"description", "type", "properties", "required",
                                            "nullable"};
     ct_jmember *m;
@@ -254,7 +254,7 @@ static bool gemma_params(ct_buf *b, ct_span props) {
             gemma_quoted(b, "description:", desc, false);
             add = true;
         }
-        ct_buf type = {0}; /* value['type'] | upper */
+        tok_buf type = {0}; /* value['type'] | upper */
         ct_jv_print(&type, ct_jv_get(v, "type"), true);
         if (type.oom) ok = false;
         const char *ty = type.p ? type.p : "";
@@ -297,7 +297,7 @@ static bool gemma_params(ct_buf *b, ct_span props) {
 }
 
 /* format_function_declaration(tool) */
-static bool gemma_declaration(ct_buf *b, ct_span tool) {
+static bool gemma_declaration(tok_buf *b, ct_span tool) {
     const ct_span f = ct_jv_get(tool, "function");
     const ct_span name = ct_jv_get(f, "name");
     if (ct_jv_kind(f) != '{' || ct_jv_kind(name) != '"') return false;
@@ -327,7 +327,7 @@ static bool gemma_declaration(ct_buf *b, ct_span tool) {
     const ct_span resp = ct_jv_get(f, "response");
     if (resp.p) {
         const ct_span desc = ct_jv_get(resp, "description");
-        ct_buf type = {0};
+        tok_buf type = {0};
         ct_jv_print(&type, ct_jv_get(resp, "type"), true);
         buf_puts(b, ",response:{");
         if (ct_jv_truthy(desc)) {
@@ -341,7 +341,7 @@ static bool gemma_declaration(ct_buf *b, ct_span tool) {
     return true;
 }
 
-bool ct_tools_gemma_block(ct_buf *b, const char *tools_json) {
+bool ct_tools_gemma_block(tok_buf *b, const char *tools_json) {
     const ct_span tools = {tools_json, strlen(tools_json)};
     if (!ct_json_valid(tools) || ct_jv_kind(tools) != '[') return false;
     ct_span k, tool;
@@ -353,7 +353,7 @@ bool ct_tools_gemma_block(ct_buf *b, const char *tools_json) {
     return !b->oom;
 }
 
-bool ct_tools_gemma_call(ct_buf *b, const tok_chat_tool_call *c) {
+bool ct_tools_gemma_call(tok_buf *b, const tok_chat_tool_call *c) {
     /* '<|tool_call>call:' + name + '{' + key:format_argument(value) for the
      * arguments' members in dictsort order + '}<tool_call|>' */
     const char *a = c->arguments ? c->arguments : "{}";

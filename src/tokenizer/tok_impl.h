@@ -6,11 +6,14 @@
 #ifndef HEARTH_TOK_IMPL_H
 #define HEARTH_TOK_IMPL_H
 
+#include "core/core.h"
 #include "tokenizer/tokenizer.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* Token attributes (llama.cpp's llama_token_attr, by meaning). The GGUF token
  * types 1..6 map to NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE; any
@@ -109,6 +112,40 @@ struct tok_vocab {
     int32_t *ugm_user, n_ugm_user;
     double unk_score;
 };
+
+/* ---- a growing text buffer (chat templates, the unigram normalizer) ----
+ * NUL-terminated; after a failed allocation `oom` is set and further
+ * appends do nothing. */
+typedef struct tok_buf {
+    char *p;
+    size_t n, cap;
+    bool oom;
+} tok_buf;
+
+static inline void buf_put(tok_buf *b, const char *s, size_t len) {
+    if (b->oom || len == 0) return;
+    uint64_t need;
+    if (!hr_add_ok(b->n, len, &need) || !hr_add_ok(need, 1, &need)) {
+        b->oom = true;
+        return;
+    }
+    if (need > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < need) cap = cap > SIZE_MAX / 2 ? (size_t)need : cap * 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, len);
+    b->n += len;
+    b->p[b->n] = '\0';
+}
+
+static inline void buf_puts(tok_buf *b, const char *s) { buf_put(b, s, strlen(s)); }
 
 /* ---- vocab.c ---- */
 int32_t tok_lookup(const tok_vocab *v, const char *s, size_t len);

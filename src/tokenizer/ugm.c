@@ -202,36 +202,26 @@ static size_t user_match(const tok_vocab *v, const char *s, size_t n) {
     return best;
 }
 
-/* The normalized text, at most `limit` bytes: real charsmaps expand a
- * character about 11x at most (U+FDFA's 3 bytes into 33), so a file whose
- * replacements blow text up further is refused rather than allowed to take
- * any amount of memory. */
+/* Real charsmaps expand a character about 11x at most (U+FDFA's 3 bytes
+ * into 33): a file whose replacements blow text up further than this is
+ * refused rather than followed into any amount of memory. */
 enum { MAX_EXPANSION = 64 };
 
-typedef struct text_buf {
-    char *p;
-    size_t n, cap, limit;
-} text_buf;
-
-static hearth_err put(text_buf *b, const char *s, size_t n) {
-    if (n > b->limit - b->n)
+/* Appends s[0..n) to out within `limit` bytes. */
+static hearth_err put(tok_buf *out, size_t limit, const char *s, size_t n) {
+    if (n > limit - out->n)
         return hr_fail(HEARTH_ERR_FORMAT,
                        "tokenizer: the precompiled charsmap expands the text past %d times its "
                        "length",
                        (int)MAX_EXPANSION);
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n) cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) return hr_fail(HEARTH_ERR_NOMEM, "tokenizer: out of memory for %zu bytes", cap);
-        b->p = np, b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    return HEARTH_OK;
+    buf_put(out, s, n);
+    return out->oom ? hr_fail(HEARTH_ERR_NOMEM, "tokenizer: out of memory normalizing text")
+                    : HEARTH_OK;
 }
 
-static hearth_err normalize(const tok_vocab *v, const char *s, size_t n, text_buf *out) {
+/* s[0..n) normalized into out, at most `limit` bytes. */
+static hearth_err normalize(const tok_vocab *v, const char *s, size_t n, size_t limit,
+                            tok_buf *out) {
     const bool merge = v->remove_extra_ws;
     bool prefixed = false, in_word = false;
     hearth_err err = HEARTH_OK;
@@ -244,18 +234,22 @@ static hearth_err normalize(const tok_vocab *v, const char *s, size_t n, text_bu
             took = rn = tok_utf8_next(s + i, n - i, &cp);
             if (took == 1 && (uint8_t)s[i] >= 0x80) r = "\xef\xbf\xbd", rn = 3; /* not UTF-8 */
         }
-        for (size_t k = 0; k < rn && !err; k++) {
-            if (r[k] != ' ') {
-                if (!in_word && ((v->add_space_prefix && !prefixed) || merge)) {
-                    err = put(out, ESCAPED_SPACE, 3);
-                    prefixed = true;
-                }
-                in_word = true;
-                if (!err) err = put(out, &r[k], 1);
-            } else {
+        for (size_t k = 0; k < rn && !err;) {
+            if (r[k] == ' ') {
                 in_word = false;
-                if (!merge) err = put(out, ESCAPED_SPACE, 3);
+                if (!merge) err = put(out, limit, ESCAPED_SPACE, 3);
+                k++;
+                continue;
             }
+            size_t e = k; /* a run without spaces */
+            while (e < rn && r[e] != ' ') e++;
+            if (!in_word && ((v->add_space_prefix && !prefixed) || merge)) {
+                err = put(out, limit, ESCAPED_SPACE, 3);
+                prefixed = true;
+            }
+            in_word = true;
+            if (!err) err = put(out, limit, r + k, e - k);
+            k = e;
         }
         i += took;
     }
@@ -318,8 +312,8 @@ static hearth_err viterbi(const tok_vocab *v, const char *s, size_t n, tok_ids *
 hearth_err tok_ugm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *out) {
     /* tok_encode caps len at 512 MiB: the limit fits size_t, Viterbi's
        offsets may not */
-    text_buf t = {.limit = MAX_EXPANSION * len + 16};
-    hearth_err err = normalize(v, text, len, &t);
+    tok_buf t = {0};
+    hearth_err err = normalize(v, text, len, MAX_EXPANSION * len + 16, &t);
     if (!err && t.n > UINT32_MAX / 2)
         err = hr_fail(HEARTH_ERR_INVALID_ARG, "tokenize: text too long");
     if (!err && t.n) err = viterbi(v, t.p, t.n, out);
