@@ -281,7 +281,7 @@ static synth_params text_params(const char *arch, kern_type type, uint64_t seed)
     synth_params p = synth_default_params();
     /* XLM-RoBERTa's vocabulary for the post-LN families, synth's own for the others */
     p.arch = arch, p.type = type, p.seed = seed;
-    p.unigram = !strcmp(arch, "bert") || !strcmp(arch, "nomic-bert-moe");
+    p.unigram = arch_find(arch, strlen(arch))->post_ln;
     p.n_embd = 128, p.n_head = p.n_head_kv = 4, p.head_dim = 32, p.n_ff = 256;
     return p;
 }

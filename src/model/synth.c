@@ -827,25 +827,22 @@ static void synth_ctx_fini(synth_ctx *c) {
 static hearth_err add_classifier(synth_ctx *c, const synth_params *p, const arch_desc *a) {
     const float s = 2.0f / sqrtf((float)p->n_embd);
     hearth_err err = HEARTH_OK;
-    if (a->post_ln) {
+    if (a->post_ln || a->layer_norm) { /* BERT's pooler, or ModernBERT's dense and its norm */
         err = add_tensor(c, "cls.weight", p->type, p->n_embd, p->n_embd, 0.0f, s);
-        if (!err) err = add_tensor(c, "cls.bias", KERN_F32, p->n_embd, 1, 0.0f, 0.1f);
+        if (!err)
+            err = a->layer_norm
+                      ? add_tensor(c, "cls.norm.weight", KERN_F32, p->n_embd, 1, 1.0f, 0.05f)
+                      : add_tensor(c, "cls.bias", KERN_F32, p->n_embd, 1, 0.0f, 0.1f);
         if (!err)
             err = add_tensor_as(c, "cls.output.bias", KERN_F32, p->rerank, 1, 0.0f, 0.1f, false);
         /* what llama.cpp's converter writes for a BERT cross-encoder: pairs
          * end in [SEP] as EOS, with none added between (XLM-RoBERTa's
          * vocabulary has its own) */
-        if (!err && !p->unigram)
+        if (!err && a->post_ln && !p->unigram) {
             err = gguf_writer_set_u32(c->w, "tokenizer.ggml.eos_token_id", 102);
-        if (!err && !p->unigram)
-            err = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_eos_token", true);
-        if (!err && !p->unigram)
-            err = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_sep_token", false);
-    } else if (a->layer_norm) { /* ModernBERT's head: dense without bias, its norm */
-        err = add_tensor(c, "cls.weight", p->type, p->n_embd, p->n_embd, 0.0f, s);
-        if (!err) err = add_tensor(c, "cls.norm.weight", KERN_F32, p->n_embd, 1, 1.0f, 0.05f);
-        if (!err)
-            err = add_tensor_as(c, "cls.output.bias", KERN_F32, p->rerank, 1, 0.0f, 0.1f, false);
+            if (!err) err = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_eos_token", true);
+            if (!err) err = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_sep_token", false);
+        }
     } else {
         err = gguf_writer_set_str(c->w, "tokenizer.chat_template.rerank",
                                   "<s>query: {query} | document: {document}</s>");
